@@ -1,0 +1,80 @@
+"""The HLS publishing rules this service keeps, in one place.
+
+Section numbers are from draft-pantos-hls-rfc8216bis (RFC 8216 numbers them one lower in 4.3.x).
+Everything that decides what a playlist may say, or how a playlist or segment is served, lives here;
+the generator and the server call these instead of repeating numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timezone
+from pathlib import PurePosixPath
+
+PLAYLIST_CONTENT_TYPE = "application/vnd.apple.mpegurl"  # 4 (Apple's validator rejects x-mpegURL)
+
+# Segment names are never reused, so viewers and the CDN may keep them for a year (appendix B.1).
+SEGMENT_CACHE_CONTROL = "public, max-age=31536000, immutable"
+
+_SEGMENT_TYPES = {
+    ".ts": "video/mp2t",
+    ".m4s": "video/iso.segment",
+    ".mp4": "video/mp4",  # fMP4 init section (EXT-X-MAP)
+    ".aac": "audio/aac",
+}
+
+# The window a sliding playlist must never shrink below without ENDLIST (6.2.2).
+MIN_WINDOW_TARGET_DURATIONS = 3
+
+
+def segment_content_type(name: str) -> str | None:
+    """Content-Type for a segment file, or None when it is not a kind of file we publish."""
+    return _SEGMENT_TYPES.get(PurePosixPath(name).suffix.lower())
+
+
+def rounded_duration(duration: float) -> int:
+    """EXTINF rounded to the nearest integer, as 4.4.3.1 compares it with the target duration."""
+    return math.floor(duration + 0.5)
+
+
+def fits_target(duration: float, target_duration: int) -> bool:
+    """4.4.3.1: every EXTINF, rounded to the nearest integer, must be <= EXT-X-TARGETDURATION."""
+    return 0 < duration and rounded_duration(duration) <= target_duration
+
+
+def target_duration_for(durations: list[float], advertised: int | None) -> int:
+    """Choose the one target duration (6.2.1: it never changes) from what Owncast advertises.
+
+    Owncast's ffmpeg writes the ceiling of its longest segment; take the larger of that and what the
+    listed segments need, so no segment already produced is rejected later.
+    """
+    needed = max((rounded_duration(d) for d in durations), default=1)
+    return max(1, advertised or 1, needed)
+
+
+def min_window_seconds(target_duration: int) -> float:
+    return float(MIN_WINDOW_TARGET_DURATIONS * target_duration)
+
+
+def playlist_version(*, has_map: bool) -> int:
+    """The lowest EXT-X-VERSION the playlist needs (8): 3 for fractional EXTINF, 6 for EXT-X-MAP."""
+    return 6 if has_map else 3
+
+
+def playlist_max_age(target_duration: int) -> int:
+    """Media playlists are cached for about half a target duration (appendix B.1), at least 1 s."""
+    return max(1, target_duration // 2)
+
+
+def playlist_cache_control(target_duration: int) -> str:
+    return f"public, max-age={playlist_max_age(target_duration)}"
+
+
+# A playlist that is not ready yet (or an error) must not be cached long: hls.js would keep it (B.1).
+UNREADY_CACHE_CONTROL = "no-cache"
+
+
+def format_program_date_time(epoch_seconds: float) -> str:
+    """4.4.4.6: ISO 8601 with a time zone and millisecond precision."""
+    dt = datetime.fromtimestamp(epoch_seconds, tz=timezone.utc)
+    return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")

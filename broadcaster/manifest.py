@@ -1,0 +1,230 @@
+"""ManifestGenerator: the rolling window of one variant's live media playlist.
+
+Pure and synchronous: no I/O, the time is passed in, so every rule can be tested without sleeping.
+It renders the playlist once per change and hands out that cached rendering to every request.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+from collections import deque
+from dataclasses import dataclass
+
+from . import hls
+from .owncast import SourceVariant
+
+
+class SegmentRejected(ValueError):
+    """The segment would break a playlist rule; it is skipped and the next one marks the gap."""
+
+
+@dataclass(frozen=True, slots=True)
+class ListedSegment:
+    """A segment that is already in the bucket and may be listed."""
+
+    uri: str
+    duration: float
+    program_date_time: float | None = None  # epoch seconds, from Owncast's playlist
+    discontinuity: bool = False
+    init_uri: str | None = None  # fMP4 init section (EXT-X-MAP)
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    sequence: int
+    segment: ListedSegment
+    discontinuity: bool
+    program_date_time: float
+    listed_at: float
+
+
+class Rendered:
+    """One rendering of a playlist: the bytes, a strong ETag, and a gzip copy made on first demand."""
+
+    __slots__ = ("body", "etag", "_gzip")
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+        self.etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+        self._gzip: bytes | None = None
+
+    @property
+    def gzip_body(self) -> bytes:
+        if self._gzip is None:
+            # mtime=0 keeps the bytes a pure function of the body.
+            self._gzip = gzip.compress(self.body, compresslevel=6, mtime=0)
+        return self._gzip
+
+    @property
+    def gzip_etag(self) -> str:
+        return self.etag[:-1] + '-gz"'
+
+
+class ManifestGenerator:
+    """Sliding-window live playlist for one variant (HLS_RULES.md, sections cited inline)."""
+
+    def __init__(
+        self,
+        target_duration: int,
+        window_seconds: float,
+        *,
+        independent_segments: bool = True,
+    ) -> None:
+        if target_duration < 1:
+            raise ValueError("target duration must be an integer >= 1 (4.4.3.1)")
+        self.target_duration = target_duration
+        # 6.2.2: never shorter than three target durations.
+        self.window_seconds = max(window_seconds, hls.min_window_seconds(target_duration))
+        self.independent_segments = independent_segments
+        self._entries: deque[_Entry] = deque()
+        self._next_sequence = 0
+        self._media_sequence = 0
+        self._discontinuity_sequence = 0
+        self._duration = 0.0
+        self._ended = False
+        self._pending_discontinuity = False
+        self._rendered: Rendered | None = None
+
+    # -- state -------------------------------------------------------------------------------------
+
+    @property
+    def media_sequence(self) -> int:
+        return self._media_sequence
+
+    @property
+    def discontinuity_sequence(self) -> int:
+        return self._discontinuity_sequence
+
+    @property
+    def next_sequence(self) -> int:
+        """The media sequence number the next appended segment will get."""
+        return self._next_sequence
+
+    @property
+    def ended(self) -> bool:
+        return self._ended
+
+    @property
+    def segment_count(self) -> int:
+        return len(self._entries)
+
+    @property
+    def window_duration(self) -> float:
+        return self._duration
+
+    def uris(self) -> list[str]:
+        return [e.segment.uri for e in self._entries]
+
+    # -- changes -----------------------------------------------------------------------------------
+
+    def mark_gap(self) -> None:
+        """A segment between the last listed one and the next will never come (lost or rejected)."""
+        if self._next_sequence:
+            self._pending_discontinuity = True
+
+    def append(self, segment: ListedSegment, now: float) -> int:
+        """List a segment that is already downloadable (6.2.1); returns its media sequence number."""
+        # Judge the duration as it will be written (milliseconds), so 1.4996 cannot render as 1.500.
+        if not hls.fits_target(round(segment.duration, 3), self.target_duration):
+            raise SegmentRejected(
+                f"EXTINF {segment.duration:.3f}s does not fit target duration {self.target_duration}s"
+            )
+        previous = self._entries[-1] if self._entries else None
+        discontinuity = (segment.discontinuity or self._pending_discontinuity or self._ended) and (
+            self._next_sequence > 0
+        )
+        pdt = segment.program_date_time
+        if pdt is None:
+            # 6.2.1: PDT is on every segment; synthesize a continuous clock when Owncast gave none.
+            if previous is not None and not discontinuity:
+                pdt = previous.program_date_time + previous.segment.duration
+            else:
+                pdt = now - segment.duration
+        entry = _Entry(self._next_sequence, segment, discontinuity, pdt, now)
+        self._entries.append(entry)
+        self._next_sequence += 1
+        self._duration += segment.duration
+        self._pending_discontinuity = False
+        self._ended = False  # a stream that comes back continues the same playlist
+        self._slide(now)
+        self._rendered = None
+        return entry.sequence
+
+    def end(self) -> None:
+        """6.2.1: the stream ended; EXT-X-ENDLIST is appended and the playlist stops changing."""
+        if not self._ended and self._entries:
+            self._ended = True
+            self._rendered = None
+
+    def _slide(self, now: float) -> None:
+        """Remove from the front while the rest still covers the window (6.2.2).
+
+        A segment also stays until it has been listed for about a window, so a burst of backlog does
+        not slide segments out before a polling player had the chance to see them.
+        """
+        min_listed = self.window_seconds - self.target_duration
+        while len(self._entries) > 1:
+            first = self._entries[0]
+            if self._duration - first.segment.duration < self.window_seconds:
+                break
+            if now - first.listed_at < min_listed:
+                break
+            self._entries.popleft()
+            self._duration -= first.segment.duration
+            self._media_sequence += 1  # 6.2.2: +1 per removed segment
+            if first.discontinuity:  # 4.4.3.3: its EXT-X-DISCONTINUITY left with it
+                self._discontinuity_sequence += 1
+
+    # -- output ------------------------------------------------------------------------------------
+
+    def render(self) -> Rendered:
+        if self._rendered is None:
+            self._rendered = Rendered(self._render_text().encode())
+        return self._rendered
+
+    def _render_text(self) -> str:
+        has_map = any(e.segment.init_uri for e in self._entries)
+        lines = [
+            "#EXTM3U",
+            f"#EXT-X-VERSION:{hls.playlist_version(has_map=has_map)}",
+            f"#EXT-X-TARGETDURATION:{self.target_duration}",
+            f"#EXT-X-MEDIA-SEQUENCE:{self._media_sequence}",
+            f"#EXT-X-DISCONTINUITY-SEQUENCE:{self._discontinuity_sequence}",
+        ]
+        if self.independent_segments:
+            lines.append("#EXT-X-INDEPENDENT-SEGMENTS")
+        current_map: str | None = None
+        for e in self._entries:
+            if e.discontinuity:
+                lines.append("#EXT-X-DISCONTINUITY")
+            init = e.segment.init_uri
+            if init and (init != current_map or e.discontinuity):
+                lines.append(f'#EXT-X-MAP:URI="{init}"')  # 4.4.4.5: before the first segment it applies to
+            current_map = init
+            lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{hls.format_program_date_time(e.program_date_time)}")
+            lines.append(f"#EXTINF:{e.segment.duration:.3f},")
+            lines.append(e.segment.uri)
+        if self._ended:
+            lines.append("#EXT-X-ENDLIST")
+        lines.append("")
+        return "\n".join(lines)
+
+
+def render_master(variants: list[SourceVariant]) -> Rendered:
+    """The multivariant playlist (4.4.6.2), variant URIs relative so it works behind any hostname."""
+    lines = ["#EXTM3U", "#EXT-X-VERSION:3"]
+    for v in variants:  # Owncast's order: hls.js starts with the first listed
+        attrs = [f"BANDWIDTH={v.bandwidth}"]
+        if v.average_bandwidth:
+            attrs.append(f"AVERAGE-BANDWIDTH={v.average_bandwidth}")
+        if v.resolution:
+            attrs.append(f"RESOLUTION={v.resolution[0]}x{v.resolution[1]}")
+        if v.frame_rate:
+            attrs.append(f"FRAME-RATE={v.frame_rate:.3f}")
+        if v.codecs:
+            attrs.append(f'CODECS="{v.codecs}"')
+        lines.append("#EXT-X-STREAM-INF:" + ",".join(attrs))
+        lines.append(f"{v.index}/playlist.m3u8")
+    lines.append("")
+    return Rendered("\n".join(lines).encode())

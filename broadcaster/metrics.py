@@ -1,0 +1,74 @@
+"""Prometheus metrics, one registry per service instance (so tests can run many side by side)."""
+
+from __future__ import annotations
+
+import platform
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+from . import __version__
+
+_NS = "hls_broadcaster"
+
+# Upload and listing delays: tens of ms on a good day, seconds when R2 struggles.
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class Metrics:
+    """Every metric the service exports. Labels are bounded: variant index, reason, playlist."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.segments_seen = Counter(
+            f"{_NS}_segments_seen", "Segments Owncast listed that we have not seen before", ["variant"],
+            registry=r,
+        )
+        self.segments_uploaded = Counter(
+            f"{_NS}_segments_uploaded", "Segments (and init sections) stored in the bucket", ["variant"],
+            registry=r,
+        )
+        self.segments_listed = Counter(
+            f"{_NS}_segments_listed", "Segments added to our playlists", ["variant"], registry=r
+        )
+        self.segments_lost = Counter(
+            f"{_NS}_segments_lost", "Segments Owncast listed that will never be listed by us", ["variant", "reason"],
+            registry=r,
+        )
+        self.upload_failures = Counter(
+            f"{_NS}_upload_failures", "Failed upload attempts (each is retried)", ["reason"], registry=r
+        )
+        self.bytes_uploaded = Counter(
+            f"{_NS}_uploaded_bytes", "Bytes stored in the bucket", ["variant"], registry=r
+        )
+        self.input_rejected = Counter(
+            f"{_NS}_input_rejected", "Files or playlist entries in HLS_DIR skipped as unsafe or invalid", ["reason"],
+            registry=r,
+        )
+        self.upload_duration = Histogram(
+            f"{_NS}_upload_duration_seconds", "Time of one successful PutObject, retries excluded",
+            buckets=_LATENCY_BUCKETS, registry=r,
+        )
+        self.listing_delay = Histogram(
+            f"{_NS}_listing_delay_seconds",
+            "From reading Owncast's playlist that lists a segment to our playlist listing it",
+            buckets=_LATENCY_BUCKETS, registry=r,
+        )
+        self.playlist_requests = Counter(
+            f"{_NS}_playlist_requests", "Playlist requests served", ["playlist", "status"], registry=r
+        )
+        self.window_segments = Gauge(
+            f"{_NS}_window_segments", "Segments in the live window", ["variant"], registry=r
+        )
+        self.upload_queue = Gauge(
+            f"{_NS}_upload_queue_depth", "Segments waiting to be uploaded or listed", registry=r
+        )
+        self.last_segment = Gauge(
+            f"{_NS}_last_segment_timestamp_seconds", "Unix time the last segment was listed", ["variant"],
+            registry=r,
+        )
+        self.storage_up = Gauge(
+            f"{_NS}_storage_up", "1 if the last storage operation succeeded", registry=r
+        )
+        self.build = Info(f"{_NS}_build", "Version of the service", registry=r)
+        self.build.info({"version": __version__, "python": platform.python_version()})
