@@ -1,0 +1,139 @@
+"""The S3-compatible bucket (Cloudflare R2 in production), through one aiobotocore client.
+
+R2 pitfalls handled here (shared/docs/R2.md): checksums only when required, no ACL headers, one client
+for the life of the process, our own total timeout per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+from aiobotocore.config import AioConfig
+from aiobotocore.session import get_session
+from botocore.exceptions import BotoCoreError, ClientError
+
+log = logging.getLogger(__name__)
+
+# Error codes that mean the settings are wrong, not that the bucket is having a bad minute.
+_SETTING_ERRORS = {
+    "InvalidAccessKeyId": "AWS_ACCESS_KEY_ID",
+    "SignatureDoesNotMatch": "AWS_SECRET_ACCESS_KEY",
+    "AccessDenied": "AWS_ACCESS_KEY_ID",
+    "NoSuchBucket": "AWS_BUCKET_NAME",
+    "InvalidBucketName": "AWS_BUCKET_NAME",
+    "AuthorizationHeaderMalformed": "S3_REGION",
+}
+
+
+class StoreError(Exception):
+    """A bucket operation failed. `reason` is a short code safe to log, label and show in /health."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+
+    @property
+    def setting(self) -> str | None:
+        """The setting to blame, when the error means the configuration is wrong."""
+        return _SETTING_ERRORS.get(self.reason)
+
+
+class S3Store:
+    def __init__(
+        self,
+        *,
+        endpoint_url: str,
+        region: str,
+        access_key: str,
+        secret_key: str,
+        bucket: str,
+        max_connections: int = 10,
+        connect_timeout: float = 3.0,
+        read_timeout: float = 10.0,
+    ) -> None:
+        self.bucket = bucket
+        self._client_args: dict[str, Any] = {
+            "endpoint_url": endpoint_url,
+            "region_name": region,
+            "aws_access_key_id": access_key,
+            "aws_secret_access_key": secret_key,
+            "config": AioConfig(
+                max_pool_connections=max_connections,
+                connect_timeout=connect_timeout,
+                read_timeout=read_timeout,
+                # The uploader retries with backoff itself, where it can count and report each failure.
+                retries={"mode": "standard", "max_attempts": 1},
+                # R2 has rejected the default CRC32 trailers (botocore >= 1.36).
+                request_checksum_calculation="when_required",
+                response_checksum_validation="when_required",
+                s3={"addressing_style": "path"},
+            ),
+        }
+        self._stack: contextlib.AsyncExitStack | None = None
+        self._client: Any = None
+
+    async def start(self) -> None:
+        if self._client is not None:
+            return
+        stack = contextlib.AsyncExitStack()
+        session = get_session()
+        self._client = await stack.enter_async_context(session.create_client("s3", **self._client_args))
+        self._stack = stack
+
+    async def close(self) -> None:
+        stack, self._stack, self._client = self._stack, None, None
+        if stack is not None:
+            await stack.aclose()
+
+    async def __aenter__(self) -> S3Store:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    @property
+    def client(self) -> Any:
+        """The raw aiobotocore client, for the `check` command and tests."""
+        if self._client is None:
+            raise RuntimeError("store not started")
+        return self._client
+
+    async def put(self, key: str, body: bytes, *, content_type: str, cache_control: str) -> None:
+        async with _errors():
+            await self.client.put_object(
+                Bucket=self.bucket, Key=key, Body=body, ContentType=content_type, CacheControl=cache_control
+            )
+
+    async def delete(self, key: str) -> None:
+        async with _errors():
+            await self.client.delete_object(Bucket=self.bucket, Key=key)
+
+    async def probe(self) -> None:
+        """Proves the bucket exists and the credentials work (HeadBucket, a free-tier Class B call)."""
+        async with _errors():
+            await self.client.head_bucket(Bucket=self.bucket)
+
+
+@contextlib.asynccontextmanager
+async def _errors() -> Any:
+    """Turn the many botocore/aiohttp exceptions into one StoreError with a loggable reason."""
+    try:
+        yield
+    except ClientError as err:
+        error = err.response.get("Error", {})
+        code = str(error.get("Code") or err.response.get("ResponseMetadata", {}).get("HTTPStatusCode"))
+        # HeadBucket has no body, so its 403/404 come back as bare numbers.
+        code = {"403": "AccessDenied", "404": "NoSuchBucket"}.get(code, code)
+        raise StoreError(code, str(error.get("Message", ""))) from err
+    except (BotoCoreError, OSError, aiohttp.ClientError) as err:
+        raise StoreError(type(err).__name__, str(err)) from err
+    except asyncio.TimeoutError as err:
+        raise StoreError("Timeout") from err

@@ -1,0 +1,126 @@
+"""Uploads segment files to the bucket: bounded concurrency, a total timeout per attempt, and
+retries with exponential backoff and full jitter for as long as the file is still on disk."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import os
+import random
+import stat
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Protocol
+
+from . import hls
+from .metrics import Metrics
+from .store import StoreError
+
+log = logging.getLogger(__name__)
+
+
+class ObjectStore(Protocol):
+    async def put(self, key: str, body: bytes, *, content_type: str, cache_control: str) -> None: ...
+
+
+class SegmentLost(Exception):
+    """The segment can never be uploaded (deleted by Owncast, empty, unsafe...). `reason` is a label."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+def read_segment_file(path: Path, max_bytes: int) -> bytes:
+    """Read a regular file, refusing symlinks, special files, empty and oversized files."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError as err:
+        raise SegmentLost("deleted", f"{path} was deleted before it was uploaded") from err
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise SegmentLost("symlink", f"{path} is a symlink; not followed") from err
+        raise SegmentLost("unreadable", f"{path}: {err.strerror}") from err
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise SegmentLost("not_a_file", f"{path} is not a regular file")
+        if st.st_size == 0:
+            raise SegmentLost("empty", f"{path} is empty")
+        if st.st_size > max_bytes:
+            raise SegmentLost("too_large", f"{path} is {st.st_size} bytes, over the {max_bytes} byte limit")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return f.read(max_bytes + 1)
+    finally:
+        os.close(fd)
+
+
+class Uploader:
+    def __init__(
+        self,
+        store: ObjectStore,
+        metrics: Metrics,
+        *,
+        concurrency: int,
+        attempt_timeout: float,
+        max_file_bytes: int = 64 * 1024 * 1024,
+        backoff_base: float = 0.25,
+        backoff_cap: float = 15.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self._store = store
+        self._metrics = metrics
+        self._slots = asyncio.Semaphore(concurrency)
+        self._attempt_timeout = attempt_timeout
+        self._max_file_bytes = max_file_bytes
+        self._backoff_base = backoff_base
+        self._backoff_cap = backoff_cap
+        self._sleep = sleep
+        self._rng = rng
+        self.uploads_done = 0
+        self.uploads_failed = 0  # failed attempts
+        self.storage_ok: bool | None = None  # None until the first outcome
+        self.last_error: str | None = None
+
+    def record(self, ok: bool, reason: str | None = None) -> None:
+        """Note the outcome of any bucket operation, for /health and the storage_up gauge."""
+        self.storage_ok = ok
+        self.last_error = None if ok else reason
+        self._metrics.storage_up.set(1 if ok else 0)
+
+    async def upload_file(self, path: Path, key: str, variant: str) -> int:
+        """Upload one file; returns its size. Raises SegmentLost when it can never succeed."""
+        content_type = hls.segment_content_type(path.name)
+        if content_type is None:
+            raise SegmentLost("bad_type", f"{path} is not a segment type we publish")
+        attempt = 0
+        while True:
+            async with self._slots:
+                # Read again on every attempt: if Owncast deleted the file meanwhile, it is lost.
+                body = await asyncio.to_thread(read_segment_file, path, self._max_file_bytes)
+                started = time.perf_counter()
+                try:
+                    async with asyncio.timeout(self._attempt_timeout):
+                        await self._store.put(
+                            key, body, content_type=content_type, cache_control=hls.SEGMENT_CACHE_CONTROL
+                        )
+                except (StoreError, TimeoutError) as err:
+                    reason = err.reason if isinstance(err, StoreError) else "Timeout"
+                    self.uploads_failed += 1
+                    self._metrics.upload_failures.labels(reason=reason).inc()
+                    self.record(False, reason)
+                    log.warning("upload of %s failed (attempt %d): %s", key, attempt + 1, reason)
+                else:
+                    self._metrics.upload_duration.observe(time.perf_counter() - started)
+                    self._metrics.segments_uploaded.labels(variant=variant).inc()
+                    self._metrics.bytes_uploaded.labels(variant=variant).inc(len(body))
+                    self.uploads_done += 1
+                    self.record(True)
+                    return len(body)
+            # Full jitter (AWS architecture blog): spreads retries of a backlog over the whole interval.
+            delay = min(self._backoff_cap, self._backoff_base * 2**attempt) * self._rng()
+            attempt += 1
+            await self._sleep(delay)

@@ -1,0 +1,207 @@
+"""Watches Owncast's HLS folder and hands every complete playlist to the publisher.
+
+Only playlists are read: a segment counts as finished when its variant playlist lists it (Owncast
+writes the segment in place first, then rewrites the playlist in place). A playlist read half-written
+fails to parse and is simply read again on the next event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Protocol
+
+import watchfiles
+
+from .metrics import Metrics
+from .owncast import MASTER_PLAYLIST, VARIANT_PLAYLIST, PlaylistError, SourcePlaylist, SourceVariant
+from .owncast import parse_master_playlist, parse_media_playlist
+
+log = logging.getLogger(__name__)
+
+_VARIANT_DIR = re.compile(r"\d{1,3}")
+_MAX_PLAYLIST_BYTES = 1024 * 1024
+_KNOWN_SUFFIXES = {".m3u8", ".ts", ".m4s", ".mp4", ".tmp", ".aac"}
+_STRAY_LOG_LIMIT = 1000
+
+
+class PlaylistSink(Protocol):
+    def on_master(self, variants: list[SourceVariant]) -> None: ...
+    def on_variant_playlist(self, index: int, playlist: SourcePlaylist) -> None: ...
+
+
+def read_playlist(path: Path) -> str:
+    """Read a playlist without following symlinks; raises OSError or PlaylistError."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(_MAX_PLAYLIST_BYTES + 1)
+    finally:
+        os.close(fd)
+    if len(data) > _MAX_PLAYLIST_BYTES:
+        raise PlaylistError(f"larger than {_MAX_PLAYLIST_BYTES} bytes")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise PlaylistError("not UTF-8 text") from err
+
+
+class HlsWatcher:
+    """Feeds `sink` from HLS_DIR: on every file event, plus a rescan whenever the folder is quiet
+    for `rescan_interval` (catches anything the kernel's event queue dropped)."""
+
+    def __init__(
+        self,
+        hls_dir: Path,
+        sink: PlaylistSink,
+        metrics: Metrics,
+        *,
+        rescan_interval: float = 1.0,
+        debounce_ms: int = 50,
+        step_ms: int = 1,
+    ) -> None:
+        self._dir = hls_dir
+        self._sink = sink
+        self._metrics = metrics
+        self._rescan_ms = max(1, int(rescan_interval * 1000))
+        # watchfiles' defaults (1600 ms debounce, 50 ms step) would delay every segment by up to
+        # 1.6 s. A 1 ms step returns a quiet change set within a few ms; debounce only caps a storm.
+        self._debounce_ms = debounce_ms
+        self._step_ms = step_ms
+        self._last_text: dict[Path, str] = {}
+        self._bad: dict[Path, str] = {}  # playlists that failed to parse, with the error, logged once
+        self._stray: set[str] = set()
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        if self._task is None:
+            self.scan()
+            self._task = asyncio.create_task(self._run(), name="hls-watcher")
+
+    async def stop(self) -> None:
+        self._stop.set()
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+
+    async def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                async for changes in watchfiles.awatch(
+                    self._dir,
+                    watch_filter=None,
+                    debounce=self._debounce_ms,
+                    step=self._step_ms,
+                    rust_timeout=self._rescan_ms,
+                    yield_on_timeout=True,
+                    stop_event=self._stop,
+                    raise_interrupt=False,
+                ):
+                    if not changes:
+                        self.scan()
+                        continue
+                    self._on_changes(changes)
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:  # e.g. the folder vanished under the watch
+                log.warning("watching %s failed (%s); retrying", self._dir, err)
+            if not self._stop.is_set():
+                await asyncio.sleep(self._rescan_ms / 1000)  # wait for the folder to come back
+                self.scan()
+
+    def _on_changes(self, changes: set[tuple[watchfiles.Change, str]]) -> None:
+        # The master first, so a new variant is known before its segments are listed.
+        playlists: set[Path] = set()
+        for change, raw in changes:
+            path = Path(raw)
+            if change == watchfiles.Change.deleted:
+                continue
+            if path.name.endswith(".m3u8"):
+                playlists.add(path)
+            elif path.suffix not in _KNOWN_SUFFIXES and not path.is_dir():
+                self._note_stray(path)
+        for path in sorted(playlists, key=lambda p: p != self._dir / MASTER_PLAYLIST):
+            self._read(path)
+
+    def scan(self) -> None:
+        """Read every playlist; unchanged ones cost a read and a string compare.
+
+        The folder has been quiet when this runs, so a playlist that still does not parse is broken,
+        not half-written: that is worth a warning (once per file and error).
+        """
+        self._read(self._dir / MASTER_PLAYLIST, quiet=True)
+        try:
+            entries = list(os.scandir(self._dir))
+        except OSError:
+            return
+        for entry in entries:
+            if _VARIANT_DIR.fullmatch(entry.name) and entry.is_dir(follow_symlinks=False):
+                self._read(Path(entry.path) / VARIANT_PLAYLIST, quiet=True)
+
+    def _read(self, path: Path, quiet: bool = False) -> None:
+        kind = self._classify(path)
+        if kind is None:
+            self._note_stray(path)
+            return
+        try:
+            text = read_playlist(path)
+        except FileNotFoundError:
+            return
+        except (OSError, PlaylistError) as err:
+            self._note_bad(path, str(err), quiet)
+            return
+        if self._last_text.get(path) == text:
+            return
+        try:
+            if isinstance(kind, int):
+                self._sink.on_variant_playlist(kind, parse_media_playlist(text))
+            else:
+                self._sink.on_master(parse_master_playlist(text))
+        except PlaylistError as err:
+            self._note_bad(path, str(err), quiet)  # usually half-written: the next event reads it again
+            return
+        self._last_text[path] = text
+        self._bad.pop(path, None)
+
+    def _classify(self, path: Path) -> str | int | None:
+        try:
+            rel = path.relative_to(self._dir)
+        except ValueError:
+            return None
+        parts = rel.parts
+        if parts == (MASTER_PLAYLIST,):
+            return "master"
+        if len(parts) == 2 and _VARIANT_DIR.fullmatch(parts[0]) and parts[1] == VARIANT_PLAYLIST:
+            if (self._dir / parts[0]).is_symlink():
+                return None
+            return int(parts[0])
+        return None
+
+    def _note_bad(self, path: Path, why: str, quiet: bool) -> None:
+        # Half-written playlists are normal while Owncast writes; one still broken when quiet is not.
+        key = f"{'quiet' if quiet else 'busy'}:{why}"
+        if self._bad.get(path) == key or (not quiet and path in self._bad):
+            return
+        self._bad[path] = key
+        if quiet:
+            self._metrics.input_rejected.labels(reason="bad_playlist").inc()
+            log.warning("ignoring %s: %s", path, why)
+        else:
+            log.debug("not using %s yet: %s", path, why)
+
+    def _note_stray(self, path: Path) -> None:
+        name = str(path)
+        if name in self._stray or len(self._stray) >= _STRAY_LOG_LIMIT:
+            return
+        self._stray.add(name)
+        self._metrics.input_rejected.labels(reason="stray_file").inc()
+        log.info("ignoring %s: not a file Owncast's playlists use", path)
+
