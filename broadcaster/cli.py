@@ -1,0 +1,109 @@
+"""Command line: `hls-broadcaster run` (and `python -m broadcaster run`)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__
+from .settings import SETTINGS, Settings, SettingsError, load_settings
+
+log = logging.getLogger("broadcaster")
+
+
+def _settings_help() -> str:
+    width = max(len(s.name) for s in SETTINGS)
+    rows = [
+        f"  {s.name:<{width}}  {s.help}" + (" (required)" if s.default is None else f" [default: {s.default}]")
+        for s in SETTINGS
+    ]
+    return (
+        "settings (environment variable, .env line, or the flag of the same name, e.g. --hls-dir;\n"
+        "flags win over the environment, which wins over the .env file):\n" + "\n".join(rows)
+    )
+
+
+def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("settings (each also read from the environment variable of its name)")
+    for s in SETTINGS:
+        default = "required" if s.default is None else f"default {s.default}"
+        group.add_argument(s.flag, dest=s.name, metavar=s.name, help=f"{s.help} ({default})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hls-broadcaster",
+        description="Moves Owncast's live HLS stream onto Cloudflare R2 and serves playlists pointing at it.",
+        epilog=_settings_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--env-file", type=Path, default=Path(".env"), help="settings file (default: ./.env)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    run = sub.add_parser("run", help="run the service", epilog=_settings_help(),
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_setting_flags(run)
+    return parser
+
+
+class _Redact(logging.Filter):
+    """Last line of defence: a secret that slips into a log message is masked."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self._secrets = [s for s in secrets if len(s) >= 4]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if any(s in message for s in self._secrets):
+            for s in self._secrets:
+                message = message.replace(s, "***")
+            record.msg, record.args = message, None
+        return True
+
+
+def setup_logging(level: str, secrets: list[str] | None = None) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    handler.addFilter(_Redact(secrets or []))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # botocore at debug logs request headers; keep it quiet whatever LOG_LEVEL says.
+    for noisy in ("botocore", "aiobotocore", "urllib3", "watchfiles"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .service import StartupError, run
+
+    flags = {s.name: getattr(args, s.name, None) for s in SETTINGS}
+    settings: Settings = load_settings(flags, env_file=args.env_file)
+    setup_logging(settings.log_level, settings.secrets())
+    log.info("hls-broadcaster %s starting: %r", __version__, settings)
+    try:
+        return asyncio.run(run(settings))
+    except StartupError as err:
+        log.error("%s", err)
+        print(f"hls-broadcaster: error: {err}", file=sys.stderr)
+        return 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    commands = {"run": _run}
+    try:
+        return commands[args.command](args)
+    except SettingsError as err:
+        print(f"hls-broadcaster: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,178 @@
+"""Wires the parts together and runs them: store -> uploader -> publisher <- watcher, and the server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from pathlib import Path
+
+from aiohttp import web
+
+from .metrics import Metrics
+from .publisher import ListedHook, Publisher
+from .server import create_app
+from .settings import Settings
+from .store import S3Store, StoreError
+from .uploader import Uploader
+from .watcher import HlsWatcher
+
+log = logging.getLogger(__name__)
+
+PROBE_INTERVAL = 15.0  # seconds between HeadBucket checks while no upload proves the bucket works
+
+
+class StartupError(RuntimeError):
+    """The service cannot start; the message is one line for the operator."""
+
+
+def default_viewer_dir() -> Path | None:
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "viewer", here.parent / "viewer"):
+        if (candidate / "index.html").is_file():
+            return candidate
+    return None
+
+
+class Service:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        metrics: Metrics | None = None,
+        on_listed: ListedHook | None = None,
+        viewer_dir: Path | None = None,
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics or Metrics()
+        s = settings
+        self.store = S3Store(
+            endpoint_url=s.s3_endpoint_url,
+            region=s.s3_region,
+            access_key=s.aws_access_key_id,
+            secret_key=s.aws_secret_access_key,
+            bucket=s.aws_bucket_name,
+            max_connections=s.upload_concurrency,
+            read_timeout=s.upload_timeout,
+        )
+        self.uploader = Uploader(
+            self.store, self.metrics, concurrency=s.upload_concurrency, attempt_timeout=s.upload_timeout
+        )
+        self.publisher = Publisher(
+            hls_dir=s.hls_dir,
+            uploader=self.uploader,
+            metrics=self.metrics,
+            key_prefix=s.r2_key_prefix,
+            public_url=s.r2_public_url,
+            window_seconds=s.window_seconds,
+            target_duration=s.target_duration or None,
+            on_listed=on_listed,
+        )
+        self.watcher = HlsWatcher(s.hls_dir, self.publisher, self.metrics)
+        self.app = create_app(
+            self.publisher, self.publisher, self.metrics, viewer_dir=viewer_dir or default_viewer_dir()
+        )
+        self._runner: web.AppRunner | None = None
+        self._probe_task: asyncio.Task[None] | None = None
+        self.url = ""
+
+    async def start(self) -> None:
+        s = self.settings
+        try:
+            await self.store.start()
+            await self._check_bucket()
+            self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+            await self._runner.setup()
+            site = web.TCPSite(self._runner, s.host, s.port)
+            try:
+                await site.start()
+            except OSError as err:
+                raise StartupError(f"cannot listen on {s.host}:{s.port} (HOST/PORT): {err.strerror}") from None
+            port = self._bound_port() or s.port
+            self.url = f"http://{s.host}:{port}"
+            await self.watcher.start()
+            self._probe_task = asyncio.create_task(self._probe_loop(), name="storage-probe")
+        except BaseException:
+            await self.stop()
+            raise
+        log.info("serving %s/live/master.m3u8 from %s; segments go to %s/%s/",
+                 self.url, s.hls_dir, s.r2_public_url, s.r2_key_prefix)
+
+    def _bound_port(self) -> int | None:
+        assert self._runner is not None
+        for addr in self._runner.addresses:
+            if isinstance(addr, tuple) and len(addr) >= 2:
+                return int(addr[1])
+        return None
+
+    async def _check_bucket(self) -> None:
+        """Wrong credentials or bucket stop start-up; a bucket that is merely unreachable does not:
+        the service starts, reports it in /health, and catches up when the bucket is back."""
+        try:
+            async with asyncio.timeout(self.settings.upload_timeout):
+                await self.store.probe()
+        except StoreError as err:
+            if err.setting is not None:
+                raise StartupError(
+                    f"bucket {self.settings.aws_bucket_name!r} refused us ({err.reason}): check {err.setting}"
+                ) from None
+            self.uploader.record(False, err.reason)
+            log.warning("bucket not reachable at start-up (%s); will keep trying", err.reason)
+        except TimeoutError:
+            self.uploader.record(False, "Timeout")
+            log.warning("bucket did not answer within %.0fs at start-up; will keep trying",
+                        self.settings.upload_timeout)
+        else:
+            self.uploader.record(True)
+
+    async def _probe_loop(self) -> None:
+        while True:
+            await asyncio.sleep(PROBE_INTERVAL)
+            before = self.uploader.uploads_done
+            if self.uploader.storage_ok and self.publisher.queue_depth:
+                continue  # uploads are proving it right now
+            try:
+                async with asyncio.timeout(self.settings.upload_timeout):
+                    await self.store.probe()
+            except StoreError as err:
+                if self.uploader.uploads_done == before:
+                    self.uploader.record(False, err.reason)
+            except TimeoutError:
+                if self.uploader.uploads_done == before:
+                    self.uploader.record(False, "Timeout")
+            else:
+                self.uploader.record(True)
+
+    async def stop(self, drain_timeout: float = 5.0) -> None:
+        if self._probe_task is not None:
+            self._probe_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._probe_task
+            self._probe_task = None
+        await self.watcher.stop()
+        if not await self.publisher.drain(drain_timeout):
+            log.warning("stopped with uploads still in flight after %.0fs", drain_timeout)
+        await self.publisher.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        await self.store.close()
+
+
+async def run(settings: Settings) -> int:
+    """Run until SIGINT or SIGTERM; returns the exit code."""
+    service = Service(settings)
+    await service.start()
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+    try:
+        await stopping.wait()
+        log.info("stopping")
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        await service.stop()
+    return 0

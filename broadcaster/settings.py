@@ -1,0 +1,203 @@
+"""Settings: one table, read from flags, then the environment, then a .env file, then defaults.
+
+Every setting is validated at start-up; a bad one raises SettingsError with a single line that
+names it. Secrets are never echoed back in those lines.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from dotenv import dotenv_values
+
+
+class SettingsError(ValueError):
+    """A setting is missing or invalid; the message names it and says what is expected."""
+
+
+def _url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("expected an http:// or https:// URL")
+    if parts.query or parts.fragment:
+        raise ValueError("expected a URL without ?query or #fragment")
+    return value.rstrip("/")
+
+
+def _bucket(value: str) -> str:
+    if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", value):
+        raise ValueError("expected 3-63 lowercase letters, digits, '.' or '-'")
+    return value
+
+
+def _prefix(value: str) -> str:
+    value = value.strip("/")
+    if not re.fullmatch(r"[A-Za-z0-9._/-]*", value) or ".." in value or "//" in value:
+        raise ValueError("expected letters, digits, '.', '_', '-' and single '/' (no '..')")
+    return value
+
+
+def _int(low: int, high: int) -> Callable[[str], int]:
+    def parse(value: str) -> int:
+        try:
+            n = int(value)
+        except ValueError:
+            raise ValueError("expected a whole number") from None
+        if not low <= n <= high:
+            raise ValueError(f"expected a number from {low} to {high}")
+        return n
+
+    return parse
+
+
+def _positive(value: str) -> float:
+    try:
+        n = float(value)
+    except ValueError:
+        raise ValueError("expected a number") from None
+    if not n > 0 or n != n or n == float("inf"):
+        raise ValueError("expected a number above 0")
+    return n
+
+
+def _nonempty(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value.strip()
+
+
+def _existing_dir(value: str) -> Path:
+    path = Path(value).expanduser()
+    if not path.exists():
+        raise ValueError("no such folder")
+    if not path.is_dir():
+        raise ValueError("not a folder")
+    return path.resolve()
+
+
+def _state_dir(value: str) -> Path:
+    path = Path(value).expanduser()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"cannot create it ({err.strerror})") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ValueError("not writable by this user")
+    return path.resolve()
+
+
+def _choice(*options: str) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        if value.lower() not in options:
+            raise ValueError(f"expected one of {', '.join(options)}")
+        return value.lower()
+
+    return parse
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    help: str
+    parse: Callable[[str], Any]
+    default: str | None = None  # None: required
+    secret: bool = False
+
+    @property
+    def field(self) -> str:
+        return self.name.lower()
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.lower().replace("_", "-")
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("HLS_DIR", "Owncast's HLS folder (data/hls)", _existing_dir),
+    Setting("S3_ENDPOINT_URL", "S3 API endpoint, e.g. https://<ACCOUNT_ID>.r2.cloudflarestorage.com", _url),
+    Setting("S3_REGION", "S3 region; R2 takes 'auto'", _nonempty, "auto"),
+    Setting("AWS_ACCESS_KEY_ID", "R2 API token's access key id", _nonempty),
+    Setting("AWS_SECRET_ACCESS_KEY", "R2 API token's secret (prefer the environment or .env to a flag)",
+            _nonempty, secret=True),
+    Setting("AWS_BUCKET_NAME", "bucket the segments go to", _bucket),
+    Setting("R2_PUBLIC_URL", "public base URL viewers fetch segments from (custom domain or r2.dev)", _url),
+    Setting("R2_KEY_PREFIX", "folder in the bucket; keys are PREFIX/<variant>/<file>", _prefix, "live"),
+    Setting("HOST", "address to listen on; the tunnel connects locally", _nonempty, "127.0.0.1"),
+    Setting("PORT", "port to listen on (0 picks a free one)", _int(0, 65535), "3000"),
+    Setting("STATE_DIR", "folder for what the service remembers across restarts", _state_dir, "state"),
+    Setting("WINDOW_SECONDS", "length of the live playlist window (at least 3 target durations)",
+            _positive, "30"),
+    Setting("TARGET_DURATION", "playlist target duration in s; 0 takes Owncast's", _int(0, 60), "0"),
+    Setting("UPLOAD_CONCURRENCY", "uploads in flight at once", _int(1, 256), "8"),
+    Setting("UPLOAD_TIMEOUT", "seconds one upload attempt may take before it is retried", _positive, "10"),
+    Setting("LOG_LEVEL", "debug, info, warning or error", _choice("debug", "info", "warning", "error"), "info"),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    hls_dir: Path
+    s3_endpoint_url: str
+    s3_region: str
+    aws_access_key_id: str
+    aws_secret_access_key: str
+    aws_bucket_name: str
+    r2_public_url: str
+    r2_key_prefix: str
+    host: str
+    port: int
+    state_dir: Path
+    window_seconds: float
+    target_duration: int
+    upload_concurrency: int
+    upload_timeout: float
+    log_level: str
+
+    def __repr__(self) -> str:  # never print the secret, even in a traceback
+        shown = {s.field: ("***" if s.secret else getattr(self, s.field)) for s in SETTINGS}
+        return f"Settings({shown})"
+
+    def secrets(self) -> list[str]:
+        return [str(getattr(self, s.field)) for s in SETTINGS if s.secret]
+
+
+def load_settings(
+    flags: Mapping[str, str | None] | None = None,
+    environ: Mapping[str, str] | None = None,
+    env_file: Path | None = None,
+) -> Settings:
+    """Flags (keyed by setting name) win over the environment, which wins over the .env file."""
+    flags = flags or {}
+    environ = os.environ if environ is None else environ
+    file_values: dict[str, str | None] = {}
+    if env_file is not None:
+        if env_file.is_file():
+            file_values = dotenv_values(env_file)
+        elif env_file != Path(".env"):
+            raise SettingsError(f"env file {env_file} does not exist")
+    values: dict[str, Any] = {}
+    for s in SETTINGS:
+        raw = flags.get(s.name)
+        source = f"{s.flag}"
+        if raw is None:
+            raw, source = environ.get(s.name), s.name
+        if raw is None:
+            raw, source = file_values.get(s.name), f"{s.name} (from {env_file})"
+        if raw is None or raw == "":
+            if s.default is None:
+                raise SettingsError(
+                    f"{s.name} is not set: {s.help} (set it in the environment, a .env file or {s.flag})"
+                )
+            raw, source = s.default, f"{s.name} (default)"
+        try:
+            values[s.field] = s.parse(raw)
+        except ValueError as err:
+            shown = "" if s.secret else f"={raw!r}"
+            raise SettingsError(f"{source}{shown}: {err}") from None
+    return Settings(**values)
