@@ -1,0 +1,343 @@
+"""The HTTP side: live playlists, health, metrics and the optional viewer page.
+
+Playlists are rendered (and gzipped) once per change by their source; every request is served from
+that rendering, so a crowd of viewers costs no rendering and no compression. Segments are not served
+here: the playlists point at the bucket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from pathlib import Path
+from typing import Protocol
+
+from aiohttp import hdrs, web
+from aiohttp.typedefs import Handler
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from . import hls
+from .manifest import Rendered
+from .metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+
+class PlaylistSource(Protocol):
+    def master_playlist(self) -> Rendered | None:
+        """None: not ready yet."""
+
+    def media_playlist(self, variant: int) -> Rendered | None:
+        """None: an unknown variant, or one not ready yet."""
+
+    @property
+    def target_duration(self) -> int | None:
+        """None until the first Owncast playlist was read."""
+
+
+class HealthSource(Protocol):
+    def health(self) -> tuple[bool, dict[str, object]]:
+        """(ok, a JSON-able body that includes "status")."""
+
+
+PLAYLISTS = web.AppKey[PlaylistSource]("playlists")
+HEALTH = web.AppKey[HealthSource]("health")
+METRICS = web.AppKey("metrics", Metrics)
+DEFAULT_VARIANT = web.AppKey("default_variant", int)
+VIEWER_DIR = web.AppKey("viewer_dir", Path)  # resolved; only set when a viewer is served
+
+SERVER_NAME = "hls-broadcaster"  # aiohttp's default Server header names its and Python's versions
+NO_STORE = "no-store"  # health and metrics are live readings; a cached one would lie
+# The viewer's files may be replaced in place: revalidate each time (a cheap 304 by ETag).
+REVALIDATE = "no-cache"
+CLIENT_MAX_SIZE = 1024  # no route takes a request body
+
+# A variant number longer than this cannot be one of ours; int() of a huge one is costly (and limited).
+_MAX_VARIANT_DIGITS = 4
+# The viewer's files: plain, visible names directly inside viewer_dir (no folders, "..", dotfiles).
+_VIEWER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}")
+# mimetypes reads the host's tables; these are the types browsers insist on for a page and its scripts.
+_VIEWER_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".mjs": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".json": "application/json",
+    ".map": "application/json",
+    ".svg": "image/svg+xml",
+}
+
+# CORS: the viewer (or any player) may be on another origin (HLS_RULES.md: status 0 otherwise).
+_CORS_HEADERS = {
+    hdrs.ACCESS_CONTROL_ALLOW_ORIGIN: "*",
+    # Content-Type/-Length and Cache-Control are readable anyway; hls.js reads Age (CDN cache age).
+    hdrs.ACCESS_CONTROL_EXPOSE_HEADERS: "Age, Date, ETag, Retry-After",
+}
+_PREFLIGHT_METHODS = "GET, HEAD, OPTIONS"
+_PREFLIGHT_SAFE_HEADERS = "Cache-Control, If-Modified-Since, If-None-Match, Range"
+_PREFLIGHT_MAX_AGE = "86400"
+_HEADER_LIST = re.compile(r"[A-Za-z0-9-]+(?:\s*,\s*[A-Za-z0-9-]+)*")
+
+
+def create_app(
+    playlists: PlaylistSource,
+    health: HealthSource,
+    metrics: Metrics,
+    *,
+    viewer_dir: Path | None = None,
+    default_variant: int = 0,
+    expose_metrics: bool = True,
+) -> web.Application:
+    """The web app; its dependencies are passed in, it owns no tasks."""
+    app = web.Application(
+        client_max_size=CLIENT_MAX_SIZE, middlewares=[_headers_middleware, _error_middleware]
+    )
+    app[PLAYLISTS] = playlists
+    app[HEALTH] = health
+    app[METRICS] = metrics
+    app[DEFAULT_VARIANT] = default_variant
+    r = app.router
+    r.add_get("/live/master.m3u8", _master)
+    r.add_get("/live/playlist.m3u8", _default_media)
+    r.add_get(r"/live/{n:\d+}/playlist.m3u8", _media)
+    r.add_get("/health", _health)
+    if expose_metrics:
+        r.add_get("/metrics", _metrics)
+    if viewer_dir is None:
+        r.add_get("/", _index_text)
+    else:
+        root = viewer_dir.resolve()
+        if not root.is_dir():
+            raise ValueError(f"viewer_dir {viewer_dir} is not a directory")
+        app[VIEWER_DIR] = root
+        r.add_get("/", _viewer_file)
+        r.add_get("/{file}", _viewer_file)
+    return app
+
+
+# -- middlewares ---------------------------------------------------------------------------------
+
+
+@web.middleware
+async def _headers_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """CORS and the Server header on every response (errors too); answers every preflight."""
+    if request.method == hdrs.METH_OPTIONS:
+        response: web.StreamResponse = _preflight(request)
+    else:
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:  # aiohttp's own 404/405 are raised, then sent as they are
+            _add_edge_headers(exc)
+            raise
+    _add_edge_headers(response)
+    return response
+
+
+def _add_edge_headers(response: web.StreamResponse) -> None:
+    response.headers.update(_CORS_HEADERS)
+    response.headers[hdrs.SERVER] = SERVER_NAME
+
+
+def _preflight(request: web.Request) -> web.Response:
+    asked = request.headers.get(hdrs.ACCESS_CONTROL_REQUEST_HEADERS, "")
+    # Echo what the browser asks for when it is a plain list of header names; never echo junk.
+    allowed = asked if len(asked) <= 1000 and _HEADER_LIST.fullmatch(asked) else _PREFLIGHT_SAFE_HEADERS
+    return web.Response(
+        status=204,
+        headers={
+            hdrs.ACCESS_CONTROL_ALLOW_METHODS: _PREFLIGHT_METHODS,
+            hdrs.ACCESS_CONTROL_ALLOW_HEADERS: allowed,
+            hdrs.ACCESS_CONTROL_MAX_AGE: _PREFLIGHT_MAX_AGE,
+            hdrs.VARY: hdrs.ACCESS_CONTROL_REQUEST_HEADERS,  # the answer depends on it
+        },
+    )
+
+
+@web.middleware
+async def _error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A bug in one request is logged in one line and answered 500, without a traceback."""
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except Exception as exc:  # CancelledError is a BaseException and passes through
+        # One line: the raw (still escaped) path and the repr keep newlines out of the log.
+        log.error(
+            "%s %s failed: %r", request.method, request.raw_path, exc,
+            exc_info=log.isEnabledFor(logging.DEBUG),
+        )
+        return web.Response(
+            status=500, text="internal server error\n", headers={hdrs.CACHE_CONTROL: NO_STORE}
+        )
+
+
+# -- playlists -----------------------------------------------------------------------------------
+
+
+async def _master(request: web.Request) -> web.Response:
+    return _serve_playlist(request, None)
+
+
+async def _default_media(request: web.Request) -> web.Response:
+    return _serve_playlist(request, request.app[DEFAULT_VARIANT])
+
+
+async def _media(request: web.Request) -> web.Response:
+    digits = request.match_info["n"]
+    # "007" would be a second URL (and CDN cache key) for variant 7; a huge number cannot be ours.
+    if len(digits) > _MAX_VARIANT_DIGITS or (digits != "0" and digits.startswith("0")):
+        _count(request, "unknown", 404)
+        return _unknown_variant()
+    return _serve_playlist(request, int(digits))
+
+
+def _serve_playlist(request: web.Request, variant: int | None) -> web.Response:
+    """The multivariant playlist (variant None) or a media playlist, counted by label and status.
+
+    Not ready (503, retried by players) vs unknown (404, fatal in hls.js): nothing is ready while the
+    source has no target duration; after that None for the master or the default variant (which the
+    wiring promises exists) means not ready yet, and None for any other variant means unknown.
+    """
+    source = request.app[PLAYLISTS]
+    default = request.app[DEFAULT_VARIANT]
+    # Labels stay bounded: a client-chosen variant number is a label only once it was served.
+    label = "master" if variant is None else str(variant) if variant == default else "unknown"
+    status = 500
+    try:
+        target = source.target_duration
+        if target is None:
+            response = _not_ready()
+        else:
+            rendered = source.master_playlist() if variant is None else source.media_playlist(variant)
+            if rendered is not None:
+                label = label if variant is None else str(variant)
+                response = _rendered(request, rendered, hls.playlist_cache_control(target))
+            elif variant is None or variant == default:
+                response = _not_ready()
+            else:
+                response = _unknown_variant()
+        status = response.status
+        return response
+    finally:
+        _count(request, label, status)
+
+
+def _count(request: web.Request, label: str, status: int) -> None:
+    request.app[METRICS].playlist_requests.labels(playlist=label, status=str(status)).inc()
+
+
+def _rendered(request: web.Request, rendered: Rendered, cache_control: str) -> web.Response:
+    """One rendering, plain or gzipped (compressed once per change, not per request), or a 304."""
+    gzipped = _accepts_gzip(request.headers.get(hdrs.ACCEPT_ENCODING, ""))
+    body, etag = (rendered.gzip_body, rendered.gzip_etag) if gzipped else (rendered.body, rendered.etag)
+    headers = {hdrs.CACHE_CONTROL: cache_control, hdrs.ETAG: etag, hdrs.VARY: hdrs.ACCEPT_ENCODING}
+    if _none_match(request, etag):
+        return web.Response(status=304, headers=headers)
+    if gzipped:
+        headers[hdrs.CONTENT_ENCODING] = "gzip"
+    return web.Response(body=body, content_type=hls.PLAYLIST_CONTENT_TYPE, headers=headers)
+
+
+def _none_match(request: web.Request, etag: str) -> bool:
+    """If-None-Match uses the weak comparison (RFC 9110 13.1.2): W/"x" matches "x"; "*" matches all."""
+    tags = request.if_none_match or ()
+    value = etag.strip('"')
+    return any(tag.value in (value, "*") for tag in tags)
+
+
+def _accepts_gzip(accept_encoding: str) -> bool:
+    """RFC 9110 12.5.3: gzip (or x-gzip, else "*") listed with q > 0. Plain is always acceptable."""
+    wildcard = 0.0
+    for item in accept_encoding.split(","):
+        coding, _, params = item.partition(";")
+        coding = coding.strip().lower()
+        if coding in ("gzip", "x-gzip"):
+            return _qvalue(params) > 0
+        if coding == "*":
+            wildcard = _qvalue(params)
+    return wildcard > 0
+
+
+def _qvalue(params: str) -> float:
+    for param in params.split(";"):
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "q":
+            try:
+                q = float(value)
+            except ValueError:
+                return 0.0  # unreadable: fall back to the plain body, which is always valid
+            return q if 0.0 <= q <= 1.0 else 0.0  # also rejects nan and inf
+    return 1.0
+
+
+def _not_ready() -> web.Response:
+    # Retried by players; must not be cached, or viewers would keep seeing it after the stream starts.
+    return web.Response(
+        status=503,
+        text="stream not ready yet\n",
+        headers={hdrs.RETRY_AFTER: "1", hdrs.CACHE_CONTROL: hls.UNREADY_CACHE_CONTROL},
+    )
+
+
+def _unknown_variant() -> web.Response:
+    # Not cached either: a variant may appear when the stream restarts with other settings.
+    return web.Response(
+        status=404, text="unknown variant\n", headers={hdrs.CACHE_CONTROL: hls.UNREADY_CACHE_CONTROL}
+    )
+
+
+# -- health and metrics --------------------------------------------------------------------------
+
+
+async def _health(request: web.Request) -> web.Response:
+    ok, body = request.app[HEALTH].health()
+    return web.json_response(body, status=200 if ok else 503, headers={hdrs.CACHE_CONTROL: NO_STORE})
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[METRICS].registry)
+    # CONTENT_TYPE_LATEST carries a version and charset, so it goes in as a header, not content_type.
+    return web.Response(
+        body=body, headers={hdrs.CONTENT_TYPE: CONTENT_TYPE_LATEST, hdrs.CACHE_CONTROL: NO_STORE}
+    )
+
+
+# -- the viewer ----------------------------------------------------------------------------------
+
+
+async def _index_text(request: web.Request) -> web.Response:
+    default = request.app[DEFAULT_VARIANT]
+    text = (
+        f"{SERVER_NAME}\n\n"
+        f"/live/playlist.m3u8       media playlist of variant {default}\n"
+        "/live/{n}/playlist.m3u8   media playlist of variant n\n"
+        "/live/master.m3u8         multivariant playlist\n"
+    )
+    return web.Response(text=text, headers={hdrs.CACHE_CONTROL: REVALIDATE})
+
+
+async def _viewer_file(request: web.Request) -> web.FileResponse:
+    name = request.match_info.get("file", "index.html")
+    path = await asyncio.to_thread(_find_viewer_file, request.app[VIEWER_DIR], name)
+    if path is None:
+        raise web.HTTPNotFound()
+    headers = {hdrs.CACHE_CONTROL: REVALIDATE, hdrs.X_CONTENT_TYPE_OPTIONS: "nosniff"}
+    content_type = _VIEWER_TYPES.get(path.suffix.lower())
+    if content_type is not None:
+        headers[hdrs.CONTENT_TYPE] = content_type
+    return web.FileResponse(path, headers=headers)
+
+
+def _find_viewer_file(root: Path, name: str) -> Path | None:
+    """The file `name` directly inside `root` (resolved), after symlinks; None for anything else."""
+    if not _VIEWER_NAME.fullmatch(name):
+        return None
+    try:
+        path = (root / name).resolve(strict=True)
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop (Python < 3.13)
+        return None
+    # A symlink may point elsewhere inside root, but not out of it, into a folder or at a dotfile.
+    if path.parent != root or not _VIEWER_NAME.fullmatch(path.name) or not path.is_file():
+        return None
+    return path

@@ -1,0 +1,485 @@
+"""broadcaster.server over real HTTP: the real app, fake playlist and health sources at the seam.
+
+The media playlists come from real ManifestGenerators, so ETags and gzip copies are the real ones.
+Clients do not decompress, so the tests see exactly the bytes that were sent.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client.parser import text_string_to_metric_families
+from pytest_aiohttp import AiohttpClient
+from yarl import URL
+
+from broadcaster import hls
+from broadcaster.manifest import ListedSegment, ManifestGenerator, Rendered
+from broadcaster.metrics import Metrics
+from broadcaster.server import create_app
+
+Client = TestClient[web.Request, web.Application]
+MakeClient = Callable[..., Awaitable[Client]]
+
+PLAIN = {"Accept-Encoding": "identity"}
+GZIP = {"Accept-Encoding": "gzip"}
+MEDIA = "/live/playlist.m3u8"
+MASTER = "/live/master.m3u8"
+
+
+class CountingGenerator(ManifestGenerator):
+    """A real generator that counts how often it actually renders its text."""
+
+    renders = 0
+
+    def _render_text(self) -> str:
+        self.renders += 1
+        return super()._render_text()
+
+
+class FakePlaylists:
+    """Variants 0..n-1 backed by real generators; the master is set by the test."""
+
+    def __init__(self, target_duration: int | None = 6, variants: int = 2) -> None:
+        self.target_duration = target_duration
+        self.generators = {
+            i: CountingGenerator(target_duration or 6, 0) for i in range(variants)
+        }
+        self.master: Rendered | None = None
+        self._now = 1_000_000.0
+
+    def add_segment(self, variant: int) -> None:
+        gen = self.generators[variant]
+        self._now += 1
+        gen.append(ListedSegment(f"https://r2.example/{variant}/seg{gen.next_sequence}.ts", 1.0), self._now)
+
+    def master_playlist(self) -> Rendered | None:
+        return self.master
+
+    def media_playlist(self, variant: int) -> Rendered | None:
+        gen = self.generators.get(variant)
+        # A generator without segments is a variant that is not ready yet.
+        return gen.render() if gen is not None and gen.segment_count else None
+
+
+def ready_playlists(target_duration: int = 6, variants: int = 2) -> FakePlaylists:
+    playlists = FakePlaylists(target_duration, variants)
+    lines = ["#EXTM3U"]
+    for i in range(variants):
+        playlists.add_segment(i)
+        lines += [f"#EXT-X-STREAM-INF:BANDWIDTH={(i + 1) * 1_000_000}", f"{i}/playlist.m3u8"]
+    playlists.master = Rendered(("\n".join(lines) + "\n").encode())
+    return playlists
+
+
+class FakeHealth:
+    def __init__(self, ok: bool = True) -> None:
+        self.ok = ok
+
+    def health(self) -> tuple[bool, dict[str, object]]:
+        return self.ok, {"status": "ok" if self.ok else "stalled", "segments": 3}
+
+
+@pytest.fixture
+def metrics() -> Metrics:
+    return Metrics()
+
+
+@pytest.fixture
+def make_client(aiohttp_client: AiohttpClient, metrics: Metrics) -> MakeClient:
+    async def make(playlists: Any = None, health: Any = None, **kwargs: Any) -> Client:
+        app = create_app(
+            ready_playlists() if playlists is None else playlists,
+            health or FakeHealth(),
+            metrics,
+            **kwargs,
+        )
+        return await aiohttp_client(app, auto_decompress=False)
+
+    return make
+
+
+async def get(client: Client, path: str | URL, headers: dict[str, str] | None = None,
+              method: str = "GET") -> tuple[int, Any, bytes]:
+    async with client.request(method, path, headers=PLAIN if headers is None else headers) as resp:
+        return resp.status, resp.headers, await resp.read()
+
+
+async def playlist_counts(client: Client) -> dict[tuple[str, str], float]:
+    status, headers, body = await get(client, "/metrics")
+    assert status == 200
+    assert headers["Content-Type"] == CONTENT_TYPE_LATEST
+    families = {f.name: f for f in text_string_to_metric_families(body.decode())}
+    return {
+        (s.labels["playlist"], s.labels["status"]): s.value
+        for s in families["hls_broadcaster_playlist_requests"].samples
+        if s.name.endswith("_total")
+    }
+
+
+# -- playlists ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("target_duration", [1, 3, 6])
+async def test_playlists_have_hls_type_and_short_cache(make_client: MakeClient, target_duration: int) -> None:
+    playlists = ready_playlists(target_duration)
+    client = await make_client(playlists)
+    for path, expected in [
+        (MEDIA, playlists.generators[0].render()),
+        ("/live/1/playlist.m3u8", playlists.generators[1].render()),
+        (MASTER, playlists.master),
+    ]:
+        status, headers, body = await get(client, path)
+        assert status == 200
+        assert expected is not None and body == expected.body
+        assert headers["Content-Type"] == hls.PLAYLIST_CONTENT_TYPE
+        assert headers["Cache-Control"] == hls.playlist_cache_control(target_duration)
+        # Never cached past one target duration, or players would miss new segments (B.1).
+        max_age = int(headers["Cache-Control"].split("max-age=")[1])
+        assert 1 <= max_age <= target_duration
+        assert headers["Server"] == "hls-broadcaster"
+
+
+async def test_default_variant_is_configurable(make_client: MakeClient) -> None:
+    playlists = ready_playlists()
+    client = await make_client(playlists, default_variant=1)
+    _, _, body = await get(client, MEDIA)
+    assert body == playlists.generators[1].render().body
+
+
+@pytest.mark.parametrize("if_none_match", ["{etag}", 'W/{etag}', '"nope", {etag}', 'W/"x",W/{etag}', "*"])
+async def test_matching_etag_gets_304_without_body(make_client: MakeClient, if_none_match: str) -> None:
+    playlists = ready_playlists()
+    client = await make_client(playlists)
+    etag = playlists.generators[0].render().etag
+    for method in ("GET", "HEAD"):
+        status, headers, body = await get(
+            client, MEDIA, {**PLAIN, "If-None-Match": if_none_match.format(etag=etag)}, method
+        )
+        assert (status, body) == (304, b"")
+        assert headers["ETag"] == etag
+        assert headers["Cache-Control"] == hls.playlist_cache_control(6)
+        assert headers["Vary"] == "Accept-Encoding"
+        assert headers["Access-Control-Allow-Origin"] == "*"
+
+
+async def test_stale_or_other_etag_gets_the_playlist(make_client: MakeClient) -> None:
+    playlists = ready_playlists()
+    client = await make_client(playlists)
+    old = playlists.generators[0].render()
+    playlists.add_segment(0)
+    new = playlists.generators[0].render()
+    assert new.etag != old.etag
+    for stale in (old.etag, '"nope"', new.gzip_etag):  # the gzip ETag names the other representation
+        status, headers, body = await get(client, MEDIA, {**PLAIN, "If-None-Match": stale})
+        assert (status, headers["ETag"], body) == (200, new.etag, new.body)
+
+
+@pytest.mark.parametrize("accept", ["gzip", "gzip, deflate, br", "GZIP;q=0.5, identity", "x-gzip", "br, *"])
+async def test_gzip_is_the_rendering_compressed_once(make_client: MakeClient, accept: str) -> None:
+    playlists = ready_playlists()
+    client = await make_client(playlists)
+    rendered = playlists.generators[0].render()
+    status, headers, body = await get(client, MEDIA, {"Accept-Encoding": accept})
+    assert status == 200
+    assert headers["Content-Encoding"] == "gzip"
+    assert body == rendered.gzip_body
+    assert gzip.decompress(body) == rendered.body
+    assert headers["ETag"] == rendered.gzip_etag != rendered.etag
+    assert headers["Vary"] == "Accept-Encoding"
+    assert headers["Content-Type"] == hls.PLAYLIST_CONTENT_TYPE
+    revalidate = {"Accept-Encoding": accept, "If-None-Match": rendered.gzip_etag}
+    status, headers, body = await get(client, MEDIA, revalidate)
+    assert (status, headers["ETag"], body) == (304, rendered.gzip_etag, b"")
+
+
+@pytest.mark.parametrize(
+    "accept", ["identity", "gzip;q=0", "gzip; q=0.000, identity", "br", "*;q=0", "gzip;q=x", ""]
+)
+async def test_plain_unless_gzip_is_acceptable(make_client: MakeClient, accept: str) -> None:
+    playlists = ready_playlists()
+    client = await make_client(playlists)
+    rendered = playlists.generators[0].render()
+    status, headers, body = await get(client, MEDIA, {"Accept-Encoding": accept})
+    assert (status, body, headers["ETag"]) == (200, rendered.body, rendered.etag)
+    assert "Content-Encoding" not in headers
+    assert headers["Vary"] == "Accept-Encoding"
+
+
+@pytest.mark.parametrize("encoding", [PLAIN, GZIP])
+async def test_head_has_get_headers_and_no_body(make_client: MakeClient, encoding: dict[str, str]) -> None:
+    client = await make_client()
+    _, got, body = await get(client, MEDIA, encoding)
+    status, head, head_body = await get(client, MEDIA, encoding, method="HEAD")
+    assert (status, head_body) == (200, b"")
+    assert int(head["Content-Length"]) == len(body)
+    for name in ("Content-Type", "Content-Encoding", "ETag", "Cache-Control", "Vary",
+                 "Access-Control-Allow-Origin"):
+        assert head.get(name) == got.get(name)
+
+
+async def test_renders_and_compresses_once_per_change(
+    make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    compressions = []
+    real_compress = gzip.compress
+
+    def counting_compress(data: bytes, *args: Any, **kwargs: Any) -> bytes:
+        compressions.append(data)
+        return real_compress(data, *args, **kwargs)
+
+    monkeypatch.setattr(gzip, "compress", counting_compress)
+    playlists = ready_playlists()
+    client = await make_client(playlists)
+    gen = playlists.generators[0]
+    renders_before = gen.renders
+    for _ in range(5):
+        for encoding in (PLAIN, GZIP):
+            assert (await get(client, MEDIA, encoding))[0] == 200
+    assert gen.renders - renders_before == 1
+    assert compressions == [gen.render().body]  # aiohttp did not compress per response either
+    playlists.add_segment(0)
+    for _ in range(3):
+        await get(client, MEDIA, GZIP)
+    assert len(compressions) == 2
+
+
+# -- not ready and unknown ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", [MEDIA, "/live/0/playlist.m3u8", "/live/7/playlist.m3u8", MASTER])
+async def test_503_until_anything_is_ready(make_client: MakeClient, path: str) -> None:
+    client = await make_client(FakePlaylists(target_duration=None))
+    status, headers, body = await get(client, path)
+    assert status == 503
+    assert headers["Retry-After"] == "1"
+    assert headers["Cache-Control"] == hls.UNREADY_CACHE_CONTROL
+    assert headers["Access-Control-Allow-Origin"] == "*"
+    assert body
+
+
+async def test_master_and_default_variant_not_ready_are_503(make_client: MakeClient) -> None:
+    playlists = FakePlaylists(target_duration=6)  # target known, no segments, no master yet
+    client = await make_client(playlists)
+    for path in (MASTER, MEDIA, "/live/0/playlist.m3u8"):
+        status, headers, _ = await get(client, path)
+        assert (status, headers["Retry-After"]) == (503, "1"), path
+    status, headers, _ = await get(client, "/live/1/playlist.m3u8")
+    assert (status, headers["Cache-Control"]) == (404, hls.UNREADY_CACHE_CONTROL)
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/live/2/playlist.m3u8", "/live/00/playlist.m3u8", "/live/01/playlist.m3u8",
+     "/live/" + "9" * 5000 + "/playlist.m3u8"],
+)
+async def test_unknown_variant_is_404_not_500(make_client: MakeClient, path: str) -> None:
+    client = await make_client()
+    status, headers, body = await get(client, path)
+    assert (status, body) == (404, b"unknown variant\n")
+    assert headers["Cache-Control"] == hls.UNREADY_CACHE_CONTROL
+    assert headers["Access-Control-Allow-Origin"] == "*"
+
+
+@pytest.mark.parametrize(
+    "path", ["/nope", "/live/x/playlist.m3u8", "/live/0/other.m3u8", "/live/", "/index.html"]
+)
+async def test_unknown_path_is_404(make_client: MakeClient, path: str) -> None:
+    client = await make_client()
+    status, headers, _ = await get(client, path)
+    assert status == 404
+    assert headers["Access-Control-Allow-Origin"] == "*"
+
+
+async def test_a_failing_source_is_a_500_with_one_log_line(
+    make_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Broken(FakePlaylists):
+        def media_playlist(self, variant: int) -> Rendered | None:
+            raise RuntimeError("secret detail")
+
+    client = await make_client(Broken())
+    with caplog.at_level(logging.ERROR, logger="broadcaster.server"):
+        status, headers, body = await get(client, MEDIA)
+    assert status == 500
+    assert b"secret" not in body and b"Traceback" not in body
+    assert headers["Access-Control-Allow-Origin"] == "*"
+    records = [r for r in caplog.records if r.name == "broadcaster.server"]
+    assert len(records) == 1 and not records[0].exc_info
+    assert "RuntimeError('secret detail')" in records[0].getMessage()
+    assert "\n" not in records[0].getMessage()
+    assert (await playlist_counts(client))[("0", "500")] == 1
+
+
+# -- CORS -----------------------------------------------------------------------------------------
+
+
+async def test_cors_on_get(make_client: MakeClient) -> None:
+    client = await make_client()
+    _, headers, _ = await get(client, MEDIA, {**PLAIN, "Origin": "https://viewer.example"})
+    assert headers["Access-Control-Allow-Origin"] == "*"
+    assert "ETag" in headers["Access-Control-Expose-Headers"]
+
+
+@pytest.mark.parametrize("path", [MEDIA, "/live/3/playlist.m3u8", "/anything/at/all"])
+async def test_preflight_is_204_everywhere(make_client: MakeClient, path: str) -> None:
+    client = await make_client()
+    status, headers, body = await get(client, path, {
+        "Origin": "https://viewer.example",
+        "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "range, x-player-session",
+    }, method="OPTIONS")
+    assert (status, body) == (204, b"")
+    assert headers["Access-Control-Allow-Origin"] == "*"
+    assert headers["Access-Control-Allow-Methods"] == "GET, HEAD, OPTIONS"
+    assert headers["Access-Control-Allow-Headers"] == "range, x-player-session"
+    assert headers["Access-Control-Max-Age"] == "86400"
+
+
+async def test_preflight_does_not_echo_junk(make_client: MakeClient) -> None:
+    client = await make_client()
+    status, headers, _ = await get(client, MEDIA, {
+        "Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": "range; <script>",
+    }, method="OPTIONS")
+    assert status == 204
+    assert "script" not in headers["Access-Control-Allow-Headers"]
+    assert "Range" in headers["Access-Control-Allow-Headers"]
+
+
+# -- health and metrics ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("ok", "expected"), [(True, 200), (False, 503)])
+async def test_health(make_client: MakeClient, ok: bool, expected: int) -> None:
+    client = await make_client(health=FakeHealth(ok))
+    async with client.get("/health") as resp:
+        assert resp.status == expected
+        assert resp.headers["Cache-Control"] == "no-store"
+        assert await resp.json() == FakeHealth(ok).health()[1]
+
+
+async def test_metrics_count_playlist_requests_with_bounded_labels(make_client: MakeClient) -> None:
+    playlists = ready_playlists()
+    client = await make_client(playlists)
+    etag = playlists.generators[1].render().etag
+    await get(client, MASTER)
+    await get(client, MEDIA)
+    await get(client, MEDIA, method="HEAD")
+    await get(client, "/live/1/playlist.m3u8")
+    await get(client, "/live/1/playlist.m3u8", {**PLAIN, "If-None-Match": etag})
+    for n in (2, 99, 123456):
+        await get(client, f"/live/{n}/playlist.m3u8")
+    status, headers, _ = await get(client, "/metrics")
+    assert (status, headers["Cache-Control"]) == (200, "no-store")
+    assert await playlist_counts(client) == {
+        ("master", "200"): 1,
+        ("0", "200"): 2,
+        ("1", "200"): 1,
+        ("1", "304"): 1,
+        ("unknown", "404"): 3,
+    }
+
+
+async def test_metrics_count_not_ready(make_client: MakeClient) -> None:
+    client = await make_client(FakePlaylists(target_duration=None))
+    for path in (MASTER, MEDIA, "/live/0/playlist.m3u8", "/live/5/playlist.m3u8"):
+        await get(client, path)
+    assert await playlist_counts(client) == {("master", "503"): 1, ("0", "503"): 2, ("unknown", "503"): 1}
+
+
+async def test_metrics_can_be_hidden(make_client: MakeClient) -> None:
+    client = await make_client(expose_metrics=False)
+    assert (await get(client, "/metrics"))[0] == 404
+
+
+# -- the viewer -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def viewer_dir(tmp_path: Path) -> Path:
+    viewer = tmp_path / "viewer"
+    viewer.mkdir()
+    (viewer / "index.html").write_text("<!doctype html><title>live</title>")
+    (viewer / "player.js").write_text("console.log('hi')")
+    (viewer / "style.css").write_text("body{}")
+    (viewer / ".hidden").write_text("dotfile")
+    (viewer / "sub").mkdir()
+    (viewer / "sub" / "inner.js").write_text("inner")
+    (tmp_path / "secret.txt").write_text("outside")
+    (viewer / "leak.txt").symlink_to(tmp_path / "secret.txt")
+    (viewer / "unhide.txt").symlink_to(viewer / ".hidden")
+    (viewer / "alias.js").symlink_to(viewer / "player.js")
+    (viewer / "loop").symlink_to(viewer / "loop")
+    return viewer
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type", "body"),
+    [
+        ("/", "text/html; charset=utf-8", b"<!doctype html><title>live</title>"),
+        ("/index.html", "text/html; charset=utf-8", b"<!doctype html><title>live</title>"),
+        ("/player.js", "text/javascript; charset=utf-8", b"console.log('hi')"),
+        ("/style.css", "text/css; charset=utf-8", b"body{}"),
+        ("/alias.js", "text/javascript; charset=utf-8", b"console.log('hi')"),  # a symlink inside is fine
+    ],
+)
+async def test_viewer_files(make_client: MakeClient, viewer_dir: Path, path: str, content_type: str,
+                            body: bytes) -> None:
+    client = await make_client(viewer_dir=viewer_dir)
+    status, headers, got = await get(client, path)
+    assert (status, got) == (200, body)
+    assert headers["Content-Type"] == content_type
+    assert headers["Cache-Control"] == "no-cache"
+    assert headers["Access-Control-Allow-Origin"] == "*"
+    # The playlists still win over the catch-all file route.
+    assert (await get(client, MEDIA))[0] == 200
+    assert (await get(client, "/health"))[0] == 200
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/..%2f..%2fetc/passwd",
+        "/%2e%2e/x",
+        "/%2e%2e",
+        "/..%2fsecret.txt",  # reaches the handler as "../secret.txt"
+        "/%2e%2e%2fsecret.txt",
+        "/..%5csecret.txt",
+        "/sub%2finner.js",
+        "/sub",
+        "/.hidden",
+        "/%2ehidden",
+        "/leak.txt",  # symlink out of viewer_dir
+        "/unhide.txt",  # symlink onto a dotfile
+        "/loop",
+        "/a%00b",
+        "/missing.html",
+    ],
+)
+async def test_viewer_refuses_anything_but_its_own_files(make_client: MakeClient, viewer_dir: Path,
+                                                         path: str) -> None:
+    client = await make_client(viewer_dir=viewer_dir)
+    status, _, body = await get(client, URL(path, encoded=True))
+    assert status == 404
+    assert b"outside" not in body and b"dotfile" not in body
+
+
+async def test_viewer_dir_must_exist(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="viewer_dir"):
+        create_app(ready_playlists(), FakeHealth(), Metrics(), viewer_dir=tmp_path / "missing")
+
+
+async def test_without_viewer_the_index_names_the_playlists(make_client: MakeClient) -> None:
+    client = await make_client(default_variant=1)
+    status, headers, body = await get(client, "/")
+    assert status == 200
+    assert headers["Content-Type"].startswith("text/plain")
+    for url in (b"/live/playlist.m3u8", b"/live/{n}/playlist.m3u8", b"/live/master.m3u8", b"variant 1"):
+        assert url in body
