@@ -1,0 +1,509 @@
+"""Tests for broadcaster.hls_check: for every rule a passing sequence and a minimal sequence that breaks it."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from broadcaster.hls_check import MediaPlaylistChecker, VariantSetChecker, Violation, check_master
+
+# ---------------------------------------------------------------------------------------------- builders
+
+T0 = datetime(2024, 5, 1, 10, 0, 0, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Seg:
+    """One segment. ``dur=None`` writes no EXTINF; ``uri=""`` writes an EXTINF without a URI line."""
+
+    uri: str
+    dur: str | None = "6.000"
+    disc: bool = False
+    pdt: str | None = None
+    tags: tuple[str, ...] = ()  # extra tag lines written before the segment
+
+
+def segs(*uris: str, dur: str = "6.000") -> list[Seg]:
+    return [Seg(u, dur) for u in uris]
+
+
+def pdt(seconds: float) -> str:
+    """An ISO 8601 PDT with milliseconds and a zone, ``seconds`` after T0."""
+    return (T0 + timedelta(seconds=seconds)).isoformat(timespec="milliseconds")
+
+
+def media(
+    segments: list[Seg],
+    *,
+    ms: int | str | None = 0,
+    dseq: int | str | None = None,
+    target: int | str | None = 6,
+    version: int | str | None = 3,
+    header: tuple[str, ...] = (),
+    footer: tuple[str, ...] = (),
+    endlist: bool = False,
+    trailer: tuple[str, ...] = (),
+) -> str:
+    """Render a media playlist. ``None`` leaves a header tag out; ``trailer`` goes after EXT-X-ENDLIST."""
+    out = ["#EXTM3U"]
+    if version is not None:
+        out.append(f"#EXT-X-VERSION:{version}")
+    if target is not None:
+        out.append(f"#EXT-X-TARGETDURATION:{target}")
+    if ms is not None:
+        out.append(f"#EXT-X-MEDIA-SEQUENCE:{ms}")
+    if dseq is not None:
+        out.append(f"#EXT-X-DISCONTINUITY-SEQUENCE:{dseq}")
+    out.extend(header)
+    for s in segments:
+        out.extend(s.tags)
+        if s.disc:
+            out.append("#EXT-X-DISCONTINUITY")
+        if s.pdt is not None:
+            out.append(f"#EXT-X-PROGRAM-DATE-TIME:{s.pdt}")
+        if s.dur is not None:
+            out.append(f"#EXTINF:{s.dur},")
+        if s.uri:
+            out.append(s.uri)
+    out.extend(footer)
+    if endlist:
+        out.append("#EXT-X-ENDLIST")
+    out.extend(trailer)
+    return "\n".join(out) + "\n"
+
+
+def master(*lines: str) -> str:
+    return "\n".join(("#EXTM3U", *lines)) + "\n"
+
+
+GOOD_MASTER = master(
+    "#EXT-X-VERSION:3",
+    "#EXT-X-INDEPENDENT-SEGMENTS",
+    '#EXT-X-STREAM-INF:BANDWIDTH=2500000,RESOLUTION=1280x720,CODECS="avc1.64001f,mp4a.40.2"',
+    "720p/playlist.m3u8",
+    "#EXT-X-STREAM-INF:BANDWIDTH=800000",
+    "360p/playlist.m3u8",
+)
+
+
+def rules(violations: list[Violation]) -> set[str]:
+    return {v.rule for v in violations}
+
+
+def feed(texts: list[str], **kwargs: bool) -> list[list[Violation]]:
+    checker = MediaPlaylistChecker(
+        allow_resume_after_endlist=kwargs.get("allow_resume_after_endlist", False),
+        allow_playlist_type=kwargs.get("allow_playlist_type", False),
+    )
+    return [checker.check(t) for t in texts]
+
+
+def feed_variants(items: list[tuple[str, str]]) -> list[list[Violation]]:
+    checker = VariantSetChecker()
+    return [checker.check(name, text) for name, text in items]
+
+
+A4 = segs("a.ts", "b.ts", "c.ts", "d.ts")
+BASE = media(A4)
+
+# ---------------------------------------------------------------------------------------------- rule table
+# (rule, good versions, bad versions, checker kwargs, rules that necessarily come with it).
+# The bad sequence differs minimally from the good one; all its versions but the last must pass.
+
+Case = tuple[str, list[str], list[str], dict[str, bool], frozenset[str]]
+NUMBERING = frozenset({"msn-uri-changed", "uri-msn-changed"})  # a shift always renumbers retained segments
+
+PER_VERSION: list[Case] = [
+    ("extm3u-missing", [BASE], [BASE.removeprefix("#EXTM3U\n")], {}, frozenset()),
+    ("extm3u-missing", [BASE], ["\ufeff" + BASE], {}, frozenset()),  # no BOM (4.1)
+    ("tag-duplicated", [BASE], [media(A4, header=("#EXT-X-TARGETDURATION:6",))], {}, frozenset()),
+    ("version-missing", [BASE], [media(A4, version=None)], {}, frozenset()),
+    ("version-invalid", [BASE], [media(A4, version="3.0")], {}, frozenset()),
+    ("version-too-low", [BASE], [media(A4, version=2)], {}, frozenset()),
+    ("version-too-high", [BASE], [media(A4, version=4)], {}, frozenset()),
+    ("version-too-high", [media(segs("a.ts", dur="6"), version=1)], [media(segs("a.ts", dur="6"), version=2)], {},
+     frozenset()),
+    ("version-too-low", [media(A4, version=6, header=('#EXT-X-MAP:URI="init.mp4"',))],
+     [media(A4, version=3, header=('#EXT-X-MAP:URI="init.mp4"',))], {}, frozenset()),
+    ("version-too-high", [media(A4, version=6, header=('#EXT-X-MAP:URI="init.mp4"',))],
+     [media(A4, version=7, header=('#EXT-X-MAP:URI="init.mp4"',))], {}, frozenset()),
+    ("target-duration-missing", [BASE], [media(A4, target=None)], {}, frozenset()),
+    ("target-duration-invalid", [BASE], [media(A4, target="6.2")], {}, frozenset()),
+    ("target-duration-invalid", [BASE], [media(A4, target=0)], {}, frozenset()),
+    ("extinf-invalid", [BASE], [media([*A4, Seg("e.ts", "6.0s")])], {}, frozenset()),
+    ("extinf-invalid", [BASE], [media([*A4, Seg("e.ts", None, tags=("#EXTINF:6.000",))])], {}, frozenset()),
+    ("extinf-exceeds-target", [media([*A4, Seg("e.ts", "6.499")])], [media([*A4, Seg("e.ts", "6.500")])], {},
+     frozenset()),
+    ("segment-missing-extinf", [BASE], [media([*A4, Seg("e.ts", None)])], {}, frozenset()),
+    ("segment-uri-missing", [BASE], [media([*A4, Seg("")])], {}, frozenset()),
+    ("segment-uri-missing", [BASE], [media([Seg(""), *A4])], {}, frozenset()),
+    ("media-sequence-invalid", [BASE], [media(A4, ms="x")], {}, frozenset()),
+    ("media-sequence-after-segment", [media(A4, ms=None, header=("#EXT-X-MEDIA-SEQUENCE:0",))],
+     [media(A4, ms=None, footer=("#EXT-X-MEDIA-SEQUENCE:0",))], {}, frozenset()),
+    ("discontinuity-sequence-invalid", [media(A4, dseq=0)], [media(A4, dseq="-1")], {}, frozenset()),
+    ("discontinuity-sequence-after-segment", [media(A4, header=("#EXT-X-DISCONTINUITY-SEQUENCE:0",))],
+     [media(A4, footer=("#EXT-X-DISCONTINUITY-SEQUENCE:0",))], {}, frozenset()),
+    ("playlist-type-present", [BASE], [media(A4, header=("#EXT-X-PLAYLIST-TYPE:EVENT",))], {}, frozenset()),
+    ("playlist-type-invalid", [media(A4, header=("#EXT-X-PLAYLIST-TYPE:EVENT",))],
+     [media(A4, header=("#EXT-X-PLAYLIST-TYPE:LIVE",))], {"allow_playlist_type": True}, frozenset()),
+    ("pdt-invalid", [media([Seg("a.ts", pdt=pdt(0))])], [media([Seg("a.ts", pdt="yesterday")])], {}, frozenset()),
+    ("pdt-invalid", [media([Seg("a.ts", pdt=pdt(0))])], [media([Seg("a.ts", pdt="2024-02-30T10:00:00.000Z")])],
+     {}, frozenset()),
+    ("pdt-missing-timezone", [media([Seg("a.ts", pdt="2024-05-01T10:00:00.000+02:00")])],
+     [media([Seg("a.ts", pdt="2024-05-01T10:00:00.000")])], {}, frozenset()),
+    ("pdt-missing-milliseconds", [media([Seg("a.ts", pdt="2024-05-01T10:00:00.000Z")])],
+     [media([Seg("a.ts", pdt="2024-05-01T10:00:00Z")])], {}, frozenset()),
+    ("pdt-missing-after-discontinuity", [media([Seg("a.ts", pdt=pdt(0)), Seg("b.ts", disc=True, pdt=pdt(60))])],
+     [media([Seg("a.ts", pdt=pdt(0)), Seg("b.ts", disc=True)])], {}, frozenset()),
+    ("independent-segments-repeated", [media(A4, header=("#EXT-X-INDEPENDENT-SEGMENTS",))],
+     [media(A4, header=("#EXT-X-INDEPENDENT-SEGMENTS",) * 2)], {}, frozenset()),
+    ("content-after-endlist", [media(A4, endlist=True)], [media(A4, endlist=True, trailer=("#EXTINF:6.000,", "e.ts"))],
+     {}, frozenset()),
+    ("skip-invalid", [media(A4, version=9, header=("#EXT-X-SKIP:SKIPPED-SEGMENTS=0",))],
+     [media(A4, version=9, header=("#EXT-X-SKIP:SKIPPED-SEGMENTS=x",))], {}, frozenset()),
+    ("skip-invalid", [media(A4, version=9, header=("#EXT-X-SKIP:SKIPPED-SEGMENTS=0",))],
+     [media(A4, version=9, footer=("#EXT-X-SKIP:SKIPPED-SEGMENTS=0",))], {}, frozenset()),
+]
+
+B5 = segs("b.ts", "c.ts", "d.ts", "e.ts")  # BASE with a.ts removed from the front and e.ts appended
+EVENT = ("#EXT-X-PLAYLIST-TYPE:EVENT",)
+VOD = ("#EXT-X-PLAYLIST-TYPE:VOD",)
+
+BETWEEN: list[Case] = [
+    ("target-duration-changed", [BASE, media(A4)], [BASE, media(A4, target=7)], {}, frozenset()),
+    ("media-sequence-decreased", [media(A4, ms=5), media(A4, ms=5)],
+     [media(A4, ms=5), media([Seg("z.ts"), *A4], ms=4)], {}, frozenset()),
+    ("media-sequence-mismatch", [BASE, media(B5, ms=1)], [BASE, media(B5, ms=0)], {}, NUMBERING),
+    ("media-sequence-mismatch", [BASE, media(B5, ms=1)], [BASE, media(B5, ms=2)], {}, NUMBERING),
+    ("media-sequence-mismatch", [BASE, media(segs("w.ts", "x.ts", "y.ts"), ms=4)],
+     [BASE, media(segs("w.ts", "x.ts", "y.ts"), ms=3)], {}, frozenset({"msn-uri-changed"})),
+    ("segments-removed-not-from-front", [BASE, media(segs("a.ts", "b.ts", "c.ts", "d.ts", "e.ts"))],
+     [BASE, media(segs("a.ts", "b.ts", "c.ts"))], {}, frozenset()),
+    ("segments-removed-not-from-front", [BASE, media(segs("a.ts", "b.ts", "c.ts", "d.ts", "e.ts"))],
+     [BASE, media(segs("a.ts", "c.ts", "d.ts", "e.ts"))], {}, NUMBERING),
+    ("segments-reordered", [BASE, BASE], [BASE, media(segs("a.ts", "b.ts", "d.ts", "c.ts"))], {}, NUMBERING),
+    ("segment-not-appended", [BASE, media(segs("a.ts", "b.ts", "c.ts", "d.ts", "x.ts"))],
+     [BASE, media(segs("a.ts", "b.ts", "x.ts", "c.ts", "d.ts"))], {}, NUMBERING),
+    ("segment-changed", [BASE, BASE], [BASE, media([A4[0], Seg("b.ts", "5.000"), *A4[2:]])], {}, frozenset()),
+    ("segment-changed", [BASE, BASE], [BASE, media([A4[0], Seg("b.ts", disc=True), *A4[2:]])], {}, frozenset()),
+    ("segment-changed", [media([Seg("a.ts", pdt=pdt(0))])] * 2,
+     [media([Seg("a.ts", pdt=pdt(0))]), media([Seg("a.ts", pdt=pdt(1))])], {}, frozenset()),
+    ("segment-changed", [media(A4, version=6, header=('#EXT-X-MAP:URI="i1.mp4"',))] * 2,
+     [media(A4, version=6, header=('#EXT-X-MAP:URI="i1.mp4"',)),
+      media(A4, version=6, header=('#EXT-X-MAP:URI="i2.mp4"',))], {}, frozenset()),
+    ("discontinuity-sequence-mismatch",
+     [media([Seg("a.ts", disc=True), *A4[1:]]), media(B5, ms=1, dseq=1)],
+     [media([Seg("a.ts", disc=True), *A4[1:]]), media(B5, ms=1)], {}, frozenset()),
+    ("discontinuity-sequence-mismatch", [media(A4, dseq=3), media(B5, ms=1, dseq=3)],
+     [media(A4, dseq=3), media(B5, ms=1, dseq=4)], {}, frozenset()),
+    ("window-too-short", [BASE, media(segs("b.ts", "c.ts", "d.ts"), ms=1)],
+     [BASE, media(segs("c.ts", "d.ts"), ms=2)], {}, frozenset()),
+    ("changed-after-endlist", [media(A4, endlist=True)] * 2,
+     [media(A4, endlist=True), media([*A4, Seg("e.ts", disc=True)])], {}, frozenset()),
+    ("resume-without-discontinuity",
+     [media(A4, endlist=True), media([*A4, Seg("e.ts", disc=True)])],
+     [media(A4, endlist=True), media([*A4, Seg("e.ts")])], {"allow_resume_after_endlist": True}, frozenset()),
+    ("resume-without-discontinuity",  # ENDLIST dropped first, segments appended one version later
+     [media(A4, endlist=True), BASE, media([*A4, Seg("e.ts", disc=True)])],
+     [media(A4, endlist=True), BASE, media([*A4, Seg("e.ts")])], {"allow_resume_after_endlist": True},
+     frozenset()),
+    ("msn-uri-changed", [BASE, BASE], [BASE, media(segs("a.ts", "b.ts", "x.ts", "d.ts"))], {}, frozenset()),
+    ("msn-uri-changed", [BASE, BASE], [BASE, media(segs("a.ts", "b.ts", "c.ts", "x.ts"))], {}, frozenset()),
+    ("uri-msn-changed", [BASE, media(segs("e.ts", "f.ts", "g.ts", "h.ts"), ms=4),
+                         media(segs("f.ts", "g.ts", "h.ts", "i.ts"), ms=5)],
+     [BASE, media(segs("e.ts", "f.ts", "g.ts", "h.ts"), ms=4), media(segs("f.ts", "g.ts", "h.ts", "a.ts"), ms=5)],
+     {}, frozenset()),
+    ("uri-msn-changed", [BASE], [media(segs("a.ts", "b.ts", "a.ts"))], {}, frozenset()),
+    ("playlist-type-changed", [media(A4, header=EVENT)] * 2, [media(A4, header=EVENT), media(A4, header=VOD)],
+     {"allow_playlist_type": True}, frozenset()),
+    ("event-segments-removed", [media(A4, header=EVENT), media([*A4, Seg("e.ts")], header=EVENT)],
+     [media(A4, header=EVENT), media(segs("b.ts", "c.ts", "d.ts"), ms=1, header=EVENT)],
+     {"allow_playlist_type": True}, frozenset()),
+    ("vod-playlist-changed", [media(A4, header=VOD)] * 2, [media(A4, header=VOD), media(B5, ms=1, header=VOD)],
+     {"allow_playlist_type": True}, frozenset()),
+    ("skip-unresolvable",
+     [BASE, media([Seg("e.ts")], ms=1, version=9, header=("#EXT-X-SKIP:SKIPPED-SEGMENTS=3",))],
+     [BASE, media([Seg("e.ts")], ms=2, version=9, header=("#EXT-X-SKIP:SKIPPED-SEGMENTS=3",))], {}, frozenset()),
+]
+
+VARIANT: list[tuple[str, list[tuple[str, str]], list[tuple[str, str]]]] = [
+    ("variant-target-duration-mismatch", [("hi", BASE), ("lo", BASE)], [("hi", BASE), ("lo", media(A4, target=7))]),
+    ("variant-discontinuity-mismatch",
+     [("hi", media([A4[0], Seg("b.ts", disc=True), *A4[2:]])), ("lo", media([A4[0], Seg("b.ts", disc=True), *A4[2:]]))],
+     [("hi", media([A4[0], Seg("b.ts", disc=True), *A4[2:]])), ("lo", media([*A4[:2], Seg("c.ts", disc=True), A4[3]]))]),
+    ("variant-discontinuity-mismatch", [("hi", media(A4, dseq=2)), ("lo", media(A4, dseq=2))],
+     [("hi", media(A4, dseq=2)), ("lo", media(A4, dseq=1))]),
+    ("variant-pdt-mismatch", [("hi", media([Seg("a.ts", pdt=pdt(0))])), ("lo", media([Seg("a.ts", pdt=pdt(0))]))],
+     [("hi", media([Seg("a.ts", pdt=pdt(0))])), ("lo", media([Seg("a.ts")]))]),
+    ("variant-pdt-mismatch", [("hi", media([Seg("a.ts", pdt=pdt(0))])), ("lo", media([Seg("a.ts", pdt=pdt(0))]))],
+     [("hi", media([Seg("a.ts", pdt=pdt(0))])), ("lo", media([Seg("a.ts", pdt=pdt(2))]))]),
+]
+
+MASTER: list[tuple[str, str]] = [
+    ("extm3u-missing", GOOD_MASTER.removeprefix("#EXTM3U\n")),
+    ("stream-inf-bandwidth-missing", master("#EXT-X-STREAM-INF:RESOLUTION=1280x720", "720p.m3u8")),
+    ("stream-inf-bandwidth-invalid", master("#EXT-X-STREAM-INF:BANDWIDTH=2.5e6", "720p.m3u8")),
+    ("stream-inf-uri-missing", master("#EXT-X-STREAM-INF:BANDWIDTH=1", "#EXT-X-STREAM-INF:BANDWIDTH=2", "b.m3u8")),
+    ("stream-inf-uri-missing", master("#EXT-X-STREAM-INF:BANDWIDTH=1")),
+    ("uri-not-relative", master("#EXT-X-STREAM-INF:BANDWIDTH=1", "https://cdn.example.com/720p.m3u8")),
+    ("uri-not-relative", master("#EXT-X-STREAM-INF:BANDWIDTH=1", "/live/720p.m3u8")),
+    ("uri-not-relative", master('#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="a",NAME="en",URI="http://x/a.m3u8"',
+                                "#EXT-X-STREAM-INF:BANDWIDTH=1", "a.m3u8")),
+    ("independent-segments-repeated", master("#EXT-X-INDEPENDENT-SEGMENTS", "#EXT-X-INDEPENDENT-SEGMENTS",
+                                             "#EXT-X-STREAM-INF:BANDWIDTH=1", "a.m3u8")),
+]
+
+
+def _ids(cases: list[Case]) -> list[str]:
+    return [f"{c[0]}-{i}" for i, c in enumerate(cases)]
+
+
+@pytest.mark.parametrize("case", PER_VERSION + BETWEEN, ids=_ids(PER_VERSION + BETWEEN))
+def test_good_sequence_passes(case: Case) -> None:
+    _, good, _, kwargs, _ = case
+    assert feed(good, **kwargs) == [[] for _ in good]
+
+
+@pytest.mark.parametrize("case", PER_VERSION + BETWEEN, ids=_ids(PER_VERSION + BETWEEN))
+def test_bad_sequence_breaks_exactly_its_rule(case: Case) -> None:
+    rule, _, bad, kwargs, companions = case
+    results = feed(bad, **kwargs)
+    assert results[:-1] == [[] for _ in bad[:-1]]
+    assert rules(results[-1]) == {rule} | companions, [str(v) for v in results[-1]]
+
+
+@pytest.mark.parametrize("case", VARIANT, ids=[f"{c[0]}-{i}" for i, c in enumerate(VARIANT)])
+def test_variant_rules(case: tuple[str, list[tuple[str, str]], list[tuple[str, str]]]) -> None:
+    rule, good, bad = case
+    assert feed_variants(good) == [[] for _ in good]
+    results = feed_variants(bad)
+    assert results[:-1] == [[] for _ in bad[:-1]]
+    assert rules(results[-1]) == {rule}, [str(v) for v in results[-1]]
+
+
+def test_good_master_passes() -> None:
+    assert check_master(GOOD_MASTER) == []
+    assert check_master(master('#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="a",NAME="en",URI="audio/en.m3u8"',
+                               '#EXT-X-STREAM-INF:BANDWIDTH=1,AUDIO="a"', "# comment", "", "v.m3u8")) == []
+
+
+@pytest.mark.parametrize("case", MASTER, ids=[f"{c[0]}-{i}" for i, c in enumerate(MASTER)])
+def test_master_rules(case: tuple[str, str]) -> None:
+    rule, text = case
+    assert rules(check_master(text)) == {rule}
+
+
+def test_every_documented_rule_has_a_failing_case() -> None:
+    import broadcaster.hls_check as mod
+
+    documented = {
+        line.split()[0]
+        for line in (mod.__doc__ or "").splitlines()
+        if line[:1].islower() and "-" in line.split()[0] and len(line.split()) > 1 and line.split()[1][0].isdigit()
+    }
+    covered = {c[0] for c in PER_VERSION + BETWEEN} | {c[0] for c in VARIANT} | {c[0] for c in MASTER}
+    assert len(documented) >= 40
+    assert documented <= covered, documented - covered
+
+
+# ---------------------------------------------------------------------------------------------- realistic runs
+
+
+def stream_version(first: int, window: int = 5, every_disc: int = 7) -> str:
+    """Version of a live playlist listing segments first..first+window-1 of an endless stream.
+
+    Segment i lasts 5.5..6.4 s, carries EXT-X-DISCONTINUITY when i % every_disc == 3, and every segment
+    carries a PROGRAM-DATE-TIME (time jumps by 60 s at each discontinuity)."""
+
+    items = [_stream_segment(i, every_disc) for i in range(first, first + window)]
+    dseq = sum(1 for k in range(first) if k % every_disc == 3)
+    return media(items, ms=first, dseq=dseq, header=("#EXT-X-INDEPENDENT-SEGMENTS",))
+
+
+@functools.cache
+def _stream_start(i: int, every_disc: int) -> float:
+    """Seconds from T0 at which segment i starts (each discontinuity adds a 60 s gap)."""
+    if i == 0:
+        return 0.0
+    gap = 60.0 if i % every_disc == 3 else 0.0
+    return _stream_start(i - 1, every_disc) + float(_stream_duration(i - 1)) + gap
+
+
+def _stream_duration(i: int) -> str:
+    return f"{5.5 + (i * 37 % 10) / 10:.3f}"
+
+
+def _stream_segment(i: int, every_disc: int) -> Seg:
+    return Seg(f"seg{i:05d}.ts", _stream_duration(i), disc=i % every_disc == 3, pdt=pdt(_stream_start(i, every_disc)))
+
+
+def test_sliding_window_with_discontinuities_passes_for_50_versions() -> None:
+    checker = MediaPlaylistChecker(name="720p")
+    texts = [stream_version(k) for k in range(50)]
+    assert "#EXT-X-DISCONTINUITY-SEQUENCE:7\n" in texts[-1]  # discontinuities did slide out
+    for text in texts:
+        checker.assert_ok(text)
+        checker.assert_ok(text)  # identical consecutive versions are fine
+    assert checker.versions == 100
+
+
+def test_polling_gaps_pass_and_shifted_stream_fails() -> None:
+    checker = MediaPlaylistChecker()
+    for k in (0, 1, 4, 9, 10, 30, 31, 49):  # a poller that misses versions, even whole windows
+        checker.assert_ok(stream_version(k))
+    bad = stream_version(50).replace("#EXT-X-MEDIA-SEQUENCE:50", "#EXT-X-MEDIA-SEQUENCE:51")
+    assert "media-sequence-mismatch" in rules(checker.check(bad))
+
+
+def test_variant_set_of_realistic_streams_passes() -> None:
+    checker = VariantSetChecker()
+    for k in range(50):
+        for name in ("720p", "360p"):
+            text = stream_version(k).replace("seg", f"{name}/seg")
+            checker.assert_ok(name, text)
+    assert checker.variants == ("720p", "360p")
+    assert checker.checker("720p").versions == 50
+
+
+def test_disc_sequence_wrong_after_discontinuity_slides_out() -> None:
+    checker = MediaPlaylistChecker()
+    for k in range(4):
+        checker.assert_ok(stream_version(k))
+    # Version 4 removes seg00003 (which carries EXT-X-DISCONTINUITY) but forgets to bump the sequence.
+    bad = stream_version(4).replace("#EXT-X-DISCONTINUITY-SEQUENCE:1", "#EXT-X-DISCONTINUITY-SEQUENCE:0")
+    violations = checker.check(bad)
+    assert rules(violations) == {"discontinuity-sequence-mismatch"}
+    assert "seg00003.ts" in violations[0].message and "must be 1" in violations[0].message
+
+
+def test_polling_gap_bounds_the_discontinuity_sequence() -> None:
+    checker = MediaPlaylistChecker()
+    checker.assert_ok(media(A4))
+    # 10 removed, 6 of them never seen: between 0 and 6 discontinuities could have slid out unseen.
+    checker.assert_ok(media(segs("k.ts", "l.ts", "m.ts"), ms=10, dseq=6))
+    assert rules(checker.check(media(segs("l.ts", "m.ts", "n.ts"), ms=11, dseq=5))) == {
+        "discontinuity-sequence-mismatch"
+    }
+
+
+# ---------------------------------------------------------------------------------------------- details
+
+
+def test_pdt_without_zone_or_milliseconds_is_flagged() -> None:
+    cases = {
+        "2024-05-01T10:00:00.000Z": set(),
+        "2024-05-01T10:00:00.123+02:00": set(),
+        "2024-05-01T10:00:00.123456-0530": set(),
+        "2024-05-01T10:00:00.000": {"pdt-missing-timezone"},
+        "2024-05-01T10:00:00Z": {"pdt-missing-milliseconds"},
+        "2024-05-01T10:00:00.5Z": {"pdt-missing-milliseconds"},
+        "2024-05-01T10:00:00": {"pdt-missing-timezone", "pdt-missing-milliseconds"},
+        "2024-05-01 10:00:00.000Z": {"pdt-invalid"},
+    }
+    for value, expected in cases.items():
+        assert rules(MediaPlaylistChecker().check(media([Seg("a.ts", pdt=value)]))) == expected, value
+
+
+def test_same_instant_written_differently_is_not_a_change() -> None:
+    checker = MediaPlaylistChecker()
+    checker.assert_ok(media([Seg("a.ts", pdt="2024-05-01T10:00:00.000Z")]))
+    checker.assert_ok(media([Seg("a.ts", pdt="2024-05-01T12:00:00.000+02:00")]))
+
+
+def test_version_rules() -> None:
+    def ok(text: str) -> list[Violation]:
+        return MediaPlaylistChecker().check(text)
+
+    integer = segs("a.ts", "b.ts", dur="6")
+    assert ok(media(integer, version=1)) == []
+    assert ok(media(integer, version=3)) == []  # 3 is allowed when the durations happen to be integers
+    assert rules(ok(media(integer, version=4))) == {"version-too-high"}
+    skip = ("#EXT-X-SKIP:SKIPPED-SEGMENTS=0",)
+    assert ok(media(A4, version=9, header=skip)) == []
+    assert rules(ok(media(A4, version=6, header=skip))) == {"version-too-low"}
+    assert rules(ok(media(A4, version=10, header=skip))) == {"version-too-high"}
+    keyed = ('#EXT-X-KEY:METHOD=AES-128,URI="k.bin",IV=0x00000000000000000000000000000001',)
+    assert ok(media(integer, version=2, header=keyed)) == []
+    assert ok(media(A4, version=4, header=("#EXT-X-BYTERANGE:100@0",))) == []
+
+
+def test_extinf_rounding_is_half_up_and_exact() -> None:
+    assert MediaPlaylistChecker().check(media([Seg("a.ts", "6.49999999999999999999")])) == []
+    assert rules(MediaPlaylistChecker().check(media([Seg("a.ts", "6.5")]))) == {"extinf-exceeds-target"}
+
+
+def test_messages_name_the_playlist_version_and_numbers() -> None:
+    checker = MediaPlaylistChecker(name="720p")
+    checker.assert_ok(BASE)
+    [v] = checker.check(media(A4, target=7))
+    assert v.rule == "target-duration-changed"
+    assert v.message.startswith("[720p] version 2: ") and "6" in v.message and "7" in v.message
+    assert str(v) == f"target-duration-changed: {v.message}"
+    checker2 = MediaPlaylistChecker()
+    checker2.assert_ok(BASE)
+    msgs = [str(v) for v in checker2.check(media(B5, ms=0))]
+    assert any("1 segment(s) were removed" in m and "advanced by 0" in m for m in msgs), msgs
+    assert any("0: a.ts -> b.ts" in m for m in msgs), msgs
+
+
+def test_assert_ok_lists_all_messages() -> None:
+    checker = MediaPlaylistChecker()
+    with pytest.raises(AssertionError) as info:
+        checker.assert_ok(media(A4, version=None, target=None))
+    assert "version-missing" in str(info.value) and "target-duration-missing" in str(info.value)
+    assert checker.versions == 1
+
+
+def test_number_never_reused_even_after_it_slid_out() -> None:
+    checker = MediaPlaylistChecker()
+    checker.assert_ok(BASE)
+    checker.assert_ok(media(segs("e.ts", "f.ts", "g.ts", "h.ts"), ms=4))
+    # A restart that goes back to 0 with new names: both the regression and the remapping are reported.
+    assert rules(checker.check(media(segs("p.ts", "q.ts", "r.ts", "s.ts"), ms=0))) == {
+        "media-sequence-decreased",
+        "msn-uri-changed",
+    }
+
+
+def test_resume_after_endlist_when_allowed() -> None:
+    checker = MediaPlaylistChecker(allow_resume_after_endlist=True)
+    checker.assert_ok(media(A4, endlist=True))
+    checker.assert_ok(media(A4, endlist=True))
+    checker.assert_ok(media([*A4, Seg("e.ts", disc=True), Seg("f.ts")]))
+    checker.assert_ok(media([*A4[1:], Seg("e.ts", disc=True), Seg("f.ts")], ms=1))
+    # Still an error when not allowed.
+    strict = MediaPlaylistChecker()
+    strict.assert_ok(media(A4, endlist=True))
+    assert rules(strict.check(media(A4))) == {"changed-after-endlist"}
+
+
+def test_delta_update_is_expanded_from_the_previous_version() -> None:
+    checker = MediaPlaylistChecker()
+    checker.assert_ok(media([Seg("a.ts", disc=True), *A4[1:]]))
+    skip = ("#EXT-X-SKIP:SKIPPED-SEGMENTS=2",)
+    # Skips b, c (msn 1, 2); a.ts (with its discontinuity) slid out, so the sequence must be 1.
+    checker.assert_ok(media([Seg("d.ts"), Seg("e.ts")], ms=1, dseq=1, version=9, header=skip))
+    assert rules(checker.check(media([Seg("x.ts"), Seg("e.ts")], ms=1, dseq=1, version=9, header=skip))) == {
+        "msn-uri-changed"
+    }
+
+
+def test_allowed_playlist_types() -> None:
+    checker = MediaPlaylistChecker(allow_playlist_type=True)
+    checker.assert_ok(media(A4, header=EVENT))
+    checker.assert_ok(media([*A4, Seg("e.ts")], header=EVENT, endlist=True))
+
+
+def test_soak_speed_is_linear() -> None:
+    import time
+
+    checker = MediaPlaylistChecker()
+    texts = [stream_version(k, window=10) for k in range(300)]
+    started = time.perf_counter()
+    for text in texts:
+        checker.assert_ok(text)
+    # O(window) per version: ~50 us each here; the bound only catches accidental O(history) work.
+    assert time.perf_counter() - started < 2.0
