@@ -1,0 +1,219 @@
+"""ManifestGenerator against every rule in HLS_RULES.md, checked by the shared consecutive-version
+checker and parsed back with the independent m3u8 parser."""
+
+from __future__ import annotations
+
+import m3u8
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from broadcaster.hls_check import MediaPlaylistChecker
+from broadcaster.manifest import ListedSegment, ManifestGenerator, SegmentRejected, render_master
+from broadcaster.owncast import SourceVariant
+
+T0 = 1_800_000_000.0
+
+
+def seg(i: int, duration: float = 1.0, **kw: object) -> ListedSegment:
+    return ListedSegment(uri=f"https://r2.example/live/0/s-{i}.ts", duration=duration,
+                         program_date_time=kw.pop("pdt", T0 + i), **kw)  # type: ignore[arg-type]
+
+
+class Driven:
+    """A generator whose every new rendering is fed to the checker."""
+
+    def __init__(self, target: int = 1, window: float = 3.0) -> None:
+        self.gen = ManifestGenerator(target, window)
+        self.checker = MediaPlaylistChecker(allow_resume_after_endlist=True)
+        self.now = T0
+
+    def text(self) -> str:
+        return self.gen.render().body.decode()
+
+    def check(self) -> str:
+        text = self.text()
+        self.checker.assert_ok(text)
+        return text
+
+    def append(self, s: ListedSegment, advance: float = 1.0) -> int:
+        self.now += advance
+        n = self.gen.append(s, self.now)
+        self.check()
+        return n
+
+
+def test_first_version_has_the_minimal_header() -> None:
+    d = Driven(target=2, window=6)
+    d.append(seg(0, 2.0))
+    text = d.text()
+    assert text.splitlines()[:6] == [
+        "#EXTM3U", "#EXT-X-VERSION:3", "#EXT-X-TARGETDURATION:2", "#EXT-X-MEDIA-SEQUENCE:0",
+        "#EXT-X-DISCONTINUITY-SEQUENCE:0", "#EXT-X-INDEPENDENT-SEGMENTS",
+    ]
+    assert "PLAYLIST-TYPE" not in text and "ENDLIST" not in text
+    parsed = m3u8.loads(text)
+    assert parsed.target_duration == 2 and parsed.segments[0].duration == 2.0
+    assert parsed.segments[0].program_date_time.timestamp() == T0
+
+
+def test_window_slides_one_sequence_number_per_removed_segment() -> None:
+    d = Driven(target=1, window=3)
+    for i in range(10):
+        assert d.append(seg(i)) == i
+    parsed = m3u8.loads(d.text())
+    assert parsed.media_sequence == 7
+    assert [s.uri.rsplit("/", 1)[1] for s in parsed.segments] == ["s-7.ts", "s-8.ts", "s-9.ts"]
+    assert d.checker.versions == 10
+
+
+def test_window_is_never_shorter_than_three_target_durations() -> None:
+    d = Driven(target=2, window=1)  # asks for less than the spec allows
+    for i in range(10):
+        d.append(seg(i, 2.0), advance=2.0)
+    assert d.gen.window_duration >= 6.0
+    assert d.gen.segment_count == 3
+
+
+def test_discontinuity_is_tagged_and_counted_when_it_slides_out() -> None:
+    d = Driven(target=1, window=3)
+    for i in range(3):
+        d.append(seg(i))
+    d.append(seg(3, discontinuity=True))
+    assert "#EXT-X-DISCONTINUITY\n" in d.text()
+    for i in range(4, 7):
+        d.append(seg(i))
+    assert d.gen.media_sequence == 4 and d.gen.discontinuity_sequence == 1
+    assert "#EXT-X-DISCONTINUITY\n" not in d.text()
+    assert "#EXT-X-DISCONTINUITY-SEQUENCE:1" in d.text()
+
+
+def test_gap_marks_the_next_segment_but_not_the_first_ever() -> None:
+    d = Driven()
+    d.gen.mark_gap()
+    d.append(seg(0))
+    assert "#EXT-X-DISCONTINUITY\n" not in d.text()
+    d.gen.mark_gap()
+    d.append(seg(2, pdt=T0 + 2))
+    assert d.text().count("#EXT-X-DISCONTINUITY\n") == 1
+
+
+@pytest.mark.parametrize("duration", [1.5, 1.4996, 2.0, 0.0, -1.0])
+def test_segment_that_does_not_fit_the_target_is_rejected(duration: float) -> None:
+    gen = ManifestGenerator(1, 3)
+    with pytest.raises(SegmentRejected):
+        gen.append(seg(0, duration), T0)
+    assert gen.segment_count == 0 and gen.next_sequence == 0
+
+
+def test_segment_just_under_half_over_fits() -> None:
+    d = Driven()
+    d.append(seg(0, 1.499))
+    assert "#EXTINF:1.499," in d.text()
+
+
+def test_endlist_then_resume_continues_with_a_discontinuity() -> None:
+    d = Driven()
+    for i in range(4):
+        d.append(seg(i))
+    d.gen.end()
+    ended = d.check()
+    assert ended.endswith("#EXT-X-ENDLIST\n")
+    d.gen.end()  # idempotent
+    assert d.gen.render().body.decode() == ended
+    d.append(seg(10, pdt=T0 + 100))
+    text = d.text()
+    assert "ENDLIST" not in text and "#EXT-X-DISCONTINUITY\n" in text
+    assert not d.gen.ended
+
+
+def test_end_on_an_empty_playlist_does_nothing() -> None:
+    gen = ManifestGenerator(1, 3)
+    gen.end()
+    assert not gen.ended
+
+
+def test_program_date_time_is_synthesized_continuously_when_missing() -> None:
+    d = Driven()
+    d.append(ListedSegment("https://r2/a.ts", 1.0), advance=0)
+    d.append(ListedSegment("https://r2/b.ts", 1.0))
+    pdts = [s.program_date_time.timestamp() for s in m3u8.loads(d.text()).segments]
+    assert pdts == [T0 - 1.0, T0]
+
+
+def test_fmp4_map_precedes_first_segment_and_survives_sliding() -> None:
+    d = Driven()
+    init = "https://r2/live/0/abc-init.mp4"
+    for i in range(6):
+        d.append(ListedSegment(f"https://r2/live/0/s{i}.m4s", 1.0, T0 + i, init_uri=init))
+    text = d.text()
+    assert "#EXT-X-VERSION:6" in text
+    assert text.count("#EXT-X-MAP") == 1
+    lines = text.splitlines()
+    assert lines.index(f'#EXT-X-MAP:URI="{init}"') < lines.index("#EXTINF:1.000,")
+    parsed = m3u8.loads(text)
+    assert all(s.init_section.uri == init for s in parsed.segments)
+
+
+def test_render_is_cached_until_the_playlist_changes() -> None:
+    gen = ManifestGenerator(1, 3)
+    gen.append(seg(0), T0)
+    first = gen.render()
+    assert gen.render() is first
+    gen.append(seg(1), T0 + 1)
+    second = gen.render()
+    assert second is not first and second.etag != first.etag
+    assert second.gzip_body is second.gzip_body
+
+
+def test_backlog_burst_grows_the_window_until_segments_were_listed_long_enough() -> None:
+    d = Driven(target=1, window=5)
+    for i in range(20):  # R2 came back: 20 segments listed in the same instant
+        d.append(seg(i), advance=0)
+    assert d.gen.segment_count == 20 and d.gen.media_sequence == 0
+    d.append(seg(20), advance=5.0)  # a window later the backlog may slide out
+    assert d.gen.window_duration < 7
+
+
+def test_master_keeps_attributes_and_uses_relative_uris() -> None:
+    text = render_master([
+        SourceVariant(0, 1_200_000, 1_000_000, (1280, 720), "avc1.64001f,mp4a.40.2", 30.0),
+        SourceVariant(1, 400_000, None, (640, 360), None, None),
+    ]).body.decode()
+    parsed = m3u8.loads(text)
+    assert [p.uri for p in parsed.playlists] == ["0/playlist.m3u8", "1/playlist.m3u8"]
+    info = parsed.playlists[0].stream_info
+    assert (info.bandwidth, info.resolution, info.codecs) == (1_200_000, (1280, 720), "avc1.64001f,mp4a.40.2")
+
+
+_ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("seg"), st.floats(0.2, 1.8), st.booleans(), st.floats(0, 3)),
+        st.tuples(st.just("gap"), st.just(0.0), st.just(False), st.just(0.0)),
+        st.tuples(st.just("end"), st.just(0.0), st.just(False), st.just(0.0)),
+    ),
+    max_size=80,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(ops=_ops, target=st.integers(1, 4), window=st.floats(0.5, 12))
+def test_any_sequence_of_changes_keeps_every_rule(
+    ops: list[tuple[str, float, bool, float]], target: int, window: float
+) -> None:
+    d = Driven(target=target, window=window)
+    pdt = T0
+    for i, (op, duration, disc, advance) in enumerate(ops):
+        if op == "seg":
+            before = d.text()
+            try:
+                d.append(seg(i, duration * target, pdt=pdt, discontinuity=disc), advance=advance)
+            except SegmentRejected:
+                assert round(duration * target, 3) >= target + 0.5  # only what cannot fit is refused
+                assert d.text() == before  # and refusing changes nothing
+            pdt += duration * target
+        elif op == "gap":
+            d.gen.mark_gap()
+        else:
+            d.gen.end()
+            d.check()

@@ -1,0 +1,150 @@
+"""Uploader: headers and keys on a real S3 API (moto server), retries and losses at the seam."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from moto.server import ThreadedMotoServer
+
+from broadcaster.metrics import Metrics
+from broadcaster.store import S3Store, StoreError
+from broadcaster.uploader import SegmentLost, Uploader, read_segment_file
+from tests.fakes import FakeStore
+
+
+@pytest.fixture(scope="module")
+def moto_url() -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+async def store(moto_url: str) -> AsyncIterator[S3Store]:
+    s = S3Store(endpoint_url=moto_url, region="us-east-1", access_key="k", secret_key="s", bucket="live")
+    await s.start()
+    buckets = await s.client.list_buckets()
+    if not any(b["Name"] == "live" for b in buckets["Buckets"]):
+        await s.client.create_bucket(Bucket="live")
+    yield s
+    await s.close()
+
+
+def segment(tmp_path: Path, name: str = "stream-a-1.ts", size: int = 188 * 10) -> Path:
+    path = tmp_path / name
+    path.write_bytes(b"\x47" * size)
+    return path
+
+
+async def test_upload_puts_bytes_with_segment_headers(tmp_path: Path, store: S3Store) -> None:
+    metrics = Metrics()
+    up = Uploader(store, metrics, concurrency=2, attempt_timeout=5)
+    path = segment(tmp_path)
+    assert await up.upload_file(path, "live/0/stream-a-1.ts", "0") == 1880
+    head = await store.client.head_object(Bucket="live", Key="live/0/stream-a-1.ts")
+    assert head["ContentType"] == "video/mp2t"
+    assert head["CacheControl"] == "public, max-age=31536000, immutable"
+    got = await store.client.get_object(Bucket="live", Key="live/0/stream-a-1.ts")
+    async with got["Body"] as body:
+        assert await body.read() == path.read_bytes()
+    assert up.uploads_done == 1 and up.storage_ok is True
+    assert metrics.registry.get_sample_value("hls_broadcaster_uploaded_bytes_total", {"variant": "0"}) == 1880
+
+
+async def test_fmp4_types(tmp_path: Path) -> None:
+    fake = FakeStore()
+    up = Uploader(fake, Metrics(), concurrency=1, attempt_timeout=1)
+    await up.upload_file(segment(tmp_path, "init.mp4"), "k/init.mp4", "0")
+    await up.upload_file(segment(tmp_path, "s-1.m4s"), "k/s-1.m4s", "0")
+    assert [p.content_type for p in fake.puts] == ["video/mp4", "video/iso.segment"]
+
+
+async def test_store_reports_missing_bucket_as_a_setting(moto_url: str) -> None:
+    async with S3Store(endpoint_url=moto_url, region="auto", access_key="k", secret_key="s", bucket="nope") as s:
+        with pytest.raises(StoreError) as err:
+            await s.probe()
+    assert err.value.setting == "AWS_BUCKET_NAME"
+
+
+async def test_store_reports_unreachable_endpoint() -> None:
+    async with S3Store(endpoint_url="http://127.0.0.1:9", region="auto", access_key="k", secret_key="s",
+                       bucket="live", connect_timeout=1) as s:
+        with pytest.raises(StoreError) as err:
+            await s.probe()
+    assert err.value.setting is None
+
+
+class Sleeps:
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def __call__(self, delay: float) -> None:
+        self.delays.append(delay)
+
+
+async def test_retries_with_capped_exponential_backoff_and_jitter(tmp_path: Path) -> None:
+    fake = FakeStore(fail={"k": 6})
+    sleeps = Sleeps()
+    metrics = Metrics()
+    up = Uploader(fake, metrics, concurrency=1, attempt_timeout=1, backoff_base=0.25, backoff_cap=4,
+                  sleep=sleeps, rng=lambda: 0.5)
+    await up.upload_file(segment(tmp_path), "k", "0")
+    assert sleeps.delays == [0.125, 0.25, 0.5, 1.0, 2.0, 2.0]
+    assert up.uploads_failed == 6 and up.uploads_done == 1 and up.storage_ok
+    assert metrics.registry.get_sample_value("hls_broadcaster_upload_failures_total", {"reason": "InternalError"}) == 6
+
+
+async def test_attempt_timeout_is_a_retryable_failure(tmp_path: Path) -> None:
+    fake = FakeStore(hang=True)
+    sleeps = Sleeps()
+    up = Uploader(fake, Metrics(), concurrency=1, attempt_timeout=0.05, sleep=sleeps)
+    path = segment(tmp_path)
+
+    async def delete_after_two_attempts(delay: float) -> None:
+        sleeps.delays.append(delay)
+        if len(sleeps.delays) == 2:
+            path.unlink()
+
+    up._sleep = delete_after_two_attempts
+    with pytest.raises(SegmentLost) as err:
+        await up.upload_file(path, "k", "0")
+    assert err.value.reason == "deleted"
+    assert up.uploads_failed == 2 and up.last_error == "Timeout" and up.storage_ok is False
+
+
+async def test_deleted_before_upload_is_lost_not_retried(tmp_path: Path) -> None:
+    fake = FakeStore()
+    up = Uploader(fake, Metrics(), concurrency=1, attempt_timeout=1)
+    with pytest.raises(SegmentLost) as err:
+        await up.upload_file(tmp_path / "gone.ts", "k", "0")
+    assert err.value.reason == "deleted" and fake.attempts == []
+
+
+@pytest.mark.parametrize("kind", ["symlink", "empty", "too_large", "not_a_file", "bad_type"])
+def test_unsafe_files_are_refused(tmp_path: Path, kind: str) -> None:
+    outside = tmp_path / "secret.ts"
+    outside.write_bytes(b"x" * 100)
+    path = tmp_path / "seg.ts"
+    if kind == "symlink":
+        path.symlink_to(outside)
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "too_large":
+        path.write_bytes(b"x" * 101)
+    elif kind == "not_a_file":
+        os.mkfifo(path)
+    if kind == "bad_type":
+        up = Uploader(FakeStore(), Metrics(), concurrency=1, attempt_timeout=1)
+        import asyncio
+
+        with pytest.raises(SegmentLost) as err:
+            asyncio.run(up.upload_file(tmp_path / "x.exe", "k", "0"))
+    else:
+        with pytest.raises(SegmentLost) as err:
+            read_segment_file(path, max_bytes=100)
+    assert err.value.reason == kind
