@@ -103,7 +103,6 @@ class HlsWatcher:
                     rust_timeout=self._rescan_ms,
                     yield_on_timeout=True,
                     stop_event=self._stop,
-                    raise_interrupt=False,
                 ):
                     if not changes:
                         self.scan()

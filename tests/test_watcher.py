@@ -1,0 +1,144 @@
+"""HlsWatcher on a real folder with real inotify events, files written in place like Owncast."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from broadcaster.metrics import Metrics
+from broadcaster.owncast import SourcePlaylist, SourceVariant
+from broadcaster.watcher import HlsWatcher
+
+MASTER = '#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=800000,RESOLUTION=640x360\n0/stream.m3u8\n'
+
+
+def media(*names: str, ended: bool = False) -> str:
+    body = "".join(f"#EXTINF:1.000000,\n{n}\n" for n in names)
+    return "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:0\n" + body + (
+        "#EXT-X-ENDLIST\n" if ended else "")
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.masters: list[list[SourceVariant]] = []
+        self.playlists: list[tuple[int, SourcePlaylist]] = []
+        self.changed = asyncio.Event()
+
+    def on_master(self, variants: list[SourceVariant]) -> None:
+        self.masters.append(variants)
+        self.changed.set()
+
+    def on_variant_playlist(self, index: int, playlist: SourcePlaylist) -> None:
+        self.playlists.append((index, playlist))
+        self.changed.set()
+
+    async def wait_for(self, condition: Callable[[], bool], timeout: float = 5.0) -> None:
+        async with asyncio.timeout(timeout):
+            while not condition():
+                self.changed.clear()
+                await self.changed.wait()
+
+    def names(self, variant: int) -> list[str]:
+        for index, p in reversed(self.playlists):
+            if index == variant:
+                return [s.name for s in p.segments]
+        return []
+
+
+def write_in_place(path: Path, text: str, *, stop_after: int | None = None) -> None:
+    """Owncast copies the HTTP body into the final name: open, truncate, write in pieces."""
+    data = text.encode()
+    with open(path, "wb") as f:
+        for i in range(0, len(data) if stop_after is None else stop_after, 16):
+            f.write(data[i : min(i + 16, stop_after or len(data))])
+            f.flush()
+
+
+@pytest.fixture
+async def watched(tmp_path: Path) -> AsyncIterator[tuple[Path, Sink, Metrics]]:
+    sink, metrics = Sink(), Metrics()
+    (tmp_path / "0").mkdir()
+    watcher = HlsWatcher(tmp_path, sink, metrics, rescan_interval=0.2)
+    await watcher.start()
+    yield tmp_path, sink, metrics
+    await watcher.stop()
+
+
+async def test_segments_are_seen_when_the_playlist_lists_them(watched: tuple[Path, Sink, Metrics]) -> None:
+    hls, sink, _ = watched
+    write_in_place(hls / "stream.m3u8", MASTER)
+    (hls / "0" / "stream-a-0.ts").write_bytes(b"G" * 188)
+    write_in_place(hls / "0" / "stream.m3u8", media("stream-a-0.ts"))
+    await sink.wait_for(lambda: sink.names(0) == ["stream-a-0.ts"] and bool(sink.masters))
+    assert sink.masters[-1][0].resolution == (640, 360)
+    write_in_place(hls / "0" / "stream.m3u8", media("stream-a-0.ts", "stream-a-1.ts"))
+    await sink.wait_for(lambda: sink.names(0) == ["stream-a-0.ts", "stream-a-1.ts"])
+
+
+async def test_half_written_playlist_is_never_delivered(watched: tuple[Path, Sink, Metrics]) -> None:
+    hls, sink, _ = watched
+    full = media("stream-a-0.ts", "stream-a-1.ts", ended=True)
+    path = hls / "0" / "stream.m3u8"
+    write_in_place(path, full, stop_after=len(full) - 5)  # the writer is still busy
+    write_in_place(path, full)
+    await sink.wait_for(lambda: any(p.ended for _, p in sink.playlists))
+    # Every version delivered was complete: nothing ended early, no cut-off names.
+    for _, p in sink.playlists:
+        assert [s.name for s in p.segments] in (["stream-a-0.ts", "stream-a-1.ts"], ["stream-a-0.ts"])
+
+
+async def test_new_variant_folder_is_picked_up(watched: tuple[Path, Sink, Metrics]) -> None:
+    hls, sink, _ = watched
+    (hls / "1").mkdir()
+    write_in_place(hls / "1" / "stream.m3u8", media("stream-a-0.ts"))
+    await sink.wait_for(lambda: sink.names(1) == ["stream-a-0.ts"])
+
+
+async def test_garbage_playlist_is_warned_once_and_stray_files_logged_once(
+    watched: tuple[Path, Sink, Metrics], caplog: pytest.LogCaptureFixture
+) -> None:
+    hls, sink, metrics = watched
+    caplog.set_level(logging.INFO, logger="broadcaster.watcher")
+    write_in_place(hls / "0" / "stream.m3u8", "#EXTM3U\nthis is not\x00 a playlist\n#EXTINF:x,\n")
+    (hls / "notes.txt").write_text("hello")
+    (hls / "notes.txt").write_text("hello again")
+
+    def counted() -> bool:
+        sample = metrics.registry.get_sample_value
+        return bool(sample("hls_broadcaster_input_rejected_total", {"reason": "bad_playlist"})) and bool(
+            sample("hls_broadcaster_input_rejected_total", {"reason": "stray_file"}))
+
+    async with asyncio.timeout(5):
+        while not counted():
+            await asyncio.sleep(0.02)
+    # a few more rescans must not repeat the warnings
+    before = len(caplog.records)
+    write_in_place(hls / "0" / "stream.m3u8", "#EXTM3U\nthis is not\x00 a playlist\n#EXTINF:x,\n")
+    await asyncio.sleep(0)  # let the event be handled, then wait for two quiet rescans below
+    async with asyncio.timeout(5):
+        while metrics.registry.get_sample_value(
+                "hls_broadcaster_input_rejected_total", {"reason": "bad_playlist"}) != 1:
+            await asyncio.sleep(0.02)
+    warnings = [r for r in caplog.records if "stream.m3u8" in r.getMessage() and r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and str(hls / "0" / "stream.m3u8") in warnings[0].getMessage()
+    strays = [r for r in caplog.records[before:] if "notes.txt" in r.getMessage()]
+    assert strays == []
+    assert sink.playlists == []
+
+
+async def test_symlinked_playlist_and_variant_folder_are_not_read(
+    watched: tuple[Path, Sink, Metrics], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    hls, sink, _ = watched
+    outside = tmp_path_factory.mktemp("outside")
+    (outside / "stream.m3u8").write_text(media("stream-x-0.ts"))
+    os.symlink(outside, hls / "7")
+    os.symlink(outside / "stream.m3u8", hls / "0" / "stream.m3u8")
+    write_in_place(hls / "stream.m3u8", MASTER)
+    await sink.wait_for(lambda: bool(sink.masters))
+    assert sink.playlists == []
