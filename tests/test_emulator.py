@@ -1,0 +1,277 @@
+"""The Owncast emulator against the real ffmpeg: files land the way Owncast writes them."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import signal
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import aiohttp
+import pytest
+from yarl import URL
+
+from broadcaster.emulator import EmulatorError, OwncastEmulator
+
+pytestmark = pytest.mark.integration
+
+TS_PACKET = 188
+
+
+def alive(pid: int) -> bool:
+    """True if pid is a live process (a zombie left for init to reap counts as dead)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+async def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+def media_entries(text: str) -> list[tuple[float, str | None, str]]:
+    """(EXTINF duration, PROGRAM-DATE-TIME, uri) for each segment of a media playlist."""
+    entries: list[tuple[float, str | None, str]] = []
+    duration: float | None = None
+    pdt: str | None = None
+    for line in text.splitlines():
+        if line.startswith("#EXTINF:"):
+            duration = float(line[len("#EXTINF:") :].split(",")[0])
+        elif line.startswith("#EXT-X-PROGRAM-DATE-TIME:"):
+            pdt = line.split(":", 1)[1]
+        elif line and not line.startswith("#"):
+            assert duration is not None, f"{line} has no #EXTINF"
+            entries.append((duration, pdt, line))
+            duration, pdt = None, None
+    return entries
+
+
+def segment_number(name: str) -> int:
+    return int(name.rsplit("-", 1)[1].split(".")[0])
+
+
+async def test_variants_segments_and_master(owncast: OwncastEmulator) -> None:
+    for variant in (0, 1):
+        await owncast.wait_for_segments(variant, 3, timeout=20)
+    name = re.compile(rf"stream-{re.escape(owncast.shortid)}-\d+\.ts")
+    for variant in (0, 1):
+        text = owncast.variant_playlist(variant).read_text()
+        assert "#EXT-X-TARGETDURATION:1\n" in text
+        assert "#EXT-X-INDEPENDENT-SEGMENTS" in text
+        assert "#EXT-X-ENDLIST" not in text
+        entries = media_entries(text)
+        assert len(entries) >= 3
+        for duration, pdt, uri in entries:
+            assert 0.9 <= duration <= 1.1, (uri, duration)
+            assert pdt is not None and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d{4}", pdt)
+            assert name.fullmatch(uri), uri
+            # Listed means finished: Owncast writes the segment before the playlist.
+            data = (owncast.variant_dir(variant) / uri).read_bytes()
+            assert data and len(data) % TS_PACKET == 0 and data[0] == 0x47, (uri, len(data))
+            assert data[::TS_PACKET] == b"\x47" * (len(data) // TS_PACKET)
+
+    master = owncast.master_playlist.read_text()
+    stream_infs = [line for line in master.splitlines() if line.startswith("#EXT-X-STREAM-INF:")]
+    assert len(stream_infs) == 2
+    for info, resolution in zip(stream_infs, ("640x360", "320x180"), strict=True):
+        assert re.search(r"[:,]BANDWIDTH=\d+", info), info
+        assert f"RESOLUTION={resolution}" in info
+        assert re.search(r'CODECS="avc1\.[0-9a-f]{6},mp4a\.40\.2"', info), info
+    assert [line for line in master.splitlines() if line.endswith(".m3u8")] == [
+        "0/stream.m3u8",
+        "1/stream.m3u8",
+    ]
+
+
+async def test_playlists_are_rewritten_in_place(owncast: OwncastEmulator) -> None:
+    """Same inode, new content: truncate-and-write, never a temp file plus rename."""
+    first = await owncast.wait_for_segments(0, 1, timeout=20)
+    playlist = owncast.variant_playlist(0)
+    inode = playlist.stat().st_ino
+    await owncast.wait_for_segments(0, len(first) + 2, timeout=20)
+    assert playlist.stat().st_ino == inode
+    assert not [p for p in owncast.hls_dir.rglob("*") if p.is_file() and "tmp" in p.name]
+
+
+async def test_slow_writes_expose_partial_files(tmp_path: Path) -> None:
+    """With write_delay a reader catches what Owncast's readers can: files still being written."""
+    async with OwncastEmulator(tmp_path / "hls", variants=1, write_delay=0.02) as owncast:
+        vdir = owncast.variant_dir(0)
+        seen: dict[str, int] = {}
+        grew: list[str] = []
+        truncated_playlist = False
+
+        def check() -> bool:
+            nonlocal truncated_playlist
+            listed = set(owncast.listed_segments(0))
+            for path in vdir.glob("*.ts"):
+                size = path.stat().st_size
+                if path.name not in listed and seen.get(path.name, size) < size:
+                    grew.append(path.name)
+                seen[path.name] = size
+            text = owncast.variant_playlist(0).read_text() if owncast.variant_playlist(0).exists() else ""
+            truncated_playlist |= bool(text) and not text.endswith("\n")
+            return bool(grew) and truncated_playlist
+
+        await wait_until(check, 20, "a growing segment and a truncated playlist")
+        await owncast.wait_for_segments(0, 2, timeout=20)  # ffmpeg keeps up despite the slow writes
+
+
+async def test_stop_stream_appends_offline_tail(owncast: OwncastEmulator) -> None:
+    for variant in (0, 1):
+        await owncast.wait_for_segments(variant, 2, timeout=20)
+    inodes = [owncast.variant_playlist(v).stat().st_ino for v in (0, 1)]
+    await owncast.stop_stream()
+    assert owncast.ffmpeg_pid is None
+    for variant in (0, 1):
+        playlist = owncast.variant_playlist(variant)
+        text = playlist.read_text()
+        assert text.endswith("#EXT-X-DISCONTINUITY\n#EXTINF:8.000000,\noffline.ts\n#EXT-X-ENDLIST\n"), text
+        assert playlist.stat().st_ino != inodes[variant]  # temp file + move, unlike ffmpeg's writes
+        offline = (owncast.variant_dir(variant) / "offline.ts").read_bytes()
+        assert len(offline) % TS_PACKET == 0 and offline[0] == 0x47
+        live = media_entries(text)[:-1]
+        assert live and all((owncast.variant_dir(variant) / uri).is_file() for _, _, uri in live)
+
+
+async def test_restart_wipes_folder_and_changes_shortid(owncast: OwncastEmulator) -> None:
+    await owncast.wait_for_segments(0, 2, timeout=20)
+    old_id = owncast.shortid
+    marker = owncast.hls_dir / "left-over.txt"
+    marker.write_text("x")
+    await owncast.restart_stream()
+    assert owncast.shortid != old_id
+    assert not marker.exists()
+    assert owncast.ffmpeg_pid is not None
+    names = await owncast.wait_for_segments(0, 1, timeout=20)
+    assert all(f"-{owncast.shortid}-" in n for n in names)
+    assert segment_number(names[0]) == 0  # numbering starts again
+    on_disk = [p.name for v in (0, 1) for p in owncast.variant_dir(v).iterdir()]
+    assert not [n for n in on_disk if old_id in n]
+
+
+async def test_fmp4_segments_with_init(tmp_path: Path) -> None:
+    async with OwncastEmulator(tmp_path / "hls", segment_type="fmp4") as owncast:
+        names = await owncast.wait_for_segments(0, 2, timeout=20)
+        await owncast.wait_for_segments(1, 2, timeout=20)
+        for variant in (0, 1):
+            text = owncast.variant_playlist(variant).read_text()
+            maps = re.findall(r'#EXT-X-MAP:URI="([^"]+)"', text)
+            assert maps == [f"init_{variant}.mp4"]
+            init = (owncast.variant_dir(variant) / maps[0]).read_bytes()
+            assert init[4:8] == b"ftyp" and b"moov" in init
+        for name in names:
+            assert name.endswith(".m4s")
+            assert b"moof" in (owncast.variant_dir(0) / name).read_bytes()
+        await owncast.stop_stream()
+        tail = owncast.variant_playlist(0).read_text().split("#EXT-X-DISCONTINUITY\n")[-1]
+        assert (
+            tail == '#EXT-X-MAP:URI="offline-init.mp4"\n#EXTINF:8.000000,\noffline-v2.m4s\n#EXT-X-ENDLIST\n'
+        )
+        assert (owncast.variant_dir(0) / "offline-init.mp4").read_bytes()[4:8] == b"ftyp"
+        assert b"moof" in (owncast.variant_dir(0) / "offline-v2.m4s").read_bytes()
+
+
+async def test_cleanup_keeps_newest_segments(tmp_path: Path) -> None:
+    async with OwncastEmulator(
+        tmp_path / "hls", variants=1, list_size=2, cleanup_keep=3, cleanup_interval=0.3
+    ) as owncast:
+        vdir = owncast.variant_dir(0)
+
+        def newest_listed() -> int:
+            names = owncast.listed_segments(0)
+            return segment_number(names[-1]) if names else -1
+
+        await wait_until(lambda: newest_listed() >= 6, 30, "segment 6 to be listed")
+        await wait_until(lambda: not (vdir / f"stream-{owncast.shortid}-0.ts").exists(), 5, "cleanup")
+        await owncast.stop_stream(offline=False)
+        owncast.cleanup_old_segments()
+        kept = sorted(segment_number(p.name) for p in vdir.glob("*.ts"))
+        newest = newest_listed()
+        assert kept == [newest - 2, newest - 1, newest]
+        # ffmpeg itself never deletes: a segment that fell out of the 2-entry playlist stays on disk.
+        assert newest - 2 not in [segment_number(n) for n in owncast.listed_segments(0)]
+
+
+async def test_receiver_refuses_paths_outside_hls_dir(owncast: OwncastEmulator) -> None:
+    base = f"http://127.0.0.1:{owncast.port}"
+    async with aiohttp.ClientSession() as http:
+        for raw in (
+            "/../escaped.ts",
+            "/%2E%2E/escaped.ts",
+            "/0/%2E%2E/%2E%2E/escaped.ts",
+            "/..%2Fescaped.ts",
+        ):
+            async with http.put(URL(base + raw, encoded=True), data=b"x") as resp:
+                assert resp.status == 403, raw
+        async with http.get(base + "/0/stream.m3u8") as resp:
+            assert resp.status == 400  # Owncast's receiver only takes PUT
+    assert not (owncast.hls_dir.parent / "escaped.ts").exists()
+
+
+async def test_unexpected_ffmpeg_exit_is_reported(owncast: OwncastEmulator) -> None:
+    await owncast.wait_for_segments(0, 1, timeout=20)
+    pid = owncast.ffmpeg_pid
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    with pytest.raises(EmulatorError, match=r"exited unexpectedly with code -9"):
+        await owncast.wait_for_segments(0, 1000, timeout=10)
+    await owncast.restart_stream()  # and it can go on
+    await owncast.wait_for_segments(0, 1, timeout=20)
+
+
+async def test_close_leaves_no_process(tmp_path: Path) -> None:
+    owncast = OwncastEmulator(tmp_path / "hls")
+    await owncast.start()
+    pid = owncast.ffmpeg_pid
+    port = owncast.port
+    assert pid is not None and alive(pid)
+    await owncast.close()
+    await owncast.close()  # idempotent
+    assert not alive(pid)
+    with pytest.raises(OSError):
+        await asyncio.open_connection("127.0.0.1", port)
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs util-linux setpriv")
+async def test_ffmpeg_dies_with_a_killed_python(tmp_path: Path) -> None:
+    """Even a SIGKILLed test process (no teardown at all) leaves no ffmpeg behind."""
+    script = textwrap.dedent(
+        f"""
+        import asyncio, os, signal
+        from pathlib import Path
+        from broadcaster.emulator import EmulatorError, OwncastEmulator
+
+        async def main():
+            owncast = OwncastEmulator(Path({str(tmp_path / "hls")!r}))
+            await owncast.start()
+            print(owncast.ffmpeg_pid, flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        asyncio.run(main())
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), *sys.path])}
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", script, stdout=asyncio.subprocess.PIPE, env=env
+    )
+    out, _ = await asyncio.wait_for(child.communicate(), 30)
+    assert child.returncode == -signal.SIGKILL
+    pid = int(out.split()[0])
+    try:
+        await wait_until(lambda: not alive(pid), 5, f"ffmpeg {pid} to die")
+    finally:
+        if alive(pid):
+            os.killpg(pid, signal.SIGKILL)

@@ -1,0 +1,128 @@
+"""SeaweedFS as a stand-in for R2: signed writes, a wrong secret fails, public reads, CORS."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiobotocore.session import get_session
+from botocore.exceptions import ClientError
+
+from broadcaster.seaweed import SeaweedError, SeaweedS3
+
+pytestmark = pytest.mark.integration
+
+SEGMENT_HEADERS = {"ContentType": "video/mp2t", "CacheControl": "public, max-age=31536000, immutable"}
+
+
+def s3_client(
+    server: SeaweedS3, *, access_key: str | None = None, secret_key: str | None = None
+) -> Any:  # aiobotocore's client context manager is untyped
+    return get_session().create_client(
+        "s3",
+        endpoint_url=server.endpoint_url,
+        region_name="auto",
+        aws_access_key_id=access_key or server.access_key,
+        aws_secret_access_key=secret_key or server.secret_key,
+        config=server.client_config(),
+    )
+
+
+def error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code"))
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+async def test_put_and_get_with_credentials(seaweed: SeaweedS3) -> None:
+    async with s3_client(seaweed) as s3:
+        await s3.put_object(Bucket=seaweed.bucket, Key="0/seg-1.ts", Body=b"\x47" * 188, **SEGMENT_HEADERS)
+        got = await s3.get_object(Bucket=seaweed.bucket, Key="0/seg-1.ts")
+        assert await got["Body"].read() == b"\x47" * 188
+        assert got["ContentType"] == "video/mp2t"
+        await s3.delete_object(Bucket=seaweed.bucket, Key="0/seg-1.ts")
+        with pytest.raises(ClientError) as missing:
+            await s3.get_object(Bucket=seaweed.bucket, Key="0/seg-1.ts")
+        assert error_code(missing.value) == "NoSuchKey"
+        with pytest.raises(ClientError) as no_bucket:  # no auto-created buckets, like R2
+            await s3.put_object(Bucket="not-there", Key="x", Body=b"x")
+        assert error_code(no_bucket.value) == "NoSuchBucket"
+
+
+async def test_wrong_credentials_are_rejected(seaweed: SeaweedS3) -> None:
+    async with s3_client(seaweed, secret_key="not-the-secret") as s3:
+        with pytest.raises(ClientError) as wrong_secret:
+            await s3.put_object(Bucket=seaweed.bucket, Key="x.ts", Body=b"x")
+        assert error_code(wrong_secret.value) == "SignatureDoesNotMatch"
+    async with s3_client(seaweed, access_key="nobody") as s3:
+        with pytest.raises(ClientError) as wrong_key:
+            await s3.put_object(Bucket=seaweed.bucket, Key="x.ts", Body=b"x")
+        assert error_code(wrong_key.value) == "InvalidAccessKeyId"
+
+
+async def test_anonymous_reads_with_cors(seaweed: SeaweedS3) -> None:
+    async with s3_client(seaweed) as s3:
+        await s3.put_object(Bucket=seaweed.bucket, Key="0/seg-2.ts", Body=b"segment", **SEGMENT_HEADERS)
+    origin = "http://viewer.example"
+    url = f"{seaweed.public_url}/0/seg-2.ts"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(url, headers={"Origin": origin}) as resp:
+            assert resp.status == 200
+            assert await resp.read() == b"segment"
+            assert resp.headers["Content-Type"] == "video/mp2t"
+            assert resp.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+            assert resp.headers["Access-Control-Allow-Origin"] in (origin, "*")
+        preflight = {
+            "Origin": origin,
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "range",
+        }
+        async with http.options(url, headers=preflight) as resp:
+            assert resp.status == 200
+            assert resp.headers["Access-Control-Allow-Origin"] in (origin, "*")
+            assert "GET" in resp.headers["Access-Control-Allow-Methods"]
+        # Public means read-only: no anonymous writes and no listing.
+        async with http.put(f"{seaweed.public_url}/0/evil.ts", data=b"x") as resp:
+            assert resp.status == 403
+        async with http.get(f"{seaweed.public_url}/?list-type=2") as resp:
+            assert resp.status == 403
+
+
+async def test_close_stops_the_server(tmp_path: Path) -> None:
+    server = SeaweedS3(tmp_path / "s3", bucket="other")
+    await server.start()
+    pid = server.pid
+    assert pid is not None and alive(pid)
+    assert server.startup_seconds is not None and server.startup_seconds < 30
+    await server.close()
+    await server.close()  # idempotent
+    assert server.pid is None
+    assert not alive(pid)
+    socks = [
+        p
+        for p in Path("/tmp").glob("seaweedfs-*.sock")
+        if p.name.endswith(f"-{server.endpoint_url.rsplit(':', 1)[1]}.sock")
+    ]
+    assert not socks
+
+
+async def test_start_failure_shows_weed_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    broken = SeaweedS3._argv
+
+    def argv(self: SeaweedS3, exe: str, config: Path) -> list[str]:
+        return [*broken(self, exe, config), "-no-such-flag"]
+
+    monkeypatch.setattr(SeaweedS3, "_argv", argv)
+    server = SeaweedS3(tmp_path / "s3")
+    with pytest.raises(SeaweedError, match=r"(?s)exited with code \d+ during start-up.*no-such-flag"):
+        await server.start()
+    assert server.pid is None
+    await server.close()
