@@ -1,0 +1,114 @@
+"""Settings: precedence, validation that names the setting, and the CLI's one-line errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from broadcaster.settings import SETTINGS, SettingsError, load_settings
+
+SECRET = "s3cr3t-value-never-shown"
+
+
+def env(tmp_path: Path, **over: str) -> dict[str, str]:
+    base = {
+        "HLS_DIR": str(tmp_path),
+        "S3_ENDPOINT_URL": "https://acc.r2.cloudflarestorage.com",
+        "AWS_ACCESS_KEY_ID": "key",
+        "AWS_SECRET_ACCESS_KEY": SECRET,
+        "AWS_BUCKET_NAME": "my-bucket",
+        "R2_PUBLIC_URL": "https://media.example.com/",
+        "STATE_DIR": str(tmp_path / "state"),
+    }
+    base.update(over)
+    return base
+
+
+def test_defaults_and_normalisation(tmp_path: Path) -> None:
+    s = load_settings(environ=env(tmp_path))
+    assert (s.s3_region, s.r2_key_prefix, s.host, s.port) == ("auto", "live", "127.0.0.1", 3000)
+    assert s.r2_public_url == "https://media.example.com"
+    assert s.state_dir.is_dir() and s.window_seconds == 30 and s.upload_concurrency == 8
+
+
+def test_flags_win_over_environment_which_wins_over_env_file(tmp_path: Path) -> None:
+    dotenv = tmp_path / "settings.env"
+    dotenv.write_text("PORT=4000\nWINDOW_SECONDS=12\nR2_KEY_PREFIX=from-file\n")
+    s = load_settings({"PORT": "5000"}, env(tmp_path, WINDOW_SECONDS="20"), dotenv)
+    assert (s.port, s.window_seconds, s.r2_key_prefix) == (5000, 20.0, "from-file")
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("PORT", "abc", "PORT='abc': expected a whole number"),
+        ("PORT", "70000", "PORT='70000': expected a number from 0 to 65535"),
+        ("HLS_DIR", "/no/such/dir", "HLS_DIR='/no/such/dir': no such folder"),
+        ("S3_ENDPOINT_URL", "r2.example", "S3_ENDPOINT_URL='r2.example': expected an http:// or https:// URL"),
+        ("AWS_BUCKET_NAME", "Bad_Bucket", "AWS_BUCKET_NAME='Bad_Bucket'"),
+        ("R2_KEY_PREFIX", "../up", "R2_KEY_PREFIX='../up'"),
+        ("WINDOW_SECONDS", "-1", "WINDOW_SECONDS='-1': expected a number above 0"),
+        ("WINDOW_SECONDS", "nan", "WINDOW_SECONDS='nan'"),
+        ("LOG_LEVEL", "loud", "LOG_LEVEL='loud': expected one of"),
+    ],
+)
+def test_bad_values_name_the_setting(tmp_path: Path, name: str, value: str, expected: str) -> None:
+    with pytest.raises(SettingsError) as err:
+        load_settings(environ=env(tmp_path, **{name: value}))
+    assert expected in str(err.value) and "\n" not in str(err.value)
+
+
+def test_missing_required_setting_names_it_and_its_flag(tmp_path: Path) -> None:
+    e = env(tmp_path)
+    del e["AWS_BUCKET_NAME"]
+    with pytest.raises(SettingsError, match="AWS_BUCKET_NAME is not set.*--aws-bucket-name"):
+        load_settings(environ=e)
+
+
+def test_bad_secret_is_named_but_never_echoed(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError) as err:
+        load_settings(environ=env(tmp_path, AWS_SECRET_ACCESS_KEY="   "))
+    assert "AWS_SECRET_ACCESS_KEY" in str(err.value)
+    s = load_settings(environ=env(tmp_path))
+    assert SECRET not in repr(s) and SECRET not in str(s)
+
+
+def test_unwritable_state_dir(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(SettingsError, match="STATE_DIR"):
+        load_settings(environ=env(tmp_path, STATE_DIR=str(blocker / "sub")))
+
+
+def run_cli(*args: str, environ: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    full = {k: v for k, v in os.environ.items() if k not in {s.name for s in SETTINGS}}
+    full.update(environ)
+    return subprocess.run([sys.executable, "-m", "broadcaster", *args], env=full, cwd=cwd,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_cli_bad_setting_is_one_line_exit_2_no_traceback(tmp_path: Path) -> None:
+    r = run_cli("run", "--port", "nope", environ=env(tmp_path), cwd=tmp_path)
+    assert r.returncode == 2
+    assert r.stderr.strip() == "hls-broadcaster: error: --port='nope': expected a whole number"
+    assert "Traceback" not in r.stderr and SECRET not in r.stderr + r.stdout
+
+
+def test_cli_bad_endpoint_is_one_line(tmp_path: Path) -> None:
+    # Wrong credentials are refused by a real bucket: see the SeaweedFS integration tests.
+    r = run_cli("run", environ=env(tmp_path, S3_ENDPOINT_URL="ftp://x"), cwd=tmp_path)
+    assert r.returncode == 2 and "S3_ENDPOINT_URL" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_help_explains_every_setting(tmp_path: Path) -> None:
+    r = run_cli("--help", environ={}, cwd=tmp_path)
+    assert r.returncode == 0
+    for s in SETTINGS:
+        assert s.name in r.stdout
+    r = run_cli("run", "--help", environ={}, cwd=tmp_path)
+    for s in SETTINGS:
+        assert s.flag in r.stdout
