@@ -30,6 +30,9 @@ _SETTING_ERRORS = {
 }
 
 
+PROBE_KEY = ".hls-broadcaster-probe-never-exists"
+
+
 class StoreError(Exception):
     """A bucket operation failed. `reason` is a short code safe to log, label and show in /health."""
 
@@ -117,9 +120,18 @@ class S3Store:
             await self.client.delete_object(Bucket=self.bucket, Key=key)
 
     async def probe(self) -> None:
-        """Proves the bucket exists and the credentials work (HeadBucket, a free-tier Class B call)."""
-        async with _errors():
-            await self.client.head_bucket(Bucket=self.bucket)
+        """Proves the endpoint, credentials and bucket work.
+
+        A GET of a key that does not exist: a Class B call like HeadBucket, but allowed to R2 tokens
+        scoped to objects, and its error body says which setting is wrong (a HEAD has no body).
+        """
+        try:
+            async with _errors():
+                found = await self.client.get_object(Bucket=self.bucket, Key=PROBE_KEY)
+                found["Body"].close()  # someone created it; the bucket works all the same
+        except StoreError as err:
+            if err.reason != "NoSuchKey":
+                raise
 
 
 @contextlib.asynccontextmanager

@@ -1,0 +1,124 @@
+"""Ingest latency: from Owncast listing a segment to the service listing it, against a plain
+put_object of the same bytes to the same S3 server, measured alternately in the same run.
+
+    python bench/ingest_latency.py [--segments 200] [--size 400000] [--interval 0.1]
+
+Owncast's side is emulated exactly: the segment is written in place, then the variant playlist is
+rewritten in place to list it; the clock starts when that playlist write is closed. The service runs
+in this process with its real watcher, uploader and publisher; the clock stops when the publisher
+has appended the segment and rendered the new playlist. The baseline is one put_object of the same
+bytes through the same kind of client to the same SeaweedFS. Reported: percentiles of both, and the
+overhead (service minus baseline) at each percentile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from broadcaster.manifest import Rendered
+from broadcaster.owncast import SourceSegment
+from broadcaster.seaweed import SeaweedS3
+from broadcaster.service import Service
+from broadcaster.settings import load_settings
+from broadcaster.store import S3Store
+
+
+def playlist(names: list[str], first: int, duration: float) -> str:
+    lines = ["#EXTM3U", "#EXT-X-VERSION:3", f"#EXT-X-TARGETDURATION:{round(duration)}",
+             f"#EXT-X-MEDIA-SEQUENCE:{first}", "#EXT-X-INDEPENDENT-SEGMENTS"]
+    for n in names:
+        lines += [f"#EXTINF:{duration:.6f},", n]
+    return "\n".join(lines) + "\n"
+
+
+def write_in_place(path: Path, data: bytes) -> None:
+    with open(path, "wb") as f:  # Owncast: final name, truncate, copy the body in
+        f.write(data)
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+async def main(args: argparse.Namespace) -> None:
+    work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    hls = work / "hls"
+    (hls / "0").mkdir(parents=True)
+    body = os.urandom(args.size)
+    listed: dict[str, float] = {}
+    arrived = asyncio.Event()
+
+    async with SeaweedS3(work / "s3") as s3:
+        settings = load_settings(environ={
+            "HLS_DIR": str(hls), "S3_ENDPOINT_URL": s3.endpoint_url, "AWS_ACCESS_KEY_ID": s3.access_key,
+            "AWS_SECRET_ACCESS_KEY": s3.secret_key, "AWS_BUCKET_NAME": s3.bucket, "R2_PUBLIC_URL": s3.public_url,
+            "PORT": "0", "STATE_DIR": str(work / "state"), "WINDOW_SECONDS": "10",
+        })
+        service: Service
+
+        def on_listed(variant: int, sequence: int, segment: SourceSegment) -> None:
+            rendered: Rendered | None = service.publisher.media_playlist(variant)  # render is part of listing
+            assert rendered is not None
+            listed[segment.name] = time.perf_counter()
+            arrived.set()
+
+        service = Service(settings, on_listed=on_listed)
+        await service.start()
+        baseline = S3Store(endpoint_url=s3.endpoint_url, region="auto", access_key=s3.access_key,
+                           secret_key=s3.secret_key, bucket=s3.bucket)
+        await baseline.start()
+        names: list[str] = []
+        ours: list[float] = []
+        plain: list[float] = []
+        try:
+            for i in range(args.segments + args.warmup):
+                # A: a plain put_object of the same bytes.
+                t = time.perf_counter()
+                await baseline.put(f"baseline/{i}.ts", body, content_type="video/mp2t", cache_control="no-cache")
+                plain_time = time.perf_counter() - t
+                # B: Owncast writes the segment, then the playlist; the service lists it.
+                name = f"stream-bench-{i}.ts"
+                write_in_place(hls / "0" / name, body)
+                names = (names + [name])[-10:]
+                arrived.clear()
+                write_in_place(hls / "0" / "stream.m3u8", playlist(names, max(0, i - 9), 1.0).encode())
+                t = time.perf_counter()
+                async with asyncio.timeout(30):
+                    while name not in listed:
+                        await arrived.wait()
+                        arrived.clear()
+                if i >= args.warmup:
+                    ours.append(listed[name] - t)
+                    plain.append(plain_time)
+                await asyncio.sleep(args.interval)
+        finally:
+            await baseline.close()
+            await service.stop()
+
+    print(f"ingest latency, {args.segments} segments of {args.size} bytes, SeaweedFS on 127.0.0.1, "
+          f"{args.interval * 1000:.0f} ms apart (after {args.warmup} warm-up)")
+    print(f"{'':>22} {'p50':>9} {'p95':>9} {'p99':>9} {'mean':>9}")
+    for label, xs in (("plain put_object", plain), ("service (listed)", ours)):
+        print(f"{label:>22} " + " ".join(f"{pct(xs, p) * 1000:8.2f}ms" for p in (50, 95, 99))
+              + f" {statistics.fmean(xs) * 1000:8.2f}ms")
+    over = [pct(ours, p) - pct(plain, p) for p in (50, 95, 99)]
+    print(f"{'overhead':>22} " + " ".join(f"{o * 1000:8.2f}ms" for o in over))
+    print(f"{'ratio service/plain':>22} " + " ".join(f"{pct(ours, p) / pct(plain, p):8.2f}x " for p in (50, 95, 99)))
+    print(f"goal: p50 overhead <= 10 ms ({'met' if over[0] <= 0.010 else 'NOT met'}), "
+          f"p95 overhead <= 25 ms ({'met' if over[1] <= 0.025 else 'NOT met'})")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--segments", type=int, default=200)
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--size", type=int, default=400_000, help="segment bytes (1 s at ~3 Mbit/s)")
+    parser.add_argument("--interval", type=float, default=0.1, help="seconds between segments")
+    asyncio.run(main(parser.parse_args()))

@@ -1,0 +1,91 @@
+"""The real service, as an operator runs it: `python -m broadcaster run` in its own process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import sys
+from pathlib import Path
+from types import TracebackType
+
+from broadcaster.seaweed import SeaweedS3
+from broadcaster.settings import SETTINGS
+
+_SERVING = re.compile(r"serving (http://\S+?)/live/master\.m3u8")
+
+
+def service_env(hls_dir: Path, s3: SeaweedS3, state_dir: Path, **over: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in {s.name for s in SETTINGS}}
+    env.update(
+        HLS_DIR=str(hls_dir), S3_ENDPOINT_URL=s3.endpoint_url, AWS_ACCESS_KEY_ID=s3.access_key,
+        AWS_SECRET_ACCESS_KEY=s3.secret_key, AWS_BUCKET_NAME=s3.bucket, R2_PUBLIC_URL=s3.public_url,
+        PORT="0", STATE_DIR=str(state_dir), LOG_LEVEL="info",
+    )
+    env.update(over)
+    return env
+
+
+class ServiceProcess:
+    def __init__(self, env: dict[str, str], cwd: Path) -> None:
+        self._env, self._cwd = env, cwd
+        self.proc: asyncio.subprocess.Process | None = None
+        self.url = ""
+        self.lines: list[str] = []
+        self._reader: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+
+    async def start(self, timeout: float = 20.0) -> ServiceProcess:
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "broadcaster", "run", env=self._env, cwd=self._cwd,
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )
+        self._reader = asyncio.create_task(self._read())
+        done = asyncio.ensure_future(self.proc.wait())
+        ready = asyncio.ensure_future(self._ready.wait())
+        await asyncio.wait({done, ready}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        ready.cancel()
+        done.cancel()
+        if not self.url:
+            raise RuntimeError("service did not start:\n" + "\n".join(self.lines[-20:]))
+        return self
+
+    async def _read(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        async for raw in self.proc.stdout:
+            line = raw.decode(errors="replace").rstrip()
+            self.lines.append(line)
+            m = _SERVING.search(line)
+            if m and not self.url:
+                self.url = m.group(1)
+                self._ready.set()
+
+    async def exited(self, timeout: float = 20.0) -> int:
+        assert self.proc is not None
+        async with asyncio.timeout(timeout):
+            code = await self.proc.wait()
+        if self._reader is not None:
+            await self._reader
+        return code
+
+    async def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
+        if self.proc is None or self.proc.returncode is not None:
+            return self.proc.returncode if self.proc else 0  # type: ignore[return-value]
+        self.proc.send_signal(sig)
+        try:
+            return await self.exited(timeout)
+        except TimeoutError:
+            self.proc.kill()
+            await self.proc.wait()
+            raise
+
+    async def __aenter__(self) -> ServiceProcess:
+        return await self.start()
+
+    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.kill()
+            await self.proc.wait()
+        if self._reader is not None:
+            self._reader.cancel()

@@ -1,0 +1,188 @@
+"""The whole service as a process, against a real S3 server (SeaweedFS) and real ffmpeg output
+written the way Owncast writes it (in place, two variants, 1 s segments)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from broadcaster.emulator import OwncastEmulator
+from broadcaster.ffmpeg import ffmpeg_exe
+from broadcaster.hls_check import VariantSetChecker, check_master
+from broadcaster.owncast import parse_media_playlist
+from broadcaster.seaweed import SeaweedS3
+from tests.service_process import ServiceProcess, service_env
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class Observed:
+    """Everything seen while polling: Owncast's segments and ours, and every version checked."""
+
+    owncast: dict[int, dict[str, float]] = field(default_factory=lambda: {0: {}, 1: {}})
+    ours: dict[int, dict[int, tuple[str, float]]] = field(default_factory=lambda: {0: {}, 1: {}})
+    checker: VariantSetChecker = field(default_factory=VariantSetChecker)
+    ended: set[int] = field(default_factory=set)
+
+    def note_owncast(self, oc: OwncastEmulator) -> None:
+        for v in (0, 1):
+            try:
+                playlist = parse_media_playlist(oc.variant_playlist(v).read_text())
+            except Exception:
+                continue  # half-written or being replaced: the next poll reads it
+            for s in playlist.segments:
+                if not s.is_offline_clip:
+                    self.owncast[v][s.name] = s.duration
+
+    def note_ours(self, v: int, text: str) -> None:
+        self.checker.assert_ok(str(v), text)
+        lines = text.splitlines()
+        seq = int(next(line for line in lines if line.startswith("#EXT-X-MEDIA-SEQUENCE:")).split(":")[1])
+        duration = 0.0
+        for line in lines:
+            if line.startswith("#EXTINF:"):
+                duration = float(line[8:].split(",")[0])
+            elif line and not line.startswith("#"):
+                self.ours[v][seq] = (line, duration)
+                seq += 1
+        if "#EXT-X-ENDLIST" in lines:
+            self.ended.add(v)
+
+
+async def poll(http: aiohttp.ClientSession, url: str, oc: OwncastEmulator, seen: Observed) -> None:
+    seen.note_owncast(oc)
+    for v in (0, 1):
+        async with http.get(f"{url}/live/{v}/playlist.m3u8") as r:
+            if r.status == 200:
+                assert r.headers["Content-Type"] == "application/vnd.apple.mpegurl"
+                seen.note_ours(v, await r.text())
+
+
+async def test_every_segment_is_uploaded_and_listed_in_order_and_ffmpeg_plays_it(
+    tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator
+) -> None:
+    env = service_env(owncast.variant_dir(0).parent, seaweed, tmp_path / "state", WINDOW_SECONDS="4")
+    seen = Observed()
+    async with ServiceProcess(env, tmp_path) as service, aiohttp.ClientSession() as http:
+        # A real HLS client reads the live stream while it runs.
+        async with asyncio.timeout(20):
+            while len(seen.ours[0]) < 3:
+                await poll(http, service.url, owncast, seen)
+                await asyncio.sleep(0.1)
+        player = await asyncio.create_subprocess_exec(
+            ffmpeg_exe(), "-hide_banner", "-loglevel", "warning", "-i", f"{service.url}/live/playlist.m3u8",
+            "-c", "copy", "-f", "mpegts", str(tmp_path / "played.ts"),
+            stdin=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        )
+        async with asyncio.timeout(30):
+            while len(seen.ours[0]) < 12 or len(seen.ours[1]) < 12:
+                await poll(http, service.url, owncast, seen)
+                await asyncio.sleep(0.1)
+        await owncast.stop_stream(offline=True)  # Owncast's offline tail + ENDLIST
+        async with asyncio.timeout(20):
+            while seen.ended != {0, 1}:
+                await poll(http, service.url, owncast, seen)
+                await asyncio.sleep(0.1)
+        async with asyncio.timeout(30):
+            _, player_err = await player.communicate()
+        assert player.returncode == 0, player_err.decode()
+        warnings = player_err.decode()
+        assert "Media sequence changed" not in warnings and "expired from playlists" not in warnings, warnings
+        assert (tmp_path / "played.ts").stat().st_size > 100_000
+
+        async with http.get(f"{service.url}/live/master.m3u8") as r:
+            master = await r.text()
+        assert check_master(master) == []
+        assert "0/playlist.m3u8" in master and "1/playlist.m3u8" in master and "RESOLUTION=" in master
+
+        for v in (0, 1):
+            ours = [seen.ours[v][n] for n in sorted(seen.ours[v])]
+            names = [uri.rsplit("/", 1)[1] for uri, _ in ours]
+            # Every segment Owncast listed is listed by us, once, in Owncast's order...
+            assert names == sorted(seen.owncast[v], key=lambda n: int(n.rsplit("-", 1)[1][:-3]))
+            assert sorted(seen.ours[v]) == list(range(len(ours)))  # no sequence number skipped
+            # ...with its real duration...
+            for (uri, duration), name in zip(ours, names):
+                assert duration == pytest.approx(seen.owncast[v][name], abs=0.0006)
+            # ...and every URL is a public object with the segment headers and the same bytes.
+            for uri, _ in ours:
+                async with http.get(uri, headers={"Origin": "https://viewer.example"}) as r:
+                    assert r.status == 200, uri
+                    assert r.headers["Content-Type"] == "video/mp2t"
+                    assert r.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+                    assert r.headers["Access-Control-Allow-Origin"] in ("*", "https://viewer.example")
+                    body = await r.read()
+                    local = owncast.variant_dir(v) / uri.rsplit("/", 1)[1]
+                    if local.exists():
+                        assert body == local.read_bytes()
+
+        async with http.get(f"{service.url}/metrics") as r:
+            families = {f.name: f for f in text_string_to_metric_families(await r.text())}
+        listed = sum(s.value for s in families["hls_broadcaster_segments_listed"].samples
+                     if s.name.endswith("_total"))
+        assert listed == len(seen.ours[0]) + len(seen.ours[1])
+        delay = {s.name: s.value for s in families["hls_broadcaster_listing_delay_seconds"].samples}
+        assert delay["hls_broadcaster_listing_delay_seconds_count"] == listed
+        async with http.get(f"{service.url}/health") as r:
+            health = await r.json()
+        assert r.status == 200 and health["status"] == "ok" and health["stream"] == "ended"
+        assert health["uploads"]["failed"] == 0 and health["storage_reachable"] is True
+        assert seaweed.secret_key not in await (await http.get(f"{service.url}/metrics")).text()
+
+        assert await service.stop(signal.SIGTERM) == 0
+    assert seaweed.secret_key not in "\n".join(service.lines)
+
+
+async def test_fmp4_stream_lists_its_init_section(tmp_path: Path, seaweed: SeaweedS3) -> None:
+    async with OwncastEmulator(tmp_path / "hls", segment_type="fmp4") as oc:
+        env = service_env(tmp_path / "hls", seaweed, tmp_path / "state")
+        seen = Observed()
+        async with ServiceProcess(env, tmp_path) as service, aiohttp.ClientSession() as http:
+            async with asyncio.timeout(30):
+                while len(seen.ours[0]) < 4 or len(seen.ours[1]) < 4:
+                    await poll(http, service.url, oc, seen)
+                    await asyncio.sleep(0.1)
+            async with http.get(f"{service.url}/live/playlist.m3u8") as r:
+                text = await r.text()
+            assert "#EXT-X-VERSION:6" in text and "#EXT-X-MAP:URI=" in text
+            init = text.split('#EXT-X-MAP:URI="')[1].split('"')[0]
+            async with http.get(init) as r:
+                assert r.status == 200 and r.headers["Content-Type"] == "video/mp4"
+            player = await asyncio.create_subprocess_exec(
+                ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-i", f"{service.url}/live/master.m3u8",
+                "-t", "3", "-c", "copy", "-f", "null", "-",
+                stdin=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+            )
+            async with asyncio.timeout(30):
+                _, err = await player.communicate()
+            assert player.returncode == 0, err.decode()
+            assert await service.stop() == 0
+
+
+async def test_wrong_secret_stops_start_up_with_one_line_naming_it(tmp_path: Path, seaweed: SeaweedS3) -> None:
+    (tmp_path / "hls").mkdir()
+    env = service_env(tmp_path / "hls", seaweed, tmp_path / "state", AWS_SECRET_ACCESS_KEY="wrong-secret-123")
+    proc = ServiceProcess(env, tmp_path)
+    with pytest.raises(RuntimeError):
+        await proc.start(timeout=20)
+    assert await proc.exited() == 1
+    errors = [line for line in proc.lines if line.startswith("hls-broadcaster: error:")]
+    assert len(errors) == 1 and "AWS_SECRET_ACCESS_KEY" in errors[0]
+    assert "Traceback" not in "\n".join(proc.lines) and "wrong-secret-123" not in "\n".join(proc.lines)
+
+
+async def test_missing_bucket_names_the_setting(tmp_path: Path, seaweed: SeaweedS3) -> None:
+    (tmp_path / "hls").mkdir()
+    env = service_env(tmp_path / "hls", seaweed, tmp_path / "state", AWS_BUCKET_NAME="no-such-bucket")
+    proc = ServiceProcess(env, tmp_path)
+    with pytest.raises(RuntimeError):
+        await proc.start(timeout=20)
+    assert await proc.exited() == 1
+    assert any("AWS_BUCKET_NAME" in line for line in proc.lines if line.startswith("hls-broadcaster: error:"))
