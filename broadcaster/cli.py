@@ -47,6 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the service", epilog=_settings_help(),
                          formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_setting_flags(run)
+    demo = sub.add_parser("demo", help="run everything locally: S3 server, synthetic stream, service, viewer")
+    demo.add_argument("--host", default="127.0.0.1", help="address for the service and viewer (default 127.0.0.1)")
+    demo.add_argument("--port", type=int, default=3000, help="port for the service and viewer (default 3000)")
+    demo.add_argument("--segment-seconds", type=int, default=2, choices=range(1, 7), metavar="1-6",
+                      help="length of the synthetic stream's segments (default 2)")
     return parser
 
 
@@ -93,13 +98,25 @@ def _run(args: argparse.Namespace) -> int:
         return 1
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import DemoError, run_demo
+    from .service import StartupError
+
+    setup_logging("warning")
+    try:
+        return asyncio.run(run_demo(port=args.port, host=args.host, segment_seconds=args.segment_seconds))
+    except (DemoError, StartupError) as err:
+        print(f"hls-broadcaster demo: error: {err}", file=sys.stderr)
+        return 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 2
-    commands = {"run": _run}
+    commands = {"run": _run, "demo": _demo}
     try:
         return commands[args.command](args)
     except SettingsError as err:

@@ -1,0 +1,87 @@
+"""`hls-broadcaster demo`: the whole thing on this machine, no account and no Owncast needed.
+
+A real S3 server (SeaweedFS), a synthetic live stream written exactly the way Owncast writes it
+(the same emulator the tests use), the service, and the viewer. Ctrl-C stops everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import signal
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from .emulator import EmulatorError, OwncastEmulator
+from .ffmpeg import FfmpegNotFoundError
+from .seaweed import SeaweedError, SeaweedS3
+from .service import Service
+from .settings import load_settings
+
+log = logging.getLogger(__name__)
+
+
+class DemoError(RuntimeError):
+    """A part of the demo could not start; the message says which and what to install."""
+
+
+async def run_demo(
+    *,
+    port: int = 3000,
+    host: str = "127.0.0.1",
+    segment_seconds: int = 2,
+    work_dir: Path | None = None,
+    say: Callable[[str], None] = print,
+    stop: asyncio.Event | None = None,
+) -> int:
+    work = work_dir or Path(tempfile.mkdtemp(prefix="hls-broadcaster-demo-"))
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            say("[1/3] starting a local S3 server (SeaweedFS)...")
+            try:
+                s3 = await stack.enter_async_context(SeaweedS3(work / "s3"))
+            except SeaweedError as err:
+                raise DemoError(f"the local S3 server could not start: {err}") from None
+            say(f"      S3 API at {s3.endpoint_url}, bucket '{s3.bucket}' (public read, CORS on)")
+
+            say("[2/3] starting a synthetic live stream written the way Owncast writes it (ffmpeg)...")
+            hls = work / "hls"
+            try:
+                await stack.enter_async_context(OwncastEmulator(hls, variants=2, segment_seconds=segment_seconds))
+            except (FfmpegNotFoundError, EmulatorError) as err:
+                raise DemoError(f"the synthetic stream could not start: {err}") from None
+            say(f"      {hls}: 2 variants, {segment_seconds} s segments")
+
+            say("[3/3] starting hls-broadcaster...")
+            settings = load_settings(environ={
+                "HLS_DIR": str(hls), "S3_ENDPOINT_URL": s3.endpoint_url, "AWS_ACCESS_KEY_ID": s3.access_key,
+                "AWS_SECRET_ACCESS_KEY": s3.secret_key, "AWS_BUCKET_NAME": s3.bucket,
+                "R2_PUBLIC_URL": s3.public_url, "HOST": host, "PORT": str(port), "STATE_DIR": str(work / "state"),
+                "WINDOW_SECONDS": str(max(12, 6 * segment_seconds)),
+            })
+            service = Service(settings)
+            await service.start()
+            stack.push_async_callback(service.stop)
+            say("")
+            say(f"  Watch it:   {service.url}/")
+            say(f"  Playlist:   {service.url}/live/master.m3u8  (segments come from {s3.public_url})")
+            say(f"  Health:     {service.url}/health    Metrics: {service.url}/metrics")
+            say("  Press Ctrl-C to stop.")
+            say("")
+            await stop.wait()
+            say("stopping...")
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        if work_dir is None:
+            shutil.rmtree(work, ignore_errors=True)
+    say("stopped; nothing left running.")
+    return 0
+
