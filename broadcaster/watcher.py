@@ -92,8 +92,21 @@ class HlsWatcher:
             except asyncio.CancelledError:
                 pass
 
+    def _identity(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self._dir)
+        except OSError:
+            return None
+        return (st.st_dev, st.st_ino)
+
     async def _run(self) -> None:
         while not self._stop.is_set():
+            # Owncast deletes and recreates HLS_DIR on every transcoder start; an inotify watch dies
+            # with the folder it watched, so a new folder (new inode) means a new watch.
+            identity = self._identity()
+            if identity is None:
+                await asyncio.sleep(self._rescan_ms / 1000)
+                continue
             try:
                 async for changes in watchfiles.awatch(
                     self._dir,
@@ -104,17 +117,19 @@ class HlsWatcher:
                     yield_on_timeout=True,
                     stop_event=self._stop,
                 ):
-                    if not changes:
+                    if changes:
+                        self._on_changes(changes)
+                    else:
                         self.scan()
-                        continue
-                    self._on_changes(changes)
+                    if self._identity() != identity:
+                        log.info("%s was replaced; watching the new folder", self._dir)
+                        break
             except asyncio.CancelledError:
                 raise
-            except Exception as err:  # e.g. the folder vanished under the watch
+            except Exception as err:  # e.g. the folder vanished while the watch was being set up
                 log.warning("watching %s failed (%s); retrying", self._dir, err)
-            if not self._stop.is_set():
-                await asyncio.sleep(self._rescan_ms / 1000)  # wait for the folder to come back
-                self.scan()
+                await asyncio.sleep(self._rescan_ms / 1000)
+            self.scan()
 
     def _on_changes(self, changes: set[tuple[watchfiles.Change, str]]) -> None:
         # The master first, so a new variant is known before its segments are listed.

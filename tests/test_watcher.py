@@ -142,3 +142,20 @@ async def test_symlinked_playlist_and_variant_folder_are_not_read(
     write_in_place(hls / "stream.m3u8", MASTER)
     await sink.wait_for(lambda: bool(sink.masters))
     assert sink.playlists == []
+
+
+async def test_folder_deleted_and_recreated_keeps_being_watched(watched: tuple[Path, Sink, Metrics]) -> None:
+    hls, sink, _ = watched
+    write_in_place(hls / "0" / "stream.m3u8", media("stream-a-0.ts"))
+    await sink.wait_for(lambda: sink.names(0) == ["stream-a-0.ts"])
+    import shutil
+
+    shutil.rmtree(hls)  # what Owncast does at every transcoder start
+    hls.mkdir()
+    (hls / "0").mkdir()
+    write_in_place(hls / "0" / "stream.m3u8", media("stream-b-0.ts"))
+    await sink.wait_for(lambda: sink.names(0) == ["stream-b-0.ts"])
+    # and events (not only rescans) work on the new folder
+    for i in range(1, 4):
+        write_in_place(hls / "0" / "stream.m3u8", media(*[f"stream-b-{j}.ts" for j in range(i + 1)]))
+        await sink.wait_for(lambda i=i: len(sink.names(0)) == i + 1)  # type: ignore[misc]
