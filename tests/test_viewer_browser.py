@@ -1,0 +1,114 @@
+"""The viewer in a real browser: hls.js in Debian's headless Chromium plays the live demo stream
+(SeaweedFS + the Owncast emulator + the service), fetches every segment from the S3 host, shows
+its stats, and shows the stream going offline and coming back."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from broadcaster.emulator import OwncastEmulator
+from broadcaster.seaweed import SeaweedS3
+from broadcaster.service import Service
+from broadcaster.settings import load_settings
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.browser,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (scripts/test installs it)"),
+]
+
+
+@dataclass
+class Demo:
+    s3: SeaweedS3
+    owncast: OwncastEmulator
+    service: Service
+
+
+@pytest.fixture
+async def demo(tmp_path: Path, seaweed: SeaweedS3) -> AsyncIterator[Demo]:
+    async with OwncastEmulator(tmp_path / "hls", segment_seconds=1) as owncast:
+        settings = load_settings(environ={
+            "HLS_DIR": str(tmp_path / "hls"), "S3_ENDPOINT_URL": seaweed.endpoint_url,
+            "AWS_ACCESS_KEY_ID": seaweed.access_key, "AWS_SECRET_ACCESS_KEY": seaweed.secret_key,
+            "AWS_BUCKET_NAME": seaweed.bucket, "R2_PUBLIC_URL": seaweed.public_url, "PORT": "0",
+            "STATE_DIR": str(tmp_path / "state"), "WINDOW_SECONDS": "8",
+        })
+        service = Service(settings)
+        await service.start()
+        try:
+            yield Demo(seaweed, owncast, service)
+        finally:
+            await service.stop()
+
+
+async def test_viewer_plays_from_the_bucket_and_shows_offline_and_back(demo: Demo, tmp_path: Path) -> None:
+    from playwright.async_api import async_playwright
+
+    await demo.owncast.wait_for_segments(0, 3, timeout=20)
+    ARTIFACTS.mkdir(exist_ok=True)
+    requests: list[str] = []
+    console_errors: list[str] = []
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--autoplay-policy=no-user-gesture-required"],
+        )
+        try:
+            page = await browser.new_page(viewport={"width": 1100, "height": 800})
+            page.on("request", lambda r: requests.append(r.url))
+            page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: console_errors.append(str(e)))
+            await page.goto(f"{demo.service.url}/")
+            await page.wait_for_function("() => window.viewerStats && window.viewerStats.state === 'playing'",
+                                         timeout=30_000)
+            start = await page.evaluate("() => document.querySelector('video').currentTime")
+            await page.wait_for_function("t => document.querySelector('video').currentTime > t", arg=start + 5,
+                                         timeout=30_000)
+            stats = await page.evaluate("() => JSON.parse(JSON.stringify(window.viewerStats))")
+            await page.screenshot(path=str(ARTIFACTS / "viewer-playing.png"), full_page=True)
+
+            s3_host = urlsplit(demo.s3.endpoint_url).netloc
+            service_host = urlsplit(demo.service.url).netloc
+            segments = [u for u in requests if u.endswith((".ts", ".m4s"))]
+            assert segments and all(urlsplit(u).netloc == s3_host for u in segments), segments
+            assert not [u for u in requests if urlsplit(u).netloc == service_host and u.endswith(".ts")]
+            assert stats["segments"] >= 5 and stats["bytes"] > 0 and stats["originSegments"] == 0
+            assert stats["segmentHosts"] == [s3_host] and stats["errors"] == []
+            await page.get_by_role("button", name="Show stats").click()  # as a person would
+            panel = await page.inner_text("body")
+            assert s3_host in panel and "R2" in panel
+            await page.screenshot(path=str(ARTIFACTS / "viewer-stats.png"), full_page=True)
+
+            # Owncast's broadcaster disconnects: offline clip + ENDLIST. The viewer says so.
+            await demo.owncast.stop_stream(offline=True)
+            await page.wait_for_function("() => window.viewerStats.state === 'offline'", timeout=45_000)
+            assert "offline" in (await page.inner_text("body")).lower()
+            await page.screenshot(path=str(ARTIFACTS / "viewer-offline.png"), full_page=True)
+
+            # ...and comes back as a new stream: the viewer plays again by itself.
+            await demo.owncast.restart_stream()
+            await page.wait_for_function("() => window.viewerStats.state === 'playing'", timeout=45_000)
+            start = await page.evaluate("() => document.querySelector('video').currentTime")
+            await page.wait_for_function("t => document.querySelector('video').currentTime > t", arg=start + 2,
+                                         timeout=30_000)
+            await page.screenshot(path=str(ARTIFACTS / "viewer-back.png"), full_page=True)
+            final = await page.evaluate("() => JSON.parse(JSON.stringify(window.viewerStats))")
+            assert final["originSegments"] == 0 and final["errors"] == []
+        finally:
+            await browser.close()
+    # Failed resource loads are the browser's, not the page's; anything else is a bug in the viewer.
+    own = [e for e in console_errors if "Failed to load resource" not in e]
+    assert own == [], own
+    shutil.copy(ARTIFACTS / "viewer-playing.png", tmp_path / "viewer-playing.png")
