@@ -120,19 +120,31 @@ class ManifestGenerator:
 
     def mark_gap(self) -> None:
         """A segment between the last listed one and the next will never come (lost or rejected)."""
-        if self._next_sequence:
+        if self._entries:
             self._pending_discontinuity = True
 
-    def append(self, segment: ListedSegment, now: float) -> int:
-        """List a segment that is already downloadable (6.2.1); returns its media sequence number."""
+    def append(
+        self, segment: ListedSegment, now: float, sequence: int | None = None, wall: float | None = None
+    ) -> int:
+        """List a segment that is already downloadable (6.2.1); returns its media sequence number.
+
+        `sequence` keeps variants numbered alike (6.2.4): an empty playlist starts at it; after that
+        it must be the next number, since a sequence number cannot be skipped (6.2.2).
+        `now` decides how long a segment has been listed (pass a monotonic clock); `wall` (default
+        `now`) dates a segment that came without PROGRAM-DATE-TIME.
+        """
+        if sequence is not None and sequence != self._next_sequence:
+            if self._entries:
+                raise SegmentRejected(f"sequence {sequence} does not follow {self._next_sequence - 1}")
+            self._next_sequence = self._media_sequence = sequence
         # Judge the duration as it will be written (milliseconds), so 1.4996 cannot render as 1.500.
         if not hls.fits_target(round(segment.duration, 3), self.target_duration):
             raise SegmentRejected(
                 f"EXTINF {segment.duration:.3f}s does not fit target duration {self.target_duration}s"
             )
         previous = self._entries[-1] if self._entries else None
-        discontinuity = (segment.discontinuity or self._pending_discontinuity or self._ended) and (
-            self._next_sequence > 0
+        discontinuity = previous is not None and (
+            segment.discontinuity or self._pending_discontinuity or self._ended
         )
         pdt = segment.program_date_time
         if pdt is None:
@@ -140,7 +152,7 @@ class ManifestGenerator:
             if previous is not None and not discontinuity:
                 pdt = previous.program_date_time + previous.segment.duration
             else:
-                pdt = now - segment.duration
+                pdt = (now if wall is None else wall) - segment.duration
         entry = _Entry(self._next_sequence, segment, discontinuity, pdt, now)
         self._entries.append(entry)
         self._next_sequence += 1

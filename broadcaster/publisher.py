@@ -9,10 +9,10 @@ ManifestGenerator's business.
 from __future__ import annotations
 
 import asyncio
-import functools
+import bisect
 import logging
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,29 +28,44 @@ log = logging.getLogger(__name__)
 _SEEN_LIMIT = 4096  # names remembered per variant, far more than Owncast ever lists at once
 
 
+# A segment position, the same in every variant: (Owncast transcoder run, Owncast's sequence number).
+# ffmpeg numbers all variants of one run in lockstep, so this key lines variants up (6.2.4).
+SlotKey = tuple[int, int]
+_END = 1 << 62  # an end-of-stream marker sorts after every segment of its run
+
+
 @dataclass(slots=True)
-class _Pending:
-    source: SourceSegment | None  # None: Owncast ended the stream here
-    seen_at: float = 0.0  # monotonic
-    discontinuity: bool = False
-    key: str = ""
-    init_key: str | None = None
-    task: asyncio.Task[int] | None = None
+class _Copy:
+    """One variant's copy of a slot, being uploaded."""
+
+    source: SourceSegment
+    key: str
+    init_key: str | None
+    seen_at: float  # monotonic
+    task: asyncio.Task[int]
+
+
+@dataclass(slots=True)
+class _Slot:
+    key: SlotKey
+    copies: dict[int, _Copy] = field(default_factory=dict)
+    discontinuity: bool = False  # Owncast put EXT-X-DISCONTINUITY before it
 
 
 @dataclass(slots=True)
 class _Variant:
     index: int
     generator: ManifestGenerator | None = None
-    queue: deque[_Pending] = field(default_factory=deque)
     seen: OrderedDict[str, None] = field(default_factory=OrderedDict)
     inits: dict[str, asyncio.Task[int]] = field(default_factory=dict)  # key -> upload
-    last_stream: str | None = None
+    first: dict[int, int] = field(default_factory=dict)  # run -> first Owncast number it joined with
+    last_key: SlotKey | None = None
     last_media_sequence: int = -1
-    new_timeline: bool = False
+    restarts: int = 0  # times Owncast's numbering went back (runs without a stream id in names)
     source_ended: bool = False
     last_new_segment: float | None = None  # monotonic, Owncast listed something new
     last_listed: float | None = None  # monotonic, we listed something
+    created: float = 0.0  # monotonic
 
 
 ListedHook = Callable[[int, int, SourceSegment], None]
@@ -82,6 +97,12 @@ class Publisher:
         self._mono = monotonic
         self._on_listed = on_listed
         self._variants: dict[int, _Variant] = {}
+        self._runs: dict[str, int] = {}  # Owncast run name -> order
+        self._slots: dict[SlotKey, _Slot] = {}
+        self._order: list[SlotKey] = []  # undecided slots, sorted
+        self._decided: SlotKey = (-1, -1)  # every slot up to here is listed or dropped
+        self._next_sequence = 0
+        self._last_run: int | None = None  # run of the last listed slot
         self._master_variants: list[SourceVariant] | None = None
         self._master: Rendered | None = None
         self._independent = True
@@ -100,79 +121,92 @@ class Publisher:
             return
         v = self._variants.get(index)
         if v is None:
-            v = self._variants[index] = _Variant(index)
+            v = self._variants[index] = _Variant(index, created=self._mono())
             log.info("variant %d appeared", index)
         for name, why in playlist.rejected:
             if name not in v.seen:
                 self._remember(v, name)
                 self._metrics.input_rejected.labels(reason="unsafe_name").inc()
                 log.warning("skipping %r in %s/stream.m3u8: %s", name, index, why)
-        if self._target is None:
-            self._target = hls.target_duration_for(
-                [s.duration for s in playlist.segments], playlist.target_duration
-            )
+        stream = [s for s in playlist.segments if not s.is_offline_clip]
+        if self._target is None and stream:
+            # Owncast's offline clip (8 s) and idle transcoder (5 s) say nothing about the stream's own
+            # segment length, so only real stream segments decide the one target duration.
+            self._target = hls.target_duration_for([s.duration for s in stream], playlist.target_duration)
             self._independent = playlist.independent_segments
             log.info("target duration fixed at %ds (Owncast advertises %ds)", self._target, playlist.target_duration)
-        if v.generator is None:
+        if self._target is not None and v.generator is None:
             v.generator = ManifestGenerator(self._target, self._window, independent_segments=self._independent)
-        # Owncast restarted its transcoder (its numbering went back): the next segment starts a new timeline.
         if playlist.media_sequence < v.last_media_sequence:
-            v.new_timeline = True
+            v.restarts += 1  # Owncast restarted its transcoder: a new run
         v.last_media_sequence = playlist.media_sequence
 
         now = self._mono()
-        for seg in playlist.segments:
+        for i, seg in enumerate(playlist.segments):
             if seg.name in v.seen:
                 continue
             self._remember(v, seg.name)
             if seg.is_offline_clip:
-                # Longer than any target duration and not part of the stream: the ENDLIST says it all.
                 log.info("variant %d: Owncast shows its offline clip %s; not published", index, seg.name)
-                v.new_timeline = True
-                continue
-            self._enqueue(v, seg, now)
-        if playlist.ended and not v.source_ended:
-            v.source_ended = True
-            v.queue.append(_Pending(None))
-            self._drain(v)
-        elif not playlist.ended:
-            v.source_ended = False
+            elif v.generator is not None:
+                self._add(v, seg, playlist.media_sequence + i, now)
+        # Owncast's offline tail ends with ENDLIST; its idle transcoder only lists offline clips.
+        ended = playlist.ended or (bool(playlist.segments) and playlist.segments[-1].is_offline_clip)
+        if ended and not v.source_ended and v.last_key is not None:
+            self._insert(_Slot((v.last_key[0], _END)))
+        v.source_ended = ended
+        self._advance()
 
     def _remember(self, v: _Variant, name: str) -> None:
         v.seen[name] = None
         if len(v.seen) > _SEEN_LIMIT:
             v.seen.popitem(last=False)
 
-    def _enqueue(self, v: _Variant, seg: SourceSegment, now: float) -> None:
-        sid = stream_id(seg.name)
-        discontinuity = seg.discontinuity or v.new_timeline or (
-            sid is not None and v.last_stream is not None and sid != v.last_stream
-        )
-        v.new_timeline = False
-        v.last_stream = sid or v.last_stream
-        v.last_new_segment = now
+    def _run_of(self, v: _Variant, seg: SourceSegment) -> int:
+        name = stream_id(seg.name) or f"run-{v.restarts}"
+        return self._runs.setdefault(name, len(self._runs))
+
+    def _add(self, v: _Variant, seg: SourceSegment, number: int, now: float) -> None:
+        key = (self._run_of(v, seg), number)
         self._metrics.segments_seen.labels(variant=str(v.index)).inc()
+        v.last_new_segment = now
+        if key <= self._decided:
+            # Its slot was already listed (or dropped) in the other variants; it cannot join late.
+            self._metrics.segments_lost.labels(variant=str(v.index), reason="late").inc()
+            log.warning("variant %d: %s arrived after its slot was decided; not listed", v.index, seg.name)
+            return
+        v.first.setdefault(key[0], key[1])
+        v.last_key = key if v.last_key is None else max(v.last_key, key)
+        slot = self._slots.get(key)
+        if slot is None:
+            slot = self._insert(_Slot(key))
+        slot.discontinuity |= seg.discontinuity
         folder = self._hls_dir / str(v.index)
-        pending = _Pending(seg, seen_at=now, discontinuity=discontinuity, key=self._key(v.index, seg.name))
+        init_key: str | None = None
         init_task: asyncio.Task[int] | None = None
         if seg.init_name is not None:
-            # Init sections keep their name across transcoder runs; the stream id keeps keys unique.
-            pending.init_key = self._key(v.index, f"{sid or 'init'}-{seg.init_name}")
-            init_task = v.inits.get(pending.init_key)
+            # Init sections keep their name across transcoder runs; the run keeps keys unique.
+            init_key = self._key(v.index, f"{stream_id(seg.name) or f'run{key[0]}'}-{seg.init_name}")
+            init_task = v.inits.get(init_key)
             if init_task is None:
                 init_task = asyncio.ensure_future(
-                    self._uploader.upload_file(folder / seg.init_name, pending.init_key, str(v.index))
+                    self._uploader.upload_file(folder / seg.init_name, init_key, str(v.index))
                 )
-                v.inits[pending.init_key] = init_task
-        pending.task = asyncio.ensure_future(self._upload(folder / seg.name, pending.key, v.index, init_task))
-        pending.task.add_done_callback(functools.partial(self._on_done, v))
-        v.queue.append(pending)
+                v.inits[init_key] = init_task
+        task = asyncio.ensure_future(self._upload(folder / seg.name, self._key(v.index, seg.name), v.index, init_task))
+        task.add_done_callback(self._on_done)
+        slot.copies[v.index] = _Copy(seg, self._key(v.index, seg.name), init_key, now, task)
         self._update_queue_gauge()
+
+    def _insert(self, slot: _Slot) -> _Slot:
+        self._slots[slot.key] = slot
+        bisect.insort(self._order, slot.key)
+        return slot
 
     async def _upload(self, path: Path, key: str, index: int, init: asyncio.Task[int] | None) -> int:
         if init is not None:
             try:
-                await asyncio.shield(init)  # shared by every segment of the stream
+                await asyncio.shield(init)  # shared by every segment of the run
             except SegmentLost as err:
                 raise SegmentLost("init_lost", f"its init section could not be uploaded: {err}") from err
         return await self._uploader.upload_file(path, key, str(index))
@@ -180,78 +214,123 @@ class Publisher:
     def _key(self, index: int, name: str) -> str:
         return f"{self._prefix}/{index}/{name}" if self._prefix else f"{index}/{name}"
 
-    # -- listing, in order -------------------------------------------------------------------------
+    # -- listing, in order, the same slots in every variant ------------------------------------------
 
-    def _on_done(self, v: _Variant, _task: asyncio.Future[int]) -> None:
-        self._drain(v)
+    def _on_done(self, _task: asyncio.Future[int]) -> None:
+        if not self._closed:
+            self._advance()
 
-    def _drain(self, v: _Variant) -> None:
-        gen = v.generator
-        assert gen is not None
-        while v.queue:
-            head = v.queue[0]
-            if head.source is None:
-                v.queue.popleft()
-                gen.end()
-                log.info("variant %d: Owncast ended the stream; playlist closed with ENDLIST", v.index)
+    def _participants(self, key: SlotKey) -> list[_Variant]:
+        """Variants that take part in a slot: those that had joined its run by then."""
+        return [v for v in self._variants.values() if v.first.get(key[0], _END + 1) <= key[1]]
+
+    def _advance(self) -> None:
+        while self._order:
+            key = self._order[0]
+            slot = self._slots[key]
+            members = self._participants(key) if key[1] != _END else [
+                v for v in self._variants.values() if key[0] in v.first]
+            if key[1] == _END:
+                if not all(v.source_ended or (v.last_key or key)[0] > key[0] for v in members):
+                    break
+                self._pop(key)
+                for v in members:
+                    if v.generator is not None and not v.generator.ended:
+                        v.generator.end()
+                        log.info("variant %d: Owncast ended the stream; playlist closed with ENDLIST", v.index)
                 continue
-            assert head.task is not None
-            if not head.task.done():
+            if not all(self._resolved(v, slot) for v in members):
                 break
-            v.queue.popleft()
-            if head.task.cancelled():
-                continue
-            err = head.task.exception()
-            if err is not None:
-                self._lost(v, head, err)
-                continue
-            self._list(v, gen, head)
+            self._pop(key)
+            self._decide(slot, members)
         self._update_queue_gauge()
 
-    def _lost(self, v: _Variant, p: _Pending, err: BaseException) -> None:
-        assert p.source is not None and v.generator is not None
+    def _resolved(self, v: _Variant, slot: _Slot) -> bool:
+        copy = slot.copies.get(v.index)
+        if copy is None:  # Owncast moved on without ever listing it in this variant
+            return v.last_key is not None and v.last_key > slot.key
+        return copy.task.done()
+
+    def _pop(self, key: SlotKey) -> None:
+        self._order.pop(0)
+        del self._slots[key]
+        self._decided = key
+
+    def _decide(self, slot: _Slot, members: list[_Variant]) -> None:
+        failed = False
+        for v in members:
+            copy = slot.copies.get(v.index)
+            if copy is None:
+                failed = True
+                self._metrics.segments_lost.labels(variant=str(v.index), reason="missing").inc()
+                log.warning("variant %d: Owncast never listed segment %d:%d", v.index, *slot.key)
+            elif copy.task.cancelled():
+                return
+            elif (err := copy.task.exception()) is not None:
+                failed = True
+                self._lost(v, copy, err)
+        if failed:
+            # Listing it in some variants only would number them differently: drop it everywhere.
+            for v in members:
+                if v.generator is not None:
+                    v.generator.mark_gap()
+            for v in members:
+                if slot.copies.get(v.index) and not slot.copies[v.index].task.exception():
+                    self._metrics.segments_lost.labels(variant=str(v.index), reason="sibling_lost").inc()
+            return
+        sequence = self._next_sequence
+        discontinuity = slot.discontinuity or (self._last_run is not None and slot.key[0] != self._last_run)
+        listed_any = False
+        for v in members:
+            listed_any |= self._list(v, slot.copies[v.index], sequence, discontinuity)
+        if listed_any:
+            self._next_sequence += 1
+            self._last_run = slot.key[0]
+
+    def _lost(self, v: _Variant, copy: _Copy, err: BaseException) -> None:
         reason = err.reason if isinstance(err, SegmentLost) else "error"
         self._metrics.segments_lost.labels(variant=str(v.index), reason=reason).inc()
         if isinstance(err, SegmentLost):
-            log.warning("variant %d: segment %s lost (%s): %s", v.index, p.source.name, reason, err)
+            log.warning("variant %d: segment %s lost (%s): %s", v.index, copy.source.name, reason, err)
         else:
-            log.error("variant %d: segment %s lost to an unexpected error: %r", v.index, p.source.name, err)
-        v.generator.mark_gap()
+            log.error("variant %d: segment %s lost to an unexpected error: %r", v.index, copy.source.name, err)
 
-    def _list(self, v: _Variant, gen: ManifestGenerator, p: _Pending) -> None:
-        src = p.source
-        assert src is not None
+    def _list(self, v: _Variant, copy: _Copy, sequence: int, discontinuity: bool) -> bool:
+        gen = v.generator
+        assert gen is not None
+        src = copy.source
         segment = ListedSegment(
-            uri=f"{self._public_url}/{p.key}",
+            uri=f"{self._public_url}/{copy.key}",
             duration=src.duration,
             program_date_time=src.program_date_time,
-            discontinuity=p.discontinuity,
-            init_uri=f"{self._public_url}/{p.init_key}" if p.init_key else None,
+            discontinuity=discontinuity,
+            init_uri=f"{self._public_url}/{copy.init_key}" if copy.init_key else None,
         )
         try:
-            sequence = gen.append(segment, self._wall())
+            gen.append(segment, self._mono(), sequence, wall=self._wall())
         except SegmentRejected as err:
-            self._metrics.input_rejected.labels(reason="too_long").inc()
-            self._metrics.segments_lost.labels(variant=str(v.index), reason="too_long").inc()
+            self._metrics.input_rejected.labels(reason="rejected").inc()
+            self._metrics.segments_lost.labels(variant=str(v.index), reason="rejected").inc()
             log.warning("variant %d: segment %s not listed: %s", v.index, src.name, err)
             gen.mark_gap()
-            return
+            return False
         now = self._mono()
         v.last_listed = now
         label = str(v.index)
         self._metrics.segments_listed.labels(variant=label).inc()
-        self._metrics.listing_delay.observe(now - p.seen_at)
+        self._metrics.listing_delay.observe(now - copy.seen_at)
         self._metrics.window_segments.labels(variant=label).set(gen.segment_count)
         self._metrics.last_segment.labels(variant=label).set(self._wall())
         if self._on_listed is not None:
             self._on_listed(v.index, sequence, src)
+        return True
 
     def _update_queue_gauge(self) -> None:
         self._metrics.upload_queue.set(self.queue_depth)
 
     @property
     def queue_depth(self) -> int:
-        return sum(1 for v in self._variants.values() for p in v.queue if p.source is not None)
+        return sum(len(s.copies) for s in self._slots.values())
 
     # -- output: PlaylistSource for the server ------------------------------------------------------
 
@@ -303,11 +382,15 @@ class Publisher:
                 "ended": bool(gen and gen.ended),
                 "seconds_since_last_segment": age,
             }
-            oldest = next((p for p in v.queue if p.source is not None), None)
-            if oldest is not None and now - oldest.seen_at > stall:
-                reasons.append(f"variant {v.index}: uploads behind by {now - oldest.seen_at:.0f}s")
             if live and not v.source_ended and v.last_new_segment and now - v.last_new_segment > stall:
                 reasons.append(f"variant {v.index}: no new segment from Owncast for {now - v.last_new_segment:.0f}s")
+            elif live and v.last_new_segment and v.last_new_segment > (v.last_listed or 0):
+                since = v.last_listed or v.created
+                if now - since > stall:  # Owncast produces, we list nothing (rejected, lost, stuck)
+                    reasons.append(f"variant {v.index}: nothing listed for {now - since:.0f}s")
+        oldest = min((c.seen_at for s in self._slots.values() for c in s.copies.values()), default=None)
+        if oldest is not None and now - oldest > stall:
+            reasons.append(f"uploads behind by {now - oldest:.0f}s")
         state = "idle" if not self._variants else ("live" if live else "ended")
         body: dict[str, object] = {
             "status": "ok" if not reasons else "; ".join(reasons),
@@ -325,7 +408,7 @@ class Publisher:
 
     async def drain(self, timeout: float) -> bool:
         """Wait up to `timeout` for uploads in flight; True when nothing is left."""
-        tasks = [p.task for v in self._variants.values() for p in v.queue if p.task and not p.task.done()]
+        tasks = [c.task for s in self._slots.values() for c in s.copies.values() if not c.task.done()]
         if not tasks:
             return True
         _done, pending = await asyncio.wait(tasks, timeout=timeout)
@@ -333,7 +416,7 @@ class Publisher:
 
     async def close(self) -> None:
         self._closed = True
-        tasks = [p.task for v in self._variants.values() for p in v.queue if p.task]
+        tasks = [c.task for s in self._slots.values() for c in s.copies.values()]
         tasks += [t for v in self._variants.values() for t in v.inits.values()]
         for t in tasks:
             t.cancel()

@@ -135,7 +135,8 @@ SETTINGS: tuple[Setting, ...] = (
             _positive, "30"),
     Setting("TARGET_DURATION", "playlist target duration in s; 0 takes Owncast's", _int(0, 60), "0"),
     Setting("UPLOAD_CONCURRENCY", "uploads in flight at once", _int(1, 256), "8"),
-    Setting("UPLOAD_TIMEOUT", "seconds one upload attempt may take before it is retried", _positive, "10"),
+    # A hung PUT holds back its variant's listing: keep this near a couple of segment durations.
+    Setting("UPLOAD_TIMEOUT", "seconds one upload attempt may take before it is retried", _positive, "5"),
     Setting("LOG_LEVEL", "debug, info, warning or error", _choice("debug", "info", "warning", "error"), "info"),
 )
 

@@ -145,7 +145,7 @@ async def _errors() -> Any:
         # HeadBucket has no body, so its 403/404 come back as bare numbers.
         code = {"403": "AccessDenied", "404": "NoSuchBucket"}.get(code, code)
         raise StoreError(code, str(error.get("Message", ""))) from err
+    except TimeoutError as err:  # before OSError, of which it is a subclass
+        raise StoreError("Timeout") from err
     except (BotoCoreError, OSError, aiohttp.ClientError) as err:
         raise StoreError(type(err).__name__, str(err)) from err
-    except asyncio.TimeoutError as err:
-        raise StoreError("Timeout") from err

@@ -176,12 +176,19 @@ class HlsWatcher:
             return
         try:
             if isinstance(kind, int):
-                self._sink.on_variant_playlist(kind, parse_media_playlist(text))
+                playlist = parse_media_playlist(text)
             else:
-                self._sink.on_master(parse_master_playlist(text))
+                variants = parse_master_playlist(text)
         except PlaylistError as err:
             self._note_bad(path, str(err), quiet)  # usually half-written: the next event reads it again
             return
+        try:
+            if isinstance(kind, int):
+                self._sink.on_variant_playlist(kind, playlist)
+            else:
+                self._sink.on_master(variants)
+        except Exception:  # a bug of ours must not stop the watch; say so loudly, once per version
+            log.exception("handling %s failed", path)
         self._last_text[path] = text
         self._bad.pop(path, None)
 

@@ -47,9 +47,11 @@ class World:
         for name in names:
             if write:
                 self.write(variant, name)
-            listed.append(SourceSegment(name, duration, None, name == discontinuity_before, init))
+            # Owncast's PDT: the same instant for the same segment number in every variant.
+            number = int(name.rsplit("-", 1)[1].split(".")[0]) if name[-4:-3].isdigit() else 0
+            listed.append(SourceSegment(name, duration, 1_800_000_000.0 + number, name == discontinuity_before, init))
         window = listed[-10:]
-        ms = media_sequence if media_sequence is not None else len(listed) - len(window)
+        ms = media_sequence if media_sequence is not None else int(window[0].name.rsplit("-", 1)[1].split(".")[0]) if window and window[0].name[-4:-3].isdigit() else 0
         self.pub.on_variant_playlist(variant, SourcePlaylist(1, ms, tuple(window), ended, True))
 
     async def settle(self) -> None:
@@ -191,22 +193,85 @@ async def test_too_long_segment_is_rejected_and_counted(world: World) -> None:
     await world.settle()
     assert world.uris(0) == ["stream-a-0.ts", "stream-a-2.ts"]
     assert world.metrics.registry.get_sample_value(
-        "hls_broadcaster_input_rejected_total", {"reason": "too_long"}) == 1
+        "hls_broadcaster_input_rejected_total", {"reason": "rejected"}) == 1
 
 
-async def test_variants_are_independent_and_master_waits_for_all(world: World) -> None:
+async def test_variants_list_the_same_slots_under_the_same_numbers(world: World) -> None:
     world.pub.on_master([SourceVariant(0, 800_000), SourceVariant(1, 300_000)])
     world.store.hold("live/1/stream-a-0.ts")
     world.owncast_lists(0, "stream-a-0.ts")
     world.owncast_lists(1, "stream-a-0.ts")
     async with asyncio.timeout(5):
-        while world.pub.media_playlist(0) is None:
+        while "live/0/stream-a-0.ts" not in world.store.keys():
             await asyncio.sleep(0.001)
-    assert world.pub.master_playlist() is None
+    # variant 0's copy is in the bucket, but the slot waits for variant 1's: numbers stay aligned
+    assert world.pub.media_playlist(0) is None and world.pub.master_playlist() is None
     world.store.release("live/1/stream-a-0.ts")
     await world.settle()
     master = world.pub.master_playlist()
     assert master is not None and b"1/playlist.m3u8" in master.body
+    world.owncast_lists(0, "stream-a-1.ts")
+    world.owncast_lists(1, "stream-a-1.ts")
+    await world.settle()
+    assert world.uris(0) == world.uris(1) == ["stream-a-0.ts", "stream-a-1.ts"]
+
+
+async def test_a_loss_in_one_variant_drops_the_slot_in_all(world: World) -> None:
+    for i in range(3):
+        world.owncast_lists(0, f"stream-a-{i}.ts")
+        world.owncast_lists(1, f"stream-a-{i}.ts", write=i != 1)  # variant 1's copy of 1 vanished
+    await world.settle()
+    assert world.uris(0) == world.uris(1) == ["stream-a-0.ts", "stream-a-2.ts"]
+    for v in (0, 1):
+        assert world.text(v).count("#EXT-X-DISCONTINUITY\n") == 1
+    sample = world.metrics.registry.get_sample_value
+    assert sample("hls_broadcaster_segments_lost_total", {"variant": "1", "reason": "deleted"}) == 1
+    assert sample("hls_broadcaster_segments_lost_total", {"variant": "0", "reason": "sibling_lost"}) == 1
+
+
+async def test_starting_between_two_variant_writes_keeps_numbers_aligned(world: World) -> None:
+    # The first read of variant 1 already has the next segment; variant 0's does not yet.
+    world.owncast_lists(0, "stream-a-0.ts", "stream-a-1.ts")
+    world.owncast_lists(1, "stream-a-1.ts", "stream-a-2.ts", media_sequence=1)
+    world.owncast_lists(0, "stream-a-2.ts")
+    await world.settle()
+    assert world.uris(0) == ["stream-a-0.ts", "stream-a-1.ts", "stream-a-2.ts"]
+    assert world.uris(1) == ["stream-a-1.ts", "stream-a-2.ts"]
+    assert "#EXT-X-MEDIA-SEQUENCE:1" in world.text(1)  # a-1 is number 1 in both
+
+
+async def test_owncast_idle_transcoder_ends_the_playlist(world: World) -> None:
+    world.owncast_lists(0, "stream-a-0.ts", "stream-a-1.ts")
+    await world.settle()
+    world.segments[0] = []  # Owncast crashed: wiped folder, then its idle transcoder
+    world.owncast_lists(0, "stream-offline-0.ts", "stream-offline-1.ts", duration=5.0, media_sequence=0)
+    await world.settle()
+    assert world.text().endswith("#EXT-X-ENDLIST\n")
+    assert world.pub.health() [1]["stream"] == "ended" and world.pub.health()[0]
+
+
+async def test_target_duration_is_never_taken_from_offline_clips(tmp_path: Path) -> None:
+    w = World(tmp_path)
+    w.owncast_lists(0, "stream-offline-0.ts", duration=5.0)  # the service starts while Owncast idles
+    assert w.pub.target_duration is None
+    w.segments[0] = []
+    w.owncast_lists(0, "stream-a-0.ts", duration=1.0, media_sequence=0)
+    await w.settle()
+    assert w.pub.target_duration == 1 and w.uris(0) == ["stream-a-0.ts"]
+    await w.pub.close()
+
+
+async def test_health_says_when_owncast_produces_but_nothing_is_listed(world: World) -> None:
+    world.owncast_lists(0, "stream-a-0.ts")
+    await world.settle()
+    for i in range(1, 4):
+        world.owncast_lists(0, f"stream-a-{i}.ts", duration=3.0)  # all too long for target 1
+    await world.settle()
+    real = world.pub._mono
+    world.pub._mono = lambda: real() + 10
+    world.owncast_lists(0, "stream-a-4.ts", duration=3.0)  # Owncast keeps producing
+    ok, body = world.pub.health()
+    assert not ok and "nothing listed for" in str(body["status"])
 
 
 async def test_unsafe_names_are_counted_once(world: World) -> None:
