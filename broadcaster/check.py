@@ -1,0 +1,312 @@
+"""`hls-broadcaster check`: proves the settings and the bucket work before the first stream.
+
+One line per check, "ok   ...", "warn ...", "FAIL ..." or "skip ...", and for each failure the
+setting to fix. It stores a small probe object under R2_KEY_PREFIX, reads it back with the S3 API
+and through R2_PUBLIC_URL as a viewer would (with and without CORS), then deletes it: the same
+calls the service makes for every segment. The secret is never printed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import quote, urlsplit
+
+import aiohttp
+from botocore.exceptions import BotoCoreError, ClientError
+
+from .settings import Settings
+from .store import S3Store, StoreError
+
+PrintLine = Callable[[str], None]
+T = TypeVar("T")
+
+# A made-up viewer origin: the bucket's CORS policy must allow any origin (or the viewer's own).
+CHECK_ORIGIN = "https://viewer.example"
+PROBE_CONTENT_TYPE = "text/plain; charset=utf-8"
+PROBE_CACHE_CONTROL = "no-store"  # never cached by Cloudflare or a browser
+_R2_API_HOST = ".r2.cloudflarestorage.com"
+_LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+# Error codes (S3's, or botocore/aiohttp exception names) -> (setting to fix, what to do).
+_HINTS: dict[str, tuple[str, str]] = {
+    "SignatureDoesNotMatch": ("AWS_SECRET_ACCESS_KEY", "the secret does not belong to this access key id"),
+    "InvalidAccessKeyId": ("AWS_ACCESS_KEY_ID", "no such access key id at this endpoint"),
+    "AccessDenied": (
+        "AWS_ACCESS_KEY_ID",
+        "this token may not do that: give it Object Read & Write on this bucket",
+    ),
+    "Unauthorized": ("AWS_ACCESS_KEY_ID", "the endpoint refused the credentials"),
+    "NoSuchBucket": ("AWS_BUCKET_NAME", "no bucket of that name in this account; R2 does not create buckets"),
+    "InvalidBucketName": ("AWS_BUCKET_NAME", "not a valid bucket name"),
+    "AuthorizationHeaderMalformed": ("S3_REGION", "R2 expects 'auto'"),
+    "InvalidRegionName": ("S3_REGION", "R2 expects 'auto'"),
+    "NotImplemented": ("S3_ENDPOINT_URL", "the endpoint does not support this request"),
+    "EndpointConnectionError": ("S3_ENDPOINT_URL", "could not connect"),
+    "ConnectTimeoutError": ("S3_ENDPOINT_URL", "no connection within the time limit"),
+    "ReadTimeoutError": ("S3_ENDPOINT_URL", "no answer within UPLOAD_TIMEOUT"),
+    "Timeout": ("S3_ENDPOINT_URL", "no answer within UPLOAD_TIMEOUT"),
+    "SSLError": ("S3_ENDPOINT_URL", "TLS failed: is it https://<ACCOUNT_ID>.r2.cloudflarestorage.com?"),
+    "ClientConnectorError": ("S3_ENDPOINT_URL", "could not connect"),
+}
+
+_PUBLIC_HINTS = {
+    401: "is public access enabled on the bucket / the custom domain connected? (R2_PUBLIC_URL)",
+    403: "is public access enabled on the bucket / the custom domain connected? (R2_PUBLIC_URL)",
+    404: "R2_PUBLIC_URL does not serve this bucket: use this bucket's custom domain or r2.dev URL, "
+    "with no path after it",
+    429: "rate limited: r2.dev URLs are for development; connect a custom domain and use it as R2_PUBLIC_URL",
+}
+
+
+@dataclass
+class _Report:
+    print_line: PrintLine
+    secrets: list[str]
+    failures: int = 0
+
+    def line(self, status: str, text: str) -> None:
+        self.note(f"{status:<4} {text}")
+
+    def note(self, text: str) -> None:
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        self.print_line(text)
+
+    def ok(self, text: str) -> None:
+        self.line("ok", text)
+
+    def warn(self, text: str) -> None:
+        self.line("warn", text)
+
+    def skip(self, text: str) -> None:
+        self.line("skip", text)
+
+    def fail(self, text: str) -> None:
+        self.failures += 1
+        self.line("FAIL", text)
+
+
+async def run_checks(settings: Settings, *, print_line: PrintLine) -> bool:
+    """Run every check, printing one line each; True when none failed (warnings do not count)."""
+    report = _Report(print_line, [s for s in settings.secrets() if s])
+    _check_settings(settings, report)
+    store = S3Store(
+        endpoint_url=settings.s3_endpoint_url,
+        region=settings.s3_region,
+        access_key=settings.aws_access_key_id,
+        secret_key=settings.aws_secret_access_key,
+        bucket=settings.aws_bucket_name,
+        max_connections=2,
+        read_timeout=settings.upload_timeout,
+    )
+    try:
+        await store.start()
+        await _check_bucket(settings, store, report)
+    finally:
+        await store.close()
+    if report.failures:
+        report.note(f"{report.failures} check(s) failed: fix the settings named above and run it again.")
+    else:
+        report.note("all checks passed: the service can store segments and viewers can fetch them.")
+    return report.failures == 0
+
+
+# -- the settings ---------------------------------------------------------------------------------
+
+
+def _check_settings(s: Settings, report: _Report) -> None:
+    """Mistakes the settings loader cannot see: it checks each value, not what R2 makes of them."""
+    endpoint = urlsplit(s.s3_endpoint_url)
+    public_host = urlsplit(s.r2_public_url).hostname or ""
+    problems: list[str] = []
+    if endpoint.path not in ("", "/"):
+        problems.append(
+            f"S3_ENDPOINT_URL has a path ({endpoint.path}): use the account endpoint "
+            "https://<ACCOUNT_ID>.r2.cloudflarestorage.com and put the bucket in AWS_BUCKET_NAME"
+        )
+    if public_host.endswith(_R2_API_HOST):
+        problems.append(
+            "R2_PUBLIC_URL points at the S3 API host, which only answers signed requests: use the "
+            "bucket's custom domain (or its r2.dev URL while testing)"
+        )
+    for problem in problems:
+        report.fail(problem)
+    if not problems:
+        prefix = f"{s.r2_key_prefix}/" if s.r2_key_prefix else "(the bucket's top level)"
+        report.ok(
+            f"settings: bucket {s.aws_bucket_name!r} at {s.s3_endpoint_url} (region {s.s3_region}), keys "
+            f"under {prefix}, public URL {s.r2_public_url}, access key id {_shorten(s.aws_access_key_id)}"
+        )
+    if public_host.endswith(".r2.dev"):
+        report.warn(
+            "R2_PUBLIC_URL is an r2.dev URL: rate limited (429s) and not cached; fine for testing, "
+            "use a custom domain for viewers"
+        )
+    if s.r2_public_url.startswith("http://") and public_host not in _LOCAL_HOSTS:
+        report.warn("R2_PUBLIC_URL is http://: browsers block its segments on an https:// viewer page")
+    if (endpoint.hostname or "").endswith(_R2_API_HOST) and s.s3_region not in ("auto", "us-east-1"):
+        report.warn(f"S3_REGION is {s.s3_region!r}: R2 expects 'auto'")
+
+
+def _shorten(value: str) -> str:
+    return value if len(value) <= 8 else f"{value[:4]}…{value[-2:]}"
+
+
+# -- the bucket -----------------------------------------------------------------------------------
+
+
+async def _check_bucket(s: Settings, store: S3Store, report: _Report) -> None:
+    token = secrets.token_hex(8)
+    name = f".hls-broadcaster-check-{token}.txt"  # a dotfile: never mistaken for a segment
+    key = f"{s.r2_key_prefix}/{name}" if s.r2_key_prefix else name
+    body = f"hls-broadcaster check {token}\n".encode()
+
+    stored, _ = await _store_step(
+        s, report, f"put probe object {key}",
+        lambda: store.put(key, body, content_type=PROBE_CONTENT_TYPE, cache_control=PROBE_CACHE_CONTROL),
+    )  # fmt: skip
+    if not stored:
+        report.skip("head, public GET, CORS and delete: nothing was stored")
+        return
+    try:
+        found, head = await _store_step(
+            s, report, f"head probe object {key}",
+            lambda: store.client.head_object(Bucket=s.aws_bucket_name, Key=key),
+        )  # fmt: skip
+        if found:
+            _check_metadata(head, len(body), report)
+        await _store_step(s, report, "head bucket (the service's start-up and health probe)", store.probe)
+        await _check_public(s, key, body, report)
+    finally:
+        await _store_step(
+            s, report, f"delete probe object {key}", lambda: store.delete(key),
+            also="the service deletes each segment after its window, so the token must be allowed to delete",
+        )  # fmt: skip
+
+
+async def _store_step(
+    s: Settings, report: _Report, what: str, call: Callable[[], Awaitable[T]], *, also: str = ""
+) -> tuple[bool, T | None]:
+    """One bucket call under UPLOAD_TIMEOUT; prints ok, or FAIL with the setting to fix."""
+    try:
+        async with asyncio.timeout(s.upload_timeout):
+            result = await call()
+    except StoreError as err:
+        reason, setting = err.reason, err.setting
+    except ClientError as err:  # raw client calls (head_object) raise botocore's own errors
+        reason, setting = _client_error_code(err), None
+    except (BotoCoreError, OSError, aiohttp.ClientError) as err:
+        reason, setting = type(err).__name__, None
+    except TimeoutError:
+        reason, setting = "Timeout", None
+    else:
+        report.ok(what)
+        return True, result
+    report.fail(f"{what} -> {reason}: {_hint(reason, setting)}" + (f"; {also}" if also else ""))
+    return False, None
+
+
+def _client_error_code(err: ClientError) -> str:
+    code = str(err.response.get("Error", {}).get("Code") or "")
+    status = str(err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
+    # HEAD answers have no body, so their errors come back as bare status numbers.
+    return {"403": "AccessDenied", "404": "NoSuchKey"}.get(code or status, code or status or "error")
+
+
+def _hint(reason: str, setting: str | None) -> str:
+    if reason in _HINTS:
+        name, advice = _HINTS[reason]
+        return f"check {name} ({advice})"
+    if reason == "NoSuchKey":
+        return "the object just stored is not there: is S3_ENDPOINT_URL the bucket's real endpoint?"
+    if setting is not None:
+        return f"check {setting}"
+    return "check S3_ENDPOINT_URL and the network (see the error name above)"
+
+
+def _check_metadata(head: Any, size: int, report: _Report) -> None:
+    """The headers viewers' players and the CDN rely on must be stored with the object."""
+    stored_type = head.get("ContentType")
+    stored_cache = head.get("CacheControl")
+    if head.get("ContentLength") != size:
+        report.fail(f"stored size {head.get('ContentLength')} bytes instead of {size}: check S3_ENDPOINT_URL")
+    if stored_type != PROBE_CONTENT_TYPE or stored_cache != PROBE_CACHE_CONTROL:
+        report.warn(
+            f"the bucket kept Content-Type {stored_type!r} and Cache-Control {stored_cache!r} instead of "
+            f"{PROBE_CONTENT_TYPE!r} and {PROBE_CACHE_CONTROL!r}: segments would lose their caching headers"
+        )
+
+
+# -- as a viewer sees it ----------------------------------------------------------------------------
+
+
+async def _check_public(s: Settings, key: str, body: bytes, report: _Report) -> None:
+    url = f"{s.r2_public_url}/{quote(key)}"
+    timeout = aiohttp.ClientTimeout(total=s.upload_timeout)
+    async with aiohttp.ClientSession(timeout=timeout) as http:
+        try:
+            async with http.get(url) as resp:
+                got = await resp.read()
+                status, cache_control = resp.status, resp.headers.get("Cache-Control")
+        except (aiohttp.ClientError, OSError, TimeoutError) as err:
+            report.fail(f"public GET {url} -> {type(err).__name__}: cannot reach R2_PUBLIC_URL ({err})")
+            report.skip("CORS: the public URL does not answer")
+            return
+        if status != 200:
+            hint = _PUBLIC_HINTS.get(
+                status, "the public URL should serve the bucket's objects: check R2_PUBLIC_URL"
+            )
+            report.fail(f"public GET {url} -> {status}: {hint}")
+            report.skip("CORS: the public URL does not serve the object")
+            return
+        if got != body:
+            report.fail(
+                f"public GET {url} -> 200 but other bytes ({len(got)} instead of {len(body)}): "
+                "R2_PUBLIC_URL serves something else (another bucket, a login page?)"
+            )
+            report.skip("CORS: the public URL does not serve the object")
+            return
+        report.ok(f"public GET {url} -> 200, same bytes")
+        if cache_control not in (None, PROBE_CACHE_CONTROL):
+            report.warn(
+                f"the public URL answered Cache-Control {cache_control!r}, not the object's "
+                f"{PROBE_CACHE_CONTROL!r}: set the zone's Browser Cache TTL to 'Respect Existing Headers'"
+            )
+        await _check_cors(http, url, report)
+
+
+async def _check_cors(http: aiohttp.ClientSession, url: str, report: _Report) -> None:
+    cors_hint = (
+        "apply deploy/r2-cors.json to the bucket (deploy/r2-setup.md); changes take up to 30 s. "
+        "Without it players on another site fail with status 0"
+    )
+    origin = {"Origin": CHECK_ORIGIN}
+    try:
+        async with http.get(url, headers=origin) as resp:
+            await resp.read()
+            allowed = resp.headers.get("Access-Control-Allow-Origin")
+        if allowed in ("*", CHECK_ORIGIN):
+            report.ok(f"CORS GET with Origin {CHECK_ORIGIN} -> Access-Control-Allow-Origin {allowed}")
+        else:
+            report.fail(
+                f"CORS GET with Origin {CHECK_ORIGIN} -> Access-Control-Allow-Origin {allowed!r}: {cors_hint}"
+            )
+        preflight = {**origin, "Access-Control-Request-Method": "GET"}
+        async with http.options(url, headers=preflight) as resp:
+            await resp.read()
+            status = resp.status
+            allowed = resp.headers.get("Access-Control-Allow-Origin")
+            methods = resp.headers.get("Access-Control-Allow-Methods", "")
+        if status in (200, 204) and allowed in ("*", CHECK_ORIGIN) and "GET" in methods.upper():
+            report.ok(f"CORS preflight OPTIONS -> {status}, methods {methods}")
+        else:
+            report.fail(
+                f"CORS preflight OPTIONS -> {status}, Access-Control-Allow-Origin {allowed!r}, "
+                f"methods {methods!r}: {cors_hint}"
+            )
+    except (aiohttp.ClientError, OSError, TimeoutError) as err:
+        report.fail(f"CORS requests to {url} -> {type(err).__name__}: {err}")
