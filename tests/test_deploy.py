@@ -1,0 +1,283 @@
+"""The deployment files parse and agree with the code: unit, pm2, tunnel, alerts, CORS, env, hls.js."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from dotenv import dotenv_values
+
+from broadcaster.metrics import Metrics
+from broadcaster.settings import SETTINGS, load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+DEPLOY = ROOT / "deploy"
+VIEWER = ROOT / "viewer"
+UNIT = DEPLOY / "hls-broadcaster.service"
+EXEC_START = "/opt/hls-broadcaster/venv/bin/hls-broadcaster"
+SERVICE = "http://127.0.0.1:3000"
+DRAIN_SECONDS = 5  # Service.stop()'s default drain timeout
+
+
+def run(argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False, **kwargs)
+
+
+# -- systemd -------------------------------------------------------------------------------------
+
+
+def unit_entries(path: Path) -> dict[str, dict[str, list[str]]]:
+    """systemd's INI dialect: repeatable keys, '#'/';' comments, no continuation lines here."""
+    sections: dict[str, dict[str, list[str]]] = {}
+    current: dict[str, list[str]] | None = None
+    for number, raw in enumerate(path.read_text().splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            current = sections.setdefault(line[1:-1], {})
+            continue
+        assert current is not None, f"line {number} outside a section: {raw!r}"
+        assert "=" in line and not line.endswith("\\"), f"line {number} is not KEY=value: {raw!r}"
+        key, _, value = line.partition("=")
+        current.setdefault(key.strip(), []).append(value.strip())
+    return sections
+
+
+def test_unit_file_has_the_required_settings() -> None:
+    unit = unit_entries(UNIT)
+    assert set(unit) == {"Unit", "Service", "Install"}
+    svc = {key: values[-1] for key, values in unit["Service"].items()}  # the last assignment wins
+    assert svc["ExecStart"] == f"{EXEC_START} run"
+    assert svc["EnvironmentFile"] == "/etc/hls-broadcaster/env"
+    assert "STATE_DIR=/var/lib/hls-broadcaster" in unit["Service"]["Environment"]
+    assert svc["StateDirectory"] == "hls-broadcaster"
+    assert svc["ReadWritePaths"] == "/var/lib/hls-broadcaster"
+    assert svc["User"] == "hls-broadcaster" or svc.get("DynamicUser") == "yes"
+    assert svc["Restart"] == "on-failure" and float(svc["RestartSec"]) > 0
+    assert float(svc["TimeoutStopSec"]) >= 2 * DRAIN_SECONDS  # the drain, then the rest of the stop
+    hardening = {
+        "NoNewPrivileges": "yes", "ProtectSystem": "strict", "PrivateTmp": "yes",
+        "ProtectKernelTunables": "yes", "ProtectKernelModules": "yes", "ProtectKernelLogs": "yes",
+        "ProtectControlGroups": "yes", "LockPersonality": "yes", "MemoryDenyWriteExecute": "yes",
+        "CapabilityBoundingSet": "", "RestrictNamespaces": "yes",
+    }  # fmt: skip
+    assert {key: svc.get(key) for key in hardening} == hardening
+    assert svc["ProtectHome"] in ("read-only", "yes", "tmpfs") or "ReadOnlyPaths" in svc
+    assert set(svc["RestrictAddressFamilies"].split()) == {"AF_INET", "AF_INET6", "AF_UNIX"}
+    assert unit["Service"]["SystemCallFilter"][0] == "@system-service"
+    assert unit["Install"]["WantedBy"] == ["multi-user.target"]
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
+def test_unit_file_passes_systemd_analyze_verify() -> None:
+    result = run(["systemd-analyze", "verify", str(UNIT)])
+    # The venv is not installed on this machine; anything else (unknown keys, bad values) is a bug.
+    missing_binary = f"Command {EXEC_START} is not executable"
+    problems = [
+        line for line in (result.stdout + result.stderr).splitlines() if line and missing_binary not in line
+    ]
+    assert problems == []
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
+def test_unit_file_sandbox_scores_well() -> None:
+    result = run(["systemd-analyze", "security", "--offline=yes", "--no-pager", str(UNIT)])
+    found = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", result.stdout + result.stderr)
+    if found is None:
+        pytest.skip(f"this systemd-analyze cannot score unit files offline: {result.stderr.strip()[:200]}")
+    assert float(found.group(1)) <= 2.5  # systemd's scale: 0 (locked down) to 10 (exposed)
+
+
+# -- pm2 -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+def test_pm2_file_loads_and_runs_the_console_script(tmp_path: Path) -> None:
+    script = "process.stdout.write(JSON.stringify(require(process.argv[1])))"
+    env = {"PATH": "/usr/bin:/bin:/usr/local/bin", "HLS_BROADCASTER_HOME": str(tmp_path)}
+    result = run(["node", "-e", script, str(DEPLOY / "ecosystem.config.js")], env=env)
+    assert result.returncode == 0, result.stderr
+    apps = json.loads(result.stdout)["apps"]
+    assert len(apps) == 1
+    app = apps[0]
+    assert app["name"] == "hls-broadcaster"
+    assert app["script"] == str(tmp_path / "venv" / "bin" / "hls-broadcaster")
+    assert app["interpreter"] == "none"
+    assert app["args"] == ["--env-file", "/etc/hls-broadcaster/env", "run"]
+    assert app["autorestart"] is True and app["instances"] == 1
+    assert app["kill_timeout"] >= 2 * DRAIN_SECONDS * 1000
+    assert 2 in app["stop_exit_codes"]  # a bad setting: no restart loop
+    assert app["out_file"] and app["error_file"]
+
+
+# -- cloudflared ---------------------------------------------------------------------------------
+
+
+def tunnel_rules() -> list[dict[str, Any]]:
+    config = yaml.safe_load((ROOT / "cloudflared.yml.example").read_text())
+    assert config["tunnel"] and config["credentials-file"]
+    rules: list[dict[str, Any]] = config["ingress"]
+    return rules
+
+
+def route(path: str, host: str = "live.example.com") -> str:
+    """cloudflared's matching: the first rule whose hostname and (unanchored) path regex match."""
+    for rule in tunnel_rules():
+        if "hostname" in rule and rule["hostname"] != host:
+            continue
+        if "path" in rule and not re.search(rule["path"], path):
+            continue
+        return str(rule["service"])
+    raise AssertionError("no catch-all rule")
+
+
+def test_tunnel_ends_with_a_catch_all_404_and_every_other_rule_is_narrow() -> None:
+    rules = tunnel_rules()
+    assert rules[-1] == {"service": "http_status:404"}
+    for rule in rules[:-1]:
+        assert rule["service"] == SERVICE and rule["hostname"] and rule["path"].startswith("^"), rule
+        assert rule["path"].endswith("$") or rule["path"] == "^/$", rule
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/live/master.m3u8", "/live/playlist.m3u8", "/live/0/playlist.m3u8", "/live/12/playlist.m3u8",
+     "/", "/index.html", "/hls.min.js", "/viewer.js", "/viewer.css", "/health"],
+)  # fmt: skip
+def test_tunnel_routes_the_public_paths(path: str) -> None:
+    assert route(path) == SERVICE
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/metrics", "/metrics/", "/live/../metrics", "/live/", "/live/0/segment.ts", "/VENDOR.md",
+     "/index.html/../metrics", "/healthz", "/state"],
+)  # fmt: skip
+def test_tunnel_does_not_route_metrics_or_anything_else(path: str) -> None:
+    assert route(path) == "http_status:404"
+    assert route("/live/master.m3u8", host="other.example.com") == "http_status:404"
+
+
+class _Assets(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.files: list[str] = []
+        self.inline: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        url = values.get("src") if tag == "script" else values.get("href") if tag == "link" else None
+        if tag == "script" and url is None:
+            self.inline.append("<script> without src")
+        if "style" in values or any(name.startswith("on") for name in values):
+            self.inline.append(f"<{tag}> with an inline style or handler")
+        if tag == "style":
+            self.inline.append("<style>")
+        if url and not url.startswith(("data:", "http:", "https:", "/")):
+            self.files.append(url)
+
+
+def test_the_viewer_files_exist_are_routed_and_need_no_csp_exception() -> None:
+    assets = _Assets()
+    assets.feed((VIEWER / "index.html").read_text())
+    assert sorted(assets.files) == ["hls.min.js", "viewer.css", "viewer.js"]
+    assert assets.inline == []
+    for name in assets.files:
+        assert (VIEWER / name).is_file(), name
+        assert route(f"/{name}") == SERVICE, name
+
+
+# -- Prometheus ----------------------------------------------------------------------------------
+
+
+def exported_series() -> set[str]:
+    """Every series name the service's registry exposes, as Prometheus sees it."""
+    suffixes = {
+        "counter": ("_total", "_created"), "gauge": ("",), "info": ("_info",),
+        "histogram": ("_bucket", "_sum", "_count", "_created"),
+    }  # fmt: skip
+    return {family.name + s for family in Metrics().registry.collect() for s in suffixes[family.type]}
+
+
+def alert_rules() -> list[dict[str, Any]]:
+    groups = yaml.safe_load((DEPLOY / "alerts.yml").read_text())["groups"]
+    return [rule for group in groups for rule in group["rules"]]
+
+
+def test_alerts_parse_and_every_expression_uses_real_metrics() -> None:
+    series = exported_series()
+    rules = alert_rules()
+    names = {rule["alert"] for rule in rules}
+    assert {"HlsBroadcasterUploadsFailing", "HlsBroadcasterNoSegmentListed", "HlsBroadcasterSegmentsLost",
+            "HlsBroadcasterSlowUploads", "HlsBroadcasterStorageDown"} <= names  # fmt: skip
+    for rule in rules:
+        used = set(re.findall(r"\bhls_broadcaster_\w+", rule["expr"]))
+        assert used <= series, (rule["alert"], used - series)
+        # Prometheus' own `up` watches the scrape itself; every other alert reads our metrics.
+        assert used or rule["expr"].startswith('up{job="hls-broadcaster"}'), rule["alert"]
+        assert rule["labels"]["severity"] in ("critical", "warning")
+        assert rule["annotations"]["summary"]
+
+
+def test_prometheus_scrapes_the_local_metrics_endpoint() -> None:
+    config = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())
+    (job,) = [j for j in config["scrape_configs"] if j["job_name"] == "hls-broadcaster"]
+    assert job["metrics_path"] == "/metrics"
+    assert job["static_configs"][0]["targets"] == ["127.0.0.1:3000"]
+    assert (DEPLOY / config["rule_files"][0]).resolve() == (DEPLOY / "alerts.yml").resolve()
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed (apt: prometheus)")
+def test_promtool_accepts_the_config_and_the_rules() -> None:
+    rules = run(["promtool", "check", "rules", str(DEPLOY / "alerts.yml")])
+    assert rules.returncode == 0, rules.stdout + rules.stderr
+    config = run(["promtool", "check", "config", "prometheus.yml"], cwd=DEPLOY)
+    assert config.returncode == 0, config.stdout + config.stderr
+
+
+# -- R2 and settings -----------------------------------------------------------------------------
+
+
+def test_r2_cors_policy_allows_get_and_head() -> None:
+    policy = json.loads((DEPLOY / "r2-cors.json").read_text())
+    (rule,) = policy["CORSRules"]
+    assert {"GET", "HEAD"} <= set(rule["AllowedMethods"]) and set(rule["AllowedMethods"]) <= {"GET", "HEAD"}
+    assert rule["AllowedOrigins"]
+    assert isinstance(rule["MaxAgeSeconds"], int) and rule["MaxAgeSeconds"] > 0
+
+
+def test_env_example_documents_every_setting_and_loads(tmp_path: Path) -> None:
+    text = (DEPLOY / "env.example").read_text()
+    lines = text.splitlines()
+    assigned = [line.split("=", 1)[0] for line in lines if re.match(r"[A-Z0-9_]+=", line)]
+    assert sorted(assigned) == sorted(s.name for s in SETTINGS)  # each exactly once
+    for i, line in enumerate(lines):
+        if re.match(r"[A-Z0-9_]+=", line):
+            above = [previous for previous in lines[:i] if previous.strip()]
+            assert above and (above[-1].startswith("#") or re.match(r"[A-Z0-9_]+=", above[-1])), line
+    values = {k: v for k, v in dotenv_values(DEPLOY / "env.example").items() if v is not None}
+    values.update(HLS_DIR=str(tmp_path), STATE_DIR=str(tmp_path / "state"))
+    settings = load_settings(environ=values)
+    assert settings.s3_region == "auto" and settings.r2_key_prefix == "live" and settings.port == 3000
+
+
+# -- the vendored player -------------------------------------------------------------------------
+
+
+def test_vendored_hls_js_matches_the_recorded_checksum() -> None:
+    vendor = (VIEWER / "VENDOR.md").read_text()
+    recorded = re.search(r"^- SHA-256: `([0-9a-f]{64})`", vendor, re.MULTILINE)
+    version = re.search(r"^- Version: `(\d+\.\d+\.\d+)`", vendor, re.MULTILINE)
+    assert recorded and version, "VENDOR.md lost its SHA-256 or Version line"
+    data = (VIEWER / "hls.min.js").read_bytes()
+    assert hashlib.sha256(data).hexdigest() == recorded.group(1)
+    assert f'"{version.group(1)}"'.encode() in data  # the version string hls.js reports as Hls.version
