@@ -199,6 +199,9 @@ class Publisher:
         self._update_queue_gauge()
 
     def _insert(self, slot: _Slot) -> _Slot:
+        existing = self._slots.get(slot.key)
+        if existing is not None:  # e.g. every variant announces the same end of stream
+            return existing
         self._slots[slot.key] = slot
         bisect.insort(self._order, slot.key)
         return slot

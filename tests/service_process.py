@@ -61,6 +61,10 @@ class ServiceProcess:
                 self.url = m.group(1)
                 self._ready.set()
 
+    def problems(self) -> list[str]:
+        """Log lines an operator would be alarmed by: errors and tracebacks."""
+        return [line for line in self.lines if " ERROR " in line or "Traceback" in line or "Exception in" in line]
+
     async def exited(self, timeout: float = 20.0) -> int:
         assert self.proc is not None
         async with asyncio.timeout(timeout):

@@ -138,6 +138,7 @@ async def test_every_segment_is_uploaded_and_listed_in_order_and_ffmpeg_plays_it
 
         assert await service.stop(signal.SIGTERM) == 0
     assert seaweed.secret_key not in "\n".join(service.lines)
+    assert service.problems() == []
 
 
 async def test_fmp4_stream_lists_its_init_section(tmp_path: Path, seaweed: SeaweedS3) -> None:
@@ -164,6 +165,7 @@ async def test_fmp4_stream_lists_its_init_section(tmp_path: Path, seaweed: Seawe
                 _, err = await player.communicate()
             assert player.returncode == 0, err.decode()
             assert await service.stop() == 0
+        assert service.problems() == []
 
 
 async def test_wrong_secret_stops_start_up_with_one_line_naming_it(tmp_path: Path, seaweed: SeaweedS3) -> None:

@@ -240,6 +240,22 @@ async def test_starting_between_two_variant_writes_keeps_numbers_aligned(world: 
     assert "#EXT-X-MEDIA-SEQUENCE:1" in world.text(1)  # a-1 is number 1 in both
 
 
+async def test_both_variants_end_then_the_next_stream_continues_both(world: World) -> None:
+    for v in (0, 1):
+        world.owncast_lists(v, "stream-a-0.ts", "stream-a-1.ts")
+    for v in (0, 1):
+        world.owncast_lists(v, "offline.ts", ended=True, duration=8.0, discontinuity_before="offline.ts")
+    await world.settle()
+    assert world.text(0).endswith("#EXT-X-ENDLIST\n") and world.text(1).endswith("#EXT-X-ENDLIST\n")
+    for v in (0, 1):
+        world.segments[v] = []
+        world.owncast_lists(v, "stream-b-0.ts", "stream-b-1.ts", media_sequence=0)
+    await world.settle()
+    for v in (0, 1):
+        assert "ENDLIST" not in world.text(v) and world.uris(v)[-1] == "stream-b-1.ts"
+    assert world.pub.queue_depth == 0 and not world.pub._order
+
+
 async def test_owncast_idle_transcoder_ends_the_playlist(world: World) -> None:
     world.owncast_lists(0, "stream-a-0.ts", "stream-a-1.ts")
     await world.settle()
