@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the service", epilog=_settings_help(),
                          formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_setting_flags(run)
+    check = sub.add_parser("check", help="validate the settings and prove the bucket works, one line per check",
+                           epilog=_settings_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_setting_flags(check)
     demo = sub.add_parser("demo", help="run everything locally: S3 server, synthetic stream, service, viewer")
     demo.add_argument("--host", default="127.0.0.1", help="address for the service and viewer (default 127.0.0.1)")
     demo.add_argument("--port", type=int, default=3000, help="port for the service and viewer (default 3000)")
@@ -98,6 +101,15 @@ def _run(args: argparse.Namespace) -> int:
         return 1
 
 
+def _check(args: argparse.Namespace) -> int:
+    from .check import run_checks
+
+    flags = {s.name: getattr(args, s.name, None) for s in SETTINGS}
+    settings = load_settings(flags, env_file=args.env_file)
+    setup_logging("error", settings.secrets())
+    return 0 if asyncio.run(run_checks(settings, print_line=print)) else 1
+
+
 def _demo(args: argparse.Namespace) -> int:
     from .demo import DemoError, run_demo
     from .service import StartupError
@@ -116,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    commands = {"run": _run, "demo": _demo}
+    commands = {"run": _run, "check": _check, "demo": _demo}
     try:
         return commands[args.command](args)
     except SettingsError as err:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -188,3 +189,30 @@ async def test_missing_bucket_names_the_setting(tmp_path: Path, seaweed: Seaweed
         await proc.start(timeout=20)
     assert await proc.exited() == 1
     assert any("AWS_BUCKET_NAME" in line for line in proc.lines if line.startswith("hls-broadcaster: error:"))
+
+
+async def run_command(*args: str, env: dict[str, str], cwd: Path) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "broadcaster", *args, env=env, cwd=cwd,
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+    async with asyncio.timeout(60):
+        out, _ = await proc.communicate()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode()
+
+
+async def test_check_command_passes_on_a_working_bucket_and_names_a_wrong_secret(
+    tmp_path: Path, seaweed: SeaweedS3
+) -> None:
+    (tmp_path / "hls").mkdir()
+    code, out = await run_command("check", env=service_env(tmp_path / "hls", seaweed, tmp_path / "state"),
+                                  cwd=tmp_path)
+    assert code == 0, out
+    assert "FAIL" not in out and "Traceback" not in out
+    env = service_env(tmp_path / "hls", seaweed, tmp_path / "state", AWS_SECRET_ACCESS_KEY="wrong-secret-123")
+    code, out = await run_command("check", env=env, cwd=tmp_path)
+    assert code == 1
+    fails = [line for line in out.splitlines() if "FAIL" in line]
+    assert fails and "AWS_SECRET_ACCESS_KEY" in fails[0]
+    assert "wrong-secret-123" not in out and "Traceback" not in out

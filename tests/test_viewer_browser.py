@@ -95,6 +95,7 @@ async def test_viewer_plays_from_the_bucket_and_shows_offline_and_back(demo: Dem
             await demo.owncast.stop_stream(offline=True)
             await page.wait_for_function("() => window.viewerStats.state === 'offline'", timeout=45_000)
             assert "offline" in (await page.inner_text("body")).lower()
+            assert await page.inner_text("#s-state") == "offline"  # the stats panel agrees at once
             await page.screenshot(path=str(ARTIFACTS / "viewer-offline.png"), full_page=True)
 
             # ...and comes back as a new stream: the viewer plays again by itself.
@@ -105,6 +106,16 @@ async def test_viewer_plays_from_the_bucket_and_shows_offline_and_back(demo: Dem
                                          timeout=30_000)
             await page.screenshot(path=str(ARTIFACTS / "viewer-back.png"), full_page=True)
             final = await page.evaluate("() => JSON.parse(JSON.stringify(window.viewerStats))")
+
+            # Phone width: nothing wider than the screen. Keyboard: the stats toggle works without a mouse.
+            await page.set_viewport_size({"width": 360, "height": 740})
+            assert await page.evaluate("() => document.documentElement.scrollWidth") <= 360
+            await page.screenshot(path=str(ARTIFACTS / "viewer-phone.png"), full_page=True)
+            toggle = page.get_by_role("button", name="Hide stats")
+            await toggle.focus()
+            await page.keyboard.press("Enter")
+            await page.get_by_role("button", name="Show stats").wait_for(timeout=5_000)
+            assert await page.locator("#stats").is_hidden()
             assert final["originSegments"] == 0 and final["errors"] == []
         finally:
             await browser.close()

@@ -353,6 +353,7 @@
     const text = message || said;
     if (status.textContent !== text) status.textContent = text; // aria-live announces each change
     showOverlay(overlayMessage !== undefined ? overlayMessage : shown);
+    if (!statsPanel.hidden) render(); // the panel's state row must not lag the overlay
   }
 
   function showOverlay(text) {
