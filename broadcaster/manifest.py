@@ -10,6 +10,7 @@ import gzip
 import hashlib
 from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
 from . import hls
 from .owncast import SourceVariant
@@ -28,6 +29,16 @@ class ListedSegment:
     program_date_time: float | None = None  # epoch seconds, from Owncast's playlist
     discontinuity: bool = False
     init_uri: str | None = None  # fMP4 init section (EXT-X-MAP)
+    key: str | None = None  # its object key, so it can be deleted once it left every playlist
+
+
+@dataclass(frozen=True, slots=True)
+class Removed:
+    """A segment that slid out of the window; it must stay downloadable for `keep` more seconds."""
+
+    segment: ListedSegment
+    removed_at: float
+    keep: float  # its duration plus the longest playlist that listed it (6.2.2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +96,8 @@ class ManifestGenerator:
         self._ended = False
         self._pending_discontinuity = False
         self._rendered: Rendered | None = None
+        self._removed: list[Removed] = []
+        self._longest = 0.0  # the longest this playlist has been, for how long removed segments must stay
 
     # -- state -------------------------------------------------------------------------------------
 
@@ -159,6 +172,7 @@ class ManifestGenerator:
         self._duration += segment.duration
         self._pending_discontinuity = False
         self._ended = False  # a stream that comes back continues the same playlist
+        self._longest = max(self._longest, self._duration)
         self._slide(now)
         self._rendered = None
         return entry.sequence
@@ -183,10 +197,60 @@ class ManifestGenerator:
             if now - first.listed_at < min_listed:
                 break
             self._entries.popleft()
+            self._removed.append(Removed(first.segment, now, first.segment.duration + self._longest))
             self._duration -= first.segment.duration
             self._media_sequence += 1  # 6.2.2: +1 per removed segment
             if first.discontinuity:  # 4.4.3.3: its EXT-X-DISCONTINUITY left with it
                 self._discontinuity_sequence += 1
+
+    def drain_removed(self) -> list[Removed]:
+        """Segments that left the window since the last call."""
+        removed, self._removed = self._removed, []
+        return removed
+
+    # -- persistence -------------------------------------------------------------------------------
+
+    def snapshot(self, now: float) -> dict[str, Any]:
+        """Everything needed to continue this playlist after a restart (JSON-able)."""
+        return {
+            "target_duration": self.target_duration,
+            "independent": self.independent_segments,
+            "media_sequence": self._media_sequence,
+            "discontinuity_sequence": self._discontinuity_sequence,
+            "next_sequence": self._next_sequence,
+            "ended": self._ended,
+            "pending_discontinuity": self._pending_discontinuity,
+            "longest": self._longest,
+            "entries": [
+                [e.sequence, e.segment.uri, e.segment.duration, e.program_date_time, e.discontinuity,
+                 e.segment.init_uri, e.segment.key, round(now - e.listed_at, 3)]
+                for e in self._entries
+            ],
+        }
+
+    @classmethod
+    def restore(cls, data: dict[str, Any], now: float, window_seconds: float) -> ManifestGenerator:
+        """Rebuild from `snapshot`; raises ValueError when the data does not add up."""
+        try:
+            gen = cls(int(data["target_duration"]), window_seconds, independent_segments=bool(data["independent"]))
+            gen._media_sequence = int(data["media_sequence"])
+            gen._discontinuity_sequence = int(data["discontinuity_sequence"])
+            gen._next_sequence = int(data["next_sequence"])
+            gen._ended = bool(data["ended"])
+            gen._pending_discontinuity = bool(data["pending_discontinuity"])
+            gen._longest = float(data["longest"])
+            for seq, uri, duration, pdt, disc, init, key, age in data["entries"]:
+                segment = ListedSegment(str(uri), float(duration), float(pdt), bool(disc),
+                                        str(init) if init else None, str(key) if key else None)
+                gen._entries.append(_Entry(int(seq), segment, bool(disc), float(pdt), now - float(age)))
+                gen._duration += segment.duration
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"playlist state does not parse: {err!r}") from None
+        sequences = [e.sequence for e in gen._entries]
+        expected = list(range(gen._media_sequence, gen._media_sequence + len(sequences)))
+        if sequences != expected or gen._next_sequence != gen._media_sequence + len(sequences):
+            raise ValueError("playlist state is inconsistent (sequence numbers do not line up)")
+        return gen
 
     # -- output ------------------------------------------------------------------------------------
 

@@ -67,6 +67,12 @@ class Metrics:
             f"{_NS}_last_segment_timestamp_seconds", "Unix time the last segment was listed", ["variant"],
             registry=r,
         )
+        self.upload_realtime_ratio = Gauge(
+            f"{_NS}_upload_realtime_ratio",
+            "Moving average of (time from Owncast listing a segment to our listing it) / its duration; "
+            "above 1 the bucket is slower than real time",
+            registry=r,
+        )
         self.storage_up = Gauge(
             f"{_NS}_storage_up", "1 if the last storage operation succeeded", registry=r
         )

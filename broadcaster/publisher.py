@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import hls
-from .manifest import ListedSegment, ManifestGenerator, Rendered, SegmentRejected, render_master
+from .manifest import ListedSegment, ManifestGenerator, Removed, Rendered, SegmentRejected, render_master
 from .metrics import Metrics
 from .owncast import SourcePlaylist, SourceSegment, SourceVariant, stream_id
+from .state import StateFile
 from .uploader import SegmentLost, Uploader
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,12 @@ class _Variant:
 
 
 ListedHook = Callable[[int, int, SourceSegment], None]
+RemovedHook = Callable[[list[Removed]], None]
+_SLOW_RATIO = 1.0  # uploads taking longer than the media they carry cannot keep up
+
+
+async def _already(size: int) -> int:
+    return size
 
 
 class Publisher:
@@ -85,6 +92,9 @@ class Publisher:
         wall_clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         on_listed: ListedHook | None = None,
+        state: StateFile | None = None,
+        first_sequence: int = 0,
+        on_removed: RemovedHook | None = None,
     ) -> None:
         self._hls_dir = hls_dir
         self._uploader = uploader
@@ -101,12 +111,23 @@ class Publisher:
         self._slots: dict[SlotKey, _Slot] = {}
         self._order: list[SlotKey] = []  # undecided slots, sorted
         self._decided: SlotKey = (-1, -1)  # every slot up to here is listed or dropped
-        self._next_sequence = 0
         self._last_run: int | None = None  # run of the last listed slot
         self._master_variants: list[SourceVariant] | None = None
         self._master: Rendered | None = None
         self._independent = True
         self._closed = False
+        self._next_sequence = first_sequence
+        # What clients see: renderings already saved to STATE_DIR (a crash must not forget a number
+        # a client has seen), with the listing events they contain.
+        self._state = state
+        self._visible: dict[int, Rendered] = {}
+        self._unpublished: list[tuple[int, int, SourceSegment, float]] = []
+        self._dirty = asyncio.Event()
+        self._saver: asyncio.Task[None] | None = None
+        self._state_error: str | None = None
+        self._restored_uploads: set[str] = set()
+        self._on_removed = on_removed
+        self._upload_ratio = 0.0  # moving average of (time to get a slot into the bucket / its duration)
 
     # -- input from the watcher --------------------------------------------------------------------
 
@@ -193,7 +214,12 @@ class Publisher:
                     self._uploader.upload_file(folder / seg.init_name, init_key, str(v.index))
                 )
                 v.inits[init_key] = init_task
-        task = asyncio.ensure_future(self._upload(folder / seg.name, self._key(v.index, seg.name), v.index, init_task))
+        seg_key = self._key(v.index, seg.name)
+        if seg_key in self._restored_uploads:  # uploaded before a restart, not yet listed then
+            self._restored_uploads.discard(seg_key)
+            task: asyncio.Task[int] = asyncio.ensure_future(_already(0))
+        else:
+            task = asyncio.ensure_future(self._upload(folder / seg.name, seg_key, v.index, init_task))
         task.add_done_callback(self._on_done)
         slot.copies[v.index] = _Copy(seg, self._key(v.index, seg.name), init_key, now, task)
         self._update_queue_gauge()
@@ -244,9 +270,19 @@ class Publisher:
                 continue
             if not all(self._resolved(v, slot) for v in members):
                 break
+            previous = self._decided
             self._pop(key)
+            if previous[0] == key[0] and key[1] != previous[1] + 1:
+                # Owncast's numbering jumped: segments we never saw (e.g. written while we were down
+                # and already cleaned up). The next one marks the gap.
+                log.warning("segments %d..%d of run %d were never seen; marking the gap", previous[1] + 1,
+                            key[1] - 1, key[0])
+                for v in members:
+                    if v.generator is not None:
+                        v.generator.mark_gap()
             self._decide(slot, members)
         self._update_queue_gauge()
+        self._publish()
 
     def _resolved(self, v: _Variant, slot: _Slot) -> bool:
         copy = slot.copies.get(v.index)
@@ -308,6 +344,7 @@ class Publisher:
             program_date_time=src.program_date_time,
             discontinuity=discontinuity,
             init_uri=f"{self._public_url}/{copy.init_key}" if copy.init_key else None,
+            key=copy.key,
         )
         try:
             gen.append(segment, self._mono(), sequence, wall=self._wall())
@@ -321,12 +358,76 @@ class Publisher:
         v.last_listed = now
         label = str(v.index)
         self._metrics.segments_listed.labels(variant=label).inc()
-        self._metrics.listing_delay.observe(now - copy.seen_at)
         self._metrics.window_segments.labels(variant=label).set(gen.segment_count)
         self._metrics.last_segment.labels(variant=label).set(self._wall())
-        if self._on_listed is not None:
-            self._on_listed(v.index, sequence, src)
+        # Moving average over ~10 segments: a bucket slower than real time falls further behind.
+        ratio = (now - copy.seen_at) / max(src.duration, 0.001)
+        self._upload_ratio += (ratio - self._upload_ratio) * 0.2
+        self._metrics.upload_realtime_ratio.set(round(self._upload_ratio, 3))
+        self._unpublished.append((v.index, sequence, src, copy.seen_at))
+        removed = gen.drain_removed()
+        if removed and self._on_removed is not None:
+            self._on_removed(removed)
         return True
+
+    # -- publishing: durable first, then visible ----------------------------------------------------
+
+    def _publish(self) -> None:
+        changed = any(
+            v.generator is not None and v.generator.segment_count
+            and self._visible.get(v.index) is not v.generator.render()
+            for v in self._variants.values()
+        )
+        if not changed:
+            return
+        if self._state is None or self._saver is None:
+            self._apply(self._renderings(), self._take_events())
+        else:
+            self._dirty.set()
+
+    def _renderings(self) -> dict[int, Rendered]:
+        return {v.index: v.generator.render() for v in self._variants.values()
+                if v.generator is not None and v.generator.segment_count}
+
+    def _take_events(self) -> list[tuple[int, int, SourceSegment, float]]:
+        events, self._unpublished = self._unpublished, []
+        return events
+
+    def _apply(self, renderings: dict[int, Rendered], events: list[tuple[int, int, SourceSegment, float]]) -> None:
+        self._visible.update(renderings)
+        now = self._mono()
+        for index, sequence, src, seen_at in events:
+            self._metrics.listing_delay.observe(now - seen_at)
+            if self._on_listed is not None:
+                self._on_listed(index, sequence, src)
+
+    async def _save_loop(self) -> None:
+        assert self._state is not None
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            renderings = self._renderings()
+            if not self._unpublished and all(self._visible.get(i) is r for i, r in renderings.items()):
+                continue  # woken again for a change an earlier save already covered
+            events, data = self._take_events(), self.snapshot()
+            try:
+                await asyncio.to_thread(self._state.save, data)
+                self._state_error = None
+            except OSError as err:
+                # Keep the stream going (availability first), but say loudly that a restart now
+                # would not continue the numbering.
+                if self._state_error != err.strerror:
+                    log.error("cannot save state to %s: %s", self._state.path, err.strerror)
+                self._state_error = str(err.strerror)
+            self._apply(renderings, events)
+
+    def save_now(self) -> None:
+        """Write the state synchronously (at shutdown)."""
+        if self._state is not None:
+            try:
+                self._state.save(self.snapshot())
+            except OSError as err:
+                log.error("cannot save state to %s at shutdown: %s", self._state.path, err.strerror)
 
     def _update_queue_gauge(self) -> None:
         self._metrics.upload_queue.set(self.queue_depth)
@@ -334,6 +435,84 @@ class Publisher:
     @property
     def queue_depth(self) -> int:
         return sum(len(s.copies) for s in self._slots.values())
+
+    # -- persistence -------------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, object]:
+        """The publisher's memory, JSON-able: numbering, windows, what is seen and uploaded."""
+        now = self._mono()
+        pending: dict[int, set[str]] = {}
+        uploaded: list[str] = []
+        for slot in self._slots.values():
+            for index, copy in slot.copies.items():
+                pending.setdefault(index, set()).add(copy.source.name)
+                t = copy.task
+                if t.done() and not t.cancelled() and t.exception() is None:
+                    uploaded.append(copy.key)
+        variants = {}
+        for v in self._variants.values():
+            undecided = pending.get(v.index, set())
+            variants[str(v.index)] = {
+                "generator": v.generator.snapshot(now) if v.generator is not None else None,
+                # Names still in flight are forgotten, so a restart uploads and lists them.
+                "seen": [n for n in v.seen if n not in undecided],
+                "first": {str(k): n for k, n in v.first.items()},
+                "last_key": list(v.last_key) if v.last_key else None,
+                "last_media_sequence": v.last_media_sequence,
+                "restarts": v.restarts,
+                "source_ended": v.source_ended,
+            }
+        return {
+            "target_duration": self._target,
+            "independent": self._independent,
+            "next_sequence": self._next_sequence,
+            "last_run": self._last_run,
+            "decided": list(self._decided),
+            "runs": self._runs,
+            "variants": variants,
+            "uploaded": uploaded + sorted(self._restored_uploads),
+        }
+
+    def restore(self, data: dict[str, object]) -> None:
+        """Continue from `snapshot`; raises ValueError (nothing changed) when it does not add up."""
+        now = self._mono()
+        try:
+            variants: dict[int, _Variant] = {}
+            raw_variants = data["variants"]
+            assert isinstance(raw_variants, dict)
+            for name, raw in raw_variants.items():
+                gen_data = raw["generator"]
+                gen = ManifestGenerator.restore(gen_data, now, self._window) if gen_data else None
+                v = _Variant(int(name), generator=gen, created=now)
+                for seen in raw["seen"]:
+                    v.seen[str(seen)] = None
+                v.first = {int(k): int(n) for k, n in raw["first"].items()}
+                v.last_key = (int(raw["last_key"][0]), int(raw["last_key"][1])) if raw["last_key"] else None
+                v.last_media_sequence = int(raw["last_media_sequence"])
+                v.restarts = int(raw["restarts"])
+                v.source_ended = bool(raw["source_ended"])
+                variants[v.index] = v
+            target = data["target_duration"]
+            next_sequence = int(data["next_sequence"])  # type: ignore[call-overload]
+            decided = data["decided"]
+            runs = data["runs"]
+            uploaded = data["uploaded"]
+            assert isinstance(decided, list) and isinstance(runs, dict) and isinstance(uploaded, list)
+            if any(v.generator and v.generator.next_sequence > next_sequence for v in variants.values()):
+                raise ValueError("a playlist is ahead of the shared numbering")
+        except (KeyError, TypeError, ValueError, AssertionError, IndexError) as err:
+            raise ValueError(f"publisher state does not parse: {err!r}") from None
+        self._variants = variants
+        self._target = int(target) if target else None  # type: ignore[call-overload]
+        self._independent = bool(data["independent"])
+        self._next_sequence = next_sequence
+        last_run = data["last_run"]
+        self._last_run = int(last_run) if last_run is not None else None  # type: ignore[call-overload]
+        self._decided = (int(decided[0]), int(decided[1]))
+        self._runs = {str(k): int(n) for k, n in runs.items()}
+        self._restored_uploads = {str(k) for k in uploaded}
+        self._visible = self._renderings()
+        log.info("continuing from saved state: next media sequence %d, %d variant(s)", next_sequence, len(variants))
 
     # -- output: PlaylistSource for the server ------------------------------------------------------
 
@@ -349,10 +528,7 @@ class Publisher:
         return v.generator if v else None
 
     def media_playlist(self, variant: int) -> Rendered | None:
-        gen = self.generator(variant)
-        if gen is None or gen.segment_count == 0:
-            return None
-        return gen.render()
+        return self._visible.get(variant)
 
     def master_playlist(self) -> Rendered | None:
         if self._master is None:
@@ -391,6 +567,10 @@ class Publisher:
                 since = v.last_listed or v.created
                 if now - since > stall:  # Owncast produces, we list nothing (rejected, lost, stuck)
                     reasons.append(f"variant {v.index}: nothing listed for {now - since:.0f}s")
+        if self._upload_ratio > _SLOW_RATIO and live:
+            reasons.append(f"uploads slower than real time ({self._upload_ratio:.1f}s per second of media)")
+        if self._state_error is not None:
+            reasons.append(f"cannot save state ({self._state_error})")
         oldest = min((c.seen_at for s in self._slots.values() for c in s.copies.values()), default=None)
         if oldest is not None and now - oldest > stall:
             reasons.append(f"uploads behind by {now - oldest:.0f}s")
@@ -404,6 +584,7 @@ class Publisher:
             "uploads": {"done": up.uploads_done, "failed": up.uploads_failed},
             "upload_queue_depth": self.queue_depth,
             "storage_reachable": up.storage_ok,
+            "upload_realtime_ratio": round(self._upload_ratio, 3),
         }
         return not reasons, body
 
@@ -417,8 +598,19 @@ class Publisher:
         _done, pending = await asyncio.wait(tasks, timeout=timeout)
         return not pending
 
+    async def start(self) -> None:
+        if self._state is not None and self._saver is None:
+            self._saver = asyncio.create_task(self._save_loop(), name="state-saver")
+
     async def close(self) -> None:
         self._closed = True
+        if self._saver is not None:
+            self._saver.cancel()
+            try:
+                await self._saver
+            except asyncio.CancelledError:
+                pass
+            self._saver = None
         tasks = [c.task for s in self._slots.values() for c in s.copies.values()]
         tasks += [t for v in self._variants.values() for t in v.inits.values()]
         for t in tasks:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from pathlib import Path
 
 from aiohttp import web
@@ -14,6 +15,7 @@ from .metrics import Metrics
 from .publisher import ListedHook, Publisher
 from .server import create_app
 from .settings import Settings
+from .state import StateFile
 from .store import S3Store, StoreError
 from .uploader import Uploader
 from .watcher import HlsWatcher
@@ -59,6 +61,7 @@ class Service:
         self.uploader = Uploader(
             self.store, self.metrics, concurrency=s.upload_concurrency, attempt_timeout=s.upload_timeout
         )
+        self.state = StateFile(s.state_dir)
         self.publisher = Publisher(
             hls_dir=s.hls_dir,
             uploader=self.uploader,
@@ -68,7 +71,17 @@ class Service:
             window_seconds=s.window_seconds,
             target_duration=s.target_duration or None,
             on_listed=on_listed,
+            state=self.state,
+            # Without saved state, number from the clock: segments are never much shorter than a
+            # second, so a lost STATE_DIR still never makes the media sequence go back.
+            first_sequence=int(time.time()),
         )
+        saved = self.state.load()
+        if saved is not None:
+            try:
+                self.publisher.restore(saved)
+            except ValueError as err:
+                self.state.set_aside("corrupt", str(err))
         self.watcher = HlsWatcher(s.hls_dir, self.publisher, self.metrics)
         self.app = create_app(
             self.publisher, self.publisher, self.metrics, viewer_dir=viewer_dir or default_viewer_dir()
@@ -91,6 +104,7 @@ class Service:
                 raise StartupError(f"cannot listen on {s.host}:{s.port} (HOST/PORT): {err.strerror}") from None
             port = self._bound_port() or s.port
             self.url = f"http://{s.host}:{port}"
+            await self.publisher.start()
             await self.watcher.start()
             self._probe_task = asyncio.create_task(self._probe_loop(), name="storage-probe")
         except BaseException:
@@ -154,6 +168,7 @@ class Service:
         if not await self.publisher.drain(drain_timeout):
             log.warning("stopped with uploads still in flight after %.0fs", drain_timeout)
         await self.publisher.close()
+        self.publisher.save_now()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

@@ -114,7 +114,9 @@ class Uploader:
                     self.record(False, reason)
                     log.warning("upload of %s failed (attempt %d): %s", key, attempt + 1, reason)
                 else:
-                    self._metrics.upload_duration.observe(time.perf_counter() - started)
+                    took = time.perf_counter() - started
+                    log.debug("uploaded %s (%d bytes) in %.0f ms", key, len(body), took * 1000)
+                    self._metrics.upload_duration.observe(took)
                     self._metrics.segments_uploaded.labels(variant=variant).inc()
                     self._metrics.bytes_uploaded.labels(variant=variant).inc(len(body))
                     self.uploads_done += 1

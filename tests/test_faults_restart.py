@@ -1,0 +1,105 @@
+"""The service restarts under a live stream (deploy, crash, kill -9): the playlists continue where
+they were. Real service process, SeaweedFS, and the Owncast emulator's ffmpeg."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from pathlib import Path
+
+import aiohttp
+import pytest
+import re
+from collections import Counter
+
+from broadcaster.emulator import OwncastEmulator
+from broadcaster.seaweed import SeaweedS3
+from tests.service_process import ServiceProcess, service_env
+from tests.test_integration import Observed, poll
+
+pytestmark = [pytest.mark.faults, pytest.mark.integration]
+_UPLOADED = re.compile(r"uploaded (\S+) \(")
+
+
+def uploads(*services: ServiceProcess) -> Counter[str]:
+    """Keys uploaded, from the services' debug log (one line per successful PutObject)."""
+    return Counter(m.group(1) for s in services for line in s.lines if (m := _UPLOADED.search(line)))
+
+
+async def run_until(http: aiohttp.ClientSession, service: ServiceProcess, oc: OwncastEmulator, seen: Observed,
+                    count: int, timeout: float = 30) -> None:
+    async with asyncio.timeout(timeout):
+        while min(len(seen.ours[0]), len(seen.ours[1])) < count:
+            await poll(http, service.url, oc, seen)
+            await asyncio.sleep(0.1)
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "kill-9"])
+async def test_playlists_continue_across_a_restart(
+    tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator, how: int
+) -> None:
+    env = service_env(owncast.variant_dir(0).parent, seaweed, tmp_path / "state", WINDOW_SECONDS="6",
+                      LOG_LEVEL="debug")
+    seen = Observed()  # one checker across both runs: the restart must be invisible to it
+    async with aiohttp.ClientSession() as http:
+        async with ServiceProcess(env, tmp_path) as first:
+            await run_until(http, first, owncast, seen, 4)
+            code = await first.stop(how)
+            assert code == (0 if how == signal.SIGTERM else -signal.SIGKILL)
+            if how == signal.SIGTERM:
+                assert any("stopping" in line for line in first.lines)
+                assert first.problems() == []
+        # Owncast keeps writing while the service is down.
+        before = len(owncast.listed_segments(0))
+        await owncast.wait_for_segments(0, before + 2, timeout=20)
+        async with ServiceProcess(env, tmp_path) as second:
+            assert any("continuing from saved state" in line for line in second.lines)
+            await run_until(http, second, owncast, seen, len(seen.ours[0]) + 5)
+            await owncast.stop_stream(offline=True)
+            async with asyncio.timeout(20):
+                while seen.ended != {0, 1}:
+                    await poll(http, second.url, owncast, seen)
+                    await asyncio.sleep(0.1)
+            assert await second.stop() == 0
+        assert second.problems() == []
+    for v in (0, 1):
+        ours = [seen.ours[v][n] for n in sorted(seen.ours[v])]
+        names = [uri.rsplit("/", 1)[1] for uri, _ in ours]
+        # Every segment Owncast listed, including those written while we were down, listed once in order.
+        assert names == sorted(seen.owncast[v], key=lambda n: int(n.rsplit("-", 1)[1][:-3]))
+        numbers = sorted(seen.ours[v])
+        assert numbers == list(range(numbers[0], numbers[0] + len(numbers)))
+    listed = {uri.split("/live/", 1)[1] for v in (0, 1) for uri, _ in seen.ours[v].values()}
+    counts = uploads(first, second)
+    assert listed <= set(counts)
+    twice = [k for k, n in counts.items() if n > 1]
+    if how == signal.SIGTERM:
+        assert twice == []  # nothing uploaded twice
+    else:
+        # kill -9 may land between an upload and the save that records it: only those go again.
+        assert len(twice) <= 2 * 8, twice
+
+
+@pytest.mark.parametrize("content", [b"{not json", b'{"format": "something-else"}', b'{"format": "hls-broadcaster/state", "version": 1, "variants": 7}'],
+                         ids=["corrupt", "foreign", "inconsistent"])
+async def test_a_bad_state_file_is_set_aside_not_a_crash_loop(
+    tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator, content: bytes
+) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "state.json").write_bytes(content)
+    env = service_env(owncast.variant_dir(0).parent, seaweed, state)
+    seen = Observed()
+    async with aiohttp.ClientSession() as http, ServiceProcess(env, tmp_path) as service:
+        await run_until(http, service, owncast, seen, 2)
+        errors = [line for line in service.lines if " ERROR " in line]
+        assert len(errors) == 1 and "state.json" in errors[0] and "moved it to" in errors[0]
+        assert "Traceback" not in "\n".join(service.lines)
+        aside = [p.name for p in state.iterdir() if p.name.startswith("state.json.")]
+        assert len(aside) == 1 and (state / aside[0]).read_bytes() == content
+        # Numbering restarts from the clock, far above anything a lost state could have used.
+        assert min(seen.ours[0]) > 1_700_000_000
+        assert await service.stop() == 0
+    saved = json.loads((state / "state.json").read_text())
+    assert saved["format"] == "hls-broadcaster/state"
