@@ -70,6 +70,8 @@ async def main(args: argparse.Namespace) -> None:
             arrived.set()
 
         service = Service(settings, on_listed=on_listed)
+        if args.no_state:
+            service.publisher._state = None  # measure what durability (fsync per listing) costs
         await service.start()
         baseline = S3Store(endpoint_url=s3.endpoint_url, region="auto", access_key=s3.access_key,
                            secret_key=s3.secret_key, bucket=s3.bucket)
@@ -102,6 +104,7 @@ async def main(args: argparse.Namespace) -> None:
             await baseline.close()
             await service.stop()
 
+    print(f"state saved before listing: {'no (--no-state)' if args.no_state else 'yes'}")
     print(f"ingest latency, {args.segments} segments of {args.size} bytes, SeaweedFS on 127.0.0.1, "
           f"{args.interval * 1000:.0f} ms apart (after {args.warmup} warm-up)")
     print(f"{'':>22} {'p50':>9} {'p95':>9} {'p99':>9} {'mean':>9}")
@@ -120,5 +123,6 @@ if __name__ == "__main__":
     parser.add_argument("--segments", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--size", type=int, default=400_000, help="segment bytes (1 s at ~3 Mbit/s)")
+    parser.add_argument("--no-state", action="store_true", help="skip saving state before listing")
     parser.add_argument("--interval", type=float, default=0.1, help="seconds between segments")
     asyncio.run(main(parser.parse_args()))

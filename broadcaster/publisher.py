@@ -27,6 +27,9 @@ from .uploader import SegmentLost, Uploader
 log = logging.getLogger(__name__)
 
 _SEEN_LIMIT = 4096  # names remembered per variant, far more than Owncast ever lists at once
+# Names saved across a restart: Owncast lists at most ~25 per variant (plus its offline tail), so
+# older names cannot come back; keeping the state small keeps its fsync on the listing path cheap.
+_SEEN_SAVED = 200
 
 
 # A segment position, the same in every variant: (Owncast transcoder run, Owncast's sequence number).
@@ -455,7 +458,7 @@ class Publisher:
             variants[str(v.index)] = {
                 "generator": v.generator.snapshot(now) if v.generator is not None else None,
                 # Names still in flight are forgotten, so a restart uploads and lists them.
-                "seen": [n for n in v.seen if n not in undecided],
+                "seen": [n for n in list(v.seen)[-_SEEN_SAVED:] if n not in undecided],
                 "first": {str(k): n for k, n in v.first.items()},
                 "last_key": list(v.last_key) if v.last_key else None,
                 "last_media_sequence": v.last_media_sequence,
