@@ -287,7 +287,7 @@ class ManifestGenerator:
         return "\n".join(lines)
 
 
-def render_master(variants: list[SourceVariant]) -> Rendered:
+def render_master(variants: list[SourceVariant], uri: str = "{index}/playlist.m3u8") -> Rendered:
     """The multivariant playlist (4.4.6.2), variant URIs relative so it works behind any hostname."""
     lines = ["#EXTM3U", "#EXT-X-VERSION:3"]
     for v in variants:  # Owncast's order: hls.js starts with the first listed
@@ -301,6 +301,38 @@ def render_master(variants: list[SourceVariant]) -> Rendered:
         if v.codecs:
             attrs.append(f'CODECS="{v.codecs}"')
         lines.append("#EXT-X-STREAM-INF:" + ",".join(attrs))
-        lines.append(f"{v.index}/playlist.m3u8")
+        lines.append(uri.format(index=v.index))
     lines.append("")
     return Rendered("\n".join(lines).encode())
+
+
+def render_vod(segments: list[ListedSegment], target_duration: int, *, independent_segments: bool = True) -> bytes:
+    """A whole stream kept as video on demand (PLAYLIST-TYPE:VOD, 4.4.3.5; ENDLIST, 4.4.3.4).
+
+    Segment URIs are given relative (the playlist sits next to its segments), so it plays from any
+    host. Each segment keeps its discontinuity and date.
+    """
+    has_map = any(s.init_uri for s in segments)
+    lines = [
+        "#EXTM3U",
+        f"#EXT-X-VERSION:{hls.playlist_version(has_map=has_map)}",
+        f"#EXT-X-TARGETDURATION:{target_duration}",
+        "#EXT-X-MEDIA-SEQUENCE:0",
+        "#EXT-X-PLAYLIST-TYPE:VOD",
+    ]
+    if independent_segments:
+        lines.append("#EXT-X-INDEPENDENT-SEGMENTS")
+    current_map: str | None = None
+    for i, s in enumerate(segments):
+        disc = s.discontinuity and i > 0
+        if disc:
+            lines.append("#EXT-X-DISCONTINUITY")
+        if s.init_uri and (s.init_uri != current_map or disc):
+            lines.append(f'#EXT-X-MAP:URI="{s.init_uri}"')
+        current_map = s.init_uri
+        if s.program_date_time is not None:
+            lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{hls.format_program_date_time(s.program_date_time)}")
+        lines.append(f"#EXTINF:{s.duration:.3f},")
+        lines.append(s.uri)
+    lines += ["#EXT-X-ENDLIST", ""]
+    return "\n".join(lines).encode()

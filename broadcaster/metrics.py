@@ -73,6 +73,12 @@ class Metrics:
             "above 1 the bucket is slower than real time",
             registry=r,
         )
+        self.cleanup_deleted = Counter(
+            f"{_NS}_cleanup_deleted", "Old segments deleted from the bucket", registry=r
+        )
+        self.cleanup_pending = Gauge(
+            f"{_NS}_cleanup_pending", "Old segments waiting until they may be deleted", registry=r
+        )
         self.storage_up = Gauge(
             f"{_NS}_storage_up", "1 if the last storage operation succeeded", registry=r
         )

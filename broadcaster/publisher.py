@@ -21,6 +21,7 @@ from . import hls
 from .manifest import ListedSegment, ManifestGenerator, Removed, Rendered, SegmentRejected, render_master
 from .metrics import Metrics
 from .owncast import SourcePlaylist, SourceSegment, SourceVariant, stream_id
+from .recorder import Recorder
 from .state import StateFile
 from .uploader import SegmentLost, Uploader
 
@@ -98,6 +99,8 @@ class Publisher:
         state: StateFile | None = None,
         first_sequence: int = 0,
         on_removed: RemovedHook | None = None,
+        recorder: Recorder | None = None,
+        extra_state: Callable[[], dict[str, object]] | None = None,
     ) -> None:
         self._hls_dir = hls_dir
         self._uploader = uploader
@@ -130,6 +133,8 @@ class Publisher:
         self._state_error: str | None = None
         self._restored_uploads: set[str] = set()
         self._on_removed = on_removed
+        self._recorder = recorder
+        self._extra_state = extra_state
         self._upload_ratio = 0.0  # moving average of (time to get a slot into the bucket / its duration)
 
     # -- input from the watcher --------------------------------------------------------------------
@@ -227,6 +232,9 @@ class Publisher:
         slot.copies[v.index] = _Copy(seg, self._key(v.index, seg.name), init_key, now, task)
         self._update_queue_gauge()
 
+    def _run_name(self, run: int) -> str:
+        return next((name for name, order in self._runs.items() if order == run), f"run-{run}")
+
     def _insert(self, slot: _Slot) -> _Slot:
         existing = self._slots.get(slot.key)
         if existing is not None:  # e.g. every variant announces the same end of stream
@@ -266,6 +274,8 @@ class Publisher:
                 if not all(v.source_ended or (v.last_key or key)[0] > key[0] for v in members):
                     break
                 self._pop(key)
+                if self._recorder is not None and self._target is not None:
+                    self._recorder.finish(self._run_name(key[0]), self._target, self._master_variants)
                 for v in members:
                     if v.generator is not None and not v.generator.ended:
                         v.generator.end()
@@ -324,7 +334,7 @@ class Publisher:
         discontinuity = slot.discontinuity or (self._last_run is not None and slot.key[0] != self._last_run)
         listed_any = False
         for v in members:
-            listed_any |= self._list(v, slot.copies[v.index], sequence, discontinuity)
+            listed_any |= self._list(v, slot.copies[v.index], sequence, discontinuity, slot.key[0])
         if listed_any:
             self._next_sequence += 1
             self._last_run = slot.key[0]
@@ -337,7 +347,7 @@ class Publisher:
         else:
             log.error("variant %d: segment %s lost to an unexpected error: %r", v.index, copy.source.name, err)
 
-    def _list(self, v: _Variant, copy: _Copy, sequence: int, discontinuity: bool) -> bool:
+    def _list(self, v: _Variant, copy: _Copy, sequence: int, discontinuity: bool, run: int) -> bool:
         gen = v.generator
         assert gen is not None
         src = copy.source
@@ -368,6 +378,8 @@ class Publisher:
         self._upload_ratio += (ratio - self._upload_ratio) * 0.2
         self._metrics.upload_realtime_ratio.set(round(self._upload_ratio, 3))
         self._unpublished.append((v.index, sequence, src, copy.seen_at))
+        if self._recorder is not None:
+            self._recorder.record(self._run_name(run), v.index, segment)
         removed = gen.drain_removed()
         if removed and self._on_removed is not None:
             self._on_removed(removed)
@@ -474,6 +486,7 @@ class Publisher:
             "runs": self._runs,
             "variants": variants,
             "uploaded": uploaded + sorted(self._restored_uploads),
+            **(self._extra_state() if self._extra_state is not None else {}),
         }
 
     def restore(self, data: dict[str, object]) -> None:

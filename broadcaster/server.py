@@ -116,6 +116,14 @@ def create_app(
     return app
 
 
+def create_metrics_app(metrics: Metrics) -> web.Application:
+    """/metrics alone, for a listener of its own (METRICS_LISTEN), away from the public tunnel."""
+    app = web.Application(client_max_size=CLIENT_MAX_SIZE, middlewares=[_error_middleware])
+    app[METRICS] = metrics
+    app.router.add_get("/metrics", _metrics)
+    return app
+
+
 # -- middlewares ---------------------------------------------------------------------------------
 
 

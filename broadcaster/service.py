@@ -13,7 +13,9 @@ from aiohttp import web
 
 from .metrics import Metrics
 from .publisher import ListedHook, Publisher
-from .server import create_app
+from .cleaner import Cleaner
+from .recorder import Recorder
+from .server import create_app, create_metrics_app
 from .settings import Settings
 from .state import StateFile
 from .store import S3Store, StoreError
@@ -62,6 +64,12 @@ class Service:
             self.store, self.metrics, concurrency=s.upload_concurrency, attempt_timeout=s.upload_timeout
         )
         self.state = StateFile(s.state_dir)
+        # Kept streams are never cleaned up; otherwise segments go once no playlist may list them.
+        self.recorder = Recorder(self.uploader, s.state_dir, s.r2_key_prefix) if s.keep_recordings else None
+        self.cleaner = (
+            Cleaner(self.store, self.metrics, margin=s.cleanup_margin)
+            if s.delete_old_segments and not s.keep_recordings else None
+        )
         self.publisher = Publisher(
             hls_dir=s.hls_dir,
             uploader=self.uploader,
@@ -75,18 +83,25 @@ class Service:
             # Without saved state, number from the clock: segments are never much shorter than a
             # second, so a lost STATE_DIR still never makes the media sequence go back.
             first_sequence=int(time.time()),
+            on_removed=self.cleaner.schedule if self.cleaner else None,
+            recorder=self.recorder,
+            extra_state=self._extra_state,
         )
         saved = self.state.load()
         if saved is not None:
             try:
                 self.publisher.restore(saved)
+                if self.cleaner is not None and "cleaner" in saved:
+                    self.cleaner.restore(saved["cleaner"])
             except ValueError as err:
                 self.state.set_aside("corrupt", str(err))
         self.watcher = HlsWatcher(s.hls_dir, self.publisher, self.metrics)
         self.app = create_app(
-            self.publisher, self.publisher, self.metrics, viewer_dir=viewer_dir or default_viewer_dir()
+            self.publisher, self.publisher, self.metrics, viewer_dir=viewer_dir or default_viewer_dir(),
+            expose_metrics=s.metrics_listen == "",
         )
         self._runner: web.AppRunner | None = None
+        self._metrics_runner: web.AppRunner | None = None
         self._probe_task: asyncio.Task[None] | None = None
         self.url = ""
 
@@ -104,7 +119,11 @@ class Service:
                 raise StartupError(f"cannot listen on {s.host}:{s.port} (HOST/PORT): {err.strerror}") from None
             port = self._bound_port() or s.port
             self.url = f"http://{s.host}:{port}"
+            if s.metrics_listen not in ("", "off"):
+                await self._start_metrics_listener(s.metrics_listen)
             await self.publisher.start()
+            if self.cleaner is not None:
+                await self.cleaner.start()
             await self.watcher.start()
             self._probe_task = asyncio.create_task(self._probe_loop(), name="storage-probe")
         except BaseException:
@@ -112,6 +131,19 @@ class Service:
             raise
         log.info("serving %s/live/master.m3u8 from %s; segments go to %s/%s/",
                  self.url, s.hls_dir, s.r2_public_url, s.r2_key_prefix)
+
+    def _extra_state(self) -> dict[str, object]:
+        return {"cleaner": self.cleaner.snapshot()} if self.cleaner is not None else {}
+
+    async def _start_metrics_listener(self, listen: str) -> None:
+        host, _, port = listen.rpartition(":")
+        self._metrics_runner = web.AppRunner(create_metrics_app(self.metrics), access_log=None, handle_signals=False)
+        await self._metrics_runner.setup()
+        try:
+            await web.TCPSite(self._metrics_runner, host.strip("[]"), int(port)).start()
+        except OSError as err:
+            raise StartupError(f"cannot listen on {listen} (METRICS_LISTEN): {err.strerror}") from None
+        log.info("metrics on http://%s/metrics", listen)
 
     def _bound_port(self) -> int | None:
         assert self._runner is not None
@@ -168,10 +200,15 @@ class Service:
         if not await self.publisher.drain(drain_timeout):
             log.warning("stopped with uploads still in flight after %.0fs", drain_timeout)
         await self.publisher.close()
+        if self.cleaner is not None:
+            await self.cleaner.stop()
+        if self.recorder is not None:
+            await self.recorder.close()
         self.publisher.save_now()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        for runner in (self._runner, self._metrics_runner):
+            if runner is not None:
+                await runner.cleanup()
+        self._runner = self._metrics_runner = None
         await self.store.close()
 
 

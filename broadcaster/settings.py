@@ -92,6 +92,36 @@ def _state_dir(value: str) -> Path:
     return path.resolve()
 
 
+def _bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected true or false")
+
+
+def _non_negative(value: str) -> float:
+    try:
+        n = float(value)
+    except ValueError:
+        raise ValueError("expected a number") from None
+    if not 0 <= n < float("inf"):
+        raise ValueError("expected a number of seconds, 0 or more")
+    return n
+
+
+def _listen(value: str) -> str:
+    """'' (with the playlists), 'off', or HOST:PORT for a listener of its own."""
+    value = value.strip()
+    if value.lower() in ("", "off"):
+        return value.lower()
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError("expected HOST:PORT (e.g. 127.0.0.1:9100), 'off', or empty")
+    return value
+
+
 def _choice(*options: str) -> Callable[[str], str]:
     def parse(value: str) -> str:
         if value.lower() not in options:
@@ -137,6 +167,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("UPLOAD_CONCURRENCY", "uploads in flight at once", _int(1, 256), "8"),
     # A hung PUT holds back its variant's listing: keep this near a couple of segment durations.
     Setting("UPLOAD_TIMEOUT", "seconds one upload attempt may take before it is retried", _positive, "5"),
+    Setting("DELETE_OLD_SEGMENTS", "delete segments from the bucket once no playlist may list them", _bool, "true"),
+    Setting("CLEANUP_MARGIN", "extra seconds a segment stays after the spec allows deleting it (CDN copies)",
+            _non_negative, "60"),
+    Setting("KEEP_RECORDINGS", "keep every stream: nothing is deleted and a VOD playlist of it is written "
+            "to the bucket when it ends", _bool, "false"),
+    Setting("METRICS_LISTEN", "where /metrics is served: empty = with the playlists, 'off', or HOST:PORT of "
+            "its own (keeps it off the public tunnel)", _listen, ""),
     Setting("LOG_LEVEL", "debug, info, warning or error", _choice("debug", "info", "warning", "error"), "info"),
 )
 
@@ -158,6 +195,10 @@ class Settings:
     target_duration: int
     upload_concurrency: int
     upload_timeout: float
+    delete_old_segments: bool
+    cleanup_margin: float
+    keep_recordings: bool
+    metrics_listen: str
     log_level: str
 
     def __repr__(self) -> str:  # never print the secret, even in a traceback

@@ -119,6 +119,28 @@ class S3Store:
         async with _errors():
             await self.client.delete_object(Bucket=self.bucket, Key=key)
 
+    async def delete_many(self, keys: list[str]) -> list[str]:
+        """Delete up to 1000 keys in one DeleteObjects; returns the keys that were not deleted.
+
+        Falls back to one DeleteObject per key (free on R2) where DeleteObjects is refused.
+        """
+        try:
+            async with _errors():
+                answer = await self.client.delete_objects(
+                    Bucket=self.bucket, Delete={"Objects": [{"Key": k} for k in keys], "Quiet": True}
+                )
+        except StoreError as err:
+            if err.reason not in ("NotImplemented", "InvalidRequest", "MissingContentMD5", "BadDigest"):
+                raise
+            failed = []
+            for key in keys:
+                try:
+                    await self.delete(key)
+                except StoreError:
+                    failed.append(key)
+            return failed
+        return [str(e["Key"]) for e in answer.get("Errors", []) if e.get("Code") != "NoSuchKey"]
+
     async def probe(self) -> None:
         """Proves the endpoint, credentials and bucket work.
 

@@ -96,17 +96,25 @@ class Uploader:
         content_type = hls.segment_content_type(path.name)
         if content_type is None:
             raise SegmentLost("bad_type", f"{path} is not a segment type we publish")
+        # Read again on every attempt: if Owncast deleted the file meanwhile, it is lost.
+        return await self._put(key, lambda: read_segment_file(path, self._max_file_bytes), content_type,
+                               hls.SEGMENT_CACHE_CONTROL, variant)
+
+    async def upload_bytes(self, key: str, body: bytes, *, content_type: str, cache_control: str) -> int:
+        """Upload bytes made here (a recording's playlist); retried until it succeeds."""
+        return await self._put(key, lambda: body, content_type, cache_control, None)
+
+    async def _put(
+        self, key: str, read: Callable[[], bytes], content_type: str, cache_control: str, variant: str | None
+    ) -> int:
         attempt = 0
         while True:
             async with self._slots:
-                # Read again on every attempt: if Owncast deleted the file meanwhile, it is lost.
-                body = await asyncio.to_thread(read_segment_file, path, self._max_file_bytes)
+                body = await asyncio.to_thread(read)
                 started = time.perf_counter()
                 try:
                     async with asyncio.timeout(self._attempt_timeout):
-                        await self._store.put(
-                            key, body, content_type=content_type, cache_control=hls.SEGMENT_CACHE_CONTROL
-                        )
+                        await self._store.put(key, body, content_type=content_type, cache_control=cache_control)
                 except (StoreError, TimeoutError) as err:
                     reason = err.reason if isinstance(err, StoreError) else "Timeout"
                     self.uploads_failed += 1
@@ -116,10 +124,11 @@ class Uploader:
                 else:
                     took = time.perf_counter() - started
                     log.debug("uploaded %s (%d bytes) in %.0f ms", key, len(body), took * 1000)
-                    self._metrics.upload_duration.observe(took)
-                    self._metrics.segments_uploaded.labels(variant=variant).inc()
-                    self._metrics.bytes_uploaded.labels(variant=variant).inc(len(body))
-                    self.uploads_done += 1
+                    if variant is not None:
+                        self._metrics.upload_duration.observe(took)
+                        self._metrics.segments_uploaded.labels(variant=variant).inc()
+                        self._metrics.bytes_uploaded.labels(variant=variant).inc(len(body))
+                        self.uploads_done += 1
                     self.record(True)
                     return len(body)
             # Full jitter (AWS architecture blog): spreads retries of a backlog over the whole interval.

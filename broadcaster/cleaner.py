@@ -1,0 +1,111 @@
+"""Deletes segments from the bucket once no playlist may list them any more (6.2.2).
+
+A segment that left the window must stay downloadable for its duration plus the longest playlist
+that listed it; a margin on top covers playlists a CDN or a slow client still holds. Deletion goes
+by the keys the service knows (listing a bucket is a paid Class A call), in batches, with retries,
+and what is still to delete is saved with the rest of the state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from .manifest import Removed
+from .metrics import Metrics
+from .store import StoreError
+
+log = logging.getLogger(__name__)
+
+BATCH = 1000  # DeleteObjects' limit
+
+
+class DeletingStore(Protocol):
+    async def delete_many(self, keys: list[str]) -> list[str]: ...
+
+
+class Cleaner:
+    def __init__(
+        self,
+        store: DeletingStore,
+        metrics: Metrics,
+        *,
+        margin: float,
+        interval: float = 5.0,
+        retry_after: float = 30.0,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._metrics = metrics
+        self._margin = margin
+        self._interval = interval
+        self._retry_after = retry_after
+        self._wall = wall_clock
+        self._due: list[tuple[float, str]] = []  # heap of (unix time it may go, key)
+        self._task: asyncio.Task[None] | None = None
+        self.deleted = 0
+
+    def schedule(self, removed: list[Removed]) -> None:
+        now = self._wall()
+        for r in removed:
+            if r.segment.key:
+                heapq.heappush(self._due, (now + r.keep + self._margin, r.segment.key))
+        self._metrics.cleanup_pending.set(len(self._due))
+
+    @property
+    def pending(self) -> int:
+        return len(self._due)
+
+    def snapshot(self) -> list[list[object]]:
+        return [[key, round(due, 3)] for due, key in sorted(self._due)]
+
+    def restore(self, data: object) -> None:
+        if not isinstance(data, list):
+            raise ValueError("cleaner state is not a list")
+        due = [(float(d), str(k)) for k, d in data]
+        heapq.heapify(due)
+        self._due = due
+        self._metrics.cleanup_pending.set(len(self._due))
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="bucket-cleaner")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            await self.run_once()
+
+    async def run_once(self) -> None:
+        now = self._wall()
+        batch: list[str] = []
+        while self._due and self._due[0][0] <= now and len(batch) < BATCH:
+            batch.append(heapq.heappop(self._due)[1])
+        if not batch:
+            return
+        try:
+            failed = await self._store.delete_many(batch)
+        except StoreError as err:
+            failed = batch
+            log.warning("deleting %d old segments failed (%s); will retry", len(batch), err.reason)
+        for key in failed:
+            heapq.heappush(self._due, (now + self._retry_after, key))
+        done = len(batch) - len(failed)
+        self.deleted += done
+        self._metrics.cleanup_deleted.inc(done)
+        self._metrics.cleanup_pending.set(len(self._due))
+        if done:
+            log.debug("deleted %d segments that left every playlist", done)

@@ -1,0 +1,93 @@
+"""KEEP_RECORDINGS: a stream is kept instead of cleaned up (owncast #3246).
+
+Every listed segment of a run is appended to a journal in STATE_DIR (small, survives restarts);
+when Owncast ends the stream, a VOD playlist of the whole run is written to the bucket next to its
+segments (PREFIX/<variant>/recording-<run>.m3u8), plus a multivariant one (PREFIX/recording-<run>.m3u8).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from pathlib import Path, PurePosixPath
+
+from . import hls
+from .manifest import ListedSegment, render_master, render_vod
+from .owncast import SourceVariant
+from .uploader import Uploader
+
+log = logging.getLogger(__name__)
+
+_SAFE = re.compile(r"[^A-Za-z0-9_-]")
+# A finished recording never changes; a day of caching is harmless and saves the origin.
+_VOD_CACHE_CONTROL = "public, max-age=86400"
+
+
+class Recorder:
+    def __init__(self, uploader: Uploader, state_dir: Path, key_prefix: str) -> None:
+        self._uploader = uploader
+        self._dir = state_dir / "recordings"
+        self._prefix = key_prefix.strip("/")
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.written: list[str] = []  # keys of finished recordings
+
+    def _journal(self, run: str, variant: int) -> Path:
+        return self._dir / _SAFE.sub("_", run) / f"{variant}.jsonl"
+
+    def record(self, run: str, variant: int, segment: ListedSegment) -> None:
+        """Append a listed segment to its run's journal (names only: the playlist sits beside them)."""
+        path = self._journal(run, variant)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        line = {
+            "name": PurePosixPath(segment.key or segment.uri).name,
+            "duration": segment.duration,
+            "pdt": segment.program_date_time,
+            "discontinuity": segment.discontinuity,
+            "init": PurePosixPath(segment.init_uri).name if segment.init_uri else None,
+        }
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(line) + "\n")
+
+    def finish(self, run: str, target_duration: int, variants: list[SourceVariant] | None) -> None:
+        task = asyncio.create_task(self._write(run, target_duration, variants), name=f"recording-{run}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _write(self, run: str, target_duration: int, variants: list[SourceVariant] | None) -> None:
+        folder = self._dir / _SAFE.sub("_", run)
+        name = f"recording-{_SAFE.sub('_', run)}.m3u8"
+        written: list[int] = []
+        for journal in sorted(folder.glob("*.jsonl")):
+            variant = int(journal.stem)
+            segments = []
+            for i, raw in enumerate(journal.read_text(encoding="utf-8").splitlines()):
+                try:
+                    d = json.loads(raw)
+                except json.JSONDecodeError:
+                    continue  # a line cut by a crash: that segment is missing from the recording
+                segments.append(ListedSegment(d["name"], float(d["duration"]), d["pdt"],
+                                              bool(d["discontinuity"]) and i > 0, d["init"]))
+            if not segments:
+                continue
+            key = f"{self._prefix}/{variant}/{name}" if self._prefix else f"{variant}/{name}"
+            await self._uploader.upload_bytes(key, render_vod(segments, target_duration),
+                                              content_type=hls.PLAYLIST_CONTENT_TYPE,
+                                              cache_control=_VOD_CACHE_CONTROL)
+            written.append(variant)
+            log.info("recording of run %s, variant %d: %d segments kept at %s", run, variant, len(segments), key)
+        if written:
+            known = {v.index: v for v in variants or []}
+            master = render_master([known.get(v) or SourceVariant(v, 1) for v in written], uri=f"{{index}}/{name}")
+            key = f"{self._prefix}/{name}" if self._prefix else name
+            await self._uploader.upload_bytes(key, master.body, content_type=hls.PLAYLIST_CONTENT_TYPE,
+                                              cache_control=_VOD_CACHE_CONTROL)
+            self.written.append(key)
+
+    async def close(self) -> None:
+        """Give recordings being written a moment, then stop."""
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=5)
+        for t in list(self._tasks):
+            t.cancel()

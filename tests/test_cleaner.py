@@ -1,0 +1,96 @@
+"""Cleaner: deletes only when the spec allows, in batches, retries failures, survives a restart."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from broadcaster.cleaner import Cleaner
+from broadcaster.manifest import ListedSegment, Removed
+from broadcaster.metrics import Metrics
+from broadcaster.store import StoreError
+
+
+@dataclass
+class Bucket:
+    deleted: list[list[str]] = field(default_factory=list)
+    refuse: set[str] = field(default_factory=set)
+    down: bool = False
+
+    async def delete_many(self, keys: list[str]) -> list[str]:
+        if self.down:
+            raise StoreError("ServiceUnavailable")
+        self.deleted.append(keys)
+        return [k for k in keys if k in self.refuse]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def removed(key: str, keep: float) -> Removed:
+    return Removed(ListedSegment(f"https://cdn/{key}", 1.0, key=key), removed_at=0.0, keep=keep)
+
+
+async def test_deletes_only_after_keep_plus_margin() -> None:
+    bucket, clock = Bucket(), Clock()
+    c = Cleaner(bucket, Metrics(), margin=10, wall_clock=clock)
+    c.schedule([removed("a", 5), removed("b", 8)])
+    clock.t += 14.9
+    await c.run_once()
+    assert bucket.deleted == []
+    clock.t += 0.2
+    await c.run_once()
+    assert bucket.deleted == [["a"]]
+    clock.t += 3
+    await c.run_once()
+    assert bucket.deleted == [["a"], ["b"]] and c.pending == 0 and c.deleted == 2
+
+
+async def test_batches_of_at_most_1000() -> None:
+    bucket, clock = Bucket(), Clock()
+    c = Cleaner(bucket, Metrics(), margin=0, wall_clock=clock)
+    c.schedule([removed(f"k{i}", 1) for i in range(2500)])
+    clock.t += 2
+    for _ in range(3):
+        await c.run_once()
+    assert [len(b) for b in bucket.deleted] == [1000, 1000, 500]
+
+
+async def test_failures_are_retried_later_not_lost() -> None:
+    bucket, clock = Bucket(refuse={"b"}), Clock()
+    metrics = Metrics()
+    c = Cleaner(bucket, metrics, margin=0, retry_after=30, wall_clock=clock)
+    c.schedule([removed("a", 1), removed("b", 1)])
+    clock.t += 2
+    await c.run_once()
+    assert c.pending == 1
+    bucket.refuse.clear()
+    bucket.down = True
+    clock.t += 31
+    await c.run_once()  # the bucket is down: still pending
+    assert c.pending == 1
+    bucket.down = False
+    clock.t += 31
+    await c.run_once()
+    assert bucket.deleted[-1] == ["b"] and c.pending == 0
+    assert metrics.registry.get_sample_value("hls_broadcaster_cleanup_deleted_total") == 2
+
+
+async def test_pending_deletes_survive_a_restart() -> None:
+    clock = Clock()
+    first = Cleaner(Bucket(), Metrics(), margin=60, wall_clock=clock)
+    first.schedule([removed("a", 5)])
+    saved = first.snapshot()
+    bucket = Bucket()
+    second = Cleaner(bucket, Metrics(), margin=60, wall_clock=clock)
+    second.restore(saved)
+    clock.t += 64
+    await second.run_once()
+    assert bucket.deleted == []
+    clock.t += 2
+    await second.run_once()
+    assert bucket.deleted == [["a"]]

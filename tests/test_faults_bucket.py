@@ -1,0 +1,130 @@
+"""Bucket hygiene against the real service and SeaweedFS: old segments are deleted once no playlist
+may list them (never while one does), remembered across a restart; or kept, with a VOD playlist of
+the whole stream; and /metrics can live on a listener of its own."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from broadcaster.emulator import OwncastEmulator
+from broadcaster.ffmpeg import ffmpeg_exe
+from broadcaster.hls_check import MediaPlaylistChecker
+from broadcaster.seaweed import SeaweedS3
+from tests.service_process import ServiceProcess, service_env
+from tests.test_integration import Observed, poll
+
+pytestmark = [pytest.mark.faults, pytest.mark.integration]
+
+
+async def status(http: aiohttp.ClientSession, url: str) -> int:
+    async with http.get(url) as r:
+        return r.status
+
+
+async def test_segments_leave_the_bucket_only_after_every_playlist_let_go(
+    tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator
+) -> None:
+    env = service_env(owncast.variant_dir(0).parent, seaweed, tmp_path / "state", WINDOW_SECONDS="3",
+                      CLEANUP_MARGIN="0")
+    seen = Observed()
+    last_listed: dict[str, float] = {}
+    async with aiohttp.ClientSession() as http:
+        async with ServiceProcess(env, tmp_path) as service:
+            async with asyncio.timeout(45):
+                while True:
+                    await poll(http, service.url, owncast, seen)
+                    now = time.monotonic()
+                    for v in (0, 1):
+                        async with http.get(f"{service.url}/live/{v}/playlist.m3u8") as r:
+                            text = await r.text() if r.status == 200 else ""
+                        uris = [line for line in text.splitlines() if line.startswith("http")]
+                        for uri in uris:
+                            last_listed[uri] = now
+                        if uris:  # the oldest listed segment is the one a cleaner would hit first
+                            assert await status(http, uris[0]) == 200, uris[0]
+                    gone = [u for u, t in last_listed.items() if now - t > 15]
+                    if len(gone) >= 6:
+                        break
+                    await asyncio.sleep(0.2)
+            # Left every playlist more than keep (about 1 s + the 3-4 s window) + the 5 s cleaner
+            # interval ago: deleted.
+            for uri in gone:
+                assert await status(http, uri) in (403, 404), uri
+            # Some that left recently are still pending: stop now, and they must still go after a restart.
+            assert await service.stop() == 0
+        pending = [u for u, t in last_listed.items() if u not in gone and await status(http, u) == 200]
+        async with ServiceProcess(env, tmp_path) as again:
+            async with asyncio.timeout(30):
+                while True:
+                    current = set()
+                    for v in (0, 1):
+                        async with http.get(f"{again.url}/live/{v}/playlist.m3u8") as r:
+                            current |= {line for line in (await r.text()).splitlines() if line.startswith("http")}
+                    left = [u for u in pending if u not in current and await status(http, u) == 200]
+                    if not left:
+                        break
+                    await asyncio.sleep(0.5)
+            assert await again.stop() == 0
+        assert service.problems() == [] and again.problems() == []
+
+
+async def test_kept_stream_gets_a_vod_playlist_and_nothing_is_deleted(
+    tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator
+) -> None:
+    env = service_env(owncast.variant_dir(0).parent, seaweed, tmp_path / "state", WINDOW_SECONDS="3",
+                      KEEP_RECORDINGS="true", CLEANUP_MARGIN="0")
+    seen = Observed()
+    shortid = owncast.shortid
+    async with aiohttp.ClientSession() as http, ServiceProcess(env, tmp_path) as service:
+        async with asyncio.timeout(30):
+            while len(seen.ours[0]) < 10 or len(seen.ours[1]) < 10:
+                await poll(http, service.url, owncast, seen)
+                await asyncio.sleep(0.2)
+        await owncast.stop_stream(offline=True)
+        vod_url = f"{seaweed.public_url}/live/recording-{shortid}.m3u8"
+        async with asyncio.timeout(20):
+            while await status(http, vod_url) != 200:
+                await poll(http, service.url, owncast, seen)
+                await asyncio.sleep(0.2)
+        async with http.get(f"{seaweed.public_url}/live/0/recording-{shortid}.m3u8") as r:
+            assert r.headers["Content-Type"] == "application/vnd.apple.mpegurl"
+            vod = await r.text()
+        MediaPlaylistChecker(allow_playlist_type=True).assert_ok(vod)
+        assert "#EXT-X-PLAYLIST-TYPE:VOD" in vod and vod.rstrip().endswith("#EXT-X-ENDLIST")
+        names = [line for line in vod.splitlines() if line and not line.startswith("#")]
+        listed = [uri.rsplit("/", 1)[1] for n in sorted(seen.ours[0]) for uri in [seen.ours[0][n][0]]]
+        assert names == listed  # the whole stream, not just the last window
+        for uri, _ in seen.ours[0].values():  # nothing deleted, even long after it left the window
+            assert await status(http, uri) == 200
+        player = await asyncio.create_subprocess_exec(
+            ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-i", vod_url, "-c", "copy", "-f", "null", "-",
+            stdin=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        async with asyncio.timeout(60):
+            _, err = await player.communicate()
+        assert player.returncode == 0, err.decode()
+        assert await service.stop() == 0
+    assert service.problems() == []
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_metrics_on_a_listener_of_their_own(tmp_path: Path, seaweed: SeaweedS3) -> None:
+    (tmp_path / "hls").mkdir()
+    port = free_port()
+    env = service_env(tmp_path / "hls", seaweed, tmp_path / "state", METRICS_LISTEN=f"127.0.0.1:{port}")
+    async with aiohttp.ClientSession() as http, ServiceProcess(env, tmp_path) as service:
+        assert await status(http, f"{service.url}/metrics") == 404
+        async with http.get(f"http://127.0.0.1:{port}/metrics") as r:
+            assert r.status == 200 and "hls_broadcaster_build_info" in await r.text()
+        assert await status(http, f"http://127.0.0.1:{port}/live/master.m3u8") == 404
+        assert await service.stop() == 0
