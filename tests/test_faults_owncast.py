@@ -1,0 +1,103 @@
+"""Owncast restarts, goes offline and comes back, wipes its folder and idles: the real service
+process keeps its playlists valid throughout (one checker across the whole story)."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from datetime import datetime
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from broadcaster.emulator import OwncastEmulator
+from broadcaster.hls_check import VariantSetChecker
+from broadcaster.seaweed import SeaweedS3
+from tests.service_process import ServiceProcess, service_env
+from tests.test_integration import Observed, poll
+
+pytestmark = [pytest.mark.faults, pytest.mark.integration]
+
+
+async def until(http: aiohttp.ClientSession, service: ServiceProcess, oc: OwncastEmulator, seen: Observed,
+                done: object, timeout: float = 30) -> None:
+    async with asyncio.timeout(timeout):
+        while not done():  # type: ignore[operator]
+            await poll(http, service.url, oc, seen)
+            await asyncio.sleep(0.1)
+
+
+async def text(http: aiohttp.ClientSession, url: str) -> str:
+    async with http.get(url) as r:
+        assert r.status == 200
+        return await r.text()
+
+
+def idle_transcoder(hls: Path, clip: bytes) -> None:
+    """Owncast five minutes after a stream: wipe the folder, then its offline transcoder's EVENT playlist."""
+    shutil.rmtree(hls)
+    for v in (0, 1):
+        (hls / str(v)).mkdir(parents=True)
+        for i in range(3):
+            (hls / str(v) / f"stream-offline-{i}.ts").write_bytes(clip)
+        body = "".join(f"#EXTINF:5.000000,\nstream-offline-{i}.ts\n" for i in range(3))
+        (hls / str(v) / "stream.m3u8").write_text(
+            "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:5\n#EXT-X-MEDIA-SEQUENCE:0\n"
+            "#EXT-X-PLAYLIST-TYPE:EVENT\n" + body)
+
+
+async def test_restart_offline_wipe_idle_and_back(tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator) -> None:
+    hls = owncast.variant_dir(0).parent
+    env = service_env(hls, seaweed, tmp_path / "state", WINDOW_SECONDS="5")
+    seen = Observed(checker=VariantSetChecker(allow_resume_after_endlist=True))
+    async with aiohttp.ClientSession() as http, ServiceProcess(env, tmp_path) as service:
+        await until(http, service, owncast, seen, lambda: min(map(len, seen.ours.values())) >= 4)
+
+        # 1. Owncast's transcoder restarts with no goodbye (crash): folder wiped, new id, numbers from 0.
+        first_id = owncast.shortid
+        before = max(seen.ours[0])
+        await owncast.restart_stream()
+        await until(http, service, owncast, seen,
+                    lambda: any(owncast.shortid in uri for uri, _ in seen.ours[0].values()) and
+                    any(owncast.shortid in uri for uri, _ in seen.ours[1].values()))
+        playlist = await text(http, f"{service.url}/live/playlist.m3u8")
+        assert owncast.shortid != first_id and "#EXT-X-DISCONTINUITY\n" in playlist
+        assert min(n for n, (u, _) in seen.ours[0].items() if owncast.shortid in u) > before  # still rising
+        # PROGRAM-DATE-TIME is Owncast's: the new run's dates come after the old run's.
+        lines = playlist.splitlines()
+        marker = lines.index("#EXT-X-DISCONTINUITY")
+        dates = [datetime.fromisoformat(line.split(":", 1)[1].replace("Z", "+00:00"))
+                 for line in lines if line.startswith("#EXT-X-PROGRAM-DATE-TIME:")]
+        assert dates == sorted(dates)
+        assert lines[marker + 1].startswith("#EXT-X-PROGRAM-DATE-TIME:")
+
+        # 2. The broadcaster disconnects: Owncast's offline tail; our playlists end.
+        await owncast.stop_stream(offline=True)
+        await until(http, service, owncast, seen, lambda: seen.ended == {0, 1})
+        async with http.get(f"{service.url}/health") as r:
+            health = await r.json()
+        assert r.status == 200 and health["stream"] == "ended"
+        clip = (owncast.variant_dir(0) / "offline.ts").read_bytes()
+
+        # 3. Five minutes later: the wipe and the idle transcoder. Nothing changes for viewers.
+        ended = await text(http, f"{service.url}/live/playlist.m3u8")
+        idle_transcoder(hls, clip)
+        async with asyncio.timeout(10):
+            while not any("stream-offline" in line for line in service.lines):
+                await asyncio.sleep(0.1)
+        assert await text(http, f"{service.url}/live/playlist.m3u8") == ended
+        async with http.get(f"{service.url}/health") as r:
+            assert r.status == 200 and (await r.json())["stream"] == "ended"
+
+        # 4. The stream comes back: the same playlists continue after a discontinuity.
+        seen.ended.clear()
+        await owncast.restart_stream()
+        await until(http, service, owncast, seen,
+                    lambda: sum(owncast.shortid in u for u, _ in seen.ours[0].values()) >= 3)
+        back = await text(http, f"{service.url}/live/playlist.m3u8")
+        assert "#EXT-X-ENDLIST" not in back and "#EXT-X-DISCONTINUITY" in back
+        assert await service.stop() == 0
+    assert service.problems() == []
+    for v in (0, 1):  # nothing from the offline clip or the idle transcoder was ever listed
+        assert not [u for u, _ in seen.ours[v].values() if "offline" in u]
