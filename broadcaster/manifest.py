@@ -53,10 +53,12 @@ class _Entry:
 class Rendered:
     """One rendering of a playlist: the bytes, a strong ETag, and a gzip copy made on first demand."""
 
-    __slots__ = ("body", "etag", "_gzip")
+    __slots__ = ("body", "etag", "_gzip", "last_sequence", "ended")
 
-    def __init__(self, body: bytes) -> None:
+    def __init__(self, body: bytes, *, last_sequence: int = -1, ended: bool = False) -> None:
         self.body = body
+        self.last_sequence = last_sequence  # for blocking reload: which _HLS_msn this answers
+        self.ended = ended
         self.etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
         self._gzip: bytes | None = None
 
@@ -256,7 +258,9 @@ class ManifestGenerator:
 
     def render(self) -> Rendered:
         if self._rendered is None:
-            self._rendered = Rendered(self._render_text().encode())
+            self._rendered = Rendered(
+                self._render_text().encode(), last_sequence=self._next_sequence - 1, ended=self._ended
+            )
         return self._rendered
 
     def _render_text(self) -> str:

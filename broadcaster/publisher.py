@@ -127,6 +127,7 @@ class Publisher:
         # a client has seen), with the listing events they contain.
         self._state = state
         self._visible: dict[int, Rendered] = {}
+        self._changed = asyncio.Event()
         self._unpublished: list[tuple[int, int, SourceSegment, float]] = []
         self._dirty = asyncio.Event()
         self._saver: asyncio.Task[None] | None = None
@@ -410,6 +411,9 @@ class Publisher:
 
     def _apply(self, renderings: dict[int, Rendered], events: list[tuple[int, int, SourceSegment, float]]) -> None:
         self._visible.update(renderings)
+        # Wake requests held for a newer version (blocking reload), then arm the next wake-up.
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
         now = self._mono()
         for index, sequence, src, seen_at in events:
             self._metrics.listing_delay.observe(now - seen_at)
@@ -545,6 +549,21 @@ class Publisher:
 
     def media_playlist(self, variant: int) -> Rendered | None:
         return self._visible.get(variant)
+
+    async def wait_for_sequence(self, variant: int, sequence: int, timeout: float) -> Rendered | None:
+        """The playlist once it lists `sequence` (or ended), or None after `timeout` (LL-HLS 6.2.5.2).
+
+        Waiters share one event per published version: no task, no polling, a few hundred bytes each.
+        """
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    rendered = self._visible.get(variant)
+                    if rendered is not None and (rendered.last_sequence >= sequence or rendered.ended):
+                        return rendered
+                    await self._changed.wait()
+        except TimeoutError:
+            return None
 
     def master_playlist(self) -> Rendered | None:
         if self._master is None:

@@ -88,7 +88,7 @@ async def world(tmp_path: Path) -> World:
 async def test_segments_are_uploaded_with_keys_and_listed_with_public_urls(world: World) -> None:
     world.owncast_lists(0, "stream-a-0.ts", "stream-a-1.ts")
     await world.settle()
-    assert world.store.keys() == ["live/0/stream-a-0.ts", "live/0/stream-a-1.ts"]
+    assert sorted(world.store.keys()) == ["live/0/stream-a-0.ts", "live/0/stream-a-1.ts"]
     assert world.uris(0) == ["stream-a-0.ts", "stream-a-1.ts"]
     assert f"{PUBLIC}/live/0/stream-a-0.ts" in world.text()
 
@@ -99,7 +99,7 @@ async def test_later_segment_that_finishes_first_waits_for_the_earlier_one(world
     async with asyncio.timeout(5):
         while len(world.store.puts) < 2:
             await asyncio.sleep(0.001)
-    assert world.store.keys() == ["live/0/stream-a-1.ts", "live/0/stream-a-2.ts"]  # uploaded...
+    assert sorted(world.store.keys()) == ["live/0/stream-a-1.ts", "live/0/stream-a-2.ts"]  # uploaded...
     assert world.pub.media_playlist(0) is None  # ...but not listed before segment 0
     assert world.pub.queue_depth == 3
     world.store.release("live/0/stream-a-0.ts")
@@ -311,3 +311,32 @@ async def test_health_reports_counts_and_stall(world: World) -> None:
     world.pub._mono = lambda: 1e12  # Owncast went quiet without ending the stream
     ok, body = world.pub.health()
     assert not ok and "no new segment from Owncast" in str(body["status"])
+
+
+async def test_blocking_wait_returns_once_the_sequence_is_listed(world: World) -> None:
+    world.owncast_lists(0, "stream-a-0.ts")
+    await world.settle()
+    first = world.pub.media_playlist(0)
+    assert first is not None
+    base = first.last_sequence
+    assert await world.pub.wait_for_sequence(0, base, timeout=1) is first  # already there: at once
+    waiter = asyncio.ensure_future(world.pub.wait_for_sequence(0, base + 1, timeout=5))
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    world.owncast_lists(0, "stream-a-1.ts")
+    rendered = await waiter
+    assert rendered is not None and rendered.last_sequence == base + 1 and b"stream-a-1.ts" in rendered.body
+    assert await world.pub.wait_for_sequence(0, base + 5, timeout=0.05) is None  # times out
+
+
+async def test_many_waiters_cost_no_tasks(world: World) -> None:
+    world.owncast_lists(0, "stream-a-0.ts")
+    await world.settle()
+    base = world.pub.media_playlist(0).last_sequence  # type: ignore[union-attr]
+    tasks_before = len(asyncio.all_tasks())
+    waiters = [asyncio.ensure_future(world.pub.wait_for_sequence(0, base + 1, timeout=5)) for _ in range(2000)]
+    await asyncio.sleep(0)
+    assert len(asyncio.all_tasks()) == tasks_before + 2000  # only the waiters themselves
+    world.owncast_lists(0, "stream-a-1.ts")
+    results = await asyncio.gather(*waiters)
+    assert all(r is results[0] and r is not None for r in results)
