@@ -1,0 +1,158 @@
+"""Playlist serving throughput: our server against a trivial aiohttp handler, same machine, same run.
+
+    python bench/serve.py [--connections 256] [--duration 10] [--rounds 3]
+
+Both servers run in a child process each (one event loop, as in production); `wrk` (Debian's
+package) drives them with keep-alive connections, alternating A/B over several rounds so a noisy
+neighbour hits both. Ours serves a real 10-segment live playlist from a ManifestGenerator through
+the full app (middlewares, ETag, metrics); the baseline returns the same bytes from a bare handler.
+Reported: requests/s and p99 latency of each, and the ratio (goal: ours >= 0.9 of the baseline).
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def _playlist_app() -> object:
+    from aiohttp import web
+
+    from broadcaster.manifest import ListedSegment, ManifestGenerator, Rendered
+    from broadcaster.metrics import Metrics
+    from broadcaster.server import create_app
+
+    gen = ManifestGenerator(1, 10)
+    for i in range(12):
+        gen.append(ListedSegment(f"https://media.example.com/live/0/stream-abcdefghi-{i}.ts", 1.0, 1.8e9 + i), i)
+
+    class Source:
+        target_duration = 1
+
+        def master_playlist(self) -> Rendered | None:
+            return None
+
+        def media_playlist(self, variant: int) -> Rendered | None:
+            return gen.render() if variant == 0 else None
+
+        def health(self) -> tuple[bool, dict[str, object]]:
+            return True, {"status": "ok"}
+
+    source = Source()
+    app: web.Application = create_app(source, source, Metrics())
+    return app
+
+
+def _baseline_app() -> object:
+    from aiohttp import web
+
+    body = _playlist_body()
+
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(body=body, content_type="application/vnd.apple.mpegurl")
+
+    app = web.Application()
+    app.router.add_get("/live/playlist.m3u8", handler)
+    return app
+
+
+def _playlist_body() -> bytes:
+    from broadcaster.manifest import ListedSegment, ManifestGenerator
+
+    gen = ManifestGenerator(1, 10)
+    for i in range(12):
+        gen.append(ListedSegment(f"https://media.example.com/live/0/stream-abcdefghi-{i}.ts", 1.0, 1.8e9 + i), i)
+    return gen.render().body
+
+
+def _serve(kind: str, port: int) -> None:
+    import logging
+
+    from aiohttp import web
+
+    logging.disable(logging.CRITICAL)
+    app = _playlist_app() if kind == "ours" else _baseline_app()
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None, handle_signals=True)  # type: ignore[arg-type]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_listening(port: int, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"server on {port} did not start")
+
+
+def _wrk(port: int, connections: int, duration: int) -> tuple[float, float]:
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", f"http://127.0.0.1:{port}/live/playlist.m3u8"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    m = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+    assert m is not None, out
+    p99 = float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)]
+    if "Non-2xx" in out or "Socket errors" in out:
+        print("  wrk reported errors:", " ".join(line.strip() for line in out.splitlines() if "error" in line.lower() or "Non-2xx" in line))
+    return rps, p99
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--connections", type=int, default=256)
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("bench/serve.py needs wrk: apt-get install wrk")
+    ctx = multiprocessing.get_context("spawn")
+    results: dict[str, list[tuple[float, float]]] = {"baseline": [], "ours": []}
+    procs = {}
+    ports = {}
+    for kind in results:
+        ports[kind] = _free_port()
+        procs[kind] = ctx.Process(target=_serve, args=(kind, ports[kind]), daemon=True)
+        procs[kind].start()
+        _wait_listening(ports[kind])
+    try:
+        for kind in results:  # warm-up
+            _wrk(ports[kind], args.connections, 2)
+        for _ in range(args.rounds):
+            for kind in results:
+                results[kind].append(_wrk(ports[kind], args.connections, args.duration))
+    finally:
+        for p in procs.values():
+            p.terminate()
+            p.join(5)
+    print(f"playlist serving, {args.connections} keep-alive connections, wrk -t2, {args.rounds} x {args.duration}s each, alternating")
+    for kind, runs in results.items():
+        print(f"  {kind:>8}: " + "  ".join(f"{r:8.0f} req/s p99 {p:6.2f} ms" for r, p in runs))
+    base = statistics.median(r for r, _ in results["baseline"])
+    ours = statistics.median(r for r, _ in results["ours"])
+    base_p99 = statistics.median(p for _, p in results["baseline"])
+    ours_p99 = statistics.median(p for _, p in results["ours"])
+    ratio = ours / base
+    print(f"  median: baseline {base:.0f} req/s (p99 {base_p99:.2f} ms), ours {ours:.0f} req/s (p99 {ours_p99:.2f} ms)")
+    print(f"  ratio ours/baseline: {ratio:.2f} (goal >= 0.9: {'met' if ratio >= 0.9 else 'NOT met'})")
+
+
+if __name__ == "__main__":
+    main()
