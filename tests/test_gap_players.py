@@ -1,0 +1,600 @@
+"""A lost segment: `#EXT-X-DISCONTINUITY` or `#EXT-X-GAP`? Both real players, measured.
+
+Owncast can delete a segment before we upload it. The issue asked to mark the hole with whichever of
+`#EXT-X-GAP` and `#EXT-X-DISCONTINUITY` hls.js and ffmpeg handle best, and to test both. This is that
+experiment, kept: real MPEG-TS segments (the bundled ffmpeg, 12 x 1 s, H.264 + AAC) served by a small
+aiohttp app as a LIVE sliding playlist (no ENDLIST until the last segment), in three versions:
+
+  A  baseline: all 12 segments.
+  B  what the service renders: segment 5 left out, `#EXT-X-DISCONTINUITY` before segment 6 (version 3);
+     the URI of segment 5 answers 404 here too, should anything ask.
+  C  segment 5 kept as an entry, `#EXT-X-GAP` before its URI (version 8); the URI answers 404, as a
+     lost segment in the bucket would.
+
+Each playlist is played by ffmpeg (`-i URL -c copy -f null -`) and by hls.js 1.7.4 (viewer/hls.min.js,
+with the viewer's options) in Debian's Chromium. The playlists follow manifest.py's format: target
+duration 1, media sequence and discontinuity sequence, independent segments, PROGRAM-DATE-TIME on every
+segment (the source's clock: after the hole it jumps by 2 s in B).
+
+Why live and not VOD: that is what viewers get, and it costs little. Each client has its own clock from
+its first playlist request: segments 0-2 are listed at once, one more each second, a window of 6, and
+ENDLIST with segment 11, so a player that keeps up is done after about 12 s. The six clients run at once.
+
+What was observed (hls.js 1.7.4, ffmpeg n9.0.2 from imageio-ffmpeg), and is asserted below, so a new
+version of either that behaves differently fails here:
+
+  A  ffmpeg: exit 0, no warnings, 360 video frames. hls.js: plays 0-12 s in one piece, no ERROR event.
+  B  ffmpeg: exit 0, no "Media sequence changed"/"expired from playlists", 330 frames (the 11 s that
+     exist), never asks for seg005. Its only warnings are "Packet corrupt" / "corrupt input packet" for
+     the last frame before the hole: it reads all segments through one MPEG-TS demuxer, whose continuity
+     counters jump where bytes are missing; it ignores the DISCONTINUITY tag, and C shows the same lines.
+     hls.js: never asks for seg005, no ERROR event at all, plays its 11 s timeline in one piece to the
+     end, no waiting at the join (the discontinuity puts seg006 right after seg004: sn 5, cc 1).
+  C  ffmpeg does not know EXT-X-GAP: it requests the URI (twice: keep-alive, then a new connection),
+     logs "HTTP error 404", "Failed to open segment 5" and "failed too many times, skipping", then the
+     same corrupt-packet lines as B, and exits 0 with 330 frames. hls.js does know it: it never requests
+     the URI and reports a non-fatal `fragGap` ERROR for sn 5; the 12 s timeline keeps a 1 s hole with
+     nothing buffered, so playback reaches ~4.98 s and fires 'waiting', hls.js reports non-fatal
+     `bufferStalledError` and `bufferSeekOverHole`, seeks to ~6.14 s and plays on to the end. No fatal
+     error; the wait was 16-75 ms here (asserted < 3 s), then a jump of ~1.15 s of the timeline.
+
+So the discontinuity (B, what the service does) is the better mark for both players: ffmpeg reads the
+same either way minus C's 404 noise, and hls.js plays B without a single error event, wait or seek.
+C works in hls.js too (no fatal error), at the cost of three non-fatal error events and a seek.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import subprocess
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from broadcaster.ffmpeg import ffmpeg_exe
+
+CHROMIUM = "/usr/bin/chromium"
+VIEWER = Path(__file__).resolve().parent.parent / "viewer"
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (scripts/test installs it)"
+    ),
+]
+
+SEGMENTS = 12
+LOST = 5  # the segment Owncast deleted before it was uploaded
+FPS = 30
+FIRST_LISTED = 3  # listed at a client's first request; then one more per second
+WINDOW = 6  # segments in the sliding playlist (>= 3 target durations)
+EPOCH = datetime(2025, 1, 1, tzinfo=UTC).timestamp()
+SCENARIOS = ("A", "B", "C")
+PLAYER_TIMEOUT = 40.0  # a stuck player is caught by the page's own watchdog long before this
+
+
+def _name(i: int) -> str:
+    return f"seg{i:03d}.ts"
+
+
+# -- playlists -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Entry:
+    source: int  # index of the segment in the source stream
+    duration: float
+    discontinuity: bool = False
+    gap: bool = False
+
+
+def _entries(scenario: str, durations: list[float]) -> list[_Entry]:
+    out: list[_Entry] = []
+    for i, d in enumerate(durations):
+        if i == LOST and scenario == "B":
+            continue
+        disc, gap = scenario == "B" and i == LOST + 1, scenario == "C" and i == LOST
+        out.append(_Entry(i, d, discontinuity=disc, gap=gap))
+    return out
+
+
+def _render(scenario: str, durations: list[float], published: int) -> str:
+    """The playlist once source segments [0, published) exist: manifest.py's format, sliding."""
+    starts = [sum(durations[:i]) for i in range(len(durations))]
+    listed = [e for e in _entries(scenario, durations) if e.source < published]
+    first = max(0, len(listed) - WINDOW)
+    removed, window = listed[:first], listed[first:]
+    lines = [
+        "#EXTM3U",
+        f"#EXT-X-VERSION:{8 if scenario == 'C' else 3}",
+        "#EXT-X-TARGETDURATION:1",
+        f"#EXT-X-MEDIA-SEQUENCE:{first}",
+        f"#EXT-X-DISCONTINUITY-SEQUENCE:{sum(e.discontinuity for e in removed)}",
+        "#EXT-X-INDEPENDENT-SEGMENTS",
+    ]
+    for e in window:
+        if e.discontinuity:
+            lines.append("#EXT-X-DISCONTINUITY")
+        pdt = datetime.fromtimestamp(EPOCH + starts[e.source], tz=UTC).isoformat(timespec="milliseconds")
+        lines.append("#EXT-X-PROGRAM-DATE-TIME:" + pdt.replace("+00:00", "Z"))
+        lines.append(f"#EXTINF:{e.duration:.3f},")
+        if e.gap:
+            lines.append("#EXT-X-GAP")
+        lines.append(_name(e.source))
+    if published >= len(durations):
+        lines.append("#EXT-X-ENDLIST")
+    lines.append("")
+    return "\n".join(lines)
+
+
+# -- the server ------------------------------------------------------------------------------------
+
+PLAYER_HTML = """<!doctype html>
+<html><head><meta charset="utf-8"><title>gap test</title></head>
+<body><video id="v" muted playsinline></video>
+<script src="/hls.min.js"></script>
+<script src="/gap-player.js"></script>
+</body></html>
+"""
+
+# Records what the test asks about on window.gapLog; `done` when the video ended, a fatal error came,
+# or playback has not moved for STUCK_MS since it started. A stall is playback standing still for more
+# than 250 ms after the first 'playing' event (`at` is where it stood).
+PLAYER_JS = """
+(() => {
+  const STUCK_MS = 6000;
+  const src = new URLSearchParams(location.search).get('src');
+  const video = document.getElementById('v');
+  const log = window.gapLog = {
+    version: Hls.version, frags: [], errors: [], waiting: [], stalls: [], media: [],
+    ended: false, fatal: false, stuck: false, done: false, started: false, playError: null, mediaError: null,
+  };
+  const now = () => performance.now();
+  let lastTime = -1, lastMove = now();
+  const hls = new Hls({ liveDurationInfinity: true, backBufferLength: 30 });  // as viewer.js
+  hls.on(Hls.Events.MANIFEST_PARSED, () => {
+    video.play().catch((err) => { log.playError = String(err); });
+  });
+  hls.on(Hls.Events.FRAG_LOADED, (event, data) => {
+    log.frags.push({ sn: data.frag.sn, url: data.frag.url, gap: !!data.frag.gap, cc: data.frag.cc });
+  });
+  hls.on(Hls.Events.ERROR, (event, data) => {
+    log.errors.push({
+      type: data.type, details: data.details, fatal: !!data.fatal, t: video.currentTime,
+      sn: data.frag ? data.frag.sn : null, url: data.frag ? data.frag.url : (data.url || null),
+      code: data.response ? data.response.code : null,
+    });
+    if (data.fatal) { log.fatal = true; log.done = true; }
+  });
+  video.addEventListener('playing', () => {
+    log.started = true;
+    log.media.push(['playing', video.currentTime, Math.round(now())]);
+  });
+  video.addEventListener('waiting', () => {
+    log.waiting.push(video.currentTime);
+    log.media.push(['waiting', video.currentTime, Math.round(now())]);
+  });
+  video.addEventListener('seeking', () => log.media.push(['seeking', video.currentTime, Math.round(now())]));
+  video.addEventListener('ended', () => { log.ended = true; log.done = true; });
+  video.addEventListener('error', () => {
+    log.mediaError = video.error ? (video.error.message || String(video.error.code)) : '?';
+    log.done = true;
+  });
+  setInterval(() => {
+    const t = video.currentTime;
+    if (t !== lastTime) {
+      const still = now() - lastMove;
+      if (log.started && lastTime >= 0 && still > 250) {
+        log.stalls.push({ at: lastTime, ms: Math.round(still) });
+      }
+      lastTime = t;
+      lastMove = now();
+    } else if (log.started && !video.ended && now() - lastMove > STUCK_MS) {
+      log.stuck = true;
+      log.done = true;
+    }
+  }, 50);
+  hls.attachMedia(video);
+  hls.loadSource(src);
+})();
+"""
+
+
+@dataclass
+class _Server:
+    segments: dict[str, bytes]
+    durations: list[float]
+    requests: list[tuple[str, str, str, int]] = field(default_factory=list)  # scenario, client, name, status
+    clocks: dict[tuple[str, str], float] = field(default_factory=dict)
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/player.html", self.page)
+        app.router.add_get("/gap-player.js", self.script)
+        app.router.add_get("/hls.min.js", self.hlsjs)
+        app.router.add_get("/p/{scenario}/{client}/index.m3u8", self.playlist)
+        app.router.add_get("/p/{scenario}/{client}/{name}", self.segment)
+        return app
+
+    async def page(self, request: web.Request) -> web.Response:
+        return web.Response(text=PLAYER_HTML, content_type="text/html")
+
+    async def script(self, request: web.Request) -> web.Response:
+        return web.Response(text=PLAYER_JS, content_type="text/javascript")
+
+    async def hlsjs(self, request: web.Request) -> web.FileResponse:
+        return web.FileResponse(VIEWER / "hls.min.js")
+
+    async def playlist(self, request: web.Request) -> web.Response:
+        scenario, client = request.match_info["scenario"], request.match_info["client"]
+        if scenario not in SCENARIOS:
+            raise web.HTTPNotFound()
+        started = self.clocks.setdefault((scenario, client), time.monotonic())
+        published = min(len(self.durations), FIRST_LISTED + int(time.monotonic() - started))
+        return web.Response(
+            text=_render(scenario, self.durations, published),
+            content_type="application/vnd.apple.mpegurl",
+            headers={"Cache-Control": "no-cache"},
+        )
+
+    async def segment(self, request: web.Request) -> web.Response:
+        scenario, client, name = (request.match_info[k] for k in ("scenario", "client", "name"))
+        lost = scenario != "A" and name == _name(LOST)
+        status = 404 if lost or name not in self.segments else 200
+        self.requests.append((scenario, client, name, status))
+        if status == 404:
+            raise web.HTTPNotFound()
+        return web.Response(body=self.segments[name], content_type="video/mp2t")
+
+    def asked(self, scenario: str, client: str) -> list[tuple[str, int]]:
+        return [(n, s) for sc, c, n, s in self.requests if sc == scenario and c == client]
+
+
+# -- the players -----------------------------------------------------------------------------------
+
+
+@dataclass
+class FfmpegRun:
+    exit_code: int
+    log: list[str]  # every line it printed at warning level or above
+    frames: int  # video frames read (with -c copy: demuxed, not decoded)
+    out_time: float  # seconds, the last output timestamp
+    asked: list[tuple[str, int]]
+
+    @property
+    def seconds(self) -> float:
+        return self.frames / FPS
+
+    @property
+    def warnings(self) -> list[str]:
+        return [line for line in self.log if re.search(r"\[(warning|error|fatal|panic)\] ", line)]
+
+
+@dataclass
+class HlsJsRun:
+    log: dict[str, Any]  # window.gapLog
+    current_time: float
+    duration: float
+    played: list[tuple[float, float]]
+    asked: list[tuple[str, int]]
+
+    @property
+    def errors(self) -> list[dict[str, Any]]:
+        return list(self.log["errors"])
+
+    @property
+    def fatal(self) -> list[dict[str, Any]]:
+        return [e for e in self.errors if e["fatal"]]
+
+    def waited_ms(self, start: float, end: float) -> int | None:
+        """Wall time from the first 'waiting' with currentTime in [start, end) to 'playing' at >= end."""
+        waited = None
+        for kind, t, ms in self.log["media"]:
+            if waited is None and kind == "waiting" and start <= t < end:
+                waited = ms
+            elif waited is not None and kind == "playing" and t >= end:
+                return int(ms - waited)
+        return None
+
+
+async def _run_ffmpeg(exe: str, base: str, scenario: str) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        exe,
+        "-hide_banner",
+        "-nostdin",
+        "-loglevel",
+        "level+warning",
+        "-nostats",
+        "-progress",
+        "pipe:1",
+        "-i",
+        f"{base}/p/{scenario}/ffmpeg/index.m3u8",
+        "-c",
+        "copy",
+        "-f",
+        "null",
+        "-",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), PLAYER_TIMEOUT)
+    except TimeoutError:
+        proc.kill()
+        out, err = await proc.communicate()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
+
+
+def _progress(out: str, key: str) -> str:
+    values = re.findall(rf"^{key}=(\S+)$", out, re.MULTILINE)
+    return values[-1] if values else "0"
+
+
+async def _run_hlsjs(browser: Any, base: str, scenario: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    from playwright.async_api import TimeoutError as PlaywrightTimeoutError
+
+    context = await browser.new_context()
+    try:
+        page = await context.new_page()
+        await page.goto(f"{base}/player.html?src=/p/{scenario}/hlsjs/index.m3u8")
+        with contextlib.suppress(PlaywrightTimeoutError):  # an observation too: `done` stays false
+            await page.wait_for_function(
+                "() => window.gapLog && window.gapLog.done", timeout=PLAYER_TIMEOUT * 1000
+            )
+        log = await page.evaluate("() => JSON.parse(JSON.stringify(window.gapLog))")
+        video = await page.evaluate(
+            """() => {
+                const v = document.getElementById('v');
+                const played = [];
+                for (let i = 0; i < v.played.length; i++) played.push([v.played.start(i), v.played.end(i)]);
+                return { currentTime: v.currentTime, duration: v.duration, played };
+            }"""
+        )
+        return log, video
+    finally:
+        await context.close()
+
+
+async def _observe(server: _Server) -> tuple[dict[str, FfmpegRun], dict[str, HlsJsRun]]:
+    from playwright.async_api import async_playwright
+
+    runner = web.AppRunner(server.app(), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    base = f"http://{host}:{port}"
+    exe = ffmpeg_exe()
+    try:
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(
+                executable_path=CHROMIUM,
+                args=[
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-quic",
+                    "--no-first-run",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--autoplay-policy=no-user-gesture-required",
+                ],
+            )
+            try:
+                results = await asyncio.gather(
+                    *(_run_ffmpeg(exe, base, s) for s in SCENARIOS),
+                    *(_run_hlsjs(browser, base, s) for s in SCENARIOS),
+                )
+            finally:
+                await browser.close()
+    finally:
+        await runner.cleanup()
+
+    ffmpeg: dict[str, FfmpegRun] = {}
+    for scenario, (code, out, err) in zip(SCENARIOS, results[: len(SCENARIOS)]):
+        ffmpeg[scenario] = FfmpegRun(
+            exit_code=code,
+            log=[line for line in err.splitlines() if line.strip()],
+            frames=int(_progress(out, "frame")),
+            out_time=int(_progress(out, "out_time_us").lstrip("-") or 0) / 1e6,
+            asked=server.asked(scenario, "ffmpeg"),
+        )
+    hlsjs: dict[str, HlsJsRun] = {}
+    for scenario, (log, video) in zip(SCENARIOS, results[len(SCENARIOS) :]):
+        hlsjs[scenario] = HlsJsRun(
+            log=log,
+            current_time=float(video["currentTime"]),
+            duration=float(video["duration"] or 0),
+            played=[(float(a), float(b)) for a, b in video["played"]],
+            asked=server.asked(scenario, "hlsjs"),
+        )
+    return ffmpeg, hlsjs
+
+
+@dataclass
+class Observations:
+    durations: list[float]
+    ffmpeg: dict[str, FfmpegRun]
+    hlsjs: dict[str, HlsJsRun]
+
+    def timeline(self, scenario: str) -> float:
+        """Seconds the final playlist lists (B lacks the lost segment; C lists it as a gap)."""
+        return sum(e.duration for e in _entries(scenario, self.durations))
+
+    def table(self) -> str:
+        rows = []
+        for s in SCENARIOS:
+            f, h = self.ffmpeg[s], self.hlsjs[s]
+            rows.append(
+                f"{s}: ffmpeg exit={f.exit_code} frames={f.frames} ({f.seconds:.2f}s)"
+                f" out_time={f.out_time:.2f}"
+                f" asked_lost={[a for a in f.asked if a[0] == _name(LOST)]} warnings={f.warnings}\n"
+                f"   hls.js {h.log['version']} t={h.current_time:.2f}/{h.duration:.2f} ended={h.log['ended']}"
+                f" stuck={h.log['stuck']} asked_lost={[a for a in h.asked if a[0] == _name(LOST)]}"
+                f" stalls={h.log['stalls']} waiting={h.log['waiting']} played={h.played}"
+                f" waited_at_hole_ms={h.waited_ms(LOST - 1, LOST + 1)}"
+                f" errors={[(e['details'], e['fatal'], e['sn']) for e in h.errors]}"
+            )
+        return "\n".join(rows)
+
+
+@pytest.fixture(scope="module")
+def observed(tmp_path_factory: pytest.TempPathFactory) -> Observations:
+    """Make the segments once, then play A, B and C with both players at the same time."""
+    out = tmp_path_factory.mktemp("gap-segments")
+    subprocess.run(
+        [
+            ffmpeg_exe(),
+            "-hide_banner",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            f"testsrc=size=320x240:rate={FPS}",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+            "-t",
+            str(SEGMENTS),
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+            "-g",
+            str(FPS),
+            "-keyint_min",
+            str(FPS),
+            "-sc_threshold",
+            "0",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "64k",
+            "-f",
+            "hls",
+            "-hls_time",
+            "1",
+            "-hls_list_size",
+            "0",
+            "-hls_segment_filename",
+            str(out / "seg%03d.ts"),
+            str(out / "source.m3u8"),
+        ],
+        check=True,
+        timeout=60,
+    )
+    durations = [float(d) for d in re.findall(r"#EXTINF:([\d.]+),", (out / "source.m3u8").read_text())]
+    assert len(durations) == SEGMENTS and all(abs(d - 1.0) < 0.01 for d in durations), durations
+    server = _Server({_name(i): (out / _name(i)).read_bytes() for i in range(SEGMENTS)}, durations)
+    ffmpeg, hlsjs = asyncio.run(_observe(server))
+    observations = Observations(durations, ffmpeg, hlsjs)
+    print(observations.table())
+    return observations
+
+
+NO_SEQUENCE_TROUBLE = ("Media sequence changed", "expired from playlists")
+# ffmpeg's hls demuxer feeds the segments through one MPEG-TS demuxer, so when a segment is missing the
+# continuity counters jump at the join and it flags the last video frame before the hole as corrupt.
+# That comes from the lost bytes themselves, whichever tag marks the hole (B and C alike).
+CORRUPT_AT_JOIN = re.compile(
+    r"\[warning\] (Packet corrupt \(stream = 0, dts = \d+\)\.|corrupt input packet in stream 0)$"
+)
+HOLE_STALLS = {"bufferStalledError", "bufferSeekOverHole", "bufferNudgeOnStall"}
+
+
+def _lost_requests(asked: list[tuple[str, int]]) -> list[tuple[str, int]]:
+    return [a for a in asked if a[0] == _name(LOST)]
+
+
+def test_the_playlists_are_the_three_cases(observed: Observations) -> None:
+    d = observed.durations
+    b_first, b_last = _render("B", d, FIRST_LISTED), _render("B", d, SEGMENTS)
+    c_mid, c_last = _render("C", d, LOST + 2), _render("C", d, SEGMENTS)
+    assert "#EXT-X-ENDLIST" not in b_first and "#EXT-X-PLAYLIST-TYPE" not in b_last  # live, sliding
+    assert "#EXT-X-VERSION:3" in b_last and _name(LOST) not in b_last
+    after_hole = f"#EXT-X-PROGRAM-DATE-TIME:2025-01-01T00:00:06.000Z\n#EXTINF:1.000,\n{_name(LOST + 1)}"
+    assert "#EXT-X-DISCONTINUITY\n" + after_hole in b_last
+    assert "#EXT-X-MEDIA-SEQUENCE:5\n" in b_last  # 11 entries, a window of 6
+    assert "#EXT-X-VERSION:8" in c_mid and f"#EXTINF:1.000,\n#EXT-X-GAP\n{_name(LOST)}\n" in c_mid
+    assert "#EXT-X-DISCONTINUITY\n" not in c_mid + c_last and "#EXT-X-MEDIA-SEQUENCE:6\n" in c_last
+
+
+def test_baseline_plays_whole_in_both(observed: Observations) -> None:
+    f, h = observed.ffmpeg["A"], observed.hlsjs["A"]
+    assert f.exit_code == 0 and f.warnings == [] and f.frames == SEGMENTS * FPS, observed.table()
+    assert h.errors == [] and h.log["ended"] and not h.log["stuck"], observed.table()
+    assert h.current_time >= observed.timeline("A") - 0.25, observed.table()
+    assert len(h.played) == 1, observed.table()
+
+
+def test_discontinuity_ffmpeg_reads_on_cleanly(observed: Observations) -> None:
+    """B with ffmpeg: exit 0, no sequence trouble, never asks for the lost URI, reads the 11 s that exist."""
+    f = observed.ffmpeg["B"]
+    assert f.exit_code == 0, observed.table()
+    assert not [line for line in f.log if any(t in line for t in NO_SEQUENCE_TROUBLE)], observed.table()
+    assert [w for w in f.warnings if not CORRUPT_AT_JOIN.search(w)] == [], observed.table()
+    assert _lost_requests(f.asked) == [], observed.table()
+    assert f.frames == (SEGMENTS - 1) * FPS, observed.table()
+
+
+def test_discontinuity_hlsjs_plays_past_the_hole(observed: Observations) -> None:
+    """B with hls.js: no ERROR event at all, the lost URI never asked, one continuous play to the end."""
+    h = observed.hlsjs["B"]
+    assert h.fatal == [] and h.log["mediaError"] is None and h.log["playError"] is None, observed.table()
+    assert h.errors == [], observed.table()
+    assert h.log["ended"] and not h.log["stuck"], observed.table()
+    assert h.current_time >= observed.timeline("B") - 0.25, observed.table()  # 11 s: the hole is not in it
+    assert len(h.played) == 1 and h.played[0][1] >= observed.timeline("B") - 0.25, observed.table()
+    assert not [t for t in h.log["waiting"] if 4.0 < t < 6.5], observed.table()  # no stall at the join
+    assert _lost_requests(h.asked) == [], observed.table()
+    frags = {f["sn"]: f["cc"] for f in h.log["frags"]}
+    assert frags.get(LOST - 1) == 0 and frags.get(LOST) == 1, observed.table()  # sn 5 is segment 6, new cc
+
+
+def test_gap_ffmpeg_asks_for_it_and_skips_the_404(observed: Observations) -> None:
+    """C with ffmpeg: it does not know EXT-X-GAP. It requests the URI, logs the 404, skips, exits 0."""
+    f = observed.ffmpeg["C"]
+    assert f.exit_code == 0, observed.table()
+    lost = _lost_requests(f.asked)
+    assert lost and all(status == 404 for _, status in lost), observed.table()
+    joined = "\n".join(f.warnings)
+    assert "HTTP error 404" in joined, observed.table()
+    assert f"Failed to open segment {LOST} of playlist 0" in joined, observed.table()
+    assert f"Segment {LOST} of playlist 0 failed too many times, skipping" in joined, observed.table()
+    assert not [line for line in f.log if any(t in line for t in NO_SEQUENCE_TROUBLE)], observed.table()
+    assert f.frames == (SEGMENTS - 1) * FPS, observed.table()
+
+
+def test_gap_hlsjs_skips_the_uri_and_jumps_the_hole(observed: Observations) -> None:
+    """C with hls.js: no request for the gap URI, a non-fatal fragGap, a seek over the 1 s hole, the end."""
+    h = observed.hlsjs["C"]
+    assert h.fatal == [] and h.log["mediaError"] is None and h.log["playError"] is None, observed.table()
+    assert _lost_requests(h.asked) == [], observed.table()
+    assert [(e["details"], e["sn"]) for e in h.errors if e["details"] == "fragGap"] == [("fragGap", LOST)], (
+        observed.table()
+    )
+    assert {e["details"] for e in h.errors} <= {"fragGap"} | HOLE_STALLS, observed.table()
+    assert h.log["ended"] and not h.log["stuck"], observed.table()
+    assert h.current_time >= observed.timeline("C") - 0.25, observed.table()  # 12 s: the gap keeps its place
+    # Nothing is played where the gap is: playback stops just before 5 s and resumes after 6 s.
+    assert len(h.played) == 2, observed.table()
+    (_, before), (after, end) = h.played
+    assert 4.5 <= before <= LOST + 0.05 and LOST + 1 <= after < LOST + 1.5, observed.table()
+    waited = h.waited_ms(LOST - 1, LOST + 1)  # from 'waiting' before the hole to 'playing' after it
+    assert waited is not None and waited < 3000, observed.table()
+    assert end >= observed.timeline("C") - 0.25, observed.table()
