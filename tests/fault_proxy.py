@@ -1,0 +1,355 @@
+"""FaultProxy: a reverse proxy in front of an S3 endpoint that can make the bucket slow or down.
+
+The service under test gets the proxy as its S3_ENDPOINT_URL. botocore then signs its requests
+(SigV4) for the proxy's host, `127.0.0.1:<proxy port>`. The proxy forwards every request verbatim to
+the real S3 server (SeaweedFS): same method, the raw path and query (not re-quoted), the same headers,
+including `Host` exactly as the client sent it, `Authorization` and every `x-amz-*`. SeaweedFS checks
+the signature against the Host header it receives, so it verifies although SeaweedFS listens on
+another port. Only hop-by-hop headers are dropped (Connection, Transfer-Encoding, Expect, ...); none of
+them is signed (botocore never signs Expect, and Content-Length is re-sent with the same value).
+Responses come back verbatim too (no decompression).
+
+Modes, switched at any time with `await proxy.set_mode(...)` (or the shortcuts):
+
+- `pass`: forward.
+- `down_503`: answer `503` with S3's XML error body (`SlowDown` by default, or `ServiceUnavailable`)
+  without forwarding: what R2 says when it is overloaded or down.
+- `refuse`: stop listening and close every open connection: new connections are refused
+  (ECONNREFUSED), requests on kept-alive connections see the connection close. Back in another mode,
+  the proxy listens on the same port again. Requests counted in this mode are only those that
+  arrived on an open connection while it was being closed; refused connections never reach us.
+- `hang`: accept the request and never answer; the proxy notes when the client gives up.
+- `slow`: read request bodies at `bytes_per_second` (each request on its own), then forward.
+
+`counts` holds requests seen per mode; `requests` holds one `Seen` per request with the mode at its
+arrival, when it started and ended (monotonic), the status sent, or how it ended otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import random
+import socket
+import time
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Literal, Self
+
+import aiohttp
+from aiohttp import web
+from aiohttp.web_server import Server
+from multidict import CIMultiDict
+from yarl import URL
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["pass", "down_503", "refuse", "hang", "slow"]
+MODES: tuple[Mode, ...] = ("pass", "down_503", "refuse", "hang", "slow")
+
+# Hop-by-hop headers (RFC 9110 7.6.1) and the ones aiohttp recomputes from the body it sends.
+_HOP_BY_HOP = frozenset(
+    h.lower()
+    for h in (
+        "Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "TE", "Trailer",
+        "Transfer-Encoding", "Upgrade", "Expect", "Content-Length",
+    )
+)  # fmt: skip
+# Ports below Linux's ephemeral range (32768-60999) and below SeaweedFS's picks (10000-32000):
+# while `refuse` has the port closed, no outgoing connection can take it as its local port.
+_PORT_LOW, _PORT_HIGH = 6000, 9999
+_REBIND_TIMEOUT = 3.0
+
+_ERROR_MESSAGES = {
+    "SlowDown": "Please reduce your request rate.",
+    "ServiceUnavailable": "Reduce your request rate.",
+}
+
+
+@dataclass
+class Seen:
+    """One request as the proxy saw it."""
+
+    mode: Mode
+    method: str
+    path: str  # raw path and query
+    started: float  # time.monotonic()
+    ended: float | None = None
+    status: int | None = None  # what we answered, None when we did not
+    outcome: str = "open"  # answered, forwarded, client_gave_up, dropped, upstream_error, closed
+
+    @property
+    def duration(self) -> float | None:
+        return None if self.ended is None else self.ended - self.started
+
+
+def _free_port() -> int:
+    for _ in range(500):
+        port = random.randrange(_PORT_LOW, _PORT_HIGH)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port for the fault proxy")
+
+
+class FaultProxy:
+    """Reverse proxy on 127.0.0.1 in front of `upstream` (e.g. SeaweedFS's S3 endpoint)."""
+
+    def __init__(self, upstream: str, *, mode: Mode = "pass") -> None:
+        self.upstream = upstream.rstrip("/")
+        self.counts: collections.Counter[str] = collections.Counter()
+        self.requests: list[Seen] = []
+        self._mode: Mode = mode
+        self._bytes_per_second = 0.0
+        self._error_code = "SlowDown"
+        self._port = 0
+        self._server: Server | None = None
+        self._listener: asyncio.AbstractServer | None = None
+        self._client: aiohttp.ClientSession | None = None
+        self._closing = asyncio.Event()
+        self._request_ids = 0
+
+    # -- properties
+
+    @property
+    def mode(self) -> Mode:
+        return self._mode
+
+    @property
+    def port(self) -> int:
+        if not self._port:
+            raise RuntimeError("the proxy has not been started")
+        return self._port
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def listening(self) -> bool:
+        return self._listener is not None
+
+    def seen(self, mode: Mode | None = None, method: str | None = None) -> list[Seen]:
+        return [
+            r
+            for r in self.requests
+            if (mode is None or r.mode == mode) and (method is None or r.method == method)
+        ]
+
+    # -- switching
+
+    async def set_mode(
+        self, mode: Mode, *, bytes_per_second: float | None = None, error_code: str | None = None
+    ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}; one of {MODES}")
+        if mode == "slow":
+            if not bytes_per_second or bytes_per_second <= 0:
+                raise ValueError("slow needs bytes_per_second > 0")
+            self._bytes_per_second = float(bytes_per_second)
+        if error_code is not None:
+            self._error_code = error_code
+        previous, self._mode = self._mode, mode
+        log.info("fault proxy %s: %s -> %s", self.url, previous, mode)
+        if mode == "refuse":
+            self._stop_listening()
+            self._drop_connections()
+        elif self._listener is None and self._server is not None:
+            await self._listen()
+
+    async def pass_through(self) -> None:
+        await self.set_mode("pass")
+
+    async def down_503(self, code: str = "SlowDown") -> None:
+        await self.set_mode("down_503", error_code=code)
+
+    async def refuse(self) -> None:
+        await self.set_mode("refuse")
+
+    async def hang(self) -> None:
+        await self.set_mode("hang")
+
+    async def slow(self, bytes_per_second: float) -> None:
+        await self.set_mode("slow", bytes_per_second=bytes_per_second)
+
+    # -- life cycle
+
+    async def start(self) -> Self:
+        if self._server is not None:
+            raise RuntimeError("the proxy is already running")
+        self._client = aiohttp.ClientSession(
+            auto_decompress=False,
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=60),
+            # Headers the client did not send are not invented (the signed ones are all sent).
+            skip_auto_headers=("Accept", "Accept-Encoding", "User-Agent", "Content-Type"),
+        )
+        self._server = Server(self._handle, access_log=None)
+        self._port = _free_port()
+        try:
+            await self._listen()
+        except BaseException:
+            await self.close()
+            raise
+        return self
+
+    async def close(self) -> None:
+        self._closing.set()  # releases hanging requests
+        self._stop_listening()
+        if self._server is not None:
+            await self._server.shutdown(timeout=2.0)
+            self._server = None
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    async def __aenter__(self) -> Self:
+        return await self.start()
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def _listen(self) -> None:
+        assert self._server is not None
+        loop = asyncio.get_running_loop()
+        deadline = time.monotonic() + _REBIND_TIMEOUT
+        while True:
+            try:
+                self._listener = await loop.create_server(
+                    self._server, "127.0.0.1", self._port, reuse_address=True
+                )
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.05)
+
+    def _stop_listening(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.close()  # no new connections; the kernel refuses them
+
+    def _drop_connections(self) -> None:
+        if self._server is None:
+            return
+        for conn in list(self._server.connections):
+            conn.force_close()
+
+    # -- requests
+
+    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        seen = Seen(self._mode, request.method, request.raw_path, time.monotonic())
+        self.requests.append(seen)
+        self.counts[seen.mode] += 1
+        try:
+            if seen.mode == "refuse":
+                return self._drop(request, seen)
+            if request.headers.get("Expect", "").lower() == "100-continue" and seen.mode != "hang":
+                # botocore asks before sending a PutObject body; the low-level server does not answer
+                # it by itself (aiohttp's router would). A hanging server never says go ahead.
+                await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            if seen.mode == "down_503":
+                return await self._unavailable(request, seen)
+            if seen.mode == "hang":
+                return await self._hang(request, seen)
+            return await self._forward(request, seen)
+        except ConnectionError:  # the client went away while we read its body or wrote to it
+            seen.outcome = "client_gave_up"
+            raise asyncio.CancelledError from None
+        finally:
+            seen.ended = time.monotonic()
+
+    def _drop(self, request: web.BaseRequest, seen: Seen) -> web.StreamResponse:
+        if request.transport is not None:
+            request.transport.abort()
+        seen.outcome = "dropped"
+        raise asyncio.CancelledError  # nothing can be sent on an aborted connection
+
+    async def _unavailable(self, request: web.BaseRequest, seen: Seen) -> web.StreamResponse:
+        await request.read()  # like a real server: take the body, keep the connection usable
+        self._request_ids += 1
+        code = self._error_code
+        body = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            f"<Error><Code>{code}</Code><Message>{_ERROR_MESSAGES.get(code, code)}</Message>"
+            f"<Resource>{_xml_escape(request.path)}</Resource>"
+            f"<RequestId>fault-proxy-{self._request_ids}</RequestId></Error>"
+        ).encode()
+        seen.status, seen.outcome = 503, "answered"
+        return web.Response(
+            status=503,
+            body=None if request.method == "HEAD" else body,
+            headers={
+                "Content-Type": "application/xml",
+                "Retry-After": "1",
+                "x-amz-request-id": f"fault-proxy-{self._request_ids}",
+            },
+        )
+
+    async def _hang(self, request: web.BaseRequest, seen: Seen) -> web.StreamResponse:
+        # Never answer; find out when the client gives up (its connection closes).
+        while not self._closing.is_set():
+            transport = request.transport
+            if transport is None or transport.is_closing():
+                seen.outcome = "client_gave_up"
+                break
+            try:
+                await asyncio.wait_for(self._closing.wait(), 0.02)
+            except TimeoutError:
+                pass
+        else:
+            seen.outcome = "closed"
+            if request.transport is not None:
+                request.transport.abort()
+        raise asyncio.CancelledError  # nobody is left to answer
+
+    async def _read_slowly(self, request: web.BaseRequest) -> bytes:
+        rate = self._bytes_per_second
+        chunk = max(1, int(rate / 20))  # 20 small reads a second
+        body = bytearray()
+        began = time.monotonic()
+        while True:
+            data = await request.content.read(chunk)
+            if not data:
+                return bytes(body)
+            body += data
+            wait = began + len(body) / rate - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+
+    async def _forward(self, request: web.BaseRequest, seen: Seen) -> web.StreamResponse:
+        assert self._client is not None
+        body = await (self._read_slowly(request) if seen.mode == "slow" else request.read())
+        headers = CIMultiDict((k, v) for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP)
+        url = URL(self.upstream + request.raw_path, encoded=True)
+        try:
+            async with self._client.request(
+                request.method,
+                url,
+                headers=headers,
+                data=body if request.body_exists else None,
+                allow_redirects=False,
+            ) as upstream:
+                payload = await upstream.read()
+                out = CIMultiDict((k, v) for k, v in upstream.headers.items() if k.lower() not in _HOP_BY_HOP)
+                if request.method == "HEAD" and "Content-Length" in upstream.headers:
+                    out["Content-Length"] = upstream.headers["Content-Length"]
+                seen.status, seen.outcome = upstream.status, "forwarded"
+                response = web.Response(status=upstream.status, reason=upstream.reason, headers=out)
+                if request.method != "HEAD":
+                    response.body = payload
+                return response
+        except (aiohttp.ClientError, TimeoutError) as err:
+            seen.status, seen.outcome = 502, "upstream_error"
+            log.warning("fault proxy: upstream %s failed: %r", self.upstream, err)
+            return web.Response(status=502, text=f"fault proxy: upstream failed: {type(err).__name__}\n")
+
+
+def _xml_escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
