@@ -69,8 +69,8 @@ class Metrics:
         )
         self.upload_realtime_ratio = Gauge(
             f"{_NS}_upload_realtime_ratio",
-            "Moving average of (time from Owncast listing a segment to our listing it) / its duration; "
-            "above 1 the bucket is slower than real time",
+            "Moving average of (successful PutObject time / segment duration); above 1 the bucket is "
+            "slower than real time",
             registry=r,
         )
         self.cleanup_deleted = Counter(

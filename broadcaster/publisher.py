@@ -47,7 +47,7 @@ class _Copy:
     key: str
     init_key: str | None
     seen_at: float  # monotonic
-    task: asyncio.Task[int]
+    task: asyncio.Task[float]
 
 
 @dataclass(slots=True)
@@ -62,7 +62,7 @@ class _Variant:
     index: int
     generator: ManifestGenerator | None = None
     seen: OrderedDict[str, None] = field(default_factory=OrderedDict)
-    inits: dict[str, asyncio.Task[int]] = field(default_factory=dict)  # key -> upload
+    inits: dict[str, asyncio.Task[float]] = field(default_factory=dict)  # key -> upload
     first: dict[int, int] = field(default_factory=dict)  # run -> first Owncast number it joined with
     last_key: SlotKey | None = None
     last_media_sequence: int = -1
@@ -78,8 +78,8 @@ RemovedHook = Callable[[list[Removed]], None]
 _SLOW_RATIO = 1.0  # uploads taking longer than the media they carry cannot keep up
 
 
-async def _already(size: int) -> int:
-    return size
+async def _already(took: float) -> float:
+    return took
 
 
 class Publisher:
@@ -136,7 +136,7 @@ class Publisher:
         self._on_removed = on_removed
         self._recorder = recorder
         self._extra_state = extra_state
-        self._upload_ratio = 0.0  # moving average of (time to get a slot into the bucket / its duration)
+        self._upload_ratio = 0.0  # moving average of (PutObject time / segment duration)
 
     # -- input from the watcher --------------------------------------------------------------------
 
@@ -213,7 +213,7 @@ class Publisher:
         slot.discontinuity |= seg.discontinuity
         folder = self._hls_dir / str(v.index)
         init_key: str | None = None
-        init_task: asyncio.Task[int] | None = None
+        init_task: asyncio.Task[float] | None = None
         if seg.init_name is not None:
             # Init sections keep their name across transcoder runs; the run keeps keys unique.
             init_key = self._key(v.index, f"{stream_id(seg.name) or f'run{key[0]}'}-{seg.init_name}")
@@ -226,7 +226,7 @@ class Publisher:
         seg_key = self._key(v.index, seg.name)
         if seg_key in self._restored_uploads:  # uploaded before a restart, not yet listed then
             self._restored_uploads.discard(seg_key)
-            task: asyncio.Task[int] = asyncio.ensure_future(_already(0))
+            task: asyncio.Task[float] = asyncio.ensure_future(_already(0.0))
         else:
             task = asyncio.ensure_future(self._upload(folder / seg.name, seg_key, v.index, init_task))
         task.add_done_callback(self._on_done)
@@ -244,7 +244,7 @@ class Publisher:
         bisect.insort(self._order, slot.key)
         return slot
 
-    async def _upload(self, path: Path, key: str, index: int, init: asyncio.Task[int] | None) -> int:
+    async def _upload(self, path: Path, key: str, index: int, init: asyncio.Task[float] | None) -> float:
         if init is not None:
             try:
                 await asyncio.shield(init)  # shared by every segment of the run
@@ -257,7 +257,7 @@ class Publisher:
 
     # -- listing, in order, the same slots in every variant ------------------------------------------
 
-    def _on_done(self, _task: asyncio.Future[int]) -> None:
+    def _on_done(self, _task: asyncio.Future[float]) -> None:
         if not self._closed:
             self._advance()
 
@@ -374,8 +374,10 @@ class Publisher:
         self._metrics.segments_listed.labels(variant=label).inc()
         self._metrics.window_segments.labels(variant=label).set(gen.segment_count)
         self._metrics.last_segment.labels(variant=label).set(self._wall())
-        # Moving average over ~10 segments: a bucket slower than real time falls further behind.
-        ratio = (now - copy.seen_at) / max(src.duration, 0.001)
+        # Moving average over ~10 segments of the successful PutObject's time against the media it
+        # carries (like Owncast's "possible slow uploads"): above 1 the bucket cannot keep up. An
+        # outage does not count here: it shows as storage unreachable instead.
+        ratio = copy.task.result() / max(src.duration, 0.001)
         self._upload_ratio += (ratio - self._upload_ratio) * 0.2
         self._metrics.upload_realtime_ratio.set(round(self._upload_ratio, 3))
         self._unpublished.append((v.index, sequence, src, copy.seen_at))

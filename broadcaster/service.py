@@ -24,7 +24,8 @@ from .watcher import HlsWatcher
 
 log = logging.getLogger(__name__)
 
-PROBE_INTERVAL = 15.0  # seconds between HeadBucket checks while no upload proves the bucket works
+PROBE_INTERVAL = 15.0  # seconds between bucket checks while no upload proves the bucket works
+PROBE_INTERVAL_DOWN = 2.0  # while it is down: uploads waiting out a backoff go as soon as it is back
 
 
 class StartupError(RuntimeError):
@@ -174,7 +175,7 @@ class Service:
 
     async def _probe_loop(self) -> None:
         while True:
-            await asyncio.sleep(PROBE_INTERVAL)
+            await asyncio.sleep(PROBE_INTERVAL if self.uploader.storage_ok is not False else PROBE_INTERVAL_DOWN)
             before = self.uploader.uploads_done
             if self.uploader.storage_ok and self.publisher.queue_depth:
                 continue  # uploads are proving it right now

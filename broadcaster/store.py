@@ -70,7 +70,9 @@ class S3Store:
                 connect_timeout=connect_timeout,
                 read_timeout=read_timeout,
                 # The uploader retries with backoff itself, where it can count and report each failure.
-                retries={"mode": "standard", "max_attempts": 1},
+                # total_max_attempts counts the first request; max_attempts=1 would still retry once,
+                # hidden from our counts and eating into the per-attempt timeout.
+                retries={"mode": "standard", "total_max_attempts": 1},
                 # R2 has rejected the default CRC32 trailers (botocore >= 1.36).
                 request_checksum_calculation="when_required",
                 response_checksum_validation="when_required",

@@ -84,15 +84,25 @@ class Uploader:
         self.uploads_failed = 0  # failed attempts
         self.storage_ok: bool | None = None  # None until the first outcome
         self.last_error: str | None = None
+        # Set while the bucket works: retries waiting out a backoff go at once when it comes back,
+        # instead of each sleeping out its own (up to backoff_cap) timer.
+        self._working = asyncio.Event()
 
     def record(self, ok: bool, reason: str | None = None) -> None:
         """Note the outcome of any bucket operation, for /health and the storage_up gauge."""
         self.storage_ok = ok
         self.last_error = None if ok else reason
         self._metrics.storage_up.set(1 if ok else 0)
+        if ok:
+            self._working.set()
+        else:
+            self._working.clear()
 
-    async def upload_file(self, path: Path, key: str, variant: str) -> int:
-        """Upload one file; returns its size. Raises SegmentLost when it can never succeed."""
+    async def upload_file(self, path: Path, key: str, variant: str) -> float:
+        """Upload one file; returns how long the successful PutObject took (seconds).
+
+        Raises SegmentLost when it can never succeed.
+        """
         content_type = hls.segment_content_type(path.name)
         if content_type is None:
             raise SegmentLost("bad_type", f"{path} is not a segment type we publish")
@@ -100,13 +110,13 @@ class Uploader:
         return await self._put(key, lambda: read_segment_file(path, self._max_file_bytes), content_type,
                                hls.SEGMENT_CACHE_CONTROL, variant)
 
-    async def upload_bytes(self, key: str, body: bytes, *, content_type: str, cache_control: str) -> int:
+    async def upload_bytes(self, key: str, body: bytes, *, content_type: str, cache_control: str) -> float:
         """Upload bytes made here (a recording's playlist); retried until it succeeds."""
         return await self._put(key, lambda: body, content_type, cache_control, None)
 
     async def _put(
         self, key: str, read: Callable[[], bytes], content_type: str, cache_control: str, variant: str | None
-    ) -> int:
+    ) -> float:
         attempt = 0
         while True:
             async with self._slots:
@@ -130,8 +140,18 @@ class Uploader:
                         self._metrics.bytes_uploaded.labels(variant=variant).inc(len(body))
                         self.uploads_done += 1
                     self.record(True)
-                    return len(body)
+                    return took
             # Full jitter (AWS architecture blog): spreads retries of a backlog over the whole interval.
             delay = min(self._backoff_cap, self._backoff_base * 2**attempt) * self._rng()
             attempt += 1
-            await self._sleep(delay)
+            await self._backoff(delay)
+
+    async def _backoff(self, delay: float) -> None:
+        """Sleep `delay`, or less if the bucket is seen working again meanwhile."""
+        sleep = asyncio.ensure_future(self._sleep(delay))
+        working = asyncio.ensure_future(self._working.wait())
+        try:
+            await asyncio.wait({sleep, working}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleep.cancel()
+            working.cancel()

@@ -578,12 +578,6 @@ async def test_slow_bucket_is_reported_slower_than_real_time(
 # -- every failed attempt is one counted failure -------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="broadcaster/store.py:73 retries={'mode': 'standard', 'max_attempts': 1}: botocore's max_attempts "
-    "counts retries after the first request, so every put_object silently retries once inside the "
-    "attempt's UPLOAD_TIMEOUT; that retry is neither counted nor logged (want total_max_attempts=1)",
-)
 async def test_every_attempt_the_bucket_refuses_is_counted(
     tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator
 ) -> None:

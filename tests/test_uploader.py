@@ -45,7 +45,7 @@ async def test_upload_puts_bytes_with_segment_headers(tmp_path: Path, store: S3S
     metrics = Metrics()
     up = Uploader(store, metrics, concurrency=2, attempt_timeout=5)
     path = segment(tmp_path)
-    assert await up.upload_file(path, "live/0/stream-a-1.ts", "0") == 1880
+    assert await up.upload_file(path, "live/0/stream-a-1.ts", "0") > 0  # seconds the PutObject took
     head = await store.client.head_object(Bucket="live", Key="live/0/stream-a-1.ts")
     assert head["ContentType"] == "video/mp2t"
     assert head["CacheControl"] == "public, max-age=31536000, immutable"
@@ -148,3 +148,25 @@ def test_unsafe_files_are_refused(tmp_path: Path, kind: str) -> None:
         with pytest.raises(SegmentLost) as err:
             read_segment_file(path, max_bytes=100)
     assert err.value.reason == kind
+
+
+async def test_waiting_retries_go_at_once_when_the_bucket_works_again(tmp_path: Path) -> None:
+    import asyncio
+
+    fake = FakeStore(down=True)
+    slept: list[float] = []
+
+    async def long_sleep(delay: float) -> None:
+        slept.append(delay)
+        await asyncio.Event().wait()  # a retry timer that would never end by itself
+
+    up = Uploader(fake, Metrics(), concurrency=2, attempt_timeout=1, backoff_base=100, sleep=long_sleep)
+    task = asyncio.ensure_future(up.upload_file(segment(tmp_path), "k", "0"))
+    async with asyncio.timeout(5):
+        while not slept:
+            await asyncio.sleep(0.001)
+    fake.down = False
+    up.record(True)  # e.g. the storage probe or another upload saw the bucket work
+    async with asyncio.timeout(5):
+        await task
+    assert fake.keys() == ["k"]
