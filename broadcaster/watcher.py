@@ -224,5 +224,6 @@ class HlsWatcher:
             return
         self._stray.add(name)
         self._metrics.input_rejected.labels(reason="stray_file").inc()
-        log.info("ignoring %s: not a file Owncast's playlists use", path)
+        # Quoted: any name can be created in HLS_DIR, and one with a newline would forge a log line.
+        log.info("ignoring %r: not a file Owncast's playlists use", name)
 
