@@ -157,7 +157,9 @@ class HlsWatcher:
         except OSError:
             return
         for entry in entries:
-            if _VARIANT_DIR.fullmatch(entry.name) and entry.is_dir(follow_symlinks=False):
+            if _VARIANT_DIR.fullmatch(entry.name) and entry.is_symlink():
+                self._note_symlink(Path(entry.path))
+            elif _VARIANT_DIR.fullmatch(entry.name) and entry.is_dir(follow_symlinks=False):
                 self._read(Path(entry.path) / VARIANT_PLAYLIST, quiet=True)
 
     def _read(self, path: Path, quiet: bool = False) -> None:
@@ -219,6 +221,10 @@ class HlsWatcher:
             log.debug("not using %s yet: %s", path, why)
 
     def _note_stray(self, path: Path) -> None:
+        top = self._symlinked_top(path)
+        if top is not None:  # inotify follows a symlink that was there when the watch began
+            self._note_symlink(top)
+            return
         name = str(path)
         if name in self._stray or len(self._stray) >= _STRAY_LOG_LIMIT:
             return
@@ -227,3 +233,18 @@ class HlsWatcher:
         # Quoted: any name can be created in HLS_DIR, and one with a newline would forge a log line.
         log.info("ignoring %r: not a file Owncast's playlists use", name)
 
+    def _symlinked_top(self, path: Path) -> Path | None:
+        """The entry of HLS_DIR that `path` is (or is under), when that entry is a symlink."""
+        try:
+            top = self._dir / path.relative_to(self._dir).parts[0]
+        except (ValueError, IndexError):
+            return None
+        return top if top.is_symlink() else None
+
+    def _note_symlink(self, path: Path) -> None:
+        name = str(path)
+        if name in self._stray or len(self._stray) >= _STRAY_LOG_LIMIT:
+            return
+        self._stray.add(name)
+        self._metrics.input_rejected.labels(reason="symlink").inc()
+        log.warning("ignoring %r: a symlink; nothing is read through symlinks", name)
