@@ -7,6 +7,7 @@ stream ended". Only names that are plain file names inside the variant's folder 
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -90,6 +91,9 @@ def parse_media_playlist(text: str) -> SourcePlaylist:
     for seg in playlist.segments:
         if not seg.uri or seg.duration is None:
             raise PlaylistError("segment without URI or #EXTINF")
+        if not math.isfinite(seg.duration):
+            # "inf"/"nan" parse as floats; no playlist rule can judge them (rounding them raises).
+            raise PlaylistError(f"#EXTINF {seg.duration} of {seg.uri!r} is not a number of seconds")
         init = seg.init_section.uri if seg.init_section is not None else None
         bad = next((n for n in (seg.uri, init) if n is not None and not is_safe_name(n)), None)
         if bad is not None:
