@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Protocol
 
 from aiohttp import hdrs, web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -91,7 +92,9 @@ def create_app(
 ) -> web.Application:
     """The web app; its dependencies are passed in, it owns no tasks."""
     app = web.Application(
-        client_max_size=CLIENT_MAX_SIZE, middlewares=[_headers_middleware, _error_middleware]
+        client_max_size=CLIENT_MAX_SIZE,
+        middlewares=[_headers_middleware, _error_middleware],
+        handler_args={"logger": _CONNECTION_LOG},
     )
     app[PLAYLISTS] = playlists
     app[HEALTH] = health
@@ -118,10 +121,27 @@ def create_app(
 
 def create_metrics_app(metrics: Metrics) -> web.Application:
     """/metrics alone, for a listener of its own (METRICS_LISTEN), away from the public tunnel."""
-    app = web.Application(client_max_size=CLIENT_MAX_SIZE, middlewares=[_error_middleware])
+    app = web.Application(
+        client_max_size=CLIENT_MAX_SIZE, middlewares=[_error_middleware], handler_args={"logger": _CONNECTION_LOG}
+    )
     app[METRICS] = metrics
     app.router.add_get("/metrics", _metrics)
     return app
+
+
+class _ConnectionLog(logging.LoggerAdapter[logging.Logger]):
+    """aiohttp's connection logger, minus the ERROR and traceback it writes for every request it cannot
+    parse (garbage, TLS or HTTP/2 on this port, oversized headers...). Those are the client's mistake,
+    answered with a 4xx and a closed connection: one line at debug level, like aiohttp's bad methods."""
+
+    def exception(self, msg: object, *args: object, exc_info: object = True, **kwargs: object) -> None:
+        if isinstance(exc_info, HttpProcessingError) and 400 <= exc_info.code < 500:
+            self.logger.debug("bad request (%d): %r", exc_info.code, exc_info.message)
+            return
+        self.logger.exception(msg, *args, exc_info=exc_info, **kwargs)  # type: ignore[arg-type]
+
+
+_CONNECTION_LOG = _ConnectionLog(logging.getLogger("aiohttp.server"), {})
 
 
 # -- middlewares ---------------------------------------------------------------------------------
