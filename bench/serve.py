@@ -48,6 +48,9 @@ def _playlist_app() -> object:
         def health(self) -> tuple[bool, dict[str, object]]:
             return True, {"status": "ok"}
 
+        async def wait_for_sequence(self, variant: int, sequence: int, timeout: float) -> Rendered | None:
+            return gen.render()
+
     source = Source()
     app: web.Application = create_app(source, source, Metrics())
     return app

@@ -42,14 +42,18 @@ def fits_target(duration: float, target_duration: int) -> bool:
     return 0 < duration and rounded_duration(duration) <= target_duration
 
 
-def target_duration_for(durations: list[float], advertised: int | None) -> int:
+# Owncast's latency levels use 1 to 5 s segments; anything far beyond is a broken playlist, and a
+# target duration is forever (6.2.1), so it must not be taken from one.
+MAX_TARGET_DURATION = 30
+
+
+def target_duration_for(advertised: int | None) -> int:
     """Choose the one target duration (6.2.1: it never changes) from what Owncast advertises.
 
-    Owncast's ffmpeg writes the ceiling of its longest segment; take the larger of that and what the
-    listed segments need, so no segment already produced is rejected later.
+    Owncast's ffmpeg writes the ceiling of its longest segment, so its own value already fits every
+    segment it lists; a segment that does not fit is rejected rather than stretching the target.
     """
-    needed = max((rounded_duration(d) for d in durations), default=1)
-    return max(1, advertised or 1, needed)
+    return min(MAX_TARGET_DURATION, max(1, advertised or 1))
 
 
 def min_window_seconds(target_duration: int) -> float:
@@ -78,3 +82,28 @@ def format_program_date_time(epoch_seconds: float) -> str:
     """4.4.4.6: ISO 8601 with a time zone and millisecond precision."""
     dt = datetime.fromtimestamp(epoch_seconds, tz=timezone.utc)
     return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+# -- Blocking playlist reload (6.2.5.2, 6.2.6) ------------------------------------------------------
+
+# HOLD-BACK, the distance a player keeps from the live edge, must be at least three target durations.
+HOLD_BACK_TARGET_DURATIONS = 3
+# A request for a segment more than two past the last listed one is an error (400).
+MSN_AHEAD_LIMIT = 2
+# A held request that waited three target durations gets 503: the stream is not advancing.
+BLOCK_TIMEOUT_TARGET_DURATIONS = 3
+
+
+def server_control(target_duration: int) -> str:
+    """The EXT-X-SERVER-CONTROL line of a playlist served by an origin that can block."""
+    return f"#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,HOLD-BACK={HOLD_BACK_TARGET_DURATIONS * target_duration:.1f}"
+
+
+def block_timeout(target_duration: int) -> float:
+    return float(BLOCK_TIMEOUT_TARGET_DURATIONS * target_duration)
+
+
+def blocking_cache_control(target_duration: int) -> str:
+    """An answer to a blocking request has a URL of its own: it may be cached for six target
+    durations (appendix B.1), which lets a CDN collapse many viewers' identical requests."""
+    return f"public, max-age={6 * target_duration}"

@@ -83,6 +83,7 @@ class ManifestGenerator:
         window_seconds: float,
         *,
         independent_segments: bool = True,
+        can_block_reload: bool = False,
     ) -> None:
         if target_duration < 1:
             raise ValueError("target duration must be an integer >= 1 (4.4.3.1)")
@@ -90,6 +91,8 @@ class ManifestGenerator:
         # 6.2.2: never shorter than three target durations.
         self.window_seconds = max(window_seconds, hls.min_window_seconds(target_duration))
         self.independent_segments = independent_segments
+        # Only an origin that holds requests may say so; a playlist copied to a bucket must not (6.2.5.2).
+        self.can_block_reload = can_block_reload
         self._entries: deque[_Entry] = deque()
         self._next_sequence = 0
         self._media_sequence = 0
@@ -231,10 +234,13 @@ class ManifestGenerator:
         }
 
     @classmethod
-    def restore(cls, data: dict[str, Any], now: float, window_seconds: float) -> ManifestGenerator:
+    def restore(
+        cls, data: dict[str, Any], now: float, window_seconds: float, *, can_block_reload: bool = False
+    ) -> ManifestGenerator:
         """Rebuild from `snapshot`; raises ValueError when the data does not add up."""
         try:
-            gen = cls(int(data["target_duration"]), window_seconds, independent_segments=bool(data["independent"]))
+            gen = cls(int(data["target_duration"]), window_seconds, independent_segments=bool(data["independent"]),
+                      can_block_reload=can_block_reload)
             gen._media_sequence = int(data["media_sequence"])
             gen._discontinuity_sequence = int(data["discontinuity_sequence"])
             gen._next_sequence = int(data["next_sequence"])
@@ -269,6 +275,7 @@ class ManifestGenerator:
             "#EXTM3U",
             f"#EXT-X-VERSION:{hls.playlist_version(has_map=has_map)}",
             f"#EXT-X-TARGETDURATION:{self.target_duration}",
+            *([hls.server_control(self.target_duration)] if self.can_block_reload else []),
             f"#EXT-X-MEDIA-SEQUENCE:{self._media_sequence}",
             f"#EXT-X-DISCONTINUITY-SEQUENCE:{self._discontinuity_sequence}",
         ]

@@ -33,6 +33,7 @@ class SourceSegment:
     program_date_time: float | None  # epoch seconds
     discontinuity: bool  # Owncast put EXT-X-DISCONTINUITY before it
     init_name: str | None  # EXT-X-MAP of fMP4 segments
+    position: int = 0  # its place in Owncast's list, counting entries we skipped: number = MSN + position
 
     @property
     def is_offline_clip(self) -> bool:
@@ -88,7 +89,7 @@ def parse_media_playlist(text: str) -> SourcePlaylist:
         raise PlaylistError("no #EXT-X-TARGETDURATION")
     segments: list[SourceSegment] = []
     rejected: list[tuple[str, str]] = []
-    for seg in playlist.segments:
+    for position, seg in enumerate(playlist.segments):
         if not seg.uri or seg.duration is None:
             raise PlaylistError("segment without URI or #EXTINF")
         if not math.isfinite(seg.duration):
@@ -107,6 +108,7 @@ def parse_media_playlist(text: str) -> SourcePlaylist:
                 program_date_time=pdt.timestamp() if pdt is not None else None,
                 discontinuity=bool(seg.discontinuity),
                 init_name=init,
+                position=position,
             )
         )
     return SourcePlaylist(

@@ -101,6 +101,7 @@ class Publisher:
         on_removed: RemovedHook | None = None,
         recorder: Recorder | None = None,
         extra_state: Callable[[], dict[str, object]] | None = None,
+        can_block_reload: bool = False,
     ) -> None:
         self._hls_dir = hls_dir
         self._uploader = uploader
@@ -136,6 +137,7 @@ class Publisher:
         self._on_removed = on_removed
         self._recorder = recorder
         self._extra_state = extra_state
+        self._can_block = can_block_reload
         self._upload_ratio = 0.0  # moving average of (PutObject time / segment duration)
 
     # -- input from the watcher --------------------------------------------------------------------
@@ -157,29 +159,31 @@ class Publisher:
             if name not in v.seen:
                 self._remember(v, name)
                 self._metrics.input_rejected.labels(reason="unsafe_name").inc()
-                log.warning("skipping %r in %s/stream.m3u8: %s", name, index, why)
+                shown = name if len(name) <= 200 else name[:200] + "..."
+                log.warning("skipping %r in %s/stream.m3u8: %s", shown, index, why)
         stream = [s for s in playlist.segments if not s.is_offline_clip]
         if self._target is None and stream:
             # Owncast's offline clip (8 s) and idle transcoder (5 s) say nothing about the stream's own
             # segment length, so only real stream segments decide the one target duration.
-            self._target = hls.target_duration_for([s.duration for s in stream], playlist.target_duration)
+            self._target = hls.target_duration_for(playlist.target_duration)
             self._independent = playlist.independent_segments
             log.info("target duration fixed at %ds (Owncast advertises %ds)", self._target, playlist.target_duration)
         if self._target is not None and v.generator is None:
-            v.generator = ManifestGenerator(self._target, self._window, independent_segments=self._independent)
+            v.generator = ManifestGenerator(self._target, self._window, independent_segments=self._independent,
+                                            can_block_reload=self._can_block)
         if playlist.media_sequence < v.last_media_sequence:
             v.restarts += 1  # Owncast restarted its transcoder: a new run
         v.last_media_sequence = playlist.media_sequence
 
         now = self._mono()
-        for i, seg in enumerate(playlist.segments):
+        for seg in playlist.segments:
             if seg.name in v.seen:
                 continue
             self._remember(v, seg.name)
             if seg.is_offline_clip:
                 log.info("variant %d: Owncast shows its offline clip %s; not published", index, seg.name)
             elif v.generator is not None:
-                self._add(v, seg, playlist.media_sequence + i, now)
+                self._add(v, seg, playlist.media_sequence + seg.position, now)
         # Owncast's offline tail ends with ENDLIST; its idle transcoder only lists offline clips.
         ended = playlist.ended or (bool(playlist.segments) and playlist.segments[-1].is_offline_clip)
         if ended and not v.source_ended and v.last_key is not None:
@@ -310,32 +314,40 @@ class Publisher:
         self._decided = key
 
     def _decide(self, slot: _Slot, members: list[_Variant]) -> None:
-        failed = False
+        failed: set[int] = set()  # variants whose own copy cannot be listed
         for v in members:
             copy = slot.copies.get(v.index)
             if copy is None:
-                failed = True
+                failed.add(v.index)
                 self._metrics.segments_lost.labels(variant=str(v.index), reason="missing").inc()
                 log.warning("variant %d: Owncast never listed segment %d:%d", v.index, *slot.key)
             elif copy.task.cancelled():
                 return
             elif (err := copy.task.exception()) is not None:
-                failed = True
+                failed.add(v.index)
                 self._lost(v, copy, err)
+            elif self._target is not None and not hls.fits_target(round(copy.source.duration, 3), self._target):
+                # Checked for every variant before any lists it: one generator refusing what the
+                # others list would leave it a number behind for good.
+                failed.add(v.index)
+                self._metrics.input_rejected.labels(reason="rejected").inc()
+                self._metrics.segments_lost.labels(variant=str(v.index), reason="rejected").inc()
+                log.warning("variant %d: segment %s not listed: EXTINF %.3fs does not fit target duration %ds",
+                            v.index, copy.source.name, copy.source.duration, self._target)
         if failed:
             # Listing it in some variants only would number them differently: drop it everywhere.
             for v in members:
                 if v.generator is not None:
                     v.generator.mark_gap()
-            for v in members:
-                if slot.copies.get(v.index) and not slot.copies[v.index].task.exception():
+                if v.index not in failed:
                     self._metrics.segments_lost.labels(variant=str(v.index), reason="sibling_lost").inc()
             return
         sequence = self._next_sequence
         discontinuity = slot.discontinuity or (self._last_run is not None and slot.key[0] != self._last_run)
+        wall = self._wall()  # one clock reading per slot: a date made up here is the same in every variant
         listed_any = False
         for v in members:
-            listed_any |= self._list(v, slot.copies[v.index], sequence, discontinuity, slot.key[0])
+            listed_any |= self._list(v, slot.copies[v.index], sequence, discontinuity, slot.key[0], wall)
         if listed_any:
             self._next_sequence += 1
             self._last_run = slot.key[0]
@@ -348,7 +360,7 @@ class Publisher:
         else:
             log.error("variant %d: segment %s lost to an unexpected error: %r", v.index, copy.source.name, err)
 
-    def _list(self, v: _Variant, copy: _Copy, sequence: int, discontinuity: bool, run: int) -> bool:
+    def _list(self, v: _Variant, copy: _Copy, sequence: int, discontinuity: bool, run: int, wall: float) -> bool:
         gen = v.generator
         assert gen is not None
         src = copy.source
@@ -361,7 +373,7 @@ class Publisher:
             key=copy.key,
         )
         try:
-            gen.append(segment, self._mono(), sequence, wall=self._wall())
+            gen.append(segment, self._mono(), sequence, wall=wall)
         except SegmentRejected as err:
             self._metrics.input_rejected.labels(reason="rejected").inc()
             self._metrics.segments_lost.labels(variant=str(v.index), reason="rejected").inc()
@@ -504,7 +516,8 @@ class Publisher:
             assert isinstance(raw_variants, dict)
             for name, raw in raw_variants.items():
                 gen_data = raw["generator"]
-                gen = ManifestGenerator.restore(gen_data, now, self._window) if gen_data else None
+                gen = ManifestGenerator.restore(gen_data, now, self._window, can_block_reload=self._can_block) \
+                    if gen_data else None
                 v = _Variant(int(name), generator=gen, created=now)
                 for seen in raw["seen"]:
                     v.seen[str(seen)] = None

@@ -36,6 +36,9 @@ class PlaylistSource(Protocol):
     def target_duration(self) -> int | None:
         """None until the first Owncast playlist was read."""
 
+    async def wait_for_sequence(self, variant: int, sequence: int, timeout: float) -> Rendered | None:
+        """The playlist once it lists `sequence` (or ended); None after `timeout`."""
+
 
 class HealthSource(Protocol):
     def health(self) -> tuple[bool, dict[str, object]]:
@@ -208,6 +211,8 @@ async def _master(request: web.Request) -> web.Response:
 
 
 async def _default_media(request: web.Request) -> web.Response:
+    if _BLOCKING_PARAMS & request.query.keys():
+        return await _blocking(request, request.app[DEFAULT_VARIANT])
     return _serve_playlist(request, request.app[DEFAULT_VARIANT])
 
 
@@ -217,7 +222,48 @@ async def _media(request: web.Request) -> web.Response:
     if len(digits) > _MAX_VARIANT_DIGITS or (digits != "0" and digits.startswith("0")):
         _count(request, "unknown", 404)
         return _unknown_variant()
+    if _BLOCKING_PARAMS & request.query.keys():
+        return await _blocking(request, int(digits))
     return _serve_playlist(request, int(digits))
+
+
+_BLOCKING_PARAMS = frozenset({"_HLS_msn", "_HLS_part", "_HLS_skip"})
+
+
+async def _blocking(request: web.Request, variant: int) -> web.Response:
+    """Blocking playlist reload (6.2.5.2): hold the request until segment _HLS_msn is listed."""
+    source = request.app[PLAYLISTS]
+    target = source.target_duration
+    current = source.media_playlist(variant) if target is not None else None
+    if target is None or current is None:
+        return _serve_playlist(request, variant)  # not ready / unknown, as for a plain request
+    query = request.query
+    if current.ended:  # 6.2.5.2: after EXT-X-ENDLIST the parameters are ignored
+        return _serve_playlist(request, variant)
+    msn_text = query.get("_HLS_msn")
+    if msn_text is None:
+        # _HLS_part without _HLS_msn is an error; _HLS_skip alone asks for a plain (full) playlist.
+        if "_HLS_part" in query:
+            return _bad_request(request, variant, "_HLS_part needs _HLS_msn")
+        return _serve_playlist(request, variant)
+    if not msn_text.isdigit() or len(msn_text) > 19 or not query.get("_HLS_part", "0").isdigit():
+        return _bad_request(request, variant, "_HLS_msn and _HLS_part must be whole numbers")
+    msn = int(msn_text)
+    if msn > current.last_sequence + hls.MSN_AHEAD_LIMIT:
+        return _bad_request(request, variant, f"_HLS_msn {msn} is too far ahead of {current.last_sequence}")
+    rendered = await source.wait_for_sequence(variant, msn, hls.block_timeout(target))
+    if rendered is None:
+        _count(request, str(variant), 503)
+        return web.Response(status=503, text="the stream is not advancing\n",
+                            headers={hdrs.CACHE_CONTROL: hls.UNREADY_CACHE_CONTROL})
+    response = _rendered(request, rendered, hls.blocking_cache_control(target))
+    _count(request, str(variant), response.status)
+    return response
+
+
+def _bad_request(request: web.Request, variant: int, why: str) -> web.Response:
+    _count(request, str(variant), 400)
+    return web.Response(status=400, text=why + "\n", headers={hdrs.CACHE_CONTROL: hls.UNREADY_CACHE_CONTROL})
 
 
 def _serve_playlist(request: web.Request, variant: int | None) -> web.Response:

@@ -87,6 +87,7 @@ class Service:
             on_removed=self.cleaner.schedule if self.cleaner else None,
             recorder=self.recorder,
             extra_state=self._extra_state,
+            can_block_reload=s.blocking_reload,
         )
         saved = self.state.load()
         if saved is not None:

@@ -167,6 +167,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("UPLOAD_CONCURRENCY", "uploads in flight at once", _int(1, 256), "8"),
     # A hung PUT holds back its variant's listing: keep this near a couple of segment durations.
     Setting("UPLOAD_TIMEOUT", "seconds one upload attempt may take before it is retried", _positive, "5"),
+    Setting("BLOCKING_RELOAD", "advertise and honour LL-HLS blocking playlist reload (_HLS_msn): players get "
+            "each new segment as soon as it is listed instead of polling", _bool, "true"),
     Setting("DELETE_OLD_SEGMENTS", "delete segments from the bucket once no playlist may list them", _bool, "true"),
     Setting("CLEANUP_MARGIN", "extra seconds a segment stays after the spec allows deleting it (CDN copies)",
             _non_negative, "60"),
@@ -195,6 +197,7 @@ class Settings:
     target_duration: int
     upload_concurrency: int
     upload_timeout: float
+    blocking_reload: bool
     delete_old_segments: bool
     cleanup_margin: float
     keep_recordings: bool

@@ -88,6 +88,8 @@ class ServiceProcess:
         return await self.start()
 
     async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+        if et is not None:  # shown by pytest with the failure: what the service was saying
+            print("--- service log (last 60 lines) ---", *self.lines[-60:], sep="\n")
         if self.proc is not None and self.proc.returncode is None:
             self.proc.kill()
             await self.proc.wait()

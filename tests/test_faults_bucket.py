@@ -92,6 +92,10 @@ async def test_kept_stream_gets_a_vod_playlist_and_nothing_is_deleted(
             while await status(http, vod_url) != 200:
                 await poll(http, service.url, owncast, seen)
                 await asyncio.sleep(0.2)
+        # The final version (with ENDLIST) is served before the recording is written; polling may have
+        # stopped just before it, so read it once more for the last segments.
+        await poll(http, service.url, owncast, seen)
+        assert seen.ended == {0, 1}
         async with http.get(f"{seaweed.public_url}/live/0/recording-{shortid}.m3u8") as r:
             assert r.headers["Content-Type"] == "application/vnd.apple.mpegurl"
             vod = await r.text()

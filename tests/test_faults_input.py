@@ -28,7 +28,7 @@ What the service does with each fault (the decisions these tests pin down):
 - symlinked variant folders and symlinked playlists are not read; stray files are ignored (a file of a
   type we do not publish that a playlist then lists is both: a stray when it appears, lost when listed).
 
-Known bugs outside the files these tests may fix are pinned by strict xfail tests at the end.
+The last tests pin bugs found here and fixed in the publisher (they were strict xfails first).
 Proving "logged once" means watching the log for a while after the fact (quiet_for): that is the one
 place these tests wait without a condition. FAULTS_DUMP=1 prints each service's log.
 """
@@ -757,13 +757,6 @@ async def test_symlinked_variant_folders_and_stray_files_are_ignored_once(rig: R
 # -- known bugs elsewhere (publisher.py, hls.py): failing tests that document them --------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="publisher.py numbers Owncast's segments media_sequence + i over SourcePlaylist.segments, which "
-    "leaves out rejected entries: an entry skipped in one variant shifts every later segment of that "
-    "variant by one, so the variants list different segments under one media sequence number (6.2.4)",
-)
 async def test_unsafe_entry_in_one_variant_keeps_the_variants_lined_up(rig: Rig) -> None:
     feed = rig.feed
     name = feed.name(feed.number)
@@ -782,13 +775,6 @@ def seen_tail(rig: Rig, v: int) -> list[str]:
     return rig.seen.names(v)[-3:]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="publisher.py lists the other variants' copies of a slot whose copy one variant's "
-    "ManifestGenerator rejected (EXTINF over the target duration): that generator's next sequence number "
-    "then lags the shared one, so it rejects every later segment and the variant freezes",
-)
 async def test_segment_too_long_in_one_variant_only_does_not_freeze_it(rig: Rig) -> None:
     long = rig.feed.slot(duration={0: 5.0})  # 5 s in variant 0 only; the target duration is 1 s
     after = await good_slots(rig, 3, timeout=4)
@@ -805,13 +791,6 @@ def _absurd_first_segment(feed: HandFedOwncast, outside: Path) -> None:
     feed.number += 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="publisher.py/hls.target_duration_for take the target duration from the first playlist with "
-    "no upper bound: one absurd EXTINF fixes EXT-X-TARGETDURATION (and the playlists' Cache-Control "
-    "max-age, half of it) at an absurd value for the life of the process",
-)
 @pytest.mark.parametrize("rig", [{"before_start": _absurd_first_segment}], indirect=True)
 async def test_absurd_duration_in_the_first_playlist_does_not_fix_the_target_duration(rig: Rig) -> None:
     await good_slots(rig, 1)

@@ -4,6 +4,7 @@ store (the bucket is the seam)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,7 @@ class World:
             listed.append(SourceSegment(name, duration, 1_800_000_000.0 + number, name == discontinuity_before, init))
         window = listed[-10:]
         ms = media_sequence if media_sequence is not None else int(window[0].name.rsplit("-", 1)[1].split(".")[0]) if window and window[0].name[-4:-3].isdigit() else 0
+        window = [dataclasses.replace(s, position=i) for i, s in enumerate(window)]  # as the parser numbers them
         self.pub.on_variant_playlist(variant, SourcePlaylist(1, ms, tuple(window), ended, True))
 
     async def settle(self) -> None:
