@@ -55,7 +55,7 @@ from array import array
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from multiprocessing.queues import Queue
 from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
@@ -97,7 +97,7 @@ def write_in_place(path: Path, data: bytes | memoryview) -> None:
 
 def ffmpeg_pdt(epoch: float) -> str:
     """EXT-X-PROGRAM-DATE-TIME the way ffmpeg's hls muxer writes it: milliseconds and +0000."""
-    text = datetime.fromtimestamp(epoch, tz=timezone.utc).isoformat(timespec="milliseconds")
+    text = datetime.fromtimestamp(epoch, tz=UTC).isoformat(timespec="milliseconds")
     return text.replace("+00:00", "+0000")
 
 
@@ -112,7 +112,7 @@ def vm_rss() -> int:
 
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 # ---------------------------------------------------------------------------------------------- Owncast
@@ -283,6 +283,7 @@ class Ledger:
         self.pending: list[deque[_Pending]] = [deque() for _ in range(VARIANTS)]
         self.written = 0
         self.listed = 0
+        self.listed_per = [0] * VARIANTS
         self.lost_expected = 0
         self.lost_unexpected = 0
         self.lost_examples: list[str] = []
@@ -306,6 +307,7 @@ class Ledger:
             self._lost(v, q.popleft(), "skipped: a later segment was listed")
         p = q.popleft()
         self.listed += 1
+        self.listed_per[v] += 1
         if self.measuring:
             self.delays.append(now - p.written)
 
@@ -623,12 +625,15 @@ async def main(args: argparse.Namespace) -> int:
                 hook.offer(variant, service.publisher.media_playlist(variant))
                 ledger.listed_copy(variant, segment.name, time.perf_counter())
 
+            progress: list[float] = [0.0, -1.0]  # [monotonic time of the last change, copies listed then]
+
             def sample() -> None:
                 for v in range(VARIANTS):
                     hook.offer(v, service.publisher.media_playlist(v))
 
             async def wait_until(done: Callable[[], bool], timeout: float) -> bool:
                 deadline = time.monotonic() + timeout
+                progress[:] = [time.monotonic(), ledger.listed]
                 while not done():
                     if time.monotonic() > deadline:
                         return False
@@ -638,7 +643,15 @@ async def main(args: argparse.Namespace) -> int:
                 return True
 
             def drained() -> bool:
-                return ledger.waiting() == 0 and service.publisher.queue_depth == 0
+                """Nothing in flight and every copy listed; or nothing in flight and nothing listed for 3 s
+                (a copy the service will never list must not stall the run)."""
+                if service.publisher.queue_depth:
+                    return False
+                if ledger.waiting() == 0:
+                    return True
+                if ledger.listed != progress[1]:
+                    progress[:] = [time.monotonic(), ledger.listed]
+                return time.monotonic() - progress[0] > 3.0
 
             def all_ended() -> bool:
                 return all(hook.ended(service.publisher.media_playlist(v)) for v in range(VARIANTS))
@@ -737,7 +750,8 @@ async def main(args: argparse.Namespace) -> int:
           f"{owncast.inode_reused} times; the service's watcher said it re-armed {tally.rearmed} times")
     print(f"segments written:          {owncast.files} ({owncast.files // VARIANTS} per variant, "
           f"{owncast.bytes / MB:.1f} MB)")
-    print(f"segments listed:           {ledger.listed}")
+    print(f"segments listed:           {ledger.listed} ("
+          + ", ".join(f"variant {v}: {c}" for v, c in enumerate(ledger.listed_per)) + ")")
     print(f"segments lost, expected:   {ledger.lost_expected} ({counts['deleted before upload']} deleted on "
           f"purpose + their sibling copies, dropped so the variants stay aligned)")
     print(f"segments lost, unexpected: {ledger.lost_unexpected}")
