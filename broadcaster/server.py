@@ -8,6 +8,7 @@ here: the playlists point at the bucket.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 from pathlib import Path
@@ -50,6 +51,7 @@ HEALTH = web.AppKey[HealthSource]("health")
 METRICS = web.AppKey("metrics", Metrics)
 DEFAULT_VARIANT = web.AppKey("default_variant", int)
 VIEWER_DIR = web.AppKey("viewer_dir", Path)  # resolved; only set when a viewer is served
+_COUNTERS = web.AppKey("playlist_request_counters", dict)  # (label, status) -> labelled counter
 
 SERVER_NAME = "hls-broadcaster"  # aiohttp's default Server header names its and Python's versions
 NO_STORE = "no-store"  # health and metrics are live readings; a cached one would lie
@@ -103,6 +105,7 @@ def create_app(
     app[HEALTH] = health
     app[METRICS] = metrics
     app[DEFAULT_VARIANT] = default_variant
+    app[_COUNTERS] = {}
     r = app.router
     r.add_get("/live/master.m3u8", _master)
     r.add_get("/live/playlist.m3u8", _default_media)
@@ -298,7 +301,13 @@ def _serve_playlist(request: web.Request, variant: int | None) -> web.Response:
 
 
 def _count(request: web.Request, label: str, status: int) -> None:
-    request.app[METRICS].playlist_requests.labels(playlist=label, status=str(status)).inc()
+    # Label lookups take a lock and build a tuple; the few (label, status) pairs are cached per app.
+    children = request.app[_COUNTERS]
+    child = children.get((label, status))
+    if child is None:
+        child = children[(label, status)] = request.app[METRICS].playlist_requests.labels(
+            playlist=label, status=str(status))
+    child.inc()
 
 
 def _rendered(request: web.Request, rendered: Rendered, cache_control: str) -> web.Response:
@@ -320,6 +329,7 @@ def _none_match(request: web.Request, etag: str) -> bool:
     return any(tag.value in (value, "*") for tag in tags)
 
 
+@functools.lru_cache(maxsize=256)  # clients send the same few headers over and over
 def _accepts_gzip(accept_encoding: str) -> bool:
     """RFC 9110 12.5.3: gzip (or x-gzip, else "*") listed with q > 0. Plain is always acceptable."""
     wildcard = 0.0
