@@ -18,7 +18,8 @@ VARIANT_PLAYLIST = "stream.m3u8"
 
 # A plain file name: no folders, no "..", no URL escapes, queries or schemes.
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}")
-_STREAM_NAME = re.compile(r"stream-(?P<id>[A-Za-z0-9_]+)-\d+\.[a-z0-9]+")
+# Owncast's shortid alphabet includes '-' and '_': the id is everything up to the last "-<n>".
+_STREAM_NAME = re.compile(r"stream-(?P<id>[A-Za-z0-9_-]+)-\d+\.[a-z0-9]+")
 _VARIANT_URI = re.compile(r"(?P<index>\d{1,3})/[A-Za-z0-9_.-]+\.m3u8")
 
 
@@ -111,6 +112,10 @@ def parse_media_playlist(text: str) -> SourcePlaylist:
                 position=position,
             )
         )
+    if not playlist.segments and not playlist.is_endlist:
+        # Owncast always lists at least one segment: this is a file cut right after its header, and
+        # taking its (missing) media sequence as 0 would look like a transcoder restart.
+        raise PlaylistError("incomplete playlist (no segment listed yet)")
     return SourcePlaylist(
         target_duration=int(playlist.target_duration),
         media_sequence=int(playlist.media_sequence or 0),

@@ -266,8 +266,24 @@ class Publisher:
             self._advance()
 
     def _participants(self, key: SlotKey) -> list[_Variant]:
-        """Variants that take part in a slot: those that had joined its run by then."""
-        return [v for v in self._variants.values() if v.first.get(key[0], _END + 1) <= key[1]]
+        """Variants that take part in a slot: those that had joined its run by then, and every variant
+        that has listed before and is still producing, even if it has not read the new run's playlist
+        yet. A variant that has listed must be in every slot, or its numbering would fall behind the
+        others' for good; an empty one may join at any number."""
+        now = self._mono()
+        gone_after = 3 * (self._target or 3)
+        members = []
+        for v in self._variants.values():
+            first = v.first.get(key[0])
+            if first is not None:
+                if first <= key[1]:
+                    members.append(v)
+                elif v.generator is not None and v.generator.segment_count:
+                    members.append(v)  # joined this run after the slot: absent, so the slot is dropped
+            elif (v.generator is not None and v.generator.segment_count and v.last_new_segment is not None
+                  and now - v.last_new_segment < gone_after and (v.last_key or (-1, -1))[0] < key[0]):
+                members.append(v)  # has not seen this run yet: wait for it (or for it to go quiet)
+        return members
 
     def _advance(self) -> None:
         while self._order:

@@ -121,7 +121,9 @@ class HlsWatcher:
                         self._on_changes(changes)
                     else:
                         self.scan()
-                    if self._identity() != identity:
+                    # The folder itself deleted: the new one may even get the old inode number back.
+                    root_deleted = any(c == watchfiles.Change.deleted and p == str(self._dir) for c, p in changes)
+                    if root_deleted or self._identity() != identity:
                         log.info("%s was replaced; watching the new folder", self._dir)
                         break
             except asyncio.CancelledError:

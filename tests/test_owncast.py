@@ -101,3 +101,12 @@ def test_master_playlist_variants() -> None:
 def test_master_without_usable_variants_is_an_error() -> None:
     with pytest.raises(PlaylistError):
         parse_master_playlist("#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\n../../x.m3u8\n")
+
+
+def test_a_playlist_cut_right_after_its_header_is_incomplete() -> None:
+    with pytest.raises(PlaylistError):
+        parse_media_playlist("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:1\n")
+
+
+def test_stream_ids_may_contain_dashes() -> None:
+    assert stream_id("stream-ab-DEF_23-14.ts") == "ab-DEF_23"

@@ -342,3 +342,42 @@ async def test_many_waiters_cost_no_tasks(world: World) -> None:
     world.owncast_lists(0, "stream-a-1.ts")
     results = await asyncio.gather(*waiters)
     assert all(r is results[0] and r is not None for r in results)
+
+
+async def test_a_variant_that_reads_the_new_run_late_stays_in_step(world: World) -> None:
+    for v in (0, 1):
+        world.owncast_lists(v, "stream-a-0.ts", "stream-a-1.ts")
+    await world.settle()
+    # Owncast restarts; variant 0's first new segments are uploaded before variant 1's playlist is read.
+    world.segments[0] = []
+    world.owncast_lists(0, "stream-b-0.ts", "stream-b-1.ts", media_sequence=0)
+    await asyncio.sleep(0.05)
+    assert world.uris(0)[-1] == "stream-a-1.ts"  # held for variant 1
+    world.segments[1] = []
+    world.owncast_lists(1, "stream-b-0.ts", "stream-b-1.ts", "stream-b-2.ts", media_sequence=0)
+    world.owncast_lists(0, "stream-b-2.ts")
+    await world.settle()
+    assert world.uris(0) == world.uris(1)
+    assert world.uris(0)[-3:] == ["stream-b-0.ts", "stream-b-1.ts", "stream-b-2.ts"]
+
+
+async def test_a_variant_that_joins_a_run_after_its_first_slot_drops_that_slot(world: World) -> None:
+    for v in (0, 1):
+        world.owncast_lists(v, "stream-a-0.ts")
+    await world.settle()
+    world.segments[0] = []
+    world.segments[1] = []
+    world.owncast_lists(0, "stream-b-0.ts", "stream-b-1.ts", media_sequence=0)
+    world.owncast_lists(1, "stream-b-1.ts", media_sequence=1)  # its list already moved past b-0
+    for v in (0, 1):
+        world.owncast_lists(v, "stream-b-2.ts")
+    await world.settle()
+    assert world.uris(0) == world.uris(1) == ["stream-a-0.ts", "stream-b-1.ts", "stream-b-2.ts"]
+
+
+async def test_shortids_with_dashes_are_one_run(world: World) -> None:
+    for v in (0, 1):
+        world.owncast_lists(v, "stream-ab-DEF_23-0.ts", "stream-ab-DEF_23-1.ts")
+    await world.settle()
+    assert world.uris(0) == world.uris(1) == ["stream-ab-DEF_23-0.ts", "stream-ab-DEF_23-1.ts"]
+    assert "#EXT-X-DISCONTINUITY\n" not in world.text(0)
