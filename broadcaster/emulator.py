@@ -24,7 +24,6 @@ import logging
 import os
 import secrets
 import shutil
-import signal
 import tempfile
 import weakref
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from typing import Literal, Self
 
 from aiohttp import StreamReader, web
 
+from broadcaster.children import GroupKiller, child_argv, stop_child
 from broadcaster.ffmpeg import ffmpeg_exe
 
 log = logging.getLogger(__name__)
@@ -158,33 +158,6 @@ def listed_segments(playlist_text: str) -> list[str]:
 # --- child processes ---------------------------------------------------------------
 
 
-class _GroupKiller:
-    """SIGKILLs a child's process group unless the child is known to be gone.
-
-    Registered with weakref.finalize, so it also runs at interpreter exit or when the
-    owner is garbage collected without close() (e.g. a test's event loop torn down).
-    """
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.done = False
-
-    def __call__(self) -> None:
-        if self.done:
-            return
-        self.done = True
-        try:
-            os.killpg(self.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-
-def child_argv(argv: list[str]) -> list[str]:
-    """Prefix setpriv --pdeathsig so the child dies even if Python is SIGKILLed."""
-    setpriv = shutil.which("setpriv")
-    return [setpriv, "--pdeathsig", "KILL", "--", *argv] if setpriv else argv
-
-
 async def _run_once(argv: list[str], timeout: float = 60.0) -> None:
     """Run a short ffmpeg job; raise EmulatorError with its output if it fails."""
     proc = await asyncio.create_subprocess_exec(
@@ -197,7 +170,7 @@ async def _run_once(argv: list[str], timeout: float = 60.0) -> None:
     try:
         _, err = await asyncio.wait_for(proc.communicate(), timeout)
     except BaseException:
-        _GroupKiller(proc.pid)()
+        GroupKiller(proc.pid)()
         await proc.wait()
         raise
     if proc.returncode != 0:
@@ -299,7 +272,7 @@ class OwncastEmulator:
         self._tmp_dir: Path | None = None
         self._shortid: str | None = None
         self._proc: asyncio.subprocess.Process | None = None
-        self._killer: _GroupKiller | None = None
+        self._killer: GroupKiller | None = None
         self._finalizer: weakref.finalize[[], OwncastEmulator] | None = None
         self._stopping = False
         self._stderr_task: asyncio.Task[None] | None = None
@@ -386,7 +359,7 @@ class OwncastEmulator:
         )
         self._proc = proc
         self._stopping = False
-        self._killer = _GroupKiller(proc.pid)
+        self._killer = GroupKiller(proc.pid)
         self._finalizer = weakref.finalize(self, self._killer)
         self._stderr_task = asyncio.create_task(self._read_stderr(proc))
         self._watch_task = asyncio.create_task(self._watch(proc))
@@ -589,27 +562,11 @@ class OwncastEmulator:
             return False
         self._stopping = True
         try:
-            if proc.returncode is None:
-                # SIGTERM makes ffmpeg finish the current segment and playlist, like an
-                # RTMP input that ends; SIGKILL the group only if it hangs.
-                try:
-                    proc.send_signal(signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-                try:
-                    await asyncio.wait_for(proc.wait(), _STOP_TIMEOUT)
-                except TimeoutError:
-                    log.warning(
-                        "ffmpeg pid %d ignored SIGTERM for %.0f s; killing it", proc.pid, _STOP_TIMEOUT
-                    )
-                    if self._killer is not None:
-                        self._killer()
-                    await proc.wait()
+            # SIGTERM to ffmpeg alone makes it finish the current segment and playlist, like an RTMP
+            # input that ends; the group is SIGKILLed only if it hangs.
+            await stop_child(proc, self._killer, self._finalizer, name="ffmpeg", timeout=_STOP_TIMEOUT,
+                             whole_group=False)
         finally:
-            if self._killer is not None:
-                self._killer.done = True
-            if self._finalizer is not None:
-                self._finalizer.detach()
             tasks = [t for t in (self._stderr_task, self._watch_task) if t is not None]
             if tasks:
                 await asyncio.wait(tasks, timeout=5.0)

@@ -16,7 +16,6 @@ import os
 import random
 import re
 import shutil
-import signal
 import socket
 import time
 import weakref
@@ -29,6 +28,8 @@ import aiohttp
 from aiobotocore.session import get_session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+
+from broadcaster.children import GroupKiller, stop_child
 
 log = logging.getLogger(__name__)
 
@@ -132,29 +133,6 @@ def remove_stale_sockets(ports: Iterable[int]) -> None:
                     sock.unlink(missing_ok=True)
 
 
-class _GroupKiller:
-    """SIGKILLs the server's process group unless it is known to be gone.
-
-    Registered with weakref.finalize, so it also runs at interpreter exit or when the
-    owner is garbage collected without close() (e.g. a test's event loop torn down).
-    """
-
-    def __init__(self, pid: int, ports: Iterable[int]) -> None:
-        self.pid = pid
-        self.ports = tuple(ports)
-        self.done = False
-
-    def __call__(self) -> None:
-        if self.done:
-            return
-        self.done = True
-        try:
-            os.killpg(self.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            return
-        remove_stale_sockets(self.ports)
-
-
 class SeaweedS3:
     """`weed mini` on 127.0.0.1 with signed access for one key and public reads of one bucket."""
 
@@ -174,7 +152,7 @@ class SeaweedS3:
         self.startup_timeout = startup_timeout
         self._ports: dict[str, int] = {}
         self._proc: asyncio.subprocess.Process | None = None
-        self._killer: _GroupKiller | None = None
+        self._killer: GroupKiller | None = None
         self._finalizer: weakref.finalize[[], SeaweedS3] | None = None
         self._closed = False
         self._log_offset = 0
@@ -323,7 +301,8 @@ class SeaweedS3:
                 start_new_session=True,  # own process group, killable as a whole
                 cwd=self.work_dir,
             )
-        self._killer = _GroupKiller(self._proc.pid, self._ports.values())
+        ports = tuple(self._ports.values())
+        self._killer = GroupKiller(self._proc.pid, after=lambda: remove_stale_sockets(ports))
         self._finalizer = weakref.finalize(self, self._killer)
 
     def _run_log(self) -> list[str]:
@@ -396,25 +375,9 @@ class SeaweedS3:
         if proc is None:
             return
         try:
-            if proc.returncode is None:
-                try:
-                    os.killpg(proc.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-                try:
-                    await asyncio.wait_for(proc.wait(), _STOP_TIMEOUT)
-                except TimeoutError:
-                    log.warning(
-                        "SeaweedFS pid %d ignored SIGTERM for %.0f s; killing it", proc.pid, _STOP_TIMEOUT
-                    )
-                    if self._killer is not None:
-                        self._killer()
-                    await proc.wait()
+            await stop_child(proc, self._killer, self._finalizer, name="SeaweedFS", timeout=_STOP_TIMEOUT,
+                             whole_group=True)
         finally:
-            if self._killer is not None:
-                self._killer.done = True
-            if self._finalizer is not None:
-                self._finalizer.detach()
             self._proc = None
             self._killer = self._finalizer = None
             remove_stale_sockets(self._ports.values())
