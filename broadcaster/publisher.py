@@ -24,6 +24,7 @@ from .owncast import SourcePlaylist, SourceSegment, SourceVariant, stream_id
 from .recorder import Recorder
 from .state import StateFile
 from .uploader import SegmentLost, Uploader
+from .urls import PublicUrls, SegmentUrls
 
 log = logging.getLogger(__name__)
 
@@ -102,12 +103,13 @@ class Publisher:
         recorder: Recorder | None = None,
         extra_state: Callable[[], dict[str, object]] | None = None,
         can_block_reload: bool = False,
+        urls: SegmentUrls | None = None,
     ) -> None:
         self._hls_dir = hls_dir
         self._uploader = uploader
         self._metrics = metrics
         self._prefix = key_prefix.strip("/")
-        self._public_url = public_url.rstrip("/")
+        self._urls = urls or PublicUrls(public_url)
         self._window = window_seconds
         self._target = target_duration or None
         self._wall = wall_clock
@@ -381,11 +383,11 @@ class Publisher:
         assert gen is not None
         src = copy.source
         segment = ListedSegment(
-            uri=f"{self._public_url}/{copy.key}",
+            uri=self._urls.segment(copy.key),
             duration=src.duration,
             program_date_time=src.program_date_time,
             discontinuity=discontinuity,
-            init_uri=f"{self._public_url}/{copy.init_key}" if copy.init_key else None,
+            init_uri=self._urls.init(copy.init_key) if copy.init_key else None,
             key=copy.key,
         )
         try:

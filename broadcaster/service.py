@@ -20,6 +20,7 @@ from .settings import Settings
 from .state import StateFile
 from .store import S3Store, StoreError
 from .uploader import Uploader
+from .urls import segment_urls
 from .watcher import HlsWatcher
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,7 @@ class Service:
             recorder=self.recorder,
             extra_state=self._extra_state,
             can_block_reload=s.blocking_reload,
+            urls=segment_urls(s.r2_public_url),
         )
         saved = self.state.load()
         if saved is not None:

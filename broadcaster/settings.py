@@ -30,6 +30,10 @@ def _url(value: str) -> str:
     return value.rstrip("/")
 
 
+def _optional_url(value: str) -> str:
+    return _url(value) if value.strip() else ""
+
+
 def _bucket(value: str) -> str:
     if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", value):
         raise ValueError("expected 3-63 lowercase letters, digits, '.' or '-'")
@@ -156,7 +160,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("AWS_SECRET_ACCESS_KEY", "R2 API token's secret (prefer the environment or .env to a flag)",
             _nonempty, secret=True),
     Setting("AWS_BUCKET_NAME", "bucket the segments go to", _bucket),
-    Setting("R2_PUBLIC_URL", "public base URL viewers fetch segments from (custom domain or r2.dev)", _url),
+    Setting("R2_PUBLIC_URL", "public base URL viewers fetch segments from (custom domain or r2.dev); not used "
+            "with SEGMENT_URLS=presigned", _optional_url, ""),
     Setting("R2_KEY_PREFIX", "folder in the bucket; keys are PREFIX/<variant>/<file>", _prefix, "live"),
     Setting("HOST", "address to listen on; the tunnel connects locally", _nonempty, "127.0.0.1"),
     Setting("PORT", "port to listen on (0 picks a free one)", _int(0, 65535), "3000"),
@@ -169,6 +174,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("UPLOAD_TIMEOUT", "seconds one upload attempt may take before it is retried", _positive, "5"),
     Setting("BLOCKING_RELOAD", "advertise and honour LL-HLS blocking playlist reload (_HLS_msn): players get "
             "each new segment as soon as it is listed instead of polling", _bool, "true"),
+    Setting("PUBLISH_PLAYLISTS", "also upload every playlist version to the bucket (PREFIX/master.m3u8, "
+            "PREFIX/<variant>/playlist.m3u8), so viewers can load playlists from the CDN and not from this VM",
+            _bool, "false"),
+    Setting("SEGMENT_URLS", "'public' (R2_PUBLIC_URL/key) or 'presigned' (private bucket: each segment is "
+            "listed with a GET URL signed once for PRESIGN_EXPIRY seconds)", _choice("public", "presigned"),
+            "public"),
+    Setting("PRESIGN_EXPIRY", "lifetime in seconds of presigned segment URLs; must outlast a segment's whole "
+            "time in the playlists (at most 7 days)", _int(60, 604800), "3600"),
     Setting("DELETE_OLD_SEGMENTS", "delete segments from the bucket once no playlist may list them", _bool, "true"),
     Setting("CLEANUP_MARGIN", "extra seconds a segment stays after the spec allows deleting it (CDN copies)",
             _non_negative, "60"),
@@ -198,6 +211,9 @@ class Settings:
     upload_concurrency: int
     upload_timeout: float
     blocking_reload: bool
+    publish_playlists: bool
+    segment_urls: str
+    presign_expiry: int
     delete_old_segments: bool
     cleanup_margin: float
     keep_recordings: bool
@@ -245,4 +261,28 @@ def load_settings(
         except ValueError as err:
             shown = "" if s.secret else f"={raw!r}"
             raise SettingsError(f"{source}{shown}: {err}") from None
-    return Settings(**values)
+    settings = Settings(**values)
+    _check_together(settings)
+    return settings
+
+
+def _check_together(s: Settings) -> None:
+    """Settings that are each valid but do not work together."""
+    if s.segment_urls == "public" and not s.r2_public_url:
+        raise SettingsError(
+            "R2_PUBLIC_URL is not set: the public base URL viewers fetch segments from (custom domain or "
+            "r2.dev), or set SEGMENT_URLS=presigned for a private bucket"
+        )
+    if s.segment_urls == "presigned" and s.publish_playlists:
+        raise SettingsError(
+            "PUBLISH_PLAYLISTS=true needs a publicly readable bucket, SEGMENT_URLS=presigned is for a private "
+            "one: choose one of them"
+        )
+    # A presigned URL is listed for about a window, then stays fetchable while a player may still hold
+    # a playlist that lists it (6.2.2) plus CLEANUP_MARGIN; an expiry inside that breaks playback.
+    needed = 3 * s.window_seconds + s.cleanup_margin
+    if s.segment_urls == "presigned" and s.presign_expiry < needed:
+        raise SettingsError(
+            f"PRESIGN_EXPIRY={s.presign_expiry} is shorter than a segment's life in the playlists "
+            f"(3 x WINDOW_SECONDS + CLEANUP_MARGIN = {needed:.0f}s): raise it"
+        )
