@@ -94,9 +94,11 @@ MSN_AHEAD_LIMIT = 2
 BLOCK_TIMEOUT_TARGET_DURATIONS = 3
 
 
-def server_control(target_duration: int) -> str:
-    """The EXT-X-SERVER-CONTROL line of a playlist served by an origin that can block."""
-    return f"#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,HOLD-BACK={HOLD_BACK_TARGET_DURATIONS * target_duration:.1f}"
+def server_control(target_duration: int, *, can_skip: bool = False) -> str:
+    """The EXT-X-SERVER-CONTROL line of a playlist served by an origin that can block (4.4.3.8)."""
+    skip = f"CAN-SKIP-UNTIL={skip_until(target_duration):.1f}," if can_skip else ""
+    hold_back = HOLD_BACK_TARGET_DURATIONS * target_duration
+    return f"#EXT-X-SERVER-CONTROL:{skip}CAN-BLOCK-RELOAD=YES,HOLD-BACK={hold_back:.1f}"
 
 
 def block_timeout(target_duration: int) -> float:
@@ -107,3 +109,24 @@ def blocking_cache_control(target_duration: int) -> str:
     """An answer to a blocking request has a URL of its own: it may be cached for six target
     durations (appendix B.1), which lets a CDN collapse many viewers' identical requests."""
     return f"public, max-age={6 * target_duration}"
+
+
+# -- Playlist delta updates (6.2.5.1, 4.4.5.2) ------------------------------------------------------
+
+# CAN-SKIP-UNTIL is at least six target durations: a delta update keeps that much of the playlist's end.
+SKIP_UNTIL_TARGET_DURATIONS = 6
+# Delta updates are offered only when a window this long lets them leave out a third or more of it;
+# below that the saving does not pay for a second rendering per version.
+DELTA_MIN_WINDOW_TARGET_DURATIONS = 9
+# EXT-X-SKIP needs EXT-X-VERSION 9 (8); only the delta update itself says so.
+DELTA_PLAYLIST_VERSION = 9
+# _HLS_skip=YES skips segments; v2 also skips date ranges, which these playlists never carry.
+SKIP_REQUEST_VALUES = frozenset({"YES", "v2"})
+
+
+def skip_until(target_duration: int) -> float:
+    return float(SKIP_UNTIL_TARGET_DURATIONS * target_duration)
+
+
+def offers_delta_updates(window_seconds: float, target_duration: int) -> bool:
+    return window_seconds >= DELTA_MIN_WINDOW_TARGET_DURATIONS * target_duration

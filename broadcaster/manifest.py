@@ -53,12 +53,15 @@ class _Entry:
 class Rendered:
     """One rendering of a playlist: the bytes, a strong ETag, and a gzip copy made on first demand."""
 
-    __slots__ = ("body", "etag", "_gzip", "last_sequence", "ended")
+    __slots__ = ("body", "etag", "_gzip", "last_sequence", "ended", "delta")
 
-    def __init__(self, body: bytes, *, last_sequence: int = -1, ended: bool = False) -> None:
+    def __init__(
+        self, body: bytes, *, last_sequence: int = -1, ended: bool = False, delta: Rendered | None = None
+    ) -> None:
         self.body = body
         self.last_sequence = last_sequence  # for blocking reload: which _HLS_msn this answers
         self.ended = ended
+        self.delta = delta  # the same version as a delta update (_HLS_skip), when one is offered
         self.etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
         self._gzip: bytes | None = None
 
@@ -93,6 +96,8 @@ class ManifestGenerator:
         self.independent_segments = independent_segments
         # Only an origin that holds requests may say so; a playlist copied to a bucket must not (6.2.5.2).
         self.can_block_reload = can_block_reload
+        # Delta updates are answered by the same origin, and only pay off in a long enough window.
+        self.can_skip = can_block_reload and hls.offers_delta_updates(self.window_seconds, target_duration)
         self._entries: deque[_Entry] = deque()
         self._next_sequence = 0
         self._media_sequence = 0
@@ -101,6 +106,7 @@ class ManifestGenerator:
         self._ended = False
         self._pending_discontinuity = False
         self._rendered: Rendered | None = None
+        self._edge: Rendered | None = None
         self._removed: list[Removed] = []
         self._longest = 0.0  # the longest this playlist has been, for how long removed segments must stay
 
@@ -179,14 +185,14 @@ class ManifestGenerator:
         self._ended = False  # a stream that comes back continues the same playlist
         self._longest = max(self._longest, self._duration)
         self._slide(now)
-        self._rendered = None
+        self._rendered = self._edge = None
         return entry.sequence
 
     def end(self) -> None:
         """6.2.1: the stream ended; EXT-X-ENDLIST is appended and the playlist stops changing."""
         if not self._ended and self._entries:
             self._ended = True
-            self._rendered = None
+            self._rendered = self._edge = None
 
     def _slide(self, now: float) -> None:
         """Remove from the front while the rest still covers the window (6.2.2).
@@ -263,26 +269,57 @@ class ManifestGenerator:
     # -- output ------------------------------------------------------------------------------------
 
     def render(self) -> Rendered:
+        """The origin's playlist (with SERVER-CONTROL when it can block), and its delta update if offered."""
         if self._rendered is None:
-            self._rendered = Rendered(
-                self._render_text().encode(), last_sequence=self._next_sequence - 1, ended=self._ended
-            )
+            last, ended = self._next_sequence - 1, self._ended
+            skipped = self._skippable() if self.can_skip and not ended else 0
+            delta = Rendered(self._render_text(self.can_block_reload, skipped).encode(), last_sequence=last,
+                             ended=ended) if skipped else None
+            self._rendered = Rendered(self._render_text(self.can_block_reload).encode(), last_sequence=last,
+                                      ended=ended, delta=delta)
         return self._rendered
 
-    def _render_text(self) -> str:
+    def render_edge(self) -> Rendered:
+        """The same version for a static host (the bucket): it cannot block or answer _HLS_skip (6.2.5.2)."""
+        if not self.can_block_reload:
+            return self.render()
+        if self._edge is None:
+            self._edge = Rendered(self._render_text(False).encode(), last_sequence=self._next_sequence - 1,
+                                  ended=self._ended)
+        return self._edge
+
+    def _skippable(self) -> int:
+        """How many segments a delta update replaces with EXT-X-SKIP: the oldest ones, keeping at
+        least CAN-SKIP-UNTIL seconds of the playlist's end (6.2.5.1)."""
+        keep = hls.skip_until(self.target_duration)
+        remaining, skipped = self._duration, 0
+        for e in self._entries:
+            if remaining - e.segment.duration < keep:
+                break
+            remaining -= e.segment.duration
+            skipped += 1
+        return skipped
+
+    def _render_text(self, server_control: bool, skipped: int = 0) -> str:
         has_map = any(e.segment.init_uri for e in self._entries)
+        version = hls.DELTA_PLAYLIST_VERSION if skipped else hls.playlist_version(has_map=has_map)
         lines = [
             "#EXTM3U",
-            f"#EXT-X-VERSION:{hls.playlist_version(has_map=has_map)}",
+            f"#EXT-X-VERSION:{version}",
             f"#EXT-X-TARGETDURATION:{self.target_duration}",
-            *([hls.server_control(self.target_duration)] if self.can_block_reload else []),
+            *([hls.server_control(self.target_duration, can_skip=self.can_skip)] if server_control else []),
             f"#EXT-X-MEDIA-SEQUENCE:{self._media_sequence}",
             f"#EXT-X-DISCONTINUITY-SEQUENCE:{self._discontinuity_sequence}",
         ]
         if self.independent_segments:
             lines.append("#EXT-X-INDEPENDENT-SEGMENTS")
+        if skipped:
+            # 4.4.5.2: replaces the skipped segments' URIs and every tag that applied to them.
+            lines.append(f"#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}")
         current_map: str | None = None
-        for e in self._entries:
+        for i, e in enumerate(self._entries):
+            if i < skipped:
+                continue
             if e.discontinuity:
                 lines.append("#EXT-X-DISCONTINUITY")
             init = e.segment.init_uri

@@ -241,14 +241,18 @@ async def _blocking(request: web.Request, variant: int) -> web.Response:
     if target is None or current is None:
         return _serve_playlist(request, variant)  # not ready / unknown, as for a plain request
     query = request.query
+    skip_text = query.get("_HLS_skip")
+    if skip_text is not None and skip_text not in hls.SKIP_REQUEST_VALUES:
+        return _bad_request(request, variant, "_HLS_skip must be YES or v2")
+    skip = skip_text is not None
     if current.ended:  # 6.2.5.2: after EXT-X-ENDLIST the parameters are ignored
         return _serve_playlist(request, variant)
     msn_text = query.get("_HLS_msn")
     if msn_text is None:
-        # _HLS_part without _HLS_msn is an error; _HLS_skip alone asks for a plain (full) playlist.
+        # _HLS_part without _HLS_msn is an error; _HLS_skip alone asks for a delta update at once.
         if "_HLS_part" in query:
             return _bad_request(request, variant, "_HLS_part needs _HLS_msn")
-        return _serve_playlist(request, variant)
+        return _serve_playlist(request, variant, skip=skip)
     if not msn_text.isdigit() or len(msn_text) > 19 or not query.get("_HLS_part", "0").isdigit():
         return _bad_request(request, variant, "_HLS_msn and _HLS_part must be whole numbers")
     msn = int(msn_text)
@@ -259,6 +263,8 @@ async def _blocking(request: web.Request, variant: int) -> web.Response:
         _count(request, str(variant), 503)
         return web.Response(status=503, text="the stream is not advancing\n",
                             headers={hdrs.CACHE_CONTROL: hls.UNREADY_CACHE_CONTROL})
+    if skip and rendered.delta is not None:
+        rendered = rendered.delta  # a client that cannot use it asked without _HLS_skip (6.2.5.1)
     response = _rendered(request, rendered, hls.blocking_cache_control(target))
     _count(request, str(variant), response.status)
     return response
@@ -269,7 +275,7 @@ def _bad_request(request: web.Request, variant: int, why: str) -> web.Response:
     return web.Response(status=400, text=why + "\n", headers={hdrs.CACHE_CONTROL: hls.UNREADY_CACHE_CONTROL})
 
 
-def _serve_playlist(request: web.Request, variant: int | None) -> web.Response:
+def _serve_playlist(request: web.Request, variant: int | None, *, skip: bool = False) -> web.Response:
     """The multivariant playlist (variant None) or a media playlist, counted by label and status.
 
     Not ready (503, retried by players) vs unknown (404, fatal in hls.js): nothing is ready while the
@@ -289,6 +295,8 @@ def _serve_playlist(request: web.Request, variant: int | None) -> web.Response:
             rendered = source.master_playlist() if variant is None else source.media_playlist(variant)
             if rendered is not None:
                 label = label if variant is None else str(variant)
+                if skip and rendered.delta is not None:
+                    rendered = rendered.delta
                 response = _rendered(request, rendered, hls.playlist_cache_control(target))
             elif variant is None or variant == default:
                 response = _not_ready()

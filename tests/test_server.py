@@ -39,9 +39,9 @@ class CountingGenerator(ManifestGenerator):
 
     renders = 0
 
-    def _render_text(self) -> str:
+    def _render_text(self, server_control: bool, skipped: int = 0) -> str:
         self.renders += 1
-        return super()._render_text()
+        return super()._render_text(server_control, skipped)
 
 
 class FakePlaylists:

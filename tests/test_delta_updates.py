@@ -1,0 +1,208 @@
+"""Playlist delta updates (6.2.5.1, 4.4.5.2): EXT-X-SKIP answers to _HLS_skip, merged back by the client.
+
+Each delta update is merged onto the previous full version the way a client does it, and the result
+must be exactly the current full version's segments. The parsing here is independent of the renderer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from broadcaster import hls
+from broadcaster.hls_check import MediaPlaylistChecker
+from broadcaster.manifest import ListedSegment, ManifestGenerator
+from broadcaster.server import create_app
+from tests.test_publisher import World
+
+T0 = 1_800_000_000.0
+
+
+@dataclass(frozen=True)
+class Seg:
+    sequence: int
+    uri: str
+    duration: float
+    pdt: str
+    discontinuity: bool
+    map_uri: str | None  # the EXT-X-MAP in force for it
+
+
+@dataclass
+class Parsed:
+    version: int
+    media_sequence: int
+    discontinuity_sequence: int
+    server_control: str | None
+    skipped: int
+    segments: list[Seg]
+    ended: bool
+
+
+def parse(text: str) -> Parsed:
+    lines = text.splitlines()
+    assert lines[0] == "#EXTM3U" and text.endswith("\n")
+    tags = {}
+    for line in lines:
+        if line.startswith("#EXT-X-") and ":" in line:
+            tags.setdefault(line.split(":", 1)[0], line.split(":", 1)[1])
+    media_sequence = int(tags["#EXT-X-MEDIA-SEQUENCE"])
+    skipped = int(re.fullmatch(r"SKIPPED-SEGMENTS=(\d+)", tags["#EXT-X-SKIP"]).group(1)) \
+        if "#EXT-X-SKIP" in tags else 0  # type: ignore[union-attr]
+    segments: list[Seg] = []
+    disc, pdt, dur, map_uri = False, "", 0.0, None
+    for line in lines[1:]:
+        if line == "#EXT-X-DISCONTINUITY":
+            disc = True
+        elif line.startswith("#EXT-X-MAP:"):
+            map_uri = line.split('URI="', 1)[1].rstrip('"')
+        elif line.startswith("#EXT-X-PROGRAM-DATE-TIME:"):
+            pdt = line.split(":", 1)[1]
+        elif line.startswith("#EXTINF:"):
+            dur = float(line[8:].rstrip(","))
+        elif line and not line.startswith("#"):
+            segments.append(Seg(media_sequence + skipped + len(segments), line, dur, pdt, disc, map_uri))
+            disc = False
+    return Parsed(int(tags["#EXT-X-VERSION"]), media_sequence, int(tags["#EXT-X-DISCONTINUITY-SEQUENCE"]),
+                  tags.get("#EXT-X-SERVER-CONTROL"), skipped, segments, "#EXT-X-ENDLIST" in lines)
+
+
+def merge(previous: Parsed, delta: Parsed) -> list[Seg]:
+    """What a client holds after applying `delta` to the `previous` full playlist it had."""
+    held = {s.sequence: s for s in previous.segments}
+    skipped = [held[n] for n in range(delta.media_sequence, delta.media_sequence + delta.skipped)]
+    return skipped + delta.segments
+
+
+def seg(i: int, duration: float = 1.0, **kw: object) -> ListedSegment:
+    return ListedSegment(uri=f"https://r2.example/live/0/s-{i}.ts", duration=duration,
+                         program_date_time=T0 + i, **kw)  # type: ignore[arg-type]
+
+
+def comparable(segments: list[Seg]) -> list[tuple[object, ...]]:
+    # A MAP repeated in a delta applies to the same segments: compare the section each one uses.
+    return [(s.sequence, s.uri, s.duration, s.pdt, s.map_uri) for s in segments]
+
+
+def test_long_window_offers_delta_updates_that_merge_back_into_the_full_playlist() -> None:
+    gen = ManifestGenerator(1, 12, can_block_reload=True)
+    checker = MediaPlaylistChecker(allow_resume_after_endlist=True)
+    previous: Parsed | None = None
+    now = T0
+    deltas = 0
+    for i in range(40):
+        now += 1
+        if i in (17, 29):
+            gen.mark_gap()  # discontinuities inside the skipped part and inside the kept part
+        gen.append(seg(i, 0.8 + (i % 3) * 0.1), now)
+        rendered = gen.render()
+        full = parse(rendered.body.decode())
+        checker.assert_ok(rendered.body.decode())
+        assert full.server_control == "CAN-SKIP-UNTIL=6.0,CAN-BLOCK-RELOAD=YES,HOLD-BACK=3.0"
+        if rendered.delta is None:
+            assert sum(s.duration for s in full.segments) < 6.0 + full.segments[0].duration
+            continue
+        delta = parse(rendered.delta.body.decode())
+        assert delta.version == hls.DELTA_PLAYLIST_VERSION and full.version < 9
+        assert (delta.media_sequence, delta.discontinuity_sequence) == (full.media_sequence,
+                                                                        full.discontinuity_sequence)
+        assert rendered.delta.last_sequence == rendered.last_sequence
+        kept = sum(s.duration for s in delta.segments)
+        # Never skips into the last CAN-SKIP-UNTIL seconds, and skips all it may.
+        assert kept >= 6.0 and kept - delta.segments[0].duration < 6.0
+        if previous is not None:
+            assert comparable(merge(previous, delta)) == comparable(full.segments)
+            assert [s.discontinuity for s in delta.segments] == [s.discontinuity for s in full.segments][
+                delta.skipped:]
+            deltas += 1
+        previous = full
+    assert deltas > 20
+
+
+def test_fmp4_delta_repeats_the_map_before_its_first_segment() -> None:
+    gen = ManifestGenerator(1, 12, can_block_reload=True)
+    for i in range(12):
+        gen.append(seg(i, init_uri="https://r2.example/live/0/init.mp4"), T0 + i)
+    delta = gen.render().delta
+    assert delta is not None
+    lines = delta.body.decode().splitlines()
+    assert lines.index('#EXT-X-MAP:URI="https://r2.example/live/0/init.mp4"') < lines.index("#EXTINF:1.000,")
+
+
+@pytest.mark.parametrize(("window", "block"), [(8.0, True), (30.0, False)])
+def test_no_delta_updates_in_a_short_window_or_without_blocking_reload(window: float, block: bool) -> None:
+    gen = ManifestGenerator(1, window, can_block_reload=block)
+    for i in range(40):
+        gen.append(seg(i), T0 + i)
+    assert gen.render().delta is None and b"CAN-SKIP-UNTIL" not in gen.render().body
+
+
+def test_ended_playlist_has_no_delta() -> None:
+    gen = ManifestGenerator(1, 12, can_block_reload=True)
+    for i in range(12):
+        gen.append(seg(i), T0 + i)
+    assert gen.render().delta is not None
+    gen.end()
+    assert gen.render().delta is None
+
+
+def test_edge_rendering_is_the_same_version_without_server_control() -> None:
+    gen = ManifestGenerator(1, 12, can_block_reload=True)
+    for i in range(12):
+        gen.append(seg(i), T0 + i)
+    origin, edge = gen.render().body.decode(), gen.render_edge().body.decode()
+    assert "#EXT-X-SERVER-CONTROL" not in edge
+    assert [line for line in origin.splitlines() if not line.startswith("#EXT-X-SERVER-CONTROL")] == \
+        edge.splitlines()
+    assert gen.render_edge() is gen.render_edge()  # rendered once per version
+    gen.append(seg(12), T0 + 12)
+    assert "s-12.ts" in gen.render_edge().body.decode()
+
+
+# -- through the app --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def served(tmp_path: Path, aiohttp_client: object) -> AsyncIterator[tuple[World, TestClient]]:
+    world = World(tmp_path, window=12.0)
+    world.pub._can_block = True
+    client: TestClient = await aiohttp_client(create_app(world.pub, world.pub, world.metrics))  # type: ignore[operator]
+    world.owncast_lists(0, *[f"stream-a-{i}.ts" for i in range(14)])
+    await world.settle()
+    yield world, client
+    await world.pub.close()
+
+
+async def test_skip_request_gets_the_delta_update(served: tuple[World, TestClient]) -> None:
+    _, client = served
+    full = parse(await (await client.get("/live/0/playlist.m3u8")).text())
+    r = await client.get("/live/0/playlist.m3u8?_HLS_skip=YES")
+    assert r.status == 200
+    delta = parse(await r.text())
+    assert delta.skipped > 0 and comparable(merge(full, delta)) == comparable(full.segments)
+
+
+async def test_blocking_skip_request_is_held_then_gets_the_delta(served: tuple[World, TestClient]) -> None:
+    world, client = served
+    before = parse(await (await client.get("/live/0/playlist.m3u8")).text())
+    n = before.segments[-1].sequence + 1
+    request = asyncio.ensure_future(client.get(f"/live/0/playlist.m3u8?_HLS_msn={n}&_HLS_skip=YES"))
+    world.owncast_lists(0, *[f"stream-a-{i}.ts" for i in range(15)])
+    async with asyncio.timeout(5):
+        r = await request
+    delta = parse(await r.text())
+    after = parse(await (await client.get("/live/0/playlist.m3u8")).text())
+    assert delta.segments[-1].sequence == n and delta.skipped > 0
+    assert comparable(merge(before, delta)) == comparable(after.segments)
+
+
+@pytest.mark.parametrize("value", ["NO", "yes", "", "v3"])
+async def test_unknown_skip_values_are_400(served: tuple[World, TestClient], value: str) -> None:
+    _, client = served
+    assert (await client.get(f"/live/0/playlist.m3u8?_HLS_skip={value}")).status == 400
