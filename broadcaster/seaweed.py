@@ -2,7 +2,8 @@
 
 Unlike moto it checks signatures, so tests can prove that a wrong secret fails. The
 bucket is public-read for anonymous GETs (an `anonymous` identity with Read on the
-bucket), like an R2 bucket behind its public URL, and has a CORS rule for GET/HEAD
+bucket), like an R2 bucket behind its public URL, or private (`public_read=False`: no
+anonymous identity, only signed or presigned requests), and has a CORS rule for GET/HEAD
 from any origin, like the CORS policy a viewer on another origin needs.
 """
 
@@ -93,18 +94,18 @@ def pick_ports(count: int) -> list[int]:
     raise SeaweedError("could not find free ports for SeaweedFS")
 
 
-def _s3_identities(bucket: str, access_key: str, secret_key: str) -> dict[str, Any]:
-    return {
-        "identities": [
-            {
-                "name": "owner",
-                "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
-                "actions": ["Admin", "Read", "List", "Tagging", "Write"],
-            },
-            # Unsigned requests map to this identity: GET of objects, no listing, no writes.
-            {"name": "anonymous", "actions": [f"Read:{bucket}"]},
-        ]
-    }
+def _s3_identities(bucket: str, access_key: str, secret_key: str, *, public_read: bool) -> dict[str, Any]:
+    identities: list[dict[str, Any]] = [
+        {
+            "name": "owner",
+            "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
+            "actions": ["Admin", "Read", "List", "Tagging", "Write"],
+        },
+    ]
+    if public_read:
+        # Unsigned requests map to this identity: GET of objects, no listing, no writes.
+        identities.append({"name": "anonymous", "actions": [f"Read:{bucket}"]})
+    return {"identities": identities}
 
 
 CORS_RULES: dict[str, Any] = {
@@ -134,7 +135,8 @@ def remove_stale_sockets(ports: Iterable[int]) -> None:
 
 
 class SeaweedS3:
-    """`weed mini` on 127.0.0.1 with signed access for one key and public reads of one bucket."""
+    """`weed mini` on 127.0.0.1 with signed access for one key and public reads of one bucket
+    (unless `public_read=False`: a private bucket, as for presigned segment URLs)."""
 
     def __init__(
         self,
@@ -144,9 +146,11 @@ class SeaweedS3:
         access_key: str = "demo-access-key",
         secret_key: str = "demo-secret-key",
         startup_timeout: float = 30.0,
+        public_read: bool = True,
     ) -> None:
         self.work_dir = Path(work_dir).absolute()
         self._bucket = bucket
+        self.public_read = public_read
         self._access_key = access_key
         self._secret_key = secret_key
         self.startup_timeout = startup_timeout
@@ -168,7 +172,7 @@ class SeaweedS3:
 
     @property
     def public_url(self) -> str:
-        """Base URL for anonymous GETs of objects in the bucket (path style)."""
+        """Base URL for anonymous GETs of objects in the bucket (path style); 403s when private."""
         return f"{self.endpoint_url}/{self._bucket}"
 
     @property
@@ -225,7 +229,10 @@ class SeaweedS3:
         (self.work_dir / "data").mkdir(exist_ok=True)
         config = self.work_dir / "s3.json"
         config.write_text(
-            json.dumps(_s3_identities(self._bucket, self._access_key, self._secret_key), indent=2)
+            json.dumps(
+                _s3_identities(self._bucket, self._access_key, self._secret_key, public_read=self.public_read),
+                indent=2,
+            )
         )
         config.chmod(0o600)
         try:
