@@ -89,7 +89,7 @@ class Service:
             recorder=self.recorder,
             extra_state=self._extra_state,
             can_block_reload=s.blocking_reload,
-            urls=segment_urls(s.r2_public_url),
+            urls=segment_urls(s),
         )
         saved = self.state.load()
         if saved is not None:

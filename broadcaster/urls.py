@@ -7,7 +7,19 @@ different segment to a player (hls.js rejects it as a media sequence mismatch).
 
 from __future__ import annotations
 
-from typing import Protocol
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import botocore.session
+from botocore.config import Config
+
+from .settings import Settings
+
+# An init section is shared by every segment of one transcoder run of one variant: a few are in use at
+# once, so remembering the last 64 signed ones bounds the cache over months of restarts.
+_INITS_KEPT = 64
 
 
 class SegmentUrls(Protocol):
@@ -16,6 +28,11 @@ class SegmentUrls(Protocol):
 
     def init(self, key: str) -> str:
         """The URL for an init section (EXT-X-MAP), shared by every segment of a transcoder run."""
+
+
+class Signer(Protocol):
+    def __call__(self, key: str, expires_in: int) -> str:
+        """A GET URL for `key` that works for `expires_in` seconds from now."""
 
 
 class PublicUrls:
@@ -30,7 +47,93 @@ class PublicUrls:
     def init(self, key: str) -> str:
         return f"{self._base}/{key}"
 
+    def __repr__(self) -> str:
+        return f"PublicUrls({self._base!r})"
 
-def segment_urls(public_url: str) -> SegmentUrls:
-    """The URL maker the settings ask for."""
-    return PublicUrls(public_url)
+
+class S3Signer:
+    """Presigned GET URLs (SigV4 query string) for one bucket, signed locally: no network call.
+
+    A plain botocore client, not the service's aiobotocore one: signing is synchronous CPU work on the
+    listing path and needs no connection pool. R2 only accepts these on its S3 API host
+    (<ACCOUNT_ID>.r2.cloudflarestorage.com), so they bypass the CDN.
+    """
+
+    def __init__(self, *, endpoint_url: str, region: str, access_key: str, secret_key: str, bucket: str) -> None:
+        self._endpoint = endpoint_url
+        self._bucket = bucket
+        self._client: Any = botocore.session.get_session().create_client(
+            "s3",
+            endpoint_url=endpoint_url,
+            region_name=region,
+            aws_access_key_id=access_key,
+            aws_secret_access_key=secret_key,
+            # Path style: the bucket in the path works on R2, SeaweedFS and any custom endpoint.
+            config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
+        )
+
+    def __call__(self, key: str, expires_in: int) -> str:
+        url: str = self._client.generate_presigned_url(
+            "get_object", Params={"Bucket": self._bucket, "Key": key}, ExpiresIn=expires_in
+        )
+        return url
+
+    def __repr__(self) -> str:  # the client holds the secret; never show more than where it signs for
+        return f"S3Signer(endpoint={self._endpoint!r}, bucket={self._bucket!r})"
+
+
+class PresignedUrls:
+    """Presigned GET URLs for a private bucket, each valid for `expiry` seconds from its signing.
+
+    A segment is signed once, when it enters the window (its URL is then kept, see the module's
+    docstring). An init section is listed again by every new segment of its run, which can outlast
+    any expiry: its URL is reused while it has at least half its life left, and at least `keep_valid`
+    (the longest a playlist naming it may still be played), then signed anew. A new EXT-X-MAP URI is
+    fine for players: the playlist repeats the tag where the URI changes (4.4.4.5).
+    """
+
+    def __init__(
+        self, sign: Signer, *, expiry: int, keep_valid: float = 0.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._sign = sign
+        self._expiry = expiry
+        self._reuse_for = max(0.0, expiry - max(expiry / 2, keep_valid))
+        self._clock = clock  # monotonic: a wall-clock step must not keep an expired URL in use
+        self._inits: OrderedDict[str, tuple[str, float]] = OrderedDict()
+
+    def segment(self, key: str) -> str:
+        return self._sign(key, self._expiry)
+
+    def init(self, key: str) -> str:
+        now = self._clock()
+        cached = self._inits.get(key)
+        if cached is not None and now - cached[1] < self._reuse_for:
+            self._inits.move_to_end(key)
+            return cached[0]
+        url = self._sign(key, self._expiry)
+        self._inits[key] = (url, now)
+        self._inits.move_to_end(key)
+        if len(self._inits) > _INITS_KEPT:
+            self._inits.popitem(last=False)
+        return url
+
+    def __repr__(self) -> str:
+        return f"PresignedUrls({self._sign!r}, expiry={self._expiry})"
+
+
+def listed_life(s: Settings) -> float:
+    """The longest a segment's URL may still be fetched after it is listed: about a window listed,
+    then held by a player's copy of the playlist (6.2.2), plus CLEANUP_MARGIN. The settings check
+    makes PRESIGN_EXPIRY at least this."""
+    return 3 * s.window_seconds + s.cleanup_margin
+
+
+def segment_urls(s: Settings) -> SegmentUrls:
+    """The URL maker SEGMENT_URLS asks for."""
+    if s.segment_urls == "presigned":
+        signer = S3Signer(
+            endpoint_url=s.s3_endpoint_url, region=s.s3_region, access_key=s.aws_access_key_id,
+            secret_key=s.aws_secret_access_key, bucket=s.aws_bucket_name,
+        )  # fmt: skip
+        return PresignedUrls(signer, expiry=s.presign_expiry, keep_valid=listed_life(s))
+    return PublicUrls(s.r2_public_url)

@@ -1,0 +1,187 @@
+"""Segment URLs: public ones, and presigned ones that a real S3 server (SeaweedFS, private bucket) accepts
+until they expire; the init section's URL reused, then signed anew before it can expire while listed."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import aiohttp
+import pytest
+from aiobotocore.session import get_session
+
+from broadcaster.seaweed import SeaweedS3
+from broadcaster.settings import Settings, SettingsError, load_settings
+from broadcaster.urls import PresignedUrls, PublicUrls, S3Signer, listed_life, segment_urls
+
+SECRET = "s3cr3t-never-shown-anywhere"
+
+
+def settings(tmp_path: Path, **over: str) -> Settings:
+    environ = {
+        "HLS_DIR": str(tmp_path), "S3_ENDPOINT_URL": "https://acc.r2.cloudflarestorage.com",
+        "AWS_ACCESS_KEY_ID": "key-id", "AWS_SECRET_ACCESS_KEY": SECRET, "AWS_BUCKET_NAME": "my-bucket",
+        "STATE_DIR": str(tmp_path / "state"), "SEGMENT_URLS": "presigned", **over,
+    }  # fmt: skip
+    return load_settings(environ=environ)
+
+
+class FakeSigner:
+    """Numbers its signatures, so a test sees exactly when a URL was signed anew."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int]] = []
+
+    def __call__(self, key: str, expires_in: int) -> str:
+        self.calls.append((key, expires_in))
+        return f"https://s3.example/{key}?sig={len(self.calls)}"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def query(url: str) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+
+
+# -- public ------------------------------------------------------------------------------------------
+
+
+def test_public_urls_are_the_base_and_the_key_and_stable() -> None:
+    urls = PublicUrls("https://media.example.com/")
+    assert urls.segment("live/0/a.ts") == "https://media.example.com/live/0/a.ts" == urls.segment("live/0/a.ts")
+    assert urls.init("live/0/run-init.mp4") == "https://media.example.com/live/0/run-init.mp4"
+
+
+def test_the_factory_follows_segment_urls(tmp_path: Path) -> None:
+    public = segment_urls(settings(tmp_path, SEGMENT_URLS="public", R2_PUBLIC_URL="https://media.example.com"))
+    assert isinstance(public, PublicUrls)
+    assert isinstance(segment_urls(settings(tmp_path)), PresignedUrls)  # no R2_PUBLIC_URL needed
+
+
+# -- presigned, signed by botocore ----------------------------------------------------------------------
+
+
+def test_a_presigned_url_names_the_object_on_the_api_host_and_lasts_presign_expiry(tmp_path: Path) -> None:
+    urls = segment_urls(settings(tmp_path, PRESIGN_EXPIRY="900"))
+    url = urls.segment("live/0/stream-abc-7.ts")
+    parts = urlsplit(url)
+    assert (parts.scheme, parts.netloc, parts.path) == (
+        "https", "acc.r2.cloudflarestorage.com", "/my-bucket/live/0/stream-abc-7.ts"
+    )  # fmt: skip
+    q = query(url)
+    assert q["X-Amz-Expires"] == "900" and q["X-Amz-Algorithm"] == "AWS4-HMAC-SHA256"
+    assert q["X-Amz-Credential"].startswith("key-id/") and "/auto/s3/aws4_request" in q["X-Amz-Credential"]
+    assert len(q["X-Amz-Signature"]) == 64
+    assert urlsplit(urls.init("live/0/abc-init.mp4")).path == "/my-bucket/live/0/abc-init.mp4"
+
+
+def test_the_secret_is_never_in_reprs_or_logs(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)  # botocore logs what it signs at debug level
+    urls = segment_urls(settings(tmp_path))
+    url = urls.segment("live/0/a.ts") + urls.init("live/0/i.mp4")
+    shown = repr(urls) + str(urls) + url + caplog.text
+    assert "acc.r2.cloudflarestorage.com" in repr(urls) and "expiry=3600" in repr(urls)
+    assert SECRET not in shown
+
+
+def test_a_presigned_segment_is_signed_once_per_listing_with_presign_expiry() -> None:
+    signer = FakeSigner()
+    urls = PresignedUrls(signer, expiry=3600)
+    urls.segment("live/0/a.ts")
+    assert signer.calls == [("live/0/a.ts", 3600)]
+
+
+# -- the init section's URL ----------------------------------------------------------------------------
+
+
+def test_an_init_url_is_reused_until_half_its_life_is_gone_then_signed_anew() -> None:
+    signer, clock = FakeSigner(), Clock()
+    urls = PresignedUrls(signer, expiry=3600, keep_valid=150, clock=clock)
+    first = urls.init("live/0/run1-init.mp4")
+    clock.now += 1799
+    assert urls.init("live/0/run1-init.mp4") == first  # same URI: no new EXT-X-MAP for every segment
+    other = urls.init("live/1/run1-init.mp4")  # each variant's init has its own URL
+    assert other != first
+    clock.now += 1
+    second = urls.init("live/0/run1-init.mp4")
+    assert second != first and signer.calls[-1] == ("live/0/run1-init.mp4", 3600)
+    clock.now += 1799
+    assert urls.init("live/0/run1-init.mp4") == second
+    assert len(signer.calls) == 3
+
+
+def test_an_init_url_is_signed_anew_before_it_could_expire_while_a_playlist_lists_it() -> None:
+    # PRESIGN_EXPIRY just above a segment's life in the playlists: half the expiry is not enough.
+    signer, clock = FakeSigner(), Clock()
+    urls = PresignedUrls(signer, expiry=200, keep_valid=150, clock=clock)
+    first = urls.init("k")
+    clock.now += 49.9
+    assert urls.init("k") == first  # still valid for 150.1 s: long enough for any playlist naming it
+    clock.now += 0.1
+    assert urls.init("k") != first
+
+
+def test_keep_valid_is_the_life_the_settings_check_demands(tmp_path: Path) -> None:
+    s = settings(tmp_path, WINDOW_SECONDS="20", CLEANUP_MARGIN="30", PRESIGN_EXPIRY="90")
+    assert listed_life(s) == 90
+    with pytest.raises(SettingsError, match="PRESIGN_EXPIRY"):
+        settings(tmp_path, WINDOW_SECONDS="20", CLEANUP_MARGIN="30", PRESIGN_EXPIRY="89")
+
+
+def test_the_init_cache_forgets_old_runs_not_the_one_in_use() -> None:
+    signer, clock = FakeSigner(), Clock()
+    urls = PresignedUrls(signer, expiry=3600, clock=clock)
+    first = urls.init("run0-init.mp4")
+    for run in range(1, 200):
+        urls.init(f"run{run}-init.mp4")
+        assert urls.init("run0-init.mp4") == first  # in use all along: kept
+    urls.init("run1-init.mp4")  # long forgotten: signed again
+    assert len(signer.calls) == 201
+
+
+# -- against a real S3 server that checks signatures and expiry ---------------------------------------
+
+
+@pytest.mark.integration
+async def test_presigned_urls_open_a_private_bucket_until_they_expire(tmp_path: Path) -> None:
+    async with SeaweedS3(tmp_path / "seaweed", public_read=False) as s3:
+        key, body = "live/0/stream-x-1.ts", b"\x47" * 188 * 10
+        async with get_session().create_client(
+            "s3", endpoint_url=s3.endpoint_url, region_name="auto", aws_access_key_id=s3.access_key,
+            aws_secret_access_key=s3.secret_key, config=s3.client_config(),
+        ) as client:  # fmt: skip
+            await client.put_object(Bucket=s3.bucket, Key=key, Body=body, ContentType="video/mp2t")
+        s = settings(
+            tmp_path, S3_ENDPOINT_URL=s3.endpoint_url, AWS_ACCESS_KEY_ID=s3.access_key,
+            AWS_SECRET_ACCESS_KEY=s3.secret_key, AWS_BUCKET_NAME=s3.bucket,
+        )  # fmt: skip
+        urls = segment_urls(s)
+        signer = S3Signer(endpoint_url=s3.endpoint_url, region="auto", access_key=s3.access_key,
+                          secret_key=s3.secret_key, bucket=s3.bucket)
+        short = signer(key, 1)
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
+
+            async def get(url: str) -> tuple[int, bytes]:
+                async with http.get(url) as r:
+                    return r.status, await r.read()
+
+            assert (await get(f"{s3.public_url}/{key}"))[0] == 403  # private: no unsigned reads
+            assert await get(urls.segment(key)) == (200, body)
+            assert await get(urls.init(key)) == (200, body)
+            tampered = urls.segment(key).replace("stream-x-1", "stream-x-2")
+            assert (await get(tampered))[0] == 403
+            assert await get(short) == (200, body)
+            # X-Amz-Date has whole seconds: a 1 s URL expires within 2 s; wait for the refusal.
+            async with asyncio.timeout(5):
+                while (answer := await get(short))[0] == 200:
+                    await asyncio.sleep(0.05)
+            assert answer[0] == 403 and b"expired" in answer[1], answer
+            assert await get(urls.segment(key)) == (200, body)  # the long one still works
