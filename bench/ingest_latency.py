@@ -63,7 +63,7 @@ async def main(args: argparse.Namespace) -> None:
         })
         service: Service
 
-        def on_listed(variant: int, sequence: int, segment: SourceSegment) -> None:
+        def on_listed(variant: int, sequence: int, segment: SourceSegment, _url: str) -> None:
             rendered: Rendered | None = service.publisher.media_playlist(variant)  # render is part of listing
             assert rendered is not None
             listed[segment.name] = time.perf_counter()

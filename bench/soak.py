@@ -621,7 +621,7 @@ async def main(args: argparse.Namespace) -> int:
             })
             service: Service
 
-            def on_listed(variant: int, sequence: int, segment: SourceSegment) -> None:
+            def on_listed(variant: int, sequence: int, segment: SourceSegment, _url: str) -> None:
                 hook.offer(variant, service.publisher.media_playlist(variant))
                 ledger.listed_copy(variant, segment.name, time.perf_counter())
 

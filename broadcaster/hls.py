@@ -13,6 +13,11 @@ from pathlib import PurePosixPath
 
 PLAYLIST_CONTENT_TYPE = "application/vnd.apple.mpegurl"  # 4 (Apple's validator rejects x-mpegURL)
 
+# Names of the playlists written to the bucket (PUBLISH_PLAYLISTS): PREFIX/master.m3u8 names its
+# variants relatively, as PREFIX/<n>/playlist.m3u8, next to their segments.
+MASTER_PLAYLIST_NAME = "master.m3u8"
+MEDIA_PLAYLIST_NAME = "playlist.m3u8"
+
 # Segment names are never reused, so viewers and the CDN may keep them for a year (appendix B.1).
 SEGMENT_CACHE_CONTROL = "public, max-age=31536000, immutable"
 

@@ -82,5 +82,14 @@ class Metrics:
         self.storage_up = Gauge(
             f"{_NS}_storage_up", "1 if the last storage operation succeeded", registry=r
         )
+        self.playlist_uploads = Counter(
+            f"{_NS}_playlist_uploads", "Playlist versions written to the bucket (PUBLISH_PLAYLISTS)", ["result"],
+            registry=r,
+        )
+        self.playlist_upload_lag = Gauge(
+            f"{_NS}_playlist_upload_lag_seconds",
+            "Age of the newest playlist version not yet in the bucket (0 when the bucket is current)",
+            registry=r,
+        )
         self.build = Info(f"{_NS}_build", "Version of the service", registry=r)
         self.build.info({"version": __version__, "python": platform.python_version()})

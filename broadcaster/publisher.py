@@ -20,6 +20,7 @@ from pathlib import Path
 from . import hls
 from .manifest import ListedSegment, ManifestGenerator, Removed, Rendered, SegmentRejected, render_master
 from .metrics import Metrics
+from .mirror import PlaylistMirror
 from .owncast import SourcePlaylist, SourceSegment, SourceVariant, stream_id
 from .recorder import Recorder
 from .state import StateFile
@@ -74,7 +75,9 @@ class _Variant:
     created: float = 0.0  # monotonic
 
 
-ListedHook = Callable[[int, int, SourceSegment], None]
+# (variant, media sequence, Owncast's segment, the URL listed), once the listing is visible.
+ListedHook = Callable[[int, int, SourceSegment, str], None]
+_Event = tuple[int, int, SourceSegment, float, str]  # a listing not yet visible: ..., seen_at, URL
 RemovedHook = Callable[[list[Removed]], None]
 _SLOW_RATIO = 1.0  # uploads taking longer than the media they carry cannot keep up
 
@@ -104,6 +107,7 @@ class Publisher:
         extra_state: Callable[[], dict[str, object]] | None = None,
         can_block_reload: bool = False,
         urls: SegmentUrls | None = None,
+        mirror: PlaylistMirror | None = None,
     ) -> None:
         self._hls_dir = hls_dir
         self._uploader = uploader
@@ -131,7 +135,7 @@ class Publisher:
         self._state = state
         self._visible: dict[int, Rendered] = {}
         self._changed = asyncio.Event()
-        self._unpublished: list[tuple[int, int, SourceSegment, float]] = []
+        self._unpublished: list[_Event] = []
         self._dirty = asyncio.Event()
         self._saver: asyncio.Task[None] | None = None
         self._state_error: str | None = None
@@ -141,6 +145,7 @@ class Publisher:
         self._extra_state = extra_state
         self._can_block = can_block_reload
         self._upload_ratio = 0.0  # moving average of (PutObject time / segment duration)
+        self._mirror = mirror
 
     # -- input from the watcher --------------------------------------------------------------------
 
@@ -410,7 +415,7 @@ class Publisher:
         ratio = copy.task.result() / max(src.duration, 0.001)
         self._upload_ratio += (ratio - self._upload_ratio) * 0.2
         self._metrics.upload_realtime_ratio.set(round(self._upload_ratio, 3))
-        self._unpublished.append((v.index, sequence, src, copy.seen_at))
+        self._unpublished.append((v.index, sequence, src, copy.seen_at, segment.uri))
         if self._recorder is not None:
             self._recorder.record(self._run_name(run), v.index, segment)
         removed = gen.drain_removed()
@@ -429,7 +434,7 @@ class Publisher:
         if not changed:
             return
         if self._state is None or self._saver is None:
-            self._apply(self._renderings(), self._take_events())
+            self._apply(self._renderings(), self._take_events(), self._edge_renderings())
         else:
             self._dirty.set()
 
@@ -437,27 +442,36 @@ class Publisher:
         return {v.index: v.generator.render() for v in self._variants.values()
                 if v.generator is not None and v.generator.segment_count}
 
-    def _take_events(self) -> list[tuple[int, int, SourceSegment, float]]:
+    def _edge_renderings(self) -> dict[int, Rendered]:
+        """The same versions for the bucket (no blocking reload), taken at the same moment."""
+        if self._mirror is None:
+            return {}
+        return {v.index: v.generator.render_edge() for v in self._variants.values()
+                if v.generator is not None and v.generator.segment_count}
+
+    def _take_events(self) -> list[_Event]:
         events, self._unpublished = self._unpublished, []
         return events
 
-    def _apply(self, renderings: dict[int, Rendered], events: list[tuple[int, int, SourceSegment, float]]) -> None:
+    def _apply(self, renderings: dict[int, Rendered], events: list[_Event],
+               edges: dict[int, Rendered]) -> None:
         self._visible.update(renderings)
+        self._offer_to_mirror(edges)
         # Wake requests held for a newer version (blocking reload), then arm the next wake-up.
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
         now = self._mono()
-        for index, sequence, src, seen_at in events:
+        for index, sequence, src, seen_at, uri in events:
             self._metrics.listing_delay.observe(now - seen_at)
             if self._on_listed is not None:
-                self._on_listed(index, sequence, src)
+                self._on_listed(index, sequence, src, uri)
 
     async def _save_loop(self) -> None:
         assert self._state is not None
         while True:
             await self._dirty.wait()
             self._dirty.clear()
-            renderings = self._renderings()
+            renderings, edges = self._renderings(), self._edge_renderings()
             if not self._unpublished and all(self._visible.get(i) is r for i, r in renderings.items()):
                 continue  # woken again for a change an earlier save already covered
             events, data = self._take_events(), self.snapshot()
@@ -470,7 +484,28 @@ class Publisher:
                 if self._state_error != err.strerror:
                     log.error("cannot save state to %s: %s", self._state.path, err.strerror)
                 self._state_error = str(err.strerror)
-            self._apply(renderings, events)
+            self._apply(renderings, events, edges)
+
+    def _offer_to_mirror(self, edges: dict[int, Rendered]) -> None:
+        """Visible (and saved) versions go to the bucket too; the master once its variants are there."""
+        mirror, target = self._mirror, self._target
+        if mirror is None or target is None:
+            return
+        cache_control = hls.playlist_cache_control(target)
+        for index, rendered in edges.items():
+            mirror.offer(self._key(index, hls.MEDIA_PLAYLIST_NAME), rendered, cache_control)
+        master = self.master_playlist()
+        if master is not None and self._master_variants:
+            needs = tuple(self._key(v.index, hls.MEDIA_PLAYLIST_NAME) for v in self._master_variants)
+            mirror.offer(self.master_key, master, cache_control, requires=needs)
+
+    @property
+    def master_key(self) -> str:
+        return f"{self._prefix}/{hls.MASTER_PLAYLIST_NAME}" if self._prefix else hls.MASTER_PLAYLIST_NAME
+
+    def offer_to_mirror(self) -> None:
+        """Offer what clients see now (at start-up after a restore, and at shutdown)."""
+        self._offer_to_mirror(self._edge_renderings() if self._visible else {})
 
     def save_now(self) -> None:
         """Write the state synchronously (at shutdown)."""

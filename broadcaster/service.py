@@ -11,7 +11,11 @@ from pathlib import Path
 
 from aiohttp import web
 
+from . import hls
+from .events import EventHub, StatusWatcher, add_event_routes
 from .metrics import Metrics
+from .mirror import PlaylistMirror
+from .owncast import SourceSegment
 from .publisher import ListedHook, Publisher
 from .cleaner import Cleaner
 from .recorder import Recorder
@@ -66,6 +70,11 @@ class Service:
             self.store, self.metrics, concurrency=s.upload_concurrency, attempt_timeout=s.upload_timeout
         )
         self.state = StateFile(s.state_dir)
+        self._on_listed = on_listed
+        self.events = EventHub()
+        self.mirror = (
+            PlaylistMirror(self.store, self.metrics, attempt_timeout=s.upload_timeout) if s.publish_playlists else None
+        )
         # Kept streams are never cleaned up; otherwise segments go once no playlist may list them.
         self.recorder = Recorder(self.uploader, s.state_dir, s.r2_key_prefix) if s.keep_recordings else None
         self.cleaner = (
@@ -80,7 +89,7 @@ class Service:
             public_url=s.r2_public_url,
             window_seconds=s.window_seconds,
             target_duration=s.target_duration or None,
-            on_listed=on_listed,
+            on_listed=self._listed,
             state=self.state,
             # Without saved state, number from the clock: segments are never much shorter than a
             # second, so a lost STATE_DIR still never makes the media sequence go back.
@@ -90,6 +99,7 @@ class Service:
             extra_state=self._extra_state,
             can_block_reload=s.blocking_reload,
             urls=segment_urls(s),
+            mirror=self.mirror,
         )
         saved = self.state.load()
         if saved is not None:
@@ -101,9 +111,11 @@ class Service:
                 self.state.set_aside("corrupt", str(err))
         self.watcher = HlsWatcher(s.hls_dir, self.publisher, self.metrics)
         self.app = create_app(
-            self.publisher, self.publisher, self.metrics, viewer_dir=viewer_dir or default_viewer_dir(),
+            self.publisher, self, self.metrics, viewer_dir=viewer_dir or default_viewer_dir(),
             expose_metrics=s.metrics_listen == "",
         )
+        add_event_routes(self.app, self.events)
+        self.status = StatusWatcher(self.events, self.health)
         self._runner: web.AppRunner | None = None
         self._metrics_runner: web.AppRunner | None = None
         self._probe_task: asyncio.Task[None] | None = None
@@ -126,6 +138,8 @@ class Service:
             if s.metrics_listen not in ("", "off"):
                 await self._start_metrics_listener(s.metrics_listen)
             await self.publisher.start()
+            self.publisher.offer_to_mirror()  # a version saved but not written before a restart
+            await self.status.start()
             if self.cleaner is not None:
                 await self.cleaner.start()
             await self.watcher.start()
@@ -133,8 +147,27 @@ class Service:
         except BaseException:
             await self.stop()
             raise
-        log.info("serving %s/live/master.m3u8 from %s; segments go to %s/%s/",
-                 self.url, s.hls_dir, s.r2_public_url, s.r2_key_prefix)
+        log.info("serving %s/live/master.m3u8 from %s; segments go to bucket %s under %s/ (%s URLs)",
+                 self.url, s.hls_dir, s.aws_bucket_name, s.r2_key_prefix, s.segment_urls)
+        if self.mirror is not None:
+            log.info("playlists are also written to the bucket: viewers can load %s/%s",
+                     s.r2_public_url, self.publisher.master_key)
+
+    def _listed(self, variant: int, sequence: int, segment: SourceSegment, url: str) -> None:
+        self.events.segment_listed(variant, sequence, segment.duration, url)
+        if self._on_listed is not None:
+            self._on_listed(variant, sequence, segment, url)
+
+    def health(self) -> tuple[bool, dict[str, object]]:
+        ok, body = self.publisher.health()
+        if self.mirror is not None:
+            target = self.publisher.target_duration or 3
+            reason = self.mirror.health_reason(hls.block_timeout(target))
+            body["playlists_in_bucket_lag_seconds"] = round(self.mirror.lag, 3)
+            if reason is not None:
+                body["status"] = reason if ok else f"{body['status']}; {reason}"
+                ok = False
+        return ok, body
 
     def _extra_state(self) -> dict[str, object]:
         return {"cleaner": self.cleaner.snapshot()} if self.cleaner is not None else {}
@@ -200,6 +233,8 @@ class Service:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._probe_task
             self._probe_task = None
+        await self.status.stop()
+        self.events.close()  # open event streams end now, or the web server's cleanup would wait on them
         await self.watcher.stop()
         if not await self.publisher.drain(drain_timeout):
             log.warning("stopped with uploads still in flight after %.0fs", drain_timeout)
@@ -209,6 +244,11 @@ class Service:
         if self.recorder is not None:
             await self.recorder.close()
         self.publisher.save_now()
+        if self.mirror is not None:
+            self.publisher.offer_to_mirror()
+            if not await self.mirror.drain(drain_timeout):
+                log.warning("stopped before the last playlist versions were written to the bucket")
+            await self.mirror.close()
         for runner in (self._runner, self._metrics_runner):
             if runner is not None:
                 await runner.cleanup()

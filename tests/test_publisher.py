@@ -32,7 +32,7 @@ class World:
         self.clock = 1_800_000_000.0
         self.pub = Publisher(hls_dir=tmp_path, uploader=self.uploader, metrics=self.metrics, key_prefix="live",
                              public_url=PUBLIC, window_seconds=window, wall_clock=lambda: self.clock,
-                             on_listed=lambda v, n, s: self.listed.append((v, n, s.name)))
+                             on_listed=lambda v, n, s, _u: self.listed.append((v, n, s.name)))
         self.checker = VariantSetChecker(allow_resume_after_endlist=True)
         self.segments: dict[int, list[SourceSegment]] = {}
 

@@ -1,0 +1,162 @@
+"""Playlists at the edge: every playlist version also written to the bucket (PUBLISH_PLAYLISTS).
+
+Viewers then load playlists from the CDN, and the VM sees no viewer traffic at all. Each key has at
+most one PUT in flight and the newest version wins: a version superseded while an older one was being
+written is never written, and an older one can never land after a newer one. A PUT replaces the whole
+object atomically, so a viewer gets either the old playlist or the new one.
+
+Ordering: a segment is listed only once it is in the bucket, and a version is offered only once it
+is visible (and saved), so a playlist in the bucket never names a segment that is not there. The
+multivariant playlist waits until each media playlist it names has been written once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from . import hls
+from .manifest import Rendered
+from .metrics import Metrics
+from .store import StoreError
+from .uploader import ObjectStore
+
+log = logging.getLogger(__name__)
+
+_BACKOFF_BASE = 0.5
+_BACKOFF_CAP = 5.0
+
+
+@dataclass(slots=True)
+class _Key:
+    latest: Rendered | None = None
+    cache_control: str = ""
+    offered_at: float = 0.0  # monotonic, when `latest` was offered
+    written: Rendered | None = None
+    requires: tuple[str, ...] = ()
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+
+
+class PlaylistMirror:
+    def __init__(
+        self,
+        store: ObjectStore,
+        metrics: Metrics,
+        *,
+        attempt_timeout: float,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._store = store
+        self._metrics = metrics
+        self._timeout = attempt_timeout
+        self._mono = monotonic
+        self._keys: dict[str, _Key] = {}
+        self._written_once = asyncio.Event()  # set whenever a key is written for the first time
+        self._current = asyncio.Event()  # set while every offered version is written
+        self._current.set()
+        self._closed = False
+        self._failing: str | None = None  # the last failure, logged once until it recovers
+
+    def offer(self, key: str, rendered: Rendered, cache_control: str, *, requires: tuple[str, ...] = ()) -> None:
+        """Write `rendered` to `key` soon; a newer offer for the same key replaces it if not started."""
+        if self._closed:
+            return
+        k = self._keys.get(key)
+        if k is None:
+            k = self._keys[key] = _Key()
+        if k.latest is rendered or (k.latest is None and k.written is rendered):
+            return
+        k.latest, k.cache_control, k.requires = rendered, cache_control, requires
+        k.offered_at = self._mono()
+        self._current.clear()
+        k.wake.set()
+        if k.task is None:
+            k.task = asyncio.create_task(self._writer(key, k), name=f"mirror {key}")
+
+    def written(self, key: str) -> Rendered | None:
+        k = self._keys.get(key)
+        return k.written if k else None
+
+    @property
+    def lag(self) -> float:
+        """Seconds the oldest unwritten version has waited (0: the bucket has every version)."""
+        now = self._mono()
+        return max((now - k.offered_at for k in self._keys.values() if k.latest is not None), default=0.0)
+
+    async def _writer(self, key: str, k: _Key) -> None:
+        failures = 0
+        while True:
+            await k.wake.wait()
+            k.wake.clear()
+            while not all(self.written(r) is not None for r in k.requires):
+                self._written_once.clear()
+                await self._written_once.wait()
+            rendered = k.latest
+            if rendered is None:
+                continue
+            ok = await self._put(key, rendered, k.cache_control)
+            if ok:
+                failures = 0
+                first = k.written is None
+                k.written = rendered
+                if k.latest is rendered:
+                    k.latest = None
+                if first:
+                    self._written_once.set()
+                if all(other.latest is None for other in self._keys.values()):
+                    self._current.set()
+            else:
+                failures += 1
+                k.wake.set()  # try again: with the newest version by then
+                delay = random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2 ** (failures - 1)))
+                try:
+                    async with asyncio.timeout(delay):
+                        await self._written_once.wait()  # another key got through: the bucket is back
+                except TimeoutError:
+                    pass
+            self._metrics.playlist_upload_lag.set(round(self.lag, 3))
+
+    async def _put(self, key: str, rendered: Rendered, cache_control: str) -> bool:
+        try:
+            async with asyncio.timeout(self._timeout):
+                await self._store.put(key, rendered.body, content_type=hls.PLAYLIST_CONTENT_TYPE,
+                                      cache_control=cache_control)
+        except (StoreError, TimeoutError, OSError) as err:
+            reason = err.reason if isinstance(err, StoreError) else type(err).__name__
+            self._metrics.playlist_uploads.labels(result="failed").inc()
+            if self._failing != reason:
+                log.warning("cannot write playlist %s to the bucket (%s); retrying with the newest version",
+                            key, reason)
+                self._failing = reason
+            return False
+        self._metrics.playlist_uploads.labels(result="ok").inc()
+        if self._failing is not None:
+            log.info("playlists are written to the bucket again")
+            self._failing = None
+        return True
+
+    async def drain(self, timeout: float) -> bool:
+        """Wait up to `timeout` until every offered version is written; True when it is."""
+        try:
+            async with asyncio.timeout(timeout):
+                await self._current.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    def health_reason(self, limit: float) -> str | None:
+        """Why viewers of the bucket's playlists are behind, or None."""
+        lag = self.lag
+        return f"playlists in the bucket {lag:.0f}s behind ({self._failing})" if lag > limit else None
+
+    async def close(self) -> None:
+        self._closed = True
+        tasks = [k.task for k in self._keys.values() if k.task is not None]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,121 @@
+"""PlaylistMirror (PUBLISH_PLAYLISTS): newest version wins, never an older one after a newer one,
+the master only after its variants, and through a bucket outage. Plus the Publisher feeding it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from broadcaster.manifest import Rendered
+from broadcaster.metrics import Metrics
+from broadcaster.mirror import PlaylistMirror
+from tests.fakes import FakeStore
+from tests.test_publisher import World
+
+
+async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.005)
+
+
+@pytest.fixture
+async def mirror() -> AsyncIterator[tuple[PlaylistMirror, FakeStore]]:
+    store = FakeStore()
+    m = PlaylistMirror(store, Metrics(), attempt_timeout=1.0)
+    yield m, store
+    await m.close()
+
+
+def version(n: int) -> Rendered:
+    return Rendered(f"#EXTM3U\n#v{n}\n".encode(), last_sequence=n)
+
+
+async def test_each_version_is_written_with_playlist_headers(mirror: tuple[PlaylistMirror, FakeStore]) -> None:
+    m, store = mirror
+    m.offer("live/0/playlist.m3u8", version(1), "public, max-age=1")
+    assert await m.drain(5)
+    [put] = store.puts
+    assert (put.key, put.body, put.content_type, put.cache_control) == (
+        "live/0/playlist.m3u8", version(1).body, "application/vnd.apple.mpegurl", "public, max-age=1")
+
+
+async def test_versions_offered_during_a_put_collapse_to_the_newest(
+        mirror: tuple[PlaylistMirror, FakeStore]) -> None:
+    m, store = mirror
+    key = "live/0/playlist.m3u8"
+    store.hold(key)
+    m.offer(key, version(1), "c")
+    await until(lambda: store.attempts == [key])
+    for n in range(2, 6):
+        m.offer(key, version(n), "c")
+    store.release(key)
+    assert await m.drain(5)
+    assert [p.body for p in store.puts] == [version(1).body, version(5).body]
+    assert len(store.attempts) == 2  # one PUT in flight per key, 2..4 never written
+
+
+async def test_master_waits_until_every_variant_it_names_is_written(
+        mirror: tuple[PlaylistMirror, FakeStore]) -> None:
+    m, store = mirror
+    store.hold("live/1/playlist.m3u8")
+    m.offer("live/master.m3u8", version(0), "c", requires=("live/0/playlist.m3u8", "live/1/playlist.m3u8"))
+    m.offer("live/0/playlist.m3u8", version(1), "c")
+    m.offer("live/1/playlist.m3u8", version(1), "c")
+    await until(lambda: "live/0/playlist.m3u8" in store.keys())
+    assert "live/master.m3u8" not in store.attempts
+    store.release("live/1/playlist.m3u8")
+    assert await m.drain(5)
+    assert store.keys()[-1] == "live/master.m3u8"
+
+
+async def test_outage_then_the_newest_version_is_written(mirror: tuple[PlaylistMirror, FakeStore]) -> None:
+    m, store = mirror
+    key = "live/0/playlist.m3u8"
+    store.down = True
+    m.offer(key, version(1), "c")
+    await until(lambda: len(store.attempts) >= 1)
+    assert m.lag > 0 and not await m.drain(0.05)
+    m.offer(key, version(2), "c")
+    store.down = False
+    m.offer(key, version(3), "c")
+    assert await m.drain(10)
+    assert [p.body for p in store.puts] == [version(3).body] and m.lag == 0
+
+
+async def test_the_same_version_is_not_written_twice(mirror: tuple[PlaylistMirror, FakeStore]) -> None:
+    m, store = mirror
+    v = version(1)
+    m.offer("k", v, "c")
+    assert await m.drain(5)
+    m.offer("k", v, "c")
+    assert await m.drain(5)
+    assert len(store.puts) == 1
+
+
+async def test_publisher_mirrors_each_visible_version_without_blocking_reload(tmp_path: Path) -> None:
+    world = World(tmp_path, window=4.0)
+    mirror = PlaylistMirror(world.store, world.metrics, attempt_timeout=1.0)
+    world.pub._mirror = mirror
+    world.pub._can_block = True
+    try:
+        world.pub.on_master([])  # no master yet: only media playlists go up
+        world.owncast_lists(0, "stream-a-0.ts", "stream-a-1.ts")
+        await world.settle()
+        assert await mirror.drain(5)
+        served = world.pub.media_playlist(0)
+        assert served is not None and b"CAN-BLOCK-RELOAD" in served.body
+        written = [p for p in world.store.puts if p.key == "live/0/playlist.m3u8"]
+        assert written and b"SERVER-CONTROL" not in written[-1].body
+        assert written[-1].body == served.body.replace(
+            b"#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,HOLD-BACK=3.0\n", b"")
+        # Segment first, then playlist: every segment it names was stored before it.
+        keys = world.store.keys()
+        for name in ("stream-a-0.ts", "stream-a-1.ts"):
+            assert keys.index(f"live/0/{name}") < keys.index("live/0/playlist.m3u8")
+    finally:
+        await world.pub.close()
+        await mirror.close()
