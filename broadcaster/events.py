@@ -1,0 +1,367 @@
+"""Server-Sent Events at GET /live/events: one event per segment listed and per stream state change.
+
+Dashboards (the viewer's stats panel) follow the stream without polling playlists or /health.
+Each event is encoded once, into a bounded ring of frames with increasing integer ids. A stream
+remembers the last id it sent and writes every ring frame after it; all streams sleep on one shared
+asyncio.Event that is swapped on every publish (as Publisher does for blocking reload), so there is
+no queue and no task per subscriber: a thousand dashboards cost a thousand sleeping handlers.
+
+Wire format (https://html.spec.whatwg.org/multipage/server-sent-events.html):
+
+- first `retry: 1000`, so browsers reconnect after a second;
+- `event: segment`, data {"variant", "media_sequence", "duration", "url"};
+- `event: state`, data {"state": "online" | "offline" | "degraded", "detail"};
+- `event: reset`, data {"last_event_id", "first_id"}: the client's Last-Event-ID is no longer in the
+  ring (it missed events, or it is from before this process); what the ring holds follows, from
+  `first_id` on. Its `id` is the position the stream resumes after, so a reconnect right after it
+  does not get a second reset;
+- a new dashboard (no Last-Event-ID) and a reset one first get the current state as a `state` event
+  without an `id` (it does not move the client's resume position);
+- `: ping` comment lines every 15 s of silence, so tunnels and proxies keep the connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import math
+import re
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from typing import Literal
+
+from aiohttp import hdrs, web
+
+from .server import SERVER_NAME
+
+log = logging.getLogger(__name__)
+
+RING_SIZE = 1024  # events kept for Last-Event-ID resume: minutes of segments for every variant
+# Open streams at once. Each is a sleeping handler plus its socket (a few kB); beyond this a crowd
+# gets 503 with Retry-After instead of exhausting the VM's memory or file descriptors.
+MAX_STREAMS = 1000
+PING_INTERVAL = 15.0  # cloudflared and most proxies drop a connection idle for 30 s or more
+RETRY_MS = 1000  # EventSource's reconnect delay
+# A client that takes this long to accept one write is gone (or hostile): its slot is freed.
+WRITE_TIMEOUT = 30.0
+STATUS_INTERVAL = 1.0  # how often the StatusWatcher reads health()
+BUSY_RETRY_AFTER = "10"  # seconds, for the 503 beyond MAX_STREAMS
+
+State = Literal["online", "offline", "degraded"]
+HealthCheck = Callable[[], tuple[bool, Mapping[str, object]]]
+Write = Callable[[bytes], Awaitable[None]]
+
+_EVENT_NAME = re.compile(r"[a-z][a-z_]*")  # no newline or colon can break a frame
+_MAX_ID_DIGITS = 19  # an int64; anything longer cannot be one of our ids
+_PING = b": ping\n\n"
+
+
+def _data(data: Mapping[str, object]) -> str:
+    # Compact and ASCII-only: one line, no newline that would end the data field early.
+    return json.dumps(data, separators=(",", ":"))
+
+
+class EventHub:
+    """Encodes each event once and streams it to every open /live/events response.
+
+    Ids start at the wall clock in milliseconds when the hub is made and go up by one per event, so
+    a restarted service starts above every id the previous process gave out (unless that one
+    published more than one event per millisecond on average, which segments and state changes
+    never do). A dashboard's Last-Event-ID from before a restart is therefore never taken for one
+    of ours: it gets a reset and the ring.
+    """
+
+    def __init__(
+        self,
+        *,
+        ring_size: int = RING_SIZE,
+        max_streams: int = MAX_STREAMS,
+        ping_interval: float = PING_INTERVAL,
+        write_timeout: float = WRITE_TIMEOUT,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if ring_size < 1 or max_streams < 0 or ping_interval <= 0 or write_timeout <= 0:
+            raise ValueError("ring_size >= 1, max_streams >= 0, ping_interval and write_timeout > 0")
+        self.max_streams = max_streams
+        self.ping_interval = ping_interval
+        self.write_timeout = write_timeout
+        self._next_id = int(clock() * 1000)
+        self._ring: deque[tuple[int, bytes]] = deque(maxlen=ring_size)
+        self._changed = asyncio.Event()
+        self._closed = False
+        self._streams = 0
+        self._state: tuple[int, bytes] | None = None  # the last state event: (id, frame without id)
+
+    # -- publishing --------------------------------------------------------------------------------
+
+    def publish(self, event: str, data: Mapping[str, object]) -> int:
+        """Adds one event to the ring, wakes every stream, and returns its id."""
+        if not _EVENT_NAME.fullmatch(event):
+            raise ValueError(f"bad event name {event!r}")
+        event_id = self._next_id
+        self._next_id += 1
+        body = f"event: {event}\ndata: {_data(data)}\n\n".encode()
+        self._ring.append((event_id, f"id: {event_id}\n".encode() + body))
+        if event == "state":
+            self._state = (event_id, body)
+        # Wake the streams waiting now, and arm a fresh event for the next publish.
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+        return event_id
+
+    def segment_listed(self, variant: int, media_sequence: int, duration: float, url: str) -> int:
+        """A segment is in the bucket and listed in the playlists (the publisher's listing hook)."""
+        # NaN or inf would make invalid JSON for browsers; the publisher never lists such a segment.
+        seconds: float | None = round(duration, 6) if math.isfinite(duration) else None
+        return self.publish(
+            "segment", {"variant": variant, "media_sequence": media_sequence, "duration": seconds, "url": url}
+        )
+
+    def state_changed(self, state: State, detail: str) -> int:
+        return self.publish("state", {"state": state, "detail": detail})
+
+    # -- reading -----------------------------------------------------------------------------------
+
+    @property
+    def last_id(self) -> int:
+        """The id of the latest event (one below the first id while there is none)."""
+        return self._next_id - 1
+
+    @property
+    def streams(self) -> int:
+        """Open /live/events responses."""
+        return self._streams
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        """Ends every open stream at its next turn of the loop, and answers new ones 503.
+
+        Synchronous: it only wakes the streams, which then return, so the web runner's cleanup
+        that follows finds no handler to wait for.
+        """
+        self._closed = True
+        self._changed.set()
+
+    def _oldest(self) -> int:
+        return self._ring[0][0] if self._ring else self._next_id
+
+    def _start(self, last_id: int | None) -> tuple[list[bytes], int]:
+        """The frames a new stream begins with, and the id it has then sent up to."""
+        head = [f"retry: {RETRY_MS}\n\n".encode()]
+        oldest = self._oldest()
+        if last_id is None:
+            if self._state is not None:
+                head.append(self._state[1])
+            return head, self.last_id
+        if oldest - 1 <= last_id <= self.last_id:
+            return head, last_id  # a plain resume: the ring holds everything after last_id
+        return head + self._reset(last_id), oldest - 1
+
+    def _reset(self, last_id: int) -> list[bytes]:
+        oldest = self._oldest()
+        frames = [
+            f"id: {oldest - 1}\nevent: reset\ndata: {_data({'last_event_id': last_id, 'first_id': oldest})}\n\n"
+            .encode()
+        ]
+        # The current state, unless a state event in the ring that follows will say it anyway.
+        if self._state is not None and self._state[0] < oldest:
+            frames.append(self._state[1])
+        return frames
+
+    def _after(self, sent: int) -> tuple[list[bytes], int]:
+        """Every ring frame after id `sent` (a reset first if some are gone), and the new `sent`."""
+        if sent >= self.last_id:
+            return [], sent
+        oldest = self._oldest()
+        frames: list[bytes] = []
+        if sent < oldest - 1:  # this stream wrote too slowly and the ring moved on without it
+            frames = self._reset(sent)
+            sent = oldest - 1
+        # Ids in the ring are consecutive, so the first frame to send is at a known position.
+        frames += (frame for _id, frame in itertools.islice(self._ring, sent - oldest + 1, None))
+        return frames, self.last_id
+
+    async def stream(self, write: Write, last_id: int | None) -> None:
+        """Writes frames through `write` until close().
+
+        Raises ConnectionError when the client is gone, _StalledClient when it stopped reading.
+        """
+        frames, sent = self._start(last_id)
+        await self._write(write, b"".join(frames))
+        loop = asyncio.get_running_loop()
+        quiet_since = loop.time()
+        while not self._closed:
+            frames, sent = self._after(sent)
+            if frames:
+                await self._write(write, b"".join(frames))
+                quiet_since = loop.time()
+                continue  # more may have been published while this write waited
+            changed = self._changed
+            try:
+                # A timer handle, not a task: waiting costs no more than the shared Event.
+                async with asyncio.timeout_at(quiet_since + self.ping_interval):
+                    await changed.wait()
+            except TimeoutError:
+                await self._write(write, _PING)
+                quiet_since = loop.time()
+
+    @contextlib.contextmanager
+    def _counted(self) -> Iterator[None]:
+        """Holds one of the max_streams slots, taken before the response is prepared (which awaits)."""
+        self._streams += 1
+        try:
+            yield
+        finally:
+            self._streams -= 1
+
+    async def _write(self, write: Write, data: bytes) -> None:
+        try:
+            async with asyncio.timeout(self.write_timeout):
+                await write(data)
+        except TimeoutError:
+            raise _StalledClient() from None
+
+
+class _StalledClient(Exception):
+    """The client accepted nothing for WRITE_TIMEOUT seconds."""
+
+
+def parse_last_event_id(value: str | None) -> int | None:
+    """A Last-Event-ID that is not one of our ids (not a whole number) is ignored, never an error."""
+    if value is None:
+        return None
+    value = value.strip()
+    if not value.isascii() or not value.isdigit() or len(value) > _MAX_ID_DIGITS:
+        return None
+    return int(value)
+
+
+# -- stream state --------------------------------------------------------------------------------
+
+
+def derive_state(ok: bool, body: Mapping[str, object]) -> tuple[State, str]:
+    """/health's verdict as a dashboard's state, with its detail.
+
+    offline: no stream (idle, or Owncast ended it); the detail is the stream's "idle" or "ended".
+    online: live and healthy; degraded: live with a problem. Their detail is /health's "status".
+    """
+    stream = str(body.get("stream", "idle"))
+    if stream != "live":
+        return "offline", stream
+    return ("online" if ok else "degraded"), str(body.get("status", ""))
+
+
+class StatusWatcher:
+    """Reads health() every `interval` seconds and publishes a `state` event when the state changes.
+
+    The detail alone changing (another degraded reason) is not a new state: dashboards would see an
+    event a second while a reason counts up seconds.
+    """
+
+    def __init__(self, hub: EventHub, health: HealthCheck, *, interval: float = STATUS_INTERVAL) -> None:
+        self._hub = hub
+        self._health = health
+        self._interval = interval
+        self._state: State | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._last_error: str | None = None
+
+    @property
+    def state(self) -> State | None:
+        """The last state published; None before the first check."""
+        return self._state
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="status-events")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def check(self) -> None:
+        """One reading: publishes a state event if the state changed (the first reading always does)."""
+        try:
+            ok, body = self._health()
+            state, detail = derive_state(ok, body)
+        except Exception as err:  # one bad reading: say so once, keep watching
+            if repr(err) != self._last_error:
+                self._last_error = repr(err)
+                log.warning("health() failed, state events paused: %r", err)
+            return
+        self._last_error = None
+        if state != self._state:
+            log.info("stream state: %s (%s)", state, detail)
+            self._state = state
+            self._hub.state_changed(state, detail)
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_at = loop.time()
+        while True:
+            self.check()
+            next_at = max(next_at + self._interval, loop.time())  # no drift, no burst after a stall
+            await asyncio.sleep(next_at - loop.time())
+
+
+# -- HTTP ----------------------------------------------------------------------------------------
+
+EVENTS = web.AppKey("events", EventHub)
+
+# Set before prepare(): the app's headers middleware only sees the response after the handler
+# returns, which for a stream is when it ends.
+_STREAM_HEADERS = {
+    hdrs.CONTENT_TYPE: "text/event-stream",  # always UTF-8 (the spec allows no other charset)
+    hdrs.CACHE_CONTROL: "no-cache",
+    "X-Accel-Buffering": "no",  # nginx and friends would otherwise hold frames back
+    hdrs.ACCESS_CONTROL_ALLOW_ORIGIN: "*",
+    hdrs.SERVER: SERVER_NAME,
+}
+
+
+def add_event_routes(app: web.Application, hub: EventHub) -> None:
+    """GET (and HEAD) /live/events on `app`, streaming `hub`."""
+    app[EVENTS] = hub
+    app.router.add_get("/live/events", _events)
+
+
+async def _events(request: web.Request) -> web.StreamResponse:
+    hub = request.app[EVENTS]
+    if hub.closed:
+        return _unavailable("shutting down\n", "1")
+    if hub.streams >= hub.max_streams:
+        log.debug("refused an event stream: %d open", hub.streams)
+        return _unavailable("too many event streams\n", BUSY_RETRY_AFTER)
+    if request.method == hdrs.METH_HEAD:
+        return web.Response(headers=_STREAM_HEADERS)
+    # The header is what EventSource sends on a reconnect; polyfills cannot set it and use the query.
+    raw = request.headers.get("Last-Event-ID")
+    last_id = parse_last_event_id(raw if raw is not None else request.query.get("lastEventId"))
+    response = web.StreamResponse(headers=_STREAM_HEADERS)
+    try:
+        with hub._counted():
+            await response.prepare(request)
+            await hub.stream(response.write, last_id)
+    except ConnectionError as err:  # aiohttp's ClientConnectionResetError is one: the client left
+        log.debug("event stream client went away: %r", err)
+    except _StalledClient:
+        log.debug("event stream client stopped reading for %.0fs; dropped", hub.write_timeout)
+        if request.transport is not None:
+            request.transport.abort()  # or aiohttp's final write would wait on it too
+    return response
+
+
+def _unavailable(text: str, retry_after: str) -> web.Response:
+    return web.Response(
+        status=503, text=text, headers={hdrs.RETRY_AFTER: retry_after, hdrs.CACHE_CONTROL: "no-store"}
+    )

@@ -1,0 +1,675 @@
+"""broadcaster.events over real HTTP: the real app with /live/events, read by a real SSE parser.
+
+Every wait is on a condition with a timeout; the hub's ping interval and the watcher's period are
+injected so nothing waits on the production timers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import json
+import logging
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from pytest_aiohttp import AiohttpClient
+
+from broadcaster.events import (
+    EventHub,
+    StatusWatcher,
+    _StalledClient,
+    add_event_routes,
+    derive_state,
+    parse_last_event_id,
+)
+from broadcaster.manifest import Rendered
+from broadcaster.metrics import Metrics
+from broadcaster.server import create_app
+
+Client = TestClient[web.Request, web.Application]
+PATH = "/live/events"
+WAIT = 10.0  # seconds any one condition may take before the test fails
+
+
+# -- an SSE client: the WHATWG event-stream parsing rules ---------------------------------------
+
+
+@dataclass
+class Event:
+    type: str
+    data: str
+    last_id: str  # the stream's last event id once this event is dispatched (EventSource.lastEventId)
+    id_field: bool  # the frame itself carried an id field
+
+    def json(self) -> Any:
+        return json.loads(self.data)
+
+
+@dataclass
+class SseReader:
+    """Parses text/event-stream as a browser does (html.spec.whatwg.org, "Event stream interpretation"):
+    lines end in CRLF, LF or CR; a blank line dispatches; a field's value loses one leading space;
+    data lines join with LF; an event with no data is not dispatched; `:` starts a comment."""
+
+    response: aiohttp.ClientResponse
+    last_id: str = ""
+    retry: int | None = None
+    comments: list[str] = field(default_factory=list)
+    eof: bool = False
+    _decoder: codecs.IncrementalDecoder = field(default_factory=lambda: codecs.getincrementaldecoder("utf-8")())
+    _text: str = ""
+    _lines: list[str] = field(default_factory=list)
+    _type: str = ""
+    _data: list[str] = field(default_factory=list)
+    _id_field: bool = False
+    _first: bool = True
+
+    async def _line(self) -> str | None:
+        """The next complete line; None at the end (a last line without its end is discarded)."""
+        while not self._lines:
+            chunk = await self.response.content.readany()
+            if not chunk:
+                self.eof = True
+                return None
+            text = self._text + self._decoder.decode(chunk)
+            if self._first and text:  # one leading BOM is ignored
+                text, self._first = text.removeprefix("\ufeff"), False
+            # A CR at the very end may be the first half of a CRLF: keep it for the next chunk.
+            cut = len(text) - 1 if text.endswith("\r") else len(text)
+            parts = text[:cut].replace("\r\n", "\n").replace("\r", "\n").split("\n")
+            self._text = parts.pop() + text[cut:]
+            self._lines.extend(parts)
+        return self._lines.pop(0)
+
+    async def _step(self) -> Event | str | None | bool:
+        """One line: an event it dispatched, a comment (str), None at the end, or False."""
+        line = await self._line()
+        if line is None:
+            return None  # an event not ended by a blank line is not dispatched
+        if line == "":
+            if not self._data:
+                self._type, self._id_field = "", False
+                return False
+            event = Event(self._type or "message", "\n".join(self._data), self.last_id, self._id_field)
+            self._type, self._data, self._id_field = "", [], False
+            return event
+        if line.startswith(":"):
+            self.comments.append(line[1:].removeprefix(" "))
+            return line[1:].removeprefix(" ")
+        name, colon, value = line.partition(":")
+        value = value.removeprefix(" ") if colon else ""
+        if name == "event":
+            self._type = value
+        elif name == "data":
+            self._data.append(value)
+        elif name == "id" and "\0" not in value:
+            self.last_id, self._id_field = value, True
+        elif name == "retry" and value.isascii() and value.isdigit():
+            self.retry = int(value)
+        return False
+
+    async def next(self) -> Event | str | None:
+        """The next event, or a comment (str), or None at the end of the stream."""
+        while (item := await self._step()) is False:
+            pass
+        assert not isinstance(item, bool)
+        return item
+
+    async def event(self, timeout: float = WAIT) -> Event:
+        """The next event, skipping comments."""
+        async with asyncio.timeout(timeout):
+            while True:
+                item = await self.next()
+                assert item is not None, "the stream ended"
+                if isinstance(item, Event):
+                    return item
+
+    async def events(self, n: int, timeout: float = WAIT) -> list[Event]:
+        async with asyncio.timeout(timeout):
+            return [await self.event(timeout) for _ in range(n)]
+
+    async def started(self, timeout: float = WAIT) -> None:
+        """Reads up to the `retry` field, which the server sends once the stream's position is set."""
+        async with asyncio.timeout(timeout):
+            while self.retry is None:
+                item = await self._step()
+                assert not isinstance(item, Event), f"an event before retry: {item}"
+                assert item is not None, "the stream ended before it began"
+
+    async def ended(self, timeout: float = WAIT) -> list[Event]:
+        """Everything up to the end of the stream."""
+        seen: list[Event] = []
+        async with asyncio.timeout(timeout):
+            while (item := await self.next()) is not None:
+                if isinstance(item, Event):
+                    seen.append(item)
+        return seen
+
+
+class _Chunks:
+    """A response body that arrives in the given chunks (for testing the reader itself)."""
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        self.content = self
+        self._chunks = chunks
+
+    async def readany(self) -> bytes:
+        return self._chunks.pop(0) if self._chunks else b""
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
+@pytest.mark.parametrize("size", [1, 2, 7, 1000])
+async def test_the_reader_follows_the_spec_whatever_the_line_ends_and_chunks(newline: str, size: int) -> None:
+    text = ("\ufeffretry: 500|: hi|id: 7|event: a|data: x|data:y|data||"
+            " |event: not sent without data||data: plain||"
+            "id: 8|data: {\"k\": 1}||data: tail without its blank line|").replace("|", newline)
+    raw = text.encode()
+    reader = SseReader(_Chunks([raw[i:i + size] for i in range(0, len(raw), size)]))  # type: ignore[arg-type]
+    items = []
+    while (item := await reader.next()) is not None:
+        items.append(item)
+    assert reader.retry == 500
+    assert items == [
+        "hi",
+        Event("a", "x\ny\n", "7", True),
+        Event("message", "plain", "7", False),  # the type did not carry over; " " is an unknown field
+        Event("message", '{"k": 1}', "8", True),
+    ]
+
+
+# -- the app --------------------------------------------------------------------------------------
+
+
+class NoPlaylists:
+    target_duration: int | None = None
+
+    def master_playlist(self) -> Rendered | None:
+        return None
+
+    def media_playlist(self, variant: int) -> Rendered | None:
+        return None
+
+    async def wait_for_sequence(self, variant: int, sequence: int, timeout: float) -> Rendered | None:
+        return None
+
+
+class Healthy:
+    def health(self) -> tuple[bool, dict[str, object]]:
+        return True, {"status": "ok", "stream": "idle"}
+
+
+MakeClient = Callable[..., Awaitable[tuple[EventHub, Client]]]
+
+
+@pytest.fixture
+async def make_client(aiohttp_client: AiohttpClient) -> AsyncIterator[MakeClient]:
+    """The service's real app (its middlewares too) with the events route, and the hub behind it."""
+    hubs: list[EventHub] = []
+
+    async def make(**hub_options: Any) -> tuple[EventHub, Client]:
+        hub = EventHub(**hub_options)
+        hubs.append(hub)
+        app = create_app(NoPlaylists(), Healthy(), Metrics())
+        add_event_routes(app, hub)
+        return hub, await aiohttp_client(app)
+
+    yield make
+    for hub in hubs:  # as the service does: streams end before the server shuts down
+        hub.close()
+
+
+async def open_stream(client: Client, *, headers: Mapping[str, str] | None = None,
+                      query: str = "") -> SseReader:
+    response = await client.get(PATH + query, headers=headers)
+    assert response.status == 200, await response.text()
+    reader = SseReader(response)
+    await reader.started()
+    return reader
+
+
+async def until(condition: Callable[[], bool], what: str, timeout: float = WAIT) -> None:
+    """Waits for `condition`, checked on each turn of the loop: no fixed sleep decides anything."""
+    try:
+        async with asyncio.timeout(timeout):
+            while not condition():
+                await asyncio.sleep(0.001)
+    except TimeoutError:
+        raise AssertionError(f"timed out waiting for {what}") from None
+
+
+def segments(hub: EventHub, first: int, n: int) -> list[int]:
+    return [hub.segment_listed(first % 2, first + i, 2.0 + i / 10, f"https://r2.example/live/{first % 2}/s{first + i}.ts")
+            for i in range(n)]
+
+
+# -- the stream -----------------------------------------------------------------------------------
+
+
+async def test_segment_events_arrive_in_order_with_their_json(make_client: MakeClient) -> None:
+    hub, client = await make_client()
+    reader = await open_stream(client)
+    headers = reader.response.headers
+    assert headers["Content-Type"] == "text/event-stream"
+    assert headers["Cache-Control"] == "no-cache"
+    assert headers["X-Accel-Buffering"] == "no"
+    assert headers["Access-Control-Allow-Origin"] == "*"
+    assert reader.retry == 1000
+
+    ids = [hub.segment_listed(v, 100 + n, 1.5, f"https://r2.example/live/{v}/stream-{n}.ts")
+           for n in range(3) for v in (0, 1)]
+    got = await reader.events(6)
+    assert [e.type for e in got] == ["segment"] * 6
+    assert [int(e.last_id) for e in got] == ids
+    assert ids == list(range(ids[0], ids[0] + 6))
+    assert [e.json() for e in got] == [
+        {"variant": v, "media_sequence": 100 + n, "duration": 1.5, "url": f"https://r2.example/live/{v}/stream-{n}.ts"}
+        for n in range(3) for v in (0, 1)
+    ]
+
+
+async def test_state_events_and_a_new_dashboard_gets_the_current_state_without_an_id(
+    make_client: MakeClient,
+) -> None:
+    hub, client = await make_client()
+    first = await open_stream(client)
+    hub.state_changed("online", "ok")
+    hub.state_changed("degraded", "storage unreachable (Timeout)")
+    got = await first.events(2)
+    assert [e.json() for e in got] == [{"state": "online", "detail": "ok"},
+                                       {"state": "degraded", "detail": "storage unreachable (Timeout)"}]
+    assert all(e.type == "state" and e.id_field for e in got)
+
+    late = await client.get(PATH)
+    reader = SseReader(late)
+    current = await reader.event()
+    assert current.type == "state" and current.json()["state"] == "degraded"
+    assert not current.id_field and reader.last_id == ""  # it does not move the resume position
+    new = segments(hub, 7, 1)
+    assert int((await reader.event()).last_id) == new[0]
+
+
+async def test_ids_start_at_the_wall_clock_in_milliseconds() -> None:
+    hub = EventHub(clock=lambda: 1_700_000_000.5)
+    assert hub.publish("segment", {}) == 1_700_000_000_500
+    assert hub.publish("segment", {}) == 1_700_000_000_501
+    restarted = EventHub(clock=lambda: 1_700_000_001.0)  # a second later, after a restart
+    assert restarted.publish("segment", {}) > 1_700_000_000_501
+
+
+async def test_resume_gets_exactly_the_missed_events(make_client: MakeClient) -> None:
+    hub, client = await make_client()
+    reader = await open_stream(client)
+    seen = segments(hub, 10, 3)
+    got = await reader.events(3)
+    assert reader.last_id == str(seen[-1])
+    reader.response.close()  # the dashboard's connection drops...
+
+    missed = segments(hub, 13, 4)  # ...while the stream goes on
+    again = await open_stream(client, headers={"Last-Event-ID": reader.last_id})
+    resumed = await again.events(4)
+    assert [int(e.last_id) for e in resumed] == missed
+    assert [e.json()["media_sequence"] for e in resumed] == [13, 14, 15, 16]
+    assert all(e.type == "segment" for e in got + resumed)
+    # Nothing else came first or in between: the next event is the next one published.
+    after = segments(hub, 17, 1)
+    assert int((await again.event()).last_id) == after[0]
+
+
+async def test_resume_by_query_parameter_for_polyfills(make_client: MakeClient) -> None:
+    hub, client = await make_client()
+    ids = segments(hub, 0, 5)
+    reader = await open_stream(client, query=f"?lastEventId={ids[1]}")
+    assert [int(e.last_id) for e in await reader.events(3)] == ids[2:]
+    # The header (EventSource's own reconnect) wins over the query.
+    both = await open_stream(client, headers={"Last-Event-ID": str(ids[3])}, query=f"?lastEventId={ids[0]}")
+    assert [int(e.last_id) for e in await both.events(1)] == ids[4:]
+
+
+async def test_up_to_date_resume_gets_no_backlog_and_no_reset(make_client: MakeClient) -> None:
+    hub, client = await make_client()
+    ids = segments(hub, 0, 3)
+    reader = await open_stream(client, headers={"Last-Event-ID": str(ids[-1])})
+    new = segments(hub, 3, 1)
+    event = await reader.event()
+    assert event.type == "segment" and int(event.last_id) == new[0]
+
+
+async def test_an_id_older_than_the_ring_gets_a_reset_then_the_ring(make_client: MakeClient) -> None:
+    hub, client = await make_client(ring_size=4)
+    hub.state_changed("online", "ok")  # falls out of the ring below: the reset brings it back
+    ids = segments(hub, 0, 10)
+    reader = await open_stream(client, headers={"Last-Event-ID": str(ids[2])})
+    reset = await reader.event()
+    assert reset.type == "reset"
+    assert reset.json() == {"last_event_id": ids[2], "first_id": ids[6]}
+    assert int(reset.last_id) == ids[5]  # resumes after it: a reconnect now would not reset again
+    state = await reader.event()
+    assert state.type == "state" and state.json()["state"] == "online" and not state.id_field
+    ring = await reader.events(4)
+    assert [int(e.last_id) for e in ring] == ids[6:]
+    assert [e.json()["media_sequence"] for e in ring] == [6, 7, 8, 9]
+
+    # Reconnecting from the reset's id is a plain resume.
+    reader.response.close()
+    again = await open_stream(client, headers={"Last-Event-ID": reset.last_id})
+    assert [int(e.last_id) for e in await again.events(4)] == ids[6:]
+
+
+@pytest.mark.parametrize("when", ["before this process", "from the future"])
+async def test_an_id_from_another_process_gets_a_reset_then_the_ring(make_client: MakeClient, when: str) -> None:
+    hub, client = await make_client()
+    ids = segments(hub, 0, 3)
+    foreign = ids[0] - 60_000 if when == "before this process" else ids[-1] + 5
+    reader = await open_stream(client, headers={"Last-Event-ID": str(foreign)})
+    reset = await reader.event()
+    assert reset.type == "reset" and reset.json() == {"last_event_id": foreign, "first_id": ids[0]}
+    assert [int(e.last_id) for e in await reader.events(3)] == ids
+
+
+async def test_a_reset_with_an_empty_ring(make_client: MakeClient) -> None:
+    hub, client = await make_client()
+    reader = await open_stream(client, headers={"Last-Event-ID": "12"})
+    reset = await reader.event()
+    assert reset.type == "reset" and reset.json() == {"last_event_id": 12, "first_id": hub.last_id + 1}
+    new = segments(hub, 0, 1)
+    assert int((await reader.event()).last_id) == new[0]
+
+
+@pytest.mark.parametrize("junk", ["abc", "-5", "1e3", "12.0", "", "  ", "\u0663", "9" * 40, "0x10"])
+async def test_a_last_event_id_that_is_not_a_number_is_ignored(make_client: MakeClient, junk: str) -> None:
+    hub, client = await make_client()
+    segments(hub, 0, 3)  # would be sent if the junk were taken for an old id
+    reader = await open_stream(client, headers={"Last-Event-ID": junk})
+    new = segments(hub, 3, 1)
+    event = await reader.event()
+    assert event.type == "segment" and int(event.last_id) == new[0]
+
+
+def test_parse_last_event_id() -> None:
+    assert parse_last_event_id(None) is None
+    assert parse_last_event_id("1700000000123") == 1700000000123
+    assert parse_last_event_id(" 42 ") == 42
+    assert parse_last_event_id("4 2") is None
+    assert parse_last_event_id("\u0663") is None  # a digit, but not one of ours
+
+
+async def test_close_ends_every_stream_and_refuses_new_ones(make_client: MakeClient) -> None:
+    hub, client = await make_client(ping_interval=3600)  # idle streams: only close() can end them
+    readers = [await open_stream(client) for _ in range(3)]
+    assert hub.streams == 3
+    hub.close()
+    for reader in readers:
+        assert await reader.ended(timeout=5) == []
+    await until(lambda: hub.streams == 0, "the handlers to return")
+    response = await client.get(PATH)
+    assert response.status == 503 and response.headers["Retry-After"] == "1"
+
+
+async def test_many_subscribers_get_each_event_once_without_a_task_each(make_client: MakeClient) -> None:
+    n = 500
+    hub, client = await make_client(ping_interval=3600)
+    # The test client's pool holds 100 connections; these need one each.
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        responses = await asyncio.gather(*(session.get(client.make_url(PATH)) for _ in range(n)))
+        readers = [SseReader(r) for r in responses]
+        await asyncio.gather(*(r.started() for r in readers))
+        await until(lambda: hub.streams == n, f"{n} open streams")
+
+        def ours() -> list[asyncio.Task[Any]]:
+            return [t for t in asyncio.all_tasks()
+                    if "broadcaster/events.py" in t.get_coro().cr_code.co_filename]  # type: ignore[union-attr]
+
+        before = asyncio.all_tasks()
+        assert ours() == []
+        ids = segments(hub, 0, 5)
+        received = await asyncio.gather(*(r.events(5) for r in readers))
+        assert all([int(e.last_id) for e in got] == ids for got in received)
+        # Delivery started no task: the handlers woke on the one shared event and wrote.
+        assert ours() == [] and not [t for t in asyncio.all_tasks() - before if not t.done()]
+        # Once each: the next event anyone gets is the next one published.
+        sentinel = segments(hub, 5, 1)
+        nxt = await asyncio.gather(*(r.event() for r in readers))
+        assert all(int(e.last_id) == sentinel[0] for e in nxt)
+        for r in responses:
+            r.close()
+
+
+async def test_idle_streams_get_a_ping_comment(make_client: MakeClient) -> None:
+    hub, client = await make_client(ping_interval=0.05)
+    reader = await open_stream(client)
+    async with asyncio.timeout(WAIT):
+        while (item := await reader.next()) != "ping":
+            assert item is not None
+    new = segments(hub, 0, 1)  # events still come after pings
+    assert int((await reader.event()).last_id) == new[0]
+
+
+async def test_streams_beyond_the_cap_get_503_with_retry_after(make_client: MakeClient) -> None:
+    hub, client = await make_client(max_streams=2, ping_interval=0.05)
+    first = await open_stream(client)
+    await open_stream(client)
+    refused = await client.get(PATH)
+    assert refused.status == 503 and int(refused.headers["Retry-After"]) > 0
+    first.response.close()
+    await until(lambda: hub.streams == 1, "the server to notice the closed stream (at its next ping)")
+    await open_stream(client)
+
+
+async def test_head_answers_the_headers_without_holding_a_stream(make_client: MakeClient) -> None:
+    hub, client = await make_client()
+    async with client.head(PATH) as response:
+        assert response.status == 200 and response.headers["Content-Type"] == "text/event-stream"
+        assert await response.read() == b""
+    assert hub.streams == 0
+
+
+@dataclass
+class Served:
+    """The app run as the service runs it: an AppRunner without handler cancellation (the test
+    server cancels a handler when its client leaves; the service's handlers find out by writing)."""
+
+    hub: EventHub
+    runner: web.AppRunner
+    session: aiohttp.ClientSession
+    url: str
+
+    async def open(self, headers: Mapping[str, str] | None = None) -> SseReader:
+        response = await self.session.get(self.url + PATH, headers=headers)
+        assert response.status == 200
+        reader = SseReader(response)
+        await reader.started()
+        return reader
+
+
+@pytest.fixture
+async def served() -> AsyncIterator[Served]:
+    hub = EventHub(ping_interval=3600)
+    app = create_app(NoPlaylists(), Healthy(), Metrics())
+    add_event_routes(app, hub)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    try:
+        async with aiohttp.ClientSession() as session:
+            yield Served(hub, runner, session, f"http://{host}:{port}")
+    finally:
+        hub.close()
+        await runner.cleanup()
+
+
+async def test_a_client_that_goes_away_is_one_debug_line(served: Served, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    hub = served.hub
+    reader = await served.open()
+    reader.response.close()
+    # Without handler cancellation the server notices on its next write; publish until it has.
+    async with asyncio.timeout(WAIT):
+        while hub.streams:
+            segments(hub, 0, 1)
+            await asyncio.sleep(0.001)
+    loud = [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
+    assert loud == [], [r.getMessage() for r in loud]
+    assert any(r.name == "broadcaster.events" and "went away" in r.getMessage() for r in caplog.records)
+
+
+async def test_close_lets_the_server_shut_down_at_once(served: Served) -> None:
+    readers = [await served.open() for _ in range(3)]
+    served.hub.close()  # what Service.stop() does before the runner's cleanup
+    async with asyncio.timeout(5):  # aiohttp would wait up to 60 s for a handler still streaming
+        await served.runner.cleanup()
+    for reader in readers:
+        assert await reader.ended() == []
+
+
+async def test_a_client_that_stops_reading_is_dropped_after_the_write_timeout() -> None:
+    hub = EventHub(write_timeout=0.05)
+    stuck = asyncio.Event()
+    written: list[bytes] = []
+
+    async def write(data: bytes) -> None:
+        written.append(data)
+        if data.startswith(b"id:"):
+            await stuck.wait()  # the socket's buffer is full and the client reads nothing
+
+    stream = asyncio.ensure_future(hub.stream(write, None))
+    await until(lambda: len(written) == 1, "the stream's first frame")
+    segments(hub, 0, 1)
+    with pytest.raises(_StalledClient):
+        async with asyncio.timeout(WAIT):
+            await stream
+
+
+async def test_a_slow_stream_that_the_ring_left_behind_gets_a_reset() -> None:
+    hub = EventHub(ring_size=3)
+    written: list[bytes] = []
+    gate = asyncio.Event()
+
+    async def write(data: bytes) -> None:
+        written.append(data)
+        if len(written) == 2:
+            await gate.wait()  # the second write blocks while five more events are published
+
+    stream = asyncio.ensure_future(hub.stream(write, None))
+    await until(lambda: len(written) == 1, "the stream's first frame")
+    first = segments(hub, 0, 1)
+    await until(lambda: len(written) == 2, "the first event's write")
+    later = segments(hub, 1, 5)
+    gate.set()
+    await until(lambda: len(written) == 3, "the catch-up write")
+    hub.close()
+    await asyncio.wait_for(stream, WAIT)
+    text = written[2].decode()
+    assert f"id: {first[0]}" in written[1].decode()
+    assert text.startswith(f"id: {later[1]}\nevent: reset\n")
+    assert [line for line in text.splitlines() if line.startswith("id: ")] == [
+        f"id: {i}" for i in [later[1], *later[2:]]]
+
+
+def test_segment_with_a_non_finite_duration_is_valid_json() -> None:
+    hub = EventHub()
+    hub.segment_listed(0, 1, math.nan, "https://r2.example/x.ts")
+    frame = hub._ring[-1][1].decode()
+    data = next(line for line in frame.splitlines() if line.startswith("data: "))
+    assert json.loads(data.removeprefix("data: "), parse_constant=lambda c: pytest.fail(c))["duration"] is None
+
+
+def test_bad_event_names_are_refused() -> None:
+    with pytest.raises(ValueError):
+        EventHub().publish("seg\nment", {})
+
+
+# -- the status watcher ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("ok", "body", "expected"), [
+    (True, {"status": "ok", "stream": "idle"}, ("offline", "idle")),
+    (False, {"status": "storage unreachable (Timeout)", "stream": "ended"}, ("offline", "ended")),
+    (True, {"status": "ok", "stream": "live"}, ("online", "ok")),
+    (False, {"status": "uploads behind by 9s", "stream": "live"}, ("degraded", "uploads behind by 9s")),
+    (True, {}, ("offline", "idle")),
+])
+def test_derive_state(ok: bool, body: dict[str, object], expected: tuple[str, str]) -> None:
+    assert derive_state(ok, body) == expected
+
+
+class FakeHealth:
+    """What Publisher.health() would say; the test changes it and counts the readings."""
+
+    def __init__(self) -> None:
+        self.answer: tuple[bool, dict[str, object]] = (True, {"status": "ok", "stream": "idle"})
+        self.calls = 0
+        self.error: Exception | None = None
+
+    def __call__(self) -> tuple[bool, dict[str, object]]:
+        self.calls += 1
+        if self.error is not None:
+            raise self.error
+        return self.answer
+
+
+async def test_watcher_publishes_each_state_change_once(
+    make_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    hub, client = await make_client()
+    reader = await open_stream(client)
+    health = FakeHealth()
+    watcher = StatusWatcher(hub, health, interval=0.001)
+    await watcher.start()
+    try:
+        steps: list[tuple[bool, dict[str, object], dict[str, str]]] = [
+            (True, {"status": "ok", "stream": "idle"}, {"state": "offline", "detail": "idle"}),
+            (True, {"status": "ok", "stream": "live"}, {"state": "online", "detail": "ok"}),
+            (False, {"status": "storage unreachable (Timeout)", "stream": "live"},
+             {"state": "degraded", "detail": "storage unreachable (Timeout)"}),
+            # Another reason while degraded is not a new state.
+            (False, {"status": "uploads behind by 9s", "stream": "live"}, {}),
+            (True, {"status": "ok", "stream": "live"}, {"state": "online", "detail": "ok"}),
+            (True, {"status": "ok", "stream": "ended"}, {"state": "offline", "detail": "ended"}),
+        ]
+        for ok, body, expected in steps:
+            health.answer = (ok, body)
+            calls = health.calls
+            # Several readings of the same answer: a repeated event would show up as the next one.
+            await until(lambda n=calls + 3: health.calls >= n, "three more readings")
+            if expected:
+                event = await reader.event()
+                assert event.type == "state" and event.json() == expected
+        assert watcher.state == "offline"
+
+        # A health() that raises is said once and does not stop the watcher.
+        caplog.set_level(logging.WARNING, logger="broadcaster.events")
+        health.error = RuntimeError("boom")
+        calls = health.calls
+        await until(lambda: health.calls >= calls + 5, "readings through the error")
+        assert len([r for r in caplog.records if "boom" in r.getMessage()]) == 1
+        health.error = None
+        health.answer = (True, {"status": "ok", "stream": "live"})
+        assert (await reader.event()).json() == {"state": "online", "detail": "ok"}
+        sentinel = segments(hub, 0, 1)
+        assert int((await reader.event()).last_id) == sentinel[0]  # and nothing in between
+    finally:
+        await watcher.stop()
+
+
+async def test_watcher_starts_and_stops_cleanly() -> None:
+    hub = EventHub()
+    health = FakeHealth()
+    watcher = StatusWatcher(hub, health, interval=0.001)
+    await watcher.stop()  # before start: nothing to do
+    await watcher.start()
+    await watcher.start()  # idempotent: still one task
+    assert len([t for t in asyncio.all_tasks() if t.get_name() == "status-events"]) == 1
+    await until(lambda: health.calls >= 2, "two readings")
+    await watcher.stop()
+    await watcher.stop()
+    assert [t for t in asyncio.all_tasks() if t.get_name() == "status-events"] == []
+    assert hub.last_id + 1 - hub._oldest() == 1  # the first reading's state event, once
