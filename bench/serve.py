@@ -106,7 +106,7 @@ def _wait_listening(port: int, timeout: float = 15) -> None:
 
 def _wrk(port: int, connections: int, duration: int) -> tuple[float, float]:
     out = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", f"http://127.0.0.1:{port}/live/playlist.m3u8"],
+        ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", f"http://127.0.0.1:{port}/live/playlist.m3u8"],
         capture_output=True, text=True, check=True,
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
@@ -145,7 +145,7 @@ def main() -> None:
         for p in procs.values():
             p.terminate()
             p.join(5)
-    print(f"playlist serving, {args.connections} keep-alive connections, wrk -t2, {args.rounds} x {args.duration}s each, alternating")
+    print(f"playlist serving, {args.connections} keep-alive connections, wrk -t1, {args.rounds} x {args.duration}s each, alternating")
     for kind, runs in results.items():
         print(f"  {kind:>8}: " + "  ".join(f"{r:8.0f} req/s p99 {p:6.2f} ms" for r, p in runs))
     base = statistics.median(r for r, _ in results["baseline"])

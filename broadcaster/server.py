@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 import re
 from pathlib import Path
@@ -51,6 +52,7 @@ HEALTH = web.AppKey[HealthSource]("health")
 METRICS = web.AppKey("metrics", Metrics)
 DEFAULT_VARIANT = web.AppKey("default_variant", int)
 VIEWER_DIR = web.AppKey("viewer_dir", Path)  # resolved; only set when a viewer is served
+VIEWER_CONFIG = web.AppKey("viewer_config", bytes)  # config.json: where the viewer finds the stream
 _COUNTERS = web.AppKey("playlist_request_counters", dict)  # (label, status) -> labelled counter
 
 SERVER_NAME = "hls-broadcaster"  # aiohttp's default Server header names its and Python's versions
@@ -94,11 +96,12 @@ def create_app(
     viewer_dir: Path | None = None,
     default_variant: int = 0,
     expose_metrics: bool = True,
+    stream_url: str = "live/master.m3u8",
 ) -> web.Application:
     """The web app; its dependencies are passed in, it owns no tasks."""
     app = web.Application(
         client_max_size=CLIENT_MAX_SIZE,
-        middlewares=[_headers_middleware, _error_middleware],
+        middlewares=[_edge_middleware],
         handler_args={"logger": _CONNECTION_LOG},
     )
     app[PLAYLISTS] = playlists
@@ -120,6 +123,9 @@ def create_app(
         if not root.is_dir():
             raise ValueError(f"viewer_dir {viewer_dir} is not a directory")
         app[VIEWER_DIR] = root
+        # The viewer asks where to play from: here, or the bucket when playlists are published there.
+        app[VIEWER_CONFIG] = json.dumps({"src": stream_url}).encode()
+        r.add_get("/config.json", _viewer_config)
         r.add_get("/", _viewer_file)
         r.add_get("/{file}", _viewer_file)
     return app
@@ -154,8 +160,10 @@ _CONNECTION_LOG = _ConnectionLog(logging.getLogger("aiohttp.server"), {})
 
 
 @web.middleware
-async def _headers_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """CORS and the Server header on every response (errors too); answers every preflight."""
+async def _edge_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """CORS and the Server header on every response (errors too), every preflight answered, and a bug
+    in one request logged in one line and answered 500. One middleware, not two: each layer costs
+    every playlist request a coroutine and a call."""
     if request.method == hdrs.METH_OPTIONS:
         response: web.StreamResponse = _preflight(request)
     else:
@@ -164,6 +172,8 @@ async def _headers_middleware(request: web.Request, handler: Handler) -> web.Str
         except web.HTTPException as exc:  # aiohttp's own 404/405 are raised, then sent as they are
             _add_edge_headers(exc)
             raise
+        except Exception as exc:  # CancelledError is a BaseException and passes through
+            response = _internal_error(request, exc)
     _add_edge_headers(response)
     return response
 
@@ -190,20 +200,19 @@ def _preflight(request: web.Request) -> web.Response:
 
 @web.middleware
 async def _error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """A bug in one request is logged in one line and answered 500, without a traceback."""
+    """For the metrics listener: a bug in one request is one log line and a 500."""
     try:
         return await handler(request)
     except web.HTTPException:
         raise
-    except Exception as exc:  # CancelledError is a BaseException and passes through
-        # One line: the raw (still escaped) path and the repr keep newlines out of the log.
-        log.error(
-            "%s %s failed: %r", request.method, request.raw_path, exc,
-            exc_info=log.isEnabledFor(logging.DEBUG),
-        )
-        return web.Response(
-            status=500, text="internal server error\n", headers={hdrs.CACHE_CONTROL: NO_STORE}
-        )
+    except Exception as exc:
+        return _internal_error(request, exc)
+
+
+def _internal_error(request: web.Request, exc: Exception) -> web.Response:
+    # One line, without a traceback: the raw (still escaped) path and the repr keep newlines out of the log.
+    log.error("%s %s failed: %r", request.method, request.raw_path, exc, exc_info=log.isEnabledFor(logging.DEBUG))
+    return web.Response(status=500, text="internal server error\n", headers={hdrs.CACHE_CONTROL: NO_STORE})
 
 
 # -- playlists -----------------------------------------------------------------------------------
@@ -214,7 +223,7 @@ async def _master(request: web.Request) -> web.Response:
 
 
 async def _default_media(request: web.Request) -> web.Response:
-    if _BLOCKING_PARAMS & request.query.keys():
+    if request.query_string and _BLOCKING_PARAMS & request.query.keys():
         return await _blocking(request, request.app[DEFAULT_VARIANT])
     return _serve_playlist(request, request.app[DEFAULT_VARIANT])
 
@@ -225,7 +234,7 @@ async def _media(request: web.Request) -> web.Response:
     if len(digits) > _MAX_VARIANT_DIGITS or (digits != "0" and digits.startswith("0")):
         _count(request, "unknown", 404)
         return _unknown_variant()
-    if _BLOCKING_PARAMS & request.query.keys():
+    if request.query_string and _BLOCKING_PARAMS & request.query.keys():
         return await _blocking(request, int(digits))
     return _serve_playlist(request, int(digits))
 
@@ -332,6 +341,8 @@ def _rendered(request: web.Request, rendered: Rendered, cache_control: str) -> w
 
 def _none_match(request: web.Request, etag: str) -> bool:
     """If-None-Match uses the weak comparison (RFC 9110 13.1.2): W/"x" matches "x"; "*" matches all."""
+    if hdrs.IF_NONE_MATCH not in request.headers:
+        return False
     tags = request.if_none_match or ()
     value = etag.strip('"')
     return any(tag.value in (value, "*") for tag in tags)
@@ -407,6 +418,11 @@ async def _index_text(request: web.Request) -> web.Response:
         "/live/master.m3u8         multivariant playlist\n"
     )
     return web.Response(text=text, headers={hdrs.CACHE_CONTROL: REVALIDATE})
+
+
+async def _viewer_config(request: web.Request) -> web.Response:
+    return web.Response(body=request.app[VIEWER_CONFIG], content_type="application/json",
+                        headers={hdrs.CACHE_CONTROL: REVALIDATE})
 
 
 async def _viewer_file(request: web.Request) -> web.FileResponse:

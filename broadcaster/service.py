@@ -113,6 +113,7 @@ class Service:
         self.app = create_app(
             self.publisher, self, self.metrics, viewer_dir=viewer_dir or default_viewer_dir(),
             expose_metrics=s.metrics_listen == "",
+            stream_url=f"{s.r2_public_url}/{self.publisher.master_key}" if self.mirror else "live/master.m3u8",
         )
         add_event_routes(self.app, self.events)
         self.status = StatusWatcher(self.events, self.health)
