@@ -112,3 +112,67 @@ def test_help_explains_every_setting(tmp_path: Path) -> None:
     r = run_cli("run", "--help", environ={}, cwd=tmp_path)
     for s in SETTINGS:
         assert s.flag in r.stdout
+
+
+# -- settings that are each valid but do not work together -------------------------------------------
+
+
+def one_line_error(environ: dict[str, str]) -> str:
+    with pytest.raises(SettingsError) as err:
+        load_settings(environ=environ)
+    message = str(err.value)
+    assert "\n" not in message and SECRET not in message
+    return message
+
+
+def test_r2_public_url_is_required_for_public_segment_urls_only(tmp_path: Path) -> None:
+    e = env(tmp_path)
+    del e["R2_PUBLIC_URL"]
+    message = one_line_error(e)
+    assert message.startswith("R2_PUBLIC_URL is not set") and "SEGMENT_URLS=presigned" in message
+    s = load_settings(environ={**e, "SEGMENT_URLS": "presigned"})
+    assert (s.segment_urls, s.r2_public_url, s.presign_expiry) == ("presigned", "", 3600)
+
+
+def test_presigned_segment_urls_refuse_playlists_in_the_bucket(tmp_path: Path) -> None:
+    message = one_line_error(env(tmp_path, SEGMENT_URLS="presigned", PUBLISH_PLAYLISTS="true"))
+    assert message.startswith("PUBLISH_PLAYLISTS=true") and "SEGMENT_URLS=presigned" in message
+    assert load_settings(environ=env(tmp_path, PUBLISH_PLAYLISTS="true")).publish_playlists  # public: fine
+
+
+@pytest.mark.parametrize(
+    ("window", "margin", "expiry", "needed"),
+    [("30", "60", "149", 150), ("1200", "60", "3600", 3660), ("20", "0", "60", 60)],
+)
+def test_presign_expiry_must_outlast_a_segments_life_in_the_playlists(
+    tmp_path: Path, window: str, margin: str, expiry: str, needed: int
+) -> None:
+    over = {"SEGMENT_URLS": "presigned", "WINDOW_SECONDS": window, "CLEANUP_MARGIN": margin}
+    if int(expiry) < needed:
+        message = one_line_error(env(tmp_path, PRESIGN_EXPIRY=expiry, **over))
+        assert message.startswith(f"PRESIGN_EXPIRY={expiry} ") and f"= {needed}s" in message, message
+    s = load_settings(environ=env(tmp_path, PRESIGN_EXPIRY=str(needed), **over))  # exactly enough is enough
+    assert s.presign_expiry == needed
+
+
+def test_a_short_presign_expiry_does_not_matter_for_public_urls(tmp_path: Path) -> None:
+    assert load_settings(environ=env(tmp_path, PRESIGN_EXPIRY="60")).segment_urls == "public"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("SEGMENT_URLS", "signed", "SEGMENT_URLS='signed': expected one of public, presigned"),
+        ("PRESIGN_EXPIRY", "30", "PRESIGN_EXPIRY='30': expected a number from 60 to 604800"),
+        ("PRESIGN_EXPIRY", "700000", "PRESIGN_EXPIRY='700000': expected a number from 60 to 604800"),
+    ],
+)
+def test_bad_segment_url_settings_name_the_setting(tmp_path: Path, name: str, value: str, expected: str) -> None:
+    assert expected in one_line_error(env(tmp_path, **{"SEGMENT_URLS": "presigned", name: value}))
+
+
+def test_cli_settings_that_do_not_go_together_are_one_line_exit_2(tmp_path: Path) -> None:
+    r = run_cli("run", environ=env(tmp_path, SEGMENT_URLS="presigned", PUBLISH_PLAYLISTS="true"), cwd=tmp_path)
+    assert r.returncode == 2
+    assert r.stderr.startswith("hls-broadcaster: error: PUBLISH_PLAYLISTS=true") and r.stderr.count("\n") == 1
+    assert "Traceback" not in r.stderr and SECRET not in r.stderr + r.stdout
