@@ -2,8 +2,9 @@
 
 One line per check, "ok   ...", "warn ...", "FAIL ..." or "skip ...", and for each failure the
 setting to fix. It stores a small probe object under R2_KEY_PREFIX, reads it back with the S3 API
-and through R2_PUBLIC_URL as a viewer would (with and without CORS), then deletes it: the same
-calls the service makes for every segment. The secret is never printed.
+and as a viewer would (with and without CORS): through R2_PUBLIC_URL, or with SEGMENT_URLS=presigned
+through a presigned URL, then deletes it: the same calls the service makes for every segment. The
+secret is never printed, nor a presigned URL's signature.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from .settings import Settings
 from .store import S3Store, StoreError
+from .urls import S3Signer
 
 PrintLine = Callable[[str], None]
 T = TypeVar("T")
@@ -59,6 +61,14 @@ _PUBLIC_HINTS = {
     404: "R2_PUBLIC_URL does not serve this bucket: use this bucket's custom domain or r2.dev URL, "
     "with no path after it",
     429: "rate limited: r2.dev URLs are for development; connect a custom domain and use it as R2_PUBLIC_URL",
+}
+
+_PRESIGNED_HINTS = {
+    "AccessDenied": "the token may not read objects: give it Object Read & Write on this bucket (AWS_ACCESS_KEY_ID)",
+    "RequestTimeTooSkewed": "this machine's clock is off: presigned URLs carry the time they were signed "
+    "(run an NTP client)",
+    "SignatureDoesNotMatch": "the endpoint does not accept presigned URLs as signed here: S3_ENDPOINT_URL must "
+    "be the S3 API host (https://<ACCOUNT_ID>.r2.cloudflarestorage.com), S3_REGION 'auto'",
 }
 
 
@@ -128,7 +138,7 @@ def _check_settings(s: Settings, report: _Report) -> None:
             f"S3_ENDPOINT_URL has a path ({endpoint.path}): use the account endpoint "
             "https://<ACCOUNT_ID>.r2.cloudflarestorage.com and put the bucket in AWS_BUCKET_NAME"
         )
-    if public_host.endswith(_R2_API_HOST):
+    if public_host.endswith(_R2_API_HOST) and not _presigned(s):
         problems.append(
             "R2_PUBLIC_URL points at the S3 API host, which only answers signed requests: use the "
             "bucket's custom domain (or its r2.dev URL while testing)"
@@ -139,8 +149,27 @@ def _check_settings(s: Settings, report: _Report) -> None:
         prefix = f"{s.r2_key_prefix}/" if s.r2_key_prefix else "(the bucket's top level)"
         report.ok(
             f"settings: bucket {s.aws_bucket_name!r} at {s.s3_endpoint_url} (region {s.s3_region}), keys "
-            f"under {prefix}, public URL {s.r2_public_url}, access key id {_shorten(s.aws_access_key_id)}"
+            f"under {prefix}, {_segment_urls(s)}, access key id {_shorten(s.aws_access_key_id)}"
         )
+    if _presigned(s):
+        _check_presigned_settings(s, endpoint.hostname or "", report)
+    else:
+        _check_public_settings(s, public_host, report)
+    if (endpoint.hostname or "").endswith(_R2_API_HOST) and s.s3_region not in ("auto", "us-east-1"):
+        report.warn(f"S3_REGION is {s.s3_region!r}: R2 expects 'auto'")
+
+
+def _presigned(s: Settings) -> bool:
+    return s.segment_urls == "presigned"
+
+
+def _segment_urls(s: Settings) -> str:
+    if _presigned(s):
+        return f"presigned URLs (expire after {s.presign_expiry} s)"
+    return f"public URL {s.r2_public_url}"
+
+
+def _check_public_settings(s: Settings, public_host: str, report: _Report) -> None:
     if public_host.endswith(".r2.dev"):
         report.warn(
             "R2_PUBLIC_URL is an r2.dev URL: rate limited (429s) and not cached; fine for testing, "
@@ -148,8 +177,15 @@ def _check_settings(s: Settings, report: _Report) -> None:
         )
     if s.r2_public_url.startswith("http://") and public_host not in _LOCAL_HOSTS:
         report.warn("R2_PUBLIC_URL is http://: browsers block its segments on an https:// viewer page")
-    if (endpoint.hostname or "").endswith(_R2_API_HOST) and s.s3_region not in ("auto", "us-east-1"):
-        report.warn(f"S3_REGION is {s.s3_region!r}: R2 expects 'auto'")
+
+
+def _check_presigned_settings(s: Settings, endpoint_host: str, report: _Report) -> None:
+    # Viewers fetch presigned segments from the S3 API host itself.
+    if s.s3_endpoint_url.startswith("http://") and endpoint_host not in _LOCAL_HOSTS:
+        report.warn("S3_ENDPOINT_URL is http://: browsers block presigned segments on an https:// viewer page")
+    if s.r2_public_url:
+        report.warn("R2_PUBLIC_URL is set but not used: with SEGMENT_URLS=presigned viewers fetch segments "
+                    "from S3_ENDPOINT_URL")
 
 
 def _shorten(value: str) -> str:
@@ -170,7 +206,7 @@ async def _check_bucket(s: Settings, store: S3Store, report: _Report) -> None:
         lambda: store.put(key, body, content_type=PROBE_CONTENT_TYPE, cache_control=PROBE_CACHE_CONTROL),
     )  # fmt: skip
     if not stored:
-        report.skip("head, public GET, CORS and delete: nothing was stored")
+        report.skip(f"head, {'presigned' if _presigned(s) else 'public'} GET, CORS and delete: nothing was stored")
         return
     try:
         found, head = await _store_step(
@@ -180,7 +216,10 @@ async def _check_bucket(s: Settings, store: S3Store, report: _Report) -> None:
         if found:
             _check_metadata(head, len(body), report)
         await _store_step(s, report, "head bucket (the service's start-up and health probe)", store.probe)
-        await _check_public(s, key, body, report)
+        if _presigned(s):
+            await _check_presigned(s, key, body, report)
+        else:
+            await _check_public(s, key, body, report)
     finally:
         await _store_step(
             s, report, f"delete probe object {key}", lambda: store.delete(key),
@@ -279,7 +318,54 @@ async def _check_public(s: Settings, key: str, body: bytes, report: _Report) -> 
         await _check_cors(http, url, report)
 
 
-async def _check_cors(http: aiohttp.ClientSession, url: str, report: _Report) -> None:
+async def _check_presigned(s: Settings, key: str, body: bytes, report: _Report) -> None:
+    """What a viewer's player does with SEGMENT_URLS=presigned: GET through a presigned URL; and
+    that an unsigned GET of the same object is refused, which makes presigning worth it."""
+    signer = S3Signer(
+        endpoint_url=s.s3_endpoint_url, region=s.s3_region, access_key=s.aws_access_key_id,
+        secret_key=s.aws_secret_access_key, bucket=s.aws_bucket_name,
+    )  # fmt: skip
+    url = signer(key, s.presign_expiry)
+    base, _, signature = url.partition("?")
+    report.secrets.append(signature)  # it opens the object: never printed, even inside an error
+    shown = f"{base}?X-Amz-…"
+    timeout = aiohttp.ClientTimeout(total=s.upload_timeout)
+    async with aiohttp.ClientSession(timeout=timeout) as http:
+        try:
+            status, got = await _get(http, url)
+            unsigned, _ = await _get(http, base)
+        except (aiohttp.ClientError, OSError, TimeoutError) as err:
+            report.fail(f"presigned GET {shown} -> {type(err).__name__}: cannot reach S3_ENDPOINT_URL ({err})")
+            report.skip("CORS: the presigned URL does not answer")
+            return
+        if status != 200 or got != body:
+            code = _xml_code(got) if status != 200 else "other bytes"
+            hint = _PRESIGNED_HINTS.get(code, "viewers could not fetch segments: check S3_ENDPOINT_URL")
+            report.fail(f"presigned GET {shown} -> {status} {code}: {hint}")
+            report.skip("CORS: the presigned URL does not serve the object")
+            return
+        if unsigned == 200:
+            report.warn(
+                f"presigned GET {shown} -> 200, same bytes; but an unsigned GET answers 200 too: the bucket "
+                "is public, so anyone can read segments without a signature"
+            )
+        else:
+            report.ok(f"presigned GET {shown} -> 200, same bytes; the bucket is private (an unsigned GET -> {unsigned})")
+        await _check_cors(http, url, report, shown=shown)
+
+
+async def _get(http: aiohttp.ClientSession, url: str) -> tuple[int, bytes]:
+    async with http.get(url) as resp:
+        return resp.status, await resp.read()
+
+
+def _xml_code(body: bytes) -> str:
+    """The <Code> of an S3 error body, or '' when there is none."""
+    start, end = body.find(b"<Code>"), body.find(b"</Code>")
+    return body[start + 6:end].decode(errors="replace") if 0 <= start < end else ""
+
+
+async def _check_cors(http: aiohttp.ClientSession, url: str, report: _Report, *, shown: str = "") -> None:
     cors_hint = (
         "apply deploy/r2-cors.json to the bucket (deploy/r2-setup.md); changes take up to 30 s. "
         "Without it players on another site fail with status 0"
@@ -309,4 +395,4 @@ async def _check_cors(http: aiohttp.ClientSession, url: str, report: _Report) ->
                 f"methods {methods!r}: {cors_hint}"
             )
     except (aiohttp.ClientError, OSError, TimeoutError) as err:
-        report.fail(f"CORS requests to {url} -> {type(err).__name__}: {err}")
+        report.fail(f"CORS requests to {shown or url} -> {type(err).__name__}: {err}")

@@ -1,0 +1,287 @@
+"""SEGMENT_URLS=presigned end to end: a PRIVATE bucket on a real S3 server (SeaweedFS refuses unsigned
+GETs), the service as a process, the Owncast emulator, and real players (ffmpeg, hls.js in Chromium).
+Every listed URL is presigned and serves its segment; a URI never changes while it is listed, not even
+across a restart; `check` proves the presigned path."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import aiohttp
+import pytest
+
+from broadcaster.check import run_checks
+from broadcaster.emulator import OwncastEmulator
+from broadcaster.ffmpeg import ffmpeg_exe
+from broadcaster.hls_check import VariantSetChecker
+from broadcaster.seaweed import SeaweedS3
+from broadcaster.settings import load_settings
+from tests.service_process import ServiceProcess, service_env
+
+CHROMIUM = "/usr/bin/chromium"
+EXPIRY = 900
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def private_s3(tmp_path: Path) -> AsyncIterator[SeaweedS3]:
+    """SeaweedFS with no anonymous identity: only signed and presigned requests read the bucket."""
+    async with SeaweedS3(tmp_path / "seaweed", public_read=False) as server:
+        yield server
+
+
+def presigned_env(hls_dir: Path, s3: SeaweedS3, state_dir: Path, **over: str) -> dict[str, str]:
+    env = service_env(hls_dir, s3, state_dir, SEGMENT_URLS="presigned", PRESIGN_EXPIRY=str(EXPIRY), **over)
+    del env["R2_PUBLIC_URL"]  # a private bucket has no public URL
+    return env
+
+
+@dataclass
+class Listed:
+    """(variant, media sequence number) -> URI for every version polled. A player takes another URI
+    under a number it has seen for another segment (6.2.2; hls.js: media sequence mismatch)."""
+
+    uris: dict[int, dict[int, str]] = field(default_factory=lambda: {0: {}, 1: {}})
+    inits: set[str] = field(default_factory=set)
+    ended: set[int] = field(default_factory=set)
+    checker: VariantSetChecker = field(default_factory=VariantSetChecker)
+
+    def note(self, v: int, text: str) -> None:
+        self.checker.assert_ok(str(v), text)
+        lines = text.splitlines()
+        seq = int(next(line for line in lines if line.startswith("#EXT-X-MEDIA-SEQUENCE:")).split(":")[1])
+        for line in lines:
+            if line.startswith('#EXT-X-MAP:URI="'):
+                self.inits.add(line.split('"')[1])
+            elif line and not line.startswith("#"):
+                first = self.uris[v].setdefault(seq, line)
+                assert first == line, f"variant {v}, media sequence {seq}: {first} became {line}"
+                seq += 1
+        if "#EXT-X-ENDLIST" in lines:
+            self.ended.add(v)
+
+    def all_uris(self) -> list[str]:
+        return [uri for by_seq in self.uris.values() for uri in by_seq.values()]
+
+
+async def poll(http: aiohttp.ClientSession, url: str, listed: Listed) -> None:
+    for v in (0, 1):
+        async with http.get(f"{url}/live/{v}/playlist.m3u8") as r:
+            if r.status == 200:
+                listed.note(v, await r.text())
+
+
+async def poll_until(http: aiohttp.ClientSession, url: str, listed: Listed, count: int, timeout: float = 30) -> None:
+    async with asyncio.timeout(timeout):
+        while min(len(listed.uris[0]), len(listed.uris[1])) < count:
+            await poll(http, url, listed)
+            await asyncio.sleep(0.1)
+
+
+def assert_presigned(uri: str, s3: SeaweedS3) -> None:
+    parts = urlsplit(uri)
+    query = parse_qs(parts.query)
+    assert f"{parts.scheme}://{parts.netloc}" == s3.endpoint_url, uri
+    assert parts.path.startswith(f"/{s3.bucket}/live/"), uri
+    assert query["X-Amz-Expires"] == [str(EXPIRY)] and len(query["X-Amz-Signature"][0]) == 64, uri
+
+
+async def get(http: aiohttp.ClientSession, url: str) -> tuple[int, bytes]:
+    async with http.get(url) as r:
+        return r.status, await r.read()
+
+
+# -- the service ---------------------------------------------------------------------------------------
+
+
+async def test_every_listed_url_is_presigned_serves_its_segment_and_never_changes_and_ffmpeg_plays(
+    tmp_path: Path, private_s3: SeaweedS3, owncast: OwncastEmulator
+) -> None:
+    env = presigned_env(owncast.variant_dir(0).parent, private_s3, tmp_path / "state", WINDOW_SECONDS="4")
+    listed = Listed()
+    async with ServiceProcess(env, tmp_path) as service, aiohttp.ClientSession() as http:
+        await poll_until(http, service.url, listed, 3)
+        first = listed.uris[0][min(listed.uris[0])]
+        assert (await get(http, first.split("?")[0]))[0] == 403  # private: the signature is what opens it
+        player = await asyncio.create_subprocess_exec(
+            ffmpeg_exe(), "-hide_banner", "-loglevel", "warning", "-i", f"{service.url}/live/playlist.m3u8",
+            "-c", "copy", "-f", "mpegts", str(tmp_path / "played.ts"),
+            stdin=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        await poll_until(http, service.url, listed, 10)
+        await owncast.stop_stream(offline=True)  # Owncast's offline tail + ENDLIST: ffmpeg finishes
+        async with asyncio.timeout(20):
+            while listed.ended != {0, 1}:
+                await poll(http, service.url, listed)
+                await asyncio.sleep(0.1)
+        async with asyncio.timeout(30):
+            _, player_err = await player.communicate()
+        assert player.returncode == 0, player_err.decode()
+        assert "Media sequence changed" not in player_err.decode(), player_err.decode()
+        assert (tmp_path / "played.ts").stat().st_size > 100_000
+
+        compared = 0
+        for v in (0, 1):
+            for uri in listed.uris[v].values():
+                assert_presigned(uri, private_s3)
+                status, body = await get(http, uri)
+                assert status == 200, uri
+                local = owncast.variant_dir(v) / urlsplit(uri).path.rsplit("/", 1)[1]
+                if local.exists():  # the offline clip is not Owncast's media; old ones are cleaned up
+                    assert body == local.read_bytes(), uri
+                    compared += 1
+        assert compared >= 10
+        assert await service.stop(signal.SIGTERM) == 0
+    log = "\n".join(service.lines)
+    assert private_s3.secret_key not in log and service.problems() == []
+
+
+async def test_a_restart_keeps_the_listed_urls_byte_for_byte(
+    tmp_path: Path, private_s3: SeaweedS3, owncast: OwncastEmulator
+) -> None:
+    env = presigned_env(owncast.variant_dir(0).parent, private_s3, tmp_path / "state", WINDOW_SECONDS="10")
+    before, after = Listed(), Listed()
+    async with aiohttp.ClientSession() as http:
+        async with ServiceProcess(env, tmp_path) as first:
+            await poll_until(http, first.url, before, 4)
+            assert await first.stop(signal.SIGTERM) == 0
+        async with ServiceProcess(env, tmp_path) as second:
+            assert any("continuing from saved state" in line for line in second.lines)
+            await poll(http, second.url, after)
+            kept = {(v, n) for v in (0, 1) for n in after.uris[v]} & {(v, n) for v in (0, 1) for n in before.uris[v]}
+            assert len(kept) >= 4, (before.uris, after.uris)
+            # New segments come and go; the ones listed before the restart keep their URIs (not re-signed).
+            newest = max(before.uris[0])
+            async with asyncio.timeout(20):
+                while max(after.uris[0]) < newest + 3:
+                    await poll(http, second.url, after)
+                    await asyncio.sleep(0.1)
+            assert await second.stop(signal.SIGTERM) == 0
+    for v in (0, 1):
+        for n in after.uris[v].keys() & before.uris[v].keys():
+            assert after.uris[v][n] == before.uris[v][n], (v, n)
+        for uri in after.uris[v].values():
+            assert_presigned(uri, private_s3)
+    assert first.problems() == [] and second.problems() == []
+
+
+async def test_an_fmp4_init_section_is_listed_presigned(tmp_path: Path, private_s3: SeaweedS3) -> None:
+    async with OwncastEmulator(tmp_path / "hls", segment_type="fmp4"):
+        env = presigned_env(tmp_path / "hls", private_s3, tmp_path / "state")
+        listed = Listed()
+        async with ServiceProcess(env, tmp_path) as service, aiohttp.ClientSession() as http:
+            await poll_until(http, service.url, listed, 3)
+            assert listed.inits
+            for init in listed.inits:
+                assert_presigned(init, private_s3)
+                async with http.get(init) as r:
+                    assert r.status == 200 and r.headers["Content-Type"] == "video/mp4", init
+            player = await asyncio.create_subprocess_exec(
+                ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-i", f"{service.url}/live/master.m3u8",
+                "-t", "3", "-c", "copy", "-f", "null", "-",
+                stdin=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+            async with asyncio.timeout(30):
+                _, err = await player.communicate()
+            assert player.returncode == 0, err.decode()
+            assert await service.stop() == 0
+        assert service.problems() == []
+
+
+# -- hls.js in a real browser ----------------------------------------------------------------------------
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (scripts/test installs it)")
+async def test_hls_js_plays_presigned_segments_from_a_private_bucket(
+    tmp_path: Path, private_s3: SeaweedS3, owncast: OwncastEmulator
+) -> None:
+    from playwright.async_api import Response, async_playwright
+
+    env = presigned_env(owncast.variant_dir(0).parent, private_s3, tmp_path / "state", WINDOW_SECONDS="8")
+    segments: list[tuple[str, int]] = []
+    console_errors: list[str] = []
+
+    def on_response(r: Response) -> None:
+        if urlsplit(r.url).path.endswith(".ts"):
+            segments.append((r.url, r.status))
+
+    async with ServiceProcess(env, tmp_path) as service, async_playwright() as pw:
+        await owncast.wait_for_segments(0, 3, timeout=20)
+        browser = await pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--autoplay-policy=no-user-gesture-required"],
+        )  # fmt: skip
+        try:
+            page = await browser.new_page()
+            page.on("response", on_response)
+            page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: console_errors.append(str(e)))
+            await page.goto(f"{service.url}/")
+            await page.wait_for_function("() => window.viewerStats && window.viewerStats.state === 'playing'",
+                                         timeout=30_000)
+            start = await page.evaluate("() => document.querySelector('video').currentTime")
+            await page.wait_for_function("t => document.querySelector('video').currentTime > t", arg=start + 5,
+                                         timeout=30_000)
+            stats = await page.evaluate("() => JSON.parse(JSON.stringify(window.viewerStats))")
+        finally:
+            await browser.close()
+        assert await service.stop() == 0
+    s3_host = urlsplit(private_s3.endpoint_url).netloc
+    assert stats["errors"] == [] and stats["segments"] >= 5 and stats["segmentHosts"] == [s3_host], stats
+    assert len(segments) >= 5
+    for url, status in segments:
+        assert urlsplit(url).netloc == s3_host and "X-Amz-Signature=" in urlsplit(url).query, url
+        assert status == 200, (url, status)
+    assert [e for e in console_errors if "Failed to load resource" not in e] == []
+
+
+# -- hls-broadcaster check ---------------------------------------------------------------------------------
+
+
+async def check(s3: SeaweedS3, tmp_path: Path, **over: str) -> tuple[bool, list[str]]:
+    settings = load_settings(environ={
+        "HLS_DIR": str(tmp_path), "S3_ENDPOINT_URL": s3.endpoint_url, "AWS_ACCESS_KEY_ID": s3.access_key,
+        "AWS_SECRET_ACCESS_KEY": s3.secret_key, "AWS_BUCKET_NAME": s3.bucket, "STATE_DIR": str(tmp_path / "state"),
+        "SEGMENT_URLS": "presigned", "PRESIGN_EXPIRY": str(EXPIRY), **over,
+    })  # fmt: skip
+    lines: list[str] = []
+    ok = await run_checks(settings, print_line=lines.append)
+    return ok, lines
+
+
+async def test_check_reads_through_a_presigned_url_and_says_the_bucket_is_private(
+    tmp_path: Path, private_s3: SeaweedS3
+) -> None:
+    ok, lines = await check(private_s3, tmp_path)
+    text = "\n".join(lines)
+    assert ok, text
+    assert [line.split(" ", 1)[0] for line in lines[:-1]] == ["ok"] * (len(lines) - 1), text
+    assert f"presigned URLs (expire after {EXPIRY} s)" in lines[0] and "public URL" not in text
+    got = next(line for line in lines if line.startswith("ok   presigned GET "))
+    assert "-> 200, same bytes; the bucket is private (an unsigned GET -> 403)" in got, got
+    assert any(line.startswith("ok   CORS GET with Origin") for line in lines), text
+    assert "X-Amz-Signature" not in text and private_s3.secret_key not in text
+
+
+async def test_check_warns_when_the_bucket_is_public_anyway(tmp_path: Path, seaweed: SeaweedS3) -> None:
+    ok, lines = await check(seaweed, tmp_path)
+    assert ok  # it works for viewers; it just protects nothing
+    warned = [line for line in lines if line.startswith("warn presigned GET")]
+    assert len(warned) == 1 and "the bucket is public" in warned[0], lines
+
+
+async def test_check_with_a_wrong_secret_skips_the_presigned_get(tmp_path: Path, private_s3: SeaweedS3) -> None:
+    wrong = "not-the-secret-0123456789"
+    ok, lines = await check(private_s3, tmp_path, AWS_SECRET_ACCESS_KEY=wrong)
+    text = "\n".join(lines)
+    assert not ok and "AWS_SECRET_ACCESS_KEY" in lines[1], text
+    assert any(line.startswith("skip head, presigned GET, CORS and delete") for line in lines), text
+    assert wrong not in text
