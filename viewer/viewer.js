@@ -3,6 +3,9 @@
  *
  * Test hook: window.viewerStats, updated in place (see `stats` below). `errors` lists fatal player
  * errors; a playlist answering 503/404 is not one: that is the "waiting" state.
+ *
+ * While the stats panel is open, an EventSource on /live/events shows the server's latest events
+ * (segments listed, stream state). It is opened only then, so ordinary viewers hold no connection.
  */
 (function () {
   'use strict';
@@ -19,6 +22,8 @@
   const ENDED_STALL_MS = 4000; // after #EXT-X-ENDLIST, no progress this long is the end too
   const BEHIND_TICKS = 3; // seconds behind the live edge before "Go live" is offered
   const MAX_ERRORS = 50;
+  const EVENTS_SHOWN = 10; // server events listed in the stats panel, newest first
+  const EVENTS_REOPEN_MS = 5000; // the server refused the stream (503: busy or restarting): try again
 
   const MESSAGES = {
     loading: ['Loading the stream…', 'Loading the stream…'],
@@ -39,6 +44,8 @@
   const statsToggle = $('stats-toggle');
   const statsPanel = $('stats');
   const r2Badge = $('r2-badge');
+  const eventsList = $('events');
+  const eventsStatus = $('events-status');
 
   const pageHost = location.host;
   const src = playlistUrl();
@@ -60,6 +67,8 @@
     buffer: 0, // seconds buffered ahead of the playhead
     recoveries: 0,
     errors: [], // 'networkError/fragLoadError (HTTP 403)', ...
+    events: 0, // server events received on /live/events (only while the stats panel is open)
+    eventStream: 'closed', // 'closed' | 'connecting' | 'open'
   };
   window.viewerStats = stats;
 
@@ -341,7 +350,84 @@
     if (open) {
       readPlayer();
       render();
+      openEvents();
+    } else {
+      closeEvents();
     }
+  }
+
+  // -- server events (stats panel only) -----------------------------------------------------------
+
+  let eventSource = null;
+  let eventsTimer = null;
+
+  function openEvents() {
+    if (eventSource || !window.EventSource) return;
+    clearTimeout(eventsTimer);
+    // The service that serves this page; EventSource sends Last-Event-ID itself when it reconnects.
+    const source = new EventSource(new URL('/live/events', location.href).href);
+    eventSource = source;
+    setEventStream('connecting');
+    source.addEventListener('open', () => setEventStream('open'));
+    source.addEventListener('error', () => {
+      if (source.readyState !== EventSource.CLOSED) {
+        setEventStream('connecting'); // the browser reconnects by itself after the server's retry
+        return;
+      }
+      // Refused (503 when busy or restarting) or not an event stream: browsers give up; we do not.
+      eventSource = null;
+      setEventStream('closed');
+      eventsTimer = setTimeout(() => {
+        if (!statsPanel.hidden) openEvents();
+      }, EVENTS_REOPEN_MS);
+    });
+    for (const type of ['segment', 'state', 'reset']) {
+      source.addEventListener(type, (event) => onServerEvent(type, event.data));
+    }
+  }
+
+  function closeEvents() {
+    clearTimeout(eventsTimer);
+    eventsTimer = null;
+    if (eventSource) eventSource.close();
+    eventSource = null;
+    setEventStream('closed');
+  }
+
+  function setEventStream(state) {
+    stats.eventStream = state;
+    eventsStatus.textContent = state;
+  }
+
+  function onServerEvent(type, data) {
+    let body = null;
+    try {
+      body = JSON.parse(data);
+    } catch (err) {
+      return; // not ours: ignore it rather than break the panel
+    }
+    if (body === null || typeof body !== 'object') return;
+    stats.events += 1;
+    const item = document.createElement('li');
+    item.dataset.type = type;
+    const time = document.createElement('time');
+    const now = new Date();
+    time.dateTime = now.toISOString();
+    time.textContent = now.toLocaleTimeString([], { hour12: false });
+    const text = document.createElement('span');
+    if (type === 'segment') {
+      const duration = typeof body.duration === 'number' ? body.duration.toFixed(2) + ' s' : '?';
+      text.textContent = 'variant ' + body.variant + ' · #' + body.media_sequence + ' · ' + duration;
+      if (typeof body.url === 'string') item.title = body.url;
+    } else if (type === 'state') {
+      item.dataset.state = String(body.state);
+      text.textContent = 'stream ' + body.state + (body.detail ? ' (' + body.detail + ')' : '');
+    } else {
+      text.textContent = 'missed some events; showing what the server kept';
+    }
+    item.append(time, text);
+    eventsList.prepend(item);
+    while (eventsList.children.length > EVENTS_SHOWN) eventsList.lastElementChild.remove();
   }
 
   // -- state, overlay and stats -------------------------------------------------------------------
