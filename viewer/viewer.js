@@ -48,7 +48,10 @@
   const eventsStatus = $('events-status');
 
   const pageHost = location.host;
-  const src = playlistUrl();
+  const given = new URLSearchParams(location.search).get('src') || null;
+  // Without ?src, config.json (from the service) says where the stream is: the service's own
+  // playlists, or the bucket's when playlists are published there. Resolved before the first start().
+  let src = given === null ? null : playlistUrl(given);
 
   const stats = {
     state: 'loading', // 'loading' | 'playing' | 'offline' | 'waiting' | 'error'
@@ -544,10 +547,9 @@
     return (i ? n.toFixed(1) : String(n)) + ' ' + units[i];
   }
 
-  function playlistUrl() {
-    const given = new URLSearchParams(location.search).get('src');
+  function playlistUrl(text) {
     try {
-      const url = new URL(given || '/live/master.m3u8', location.href);
+      const url = new URL(text, location.href);
       if (url.protocol === 'http:' || url.protocol === 'https:') return url.href;
     } catch (err) {
       // not a URL: reported below
@@ -559,9 +561,26 @@
 
   if (new URLSearchParams(location.search).get('stats') === '1') showStats(true);
   setInterval(tick, 1000);
-  if (src === null) {
+  async function configuredSource() {
+    try {
+      const response = await fetch('config.json', { cache: 'no-cache' });
+      const config = response.ok ? await response.json() : {};
+      if (config && typeof config.src === 'string' && playlistUrl(config.src)) return playlistUrl(config.src);
+    } catch (err) {
+      // no config (the page is hosted elsewhere) or not JSON: the service's default path
+    }
+    return playlistUrl('/live/master.m3u8');
+  }
+
+  if (given !== null && src === null) {
     setState('error', 'The src parameter is not an http(s) URL.', 'Bad src parameter');
-  } else {
+  } else if (src !== null) {
     start();
+  } else {
+    configuredSource().then((found) => {
+      src = found;
+      stats.src = found;
+      start();
+    });
   }
 })();

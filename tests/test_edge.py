@@ -1,0 +1,144 @@
+"""PUBLISH_PLAYLISTS: the playlists in the bucket, read the way a CDN viewer reads them.
+
+Real parts: SeaweedFS (public reads), the Owncast emulator's ffmpeg, the service, ffmpeg and hls.js
+reading the bucket's playlists with no request to the service."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urljoin, urlsplit
+
+import aiohttp
+import pytest
+
+from broadcaster.emulator import OwncastEmulator
+from broadcaster.ffmpeg import ffmpeg_exe
+from broadcaster.hls_check import VariantSetChecker, check_master
+from broadcaster.seaweed import SeaweedS3
+from broadcaster.service import Service
+from broadcaster.settings import load_settings
+
+CHROMIUM = "/usr/bin/chromium"
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class Edge:
+    s3: SeaweedS3
+    owncast: OwncastEmulator
+    service: Service
+
+    @property
+    def master_url(self) -> str:
+        return f"{self.s3.public_url}/live/master.m3u8"
+
+
+@pytest.fixture
+async def edge(tmp_path: Path, seaweed: SeaweedS3) -> AsyncIterator[Edge]:
+    async with OwncastEmulator(tmp_path / "hls", segment_seconds=1) as owncast:
+        settings = load_settings(environ={
+            "HLS_DIR": str(tmp_path / "hls"), "S3_ENDPOINT_URL": seaweed.endpoint_url,
+            "AWS_ACCESS_KEY_ID": seaweed.access_key, "AWS_SECRET_ACCESS_KEY": seaweed.secret_key,
+            "AWS_BUCKET_NAME": seaweed.bucket, "R2_PUBLIC_URL": seaweed.public_url, "PORT": "0",
+            "STATE_DIR": str(tmp_path / "state"), "WINDOW_SECONDS": "6", "PUBLISH_PLAYLISTS": "true",
+        })
+        service = Service(settings)
+        await service.start()
+        try:
+            yield Edge(seaweed, owncast, service)
+        finally:
+            await service.stop()
+
+
+async def fetch(http: aiohttp.ClientSession, url: str) -> tuple[int, dict[str, str], bytes]:
+    async with http.get(url, headers={"Origin": "https://viewer.example"}) as r:
+        return r.status, dict(r.headers), await r.read()
+
+
+async def test_bucket_playlists_name_only_stored_segments_and_never_block(edge: Edge) -> None:
+    checker = VariantSetChecker()
+    versions: dict[str, set[bytes]] = {"0": set(), "1": set()}
+    async with aiohttp.ClientSession() as http:
+        async with asyncio.timeout(40):
+            while min(len(v) for v in versions.values()) < 6:
+                status, headers, body = await fetch(http, edge.master_url)
+                if status != 200:  # not written yet
+                    await asyncio.sleep(0.1)
+                    continue
+                assert headers["Content-Type"] == "application/vnd.apple.mpegurl"
+                assert check_master(body.decode()) == []
+                for variant in versions:
+                    url = urljoin(edge.master_url, f"{variant}/playlist.m3u8")
+                    assert f"{variant}/playlist.m3u8" in body.decode()
+                    status, headers, text = await fetch(http, url)
+                    assert status == 200, url
+                    assert headers["Content-Type"] == "application/vnd.apple.mpegurl"
+                    assert headers["Cache-Control"] == "public, max-age=1"  # half of 1 s, at least 1 s
+                    assert headers.get("Access-Control-Allow-Origin")  # the bucket's CORS rule
+                    playlist = text.decode()
+                    assert "#EXT-X-SERVER-CONTROL" not in playlist  # a bucket cannot block
+                    checker.assert_ok(variant, playlist)
+                    if text not in versions[variant]:
+                        versions[variant].add(text)
+                        # The newest segment it names is already there (segment first, then playlist).
+                        newest = [line for line in playlist.splitlines() if line and not line.startswith("#")][-1]
+                        seg_status, seg_headers, _ = await fetch(http, newest)
+                        assert seg_status == 200 and seg_headers["Content-Type"] == "video/mp2t", newest
+                await asyncio.sleep(0.2)
+        # The service's own playlist is the same version plus SERVER-CONTROL.
+        async with http.get(f"{edge.service.url}/live/0/playlist.m3u8") as r:
+            assert "CAN-BLOCK-RELOAD=YES" in await r.text()
+    assert edge.service.health()[0], edge.service.health()
+
+
+async def test_ffmpeg_reads_the_stream_from_the_bucket_alone(edge: Edge) -> None:
+    await edge.owncast.wait_for_segments(0, 3, timeout=20)
+    async with aiohttp.ClientSession() as http:
+        async with asyncio.timeout(20):
+            while (await fetch(http, edge.master_url))[0] != 200:
+                await asyncio.sleep(0.1)
+    proc = await asyncio.create_subprocess_exec(
+        ffmpeg_exe(), "-hide_banner", "-loglevel", "warning", "-i", edge.master_url, "-map", "0",
+        "-c", "copy", "-t", "3", "-f", "null", "-",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()
+    assert "expired from playlists" not in err.decode() and "Media sequence changed" not in err.decode()
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
+async def test_hlsjs_plays_from_the_bucket_with_no_playlist_request_to_the_service(edge: Edge) -> None:
+    from playwright.async_api import async_playwright
+
+    await edge.owncast.wait_for_segments(0, 3, timeout=20)
+    requests: list[str] = []
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--autoplay-policy=no-user-gesture-required"],
+        )
+        try:
+            page = await browser.new_page()
+            page.on("request", lambda r: requests.append(r.url))
+            await page.goto(f"{edge.service.url}/")  # the viewer learns the bucket's master from the service
+            await page.wait_for_function("() => window.viewerStats && window.viewerStats.state === 'playing'",
+                                         timeout=30_000)
+            start = await page.evaluate("() => document.querySelector('video').currentTime")
+            await page.wait_for_function("t => document.querySelector('video').currentTime > t", arg=start + 4,
+                                         timeout=30_000)
+            stats = await page.evaluate("() => JSON.parse(JSON.stringify(window.viewerStats))")
+        finally:
+            await browser.close()
+    s3_host = urlsplit(edge.s3.public_url).netloc
+    service_host = urlsplit(edge.service.url).netloc
+    playlists = [u for u in requests if ".m3u8" in u]
+    assert len(playlists) >= 4 and all(urlsplit(u).netloc == s3_host for u in playlists), playlists
+    assert not [u for u in requests if urlsplit(u).netloc == service_host and ".m3u8" in u]
+    assert not [u for u in playlists if "_HLS_" in u]  # nothing advertised blocking reload
+    assert stats["errors"] == [] and stats["originSegments"] == 0
