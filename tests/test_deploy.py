@@ -151,7 +151,7 @@ def test_tunnel_ends_with_a_catch_all_404_and_every_other_rule_is_narrow() -> No
 @pytest.mark.parametrize(
     "path",
     ["/live/master.m3u8", "/live/playlist.m3u8", "/live/0/playlist.m3u8", "/live/12/playlist.m3u8",
-     "/", "/index.html", "/hls.min.js", "/viewer.js", "/viewer.css", "/health"],
+     "/", "/index.html", "/hls.min.js", "/viewer.js", "/viewer.css", "/config.json", "/health", "/live/events"],
 )  # fmt: skip
 def test_tunnel_routes_the_public_paths(path: str) -> None:
     assert route(path) == SERVICE
