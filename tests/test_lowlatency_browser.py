@@ -1,0 +1,80 @@
+"""hls.js in Chromium uses the service's low-latency features: blocking reload (_HLS_msn) and delta
+updates (_HLS_skip=YES), and plays through them with no error. Timing is measured by
+bench/hlsjs_reload.py, not asserted here."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from broadcaster.emulator import OwncastEmulator
+from broadcaster.seaweed import SeaweedS3
+from broadcaster.service import Service
+from broadcaster.settings import load_settings
+
+CHROMIUM = "/usr/bin/chromium"
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.browser,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed"),
+]
+
+
+@pytest.fixture
+async def service(tmp_path: Path, seaweed: SeaweedS3) -> AsyncIterator[Service]:
+    async with OwncastEmulator(tmp_path / "hls", segment_seconds=1):
+        settings = load_settings(environ={
+            "HLS_DIR": str(tmp_path / "hls"), "S3_ENDPOINT_URL": seaweed.endpoint_url,
+            "AWS_ACCESS_KEY_ID": seaweed.access_key, "AWS_SECRET_ACCESS_KEY": seaweed.secret_key,
+            "AWS_BUCKET_NAME": seaweed.bucket, "R2_PUBLIC_URL": seaweed.public_url, "PORT": "0",
+            "STATE_DIR": str(tmp_path / "state"), "WINDOW_SECONDS": "12",  # >= 9 target durations
+        })
+        svc = Service(settings)
+        await svc.start()
+        try:
+            yield svc
+        finally:
+            await svc.stop()
+
+
+async def test_hlsjs_blocks_on_the_next_segment_and_takes_delta_updates(service: Service) -> None:
+    from playwright.async_api import async_playwright
+
+    playlist_requests: list[str] = []
+    answers: dict[str, bytes] = {}
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                  "--autoplay-policy=no-user-gesture-required"],
+        )
+        try:
+            page = await browser.new_page()
+            page.on("request", lambda r: playlist_requests.append(r.url) if "/playlist.m3u8" in r.url else None)
+
+            async def keep(response: object) -> None:
+                url = response.url  # type: ignore[attr-defined]
+                if "_HLS_skip" in url and response.status == 200:  # type: ignore[attr-defined]
+                    answers[url] = await response.body()  # type: ignore[attr-defined]
+
+            page.on("response", keep)
+            await page.goto(f"{service.url}/")
+            await page.wait_for_function("() => window.viewerStats && window.viewerStats.state === 'playing'",
+                                         timeout=30_000)
+            # Past the window's length, so the delta updates have left segments out.
+            start = await page.evaluate("() => document.querySelector('video').currentTime")
+            await page.wait_for_function("t => document.querySelector('video').currentTime > t", arg=start + 8,
+                                         timeout=40_000)
+            stats = await page.evaluate("() => JSON.parse(JSON.stringify(window.viewerStats))")
+        finally:
+            await browser.close()
+    queries = [parse_qs(urlsplit(u).query) for u in playlist_requests]
+    blocking = [q for q in queries if "_HLS_msn" in q]
+    assert len(blocking) >= 5, playlist_requests
+    assert [q for q in blocking if q.get("_HLS_skip") == ["YES"]], playlist_requests
+    assert any(b"#EXT-X-SKIP:SKIPPED-SEGMENTS=" in body for body in answers.values())
+    assert stats["errors"] == [] and stats["originSegments"] == 0
