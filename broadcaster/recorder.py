@@ -12,6 +12,7 @@ import json
 import logging
 import re
 from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
 
 from . import hls
 from .manifest import ListedSegment, render_master, render_vod
@@ -45,7 +46,8 @@ class Recorder:
             "duration": segment.duration,
             "pdt": segment.program_date_time,
             "discontinuity": segment.discontinuity,
-            "init": PurePosixPath(segment.init_uri).name if segment.init_uri else None,
+            # The URL's path, not the URL: a presigned one ends in ?X-Amz-... (the object's name is the same).
+            "init": PurePosixPath(urlsplit(segment.init_uri).path).name if segment.init_uri else None,
         }
         with open(path, "a", encoding="utf-8") as f:
             f.write(json.dumps(line) + "\n")
