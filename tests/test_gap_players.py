@@ -592,8 +592,10 @@ def test_gap_hlsjs_skips_the_uri_and_jumps_the_hole(observed: Observations) -> N
     assert h.log["ended"] and not h.log["stuck"], observed.table()
     assert h.current_time >= observed.timeline("C") - 0.25, observed.table()  # 12 s: the gap keeps its place
     # Nothing is played where the gap is: playback stops just before 5 s and resumes after 6 s.
-    assert len(h.played) == 2, observed.table()
-    (_, before), (after, end) = h.played
+    # A start-up stall on a loaded machine can split off a sliver at 0 s; only splits after it count.
+    played = [r for r in h.played if r[1] > 0.5]
+    assert len(played) == 2, observed.table()
+    (_, before), (after, end) = played
     assert 4.5 <= before <= LOST + 0.05 and LOST + 1 <= after < LOST + 1.5, observed.table()
     waited = h.waited_ms(LOST - 1, LOST + 1)  # from 'waiting' before the hole to 'playing' after it
     assert waited is not None and waited < 3000, observed.table()
