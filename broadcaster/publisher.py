@@ -138,6 +138,7 @@ class Publisher:
         self._unpublished: list[_Event] = []
         self._dirty = asyncio.Event()
         self._saver: asyncio.Task[None] | None = None
+        self._saving: asyncio.Future[None] | None = None  # the save running in a worker thread
         self._state_error: str | None = None
         self._restored_uploads: set[str] = set()
         self._on_removed = on_removed
@@ -476,7 +477,9 @@ class Publisher:
                 continue  # woken again for a change an earlier save already covered
             events, data = self._take_events(), self.snapshot()
             try:
-                await asyncio.to_thread(self._state.save, data)
+                # Shielded: cancelling the loop cannot stop the thread, and close() waits for it.
+                self._saving = asyncio.ensure_future(asyncio.to_thread(self._state.save, data))
+                await asyncio.shield(self._saving)
                 self._state_error = None
             except OSError as err:
                 # Keep the stream going (availability first), but say loudly that a restart now
@@ -714,6 +717,11 @@ class Publisher:
             except asyncio.CancelledError:
                 pass
             self._saver = None
+        if self._saving is not None:
+            # A save still writing in its thread must finish before save_now() writes a newer one.
+            await asyncio.wait([self._saving])
+            if not self._saving.cancelled():
+                self._saving.exception()  # retrieved: its OSError was logged by the loop or is moot now
         tasks = [c.task for s in self._slots.values() for c in s.copies.values()]
         tasks += [t for v in self._variants.values() for t in v.inits.values()]
         for t in tasks:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ class StateFile:
     def __init__(self, directory: Path, name: str = "state.json") -> None:
         self.path = directory / name
         self._tmp = directory / f".{name}.tmp"
+        self._lock = threading.Lock()
 
     def load(self) -> dict[str, Any] | None:
         """The saved state, or None when there is none (or it had to be set aside)."""
@@ -47,6 +49,11 @@ class StateFile:
     def save(self, data: dict[str, Any]) -> None:
         body = json.dumps({"format": FORMAT, "version": VERSION, "saved_at": time.time(), **data},
                           separators=(",", ":")).encode()
+        # Saves run in a worker thread and, at shutdown, in the caller's: one temporary file, one at a time.
+        with self._lock:
+            self._write(body)
+
+    def _write(self, body: bytes) -> None:
         with open(self._tmp, "wb") as f:
             f.write(body)
             f.flush()

@@ -99,8 +99,15 @@ async def served(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Serv
                     while (await seen.health())[1]["stream"] != "ended":
                         await asyncio.sleep(0.05)
                 await seen.poll()  # the ended versions pass the checker too
-            async with http.get(f"{service.url}/live/0/playlist.m3u8", headers={"Accept-Encoding": "identity"}) as r:
-                media = await r.read()
+            # "ended" in /health comes from Owncast's playlist; the ENDLIST version is served once saved.
+            async with asyncio.timeout(10):
+                while True:
+                    async with http.get(f"{service.url}/live/0/playlist.m3u8",
+                                        headers={"Accept-Encoding": "identity"}) as r:
+                        media = await r.read()
+                    if media.endswith(b"#EXT-X-ENDLIST\n"):
+                        break
+                    await asyncio.sleep(0.05)
             async with http.get(f"{service.url}/live/master.m3u8", headers={"Accept-Encoding": "identity"}) as r:
                 master = await r.read()
             assert media.endswith(b"#EXT-X-ENDLIST\n")
