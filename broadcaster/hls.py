@@ -7,6 +7,7 @@ the generator and the server call these instead of repeating numbers.
 
 from __future__ import annotations
 
+import functools
 import math
 from datetime import datetime, timezone
 from pathlib import PurePosixPath
@@ -75,6 +76,7 @@ def playlist_max_age(target_duration: int) -> int:
     return max(1, target_duration // 2)
 
 
+@functools.lru_cache(maxsize=64)  # asked on every playlist request; a handful of target durations exist
 def playlist_cache_control(target_duration: int) -> str:
     return f"public, max-age={playlist_max_age(target_duration)}"
 
