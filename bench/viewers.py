@@ -1,0 +1,823 @@
+"""10,000 viewers on one live playlist: errors, response times, blocked-request wake-up, memory per
+held request; our whole service against a trivial aiohttp app, alternating in the same run.
+
+    python bench/viewers.py [--viewers 10000] [--blocking 0.9] [--duration 30] [--rounds 2]
+
+Ours: the whole Service (watcher, uploader, Publisher, server) in a process of its own, fed the real
+way: the synthetic Owncast of bench/glass_to_request.py (real ffmpeg 1 s segments, written in place,
+playlist rewritten in place, 1 s cadence) into HLS_DIR, uploads to SeaweedFS on 127.0.0.1. The real
+Publisher path rather than a fake PlaylistSource because it is what wakes held requests in
+production (Publisher.wait_for_sequence, one event per published version) and the feed costs the
+machine little: one 165 KB upload and a few small file reads a second, next to 10,000 viewers. An
+on_listed hook in that process notes when each media sequence number is listed (right after the
+held requests are woken), which is the start of a blocked request's wake-up.
+Baseline: a trivial aiohttp app in a process of its own (same framework, same event loop, same
+listen backlog): the plain playlist is fixed bytes (the playlist ours served at start); a blocking
+request (any _HLS_msn) is held until the next whole-second tick, then gets fixed bytes too (the delta
+update ours served at start, for _HLS_skip) and the tick's time in a header. Its wake-up is measured
+from that tick.
+
+Viewers: --client-procs processes, each driving its share of keep-alive HTTP/1.1 connections with
+minimal requests on raw asyncio (one asyncio.Protocol per connection: no task, no StreamReader, so
+the load generator stays cheap; aiohttp's client for 10,000 connections on 2 cores would be the
+bottleneck itself). --blocking of the viewers behave like hls.js 1.7 with blocking reload: GET the
+plain playlist once, then always ask `_HLS_msn=<last listed + 1>&_HLS_skip=YES` (a delta update, as
+hls.js asks when the playlist offers them; --no-skip for full playlists) as soon as an answer
+arrives; the rest poll the plain playlist every --poll-interval from a random phase (a late answer
+skips slots, as a player would, rather than catching up). Before the first phase the service runs
+until its live window is full (WINDOW_SECONDS, 30 s), so playlists have their steady size. Each
+phase spawns fresh client processes that open connections at --ramp per second; measuring starts
+--settle seconds after all are open, or after viewers/ramp + --connect-timeout seconds if they
+never all open (the report says how many were). Phases alternate ours/baseline for --rounds rounds.
+
+Reported per server, over the measurement windows: errors (anything but a 200, connection lost or
+refused, no answer within 10 s; must be zero), p50/p99 of plain (non-blocking) GETs (goal: p99 <
+100 ms for ours), wake-up of held requests (from listing / tick to the viewer having the answer),
+blocking requests answered at once, responses per second, the server's CPU, event-loop lag, full
+garbage collections (count and longest pause: they stop the event loop) and memory: idle VmRSS
+(before any viewer) and VmRSS while requests are held, per held request ((loaded - idle) / held
+requests at that moment, counted from the viewers' own logs; it includes each connection's own
+cost) and per connection. Client side: CPU of the client processes and their event-loop lag, and
+how busy the whole machine was, to say whether the load generator saturated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import bisect
+import gc
+import logging
+import math
+import multiprocessing
+import os
+import random
+import resource
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from array import array
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.synchronize import Event as MpEvent
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/glass_to_request.py
+
+import aiohttp
+from glass_to_request import SEGMENT_SECONDS, OwncastWriter, encode_segments, pct, service_env
+
+from broadcaster.seaweed import SeaweedS3
+
+PATH = "/live/0/playlist.m3u8"
+ANSWER_TIMEOUT = 10.0  # no answer this long is an error (a held request is answered within 3 s)
+LAG_TICK = 0.05  # event-loop lag probe period
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+FD_SPARE = 200
+
+
+def raise_nofile(needed: int, who: str) -> None:
+    """Soft RLIMIT_NOFILE up to the hard limit; exit with one line if that is not enough."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= needed:
+        return
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        sys.exit(f"bench/viewers.py: {who} needs {needed} open files but RLIMIT_NOFILE's hard limit is {hard}; "
+                 f"raise it (ulimit -Hn, LimitNOFILE=) or use fewer --viewers / more --client-procs")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (needed if hard == resource.RLIM_INFINITY else hard, hard))
+
+
+# -- the two servers, each in its own process ----------------------------------------------------
+
+
+async def _lag_probe(samples: list[tuple[float, float]]) -> None:
+    """How late a LAG_TICK timer fires: the event loop's queueing delay."""
+    while True:
+        before = time.monotonic()
+        await asyncio.sleep(LAG_TICK)
+        now = time.monotonic()
+        samples.append((now, now - before - LAG_TICK))
+
+
+async def _until_told(conn: Connection) -> None:
+    await asyncio.to_thread(conn.recv)
+
+
+def _time_gc(pauses: list[tuple[float, int, float]]) -> None:
+    """Note every garbage collection: (when, generation, seconds). A full collection stops the loop."""
+    began = [0.0]
+
+    def callback(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            began[0] = time.perf_counter()
+        else:
+            pauses.append((time.monotonic(), info["generation"], time.perf_counter() - began[0]))
+
+    gc.callbacks.append(callback)
+
+
+def serve_ours(env: dict[str, str], viewers: int, conn: Connection) -> None:
+    """Process target: the whole Service; on_listed notes when each sequence is listed."""
+    raise_nofile(viewers + FD_SPARE, "the service")
+    from broadcaster.cli import setup_logging
+    from broadcaster.owncast import SourceSegment
+    from broadcaster.service import Service
+    from broadcaster.settings import load_settings
+
+    settings = load_settings(environ=env)
+    setup_logging("warning")
+    logged: list[tuple[float, str]] = []  # (when, "LEVEL logger: message template"), shown in the report
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            logged.append((time.monotonic(), f"{record.levelname} {record.name}: {record.msg}"))
+
+    root = logging.getLogger()
+    for handler in root.handlers:
+        handler.setLevel(logging.ERROR)
+    root.addHandler(Keep(logging.WARNING))
+    listed: dict[int, tuple[float, str]] = {}
+
+    def on_listed(variant: int, sequence: int, segment: SourceSegment, *_: object) -> None:
+        if variant == 0:
+            listed.setdefault(sequence, (time.monotonic(), segment.name))
+
+    async def main() -> None:
+        service = Service(settings, on_listed=on_listed)
+        await service.start()
+        lag: list[tuple[float, float]] = []
+        pauses: list[tuple[float, int, float]] = []
+        _time_gc(pauses)
+        probe = asyncio.create_task(_lag_probe(lag))
+        conn.send((service.url, len(gc.get_objects())))
+        try:
+            await _until_told(conn)
+        finally:
+            probe.cancel()
+            await service.stop()
+        conn.send((listed, lag, logged, pauses))
+
+    asyncio.run(main())
+
+
+def serve_baseline(body: bytes, delta: bytes, viewers: int, conn: Connection) -> None:
+    """Process target: fixed bytes (`delta` for _HLS_skip); a blocking request held until the next
+    whole-second tick."""
+    raise_nofile(viewers + FD_SPARE, "the baseline server")
+    from aiohttp import web
+
+    class Tick(asyncio.Event):
+        at = 0.0  # when it fired
+
+    async def main() -> None:
+        tick = Tick()
+
+        async def ticker() -> None:
+            nonlocal tick
+            while True:
+                await asyncio.sleep(math.floor(time.monotonic()) + 1 - time.monotonic())
+                fired, tick = tick, Tick()
+                fired.at = time.monotonic()
+                fired.set()  # like Publisher._apply: one event per version, replaced, then set
+
+        async def playlist(request: web.Request) -> web.Response:
+            if "_HLS_msn" in request.query:
+                waited = tick
+                await waited.wait()
+                return web.Response(body=delta if "_HLS_skip" in request.query else body,
+                                    content_type="application/vnd.apple.mpegurl",
+                                    headers={"X-Tick": f"{waited.at:.6f}"})
+            return web.Response(body=body, content_type="application/vnd.apple.mpegurl")
+
+        app = web.Application()
+        app.router.add_get(PATH, playlist)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        lag: list[tuple[float, float]] = []
+        pauses: list[tuple[float, int, float]] = []
+        _time_gc(pauses)
+        tasks = [asyncio.create_task(ticker()), asyncio.create_task(_lag_probe(lag))]
+        conn.send((f"http://127.0.0.1:{port}", len(gc.get_objects())))
+        try:
+            await _until_told(conn)
+        finally:
+            for t in tasks:
+                t.cancel()
+            await runner.cleanup()
+        conn.send(({}, lag, [], pauses))
+
+    asyncio.run(main())
+
+
+# -- the viewers ---------------------------------------------------------------------------------
+
+PLAIN, BLOCKING = 0, 1
+_MSN = b"#EXT-X-MEDIA-SEQUENCE:"
+_SKIPPED = b"#EXT-X-SKIP:SKIPPED-SEGMENTS="
+
+
+def last_sequence(body: bytes) -> int:
+    """The last media sequence number a (full or delta) media playlist lists."""
+    i = body.find(_MSN)
+    last = int(body[i + len(_MSN):body.find(b"\n", i)]) + body.count(b"#EXTINF") - 1
+    j = body.find(_SKIPPED)
+    if j >= 0:
+        end = j + len(_SKIPPED)
+        while end < len(body) and body[end:end + 1].isdigit():
+            end += 1
+        last += int(body[j + len(_SKIPPED):end])
+    return last
+
+
+def _header(head: bytes, name: bytes) -> bytes | None:
+    """A header's value from a lower-cased response head ending in CRLF CRLF."""
+    i = head.find(b"\r\n" + name + b":")
+    if i < 0:
+        return None
+    start = i + len(name) + 3
+    return head[start:head.find(b"\r\n", start)].strip()
+
+
+@dataclass
+class Log:
+    """Every answer a client process got (parallel arrays, cheap to pickle)."""
+
+    kind: array[int] = field(default_factory=lambda: array("b"))
+    asked: array[int] = field(default_factory=lambda: array("q"))
+    sent: array[float] = field(default_factory=lambda: array("d"))
+    recv: array[float] = field(default_factory=lambda: array("d"))  # nan: no answer by the end
+    tick: array[float] = field(default_factory=lambda: array("d"))  # baseline's X-Tick, else nan
+    status: array[int] = field(default_factory=lambda: array("h"))  # 0: no answer by the end
+    errors: list[tuple[float, str]] = field(default_factory=list)
+    lag: list[tuple[float, float]] = field(default_factory=list)
+    connected: int = 0
+
+    def add(self, kind: int, asked: int, sent: float, recv: float, tick: float, status: int) -> None:
+        self.status.append(status)
+        self.kind.append(kind)
+        self.asked.append(asked)
+        self.sent.append(sent)
+        self.recv.append(recv)
+        self.tick.append(tick)
+
+
+class Viewer(asyncio.Protocol):
+    """One keep-alive connection, one request in flight, minimal HTTP/1.1."""
+
+    def __init__(self, log: Log, host: bytes, blocking: bool, interval: float, stopping: Callable[[], bool],
+                 opened: Callable[[], None], skip: bool) -> None:
+        self.log = log
+        self.opened = opened
+        self.blocking = blocking
+        self.interval = interval
+        self.stopping = stopping
+        self.plain = b"GET " + PATH.encode() + b" HTTP/1.1\r\nHost: " + host + b"\r\nAccept: */*\r\n\r\n"
+        query = b"?_HLS_msn=%d" + (b"&_HLS_skip=YES" if skip else b"")
+        self.block = b"GET " + PATH.encode() + query + b" HTTP/1.1\r\nHost: " + host + b"\r\nAccept: */*\r\n\r\n"
+        self.transport: asyncio.Transport | None = None
+        self.buf = bytearray()
+        self.need = -1  # bytes of the whole answer once the head is in
+        self.head_end = 0
+        self.sent_at = math.nan  # nan: nothing in flight
+        self.kind = PLAIN
+        self.asked = -1
+        self.last = -1
+        self.flagged = False
+        self.poll_start = 0.0
+        self.polls = 0
+        self.timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.log.connected += 1
+        self.opened()
+        self.poll_start = time.monotonic() + random.random() * self.interval
+        self.get_plain()
+
+    def get_plain(self) -> None:
+        self.timer = None
+        self._send(self.plain, PLAIN, -1)
+
+    def _send(self, data: bytes, kind: int, asked: int) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return
+        self.kind, self.asked, self.flagged = kind, asked, False
+        self.sent_at = time.monotonic()
+        self.transport.write(data)
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        if self.need < 0:
+            end = self.buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            self.head_end = end + 4
+            length = _header(bytes(self.buf[:self.head_end]).lower(), b"content-length")
+            self.need = self.head_end + int(length or 0)
+        if len(self.buf) < self.need:
+            return
+        now = time.monotonic()
+        head = bytes(self.buf[:self.head_end]).lower()
+        body = bytes(self.buf[self.head_end:self.need])
+        del self.buf[:self.need]
+        self.need = -1
+        self._answered(head, body, now)
+
+    def _answered(self, head: bytes, body: bytes, now: float) -> None:
+        status = int(head[9:12])
+        tick_text = _header(head, b"x-tick")
+        tick = float(tick_text) if tick_text else math.nan
+        self.log.add(self.kind, self.asked, self.sent_at, now, tick, status)
+        self.sent_at = math.nan
+        if status != 200:
+            self.log.errors.append((now, f"HTTP {status} to a {'blocking' if self.kind else 'plain'} request"))
+        elif self.blocking:
+            self.last = max(self.last, last_sequence(body))
+        if self.blocking and self.last >= 0:
+            self._send(self.block % (self.last + 1), BLOCKING, self.last + 1)
+        else:  # polling, or a blocking viewer that has not had a playlist yet
+            # The next slot of its fixed schedule still ahead: a late answer skips slots, like a player.
+            self.polls = max(self.polls + 1, math.ceil((now - self.poll_start) / self.interval))
+            loop = asyncio.get_running_loop()
+            # loop.time() is time.monotonic()
+            self.timer = loop.call_at(self.poll_start + self.polls * self.interval, self.get_plain)
+
+    def check(self, now: float) -> None:
+        if not self.flagged and not math.isnan(self.sent_at) and now - self.sent_at > ANSWER_TIMEOUT:
+            self.flagged = True
+            self.log.errors.append((now, f"no answer within {ANSWER_TIMEOUT:.0f} s"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        if not self.stopping():
+            self.log.errors.append((time.monotonic(), f"connection lost ({exc!r})"))
+
+    def finish(self) -> None:
+        if not math.isnan(self.sent_at):  # still in flight: a held request at the end
+            self.log.add(self.kind, self.asked, self.sent_at, math.nan, math.nan, 0)
+        if self.transport is not None:
+            self.transport.close()
+
+
+def run_viewers(url: str, blocking: int, polling: int, interval: float, ramp: float, skip: bool, seed: int,
+                opened: Any, stop: MpEvent, conn: Connection) -> None:
+    """Process target: `blocking` + `polling` viewers against url until `stop`; sends its Log.
+    `opened` is a shared counter of connections made."""
+    raise_nofile(blocking + polling + FD_SPARE, "a client process")
+    random.seed(seed)
+
+    def count() -> None:
+        with opened.get_lock():
+            opened.value += 1
+
+    asyncio.run(_viewers(url, blocking, polling, interval, ramp, skip, count, stop, conn))
+
+
+async def _viewers(url: str, blocking: int, polling: int, interval: float, ramp: float, skip: bool,
+                   opened: Callable[[], None], stop: MpEvent, conn: Connection) -> None:
+    host, port = url.removeprefix("http://").split(":")
+    loop = asyncio.get_running_loop()
+    log = Log()
+    stopping = False
+    viewers: list[Viewer] = []
+    kinds = [True] * blocking + [False] * polling
+    random.shuffle(kinds)
+
+    async def connect(v: Viewer) -> None:
+        for attempt in range(3):
+            try:
+                async with asyncio.timeout(30):
+                    await loop.create_connection(lambda: v, host, int(port))
+                return
+            except (OSError, TimeoutError) as err:
+                log.errors.append((time.monotonic(), f"connect failed ({err!r})"))
+                await asyncio.sleep(1 + attempt)
+
+    probe = asyncio.create_task(_lag_probe(log.lag))
+    connecting: list[asyncio.Task[None]] = []
+    began = time.monotonic()
+    for i, is_blocking in enumerate(kinds):
+        await asyncio.sleep(max(0.0, began + i / ramp - time.monotonic()))
+        v = Viewer(log, host.encode(), is_blocking, interval, lambda: stopping, opened, skip)
+        viewers.append(v)
+        connecting.append(asyncio.create_task(connect(v)))
+    while not stop.is_set():
+        await asyncio.sleep(0.25)
+        now = time.monotonic()
+        for v in viewers:
+            v.check(now)
+    stopping = True
+    probe.cancel()
+    for t in connecting:
+        t.cancel()
+    for v in viewers:
+        v.finish()
+    await asyncio.sleep(0.2)
+    conn.send(log)
+
+
+# -- the coordinator -----------------------------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (and its reaped children are not counted)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def machine_idle() -> tuple[float, float]:
+    """(idle + iowait, total) jiffies of the whole machine."""
+    values = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return values[3] + values[4], sum(values[:8])
+
+
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+@dataclass
+class Server:
+    name: str
+    url: str
+    proc: multiprocessing.process.BaseProcess
+    conn: Connection
+    idle_rss_kb: int = 0
+    listed: dict[int, tuple[float, str]] = field(default_factory=dict)
+    lag: list[tuple[float, float]] = field(default_factory=list)
+    logged: list[tuple[float, str]] = field(default_factory=list)
+    gc_objects: int = 0  # objects the garbage collector tracks, at start
+    gc_pauses: list[tuple[float, int, float]] = field(default_factory=list)
+
+    @property
+    def pid(self) -> int:
+        assert self.proc.pid is not None
+        return self.proc.pid
+
+    def stop(self) -> None:
+        if self.proc.is_alive():
+            self.conn.send("stop")
+            if self.conn.poll(30):
+                self.listed, self.lag, self.logged, self.gc_pauses = self.conn.recv()
+        self.proc.join(10)
+        if self.proc.is_alive():
+            self.proc.terminate()
+            self.proc.join(5)
+
+
+@dataclass
+class Phase:
+    server: str
+    window: tuple[float, float]
+    logs: list[Log]
+    server_cpu: float
+    client_cpu: float
+    machine_busy: float
+    rss: list[tuple[float, int]]
+    connect_seconds: float
+    span: tuple[float, float]  # the whole phase: connecting, settling, measuring, closing
+    open_at_start: int  # connections open when measuring began
+
+
+async def run_phase(server: Server, args: argparse.Namespace, ctx: Any, seed: int) -> Phase:
+    blocking = round(args.viewers * args.blocking)
+    polling = args.viewers - blocking
+    stop = ctx.Event()
+    opened = ctx.Value("i", 0)
+    procs, conns = [], []
+    for i in range(args.client_procs):
+        b = blocking // args.client_procs + (i < blocking % args.client_procs)
+        p = polling // args.client_procs + (i < polling % args.client_procs)
+        recv, send = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=run_viewers, name=f"viewers-{i}", daemon=True,
+                           args=(server.url, b, p, args.poll_interval, args.ramp / args.client_procs, args.skip,
+                                 seed + i, opened, stop, send))
+        proc.start()
+        send.close()
+        procs.append(proc)
+        conns.append(recv)
+    began = time.monotonic()
+    # All connections open (as the viewers count them), then settle.
+    deadline = began + args.viewers / args.ramp + args.connect_timeout
+    shown = began
+    while (established := opened.value) < args.viewers and time.monotonic() < deadline:
+        if not all(p.is_alive() for p in procs):
+            raise RuntimeError("a client process died while connecting")
+        if time.monotonic() - shown >= 5:
+            shown = time.monotonic()
+            print(f"  {established} connections open after {shown - began:.0f} s", flush=True)
+        await asyncio.sleep(0.25)
+    connect_seconds = time.monotonic() - began
+    if established < args.viewers:
+        print(f"  only {established} of {args.viewers} connections open after {connect_seconds:.0f} s; "
+              "measuring anyway", flush=True)
+    await asyncio.sleep(args.settle)
+    start = time.monotonic()
+    cpu0 = cpu_seconds(server.pid), sum(cpu_seconds(p.pid) for p in procs if p.pid), machine_idle()
+    rss: list[tuple[float, int]] = []
+    while time.monotonic() < start + args.duration:
+        rss.append((time.monotonic(), rss_kb(server.pid)))
+        await asyncio.sleep(0.1)
+    end = time.monotonic()
+    cpu1 = cpu_seconds(server.pid), sum(cpu_seconds(p.pid) for p in procs if p.pid), machine_idle()
+    stop.set()
+    logs: list[Log] = []
+    for recv in conns:
+        if await asyncio.to_thread(recv.poll, 60):
+            logs.append(recv.recv())
+    for proc in procs:
+        await asyncio.to_thread(proc.join, 10)
+    span = end - start
+    finished = time.monotonic()
+    idle, total = cpu1[2][0] - cpu0[2][0], cpu1[2][1] - cpu0[2][1]
+    return Phase(server.name, (start, end), logs, (cpu1[0] - cpu0[0]) / span, (cpu1[1] - cpu0[1]) / span,
+                 1 - idle / total if total else math.nan, rss, connect_seconds, (began, finished),
+                 established)
+
+
+async def start_server(name: str, ctx: Any, target: Callable[..., None], *args: object) -> Server:
+    recv, send = ctx.Pipe()
+    proc = ctx.Process(target=target, name=name, args=(*args, send), daemon=True)
+    proc.start()
+    if not await asyncio.to_thread(recv.poll, 60):
+        proc.terminate()
+        raise RuntimeError(f"the {name} server did not start")
+    url, objects = recv.recv()
+    return Server(name, url, proc, recv, gc_objects=objects)
+
+
+# -- analysis ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Summary:
+    plain: list[float] = field(default_factory=list)
+    wake: list[float] = field(default_factory=list)
+    at_once: list[float] = field(default_factory=list)
+    answers: int = 0
+    seconds: float = 0.0
+    errors: Counter[str] = field(default_factory=Counter)
+    window_errors: int = 0
+    per_held_kb: list[float] = field(default_factory=list)
+    per_conn_kb: list[float] = field(default_factory=list)
+    held_counts: list[int] = field(default_factory=list)
+    loaded_rss_kb: list[int] = field(default_factory=list)
+    server_cpu: list[float] = field(default_factory=list)
+    client_cpu: list[float] = field(default_factory=list)
+    machine_busy: list[float] = field(default_factory=list)
+    client_lag: list[float] = field(default_factory=list)
+    server_lag: list[float] = field(default_factory=list)
+    connect_seconds: list[float] = field(default_factory=list)
+    opened: list[int] = field(default_factory=list)
+    unlisted: int = 0
+    service_log: Counter[str] = field(default_factory=Counter)
+    full_gc: list[float] = field(default_factory=list)  # pauses of generation-2 collections in the windows
+
+
+def summarize(phase: Phase, server: Server, summary: Summary, viewers: int) -> None:
+    lo, hi = phase.window
+    listed = server.listed
+    sends: list[float] = []
+    recvs: list[float] = []
+    for log in phase.logs:
+        for when, what in log.errors:
+            summary.errors[what] += 1
+            summary.window_errors += lo <= when <= hi
+        summary.client_lag += [lag for when, lag in log.lag if lo <= when <= hi]
+        for kind, asked, sent, recv, tick, status in zip(log.kind, log.asked, log.sent, log.recv, log.tick,
+                                                         log.status, strict=True):
+            if kind == BLOCKING:
+                sends.append(sent)
+                recvs.append(math.inf if math.isnan(recv) else recv)
+            if math.isnan(recv) or not lo <= recv <= hi or status != 200:  # errors are counted, not timed
+                continue
+            summary.answers += 1
+            if kind == PLAIN:
+                summary.plain.append(recv - sent)
+            elif not math.isnan(tick):  # baseline: woken by the tick
+                summary.wake.append(recv - tick)
+            else:
+                at = listed.get(asked)
+                if at is None:
+                    summary.unlisted += 1
+                elif sent < at[0]:
+                    summary.wake.append(recv - at[0])
+                else:
+                    summary.at_once.append(recv - sent)
+    summary.seconds += hi - lo
+    # Held requests at each RSS sample: sent before it and not answered yet.
+    sends.sort()
+    recvs.sort()
+    for when, kb in phase.rss:
+        held = bisect.bisect_right(sends, when) - bisect.bisect_right(recvs, when)
+        if held > 0:
+            summary.held_counts.append(held)
+            summary.loaded_rss_kb.append(kb)
+            summary.per_held_kb.append((kb - server.idle_rss_kb) / held)
+            summary.per_conn_kb.append((kb - server.idle_rss_kb) / max(1, phase.open_at_start))
+    summary.server_cpu.append(phase.server_cpu)
+    summary.client_cpu.append(phase.client_cpu)
+    summary.machine_busy.append(phase.machine_busy)
+    summary.server_lag += [lag for when, lag in server.lag if lo <= when <= hi]
+    summary.full_gc += [took for when, gen, took in server.gc_pauses if gen == 2 and lo <= when <= hi]
+    summary.connect_seconds.append(phase.connect_seconds)
+    summary.opened.append(phase.open_at_start)
+    summary.service_log.update(what for when, what in server.logged if phase.span[0] <= when <= phase.span[1])
+
+
+def _q(xs: list[float], p: float, scale: float = 1000.0, unit: str = "ms") -> str:
+    return f"{pct(xs, p) * scale:.1f}{unit}" if xs else "-"
+
+
+def report(args: argparse.Namespace, sums: dict[str, Summary], servers: dict[str, Server]) -> bool:
+    o, b = sums["ours"], sums["baseline"]
+    blocking = round(args.viewers * args.blocking)
+    offered = blocking / SEGMENT_SECONDS + (args.viewers - blocking) / args.poll_interval
+    print()
+    print(f"{args.viewers} viewers ({blocking} blocking with _HLS_msn{'&_HLS_skip=YES' if args.skip else ''}, "
+          f"{args.viewers - blocking} polling every "
+          f"{args.poll_interval * 1000:.0f} ms), 1 s segments, {args.client_procs} client processes, "
+          f"{args.rounds} x {args.duration:.0f} s per server, alternating; {os.cpu_count()} CPUs; "
+          f"offered load about {offered:.0f} answers/s")
+    rows: list[tuple[str, Callable[[Summary], str], Callable[[Summary], float] | None]] = [
+        ("errors (whole phase)", lambda s: str(sum(s.errors.values())), None),
+        ("errors (in the window)", lambda s: str(s.window_errors), None),
+        ("answers/s", lambda s: f"{s.answers / s.seconds:.0f}", lambda s: s.answers / s.seconds),
+        ("plain GET p50", lambda s: _q(s.plain, 50), lambda s: pct(s.plain, 50)),
+        ("plain GET p99", lambda s: _q(s.plain, 99), lambda s: pct(s.plain, 99)),
+        ("plain GET max", lambda s: _q(s.plain, 100), lambda s: pct(s.plain, 100)),
+        ("held: wake-up p50", lambda s: _q(s.wake, 50), lambda s: pct(s.wake, 50)),
+        ("held: wake-up p99", lambda s: _q(s.wake, 99), lambda s: pct(s.wake, 99)),
+        ("held: wake-up max", lambda s: _q(s.wake, 100), lambda s: pct(s.wake, 100)),
+        ("held requests answered", lambda s: str(len(s.wake)), None),
+        ("blocking answered at once", lambda s: f"{len(s.at_once)} (p50 {_q(s.at_once, 50)})", None),
+        ("server CPU (1 core = 100%)", lambda s: f"{statistics.fmean(s.server_cpu) * 100:.0f}%",
+         lambda s: statistics.fmean(s.server_cpu)),
+        ("server loop lag p99/max", lambda s: f"{_q(s.server_lag, 99)}/{_q(s.server_lag, 100)}", None),
+        ("full GCs: n, max pause", lambda s: f"{len(s.full_gc)}, {_q(s.full_gc, 100)}", None),
+        ("GC-tracked objects at start", lambda s: "", None),
+        ("server VmRSS idle", lambda s: "", None),
+        ("server VmRSS loaded (median)", lambda s: f"{statistics.median(s.loaded_rss_kb) / 1024:.0f} MB"
+         if s.loaded_rss_kb else "-", None),
+        ("held at those moments", lambda s: f"{statistics.median(s.held_counts):.0f}" if s.held_counts else "-",
+         None),
+        ("memory per held request", lambda s: f"{statistics.median(s.per_held_kb):.1f} KB" if s.per_held_kb else "-",
+         lambda s: statistics.median(s.per_held_kb)),
+        ("memory per connection", lambda s: f"{statistics.median(s.per_conn_kb):.1f} KB" if s.per_conn_kb else "-",
+         None),
+        ("client CPU (all procs)", lambda s: f"{statistics.fmean(s.client_cpu) * 100:.0f}%", None),
+        ("client loop lag p99/max", lambda s: f"{_q(s.client_lag, 99)}/{_q(s.client_lag, 100)}", None),
+        ("machine busy", lambda s: f"{statistics.fmean(s.machine_busy) * 100:.0f}%", None),
+        ("open when measuring (min)", lambda s: str(min(s.opened)), None),
+        ("time to open them (max)", lambda s: f"{max(s.connect_seconds):.1f}s", None),
+    ]
+    print(f"{'':>30} {'ours':>22} {'baseline':>22} {'ours/baseline':>14}")
+    for label, show, value in rows:
+        if label == "server VmRSS idle":
+            ours_text = f"{servers['ours'].idle_rss_kb / 1024:.0f} MB"
+            base_text = f"{servers['baseline'].idle_rss_kb / 1024:.0f} MB"
+            print(f"{label:>30} {ours_text:>22} {base_text:>22}")
+            continue
+        if label == "GC-tracked objects at start":
+            print(f"{label:>30} {servers['ours'].gc_objects:>22} {servers['baseline'].gc_objects:>22}")
+            continue
+        ratio = ""
+        if value is not None:
+            try:
+                ratio = f"{value(o) / value(b):.2f}x"
+            except (ValueError, ZeroDivisionError, statistics.StatisticsError, IndexError):
+                ratio = "-"
+        print(f"{label:>30} {show(o):>22} {show(b):>22} {ratio:>14}")
+    for name, s in sums.items():
+        if s.errors:
+            print(f"  {name} errors: " + "; ".join(f"{n} x {what}" for what, n in s.errors.most_common(5)))
+        if s.service_log:
+            print(f"  {name} service log during its phases: "
+                  + "; ".join(f"{n} x {what}" for what, n in s.service_log.most_common(4)))
+        if s.unlisted:
+            print(f"  {name}: {s.unlisted} blocking answers for a sequence never seen listed (not counted)")
+    client_lag = pct(o.client_lag + b.client_lag, 99) if o.client_lag or b.client_lag else 0.0
+    print(f"client side: {'SATURATED' if client_lag > 0.05 else 'kept up'} (client loop lag p99 "
+          f"{client_lag * 1000:.1f} ms, threshold 50 ms; the measured times include it); "
+          f"machine busy {statistics.fmean(o.machine_busy + b.machine_busy) * 100:.0f}% (other users included)")
+    for name, s in sums.items():
+        lag = pct(s.server_lag, 99) if s.server_lag else 0.0
+        print(f"{name} server: {'SATURATED' if lag > 0.1 else 'kept up'} (one event loop on one core: "
+              f"CPU {statistics.fmean(s.server_cpu) * 100:.0f}%, loop lag p99 {lag * 1000:.0f} ms, "
+              "threshold 100 ms)")
+    errors_ok = not o.errors and not b.errors
+    p99_ok = bool(o.plain) and pct(o.plain, 99) < 0.100
+    print(f"goals (ours): zero errors: {'met' if errors_ok else 'NOT met'}; plain GET p99 < 100 ms: "
+          f"{'met' if p99_ok else 'NOT met'} ({_q(o.plain, 99)})")
+    return errors_ok and p99_ok
+
+
+async def main(args: argparse.Namespace) -> int:
+    raise_nofile(FD_SPARE * 5, "the coordinator")
+    for who, n in (("the service", args.viewers + FD_SPARE),
+                   ("a client process", math.ceil(args.viewers / args.client_procs) + FD_SPARE)):
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        if hard != resource.RLIM_INFINITY and hard < n:
+            sys.exit(f"bench/viewers.py: {who} needs {n} open files but RLIMIT_NOFILE's hard limit is {hard}; "
+                     f"raise it (ulimit -Hn) or use fewer --viewers / more --client-procs")
+    work = Path(tempfile.mkdtemp(prefix="bench-viewers-"))
+    ctx = multiprocessing.get_context("spawn")
+    try:
+        print("encoding segments ...", flush=True)
+        segments = await asyncio.to_thread(encode_segments, work, 5, 1200)
+        hls_dir = work / "hls"
+        hls_dir.mkdir()
+        async with SeaweedS3(work / "s3") as s3:
+            env = service_env(hls_dir, s3, work / "state", LOG_LEVEL="warning")
+            writer = OwncastWriter(hls_dir, segments)
+            servers: dict[str, Server] = {}
+            try:
+                servers["ours"] = await start_server("ours", ctx, serve_ours, env, args.viewers)
+                print("waiting for the live window to fill (about WINDOW_SECONDS = 30 s) ...", flush=True)
+                async with aiohttp.ClientSession() as http:
+                    url = servers["ours"].url + PATH
+                    first = None
+                    async with asyncio.timeout(90):
+                        while True:  # until the window slides: the playlist has its steady size
+                            async with http.get(url) as r:
+                                body = await r.read()
+                            if r.status == 200:
+                                sequence = int(body.split(b"#EXT-X-MEDIA-SEQUENCE:")[1].split(b"\n")[0])
+                                first = sequence if first is None else first
+                                if sequence > first:
+                                    break
+                            await asyncio.sleep(0.2)
+                    # The delta update hls.js gets with _HLS_skip=YES (answered at once: msn is listed).
+                    query = {"_HLS_msn": str(last_sequence(body)), "_HLS_skip": "YES"}
+                    async with http.get(url, params=query) as r:
+                        delta = await r.read() if r.status == 200 else body
+                servers["baseline"] = await start_server("baseline", ctx, serve_baseline, body, delta,
+                                                         args.viewers)
+                await asyncio.sleep(2)
+                for s in servers.values():
+                    s.idle_rss_kb = rss_kb(s.pid)
+                print(f"ours (pid {servers['ours'].pid}) at {servers['ours'].url}, baseline (pid "
+                      f"{servers['baseline'].pid}) at {servers['baseline'].url}; playlist {len(body)} bytes, "
+                      f"delta update {len(delta)} bytes",
+                      flush=True)
+                phases: list[Phase] = []
+                for rnd in range(args.rounds):
+                    order = ("ours", "baseline") if rnd % 2 == 0 else ("baseline", "ours")
+                    for name in order:
+                        print(f"round {rnd + 1}/{args.rounds}: {name}: opening {args.viewers} connections ...",
+                              flush=True)
+                        phase = await run_phase(servers[name], args, ctx, seed=1000 * rnd + len(phases))
+                        errs = sum(len(log.errors) for log in phase.logs)
+                        answers = sum(len(log.kind) for log in phase.logs)
+                        print(f"  connected in {phase.connect_seconds:.1f} s; {answers} answers, {errs} errors, "
+                              f"server CPU {phase.server_cpu * 100:.0f}%, "
+                              f"clients {phase.client_cpu * 100:.0f}%", flush=True)
+                        phases.append(phase)
+                        await asyncio.sleep(args.settle)
+            finally:
+                for s in servers.values():
+                    await asyncio.to_thread(s.stop)
+                await writer.stop()
+        sums = {"ours": Summary(), "baseline": Summary()}
+        for phase in phases:
+            summarize(phase, servers[phase.server], sums[phase.server], args.viewers)
+        ok = report(args, sums, servers)
+        return 0 if ok else 1
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--viewers", type=int, default=10_000, help="concurrent viewers (default 10000)")
+    parser.add_argument("--blocking", type=float, default=0.9,
+                        help="fraction of viewers using blocking reload; the rest poll (default 0.9)")
+    parser.add_argument("--poll-interval", type=float, default=0.5, help="seconds between polls (default 0.5)")
+    parser.add_argument("--skip", action=argparse.BooleanOptionalAction, default=True,
+                        help="blocking viewers add _HLS_skip=YES, as hls.js does when the playlist offers delta "
+                             "updates (default: yes)")
+    parser.add_argument("--duration", type=float, default=30.0, help="measured seconds per phase (default 30)")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of ours + baseline (default 2)")
+    parser.add_argument("--client-procs", type=int, default=4, help="client processes (default 4)")
+    parser.add_argument("--ramp", type=float, default=2000.0, help="new connections per second (default 2000)")
+    parser.add_argument("--settle", type=float, default=3.0, help="seconds after connecting before measuring")
+    parser.add_argument("--connect-timeout", type=float, default=20.0,
+                        help="seconds beyond viewers/ramp to wait for every connection to open (default 20)")
+    return parser
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.WARNING)
+    sys.exit(asyncio.run(main(_parser().parse_args())))
