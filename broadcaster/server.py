@@ -51,6 +51,7 @@ PLAYLISTS = web.AppKey[PlaylistSource]("playlists")
 HEALTH = web.AppKey[HealthSource]("health")
 METRICS = web.AppKey("metrics", Metrics)
 DEFAULT_VARIANT = web.AppKey("default_variant", int)
+BLOCKING = web.AppKey("blocking_reload", bool)  # off: _HLS_* parameters are ignored, as by a static host
 VIEWER_DIR = web.AppKey("viewer_dir", Path)  # resolved; only set when a viewer is served
 VIEWER_CONFIG = web.AppKey("viewer_config", bytes)  # config.json: where the viewer finds the stream
 _COUNTERS = web.AppKey("playlist_request_counters", dict)  # (label, status) -> labelled counter
@@ -97,6 +98,7 @@ def create_app(
     default_variant: int = 0,
     expose_metrics: bool = True,
     stream_url: str = "live/master.m3u8",
+    blocking_reload: bool = True,
 ) -> web.Application:
     """The web app; its dependencies are passed in, it owns no tasks."""
     app = web.Application(
@@ -108,6 +110,7 @@ def create_app(
     app[HEALTH] = health
     app[METRICS] = metrics
     app[DEFAULT_VARIANT] = default_variant
+    app[BLOCKING] = blocking_reload
     app[_COUNTERS] = {}
     r = app.router
     r.add_get("/live/master.m3u8", _master)
@@ -223,7 +226,7 @@ async def _master(request: web.Request) -> web.Response:
 
 
 async def _default_media(request: web.Request) -> web.Response:
-    if request.query_string and _BLOCKING_PARAMS & request.query.keys():
+    if request.query_string and request.app[BLOCKING] and _BLOCKING_PARAMS & request.query.keys():
         return await _blocking(request, request.app[DEFAULT_VARIANT])
     return _serve_playlist(request, request.app[DEFAULT_VARIANT])
 
@@ -234,7 +237,7 @@ async def _media(request: web.Request) -> web.Response:
     if len(digits) > _MAX_VARIANT_DIGITS or (digits != "0" and digits.startswith("0")):
         _count(request, "unknown", 404)
         return _unknown_variant()
-    if request.query_string and _BLOCKING_PARAMS & request.query.keys():
+    if request.query_string and request.app[BLOCKING] and _BLOCKING_PARAMS & request.query.keys():
         return await _blocking(request, int(digits))
     return _serve_playlist(request, int(digits))
 

@@ -114,6 +114,7 @@ class Service:
             self.publisher, self, self.metrics, viewer_dir=viewer_dir or default_viewer_dir(),
             expose_metrics=s.metrics_listen == "",
             stream_url=f"{s.r2_public_url}/{self.publisher.master_key}" if self.mirror else "live/master.m3u8",
+            blocking_reload=s.blocking_reload,
         )
         add_event_routes(self.app, self.events)
         self.status = StatusWatcher(self.events, self.health)

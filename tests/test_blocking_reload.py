@@ -86,3 +86,20 @@ async def test_parameters_are_ignored_after_endlist(served: tuple[World, TestCli
     async with asyncio.timeout(1):
         r = await client.get(f"/live/0/playlist.m3u8?_HLS_msn={last(world) + 2}")
     assert r.status == 200 and (await r.text()).endswith("#EXT-X-ENDLIST\n")
+
+
+async def test_with_blocking_reload_off_the_parameters_are_ignored(tmp_path: Path, aiohttp_client: object) -> None:
+    world = World(tmp_path)
+    client: TestClient = await aiohttp_client(  # type: ignore[operator]
+        create_app(world.pub, world.pub, world.metrics, blocking_reload=False))
+    world.owncast_lists(0, "stream-a-0.ts", "stream-a-1.ts")
+    await world.settle()
+    try:
+        plain = await (await client.get("/live/0/playlist.m3u8")).text()
+        assert "CAN-BLOCK-RELOAD" not in plain
+        async with asyncio.timeout(1):  # answered at once, not held for the next segment
+            for query in (f"_HLS_msn={last(world) + 1}", "_HLS_part=1", "_HLS_skip=YES"):
+                r = await client.get(f"/live/0/playlist.m3u8?{query}")
+                assert r.status == 200 and await r.text() == plain, query
+    finally:
+        await world.pub.close()
