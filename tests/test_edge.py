@@ -20,8 +20,8 @@ from broadcaster.hls_check import VariantSetChecker, check_master
 from broadcaster.seaweed import SeaweedS3
 from broadcaster.service import Service
 from broadcaster.settings import load_settings
+from tests.browser import launch_chromium, needs_chromium
 
-CHROMIUM = "/usr/bin/chromium"
 pytestmark = pytest.mark.integration
 
 
@@ -111,18 +111,14 @@ async def test_ffmpeg_reads_the_stream_from_the_bucket_alone(edge: Edge) -> None
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
+@needs_chromium
 async def test_hlsjs_plays_from_the_bucket_with_no_playlist_request_to_the_service(edge: Edge) -> None:
     from playwright.async_api import async_playwright
 
     await edge.owncast.wait_for_segments(0, 3, timeout=20)
     requests: list[str] = []
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--autoplay-policy=no-user-gesture-required"],
-        )
+        browser = await launch_chromium(pw)
         try:
             page = await browser.new_page()
             page.on("request", lambda r: requests.append(r.url))

@@ -16,8 +16,8 @@ from broadcaster.emulator import OwncastEmulator
 from broadcaster.seaweed import SeaweedS3
 from tests.service_process import ServiceProcess, service_env
 from tests.test_events import Event, SseReader
+from tests.browser import launch_chromium, needs_chromium
 
-CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 EVENTS = "/live/events"
 
@@ -113,7 +113,7 @@ async def test_segment_events_from_the_real_service_point_at_the_bucket_and_resu
         await resumed_reader.ended(timeout=5)
 
 
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (scripts/test installs it)")
+@needs_chromium
 async def test_viewer_shows_server_events_only_while_the_stats_panel_is_open(
     service: ServiceProcess, tmp_path: Path
 ) -> None:
@@ -124,12 +124,7 @@ async def test_viewer_shows_server_events_only_while_the_stats_panel_is_open(
     ended: asyncio.Queue[str] = asyncio.Queue()
     console_errors: list[str] = []
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--autoplay-policy=no-user-gesture-required"],
-        )
+        browser = await launch_chromium(pw)
         try:
             page = await browser.new_page(viewport={"width": 1100, "height": 900})
             page.on("request", lambda r: event_requests.append(r) if urlsplit(r.url).path == EVENTS else None)

@@ -14,13 +14,13 @@ from broadcaster.emulator import OwncastEmulator
 from broadcaster.seaweed import SeaweedS3
 from broadcaster.service import Service
 from broadcaster.settings import load_settings
+from tests.browser import launch_chromium, needs_chromium
 
-CHROMIUM = "/usr/bin/chromium"
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed"),
+    needs_chromium,
 ]
 
 
@@ -47,11 +47,7 @@ async def test_hlsjs_blocks_on_the_next_segment_and_takes_delta_updates(service:
     playlist_requests: list[str] = []
     answers: dict[str, bytes] = {}
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                  "--autoplay-policy=no-user-gesture-required"],
-        )
+        browser = await launch_chromium(pw)
         try:
             page = await browser.new_page()
             page.on("request", lambda r: playlist_requests.append(r.url) if "/playlist.m3u8" in r.url else None)

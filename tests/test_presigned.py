@@ -22,8 +22,8 @@ from broadcaster.hls_check import VariantSetChecker
 from broadcaster.seaweed import SeaweedS3
 from broadcaster.settings import load_settings
 from tests.service_process import ServiceProcess, service_env
+from tests.browser import launch_chromium, needs_chromium
 
-CHROMIUM = "/usr/bin/chromium"
 EXPIRY = 900
 pytestmark = pytest.mark.integration
 
@@ -197,7 +197,7 @@ async def test_an_fmp4_init_section_is_listed_presigned(tmp_path: Path, private_
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (scripts/test installs it)")
+@needs_chromium
 async def test_hls_js_plays_presigned_segments_from_a_private_bucket(
     tmp_path: Path, private_s3: SeaweedS3, owncast: OwncastEmulator
 ) -> None:
@@ -213,12 +213,7 @@ async def test_hls_js_plays_presigned_segments_from_a_private_bucket(
 
     async with ServiceProcess(env, tmp_path) as service, async_playwright() as pw:
         await owncast.wait_for_segments(0, 3, timeout=20)
-        browser = await pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--autoplay-policy=no-user-gesture-required"],
-        )  # fmt: skip
+        browser = await launch_chromium(pw)
         try:
             page = await browser.new_page()
             page.on("response", on_response)

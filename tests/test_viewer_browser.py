@@ -16,14 +16,14 @@ from broadcaster.emulator import OwncastEmulator
 from broadcaster.seaweed import SeaweedS3
 from broadcaster.service import Service
 from broadcaster.settings import load_settings
+from tests.browser import launch_chromium, needs_chromium
 
-CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (scripts/test installs it)"),
+    needs_chromium,
 ]
 
 
@@ -59,12 +59,7 @@ async def test_viewer_plays_from_the_bucket_and_shows_offline_and_back(demo: Dem
     requests: list[str] = []
     console_errors: list[str] = []
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--autoplay-policy=no-user-gesture-required"],
-        )
+        browser = await launch_chromium(pw)
         try:
             page = await browser.new_page(viewport={"width": 1100, "height": 800})
             page.on("request", lambda r: requests.append(r.url))
