@@ -53,7 +53,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event as MpEvent
@@ -66,6 +66,8 @@ import aiohttp
 
 from broadcaster.ffmpeg import ffmpeg_exe
 from broadcaster.seaweed import SeaweedS3
+from tests.service_process import ServiceProcess
+from tests.service_process import service_env as _service_env
 
 SEGMENT_SECONDS = 1
 POLL_INTERVAL = SEGMENT_SECONDS / 2  # hls.js without blocking reload: half a target duration
@@ -248,80 +250,13 @@ class OwncastWriter:
 
 # -- the service, as an operator runs it ---------------------------------------------------------
 
-_SERVING = re.compile(r"serving (http://\S+?)/live/master\.m3u8")
 _UPLOADED = re.compile(r"uploaded \S*/([^/\s]+) \(\d+ bytes\) in (\d+) ms")
 
 
 def service_env(hls_dir: Path, s3: SeaweedS3, state_dir: Path, **over: str) -> dict[str, str]:
-    from broadcaster.settings import SETTINGS
-
-    env = {k: v for k, v in os.environ.items() if k not in {s.name for s in SETTINGS}}
-    env.update(
-        HLS_DIR=str(hls_dir), S3_ENDPOINT_URL=s3.endpoint_url, AWS_ACCESS_KEY_ID=s3.access_key,
-        AWS_SECRET_ACCESS_KEY=s3.secret_key, AWS_BUCKET_NAME=s3.bucket, R2_PUBLIC_URL=s3.public_url,
-        PORT="0", STATE_DIR=str(state_dir), LOG_LEVEL="info",
-        PYTHONPATH=os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]),
-    )
-    env.update(over)
-    return env
-
-
-@dataclass
-class ServiceProcess:
-    """`python -m broadcaster run` in its own process; its log lines are kept."""
-
-    env: dict[str, str]
-    cwd: Path
-    proc: asyncio.subprocess.Process | None = None
-    url: str = ""
-    lines: list[str] = field(default_factory=list)
-    _reader: asyncio.Task[None] | None = None
-
-    async def start(self, timeout: float = 30.0) -> ServiceProcess:
-        self.cwd.mkdir(parents=True, exist_ok=True)  # no .env of the repository's is read from here
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "broadcaster", "run", env=self.env, cwd=self.cwd,
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
-        ready = asyncio.Event()
-        self._reader = asyncio.create_task(self._read(ready))
-        try:
-            async with asyncio.timeout(timeout):
-                await ready.wait()
-        except TimeoutError:
-            await self.stop()
-            raise RuntimeError("the service did not start:\n" + "\n".join(self.lines[-20:])) from None
-        return self
-
-    async def _read(self, ready: asyncio.Event) -> None:
-        assert self.proc is not None and self.proc.stdout is not None
-        async for raw in self.proc.stdout:
-            line = raw.decode(errors="replace").rstrip()
-            self.lines.append(line)
-            m = _SERVING.search(line)
-            if m and not self.url:
-                self.url = m.group(1)
-                ready.set()
-        ready.set()  # exited: start() reports it
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def problems(self) -> list[str]:
-        return [line for line in self.lines if " ERROR " in line or " WARNING " in line or "Traceback" in line]
-
-    async def stop(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.terminate()
-            try:
-                async with asyncio.timeout(20):
-                    await self.proc.wait()
-            except TimeoutError:
-                self.proc.kill()
-                await self.proc.wait()
-        if self._reader is not None:
-            await asyncio.wait([self._reader], timeout=2)
+    """The tests' environment for the service, plus this checkout on PYTHONPATH (no install needed)."""
+    path = os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])
+    return _service_env(hls_dir, s3, state_dir, **{"PYTHONPATH": path, **over})
 
 
 # -- /metrics ------------------------------------------------------------------------------------
@@ -592,8 +527,8 @@ async def _bench(args: argparse.Namespace, work: Path) -> int:
     during = [what for when, what in problems if when < max(writer.glass.values()) + 1.0]
     if during:
         print(f"client problems while the stream ran ({len(during)}): {during[:5]}")
-    if service.problems():
-        print(f"service warnings/errors ({len(service.problems())}):", *service.problems()[:5], sep="\n  ")
+    if service.warnings():
+        print(f"service warnings/errors ({len(service.warnings())}):", *service.warnings()[:5], sep="\n  ")
     met = pct(blocking, 95) < 0.050
     print(f"goal: blocking p95 < 50 ms: {'met' if met else 'NOT met'} ({pct(blocking, 95) * 1000:.1f} ms)")
     return 0 if met and not missed_blocking and not during else 1

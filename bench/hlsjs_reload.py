@@ -52,10 +52,11 @@ from urllib.parse import parse_qs, urlsplit
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/glass_to_request.py
 
 import aiohttp
-from glass_to_request import ServiceProcess, parse_playlist, pct, service_env, wait_listed
+from glass_to_request import parse_playlist, pct, service_env, wait_listed
 
 from broadcaster.emulator import OwncastEmulator
 from broadcaster.seaweed import SeaweedS3
+from tests.service_process import ServiceProcess
 
 CHROMIUM = "/usr/bin/chromium"
 MODES = ("blocking", "polling")
@@ -289,9 +290,9 @@ async def main(args: argparse.Namespace) -> int:
               f"{float(rnd.stats.get('currentTime', 0) or 0):.1f} s, behind the live edge "  # type: ignore[arg-type]
               f"{latency if not isinstance(latency, float) else round(latency, 2)} s")
     for mode, service in services.items():
-        if service.problems():
-            print(f"  {mode} service: {len(service.problems())} warning/error lines, e.g. "
-                  f"{service.problems()[0].split(' ', 2)[-1][:200]}")
+        if service.warnings():
+            print(f"  {mode} service: {len(service.warnings())} warning/error lines, e.g. "
+                  f"{service.warnings()[0].split(' ', 2)[-1][:200]}")
     b, p = results["blocking"].delays, results["polling"].delays
     if not b or not p:
         print("no measurements for a mode")

@@ -439,16 +439,13 @@ class Publisher:
         else:
             self._dirty.set()
 
-    def _renderings(self) -> dict[int, Rendered]:
-        return {v.index: v.generator.render() for v in self._variants.values()
-                if v.generator is not None and v.generator.segment_count}
+    def _renderings(self, *, edge: bool = False) -> dict[int, Rendered]:
+        return {v.index: v.generator.render_edge() if edge else v.generator.render()
+                for v in self._variants.values() if v.generator is not None and v.generator.segment_count}
 
     def _edge_renderings(self) -> dict[int, Rendered]:
         """The same versions for the bucket (no blocking reload), taken at the same moment."""
-        if self._mirror is None:
-            return {}
-        return {v.index: v.generator.render_edge() for v in self._variants.values()
-                if v.generator is not None and v.generator.segment_count}
+        return self._renderings(edge=True) if self._mirror is not None else {}
 
     def _take_events(self) -> list[_Event]:
         events, self._unpublished = self._unpublished, []

@@ -224,6 +224,12 @@ class Settings:
         shown = {s.field: ("***" if s.secret else getattr(self, s.field)) for s in SETTINGS}
         return f"Settings({shown})"
 
+    @property
+    def segment_url_life(self) -> float:
+        """The longest a listed segment's URL may still be fetched: about a window listed, then held by
+        a player's copy of the playlist (6.2.2), plus CLEANUP_MARGIN. Presigned URLs must outlive it."""
+        return 3 * self.window_seconds + self.cleanup_margin
+
     def secrets(self) -> list[str]:
         return [str(getattr(self, s.field)) for s in SETTINGS if s.secret]
 
@@ -278,9 +284,7 @@ def _check_together(s: Settings) -> None:
             "PUBLISH_PLAYLISTS=true needs a publicly readable bucket, SEGMENT_URLS=presigned is for a private "
             "one: choose one of them"
         )
-    # A presigned URL is listed for about a window, then stays fetchable while a player may still hold
-    # a playlist that lists it (6.2.2) plus CLEANUP_MARGIN; an expiry inside that breaks playback.
-    needed = 3 * s.window_seconds + s.cleanup_margin
+    needed = s.segment_url_life  # an expiry inside it breaks playback
     if s.segment_urls == "presigned" and s.presign_expiry < needed:
         raise SettingsError(
             f"PRESIGN_EXPIRY={s.presign_expiry} is shorter than a segment's life in the playlists "

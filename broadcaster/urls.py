@@ -121,13 +121,6 @@ class PresignedUrls:
         return f"PresignedUrls({self._sign!r}, expiry={self._expiry})"
 
 
-def listed_life(s: Settings) -> float:
-    """The longest a segment's URL may still be fetched after it is listed: about a window listed,
-    then held by a player's copy of the playlist (6.2.2), plus CLEANUP_MARGIN. The settings check
-    makes PRESIGN_EXPIRY at least this."""
-    return 3 * s.window_seconds + s.cleanup_margin
-
-
 def segment_urls(s: Settings) -> SegmentUrls:
     """The URL maker SEGMENT_URLS asks for."""
     if s.segment_urls == "presigned":
@@ -135,5 +128,5 @@ def segment_urls(s: Settings) -> SegmentUrls:
             endpoint_url=s.s3_endpoint_url, region=s.s3_region, access_key=s.aws_access_key_id,
             secret_key=s.aws_secret_access_key, bucket=s.aws_bucket_name,
         )  # fmt: skip
-        return PresignedUrls(signer, expiry=s.presign_expiry, keep_valid=listed_life(s))
+        return PresignedUrls(signer, expiry=s.presign_expiry, keep_valid=s.segment_url_life)
     return PublicUrls(s.r2_public_url)

@@ -37,6 +37,7 @@ class ServiceProcess:
         self._ready = asyncio.Event()
 
     async def start(self, timeout: float = 20.0) -> ServiceProcess:
+        self._cwd.mkdir(parents=True, exist_ok=True)  # its own folder: no stray .env is read
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "broadcaster", "run", env=self._env, cwd=self._cwd,
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
@@ -48,8 +49,16 @@ class ServiceProcess:
         ready.cancel()
         done.cancel()
         if not self.url:
+            if self.proc.returncode is None:
+                self.proc.kill()
+                await self.proc.wait()
             raise RuntimeError("service did not start:\n" + "\n".join(self.lines[-20:]))
         return self
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
 
     async def _read(self) -> None:
         assert self.proc is not None and self.proc.stdout is not None
@@ -64,6 +73,10 @@ class ServiceProcess:
     def problems(self) -> list[str]:
         """Log lines an operator would be alarmed by: errors and tracebacks."""
         return [line for line in self.lines if " ERROR " in line or "Traceback" in line or "Exception in" in line]
+
+    def warnings(self) -> list[str]:
+        """Problems, and the warnings a benchmark reports next to its figures."""
+        return [line for line in self.lines if " WARNING " in line or line in self.problems()]
 
     async def exited(self, timeout: float = 20.0) -> int:
         assert self.proc is not None

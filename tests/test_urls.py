@@ -14,7 +14,7 @@ from aiobotocore.session import get_session
 
 from broadcaster.seaweed import SeaweedS3
 from broadcaster.settings import Settings, SettingsError, load_settings
-from broadcaster.urls import PresignedUrls, PublicUrls, S3Signer, listed_life, segment_urls
+from broadcaster.urls import PresignedUrls, PublicUrls, S3Signer, segment_urls
 
 SECRET = "s3cr3t-never-shown-anywhere"
 
@@ -131,7 +131,7 @@ def test_an_init_url_is_signed_anew_before_it_could_expire_while_a_playlist_list
 
 def test_keep_valid_is_the_life_the_settings_check_demands(tmp_path: Path) -> None:
     s = settings(tmp_path, WINDOW_SECONDS="20", CLEANUP_MARGIN="30", PRESIGN_EXPIRY="90")
-    assert listed_life(s) == 90
+    assert s.segment_url_life == 90
     with pytest.raises(SettingsError, match="PRESIGN_EXPIRY"):
         settings(tmp_path, WINDOW_SECONDS="20", CLEANUP_MARGIN="30", PRESIGN_EXPIRY="89")
 
