@@ -36,7 +36,7 @@ from typing import Literal
 
 from aiohttp import hdrs, web
 
-from .server import SERVER_NAME
+from .server import EDGE_HEADERS, guarded
 
 log = logging.getLogger(__name__)
 
@@ -318,14 +318,11 @@ class StatusWatcher:
 
 EVENTS = web.AppKey("events", EventHub)
 
-# Set before prepare(): the app's headers middleware only sees the response after the handler
-# returns, which for a stream is when it ends.
 _STREAM_HEADERS = {
+    **EDGE_HEADERS,
     hdrs.CONTENT_TYPE: "text/event-stream",  # always UTF-8 (the spec allows no other charset)
     hdrs.CACHE_CONTROL: "no-cache",
     "X-Accel-Buffering": "no",  # nginx and friends would otherwise hold frames back
-    hdrs.ACCESS_CONTROL_ALLOW_ORIGIN: "*",
-    hdrs.SERVER: SERVER_NAME,
 }
 
 
@@ -335,6 +332,7 @@ def add_event_routes(app: web.Application, hub: EventHub) -> None:
     app.router.add_get("/live/events", _events)
 
 
+@guarded
 async def _events(request: web.Request) -> web.StreamResponse:
     hub = request.app[EVENTS]
     if hub.closed:
@@ -363,5 +361,6 @@ async def _events(request: web.Request) -> web.StreamResponse:
 
 def _unavailable(text: str, retry_after: str) -> web.Response:
     return web.Response(
-        status=503, text=text, headers={hdrs.RETRY_AFTER: retry_after, hdrs.CACHE_CONTROL: "no-store"}
+        status=503, text=text,
+        headers={**EDGE_HEADERS, hdrs.RETRY_AFTER: retry_after, hdrs.CACHE_CONTROL: "no-store"},
     )

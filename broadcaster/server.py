@@ -12,6 +12,7 @@ import functools
 import json
 import logging
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
 
@@ -77,18 +78,6 @@ _VIEWER_TYPES = {
     ".svg": "image/svg+xml",
 }
 
-# CORS: the viewer (or any player) may be on another origin (HLS_RULES.md: status 0 otherwise).
-_CORS_HEADERS = {
-    hdrs.ACCESS_CONTROL_ALLOW_ORIGIN: "*",
-    # Content-Type/-Length and Cache-Control are readable anyway; hls.js reads Age (CDN cache age).
-    hdrs.ACCESS_CONTROL_EXPOSE_HEADERS: "Age, Date, ETag, Retry-After",
-}
-_PREFLIGHT_METHODS = "GET, HEAD, OPTIONS"
-_PREFLIGHT_SAFE_HEADERS = "Cache-Control, If-Modified-Since, If-None-Match, Range"
-_PREFLIGHT_MAX_AGE = "86400"
-_HEADER_LIST = re.compile(r"[A-Za-z0-9-]+(?:\s*,\s*[A-Za-z0-9-]+)*")
-
-
 def create_app(
     playlists: PlaylistSource,
     health: HealthSource,
@@ -101,11 +90,10 @@ def create_app(
     blocking_reload: bool = True,
 ) -> web.Application:
     """The web app; its dependencies are passed in, it owns no tasks."""
-    app = web.Application(
-        client_max_size=CLIENT_MAX_SIZE,
-        middlewares=[_edge_middleware],
-        handler_args={"logger": _CONNECTION_LOG},
-    )
+    # No middleware: each layer costs every playlist request a coroutine and aiohttp's own wrapper
+    # (bench/serve.py). Every response carries EDGE_HEADERS from its handler instead, errors are caught
+    # in the handlers (`guarded`), and the catch-all route answers what aiohttp would answer 404/405.
+    app = web.Application(client_max_size=CLIENT_MAX_SIZE, handler_args={"logger": _CONNECTION_LOG})
     app[PLAYLISTS] = playlists
     app[HEALTH] = health
     app[METRICS] = metrics
@@ -131,6 +119,8 @@ def create_app(
         r.add_get("/config.json", _viewer_config)
         r.add_get("/", _viewer_file)
         r.add_get("/{file}", _viewer_file)
+    # Last in the router: resolved only for what no other route takes, including add_event_routes'.
+    r.add_route("*", "/{tail:.*}", _elsewhere)
     return app
 
 
@@ -159,31 +149,51 @@ class _ConnectionLog(logging.LoggerAdapter[logging.Logger]):
 _CONNECTION_LOG = _ConnectionLog(logging.getLogger("aiohttp.server"), {})
 
 
-# -- middlewares ---------------------------------------------------------------------------------
+# -- every response ------------------------------------------------------------------------------
+
+# CORS (the viewer, or any player, may be on another origin: HLS_RULES.md, status 0 otherwise) and our
+# Server name, on every response this app sends, errors included.
+EDGE_HEADERS: Mapping[str, str] = {
+    hdrs.ACCESS_CONTROL_ALLOW_ORIGIN: "*",
+    # Content-Type/-Length and Cache-Control are readable anyway; hls.js reads Age (CDN cache age).
+    hdrs.ACCESS_CONTROL_EXPOSE_HEADERS: "Age, Date, ETag, Retry-After",
+    hdrs.SERVER: SERVER_NAME,
+}
+_PREFLIGHT_METHODS = "GET, HEAD, OPTIONS"
+_PREFLIGHT_SAFE_HEADERS = "Cache-Control, If-Modified-Since, If-None-Match, Range"
+_PREFLIGHT_MAX_AGE = "86400"
+_HEADER_LIST = re.compile(r"[A-Za-z0-9-]+(?:\s*,\s*[A-Za-z0-9-]+)*")
 
 
-@web.middleware
-async def _edge_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """CORS and the Server header on every response (errors too), every preflight answered, and a bug
-    in one request logged in one line and answered 500. One middleware, not two: each layer costs
-    every playlist request a coroutine and a call."""
-    if request.method == hdrs.METH_OPTIONS:
-        response: web.StreamResponse = _preflight(request)
-    else:
+def _headers(extra: Mapping[str, str]) -> dict[str, str]:
+    return {**EDGE_HEADERS, **extra}
+
+
+def guarded(handler: Handler) -> Handler:
+    """A bug in one request: one log line and a 500 with EDGE_HEADERS, not aiohttp's traceback.
+    (The playlist handlers inline the same try: it costs them nothing, a wrapper costs a coroutine.)"""
+
+    @functools.wraps(handler)
+    async def guard(request: web.Request) -> web.StreamResponse:
         try:
-            response = await handler(request)
-        except web.HTTPException as exc:  # aiohttp's own 404/405 are raised, then sent as they are
-            _add_edge_headers(exc)
-            raise
+            return await handler(request)
         except Exception as exc:  # CancelledError is a BaseException and passes through
-            response = _internal_error(request, exc)
-    _add_edge_headers(response)
-    return response
+            return _internal_error(request, exc)
+
+    return guard
 
 
-def _add_edge_headers(response: web.StreamResponse) -> None:
-    response.headers.update(_CORS_HEADERS)
-    response.headers[hdrs.SERVER] = SERVER_NAME
+@guarded
+async def _elsewhere(request: web.Request) -> web.Response:
+    """What no route takes: a preflight (answered for every path), 404, or 405 where GET would work."""
+    if request.method == hdrs.METH_OPTIONS:
+        return _preflight(request)
+    if request.method not in (hdrs.METH_GET, hdrs.METH_HEAD):
+        match = await request.app.router.resolve(request.clone(method=hdrs.METH_GET))
+        if match.handler is not _elsewhere:  # a GET route has this path: every route is GET-only
+            return web.Response(status=405, text="method not allowed\n",
+                                headers=_headers({hdrs.ALLOW: "GET,HEAD"}))
+    return web.Response(status=404, text="not found\n", headers=_headers({hdrs.CACHE_CONTROL: hls.UNREADY_CACHE_CONTROL}))
 
 
 def _preflight(request: web.Request) -> web.Response:
@@ -192,12 +202,12 @@ def _preflight(request: web.Request) -> web.Response:
     allowed = asked if len(asked) <= 1000 and _HEADER_LIST.fullmatch(asked) else _PREFLIGHT_SAFE_HEADERS
     return web.Response(
         status=204,
-        headers={
+        headers=_headers({
             hdrs.ACCESS_CONTROL_ALLOW_METHODS: _PREFLIGHT_METHODS,
             hdrs.ACCESS_CONTROL_ALLOW_HEADERS: allowed,
             hdrs.ACCESS_CONTROL_MAX_AGE: _PREFLIGHT_MAX_AGE,
             hdrs.VARY: hdrs.ACCESS_CONTROL_REQUEST_HEADERS,  # the answer depends on it
-        },
+        }),
     )
 
 
@@ -215,31 +225,44 @@ async def _error_middleware(request: web.Request, handler: Handler) -> web.Strea
 def _internal_error(request: web.Request, exc: Exception) -> web.Response:
     # One line, without a traceback: the raw (still escaped) path and the repr keep newlines out of the log.
     log.error("%s %s failed: %r", request.method, request.raw_path, exc, exc_info=log.isEnabledFor(logging.DEBUG))
-    return web.Response(status=500, text="internal server error\n", headers={hdrs.CACHE_CONTROL: NO_STORE})
+    return web.Response(status=500, text="internal server error\n", headers=_headers({hdrs.CACHE_CONTROL: NO_STORE}))
 
 
 # -- playlists -----------------------------------------------------------------------------------
 
 
+# The hot path: these three inline `guarded`'s try (free in Python 3.11) instead of wearing it.
+
+
 async def _master(request: web.Request) -> web.Response:
-    return _serve_playlist(request, None)
+    try:
+        return _serve_playlist(request, None)
+    except Exception as exc:
+        return _internal_error(request, exc)
 
 
 async def _default_media(request: web.Request) -> web.Response:
-    if request.query_string and request.app[BLOCKING] and _BLOCKING_PARAMS & request.query.keys():
-        return await _blocking(request, request.app[DEFAULT_VARIANT])
-    return _serve_playlist(request, request.app[DEFAULT_VARIANT])
+    try:
+        variant = request.app[DEFAULT_VARIANT]
+        if request.query_string and request.app[BLOCKING] and _BLOCKING_PARAMS & request.query.keys():
+            return await _blocking(request, variant)
+        return _serve_playlist(request, variant)
+    except Exception as exc:
+        return _internal_error(request, exc)
 
 
 async def _media(request: web.Request) -> web.Response:
-    digits = request.match_info["n"]
-    # "007" would be a second URL (and CDN cache key) for variant 7; a huge number cannot be ours.
-    if len(digits) > _MAX_VARIANT_DIGITS or (digits != "0" and digits.startswith("0")):
-        _count(request, "unknown", 404)
-        return _unknown_variant()
-    if request.query_string and request.app[BLOCKING] and _BLOCKING_PARAMS & request.query.keys():
-        return await _blocking(request, int(digits))
-    return _serve_playlist(request, int(digits))
+    try:
+        digits = request.match_info["n"]
+        # "007" would be a second URL (and CDN cache key) for variant 7; a huge number cannot be ours.
+        if len(digits) > _MAX_VARIANT_DIGITS or (digits != "0" and digits.startswith("0")):
+            _count(request, "unknown", 404)
+            return _unknown_variant()
+        if request.query_string and request.app[BLOCKING] and _BLOCKING_PARAMS & request.query.keys():
+            return await _blocking(request, int(digits))
+        return _serve_playlist(request, int(digits))
+    except Exception as exc:
+        return _internal_error(request, exc)
 
 
 _BLOCKING_PARAMS = frozenset({"_HLS_msn", "_HLS_part", "_HLS_skip"})
@@ -274,7 +297,7 @@ async def _blocking(request: web.Request, variant: int) -> web.Response:
     if rendered is None:
         _count(request, str(variant), 503)
         return web.Response(status=503, text="the stream is not advancing\n",
-                            headers={hdrs.CACHE_CONTROL: hls.UNREADY_CACHE_CONTROL})
+                            headers=_headers({hdrs.CACHE_CONTROL: hls.UNREADY_CACHE_CONTROL}))
     if skip and rendered.delta is not None:
         rendered = rendered.delta  # a client that cannot use it asked without _HLS_skip (6.2.5.1)
     response = _rendered(request, rendered, hls.blocking_cache_control(target))
@@ -284,7 +307,7 @@ async def _blocking(request: web.Request, variant: int) -> web.Response:
 
 def _bad_request(request: web.Request, variant: int, why: str) -> web.Response:
     _count(request, str(variant), 400)
-    return web.Response(status=400, text=why + "\n", headers={hdrs.CACHE_CONTROL: hls.UNREADY_CACHE_CONTROL})
+    return web.Response(status=400, text=why + "\n", headers=_headers({hdrs.CACHE_CONTROL: hls.UNREADY_CACHE_CONTROL}))
 
 
 def _serve_playlist(request: web.Request, variant: int | None, *, skip: bool = False) -> web.Response:
@@ -334,12 +357,13 @@ def _rendered(request: web.Request, rendered: Rendered, cache_control: str) -> w
     """One rendering, plain or gzipped (compressed once per change, not per request), or a 304."""
     gzipped = _accepts_gzip(request.headers.get(hdrs.ACCEPT_ENCODING, ""))
     body, etag = (rendered.gzip_body, rendered.gzip_etag) if gzipped else (rendered.body, rendered.etag)
-    headers = {hdrs.CACHE_CONTROL: cache_control, hdrs.ETAG: etag, hdrs.VARY: hdrs.ACCEPT_ENCODING}
+    headers = {**EDGE_HEADERS, hdrs.CACHE_CONTROL: cache_control, hdrs.ETAG: etag, hdrs.VARY: hdrs.ACCEPT_ENCODING}
     if _none_match(request, etag):
         return web.Response(status=304, headers=headers)
+    headers[hdrs.CONTENT_TYPE] = hls.PLAYLIST_CONTENT_TYPE
     if gzipped:
         headers[hdrs.CONTENT_ENCODING] = "gzip"
-    return web.Response(body=body, content_type=hls.PLAYLIST_CONTENT_TYPE, headers=headers)
+    return web.Response(body=body, headers=headers)
 
 
 def _none_match(request: web.Request, etag: str) -> bool:
@@ -382,36 +406,39 @@ def _not_ready() -> web.Response:
     return web.Response(
         status=503,
         text="stream not ready yet\n",
-        headers={hdrs.RETRY_AFTER: "1", hdrs.CACHE_CONTROL: hls.UNREADY_CACHE_CONTROL},
+        headers=_headers({hdrs.RETRY_AFTER: "1", hdrs.CACHE_CONTROL: hls.UNREADY_CACHE_CONTROL}),
     )
 
 
 def _unknown_variant() -> web.Response:
     # Not cached either: a variant may appear when the stream restarts with other settings.
     return web.Response(
-        status=404, text="unknown variant\n", headers={hdrs.CACHE_CONTROL: hls.UNREADY_CACHE_CONTROL}
+        status=404, text="unknown variant\n", headers=_headers({hdrs.CACHE_CONTROL: hls.UNREADY_CACHE_CONTROL})
     )
 
 
 # -- health and metrics --------------------------------------------------------------------------
 
 
+@guarded
 async def _health(request: web.Request) -> web.Response:
     ok, body = request.app[HEALTH].health()
-    return web.json_response(body, status=200 if ok else 503, headers={hdrs.CACHE_CONTROL: NO_STORE})
+    return web.json_response(body, status=200 if ok else 503, headers=_headers({hdrs.CACHE_CONTROL: NO_STORE}))
 
 
+@guarded
 async def _metrics(request: web.Request) -> web.Response:
     body = generate_latest(request.app[METRICS].registry)
     # CONTENT_TYPE_LATEST carries a version and charset, so it goes in as a header, not content_type.
     return web.Response(
-        body=body, headers={hdrs.CONTENT_TYPE: CONTENT_TYPE_LATEST, hdrs.CACHE_CONTROL: NO_STORE}
+        body=body, headers=_headers({hdrs.CONTENT_TYPE: CONTENT_TYPE_LATEST, hdrs.CACHE_CONTROL: NO_STORE})
     )
 
 
 # -- the viewer ----------------------------------------------------------------------------------
 
 
+@guarded
 async def _index_text(request: web.Request) -> web.Response:
     default = request.app[DEFAULT_VARIANT]
     text = (
@@ -420,20 +447,22 @@ async def _index_text(request: web.Request) -> web.Response:
         "/live/{n}/playlist.m3u8   media playlist of variant n\n"
         "/live/master.m3u8         multivariant playlist\n"
     )
-    return web.Response(text=text, headers={hdrs.CACHE_CONTROL: REVALIDATE})
+    return web.Response(text=text, headers=_headers({hdrs.CACHE_CONTROL: REVALIDATE}))
 
 
+@guarded
 async def _viewer_config(request: web.Request) -> web.Response:
     return web.Response(body=request.app[VIEWER_CONFIG], content_type="application/json",
-                        headers={hdrs.CACHE_CONTROL: REVALIDATE})
+                        headers=_headers({hdrs.CACHE_CONTROL: REVALIDATE}))
 
 
-async def _viewer_file(request: web.Request) -> web.FileResponse:
+@guarded
+async def _viewer_file(request: web.Request) -> web.StreamResponse:
     name = request.match_info.get("file", "index.html")
     path = await asyncio.to_thread(_find_viewer_file, request.app[VIEWER_DIR], name)
     if path is None:
-        raise web.HTTPNotFound()
-    headers = {hdrs.CACHE_CONTROL: REVALIDATE, hdrs.X_CONTENT_TYPE_OPTIONS: "nosniff"}
+        return await _elsewhere(request)
+    headers = _headers({hdrs.CACHE_CONTROL: REVALIDATE, hdrs.X_CONTENT_TYPE_OPTIONS: "nosniff"})
     content_type = _VIEWER_TYPES.get(path.suffix.lower())
     if content_type is not None:
         headers[hdrs.CONTENT_TYPE] = content_type

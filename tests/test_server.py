@@ -298,6 +298,34 @@ async def test_unknown_path_is_404(make_client: MakeClient, path: str) -> None:
     assert headers["Access-Control-Allow-Origin"] == "*"
 
 
+@pytest.mark.parametrize("viewer", [False, True])
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("POST", MEDIA, 405), ("PUT", "/live/master.m3u8", 405), ("DELETE", "/health", 405),
+        ("POST", "/live/nope.m3u8", 404), ("PATCH", "/a/b", 404), ("HEAD", "/live/x", 404),
+    ],
+)
+async def test_other_methods_are_405_where_get_works_else_404(
+    make_client: MakeClient, viewer_dir: Path, viewer: bool, method: str, path: str, status: int
+) -> None:
+    """aiohttp's own answers, kept now that the catch-all route gives them: 405 (with Allow) only where
+    a GET would work, and CORS and our Server name on both (no middleware adds them any more)."""
+    client = await make_client(viewer_dir=viewer_dir if viewer else None)
+    got, headers, _ = await get(client, path, method=method)
+    assert got == status
+    if status == 405:
+        assert headers["Allow"] == "GET,HEAD"
+    assert headers["Access-Control-Allow-Origin"] == "*"
+    assert headers["Server"] == "hls-broadcaster"
+
+
+async def test_one_segment_paths_take_post_only_with_a_viewer(make_client: MakeClient, viewer_dir: Path) -> None:
+    # "/{file}" is a GET route when a viewer is served: any one-segment path exists for GET then.
+    assert (await get(await make_client(), "/nope", method="POST"))[0] == 404
+    assert (await get(await make_client(viewer_dir=viewer_dir), "/nope", method="POST"))[0] == 405
+
+
 async def test_a_failing_source_is_a_500_with_one_log_line(
     make_client: MakeClient, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -316,6 +344,22 @@ async def test_a_failing_source_is_a_500_with_one_log_line(
     assert "RuntimeError('secret detail')" in records[0].getMessage()
     assert "\n" not in records[0].getMessage()
     assert (await playlist_counts(client))[("0", "500")] == 1
+
+
+async def test_a_failing_health_source_is_a_500_with_one_log_line(
+    make_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Broken(FakeHealth):
+        def health(self) -> tuple[bool, dict[str, object]]:
+            raise RuntimeError("secret detail")
+
+    client = await make_client(health=Broken())
+    with caplog.at_level(logging.ERROR, logger="broadcaster.server"):
+        status, headers, body = await get(client, "/health")
+    assert status == 500 and b"secret" not in body
+    assert headers["Access-Control-Allow-Origin"] == "*"
+    records = [r for r in caplog.records if r.name == "broadcaster.server"]
+    assert len(records) == 1 and not records[0].exc_info
 
 
 # -- CORS -----------------------------------------------------------------------------------------
@@ -466,8 +510,9 @@ async def test_viewer_files(make_client: MakeClient, viewer_dir: Path, path: str
 async def test_viewer_refuses_anything_but_its_own_files(make_client: MakeClient, viewer_dir: Path,
                                                          path: str) -> None:
     client = await make_client(viewer_dir=viewer_dir)
-    status, _, body = await get(client, URL(path, encoded=True))
+    status, headers, body = await get(client, URL(path, encoded=True))
     assert status == 404
+    assert headers["Access-Control-Allow-Origin"] == "*"
     assert b"outside" not in body and b"dotfile" not in body
 
 
