@@ -49,6 +49,16 @@ def read_playlist(path: Path) -> str:
         raise PlaylistError("not UTF-8 text") from err
 
 
+def _fingerprint(path: Path) -> tuple[int, int] | None:
+    """Size and modification time (of a symlink itself, as read_playlist never follows one): any
+    write in place changes them."""
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
 class HlsWatcher:
     """Feeds `sink` from HLS_DIR: on every file event, plus a rescan whenever the folder is quiet
     for `rescan_interval` (catches anything the kernel's event queue dropped)."""
@@ -73,6 +83,7 @@ class HlsWatcher:
         self._step_ms = step_ms
         self._last_text: dict[Path, str] = {}
         self._bad: dict[Path, str] = {}  # playlists that failed to parse, with the error, logged once
+        self._suspect: dict[Path, tuple[str, tuple[int, int] | None]] = {}  # failed one quiet rescan
         self._stray: set[str] = set()
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -195,6 +206,7 @@ class HlsWatcher:
             log.exception("handling %s failed", path)
         self._last_text[path] = text
         self._bad.pop(path, None)
+        self._suspect.pop(path, None)
 
     def _classify(self, path: Path) -> str | int | None:
         try:
@@ -215,6 +227,15 @@ class HlsWatcher:
         key = f"{'quiet' if quiet else 'busy'}:{why}"
         if self._bad.get(path) == key or (not quiet and path in self._bad):
             return
+        if quiet:
+            # A quiet rescan can still land in a rewrite that starts just then (1 s segments leave
+            # the folder quiet for about as long as the rescan waits): broken only if the next quiet
+            # rescan finds the very same file, unchanged, broken the same way.
+            seen = (why, _fingerprint(path))
+            if self._suspect.get(path) != seen:
+                self._suspect[path] = seen
+                log.debug("not using %s yet: %s (checking again when quiet)", path, why)
+                return
         self._bad[path] = key
         if quiet:
             self._metrics.input_rejected.labels(reason="bad_playlist").inc()

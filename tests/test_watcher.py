@@ -159,3 +159,37 @@ async def test_folder_deleted_and_recreated_keeps_being_watched(watched: tuple[P
     for i in range(1, 4):
         write_in_place(hls / "0" / "stream.m3u8", media(*[f"stream-b-{j}.ts" for j in range(i + 1)]))
         await sink.wait_for(lambda i=i: len(sink.names(0)) == i + 1)  # type: ignore[misc]
+
+
+def test_a_quiet_rescan_that_lands_mid_rewrite_is_not_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A rescan runs when the folder has been quiet for a second, which a 1 s stream also is just
+    before Owncast rewrites its playlist: the rescan can read it half-written. Broken means broken at
+    two quiet rescans in a row, unchanged; rescans are driven by hand here (the watcher not started)."""
+    sink, metrics = Sink(), Metrics()
+    (tmp_path / "0").mkdir()
+    playlist = tmp_path / "0" / "stream.m3u8"
+    watcher = HlsWatcher(tmp_path, sink, metrics)
+    caplog.set_level(logging.DEBUG, logger="broadcaster.watcher")
+
+    def warnings() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+    full = media("a.ts", "b.ts")
+    write_in_place(playlist, full, stop_after=len(full) - 6)  # the rescan lands mid-rewrite
+    watcher.scan()
+    assert warnings() == [] and sink.playlists == []
+    write_in_place(playlist, full)  # the rewrite completes
+    watcher.scan()
+    assert warnings() == [] and sink.names(0) == ["a.ts", "b.ts"]
+    assert metrics.registry.get_sample_value("hls_broadcaster_input_rejected_total", {"reason": "bad_playlist"}) is None
+
+    # Owncast died mid-write: the same broken file at two quiet rescans is warned about, once.
+    write_in_place(playlist, media("a.ts", "b.ts", "c.ts"), stop_after=len(full) + 5)
+    watcher.scan()
+    assert warnings() == []
+    watcher.scan()
+    watcher.scan()
+    assert len(warnings()) == 1 and "incomplete playlist" in warnings()[0] and str(playlist) in warnings()[0]
+    assert metrics.registry.get_sample_value("hls_broadcaster_input_rejected_total", {"reason": "bad_playlist"}) == 1
