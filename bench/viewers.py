@@ -126,7 +126,7 @@ def serve_ours(env: dict[str, str], viewers: int, conn: Connection) -> None:
     raise_nofile(viewers + FD_SPARE, "the service")
     from broadcaster.cli import setup_logging
     from broadcaster.owncast import SourceSegment
-    from broadcaster.service import Service
+    from broadcaster.service import Service, settle_heap
     from broadcaster.settings import load_settings
 
     settings = load_settings(environ=env)
@@ -150,6 +150,7 @@ def serve_ours(env: dict[str, str], viewers: int, conn: Connection) -> None:
     async def main() -> None:
         service = Service(settings, on_listed=on_listed)
         await service.start()
+        settle_heap()  # as broadcaster.service.run() does
         lag: list[tuple[float, float]] = []
         pauses: list[tuple[float, int, float]] = []
         _time_gc(pauses)
