@@ -19,7 +19,7 @@ from typing import Protocol
 from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 
 from . import hls
 from .manifest import Rendered
@@ -48,14 +48,11 @@ class HealthSource(Protocol):
         """(ok, a JSON-able body that includes "status")."""
 
 
-PLAYLISTS = web.AppKey[PlaylistSource]("playlists")
 HEALTH = web.AppKey[HealthSource]("health")
 METRICS = web.AppKey("metrics", Metrics)
 DEFAULT_VARIANT = web.AppKey("default_variant", int)
-BLOCKING = web.AppKey("blocking_reload", bool)  # off: _HLS_* parameters are ignored, as by a static host
 VIEWER_DIR = web.AppKey("viewer_dir", Path)  # resolved; only set when a viewer is served
 VIEWER_CONFIG = web.AppKey("viewer_config", bytes)  # config.json: where the viewer finds the stream
-_COUNTERS = web.AppKey("playlist_request_counters", dict)  # (label, status) -> labelled counter
 
 SERVER_NAME = "hls-broadcaster"  # aiohttp's default Server header names its and Python's versions
 NO_STORE = "no-store"  # health and metrics are live readings; a cached one would lie
@@ -94,16 +91,14 @@ def create_app(
     # (bench/serve.py). Every response carries EDGE_HEADERS from its handler instead, errors are caught
     # in the handlers (`guarded`), and the catch-all route answers what aiohttp would answer 404/405.
     app = web.Application(client_max_size=CLIENT_MAX_SIZE, handler_args={"logger": _CONNECTION_LOG})
-    app[PLAYLISTS] = playlists
     app[HEALTH] = health
     app[METRICS] = metrics
     app[DEFAULT_VARIANT] = default_variant
-    app[BLOCKING] = blocking_reload
-    app[_COUNTERS] = {}
+    playlist_routes = _PlaylistRoutes(playlists, metrics, default_variant, blocking_reload)
     r = app.router
-    r.add_get("/live/master.m3u8", _master)
-    r.add_get("/live/playlist.m3u8", _default_media)
-    r.add_get(r"/live/{n:\d+}/playlist.m3u8", _media)
+    r.add_get("/live/master.m3u8", playlist_routes.master)
+    r.add_get("/live/playlist.m3u8", playlist_routes.default_media)
+    r.add_get(r"/live/{n:\d+}/playlist.m3u8", playlist_routes.media)
     r.add_get("/health", _health)
     if expose_metrics:
         r.add_get("/metrics", _metrics)
@@ -231,126 +226,126 @@ def _internal_error(request: web.Request, exc: Exception) -> web.Response:
 # -- playlists -----------------------------------------------------------------------------------
 
 
-# The hot path: these three inline `guarded`'s try (free in Python 3.11) instead of wearing it.
-
-
-async def _master(request: web.Request) -> web.Response:
-    try:
-        return _serve_playlist(request, None)
-    except Exception as exc:
-        return _internal_error(request, exc)
-
-
-async def _default_media(request: web.Request) -> web.Response:
-    try:
-        variant = request.app[DEFAULT_VARIANT]
-        if request.query_string and request.app[BLOCKING] and _BLOCKING_PARAMS & request.query.keys():
-            return await _blocking(request, variant)
-        return _serve_playlist(request, variant)
-    except Exception as exc:
-        return _internal_error(request, exc)
-
-
-async def _media(request: web.Request) -> web.Response:
-    try:
-        digits = request.match_info["n"]
-        # "007" would be a second URL (and CDN cache key) for variant 7; a huge number cannot be ours.
-        if len(digits) > _MAX_VARIANT_DIGITS or (digits != "0" and digits.startswith("0")):
-            _count(request, "unknown", 404)
-            return _unknown_variant()
-        if request.query_string and request.app[BLOCKING] and _BLOCKING_PARAMS & request.query.keys():
-            return await _blocking(request, int(digits))
-        return _serve_playlist(request, int(digits))
-    except Exception as exc:
-        return _internal_error(request, exc)
-
-
 _BLOCKING_PARAMS = frozenset({"_HLS_msn", "_HLS_part", "_HLS_skip"})
 
 
-async def _blocking(request: web.Request, variant: int) -> web.Response:
-    """Blocking playlist reload (6.2.5.2): hold the request until segment _HLS_msn is listed."""
-    source = request.app[PLAYLISTS]
-    target = source.target_duration
-    current = source.media_playlist(variant) if target is not None else None
-    if target is None or current is None:
-        return _serve_playlist(request, variant)  # not ready / unknown, as for a plain request
-    query = request.query
-    skip_text = query.get("_HLS_skip")
-    if skip_text is not None and skip_text not in hls.SKIP_REQUEST_VALUES:
-        return _bad_request(request, variant, "_HLS_skip must be YES or v2")
-    skip = skip_text is not None
-    if current.ended:  # 6.2.5.2: after EXT-X-ENDLIST the parameters are ignored
-        return _serve_playlist(request, variant)
-    msn_text = query.get("_HLS_msn")
-    if msn_text is None:
-        # _HLS_part without _HLS_msn is an error; _HLS_skip alone asks for a delta update at once.
-        if "_HLS_part" in query:
-            return _bad_request(request, variant, "_HLS_part needs _HLS_msn")
-        return _serve_playlist(request, variant, skip=skip)
-    if not msn_text.isdigit() or len(msn_text) > 19 or not query.get("_HLS_part", "0").isdigit():
-        return _bad_request(request, variant, "_HLS_msn and _HLS_part must be whole numbers")
-    msn = int(msn_text)
-    if msn > current.last_sequence + hls.MSN_AHEAD_LIMIT:
-        return _bad_request(request, variant, f"_HLS_msn {msn} is too far ahead of {current.last_sequence}")
-    rendered = await source.wait_for_sequence(variant, msn, hls.block_timeout(target))
-    if rendered is None:
-        _count(request, str(variant), 503)
-        return web.Response(status=503, text="the stream is not advancing\n",
-                            headers=_headers({hdrs.CACHE_CONTROL: hls.UNREADY_CACHE_CONTROL}))
-    if skip and rendered.delta is not None:
-        rendered = rendered.delta  # a client that cannot use it asked without _HLS_skip (6.2.5.1)
-    response = _rendered(request, rendered, hls.blocking_cache_control(target))
-    _count(request, str(variant), response.status)
-    return response
+class _PlaylistRoutes:
+    """The playlist handlers, with what they need at hand: the hot path, so no app lookups per
+    request, and `guarded`'s try inlined (free in Python 3.11) rather than worn (a coroutine)."""
 
+    def __init__(self, source: PlaylistSource, metrics: Metrics, default_variant: int, blocking: bool) -> None:
+        self._source = source
+        self._metrics = metrics
+        self._default = default_variant
+        self._blocking_on = blocking  # off: _HLS_* parameters are ignored, as by a static host
+        # Label lookups take a lock and build a tuple: the few (label, status) children are kept.
+        self._counters: dict[tuple[str, int], Counter] = {}
 
-def _bad_request(request: web.Request, variant: int, why: str) -> web.Response:
-    _count(request, str(variant), 400)
-    return web.Response(status=400, text=why + "\n", headers=_headers({hdrs.CACHE_CONTROL: hls.UNREADY_CACHE_CONTROL}))
+    async def master(self, request: web.Request) -> web.Response:
+        try:
+            return self._serve(request, None)
+        except Exception as exc:
+            return _internal_error(request, exc)
 
+    async def default_media(self, request: web.Request) -> web.Response:
+        try:
+            if request.query_string and self._blocking_on and _BLOCKING_PARAMS & request.query.keys():
+                return await self._blocking(request, self._default)
+            return self._serve(request, self._default)
+        except Exception as exc:
+            return _internal_error(request, exc)
 
-def _serve_playlist(request: web.Request, variant: int | None, *, skip: bool = False) -> web.Response:
-    """The multivariant playlist (variant None) or a media playlist, counted by label and status.
+    async def media(self, request: web.Request) -> web.Response:
+        try:
+            digits = request.match_info["n"]
+            # "007" would be a second URL (and CDN cache key) for variant 7; a huge number cannot be ours.
+            if len(digits) > _MAX_VARIANT_DIGITS or (digits != "0" and digits.startswith("0")):
+                self._count("unknown", 404)
+                return _unknown_variant()
+            if request.query_string and self._blocking_on and _BLOCKING_PARAMS & request.query.keys():
+                return await self._blocking(request, int(digits))
+            return self._serve(request, int(digits))
+        except Exception as exc:
+            return _internal_error(request, exc)
 
-    Not ready (503, retried by players) vs unknown (404, fatal in hls.js): nothing is ready while the
-    source has no target duration; after that None for the master or the default variant (which the
-    wiring promises exists) means not ready yet, and None for any other variant means unknown.
-    """
-    source = request.app[PLAYLISTS]
-    default = request.app[DEFAULT_VARIANT]
-    # Labels stay bounded: a client-chosen variant number is a label only once it was served.
-    label = "master" if variant is None else str(variant) if variant == default else "unknown"
-    status = 500
-    try:
+    async def _blocking(self, request: web.Request, variant: int) -> web.Response:
+        """Blocking playlist reload (6.2.5.2): hold the request until segment _HLS_msn is listed."""
+        source = self._source
         target = source.target_duration
-        if target is None:
-            response = _not_ready()
-        else:
-            rendered = source.master_playlist() if variant is None else source.media_playlist(variant)
-            if rendered is not None:
-                label = label if variant is None else str(variant)
-                if skip and rendered.delta is not None:
-                    rendered = rendered.delta
-                response = _rendered(request, rendered, hls.playlist_cache_control(target))
-            elif variant is None or variant == default:
+        current = source.media_playlist(variant) if target is not None else None
+        if target is None or current is None:
+            return self._serve(request, variant)  # not ready / unknown, as for a plain request
+        query = request.query
+        skip_text = query.get("_HLS_skip")
+        if skip_text is not None and skip_text not in hls.SKIP_REQUEST_VALUES:
+            return self._bad_request(variant, "_HLS_skip must be YES or v2")
+        skip = skip_text is not None
+        if current.ended:  # 6.2.5.2: after EXT-X-ENDLIST the parameters are ignored
+            return self._serve(request, variant)
+        msn_text = query.get("_HLS_msn")
+        if msn_text is None:
+            # _HLS_part without _HLS_msn is an error; _HLS_skip alone asks for a delta update at once.
+            if "_HLS_part" in query:
+                return self._bad_request(variant, "_HLS_part needs _HLS_msn")
+            return self._serve(request, variant, skip=skip)
+        if not msn_text.isdigit() or len(msn_text) > 19 or not query.get("_HLS_part", "0").isdigit():
+            return self._bad_request(variant, "_HLS_msn and _HLS_part must be whole numbers")
+        msn = int(msn_text)
+        if msn > current.last_sequence + hls.MSN_AHEAD_LIMIT:
+            return self._bad_request(variant, f"_HLS_msn {msn} is too far ahead of {current.last_sequence}")
+        rendered = await source.wait_for_sequence(variant, msn, hls.block_timeout(target))
+        if rendered is None:
+            self._count(str(variant), 503)
+            return web.Response(status=503, text="the stream is not advancing\n",
+                                headers=_headers({hdrs.CACHE_CONTROL: hls.UNREADY_CACHE_CONTROL}))
+        if skip and rendered.delta is not None:
+            rendered = rendered.delta  # a client that cannot use it asked without _HLS_skip (6.2.5.1)
+        response = _rendered(request, rendered, hls.blocking_cache_control(target))
+        self._count(str(variant), response.status)
+        return response
+
+    def _bad_request(self, variant: int, why: str) -> web.Response:
+        self._count(str(variant), 400)
+        return web.Response(status=400, text=why + "\n",
+                            headers=_headers({hdrs.CACHE_CONTROL: hls.UNREADY_CACHE_CONTROL}))
+
+    def _serve(self, request: web.Request, variant: int | None, *, skip: bool = False) -> web.Response:
+        """The multivariant playlist (variant None) or a media playlist, counted by label and status.
+
+        Not ready (503, retried by players) vs unknown (404, fatal in hls.js): nothing is ready while the
+        source has no target duration; after that None for the master or the default variant (which the
+        wiring promises exists) means not ready yet, and None for any other variant means unknown.
+        """
+        source, default = self._source, self._default
+        # Labels stay bounded: a client-chosen variant number is a label only once it was served.
+        label = "master" if variant is None else str(variant) if variant == default else "unknown"
+        status = 500
+        try:
+            target = source.target_duration
+            if target is None:
                 response = _not_ready()
             else:
-                response = _unknown_variant()
-        status = response.status
-        return response
-    finally:
-        _count(request, label, status)
+                rendered = source.master_playlist() if variant is None else source.media_playlist(variant)
+                if rendered is not None:
+                    label = label if variant is None else str(variant)
+                    if skip and rendered.delta is not None:
+                        rendered = rendered.delta
+                    response = _rendered(request, rendered, hls.playlist_cache_control(target))
+                elif variant is None or variant == default:
+                    response = _not_ready()
+                else:
+                    response = _unknown_variant()
+            status = response.status
+            return response
+        finally:
+            self._count(label, status)
 
-
-def _count(request: web.Request, label: str, status: int) -> None:
-    # Label lookups take a lock and build a tuple; the few (label, status) pairs are cached per app.
-    children = request.app[_COUNTERS]
-    child = children.get((label, status))
-    if child is None:
-        child = children[(label, status)] = request.app[METRICS].playlist_requests.labels(
-            playlist=label, status=str(status))
-    child.inc()
+    def _count(self, label: str, status: int) -> None:
+        child = self._counters.get((label, status))
+        if child is None:
+            child = self._counters[(label, status)] = self._metrics.playlist_requests.labels(
+                playlist=label, status=str(status))
+        child.inc()
 
 
 def _rendered(request: web.Request, rendered: Rendered, cache_control: str) -> web.Response:
