@@ -24,6 +24,7 @@ from .server import create_app, create_metrics_app
 from .settings import Settings
 from .state import StateFile
 from .store import S3Store, StoreError
+from .store_thread import StoreThread
 from .uploader import Uploader
 from .urls import segment_urls
 from .watcher import HlsWatcher
@@ -58,7 +59,8 @@ class Service:
         self.settings = settings
         self.metrics = metrics or Metrics()
         s = settings
-        self.store = S3Store(
+        # On a loop of its own: a crowd of viewers on the serving loop must not time uploads out.
+        self.store = StoreThread(S3Store(
             endpoint_url=s.s3_endpoint_url,
             region=s.s3_region,
             access_key=s.aws_access_key_id,
@@ -66,7 +68,7 @@ class Service:
             bucket=s.aws_bucket_name,
             max_connections=s.upload_concurrency,
             read_timeout=s.upload_timeout,
-        )
+        ))
         self.uploader = Uploader(
             self.store, self.metrics, concurrency=s.upload_concurrency, attempt_timeout=s.upload_timeout
         )

@@ -1,0 +1,72 @@
+"""The bucket on an event loop of its own, in a thread of its own.
+
+Uploads are the service's lifeline; viewers are its load. On the serving loop, a crowd of viewers
+(bench/viewers.py: seconds of loop lag at 10,000) delays each of an upload's socket callbacks by the
+loop's lag, until its timeout expires and the segment is retried, late, and the stream stalls for
+everyone. Here the aiobotocore client lives on its own loop: a request runs there at full speed
+whatever the serving loop is doing, and only its result waits for the serving loop, once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+from .store import S3Store
+
+T = TypeVar("T")
+
+_JOIN_TIMEOUT = 10.0  # the loop only runs our own requests, each bounded by the store's timeouts
+
+
+class StoreThread:
+    """S3Store's async API; each call runs on the store's loop, in a daemon thread started by
+    start() and ended by close(). Cancelling a call cancels the request on the store's loop."""
+
+    def __init__(self, store: S3Store) -> None:
+        self._store = store
+        self.bucket = store.bucket
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    async def start(self) -> None:
+        if self._thread is not None:
+            return
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=loop.run_forever, name="bucket-io", daemon=True)
+        thread.start()
+        self._loop, self._thread = loop, thread
+        await self._call(self._store.start())
+
+    async def close(self) -> None:
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        try:
+            await self._call(self._store.close())
+        finally:
+            self._loop = self._thread = None
+            loop.call_soon_threadsafe(loop.stop)
+            await asyncio.to_thread(thread.join, _JOIN_TIMEOUT)
+            if not thread.is_alive():
+                loop.close()
+
+    async def put(self, key: str, body: bytes, *, content_type: str, cache_control: str) -> None:
+        await self._call(self._store.put(key, body, content_type=content_type, cache_control=cache_control))
+
+    async def delete(self, key: str) -> None:
+        await self._call(self._store.delete(key))
+
+    async def delete_many(self, keys: list[str]) -> list[str]:
+        return await self._call(self._store.delete_many(keys))
+
+    async def probe(self) -> None:
+        await self._call(self._store.probe())
+
+    async def _call(self, coro: Coroutine[Any, Any, T]) -> T:
+        if self._loop is None:
+            coro.close()
+            raise RuntimeError("store not started")
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self._loop))
