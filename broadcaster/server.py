@@ -114,18 +114,18 @@ def create_app(
         r.add_get("/config.json", _viewer_config)
         r.add_get("/", _viewer_file)
         r.add_get("/{file}", _viewer_file)
-    # Last in the router: resolved only for what no other route takes, including add_event_routes'.
-    r.add_route("*", "/{tail:.*}", _elsewhere)
+    # Resolved after every route whose path starts with a fixed part (aiohttp tries longer fixed
+    # prefixes first, so add_event_routes' /live/events wins too); [\s\S]: a %0A in the path as well.
+    # A route added later whose path starts with a {variable} would come after this one.
+    r.add_route("*", r"/{tail:[\s\S]*}", _elsewhere)
     return app
 
 
 def create_metrics_app(metrics: Metrics) -> web.Application:
     """/metrics alone, for a listener of its own (METRICS_LISTEN), away from the public tunnel."""
-    app = web.Application(
-        client_max_size=CLIENT_MAX_SIZE, middlewares=[_error_middleware], handler_args={"logger": _CONNECTION_LOG}
-    )
+    app = web.Application(client_max_size=CLIENT_MAX_SIZE, handler_args={"logger": _CONNECTION_LOG})
     app[METRICS] = metrics
-    app.router.add_get("/metrics", _metrics)
+    app.router.add_get("/metrics", _private_metrics)  # no CORS: no web page has any business here
     return app
 
 
@@ -147,7 +147,8 @@ _CONNECTION_LOG = _ConnectionLog(logging.getLogger("aiohttp.server"), {})
 # -- every response ------------------------------------------------------------------------------
 
 # CORS (the viewer, or any player, may be on another origin: HLS_RULES.md, status 0 otherwise) and our
-# Server name, on every response this app sends, errors included.
+# Server name, on every response our handlers send, errors included. (Requests aiohttp cannot parse
+# are answered by aiohttp itself, before any route.)
 EDGE_HEADERS: Mapping[str, str] = {
     hdrs.ACCESS_CONTROL_ALLOW_ORIGIN: "*",
     # Content-Type/-Length and Cache-Control are readable anyway; hls.js reads Age (CDN cache age).
@@ -172,6 +173,9 @@ def guarded(handler: Handler) -> Handler:
     async def guard(request: web.Request) -> web.StreamResponse:
         try:
             return await handler(request)
+        except web.HTTPException as exc:  # aiohttp's way to answer early: an answer, not a bug
+            exc.headers.update(EDGE_HEADERS)
+            raise
         except Exception as exc:  # CancelledError is a BaseException and passes through
             return _internal_error(request, exc)
 
@@ -204,17 +208,6 @@ def _preflight(request: web.Request) -> web.Response:
             hdrs.VARY: hdrs.ACCESS_CONTROL_REQUEST_HEADERS,  # the answer depends on it
         }),
     )
-
-
-@web.middleware
-async def _error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """For the metrics listener: a bug in one request is one log line and a 500."""
-    try:
-        return await handler(request)
-    except web.HTTPException:
-        raise
-    except Exception as exc:
-        return _internal_error(request, exc)
 
 
 def _internal_error(request: web.Request, exc: Exception) -> web.Response:
@@ -423,10 +416,19 @@ async def _health(request: web.Request) -> web.Response:
 
 @guarded
 async def _metrics(request: web.Request) -> web.Response:
+    return _metrics_response(request, EDGE_HEADERS)
+
+
+@guarded
+async def _private_metrics(request: web.Request) -> web.Response:
+    return _metrics_response(request, {hdrs.SERVER: SERVER_NAME})
+
+
+def _metrics_response(request: web.Request, headers: Mapping[str, str]) -> web.Response:
     body = generate_latest(request.app[METRICS].registry)
     # CONTENT_TYPE_LATEST carries a version and charset, so it goes in as a header, not content_type.
     return web.Response(
-        body=body, headers=_headers({hdrs.CONTENT_TYPE: CONTENT_TYPE_LATEST, hdrs.CACHE_CONTROL: NO_STORE})
+        body=body, headers={**headers, hdrs.CONTENT_TYPE: CONTENT_TYPE_LATEST, hdrs.CACHE_CONTROL: NO_STORE}
     )
 
 

@@ -23,7 +23,7 @@ from yarl import URL
 from broadcaster import hls
 from broadcaster.manifest import ListedSegment, ManifestGenerator, Rendered
 from broadcaster.metrics import Metrics
-from broadcaster.server import create_app
+from broadcaster.server import create_app, create_metrics_app
 
 Client = TestClient[web.Request, web.Application]
 MakeClient = Callable[..., Awaitable[Client]]
@@ -318,6 +318,24 @@ async def test_other_methods_are_405_where_get_works_else_404(
         assert headers["Allow"] == "GET,HEAD"
     assert headers["Access-Control-Allow-Origin"] == "*"
     assert headers["Server"] == "hls-broadcaster"
+
+
+@pytest.mark.parametrize("path", ["/a%0Ab", "/live/%0D%0A", "/%0a"])
+async def test_paths_with_line_breaks_get_our_answers_too(make_client: MakeClient, path: str) -> None:
+    client = await make_client()
+    status, headers, _ = await get(client, URL(path, encoded=True))
+    assert status == 404 and headers["Access-Control-Allow-Origin"] == "*"
+    status, headers, _ = await get(client, URL(path, encoded=True), {"Origin": "https://viewer.example",
+                                   "Access-Control-Request-Method": "GET"}, method="OPTIONS")
+    assert status == 204 and headers["Server"] == "hls-broadcaster"
+
+
+async def test_the_private_metrics_listener_sends_no_cors(aiohttp_client: AiohttpClient, metrics: Metrics) -> None:
+    client = await aiohttp_client(create_metrics_app(metrics))
+    status, headers, body = await get(client, "/metrics")
+    assert status == 200 and b"hls_broadcaster_" in body
+    assert "Access-Control-Allow-Origin" not in headers
+    assert (await get(client, "/nope"))[0] == 404
 
 
 async def test_one_segment_paths_take_post_only_with_a_viewer(make_client: MakeClient, viewer_dir: Path) -> None:
