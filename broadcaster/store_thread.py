@@ -38,20 +38,35 @@ class StoreThread:
         thread = threading.Thread(target=loop.run_forever, name="bucket-io", daemon=True)
         thread.start()
         self._loop, self._thread = loop, thread
-        await self._call(self._store.start())
+        try:
+            await self._call(self._store.start())
+        except BaseException:
+            await self.close()
+            raise
 
     async def close(self) -> None:
+        """Cancels requests still running (their callers get CancelledError), closes the client,
+        ends the thread."""
         loop, thread = self._loop, self._thread
         if loop is None or thread is None:
             return
         try:
-            await self._call(self._store.close())
+            await self._call(self._shut_down())
         finally:
             self._loop = self._thread = None
             loop.call_soon_threadsafe(loop.stop)
             await asyncio.to_thread(thread.join, _JOIN_TIMEOUT)
             if not thread.is_alive():
                 loop.close()
+
+    async def _shut_down(self) -> None:
+        """On the store's loop: no request may be left pending there once it stops."""
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
+        await self._store.close()
+        await asyncio.get_running_loop().shutdown_asyncgens()
 
     async def put(self, key: str, body: bytes, *, content_type: str, cache_control: str) -> None:
         await self._call(self._store.put(key, body, content_type=content_type, cache_control=cache_control))

@@ -124,3 +124,33 @@ async def test_close_ends_the_thread_and_later_calls_fail_clearly(moto_url: str)
     with pytest.raises(RuntimeError, match="not started"):
         await store.probe()
     await store.close()  # twice is fine
+
+
+async def test_close_cancels_calls_still_running(moto_url: str) -> None:
+    inner = RecordingStore(moto_url)
+    store = StoreThread(inner)
+    await store.start()
+    held = asyncio.ensure_future(store.put("hold.ts", b"h", content_type="video/mp2t", cache_control="x"))
+    async with asyncio.timeout(5):
+        while not inner.threads:  # running on the store's loop
+            await asyncio.sleep(0.01)
+    await store.close()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(held, 5)
+    assert inner.cancelled.is_set()
+
+
+async def test_a_failed_start_leaves_no_thread(moto_url: str) -> None:
+    class Failing(RecordingStore):
+        async def start(self) -> None:
+            raise StoreError("Boom")
+
+    def io_threads() -> int:
+        return sum(t.name == "bucket-io" for t in threading.enumerate())
+
+    before = io_threads()
+    store = StoreThread(Failing(moto_url))
+    with pytest.raises(StoreError, match="Boom"):
+        await store.start()
+    assert store._thread is None and store._loop is None
+    assert io_threads() == before
