@@ -49,6 +49,9 @@ def read_playlist(path: Path) -> str:
         raise PlaylistError("not UTF-8 text") from err
 
 
+_QUIET_STRIKES = 3
+
+
 def _fingerprint(path: Path) -> tuple[int, int] | None:
     """Size and modification time (of a symlink itself, as read_playlist never follows one): any
     write in place changes them."""
@@ -83,7 +86,8 @@ class HlsWatcher:
         self._step_ms = step_ms
         self._last_text: dict[Path, str] = {}
         self._bad: dict[Path, str] = {}  # playlists that failed to parse, with the error, logged once
-        self._suspect: dict[Path, tuple[str, tuple[int, int] | None]] = {}  # failed one quiet rescan
+        # Failed quiet rescans not yet warned about: (error, file fingerprint, how many in a row).
+        self._suspect: dict[Path, tuple[str, tuple[int, int] | None, int]] = {}
         self._stray: set[str] = set()
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -229,11 +233,15 @@ class HlsWatcher:
             return
         if quiet:
             # A quiet rescan can still land in a rewrite that starts just then (1 s segments leave
-            # the folder quiet for about as long as the rescan waits): broken only if the next quiet
-            # rescan finds the very same file, unchanged, broken the same way.
-            seen = (why, _fingerprint(path))
-            if self._suspect.get(path) != seen:
-                self._suspect[path] = seen
+            # the folder quiet for about as long as the rescan waits): broken if the next quiet rescan
+            # finds the very same file (unchanged) broken the same way, or if the same error comes
+            # back at _QUIET_STRIKES quiet rescans in a row, rewrites or not, without a good read.
+            fingerprint = _fingerprint(path)
+            last = self._suspect.get(path)
+            strikes = last[2] + 1 if last is not None and last[0] == why else 1
+            self._suspect[path] = (why, fingerprint, strikes)
+            unchanged = last is not None and last[0] == why and last[1] == fingerprint
+            if not unchanged and strikes < _QUIET_STRIKES:
                 log.debug("not using %s yet: %s (checking again when quiet)", path, why)
                 return
         self._bad[path] = key

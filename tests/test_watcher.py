@@ -193,3 +193,20 @@ def test_a_quiet_rescan_that_lands_mid_rewrite_is_not_a_warning(
     watcher.scan()
     assert len(warnings()) == 1 and "incomplete playlist" in warnings()[0] and str(playlist) in warnings()[0]
     assert metrics.registry.get_sample_value("hls_broadcaster_input_rejected_total", {"reason": "bad_playlist"}) == 1
+
+
+def test_a_playlist_rewritten_broken_again_and_again_is_warned_at_the_third_quiet_rescan(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each quiet rescan finds it changed (a broken writer keeps rewriting it), always broken."""
+    (tmp_path / "0").mkdir()
+    playlist = tmp_path / "0" / "stream.m3u8"
+    watcher = HlsWatcher(tmp_path, Sink(), Metrics())
+    caplog.set_level(logging.DEBUG, logger="broadcaster.watcher")
+    for n in range(1, 4):
+        names = [f"s{i}.ts" for i in range(n)]
+        text = media(*names)
+        write_in_place(playlist, text, stop_after=len(text) - 3)
+        watcher.scan()
+        warned = [r for r in caplog.records if r.levelno >= logging.WARNING]
+        assert len(warned) == (1 if n == 3 else 0), (n, warned)
