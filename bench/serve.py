@@ -4,7 +4,7 @@
 
 Both servers run in a child process each (one event loop, as in production); `wrk` (Debian's
 package) drives them with keep-alive connections, alternating A/B over several rounds so a noisy
-neighbour hits both. Ours serves a real 10-segment live playlist from a ManifestGenerator through
+neighbour hits both; both servers are pinned to one CPU and wrk to the other. Ours serves a real 10-segment live playlist from a ManifestGenerator through
 the full app (routing, CORS headers, ETag, gzip choice, metrics); the baseline returns the same bytes from a bare handler.
 Reported: requests/s, p99 latency and the server process's CPU time per request of each run; the
 ratio of the median requests/s (goal: ours >= 0.9 of the baseline), and beside it the CPU-per-request
@@ -86,9 +86,21 @@ def _serve(kind: str, port: int) -> None:
 
     from aiohttp import web
 
+    _pin(SERVER_CPU)
+
     logging.disable(logging.CRITICAL)
     app = _playlist_app() if kind == "ours" else _baseline_app()
     web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None, handle_signals=True)  # type: ignore[arg-type]
+
+
+# Both servers on one CPU, wrk on the other: on a VM the two vCPUs can differ for minutes (steal),
+# and a server left to the scheduler may sit on the slower one for a whole run.
+SERVER_CPU, WRK_CPU = 1, 0
+
+
+def _pin(cpu: int) -> None:
+    if hasattr(os, "sched_setaffinity") and cpu in os.sched_getaffinity(0):
+        os.sched_setaffinity(0, {cpu})
 
 
 def _free_port() -> int:
@@ -115,7 +127,7 @@ def _cpu_seconds(pid: int) -> float:
 def _wrk(port: int, connections: int, duration: int) -> tuple[float, float, int]:
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", f"http://127.0.0.1:{port}/live/playlist.m3u8"],
-        capture_output=True, text=True, check=True,
+        capture_output=True, text=True, check=True, preexec_fn=lambda: _pin(WRK_CPU),
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
