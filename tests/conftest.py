@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from moto.server import ThreadedMotoServer
 
 from broadcaster.emulator import OwncastEmulator
 from broadcaster.seaweed import SeaweedS3
@@ -23,3 +24,13 @@ async def owncast(tmp_path: Path) -> AsyncIterator[OwncastEmulator]:
     """A live synthetic stream (2 variants, 1 s segments) written to tmp_path/hls like Owncast."""
     async with OwncastEmulator(tmp_path / "hls") as emulator:
         yield emulator
+
+
+@pytest.fixture(scope="module")
+def moto_url() -> Iterator[str]:
+    """moto as a real S3 server over HTTP on 127.0.0.1 (fast; SeaweedFS is the thorough one)."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
