@@ -22,3 +22,19 @@ needs_chromium = pytest.mark.skipif(
 async def launch_chromium(pw: Any) -> Any:
     """A headless Chromium from a playwright.async_api.Playwright."""
     return await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+async def open_viewer(page: Any, url: str) -> None:
+    """Load the viewer page at `url` and wait until hls.js plays."""
+    await page.goto(url)
+    await page.wait_for_function("() => window.viewerStats && window.viewerStats.state === 'playing'",
+                                 timeout=30_000)
+
+
+async def watch(page: Any, seconds: float, timeout_ms: int = 30_000) -> dict[str, Any]:
+    """Until the video has played `seconds` more; then the viewer's stats (window.viewerStats)."""
+    start = await page.evaluate("() => document.querySelector('video').currentTime")
+    await page.wait_for_function("t => document.querySelector('video').currentTime > t", arg=start + seconds,
+                                 timeout=timeout_ms)
+    stats: dict[str, Any] = await page.evaluate("() => JSON.parse(JSON.stringify(window.viewerStats))")
+    return stats

@@ -20,7 +20,8 @@ from broadcaster.hls_check import VariantSetChecker, check_master
 from broadcaster.seaweed import SeaweedS3
 from broadcaster.service import Service
 from broadcaster.settings import load_settings
-from tests.browser import launch_chromium, needs_chromium
+from tests.browser import launch_chromium, needs_chromium, open_viewer, watch
+from tests.service_process import service_env
 
 pytestmark = pytest.mark.integration
 
@@ -39,12 +40,9 @@ class Edge:
 @pytest.fixture
 async def edge(tmp_path: Path, seaweed: SeaweedS3) -> AsyncIterator[Edge]:
     async with OwncastEmulator(tmp_path / "hls", segment_seconds=1) as owncast:
-        settings = load_settings(environ={
-            "HLS_DIR": str(tmp_path / "hls"), "S3_ENDPOINT_URL": seaweed.endpoint_url,
-            "AWS_ACCESS_KEY_ID": seaweed.access_key, "AWS_SECRET_ACCESS_KEY": seaweed.secret_key,
-            "AWS_BUCKET_NAME": seaweed.bucket, "R2_PUBLIC_URL": seaweed.public_url, "PORT": "0",
-            "STATE_DIR": str(tmp_path / "state"), "WINDOW_SECONDS": "6", "PUBLISH_PLAYLISTS": "true",
-        })
+        settings = load_settings(environ=service_env(
+            tmp_path / "hls", seaweed, tmp_path / "state", WINDOW_SECONDS="6", PUBLISH_PLAYLISTS="true",
+        ))
         service = Service(settings)
         await service.start()
         try:
@@ -122,13 +120,8 @@ async def test_hlsjs_plays_from_the_bucket_with_no_playlist_request_to_the_servi
         try:
             page = await browser.new_page()
             page.on("request", lambda r: requests.append(r.url))
-            await page.goto(f"{edge.service.url}/")  # the viewer learns the bucket's master from the service
-            await page.wait_for_function("() => window.viewerStats && window.viewerStats.state === 'playing'",
-                                         timeout=30_000)
-            start = await page.evaluate("() => document.querySelector('video').currentTime")
-            await page.wait_for_function("t => document.querySelector('video').currentTime > t", arg=start + 4,
-                                         timeout=30_000)
-            stats = await page.evaluate("() => JSON.parse(JSON.stringify(window.viewerStats))")
+            await open_viewer(page, f"{edge.service.url}/")  # the viewer learns the bucket's master from the service
+            stats = await watch(page, 4)
         finally:
             await browser.close()
     s3_host = urlsplit(edge.s3.public_url).netloc

@@ -16,7 +16,7 @@ from broadcaster.emulator import OwncastEmulator
 from broadcaster.seaweed import SeaweedS3
 from tests.service_process import ServiceProcess, service_env
 from tests.test_events import Event, SseReader
-from tests.browser import launch_chromium, needs_chromium
+from tests.browser import launch_chromium, needs_chromium, open_viewer
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 EVENTS = "/live/events"
@@ -132,9 +132,7 @@ async def test_viewer_shows_server_events_only_while_the_stats_panel_is_open(
                 page.on(outcome, lambda r, o=outcome: ended.put_nowait(o) if urlsplit(r.url).path == EVENTS else None)
             page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
             page.on("pageerror", lambda e: console_errors.append(str(e)))
-            await page.goto(f"{service.url}/")
-            await page.wait_for_function("() => window.viewerStats && window.viewerStats.state === 'playing'",
-                                         timeout=30_000)
+            await open_viewer(page, f"{service.url}/")
             # An ordinary viewer holds no event stream.
             assert event_requests == []
             assert await page.evaluate("() => window.viewerStats.eventStream") == "closed"

@@ -14,7 +14,8 @@ from broadcaster.emulator import OwncastEmulator
 from broadcaster.seaweed import SeaweedS3
 from broadcaster.service import Service
 from broadcaster.settings import load_settings
-from tests.browser import launch_chromium, needs_chromium
+from tests.browser import launch_chromium, needs_chromium, open_viewer, watch
+from tests.service_process import service_env
 
 
 pytestmark = [
@@ -27,12 +28,9 @@ pytestmark = [
 @pytest.fixture
 async def service(tmp_path: Path, seaweed: SeaweedS3) -> AsyncIterator[Service]:
     async with OwncastEmulator(tmp_path / "hls", segment_seconds=1):
-        settings = load_settings(environ={
-            "HLS_DIR": str(tmp_path / "hls"), "S3_ENDPOINT_URL": seaweed.endpoint_url,
-            "AWS_ACCESS_KEY_ID": seaweed.access_key, "AWS_SECRET_ACCESS_KEY": seaweed.secret_key,
-            "AWS_BUCKET_NAME": seaweed.bucket, "R2_PUBLIC_URL": seaweed.public_url, "PORT": "0",
-            "STATE_DIR": str(tmp_path / "state"), "WINDOW_SECONDS": "12",  # >= 9 target durations
-        })
+        settings = load_settings(environ=service_env(
+            tmp_path / "hls", seaweed, tmp_path / "state", WINDOW_SECONDS="12",  # >= 9 target durations
+        ))
         svc = Service(settings)
         await svc.start()
         try:
@@ -58,14 +56,9 @@ async def test_hlsjs_blocks_on_the_next_segment_and_takes_delta_updates(service:
                     answers[url] = await response.body()  # type: ignore[attr-defined]
 
             page.on("response", keep)
-            await page.goto(f"{service.url}/")
-            await page.wait_for_function("() => window.viewerStats && window.viewerStats.state === 'playing'",
-                                         timeout=30_000)
+            await open_viewer(page, f"{service.url}/")
             # Past the window's length, so the delta updates have left segments out.
-            start = await page.evaluate("() => document.querySelector('video').currentTime")
-            await page.wait_for_function("t => document.querySelector('video').currentTime > t", arg=start + 8,
-                                         timeout=40_000)
-            stats = await page.evaluate("() => JSON.parse(JSON.stringify(window.viewerStats))")
+            stats = await watch(page, 8, timeout_ms=40_000)
         finally:
             await browser.close()
     queries = [parse_qs(urlsplit(u).query) for u in playlist_requests]

@@ -22,7 +22,7 @@ from broadcaster.hls_check import VariantSetChecker
 from broadcaster.seaweed import SeaweedS3
 from broadcaster.settings import load_settings
 from tests.service_process import ServiceProcess, service_env
-from tests.browser import launch_chromium, needs_chromium
+from tests.browser import launch_chromium, needs_chromium, open_viewer, watch
 
 EXPIRY = 900
 pytestmark = pytest.mark.integration
@@ -219,13 +219,8 @@ async def test_hls_js_plays_presigned_segments_from_a_private_bucket(
             page.on("response", on_response)
             page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
             page.on("pageerror", lambda e: console_errors.append(str(e)))
-            await page.goto(f"{service.url}/")
-            await page.wait_for_function("() => window.viewerStats && window.viewerStats.state === 'playing'",
-                                         timeout=30_000)
-            start = await page.evaluate("() => document.querySelector('video').currentTime")
-            await page.wait_for_function("t => document.querySelector('video').currentTime > t", arg=start + 5,
-                                         timeout=30_000)
-            stats = await page.evaluate("() => JSON.parse(JSON.stringify(window.viewerStats))")
+            await open_viewer(page, f"{service.url}/")
+            stats = await watch(page, 5)
         finally:
             await browser.close()
         assert await service.stop() == 0

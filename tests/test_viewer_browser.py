@@ -16,7 +16,8 @@ from broadcaster.emulator import OwncastEmulator
 from broadcaster.seaweed import SeaweedS3
 from broadcaster.service import Service
 from broadcaster.settings import load_settings
-from tests.browser import launch_chromium, needs_chromium
+from tests.browser import launch_chromium, needs_chromium, open_viewer, watch
+from tests.service_process import service_env
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 
@@ -37,12 +38,9 @@ class Demo:
 @pytest.fixture
 async def demo(tmp_path: Path, seaweed: SeaweedS3) -> AsyncIterator[Demo]:
     async with OwncastEmulator(tmp_path / "hls", segment_seconds=1) as owncast:
-        settings = load_settings(environ={
-            "HLS_DIR": str(tmp_path / "hls"), "S3_ENDPOINT_URL": seaweed.endpoint_url,
-            "AWS_ACCESS_KEY_ID": seaweed.access_key, "AWS_SECRET_ACCESS_KEY": seaweed.secret_key,
-            "AWS_BUCKET_NAME": seaweed.bucket, "R2_PUBLIC_URL": seaweed.public_url, "PORT": "0",
-            "STATE_DIR": str(tmp_path / "state"), "WINDOW_SECONDS": "8",
-        })
+        settings = load_settings(environ=service_env(
+            tmp_path / "hls", seaweed, tmp_path / "state", WINDOW_SECONDS="8",
+        ))
         service = Service(settings)
         await service.start()
         try:
@@ -65,13 +63,8 @@ async def test_viewer_plays_from_the_bucket_and_shows_offline_and_back(demo: Dem
             page.on("request", lambda r: requests.append(r.url))
             page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
             page.on("pageerror", lambda e: console_errors.append(str(e)))
-            await page.goto(f"{demo.service.url}/")
-            await page.wait_for_function("() => window.viewerStats && window.viewerStats.state === 'playing'",
-                                         timeout=30_000)
-            start = await page.evaluate("() => document.querySelector('video').currentTime")
-            await page.wait_for_function("t => document.querySelector('video').currentTime > t", arg=start + 5,
-                                         timeout=30_000)
-            stats = await page.evaluate("() => JSON.parse(JSON.stringify(window.viewerStats))")
+            await open_viewer(page, f"{demo.service.url}/")
+            stats = await watch(page, 5)
             await page.screenshot(path=str(ARTIFACTS / "viewer-playing.png"), full_page=True)
 
             s3_host = urlsplit(demo.s3.endpoint_url).netloc
@@ -96,11 +89,8 @@ async def test_viewer_plays_from_the_bucket_and_shows_offline_and_back(demo: Dem
             # ...and comes back as a new stream: the viewer plays again by itself.
             await demo.owncast.restart_stream()
             await page.wait_for_function("() => window.viewerStats.state === 'playing'", timeout=45_000)
-            start = await page.evaluate("() => document.querySelector('video').currentTime")
-            await page.wait_for_function("t => document.querySelector('video').currentTime > t", arg=start + 2,
-                                         timeout=30_000)
+            final = await watch(page, 2)
             await page.screenshot(path=str(ARTIFACTS / "viewer-back.png"), full_page=True)
-            final = await page.evaluate("() => JSON.parse(JSON.stringify(window.viewerStats))")
 
             # Phone width: nothing wider than the screen. Keyboard: the stats toggle works without a mouse.
             await page.set_viewport_size({"width": 360, "height": 740})
