@@ -53,7 +53,7 @@ class _Entry:
 class Rendered:
     """One rendering of a playlist: the bytes, a strong ETag, and a gzip copy made on first demand."""
 
-    __slots__ = ("body", "etag", "_gzip", "last_sequence", "ended", "delta")
+    __slots__ = ("body", "etag", "gzip_etag", "_gzip", "last_sequence", "ended", "delta")
 
     def __init__(
         self, body: bytes, *, last_sequence: int = -1, ended: bool = False, delta: Rendered | None = None
@@ -63,6 +63,7 @@ class Rendered:
         self.ended = ended
         self.delta = delta  # the same version as a delta update (_HLS_skip), when one is offered
         self.etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+        self.gzip_etag = self.etag[:-1] + '-gz"'
         self._gzip: bytes | None = None
 
     @property
@@ -71,10 +72,6 @@ class Rendered:
             # mtime=0 keeps the bytes a pure function of the body.
             self._gzip = gzip.compress(self.body, compresslevel=6, mtime=0)
         return self._gzip
-
-    @property
-    def gzip_etag(self) -> str:
-        return self.etag[:-1] + '-gz"'
 
 
 class ManifestGenerator:

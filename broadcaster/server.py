@@ -19,7 +19,8 @@ from typing import Protocol
 from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
+from multidict import CIMultiDict, CIMultiDictProxy
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from . import hls
 from .manifest import Rendered
@@ -231,8 +232,8 @@ class _PlaylistRoutes:
         self._metrics = metrics
         self._default = default_variant
         self._blocking_on = blocking  # off: _HLS_* parameters are ignored, as by a static host
-        # Label lookups take a lock and build a tuple: the few (label, status) children are kept.
-        self._counters: dict[tuple[str, int], Counter] = {}
+        self._default_label = str(default_variant)
+        self._count = metrics.playlist_requests.inc
 
     async def master(self, request: web.Request) -> web.Response:
         try:
@@ -311,7 +312,7 @@ class _PlaylistRoutes:
         """
         source, default = self._source, self._default
         # Labels stay bounded: a client-chosen variant number is a label only once it was served.
-        label = "master" if variant is None else str(variant) if variant == default else "unknown"
+        label = "master" if variant is None else self._default_label if variant == default else "unknown"
         status = 500
         try:
             target = source.target_duration
@@ -320,7 +321,8 @@ class _PlaylistRoutes:
             else:
                 rendered = source.master_playlist() if variant is None else source.media_playlist(variant)
                 if rendered is not None:
-                    label = label if variant is None else str(variant)
+                    if label == "unknown":
+                        label = str(variant)
                     if skip and rendered.delta is not None:
                         rendered = rendered.delta
                     response = _rendered(request, rendered, hls.playlist_cache_control(target))
@@ -333,31 +335,39 @@ class _PlaylistRoutes:
         finally:
             self._count(label, status)
 
-    def _count(self, label: str, status: int) -> None:
-        child = self._counters.get((label, status))
-        if child is None:
-            child = self._counters[(label, status)] = self._metrics.playlist_requests.labels(
-                playlist=label, status=str(status))
-        child.inc()
-
 
 def _rendered(request: web.Request, rendered: Rendered, cache_control: str) -> web.Response:
     """One rendering, plain or gzipped (compressed once per change, not per request), or a 304."""
     gzipped = _accepts_gzip(request.headers.get(hdrs.ACCEPT_ENCODING, ""))
     body, etag = (rendered.gzip_body, rendered.gzip_etag) if gzipped else (rendered.body, rendered.etag)
-    headers = {**EDGE_HEADERS, hdrs.CACHE_CONTROL: cache_control, hdrs.ETAG: etag, hdrs.VARY: hdrs.ACCEPT_ENCODING}
-    if _none_match(request, etag):
-        return web.Response(status=304, headers=headers)
-    headers[hdrs.CONTENT_TYPE] = hls.PLAYLIST_CONTENT_TYPE
-    if gzipped:
-        headers[hdrs.CONTENT_ENCODING] = "gzip"
-    return web.Response(body=body, headers=headers)
+    if hdrs.IF_NONE_MATCH in request.headers and _none_match(request, etag):
+        return web.Response(status=304, headers=_playlist_headers(etag, cache_control, gzipped, False))
+    return web.Response(body=body, headers=_playlist_headers(etag, cache_control, gzipped, True))
+
+
+# A playlist version is served thousands of times with the same headers: built once, not per request
+# (aiohttp copies them into each response). Keyed by ETag, which differs between plain and gzipped.
+_playlist_headers_cache: dict[tuple[str, str, bool], CIMultiDictProxy[str]] = {}
+
+
+def _playlist_headers(etag: str, cache_control: str, gzipped: bool, with_body: bool) -> CIMultiDictProxy[str]:
+    key = (etag, cache_control, with_body)
+    headers = _playlist_headers_cache.get(key)
+    if headers is None:
+        if len(_playlist_headers_cache) >= 64:  # old versions: only the newest few are requested
+            _playlist_headers_cache.clear()
+        built = CIMultiDict({**EDGE_HEADERS, hdrs.CACHE_CONTROL: cache_control, hdrs.ETAG: etag,
+                             hdrs.VARY: hdrs.ACCEPT_ENCODING})
+        if with_body:
+            built[hdrs.CONTENT_TYPE] = hls.PLAYLIST_CONTENT_TYPE
+            if gzipped:
+                built[hdrs.CONTENT_ENCODING] = "gzip"
+        headers = _playlist_headers_cache[key] = CIMultiDictProxy(built)
+    return headers
 
 
 def _none_match(request: web.Request, etag: str) -> bool:
     """If-None-Match uses the weak comparison (RFC 9110 13.1.2): W/"x" matches "x"; "*" matches all."""
-    if hdrs.IF_NONE_MATCH not in request.headers:
-        return False
     tags = request.if_none_match or ()
     value = etag.strip('"')
     return any(tag.value in (value, "*") for tag in tags)

@@ -449,6 +449,34 @@ async def test_metrics_count_playlist_requests_with_bounded_labels(make_client: 
     }
 
 
+async def test_playlist_requests_is_a_prometheus_counter(make_client: MakeClient) -> None:
+    # Counted in a plain dict for speed; Prometheus must still see a counter with its help text.
+    client = await make_client(ready_playlists())
+    await get(client, MEDIA)
+    _, _, body = await get(client, "/metrics")
+    text = body.decode()
+    assert "# TYPE hls_broadcaster_playlist_requests_total counter" in text
+    assert "# HELP hls_broadcaster_playlist_requests_total Playlist requests served" in text
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    family = families["hls_broadcaster_playlist_requests"]
+    assert family.type == "counter"
+    assert [(s.name, s.labels, s.value) for s in family.samples] == [
+        ("hls_broadcaster_playlist_requests_total", {"playlist": "0", "status": "200"}, 1.0)
+    ]
+
+
+def test_playlist_header_cache_stays_small() -> None:
+    from broadcaster import server
+
+    for n in range(500):
+        server._playlist_headers(f'"v{n}"', "public, max-age=1", n % 2 == 0, True)
+        assert len(server._playlist_headers_cache) <= 64
+    first = server._playlist_headers('"x"', "public, max-age=1", True, True)
+    assert first is server._playlist_headers('"x"', "public, max-age=1", True, True)
+    assert first["Content-Encoding"] == "gzip" and first["ETag"] == '"x"'
+    assert "Content-Type" not in server._playlist_headers('"x"', "public, max-age=1", True, False)
+
+
 async def test_metrics_count_not_ready(make_client: MakeClient) -> None:
     client = await make_client(FakePlaylists(target_duration=None))
     for path in (MASTER, MEDIA, "/live/0/playlist.m3u8", "/live/5/playlist.m3u8"):
