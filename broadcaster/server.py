@@ -229,7 +229,6 @@ class _PlaylistRoutes:
 
     def __init__(self, source: PlaylistSource, metrics: Metrics, default_variant: int, blocking: bool) -> None:
         self._source = source
-        self._metrics = metrics
         self._default = default_variant
         self._blocking_on = blocking  # off: _HLS_* parameters are ignored, as by a static host
         self._default_label = str(default_variant)
