@@ -166,7 +166,6 @@ async def test_presigned_urls_open_a_private_bucket_until_they_expire(tmp_path: 
         urls = segment_urls(s)
         signer = S3Signer(endpoint_url=s3.endpoint_url, region="auto", access_key=s3.access_key,
                           secret_key=s3.secret_key, bucket=s3.bucket)
-        short = signer(key, 1)
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
 
             async def get(url: str) -> tuple[int, bytes]:
@@ -178,9 +177,11 @@ async def test_presigned_urls_open_a_private_bucket_until_they_expire(tmp_path: 
             assert await get(urls.init(key)) == (200, body)
             tampered = urls.segment(key).replace("stream-x-1", "stream-x-2")
             assert (await get(tampered))[0] == 403
+            # X-Amz-Date has whole seconds, so a URL for 3 s is good for 2 to 3 s from now: signed just
+            # before its first use (a 1 s one could be dead on arrival), then waited out.
+            short = signer(key, 3)
             assert await get(short) == (200, body)
-            # X-Amz-Date has whole seconds: a 1 s URL expires within 2 s; wait for the refusal.
-            async with asyncio.timeout(5):
+            async with asyncio.timeout(8):
                 while (answer := await get(short))[0] == 200:
                     await asyncio.sleep(0.05)
             assert answer[0] == 403 and b"expired" in answer[1], answer
