@@ -177,7 +177,7 @@ def guarded(handler: Handler) -> Handler:
         except web.HTTPException as exc:  # aiohttp's way to answer early: an answer, not a bug
             exc.headers.update(EDGE_HEADERS)
             raise
-        except Exception as exc:  # CancelledError is a BaseException and passes through
+        except Exception as exc:  # noqa: BLE001 (logged; CancelledError is a BaseException and passes)
             return _internal_error(request, exc)
 
     return guard
@@ -237,7 +237,7 @@ class _PlaylistRoutes:
     async def master(self, request: web.Request) -> web.Response:
         try:
             return self._serve(request, None)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 (logged by _internal_error)
             return _internal_error(request, exc)
 
     async def default_media(self, request: web.Request) -> web.Response:
@@ -245,7 +245,7 @@ class _PlaylistRoutes:
             if request.query_string and self._blocking_on and _BLOCKING_PARAMS & request.query.keys():
                 return await self._blocking(request, self._default)
             return self._serve(request, self._default)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 (logged by _internal_error)
             return _internal_error(request, exc)
 
     async def media(self, request: web.Request) -> web.Response:
@@ -258,7 +258,7 @@ class _PlaylistRoutes:
             if request.query_string and self._blocking_on and _BLOCKING_PARAMS & request.query.keys():
                 return await self._blocking(request, int(digits))
             return self._serve(request, int(digits))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 (logged by _internal_error)
             return _internal_error(request, exc)
 
     async def _blocking(self, request: web.Request, variant: int) -> web.Response:

@@ -6,7 +6,6 @@ for the life of the process, our own total timeout per request.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from types import TracebackType

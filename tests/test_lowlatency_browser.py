@@ -17,7 +17,6 @@ from broadcaster.settings import load_settings
 from tests.browser import launch_chromium, needs_chromium, open_viewer, watch
 from tests.service_process import service_env
 
-
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.browser,

@@ -21,8 +21,8 @@ from broadcaster.ffmpeg import ffmpeg_exe
 from broadcaster.hls_check import VariantSetChecker
 from broadcaster.seaweed import SeaweedS3
 from broadcaster.settings import load_settings
-from tests.service_process import ServiceProcess, service_env
 from tests.browser import launch_chromium, needs_chromium, open_viewer, watch
+from tests.service_process import ServiceProcess, service_env
 
 EXPIRY = 900
 pytestmark = pytest.mark.integration

@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
+from botocore.exceptions import ClientError
 
 from broadcaster.store import S3Store, StoreError
 from broadcaster.store_thread import StoreThread
@@ -36,7 +37,7 @@ class RecordingStore(S3Store):
         async def head() -> bool:
             try:
                 await self.client.head_object(Bucket=self.bucket, Key=key)
-            except Exception:
+            except ClientError:  # 404: anything else fails the test
                 return False
             return True
 
