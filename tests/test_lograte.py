@@ -1,0 +1,68 @@
+"""RateLimitedLog: the first line of a kind at once, repeats counted, the count in the next line."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from broadcaster.lograte import OTHER, RateLimitedLog
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def logger() -> logging.Logger:
+    log = logging.getLogger("test_lograte")
+    log.setLevel(logging.DEBUG)
+    return log
+
+
+def test_one_line_per_kind_per_interval_with_the_count(logger: logging.Logger,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    clock = Clock()
+    rl = RateLimitedLog(logger, interval=30, clock=clock)
+    caplog.set_level(logging.DEBUG, logger=logger.name)
+    assert rl.warning("accept", "accept failed: %s", "EMFILE")
+    for _ in range(999):
+        clock.now += 0.01
+        assert not rl.warning("accept", "accept failed: %s", "EMFILE")
+    assert rl.held("accept") == 999
+    assert [r.getMessage() for r in caplog.records] == ["accept failed: EMFILE"]
+    clock.now += 30
+    assert rl.warning("accept", "accept failed: %s", "EMFILE")
+    assert caplog.records[-1].getMessage() == (
+        "accept failed: EMFILE (and 999 more like it since the last such line)")
+    assert rl.held("accept") == 0
+
+
+def test_kinds_are_independent(logger: logging.Logger, caplog: pytest.LogCaptureFixture) -> None:
+    rl = RateLimitedLog(logger, interval=30, clock=Clock())
+    caplog.set_level(logging.DEBUG, logger=logger.name)
+    assert rl.warning("a", "first a")
+    assert rl.error("b", "first b")
+    assert not rl.warning("a", "second a")
+    assert [r.getMessage() for r in caplog.records] == ["first a", "first b"]
+
+
+def test_kinds_are_bounded(logger: logging.Logger, caplog: pytest.LogCaptureFixture) -> None:
+    rl = RateLimitedLog(logger, interval=30, clock=Clock(), max_kinds=3)
+    caplog.set_level(logging.DEBUG, logger=logger.name)
+    for i in range(100):
+        rl.warning(f"file-{i}", "bad file %d", i)
+    # Three kinds of their own, then everything else shares one: four lines, not a hundred.
+    assert len(caplog.records) == 4
+    assert rl.held(OTHER) == 96
+
+
+def test_a_level_that_is_off_costs_nothing(logger: logging.Logger) -> None:
+    logger.setLevel(logging.ERROR)
+    rl = RateLimitedLog(logger, interval=30, clock=Clock())
+    assert not rl.warning("a", "quiet")
+    assert rl.held("a") == 0
