@@ -6,7 +6,7 @@ service, the soak benchmark) feed each new version of a media playlist to a ``Me
 ``(variant, text)`` to a ``VariantSetChecker``) and get back a list of ``Violation``.  Every check costs
 O(window) per version; the only state that grows is one dict entry per media sequence number and per URI.
 
-Section numbers are those of draft-pantos-hls-rfc8216bis (see /work/shared/docs/HLS_RULES.md).
+Section numbers are those of draft-pantos-hls-rfc8216bis (see docs/hls-rules.md).
 
 Rule ids
 ========

@@ -75,7 +75,7 @@ class Rendered:
 
 
 class ManifestGenerator:
-    """Sliding-window live playlist for one variant (HLS_RULES.md, sections cited inline)."""
+    """Sliding-window live playlist for one variant (docs/hls-rules.md, sections cited inline)."""
 
     def __init__(
         self,

@@ -1,4 +1,4 @@
-"""Reading what Owncast writes to its HLS folder (see shared/docs/OWNCAST.md).
+"""Reading what Owncast writes to its HLS folder (see docs/owncast.md).
 
 Owncast writes every file in place, so a playlist may be read half-written. A playlist that does not
 parse completely is rejected here and read again on the next file event; it is never taken as "the

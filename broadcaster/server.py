@@ -147,7 +147,7 @@ _CONNECTION_LOG = _ConnectionLog(logging.getLogger("aiohttp.server"), {})
 
 # -- every response ------------------------------------------------------------------------------
 
-# CORS (the viewer, or any player, may be on another origin: HLS_RULES.md, status 0 otherwise) and our
+# CORS (the viewer or a player may be on another origin: docs/hls-rules.md#cors, status 0 otherwise) and our
 # Server name, on every response our handlers send, errors included. (Requests aiohttp cannot parse
 # are answered by aiohttp itself, before any route.)
 EDGE_HEADERS: Mapping[str, str] = {

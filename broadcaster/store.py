@@ -1,6 +1,6 @@
 """The S3-compatible bucket (Cloudflare R2 in production), through one aiobotocore client.
 
-R2 pitfalls handled here (shared/docs/R2.md): checksums only when required, no ACL headers, one client
+R2 pitfalls handled here (docs/r2.md): checksums only when required, no ACL headers, one client
 for the life of the process, our own total timeout per request.
 """
 

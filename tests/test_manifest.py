@@ -1,4 +1,4 @@
-"""ManifestGenerator against every rule in HLS_RULES.md, checked by the shared consecutive-version
+"""ManifestGenerator against every rule in docs/hls-rules.md, checked by the shared consecutive-version
 checker and parsed back with the independent m3u8 parser."""
 
 from __future__ import annotations
