@@ -353,3 +353,14 @@ def test_vendored_hls_js_matches_the_recorded_checksum() -> None:
     data = (VIEWER / "hls.min.js").read_bytes()
     assert hashlib.sha256(data).hexdigest() == recorded.group(1)
     assert f'"{version.group(1)}"'.encode() in data  # the version string hls.js reports as Hls.version
+
+
+def test_vendored_video_js_matches_the_recorded_checksums() -> None:
+    folder = ROOT / "tests" / "support" / "videojs"
+    vendor = (folder / "VENDOR.md").read_text()
+    recorded = dict(re.findall(r"-> `([\w.-]+)`, SHA-256: `([0-9a-f]{64})`", vendor))
+    assert set(recorded) == {"video.min.js", "video-js.min.css", "LICENSE"}, "VENDOR.md lost a checksum line"
+    for name, digest in recorded.items():
+        assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == digest, name
+    version = re.search(r"^- Version: `(\d+\.\d+\.\d+)`", vendor, re.MULTILINE)
+    assert version and f"Video.js {version.group(1)} ".encode() in (folder / "video.min.js").read_bytes()[:200]
