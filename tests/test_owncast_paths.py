@@ -20,10 +20,11 @@ from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from broadcaster import hls, manifest
+from broadcaster.metrics import Metrics
 from broadcaster.owncast import SourceVariant
 from broadcaster.server import create_app
 from tests.test_publisher import World
-from tests.test_server import PLAIN, FakePlaylists, get
+from tests.test_server import PLAIN, FakeHealth, FakePlaylists, get
 
 MASTER = "/hls/stream.m3u8"
 LIVE_MASTER = "/live/master.m3u8"
@@ -207,7 +208,8 @@ async def test_blocking_reload_holds_until_the_segment_is_listed(served: tuple[W
     assert owncast[0] == live[0] == 200 and owncast[2] == live[2]
 
 
-@pytest.mark.parametrize("query", ["_HLS_part=1", "_HLS_msn=abc", "_HLS_msn=-1", "_HLS_skip=NO", "_HLS_msn=999999"])
+@pytest.mark.parametrize("query",
+                         ["_HLS_part=1", "_HLS_msn=abc", "_HLS_msn=-1", "_HLS_skip=NO", "_HLS_msn=999999"])
 async def test_bad_blocking_requests_are_400_as_under_live(served: tuple[World, TestClient[Any, Any]],
                                                            query: str) -> None:
     _, client = served
@@ -222,8 +224,8 @@ async def test_delta_update_is_lives(served: tuple[World, TestClient[Any, Any]])
     status, headers, body = await get(client, f"{hls_media(0)}?_HLS_skip=YES")
     assert (status, body, headers["ETag"]) == (200, full.delta.body, full.delta.etag)
     assert b"#EXT-X-SKIP:SKIPPED-SEGMENTS=" in body
-    held = f"{hls_media(0)}?_HLS_msn={last(world)}&_HLS_skip=YES&v=3"
-    assert (await get(client, held))[2] == (await get(client, f"{live_media(0)}?_HLS_msn={last(world)}&_HLS_skip=YES"))[2]
+    query = f"_HLS_msn={last(world)}&_HLS_skip=YES"
+    assert (await get(client, f"{hls_media(0)}?{query}&v=3"))[2] == (await get(client, f"{live_media(0)}?{query}"))[2]
 
 
 # -- unknown, not ready, and what is not ours ----------------------------------------------------
@@ -235,7 +237,8 @@ async def test_leading_zero_and_huge_variants_are_404(served: tuple[World, TestC
     for query in ("", "?_HLS_msn=1"):
         status, headers, body = await get(client, hls_media(n) + query)
         assert (status, body) == (404, b"unknown variant\n")
-        assert headers["Cache-Control"] == hls.UNREADY_CACHE_CONTROL and headers["Access-Control-Allow-Origin"] == "*"
+        assert headers["Cache-Control"] == hls.UNREADY_CACHE_CONTROL
+        assert headers["Access-Control-Allow-Origin"] == "*"
 
 
 @pytest.mark.parametrize(
@@ -249,11 +252,7 @@ async def test_nothing_else_under_hls_is_ours(served: tuple[World, TestClient[An
 
 @pytest.mark.parametrize("path", [MASTER, hls_media(0), hls_media(5)])
 async def test_503_until_ready(aiohttp_client: Any, path: str) -> None:
-    world_less = FakePlaylists(target_duration=None)
-    from broadcaster.metrics import Metrics
-    from tests.test_server import FakeHealth
-
-    client = await aiohttp_client(create_app(world_less, FakeHealth(), Metrics()))
+    client = await aiohttp_client(create_app(FakePlaylists(target_duration=None), FakeHealth(), Metrics()))
     status, headers, _ = await get(client, path)
     assert (status, headers["Retry-After"], headers["Cache-Control"]) == (503, "1", hls.UNREADY_CACHE_CONTROL)
 
