@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 def _playlist_app() -> object:
     from aiohttp import web
 
+    from broadcaster import hls
     from broadcaster.manifest import ListedSegment, ManifestGenerator, Rendered
     from broadcaster.metrics import Metrics
     from broadcaster.server import create_app
@@ -42,7 +43,7 @@ def _playlist_app() -> object:
     class Source:
         target_duration = 1
 
-        def master_playlist(self) -> Rendered | None:
+        def master_playlist(self, media_name: str = hls.MEDIA_PLAYLIST_NAME) -> Rendered | None:
             return None
 
         def media_playlist(self, variant: int) -> Rendered | None:

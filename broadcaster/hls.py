@@ -18,6 +18,16 @@ PLAYLIST_CONTENT_TYPE = "application/vnd.apple.mpegurl"  # 4 (Apple's validator 
 # variants relatively, as PREFIX/<n>/playlist.m3u8, next to their segments.
 MASTER_PLAYLIST_NAME = "master.m3u8"
 MEDIA_PLAYLIST_NAME = "playlist.m3u8"
+# Owncast's own names, which its web page plays unchanged: /hls/stream.m3u8 is the multivariant
+# playlist and names its variants <n>/stream.m3u8. The service answers there too (a tunnel routes
+# those two paths to it), so Owncast's page plays from the bucket.
+OWNCAST_PLAYLIST_NAME = "stream.m3u8"
+
+
+def variant_uri(index: int, media_name: str) -> str:
+    """A variant's URI in a multivariant playlist: relative (4.4.6.2), so it works behind any host."""
+    return f"{index}/{media_name}"
+
 
 # Segment names are never reused, so viewers and the CDN may keep them for a year (appendix B.1).
 SEGMENT_CACHE_CONTROL = "public, max-age=31536000, immutable"

@@ -332,8 +332,8 @@ class ManifestGenerator:
         return "\n".join(lines)
 
 
-def render_master(variants: list[SourceVariant], uri: str = "{index}/playlist.m3u8") -> Rendered:
-    """The multivariant playlist (4.4.6.2), variant URIs relative so it works behind any hostname."""
+def render_master(variants: list[SourceVariant], media_name: str = hls.MEDIA_PLAYLIST_NAME) -> Rendered:
+    """The multivariant playlist (4.4.6.2), naming each variant's playlist `<index>/<media_name>`."""
     lines = ["#EXTM3U", "#EXT-X-VERSION:3"]
     for v in variants:  # Owncast's order: hls.js starts with the first listed
         attrs = [f"BANDWIDTH={v.bandwidth}"]
@@ -346,7 +346,7 @@ def render_master(variants: list[SourceVariant], uri: str = "{index}/playlist.m3
         if v.codecs:
             attrs.append(f'CODECS="{v.codecs}"')
         lines.append("#EXT-X-STREAM-INF:" + ",".join(attrs))
-        lines.append(uri.format(index=v.index))
+        lines.append(hls.variant_uri(v.index, media_name))
     lines.append("")
     return Rendered("\n".join(lines).encode())
 

@@ -126,7 +126,7 @@ class Publisher:
         self._decided: SlotKey = (-1, -1)  # every slot up to here is listed or dropped
         self._last_run: int | None = None  # run of the last listed slot
         self._master_variants: list[SourceVariant] | None = None
-        self._master: Rendered | None = None
+        self._masters: dict[str, Rendered] = {}  # by variant file name: /live/'s and Owncast's /hls/
         self._independent = True
         self._closed = False
         self._next_sequence = first_sequence
@@ -153,7 +153,7 @@ class Publisher:
     def on_master(self, variants: list[SourceVariant]) -> None:
         if variants != self._master_variants:
             self._master_variants = variants
-            self._master = None
+            self._masters.clear()
             log.info("Owncast announces %d variant(s): %s", len(variants), [v.index for v in variants])
 
     def on_variant_playlist(self, index: int, playlist: SourcePlaylist) -> None:
@@ -633,13 +633,16 @@ class Publisher:
         except TimeoutError:
             return None
 
-    def master_playlist(self) -> Rendered | None:
-        if self._master is None:
+    def master_playlist(self, media_name: str = hls.MEDIA_PLAYLIST_NAME) -> Rendered | None:
+        """Rendered once per change of Owncast's variants and per variant file name (the server asks
+        for two: hls.MEDIA_PLAYLIST_NAME and hls.OWNCAST_PLAYLIST_NAME)."""
+        master = self._masters.get(media_name)
+        if master is None:
             variants = self._master_variants
             if not variants or any(self.media_playlist(v.index) is None for v in variants):
                 return None  # a player must find every variant it is offered
-            self._master = render_master(variants)
-        return self._master
+            master = self._masters[media_name] = render_master(variants, media_name)
+        return master
 
     # -- health ------------------------------------------------------------------------------------
 

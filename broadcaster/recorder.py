@@ -81,7 +81,7 @@ class Recorder:
             log.info("recording of run %s, variant %d: %d segments kept at %s", run, variant, len(segments), key)
         if written:
             known = {v.index: v for v in variants or []}
-            master = render_master([known.get(v) or SourceVariant(v, 1) for v in written], uri=f"{{index}}/{name}")
+            master = render_master([known.get(v) or SourceVariant(v, 1) for v in written], media_name=name)
             key = f"{self._prefix}/{name}" if self._prefix else name
             await self._uploader.upload_bytes(key, master.body, content_type=hls.PLAYLIST_CONTENT_TYPE,
                                               cache_control=_VOD_CACHE_CONTROL)

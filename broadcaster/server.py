@@ -30,8 +30,8 @@ log = logging.getLogger(__name__)
 
 
 class PlaylistSource(Protocol):
-    def master_playlist(self) -> Rendered | None:
-        """None: not ready yet."""
+    def master_playlist(self, media_name: str = hls.MEDIA_PLAYLIST_NAME) -> Rendered | None:
+        """Naming the variants `<n>/<media_name>`, rendered once per version; None: not ready yet."""
 
     def media_playlist(self, variant: int) -> Rendered | None:
         """None: an unknown variant, or one not ready yet."""
@@ -100,6 +100,10 @@ def create_app(
     r.add_get("/live/master.m3u8", playlist_routes.master)
     r.add_get("/live/playlist.m3u8", playlist_routes.default_media)
     r.add_get(r"/live/{n:\d+}/playlist.m3u8", playlist_routes.media)
+    # Owncast's own paths, the same playlists: its web page plays them unchanged when a tunnel sends
+    # these two paths here and everything else on that hostname to Owncast (cloudflared.yml.example).
+    r.add_get(f"/hls/{hls.OWNCAST_PLAYLIST_NAME}", playlist_routes.owncast_master)
+    r.add_get(rf"/hls/{{n:\d+}}/{hls.OWNCAST_PLAYLIST_NAME}", playlist_routes.media)
     r.add_get("/health", _health)
     if expose_metrics:
         r.add_get("/metrics", _metrics)
@@ -240,6 +244,13 @@ class _PlaylistRoutes:
         except Exception as exc:  # noqa: BLE001 (logged by _internal_error)
             return _internal_error(request, exc)
 
+    async def owncast_master(self, request: web.Request) -> web.Response:
+        """/hls/stream.m3u8: the same master, naming its variants as Owncast does (<n>/stream.m3u8)."""
+        try:
+            return self._serve(request, None, master_name=hls.OWNCAST_PLAYLIST_NAME)
+        except Exception as exc:  # noqa: BLE001 (logged by _internal_error)
+            return _internal_error(request, exc)
+
     async def default_media(self, request: web.Request) -> web.Response:
         try:
             if request.query_string and self._blocking_on and _BLOCKING_PARAMS & request.query.keys():
@@ -302,7 +313,8 @@ class _PlaylistRoutes:
         return web.Response(status=400, text=why + "\n",
                             headers=_headers({hdrs.CACHE_CONTROL: hls.UNREADY_CACHE_CONTROL}))
 
-    def _serve(self, request: web.Request, variant: int | None, *, skip: bool = False) -> web.Response:
+    def _serve(self, request: web.Request, variant: int | None, *, skip: bool = False,
+               master_name: str = hls.MEDIA_PLAYLIST_NAME) -> web.Response:
         """The multivariant playlist (variant None) or a media playlist, counted by label and status.
 
         Not ready (503, retried by players) vs unknown (404, fatal in hls.js): nothing is ready while the
@@ -318,7 +330,10 @@ class _PlaylistRoutes:
             if target is None:
                 response = _not_ready()
             else:
-                rendered = source.master_playlist() if variant is None else source.media_playlist(variant)
+                if variant is None:
+                    rendered = source.master_playlist(master_name)
+                else:
+                    rendered = source.media_playlist(variant)
                 if rendered is not None:
                     if label == "unknown":
                         label = str(variant)

@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from dotenv import dotenv_values
 
 from broadcaster.metrics import Metrics
@@ -129,23 +131,93 @@ def tunnel_rules() -> list[dict[str, Any]]:
     return rules
 
 
+def go_search(pattern: str, text: str) -> bool:
+    """Go's regexp.MatchString, which cloudflared uses, with Python's re as the stand-in: the same on
+    these simple patterns, except that Go's $ (without the m flag) is the end of the text only, while
+    Python's also matches before a final newline (a path with %0A). Python's \\Z is Go's $."""
+    return re.search(re.sub(r"\$$", r"\\Z", pattern), text) is not None
+
+
 def route(path: str, host: str = "live.example.com") -> str:
     """cloudflared's matching: the first rule whose hostname and (unanchored) path regex match."""
     for rule in tunnel_rules():
         if "hostname" in rule and rule["hostname"] != host:
             continue
-        if "path" in rule and not re.search(rule["path"], path):
+        if "path" in rule and not go_search(rule["path"], path):
             continue
         return str(rule["service"])
     raise AssertionError("no catch-all rule")
+
+
+def test_go_search_stands_in_for_gos_dollar() -> None:
+    assert go_search("^/a$", "/a") and not go_search("^/a$", "/a\n") and re.search("^/a$", "/a\n")
 
 
 def test_tunnel_ends_with_a_catch_all_404_and_every_other_rule_is_narrow() -> None:
     rules = tunnel_rules()
     assert rules[-1] == {"service": "http_status:404"}
     for rule in rules[:-1]:
+        if rule["hostname"] == OWNCAST_HOST:
+            continue  # layout B: checked on its own below
         assert rule["service"] == SERVICE and rule["hostname"] and rule["path"].startswith("^"), rule
         assert rule["path"].endswith("$") or rule["path"] == "^/$", rule
+
+
+# Layout B: Owncast and the playlists on the same hostname. Owncast's two playlist paths go to the
+# service, everything else on the hostname to Owncast (its page, API, chat, its own /hls/ files).
+OWNCAST_HOST = "owncast.example.com"
+OWNCAST = "http://127.0.0.1:8080"
+OWNCAST_PLAYLISTS = r"^/hls/(stream|[0-9]+/stream)\.m3u8$"
+
+
+def test_same_hostname_layout_is_the_playlist_rule_then_owncast() -> None:
+    rules = [rule for rule in tunnel_rules() if rule.get("hostname") == OWNCAST_HOST]
+    assert rules == [
+        {"hostname": OWNCAST_HOST, "path": OWNCAST_PLAYLISTS, "service": SERVICE},
+        {"hostname": OWNCAST_HOST, "service": OWNCAST},
+    ]
+    # In this order, and after every rule of the other layout: nothing else decides for this hostname.
+    everything = tunnel_rules()
+    assert everything.index(rules[0]) + 1 == everything.index(rules[1]) == len(everything) - 2
+
+
+@pytest.mark.parametrize(
+    "path", ["/hls/stream.m3u8", "/hls/0/stream.m3u8", "/hls/1/stream.m3u8", "/hls/12/stream.m3u8",
+             "/hls/00/stream.m3u8", "/hls/" + "9" * 30 + "/stream.m3u8"],
+)  # fmt: skip
+def test_same_hostname_routes_owncasts_playlist_paths_to_the_service(path: str) -> None:
+    # A leading zero or a huge number reaches the service, which answers 404 (tests/test_owncast_paths.py).
+    assert route(path, host=OWNCAST_HOST) == SERVICE
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/", "/index.html", "/api/status", "/api/chat", "/ws", "/embed/video", "/hls/", "/hls/0/",
+     "/hls/0/stream-1700000000.ts", "/hls/0/playlist.m3u8", "/hls/stream.m3u8/", "/hls/stream.m3u8x",
+     "/hls/streamXm3u8", "/hls/0/streamXm3u8", "/hls//stream.m3u8", "/hls/-1/stream.m3u8", "/hls/x/stream.m3u8",
+     "/hls/0/1/stream.m3u8", "/x/hls/stream.m3u8", "/hls/stream.m3u8\n", "/HLS/stream.m3u8",
+     "/live/master.m3u8", "/live/0/playlist.m3u8", "/health", "/metrics", "/metrics/", "/hls/../metrics"],
+)  # fmt: skip
+def test_same_hostname_sends_everything_else_to_owncast_never_metrics_to_the_service(path: str) -> None:
+    assert route(path, host=OWNCAST_HOST) == OWNCAST
+
+
+def owncast_playlist_path(path: str) -> bool:
+    """What the rule must match, written without a regular expression."""
+    if not path.startswith("/hls/") or not path.endswith("stream.m3u8"):
+        return False
+    middle = path.removeprefix("/hls/").removesuffix("stream.m3u8")
+    return middle == "" or (middle.endswith("/") and middle[:-1].isascii() and middle[:-1].isdigit())
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(["", "/", "/hls/", "/hls/1/", "/hls/stream.m3u8"]),
+       st.lists(st.sampled_from(["/", "hls", "stream", ".", "m3u8", "0", "7", "x", "\n", "-", "ts", "٣"]),
+                max_size=6).map("".join),
+       st.sampled_from(["", "stream.m3u8", "/stream.m3u8", "/"]))
+def test_the_playlist_rule_matches_exactly_owncasts_playlist_paths(head: str, middle: str, tail: str) -> None:
+    path = head + middle + tail
+    assert go_search(OWNCAST_PLAYLISTS, path) == owncast_playlist_path(path), path
 
 
 @pytest.mark.parametrize(
@@ -281,3 +353,14 @@ def test_vendored_hls_js_matches_the_recorded_checksum() -> None:
     data = (VIEWER / "hls.min.js").read_bytes()
     assert hashlib.sha256(data).hexdigest() == recorded.group(1)
     assert f'"{version.group(1)}"'.encode() in data  # the version string hls.js reports as Hls.version
+
+
+def test_vendored_video_js_matches_the_recorded_checksums() -> None:
+    folder = ROOT / "tests" / "support" / "videojs"
+    vendor = (folder / "VENDOR.md").read_text()
+    recorded = dict(re.findall(r"-> `([\w.-]+)`, SHA-256: `([0-9a-f]{64})`", vendor))
+    assert set(recorded) == {"video.min.js", "video-js.min.css", "LICENSE"}, "VENDOR.md lost a checksum line"
+    for name, digest in recorded.items():
+        assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == digest, name
+    version = re.search(r"^- Version: `(\d+\.\d+\.\d+)`", vendor, re.MULTILINE)
+    assert version and f"Video.js {version.group(1)} ".encode() in (folder / "video.min.js").read_bytes()[:200]

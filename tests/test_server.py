@@ -53,6 +53,7 @@ class FakePlaylists:
             i: CountingGenerator(target_duration or 6, 0) for i in range(variants)
         }
         self.master: Rendered | None = None
+        self.owncast_master: Rendered | None = None  # the same, naming variants as Owncast: /hls/
         self._now = 1_000_000.0
 
     def add_segment(self, variant: int) -> None:
@@ -60,8 +61,9 @@ class FakePlaylists:
         self._now += 1
         gen.append(ListedSegment(f"https://r2.example/{variant}/seg{gen.next_sequence}.ts", 1.0), self._now)
 
-    def master_playlist(self) -> Rendered | None:
-        return self.master
+    def master_playlist(self, media_name: str = hls.MEDIA_PLAYLIST_NAME) -> Rendered | None:
+        assert media_name in (hls.MEDIA_PLAYLIST_NAME, hls.OWNCAST_PLAYLIST_NAME)
+        return self.master if media_name == hls.MEDIA_PLAYLIST_NAME else self.owncast_master
 
     def media_playlist(self, variant: int) -> Rendered | None:
         gen = self.generators.get(variant)
@@ -72,10 +74,13 @@ class FakePlaylists:
 def ready_playlists(target_duration: int = 6, variants: int = 2) -> FakePlaylists:
     playlists = FakePlaylists(target_duration, variants)
     lines = ["#EXTM3U"]
+    owncast_lines = ["#EXTM3U"]
     for i in range(variants):
         playlists.add_segment(i)
         lines += [f"#EXT-X-STREAM-INF:BANDWIDTH={(i + 1) * 1_000_000}", f"{i}/playlist.m3u8"]
+        owncast_lines += [f"#EXT-X-STREAM-INF:BANDWIDTH={(i + 1) * 1_000_000}", f"{i}/stream.m3u8"]
     playlists.master = Rendered(("\n".join(lines) + "\n").encode())
+    playlists.owncast_master = Rendered(("\n".join(owncast_lines) + "\n").encode())
     return playlists
 
 

@@ -1,0 +1,178 @@
+"""Debian's nginx as a test part: a foreground process of our own, on a free 127.0.0.1 port, with its
+config, logs, pid and temp files in one folder, stopped by its PID.
+
+`Nginx` takes the inside of one `server {}` block (and optional `http {}` directives, e.g. a
+proxy_cache_path), so a test can make it a reverse proxy, a cache, or a stand-in for the tunnel.
+`tunnel_locations` turns cloudflared ingress rules into that server block, routing by path exactly
+as cloudflared does, so the tunnel's routing can be tried with real HTTP before it is deployed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import socket
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import pytest
+
+NGINX = "/usr/sbin/nginx"
+
+needs_nginx = pytest.mark.skipif(
+    not Path(NGINX).exists(), reason="Debian's nginx is not installed (scripts/test installs it)"
+)
+
+# Each request: where it went ($upstream_addr, "-" when nginx answered itself) and the cache's verdict.
+ACCESS_LOG_FORMAT = "'$request_method $request_uri $status $upstream_addr $upstream_cache_status'"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class Nginx:
+    """`async with Nginx(folder, server_block) as proxy:` then `proxy.url`. `access_log()` lists the
+    requests it answered, one line each in ACCESS_LOG_FORMAT."""
+
+    def __init__(self, folder: Path, server: str, *, http: str = "", worker_connections: int = 1024) -> None:
+        self.folder = folder
+        self._server = server
+        self._http = http
+        self._worker_connections = worker_connections
+        self.port = 0
+        self.proc: asyncio.subprocess.Process | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    @property
+    def conf(self) -> Path:
+        return self.folder / "nginx.conf"
+
+    def _config(self) -> str:
+        d = self.folder
+        temps = "\n".join(f"    {kind}_temp_path {d / ('temp_' + kind)};"
+                          for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+        # As root, workers would switch to "nobody", who cannot enter pytest's private tmp folders (the
+        # temp and cache paths live there); as anyone else nginx cannot switch users at all.
+        user = "user root root;\n" if os.geteuid() == 0 else ""
+        return f"""{user}worker_processes 1;
+error_log {d / "error.log"} warn;
+events {{ worker_connections {self._worker_connections}; }}
+http {{
+{temps}
+    log_format routed {ACCESS_LOG_FORMAT};
+    access_log {d / "access.log"} routed;
+    default_type application/octet-stream;
+{self._http}
+    server {{
+        listen 127.0.0.1:{self.port};
+        merge_slashes off;  # the path goes on as the client sent it
+{self._server}
+    }}
+}}
+"""
+
+    async def start(self, timeout: float = 10.0) -> Nginx:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for attempt in range(3):  # the free port may be taken between our probe and nginx's bind
+            self.port = free_port()
+            self.conf.write_text(self._config())
+            self.proc = await asyncio.create_subprocess_exec(
+                NGINX, "-p", str(self.folder), "-c", str(self.conf), "-e", str(self.folder / "error.log"),
+                "-g", f"daemon off; pid {self.folder / 'nginx.pid'};",
+                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
+            )
+            if await self._listening(timeout):
+                return self
+            if attempt == 2 or "Address already in use" not in self.error_log():
+                break
+        raise RuntimeError(f"nginx did not start:\n{self.error_log()[-2000:]}")
+
+    async def _listening(self, timeout: float) -> bool:
+        assert self.proc is not None
+        async with asyncio.timeout(timeout):
+            while self.proc.returncode is None:
+                try:
+                    _, writer = await asyncio.open_connection("127.0.0.1", self.port)
+                except OSError:
+                    await asyncio.sleep(0.02)  # polling a condition: nginx has not bound yet
+                    continue
+                writer.close()
+                await writer.wait_closed()
+                return True
+        return False
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        if self.proc is None or self.proc.returncode is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)  # nginx's fast shutdown; the master stops its workers
+        try:
+            async with asyncio.timeout(timeout):
+                await self.proc.wait()
+        except TimeoutError:
+            self.proc.kill()
+            await self.proc.wait()
+
+    def error_log(self) -> str:
+        path = self.folder / "error.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def access_log(self) -> list[str]:
+        path = self.folder / "access.log"
+        return path.read_text(errors="replace").splitlines() if path.exists() else []
+
+    async def __aenter__(self) -> Nginx:
+        return await self.start()
+
+    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.stop()
+
+
+def tunnel_locations(rules: Sequence[Mapping[str, Any]], hostname: str, services: Mapping[str, str]) -> str:
+    """The server block that routes one hostname's requests as cloudflared's ingress `rules` do.
+
+    cloudflared takes the first rule whose hostname matches and whose `path` regex (Go's regexp,
+    searched in the URL path) matches; a rule without a path takes everything left. nginx tries
+    regex locations in order and falls back to `location /`: the same, for rules with paths followed
+    by one without. Go's $ is the end of the text (PCRE's \\z). `services` maps each rule's service
+    URL to where it runs in the test; an http_status:N service answers N. nginx matches a normalized
+    path (percent-decoded, dot segments resolved) where cloudflared does not resolve dot segments:
+    equivalent for the paths a browser sends.
+    """
+    blocks: list[str] = []
+    for rule in rules:
+        if rule.get("hostname", hostname) != hostname:
+            continue
+        service = str(rule["service"])
+        status = re.fullmatch(r"http_status:(\d{3})", service)
+        action = f"return {status.group(1)};" if status else f"proxy_pass {services[service]};"
+        path = rule.get("path")
+        if path is None:
+            blocks.append(f"        location / {{ {action} }}")
+            break  # cloudflared never looks past it
+        pattern = re.sub(r"\$$", r"\\z", str(path))
+        if '"' in pattern:
+            raise ValueError(f"cannot quote {pattern!r} for nginx")
+        blocks.append(f'        location ~ "{pattern}" {{ {action} }}')
+    else:
+        raise ValueError(f"no rule takes everything else for {hostname}")
+    # HTTP/1.1 to the origins, as cloudflared speaks it; a blocking playlist request may be held 3
+    # target durations, well within nginx's 60 s read timeout.
+    return "\n".join(["        proxy_http_version 1.1;", *blocks])

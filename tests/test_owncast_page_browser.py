@@ -1,0 +1,106 @@
+"""Owncast's own page, unchanged, plays from the bucket: the same-hostname tunnel layout end to end.
+
+nginx stands in for the tunnel and routes by path exactly as cloudflared.yml.example's layout B does
+(its rules are read from the file): Owncast's two playlist paths to the real service (its own
+process, SeaweedFS, real ffmpeg segments written the way Owncast writes them), everything else to a
+stand-in Owncast web server whose page plays the same-origin /hls/stream.m3u8 with video.js + VHS.
+In Debian's Chromium the page plays, every segment comes from the S3 server, and Owncast's server
+sees no playlist and no segment request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import pytest
+import yaml
+
+from broadcaster.emulator import OwncastEmulator
+from broadcaster.seaweed import SeaweedS3
+from tests.browser import launch_chromium, needs_chromium
+from tests.service_process import ServiceProcess, service_env
+from tests.support.nginx import Nginx, needs_nginx, tunnel_locations
+from tests.support.owncast_web import OwncastWeb
+
+ROOT = Path(__file__).resolve().parent.parent
+HOSTNAME = "owncast.example.com"  # layout B's hostname in cloudflared.yml.example
+SERVICE = "http://127.0.0.1:3000"  # the ports the example names; the test's parts run elsewhere
+OWNCAST = "http://127.0.0.1:8080"
+SEGMENT_SUFFIXES = (".ts", ".m4s", ".mp4", ".aac")
+
+pytestmark = [pytest.mark.integration, pytest.mark.browser, needs_chromium, needs_nginx]
+
+
+async def wait_until_served(url: str, timeout: float) -> str:
+    """The playlist once the service lists segments (503 until then), fetched through the tunnel."""
+    async with aiohttp.ClientSession() as session, asyncio.timeout(timeout):
+        while True:
+            async with session.get(url) as resp:
+                if resp.status == 200:
+                    return await resp.text()
+            await asyncio.sleep(0.1)  # polling a condition under the timeout above
+
+
+async def test_owncasts_page_plays_from_the_bucket_through_the_same_hostname_tunnel(
+        tmp_path: Path, seaweed: SeaweedS3) -> None:
+    rules = yaml.safe_load((ROOT / "cloudflared.yml.example").read_text())["ingress"]
+    async with OwncastEmulator(tmp_path / "hls", segment_seconds=1) as emulator:
+        env = service_env(tmp_path / "hls", seaweed, tmp_path / "state", WINDOW_SECONDS="8")
+        async with ServiceProcess(env, tmp_path / "service") as service, OwncastWeb(emulator.hls_dir) as owncast:
+            locations = tunnel_locations(rules, HOSTNAME, {SERVICE: service.url, OWNCAST: owncast.url})
+            async with Nginx(tmp_path / "tunnel", locations) as tunnel:
+                master = await wait_until_served(f"{tunnel.url}/hls/stream.m3u8", timeout=30)
+                assert "0/stream.m3u8" in master and "playlist.m3u8" not in master
+                requests, responses, errors = await play(tunnel.url, seconds=5)
+
+            s3_host = urlsplit(seaweed.endpoint_url).netloc
+            tunnel_host = urlsplit(tunnel.url).netloc
+            service_addr = urlsplit(service.url).netloc
+            segments = [u for u in requests if urlsplit(u).path.endswith(SEGMENT_SUFFIXES)]
+            playlists = [u for u in requests if urlsplit(u).path.endswith(".m3u8")]
+            assert len(segments) >= 5, requests
+            assert {urlsplit(u).netloc for u in segments} == {s3_host}, segments
+            assert playlists and {urlsplit(u).netloc for u in playlists} == {tunnel_host}, playlists
+            assert {urlsplit(u).path for u in playlists} <= {"/hls/stream.m3u8", "/hls/0/stream.m3u8",
+                                                              "/hls/1/stream.m3u8"}, playlists
+            assert all(status == 200 for url, status in responses if url in playlists), responses
+            # The tunnel sent every playlist request to the service, and Owncast saw only its page.
+            routed = [line.split() for line in tunnel.access_log()]
+            assert routed and all(upstream == service_addr for _, uri, _, upstream, _ in routed
+                                  if uri.startswith("/hls/")), routed
+            assert owncast.hls_requests() == []
+            pages = {r.split(" ", 1)[1] for r in owncast.requests}
+            assert "/" in pages and pages <= {"/", "/videojs/video.min.js", "/videojs/video-js.min.css",
+                                              "/favicon.ico", "/api/status"}, owncast.requests
+            assert errors == [], errors
+            assert service.problems() == []
+
+
+async def play(origin: str, seconds: float) -> tuple[list[str], list[tuple[str, int]], list[str]]:
+    """Open the Owncast page through the tunnel and watch `seconds` of video: the page's requests, the
+    responses' statuses, and the page's errors (its own and the player's)."""
+    from playwright.async_api import async_playwright
+
+    requests: list[str] = []
+    responses: list[tuple[str, int]] = []
+    errors: list[str] = []
+    async with async_playwright() as pw:
+        browser = await launch_chromium(pw)
+        try:
+            page: Any = await browser.new_page()
+            page.on("request", lambda r: requests.append(r.url))
+            page.on("response", lambda r: responses.append((r.url, r.status)))
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            await page.goto(f"{origin}/")
+            # VHS plays it (not the browser's own HLS), and the clock moves.
+            await page.wait_for_function("() => player.tech(true).vhs && player.currentTime() > 0", timeout=30_000)
+            start = await page.evaluate("() => player.currentTime()")
+            await page.wait_for_function("t => player.currentTime() >= t", arg=start + seconds, timeout=30_000)
+            errors += await page.evaluate("() => window.playerErrors")
+        finally:
+            await browser.close()
+    return requests, responses, errors

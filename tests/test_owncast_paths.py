@@ -1,0 +1,274 @@
+"""Owncast's playlist paths (/hls/stream.m3u8, /hls/<n>/stream.m3u8) through the real app, with a real
+Publisher behind it: the same versions as under /live/, with every property /live/ has.
+
+Owncast's own web page plays /hls/stream.m3u8 from its origin; a tunnel that sends these two paths here
+lets that page play from the bucket unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin
+
+import m3u8
+import pytest
+from aiohttp.test_utils import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+
+from broadcaster import hls, manifest
+from broadcaster.metrics import Metrics
+from broadcaster.owncast import SourceVariant
+from broadcaster.server import create_app
+from tests.test_publisher import World
+from tests.test_server import PLAIN, FakeHealth, FakePlaylists, get
+
+MASTER = "/hls/stream.m3u8"
+LIVE_MASTER = "/live/master.m3u8"
+VARIANTS = [SourceVariant(0, 1_200_000, None, (1280, 720), "avc1.64001f,mp4a.40.2", 30.0),
+            SourceVariant(1, 400_000, None, (640, 360), None, None)]
+
+
+def hls_media(n: int | str) -> str:
+    return f"/hls/{n}/stream.m3u8"
+
+
+def live_media(n: int | str) -> str:
+    return f"/live/{n}/playlist.m3u8"
+
+
+@pytest.fixture
+async def served(tmp_path: Path, aiohttp_client: Any) -> AsyncIterator[tuple[World, TestClient[Any, Any]]]:
+    """Two variants live with 1 s segments; a 12 s window, so delta updates are offered too."""
+    world = World(tmp_path, window=12.0)
+    world.pub._can_block = True
+    client: TestClient[Any, Any] = await aiohttp_client(create_app(world.pub, world.pub, world.metrics),
+                                                        auto_decompress=False)
+    world.pub.on_master(VARIANTS)
+    for i in range(12):
+        for v in (0, 1):
+            world.owncast_lists(v, f"stream-a-{i}.ts")
+    await world.settle()
+    yield world, client
+    await world.pub.close()
+
+
+def last(world: World, variant: int = 0) -> int:
+    rendered = world.pub.media_playlist(variant)
+    assert rendered is not None
+    return rendered.last_sequence
+
+
+async def playlist_counts(client: TestClient[Any, Any]) -> dict[tuple[str, str], float]:
+    _, _, body = await get(client, "/metrics")
+    families = {f.name: f for f in text_string_to_metric_families(body.decode())}
+    return {(s.labels["playlist"], s.labels["status"]): s.value
+            for s in families["hls_broadcaster_playlist_requests"].samples if s.name.endswith("_total")}
+
+
+# -- the multivariant playlist -------------------------------------------------------------------
+
+
+async def test_master_names_owncasts_variant_files_which_resolve_under_hls(
+        served: tuple[World, TestClient[Any, Any]]) -> None:
+    world, client = served
+    status, headers, body = await get(client, MASTER)
+    assert status == 200
+    assert headers["Content-Type"] == hls.PLAYLIST_CONTENT_TYPE
+    assert headers["Cache-Control"] == hls.playlist_cache_control(1)
+    parsed = m3u8.loads(body.decode())
+    assert [p.uri for p in parsed.playlists] == ["0/stream.m3u8", "1/stream.m3u8"]
+    # A player resolves them against the master's URL: Owncast's variant paths, answered here.
+    base = "https://owncast.example.com" + MASTER
+    for n, p in enumerate(parsed.playlists):
+        path = urljoin(base, p.uri).removeprefix("https://owncast.example.com")
+        assert path == hls_media(n)
+        got = await get(client, path)
+        expected = world.pub.media_playlist(n)
+        assert expected is not None and got[:1] == (200,) and got[2] == expected.body
+
+
+async def test_master_differs_from_lives_only_in_the_variant_file_names(
+        served: tuple[World, TestClient[Any, Any]]) -> None:
+    _, client = served
+    owncast = (await get(client, MASTER))[2].decode()
+    live = (await get(client, LIVE_MASTER))[2].decode()
+    assert owncast.replace("/stream.m3u8", "/playlist.m3u8") == live
+    assert "BANDWIDTH=1200000,RESOLUTION=1280x720,FRAME-RATE=30.000" in owncast
+
+
+async def test_master_is_rendered_once_per_version_not_per_request(
+        served: tuple[World, TestClient[Any, Any]], monkeypatch: pytest.MonkeyPatch) -> None:
+    world, client = served
+    names: list[str] = []
+    real = manifest.render_master
+
+    def counting(variants: list[SourceVariant], media_name: str = hls.MEDIA_PLAYLIST_NAME) -> manifest.Rendered:
+        names.append(media_name)
+        return real(variants, media_name)
+
+    monkeypatch.setattr("broadcaster.publisher.render_master", counting)
+    world.pub.on_master(VARIANTS[:1] + [SourceVariant(1, 500_000)])  # a new version of Owncast's master
+    etags = set()
+    for _ in range(5):
+        for path in (MASTER, LIVE_MASTER):
+            for encoding in (PLAIN, {"Accept-Encoding": "gzip"}):
+                status, headers, _ = await get(client, path, encoding)
+                assert status == 200
+                etags.add(headers["ETag"])
+    assert sorted(names) == sorted([hls.MEDIA_PLAYLIST_NAME, hls.OWNCAST_PLAYLIST_NAME])
+    assert len(etags) == 4  # two renderings, each plain and gzipped, stable across requests
+    assert world.pub.master_playlist(hls.OWNCAST_PLAYLIST_NAME) is world.pub.master_playlist(
+        hls.OWNCAST_PLAYLIST_NAME)
+    world.pub.on_master(VARIANTS)  # Owncast changes its variants again: both are rendered afresh
+    assert b"BANDWIDTH=1200000" in (await get(client, MASTER))[2]
+    assert names.count(hls.OWNCAST_PLAYLIST_NAME) == 2
+
+
+# -- media playlists: the same versions as /live/ ------------------------------------------------
+
+
+@pytest.mark.parametrize("variant", [0, 1])
+@pytest.mark.parametrize("encoding", [PLAIN, {"Accept-Encoding": "gzip"}])
+async def test_media_playlist_is_lives_byte_for_byte(served: tuple[World, TestClient[Any, Any]], variant: int,
+                                                     encoding: dict[str, str]) -> None:
+    _, client = served
+    live = await get(client, live_media(variant), encoding)
+    owncast = await get(client, hls_media(variant), encoding)
+    assert owncast[0] == live[0] == 200 and owncast[2] == live[2]
+    for name in ("Content-Type", "Content-Encoding", "ETag", "Cache-Control", "Vary",
+                 "Access-Control-Allow-Origin", "Access-Control-Expose-Headers", "Server"):
+        assert owncast[1].get(name) == live[1].get(name), name
+    if encoding != PLAIN:
+        assert owncast[1]["Content-Encoding"] == "gzip" and gzip.decompress(owncast[2]).startswith(b"#EXTM3U")
+
+
+@pytest.mark.parametrize("path", [MASTER, hls_media(0), hls_media(1)])
+async def test_etag_revalidation_is_a_304(served: tuple[World, TestClient[Any, Any]], path: str) -> None:
+    _, client = served
+    for encoding in (PLAIN, {"Accept-Encoding": "gzip"}):
+        _, headers, _ = await get(client, path, encoding)
+        for method in ("GET", "HEAD"):
+            status, again, body = await get(client, path, {**encoding, "If-None-Match": headers["ETag"]}, method)
+            assert (status, body, again["ETag"]) == (304, b"", headers["ETag"])
+            assert again["Access-Control-Allow-Origin"] == "*"
+
+
+@pytest.mark.parametrize("path", [MASTER, hls_media(0), hls_media(1)])
+async def test_head_has_get_headers_and_no_body(served: tuple[World, TestClient[Any, Any]], path: str) -> None:
+    _, client = served
+    _, got, body = await get(client, path)
+    status, head, head_body = await get(client, path, method="HEAD")
+    assert (status, head_body) == (200, b"") and int(head["Content-Length"]) == len(body)
+    for name in ("Content-Type", "ETag", "Cache-Control", "Vary", "Access-Control-Allow-Origin"):
+        assert head.get(name) == got.get(name)
+
+
+@pytest.mark.parametrize("path", [MASTER, hls_media(0), hls_media(1)])
+async def test_cors_and_preflight(served: tuple[World, TestClient[Any, Any]], path: str) -> None:
+    _, client = served
+    _, headers, _ = await get(client, path, {**PLAIN, "Origin": "https://owncast.example.com"})
+    assert headers["Access-Control-Allow-Origin"] == "*" and "ETag" in headers["Access-Control-Expose-Headers"]
+    status, headers, _ = await get(client, path, {"Origin": "https://elsewhere.example",
+                                                  "Access-Control-Request-Method": "GET"}, method="OPTIONS")
+    assert status == 204 and headers["Access-Control-Allow-Methods"] == "GET, HEAD, OPTIONS"
+
+
+@pytest.mark.parametrize("query", ["v=123", "v=1700000000000&foo=bar", "_=1", "", "%ff=%00"])
+@pytest.mark.parametrize("path", [MASTER, hls_media(0), hls_media(1)])
+async def test_query_strings_players_add_do_not_matter(served: tuple[World, TestClient[Any, Any]], path: str,
+                                                       query: str) -> None:
+    _, client = served
+    plain = await get(client, path)
+    busted = await get(client, f"{path}?{query}")
+    assert busted[0] == plain[0] == 200 and busted[2] == plain[2] and busted[1]["ETag"] == plain[1]["ETag"]
+
+
+# -- blocking reload and delta updates at /hls/ --------------------------------------------------
+
+
+async def test_blocking_reload_holds_until_the_segment_is_listed(served: tuple[World, TestClient[Any, Any]]) -> None:
+    world, client = served
+    n = last(world) + 1
+    request = asyncio.ensure_future(client.get(f"{hls_media(0)}?v=7&_HLS_msn={n}", headers=PLAIN))
+    await asyncio.sleep(0.05)  # let it reach the server and wait there
+    assert not request.done()
+    world.owncast_lists(0, "stream-a-12.ts")
+    world.owncast_lists(1, "stream-a-12.ts")
+    async with asyncio.timeout(5):
+        resp = await request
+    assert resp.status == 200 and "stream-a-12.ts" in await resp.text()
+    assert resp.headers["Cache-Control"] == hls.blocking_cache_control(1)
+    async with asyncio.timeout(1):  # listed: answered at once, exactly as /live/ answers it
+        live = await get(client, f"{live_media(0)}?_HLS_msn={n}")
+        owncast = await get(client, f"{hls_media(0)}?_HLS_msn={n}")
+    assert owncast[0] == live[0] == 200 and owncast[2] == live[2]
+
+
+@pytest.mark.parametrize("query",
+                         ["_HLS_part=1", "_HLS_msn=abc", "_HLS_msn=-1", "_HLS_skip=NO", "_HLS_msn=999999"])
+async def test_bad_blocking_requests_are_400_as_under_live(served: tuple[World, TestClient[Any, Any]],
+                                                           query: str) -> None:
+    _, client = served
+    assert (await get(client, f"{hls_media(0)}?{query}"))[0] == 400
+    assert (await get(client, f"{live_media(0)}?{query}"))[0] == 400
+
+
+async def test_delta_update_is_lives(served: tuple[World, TestClient[Any, Any]]) -> None:
+    world, client = served
+    full = world.pub.media_playlist(0)
+    assert full is not None and full.delta is not None  # the window offers delta updates
+    status, headers, body = await get(client, f"{hls_media(0)}?_HLS_skip=YES")
+    assert (status, body, headers["ETag"]) == (200, full.delta.body, full.delta.etag)
+    assert b"#EXT-X-SKIP:SKIPPED-SEGMENTS=" in body
+    query = f"_HLS_msn={last(world)}&_HLS_skip=YES"
+    assert (await get(client, f"{hls_media(0)}?{query}&v=3"))[2] == (await get(client, f"{live_media(0)}?{query}"))[2]
+
+
+# -- unknown, not ready, and what is not ours ----------------------------------------------------
+
+
+@pytest.mark.parametrize("n", ["2", "00", "01", "007", "9" * 5000])
+async def test_leading_zero_and_huge_variants_are_404(served: tuple[World, TestClient[Any, Any]], n: str) -> None:
+    _, client = served
+    for query in ("", "?_HLS_msn=1"):
+        status, headers, body = await get(client, hls_media(n) + query)
+        assert (status, body) == (404, b"unknown variant\n")
+        assert headers["Cache-Control"] == hls.UNREADY_CACHE_CONTROL
+        assert headers["Access-Control-Allow-Origin"] == "*"
+
+
+@pytest.mark.parametrize(
+    "path", ["/hls/", "/hls/0/", "/hls/0/stream-a-1.ts", "/hls/0/playlist.m3u8", "/hls/master.m3u8",
+             "/hls/x/stream.m3u8", "/hls/0/1/stream.m3u8", "/hls/stream.m3u8/", "/hls/-1/stream.m3u8"])
+async def test_nothing_else_under_hls_is_ours(served: tuple[World, TestClient[Any, Any]], path: str) -> None:
+    _, client = served
+    status, headers, _ = await get(client, path)
+    assert status == 404 and headers["Access-Control-Allow-Origin"] == "*"
+
+
+@pytest.mark.parametrize("path", [MASTER, hls_media(0), hls_media(5)])
+async def test_503_until_ready(aiohttp_client: Any, path: str) -> None:
+    client = await aiohttp_client(create_app(FakePlaylists(target_duration=None), FakeHealth(), Metrics()))
+    status, headers, _ = await get(client, path)
+    assert (status, headers["Retry-After"], headers["Cache-Control"]) == (503, "1", hls.UNREADY_CACHE_CONTROL)
+
+
+async def test_metrics_reuse_the_bounded_labels(served: tuple[World, TestClient[Any, Any]]) -> None:
+    _, client = served
+    before = await playlist_counts(client)
+    await get(client, MASTER)
+    await get(client, f"{MASTER}?v=1")
+    await get(client, hls_media(0))
+    _, headers, _ = await get(client, hls_media(1))
+    await get(client, hls_media(1), {**PLAIN, "If-None-Match": headers["ETag"]})
+    for n in ("2", "99", "007", "123456"):
+        await get(client, hls_media(n))
+    await get(client, f"{hls_media(0)}?_HLS_msn=abc")
+    after = await playlist_counts(client)
+    added = {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
+    assert added == {("master", "200"): 2, ("0", "200"): 1, ("1", "200"): 1, ("1", "304"): 1,
+                     ("unknown", "404"): 4, ("0", "400"): 1}
