@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Protocol
 
 from . import hls
-from .metrics import Metrics
+from .metrics import UPLOAD_FAILURE_REASONS, Metrics, bounded
 from .store import StoreError
 
 log = logging.getLogger(__name__)
@@ -128,7 +128,7 @@ class Uploader:
                 except (StoreError, TimeoutError) as err:
                     reason = err.reason if isinstance(err, StoreError) else "Timeout"
                     self.uploads_failed += 1
-                    self._metrics.upload_failures.labels(reason=reason).inc()
+                    self._metrics.upload_failures.labels(reason=bounded(reason, UPLOAD_FAILURE_REASONS)).inc()
                     self.record(False, reason)
                     log.warning("upload of %s failed (attempt %d): %s", key, attempt + 1, reason)
                 else:
