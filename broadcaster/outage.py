@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Callable
 
-SUMMARY_INTERVAL = 30.0  # seconds between summaries: lib's RateLimitedLog's rate, readable at 3 a.m.
+SUMMARY_INTERVAL = 30.0  # seconds between summaries: lograte.py's rate, readable at 3 a.m.
 
 # (how many uploads wait, seconds the oldest has waited or None when none does)
 Waiting = Callable[[], tuple[int, float | None]]
