@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from .lograte import RateLimitedLog
 from .manifest import Removed
 from .metrics import Metrics
 from .store import StoreError
@@ -48,6 +49,7 @@ class Cleaner:
         self._due: list[tuple[float, str]] = []  # heap of (unix time it may go, key)
         self._task: asyncio.Task[None] | None = None
         self.deleted = 0
+        self._lines = RateLimitedLog(log)  # a run every `interval` fails all through an outage
 
     def schedule(self, removed: list[Removed]) -> None:
         now = self._wall()
@@ -100,7 +102,8 @@ class Cleaner:
             failed = await self._store.delete_many(batch)
         except StoreError as err:
             failed = batch
-            log.warning("deleting %d old segments failed (%s); will retry", len(batch), err.reason)
+            self._lines.warning("delete_failed", "deleting %d old segments failed (%s); will retry",
+                                len(batch), err.reason)
         for key in failed:
             heapq.heappush(self._due, (now + self._retry_after, key))
         done = len(batch) - len(failed)

@@ -15,6 +15,30 @@ _NS = "hls_broadcaster"
 # Upload and listing delays: tens of ms on a good day, seconds when R2 struggles.
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
+# upload_failures_total{reason}: the reason comes from the bucket's answer (an error code, or the bare
+# status when the body has none) or from the client's exception. A misbehaving endpoint can invent
+# any number of them; each label value is a time series for ever, so only these are kept as they are.
+UPLOAD_FAILURE_REASONS = frozenset({
+    # S3/R2 error codes
+    "AccessDenied", "AuthorizationHeaderMalformed", "BadDigest", "EntityTooLarge", "InternalError",
+    "InvalidAccessKeyId", "InvalidArgument", "InvalidBucketName", "InvalidRequest", "MissingContentMD5",
+    "NoSuchBucket", "NoSuchKey", "NotImplemented", "RequestTimeout", "RequestTimeTooSkewed",
+    "ServiceUnavailable", "SignatureDoesNotMatch", "SlowDown", "TooManyRequests",
+    # bare HTTP statuses (a body botocore could not parse)
+    "400", "401", "403", "404", "408", "429", "500", "502", "503", "504",
+    # ours and the HTTP client's
+    "Timeout", "ResponseTooLarge", "ConnectTimeoutError", "ReadTimeoutError", "EndpointConnectionError",
+    "ConnectionClosedError", "HTTPClientError", "ProxyConnectionError", "SSLError",
+    "ResponseStreamingError", "ClientConnectorError", "ServerDisconnectedError", "ClientPayloadError",
+    "ClientOSError", "ConnectionResetError", "ConnectionRefusedError", "OSError",
+})  # fmt: skip
+OTHER = "other"
+
+
+def bounded(value: str, known: frozenset[str]) -> str:
+    """`value` when it is one of `known`, else "other": label values from a fixed set."""
+    return value if value in known else OTHER
+
 
 class Metrics:
     """Every metric the service exports. Labels are bounded: variant index, reason, playlist."""

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from . import hls
+from .lograte import RateLimitedLog
 from .manifest import Rendered
 from .metrics import Metrics
 from .store import StoreError
@@ -60,7 +61,10 @@ class PlaylistMirror:
         self._current = asyncio.Event()  # set while every offered version is written
         self._current.set()
         self._closed = False
-        self._failing: str | None = None  # the last failure, logged once until it recovers
+        self._failing: str | None = None  # the last failure's reason, until a write succeeds
+        # Each key retries on its own through an outage, and a flapping bucket fails and recovers
+        # many times a minute: at most a line of each kind per 30 s.
+        self._lines = RateLimitedLog(log)
 
     def offer(self, key: str, rendered: Rendered, cache_control: str, *, requires: tuple[str, ...] = ()) -> None:
         """Write `rendered` to `key` soon; a newer offer for the same key replaces it if not started."""
@@ -129,14 +133,14 @@ class PlaylistMirror:
         except (StoreError, TimeoutError, OSError) as err:
             reason = err.reason if isinstance(err, StoreError) else type(err).__name__
             self._metrics.playlist_uploads.labels(result="failed").inc()
-            if self._failing != reason:
-                log.warning("cannot write playlist %s to the bucket (%s); retrying with the newest version",
-                            key, reason)
-                self._failing = reason
+            log.debug("writing playlist %s to the bucket failed: %s", key, reason)
+            self._lines.warning("failing", "cannot write playlist %s to the bucket (%s); retrying with the "
+                                "newest version", key, reason)
+            self._failing = reason
             return False
         self._metrics.playlist_uploads.labels(result="ok").inc()
         if self._failing is not None:
-            log.info("playlists are written to the bucket again")
+            self._lines.info("back", "playlists are written to the bucket again")
             self._failing = None
         return True
 

@@ -205,12 +205,9 @@ class Service:
                 raise StartupError(
                     f"bucket {self.settings.aws_bucket_name!r} refused us ({err.reason}): check {err.setting}"
                 ) from None
-            self.uploader.record(False, err.reason)
-            log.warning("bucket not reachable at start-up (%s); will keep trying", err.reason)
+            self.uploader.record(False, err.reason)  # its outage log says so, once
         except TimeoutError:
             self.uploader.record(False, "Timeout")
-            log.warning("bucket did not answer within %.0fs at start-up; will keep trying",
-                        self.settings.upload_timeout)
         else:
             self.uploader.record(True)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from types import TracebackType
 from typing import Any
 
@@ -15,6 +16,8 @@ import aiohttp
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
+
+from .s3session import BoundedAIOHTTPSession
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +33,9 @@ _SETTING_ERRORS = {
 
 
 PROBE_KEY = ".hls-broadcaster-probe-never-exists"
+
+# A reason is logged, shown in /health and (bounded) used as a label: an error code as S3 spells them.
+_CODE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 class StoreError(Exception):
@@ -76,6 +82,8 @@ class S3Store:
                 request_checksum_calculation="when_required",
                 response_checksum_validation="when_required",
                 s3={"addressing_style": "path"},
+                # Answers are read up to a cap: an endless error body fails the attempt, not the memory.
+                http_session_cls=BoundedAIOHTTPSession,
             ),
         }
         self._stack: contextlib.AsyncExitStack | None = None
@@ -164,10 +172,13 @@ async def _errors() -> Any:
         yield
     except ClientError as err:
         error = err.response.get("Error", {})
-        code = str(error.get("Code") or err.response.get("ResponseMetadata", {}).get("HTTPStatusCode"))
+        status = str(err.response.get("ResponseMetadata", {}).get("HTTPStatusCode"))
+        code = str(error.get("Code") or status)
+        if not _CODE.fullmatch(code):  # whatever a misbehaving endpoint put there
+            code = status
         # HeadBucket has no body, so its 403/404 come back as bare numbers.
         code = {"403": "AccessDenied", "404": "NoSuchBucket"}.get(code, code)
-        raise StoreError(code, str(error.get("Message", ""))) from err
+        raise StoreError(code, str(error.get("Message", ""))[:200]) from err
     except TimeoutError as err:  # before OSError, of which it is a subclass
         raise StoreError("Timeout") from err
     except (BotoCoreError, OSError, aiohttp.ClientError) as err:

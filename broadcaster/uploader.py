@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Protocol
 
 from . import hls
-from .metrics import Metrics
+from .metrics import UPLOAD_FAILURE_REASONS, Metrics, bounded
+from .outage import OutageLog
 from .store import StoreError
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,8 @@ class Uploader:
         backoff_cap: float = 15.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: Callable[[], float] = random.random,
+        clock: Callable[[], float] = time.monotonic,
+        outage: OutageLog | None = None,
     ) -> None:
         self._store = store
         self._metrics = metrics
@@ -87,6 +90,17 @@ class Uploader:
         # Set while the bucket works: retries waiting out a backoff go at once when it comes back,
         # instead of each sleeping out its own (up to backoff_cap) timer.
         self._working = asyncio.Event()
+        self._clock = clock
+        self._waiting: dict[int, float] = {}  # each upload not done yet -> when it began (in order)
+        self._next_id = 0
+        # Outages are told in a few lines (outage.py); each failed attempt is a DEBUG line.
+        self._outage = outage or OutageLog(log, waiting=self.waiting, clock=clock)
+
+    def waiting(self) -> tuple[int, float | None]:
+        """Uploads not done yet (each retried until it succeeds or its file is gone), and how long
+        the oldest has waited in seconds (None when none waits)."""
+        oldest = next(iter(self._waiting.values()), None)
+        return len(self._waiting), None if oldest is None else self._clock() - oldest
 
     def record(self, ok: bool, reason: str | None = None) -> None:
         """Note the outcome of any bucket operation, for /health and the storage_up gauge."""
@@ -95,8 +109,10 @@ class Uploader:
         self._metrics.storage_up.set(1 if ok else 0)
         if ok:
             self._working.set()
+            self._outage.ok()
         else:
             self._working.clear()
+            self._outage.failed(reason or "unknown")
 
     async def upload_file(self, path: Path, key: str, variant: str) -> float:
         """Upload one file; returns how long the successful PutObject took (seconds).
@@ -117,6 +133,16 @@ class Uploader:
     async def _put(
         self, key: str, read: Callable[[], bytes], content_type: str, cache_control: str, variant: str | None
     ) -> float:
+        upload_id, self._next_id = self._next_id, self._next_id + 1
+        self._waiting[upload_id] = self._clock()
+        try:
+            return await self._attempts(key, read, content_type, cache_control, variant)
+        finally:
+            del self._waiting[upload_id]
+
+    async def _attempts(
+        self, key: str, read: Callable[[], bytes], content_type: str, cache_control: str, variant: str | None
+    ) -> float:
         attempt = 0
         while True:
             async with self._slots:
@@ -128,9 +154,9 @@ class Uploader:
                 except (StoreError, TimeoutError) as err:
                     reason = err.reason if isinstance(err, StoreError) else "Timeout"
                     self.uploads_failed += 1
-                    self._metrics.upload_failures.labels(reason=reason).inc()
+                    self._metrics.upload_failures.labels(reason=bounded(reason, UPLOAD_FAILURE_REASONS)).inc()
+                    log.debug("upload of %s failed (attempt %d): %s", key, attempt + 1, reason)
                     self.record(False, reason)
-                    log.warning("upload of %s failed (attempt %d): %s", key, attempt + 1, reason)
                 else:
                     took = time.perf_counter() - started
                     log.debug("uploaded %s (%d bytes) in %.0f ms", key, len(body), took * 1000)

@@ -20,6 +20,10 @@ Modes, switched at any time with `await proxy.set_mode(...)` (or the shortcuts):
   arrived on an open connection while it was being closed; refused connections never reach us.
 - `hang`: accept the request and never answer; the proxy notes when the client gives up.
 - `slow`: read request bodies at `bytes_per_second` (each request on its own), then forward.
+- `endless_500`: answer `500` with a body that never ends (up to `endless_limit` bytes, a safety stop
+  for a client that reads it all); `Seen.sent` is how many body bytes the client let us send.
+- `random_status`: answer a status drawn from 400-599 (seeded) with a short body that is not S3's XML:
+  a misbehaving endpoint inventing status codes.
 
 `counts` holds requests seen per mode; `requests` holds one `Seen` per request with the mode at its
 arrival, when it started and ended (monotonic), the status sent, or how it ended otherwise.
@@ -45,8 +49,9 @@ from yarl import URL
 
 log = logging.getLogger(__name__)
 
-Mode = Literal["pass", "down_503", "refuse", "hang", "slow"]
-MODES: tuple[Mode, ...] = ("pass", "down_503", "refuse", "hang", "slow")
+Mode = Literal["pass", "down_503", "refuse", "hang", "slow", "endless_500", "random_status"]
+MODES: tuple[Mode, ...] = ("pass", "down_503", "refuse", "hang", "slow", "endless_500", "random_status")
+ENDLESS_CHUNK = 64 * 1024
 
 # Hop-by-hop headers (RFC 9110 7.6.1) and the ones aiohttp recomputes from the body it sends.
 _HOP_BY_HOP = frozenset(
@@ -78,6 +83,7 @@ class Seen:
     ended: float | None = None
     status: int | None = None  # what we answered, None when we did not
     outcome: str = "open"  # answered, forwarded, client_gave_up, dropped, upstream_error, closed
+    sent: int = 0  # body bytes written (endless_500)
 
     @property
     def duration(self) -> float | None:
@@ -100,7 +106,9 @@ def _free_port() -> int:
 class FaultProxy:
     """Reverse proxy on 127.0.0.1 in front of `upstream` (e.g. SeaweedFS's S3 endpoint)."""
 
-    def __init__(self, upstream: str, *, mode: Mode = "pass") -> None:
+    def __init__(
+        self, upstream: str, *, mode: Mode = "pass", endless_limit: int = 256 * 1024 * 1024, seed: int = 11
+    ) -> None:
         self.upstream = upstream.rstrip("/")
         self.counts: collections.Counter[str] = collections.Counter()
         self.requests: list[Seen] = []
@@ -113,6 +121,8 @@ class FaultProxy:
         self._client: aiohttp.ClientSession | None = None
         self._closing = asyncio.Event()
         self._request_ids = 0
+        self.endless_limit = endless_limit
+        self._rng = random.Random(seed)
 
     # -- properties
 
@@ -258,6 +268,10 @@ class FaultProxy:
                 return await self._unavailable(request, seen)
             if seen.mode == "hang":
                 return await self._hang(request, seen)
+            if seen.mode == "endless_500":
+                return await self._endless(request, seen)
+            if seen.mode == "random_status":
+                return await self._random_status(request, seen)
             return await self._forward(request, seen)
         except ConnectionError:  # the client went away while we read its body or wrote to it
             seen.outcome = "client_gave_up"
@@ -308,6 +322,25 @@ class FaultProxy:
             if request.transport is not None:
                 request.transport.abort()
         raise asyncio.CancelledError  # nobody is left to answer
+
+    async def _endless(self, request: web.BaseRequest, seen: Seen) -> web.StreamResponse:
+        await request.read()
+        response = web.StreamResponse(status=500, headers={"Content-Type": "application/xml"})
+        await response.prepare(request)
+        seen.status = 500
+        chunk = b"<Error><Code>InternalError</Code><Message>" + b"x" * ENDLESS_CHUNK
+        while seen.sent < self.endless_limit:
+            await response.write(chunk)  # waits while the client does not read; raises once it is gone
+            seen.sent += len(chunk)
+        seen.outcome = "answered"
+        await response.write_eof()
+        return response
+
+    async def _random_status(self, request: web.BaseRequest, seen: Seen) -> web.StreamResponse:
+        await request.read()
+        status = self._rng.randrange(400, 600)
+        seen.status, seen.outcome = status, "answered"
+        return web.Response(status=status, text=f"no such thing as status {status}\n")
 
     async def _read_slowly(self, request: web.BaseRequest) -> bytes:
         rate = self._bytes_per_second

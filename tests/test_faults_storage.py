@@ -595,3 +595,41 @@ async def test_every_attempt_the_bucket_refuses_is_counted(
             f"the bucket refused {refused} PUTs; the service counted {counted} failures"
         )
         await rig.stop()
+
+
+# -- the log through an outage: a few lines an operator can read, not one per attempt ---------------
+
+
+async def test_a_bucket_outage_is_one_warning_then_one_info_in_the_log(
+    tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator
+) -> None:
+    async with running(tmp_path, seaweed, owncast) as rig:
+        await rig.ready()
+        before = len(rig.service.lines)
+        failures_before = await rig.metric("hls_broadcaster_upload_failures_total")
+        await rig.proxy.refuse()
+        await rig.health_matching(503, CAUSE["refuse"], timeout=5)
+
+        async def many_attempts_failed() -> float:
+            failed = await rig.metric("hls_broadcaster_upload_failures_total") - failures_before
+            return failed if failed >= 30 else 0
+
+        failed = await rig.until(many_attempts_failed, 20, "30 upload attempts failed")
+        await rig.proxy.pass_through()
+        await rig.healthy(timeout=30)
+
+        async def back_in_the_log() -> list[str]:
+            return [line for line in rig.service.lines[before:] if "bucket reachable again" in line]
+
+        [back] = await rig.until(back_in_the_log, 10, "the log says the bucket is back")
+        during = rig.service.lines[before:]
+        warnings = [line for line in during if " WARNING " in line]
+        assert len([w for w in warnings if "bucket unreachable (" in w]) == 1, "\n".join(warnings)
+        # Nothing else but summaries (at most one every 30 s; none in an outage this short).
+        assert all("bucket still unreachable" in w for w in warnings[1:]), "\n".join(warnings)
+        assert " INFO " in back and re.search(r"after \d+s down; \d+ attempts failed", back), back
+        assert int(re.findall(r"(\d+) attempts failed", back)[0]) >= failed
+        assert not [line for line in during if "failed (attempt" in line]  # per-attempt lines: DEBUG only
+        print(f"\n[log] {failed:.0f} failed attempts written as:\n  " + "\n  ".join(
+            line for line in during if " INFO " in line or " WARNING " in line))
+        await rig.stop()

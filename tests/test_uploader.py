@@ -160,3 +160,33 @@ async def test_waiting_retries_go_at_once_when_the_bucket_works_again(tmp_path: 
     async with asyncio.timeout(5):
         await task
     assert fake.keys() == ["k"]
+
+
+async def test_a_bucket_outage_is_one_warning_then_one_info_with_per_attempt_lines_at_debug(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import asyncio
+    import logging
+
+    caplog.set_level(logging.DEBUG, "broadcaster.uploader")
+    fake = FakeStore(down=True)
+    up = Uploader(fake, Metrics(), concurrency=4, attempt_timeout=1, backoff_base=0.001, backoff_cap=0.002)
+    uploads = [asyncio.ensure_future(up.upload_file(segment(tmp_path, f"stream-a-{n}.ts"), f"k{n}", "0"))
+               for n in range(6)]
+    async with asyncio.timeout(10):
+        while up.uploads_failed < 60:
+            await asyncio.sleep(0.001)
+    assert up.waiting()[0] == 6
+    fake.down = False
+    async with asyncio.timeout(10):
+        await asyncio.gather(*uploads)
+    assert up.waiting() == (0, None)
+    records = [r for r in caplog.records if r.name == "broadcaster.uploader"]
+    warnings = [r.getMessage() for r in records if r.levelno == logging.WARNING]
+    infos = [r.getMessage() for r in records if r.levelno == logging.INFO]
+    assert warnings == ["bucket unreachable (ServiceUnavailable): uploads wait and are retried; a summary "
+                        "follows every 30s while it lasts"]
+    assert len(infos) == 1 and infos[0].startswith("bucket reachable again after ")
+    assert f"; {up.uploads_failed} attempts failed" in infos[0]
+    debug = [r.getMessage() for r in records if r.levelno == logging.DEBUG and "failed (attempt" in r.getMessage()]
+    assert len(debug) == up.uploads_failed

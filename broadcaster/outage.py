@@ -1,0 +1,108 @@
+"""A bucket outage told in a few lines, instead of one line per failed attempt.
+
+A 12 s outage wrote 139 WARNING lines, one per attempt per segment (issue 11); an hour-long R2
+incident would bury everything else. Here: one WARNING when the bucket starts failing, with the
+reason; a summary at most every `interval` while it lasts (attempts failed, uploads waiting, the
+oldest's wait); one INFO when it works again, with how long it was down and how many attempts failed.
+
+A bucket that flaps (throttled: some requests pass, some fail) must not write a WARNING and an INFO per
+flap: a failure within `interval` of the "back" line resumes the story quietly (the next summary
+tells it), and the "back" line of such a relapse waits until `interval` has passed since the last line.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+SUMMARY_INTERVAL = 30.0  # seconds between summaries: lograte.py's rate, readable at 3 a.m.
+
+# (how many uploads wait, seconds the oldest has waited or None when none does)
+Waiting = Callable[[], tuple[int, float | None]]
+
+
+def _nothing_waits() -> tuple[int, float | None]:
+    return 0, None
+
+
+class OutageLog:
+    """Fed every bucket operation's outcome: `failed(reason)` or `ok()`."""
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        *,
+        waiting: Waiting = _nothing_waits,
+        clock: Callable[[], float] = time.monotonic,
+        interval: float = SUMMARY_INTERVAL,
+    ) -> None:
+        self._log = logger
+        self._waiting = waiting
+        self._clock = clock
+        self._interval = interval
+        self._since: float | None = None  # when the current outage began; None when there is none
+        self._quiet = False  # it began as a relapse, without a WARNING
+        self._told = False  # a summary of it was written
+        self._working = True  # the last outcome
+        self._reason = ""
+        self._failed = 0  # attempts failed in this outage
+        self._flaps = 0  # times the bucket worked briefly in this outage
+        self._last_line: float | None = None  # when this component last wrote a line
+        self._back_at: float | None = None  # when the last "back" line was written
+
+    @property
+    def down(self) -> bool:
+        """True while an outage is being told (including a relapse whose end is not written yet)."""
+        return self._since is not None
+
+    def failed(self, reason: str) -> None:
+        now = self._clock()
+        self._reason = reason
+        if self._since is None:
+            self._since, self._failed, self._flaps, self._working = now, 1, 0, False
+            self._told = False
+            self._quiet = self._back_at is not None and now - self._back_at < self._interval
+            if not self._quiet:
+                self._write(logging.WARNING, now, "bucket unreachable (%s): uploads wait and are retried; a "
+                            "summary follows every %.0fs while it lasts", reason, self._interval)
+            return  # else a relapse, told by the next summary
+        if self._working:
+            self._flaps += 1
+            self._working = False
+        self._failed += 1
+        if self._last_line is None or now - self._last_line >= self._interval:
+            self._summary(now)
+
+    def ok(self) -> None:
+        self._working = True
+        if self._since is None:
+            return
+        now = self._clock()
+        if self._quiet and self._last_line is not None and now - self._last_line < self._interval:
+            return  # written with a later outcome, once `interval` has passed since the last line
+        down = now - self._since
+        if self._quiet and not self._told:
+            self._write(logging.INFO, now, "bucket reachable again; it had failed again for %.0fs after "
+                        "it came back (%d attempts)%s", down, self._failed, self._flapped())
+        else:
+            self._write(logging.INFO, now, "bucket reachable again after %.0fs down; %d attempts failed%s",
+                        down, self._failed, self._flapped())
+        self._since = None
+        self._back_at = now
+
+    def _summary(self, now: float) -> None:
+        count, oldest = self._waiting()
+        assert self._since is not None
+        self._told = True
+        self._write(logging.WARNING, now, "bucket %s unreachable (%s) for %.0fs: %d attempts failed, "
+                    "%d uploads waiting%s%s", "again" if self._quiet else "still", self._reason,
+                    now - self._since, self._failed, count,
+                    "" if oldest is None else f", the oldest for {oldest:.0f}s", self._flapped())
+
+    def _flapped(self) -> str:
+        return f"; it worked briefly {self._flaps} times meanwhile" if self._flaps else ""
+
+    def _write(self, level: int, now: float, msg: str, *args: object) -> None:
+        self._last_line = now
+        self._log.log(level, msg, *args)

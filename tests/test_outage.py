@@ -1,0 +1,125 @@
+"""OutageLog: a bucket outage told in a few lines, on a fake clock."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from broadcaster.outage import OutageLog
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def lines(caplog: pytest.LogCaptureFixture) -> list[tuple[str, str]]:
+    return [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "outage-test"]
+
+
+def outage_log(clock: Clock, waiting: tuple[int, float | None] = (12, 41.0)) -> OutageLog:
+    return OutageLog(logging.getLogger("outage-test"), waiting=lambda: waiting, clock=clock)
+
+
+def test_an_hour_long_outage_is_one_warning_summaries_and_one_info(
+    clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, "outage-test")
+    out = outage_log(clock)
+    for _ in range(3600 * 11):  # 11 failed attempts a second, as in the 12 s outage of issue 11
+        out.failed("SlowDown")
+        clock.now += 1 / 11
+    assert out.down
+    out.ok()
+    assert not out.down
+    got = lines(caplog)
+    levels = [level for level, _ in got]
+    assert levels[0] == "WARNING" and levels[-1] == "INFO"
+    assert levels.count("WARNING") <= 1 + 120 and levels.count("INFO") == 1
+    assert levels.count("WARNING") >= 100  # a summary every 30 s while it lasts
+    assert "bucket unreachable (SlowDown)" in got[0][1]
+    assert got[1][1].startswith("bucket still unreachable (SlowDown) for 30s: 331 attempts failed, "
+                                "12 uploads waiting, the oldest for 41s"), got[1]
+    assert got[-1][1] == "bucket reachable again after 3600s down; 39600 attempts failed"
+
+
+def test_a_short_outage_is_one_warning_and_one_info(clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, "outage-test")
+    out = outage_log(clock)
+    out.ok()  # working: nothing to say
+    for _ in range(139):
+        out.failed("ConnectTimeoutError")
+        clock.now += 12 / 139
+    out.ok()
+    out.ok()
+    assert lines(caplog) == [
+        ("WARNING", "bucket unreachable (ConnectTimeoutError): uploads wait and are retried; a summary "
+                    "follows every 30s while it lasts"),
+        ("INFO", "bucket reachable again after 12s down; 139 attempts failed"),
+    ]
+
+
+def test_a_flapping_bucket_writes_at_most_two_lines_per_interval(
+    clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, "outage-test")
+    out = outage_log(clock, waiting=(0, None))
+    for i in range(10 * 60 * 4):  # ten minutes: fails, works, fails... four outcomes a second
+        if i % 2:
+            out.ok()
+        else:
+            out.failed("SlowDown")
+        clock.now += 0.25
+    out.ok()
+    clock.now += 30
+    out.ok()  # the end of the last relapse, held until 30 s after the last line
+    got = lines(caplog)
+    assert len(got) <= 2 * (10 * 60 / 30) + 2, got
+    assert got[0][0] == "WARNING" and got[1][0] == "INFO"
+    assert any("it worked briefly" in msg for _, msg in got), got
+    assert got[-1][0] == "INFO" and not out.down
+
+
+def test_a_new_outage_long_after_the_last_is_told_again(clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, "outage-test")
+    out = outage_log(clock)
+    out.failed("Timeout")
+    clock.now += 5
+    out.ok()
+    clock.now += 60
+    out.failed("SlowDown")
+    clock.now += 1
+    out.ok()
+    assert [(level, msg.split(" (")[0].split(" after")[0]) for level, msg in lines(caplog)] == [
+        ("WARNING", "bucket unreachable"), ("INFO", "bucket reachable again"),
+        ("WARNING", "bucket unreachable"), ("INFO", "bucket reachable again"),
+    ]
+
+
+def test_a_brief_relapse_is_told_once_the_interval_has_passed(
+    clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, "outage-test")
+    out = outage_log(clock)
+    out.failed("SlowDown")
+    clock.now += 2
+    out.ok()  # INFO
+    clock.now += 5
+    out.failed("SlowDown")  # a relapse within 30 s: quiet
+    out.failed("SlowDown")
+    clock.now += 3
+    out.ok()  # held: the INFO was 8 s ago
+    assert len(lines(caplog)) == 2
+    clock.now += 30
+    out.ok()
+    assert lines(caplog)[-1] == ("INFO", "bucket reachable again; it had failed again for 33s after it came "
+                                         "back (2 attempts)")

@@ -1,0 +1,61 @@
+"""Errors that repeat through a bucket outage are logged at most once per kind per 30 s, with a count:
+the cleaner's deletes (a run every 5 s) and the playlist mirror's writes (a flapping bucket)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from broadcaster.cleaner import Cleaner
+from broadcaster.metrics import Metrics
+from broadcaster.mirror import PlaylistMirror
+from tests.fakes import FakeStore
+from tests.test_cleaner import Bucket, Clock, removed
+from tests.test_mirror import until, version
+
+
+def messages(caplog: pytest.LogCaptureFixture, logger: str, level: int) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == logger and r.levelno == level]
+
+
+async def test_cleaner_delete_failures_through_an_outage_are_one_line(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, "broadcaster.cleaner")
+    bucket, clock = Bucket(down=True), Clock()
+    c = Cleaner(bucket, Metrics(), margin=0, retry_after=0, wall_clock=clock)
+    c.schedule([removed("a", 1), removed("b", 1)])
+    for _ in range(20):  # 20 runs, 100 s of a 5 s cleaner interval
+        clock.t += 5
+        await c.run_once()
+    assert messages(caplog, "broadcaster.cleaner", logging.WARNING) == [
+        "deleting 2 old segments failed (ServiceUnavailable); will retry"]
+    bucket.down = False
+    clock.t += 5
+    await c.run_once()
+    assert c.deleted == 2
+
+
+class Flapping(FakeStore):
+    """Every other PUT fails: a throttled bucket."""
+
+    async def put(self, key: str, body: bytes, *, content_type: str, cache_control: str) -> None:
+        self.down = len(self.attempts) % 2 == 0
+        await super().put(key, body, content_type=content_type, cache_control=cache_control)
+
+
+async def test_a_flapping_bucket_does_not_flood_the_mirror_log(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, "broadcaster.mirror")
+    store = Flapping()
+    m = PlaylistMirror(store, Metrics(), attempt_timeout=1.0)
+    try:
+        for n in range(1, 21):
+            m.offer("live/0/playlist.m3u8", version(n), "c")
+            await until(lambda: m.written("live/0/playlist.m3u8") is not None
+                        and m.written("live/0/playlist.m3u8").last_sequence == n)  # type: ignore[union-attr]
+    finally:
+        await m.close()
+    assert len(store.attempts) >= 40
+    assert len(messages(caplog, "broadcaster.mirror", logging.WARNING)) == 1
+    assert len(messages(caplog, "broadcaster.mirror", logging.INFO)) == 1
+    assert len(messages(caplog, "broadcaster.mirror", logging.DEBUG)) >= 20  # each failure, at DEBUG
