@@ -25,6 +25,7 @@ from broadcaster.emulator import OwncastEmulator
 from broadcaster.seaweed import SeaweedS3
 from tests.service_process import ServiceProcess, service_env
 from tests.test_deploy import exported_series
+from tests.test_publisher import World
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -133,6 +134,37 @@ def test_dashboard_is_in_grafanas_export_format_with_the_datasource_as_a_variabl
     assert used - {"__rate_interval", "__interval", "__range", "1"} <= set(variables)
     names = {name for expr in queries().values() for name in re.findall(r"\bhls_broadcaster_\w+", expr)}
     assert names <= exported_series(), names - exported_series()
+
+
+# -- the gauges the dashboard added -------------------------------------------------------------------
+
+
+async def test_held_requests_counts_waiters_until_answered_timed_out_or_gone(tmp_path: Path) -> None:
+    world = World(tmp_path)
+    try:
+        world.owncast_lists(0, "stream-a-0.ts")
+        await world.settle()
+        rendered = world.pub.media_playlist(0)
+        assert rendered is not None
+        base = rendered.last_sequence
+        assert await world.pub.wait_for_sequence(0, base, timeout=1) is rendered  # answered at once
+        assert world.pub.held_requests == 0
+        answered = [asyncio.ensure_future(world.pub.wait_for_sequence(0, base + 1, timeout=5)) for _ in range(3)]
+        timed_out = asyncio.ensure_future(world.pub.wait_for_sequence(0, base + 2, timeout=0.05))
+        gone = asyncio.ensure_future(world.pub.wait_for_sequence(0, base + 2, timeout=5))
+        await asyncio.sleep(0)
+        assert world.pub.held_requests == 5
+        assert await timed_out is None
+        assert world.pub.held_requests == 4
+        gone.cancel()  # the viewer hung up
+        with pytest.raises(asyncio.CancelledError):
+            await gone
+        assert world.pub.held_requests == 3
+        world.owncast_lists(0, "stream-a-1.ts")
+        assert all(r is not None for r in await asyncio.gather(*answered))
+        assert world.pub.held_requests == 0
+    finally:
+        await world.pub.close()
 
 
 # -- a real Prometheus on the real service -------------------------------------------------------------
