@@ -12,7 +12,7 @@ import shutil
 import signal
 import socket
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -306,16 +306,14 @@ async def blocking_viewer(http: aiohttp.ClientSession, url: str) -> None:
     """A low-latency player on variant 0: always one request held for the next segment."""
     playlist = f"{url}/live/0/playlist.m3u8"
     text = ""
-    while not text:
-        async with http.get(playlist) as r:
-            if r.status == 200:
-                text = await r.text()
-            else:
-                await asyncio.sleep(0.1)  # not ready yet: retry, as players do
     while True:
-        async with http.get(playlist, params={"_HLS_msn": str(_last_sequence(text) + 1)}) as r:
+        params = {"_HLS_msn": str(_last_sequence(text) + 1)} if text else {}
+        async with http.get(playlist, params=params) as r:
             if r.status == 200:
                 text = await r.text()
+            else:  # not ready yet, or the stream stalled: start over, as players do
+                text = ""
+                await asyncio.sleep(0.1)
 
 
 async def sse_client(http: aiohttp.ClientSession, url: str) -> None:
@@ -324,17 +322,21 @@ async def sse_client(http: aiohttp.ClientSession, url: str) -> None:
             pass
 
 
-@pytest.fixture
-def background() -> Iterator[list[asyncio.Task[None]]]:
-    tasks: list[asyncio.Task[None]] = []
-    yield tasks
-    for task in tasks:
-        task.cancel()
+@asynccontextmanager
+async def running(*coroutines: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
+    """Runs clients alongside; at exit they are cancelled and awaited (before their session closes)."""
+    tasks = [asyncio.create_task(c) for c in coroutines]
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 @pytest.mark.integration
 async def test_real_prometheus_scrapes_the_service_and_answers_every_dashboard_query(
-    tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator, background: list[asyncio.Task[None]]
+    tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator
 ) -> None:
     env = service_env(owncast.variant_dir(0).parent, seaweed, tmp_path / "state", WINDOW_SECONDS="6")
     async with (
@@ -342,9 +344,10 @@ async def test_real_prometheus_scrapes_the_service_and_answers_every_dashboard_q
         aiohttp.ClientSession() as http,
     ):
         target = service.url.removeprefix("http://")
-        background.append(asyncio.create_task(blocking_viewer(http, service.url)))
-        background.append(asyncio.create_task(sse_client(http, service.url)))
-        async with prometheus(tmp_path / "prometheus", target) as prom_url:
+        async with (
+            running(blocking_viewer(http, service.url), sse_client(http, service.url)),
+            prometheus(tmp_path / "prometheus", target) as prom_url,
+        ):
             api = PromAPI(http, prom_url)
 
             async def scrape_up() -> bool:
