@@ -117,6 +117,12 @@ class Metrics:
         )
         self.build = Info(f"{_NS}_build", "Version of the service", registry=r)
         self.build.info({"version": __version__, "python": platform.python_version()})
+        # Read when scraped, from the counts their owners keep (Service wires them): free per request.
+        self.held_requests = Gauge(
+            f"{_NS}_held_requests", "Playlist requests held until their segment is listed (blocking reload)",
+            registry=r,
+        )
+        self.event_streams = Gauge(f"{_NS}_event_streams", "Open /live/events streams", registry=r)
 
 
 class PlaylistRequests(Collector):

@@ -135,6 +135,7 @@ class Publisher:
         self._state = state
         self._visible: dict[int, Rendered] = {}
         self._changed = asyncio.Event()
+        self.held_requests = 0  # in wait_for_sequence now (read by /metrics)
         self._unpublished: list[_Event] = []
         self._dirty = asyncio.Event()
         self._saver: asyncio.Task[None] | None = None
@@ -623,6 +624,7 @@ class Publisher:
 
         Waiters share one event per published version: no task, no polling, a few hundred bytes each.
         """
+        self.held_requests += 1
         try:
             async with asyncio.timeout(timeout):
                 while True:
@@ -632,6 +634,8 @@ class Publisher:
                     await self._changed.wait()
         except TimeoutError:
             return None
+        finally:
+            self.held_requests -= 1
 
     def master_playlist(self, media_name: str = hls.MEDIA_PLAYLIST_NAME) -> Rendered | None:
         """Rendered once per change of Owncast's variants and per variant file name (the server asks

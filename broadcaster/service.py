@@ -113,6 +113,8 @@ class Service:
             except ValueError as err:
                 self.state.set_aside("corrupt", str(err))
         self.watcher = HlsWatcher(s.hls_dir, self.publisher, self.metrics)
+        self.metrics.held_requests.set_function(lambda: self.publisher.held_requests)
+        self.metrics.event_streams.set_function(lambda: self.events.streams)
         self.app = create_app(
             self.publisher, self, self.metrics, viewer_dir=viewer_dir or default_viewer_dir(),
             expose_metrics=s.metrics_listen == "",

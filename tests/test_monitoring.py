@@ -1,0 +1,408 @@
+"""Monitoring with the real tools: promtool runs the alerts' unit tests, and Debian's Prometheus scrapes
+the real service (its own process, the Owncast emulator, SeaweedFS) and evaluates every query of
+deploy/grafana-dashboard.json. Prometheus and promtool are installed by scripts/test: missing is a
+failure, not a skip."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import shutil
+import signal
+import socket
+import subprocess
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import yaml
+
+from broadcaster.emulator import OwncastEmulator
+from broadcaster.seaweed import SeaweedS3
+from tests.service_process import ServiceProcess, service_env
+from tests.test_deploy import exported_series
+from tests.test_publisher import World
+
+ROOT = Path(__file__).resolve().parent.parent
+DEPLOY = ROOT / "deploy"
+DASHBOARD = DEPLOY / "grafana-dashboard.json"
+
+
+def tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"{name} is not installed: apt-get install prometheus (scripts/test does)")
+    return path
+
+
+# -- alerts ----------------------------------------------------------------------------------------
+
+
+def alert_rules() -> list[dict[str, Any]]:
+    groups = yaml.safe_load((DEPLOY / "alerts.yml").read_text())["groups"]
+    return [rule for group in groups for rule in group["rules"]]
+
+
+def _seconds(duration: str) -> float:
+    """A Prometheus duration (1m30s, 2h, 500ms) in seconds."""
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+    parts = re.findall(r"(\d+)(ms|s|m|h|d|w|y)", duration)
+    assert parts and "".join(n + u for n, u in parts) == duration, duration
+    return sum(int(n) * units[u] for n, u in parts)
+
+
+def test_every_alert_is_unit_tested_firing_after_its_for_and_cleared() -> None:
+    rules = alert_rules()
+    tests = yaml.safe_load((DEPLOY / "alerts.test.yml").read_text())
+    assert tests["rule_files"] == ["alerts.yml"]
+    for rule in rules:
+        name = rule["alert"]
+        # Per test group, this alert's evaluations in time order: (time, firing?).
+        cases = [
+            sorted((_seconds(case["eval_time"]), bool(case["exp_alerts"]))
+                   for case in test["alert_rule_test"] if case["alertname"] == name)
+            for test in tests["tests"]
+        ]
+        cases = [c for c in cases if c]
+        assert cases, f"{name} has no case in alerts.test.yml"
+
+        def shape(evals: list[tuple[float, bool]]) -> bool:
+            # Quiet (pending inside its `for:`, or before the series turns), firing, then quiet again.
+            fired = [i for i, (_, firing) in enumerate(evals) if firing]
+            return bool(fired) and not evals[0][1] and not evals[-1][1] and fired[-1] < len(evals) - 1
+
+        assert any(shape(c) for c in cases), f"{name}: needs a case quiet, then firing, then cleared: {cases}"
+
+
+def test_promtool_runs_the_alerts_unit_tests() -> None:
+    result = subprocess.run([tool("promtool"), "test", "rules", "alerts.test.yml"], cwd=DEPLOY,
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# -- the dashboard -----------------------------------------------------------------------------------
+
+
+def dashboard() -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(DASHBOARD.read_text())
+    return loaded
+
+
+def panels() -> list[dict[str, Any]]:
+    found = []
+    for panel in dashboard()["panels"]:
+        found.append(panel)
+        found.extend(panel.get("panels", []))  # inside a collapsed row
+    return [p for p in found if p["type"] != "row"]
+
+
+def queries() -> dict[tuple[str, str], str]:
+    """(panel title, refId) -> PromQL, as the dashboard has it."""
+    return {(p["title"], t["refId"]): t["expr"] for p in panels() for t in p["targets"]}
+
+
+def test_dashboard_is_in_grafanas_export_format_with_the_datasource_as_a_variable() -> None:
+    board = dashboard()
+    (source,) = board["__inputs"]
+    assert source["name"] == "DS_PROMETHEUS" and source["type"] == "datasource"
+    assert source["pluginId"] == "prometheus"
+    assert board["id"] is None and board["uid"] and board["title"] and isinstance(board["schemaVersion"], int)
+    variables = {v["name"]: v for v in board["templating"]["list"]}
+    assert (variables["datasource"]["type"], variables["datasource"]["query"]) == ("datasource", "prometheus")
+    assert variables["datasource"]["current"]["value"] == "${DS_PROMETHEUS}"  # what the import replaces
+    ids = [p["id"] for p in panels()]
+    assert len(ids) == len(set(ids))
+    cells: set[tuple[int, int]] = set()
+    for panel in panels():
+        assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, panel["title"]
+        assert panel["fieldConfig"]["defaults"]["unit"], panel["title"]
+        assert panel["description"], panel["title"]
+        grid = panel["gridPos"]
+        x, y, w, h = grid["x"], grid["y"], grid["w"], grid["h"]
+        assert x >= 0 and w > 0 and x + w <= 24 and h > 0, panel["title"]  # Grafana's grid is 24 wide
+        mine = {(col, row) for col in range(x, x + w) for row in range(y, y + h)}
+        assert not mine & cells, f"{panel['title']} overlaps another panel"
+        cells |= mine
+        for target in panel["targets"]:
+            assert target["datasource"] == panel["datasource"] and target["expr"].strip()
+    # Every variable a query uses is defined (or one of Grafana's own).
+    used = {name for expr in queries().values() for name in re.findall(r"\$\{?(\w+)", expr)}
+    assert used - {"__rate_interval", "__interval", "__range", "1"} <= set(variables)
+    names = {name for expr in queries().values() for name in re.findall(r"\bhls_broadcaster_\w+", expr)}
+    assert names <= exported_series(), names - exported_series()
+
+
+# -- the gauges the dashboard added -------------------------------------------------------------------
+
+
+async def test_held_requests_counts_waiters_until_answered_timed_out_or_gone(tmp_path: Path) -> None:
+    world = World(tmp_path)
+    try:
+        world.owncast_lists(0, "stream-a-0.ts")
+        await world.settle()
+        rendered = world.pub.media_playlist(0)
+        assert rendered is not None
+        base = rendered.last_sequence
+        assert await world.pub.wait_for_sequence(0, base, timeout=1) is rendered  # answered at once
+        assert world.pub.held_requests == 0
+        answered = [asyncio.ensure_future(world.pub.wait_for_sequence(0, base + 1, timeout=5)) for _ in range(3)]
+        timed_out = asyncio.ensure_future(world.pub.wait_for_sequence(0, base + 2, timeout=0.05))
+        gone = asyncio.ensure_future(world.pub.wait_for_sequence(0, base + 2, timeout=5))
+        await asyncio.sleep(0)
+        assert world.pub.held_requests == 5
+        assert await timed_out is None
+        assert world.pub.held_requests == 4
+        gone.cancel()  # the viewer hung up
+        with pytest.raises(asyncio.CancelledError):
+            await gone
+        assert world.pub.held_requests == 3
+        world.owncast_lists(0, "stream-a-1.ts")
+        assert all(r is not None for r in await asyncio.gather(*answered))
+        assert world.pub.held_requests == 0
+    finally:
+        await world.pub.close()
+
+
+# -- a real Prometheus on the real service -------------------------------------------------------------
+
+SCRAPE = "1s"
+RATE_INTERVAL = "5s"  # what Grafana's $__rate_interval is at a 1 s scrape: at least four scrapes
+# Dashboard queries that must have data while a stream is live and a viewer watches: all but those
+# that count trouble (a healthy stream loses no segment and answers no error).
+MAY_BE_EMPTY = {
+    ("Segments listed and lost", "B"),  # lost segments
+    ("Playlist requests per second by kind", "B"),  # answers other than 200/304
+}
+MUST_HAVE_DATA = {
+    ("Segments listed and lost", "A"),
+    ("Listing delay p50 / p95", "A"), ("Listing delay p50 / p95", "B"),
+    ("Upload duration p50 / p95", "A"), ("Upload duration p50 / p95", "B"),
+    ("Real-time ratio", "A"),
+    ("Storage up", "A"),
+    ("Window and queue", "A"), ("Window and queue", "B"),
+    ("Playlist requests per second by kind", "A"),
+    ("Held requests and SSE streams", "A"), ("Held requests and SSE streams", "B"),
+    ("Bytes to R2", "A"),
+    ("Egress moved to R2 (estimated)", "A"),
+    ("Egress avoided (estimated, time range)", "A"),
+    ("Egress cost avoided (estimated, time range)", "A"),
+}  # fmt: skip
+
+
+def test_every_dashboard_query_is_classified() -> None:
+    assert MUST_HAVE_DATA | MAY_BE_EMPTY == set(queries()) and not MUST_HAVE_DATA & MAY_BE_EMPTY
+
+
+def concrete(expr: str, target: str) -> str:
+    """A dashboard query with Grafana's variables replaced by what Grafana would put there."""
+    # (Grafana would escape the dots of a regex value; "." matches a dot anyway.)
+    values = {"job": "hls-broadcaster", "instance": target, "egress_price": "0.09",
+              "__rate_interval": RATE_INTERVAL, "__interval": SCRAPE, "__range": "1m"}
+    return re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: values.get(m.group(1) or m.group(2), m.group(0)), expr)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def scrape_config_for(target: str) -> dict[str, Any]:
+    """deploy/prometheus.yml as shipped, with only the target and the intervals substituted (a test
+    cannot wait 5 s scrapes): the job, its labels, metrics_path and rule_files are the operator's."""
+    config: dict[str, Any] = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())
+    config["global"].update(scrape_interval=SCRAPE, evaluation_interval=SCRAPE)
+    (job,) = [j for j in config["scrape_configs"] if j["job_name"] == "hls-broadcaster"]
+    job.update(scrape_interval=SCRAPE, scrape_timeout=SCRAPE)
+    (static,) = job["static_configs"]
+    static["targets"] = [target]
+    return config
+
+
+@asynccontextmanager
+async def prometheus(workdir: Path, target: str) -> AsyncIterator[str]:
+    """Debian's Prometheus on its own port and data folder; yields its URL; stopped by its PID."""
+    workdir.mkdir()
+    (workdir / "prometheus.yml").write_text(yaml.safe_dump(scrape_config_for(target)))
+    shutil.copy(DEPLOY / "alerts.yml", workdir / "alerts.yml")  # rule_files is relative to the config
+    url = f"http://127.0.0.1:{_free_port()}"
+    log = (workdir / "prometheus.log").open("wb")
+    proc = await asyncio.create_subprocess_exec(
+        tool("prometheus"), f"--config.file={workdir / 'prometheus.yml'}",
+        f"--web.listen-address={url.removeprefix('http://')}", f"--storage.tsdb.path={workdir / 'data'}",
+        stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        async with aiohttp.ClientSession() as http, asyncio.timeout(20):
+            while True:
+                if proc.returncode is not None:
+                    raise RuntimeError("prometheus exited")  # its log is printed below
+                try:
+                    async with http.get(f"{url}/-/ready") as r:
+                        if r.status == 200:
+                            break
+                except aiohttp.ClientConnectionError:
+                    pass
+                await asyncio.sleep(0.1)
+        yield url
+    except BaseException:
+        print("--- prometheus log ---", (workdir / "prometheus.log").read_text()[-3000:], sep="\n")
+        raise
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                async with asyncio.timeout(10):
+                    await proc.wait()
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+        log.close()
+
+
+class PromAPI:
+    def __init__(self, http: aiohttp.ClientSession, url: str) -> None:
+        self.http, self.url = http, url
+
+    async def get(self, path: str, **params: str) -> Any:
+        async with self.http.get(f"{self.url}/api/v1/{path}", params=params) as r:
+            body = await r.json()
+        assert body["status"] == "success", (path, params, body)
+        return body["data"]
+
+    async def query(self, expr: str) -> list[dict[str, Any]]:
+        data = await self.get("query", query=expr)
+        assert data["resultType"] == "vector", (expr, data)
+        result: list[dict[str, Any]] = data["result"]
+        return result
+
+    async def value(self, expr: str) -> float | None:
+        result = await self.query(expr)
+        return float(result[0]["value"][1]) if result else None
+
+    async def until(self, what: str, check: Any, timeout: float = 20) -> Any:
+        """Polls `check()` (async, returns a truthy value when done) until done; fails naming `what`."""
+        try:
+            async with asyncio.timeout(timeout):
+                while not (done := await check()):
+                    await asyncio.sleep(0.25)
+                return done
+        except TimeoutError:
+            pytest.fail(f"Prometheus: {what} within {timeout:.0f} s")
+
+
+def _last_sequence(playlist: str) -> int:
+    lines = playlist.splitlines()
+    first = int(next(line for line in lines if line.startswith("#EXT-X-MEDIA-SEQUENCE:")).split(":")[1])
+    return first + sum(1 for line in lines if line and not line.startswith("#")) - 1
+
+
+async def blocking_viewer(http: aiohttp.ClientSession, url: str) -> None:
+    """A low-latency player on variant 0: always one request held for the next segment."""
+    playlist = f"{url}/live/0/playlist.m3u8"
+    text = ""
+    while True:
+        params = {"_HLS_msn": str(_last_sequence(text) + 1)} if text else {}
+        async with http.get(playlist, params=params) as r:
+            if r.status == 200:
+                text = await r.text()
+            else:  # not ready yet, or the stream stalled: start over, as players do
+                text = ""
+                await asyncio.sleep(0.1)
+
+
+async def sse_client(http: aiohttp.ClientSession, url: str) -> None:
+    async with http.get(f"{url}/live/events") as r:
+        async for _ in r.content:  # read, or the hub would drop us as a stalled client
+            pass
+
+
+@asynccontextmanager
+async def running(*coroutines: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
+    """Runs clients alongside; at exit they are cancelled and awaited (before their session closes)."""
+    tasks = [asyncio.create_task(c) for c in coroutines]
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+@pytest.mark.integration
+async def test_real_prometheus_scrapes_the_service_and_answers_every_dashboard_query(
+    tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator
+) -> None:
+    env = service_env(owncast.variant_dir(0).parent, seaweed, tmp_path / "state", WINDOW_SECONDS="6")
+    async with (
+        ServiceProcess(env, tmp_path / "service") as service,
+        aiohttp.ClientSession() as http,
+    ):
+        target = service.url.removeprefix("http://")
+        async with (
+            running(blocking_viewer(http, service.url), sse_client(http, service.url)),
+            prometheus(tmp_path / "prometheus", target) as prom_url,
+        ):
+            api = PromAPI(http, prom_url)
+
+            async def scrape_up() -> bool:
+                active = (await api.get("targets", state="active"))["activeTargets"]
+                ours = [t for t in active if t["labels"].get("job") == "hls-broadcaster"]
+                if not ours:
+                    return False  # not discovered yet
+                assert [t["scrapeUrl"] for t in ours] == [f"{service.url}/metrics"]
+                assert ours[0]["labels"]["service"] == "hls-broadcaster"  # the shipped config's label
+                return bool(ours[0]["health"] == "up" and ours[0]["lastError"] == "")
+
+            await api.until("the scrape of the service is up", scrape_up)
+            assert await api.value('up{job="hls-broadcaster"}') == 1
+
+            listed = 'sum(hls_broadcaster_segments_listed_total{job="hls-broadcaster"})'
+            first = await api.until("segments listed", lambda: api.value(listed))
+            await api.until(f"hls_broadcaster_segments_listed_total growing past {first}",
+                            lambda: _above(api, listed, first))
+
+            # Every dashboard query: valid PromQL for this Prometheus, and data where a live stream has it.
+            for key, expr in sorted(queries().items()):
+                await api.query(concrete(expr, target))  # asserts success: no error
+            for key in sorted(MUST_HAVE_DATA):
+                expr = concrete(queries()[key], target)
+                await api.until(f"data for {key}: {expr}", lambda e=expr: api.query(e))
+            # The panels read what the service is doing: one SSE stream open, one blocking request held.
+            for key in [("Held requests and SSE streams", "A"), ("Held requests and SSE streams", "B")]:
+                expr = concrete(queries()[key], target)
+                await api.until(f"{key} at 1", lambda e=expr: _above(api, e, 0))
+            assert await api.value(concrete(queries()[("Storage up", "A")], target)) == 1
+            for key in [("Egress moved to R2 (estimated)", "A"),
+                        ("Egress cost avoided (estimated, time range)", "A")]:
+                assert (await api.value(concrete(queries()[key], target)) or 0) > 0, key
+
+            # The template variables' label_values() find this service.
+            for variable in dashboard()["templating"]["list"]:
+                if variable["type"] != "query":
+                    continue
+                found = re.fullmatch(r"label_values\((.+), (\w+)\)", variable["query"]["query"])
+                assert found, variable["query"]
+                match, label = concrete(found.group(1), target), found.group(2)
+                values = await api.get(f"label/{label}/values", **{"match[]": match})
+                assert values == [{"job": "hls-broadcaster", "instance": target}[label]]
+
+            # Every rule of deploy/alerts.yml loaded, and evaluated against the real series without error.
+            async def rules_evaluated() -> list[dict[str, Any]] | None:
+                rules = [r for g in (await api.get("rules", type="alert"))["groups"] for r in g["rules"]]
+                return rules if rules and all(r["health"] != "unknown" for r in rules) else None
+
+            rules = await api.until("the alert rules evaluated", rules_evaluated)
+            assert {r["name"] for r in rules} == {r["alert"] for r in alert_rules()}
+            assert [(r["name"], r.get("lastError")) for r in rules if r["health"] != "ok"] == []
+        assert service.problems() == []
+
+
+async def _above(api: PromAPI, expr: str, floor: float) -> bool:
+    value = await api.value(expr)
+    return value is not None and value > floor
