@@ -63,10 +63,10 @@ from typing import Any
 
 import aiohttp
 
-from broadcaster.hls_check import VariantSetChecker, Violation, check_master
+from tests.support.hls_checker import VariantSetChecker, Violation, check_master
 from broadcaster.manifest import Rendered
 from broadcaster.owncast import SourceSegment
-from broadcaster.seaweed import SeaweedS3
+from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.service import Service
 from broadcaster.settings import load_settings
 

@@ -51,9 +51,9 @@ import pytest_asyncio
 from aiobotocore.session import get_session
 from prometheus_client.parser import text_string_to_metric_families
 
-from broadcaster.ffmpeg import ffmpeg_exe
-from broadcaster.hls_check import VariantSetChecker
-from broadcaster.seaweed import SeaweedS3
+from broadcaster.demo.ffmpeg import ffmpeg_exe
+from tests.support.hls_checker import VariantSetChecker
+from broadcaster.demo.seaweed import SeaweedS3
 from tests.service_process import ServiceProcess, service_env
 
 # One SeaweedFS for the module (each test has its own service, HLS_DIR and key prefix): starting and

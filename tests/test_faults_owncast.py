@@ -11,9 +11,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from broadcaster.emulator import OwncastEmulator
-from broadcaster.hls_check import VariantSetChecker
-from broadcaster.seaweed import SeaweedS3
+from broadcaster.demo.emulator import OwncastEmulator
+from tests.support.hls_checker import VariantSetChecker
+from broadcaster.demo.seaweed import SeaweedS3
 from tests.service_process import ServiceProcess, service_env
 from tests.test_integration import Observed, poll
 

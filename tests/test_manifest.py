@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from broadcaster.hls_check import MediaPlaylistChecker
+from tests.support.hls_checker import MediaPlaylistChecker
 from broadcaster.manifest import ListedSegment, ManifestGenerator, SegmentRejected, render_master
 from broadcaster.owncast import SourceVariant
 

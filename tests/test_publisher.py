@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from broadcaster.hls_check import VariantSetChecker
+from tests.support.hls_checker import VariantSetChecker
 from broadcaster.metrics import Metrics
 from broadcaster.owncast import SourcePlaylist, SourceSegment, SourceVariant
 from broadcaster.publisher import Publisher
