@@ -16,12 +16,12 @@ import pytest
 
 from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.demo.ffmpeg import ffmpeg_exe
-from tests.support.hls_checker import VariantSetChecker, check_master
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.service import Service
 from broadcaster.settings import load_settings
 from tests.browser import launch_chromium, needs_chromium, open_viewer, watch
 from tests.service_process import service_env
+from tests.support.hls_checker import VariantSetChecker, check_master
 
 pytestmark = pytest.mark.integration
 

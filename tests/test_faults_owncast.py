@@ -12,9 +12,9 @@ import aiohttp
 import pytest
 
 from broadcaster.demo.emulator import OwncastEmulator
-from tests.support.hls_checker import VariantSetChecker
 from broadcaster.demo.seaweed import SeaweedS3
 from tests.service_process import ServiceProcess, service_env
+from tests.support.hls_checker import VariantSetChecker
 from tests.test_integration import Observed, poll
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]

@@ -15,10 +15,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.demo.ffmpeg import ffmpeg_exe
-from tests.support.hls_checker import VariantSetChecker, check_master
-from broadcaster.owncast import parse_media_playlist
 from broadcaster.demo.seaweed import SeaweedS3
+from broadcaster.owncast import parse_media_playlist
 from tests.service_process import ServiceProcess, service_env
+from tests.support.hls_checker import VariantSetChecker, check_master
 
 pytestmark = pytest.mark.integration
 
