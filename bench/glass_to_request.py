@@ -64,8 +64,8 @@ sys.path.insert(0, str(REPO))
 
 import aiohttp
 
-from broadcaster.ffmpeg import ffmpeg_exe
-from broadcaster.seaweed import SeaweedS3
+from broadcaster.demo.ffmpeg import ffmpeg_exe
+from broadcaster.demo.seaweed import SeaweedS3
 from tests.service_process import ServiceProcess
 from tests.service_process import service_env as _service_env
 

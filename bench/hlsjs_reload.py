@@ -3,7 +3,7 @@ blocking playlist reload against the same service polled (BLOCKING_RELOAD=false)
 
     python bench/hlsjs_reload.py [--segments 15] [--rounds 3] [--warmup 4]
 
-Real parts: SeaweedFS on 127.0.0.1 (the bucket), the Owncast emulator (broadcaster.emulator: real
+Real parts: SeaweedFS on 127.0.0.1 (the bucket), the Owncast emulator (broadcaster.demo.emulator: real
 ffmpeg writing 1 s MPEG-TS segments the way Owncast does, one variant), and two services as an
 operator runs them (`python -m broadcaster run`, a process each) watching the same HLS_DIR: one with
 BLOCKING_RELOAD=true, one with BLOCKING_RELOAD=false, each uploading under its own key prefix.
@@ -54,8 +54,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/glass_to_reque
 import aiohttp
 from glass_to_request import parse_playlist, pct, service_env, wait_listed
 
-from broadcaster.emulator import OwncastEmulator
-from broadcaster.seaweed import SeaweedS3
+from broadcaster.demo.emulator import OwncastEmulator
+from broadcaster.demo.seaweed import SeaweedS3
 from tests.service_process import ServiceProcess
 
 CHROMIUM = "/usr/bin/chromium"

@@ -21,9 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.manifest import Rendered
 from broadcaster.owncast import SourceSegment
-from broadcaster.seaweed import SeaweedS3
 from broadcaster.service import Service
 from broadcaster.settings import load_settings
 from broadcaster.store import S3Store

@@ -49,6 +49,7 @@ import multiprocessing
 import os
 import random
 import shutil
+import sys
 import tempfile
 import time
 from array import array
@@ -61,14 +62,17 @@ from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
 from typing import Any
 
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # tests.support.hls_checker, the playlist checker the tests use
+
 import aiohttp
 
-from broadcaster.hls_check import VariantSetChecker, Violation, check_master
+from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.manifest import Rendered
 from broadcaster.owncast import SourceSegment
-from broadcaster.seaweed import SeaweedS3
 from broadcaster.service import Service
 from broadcaster.settings import load_settings
+from tests.support.hls_checker import VariantSetChecker, Violation, check_master
 
 VARIANTS = 2
 EXTINF = 1.0

@@ -72,7 +72,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/glass_to_reque
 import aiohttp
 from glass_to_request import SEGMENT_SECONDS, OwncastWriter, encode_segments, pct, service_env
 
-from broadcaster.seaweed import SeaweedS3
+from broadcaster.demo.seaweed import SeaweedS3
 
 PATH = "/live/0/playlist.m3u8"
 ANSWER_TIMEOUT = 10.0  # no answer this long is an error (a held request is answered within 3 s)

@@ -102,7 +102,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from .check import run_checks
+    from .preflight import run_checks
 
     flags = {s.name: getattr(args, s.name, None) for s in SETTINGS}
     settings = load_settings(flags, env_file=args.env_file)

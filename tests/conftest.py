@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from moto.server import ThreadedMotoServer
 
-from broadcaster.emulator import OwncastEmulator
-from broadcaster.seaweed import SeaweedS3
+from broadcaster.demo.emulator import OwncastEmulator
+from broadcaster.demo.seaweed import SeaweedS3
 
 
 @pytest.fixture

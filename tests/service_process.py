@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from types import TracebackType
 
-from broadcaster.seaweed import SeaweedS3
+from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.settings import SETTINGS
 
 _SERVING = re.compile(r"serving (http://\S+?)/live/master\.m3u8")

@@ -16,9 +16,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from broadcaster import hls
-from broadcaster.hls_check import MediaPlaylistChecker
 from broadcaster.manifest import ListedSegment, ManifestGenerator
 from broadcaster.server import create_app
+from tests.support.hls_checker import MediaPlaylistChecker
 from tests.test_publisher import World
 
 T0 = 1_800_000_000.0

@@ -14,14 +14,14 @@ from urllib.parse import urljoin, urlsplit
 import aiohttp
 import pytest
 
-from broadcaster.emulator import OwncastEmulator
-from broadcaster.ffmpeg import ffmpeg_exe
-from broadcaster.hls_check import VariantSetChecker, check_master
-from broadcaster.seaweed import SeaweedS3
+from broadcaster.demo.emulator import OwncastEmulator
+from broadcaster.demo.ffmpeg import ffmpeg_exe
+from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.service import Service
 from broadcaster.settings import load_settings
 from tests.browser import launch_chromium, needs_chromium, open_viewer, watch
 from tests.service_process import service_env
+from tests.support.hls_checker import VariantSetChecker, check_master
 
 pytestmark = pytest.mark.integration
 

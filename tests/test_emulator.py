@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 from yarl import URL
 
-from broadcaster.emulator import EmulatorError, OwncastEmulator
+from broadcaster.demo.emulator import EmulatorError, OwncastEmulator
 
 pytestmark = pytest.mark.integration
 
@@ -252,7 +252,7 @@ async def test_ffmpeg_dies_with_a_killed_python(tmp_path: Path) -> None:
         f"""
         import asyncio, os, signal
         from pathlib import Path
-        from broadcaster.emulator import EmulatorError, OwncastEmulator
+        from broadcaster.demo.emulator import EmulatorError, OwncastEmulator
 
         async def main():
             owncast = OwncastEmulator(Path({str(tmp_path / "hls")!r}))

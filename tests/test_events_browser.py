@@ -12,8 +12,8 @@ from urllib.parse import urlsplit
 import aiohttp
 import pytest
 
-from broadcaster.emulator import OwncastEmulator
-from broadcaster.seaweed import SeaweedS3
+from broadcaster.demo.emulator import OwncastEmulator
+from broadcaster.demo.seaweed import SeaweedS3
 from tests.browser import launch_chromium, needs_chromium, open_viewer
 from tests.service_process import ServiceProcess, service_env
 from tests.test_events import Event, SseReader

@@ -12,11 +12,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from broadcaster.emulator import OwncastEmulator
-from broadcaster.ffmpeg import ffmpeg_exe
-from broadcaster.hls_check import MediaPlaylistChecker
-from broadcaster.seaweed import SeaweedS3
+from broadcaster.demo.emulator import OwncastEmulator
+from broadcaster.demo.ffmpeg import ffmpeg_exe
+from broadcaster.demo.seaweed import SeaweedS3
 from tests.service_process import ServiceProcess, service_env
+from tests.support.hls_checker import MediaPlaylistChecker
 from tests.test_integration import Observed, poll
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]

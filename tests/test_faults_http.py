@@ -42,7 +42,7 @@ import pytest
 import pytest_asyncio
 from yarl import URL
 
-from broadcaster.seaweed import SeaweedS3
+from broadcaster.demo.seaweed import SeaweedS3
 from tests.service_process import ServiceProcess, service_env
 from tests.test_faults_input import HandFedOwncast, Observer, real_ts_segment, write_in_place
 

@@ -51,10 +51,10 @@ import pytest_asyncio
 from aiobotocore.session import get_session
 from prometheus_client.parser import text_string_to_metric_families
 
-from broadcaster.ffmpeg import ffmpeg_exe
-from broadcaster.hls_check import VariantSetChecker
-from broadcaster.seaweed import SeaweedS3
+from broadcaster.demo.ffmpeg import ffmpeg_exe
+from broadcaster.demo.seaweed import SeaweedS3
 from tests.service_process import ServiceProcess, service_env
+from tests.support.hls_checker import VariantSetChecker
 
 # One SeaweedFS for the module (each test has its own service, HLS_DIR and key prefix): starting and
 # stopping it for every test would cost half the file's time budget.

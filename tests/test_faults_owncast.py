@@ -11,10 +11,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from broadcaster.emulator import OwncastEmulator
-from broadcaster.hls_check import VariantSetChecker
-from broadcaster.seaweed import SeaweedS3
+from broadcaster.demo.emulator import OwncastEmulator
+from broadcaster.demo.seaweed import SeaweedS3
 from tests.service_process import ServiceProcess, service_env
+from tests.support.hls_checker import VariantSetChecker
 from tests.test_integration import Observed, poll
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]

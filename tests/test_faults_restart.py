@@ -13,8 +13,8 @@ import pytest
 import re
 from collections import Counter
 
-from broadcaster.emulator import OwncastEmulator
-from broadcaster.seaweed import SeaweedS3
+from broadcaster.demo.emulator import OwncastEmulator
+from broadcaster.demo.seaweed import SeaweedS3
 from tests.service_process import ServiceProcess, service_env
 from tests.test_integration import Observed, poll
 

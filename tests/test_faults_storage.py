@@ -26,13 +26,13 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from broadcaster.emulator import OwncastEmulator
-from broadcaster.ffmpeg import ffmpeg_exe
-from broadcaster.hls_check import VariantSetChecker
+from broadcaster.demo.emulator import OwncastEmulator
+from broadcaster.demo.ffmpeg import ffmpeg_exe
+from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.owncast import PlaylistError, parse_media_playlist
-from broadcaster.seaweed import SeaweedS3
 from tests.fault_proxy import FaultProxy
 from tests.service_process import ServiceProcess, service_env
+from tests.support.hls_checker import VariantSetChecker
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.timeout(90)]
 

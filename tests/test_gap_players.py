@@ -58,7 +58,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from broadcaster.ffmpeg import ffmpeg_exe
+from broadcaster.demo.ffmpeg import ffmpeg_exe
 
 CHROMIUM = "/usr/bin/chromium"
 VIEWER = Path(__file__).resolve().parent.parent / "viewer"

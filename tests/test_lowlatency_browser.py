@@ -10,8 +10,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from broadcaster.emulator import OwncastEmulator
-from broadcaster.seaweed import SeaweedS3
+from broadcaster.demo.emulator import OwncastEmulator
+from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.service import Service
 from broadcaster.settings import load_settings
 from tests.browser import launch_chromium, needs_chromium, open_viewer, watch

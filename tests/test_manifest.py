@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from broadcaster.hls_check import MediaPlaylistChecker
 from broadcaster.manifest import ListedSegment, ManifestGenerator, SegmentRejected, render_master
 from broadcaster.owncast import SourceVariant
+from tests.support.hls_checker import MediaPlaylistChecker
 
 T0 = 1_800_000_000.0
 

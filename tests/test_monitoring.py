@@ -21,8 +21,8 @@ import aiohttp
 import pytest
 import yaml
 
-from broadcaster.emulator import OwncastEmulator
-from broadcaster.seaweed import SeaweedS3
+from broadcaster.demo.emulator import OwncastEmulator
+from broadcaster.demo.seaweed import SeaweedS3
 from tests.service_process import ServiceProcess, service_env
 from tests.test_deploy import exported_series
 from tests.test_publisher import World

@@ -19,8 +19,8 @@ import aiohttp
 import pytest
 import yaml
 
-from broadcaster.emulator import OwncastEmulator
-from broadcaster.seaweed import SeaweedS3
+from broadcaster.demo.emulator import OwncastEmulator
+from broadcaster.demo.seaweed import SeaweedS3
 from tests.browser import launch_chromium, needs_chromium
 from tests.service_process import ServiceProcess, service_env
 from tests.support.nginx import Nginx, needs_nginx, tunnel_locations

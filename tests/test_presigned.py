@@ -15,14 +15,14 @@ from urllib.parse import parse_qs, urlsplit
 import aiohttp
 import pytest
 
-from broadcaster.check import run_checks
-from broadcaster.emulator import OwncastEmulator
-from broadcaster.ffmpeg import ffmpeg_exe
-from broadcaster.hls_check import VariantSetChecker
-from broadcaster.seaweed import SeaweedS3
+from broadcaster.demo.emulator import OwncastEmulator
+from broadcaster.demo.ffmpeg import ffmpeg_exe
+from broadcaster.demo.seaweed import SeaweedS3
+from broadcaster.preflight import run_checks
 from broadcaster.settings import load_settings
 from tests.browser import launch_chromium, needs_chromium, open_viewer, watch
 from tests.service_process import ServiceProcess, service_env
+from tests.support.hls_checker import VariantSetChecker
 
 EXPIRY = 900
 pytestmark = pytest.mark.integration

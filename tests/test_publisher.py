@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from broadcaster.hls_check import VariantSetChecker
 from broadcaster.metrics import Metrics
 from broadcaster.owncast import SourcePlaylist, SourceSegment, SourceVariant
 from broadcaster.publisher import Publisher
 from broadcaster.uploader import Uploader
 from tests.fakes import FakeStore
+from tests.support.hls_checker import VariantSetChecker
 
 PUBLIC = "https://cdn.example"
 

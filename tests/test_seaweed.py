@@ -10,7 +10,7 @@ import pytest
 from aiobotocore.session import get_session
 from botocore.exceptions import ClientError
 
-from broadcaster.seaweed import SeaweedError, SeaweedS3
+from broadcaster.demo.seaweed import SeaweedError, SeaweedS3
 
 pytestmark = pytest.mark.integration
 

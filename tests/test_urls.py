@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 from aiobotocore.session import get_session
 
-from broadcaster.seaweed import SeaweedS3
+from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.settings import Settings, SettingsError, load_settings
 from broadcaster.urls import PresignedUrls, PublicUrls, S3Signer, segment_urls
 

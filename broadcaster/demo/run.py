@@ -15,11 +15,11 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from ..service import Service
+from ..settings import load_settings
 from .emulator import EmulatorError, OwncastEmulator
 from .ffmpeg import FfmpegNotFoundError
 from .seaweed import SeaweedError, SeaweedS3
-from .service import Service
-from .settings import load_settings
 
 log = logging.getLogger(__name__)
 

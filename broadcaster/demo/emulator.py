@@ -33,8 +33,8 @@ from typing import Literal, Self
 
 from aiohttp import StreamReader, web
 
-from broadcaster.children import GroupKiller, child_argv, stop_child
-from broadcaster.ffmpeg import ffmpeg_exe
+from broadcaster.demo.children import GroupKiller, child_argv, stop_child
+from broadcaster.demo.ffmpeg import ffmpeg_exe
 
 log = logging.getLogger(__name__)
 ffmpeg_log = logging.getLogger(__name__ + ".ffmpeg")

@@ -1,4 +1,4 @@
-"""Tests for broadcaster.hls_check: for every rule a passing sequence and a minimal sequence that breaks it."""
+"""Tests for tests.support.hls_checker: for every rule a passing sequence and a minimal sequence that breaks it."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from broadcaster.hls_check import MediaPlaylistChecker, VariantSetChecker, Violation, check_master
+from tests.support.hls_checker import MediaPlaylistChecker, VariantSetChecker, Violation, check_master
 
 # ---------------------------------------------------------------------------------------------- builders
 
@@ -297,7 +297,7 @@ def test_master_rules(case: tuple[str, str]) -> None:
 
 
 def test_every_documented_rule_has_a_failing_case() -> None:
-    import broadcaster.hls_check as mod
+    import tests.support.hls_checker as mod
 
     documented = {
         line.split()[0]

@@ -30,7 +30,7 @@ from aiobotocore.session import get_session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from broadcaster.children import GroupKiller, stop_child
+from broadcaster.demo.children import GroupKiller, stop_child
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from aiobotocore.session import get_session
 
-from broadcaster.check import run_checks
-from broadcaster.seaweed import SeaweedS3
+from broadcaster.demo.seaweed import SeaweedS3
+from broadcaster.preflight import run_checks
 from broadcaster.settings import Settings, load_settings
 
 pytestmark = pytest.mark.integration

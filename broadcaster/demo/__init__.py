@@ -1,0 +1,12 @@
+"""`hls-broadcaster demo` and the parts it runs on this machine, which the tests reuse.
+
+Not the service: nothing outside this package (but the CLI's `demo` command) imports it.
+- `run`: the demo itself (a local S3 server, a synthetic Owncast stream, the service, the viewer).
+- `seaweed`: a real local S3 server (SeaweedFS) standing in for R2.
+- `emulator`: a synthetic live stream written to a folder exactly the way Owncast writes it.
+- `ffmpeg`: the ffmpeg binary `imageio-ffmpeg` ships; `children`: the child processes, never left behind.
+"""
+
+from .run import DemoError, run_demo
+
+__all__ = ["DemoError", "run_demo"]
