@@ -26,11 +26,13 @@ _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_C
 
 
 class Refused(Exception):
-    """Not a file we read: `reason` is "symlink", "not_a_file" or "too_large"."""
+    """Not a file we read: `reason` is "symlink", "not_a_file" or "too_large"; `path` is the name
+    refused (the file, or a folder on the way to it)."""
 
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: str, detail: str, path: Path) -> None:
         super().__init__(detail)
         self.reason = reason
+        self.path = path
 
 
 def is_temporary(err: OSError) -> bool:
@@ -43,7 +45,7 @@ def read_beneath(root: Path, parts: Sequence[str], max_bytes: int) -> bytes:
     Raises Refused, FileNotFoundError (something on the way is gone) or another OSError.
     """
     if not parts or any(p in ("", ".", "..") or "/" in p for p in parts):
-        raise Refused("not_a_file", f"{'/'.join(parts)!r} is not a plain path inside {root}")
+        raise Refused("not_a_file", f"{'/'.join(parts)!r} is not a plain path inside {root}", root)
     fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         for depth, name in enumerate(parts):
@@ -51,11 +53,12 @@ def read_beneath(root: Path, parts: Sequence[str], max_bytes: int) -> bytes:
             child = _open_at(fd, name, _FILE_FLAGS if last else _DIR_FLAGS, root.joinpath(*parts[: depth + 1]))
             os.close(fd)
             fd = child
+        path = root.joinpath(*parts)
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise Refused("not_a_file", f"{root.joinpath(*parts)} is not a regular file")
+            raise Refused("not_a_file", f"{path} is not a regular file", path)
         if st.st_size > max_bytes:
-            raise Refused("too_large", f"{root.joinpath(*parts)} is {st.st_size} bytes, over the {max_bytes} byte limit")
+            raise Refused("too_large", f"{path} is {st.st_size} bytes, over the {max_bytes} byte limit", path)
         chunks: list[bytes] = []
         size = 0
         while size <= max_bytes:  # the file may grow after fstat: read at most one byte too many
@@ -65,7 +68,7 @@ def read_beneath(root: Path, parts: Sequence[str], max_bytes: int) -> bytes:
             chunks.append(chunk)
             size += len(chunk)
         if size > max_bytes:
-            raise Refused("too_large", f"{root.joinpath(*parts)} is larger than the {max_bytes} byte limit")
+            raise Refused("too_large", f"{path} is larger than the {max_bytes} byte limit", path)
         return b"".join(chunks)
     finally:
         os.close(fd)
@@ -83,7 +86,7 @@ def _open_at(dir_fd: int, name: str, flags: int, shown: Path) -> int:
             except OSError:
                 link = err.errno == errno.ELOOP
             if link:
-                raise Refused("symlink", f"{shown} is a symlink; not followed") from err
-            raise Refused("not_a_file", f"{shown} is not a {'folder' if flags & os.O_DIRECTORY else 'regular file'}") \
-                from err
+                raise Refused("symlink", f"{shown} is a symlink; not followed", shown) from err
+            kind = "folder" if flags & os.O_DIRECTORY else "regular file"
+            raise Refused("not_a_file", f"{shown} is not a {kind}", shown) from err
         raise
