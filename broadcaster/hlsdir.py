@@ -50,7 +50,8 @@ def read_beneath(root: Path, parts: Sequence[str], max_bytes: int) -> bytes:
     try:
         for depth, name in enumerate(parts):
             last = depth == len(parts) - 1
-            child = _open_at(fd, name, _FILE_FLAGS if last else _DIR_FLAGS, root.joinpath(*parts[: depth + 1]))
+            shown = root.joinpath(*parts[: depth + 1])
+            child = _open_at(fd, name, _FILE_FLAGS if last else _DIR_FLAGS, shown)
             os.close(fd)
             fd = child
         path = root.joinpath(*parts)

@@ -820,7 +820,8 @@ _HELD: list[int] = []  # writers held open on FIFOs, closed by the test that mad
 
 def _fifo_variant(feed: HandFedOwncast, outside: Path) -> None:
     """Variant 7, named by the master, whose playlist is a FIFO with a writer held open."""
-    write_in_place(feed.root / "stream.m3u8", feed.master_text() + "#EXT-X-STREAM-INF:BANDWIDTH=1000\n7/stream.m3u8\n")
+    extra = "#EXT-X-STREAM-INF:BANDWIDTH=1000\n7/stream.m3u8\n"
+    write_in_place(feed.root / "stream.m3u8", feed.master_text() + extra)
     (feed.root / "7").mkdir()
     os.mkfifo(feed.root / "7" / "stream.m3u8")
     _HELD.append(os.open(feed.root / "7" / "stream.m3u8", os.O_RDWR | os.O_NONBLOCK))

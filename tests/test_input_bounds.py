@@ -20,12 +20,13 @@ from tests.test_watcher import Sink, media, write_in_place
 
 
 def master(*indices: int) -> str:
-    rows = "".join(f"#EXT-X-STREAM-INF:BANDWIDTH={800000 - i},RESOLUTION=640x360\n{i}/stream.m3u8\n" for i in indices)
-    return "#EXTM3U\n" + rows
+    return "#EXTM3U\n" + "".join(
+        f"#EXT-X-STREAM-INF:BANDWIDTH={800000 - i},RESOLUTION=640x360\n{i}/stream.m3u8\n" for i in indices)
 
 
 def rejected(metrics: Metrics, reason: str) -> float:
-    return metrics.registry.get_sample_value("hls_broadcaster_input_rejected_total", {"reason": reason}) or 0.0
+    sample = metrics.registry.get_sample_value("hls_broadcaster_input_rejected_total", {"reason": reason})
+    return sample or 0.0
 
 
 def lines(caplog: pytest.LogCaptureFixture, *needles: str, level: int = logging.INFO) -> list[str]:
@@ -170,7 +171,8 @@ def test_a_playlist_lists_at_most_its_newest_entries_numbered_as_owncast_numbers
             + "".join(f"#EXTINF:1.0,\ns-{i}.ts\n" for i in range(count)))
     assert len(text.encode()) < watcher.MAX_PLAYLIST_BYTES
     p = parse_media_playlist(text)
-    assert len(p.segments) == owncast.MAX_PLAYLIST_ENTRIES and p.skipped == count - owncast.MAX_PLAYLIST_ENTRIES
+    assert len(p.segments) == owncast.MAX_PLAYLIST_ENTRIES
+    assert p.skipped == count - owncast.MAX_PLAYLIST_ENTRIES
     first = p.segments[0]
     assert first.name == f"s-{count - owncast.MAX_PLAYLIST_ENTRIES}.ts"
     assert p.media_sequence + first.position == 1000 + count - owncast.MAX_PLAYLIST_ENTRIES
@@ -264,3 +266,75 @@ async def test_a_playlist_unopenable_for_lack_of_handles_is_read_again(
     assert lines(caplog, "ignoring") == []
     said = lines(caplog, "Too many open files", level=logging.WARNING)
     assert len(said) == 1 and str(hls / "0" / "stream.m3u8") in said[0]
+
+
+_CHILD = r"""
+import asyncio, errno, logging, os, resource, sys
+from pathlib import Path
+from broadcaster.metrics import Metrics
+from broadcaster.uploader import Uploader
+from broadcaster.watcher import HlsWatcher
+from tests.fakes import FakeStore
+
+logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(levelname)s %(message)s")
+root = Path(sys.argv[1])
+held = []
+
+def exhaust():
+    try:
+        while True:
+            held.append(os.open(os.devnull, os.O_RDONLY))
+    except OSError as err:
+        assert err.errno == errno.EMFILE, err
+
+def release():
+    while held:
+        os.close(held.pop())
+
+class Sink:
+    got = []
+    def on_master(self, variants): pass
+    def on_variant_playlist(self, index, playlist): self.got.append(index)
+
+async def main():
+    resource.setrlimit(resource.RLIMIT_NOFILE, (128, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+    sink = Sink()
+    watcher = HlsWatcher(root, sink, Metrics())
+    exhaust()
+    watcher.scan()  # the master cannot be opened: read again shortly
+    assert sink.got == [], sink.got
+    release()
+    async with asyncio.timeout(5):
+        while not sink.got:
+            await asyncio.sleep(0.01)
+    await watcher.stop()
+
+    slept = []
+    async def sleep(delay):
+        slept.append(delay)
+        release()  # handles come back while the upload waits
+    store = FakeStore()
+    up = Uploader(store, Metrics(), concurrency=1, attempt_timeout=5, sleep=sleep)
+    exhaust()
+    await up.upload_file(root / "0" / "seg.ts", "k", "0", root=root)
+    assert store.keys() == ["k"] and len(slept) == 1, (store.keys(), slept)
+    print("ALL GOOD")
+
+asyncio.run(main())
+"""
+
+
+def test_real_handle_exhaustion_is_waited_out_in_a_child_process(hls: Path) -> None:
+    """The same with a real RLIMIT_NOFILE, in a child process (the test runner keeps its handles)."""
+    import subprocess
+    import sys
+
+    write_in_place(hls / "0" / "stream.m3u8", media("stream-a-0.ts"))
+    (hls / "0" / "seg.ts").write_bytes(b"\x47" * 188)
+    repo = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    out = subprocess.run([sys.executable, "-c", _CHILD, str(hls)], env=env, cwd=repo, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0 and "ALL GOOD" in out.stdout, out.stdout + out.stderr
+    assert "ignoring" not in out.stdout and "lost" not in out.stdout and "Traceback" not in out.stderr
+    assert "Too many open files" in out.stdout
