@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import hls
+from .lograte import RateLimitedLog
 from .manifest import ListedSegment, ManifestGenerator, Removed, Rendered, SegmentRejected, render_master
 from .metrics import Metrics
 from .mirror import PlaylistMirror
@@ -150,6 +151,7 @@ class Publisher:
         self._can_block = can_block_reload
         self._upload_ratio = 0.0  # moving average of (PutObject time / segment duration)
         self._mirror = mirror
+        self._input_log = RateLimitedLog(log)
 
     # -- input from the watcher --------------------------------------------------------------------
 
@@ -171,7 +173,9 @@ class Publisher:
                 self._remember(v, name)
                 self._metrics.input_rejected.labels(reason="unsafe_name").inc()
                 shown = name if len(name) <= 200 else name[:200] + "..."
-                log.warning("skipping %r in %s/stream.m3u8: %s", shown, index, why)
+                # One line per variant per 30 s: a playlist can list hundreds of such names.
+                self._input_log.warning(f"unsafe_name:{index}", "skipping %r in %s/stream.m3u8: %s",
+                                        shown, index, why)
         stream = [s for s in playlist.segments if not s.is_offline_clip]
         if self._target is None and stream:
             # Owncast's offline clip (8 s) and idle transcoder (5 s) say nothing about the stream's own

@@ -526,9 +526,10 @@ async def test_unsafe_names_in_playlists_are_skipped_once_and_never_read(rig: Ri
         assert not set(UNSAFE_NAMES) & set(seen.names(v))
     assert seen.names(0)[-3:] == after
     await quiet_for(service, QUIET, "skipping")
-    for name in UNSAFE_NAMES:
-        for v in feed.variants:
-            assert len(lines_with(service, f"skipping {name!r} in {v}/stream.m3u8")) == 1, (v, name)
+    for v in feed.variants:  # one line per variant per 30 s (RateLimitedLog), the rest counted
+        assert lines_with(service, f"skipping {UNSAFE_NAMES[0]!r} in {v}/stream.m3u8")
+        for name in UNSAFE_NAMES:
+            assert len(lines_with(service, f"skipping {name!r} in {v}/stream.m3u8")) <= 1, (v, name)
     m = await seen.metrics()
     assert counter(m, "hls_broadcaster_input_rejected_total", reason="unsafe_name") == 2 * len(UNSAFE_NAMES)
     objects = await rig.objects()

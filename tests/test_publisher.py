@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 from pathlib import Path
 
 import pytest
@@ -410,3 +411,17 @@ async def test_the_queue_depth_is_a_running_count_not_a_sum_per_segment(world: W
     await world.settle()
     assert world.pub.queue_depth == 0
     assert world.metrics.registry.get_sample_value("hls_broadcaster_upload_queue_depth") == 0
+
+
+async def test_a_playlist_full_of_unsafe_names_writes_one_line_not_one_per_name(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="broadcaster.publisher")
+    rejected = tuple((f"../evil-{i}.ts", "not a plain file name") for i in range(500))
+    world.pub.on_variant_playlist(0, SourcePlaylist(1, 0, (), False, True, rejected=rejected))
+    world.pub.on_variant_playlist(0, SourcePlaylist(1, 0, (), False, True, rejected=rejected[:1] + (
+        ("../more.ts", "not a plain file name"),)))
+    lines = [r.getMessage() for r in caplog.records if "skipping" in r.getMessage()]
+    assert len(lines) == 1 and "../evil-0.ts" in lines[0], lines[:3]
+    assert world.metrics.registry.get_sample_value(
+        "hls_broadcaster_input_rejected_total", {"reason": "unsafe_name"}) == 501
