@@ -63,7 +63,9 @@ def read_beneath(root: Path, parts: Sequence[str], max_bytes: int) -> bytes:
         chunks: list[bytes] = []
         size = 0
         while size <= max_bytes:  # the file may grow after fstat: read at most one byte too many
-            chunk = os.read(fd, max_bytes + 1 - size)
+            # Ask for what fstat announced (os.read allocates what it is asked for), then small steps.
+            want = st.st_size + 1 - size if size < st.st_size else 64 * 1024
+            chunk = os.read(fd, min(want, max_bytes + 1 - size))
             if not chunk:
                 break
             chunks.append(chunk)

@@ -338,3 +338,28 @@ def test_real_handle_exhaustion_is_waited_out_in_a_child_process(hls: Path) -> N
     assert out.returncode == 0 and "ALL GOOD" in out.stdout, out.stdout + out.stderr
     assert "ignoring" not in out.stdout and "lost" not in out.stdout and "Traceback" not in out.stderr
     assert "Too many open files" in out.stdout
+
+
+def test_read_beneath_reads_regular_files_only_and_stays_inside(tmp_path: Path) -> None:
+    from broadcaster.hlsdir import Refused, read_beneath
+
+    root = tmp_path / "hls"
+    (root / "0").mkdir(parents=True)
+    (tmp_path / "secret.ts").write_bytes(b"secret")
+    data = os.urandom(200_000)
+    (root / "0" / "seg.ts").write_bytes(data)
+    assert read_beneath(root, ("0", "seg.ts"), 200_000) == data
+    with pytest.raises(Refused) as err:
+        read_beneath(root, ("0", "seg.ts"), 199_999)
+    assert err.value.reason == "too_large"
+    for parts in (("..", "secret.ts"), ("0", "..", "..", "secret.ts"), ("0/../../secret.ts",), ()):
+        with pytest.raises(Refused):
+            read_beneath(root, parts, 100)
+    os.mkfifo(root / "0" / "fifo")  # no writer: a blocking open would wait for ever
+    with pytest.raises(Refused) as err:
+        read_beneath(root, ("0", "fifo"), 100)
+    assert err.value.reason == "not_a_file"
+    (root / "1").symlink_to(root / "0", target_is_directory=True)  # even to a folder inside
+    with pytest.raises(Refused) as err:
+        read_beneath(root, ("1", "seg.ts"), 200_000)
+    assert err.value.reason == "symlink" and err.value.path == root / "1"
