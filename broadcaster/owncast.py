@@ -15,6 +15,12 @@ import m3u8
 
 MASTER_PLAYLIST = "stream.m3u8"
 VARIANT_PLAYLIST = "stream.m3u8"
+# Entries taken from one media playlist, the newest ones. Owncast lists at most 25 (latency level
+# 1x25) plus its offline tail, and deletes all but the newest SegmentCount+10 files, so older entries
+# name files that are gone. 500 leaves room for any hls_list_size a setup may use, while one
+# playlist's new entries are handled in a few milliseconds, far within a segment (15,000 entries once
+# blocked the service for over a minute).
+MAX_PLAYLIST_ENTRIES = 500
 
 # A plain file name: no folders, no "..", no URL escapes, queries or schemes.
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}")
@@ -50,6 +56,7 @@ class SourcePlaylist:
     ended: bool
     independent_segments: bool
     rejected: tuple[tuple[str, str], ...] = field(default=())  # (name, why) of entries skipped
+    skipped: int = 0  # older entries left out, beyond MAX_PLAYLIST_ENTRIES
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +97,10 @@ def parse_media_playlist(text: str) -> SourcePlaylist:
         raise PlaylistError("no #EXT-X-TARGETDURATION")
     segments: list[SourceSegment] = []
     rejected: list[tuple[str, str]] = []
-    for position, seg in enumerate(playlist.segments):
+    entries = playlist.segments
+    skipped = max(0, len(entries) - MAX_PLAYLIST_ENTRIES)
+    for position in range(skipped, len(entries)):  # positions still count the entries left out
+        seg = entries[position]
         if not seg.uri or seg.duration is None:
             raise PlaylistError("segment without URI or #EXTINF")
         if not math.isfinite(seg.duration):
@@ -123,6 +133,7 @@ def parse_media_playlist(text: str) -> SourcePlaylist:
         ended=bool(playlist.is_endlist),
         independent_segments=bool(playlist.is_independent_segments),
         rejected=tuple(rejected),
+        skipped=skipped,
     )
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import hls
+from .lograte import RateLimitedLog
 from .manifest import ListedSegment, ManifestGenerator, Removed, Rendered, SegmentRejected, render_master
 from .metrics import Metrics
 from .mirror import PlaylistMirror
@@ -124,6 +125,9 @@ class Publisher:
         self._slots: dict[SlotKey, _Slot] = {}
         self._order: list[SlotKey] = []  # undecided slots, sorted
         self._decided: SlotKey = (-1, -1)  # every slot up to here is listed or dropped
+        # Copies in undecided slots, kept as a running count: summing the slots on every new segment
+        # made one long playlist quadratic.
+        self._queued = 0
         self._last_run: int | None = None  # run of the last listed slot
         self._master_variants: list[SourceVariant] | None = None
         self._masters: dict[str, Rendered] = {}  # by variant file name: /live/'s and Owncast's /hls/
@@ -148,6 +152,7 @@ class Publisher:
         self._can_block = can_block_reload
         self._upload_ratio = 0.0  # moving average of (PutObject time / segment duration)
         self._mirror = mirror
+        self._input_log = RateLimitedLog(log)
 
     # -- input from the watcher --------------------------------------------------------------------
 
@@ -169,7 +174,9 @@ class Publisher:
                 self._remember(v, name)
                 self._metrics.input_rejected.labels(reason="unsafe_name").inc()
                 shown = name if len(name) <= 200 else name[:200] + "..."
-                log.warning("skipping %r in %s/stream.m3u8: %s", shown, index, why)
+                # One line per variant per 30 s: a playlist can list hundreds of such names.
+                self._input_log.warning(f"unsafe_name:{index}", "skipping %r in %s/stream.m3u8: %s",
+                                        shown, index, why)
         stream = [s for s in playlist.segments if not s.is_offline_clip]
         if self._target is None and stream:
             # Owncast's offline clip (8 s) and idle transcoder (5 s) say nothing about the stream's own
@@ -233,7 +240,8 @@ class Publisher:
             init_task = v.inits.get(init_key)
             if init_task is None:
                 init_task = asyncio.ensure_future(
-                    self._uploader.upload_file(folder / seg.init_name, init_key, str(v.index))
+                    self._uploader.upload_file(folder / seg.init_name, init_key, str(v.index),
+                                               root=self._hls_dir)
                 )
                 v.inits[init_key] = init_task
         seg_key = self._key(v.index, seg.name)
@@ -243,6 +251,8 @@ class Publisher:
         else:
             task = asyncio.ensure_future(self._upload(folder / seg.name, seg_key, v.index, init_task))
         task.add_done_callback(self._on_done)
+        if v.index not in slot.copies:
+            self._queued += 1
         slot.copies[v.index] = _Copy(seg, self._key(v.index, seg.name), init_key, now, task)
         self._update_queue_gauge()
 
@@ -263,7 +273,7 @@ class Publisher:
                 await asyncio.shield(init)  # shared by every segment of the run
             except SegmentLost as err:
                 raise SegmentLost("init_lost", f"its init section could not be uploaded: {err}") from err
-        return await self._uploader.upload_file(path, key, str(index))
+        return await self._uploader.upload_file(path, key, str(index), root=self._hls_dir)
 
     def _key(self, index: int, name: str) -> str:
         return f"{self._prefix}/{index}/{name}" if self._prefix else f"{index}/{name}"
@@ -335,7 +345,7 @@ class Publisher:
 
     def _pop(self, key: SlotKey) -> None:
         self._order.pop(0)
-        del self._slots[key]
+        self._queued -= len(self._slots.pop(key).copies)
         self._decided = key
 
     def _decide(self, slot: _Slot, members: list[_Variant]) -> None:
@@ -521,7 +531,7 @@ class Publisher:
 
     @property
     def queue_depth(self) -> int:
-        return sum(len(s.copies) for s in self._slots.values())
+        return self._queued
 
     # -- persistence -------------------------------------------------------------------------------
 

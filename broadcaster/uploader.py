@@ -4,17 +4,16 @@ retries with exponential backoff and full jitter for as long as the file is stil
 from __future__ import annotations
 
 import asyncio
-import errno
 import logging
-import os
 import random
-import stat
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Protocol
 
 from . import hls
+from .hlsdir import Refused, is_temporary, read_beneath
+from .lograte import RateLimitedLog
 from .metrics import UPLOAD_FAILURE_REASONS, Metrics, bounded
 from .outage import OutageLog
 from .store import StoreError
@@ -34,28 +33,31 @@ class SegmentLost(Exception):
         self.reason = reason
 
 
-def read_segment_file(path: Path, max_bytes: int) -> bytes:
-    """Read a regular file, refusing symlinks, special files, empty and oversized files."""
+def read_segment_file(path: Path, max_bytes: int, *, root: Path | None = None) -> bytes:
+    """Read a regular file, refusing symlinks, special files, empty and oversized files. With `root`
+    (HLS_DIR), no folder below it is entered through a symlink either (see hlsdir).
+
+    Raises SegmentLost when it can never be read, OSError when it may be later (out of handles).
+    """
+    base = root if root is not None else path.parent
+    if not path.is_relative_to(base):
+        raise SegmentLost("not_a_file", f"{path} is not inside {base}")
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        return _nonempty(path, read_beneath(base, path.relative_to(base).parts, max_bytes))
     except FileNotFoundError as err:
         raise SegmentLost("deleted", f"{path} was deleted before it was uploaded") from err
+    except Refused as err:
+        raise SegmentLost(err.reason, str(err)) from err
     except OSError as err:
-        if err.errno == errno.ELOOP:
-            raise SegmentLost("symlink", f"{path} is a symlink; not followed") from err
+        if is_temporary(err):
+            raise  # out of handles or memory: the upload tries again
         raise SegmentLost("unreadable", f"{path}: {err.strerror}") from err
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise SegmentLost("not_a_file", f"{path} is not a regular file")
-        if st.st_size == 0:
-            raise SegmentLost("empty", f"{path} is empty")
-        if st.st_size > max_bytes:
-            raise SegmentLost("too_large", f"{path} is {st.st_size} bytes, over the {max_bytes} byte limit")
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            return f.read(max_bytes + 1)
-    finally:
-        os.close(fd)
+
+
+def _nonempty(path: Path, data: bytes) -> bytes:
+    if not data:
+        raise SegmentLost("empty", f"{path} is empty")
+    return data
 
 
 class Uploader:
@@ -90,6 +92,7 @@ class Uploader:
         # Set while the bucket works: retries waiting out a backoff go at once when it comes back,
         # instead of each sleeping out its own (up to backoff_cap) timer.
         self._working = asyncio.Event()
+        self._unreadable = RateLimitedLog(log)
         self._clock = clock
         self._waiting: dict[int, float] = {}  # each upload not done yet -> when it began (in order)
         self._next_id = 0
@@ -114,17 +117,30 @@ class Uploader:
             self._working.clear()
             self._outage.failed(reason or "unknown")
 
-    async def upload_file(self, path: Path, key: str, variant: str) -> float:
-        """Upload one file; returns how long the successful PutObject took (seconds).
+    async def upload_file(self, path: Path, key: str, variant: str, *, root: Path | None = None) -> float:
+        """Upload one file (inside `root`, see read_segment_file); returns how long the successful
+        PutObject took (seconds).
 
         Raises SegmentLost when it can never succeed.
         """
         content_type = hls.segment_content_type(path.name)
         if content_type is None:
             raise SegmentLost("bad_type", f"{path} is not a segment type we publish")
-        # Read again on every attempt: if Owncast deleted the file meanwhile, it is lost.
-        return await self._put(key, lambda: read_segment_file(path, self._max_file_bytes), content_type,
-                               hls.SEGMENT_CACHE_CONTROL, variant)
+        attempt = 0
+        while True:
+            try:
+                # Read again on every attempt: if Owncast deleted the file meanwhile, it is lost.
+                return await self._put(key, lambda: read_segment_file(path, self._max_file_bytes, root=root),
+                                       content_type, hls.SEGMENT_CACHE_CONTROL, variant)
+            except OSError as err:  # out of handles or memory (read_segment_file lets only those out)
+                if not is_temporary(err):
+                    raise
+                self._unreadable.warning("unreadable", "cannot read %s for now (%s); trying again", path,
+                                         err.strerror)
+                # Not _backoff: that returns at once while the bucket works, and the bucket is not
+                # what failed here.
+                await self._sleep(min(self._backoff_cap, self._backoff_base * 2**attempt) * self._rng())
+                attempt += 1
 
     async def upload_bytes(self, key: str, body: bytes, *, content_type: str, cache_control: str) -> float:
         """Upload bytes made here (a recording's playlist); retried until it succeeds."""

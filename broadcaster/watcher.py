@@ -3,6 +3,11 @@
 Only playlists are read: a segment counts as finished when its variant playlist lists it (Owncast
 writes the segment in place first, then rewrites the playlist in place). A playlist read half-written
 fails to parse and is simply read again on the next event.
+
+What is read is bounded: only the variants the multivariant playlist names, only regular files, never
+through a symlink or outside HLS_DIR (hlsdir), at most MAX_PLAYLIST_BYTES each and the newest
+MAX_PLAYLIST_ENTRIES entries. Nothing read here can stop the watch: an error in one read is logged
+(at most once per 30 s) and the watch goes on.
 """
 
 from __future__ import annotations
@@ -11,21 +16,33 @@ import asyncio
 import logging
 import os
 import re
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
 import watchfiles
 
+from .hlsdir import Refused, is_temporary, read_beneath
+from .lograte import RateLimitedLog
 from .metrics import Metrics
-from .owncast import MASTER_PLAYLIST, VARIANT_PLAYLIST, PlaylistError, SourcePlaylist, SourceVariant
-from .owncast import parse_master_playlist, parse_media_playlist
+from .owncast import MASTER_PLAYLIST, MAX_PLAYLIST_ENTRIES, VARIANT_PLAYLIST, PlaylistError, SourcePlaylist
+from .owncast import SourceVariant, parse_master_playlist, parse_media_playlist
 
 log = logging.getLogger(__name__)
 
 _VARIANT_DIR = re.compile(r"\d{1,3}")
-_MAX_PLAYLIST_BYTES = 1024 * 1024
+# Owncast's playlists are a few KB (25 entries of ~100 bytes). 256 KiB holds MAX_PLAYLIST_ENTRIES
+# entries of up to 500 bytes (the longest names, with dates, maps and discontinuities) and parses in
+# well under 0.1 s; a larger file is refused before it is parsed.
+MAX_PLAYLIST_BYTES = 256 * 1024
 _KNOWN_SUFFIXES = {".m3u8", ".ts", ".m4s", ".mp4", ".tmp", ".aac"}
 _STRAY_LOG_LIMIT = 1000
+_RETRY_SECONDS = 0.25  # a playlist not opened for lack of file handles is read again this soon
+# While Owncast writes, the folder is never quiet for a rescan: rescan anyway after this many quiet
+# rescan intervals, so nothing an event never told of (a folder moved in whole, a file renamed into a
+# folder before inotify watched it) is missed for long.
+_BUSY_RESCAN_FACTOR = 3
 
 
 class PlaylistSink(Protocol):
@@ -33,16 +50,14 @@ class PlaylistSink(Protocol):
     def on_variant_playlist(self, index: int, playlist: SourcePlaylist) -> None: ...
 
 
-def read_playlist(path: Path) -> str:
-    """Read a playlist without following symlinks; raises OSError or PlaylistError."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+def read_playlist(root: Path, parts: tuple[str, ...]) -> str:
+    """Read root/parts..., a regular file, through no symlink; raises OSError, Refused or PlaylistError."""
     try:
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            data = f.read(_MAX_PLAYLIST_BYTES + 1)
-    finally:
-        os.close(fd)
-    if len(data) > _MAX_PLAYLIST_BYTES:
-        raise PlaylistError(f"larger than {_MAX_PLAYLIST_BYTES} bytes")
+        data = read_beneath(root, parts, MAX_PLAYLIST_BYTES)
+    except Refused as err:
+        if err.reason == "too_large":
+            raise PlaylistError(f"larger than {MAX_PLAYLIST_BYTES} bytes") from err
+        raise
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -64,7 +79,8 @@ def _fingerprint(path: Path) -> tuple[int, int] | None:
 
 class HlsWatcher:
     """Feeds `sink` from HLS_DIR: on every file event, plus a rescan whenever the folder is quiet
-    for `rescan_interval` (catches anything the kernel's event queue dropped)."""
+    for `rescan_interval` (catches anything the kernel's event queue dropped), and at least every
+    few such intervals while it is busy."""
 
     def __init__(
         self,
@@ -80,6 +96,7 @@ class HlsWatcher:
         self._sink = sink
         self._metrics = metrics
         self._rescan_ms = max(1, int(rescan_interval * 1000))
+        self._busy_rescan = rescan_interval * _BUSY_RESCAN_FACTOR
         # watchfiles' defaults (1600 ms debounce, 50 ms step) would delay every segment by up to
         # 1.6 s. A 1 ms step returns a quiet change set within a few ms; debounce only caps a storm.
         self._debounce_ms = debounce_ms
@@ -89,16 +106,25 @@ class HlsWatcher:
         # Failed quiet rescans not yet warned about: (error, file fingerprint, how many in a row).
         self._suspect: dict[Path, tuple[str, tuple[int, int] | None, int]] = {}
         self._stray: set[str] = set()
+        # The variant folders the last good multivariant playlist names; kept when Owncast wipes the
+        # folder (its new master comes only after the variants' first playlists). None: none read yet.
+        self._variants: frozenset[int] | None = None
+        self._later: dict[Path | None, asyncio.TimerHandle] = {}  # reads waiting for file handles
+        self._last_scan = 0.0  # monotonic
+        self._errors = RateLimitedLog(log)
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         if self._task is None:
-            self.scan()
+            self._safely(self.scan)
             self._task = asyncio.create_task(self._run(), name="hls-watcher")
 
     async def stop(self) -> None:
         self._stop.set()
+        for handle in self._later.values():
+            handle.cancel()
+        self._later.clear()
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
@@ -132,10 +158,12 @@ class HlsWatcher:
                     yield_on_timeout=True,
                     stop_event=self._stop,
                 ):
-                    if changes:
-                        self._on_changes(changes)
+                    if not changes:
+                        self._safely(self.scan)
                     else:
-                        self.scan()
+                        self._safely(self._on_changes, changes)
+                        if time.monotonic() - self._last_scan >= self._busy_rescan:
+                            self._safely(self.scan, False)
                     # The folder itself deleted: the new one may even get the old inode number back.
                     root_deleted = any(c == watchfiles.Change.deleted and p == str(self._dir) for c, p in changes)
                     if root_deleted or self._identity() != identity:
@@ -144,9 +172,16 @@ class HlsWatcher:
             except asyncio.CancelledError:
                 raise
             except Exception as err:  # e.g. the folder vanished while the watch was being set up
-                log.warning("watching %s failed (%s); retrying", self._dir, err)
+                self._errors.warning("watch", "watching %s failed (%s); retrying", self._dir, err)
                 await asyncio.sleep(self._rescan_ms / 1000)
-            self.scan()
+            self._safely(self.scan)
+
+    def _safely(self, step: Callable[..., object], *args: object) -> None:
+        """Run one read or scan; whatever it raises is logged (rate-limited) and the watch goes on."""
+        try:
+            step(*args)
+        except Exception as err:
+            self._errors.error("read", "reading %s failed: %r; carrying on", self._dir, err)
 
     def _on_changes(self, changes: set[tuple[watchfiles.Change, str]]) -> None:
         # The master first, so a new variant is known before its segments are listed.
@@ -157,42 +192,80 @@ class HlsWatcher:
                 continue
             if path.name.endswith(".m3u8"):
                 playlists.add(path)
+            elif path.parent == self._dir and _VARIANT_DIR.fullmatch(path.name):
+                # A variant folder made or moved in: its playlist may be there already, and inotify
+                # tells nothing of what a folder held before it was watched.
+                playlists.add(path / VARIANT_PLAYLIST)
             elif path.suffix not in _KNOWN_SUFFIXES and not path.is_dir():
                 self._note_stray(path)
         for path in sorted(playlists, key=lambda p: p != self._dir / MASTER_PLAYLIST):
             self._read(path)
 
-    def scan(self) -> None:
-        """Read every playlist; unchanged ones cost a read and a string compare.
+    def scan(self, quiet: bool = True) -> None:
+        """Read the master and every variant it names; unchanged ones cost a read and a compare.
 
-        The folder has been quiet when this runs, so a playlist that still does not parse is broken,
-        not half-written: that is worth a warning (once per file and error).
+        When `quiet`, the folder has been quiet when this runs, so a playlist that still does not
+        parse is broken, not half-written: that is worth a warning (once per file and error).
         """
-        self._read(self._dir / MASTER_PLAYLIST, quiet=True)
+        self._last_scan = time.monotonic()
+        known = self._variants or frozenset()
+        master_ok = self._read(self._dir / MASTER_PLAYLIST, quiet)  # reads any variant it newly names
+        for index in sorted(known & (self._variants or frozenset())):
+            self._read(self._dir / str(index) / VARIANT_PLAYLIST, quiet)
         try:
             entries = list(os.scandir(self._dir))
-        except OSError:
+        except OSError as err:
+            if is_temporary(err):
+                self._read_later(None, err)
             return
+        named = {str(i) for i in self._variants or ()}
         for entry in entries:
-            if _VARIANT_DIR.fullmatch(entry.name) and entry.is_symlink():
+            if not _VARIANT_DIR.fullmatch(entry.name):
+                continue
+            if entry.is_symlink():
                 self._note_symlink(Path(entry.path))
-            elif _VARIANT_DIR.fullmatch(entry.name) and entry.is_dir(follow_symlinks=False):
-                self._read(Path(entry.path) / VARIANT_PLAYLIST, quiet=True)
+            elif master_ok and entry.name not in named:
+                self._note_unnamed(Path(entry.path))
 
-    def _read(self, path: Path, quiet: bool = False) -> None:
+    def _read(self, path: Path, quiet: bool = False) -> bool:
+        """Read, parse and hand on one playlist; True when it is good (or unchanged and was good)."""
+        try:
+            return self._read_unsafely(path, quiet)
+        except Exception as err:  # a FIFO once made this kill the watch for good
+            self._errors.error("read", "reading %s failed: %r; carrying on", path, err)
+            return False
+
+    def _read_unsafely(self, path: Path, quiet: bool) -> bool:
         kind = self._classify(path)
         if kind is None:
             self._note_stray(path)
-            return
+            return False
+        if isinstance(kind, int) and kind not in (self._variants or ()):
+            return False  # not a variant (yet): the master names them, and a scan notes the folder
         try:
-            text = read_playlist(path)
+            text = read_playlist(self._dir, path.relative_to(self._dir).parts)
         except FileNotFoundError:
-            return
-        except (OSError, PlaylistError) as err:
+            return False
+        except Refused as err:
+            if err.path != path and err.reason == "symlink":  # the variant folder itself
+                self._note_symlink(err.path)
+            elif err.path != path:
+                self._note_bad(path, str(err), quiet, sure=True)
+            else:
+                why = "a symlink; not followed" if err.reason == "symlink" else "not a regular file"
+                self._note_bad(path, why, quiet, sure=True)
+            return False
+        except OSError as err:
+            if is_temporary(err):  # out of file handles: says nothing about the file
+                self._read_later(path, err)
+            else:
+                self._note_bad(path, str(err), quiet)
+            return False
+        except PlaylistError as err:
             self._note_bad(path, str(err), quiet)
-            return
+            return False
         if self._last_text.get(path) == text:
-            return
+            return True
         try:
             if isinstance(kind, int):
                 playlist = parse_media_playlist(text)
@@ -200,7 +273,10 @@ class HlsWatcher:
                 variants = parse_master_playlist(text)
         except PlaylistError as err:
             self._note_bad(path, str(err), quiet)  # usually half-written: the next event reads it again
-            return
+            return False
+        if isinstance(kind, int) and playlist.skipped:
+            self._errors.info(f"entries:{path}", "taking only the newest %d of the %d entries in %s",
+                              MAX_PLAYLIST_ENTRIES, MAX_PLAYLIST_ENTRIES + playlist.skipped, path)
         try:
             if isinstance(kind, int):
                 self._sink.on_variant_playlist(kind, playlist)
@@ -211,6 +287,36 @@ class HlsWatcher:
         self._last_text[path] = text
         self._bad.pop(path, None)
         self._suspect.pop(path, None)
+        if not isinstance(kind, int):
+            self._use_variants(frozenset(v.index for v in variants), quiet)
+        return True
+
+    def _use_variants(self, indices: frozenset[int], quiet: bool) -> None:
+        new = indices - (self._variants or frozenset())
+        self._variants = indices
+        for index in sorted(new):  # their playlists came first (ffmpeg writes the master last)
+            self._read(self._dir / str(index) / VARIANT_PLAYLIST, quiet)
+
+    def _read_later(self, path: Path | None, err: OSError) -> None:
+        """Read `path` (None: scan) again shortly: it could not be opened for lack of file handles."""
+        self._errors.warning("handles", "cannot read %s for now (%s); reading it again shortly",
+                             path or self._dir, err.strerror)
+        if path in self._later or self._stop.is_set():
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # scans driven by hand (tests): the next one reads it
+            return
+        self._later[path] = loop.call_later(_RETRY_SECONDS, self._retry, path)
+
+    def _retry(self, path: Path | None) -> None:
+        self._later.pop(path, None)
+        if self._stop.is_set():
+            return
+        if path is None:
+            self._safely(self.scan, False)
+        else:
+            self._read(path)
 
     def _classify(self, path: Path) -> str | int | None:
         try:
@@ -221,17 +327,16 @@ class HlsWatcher:
         if parts == (MASTER_PLAYLIST,):
             return "master"
         if len(parts) == 2 and _VARIANT_DIR.fullmatch(parts[0]) and parts[1] == VARIANT_PLAYLIST:
-            if (self._dir / parts[0]).is_symlink():
-                return None
-            return int(parts[0])
+            return int(parts[0]) if parts[0] == str(int(parts[0])) else None
         return None
 
-    def _note_bad(self, path: Path, why: str, quiet: bool) -> None:
+    def _note_bad(self, path: Path, why: str, quiet: bool, *, sure: bool = False) -> None:
         # Half-written playlists are normal while Owncast writes; one still broken when quiet is not.
-        key = f"{'quiet' if quiet else 'busy'}:{why}"
-        if self._bad.get(path) == key or (not quiet and path in self._bad):
+        # `sure`: broken whenever it is read (a FIFO, a symlink), nothing a rewrite can finish.
+        key = f"sure:{why}" if sure else f"{'quiet' if quiet else 'busy'}:{why}"
+        if self._bad.get(path) == key or (not quiet and not sure and path in self._bad):
             return
-        if quiet:
+        if quiet and not sure:
             # A quiet rescan can still land in a rewrite that starts just then (1 s segments leave
             # the folder quiet for about as long as the rescan waits): broken if the next quiet rescan
             # finds the very same file (unchanged) broken the same way, or if the same error comes
@@ -245,7 +350,7 @@ class HlsWatcher:
                 log.debug("not using %s yet: %s (checking again when quiet)", path, why)
                 return
         self._bad[path] = key
-        if quiet:
+        if quiet or sure:
             self._metrics.input_rejected.labels(reason="bad_playlist").inc()
             log.warning("ignoring %s: %s", path, why)
         else:
@@ -263,6 +368,14 @@ class HlsWatcher:
         self._metrics.input_rejected.labels(reason="stray_file").inc()
         # Quoted: any name can be created in HLS_DIR, and one with a newline would forge a log line.
         log.info("ignoring %r: not a file Owncast's playlists use", name)
+
+    def _note_unnamed(self, path: Path) -> None:
+        name = str(path)
+        if name in self._stray or len(self._stray) >= _STRAY_LOG_LIMIT:
+            return
+        self._stray.add(name)
+        self._metrics.input_rejected.labels(reason="not_a_variant").inc()
+        log.info("ignoring %r: not a variant (%s does not list it)", name, self._dir / MASTER_PLAYLIST)
 
     def _symlinked_top(self, path: Path) -> Path | None:
         """The entry of HLS_DIR that `path` is (or is under), when that entry is a symlink."""

@@ -36,9 +36,11 @@ place these tests wait without a condition. FAULTS_DUMP=1 prints each service's 
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import os
 import re
 import subprocess
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -524,9 +526,10 @@ async def test_unsafe_names_in_playlists_are_skipped_once_and_never_read(rig: Ri
         assert not set(UNSAFE_NAMES) & set(seen.names(v))
     assert seen.names(0)[-3:] == after
     await quiet_for(service, QUIET, "skipping")
-    for name in UNSAFE_NAMES:
-        for v in feed.variants:
-            assert len(lines_with(service, f"skipping {name!r} in {v}/stream.m3u8")) == 1, (v, name)
+    for v in feed.variants:  # one line per variant per 30 s (RateLimitedLog), the rest counted
+        assert lines_with(service, f"skipping {UNSAFE_NAMES[0]!r} in {v}/stream.m3u8")
+        for name in UNSAFE_NAMES:
+            assert len(lines_with(service, f"skipping {name!r} in {v}/stream.m3u8")) <= 1, (v, name)
     m = await seen.metrics()
     assert counter(m, "hls_broadcaster_input_rejected_total", reason="unsafe_name") == 2 * len(UNSAFE_NAMES)
     objects = await rig.objects()
@@ -579,10 +582,10 @@ async def test_broken_playlists_are_warned_once_and_the_stream_goes_on(rig: Rig)
         (truncated, "incomplete playlist"),
         (binary, "not UTF-8 text"),
         (control, "unparsable playlist"),
-        (huge_line, "larger than 1048576 bytes"),
-        (directory, "Is a directory"),
-        (symlink, "Too many levels of symbolic links"),
-        (fifo, "incomplete playlist"),
+        (huge_line, "larger than 262144 bytes"),
+        (directory, "not a regular file"),
+        (symlink, "a symlink; not followed"),
+        (fifo, "not a regular file"),
     ]
     assert len(breakers) == BREAKERS
     for shift in (0, 3):
@@ -604,12 +607,12 @@ async def test_broken_playlists_are_warned_once_and_the_stream_goes_on(rig: Rig)
                 feed.playlist(v).unlink()
             feed.publish(v)  # Owncast writes the next version: the stream goes on
         await seen.listed_everywhere(name, *(await good_slots(rig, 1)))
-    # A huge line under the size limit is read like any other line (an unknown tag here).
+    # A long line under the size limit (256 KiB) is read like any other line (an unknown tag here).
     name = feed.slot()
     write_in_place(
         feed.playlist(0),
         feed.playlist_text(0).replace(
-            "#EXT-X-INDEPENDENT-SEGMENTS", "#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-JUNK:" + "x" * 900_000
+            "#EXT-X-INDEPENDENT-SEGMENTS", "#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-JUNK:" + "x" * 200_000
         ),
     )
     await seen.listed_everywhere(name, *(await good_slots(rig, 1)))
@@ -692,6 +695,9 @@ def _symlinked_variant(feed: HandFedOwncast, outside: Path, index: int) -> Path:
 )
 async def test_symlinked_variant_folders_and_stray_files_are_ignored_once(rig: Rig) -> None:
     feed, seen, service = rig.feed, rig.seen, rig.service
+    # The master names them all, so each is really tried (an unnamed folder is never read at all).
+    write_in_place(feed.root / "stream.m3u8", feed.master_text() + "".join(
+        f"#EXT-X-STREAM-INF:BANDWIDTH=100000\n{v}/stream.m3u8\n" for v in (2, 3, 4)))
     # Variant 2 was a symlink when the service started (inotify follows those); 4 becomes one now.
     linked = [rig.outside / "variant2", _symlinked_variant(feed, rig.outside, 4)]
     # A real variant folder whose playlist is a symlink to a playlist outside.
@@ -709,6 +715,10 @@ async def test_symlinked_variant_folders_and_stray_files_are_ignored_once(rig: R
         path.write_bytes(SECRET)
     (feed.root / "junk-dir").mkdir()
     (feed.root / "junk-dir" / "inner.bin").write_bytes(SECRET)
+    # A real folder with a good playlist and segment that the master does not name: not a variant.
+    unnamed = _symlinked_variant(feed, rig.outside, 6)
+    (feed.root / "6").unlink()
+    unnamed.rename(feed.root / "6")
     after = await good_slots(rig, 2)
     # Owncast keeps writing, behind the symlinks too, and the strays change.
     for elsewhere in linked:
@@ -724,9 +734,10 @@ async def test_symlinked_variant_folders_and_stray_files_are_ignored_once(rig: R
     await until_logged(service, f"ignoring {feed.root / '3' / 'stream.m3u8'}: ")
     for index in (2, 4):
         await until_logged(service, f"ignoring {str(feed.root / str(index))!r}: a symlink")
+    await until_logged(service, f"ignoring {str(feed.root / '6')!r}: not a variant")
     await quiet_for(service, QUIET, "ignoring")
 
-    for v in (2, 3, 4):
+    for v in (2, 3, 4, 6):
         async with seen.http.get(f"{seen.url}/live/{v}/playlist.m3u8") as r:
             assert r.status == 404
     for v in feed.variants:
@@ -743,6 +754,8 @@ async def test_symlinked_variant_folders_and_stray_files_are_ignored_once(rig: R
     m = await seen.metrics()
     assert counter(m, "hls_broadcaster_input_rejected_total", reason="bad_playlist") == 1
     assert counter(m, "hls_broadcaster_input_rejected_total", reason="symlink") == 2
+    assert counter(m, "hls_broadcaster_input_rejected_total", reason="not_a_variant") == 1
+    assert len(lines_with(service, str(feed.root / "6"))) == 1
     # A file made at once in a new folder may come before inotify watches that folder: noticed or not.
     inner = len(lines_with(service, "junk-dir/inner.bin"))
     assert inner <= 1
@@ -799,3 +812,139 @@ async def test_absurd_duration_in_the_first_playlist_does_not_fix_the_target_dur
         cache_control = r.headers["Cache-Control"]
     target = int(re.search(r"#EXT-X-TARGETDURATION:(\d+)", text).group(1))  # type: ignore[union-attr]
     assert target <= 60, f"EXT-X-TARGETDURATION:{target}, Cache-Control: {cache_control}"
+
+
+# -- issue 11: input bounded and never fatal ----------------------------------------------------------
+
+_HELD: list[int] = []  # writers held open on FIFOs, closed by the test that made them
+
+
+def _fifo_variant(feed: HandFedOwncast, outside: Path) -> None:
+    """Variant 7, named by the master, whose playlist is a FIFO with a writer held open."""
+    extra = "#EXT-X-STREAM-INF:BANDWIDTH=1000\n7/stream.m3u8\n"
+    write_in_place(feed.root / "stream.m3u8", feed.master_text() + extra)
+    (feed.root / "7").mkdir()
+    os.mkfifo(feed.root / "7" / "stream.m3u8")
+    _HELD.append(os.open(feed.root / "7" / "stream.m3u8", os.O_RDWR | os.O_NONBLOCK))
+
+
+@pytest.mark.parametrize("rig", [{"variants": (0,), "before_start": _fifo_variant}], indirect=True)
+async def test_a_fifo_playlist_neither_stops_start_up_nor_the_stream(rig: Rig) -> None:
+    """It made read_playlist get None (len(None) raised TypeError): the service crash-looped at
+    start-up, or its watcher died for good while running."""
+    feed, service = rig.feed, rig.service
+    fifo = feed.root / "7" / "stream.m3u8"
+    await until_logged(service, f"ignoring {fifo}: not a regular file")
+    await good_slots(rig, 2)
+    fifo.unlink()
+    while _HELD:
+        os.close(_HELD.pop())
+    await good_slots(rig, 2)
+    await quiet_for(service, QUIET, "ignoring")
+    assert len(lines_with(service, str(fifo))) == 1
+    m = await rig.seen.metrics()
+    assert counter(m, "hls_broadcaster_input_rejected_total", reason="bad_playlist") == 1
+
+
+async def test_stray_playlists_in_unnamed_folders_neither_stall_nor_hold_health(rig: Rig) -> None:
+    """A 15,000-entry (~1 MB) playlist in a spare folder stalled the service for over a minute and
+    pushed the real variants' slots out; a one-entry one kept /health at 503 "uploads behind"."""
+    feed, seen, service = rig.feed, rig.seen, rig.service
+    stall = 3 * SECONDS  # the publisher reports a variant or an upload stuck this long
+    (feed.root / "5").mkdir()
+    write_in_place(feed.root / "5" / "stream.m3u8", "#EXTM3U\n#EXT-X-TARGETDURATION:1\n" + "".join(
+        f"#EXTINF:1.000000,\nstream-str4y-{i}.ts\n" for i in range(15_000)))
+    (feed.root / "6").mkdir()
+    (feed.root / "6" / "stream-l0ne-0.ts").write_bytes(feed.ts)
+    write_in_place(feed.root / "6" / "stream.m3u8",
+                   "#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1.000000,\nstream-l0ne-0.ts\n")
+    deadline = time.monotonic() + stall + 1.5
+    listed: list[str] = []
+    while time.monotonic() < deadline:  # the stream goes on past the stall limit
+        listed += await good_slots(rig, 1)
+    status, body = await seen.health()
+    assert status == 200, body
+    for v in feed.variants:
+        assert all(name in seen.names(v) for name in listed)
+    for index in (5, 6):
+        await until_logged(service, f"ignoring {str(feed.root / str(index))!r}: not a variant")
+    assert lines_with(service, "arrived after its slot was decided") == []
+    m = await seen.metrics()
+    assert counter(m, "hls_broadcaster_input_rejected_total", reason="not_a_variant") == 2
+    assert all(re.fullmatch(rf"{rig.prefix}/[01]/stream-f4ult-\d+\.ts", key) for key in await rig.objects())
+
+
+AT_FDCWD, RENAME_EXCHANGE = -100, 2
+
+
+def _swap_loop(a: Path, b: Path, stop: threading.Event, max_swaps: int, max_seconds: float) -> int:
+    """Swap a and b atomically (renameat2 RENAME_EXCHANGE) until told to stop, at most `max_swaps`
+    times and `max_seconds`; always an even number, so each ends where it began."""
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def swap() -> None:
+        if libc.renameat2(AT_FDCWD, bytes(a), AT_FDCWD, bytes(b), RENAME_EXCHANGE) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err))
+
+    swaps, deadline = 0, time.monotonic() + max_seconds
+    while not stop.is_set() and swaps < max_swaps and time.monotonic() < deadline:
+        for _ in range(2):  # each state in turn, for about as long: the loop need not burn a core
+            swap()
+            swaps += 1
+            time.sleep(0.0005)
+    return swaps
+
+
+def _write_at(dir_fd: int, name: str, data: bytes | str) -> None:
+    """Write in place through the folder's descriptor: the writer keeps writing the real folder
+    whatever name it has at the moment."""
+    raw = data.encode() if isinstance(data, str) else data
+    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644, dir_fd=dir_fd)
+    try:
+        os.write(fd, raw)
+    finally:
+        os.close(fd)
+
+
+async def test_a_variant_folder_swapped_with_a_symlink_never_leaks_outside_files(rig: Rig) -> None:
+    """Owncast's variant 1 folder is swapped with a symlink to a folder outside, again and again,
+    while segments are written and uploaded. Outside, every name Owncast uses (and its playlist)
+    holds SECRET bytes: a read that follows the symlink at any moment would upload them. Before
+    hlsdir, 68 of 400 such files reached the bucket."""
+    feed = rig.feed
+    evil = rig.outside / "evil"
+    evil.mkdir()
+    slots = 60  # about one in six leaked before: missing them all by chance is under 1 in 10,000
+    names = [feed.name(feed.number + i) for i in range(slots)]
+    for name in names:
+        (evil / name).write_bytes(SECRET * 100)
+    (evil / "stream.m3u8").write_text("#EXTM3U\n#EXT-X-TARGETDURATION:1\n" + "".join(
+        f"#EXTINF:1.000000,\n{n}\n" for n in ["secret.ts", *names]))
+    (evil / "secret.ts").write_bytes(SECRET * 100)
+    link = feed.root / "swap"
+    link.symlink_to(evil, target_is_directory=True)
+    real = os.open(feed.folder(1), os.O_RDONLY | os.O_DIRECTORY)
+    stop = threading.Event()
+    swapper = asyncio.ensure_future(asyncio.to_thread(
+        _swap_loop, feed.folder(1), link, stop, max_swaps=200_000, max_seconds=30))
+    try:
+        for name in names:  # Owncast's order, each folder written through its own descriptor
+            write_in_place(feed.folder(0) / name, feed.ts)
+            _write_at(real, name, feed.ts)
+            for v in feed.variants:
+                feed.add_entry(v, name)
+            feed.number += 1
+            feed.publish(0)
+            _write_at(real, "stream.m3u8", feed.playlist_text(1))
+            await asyncio.sleep(0.03)
+    finally:
+        stop.set()
+        swaps = await swapper
+        os.close(real)
+    assert swaps > 2 * slots and feed.folder(1).is_dir() and not feed.folder(1).is_symlink()
+    await good_slots(rig, 2)  # listed in order: every slot before them is decided (uploaded or lost)
+    objects = await rig.objects()
+    leaked = sorted(k for k, body in objects.items() if SECRET in body)
+    assert leaked == [], f"{len(leaked)} objects hold bytes from outside HLS_DIR: {leaked[:5]}"
+    assert_nothing_from_outside(await bucket_objects(rig.s3))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 from pathlib import Path
 
 import pytest
@@ -381,3 +382,46 @@ async def test_shortids_with_dashes_are_one_run(world: World) -> None:
     await world.settle()
     assert world.uris(0) == world.uris(1) == ["stream-ab-DEF_23-0.ts", "stream-ab-DEF_23-1.ts"]
     assert "#EXT-X-DISCONTINUITY\n" not in world.text(0)
+
+
+class _CountingDict(dict):  # type: ignore[type-arg]
+    values_calls = 0
+
+    def values(self):  # type: ignore[no-untyped-def]
+        self.values_calls += 1
+        return super().values()
+
+
+async def test_the_queue_depth_is_a_running_count_not_a_sum_per_segment(world: World) -> None:
+    """Summing every pending slot on every new segment made one long playlist quadratic (a 15,000
+    entry playlist blocked the service for over a minute)."""
+    slots = _CountingDict()
+    world.pub._slots = slots
+    names = [f"stream-a-{i}.ts" for i in range(300)]
+    for name in names:
+        world.store.hold(f"live/0/{name}")
+        world.write(0, name)
+    segments = tuple(SourceSegment(n, 1.0, None, False, None, position=i) for i, n in enumerate(names))
+    world.pub.on_variant_playlist(0, SourcePlaylist(1, 0, segments, False, True))
+    assert slots.values_calls < 10
+    assert world.pub.queue_depth == 300
+    assert world.metrics.registry.get_sample_value("hls_broadcaster_upload_queue_depth") == 300
+    for name in names:
+        world.store.release(f"live/0/{name}")
+    await world.settle()
+    assert world.pub.queue_depth == 0
+    assert world.metrics.registry.get_sample_value("hls_broadcaster_upload_queue_depth") == 0
+
+
+async def test_a_playlist_full_of_unsafe_names_writes_one_line_not_one_per_name(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="broadcaster.publisher")
+    rejected = tuple((f"../evil-{i}.ts", "not a plain file name") for i in range(500))
+    world.pub.on_variant_playlist(0, SourcePlaylist(1, 0, (), False, True, rejected=rejected))
+    world.pub.on_variant_playlist(0, SourcePlaylist(1, 0, (), False, True, rejected=rejected[:1] + (
+        ("../more.ts", "not a plain file name"),)))
+    lines = [r.getMessage() for r in caplog.records if "skipping" in r.getMessage()]
+    assert len(lines) == 1 and "../evil-0.ts" in lines[0], lines[:3]
+    assert world.metrics.registry.get_sample_value(
+        "hls_broadcaster_input_rejected_total", {"reason": "unsafe_name"}) == 501

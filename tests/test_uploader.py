@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -190,3 +191,46 @@ async def test_a_bucket_outage_is_one_warning_then_one_info_with_per_attempt_lin
     assert f"; {up.uploads_failed} attempts failed" in infos[0]
     debug = [r.getMessage() for r in records if r.levelno == logging.DEBUG and "failed (attempt" in r.getMessage()]
     assert len(debug) == up.uploads_failed
+
+
+@pytest.mark.parametrize("code", [errno.EMFILE, errno.ENFILE, errno.ENOMEM])
+async def test_out_of_handles_or_memory_is_retried_never_lost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int
+) -> None:
+    """EMFILE/ENFILE/ENOMEM say nothing about the file: it is read again after a backoff."""
+    fake, slept = FakeStore(), []
+
+    async def sleep(delay: float) -> None:
+        slept.append(delay)
+
+    up = Uploader(fake, Metrics(), concurrency=1, attempt_timeout=1, sleep=sleep)
+    path = segment(tmp_path)
+    real_open, failures = os.open, [3]
+
+    def scarce_open(name: str | os.PathLike[str], flags: int, *args: object, **kwargs: object) -> int:
+        if str(name).endswith(path.name) and failures[0]:
+            failures[0] -= 1
+            raise OSError(code, os.strerror(code), str(name))
+        return real_open(name, flags, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", scarce_open)
+    await up.upload_file(path, "k", "0")
+    monkeypatch.undo()
+    assert failures == [0] and len(slept) == 3
+    assert [p.body for p in fake.puts] == [path.read_bytes()]
+
+
+def test_a_folder_below_the_root_that_is_a_symlink_is_never_entered(tmp_path: Path) -> None:
+    """The folder is opened without following symlinks and the file relative to it, so swapping the
+    folder for a symlink between a check and the read cannot make us read outside."""
+    root, outside = tmp_path / "hls", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    (outside / "seg.ts").write_bytes(b"secret")
+    (root / "0").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(SegmentLost) as err:
+        read_segment_file(root / "0" / "seg.ts", max_bytes=100, root=root)
+    assert err.value.reason == "symlink"
+    (root / "1").mkdir()
+    (root / "1" / "seg.ts").write_bytes(b"\x47" * 10)
+    assert read_segment_file(root / "1" / "seg.ts", max_bytes=100, root=root) == b"\x47" * 10

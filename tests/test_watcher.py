@@ -63,6 +63,7 @@ def write_in_place(path: Path, text: str, *, stop_after: int | None = None) -> N
 async def watched(tmp_path: Path) -> AsyncIterator[tuple[Path, Sink, Metrics]]:
     sink, metrics = Sink(), Metrics()
     (tmp_path / "0").mkdir()
+    write_in_place(tmp_path / "stream.m3u8", MASTER)  # only the variants it names are read
     watcher = HlsWatcher(tmp_path, sink, metrics, rescan_interval=0.2)
     await watcher.start()
     yield tmp_path, sink, metrics
@@ -96,6 +97,8 @@ async def test_new_variant_folder_is_picked_up(watched: tuple[Path, Sink, Metric
     hls, sink, _ = watched
     (hls / "1").mkdir()
     write_in_place(hls / "1" / "stream.m3u8", media("stream-a-0.ts"))
+    # ffmpeg writes the master once every variant has a playlist: the new variant is read then.
+    write_in_place(hls / "stream.m3u8", MASTER + "#EXT-X-STREAM-INF:BANDWIDTH=400000\n1/stream.m3u8\n")
     await sink.wait_for(lambda: sink.names(1) == ["stream-a-0.ts"])
 
 
@@ -169,6 +172,7 @@ def test_a_quiet_rescan_that_lands_mid_rewrite_is_not_a_warning(
     two quiet rescans in a row, unchanged; rescans are driven by hand here (the watcher not started)."""
     sink, metrics = Sink(), Metrics()
     (tmp_path / "0").mkdir()
+    write_in_place(tmp_path / "stream.m3u8", MASTER)
     playlist = tmp_path / "0" / "stream.m3u8"
     watcher = HlsWatcher(tmp_path, sink, metrics)
     caplog.set_level(logging.DEBUG, logger="broadcaster.watcher")
@@ -200,6 +204,7 @@ def test_a_playlist_rewritten_broken_again_and_again_is_warned_at_the_third_quie
 ) -> None:
     """Each quiet rescan finds it changed (a broken writer keeps rewriting it), always broken."""
     (tmp_path / "0").mkdir()
+    write_in_place(tmp_path / "stream.m3u8", MASTER)
     playlist = tmp_path / "0" / "stream.m3u8"
     watcher = HlsWatcher(tmp_path, Sink(), Metrics())
     caplog.set_level(logging.DEBUG, logger="broadcaster.watcher")

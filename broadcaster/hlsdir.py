@@ -1,0 +1,95 @@
+"""Reading files inside HLS_DIR so that nothing outside it is ever read.
+
+Whoever can write to HLS_DIR can swap a folder for a symlink at any moment (rename(2) with
+RENAME_EXCHANGE swaps them atomically), so checking a path and then opening it proves nothing. Here
+HLS_DIR itself is opened (it is the operator's setting, and may be a symlink), then every name below
+it with O_NOFOLLOW, each relative to the descriptor of the folder above it: a symlink is refused at
+the very moment it is opened, whatever was swapped in before. Only regular files are read (a FIFO
+would block or never end, a device never ends), and never more than asked for.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from collections.abc import Sequence
+from pathlib import Path
+
+# Out of file handles or memory: says nothing about the file, so try again later.
+TEMPORARY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM})
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# O_NONBLOCK: opening a FIFO must not wait for a writer (fstat then refuses it); O_NOCTTY: a terminal
+# device must not become ours.
+_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+
+
+class Refused(Exception):
+    """Not a file we read: `reason` is "symlink", "not_a_file" or "too_large"; `path` is the name
+    refused (the file, or a folder on the way to it)."""
+
+    def __init__(self, reason: str, detail: str, path: Path) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.path = path
+
+
+def is_temporary(err: OSError) -> bool:
+    return err.errno in TEMPORARY_ERRNOS
+
+
+def read_beneath(root: Path, parts: Sequence[str], max_bytes: int) -> bytes:
+    """The bytes of root/parts[0]/.../parts[-1], a regular file of at most `max_bytes`.
+
+    Raises Refused, FileNotFoundError (something on the way is gone) or another OSError.
+    """
+    if not parts or any(p in ("", ".", "..") or "/" in p for p in parts):
+        raise Refused("not_a_file", f"{'/'.join(parts)!r} is not a plain path inside {root}", root)
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for depth, name in enumerate(parts):
+            last = depth == len(parts) - 1
+            shown = root.joinpath(*parts[: depth + 1])
+            child = _open_at(fd, name, _FILE_FLAGS if last else _DIR_FLAGS, shown)
+            os.close(fd)
+            fd = child
+        path = root.joinpath(*parts)
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise Refused("not_a_file", f"{path} is not a regular file", path)
+        if st.st_size > max_bytes:
+            raise Refused("too_large", f"{path} is {st.st_size} bytes, over the {max_bytes} byte limit", path)
+        chunks: list[bytes] = []
+        size = 0
+        while size <= max_bytes:  # the file may grow after fstat: read at most one byte too many
+            # Ask for what fstat announced (os.read allocates what it is asked for), then small steps.
+            want = st.st_size + 1 - size if size < st.st_size else 64 * 1024
+            chunk = os.read(fd, min(want, max_bytes + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > max_bytes:
+            raise Refused("too_large", f"{path} is larger than the {max_bytes} byte limit", path)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _open_at(dir_fd: int, name: str, flags: int, shown: Path) -> int:
+    """Open `name` in the folder `dir_fd`, never through a symlink."""
+    try:
+        return os.open(name, flags, dir_fd=dir_fd)
+    except OSError as err:
+        # O_NOFOLLOW refuses a symlink with ELOOP (a file) or ENOTDIR (with O_DIRECTORY); say which.
+        if err.errno in (errno.ELOOP, errno.ENOTDIR):
+            try:
+                link = stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+            except OSError:
+                link = err.errno == errno.ELOOP
+            if link:
+                raise Refused("symlink", f"{shown} is a symlink; not followed", shown) from err
+            kind = "folder" if flags & os.O_DIRECTORY else "regular file"
+            raise Refused("not_a_file", f"{shown} is not a {kind}", shown) from err
+        raise

@@ -1,0 +1,365 @@
+"""Input bounded and never fatal (issue 11): what HlsWatcher reads from HLS_DIR, on real folders with
+real inotify events. Faults that need a handle shortage are injected at the one seam (os.open)."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import os
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from broadcaster import owncast, watcher
+from broadcaster.metrics import Metrics
+from broadcaster.owncast import PlaylistError, parse_media_playlist
+from broadcaster.watcher import HlsWatcher
+from tests.test_watcher import Sink, media, write_in_place
+
+
+def master(*indices: int) -> str:
+    return "#EXTM3U\n" + "".join(
+        f"#EXT-X-STREAM-INF:BANDWIDTH={800000 - i},RESOLUTION=640x360\n{i}/stream.m3u8\n" for i in indices)
+
+
+def rejected(metrics: Metrics, reason: str) -> float:
+    sample = metrics.registry.get_sample_value("hls_broadcaster_input_rejected_total", {"reason": reason})
+    return sample or 0.0
+
+
+def lines(caplog: pytest.LogCaptureFixture, *needles: str, level: int = logging.INFO) -> list[str]:
+    return [r.getMessage() for r in caplog.records
+            if r.levelno >= level and all(n in r.getMessage() for n in needles)]
+
+
+@pytest.fixture
+def hls(tmp_path: Path) -> Path:
+    root = tmp_path / "hls"
+    (root / "0").mkdir(parents=True)
+    write_in_place(root / "stream.m3u8", master(0))
+    return root
+
+
+@pytest.fixture
+def held_fifo() -> Iterator[Callable[[Path], None]]:
+    """mkfifo with a writer held open on it (a reader then finds no data and no end)."""
+    fds: list[int] = []
+
+    def make(path: Path) -> None:
+        os.mkfifo(path)
+        fds.append(os.open(path, os.O_RDWR | os.O_NONBLOCK))
+
+    yield make
+    for fd in fds:
+        os.close(fd)
+
+
+@pytest.fixture
+async def running(hls: Path) -> AsyncIterator[tuple[HlsWatcher, Sink, Metrics]]:
+    sink, metrics = Sink(), Metrics()
+    w = HlsWatcher(hls, sink, metrics, rescan_interval=0.2)
+    await w.start()
+    yield w, sink, metrics
+    await w.stop()
+
+
+# -- finding 2: a FIFO named stream.m3u8 --------------------------------------------------------------
+
+
+async def test_a_fifo_playlist_at_start_up_neither_raises_nor_stops_the_watcher(
+    hls: Path, held_fifo: Callable[[Path], None], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="broadcaster.watcher")
+    held_fifo(hls / "0" / "stream.m3u8")
+    sink, metrics = Sink(), Metrics()
+    w = HlsWatcher(hls, sink, metrics, rescan_interval=0.2)
+    await w.start()  # the scan at start-up reads the FIFO
+    try:
+        async with asyncio.timeout(5):
+            while not rejected(metrics, "bad_playlist"):
+                await asyncio.sleep(0.02)
+        (hls / "0" / "stream.m3u8").unlink()
+        write_in_place(hls / "0" / "stream.m3u8", media("stream-a-0.ts"))
+        await sink.wait_for(lambda: sink.names(0) == ["stream-a-0.ts"])
+    finally:
+        await w.stop()
+    said = lines(caplog, str(hls / "0" / "stream.m3u8"), "not a regular file", level=logging.WARNING)
+    assert len(said) == 1, said
+
+
+async def test_a_fifo_swapped_in_while_running_does_not_stop_the_watcher(
+    hls: Path, running: tuple[HlsWatcher, Sink, Metrics], held_fifo: Callable[[Path], None]
+) -> None:
+    _, sink, metrics = running
+    playlist = hls / "0" / "stream.m3u8"
+    write_in_place(playlist, media("stream-a-0.ts"))
+    await sink.wait_for(lambda: sink.names(0) == ["stream-a-0.ts"])
+    held_fifo(hls / "0" / "fifo")
+    os.replace(hls / "0" / "fifo", playlist)
+    async with asyncio.timeout(5):
+        while not rejected(metrics, "bad_playlist"):
+            await asyncio.sleep(0.02)
+    playlist.unlink()
+    write_in_place(playlist, media("stream-a-0.ts", "stream-a-1.ts"))
+    await sink.wait_for(lambda: sink.names(0) == ["stream-a-0.ts", "stream-a-1.ts"])
+
+
+async def test_any_error_in_a_scan_is_logged_once_and_the_watcher_goes_on(
+    hls: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="broadcaster.watcher")
+    write_in_place(hls / "0" / "stream.m3u8", media("stream-a-0.ts"))
+    broken = [True]
+    real = watcher.parse_media_playlist
+
+    def parse(text: str) -> owncast.SourcePlaylist:
+        if broken[0]:
+            raise RuntimeError("a bug in the parser")
+        return real(text)
+
+    monkeypatch.setattr(watcher, "parse_media_playlist", parse)
+    sink = Sink()
+    w = HlsWatcher(hls, sink, Metrics(), rescan_interval=0.05)
+    await w.start()  # must not raise
+    try:
+        for _ in range(5):  # several rescans and events hit the same bug
+            write_in_place(hls / "0" / "stream.m3u8", media("stream-a-0.ts"))
+            await asyncio.sleep(0.06)
+        broken[0] = False
+        write_in_place(hls / "0" / "stream.m3u8", media("stream-a-0.ts", "stream-a-1.ts"))
+        await sink.wait_for(lambda: sink.names(0) == ["stream-a-0.ts", "stream-a-1.ts"])
+    finally:
+        await w.stop()
+    said = lines(caplog, "a bug in the parser")
+    assert len(said) == 1, said
+    assert "Traceback" not in caplog.text
+
+
+# -- finding 3: only the master's variants, entries and bytes capped -----------------------------------
+
+
+async def test_only_the_variants_the_master_names_are_read(
+    hls: Path, running: tuple[HlsWatcher, Sink, Metrics], caplog: pytest.LogCaptureFixture
+) -> None:
+    _, sink, metrics = running
+    caplog.set_level(logging.INFO, logger="broadcaster.watcher")
+    (hls / "5").mkdir()
+    write_in_place(hls / "5" / "stream.m3u8", media("stream-x-0.ts"))
+    write_in_place(hls / "0" / "stream.m3u8", media("stream-a-0.ts"))
+    await sink.wait_for(lambda: sink.names(0) == ["stream-a-0.ts"])
+    async with asyncio.timeout(5):
+        while not rejected(metrics, "not_a_variant"):
+            await asyncio.sleep(0.02)
+    for i in range(1, 4):  # events and rescans go on; 5 stays out and is not named again
+        write_in_place(hls / "5" / "stream.m3u8", media(*[f"stream-x-{j}.ts" for j in range(i + 1)]))
+        write_in_place(hls / "0" / "stream.m3u8", media(*[f"stream-a-{j}.ts" for j in range(i + 1)]))
+        await sink.wait_for(lambda i=i: len(sink.names(0)) == i + 1)  # type: ignore[misc]
+        await asyncio.sleep(0.25)  # at least one quiet rescan
+    assert [i for i, _ in sink.playlists if i == 5] == []
+    assert rejected(metrics, "not_a_variant") == 1
+    assert len(lines(caplog, repr(str(hls / "5")))) == 1
+    # Once the master names it (Owncast writes the master after the variants' first playlists), it is read.
+    write_in_place(hls / "stream.m3u8", master(0, 5))
+    await sink.wait_for(lambda: len(sink.names(5)) == 4)
+
+
+def test_a_playlist_lists_at_most_its_newest_entries_numbered_as_owncast_numbers_them() -> None:
+    count = owncast.MAX_PLAYLIST_ENTRIES * 4
+    text = ("#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:1000\n"
+            + "".join(f"#EXTINF:1.0,\ns-{i}.ts\n" for i in range(count)))
+    assert len(text.encode()) < watcher.MAX_PLAYLIST_BYTES
+    p = parse_media_playlist(text)
+    assert len(p.segments) == owncast.MAX_PLAYLIST_ENTRIES
+    assert p.skipped == count - owncast.MAX_PLAYLIST_ENTRIES
+    first = p.segments[0]
+    assert first.name == f"s-{count - owncast.MAX_PLAYLIST_ENTRIES}.ts"
+    assert p.media_sequence + first.position == 1000 + count - owncast.MAX_PLAYLIST_ENTRIES
+    assert p.segments[-1].name == f"s-{count - 1}.ts"
+
+
+def test_a_playlist_over_the_byte_limit_is_refused(hls: Path) -> None:
+    playlist = hls / "0" / "stream.m3u8"
+    body = "".join(f"#EXTINF:1.0,\ns-{i}.ts\n" for i in range(watcher.MAX_PLAYLIST_BYTES // 10))
+    write_in_place(playlist, "#EXTM3U\n#EXT-X-TARGETDURATION:1\n" + body)
+    with pytest.raises(PlaylistError, match="larger than"):
+        watcher.read_playlist(hls, ("0", "stream.m3u8"))
+
+
+# -- a folder that appears while Owncast writes every ~0.2 s -------------------------------------------
+
+
+async def test_a_variant_folder_that_appears_while_the_others_are_busy_is_noticed(
+    hls: Path, tmp_path: Path
+) -> None:
+    """The quiet rescan never comes while Owncast writes; a file renamed into a folder before inotify
+    watches it, or a whole folder moved in, gives no event for the playlist itself."""
+    (hls / "1").mkdir()
+    write_in_place(hls / "stream.m3u8", master(0, 1, 2, 3))
+    sink = Sink()
+    w = HlsWatcher(hls, sink, Metrics())  # the default one-second quiet rescan
+    await w.start()
+    stop = asyncio.Event()
+
+    async def owncast_writes() -> None:
+        n = 0
+        while not stop.is_set():
+            n += 1
+            for v in (0, 1):
+                write_in_place(hls / str(v) / "stream.m3u8", media(*[f"stream-a-{j}.ts" for j in range(n)]))
+            await asyncio.sleep(0.2)
+
+    writer = asyncio.create_task(owncast_writes())
+    try:
+        await sink.wait_for(lambda: len(sink.names(0)) >= 2)
+        ready = tmp_path / "ready.m3u8"
+        write_in_place(ready, media("stream-b-0.ts"))
+        (hls / "2").mkdir()
+        os.rename(ready, hls / "2" / "stream.m3u8")
+        folder = tmp_path / "3"
+        folder.mkdir()
+        write_in_place(folder / "stream.m3u8", media("stream-c-0.ts"))
+        os.rename(folder, hls / "3")
+        await sink.wait_for(lambda: sink.names(2) == ["stream-b-0.ts"] and sink.names(3) == ["stream-c-0.ts"],
+                            timeout=10)
+    finally:
+        stop.set()
+        await writer
+        await w.stop()
+
+
+# -- out of file handles: read again later, never given up ---------------------------------------------
+
+
+async def test_a_playlist_unopenable_for_lack_of_handles_is_read_again(
+    hls: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="broadcaster.watcher")
+    sink, metrics = Sink(), Metrics()
+    w = HlsWatcher(hls, sink, metrics, rescan_interval=30)  # no rescan comes to the rescue here
+    await w.start()
+    n = 0
+    while not sink.names(0):  # until an event was seen: the watch is up
+        n += 1
+        write_in_place(hls / "0" / "stream.m3u8", media(*[f"stream-a-{i}.ts" for i in range(n)]))
+        await asyncio.sleep(0.05)
+    real_open = os.open
+    failures = [3]
+
+    def scarce_open(path: str | os.PathLike[str], flags: int, *args: object, **kwargs: object) -> int:
+        if str(path).endswith("stream.m3u8") and failures[0]:  # only 0/stream.m3u8 changes here
+            failures[0] -= 1
+            raise OSError(errno.EMFILE, os.strerror(errno.EMFILE), str(path))
+        return real_open(path, flags, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", scarce_open)
+    try:
+        names = [f"stream-a-{i}.ts" for i in range(n + 1)]
+        write_in_place(hls / "0" / "stream.m3u8", media(*names))  # one event, then quiet
+        await sink.wait_for(lambda: sink.names(0) == names, timeout=10)
+    finally:
+        monkeypatch.undo()
+        await w.stop()
+    assert failures == [0]
+    assert rejected(metrics, "bad_playlist") == 0
+    assert lines(caplog, "ignoring") == []
+    said = lines(caplog, "Too many open files", level=logging.WARNING)
+    assert len(said) == 1 and str(hls / "0" / "stream.m3u8") in said[0]
+
+
+_CHILD = r"""
+import asyncio, errno, logging, os, resource, sys
+from pathlib import Path
+from broadcaster.metrics import Metrics
+from broadcaster.uploader import Uploader
+from broadcaster.watcher import HlsWatcher
+from tests.fakes import FakeStore
+
+logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(levelname)s %(message)s")
+root = Path(sys.argv[1])
+held = []
+
+def exhaust():
+    try:
+        while True:
+            held.append(os.open(os.devnull, os.O_RDONLY))
+    except OSError as err:
+        assert err.errno == errno.EMFILE, err
+
+def release():
+    while held:
+        os.close(held.pop())
+
+class Sink:
+    got = []
+    def on_master(self, variants): pass
+    def on_variant_playlist(self, index, playlist): self.got.append(index)
+
+async def main():
+    resource.setrlimit(resource.RLIMIT_NOFILE, (128, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+    sink = Sink()
+    watcher = HlsWatcher(root, sink, Metrics())
+    exhaust()
+    watcher.scan()  # the master cannot be opened: read again shortly
+    assert sink.got == [], sink.got
+    release()
+    async with asyncio.timeout(5):
+        while not sink.got:
+            await asyncio.sleep(0.01)
+    await watcher.stop()
+
+    slept = []
+    async def sleep(delay):
+        slept.append(delay)
+        release()  # handles come back while the upload waits
+    store = FakeStore()
+    up = Uploader(store, Metrics(), concurrency=1, attempt_timeout=5, sleep=sleep)
+    exhaust()
+    await up.upload_file(root / "0" / "seg.ts", "k", "0", root=root)
+    assert store.keys() == ["k"] and len(slept) == 1, (store.keys(), slept)
+    print("ALL GOOD")
+
+asyncio.run(main())
+"""
+
+
+def test_real_handle_exhaustion_is_waited_out_in_a_child_process(hls: Path) -> None:
+    """The same with a real RLIMIT_NOFILE, in a child process (the test runner keeps its handles)."""
+    import subprocess
+    import sys
+
+    write_in_place(hls / "0" / "stream.m3u8", media("stream-a-0.ts"))
+    (hls / "0" / "seg.ts").write_bytes(b"\x47" * 188)
+    repo = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    out = subprocess.run([sys.executable, "-c", _CHILD, str(hls)], env=env, cwd=repo, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0 and "ALL GOOD" in out.stdout, out.stdout + out.stderr
+    assert "ignoring" not in out.stdout and "lost" not in out.stdout and "Traceback" not in out.stderr
+    assert "Too many open files" in out.stdout
+
+
+def test_read_beneath_reads_regular_files_only_and_stays_inside(tmp_path: Path) -> None:
+    from broadcaster.hlsdir import Refused, read_beneath
+
+    root = tmp_path / "hls"
+    (root / "0").mkdir(parents=True)
+    (tmp_path / "secret.ts").write_bytes(b"secret")
+    data = os.urandom(200_000)
+    (root / "0" / "seg.ts").write_bytes(data)
+    assert read_beneath(root, ("0", "seg.ts"), 200_000) == data
+    with pytest.raises(Refused) as err:
+        read_beneath(root, ("0", "seg.ts"), 199_999)
+    assert err.value.reason == "too_large"
+    for parts in (("..", "secret.ts"), ("0", "..", "..", "secret.ts"), ("0/../../secret.ts",), ()):
+        with pytest.raises(Refused):
+            read_beneath(root, parts, 100)
+    os.mkfifo(root / "0" / "fifo")  # no writer: a blocking open would wait for ever
+    with pytest.raises(Refused) as err:
+        read_beneath(root, ("0", "fifo"), 100)
+    assert err.value.reason == "not_a_file"
+    (root / "1").symlink_to(root / "0", target_is_directory=True)  # even to a folder inside
+    with pytest.raises(Refused) as err:
+        read_beneath(root, ("1", "seg.ts"), 200_000)
+    assert err.value.reason == "symlink" and err.value.path == root / "1"
