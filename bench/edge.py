@@ -42,7 +42,6 @@ import random
 import resource
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -253,7 +252,9 @@ class Phase:
     window: tuple[float, float] = (0.0, 0.0)  # monotonic
     cpu: dict[str, float] = field(default_factory=dict)  # share of one core
     machine_busy: float = 0.0
-    whole: tuple[int, float] = (0, 0.0)  # whole phase: (viewer requests answered, origin requests)
+    # Whole phase: (viewer answers, origin requests); the origin's include the requests still held when
+    # wrk stops, which no viewer counts as answered.
+    whole: tuple[int, float] = (0, 0.0)
 
 
 async def origin_count(session: aiohttp.ClientSession, service_url: str) -> float:
