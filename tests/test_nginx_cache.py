@@ -1,0 +1,372 @@
+"""deploy/nginx-cache.conf, as shipped, in front of the real service: Debian's nginx, a real S3 server
+(moto) and Owncast's folder written by hand the way Owncast writes it (a real 4 s MPEG-TS segment, then
+the playlist that lists it, in place), so each segment appears exactly when the test says.
+
+The config is used as it is, with exactly three strings replaced (its header documents them): the
+listen address, the upstream server (the service's HOST:PORT) and the folder nginx writes to. The
+main-context settings of a foreground run come on the command line (-g). nginx runs as this user
+(as root: `user root`, so its workers can reach pytest's private tmp folder) and is stopped by its PID.
+
+What the cache must do:
+- `nginx -t` accepts the config;
+- many identical blocking requests (`?_HLS_msn=<next>`) for a segment not listed yet reach the service
+  as ONE request, and every viewer gets the playlist that lists the new segment;
+- a plain reload within the playlist's max-age is served from the cache (the service sees nothing);
+- a 503 "not ready" is not cached: each request goes to the service, and the first request after the
+  stream starts gets the playlist.
+The service's own count (hls_broadcaster_playlist_requests_total on /metrics, read directly from the
+service, never through nginx) is the witness of what reached it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import boto3
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from broadcaster.ffmpeg import ffmpeg_exe
+from broadcaster.settings import SETTINGS
+from tests.service_process import ServiceProcess
+from tests.test_faults_input import pdt, write_in_place
+
+pytestmark = pytest.mark.integration
+
+NGINX = Path("/usr/sbin/nginx")
+CONF = Path(__file__).resolve().parent.parent / "deploy" / "nginx-cache.conf"
+# The three strings the config's header says to change, as shipped.
+LISTEN = "listen 127.0.0.1:8081 "
+UPSTREAM = "server 127.0.0.1:3000;"
+FOLDER = "/var/cache/nginx/hls-broadcaster"
+TARGET = 4  # Owncast's 4 s latency level: the service holds a blocking request for up to 12 s
+CONCURRENT = 40  # identical blocking requests
+BUCKET = "live"
+
+needs_nginx = pytest.mark.skipif(not NGINX.exists(), reason="needs Debian's nginx (apt-get install nginx)")
+
+
+def render_conf(port: int, upstream: str, folder: Path) -> str:
+    """The shipped config with its three documented strings replaced, and nothing else."""
+    text = CONF.read_text()
+    for old in (LISTEN, UPSTREAM, FOLDER):
+        assert old in text, f"deploy/nginx-cache.conf no longer contains {old!r}"
+    return (text.replace(LISTEN, f"listen 127.0.0.1:{port} ")
+            .replace(UPSTREAM, f"server {upstream};")
+            .replace(FOLDER, str(folder)))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Nginx:
+    """nginx in the foreground as this user, everything it writes under `work`."""
+
+    def __init__(self, work: Path, upstream: str) -> None:
+        self.work = work
+        self.port = free_port()
+        work.mkdir(parents=True, exist_ok=True)
+        self.conf = work / "nginx.conf"
+        self.conf.write_text(render_conf(self.port, upstream, work))
+        self.error_log = work / "error.log"
+        main = f"pid {work / 'nginx.pid'}; error_log {self.error_log} info;"
+        if os.geteuid() == 0:  # else the workers would run as nobody, who cannot enter pytest's tmp folder
+            main += " user root;"
+        self.args = [str(NGINX), "-p", str(work), "-c", str(self.conf), "-g", main]
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def check(self) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*self.args, "-t"], capture_output=True, text=True, timeout=30)
+
+    def start(self, timeout: float = 10.0) -> None:
+        self.proc = subprocess.Popen([*self.args[:-1], self.args[-1] + " daemon off;"],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"nginx exited with {self.proc.returncode}:\n{self.log()}")
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"nginx is not listening after {timeout} s:\n{self.log()}")
+            time.sleep(0.05)
+
+    def log(self) -> str:
+        return self.error_log.read_text() if self.error_log.exists() else ""
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)  # the master: fast shutdown, workers with it
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def real_ts_segment(folder: Path, seconds: int) -> bytes:
+    """One real MPEG-TS segment (H.264 + AAC) of `seconds`, made by the ffmpeg the tests use."""
+    out = folder / "segment.ts"
+    subprocess.run(
+        [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error",
+         "-f", "lavfi", "-i", "testsrc=size=160x90:rate=30", "-f", "lavfi", "-i", "sine=frequency=440",
+         "-t", str(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-g", "30", "-c:a", "aac",
+         "-f", "mpegts", str(out)],
+        check=True, timeout=60, capture_output=True,
+    )  # fmt: skip
+    return out.read_bytes()
+
+
+@dataclass
+class Owncast:
+    """One variant, written like Owncast: the segment under its final name, then the playlist in place."""
+
+    root: Path
+    ts: bytes
+    entries: list[str] = field(default_factory=list)
+    number: int = 0
+    t0: float = field(default_factory=time.time)
+
+    def __post_init__(self) -> None:
+        (self.root / "0").mkdir(parents=True)
+
+    def slot(self) -> str:
+        """The next segment; returns its name."""
+        name = f"stream-c4che-{self.number}.ts"
+        write_in_place(self.root / "0" / name, self.ts)
+        stamp = f"#EXT-X-PROGRAM-DATE-TIME:{pdt(self.t0 + self.number * TARGET)}"
+        self.entries.append(f"{stamp}\n#EXTINF:{TARGET:.6f},\n{name}")
+        if self.number == 0:
+            info = 'BANDWIDTH=300000,RESOLUTION=160x90,CODECS="avc1.64000c,mp4a.40.2"'
+            master = f"#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-STREAM-INF:{info}\n0/stream.m3u8\n"
+            write_in_place(self.root / "stream.m3u8", master)
+        head = ["#EXTM3U", "#EXT-X-VERSION:3", f"#EXT-X-TARGETDURATION:{TARGET}", "#EXT-X-MEDIA-SEQUENCE:0",
+                "#EXT-X-INDEPENDENT-SEGMENTS"]
+        write_in_place(self.root / "0" / "stream.m3u8", "\n".join(head + self.entries) + "\n")
+        self.number += 1
+        return name
+
+
+@pytest.fixture(scope="module")
+def ts_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    return real_ts_segment(tmp_path_factory.mktemp("ts"), TARGET)
+
+
+@pytest.fixture(scope="module")
+def bucket(moto_url: str) -> Iterator[str]:
+    s3 = boto3.client("s3", endpoint_url=moto_url, region_name="us-east-1",
+                      aws_access_key_id="test-key", aws_secret_access_key="test-secret")
+    s3.create_bucket(Bucket=BUCKET)
+    yield moto_url
+
+
+@dataclass
+class Edge:
+    owncast: Owncast
+    service: ServiceProcess
+    nginx: Nginx
+    http: aiohttp.ClientSession
+
+    async def origin_requests(self) -> dict[str, float]:
+        """hls_broadcaster_playlist_requests_total by status, straight from the service."""
+        async with self.http.get(f"{self.service.url}/metrics") as r:
+            assert r.status == 200
+            text = await r.text()
+        counts: dict[str, float] = {}
+        for family in text_string_to_metric_families(text):
+            for s in family.samples:
+                if s.name == "hls_broadcaster_playlist_requests_total":
+                    counts[s.labels["status"]] = counts.get(s.labels["status"], 0.0) + s.value
+        return counts
+
+    async def listed_at_origin(self, name: str, timeout: float = 20.0) -> int:
+        """Until the service's playlist lists segment `name` (asked directly, not through nginx); the
+        service's media sequence number of its last segment (its own numbers, not Owncast's)."""
+        async with asyncio.timeout(timeout):
+            while True:
+                async with self.http.get(f"{self.service.url}/live/0/playlist.m3u8") as r:
+                    body = await r.read()
+                    if r.status == 200 and body.rstrip().endswith(f"/{name}".encode()):
+                        return last_sequence(body)
+                await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def edge(tmp_path: Path, bucket: str, ts_bytes: bytes) -> AsyncIterator[Edge]:
+    owncast = Owncast(tmp_path / "hls", ts_bytes)
+    env = {k: v for k, v in os.environ.items() if k not in {s.name for s in SETTINGS}}
+    env.update(HLS_DIR=str(owncast.root), S3_ENDPOINT_URL=bucket, AWS_ACCESS_KEY_ID="test-key",
+               AWS_SECRET_ACCESS_KEY="test-secret", AWS_BUCKET_NAME=BUCKET, R2_KEY_PREFIX=tmp_path.name,
+               R2_PUBLIC_URL=f"{bucket}/{BUCKET}", PORT="0", STATE_DIR=str(tmp_path / "state"),
+               LOG_LEVEL="info")
+    async with ServiceProcess(env, tmp_path / "cwd") as service:
+        nginx = Nginx(tmp_path / "nginx", service.url.removeprefix("http://"))
+        await asyncio.to_thread(nginx.start)
+        try:
+            async with aiohttp.ClientSession() as http:
+                yield Edge(owncast, service, nginx, http)
+        except BaseException:
+            print("--- nginx error log ---", nginx.log(), sep="\n")
+            raise
+        finally:
+            await asyncio.to_thread(nginx.stop)
+        assert service.problems() == []
+
+
+_MSN = re.compile(rb"#EXT-X-MEDIA-SEQUENCE:(\d+)")
+
+
+def last_sequence(body: bytes) -> int:
+    m = _MSN.search(body)
+    assert m is not None, body
+    return int(m.group(1)) + body.count(b"#EXTINF") - 1
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: dict[str, str]
+    body: bytes  # unzipped
+
+    @property
+    def cache(self) -> str:
+        return self.headers.get("x-cache-status", "")
+
+
+class Viewer:
+    """One raw HTTP/1.1 request on its own connection, sent (in the kernel's hands) before `answer()`."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def send(cls, port: int, path: str) -> Viewer:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: live.example.com\r\nAccept-Encoding: gzip\r\n"
+                     "Connection: close\r\n\r\n".encode())
+        await writer.drain()
+        return cls(reader, writer)
+
+    async def answer(self) -> Answer:
+        raw = await self.reader.read()
+        self.writer.close()
+        head, _, body = raw.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+        if headers.get("transfer-encoding") == "chunked":
+            body = _unchunk(body)
+        if headers.get("content-encoding") == "gzip":
+            body = gzip.decompress(body)
+        return Answer(int(lines[0].split()[1]), headers, body)
+
+
+def _unchunk(data: bytes) -> bytes:
+    out = bytearray()
+    while True:
+        size_line, _, data = data.partition(b"\r\n")
+        size = int(size_line.split(b";")[0], 16)
+        if size == 0:
+            return bytes(out)
+        out += data[:size]
+        data = data[size + 2:]
+
+
+async def get(port: int, path: str) -> Answer:
+    return await (await Viewer.send(port, path)).answer()
+
+
+# -- the tests ---------------------------------------------------------------------------------------
+
+
+@needs_nginx
+def test_nginx_accepts_the_shipped_config(tmp_path: Path) -> None:
+    nginx = Nginx(tmp_path, "127.0.0.1:3000")
+    done = nginx.check()
+    assert done.returncode == 0, done.stderr
+    assert "test is successful" in done.stderr
+
+
+@needs_nginx
+async def test_identical_blocking_requests_reach_the_service_once(edge: Edge) -> None:
+    for _ in range(3):
+        name = edge.owncast.slot()
+    last = await edge.listed_at_origin(name)
+    before = await edge.origin_requests()
+    path = f"/live/0/playlist.m3u8?_HLS_msn={last + 1}"
+    # Every request is in nginx's socket before the segment exists: they all wait for the same answer.
+    viewers = await asyncio.gather(*(Viewer.send(edge.nginx.port, path) for _ in range(CONCURRENT)))
+    new_name = edge.owncast.slot()
+    async with asyncio.timeout(30):
+        answers = await asyncio.gather(*(v.answer() for v in viewers))
+    after = await edge.origin_requests()
+    assert [a.status for a in answers] == [200] * CONCURRENT, [(a.status, a.body[:80]) for a in answers]
+    assert [last_sequence(a.body) for a in answers] == [last + 1] * CONCURRENT, answers[0].body.decode()
+    assert all(a.body.rstrip().endswith(f"/{new_name}".encode()) for a in answers)
+    assert all(a.headers["cache-control"] == f"public, max-age={6 * TARGET}" for a in answers)
+    assert sorted(a.cache for a in answers) == ["HIT"] * (CONCURRENT - 1) + ["MISS"]
+    assert sum(after.values()) - sum(before.values()) == 1, (before, after)
+    # Later viewers asking for it get it from the cache as well.
+    late = await get(edge.nginx.port, path)
+    assert (late.status, late.cache, late.body) == (200, "HIT", answers[0].body)
+    assert sum((await edge.origin_requests()).values()) == sum(after.values())
+
+
+@needs_nginx
+async def test_a_plain_reload_within_its_max_age_comes_from_the_cache(edge: Edge) -> None:
+    last = await edge.listed_at_origin(edge.owncast.slot())
+    max_age = TARGET // 2
+    async with asyncio.timeout(30):
+        while True:
+            first = await get(edge.nginx.port, "/live/0/playlist.m3u8")
+            cached_at = time.monotonic()
+            before = await edge.origin_requests()
+            second = await get(edge.nginx.port, "/live/0/playlist.m3u8")
+            # nginx keeps it from when it stored it (before `first` arrived) until max-age whole seconds
+            # later at least; half a second of margin for the request's way there.
+            if time.monotonic() - cached_at < max_age - 0.5:
+                break  # else the machine was too slow to ask again in time: try again
+    assert first.headers["cache-control"] == f"public, max-age={max_age}"
+    assert (first.status, second.status) == (200, 200)
+    assert second.cache == "HIT" and second.body == first.body
+    assert await edge.origin_requests() == before
+    # gunzip: a client that does not take gzip gets the same playlist from the same cached copy.
+    async with edge.http.get(f"http://127.0.0.1:{edge.nginx.port}/live/0/playlist.m3u8",
+                             headers={"Accept-Encoding": "identity"}) as r:
+        assert r.headers.get("Content-Encoding") is None
+        assert last_sequence(await r.read()) == last
+
+
+@needs_nginx
+async def test_not_ready_is_never_cached(edge: Edge) -> None:
+    before = await edge.origin_requests()
+    for _ in range(2):
+        answer = await get(edge.nginx.port, "/live/0/playlist.m3u8")
+        assert answer.status == 503 and answer.cache == "MISS"
+        assert answer.headers["cache-control"] == "no-cache"
+    assert (await edge.origin_requests()).get("503", 0) - before.get("503", 0) == 2  # both reached it
+    first = await edge.listed_at_origin(edge.owncast.slot())
+    answer = await get(edge.nginx.port, "/live/0/playlist.m3u8")
+    assert answer.status == 200 and last_sequence(answer.body) == first
+
+
+@needs_nginx
+async def test_only_playlists_go_through(edge: Edge) -> None:
+    for path in ("/metrics", "/health", "/"):
+        answer = await get(edge.nginx.port, path)
+        assert answer.status == 404, path
