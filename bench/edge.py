@@ -57,7 +57,7 @@ from glass_to_request import OwncastWriter, encode_segments, free_port, pct, ser
 from prometheus_client.parser import text_string_to_metric_families
 from viewers import PATH, Server, cpu_seconds, last_sequence, machine_idle, serve_ours, start_server
 
-from broadcaster.seaweed import SeaweedS3
+from broadcaster.demo.seaweed import SeaweedS3
 
 REPO = Path(__file__).resolve().parent.parent
 CONF = REPO / "deploy" / "nginx-cache.conf"

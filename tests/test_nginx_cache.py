@@ -37,7 +37,7 @@ import boto3
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from broadcaster.ffmpeg import ffmpeg_exe
+from broadcaster.demo.ffmpeg import ffmpeg_exe
 from broadcaster.settings import SETTINGS
 from tests.service_process import ServiceProcess
 from tests.test_faults_input import pdt, write_in_place
