@@ -22,7 +22,7 @@ from .cleaner import Cleaner
 from .recorder import Recorder
 from .server import create_app, create_metrics_app
 from .settings import Settings
-from .state import StateFile
+from .state import StateFile, describe
 from .store import S3Store, StoreError
 from .store_thread import StoreThread
 from .uploader import Uploader
@@ -104,14 +104,7 @@ class Service:
             urls=segment_urls(s),
             mirror=self.mirror,
         )
-        saved = self.state.load()
-        if saved is not None:
-            try:
-                self.publisher.restore(saved)
-                if self.cleaner is not None and "cleaner" in saved:
-                    self.cleaner.restore(saved["cleaner"])
-            except ValueError as err:
-                self.state.set_aside("corrupt", str(err))
+        restore_saved(self.state, self.publisher, self.cleaner)
         self.watcher = HlsWatcher(s.hls_dir, self.publisher, self.metrics)
         self.app = create_app(
             self.publisher, self, self.metrics, viewer_dir=viewer_dir or default_viewer_dir(),
@@ -259,6 +252,34 @@ class Service:
                 await runner.cleanup()
         self._runner = self._metrics_runner = None
         await self.store.close()
+
+
+def restore_saved(state: StateFile, publisher: Publisher, cleaner: Cleaner | None) -> bool:
+    """Continue from state.json (True), or move it aside with one ERROR line and start afresh (False).
+
+    Whatever bytes the file holds: never a traceback, never a crash loop. Both parts check what they
+    read and change nothing when it does not add up; the cleaner goes first, so a publisher that
+    refuses its part leaves nothing restored."""
+    saved = state.load()
+    if saved is None:
+        return False
+    try:
+        if cleaner is not None and "cleaner" in saved:
+            cleaner.restore(saved["cleaner"])
+        try:
+            publisher.restore(saved)
+        except BaseException:
+            if cleaner is not None:
+                cleaner.restore([])
+            raise
+    except ValueError as err:
+        why = str(err)
+    except Exception as err:  # noqa: BLE001 (a check missed in restore: still a bad file, not a crash)
+        why = f"unexpected {describe(err)}"
+    else:
+        return True
+    state.set_aside("corrupt", why)
+    return False
 
 
 def settle_heap() -> None:
