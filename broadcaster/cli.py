@@ -97,7 +97,8 @@ def _run(args: argparse.Namespace) -> int:
         return asyncio.run(run(settings))
     except StartupError as err:
         log.error("%s", err)
-        print(f"hls-broadcaster: error: {err}", file=sys.stderr)
+        if not log.isEnabledFor(logging.ERROR):  # one line, even at LOG_LEVEL=critical
+            print(f"hls-broadcaster: error: {err}", file=sys.stderr)
         return 1
 
 

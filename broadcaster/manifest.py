@@ -261,9 +261,10 @@ class ManifestGenerator:
         nothing read from it may fail later, in a request or in the next append."""
         what = "playlist state"
         data = state.mapping(data, what, 100)
-        gen = cls(state.integer(state.field(data, "target_duration", what), "target_duration", 1, hls.MAX_TARGET_DURATION),
-                  window_seconds, independent_segments=state.flag(state.field(data, "independent", what), "independent"),
-                  can_block_reload=can_block_reload)
+        target = state.integer(state.field(data, "target_duration", what), "target_duration", 1,
+                               hls.MAX_TARGET_DURATION)
+        independent = state.flag(state.field(data, "independent", what), "independent")
+        gen = cls(target, window_seconds, independent_segments=independent, can_block_reload=can_block_reload)
         gen._media_sequence = state.integer(state.field(data, "media_sequence", what), "media_sequence")
         gen._discontinuity_sequence = state.integer(state.field(data, "discontinuity_sequence", what),
                                                     "discontinuity_sequence")
@@ -279,7 +280,7 @@ class ManifestGenerator:
             seq, uri, duration, pdt, disc, init, key, age = entry
             seconds = state.number(duration, "a segment duration", 0.001, hls.MAX_TARGET_DURATION + 1)
             if not hls.fits_target(round(seconds, 3), gen.target_duration):
-                raise ValueError(f"a segment of {seconds:.3f}s does not fit target duration {gen.target_duration}s")
+                raise ValueError(f"a segment of {seconds:.3f}s does not fit target duration {target}s")
             segment = ListedSegment(
                 state.text(uri, "a segment URI"), seconds,
                 state.number(pdt, "a segment date", 0, _MAX_EPOCH),
@@ -288,8 +289,9 @@ class ManifestGenerator:
                 None if key is None else state.text(key, "a segment key", 1024),
             )
             listed_at = now - state.number(age, "a segment age", 0, 1e9)
-            gen._entries.append(_Entry(state.integer(seq, "a sequence number"), segment, segment.discontinuity,
-                                       segment.program_date_time or 0.0, listed_at))
+            number = state.integer(seq, "a sequence number")
+            gen._entries.append(_Entry(number, segment, segment.discontinuity, segment.program_date_time or 0.0,
+                                       listed_at))
             gen._duration += segment.duration
         sequences = [e.sequence for e in gen._entries]
         expected = list(range(gen._media_sequence, gen._media_sequence + len(sequences)))

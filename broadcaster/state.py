@@ -7,6 +7,7 @@ aside and reported, never a crash loop.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import math
@@ -98,6 +99,43 @@ def field(data: dict[str, Any], key: str, what: str) -> Any:
         raise ValueError(f"{what}: {key} is missing") from None
 
 
+class DirectoryLock:
+    """STATE_DIR/lock, held with flock(2) while the service runs: two services on one STATE_DIR would
+    race on the temporary file and both upload and delete the same keys. The kernel drops the lock
+    with the process, so even kill -9 leaves no stale lock behind."""
+
+    def __init__(self, directory: Path) -> None:
+        self.path = directory / "lock"
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        """Raises DirectoryBusy (held by another process) or OSError (cannot open the lock file)."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            os.close(fd)
+            raise DirectoryBusy(holder if holder.isascii() and holder.isdigit() else None) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)  # for the operator, and the next one's message
+        self._fd = fd
+
+    def release(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+
+
+class DirectoryBusy(Exception):
+    def __init__(self, pid: str | None) -> None:
+        super().__init__(pid)
+        self.pid = pid
+
+
 class _Unusable(Exception):
     """state.json is there but cannot be what the service wrote."""
 
@@ -133,7 +171,8 @@ class StateFile:
             self.set_aside("foreign", "not a hls-broadcaster state file")
             return None
         if data.get("version") != VERSION:
-            self.set_aside("foreign", f"state version {describe(data.get('version'))}, this release reads {VERSION}")
+            version = describe(data.get("version"))
+            self.set_aside("foreign", f"state version {version}, this release reads {VERSION}")
             return None
         return data
 

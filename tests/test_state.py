@@ -106,8 +106,8 @@ async def saved_state(tmp_path: Path) -> dict[str, object]:
     for v in (0, 1):
         w.owncast_lists(v, *(f"stream-a-{i}.ts" for i in range(8)))
     await w.settle()
-    cleaner.schedule([Removed(ListedSegment(f"{PUBLIC}/live/0/old-{i}.ts", 1.0, key=f"live/0/old-{i}.ts"), 0, 9)
-                      for i in range(3)])
+    old = [ListedSegment(f"{PUBLIC}/live/0/old-{i}.ts", 1.0, key=f"live/0/old-{i}.ts") for i in range(3)]
+    cleaner.schedule([Removed(segment, 0, 9) for segment in old])
     state = StateFile(tmp_path / "saved")
     (tmp_path / "saved").mkdir()
     state.save(w.pub.snapshot())
@@ -165,7 +165,8 @@ async def test_a_crafted_value_sets_the_file_aside(tmp_path: Path, path: list[st
 
 
 async def test_a_deeply_nested_file_is_set_aside(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    content = b'{"format": "hls-broadcaster/state", "version": 1, "x": ' + b"[" * 200_000 + b"]" * 200_000 + b"}"
+    nested = b"[" * 200_000 + b"]" * 200_000
+    content = b'{"format": "hls-broadcaster/state", "version": 1, "x": ' + nested + b"}"
     with caplog.at_level(logging.WARNING):
         w, _, restored = restore_into_fresh(tmp_path, content)  # RecursionError in json.loads
     assert not restored and len(caplog.records) == 1 and "moved it to" in caplog.messages[0]
@@ -179,7 +180,8 @@ async def test_a_huge_file_is_not_read_whole(tmp_path: Path, caplog: pytest.LogC
         f.truncate(2 << 30)  # 2 GB, sparse: nothing to read but zeros
     with caplog.at_level(logging.WARNING):
         assert StateFile(folder).load() is None
-    assert len(caplog.records) == 1 and "moved it to" in caplog.messages[0] and "too large" in caplog.messages[0]
+    assert len(caplog.records) == 1 and "moved it to" in caplog.messages[0]
+    assert "too large" in caplog.messages[0]
 
 
 @pytest.mark.parametrize("kind", ["directory", "fifo"])
