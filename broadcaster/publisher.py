@@ -147,6 +147,7 @@ class Publisher:
         self._state = state
         self._visible: dict[int, Rendered] = {}
         self._changed = asyncio.Event()
+        self._released = False  # stopping: held requests are answered at once
         self._unpublished: list[_Event] = []
         self._dirty = asyncio.Event()
         self._saver: asyncio.Task[None] | None = None
@@ -596,7 +597,8 @@ class Publisher:
         now = self._mono()
         data = s.mapping(data, what, 1000)
         raw_target = s.field(data, "target_duration", what)
-        target = None if raw_target is None else s.integer(raw_target, "target_duration", 1, hls.MAX_TARGET_DURATION)
+        target = None if raw_target is None else s.integer(raw_target, "target_duration", 1,
+                                                           hls.MAX_TARGET_DURATION)
         variants: dict[int, _Variant] = {}
         for name, raw in s.mapping(s.field(data, "variants", what), "variants", _MAX_VARIANTS).items():
             index = _number_key(name, "a variant", 4)
@@ -607,7 +609,7 @@ class Publisher:
                 gen = ManifestGenerator.restore(s.mapping(gen_data, "generator", 100), now, self._window,
                                                 can_block_reload=self._can_block)
                 if gen.target_duration != target:
-                    raise ValueError(f"variant {name}'s target duration {gen.target_duration} is not {target}")
+                    raise ValueError(f"variant {name}: target duration {gen.target_duration}, not {target}")
             v = _Variant(index, generator=gen, created=now)
             for seen in s.array(s.field(raw, "seen", what), "seen", _SEEN_LIMIT):
                 v.seen[s.text(seen, "a seen name", 1024)] = None
@@ -619,7 +621,8 @@ class Publisher:
                 if len(pair) != 2:
                     raise ValueError(f"last_key is {s.describe(pair)}, not [run, number]")
                 v.last_key = (s.integer(pair[0], "last_key"), s.integer(pair[1], "last_key"))
-            v.last_media_sequence = s.integer(s.field(raw, "last_media_sequence", what), "last_media_sequence", -1)
+            v.last_media_sequence = s.integer(s.field(raw, "last_media_sequence", what), "last_media_sequence",
+                                              -1)
             v.restarts = s.integer(s.field(raw, "restarts", what), "restarts")
             v.source_ended = s.flag(s.field(raw, "source_ended", what), "source_ended")
             variants[v.index] = v
@@ -671,6 +674,7 @@ class Publisher:
         """The playlist once it lists `sequence` (or ended), or None after `timeout` (LL-HLS 6.2.5.2).
 
         Waiters share one event per published version: no task, no polling, a few hundred bytes each.
+        Once the service stops (release_waiters), every waiter gets the playlist as it is, at once.
         """
         try:
             async with asyncio.timeout(timeout):
@@ -678,9 +682,16 @@ class Publisher:
                     rendered = self._visible.get(variant)
                     if rendered is not None and (rendered.last_sequence >= sequence or rendered.ended):
                         return rendered
+                    if self._released:
+                        return rendered
                     await self._changed.wait()
         except TimeoutError:
             return None
+
+    def release_waiters(self) -> None:
+        """Stopping: answer every held request now, and hold no new one."""
+        self._released = True
+        self._changed.set()
 
     def master_playlist(self) -> Rendered | None:
         if self._master is None:

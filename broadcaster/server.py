@@ -41,7 +41,8 @@ class PlaylistSource(Protocol):
         """None until the first Owncast playlist was read."""
 
     async def wait_for_sequence(self, variant: int, sequence: int, timeout: float) -> Rendered | None:
-        """The playlist once it lists `sequence` (or ended); None after `timeout`."""
+        """The playlist once it lists `sequence` (or ended), or earlier as it is when the source stops;
+        None after `timeout`."""
 
 
 class HealthSource(Protocol):
@@ -297,7 +298,11 @@ class _PlaylistRoutes:
                                 headers=_headers({hdrs.CACHE_CONTROL: hls.UNREADY_CACHE_CONTROL}))
         if skip and rendered.delta is not None:
             rendered = rendered.delta  # a client that cannot use it asked without _HLS_skip (6.2.5.1)
-        response = _rendered(request, rendered, hls.blocking_cache_control(target))
+        # Answered before segment _HLS_msn was listed (the service is stopping): a playlist players
+        # take as it is and ask again, but one no cache may keep as the answer to this URL.
+        early = rendered.last_sequence < msn and not rendered.ended
+        response = _rendered(request, rendered,
+                             hls.UNREADY_CACHE_CONTROL if early else hls.blocking_cache_control(target))
         self._count(str(variant), response.status)
         return response
 
