@@ -19,6 +19,8 @@ from .owncast import SourceVariant
 # More than any window lists (a 10-minute window of 1 s segments is 600): a restored playlist larger
 # than this was not written by the service.
 MAX_RESTORED_ENTRIES = 20_000
+# TARGET_DURATION may be set above what Owncast advertises (hls.MAX_TARGET_DURATION): any sane value.
+MAX_RESTORED_TARGET = 3600
 _MAX_EPOCH = 253_402_300_799.0  # 9999-12-31T23:59:59Z, the last date a PROGRAM-DATE-TIME can carry
 
 
@@ -262,7 +264,7 @@ class ManifestGenerator:
         what = "playlist state"
         data = state.mapping(data, what, 100)
         target = state.integer(state.field(data, "target_duration", what), "target_duration", 1,
-                               hls.MAX_TARGET_DURATION)
+                               MAX_RESTORED_TARGET)
         independent = state.flag(state.field(data, "independent", what), "independent")
         gen = cls(target, window_seconds, independent_segments=independent, can_block_reload=can_block_reload)
         gen._media_sequence = state.integer(state.field(data, "media_sequence", what), "media_sequence")
@@ -278,7 +280,7 @@ class ManifestGenerator:
             if len(entry) != 8:
                 raise ValueError(f"an entry has {len(entry)} values, not 8")
             seq, uri, duration, pdt, disc, init, key, age = entry
-            seconds = state.number(duration, "a segment duration", 0.001, hls.MAX_TARGET_DURATION + 1)
+            seconds = state.number(duration, "a segment duration", 0.001, target + 1)
             if not hls.fits_target(round(seconds, 3), gen.target_duration):
                 raise ValueError(f"a segment of {seconds:.3f}s does not fit target duration {target}s")
             segment = ListedSegment(

@@ -19,7 +19,9 @@ from pathlib import Path
 
 from . import hls
 from . import state as state_io
-from .manifest import ListedSegment, ManifestGenerator, Removed, Rendered, SegmentRejected, render_master
+from .manifest import (
+    MAX_RESTORED_TARGET, ListedSegment, ManifestGenerator, Removed, Rendered, SegmentRejected, render_master,
+)
 from .metrics import Metrics
 from .mirror import PlaylistMirror
 from .owncast import SourcePlaylist, SourceSegment, SourceVariant, stream_id
@@ -598,7 +600,7 @@ class Publisher:
         data = s.mapping(data, what, 1000)
         raw_target = s.field(data, "target_duration", what)
         target = None if raw_target is None else s.integer(raw_target, "target_duration", 1,
-                                                           hls.MAX_TARGET_DURATION)
+                                                           MAX_RESTORED_TARGET)
         variants: dict[int, _Variant] = {}
         for name, raw in s.mapping(s.field(data, "variants", what), "variants", _MAX_VARIANTS).items():
             index = _number_key(name, "a variant", 4)

@@ -205,3 +205,18 @@ async def test_a_real_saved_state_restores(tmp_path: Path, caplog: pytest.LogCap
     assert restored and not caplog.records
     assert w.pub.variants() == [0, 1] and cleaner.pending == len(data["cleaner"])  # type: ignore[arg-type]
     await w.pub.close()
+
+
+async def test_a_target_duration_set_above_owncasts_restores(tmp_path: Path) -> None:
+    """TARGET_DURATION allows up to 60 s, more than the 30 s taken from Owncast's playlists."""
+    (tmp_path / "hls").mkdir()
+    a = World(tmp_path / "hls")
+    a.pub._target = 60
+    a.owncast_lists(0, "stream-a-0.ts", "stream-a-1.ts")
+    await a.settle()
+    saved = json.loads(json.dumps(a.pub.snapshot()))
+    await a.pub.close()
+    b = World(tmp_path / "hls")
+    b.pub.restore(saved)
+    assert b.pub.target_duration == 60 and "#EXT-X-TARGETDURATION:60" in b.text(0)
+    await b.pub.close()
