@@ -73,7 +73,7 @@ class Cleaner:
             pair = state.array(item, "a key to delete", 2)
             if len(pair) != 2:
                 raise ValueError(f"a key to delete is {state.describe(pair)}, not [key, time]")
-            key = state.text(pair[0], "a key to delete", 1024)
+            key = state.text(pair[0], "a key to delete")
             due.append((state.number(pair[1], "a deletion time"), key))
         heapq.heapify(due)
         self._due = due

@@ -16,12 +16,13 @@ from . import hls, state
 from .owncast import SourceVariant
 
 
-# More than any window lists (a 10-minute window of 1 s segments is 600): a restored playlist larger
-# than this was not written by the service.
-MAX_RESTORED_ENTRIES = 20_000
+# More than any window lists (a 10-minute window of 1 s segments is 600; a day is 86,400): a restored
+# playlist larger than this was not written by the service.
+MAX_RESTORED_ENTRIES = 500_000
 # TARGET_DURATION may be set above what Owncast advertises (hls.MAX_TARGET_DURATION): any sane value.
 MAX_RESTORED_TARGET = 3600
-_MAX_EPOCH = 253_402_300_799.0  # 9999-12-31T23:59:59Z, the last date a PROGRAM-DATE-TIME can carry
+# The dates a PROGRAM-DATE-TIME can carry: 0001-01-01 to 9999-12-31.
+_MIN_EPOCH, _MAX_EPOCH = -62_135_596_800.0, 253_402_300_799.0
 
 
 def _uri_or_none(value: object, what: str) -> str | None:
@@ -285,10 +286,10 @@ class ManifestGenerator:
                 raise ValueError(f"a segment of {seconds:.3f}s does not fit target duration {target}s")
             segment = ListedSegment(
                 state.text(uri, "a segment URI"), seconds,
-                state.number(pdt, "a segment date", 0, _MAX_EPOCH),
+                state.number(pdt, "a segment date", _MIN_EPOCH, _MAX_EPOCH),
                 state.flag(disc, "a discontinuity"),
                 _uri_or_none(init, "an init URI"),
-                None if key is None else state.text(key, "a segment key", 1024),
+                None if key is None else state.text(key, "a segment key"),
             )
             listed_at = now - state.number(age, "a segment age", 0, 1e9)
             number = state.integer(seq, "a sequence number")

@@ -614,7 +614,8 @@ class Publisher:
                     raise ValueError(f"variant {name}: target duration {gen.target_duration}, not {target}")
             v = _Variant(index, generator=gen, created=now)
             for seen in s.array(s.field(raw, "seen", what), "seen", _SEEN_LIMIT):
-                v.seen[s.text(seen, "a seen name", 1024)] = None
+                # Rejected names are remembered too, escapes and all: never written anywhere.
+                v.seen[s.text(seen, "a seen name", 1 << 16, one_line=False)] = None
             first = s.mapping(s.field(raw, "first", what), "first", _MAX_RUNS)
             v.first = {_number_key(k, "a run", 18): s.integer(n, "a first number") for k, n in first.items()}
             last_key = s.field(raw, "last_key", what)
@@ -641,7 +642,7 @@ class Publisher:
             raise ValueError(f"decided is {s.describe(decided)}, not [run, number]")
         # (-1, -1) before anything was decided; an end of stream is decided as (run, _END).
         key = (s.integer(decided[0], "decided", -1), s.integer(decided[1], "decided", -1))
-        runs = {s.text(name, "a run name", 1024): s.integer(n, "a run number")
+        runs = {s.text(name, "a run name", 1 << 16, one_line=False): s.integer(n, "a run number")
                 for name, n in s.mapping(s.field(data, "runs", what), "runs", _MAX_RUNS).items()}
         # Runs are numbered in the order they were seen, so the next one sorts after every slot
         # decided so far; a number outside them would keep a new stream's segments "late" for good.
@@ -652,7 +653,7 @@ class Publisher:
             used += [*v.first, -1 if v.last_key is None else v.last_key[0]]
         if max(used) >= len(runs):
             raise ValueError(f"run {max(used)} is not among the {len(runs)} runs saved")
-        uploaded = {s.text(k, "an uploaded key", 1024)
+        uploaded = {s.text(k, "an uploaded key")
                     for k in s.array(s.field(data, "uploaded", what), "uploaded", _MAX_UPLOADED)}
         return variants, target, independent, next_sequence, last_run, key, runs, uploaded
 

@@ -24,9 +24,9 @@ log = logging.getLogger(__name__)
 
 FORMAT = "hls-broadcaster/state"
 VERSION = 1
-# Far above what the service writes (a few hundred KB; a day-long cleanup backlog is a few MB), and
-# small enough to read and parse at start-up without a second thought.
-MAX_BYTES = 64 << 20
+# Far above what the service writes (a few hundred KB; a day-long cleanup backlog is tens of MB), yet
+# a bound: a 2 GB file is set aside, not read whole.
+MAX_BYTES = 256 << 20
 INT64 = (1 << 63) - 1
 # Text the service wrote into its state and may write into a playlist again: one visible line.
 _LINE = re.compile(r"[^\x00-\x1f\x7f]*")
@@ -74,8 +74,9 @@ def flag(value: object, what: str) -> bool:
     return value
 
 
-def text(value: object, what: str, max_length: int = 2048) -> str:
-    if type(value) is not str or len(value) > max_length or not _LINE.fullmatch(value):
+def text(value: object, what: str, max_length: int = 8192, *, one_line: bool = True) -> str:
+    """Text; one_line: no control characters (it may be written into a playlist again)."""
+    if type(value) is not str or len(value) > max_length or (one_line and not _LINE.fullmatch(value)):
         raise ValueError(f"{what} is {describe(value)}, not one line of text up to {max_length} characters")
     return value
 

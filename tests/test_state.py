@@ -12,6 +12,7 @@ import pytest
 
 from broadcaster.cleaner import Cleaner
 from broadcaster.manifest import ListedSegment, ManifestGenerator, Removed
+from broadcaster.owncast import SourcePlaylist
 from broadcaster.service import restore_saved
 from broadcaster.state import StateFile
 from tests.fakes import FakeStore
@@ -219,4 +220,20 @@ async def test_a_target_duration_set_above_owncasts_restores(tmp_path: Path) -> 
     b = World(tmp_path / "hls")
     b.pub.restore(saved)
     assert b.pub.target_duration == 60 and "#EXT-X-TARGETDURATION:60" in b.text(0)
+    await b.pub.close()
+
+
+async def test_names_owncast_listed_but_were_rejected_restore(tmp_path: Path) -> None:
+    """Rejected names are remembered (so they are reported once), escapes and all: the state the
+    service writes with them must restore, not be set aside."""
+    (tmp_path / "hls").mkdir()
+    a = World(tmp_path / "hls")
+    a.owncast_lists(0, "stream-a-0.ts")
+    a.pub.on_variant_playlist(0, SourcePlaylist(1, 0, (), False, True, rejected=(("evil\x1b[2J.ts", "escape"),)))
+    await a.settle()
+    saved = json.loads(json.dumps(a.pub.snapshot()))
+    assert "evil\x1b[2J.ts" in saved["variants"]["0"]["seen"]  # type: ignore[index]
+    await a.pub.close()
+    b = World(tmp_path / "hls")
+    b.pub.restore(saved)
     await b.pub.close()
