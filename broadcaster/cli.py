@@ -96,9 +96,8 @@ def _run(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(run(settings))
     except StartupError as err:
-        log.error("%s", err)
-        if not log.isEnabledFor(logging.ERROR):  # one line, even at LOG_LEVEL=critical
-            print(f"hls-broadcaster: error: {err}", file=sys.stderr)
+        # One line, whatever LOG_LEVEL says (a log line as well would say it twice on the same stderr).
+        print(f"hls-broadcaster: error: {err}", file=sys.stderr)
         return 1
 
 

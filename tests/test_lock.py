@@ -41,8 +41,9 @@ async def test_a_second_instance_on_the_same_state_dir_exits(tmp_path: Path, mot
         with pytest.raises(RuntimeError, match="did not start"):
             await second.start()
         assert await second.exited() == 1
-        errors = [line for line in second.lines if " ERROR " in line]
-        assert len(errors) == 1 and f"STATE_DIR {state_dir} is in use" in errors[0], second.lines
+        errors = [line for line in second.lines if " ERROR " in line or "error" in line]
+        assert errors == [f"hls-broadcaster: error: STATE_DIR {state_dir} is in use by another hls-broadcaster "
+                          f"(pid {first.pid}); each service needs a STATE_DIR of its own"], second.lines
         assert not [line for line in second.lines if "Traceback" in line]
         assert first.proc is not None and first.proc.returncode is None  # the first goes on
         # kill -9: the kernel releases the lock with the process; nothing stale is left behind.
