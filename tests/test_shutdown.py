@@ -1,6 +1,6 @@
 """Clean stops: SIGTERM answers every held request and event stream at once, saves and exits 0; a
-second signal while stopping exits at once, in one line. Real service process, SeaweedFS, Owncast
-emulator (ffmpeg), and a FaultProxy to make the bucket hang."""
+second signal while stopping exits at once, in one line. Real service process, moto's S3 server, the
+Owncast emulator (ffmpeg), and a FaultProxy to make the bucket hang."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import aiohttp
 import pytest
 
 from broadcaster.emulator import OwncastEmulator
-from broadcaster.seaweed import SeaweedS3
 from tests.fault_proxy import FaultProxy
-from tests.service_process import ServiceProcess, service_env
+from tests.service_process import ServiceProcess
+from tests.test_lock import moto_env
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 HELD = 100
@@ -81,11 +81,11 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 async def test_sigterm_answers_held_requests_and_event_streams_at_once(
-    tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator, http: aiohttp.ClientSession
+    tmp_path: Path, moto_url: str, owncast: OwncastEmulator, http: aiohttp.ClientSession
 ) -> None:
     # A 30 s target duration: a held request would otherwise wait up to 90 s (3 target durations),
     # far past the 20 s this test gives the whole stop.
-    env = service_env(owncast.variant_dir(0).parent, seaweed, tmp_path / "state", TARGET_DURATION="30")
+    env = moto_env(moto_url, tmp_path, HLS_DIR=str(owncast.variant_dir(0).parent), TARGET_DURATION="30")
     async with ServiceProcess(env, tmp_path) as service:
         following = await until_listed_and_frozen(http, service.url, owncast)
 
@@ -115,10 +115,10 @@ async def test_sigterm_answers_held_requests_and_event_streams_at_once(
 
 
 async def test_a_second_signal_while_stopping_exits_at_once(
-    tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator, http: aiohttp.ClientSession
+    tmp_path: Path, moto_url: str, owncast: OwncastEmulator, http: aiohttp.ClientSession
 ) -> None:
-    async with FaultProxy(seaweed.endpoint_url) as proxy:
-        env = service_env(owncast.variant_dir(0).parent, seaweed, tmp_path / "state", S3_ENDPOINT_URL=proxy.url)
+    async with FaultProxy(moto_url) as proxy:
+        env = moto_env(moto_url, tmp_path, HLS_DIR=str(owncast.variant_dir(0).parent), S3_ENDPOINT_URL=proxy.url)
         async with ServiceProcess(env, tmp_path) as service:
             async with asyncio.timeout(30):
                 while await playlist(http, service.url, 0) is None:
