@@ -96,7 +96,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(run(settings))
     except StartupError as err:
-        log.error("%s", err)
+        # One line, whatever LOG_LEVEL says (a log line as well would say it twice on the same stderr).
         print(f"hls-broadcaster: error: {err}", file=sys.stderr)
         return 1
 

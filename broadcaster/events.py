@@ -36,7 +36,7 @@ from typing import Literal
 
 from aiohttp import hdrs, web
 
-from .server import EDGE_HEADERS, guarded
+from .server import EDGE_HEADERS, guarded, parse_number
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,6 @@ HealthCheck = Callable[[], tuple[bool, Mapping[str, object]]]
 Write = Callable[[bytes], Awaitable[None]]
 
 _EVENT_NAME = re.compile(r"[a-z][a-z_]*")  # no newline or colon can break a frame
-_MAX_ID_DIGITS = 19  # an int64; anything longer cannot be one of our ids
 _PING = b": ping\n\n"
 
 
@@ -237,10 +236,7 @@ def parse_last_event_id(value: str | None) -> int | None:
     """A Last-Event-ID that is not one of our ids (not a whole number) is ignored, never an error."""
     if value is None:
         return None
-    value = value.strip()
-    if not value.isascii() or not value.isdigit() or len(value) > _MAX_ID_DIGITS:
-        return None
-    return int(value)
+    return parse_number(value.strip(" \t"))
 
 
 # -- stream state --------------------------------------------------------------------------------

@@ -12,8 +12,26 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from . import hls
+from . import hls, state
 from .owncast import SourceVariant
+
+
+# More than any window lists (a 10-minute window of 1 s segments is 600; a day is 86,400): a restored
+# playlist larger than this was not written by the service.
+MAX_RESTORED_ENTRIES = 500_000
+# TARGET_DURATION may be set above what Owncast advertises (hls.MAX_TARGET_DURATION): any sane value.
+MAX_RESTORED_TARGET = 3600
+# The dates a PROGRAM-DATE-TIME can carry: 0001-01-01 to 9999-12-31.
+_MIN_EPOCH, _MAX_EPOCH = -62_135_596_800.0, 253_402_300_799.0
+
+
+def _uri_or_none(value: object, what: str) -> str | None:
+    if value is None:
+        return None
+    uri = state.text(value, what)
+    if '"' in uri:  # written inside URI="..."
+        raise ValueError(f"{what} contains a quote")
+    return uri
 
 
 class SegmentRejected(ValueError):
@@ -240,23 +258,44 @@ class ManifestGenerator:
     def restore(
         cls, data: dict[str, Any], now: float, window_seconds: float, *, can_block_reload: bool = False
     ) -> ManifestGenerator:
-        """Rebuild from `snapshot`; raises ValueError when the data does not add up."""
-        try:
-            gen = cls(int(data["target_duration"]), window_seconds, independent_segments=bool(data["independent"]),
-                      can_block_reload=can_block_reload)
-            gen._media_sequence = int(data["media_sequence"])
-            gen._discontinuity_sequence = int(data["discontinuity_sequence"])
-            gen._next_sequence = int(data["next_sequence"])
-            gen._ended = bool(data["ended"])
-            gen._pending_discontinuity = bool(data["pending_discontinuity"])
-            gen._longest = float(data["longest"])
-            for seq, uri, duration, pdt, disc, init, key, age in data["entries"]:
-                segment = ListedSegment(str(uri), float(duration), float(pdt), bool(disc),
-                                        str(init) if init else None, str(key) if key else None)
-                gen._entries.append(_Entry(int(seq), segment, bool(disc), float(pdt), now - float(age)))
-                gen._duration += segment.duration
-        except (KeyError, TypeError, ValueError) as err:
-            raise ValueError(f"playlist state does not parse: {err!r}") from None
+        """Rebuild from `snapshot`; raises ValueError (naming the value) when the data does not add up.
+
+        Every value is checked here, at the boundary: state.json may have been damaged or crafted, and
+        nothing read from it may fail later, in a request or in the next append."""
+        what = "playlist state"
+        data = state.mapping(data, what, 100)
+        target = state.integer(state.field(data, "target_duration", what), "target_duration", 1,
+                               MAX_RESTORED_TARGET)
+        independent = state.flag(state.field(data, "independent", what), "independent")
+        gen = cls(target, window_seconds, independent_segments=independent, can_block_reload=can_block_reload)
+        gen._media_sequence = state.integer(state.field(data, "media_sequence", what), "media_sequence")
+        gen._discontinuity_sequence = state.integer(state.field(data, "discontinuity_sequence", what),
+                                                    "discontinuity_sequence")
+        gen._next_sequence = state.integer(state.field(data, "next_sequence", what), "next_sequence")
+        gen._ended = state.flag(state.field(data, "ended", what), "ended")
+        gen._pending_discontinuity = state.flag(state.field(data, "pending_discontinuity", what),
+                                                "pending_discontinuity")
+        gen._longest = state.number(state.field(data, "longest", what), "longest")
+        for raw in state.array(state.field(data, "entries", what), "entries", MAX_RESTORED_ENTRIES):
+            entry = state.array(raw, "an entry", 8)
+            if len(entry) != 8:
+                raise ValueError(f"an entry has {len(entry)} values, not 8")
+            seq, uri, duration, pdt, disc, init, key, age = entry
+            seconds = state.number(duration, "a segment duration", 0.001, target + 1)
+            if not hls.fits_target(round(seconds, 3), gen.target_duration):
+                raise ValueError(f"a segment of {seconds:.3f}s does not fit target duration {target}s")
+            segment = ListedSegment(
+                state.text(uri, "a segment URI"), seconds,
+                state.number(pdt, "a segment date", _MIN_EPOCH, _MAX_EPOCH),
+                state.flag(disc, "a discontinuity"),
+                _uri_or_none(init, "an init URI"),
+                None if key is None else state.text(key, "a segment key"),
+            )
+            listed_at = now - state.number(age, "a segment age", 0, 1e9)
+            number = state.integer(seq, "a sequence number")
+            gen._entries.append(_Entry(number, segment, segment.discontinuity, segment.program_date_time or 0.0,
+                                       listed_at))
+            gen._duration += segment.duration
         sequences = [e.sequence for e in gen._entries]
         expected = list(range(gen._media_sequence, gen._media_sequence + len(sequences)))
         if sequences != expected or gen._next_sequence != gen._media_sequence + len(sequences):

@@ -18,8 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import hls
+from . import state as state_io
 from .lograte import RateLimitedLog
-from .manifest import ListedSegment, ManifestGenerator, Removed, Rendered, SegmentRejected, render_master
+from .manifest import (
+    MAX_RESTORED_TARGET, ListedSegment, ManifestGenerator, Removed, Rendered, SegmentRejected, render_master,
+)
 from .metrics import Metrics
 from .mirror import PlaylistMirror
 from .owncast import SourcePlaylist, SourceSegment, SourceVariant, stream_id
@@ -34,6 +37,10 @@ _SEEN_LIMIT = 4096  # names remembered per variant, far more than Owncast ever l
 # Names saved across a restart: Owncast lists at most ~25 per variant (plus its offline tail), so
 # older names cannot come back; keeping the state small keeps its fsync on the listing path cheap.
 _SEEN_SAVED = 200
+# Bounds on what a saved state may hold, far above what the service writes: more is not ours.
+_MAX_VARIANTS = 100
+_MAX_RUNS = 1_000_000  # Owncast transcoder runs seen over the service's life, one per stream start
+_MAX_UPLOADED = 100_000
 
 
 # A segment position, the same in every variant: (Owncast transcoder run, Owncast's sequence number).
@@ -81,6 +88,13 @@ ListedHook = Callable[[int, int, SourceSegment, str], None]
 _Event = tuple[int, int, SourceSegment, float, str]  # a listing not yet visible: ..., seen_at, URL
 RemovedHook = Callable[[list[Removed]], None]
 _SLOW_RATIO = 1.0  # uploads taking longer than the media they carry cannot keep up
+
+
+def _number_key(key: str, what: str, digits: int) -> int:
+    """A saved object's key that must be a number (JSON keys are text)."""
+    if not (key.isascii() and key.isdigit() and len(key) <= digits):
+        raise ValueError(f"{what} numbered {state_io.describe(key)} is not one of ours")
+    return int(key)
 
 
 async def _already(took: float) -> float:
@@ -140,6 +154,7 @@ class Publisher:
         self._visible: dict[int, Rendered] = {}
         self._changed = asyncio.Event()
         self.held_requests = 0  # in wait_for_sequence now (read by /metrics)
+        self._released = False  # stopping: held requests are answered at once
         self._unpublished: list[_Event] = []
         self._dirty = asyncio.Event()
         self._saver: asyncio.Task[None] | None = None
@@ -572,46 +587,86 @@ class Publisher:
         }
 
     def restore(self, data: dict[str, object]) -> None:
-        """Continue from `snapshot`; raises ValueError (nothing changed) when it does not add up."""
-        now = self._mono()
+        """Continue from `snapshot`; raises ValueError (nothing changed) when it does not add up.
+
+        state.json may be damaged or crafted: every value is checked (types, ranges, sizes) before
+        anything changes, and any other error in here is turned into the same ValueError, so the
+        service sets the file aside instead of failing to start."""
         try:
-            variants: dict[int, _Variant] = {}
-            raw_variants = data["variants"]
-            assert isinstance(raw_variants, dict)
-            for name, raw in raw_variants.items():
-                gen_data = raw["generator"]
-                gen = ManifestGenerator.restore(gen_data, now, self._window, can_block_reload=self._can_block) \
-                    if gen_data else None
-                v = _Variant(int(name), generator=gen, created=now)
-                for seen in raw["seen"]:
-                    v.seen[str(seen)] = None
-                v.first = {int(k): int(n) for k, n in raw["first"].items()}
-                v.last_key = (int(raw["last_key"][0]), int(raw["last_key"][1])) if raw["last_key"] else None
-                v.last_media_sequence = int(raw["last_media_sequence"])
-                v.restarts = int(raw["restarts"])
-                v.source_ended = bool(raw["source_ended"])
-                variants[v.index] = v
-            target = data["target_duration"]
-            next_sequence = int(data["next_sequence"])  # type: ignore[call-overload]
-            decided = data["decided"]
-            runs = data["runs"]
-            uploaded = data["uploaded"]
-            assert isinstance(decided, list) and isinstance(runs, dict) and isinstance(uploaded, list)
-            if any(v.generator and v.generator.next_sequence > next_sequence for v in variants.values()):
-                raise ValueError("a playlist is ahead of the shared numbering")
-        except (KeyError, TypeError, ValueError, AssertionError, IndexError) as err:
-            raise ValueError(f"publisher state does not parse: {err!r}") from None
-        self._variants = variants
-        self._target = int(target) if target else None  # type: ignore[call-overload]
-        self._independent = bool(data["independent"])
-        self._next_sequence = next_sequence
-        last_run = data["last_run"]
-        self._last_run = int(last_run) if last_run is not None else None  # type: ignore[call-overload]
-        self._decided = (int(decided[0]), int(decided[1]))
-        self._runs = {str(k): int(n) for k, n in runs.items()}
-        self._restored_uploads = {str(k) for k in uploaded}
+            restored = self._parse_state(data)
+        except ValueError:
+            raise
+        except Exception as err:  # noqa: BLE001 (a check missed above: still a bad file, not a crash)
+            raise ValueError(f"publisher state does not parse: {state_io.describe(err)}") from None
+        (self._variants, self._target, self._independent, self._next_sequence, self._last_run, self._decided,
+         self._runs, self._restored_uploads) = restored
         self._visible = self._renderings()
-        log.info("continuing from saved state: next media sequence %d, %d variant(s)", next_sequence, len(variants))
+        log.info("continuing from saved state: next media sequence %d, %d variant(s)",
+                 self._next_sequence, len(self._variants))
+
+    def _parse_state(self, data: dict[str, object]) -> tuple[
+            dict[int, _Variant], int | None, bool, int, int | None, SlotKey, dict[str, int], set[str]]:
+        s, what = state_io, "publisher state"
+        now = self._mono()
+        data = s.mapping(data, what, 1000)
+        raw_target = s.field(data, "target_duration", what)
+        target = None if raw_target is None else s.integer(raw_target, "target_duration", 1,
+                                                           MAX_RESTORED_TARGET)
+        variants: dict[int, _Variant] = {}
+        for name, raw in s.mapping(s.field(data, "variants", what), "variants", _MAX_VARIANTS).items():
+            index = _number_key(name, "a variant", 4)
+            raw = s.mapping(raw, f"variant {name}", 100)
+            gen_data = s.field(raw, "generator", what)
+            gen = None
+            if gen_data is not None:
+                gen = ManifestGenerator.restore(s.mapping(gen_data, "generator", 100), now, self._window,
+                                                can_block_reload=self._can_block)
+                if gen.target_duration != target:
+                    raise ValueError(f"variant {name}: target duration {gen.target_duration}, not {target}")
+            v = _Variant(index, generator=gen, created=now)
+            for seen in s.array(s.field(raw, "seen", what), "seen", _SEEN_LIMIT):
+                # Rejected names are remembered too, escapes and all: never written anywhere.
+                v.seen[s.text(seen, "a seen name", 1 << 16, one_line=False)] = None
+            first = s.mapping(s.field(raw, "first", what), "first", _MAX_RUNS)
+            v.first = {_number_key(k, "a run", 18): s.integer(n, "a first number") for k, n in first.items()}
+            last_key = s.field(raw, "last_key", what)
+            if last_key is not None:
+                pair = s.array(last_key, "last_key", 2)
+                if len(pair) != 2:
+                    raise ValueError(f"last_key is {s.describe(pair)}, not [run, number]")
+                v.last_key = (s.integer(pair[0], "last_key"), s.integer(pair[1], "last_key"))
+            v.last_media_sequence = s.integer(s.field(raw, "last_media_sequence", what), "last_media_sequence",
+                                              -1)
+            v.restarts = s.integer(s.field(raw, "restarts", what), "restarts")
+            v.source_ended = s.flag(s.field(raw, "source_ended", what), "source_ended")
+            variants[v.index] = v
+        if target is None and any(v.generator is not None for v in variants.values()):
+            raise ValueError("playlists without a target duration")
+        independent = s.flag(s.field(data, "independent", what), "independent")
+        next_sequence = s.integer(s.field(data, "next_sequence", what), "next_sequence")
+        if any(v.generator and v.generator.next_sequence > next_sequence for v in variants.values()):
+            raise ValueError("a playlist is ahead of the shared numbering")
+        raw_last_run = s.field(data, "last_run", what)
+        last_run = None if raw_last_run is None else s.integer(raw_last_run, "last_run")
+        decided = s.array(s.field(data, "decided", what), "decided", 2)
+        if len(decided) != 2:
+            raise ValueError(f"decided is {s.describe(decided)}, not [run, number]")
+        # (-1, -1) before anything was decided; an end of stream is decided as (run, _END).
+        key = (s.integer(decided[0], "decided", -1), s.integer(decided[1], "decided", -1))
+        runs = {s.text(name, "a run name", 1 << 16, one_line=False): s.integer(n, "a run number")
+                for name, n in s.mapping(s.field(data, "runs", what), "runs", _MAX_RUNS).items()}
+        # Runs are numbered in the order they were seen, so the next one sorts after every slot
+        # decided so far; a number outside them would keep a new stream's segments "late" for good.
+        if sorted(runs.values()) != list(range(len(runs))):
+            raise ValueError("run numbers are not 0, 1, 2...")
+        used = [key[0], -1 if last_run is None else last_run]
+        for v in variants.values():
+            used += [*v.first, -1 if v.last_key is None else v.last_key[0]]
+        if max(used) >= len(runs):
+            raise ValueError(f"run {max(used)} is not among the {len(runs)} runs saved")
+        uploaded = {s.text(k, "an uploaded key")
+                    for k in s.array(s.field(data, "uploaded", what), "uploaded", _MAX_UPLOADED)}
+        return variants, target, independent, next_sequence, last_run, key, runs, uploaded
 
     # -- output: PlaylistSource for the server ------------------------------------------------------
 
@@ -633,6 +688,7 @@ class Publisher:
         """The playlist once it lists `sequence` (or ended), or None after `timeout` (LL-HLS 6.2.5.2).
 
         Waiters share one event per published version: no task, no polling, a few hundred bytes each.
+        Once the service stops (release_waiters), every waiter gets the playlist as it is, at once.
         """
         self.held_requests += 1
         try:
@@ -641,11 +697,18 @@ class Publisher:
                     rendered = self._visible.get(variant)
                     if rendered is not None and (rendered.last_sequence >= sequence or rendered.ended):
                         return rendered
+                    if self._released:
+                        return rendered
                     await self._changed.wait()
         except TimeoutError:
             return None
         finally:
             self.held_requests -= 1
+
+    def release_waiters(self) -> None:
+        """Stopping: answer every held request now, and hold no new one."""
+        self._released = True
+        self._changed.set()
 
     def master_playlist(self, media_name: str = hls.MEDIA_PLAYLIST_NAME) -> Rendered | None:
         """Rendered once per change of Owncast's variants and per variant file name (the server asks

@@ -14,7 +14,7 @@ import re
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
-from . import hls
+from . import hls, state
 from .manifest import ListedSegment, render_master, render_vod
 from .owncast import SourceVariant
 from .uploader import Uploader
@@ -24,6 +24,21 @@ log = logging.getLogger(__name__)
 _SAFE = re.compile(r"[^A-Za-z0-9_-]")
 # A finished recording never changes; a day of caching is harmless and saves the origin.
 _VOD_CACHE_CONTROL = "public, max-age=86400"
+
+
+def _journal_entry(raw: str, *, first: bool) -> ListedSegment:
+    """One journal line, checked: it is written into a playlist again (ValueError when it does not add up)."""
+    d = state.mapping(json.loads(raw, parse_constant=float), "a journal line", 10)
+    name = state.text(state.field(d, "name", "a journal line"), "a segment name", 1024)
+    pdt = state.field(d, "pdt", "a journal line")
+    init = state.field(d, "init", "a journal line")
+    if init is not None and '"' in state.text(init, "an init name", 1024):
+        raise ValueError("an init name contains a quote")
+    return ListedSegment(
+        name, state.number(state.field(d, "duration", "a journal line"), "a duration", 0.001, 3600),
+        None if pdt is None else state.number(pdt, "a date", 0, 253_402_300_799),
+        state.flag(state.field(d, "discontinuity", "a journal line"), "a discontinuity") and not first,
+        init)
 
 
 class Recorder:
@@ -62,15 +77,21 @@ class Recorder:
         name = f"recording-{_SAFE.sub('_', run)}.m3u8"
         written: list[int] = []
         for journal in sorted(folder.glob("*.jsonl")):
+            if not (journal.stem.isascii() and journal.stem.isdigit() and len(journal.stem) <= 4):
+                continue  # not a variant's journal
             variant = int(journal.stem)
-            segments = []
-            for i, raw in enumerate(journal.read_text(encoding="utf-8").splitlines()):
+            segments: list[ListedSegment] = []
+            unreadable = 0
+            for raw in journal.read_text(encoding="utf-8", errors="replace").splitlines():
                 try:
-                    d = json.loads(raw)
-                except json.JSONDecodeError:
-                    continue  # a line cut by a crash: that segment is missing from the recording
-                segments.append(ListedSegment(d["name"], float(d["duration"]), d["pdt"],
-                                              bool(d["discontinuity"]) and i > 0, d["init"]))
+                    segment = _journal_entry(raw, first=not segments)
+                except (ValueError, RecursionError):
+                    unreadable += 1  # a line cut by a crash, or damaged: that segment is missing
+                    continue
+                segments.append(segment)
+            if unreadable:
+                log.warning("recording of run %s, variant %d: %d unreadable line(s) in %s left out",
+                            run, variant, unreadable, journal)
             if not segments:
                 continue
             key = f"{self._prefix}/{variant}/{name}" if self._prefix else f"{variant}/{name}"

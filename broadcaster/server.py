@@ -41,7 +41,8 @@ class PlaylistSource(Protocol):
         """None until the first Owncast playlist was read."""
 
     async def wait_for_sequence(self, variant: int, sequence: int, timeout: float) -> Rendered | None:
-        """The playlist once it lists `sequence` (or ended); None after `timeout`."""
+        """The playlist once it lists `sequence` (or ended), or earlier as it is when the source stops;
+        None after `timeout`."""
 
 
 class HealthSource(Protocol):
@@ -63,6 +64,9 @@ CLIENT_MAX_SIZE = 1024  # no route takes a request body
 
 # A variant number longer than this cannot be one of ours; int() of a huge one is costly (and limited).
 _MAX_VARIANT_DIGITS = 4
+# Numbers in requests are ASCII digits only: str.isdigit() also takes "²" (which int() refuses) and
+# int() takes fullwidth or Arabic-Indic digits, a second spelling (and cache key) of the same request.
+_DIGITS = re.compile(r"[0-9]{1,19}")  # 19 digits: always within an int64
 # The viewer's files: plain, visible names directly inside viewer_dir (no folders, "..", dotfiles).
 _VIEWER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}")
 # mimetypes reads the host's tables; these are the types browsers insist on for a page and its scripts.
@@ -263,7 +267,8 @@ class _PlaylistRoutes:
         try:
             digits = request.match_info["n"]
             # "007" would be a second URL (and CDN cache key) for variant 7; a huge number cannot be ours.
-            if len(digits) > _MAX_VARIANT_DIGITS or (digits != "0" and digits.startswith("0")):
+            if (len(digits) > _MAX_VARIANT_DIGITS or not _DIGITS.fullmatch(digits)
+                    or (digits != "0" and digits.startswith("0"))):
                 self._count("unknown", 404)
                 return _unknown_variant()
             if request.query_string and self._blocking_on and _BLOCKING_PARAMS & request.query.keys():
@@ -292,9 +297,9 @@ class _PlaylistRoutes:
             if "_HLS_part" in query:
                 return self._bad_request(variant, "_HLS_part needs _HLS_msn")
             return self._serve(request, variant, skip=skip)
-        if not msn_text.isdigit() or len(msn_text) > 19 or not query.get("_HLS_part", "0").isdigit():
+        msn = parse_number(msn_text)
+        if msn is None or parse_number(query.get("_HLS_part", "0")) is None:
             return self._bad_request(variant, "_HLS_msn and _HLS_part must be whole numbers")
-        msn = int(msn_text)
         if msn > current.last_sequence + hls.MSN_AHEAD_LIMIT:
             return self._bad_request(variant, f"_HLS_msn {msn} is too far ahead of {current.last_sequence}")
         rendered = await source.wait_for_sequence(variant, msn, hls.block_timeout(target))
@@ -304,7 +309,11 @@ class _PlaylistRoutes:
                                 headers=_headers({hdrs.CACHE_CONTROL: hls.UNREADY_CACHE_CONTROL}))
         if skip and rendered.delta is not None:
             rendered = rendered.delta  # a client that cannot use it asked without _HLS_skip (6.2.5.1)
-        response = _rendered(request, rendered, hls.blocking_cache_control(target))
+        # Answered before segment _HLS_msn was listed (the service is stopping): a playlist players
+        # take as it is and ask again, but one no cache may keep as the answer to this URL.
+        early = rendered.last_sequence < msn and not rendered.ended
+        response = _rendered(request, rendered,
+                             hls.UNREADY_CACHE_CONTROL if early else hls.blocking_cache_control(target))
         self._count(str(variant), response.status)
         return response
 
@@ -411,6 +420,11 @@ def _qvalue(params: str) -> float:
                 return 0.0  # unreadable: fall back to the plain body, which is always valid
             return q if 0.0 <= q <= 1.0 else 0.0  # also rejects nan and inf
     return 1.0
+
+
+def parse_number(text: str) -> int | None:
+    """A whole number as a client may send one (1 to 19 ASCII digits), else None."""
+    return int(text) if _DIGITS.fullmatch(text) else None
 
 
 def _not_ready() -> web.Response:

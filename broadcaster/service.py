@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import signal
 import time
 from pathlib import Path
@@ -22,7 +23,7 @@ from .cleaner import Cleaner
 from .recorder import Recorder
 from .server import create_app, create_metrics_app
 from .settings import Settings
-from .state import StateFile
+from .state import DirectoryBusy, DirectoryLock, StateFile, describe
 from .store import S3Store, StoreError
 from .store_thread import StoreThread
 from .uploader import Uploader
@@ -72,6 +73,15 @@ class Service:
         self.uploader = Uploader(
             self.store, self.metrics, concurrency=s.upload_concurrency, attempt_timeout=s.upload_timeout
         )
+        self._lock = DirectoryLock(s.state_dir)
+        try:
+            self._lock.acquire()
+        except DirectoryBusy as err:
+            by = f" (pid {err.pid})" if err.pid else ""
+            raise StartupError(f"STATE_DIR {s.state_dir} is in use by another hls-broadcaster{by}; "
+                               "each service needs a STATE_DIR of its own") from None
+        except OSError as err:
+            raise StartupError(f"cannot lock STATE_DIR {s.state_dir}: {err.strerror or err}") from None
         self.state = StateFile(s.state_dir)
         self._on_listed = on_listed
         self.events = EventHub()
@@ -104,14 +114,7 @@ class Service:
             urls=segment_urls(s),
             mirror=self.mirror,
         )
-        saved = self.state.load()
-        if saved is not None:
-            try:
-                self.publisher.restore(saved)
-                if self.cleaner is not None and "cleaner" in saved:
-                    self.cleaner.restore(saved["cleaner"])
-            except ValueError as err:
-                self.state.set_aside("corrupt", str(err))
+        restore_saved(self.state, self.publisher, self.cleaner)
         self.watcher = HlsWatcher(s.hls_dir, self.publisher, self.metrics)
         self.metrics.held_requests.set_function(lambda: self.publisher.held_requests)
         self.metrics.event_streams.set_function(lambda: self.events.streams)
@@ -232,13 +235,16 @@ class Service:
                 self.uploader.record(True)
 
     async def stop(self, drain_timeout: float = 5.0) -> None:
+        # First, answer everyone waiting on us: held blocking requests get the playlist as it is, event
+        # streams end. Otherwise the web server's cleanup below would wait each of them out.
+        self.publisher.release_waiters()
+        self.events.close()
         if self._probe_task is not None:
             self._probe_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._probe_task
             self._probe_task = None
         await self.status.stop()
-        self.events.close()  # open event streams end now, or the web server's cleanup would wait on them
         await self.watcher.stop()
         if not await self.publisher.drain(drain_timeout):
             log.warning("stopped with uploads still in flight after %.0fs", drain_timeout)
@@ -258,6 +264,35 @@ class Service:
                 await runner.cleanup()
         self._runner = self._metrics_runner = None
         await self.store.close()
+        self._lock.release()  # last: the final save is written
+
+
+def restore_saved(state: StateFile, publisher: Publisher, cleaner: Cleaner | None) -> bool:
+    """Continue from state.json (True), or move it aside with one ERROR line and start afresh (False).
+
+    Whatever bytes the file holds: never a traceback, never a crash loop. Both parts check what they
+    read and change nothing when it does not add up; the cleaner goes first, so a publisher that
+    refuses its part leaves nothing restored."""
+    saved = state.load()
+    if saved is None:
+        return False
+    try:
+        if cleaner is not None and "cleaner" in saved:
+            cleaner.restore(saved["cleaner"])
+        try:
+            publisher.restore(saved)
+        except BaseException:
+            if cleaner is not None:
+                cleaner.restore([])
+            raise
+    except ValueError as err:
+        why = str(err)
+    except Exception as err:  # noqa: BLE001 (a check missed in restore: still a bad file, not a crash)
+        why = f"unexpected {describe(err)}"
+    else:
+        return True
+    state.set_aside("corrupt", why)
+    return False
 
 
 def settle_heap() -> None:
@@ -269,19 +304,31 @@ def settle_heap() -> None:
 
 
 async def run(settings: Settings) -> int:
-    """Run until SIGINT or SIGTERM; returns the exit code."""
-    service = Service(settings)
-    await service.start()
-    settle_heap()
+    """Run until SIGINT or SIGTERM; returns the exit code.
+
+    The first signal stops cleanly: held requests and event streams are answered at once, uploads get
+    up to 5 s, the state is saved, exit 0. A second one while stopping exits at once (128 + signal):
+    the state saved with each playlist version is enough to continue, so nothing is waited for."""
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_signal(sig: signal.Signals) -> None:
+        if stopping.is_set():
+            log.warning("%s again while stopping: exiting now, without waiting for uploads", sig.name)
+            os._exit(128 + sig)  # no unwinding: no tracebacks from the tasks cut short
+        log.info("%s: stopping", sig.name)
+        stopping.set()
+
+    # Before anything starts: a signal during start-up must not kill the process half-way.
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stopping.set)
+        loop.add_signal_handler(sig, on_signal, sig)
     try:
+        service = Service(settings)
+        await service.start()
+        settle_heap()
         await stopping.wait()
-        log.info("stopping")
+        await service.stop()
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
-        await service.stop()
     return 0

@@ -7,9 +7,14 @@ aside and reported, never a crash loop.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
+import math
 import os
+import re
+import reprlib
+import stat
 import threading
 import time
 from pathlib import Path
@@ -19,6 +24,121 @@ log = logging.getLogger(__name__)
 
 FORMAT = "hls-broadcaster/state"
 VERSION = 1
+# Far above what the service writes (a few hundred KB; a day-long cleanup backlog is tens of MB), yet
+# a bound: a 2 GB file is set aside, not read whole.
+MAX_BYTES = 256 << 20
+INT64 = (1 << 63) - 1
+# Text the service wrote into its state and may write into a playlist again: one visible line.
+_LINE = re.compile(r"[^\x00-\x1f\x7f]*")
+_short = reprlib.Repr()
+_short.maxstring = _short.maxother = 60
+_short.maxlevel = 2
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a number the service writes")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:20]} is out of range")
+    return value
+
+
+# -- reading what was saved: every value checked at the boundary --------------------------------------
+# Restore code reads state.json through these, so a crafted or damaged file raises ValueError naming
+# the value, never OverflowError, AttributeError or a number that breaks something later.
+
+
+def describe(value: object) -> str:
+    """A value for an error message: short, one line."""
+    return _short.repr(value)
+
+
+def integer(value: object, what: str, low: int = 0, high: int = INT64) -> int:
+    if type(value) is not int or not low <= value <= high:
+        raise ValueError(f"{what} is {describe(value)}, not a whole number from {low} to {high}")
+    return value
+
+
+def number(value: object, what: str, low: float = 0.0, high: float = 1e15) -> float:
+    if (type(value) is not int and type(value) is not float) or not low <= value <= high:  # NaN: false
+        raise ValueError(f"{what} is {describe(value)}, not a number from {low:g} to {high:g}")
+    return float(value)
+
+
+def flag(value: object, what: str) -> bool:
+    if type(value) is not bool:
+        raise ValueError(f"{what} is {describe(value)}, not true or false")
+    return value
+
+
+def text(value: object, what: str, max_length: int = 8192, *, one_line: bool = True) -> str:
+    """Text; one_line: no control characters (it may be written into a playlist again)."""
+    if type(value) is not str or len(value) > max_length or (one_line and not _LINE.fullmatch(value)):
+        raise ValueError(f"{what} is {describe(value)}, not one line of text up to {max_length} characters")
+    return value
+
+
+def array(value: object, what: str, max_length: int) -> list[Any]:
+    if type(value) is not list or len(value) > max_length:
+        raise ValueError(f"{what} is {describe(value)}, not a list of up to {max_length} items")
+    return value
+
+
+def mapping(value: object, what: str, max_length: int) -> dict[str, Any]:
+    if type(value) is not dict or len(value) > max_length:
+        raise ValueError(f"{what} is {describe(value)}, not an object of up to {max_length} keys")
+    return value
+
+
+def field(data: dict[str, Any], key: str, what: str) -> Any:
+    try:
+        return data[key]
+    except KeyError:
+        raise ValueError(f"{what}: {key} is missing") from None
+
+
+class DirectoryLock:
+    """STATE_DIR/lock, held with flock(2) while the service runs: two services on one STATE_DIR would
+    race on the temporary file and both upload and delete the same keys. The kernel drops the lock
+    with the process, so even kill -9 leaves no stale lock behind."""
+
+    def __init__(self, directory: Path) -> None:
+        self.path = directory / "lock"
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        """Raises DirectoryBusy (held by another process) or OSError (cannot open the lock file)."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            os.close(fd)
+            raise DirectoryBusy(holder if holder.isascii() and holder.isdigit() else None) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)  # for the operator, and the next one's message
+        self._fd = fd
+
+    def release(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+
+
+class DirectoryBusy(Exception):
+    def __init__(self, pid: str | None) -> None:
+        super().__init__(pid)
+        self.pid = pid
+
+
+class _Unusable(Exception):
+    """state.json is there but cannot be what the service wrote."""
 
 
 class StateFile:
@@ -28,23 +148,46 @@ class StateFile:
         self._lock = threading.Lock()
 
     def load(self) -> dict[str, Any] | None:
-        """The saved state, or None when there is none (or it had to be set aside)."""
+        """The saved state, or None when there is none (or it had to be set aside).
+
+        Whatever the file holds, this returns or sets it aside: it raises nothing."""
         try:
-            raw = self.path.read_bytes()
+            raw = self._read()
         except FileNotFoundError:
             return None
+        except OSError as err:
+            self.set_aside("unreadable", f"cannot read it: {err.strerror or err}")
+            return None
+        except _Unusable as err:
+            self.set_aside("unreadable", str(err))
+            return None
         try:
-            data = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            self.set_aside("corrupt", f"not valid JSON ({err})")
+            # NaN, Infinity and 1e400 are not numbers the service writes; nesting too deep for the
+            # parser is a RecursionError, a 5000-digit number a ValueError.
+            data = json.loads(raw, parse_constant=_reject_constant, parse_float=_finite)
+        except (ValueError, RecursionError) as err:  # UnicodeDecodeError and JSONDecodeError too
+            self.set_aside("corrupt", f"not valid JSON ({describe(str(err))})")
             return None
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             self.set_aside("foreign", "not a hls-broadcaster state file")
             return None
         if data.get("version") != VERSION:
-            self.set_aside("foreign", f"state version {data.get('version')!r}, this release reads {VERSION}")
+            version = describe(data.get("version"))
+            self.set_aside("foreign", f"state version {version}, this release reads {VERSION}")
             return None
         return data
+
+    def _read(self) -> bytes:
+        """The file's bytes. Opened without blocking (a FIFO would wait for a writer for ever), and
+        never read past MAX_BYTES (a huge file must not be read whole)."""
+        with open(os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC), "rb") as f:
+            info = os.fstat(f.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise _Unusable("not a regular file")
+            raw = f.read(MAX_BYTES + 1)
+        if len(raw) > MAX_BYTES:
+            raise _Unusable(f"too large: more than {MAX_BYTES >> 20} MB")
+        return raw
 
     def save(self, data: dict[str, Any]) -> None:
         body = json.dumps({"format": FORMAT, "version": VERSION, "saved_at": time.time(), **data},
@@ -66,7 +209,15 @@ class StateFile:
             os.close(fd)
 
     def set_aside(self, kind: str, why: str) -> None:
-        aside = self.path.with_name(f"{self.path.name}.{kind}-{time.strftime('%Y%m%dT%H%M%S')}")
+        """Move the file aside, with one ERROR line saying why (`why` is one line, kept short)."""
+        why = why.replace("\n", " ")
+        why = why if len(why) <= 300 else why[:300] + "..."
+        stem = f"{self.path.name}.{kind}-{time.strftime('%Y%m%dT%H%M%S')}"
+        aside = self.path.with_name(stem)
+        for n in range(2, 100):  # never over an earlier one set aside in the same second
+            if not os.path.lexists(aside):
+                break
+            aside = self.path.with_name(f"{stem}-{n}")
         try:
             os.replace(self.path, aside)
         except OSError as err:

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from broadcaster.manifest import ListedSegment, ManifestGenerator
+from broadcaster.cleaner import Cleaner
+from broadcaster.manifest import ListedSegment, ManifestGenerator, Removed
+from broadcaster.owncast import SourcePlaylist
+from broadcaster.service import restore_saved
 from broadcaster.state import StateFile
-from tests.test_publisher import World
+from tests.fakes import FakeStore
+from tests.test_publisher import PUBLIC, World
 
 
 def test_save_then_load(tmp_path: Path) -> None:
@@ -86,3 +92,148 @@ async def test_publisher_restore_rejects_garbage_without_changing_anything(tmp_p
         w.pub.restore({"variants": {"0": {"generator": None}}})
     assert w.pub.variants() == [] and w.pub.target_duration is None
     await w.pub.close()
+
+
+# -- whatever state.json holds, start-up restores it or sets it aside (issue 11, finding 5) ----------
+
+
+async def saved_state(tmp_path: Path) -> dict[str, object]:
+    """What a running publisher (two variants, a cleaner with work to do) writes, through JSON."""
+    (tmp_path / "hls").mkdir()
+    w = World(tmp_path / "hls")
+    cleaner = Cleaner(FakeStore(), w.metrics, margin=5)
+    w.pub._extra_state = lambda: {"cleaner": cleaner.snapshot()}
+    w.pub._on_removed = cleaner.schedule
+    for v in (0, 1):
+        w.owncast_lists(v, *(f"stream-a-{i}.ts" for i in range(8)))
+    await w.settle()
+    old = [ListedSegment(f"{PUBLIC}/live/0/old-{i}.ts", 1.0, key=f"live/0/old-{i}.ts") for i in range(3)]
+    cleaner.schedule([Removed(segment, 0, 9) for segment in old])
+    state = StateFile(tmp_path / "saved")
+    (tmp_path / "saved").mkdir()
+    state.save(w.pub.snapshot())
+    await w.pub.close()
+    data = state.load()
+    assert data is not None and cleaner.pending and data["variants"]
+    return data
+
+
+def restore_into_fresh(tmp_path: Path, content: bytes) -> tuple[World, Cleaner, bool]:
+    folder = tmp_path / "state"
+    folder.mkdir(exist_ok=True)
+    (folder / "state.json").write_bytes(content)
+    (tmp_path / "hls2").mkdir(exist_ok=True)
+    w = World(tmp_path / "hls2")
+    cleaner = Cleaner(FakeStore(), w.metrics, margin=5)
+    return w, cleaner, restore_saved(StateFile(folder), w.pub, cleaner)
+
+
+def _set(data: dict[str, Any], path: list[str | int], value: object) -> None:
+    node: Any = data
+    for step in path[:-1]:
+        node = node[step]
+    node[path[-1]] = value
+
+
+_GEN = ["variants", "0", "generator"]
+
+
+@pytest.mark.parametrize(("path", "raw"), [
+    (_GEN + ["media_sequence"], "1e400"),  # float("inf"): int() raised OverflowError
+    (["target_duration"], "Infinity"),
+    (_GEN + ["target_duration"], "Infinity"),
+    (["variants", "0", "first"], "[]"),  # .items() raised AttributeError
+    (_GEN + ["entries", 0, 2], "NaN"),
+    (["next_sequence"], "9" * 30),  # beyond int64
+    (["decided"], '["a", 1]'),
+    (["cleaner"], '[[1, 2, 3]]'),
+    (["variants", "0", "seen"], '"not a list"'),
+    (_GEN + ["entries", 0, 1], '"https://x/a.ts\\n#EXT-X-ENDLIST"'),  # would be written into the playlist
+])
+async def test_a_crafted_value_sets_the_file_aside(tmp_path: Path, path: list[str | int], raw: str,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    data = await saved_state(tmp_path)
+    _set(data, path, "@@@")
+    content = json.dumps(data).replace('"@@@"', raw).encode()
+    with caplog.at_level(logging.WARNING):
+        w, cleaner, restored = restore_into_fresh(tmp_path, content)
+    assert not restored
+    assert [r.levelno for r in caplog.records] == [logging.ERROR] and "moved it to" in caplog.messages[0]
+    assert w.pub.variants() == [] and w.pub.target_duration is None and cleaner.pending == 0  # afresh
+    aside = [p for p in (tmp_path / "state").iterdir() if p.name.startswith("state.json.")]
+    assert len(aside) == 1 and aside[0].read_bytes() == content
+    await w.pub.close()
+
+
+async def test_a_deeply_nested_file_is_set_aside(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    nested = b"[" * 200_000 + b"]" * 200_000
+    content = b'{"format": "hls-broadcaster/state", "version": 1, "x": ' + nested + b"}"
+    with caplog.at_level(logging.WARNING):
+        w, _, restored = restore_into_fresh(tmp_path, content)  # RecursionError in json.loads
+    assert not restored and len(caplog.records) == 1 and "moved it to" in caplog.messages[0]
+    await w.pub.close()
+
+
+async def test_a_huge_file_is_not_read_whole(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    folder = tmp_path / "state"
+    folder.mkdir()
+    with open(folder / "state.json", "wb") as f:
+        f.truncate(2 << 30)  # 2 GB, sparse: nothing to read but zeros
+    with caplog.at_level(logging.WARNING):
+        assert StateFile(folder).load() is None
+    assert len(caplog.records) == 1 and "moved it to" in caplog.messages[0]
+    assert "too large" in caplog.messages[0]
+
+
+@pytest.mark.parametrize("kind", ["directory", "fifo"])
+def test_a_state_json_that_is_not_a_file_is_set_aside(tmp_path: Path, kind: str,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "state.json"
+    if kind == "directory":
+        path.mkdir()
+    else:
+        os.mkfifo(path)  # opening it for reading would wait for a writer for ever
+    with caplog.at_level(logging.WARNING):
+        assert StateFile(tmp_path).load() is None
+    assert len(caplog.records) == 1 and "moved it to" in caplog.messages[0]
+    assert not path.exists()
+
+
+async def test_a_real_saved_state_restores(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    data = await saved_state(tmp_path)
+    with caplog.at_level(logging.WARNING):
+        w, cleaner, restored = restore_into_fresh(tmp_path, json.dumps(data).encode())
+    assert restored and not caplog.records
+    assert w.pub.variants() == [0, 1] and cleaner.pending == len(data["cleaner"])  # type: ignore[arg-type]
+    await w.pub.close()
+
+
+async def test_a_target_duration_set_above_owncasts_restores(tmp_path: Path) -> None:
+    """TARGET_DURATION allows up to 60 s, more than the 30 s taken from Owncast's playlists."""
+    (tmp_path / "hls").mkdir()
+    a = World(tmp_path / "hls")
+    a.pub._target = 60
+    a.owncast_lists(0, "stream-a-0.ts", "stream-a-1.ts")
+    await a.settle()
+    saved = json.loads(json.dumps(a.pub.snapshot()))
+    await a.pub.close()
+    b = World(tmp_path / "hls")
+    b.pub.restore(saved)
+    assert b.pub.target_duration == 60 and "#EXT-X-TARGETDURATION:60" in b.text(0)
+    await b.pub.close()
+
+
+async def test_names_owncast_listed_but_were_rejected_restore(tmp_path: Path) -> None:
+    """Rejected names are remembered (so they are reported once), escapes and all: the state the
+    service writes with them must restore, not be set aside."""
+    (tmp_path / "hls").mkdir()
+    a = World(tmp_path / "hls")
+    a.owncast_lists(0, "stream-a-0.ts")
+    a.pub.on_variant_playlist(0, SourcePlaylist(1, 0, (), False, True, rejected=(("evil\x1b[2J.ts", "escape"),)))
+    await a.settle()
+    saved = json.loads(json.dumps(a.pub.snapshot()))
+    assert "evil\x1b[2J.ts" in saved["variants"]["0"]["seen"]  # type: ignore[index]
+    await a.pub.close()
+    b = World(tmp_path / "hls")
+    b.pub.restore(saved)
+    await b.pub.close()

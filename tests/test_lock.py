@@ -1,0 +1,60 @@
+"""One service per STATE_DIR: a second instance exits at start-up; a killed one leaves no stale lock.
+
+Real service processes (`python -m broadcaster run`) against moto's real S3 server.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import boto3
+import pytest
+
+from broadcaster.settings import SETTINGS
+from tests.service_process import ServiceProcess
+
+pytestmark = pytest.mark.integration
+
+
+def moto_env(moto_url: str, tmp_path: Path, **over: str) -> dict[str, str]:
+    # Keys no log line could contain by chance: the service masks its secrets in every line.
+    s3 = boto3.client("s3", endpoint_url=moto_url, aws_access_key_id="lockkey-0a9",
+                      aws_secret_access_key="locksecret-0a9", region_name="us-east-1")
+    if not any(b["Name"] == "locktest" for b in s3.list_buckets()["Buckets"]):
+        s3.create_bucket(Bucket="locktest")
+    (tmp_path / "hls").mkdir(exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if k not in {s.name for s in SETTINGS}}
+    env.update(HLS_DIR=str(tmp_path / "hls"), S3_ENDPOINT_URL=moto_url, AWS_ACCESS_KEY_ID="lockkey-0a9",
+               AWS_SECRET_ACCESS_KEY="locksecret-0a9", AWS_BUCKET_NAME="locktest",
+               R2_PUBLIC_URL=f"{moto_url}/locktest", PORT="0", STATE_DIR=str(tmp_path / "state"), LOG_LEVEL="info")
+    env.update(over)
+    return env
+
+
+async def test_a_second_instance_on_the_same_state_dir_exits(tmp_path: Path, moto_url: str) -> None:
+    env = moto_env(moto_url, tmp_path)
+    state_dir = str((tmp_path / "state").resolve())
+    async with ServiceProcess(env, tmp_path / "first") as first:
+        second = ServiceProcess(env, tmp_path / "second")
+        with pytest.raises(RuntimeError, match="did not start"):
+            await second.start()
+        assert await second.exited() == 1
+        errors = [line for line in second.lines if " ERROR " in line or "error" in line]
+        assert errors == [f"hls-broadcaster: error: STATE_DIR {state_dir} is in use by another hls-broadcaster "
+                          f"(pid {first.pid}); each service needs a STATE_DIR of its own"], second.lines
+        assert not [line for line in second.lines if "Traceback" in line]
+        assert first.proc is not None and first.proc.returncode is None  # the first goes on
+        # kill -9: the kernel releases the lock with the process; nothing stale is left behind.
+        first.proc.send_signal(signal.SIGKILL)
+        await first.exited()
+    async with ServiceProcess(env, tmp_path / "third") as third:
+        assert await third.stop() == 0
+        assert not third.problems()
+
+
+async def test_instances_on_different_state_dirs_run_side_by_side(tmp_path: Path, moto_url: str) -> None:
+    async with ServiceProcess(moto_env(moto_url, tmp_path), tmp_path / "a") as a, \
+            ServiceProcess(moto_env(moto_url, tmp_path, STATE_DIR=str(tmp_path / "other")), tmp_path / "b") as b:
+        assert await b.stop() == 0 and await a.stop() == 0

@@ -1,0 +1,138 @@
+"""Clean stops: SIGTERM answers every held request and event stream at once, saves and exits 0; a
+second signal while stopping exits at once, in one line. Real service process, moto's S3 server, the
+Owncast emulator (ffmpeg), and a FaultProxy to make the bucket hang."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from broadcaster.demo.emulator import OwncastEmulator
+from tests.fault_proxy import FaultProxy
+from tests.service_process import ServiceProcess
+from tests.test_lock import moto_env
+
+pytestmark = [pytest.mark.faults, pytest.mark.integration]
+HELD = 100
+
+
+async def playlist(http: aiohttp.ClientSession, url: str, variant: int) -> str | None:
+    async with http.get(f"{url}/live/{variant}/playlist.m3u8") as r:
+        return await r.text() if r.status == 200 else None
+
+
+def next_number(text: str) -> int:
+    """The media sequence number of the segment after the last one listed."""
+    lines = text.splitlines()
+    first = int(next(line for line in lines if line.startswith("#EXT-X-MEDIA-SEQUENCE:")).split(":")[1])
+    return first + sum(1 for line in lines if line.startswith("#EXTINF:"))
+
+
+async def until_listed_and_frozen(http: aiohttp.ClientSession, url: str, owncast: OwncastEmulator) -> dict[int, int]:
+    """Stop Owncast's stream (no ENDLIST), then wait until the service lists all it wrote: from then
+    on a request for the next segment can only be answered by the service stopping."""
+    async with asyncio.timeout(30):
+        while None in [await playlist(http, url, v) for v in (0, 1)]:
+            await asyncio.sleep(0.1)
+        await owncast.stop_stream(offline=False)
+        while True:
+            texts = {v: await playlist(http, url, v) for v in (0, 1)}
+            if all(t is not None and owncast.listed_segments(v)[-1] in t for v, t in texts.items()):
+                return {v: next_number(t) for v, t in texts.items() if t is not None}
+            await asyncio.sleep(0.1)
+
+
+Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+async def send(port: int, path: str) -> Connection:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
+    await writer.drain()
+    return reader, writer
+
+
+async def answer(connection: Connection) -> tuple[int, dict[str, str], str]:
+    """The whole answer: read until the server closes the connection (status 0: closed unanswered)."""
+    reader, writer = connection
+    try:
+        head, _, body = (await reader.read()).partition(b"\r\n\r\n")
+    finally:
+        writer.close()
+    if not head:
+        return 0, {}, ""
+    lines = head.decode().split("\r\n")
+    headers = dict(line.lower().split(": ", 1) for line in lines[1:])
+    if headers.get("transfer-encoding") == "chunked":
+        body = b""  # an event stream: only that it ended matters
+    return int(lines[0].split()[1]), headers, body.decode()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    # One connection per held request, as many players would have.
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        yield session
+
+
+async def test_sigterm_answers_held_requests_and_event_streams_at_once(
+    tmp_path: Path, moto_url: str, owncast: OwncastEmulator, http: aiohttp.ClientSession
+) -> None:
+    # A 30 s target duration: a held request would otherwise wait up to 90 s (3 target durations),
+    # far past the 20 s this test gives the whole stop.
+    env = moto_env(moto_url, tmp_path, HLS_DIR=str(owncast.variant_dir(0).parent), TARGET_DURATION="30")
+    async with ServiceProcess(env, tmp_path) as service:
+        following = await until_listed_and_frozen(http, service.url, owncast)
+
+        port = int(service.url.rsplit(":", 1)[1])
+        # Raw connections, each open and its request sent before the next step: what happens next
+        # cannot overtake them.
+        held = [await send(port, f"/live/{i % 2}/playlist.m3u8?_HLS_msn={following[i % 2]}") for i in range(HELD)]
+        streams = [await send(port, "/live/events") for _ in range(5)]
+        # A request on a connection opened after all of them is answered only once the server has
+        # accepted theirs (the kernel queues connections in order) and read their requests.
+        async with http.get(f"{service.url}/health"):
+            pass
+
+        assert service.proc is not None
+        service.proc.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(20):
+            answers = await asyncio.gather(*(answer(r) for r in held))
+            ended = await asyncio.gather(*(answer(r) for r in streams))
+        # Answered with the playlist as it is (not a 503 a player might count as an error), which no
+        # cache may keep as the answer to "_HLS_msn=N": it does not list N.
+        for i, (status, headers, body) in enumerate(answers):
+            assert status == 200 and body.startswith("#EXTM3U") and headers["cache-control"] == "no-cache"
+            assert next_number(body) == following[i % 2]  # N is not in it: answered by the stop
+        assert all(status == 200 for status, _, _ in ended)  # and each event stream ended
+        assert await service.exited() == 0
+        assert not service.problems(), service.problems()
+
+
+async def test_a_second_signal_while_stopping_exits_at_once(
+    tmp_path: Path, moto_url: str, owncast: OwncastEmulator, http: aiohttp.ClientSession
+) -> None:
+    async with FaultProxy(moto_url) as proxy:
+        env = moto_env(moto_url, tmp_path, HLS_DIR=str(owncast.variant_dir(0).parent), S3_ENDPOINT_URL=proxy.url)
+        async with ServiceProcess(env, tmp_path) as service:
+            async with asyncio.timeout(30):
+                while await playlist(http, service.url, 0) is None:
+                    await asyncio.sleep(0.1)
+                await proxy.hang()  # uploads now never finish: the stop waits its 5 s for them
+                while not proxy.seen("hang", "PUT"):
+                    await asyncio.sleep(0.1)
+            assert service.proc is not None
+            service.proc.send_signal(signal.SIGTERM)
+            async with asyncio.timeout(20):
+                while not any(line.endswith("stopping") for line in service.lines):
+                    await asyncio.sleep(0.01)
+            service.proc.send_signal(signal.SIGINT)
+            assert await service.exited() == 128 + signal.SIGINT
+            after = service.lines[next(i for i, line in enumerate(service.lines) if line.endswith("stopping")) + 1:]
+            assert len(after) == 1 and "SIGINT again while stopping" in after[0], after
+            assert not [line for line in service.lines if "Traceback" in line]
