@@ -66,8 +66,8 @@ import aiohttp
 
 from broadcaster.demo.ffmpeg import ffmpeg_exe
 from broadcaster.demo.seaweed import SeaweedS3
-from tests.service_process import ServiceProcess
-from tests.service_process import service_env as _service_env
+from tests.support.service_process import ServiceProcess
+from tests.support.service_process import service_env as _service_env
 
 SEGMENT_SECONDS = 1
 POLL_INTERVAL = SEGMENT_SECONDS / 2  # hls.js without blocking reload: half a target duration

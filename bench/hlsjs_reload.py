@@ -56,7 +56,7 @@ from glass_to_request import parse_playlist, pct, service_env, wait_listed
 
 from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.demo.seaweed import SeaweedS3
-from tests.service_process import ServiceProcess
+from tests.support.service_process import ServiceProcess
 
 CHROMIUM = "/usr/bin/chromium"
 MODES = ("blocking", "polling")

@@ -10,7 +10,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from broadcaster.server import create_app
-from tests.test_publisher import World
+from tests.support.world import World
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from broadcaster import hls
 from broadcaster.manifest import ListedSegment, ManifestGenerator
 from broadcaster.server import create_app
 from tests.support.hls_checker import MediaPlaylistChecker
-from tests.test_publisher import World
+from tests.support.world import World
 
 T0 = 1_800_000_000.0
 

@@ -51,7 +51,7 @@ import pytest_asyncio
 from aiobotocore.session import get_session
 
 from broadcaster.demo.seaweed import SeaweedS3
-from tests.service_process import ServiceProcess, service_env
+from tests.support.service_process import ServiceProcess, service_env
 from tests.support.observe import Observer
 from tests.support.owncast_writer import SECONDS, HandFedOwncast, Prepare, real_ts_segment, write_in_place
 

@@ -16,7 +16,8 @@ from broadcaster import owncast, watcher
 from broadcaster.metrics import Metrics
 from broadcaster.owncast import PlaylistError, parse_media_playlist
 from broadcaster.watcher import HlsWatcher
-from tests.test_watcher import Sink, media, write_in_place
+from tests.support.fakes import Sink
+from tests.support.owncast_writer import media, write_in_place
 
 
 def master(*indices: int) -> str:
@@ -274,7 +275,7 @@ from pathlib import Path
 from broadcaster.metrics import Metrics
 from broadcaster.uploader import Uploader
 from broadcaster.watcher import HlsWatcher
-from tests.fakes import FakeStore
+from tests.support.fakes import FakeStore
 
 logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(levelname)s %(message)s")
 root = Path(sys.argv[1])

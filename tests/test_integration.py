@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.demo.ffmpeg import ffmpeg_exe
 from broadcaster.demo.seaweed import SeaweedS3
-from tests.service_process import ServiceProcess, service_env
+from tests.support.service_process import ServiceProcess, service_env
 from tests.support.hls_checker import check_master
 from tests.support.observe import Observed, poll
 

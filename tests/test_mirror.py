@@ -10,8 +10,8 @@ import pytest
 
 from broadcaster.metrics import Metrics
 from broadcaster.mirror import PlaylistMirror
-from tests.fakes import FakeStore
-from tests.test_publisher import World
+from tests.support.fakes import FakeStore
+from tests.support.world import World
 from tests.support.fakes import version
 from tests.support.waiting import until
 

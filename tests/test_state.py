@@ -10,7 +10,7 @@ import pytest
 
 from broadcaster.manifest import ListedSegment, ManifestGenerator
 from broadcaster.state import StateFile
-from tests.test_publisher import World
+from tests.support.world import World
 
 
 def test_save_then_load(tmp_path: Path) -> None:
