@@ -19,6 +19,7 @@ import pytest
 from aiohttp import web
 from pytest_aiohttp import AiohttpClient
 
+from broadcaster import hls
 from broadcaster.events import (
     EventHub,
     StatusWatcher,
@@ -78,7 +79,7 @@ async def test_the_reader_follows_the_spec_whatever_the_line_ends_and_chunks(new
 class NoPlaylists:
     target_duration: int | None = None
 
-    def master_playlist(self) -> Rendered | None:
+    def master_playlist(self, media_name: str = hls.MEDIA_PLAYLIST_NAME) -> Rendered | None:
         return None
 
     def media_playlist(self, variant: int) -> Rendered | None:
@@ -502,7 +503,7 @@ async def test_watcher_publishes_each_state_change_once(
             health.answer = (ok, body)
             calls = health.calls
             # Several readings of the same answer: a repeated event would show up as the next one.
-            await until(lambda n=calls + 3: health.calls >= n, "three more readings")
+            await until(lambda: health.calls >= calls + 3, "three more readings")
             if expected:
                 event = await reader.event()
                 assert event.type == "state" and event.json() == expected

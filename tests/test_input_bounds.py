@@ -113,7 +113,7 @@ async def test_any_error_in_a_scan_is_logged_once_and_the_watcher_goes_on(
     caplog.set_level(logging.INFO, logger="broadcaster.watcher")
     write_in_place(hls / "0" / "stream.m3u8", media("stream-a-0.ts"))
     broken = [True]
-    real = watcher.parse_media_playlist
+    real = owncast.parse_media_playlist  # what the watcher imported
 
     def parse(text: str) -> owncast.SourcePlaylist:
         if broken[0]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -13,9 +14,9 @@ from broadcaster.owncast import SourcePlaylist, SourceSegment, SourceVariant
 from tests.support.world import PUBLIC, World
 
 @pytest.fixture
-async def world(tmp_path: Path) -> World:
+async def world(tmp_path: Path) -> AsyncIterator[World]:
     w = World(tmp_path)
-    yield w  # type: ignore[misc]
+    yield w
     await w.pub.close()
 
 

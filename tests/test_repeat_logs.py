@@ -3,7 +3,6 @@ the cleaner's deletes (a run every 5 s) and the playlist mirror's writes (a flap
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import pytest

@@ -100,6 +100,11 @@ class FakePlaylists:
         # A generator without segments is a variant that is not ready yet.
         return gen.render() if gen is not None and gen.segment_count else None
 
+    async def wait_for_sequence(self, variant: int, sequence: int, timeout: float) -> Rendered | None:
+        """Never holds: the playlist if it lists `sequence`, else None at once (as after `timeout`)."""
+        gen = self.generators.get(variant)
+        return gen.render() if gen is not None and gen.segment_count and gen.next_sequence > sequence else None
+
 
 class FakeHealth:
     """What Publisher.health() would say, as the app (`.health()`) or the StatusWatcher (a call) reads it;
