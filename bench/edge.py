@@ -1,7 +1,7 @@
 """The cache path: nginx with deploy/nginx-cache.conf in front of the service, 10,000 viewers; against
 the same kind of load straight at the service, in the same run.
 
-    python bench/edge.py [--viewers 10000] [--origin-viewers 2000] [--blocking 0.9] [--duration 30]
+    python -m bench.edge [--viewers 10000] [--origin-viewers 2000] [--blocking 0.9] [--duration 30]
 
 Real parts: SeaweedFS on 127.0.0.1 (the bucket), the whole Service in a process of its own fed by the
 synthetic Owncast of bench/glass_to_request.py (real ffmpeg 1 s segments written the way Owncast
@@ -50,14 +50,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/glass_to_request.py, bench/viewers.py
-
 import aiohttp
-from glass_to_request import OwncastWriter, encode_segments, free_port, pct, service_env
 from prometheus_client.parser import text_string_to_metric_families
-from viewers import PATH, Server, cpu_seconds, last_sequence, machine_idle, serve_ours, start_server
 
+from bench.glass_to_request import OwncastWriter, encode_segments, free_port, service_env
+from bench.viewers import PATH, Server, cpu_seconds, last_sequence, machine_idle, serve_ours, start_server
 from broadcaster.demo.seaweed import SeaweedS3
+from tests.support.stats import pct
 
 REPO = Path(__file__).resolve().parent.parent
 CONF = REPO / "deploy" / "nginx-cache.conf"

@@ -1,7 +1,7 @@
 """Glass to request: from Owncast listing a segment to a viewer holding a playlist that lists it,
 for a blocking-reload client and for the polling client it replaces, measured together in one run.
 
-    python bench/glass_to_request.py [--segments 120] [--warmup 5] [--pollers 10] [--kbps 1200]
+    python -m bench.glass_to_request [--segments 120] [--warmup 5] [--pollers 10] [--kbps 1200]
 
 Real parts: SeaweedFS on 127.0.0.1 (the bucket), the service as an operator runs it
 (`python -m broadcaster run`, its own process, BLOCKING_RELOAD=true) and a synthetic Owncast in a
@@ -52,34 +52,28 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event as MpEvent
 from pathlib import Path
-
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
 import aiohttp
 
 from broadcaster.demo.ffmpeg import ffmpeg_exe
 from broadcaster.demo.seaweed import SeaweedS3
-from tests.service_process import ServiceProcess
-from tests.service_process import service_env as _service_env
+from tests.support.owncast_writer import playlist_text, write_in_place
+from tests.support.service_process import ServiceProcess
+from tests.support.service_process import service_env as _service_env
+from tests.support.stats import pct
+
+REPO = Path(__file__).resolve().parent.parent
 
 SEGMENT_SECONDS = 1
+PIECE = 32 * 1024  # bytes per write as Owncast copies a PUT body in
 POLL_INTERVAL = SEGMENT_SECONDS / 2  # hls.js without blocking reload: half a target duration
 
 
 # -- helpers shared by the three benches ---------------------------------------------------------
-
-
-def pct(values: Sequence[float], p: float) -> float:
-    """Nearest-rank percentile (p in 0..100) of a non-empty sequence."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(p / 100 * len(ordered)) - 1))]
 
 
 def ms(seconds: float) -> str:
@@ -156,19 +150,7 @@ MASTER = (
 def owncast_playlist(window: list[tuple[str, float, float]], first: int) -> str:
     """A variant playlist as Owncast's ffmpeg writes it (hls_flags program_date_time +
     independent_segments + omit_endlist)."""
-    target = max(math.ceil(d) for _, d, _ in window)
-    lines = ["#EXTM3U", "#EXT-X-VERSION:3", f"#EXT-X-TARGETDURATION:{target}", f"#EXT-X-MEDIA-SEQUENCE:{first}",
-             "#EXT-X-INDEPENDENT-SEGMENTS"]
-    for name, duration, pdt in window:
-        stamp = datetime.fromtimestamp(pdt, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "+0000")
-        lines += [f"#EXT-X-PROGRAM-DATE-TIME:{stamp}", f"#EXTINF:{duration:.6f},", name]
-    return "\n".join(lines) + "\n"
-
-
-def _write_in_place(path: Path, data: bytes, chunk: int = 32 * 1024) -> None:
-    # Owncast: create under the final name, truncate, copy the PUT body in as it arrives.
-    with open(path, "wb") as f:
-        f.writelines(data[i:i + chunk] for i in range(0, len(data), chunk))
+    return playlist_text(window, first=first, target=max(math.ceil(d) for _, d, _ in window))
 
 
 def run_owncast(hls_dir: str, segments: list[Segment], cadence: float, list_size: int, limit: int,
@@ -180,7 +162,7 @@ def run_owncast(hls_dir: str, segments: list[Segment], cadence: float, list_size
     folder.mkdir(parents=True, exist_ok=True)
     shortid = secrets.token_hex(5)[:9]
     bandwidth = int(max(len(s.data) / s.duration for s in segments) * 8 * 1.1)
-    _write_in_place(root / "stream.m3u8", MASTER.format(bandwidth=bandwidth).encode())
+    write_in_place(root / "stream.m3u8", MASTER.format(bandwidth=bandwidth), piece=PIECE)
     window: list[tuple[str, float, float]] = []
     glass: dict[str, float] = {}
     keep = list_size + 10  # Owncast's cleanup keeps the newest list_size + 10
@@ -196,9 +178,9 @@ def run_owncast(hls_dir: str, segments: list[Segment], cadence: float, list_size
             late_max = max(late_max, time.monotonic() - deadline)
             seg = segments[k % len(segments)]
             name = f"stream-{shortid}-{k}.ts"
-            _write_in_place(folder / name, seg.data)
+            write_in_place(folder / name, seg.data, piece=PIECE)
             window = (window + [(name, seg.duration, time.time() - seg.duration)])[-list_size:]
-            _write_in_place(folder / "stream.m3u8", owncast_playlist(window, max(0, k + 1 - len(window))).encode())
+            write_in_place(folder / "stream.m3u8", owncast_playlist(window, max(0, k + 1 - len(window))), piece=PIECE)
             glass[name] = time.monotonic()  # the moment Owncast has listed it
             if k >= keep:
                 (folder / f"stream-{shortid}-{k - keep}.ts").unlink(missing_ok=True)

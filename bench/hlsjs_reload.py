@@ -1,7 +1,7 @@
 """hls.js in a real browser: from the service listing a new segment to hls.js requesting it, with
 blocking playlist reload against the same service polled (BLOCKING_RELOAD=false), in one run.
 
-    python bench/hlsjs_reload.py [--segments 15] [--rounds 3] [--warmup 4]
+    python -m bench.hlsjs_reload [--segments 15] [--rounds 3] [--warmup 4]
 
 Real parts: SeaweedFS on 127.0.0.1 (the bucket), the Owncast emulator (broadcaster.demo.emulator: real
 ffmpeg writing 1 s MPEG-TS segments the way Owncast does, one variant), and two services as an
@@ -49,14 +49,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/glass_to_request.py
-
 import aiohttp
-from glass_to_request import parse_playlist, pct, service_env, wait_listed
 
+from bench.glass_to_request import parse_playlist, service_env, wait_listed
 from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.demo.seaweed import SeaweedS3
-from tests.service_process import ServiceProcess
+from tests.support.service_process import ServiceProcess
+from tests.support.stats import pct
 
 CHROMIUM = "/usr/bin/chromium"
 MODES = ("blocking", "polling")

@@ -1,7 +1,7 @@
 """Ingest latency: from Owncast listing a segment to the service listing it, against a plain
 put_object of the same bytes to the same S3 server, measured alternately in the same run.
 
-    python bench/ingest_latency.py [--segments 200] [--size 400000] [--interval 0.1]
+    python -m bench.ingest_latency [--segments 200] [--size 400000] [--interval 0.1]
 
 Owncast's side is emulated exactly: the segment is written in place, then the variant playlist is
 rewritten in place to list it; the clock starts when that playlist write is closed. The service runs
@@ -27,24 +27,12 @@ from broadcaster.owncast import SourceSegment
 from broadcaster.service import Service
 from broadcaster.settings import load_settings
 from broadcaster.store import S3Store
+from tests.support.owncast_writer import playlist_text, write_in_place
+from tests.support.stats import pct
 
 
 def playlist(names: list[str], first: int, duration: float) -> str:
-    lines = ["#EXTM3U", "#EXT-X-VERSION:3", f"#EXT-X-TARGETDURATION:{round(duration)}",
-             f"#EXT-X-MEDIA-SEQUENCE:{first}", "#EXT-X-INDEPENDENT-SEGMENTS"]
-    for n in names:
-        lines += [f"#EXTINF:{duration:.6f},", n]
-    return "\n".join(lines) + "\n"
-
-
-def write_in_place(path: Path, data: bytes) -> None:
-    with open(path, "wb") as f:  # Owncast: final name, truncate, copy the body in
-        f.write(data)
-
-
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return playlist_text([(n, duration, None) for n in names], first=first, target=round(duration))
 
 
 async def main(args: argparse.Namespace) -> None:

@@ -1,6 +1,6 @@
 """Playlist serving throughput: our server against a trivial aiohttp handler, same machine, same run.
 
-    python bench/serve.py [--connections 256] [--duration 10] [--rounds 3]
+    python -m bench.serve [--connections 256] [--duration 10] [--rounds 3]
 
 Both servers run in a child process each (one event loop, as in production); `wrk` (Debian's
 package) drives them with keep-alive connections, alternating A/B over several rounds so a noisy
@@ -24,8 +24,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def _playlist_app() -> object:

@@ -1,6 +1,6 @@
 """CPU instructions per playlist request: our server against the trivial handler, counted, not timed.
 
-    python bench/serve_cost.py [--requests 2000]
+    python -m bench.serve_cost [--requests 2000]
 
 bench/serve.py's requests/s scatter by a fifth between rounds on this VM, with the same code. This
 counts instead: it feeds keep-alive GET requests through aiohttp's real request handler (the
@@ -28,11 +28,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 # What wrk sends in bench/serve.py (no Accept-Encoding: both apps send the plain playlist).
 REQUEST = b"GET /live/playlist.m3u8 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n"
 WARM_UP = 200
+REPO = Path(__file__).resolve().parent.parent  # the child runs as `python -m bench.serve_cost` here
 
 
 class _Transport(asyncio.Transport):
@@ -72,8 +71,9 @@ async def _drive(kind: str, requests: int) -> None:
     itself costs is counted for both apps alike; it is kept to a few cheap operations."""
     import logging
 
-    import serve
     from aiohttp import web
+
+    from bench import serve
 
     logging.disable(logging.CRITICAL)
     app = serve._playlist_app() if kind == "ours" else serve._baseline_app()
@@ -101,8 +101,8 @@ def _instructions(kind: str, requests: int) -> int:
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     out = subprocess.run(
         ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
-         sys.executable, __file__, "--child", kind, str(requests)],
-        capture_output=True, text=True, env=env, check=False,  # its stderr is reported below
+         sys.executable, "-m", "bench.serve_cost", "--child", kind, str(requests)],
+        capture_output=True, text=True, env=env, check=False, cwd=REPO,  # its stderr is reported below
     )
     if out.returncode != 0:
         sys.exit(f"bench/serve_cost.py: the {kind} run failed:\n{out.stderr[-2000:]}")

@@ -1,6 +1,6 @@
 """Soak: thousands of segments pushed fast through the real service, every playlist version checked.
 
-    python bench/soak.py [--segments 3000] [--interval 0.01] [--min-size 20000] [--max-size 50000]
+    python -m bench.soak [--segments 3000] [--interval 0.01] [--min-size 20000] [--max-size 50000]
 
 Run by hand, not a test. The service runs in this process (its real watcher, uploader, publisher and
 server) against a real S3 server (SeaweedFS on 127.0.0.1). Owncast's side is emulated the way its ffmpeg
@@ -49,21 +49,16 @@ import multiprocessing
 import os
 import random
 import shutil
-import sys
 import tempfile
 import time
 from array import array
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from multiprocessing.queues import Queue
 from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
 from typing import Any
-
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))  # tests.support.hls_checker, the playlist checker the tests use
 
 import aiohttp
 
@@ -73,6 +68,8 @@ from broadcaster.owncast import SourceSegment
 from broadcaster.service import Service
 from broadcaster.settings import load_settings
 from tests.support.hls_checker import VariantSetChecker, Violation, check_master
+from tests.support.owncast_writer import playlist_text, write_in_place
+from tests.support.stats import pct
 
 VARIANTS = 2
 EXTINF = 1.0
@@ -94,17 +91,6 @@ FEEDS = ("hook", "http")
 SlotKey = tuple[int, int]  # (Owncast run, ffmpeg's segment number)
 
 
-def write_in_place(path: Path, data: bytes | memoryview) -> None:
-    with open(path, "wb") as f:  # Owncast: final name, truncate, copy the body in as it arrives
-        f.write(data)
-
-
-def ffmpeg_pdt(epoch: float) -> str:
-    """EXT-X-PROGRAM-DATE-TIME the way ffmpeg's hls muxer writes it: milliseconds and +0000."""
-    text = datetime.fromtimestamp(epoch, tz=UTC).isoformat(timespec="milliseconds")
-    return text.replace("+00:00", "+0000")
-
-
 def vm_rss() -> int:
     """Resident memory of this process in bytes (VmRSS from /proc/self/status)."""
     with open("/proc/self/status") as f:
@@ -112,11 +98,6 @@ def vm_rss() -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
     raise RuntimeError("no VmRSS in /proc/self/status")
-
-
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 # ---------------------------------------------------------------------------------------------- Owncast
@@ -182,19 +163,13 @@ class Owncast:
 
     def playlist(self, v: int) -> str:
         window = self.windows[v]
-        lines = ["#EXTM3U", "#EXT-X-VERSION:3", f"#EXT-X-TARGETDURATION:{math.ceil(EXTINF)}",
-                 f"#EXT-X-MEDIA-SEQUENCE:{window[0][0]}", "#EXT-X-INDEPENDENT-SEGMENTS"]
-        for _, name, pdt in window:
-            lines += [f"#EXT-X-PROGRAM-DATE-TIME:{ffmpeg_pdt(pdt)}", f"#EXTINF:{EXTINF:.6f},", name]
-        return "\n".join(lines) + "\n"
+        return playlist_text([(name, EXTINF, at) for _, name, at in window], first=window[0][0],
+                             target=math.ceil(EXTINF))
 
     @staticmethod
     def _write_copy(path: Path, body: memoryview, playlist: Path, text: bytes, cut: int | None,
                     delete: bool) -> float:
-        with open(path, "wb") as f:  # arrives in pieces under its final name
-            f.write(body[: len(body) // 2])
-            f.flush()
-            f.write(body[len(body) // 2:])
+        write_in_place(path, body, piece=-(-len(body) // 2) or 1)  # arrives in two pieces under its final name
         with open(playlist, "wb") as f:  # rewritten in place
             if cut is not None:  # a reader may see it half-written for a moment
                 f.write(text[:cut])

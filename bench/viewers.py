@@ -1,7 +1,7 @@
 """10,000 viewers on one live playlist: errors, response times, blocked-request wake-up, memory per
 held request; our whole service against a trivial aiohttp app, alternating in the same run.
 
-    python bench/viewers.py [--viewers 10000] [--blocking 0.9] [--duration 30] [--rounds 2]
+    python -m bench.viewers [--viewers 10000] [--blocking 0.9] [--duration 30] [--rounds 2]
 
 Ours: the whole Service (watcher, uploader, Publisher, server) in a process of its own, fed the real
 way: the synthetic Owncast of bench/glass_to_request.py (real ffmpeg 1 s segments, written in place,
@@ -67,12 +67,11 @@ from multiprocessing.synchronize import Event as MpEvent
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/glass_to_request.py
-
 import aiohttp
-from glass_to_request import SEGMENT_SECONDS, OwncastWriter, encode_segments, pct, service_env
 
+from bench.glass_to_request import SEGMENT_SECONDS, OwncastWriter, encode_segments, service_env
 from broadcaster.demo.seaweed import SeaweedS3
+from tests.support.stats import pct
 
 PATH = "/live/0/playlist.m3u8"
 ANSWER_TIMEOUT = 10.0  # no answer this long is an error (a held request is answered within 3 s)

@@ -7,17 +7,18 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from aiohttp.test_utils import TestClient
+from pytest_aiohttp import AiohttpClient
 
 from broadcaster.server import create_app
-from tests.test_publisher import World
+from tests.support.client import Client
+from tests.support.world import World
 
 
 @pytest.fixture
-async def served(tmp_path: Path, aiohttp_client: object) -> AsyncIterator[tuple[World, TestClient]]:
+async def served(tmp_path: Path, aiohttp_client: AiohttpClient) -> AsyncIterator[tuple[World, Client]]:
     world = World(tmp_path)
     world.pub._can_block = True
-    client: TestClient = await aiohttp_client(create_app(world.pub, world.pub, world.metrics))  # type: ignore[operator]
+    client = await aiohttp_client(create_app(world.pub, world.pub, world.metrics))
     world.owncast_lists(0, "stream-a-0.ts", "stream-a-1.ts")
     await world.settle()
     yield world, client
@@ -30,20 +31,20 @@ def last(world: World) -> int:
     return rendered.last_sequence
 
 
-async def test_playlist_advertises_blocking_with_hold_back(served: tuple[World, TestClient]) -> None:
+async def test_playlist_advertises_blocking_with_hold_back(served: tuple[World, Client]) -> None:
     _, client = served
     r = await client.get("/live/playlist.m3u8")
     assert "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,HOLD-BACK=3.0" in await r.text()
 
 
-async def test_request_for_a_listed_segment_answers_at_once(served: tuple[World, TestClient]) -> None:
+async def test_request_for_a_listed_segment_answers_at_once(served: tuple[World, Client]) -> None:
     world, client = served
     async with asyncio.timeout(1):
         r = await client.get(f"/live/0/playlist.m3u8?_HLS_msn={last(world)}")
     assert r.status == 200 and r.headers["Cache-Control"] == "public, max-age=6"
 
 
-async def test_request_for_the_next_segment_is_held_until_it_is_listed(served: tuple[World, TestClient]) -> None:
+async def test_request_for_the_next_segment_is_held_until_it_is_listed(served: tuple[World, Client]) -> None:
     world, client = served
     n = last(world) + 1
     request = asyncio.ensure_future(client.get(f"/live/0/playlist.m3u8?_HLS_msn={n}"))
@@ -56,13 +57,13 @@ async def test_request_for_the_next_segment_is_held_until_it_is_listed(served: t
 
 
 @pytest.mark.parametrize("query", ["_HLS_part=1", "_HLS_msn=abc", "_HLS_msn=-1", "_HLS_msn=1&_HLS_part=x"])
-async def test_malformed_requests_are_400(served: tuple[World, TestClient], query: str) -> None:
+async def test_malformed_requests_are_400(served: tuple[World, Client], query: str) -> None:
     _, client = served
     r = await client.get(f"/live/0/playlist.m3u8?{query}")
     assert r.status == 400
 
 
-async def test_too_far_ahead_is_400(served: tuple[World, TestClient]) -> None:
+async def test_too_far_ahead_is_400(served: tuple[World, Client]) -> None:
     world, client = served
     assert (await client.get(f"/live/0/playlist.m3u8?_HLS_msn={last(world) + 3}")).status == 400
     request = asyncio.ensure_future(client.get(f"/live/0/playlist.m3u8?_HLS_msn={last(world) + 2}"))
@@ -71,7 +72,7 @@ async def test_too_far_ahead_is_400(served: tuple[World, TestClient]) -> None:
     request.cancel()
 
 
-async def test_held_past_three_target_durations_is_503(served: tuple[World, TestClient],
+async def test_held_past_three_target_durations_is_503(served: tuple[World, Client],
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     world, client = served
     monkeypatch.setattr("broadcaster.hls.BLOCK_TIMEOUT_TARGET_DURATIONS", 0.1)  # 0.1 s instead of 3 s
@@ -79,7 +80,7 @@ async def test_held_past_three_target_durations_is_503(served: tuple[World, Test
     assert r.status == 503
 
 
-async def test_parameters_are_ignored_after_endlist(served: tuple[World, TestClient]) -> None:
+async def test_parameters_are_ignored_after_endlist(served: tuple[World, Client]) -> None:
     world, client = served
     world.owncast_lists(0, "offline.ts", ended=True, duration=8.0, discontinuity_before="offline.ts")
     await world.settle()
@@ -88,9 +89,9 @@ async def test_parameters_are_ignored_after_endlist(served: tuple[World, TestCli
     assert r.status == 200 and (await r.text()).endswith("#EXT-X-ENDLIST\n")
 
 
-async def test_with_blocking_reload_off_the_parameters_are_ignored(tmp_path: Path, aiohttp_client: object) -> None:
+async def test_with_blocking_reload_off_the_parameters_are_ignored(tmp_path: Path, aiohttp_client: AiohttpClient) -> None:
     world = World(tmp_path)
-    client: TestClient = await aiohttp_client(  # type: ignore[operator]
+    client: Client = await aiohttp_client(
         create_app(world.pub, world.pub, world.metrics, blocking_reload=False))
     world.owncast_lists(0, "stream-a-0.ts", "stream-a-1.ts")
     await world.settle()

@@ -2,37 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 
 from broadcaster.cleaner import Cleaner
-from broadcaster.manifest import ListedSegment, Removed
 from broadcaster.metrics import Metrics
-from broadcaster.store import StoreError
-
-
-@dataclass
-class Bucket:
-    deleted: list[list[str]] = field(default_factory=list)
-    refuse: set[str] = field(default_factory=set)
-    down: bool = False
-
-    async def delete_many(self, keys: list[str]) -> list[str]:
-        if self.down:
-            raise StoreError("ServiceUnavailable")
-        self.deleted.append(keys)
-        return [k for k in keys if k in self.refuse]
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
-def removed(key: str, keep: float) -> Removed:
-    return Removed(ListedSegment(f"https://cdn/{key}", 1.0, key=key), removed_at=0.0, keep=keep)
+from tests.support.fakes import Bucket, Clock, removed
 
 
 async def test_deletes_only_after_keep_plus_margin() -> None:

@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from aiohttp.test_utils import TestClient
+from pytest_aiohttp import AiohttpClient
 
 from broadcaster import hls
 from broadcaster.manifest import ListedSegment, ManifestGenerator
 from broadcaster.server import create_app
+from tests.support.client import Client
 from tests.support.hls_checker import MediaPlaylistChecker
-from tests.test_publisher import World
+from tests.support.world import World
 
 T0 = 1_800_000_000.0
 
@@ -48,13 +49,14 @@ class Parsed:
 def parse(text: str) -> Parsed:
     lines = text.splitlines()
     assert lines[0] == "#EXTM3U" and text.endswith("\n")
-    tags = {}
+    tags: dict[str, str] = {}
     for line in lines:
         if line.startswith("#EXT-X-") and ":" in line:
             tags.setdefault(line.split(":", 1)[0], line.split(":", 1)[1])
     media_sequence = int(tags["#EXT-X-MEDIA-SEQUENCE"])
-    skipped = int(re.fullmatch(r"SKIPPED-SEGMENTS=(\d+)", tags["#EXT-X-SKIP"]).group(1)) \
-        if "#EXT-X-SKIP" in tags else 0  # type: ignore[union-attr]
+    skip = re.fullmatch(r"SKIPPED-SEGMENTS=(\d+)", tags.get("#EXT-X-SKIP", "SKIPPED-SEGMENTS=0"))
+    assert skip is not None, tags["#EXT-X-SKIP"]
+    skipped = int(skip.group(1))
     segments: list[Seg] = []
     disc, pdt, dur, map_uri = False, "", 0.0, None
     for line in lines[1:]:
@@ -169,17 +171,17 @@ def test_edge_rendering_is_the_same_version_without_server_control() -> None:
 
 
 @pytest.fixture
-async def served(tmp_path: Path, aiohttp_client: object) -> AsyncIterator[tuple[World, TestClient]]:
+async def served(tmp_path: Path, aiohttp_client: AiohttpClient) -> AsyncIterator[tuple[World, Client]]:
     world = World(tmp_path, window=12.0)
     world.pub._can_block = True
-    client: TestClient = await aiohttp_client(create_app(world.pub, world.pub, world.metrics))  # type: ignore[operator]
+    client = await aiohttp_client(create_app(world.pub, world.pub, world.metrics))
     world.owncast_lists(0, *[f"stream-a-{i}.ts" for i in range(14)])
     await world.settle()
     yield world, client
     await world.pub.close()
 
 
-async def test_skip_request_gets_the_delta_update(served: tuple[World, TestClient]) -> None:
+async def test_skip_request_gets_the_delta_update(served: tuple[World, Client]) -> None:
     _, client = served
     full = parse(await (await client.get("/live/0/playlist.m3u8")).text())
     r = await client.get("/live/0/playlist.m3u8?_HLS_skip=YES")
@@ -188,7 +190,7 @@ async def test_skip_request_gets_the_delta_update(served: tuple[World, TestClien
     assert delta.skipped > 0 and comparable(merge(full, delta)) == comparable(full.segments)
 
 
-async def test_blocking_skip_request_is_held_then_gets_the_delta(served: tuple[World, TestClient]) -> None:
+async def test_blocking_skip_request_is_held_then_gets_the_delta(served: tuple[World, Client]) -> None:
     world, client = served
     before = parse(await (await client.get("/live/0/playlist.m3u8")).text())
     n = before.segments[-1].sequence + 1
@@ -203,6 +205,6 @@ async def test_blocking_skip_request_is_held_then_gets_the_delta(served: tuple[W
 
 
 @pytest.mark.parametrize("value", ["NO", "yes", "", "v3"])
-async def test_unknown_skip_values_are_400(served: tuple[World, TestClient], value: str) -> None:
+async def test_unknown_skip_values_are_400(served: tuple[World, Client], value: str) -> None:
     _, client = served
     assert (await client.get(f"/live/0/playlist.m3u8?_HLS_skip={value}")).status == 400

@@ -17,8 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from dotenv import dotenv_values
 
-from broadcaster.metrics import Metrics
 from broadcaster.settings import SETTINGS, load_settings
+from tests.support.metrics import exported_series
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -269,15 +269,6 @@ def test_the_viewer_files_exist_are_routed_and_need_no_csp_exception() -> None:
 
 
 # -- Prometheus ----------------------------------------------------------------------------------
-
-
-def exported_series() -> set[str]:
-    """Every series name the service's registry exposes, as Prometheus sees it."""
-    suffixes = {
-        "counter": ("_total", "_created"), "gauge": ("",), "info": ("_info",),
-        "histogram": ("_bucket", "_sum", "_count", "_created"),
-    }  # fmt: skip
-    return {family.name + s for family in Metrics().registry.collect() for s in suffixes[family.type]}
 
 
 def alert_rules() -> list[dict[str, Any]]:

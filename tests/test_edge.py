@@ -19,8 +19,8 @@ from broadcaster.demo.ffmpeg import ffmpeg_exe
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.service import Service
 from broadcaster.settings import load_settings
-from tests.browser import launch_chromium, needs_chromium, open_viewer, watch
-from tests.service_process import service_env
+from tests.support.browser import launch_chromium, needs_chromium, open_viewer, watch
+from tests.support.service_process import service_env
 from tests.support.hls_checker import VariantSetChecker, check_master
 
 pytestmark = pytest.mark.integration

@@ -7,20 +7,19 @@ injected so nothing waits on the production timers.
 from __future__ import annotations
 
 import asyncio
-import codecs
 import json
 import logging
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
+from broadcaster import hls
 from broadcaster.events import (
     EventHub,
     StatusWatcher,
@@ -32,125 +31,15 @@ from broadcaster.events import (
 from broadcaster.manifest import Rendered
 from broadcaster.metrics import Metrics
 from broadcaster.server import create_app
+from tests.support.client import Client
+from tests.support.fakes import FakeHealth
+from tests.support.sse import Event, SseReader
+from tests.support.waiting import WAIT, until
 
-Client = TestClient[web.Request, web.Application]
 PATH = "/live/events"
-WAIT = 10.0  # seconds any one condition may take before the test fails
 
 
 # -- an SSE client: the WHATWG event-stream parsing rules ---------------------------------------
-
-
-@dataclass
-class Event:
-    type: str
-    data: str
-    last_id: str  # the stream's last event id once this event is dispatched (EventSource.lastEventId)
-    id_field: bool  # the frame itself carried an id field
-
-    def json(self) -> Any:
-        return json.loads(self.data)
-
-
-@dataclass
-class SseReader:
-    """Parses text/event-stream as a browser does (html.spec.whatwg.org, "Event stream interpretation"):
-    lines end in CRLF, LF or CR; a blank line dispatches; a field's value loses one leading space;
-    data lines join with LF; an event with no data is not dispatched; `:` starts a comment."""
-
-    response: aiohttp.ClientResponse
-    last_id: str = ""
-    retry: int | None = None
-    comments: list[str] = field(default_factory=list)
-    eof: bool = False
-    _decoder: codecs.IncrementalDecoder = field(default_factory=lambda: codecs.getincrementaldecoder("utf-8")())
-    _text: str = ""
-    _lines: list[str] = field(default_factory=list)
-    _type: str = ""
-    _data: list[str] = field(default_factory=list)
-    _id_field: bool = False
-    _first: bool = True
-
-    async def _line(self) -> str | None:
-        """The next complete line; None at the end (a last line without its end is discarded)."""
-        while not self._lines:
-            chunk = await self.response.content.readany()
-            if not chunk:
-                self.eof = True
-                return None
-            text = self._text + self._decoder.decode(chunk)
-            if self._first and text:  # one leading BOM is ignored
-                text, self._first = text.removeprefix("\ufeff"), False
-            # A CR at the very end may be the first half of a CRLF: keep it for the next chunk.
-            cut = len(text) - 1 if text.endswith("\r") else len(text)
-            parts = text[:cut].replace("\r\n", "\n").replace("\r", "\n").split("\n")
-            self._text = parts.pop() + text[cut:]
-            self._lines.extend(parts)
-        return self._lines.pop(0)
-
-    async def _step(self) -> Event | str | None | bool:
-        """One line: an event it dispatched, a comment (str), None at the end, or False."""
-        line = await self._line()
-        if line is None:
-            return None  # an event not ended by a blank line is not dispatched
-        if line == "":
-            if not self._data:
-                self._type, self._id_field = "", False
-                return False
-            event = Event(self._type or "message", "\n".join(self._data), self.last_id, self._id_field)
-            self._type, self._data, self._id_field = "", [], False
-            return event
-        if line.startswith(":"):
-            self.comments.append(line[1:].removeprefix(" "))
-            return line[1:].removeprefix(" ")
-        name, colon, value = line.partition(":")
-        value = value.removeprefix(" ") if colon else ""
-        if name == "event":
-            self._type = value
-        elif name == "data":
-            self._data.append(value)
-        elif name == "id" and "\0" not in value:
-            self.last_id, self._id_field = value, True
-        elif name == "retry" and value.isascii() and value.isdigit():
-            self.retry = int(value)
-        return False
-
-    async def next(self) -> Event | str | None:
-        """The next event, or a comment (str), or None at the end of the stream."""
-        while (item := await self._step()) is False:
-            pass
-        assert not isinstance(item, bool)
-        return item
-
-    async def event(self, timeout: float = WAIT) -> Event:
-        """The next event, skipping comments."""
-        async with asyncio.timeout(timeout):
-            while True:
-                item = await self.next()
-                assert item is not None, "the stream ended"
-                if isinstance(item, Event):
-                    return item
-
-    async def events(self, n: int, timeout: float = WAIT) -> list[Event]:
-        async with asyncio.timeout(timeout):
-            return [await self.event(timeout) for _ in range(n)]
-
-    async def started(self, timeout: float = WAIT) -> None:
-        """Reads up to the `retry` field, which the server sends once the stream's position is set."""
-        async with asyncio.timeout(timeout):
-            while self.retry is None:
-                item = await self._step()
-                assert not isinstance(item, Event), f"an event before retry: {item}"
-                assert item is not None, "the stream ended before it began"
-
-    async def ended(self, timeout: float = WAIT) -> list[Event]:
-        """Everything up to the end of the stream."""
-        seen: list[Event] = []
-        async with asyncio.timeout(timeout):
-            while (item := await self.next()) is not None:
-                if isinstance(item, Event):
-                    seen.append(item)
-        return seen
 
 
 class _Chunks:
@@ -190,7 +79,7 @@ async def test_the_reader_follows_the_spec_whatever_the_line_ends_and_chunks(new
 class NoPlaylists:
     target_duration: int | None = None
 
-    def master_playlist(self) -> Rendered | None:
+    def master_playlist(self, media_name: str = hls.MEDIA_PLAYLIST_NAME) -> Rendered | None:
         return None
 
     def media_playlist(self, variant: int) -> Rendered | None:
@@ -232,16 +121,6 @@ async def open_stream(client: Client, *, headers: Mapping[str, str] | None = Non
     reader = SseReader(response)
     await reader.started()
     return reader
-
-
-async def until(condition: Callable[[], bool], what: str, timeout: float = WAIT) -> None:
-    """Waits for `condition`, checked on each turn of the loop: no fixed sleep decides anything."""
-    try:
-        async with asyncio.timeout(timeout):
-            while not condition():
-                await asyncio.sleep(0.001)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting for {what}") from None
 
 
 def segments(hub: EventHub, first: int, n: int) -> list[int]:
@@ -601,21 +480,6 @@ def test_derive_state(ok: bool, body: dict[str, object], expected: tuple[str, st
     assert derive_state(ok, body) == expected
 
 
-class FakeHealth:
-    """What Publisher.health() would say; the test changes it and counts the readings."""
-
-    def __init__(self) -> None:
-        self.answer: tuple[bool, dict[str, object]] = (True, {"status": "ok", "stream": "idle"})
-        self.calls = 0
-        self.error: Exception | None = None
-
-    def __call__(self) -> tuple[bool, dict[str, object]]:
-        self.calls += 1
-        if self.error is not None:
-            raise self.error
-        return self.answer
-
-
 async def test_watcher_publishes_each_state_change_once(
     make_client: MakeClient, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -639,7 +503,7 @@ async def test_watcher_publishes_each_state_change_once(
             health.answer = (ok, body)
             calls = health.calls
             # Several readings of the same answer: a repeated event would show up as the next one.
-            await until(lambda n=calls + 3: health.calls >= n, "three more readings")
+            await until(lambda: health.calls >= calls + 3, "three more readings")
             if expected:
                 event = await reader.event()
                 assert event.type == "state" and event.json() == expected

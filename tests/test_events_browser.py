@@ -14,9 +14,9 @@ import pytest
 
 from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.demo.seaweed import SeaweedS3
-from tests.browser import launch_chromium, needs_chromium, open_viewer
-from tests.service_process import ServiceProcess, service_env
-from tests.test_events import Event, SseReader
+from tests.support.browser import launch_chromium, needs_chromium, open_viewer
+from tests.support.service_process import ServiceProcess, service_env
+from tests.support.sse import Event, SseReader
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 EVENTS = "/live/events"

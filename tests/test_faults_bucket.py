@@ -15,9 +15,9 @@ import pytest
 from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.demo.ffmpeg import ffmpeg_exe
 from broadcaster.demo.seaweed import SeaweedS3
-from tests.service_process import ServiceProcess, service_env
+from tests.support.service_process import ServiceProcess, service_env
 from tests.support.hls_checker import MediaPlaylistChecker
-from tests.test_integration import Observed, poll
+from tests.support.observe import Observed, poll
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 

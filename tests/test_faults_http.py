@@ -43,8 +43,9 @@ import pytest_asyncio
 from yarl import URL
 
 from broadcaster.demo.seaweed import SeaweedS3
-from tests.service_process import ServiceProcess, service_env
-from tests.test_faults_input import HandFedOwncast, Observer, real_ts_segment, write_in_place
+from tests.support.service_process import ServiceProcess, service_env
+from tests.support.owncast_writer import HandFedOwncast, real_ts_segment, write_in_place
+from tests.support.observe import Observer
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.asyncio(loop_scope="module")]
 

@@ -39,30 +39,26 @@ import asyncio
 import ctypes
 import os
 import re
-import subprocess
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 import pytest
 import pytest_asyncio
 from aiobotocore.session import get_session
-from prometheus_client.parser import text_string_to_metric_families
 
-from broadcaster.demo.ffmpeg import ffmpeg_exe
 from broadcaster.demo.seaweed import SeaweedS3
-from tests.service_process import ServiceProcess, service_env
-from tests.support.hls_checker import VariantSetChecker
+from tests.support.service_process import ServiceProcess, service_env
+from tests.support.observe import Observer
+from tests.support.owncast_writer import SECONDS, HandFedOwncast, Prepare, real_ts_segment, write_in_place
 
 # One SeaweedFS for the module (each test has its own service, HLS_DIR and key prefix): starting and
 # stopping it for every test would cost half the file's time budget.
 pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.asyncio(loop_scope="module")]
 
-SECONDS = 1.0  # every good segment's EXTINF; Owncast's lowest latency level
 MAX_FILE_BYTES = 64 * 1024 * 1024  # broadcaster.uploader.Uploader's default limit
 SECRET = b"SECRET-OUTSIDE-HLS-DIR-7f3a9c"  # in every file outside HLS_DIR a test tempts the service with
 
@@ -75,190 +71,7 @@ def ts_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     return real_ts_segment(tmp_path_factory.mktemp("ts"))
 
 
-def real_ts_segment(folder: Path) -> bytes:
-    """One real 1 s MPEG-TS segment (H.264 + AAC), made by the ffmpeg the tests use."""
-    out = folder / "segment.ts"
-    subprocess.run(
-        [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error",
-         "-f", "lavfi", "-i", "testsrc=size=160x90:rate=30", "-f", "lavfi", "-i", "sine=frequency=440",
-         "-t", "1", "-c:v", "libx264", "-preset", "ultrafast", "-g", "30", "-c:a", "aac",
-         "-f", "mpegts", str(out)],
-        check=True, timeout=60, capture_output=True,
-    )  # fmt: skip
-    data = out.read_bytes()
-    assert data[:1] == b"\x47" and len(data) % 188 == 0
-    return data
-
-
-def write_in_place(path: Path, data: bytes | str) -> None:
-    """Owncast copies each HTTP body into the final name: open, truncate, write in pieces."""
-    raw = data.encode() if isinstance(data, str) else data
-    with open(path, "wb") as f:
-        for i in range(0, len(raw), 64 * 1024):
-            f.write(raw[i : i + 64 * 1024])
-            f.flush()
-
-
-def pdt(epoch: float) -> str:
-    """ffmpeg's PROGRAM-DATE-TIME format."""
-    return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
-
-
-Prepare = Callable[[Path], object]
-
-
-@dataclass
-class HandFedOwncast:
-    """HLS_DIR written by hand the way Owncast writes it: `slot()` puts one segment in every variant
-    folder, then rewrites every variant playlist to list it (a rolling list of `list_size` entries)."""
-
-    root: Path
-    ts: bytes
-    variants: tuple[int, ...] = (0, 1)
-    run: str = "f4ult"
-    list_size: int = 10
-    with_pdt: bool = True  # ffmpeg's program_date_time flag, which Owncast always sets
-    entries: dict[int, list[str]] = field(default_factory=dict)  # one block (tags + URI) per entry
-    removed: dict[int, int] = field(default_factory=dict)  # entries slid out = EXT-X-MEDIA-SEQUENCE
-    number: int = 0  # Owncast's number for the next slot
-    t0: float = field(default_factory=time.time)
-
-    def __post_init__(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        for v in self.variants:
-            (self.root / str(v)).mkdir(exist_ok=True)
-            self.entries[v] = []
-            self.removed[v] = 0
-        write_in_place(self.root / "stream.m3u8", self.master_text())
-
-    def master_text(self) -> str:
-        lines = ["#EXTM3U", "#EXT-X-VERSION:3"]
-        for v in self.variants:
-            info = f'BANDWIDTH={900000 - 100000 * v},RESOLUTION=160x90,CODECS="avc1.64000c,mp4a.40.2"'
-            lines += [f"#EXT-X-STREAM-INF:{info}", f"{v}/stream.m3u8"]
-        return "\n".join(lines) + "\n"
-
-    def name(self, number: int, ext: str = "ts") -> str:
-        return f"stream-{self.run}-{number}.{ext}"
-
-    def folder(self, v: int) -> Path:
-        return self.root / str(v)
-
-    def playlist(self, v: int) -> Path:
-        return self.folder(v) / "stream.m3u8"
-
-    def playlist_text(self, v: int) -> str:
-        lines = [
-            "#EXTM3U",
-            "#EXT-X-VERSION:3",
-            "#EXT-X-TARGETDURATION:1",
-            f"#EXT-X-MEDIA-SEQUENCE:{self.removed[v]}",
-            "#EXT-X-INDEPENDENT-SEGMENTS",
-        ]
-        return "\n".join(lines + self.entries[v]) + "\n"
-
-    def add_entry(self, v: int, uri: str, duration: float = SECONDS, number: int | None = None) -> None:
-        """One more entry in variant v's list (without rewriting the file)."""
-        at = self.t0 + (self.number if number is None else number) * SECONDS
-        stamp = f"#EXT-X-PROGRAM-DATE-TIME:{pdt(at)}\n" if self.with_pdt else ""
-        self.entries[v].append(f"{stamp}#EXTINF:{duration:.6f},\n{uri}")
-        while len(self.entries[v]) > self.list_size:
-            self.entries[v].pop(0)
-            self.removed[v] += 1
-
-    def publish(self, v: int) -> None:
-        write_in_place(self.playlist(v), self.playlist_text(v))
-
-    def slot(
-        self,
-        prepare: dict[int, Prepare] | None = None,
-        *,
-        duration: dict[int, float] | None = None,
-        ext: str = "ts",
-    ) -> str:
-        """The next segment in every variant: its file (by default the real TS bytes; `prepare[v]`
-        makes something else of it), then the playlist that lists it. Returns its name."""
-        name = self.name(self.number, ext)
-        for v in self.variants:
-            path = self.folder(v) / name
-            make = (prepare or {}).get(v)
-            if make is None:
-                write_in_place(path, self.ts)
-            else:
-                make(path)
-            self.add_entry(v, name, (duration or {}).get(v, SECONDS))
-        for v in self.variants:
-            self.publish(v)
-        self.number += 1
-        return name
-
-
 # -- the service, seen from outside ------------------------------------------------------------------
-
-
-@dataclass
-class Observer:
-    """Polls the service's media playlists, checks every version, remembers what each variant listed."""
-
-    url: str
-    http: aiohttp.ClientSession
-    variants: tuple[int, ...] = (0, 1)
-    checker: VariantSetChecker = field(
-        default_factory=lambda: VariantSetChecker(allow_resume_after_endlist=True)
-    )
-    listed: dict[int, dict[int, str]] = field(default_factory=dict)  # variant -> msn -> segment name
-    versions: int = 0
-
-    async def poll(self) -> None:
-        for v in self.variants:
-            async with self.http.get(f"{self.url}/live/{v}/playlist.m3u8") as r:
-                if r.status == 503 or (r.status == 404 and v not in self.listed):
-                    continue  # not ready yet (a variant other than the default is unknown until then)
-                assert r.status == 200, (v, r.status, await r.text())
-                text = await r.text()
-            self.checker.assert_ok(str(v), text)
-            self.versions += 1
-            seq = int(re.search(r"#EXT-X-MEDIA-SEQUENCE:(\d+)", text).group(1))  # type: ignore[union-attr]
-            for line in text.splitlines():
-                if line and not line.startswith("#"):
-                    self.listed.setdefault(v, {})[seq] = line.rsplit("/", 1)[1]
-                    seq += 1
-
-    def names(self, v: int) -> list[str]:
-        got = self.listed.get(v, {})
-        return [got[n] for n in sorted(got)]
-
-    async def until(self, condition: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
-        try:
-            async with asyncio.timeout(timeout):
-                while True:
-                    await self.poll()
-                    if condition():
-                        return
-                    await asyncio.sleep(0.05)
-        except TimeoutError:
-            raise AssertionError(f"timed out waiting for {what or condition}: listed {self.listed}") from None
-
-    async def listed_everywhere(self, *names: str, timeout: float = 10.0) -> None:
-        await self.until(
-            lambda: all(n in self.names(v) for v in self.variants for n in names),
-            timeout,
-            f"{names} listed in every variant",
-        )
-
-    async def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-        async with self.http.get(f"{self.url}/metrics") as r:
-            assert r.status == 200
-            text = await r.text()
-        return {
-            (s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text)
-            for s in family.samples
-        }
-
-    async def health(self) -> tuple[int, dict[str, object]]:
-        async with self.http.get(f"{self.url}/health") as r:
-            return r.status, await r.json()
 
 
 def counter(metrics: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str) -> float:

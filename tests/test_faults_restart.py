@@ -15,8 +15,8 @@ from collections import Counter
 
 from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.demo.seaweed import SeaweedS3
-from tests.service_process import ServiceProcess, service_env
-from tests.test_integration import Observed, poll
+from tests.support.service_process import ServiceProcess, service_env
+from tests.support.observe import Observed, poll
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 _UPLOADED = re.compile(r"uploaded (\S+) \(")

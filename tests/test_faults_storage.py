@@ -30,8 +30,8 @@ from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.demo.ffmpeg import ffmpeg_exe
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.owncast import PlaylistError, parse_media_playlist
-from tests.fault_proxy import FaultProxy
-from tests.service_process import ServiceProcess, service_env
+from tests.support.fault_proxy import FaultProxy
+from tests.support.service_process import ServiceProcess, service_env
 from tests.support.hls_checker import VariantSetChecker
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.timeout(90)]

@@ -391,9 +391,9 @@ async def _observe(server: _Server) -> tuple[dict[str, FfmpegRun], dict[str, Hls
                 ],
             )
             try:
-                results = await asyncio.gather(
-                    *(_run_ffmpeg(exe, base, s) for s in SCENARIOS),
-                    *(_run_hlsjs(browser, base, s) for s in SCENARIOS),
+                ffmpeg_runs, hlsjs_runs = await asyncio.gather(
+                    asyncio.gather(*(_run_ffmpeg(exe, base, s) for s in SCENARIOS)),
+                    asyncio.gather(*(_run_hlsjs(browser, base, s) for s in SCENARIOS)),
                 )
             finally:
                 await browser.close()
@@ -401,7 +401,7 @@ async def _observe(server: _Server) -> tuple[dict[str, FfmpegRun], dict[str, Hls
         await runner.cleanup()
 
     ffmpeg: dict[str, FfmpegRun] = {}
-    for scenario, (code, out, err) in zip(SCENARIOS, results[: len(SCENARIOS)]):
+    for scenario, (code, out, err) in zip(SCENARIOS, ffmpeg_runs):
         ffmpeg[scenario] = FfmpegRun(
             exit_code=code,
             log=[line for line in err.splitlines() if line.strip()],
@@ -410,7 +410,7 @@ async def _observe(server: _Server) -> tuple[dict[str, FfmpegRun], dict[str, Hls
             asked=server.asked(scenario, "ffmpeg"),
         )
     hlsjs: dict[str, HlsJsRun] = {}
-    for scenario, (log, video) in zip(SCENARIOS, results[len(SCENARIOS) :]):
+    for scenario, (log, video) in zip(SCENARIOS, hlsjs_runs):
         hlsjs[scenario] = HlsJsRun(
             log=log,
             current_time=float(video["currentTime"]),

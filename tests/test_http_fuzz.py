@@ -25,7 +25,7 @@ from broadcaster.events import EventHub, add_event_routes
 from broadcaster.owncast import SourceVariant
 from broadcaster.server import create_app
 from broadcaster.service import default_viewer_dir
-from tests.test_publisher import World
+from tests.support.world import World
 
 Client = TestClient[web.Request, web.Application]
 

@@ -16,7 +16,8 @@ from broadcaster import owncast, watcher
 from broadcaster.metrics import Metrics
 from broadcaster.owncast import PlaylistError, parse_media_playlist
 from broadcaster.watcher import HlsWatcher
-from tests.test_watcher import Sink, media, write_in_place
+from tests.support.fakes import Sink
+from tests.support.owncast_writer import media, write_in_place
 
 
 def master(*indices: int) -> str:
@@ -112,7 +113,7 @@ async def test_any_error_in_a_scan_is_logged_once_and_the_watcher_goes_on(
     caplog.set_level(logging.INFO, logger="broadcaster.watcher")
     write_in_place(hls / "0" / "stream.m3u8", media("stream-a-0.ts"))
     broken = [True]
-    real = watcher.parse_media_playlist
+    real = owncast.parse_media_playlist  # what the watcher imported
 
     def parse(text: str) -> owncast.SourcePlaylist:
         if broken[0]:
@@ -274,7 +275,7 @@ from pathlib import Path
 from broadcaster.metrics import Metrics
 from broadcaster.uploader import Uploader
 from broadcaster.watcher import HlsWatcher
-from tests.fakes import FakeStore
+from tests.support.fakes import FakeStore
 
 logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(levelname)s %(message)s")
 root = Path(sys.argv[1])

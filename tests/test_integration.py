@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
@@ -16,54 +15,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.demo.ffmpeg import ffmpeg_exe
 from broadcaster.demo.seaweed import SeaweedS3
-from broadcaster.owncast import parse_media_playlist
-from tests.service_process import ServiceProcess, service_env
-from tests.support.hls_checker import VariantSetChecker, check_master
+from tests.support.service_process import ServiceProcess, service_env
+from tests.support.hls_checker import check_master
+from tests.support.observe import Observed, poll
 
 pytestmark = pytest.mark.integration
-
-
-@dataclass
-class Observed:
-    """Everything seen while polling: Owncast's segments and ours, and every version checked."""
-
-    owncast: dict[int, dict[str, float]] = field(default_factory=lambda: {0: {}, 1: {}})
-    ours: dict[int, dict[int, tuple[str, float]]] = field(default_factory=lambda: {0: {}, 1: {}})
-    checker: VariantSetChecker = field(default_factory=VariantSetChecker)
-    ended: set[int] = field(default_factory=set)
-
-    def note_owncast(self, oc: OwncastEmulator) -> None:
-        for v in (0, 1):
-            try:
-                playlist = parse_media_playlist(oc.variant_playlist(v).read_text())
-            except Exception:
-                continue  # half-written or being replaced: the next poll reads it
-            for s in playlist.segments:
-                if not s.is_offline_clip:
-                    self.owncast[v][s.name] = s.duration
-
-    def note_ours(self, v: int, text: str) -> None:
-        self.checker.assert_ok(str(v), text)
-        lines = text.splitlines()
-        seq = int(next(line for line in lines if line.startswith("#EXT-X-MEDIA-SEQUENCE:")).split(":")[1])
-        duration = 0.0
-        for line in lines:
-            if line.startswith("#EXTINF:"):
-                duration = float(line[8:].split(",")[0])
-            elif line and not line.startswith("#"):
-                self.ours[v][seq] = (line, duration)
-                seq += 1
-        if "#EXT-X-ENDLIST" in lines:
-            self.ended.add(v)
-
-
-async def poll(http: aiohttp.ClientSession, url: str, oc: OwncastEmulator, seen: Observed) -> None:
-    seen.note_owncast(oc)
-    for v in (0, 1):
-        async with http.get(f"{url}/live/{v}/playlist.m3u8") as r:
-            if r.status == 200:
-                assert r.headers["Content-Type"] == "application/vnd.apple.mpegurl"
-                seen.note_ours(v, await r.text())
 
 
 async def test_every_segment_is_uploaded_and_listed_in_order_and_ffmpeg_plays_it(

@@ -13,7 +13,7 @@ import boto3
 import pytest
 
 from broadcaster.settings import SETTINGS
-from tests.service_process import ServiceProcess
+from tests.support.service_process import ServiceProcess
 
 pytestmark = pytest.mark.integration
 

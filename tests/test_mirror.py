@@ -3,23 +3,17 @@ the master only after its variants, and through a bucket outage. Plus the Publis
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from broadcaster.manifest import Rendered
 from broadcaster.metrics import Metrics
 from broadcaster.mirror import PlaylistMirror
-from tests.fakes import FakeStore
-from tests.test_publisher import World
-
-
-async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.005)
+from tests.support.fakes import FakeStore
+from tests.support.world import World
+from tests.support.fakes import version
+from tests.support.waiting import until
 
 
 @pytest.fixture
@@ -28,10 +22,6 @@ async def mirror() -> AsyncIterator[tuple[PlaylistMirror, FakeStore]]:
     m = PlaylistMirror(store, Metrics(), attempt_timeout=1.0)
     yield m, store
     await m.close()
-
-
-def version(n: int) -> Rendered:
-    return Rendered(f"#EXTM3U\n#v{n}\n".encode(), last_sequence=n)
 
 
 async def test_each_version_is_written_with_playlist_headers(mirror: tuple[PlaylistMirror, FakeStore]) -> None:

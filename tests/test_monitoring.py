@@ -23,9 +23,9 @@ import yaml
 
 from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.demo.seaweed import SeaweedS3
-from tests.service_process import ServiceProcess, service_env
-from tests.test_deploy import exported_series
-from tests.test_publisher import World
+from tests.support.service_process import ServiceProcess, service_env
+from tests.support.metrics import exported_series
+from tests.support.world import World
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"

@@ -39,8 +39,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from broadcaster.demo.ffmpeg import ffmpeg_exe
 from broadcaster.settings import SETTINGS
-from tests.service_process import ServiceProcess
-from tests.test_faults_input import pdt, write_in_place
+from tests.support.service_process import ServiceProcess
+from tests.support.owncast_writer import pdt, write_in_place
 
 pytestmark = pytest.mark.integration
 

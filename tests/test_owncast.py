@@ -43,6 +43,7 @@ def test_media_playlist_gives_durations_dates_and_end() -> None:
     assert (p.target_duration, p.media_sequence, p.ended, p.independent_segments) == (3, 41, True, True)
     assert [s.name for s in p.segments] == ["stream-Ab3dE-41.ts", "stream-Ab3dE-42.ts", "offline.ts"]
     assert p.segments[1].duration == pytest.approx(2.966667)
+    assert p.segments[0].program_date_time is not None
     assert p.segments[1].program_date_time == pytest.approx(p.segments[0].program_date_time + 3.0)
     assert p.segments[2].discontinuity and p.segments[2].is_offline_clip
     assert not p.segments[0].is_offline_clip

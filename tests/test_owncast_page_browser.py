@@ -21,8 +21,8 @@ import yaml
 
 from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.demo.seaweed import SeaweedS3
-from tests.browser import launch_chromium, needs_chromium
-from tests.service_process import ServiceProcess, service_env
+from tests.support.browser import launch_chromium, needs_chromium
+from tests.support.service_process import ServiceProcess, service_env
 from tests.support.nginx import Nginx, needs_nginx, tunnel_locations
 from tests.support.owncast_web import OwncastWeb
 

@@ -23,8 +23,9 @@ from broadcaster import hls, manifest
 from broadcaster.metrics import Metrics
 from broadcaster.owncast import SourceVariant
 from broadcaster.server import create_app
-from tests.test_publisher import World
-from tests.test_server import PLAIN, FakeHealth, FakePlaylists, get
+from tests.support.world import World
+from tests.support.client import PLAIN, get
+from tests.support.fakes import FakeHealth, FakePlaylists
 
 MASTER = "/hls/stream.m3u8"
 LIVE_MASTER = "/live/master.m3u8"

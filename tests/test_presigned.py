@@ -20,8 +20,8 @@ from broadcaster.demo.ffmpeg import ffmpeg_exe
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.preflight import run_checks
 from broadcaster.settings import load_settings
-from tests.browser import launch_chromium, needs_chromium, open_viewer, watch
-from tests.service_process import ServiceProcess, service_env
+from tests.support.browser import launch_chromium, needs_chromium, open_viewer, watch
+from tests.support.service_process import ServiceProcess, service_env
 from tests.support.hls_checker import VariantSetChecker
 
 EXPIRY = 900

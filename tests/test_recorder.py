@@ -8,7 +8,7 @@ from broadcaster.manifest import ListedSegment
 from broadcaster.metrics import Metrics
 from broadcaster.recorder import Recorder
 from broadcaster.uploader import Uploader
-from tests.fakes import FakeStore
+from tests.support.fakes import FakeStore
 
 
 async def test_recording_names_the_objects_of_presigned_urls(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from broadcaster.manifest import ListedSegment
 from broadcaster.metrics import Metrics
 from broadcaster.recorder import Recorder
 from broadcaster.uploader import Uploader
-from tests.fakes import FakeStore
+from tests.support.fakes import FakeStore
 
 BAD_LINES = [
     "[1, 2]", '"text"', "{}", '{"name": "x.ts"}', "{not json",

@@ -3,7 +3,6 @@ the cleaner's deletes (a run every 5 s) and the playlist mirror's writes (a flap
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import pytest
@@ -11,9 +10,10 @@ import pytest
 from broadcaster.cleaner import Cleaner
 from broadcaster.metrics import Metrics
 from broadcaster.mirror import PlaylistMirror
-from tests.fakes import FakeStore
-from tests.test_cleaner import Bucket, Clock, removed
-from tests.test_mirror import until, version
+from tests.support.fakes import FakeStore
+from tests.support.fakes import Bucket, Clock, removed
+from tests.support.waiting import until
+from tests.support.fakes import version
 
 
 def messages(caplog: pytest.LogCaptureFixture, logger: str, level: int) -> list[str]:

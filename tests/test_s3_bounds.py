@@ -16,7 +16,7 @@ import pytest
 from broadcaster.metrics import UPLOAD_FAILURE_REASONS, Metrics
 from broadcaster.store import S3Store, StoreError
 from broadcaster.uploader import Uploader
-from tests.fault_proxy import FaultProxy
+from tests.support.fault_proxy import FaultProxy
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -13,62 +13,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient
 from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
 from pytest_aiohttp import AiohttpClient
 from yarl import URL
 
 from broadcaster import hls
-from broadcaster.manifest import ListedSegment, ManifestGenerator, Rendered
+from broadcaster.manifest import Rendered
 from broadcaster.metrics import Metrics
 from broadcaster.server import create_app, create_metrics_app
+from tests.support.client import PLAIN, Client, get
+from tests.support.fakes import FakeHealth, FakePlaylists
 
-Client = TestClient[web.Request, web.Application]
 MakeClient = Callable[..., Awaitable[Client]]
 
-PLAIN = {"Accept-Encoding": "identity"}
 GZIP = {"Accept-Encoding": "gzip"}
 MEDIA = "/live/playlist.m3u8"
 MASTER = "/live/master.m3u8"
-
-
-class CountingGenerator(ManifestGenerator):
-    """A real generator that counts how often it actually renders its text."""
-
-    renders = 0
-
-    def _render_text(self, server_control: bool, skipped: int = 0) -> str:
-        self.renders += 1
-        return super()._render_text(server_control, skipped)
-
-
-class FakePlaylists:
-    """Variants 0..n-1 backed by real generators; the master is set by the test."""
-
-    def __init__(self, target_duration: int | None = 6, variants: int = 2) -> None:
-        self.target_duration = target_duration
-        self.generators = {
-            i: CountingGenerator(target_duration or 6, 0) for i in range(variants)
-        }
-        self.master: Rendered | None = None
-        self.owncast_master: Rendered | None = None  # the same, naming variants as Owncast: /hls/
-        self._now = 1_000_000.0
-
-    def add_segment(self, variant: int) -> None:
-        gen = self.generators[variant]
-        self._now += 1
-        gen.append(ListedSegment(f"https://r2.example/{variant}/seg{gen.next_sequence}.ts", 1.0), self._now)
-
-    def master_playlist(self, media_name: str = hls.MEDIA_PLAYLIST_NAME) -> Rendered | None:
-        assert media_name in (hls.MEDIA_PLAYLIST_NAME, hls.OWNCAST_PLAYLIST_NAME)
-        return self.master if media_name == hls.MEDIA_PLAYLIST_NAME else self.owncast_master
-
-    def media_playlist(self, variant: int) -> Rendered | None:
-        gen = self.generators.get(variant)
-        # A generator without segments is a variant that is not ready yet.
-        return gen.render() if gen is not None and gen.segment_count else None
 
 
 def ready_playlists(target_duration: int = 6, variants: int = 2) -> FakePlaylists:
@@ -82,14 +43,6 @@ def ready_playlists(target_duration: int = 6, variants: int = 2) -> FakePlaylist
     playlists.master = Rendered(("\n".join(lines) + "\n").encode())
     playlists.owncast_master = Rendered(("\n".join(owncast_lines) + "\n").encode())
     return playlists
-
-
-class FakeHealth:
-    def __init__(self, ok: bool = True) -> None:
-        self.ok = ok
-
-    def health(self) -> tuple[bool, dict[str, object]]:
-        return self.ok, {"status": "ok" if self.ok else "stalled", "segments": 3}
 
 
 @pytest.fixture
@@ -109,12 +62,6 @@ def make_client(aiohttp_client: AiohttpClient, metrics: Metrics) -> MakeClient:
         return await aiohttp_client(app, auto_decompress=False)
 
     return make
-
-
-async def get(client: Client, path: str | URL, headers: dict[str, str] | None = None,
-              method: str = "GET") -> tuple[int, Any, bytes]:
-    async with client.request(method, path, headers=PLAIN if headers is None else headers) as resp:
-        return resp.status, resp.headers, await resp.read()
 
 
 async def playlist_counts(client: Client) -> dict[tuple[str, str], float]:

@@ -13,8 +13,8 @@ import aiohttp
 import pytest
 
 from broadcaster.demo.emulator import OwncastEmulator
-from tests.fault_proxy import FaultProxy
-from tests.service_process import ServiceProcess
+from tests.support.fault_proxy import FaultProxy
+from tests.support.service_process import ServiceProcess
 from tests.test_lock import moto_env
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]

@@ -15,8 +15,8 @@ from broadcaster.manifest import ListedSegment, ManifestGenerator, Removed
 from broadcaster.owncast import SourcePlaylist
 from broadcaster.service import restore_saved
 from broadcaster.state import StateFile
-from tests.fakes import FakeStore
-from tests.test_publisher import PUBLIC, World
+from tests.support.fakes import Bucket
+from tests.support.world import PUBLIC, World
 
 
 def test_save_then_load(tmp_path: Path) -> None:
@@ -101,7 +101,7 @@ async def saved_state(tmp_path: Path) -> dict[str, object]:
     """What a running publisher (two variants, a cleaner with work to do) writes, through JSON."""
     (tmp_path / "hls").mkdir()
     w = World(tmp_path / "hls")
-    cleaner = Cleaner(FakeStore(), w.metrics, margin=5)
+    cleaner = Cleaner(Bucket(), w.metrics, margin=5)
     w.pub._extra_state = lambda: {"cleaner": cleaner.snapshot()}
     w.pub._on_removed = cleaner.schedule
     for v in (0, 1):
@@ -124,7 +124,7 @@ def restore_into_fresh(tmp_path: Path, content: bytes) -> tuple[World, Cleaner, 
     (folder / "state.json").write_bytes(content)
     (tmp_path / "hls2").mkdir(exist_ok=True)
     w = World(tmp_path / "hls2")
-    cleaner = Cleaner(FakeStore(), w.metrics, margin=5)
+    cleaner = Cleaner(Bucket(), w.metrics, margin=5)
     return w, cleaner, restore_saved(StateFile(folder), w.pub, cleaner)
 
 
@@ -232,7 +232,7 @@ async def test_names_owncast_listed_but_were_rejected_restore(tmp_path: Path) ->
     a.pub.on_variant_playlist(0, SourcePlaylist(1, 0, (), False, True, rejected=(("evil\x1b[2J.ts", "escape"),)))
     await a.settle()
     saved = json.loads(json.dumps(a.pub.snapshot()))
-    assert "evil\x1b[2J.ts" in saved["variants"]["0"]["seen"]  # type: ignore[index]
+    assert "evil\x1b[2J.ts" in saved["variants"]["0"]["seen"]
     await a.pub.close()
     b = World(tmp_path / "hls")
     b.pub.restore(saved)

@@ -26,8 +26,8 @@ from hypothesis import strategies as st
 from broadcaster.cleaner import Cleaner
 from broadcaster.service import restore_saved
 from broadcaster.state import StateFile
-from tests.fakes import FakeStore
-from tests.test_publisher import World
+from tests.support.fakes import Bucket
+from tests.support.world import World
 from tests.test_state import saved_state
 
 Path_ = list[str | int]
@@ -115,7 +115,7 @@ async def _check(folder: Path, content: bytes) -> None:
     (folder / "hls").mkdir()
     (folder / "state" / "state.json").write_bytes(content)
     w = World(folder / "hls")
-    cleaner = Cleaner(FakeStore(), w.metrics, margin=5)
+    cleaner = Cleaner(Bucket(), w.metrics, margin=5)
     errors = _Errors()
     logging.getLogger().addHandler(errors)
     try:
@@ -146,7 +146,7 @@ async def _check(folder: Path, content: bytes) -> None:
         again.save({**w.pub.snapshot(), "cleaner": cleaner.snapshot()})
         w2 = World(folder / "hls")
         try:
-            assert restore_saved(again, w2.pub, Cleaner(FakeStore(), w2.metrics, margin=5))
+            assert restore_saved(again, w2.pub, Cleaner(Bucket(), w2.metrics, margin=5))
         finally:
             await w2.pub.close()
         assert not errors.messages

@@ -12,7 +12,7 @@ import pytest
 from broadcaster.metrics import Metrics
 from broadcaster.store import S3Store, StoreError
 from broadcaster.uploader import SegmentLost, Uploader, read_segment_file
-from tests.fakes import FakeStore
+from tests.support.fakes import FakeStore
 
 
 @pytest.fixture

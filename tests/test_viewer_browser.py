@@ -16,8 +16,8 @@ from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.service import Service
 from broadcaster.settings import load_settings
-from tests.browser import launch_chromium, needs_chromium, open_viewer, watch
-from tests.service_process import service_env
+from tests.support.browser import launch_chromium, needs_chromium, open_viewer, watch
+from tests.support.service_process import service_env
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 

@@ -3,60 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from broadcaster.metrics import Metrics
-from broadcaster.owncast import SourcePlaylist, SourceVariant
 from broadcaster.watcher import HlsWatcher
+from tests.support.fakes import Sink
+from tests.support.owncast_writer import media
+from tests.support.owncast_writer import write_in_place as _write_in_place
 
 MASTER = '#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=800000,RESOLUTION=640x360\n0/stream.m3u8\n'
-
-
-def media(*names: str, ended: bool = False) -> str:
-    body = "".join(f"#EXTINF:1.000000,\n{n}\n" for n in names)
-    return "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:0\n" + body + (
-        "#EXT-X-ENDLIST\n" if ended else "")
-
-
-class Sink:
-    def __init__(self) -> None:
-        self.masters: list[list[SourceVariant]] = []
-        self.playlists: list[tuple[int, SourcePlaylist]] = []
-        self.changed = asyncio.Event()
-
-    def on_master(self, variants: list[SourceVariant]) -> None:
-        self.masters.append(variants)
-        self.changed.set()
-
-    def on_variant_playlist(self, index: int, playlist: SourcePlaylist) -> None:
-        self.playlists.append((index, playlist))
-        self.changed.set()
-
-    async def wait_for(self, condition: Callable[[], bool], timeout: float = 5.0) -> None:
-        async with asyncio.timeout(timeout):
-            while not condition():
-                self.changed.clear()
-                await self.changed.wait()
-
-    def names(self, variant: int) -> list[str]:
-        for index, p in reversed(self.playlists):
-            if index == variant:
-                return [s.name for s in p.segments]
-        return []
-
-
-def write_in_place(path: Path, text: str, *, stop_after: int | None = None) -> None:
-    """Owncast copies the HTTP body into the final name: open, truncate, write in pieces."""
-    data = text.encode()
-    with open(path, "wb") as f:
-        for i in range(0, len(data) if stop_after is None else stop_after, 16):
-            f.write(data[i : min(i + 16, stop_after or len(data))])
-            f.flush()
+# 16-byte pieces: a reader sees many half-written versions of every playlist.
+write_in_place = functools.partial(_write_in_place, piece=16)
 
 
 @pytest.fixture

@@ -1,0 +1,19 @@
+"""The app under test, asked over real HTTP through aiohttp's test client."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from yarl import URL
+
+Client = TestClient[web.Request, web.Application]
+
+PLAIN = {"Accept-Encoding": "identity"}  # the client does not decompress: tests see the bytes sent
+
+
+async def get(client: Client, path: str | URL, headers: dict[str, str] | None = None,
+              method: str = "GET") -> tuple[int, Any, bytes]:
+    async with client.request(method, path, headers=PLAIN if headers is None else headers) as resp:
+        return resp.status, resp.headers, await resp.read()

@@ -1,0 +1,127 @@
+"""The service seen from outside, as a player sees it: poll its playlists, check every version with the
+HLS checker, remember what each variant listed."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
+
+from broadcaster.demo.emulator import OwncastEmulator
+from broadcaster.owncast import parse_media_playlist
+from tests.support.hls_checker import VariantSetChecker
+
+
+@dataclass
+class Observed:
+    """Everything seen while polling: Owncast's segments and ours, and every version checked."""
+
+    owncast: dict[int, dict[str, float]] = field(default_factory=lambda: {0: {}, 1: {}})
+    ours: dict[int, dict[int, tuple[str, float]]] = field(default_factory=lambda: {0: {}, 1: {}})
+    checker: VariantSetChecker = field(default_factory=VariantSetChecker)
+    ended: set[int] = field(default_factory=set)
+
+    def note_owncast(self, oc: OwncastEmulator) -> None:
+        for v in (0, 1):
+            try:
+                playlist = parse_media_playlist(oc.variant_playlist(v).read_text())
+            except Exception:
+                continue  # half-written or being replaced: the next poll reads it
+            for s in playlist.segments:
+                if not s.is_offline_clip:
+                    self.owncast[v][s.name] = s.duration
+
+    def note_ours(self, v: int, text: str) -> None:
+        self.checker.assert_ok(str(v), text)
+        lines = text.splitlines()
+        seq = int(next(line for line in lines if line.startswith("#EXT-X-MEDIA-SEQUENCE:")).split(":")[1])
+        duration = 0.0
+        for line in lines:
+            if line.startswith("#EXTINF:"):
+                duration = float(line[8:].split(",")[0])
+            elif line and not line.startswith("#"):
+                self.ours[v][seq] = (line, duration)
+                seq += 1
+        if "#EXT-X-ENDLIST" in lines:
+            self.ended.add(v)
+
+
+async def poll(http: aiohttp.ClientSession, url: str, oc: OwncastEmulator, seen: Observed) -> None:
+    seen.note_owncast(oc)
+    for v in (0, 1):
+        async with http.get(f"{url}/live/{v}/playlist.m3u8") as r:
+            if r.status == 200:
+                assert r.headers["Content-Type"] == "application/vnd.apple.mpegurl"
+                seen.note_ours(v, await r.text())
+
+
+
+@dataclass
+class Observer:
+    """Polls the service's media playlists, checks every version, remembers what each variant listed."""
+
+    url: str
+    http: aiohttp.ClientSession
+    variants: tuple[int, ...] = (0, 1)
+    checker: VariantSetChecker = field(
+        default_factory=lambda: VariantSetChecker(allow_resume_after_endlist=True)
+    )
+    listed: dict[int, dict[int, str]] = field(default_factory=dict)  # variant -> msn -> segment name
+    versions: int = 0
+
+    async def poll(self) -> None:
+        for v in self.variants:
+            async with self.http.get(f"{self.url}/live/{v}/playlist.m3u8") as r:
+                if r.status == 503 or (r.status == 404 and v not in self.listed):
+                    continue  # not ready yet (a variant other than the default is unknown until then)
+                assert r.status == 200, (v, r.status, await r.text())
+                text = await r.text()
+            self.checker.assert_ok(str(v), text)
+            self.versions += 1
+            found = re.search(r"#EXT-X-MEDIA-SEQUENCE:(\d+)", text)
+            assert found is not None, text
+            seq = int(found.group(1))
+            for line in text.splitlines():
+                if line and not line.startswith("#"):
+                    self.listed.setdefault(v, {})[seq] = line.rsplit("/", 1)[1]
+                    seq += 1
+
+    def names(self, v: int) -> list[str]:
+        got = self.listed.get(v, {})
+        return [got[n] for n in sorted(got)]
+
+    async def until(self, condition: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    await self.poll()
+                    if condition():
+                        return
+                    await asyncio.sleep(0.05)
+        except TimeoutError:
+            raise AssertionError(f"timed out waiting for {what or condition}: listed {self.listed}") from None
+
+    async def listed_everywhere(self, *names: str, timeout: float = 10.0) -> None:
+        await self.until(
+            lambda: all(n in self.names(v) for v in self.variants for n in names),
+            timeout,
+            f"{names} listed in every variant",
+        )
+
+    async def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        async with self.http.get(f"{self.url}/metrics") as r:
+            assert r.status == 200
+            text = await r.text()
+        return {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+        }
+
+    async def health(self) -> tuple[int, dict[str, object]]:
+        async with self.http.get(f"{self.url}/health") as r:
+            return r.status, await r.json()

@@ -1,0 +1,78 @@
+"""World: an HLS folder, a scripted bucket (FakeStore) and a real Publisher with the real Uploader, every
+playlist version it renders checked by the HLS checker. Tests tell it what Owncast lists."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from pathlib import Path
+
+from broadcaster.metrics import Metrics
+from broadcaster.owncast import SourcePlaylist, SourceSegment
+from broadcaster.publisher import Publisher
+from broadcaster.uploader import Uploader
+from tests.support.fakes import FakeStore
+from tests.support.hls_checker import VariantSetChecker
+
+PUBLIC = "https://cdn.example"
+
+
+class World:
+    """An HLS folder, a scripted bucket and a publisher, with every playlist version checked."""
+
+    def __init__(self, tmp_path: Path, window: float = 4.0) -> None:
+        self.dir = tmp_path
+        self.store = FakeStore()
+        self.metrics = Metrics()
+        self.uploader = Uploader(self.store, self.metrics, concurrency=4, attempt_timeout=5,
+                                 backoff_base=0.001, backoff_cap=0.001)
+        self.listed: list[tuple[int, int, str]] = []
+        self.clock = 1_800_000_000.0
+        self.pub = Publisher(hls_dir=tmp_path, uploader=self.uploader, metrics=self.metrics, key_prefix="live",
+                             public_url=PUBLIC, window_seconds=window, wall_clock=lambda: self.clock,
+                             on_listed=lambda v, n, s, _u: self.listed.append((v, n, s.name)))
+        self.checker = VariantSetChecker(allow_resume_after_endlist=True)
+        self.segments: dict[int, list[SourceSegment]] = {}
+
+    def write(self, variant: int, name: str, size: int = 376) -> None:
+        folder = self.dir / str(variant)
+        folder.mkdir(exist_ok=True)
+        (folder / name).write_bytes(b"\x47" * size)
+
+    def owncast_lists(self, variant: int, *names: str, ended: bool = False, duration: float = 1.0,
+                      discontinuity_before: str | None = None, init: str | None = None,
+                      media_sequence: int | None = None, write: bool = True) -> None:
+        listed = self.segments.setdefault(variant, [])
+        for name in names:
+            if write:
+                self.write(variant, name)
+            # Owncast's PDT: the same instant for the same segment number in every variant.
+            number = int(name.rsplit("-", 1)[1].split(".")[0]) if name[-4:-3].isdigit() else 0
+            listed.append(SourceSegment(name, duration, 1_800_000_000.0 + number, name == discontinuity_before, init))
+        window = listed[-10:]
+        ms = media_sequence if media_sequence is not None else int(window[0].name.rsplit("-", 1)[1].split(".")[0]) if window and window[0].name[-4:-3].isdigit() else 0
+        window = [dataclasses.replace(s, position=i) for i, s in enumerate(window)]  # as the parser numbers them
+        self.pub.on_variant_playlist(variant, SourcePlaylist(1, ms, tuple(window), ended, True))
+
+    async def settle(self) -> None:
+        """Wait until every upload finished and was drained (condition, not a sleep)."""
+        async with asyncio.timeout(5):
+            while self.pub.queue_depth:
+                await asyncio.sleep(0.001)
+        self.check()
+
+    def check(self) -> None:
+        for v in self.pub.variants():
+            rendered = self.pub.media_playlist(v)
+            if rendered is not None:
+                self.checker.assert_ok(str(v), rendered.body.decode())
+
+    def uris(self, variant: int) -> list[str]:
+        gen = self.pub.generator(variant)
+        assert gen is not None
+        return [u.removeprefix(f"{PUBLIC}/live/{variant}/") for u in gen.uris()]
+
+    def text(self, variant: int = 0) -> str:
+        rendered = self.pub.media_playlist(variant)
+        assert rendered is not None
+        return rendered.body.decode()
