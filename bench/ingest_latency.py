@@ -21,6 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.glass_to_request import MASTER
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.manifest import Rendered
 from broadcaster.owncast import SourceSegment
@@ -39,6 +40,8 @@ async def main(args: argparse.Namespace) -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     hls = work / "hls"
     (hls / "0").mkdir(parents=True)
+    # The service takes its variants from Owncast's master playlist, as Owncast writes it first.
+    write_in_place(hls / "stream.m3u8", MASTER.format(bandwidth=8 * args.size).encode())
     body = os.urandom(args.size)
     listed: dict[str, float] = {}
     arrived = asyncio.Event()
