@@ -22,8 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import fcntl
 import itertools
 import logging
+import struct
+import termios
 from collections.abc import Callable
 from typing import Any
 
@@ -41,6 +44,7 @@ HEADER_TIMEOUT = 10.0  # seconds from accept to a complete first request head (H
 # closed first anyway (see ConnectionGate), so a long wait costs no handles a new client needs.
 KEEPALIVE_TIMEOUT = 75.0
 RETRY_AFTER = 2  # seconds, for the 503 past the connection cap
+LISTEN_QUEUE = 1024  # connections the kernel holds until they are accepted (capped by net.core.somaxconn)
 _EVICT_SCAN = 64  # connections looked at for an idle one before answering 503
 _HEAD_END = (b"\r\n\r\n", b"\n\n")  # llhttp takes bare LF line ends too
 
@@ -102,17 +106,21 @@ class ConnectionGate:
         return conn
 
     def _evict_idle(self) -> bool:
-        """Closes one connection that only holds a handle; False if there is none."""
-        victim: _Counted | None = next(iter(self._fresh), None)
-        if victim is None:
-            # Rotate what was looked at to the back, so the next scan starts elsewhere: long-lived
-            # event streams and held requests gather at the front otherwise.
-            for conn in list(itertools.islice(self._open, _EVICT_SCAN)):
-                if conn.idle():
+        """Closes one connection that only holds a handle; False if there is none.
+
+        The oldest first; one whose request is waiting unread in its socket (the loop has not got to
+        it yet) is not idle. What was looked at goes to the back, so the next scan starts elsewhere:
+        long-lived event streams and held requests would gather at the front otherwise."""
+        victim: _Counted | None = None
+        for group, idle in ((self._fresh, _Counted.fresh), (self._open, _Counted.idle)):
+            for conn in list(itertools.islice(group, _EVICT_SCAN)):
+                if idle(conn) and not conn.unread():
                     victim = conn
                     break
-                del self._open[conn]
-                self._open[conn] = None
+                del group[conn]
+                group[conn] = None
+            if victim is not None:
+                break
         if victim is None:
             return False
         self._count("idle_evicted")
@@ -198,6 +206,21 @@ class _Counted(asyncio.Protocol):
         waiter = getattr(self._inner, "_waiter", None)
         return isinstance(waiter, asyncio.Future) and not waiter.done()
 
+    def fresh(self) -> bool:
+        """No complete request head yet (the transport may not even have told us of it)."""
+        return self._timer is not None or not self._made
+
+    def unread(self) -> bool:
+        """Bytes have arrived that the loop has not read yet (or the connection is too new to tell)."""
+        if self._transport is None:
+            return True
+        sock = self._transport.get_extra_info("socket")
+        try:
+            waiting: int = struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0" * 4))[0]
+        except (OSError, AttributeError):
+            return False
+        return waiting > 0
+
     def drop(self) -> None:
         """Closes the connection now; connection_lost follows and frees its place."""
         self._dropped = True
@@ -261,6 +284,12 @@ class GatedSite(web.BaseSite):
         await super().start()  # registers with the runner, which stops it on cleanup
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(self.gate, self._host, self._port, backlog=self._backlog)
+        # asyncio uses `backlog` both for listen() and as how many it accepts in one go; the budget wants
+        # the latter small, while a burst of new clients wants the kernel's queue deep (else their SYNs
+        # are dropped and retried a second later). The queue costs no file handle: deepen it.
+        for sock in self._server.sockets:
+            with sock.dup() as same:
+                same.listen(LISTEN_QUEUE)
 
 
 # -- accept failures ---------------------------------------------------------------------------------

@@ -25,9 +25,12 @@ STATE = 4  # state.json's temp file and folder (fsync), the lock file, a recordi
 LOGS = 2  # a log file or syslog socket, beyond stderr
 LISTENERS = 2  # PORT (an IPv4 and an IPv6 socket when HOST names both)
 METRICS_CONNECTIONS = 8  # METRICS_LISTEN: its socket plus this many scrapers at once
-# The event loop accepts up to this many connections in one go before any of them reaches the
-# connection cap's check (asyncio creates the protocols afterwards): they must fit on top of the cap.
-ACCEPT_BACKLOG = 128
+# The event loop accepts up to ACCEPT_BACKLOG connections in one go (it is also the listen queue) before
+# any of them reaches the connection cap's check: asyncio creates their protocols on the next turn of
+# the loop, when the next batch may be accepted already, and a connection closed to make room (or
+# answered 503) lets go of its handle only a turn later. Two batches must fit on top of the cap.
+ACCEPT_BACKLOG = 64
+ACCEPT_BATCHES = 2
 MARGIN_MIN = 32  # other slack: DNS lookups, a connection closing while its successor opens
 MARGIN_SHARE = 32  # ... or 1/32 of the limit, whichever is more
 
@@ -71,7 +74,8 @@ def reserved_handles(limit: int, *, upload_concurrency: int, metrics_listener: b
     uploads = 2 * upload_concurrency  # a pooled connection to the bucket and the file being read, each
     metrics = 1 + METRICS_CONNECTIONS if metrics_listener else 0
     margin = max(MARGIN_MIN, limit // MARGIN_SHARE)
-    return STDIO + EVENT_LOOPS + WATCHER + uploads + STATE + LOGS + LISTENERS + metrics + ACCEPT_BACKLOG + margin
+    accepting = ACCEPT_BATCHES * ACCEPT_BACKLOG
+    return STDIO + EVENT_LOOPS + WATCHER + uploads + STATE + LOGS + LISTENERS + metrics + accepting + margin
 
 
 def compute(limit: int, hard: int, *, upload_concurrency: int, metrics_listener: bool) -> Budget:

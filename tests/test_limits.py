@@ -19,7 +19,7 @@ def budget(limit: int, concurrency: int = 8, metrics_listener: bool = False) -> 
 
 def test_systemd_default_of_1024_is_split_with_room_for_plain_requests() -> None:
     b = budget(1024)
-    # 3 stdio + 6 loops + 16 watcher + 16 uploads + 4 state + 2 logs + 2 listeners + 128 accept burst + 32
+    # 3 stdio + 6 loops + 16 watcher + 16 uploads + 4 state + 2 logs + 2 listeners + 2 x 64 accepted + 32
     assert b.reserved == 209
     assert b.connections == 1024 - 209
     assert b.events == b.connections // 4 and b.held == b.connections // 2
