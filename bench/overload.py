@@ -288,6 +288,11 @@ def vmrss_kb(pid: int) -> int:
     return 0
 
 
+def cpu_seconds(pid: int) -> float:
+    fields_ = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields_[11]) + int(fields_[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
 def open_files(pid: int) -> int:
     try:
         return len(os.listdir(f"/proc/{pid}/fd"))
@@ -395,9 +400,11 @@ async def measure(args: argparse.Namespace, service: ServiceProcess, writer: Own
     proc.start()
     send.close()
     assert await asyncio.to_thread(recv.recv) == "started"
+    cpu_before, started = cpu_seconds(service.pid), time.monotonic()
     tasks = [asyncio.create_task(watch_process(service.pid, load.stop, peaks)),
              asyncio.create_task(probe_health(host, port, load.stop, loaded))]
     figures = await asyncio.to_thread(recv.recv)
+    cpu_load = (cpu_seconds(service.pid) - cpu_before) / (time.monotonic() - started)
     await asyncio.to_thread(proc.join)
     load.stop.set()
     await asyncio.gather(*tasks)
@@ -430,6 +437,7 @@ async def measure(args: argparse.Namespace, service: ServiceProcess, writer: Own
     print(f"{'/health otherwise':>34} {str(base.other or '-'):>20} {str(loaded.other or '-'):>20}")
     print(f"{'VmRSS':>34} {rss_before / 1024:>17.0f} MB {peaks.get('rss', 0) / 1024:>17.0f} MB "
           f"{'+' + format((peaks.get('rss', 0) - rss_before) / 1024, '.0f') + ' MB':>14}")
+    print(f"{'service CPU (1 core = 100 %)':>34} {'':>20} {cpu_load * 100:>18.0f} %")
     print(f"{'open file handles':>34} {fds_before:>20} {peaks.get('fds', 0):>20}   (limit {args.nofile})")
     print(f"event streams open at the end of the load: {open_streams} (cap {caps['events']})")
     print(f"503 past the event-stream cap: {len(load.refused_events)}, p50 {ms(load.refused_events, 50)}, "
