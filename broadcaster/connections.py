@@ -10,8 +10,8 @@ Here the listener's protocol factory is wrapped in a counting one (ConnectionGat
 - at the cap, a connection that is only holding a handle (no request yet, or idle between requests)
   is closed to make room, as nginx does with idle keep-alive connections: a crowd of idle or
   half-sent connections cannot lock /health or viewers out;
-- past the cap with nothing idle: a fixed `503` with `Retry-After` and `Connection: close`, written by a
-  tiny protocol (no aiohttp handler, no parsing), and the connection is closed.
+- past the cap with nothing idle: a fixed `503` with `Retry-After` and `Connection: close`, written
+  before aiohttp's handler sees the connection (no parsing), and the connection is closed.
 
 If handles run out anyway (other processes share the limit, or a descriptor leak), asyncio reports each
 failed accept with a traceback through the loop's exception handler; install_accept_error_handler turns
@@ -97,15 +97,21 @@ class ConnectionGate:
         return len(self._open)
 
     def __call__(self) -> asyncio.BaseProtocol:
-        if len(self._open) >= self.limit and not self._evict_idle():
-            self._count("connections")
-            return _Busy(self._busy)
+        # Decided in _Counted.connection_made, once the connection has a socket to look at: asyncio
+        # creates a batch of protocols before any of them is connected.
         conn = _Counted(self, self._factory())
         self._open[conn] = None
         self._fresh[conn] = None
         return conn
 
-    def _evict_idle(self) -> bool:
+    def _admit(self, conn: _Counted) -> bool:
+        """Whether `conn`, just connected, may stay: below the cap, or once an idle one made room."""
+        if len(self._open) <= self.limit or self._evict_idle(conn):
+            return True
+        self._count("connections")
+        return False
+
+    def _evict_idle(self, newcomer: _Counted) -> bool:
         """Closes one connection that only holds a handle; False if there is none.
 
         The oldest first; one whose request is waiting unread in its socket (the loop has not got to
@@ -114,7 +120,7 @@ class ConnectionGate:
         victim: _Counted | None = None
         for group, idle in ((self._fresh, _Counted.fresh), (self._open, _Counted.idle)):
             for conn in list(itertools.islice(group, _EVICT_SCAN)):
-                if idle(conn) and not conn.unread():
+                if conn is not newcomer and idle(conn) and not conn.unread():
                     victim = conn
                     break
                 del group[conn]
@@ -161,6 +167,12 @@ class _Counted(asyncio.Protocol):
         self._transport = transport
         if self._dropped:  # evicted between accept and now: never handed to aiohttp
             transport.abort()
+            return
+        if not self._gate._admit(self):  # past the cap: the fixed 503, never seen by aiohttp
+            self._dropped = True
+            self._gate._head_done(self)  # not a candidate to make room: it is on its way out
+            transport.write(self._gate._busy)
+            transport.close()  # after the write; it stays counted until the handle is released
             return
         self._made = True
         self._timer = asyncio.get_running_loop().call_later(self._gate.header_timeout, self._gate._timed_out, self)
@@ -238,21 +250,6 @@ class _Counted(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-
-
-class _Busy(asyncio.Protocol):
-    """Past the cap: the fixed 503, then close. Whatever the client sends is ignored."""
-
-    def __init__(self, response: bytes) -> None:
-        self._response = response
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        transport.write(self._response)
-        transport.close()  # after the write is flushed
-
-    def data_received(self, data: bytes) -> None:
-        pass
 
 
 class GatedSite(web.BaseSite):
