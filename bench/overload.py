@@ -79,10 +79,13 @@ class Load:
     held_answered: int = 0
     idle_closed: int = 0
     errors: dict[str, int] = field(default_factory=dict)
+    error_times: list[float] = field(default_factory=list)  # seconds into the load
+    started: float = 0.0
     next_msn: int = 0  # the segment held requests ask for
 
     def error(self, what: str) -> None:
         self.errors[what] = self.errors.get(what, 0) + 1
+        self.error_times.append(time.monotonic() - self.started)
 
 
 async def read_head(reader: asyncio.StreamReader) -> tuple[int, bytes]:
@@ -260,7 +263,11 @@ def run_load(host: str, port: int, counts: tuple[int, int, int], seconds: float,
                 await asyncio.sleep(0.05)
         tasks += [asyncio.create_task(event_stream(host, port, load)) for _ in range(n_events)]
         tasks += [asyncio.create_task(held_request(host, port, load)) for _ in range(n_held)]
+        # The idle flood once those are in: opened all at once, this one process would be too busy
+        # opening sockets to send their requests, and the service would rightly take them for idle.
+        await asyncio.sleep(2)
         tasks += [asyncio.create_task(idle_connection(host, port, load, half=i % 2 == 1)) for i in range(n_idle)]
+        load.started = time.monotonic()
         conn.send("started")
         await asyncio.sleep(seconds)
         streams_open = load.streams_open
@@ -448,7 +455,9 @@ async def measure(args: argparse.Namespace, service: ServiceProcess, writer: Own
           f"by the service: {load.idle_closed}")
     print(f"service's count of rejections: {rejected}")
     if load.errors:
-        print(f"client-side errors: {load.errors}")
+        times = sorted(load.error_times)
+        print(f"client-side errors: {load.errors}; at {times[0]:.1f} to {times[-1]:.1f} s into the load, "
+              f"median {times[len(times) // 2]:.1f} s")
     print(f"segments written {len(written)} (last 3 not counted), missed {len(missed)}"
           f"{': ' + ', '.join(missed[:5]) if missed else ''}; hls_broadcaster_segments_lost_total {lost:.0f}")
     print(f"log written during the load: {log_load} bytes; ERROR/Traceback lines: {len(alarming)}")

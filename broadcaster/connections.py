@@ -45,6 +45,8 @@ HEADER_TIMEOUT = 10.0  # seconds from accept to a complete first request head (H
 KEEPALIVE_TIMEOUT = 75.0
 RETRY_AFTER = 2  # seconds, for the 503 past the connection cap
 LISTEN_QUEUE = 1024  # connections the kernel holds until they are accepted (capped by net.core.somaxconn)
+LINGER = 1.0  # seconds a refused connection may wait for its request to be read before it is closed
+LINGER_MAX = 16  # refused connections lingering at once
 _EVICT_SCAN = 64  # connections looked at for an idle one before answering 503
 _HEAD_END = (b"\r\n\r\n", b"\n\n")  # llhttp takes bare LF line ends too
 
@@ -87,6 +89,7 @@ class ConnectionGate:
         self.header_timeout = header_timeout
         self._busy = busy_response("too many connections, try again shortly\n", retry_after)
         self._metrics = metrics
+        self._lingering = 0  # refused connections waiting to close cleanly
         self._open: dict[_Counted, None] = {}  # in accept order (oldest first)
         self._fresh: dict[_Counted, None] = {}  # no complete request head yet, oldest first
         if metrics is not None:
@@ -106,10 +109,7 @@ class ConnectionGate:
 
     def _admit(self, conn: _Counted) -> bool:
         """Whether `conn`, just connected, may stay: below the cap, or once an idle one made room."""
-        if len(self._open) <= self.limit or self._evict_idle(conn):
-            return True
-        self._count("connections")
-        return False
+        return len(self._open) <= self.limit or self._evict_idle(conn)
 
     def _evict_idle(self, newcomer: _Counted) -> bool:
         """Closes one connection that only holds a handle; False if there is none.
@@ -161,6 +161,7 @@ class _Counted(asyncio.Protocol):
         self._tail = b""  # the end of what arrived, for a head end split across reads
         self._made = False  # the transport told us, and aiohttp's handler, of the connection
         self._dropped = False
+        self._lingering = False  # refused, waiting for its request to be read before closing
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -168,17 +169,39 @@ class _Counted(asyncio.Protocol):
         if self._dropped:  # evicted between accept and now: never handed to aiohttp
             transport.abort()
             return
-        if not self._gate._admit(self):  # past the cap: the fixed 503, never seen by aiohttp
-            self._dropped = True
-            self._gate._head_done(self)  # not a candidate to make room: it is on its way out
-            transport.write(self._gate._busy)
-            transport.close()  # after the write; it stays counted until the handle is released
-            return
+        if self._gate._admit(self):
+            self._start(transport)
+        else:  # past the cap: the fixed 503, never seen by aiohttp
+            self._refuse(transport)
+
+    def _start(self, transport: asyncio.Transport) -> None:
         self._made = True
         self._timer = asyncio.get_running_loop().call_later(self._gate.header_timeout, self._gate._timed_out, self)
         self._inner.connection_made(transport)
 
+    def _refuse(self, transport: asyncio.Transport) -> None:
+        """Writes the 503 and closes. It stays counted until its handle is released.
+
+        Closing a socket with the request still unread in it sends a reset, which may reach the client
+        before the 503 does: so the answer is followed by a FIN and the connection lingers until that
+        request is read (or the client closes, or LINGER passes). Only a few at a time may linger."""
+        self._dropped = True
+        self._gate._count("connections")
+        self._gate._head_done(self)  # not a candidate to make room: it is on its way out
+        transport.write(self._gate._busy)
+        if self._gate._lingering >= LINGER_MAX or not transport.can_write_eof() or not self.unread():
+            transport.close()  # after the write
+            return
+        self._gate._lingering += 1
+        self._lingering = True
+        transport.write_eof()
+        self._timer = asyncio.get_running_loop().call_later(LINGER, transport.close)
+
     def data_received(self, data: bytes) -> None:
+        if self._lingering:
+            if self._transport is not None:
+                self._transport.close()  # what it sent is read: now a close is a clean one
+            return
         if not self._made:
             return
         if self._timer is not None:
@@ -191,7 +214,7 @@ class _Counted(asyncio.Protocol):
 
     def eof_received(self) -> bool | None:
         if not self._made:
-            return None
+            return None  # the transport closes
         result: bool | None = self._inner.eof_received()
         return result
 
@@ -204,6 +227,9 @@ class _Counted(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_timer()
         self._gate._closed(self)
+        if self._lingering:
+            self._lingering = False
+            self._gate._lingering -= 1
         if self._made:
             self._made = False
             self._inner.connection_lost(exc)
@@ -213,6 +239,8 @@ class _Counted(asyncio.Protocol):
 
         aiohttp's own keep-alive timer decides idleness the same way (RequestHandler._waiter pending);
         should a later aiohttp not have it, nothing counts as idle and the cap answers 503 instead."""
+        if self._dropped:
+            return False
         if self._timer is not None:
             return True
         waiter = getattr(self._inner, "_waiter", None)
@@ -220,7 +248,7 @@ class _Counted(asyncio.Protocol):
 
     def fresh(self) -> bool:
         """No complete request head yet (the transport may not even have told us of it)."""
-        return self._timer is not None or not self._made
+        return not self._dropped and (self._timer is not None or not self._made)
 
     def unread(self) -> bool:
         """Bytes have arrived that the loop has not read yet (or the connection is too new to tell)."""

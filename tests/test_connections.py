@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -44,6 +45,14 @@ class Listener:
             writer.close()
         await asyncio.gather(*(w.wait_closed() for w in self.clients), return_exceptions=True)
         await runner.cleanup()
+
+    async def sent_before_accepted(self, request: bytes) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A client whose request is in the service's socket before the service gets to the connection."""
+        sock = socket.create_connection(("127.0.0.1", self.port))  # the kernel completes it, not the loop
+        sock.sendall(request)
+        reader, writer = await asyncio.open_connection(sock=sock)
+        self.clients.append(writer)
+        return reader, writer
 
     async def until_open(self, n: int) -> None:
         async with asyncio.timeout(5):
@@ -110,8 +119,7 @@ async def test_past_the_cap_with_every_connection_busy_a_quick_503(listener: Lis
     async with asyncio.timeout(5):
         while len(listener.held) < 2:
             await asyncio.sleep(0.01)
-    reader, writer = await listener.connect()
-    writer.write(HELLO)
+    reader, _ = await listener.sent_before_accepted(HELLO)
     text = await answer(reader)
     assert text.startswith(b"HTTP/1.1 503 ")
     assert b"\r\nRetry-After: 2\r\n" in text and b"\r\nConnection: close\r\n" in text
@@ -126,8 +134,7 @@ async def test_past_the_cap_with_every_connection_busy_a_quick_503(listener: Lis
 async def test_at_the_cap_an_idle_connection_makes_room(listener: Listener) -> None:
     idle = [await listener.connect() for _ in range(2)]  # connected, never asking
     await listener.until_open(2)
-    reader, writer = await listener.connect()
-    writer.write(HELLO)
+    reader, _ = await listener.sent_before_accepted(HELLO)
     assert (await response(reader)).endswith(b"hello")
     assert await closed_by_server(idle[0][0])  # the oldest idle one went
     assert listener.rejected("idle_evicted") == 1 and listener.rejected("connections") == 0
@@ -145,8 +152,7 @@ async def test_at_the_cap_a_kept_alive_connection_between_requests_makes_room(li
     async with asyncio.timeout(5):
         while not listener.held:
             await asyncio.sleep(0.01)
-    reader, writer = await listener.connect()
-    writer.write(HELLO)
+    reader, _ = await listener.sent_before_accepted(HELLO)
     assert (await response(reader)).endswith(b"hello")
     assert await closed_by_server(first[0])
     listener.release.set()
