@@ -394,9 +394,10 @@ async def measure(args: argparse.Namespace, service: ServiceProcess, writer: Own
     log_before = sum(len(line) + 1 for line in service.lines)
     lines_before = len(service.lines)
 
-    n_events = int(caps["events"] * (1 + args.extra))
-    n_held = int(caps["held"] * (1 + args.extra))
-    n_idle = int(caps["connections"] * (1 + args.extra))
+    kinds = set(args.kinds.split(","))
+    n_events = int(caps["events"] * (1 + args.extra)) if "events" in kinds else 0
+    n_held = int(caps["held"] * (1 + args.extra)) if "held" in kinds else 0
+    n_idle = int(caps["connections"] * (1 + args.extra)) if "idle" in kinds else 0
     print(f"load: {n_events} event streams, {n_held} held requests, {n_idle} idle/half-sent connections "
           f"(each reopened {args.reconnect:g} s after the service closes it), {args.load:.0f} s", flush=True)
     peaks: dict[str, int] = {}
@@ -481,6 +482,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--reconnect", type=float, default=1.0,
                         help="seconds before an idle or half-sent connection the service closed is reopened "
                              "(default 1; 0.1 is a reconnect storm)")
+    parser.add_argument("--kinds", default="events,held,idle",
+                        help="which loads to apply, comma-separated (default events,held,idle)")
     parser.add_argument("--extra", type=float, default=0.1, help="how far past each cap (default 0.1: 10 %%)")
     return parser
 
