@@ -371,9 +371,9 @@ async def measure(args: argparse.Namespace, service: ServiceProcess, writer: Own
     caps = {k: int(metric(text.decode(), "hls_broadcaster_connections_limit", kind=k))
             for k in ("connections", "events", "held")}
     if not all(caps.values()):
-        print("the service reports no connection limits (hls_broadcaster_connections_limit): a build without "
-              "the budget; using 1000 event streams, 1000 held requests, 1000 connections")
-        caps = {"connections": 1000, "events": 1000, "held": 1000}
+        caps = dict(zip(("connections", "events", "held"), (int(n) for n in args.caps.split(","))))
+        print(f"the service reports no connection limits (hls_broadcaster_connections_limit), a build without "
+              f"the budget: loading it as if its caps were --caps {caps}")
     budget_line = next((line for line in service.lines if "file handles: limit" in line), "(no budget line)")
     print(f"service pid {service.pid}, RLIMIT_NOFILE {args.nofile}: {budget_line.split(' INFO ')[-1]}")
 
@@ -482,6 +482,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--reconnect", type=float, default=1.0,
                         help="seconds before an idle or half-sent connection the service closed is reopened "
                              "(default 1; 0.1 is a reconnect storm)")
+    parser.add_argument("--caps", default="815,203,203",
+                        help="connections,events,held to load a service that reports no caps with (default: "
+                             "what the budget gives at 1024 handles)")
     parser.add_argument("--kinds", default="events,held,idle",
                         help="which loads to apply, comma-separated (default events,held,idle)")
     parser.add_argument("--extra", type=float, default=0.1, help="how far past each cap (default 0.1: 10 %%)")

@@ -5,8 +5,8 @@ file handles, asyncio's accept fails over and over and everything else that open
 Here the listener's protocol factory is wrapped in a counting one (ConnectionGate):
 
 - below the cap a connection gets aiohttp's handler, behind a thin proxy that counts it and closes it if
-  its first request head is not complete within `header_timeout` (aiohttp has no such timeout; its
-  keepalive_timeout covers the wait for each later request);
+  its first request head is not complete within `header_timeout` (aiohttp has no request-head timeout
+  of its own: its keepalive_timeout, 75 s here, covers the wait for each later request);
 - at the cap, a connection that is only holding a handle (no request yet, or idle between requests)
   is closed to make room, as nginx does with idle keep-alive connections: a crowd of idle or
   half-sent connections cannot lock /health or viewers out;
@@ -39,7 +39,8 @@ log = logging.getLogger(__name__)
 
 HEADER_TIMEOUT = 10.0  # seconds from accept to a complete first request head (HEADER_TIMEOUT setting)
 # Idle keep-alive connections: aiohttp closes them after this long (it waits this long for the next
-# request, and, since aiohttp 3.11, for the first one too). Longer than any player's reload interval
+# request, a half-sent one included; 3.14 also for the first, 3.10 does not: HEADER_TIMEOUT is ours
+# either way). Longer than any player's reload interval
 # (a target duration), so viewers keep their connection; nginx's default. Under pressure idle ones are
 # closed first anyway (see ConnectionGate), so a long wait costs no handles a new client needs.
 KEEPALIVE_TIMEOUT = 75.0
