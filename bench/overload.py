@@ -482,7 +482,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--reconnect", type=float, default=1.0,
                         help="seconds before an idle or half-sent connection the service closed is reopened "
                              "(default 1; 0.1 is a reconnect storm)")
-    parser.add_argument("--caps", default="815,203,203",
+    parser.add_argument("--caps", default="799,199,199",
                         help="connections,events,held to load a service that reports no caps with (default: "
                              "what the budget gives at 1024 handles)")
     parser.add_argument("--kinds", default="events,held,idle",

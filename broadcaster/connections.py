@@ -48,6 +48,7 @@ RETRY_AFTER = 2  # seconds, for the 503 past the connection cap
 LISTEN_QUEUE = 1024  # connections the kernel holds until they are accepted (capped by net.core.somaxconn)
 LINGER = 1.0  # seconds a refused connection may wait for its request to be read before it is closed
 LINGER_MAX = 16  # refused connections lingering at once
+OVERDRAFT = 16  # connections past the cap for newcomers whose request is there (the budget's margin)
 _EVICT_SCAN = 64  # connections looked at for an idle one before answering 503
 _HEAD_END = (b"\r\n\r\n", b"\n\n")  # llhttp takes bare LF line ends too
 
@@ -109,8 +110,11 @@ class ConnectionGate:
         return conn
 
     def _admit(self, conn: _Counted) -> bool:
-        """Whether `conn`, just connected, may stay: below the cap, or once an idle one made room."""
-        return len(self._open) <= self.limit or self._evict_idle(conn)
+        """Whether `conn`, just connected, may stay: below the cap, or once an idle one made room, or,
+        when its request is already there (a health check, a player), a little past the cap: the
+        connections holding the cap may all be too new to judge yet."""
+        return (len(self._open) <= self.limit or self._evict_idle(conn)
+                or (len(self._open) <= self.limit + OVERDRAFT and conn.unread()))
 
     def _evict_idle(self, newcomer: _Counted) -> bool:
         """Closes one connection that only holds a handle; False if there is none.

@@ -31,7 +31,9 @@ METRICS_CONNECTIONS = 8  # METRICS_LISTEN: its socket plus this many scrapers at
 # answered 503) lets go of its handle only a turn later. Two batches must fit on top of the cap.
 ACCEPT_BACKLOG = 64
 ACCEPT_BATCHES = 2
-MARGIN_MIN = 32  # other slack: DNS lookups, 503'd connections lingering until their request is read (16)
+# Other slack: 503'd connections lingering until their request is read (16), requests let in just past
+# the cap (16), DNS lookups.
+MARGIN_MIN = 48
 MARGIN_SHARE = 32  # ... or 1/32 of the limit, whichever is more
 
 # -- how the client share is split ----------------------------------------------------------------------

@@ -19,9 +19,9 @@ def budget(limit: int, concurrency: int = 8, metrics_listener: bool = False) -> 
 
 def test_systemd_default_of_1024_is_split_with_room_for_plain_requests() -> None:
     b = budget(1024)
-    # 3 stdio + 6 loops + 16 watcher + 16 uploads + 4 state + 2 logs + 2 listeners + 2 x 64 accepted + 32
-    assert b.reserved == 209
-    assert b.connections == 1024 - 209
+    # 3 stdio + 6 loops + 16 watcher + 16 uploads + 4 state + 2 logs + 2 listeners + 2 x 64 accepted + 48
+    assert b.reserved == 225
+    assert b.connections == 1024 - 225
     assert b.events == b.connections // 4 and b.held == b.connections // 4
     # Event streams and held requests together leave half of the connections to everything else.
     assert b.connections - b.events - b.held >= b.connections // 2
@@ -58,8 +58,8 @@ def test_a_tiny_limit_still_serves_a_few_and_is_tight() -> None:
 
 def test_describe_names_every_cap() -> None:
     text = budget(1024).describe()
-    assert "limit 1024" in text and "815 client connections" in text and "203 event streams" in text
-    assert "203 held blocking requests" in text
+    assert "limit 1024" in text and "799 client connections" in text and "199 event streams" in text
+    assert "199 held blocking requests" in text
 
 
 def test_for_process_logs_one_info_line_and_warns_when_tight(caplog: pytest.LogCaptureFixture,

@@ -149,4 +149,7 @@ async def test_one_client_past_every_cap_gets_503s_and_the_stream_goes_on(
             await asyncio.gather(*(w.wait_closed() for w in clients), return_exceptions=True)
         assert await service.stop() == 0
     assert service.problems() == [], "\n".join(service.problems()[:20])
+    # The budget was said at start-up, and that it is tight, naming the setting to raise.
+    assert any(f"file handles: limit {NOFILE} (hard {NOFILE})" in line for line in service.lines)
+    assert any(" WARNING " in line and "LimitNOFILE" in line for line in service.lines)
     assert sum(len(line) + 1 for line in service.lines) < 20_000, "\n".join(service.lines[-20:])
