@@ -11,7 +11,10 @@ Here the listener's protocol factory is wrapped in a counting one (ConnectionGat
   is closed to make room, as nginx does with idle keep-alive connections: a crowd of idle or
   half-sent connections cannot lock /health or viewers out;
 - past the cap with nothing idle: a fixed `503` with `Retry-After` and `Connection: close`, written
-  before aiohttp's handler sees the connection (no parsing), and the connection is closed.
+  before aiohttp's handler sees the connection (no parsing), and the connection is closed once its
+  request is read (closing with unread bytes would reset it, losing the 503). A newcomer whose request
+  is already there may instead go up to OVERDRAFT past the cap, when the connections holding it are
+  too new to judge idle (a flood of them): /health and players get through.
 
 If handles run out anyway (other processes share the limit, or a descriptor leak), asyncio reports each
 failed accept with a traceback through the loop's exception handler; install_accept_error_handler turns
