@@ -41,8 +41,9 @@ from .server import EDGE_HEADERS, guarded, parse_number
 log = logging.getLogger(__name__)
 
 RING_SIZE = 1024  # events kept for Last-Event-ID resume: minutes of segments for every variant
-# Open streams at once. Each is a sleeping handler plus its socket (a few kB); beyond this a crowd
-# gets 503 with Retry-After instead of exhausting the VM's memory or file descriptors.
+# Open streams at once when none is given. Each is a sleeping handler plus its socket (a file handle);
+# beyond the cap a crowd gets 503 with Retry-After. The service derives its cap from the file-handle
+# budget (broadcaster/limits.py), so streams can never take the handles plain requests need.
 MAX_STREAMS = 1000
 PING_INTERVAL = 15.0  # cloudflared and most proxies drop a connection idle for 30 s or more
 RETRY_MS = 1000  # EventSource's reconnect delay
@@ -82,10 +83,12 @@ class EventHub:
         ping_interval: float = PING_INTERVAL,
         write_timeout: float = WRITE_TIMEOUT,
         clock: Callable[[], float] = time.time,
+        on_refused: Callable[[], None] | None = None,
     ) -> None:
         if ring_size < 1 or max_streams < 0 or ping_interval <= 0 or write_timeout <= 0:
             raise ValueError("ring_size >= 1, max_streams >= 0, ping_interval and write_timeout > 0")
         self.max_streams = max_streams
+        self.on_refused = on_refused  # called per stream refused at the cap (a metric)
         self.ping_interval = ping_interval
         self.write_timeout = write_timeout
         self._next_id = int(clock() * 1000)
@@ -335,6 +338,8 @@ async def _events(request: web.Request) -> web.StreamResponse:
         return _unavailable("shutting down\n", "1")
     if hub.streams >= hub.max_streams:
         log.debug("refused an event stream: %d open", hub.streams)
+        if hub.on_refused is not None:
+            hub.on_refused()
         return _unavailable("too many event streams\n", BUSY_RETRY_AFTER)
     if request.method == hdrs.METH_HEAD:
         return web.Response(headers=_STREAM_HEADERS)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import platform
+from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from . import __version__
@@ -152,3 +154,42 @@ class PlaylistRequests(Collector):
         for (playlist, status), count in sorted(self._counts.items()):
             family.add_metric((playlist, str(status)), count)
         return [family]
+
+
+# -- connection limits (broadcaster/limits.py, broadcaster/connections.py) -------------------------------
+
+REJECT_REASONS = ("connections", "events", "held", "header_timeout", "idle_evicted")
+
+
+class ConnectionMetrics(Collector):
+    """hls_broadcaster_connections_rejected_total{reason} and, per kind (connections, events, held,
+    metrics), _connections_open{kind} and _connections_limit{kind}. Open counts are read from their
+    owners when scraped, so nothing is counted twice or on the request path."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._rejected = dict.fromkeys(REJECT_REASONS, 0)
+        self._kinds: dict[str, tuple[Callable[[], int], int]] = {}
+        registry.register(self)
+
+    def rejected(self, reason: str) -> None:
+        self._rejected[reason if reason in self._rejected else "connections"] += 1
+
+    def watch(self, kind: str, current: Callable[[], int], limit: int) -> None:
+        self._kinds[kind] = (current, limit)
+
+    def describe(self) -> list[Metric]:
+        return self.collect()
+
+    def collect(self) -> list[Metric]:
+        rejected = CounterMetricFamily(f"{_NS}_connections_rejected", "Connections or requests refused or "
+                                       "closed to keep within the file-handle budget", labels=("reason",))
+        for reason, count in self._rejected.items():
+            rejected.add_metric((reason,), count)
+        open_ = GaugeMetricFamily(f"{_NS}_connections_open", "Open client connections, event streams and held "
+                                  "blocking requests", labels=("kind",))
+        limit = GaugeMetricFamily(f"{_NS}_connections_limit", "Caps derived from the file-handle budget",
+                                  labels=("kind",))
+        for kind, (current, cap) in self._kinds.items():
+            open_.add_metric((kind,), current())
+            limit.add_metric((kind,), cap)
+        return [rejected, open_, limit]

@@ -24,7 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from . import hls
 from .manifest import Rendered
-from .metrics import Metrics
+from .metrics import ConnectionMetrics, Metrics
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,11 @@ NO_STORE = "no-store"  # health and metrics are live readings; a cached one woul
 # The viewer's files may be replaced in place: revalidate each time (a cheap 304 by ETag).
 REVALIDATE = "no-cache"
 CLIENT_MAX_SIZE = 1024  # no route takes a request body
+# Blocking requests held at once when no cap is given; the service derives its cap from the file-handle
+# budget (broadcaster/limits.py). Past it: 503 with Retry-After, so held requests never take the
+# connections plain playlist and /health requests need.
+MAX_HELD = 10_000
+HELD_RETRY_AFTER = "1"  # seconds: held requests are answered within a target duration or so
 
 # A variant number longer than this cannot be one of ours; int() of a huge one is costly (and limited).
 _MAX_VARIANT_DIGITS = 4
@@ -90,6 +95,8 @@ def create_app(
     expose_metrics: bool = True,
     stream_url: str = "live/master.m3u8",
     blocking_reload: bool = True,
+    max_held: int = MAX_HELD,
+    connection_metrics: ConnectionMetrics | None = None,
 ) -> web.Application:
     """The web app; its dependencies are passed in, it owns no tasks."""
     # No middleware: each layer costs every playlist request a coroutine and aiohttp's own wrapper
@@ -99,7 +106,8 @@ def create_app(
     app[HEALTH] = health
     app[METRICS] = metrics
     app[DEFAULT_VARIANT] = default_variant
-    playlist_routes = _PlaylistRoutes(playlists, metrics, default_variant, blocking_reload)
+    playlist_routes = _PlaylistRoutes(playlists, metrics, default_variant, blocking_reload,
+                                      max_held=max_held, connection_metrics=connection_metrics)
     r = app.router
     r.add_get("/live/master.m3u8", playlist_routes.master)
     r.add_get("/live/playlist.m3u8", playlist_routes.default_media)
@@ -235,12 +243,18 @@ class _PlaylistRoutes:
     """The playlist handlers, with what they need at hand: the hot path, so no app lookups per
     request, and `guarded`'s try inlined (free in Python 3.11) rather than worn (a coroutine)."""
 
-    def __init__(self, source: PlaylistSource, metrics: Metrics, default_variant: int, blocking: bool) -> None:
+    def __init__(self, source: PlaylistSource, metrics: Metrics, default_variant: int, blocking: bool, *,
+                 max_held: int = MAX_HELD, connection_metrics: ConnectionMetrics | None = None) -> None:
         self._source = source
         self._default = default_variant
         self._blocking_on = blocking  # off: _HLS_* parameters are ignored, as by a static host
         self._default_label = str(default_variant)
         self._count = metrics.playlist_requests.inc
+        self.held = 0  # blocking requests waiting now
+        self._max_held = max_held
+        self._connection_metrics = connection_metrics
+        if connection_metrics is not None:
+            connection_metrics.watch("held", lambda: self.held, max_held)
 
     async def master(self, request: web.Request) -> web.Response:
         try:
@@ -302,7 +316,13 @@ class _PlaylistRoutes:
             return self._bad_request(variant, "_HLS_msn and _HLS_part must be whole numbers")
         if msn > current.last_sequence + hls.MSN_AHEAD_LIMIT:
             return self._bad_request(variant, f"_HLS_msn {msn} is too far ahead of {current.last_sequence}")
-        rendered = await source.wait_for_sequence(variant, msn, hls.block_timeout(target))
+        if msn > current.last_sequence and self.held >= self._max_held:  # a listed msn is answered at once
+            return self._too_many_held(variant)
+        self.held += 1
+        try:
+            rendered = await source.wait_for_sequence(variant, msn, hls.block_timeout(target))
+        finally:
+            self.held -= 1
         if rendered is None:
             self._count(str(variant), 503)
             return web.Response(status=503, text="the stream is not advancing\n",
@@ -316,6 +336,13 @@ class _PlaylistRoutes:
                              hls.UNREADY_CACHE_CONTROL if early else hls.blocking_cache_control(target))
         self._count(str(variant), response.status)
         return response
+
+    def _too_many_held(self, variant: int) -> web.Response:
+        self._count(str(variant), 503)
+        if self._connection_metrics is not None:
+            self._connection_metrics.rejected("held")
+        return web.Response(status=503, text="too many held requests, try again shortly\n",
+                            headers=_headers({hdrs.RETRY_AFTER: HELD_RETRY_AFTER, hdrs.CACHE_CONTROL: NO_STORE}))
 
     def _bad_request(self, variant: int, why: str) -> web.Response:
         self._count(str(variant), 400)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import os
@@ -13,9 +14,10 @@ from pathlib import Path
 
 from aiohttp import web
 
-from . import hls
+from . import hls, limits
+from .connections import KEEPALIVE_TIMEOUT, GatedSite, install_accept_error_handler
 from .events import EventHub, StatusWatcher, add_event_routes
-from .metrics import Metrics
+from .metrics import ConnectionMetrics, Metrics
 from .mirror import PlaylistMirror
 from .owncast import SourceSegment
 from .publisher import ListedHook, Publisher
@@ -56,10 +58,16 @@ class Service:
         metrics: Metrics | None = None,
         on_listed: ListedHook | None = None,
         viewer_dir: Path | None = None,
+        budget: limits.Budget | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = metrics or Metrics()
         s = settings
+        # File handles: client connections, event streams and held requests are capped from what the
+        # open-file limit leaves once the service's own work is provided for.
+        self.budget = budget or limits.for_process(
+            upload_concurrency=s.upload_concurrency, metrics_listener=s.metrics_listen not in ("", "off"))
+        self.connection_metrics = ConnectionMetrics(self.metrics.registry)
         # On a loop of its own: a crowd of viewers on the serving loop must not time uploads out.
         self.store = StoreThread(S3Store(
             endpoint_url=s.s3_endpoint_url,
@@ -84,7 +92,9 @@ class Service:
             raise StartupError(f"cannot lock STATE_DIR {s.state_dir}: {err.strerror or err}") from None
         self.state = StateFile(s.state_dir)
         self._on_listed = on_listed
-        self.events = EventHub()
+        self.events = EventHub(max_streams=self.budget.events,
+                               on_refused=functools.partial(self.connection_metrics.rejected, "events"))
+        self.connection_metrics.watch("events", lambda: self.events.streams, self.budget.events)
         self.mirror = (
             PlaylistMirror(self.store, self.metrics, attempt_timeout=s.upload_timeout) if s.publish_playlists else None
         )
@@ -123,6 +133,7 @@ class Service:
             expose_metrics=s.metrics_listen == "",
             stream_url=f"{s.r2_public_url}/{self.publisher.master_key}" if self.mirror else "live/master.m3u8",
             blocking_reload=s.blocking_reload,
+            max_held=self.budget.held, connection_metrics=self.connection_metrics,
         )
         add_event_routes(self.app, self.events)
         self.status = StatusWatcher(self.events, self.health)
@@ -136,9 +147,13 @@ class Service:
         try:
             await self.store.start()
             await self._check_bucket()
-            self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+            install_accept_error_handler(asyncio.get_running_loop())
+            self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False,
+                                         keepalive_timeout=KEEPALIVE_TIMEOUT)
             await self._runner.setup()
-            site = web.TCPSite(self._runner, s.host, s.port)
+            site = GatedSite(self._runner, s.host, s.port, limit=self.budget.connections,
+                             header_timeout=s.header_timeout, metrics=self.connection_metrics,
+                             backlog=limits.ACCEPT_BACKLOG)
             try:
                 await site.start()
             except OSError as err:
@@ -184,10 +199,13 @@ class Service:
 
     async def _start_metrics_listener(self, listen: str) -> None:
         host, _, port = listen.rpartition(":")
-        self._metrics_runner = web.AppRunner(create_metrics_app(self.metrics), access_log=None, handle_signals=False)
+        self._metrics_runner = web.AppRunner(create_metrics_app(self.metrics), access_log=None, handle_signals=False,
+                                             keepalive_timeout=KEEPALIVE_TIMEOUT)
         await self._metrics_runner.setup()
         try:
-            await web.TCPSite(self._metrics_runner, host.strip("[]"), int(port)).start()
+            await GatedSite(self._metrics_runner, host.strip("[]"), int(port), limit=max(1, self.budget.metrics_connections),
+                            header_timeout=self.settings.header_timeout, metrics=self.connection_metrics,
+                            kind="metrics").start()
         except OSError as err:
             raise StartupError(f"cannot listen on {listen} (METRICS_LISTEN): {err.strerror}") from None
         log.info("metrics on http://%s/metrics", listen)

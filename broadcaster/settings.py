@@ -189,6 +189,8 @@ SETTINGS: tuple[Setting, ...] = (
             "to the bucket when it ends", _bool, "false"),
     Setting("METRICS_LISTEN", "where /metrics is served: empty = with the playlists, 'off', or HOST:PORT of "
             "its own (keeps it off the public tunnel)", _listen, ""),
+    Setting("HEADER_TIMEOUT", "seconds a new connection may take to send its first complete request head "
+            "before it is closed (idle and half-sent connections must not hold file handles)", _positive, "10"),
     Setting("LOG_LEVEL", "debug, info, warning or error", _choice("debug", "info", "warning", "error"), "info"),
 )
 
@@ -218,6 +220,7 @@ class Settings:
     cleanup_margin: float
     keep_recordings: bool
     metrics_listen: str
+    header_timeout: float
     log_level: str
 
     def __repr__(self) -> str:  # never print the secret, even in a traceback

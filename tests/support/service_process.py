@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import resource
 import signal
 import sys
 from pathlib import Path
@@ -28,8 +29,10 @@ def service_env(hls_dir: Path, s3: SeaweedS3, state_dir: Path, **over: str) -> d
 
 
 class ServiceProcess:
-    def __init__(self, env: dict[str, str], cwd: Path) -> None:
+    def __init__(self, env: dict[str, str], cwd: Path, *, nofile: int | None = None) -> None:
+        """nofile: the child's RLIMIT_NOFILE, soft and hard (as systemd's default 1024 is)."""
         self._env, self._cwd = env, cwd
+        self._nofile = nofile
         self.proc: asyncio.subprocess.Process | None = None
         self.url = ""
         self.lines: list[str] = []
@@ -41,6 +44,7 @@ class ServiceProcess:
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "broadcaster", "run", env=self._env, cwd=self._cwd,
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            preexec_fn=self._limit if self._nofile is not None else None,
         )
         self._reader = asyncio.create_task(self._read())
         done = asyncio.ensure_future(self.proc.wait())
@@ -54,6 +58,10 @@ class ServiceProcess:
                 await self.proc.wait()
             raise RuntimeError("service did not start:\n" + "\n".join(self.lines[-20:]))
         return self
+
+    def _limit(self) -> None:  # in the child, before exec
+        assert self._nofile is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self._nofile, self._nofile))
 
     @property
     def pid(self) -> int:

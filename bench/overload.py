@@ -1,0 +1,493 @@
+"""One hostile client against the service at systemd's default open-file limit (issue 11, finding 1).
+
+    python -m bench.overload [--nofile 1024] [--baseline 10] [--load 30] [--extra 0.1]
+
+The real service in a process of its own with RLIMIT_NOFILE soft = hard = --nofile (as under systemd
+without LimitNOFILE), fed by the synthetic Owncast of bench/glass_to_request.py (real ffmpeg 1 s
+segments, written in place, 1 s cadence) and uploading to SeaweedFS on 127.0.0.1. The caps are read
+from the service's /metrics (hls_broadcaster_connections_limit), then one client opens, for --load
+seconds, the caps plus --extra (10 %) of:
+
+- event streams (GET /live/events), each reopened when it ends;
+- held blocking requests (_HLS_msn = the next segment), each asked again as soon as it is answered,
+  a refused one 0.2 s later;
+- idle connections (nothing sent) and half-sent requests (a head without its blank line), half and
+  half, as many as the connection cap plus --extra; each reopened 0.1 s after the service closes it.
+
+Baseline: the same service in the same run, before the load (--baseline seconds). Reported:
+
+- /health from a fresh connection every 50 ms: p50/p99/max and answers that were not 200, against the
+  baseline (goal: p99 < 100 ms under load);
+- segments missed: written by the synthetic Owncast (all but the last 3) and never in the service's
+  playlist (polled every 0.5 s on a connection of its own), plus hls_broadcaster_segments_lost_total
+  (goal 0);
+- log bytes the service wrote during the load (goal < 1 MB), and its ERROR/Traceback lines;
+- the service's VmRSS before and at its highest during the load, and its open file handles at most;
+- how fast it answers past its caps: p50/p99 of the 503s to event streams and held requests (from
+  the request sent to the answer), and how many of each; the rejections /metrics counted by reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import re
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field, fields
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+from bench.glass_to_request import OwncastWriter, encode_segments, service_env
+from broadcaster.demo.seaweed import SeaweedS3
+from tests.support.service_process import ServiceProcess
+from tests.support.stats import pct
+
+PROBE_EVERY = 0.05  # /health probes
+PROBE_TIMEOUT = 5.0  # a probe without an answer this long counts as a timeout
+POLL_EVERY = 0.5  # playlist polls, for the segments listed
+HELD_RETRY = 0.2  # a refused held request asks again after this
+HALF_SENT = b"GET /health HTTP/1.1\r\nHost: x\r\n"
+
+
+@dataclass
+class Probes:
+    times: list[float] = field(default_factory=list)  # seconds, answered ones
+    other: dict[str, int] = field(default_factory=dict)  # non-200 answers and failures, by kind
+
+    def note(self, what: str) -> None:
+        self.other[what] = self.other.get(what, 0) + 1
+
+
+@dataclass
+class Load:
+    """What the load process saw; sent back to the coordinator."""
+
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    reconnect: float = 1.0  # an idle or half-sent connection the service closed is reopened after this
+    refused_events: list[float] = field(default_factory=list)  # 503 answer times
+    refused_held: list[float] = field(default_factory=list)
+    refused_connection: int = 0  # 503 at accept (nothing idle to close)
+    streams_open: int = 0
+    held_answered: int = 0
+    idle_closed: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    error_times: list[float] = field(default_factory=list)  # seconds into the load
+    started: float = 0.0
+    next_msn: int = 0  # the segment held requests ask for
+
+    def error(self, what: str) -> None:
+        self.errors[what] = self.errors.get(what, 0) + 1
+        self.error_times.append(time.monotonic() - self.started)
+
+
+async def read_head(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    return int(head[9:12]), head
+
+
+async def read_body(reader: asyncio.StreamReader, head: bytes) -> bytes:
+    m = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
+    return await reader.readexactly(int(m.group(1))) if m else b""
+
+
+CONNECT_TIMES: list[float] = []
+
+
+async def get(host: str, port: int, path: str, timeout: float = PROBE_TIMEOUT) -> tuple[int, bytes, float]:
+    """One GET on a fresh connection: (status, body, seconds)."""
+    started = time.perf_counter()
+    async with asyncio.timeout(timeout):
+        reader, writer = await asyncio.open_connection(host, port)
+        CONNECT_TIMES.append(time.perf_counter() - started)
+        try:
+            writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+            status, head = await read_head(reader)
+            body = await read_body(reader, head)
+        finally:
+            writer.close()
+    return status, body, time.perf_counter() - started
+
+
+async def probe_health(host: str, port: int, stop: asyncio.Event, probes: Probes) -> None:
+    while not stop.is_set():
+        try:
+            status, _, took = await get(host, port, "/health")
+            if status == 200:
+                probes.times.append(took)
+            else:
+                probes.note(f"HTTP {status}")
+        except TimeoutError:
+            probes.note("timeout")
+        except OSError as err:
+            probes.note(type(err).__name__)
+        await asyncio.sleep(PROBE_EVERY)
+
+
+async def poll_listed(host: str, port: int, stop: asyncio.Event, listed: set[str], load: Load) -> None:
+    """The segment names variant 0 lists (and the next media sequence number, for held requests)."""
+    while not stop.is_set():
+        try:
+            status, body, _ = await get(host, port, "/live/0/playlist.m3u8")
+        except (TimeoutError, OSError, asyncio.IncompleteReadError):
+            await asyncio.sleep(POLL_EVERY)
+            continue
+        if status == 200:
+            text = body.decode()
+            names = [line.rsplit("/", 1)[-1] for line in text.splitlines() if line and not line.startswith("#")]
+            listed.update(names)
+            m = re.search(r"#EXT-X-MEDIA-SEQUENCE:(\d+)", text)
+            if m:
+                load.next_msn = int(m.group(1)) + len(names)
+        await asyncio.sleep(POLL_EVERY)
+
+
+async def event_stream(host: str, port: int, load: Load) -> None:
+    while not load.stop.is_set():
+        writer: asyncio.StreamWriter | None = None
+        try:
+            reader, writer = await asyncio.open_connection(host, port)
+            sent = time.perf_counter()
+            writer.write(b"GET /live/events HTTP/1.1\r\nHost: x\r\n\r\n")
+            status, head = await read_head(reader)
+            if status != 200:
+                took = time.perf_counter() - sent
+                body = await read_body(reader, head)
+                if body.startswith(b"too many event streams"):
+                    load.refused_events.append(took)
+                elif body.startswith(b"too many connections"):
+                    load.refused_connection += 1
+                else:
+                    load.error(f"event stream: HTTP {status}")
+                await wait_or_stop(load, HELD_RETRY)
+                continue
+            load.streams_open += 1
+            try:
+                while not load.stop.is_set() and await reader.read(65536):
+                    pass
+            finally:
+                load.streams_open -= 1
+        except (OSError, asyncio.IncompleteReadError) as err:
+            load.error(f"event stream: {type(err).__name__}")
+            await wait_or_stop(load, load.reconnect)
+        finally:
+            if writer is not None:
+                writer.close()
+
+
+async def held_request(host: str, port: int, load: Load) -> None:
+    writer: asyncio.StreamWriter | None = None
+    msn = 0
+    while not load.stop.is_set():
+        try:
+            msn = max(msn, load.next_msn)  # as a player does: the one after the last it got
+            if writer is None or writer.is_closing():
+                reader, writer = await asyncio.open_connection(host, port)
+            sent = time.perf_counter()
+            writer.write(f"GET /live/0/playlist.m3u8?_HLS_msn={msn} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            status, head = await read_head(reader)
+            body = await read_body(reader, head)
+            took = time.perf_counter() - sent
+            if b"connection: close" in head.lower():
+                writer.close()
+                writer = None
+            if status == 200:
+                load.held_answered += 1
+                msn += 1
+            elif body.startswith(b"too many held"):
+                load.refused_held.append(took)
+                await wait_or_stop(load, HELD_RETRY)
+            elif body.startswith(b"too many connections"):
+                load.refused_connection += 1
+                await wait_or_stop(load, HELD_RETRY)
+            else:
+                load.error(f"held request: HTTP {status} {body[:40]!r}")
+                await wait_or_stop(load, HELD_RETRY)
+        except (OSError, asyncio.IncompleteReadError) as err:
+            load.error(f"held request: {type(err).__name__}")
+            if writer is not None:
+                writer.close()
+            writer = None
+            await wait_or_stop(load, load.reconnect)
+    if writer is not None:
+        writer.close()
+
+
+async def idle_connection(host: str, port: int, load: Load, half: bool) -> None:
+    while not load.stop.is_set():
+        writer: asyncio.StreamWriter | None = None
+        try:
+            reader, writer = await asyncio.open_connection(host, port)
+            if half:
+                writer.write(HALF_SENT)
+            done = asyncio.ensure_future(reader.read())
+            stopping = asyncio.ensure_future(load.stop.wait())
+            await asyncio.wait({done, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            if done.done():
+                data = done.result() if not done.exception() else b""
+                if data.startswith(b"HTTP/1.1 503"):
+                    load.refused_connection += 1
+                else:
+                    load.idle_closed += 1
+            else:
+                done.cancel()
+        except (OSError, asyncio.IncompleteReadError):
+            load.idle_closed += 1  # reset by the service: closed to make room or at the header timeout
+        finally:
+            if writer is not None:
+                writer.close()
+        await wait_or_stop(load, load.reconnect)
+
+
+def run_load(host: str, port: int, counts: tuple[int, int, int], seconds: float, reconnect: float,
+             conn: Connection) -> None:
+    """Process target: the hostile client, on a core of its own (the coordinator's probes must not
+    wait behind its thousands of sockets); sends Load's figures back."""
+    resource.setrlimit(resource.RLIMIT_NOFILE, (resource.getrlimit(resource.RLIMIT_NOFILE)[1],) * 2)
+
+    async def main() -> dict[str, object]:
+        load = Load(reconnect=reconnect)
+        n_events, n_held, n_idle = counts
+        listed: set[str] = set()
+        tasks = [asyncio.create_task(poll_listed(host, port, load.stop, listed, load))]
+        async with asyncio.timeout(10):
+            while not load.next_msn:
+                await asyncio.sleep(0.05)
+        tasks += [asyncio.create_task(event_stream(host, port, load)) for _ in range(n_events)]
+        tasks += [asyncio.create_task(held_request(host, port, load)) for _ in range(n_held)]
+        # The idle flood once those are in: opened all at once, this one process would be too busy
+        # opening sockets to send their requests, and the service would rightly take them for idle.
+        await asyncio.sleep(2)
+        tasks += [asyncio.create_task(idle_connection(host, port, load, half=i % 2 == 1)) for i in range(n_idle)]
+        load.started = time.monotonic()
+        conn.send("started")
+        await asyncio.sleep(seconds)
+        streams_open = load.streams_open
+        load.stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        figures: dict[str, object] = {f.name: getattr(load, f.name) for f in fields(load) if f.name != "stop"}
+        figures["streams_open"] = streams_open
+        return figures
+
+    conn.send(asyncio.run(main()))
+
+
+async def wait_or_stop(load: Load, seconds: float) -> None:
+    try:
+        async with asyncio.timeout(seconds):
+            await load.stop.wait()
+    except TimeoutError:
+        pass
+
+
+def vmrss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    fields_ = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields_[11]) + int(fields_[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def open_files(pid: int) -> int:
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return 0
+
+
+async def watch_process(pid: int, stop: asyncio.Event, peaks: dict[str, int]) -> None:
+    while not stop.is_set():
+        try:
+            peaks["rss"] = max(peaks.get("rss", 0), vmrss_kb(pid))
+            peaks["fds"] = max(peaks.get("fds", 0), open_files(pid))
+        except OSError:
+            return
+        await wait_until(stop, 0.2)
+
+
+async def wait_until(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        async with asyncio.timeout(seconds):
+            await stop.wait()
+    except TimeoutError:
+        pass
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    wanted = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    pattern = rf"^{name}{{{wanted}}} (\S+)$" if labels else rf"^{name} (\S+)$"
+    m = re.search(pattern, text, re.M)
+    return float(m.group(1)) if m else 0.0
+
+
+def ms(values: list[float], p: float) -> str:
+    return f"{pct(values, p) * 1000:.1f} ms" if values else "-"
+
+
+async def main(args: argparse.Namespace) -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the client holds a few thousand sockets
+    work = Path(tempfile.mkdtemp(prefix="bench-overload-"))
+    try:
+        print("encoding segments ...", flush=True)
+        segments = await asyncio.to_thread(encode_segments, work, 5, 1200)
+        hls_dir = work / "hls"
+        hls_dir.mkdir()
+        async with SeaweedS3(work / "s3") as s3:
+            writer = OwncastWriter(hls_dir, segments)
+            env = service_env(hls_dir, s3, work / "state", LOG_LEVEL="info")
+            service = await ServiceProcess(env, work / "cwd", nofile=args.nofile).start()
+            try:
+                return await measure(args, service, writer)
+            finally:
+                await writer.stop()
+                await service.stop()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+async def measure(args: argparse.Namespace, service: ServiceProcess, writer: OwncastWriter) -> int:
+    host, port_text = service.url.removeprefix("http://").rsplit(":", 1)
+    port = int(port_text)
+    async with asyncio.timeout(60):  # the stream is listed
+        while True:
+            status, body, _ = await get(host, port, "/live/0/playlist.m3u8")
+            if status == 200 and body.count(b"#EXTINF") >= 3:
+                break
+            await asyncio.sleep(0.2)
+    _, text, _ = await get(host, port, "/metrics")
+    caps = {k: int(metric(text.decode(), "hls_broadcaster_connections_limit", kind=k))
+            for k in ("connections", "events", "held")}
+    if not all(caps.values()):
+        caps = dict(zip(("connections", "events", "held"), (int(n) for n in args.caps.split(","))))
+        print(f"the service reports no connection limits (hls_broadcaster_connections_limit), a build without "
+              f"the budget: loading it as if its caps were --caps {caps}")
+    budget_line = next((line for line in service.lines if "file handles: limit" in line), "(no budget line)")
+    print(f"service pid {service.pid}, RLIMIT_NOFILE {args.nofile}: {budget_line.split(' INFO ')[-1]}")
+
+    listed: set[str] = set()
+    load = Load()
+    poll_stop = asyncio.Event()
+    poller = asyncio.create_task(poll_listed(host, port, poll_stop, listed, load))
+
+    # Baseline: the same probes without load.
+    base = Probes()
+    base_stop = asyncio.Event()
+    base_task = asyncio.create_task(probe_health(host, port, base_stop, base))
+    await asyncio.sleep(args.baseline)
+    base_stop.set()
+    await base_task
+    rss_before = vmrss_kb(service.pid)
+    fds_before = open_files(service.pid)
+    log_before = sum(len(line) + 1 for line in service.lines)
+    lines_before = len(service.lines)
+
+    kinds = set(args.kinds.split(","))
+    n_events = int(caps["events"] * (1 + args.extra)) if "events" in kinds else 0
+    n_held = int(caps["held"] * (1 + args.extra)) if "held" in kinds else 0
+    n_idle = int(caps["connections"] * (1 + args.extra)) if "idle" in kinds else 0
+    print(f"load: {n_events} event streams, {n_held} held requests, {n_idle} idle/half-sent connections "
+          f"(each reopened {args.reconnect:g} s after the service closes it), {args.load:.0f} s", flush=True)
+    peaks: dict[str, int] = {}
+    loaded = Probes()
+    recv, send = multiprocessing.get_context("spawn").Pipe(duplex=False)
+    proc = multiprocessing.get_context("spawn").Process(
+        target=run_load, args=(host, port, (n_events, n_held, n_idle), args.load, args.reconnect, send), daemon=True)
+    proc.start()
+    send.close()
+    assert await asyncio.to_thread(recv.recv) == "started"
+    cpu_before, started = cpu_seconds(service.pid), time.monotonic()
+    tasks = [asyncio.create_task(watch_process(service.pid, load.stop, peaks)),
+             asyncio.create_task(probe_health(host, port, load.stop, loaded))]
+    figures = await asyncio.to_thread(recv.recv)
+    cpu_load = (cpu_seconds(service.pid) - cpu_before) / (time.monotonic() - started)
+    await asyncio.to_thread(proc.join)
+    load.stop.set()
+    await asyncio.gather(*tasks)
+    for name, value in figures.items():
+        setattr(load, name, value)
+    open_streams = load.streams_open
+    log_load = sum(len(line) + 1 for line in service.lines) - log_before
+    alarming = [line for line in service.lines[lines_before:] if " ERROR " in line or "Traceback" in line]
+
+    # Segments: all the writer listed, but the last few (maybe not uploaded yet), must have been listed.
+    await asyncio.sleep(3)
+    poll_stop.set()
+    await poller
+    _, text, _ = await get(host, port, "/metrics")
+    metrics = text.decode()
+    await writer.stop()
+    written = sorted(writer.glass, key=writer.glass.__getitem__)[:-3]
+    missed = [name for name in written if name not in listed]
+    lost = sum(float(v) for v in re.findall(r"^hls_broadcaster_segments_lost_total\{[^}]*\} (\S+)$", metrics, re.M))
+    rejected = {r: int(metric(metrics, "hls_broadcaster_connections_rejected_total", reason=r))
+                for r in ("connections", "events", "held", "header_timeout", "idle_evicted")}
+
+    print()
+    print(f"{'':>34} {'baseline (no load)':>20} {'under load':>20} {'load/baseline':>14}")
+    for label, p in (("/health p50", 50), ("/health p99", 99), ("/health max", 100)):
+        ratio = f"{pct(loaded.times, p) / pct(base.times, p):.2f}x" if base.times and loaded.times else "-"
+        print(f"{label:>34} {ms(base.times, p):>20} {ms(loaded.times, p):>20} {ratio:>14}")
+    print(f"connect p99 {ms(CONNECT_TIMES, 99)} max {ms(CONNECT_TIMES, 100)}")
+    print(f"{'/health answered 200':>34} {len(base.times):>20} {len(loaded.times):>20}")
+    print(f"{'/health otherwise':>34} {str(base.other or '-'):>20} {str(loaded.other or '-'):>20}")
+    print(f"{'VmRSS':>34} {rss_before / 1024:>17.0f} MB {peaks.get('rss', 0) / 1024:>17.0f} MB "
+          f"{'+' + format((peaks.get('rss', 0) - rss_before) / 1024, '.0f') + ' MB':>14}")
+    print(f"{'service CPU (1 core = 100 %)':>34} {'':>20} {cpu_load * 100:>18.0f} %")
+    print(f"{'open file handles':>34} {fds_before:>20} {peaks.get('fds', 0):>20}   (limit {args.nofile})")
+    print(f"event streams open at the end of the load: {open_streams} (cap {caps['events']})")
+    print(f"503 past the event-stream cap: {len(load.refused_events)}, p50 {ms(load.refused_events, 50)}, "
+          f"p99 {ms(load.refused_events, 99)}")
+    print(f"503 past the held cap: {len(load.refused_held)}, p50 {ms(load.refused_held, 50)}, "
+          f"p99 {ms(load.refused_held, 99)}; held requests answered 200: {load.held_answered}")
+    print(f"503 at accept (nothing idle to close): {load.refused_connection}; idle/half-sent connections closed "
+          f"by the service: {load.idle_closed}")
+    print(f"service's count of rejections: {rejected}")
+    if load.errors:
+        times = sorted(load.error_times)
+        print(f"client-side errors: {load.errors}; at {times[0]:.1f} to {times[-1]:.1f} s into the load, "
+              f"median {times[len(times) // 2]:.1f} s")
+    print(f"segments written {len(written)} (last 3 not counted), missed {len(missed)}"
+          f"{': ' + ', '.join(missed[:5]) if missed else ''}; hls_broadcaster_segments_lost_total {lost:.0f}")
+    print(f"log written during the load: {log_load} bytes; ERROR/Traceback lines: {len(alarming)}")
+    for line in alarming[:3]:
+        print(f"  {line[:200]}")
+    goals = {
+        "/health p99 < 100 ms": bool(loaded.times) and pct(loaded.times, 99) < 0.1 and not loaded.other,
+        "no segment missed": not missed and lost == 0,
+        "log < 1 MB": log_load < 1_000_000,
+    }
+    print("goals: " + "; ".join(f"{name}: {'met' if ok else 'NOT met'}" for name, ok in goals.items()))
+    return 0 if all(goals.values()) else 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--nofile", type=int, default=1024,
+                        help="the service's RLIMIT_NOFILE, soft and hard (default 1024: systemd's default)")
+    parser.add_argument("--baseline", type=float, default=10.0, help="seconds of probes without load (default 10)")
+    parser.add_argument("--load", type=float, default=30.0, help="seconds under load (default 30)")
+    parser.add_argument("--reconnect", type=float, default=1.0,
+                        help="seconds before an idle or half-sent connection the service closed is reopened "
+                             "(default 1; 0.1 is a reconnect storm)")
+    parser.add_argument("--caps", default="799,199,199",
+                        help="connections,events,held to load a service that reports no caps with (default: "
+                             "what the budget gives at 1024 handles)")
+    parser.add_argument("--kinds", default="events,held,idle",
+                        help="which loads to apply, comma-separated (default events,held,idle)")
+    parser.add_argument("--extra", type=float, default=0.1, help="how far past each cap (default 0.1: 10 %%)")
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main(_parser().parse_args())))

@@ -1,0 +1,350 @@
+"""Client connections held within the file-handle budget, decided when they are accepted.
+
+aiohttp accepts every connection it can and gives each a request handler; when the process runs out of
+file handles, asyncio's accept fails over and over and everything else that opens a file fails with it.
+Here the listener's protocol factory is wrapped in a counting one (ConnectionGate):
+
+- below the cap a connection gets aiohttp's handler, behind a thin proxy that counts it and closes it if
+  its first request head is not complete within `header_timeout` (aiohttp has no request-head timeout
+  of its own: its keepalive_timeout, 75 s here, covers the wait for each later request);
+- at the cap, a connection that is only holding a handle (no request yet, or idle between requests)
+  is closed to make room, as nginx does with idle keep-alive connections: a crowd of idle or
+  half-sent connections cannot lock /health or viewers out;
+- past the cap with nothing idle: a fixed `503` with `Retry-After` and `Connection: close`, written
+  before aiohttp's handler sees the connection (no parsing), and the connection is closed once its
+  request is read (closing with unread bytes would reset it, losing the 503). A newcomer whose request
+  is already there may instead go up to OVERDRAFT past the cap, when the connections holding it are
+  too new to judge idle (a flood of them): /health and players get through.
+
+If handles run out anyway (other processes share the limit, or a descriptor leak), asyncio reports each
+failed accept with a traceback through the loop's exception handler; install_accept_error_handler turns
+those into one rate-limited line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import fcntl
+import itertools
+import logging
+import struct
+import termios
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from .lograte import RateLimitedLog
+from .metrics import ConnectionMetrics
+
+log = logging.getLogger(__name__)
+
+HEADER_TIMEOUT = 10.0  # seconds from accept to a complete first request head (HEADER_TIMEOUT setting)
+# Idle keep-alive connections: aiohttp closes them after this long (it waits this long for the next
+# request, a half-sent one included; 3.14 also for the first, 3.10 does not: HEADER_TIMEOUT is ours
+# either way). Longer than any player's reload interval
+# (a target duration), so viewers keep their connection; nginx's default. Under pressure idle ones are
+# closed first anyway (see ConnectionGate), so a long wait costs no handles a new client needs.
+KEEPALIVE_TIMEOUT = 75.0
+RETRY_AFTER = 2  # seconds, for the 503 past the connection cap
+LISTEN_QUEUE = 1024  # connections the kernel holds until they are accepted (capped by net.core.somaxconn)
+LINGER = 1.0  # seconds a refused connection may wait for its request to be read before it is closed
+LINGER_MAX = 16  # refused connections lingering at once
+OVERDRAFT = 16  # connections past the cap for newcomers whose request is there (the budget's margin)
+_EVICT_SCAN = 64  # connections looked at for an idle one before answering 503
+_HEAD_END = (b"\r\n\r\n", b"\n\n")  # llhttp takes bare LF line ends too
+
+ProtocolFactory = Callable[[], asyncio.BaseProtocol]
+
+
+def busy_response(text: str, retry_after: int) -> bytes:
+    """A complete HTTP/1.1 503 that closes the connection, as bytes (built once per gate)."""
+    body = text.encode()
+    return (
+        "HTTP/1.1 503 Service Unavailable\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\n"
+        f"Content-Length: {len(body)}\r\n"
+        f"Retry-After: {retry_after}\r\n"
+        "Cache-Control: no-store\r\n"
+        "Access-Control-Allow-Origin: *\r\n"
+        "Access-Control-Expose-Headers: Retry-After\r\n"
+        "Server: hls-broadcaster\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode() + body
+
+
+class ConnectionGate:
+    """The protocol factory for a listener: at most `limit` connections get `factory`'s protocol."""
+
+    def __init__(
+        self,
+        factory: ProtocolFactory,
+        *,
+        limit: int,
+        header_timeout: float = HEADER_TIMEOUT,
+        retry_after: int = RETRY_AFTER,
+        metrics: ConnectionMetrics | None = None,
+        kind: str = "connections",
+    ) -> None:
+        if limit < 1 or not header_timeout > 0:
+            raise ValueError("limit >= 1 and header_timeout > 0")
+        self._factory = factory
+        self.limit = limit
+        self.header_timeout = header_timeout
+        self._busy = busy_response("too many connections, try again shortly\n", retry_after)
+        self._metrics = metrics
+        self._lingering = 0  # refused connections waiting to close cleanly
+        self._open: dict[_Counted, None] = {}  # in accept order (oldest first)
+        self._fresh: dict[_Counted, None] = {}  # no complete request head yet, oldest first
+        if metrics is not None:
+            metrics.watch(kind, lambda: len(self._open), limit)
+
+    @property
+    def open(self) -> int:
+        return len(self._open)
+
+    def __call__(self) -> asyncio.BaseProtocol:
+        # Decided in _Counted.connection_made, once the connection has a socket to look at: asyncio
+        # creates a batch of protocols before any of them is connected.
+        conn = _Counted(self, self._factory())
+        self._open[conn] = None
+        self._fresh[conn] = None
+        return conn
+
+    def _admit(self, conn: _Counted) -> bool:
+        """Whether `conn`, just connected, may stay: below the cap, or once an idle one made room, or,
+        when its request is already there (a health check, a player), a little past the cap: the
+        connections holding the cap may all be too new to judge yet."""
+        return (len(self._open) <= self.limit or self._evict_idle(conn)
+                or (len(self._open) <= self.limit + OVERDRAFT and conn.unread()))
+
+    def _evict_idle(self, newcomer: _Counted) -> bool:
+        """Closes one connection that only holds a handle; False if there is none.
+
+        The oldest first; one whose request is waiting unread in its socket (the loop has not got to
+        it yet) is not idle. What was looked at goes to the back, so the next scan starts elsewhere:
+        long-lived event streams and held requests would gather at the front otherwise."""
+        victim: _Counted | None = None
+        for group, idle in ((self._fresh, _Counted.fresh), (self._open, _Counted.idle)):
+            for conn in list(itertools.islice(group, _EVICT_SCAN)):
+                if conn is not newcomer and idle(conn) and not conn.unread():
+                    victim = conn
+                    break
+                del group[conn]
+                group[conn] = None
+            if victim is not None:
+                break
+        if victim is None:
+            return False
+        self._count("idle_evicted")
+        victim.drop()
+        return True
+
+    def _count(self, reason: str) -> None:
+        if self._metrics is not None:
+            self._metrics.rejected(reason)
+
+    def _closed(self, conn: _Counted) -> None:
+        self._open.pop(conn, None)
+        self._fresh.pop(conn, None)
+
+    def _head_done(self, conn: _Counted) -> None:
+        self._fresh.pop(conn, None)
+
+    def _timed_out(self, conn: _Counted) -> None:
+        self._count("header_timeout")
+        log.debug("closed a connection that sent no complete request head in %.0f s", self.header_timeout)
+        conn.drop()
+
+
+class _Counted(asyncio.Protocol):
+    """aiohttp's request handler, counted, with a deadline for the first request head."""
+
+    def __init__(self, gate: ConnectionGate, inner: asyncio.BaseProtocol) -> None:
+        self._gate = gate
+        self._inner: Any = inner  # an asyncio.Protocol in practice (aiohttp's RequestHandler)
+        self._transport: asyncio.Transport | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._tail = b""  # the end of what arrived, for a head end split across reads
+        self._made = False  # the transport told us, and aiohttp's handler, of the connection
+        self._dropped = False
+        self._lingering = False  # refused, waiting for its request to be read before closing
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        if self._dropped:  # evicted between accept and now: never handed to aiohttp
+            transport.abort()
+            return
+        if self._gate._admit(self):
+            self._start(transport)
+        else:  # past the cap: the fixed 503, never seen by aiohttp
+            self._refuse(transport)
+
+    def _start(self, transport: asyncio.Transport) -> None:
+        self._made = True
+        self._timer = asyncio.get_running_loop().call_later(self._gate.header_timeout, self._gate._timed_out, self)
+        self._inner.connection_made(transport)
+
+    def _refuse(self, transport: asyncio.Transport) -> None:
+        """Writes the 503 and closes. It stays counted until its handle is released.
+
+        Closing a socket with the request still unread in it sends a reset, which may reach the client
+        before the 503 does: so the answer is followed by a FIN and the connection lingers until that
+        request is read (or the client closes, or LINGER passes). Only a few at a time may linger."""
+        self._dropped = True
+        self._gate._count("connections")
+        self._gate._head_done(self)  # not a candidate to make room: it is on its way out
+        transport.write(self._gate._busy)
+        if self._gate._lingering >= LINGER_MAX or not transport.can_write_eof() or not self.unread():
+            transport.close()  # after the write
+            return
+        self._gate._lingering += 1
+        self._lingering = True
+        transport.write_eof()
+        self._timer = asyncio.get_running_loop().call_later(LINGER, transport.close)
+
+    def data_received(self, data: bytes) -> None:
+        if self._lingering:
+            if self._transport is not None:
+                self._transport.close()  # what it sent is read: now a close is a clean one
+            return
+        if not self._made:
+            return
+        if self._timer is not None:
+            seen = self._tail + data
+            if any(end in seen for end in _HEAD_END):
+                self._head_done()
+            else:
+                self._tail = seen[-3:]
+        self._inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        if not self._made:
+            return None  # the transport closes
+        result: bool | None = self._inner.eof_received()
+        return result
+
+    def pause_writing(self) -> None:
+        self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._inner.resume_writing()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_timer()
+        self._gate._closed(self)
+        if self._lingering:
+            self._lingering = False
+            self._gate._lingering -= 1
+        if self._made:
+            self._made = False
+            self._inner.connection_lost(exc)
+
+    def idle(self) -> bool:
+        """No request in progress: no head yet, or aiohttp waiting for the next request.
+
+        aiohttp's own keep-alive timer decides idleness the same way (RequestHandler._waiter pending);
+        should a later aiohttp not have it, nothing counts as idle and the cap answers 503 instead."""
+        if self._dropped:
+            return False
+        if self._timer is not None:
+            return True
+        waiter = getattr(self._inner, "_waiter", None)
+        return isinstance(waiter, asyncio.Future) and not waiter.done()
+
+    def fresh(self) -> bool:
+        """No complete request head yet (the transport may not even have told us of it)."""
+        return not self._dropped and (self._timer is not None or not self._made)
+
+    def unread(self) -> bool:
+        """Bytes have arrived that the loop has not read yet (or the connection is too new to tell)."""
+        if self._transport is None:
+            return True
+        sock = self._transport.get_extra_info("socket")
+        try:
+            waiting: int = struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0" * 4))[0]
+        except (OSError, AttributeError):
+            return False
+        return waiting > 0
+
+    def drop(self) -> None:
+        """Closes the connection now; connection_lost follows and frees its place."""
+        self._dropped = True
+        self._cancel_timer()
+        self._gate._closed(self)  # at once: the handle is being released
+        if self._transport is not None:
+            self._transport.abort()  # nothing of ours is waiting to be sent
+
+    def _head_done(self) -> None:
+        self._cancel_timer()
+        self._tail = b""
+        self._gate._head_done(self)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+class GatedSite(web.BaseSite):
+    """A TCP listener of `runner` whose connections go through a ConnectionGate."""
+
+    def __init__(
+        self,
+        runner: web.BaseRunner,
+        host: str,
+        port: int,
+        *,
+        limit: int,
+        header_timeout: float = HEADER_TIMEOUT,
+        metrics: ConnectionMetrics | None = None,
+        kind: str = "connections",
+        backlog: int = 128,
+    ) -> None:
+        super().__init__(runner, backlog=backlog)
+        assert runner.server is not None  # BaseSite checked it
+        self._host, self._port = host, port
+        self.gate = ConnectionGate(runner.server, limit=limit, header_timeout=header_timeout,
+                                   metrics=metrics, kind=kind)
+
+    @property
+    def name(self) -> str:
+        return f"http://{self._host}:{self._port}"
+
+    async def start(self) -> None:
+        await super().start()  # registers with the runner, which stops it on cleanup
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(self.gate, self._host, self._port, backlog=self._backlog)
+        # asyncio uses `backlog` both for listen() and as how many it accepts in one go; the budget wants
+        # the latter small, while a burst of new clients wants the kernel's queue deep (else their SYNs
+        # are dropped and retried a second later). The queue costs no file handle: deepen it.
+        for sock in self._server.sockets:
+            with sock.dup() as same:
+                same.listen(LISTEN_QUEUE)
+
+
+# -- accept failures ---------------------------------------------------------------------------------
+
+_RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+
+
+def install_accept_error_handler(loop: asyncio.AbstractEventLoop, ratelog: RateLimitedLog | None = None) -> None:
+    """asyncio logs a traceback per failed accept when handles run out (and retries a second later):
+    make those one WARNING per 30 s with a count. Every other loop error goes where it went before."""
+    previous = loop.get_exception_handler()
+    limited = ratelog or RateLimitedLog(log)
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        if isinstance(exc, OSError) and exc.errno in _RESOURCE_ERRNOS and "accept" in str(context.get("message")):
+            limited.warning("accept", "cannot accept connections: %s (the open-file limit is reached; raise "
+                            "LimitNOFILE, or see which process holds the handles)", exc.strerror or exc)
+            return
+        if previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handler)
