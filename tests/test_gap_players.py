@@ -540,10 +540,20 @@ def _played(h: HlsJsRun) -> list[tuple[float, float]]:
     return [r for r in h.played if r[1] > 0.5]
 
 
+def _errors(h: HlsJsRun) -> list[dict[str, Any]]:
+    """hls.js's error events, less a non-fatal bufferStalledError when every stall was at start-up (0 s):
+    on a loaded machine playback can start before the first fragment is appended, which says nothing
+    about the stream (the same sliver _played leaves out). A stall anywhere later still counts."""
+    startup_only = (all(stall["at"] < 0.5 for stall in h.log["stalls"])
+                    and all(at < 0.5 for at in h.log["waiting"]))
+    return [e for e in h.errors
+            if not (startup_only and not e["fatal"] and e["details"] == "bufferStalledError")]
+
+
 def test_baseline_plays_whole_in_both(observed: Observations) -> None:
     f, h = observed.ffmpeg["A"], observed.hlsjs["A"]
     assert f.exit_code == 0 and f.warnings == [] and f.frames == SEGMENTS * FPS, observed.table()
-    assert h.errors == [] and h.log["ended"] and not h.log["stuck"], observed.table()
+    assert _errors(h) == [] and h.log["ended"] and not h.log["stuck"], observed.table()
     assert h.current_time >= observed.timeline("A") - 0.25, observed.table()
     assert len(_played(h)) == 1, observed.table()
 
@@ -562,7 +572,7 @@ def test_discontinuity_hlsjs_plays_past_the_hole(observed: Observations) -> None
     """B with hls.js: no ERROR event at all, the lost URI never asked, one continuous play to the end."""
     h = observed.hlsjs["B"]
     assert h.fatal == [] and h.log["mediaError"] is None and h.log["playError"] is None, observed.table()
-    assert h.errors == [], observed.table()
+    assert _errors(h) == [], observed.table()
     assert h.log["ended"] and not h.log["stuck"], observed.table()
     assert h.current_time >= observed.timeline("B") - 0.25, observed.table()  # 11 s: the hole is not in it
     played = _played(h)
