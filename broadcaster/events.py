@@ -36,7 +36,7 @@ from typing import Literal
 
 from aiohttp import hdrs, web
 
-from .server import EDGE_HEADERS, guarded, parse_number
+from .http.playlists import EDGE_HEADERS, guarded, parse_number
 
 log = logging.getLogger(__name__)
 

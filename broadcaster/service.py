@@ -23,7 +23,7 @@ from .owncast import SourceSegment
 from .publisher import ListedHook, Publisher
 from .cleaner import Cleaner
 from .recorder import Recorder
-from .server import create_app, create_metrics_app
+from .http.playlists import create_app, create_metrics_app
 from .settings import Settings
 from .state import DirectoryBusy, DirectoryLock, StateFile, describe
 from .store import S3Store, StoreError

@@ -30,7 +30,7 @@ from broadcaster.events import (
 )
 from broadcaster.manifest import Rendered
 from broadcaster.metrics import Metrics
-from broadcaster.server import create_app
+from broadcaster.http.playlists import create_app
 from tests.support.client import Client
 from tests.support.fakes import FakeHealth
 from tests.support.sse import Event, SseReader

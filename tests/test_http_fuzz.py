@@ -23,7 +23,7 @@ from yarl import URL
 
 from broadcaster.events import EventHub, add_event_routes
 from broadcaster.owncast import SourceVariant
-from broadcaster.server import create_app
+from broadcaster.http.playlists import create_app
 from broadcaster.service import default_viewer_dir
 from tests.support.world import World
 

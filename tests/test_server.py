@@ -21,7 +21,7 @@ from yarl import URL
 from broadcaster import hls
 from broadcaster.manifest import Rendered
 from broadcaster.metrics import Metrics
-from broadcaster.server import create_app, create_metrics_app
+from broadcaster.http.playlists import create_app, create_metrics_app
 from tests.support.client import PLAIN, Client, get
 from tests.support.fakes import FakeHealth, FakePlaylists
 
@@ -304,12 +304,12 @@ async def test_a_failing_source_is_a_500_with_one_log_line(
             raise RuntimeError("secret detail")
 
     client = await make_client(Broken())
-    with caplog.at_level(logging.ERROR, logger="broadcaster.server"):
+    with caplog.at_level(logging.ERROR, logger="broadcaster.http.playlists"):
         status, headers, body = await get(client, MEDIA)
     assert status == 500
     assert b"secret" not in body and b"Traceback" not in body
     assert headers["Access-Control-Allow-Origin"] == "*"
-    records = [r for r in caplog.records if r.name == "broadcaster.server"]
+    records = [r for r in caplog.records if r.name == "broadcaster.http.playlists"]
     assert len(records) == 1 and not records[0].exc_info
     assert "RuntimeError('secret detail')" in records[0].getMessage()
     assert "\n" not in records[0].getMessage()
@@ -324,11 +324,11 @@ async def test_a_failing_health_source_is_a_500_with_one_log_line(
             raise RuntimeError("secret detail")
 
     client = await make_client(health=Broken())
-    with caplog.at_level(logging.ERROR, logger="broadcaster.server"):
+    with caplog.at_level(logging.ERROR, logger="broadcaster.http.playlists"):
         status, headers, body = await get(client, "/health")
     assert status == 500 and b"secret" not in body
     assert headers["Access-Control-Allow-Origin"] == "*"
-    records = [r for r in caplog.records if r.name == "broadcaster.server"]
+    records = [r for r in caplog.records if r.name == "broadcaster.http.playlists"]
     assert len(records) == 1 and not records[0].exc_info
 
 
@@ -418,7 +418,7 @@ async def test_playlist_requests_is_a_prometheus_counter(make_client: MakeClient
 
 
 def test_playlist_header_cache_stays_small() -> None:
-    from broadcaster import server
+    from broadcaster.http import playlists as server
 
     for n in range(500):
         server._playlist_headers(f'"v{n}"', "public, max-age=1", n % 2 == 0, True)

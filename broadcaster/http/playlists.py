@@ -22,9 +22,9 @@ from aiohttp.typedefs import Handler
 from multidict import CIMultiDict, CIMultiDictProxy
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from . import hls
-from .manifest import Rendered
-from .metrics import ConnectionMetrics, Metrics
+from .. import hls
+from ..manifest import Rendered
+from ..metrics import ConnectionMetrics, Metrics
 
 log = logging.getLogger(__name__)
 
