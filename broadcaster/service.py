@@ -129,9 +129,12 @@ class Service:
         self.metrics.held_requests.set_function(lambda: self.publisher.held_requests)
         self.metrics.event_streams.set_function(lambda: self.events.streams)
         self.status = StatusWatcher(self.events, self.health)
-        # The app runs the StatusWatcher (its cleanup_ctx) until the hub closes, first thing in stop().
+        # The app runs the StatusWatcher (its cleanup_ctx) from when start() says the pipeline runs
+        # until the hub closes, first thing in stop().
+        self._pipeline_running = asyncio.Event()
         self.app = create_app(
             self.publisher, self, self.metrics, events=self.events, state_events=self.status,
+            pipeline_running=self._pipeline_running,
             viewer_dir=viewer_dir or default_viewer_dir(),
             expose_metrics=s.metrics_listen == "",
             stream_url=f"{s.r2_public_url}/{self.publisher.master_key}" if self.mirror else "live/master.m3u8",
@@ -165,6 +168,9 @@ class Service:
                 await self._start_metrics_listener(s.metrics_listen)
             await self.publisher.start()
             self.publisher.offer_to_mirror()  # a version saved but not written before a restart
+            # State events from here: the first reading comes after the watcher's first scan below,
+            # so a stream already running is reported online, not offline for a second.
+            self._pipeline_running.set()
             if self.cleaner is not None:
                 await self.cleaner.start()
             await self.watcher.start()

@@ -536,22 +536,28 @@ async def test_watcher_starts_and_stops_cleanly() -> None:
     assert hub.last_id + 1 - hub._oldest() == 1  # the first reading's state event, once
 
 
-async def test_the_app_runs_state_events_from_its_setup_until_the_hub_closes() -> None:
-    """create_app's cleanup_ctx: the runner's setup starts the StatusWatcher; closing the hub (the
-    service's first step of stopping) stops it, before the runner's cleanup; the cleanup is safe after."""
+async def test_the_app_runs_state_events_from_when_the_pipeline_runs_until_the_hub_closes() -> None:
+    """create_app's cleanup_ctx: after the runner's setup the StatusWatcher waits for `pipeline_running`
+    (a reading before the first scan would say offline); closing the hub (the service's first step of
+    stopping) stops it, before the runner's cleanup; the cleanup is safe after."""
     hub = EventHub()
     health = FakeHealth()
     watcher = StatusWatcher(hub, health, interval=0.001)
-    app = create_app(NoPlaylists(), Healthy(), Metrics(), events=hub, state_events=watcher)
+    pipeline_running = asyncio.Event()
+    app = create_app(NoPlaylists(), Healthy(), Metrics(), events=hub, state_events=watcher,
+                     pipeline_running=pipeline_running)
 
     def running() -> list[asyncio.Task[Any]]:
         return [t for t in asyncio.all_tasks() if t.get_name() == "status-events" and not t.done()]
 
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    assert running() == []
     await runner.setup()
     try:
-        await until(lambda: health.calls >= 2 and watcher.state == "offline", "readings after the setup")
+        for _ in range(10):  # turns of the loop, for a watcher started too early to read
+            await asyncio.sleep(0)
+        assert running() == [] and health.calls == 0
+        pipeline_running.set()
+        await until(lambda: health.calls >= 2 and watcher.state == "offline", "readings once the pipeline runs")
         hub.close()
         await until(lambda: running() == [], "the watcher to stop once the hub is closed")
         calls = health.calls

@@ -23,7 +23,9 @@ from . import events as sse
 from . import health as readings
 from . import viewer
 from .common import CLIENT_MAX_SIZE, CONNECTION_LOG, elsewhere
-from .keys import DEFAULT_VARIANT, EVENTS, HEALTH, METRICS, STATE_EVENTS, VIEWER_CONFIG, VIEWER_DIR, HealthSource
+from .keys import (
+    DEFAULT_VARIANT, EVENTS, HEALTH, METRICS, PIPELINE_RUNNING, STATE_EVENTS, VIEWER_CONFIG, VIEWER_DIR, HealthSource,
+)
 from .playlists import MAX_HELD, PlaylistRoutes, PlaylistSource
 
 
@@ -34,6 +36,7 @@ def create_app(
     *,
     events: EventHub | None = None,
     state_events: StatusWatcher | None = None,
+    pipeline_running: asyncio.Event | None = None,
     viewer_dir: Path | None = None,
     default_variant: int = 0,
     expose_metrics: bool = True,
@@ -42,8 +45,9 @@ def create_app(
     max_held: int = MAX_HELD,
     connection_metrics: ConnectionMetrics | None = None,
 ) -> web.Application:
-    """The public web app. Without `events` there is no /live/events; `state_events` (publishing into
-    `events`) runs from the runner's setup until the hub closes."""
+    """The public web app. Without `events` there is no /live/events. `state_events` (publishing into
+    `events`) runs from the runner's setup, or from when `pipeline_running` is set, until the hub
+    closes: a state read before the pipeline's first scan of Owncast's folder would say offline."""
     if state_events is not None and events is None:
         raise ValueError("state_events publish into an event hub: pass events too")
     # No middleware (common.py says why): the playlist handlers are the hot path.
@@ -68,6 +72,7 @@ def create_app(
         app.on_shutdown.append(_close_events)
         if state_events is not None:
             app[STATE_EVENTS] = state_events
+            app[PIPELINE_RUNNING] = pipeline_running or _already_set()
             app.cleanup_ctx.append(_state_events)
     r.add_get("/health", readings.health)
     if expose_metrics:
@@ -101,20 +106,28 @@ async def _close_events(app: web.Application) -> None:
     app[EVENTS].close()
 
 
+def _already_set() -> asyncio.Event:
+    event = asyncio.Event()
+    event.set()
+    return event
+
+
 @contextlib.asynccontextmanager
 async def _state_events(app: web.Application) -> AsyncIterator[None]:
-    """The StatusWatcher, from start-up until the hub closes: stopping starts with that (Service.stop's
-    first step), so no state is read, published or logged while uploads drain."""
+    """The StatusWatcher, from when the pipeline runs until the hub closes: stopping starts with that
+    (Service.stop's first step), so no state is read, published or logged while uploads drain."""
     watcher = app[STATE_EVENTS]
-    await watcher.start()
-    until_closed = asyncio.create_task(_stop_when_closed(watcher, app[EVENTS]), name="state-events-until-closed")
+    task = asyncio.create_task(_watch(watcher, app[PIPELINE_RUNNING], app[EVENTS]), name="state-events-lifetime")
     yield
-    until_closed.cancel()
+    task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
-        await until_closed
+        await task
     await watcher.stop()
 
 
-async def _stop_when_closed(watcher: StatusWatcher, hub: EventHub) -> None:
-    await hub.wait_closed()
+async def _watch(watcher: StatusWatcher, pipeline_running: asyncio.Event, hub: EventHub) -> None:
+    await pipeline_running.wait()
+    if not hub.closed:
+        await watcher.start()
+        await hub.wait_closed()
     await watcher.stop()
