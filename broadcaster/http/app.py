@@ -2,8 +2,9 @@
 
 Following aiohttp's examples/background_tasks.py: dependencies come in as arguments and go into the
 app under typed AppKeys; what runs beside the routes (the StatusWatcher that turns /health into state
-events) is started and stopped by the app's cleanup_ctx, so a runner's setup starts it and its
-cleanup stops it.
+events) is started and stopped by the app's cleanup_ctx, so a runner's setup arms it and its cleanup
+stops it at the latest. The service's stop order holds: closing the hub (its first step) ends the
+streams and the watcher at once; the runner's cleanup, last, finds nothing left to wait for.
 """
 
 from __future__ import annotations
