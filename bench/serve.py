@@ -32,7 +32,7 @@ def _playlist_app() -> object:
     from broadcaster import hls
     from broadcaster.manifest import ListedSegment, ManifestGenerator, Rendered
     from broadcaster.metrics import Metrics
-    from broadcaster.server import create_app
+    from broadcaster.http import create_app
 
     gen = ManifestGenerator(1, 10)
     for i in range(12):

@@ -1,4 +1,7 @@
-"""Server-Sent Events at GET /live/events: one event per segment listed and per stream state change.
+"""Server-Sent Events for GET /live/events: one event per segment listed and per stream state change.
+
+The hub and the StatusWatcher are plain asyncio, no HTTP: the publisher's listing hook and the
+watcher publish into the hub, and broadcaster/http/events.py serves its streams.
 
 Dashboards (the viewer's stats panel) follow the stream without polling playlists or /health.
 Each event is encoded once, into a bounded ring of frames with increasing integer ids. A stream
@@ -34,10 +37,6 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Literal
 
-from aiohttp import hdrs, web
-
-from .server import EDGE_HEADERS, guarded, parse_number
-
 log = logging.getLogger(__name__)
 
 RING_SIZE = 1024  # events kept for Last-Event-ID resume: minutes of segments for every variant
@@ -50,7 +49,6 @@ RETRY_MS = 1000  # EventSource's reconnect delay
 # A client that takes this long to accept one write is gone (or hostile): its slot is freed.
 WRITE_TIMEOUT = 30.0
 STATUS_INTERVAL = 1.0  # how often the StatusWatcher reads health()
-BUSY_RETRY_AFTER = "10"  # seconds, for the 503 beyond MAX_STREAMS
 
 State = Literal["online", "offline", "degraded"]
 HealthCheck = Callable[[], tuple[bool, Mapping[str, object]]]
@@ -151,6 +149,11 @@ class EventHub:
         self._closed = True
         self._changed.set()
 
+    async def wait_closed(self) -> None:
+        """Returns once close() was called (woken by each publish on the way, like a stream)."""
+        while not self._closed:
+            await self._changed.wait()
+
     def _oldest(self) -> int:
         return self._ring[0][0] if self._ring else self._next_id
 
@@ -193,7 +196,7 @@ class EventHub:
     async def stream(self, write: Write, last_id: int | None) -> None:
         """Writes frames through `write` until close().
 
-        Raises ConnectionError when the client is gone, _StalledClient when it stopped reading.
+        Raises ConnectionError when the client is gone, StalledClient when it stopped reading.
         """
         frames, sent = self._start(last_id)
         await self._write(write, b"".join(frames))
@@ -215,8 +218,9 @@ class EventHub:
                 quiet_since = loop.time()
 
     @contextlib.contextmanager
-    def _counted(self) -> Iterator[None]:
-        """Holds one of the max_streams slots, taken before the response is prepared (which awaits)."""
+    def counted_stream(self) -> Iterator[None]:
+        """Holds one of the max_streams slots while an open stream lasts (its handler takes it before
+        the response is prepared, which awaits, so a crowd arriving at once cannot pass the cap)."""
         self._streams += 1
         try:
             yield
@@ -228,18 +232,11 @@ class EventHub:
             async with asyncio.timeout(self.write_timeout):
                 await write(data)
         except TimeoutError:
-            raise _StalledClient() from None
+            raise StalledClient() from None
 
 
-class _StalledClient(Exception):
+class StalledClient(Exception):
     """The client accepted nothing for WRITE_TIMEOUT seconds."""
-
-
-def parse_last_event_id(value: str | None) -> int | None:
-    """A Last-Event-ID that is not one of our ids (not a whole number) is ignored, never an error."""
-    if value is None:
-        return None
-    return parse_number(value.strip(" \t"))
 
 
 # -- stream state --------------------------------------------------------------------------------
@@ -311,57 +308,3 @@ class StatusWatcher:
             self.check()
             next_at = max(next_at + self._interval, loop.time())  # no drift, no burst after a stall
             await asyncio.sleep(next_at - loop.time())
-
-
-# -- HTTP ----------------------------------------------------------------------------------------
-
-EVENTS = web.AppKey("events", EventHub)
-
-_STREAM_HEADERS = {
-    **EDGE_HEADERS,
-    hdrs.CONTENT_TYPE: "text/event-stream",  # always UTF-8 (the spec allows no other charset)
-    hdrs.CACHE_CONTROL: "no-cache",
-    "X-Accel-Buffering": "no",  # nginx and friends would otherwise hold frames back
-}
-
-
-def add_event_routes(app: web.Application, hub: EventHub) -> None:
-    """GET (and HEAD) /live/events on `app`, streaming `hub`."""
-    app[EVENTS] = hub
-    app.router.add_get("/live/events", _events)
-
-
-@guarded
-async def _events(request: web.Request) -> web.StreamResponse:
-    hub = request.app[EVENTS]
-    if hub.closed:
-        return _unavailable("shutting down\n", "1")
-    if hub.streams >= hub.max_streams:
-        log.debug("refused an event stream: %d open", hub.streams)
-        if hub.on_refused is not None:
-            hub.on_refused()
-        return _unavailable("too many event streams\n", BUSY_RETRY_AFTER)
-    if request.method == hdrs.METH_HEAD:
-        return web.Response(headers=_STREAM_HEADERS)
-    # The header is what EventSource sends on a reconnect; polyfills cannot set it and use the query.
-    raw = request.headers.get("Last-Event-ID")
-    last_id = parse_last_event_id(raw if raw is not None else request.query.get("lastEventId"))
-    response = web.StreamResponse(headers=_STREAM_HEADERS)
-    try:
-        with hub._counted():
-            await response.prepare(request)
-            await hub.stream(response.write, last_id)
-    except ConnectionError as err:  # aiohttp's ClientConnectionResetError is one: the client left
-        log.debug("event stream client went away: %r", err)
-    except _StalledClient:
-        log.debug("event stream client stopped reading for %.0fs; dropped", hub.write_timeout)
-        if request.transport is not None:
-            request.transport.abort()  # or aiohttp's final write would wait on it too
-    return response
-
-
-def _unavailable(text: str, retry_after: str) -> web.Response:
-    return web.Response(
-        status=503, text=text,
-        headers={**EDGE_HEADERS, hdrs.RETRY_AFTER: retry_after, hdrs.CACHE_CONTROL: "no-store"},
-    )

@@ -16,14 +16,14 @@ from aiohttp import web
 
 from . import hls, limits
 from .connections import KEEPALIVE_TIMEOUT, GatedSite, install_accept_error_handler
-from .events import EventHub, StatusWatcher, add_event_routes
+from .events import EventHub, StatusWatcher
+from .http import create_app, create_metrics_app
 from .metrics import ConnectionMetrics, Metrics
 from .mirror import PlaylistMirror
 from .owncast import SourceSegment
 from .publisher import ListedHook, Publisher
 from .cleaner import Cleaner
 from .recorder import Recorder
-from .server import create_app, create_metrics_app
 from .settings import Settings
 from .state import DirectoryBusy, DirectoryLock, StateFile, describe
 from .store import S3Store, StoreError
@@ -128,15 +128,19 @@ class Service:
         self.watcher = HlsWatcher(s.hls_dir, self.publisher, self.metrics)
         self.metrics.held_requests.set_function(lambda: self.publisher.held_requests)
         self.metrics.event_streams.set_function(lambda: self.events.streams)
+        self.status = StatusWatcher(self.events, self.health)
+        # The app runs the StatusWatcher (its cleanup_ctx) from when start() says the pipeline runs
+        # until the hub closes, first thing in stop().
+        self._pipeline_running = asyncio.Event()
         self.app = create_app(
-            self.publisher, self, self.metrics, viewer_dir=viewer_dir or default_viewer_dir(),
+            self.publisher, self, self.metrics, events=self.events, state_events=self.status,
+            pipeline_running=self._pipeline_running,
+            viewer_dir=viewer_dir or default_viewer_dir(),
             expose_metrics=s.metrics_listen == "",
             stream_url=f"{s.r2_public_url}/{self.publisher.master_key}" if self.mirror else "live/master.m3u8",
             blocking_reload=s.blocking_reload,
             max_held=self.budget.held, connection_metrics=self.connection_metrics,
         )
-        add_event_routes(self.app, self.events)
-        self.status = StatusWatcher(self.events, self.health)
         self._runner: web.AppRunner | None = None
         self._metrics_runner: web.AppRunner | None = None
         self._probe_task: asyncio.Task[None] | None = None
@@ -164,7 +168,9 @@ class Service:
                 await self._start_metrics_listener(s.metrics_listen)
             await self.publisher.start()
             self.publisher.offer_to_mirror()  # a version saved but not written before a restart
-            await self.status.start()
+            # State events from here: the first reading comes after the watcher's first scan below,
+            # so a stream already running is reported online, not offline for a second.
+            self._pipeline_running.set()
             if self.cleaner is not None:
                 await self.cleaner.start()
             await self.watcher.start()
@@ -254,7 +260,8 @@ class Service:
 
     async def stop(self, drain_timeout: float = 5.0) -> None:
         # First, answer everyone waiting on us: held blocking requests get the playlist as it is, event
-        # streams end. Otherwise the web server's cleanup below would wait each of them out.
+        # streams end (and the app's StatusWatcher with them). Otherwise the web server's cleanup below
+        # would wait each of them out.
         self.publisher.release_waiters()
         self.events.close()
         if self._probe_task is not None:
@@ -262,7 +269,6 @@ class Service:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._probe_task
             self._probe_task = None
-        await self.status.stop()
         await self.watcher.stop()
         if not await self.publisher.drain(drain_timeout):
             log.warning("stopped with uploads still in flight after %.0fs", drain_timeout)

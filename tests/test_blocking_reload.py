@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pytest_aiohttp import AiohttpClient
 
-from broadcaster.server import create_app
+from broadcaster.http import create_app
 from tests.support.client import Client
 from tests.support.world import World
 

@@ -17,7 +17,7 @@ from pytest_aiohttp import AiohttpClient
 
 from broadcaster import hls
 from broadcaster.manifest import ListedSegment, ManifestGenerator
-from broadcaster.server import create_app
+from broadcaster.http import create_app
 from tests.support.client import Client
 from tests.support.hls_checker import MediaPlaylistChecker
 from tests.support.world import World

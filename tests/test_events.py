@@ -1,4 +1,4 @@
-"""broadcaster.events over real HTTP: the real app with /live/events, read by a real SSE parser.
+"""broadcaster.events and broadcaster.http.events over real HTTP: the real app with /live/events, read by a real SSE parser.
 
 Every wait is on a condition with a timeout; the hub's ping interval and the watcher's period are
 injected so nothing waits on the production timers.
@@ -22,15 +22,14 @@ from pytest_aiohttp import AiohttpClient
 from broadcaster import hls
 from broadcaster.events import (
     EventHub,
+    StalledClient,
     StatusWatcher,
-    _StalledClient,
-    add_event_routes,
     derive_state,
-    parse_last_event_id,
 )
 from broadcaster.manifest import Rendered
 from broadcaster.metrics import Metrics
-from broadcaster.server import create_app
+from broadcaster.http import create_app
+from broadcaster.http.events import parse_last_event_id
 from tests.support.client import Client
 from tests.support.fakes import FakeHealth
 from tests.support.sse import Event, SseReader
@@ -105,8 +104,7 @@ async def make_client(aiohttp_client: AiohttpClient) -> AsyncIterator[MakeClient
     async def make(**hub_options: Any) -> tuple[EventHub, Client]:
         hub = EventHub(**hub_options)
         hubs.append(hub)
-        app = create_app(NoPlaylists(), Healthy(), Metrics())
-        add_event_routes(app, hub)
+        app = create_app(NoPlaylists(), Healthy(), Metrics(), events=hub)
         return hub, await aiohttp_client(app)
 
     yield make
@@ -370,8 +368,7 @@ class Served:
 @pytest.fixture
 async def served() -> AsyncIterator[Served]:
     hub = EventHub(ping_interval=3600)
-    app = create_app(NoPlaylists(), Healthy(), Metrics())
-    add_event_routes(app, hub)
+    app = create_app(NoPlaylists(), Healthy(), Metrics(), events=hub)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -397,7 +394,7 @@ async def test_a_client_that_goes_away_is_one_debug_line(served: Served, caplog:
             await asyncio.sleep(0.001)
     loud = [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
     assert loud == [], [r.getMessage() for r in loud]
-    assert any(r.name == "broadcaster.events" and "went away" in r.getMessage() for r in caplog.records)
+    assert any(r.name == "broadcaster.http.events" and "went away" in r.getMessage() for r in caplog.records)
 
 
 async def test_close_lets_the_server_shut_down_at_once(served: Served) -> None:
@@ -422,7 +419,7 @@ async def test_a_client_that_stops_reading_is_dropped_after_the_write_timeout() 
     stream = asyncio.ensure_future(hub.stream(write, None))
     await until(lambda: len(written) == 1, "the stream's first frame")
     segments(hub, 0, 1)
-    with pytest.raises(_StalledClient):
+    with pytest.raises(StalledClient):
         async with asyncio.timeout(WAIT):
             await stream
 
@@ -537,3 +534,38 @@ async def test_watcher_starts_and_stops_cleanly() -> None:
     await watcher.stop()
     assert [t for t in asyncio.all_tasks() if t.get_name() == "status-events"] == []
     assert hub.last_id + 1 - hub._oldest() == 1  # the first reading's state event, once
+
+
+async def test_the_app_runs_state_events_from_when_the_pipeline_runs_until_the_hub_closes() -> None:
+    """create_app's cleanup_ctx: after the runner's setup the StatusWatcher waits for `pipeline_running`
+    (a reading before the first scan would say offline); closing the hub (the service's first step of
+    stopping) stops it, before the runner's cleanup; the cleanup is safe after."""
+    hub = EventHub()
+    health = FakeHealth()
+    watcher = StatusWatcher(hub, health, interval=0.001)
+    pipeline_running = asyncio.Event()
+    app = create_app(NoPlaylists(), Healthy(), Metrics(), events=hub, state_events=watcher,
+                     pipeline_running=pipeline_running)
+
+    def running() -> list[asyncio.Task[Any]]:
+        return [t for t in asyncio.all_tasks() if t.get_name() == "status-events" and not t.done()]
+
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    try:
+        for _ in range(10):  # turns of the loop, for a watcher started too early to read
+            await asyncio.sleep(0)
+        assert running() == [] and health.calls == 0
+        pipeline_running.set()
+        await until(lambda: health.calls >= 2 and watcher.state == "offline", "readings once the pipeline runs")
+        hub.close()
+        await until(lambda: running() == [], "the watcher to stop once the hub is closed")
+        calls = health.calls
+    finally:
+        await runner.cleanup()
+    assert running() == [] and health.calls == calls
+
+
+def test_state_events_need_the_hub_they_publish_into() -> None:
+    with pytest.raises(ValueError, match="events"):
+        create_app(NoPlaylists(), Healthy(), Metrics(), state_events=StatusWatcher(EventHub(), FakeHealth()))

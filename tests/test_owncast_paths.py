@@ -22,7 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from broadcaster import hls, manifest
 from broadcaster.metrics import Metrics
 from broadcaster.owncast import SourceVariant
-from broadcaster.server import create_app
+from broadcaster.http import create_app
 from tests.support.world import World
 from tests.support.client import PLAIN, get
 from tests.support.fakes import FakeHealth, FakePlaylists

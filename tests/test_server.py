@@ -1,4 +1,4 @@
-"""broadcaster.server over real HTTP: the real app, fake playlist and health sources at the seam.
+"""broadcaster.http over real HTTP: the real app, fake playlist and health sources at the seam.
 
 The media playlists come from real ManifestGenerators, so ETags and gzip copies are the real ones.
 Clients do not decompress, so the tests see exactly the bytes that were sent.
@@ -21,7 +21,7 @@ from yarl import URL
 from broadcaster import hls
 from broadcaster.manifest import Rendered
 from broadcaster.metrics import Metrics
-from broadcaster.server import create_app, create_metrics_app
+from broadcaster.http import create_app, create_metrics_app
 from tests.support.client import PLAIN, Client, get
 from tests.support.fakes import FakeHealth, FakePlaylists
 
@@ -304,12 +304,12 @@ async def test_a_failing_source_is_a_500_with_one_log_line(
             raise RuntimeError("secret detail")
 
     client = await make_client(Broken())
-    with caplog.at_level(logging.ERROR, logger="broadcaster.server"):
+    with caplog.at_level(logging.ERROR, logger="broadcaster.http.common"):
         status, headers, body = await get(client, MEDIA)
     assert status == 500
     assert b"secret" not in body and b"Traceback" not in body
     assert headers["Access-Control-Allow-Origin"] == "*"
-    records = [r for r in caplog.records if r.name == "broadcaster.server"]
+    records = [r for r in caplog.records if r.name == "broadcaster.http.common"]
     assert len(records) == 1 and not records[0].exc_info
     assert "RuntimeError('secret detail')" in records[0].getMessage()
     assert "\n" not in records[0].getMessage()
@@ -324,11 +324,11 @@ async def test_a_failing_health_source_is_a_500_with_one_log_line(
             raise RuntimeError("secret detail")
 
     client = await make_client(health=Broken())
-    with caplog.at_level(logging.ERROR, logger="broadcaster.server"):
+    with caplog.at_level(logging.ERROR, logger="broadcaster.http.common"):
         status, headers, body = await get(client, "/health")
     assert status == 500 and b"secret" not in body
     assert headers["Access-Control-Allow-Origin"] == "*"
-    records = [r for r in caplog.records if r.name == "broadcaster.server"]
+    records = [r for r in caplog.records if r.name == "broadcaster.http.common"]
     assert len(records) == 1 and not records[0].exc_info
 
 
@@ -418,15 +418,15 @@ async def test_playlist_requests_is_a_prometheus_counter(make_client: MakeClient
 
 
 def test_playlist_header_cache_stays_small() -> None:
-    from broadcaster import server
+    from broadcaster.http import playlists
 
     for n in range(500):
-        server._playlist_headers(f'"v{n}"', "public, max-age=1", n % 2 == 0, True)
-        assert len(server._playlist_headers_cache) <= 64
-    first = server._playlist_headers('"x"', "public, max-age=1", True, True)
-    assert first is server._playlist_headers('"x"', "public, max-age=1", True, True)
+        playlists._playlist_headers(f'"v{n}"', "public, max-age=1", n % 2 == 0, True)
+        assert len(playlists._playlist_headers_cache) <= 64
+    first = playlists._playlist_headers('"x"', "public, max-age=1", True, True)
+    assert first is playlists._playlist_headers('"x"', "public, max-age=1", True, True)
     assert first["Content-Encoding"] == "gzip" and first["ETag"] == '"x"'
-    assert "Content-Type" not in server._playlist_headers('"x"', "public, max-age=1", True, False)
+    assert "Content-Type" not in playlists._playlist_headers('"x"', "public, max-age=1", True, False)
 
 
 async def test_metrics_count_not_ready(make_client: MakeClient) -> None:

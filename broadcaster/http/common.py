@@ -1,0 +1,136 @@
+"""What every response shares: the edge headers, the error answers, `guarded`, the catch-all route,
+and the connection log.
+
+No middleware on purpose: each layer costs every playlist request a coroutine and aiohttp's own
+wrapper (bench/serve.py). Every response carries EDGE_HEADERS from its handler instead, errors are
+caught in the handlers (`guarded`), and the catch-all route answers what aiohttp would answer 404/405.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+from collections.abc import Mapping
+
+from aiohttp import hdrs, web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.typedefs import Handler
+
+from .. import hls
+
+log = logging.getLogger(__name__)
+
+SERVER_NAME = "hls-broadcaster"  # aiohttp's default Server header names its and Python's versions
+NO_STORE = "no-store"  # health and metrics are live readings; a cached one would lie
+# The viewer's files may be replaced in place: revalidate each time (a cheap 304 by ETag).
+REVALIDATE = "no-cache"
+CLIENT_MAX_SIZE = 1024  # no route takes a request body
+
+# Numbers in requests are ASCII digits only: str.isdigit() also takes "²" (which int() refuses) and
+# int() takes fullwidth or Arabic-Indic digits, a second spelling (and cache key) of the same request.
+DIGITS = re.compile(r"[0-9]{1,19}")  # 19 digits: always within an int64
+
+
+def parse_number(text: str) -> int | None:
+    """A whole number as a client may send one (1 to 19 ASCII digits), else None."""
+    return int(text) if DIGITS.fullmatch(text) else None
+
+
+class ConnectionLog(logging.LoggerAdapter[logging.Logger]):
+    """aiohttp's connection logger, minus the ERROR and traceback it writes for every request it cannot
+    parse (garbage, TLS or HTTP/2 on this port, oversized headers...). Those are the client's mistake,
+    answered with a 4xx and a closed connection: one line at debug level, like aiohttp's bad methods."""
+
+    def exception(self, msg: object, *args: object, exc_info: object = True, **kwargs: object) -> None:
+        if isinstance(exc_info, HttpProcessingError) and 400 <= exc_info.code < 500:
+            self.logger.debug("bad request (%d): %r", exc_info.code, exc_info.message)
+            return
+        self.logger.exception(msg, *args, exc_info=exc_info, **kwargs)  # type: ignore[arg-type]
+
+
+CONNECTION_LOG = ConnectionLog(logging.getLogger("aiohttp.server"), {})
+
+
+# -- every response ------------------------------------------------------------------------------
+
+# CORS (the viewer or a player may be on another origin: docs/hls-rules.md#cors, status 0 otherwise) and our
+# Server name, on every response our handlers send, errors included. (Requests aiohttp cannot parse
+# are answered by aiohttp itself, before any route.)
+EDGE_HEADERS: Mapping[str, str] = {
+    hdrs.ACCESS_CONTROL_ALLOW_ORIGIN: "*",
+    # Content-Type/-Length and Cache-Control are readable anyway; hls.js reads Age (CDN cache age).
+    hdrs.ACCESS_CONTROL_EXPOSE_HEADERS: "Age, Date, ETag, Retry-After",
+    hdrs.SERVER: SERVER_NAME,
+}
+_PREFLIGHT_METHODS = "GET, HEAD, OPTIONS"
+_PREFLIGHT_SAFE_HEADERS = "Cache-Control, If-Modified-Since, If-None-Match, Range"
+_PREFLIGHT_MAX_AGE = "86400"
+_HEADER_LIST = re.compile(r"[A-Za-z0-9-]+(?:\s*,\s*[A-Za-z0-9-]+)*")
+
+
+def edge_headers(extra: Mapping[str, str]) -> dict[str, str]:
+    """EDGE_HEADERS with `extra` on top."""
+    return {**EDGE_HEADERS, **extra}
+
+
+def guarded(handler: Handler) -> Handler:
+    """A bug in one request: one log line and a 500 with EDGE_HEADERS, not aiohttp's traceback.
+    (The playlist handlers inline the same try: it costs them nothing, a wrapper costs a coroutine.)"""
+
+    @functools.wraps(handler)
+    async def guard(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except web.HTTPException as exc:  # aiohttp's way to answer early: an answer, not a bug
+            exc.headers.update(EDGE_HEADERS)
+            raise
+        except Exception as exc:  # noqa: BLE001 (logged; CancelledError is a BaseException and passes)
+            return internal_error(request, exc)
+
+    return guard
+
+
+def internal_error(request: web.Request, exc: Exception) -> web.Response:
+    # One line, without a traceback: the raw (still escaped) path and the repr keep newlines out of the log.
+    log.error("%s %s failed: %r", request.method, request.raw_path, exc, exc_info=log.isEnabledFor(logging.DEBUG))
+    return web.Response(status=500, text="internal server error\n",
+                        headers=edge_headers({hdrs.CACHE_CONTROL: NO_STORE}))
+
+
+def unavailable(text: str, retry_after: str, cache_control: str = NO_STORE) -> web.Response:
+    """503 with Retry-After: busy or not ready, try again shortly."""
+    return web.Response(status=503, text=text,
+                        headers=edge_headers({hdrs.RETRY_AFTER: retry_after, hdrs.CACHE_CONTROL: cache_control}))
+
+
+# -- what no route takes -------------------------------------------------------------------------
+
+
+@guarded
+async def elsewhere(request: web.Request) -> web.Response:
+    """What no route takes: a preflight (answered for every path), 404, or 405 where GET would work."""
+    if request.method == hdrs.METH_OPTIONS:
+        return _preflight(request)
+    if request.method not in (hdrs.METH_GET, hdrs.METH_HEAD):
+        match = await request.app.router.resolve(request.clone(method=hdrs.METH_GET))
+        if match.handler is not elsewhere:  # a GET route has this path: every route is GET-only
+            return web.Response(status=405, text="method not allowed\n",
+                                headers=edge_headers({hdrs.ALLOW: "GET,HEAD"}))
+    return web.Response(status=404, text="not found\n",
+                        headers=edge_headers({hdrs.CACHE_CONTROL: hls.UNREADY_CACHE_CONTROL}))
+
+
+def _preflight(request: web.Request) -> web.Response:
+    asked = request.headers.get(hdrs.ACCESS_CONTROL_REQUEST_HEADERS, "")
+    # Echo what the browser asks for when it is a plain list of header names; never echo junk.
+    allowed = asked if len(asked) <= 1000 and _HEADER_LIST.fullmatch(asked) else _PREFLIGHT_SAFE_HEADERS
+    return web.Response(
+        status=204,
+        headers=edge_headers({
+            hdrs.ACCESS_CONTROL_ALLOW_METHODS: _PREFLIGHT_METHODS,
+            hdrs.ACCESS_CONTROL_ALLOW_HEADERS: allowed,
+            hdrs.ACCESS_CONTROL_MAX_AGE: _PREFLIGHT_MAX_AGE,
+            hdrs.VARY: hdrs.ACCESS_CONTROL_REQUEST_HEADERS,  # the answer depends on it
+        }),
+    )

@@ -1,0 +1,62 @@
+"""GET (and HEAD) /live/events: the event hub's streams as Server-Sent Events.
+
+The hub (broadcaster/events.py) encodes and rings the events and is plain asyncio; this handler only
+admits a stream (the cap, shutting down), reads where the client resumes from, and writes.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import hdrs, web
+
+from ..events import StalledClient
+from .common import EDGE_HEADERS, guarded, parse_number, unavailable
+from .keys import EVENTS
+
+log = logging.getLogger(__name__)
+
+BUSY_RETRY_AFTER = "10"  # seconds, for the 503 beyond the hub's max_streams
+
+_STREAM_HEADERS = {
+    **EDGE_HEADERS,
+    hdrs.CONTENT_TYPE: "text/event-stream",  # always UTF-8 (the spec allows no other charset)
+    hdrs.CACHE_CONTROL: "no-cache",
+    "X-Accel-Buffering": "no",  # nginx and friends would otherwise hold frames back
+}
+
+
+def parse_last_event_id(value: str | None) -> int | None:
+    """A Last-Event-ID that is not one of our ids (not a whole number) is ignored, never an error."""
+    if value is None:
+        return None
+    return parse_number(value.strip(" \t"))
+
+
+@guarded
+async def events(request: web.Request) -> web.StreamResponse:
+    hub = request.app[EVENTS]
+    if hub.closed:
+        return unavailable("shutting down\n", "1")
+    if hub.streams >= hub.max_streams:
+        log.debug("refused an event stream: %d open", hub.streams)
+        if hub.on_refused is not None:
+            hub.on_refused()
+        return unavailable("too many event streams\n", BUSY_RETRY_AFTER)
+    if request.method == hdrs.METH_HEAD:
+        return web.Response(headers=_STREAM_HEADERS)
+    # The header is what EventSource sends on a reconnect; polyfills cannot set it and use the query.
+    raw = request.headers.get("Last-Event-ID")
+    last_id = parse_last_event_id(raw if raw is not None else request.query.get("lastEventId"))
+    response = web.StreamResponse(headers=_STREAM_HEADERS)
+    try:
+        with hub.counted_stream():
+            await response.prepare(request)
+            await hub.stream(response.write, last_id)
+    except ConnectionError as err:  # aiohttp's ClientConnectionResetError is one: the client left
+        log.debug("event stream client went away: %r", err)
+    except StalledClient:
+        log.debug("event stream client stopped reading for %.0fs; dropped", hub.write_timeout)
+        if request.transport is not None:
+            request.transport.abort()  # or aiohttp's final write would wait on it too
+    return response

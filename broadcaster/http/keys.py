@@ -1,0 +1,28 @@
+"""The app's typed keys, declared in one place: what create_app stores and the handlers read."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Protocol
+
+from aiohttp import web
+
+from ..events import EventHub, StatusWatcher
+from ..metrics import Metrics
+
+
+class HealthSource(Protocol):
+    def health(self) -> tuple[bool, dict[str, object]]:
+        """(ok, a JSON-able body that includes "status")."""
+
+
+HEALTH = web.AppKey[HealthSource]("health")
+METRICS = web.AppKey("metrics", Metrics)
+EVENTS = web.AppKey("events", EventHub)
+STATE_EVENTS = web.AppKey("state_events", StatusWatcher)  # set when the app publishes the stream state
+# Set once the pipeline runs (the service sets it after the first scan of Owncast's folder).
+PIPELINE_RUNNING = web.AppKey("pipeline_running", asyncio.Event)
+DEFAULT_VARIANT = web.AppKey("default_variant", int)
+VIEWER_DIR = web.AppKey("viewer_dir", Path)  # resolved; only set when a viewer is served
+VIEWER_CONFIG = web.AppKey("viewer_config", bytes)  # config.json: where the viewer finds the stream

@@ -1,0 +1,269 @@
+"""The playlist routes: the hot path.
+
+Playlists are rendered (and gzipped) once per change by their source; every request is served from
+that rendering, so a crowd of viewers costs no rendering and no compression. Segments are not served
+here: the playlists point at the bucket. The handlers take no middleware and look nothing up in the
+app per request (bench/serve.py, bench/serve_cost.py measure it).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Protocol
+
+from aiohttp import hdrs, web
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from .. import hls
+from ..manifest import Rendered
+from ..metrics import ConnectionMetrics, Metrics
+from .common import DIGITS, EDGE_HEADERS, edge_headers, internal_error, parse_number, unavailable
+
+# Blocking requests held at once when no cap is given; the service derives its cap from the file-handle
+# budget (broadcaster/limits.py). Past it: 503 with Retry-After, so held requests never take the
+# connections plain playlist and /health requests need.
+MAX_HELD = 10_000
+HELD_RETRY_AFTER = "1"  # seconds: held requests are answered within a target duration or so
+
+# A variant number longer than this cannot be one of ours; int() of a huge one is costly (and limited).
+_MAX_VARIANT_DIGITS = 4
+
+
+class PlaylistSource(Protocol):
+    def master_playlist(self, media_name: str = hls.MEDIA_PLAYLIST_NAME) -> Rendered | None:
+        """Naming the variants `<n>/<media_name>`, rendered once per version; None: not ready yet."""
+
+    def media_playlist(self, variant: int) -> Rendered | None:
+        """None: an unknown variant, or one not ready yet."""
+
+    @property
+    def target_duration(self) -> int | None:
+        """None until the first Owncast playlist was read."""
+
+    async def wait_for_sequence(self, variant: int, sequence: int, timeout: float) -> Rendered | None:
+        """The playlist once it lists `sequence` (or ended), or earlier as it is when the source stops;
+        None after `timeout`."""
+
+
+_BLOCKING_PARAMS = frozenset({"_HLS_msn", "_HLS_part", "_HLS_skip"})
+
+
+class PlaylistRoutes:
+    """The playlist handlers, with what they need at hand: the hot path, so no app lookups per
+    request, and `guarded`'s try inlined (free in Python 3.11) rather than worn (a coroutine)."""
+
+    def __init__(self, source: PlaylistSource, metrics: Metrics, default_variant: int, blocking: bool, *,
+                 max_held: int = MAX_HELD, connection_metrics: ConnectionMetrics | None = None) -> None:
+        self._source = source
+        self._default = default_variant
+        self._blocking_on = blocking  # off: _HLS_* parameters are ignored, as by a static host
+        self._default_label = str(default_variant)
+        self._count = metrics.playlist_requests.inc
+        self.held = 0  # blocking requests waiting now
+        self._max_held = max_held
+        self._connection_metrics = connection_metrics
+        if connection_metrics is not None:
+            connection_metrics.watch("held", lambda: self.held, max_held)
+
+    async def master(self, request: web.Request) -> web.Response:
+        try:
+            return self._serve(request, None)
+        except Exception as exc:  # noqa: BLE001 (logged by internal_error)
+            return internal_error(request, exc)
+
+    async def owncast_master(self, request: web.Request) -> web.Response:
+        """/hls/stream.m3u8: the same master, naming its variants as Owncast does (<n>/stream.m3u8)."""
+        try:
+            return self._serve(request, None, master_name=hls.OWNCAST_PLAYLIST_NAME)
+        except Exception as exc:  # noqa: BLE001 (logged by internal_error)
+            return internal_error(request, exc)
+
+    async def default_media(self, request: web.Request) -> web.Response:
+        try:
+            if request.query_string and self._blocking_on and _BLOCKING_PARAMS & request.query.keys():
+                return await self._blocking(request, self._default)
+            return self._serve(request, self._default)
+        except Exception as exc:  # noqa: BLE001 (logged by internal_error)
+            return internal_error(request, exc)
+
+    async def media(self, request: web.Request) -> web.Response:
+        try:
+            digits = request.match_info["n"]
+            # "007" would be a second URL (and CDN cache key) for variant 7; a huge number cannot be ours.
+            if (len(digits) > _MAX_VARIANT_DIGITS or not DIGITS.fullmatch(digits)
+                    or (digits != "0" and digits.startswith("0"))):
+                self._count("unknown", 404)
+                return _unknown_variant()
+            if request.query_string and self._blocking_on and _BLOCKING_PARAMS & request.query.keys():
+                return await self._blocking(request, int(digits))
+            return self._serve(request, int(digits))
+        except Exception as exc:  # noqa: BLE001 (logged by internal_error)
+            return internal_error(request, exc)
+
+    async def _blocking(self, request: web.Request, variant: int) -> web.Response:
+        """Blocking playlist reload (6.2.5.2): hold the request until segment _HLS_msn is listed."""
+        source = self._source
+        target = source.target_duration
+        current = source.media_playlist(variant) if target is not None else None
+        if target is None or current is None:
+            return self._serve(request, variant)  # not ready / unknown, as for a plain request
+        query = request.query
+        skip_text = query.get("_HLS_skip")
+        if skip_text is not None and skip_text not in hls.SKIP_REQUEST_VALUES:
+            return self._bad_request(variant, "_HLS_skip must be YES or v2")
+        skip = skip_text is not None
+        if current.ended:  # 6.2.5.2: after EXT-X-ENDLIST the parameters are ignored
+            return self._serve(request, variant)
+        msn_text = query.get("_HLS_msn")
+        if msn_text is None:
+            # _HLS_part without _HLS_msn is an error; _HLS_skip alone asks for a delta update at once.
+            if "_HLS_part" in query:
+                return self._bad_request(variant, "_HLS_part needs _HLS_msn")
+            return self._serve(request, variant, skip=skip)
+        msn = parse_number(msn_text)
+        if msn is None or parse_number(query.get("_HLS_part", "0")) is None:
+            return self._bad_request(variant, "_HLS_msn and _HLS_part must be whole numbers")
+        if msn > current.last_sequence + hls.MSN_AHEAD_LIMIT:
+            return self._bad_request(variant, f"_HLS_msn {msn} is too far ahead of {current.last_sequence}")
+        if msn > current.last_sequence and self.held >= self._max_held:  # a listed msn is answered at once
+            return self._too_many_held(variant)
+        self.held += 1
+        try:
+            rendered = await source.wait_for_sequence(variant, msn, hls.block_timeout(target))
+        finally:
+            self.held -= 1
+        if rendered is None:
+            self._count(str(variant), 503)
+            return web.Response(status=503, text="the stream is not advancing\n",
+                                headers=edge_headers({hdrs.CACHE_CONTROL: hls.UNREADY_CACHE_CONTROL}))
+        if skip and rendered.delta is not None:
+            rendered = rendered.delta  # a client that cannot use it asked without _HLS_skip (6.2.5.1)
+        # Answered before segment _HLS_msn was listed (the service is stopping): a playlist players
+        # take as it is and ask again, but one no cache may keep as the answer to this URL.
+        early = rendered.last_sequence < msn and not rendered.ended
+        response = _rendered(request, rendered,
+                             hls.UNREADY_CACHE_CONTROL if early else hls.blocking_cache_control(target))
+        self._count(str(variant), response.status)
+        return response
+
+    def _too_many_held(self, variant: int) -> web.Response:
+        self._count(str(variant), 503)
+        if self._connection_metrics is not None:
+            self._connection_metrics.rejected("held")
+        return unavailable("too many held requests, try again shortly\n", HELD_RETRY_AFTER)
+
+    def _bad_request(self, variant: int, why: str) -> web.Response:
+        self._count(str(variant), 400)
+        return web.Response(status=400, text=why + "\n",
+                            headers=edge_headers({hdrs.CACHE_CONTROL: hls.UNREADY_CACHE_CONTROL}))
+
+    def _serve(self, request: web.Request, variant: int | None, *, skip: bool = False,
+               master_name: str = hls.MEDIA_PLAYLIST_NAME) -> web.Response:
+        """The multivariant playlist (variant None) or a media playlist, counted by label and status.
+
+        Not ready (503, retried by players) vs unknown (404, fatal in hls.js): nothing is ready while the
+        source has no target duration; after that None for the master or the default variant (which the
+        wiring promises exists) means not ready yet, and None for any other variant means unknown.
+        """
+        source, default = self._source, self._default
+        # Labels stay bounded: a client-chosen variant number is a label only once it was served.
+        label = "master" if variant is None else self._default_label if variant == default else "unknown"
+        status = 500
+        try:
+            target = source.target_duration
+            if target is None:
+                response = _not_ready()
+            else:
+                if variant is None:
+                    rendered = source.master_playlist(master_name)
+                else:
+                    rendered = source.media_playlist(variant)
+                if rendered is not None:
+                    if label == "unknown":
+                        label = str(variant)
+                    if skip and rendered.delta is not None:
+                        rendered = rendered.delta
+                    response = _rendered(request, rendered, hls.playlist_cache_control(target))
+                elif variant is None or variant == default:
+                    response = _not_ready()
+                else:
+                    response = _unknown_variant()
+            status = response.status
+            return response
+        finally:
+            self._count(label, status)
+
+
+def _rendered(request: web.Request, rendered: Rendered, cache_control: str) -> web.Response:
+    """One rendering, plain or gzipped (compressed once per change, not per request), or a 304."""
+    gzipped = _accepts_gzip(request.headers.get(hdrs.ACCEPT_ENCODING, ""))
+    body, etag = (rendered.gzip_body, rendered.gzip_etag) if gzipped else (rendered.body, rendered.etag)
+    if hdrs.IF_NONE_MATCH in request.headers and _none_match(request, etag):
+        return web.Response(status=304, headers=_playlist_headers(etag, cache_control, gzipped, False))
+    return web.Response(body=body, headers=_playlist_headers(etag, cache_control, gzipped, True))
+
+
+# A playlist version is served thousands of times with the same headers: built once, not per request
+# (aiohttp copies them into each response). Keyed by ETag, which differs between plain and gzipped.
+_playlist_headers_cache: dict[tuple[str, str, bool], CIMultiDictProxy[str]] = {}
+
+
+def _playlist_headers(etag: str, cache_control: str, gzipped: bool, with_body: bool) -> CIMultiDictProxy[str]:
+    key = (etag, cache_control, with_body)
+    headers = _playlist_headers_cache.get(key)
+    if headers is None:
+        if len(_playlist_headers_cache) >= 64:  # old versions: only the newest few are requested
+            _playlist_headers_cache.clear()
+        built = CIMultiDict({**EDGE_HEADERS, hdrs.CACHE_CONTROL: cache_control, hdrs.ETAG: etag,
+                             hdrs.VARY: hdrs.ACCEPT_ENCODING})
+        if with_body:
+            built[hdrs.CONTENT_TYPE] = hls.PLAYLIST_CONTENT_TYPE
+            if gzipped:
+                built[hdrs.CONTENT_ENCODING] = "gzip"
+        headers = _playlist_headers_cache[key] = CIMultiDictProxy(built)
+    return headers
+
+
+def _none_match(request: web.Request, etag: str) -> bool:
+    """If-None-Match uses the weak comparison (RFC 9110 13.1.2): W/"x" matches "x"; "*" matches all."""
+    tags = request.if_none_match or ()
+    value = etag.strip('"')
+    return any(tag.value in (value, "*") for tag in tags)
+
+
+@functools.lru_cache(maxsize=256)  # clients send the same few headers over and over
+def _accepts_gzip(accept_encoding: str) -> bool:
+    """RFC 9110 12.5.3: gzip (or x-gzip, else "*") listed with q > 0. Plain is always acceptable."""
+    wildcard = 0.0
+    for item in accept_encoding.split(","):
+        coding, _, params = item.partition(";")
+        coding = coding.strip().lower()
+        if coding in ("gzip", "x-gzip"):
+            return _qvalue(params) > 0
+        if coding == "*":
+            wildcard = _qvalue(params)
+    return wildcard > 0
+
+
+def _qvalue(params: str) -> float:
+    for param in params.split(";"):
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "q":
+            try:
+                q = float(value)
+            except ValueError:
+                return 0.0  # unreadable: fall back to the plain body, which is always valid
+            return q if 0.0 <= q <= 1.0 else 0.0  # also rejects nan and inf
+    return 1.0
+
+
+def _not_ready() -> web.Response:
+    # Retried by players; must not be cached, or viewers would keep seeing it after the stream starts.
+    return unavailable("stream not ready yet\n", "1", hls.UNREADY_CACHE_CONTROL)
+
+
+def _unknown_variant() -> web.Response:
+    # Not cached either: a variant may appear when the stream restarts with other settings.
+    return web.Response(
+        status=404, text="unknown variant\n", headers=edge_headers({hdrs.CACHE_CONTROL: hls.UNREADY_CACHE_CONTROL})
+    )
