@@ -28,6 +28,7 @@ from .mirror import PlaylistMirror
 from .owncast import SourcePlaylist, SourceSegment, SourceVariant, stream_id
 from .recorder import Recorder
 from .state import StateFile
+from .stream_state import StreamState
 from .uploader import SegmentLost, Uploader
 from .urls import PublicUrls, SegmentUrls
 
@@ -757,10 +758,10 @@ class Publisher:
         oldest = min((c.seen_at for s in self._slots.values() for c in s.copies.values()), default=None)
         if oldest is not None and now - oldest > stall:
             reasons.append(f"uploads behind by {now - oldest:.0f}s")
-        state = "idle" if not self._variants else ("live" if live else "ended")
+        state = StreamState.of("idle" if not self._variants else ("live" if live else "ended"), not reasons)
         body: dict[str, object] = {
             "status": "ok" if not reasons else "; ".join(reasons),
-            "stream": state,
+            "stream": state.stream,
             "target_duration": self._target,
             "variants": variants,
             "seconds_since_last_segment": min(last_ages) if last_ages else None,
