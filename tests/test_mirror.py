@@ -96,7 +96,7 @@ async def test_publisher_mirrors_each_visible_version_without_blocking_reload(tm
         world.owncast_lists(0, "stream-a-0.ts", "stream-a-1.ts")
         await world.settle()
         assert await mirror.drain(5)
-        served = world.pub.media_playlist(0)
+        served = world.playlists.media_playlist(0)
         assert served is not None and b"CAN-BLOCK-RELOAD" in served.body
         written = [p for p in world.store.puts if p.key == "live/0/playlist.m3u8"]
         assert written and b"SERVER-CONTROL" not in written[-1].body
