@@ -26,6 +26,7 @@ from .mirror import PlaylistMirror
 from .owncast import SourcePlaylist, SourceSegment, SourceVariant, stream_id
 from .publisher_state import SEEN_LIMIT, Memory, decode, encode
 from .recorder import Recorder
+from .release import ListedHook, Release, object_key
 from .slots import END, Copy, Slot, SlotAligner, Variant
 from .snapshots import Snapshots
 from .uploader import SegmentLost, Uploader
@@ -34,9 +35,6 @@ from .visible import VisiblePlaylists
 
 log = logging.getLogger(__name__)
 
-# (variant, media sequence, Owncast's segment, the URL listed), once the listing is visible.
-ListedHook = Callable[[int, int, SourceSegment, str], None]
-_Event = tuple[int, int, SourceSegment, float, str]  # a listing not yet visible: ..., seen_at, URL
 RemovedHook = Callable[[list[Removed]], None]
 
 
@@ -81,7 +79,6 @@ class Publisher:
         self._window = config.window_seconds
         self._wall = config.wall_clock
         self._mono = config.monotonic
-        self._on_listed = on_listed
         self.playlists = playlists
         self.playlists.target_duration = config.target_duration or None
         self._variants: dict[int, Variant] = {}
@@ -91,16 +88,14 @@ class Publisher:
         self._independent = True
         self._closed = False
         self._next_sequence = config.first_sequence
-        self._snapshots = snapshots
-        self._unpublished: list[_Event] = []  # listings in versions not yet saved and shown
-        self._dirty = asyncio.Event()
-        self._saver: asyncio.Task[None] | None = None
+        # Saved first, then visible, then told.
+        self.release = Release(playlists, metrics, self._renderings, key_prefix=self._prefix, snapshots=snapshots,
+                               mirror=mirror, on_listed=on_listed, monotonic=self._mono)
         self._restored_uploads: set[str] = set()
         self._on_removed = on_removed
         self._recorder = recorder
         self._can_block = config.can_block_reload
         self._upload_ratio = 0.0  # moving average of (PutObject time / segment duration)
-        self._mirror = mirror
         self._input_log = RateLimitedLog(log)
 
     @property
@@ -219,7 +214,7 @@ class Publisher:
         return await self._uploader.upload_file(path, key, str(index), root=self._hls_dir)
 
     def _key(self, index: int, name: str) -> str:
-        return f"{self._prefix}/{index}/{name}" if self._prefix else f"{index}/{name}"
+        return object_key(self._prefix, index, name)
 
     # -- listing, in order, the same slots in every variant ------------------------------------------
 
@@ -249,7 +244,7 @@ class Publisher:
                         v.generator.mark_gap()
             self._decide(slot, members)
         self._update_queue_gauge()
-        self._publish()
+        self.release.changed()
 
     def _decide(self, slot: Slot, members: list[Variant]) -> None:
         failed: set[int] = set()  # variants whose own copy cannot be listed
@@ -331,7 +326,7 @@ class Publisher:
         ratio = copy.task.result() / max(src.duration, 0.001)
         self._upload_ratio += (ratio - self._upload_ratio) * 0.2
         self._metrics.upload_realtime_ratio.set(round(self._upload_ratio, 3))
-        self._unpublished.append((v.index, sequence, src, copy.seen_at, segment.uri))
+        self.release.listed((v.index, sequence, src, copy.seen_at, segment.uri))
         if self._recorder is not None:
             self._recorder.record(self._run_name(run), v.index, segment)
         removed = gen.drain_removed()
@@ -339,75 +334,9 @@ class Publisher:
             self._on_removed(removed)
         return True
 
-    # -- publishing: durable first, then visible ----------------------------------------------------
-
-    def _publish(self) -> None:
-        changed = any(
-            v.generator is not None and v.generator.segment_count
-            and not self.playlists.is_shown(v.index, v.generator.render())
-            for v in self._variants.values()
-        )
-        if not changed:
-            return
-        if self._snapshots is None or self._snapshots.file is None or self._saver is None:
-            self._apply(self._renderings(), self._take_events(), self._edge_renderings())
-        else:
-            self._dirty.set()
-
-    def _renderings(self, *, edge: bool = False) -> dict[int, Rendered]:
+    def _renderings(self, edge: bool = False) -> dict[int, Rendered]:
         return {v.index: v.generator.render_edge() if edge else v.generator.render()
                 for v in self._variants.values() if v.generator is not None and v.generator.segment_count}
-
-    def _edge_renderings(self) -> dict[int, Rendered]:
-        """The same versions for the bucket (no blocking reload), taken at the same moment."""
-        return self._renderings(edge=True) if self._mirror is not None else {}
-
-    def _take_events(self) -> list[_Event]:
-        events, self._unpublished = self._unpublished, []
-        return events
-
-    def _apply(self, renderings: dict[int, Rendered], events: list[_Event],
-               edges: dict[int, Rendered]) -> None:
-        self.playlists.show(renderings)  # wakes requests held for a newer version (blocking reload)
-        self._offer_to_mirror(edges)
-        now = self._mono()
-        for index, sequence, src, seen_at, uri in events:
-            self._metrics.listing_delay.observe(now - seen_at)
-            if self._on_listed is not None:
-                self._on_listed(index, sequence, src, uri)
-
-    async def _save_loop(self, snapshots: Snapshots) -> None:
-        while True:
-            await self._dirty.wait()
-            self._dirty.clear()
-            renderings, edges = self._renderings(), self._edge_renderings()
-            if not self._unpublished and all(self.playlists.is_shown(i, r) for i, r in renderings.items()):
-                continue  # woken again for a change an earlier save already covered
-            events = self._take_events()
-            await snapshots.save()  # a failure is logged and shown by /health; the stream goes on
-            self._apply(renderings, events, edges)
-
-    def _offer_to_mirror(self, edges: dict[int, Rendered]) -> None:
-        """Visible (and saved) versions go to the bucket too; the master once its variants are there."""
-        mirror, target = self._mirror, self.target_duration
-        if mirror is None or target is None:
-            return
-        cache_control = hls.playlist_cache_control(target)
-        for index, rendered in edges.items():
-            mirror.offer(self._key(index, hls.MEDIA_PLAYLIST_NAME), rendered, cache_control)
-        master = self.playlists.master_playlist()
-        announced = self.playlists.announced
-        if master is not None and announced:
-            needs = tuple(self._key(v.index, hls.MEDIA_PLAYLIST_NAME) for v in announced)
-            mirror.offer(self.master_key, master, cache_control, requires=needs)
-
-    @property
-    def master_key(self) -> str:
-        return f"{self._prefix}/{hls.MASTER_PLAYLIST_NAME}" if self._prefix else hls.MASTER_PLAYLIST_NAME
-
-    def offer_to_mirror(self) -> None:
-        """Offer what clients see now (at start-up after a restore, and at shutdown)."""
-        self._offer_to_mirror(self._edge_renderings() if self.playlists.showing else {})
 
     def _update_queue_gauge(self) -> None:
         self._metrics.upload_queue.set(self.queue_depth)
@@ -468,20 +397,11 @@ class Publisher:
         return not pending
 
     async def start(self) -> None:
-        if self._snapshots is not None and self._snapshots.file is not None and self._saver is None:
-            self._saver = asyncio.create_task(self._save_loop(self._snapshots), name="state-saver")
+        await self.release.start()
 
     async def close(self) -> None:
         self._closed = True
-        if self._saver is not None:
-            self._saver.cancel()
-            try:
-                await self._saver
-            except asyncio.CancelledError:
-                pass
-            self._saver = None
-        if self._snapshots is not None:
-            await self._snapshots.close()  # a save in its thread finishes before a newer one is written
+        await self.release.close()
         tasks = [c.task for s in self.aligner.slots() for c in s.copies.values()]
         tasks += [t for v in self._variants.values() for t in v.inits.values()]
         for t in tasks:

@@ -21,7 +21,8 @@ from .metrics import ConnectionMetrics, Metrics
 from .mirror import PlaylistMirror
 from .owncast import SourceSegment
 from .health import HealthReport
-from .publisher import ListedHook, Publisher, PublisherConfig
+from .publisher import Publisher, PublisherConfig
+from .release import ListedHook
 from .cleaner import Cleaner
 from .recorder import Recorder
 from .server import create_app, create_metrics_app
@@ -144,7 +145,7 @@ class Service:
         self.app = create_app(
             self.playlists, self, self.metrics, viewer_dir=viewer_dir or default_viewer_dir(),
             expose_metrics=s.metrics_listen == "",
-            stream_url=f"{s.r2_public_url}/{self.publisher.master_key}" if self.mirror else "live/master.m3u8",
+            stream_url=f"{s.r2_public_url}/{self.publisher.release.master_key}" if self.mirror else "live/master.m3u8",
             blocking_reload=s.blocking_reload,
             max_held=self.budget.held, connection_metrics=self.connection_metrics,
         )
@@ -176,7 +177,7 @@ class Service:
             if s.metrics_listen not in ("", "off"):
                 await self._start_metrics_listener(s.metrics_listen)
             await self.publisher.start()
-            self.publisher.offer_to_mirror()  # a version saved but not written before a restart
+            self.publisher.release.offer_to_mirror()  # a version saved but not written before a restart
             await self.status.start()
             if self.cleaner is not None:
                 await self.cleaner.start()
@@ -189,7 +190,7 @@ class Service:
                  self.url, s.hls_dir, s.aws_bucket_name, s.r2_key_prefix, s.segment_urls)
         if self.mirror is not None:
             log.info("playlists are also written to the bucket: viewers can load %s/%s",
-                     s.r2_public_url, self.publisher.master_key)
+                     s.r2_public_url, self.publisher.release.master_key)
 
     def _listed(self, variant: int, sequence: int, segment: SourceSegment, url: str) -> None:
         self.events.segment_listed(variant, sequence, segment.duration, url)
@@ -275,7 +276,7 @@ class Service:
             await self.recorder.close()
         self.snapshots.save_now()
         if self.mirror is not None:
-            self.publisher.offer_to_mirror()
+            self.publisher.release.offer_to_mirror()
             if not await self.mirror.drain(drain_timeout):
                 log.warning("stopped before the last playlist versions were written to the bucket")
             await self.mirror.close()
