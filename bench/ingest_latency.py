@@ -55,14 +55,14 @@ async def main(args: argparse.Namespace) -> None:
         service: Service
 
         def on_listed(variant: int, sequence: int, segment: SourceSegment, _url: str) -> None:
-            rendered: Rendered | None = service.publisher.media_playlist(variant)  # render is part of listing
+            rendered: Rendered | None = service.playlists.media_playlist(variant)  # render is part of listing
             assert rendered is not None
             listed[segment.name] = time.perf_counter()
             arrived.set()
 
         service = Service(settings, on_listed=on_listed)
         if args.no_state:
-            service.publisher._state = None  # measure what durability (fsync per listing) costs
+            service.publisher.release.snapshots = None  # measure what durability (fsync per listing) costs
         await service.start()
         baseline = S3Store(endpoint_url=s3.endpoint_url, region="auto", access_key=s3.access_key,
                            secret_key=s3.secret_key, bucket=s3.bucket)

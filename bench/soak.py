@@ -26,7 +26,7 @@ for a minute or more, which at this speed would be thousands of segments. Losses
 what the deliberate deletions stand for.
 
 Checked, in a separate process (so checking takes neither the service's event loop nor this process's
-memory): every rendering of every variant, taken in the on_listed hook (service.publisher.media_playlist)
+memory): every rendering of every variant, taken in the on_listed hook (service.playlists.media_playlist)
 and after each write, fed (identical ones skipped) to one VariantSetChecker; and what clients really get:
 a side task polls /live/{v}/playlist.m3u8 (with If-None-Match) and /live/master.m3u8 over HTTP into a
 second checker, and HEADs the newest segment of each new version at its public URL.
@@ -601,14 +601,14 @@ async def main(args: argparse.Namespace) -> int:
             service: Service
 
             def on_listed(variant: int, sequence: int, segment: SourceSegment, _url: str) -> None:
-                hook.offer(variant, service.publisher.media_playlist(variant))
+                hook.offer(variant, service.playlists.media_playlist(variant))
                 ledger.listed_copy(variant, segment.name, time.perf_counter())
 
             progress: list[float] = [0.0, -1.0]  # [monotonic time of the last change, copies listed then]
 
             def sample() -> None:
                 for v in range(VARIANTS):
-                    hook.offer(v, service.publisher.media_playlist(v))
+                    hook.offer(v, service.playlists.media_playlist(v))
 
             async def wait_until(done: Callable[[], bool], timeout: float) -> bool:
                 deadline = time.monotonic() + timeout
@@ -633,7 +633,7 @@ async def main(args: argparse.Namespace) -> int:
                 return time.monotonic() - progress[0] > 3.0
 
             def all_ended() -> bool:
-                return all(hook.ended(service.publisher.media_playlist(v)) for v in range(VARIANTS))
+                return all(hook.ended(service.playlists.media_playlist(v)) for v in range(VARIANTS))
 
             async def measure(label: str) -> None:
                 await checks.caught_up()  # nothing of ours waiting in this process's memory

@@ -37,6 +37,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Literal
 
+from .stream_state import StreamState, StreamStatus
+
 log = logging.getLogger(__name__)
 
 RING_SIZE = 1024  # events kept for Last-Event-ID resume: minutes of segments for every variant
@@ -243,31 +245,33 @@ class StalledClient(Exception):
 
 
 def derive_state(ok: bool, body: Mapping[str, object]) -> tuple[State, str]:
-    """/health's verdict as a dashboard's state, with its detail.
+    """/health's verdict as a dashboard's state, with its detail (see broadcaster/stream_state.py).
 
     offline: no stream (idle, or Owncast ended it); the detail is the stream's "idle" or "ended".
     online: live and healthy; degraded: live with a problem. Their detail is /health's "status".
     """
-    stream = str(body.get("stream", "idle"))
-    if stream != "live":
-        return "offline", stream
-    return ("online" if ok else "degraded"), str(body.get("status", ""))
+    state = StreamState.from_health(ok, body)
+    return state.event, state.detail(str(body.get("status", "")))
 
 
 class StatusWatcher:
-    """Reads health() every `interval` seconds and publishes a `state` event when the state changes.
+    """Reads health() every `interval` seconds into a StreamStatus (the one transition point, which
+    logs), and publishes a `state` event when the dashboard's state (online, offline, degraded) changes.
 
     The detail alone changing (another degraded reason) is not a new state: dashboards would see an
     event a second while a reason counts up seconds.
     """
 
-    def __init__(self, hub: EventHub, health: HealthCheck, *, interval: float = STATUS_INTERVAL) -> None:
+    def __init__(self, hub: EventHub, health: HealthCheck, *, interval: float = STATUS_INTERVAL,
+                 status: StreamStatus | None = None) -> None:
         self._hub = hub
         self._health = health
         self._interval = interval
         self._state: State | None = None
         self._task: asyncio.Task[None] | None = None
         self._last_error: str | None = None
+        self.status = status or StreamStatus()
+        self.status.subscribe(self._changed)
 
     @property
     def state(self) -> State | None:
@@ -289,17 +293,20 @@ class StatusWatcher:
         """One reading: publishes a state event if the state changed (the first reading always does)."""
         try:
             ok, body = self._health()
-            state, detail = derive_state(ok, body)
+            state = StreamState.from_health(ok, body)
+            detail = state.detail(str(body.get("status", "")))
         except Exception as err:  # one bad reading: say so once, keep watching
             if repr(err) != self._last_error:
                 self._last_error = repr(err)
                 log.warning("health() failed, state events paused: %r", err)
             return
         self._last_error = None
-        if state != self._state:
-            log.info("stream state: %s (%s)", state, detail)
-            self._state = state
-            self._hub.state_changed(state, detail)
+        self.status.set(state, detail)
+
+    def _changed(self, state: StreamState, detail: str) -> None:
+        if state.event != self._state:  # idle -> ended is a transition, but offline both times
+            self._state = state.event
+            self._hub.state_changed(state.event, detail)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()

@@ -14,22 +14,26 @@ from pathlib import Path
 
 from aiohttp import web
 
-from . import hls, limits
+from . import limits
 from .connections import KEEPALIVE_TIMEOUT, GatedSite, install_accept_error_handler
 from .events import EventHub, StatusWatcher
 from .http import create_app, create_metrics_app
 from .metrics import ConnectionMetrics, Metrics
 from .mirror import PlaylistMirror
 from .owncast import SourceSegment
-from .publisher import ListedHook, Publisher
+from .health import HealthReport
+from .publisher import Publisher, PublisherConfig
+from .release import ListedHook
 from .cleaner import Cleaner
 from .recorder import Recorder
 from .settings import Settings
-from .state import DirectoryBusy, DirectoryLock, StateFile, describe
+from .snapshots import Snapshots
+from .state import DirectoryBusy, DirectoryLock, StateFile
 from .store import S3Store, StoreError
 from .store_thread import StoreThread
 from .uploader import Uploader
 from .urls import segment_urls
+from .visible import VisiblePlaylists
 from .watcher import HlsWatcher
 
 log = logging.getLogger(__name__)
@@ -104,40 +108,50 @@ class Service:
             Cleaner(self.store, self.metrics, margin=s.cleanup_margin)
             if s.delete_old_segments and not s.keep_recordings else None
         )
+        self.playlists = VisiblePlaylists()
+        self.snapshots = Snapshots(self.state)
         self.publisher = Publisher(
-            hls_dir=s.hls_dir,
+            PublisherConfig(
+                hls_dir=s.hls_dir,
+                key_prefix=s.r2_key_prefix,
+                urls=segment_urls(s),
+                window_seconds=s.window_seconds,
+                target_duration=s.target_duration or None,
+                can_block_reload=s.blocking_reload,
+                # Without saved state, number from the clock: segments are never much shorter than a
+                # second, so a lost STATE_DIR still never makes the media sequence go back.
+                first_sequence=int(time.time()),
+            ),
             uploader=self.uploader,
             metrics=self.metrics,
-            key_prefix=s.r2_key_prefix,
-            public_url=s.r2_public_url,
-            window_seconds=s.window_seconds,
-            target_duration=s.target_duration or None,
+            playlists=self.playlists,
+            snapshots=self.snapshots,
             on_listed=self._listed,
-            state=self.state,
-            # Without saved state, number from the clock: segments are never much shorter than a
-            # second, so a lost STATE_DIR still never makes the media sequence go back.
-            first_sequence=int(time.time()),
             on_removed=self.cleaner.schedule if self.cleaner else None,
             recorder=self.recorder,
-            extra_state=self._extra_state,
-            can_block_reload=s.blocking_reload,
-            urls=segment_urls(s),
             mirror=self.mirror,
         )
-        restore_saved(self.state, self.publisher, self.cleaner)
+        # One snapshot of every part, saved before a version becomes visible; the cleaner is restored
+        # first, so a publisher that refuses its part leaves nothing restored.
+        if self.cleaner is not None:
+            self.snapshots.register("cleaner", self.cleaner, empty=[])
+        self.snapshots.register(None, self.publisher)
+        self.snapshots.restore()
+        self.report = HealthReport(self.publisher.facts, self.uploader,
+                                   state_error=lambda: self.snapshots.error, mirror=self.mirror)
         self.watcher = HlsWatcher(s.hls_dir, self.publisher, self.metrics)
-        self.metrics.held_requests.set_function(lambda: self.publisher.held_requests)
+        self.metrics.held_requests.set_function(lambda: self.playlists.held_requests)
         self.metrics.event_streams.set_function(lambda: self.events.streams)
         self.status = StatusWatcher(self.events, self.health)
         # The app runs the StatusWatcher (its cleanup_ctx) from when start() says the pipeline runs
         # until the hub closes, first thing in stop().
         self._pipeline_running = asyncio.Event()
         self.app = create_app(
-            self.publisher, self, self.metrics, events=self.events, state_events=self.status,
+            self.playlists, self, self.metrics, events=self.events, state_events=self.status,
             pipeline_running=self._pipeline_running,
             viewer_dir=viewer_dir or default_viewer_dir(),
             expose_metrics=s.metrics_listen == "",
-            stream_url=f"{s.r2_public_url}/{self.publisher.master_key}" if self.mirror else "live/master.m3u8",
+            stream_url=f"{s.r2_public_url}/{self.publisher.release.master_key}" if self.mirror else "live/master.m3u8",
             blocking_reload=s.blocking_reload,
             max_held=self.budget.held, connection_metrics=self.connection_metrics,
         )
@@ -167,7 +181,7 @@ class Service:
             if s.metrics_listen not in ("", "off"):
                 await self._start_metrics_listener(s.metrics_listen)
             await self.publisher.start()
-            self.publisher.offer_to_mirror()  # a version saved but not written before a restart
+            self.publisher.release.offer_to_mirror()  # a version saved but not written before a restart
             # State events from here: the first reading comes after the watcher's first scan below,
             # so a stream already running is reported online, not offline for a second.
             self._pipeline_running.set()
@@ -182,7 +196,7 @@ class Service:
                  self.url, s.hls_dir, s.aws_bucket_name, s.r2_key_prefix, s.segment_urls)
         if self.mirror is not None:
             log.info("playlists are also written to the bucket: viewers can load %s/%s",
-                     s.r2_public_url, self.publisher.master_key)
+                     s.r2_public_url, self.publisher.release.master_key)
 
     def _listed(self, variant: int, sequence: int, segment: SourceSegment, url: str) -> None:
         self.events.segment_listed(variant, sequence, segment.duration, url)
@@ -190,18 +204,7 @@ class Service:
             self._on_listed(variant, sequence, segment, url)
 
     def health(self) -> tuple[bool, dict[str, object]]:
-        ok, body = self.publisher.health()
-        if self.mirror is not None:
-            target = self.publisher.target_duration or 3
-            reason = self.mirror.health_reason(hls.block_timeout(target))
-            body["playlists_in_bucket_lag_seconds"] = round(self.mirror.lag, 3)
-            if reason is not None:
-                body["status"] = reason if ok else f"{body['status']}; {reason}"
-                ok = False
-        return ok, body
-
-    def _extra_state(self) -> dict[str, object]:
-        return {"cleaner": self.cleaner.snapshot()} if self.cleaner is not None else {}
+        return self.report.health()
 
     async def _start_metrics_listener(self, listen: str) -> None:
         host, _, port = listen.rpartition(":")
@@ -262,7 +265,7 @@ class Service:
         # First, answer everyone waiting on us: held blocking requests get the playlist as it is, event
         # streams end (and the app's StatusWatcher with them). Otherwise the web server's cleanup below
         # would wait each of them out.
-        self.publisher.release_waiters()
+        self.playlists.release_waiters()
         self.events.close()
         if self._probe_task is not None:
             self._probe_task.cancel()
@@ -277,9 +280,9 @@ class Service:
             await self.cleaner.stop()
         if self.recorder is not None:
             await self.recorder.close()
-        self.publisher.save_now()
+        self.snapshots.save_now()
         if self.mirror is not None:
-            self.publisher.offer_to_mirror()
+            self.publisher.release.offer_to_mirror()
             if not await self.mirror.drain(drain_timeout):
                 log.warning("stopped before the last playlist versions were written to the bucket")
             await self.mirror.close()
@@ -289,34 +292,6 @@ class Service:
         self._runner = self._metrics_runner = None
         await self.store.close()
         self._lock.release()  # last: the final save is written
-
-
-def restore_saved(state: StateFile, publisher: Publisher, cleaner: Cleaner | None) -> bool:
-    """Continue from state.json (True), or move it aside with one ERROR line and start afresh (False).
-
-    Whatever bytes the file holds: never a traceback, never a crash loop. Both parts check what they
-    read and change nothing when it does not add up; the cleaner goes first, so a publisher that
-    refuses its part leaves nothing restored."""
-    saved = state.load()
-    if saved is None:
-        return False
-    try:
-        if cleaner is not None and "cleaner" in saved:
-            cleaner.restore(saved["cleaner"])
-        try:
-            publisher.restore(saved)
-        except BaseException:
-            if cleaner is not None:
-                cleaner.restore([])
-            raise
-    except ValueError as err:
-        why = str(err)
-    except Exception as err:  # noqa: BLE001 (a check missed in restore: still a bad file, not a crash)
-        why = f"unexpected {describe(err)}"
-    else:
-        return True
-    state.set_aside("corrupt", why)
-    return False
 
 
 def settle_heap() -> None:

@@ -18,7 +18,7 @@ from tests.support.world import World
 async def served(tmp_path: Path, aiohttp_client: AiohttpClient) -> AsyncIterator[tuple[World, Client]]:
     world = World(tmp_path)
     world.pub._can_block = True
-    client = await aiohttp_client(create_app(world.pub, world.pub, world.metrics))
+    client = await aiohttp_client(create_app(world.playlists, world.report, world.metrics))
     world.owncast_lists(0, "stream-a-0.ts", "stream-a-1.ts")
     await world.settle()
     yield world, client
@@ -26,7 +26,7 @@ async def served(tmp_path: Path, aiohttp_client: AiohttpClient) -> AsyncIterator
 
 
 def last(world: World) -> int:
-    rendered = world.pub.media_playlist(0)
+    rendered = world.playlists.media_playlist(0)
     assert rendered is not None
     return rendered.last_sequence
 
@@ -92,7 +92,7 @@ async def test_parameters_are_ignored_after_endlist(served: tuple[World, Client]
 async def test_with_blocking_reload_off_the_parameters_are_ignored(tmp_path: Path, aiohttp_client: AiohttpClient) -> None:
     world = World(tmp_path)
     client: Client = await aiohttp_client(
-        create_app(world.pub, world.pub, world.metrics, blocking_reload=False))
+        create_app(world.playlists, world.report, world.metrics, blocking_reload=False))
     world.owncast_lists(0, "stream-a-0.ts", "stream-a-1.ts")
     await world.settle()
     try:

@@ -174,7 +174,7 @@ def test_edge_rendering_is_the_same_version_without_server_control() -> None:
 async def served(tmp_path: Path, aiohttp_client: AiohttpClient) -> AsyncIterator[tuple[World, Client]]:
     world = World(tmp_path, window=12.0)
     world.pub._can_block = True
-    client = await aiohttp_client(create_app(world.pub, world.pub, world.metrics))
+    client = await aiohttp_client(create_app(world.playlists, world.report, world.metrics))
     world.owncast_lists(0, *[f"stream-a-{i}.ts" for i in range(14)])
     await world.settle()
     yield world, client

@@ -47,7 +47,7 @@ async def served(tmp_path: Path, aiohttp_client: Any,
     monkeypatch.setattr("broadcaster.hls.BLOCK_TIMEOUT_TARGET_DURATIONS", 0.01)  # held requests end at once
     world = World(tmp_path)
     world.pub._can_block = True
-    app = create_app(world.pub, world.pub, world.metrics, events=EventHub(), viewer_dir=default_viewer_dir())
+    app = create_app(world.playlists, world.report, world.metrics, events=EventHub(), viewer_dir=default_viewer_dir())
     client: Client = await aiohttp_client(app)
     world.pub.on_master([SourceVariant(0, 1_000_000), SourceVariant(1, 500_000)])
     world.owncast_lists(0, "stream-a-0.ts", "stream-a-1.ts")

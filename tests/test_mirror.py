@@ -89,14 +89,14 @@ async def test_the_same_version_is_not_written_twice(mirror: tuple[PlaylistMirro
 async def test_publisher_mirrors_each_visible_version_without_blocking_reload(tmp_path: Path) -> None:
     world = World(tmp_path, window=4.0)
     mirror = PlaylistMirror(world.store, world.metrics, attempt_timeout=1.0)
-    world.pub._mirror = mirror
+    world.pub.release.mirror = mirror
     world.pub._can_block = True
     try:
         world.pub.on_master([])  # no master yet: only media playlists go up
         world.owncast_lists(0, "stream-a-0.ts", "stream-a-1.ts")
         await world.settle()
         assert await mirror.drain(5)
-        served = world.pub.media_playlist(0)
+        served = world.playlists.media_playlist(0)
         assert served is not None and b"CAN-BLOCK-RELOAD" in served.body
         written = [p for p in world.store.puts if p.key == "live/0/playlist.m3u8"]
         assert written and b"SERVER-CONTROL" not in written[-1].body

@@ -144,25 +144,25 @@ async def test_held_requests_counts_waiters_until_answered_timed_out_or_gone(tmp
     try:
         world.owncast_lists(0, "stream-a-0.ts")
         await world.settle()
-        rendered = world.pub.media_playlist(0)
+        rendered = world.playlists.media_playlist(0)
         assert rendered is not None
         base = rendered.last_sequence
-        assert await world.pub.wait_for_sequence(0, base, timeout=1) is rendered  # answered at once
-        assert world.pub.held_requests == 0
-        answered = [asyncio.ensure_future(world.pub.wait_for_sequence(0, base + 1, timeout=5)) for _ in range(3)]
-        timed_out = asyncio.ensure_future(world.pub.wait_for_sequence(0, base + 2, timeout=0.05))
-        gone = asyncio.ensure_future(world.pub.wait_for_sequence(0, base + 2, timeout=5))
+        assert await world.playlists.wait_for_sequence(0, base, timeout=1) is rendered  # answered at once
+        assert world.playlists.held_requests == 0
+        answered = [asyncio.ensure_future(world.playlists.wait_for_sequence(0, base + 1, timeout=5)) for _ in range(3)]
+        timed_out = asyncio.ensure_future(world.playlists.wait_for_sequence(0, base + 2, timeout=0.05))
+        gone = asyncio.ensure_future(world.playlists.wait_for_sequence(0, base + 2, timeout=5))
         await asyncio.sleep(0)
-        assert world.pub.held_requests == 5
+        assert world.playlists.held_requests == 5
         assert await timed_out is None
-        assert world.pub.held_requests == 4
+        assert world.playlists.held_requests == 4
         gone.cancel()  # the viewer hung up
         with pytest.raises(asyncio.CancelledError):
             await gone
-        assert world.pub.held_requests == 3
+        assert world.playlists.held_requests == 3
         world.owncast_lists(0, "stream-a-1.ts")
         assert all(r is not None for r in await asyncio.gather(*answered))
-        assert world.pub.held_requests == 0
+        assert world.playlists.held_requests == 0
     finally:
         await world.pub.close()
 

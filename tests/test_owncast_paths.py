@@ -46,7 +46,7 @@ async def served(tmp_path: Path, aiohttp_client: Any) -> AsyncIterator[tuple[Wor
     """Two variants live with 1 s segments; a 12 s window, so delta updates are offered too."""
     world = World(tmp_path, window=12.0)
     world.pub._can_block = True
-    client: TestClient[Any, Any] = await aiohttp_client(create_app(world.pub, world.pub, world.metrics),
+    client: TestClient[Any, Any] = await aiohttp_client(create_app(world.playlists, world.report, world.metrics),
                                                         auto_decompress=False)
     world.pub.on_master(VARIANTS)
     for i in range(12):
@@ -58,7 +58,7 @@ async def served(tmp_path: Path, aiohttp_client: Any) -> AsyncIterator[tuple[Wor
 
 
 def last(world: World, variant: int = 0) -> int:
-    rendered = world.pub.media_playlist(variant)
+    rendered = world.playlists.media_playlist(variant)
     assert rendered is not None
     return rendered.last_sequence
 
@@ -88,7 +88,7 @@ async def test_master_names_owncasts_variant_files_which_resolve_under_hls(
         path = urljoin(base, p.uri).removeprefix("https://owncast.example.com")
         assert path == hls_media(n)
         got = await get(client, path)
-        expected = world.pub.media_playlist(n)
+        expected = world.playlists.media_playlist(n)
         assert expected is not None and got[:1] == (200,) and got[2] == expected.body
 
 
@@ -111,7 +111,7 @@ async def test_master_is_rendered_once_per_version_not_per_request(
         names.append(media_name)
         return real(variants, media_name)
 
-    monkeypatch.setattr("broadcaster.publisher.render_master", counting)
+    monkeypatch.setattr("broadcaster.visible.render_master", counting)
     world.pub.on_master(VARIANTS[:1] + [SourceVariant(1, 500_000)])  # a new version of Owncast's master
     etags = set()
     for _ in range(5):
@@ -122,7 +122,7 @@ async def test_master_is_rendered_once_per_version_not_per_request(
                 etags.add(headers["ETag"])
     assert sorted(names) == sorted([hls.MEDIA_PLAYLIST_NAME, hls.OWNCAST_PLAYLIST_NAME])
     assert len(etags) == 4  # two renderings, each plain and gzipped, stable across requests
-    assert world.pub.master_playlist(hls.OWNCAST_PLAYLIST_NAME) is world.pub.master_playlist(
+    assert world.playlists.master_playlist(hls.OWNCAST_PLAYLIST_NAME) is world.playlists.master_playlist(
         hls.OWNCAST_PLAYLIST_NAME)
     world.pub.on_master(VARIANTS)  # Owncast changes its variants again: both are rendered afresh
     assert b"BANDWIDTH=1200000" in (await get(client, MASTER))[2]
@@ -220,7 +220,7 @@ async def test_bad_blocking_requests_are_400_as_under_live(served: tuple[World, 
 
 async def test_delta_update_is_lives(served: tuple[World, TestClient[Any, Any]]) -> None:
     world, client = served
-    full = world.pub.media_playlist(0)
+    full = world.playlists.media_playlist(0)
     assert full is not None and full.delta is not None  # the window offers delta updates
     status, headers, body = await get(client, f"{hls_media(0)}?_HLS_skip=YES")
     assert (status, body, headers["ETag"]) == (200, full.delta.body, full.delta.etag)

@@ -35,7 +35,7 @@ async def test_later_segment_that_finishes_first_waits_for_the_earlier_one(world
         while len(world.store.puts) < 2:
             await asyncio.sleep(0.001)
     assert sorted(world.store.keys()) == ["live/0/stream-a-1.ts", "live/0/stream-a-2.ts"]  # uploaded...
-    assert world.pub.media_playlist(0) is None  # ...but not listed before segment 0
+    assert world.playlists.media_playlist(0) is None  # ...but not listed before segment 0
     assert world.pub.queue_depth == 3
     world.store.release("live/0/stream-a-0.ts")
     await world.settle()
@@ -49,13 +49,13 @@ async def test_nothing_is_listed_while_the_bucket_is_down(world: World) -> None:
     async with asyncio.timeout(5):
         while world.uploader.uploads_failed < 3:
             await asyncio.sleep(0.001)
-    assert world.pub.media_playlist(0) is None
-    ok, body = world.pub.health()
+    assert world.playlists.media_playlist(0) is None
+    ok, body = world.health()
     assert not ok and "storage unreachable (ServiceUnavailable)" in str(body["status"])
     world.store.down = False
     await world.settle()
     assert world.uris(0) == ["stream-a-0.ts"]
-    assert world.pub.health()[0]
+    assert world.health()[0]
 
 
 async def test_segment_deleted_before_upload_is_lost_and_the_gap_marked(world: World) -> None:
@@ -95,13 +95,13 @@ async def test_offline_clip_ends_the_playlist_and_the_next_stream_resumes_it(wor
     await world.settle()
     assert world.text().endswith("#EXT-X-ENDLIST\n") and "offline.ts" not in world.text()
     assert "live/0/offline.ts" not in world.store.keys()
-    assert world.pub.health()[1]["stream"] == "ended"
+    assert world.health()[1]["stream"] == "ended"
     world.segments[0] = []
     world.owncast_lists(0, "stream-b-0.ts")
     await world.settle()
     text = world.text()
     assert "ENDLIST" not in text and "#EXT-X-DISCONTINUITY\n" in text
-    assert world.pub.health()[1]["stream"] == "live"
+    assert world.health()[1]["stream"] == "live"
 
 
 async def test_fmp4_init_section_is_uploaded_before_its_first_media_segment(world: World) -> None:
@@ -116,7 +116,7 @@ async def test_fmp4_init_section_is_uploaded_before_its_first_media_segment(worl
 async def test_missing_init_section_loses_its_segments(world: World) -> None:
     world.owncast_lists(0, "stream-a-0.m4s", init="init_0.mp4")
     await world.settle()
-    assert world.pub.media_playlist(0) is None
+    assert world.playlists.media_playlist(0) is None
     assert world.metrics.registry.get_sample_value(
         "hls_broadcaster_segments_lost_total", {"variant": "0", "reason": "init_lost"}) == 1
 
@@ -140,10 +140,10 @@ async def test_variants_list_the_same_slots_under_the_same_numbers(world: World)
         while "live/0/stream-a-0.ts" not in world.store.keys():
             await asyncio.sleep(0.001)
     # variant 0's copy is in the bucket, but the slot waits for variant 1's: numbers stay aligned
-    assert world.pub.media_playlist(0) is None and world.pub.master_playlist() is None
+    assert world.playlists.media_playlist(0) is None and world.playlists.master_playlist() is None
     world.store.release("live/1/stream-a-0.ts")
     await world.settle()
-    master = world.pub.master_playlist()
+    master = world.playlists.master_playlist()
     assert master is not None and b"1/playlist.m3u8" in master.body
     world.owncast_lists(0, "stream-a-1.ts")
     world.owncast_lists(1, "stream-a-1.ts")
@@ -188,7 +188,7 @@ async def test_both_variants_end_then_the_next_stream_continues_both(world: Worl
     await world.settle()
     for v in (0, 1):
         assert "ENDLIST" not in world.text(v) and world.uris(v)[-1] == "stream-b-1.ts"
-    assert world.pub.queue_depth == 0 and not world.pub._order
+    assert world.pub.queue_depth == 0 and not world.pub.aligner._order
 
 
 async def test_owncast_idle_transcoder_ends_the_playlist(world: World) -> None:
@@ -198,7 +198,7 @@ async def test_owncast_idle_transcoder_ends_the_playlist(world: World) -> None:
     world.owncast_lists(0, "stream-offline-0.ts", "stream-offline-1.ts", duration=5.0, media_sequence=0)
     await world.settle()
     assert world.text().endswith("#EXT-X-ENDLIST\n")
-    assert world.pub.health() [1]["stream"] == "ended" and world.pub.health()[0]
+    assert world.health() [1]["stream"] == "ended" and world.health()[0]
 
 
 async def test_target_duration_is_never_taken_from_offline_clips(tmp_path: Path) -> None:
@@ -221,7 +221,7 @@ async def test_health_says_when_owncast_produces_but_nothing_is_listed(world: Wo
     real = world.pub._mono
     world.pub._mono = lambda: real() + 10
     world.owncast_lists(0, "stream-a-4.ts", duration=3.0)  # Owncast keeps producing
-    ok, body = world.pub.health()
+    ok, body = world.health()
     assert not ok and "nothing listed for" in str(body["status"])
 
 
@@ -234,42 +234,42 @@ async def test_unsafe_names_are_counted_once(world: World) -> None:
 
 
 async def test_health_reports_counts_and_stall(world: World) -> None:
-    ok, body = world.pub.health()
+    ok, body = world.health()
     assert ok and body["stream"] == "idle"
     world.owncast_lists(0, "stream-a-0.ts", "stream-a-1.ts")
     await world.settle()
-    ok, body = world.pub.health()
+    ok, body = world.health()
     assert ok and body["variants"] == {"0": {"segments": 2, "media_sequence": 0, "ended": False,
                                              "seconds_since_last_segment": body["variants"]["0"]["seconds_since_last_segment"]}}  # type: ignore[index]
     assert body["uploads"] == {"done": 2, "failed": 0} and body["upload_queue_depth"] == 0
     assert body["storage_reachable"] is True and body["target_duration"] == 1
     world.pub._mono = lambda: 1e12  # Owncast went quiet without ending the stream
-    ok, body = world.pub.health()
+    ok, body = world.health()
     assert not ok and "no new segment from Owncast" in str(body["status"])
 
 
 async def test_blocking_wait_returns_once_the_sequence_is_listed(world: World) -> None:
     world.owncast_lists(0, "stream-a-0.ts")
     await world.settle()
-    first = world.pub.media_playlist(0)
+    first = world.playlists.media_playlist(0)
     assert first is not None
     base = first.last_sequence
-    assert await world.pub.wait_for_sequence(0, base, timeout=1) is first  # already there: at once
-    waiter = asyncio.ensure_future(world.pub.wait_for_sequence(0, base + 1, timeout=5))
+    assert await world.playlists.wait_for_sequence(0, base, timeout=1) is first  # already there: at once
+    waiter = asyncio.ensure_future(world.playlists.wait_for_sequence(0, base + 1, timeout=5))
     await asyncio.sleep(0)
     assert not waiter.done()
     world.owncast_lists(0, "stream-a-1.ts")
     rendered = await waiter
     assert rendered is not None and rendered.last_sequence == base + 1 and b"stream-a-1.ts" in rendered.body
-    assert await world.pub.wait_for_sequence(0, base + 5, timeout=0.05) is None  # times out
+    assert await world.playlists.wait_for_sequence(0, base + 5, timeout=0.05) is None  # times out
 
 
 async def test_many_waiters_cost_no_tasks(world: World) -> None:
     world.owncast_lists(0, "stream-a-0.ts")
     await world.settle()
-    base = world.pub.media_playlist(0).last_sequence  # type: ignore[union-attr]
+    base = world.playlists.media_playlist(0).last_sequence  # type: ignore[union-attr]
     tasks_before = len(asyncio.all_tasks())
-    waiters = [asyncio.ensure_future(world.pub.wait_for_sequence(0, base + 1, timeout=5)) for _ in range(2000)]
+    waiters = [asyncio.ensure_future(world.playlists.wait_for_sequence(0, base + 1, timeout=5)) for _ in range(2000)]
     await asyncio.sleep(0)
     assert len(asyncio.all_tasks()) == tasks_before + 2000  # only the waiters themselves
     world.owncast_lists(0, "stream-a-1.ts")
@@ -328,7 +328,7 @@ async def test_the_queue_depth_is_a_running_count_not_a_sum_per_segment(world: W
     """Summing every pending slot on every new segment made one long playlist quadratic (a 15,000
     entry playlist blocked the service for over a minute)."""
     slots = _CountingDict()
-    world.pub._slots = slots
+    world.pub.aligner._slots = slots
     names = [f"stream-a-{i}.ts" for i in range(300)]
     for name in names:
         world.store.hold(f"live/0/{name}")

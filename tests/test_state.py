@@ -13,10 +13,9 @@ import pytest
 from broadcaster.cleaner import Cleaner
 from broadcaster.manifest import ListedSegment, ManifestGenerator, Removed
 from broadcaster.owncast import SourcePlaylist
-from broadcaster.service import restore_saved
 from broadcaster.state import StateFile
 from tests.support.fakes import Bucket
-from tests.support.world import PUBLIC, World
+from tests.support.world import PUBLIC, World, snapshots_of
 
 
 def test_save_then_load(tmp_path: Path) -> None:
@@ -102,7 +101,7 @@ async def saved_state(tmp_path: Path) -> dict[str, object]:
     (tmp_path / "hls").mkdir()
     w = World(tmp_path / "hls")
     cleaner = Cleaner(Bucket(), w.metrics, margin=5)
-    w.pub._extra_state = lambda: {"cleaner": cleaner.snapshot()}
+    snapshots = snapshots_of(None, w.pub, cleaner)
     w.pub._on_removed = cleaner.schedule
     for v in (0, 1):
         w.owncast_lists(v, *(f"stream-a-{i}.ts" for i in range(8)))
@@ -111,7 +110,7 @@ async def saved_state(tmp_path: Path) -> dict[str, object]:
     cleaner.schedule([Removed(segment, 0, 9) for segment in old])
     state = StateFile(tmp_path / "saved")
     (tmp_path / "saved").mkdir()
-    state.save(w.pub.snapshot())
+    state.save(snapshots.snapshot())
     await w.pub.close()
     data = state.load()
     assert data is not None and cleaner.pending and data["variants"]
@@ -125,7 +124,7 @@ def restore_into_fresh(tmp_path: Path, content: bytes) -> tuple[World, Cleaner, 
     (tmp_path / "hls2").mkdir(exist_ok=True)
     w = World(tmp_path / "hls2")
     cleaner = Cleaner(Bucket(), w.metrics, margin=5)
-    return w, cleaner, restore_saved(StateFile(folder), w.pub, cleaner)
+    return w, cleaner, snapshots_of(StateFile(folder), w.pub, cleaner).restore()
 
 
 def _set(data: dict[str, Any], path: list[str | int], value: object) -> None:
@@ -212,7 +211,7 @@ async def test_a_target_duration_set_above_owncasts_restores(tmp_path: Path) -> 
     """TARGET_DURATION allows up to 60 s, more than the 30 s taken from Owncast's playlists."""
     (tmp_path / "hls").mkdir()
     a = World(tmp_path / "hls")
-    a.pub._target = 60
+    a.pub.target_duration = 60
     a.owncast_lists(0, "stream-a-0.ts", "stream-a-1.ts")
     await a.settle()
     saved = json.loads(json.dumps(a.pub.snapshot()))

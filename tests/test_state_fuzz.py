@@ -2,7 +2,7 @@
 
 The files are a real saved state of a running publisher (tests/test_state.py's saved_state), mutated
 in its values, types and structure, then in its text, plus arbitrary bytes. For each one, start-up's
-own restore_saved either
+own Snapshots.restore either
 - restores it, and the publisher is usable: it serves, reports health, lists new segments, and what
   it saves next restores again; or
 - moves it aside with exactly one ERROR line, and the publisher and cleaner start afresh.
@@ -24,10 +24,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from broadcaster.cleaner import Cleaner
-from broadcaster.service import restore_saved
 from broadcaster.state import StateFile
 from tests.support.fakes import Bucket
-from tests.support.world import World
+from tests.support.world import World, snapshots_of
 from tests.test_state import saved_state
 
 Path_ = list[str | int]
@@ -119,7 +118,7 @@ async def _check(folder: Path, content: bytes) -> None:
     errors = _Errors()
     logging.getLogger().addHandler(errors)
     try:
-        restored = restore_saved(StateFile(folder / "state"), w.pub, cleaner)
+        restored = snapshots_of(StateFile(folder / "state"), w.pub, cleaner).restore()
         if not restored:
             assert len(errors.messages) == 1 and "moved it to" in errors.messages[0], errors.messages
             assert not (folder / "state" / "state.json").exists()
@@ -130,23 +129,23 @@ async def _check(folder: Path, content: bytes) -> None:
         assert not errors.messages
         # Usable: it serves, reports, lists what Owncast writes next, and its next save restores.
         for v in w.pub.variants():
-            rendered = w.pub.media_playlist(v)
+            rendered = w.playlists.media_playlist(v)
             assert rendered is None or rendered.body.startswith(b"#EXTM3U\n")
-        w.pub.health()
+        w.health()
         for v in w.pub.variants() or [0]:
             w.owncast_lists(v, "stream-z-0.ts", "stream-z-1.ts")
         await _settle(w)
         for v in w.pub.variants():
             gen = w.pub.generator(v)
             assert gen is not None and gen.uris()[-1].endswith("/stream-z-1.ts")  # a new stream is listed
-            rendered = w.pub.media_playlist(v)
+            rendered = w.playlists.media_playlist(v)
             assert rendered is not None and b"stream-z-1.ts" in rendered.body
         again = StateFile(folder / "again")
         (folder / "again").mkdir()
         again.save({**w.pub.snapshot(), "cleaner": cleaner.snapshot()})
         w2 = World(folder / "hls")
         try:
-            assert restore_saved(again, w2.pub, Cleaner(Bucket(), w2.metrics, margin=5))
+            assert snapshots_of(again, w2.pub, Cleaner(Bucket(), w2.metrics, margin=5)).restore()
         finally:
             await w2.pub.close()
         assert not errors.messages

@@ -107,7 +107,7 @@ class FakePlaylists:
 
 
 class FakeHealth:
-    """What Publisher.health() would say, as the app (`.health()`) or the StatusWatcher (a call) reads it;
+    """What HealthReport.health() would say, as the app (`.health()`) or the StatusWatcher (a call) reads it;
     the test changes `answer` (or sets `error`) and counts the readings."""
 
     def __init__(self, ok: bool = True) -> None:

@@ -9,8 +9,14 @@ from pathlib import Path
 
 from broadcaster.metrics import Metrics
 from broadcaster.owncast import SourcePlaylist, SourceSegment
-from broadcaster.publisher import Publisher
+from broadcaster.cleaner import Cleaner
+from broadcaster.health import HealthReport
+from broadcaster.publisher import Publisher, PublisherConfig
+from broadcaster.snapshots import Snapshots
+from broadcaster.state import StateFile
 from broadcaster.uploader import Uploader
+from broadcaster.urls import PublicUrls
+from broadcaster.visible import VisiblePlaylists
 from tests.support.fakes import FakeStore
 from tests.support.hls_checker import VariantSetChecker
 
@@ -28,9 +34,12 @@ class World:
                                  backoff_base=0.001, backoff_cap=0.001)
         self.listed: list[tuple[int, int, str]] = []
         self.clock = 1_800_000_000.0
-        self.pub = Publisher(hls_dir=tmp_path, uploader=self.uploader, metrics=self.metrics, key_prefix="live",
-                             public_url=PUBLIC, window_seconds=window, wall_clock=lambda: self.clock,
+        self.playlists = VisiblePlaylists()
+        self.pub = Publisher(PublisherConfig(hls_dir=tmp_path, key_prefix="live", urls=PublicUrls(PUBLIC),
+                                             window_seconds=window, wall_clock=lambda: self.clock),
+                             uploader=self.uploader, metrics=self.metrics, playlists=self.playlists,
                              on_listed=lambda v, n, s, _u: self.listed.append((v, n, s.name)))
+        self.report = HealthReport(self.pub.facts, self.uploader)
         self.checker = VariantSetChecker(allow_resume_after_endlist=True)
         self.segments: dict[int, list[SourceSegment]] = {}
 
@@ -63,9 +72,12 @@ class World:
 
     def check(self) -> None:
         for v in self.pub.variants():
-            rendered = self.pub.media_playlist(v)
+            rendered = self.playlists.media_playlist(v)
             if rendered is not None:
                 self.checker.assert_ok(str(v), rendered.body.decode())
+
+    def health(self) -> tuple[bool, dict[str, object]]:
+        return self.report.health()
 
     def uris(self, variant: int) -> list[str]:
         gen = self.pub.generator(variant)
@@ -73,6 +85,15 @@ class World:
         return [u.removeprefix(f"{PUBLIC}/live/{variant}/") for u in gen.uris()]
 
     def text(self, variant: int = 0) -> str:
-        rendered = self.pub.media_playlist(variant)
+        rendered = self.playlists.media_playlist(variant)
         assert rendered is not None
         return rendered.body.decode()
+
+
+def snapshots_of(file: StateFile | None, pub: Publisher, cleaner: Cleaner | None = None) -> Snapshots:
+    """The durable parts wired as the service wires them: the cleaner under "cleaner", the publisher on top."""
+    snapshots = Snapshots(file)
+    if cleaner is not None:
+        snapshots.register("cleaner", cleaner, empty=[])
+    snapshots.register(None, pub)
+    return snapshots

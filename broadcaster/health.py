@@ -1,0 +1,95 @@
+"""/health's answer: the stream's StreamState and every reason it is not ok, from facts passed in."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from . import hls
+from .mirror import PlaylistMirror
+from .slots import Variant
+from .stream_state import StreamState
+from .uploader import Uploader
+
+SLOW_RATIO = 1.0  # uploads taking longer than the media they carry cannot keep up
+
+
+@dataclass(frozen=True, slots=True)
+class PublisherFacts:
+    """What the publisher knows at one moment (monotonic seconds)."""
+
+    now: float
+    variants: list[Variant]
+    target_duration: int | None
+    upload_ratio: float  # moving average of (PutObject time / segment duration)
+    oldest_upload: float | None  # when the oldest copy still uploading was seen
+    queue_depth: int
+
+
+class HealthReport:
+    """Builds (ok, body) for /health and the StatusWatcher; ok is False when any reason is given."""
+
+    def __init__(self, facts: Callable[[], PublisherFacts], uploader: Uploader, *,
+                 state_error: Callable[[], str | None] = lambda: None,
+                 mirror: PlaylistMirror | None = None) -> None:
+        self._facts = facts
+        self._uploader = uploader
+        self._state_error = state_error
+        self._mirror = mirror
+
+    def health(self) -> tuple[bool, dict[str, object]]:
+        f = self._facts()
+        now = f.now
+        reasons: list[str] = []
+        up = self._uploader
+        if up.storage_ok is False:
+            reasons.append(f"storage unreachable ({up.last_error})")
+        live = any(v.generator and not v.source_ended and v.last_new_segment for v in f.variants)
+        stall = 3 * (f.target_duration or 3)
+        variants: dict[str, object] = {}
+        last_ages: list[float] = []
+        for v in f.variants:
+            gen = v.generator
+            age = None if v.last_listed is None else round(now - v.last_listed, 3)
+            if age is not None:
+                last_ages.append(age)
+            variants[str(v.index)] = {
+                "segments": gen.segment_count if gen else 0,
+                "media_sequence": gen.media_sequence if gen else 0,
+                "ended": bool(gen and gen.ended),
+                "seconds_since_last_segment": age,
+            }
+            if live and not v.source_ended and v.last_new_segment and now - v.last_new_segment > stall:
+                reasons.append(f"variant {v.index}: no new segment from Owncast for {now - v.last_new_segment:.0f}s")
+            elif live and v.last_new_segment and v.last_new_segment > (v.last_listed or 0):
+                since = v.last_listed or v.created
+                if now - since > stall:  # Owncast produces, we list nothing (rejected, lost, stuck)
+                    reasons.append(f"variant {v.index}: nothing listed for {now - since:.0f}s")
+        if f.upload_ratio > SLOW_RATIO and live:
+            reasons.append(f"uploads slower than real time ({f.upload_ratio:.1f}s per second of media)")
+        state_error = self._state_error()
+        if state_error is not None:
+            reasons.append(f"cannot save state ({state_error})")
+        if f.oldest_upload is not None and now - f.oldest_upload > stall:
+            reasons.append(f"uploads behind by {now - f.oldest_upload:.0f}s")
+        mirror_lag = None
+        if self._mirror is not None:
+            mirror_lag = round(self._mirror.lag, 3)
+            reason = self._mirror.health_reason(hls.block_timeout(f.target_duration or 3))
+            if reason is not None:
+                reasons.append(reason)
+        state = StreamState.of("idle" if not f.variants else ("live" if live else "ended"), not reasons)
+        body: dict[str, object] = {
+            "status": "ok" if not reasons else "; ".join(reasons),
+            "stream": state.stream,
+            "target_duration": f.target_duration,
+            "variants": variants,
+            "seconds_since_last_segment": min(last_ages) if last_ages else None,
+            "uploads": {"done": up.uploads_done, "failed": up.uploads_failed},
+            "upload_queue_depth": f.queue_depth,
+            "storage_reachable": up.storage_ok,
+            "upload_realtime_ratio": round(f.upload_ratio, 3),
+        }
+        if mirror_lag is not None:
+            body["playlists_in_bucket_lag_seconds"] = mirror_lag
+        return not reasons, body

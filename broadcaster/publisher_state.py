@@ -1,0 +1,140 @@
+"""The Publisher's memory as JSON (state.json's top level), and reading it back with every value checked.
+
+state.json may be damaged or crafted: `decode` checks types, ranges and sizes before anything is
+used, and raises ValueError naming what does not add up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from . import state as s
+from .manifest import MAX_RESTORED_TARGET, ManifestGenerator
+from .slots import Slot, SlotKey, Variant
+
+SEEN_LIMIT = 4096  # names remembered per variant, far more than Owncast ever lists at once
+# Names saved across a restart: Owncast lists at most ~25 per variant (plus its offline tail), so
+# older names cannot come back; keeping the state small keeps its fsync on the listing path cheap.
+_SEEN_SAVED = 200
+# Bounds on what a saved state may hold, far above what the service writes: more is not ours.
+_MAX_VARIANTS = 100
+_MAX_RUNS = 1_000_000  # Owncast transcoder runs seen over the service's life, one per stream start
+_MAX_UPLOADED = 100_000
+
+
+@dataclass(slots=True)
+class Memory:
+    """What the publisher carries across a restart."""
+
+    variants: dict[int, Variant]
+    target: int | None
+    independent: bool
+    next_sequence: int
+    last_run: int | None
+    decided: SlotKey
+    runs: dict[str, int]  # Owncast run name -> order
+    uploaded: set[str]  # keys uploaded before a restart, not listed then
+
+
+def encode(m: Memory, undecided: Iterable[Slot], now: float) -> dict[str, object]:
+    """The publisher's memory, JSON-able: numbering, windows, what is seen and uploaded."""
+    pending: dict[int, set[str]] = {}
+    uploaded: list[str] = []
+    for slot in undecided:
+        for index, copy in slot.copies.items():
+            pending.setdefault(index, set()).add(copy.source.name)
+            t = copy.task
+            if t.done() and not t.cancelled() and t.exception() is None:
+                uploaded.append(copy.key)
+    variants = {}
+    for v in m.variants.values():
+        in_flight = pending.get(v.index, set())
+        variants[str(v.index)] = {
+            "generator": v.generator.snapshot(now) if v.generator is not None else None,
+            # Names still in flight are forgotten, so a restart uploads and lists them.
+            "seen": [n for n in list(v.seen)[-_SEEN_SAVED:] if n not in in_flight],
+            "first": {str(k): n for k, n in v.first.items()},
+            "last_key": list(v.last_key) if v.last_key else None,
+            "last_media_sequence": v.last_media_sequence,
+            "restarts": v.restarts,
+            "source_ended": v.source_ended,
+        }
+    return {
+        "target_duration": m.target,
+        "independent": m.independent,
+        "next_sequence": m.next_sequence,
+        "last_run": m.last_run,
+        "decided": list(m.decided),
+        "runs": m.runs,
+        "variants": variants,
+        "uploaded": uploaded + sorted(m.uploaded),
+    }
+
+
+def _number_key(key: str, what: str, digits: int) -> int:
+    """A saved object's key that must be a number (JSON keys are text)."""
+    if not (key.isascii() and key.isdigit() and len(key) <= digits):
+        raise ValueError(f"{what} numbered {s.describe(key)} is not one of ours")
+    return int(key)
+
+
+def decode(data: dict[str, object], now: float, window: float, can_block_reload: bool) -> Memory:
+    what = "publisher state"
+    data = s.mapping(data, what, 1000)
+    raw_target = s.field(data, "target_duration", what)
+    target = None if raw_target is None else s.integer(raw_target, "target_duration", 1, MAX_RESTORED_TARGET)
+    variants: dict[int, Variant] = {}
+    for name, raw in s.mapping(s.field(data, "variants", what), "variants", _MAX_VARIANTS).items():
+        index = _number_key(name, "a variant", 4)
+        raw = s.mapping(raw, f"variant {name}", 100)
+        gen_data = s.field(raw, "generator", what)
+        gen = None
+        if gen_data is not None:
+            gen = ManifestGenerator.restore(s.mapping(gen_data, "generator", 100), now, window,
+                                            can_block_reload=can_block_reload)
+            if gen.target_duration != target:
+                raise ValueError(f"variant {name}: target duration {gen.target_duration}, not {target}")
+        v = Variant(index, generator=gen, created=now)
+        for seen in s.array(s.field(raw, "seen", what), "seen", SEEN_LIMIT):
+            # Rejected names are remembered too, escapes and all: never written anywhere.
+            v.seen[s.text(seen, "a seen name", 1 << 16, one_line=False)] = None
+        first = s.mapping(s.field(raw, "first", what), "first", _MAX_RUNS)
+        v.first = {_number_key(k, "a run", 18): s.integer(n, "a first number") for k, n in first.items()}
+        last_key = s.field(raw, "last_key", what)
+        if last_key is not None:
+            pair = s.array(last_key, "last_key", 2)
+            if len(pair) != 2:
+                raise ValueError(f"last_key is {s.describe(pair)}, not [run, number]")
+            v.last_key = (s.integer(pair[0], "last_key"), s.integer(pair[1], "last_key"))
+        v.last_media_sequence = s.integer(s.field(raw, "last_media_sequence", what), "last_media_sequence", -1)
+        v.restarts = s.integer(s.field(raw, "restarts", what), "restarts")
+        v.source_ended = s.flag(s.field(raw, "source_ended", what), "source_ended")
+        variants[v.index] = v
+    if target is None and any(v.generator is not None for v in variants.values()):
+        raise ValueError("playlists without a target duration")
+    independent = s.flag(s.field(data, "independent", what), "independent")
+    next_sequence = s.integer(s.field(data, "next_sequence", what), "next_sequence")
+    if any(v.generator and v.generator.next_sequence > next_sequence for v in variants.values()):
+        raise ValueError("a playlist is ahead of the shared numbering")
+    raw_last_run = s.field(data, "last_run", what)
+    last_run = None if raw_last_run is None else s.integer(raw_last_run, "last_run")
+    decided = s.array(s.field(data, "decided", what), "decided", 2)
+    if len(decided) != 2:
+        raise ValueError(f"decided is {s.describe(decided)}, not [run, number]")
+    # (-1, -1) before anything was decided; an end of stream is decided as (run, END).
+    key = (s.integer(decided[0], "decided", -1), s.integer(decided[1], "decided", -1))
+    runs = {s.text(name, "a run name", 1 << 16, one_line=False): s.integer(n, "a run number")
+            for name, n in s.mapping(s.field(data, "runs", what), "runs", _MAX_RUNS).items()}
+    # Runs are numbered in the order they were seen, so the next one sorts after every slot
+    # decided so far; a number outside them would keep a new stream's segments "late" for good.
+    if sorted(runs.values()) != list(range(len(runs))):
+        raise ValueError("run numbers are not 0, 1, 2...")
+    used = [key[0], -1 if last_run is None else last_run]
+    for v in variants.values():
+        used += [*v.first, -1 if v.last_key is None else v.last_key[0]]
+    if max(used) >= len(runs):
+        raise ValueError(f"run {max(used)} is not among the {len(runs)} runs saved")
+    uploaded = {s.text(k, "an uploaded key") for k in s.array(s.field(data, "uploaded", what), "uploaded",
+                                                              _MAX_UPLOADED)}
+    return Memory(variants, target, independent, next_sequence, last_run, key, runs, uploaded)

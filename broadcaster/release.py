@@ -1,0 +1,130 @@
+"""Makes new playlist versions public in the one safe order: saved to STATE_DIR first (a crash must not
+forget a number a client has seen), then visible to clients and offered to the bucket, then told
+(the listing hook, the listing-delay metric)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from . import hls
+from .manifest import Rendered
+from .metrics import Metrics
+from .mirror import PlaylistMirror
+from .owncast import SourceSegment
+from .snapshots import Snapshots
+from .visible import VisiblePlaylists
+
+# (variant, media sequence, Owncast's segment, the URL listed), once the listing is visible.
+ListedHook = Callable[[int, int, SourceSegment, str], None]
+Listing = tuple[int, int, SourceSegment, float, str]  # a listing not yet visible: ..., seen_at, URL
+Renderings = Callable[[bool], dict[int, Rendered]]  # every variant's current version (True: the bucket's)
+
+
+def object_key(prefix: str, index: int, name: str) -> str:
+    return f"{prefix}/{index}/{name}" if prefix else f"{index}/{name}"
+
+
+class Release:
+    def __init__(
+        self,
+        playlists: VisiblePlaylists,
+        metrics: Metrics,
+        renderings: Renderings,
+        *,
+        key_prefix: str,
+        snapshots: Snapshots | None = None,
+        mirror: PlaylistMirror | None = None,
+        on_listed: ListedHook | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._playlists = playlists
+        self._metrics = metrics
+        self._renderings = renderings
+        self._prefix = key_prefix
+        self.snapshots = snapshots
+        self.mirror = mirror
+        self._on_listed = on_listed
+        self._mono = monotonic
+        self._unpublished: list[Listing] = []  # listings in versions not yet saved and shown
+        self._dirty = asyncio.Event()
+        self._saver: asyncio.Task[None] | None = None
+
+    def listed(self, listing: Listing) -> None:
+        """A listing to tell once the version holding it is visible."""
+        self._unpublished.append(listing)
+
+    def changed(self) -> None:
+        """The playlists may have changed: release the new versions now, or once saved."""
+        if all(self._playlists.is_shown(i, r) for i, r in self._renderings(False).items()):
+            return
+        if self.snapshots is None or self.snapshots.file is None or self._saver is None:
+            self._apply(self._renderings(False), self._take_listings(), self._edges())
+        else:
+            self._dirty.set()
+
+    def _edges(self) -> dict[int, Rendered]:
+        """The same versions for the bucket (no blocking reload), taken at the same moment."""
+        return self._renderings(True) if self.mirror is not None else {}
+
+    def _take_listings(self) -> list[Listing]:
+        listings, self._unpublished = self._unpublished, []
+        return listings
+
+    def _apply(self, renderings: dict[int, Rendered], listings: list[Listing], edges: dict[int, Rendered]) -> None:
+        self._playlists.show(renderings)  # wakes requests held for a newer version (blocking reload)
+        self._offer(edges)
+        now = self._mono()
+        for index, sequence, src, seen_at, uri in listings:
+            self._metrics.listing_delay.observe(now - seen_at)
+            if self._on_listed is not None:
+                self._on_listed(index, sequence, src, uri)
+
+    async def _save_loop(self, snapshots: Snapshots) -> None:
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            renderings, edges = self._renderings(False), self._edges()
+            if not self._unpublished and all(self._playlists.is_shown(i, r) for i, r in renderings.items()):
+                continue  # woken again for a change an earlier save already covered
+            listings = self._take_listings()
+            await snapshots.save()  # a failure is logged and shown by /health; the stream goes on
+            self._apply(renderings, listings, edges)
+
+    def _offer(self, edges: dict[int, Rendered]) -> None:
+        """Visible (and saved) versions go to the bucket too; the master once its variants are there."""
+        mirror, target = self.mirror, self._playlists.target_duration
+        if mirror is None or target is None:
+            return
+        cache_control = hls.playlist_cache_control(target)
+        for index, rendered in edges.items():
+            mirror.offer(object_key(self._prefix, index, hls.MEDIA_PLAYLIST_NAME), rendered, cache_control)
+        master = self._playlists.master_playlist()
+        announced = self._playlists.announced
+        if master is not None and announced:
+            needs = tuple(object_key(self._prefix, v.index, hls.MEDIA_PLAYLIST_NAME) for v in announced)
+            mirror.offer(self.master_key, master, cache_control, requires=needs)
+
+    @property
+    def master_key(self) -> str:
+        return f"{self._prefix}/{hls.MASTER_PLAYLIST_NAME}" if self._prefix else hls.MASTER_PLAYLIST_NAME
+
+    def offer_to_mirror(self) -> None:
+        """Offer what clients see now (at start-up after a restore, and at shutdown)."""
+        self._offer(self._edges() if self._playlists.showing else {})
+
+    async def start(self) -> None:
+        if self.snapshots is not None and self.snapshots.file is not None and self._saver is None:
+            self._saver = asyncio.create_task(self._save_loop(self.snapshots), name="state-saver")
+
+    async def close(self) -> None:
+        if self._saver is not None:
+            self._saver.cancel()
+            try:
+                await self._saver
+            except asyncio.CancelledError:
+                pass
+            self._saver = None
+        if self.snapshots is not None:
+            await self.snapshots.close()  # a save in its thread finishes before a newer one is written

@@ -1,0 +1,153 @@
+"""Cross-variant slot alignment: which segment position is decided next, and which variants take part.
+
+A slot is one segment position, the same in every variant: (Owncast transcoder run, Owncast's
+sequence number). ffmpeg numbers all variants of one run in lockstep, so this key lines variants up
+(docs: HLS 6.2.4). A slot is decided (listed or dropped) once every variant taking part has its copy
+uploaded, or has moved on without one; slots are decided in order, so every variant lists the same
+slots under the same media sequence numbers. What deciding means (listing, metrics, gaps) is the
+Publisher's business.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, ValuesView
+from dataclasses import dataclass, field
+
+from .manifest import ManifestGenerator
+from .owncast import SourceSegment
+
+SlotKey = tuple[int, int]
+END = 1 << 62  # an end-of-stream marker sorts after every segment of its run
+NOTHING: SlotKey = (-1, -1)  # decided before anything was
+
+
+@dataclass(slots=True)
+class Copy:
+    """One variant's copy of a slot, being uploaded."""
+
+    source: SourceSegment
+    key: str
+    init_key: str | None
+    seen_at: float  # monotonic
+    task: asyncio.Task[float]
+
+
+@dataclass(slots=True)
+class Slot:
+    key: SlotKey
+    copies: dict[int, Copy] = field(default_factory=dict)
+    discontinuity: bool = False  # Owncast put EXT-X-DISCONTINUITY before it
+
+
+@dataclass(slots=True)
+class Variant:
+    """What the publisher knows of one of Owncast's variants."""
+
+    index: int
+    generator: ManifestGenerator | None = None
+    seen: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    inits: dict[str, asyncio.Task[float]] = field(default_factory=dict)  # key -> upload
+    first: dict[int, int] = field(default_factory=dict)  # run -> first Owncast number it joined with
+    last_key: SlotKey | None = None
+    last_media_sequence: int = -1
+    restarts: int = 0  # times Owncast's numbering went back (runs without a stream id in names)
+    source_ended: bool = False
+    last_new_segment: float | None = None  # monotonic, Owncast listed something new
+    last_listed: float | None = None  # monotonic, we listed something
+    created: float = 0.0  # monotonic
+
+
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """The next slot to decide, the variants taking part, and the slot decided before it."""
+
+    slot: Slot
+    members: list[Variant]
+    previous: SlotKey
+
+
+class SlotAligner:
+    """The undecided slots, in order, and the rule for when the first of them is decided."""
+
+    def __init__(self) -> None:
+        self._slots: dict[SlotKey, Slot] = {}
+        self._order: list[SlotKey] = []  # undecided slots, sorted
+        self.decided: SlotKey = NOTHING  # every slot up to here is listed or dropped
+        # Copies in undecided slots, kept as a running count: summing the slots on every new segment
+        # made one long playlist quadratic.
+        self._queued = 0
+
+    @property
+    def queued(self) -> int:
+        return self._queued
+
+    def slots(self) -> ValuesView[Slot]:
+        return self._slots.values()
+
+    def is_late(self, key: SlotKey) -> bool:
+        """Its slot was already listed (or dropped) in the other variants; it cannot join late."""
+        return key <= self.decided
+
+    def slot(self, key: SlotKey) -> Slot:
+        """The slot at `key`, made if it is new (e.g. every variant announces the same end of stream)."""
+        existing = self._slots.get(key)
+        if existing is not None:
+            return existing
+        slot = self._slots[key] = Slot(key)
+        bisect.insort(self._order, key)
+        return slot
+
+    def add_copy(self, slot: Slot, index: int, copy: Copy) -> None:
+        if index not in slot.copies:
+            self._queued += 1
+        slot.copies[index] = copy
+
+    def take_ready(self, variants: Iterable[Variant], now: Callable[[], float], target: int | None) -> Ready | None:
+        """The first undecided slot once it can be decided (taken out of the queue), else None."""
+        if not self._order:
+            return None
+        key = self._order[0]
+        slot = self._slots[key]
+        if key[1] == END:
+            members = [v for v in variants if key[0] in v.first]
+            if not all(v.source_ended or (v.last_key or key)[0] > key[0] for v in members):
+                return None
+        else:
+            members = self._participants(key, variants, now(), target)
+            if not all(self._resolved(v, slot) for v in members):
+                return None
+        previous = self.decided
+        self._order.pop(0)
+        self._queued -= len(self._slots.pop(key).copies)
+        self.decided = key
+        return Ready(slot, members, previous)
+
+    @staticmethod
+    def _participants(key: SlotKey, variants: Iterable[Variant], now: float, target: int | None) -> list[Variant]:
+        """Variants that take part in a slot: those that had joined its run by then, and every variant
+        that has listed before and is still producing, even if it has not read the new run's playlist
+        yet. A variant that has listed must be in every slot, or its numbering would fall behind the
+        others' for good; an empty one may join at any number."""
+        gone_after = 3 * (target or 3)
+        members = []
+        for v in variants:
+            first = v.first.get(key[0])
+            if first is not None:
+                if first <= key[1]:
+                    members.append(v)
+                elif v.generator is not None and v.generator.segment_count:
+                    members.append(v)  # joined this run after the slot: absent, so the slot is dropped
+            elif (v.generator is not None and v.generator.segment_count and v.last_new_segment is not None
+                  and now - v.last_new_segment < gone_after and (v.last_key or (-1, -1))[0] < key[0]):
+                members.append(v)  # has not seen this run yet: wait for it (or for it to go quiet)
+        return members
+
+    @staticmethod
+    def _resolved(v: Variant, slot: Slot) -> bool:
+        copy = slot.copies.get(v.index)
+        if copy is None:  # Owncast moved on without ever listing it in this variant
+            return v.last_key is not None and v.last_key > slot.key
+        return copy.task.done()

@@ -1,0 +1,103 @@
+"""The playlists clients see: what the server serves and holds blocking reloads on.
+
+Only versions already saved to STATE_DIR are shown here (the Publisher shows them; a crash must not
+forget a number a client has seen). Masters are rendered once per change of Owncast's variants and
+per variant file name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from . import hls
+from .manifest import Rendered, render_master
+from .owncast import SourceVariant
+
+log = logging.getLogger(__name__)
+
+
+class VisiblePlaylists:
+    """The server's PlaylistSource: the visible renderings, and the waiters on a newer one."""
+
+    def __init__(self) -> None:
+        self.target_duration: int | None = None  # None until the first Owncast playlist was read
+        self._visible: dict[int, Rendered] = {}
+        self._variants: list[SourceVariant] | None = None  # as Owncast's master announces them
+        self._masters: dict[str, Rendered] = {}  # by variant file name: /live/'s and Owncast's /hls/
+        self._changed = asyncio.Event()
+        self.held_requests = 0  # in wait_for_sequence now (read by /metrics)
+        self._released = False  # stopping: held requests are answered at once
+
+    # -- written by the publisher ------------------------------------------------------------------
+
+    @property
+    def announced(self) -> list[SourceVariant] | None:
+        """Owncast's variants, from its master playlist (None until it was read)."""
+        return self._variants
+
+    def announce(self, variants: list[SourceVariant]) -> None:
+        if variants != self._variants:
+            self._variants = variants
+            self._masters.clear()
+            log.info("Owncast announces %d variant(s): %s", len(variants), [v.index for v in variants])
+
+    @property
+    def showing(self) -> bool:
+        """Some variant's playlist is visible."""
+        return bool(self._visible)
+
+    def is_shown(self, variant: int, rendered: Rendered) -> bool:
+        return self._visible.get(variant) is rendered
+
+    def show(self, renderings: dict[int, Rendered]) -> None:
+        """Make these versions visible and wake the requests held for a newer one."""
+        self._visible.update(renderings)
+        changed, self._changed = self._changed, asyncio.Event()  # and arm the next wake-up
+        changed.set()
+
+    def replace(self, renderings: dict[int, Rendered]) -> None:
+        """What a restored state shows (before anything is served)."""
+        self._visible = dict(renderings)
+
+    # -- read by the server --------------------------------------------------------------------------
+
+    def media_playlist(self, variant: int) -> Rendered | None:
+        return self._visible.get(variant)
+
+    def master_playlist(self, media_name: str = hls.MEDIA_PLAYLIST_NAME) -> Rendered | None:
+        """Rendered once per change of Owncast's variants and per variant file name (the server asks
+        for two: hls.MEDIA_PLAYLIST_NAME and hls.OWNCAST_PLAYLIST_NAME)."""
+        master = self._masters.get(media_name)
+        if master is None:
+            variants = self._variants
+            if not variants or any(self.media_playlist(v.index) is None for v in variants):
+                return None  # a player must find every variant it is offered
+            master = self._masters[media_name] = render_master(variants, media_name)
+        return master
+
+    async def wait_for_sequence(self, variant: int, sequence: int, timeout: float) -> Rendered | None:
+        """The playlist once it lists `sequence` (or ended), or None after `timeout` (LL-HLS 6.2.5.2).
+
+        Waiters share one event per published version: no task, no polling, a few hundred bytes each.
+        Once the service stops (release_waiters), every waiter gets the playlist as it is, at once.
+        """
+        self.held_requests += 1
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    rendered = self._visible.get(variant)
+                    if rendered is not None and (rendered.last_sequence >= sequence or rendered.ended):
+                        return rendered
+                    if self._released:
+                        return rendered
+                    await self._changed.wait()
+        except TimeoutError:
+            return None
+        finally:
+            self.held_requests -= 1
+
+    def release_waiters(self) -> None:
+        """Stopping: answer every held request now, and hold no new one."""
+        self._released = True
+        self._changed.set()
