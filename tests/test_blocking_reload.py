@@ -77,7 +77,7 @@ async def test_held_past_three_target_durations_is_503(served: tuple[World, Clie
     world, client = served
     monkeypatch.setattr("broadcaster.hls.BLOCK_TIMEOUT_TARGET_DURATIONS", 0.1)  # 0.1 s instead of 3 s
     r = await client.get(f"/live/0/playlist.m3u8?_HLS_msn={last(world) + 1}")
-    assert r.status == 503
+    assert r.status == 503 and r.headers["Retry-After"] == "1"
 
 
 async def test_parameters_are_ignored_after_endlist(served: tuple[World, Client]) -> None:

@@ -134,8 +134,10 @@ class PlaylistRoutes:
             self.held -= 1
         if rendered is None:
             self._count(str(variant), 503)
+            # Retry-After like every 503 here: a player (or a cache in front) asks again, not at once.
             return web.Response(status=503, text="the stream is not advancing\n",
-                                headers=edge_headers({hdrs.CACHE_CONTROL: hls.UNREADY_CACHE_CONTROL}))
+                                headers=edge_headers({hdrs.CACHE_CONTROL: hls.UNREADY_CACHE_CONTROL,
+                                                      hdrs.RETRY_AFTER: "1"}))
         if skip and rendered.delta is not None:
             rendered = rendered.delta  # a client that cannot use it asked without _HLS_skip (6.2.5.1)
         # Answered before segment _HLS_msn was listed (the service is stopping): a playlist players
