@@ -283,7 +283,7 @@ class _Counted(asyncio.Protocol):
         """A complete request head (or _PEEK bytes of one) is waiting in the socket, unread by the loop.
 
         Only this protects a connection from being closed to make room: a head without its end is
-        half-sent, however recently it arrived. One peek of the socket, no copy."""
+        half-sent, however recently it arrived. One MSG_PEEK into the gate's buffer (about 10 µs)."""
         buf = self._gate._peek
         n = _peek(self._transport.get_extra_info("socket") if self._transport is not None else None, buf)
         if n == 0:
