@@ -7,14 +7,20 @@ Here the listener's protocol factory is wrapped in a counting one (ConnectionGat
 - below the cap a connection gets aiohttp's handler, behind a thin proxy that counts it and closes it if
   its first request head is not complete within `header_timeout` (aiohttp has no request-head timeout
   of its own: its keepalive_timeout, 75 s here, covers the wait for each later request);
-- at the cap, a connection that is only holding a handle (no request yet, or idle between requests)
-  is closed to make room, as nginx does with idle keep-alive connections: a crowd of idle or
-  half-sent connections cannot lock /health or viewers out;
+- at the cap, a connection that is only holding a handle (no complete request head yet, or idle
+  between requests) is closed to make room, as nginx does with idle keep-alive connections: a crowd of
+  idle or half-sent connections cannot lock /health or viewers out;
 - past the cap with nothing idle: a fixed `503` with `Retry-After` and `Connection: close`, written
   before aiohttp's handler sees the connection (no parsing), and the connection is closed once its
   request is read (closing with unread bytes would reset it, losing the 503). A newcomer whose request
-  is already there may instead go up to OVERDRAFT past the cap, when the connections holding it are
-  too new to judge idle (a flood of them): /health and players get through.
+  head is already there may instead go up to OVERDRAFT past the cap: /health and players get through.
+
+asyncio accepts a batch of connections (up to the listen backlog) in one turn of the loop, creates all
+their protocols on the next, connects them one by one on the one after, and reads none of them before
+that. So the decision looks only at connections already connected, and judges a connection by what is
+in its socket, read or not (MSG_PEEK): a complete request head is a request about to be served; a few
+bytes without the blank line are a half-sent head like any other, whether the loop has got to them yet
+or not. A flood accepted in the same batch as /health is thus as idle as a flood accepted before it.
 
 If handles run out anyway (other processes share the limit, or a descriptor leak), asyncio reports each
 failed accept with a traceback through the loop's exception handler; install_accept_error_handler turns
@@ -28,6 +34,7 @@ import errno
 import fcntl
 import itertools
 import logging
+import socket
 import struct
 import termios
 from collections.abc import Callable
@@ -51,9 +58,12 @@ RETRY_AFTER = 2  # seconds, for the 503 past the connection cap
 LISTEN_QUEUE = 1024  # connections the kernel holds until they are accepted (capped by net.core.somaxconn)
 LINGER = 1.0  # seconds a refused connection may wait for its request to be read before it is closed
 LINGER_MAX = 16  # refused connections lingering at once
-OVERDRAFT = 16  # connections past the cap for newcomers whose request is there (the budget's margin)
+OVERDRAFT = 16  # connections past the cap for newcomers whose request head is there (the budget's margin)
 _EVICT_SCAN = 64  # connections looked at for an idle one before answering 503
 _HEAD_END = (b"\r\n\r\n", b"\n\n")  # llhttp takes bare LF line ends too
+# Bytes of a socket's unread data looked at for the end of a request head. Browsers' heads are well under
+# it; a longer one counts as a request (many bytes at once are a client's, not a trickle's).
+_PEEK = 8192
 
 ProtocolFactory = Callable[[], asyncio.BaseProtocol]
 
@@ -95,8 +105,13 @@ class ConnectionGate:
         self._busy = busy_response("too many connections, try again shortly\n", retry_after)
         self._metrics = metrics
         self._lingering = 0  # refused connections waiting to close cleanly
-        self._open: dict[_Counted, None] = {}  # in accept order (oldest first)
-        self._fresh: dict[_Counted, None] = {}  # no complete request head yet, oldest first
+        # Admitted connections (handed to aiohttp), oldest first. Ones accepted but not yet connected,
+        # and refused ones on their way out, are not counted: the budget reserves handles for those
+        # (limits.ACCEPT_BATCHES, the margin), and counting them here let a batch of a flood fill the
+        # cap with connections nobody could judge.
+        self._open: dict[_Counted, None] = {}
+        self._fresh: dict[_Counted, None] = {}  # admitted, no complete request head read yet, oldest first
+        self._peek = bytearray(_PEEK)  # one buffer for every MSG_PEEK (one loop, one at a time)
         if metrics is not None:
             metrics.watch(kind, lambda: len(self._open), limit)
 
@@ -107,28 +122,29 @@ class ConnectionGate:
     def __call__(self) -> asyncio.BaseProtocol:
         # Decided in _Counted.connection_made, once the connection has a socket to look at: asyncio
         # creates a batch of protocols before any of them is connected.
-        conn = _Counted(self, self._factory())
-        self._open[conn] = None
-        self._fresh[conn] = None
-        return conn
+        return _Counted(self, self._factory())
 
     def _admit(self, conn: _Counted) -> bool:
-        """Whether `conn`, just connected, may stay: below the cap, or once an idle one made room, or,
-        when its request is already there (a health check, a player), a little past the cap: the
-        connections holding the cap may all be too new to judge yet."""
-        return (len(self._open) <= self.limit or self._evict_idle(conn)
-                or (len(self._open) <= self.limit + OVERDRAFT and conn.unread()))
+        """Whether `conn`, just connected, may stay (it is then counted): below the cap, or once an idle
+        one made room, or, when its request head is already there (a health check, a player), a little
+        past the cap: the connections holding the cap may all be busy for a moment."""
+        if not (len(self._open) < self.limit or self._evict_idle()
+                or (len(self._open) < self.limit + OVERDRAFT and conn.has_request())):
+            return False
+        self._open[conn] = None
+        self._fresh[conn] = None
+        return True
 
-    def _evict_idle(self, newcomer: _Counted) -> bool:
+    def _evict_idle(self) -> bool:
         """Closes one connection that only holds a handle; False if there is none.
 
-        The oldest first; one whose request is waiting unread in its socket (the loop has not got to
-        it yet) is not idle. What was looked at goes to the back, so the next scan starts elsewhere:
-        long-lived event streams and held requests would gather at the front otherwise."""
+        The oldest first; one whose complete request head is waiting unread in its socket (the loop has
+        not got to it yet) is not idle. What was looked at goes to the back, so the next scan starts
+        elsewhere: long-lived event streams and held requests would gather at the front otherwise."""
         victim: _Counted | None = None
         for group, idle in ((self._fresh, _Counted.fresh), (self._open, _Counted.idle)):
             for conn in list(itertools.islice(group, _EVICT_SCAN)):
-                if conn is not newcomer and idle(conn) and not conn.unread():
+                if idle(conn) and not conn.has_request():
                     victim = conn
                     break
                 del group[conn]
@@ -174,9 +190,6 @@ class _Counted(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
-        if self._dropped:  # evicted between accept and now: never handed to aiohttp
-            transport.abort()
-            return
         if self._gate._admit(self):
             self._start(transport)
         else:  # past the cap: the fixed 503, never seen by aiohttp
@@ -188,16 +201,15 @@ class _Counted(asyncio.Protocol):
         self._inner.connection_made(transport)
 
     def _refuse(self, transport: asyncio.Transport) -> None:
-        """Writes the 503 and closes. It stays counted until its handle is released.
+        """Writes the 503 and closes; the budget's margin, not the cap, holds its handle meanwhile.
 
         Closing a socket with the request still unread in it sends a reset, which may reach the client
         before the 503 does: so the answer is followed by a FIN and the connection lingers until that
         request is read (or the client closes, or LINGER passes). Only a few at a time may linger."""
         self._dropped = True
         self._gate._count("connections")
-        self._gate._head_done(self)  # not a candidate to make room: it is on its way out
         transport.write(self._gate._busy)
-        if self._gate._lingering >= LINGER_MAX or not transport.can_write_eof() or not self.unread():
+        if self._gate._lingering >= LINGER_MAX or not transport.can_write_eof() or not self._waiting():
             transport.close()  # after the write
             return
         self._gate._lingering += 1
@@ -255,19 +267,31 @@ class _Counted(asyncio.Protocol):
         return isinstance(waiter, asyncio.Future) and not waiter.done()
 
     def fresh(self) -> bool:
-        """No complete request head yet (the transport may not even have told us of it)."""
-        return not self._dropped and (self._timer is not None or not self._made)
+        """No complete request head read yet."""
+        return not self._dropped and self._timer is not None
 
-    def unread(self) -> bool:
-        """Bytes have arrived that the loop has not read yet (or the connection is too new to tell)."""
-        if self._transport is None:
-            return True
-        sock = self._transport.get_extra_info("socket")
+    def _waiting(self) -> bool:
+        """Bytes have arrived that the loop has not read yet."""
+        sock: Any = self._transport.get_extra_info("socket") if self._transport is not None else None
         try:
             waiting: int = struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0" * 4))[0]
         except (OSError, AttributeError):
             return False
         return waiting > 0
+
+    def has_request(self) -> bool:
+        """A complete request head (or _PEEK bytes of one) is waiting in the socket, unread by the loop.
+
+        Only this protects a connection from being closed to make room: a head without its end is
+        half-sent, however recently it arrived. One MSG_PEEK into the gate's buffer (about 10 µs)."""
+        buf = self._gate._peek
+        n = _peek(self._transport.get_extra_info("socket") if self._transport is not None else None, buf)
+        if n == 0:
+            return False
+        if n == _PEEK:
+            return True
+        seam = self._tail + bytes(buf[:min(n, 3)])  # a head end split between what was read and what was not
+        return any(end in seam for end in _HEAD_END) or any(buf.find(end, 0, n) >= 0 for end in _HEAD_END)
 
     def drop(self) -> None:
         """Closes the connection now; connection_lost follows and frees its place."""
@@ -286,6 +310,25 @@ class _Counted(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+
+def _peek(transport_socket: Any, buf: bytearray) -> int:
+    """Copies what is waiting unread in a connection's socket into `buf`, leaving it there; 0 if nothing.
+
+    asyncio hands out only a TransportSocket, without recv: a socket object is made on the same
+    descriptor for the call and detached after it, so the descriptor stays the transport's. MSG_DONTWAIT:
+    never a blocking call, whatever mode that object would assume."""
+    try:
+        sock = socket.socket(transport_socket.family, transport_socket.type, transport_socket.proto,
+                             transport_socket.fileno())
+    except (OSError, AttributeError, ValueError):
+        return 0
+    try:
+        return sock.recv_into(buf, len(buf), socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except OSError:  # nothing there (EAGAIN), or reset
+        return 0
+    finally:
+        sock.detach()
 
 
 class GatedSite(web.BaseSite):

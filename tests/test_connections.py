@@ -162,6 +162,47 @@ async def test_at_the_cap_a_kept_alive_connection_between_requests_makes_room(li
     assert (await response(second[0])).endswith(b"released")  # the busy one was left alone
 
 
+@pytest.mark.parametrize("sent", [True, False], ids=["request-there", "request-after"])
+async def test_a_flood_accepted_in_one_batch_cannot_lock_a_newcomer_out(sent: bool) -> None:
+    """asyncio accepts a batch of connections, creates all their protocols, then connects them one by one,
+    before reading any. A crowd of half-sent and idle connections ahead of a client in one batch must
+    not get it a 503: connections not yet connected, and unread heads that never end, hold no place.
+    A complete request waiting unread in the same batch is not closed to make room."""
+    runner, lst = await start(limit=4)
+    crowd: list[socket.socket] = []
+    try:
+        busy = await lst.connect()
+        busy[1].write(HOLD)
+        async with asyncio.timeout(5):
+            while not lst.held:
+                await asyncio.sleep(0.01)
+        # Blocking sockets, no await: the loop does not run, so all of them wait in the listen queue (the
+        # kernel completes the handshakes) and the loop accepts them in one go (backlog 128).
+        for i in range(60):
+            sock = socket.create_connection(("127.0.0.1", lst.port))
+            crowd.append(sock)
+            if i == 0:
+                sock.sendall(HELLO)  # a client's request, ahead of the crowd
+            elif i % 2:
+                sock.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n")  # a head without its blank line
+        sock = socket.create_connection(("127.0.0.1", lst.port))
+        if sent:
+            sock.sendall(HELLO)
+        reader, writer = await asyncio.open_connection(sock=sock)
+        lst.clients.append(writer)
+        if not sent:
+            writer.write(HELLO)
+        assert (await response(reader)).endswith(b"hello")
+        assert lst.rejected("idle_evicted") >= 1
+        first, writer = await asyncio.open_connection(sock=crowd.pop(0))
+        lst.clients.append(writer)
+        assert (await response(first)).endswith(b"hello")
+    finally:
+        for sock in crowd:
+            sock.close()
+        await lst.close(runner)
+
+
 async def test_a_half_sent_head_is_closed_after_the_header_timeout() -> None:
     runner, lst = await start(limit=10, header_timeout=0.3)
     try:
