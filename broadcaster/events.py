@@ -98,9 +98,9 @@ class EventHub:
         self._streams = 0
         self._state: tuple[int, bytes] | None = None  # the last state event: (id, frame without id)
 
-    # -- publishing --------------------------------------------------------------------------------
+    # -- emitting ----------------------------------------------------------------------------------
 
-    def publish(self, event: str, data: Mapping[str, object]) -> int:
+    def emit(self, event: str, data: Mapping[str, object]) -> int:
         """Adds one event to the ring, wakes every stream, and returns its id."""
         if not _EVENT_NAME.fullmatch(event):
             raise ValueError(f"bad event name {event!r}")
@@ -110,7 +110,7 @@ class EventHub:
         self._ring.append((event_id, f"id: {event_id}\n".encode() + body))
         if event == "state":
             self._state = (event_id, body)
-        # Wake the streams waiting now, and arm a fresh event for the next publish.
+        # Wake the streams waiting now, and arm a fresh event for the next emit.
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
         return event_id
@@ -119,12 +119,12 @@ class EventHub:
         """A segment is in the bucket and listed in the playlists (the publisher's listing hook)."""
         # NaN or inf would make invalid JSON for browsers; the publisher never lists such a segment.
         seconds: float | None = round(duration, 6) if math.isfinite(duration) else None
-        return self.publish(
+        return self.emit(
             "segment", {"variant": variant, "media_sequence": media_sequence, "duration": seconds, "url": url}
         )
 
     def state_changed(self, state: State, detail: str) -> int:
-        return self.publish("state", {"state": state, "detail": detail})
+        return self.emit("state", {"state": state, "detail": detail})
 
     # -- reading -----------------------------------------------------------------------------------
 

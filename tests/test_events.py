@@ -174,10 +174,10 @@ async def test_state_events_and_a_new_dashboard_gets_the_current_state_without_a
 
 async def test_ids_start_at_the_wall_clock_in_milliseconds() -> None:
     hub = EventHub(clock=lambda: 1_700_000_000.5)
-    assert hub.publish("segment", {}) == 1_700_000_000_500
-    assert hub.publish("segment", {}) == 1_700_000_000_501
+    assert hub.emit("segment", {}) == 1_700_000_000_500
+    assert hub.emit("segment", {}) == 1_700_000_000_501
     restarted = EventHub(clock=lambda: 1_700_000_001.0)  # a second later, after a restart
-    assert restarted.publish("segment", {}) > 1_700_000_000_501
+    assert restarted.emit("segment", {}) > 1_700_000_000_501
 
 
 async def test_resume_gets_exactly_the_missed_events(make_client: MakeClient) -> None:
@@ -460,7 +460,7 @@ def test_segment_with_a_non_finite_duration_is_valid_json() -> None:
 
 def test_bad_event_names_are_refused() -> None:
     with pytest.raises(ValueError):
-        EventHub().publish("seg\nment", {})
+        EventHub().emit("seg\nment", {})
 
 
 # -- the status watcher ---------------------------------------------------------------------------

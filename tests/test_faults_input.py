@@ -418,7 +418,7 @@ async def test_broken_playlists_are_warned_once_and_the_stream_goes_on(rig: Rig)
                 feed.playlist(v).rmdir()
             elif feed.playlist(v).is_symlink() or not feed.playlist(v).is_file():
                 feed.playlist(v).unlink()
-            feed.publish(v)  # Owncast writes the next version: the stream goes on
+            feed.write_playlist(v)  # Owncast writes the next version: the stream goes on
         await seen.listed_everywhere(name, *(await good_slots(rig, 1)))
     # A long line under the size limit (256 KiB) is read like any other line (an unknown tag here).
     name = feed.slot()
@@ -470,7 +470,7 @@ async def test_impossible_durations_never_reach_the_playlists(rig: Rig) -> None:
         feed.add_entry(0, name)
         feed.entries[0][-1] = feed.entries[0][-1].replace(f"#EXTINF:{SECONDS:.6f},", f"#EXTINF:{value},")
         feed.number += 1
-        feed.publish(0)
+        feed.write_playlist(0)
         if value in ("-1", "0"):
             await until_logged(service, f"variant 0: segment {name} not listed")
         else:
@@ -591,7 +591,7 @@ async def test_unsafe_entry_in_one_variant_keeps_the_variants_lined_up(rig: Rig)
     feed.add_entry(1, name)
     feed.number += 1
     for v in feed.variants:
-        feed.publish(v)
+        feed.write_playlist(v)
     after = await good_slots(rig, 3)  # every version of both playlists is checked on the way
     for v in feed.variants:
         assert seen_tail(rig, v) == after
@@ -613,7 +613,7 @@ def _absurd_first_segment(feed: HandFedOwncast, outside: Path) -> None:
     for v in feed.variants:
         feed.add_entry(v, feed.name(feed.number), duration=1e9)
         write_in_place(feed.folder(v) / feed.name(feed.number), feed.ts)
-        feed.publish(v)
+        feed.write_playlist(v)
     feed.number += 1
 
 
@@ -748,7 +748,7 @@ async def test_a_variant_folder_swapped_with_a_symlink_never_leaks_outside_files
             for v in feed.variants:
                 feed.add_entry(v, name)
             feed.number += 1
-            feed.publish(0)
+            feed.write_playlist(0)
             _write_at(real, "stream.m3u8", feed.playlist_text(1))
             await asyncio.sleep(0.03)
     finally:

@@ -134,7 +134,7 @@ class HandFedOwncast:
             self.entries[v].pop(0)
             self.removed[v] += 1
 
-    def publish(self, v: int) -> None:
+    def write_playlist(self, v: int) -> None:
         write_in_place(self.playlist(v), self.playlist_text(v))
 
     def slot(
@@ -156,6 +156,6 @@ class HandFedOwncast:
                 make(path)
             self.add_entry(v, name, (duration or {}).get(v, SECONDS))
         for v in self.variants:
-            self.publish(v)
+            self.write_playlist(v)
         self.number += 1
         return name
