@@ -1,6 +1,6 @@
 """Issue 11, finding 1: one client cannot exhaust the service's file handles.
 
-The real service process under a low open-file limit (256, soft and hard, in the child), a live
+The real service process under a low open-file limit (384, soft and hard, in the child: room for the reserve and ~100 connections), a live
 synthetic stream, SeaweedFS. One client opens more event streams than their cap, more held blocking
 requests than theirs, and more idle and half-sent connections than the connection cap. Before the
 budget, every stream was accepted until accept() failed with EMFILE: /health timed out, the watcher
@@ -23,7 +23,7 @@ from tests.support.service_process import ServiceProcess, service_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
-NOFILE = 256
+NOFILE = 384
 HEADER_TIMEOUT = "1"  # seconds: small, so the test sees half-sent connections closed
 
 
