@@ -59,6 +59,7 @@ class Cleaner:
         for r in removed:
             if r.segment.key:
                 heapq.heappush(self._due, (now + r.keep + self._margin, r.segment.key))
+                log.debug("%s may go in %.1fs", r.segment.key, r.keep + self._margin)
         self._metrics.cleanup_pending.set(len(self._due))
 
     @property
@@ -106,12 +107,15 @@ class Cleaner:
             batch.append(heapq.heappop(self._due)[1])
         if not batch:
             return
+        log.debug("deleting %s", " ".join(batch))
         try:
             failed = await self._store.delete_many(batch)
         except StoreError as err:
             failed = batch
             self._lines.warning("delete_failed", "deleting %d old segments failed (%s); will retry",
                                 len(batch), err.reason)
+        if failed:
+            log.debug("not deleted, retried in %.0fs: %s", self._retry_after, " ".join(failed))
         for key in failed:
             heapq.heappush(self._due, (now + self._retry_after, key))
         done = len(batch) - len(failed)

@@ -123,7 +123,9 @@ class ManifestGenerator:
         self._rendered: Rendered | None = None
         self._edge: Rendered | None = None
         self._removed: list[Removed] = []
-        self._longest = 0.0  # the longest this playlist has been, for how long removed segments must stay
+        # (sequence, playlist duration once it was appended), durations decreasing: the longest playlist
+        # a segment was in is the first entry from its sequence on (how long it must stay once removed).
+        self._peaks: deque[tuple[int, float]] = deque()
 
     # -- state -------------------------------------------------------------------------------------
 
@@ -193,12 +195,16 @@ class ManifestGenerator:
             else:
                 pdt = (now if wall is None else wall) - segment.duration
         entry = _Entry(self._next_sequence, segment, discontinuity, pdt, now)
+        if not self._entries:
+            self._peaks.clear()
         self._entries.append(entry)
         self._next_sequence += 1
         self._duration += segment.duration
         self._pending_discontinuity = False
         self._ended = False  # a stream that comes back continues the same playlist
-        self._longest = max(self._longest, self._duration)
+        while self._peaks and self._peaks[-1][1] <= self._duration:
+            self._peaks.pop()
+        self._peaks.append((entry.sequence, self._duration))
         self._slide(now)
         self._rendered = self._edge = None
         return entry.sequence
@@ -223,11 +229,18 @@ class ManifestGenerator:
             if now - first.listed_at < min_listed:
                 break
             self._entries.popleft()
-            self._removed.append(Removed(first.segment, now, first.segment.duration + self._longest))
+            keep = first.segment.duration + self._longest(first.sequence)
+            self._removed.append(Removed(first.segment, now, keep))
             self._duration -= first.segment.duration
             self._media_sequence += 1  # 6.2.2: +1 per removed segment
             if first.discontinuity:  # 4.4.3.3: its EXT-X-DISCONTINUITY left with it
                 self._discontinuity_sequence += 1
+
+    def _longest(self, sequence: int) -> float:
+        """The longest this playlist has been since `sequence` was appended (6.2.2)."""
+        while len(self._peaks) > 1 and self._peaks[0][0] < sequence:
+            self._peaks.popleft()  # appended before any segment still listed: no longer needed
+        return self._peaks[0][1] if self._peaks else 0.0
 
     def drain_removed(self) -> list[Removed]:
         """Segments that left the window since the last call."""
@@ -246,7 +259,8 @@ class ManifestGenerator:
             "next_sequence": self._next_sequence,
             "ended": self._ended,
             "pending_discontinuity": self._pending_discontinuity,
-            "longest": self._longest,
+            # Restored entries all count as listed in it: at worst they stay longer than needed.
+            "longest": self._longest(self._media_sequence),
             "entries": [
                 [e.sequence, e.segment.uri, e.segment.duration, e.program_date_time, e.discontinuity,
                  e.segment.init_uri, e.segment.key, round(now - e.listed_at, 3)]
@@ -275,7 +289,7 @@ class ManifestGenerator:
         gen._ended = state.flag(state.field(data, "ended", what), "ended")
         gen._pending_discontinuity = state.flag(state.field(data, "pending_discontinuity", what),
                                                 "pending_discontinuity")
-        gen._longest = state.number(state.field(data, "longest", what), "longest")
+        longest = state.number(state.field(data, "longest", what), "longest")
         for raw in state.array(state.field(data, "entries", what), "entries", MAX_RESTORED_ENTRIES):
             entry = state.array(raw, "an entry", 8)
             if len(entry) != 8:
@@ -296,6 +310,8 @@ class ManifestGenerator:
             gen._entries.append(_Entry(number, segment, segment.discontinuity, segment.program_date_time or 0.0,
                                        listed_at))
             gen._duration += segment.duration
+        if gen._entries:
+            gen._peaks.append((gen._entries[-1].sequence, max(longest, gen._duration)))
         sequences = [e.sequence for e in gen._entries]
         expected = list(range(gen._media_sequence, gen._media_sequence + len(sequences)))
         if sequences != expected or gen._next_sequence != gen._media_sequence + len(sequences):

@@ -175,6 +175,25 @@ def test_backlog_burst_grows_the_window_until_segments_were_listed_long_enough()
     assert d.gen.window_duration < 7
 
 
+def test_removed_segment_is_kept_for_the_longest_playlist_that_listed_it_not_the_longest_ever() -> None:
+    # 6.2.2: a removed segment stays for its duration plus the longest playlist that contained it. A
+    # backlog burst makes the first playlists long; segments listed after it left were never in one.
+    d = Driven(target=1, window=3)
+    for i in range(10):
+        d.append(seg(i), advance=0)
+    keep: dict[str, float] = {}
+    for i in range(10, 30):
+        d.append(seg(i))
+        keep.update((r.segment.uri, r.keep) for r in d.gen.drain_removed())
+    assert keep[seg(0).uri] >= 1 + 10  # it was in the 10-segment burst
+    assert keep[seg(25).uri] <= 1 + 5  # listed long after: only ever in a 3-4 s window (+ the next)
+    # A restart knows no better than the longest playlist still-listed segments were in.
+    restored = ManifestGenerator.restore(d.gen.snapshot(d.now), d.now, 3.0)
+    restored.append(seg(30), d.now + 1)
+    restored.append(seg(31), d.now + 2)
+    assert all(r.keep <= 1 + 5 for r in restored.drain_removed())
+
+
 def test_master_keeps_attributes_and_uses_relative_uris() -> None:
     text = render_master([
         SourceVariant(0, 1_200_000, 1_000_000, (1280, 720), "avc1.64001f,mp4a.40.2", 30.0),
