@@ -42,6 +42,8 @@ from typing import Any
 
 from aiohttp import web
 
+from .hlsdir import TEMPORARY_ERRNOS
+from .http.common import EDGE_HEADERS
 from .lograte import RateLimitedLog
 from .metrics import ConnectionMetrics
 
@@ -77,10 +79,8 @@ def busy_response(text: str, retry_after: int) -> bytes:
         f"Content-Length: {len(body)}\r\n"
         f"Retry-After: {retry_after}\r\n"
         "Cache-Control: no-store\r\n"
-        "Access-Control-Allow-Origin: *\r\n"
-        "Access-Control-Expose-Headers: Retry-After\r\n"
-        "Server: hls-broadcaster\r\n"
-        "Connection: close\r\n\r\n"
+        + "".join(f"{name}: {value}\r\n" for name, value in EDGE_HEADERS.items())  # as every answer
+        + "Connection: close\r\n\r\n"
     ).encode() + body
 
 
@@ -370,7 +370,7 @@ class GatedSite(web.BaseSite):
 
 # -- accept failures ---------------------------------------------------------------------------------
 
-_RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+_RESOURCE_ERRNOS = TEMPORARY_ERRNOS | {errno.ENOBUFS}  # the kernel's socket buffers, too
 
 
 def install_accept_error_handler(loop: asyncio.AbstractEventLoop, ratelog: RateLimitedLog | None = None) -> None:

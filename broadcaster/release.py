@@ -57,10 +57,11 @@ class Release:
 
     def changed(self) -> None:
         """The playlists may have changed: release the new versions now, or once saved."""
-        if all(self._playlists.is_shown(i, r) for i, r in self._renderings(False).items()):
+        renderings = self._renderings(False)
+        if all(self._playlists.is_shown(i, r) for i, r in renderings.items()):
             return
         if self.snapshots is None or self.snapshots.file is None or self._saver is None:
-            self._apply(self._renderings(False), self._take_listings(), self._edges())
+            self._apply(renderings, self._take_listings(), self._edges())
         else:
             self._dirty.set()
 

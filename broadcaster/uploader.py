@@ -126,21 +126,9 @@ class Uploader:
         content_type = hls.segment_content_type(path.name)
         if content_type is None:
             raise SegmentLost("bad_type", f"{path} is not a segment type we publish")
-        attempt = 0
-        while True:
-            try:
-                # Read again on every attempt: if Owncast deleted the file meanwhile, it is lost.
-                return await self._put(key, lambda: read_segment_file(path, self._max_file_bytes, root=root),
-                                       content_type, hls.SEGMENT_CACHE_CONTROL, variant)
-            except OSError as err:  # out of handles or memory (read_segment_file lets only those out)
-                if not is_temporary(err):
-                    raise
-                self._unreadable.warning("unreadable", "cannot read %s for now (%s); trying again", path,
-                                         err.strerror)
-                # Not _backoff: that returns at once while the bucket works, and the bucket is not
-                # what failed here.
-                await self._sleep(min(self._backoff_cap, self._backoff_base * 2**attempt) * self._rng())
-                attempt += 1
+        # Read again on every attempt: if Owncast deleted the file meanwhile, it is lost.
+        return await self._put(key, lambda: read_segment_file(path, self._max_file_bytes, root=root),
+                               content_type, hls.SEGMENT_CACHE_CONTROL, variant)
 
     async def upload_bytes(self, key: str, body: bytes, *, content_type: str, cache_control: str) -> float:
         """Upload bytes made here (a recording's playlist); retried until it succeeds."""
@@ -161,32 +149,46 @@ class Uploader:
     ) -> float:
         attempt = 0
         while True:
+            bucket_failed = True
             async with self._slots:
-                body = await asyncio.to_thread(read)
-                started = time.perf_counter()
                 try:
-                    async with asyncio.timeout(self._attempt_timeout):
-                        await self._store.put(key, body, content_type=content_type, cache_control=cache_control)
-                except (StoreError, TimeoutError) as err:
-                    reason = err.reason if isinstance(err, StoreError) else "Timeout"
-                    self.uploads_failed += 1
-                    self._metrics.upload_failures.labels(reason=bounded(reason, UPLOAD_FAILURE_REASONS)).inc()
-                    log.debug("upload of %s failed (attempt %d): %s", key, attempt + 1, reason)
-                    self.record(False, reason)
+                    body = await asyncio.to_thread(read)
+                except OSError as err:  # out of handles or memory (read_segment_file lets only those out)
+                    if not is_temporary(err):
+                        raise
+                    self._unreadable.warning("unreadable", "cannot read the file for %s for now (%s); "
+                                             "trying again", key, err.strerror)
+                    bucket_failed = False
                 else:
-                    took = time.perf_counter() - started
-                    log.debug("uploaded %s (%d bytes) in %.0f ms", key, len(body), took * 1000)
-                    if variant is not None:
-                        self._metrics.upload_duration.observe(took)
-                        self._metrics.segments_uploaded.labels(variant=variant).inc()
-                        self._metrics.bytes_uploaded.labels(variant=variant).inc(len(body))
-                        self.uploads_done += 1
-                    self.record(True)
-                    return took
+                    started = time.perf_counter()
+                    try:
+                        async with asyncio.timeout(self._attempt_timeout):
+                            await self._store.put(key, body, content_type=content_type,
+                                                  cache_control=cache_control)
+                    except (StoreError, TimeoutError) as err:
+                        reason = err.reason if isinstance(err, StoreError) else "Timeout"
+                        self.uploads_failed += 1
+                        bounded_reason = bounded(reason, UPLOAD_FAILURE_REASONS)
+                        self._metrics.upload_failures.labels(reason=bounded_reason).inc()
+                        log.debug("upload of %s failed (attempt %d): %s", key, attempt + 1, reason)
+                        self.record(False, reason)
+                    else:
+                        took = time.perf_counter() - started
+                        log.debug("uploaded %s (%d bytes) in %.0f ms", key, len(body), took * 1000)
+                        if variant is not None:
+                            self._metrics.upload_duration.observe(took)
+                            self._metrics.segments_uploaded.labels(variant=variant).inc()
+                            self._metrics.bytes_uploaded.labels(variant=variant).inc(len(body))
+                            self.uploads_done += 1
+                        self.record(True)
+                        return took
             # Full jitter (AWS architecture blog): spreads retries of a backlog over the whole interval.
             delay = min(self._backoff_cap, self._backoff_base * 2**attempt) * self._rng()
             attempt += 1
-            await self._backoff(delay)
+            if bucket_failed:
+                await self._backoff(delay)
+            else:  # not _backoff: that returns at once while the bucket works, and the bucket did not fail
+                await self._sleep(delay)
 
     async def _backoff(self, delay: float) -> None:
         """Sleep `delay`, or less if the bucket is seen working again meanwhile."""

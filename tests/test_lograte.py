@@ -7,14 +7,7 @@ import logging
 import pytest
 
 from broadcaster.lograte import OTHER, RateLimitedLog
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.fakes import Clock
 
 
 @pytest.fixture
@@ -31,11 +24,11 @@ def test_one_line_per_kind_per_interval_with_the_count(logger: logging.Logger,
     caplog.set_level(logging.DEBUG, logger=logger.name)
     assert rl.warning("accept", "accept failed: %s", "EMFILE")
     for _ in range(999):
-        clock.now += 0.01
+        clock.t += 0.01
         assert not rl.warning("accept", "accept failed: %s", "EMFILE")
     assert rl.held("accept") == 999
     assert [r.getMessage() for r in caplog.records] == ["accept failed: EMFILE"]
-    clock.now += 30
+    clock.t += 30
     assert rl.warning("accept", "accept failed: %s", "EMFILE")
     assert caplog.records[-1].getMessage() == (
         "accept failed: EMFILE (and 999 more like it since the last such line)")

@@ -7,14 +7,7 @@ import logging
 import pytest
 
 from broadcaster.outage import OutageLog
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.fakes import Clock
 
 
 @pytest.fixture
@@ -37,7 +30,7 @@ def test_an_hour_long_outage_is_one_warning_summaries_and_one_info(
     out = outage_log(clock)
     for _ in range(3600 * 11):  # 11 failed attempts a second, as in the 12 s outage of issue 11
         out.failed("SlowDown")
-        clock.now += 1 / 11
+        clock.t += 1 / 11
     assert out.down
     out.ok()
     assert not out.down
@@ -58,7 +51,7 @@ def test_a_short_outage_is_one_warning_and_one_info(clock: Clock, caplog: pytest
     out.ok()  # working: nothing to say
     for _ in range(139):
         out.failed("ConnectTimeoutError")
-        clock.now += 12 / 139
+        clock.t += 12 / 139
     out.ok()
     out.ok()
     assert lines(caplog) == [
@@ -78,9 +71,9 @@ def test_a_flapping_bucket_writes_at_most_two_lines_per_interval(
             out.ok()
         else:
             out.failed("SlowDown")
-        clock.now += 0.25
+        clock.t += 0.25
     out.ok()
-    clock.now += 30
+    clock.t += 30
     out.ok()  # the end of the last relapse, held until 30 s after the last line
     got = lines(caplog)
     assert len(got) <= 2 * (10 * 60 / 30) + 2, got
@@ -93,11 +86,11 @@ def test_a_new_outage_long_after_the_last_is_told_again(clock: Clock, caplog: py
     caplog.set_level(logging.DEBUG, "outage-test")
     out = outage_log(clock)
     out.failed("Timeout")
-    clock.now += 5
+    clock.t += 5
     out.ok()
-    clock.now += 60
+    clock.t += 60
     out.failed("SlowDown")
-    clock.now += 1
+    clock.t += 1
     out.ok()
     assert [(level, msg.split(" (")[0].split(" after")[0]) for level, msg in lines(caplog)] == [
         ("WARNING", "bucket unreachable"), ("INFO", "bucket reachable again"),
@@ -111,15 +104,15 @@ def test_a_brief_relapse_is_told_once_the_interval_has_passed(
     caplog.set_level(logging.DEBUG, "outage-test")
     out = outage_log(clock)
     out.failed("SlowDown")
-    clock.now += 2
+    clock.t += 2
     out.ok()  # INFO
-    clock.now += 5
+    clock.t += 5
     out.failed("SlowDown")  # a relapse within 30 s: quiet
     out.failed("SlowDown")
-    clock.now += 3
+    clock.t += 3
     out.ok()  # held: the INFO was 8 s ago
     assert len(lines(caplog)) == 2
-    clock.now += 30
+    clock.t += 30
     out.ok()
     assert lines(caplog)[-1] == ("INFO", "bucket reachable again; it had failed again for 33s after it came "
                                          "back (2 attempts)")

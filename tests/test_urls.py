@@ -15,6 +15,7 @@ from aiobotocore.session import get_session
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.settings import Settings, SettingsError, load_settings
 from broadcaster.urls import PresignedUrls, PublicUrls, S3Signer, segment_urls
+from tests.support.fakes import Clock
 
 SECRET = "s3cr3t-never-shown-anywhere"
 
@@ -37,14 +38,6 @@ class FakeSigner:
     def __call__(self, key: str, expires_in: int) -> str:
         self.calls.append((key, expires_in))
         return f"https://s3.example/{key}?sig={len(self.calls)}"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def query(url: str) -> dict[str, str]:
@@ -106,14 +99,14 @@ def test_an_init_url_is_reused_until_half_its_life_is_gone_then_signed_anew() ->
     signer, clock = FakeSigner(), Clock()
     urls = PresignedUrls(signer, expiry=3600, keep_valid=150, clock=clock)
     first = urls.init("live/0/run1-init.mp4")
-    clock.now += 1799
+    clock.t += 1799
     assert urls.init("live/0/run1-init.mp4") == first  # same URI: no new EXT-X-MAP for every segment
     other = urls.init("live/1/run1-init.mp4")  # each variant's init has its own URL
     assert other != first
-    clock.now += 1
+    clock.t += 1
     second = urls.init("live/0/run1-init.mp4")
     assert second != first and signer.calls[-1] == ("live/0/run1-init.mp4", 3600)
-    clock.now += 1799
+    clock.t += 1799
     assert urls.init("live/0/run1-init.mp4") == second
     assert len(signer.calls) == 3
 
@@ -123,9 +116,9 @@ def test_an_init_url_is_signed_anew_before_it_could_expire_while_a_playlist_list
     signer, clock = FakeSigner(), Clock()
     urls = PresignedUrls(signer, expiry=200, keep_valid=150, clock=clock)
     first = urls.init("k")
-    clock.now += 49.9
+    clock.t += 49.9
     assert urls.init("k") == first  # still valid for 150.1 s: long enough for any playlist naming it
-    clock.now += 0.1
+    clock.t += 0.1
     assert urls.init("k") != first
 
 
