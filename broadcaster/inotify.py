@@ -35,9 +35,12 @@ _IN_CLOEXEC = 0o2000000
 
 # A file written in place is read once, when its writer closes it (IN_CLOSE_WRITE), not at every
 # write(2) of it (IN_MODIFY: a wake-up per 32 KB piece of every segment, and a half-written playlist
-# read for nothing). Made (IN_CREATE: a folder, a symlink) or moved in (IN_MOVED_TO: Owncast's offline
-# tail) count too; the folder itself gone ends the watch.
-MASK = IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE_SELF | IN_MOVE_SELF
+# read for nothing). Moved in (IN_MOVED_TO: Owncast's offline tail) counts too; the folder itself gone
+# ends the watch. Made (IN_CREATE: a variant folder, a symlink) only in the top folder: in a variant
+# folder it would wake the loop once more for every segment Owncast starts, for nothing (a symlink
+# made there is found by the next rescan).
+ROOT_MASK = IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE_SELF | IN_MOVE_SELF
+VARIANT_MASK = IN_CLOSE_WRITE | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF
 _HEADER = struct.Struct("iIII")  # struct inotify_event: wd, mask, cookie, len; then len bytes of name
 _READ_BYTES = 64 * 1024
 
@@ -79,7 +82,7 @@ class FolderWatch:
             raise _error("inotify_init1", root)
         self._paths: dict[int, Path] = {}
         try:
-            self._root_wd = self._add(root)
+            self._root_wd = self._add(root, ROOT_MASK)
             with os.scandir(root) as entries:
                 for entry in entries:
                     if entry.is_dir(follow_symlinks=False):
@@ -135,9 +138,9 @@ class FolderWatch:
             self._add_quietly(path)
         events.append(Event(path, mask))
 
-    def _add(self, path: Path) -> int:
+    def _add(self, path: Path, mask: int) -> int:
         assert _LIBC is not None
-        mask = MASK | IN_ONLYDIR | IN_DONT_FOLLOW
+        mask |= IN_ONLYDIR | IN_DONT_FOLLOW
         wd: int = _LIBC.inotify_add_watch(self._fd, os.fsencode(path), ctypes.c_uint32(mask))
         if wd < 0:
             raise _error("inotify_add_watch", path)
@@ -147,7 +150,7 @@ class FolderWatch:
     def _add_quietly(self, path: Path) -> None:
         """A variant folder: gone again or a symlink by now is no error (its events do not matter)."""
         try:
-            self._add(path)
+            self._add(path, VARIANT_MASK)
         except OSError as err:
             if err.errno not in (errno.ENOENT, errno.ENOTDIR):
                 raise
