@@ -12,7 +12,6 @@ thread of its own. Only what the watcher needs: one folder and the folders direc
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import os
 import struct
@@ -49,7 +48,7 @@ def _libc() -> ctypes.CDLL | None:
     if not sys.platform.startswith("linux"):
         return None
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc = ctypes.CDLL(None, use_errno=True)  # the process's own symbols: libc's, without a search
         libc.inotify_init1, libc.inotify_add_watch  # noqa: B018  (present, or AttributeError)
     except (OSError, AttributeError):
         return None
