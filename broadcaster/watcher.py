@@ -23,6 +23,7 @@ from typing import Protocol
 
 import watchfiles
 
+from . import inotify
 from .hlsdir import Refused, is_temporary, read_beneath
 from .lograte import RateLimitedLog
 from .metrics import Metrics
@@ -91,16 +92,21 @@ class HlsWatcher:
         rescan_interval: float = 1.0,
         debounce_ms: int = 50,
         step_ms: int = 1,
+        kernel: bool | None = None,
     ) -> None:
+        """kernel: wait on inotify on the event loop (Linux; the default where available), else
+        poll with watchfiles; debounce_ms and step_ms are for the latter."""
         self._dir = hls_dir
         self._sink = sink
         self._metrics = metrics
         self._rescan_ms = max(1, int(rescan_interval * 1000))
         self._busy_rescan = rescan_interval * _BUSY_RESCAN_FACTOR
-        # watchfiles' defaults (1600 ms debounce, 50 ms step) would delay every segment by up to
-        # 1.6 s. A 1 ms step returns a quiet change set within a few ms; debounce only caps a storm.
+        # (The polling path.) watchfiles' defaults (1600 ms debounce, 50 ms step) would delay every
+        # segment by up to 1.6 s. A 1 ms step returns a quiet change set within a few ms; debounce
+        # only caps a storm.
         self._debounce_ms = debounce_ms
         self._step_ms = step_ms
+        self._kernel = inotify.available() if kernel is None else kernel
         self._last_text: dict[Path, str] = {}
         self._bad: dict[Path, str] = {}  # playlists that failed to parse, with the error, logged once
         # Failed quiet rescans not yet warned about: (error, file fingerprint, how many in a row).
@@ -149,32 +155,94 @@ class HlsWatcher:
                 await asyncio.sleep(self._rescan_ms / 1000)
                 continue
             try:
-                async for changes in watchfiles.awatch(
-                    self._dir,
-                    watch_filter=None,
-                    debounce=self._debounce_ms,
-                    step=self._step_ms,
-                    rust_timeout=self._rescan_ms,
-                    yield_on_timeout=True,
-                    stop_event=self._stop,
-                ):
-                    if not changes:
-                        self._safely(self.scan)
-                    else:
-                        self._safely(self._on_changes, changes)
-                        if time.monotonic() - self._last_scan >= self._busy_rescan:
-                            self._safely(self.scan, False)
-                    # The folder itself deleted: the new one may even get the old inode number back.
-                    root_deleted = any(c == watchfiles.Change.deleted and p == str(self._dir) for c, p in changes)
-                    if root_deleted or self._identity() != identity:
-                        log.info("%s was replaced; watching the new folder", self._dir)
-                        break
+                if self._kernel:
+                    await self._watch_kernel(identity)
+                else:
+                    await self._watch_polling(identity)
             except asyncio.CancelledError:
                 raise
             except Exception as err:  # e.g. the folder vanished while the watch was being set up
                 self._errors.warning("watch", "watching %s failed (%s); retrying", self._dir, err)
                 await asyncio.sleep(self._rescan_ms / 1000)
             self._safely(self.scan)
+
+    async def _watch_kernel(self, identity: tuple[int, int]) -> None:
+        """Linux: inotify on the event loop. Nothing runs until the kernel has an event or the
+        folder has been quiet for a rescan interval."""
+        loop = asyncio.get_running_loop()
+        replaced = loop.create_future()
+        rescan = self._rescan_ms / 1000
+        last_event = loop.time()
+        timer: asyncio.TimerHandle | None = None
+
+        def on_events() -> None:
+            nonlocal last_event
+            try:
+                events = watch.read()
+            except OSError as err:  # e.g. out of inotify watches for a new folder: watch anew
+                if not replaced.done():
+                    replaced.set_exception(err)
+                return
+            if not events:
+                return
+            last_event = loop.time()
+            if any(e.mask & inotify.IN_Q_OVERFLOW for e in events):
+                self._safely(self.scan, False)  # the kernel dropped events: read everything
+            else:
+                self._safely(self._on_paths, [e.path for e in events if e.path != self._dir])
+                if time.monotonic() - self._last_scan >= self._busy_rescan:
+                    self._safely(self.scan, False)
+            gone = any(e.path == self._dir and e.mask & (inotify.IN_DELETE_SELF | inotify.IN_MOVE_SELF)
+                       for e in events)
+            if (gone or self._identity() != identity) and not replaced.done():
+                replaced.set_result(None)
+
+        def on_quiet() -> None:
+            # Re-armed from the last event rather than moved at each event: one timer a rescan interval.
+            nonlocal timer
+            due = last_event + rescan
+            if loop.time() >= due:
+                self._safely(self.scan)
+                if self._identity() != identity and not replaced.done():
+                    replaced.set_result(None)
+                due = loop.time() + rescan
+            timer = loop.call_at(due, on_quiet)
+
+        with inotify.FolderWatch(self._dir) as watch:
+            loop.add_reader(watch.fileno(), on_events)
+            try:
+                self._safely(self.scan)  # what was written before the watch began
+                timer = loop.call_at(loop.time() + rescan, on_quiet)
+                await replaced
+                log.info("%s was replaced; watching the new folder", self._dir)
+            finally:
+                loop.remove_reader(watch.fileno())
+                if timer is not None:
+                    timer.cancel()
+
+    async def _watch_polling(self, identity: tuple[int, int]) -> None:
+        """Elsewhere (development machines): watchfiles, whose Rust thread looks for events every
+        `step_ms`; a 1 ms step costs a few % of a core, which a laptop does not mind."""
+        async for changes in watchfiles.awatch(
+            self._dir,
+            watch_filter=None,
+            debounce=self._debounce_ms,
+            step=self._step_ms,
+            rust_timeout=self._rescan_ms,
+            yield_on_timeout=True,
+            stop_event=self._stop,
+        ):
+            if not changes:
+                self._safely(self.scan)
+            else:
+                self._safely(self._on_paths, [Path(p) for c, p in changes if c != watchfiles.Change.deleted])
+                if time.monotonic() - self._last_scan >= self._busy_rescan:
+                    self._safely(self.scan, False)
+            # The folder itself deleted: the new one may even get the old inode number back.
+            root_deleted = any(c == watchfiles.Change.deleted and p == str(self._dir) for c, p in changes)
+            if root_deleted or self._identity() != identity:
+                log.info("%s was replaced; watching the new folder", self._dir)
+                return
 
     def _safely(self, step: Callable[..., object], *args: object) -> None:
         """Run one read or scan; whatever it raises is logged (rate-limited) and the watch goes on."""
@@ -183,13 +251,11 @@ class HlsWatcher:
         except Exception as err:
             self._errors.error("read", "reading %s failed: %r; carrying on", self._dir, err)
 
-    def _on_changes(self, changes: set[tuple[watchfiles.Change, str]]) -> None:
+    def _on_paths(self, paths: list[Path]) -> None:
+        """Files and folders made, written or moved in (not deleted) since the last call."""
         # The master first, so a new variant is known before its segments are listed.
         playlists: set[Path] = set()
-        for change, raw in changes:
-            path = Path(raw)
-            if change == watchfiles.Change.deleted:
-                continue
+        for path in paths:
             if path.name.endswith(".m3u8"):
                 playlists.add(path)
             elif path.parent == self._dir and _VARIANT_DIR.fullmatch(path.name):

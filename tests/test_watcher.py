@@ -6,11 +6,15 @@ import asyncio
 import functools
 import logging
 import os
-from collections.abc import AsyncIterator
+import selectors
+import shutil
+import threading
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
 
+from broadcaster import inotify
 from broadcaster.metrics import Metrics
 from broadcaster.watcher import HlsWatcher
 from tests.support.fakes import Sink
@@ -22,12 +26,17 @@ MASTER = '#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=800000,RESOLUTION=640x360\n0/stre
 write_in_place = functools.partial(_write_in_place, piece=16)
 
 
-@pytest.fixture
-async def watched(tmp_path: Path) -> AsyncIterator[tuple[Path, Sink, Metrics]]:
+# Every event test runs on both paths: inotify on the event loop (Linux) and watchfiles (elsewhere).
+_PATHS = [pytest.param(True, id="inotify", marks=pytest.mark.skipif(not inotify.available(), reason="Linux only")),
+          pytest.param(False, id="watchfiles")]
+
+
+@pytest.fixture(params=_PATHS)
+async def watched(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[tuple[Path, Sink, Metrics]]:
     sink, metrics = Sink(), Metrics()
     (tmp_path / "0").mkdir()
     write_in_place(tmp_path / "stream.m3u8", MASTER)  # only the variants it names are read
-    watcher = HlsWatcher(tmp_path, sink, metrics, rescan_interval=0.2)
+    watcher = HlsWatcher(tmp_path, sink, metrics, rescan_interval=0.2, kernel=request.param)
     await watcher.start()
     yield tmp_path, sink, metrics
     await watcher.stop()
@@ -114,8 +123,6 @@ async def test_folder_deleted_and_recreated_keeps_being_watched(watched: tuple[P
     hls, sink, _ = watched
     write_in_place(hls / "0" / "stream.m3u8", media("stream-a-0.ts"))
     await sink.wait_for(lambda: sink.names(0) == ["stream-a-0.ts"])
-    import shutil
-
     shutil.rmtree(hls)  # what Owncast does at every transcoder start
     hls.mkdir()
     (hls / "0").mkdir()
@@ -178,3 +185,67 @@ def test_a_playlist_rewritten_broken_again_and_again_is_warned_at_the_third_quie
         watcher.scan()
         warned = [r for r in caplog.records if r.levelno >= logging.WARNING]
         assert len(warned) == (1 if n == 3 else 0), (n, warned)
+
+
+class _WaitProbe(selectors.DefaultSelector):
+    """The event loop's selector, noting each time the loop would block: for how long it would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.on_block: Callable[[float | None], None] | None = None
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        if (timeout is None or timeout > 0) and self.on_block is not None:
+            on_block, self.on_block = self.on_block, None
+            on_block(timeout)
+            timeout = 0  # the loop runs what on_block scheduled
+        ready: list[tuple[selectors.SelectorKey, int]] = super().select(timeout)
+        return ready
+
+
+@pytest.mark.skipif(not inotify.available(), reason="inotify is Linux only")
+def test_idle_watcher_waits_on_the_kernel_not_on_a_clock(tmp_path: Path) -> None:
+    """The Linux path starts no thread, and once idle the event loop sleeps until the next rescan
+    is due: nothing wakes it to look for changes. A write then wakes it (the kernel's event)."""
+    probe = _WaitProbe()
+    rescan = 3600.0
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        sink, metrics = Sink(), Metrics()
+        (tmp_path / "0").mkdir()
+        write_in_place(tmp_path / "stream.m3u8", MASTER)
+        threads = set(threading.enumerate())
+        watcher = HlsWatcher(tmp_path, sink, metrics, rescan_interval=rescan)
+        await watcher.start()
+        try:
+            await sink.wait_for(lambda: bool(sink.masters))
+            blocked: asyncio.Future[float | None] = loop.create_future()
+            probe.on_block = blocked.set_result
+            timeout = await blocked  # the next time the loop has nothing to do
+            assert set(threading.enumerate()) == threads
+            assert timeout is None or timeout > rescan / 2
+            write_in_place(tmp_path / "0" / "stream.m3u8", media("stream-a-0.ts"))
+            await sink.wait_for(lambda: sink.names(0) == ["stream-a-0.ts"])
+        finally:
+            await watcher.stop()
+
+    with asyncio.Runner(loop_factory=lambda: asyncio.SelectorEventLoop(probe)) as runner:
+        runner.run(main())
+
+
+@pytest.mark.skipif(not inotify.available(), reason="inotify is Linux only")
+def test_folder_watch_reports_writes_new_folders_and_its_own_removal(tmp_path: Path) -> None:
+    with inotify.FolderWatch(tmp_path) as watch:
+        assert watch.read() == []
+        (tmp_path / "1").mkdir()
+        os.symlink(tmp_path / "1", tmp_path / "7")
+        # A new folder is watched once its event is read (what it held before, the watcher reads).
+        assert [e.path for e in watch.read() if e.mask & inotify.IN_CREATE] == [tmp_path / "1", tmp_path / "7"]
+        (tmp_path / "1" / "stream.m3u8").write_text("x")
+        (tmp_path / "stream.m3u8").write_text("x")
+        written = [e.path for e in watch.read() if e.mask & inotify.IN_CLOSE_WRITE]
+        assert written == [tmp_path / "1" / "stream.m3u8", tmp_path / "stream.m3u8"]
+        shutil.rmtree(tmp_path)
+        events = watch.read()
+        assert any(e.path == tmp_path and e.mask & inotify.IN_DELETE_SELF for e in events)

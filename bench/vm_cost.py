@@ -1,0 +1,232 @@
+"""What the service costs the streamer's VM: CPU seconds idle and per segment, and memory over time.
+
+    python -m bench.vm_cost                      # a few minutes: idle, 1 s segments, 1 to 3 variants
+    python -m bench.vm_cost --levels 1,2,3,4,5   # every Owncast latency level (the full matrix)
+    python -m bench.vm_cost --levels none --rss-minutes 60   # resident memory over a long run only
+
+CPU time, not wall-clock time: utime + stime from /proc/<pid>/stat of the service (`python -m
+broadcaster run`, its own process, as an operator runs it), which a busy shared machine does not
+distort the way it distorts latencies. For scale, the same for the emulated Owncast's ffmpeg
+(broadcaster/demo/emulator.py: real libx264 at Owncast's command line, -re, segments written through
+an HTTP PUT receiver the way Owncast writes them; small variants, so a real install's ffmpeg costs
+more). SeaweedFS on 127.0.0.1 is the bucket; its CPU is not counted.
+
+Phases, each with a fresh service (its STATE_DIR keeps the first target duration it saw):
+  idle      the service running, HLS_DIR there and empty (Owncast not streaming), --idle seconds;
+  streaming for each latency level in --levels (Owncast's segment seconds x segments listed:
+            1x25, 2x15, 3x10, 4x8, 5x5) and each variant count in --variants, with no viewers and
+            with --viewers polling viewers (plain GET every half target duration, as hls.js without
+            blocking reload) plus as many blocking ones (`_HLS_msn=<last+1>`, asked again as soon as
+            answered; bench/viewers.py's minimal clients, in a process of their own); measured over
+            --segments segments of variant 0 after the stream is listed and the viewers connected.
+  rss       with --rss-minutes M: 1 s segments, 2 variants, no viewers, for M minutes; the service's
+            VmRSS every --rss-every seconds.
+
+Reported: CPU % of one core and CPU milliseconds per segment (every variant's segments counted, from
+the service's own segments_listed counter), ffmpeg's % for scale, and RSS samples with the growth
+over the second half of the run. Goals (issue 19): idle <= 0.3 % of a core; at 2 segments a second
+(1 s segments, 2 variants, no viewers) <= 1.5 % of a core, 7.5 ms of CPU per segment. What does not
+grow with the variants (a listing's state save, the per-second work) weighs more per segment with one
+variant and less with three; viewers cost per request, not per segment, and are shown for scale.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bench.glass_to_request import scrape_metrics, service_env
+from bench.viewers import cpu_seconds, rss_kb, run_viewers
+from broadcaster.demo.emulator import OwncastEmulator
+from broadcaster.demo.seaweed import SeaweedS3
+from tests.support.service_process import ServiceProcess
+
+# Owncast's latency levels: segment seconds -> segments listed (docs/owncast.md).
+LEVELS = {1: 25, 2: 15, 3: 10, 4: 8, 5: 5}
+IDLE_GOAL = 0.3  # % of a core
+SEGMENT_GOAL_MS = 7.5
+
+
+@dataclass
+class Row:
+    label: str
+    wall: float
+    service_cpu: float
+    ffmpeg_cpu: float | None
+    segments: float
+    rss_kb: int
+
+    def line(self) -> str:
+        pct = 100 * self.service_cpu / self.wall
+        per = f"{1000 * self.service_cpu / self.segments:7.2f} ms" if self.segments else "      - ms"
+        ff = f"{100 * self.ffmpeg_cpu / self.wall:6.1f} %" if self.ffmpeg_cpu is not None else "      -"
+        return (f"{self.label:<34} {self.wall:6.0f} s {pct:6.2f} % {per} {self.segments:6.0f} "
+                f"{ff} {self.rss_kb / 1024:7.1f} MB")
+
+
+HEADER = (f"{'phase':<34} {'wall':>8} {'service':>8} {'per seg':>10} {'segs':>6} {'ffmpeg':>8} {'RSS':>10}")
+
+
+async def listed(session: aiohttp.ClientSession, url: str) -> float:
+    """Segments the service has listed, every variant (its own counter)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = await scrape_metrics(session, url)
+    return sum(s.value for f in text_string_to_metric_families(text) if f.name == "hls_broadcaster_segments_listed"
+               for s in f.samples if s.name.endswith("_total"))
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, work: Path, s3: SeaweedS3) -> None:
+        self.args, self.work, self.s3 = args, work, s3
+        self.runs = 0
+
+    async def service(self, hls: Path, **env: str) -> ServiceProcess:
+        self.runs += 1
+        state = self.work / f"state-{self.runs}"
+        return await ServiceProcess(service_env(hls, self.s3, state, BLOCKING_RELOAD="true", **env),
+                                    self.work / "cwd").start()
+
+    async def idle(self) -> Row:
+        hls = self.work / f"hls-idle-{self.runs}"
+        hls.mkdir()
+        service = await self.service(hls)
+        try:
+            await asyncio.sleep(self.args.settle)  # start-up done
+            cpu, t = cpu_seconds(service.pid), time.monotonic()
+            await asyncio.sleep(self.args.idle)
+            return Row("idle (no stream)", time.monotonic() - t, cpu_seconds(service.pid) - cpu, None, 0,
+                       rss_kb(service.pid))
+        finally:
+            await service.stop()
+
+    async def streaming(self, seconds: int, variants: int, viewers: int) -> Row:
+        hls = self.work / f"hls-{self.runs}"
+        hls.mkdir()
+        service = await self.service(hls)
+        ctx = multiprocessing.get_context("spawn")
+        stop = ctx.Event()
+        clients: Any = None
+        try:
+            async with OwncastEmulator(hls, variants=variants, segment_seconds=seconds,
+                                       list_size=LEVELS[seconds]) as owncast, aiohttp.ClientSession() as session:
+                async with asyncio.timeout(30 + 4 * seconds):  # ffmpeg's first segment, then ours
+                    while await listed(session, service.url) < variants:
+                        await asyncio.sleep(0.2)
+                if viewers:
+                    opened = ctx.Value("i", 0)
+                    recv, send = ctx.Pipe(duplex=False)
+                    clients = ctx.Process(target=run_viewers, daemon=True, args=(
+                        service.url, viewers, viewers, seconds / 2, 400.0, True, 1, opened, stop, send))
+                    clients.start()
+                    async with asyncio.timeout(60):
+                        while opened.value < 2 * viewers:
+                            await asyncio.sleep(0.1)
+                await asyncio.sleep(self.args.settle)
+                ff_pid = owncast.ffmpeg_pid
+                before = await listed(session, service.url)
+                cpu, ff, t = cpu_seconds(service.pid), cpu_seconds(ff_pid) if ff_pid else 0.0, time.monotonic()
+                await asyncio.sleep(self.args.segments * seconds)
+                wall = time.monotonic() - t
+                cpu = cpu_seconds(service.pid) - cpu
+                ff = cpu_seconds(ff_pid) - ff if ff_pid else 0.0
+                segments = await listed(session, service.url) - before
+                rss = rss_kb(service.pid)
+                await owncast.stop_stream(offline=False)
+            who = f"{viewers}+{viewers} viewers" if viewers else "no viewers"
+            return Row(f"{seconds} s x {LEVELS[seconds]}, {variants} var, {who}", wall, cpu, ff, segments, rss)
+        finally:
+            stop.set()
+            if clients is not None:
+                await asyncio.to_thread(clients.join, 10)
+                if clients.is_alive():
+                    clients.kill()
+            await service.stop()
+
+    async def rss(self, minutes: float) -> list[tuple[float, int]]:
+        hls = self.work / f"hls-rss-{self.runs}"
+        hls.mkdir()
+        service = await self.service(hls)
+        samples: list[tuple[float, int]] = []
+        try:
+            async with OwncastEmulator(hls, variants=2, segment_seconds=1, list_size=LEVELS[1]):
+                start = time.monotonic()
+                while (elapsed := time.monotonic() - start) < minutes * 60:
+                    samples.append((elapsed, rss_kb(service.pid)))
+                    print(f"  rss at {elapsed / 60:5.1f} min: {samples[-1][1] / 1024:6.1f} MB", flush=True)
+                    await asyncio.sleep(self.args.rss_every)
+                samples.append((time.monotonic() - start, rss_kb(service.pid)))
+        finally:
+            await service.stop()
+        return samples
+
+
+async def main(args: argparse.Namespace) -> int:
+    work = Path(tempfile.mkdtemp(prefix="bench-vm-cost-"))
+    rows: list[Row] = []
+    ok = True
+    judged = args.idle > 0
+    try:
+        async with SeaweedS3(work / "s3") as s3:
+            bench = Bench(args, work, s3)
+            print(HEADER, flush=True)
+            if args.idle > 0:
+                rows.append(await bench.idle())
+                print(rows[-1].line(), flush=True)
+                ok &= 100 * rows[-1].service_cpu / rows[-1].wall <= IDLE_GOAL
+            for seconds in args.levels:
+                for variants in args.variants:
+                    for viewers in args.viewers:
+                        rows.append(await bench.streaming(seconds, variants, viewers))
+                        print(rows[-1].line(), flush=True)
+                        if (seconds, variants, viewers) == (1, 2, 0) and rows[-1].segments:
+                            judged = True
+                            ok &= 1000 * rows[-1].service_cpu / rows[-1].segments <= SEGMENT_GOAL_MS
+            samples = await bench.rss(args.rss_minutes) if args.rss_minutes > 0 else []
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print()
+    print(f"goals: idle <= {IDLE_GOAL} % of a core, <= {SEGMENT_GOAL_MS} ms of CPU per segment at 2 segments a "
+          f"second (1 s, 2 variants, no viewers): {('met' if ok else 'NOT met') if judged else 'not measured'}")
+    if samples:
+        half = [kb for t, kb in samples if t >= samples[-1][0] / 2]
+        print(f"RSS over {samples[-1][0] / 60:.1f} min (1 s segments, 2 variants): first {samples[0][1] / 1024:.1f} MB, "
+              f"max {max(kb for _, kb in samples) / 1024:.1f} MB, last {samples[-1][1] / 1024:.1f} MB; "
+              f"second half {half[0] / 1024:.1f} -> {half[-1] / 1024:.1f} MB")
+    return 0 if ok else 1
+
+
+def _ints(text: str) -> list[int]:
+    return [] if text == "none" else [int(x) for x in text.split(",")]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--idle", type=float, default=30, help="seconds of the idle phase (0: skip; default 30)")
+    parser.add_argument("--levels", type=_ints, default=[1],
+                        help="segment seconds of Owncast's latency levels, e.g. 1,2,3,4,5 (default 1; none)")
+    parser.add_argument("--variants", type=_ints, default=[1, 2, 3], help="variant counts (default 1,2,3)")
+    parser.add_argument("--viewers", type=_ints, default=[0, 100],
+                        help="N: N polling + N blocking viewers; one phase per value (default 0,100)")
+    parser.add_argument("--segments", type=int, default=30, help="segments of variant 0 measured per phase")
+    parser.add_argument("--settle", type=float, default=3.0, help="seconds after start-up before measuring")
+    parser.add_argument("--rss-minutes", type=float, default=0, help="long run for resident memory (default 0)")
+    parser.add_argument("--rss-every", type=float, default=60, help="seconds between RSS samples (default 60)")
+    return parser
+
+
+if __name__ == "__main__":
+    parsed = _parser().parse_args()
+    if not all(s in LEVELS for s in parsed.levels):
+        sys.exit(f"--levels: Owncast's latency levels have 1..5 s segments, not {parsed.levels}")
+    sys.exit(asyncio.run(main(parsed)))
