@@ -233,32 +233,37 @@ async def test_unexpected_ffmpeg_exit_is_reported(owncast: OwncastEmulator) -> N
     await owncast.wait_for_segments(0, 1, timeout=20)
 
 
-async def test_close_leaves_no_process(tmp_path: Path) -> None:
-    owncast = OwncastEmulator(tmp_path / "hls")
+@pytest.mark.parametrize("passthrough", [False, True])
+async def test_close_leaves_no_process(tmp_path: Path, passthrough: bool) -> None:
+    owncast = OwncastEmulator(tmp_path / "hls", variants=[Variant(320, 180, 250, passthrough=passthrough)])
     await owncast.start()
-    pid = owncast.ffmpeg_pid
+    pids = [owncast.ffmpeg_pid] + ([owncast.source_pid] if passthrough else [])
     port = owncast.port
-    assert pid is not None and alive(pid)
+    assert all(pid is not None and alive(pid) for pid in pids)
     await owncast.close()
     await owncast.close()  # idempotent
-    assert not alive(pid)
+    assert not any(alive(pid) for pid in pids if pid is not None)
     with pytest.raises(OSError):
         await asyncio.open_connection("127.0.0.1", port)
 
 
 @pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs util-linux setpriv")
 async def test_ffmpeg_dies_with_a_killed_python(tmp_path: Path) -> None:
-    """Even a SIGKILLed test process (no teardown at all) leaves no ffmpeg behind."""
+    """Even a SIGKILLed test process (no teardown at all) leaves no ffmpeg behind, nor the
+    broadcaster feeding a passthrough variant."""
     script = textwrap.dedent(
         f"""
         import asyncio, os, signal
         from pathlib import Path
-        from broadcaster.demo.emulator import EmulatorError, OwncastEmulator
+        from broadcaster.demo.emulator import EmulatorError, OwncastEmulator, Variant
 
         async def main():
             owncast = OwncastEmulator(Path({str(tmp_path / "hls")!r}))
+            source = [Variant(320, 180, 250, passthrough=True)]
+            copied = OwncastEmulator(Path({str(tmp_path / "hls2")!r}), variants=source)
             await owncast.start()
-            print(owncast.ffmpeg_pid, flush=True)
+            await copied.start()
+            print(owncast.ffmpeg_pid, copied.ffmpeg_pid, copied.source_pid, flush=True)
             os.kill(os.getpid(), signal.SIGKILL)
 
         asyncio.run(main())
@@ -270,12 +275,14 @@ async def test_ffmpeg_dies_with_a_killed_python(tmp_path: Path) -> None:
     )
     out, _ = await asyncio.wait_for(child.communicate(), 30)
     assert child.returncode == -signal.SIGKILL
-    pid = int(out.split()[0])
+    pids = [int(word) for word in out.split()]
+    assert len(pids) == 3
     try:
-        await wait_until(lambda: not alive(pid), 5, f"ffmpeg {pid} to die")
+        await wait_until(lambda: not any(alive(pid) for pid in pids), 5, f"ffmpegs {pids} to die")
     finally:
-        if alive(pid):
-            os.killpg(pid, signal.SIGKILL)
+        for pid in pids:
+            if alive(pid):
+                os.killpg(pid, signal.SIGKILL)
 
 
 # --- settings an operator changes (docs/owncast.md) ----------------------------------------------
