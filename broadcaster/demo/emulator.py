@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import collections
+import contextlib
 import logging
 import os
 import secrets
@@ -817,6 +818,9 @@ class OwncastEmulator:
             await asyncio.wait(self._stderr_tasks, timeout=2.0)  # collect its last words
         tail = "\n".join(self._stderr_tail) or "(no output)"
         source = self._source
+        if source is not None:  # the usual cause: its input ended
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(source.wait()), 2.0)
         fed = "" if source is None else f" (its broadcaster pid {source.pid}: exit code {source.returncode})"
         self._failure = EmulatorError(
             f"ffmpeg (pid {proc.pid}) exited unexpectedly with code {code}{fed}; last stderr lines:\n{tail}"
