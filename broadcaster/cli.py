@@ -55,6 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=3000, help="port for the service and viewer (default 3000)")
     demo.add_argument("--segment-seconds", type=int, default=2, choices=range(1, 7), metavar="1-6",
                       help="length of the synthetic stream's segments (default 2)")
+    demo.add_argument("--latency-level", type=int, choices=range(0, 5), metavar="0-4",
+                      help="Owncast's latency level instead: 1-5 s segments (overrides --segment-seconds)")
+    demo.add_argument("--passthrough", action="store_true",
+                      help="copy the first variant's video like Owncast's passthrough (irregular segments)")
     return parser
 
 
@@ -116,7 +120,10 @@ def _demo(args: argparse.Namespace) -> int:
 
     setup_logging("warning")
     try:
-        return asyncio.run(run_demo(port=args.port, host=args.host, segment_seconds=args.segment_seconds))
+        return asyncio.run(run_demo(
+            port=args.port, host=args.host, segment_seconds=args.segment_seconds,
+            latency_level=args.latency_level, passthrough=args.passthrough,
+        ))
     except (DemoError, StartupError) as err:
         print(f"hls-broadcaster demo: error: {err}", file=sys.stderr)
         return 1

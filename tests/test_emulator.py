@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import shutil
@@ -16,7 +17,7 @@ import aiohttp
 import pytest
 from yarl import URL
 
-from broadcaster.demo.emulator import EmulatorError, OwncastEmulator
+from broadcaster.demo.emulator import LATENCY_LEVELS, EmulatorError, OwncastEmulator, Variant, ffmpeg_command
 
 pytestmark = pytest.mark.integration
 
@@ -232,32 +233,37 @@ async def test_unexpected_ffmpeg_exit_is_reported(owncast: OwncastEmulator) -> N
     await owncast.wait_for_segments(0, 1, timeout=20)
 
 
-async def test_close_leaves_no_process(tmp_path: Path) -> None:
-    owncast = OwncastEmulator(tmp_path / "hls")
+@pytest.mark.parametrize("passthrough", [False, True])
+async def test_close_leaves_no_process(tmp_path: Path, passthrough: bool) -> None:
+    owncast = OwncastEmulator(tmp_path / "hls", variants=[Variant(320, 180, 250, passthrough=passthrough)])
     await owncast.start()
-    pid = owncast.ffmpeg_pid
+    pids = [owncast.ffmpeg_pid] + ([owncast.source_pid] if passthrough else [])
     port = owncast.port
-    assert pid is not None and alive(pid)
+    assert all(pid is not None and alive(pid) for pid in pids)
     await owncast.close()
     await owncast.close()  # idempotent
-    assert not alive(pid)
+    assert not any(alive(pid) for pid in pids if pid is not None)
     with pytest.raises(OSError):
         await asyncio.open_connection("127.0.0.1", port)
 
 
 @pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs util-linux setpriv")
 async def test_ffmpeg_dies_with_a_killed_python(tmp_path: Path) -> None:
-    """Even a SIGKILLed test process (no teardown at all) leaves no ffmpeg behind."""
+    """Even a SIGKILLed test process (no teardown at all) leaves no ffmpeg behind, nor the
+    broadcaster feeding a passthrough variant."""
     script = textwrap.dedent(
         f"""
         import asyncio, os, signal
         from pathlib import Path
-        from broadcaster.demo.emulator import EmulatorError, OwncastEmulator
+        from broadcaster.demo.emulator import EmulatorError, OwncastEmulator, Variant
 
         async def main():
             owncast = OwncastEmulator(Path({str(tmp_path / "hls")!r}))
+            source = [Variant(320, 180, 250, passthrough=True)]
+            copied = OwncastEmulator(Path({str(tmp_path / "hls2")!r}), variants=source)
             await owncast.start()
-            print(owncast.ffmpeg_pid, flush=True)
+            await copied.start()
+            print(owncast.ffmpeg_pid, copied.ffmpeg_pid, copied.source_pid, flush=True)
             os.kill(os.getpid(), signal.SIGKILL)
 
         asyncio.run(main())
@@ -269,9 +275,148 @@ async def test_ffmpeg_dies_with_a_killed_python(tmp_path: Path) -> None:
     )
     out, _ = await asyncio.wait_for(child.communicate(), 30)
     assert child.returncode == -signal.SIGKILL
-    pid = int(out.split()[0])
+    pids = [int(word) for word in out.split()]
+    assert len(pids) == 3
     try:
-        await wait_until(lambda: not alive(pid), 5, f"ffmpeg {pid} to die")
+        await wait_until(lambda: not any(alive(pid) for pid in pids), 5, f"ffmpegs {pids} to die")
     finally:
-        if alive(pid):
-            os.killpg(pid, signal.SIGKILL)
+        for pid in pids:
+            if alive(pid):
+                os.killpg(pid, signal.SIGKILL)
+
+
+# --- settings an operator changes (docs/owncast.md) ----------------------------------------------
+
+
+def target_duration(text: str) -> int | None:
+    match = re.search(r"^#EXT-X-TARGETDURATION:(\d+)$", text, re.MULTILINE)
+    return int(match.group(1)) if match else None
+
+
+def argv_value(argv: list[str], flag: str) -> str:
+    return argv[argv.index(flag) + 1]
+
+
+def test_latency_levels_are_owncasts() -> None:
+    # models/latencyLevels.go, GetLatencyConfigs
+    assert LATENCY_LEVELS == {0: (1, 25), 1: (2, 15), 2: (3, 10), 3: (4, 8), 4: (5, 5)}
+    for level, (seconds, count) in LATENCY_LEVELS.items():
+        variants = (Variant(640, 360, 800, framerate=24), Variant(320, 180, 250, passthrough=True))
+        argv = ffmpeg_command(
+            "ffmpeg", "http://x", "id", variants, segment_seconds=seconds, list_size=count,
+            segment_type="mpegts", source=variants[1],
+        )  # fmt: skip
+        assert argv_value(argv, "-hls_time") == str(seconds)
+        assert argv_value(argv, "-hls_list_size") == str(count)
+        # A keyframe every segment in transcoded variants; the copied one keeps the source's.
+        assert argv_value(argv, "-g:v:0") == argv_value(argv, "-keyint_min:v:0") == str(24 * seconds)
+        assert argv_value(argv, "-c:v:1") == "copy" and "-g:v:1" not in argv
+        assert argv_value(argv, "-i") == "pipe:0"
+
+
+def test_settings_are_checked() -> None:
+    with pytest.raises(ValueError, match="latency_level must be one of"):
+        OwncastEmulator(Path("x"), latency_level=5)
+    with pytest.raises(ValueError, match="not both"):
+        OwncastEmulator(Path("x"), latency_level=1, segment_seconds=2)
+    with pytest.raises(ValueError, match="same size"):
+        copied = [Variant(640, 360, 800, passthrough=True), Variant(320, 180, 250, passthrough=True)]
+        OwncastEmulator(Path("x"), variants=copied)
+    with pytest.raises(ValueError, match="source_keyframes"):
+        OwncastEmulator(Path("x"), source_keyframes=[])
+
+
+def test_configure_keeps_what_is_not_given() -> None:
+    owncast = OwncastEmulator(Path("x"), latency_level=4)
+    assert (owncast.segment_seconds, owncast.list_size, owncast.cleanup_keep) == (5, 5, 15)
+    owncast.configure(variants=3)
+    assert owncast.next_settings.latency_level == 4 and len(owncast.next_settings.variants) == 3
+    owncast.configure(list_size=6)
+    assert (owncast.next_settings.segment_seconds, owncast.next_settings.list_size) == (5, 6)
+    assert owncast.next_settings.latency_level is None
+    owncast.configure(latency_level=0)
+    assert (owncast.next_settings.segment_seconds, owncast.next_settings.list_size) == (1, 25)
+    assert (owncast.segment_seconds, len(owncast.variants)) == (5, 2)  # not started: nothing applied yet
+
+
+async def test_each_latency_level_cuts_its_segment_length(tmp_path: Path) -> None:
+    """Real ffmpeg per level, all at once (one small variant each): EXTINF and target duration."""
+    async with contextlib.AsyncExitStack() as stack:
+        small = [Variant(320, 180, 250)]
+        emulators = {
+            level: await stack.enter_async_context(
+                OwncastEmulator(tmp_path / str(level), variants=small, latency_level=level)
+            )
+            for level in LATENCY_LEVELS
+        }
+        await asyncio.gather(*(e.wait_for_segments(0, 2, timeout=40) for e in emulators.values()))
+        for level, owncast in emulators.items():
+            seconds = LATENCY_LEVELS[level][0]
+            text = owncast.variant_playlist(0).read_text()
+            assert target_duration(text) == seconds, (level, text)
+            durations = [d for d, _, _ in media_entries(text)]
+            assert durations and all(abs(d - seconds) < 0.05 for d in durations), (level, durations)
+
+
+async def test_passthrough_copies_irregular_keyframes(tmp_path: Path) -> None:
+    """The copied variant is cut at the broadcaster's keyframes and ffmpeg raises its target
+    duration as longer ones come; the transcoded one stays regular; the multivariant playlist
+    comes only once every variant has a playlist."""
+    variants = [Variant(640, 360, 1200, passthrough=True, audio_passthrough=True), Variant(320, 180, 250)]
+    owncast = OwncastEmulator(
+        tmp_path / "hls", variants=variants, latency_level=0, source_keyframes=[1, 3, 2]
+    )
+    copied, transcoded = owncast.variant_playlist(0), owncast.variant_playlist(1)
+    targets: list[int] = []
+    master_before_variants = False
+
+    def watch() -> bool:
+        nonlocal master_before_variants
+        if owncast.master_playlist.exists() and not (copied.exists() and transcoded.exists()):
+            master_before_variants = True
+        text = copied.read_text() if copied.exists() else ""
+        if text.endswith("\n") and (td := target_duration(text)) is not None and td not in targets[-1:]:
+            targets.append(td)
+        return len(owncast.listed_segments(0)) >= 3
+
+    try:
+        await owncast.start()
+        pids = [owncast.ffmpeg_pid, owncast.source_pid]
+        assert all(pid is not None and alive(pid) for pid in pids)
+        await wait_until(watch, 30, "three copied segments")
+        assert not master_before_variants
+        durations = [d for d, _, _ in media_entries(copied.read_text())]
+        assert [round(d, 1) for d in durations[:3]] == [1.0, 3.0, 2.0]
+        assert targets[:2] == [1, 3], targets  # rose within the stream, in the same playlist
+        regular = media_entries(transcoded.read_text())
+        assert len(regular) >= 4 and all(abs(d - 1.0) < 0.05 for d, _, _ in regular)
+        master = owncast.master_playlist.read_text()
+        uris = [line for line in master.splitlines() if line.endswith(".m3u8")]
+        assert uris == ["0/stream.m3u8", "1/stream.m3u8"]
+        assert "RESOLUTION=640x360" in master and "RESOLUTION=320x180" in master
+        await owncast.stop_stream()  # the broadcaster leaves; ffmpeg ends with its input
+        assert not any(alive(pid) for pid in pids if pid is not None)
+        assert copied.read_text().endswith("#EXT-X-ENDLIST\n")
+    finally:
+        await owncast.close()
+
+
+async def test_configure_applies_at_restart(tmp_path: Path) -> None:
+    async with OwncastEmulator(tmp_path / "hls", variants=1) as owncast:
+        await owncast.wait_for_segments(0, 1, timeout=20)
+        pid = owncast.ffmpeg_pid
+        two = [Variant(640, 360, 800), Variant(320, 180, 250, framerate=24)]
+        owncast.configure(variants=two, latency_level=1)
+        await owncast.wait_for_segments(0, 3, timeout=20)
+        assert owncast.ffmpeg_pid == pid  # the stream on air is not disturbed
+        assert target_duration(owncast.variant_playlist(0).read_text()) == 1
+        assert not owncast.variant_dir(1).exists() and owncast.segment_seconds == 1
+        await owncast.restart_stream()
+        assert (owncast.latency_level, owncast.segment_seconds, owncast.list_size) == (1, 2, 15)
+        for variant in (0, 1):
+            names = await owncast.wait_for_segments(variant, 1, timeout=20)
+            assert all(f"-{owncast.shortid}-" in n for n in names)
+            text = owncast.variant_playlist(variant).read_text()
+            assert target_duration(text) == 2
+            assert [round(d, 1) for d, _, _ in media_entries(text)] == [2.0] * len(names)
+        await wait_until(owncast.master_playlist.exists, 10, "the multivariant playlist")

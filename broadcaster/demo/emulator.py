@@ -13,6 +13,14 @@ hlsFilesystemCleanup.go, core/offlineState.go, utils.CleanupDirectory):
 - a broadcaster disconnect copies an offline clip into each variant folder and appends
   it to each variant playlist through a temp file + move;
 - a cleanup pass (once a minute) keeps the newest list_size+10 segments per variant.
+
+Operators' settings (admin page, Video) are reproduced with Owncast's own ffmpeg arguments
+(docs/owncast.md, "Settings an operator changes"): the latency level (segment length and list
+size), the variants (size, frame rate, bitrate) and video or audio passthrough. With passthrough,
+as in Owncast, the transcoder reads an already encoded stream on stdin: a second ffmpeg plays the
+broadcaster and encodes the picture with irregular keyframes, so copied segments are cut where the
+broadcaster's keyframes fall. Settings changed with configure() apply at the next start, as in
+Owncast, which reads them only when a stream starts.
 """
 
 from __future__ import annotations
@@ -20,13 +28,15 @@ from __future__ import annotations
 import asyncio
 import atexit
 import collections
+import contextlib
 import logging
 import os
 import secrets
 import shutil
 import tempfile
 import weakref
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Literal, Self
@@ -43,6 +53,13 @@ SegmentType = Literal["mpegts", "fmp4"]
 
 FPS = 30
 AUDIO_KBPS = 64
+# models/latencyLevels.go, GetLatencyConfigs: level -> (SecondsPerSegment, SegmentCount).
+# Level 2 is the default (core/data/config.go, GetStreamLatencyLevel).
+LATENCY_LEVELS: dict[int, tuple[int, int]] = {0: (1, 25), 1: (2, 15), 2: (3, 10), 3: (4, 8), 4: (5, 5)}
+# Seconds between the broadcaster's keyframes, cycled: an encoder with scene-cut detection on
+# (OBS's x264 default) puts them anywhere, here between 1 and 4 s.
+DEFAULT_SOURCE_KEYFRAMES: tuple[float, ...] = (2.0, 1.0, 3.5, 1.5, 4.0, 2.5)
+_SOURCE_AUDIO_KBPS = 128
 # teris-io/shortid's alphabet: ids may contain '-' and '_', so names like
 # stream-a-B_c9-d2x-12.ts happen in real life; watchers must parse loosely.
 _SHORTID_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_-"
@@ -59,9 +76,20 @@ class EmulatorError(RuntimeError):
 
 @dataclass(frozen=True)
 class Variant:
+    """One output of Owncast's admin page (models/streamOutputVariant.go).
+
+    video_kbps is what the encoder is given (Owncast passes the configured bitrate minus 192 for
+    audio). A passthrough variant copies the broadcaster's video: its width, height, framerate and
+    video_kbps describe that source stream. audio_passthrough copies the broadcaster's AAC
+    (Owncast also does this when the audio bitrate is 0, its default).
+    """
+
     width: int
     height: int
     video_kbps: int
+    framerate: int = FPS
+    passthrough: bool = False
+    audio_passthrough: bool = False
 
 
 # Variant 0 is the default quality, like Owncast's first configured output.
@@ -71,6 +99,86 @@ VARIANT_PRESETS: tuple[Variant, ...] = (
     Variant(960, 540, 1500),
     Variant(480, 270, 500),
 )
+
+
+@dataclass(frozen=True)
+class OwncastSettings:
+    """What one Owncast stream is started with; read once per stream start."""
+
+    variants: tuple[Variant, ...]
+    segment_seconds: int
+    list_size: int
+    latency_level: int | None = None
+    source_keyframes: tuple[float, ...] | None = None  # None: default gaps, used with passthrough only
+
+    @property
+    def needs_source(self) -> bool:
+        """True if the transcoder must read an encoded stream (anything copied, or chosen keyframes)."""
+        copied = any(v.passthrough or v.audio_passthrough for v in self.variants)
+        return copied or self.source_keyframes is not None
+
+    def source_variant(self) -> Variant:
+        """The broadcaster's stream: the passthrough variant's picture, else the largest variant's."""
+        copied = [v for v in self.variants if v.passthrough]
+        if copied:
+            return copied[0]
+        big = max(self.variants, key=lambda v: v.width * v.height)
+        return Variant(big.width, big.height, max(2 * big.video_kbps, 1500), FPS, passthrough=True)
+
+
+def resolve_settings(
+    variants: int | Sequence[Variant],
+    *,
+    latency_level: int | None,
+    segment_seconds: int | None,
+    list_size: int | None,
+    source_keyframes: Sequence[float] | None,
+) -> OwncastSettings:
+    """Check and combine settings; latency_level sets segment_seconds and list_size like Owncast's."""
+    if isinstance(variants, int):
+        if not 1 <= variants <= len(VARIANT_PRESETS):
+            raise ValueError(f"variants must be 1..{len(VARIANT_PRESETS)}, not {variants}")
+        chosen = VARIANT_PRESETS[:variants]
+    else:
+        chosen = tuple(variants)
+        if not chosen:
+            raise ValueError("variants must not be empty")
+        for v in chosen:
+            if not isinstance(v, Variant):
+                raise ValueError(f"variants must be Variant objects, not {v!r}")
+            if min(v.width, v.height, v.video_kbps, v.framerate) < 1 or v.width % 2 or v.height % 2:
+                raise ValueError(f"variant {v}: sizes must be even and all numbers >= 1")
+        sources = {(v.width, v.height, v.framerate, v.video_kbps) for v in chosen if v.passthrough}
+        if len(sources) > 1:
+            raise ValueError(
+                "passthrough variants copy one source: give them the same size, framerate and bitrate"
+            )
+    if latency_level is not None:
+        if latency_level not in LATENCY_LEVELS:
+            raise ValueError(f"latency_level must be one of {sorted(LATENCY_LEVELS)}, not {latency_level}")
+        if segment_seconds is not None or list_size is not None:
+            raise ValueError("give latency_level or segment_seconds/list_size, not both")
+        segment_seconds, list_size = LATENCY_LEVELS[latency_level]
+    segment_seconds = 1 if segment_seconds is None else segment_seconds
+    list_size = 10 if list_size is None else list_size
+    if segment_seconds < 1 or list_size < 1:
+        raise ValueError("segment_seconds and list_size must be >= 1")
+    gaps = None
+    if source_keyframes is not None:
+        gaps = tuple(float(g) for g in source_keyframes)
+        if not gaps or min(gaps) < 0.1:
+            raise ValueError("source_keyframes must be seconds between keyframes, each >= 0.1")
+    return OwncastSettings(chosen, segment_seconds, list_size, latency_level, gaps)
+
+
+def describe(settings: OwncastSettings) -> str:
+    """One line for logs: latency, segment length, list size and each variant."""
+    parts = []
+    for v in settings.variants:
+        video = "video copied" if v.passthrough else f"{v.width}x{v.height}@{v.framerate} {v.video_kbps}k"
+        parts.append(video + (", audio copied" if v.audio_passthrough else ""))
+    level = "" if settings.latency_level is None else f"latency level {settings.latency_level}: "
+    return f"{level}{settings.segment_seconds} s x {settings.list_size} segments; " + "; ".join(parts)
 
 
 def new_shortid() -> str:
@@ -88,6 +196,72 @@ def resolve_inside(root: Path, relative: str) -> Path | None:
     return target
 
 
+def _test_picture(width: int, height: int, rate: int) -> str:
+    # testsrc draws a running seconds counter without needing fonts; the sine beeps
+    # once a second so sound and picture can be checked against each other.
+    return (
+        f"testsrc=size={width}x{height}:rate={rate}:decimals=2[out0];"
+        "sine=frequency=440:sample_rate=48000:beep_factor=4[out1]"
+    )
+
+
+def keyframe_expr(gaps: Sequence[float], fps: int) -> str:
+    """A -force_key_frames expression: keyframes `gaps` seconds apart, cycled.
+
+    n_forced counts the keyframes forced so far, so the gap after the k-th one is gaps[k % len].
+    Half a frame of slack keeps float rounding from pushing a keyframe one frame late.
+    """
+    gap = f"{gaps[-1]:g}"
+    for i in reversed(range(len(gaps) - 1)):
+        gap = f"if(eq(mod(n_forced-1,{len(gaps)}),{i}),{gaps[i]:g},{gap})"
+    return f"expr:if(isnan(prev_forced_t),1,gte(t-prev_forced_t,{gap}-{0.5 / fps:g}))"
+
+
+def source_command(exe: str, source: Variant, gaps: Sequence[float]) -> list[str]:
+    """The broadcaster (OBS): the test picture encoded in real time with irregular keyframes, as
+    FLV on stdout, which is what Owncast's RTMP server pipes into its transcoder (core/rtmp/rtmp.go)."""
+    gop_cap = int(source.framerate * (max(gaps) + 2))  # only the forced keyframes fall inside it
+    return [
+        exe, "-nostdin", "-hide_banner", "-nostats", "-loglevel", "warning",
+        "-re", "-f", "lavfi", "-i", _test_picture(source.width, source.height, source.framerate),
+        "-map", "0:v:0", "-map", "0:a:0",
+        "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
+        "-b:v", f"{source.video_kbps}k", "-maxrate", f"{source.video_kbps}k",
+        "-bufsize", f"{2 * source.video_kbps}k",
+        "-g", str(gop_cap), "-keyint_min", "1", "-sc_threshold", "0", "-forced-idr", "1",
+        "-force_key_frames", keyframe_expr(gaps, source.framerate),
+        "-c:a", "aac", "-b:a", f"{_SOURCE_AUDIO_KBPS}k",
+        "-f", "flv", "-flvflags", "no_duration_filesize", "pipe:1",
+    ]  # fmt: skip
+
+
+def _variant_args(i: int, v: Variant, *, segment_seconds: int, scale: bool) -> list[str]:
+    """core/transcoder/transcoder.go, getVariantString: the video, then audio, then scaling and preset."""
+    if v.passthrough:
+        video = ["-map", "0:v:0", f"-c:v:{i}", "copy"]
+    else:
+        gop = v.framerate * segment_seconds  # "force an i-frame every segment"
+        maxrate = int(v.video_kbps * 1.08)
+        video = [
+            "-map", "0:v:0", f"-c:v:{i}", "libx264",
+            f"-b:v:{i}", f"{v.video_kbps}k", f"-maxrate:v:{i}", f"{maxrate}k",
+            f"-g:v:{i}", str(gop), f"-keyint_min:v:{i}", str(gop), f"-r:v:{i}", str(v.framerate),
+            # codecs.go, Libx264Codec.VariantFlags
+            f"-x264-params:v:{i}", "scenecut=0:open_gop=0", f"-bufsize:v:{i}", f"{maxrate}k",
+            f"-profile:v:{i}", "high",
+        ]  # fmt: skip
+    if v.audio_passthrough:
+        audio = ["-map", "0:a:0", f"-c:a:{i}", "copy"]
+    else:
+        audio = ["-map", "0:a:0", f"-c:a:{i}", "aac", f"-b:a:{i}", f"{AUDIO_KBPS}k"]
+    extra: list[str] = []
+    if scale and not v.passthrough:
+        extra = ["-sws_flags", "bilinear", f"-filter:v:{i}", f"scale={v.width}:{v.height}"]
+    # A passthrough variant gets -preset too (its cpuUsageLevel 0), which a copied stream ignores.
+    preset = "ultrafast" if v.passthrough else "veryfast"
+    return [*video, *audio, *extra, "-preset", preset]
+
+
 def ffmpeg_command(
     exe: str,
     base_url: str,
@@ -97,49 +271,43 @@ def ffmpeg_command(
     segment_seconds: int,
     list_size: int,
     segment_type: SegmentType,
+    source: Variant | None = None,
 ) -> list[str]:
-    """The ffmpeg command line, modelled on Owncast's Transcoder.getString()."""
-    gop = FPS * segment_seconds  # a keyframe starts every segment
-    width = max(v.width for v in variants)
-    height = max(v.height for v in variants)
-    # testsrc draws a running seconds counter without needing fonts; the sine beeps
-    # once a second so sound and picture can be checked against each other.
-    source = (
-        f"testsrc=size={width}x{height}:rate={FPS}:decimals=2[out0];"
-        "sine=frequency=440:sample_rate=48000:beep_factor=4[out1]"
-    )
+    """The transcoder's command line, modelled on Owncast's Transcoder.getFlags() (v0.1.x and later).
+
+    source None: the test picture is generated in this ffmpeg (cheaper, nothing copied). Otherwise
+    ffmpeg reads the broadcaster's encoded stream of that size from stdin, like Owncast.
+    """
+    if source is None:
+        width = max(v.width for v in variants)
+        height = max(v.height for v in variants)
+        rate = max(v.framerate for v in variants)
+        input_args = ["-nostdin", "-re", "-f", "lavfi", "-i", _test_picture(width, height, rate)]
+    else:
+        width, height = source.width, source.height
+        input_args = ["-i", "pipe:0"]
     args = [
-        exe, "-nostdin", "-hide_banner", "-nostats", "-loglevel", "warning",
-        "-re", "-fflags", "+genpts", "-f", "lavfi", "-i", source,
+        exe, "-hide_banner", "-nostats", "-loglevel", "warning",
+        "-fflags", "+genpts", "-flags", "+cgop", *input_args,
     ]  # fmt: skip
     for i, v in enumerate(variants):
-        args += [
-            "-map", "0:v:0", "-map", "0:a:0",
-            f"-c:v:{i}", "libx264",
-            f"-b:v:{i}", f"{v.video_kbps}k",
-            f"-maxrate:v:{i}", f"{int(v.video_kbps * 1.06)}k",
-            f"-bufsize:v:{i}", f"{int(v.video_kbps * 1.2)}k",
-            f"-g:v:{i}", str(gop), f"-keyint_min:v:{i}", str(gop),
-            f"-r:v:{i}", str(FPS), f"-profile:v:{i}", "high",
-            f"-c:a:{i}", "aac", f"-b:a:{i}", f"{AUDIO_KBPS}k",
-        ]  # fmt: skip
-        if (v.width, v.height) != (width, height):
-            args += ["-sws_flags", "bilinear", f"-filter:v:{i}", f"scale={v.width}:{v.height}"]
+        scale = (v.width, v.height) != (width, height)
+        args += _variant_args(i, v, segment_seconds=segment_seconds, scale=scale)
     ext = "ts" if segment_type == "mpegts" else "m4s"
     if segment_type == "mpegts":
-        type_args = ["-segment_format_options", "mpegts_flags=+initial_discontinuity:mpegts_copyts=1"]
+        # Owncast's exact (odd) string: ffmpeg reads it as mpegts_flags set to nothing it knows.
+        type_args = ["-segment_format_options", "mpegts_flags=mpegts_copyts=1"]
     else:
         # ffmpeg names the init file init_<variant>.mp4 in each variant folder.
         type_args = ["-hls_segment_type", "fmp4"]
     args += [
         "-var_stream_map", " ".join(f"v:{i},a:{i}" for i in range(len(variants))),
-        "-preset", "veryfast", "-tune", "zerolatency", "-pix_fmt", "yuv420p",
-        "-sc_threshold", "0", "-flags", "+cgop",
         "-f", "hls",
         "-hls_time", str(segment_seconds),
         "-hls_list_size", str(list_size),
         "-hls_flags", "program_date_time+independent_segments+omit_endlist",
         *type_args,
+        "-tune", "zerolatency", "-pix_fmt", "yuv420p", "-sc_threshold", "0",
         "-master_pl_name", "stream.m3u8",
         "-hls_segment_filename", f"{base_url}/%v/stream-{shortid}-%d.{ext}",
         "-max_muxing_queue_size", "400",
@@ -242,30 +410,40 @@ class OwncastEmulator:
         self,
         hls_dir: Path,
         *,
-        variants: int = 2,
-        segment_seconds: int = 1,
-        list_size: int = 10,
+        variants: int | Sequence[Variant] = 2,
+        latency_level: int | None = None,
+        segment_seconds: int | None = None,
+        list_size: int | None = None,
+        source_keyframes: Sequence[float] | None = None,
         segment_type: SegmentType = "mpegts",
         cleanup_keep: int | None = None,
         cleanup_interval: float = 60.0,
         write_delay: float = 0.0,
     ) -> None:
-        """write_delay > 0 writes each file in 8 pieces with this pause before each, so
+        """variants: how many of VARIANT_PRESETS, or the variants themselves. latency_level (0-4)
+        sets segment_seconds and list_size from LATENCY_LEVELS; without it they default to 1 s
+        and 10. source_keyframes: seconds between the broadcaster's keyframes, cycled; giving it
+        (or any passthrough) makes the transcoder read an encoded stream, like Owncast.
+        write_delay > 0 writes each file in 8 pieces with this pause before each, so
         readers reliably catch empty, half-written segments and truncated playlists."""
-        if not 1 <= variants <= len(VARIANT_PRESETS):
-            raise ValueError(f"variants must be 1..{len(VARIANT_PRESETS)}, not {variants}")
-        if segment_seconds < 1 or list_size < 1:
-            raise ValueError("segment_seconds and list_size must be >= 1")
+        settings = resolve_settings(
+            variants,
+            latency_level=latency_level,
+            segment_seconds=segment_seconds,
+            list_size=list_size,
+            source_keyframes=source_keyframes,
+        )
         if segment_type not in ("mpegts", "fmp4"):
             raise ValueError(f"segment_type must be 'mpegts' or 'fmp4', not {segment_type!r}")
         self.hls_dir = Path(hls_dir).absolute()
-        self.variants = VARIANT_PRESETS[:variants]
-        self.segment_seconds = segment_seconds
-        self.list_size = list_size
         self.segment_type: SegmentType = segment_type
-        self.cleanup_keep = cleanup_keep if cleanup_keep is not None else list_size + 10
+        self._cleanup_keep = cleanup_keep
         self.cleanup_interval = cleanup_interval
         self.write_delay = write_delay
+        # The settings of the stream on air (or of the next one, before the first start), and
+        # those the next start() will use: Owncast reads its configuration once per stream.
+        self.settings = settings
+        self._next = settings
 
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
@@ -274,13 +452,75 @@ class OwncastEmulator:
         self._proc: asyncio.subprocess.Process | None = None
         self._killer: GroupKiller | None = None
         self._finalizer: weakref.finalize[[], OwncastEmulator] | None = None
+        self._source: asyncio.subprocess.Process | None = None
+        self._source_killer: GroupKiller | None = None
+        self._source_finalizer: weakref.finalize[[], OwncastEmulator] | None = None
         self._stopping = False
-        self._stderr_task: asyncio.Task[None] | None = None
+        self._stderr_tasks: list[asyncio.Task[None]] = []
         self._watch_task: asyncio.Task[None] | None = None
         self._cleanup_task: asyncio.Task[None] | None = None
         self._stderr_tail: collections.deque[str] = collections.deque(maxlen=_STDERR_TAIL)
         self._failure: EmulatorError | None = None
         self._closed = False
+
+    # -- settings
+
+    @property
+    def variants(self) -> tuple[Variant, ...]:
+        return self.settings.variants
+
+    @property
+    def segment_seconds(self) -> int:
+        return self.settings.segment_seconds
+
+    @property
+    def list_size(self) -> int:
+        return self.settings.list_size
+
+    @property
+    def latency_level(self) -> int | None:
+        return self.settings.latency_level
+
+    @property
+    def cleanup_keep(self) -> int:
+        """Segments kept per variant by the cleanup pass: Owncast's SegmentCount + 10 by default."""
+        return self._cleanup_keep if self._cleanup_keep is not None else self.list_size + 10
+
+    @property
+    def next_settings(self) -> OwncastSettings:
+        return self._next
+
+    def configure(
+        self,
+        *,
+        variants: int | Sequence[Variant] | None = None,
+        latency_level: int | None = None,
+        segment_seconds: int | None = None,
+        list_size: int | None = None,
+        source_keyframes: Sequence[float] | None = None,
+    ) -> None:
+        """Change settings like an operator on Owncast's admin page: they apply at the next
+        start() or restart_stream(); a stream on air keeps its ffmpeg and settings.
+
+        Settings not given keep their next value; latency_level replaces segment_seconds and
+        list_size, and either of those alone drops the latency level.
+        """
+        current = self._next
+        if latency_level is None and segment_seconds is None and list_size is None:
+            latency_level = current.latency_level
+            if latency_level is None:
+                segment_seconds, list_size = current.segment_seconds, current.list_size
+        elif latency_level is None:
+            segment_seconds = current.segment_seconds if segment_seconds is None else segment_seconds
+            list_size = current.list_size if list_size is None else list_size
+        self._next = resolve_settings(
+            current.variants if variants is None else variants,
+            latency_level=latency_level,
+            segment_seconds=segment_seconds,
+            list_size=list_size,
+            source_keyframes=current.source_keyframes if source_keyframes is None else source_keyframes,
+        )
+        log.info("owncast emulator settings for the next stream: %s", describe(self._next))
 
     # -- properties
 
@@ -300,6 +540,12 @@ class OwncastEmulator:
     @property
     def ffmpeg_pid(self) -> int | None:
         proc = self._proc
+        return proc.pid if proc is not None and proc.returncode is None else None
+
+    @property
+    def source_pid(self) -> int | None:
+        """The broadcaster ffmpeg feeding the transcoder (passthrough set-ups only)."""
+        proc = self._source
         return proc.pid if proc is not None and proc.returncode is None else None
 
     @property
@@ -328,7 +574,8 @@ class OwncastEmulator:
         await self.close()
 
     async def start(self) -> None:
-        """Start a stream: wipe hls_dir like Owncast, new shortid, start ffmpeg."""
+        """Start a stream with the configured settings: wipe hls_dir like Owncast, new shortid,
+        start ffmpeg (and, if anything is copied, the broadcaster feeding it)."""
         if self._closed:
             raise RuntimeError("the emulator is closed")
         if self.ffmpeg_pid is not None:
@@ -336,37 +583,69 @@ class OwncastEmulator:
         await self._stop_ffmpeg()  # tidy up after an ffmpeg that died by itself
         exe = ffmpeg_exe()
         await self._start_receiver()
+        self.settings = settings = self._next
         self._wipe()
         self._shortid = new_shortid()
         self._failure = None
         self._stderr_tail.clear()
+        source = settings.source_variant() if settings.needs_source else None
         argv = ffmpeg_command(
             exe,
             f"http://127.0.0.1:{self.port}",
             self._shortid,
-            self.variants,
-            segment_seconds=self.segment_seconds,
-            list_size=self.list_size,
+            settings.variants,
+            segment_seconds=settings.segment_seconds,
+            list_size=settings.list_size,
             segment_type=self.segment_type,
+            source=source,
         )
         log.debug("starting ffmpeg: %s", " ".join(argv))
-        proc = await asyncio.create_subprocess_exec(
-            *child_argv(argv),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-            start_new_session=True,  # own process group, killable as a whole
-        )
+        read_fd = write_fd = -1
+        if source is not None:
+            read_fd, write_fd = os.pipe()  # Owncast's io.Pipe from the RTMP server to ffmpeg's stdin
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *child_argv(argv),
+                stdin=read_fd if source is not None else asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE,
+                start_new_session=True,  # own process group, killable as a whole
+            )
+        finally:
+            if source is not None:
+                os.close(read_fd)
         self._proc = proc
         self._stopping = False
         self._killer = GroupKiller(proc.pid)
         self._finalizer = weakref.finalize(self, self._killer)
-        self._stderr_task = asyncio.create_task(self._read_stderr(proc))
+        self._stderr_tasks = [asyncio.create_task(self._read_stderr(proc, "ffmpeg"))]
+        if source is not None:
+            gaps = settings.source_keyframes or DEFAULT_SOURCE_KEYFRAMES
+            source_argv = source_command(exe, source, gaps)
+            log.debug("starting the broadcaster: %s", " ".join(source_argv))
+            try:
+                src = await asyncio.create_subprocess_exec(
+                    *child_argv(source_argv),
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=write_fd,
+                    stderr=asyncio.subprocess.PIPE,
+                    start_new_session=True,
+                )
+            except BaseException:
+                os.close(write_fd)
+                await self._stop_ffmpeg()
+                raise
+            os.close(write_fd)
+            self._source = src
+            self._source_killer = GroupKiller(src.pid)
+            self._source_finalizer = weakref.finalize(self, self._source_killer)
+            self._stderr_tasks.append(asyncio.create_task(self._read_stderr(src, "source")))
         self._watch_task = asyncio.create_task(self._watch(proc))
         self._cleanup_task = asyncio.create_task(self._cleanup_loop())
         log.info(
-            "owncast emulator streaming %d variant(s) of %d s %s segments into %s (shortid %s, ffmpeg pid %d)",
-            len(self.variants), self.segment_seconds, self.segment_type, self.hls_dir, self._shortid, proc.pid,
+            "owncast emulator streaming into %s: %s (shortid %s, ffmpeg pid %d%s)",
+            self.hls_dir, describe(settings), self._shortid, proc.pid,
+            f", broadcaster pid {self._source.pid}" if self._source is not None else "",
         )  # fmt: skip
 
     async def stop_stream(self, offline: bool = True) -> None:
@@ -515,7 +794,7 @@ class OwncastEmulator:
         for i in range(len(self.variants)):
             self.variant_dir(i).mkdir()
 
-    async def _read_stderr(self, proc: asyncio.subprocess.Process) -> None:
+    async def _read_stderr(self, proc: asyncio.subprocess.Process, name: str) -> None:
         assert proc.stderr is not None
         while True:
             try:
@@ -526,8 +805,8 @@ class OwncastEmulator:
                 return
             text = line.decode(errors="replace").rstrip()
             if text:
-                self._stderr_tail.append(text)
-                ffmpeg_log.info("[ffmpeg %d] %s", proc.pid, text)
+                self._stderr_tail.append(text if name == "ffmpeg" else f"[{name}] {text}")
+                ffmpeg_log.info("[%s %d] %s", name, proc.pid, text)
 
     async def _watch(self, proc: asyncio.subprocess.Process) -> None:
         code = await proc.wait()
@@ -535,11 +814,16 @@ class OwncastEmulator:
             self._killer.done = True
         if self._stopping or self._proc is not proc:
             return
-        if self._stderr_task is not None:
-            await asyncio.wait({self._stderr_task}, timeout=2.0)  # collect its last words
+        if self._stderr_tasks:
+            await asyncio.wait(self._stderr_tasks, timeout=2.0)  # collect its last words
         tail = "\n".join(self._stderr_tail) or "(no output)"
+        source = self._source
+        if source is not None:  # the usual cause: its input ended
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(source.wait()), 2.0)
+        fed = "" if source is None else f" (its broadcaster pid {source.pid}: exit code {source.returncode})"
         self._failure = EmulatorError(
-            f"ffmpeg (pid {proc.pid}) exited unexpectedly with code {code}; last stderr lines:\n{tail}"
+            f"ffmpeg (pid {proc.pid}) exited unexpectedly with code {code}{fed}; last stderr lines:\n{tail}"
         )
         log.error("%s", self._failure)
 
@@ -552,27 +836,39 @@ class OwncastEmulator:
                 log.warning("cleanup of %s failed: %s", self.hls_dir, exc)
 
     async def _stop_ffmpeg(self) -> bool:
-        """Stop ffmpeg if there is one; True if a stream was on."""
+        """Stop ffmpeg (and its broadcaster) if there is one; True if a stream was on."""
         if self._cleanup_task is not None:
             self._cleanup_task.cancel()
             await asyncio.gather(self._cleanup_task, return_exceptions=True)
             self._cleanup_task = None
-        proc = self._proc
+        proc, source = self._proc, self._source
         if proc is None:
             return False
         self._stopping = True
         try:
+            if source is not None:
+                # The broadcaster disconnects: ffmpeg reads the end of its input, finishes the
+                # current segment and playlist, and exits, as in Owncast.
+                await stop_child(source, self._source_killer, self._source_finalizer,
+                                 name="broadcaster ffmpeg", timeout=_STOP_TIMEOUT, whole_group=False)
+                try:
+                    await asyncio.wait_for(asyncio.shield(proc.wait()), _STOP_TIMEOUT)
+                except TimeoutError:
+                    log.warning("ffmpeg pid %d did not end with its input; stopping it", proc.pid)
             # SIGTERM to ffmpeg alone makes it finish the current segment and playlist, like an RTMP
             # input that ends; the group is SIGKILLed only if it hangs.
             await stop_child(proc, self._killer, self._finalizer, name="ffmpeg", timeout=_STOP_TIMEOUT,
                              whole_group=False)
         finally:
-            tasks = [t for t in (self._stderr_task, self._watch_task) if t is not None]
+            if source is not None and self._source_killer is not None and source.returncode is None:
+                self._source_killer()  # cancelled half-way: never leave the broadcaster running
+            tasks = [*self._stderr_tasks, *([self._watch_task] if self._watch_task is not None else [])]
             if tasks:
                 await asyncio.wait(tasks, timeout=5.0)
-            self._proc = None
-            self._killer = self._finalizer = None
-            self._stderr_task = self._watch_task = None
+            self._proc = self._source = None
+            self._killer = self._finalizer = self._source_killer = self._source_finalizer = None
+            self._stderr_tasks = []
+            self._watch_task = None
             log.debug("ffmpeg pid %d stopped with code %s", proc.pid, proc.returncode)
         return True
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..service import Service
 from ..settings import load_settings
-from .emulator import EmulatorError, OwncastEmulator
+from .emulator import LATENCY_LEVELS, EmulatorError, OwncastEmulator, Variant
 from .ffmpeg import FfmpegNotFoundError
 from .seaweed import SeaweedError, SeaweedS3
 
@@ -33,6 +33,8 @@ async def run_demo(
     port: int = 3000,
     host: str = "127.0.0.1",
     segment_seconds: int = 2,
+    latency_level: int | None = None,
+    passthrough: bool = False,
     work_dir: Path | None = None,
     say: Callable[[str], None] = print,
     stop: asyncio.Event | None = None,
@@ -53,11 +55,21 @@ async def run_demo(
 
             say("[2/3] starting a synthetic live stream written the way Owncast writes it (ffmpeg)...")
             hls = work / "hls"
+            if latency_level is not None:
+                segment_seconds = LATENCY_LEVELS[latency_level][0]
+            # Passthrough: Owncast's common set-up, the broadcaster's video copied plus one lower quality.
+            variants: int | list[Variant] = (
+                [Variant(640, 360, 1500, passthrough=True), Variant(320, 180, 250)] if passthrough else 2
+            )
+            own_length = segment_seconds if latency_level is None else None
             try:
-                await stack.enter_async_context(OwncastEmulator(hls, variants=2, segment_seconds=segment_seconds))
+                await stack.enter_async_context(OwncastEmulator(
+                    hls, variants=variants, latency_level=latency_level, segment_seconds=own_length
+                ))
             except (FfmpegNotFoundError, EmulatorError) as err:
                 raise DemoError(f"the synthetic stream could not start: {err}") from None
-            say(f"      {hls}: 2 variants, {segment_seconds} s segments")
+            copied = ", the first one's video copied (irregular keyframes)" if passthrough else ""
+            say(f"      {hls}: 2 variants{copied}, {segment_seconds} s segments")
 
             say("[3/3] starting hls-broadcaster...")
             settings = load_settings(environ={
