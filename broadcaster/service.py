@@ -154,6 +154,7 @@ class Service:
             stream_url=f"{s.r2_public_url}/{self.publisher.release.master_key}" if self.mirror else "live/master.m3u8",
             blocking_reload=s.blocking_reload,
             max_held=self.budget.held, connection_metrics=self.connection_metrics,
+            trust_cf_connecting_ip=s.trust_cf_connecting_ip,
         )
         self._runner: web.AppRunner | None = None
         self._metrics_runner: web.AppRunner | None = None
@@ -166,8 +167,9 @@ class Service:
             await self.store.start()
             await self._check_bucket()
             install_accept_error_handler(asyncio.get_running_loop())
+            # handler_cancellation: a client that hangs up frees its held request or event stream at once.
             self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False,
-                                         keepalive_timeout=KEEPALIVE_TIMEOUT)
+                                         keepalive_timeout=KEEPALIVE_TIMEOUT, handler_cancellation=True)
             await self._runner.setup()
             site = GatedSite(self._runner, s.host, s.port, limit=self.budget.connections,
                              header_timeout=s.header_timeout, metrics=self.connection_metrics,

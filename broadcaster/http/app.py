@@ -45,10 +45,15 @@ def create_app(
     blocking_reload: bool = True,
     max_held: int = MAX_HELD,
     connection_metrics: ConnectionMetrics | None = None,
+    trust_cf_connecting_ip: bool = False,
 ) -> web.Application:
     """The public web app. Without `events` there is no /live/events. `state_events` (publishing into
     `events`) runs from the runner's setup, or from when `pipeline_running` is set, until the hub
-    closes: a state read before the pipeline's first scan of Owncast's folder would say offline."""
+    closes: a state read before the pipeline's first scan of Owncast's folder would say offline.
+
+    Run it with handler_cancellation=True, as the service does (aiohttp's test server does too): a handler
+    whose client hangs up is then cancelled, so a held blocking request or an event stream gives its
+    slot back at once and requests nobody waits for cannot fill the caps (issue 18)."""
     if state_events is not None and events is None:
         raise ValueError("state_events publish into an event hub: pass events too")
     # No middleware (common.py says why): the playlist handlers are the hot path.
@@ -57,7 +62,8 @@ def create_app(
     app[METRICS] = metrics
     app[DEFAULT_VARIANT] = default_variant
     playlist_routes = PlaylistRoutes(playlists, metrics, default_variant, blocking_reload,
-                                     max_held=max_held, connection_metrics=connection_metrics)
+                                     max_held=max_held, connection_metrics=connection_metrics,
+                                     trust_cf_connecting_ip=trust_cf_connecting_ip)
     r = app.router
     r.add_get("/live/master.m3u8", playlist_routes.master)
     r.add_get("/live/playlist.m3u8", playlist_routes.default_media)
