@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,16 +19,19 @@ from pathlib import Path
 from aiohttp import web
 
 from .. import hls
-from ..events import EventHub, StatusWatcher
+from ..events import WRITE_TIMEOUT, EventHub, StatusWatcher
 from ..metrics import ConnectionMetrics, Metrics
 from . import events as sse
 from . import health as readings
 from . import viewer
 from .common import CLIENT_MAX_SIZE, CONNECTION_LOG, elsewhere
 from .keys import (
-    DEFAULT_VARIANT, EVENTS, HEALTH, METRICS, PIPELINE_RUNNING, STATE_EVENTS, VIEWER_CONFIG, VIEWER_DIR, HealthSource,
+    DEFAULT_VARIANT, EVENTS, HEALTH, METRICS, PIPELINE_RUNNING, STATE_EVENTS, VIEWER_CONFIG, VIEWER_FILES, HealthSource,
 )
 from .playlists import MAX_HELD, PlaylistRoutes, PlaylistSource
+from .viewer_files import ViewerFiles
+
+VIEWER_FILES_OPEN = 8  # viewer files sent from disk at once when no cap is given (limits.VIEWER_FILES)
 
 
 def create_app(
@@ -46,6 +50,8 @@ def create_app(
     max_held: int = MAX_HELD,
     connection_metrics: ConnectionMetrics | None = None,
     trust_cf_connecting_ip: bool = False,
+    viewer_files: int = VIEWER_FILES_OPEN,
+    write_timeout: float = WRITE_TIMEOUT,
 ) -> web.Application:
     """The public web app. Without `events` there is no /live/events. `state_events` (publishing into
     `events`) runs from the runner's setup, or from when `pipeline_running` is set, until the hub
@@ -90,7 +96,10 @@ def create_app(
         root = viewer_dir.resolve()
         if not root.is_dir():
             raise ValueError(f"viewer_dir {viewer_dir} is not a directory")
-        app[VIEWER_DIR] = root
+        on_timeout = (functools.partial(connection_metrics.rejected, "write_timeout")
+                      if connection_metrics is not None else None)
+        app[VIEWER_FILES] = ViewerFiles(root, max_open=viewer_files, write_timeout=write_timeout,
+                                                    on_write_timeout=on_timeout)
         # The viewer asks where to play from: here, or the bucket when playlists are published there.
         app[VIEWER_CONFIG] = json.dumps({"src": stream_url}).encode()
         r.add_get("/config.json", viewer.viewer_config)
