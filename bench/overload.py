@@ -14,6 +14,16 @@ seconds, the caps plus --extra (10 %) of:
 - idle connections (nothing sent) and half-sent requests (a head without its blank line), half and
   half, as many as the connection cap plus --extra; each reopened 0.1 s after the service closes it.
 
+Two more loads (issue 18), chosen with --kinds, each from one client process too:
+
+- files: --files clients (700) each asking for the viewer's hls.min.js at its versioned URL and never
+  reading the answer (each answer holds a file handle besides its connection);
+- pipeline: as many clients as the connection cap, each pipelining playlist requests as fast as its
+  socket takes them and never reading an answer.
+
+Their clients stay for the whole load (they do not reconnect); the service drops them after its
+WRITE_TIMEOUT (--write-timeout, 30 s by default, as the service's default: make --load longer to see it).
+
 Baseline: the same service in the same run, before the load (--baseline seconds). Reported:
 
 - /health from a fresh connection every 50 ms: p50/p99/max and answers that were not 200, against the
@@ -22,7 +32,8 @@ Baseline: the same service in the same run, before the load (--baseline seconds)
   playlist (polled every 0.5 s on a connection of its own), plus hls_broadcaster_segments_lost_total
   (goal 0);
 - log bytes the service wrote during the load (goal < 1 MB), and its ERROR/Traceback lines;
-- the service's VmRSS before and at its highest during the load, and its open file handles at most;
+- the service's VmRSS, open file handles and CPU before (baseline), at their highest during the load,
+  and --settle seconds after the client left, each as a ratio against the baseline;
 - how fast it answers past its caps: p50/p99 of the 503s to event streams and held requests (from
   the request sent to the answer), and how many of each; the rejections /metrics counted by reason.
 """
@@ -36,6 +47,7 @@ import os
 import re
 import resource
 import shutil
+import socket
 import sys
 import tempfile
 import time
@@ -80,6 +92,9 @@ class Load:
     error_times: list[float] = field(default_factory=list)  # seconds into the load
     started: float = 0.0
     next_msn: int = 0  # the segment held requests ask for
+    flood_open: int = 0  # files/pipeline clients connected and sending
+    flood_dropped: int = 0  # ... whose connection the service closed (found when writing)
+    pipelined: int = 0  # requests sent by the pipelining clients
 
     def error(self, what: str) -> None:
         self.errors[what] = self.errors.get(what, 0) + 1
@@ -245,8 +260,37 @@ async def idle_connection(host: str, port: int, load: Load, half: bool) -> None:
         await wait_or_stop(load, load.reconnect)
 
 
+async def never_reading(host: str, port: int, load: Load, request: bytes, keep_sending: bool) -> None:
+    """Sends `request` (over and over if `keep_sending`, as fast as the socket takes them) and never reads.
+    Non-blocking sends, never cancelled halfway: a request cut in two would be a bad one, not a load."""
+    loop = asyncio.get_running_loop()
+    sock = socket.socket()
+    sock.setblocking(False)
+    try:
+        await loop.sock_connect(sock, (host, port))
+        load.flood_open += 1
+        pending = request * 64 if keep_sending else request
+        while not load.stop.is_set():
+            try:
+                sent = sock.send(pending)
+            except BlockingIOError:  # the socket takes no more: the service stopped reading
+                await wait_or_stop(load, 0.2)
+                continue
+            pending = pending[sent:]
+            if keep_sending:
+                load.pipelined += sent // len(request)
+                pending = pending or request * 64
+            elif not pending:
+                await wait_or_stop(load, 1.0)
+                pending = b"\r\n"  # a blank line now and then (ignored before a request): a closed one errs
+    except OSError:
+        load.flood_dropped += 1
+    finally:
+        sock.close()
+
+
 def run_load(host: str, port: int, counts: tuple[int, int, int], seconds: float, reconnect: float,
-             conn: Connection) -> None:
+             conn: Connection, floods: tuple[int, int] = (0, 0), file_path: str = "") -> None:
     """Process target: the hostile client, on a core of its own (the coordinator's probes must not
     wait behind its thousands of sockets); sends Load's figures back."""
     resource.setrlimit(resource.RLIMIT_NOFILE, (resource.getrlimit(resource.RLIMIT_NOFILE)[1],) * 2)
@@ -265,14 +309,24 @@ def run_load(host: str, port: int, counts: tuple[int, int, int], seconds: float,
         # opening sockets to send their requests, and the service would rightly take them for idle.
         await asyncio.sleep(2)
         tasks += [asyncio.create_task(idle_connection(host, port, load, half=i % 2 == 1)) for i in range(n_idle)]
+        n_files, n_pipeline = floods
+        file_request = f"GET {file_path} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+        playlist_request = b"GET /live/0/playlist.m3u8 HTTP/1.1\r\nHost: x\r\n\r\n"
+        for n, request, keep in ((n_files, file_request, False), (n_pipeline, playlist_request, True)):
+            for i in range(n):
+                tasks.append(asyncio.create_task(never_reading(host, port, load, request, keep)))
+                if i % 50 == 49:
+                    await asyncio.sleep(0.05)  # let them connect in batches, as a crowd would
         load.started = time.monotonic()
         conn.send("started")
         await asyncio.sleep(seconds)
         streams_open = load.streams_open
         load.stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
+        flood_open = load.flood_open - load.flood_dropped
         figures: dict[str, object] = {f.name: getattr(load, f.name) for f in fields(load) if f.name != "stop"}
         figures["streams_open"] = streams_open
+        figures["flood_open"] = flood_open
         return figures
 
     conn.send(asyncio.run(main()))
@@ -345,7 +399,8 @@ async def main(args: argparse.Namespace) -> int:
         hls_dir.mkdir()
         async with SeaweedS3(work / "s3") as s3:
             writer = OwncastWriter(hls_dir, segments)
-            env = service_env(hls_dir, s3, work / "state", LOG_LEVEL="info")
+            extra = {"WRITE_TIMEOUT": str(args.write_timeout)} if args.write_timeout else {}
+            env = service_env(hls_dir, s3, work / "state", LOG_LEVEL="info", **extra)
             service = await ServiceProcess(env, work / "cwd", nofile=args.nofile).start()
             try:
                 return await measure(args, service, writer)
@@ -383,10 +438,14 @@ async def measure(args: argparse.Namespace, service: ServiceProcess, writer: Own
     # Baseline: the same probes without load.
     base = Probes()
     base_stop = asyncio.Event()
-    base_task = asyncio.create_task(probe_health(host, port, base_stop, base))
+    base_peaks: dict[str, int] = {}
+    cpu_start, base_started = cpu_seconds(service.pid), time.monotonic()
+    base_tasks = [asyncio.create_task(probe_health(host, port, base_stop, base)),
+                  asyncio.create_task(watch_process(service.pid, base_stop, base_peaks))]
     await asyncio.sleep(args.baseline)
     base_stop.set()
-    await base_task
+    await asyncio.gather(*base_tasks)
+    cpu_base = (cpu_seconds(service.pid) - cpu_start) / (time.monotonic() - base_started)
     rss_before = vmrss_kb(service.pid)
     fds_before = open_files(service.pid)
     log_before = sum(len(line) + 1 for line in service.lines)
@@ -396,13 +455,23 @@ async def measure(args: argparse.Namespace, service: ServiceProcess, writer: Own
     n_events = int(caps["events"] * (1 + args.extra)) if "events" in kinds else 0
     n_held = int(caps["held"] * (1 + args.extra)) if "held" in kinds else 0
     n_idle = int(caps["connections"] * (1 + args.extra)) if "idle" in kinds else 0
+    n_files = args.files if "files" in kinds else 0
+    n_pipeline = caps["connections"] if "pipeline" in kinds else 0
+    file_path = ""
+    if n_files:
+        _, page, _ = await get(host, port, "/")
+        m = re.search(rb"hls\.min\.js\?v=[0-9a-f]+", page)  # a build without versioned names: the plain one
+        file_path = "/" + m.group(0).decode() if m else "/hls.min.js"
     print(f"load: {n_events} event streams, {n_held} held requests, {n_idle} idle/half-sent connections "
-          f"(each reopened {args.reconnect:g} s after the service closes it), {args.load:.0f} s", flush=True)
+          f"(each reopened {args.reconnect:g} s after the service closes it), {n_files} clients asking for "
+          f"{file_path or 'hls.min.js'} and {n_pipeline} pipelining playlist requests, none of them reading, "
+          f"{args.load:.0f} s", flush=True)
     peaks: dict[str, int] = {}
     loaded = Probes()
     recv, send = multiprocessing.get_context("spawn").Pipe(duplex=False)
     proc = multiprocessing.get_context("spawn").Process(
-        target=run_load, args=(host, port, (n_events, n_held, n_idle), args.load, args.reconnect, send), daemon=True)
+        target=run_load, args=(host, port, (n_events, n_held, n_idle), args.load, args.reconnect, send,
+                               (n_files, n_pipeline), file_path), daemon=True)
     proc.start()
     send.close()
     assert await asyncio.to_thread(recv.recv) == "started"
@@ -414,6 +483,16 @@ async def measure(args: argparse.Namespace, service: ServiceProcess, writer: Own
     await asyncio.to_thread(proc.join)
     load.stop.set()
     await asyncio.gather(*tasks)
+    # After: the client is gone; what the service gives back.
+    after = Probes()
+    after_stop = asyncio.Event()
+    cpu_start, after_started = cpu_seconds(service.pid), time.monotonic()
+    after_task = asyncio.create_task(probe_health(host, port, after_stop, after))
+    await asyncio.sleep(args.settle)
+    after_stop.set()
+    await after_task
+    cpu_after = (cpu_seconds(service.pid) - cpu_start) / (time.monotonic() - after_started)
+    rss_after, fds_after = vmrss_kb(service.pid), open_files(service.pid)
     for name, value in figures.items():
         setattr(load, name, value)
     open_streams = load.streams_open
@@ -431,20 +510,35 @@ async def measure(args: argparse.Namespace, service: ServiceProcess, writer: Own
     missed = [name for name in written if name not in listed]
     lost = sum(float(v) for v in re.findall(r"^hls_broadcaster_segments_lost_total\{[^}]*\} (\S+)$", metrics, re.M))
     rejected = {r: int(metric(metrics, "hls_broadcaster_connections_rejected_total", reason=r))
-                for r in ("connections", "events", "held", "header_timeout", "idle_evicted")}
+                for r in ("connections", "events", "held", "held_per_client", "header_timeout", "idle_evicted",
+                          "write_timeout")}
+
+    def ratio(value: float, baseline: float) -> str:
+        return f"{value / baseline:.2f}x" if baseline else "-"
 
     print()
-    print(f"{'':>34} {'baseline (no load)':>20} {'under load':>20} {'load/baseline':>14}")
+    print(f"{'':>34} {'baseline (no load)':>18} {'under load':>14} {'x baseline':>10} "
+          f"{f'{args.settle:.0f} s after':>14} {'x baseline':>10}")
     for label, p in (("/health p50", 50), ("/health p99", 99), ("/health max", 100)):
-        ratio = f"{pct(loaded.times, p) / pct(base.times, p):.2f}x" if base.times and loaded.times else "-"
-        print(f"{label:>34} {ms(base.times, p):>20} {ms(loaded.times, p):>20} {ratio:>14}")
+        b, u, a = (pct(t, p) if t else 0.0 for t in (base.times, loaded.times, after.times))
+        print(f"{label:>34} {ms(base.times, p):>18} {ms(loaded.times, p):>14} {ratio(u, b):>10} "
+              f"{ms(after.times, p):>14} {ratio(a, b):>10}")
+    print(f"{'/health answered 200':>34} {len(base.times):>18} {len(loaded.times):>14} {'':>10} {len(after.times):>14}")
+    print(f"{'/health otherwise':>34} {str(base.other or '-'):>18} {str(loaded.other or '-'):>14} {'':>10} "
+          f"{str(after.other or '-'):>14}")
+    rss_peak = peaks.get("rss", 0)
+    print(f"{'VmRSS (MB; load: the highest)':>34} {rss_before / 1024:>18.0f} {rss_peak / 1024:>14.0f} "
+          f"{ratio(rss_peak, rss_before):>10} {rss_after / 1024:>14.0f} {ratio(rss_after, rss_before):>10}")
+    print(f"{'service CPU (1 core = 100 %)':>34} {cpu_base * 100:>17.1f}% {cpu_load * 100:>13.1f}% "
+          f"{ratio(cpu_load, cpu_base):>10} {cpu_after * 100:>13.1f}% {ratio(cpu_after, cpu_base):>10}")
+    fds_peak = peaks.get("fds", 0)
+    print(f"{'open file handles (load: highest)':>34} {fds_before:>18} {fds_peak:>14} {ratio(fds_peak, fds_before):>10} "
+          f"{fds_after:>14} {ratio(fds_after, fds_before):>10}   (limit {args.nofile})")
     print(f"connect p99 {ms(CONNECT_TIMES, 99)} max {ms(CONNECT_TIMES, 100)}")
-    print(f"{'/health answered 200':>34} {len(base.times):>20} {len(loaded.times):>20}")
-    print(f"{'/health otherwise':>34} {str(base.other or '-'):>20} {str(loaded.other or '-'):>20}")
-    print(f"{'VmRSS':>34} {rss_before / 1024:>17.0f} MB {peaks.get('rss', 0) / 1024:>17.0f} MB "
-          f"{'+' + format((peaks.get('rss', 0) - rss_before) / 1024, '.0f') + ' MB':>14}")
-    print(f"{'service CPU (1 core = 100 %)':>34} {'':>20} {cpu_load * 100:>18.0f} %")
-    print(f"{'open file handles':>34} {fds_before:>20} {peaks.get('fds', 0):>20}   (limit {args.nofile})")
+    if n_files or n_pipeline:
+        print(f"never-reading clients: {n_files + n_pipeline}, still connected at the end of the load "
+              f"{load.flood_open}, closed by the service (found when writing) {load.flood_dropped}; "
+              f"playlist requests pipelined {load.pipelined}")
     print(f"event streams open at the end of the load: {open_streams} (cap {caps['events']})")
     print(f"503 past the event-stream cap: {len(load.refused_events)}, p50 {ms(load.refused_events, 50)}, "
           f"p99 {ms(load.refused_events, 99)}")
@@ -484,8 +578,15 @@ def _parser() -> argparse.ArgumentParser:
                         help="connections,events,held to load a service that reports no caps with (default: "
                              "what the budget gives at 1024 handles)")
     parser.add_argument("--kinds", default="events,held,idle",
-                        help="which loads to apply, comma-separated (default events,held,idle)")
+                        help="which loads to apply, comma-separated: events, held, idle, files, pipeline "
+                             "(default events,held,idle)")
     parser.add_argument("--extra", type=float, default=0.1, help="how far past each cap (default 0.1: 10 %%)")
+    parser.add_argument("--files", type=int, default=700,
+                        help="clients asking for hls.min.js without reading, with --kinds files (default 700)")
+    parser.add_argument("--settle", type=float, default=10.0,
+                        help="seconds after the load before the 'after' figures (default 10)")
+    parser.add_argument("--write-timeout", type=float, default=None,
+                        help="the service's WRITE_TIMEOUT (default: the service's own, 30 s)")
     return parser
 
 

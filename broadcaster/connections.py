@@ -15,6 +15,11 @@ Here the listener's protocol factory is wrapped in a counting one (ConnectionGat
   request is read (closing with unread bytes would reset it, losing the 503). A newcomer whose request
   head is already there may instead go up to OVERDRAFT past the cap: /health and players get through.
 
+- a connection whose answers it stops reading is closed once its writing has been paused (asyncio's
+  buffer above its high-water mark, the kernel's full) for `write_timeout`: aiohttp has no write timeout,
+  and a client pipelining requests it never reads held its buffers, memory and a handle for as long as
+  it liked (issue 18). Files sent by sendfile never pause the transport: their handler times them.
+
 asyncio accepts a batch of connections (up to the listen backlog) in one turn of the loop, creates all
 their protocols on the next, connects them one by one on the one after, and reads none of them before
 that. So the decision looks only at connections already connected, and judges a connection by what is
@@ -50,6 +55,7 @@ from .metrics import ConnectionMetrics
 log = logging.getLogger(__name__)
 
 HEADER_TIMEOUT = 10.0  # seconds from accept to a complete first request head (HEADER_TIMEOUT setting)
+WRITE_TIMEOUT = 30.0  # seconds a connection's writing may stay paused (WRITE_TIMEOUT setting)
 # Idle keep-alive connections: aiohttp closes them after this long (it waits this long for the next
 # request, a half-sent one included; 3.14 also for the first, 3.10 does not: HEADER_TIMEOUT is ours
 # either way). Longer than any player's reload interval
@@ -93,15 +99,17 @@ class ConnectionGate:
         *,
         limit: int,
         header_timeout: float = HEADER_TIMEOUT,
+        write_timeout: float = WRITE_TIMEOUT,
         retry_after: int = RETRY_AFTER,
         metrics: ConnectionMetrics | None = None,
         kind: str = "connections",
     ) -> None:
-        if limit < 1 or not header_timeout > 0:
-            raise ValueError("limit >= 1 and header_timeout > 0")
+        if limit < 1 or not header_timeout > 0 or not write_timeout > 0:
+            raise ValueError("limit >= 1, header_timeout and write_timeout > 0")
         self._factory = factory
         self.limit = limit
         self.header_timeout = header_timeout
+        self.write_timeout = write_timeout
         self._busy = busy_response("too many connections, try again shortly\n", retry_after)
         self._metrics = metrics
         self._lingering = 0  # refused connections waiting to close cleanly
@@ -173,6 +181,11 @@ class ConnectionGate:
         log.debug("closed a connection that sent no complete request head in %.0f s", self.header_timeout)
         conn.drop()
 
+    def _write_timed_out(self, conn: _Counted) -> None:
+        self._count("write_timeout")
+        log.debug("closed a connection that accepted nothing of its answers for %.0f s", self.write_timeout)
+        conn.drop()
+
 
 class _Counted(asyncio.Protocol):
     """aiohttp's request handler, counted, with a deadline for the first request head."""
@@ -182,6 +195,7 @@ class _Counted(asyncio.Protocol):
         self._inner: Any = inner  # an asyncio.Protocol in practice (aiohttp's RequestHandler)
         self._transport: asyncio.Transport | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._write_timer: asyncio.TimerHandle | None = None  # armed while writing is paused
         self._tail = b""  # the end of what arrived, for a head end split across reads
         self._made = False  # the transport told us, and aiohttp's handler, of the connection
         self._dropped = False
@@ -239,13 +253,20 @@ class _Counted(asyncio.Protocol):
         return result
 
     def pause_writing(self) -> None:
-        self._inner.pause_writing()
+        if self._write_timer is None and not self._dropped:
+            self._write_timer = asyncio.get_running_loop().call_later(
+                self._gate.write_timeout, self._gate._write_timed_out, self)
+        if self._made:
+            self._inner.pause_writing()
 
     def resume_writing(self) -> None:
-        self._inner.resume_writing()
+        self._cancel_write_timer()
+        if self._made:
+            self._inner.resume_writing()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_timer()
+        self._cancel_write_timer()
         self._gate._closed(self)
         if self._lingering:
             self._lingering = False
@@ -297,6 +318,7 @@ class _Counted(asyncio.Protocol):
         """Closes the connection now; connection_lost follows and frees its place."""
         self._dropped = True
         self._cancel_timer()
+        self._cancel_write_timer()
         self._gate._closed(self)  # at once: the handle is being released
         if self._transport is not None:
             self._transport.abort()  # nothing of ours is waiting to be sent
@@ -310,6 +332,11 @@ class _Counted(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+    def _cancel_write_timer(self) -> None:
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
 
 
 def _peek(transport_socket: Any, buf: bytearray) -> int:
@@ -342,6 +369,7 @@ class GatedSite(web.BaseSite):
         *,
         limit: int,
         header_timeout: float = HEADER_TIMEOUT,
+        write_timeout: float = WRITE_TIMEOUT,
         metrics: ConnectionMetrics | None = None,
         kind: str = "connections",
         backlog: int = 128,
@@ -350,7 +378,7 @@ class GatedSite(web.BaseSite):
         assert runner.server is not None  # BaseSite checked it
         self._host, self._port = host, port
         self.gate = ConnectionGate(runner.server, limit=limit, header_timeout=header_timeout,
-                                   metrics=metrics, kind=kind)
+                                   write_timeout=write_timeout, metrics=metrics, kind=kind)
 
     @property
     def name(self) -> str:

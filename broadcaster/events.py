@@ -15,8 +15,8 @@ Wire format (https://html.spec.whatwg.org/multipage/server-sent-events.html):
 - `event: segment`, data {"variant", "media_sequence", "duration", "url"};
 - `event: state`, data {"state": "online" | "offline" | "degraded", "detail"};
 - `event: reset`, data {"last_event_id", "first_id"}: the client's Last-Event-ID is no longer in the
-  ring (it missed events, or it is from before this process); what the ring holds follows, from
-  `first_id` on. Its `id` is the position the stream resumes after, so a reconnect right after it
+  ring (it missed more than the ring's RING_SIZE recent events, or it is from before this process);
+  the ring's recent events follow, from `first_id` on. Its `id` is the position the stream resumes after, so a reconnect right after it
   does not get a second reset;
 - a new dashboard (no Last-Event-ID) and a reset one first get the current state as a `state` event
   without an `id` (it does not move the client's resume position);
@@ -41,7 +41,11 @@ from .stream_state import StreamState, StreamStatus
 
 log = logging.getLogger(__name__)
 
-RING_SIZE = 1024  # events kept for Last-Event-ID resume: minutes of segments for every variant
+# Events kept for Last-Event-ID resume, and so the most a resume (or a reset) ever sends: about 6 KB,
+# 20 s of three variants' 1 s segments. A dashboard reconnects after RETRY_MS and misses a few; one
+# further behind gets a reset and these recent events, not minutes of history (1024 events were 58-88
+# KB of VM egress per reconnect for `?lastEventId=1`, issue 18).
+RING_SIZE = 64
 # Open streams at once when none is given. Each is a sleeping handler plus its socket (a file handle);
 # beyond the cap a crowd gets 503 with Retry-After. The service derives its cap from the file-handle
 # budget (broadcaster/limits.py), so streams can never take the handles plain requests need.

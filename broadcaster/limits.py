@@ -25,6 +25,9 @@ STATE = 4  # state.json's temp file and folder (fsync), the lock file, a recordi
 LOGS = 2  # a log file or syslog socket, beyond stderr
 LISTENERS = 2  # PORT (an IPv4 and an IPv6 socket when HOST names both)
 METRICS_CONNECTIONS = 8  # METRICS_LISTEN: its socket plus this many scrapers at once
+# A viewer file sent from disk (hls.min.js) holds its file besides its connection: at most this many at
+# once (http/viewer_files.py; smaller files are answered from memory and hold no file).
+VIEWER_FILES = 8
 # The event loop accepts up to ACCEPT_BACKLOG connections in one go (it is also the listen queue) before
 # any of them reaches the connection cap's check: asyncio creates their protocols on the next turn of
 # the loop, when the next batch may be accepted already, and a connection closed to make room (or
@@ -64,6 +67,7 @@ class Budget:
     connections: int  # client connections on PORT at once; past it: 503 at accept
     events: int  # /live/events streams at once; past it: 503
     held: int  # blocking playlist requests (_HLS_msn) held at once; past it: 503
+    files: int  # viewer files sent from disk at once (each holds its file too); past it: a short wait
     metrics_connections: int  # connections on METRICS_LISTEN at once (0 without that listener)
 
     @property
@@ -82,7 +86,8 @@ def reserved_handles(limit: int, *, upload_concurrency: int, metrics_listener: b
     metrics = 1 + METRICS_CONNECTIONS if metrics_listener else 0
     margin = max(MARGIN_MIN, limit // MARGIN_SHARE)
     accepting = ACCEPT_BATCHES * ACCEPT_BACKLOG
-    return STDIO + EVENT_LOOPS + WATCHER + uploads + STATE + LOGS + LISTENERS + metrics + accepting + margin
+    return (STDIO + EVENT_LOOPS + WATCHER + uploads + STATE + LOGS + LISTENERS + metrics + VIEWER_FILES
+            + accepting + margin)
 
 
 def compute(limit: int, hard: int, *, upload_concurrency: int, metrics_listener: bool) -> Budget:
@@ -96,6 +101,7 @@ def compute(limit: int, hard: int, *, upload_concurrency: int, metrics_listener:
         connections=connections,
         events=max(1, min(connections // EVENTS_SHARE, EVENTS_CEILING)),
         held=max(1, connections // HELD_SHARE),
+        files=VIEWER_FILES,
         metrics_connections=METRICS_CONNECTIONS if metrics_listener else 0,
     )
 

@@ -158,7 +158,8 @@ class PlaylistRequests(Collector):
 
 # -- connection limits (broadcaster/limits.py, broadcaster/connections.py) -------------------------------
 
-REJECT_REASONS = ("connections", "events", "held", "header_timeout", "idle_evicted")
+REJECT_REASONS = ("connections", "events", "held", "held_per_client", "header_timeout", "idle_evicted",
+                  "write_timeout")
 
 
 class ConnectionMetrics(Collector):

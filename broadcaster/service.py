@@ -96,7 +96,7 @@ class Service:
             raise StartupError(f"cannot lock STATE_DIR {s.state_dir}: {err.strerror or err}") from None
         self.state = StateFile(s.state_dir)
         self._on_listed = on_listed
-        self.events = EventHub(max_streams=self.budget.events,
+        self.events = EventHub(max_streams=self.budget.events, write_timeout=s.write_timeout,
                                on_refused=functools.partial(self.connection_metrics.rejected, "events"))
         self.connection_metrics.watch("events", lambda: self.events.streams, self.budget.events)
         self.mirror = (
@@ -154,6 +154,8 @@ class Service:
             stream_url=f"{s.r2_public_url}/{self.publisher.release.master_key}" if self.mirror else "live/master.m3u8",
             blocking_reload=s.blocking_reload,
             max_held=self.budget.held, connection_metrics=self.connection_metrics,
+            trust_cf_connecting_ip=s.trust_cf_connecting_ip, viewer_files=self.budget.files,
+            write_timeout=s.write_timeout,
         )
         self._runner: web.AppRunner | None = None
         self._metrics_runner: web.AppRunner | None = None
@@ -166,12 +168,13 @@ class Service:
             await self.store.start()
             await self._check_bucket()
             install_accept_error_handler(asyncio.get_running_loop())
+            # handler_cancellation: a client that hangs up frees its held request or event stream at once.
             self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False,
-                                         keepalive_timeout=KEEPALIVE_TIMEOUT)
+                                         keepalive_timeout=KEEPALIVE_TIMEOUT, handler_cancellation=True)
             await self._runner.setup()
             site = GatedSite(self._runner, s.host, s.port, limit=self.budget.connections,
-                             header_timeout=s.header_timeout, metrics=self.connection_metrics,
-                             backlog=limits.ACCEPT_BACKLOG)
+                             header_timeout=s.header_timeout, write_timeout=s.write_timeout,
+                             metrics=self.connection_metrics, backlog=limits.ACCEPT_BACKLOG)
             try:
                 await site.start()
             except OSError as err:
@@ -213,8 +216,8 @@ class Service:
         await self._metrics_runner.setup()
         try:
             await GatedSite(self._metrics_runner, host.strip("[]"), int(port), limit=max(1, self.budget.metrics_connections),
-                            header_timeout=self.settings.header_timeout, metrics=self.connection_metrics,
-                            kind="metrics").start()
+                            header_timeout=self.settings.header_timeout, write_timeout=self.settings.write_timeout,
+                            metrics=self.connection_metrics, kind="metrics").start()
         except OSError as err:
             raise StartupError(f"cannot listen on {listen} (METRICS_LISTEN): {err.strerror}") from None
         log.info("metrics on http://%s/metrics", listen)

@@ -191,6 +191,12 @@ SETTINGS: tuple[Setting, ...] = (
             "its own (keeps it off the public tunnel)", _listen, ""),
     Setting("HEADER_TIMEOUT", "seconds a new connection may take to send its first complete request head "
             "before it is closed (idle and half-sent connections must not hold file handles)", _positive, "10"),
+    Setting("WRITE_TIMEOUT", "seconds a client may take to accept what is being sent to it before its connection "
+            "is closed (a client that never reads must not hold memory and handles)", _positive, "30"),
+    Setting("TRUST_CF_CONNECTING_IP", "take each viewer's address from Cloudflare's CF-Connecting-IP header, to "
+            "cap held blocking requests per viewer; only when every connection comes through the Cloudflare "
+            "tunnel (HOST=127.0.0.1), since a client reaching the port directly could name any address",
+            _bool, "false"),
     Setting("LOG_LEVEL", "debug, info, warning or error", _choice("debug", "info", "warning", "error"), "info"),
 )
 
@@ -221,6 +227,8 @@ class Settings:
     keep_recordings: bool
     metrics_listen: str
     header_timeout: float
+    write_timeout: float
+    trust_cf_connecting_ip: bool
     log_level: str
 
     def __repr__(self) -> str:  # never print the secret, even in a traceback

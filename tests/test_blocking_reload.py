@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
+from prometheus_client import CollectorRegistry
 from pytest_aiohttp import AiohttpClient
 
 from broadcaster.http import create_app
+from broadcaster.http.playlists import CF_CONNECTING_IP, client_address
+from broadcaster.metrics import ConnectionMetrics
 from tests.support.client import Client
+from tests.support.waiting import WAIT, until
 from tests.support.world import World
 
 
@@ -104,3 +112,162 @@ async def test_with_blocking_reload_off_the_parameters_are_ignored(tmp_path: Pat
                 assert r.status == 200 and await r.text() == plain, query
     finally:
         await world.pub.close()
+
+
+# -- requests nobody waits for (issue 18) ------------------------------------------------------------
+
+
+@dataclass
+class Runner:
+    """The app on a real listener, run as the service runs it (web.AppRunner, handler_cancellation)."""
+
+    world: World
+    url: str
+    port: int
+    registry: CollectorRegistry
+
+    @property
+    def held(self) -> float:
+        return self.registry.get_sample_value("hls_broadcaster_connections_open", {"kind": "held"}) or 0.0
+
+    def rejected(self, reason: str) -> float:
+        return self.registry.get_sample_value("hls_broadcaster_connections_rejected_total", {"reason": reason}) or 0.0
+
+
+@pytest.fixture
+async def running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Runner]:
+    world = World(tmp_path)
+    world.pub._can_block = True
+    registry = CollectorRegistry()
+    app = create_app(world.playlists, world.report, world.metrics, max_held=16,
+                     connection_metrics=ConnectionMetrics(registry))
+    # A held request waits up to 30 s, far longer than the test takes.
+    monkeypatch.setattr("broadcaster.hls.BLOCK_TIMEOUT_TARGET_DURATIONS", 30)
+    world.owncast_lists(0, "stream-a-0.ts", "stream-a-1.ts")
+    await world.settle()
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, handler_cancellation=True)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield Runner(world, f"http://127.0.0.1:{port}", port, registry)
+    finally:
+        await runner.cleanup()
+        await world.pub.close()
+
+
+async def hit_and_run(port: int, path: str) -> None:
+    """Sends one request and hangs up at once, as the flood in issue 18 did."""
+    _, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    writer.close()
+    await writer.wait_closed()
+
+
+async def test_a_hit_and_run_flood_leaves_real_viewers_their_held_requests(running: Runner) -> None:
+    world = running.world
+    n = last(world) + 1
+    async with aiohttp.ClientSession() as http:
+        viewers = [asyncio.ensure_future(http.get(f"{running.url}/live/0/playlist.m3u8?_HLS_msn={n}"))
+                   for _ in range(3)]
+        await until(lambda: running.held == 3, "the viewers' requests held")
+        # Far more than the cap of 16, each for the segment after next with a cache buster of its own:
+        # hanging up at once (gone before the handler runs) ...
+        for batch in range(10):
+            await asyncio.gather(*(hit_and_run(running.port, f"/live/0/playlist.m3u8?_HLS_msn={n + 1}&x={batch}-{i}")
+                                   for i in range(20)))
+        await until(lambda: running.held == 3, "the flood's slots given back")
+        # ... and once held: every slot the viewers leave is taken, then the flood hangs up.
+        for batch in range(5):
+            flood = [await asyncio.open_connection("127.0.0.1", running.port) for _ in range(13)]
+            for i, (_, writer) in enumerate(flood):
+                writer.write(f"GET /live/0/playlist.m3u8?_HLS_msn={n + 1}&x=held-{batch}-{i} HTTP/1.1\r\n"
+                             "Host: x\r\n\r\n".encode())
+            await until(lambda: running.held == 16, "the cap full")
+            for _, writer in flood:
+                writer.close()
+            await until(lambda: running.held == 3, "the held flood's slots given back")
+        # Room for a newcomer: held, not refused.
+        late = asyncio.ensure_future(http.get(f"{running.url}/live/0/playlist.m3u8?_HLS_msn={n}"))
+        await until(lambda: running.held == 4, "a new viewer held")
+        world.owncast_lists(0, "stream-a-2.ts")
+        for request in [*viewers, late]:
+            async with asyncio.timeout(WAIT):
+                response = await request
+            assert response.status == 200 and "stream-a-2.ts" in await response.text()
+            response.release()
+    assert running.rejected("held") == 0 and running.held == 0
+
+
+async def test_one_address_cannot_take_the_whole_held_cap(tmp_path: Path, aiohttp_client: AiohttpClient,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Behind the tunnel every request comes from cloudflared: with TRUST_CF_CONNECTING_IP the cap counts
+    Cloudflare's CF-Connecting-IP, and one address holds at most an eighth of it (at least 2)."""
+    world = World(tmp_path)
+    world.pub._can_block = True
+    registry = CollectorRegistry()
+    client: Client = await aiohttp_client(create_app(world.playlists, world.report, world.metrics, max_held=32,
+                                                     connection_metrics=ConnectionMetrics(registry),
+                                                     trust_cf_connecting_ip=True))
+    monkeypatch.setattr("broadcaster.hls.BLOCK_TIMEOUT_TARGET_DURATIONS", 30)
+    world.owncast_lists(0, "stream-a-0.ts", "stream-a-1.ts")
+    await world.settle()
+    path = f"/live/0/playlist.m3u8?_HLS_msn={last(world) + 1}"
+    try:
+        one = {CF_CONNECTING_IP: "203.0.113.7"}
+        held = [asyncio.ensure_future(client.get(path, headers=one)) for _ in range(4)]
+        await until(lambda: world.playlists.held_requests == 4, "four held for one address")
+        refused = await client.get(path, headers=one)
+        assert refused.status == 503 and refused.headers["Retry-After"] == "1"
+        assert registry.get_sample_value("hls_broadcaster_connections_rejected_total",
+                                         {"reason": "held_per_client"}) == 1
+        # Others are held as before: another address, one in the same IPv6 /64 counted once.
+        other = [asyncio.ensure_future(client.get(path, headers={CF_CONNECTING_IP: address}))
+                 for address in ("198.51.100.1", "2001:db8:1:2::1", "2001:db8:1:2::2")]
+        await until(lambda: world.playlists.held_requests == 7, "other addresses held")
+        world.owncast_lists(0, "stream-a-2.ts")
+        for request in held + other:
+            async with asyncio.timeout(WAIT):
+                assert (await request).status == 200
+    finally:
+        await world.pub.close()
+
+
+@pytest.mark.parametrize("trust", [True, False])
+def test_client_address(trust: bool) -> None:
+    def address(remote: str, header: str | None = None) -> str | None:
+        headers = {CF_CONNECTING_IP: header} if header is not None else {}
+        return client_address(make_mocked_request("GET", "/", headers=headers,
+                                                  transport=_Peer(remote)), trust)
+
+    assert address("192.0.2.1") == "192.0.2.1"  # a direct client: its own address
+    assert address("::ffff:192.0.2.1") == "192.0.2.1"
+    assert address("2001:db8::5") == "2001:db8::/64"
+    if trust:
+        assert address("127.0.0.1", "203.0.113.7") == "203.0.113.7"
+        assert address("127.0.0.1", " 2001:db8:0:1::9 ") == "2001:db8:0:1::/64"
+        assert address("127.0.0.1", "junk") is None
+        assert address("127.0.0.1") == "127.0.0.1"  # trusted: the tunnel itself, when it sends no header
+    else:
+        # The tunnel, or anything local, speaks for every viewer: no per-address cap, and no header believed.
+        assert address("127.0.0.1", "203.0.113.7") is None and address("::1") is None
+        assert address("192.0.2.1", "203.0.113.7") == "192.0.2.1"
+
+
+class _Peer:
+    def __init__(self, host: str) -> None:
+        self._host = host
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return (self._host, 1234) if name == "peername" else default
+
+
+@pytest.mark.parametrize("suffix", ["?cachebust=1712", "?"])
+async def test_a_stray_question_mark_after_the_number_is_read_as_owncast_sends_it(
+        served: tuple[World, Client], suffix: str) -> None:
+    world, client = served
+    async with asyncio.timeout(1):
+        r = await client.get(f"/live/0/playlist.m3u8?_HLS_msn={last(world)}{suffix}")
+    assert r.status == 200 and r.headers["Cache-Control"] == "public, max-age=6"
+    assert (await client.get(f"/live/0/playlist.m3u8?_HLS_msn=x{suffix}")).status == 400

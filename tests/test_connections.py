@@ -60,7 +60,11 @@ class Listener:
                 await asyncio.sleep(0.01)
 
 
-async def start(limit: int, header_timeout: float = 10.0) -> tuple[web.AppRunner, Listener]:
+BIG = b"x" * (16 << 20)  # more than the kernel buffers between the two ends of a loopback connection
+
+
+async def start(limit: int, header_timeout: float = 10.0,
+                write_timeout: float = 30.0) -> tuple[web.AppRunner, Listener]:
     release = asyncio.Event()
     held: list[int] = []
 
@@ -72,14 +76,18 @@ async def start(limit: int, header_timeout: float = 10.0) -> tuple[web.AppRunner
         await release.wait()
         return web.Response(text="released")
 
+    async def big(request: web.Request) -> web.Response:
+        return web.Response(body=BIG)
+
     app = web.Application()
+    app.router.add_get("/big", big)
     app.router.add_get("/hello", hello)
     app.router.add_get("/hold", hold)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     registry = CollectorRegistry()
     site = GatedSite(runner, "127.0.0.1", 0, limit=limit, header_timeout=header_timeout,
-                     metrics=ConnectionMetrics(registry))
+                     write_timeout=write_timeout, metrics=ConnectionMetrics(registry))
     await site.start()
     port = runner.addresses[0][1]
     return runner, Listener(site, port, release, held, registry, [])
@@ -224,6 +232,30 @@ async def test_a_half_sent_head_is_closed_after_the_header_timeout() -> None:
             await split[1].drain()
         assert (await response(split[0])).endswith(b"hello")
     finally:
+        await lst.close(runner)
+
+
+@pytest.mark.parametrize("pipelined", [1, 50])
+async def test_a_client_that_never_reads_its_answers_is_closed_after_the_write_timeout(pipelined: int) -> None:
+    """Issue 18: a client pipelining requests it never reads held its buffers and handle indefinitely."""
+    runner, lst = await start(limit=10, write_timeout=0.3)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    try:
+        sock.connect(("127.0.0.1", lst.port))
+        sock.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n" * pipelined)
+        await lst.until_open(1)
+        async with asyncio.timeout(10):
+            while lst.rejected("write_timeout") < 1:
+                await asyncio.sleep(0.01)
+        await lst.until_open(0)  # its place (and handle) given back
+        # A client that reads is served as ever.
+        reader, writer = await lst.connect()
+        writer.write(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert (await response(reader)).endswith(BIG)
+        assert lst.rejected("write_timeout") == 1
+    finally:
+        sock.close()
         await lst.close(runner)
 
 

@@ -21,6 +21,7 @@ from pytest_aiohttp import AiohttpClient
 
 from broadcaster import hls
 from broadcaster.events import (
+    RING_SIZE,
     EventHub,
     StalledClient,
     StatusWatcher,
@@ -248,6 +249,31 @@ async def test_an_id_from_another_process_gets_a_reset_then_the_ring(make_client
     reset = await reader.event()
     assert reset.type == "reset" and reset.json() == {"last_event_id": foreign, "first_id": ids[0]}
     assert [int(e.last_id) for e in await reader.events(3)] == ids
+
+
+@pytest.mark.parametrize("behind", ["from id 1", "200 behind", "65 behind"])
+async def test_a_resume_too_far_behind_gets_a_reset_and_the_recent_events_only(
+        make_client: MakeClient, behind: str) -> None:
+    """Issue 18: `?lastEventId=1` sent the whole ring of 1024 events (58-88 KB of VM egress)."""
+    hub, client = await make_client()  # the default ring
+    ids = segments(hub, 0, 1100)
+    last_id = {"from id 1": 1, "200 behind": ids[-201], "65 behind": ids[-66]}[behind]
+    reader = await open_stream(client, query=f"?lastEventId={last_id}")
+    reset = await reader.event()
+    assert reset.type == "reset" and reset.json() == {"last_event_id": last_id, "first_id": ids[-RING_SIZE]}
+    recent = await reader.events(RING_SIZE)
+    assert [int(e.last_id) for e in recent] == ids[-RING_SIZE:]
+    after = segments(hub, 1100, 1)  # nothing else was sent: the next event is the next one published
+    assert int((await reader.event()).last_id) == after[0]
+
+
+async def test_a_resume_that_missed_the_recent_events_exactly_gets_them_without_a_reset(
+        make_client: MakeClient) -> None:
+    hub, client = await make_client()
+    ids = segments(hub, 0, 200)
+    reader = await open_stream(client, headers={"Last-Event-ID": str(ids[-RING_SIZE - 1])})
+    got = await reader.events(RING_SIZE)
+    assert [e.type for e in got] == ["segment"] * RING_SIZE and [int(e.last_id) for e in got] == ids[-RING_SIZE:]
 
 
 async def test_a_reset_with_an_empty_ring(make_client: MakeClient) -> None:

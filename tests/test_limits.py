@@ -19,9 +19,11 @@ def budget(limit: int, concurrency: int = 8, metrics_listener: bool = False) -> 
 
 def test_systemd_default_of_1024_is_split_with_room_for_plain_requests() -> None:
     b = budget(1024)
-    # 3 stdio + 6 loops + 16 watcher + 16 uploads + 4 state + 2 logs + 2 listeners + 3 x 64 accepted + 48
-    assert b.reserved == 289
-    assert b.connections == 1024 - 289
+    # 3 stdio + 6 loops + 16 watcher + 16 uploads + 4 state + 2 logs + 2 listeners + 8 viewer files
+    # + 3 x 64 accepted + 48
+    assert b.reserved == 297
+    assert b.connections == 1024 - 297
+    assert b.files == limits.VIEWER_FILES == 8
     assert b.events == b.connections // 4 and b.held == b.connections // 4
     # Event streams and held requests together leave half of the connections to everything else.
     assert b.connections - b.events - b.held >= b.connections // 2
@@ -45,7 +47,7 @@ def test_more_uploads_and_a_metrics_listener_reserve_more() -> None:
 
 def test_a_high_limit_is_capped_by_the_ceilings() -> None:
     b = budget(65536)
-    assert b.reserved == 241 + 65536 // limits.MARGIN_SHARE  # the margin grows with the limit
+    assert b.reserved == 249 + 65536 // limits.MARGIN_SHARE  # the margin grows with the limit
     assert b.connections == limits.CONNECTIONS_CEILING
     assert b.events == limits.EVENTS_CEILING and b.held == limits.CONNECTIONS_CEILING // 4
 
@@ -58,8 +60,8 @@ def test_a_tiny_limit_still_serves_a_few_and_is_tight() -> None:
 
 def test_describe_names_every_cap() -> None:
     text = budget(1024).describe()
-    assert "limit 1024" in text and "735 client connections" in text and "183 event streams" in text
-    assert "183 held blocking requests" in text
+    assert "limit 1024" in text and "727 client connections" in text and "181 event streams" in text
+    assert "181 held blocking requests" in text
 
 
 def test_for_process_logs_one_info_line_and_warns_when_tight(caplog: pytest.LogCaptureFixture,

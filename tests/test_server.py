@@ -7,23 +7,27 @@ Clients do not decompress, so the tests see exactly the bytes that were sent.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import logging
+import os
+import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 from pytest_aiohttp import AiohttpClient
 from yarl import URL
 
 from broadcaster import hls
 from broadcaster.manifest import Rendered
-from broadcaster.metrics import Metrics
+from broadcaster.metrics import ConnectionMetrics, Metrics
 from broadcaster.http import create_app, create_metrics_app
 from tests.support.client import PLAIN, Client, get
 from tests.support.fakes import FakeHealth, FakePlaylists
+from tests.support.waiting import until
 
 MakeClient = Callable[..., Awaitable[Client]]
 
@@ -462,27 +466,92 @@ def viewer_dir(tmp_path: Path) -> Path:
     return viewer
 
 
+def version_of(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()[:16]
+
+
 @pytest.mark.parametrize(
     ("path", "content_type", "body"),
     [
-        ("/", "text/html; charset=utf-8", b"<!doctype html><title>live</title>"),
-        ("/index.html", "text/html; charset=utf-8", b"<!doctype html><title>live</title>"),
         ("/player.js", "text/javascript; charset=utf-8", b"console.log('hi')"),
         ("/style.css", "text/css; charset=utf-8", b"body{}"),
         ("/alias.js", "text/javascript; charset=utf-8", b"console.log('hi')"),  # a symlink inside is fine
     ],
 )
-async def test_viewer_files(make_client: MakeClient, viewer_dir: Path, path: str, content_type: str,
-                            body: bytes) -> None:
+async def test_viewer_files_are_cacheable_at_their_versioned_url(make_client: MakeClient, viewer_dir: Path, path: str,
+                                                                 content_type: str, body: bytes) -> None:
     client = await make_client(viewer_dir=viewer_dir)
-    status, headers, got = await get(client, path)
+    versioned = f"{path}?v={version_of(body)}"
+    status, headers, got = await get(client, versioned)
     assert (status, got) == (200, body)
     assert headers["Content-Type"] == content_type
-    assert headers["Cache-Control"] == "no-cache"
+    assert headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    assert headers["ETag"] == f'"{version_of(body)}"'
     assert headers["Access-Control-Allow-Origin"] == "*"
+    status, headers, got = await get(client, versioned, {"If-None-Match": headers["ETag"]})
+    assert (status, got) == (304, b"")
+    # Any other URL of it (none, a cache buster, an old version) is a small redirect to that one: a CDN
+    # answers the file, and a cache buster cannot make the VM send it again.
+    for other in (path, f"{path}?x=123", f"{path}?v=0123456789abcdef", f"{path}?v={version_of(body)}&x=1"):
+        async with client.get(other, allow_redirects=False) as r:
+            assert r.status == 302, other
+            assert r.headers["Location"] == versioned.lstrip("/")  # relative: works under a path prefix too
+            assert r.headers["Cache-Control"] == "public, max-age=60"
+            assert r.headers["Access-Control-Allow-Origin"] == "*"
+            assert len(await r.read()) < 100
     # The playlists still win over the catch-all file route.
     assert (await get(client, MEDIA))[0] == 200
     assert (await get(client, "/health"))[0] == 200
+
+
+async def test_the_page_names_its_files_by_version_and_is_revalidated(make_client: MakeClient, viewer_dir: Path) -> None:
+    (viewer_dir / "index.html").write_text(
+        '<!doctype html><link href="style.css" rel="stylesheet"><script src=\'player.js\'></script>'
+        '<script src="https://cdn.example/x.js"></script><img src="data:,"><script src="missing.js"></script>')
+    client = await make_client(viewer_dir=viewer_dir)
+    player, new_player = version_of(b"console.log('hi')"), version_of(b"console.log('new')")
+    expected = (f'<!doctype html><link href="style.css?v={version_of(b"body{}")}" rel="stylesheet">'
+                f"<script src='player.js?v={player}'></script>"
+                '<script src="https://cdn.example/x.js"></script><img src="data:,"><script src="missing.js"></script>')
+    for path in ("/", "/index.html", "/?x=1", "/index.html?v=whatever"):  # any query string: the same page
+        status, headers, body = await get(client, path)
+        assert (status, body.decode()) == (200, expected), path
+        assert headers["Content-Type"] == "text/html; charset=utf-8"
+        assert headers["Cache-Control"] == "no-cache"
+    etag = headers["ETag"]
+    assert (await get(client, "/", {"If-None-Match": etag}))[0] == 304
+    # A new version of a file: the page names it at once (and its ETag changes).
+    (viewer_dir / "player.js").write_text("console.log('new')")
+    os.utime(viewer_dir / "player.js", ns=(1, 1))  # another mtime, whatever the clock's resolution
+    status, headers, body = await get(client, "/", {"If-None-Match": etag})
+    assert status == 200 and f"player.js?v={new_player}" in body.decode()
+    assert (await get(client, f"/player.js?v={new_player}"))[2] == b"console.log('new')"
+
+
+async def test_a_large_file_is_sent_from_disk_and_a_client_that_never_reads_lets_go_of_it(
+        aiohttp_client: AiohttpClient, metrics: Metrics, viewer_dir: Path) -> None:
+    """A file answer holds the file's handle: at most viewer_files at once, each within write_timeout."""
+    big = os.urandom(16 << 20)  # more than the kernel buffers between the two ends of a loopback connection
+    (viewer_dir / "big.js").write_bytes(big)
+    registry = CollectorRegistry()
+    client = await aiohttp_client(create_app(ready_playlists(), FakeHealth(), metrics, viewer_dir=viewer_dir,
+                                             viewer_files=1, write_timeout=0.5,
+                                             connection_metrics=ConnectionMetrics(registry)))
+    path = f"/big.js?v={version_of(big)}"
+    status, headers, body = await get(client, path)
+    assert (status, body) == (200, big) and headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    # A client that asks and never reads: dropped after the write timeout, its slot (and file) given back.
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", client.port))
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    try:
+        await until(lambda: registry.get_sample_value("hls_broadcaster_connections_rejected_total",
+                                                      {"reason": "write_timeout"}) == 1, "the reader-less client dropped")
+        status, _, body = await get(client, path)  # the only slot is free again
+        assert (status, body) == (200, big)
+    finally:
+        sock.close()
 
 
 @pytest.mark.parametrize(

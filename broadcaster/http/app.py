@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,16 +19,19 @@ from pathlib import Path
 from aiohttp import web
 
 from .. import hls
-from ..events import EventHub, StatusWatcher
+from ..events import WRITE_TIMEOUT, EventHub, StatusWatcher
 from ..metrics import ConnectionMetrics, Metrics
 from . import events as sse
 from . import health as readings
 from . import viewer
 from .common import CLIENT_MAX_SIZE, CONNECTION_LOG, elsewhere
 from .keys import (
-    DEFAULT_VARIANT, EVENTS, HEALTH, METRICS, PIPELINE_RUNNING, STATE_EVENTS, VIEWER_CONFIG, VIEWER_DIR, HealthSource,
+    DEFAULT_VARIANT, EVENTS, HEALTH, METRICS, PIPELINE_RUNNING, STATE_EVENTS, VIEWER_CONFIG, VIEWER_FILES, HealthSource,
 )
 from .playlists import MAX_HELD, PlaylistRoutes, PlaylistSource
+from .viewer_files import ViewerFiles
+
+VIEWER_FILES_OPEN = 8  # viewer files sent from disk at once when no cap is given (limits.VIEWER_FILES)
 
 
 def create_app(
@@ -45,10 +49,17 @@ def create_app(
     blocking_reload: bool = True,
     max_held: int = MAX_HELD,
     connection_metrics: ConnectionMetrics | None = None,
+    trust_cf_connecting_ip: bool = False,
+    viewer_files: int = VIEWER_FILES_OPEN,
+    write_timeout: float = WRITE_TIMEOUT,
 ) -> web.Application:
     """The public web app. Without `events` there is no /live/events. `state_events` (publishing into
     `events`) runs from the runner's setup, or from when `pipeline_running` is set, until the hub
-    closes: a state read before the pipeline's first scan of Owncast's folder would say offline."""
+    closes: a state read before the pipeline's first scan of Owncast's folder would say offline.
+
+    Run it with handler_cancellation=True, as the service does (aiohttp's test server does too): a handler
+    whose client hangs up is then cancelled, so a held blocking request or an event stream gives its
+    slot back at once and requests nobody waits for cannot fill the caps (issue 18)."""
     if state_events is not None and events is None:
         raise ValueError("state_events publish into an event hub: pass events too")
     # No middleware (common.py says why): the playlist handlers are the hot path.
@@ -57,7 +68,8 @@ def create_app(
     app[METRICS] = metrics
     app[DEFAULT_VARIANT] = default_variant
     playlist_routes = PlaylistRoutes(playlists, metrics, default_variant, blocking_reload,
-                                     max_held=max_held, connection_metrics=connection_metrics)
+                                     max_held=max_held, connection_metrics=connection_metrics,
+                                     trust_cf_connecting_ip=trust_cf_connecting_ip)
     r = app.router
     r.add_get("/live/master.m3u8", playlist_routes.master)
     r.add_get("/live/playlist.m3u8", playlist_routes.default_media)
@@ -84,7 +96,10 @@ def create_app(
         root = viewer_dir.resolve()
         if not root.is_dir():
             raise ValueError(f"viewer_dir {viewer_dir} is not a directory")
-        app[VIEWER_DIR] = root
+        on_timeout = (functools.partial(connection_metrics.rejected, "write_timeout")
+                      if connection_metrics is not None else None)
+        app[VIEWER_FILES] = ViewerFiles(root, max_open=viewer_files, write_timeout=write_timeout,
+                                                    on_write_timeout=on_timeout)
         # The viewer asks where to play from: here, or the bucket when playlists are published there.
         app[VIEWER_CONFIG] = json.dumps({"src": stream_url}).encode()
         r.add_get("/config.json", viewer.viewer_config)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Protocol
 
 from aiohttp import web
 
 from ..events import EventHub, StatusWatcher
 from ..metrics import Metrics
+from .viewer_files import ViewerFiles
 
 
 class HealthSource(Protocol):
@@ -24,5 +24,5 @@ STATE_EVENTS = web.AppKey("state_events", StatusWatcher)  # set when the app pub
 # Set once the pipeline runs (the service sets it after the first scan of Owncast's folder).
 PIPELINE_RUNNING = web.AppKey("pipeline_running", asyncio.Event)
 DEFAULT_VARIANT = web.AppKey("default_variant", int)
-VIEWER_DIR = web.AppKey("viewer_dir", Path)  # resolved; only set when a viewer is served
+VIEWER_FILES = web.AppKey[ViewerFiles]("viewer_files")  # only set when a viewer is served
 VIEWER_CONFIG = web.AppKey("viewer_config", bytes)  # config.json: where the viewer finds the stream

@@ -9,6 +9,7 @@ app per request (bench/serve.py, bench/serve_cost.py measure it).
 from __future__ import annotations
 
 import functools
+import ipaddress
 from typing import Protocol
 
 from aiohttp import hdrs, web
@@ -24,6 +25,10 @@ from .common import DIGITS, EDGE_HEADERS, edge_headers, internal_error, parse_nu
 # connections plain playlist and /health requests need.
 MAX_HELD = 10_000
 HELD_RETRY_AFTER = "1"  # seconds: held requests are answered within a target duration or so
+# One client address may hold at most this share of the held cap: a crowd behind one NAT still gets
+# blocking reload (a player holds one request per playlist it follows), one client cannot take it all.
+HELD_CLIENT_SHARE = 8
+CF_CONNECTING_IP = "CF-Connecting-IP"  # the viewer's address, as Cloudflare's edge saw it
 
 # A variant number longer than this cannot be one of ours; int() of a huge one is costly (and limited).
 _MAX_VARIANT_DIGITS = 4
@@ -48,12 +53,42 @@ class PlaylistSource(Protocol):
 _BLOCKING_PARAMS = frozenset({"_HLS_msn", "_HLS_part", "_HLS_skip"})
 
 
+def _blocking_param(value: str | None) -> str | None:
+    """A blocking-reload parameter up to a stray `?`: old Owncast pages add their cache buster with a
+    second `?` (`_HLS_msn=12?cachebust=3`), which makes it part of the value."""
+    return value.partition("?")[0] if value is not None else None
+
+
+def client_address(request: web.Request, trust_cf: bool) -> str | None:
+    """The address the per-client held cap counts by, or None when it is unknown.
+
+    CF-Connecting-IP only when the operator says every connection comes through the Cloudflare tunnel
+    (anyone reaching the port directly could name any address). Otherwise the peer, unless it is
+    loopback: that is the tunnel or a local proxy speaking for every viewer at once. An IPv6 client
+    owns a /64 and may use any address in it: it counts as one."""
+    text = request.headers.get(CF_CONNECTING_IP) if trust_cf else None
+    if text is None:
+        text = request.remote
+    try:
+        address = ipaddress.ip_address((text or "").strip())
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if address.is_loopback and not trust_cf:
+        return None
+    if isinstance(address, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
 class PlaylistRoutes:
     """The playlist handlers, with what they need at hand: the hot path, so no app lookups per
     request, and `guarded`'s try inlined (free in Python 3.11) rather than worn (a coroutine)."""
 
     def __init__(self, source: PlaylistSource, metrics: Metrics, default_variant: int, blocking: bool, *,
-                 max_held: int = MAX_HELD, connection_metrics: ConnectionMetrics | None = None) -> None:
+                 max_held: int = MAX_HELD, connection_metrics: ConnectionMetrics | None = None,
+                 trust_cf_connecting_ip: bool = False) -> None:
         self._source = source
         self._default = default_variant
         self._blocking_on = blocking  # off: _HLS_* parameters are ignored, as by a static host
@@ -61,6 +96,9 @@ class PlaylistRoutes:
         self._count = metrics.playlist_requests.inc
         self.held = 0  # blocking requests waiting now
         self._max_held = max_held
+        self._max_per_client = max(2, max_held // HELD_CLIENT_SHARE)
+        self._held_by: dict[str, int] = {}  # held requests per client address (client_address)
+        self._trust_cf = trust_cf_connecting_ip
         self._connection_metrics = connection_metrics
         if connection_metrics is not None:
             connection_metrics.watch("held", lambda: self.held, max_held)
@@ -108,30 +146,49 @@ class PlaylistRoutes:
         if target is None or current is None:
             return self._serve(request, variant)  # not ready / unknown, as for a plain request
         query = request.query
-        skip_text = query.get("_HLS_skip")
+        skip_text = _blocking_param(query.get("_HLS_skip"))
         if skip_text is not None and skip_text not in hls.SKIP_REQUEST_VALUES:
             return self._bad_request(variant, "_HLS_skip must be YES or v2")
         skip = skip_text is not None
         if current.ended:  # 6.2.5.2: after EXT-X-ENDLIST the parameters are ignored
             return self._serve(request, variant)
-        msn_text = query.get("_HLS_msn")
+        msn_text = _blocking_param(query.get("_HLS_msn"))
         if msn_text is None:
             # _HLS_part without _HLS_msn is an error; _HLS_skip alone asks for a delta update at once.
             if "_HLS_part" in query:
                 return self._bad_request(variant, "_HLS_part needs _HLS_msn")
             return self._serve(request, variant, skip=skip)
         msn = parse_number(msn_text)
-        if msn is None or parse_number(query.get("_HLS_part", "0")) is None:
+        if msn is None or parse_number(_blocking_param(query.get("_HLS_part", "0")) or "") is None:
             return self._bad_request(variant, "_HLS_msn and _HLS_part must be whole numbers")
         if msn > current.last_sequence + hls.MSN_AHEAD_LIMIT:
             return self._bad_request(variant, f"_HLS_msn {msn} is too far ahead of {current.last_sequence}")
-        if msn > current.last_sequence and self.held >= self._max_held:  # a listed msn is answered at once
-            return self._too_many_held(variant)
-        self.held += 1
-        try:
+        if msn <= current.last_sequence:  # listed already: answered at once, nothing is held
             rendered = await source.wait_for_sequence(variant, msn, hls.block_timeout(target))
-        finally:
-            self.held -= 1
+        else:
+            transport = request.transport
+            if transport is None or transport.is_closing():  # hung up already: hold nothing for nobody
+                return web.Response(status=499, headers=EDGE_HEADERS)  # never sent: nginx's "client closed"
+            if self.held >= self._max_held:
+                return self._too_many_held(variant, "held")
+            client = client_address(request, self._trust_cf)
+            held_by = self._held_by
+            if client is not None and held_by.get(client, 0) >= self._max_per_client:
+                return self._too_many_held(variant, "held_per_client")
+            # The runner cancels this handler when the client hangs up (handler_cancellation, as the
+            # service runs it): the finally gives the slot back at once, not when the segment comes.
+            self.held += 1
+            if client is not None:
+                held_by[client] = held_by.get(client, 0) + 1
+            try:
+                rendered = await source.wait_for_sequence(variant, msn, hls.block_timeout(target))
+            finally:
+                self.held -= 1
+                if client is not None:
+                    if held_by[client] == 1:
+                        del held_by[client]
+                    else:
+                        held_by[client] -= 1
         if rendered is None:
             self._count(str(variant), 503)
             # Retry-After like every 503 here: a player (or a cache in front) asks again, not at once.
@@ -148,10 +205,10 @@ class PlaylistRoutes:
         self._count(str(variant), response.status)
         return response
 
-    def _too_many_held(self, variant: int) -> web.Response:
+    def _too_many_held(self, variant: int, reason: str) -> web.Response:
         self._count(str(variant), 503)
         if self._connection_metrics is not None:
-            self._connection_metrics.rejected("held")
+            self._connection_metrics.rejected(reason)
         return unavailable("too many held requests, try again shortly\n", HELD_RETRY_AFTER)
 
     def _bad_request(self, variant: int, why: str) -> web.Response:

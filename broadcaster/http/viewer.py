@@ -1,28 +1,29 @@
-"""The viewer page (an hls.js player in `viewer/`) and its config.json, or a plain index without it."""
+"""The viewer page (an hls.js player in `viewer/`) and its config.json, or a plain index without it.
+
+The page's files are cacheable by a CDN, so the VM sends each version of them about once (issue 18):
+
+- the page (`/`, `/index.html`) names its files with their version, `hls.min.js?v=<hash of its
+  content>`; it is served itself with `no-cache` (revalidated by ETag: a 304 of a few hundred bytes),
+  any query string ignored, so a new version is seen at once;
+- a file at its versioned URL is cacheable for a year and immutable;
+- any other URL of a file (no query, a cache buster, an old version) is a `302` to the versioned one,
+  cacheable briefly: a cache buster costs the VM a few hundred bytes, not the file.
+
+Small files are answered from memory (read and hashed once per change, no file handle held while
+sending). A large one (hls.min.js, 624 KB) is sent from its file by sendfile, copying nothing into
+the process: at most `max_open` at once (the file-handle budget reserves that many, limits.VIEWER_FILES),
+each within `write_timeout`, so a client that never reads holds its file no longer than that.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import re
-from pathlib import Path
 
 from aiohttp import hdrs, web
 
 from .common import REVALIDATE, SERVER_NAME, edge_headers, elsewhere, guarded
-from .keys import DEFAULT_VARIANT, VIEWER_CONFIG, VIEWER_DIR
-
-# The viewer's files: plain, visible names directly inside viewer_dir (no folders, "..", dotfiles).
-_VIEWER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}")
-# mimetypes reads the host's tables; these are the types browsers insist on for a page and its scripts.
-_VIEWER_TYPES = {
-    ".html": "text/html; charset=utf-8",
-    ".js": "text/javascript; charset=utf-8",
-    ".mjs": "text/javascript; charset=utf-8",
-    ".css": "text/css; charset=utf-8",
-    ".json": "application/json",
-    ".map": "application/json",
-    ".svg": "image/svg+xml",
-}
+from .keys import DEFAULT_VARIANT, VIEWER_CONFIG, VIEWER_FILES
+from .viewer_files import PAGE, REDIRECT_CACHE_CONTROL, VERSIONED, VIEWER_TYPES
 
 
 @guarded
@@ -45,26 +46,27 @@ async def viewer_config(request: web.Request) -> web.Response:
 
 @guarded
 async def viewer_file(request: web.Request) -> web.StreamResponse:
-    name = request.match_info.get("file", "index.html")
-    path = await asyncio.to_thread(_find_viewer_file, request.app[VIEWER_DIR], name)
-    if path is None:
+    files = request.app[VIEWER_FILES]
+    name = request.match_info.get("file", PAGE)
+    if name == PAGE:
+        found = await asyncio.to_thread(files.page)
+        cache_control = REVALIDATE  # any query string ignored: the page is small, and names the versions
+    else:
+        found = await asyncio.to_thread(files.find, name)
+        if found is not None and request.query_string != f"v={found.version}":
+            raise web.HTTPFound(f"{name}?v={found.version}",
+                                headers={hdrs.CACHE_CONTROL: REDIRECT_CACHE_CONTROL})
+        cache_control = VERSIONED
+    if found is None:
         return await elsewhere(request)
-    headers = edge_headers({hdrs.CACHE_CONTROL: REVALIDATE, hdrs.X_CONTENT_TYPE_OPTIONS: "nosniff"})
-    content_type = _VIEWER_TYPES.get(path.suffix.lower())
+    headers = edge_headers({hdrs.CACHE_CONTROL: cache_control, hdrs.ETAG: found.etag,
+                            hdrs.X_CONTENT_TYPE_OPTIONS: "nosniff"})
+    content_type = VIEWER_TYPES.get(found.path.suffix.lower())
     if content_type is not None:
         headers[hdrs.CONTENT_TYPE] = content_type
-    return web.FileResponse(path, headers=headers)
-
-
-def _find_viewer_file(root: Path, name: str) -> Path | None:
-    """The file `name` directly inside `root` (resolved), after symlinks; None for anything else."""
-    if not _VIEWER_NAME.fullmatch(name):
-        return None
-    try:
-        path = (root / name).resolve(strict=True)
-    except (OSError, RuntimeError):  # RuntimeError: a symlink loop (Python < 3.13)
-        return None
-    # A symlink may point elsewhere inside root, but not out of it, into a folder or at a dotfile.
-    if path.parent != root or not _VIEWER_NAME.fullmatch(path.name) or not path.is_file():
-        return None
-    return path
+    if request.if_none_match and any(tag.value in (found.version, "*") for tag in request.if_none_match):
+        headers.pop(hdrs.CONTENT_TYPE, None)
+        return web.Response(status=304, headers=headers)
+    if found.body is not None:
+        return web.Response(body=found.body, headers=headers)
+    return await files.send(request, found, headers)

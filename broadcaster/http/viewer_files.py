@@ -1,0 +1,160 @@
+"""The viewer's files, as the viewer handlers (viewer.py) answer them: see there for the rules."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import logging
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from aiohttp import web
+from aiohttp.abc import AbstractStreamWriter
+
+from .common import unavailable
+
+log = logging.getLogger(__name__)
+
+# The viewer's files: plain, visible names directly inside viewer_dir (no folders, "..", dotfiles).
+_VIEWER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}")
+# mimetypes reads the host's tables; these are the types browsers insist on for a page and its scripts.
+VIEWER_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".mjs": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".json": "application/json",
+    ".map": "application/json",
+    ".svg": "image/svg+xml",
+}
+PAGE = "index.html"
+VERSIONED = "public, max-age=31536000, immutable"  # a versioned URL's content never changes
+# A redirect to the versioned URL: short, since the version changes when the file does.
+REDIRECT_CACHE_CONTROL = "public, max-age=60"
+SMALL = 64 * 1024  # files up to this size are answered from memory
+OPEN_WAIT = 10.0  # seconds a request may wait for one of the max_open file sends, then 503
+BUSY_RETRY_AFTER = "2"
+# What the page refers to its own files by: src="x" or href="x", a plain name (not a URL, not data:).
+_REFERENCE = re.compile(r"""\b(src|href)=(["'])([A-Za-z0-9][A-Za-z0-9_.-]{0,199})\2""")
+
+
+@dataclasses.dataclass(frozen=True)
+class ViewerFile:
+    path: Path
+    version: str  # a hash of the content: the `v` of its versioned URL, and its ETag
+    body: bytes | None  # the content, when it is small (and the page, rewritten); else sent from the file
+
+    @property
+    def etag(self) -> str:
+        return f'"{self.version}"'
+
+
+_StatKey = tuple[int, int, int]
+
+
+class ViewerFiles:
+    """The files of viewer_dir by name, each read and hashed once per change (by mtime, size, inode)."""
+
+    def __init__(self, root: Path, *, max_open: int, write_timeout: float,
+                 on_write_timeout: Callable[[], None] | None = None) -> None:
+        self.root = root
+        self.write_timeout = write_timeout
+        self.on_write_timeout = on_write_timeout
+        self.max_open = max_open
+        self._open = asyncio.Semaphore(max_open)  # file sends at once: each holds the file's handle
+        self._known: dict[str, tuple[_StatKey, ViewerFile]] = {}
+        self._page: tuple[tuple[object, ...], ViewerFile] | None = None
+
+    def find(self, name: str) -> ViewerFile | None:
+        """The file `name` directly inside root (resolved), after symlinks; None for anything else.
+        Blocking (stat, and a read when it changed): run it in a thread."""
+        path = _find_viewer_file(self.root, name)
+        if path is None:
+            return None
+        try:
+            st = path.stat()
+            key = (st.st_mtime_ns, st.st_size, st.st_ino)
+            known = self._known.get(name)
+            if known is not None and known[0] == key:
+                return known[1]
+            content = path.read_bytes()
+        except OSError:
+            return None
+        found = ViewerFile(path, hashlib.sha256(content).hexdigest()[:16], content if len(content) <= SMALL else None)
+        self._known[name] = (key, found)
+        return found
+
+    def page(self) -> ViewerFile | None:
+        """index.html naming each of its files by its versioned URL. Blocking, like find()."""
+        raw = self.find(PAGE)
+        if raw is None:
+            return None
+        try:
+            text = (raw.body if raw.body is not None else raw.path.read_bytes()).decode("utf-8", "replace")
+        except OSError:
+            return None
+        names = {m.group(3) for m in _REFERENCE.finditer(text)} - {PAGE}
+        files = {name: self.find(name) for name in sorted(names)}
+        key = (raw.version, *((name, f.version if f else None) for name, f in files.items()))
+        if self._page is not None and self._page[0] == key:
+            return self._page[1]
+
+        def versioned(m: re.Match[str]) -> str:
+            found = files.get(m.group(3))
+            return m.group(0) if found is None else f"{m.group(1)}={m.group(2)}{m.group(3)}?v={found.version}{m.group(2)}"
+
+        body = _REFERENCE.sub(versioned, text).encode()
+        page = ViewerFile(raw.path, hashlib.sha256(body).hexdigest()[:16], body)
+        self._page = (key, page)
+        return page
+
+    async def send(self, request: web.Request, found: ViewerFile, headers: dict[str, str]) -> web.StreamResponse:
+        """A large file from disk, within one of the max_open slots and write_timeout."""
+        try:
+            async with asyncio.timeout(OPEN_WAIT):
+                await self._open.acquire()
+        except TimeoutError:
+            return unavailable("busy, try again shortly\n", BUSY_RETRY_AFTER)
+        try:
+            response = _SentFile(found.path, headers=headers)
+            try:
+                async with asyncio.timeout(self.write_timeout):
+                    await response.prepare(request)
+                    await response.write_eof()
+            except ConnectionError as err:  # the client left halfway
+                log.debug("viewer file client went away: %r", err)
+            except TimeoutError:
+                log.debug("a client took over %.0f s to accept %s; dropped", self.write_timeout, found.path.name)
+                if self.on_write_timeout is not None:
+                    self.on_write_timeout()
+                if request.transport is not None:
+                    request.transport.abort()  # or aiohttp's own final write would wait on it too
+            return response
+        finally:
+            self._open.release()
+
+
+class _SentFile(web.FileResponse):
+    """A FileResponse sent within the handler (under its write timeout): aiohttp's own prepare after
+    the handler returns must not send it a second time."""
+
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        if self.prepared:
+            return None
+        return await super().prepare(request)
+
+
+def _find_viewer_file(root: Path, name: str) -> Path | None:
+    """The file `name` directly inside `root` (resolved), after symlinks; None for anything else."""
+    if not _VIEWER_NAME.fullmatch(name):
+        return None
+    try:
+        path = (root / name).resolve(strict=True)
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop (Python < 3.13)
+        return None
+    # A symlink may point elsewhere inside root, but not out of it, into a folder or at a dotfile.
+    if path.parent != root or not _VIEWER_NAME.fullmatch(path.name) or not path.is_file():
+        return None
+    return path
