@@ -154,6 +154,11 @@ class ManifestGenerator:
     def window_duration(self) -> float:
         return self._duration
 
+    @property
+    def last_discontinuity(self) -> int:
+        """The discontinuity number (hls.js's cc) of the last segment listed, or of the sequence."""
+        return self._discontinuity_sequence + sum(e.discontinuity for e in self._entries)
+
     def uris(self) -> list[str]:
         return [e.segment.uri for e in self._entries]
 
@@ -163,6 +168,22 @@ class ManifestGenerator:
         """A segment between the last listed one and the next will never come (lost or rejected)."""
         if self._entries:
             self._pending_discontinuity = True
+
+    def continue_above(self, sequence: int, discontinuity_sequence: int, now: float) -> None:
+        """Give up the window and continue at `sequence` (hls.continue_above): the numbers in between
+        may have named other segments, so nothing listed before is listed again. The next segment
+        carries EXT-X-DISCONTINUITY; the segments given up are drained as removed."""
+        while self._entries:
+            first = self._entries.popleft()
+            keep = first.segment.duration + self._longest(first.sequence)
+            self._removed.append(Removed(first.segment, now, keep))
+        self._peaks.clear()
+        self._duration = 0.0
+        self._next_sequence = self._media_sequence = sequence
+        self._discontinuity_sequence = discontinuity_sequence
+        self._pending_discontinuity = True
+        self._ended = False
+        self._rendered = self._edge = None
 
     def append(
         self, segment: ListedSegment, now: float, sequence: int | None = None, wall: float | None = None
@@ -184,8 +205,9 @@ class ManifestGenerator:
                 f"EXTINF {segment.duration:.3f}s does not fit target duration {self.target_duration}s"
             )
         previous = self._entries[-1] if self._entries else None
-        discontinuity = previous is not None and (
-            segment.discontinuity or self._pending_discontinuity or self._ended
+        # A pending discontinuity applies to the first segment too: after continue_above.
+        discontinuity = self._pending_discontinuity or (
+            previous is not None and (segment.discontinuity or self._ended)
         )
         pdt = segment.program_date_time
         if pdt is None:
