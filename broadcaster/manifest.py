@@ -120,6 +120,7 @@ class ManifestGenerator:
         self._duration = 0.0
         self._ended = False
         self._pending_discontinuity = False
+        self._regrowing = False  # continued above a state: not shown until three target durations long
         self._rendered: Rendered | None = None
         self._edge: Rendered | None = None
         self._removed: list[Removed] = []
@@ -155,6 +156,12 @@ class ManifestGenerator:
         return self._duration
 
     @property
+    def showable(self) -> bool:
+        """False after continue_above until the window is three target durations long again: a player
+        that saw the window given up must not see the playlist shrink below that (6.2.2)."""
+        return not self._regrowing
+
+    @property
     def last_discontinuity(self) -> int:
         """The discontinuity number (hls.js's cc) of the last segment listed, or of the sequence."""
         return self._discontinuity_sequence + sum(e.discontinuity for e in self._entries)
@@ -182,6 +189,7 @@ class ManifestGenerator:
         self._next_sequence = self._media_sequence = sequence
         self._discontinuity_sequence = discontinuity_sequence
         self._pending_discontinuity = True
+        self._regrowing = True
         self._ended = False
         self._rendered = self._edge = None
 
@@ -224,6 +232,8 @@ class ManifestGenerator:
         self._duration += segment.duration
         self._pending_discontinuity = False
         self._ended = False  # a stream that comes back continues the same playlist
+        if self._regrowing and self._duration >= hls.min_window_seconds(self.target_duration):
+            self._regrowing = False
         while self._peaks and self._peaks[-1][1] <= self._duration:
             self._peaks.pop()
         self._peaks.append((entry.sequence, self._duration))
@@ -281,6 +291,7 @@ class ManifestGenerator:
             "next_sequence": self._next_sequence,
             "ended": self._ended,
             "pending_discontinuity": self._pending_discontinuity,
+            "regrowing": self._regrowing,
             # Restored entries all count as listed in it: at worst they stay longer than needed.
             "longest": self._longest(self._media_sequence),
             "entries": [
@@ -311,6 +322,7 @@ class ManifestGenerator:
         gen._ended = state.flag(state.field(data, "ended", what), "ended")
         gen._pending_discontinuity = state.flag(state.field(data, "pending_discontinuity", what),
                                                 "pending_discontinuity")
+        gen._regrowing = state.flag(data.get("regrowing", False), "regrowing")  # absent in older files
         longest = state.number(state.field(data, "longest", what), "longest")
         for raw in state.array(state.field(data, "entries", what), "entries", MAX_RESTORED_ENTRIES):
             entry = state.array(raw, "an entry", 8)

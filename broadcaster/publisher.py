@@ -367,7 +367,8 @@ class Publisher:
 
     def _renderings(self, edge: bool = False) -> dict[int, Rendered]:
         return {v.index: v.generator.render_edge() if edge else v.generator.render()
-                for v in self._variants.values() if v.generator is not None and v.generator.segment_count}
+                for v in self._variants.values()
+                if v.generator is not None and v.generator.segment_count and v.generator.showable}
 
     def _update_queue_gauge(self) -> None:
         self._metrics.upload_queue.set(self.queue_depth)

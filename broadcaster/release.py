@@ -93,7 +93,11 @@ class Release:
         self._playlists.show(renderings)  # wakes requests held for a newer version (blocking reload)
         self._offer(edges)
         now = self._mono()
+        # A variant not shown yet (regrowing after a restart) is told once it is.
+        self._unpublished[:0] = [listing for listing in listings if listing[0] not in renderings]
         for index, sequence, src, seen_at, uri in listings:
+            if index not in renderings:
+                continue
             self._metrics.listing_delay.observe(now - seen_at)
             if self._on_listed is not None:
                 self._on_listed(index, sequence, src, uri)
