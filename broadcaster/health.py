@@ -31,8 +31,10 @@ class HealthReport:
 
     def __init__(self, facts: Callable[[], PublisherFacts], uploader: Uploader, *,
                  state_error: Callable[[], str | None] = lambda: None,
-                 mirror: PlaylistMirror | None = None) -> None:
+                 mirror: PlaylistMirror | None = None,
+                 listing_held: Callable[[], bool] = lambda: False) -> None:
         self._facts = facts
+        self._listing_held = listing_held
         self._uploader = uploader
         self._state_error = state_error
         self._mirror = mirror
@@ -70,6 +72,8 @@ class HealthReport:
         state_error = self._state_error()
         if state_error is not None:
             reasons.append(f"cannot save state ({state_error})")
+        if self._listing_held():
+            reasons.append("new segments held back until state can be saved (the numbers reserved are used up)")
         if f.oldest_upload is not None and now - f.oldest_upload > stall:
             reasons.append(f"uploads behind by {now - f.oldest_upload:.0f}s")
         mirror_lag = None

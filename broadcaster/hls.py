@@ -42,6 +42,27 @@ _SEGMENT_TYPES = {
 # The window a sliding playlist must never shrink below without ENDLIST (6.2.2).
 MIN_WINDOW_TARGET_DURATIONS = 3
 
+# 6.2.2: a media sequence number always names the same URI, across restarts too. Every state saved
+# reserves this many numbers past its own next one; versions shown while saves fail use only those,
+# and a start from a state not saved at a clean stop continues above them
+# (docs/hls-rules.md#numbers-across-restarts).
+# A day of 1 s segments: a full or read-only STATE_DIR can last that long before listing stops.
+SEQUENCE_RESERVE = 86_400
+
+
+def continue_above(reserved: int, next_sequence: int, last_discontinuities: list[int]) -> tuple[int, int]:
+    """(first media sequence, discontinuity sequence) after a state not saved at a clean stop.
+
+    The state's numbers from `next_sequence` up to `reserved` may have been served since; each of them
+    added at most one discontinuity to the variant's last one (`last_discontinuities`, hls.js's cc). The
+    discontinuity sequence goes above all of those, and the numbering far enough above `reserved` that a
+    player that saw any version served meanwhile sees a legal change (6.2.2): every number skipped counts
+    as a segment removed, and each removed segment raises the discontinuity sequence by at most one.
+    The first new segment carries EXT-X-DISCONTINUITY, so its number (cc) is above every one served."""
+    span = reserved - next_sequence
+    high, low = max(last_discontinuities, default=0), min(last_discontinuities, default=0)
+    return reserved + span + (high - low), high + span
+
 
 def segment_content_type(name: str) -> str | None:
     """Content-Type for a segment file, or None when it is not a kind of file we publish."""

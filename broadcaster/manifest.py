@@ -120,6 +120,7 @@ class ManifestGenerator:
         self._duration = 0.0
         self._ended = False
         self._pending_discontinuity = False
+        self._regrowing = False  # continued above a state: not shown until three target durations long
         self._rendered: Rendered | None = None
         self._edge: Rendered | None = None
         self._removed: list[Removed] = []
@@ -154,6 +155,17 @@ class ManifestGenerator:
     def window_duration(self) -> float:
         return self._duration
 
+    @property
+    def showable(self) -> bool:
+        """False after continue_above until the window is three target durations long again: a player
+        that saw the window given up must not see the playlist shrink below that (6.2.2)."""
+        return not self._regrowing
+
+    @property
+    def last_discontinuity(self) -> int:
+        """The discontinuity number (hls.js's cc) of the last segment listed, or of the sequence."""
+        return self._discontinuity_sequence + sum(e.discontinuity for e in self._entries)
+
     def uris(self) -> list[str]:
         return [e.segment.uri for e in self._entries]
 
@@ -163,6 +175,23 @@ class ManifestGenerator:
         """A segment between the last listed one and the next will never come (lost or rejected)."""
         if self._entries:
             self._pending_discontinuity = True
+
+    def continue_above(self, sequence: int, discontinuity_sequence: int, now: float) -> None:
+        """Give up the window and continue at `sequence` (hls.continue_above): the numbers in between
+        may have named other segments, so nothing listed before is listed again. The next segment
+        carries EXT-X-DISCONTINUITY; the segments given up are drained as removed."""
+        while self._entries:
+            first = self._entries.popleft()
+            keep = first.segment.duration + self._longest(first.sequence)
+            self._removed.append(Removed(first.segment, now, keep))
+        self._peaks.clear()
+        self._duration = 0.0
+        self._next_sequence = self._media_sequence = sequence
+        self._discontinuity_sequence = discontinuity_sequence
+        self._pending_discontinuity = True
+        self._regrowing = True
+        self._ended = False
+        self._rendered = self._edge = None
 
     def append(
         self, segment: ListedSegment, now: float, sequence: int | None = None, wall: float | None = None
@@ -184,8 +213,9 @@ class ManifestGenerator:
                 f"EXTINF {segment.duration:.3f}s does not fit target duration {self.target_duration}s"
             )
         previous = self._entries[-1] if self._entries else None
-        discontinuity = previous is not None and (
-            segment.discontinuity or self._pending_discontinuity or self._ended
+        # A pending discontinuity applies to the first segment too: after continue_above.
+        discontinuity = self._pending_discontinuity or (
+            previous is not None and (segment.discontinuity or self._ended)
         )
         pdt = segment.program_date_time
         if pdt is None:
@@ -202,6 +232,8 @@ class ManifestGenerator:
         self._duration += segment.duration
         self._pending_discontinuity = False
         self._ended = False  # a stream that comes back continues the same playlist
+        if self._regrowing and self._duration >= hls.min_window_seconds(self.target_duration):
+            self._regrowing = False
         while self._peaks and self._peaks[-1][1] <= self._duration:
             self._peaks.pop()
         self._peaks.append((entry.sequence, self._duration))
@@ -259,6 +291,7 @@ class ManifestGenerator:
             "next_sequence": self._next_sequence,
             "ended": self._ended,
             "pending_discontinuity": self._pending_discontinuity,
+            "regrowing": self._regrowing,
             # Restored entries all count as listed in it: at worst they stay longer than needed.
             "longest": self._longest(self._media_sequence),
             "entries": [
@@ -289,6 +322,7 @@ class ManifestGenerator:
         gen._ended = state.flag(state.field(data, "ended", what), "ended")
         gen._pending_discontinuity = state.flag(state.field(data, "pending_discontinuity", what),
                                                 "pending_discontinuity")
+        gen._regrowing = state.flag(data.get("regrowing", False), "regrowing")  # absent in older files
         longest = state.number(state.field(data, "longest", what), "longest")
         for raw in state.array(state.field(data, "entries", what), "entries", MAX_RESTORED_ENTRIES):
             entry = state.array(raw, "an entry", 8)

@@ -117,6 +117,21 @@ class Metrics:
             "Age of the newest playlist version not yet in the bucket (0 when the bucket is current)",
             registry=r,
         )
+        self.state_save_failures = Counter(
+            f"{_NS}_state_save_failures", "Writes of STATE_DIR/state.json that failed (full or read-only disk)",
+            registry=r,
+        )
+        self.state_save_failing = Gauge(
+            f"{_NS}_state_save_failing",
+            "1 while the last write of state.json failed: a restart now continues above the numbers reserved",
+            registry=r,
+        )
+        self.listing_held = Gauge(
+            f"{_NS}_listing_held",
+            "1 while new playlist versions are held back: state cannot be saved and the media sequence "
+            "numbers the last saved state reserved are used up",
+            registry=r,
+        )
         self.build = Info(f"{_NS}_build", "Version of the service", registry=r)
         self.build.info({"version": __version__, "python": platform.python_version()})
         # Read when scraped, from the counts their owners keep (Service wires them): free per request.

@@ -91,7 +91,12 @@ class Publisher:
         # Saved first, then visible, then told.
         self.release = Release(playlists, metrics, self._renderings, key_prefix=self._prefix, snapshots=snapshots,
                                mirror=mirror, on_listed=on_listed, monotonic=self._mono)
+        self.release.limit = config.first_sequence  # nothing new is shown before a state is saved
         self._restored_uploads: set[str] = set()
+        self._discontinuity_floor = 0  # where a new playlist starts after continuing above a state
+        # After continuing above a state not saved at a clean stop: the variants read since. What a
+        # variant's first read lists may have been served, under numbers given up: never listed again.
+        self._read_since_restart: set[int] | None = None
         self._on_removed = on_removed
         self._recorder = recorder
         self._can_block = config.can_block_reload
@@ -138,11 +143,14 @@ class Publisher:
         if target is not None and v.generator is None:
             v.generator = ManifestGenerator(target, self._window, independent_segments=self._independent,
                                             can_block_reload=self._can_block)
+            if self._discontinuity_floor:
+                v.generator.continue_above(self._next_sequence, self._discontinuity_floor, self._mono())
         if playlist.media_sequence < v.last_media_sequence:
             v.restarts += 1  # Owncast restarted its transcoder: a new run
         v.last_media_sequence = playlist.media_sequence
 
         now = self._mono()
+        self._give_up_first_read(v, playlist, now)
         for seg in playlist.segments:
             if seg.name in v.seen:
                 continue
@@ -157,6 +165,29 @@ class Publisher:
             self.aligner.slot((v.last_key[0], END))
         v.source_ended = ended
         self._advance()
+
+    def _give_up_first_read(self, v: Variant, playlist: SourcePlaylist, now: float) -> None:
+        """After continuing above a state not saved at a clean stop, the segments a variant's first read
+        lists may have been listed after that state was saved, under numbers now given up: they are
+        remembered as seen and never listed again (a URI keeps its number). Their objects, if uploaded,
+        are deleted once no playlist served before the restart can still list them."""
+        if self._read_since_restart is None or v.index in self._read_since_restart:
+            return
+        self._read_since_restart.add(v.index)
+        given_up = [seg for seg in playlist.segments if seg.name not in v.seen]
+        for seg in given_up:
+            self._remember(v, seg.name)
+        self._forget_uploads([self._key(v.index, seg.name) for seg in given_up if not seg.is_offline_clip], now)
+        if given_up:
+            log.info("variant %d: %d segment(s) Owncast lists may have been served before the restart; "
+                     "not listed again", v.index, len(given_up))
+
+    def _forget_uploads(self, keys: list[str], now: float) -> None:
+        """Objects that may be in the bucket and in a playlist served before the restart, never listed
+        again: they go once such a playlist can no longer name them (a window and a half from now)."""
+        if keys and self._on_removed is not None:
+            keep = 1.5 * self._window + (self.target_duration or 0)
+            self._on_removed([Removed(ListedSegment("", 0.0, key=key), now, keep) for key in keys])
 
     def _remember(self, v: Variant, name: str) -> None:
         v.seen[name] = None
@@ -336,7 +367,8 @@ class Publisher:
 
     def _renderings(self, edge: bool = False) -> dict[int, Rendered]:
         return {v.index: v.generator.render_edge() if edge else v.generator.render()
-                for v in self._variants.values() if v.generator is not None and v.generator.segment_count}
+                for v in self._variants.values()
+                if v.generator is not None and v.generator.segment_count and v.generator.showable}
 
     def _update_queue_gauge(self) -> None:
         self._metrics.upload_queue.set(self.queue_depth)
@@ -350,7 +382,8 @@ class Publisher:
     def snapshot(self) -> dict[str, object]:
         """The publisher's memory, JSON-able: numbering, windows, what is seen and uploaded."""
         memory = Memory(self._variants, self.target_duration, self._independent, self._next_sequence,
-                        self._last_run, self.aligner.decided, self._runs, self._restored_uploads)
+                        self._last_run, self.aligner.decided, self._runs, self._restored_uploads,
+                        discontinuity_floor=self._discontinuity_floor)
         return encode(memory, self.aligner.slots(), self._mono())
 
     def restore(self, data: dict[str, object]) -> None:
@@ -365,12 +398,43 @@ class Publisher:
             raise
         except Exception as err:  # noqa: BLE001 (a check missed above: still a bad file, not a crash)
             raise ValueError(f"publisher state does not parse: {state_io.describe(err)}") from None
+        if not m.clean:
+            gens = [v.generator for v in m.variants.values() if v.generator is not None]
+            start, floor = hls.continue_above(m.reserved, m.next_sequence,
+                                              [g.last_discontinuity for g in gens] + [m.discontinuity_floor])
+            if max(start, floor) > state_io.INT64:
+                raise ValueError(f"reserved {m.reserved} leaves no numbers to continue above it")
         self._variants, self.target_duration, self._independent = m.variants, m.target, m.independent
         self._next_sequence, self._last_run, self.aligner.decided = m.next_sequence, m.last_run, m.decided
         self._runs, self._restored_uploads = m.runs, m.uploaded
+        self._discontinuity_floor = m.discontinuity_floor
+        if m.clean:
+            self.release.limit = m.next_sequence  # nothing past it was served; new numbers need a save
+            log.info("continuing from saved state: next media sequence %d, %d variant(s)",
+                     self._next_sequence, len(self._variants))
+        else:
+            self._continue_above(m.reserved, start, floor)
         self.playlists.replace(self._renderings())
-        log.info("continuing from saved state: next media sequence %d, %d variant(s)",
-                 self._next_sequence, len(self._variants))
+
+    def _continue_above(self, reserved: int, start: int, floor: int) -> None:
+        """The state was not saved at a clean stop: numbers up to `reserved` may have been served since
+        (saves failed, or the service was killed before it could say). Every playlist gives up its
+        window and continues at `start`, a discontinuity first (hls.continue_above)."""
+        now = self._mono()
+        for v in self._variants.values():
+            if v.generator is not None:
+                v.generator.continue_above(start, floor, now)
+                removed = v.generator.drain_removed()
+                if removed and self._on_removed is not None:
+                    self._on_removed(removed)
+        self._forget_uploads(sorted(self._restored_uploads), now)
+        self._restored_uploads = set()
+        self._next_sequence, self._discontinuity_floor = start, floor
+        self.release.limit = reserved  # what the file on disk allows: nothing new until a save
+        self._read_since_restart = set()
+        log.warning("state was not saved at a clean stop: media sequence numbers up to %d may have been "
+                    "served since; continuing from %d with a discontinuity, at Owncast's next segment",
+                    reserved - 1, start)
 
     # -- what health and tests read ------------------------------------------------------------------
 

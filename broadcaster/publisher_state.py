@@ -9,10 +9,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from . import hls
 from . import state as s
 from .manifest import MAX_RESTORED_TARGET, ManifestGenerator
 from .slots import Slot, SlotKey, Variant
 
+RESERVED = "reserved"  # the top-level key of the numbers a saved state reserves (hls.SEQUENCE_RESERVE)
 SEEN_LIMIT = 4096  # names remembered per variant, far more than Owncast ever lists at once
 # Names saved across a restart: Owncast lists at most ~25 per variant (plus its offline tail), so
 # older names cannot come back; keeping the state small keeps its fsync on the listing path cheap.
@@ -35,6 +37,11 @@ class Memory:
     decided: SlotKey
     runs: dict[str, int]  # Owncast run name -> order
     uploaded: set[str]  # keys uploaded before a restart, not listed then
+    # Numbers below `reserved` may have been served once this state was saved (hls.SEQUENCE_RESERVE);
+    # `clean`: saved at a clean stop, when nothing past next_sequence had been served.
+    reserved: int = 0
+    clean: bool = False
+    discontinuity_floor: int = 0  # what a new playlist starts from after continuing above a state
 
 
 def encode(m: Memory, undecided: Iterable[Slot], now: float) -> dict[str, object]:
@@ -64,6 +71,8 @@ def encode(m: Memory, undecided: Iterable[Slot], now: float) -> dict[str, object
         "target_duration": m.target,
         "independent": m.independent,
         "next_sequence": m.next_sequence,
+        RESERVED: m.next_sequence + hls.SEQUENCE_RESERVE,
+        "discontinuity_floor": m.discontinuity_floor,
         "last_run": m.last_run,
         "decided": list(m.decided),
         "runs": m.runs,
@@ -137,4 +146,12 @@ def decode(data: dict[str, object], now: float, window: float, can_block_reload:
         raise ValueError(f"run {max(used)} is not among the {len(runs)} runs saved")
     uploaded = {s.text(k, "an uploaded key") for k in s.array(s.field(data, "uploaded", what), "uploaded",
                                                               _MAX_UPLOADED)}
-    return Memory(variants, target, independent, next_sequence, last_run, key, runs, uploaded)
+    # Files from before the reserve was saved, and files not saved at a clean stop, are taken at their
+    # worst: numbers up to a reserve past next_sequence may have been served.
+    raw_reserved = data.get(RESERVED)
+    reserved = (next_sequence + hls.SEQUENCE_RESERVE if raw_reserved is None
+                else s.integer(raw_reserved, RESERVED, next_sequence))
+    clean = s.flag(data.get("clean_stop", False), "clean_stop")
+    floor = s.integer(data.get("discontinuity_floor", 0), "discontinuity_floor")
+    return Memory(variants, target, independent, next_sequence, last_run, key, runs, uploaded, reserved, clean,
+                  floor)

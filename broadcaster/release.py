@@ -1,10 +1,17 @@
 """Makes new playlist versions public in the one safe order: saved to STATE_DIR first (a crash must not
 forget a number a client has seen), then visible to clients and offered to the bucket, then told
-(the listing hook, the listing-delay metric)."""
+(the listing hook, the listing-delay metric).
+
+When the save fails (a full or read-only STATE_DIR) a version is still shown if all its numbers are
+below the reserve the last saved state recorded: a restart from that state continues above the reserve,
+so no number is served twice (docs/hls-rules.md#numbers-across-restarts). Past the reserve, versions are
+held back until a save succeeds."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import time
 from collections.abc import Callable
 
@@ -13,6 +20,7 @@ from .manifest import Rendered
 from .metrics import Metrics
 from .mirror import PlaylistMirror
 from .owncast import SourceSegment
+from .publisher_state import RESERVED
 from .snapshots import Snapshots
 from .visible import VisiblePlaylists
 
@@ -20,6 +28,10 @@ from .visible import VisiblePlaylists
 ListedHook = Callable[[int, int, SourceSegment, str], None]
 Listing = tuple[int, int, SourceSegment, float, str]  # a listing not yet visible: ..., seen_at, URL
 Renderings = Callable[[bool], dict[int, Rendered]]  # every variant's current version (True: the bucket's)
+
+log = logging.getLogger(__name__)
+
+HELD_RETRY = 1.0  # seconds between saves while versions are held back, new segments or not
 
 
 def object_key(prefix: str, index: int, name: str) -> str:
@@ -50,6 +62,10 @@ class Release:
         self._unpublished: list[Listing] = []  # listings in versions not yet saved and shown
         self._dirty = asyncio.Event()
         self._saver: asyncio.Task[None] | None = None
+        # Numbers below this may be shown without a new save: the reserve of the state last saved (the
+        # Publisher sets where it starts). Used only while a state file is kept.
+        self.limit = 0
+        self.held = False  # versions are held back: past the limit, and the save failed
 
     def listed(self, listing: Listing) -> None:
         """A listing to tell once the version holding it is visible."""
@@ -77,21 +93,49 @@ class Release:
         self._playlists.show(renderings)  # wakes requests held for a newer version (blocking reload)
         self._offer(edges)
         now = self._mono()
+        # A variant not shown yet (regrowing after a restart) is told once it is.
+        self._unpublished[:0] = [listing for listing in listings if listing[0] not in renderings]
         for index, sequence, src, seen_at, uri in listings:
+            if index not in renderings:
+                continue
             self._metrics.listing_delay.observe(now - seen_at)
             if self._on_listed is not None:
                 self._on_listed(index, sequence, src, uri)
 
     async def _save_loop(self, snapshots: Snapshots) -> None:
         while True:
-            await self._dirty.wait()
+            if self.held:  # saved again even without a new segment: the disk may have room now
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(HELD_RETRY):
+                        await self._dirty.wait()
+            else:
+                await self._dirty.wait()
             self._dirty.clear()
             renderings, edges = self._renderings(False), self._edges()
             if not self._unpublished and all(self._playlists.is_shown(i, r) for i, r in renderings.items()):
                 continue  # woken again for a change an earlier save already covered
             listings = self._take_listings()
-            await snapshots.save()  # a failure is logged and shown by /health; the stream goes on
-            self._apply(renderings, listings, edges)
+            saved = await snapshots.save()  # a failure is logged and shown by /health
+            if saved is not None:
+                self.limit = max(self.limit, saved[RESERVED])
+            if all(r.last_sequence < self.limit for r in renderings.values()):
+                self._hold(False)
+                self._apply(renderings, listings, edges)
+            else:
+                self._unpublished[:0] = listings  # told once a later version holding them is shown
+                self._hold(True)
+
+    def _hold(self, held: bool) -> None:
+        if held == self.held:
+            return
+        self.held = held
+        self._metrics.listing_held.set(int(held))
+        if held:
+            log.error("new playlist versions held back: state cannot be saved and the media sequence numbers "
+                      "reserved by the last saved state (below %d) are used up; listing resumes once a save "
+                      "succeeds", self.limit)
+        else:
+            log.info("state saved: new playlist versions are shown again")
 
     def _offer(self, edges: dict[int, Rendered]) -> None:
         """Visible (and saved) versions go to the bucket too; the master once its variants are there."""

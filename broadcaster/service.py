@@ -109,7 +109,7 @@ class Service:
             if s.delete_old_segments and not s.keep_recordings else None
         )
         self.playlists = VisiblePlaylists()
-        self.snapshots = Snapshots(self.state)
+        self.snapshots = Snapshots(self.state, self.metrics)
         self.publisher = Publisher(
             PublisherConfig(
                 hls_dir=s.hls_dir,
@@ -138,7 +138,8 @@ class Service:
         self.snapshots.register(None, self.publisher)
         self.snapshots.restore()
         self.report = HealthReport(self.publisher.facts, self.uploader,
-                                   state_error=lambda: self.snapshots.error, mirror=self.mirror)
+                                   state_error=lambda: self.snapshots.error, mirror=self.mirror,
+                                   listing_held=lambda: self.publisher.release.held)
         self.watcher = HlsWatcher(s.hls_dir, self.publisher, self.metrics)
         self.metrics.held_requests.set_function(lambda: self.playlists.held_requests)
         self.metrics.event_streams.set_function(lambda: self.events.streams)
@@ -283,7 +284,7 @@ class Service:
             await self.cleaner.stop()
         if self.recorder is not None:
             await self.recorder.close()
-        self.snapshots.save_now()
+        self._save_at_stop()
         if self.mirror is not None:
             self.publisher.release.offer_to_mirror()
             if not await self.mirror.drain(drain_timeout):
@@ -295,6 +296,23 @@ class Service:
         self._runner = self._metrics_runner = None
         await self.store.close()
         self._lock.release()  # last: the final save is written
+
+
+    def _save_at_stop(self) -> None:
+        """The last save, marked as made at a clean stop; when it fails, one line says what the next
+        start does instead (docs/hls-rules.md#numbers-across-restarts)."""
+        error = self.snapshots.save_now()
+        if error is None:
+            return
+        if self.snapshots.disk_clean is None:
+            then = "the next start numbers from the clock"
+        elif self.snapshots.disk_clean:
+            then = "the next start continues exactly from the state saved at the last clean stop (nothing new was listed)"
+        else:
+            then = (f"the next start continues above media sequence {self.publisher.release.limit - 1} "
+                    "(reserved by the last state saved) with a discontinuity, at Owncast's next segment")
+        log.error("cannot save state to %s at shutdown: %s; %s (no number is served twice)",
+                  self.state.path, error, then)
 
 
 def settle_heap() -> None:

@@ -12,6 +12,7 @@ import asyncio
 import logging
 from typing import Any, Protocol
 
+from .metrics import Metrics
 from .state import StateFile, describe
 
 log = logging.getLogger(__name__)
@@ -26,12 +27,16 @@ class Durable(Protocol):
 
 
 class Snapshots:
-    def __init__(self, file: StateFile | None) -> None:
+    def __init__(self, file: StateFile | None, metrics: Metrics | None = None) -> None:
         self.file = file
+        self._metrics = metrics
         self._root: Durable | None = None  # its snapshot is the file's top level
         self._parts: dict[str, tuple[Durable, object]] = {}  # key -> (part, what restores nothing)
         self._saving: asyncio.Future[None] | None = None  # the save running in a worker thread
         self.error: str | None = None  # why the last save failed; None once one succeeds
+        # What the file on disk is: None (none this process read or wrote), True when saved at a clean
+        # stop (a start continues exactly), False when saved while running (a start continues above).
+        self.disk_clean: bool | None = None
 
     def register(self, key: str | None, part: Durable, empty: object = None) -> None:
         """`key` None: the part's snapshot (a dict) is the top level; else it is saved under `key`, and
@@ -73,33 +78,58 @@ class Snapshots:
         except Exception as err:  # noqa: BLE001 (a check missed in restore: still a bad file, not a crash)
             why = f"unexpected {describe(err)}"
         else:
+            self.disk_clean = saved.get("clean_stop") is True
             return True
         self.file.set_aside("corrupt", why)
         return False
 
-    async def save(self) -> None:
-        """Write the snapshot in a worker thread; a failure is logged (once per reason) and kept in
-        `error`: the stream goes on (availability first), but a restart now would not continue."""
+    async def save(self) -> dict[str, Any] | None:
+        """Write the snapshot in a worker thread; returns what was saved, or None when the write failed.
+
+        A failure is logged (once per reason), counted and kept in `error`: the stream goes on within
+        the numbers the last saved state reserved (Release), and a restart now continues above them."""
         if self.file is None:
-            return
-        data = self.snapshot()
+            return None
+        # Saved while running: numbers past the state's own may be served before the next save.
+        data = {**self.snapshot(), "clean_stop": False}
         try:
             # Shielded: cancelling the caller cannot stop the thread, and close() waits for it.
             self._saving = asyncio.ensure_future(asyncio.to_thread(self.file.save, data))
             await asyncio.shield(self._saving)
-            self.error = None
         except OSError as err:
             if self.error != err.strerror:
                 log.error("cannot save state to %s: %s", self.file.path, err.strerror)
-            self.error = str(err.strerror)
+            self._failed(err)
+            return None
+        self._succeeded(clean=False)
+        return data
 
-    def save_now(self) -> None:
-        """Write the state synchronously (at shutdown)."""
-        if self.file is not None:
-            try:
-                self.file.save(self.snapshot())
-            except OSError as err:
-                log.error("cannot save state to %s at shutdown: %s", self.file.path, err.strerror)
+    def save_now(self) -> str | None:
+        """Write the state synchronously at a clean stop, marked so: the next start continues exactly.
+        Returns why it could not be written (the caller says what the next start will do), else None."""
+        if self.file is None:
+            return None
+        try:
+            self.file.save({**self.snapshot(), "clean_stop": True})
+        except OSError as err:
+            self._failed(err)
+            return self.error
+        self._succeeded(clean=True)
+        return None
+
+    def _failed(self, err: OSError) -> None:
+        self.error = str(err.strerror or err)
+        if self._metrics is not None:
+            self._metrics.state_save_failures.inc()
+            self._metrics.state_save_failing.set(1)
+
+    def _succeeded(self, *, clean: bool) -> None:
+        if self.error is not None:
+            log.info("state saved to %s again", self.file.path if self.file else "")
+        self.error = None
+        self.disk_clean = clean
+        if self._metrics is not None:
+            self._metrics.state_save_failing.set(0)
 
     async def close(self) -> None:
         """A save still writing in its thread must finish before save_now() writes a newer one."""

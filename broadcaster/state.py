@@ -7,6 +7,7 @@ aside and reported, never a crash loop.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import logging
@@ -121,8 +122,11 @@ class DirectoryLock:
         except BaseException:
             os.close(fd)
             raise
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)  # for the operator, and the next one's message
+        # The pid is for the operator and the next one's message; the lock is the flock. A full
+        # STATE_DIR must not stop start-up for it.
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
 
     def release(self) -> None:

@@ -132,14 +132,17 @@ async def _check(folder: Path, content: bytes) -> None:
             rendered = w.playlists.media_playlist(v)
             assert rendered is None or rendered.body.startswith(b"#EXTM3U\n")
         w.health()
+        # Two reads: after a state not saved at a clean stop, what the first read lists is not listed.
         for v in w.pub.variants() or [0]:
             w.owncast_lists(v, "stream-z-0.ts", "stream-z-1.ts")
+        for v in w.pub.variants():
+            w.owncast_lists(v, "stream-z-2.ts")
         await _settle(w)
         for v in w.pub.variants():
             gen = w.pub.generator(v)
-            assert gen is not None and gen.uris()[-1].endswith("/stream-z-1.ts")  # a new stream is listed
+            assert gen is not None and gen.uris()[-1].endswith("/stream-z-2.ts")  # a new stream is listed
             rendered = w.playlists.media_playlist(v)
-            assert rendered is not None and b"stream-z-1.ts" in rendered.body
+            assert rendered is not None and b"stream-z-2.ts" in rendered.body
         again = StateFile(folder / "again")
         (folder / "again").mkdir()
         again.save({**w.pub.snapshot(), "cleaner": cleaner.snapshot()})

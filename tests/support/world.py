@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 from pathlib import Path
 
+from broadcaster.manifest import Rendered
 from broadcaster.metrics import Metrics
 from broadcaster.owncast import SourcePlaylist, SourceSegment
 from broadcaster.cleaner import Cleaner
@@ -23,10 +24,29 @@ from tests.support.hls_checker import VariantSetChecker
 PUBLIC = "https://cdn.example"
 
 
-class World:
-    """An HLS folder, a scripted bucket and a publisher, with every playlist version checked."""
+class Recording(VisiblePlaylists):
+    """VisiblePlaylists that keep every version made visible, in order: what a player could have seen."""
 
-    def __init__(self, tmp_path: Path, window: float = 4.0) -> None:
+    def __init__(self) -> None:
+        super().__init__()
+        self.shown: list[tuple[int, str]] = []
+
+    def show(self, renderings: dict[int, Rendered]) -> None:
+        super().show(renderings)
+        self.shown += [(v, r.body.decode()) for v, r in renderings.items()]
+
+    def replace(self, renderings: dict[int, Rendered]) -> None:
+        super().replace(renderings)
+        self.shown += [(v, r.body.decode()) for v, r in renderings.items()]
+
+
+class World:
+    """An HLS folder, a scripted bucket and a publisher, with every playlist version checked.
+
+    With `state`, the publisher saves into it before each version is shown, as the service does (call
+    `pub.start()`); `snapshots` restores from it."""
+
+    def __init__(self, tmp_path: Path, window: float = 4.0, state: StateFile | None = None) -> None:
         self.dir = tmp_path
         self.store = FakeStore()
         self.metrics = Metrics()
@@ -34,12 +54,19 @@ class World:
                                  backoff_base=0.001, backoff_cap=0.001)
         self.listed: list[tuple[int, int, str]] = []
         self.clock = 1_800_000_000.0
-        self.playlists = VisiblePlaylists()
+        self.playlists = Recording()
+        self.snapshots = Snapshots(state, self.metrics) if state is not None else None
         self.pub = Publisher(PublisherConfig(hls_dir=tmp_path, key_prefix="live", urls=PublicUrls(PUBLIC),
                                              window_seconds=window, wall_clock=lambda: self.clock),
                              uploader=self.uploader, metrics=self.metrics, playlists=self.playlists,
-                             on_listed=lambda v, n, s, _u: self.listed.append((v, n, s.name)))
-        self.report = HealthReport(self.pub.facts, self.uploader)
+                             on_listed=lambda v, n, s, _u: self.listed.append((v, n, s.name)),
+                             snapshots=self.snapshots)
+        if self.snapshots is not None:
+            self.snapshots.register(None, self.pub)
+        snapshots = self.snapshots
+        self.report = HealthReport(self.pub.facts, self.uploader,
+                                   state_error=lambda: snapshots.error if snapshots else None,
+                                   listing_held=lambda: self.pub.release.held)
         self.checker = VariantSetChecker(allow_resume_after_endlist=True)
         self.segments: dict[int, list[SourceSegment]] = {}
 

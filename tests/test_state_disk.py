@@ -1,0 +1,324 @@
+"""Issue 18, item 1: STATE_DIR full or read-only, then a restart: no media sequence number is served twice.
+
+A real publisher saves into a real StateFile before each version is shown (as the service does), and every
+version made visible, before and after the restart, goes through one VariantSetChecker: a number names
+one URI for good, a URI keeps its number, the media sequence never goes back. The disk fails at the seam
+(StateFile's write raises ENOSPC or EROFS) and, where the test may mount one, on a real small tmpfs that
+fills up or is remounted read-only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import os
+import re
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from broadcaster import hls
+from broadcaster.state import StateFile
+from tests.support.hls_checker import VariantSetChecker
+from tests.support.world import World
+
+VARIANTS = (0, 1)
+NAMES = [f"stream-a-{i}.ts" for i in range(40)]
+
+
+class Disk:
+    """STATE_DIR, made to fail with `fail(errno)` and mended with `heal()`."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.fault: int | None = None
+
+    def state_file(self) -> StateFile:
+        return StateFile(self.folder)
+
+    def fail(self, code: int) -> None:
+        self.fault = code
+
+    def heal(self) -> None:
+        self.fault = None
+
+
+class _FailingStateFile(StateFile):
+    def __init__(self, disk: Disk) -> None:
+        super().__init__(disk.folder)
+        self._disk = disk
+
+    def _write(self, body: bytes) -> None:
+        if self._disk.fault is not None:
+            raise OSError(self._disk.fault, os.strerror(self._disk.fault))
+        super()._write(body)
+
+
+class SeamDisk(Disk):
+    """The seam: StateFile's write raises what a full or read-only disk raises."""
+
+    def state_file(self) -> StateFile:
+        return _FailingStateFile(self)
+
+
+class TmpfsDisk(Disk):
+    """A real 1 MB tmpfs: filled up with a file (ENOSPC), or remounted read-only (EROFS)."""
+
+    def fail(self, code: int) -> None:
+        super().fail(code)
+        if code == errno.ENOSPC:
+            fd = os.open(self.folder / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
+            try:
+                while True:
+                    os.write(fd, b"\0" * 4096)
+            except OSError as err:
+                assert err.errno == errno.ENOSPC
+            finally:
+                os.close(fd)
+        else:
+            _mount("-o", "remount,ro", "tmpfs", str(self.folder))
+
+    def heal(self) -> None:
+        if self.fault == errno.ENOSPC:
+            (self.folder / "filler").unlink()
+        elif self.fault is not None:
+            _mount("-o", "remount,rw", "tmpfs", str(self.folder))
+        super().heal()
+
+
+def _mount(*args: str) -> None:
+    subprocess.run(["mount", *args], check=True, capture_output=True, timeout=10)
+
+
+@contextlib.contextmanager
+def small_tmpfs(folder: Path) -> Iterator[Path]:
+    """A 1 MB tmpfs at `folder`, or a skip when this machine does not let the test mount one."""
+    folder.mkdir()
+    try:
+        _mount("-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(folder))
+    except (OSError, subprocess.SubprocessError) as err:
+        detail = getattr(err, "stderr", b"") or b""
+        pytest.skip(f"cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN): {detail.decode().strip() or err}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False, capture_output=True, timeout=10)
+
+
+@pytest.fixture(params=["seam", "tmpfs"])
+def disk(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Disk]:
+    if request.param == "seam":
+        (tmp_path / "state").mkdir()
+        yield SeamDisk(tmp_path / "state")
+        return
+    with small_tmpfs(tmp_path / "state") as folder:
+        d = TmpfsDisk(folder)
+        try:
+            yield d
+        finally:
+            d.heal()
+
+
+# -- helpers ---------------------------------------------------------------------------------------------
+
+
+async def until(condition: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
+    try:
+        async with asyncio.timeout(timeout):
+            while not condition():
+                await asyncio.sleep(0.002)
+    except TimeoutError:
+        raise AssertionError(f"timed out waiting until {what}") from None
+
+
+def listed(w: World, name: str) -> bool:
+    """`name` is in every variant's visible playlist."""
+    shown = [w.playlists.media_playlist(v) for v in VARIANTS]
+    return all(r is not None and name.encode() in r.body for r in shown)
+
+
+async def owncast_writes(w: World, *names: str) -> None:
+    """Owncast writes each segment in turn; each is shown in every variant before the next."""
+    for name in names:
+        for v in VARIANTS:
+            w.owncast_lists(v, name)
+        await until(lambda: listed(w, name), f"{name} is listed")
+
+
+def first_read(w: World, upto: int) -> None:
+    """What Owncast's playlists list when a restarted service reads them first: its last ten segments."""
+    for v in VARIANTS:
+        w.owncast_lists(v, *NAMES[max(0, upto - 10):upto])
+
+
+def metric(w: World, name: str) -> float:
+    value = w.metrics.registry.get_sample_value(f"hls_broadcaster_{name}")
+    assert value is not None, name
+    return value
+
+
+def numbers(shown: list[tuple[int, str]]) -> dict[int, dict[int, str]]:
+    """variant -> media sequence number -> segment name, over every version shown."""
+    out: dict[int, dict[int, str]] = {v: {} for v in VARIANTS}
+    for v, text in shown:
+        seq = int(re.search(r"#EXT-X-MEDIA-SEQUENCE:(\d+)", text).group(1))  # type: ignore[union-attr]
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                out[v][seq] = line.rsplit("/", 1)[1]
+                seq += 1
+    return out
+
+
+def check_all(*worlds: World) -> VariantSetChecker:
+    """Every version every world showed, in order, through one checker: as one player saw them."""
+    checker = VariantSetChecker(allow_resume_after_endlist=True)
+    for w in worlds:
+        for v, text in w.playlists.shown:
+            checker.assert_ok(str(v), text)
+    return checker
+
+
+# -- the failure, then a restart ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stop", ["sigterm", "crash"])
+@pytest.mark.parametrize("fault", [errno.ENOSPC, errno.EROFS], ids=["full", "read-only"])
+async def test_a_failing_state_dir_then_a_restart_never_serves_a_number_twice(
+    tmp_path: Path, disk: Disk, fault: int, stop: str
+) -> None:
+    hls_dir = tmp_path / "hls"
+    hls_dir.mkdir()
+    a = World(hls_dir, state=disk.state_file())
+    assert a.snapshots is not None and not a.snapshots.restore()
+    await a.pub.start()
+    await owncast_writes(a, *NAMES[0:4])
+    disk.fail(fault)
+    # The stream goes on within the reserve of the last state saved, and says it cannot save.
+    await owncast_writes(a, *NAMES[4:9])
+    ok, body = a.health()
+    assert not ok and f"cannot save state ({os.strerror(fault)})" in str(body["status"])
+    assert metric(a, "state_save_failing") == 1 and metric(a, "state_save_failures_total") >= 5
+    await a.pub.close()
+    if stop == "sigterm":
+        assert a.snapshots.save_now() == os.strerror(fault)
+    before = numbers(a.playlists.shown)
+
+    # The restart, the disk still failing: the old file is read, nothing new is shown until a save works.
+    b = World(hls_dir, state=disk.state_file())
+    assert b.snapshots is not None and b.snapshots.restore() and b.snapshots.disk_clean is False
+    assert b.playlists.media_playlist(0) is None  # the old window is not served again: it went back
+    await b.pub.start()
+    first_read(b, 11)  # a-9 and a-10 were written while the service was down
+    for name in NAMES[11:14]:  # the new window is shown once three target durations long
+        for v in VARIANTS:
+            b.owncast_lists(v, name)
+    await until(lambda: b.pub.release.held, "new versions are held back")
+    ok, body = b.health()
+    assert not ok and "held back" in str(body["status"]) and metric(b, "listing_held") == 1
+    disk.heal()
+    await until(lambda: listed(b, NAMES[13]), "the held version is shown once a save works")  # no new segment
+    await owncast_writes(b, *NAMES[14:16])
+    assert b.health()[0] and metric(b, "listing_held") == 0 and metric(b, "state_save_failing") == 0
+    await b.pub.close()
+    assert b.snapshots.save_now() is None
+
+    # A clean stop, then a start: exactly where it was.
+    c = World(hls_dir, state=disk.state_file())
+    assert c.snapshots is not None and c.snapshots.restore() and c.snapshots.disk_clean
+    await c.pub.start()
+    first_read(c, 17)
+    await until(lambda: listed(c, NAMES[16]), "the next segment is listed")
+    await c.pub.close()
+
+    check_all(a, b, c)  # same number same URI, same URI same number, never back, across both restarts
+    after = numbers(b.playlists.shown + c.playlists.shown)
+    for v in VARIANTS:
+        assert min(after[v]) > max(before[v])
+        assert set(after[v].values()).isdisjoint(before[v].values())  # nothing listed again, renumbered
+        # Nothing Owncast listed at the first read after the restart is listed: it may have been served.
+        assert sorted(after[v].values()) == NAMES[11:17]
+        got = sorted(after[v])
+        assert got == list(range(got[0], got[0] + len(got)))  # continuous after the jump, clean restart too
+    # The first version after the restart: its first segment carries the discontinuity.
+    head = b.playlists.shown[0][1].split("#EXT-X-PROGRAM-DATE-TIME")[0]
+    assert head.rstrip().endswith("#EXT-X-DISCONTINUITY")
+
+
+async def test_when_the_reserve_is_used_up_new_versions_wait_for_a_save(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(hls, "SEQUENCE_RESERVE", 3)
+    (tmp_path / "hls").mkdir()
+    disk = SeamDisk(tmp_path)
+    w = World(tmp_path / "hls", state=disk.state_file())
+    await w.pub.start()
+    await owncast_writes(w, *NAMES[0:2])  # the version with number 1 saved next = 2: reserved below 5
+    disk.fail(errno.ENOSPC)
+    await owncast_writes(w, *NAMES[2:5])  # numbers 2, 3, 4
+    for v in VARIANTS:
+        w.owncast_lists(v, NAMES[5])
+    await until(lambda: w.pub.release.held, "held back")
+    assert not listed(w, NAMES[5]) and NAMES[5] not in [n for _, _, n in w.listed]  # not shown, not told
+    ok, body = w.health()
+    assert "held back" in str(body["status"]) and "No space left on device" in str(body["status"])
+    disk.heal()
+    await until(lambda: listed(w, NAMES[5]), "shown once saved")
+    assert [n for v, _, n in w.listed if v == 0] == NAMES[0:6]  # told once each, in order
+    await w.pub.close()
+    check_all(w)
+
+
+async def test_a_clean_state_then_a_disk_failing_from_the_start_shows_nothing_new(tmp_path: Path) -> None:
+    """A state saved at a clean stop promises nothing past its numbers was served: no new number is
+    shown before a save says otherwise, so a crash now still continues exactly."""
+    (tmp_path / "hls").mkdir()
+    disk = SeamDisk(tmp_path)
+    a = World(tmp_path / "hls", state=disk.state_file())
+    await a.pub.start()
+    await owncast_writes(a, *NAMES[0:3])
+    await a.pub.close()
+    assert a.snapshots is not None and a.snapshots.save_now() is None
+    disk.fail(errno.EROFS)
+    b = World(tmp_path / "hls", state=disk.state_file())
+    assert b.snapshots is not None and b.snapshots.restore() and b.snapshots.disk_clean
+    assert listed(b, NAMES[2])  # the window continues exactly
+    await b.pub.start()
+    for v in VARIANTS:
+        b.owncast_lists(v, *NAMES[0:4])
+    await until(lambda: b.pub.release.held, "held back")
+    assert not listed(b, NAMES[3])
+    await b.pub.close()  # a crash: the file still says clean, and nothing past it was served
+    disk.heal()
+    c = World(tmp_path / "hls", state=disk.state_file())
+    assert c.snapshots is not None and c.snapshots.restore() and c.snapshots.disk_clean
+    await c.pub.start()
+    for v in VARIANTS:
+        c.owncast_lists(v, *NAMES[0:5])
+    await until(lambda: listed(c, NAMES[4]), "listed")
+    await c.pub.close()
+    check_all(a, b, c)
+    assert [n for _, n in sorted(numbers(c.playlists.shown)[0].items())][-3:] == NAMES[2:5]
+
+
+async def test_a_crash_with_a_healthy_disk_continues_above_a_clean_stop_continues_exactly(tmp_path: Path) -> None:
+    (tmp_path / "hls").mkdir()
+    disk = SeamDisk(tmp_path)
+    a = World(tmp_path / "hls", state=disk.state_file())
+    await a.pub.start()
+    await owncast_writes(a, *NAMES[0:3])
+    await a.pub.close()  # killed: no save at a clean stop
+    b = World(tmp_path / "hls", state=disk.state_file())
+    assert b.snapshots is not None and b.snapshots.restore()
+    await b.pub.start()
+    first_read(b, 4)
+    for name in NAMES[4:7]:
+        for v in VARIANTS:
+            b.owncast_lists(v, name)
+    await until(lambda: listed(b, NAMES[6]), "listed")
+    await b.pub.close()
+    check_all(a, b)
+    gen = b.pub.generator(0)
+    assert gen is not None and gen.media_sequence == hls.continue_above(3 + hls.SEQUENCE_RESERVE, 3, [0, 0])[0]
