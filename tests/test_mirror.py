@@ -129,9 +129,10 @@ async def test_writes_to_one_key_start_at_least_a_second_apart() -> None:
             started.append((key, clock[0]))
             await super().put(key, body, content_type=content_type, cache_control=cache_control)
 
-    async def fake_sleep(seconds: float) -> None:
-        clock[0] += seconds
-        await asyncio.sleep(0)
+    async def fake_sleep(seconds: float) -> None:  # the test moves the clock
+        wake = clock[0] + seconds
+        while clock[0] < wake:
+            await asyncio.sleep(0)
 
     store = TimedStore()
     m = PlaylistMirror(store, Metrics(), attempt_timeout=1.0, monotonic=lambda: clock[0], sleep=fake_sleep)
@@ -140,8 +141,12 @@ async def test_writes_to_one_key_start_at_least_a_second_apart() -> None:
         for n in range(1, 21):  # 20 versions of each, 0.25 s apart
             for key in keys:
                 m.offer(key, version(n), "c")
+            for _ in range(5):
+                await asyncio.sleep(0)
             clock[0] += 0.25
+        for _ in range(40):  # 10 s more of clock for the last versions
             await asyncio.sleep(0)
+            clock[0] += 0.25
         assert await m.drain(5)
         for key in keys:
             times = [t for k, t in started if k == key]
