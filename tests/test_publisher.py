@@ -121,14 +121,29 @@ async def test_missing_init_section_loses_its_segments(world: World) -> None:
         "hls_broadcaster_segments_lost_total", {"variant": "0", "reason": "init_lost"}) == 1
 
 
-async def test_too_long_segment_is_rejected_and_counted(world: World) -> None:
-    world.owncast_lists(0, "stream-a-0.ts")
-    world.owncast_lists(0, "stream-a-1.ts", duration=2.0)
-    world.owncast_lists(0, "stream-a-2.ts")
+async def test_a_longer_segment_raises_the_target_with_a_new_playlist(world: World) -> None:
+    """Passthrough: a segment longer than the target is never dropped. The target is doubled (at
+    least), every variant starts a new playlist above all it served, and the checker (allow_restart)
+    holds every version to the rules."""
+    world.pub.on_master([SourceVariant(0, 800_000), SourceVariant(1, 300_000)])
+    for v in (0, 1):
+        world.owncast_lists(v, "stream-a-0.ts")
     await world.settle()
-    assert world.uris(0) == ["stream-a-0.ts", "stream-a-2.ts"]
+    for v in (0, 1):
+        world.owncast_lists(v, "stream-a-1.ts", duration=2.6)
+        world.owncast_lists(v, "stream-a-2.ts", duration=1.0)
+        world.owncast_lists(v, "stream-a-3.ts", duration=4.4)
+    await world.settle()
+    for v in (0, 1):
+        assert world.uris(v) == ["stream-a-3.ts"]  # the new playlist after the second raise
+        assert "#EXT-X-TARGETDURATION:6\n" in world.text(v)  # 1 -> 3 (2.6 s) -> 6 (4.4 s, doubled)
+    assert [n for v, _, n in world.listed if v == 0] == [f"stream-a-{i}.ts" for i in range(4)]
     assert world.metrics.registry.get_sample_value(
-        "hls_broadcaster_input_rejected_total", {"reason": "rejected"}) == 1
+        "hls_broadcaster_target_duration_changes_total", {"reason": "longer_segment"}) == 2
+    assert world.metrics.registry.get_sample_value("hls_broadcaster_input_rejected_total",
+                                                   {"reason": "rejected"}) is None
+    numbers = [n for v, n, _ in world.listed if v == 0]
+    assert numbers == sorted(set(numbers))  # never reused, never back
 
 
 async def test_variants_list_the_same_slots_under_the_same_numbers(world: World) -> None:
@@ -216,11 +231,11 @@ async def test_health_says_when_owncast_produces_but_nothing_is_listed(world: Wo
     world.owncast_lists(0, "stream-a-0.ts")
     await world.settle()
     for i in range(1, 4):
-        world.owncast_lists(0, f"stream-a-{i}.ts", duration=3.0)  # all too long for target 1
+        world.owncast_lists(0, f"stream-a-{i}.ts", duration=40.0)  # beyond any target: rejected
     await world.settle()
     real = world.pub._mono
     world.pub._mono = lambda: real() + 10
-    world.owncast_lists(0, "stream-a-4.ts", duration=3.0)  # Owncast keeps producing
+    world.owncast_lists(0, "stream-a-4.ts", duration=40.0)  # Owncast keeps producing
     ok, body = world.health()
     assert not ok and "nothing listed for" in str(body["status"])
 
