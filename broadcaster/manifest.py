@@ -223,8 +223,9 @@ class ManifestGenerator:
             self._removed.append(Removed(e.segment, now, keep))
             if e.discontinuity:
                 self._discontinuity_sequence += 1
-        if self._entries:
-            self._discontinuity_sequence += 1  # the next segment starts a new timeline, counted here
+        # The next segment starts a new timeline, counted here, in every variant alike (all restart
+        # together, also one that listed nothing yet), so discontinuity numbers stay the same across them.
+        self._discontinuity_sequence += 1
         self._entries.clear()
         self._peaks.clear()
         self._duration = 0.0

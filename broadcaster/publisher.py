@@ -190,12 +190,17 @@ class Publisher:
         self._metrics.variants_cut_apart.inc()
         log.warning("Owncast cuts the variants of this stream at different instants (video passthrough?); "
                     "listing each variant on its own, lined up by time")
-        for slot in self.aligner.take_run(run):
+        moved = self.aligner.take_run(run)
+        # Raise the target now, while nothing of these slots is listed: every variant then starts its
+        # new playlist at the same moment, and discontinuity numbers agree at every instant.
+        longest = max((c.source.duration for slot in moved for c in slot.copies.values()), default=0.0)
+        self._raise_target(longest, "longer_segment")
+        for slot in moved:
             for index, copy in slot.copies.items():
                 lane = self._aligner_for(index, run)
-                moved = lane.slot(slot.key)
-                moved.discontinuity |= slot.discontinuity
-                lane.add_copy(moved, index, copy)
+                again = lane.slot(slot.key)
+                again.discontinuity |= slot.discontinuity
+                lane.add_copy(again, index, copy)
 
     def _run_of(self, v: Variant, seg: SourceSegment) -> int:
         name = stream_id(seg.name) or f"run-{v.restarts}"
@@ -365,8 +370,19 @@ class Publisher:
             wanted, reason = max(need, min(hls.MAX_TARGET_DURATION, 2 * current)), "longer_segment"
         else:
             return
+        self._set_target(wanted, reason, slot)
+
+    def _raise_target(self, duration: float, reason: str) -> None:
+        """A segment of `duration` must fit: the target at least doubled, if it does not already."""
+        current = self.target_duration
+        need = hls.rounded_duration(round(duration, 3))
+        if current is not None and need > current:
+            self._set_target(max(need, min(hls.MAX_TARGET_DURATION, 2 * current)), reason, None)
+
+    def _set_target(self, wanted: int, reason: str, slot: Slot | None) -> None:
+        current = self.target_duration
         wanted = min(wanted, hls.MAX_TARGET_DURATION)
-        if wanted == current:
+        if current is None or wanted == current:
             return
         now = self._mono()
         for v in self._variants.values():
@@ -381,6 +397,10 @@ class Publisher:
         if reason == "new_stream":
             log.warning("new stream with a target duration of %ds (was %ds): the playlists start again at "
                         "the same addresses", wanted, current)
+        elif slot is None:
+            log.warning("variants cut apart with segments up to %ds: target raised from %ds to %ds, the "
+                        "playlists start again at the same addresses; TARGET_DURATION=%d avoids this",
+                        wanted, current, wanted, wanted)
         else:
             longest = max((c.source for c in slot.copies.values()), key=lambda src: src.duration)
             log.warning("segment %s lasts %.3fs, longer than the target duration %ds (video passthrough?): "
