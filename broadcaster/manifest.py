@@ -106,6 +106,7 @@ class ManifestGenerator:
         if target_duration < 1:
             raise ValueError("target duration must be an integer >= 1 (4.4.3.1)")
         self.target_duration = target_duration
+        self._requested_window = window_seconds
         # 6.2.2: never shorter than three target durations.
         self.window_seconds = max(window_seconds, hls.min_window_seconds(target_duration))
         self.independent_segments = independent_segments
@@ -240,6 +241,33 @@ class ManifestGenerator:
         self._slide(now)
         self._rendered = self._edge = None
         return entry.sequence
+
+    def restart(self, target_duration: int, now: float) -> None:
+        """A new playlist at the same address, for a new target duration (docs/hls-rules.md, "A new
+        target duration"): every segment leaves at once (kept downloadable as any removed one), and
+        the next one starts the new window. Numbers continue above every one served, and the next
+        segment's discontinuity number is above every one before it, so a player that reloads sees a
+        jump forward past a discontinuity, never a number or a timeline going back."""
+        if target_duration < 1:
+            raise ValueError("target duration must be an integer >= 1 (4.4.3.1)")
+        for e in self._entries:
+            keep = e.segment.duration + self._longest(e.sequence)
+            self._removed.append(Removed(e.segment, now, keep))
+            if e.discontinuity:
+                self._discontinuity_sequence += 1
+        # The next segment starts a new timeline, counted here, in every variant alike (all restart
+        # together, also one that listed nothing yet), so discontinuity numbers stay the same across them.
+        self._discontinuity_sequence += 1
+        self._entries.clear()
+        self._peaks.clear()
+        self._duration = 0.0
+        self._media_sequence = self._next_sequence
+        self._pending_discontinuity = False
+        self._ended = False
+        self.target_duration = target_duration
+        self.window_seconds = max(self._requested_window, hls.min_window_seconds(target_duration))
+        self.can_skip = self.can_block_reload and hls.offers_delta_updates(self.window_seconds, target_duration)
+        self._rendered = self._edge = None
 
     def end(self) -> None:
         """6.2.1: the stream ended; EXT-X-ENDLIST is appended and the playlist stops changing."""

@@ -69,6 +69,19 @@ class Metrics:
         self.bytes_uploaded = Counter(
             f"{_NS}_uploaded_bytes", "Bytes stored in the bucket", ["variant"], registry=r
         )
+        self.target_duration = Gauge(
+            f"{_NS}_target_duration_seconds", "EXT-X-TARGETDURATION of the playlists served now", registry=r,
+        )
+        self.target_changes = Counter(
+            f"{_NS}_target_duration_changes",
+            "New playlists started for another target duration (reason: new_stream, longer_segment)",
+            ["reason"], registry=r,
+        )
+        self.variants_cut_apart = Counter(
+            f"{_NS}_variants_cut_apart",
+            "Owncast runs whose variants are cut at different instants (passthrough), listed variant by variant",
+            registry=r,
+        )
         self.input_rejected = Counter(
             f"{_NS}_input_rejected", "Files or playlist entries in HLS_DIR skipped as unsafe or invalid", ["reason"],
             registry=r,

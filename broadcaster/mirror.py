@@ -8,6 +8,10 @@ object atomically, so a viewer gets either the old playlist or the new one.
 Ordering: a segment is listed only once it is in the bucket, and a version is offered only once it
 is visible (and saved), so a playlist in the bucket never names a segment that is not there. The
 multivariant playlist waits until each media playlist it names has been written once.
+
+Pace: R2 accepts at most one write per second to the same key and answers 429 beyond (docs/r2.md).
+With 1 s segments a media playlist changes about once a second, so writes to one key start at least
+MIN_WRITE_INTERVAL apart; versions offered meanwhile collapse into the newest, as during a slow PUT.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from . import hls
@@ -30,6 +34,9 @@ log = logging.getLogger(__name__)
 
 _BACKOFF_BASE = 0.5
 _BACKOFF_CAP = 5.0
+# R2: one write per second per key. A little above it, so two PUTs never land in the same second
+# at R2 even when the second one travels faster than the first.
+MIN_WRITE_INTERVAL = 1.1
 
 
 @dataclass(slots=True)
@@ -41,6 +48,7 @@ class _Key:
     requires: tuple[str, ...] = ()
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
+    last_put: float | None = None  # monotonic, when the last PUT to this key started
 
 
 class PlaylistMirror:
@@ -51,11 +59,15 @@ class PlaylistMirror:
         *,
         attempt_timeout: float,
         monotonic: Callable[[], float] = time.monotonic,
+        min_interval: float = MIN_WRITE_INTERVAL,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._store = store
         self._metrics = metrics
         self._timeout = attempt_timeout
         self._mono = monotonic
+        self._min_interval = min_interval
+        self._sleep = sleep
         self._keys: dict[str, _Key] = {}
         self._written_once = asyncio.Event()  # set whenever a key is written for the first time
         self._current = asyncio.Event()  # set while every offered version is written
@@ -100,9 +112,12 @@ class PlaylistMirror:
             while not all(self.written(r) is not None for r in k.requires):
                 self._written_once.clear()
                 await self._written_once.wait()
+            if k.last_put is not None and (wait := k.last_put + self._min_interval - self._mono()) > 0:
+                await self._sleep(wait)  # offers meanwhile replace k.latest: only the newest is written
             rendered = k.latest
             if rendered is None:
                 continue
+            k.last_put = self._mono()
             ok = await self._put(key, rendered, k.cache_control)
             if ok:
                 failures = 0

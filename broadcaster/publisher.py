@@ -81,6 +81,12 @@ class Publisher:
         self._mono = config.monotonic
         self.playlists = playlists
         self.playlists.target_duration = config.target_duration or None
+        # TARGET_DURATION: the smallest target the operator allows (a longer segment still raises it).
+        self._floor = config.target_duration or 0
+        # Runs whose variants are cut at different instants (a copied variant next to transcoded
+        # ones): each variant is listed on its own, from a SlotAligner of its own.
+        self._apart: set[int] = set()
+        self._lanes: dict[int, SlotAligner] = {}
         self._variants: dict[int, Variant] = {}
         self._runs: dict[str, int] = {}  # Owncast run name -> order
         self.aligner = SlotAligner()
@@ -132,12 +138,15 @@ class Publisher:
                 self._input_log.warning(f"unsafe_name:{index}", "skipping %r in %s/stream.m3u8: %s",
                                         shown, index, why)
         stream = [s for s in playlist.segments if not s.is_offline_clip]
-        if self.target_duration is None and stream:
+        if stream:
             # Owncast's offline clip (8 s) and idle transcoder (5 s) say nothing about the stream's own
-            # segment length, so only real stream segments decide the one target duration.
-            self.target_duration = hls.target_duration_for(playlist.target_duration)
+            # segment length, so only real stream segments tell what a new stream needs.
+            v.advertised = hls.target_duration_for(playlist.target_duration)
+        if self.target_duration is None and stream:
+            self.target_duration = max(self._floor, v.advertised)
             self._independent = playlist.independent_segments
-            log.info("target duration fixed at %ds (Owncast advertises %ds)", self.target_duration,
+            self._metrics.target_duration.set(self.target_duration)
+            log.info("target duration %ds (Owncast advertises %ds)", self.target_duration,
                      playlist.target_duration)
         target = self.target_duration
         if target is not None and v.generator is None:
@@ -162,7 +171,7 @@ class Publisher:
         # Owncast's offline tail ends with ENDLIST; its idle transcoder only lists offline clips.
         ended = playlist.ended or (bool(playlist.segments) and playlist.segments[-1].is_offline_clip)
         if ended and not v.source_ended and v.last_key is not None:
-            self.aligner.slot((v.last_key[0], END))
+            self._aligner_for(v.index, v.last_key[0]).slot((v.last_key[0], END))
         v.source_ended = ended
         self._advance()
 
@@ -194,6 +203,36 @@ class Publisher:
         if len(v.seen) > SEEN_LIMIT:
             v.seen.popitem(last=False)
 
+    def _aligner_for(self, index: int, run: int) -> SlotAligner:
+        if run not in self._apart:
+            return self.aligner
+        lane = self._lanes.get(index)
+        if lane is None:
+            lane = self._lanes[index] = SlotAligner()
+            lane.decided = self.aligner.decided  # what was decided together stays decided
+        return lane
+
+    def _cut_apart(self, run: int) -> None:
+        """Owncast cut this run's variants at different instants (video passthrough): its segment
+        numbers no longer name the same moment in every variant, so from now on each variant lists
+        its own segments as they come, and players line variants up by PROGRAM-DATE-TIME and
+        discontinuity numbers (docs/hls-rules.md, "Variants cut apart")."""
+        self._apart.add(run)
+        self._metrics.variants_cut_apart.inc()
+        log.warning("Owncast cuts the variants of this stream at different instants (video passthrough?); "
+                    "listing each variant on its own, lined up by time")
+        moved = self.aligner.take_run(run)
+        # Raise the target now, while nothing of these slots is listed: every variant then starts its
+        # new playlist at the same moment, and discontinuity numbers agree at every instant.
+        longest = max((c.source.duration for slot in moved for c in slot.copies.values()), default=0.0)
+        self._raise_target(longest, "longer_segment")
+        for slot in moved:
+            for index, copy in slot.copies.items():
+                lane = self._aligner_for(index, run)
+                again = lane.slot(slot.key)
+                again.discontinuity |= slot.discontinuity
+                lane.add_copy(again, index, copy)
+
     def _run_of(self, v: Variant, seg: SourceSegment) -> int:
         name = stream_id(seg.name) or f"run-{v.restarts}"
         return self._runs.setdefault(name, len(self._runs))
@@ -202,13 +241,14 @@ class Publisher:
         key = (self._run_of(v, seg), number)
         self._metrics.segments_seen.labels(variant=str(v.index)).inc()
         v.last_new_segment = now
-        if self.aligner.is_late(key):
+        aligner = self._aligner_for(v.index, key[0])
+        if aligner.is_late(key):
             self._metrics.segments_lost.labels(variant=str(v.index), reason="late").inc()
             log.warning("variant %d: %s arrived after its slot was decided; not listed", v.index, seg.name)
             return
         v.first.setdefault(key[0], key[1])
         v.last_key = key if v.last_key is None else max(v.last_key, key)
-        slot = self.aligner.slot(key)
+        slot = aligner.slot(key)
         slot.discontinuity |= seg.discontinuity
         folder = self._hls_dir / str(v.index)
         init_key: str | None = None
@@ -230,8 +270,25 @@ class Publisher:
         else:
             task = asyncio.ensure_future(self._upload(folder / seg.name, seg_key, v.index, init_task))
         task.add_done_callback(self._on_done)
-        self.aligner.add_copy(slot, v.index, Copy(seg, seg_key, init_key, now, task))
+        aligner.add_copy(slot, v.index, Copy(seg, seg_key, init_key, now, task))
+        if aligner is self.aligner and self._apart_from(seg, slot, v.index):
+            self._cut_apart(key[0])
         self._update_queue_gauge()
+
+    @staticmethod
+    def _apart_from(seg: SourceSegment, slot: Slot, index: int) -> bool:
+        """This copy does not cover the same moment as the slot's other copies (more than half a
+        second apart in date or length: ffmpeg's lockstep cuts differ by a frame or two)."""
+        for other_index, other in slot.copies.items():
+            if other_index == index:
+                continue
+            o = other.source
+            if abs(o.duration - seg.duration) > 0.5:
+                return True
+            if o.program_date_time is not None and seg.program_date_time is not None \
+                    and abs(o.program_date_time - seg.program_date_time) > 0.5:
+                return True
+        return False
 
     def _run_name(self, run: int) -> str:
         return next((name for name, order in self._runs.items() if order == run), f"run-{run}")
@@ -254,7 +311,16 @@ class Publisher:
             self._advance()
 
     def _advance(self) -> None:
-        while (ready := self.aligner.take_ready(self._variants.values(), self._mono, self.target_duration)):
+        self._advance_with(self.aligner, list(self._variants.values()))
+        for index, lane in self._lanes.items():
+            v = self._variants.get(index)
+            if v is not None:
+                self._advance_with(lane, [v])
+        self._update_queue_gauge()
+        self.release.changed()
+
+    def _advance_with(self, aligner: SlotAligner, variants: list[Variant]) -> None:
+        while (ready := aligner.take_ready(variants, self._mono, self.target_duration)):
             slot, members, previous = ready.slot, ready.members, ready.previous
             key = slot.key
             if key[1] == END:
@@ -274,8 +340,6 @@ class Publisher:
                     if v.generator is not None:
                         v.generator.mark_gap()
             self._decide(slot, members)
-        self._update_queue_gauge()
-        self.release.changed()
 
     def _decide(self, slot: Slot, members: list[Variant]) -> None:
         failed: set[int] = set()  # variants whose own copy cannot be listed
@@ -291,14 +355,14 @@ class Publisher:
             elif (err := copy.task.exception()) is not None:
                 failed.add(v.index)
                 self._lost(v, copy, err)
-            elif target is not None and not hls.fits_target(round(copy.source.duration, 3), target):
-                # Checked for every variant before any lists it: one generator refusing what the
-                # others list would leave it a number behind for good.
+            elif not hls.fits_target(round(copy.source.duration, 3), hls.MAX_TARGET_DURATION):
+                # Beyond any Owncast setting: a broken playlist, not a reason to slow every viewer.
                 failed.add(v.index)
                 self._metrics.input_rejected.labels(reason="rejected").inc()
                 self._metrics.segments_lost.labels(variant=str(v.index), reason="rejected").inc()
-                log.warning("variant %d: segment %s not listed: EXTINF %.3fs does not fit target duration %ds",
-                            v.index, copy.source.name, copy.source.duration, target)
+                log.warning("variant %d: segment %s not listed: EXTINF %.3fs is beyond the longest target "
+                            "duration served (%ds)", v.index, copy.source.name, copy.source.duration,
+                            hls.MAX_TARGET_DURATION)
         if failed:
             # Listing it in some variants only would number them differently: drop it everywhere.
             for v in members:
@@ -307,15 +371,72 @@ class Publisher:
                 if v.index not in failed:
                     self._metrics.segments_lost.labels(variant=str(v.index), reason="sibling_lost").inc()
             return
-        sequence = self._next_sequence
-        discontinuity = slot.discontinuity or (self._last_run is not None and slot.key[0] != self._last_run)
+        self._fit_target(slot, members)
+        base = self._next_sequence  # where an empty playlist starts: the same for every variant of the slot
         wall = self._wall()  # one clock reading per slot: a date made up here is the same in every variant
-        listed_any = False
         for v in members:
-            listed_any |= self._list(v, slot.copies[v.index], sequence, discontinuity, slot.key[0], wall)
-        if listed_any:
-            self._next_sequence += 1
-            self._last_run = slot.key[0]
+            last_run = v.last_run if v.last_run is not None else self._last_run
+            discontinuity = slot.discontinuity or (last_run is not None and slot.key[0] != last_run)
+            if self._list(v, slot.copies[v.index], base, discontinuity, slot.key[0], wall):
+                v.last_run = self._last_run = slot.key[0]
+
+    def _fit_target(self, slot: Slot, members: list[Variant]) -> None:
+        """Keep 4.4.3.1 and 6.2.1 while Owncast changes underneath (docs/hls-rules.md, "A new target
+        duration"): a new stream gets the target its own playlists advertise; a segment longer than
+        the target within a stream raises it, doubled, so a copied variant's keyframe interval costs
+        a new playlist once or twice, not at every longer segment. Either way every playlist starts
+        again at the same address above all it served, and no segment is dropped."""
+        current = self.target_duration
+        if current is None:
+            return
+        need = max(hls.rounded_duration(round(c.source.duration, 3)) for c in slot.copies.values())
+        run = slot.key[0]
+        new_stream = any(v.last_run is not None and v.last_run != run for v in members) or (
+            self._last_run is not None and self._last_run != run and all(v.last_run is None for v in members))
+        if new_stream:
+            advertised = max((v.advertised for v in self._variants.values()
+                              if v.last_key is not None and v.last_key[0] == run), default=need)
+            wanted, reason = max(self._floor, advertised, need), "new_stream"
+        elif need > current:
+            wanted, reason = max(need, min(hls.MAX_TARGET_DURATION, 2 * current)), "longer_segment"
+        else:
+            return
+        self._set_target(wanted, reason, slot)
+
+    def _raise_target(self, duration: float, reason: str) -> None:
+        """A segment of `duration` must fit: the target at least doubled, if it does not already."""
+        current = self.target_duration
+        need = hls.rounded_duration(round(duration, 3))
+        if current is not None and need > current:
+            self._set_target(max(need, min(hls.MAX_TARGET_DURATION, 2 * current)), reason, None)
+
+    def _set_target(self, wanted: int, reason: str, slot: Slot | None) -> None:
+        current = self.target_duration
+        wanted = min(wanted, hls.MAX_TARGET_DURATION)
+        if current is None or wanted == current:
+            return
+        now = self._mono()
+        for v in self._variants.values():
+            if v.generator is not None:
+                v.generator.restart(wanted, now)
+                removed = v.generator.drain_removed()
+                if removed and self._on_removed is not None:
+                    self._on_removed(removed)
+        self.target_duration = wanted
+        self._metrics.target_duration.set(wanted)
+        self._metrics.target_changes.labels(reason=reason).inc()
+        if reason == "new_stream":
+            log.warning("new stream with a target duration of %ds (was %ds): the playlists start again at "
+                        "the same addresses", wanted, current)
+        elif slot is None:
+            log.warning("variants cut apart with segments up to %ds: target raised from %ds to %ds, the "
+                        "playlists start again at the same addresses; TARGET_DURATION=%d avoids this",
+                        wanted, current, wanted, wanted)
+        else:
+            longest = max((c.source for c in slot.copies.values()), key=lambda src: src.duration)
+            log.warning("segment %s lasts %.3fs, longer than the target duration %ds (video passthrough?): "
+                        "target raised to %ds, the playlists start again at the same addresses; "
+                        "TARGET_DURATION=%d avoids this", longest.name, longest.duration, current, wanted, wanted)
 
     def _lost(self, v: Variant, copy: Copy, err: BaseException) -> None:
         reason = err.reason if isinstance(err, SegmentLost) else "error"
@@ -325,9 +446,13 @@ class Publisher:
         else:
             log.error("variant %d: segment %s lost to an unexpected error: %r", v.index, copy.source.name, err)
 
-    def _list(self, v: Variant, copy: Copy, sequence: int, discontinuity: bool, run: int, wall: float) -> bool:
+    def _list(self, v: Variant, copy: Copy, base: int, discontinuity: bool, run: int, wall: float) -> bool:
         gen = v.generator
         assert gen is not None
+        # Each playlist numbers its own segments; an empty one (new, or after a new target) starts at
+        # the highest number any variant has reached, so numbering never goes back and variants
+        # listed together keep the same numbers.
+        sequence = max(gen.next_sequence, base) if not gen.segment_count else gen.next_sequence
         src = copy.source
         segment = ListedSegment(
             uri=self._urls.segment(copy.key),
@@ -345,6 +470,7 @@ class Publisher:
             log.warning("variant %d: segment %s not listed: %s", v.index, src.name, err)
             gen.mark_gap()
             return False
+        self._next_sequence = max(self._next_sequence, gen.next_sequence)
         now = self._mono()
         v.last_listed = now
         label = str(v.index)
@@ -365,6 +491,10 @@ class Publisher:
             self._on_removed(removed)
         return True
 
+    def _undecided(self) -> list[Slot]:
+        """Every slot not yet listed or dropped, together and variant by variant."""
+        return [*self.aligner.slots(), *(s for lane in self._lanes.values() for s in lane.slots())]
+
     def _renderings(self, edge: bool = False) -> dict[int, Rendered]:
         return {v.index: v.generator.render_edge() if edge else v.generator.render()
                 for v in self._variants.values()
@@ -375,7 +505,7 @@ class Publisher:
 
     @property
     def queue_depth(self) -> int:
-        return self.aligner.queued
+        return self.aligner.queued + sum(lane.queued for lane in self._lanes.values())
 
     # -- persistence (publisher_state.py's format) -------------------------------------------------
 
@@ -384,7 +514,7 @@ class Publisher:
         memory = Memory(self._variants, self.target_duration, self._independent, self._next_sequence,
                         self._last_run, self.aligner.decided, self._runs, self._restored_uploads,
                         discontinuity_floor=self._discontinuity_floor)
-        return encode(memory, self.aligner.slots(), self._mono())
+        return encode(memory, self._undecided(), self._mono())
 
     def restore(self, data: dict[str, object]) -> None:
         """Continue from `snapshot`; raises ValueError (nothing changed) when it does not add up.
@@ -446,7 +576,7 @@ class Publisher:
         return v.generator if v else None
 
     def facts(self) -> PublisherFacts:
-        oldest = min((c.seen_at for s in self.aligner.slots() for c in s.copies.values()), default=None)
+        oldest = min((c.seen_at for s in self._undecided() for c in s.copies.values()), default=None)
         return PublisherFacts(self._mono(), list(self._variants.values()), self.target_duration,
                               self._upload_ratio, oldest, self.queue_depth)
 
@@ -454,7 +584,7 @@ class Publisher:
 
     async def drain(self, timeout: float) -> bool:
         """Wait up to `timeout` for uploads in flight; True when nothing is left."""
-        tasks = [c.task for s in self.aligner.slots() for c in s.copies.values() if not c.task.done()]
+        tasks = [c.task for s in self._undecided() for c in s.copies.values() if not c.task.done()]
         if not tasks:
             return True
         _done, pending = await asyncio.wait(tasks, timeout=timeout)
@@ -466,7 +596,7 @@ class Publisher:
     async def close(self) -> None:
         self._closed = True
         await self.release.close()
-        tasks = [c.task for s in self.aligner.slots() for c in s.copies.values()]
+        tasks = [c.task for s in self._undecided() for c in s.copies.values()]
         tasks += [t for v in self._variants.values() for t in v.inits.values()]
         for t in tasks:
             t.cancel()

@@ -58,6 +58,8 @@ class Variant:
     last_new_segment: float | None = None  # monotonic, Owncast listed something new
     last_listed: float | None = None  # monotonic, we listed something
     created: float = 0.0  # monotonic
+    advertised: int = 0  # EXT-X-TARGETDURATION of Owncast's last playlist with stream segments
+    last_run: int | None = None  # run of the last segment this variant listed
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +106,14 @@ class SlotAligner:
         if index not in slot.copies:
             self._queued += 1
         slot.copies[index] = copy
+
+    def take_run(self, run: int) -> list[Slot]:
+        """Take every undecided slot of `run` out (its variants are listed one by one from now on)."""
+        keys = [k for k in self._order if k[0] == run]
+        self._order = [k for k in self._order if k[0] != run]
+        slots = [self._slots.pop(k) for k in keys]
+        self._queued -= sum(len(s.copies) for s in slots)
+        return slots
 
     def take_ready(self, variants: Iterable[Variant], now: Callable[[], float], target: int | None) -> Ready | None:
         """The first undecided slot once it can be decided (taken out of the queue), else None."""

@@ -97,6 +97,7 @@ def feed(texts: list[str], **kwargs: bool) -> list[list[Violation]]:
     checker = MediaPlaylistChecker(
         allow_resume_after_endlist=kwargs.get("allow_resume_after_endlist", False),
         allow_playlist_type=kwargs.get("allow_playlist_type", False),
+        allow_restart=kwargs.get("allow_restart", False),
     )
     return [checker.check(t) for t in texts]
 
@@ -210,6 +211,9 @@ BETWEEN: list[Case] = [
      [media(A4, endlist=True), BASE, media([*A4, Seg("e.ts", disc=True)])],
      [media(A4, endlist=True), BASE, media([*A4, Seg("e.ts")])], {"allow_resume_after_endlist": True},
      frozenset()),
+    ("restart-not-above",  # a new playlist at the same address: above every number and timeline
+     [BASE, media(segs("x.ts"), ms=4, dseq=1, target=7)],
+     [BASE, media(segs("x.ts"), ms=4, dseq=0, target=7)], {"allow_restart": True}, frozenset()),
     ("msn-uri-changed", [BASE, BASE], [BASE, media(segs("a.ts", "b.ts", "x.ts", "d.ts"))], {}, frozenset()),
     ("msn-uri-changed", [BASE, BASE], [BASE, media(segs("a.ts", "b.ts", "c.ts", "x.ts"))], {}, frozenset()),
     ("uri-msn-changed", [BASE, media(segs("e.ts", "f.ts", "g.ts", "h.ts"), ms=4),

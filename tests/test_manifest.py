@@ -236,3 +236,49 @@ def test_any_sequence_of_changes_keeps_every_rule(
         else:
             d.gen.end()
             d.check()
+
+
+def test_restart_starts_a_new_playlist_above_everything_before() -> None:
+    """A new target duration (docs/hls-rules.md): the next version shares no segment with the last,
+    its numbers and its discontinuity number are above every one before, and the window rule holds
+    for the new target from then on."""
+    from tests.support.hls_checker import MediaPlaylistChecker
+
+    gen = ManifestGenerator(1, 6.0)
+    checker = MediaPlaylistChecker(allow_restart=True)
+    strict = MediaPlaylistChecker()
+    now = 0.0
+    for n in range(10):
+        now += 1.0
+        gen.append(ListedSegment(f"a{n}.ts", 1.0, 1000.0 + n, discontinuity=n == 5), now)
+        text = gen.render().body.decode()
+        checker.assert_ok(text)
+        strict.assert_ok(text)
+    last = gen.next_sequence - 1
+    gen.restart(3, now)
+    assert [r.segment.uri for r in gen.drain_removed()][-1] == "a9.ts"  # all kept downloadable
+    for n in range(6):
+        now += 3.0
+        gen.append(ListedSegment(f"b{n}.ts", 3.0, 2000.0 + 3 * n), now)
+        text = gen.render().body.decode()
+        checker.assert_ok(text)
+        if n == 0:
+            assert "#EXT-X-TARGETDURATION:3" in text and f"#EXT-X-MEDIA-SEQUENCE:{last + 1}" in text
+            assert any(v.rule == "target-duration-changed" for v in strict.check(text))
+    assert checker.restarts == 1 and gen.window_seconds >= 9.0
+
+
+def test_the_checker_refuses_a_restart_that_goes_back() -> None:
+    from tests.support.hls_checker import MediaPlaylistChecker
+
+    checker = MediaPlaylistChecker(allow_restart=True)
+    gen = ManifestGenerator(1, 3.0)
+    for n in range(4):
+        gen.append(ListedSegment(f"a{n}.ts", 1.0, 1000.0 + n), float(n))
+    checker.assert_ok(gen.render().body.decode())
+    same_timeline = ManifestGenerator(2, 6.0)  # numbers above, but no new discontinuity number
+    same_timeline.append(ListedSegment("b0.ts", 2.0, 2000.0), 10.0, sequence=4)
+    assert [v.rule for v in checker.check(same_timeline.render().body.decode())] == ["restart-not-above"]
+    back = ManifestGenerator(2, 6.0)
+    back.append(ListedSegment("c0.ts", 2.0, 3000.0), 10.0, sequence=1)
+    assert "msn-uri-changed" in [v.rule for v in checker.check(back.render().body.decode())]

@@ -3,6 +3,7 @@ the master only after its variants, and through a bucket outage. Plus the Publis
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -112,3 +113,47 @@ async def test_publisher_mirrors_each_visible_version_without_blocking_reload(tm
     finally:
         await world.pub.close()
         await mirror.close()
+
+
+async def test_writes_to_one_key_start_at_least_a_second_apart() -> None:
+    """R2 answers 429 to a second write to the same key within a second: offers at segment pace
+    (several a second) are written at most once per MIN_WRITE_INTERVAL, each key on its own, and the
+    last version offered is the one that lands."""
+    from broadcaster.mirror import MIN_WRITE_INTERVAL
+
+    clock = [100.0]
+    started: list[tuple[str, float]] = []
+
+    class TimedStore(FakeStore):
+        async def put(self, key: str, body: bytes, *, content_type: str, cache_control: str) -> None:
+            started.append((key, clock[0]))
+            await super().put(key, body, content_type=content_type, cache_control=cache_control)
+
+    async def fake_sleep(seconds: float) -> None:  # the test moves the clock
+        wake = clock[0] + seconds
+        while clock[0] < wake:
+            await asyncio.sleep(0)
+
+    store = TimedStore()
+    m = PlaylistMirror(store, Metrics(), attempt_timeout=1.0, monotonic=lambda: clock[0], sleep=fake_sleep)
+    try:
+        keys = ("live/0/playlist.m3u8", "live/1/playlist.m3u8")
+        for n in range(1, 21):  # 20 versions of each, 0.25 s apart
+            for key in keys:
+                m.offer(key, version(n), "c")
+            for _ in range(5):
+                await asyncio.sleep(0)
+            clock[0] += 0.25
+        for _ in range(40):  # 10 s more of clock for the last versions
+            await asyncio.sleep(0)
+            clock[0] += 0.25
+        assert await m.drain(5)
+        for key in keys:
+            times = [t for k, t in started if k == key]
+            assert len(times) >= 2
+            gaps = [b - a for a, b in zip(times, times[1:])]
+            assert min(gaps) >= MIN_WRITE_INTERVAL - 1e-9, (key, gaps)
+            assert len(times) < 20  # coalesced
+            assert [p.body for p in store.puts if p.key == key][-1] == version(20).body
+    finally:
+        await m.close()

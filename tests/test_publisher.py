@@ -121,14 +121,29 @@ async def test_missing_init_section_loses_its_segments(world: World) -> None:
         "hls_broadcaster_segments_lost_total", {"variant": "0", "reason": "init_lost"}) == 1
 
 
-async def test_too_long_segment_is_rejected_and_counted(world: World) -> None:
-    world.owncast_lists(0, "stream-a-0.ts")
-    world.owncast_lists(0, "stream-a-1.ts", duration=2.0)
-    world.owncast_lists(0, "stream-a-2.ts")
+async def test_a_longer_segment_raises_the_target_with_a_new_playlist(world: World) -> None:
+    """Passthrough: a segment longer than the target is never dropped. The target is doubled (at
+    least), every variant starts a new playlist above all it served, and the checker (allow_restart)
+    holds every version to the rules."""
+    world.pub.on_master([SourceVariant(0, 800_000), SourceVariant(1, 300_000)])
+    for v in (0, 1):
+        world.owncast_lists(v, "stream-a-0.ts")
     await world.settle()
-    assert world.uris(0) == ["stream-a-0.ts", "stream-a-2.ts"]
+    for v in (0, 1):
+        world.owncast_lists(v, "stream-a-1.ts", duration=2.6)
+        world.owncast_lists(v, "stream-a-2.ts", duration=1.0)
+        world.owncast_lists(v, "stream-a-3.ts", duration=4.4)
+    await world.settle()
+    for v in (0, 1):
+        assert world.uris(v) == ["stream-a-3.ts"]  # the new playlist after the second raise
+        assert "#EXT-X-TARGETDURATION:6\n" in world.text(v)  # 1 -> 3 (2.6 s) -> 6 (4.4 s, doubled)
+    assert [n for v, _, n in world.listed if v == 0] == [f"stream-a-{i}.ts" for i in range(4)]
     assert world.metrics.registry.get_sample_value(
-        "hls_broadcaster_input_rejected_total", {"reason": "rejected"}) == 1
+        "hls_broadcaster_target_duration_changes_total", {"reason": "longer_segment"}) == 2
+    assert world.metrics.registry.get_sample_value("hls_broadcaster_input_rejected_total",
+                                                   {"reason": "rejected"}) is None
+    numbers = [n for v, n, _ in world.listed if v == 0]
+    assert numbers == sorted(set(numbers))  # never reused, never back
 
 
 async def test_variants_list_the_same_slots_under_the_same_numbers(world: World) -> None:
@@ -216,11 +231,11 @@ async def test_health_says_when_owncast_produces_but_nothing_is_listed(world: Wo
     world.owncast_lists(0, "stream-a-0.ts")
     await world.settle()
     for i in range(1, 4):
-        world.owncast_lists(0, f"stream-a-{i}.ts", duration=3.0)  # all too long for target 1
+        world.owncast_lists(0, f"stream-a-{i}.ts", duration=40.0)  # beyond any target: rejected
     await world.settle()
     real = world.pub._mono
     world.pub._mono = lambda: real() + 10
-    world.owncast_lists(0, "stream-a-4.ts", duration=3.0)  # Owncast keeps producing
+    world.owncast_lists(0, "stream-a-4.ts", duration=40.0)  # Owncast keeps producing
     ok, body = world.health()
     assert not ok and "nothing listed for" in str(body["status"])
 
@@ -357,3 +372,51 @@ async def test_a_playlist_full_of_unsafe_names_writes_one_line_not_one_per_name(
     assert len(lines) == 1 and "../evil-0.ts" in lines[0], lines[:3]
     assert world.metrics.registry.get_sample_value(
         "hls_broadcaster_input_rejected_total", {"reason": "unsafe_name"}) == 501
+
+
+async def test_variants_cut_apart_are_listed_each_on_its_own(tmp_path: Path) -> None:
+    """Video passthrough: the copied variant is cut at the encoder's keyframes (2 s here), the
+    transcoded one every second, so Owncast's numbers stop naming the same moment. Each variant then
+    lists every segment it gets, as it gets it, with its own numbers, lined up with the other by date
+    and discontinuity number (the checker aligns by time)."""
+    world = World(tmp_path, align_by="time")
+    world.pub.on_master([SourceVariant(0, 3_000_000), SourceVariant(1, 300_000)])
+    for n in range(12):
+        world.owncast_lists(1, f"stream-a-{n}.ts", duration=1.0)
+        if n % 2 == 0:
+            world.owncast_lists(0, f"stream-a-{n // 2}.ts", duration=2.0)
+        await world.settle()
+    listed = {v: [name for i, _, name in world.listed if i == v] for v in (0, 1)}
+    assert listed[1] == [f"stream-a-{n}.ts" for n in range(12)]  # none waits for the copied variant
+    assert listed[0] == [f"stream-a-{n}.ts" for n in range(6)]
+    for v in (0, 1):
+        numbers = [n for i, n, _ in world.listed if i == v]
+        assert numbers == sorted(set(numbers))
+    assert world.metrics.registry.get_sample_value("hls_broadcaster_variants_cut_apart_total") == 1
+    assert world.pub.target_duration == 2
+
+
+async def test_a_new_stream_with_shorter_segments_gets_its_own_target(world: World) -> None:
+    """Latency level 2 (3 s) then level 0 (1 s) between two streams: the second stream is served with
+    a 1 s target at once (not stuck at 3 s, which would triple the players' latency), in a new
+    playlist above the first; and back up for a third stream with 3 s segments."""
+    for n in range(4):
+        world.owncast_lists(0, f"stream-a-{n}.ts", duration=3.0, target=3)
+    world.owncast_lists(0, ended=True, target=3)
+    await world.settle()
+    assert world.pub.target_duration == 3
+    world.segments[0] = []  # Owncast wipes its folder for a new stream
+    for n in range(5):
+        world.owncast_lists(0, f"stream-b-{n}.ts", duration=1.0, target=1)
+        await world.settle()
+    assert world.pub.target_duration == 1 and "#EXT-X-TARGETDURATION:1\n" in world.text()
+    world.segments[0] = []
+    for n in range(3):
+        world.owncast_lists(0, f"stream-c-{n}.ts", duration=3.0, target=3)
+        await world.settle()
+    assert world.pub.target_duration == 3
+    assert [name for _, _, name in world.listed] == (
+        [f"stream-a-{n}.ts" for n in range(4)] + [f"stream-b-{n}.ts" for n in range(5)]
+        + [f"stream-c-{n}.ts" for n in range(3)])
+    assert world.metrics.registry.get_sample_value(
+        "hls_broadcaster_target_duration_changes_total", {"reason": "new_stream"}) == 2

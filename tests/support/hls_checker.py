@@ -70,6 +70,9 @@ playlist-type-changed                4.4.3.5    (allow_playlist_type) EXT-X-PLAY
 event-segments-removed               4.4.3.5    (allow_playlist_type) an EVENT playlist lost segments
 vod-playlist-changed                 4.4.3.5    (allow_playlist_type) a VOD playlist changed
 skip-unresolvable                    6.2.5.1    a delta update skips segments the checker has not seen
+restart-not-above                    6.2.2      (allow_restart) a new playlist at the same address whose
+                                                first number or discontinuity number is not above every
+                                                one listed before
 ==================================== ========== =====================================================
 
 Across the variants of one stream (``VariantSetChecker``):
@@ -480,9 +483,15 @@ class MediaPlaylistChecker:
     """Checks each version of one media playlist on its own and against the versions fed before it."""
 
     def __init__(
-        self, *, allow_resume_after_endlist: bool = False, allow_playlist_type: bool = False, name: str = ""
+        self, *, allow_resume_after_endlist: bool = False, allow_playlist_type: bool = False, name: str = "",
+        allow_restart: bool = False,
     ) -> None:
         self.allow_resume_after_endlist = allow_resume_after_endlist
+        # The service's one departure for a new target duration (docs/hls-rules.md): a version that
+        # shares no segment with the previous one may start a new playlist at the same address, with
+        # another target, if every number and discontinuity number in it is above all seen before.
+        self.allow_restart = allow_restart
+        self.restarts = 0
         self.allow_playlist_type = allow_playlist_type
         self.name = name
         self._versions = 0
@@ -490,6 +499,7 @@ class MediaPlaylistChecker:
         self._msn_to_uri: dict[int, str] = {}
         self._uri_to_msn: dict[str, int] = {}
         self._resume_msn: int | None = None  # first media sequence number after an ENDLIST
+        self._highest_msn = -1
 
     @property
     def versions(self) -> int:
@@ -517,11 +527,27 @@ class MediaPlaylistChecker:
         trusted = cur.sequence_ok
         if trusted and cur.skipped:
             trusted = self._expand_skip(prev, cur, findings)
-        if prev is not None:
+        restart = (self.allow_restart and trusted and prev is not None and bool(cur.segments)
+                   and bool(prev.segments) and not {s.uri for s in prev.segments} & {s.uri for s in cur.segments}
+                   and cur.media_sequence >= prev.end)
+        if restart:
+            assert prev is not None
+            self.restarts += 1
+            self._resume_msn = None  # the new timeline is counted in DISCONTINUITY-SEQUENCE
+            if cur.media_sequence < self._highest_msn + 1 or cur.segments[0].dnum <= prev.segments[-1].dnum:
+                findings.add(
+                    "restart-not-above",
+                    f"a new playlist must start above everything before it: media sequence "
+                    f"{cur.media_sequence} (highest seen {self._highest_msn}), discontinuity number "
+                    f"{cur.segments[0].dnum} (last seen {prev.segments[-1].dnum})",
+                )
+        elif prev is not None:
             self._compare_headers(prev, cur, findings)
         if trusted:
-            if prev is not None:
+            if prev is not None and not restart:
                 self._compare_segments(prev, cur, findings)
+            if cur.segments:
+                self._highest_msn = max(self._highest_msn, cur.segments[-1].msn)
             self._check_history(cur, findings)
             self._check_resume(cur, findings)
             self._prev = cur
@@ -747,12 +773,22 @@ class VariantSetChecker:
     """Checks the media playlists of all variants of one stream, each on its own and against each other."""
 
     def __init__(
-        self, *, allow_resume_after_endlist: bool = False, allow_playlist_type: bool = False
+        self, *, allow_resume_after_endlist: bool = False, allow_playlist_type: bool = False,
+        allow_restart: bool = False, align_by: str = "msn",
     ) -> None:
         self.allow_resume_after_endlist = allow_resume_after_endlist
         self.allow_playlist_type = allow_playlist_type
+        self.allow_restart = allow_restart
+        # "msn": the same number is the same moment in every variant (variants cut in lockstep).
+        # "time": variants cut at different instants (a copied variant) are lined up by their dates:
+        # segments that overlap in time must have the same discontinuity number (6.2.4).
+        if align_by not in ("msn", "time"):
+            raise ValueError(f"align_by must be 'msn' or 'time', not {align_by!r}")
+        self.align_by = align_by
+        self._spans: dict[str, dict[str, tuple[Decimal, Decimal, int]]] = {}  # variant -> uri -> span
         self._checkers: dict[str, MediaPlaylistChecker] = {}
         self._targets: dict[str, int] = {}
+        self._generation: dict[str, int] = {}
         self._uses_pdt: dict[str, bool] = {}
         self._dnum: dict[int, tuple[int, str]] = {}  # msn -> (discontinuity number, variant that set it)
         self._pdt: dict[int, tuple[PdtKey, str, str]] = {}  # msn -> (pdt, text, variant)
@@ -769,6 +805,7 @@ class VariantSetChecker:
                 allow_resume_after_endlist=self.allow_resume_after_endlist,
                 allow_playlist_type=self.allow_playlist_type,
                 name=variant,
+                allow_restart=self.allow_restart,
             )
         return c
 
@@ -779,8 +816,12 @@ class VariantSetChecker:
         prefix = f"[{variant}] version {c.versions}: "
         found = _Findings()
         if cur.target is not None:
+            # After a new playlist at the same address, compare only with variants that restarted as
+            # often (a poller reads the variants one after another).
             self._targets[variant] = cur.target
-            others = [f"{v}={t}" for v, t in self._targets.items() if v != variant and t != cur.target]
+            self._generation[variant] = c.restarts
+            others = [f"{v}={t}" for v, t in self._targets.items()
+                      if v != variant and t != cur.target and self._generation.get(v) == c.restarts]
             if others:
                 found.add(
                     "variant-target-duration-mismatch",
@@ -795,7 +836,9 @@ class VariantSetChecker:
                 f"this variant {'carries' if uses else 'carries no'} EXT-X-PROGRAM-DATE-TIME but "
                 f"{_summary(differ)} {'does not' if uses else 'does'}",
             )
-        if trusted:
+        if trusted and self.align_by == "time":
+            self._check_by_time(variant, cur, found)
+        elif trusted:
             dmis: list[str] = []
             pmis: list[str] = []
             for s in cur.segments:
@@ -819,6 +862,29 @@ class VariantSetChecker:
                     f"EXT-X-PROGRAM-DATE-TIME across variants: {_summary(pmis)}",
                 )
         return out + [Violation(rule, prefix + msg) for rule, msg in found]
+
+    def _check_by_time(self, variant: str, cur: _Parsed, found: _Findings) -> None:
+        mine = self._spans.setdefault(variant, {})
+        dmis: list[str] = []
+        for s in cur.segments:
+            if not isinstance(s.pdt, Decimal) or s.uri in mine:
+                continue
+            start = s.pdt
+            span = (start, start + s.duration, s.dnum)
+            mine[s.uri] = span
+            for other, spans in self._spans.items():
+                if other == variant:
+                    continue
+                for uri, (a, b, dnum) in spans.items():
+                    overlap = min(b, span[1]) - max(a, span[0])
+                    if overlap > Decimal("0.25") and dnum != s.dnum:
+                        dmis.append(f"{s.uri} ({s.dnum}) overlaps {other}'s {uri} ({dnum})")
+        if dmis:
+            found.add(
+                "variant-discontinuity-mismatch",
+                f"segments covering the same moment must have the same discontinuity number in every "
+                f"variant: {_summary(dmis)}",
+            )
 
     def assert_ok(self, variant: str, text: str) -> None:
         violations = self.check(variant, text)

@@ -68,7 +68,7 @@ class Observer:
     http: aiohttp.ClientSession
     variants: tuple[int, ...] = (0, 1)
     checker: VariantSetChecker = field(
-        default_factory=lambda: VariantSetChecker(allow_resume_after_endlist=True)
+        default_factory=lambda: VariantSetChecker(allow_resume_after_endlist=True, allow_restart=True)
     )
     listed: dict[int, dict[int, str]] = field(default_factory=dict)  # variant -> msn -> segment name
     versions: int = 0

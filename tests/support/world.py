@@ -46,7 +46,8 @@ class World:
     With `state`, the publisher saves into it before each version is shown, as the service does (call
     `pub.start()`); `snapshots` restores from it."""
 
-    def __init__(self, tmp_path: Path, window: float = 4.0, state: StateFile | None = None) -> None:
+    def __init__(self, tmp_path: Path, window: float = 4.0, state: StateFile | None = None,
+                 align_by: str = "msn") -> None:
         self.dir = tmp_path
         self.store = FakeStore()
         self.metrics = Metrics()
@@ -67,7 +68,7 @@ class World:
         self.report = HealthReport(self.pub.facts, self.uploader,
                                    state_error=lambda: snapshots.error if snapshots else None,
                                    listing_held=lambda: self.pub.release.held)
-        self.checker = VariantSetChecker(allow_resume_after_endlist=True)
+        self.checker = VariantSetChecker(allow_resume_after_endlist=True, allow_restart=True, align_by=align_by)
         self.segments: dict[int, list[SourceSegment]] = {}
 
     def write(self, variant: int, name: str, size: int = 376) -> None:
@@ -77,7 +78,7 @@ class World:
 
     def owncast_lists(self, variant: int, *names: str, ended: bool = False, duration: float = 1.0,
                       discontinuity_before: str | None = None, init: str | None = None,
-                      media_sequence: int | None = None, write: bool = True) -> None:
+                      media_sequence: int | None = None, write: bool = True, target: int = 1) -> None:
         listed = self.segments.setdefault(variant, [])
         for name in names:
             if write:
@@ -88,7 +89,7 @@ class World:
         window = listed[-10:]
         ms = media_sequence if media_sequence is not None else int(window[0].name.rsplit("-", 1)[1].split(".")[0]) if window and window[0].name[-4:-3].isdigit() else 0
         window = [dataclasses.replace(s, position=i) for i, s in enumerate(window)]  # as the parser numbers them
-        self.pub.on_variant_playlist(variant, SourcePlaylist(1, ms, tuple(window), ended, True))
+        self.pub.on_variant_playlist(variant, SourcePlaylist(target, ms, tuple(window), ended, True))
 
     async def settle(self) -> None:
         """Wait until every upload finished and was drained (condition, not a sleep)."""
