@@ -32,8 +32,11 @@ class HealthReport:
     def __init__(self, facts: Callable[[], PublisherFacts], uploader: Uploader, *,
                  state_error: Callable[[], str | None] = lambda: None,
                  mirror: PlaylistMirror | None = None,
-                 listing_held: Callable[[], bool] = lambda: False) -> None:
+                 listing_held: Callable[[], bool] = lambda: False,
+                 input_problem: Callable[[], str | None] = lambda: None) -> None:
+        """input_problem: why nothing Owncast writes can be served (HlsWatcher.master_missing)."""
         self._facts = facts
+        self._input_problem = input_problem
         self._listing_held = listing_held
         self._uploader = uploader
         self._state_error = state_error
@@ -82,7 +85,11 @@ class HealthReport:
             reason = self._mirror.health_reason(hls.block_timeout(f.target_duration or 3))
             if reason is not None:
                 reasons.append(reason)
-        state = StreamState.of("idle" if not f.variants else ("live" if live else "ended"), not reasons)
+        problem = self._input_problem()
+        if problem is not None:
+            reasons.append(problem)
+            live = True  # Owncast is writing a stream: never idle or ended, whatever was listed
+        state = StreamState.of("live" if live else ("idle" if not f.variants else "ended"), not reasons)
         body: dict[str, object] = {
             "status": "ok" if not reasons else "; ".join(reasons),
             "stream": state.stream,

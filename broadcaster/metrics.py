@@ -145,6 +145,12 @@ class Metrics:
             "numbers the last saved state reserved are used up",
             registry=r,
         )
+        self.master_missing = Gauge(
+            f"{_NS}_master_playlist_missing",
+            "1 while Owncast writes variant playlists but its multivariant playlist cannot be read: "
+            "nothing of the stream is served",
+            registry=r,
+        )
         self.build = Info(f"{_NS}_build", "Version of the service", registry=r)
         self.build.info({"version": __version__, "python": platform.python_version()})
         # Read when scraped, from the counts their owners keep (Service wires them): free per request.

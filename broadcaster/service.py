@@ -137,10 +137,11 @@ class Service:
             self.snapshots.register("cleaner", self.cleaner, empty=[])
         self.snapshots.register(None, self.publisher)
         self.snapshots.restore()
+        self.watcher = HlsWatcher(s.hls_dir, self.publisher, self.metrics)
         self.report = HealthReport(self.publisher.facts, self.uploader,
                                    state_error=lambda: self.snapshots.error, mirror=self.mirror,
-                                   listing_held=lambda: self.publisher.release.held)
-        self.watcher = HlsWatcher(s.hls_dir, self.publisher, self.metrics)
+                                   listing_held=lambda: self.publisher.release.held,
+                                   input_problem=self.watcher.master_missing)
         self.metrics.held_requests.set_function(lambda: self.playlists.held_requests)
         self.metrics.event_streams.set_function(lambda: self.events.streams)
         self.status = StatusWatcher(self.events, self.health)

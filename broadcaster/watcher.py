@@ -44,6 +44,10 @@ _RETRY_SECONDS = 0.25  # a playlist not opened for lack of file handles is read 
 # rescan intervals, so nothing an event never told of (a folder moved in whole, a file renamed into a
 # folder before inotify watched it) is missed for long.
 _BUSY_RESCAN_FACTOR = 3
+# ffmpeg writes the multivariant playlist once every variant has its first playlist: after the first
+# segment (5 s at latency level 4, longer when a copied variant waits for the encoder's keyframe). A
+# variant playlist without one for longer than this is a stream no player can start.
+MASTER_GRACE = 15.0
 
 
 class PlaylistSink(Protocol):
@@ -93,9 +97,12 @@ class HlsWatcher:
         debounce_ms: int = 50,
         step_ms: int = 1,
         kernel: bool | None = None,
+        master_grace: float = MASTER_GRACE,
     ) -> None:
         """kernel: wait on inotify on the event loop (Linux; the default where available), else
-        poll with watchfiles; debounce_ms and step_ms are for the latter."""
+        poll with watchfiles; debounce_ms and step_ms are for the latter. master_grace: how long a
+        variant playlist may go without a multivariant playlist before master_missing says so."""
+        self._master_grace = master_grace
         self._dir = hls_dir
         self._sink = sink
         self._metrics = metrics
@@ -116,6 +123,11 @@ class HlsWatcher:
         # folder (its new master comes only after the variants' first playlists). None: none read yet.
         self._variants: frozenset[int] | None = None
         self._later: dict[Path | None, asyncio.TimerHandle] = {}  # reads waiting for file handles
+        # Since when (monotonic) Owncast has written a variant playlist while no multivariant playlist
+        # was read: its variants are not known, so nothing of the stream can be served.
+        self._orphan_since: float | None = None
+        self._orphan: Path | None = None
+        self._orphan_warned = False
         self._last_scan = 0.0  # monotonic
         self._errors = RateLimitedLog(log)
         self._stop = asyncio.Event()
@@ -285,6 +297,13 @@ class HlsWatcher:
                 self._read_later(None, err)
             return
         named = {str(i) for i in self._variants or ()}
+        if self._variants is None:
+            orphans = [Path(e.path) / VARIANT_PLAYLIST for e in entries if _VARIANT_DIR.fullmatch(e.name)]
+            orphans = [p for p in orphans if p.is_file()]
+            if orphans:
+                self._note_orphan(orphans[0])
+            else:
+                self._clear_orphan()  # Owncast wiped the folder before writing a master
         for entry in entries:
             if not _VARIANT_DIR.fullmatch(entry.name):
                 continue
@@ -307,6 +326,8 @@ class HlsWatcher:
             self._note_stray(path)
             return False
         if isinstance(kind, int) and kind not in (self._variants or ()):
+            if self._variants is None:
+                self._note_orphan(path)
             return False  # not a variant (yet): the master names them, and a scan notes the folder
         try:
             text = read_playlist(self._dir, path.relative_to(self._dir).parts)
@@ -358,10 +379,39 @@ class HlsWatcher:
         return True
 
     def _use_variants(self, indices: frozenset[int], quiet: bool) -> None:
+        self._clear_orphan()
         new = indices - (self._variants or frozenset())
         self._variants = indices
         for index in sorted(new):  # their playlists came first (ffmpeg writes the master last)
             self._read(self._dir / str(index) / VARIANT_PLAYLIST, quiet)
+
+    def master_missing(self) -> str | None:
+        """Why nothing Owncast writes can be served, once a variant playlist has been there without a
+        readable multivariant playlist for MASTER_GRACE seconds; else None. Logged once per cause."""
+        since = self._orphan_since
+        if since is None or time.monotonic() - since < self._master_grace:
+            return None
+        master = self._dir / MASTER_PLAYLIST
+        why = self._bad.get(master)
+        state = f"unreadable ({why.split(':', 1)[1]})" if why else "missing"
+        reason = (f"Owncast writes {self._orphan} but its multivariant playlist {master} is {state} "
+                  f"since {time.monotonic() - since:.0f}s: players cannot start")
+        if not self._orphan_warned:
+            self._orphan_warned = True
+            self._metrics.master_missing.set(1)
+            log.warning("%s (nothing is served until it can be read)", reason)
+        return reason
+
+    def _note_orphan(self, path: Path) -> None:
+        if self._orphan_since is None:
+            self._orphan_since, self._orphan = time.monotonic(), path
+
+    def _clear_orphan(self) -> None:
+        if self._orphan_since is not None and self._orphan_warned:
+            log.info("multivariant playlist %s read: serving the stream", self._dir / MASTER_PLAYLIST)
+        self._orphan_since = self._orphan = None
+        self._orphan_warned = False
+        self._metrics.master_missing.set(0)
 
     def _read_later(self, path: Path | None, err: OSError) -> None:
         """Read `path` (None: scan) again shortly: it could not be opened for lack of file handles."""

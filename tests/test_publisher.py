@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from broadcaster.health import HealthReport
 from broadcaster.owncast import SourcePlaylist, SourceSegment, SourceVariant
 from tests.support.world import PUBLIC, World
 
@@ -420,3 +421,13 @@ async def test_a_new_stream_with_shorter_segments_gets_its_own_target(world: Wor
         + [f"stream-c-{n}.ts" for n in range(3)])
     assert world.metrics.registry.get_sample_value(
         "hls_broadcaster_target_duration_changes_total", {"reason": "new_stream"}) == 2
+
+
+async def test_a_stream_that_cannot_be_served_is_never_idle_in_health(world: World) -> None:
+    """Owncast writes variant playlists but no multivariant playlist (HlsWatcher.master_missing):
+    nothing is listed, yet /health must not say idle and ok."""
+    problem = "Owncast writes 0/stream.m3u8 but its multivariant playlist stream.m3u8 is missing"
+    ok, body = HealthReport(world.pub.facts, world.uploader, input_problem=lambda: problem).health()
+    assert not ok and body["stream"] == "live" and body["status"] == problem
+    ok, body = HealthReport(world.pub.facts, world.uploader).health()
+    assert ok and body["stream"] == "idle"

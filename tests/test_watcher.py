@@ -249,3 +249,54 @@ def test_folder_watch_reports_writes_new_folders_and_its_own_removal(tmp_path: P
         shutil.rmtree(tmp_path)
         events = watch.read()
         assert any(e.path == tmp_path and e.mask & inotify.IN_DELETE_SELF for e in events)
+
+
+def test_variant_playlists_without_a_multivariant_playlist_are_said_once_not_silent(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Owncast writes its variants' playlists first and the multivariant playlist after: nothing can
+    be served before it (its variants are unknown). Past the grace that is a problem /health names,
+    with the file, in one log line and a gauge; a master that cannot be read counts the same; a good
+    master ends it. Rescans driven by hand, grace 0."""
+    sink, metrics = Sink(), Metrics()
+    watcher = HlsWatcher(tmp_path, sink, metrics, master_grace=0.0)
+    caplog.set_level(logging.INFO, logger="broadcaster.watcher")
+
+    def gauge() -> float | None:
+        return metrics.registry.get_sample_value("hls_broadcaster_master_playlist_missing")
+
+    watcher.scan()
+    assert watcher.master_missing() is None  # nothing written: idle, not a problem
+    (tmp_path / "0").mkdir()
+    write_in_place(tmp_path / "0" / "stream.m3u8", media("stream-a-0.ts"))
+    watcher.scan()
+    for _ in range(3):
+        reason = watcher.master_missing()
+        assert reason is not None and "missing" in reason
+        assert str(tmp_path / "0" / "stream.m3u8") in reason and str(tmp_path / "stream.m3u8") in reason
+    warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warned) == 1 and "players cannot start" in warned[0], warned
+    assert gauge() == 1 and sink.playlists == []
+
+    write_in_place(tmp_path / "stream.m3u8", "#EXTM3U\nnot a playlist\n")
+    for _ in range(3):  # quiet rescans: broken for good
+        watcher.scan()
+    reason = watcher.master_missing()
+    assert reason is not None and "unreadable" in reason, reason
+
+    write_in_place(tmp_path / "stream.m3u8", MASTER)
+    watcher.scan()
+    assert watcher.master_missing() is None and gauge() == 0
+    assert sink.names(0) == ["stream-a-0.ts"]  # the variant that came first is read at once
+    assert any("read: serving the stream" in r.getMessage() for r in caplog.records)
+
+
+def test_a_folder_wiped_before_its_master_came_is_idle_again(tmp_path: Path) -> None:
+    watcher = HlsWatcher(tmp_path, Sink(), Metrics(), master_grace=0.0)
+    (tmp_path / "0").mkdir()
+    write_in_place(tmp_path / "0" / "stream.m3u8", media("stream-a-0.ts"))
+    watcher.scan()
+    assert watcher.master_missing() is not None
+    shutil.rmtree(tmp_path / "0")  # Owncast gave up and wiped its folder
+    watcher.scan()
+    assert watcher.master_missing() is None
