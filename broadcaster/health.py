@@ -49,7 +49,8 @@ class HealthReport:
         up = self._uploader
         if up.storage_ok is False:
             reasons.append(f"storage unreachable ({up.last_error})")
-        live = any(v.generator and not v.source_ended and v.last_new_segment for v in f.variants)
+        current = [v for v in f.variants if not v.withdrawn]  # the variants Owncast still announces
+        live = any(v.generator and not v.source_ended and v.last_new_segment for v in current)
         stall = 3 * (f.target_duration or 3)
         variants: dict[str, object] = {}
         last_ages: list[float] = []
@@ -64,6 +65,8 @@ class HealthReport:
                 "ended": bool(gen and gen.ended),
                 "seconds_since_last_segment": age,
             }
+            if v.withdrawn:
+                continue
             if live and not v.source_ended and v.last_new_segment and now - v.last_new_segment > stall:
                 reasons.append(f"variant {v.index}: no new segment from Owncast for {now - v.last_new_segment:.0f}s")
             elif live and v.last_new_segment and v.last_new_segment > (v.last_listed or 0):

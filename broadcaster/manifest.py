@@ -242,12 +242,15 @@ class ManifestGenerator:
         self._rendered = self._edge = None
         return entry.sequence
 
-    def restart(self, target_duration: int, now: float) -> None:
+    def restart(self, target_duration: int, now: float, *, sequence: int = 0,
+                discontinuity_sequence: int = 0) -> None:
         """A new playlist at the same address, for a new target duration (docs/hls-rules.md, "A new
         target duration"): every segment leaves at once (kept downloadable as any removed one), and
         the next one starts the new window. Numbers continue above every one served, and the next
         segment's discontinuity number is above every one before it, so a player that reloads sees a
-        jump forward past a discontinuity, never a number or a timeline going back."""
+        jump forward past a discontinuity, never a number or a timeline going back. `sequence` and
+        `discontinuity_sequence` start it higher still: where the other variants are (a variant that
+        comes back after streams without it)."""
         if target_duration < 1:
             raise ValueError("target duration must be an integer >= 1 (4.4.3.1)")
         for e in self._entries:
@@ -257,11 +260,11 @@ class ManifestGenerator:
                 self._discontinuity_sequence += 1
         # The next segment starts a new timeline, counted here, in every variant alike (all restart
         # together, also one that listed nothing yet), so discontinuity numbers stay the same across them.
-        self._discontinuity_sequence += 1
+        self._discontinuity_sequence = max(self._discontinuity_sequence + 1, discontinuity_sequence)
         self._entries.clear()
         self._peaks.clear()
         self._duration = 0.0
-        self._media_sequence = self._next_sequence
+        self._next_sequence = self._media_sequence = max(self._next_sequence, sequence)
         self._pending_discontinuity = False
         self._ended = False
         self.target_duration = target_duration

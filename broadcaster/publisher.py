@@ -121,6 +121,20 @@ class Publisher:
 
     def on_master(self, variants: list[SourceVariant]) -> None:
         self.playlists.announce(variants)
+        named = {sv.index for sv in variants}
+        for v in self._variants.values():
+            if v.index in named:
+                v.withdrawn = False
+            elif not v.withdrawn:
+                # A new stream without this variant: nothing waits for it, and a player still on it
+                # learns the playlist will not change (its copies yet to come are still listed).
+                v.withdrawn = True
+                if v.generator is not None and v.generator.segment_count and not v.generator.ended:
+                    v.generator.end()
+                log.info("variant %d: no longer in Owncast's multivariant playlist; its playlist is closed",
+                         v.index)
+        if not self._closed:
+            self._advance()
 
     def on_variant_playlist(self, index: int, playlist: SourcePlaylist) -> None:
         if self._closed:
@@ -373,10 +387,21 @@ class Publisher:
             return
         self._fit_target(slot, members)
         base = self._next_sequence  # where an empty playlist starts: the same for every variant of the slot
+        # The discontinuity number of the variants that listed the slot before this one at `base`.
+        dbase = max((v.generator.last_discontinuity for v in members
+                     if v.generator is not None and v.generator.segment_count
+                     and v.generator.next_sequence == base), default=0)
         wall = self._wall()  # one clock reading per slot: a date made up here is the same in every variant
         for v in members:
             last_run = v.last_run if v.last_run is not None else self._last_run
             discontinuity = slot.discontinuity or (last_run is not None and slot.key[0] != last_run)
+            gen = v.generator
+            if gen is not None and gen.segment_count and gen.next_sequence < base:
+                # Back after streams without it (Owncast's variants 3 -> 1 -> 3): its numbers fell behind
+                # the others'. A new playlist at the same address, where the others are.
+                gen.restart(gen.target_duration, self._mono(), sequence=base,
+                            discontinuity_sequence=dbase + discontinuity)
+                log.info("variant %d: back in Owncast's stream; its playlist starts again at %d", v.index, base)
             if self._list(v, slot.copies[v.index], base, discontinuity, slot.key[0], wall):
                 v.last_run = self._last_run = slot.key[0]
 

@@ -60,6 +60,7 @@ class Variant:
     created: float = 0.0  # monotonic
     advertised: int = 0  # EXT-X-TARGETDURATION of Owncast's last playlist with stream segments
     last_run: int | None = None  # run of the last segment this variant listed
+    withdrawn: bool = False  # Owncast's multivariant playlist no longer names it (a new stream without it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +151,8 @@ class SlotAligner:
                     members.append(v)
                 elif v.generator is not None and v.generator.segment_count:
                     members.append(v)  # joined this run after the slot: absent, so the slot is dropped
-            elif (v.generator is not None and v.generator.segment_count and v.last_new_segment is not None
+            elif (v.generator is not None and v.generator.segment_count and not v.withdrawn
+                  and v.last_new_segment is not None
                   and now - v.last_new_segment < gone_after and (v.last_key or (-1, -1))[0] < key[0]):
                 members.append(v)  # has not seen this run yet: wait for it (or for it to go quiet)
         return members

@@ -431,3 +431,48 @@ async def test_a_stream_that_cannot_be_served_is_never_idle_in_health(world: Wor
     assert not ok and body["stream"] == "live" and body["status"] == problem
     ok, body = HealthReport(world.pub.facts, world.uploader).health()
     assert ok and body["stream"] == "idle"
+
+
+async def test_variants_removed_then_added_back_between_streams(tmp_path: Path) -> None:
+    """Owncast's variants set 2 -> 1 -> 2 between streams. The variant Owncast no longer announces is
+    closed (ENDLIST) and the one left is listed at once, not after waiting for the other; when the
+    variant comes back, both number the same moments alike (the checker lines them up by number)."""
+    world = World(tmp_path)
+    both = [SourceVariant(0, 3_000_000), SourceVariant(1, 300_000)]
+    world.pub.on_master(both)
+    for n in range(3):
+        for v in (0, 1):
+            world.owncast_lists(v, f"stream-a-{n}.ts")
+        await world.settle()
+    for v in (0, 1):
+        world.owncast_lists(v, ended=True)
+    await world.settle()
+
+    world.segments = {}  # Owncast wipes its folder; the new stream has one variant
+    world.owncast_lists(0, "stream-b-0.ts")
+    world.pub.on_master(both[:1])  # its master comes after the first playlist
+    await world.settle()
+    for n in range(1, 4):
+        world.owncast_lists(0, f"stream-b-{n}.ts")
+        await world.settle()
+    assert [name for v, _, name in world.listed if v == 0][-4:] == [f"stream-b-{n}.ts" for n in range(4)]
+    gen = world.pub.generator(1)
+    assert gen is not None and gen.ended
+    assert world.health()[0], world.health()  # the variant gone is not a stalled one
+
+    world.owncast_lists(0, ended=True)
+    await world.settle()
+    world.segments = {}
+    world.owncast_lists(0, "stream-c-0.ts")
+    world.pub.on_master(both)  # back to two: variant 1 is read once the master names it
+    world.owncast_lists(1, "stream-c-0.ts")
+    await world.settle()
+    for n in range(1, 4):
+        for v in (0, 1):
+            world.owncast_lists(v, f"stream-c-{n}.ts")
+        await world.settle()
+    for v in (0, 1):
+        assert [name for i, _, name in world.listed if i == v][-4:] == [f"stream-c-{n}.ts" for n in range(4)]
+    numbers = {v: [n for i, n, name in world.listed if i == v and name.startswith("stream-c")] for v in (0, 1)}
+    assert numbers[0] == numbers[1], numbers
+    assert world.health()[0], world.health()
