@@ -353,9 +353,11 @@ class Publisher:
                 for v in members:
                     if v.generator is not None:
                         v.generator.mark_gap()
-            self._decide(slot, members)
+            self._decide(slot, members, together=aligner is self.aligner)
 
-    def _decide(self, slot: Slot, members: list[Variant]) -> None:
+    def _decide(self, slot: Slot, members: list[Variant], together: bool = True) -> None:
+        """List the slot in every member, or in none; `together`: the variants are numbered alike (not
+        variants cut apart, each numbered on its own)."""
         failed: set[int] = set()  # variants whose own copy cannot be listed
         target = self.target_duration
         for v in members:
@@ -396,7 +398,7 @@ class Publisher:
             last_run = v.last_run if v.last_run is not None else self._last_run
             discontinuity = slot.discontinuity or (last_run is not None and slot.key[0] != last_run)
             gen = v.generator
-            if gen is not None and gen.segment_count and gen.next_sequence < base:
+            if together and gen is not None and gen.segment_count and gen.next_sequence < base:
                 # Back after streams without it (Owncast's variants 3 -> 1 -> 3): its numbers fell behind
                 # the others'. A new playlist at the same address, where the others are.
                 gen.restart(gen.target_duration, self._mono(), sequence=base,
