@@ -1,0 +1,101 @@
+"""Start-up in any order (issue 17, item 4), on real ffmpeg output and the real service.
+
+- The service first, then a stream whose copied variant is cut at the broadcaster's irregular keyframes
+  (1, 3, 2 s ...) next to a transcoded one: Owncast's multivariant playlist only comes once every
+  variant has a playlist, seconds after the first segment bytes, and the first segments are not the
+  target's length. Every segment Owncast lists is listed, from the first.
+- Owncast first, the service started in the middle of a stream: it picks the stream up at once, and
+  lists every segment Owncast lists from the next one on.
+
+Every playlist version the observer reads goes through the HLS checker (lined up by date where the
+variants are cut apart).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+
+from broadcaster.demo.emulator import OwncastEmulator, Variant
+from broadcaster.demo.seaweed import SeaweedS3
+from tests.support.hls_checker import VariantSetChecker
+from tests.support.observe import Observer
+from tests.support.service_process import ServiceProcess, service_env
+
+
+def _owncast_lists(owncast: OwncastEmulator, variant: int) -> list[str]:
+    return [n for n in owncast.listed_segments(variant) if "offline" not in n]
+
+
+@contextlib.asynccontextmanager
+async def _polling(seen: Observer) -> AsyncIterator[None]:
+    """The observer reads every version while the test waits on Owncast: a new playlist at the same
+    address (a raised target) drops what the old one listed, so a late look would miss it."""
+    async def poll() -> None:
+        while True:
+            await seen.poll()
+            await asyncio.sleep(0.05)
+
+    task = asyncio.create_task(poll())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task  # a version the checker refused raises here
+
+
+async def test_service_first_then_a_passthrough_stream_is_listed_from_its_first_segment(
+    tmp_path: Path, seaweed: SeaweedS3
+) -> None:
+    hls = tmp_path / "hls"
+    hls.mkdir()
+    variants = [Variant(640, 360, 1200, passthrough=True, audio_passthrough=True), Variant(320, 180, 250)]
+    owncast = OwncastEmulator(hls, variants=variants, latency_level=0, source_keyframes=[1, 3, 2])
+    env = service_env(hls, seaweed, tmp_path / "state")
+    checker = VariantSetChecker(allow_resume_after_endlist=True, allow_restart=True, align_by="time")
+    async with ServiceProcess(env, tmp_path / "run") as service, aiohttp.ClientSession() as http:
+        seen = Observer(service.url, http, (0, 1), checker)
+        try:
+            async with _polling(seen):
+                await owncast.start()
+                await owncast.wait_for_segments(0, 4, timeout=40)
+            expected = {v: _owncast_lists(owncast, v) for v in (0, 1)}
+            await seen.until(lambda: all(set(expected[v]) <= set(seen.names(v)) for v in (0, 1)), 20,
+                             f"every segment Owncast listed ({expected}) listed by the service")
+        finally:
+            await owncast.close()
+        for v in (0, 1):
+            assert seen.names(v)[: len(expected[v])] == expected[v]  # from the first, in order, none skipped
+        assert service.problems() == [], service.problems()
+
+
+async def test_service_started_mid_stream_picks_it_up_at_once(tmp_path: Path, seaweed: SeaweedS3) -> None:
+    hls = tmp_path / "hls"
+    async with OwncastEmulator(hls, variants=2, latency_level=0) as owncast:
+        await owncast.wait_for_segments(0, 4, timeout=30)
+        env = service_env(hls, seaweed, tmp_path / "state")
+        async with ServiceProcess(env, tmp_path / "run") as service, aiohttp.ClientSession() as http:
+            started = time.monotonic()
+            at_start = {v: _owncast_lists(owncast, v) for v in (0, 1)}
+            seen = Observer(service.url, http, (0, 1))
+            await seen.until(lambda: all(seen.names(v) for v in (0, 1)), 10, "the stream picked up")
+            picked_up = time.monotonic() - started
+            # From then on, every segment Owncast lists is listed too.
+            async with _polling(seen):
+                after = await owncast.wait_for_segments(0, len(at_start[0]) + 3, timeout=20)
+            newer = [n for n in after if n not in at_start[0]]
+            await seen.until(lambda: all(set(newer) <= set(seen.names(v)) for v in (0, 1)), 10,
+                             f"{newer} listed in both variants")
+            for v in (0, 1):
+                names = seen.names(v)
+                assert names[names.index(newer[0]):][: len(newer)] == newer
+            # Already on disk at start: the newest ones are listed too (a couple of segments back).
+            assert at_start[0][-1] in seen.names(0)
+            print(f"picked up {picked_up:.2f}s after start; Owncast had listed {len(at_start[0])} segments")
+            assert service.problems() == [], service.problems()
