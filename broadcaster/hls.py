@@ -85,10 +85,11 @@ MAX_TARGET_DURATION = 30
 
 
 def target_duration_for(advertised: int | None) -> int:
-    """Choose the one target duration (6.2.1: it never changes) from what Owncast advertises.
+    """The target duration Owncast's playlist advertises, bounded (6.2.1: a playlist keeps it).
 
-    Owncast's ffmpeg writes the ceiling of its longest segment, so its own value already fits every
-    segment it lists; a segment that does not fit is rejected rather than stretching the target.
+    Owncast's ffmpeg writes its longest listed segment rounded to the nearest second (measured,
+    docs/owncast.md), the rounding 4.4.3.1 compares with, so its value fits what it lists so far; a
+    longer segment later starts a new playlist with a raised target (the publisher's _fit_target).
     """
     return min(MAX_TARGET_DURATION, max(1, advertised or 1))
 
