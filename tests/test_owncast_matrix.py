@@ -68,7 +68,7 @@ import os
 import re
 import statistics
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -217,6 +217,7 @@ class Matrix:
             await asyncio.sleep(POLL)
 
     def note_owncast(self) -> None:
+        """Owncast's variant playlists of the stream on, as its files are now."""
         if not self.rows:
             return
         now = time.monotonic()
@@ -234,7 +235,7 @@ class Matrix:
                 assert m is not None, f"Owncast listed {name!r} in variant {v}"
                 row = self.runs.get(m.group(1))
                 if row is None:
-                    continue  # a stream start() has not returned from yet: the next look
+                    continue  # a stream start() has not returned from yet: the next look takes it
                 assert row == len(self.rows) - 1, f"{name} is not from the stream on ({self.runs})"
                 if seg is None:
                     seg = self.segments[(v, name)] = Segment(row, v, name, m.group(1), int(m.group(2)))
@@ -261,6 +262,8 @@ class Matrix:
         it has not seen before to be in the others' first playlist: a look the service changed half-way
         (a new stream restarting every playlist with a new target) would compare a new variant's first
         playlist with the old playlists of the others, which no player could load at once."""
+        if not self.rows:
+            return
         seen_at = time.monotonic()
         look = await self.read_service()
         for _ in range(3):
@@ -354,8 +357,8 @@ class Matrix:
         index = len(self.rows)
         self.checker.align_by = "time" if row.passthrough else "msn"
         self.owncast.configure(variants=row.variants, latency_level=row.level, source_keyframes=row.keyframes)
-        self.rows.append(row)
         await self.owncast.start()
+        self.rows.append(row)
         self.runs[self.owncast.shortid] = index
         started = time.monotonic()
         count = len(row.variants)
@@ -480,6 +483,21 @@ async def chain(tmp_path: Path, moto_url: str, name: str, final: Metrics) -> Asy
         print(f"\nOwncast matrix, chain {name}: {time.monotonic() - started:.1f} s")
 
 
+class KnownBug(AssertionError):
+    """The failure a strict xfail below pins, and no other: any other failure fails the test."""
+
+
+@contextlib.contextmanager
+def failing_with(*words: str) -> Iterator[None]:
+    """An AssertionError whose message holds every word is the known bug; anything else stays itself."""
+    try:
+        yield
+    except AssertionError as err:
+        if all(w in str(err) for w in words):
+            raise KnownBug(str(err)) from err
+        raise
+
+
 async def play_all(matrix: Matrix, rows: list[Row]) -> None:
     for row in rows:
         print("  " + (await matrix.play(row)).line())
@@ -529,7 +547,7 @@ async def test_two_then_three_transcoded_variants(tmp_path: Path, moto_url: str)
     assert counter(final, "hls_broadcaster_target_duration_changes_total", reason="new_stream") == 1
 
 
-@pytest.mark.xfail(strict=True, reason=(
+@pytest.mark.xfail(strict=True, raises=KnownBug, reason=(
     "a variant added between streams numbers its discontinuities from 0: the variants it joins list "
     "the same media sequence number under a higher discontinuity number (HLS 6.2.4). "
     "Publisher.on_variant_playlist gives a new variant a fresh ManifestGenerator "
@@ -539,11 +557,12 @@ async def test_two_then_three_transcoded_variants(tmp_path: Path, moto_url: str)
 async def test_a_variant_added_after_a_discontinuity(tmp_path: Path, moto_url: str) -> None:
     """1 variant at level 0 -> 1 again (a reconnect: a discontinuity) -> 2 variants at level 0."""
     final: Metrics = {}
-    async with chain(tmp_path, moto_url, "added", final) as matrix:
-        await play_all(matrix, [Row(0, (SMALL,)), Row(0, (SMALL,)), Row(0, (SMALL, SMALLEST))])
+    with failing_with("variant-discontinuity-mismatch", "same media sequence number"):
+        async with chain(tmp_path, moto_url, "added", final) as matrix:
+            await play_all(matrix, [Row(0, (SMALL,)), Row(0, (SMALL,)), Row(0, (SMALL, SMALLEST))])
 
 
-@pytest.mark.xfail(strict=True, reason=(
+@pytest.mark.xfail(strict=True, raises=KnownBug, reason=(
     "variants removed between streams hold the next stream back: SlotAligner._participants keeps every "
     "variant that listed before and had a new segment in the last 3 target durations as a member of the "
     "new stream's slots, though Owncast ended it (offline tail, ENDLIST) and wiped its folder; the slots "
@@ -552,11 +571,12 @@ async def test_a_variant_added_after_a_discontinuity(tmp_path: Path, moto_url: s
 async def test_three_then_one_transcoded_variant(tmp_path: Path, moto_url: str) -> None:
     """3 variants at level 3 -> 1 at level 0: variants removed between streams."""
     final: Metrics = {}
-    async with chain(tmp_path, moto_url, "removed", final) as matrix:
-        await play_all(matrix, [Row(3, (SMALL, SMALLER, SMALLEST)), Row(0, (SMALL,))])
+    with failing_with("not listed by the service"):
+        async with chain(tmp_path, moto_url, "removed", final) as matrix:
+            await play_all(matrix, [Row(3, (SMALL, SMALLER, SMALLEST)), Row(0, (SMALL,))])
 
 
-@pytest.mark.xfail(strict=True, reason=(
+@pytest.mark.xfail(strict=True, raises=KnownBug, reason=(
     "a copied segment longer than the target after the variants were cut apart raises the target again, "
     "and each variant starts its new playlist where it is: the transcoded variant has already listed "
     "3-6 s under the old discontinuity number when the copied 3.5 s segment (3-6.5 s) is listed under "
@@ -567,5 +587,6 @@ async def test_passthrough_segment_longer_after_the_cut_raises_the_target_at_one
     """The source copied + 1 transcoded at level 0, keyframes 2, 1, 3.5 s apart: copied segments of 2
     (found cut apart: target 1 -> 2), 1, then 3.5 s (target 2 -> 4)."""
     final: Metrics = {}
-    async with chain(tmp_path, moto_url, "raised", final) as matrix:
-        await play_all(matrix, [Row(0, (SOURCE, SMALLEST), (2.0, 1.0, 3.5))])
+    with failing_with("variant-discontinuity-mismatch", "covering the same moment"):
+        async with chain(tmp_path, moto_url, "raised", final) as matrix:
+            await play_all(matrix, [Row(0, (SOURCE, SMALLEST), (2.0, 1.0, 3.5))])
