@@ -99,6 +99,7 @@ MIN_SEGMENTS = 3  # each variant of a row lists at least this many segments befo
 MIN_SECONDS = 8.0  # and the stream has been on at least this long
 SLACK = 3.0  # the latency bound: 2 x the segment's length + SLACK seconds
 TS_PACKET = 188
+START_TIMEOUT = 60.0  # seconds the service may take to start
 
 # Small pictures: ffmpeg encodes every transcoded variant in real time, next to the rest of the suite.
 SMALL = Variant(256, 144, 300)
@@ -473,8 +474,14 @@ async def chain(tmp_path: Path, moto_url: str, name: str, final: Metrics) -> Asy
                STATE_DIR=str(tmp_path / "state"), LOG_LEVEL="info")
     owncast = OwncastEmulator(hls_dir)
     started = time.monotonic()
+    service = ServiceProcess(env, tmp_path / "service")
     try:
-        async with ServiceProcess(env, tmp_path / "service") as service, aiohttp.ClientSession() as http:
+        async with contextlib.AsyncExitStack() as stack:
+            # Up to a minute to start (not ServiceProcess's 20 s): on the shared 2-core VM under load
+            # (load average 20) one start took 17 s to reach "serving".
+            await service.start(timeout=START_TIMEOUT)
+            stack.push_async_exit(service.__aexit__)  # kills it and shows its log on a failure
+            http = await stack.enter_async_context(aiohttp.ClientSession())
             matrix = Matrix(owncast, service.url, http)
             matrix.watcher = asyncio.create_task(matrix.watch())
             try:
@@ -497,12 +504,13 @@ class KnownBug(AssertionError):
 
 
 @contextlib.contextmanager
-def failing_with(*words: str) -> Iterator[None]:
-    """An AssertionError whose message holds every word is the known bug; anything else stays itself."""
+def failing_with(*signatures: tuple[str, ...]) -> Iterator[None]:
+    """An AssertionError whose message holds every word of one of the signatures is the known bug;
+    anything else stays itself."""
     try:
         yield
     except AssertionError as err:
-        if all(w in str(err) for w in words):
+        if any(all(w in str(err) for w in words) for words in signatures):
             raise KnownBug(str(err)) from err
         raise
 
@@ -566,7 +574,7 @@ async def test_two_then_three_transcoded_variants(tmp_path: Path, moto_url: str)
 async def test_a_variant_added_after_a_discontinuity(tmp_path: Path, moto_url: str) -> None:
     """1 variant at level 0 -> 1 again (a reconnect: a discontinuity) -> 2 variants at level 0."""
     final: Metrics = {}
-    with failing_with("variant-discontinuity-mismatch", "same media sequence number"):
+    with failing_with(("variant-discontinuity-mismatch", "same media sequence number")):
         async with chain(tmp_path, moto_url, "added", final) as matrix:
             await play_all(matrix, [Row(0, (SMALL,)), Row(0, (SMALL,)), Row(0, (SMALL, SMALLEST))])
 
@@ -580,7 +588,8 @@ async def test_a_variant_added_after_a_discontinuity(tmp_path: Path, moto_url: s
 async def test_three_then_one_transcoded_variant(tmp_path: Path, moto_url: str) -> None:
     """3 variants at level 3 -> 1 at level 0: variants removed between streams."""
     final: Metrics = {}
-    with failing_with("not listed by the service"):
+    # Never listed while the stream is short; listed late once a new segment comes after the wait.
+    with failing_with(("not listed by the service",), ("listed more than a couple of segments late",)):
         async with chain(tmp_path, moto_url, "removed", final) as matrix:
             await play_all(matrix, [Row(3, (SMALL, SMALLER, SMALLEST)), Row(0, (SMALL,))])
 
@@ -596,6 +605,6 @@ async def test_passthrough_segment_longer_after_the_cut_raises_the_target_at_one
     """The source copied + 1 transcoded at level 0, keyframes 2, 1, 3.5 s apart: copied segments of 2
     (found cut apart: target 1 -> 2), 1, then 3.5 s (target 2 -> 4)."""
     final: Metrics = {}
-    with failing_with("variant-discontinuity-mismatch", "covering the same moment"):
+    with failing_with(("variant-discontinuity-mismatch", "covering the same moment")):
         async with chain(tmp_path, moto_url, "raised", final) as matrix:
             await play_all(matrix, [Row(0, (SOURCE, SMALLEST), (2.0, 1.0, 3.5))])
