@@ -22,7 +22,7 @@ copied3   3      3 transcoded                            (first stream)
 copied3   0      source copied + 2 transcoded            transcode -> passthrough, level 3 -> 0
 variants  1      2 transcoded                            (first stream)
 variants  3      3 transcoded                            2 variants -> 3, level 1 -> 3
-removed   3      3 transcoded                            (first stream)
+removed   3      3 transcoded (TARGET_DURATION=10)       (first stream)
 removed   0      1 transcoded                            3 variants -> 1, level 3 -> 0: XFAIL
 added     0      1, then 1 again, then 2 transcoded      a variant added after a discontinuity: XFAIL
 raised    0      source copied + 1 transcoded            a copied segment longer after the cut: XFAIL
@@ -58,7 +58,9 @@ For every row:
    it in the service's playlist (both looked at every 100 ms, in turn: 0 means "in the same look").
    Only a generous bound is asserted ("within a couple of segments"): listed before Owncast lists
    the segment two after it, or within 2 x max(segment length, its EXTINF) + 3 s. p50 and max per
-   row are printed (`-s`, or `-rP` under xdist).
+   row are printed (`-s`, or `-rP` under xdist). A segment that waited while the service logged the
+   bucket unreachable is excused from the bound, and printed as such (the bucket is moto on a shared
+   VM: under load from other sessions it stalled past UPLOAD_TIMEOUT twice in some 30 runs).
 
 Measured on the suite's 2-core VM, five runs of this file alone with `-n 2 --dist worksteal`: 93-94 s
 (wall 95-98 s). The tests take 8 to 44 s each (levels 44, removed 32, copied3 24, variants 23,
@@ -167,13 +169,15 @@ class RowReport:
     versions: int
     targets: set[int]
     compared: int  # segments whose bytes in the bucket were compared with Owncast's file
+    excused: list[str]  # late, while the service said the bucket was down
 
     def line(self) -> str:
         counts = "/".join(str(self.segments[v]) for v in sorted(self.segments))
         p50, most = statistics.median(self.latencies), max(self.latencies)
         return (f"{str(self.row):<44} segments {counts:<8} latency p50 {p50:.2f} s, max {most:.2f} s; "
                 f"{self.versions} versions checked, target {sorted(self.targets)}, "
-                f"{self.compared}/{len(self.latencies)} compared byte for byte")
+                f"{self.compared}/{len(self.latencies)} compared byte for byte"
+                + "".join(f"\n    excused from the bound: {e}" for e in self.excused))
 
 
 _NAME = re.compile(r"^stream-(.+)-(\d+)\.ts$")  # Owncast's stream-<shortid>-<n>.ts
@@ -221,6 +225,9 @@ class Matrix:
     texts: dict[int, str] = field(default_factory=dict)  # variant -> the service's latest version
     owncast_texts: dict[int, str] = field(default_factory=dict)  # variant -> Owncast's, as last read
     watcher: asyncio.Task[None] | None = None
+    service_log: list[str] = field(default_factory=list)  # the service's lines, as it writes them
+    floor: int = 0  # the service's TARGET_DURATION: the least target duration it serves
+    excused: dict[int, list[str]] = field(default_factory=dict)  # row -> late while the bucket was down
 
     async def watch(self) -> None:
         """Until cancelled: Owncast's playlists, then the service's, every POLL seconds."""
@@ -431,13 +438,39 @@ class Matrix:
             before_two_after = (two_after is not None and two_after.owncast_at is not None
                                 and s.service_at is not None and s.service_at <= two_after.owncast_at)
             if s.latency > bound and not before_two_after:
-                late.append(f"{s.variant}/{s.name}: {s.latency:.2f} s (bound {bound:.1f} s)")
+                what = f"{s.variant}/{s.name}: {s.latency:.2f} s (bound {bound:.1f} s)"
+                outage = self.bucket_outage(s)
+                if outage is None:
+                    late.append(what)
+                else:
+                    self.excused.setdefault(index, []).append(f"{what}; {outage}")
         assert not late, f"{row}: listed more than a couple of segments late: {late}"
         if not row.passthrough:
-            assert self.targets.get(index) == {row.seconds}, (row, self.targets.get(index))
+            assert self.targets.get(index) == {max(self.floor, row.seconds)}, (row, self.targets.get(index))
         counts = {v: sum(1 for s in segs if s.variant == v) for v in range(len(row.variants))}
         return RowReport(row, counts, [s.latency for s in segs], self.versions.get(index, 0),
-                         self.targets.get(index, set()), sum(s.compared for s in segs))
+                         self.targets.get(index, set()), sum(s.compared for s in segs),
+                         self.excused.get(index, []))
+
+    def bucket_outage(self, seg: Segment) -> str | None:
+        """The service's own log line saying the bucket failed while `seg` waited to be listed, if any.
+
+        The bucket is moto on the same shared VM: under load from other sessions it once stalled past
+        UPLOAD_TIMEOUT; the service then retries, as it should, and lists late. That is a fault of the
+        bucket (tests/test_faults_bucket.py's subject), not a latency of the service: such a segment is
+        excused from the bound, and printed; it must still be listed and fetchable like any other."""
+        assert seg.owncast_at is not None and seg.service_at is not None
+        offset = time.time() - time.monotonic()
+        for line in self.service_log:
+            if "bucket unreachable" not in line and "bucket reachable again" not in line:
+                continue
+            try:
+                logged = datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp() - offset
+            except ValueError:
+                continue  # not a log line of its own (a traceback's)
+            if seg.owncast_at <= logged <= seg.service_at:
+                return line[24:]
+        return None
 
 
 # moto's S3 server in a process of its own. conftest's moto_url runs it in a thread of the test's
@@ -504,14 +537,16 @@ def counter(values: Metrics, name: str, **labels: str) -> float:
 
 
 @contextlib.asynccontextmanager
-async def chain(tmp_path: Path, s3_url: str, name: str, final: Metrics) -> AsyncIterator[Matrix]:
+async def chain(
+        tmp_path: Path, s3_url: str, name: str, final: Metrics, **settings: str) -> AsyncIterator[Matrix]:
     """The service on a bucket of its own, the emulator, and the looks at both, for one chain of rows.
-    `final` gets the service's metrics after the last row."""
+    `final` gets the service's metrics after the last row; `settings` are the service's own."""
     hls_dir = tmp_path / "hls"
     hls_dir.mkdir()
     env = {k: v for k, v in os.environ.items() if k not in {s.name for s in SETTINGS}}
     env.update(moto_bucket(s3_url, f"matrix-{name}"), HLS_DIR=str(hls_dir), PORT="0",
                STATE_DIR=str(tmp_path / "state"), LOG_LEVEL="info")
+    env.update(settings)
     owncast = OwncastEmulator(hls_dir)
     started = time.monotonic()
     service = ServiceProcess(env, tmp_path / "service")
@@ -522,7 +557,8 @@ async def chain(tmp_path: Path, s3_url: str, name: str, final: Metrics) -> Async
             await service.start(timeout=START_TIMEOUT)
             stack.push_async_exit(service.__aexit__)  # kills it and shows its log on a failure
             http = await stack.enter_async_context(aiohttp.ClientSession())
-            matrix = Matrix(owncast, service.url, http)
+            matrix = Matrix(owncast, service.url, http, service_log=service.lines,
+                            floor=int(settings.get("TARGET_DURATION", "0")))
             matrix.watcher = asyncio.create_task(matrix.watch())
             try:
                 yield matrix
@@ -623,14 +659,18 @@ async def test_a_variant_added_after_a_discontinuity(tmp_path: Path, s3_url: str
     "variants removed between streams hold the next stream back: SlotAligner._participants keeps every "
     "variant that listed before and had a new segment in the last 3 target durations as a member of the "
     "new stream's slots, though Owncast ended it (offline tail, ENDLIST) and wiped its folder; the slots "
-    "are looked at again only on the next playlist event, so variant 0's segments wait 3 old target "
-    "durations (12 s here) plus an event, and a stream that ends sooner is never listed"))
+    "are looked at again only on the next playlist event, so variant 0's segments wait 3 target "
+    "durations (30 s here, with TARGET_DURATION=10) plus an event, and a stream that ends sooner is "
+    "never listed"))
 async def test_three_then_one_transcoded_variant(tmp_path: Path, s3_url: str) -> None:
-    """3 variants at level 3 -> 1 at level 0: variants removed between streams."""
+    """3 variants at level 3 -> 1 at level 0: variants removed between streams. TARGET_DURATION=10 (an
+    operator's way to avoid new playlists when Owncast's settings change) makes the hold 30 s, so the
+    bug shows even when the VM stalls: with Owncast's 4 s it is 12 s, which a loaded VM once spent
+    between the two streams, and the test passed."""
     final: Metrics = {}
     # Never listed while the stream is short; listed late once a new segment comes after the wait.
     with failing_with(("not listed by the service",), ("listed more than a couple of segments late",)):
-        async with chain(tmp_path, s3_url, "removed", final) as matrix:
+        async with chain(tmp_path, s3_url, "removed", final, TARGET_DURATION="10") as matrix:
             await play_all(matrix, [Row(3, (SMALL, SMALLER, SMALLEST)), Row(0, (SMALL,))])
 
 
