@@ -62,13 +62,15 @@ For every row:
    bucket unreachable is excused from the bound, and printed as such (the bucket is moto on a shared
    VM: under load from other sessions it stalled past UPLOAD_TIMEOUT twice in some 30 runs).
 
-Measured on the suite's 2-core VM, five runs of this file alone with `-n 2 --dist worksteal`: 93-94 s
-(wall 95-98 s). The tests take 8 to 44 s each (levels 44, removed 32, copied3 24, variants 23,
-added 20, copied 20, raised 8), 171 s in all: about 85 s more for the whole suite on two workers.
-Listing latency, every run: p50 at most 0.07 s in every row (0.00: in the same look); max at most
-0.12 s in transcoded rows, 2.5 s (level 1, copied + 1) and 1.6 s (level 0, copied + 2) in passthrough
-rows, where a transcoded segment waits in its slot for the copied variant's until the service finds
-the two cut apart. Every fetched segment matched Owncast's file byte for byte.
+Measured on the suite's 2-core VM, shared with other sessions (load average 5-17 while measuring).
+This file alone with `-n 2 --dist worksteal`: 93-94 s on a quiet VM, 103-112 s under load (ten
+runs). The tests take 8 to 53 s each (levels 44-53, removed 32, variants 23-33, added 20-34,
+copied3 24-26, copied 21-23, raised 8-10), about 175 s in all, so about 90 s more for the whole
+suite on two workers; the whole suite took 518-545 s with it (one run without it: 518 s, within the
+VM's noise). Listing latency: p50 0.00-0.39 s in every row (0.00: in the same look); max 0.1-0.3 s in
+transcoded rows on a quiet VM, up to 6.2 s under load (level 3 and 4, against bounds of 11 and 13 s);
+1.5-2.5 s in passthrough rows, where a transcoded segment waits in its slot for the copied variant's
+until the service finds the two cut apart. Every segment fetched matched Owncast's file byte for byte.
 """
 
 from __future__ import annotations
