@@ -1,0 +1,692 @@
+"""The Owncast settings matrix (issue 17, item 6): latency levels, variants and passthrough, on real ffmpeg.
+
+Each test is a chain of short streams written by the Owncast emulator (real ffmpeg with Owncast's
+arguments, files written in place, the folder wiped at every start, the offline tail at every stop),
+watched by one real service process (`python -m broadcaster run`) uploading to moto's S3 server (run in
+a process of its own).
+Between two streams the settings change the way an operator changes them on Owncast's admin page:
+the broadcaster disconnects (offline tail), the settings apply at the next stream.
+
+Rows (one row = one stream = one case); the chains run side by side under xdist:
+
+========  =====  ======================================  ======================================
+chain     level  variants                                what changed from the row before
+========  =====  ======================================  ======================================
+levels    0      1 transcoded                            (first stream)
+levels    2      1 transcoded                            level 0 -> 2 (1 s -> 3 s segments)
+levels    4      1 transcoded                            level 2 -> 4 (3 s -> 5 s)
+levels    0      1 transcoded                            level 4 -> 0 (5 s -> 1 s)
+copied    1      2 transcoded                            (first stream)
+copied    1      source copied + 1 transcoded            transcode -> passthrough
+copied3   3      3 transcoded                            (first stream)
+copied3   0      source copied + 2 transcoded            transcode -> passthrough, level 3 -> 0
+variants  1      2 transcoded                            (first stream)
+variants  3      3 transcoded                            2 variants -> 3, level 1 -> 3
+removed   3      3 transcoded (TARGET_DURATION=10)       (first stream)
+removed   0      1 transcoded                            3 variants -> 1, level 3 -> 0: XFAIL
+added     0      1, then 1 again, then 2 transcoded      a variant added after a discontinuity: XFAIL
+raised    0      source copied + 1 transcoded            a copied segment longer after the cut: XFAIL
+========  =====  ======================================  ======================================
+
+So every latency level 0-4, transcoded and passthrough (the broadcaster's video and audio copied, cut
+at its irregular keyframes), one and three variants each appear in chains that pass, as do the
+changes level 0 -> 2, 4 -> 0, 2 variants -> 3 and transcode -> passthrough. The change 3 variants -> 1
+fails today, as do two narrower cases the matrix ran into: each is a strict xfail chain of its own
+(reason in its mark), so the chains that pass keep guarding everything else, and a fix shows as an
+XPASS that fails the suite until the mark goes.
+
+For every row:
+1. Every version of every media playlist the service serves while the row is on is checked with
+   VariantSetChecker (allow_restart: a new target duration is a new playlist at the same address;
+   variants lined up by PROGRAM-DATE-TIME in passthrough rows, whose variants are cut at different
+   instants): EXT-X-TARGETDURATION never changes within one playlist and every EXTINF fits it. In
+   transcoded rows the target duration is the level's segment length. The multivariant playlist names
+   exactly the row's variants.
+2. Every segment Owncast listed in each variant's playlist (read from Owncast's files while it
+   streams; its offline clip left out) is listed by the service in that variant, and its URL answers
+   200 from the bucket with exactly the bytes Owncast wrote (only if Owncast's file were gone: an
+   MPEG-TS). Nothing is listed that Owncast did not
+   list. When the stream stops, every variant's playlist gets EXT-X-ENDLIST.
+   The next stream starts once that happened and once the wall clock has passed the last
+   PROGRAM-DATE-TIME (plus EXTINF) of the stream that ended, as a broadcaster sending in real time
+   cannot reconnect sooner. (ffmpeg dates a stream from when it has probed its input, so its dates
+   run ahead of the wall clock, by about 1.9 s with a copied variant: a stream started at once after
+   the last would date its first segments before the last one's end, and the checker, lining variants
+   up by date, would see one moment under two discontinuity numbers.) No segment is wiped by Owncast
+   before the service read it, so these rows state no exception to "every segment listed".
+3. The listing latency: from the first sight of a segment in Owncast's playlist to the first sight of
+   it in the service's playlist (both looked at every 100 ms, in turn: 0 means "in the same look").
+   Only a generous bound is asserted ("within a couple of segments"): listed before Owncast lists
+   the segment two after it, or within 2 x max(segment length, its EXTINF) + 3 s. p50 and max per
+   row are printed (`-s`, or `-rP` under xdist). A segment that waited while the service logged the
+   bucket unreachable is excused from the bound, and printed as such (the bucket is moto on a shared
+   VM: under load from other sessions it stalled past UPLOAD_TIMEOUT twice in some 30 runs).
+
+Measured on the suite's 2-core VM, shared with other sessions (load average 5-17 while measuring).
+This file alone with `-n 2 --dist worksteal`: 93-94 s on a quiet VM, 103-112 s under load (ten
+runs). The tests take 8 to 53 s each (levels 44-53, removed 32, variants 23-33, added 20-34,
+copied3 24-26, copied 21-23, raised 8-10), about 175 s in all, so about 90 s more for the whole
+suite on two workers; the whole suite took 518-545 s with it (one run without it: 518 s, within the
+VM's noise). Listing latency: p50 0.00-0.39 s in every row (0.00: in the same look); max 0.1-0.3 s in
+transcoded rows on a quiet VM, up to 6.2 s under load (level 3 and 4, against bounds of 11 and 13 s);
+1.5-2.5 s in passthrough rows, where a transcoded segment waits in its slot for the copied variant's
+until the service finds the two cut apart. Every segment fetched matched Owncast's file byte for byte.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import aiohttp
+import boto3
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from broadcaster.demo.emulator import LATENCY_LEVELS, OwncastEmulator, Variant
+from broadcaster.settings import SETTINGS
+from tests.support.hls_checker import VariantSetChecker, check_master
+from tests.support.service_process import ServiceProcess
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+
+POLL = 0.1  # seconds between two looks at Owncast's files and the service's playlists
+MIN_SEGMENTS = 3  # each variant of a row lists at least this many segments before the stream stops
+MIN_SECONDS = 8.0  # and the stream has been on at least this long
+SLACK = 3.0  # the latency bound: 2 x the segment's length + SLACK seconds
+TS_PACKET = 188
+START_TIMEOUT = 60.0  # seconds the service may take to start
+
+# Small pictures: ffmpeg encodes every transcoded variant in real time, next to the rest of the suite.
+SMALL = Variant(256, 144, 300)
+SMALLER = Variant(192, 108, 200)
+SMALLEST = Variant(128, 72, 100)
+# The broadcaster's own stream, copied by Owncast ("Source" on its admin page), audio too.
+SOURCE = Variant(320, 180, 600, passthrough=True, audio_passthrough=True)
+
+Metrics = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+@dataclass(frozen=True)
+class Row:
+    """One stream of a chain: Owncast's latency level and output variants for it."""
+
+    level: int
+    variants: tuple[Variant, ...]
+    # Seconds between the broadcaster's keyframes, cycled (passthrough); None keeps the chain's last.
+    keyframes: tuple[float, ...] | None = None
+
+    @property
+    def seconds(self) -> int:
+        return LATENCY_LEVELS[self.level][0]
+
+    @property
+    def passthrough(self) -> bool:
+        return any(v.passthrough for v in self.variants)
+
+    def __str__(self) -> str:
+        kinds = ["copied" if v.passthrough else f"{v.height}p" for v in self.variants]
+        return f"level {self.level}, {len(self.variants)} variant(s) ({', '.join(kinds)})"
+
+
+@dataclass
+class Segment:
+    """One segment Owncast listed, and what became of it at the service."""
+
+    row: int
+    variant: int
+    name: str
+    stream: str  # Owncast's shortid for the stream
+    number: int  # ffmpeg's running number in its stream
+    duration: float = 0.0
+    owncast_at: float | None = None  # monotonic: first seen in Owncast's playlist
+    data: bytes | None = None  # as Owncast wrote it (read once listed, so complete)
+    service_at: float | None = None  # monotonic: first seen in the service's playlist
+    fetched: bool = False
+    compared: bool = False  # the bucket's bytes were compared with Owncast's file
+
+    @property
+    def latency(self) -> float:
+        assert self.owncast_at is not None and self.service_at is not None
+        # Looked at in turn: the service may show it before the next look at Owncast's file does.
+        return max(0.0, self.service_at - self.owncast_at)
+
+
+@dataclass
+class RowReport:
+    row: Row
+    segments: dict[int, int]  # variant -> segments Owncast listed
+    latencies: list[float]
+    versions: int
+    targets: set[int]
+    compared: int  # segments whose bytes in the bucket were compared with Owncast's file
+    excused: list[str]  # late, while the service said the bucket was down
+
+    def line(self) -> str:
+        counts = "/".join(str(self.segments[v]) for v in sorted(self.segments))
+        p50, most = statistics.median(self.latencies), max(self.latencies)
+        return (f"{str(self.row):<44} segments {counts:<8} latency p50 {p50:.2f} s, max {most:.2f} s; "
+                f"{self.versions} versions checked, target {sorted(self.targets)}, "
+                f"{self.compared}/{len(self.latencies)} compared byte for byte"
+                + "".join(f"\n    excused from the bound: {e}" for e in self.excused))
+
+
+_NAME = re.compile(r"^stream-(.+)-(\d+)\.ts$")  # Owncast's stream-<shortid>-<n>.ts
+
+
+def owncast_entries(text: str) -> list[tuple[str, float, str | None]]:
+    """(name, EXTINF, PROGRAM-DATE-TIME) of each stream segment in Owncast's variant playlist as read.
+
+    The test's own reading, not the service's parser: only complete lines count (Owncast rewrites the
+    file in place) and the offline clip is left out."""
+    if not text.startswith("#EXTM3U\n"):
+        return []
+    out: list[tuple[str, float, str | None]] = []
+    duration: float | None = None
+    date: str | None = None
+    for line in text.split("\n")[:-1]:
+        if line.startswith("#EXTINF:"):
+            duration = float(line[len("#EXTINF:"):].split(",")[0])
+        elif line.startswith("#EXT-X-PROGRAM-DATE-TIME:"):
+            date = line.split(":", 1)[1]
+        elif line and not line.startswith("#"):
+            if duration is not None and not line.startswith("offline"):
+                out.append((line, duration, date))
+            duration = date = None
+    return out
+
+
+@dataclass
+class Matrix:
+    """Looks at Owncast's files and the service's playlists side by side, for a chain of rows."""
+
+    owncast: OwncastEmulator
+    url: str
+    http: aiohttp.ClientSession
+    checker: VariantSetChecker = field(
+        default_factory=lambda: VariantSetChecker(allow_resume_after_endlist=True, allow_restart=True))
+    rows: list[Row] = field(default_factory=list)
+    runs: dict[str, int] = field(default_factory=dict)  # Owncast's shortid -> row
+    segments: dict[tuple[int, str], Segment] = field(default_factory=dict)  # (variant, name) -> segment
+    ended: dict[int, int] = field(default_factory=dict)  # variant -> row its ENDLIST closed (latest version)
+    versions: dict[int, int] = field(default_factory=dict)  # row -> new versions checked while it was on
+    targets: dict[int, set[int]] = field(default_factory=dict)  # row -> targets of versions listing it
+    fetches: list[asyncio.Task[None]] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)  # listed by the service, never by Owncast
+    texts: dict[int, str] = field(default_factory=dict)  # variant -> the service's latest version
+    owncast_texts: dict[int, str] = field(default_factory=dict)  # variant -> Owncast's, as last read
+    watcher: asyncio.Task[None] | None = None
+    service_log: list[str] = field(default_factory=list)  # the service's lines, as it writes them
+    floor: int = 0  # the service's TARGET_DURATION: the least target duration it serves
+    excused: dict[int, list[str]] = field(default_factory=dict)  # row -> late while the bucket was down
+
+    async def watch(self) -> None:
+        """Until cancelled: Owncast's playlists, then the service's, every POLL seconds."""
+        while True:
+            self.note_owncast()
+            await self.poll_service()
+            await asyncio.sleep(POLL)
+
+    def note_owncast(self) -> None:
+        """Owncast's variant playlists of the stream on, as its files are now."""
+        if not self.rows:
+            return
+        now = time.monotonic()
+        for v in range(len(self.rows[-1].variants)):
+            try:
+                text = self.owncast.variant_playlist(v).read_text()
+            except FileNotFoundError:
+                continue
+            self.owncast_texts[v] = text
+            for name, duration, _ in owncast_entries(text):
+                seg = self.segments.get((v, name))
+                if seg is not None and seg.owncast_at is not None:
+                    continue
+                m = _NAME.match(name)
+                assert m is not None, f"Owncast listed {name!r} in variant {v}"
+                row = self.runs.get(m.group(1))
+                if row is None:
+                    continue  # a stream start() has not returned from yet: the next look takes it
+                assert row == len(self.rows) - 1, f"{name} is not from the stream on ({self.runs})"
+                if seg is None:
+                    seg = self.segments[(v, name)] = Segment(row, v, name, m.group(1), int(m.group(2)))
+                seg.duration, seg.owncast_at = duration, now
+                with contextlib.suppress(FileNotFoundError):
+                    seg.data = (self.owncast.variant_dir(v) / name).read_bytes()
+
+    async def read_service(self) -> dict[int, str]:
+        """Every variant's media playlist as served now (a removed variant keeps its last one)."""
+        texts: dict[int, str] = {}
+        for v in range(max(len(r.variants) for r in self.rows)):
+            async with self.http.get(f"{self.url}/live/{v}/playlist.m3u8") as r:
+                if r.status in (503, 404):
+                    continue  # nothing listed yet (404: a variant no stream has had yet)
+                assert r.status == 200, (v, r.status, await r.text())
+                assert r.headers["Content-Type"] == "application/vnd.apple.mpegurl"
+                texts[v] = await r.text()
+        return texts
+
+    async def poll_service(self) -> None:
+        """One look at every variant, read twice until nothing changed in between, then checked.
+
+        The checker compares each variant's version with the others' last ones, and takes a variant
+        it has not seen before to be in the others' first playlist: a look the service changed half-way
+        (a new stream restarting every playlist with a new target) would compare a new variant's first
+        playlist with the old playlists of the others, which no player could load at once."""
+        if not self.rows:
+            return
+        seen_at = time.monotonic()
+        look = await self.read_service()
+        for _ in range(3):
+            again_at = time.monotonic()
+            again = await self.read_service()
+            if again == look:
+                break
+            seen_at, look = again_at, again
+        for v, text in sorted(look.items()):
+            self.note_service(v, text, seen_at)
+
+    def note_service(self, v: int, text: str, now: float) -> None:
+        if self.texts.get(v) == text:
+            return
+        row = len(self.rows) - 1
+        try:
+            self.checker.assert_ok(str(v), text)
+        except AssertionError as err:
+            raise AssertionError(f"{err}\n{self.dump(v, text)}") from None
+        self.texts[v] = text
+        self.versions[row] = self.versions.get(row, 0) + 1
+        lines = text.splitlines()
+        target = int(next(ln for ln in lines if ln.startswith("#EXT-X-TARGETDURATION:")).split(":")[1])
+        listed_rows: list[int] = []
+        for line in lines:
+            if not line or line.startswith("#"):
+                continue
+            name = line.rsplit("/", 1)[1]
+            seg = self.segments.get((v, name))
+            if seg is None:
+                m = _NAME.match(name)
+                if m is None or m.group(1) not in self.runs:
+                    self.unknown.append(f"{v}/{name}")
+                    continue
+                # Listed before the next look at Owncast's playlist: that look sets its EXTINF.
+                seg = self.segments[(v, name)] = Segment(self.runs[m.group(1)], v, name, m.group(1),
+                                                         int(m.group(2)))
+            listed_rows.append(seg.row)
+            if seg.service_at is None:
+                seg.service_at = now
+                self.fetches.append(asyncio.create_task(self.fetch(seg, line)))
+        for listed in set(listed_rows):
+            self.targets.setdefault(listed, set()).add(target)
+        if "#EXT-X-ENDLIST" in lines and listed_rows:
+            self.ended[v] = listed_rows[-1]
+        else:
+            self.ended.pop(v, None)
+
+    async def fetch(self, seg: Segment, url: str) -> None:
+        """A listed segment is in the bucket the moment it is listed, with the bytes Owncast wrote."""
+        async with self.http.get(url) as r:
+            assert r.status == 200, (url, r.status)
+            body = await r.read()
+        if seg.data is None:  # listed before the test's look at Owncast's playlist read the file
+            with contextlib.suppress(FileNotFoundError):
+                seg.data = (self.owncast.variant_dir(seg.variant) / seg.name).read_bytes()
+        if seg.data is None:  # gone from Owncast's folder: at least it is MPEG-TS
+            assert body and body[0] == 0x47 and len(body) % TS_PACKET == 0, (url, len(body))
+        else:
+            assert body == seg.data, f"{url}: {len(body)} bytes in the bucket, {len(seg.data)} in Owncast's"
+            seg.compared = True
+        seg.fetched = True
+
+    def dump(self, v: int, text: str) -> str:
+        """What the service and Owncast listed last, for a failure's message."""
+        parts = [f"--- service, variant {v}, the version refused:\n{text}"]
+        parts += [f"--- service, variant {i}, last good version:\n{t}" for i, t in sorted(self.texts.items())]
+        parts += [f"--- Owncast, variant {i}:\n{t}" for i, t in sorted(self.owncast_texts.items())]
+        return "\n".join(parts)
+
+    def of_row(self, row: int) -> list[Segment]:
+        return [s for s in self.segments.values() if s.row == row and s.owncast_at is not None]
+
+    async def until(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
+        """Wait for a condition while watch() runs; a failed look or fetch fails at once."""
+        try:
+            async with asyncio.timeout(timeout):
+                while not condition():
+                    if self.watcher is not None and self.watcher.done():
+                        await self.watcher  # raises what it raised
+                    for task in self.fetches:
+                        if task.done() and task.exception() is not None:
+                            await task
+                    await asyncio.sleep(POLL)
+        except TimeoutError:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}") from None
+
+    async def play(self, row: Row) -> RowReport:
+        """One stream with the row's settings, on until every variant listed a few segments; then the
+        broadcaster leaves. Returns once the service has listed all of it and ended every playlist."""
+        index = len(self.rows)
+        self.checker.align_by = "time" if row.passthrough else "msn"
+        self.owncast.configure(variants=row.variants, latency_level=row.level, source_keyframes=row.keyframes)
+        await self.owncast.start()
+        self.rows.append(row)
+        self.runs[self.owncast.shortid] = index
+        started = time.monotonic()
+        count = len(row.variants)
+
+        def enough() -> bool:
+            listed = [sum(1 for s in self.of_row(index) if s.variant == v) for v in range(count)]
+            return min(listed) >= MIN_SEGMENTS and time.monotonic() - started >= MIN_SECONDS
+
+        await self.until(enough, row.seconds * (MIN_SEGMENTS + 3) + 30, f"{row}: segments from Owncast")
+        await self.check_master(count)
+        await self.owncast.stop_stream()  # the broadcaster leaves: Owncast appends its offline tail
+
+        def all_listed_and_ended() -> bool:
+            return all(s.service_at is not None for s in self.of_row(index)) and all(
+                self.ended.get(v) == index for v in range(count))
+
+        # The bound on each segment's latency is checked in report(); here, enough time for the last
+        # segment (written when the broadcaster left) to be listed within it, and for ENDLIST to follow.
+        longest = max(row.seconds, max(s.duration for s in self.of_row(index)))
+        try:
+            await self.until(all_listed_and_ended, 2 * longest + SLACK + 5, f"{row}: every segment listed")
+        except AssertionError as err:
+            missing = [f"{s.variant}/{s.name}" for s in self.of_row(index) if s.service_at is None]
+            raise AssertionError(f"{row}: {err}; not listed by the service: {missing}; "
+                                 f"rows ended by ENDLIST, per variant: {self.ended}") from None
+        await asyncio.gather(*self.fetches)
+        report = self.report(index)
+        last = self.last_date()
+        await self.until(lambda: time.time() >= last, 15, "the wall clock to pass the stream's last date")
+        return report
+
+    def last_date(self) -> float:
+        """When the media of the stream that ended ends, by Owncast's own dates (ffmpeg's dates run
+        ahead of the wall clock by the time it took to probe its input)."""
+        ends = [datetime.strptime(date, "%Y-%m-%dT%H:%M:%S.%f%z").timestamp() + duration
+                for text in self.owncast_texts.values()
+                for _, duration, date in owncast_entries(text)[-1:] if date is not None]
+        return max(ends, default=0.0)
+
+    async def check_master(self, count: int) -> None:
+        async with self.http.get(f"{self.url}/live/master.m3u8") as r:
+            assert r.status == 200
+            text = await r.text()
+        assert check_master(text) == []
+        uris = [ln for ln in text.splitlines() if ln and not ln.startswith("#")]
+        assert uris == [f"{v}/playlist.m3u8" for v in range(count)], text
+
+    def report(self, index: int) -> RowReport:
+        """Check the row's latencies against the bound and its target duration; sum it up."""
+        row = self.rows[index]
+        segs = self.of_row(index)
+        late: list[str] = []
+        for s in segs:
+            assert s.fetched, s
+            bound = 2 * max(row.seconds, s.duration) + SLACK
+            two_after = self.segments.get((s.variant, f"stream-{s.stream}-{s.number + 2}.ts"))
+            before_two_after = (two_after is not None and two_after.owncast_at is not None
+                                and s.service_at is not None and s.service_at <= two_after.owncast_at)
+            if s.latency > bound and not before_two_after:
+                what = f"{s.variant}/{s.name}: {s.latency:.2f} s (bound {bound:.1f} s)"
+                outage = self.bucket_outage(s)
+                if outage is None:
+                    late.append(what)
+                else:
+                    self.excused.setdefault(index, []).append(f"{what}; {outage}")
+        assert not late, f"{row}: listed more than a couple of segments late: {late}"
+        if not row.passthrough:
+            assert self.targets.get(index) == {max(self.floor, row.seconds)}, (row, self.targets.get(index))
+        counts = {v: sum(1 for s in segs if s.variant == v) for v in range(len(row.variants))}
+        return RowReport(row, counts, [s.latency for s in segs], self.versions.get(index, 0),
+                         self.targets.get(index, set()), sum(s.compared for s in segs),
+                         self.excused.get(index, []))
+
+    def bucket_outage(self, seg: Segment) -> str | None:
+        """The service's own log line saying the bucket failed while `seg` waited to be listed, if any.
+
+        The bucket is moto on the same shared VM: under load from other sessions it once stalled past
+        UPLOAD_TIMEOUT; the service then retries, as it should, and lists late. That is a fault of the
+        bucket (tests/test_faults_bucket.py's subject), not a latency of the service: such a segment is
+        excused from the bound, and printed; it must still be listed and fetchable like any other."""
+        assert seg.owncast_at is not None and seg.service_at is not None
+        offset = time.time() - time.monotonic()
+        for line in self.service_log:
+            if "bucket unreachable" not in line and "bucket reachable again" not in line:
+                continue
+            try:
+                logged = datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp() - offset
+            except ValueError:
+                continue  # not a log line of its own (a traceback's)
+            if seg.owncast_at <= logged <= seg.service_at:
+                return line[24:]
+        return None
+
+
+# moto's S3 server in a process of its own. conftest's moto_url runs it in a thread of the test's
+# process, where it shares the GIL with this file's looks at the playlists: on the shared VM under
+# load, one PutObject there took over UPLOAD_TIMEOUT (5 s) and the service listed that segment 8.5 s
+# late. The bucket is not what the matrix is about.
+_MOTO = """
+import logging, sys
+from moto.server import ThreadedMotoServer
+logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per request
+server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+server.start()
+host, port = server.get_host_and_port()
+print(f"http://{host}:{port}", flush=True)
+sys.stdin.read()  # until the test closes our stdin
+server.stop()
+"""
+
+
+@pytest.fixture(scope="module")
+def s3_url() -> Iterator[str]:
+    """moto's S3 server as a child process, for the module's chains (each has a bucket of its own)."""
+    proc = subprocess.Popen([sys.executable, "-c", _MOTO], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True)
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        url = proc.stdout.readline().strip()
+        assert url.startswith("http://"), f"moto did not start (exit code {proc.poll()})"
+        yield url
+    finally:
+        proc.stdin.close()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+
+
+def moto_bucket(moto_url: str, bucket: str) -> dict[str, str]:
+    """A bucket of its own on moto's server, publicly readable, and the service's settings for it."""
+    s3 = boto3.client("s3", endpoint_url=moto_url, aws_access_key_id="matrixkey",
+                      aws_secret_access_key="matrixsecret", region_name="us-east-1")
+    s3.create_bucket(Bucket=bucket)
+    # As an R2 bucket behind its public URL: players fetch segments without credentials.
+    anyone_reads = {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+                    "Resource": f"arn:aws:s3:::{bucket}/*"}
+    policy = {"Version": "2012-10-17", "Statement": [anyone_reads]}
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+    return dict(S3_ENDPOINT_URL=moto_url, AWS_ACCESS_KEY_ID="matrixkey", AWS_SECRET_ACCESS_KEY="matrixsecret",
+                AWS_BUCKET_NAME=bucket, R2_PUBLIC_URL=f"{moto_url}/{bucket}")
+
+
+async def metrics(http: aiohttp.ClientSession, url: str) -> Metrics:
+    async with http.get(f"{url}/metrics") as r:
+        assert r.status == 200
+        text = await r.text()
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def counter(values: Metrics, name: str, **labels: str) -> float:
+    return values.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+@contextlib.asynccontextmanager
+async def chain(
+        tmp_path: Path, s3_url: str, name: str, final: Metrics, **settings: str) -> AsyncIterator[Matrix]:
+    """The service on a bucket of its own, the emulator, and the looks at both, for one chain of rows.
+    `final` gets the service's metrics after the last row; `settings` are the service's own."""
+    hls_dir = tmp_path / "hls"
+    hls_dir.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in {s.name for s in SETTINGS}}
+    env.update(moto_bucket(s3_url, f"matrix-{name}"), HLS_DIR=str(hls_dir), PORT="0",
+               STATE_DIR=str(tmp_path / "state"), LOG_LEVEL="info")
+    env.update(settings)
+    owncast = OwncastEmulator(hls_dir)
+    started = time.monotonic()
+    service = ServiceProcess(env, tmp_path / "service")
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            # Up to a minute to start (not ServiceProcess's 20 s): on the shared 2-core VM under load
+            # (load average 20) one start took 17 s to reach "serving".
+            await service.start(timeout=START_TIMEOUT)
+            stack.push_async_exit(service.__aexit__)  # kills it and shows its log on a failure
+            http = await stack.enter_async_context(aiohttp.ClientSession())
+            matrix = Matrix(owncast, service.url, http, service_log=service.lines,
+                            floor=int(settings.get("TARGET_DURATION", "0")))
+            matrix.watcher = asyncio.create_task(matrix.watch())
+            try:
+                yield matrix
+            finally:
+                matrix.watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await matrix.watcher
+            assert not matrix.unknown, f"listed by the service, never by Owncast: {matrix.unknown}"
+            final.update(await metrics(http, service.url))
+            assert await service.stop() == 0
+            assert service.problems() == [], "\n".join(service.problems())
+    finally:
+        await owncast.close()
+        print(f"\nOwncast matrix, chain {name}: {time.monotonic() - started:.1f} s")
+
+
+class KnownBug(AssertionError):
+    """The failure a strict xfail below pins, and no other: any other failure fails the test."""
+
+
+@contextlib.contextmanager
+def failing_with(*signatures: tuple[str, ...]) -> Iterator[None]:
+    """An AssertionError whose message holds every word of one of the signatures is the known bug;
+    anything else stays itself."""
+    try:
+        yield
+    except AssertionError as err:
+        if any(all(w in str(err) for w in words) for words in signatures):
+            raise KnownBug(str(err)) from err
+        raise
+
+
+async def play_all(matrix: Matrix, rows: list[Row]) -> None:
+    for row in rows:
+        print("  " + (await matrix.play(row)).line())
+
+
+async def test_latency_levels_with_one_transcoded_variant(tmp_path: Path, s3_url: str) -> None:
+    """Level 0 -> 2 -> 4 -> 0: each new stream gets its own target duration and nothing is dropped."""
+    final: Metrics = {}
+    async with chain(tmp_path, s3_url, "levels", final) as matrix:
+        await play_all(matrix, [Row(0, (SMALL,)), Row(2, (SMALL,)), Row(4, (SMALL,)), Row(0, (SMALL,))])
+    assert counter(final, "hls_broadcaster_target_duration_changes_total", reason="new_stream") == 3
+    assert counter(final, "hls_broadcaster_target_duration_seconds") == 1
+
+
+async def test_two_transcoded_variants_then_the_source_copied(tmp_path: Path, s3_url: str) -> None:
+    """2 transcoded at level 1 -> the source copied + 1 transcoded at level 1: the copied variant is cut at
+    the broadcaster's keyframes (2, 1, 3.5, 1.5, 4, 2.5 s apart: segments of 2, 4.5, 1.5, 4 s...), apart
+    from the transcoded one; the service lists them each on its own and raises the target duration
+    once, when it finds them cut apart (a new playlist at the same address)."""
+    final: Metrics = {}
+    async with chain(tmp_path, s3_url, "copied", final) as matrix:
+        await play_all(matrix, [Row(1, (SMALL, SMALLEST)), Row(1, (SOURCE, SMALLEST))])
+    assert counter(final, "hls_broadcaster_variants_cut_apart_total") == 1
+    assert counter(final, "hls_broadcaster_target_duration_changes_total", reason="longer_segment") == 1
+
+
+# Keyframes 3, 1, 2 s apart: at level 0 the copied segments are 3, 1, 2, 3, 1, 2 s, the longest first,
+# so the target is raised once, when the variants are found cut apart (see the xfail below for more).
+LONGEST_FIRST = (3.0, 1.0, 2.0)
+
+
+async def test_three_transcoded_variants_then_three_with_the_source_copied(
+        tmp_path: Path, s3_url: str) -> None:
+    """3 transcoded at level 3 -> the source copied + 2 transcoded at level 0."""
+    final: Metrics = {}
+    async with chain(tmp_path, s3_url, "copied3", final) as matrix:
+        await play_all(matrix, [Row(3, (SMALL, SMALLER, SMALLEST)),
+                                Row(0, (SOURCE, SMALL, SMALLEST), LONGEST_FIRST)])
+    assert counter(final, "hls_broadcaster_variants_cut_apart_total") == 1
+
+
+async def test_two_then_three_transcoded_variants(tmp_path: Path, s3_url: str) -> None:
+    """2 variants at level 1 -> 3 at level 3: a variant added between streams (3 -> 1 is pinned below)."""
+    final: Metrics = {}
+    async with chain(tmp_path, s3_url, "variants", final) as matrix:
+        await play_all(matrix, [Row(1, (SMALL, SMALLEST)), Row(3, (SMALL, SMALLER, SMALLEST))])
+    assert counter(final, "hls_broadcaster_target_duration_changes_total", reason="new_stream") == 1
+
+
+@pytest.mark.xfail(strict=True, raises=KnownBug, reason=(
+    "a variant added between streams numbers its discontinuities from 0: the variants it joins list "
+    "the same media sequence number under a higher discontinuity number (HLS 6.2.4). "
+    "Publisher.on_variant_playlist gives a new variant a fresh ManifestGenerator "
+    "(EXT-X-DISCONTINUITY-SEQUENCE 0), so every discontinuity the others listed before it existed "
+    "(here the second stream's) is missing from its count; ManifestGenerator.restart keeps them "
+    "alike only for variants that existed through every discontinuity"))
+async def test_a_variant_added_after_a_discontinuity(tmp_path: Path, s3_url: str) -> None:
+    """1 variant at level 0 -> 1 again (a reconnect: a discontinuity) -> 2 variants at level 0."""
+    final: Metrics = {}
+    with failing_with(("variant-discontinuity-mismatch", "same media sequence number")):
+        async with chain(tmp_path, s3_url, "added", final) as matrix:
+            await play_all(matrix, [Row(0, (SMALL,)), Row(0, (SMALL,)), Row(0, (SMALL, SMALLEST))])
+
+
+@pytest.mark.xfail(strict=True, raises=KnownBug, reason=(
+    "variants removed between streams hold the next stream back: SlotAligner._participants keeps every "
+    "variant that listed before and had a new segment in the last 3 target durations as a member of the "
+    "new stream's slots, though Owncast ended it (offline tail, ENDLIST) and wiped its folder; the slots "
+    "are looked at again only on the next playlist event, so variant 0's segments wait 3 target "
+    "durations (30 s here, with TARGET_DURATION=10) plus an event, and a stream that ends sooner is "
+    "never listed"))
+async def test_three_then_one_transcoded_variant(tmp_path: Path, s3_url: str) -> None:
+    """3 variants at level 3 -> 1 at level 0: variants removed between streams. TARGET_DURATION=10 (an
+    operator's way to avoid new playlists when Owncast's settings change) makes the hold 30 s, so the
+    bug shows even when the VM stalls: with Owncast's 4 s it is 12 s, which a loaded VM once spent
+    between the two streams, and the test passed."""
+    final: Metrics = {}
+    # Never listed while the stream is short; listed late once a new segment comes after the wait.
+    with failing_with(("not listed by the service",), ("listed more than a couple of segments late",)):
+        async with chain(tmp_path, s3_url, "removed", final, TARGET_DURATION="10") as matrix:
+            await play_all(matrix, [Row(3, (SMALL, SMALLER, SMALLEST)), Row(0, (SMALL,))])
+
+
+@pytest.mark.xfail(strict=True, raises=KnownBug, reason=(
+    "a copied segment longer than the target after the variants were cut apart raises the target again, "
+    "and each variant starts its new playlist where it is: the transcoded variant has already listed "
+    "3-6 s under the old discontinuity number when the copied 3.5 s segment (3-6.5 s) is listed under "
+    "the new one, so the same moment has two discontinuity numbers across variants (HLS 6.2.4; "
+    "_fit_target's restart in the lanes, unlike _cut_apart's raise, is not at one moment for all)"))
+async def test_passthrough_segment_longer_after_the_cut_raises_the_target_at_one_moment(
+        tmp_path: Path, s3_url: str) -> None:
+    """The source copied + 1 transcoded at level 0, keyframes 2, 1, 3.5 s apart: copied segments of 2
+    (found cut apart: target 1 -> 2), 1, then 3.5 s (target 2 -> 4)."""
+    final: Metrics = {}
+    with failing_with(("variant-discontinuity-mismatch", "covering the same moment")):
+        async with chain(tmp_path, s3_url, "raised", final) as matrix:
+            await play_all(matrix, [Row(0, (SOURCE, SMALLEST), (2.0, 1.0, 3.5))])
