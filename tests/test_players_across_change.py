@@ -23,21 +23,21 @@ Scenarios (seconds are positions in the scenario, i.e. the picture's barcode):
   apart    a copied variant (360p, cut at keyframes 1-3 s apart) next to a transcoded one (180p, every
            second): target 3 from the start, each variant numbered on its own, lined up by date.
            Viewers join 72 s in, when the numbers are 21 apart, and are made to switch at 3 s and
-           10 s played (hls.js: nextLevel, as the viewer; VHS: representations().enabled; Shaka:
+           14 s played (hls.js: nextLevel, as the viewer; VHS: representations().enabled; Shaka:
            selectVariantTrack with clearBuffer, as its UI does).
   aligned  the same switches between two variants cut in lockstep, for comparison.
 
 Observed in five runs (and asserted below where it must hold):
   shorter  hls.js: no error event, no stall at the join, plays from A's end (15 s) into B's first
            segment (17 s: the 2 s between streams), to the end; 5/5. Shaka: the same in 4/5, once it
-           skipped 3.4 s of A's end; no error. video.js: no error, but 4/5 it jumped from A's end to
-           B's live point (21-24 s, skipping 4-7 s of B), and 1/5 the picture froze at 10.7 s while
-           currentTime ran on, and the player 'ended' without showing B. VHS places the new
-           playlist's first segments by the old sync point, counting the vanished old segments at
-           the new target (1 s, not 3 s). ffmpeg: exit 0, reads all 8 segments of B, warns "Packet
-           corrupt" at the join and "DTS ... out of order" (the new stream's timestamps start again).
+           skipped 3.4 s of A's end; no error. video.js: no error, but mostly it jumped from A's end
+           to B's live point (21-24 s, skipping 4-7 s of B), and in 2 runs of 14 the picture froze while
+           currentTime ran on, and the player 'ended' without showing B (VHS has no sync point in
+           the new playlist and misplaces it; see docs/hls-rules.md). ffmpeg: exit 0, reads all 8
+           segments of B, warns "Packet corrupt" at the join and "DTS ... out of order" (the new
+           stream's timestamps start again).
   longer   Every browser player plays on to the end; the picture jumps 8 -> 10 s (the gap between
-           streams) or skips a few seconds (video.js 2/5 skipped 3-5 s of A's end, Shaka 1/5 6 s of
+           streams) or skips a few seconds (video.js 2/5 skipped 2-3 s of A's end, Shaka 1/5 6 s of
            B). The blocking reload held across the gap times out (503 after 3 x the old target 1 s):
            hls.js reports a non-fatal levelLoadError (3/5), video.js 'retryplaylist' (2/5), Shaka
            nothing; all retry. ffmpeg: exit 0, the 3 segments of B, the same warnings.
@@ -46,8 +46,8 @@ Observed in five runs (and asserted below where it must hold):
   apart    hls.js: both switches show 2-7 s after they were asked (nextLevel lets the buffer ahead
            play out), no stall, no error, to the end; 5/5. Shaka: both show within 0.1-0.7 s (its
            buffer is cleared); twice it started the other variant's segment from its beginning,
-           replaying 1-2 s; no error. video.js: the first switch to the copied variant throws "TypeError:
-           Cannot read properties of undefined (reading 'duration')" in
+           replaying 1-2 s; no error. video.js: the first switch to the copied variant throws
+           "TypeError: Cannot read properties of undefined (reading 'duration')" in
            MediaSequenceSync.calculateBaseTime_, the switch never shows and playback freezes
            (stuck, 5/5): VHS lines variants up by media sequence number. ffmpeg reads the 360p
            variant only ("Could not find codec parameters" for the other's audio), exit 0.
@@ -57,8 +57,8 @@ No player asked for a segment that was not there, reloaded the multivariant play
 the page, in any scenario. A 'waiting' at the start or the odd stall elsewhere comes from running
 eleven players on two cores and is not asserted.
 
-The files take about 80 s: the segments are made once (two ffmpeg at a time), and the players play in
-two waves.
+The file takes about 105 s: the segments are made once (two ffmpeg at a time), and the players play in
+three waves.
 """
 
 from __future__ import annotations
@@ -815,7 +815,7 @@ async def run_ffmpeg(base: str, played: Played) -> None:
 ONE_VARIANT = (SourceVariant(0, 300_000, resolution=(320, 180)),)
 # A streamer's keyframes 1 to 3 s apart (OBS on auto), as the copied variant is cut at them.
 KEYFRAME_GAPS = [3, 1, 2, 1.5, 2.5, 1, 2, 1.5, 1.5, 1, 2, 1, 2, 1.5, 1.5, 1, 2, 3]
-SWITCH_AT = (3.0, 10.0)  # seconds played: to the other variant, then back
+SWITCH_AT = (3.0, 14.0)  # seconds played: to the other variant, then back (players take up to 8 s)
 APART_JOIN = 72.0
 RAISED_CUTS = [*every(1, 6), 8.5, 9.5, 10.5, 11.5, 12.5, 13.5, 14.5]  # one 2.5 s segment at 6 s
 
@@ -826,8 +826,8 @@ def scenarios(folder: Path) -> list[Scenario]:
     copied = from_gaps(KEYFRAME_GAPS * 3)  # 93 s
     jobs = {"a": (every(3, 15), 180, 0.0), "b": (every(1, 8), 180, b), "c": (every(1, 8), 180, 0.0),
             "d": (every(3, 9), 180, d), "e": (RAISED_CUTS, 180, 0.0), "f0": (copied, 360, 0.0),
-            "f1": (every(1, copied[-1]), 180, 0.0), "h0": (every(1, 36), 360, 0.0),
-            "h1": (every(1, 36), 180, 0.0)}
+            "f1": (every(1, copied[-1]), 180, 0.0), "h0": (every(1, 32), 360, 0.0),
+            "h1": (every(1, 32), 180, 0.0)}
     with ThreadPoolExecutor(max_workers=2) as pool:  # one ffmpeg per core
         done = {name: pool.submit(encode, folder, name, *job) for name, job in jobs.items()}
         m = {name: future.result() for name, future in done.items()}
@@ -858,8 +858,9 @@ def scenarios(folder: Path) -> list[Scenario]:
     ]
 
 
-# Played one group at a time: two cores cannot play all at once without stalls of their own.
-WAVES = (("apart", "raised"), ("shorter", "longer", "aligned"))
+# Played one group at a time: two cores cannot play all at once without stalls of their own (with
+# eight players at once, Shaka stalled for good on the 360p copied variant in 3 runs of 4).
+WAVES = (("apart",), ("shorter", "longer", "raised"), ("aligned",))
 
 
 @dataclass
@@ -1010,9 +1011,9 @@ def test_variants_cut_apart_are_numbered_apart_and_lined_up_by_date(published: d
 
 VIDEOJS_LOWER = pytest.mark.xfail(
     strict=False,
-    reason="video.js 8.24.1 (VHS 3.17.5) places a new playlist's first segments by the old sync point, "
-           "counting the vanished old segments at the new, shorter target duration: it jumps to the live "
-           "point (4 runs in 5) or freezes the picture and ends (1 in 5); see the module docstring",
+    reason="video.js 8.24.1 (VHS 3.17.5) has no sync point in a new playlist with a shorter target and "
+           "misplaces it: it jumps to the live point, or (2 runs in 14) freezes the picture and ends; "
+           "see the module docstring",
 )
 CHANGES = [pytest.param(s, p, marks=VIDEOJS_LOWER if (s, p) == ("shorter", "videojs") else ())
            for s in ("shorter", "longer", "raised") for p in PLAYERS]
