@@ -167,6 +167,20 @@ class ManifestGenerator:
         """The discontinuity number (hls.js's cc) of the last segment listed, or of the sequence."""
         return self._discontinuity_sequence + sum(e.discontinuity for e in self._entries)
 
+    def next_discontinuity(self, discontinuity: bool) -> int:
+        """The discontinuity number the next segment appended gets, `discontinuity` being its flag."""
+        tagged = self._pending_discontinuity or (bool(self._entries) and (discontinuity or self._ended))
+        return self.last_discontinuity + tagged
+
+    def join(self, discontinuity_number: int) -> None:
+        """An empty playlist joins variants already listing (6.2.4): its first segment gets their
+        discontinuity number, never a lower one than its own."""
+        if self._entries:
+            raise ValueError("only an empty playlist joins at another's discontinuity number")
+        self._discontinuity_sequence = max(self._discontinuity_sequence,
+                                           discontinuity_number - self._pending_discontinuity)
+        self._rendered = self._edge = None
+
     def uris(self) -> list[str]:
         return [e.segment.uri for e in self._entries]
 

@@ -389,22 +389,25 @@ class Publisher:
             return
         self._fit_target(slot, members)
         base = self._next_sequence  # where an empty playlist starts: the same for every variant of the slot
-        # The discontinuity number of the variants that listed the slot before this one at `base`.
-        dbase = max((v.generator.last_discontinuity for v in members
-                     if v.generator is not None and v.generator.segment_count
-                     and v.generator.next_sequence == base), default=0)
         wall = self._wall()  # one clock reading per slot: a date made up here is the same in every variant
+        flags = {v.index: slot.discontinuity or ((v.last_run if v.last_run is not None else self._last_run)
+                                                 not in (None, slot.key[0])) for v in members}
+        # The discontinuity number the variants already listing at `base` give this slot: a variant
+        # that is new, or back after streams without it, starts its playlist there too (6.2.4).
+        number = max((v.generator.next_discontinuity(flags[v.index]) for v in members
+                      if v.generator is not None and v.generator.segment_count
+                      and v.generator.next_sequence == base), default=None)
         for v in members:
-            last_run = v.last_run if v.last_run is not None else self._last_run
-            discontinuity = slot.discontinuity or (last_run is not None and slot.key[0] != last_run)
             gen = v.generator
-            if together and gen is not None and gen.segment_count and gen.next_sequence < base:
-                # Back after streams without it (Owncast's variants 3 -> 1 -> 3): its numbers fell behind
-                # the others'. A new playlist at the same address, where the others are.
-                gen.restart(gen.target_duration, self._mono(), sequence=base,
-                            discontinuity_sequence=dbase + discontinuity)
-                log.info("variant %d: back in Owncast's stream; its playlist starts again at %d", v.index, base)
-            if self._list(v, slot.copies[v.index], base, discontinuity, slot.key[0], wall):
+            if together and gen is not None and number is not None:
+                if gen.segment_count and gen.next_sequence < base:
+                    # Back after streams without it (Owncast's variants 3 -> 1 -> 3): its numbers fell
+                    # behind the others'. A new playlist at the same address, where the others are.
+                    gen.restart(gen.target_duration, self._mono(), sequence=base, discontinuity_sequence=number)
+                    log.info("variant %d: back in Owncast's stream; its playlist starts again at %d", v.index, base)
+                elif not gen.segment_count:
+                    gen.join(number)  # new in this stream: the discontinuities listed before it count
+            if self._list(v, slot.copies[v.index], base, flags[v.index], slot.key[0], wall):
                 v.last_run = self._last_run = slot.key[0]
 
     def _fit_target(self, slot: Slot, members: list[Variant]) -> None:

@@ -433,6 +433,33 @@ async def test_a_stream_that_cannot_be_served_is_never_idle_in_health(world: Wor
     assert ok and body["stream"] == "idle"
 
 
+async def test_a_variant_added_after_a_discontinuity_counts_the_discontinuities_before_it(tmp_path: Path) -> None:
+    """One variant for two streams (a discontinuity between them), then two: the new variant's first
+    segment has the discontinuity number the other gives the same media sequence number (6.2.4; the
+    checker compares them on every version), not 0."""
+    world = World(tmp_path)
+    one = [SourceVariant(0, 3_000_000)]
+    world.pub.on_master(one)
+    for run in ("a", "b"):
+        world.segments = {}
+        for n in range(3):
+            world.owncast_lists(0, f"stream-{run}-{n}.ts")
+            await world.settle()
+        world.owncast_lists(0, ended=True)
+        await world.settle()
+    world.segments = {}
+    world.pub.on_master([*one, SourceVariant(1, 300_000)])
+    for n in range(4):
+        for v in (0, 1):
+            world.owncast_lists(v, f"stream-c-{n}.ts")
+        await world.settle()
+    numbers = {v: [n for i, n, name in world.listed if i == v and name.startswith("stream-c")] for v in (0, 1)}
+    assert numbers[0] == numbers[1] and len(numbers[0]) == 4, numbers
+    gens = [world.pub.generator(v) for v in (0, 1)]
+    assert gens[0] is not None and gens[1] is not None
+    assert gens[0].last_discontinuity == gens[1].last_discontinuity == 2
+
+
 async def test_variants_removed_then_added_back_between_streams(tmp_path: Path) -> None:
     """Owncast's variants set 2 -> 1 -> 2 between streams. The variant Owncast no longer announces is
     closed (ENDLIST) and the one left is listed at once, not after waiting for the other; when the
