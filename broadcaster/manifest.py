@@ -117,6 +117,10 @@ class ManifestGenerator:
         self._entries: deque[_Entry] = deque()
         self._next_sequence = 0
         self._media_sequence = 0
+        # The media sequence of the last version rendered, and the fewest segments a version under it
+        # listed: what a delta update must list fewer than (render).
+        self._rendered_sequence: int | None = None
+        self._fewest = 0
         self._discontinuity_sequence = 0
         self._duration = 0.0
         self._ended = False
@@ -403,7 +407,16 @@ class ManifestGenerator:
         """The origin's playlist (with SERVER-CONTROL when it can block), and its delta update if offered."""
         if self._rendered is None:
             last, ended = self._next_sequence - 1, self._ended
+            count = len(self._entries)
+            if self._media_sequence != self._rendered_sequence:
+                self._rendered_sequence, self._fewest = self._media_sequence, count
             skipped = self._skippable() if self.can_skip and not ended else 0
+            if count - skipped >= self._fewest:
+                # video.js (VHS isPlaylistUnchanged) counts a delta's segments without the skipped
+                # ones: under the same media sequence, as many as a version it may hold looks like
+                # no change, and it stalls. So a delta lists fewer than any earlier version under
+                # its media sequence, or is not offered (while a window grows: full playlists).
+                skipped = 0
             delta = Rendered(self._render_text(self.can_block_reload, skipped).encode(), last_sequence=last,
                              ended=ended) if skipped else None
             self._rendered = Rendered(self._render_text(self.can_block_reload).encode(), last_sequence=last,

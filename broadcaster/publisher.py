@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,7 @@ from .owncast import SourcePlaylist, SourceSegment, SourceVariant, stream_id
 from .publisher_state import SEEN_LIMIT, Memory, decode, encode
 from .recorder import Recorder
 from .release import ListedHook, Release, object_key
-from .slots import END, Copy, Slot, SlotAligner, Variant
+from .slots import END, Copy, Slot, SlotAligner, SlotKey, Variant
 from .snapshots import Snapshots
 from .uploader import SegmentLost, Uploader
 from .urls import SegmentUrls
@@ -53,8 +54,25 @@ class PublisherConfig:
     monotonic: Callable[[], float] = time.monotonic
 
 
+# Slots decided together whose copy is remembered: a variant's playlist that comes later than this
+# many segments after the others' is not recognised as cut apart (its copies are dropped as late).
+DECIDED_MEMORY = 64
+
+
 async def _already(took: float) -> float:
     return took
+
+
+def _apart(seg: SourceSegment, others: list[SourceSegment]) -> bool:
+    """This copy does not cover the same moment as the other variants' copies of its slot (more than
+    half a second apart in date or length: ffmpeg's lockstep cuts differ by a frame or two)."""
+    for o in others:
+        if abs(o.duration - seg.duration) > 0.5:
+            return True
+        if o.program_date_time is not None and seg.program_date_time is not None \
+                and abs(o.program_date_time - seg.program_date_time) > 0.5:
+            return True
+    return False
 
 
 class Publisher:
@@ -90,6 +108,9 @@ class Publisher:
         self._variants: dict[int, Variant] = {}
         self._runs: dict[str, int] = {}  # Owncast run name -> order
         self.aligner = SlotAligner()
+        # A copy of each slot lately decided together: a copy arriving after its slot was decided is
+        # compared with it, to tell a variant cut apart (passthrough) from one merely late.
+        self._decided_copies: OrderedDict[SlotKey, SourceSegment] = OrderedDict()
         self._last_run: int | None = None  # run of the last listed slot
         self._independent = True
         self._closed = False
@@ -223,10 +244,23 @@ class Publisher:
         lane = self._lanes.get(index)
         if lane is None:
             lane = self._lanes[index] = SlotAligner()
-            lane.decided = self.aligner.decided  # what was decided together stays decided
+            v = self._variants.get(index)
+            # What was decided together stays decided; a variant that listed nothing of this run yet
+            # (its playlist came after the others' first segments) lists the run from its start.
+            joined = v is not None and v.last_run == run
+            lane.decided = self.aligner.decided if joined else min(self.aligner.decided, (run, -1))
         return lane
 
-    def _cut_apart(self, run: int) -> None:
+    def _late_and_apart(self, v: Variant, seg: SourceSegment, key: SlotKey) -> bool:
+        """A copy whose slot was decided together before it came, and which does not cover the moment
+        that slot's copies covered: the variants are cut apart (a copied variant whose playlist came
+        after the transcoded ones' first segments), not this variant late."""
+        if key[0] in self._apart or v.last_run == key[0]:
+            return False
+        decided = self._decided_copies.get(key)
+        return decided is not None and _apart(seg, [decided])
+
+    def _cut_apart(self, run: int, longest: float = 0.0) -> None:
         """Owncast cut this run's variants at different instants (video passthrough): its segment
         numbers no longer name the same moment in every variant, so from now on each variant lists
         its own segments as they come, and players line variants up by PROGRAM-DATE-TIME and
@@ -238,7 +272,7 @@ class Publisher:
         moved = self.aligner.take_run(run)
         # Raise the target now, while nothing of these slots is listed: every variant then starts its
         # new playlist at the same moment, and discontinuity numbers agree at every instant.
-        longest = max((c.source.duration for slot in moved for c in slot.copies.values()), default=0.0)
+        longest = max([longest, *(c.source.duration for slot in moved for c in slot.copies.values())])
         self._raise_target(longest, "longer_segment")
         for slot in moved:
             for index, copy in slot.copies.items():
@@ -256,6 +290,9 @@ class Publisher:
         self._metrics.segments_seen.labels(variant=str(v.index)).inc()
         v.last_new_segment = now
         aligner = self._aligner_for(v.index, key[0])
+        if aligner is self.aligner and aligner.is_late(key) and self._late_and_apart(v, seg, key):
+            self._cut_apart(key[0], seg.duration)
+            aligner = self._aligner_for(v.index, key[0])
         if aligner.is_late(key):
             self._metrics.segments_lost.labels(variant=str(v.index), reason="late").inc()
             log.warning("variant %d: %s arrived after its slot was decided; not listed", v.index, seg.name)
@@ -285,24 +322,9 @@ class Publisher:
             task = asyncio.ensure_future(self._upload(folder / seg.name, seg_key, v.index, init_task))
         task.add_done_callback(self._on_done)
         aligner.add_copy(slot, v.index, Copy(seg, seg_key, init_key, now, task))
-        if aligner is self.aligner and self._apart_from(seg, slot, v.index):
+        if aligner is self.aligner and _apart(seg, [c.source for i, c in slot.copies.items() if i != v.index]):
             self._cut_apart(key[0])
         self._update_queue_gauge()
-
-    @staticmethod
-    def _apart_from(seg: SourceSegment, slot: Slot, index: int) -> bool:
-        """This copy does not cover the same moment as the slot's other copies (more than half a
-        second apart in date or length: ffmpeg's lockstep cuts differ by a frame or two)."""
-        for other_index, other in slot.copies.items():
-            if other_index == index:
-                continue
-            o = other.source
-            if abs(o.duration - seg.duration) > 0.5:
-                return True
-            if o.program_date_time is not None and seg.program_date_time is not None \
-                    and abs(o.program_date_time - seg.program_date_time) > 0.5:
-                return True
-        return False
 
     def _run_name(self, run: int) -> str:
         return next((name for name, order in self._runs.items() if order == run), f"run-{run}")
@@ -353,6 +375,10 @@ class Publisher:
                 for v in members:
                     if v.generator is not None:
                         v.generator.mark_gap()
+            if aligner is self.aligner and slot.copies:
+                self._decided_copies[key] = next(iter(slot.copies.values())).source
+                if len(self._decided_copies) > DECIDED_MEMORY:
+                    self._decided_copies.popitem(last=False)
             self._decide(slot, members, together=aligner is self.aligner)
 
     def _decide(self, slot: Slot, members: list[Variant], together: bool = True) -> None:

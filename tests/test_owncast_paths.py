@@ -43,16 +43,17 @@ def live_media(n: int | str) -> str:
 
 @pytest.fixture
 async def served(tmp_path: Path, aiohttp_client: Any) -> AsyncIterator[tuple[World, TestClient[Any, Any]]]:
-    """Two variants live with 1 s segments; a 12 s window, so delta updates are offered too."""
-    world = World(tmp_path, window=12.0)
+    """Two variants live with 1 s segments; a 12 s window that slides, so delta updates are offered too."""
+    world = World(tmp_path, window=12.0, stepped=True)
     world.pub._can_block = True
     client: TestClient[Any, Any] = await aiohttp_client(create_app(world.playlists, world.report, world.metrics),
                                                         auto_decompress=False)
     world.pub.on_master(VARIANTS)
-    for i in range(12):
+    for i in range(14):
+        world.now += 1
         for v in (0, 1):
             world.owncast_lists(v, f"stream-a-{i}.ts")
-    await world.settle()
+        await world.settle()
     yield world, client
     await world.pub.close()
 
@@ -197,11 +198,12 @@ async def test_blocking_reload_holds_until_the_segment_is_listed(served: tuple[W
     request = asyncio.ensure_future(client.get(f"{hls_media(0)}?v=7&_HLS_msn={n}", headers=PLAIN))
     await asyncio.sleep(0.05)  # let it reach the server and wait there
     assert not request.done()
-    world.owncast_lists(0, "stream-a-12.ts")
-    world.owncast_lists(1, "stream-a-12.ts")
+    world.now += 1
+    world.owncast_lists(0, "stream-a-14.ts")
+    world.owncast_lists(1, "stream-a-14.ts")
     async with asyncio.timeout(5):
         resp = await request
-    assert resp.status == 200 and "stream-a-12.ts" in await resp.text()
+    assert resp.status == 200 and "stream-a-14.ts" in await resp.text()
     assert resp.headers["Cache-Control"] == hls.blocking_cache_control(1)
     async with asyncio.timeout(1):  # listed: answered at once, exactly as /live/ answers it
         live = await get(client, f"{live_media(0)}?_HLS_msn={n}")

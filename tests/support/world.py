@@ -44,10 +44,11 @@ class World:
     """An HLS folder, a scripted bucket and a publisher, with every playlist version checked.
 
     With `state`, the publisher saves into it before each version is shown, as the service does (call
-    `pub.start()`); `snapshots` restores from it."""
+    `pub.start()`); `snapshots` restores from it. With `stepped`, the publisher's monotonic clock is
+    `self.now`, moved by the test (`step`), so windows slide without waiting for the real one."""
 
     def __init__(self, tmp_path: Path, window: float = 4.0, state: StateFile | None = None,
-                 align_by: str = "msn") -> None:
+                 align_by: str = "msn", stepped: bool = False) -> None:
         self.dir = tmp_path
         self.store = FakeStore()
         self.metrics = Metrics()
@@ -55,10 +56,12 @@ class World:
                                  backoff_base=0.001, backoff_cap=0.001)
         self.listed: list[tuple[int, int, str]] = []
         self.clock = 1_800_000_000.0
+        self.now = 0.0
+        mono = {"monotonic": lambda: self.now} if stepped else {}
         self.playlists = Recording()
         self.snapshots = Snapshots(state, self.metrics) if state is not None else None
         self.pub = Publisher(PublisherConfig(hls_dir=tmp_path, key_prefix="live", urls=PublicUrls(PUBLIC),
-                                             window_seconds=window, wall_clock=lambda: self.clock),
+                                             window_seconds=window, wall_clock=lambda: self.clock, **mono),
                              uploader=self.uploader, metrics=self.metrics, playlists=self.playlists,
                              on_listed=lambda v, n, s, _u: self.listed.append((v, n, s.name)),
                              snapshots=self.snapshots)
