@@ -1024,7 +1024,11 @@ VIDEOJS_BY_NUMBER = pytest.mark.xfail(
 )
 SWITCHES = [pytest.param(s, p, marks=VIDEOJS_BY_NUMBER if (s, p) == ("apart", "videojs") else ())
             for s in ("aligned", "apart") for p in BROWSERS]
-SEQUENCE_TROUBLE = ("Media sequence changed", "expired from playlists")
+# ffmpeg's "skipping N segments ahead, expired from playlists" is not among them: at a new playlist
+# (a new target) the old segments leave the list at once, and an ffmpeg that lagged behind the edge
+# (seen once, with the suite loading both cores) skips the old ones it had not read; its demuxer keeps
+# no list of its own, as browser players do. Every segment after the change must still be read.
+SEQUENCE_TROUBLE = ("Media sequence changed",)
 
 
 def _assert_no_reload(p: Played, table: str) -> None:
