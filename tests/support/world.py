@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from broadcaster.manifest import Rendered
@@ -57,11 +59,11 @@ class World:
         self.listed: list[tuple[int, int, str]] = []
         self.clock = 1_800_000_000.0
         self.now = 0.0
-        mono = {"monotonic": lambda: self.now} if stepped else {}
+        mono: Callable[[], float] = (lambda: self.now) if stepped else time.monotonic
         self.playlists = Recording()
         self.snapshots = Snapshots(state, self.metrics) if state is not None else None
         self.pub = Publisher(PublisherConfig(hls_dir=tmp_path, key_prefix="live", urls=PublicUrls(PUBLIC),
-                                             window_seconds=window, wall_clock=lambda: self.clock, **mono),
+                                             window_seconds=window, wall_clock=lambda: self.clock, monotonic=mono),
                              uploader=self.uploader, metrics=self.metrics, playlists=self.playlists,
                              on_listed=lambda v, n, s, _u: self.listed.append((v, n, s.name)),
                              snapshots=self.snapshots)
