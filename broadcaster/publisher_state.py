@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from . import hls
 from . import state as s
 from .manifest import MAX_RESTORED_TARGET, ManifestGenerator
+from .numbers import whole_number
 from .slots import Slot, SlotKey, Variant
 
 RESERVED = "reserved"  # the top-level key of the numbers a saved state reserves (hls.SEQUENCE_RESERVE)
@@ -83,9 +84,10 @@ def encode(m: Memory, undecided: Iterable[Slot], now: float) -> dict[str, object
 
 def _number_key(key: str, what: str, digits: int) -> int:
     """A saved object's key that must be a number (JSON keys are text)."""
-    if not (key.isascii() and key.isdigit() and len(key) <= digits):
+    number = whole_number(key, digits)
+    if number is None:
         raise ValueError(f"{what} numbered {s.describe(key)} is not one of ours")
-    return int(key)
+    return number
 
 
 def decode(data: dict[str, object], now: float, window: float, can_block_reload: bool) -> Memory:

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from . import hls, state
 from .manifest import ListedSegment, render_master, render_vod
+from .numbers import whole_number
 from .owncast import SourceVariant
 from .uploader import Uploader
 
@@ -77,9 +78,9 @@ class Recorder:
         name = f"recording-{_SAFE.sub('_', run)}.m3u8"
         written: list[int] = []
         for journal in sorted(folder.glob("*.jsonl")):
-            if not (journal.stem.isascii() and journal.stem.isdigit() and len(journal.stem) <= 4):
+            variant = whole_number(journal.stem, 4)
+            if variant is None:
                 continue  # not a variant's journal
-            variant = int(journal.stem)
             segments: list[ListedSegment] = []
             unreadable = 0
             for raw in journal.read_text(encoding="utf-8", errors="replace").splitlines():

@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
+from .numbers import whole_number
+
 
 class SettingsError(ValueError):
     """A setting is missing or invalid; the message names it and says what is expected."""
@@ -49,10 +51,11 @@ def _prefix(value: str) -> str:
 
 def _int(low: int, high: int) -> Callable[[str], int]:
     def parse(value: str) -> int:
-        try:
-            n = int(value)
-        except ValueError:
-            raise ValueError("expected a whole number") from None
+        text = value.strip()
+        n = whole_number(text.removeprefix("-"))  # int() would also take "٣" and "３" for 3
+        if n is None:
+            raise ValueError("expected a whole number")
+        n = -n if text.startswith("-") else n
         if not low <= n <= high:
             raise ValueError(f"expected a number from {low} to {high}")
         return n
@@ -121,7 +124,8 @@ def _listen(value: str) -> str:
     if value.lower() in ("", "off"):
         return value.lower()
     host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    number = whole_number(port, 5)
+    if not sep or not host or number is None or not 0 < number < 65536:
         raise ValueError("expected HOST:PORT (e.g. 127.0.0.1:9100), 'off', or empty")
     return value
 

@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .numbers import whole_number
+
 log = logging.getLogger(__name__)
 
 FORMAT = "hls-broadcaster/state"
@@ -118,7 +120,7 @@ class DirectoryLock:
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
             os.close(fd)
-            raise DirectoryBusy(holder if holder.isascii() and holder.isdigit() else None) from None
+            raise DirectoryBusy(holder if whole_number(holder) is not None else None) from None
         except BaseException:
             os.close(fd)
             raise

@@ -47,6 +47,10 @@ def test_flags_win_over_environment_which_wins_over_env_file(tmp_path: Path) -> 
     [
         ("PORT", "abc", "PORT='abc': expected a whole number"),
         ("PORT", "70000", "PORT='70000': expected a number from 0 to 65535"),
+        # ASCII digits only: int() would take these for 3, str.isdigit() "²" too.
+        ("PORT", "\u0663", "PORT='\u0663': expected a whole number"),
+        ("UPLOAD_CONCURRENCY", "\uff13", "UPLOAD_CONCURRENCY='\uff13': expected a whole number"),
+        ("METRICS_LISTEN", "127.0.0.1:\u00b2", "METRICS_LISTEN='127.0.0.1:\u00b2': expected HOST:PORT"),
         ("HLS_DIR", "/no/such/dir", "HLS_DIR='/no/such/dir': no such folder"),
         ("S3_ENDPOINT_URL", "r2.example", "S3_ENDPOINT_URL='r2.example': expected an http:// or https:// URL"),
         ("AWS_BUCKET_NAME", "Bad_Bucket", "AWS_BUCKET_NAME='Bad_Bucket'"),

@@ -27,16 +27,6 @@ NO_STORE = "no-store"  # health and metrics are live readings; a cached one woul
 REVALIDATE = "no-cache"
 CLIENT_MAX_SIZE = 1024  # no route takes a request body
 
-# Numbers in requests are ASCII digits only: str.isdigit() also takes "²" (which int() refuses) and
-# int() takes fullwidth or Arabic-Indic digits, a second spelling (and cache key) of the same request.
-DIGITS = re.compile(r"[0-9]{1,19}")  # 19 digits: always within an int64
-
-
-def parse_number(text: str) -> int | None:
-    """A whole number as a client may send one (1 to 19 ASCII digits), else None."""
-    return int(text) if DIGITS.fullmatch(text) else None
-
-
 class ConnectionLog(logging.LoggerAdapter[logging.Logger]):
     """aiohttp's connection logger, minus the ERROR and traceback it writes for every request it cannot
     parse (garbage, TLS or HTTP/2 on this port, oversized headers...). Those are the client's mistake,

@@ -11,7 +11,8 @@ import logging
 from aiohttp import hdrs, web
 
 from ..events import StalledClient
-from .common import EDGE_HEADERS, guarded, parse_number, unavailable
+from ..numbers import whole_number
+from .common import EDGE_HEADERS, guarded, unavailable
 from .keys import EVENTS
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ def parse_last_event_id(value: str | None) -> int | None:
     """A Last-Event-ID that is not one of our ids (not a whole number) is ignored, never an error."""
     if value is None:
         return None
-    return parse_number(value.strip(" \t"))
+    return whole_number(value.strip(" \t"))
 
 
 @guarded

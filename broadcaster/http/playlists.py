@@ -18,7 +18,8 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from .. import hls
 from ..manifest import Rendered
 from ..metrics import ConnectionMetrics, Metrics
-from .common import DIGITS, EDGE_HEADERS, edge_headers, internal_error, parse_number, unavailable
+from ..numbers import whole_number
+from .common import EDGE_HEADERS, edge_headers, internal_error, unavailable
 
 # Blocking requests held at once when no cap is given; the service derives its cap from the file-handle
 # budget (broadcaster/limits.py). Past it: 503 with Retry-After, so held requests never take the
@@ -128,7 +129,7 @@ class PlaylistRoutes:
         try:
             digits = request.match_info["n"]
             # "007" would be a second URL (and CDN cache key) for variant 7; a huge number cannot be ours.
-            if (len(digits) > _MAX_VARIANT_DIGITS or not DIGITS.fullmatch(digits)
+            if (whole_number(digits, _MAX_VARIANT_DIGITS) is None
                     or (digits != "0" and digits.startswith("0"))):
                 self._count("unknown", 404)
                 return _unknown_variant()
@@ -158,8 +159,8 @@ class PlaylistRoutes:
             if "_HLS_part" in query:
                 return self._bad_request(variant, "_HLS_part needs _HLS_msn")
             return self._serve(request, variant, skip=skip)
-        msn = parse_number(msn_text)
-        if msn is None or parse_number(_blocking_param(query.get("_HLS_part", "0")) or "") is None:
+        msn = whole_number(msn_text)
+        if msn is None or whole_number(_blocking_param(query.get("_HLS_part", "0")) or "") is None:
             return self._bad_request(variant, "_HLS_msn and _HLS_part must be whole numbers")
         if msn > current.last_sequence + hls.MSN_AHEAD_LIMIT:
             return self._bad_request(variant, f"_HLS_msn {msn} is too far ahead of {current.last_sequence}")

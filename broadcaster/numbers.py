@@ -1,0 +1,19 @@
+"""Whole numbers from text the service does not control: settings, requests, saved files, file names.
+
+ASCII digits only: str.isdigit() also takes "²" (which int() refuses), and int() takes fullwidth or
+Arabic-Indic digits, a second spelling of the same number (in a request, a second cache key too).
+"""
+
+from __future__ import annotations
+
+import re
+
+_DIGITS = re.compile(r"[0-9]+")
+INT64_DIGITS = 19  # any number of 19 digits or fewer fits in an int64
+
+
+def whole_number(text: str, most_digits: int = INT64_DIGITS) -> int | None:
+    """The number `text` spells in 1 to `most_digits` ASCII digits, else None."""
+    if len(text) > most_digits or not _DIGITS.fullmatch(text):
+        return None
+    return int(text)
