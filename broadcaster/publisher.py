@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,11 +51,6 @@ class PublisherConfig:
     first_sequence: int = 0  # the media sequence to start from without saved state
     wall_clock: Callable[[], float] = time.time
     monotonic: Callable[[], float] = time.monotonic
-
-
-# Slots decided together whose copy is remembered: a variant's playlist that comes later than this
-# many segments after the others' is not recognised as cut apart (its copies are dropped as late).
-DECIDED_MEMORY = 64
 
 
 async def _already(took: float) -> float:
@@ -108,9 +102,6 @@ class Publisher:
         self._variants: dict[int, Variant] = {}
         self._runs: dict[str, int] = {}  # Owncast run name -> order
         self.aligner = SlotAligner()
-        # A copy of each slot lately decided together: a copy arriving after its slot was decided is
-        # compared with it, to tell a variant cut apart (passthrough) from one merely late.
-        self._decided_copies: OrderedDict[SlotKey, SourceSegment] = OrderedDict()
         self._last_run: int | None = None  # run of the last listed slot
         self._independent = True
         self._closed = False
@@ -257,7 +248,7 @@ class Publisher:
         after the transcoded ones' first segments), not this variant late."""
         if key[0] in self._apart or v.last_run == key[0]:
             return False
-        decided = self._decided_copies.get(key)
+        decided = self.aligner.decided_copy(key)
         return decided is not None and _apart(seg, [decided])
 
     def _cut_apart(self, run: int, longest: float = 0.0) -> None:
@@ -375,10 +366,6 @@ class Publisher:
                 for v in members:
                     if v.generator is not None:
                         v.generator.mark_gap()
-            if aligner is self.aligner and slot.copies:
-                self._decided_copies[key] = next(iter(slot.copies.values())).source
-                if len(self._decided_copies) > DECIDED_MEMORY:
-                    self._decided_copies.popitem(last=False)
             self._decide(slot, members, together=aligner is self.aligner)
 
     def _decide(self, slot: Slot, members: list[Variant], together: bool = True) -> None:

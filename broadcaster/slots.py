@@ -22,6 +22,9 @@ from .owncast import SourceSegment
 SlotKey = tuple[int, int]
 END = 1 << 62  # an end-of-stream marker sorts after every segment of its run
 NOTHING: SlotKey = (-1, -1)  # decided before anything was
+# Slots decided lately whose copy is remembered (decided_copy): a variant whose playlist comes more than
+# this many segments after the others' cannot be told cut apart from merely late.
+DECIDED_MEMORY = 64
 
 
 @dataclass(slots=True)
@@ -79,6 +82,7 @@ class SlotAligner:
         self._slots: dict[SlotKey, Slot] = {}
         self._order: list[SlotKey] = []  # undecided slots, sorted
         self.decided: SlotKey = NOTHING  # every slot up to here is listed or dropped
+        self._recent: OrderedDict[SlotKey, SourceSegment] = OrderedDict()  # decided slot -> one copy
         # Copies in undecided slots, kept as a running count: summing the slots on every new segment
         # made one long playlist quadratic.
         self._queued = 0
@@ -134,7 +138,16 @@ class SlotAligner:
         self._order.pop(0)
         self._queued -= len(self._slots.pop(key).copies)
         self.decided = key
+        if slot.copies:
+            self._recent[key] = next(iter(slot.copies.values())).source
+            if len(self._recent) > DECIDED_MEMORY:
+                self._recent.popitem(last=False)
         return Ready(slot, members, previous)
+
+    def decided_copy(self, key: SlotKey) -> SourceSegment | None:
+        """A copy the slot at `key` was decided with, if it was decided lately: what a copy that comes
+        after its slot was decided is compared with (the variants cut apart, or this one late)."""
+        return self._recent.get(key)
 
     @staticmethod
     def _participants(key: SlotKey, variants: Iterable[Variant], now: float, target: int | None) -> list[Variant]:
