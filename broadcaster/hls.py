@@ -106,6 +106,12 @@ def target_duration_for(advertised: int | None) -> int:
     return min(MAX_TARGET_DURATION, max(1, advertised or 1))
 
 
+def stalled_after(target_duration: int | None) -> int:
+    """Seconds without a new segment after which a variant's input counts as stopped: three target
+    durations (of 3 s while none is known), so one late segment is not taken for it."""
+    return 3 * (target_duration or 3)
+
+
 def min_window_seconds(target_duration: int) -> float:
     return float(MIN_WINDOW_TARGET_DURATIONS * target_duration)
 
