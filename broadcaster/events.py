@@ -1,12 +1,13 @@
 """Server-Sent Events for GET /live/events: one event per segment listed and per stream state change.
 
-The hub and the StatusWatcher are plain asyncio, no HTTP: the publisher's listing hook and the
-watcher publish into the hub, and broadcaster/http/events.py serves its streams.
+The hub and the StatusWatcher are plain asyncio, no HTTP: the listing hook (release.py calls it once
+a version is visible) and the watcher publish into the hub, and broadcaster/http/events.py serves
+its streams.
 
 Dashboards (the viewer's stats panel) follow the stream without polling playlists or /health.
 Each event is encoded once, into a bounded ring of frames with increasing integer ids. A stream
 remembers the last id it sent and writes every ring frame after it; all streams sleep on one shared
-asyncio.Event that is swapped on every publish (as Publisher does for blocking reload), so there is
+asyncio.Event that is swapped on every publish (as VisiblePlaylists does for blocking reload), so there is
 no queue and no task per subscriber: a thousand dashboards cost a thousand sleeping handlers.
 
 Wire format (https://html.spec.whatwg.org/multipage/server-sent-events.html):
@@ -120,8 +121,8 @@ class EventHub:
         return event_id
 
     def segment_listed(self, variant: int, media_sequence: int, duration: float, url: str) -> int:
-        """A segment is in the bucket and listed in the playlists (the publisher's listing hook)."""
-        # NaN or inf would make invalid JSON for browsers; the publisher never lists such a segment.
+        """A segment is in the bucket and listed in the playlists clients see (the listing hook)."""
+        # NaN or inf would make invalid JSON for browsers; owncast.py refuses such a segment.
         seconds: float | None = round(duration, 6) if math.isfinite(duration) else None
         return self.emit(
             "segment", {"variant": variant, "media_sequence": media_sequence, "duration": seconds, "url": url}

@@ -51,7 +51,7 @@ class HealthReport:
             reasons.append(f"storage unreachable ({up.last_error})")
         current = [v for v in f.variants if not v.withdrawn]  # the variants Owncast still announces
         live = any(v.generator and not v.source_ended and v.last_new_segment for v in current)
-        stall = 3 * (f.target_duration or 3)
+        stall = hls.stalled_after(f.target_duration)
         variants: dict[str, object] = {}
         last_ages: list[float] = []
         for v in f.variants:

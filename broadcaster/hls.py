@@ -29,6 +29,18 @@ def variant_uri(index: int, media_name: str) -> str:
     return f"{index}/{media_name}"
 
 
+def bucket_key(prefix: str, name: str) -> str:
+    """PREFIX/name in the bucket, or name at its top level; PREFIX is R2_KEY_PREFIX as settings gives it
+    (without '/' at either end)."""
+    return f"{prefix}/{name}" if prefix else name
+
+
+def object_key(prefix: str, index: int, name: str) -> str:
+    """A variant's file in the bucket, PREFIX/<n>/name: where the multivariant playlist's relative URI
+    (variant_uri) finds it."""
+    return bucket_key(prefix, variant_uri(index, name))
+
+
 # Segment names are never reused, so viewers and the CDN may keep them for a year (appendix B.1).
 SEGMENT_CACHE_CONTROL = "public, max-age=31536000, immutable"
 
@@ -92,6 +104,12 @@ def target_duration_for(advertised: int | None) -> int:
     longer segment later starts a new playlist with a raised target (the publisher's _fit_target).
     """
     return min(MAX_TARGET_DURATION, max(1, advertised or 1))
+
+
+def stalled_after(target_duration: int | None) -> int:
+    """Seconds without a new segment after which a variant's input counts as stopped: three target
+    durations (of 3 s while none is known), so one late segment is not taken for it."""
+    return 3 * (target_duration or 3)
 
 
 def min_window_seconds(target_duration: int) -> float:

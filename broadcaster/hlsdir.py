@@ -5,7 +5,8 @@ RENAME_EXCHANGE swaps them atomically), so checking a path and then opening it p
 HLS_DIR itself is opened (it is the operator's setting, and may be a symlink), then every name below
 it with O_NOFOLLOW, each relative to the descriptor of the folder above it: a symlink is refused at
 the very moment it is opened, whatever was swapped in before. Only regular files are read (a FIFO
-would block or never end, a device never ends), and never more than asked for.
+would block or never end, a device never ends), and never more than asked for (read_open, which
+reads STATE_DIR's state file too).
 """
 
 from __future__ import annotations
@@ -54,27 +55,32 @@ def read_beneath(root: Path, parts: Sequence[str], max_bytes: int) -> bytes:
             child = _open_at(fd, name, _FILE_FLAGS if last else _DIR_FLAGS, shown)
             os.close(fd)
             fd = child
-        path = root.joinpath(*parts)
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise Refused("not_a_file", f"{path} is not a regular file", path)
-        if st.st_size > max_bytes:
-            raise Refused("too_large", f"{path} is {st.st_size} bytes, over the {max_bytes} byte limit", path)
-        chunks: list[bytes] = []
-        size = 0
-        while size <= max_bytes:  # the file may grow after fstat: read at most one byte too many
-            # Ask for what fstat announced (os.read allocates what it is asked for), then small steps.
-            want = st.st_size + 1 - size if size < st.st_size else 64 * 1024
-            chunk = os.read(fd, min(want, max_bytes + 1 - size))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        if size > max_bytes:
-            raise Refused("too_large", f"{path} is larger than the {max_bytes} byte limit", path)
-        return b"".join(chunks)
+        return read_open(fd, root.joinpath(*parts), max_bytes)
     finally:
         os.close(fd)
+
+
+def read_open(fd: int, path: Path, max_bytes: int) -> bytes:
+    """The bytes of the file open as `fd` (named `path` in messages), a regular file of at most
+    `max_bytes`: no more is read. Raises Refused or OSError; the caller closes `fd`."""
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        raise Refused("not_a_file", f"{path} is not a regular file", path)
+    if st.st_size > max_bytes:
+        raise Refused("too_large", f"{path} is {st.st_size} bytes, over the {max_bytes} byte limit", path)
+    chunks: list[bytes] = []
+    size = 0
+    while size <= max_bytes:  # the file may grow after fstat: read at most one byte too many
+        # Ask for what fstat announced (os.read allocates what it is asked for), then small steps.
+        want = st.st_size + 1 - size if size < st.st_size else 64 * 1024
+        chunk = os.read(fd, min(want, max_bytes + 1 - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    if size > max_bytes:
+        raise Refused("too_large", f"{path} is larger than the {max_bytes} byte limit", path)
+    return b"".join(chunks)
 
 
 def _open_at(dir_fd: int, name: str, flags: int, shown: Path) -> int:

@@ -19,6 +19,7 @@ from urllib.parse import quote, urlsplit
 import aiohttp
 from botocore.exceptions import BotoCoreError, ClientError
 
+from . import hls
 from .settings import Settings
 from .store import S3Store, StoreError
 from .urls import S3Signer
@@ -198,7 +199,7 @@ def _shorten(value: str) -> str:
 async def _check_bucket(s: Settings, store: S3Store, report: _Report) -> None:
     token = secrets.token_hex(8)
     name = f".hls-broadcaster-check-{token}.txt"  # a dotfile: never mistaken for a segment
-    key = f"{s.r2_key_prefix}/{name}" if s.r2_key_prefix else name
+    key = hls.bucket_key(s.r2_key_prefix, name)
     body = f"hls-broadcaster check {token}\n".encode()
 
     stored, _ = await _store_step(

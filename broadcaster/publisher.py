@@ -26,7 +26,7 @@ from .mirror import PlaylistMirror
 from .owncast import SourcePlaylist, SourceSegment, SourceVariant, stream_id
 from .publisher_state import SEEN_LIMIT, Memory, decode, encode
 from .recorder import Recorder
-from .release import ListedHook, Release, object_key
+from .release import ListedHook, Release
 from .slots import END, Copy, Slot, SlotAligner, SlotKey, Variant
 from .snapshots import Snapshots
 from .uploader import SegmentLost, Uploader
@@ -86,7 +86,7 @@ class Publisher:
         self._hls_dir = config.hls_dir
         self._uploader = uploader
         self._metrics = metrics
-        self._prefix = config.key_prefix.strip("/")
+        self._prefix = config.key_prefix
         self._urls = config.urls
         self._window = config.window_seconds
         self._wall = config.wall_clock
@@ -329,7 +329,7 @@ class Publisher:
         return await self._uploader.upload_file(path, key, str(index), root=self._hls_dir)
 
     def _key(self, index: int, name: str) -> str:
-        return object_key(self._prefix, index, name)
+        return hls.object_key(self._prefix, index, name)
 
     # -- listing, in order, the same slots in every variant ------------------------------------------
 

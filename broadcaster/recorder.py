@@ -46,7 +46,7 @@ class Recorder:
     def __init__(self, uploader: Uploader, state_dir: Path, key_prefix: str) -> None:
         self._uploader = uploader
         self._dir = state_dir / "recordings"
-        self._prefix = key_prefix.strip("/")
+        self._prefix = key_prefix
         self._tasks: set[asyncio.Task[None]] = set()
         self.written: list[str] = []  # keys of finished recordings
 
@@ -95,7 +95,7 @@ class Recorder:
                             run, variant, unreadable, journal)
             if not segments:
                 continue
-            key = f"{self._prefix}/{variant}/{name}" if self._prefix else f"{variant}/{name}"
+            key = hls.object_key(self._prefix, variant, name)
             await self._uploader.upload_bytes(key, render_vod(segments, target_duration),
                                               content_type=hls.PLAYLIST_CONTENT_TYPE,
                                               cache_control=_VOD_CACHE_CONTROL)
@@ -104,7 +104,7 @@ class Recorder:
         if written:
             known = {v.index: v for v in variants or []}
             master = render_master([known.get(v) or SourceVariant(v, 1) for v in written], media_name=name)
-            key = f"{self._prefix}/{name}" if self._prefix else name
+            key = hls.bucket_key(self._prefix, name)
             await self._uploader.upload_bytes(key, master.body, content_type=hls.PLAYLIST_CONTENT_TYPE,
                                               cache_control=_VOD_CACHE_CONTROL)
             self.written.append(key)

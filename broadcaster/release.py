@@ -34,10 +34,6 @@ log = logging.getLogger(__name__)
 HELD_RETRY = 1.0  # seconds between saves while versions are held back, new segments or not
 
 
-def object_key(prefix: str, index: int, name: str) -> str:
-    return f"{prefix}/{index}/{name}" if prefix else f"{index}/{name}"
-
-
 class Release:
     def __init__(
         self,
@@ -144,16 +140,17 @@ class Release:
             return
         cache_control = hls.playlist_cache_control(target)
         for index, rendered in edges.items():
-            mirror.offer(object_key(self._prefix, index, hls.MEDIA_PLAYLIST_NAME), rendered, cache_control)
+            key = hls.object_key(self._prefix, index, hls.MEDIA_PLAYLIST_NAME)
+            mirror.offer(key, rendered, cache_control)
         master = self._playlists.master_playlist()
         announced = self._playlists.announced
         if master is not None and announced:
-            needs = tuple(object_key(self._prefix, v.index, hls.MEDIA_PLAYLIST_NAME) for v in announced)
+            needs = tuple(hls.object_key(self._prefix, v.index, hls.MEDIA_PLAYLIST_NAME) for v in announced)
             mirror.offer(self.master_key, master, cache_control, requires=needs)
 
     @property
     def master_key(self) -> str:
-        return f"{self._prefix}/{hls.MASTER_PLAYLIST_NAME}" if self._prefix else hls.MASTER_PLAYLIST_NAME
+        return hls.bucket_key(self._prefix, hls.MASTER_PLAYLIST_NAME)
 
     def offer_to_mirror(self) -> None:
         """Offer what clients see now (at start-up after a restore, and at shutdown)."""

@@ -26,7 +26,7 @@ from .publisher import Publisher, PublisherConfig
 from .release import ListedHook
 from .cleaner import Cleaner
 from .recorder import Recorder
-from .settings import Settings
+from .settings import Address, Settings
 from .snapshots import Snapshots
 from .state import DirectoryBusy, DirectoryLock, StateFile
 from .store import S3Store, StoreError
@@ -70,7 +70,7 @@ class Service:
         # File handles: client connections, event streams and held requests are capped from what the
         # open-file limit leaves once the service's own work is provided for.
         self.budget = budget or limits.for_process(
-            upload_concurrency=s.upload_concurrency, metrics_listener=s.metrics_listen not in ("", "off"))
+            upload_concurrency=s.upload_concurrency, metrics_listener=isinstance(s.metrics_listen, Address))
         self.connection_metrics = ConnectionMetrics(self.metrics.registry)
         # On a loop of its own: a crowd of viewers on the serving loop must not time uploads out.
         self.store = StoreThread(S3Store(
@@ -183,7 +183,7 @@ class Service:
                 raise StartupError(f"cannot listen on {s.host}:{s.port} (HOST/PORT): {err.strerror}") from None
             port = self._bound_port() or s.port
             self.url = f"http://{s.host}:{port}"
-            if s.metrics_listen not in ("", "off"):
+            if isinstance(s.metrics_listen, Address):
                 await self._start_metrics_listener(s.metrics_listen)
             await self.publisher.start()
             self.publisher.release.offer_to_mirror()  # a version saved but not written before a restart
@@ -211,13 +211,12 @@ class Service:
     def health(self) -> tuple[bool, dict[str, object]]:
         return self.report.health()
 
-    async def _start_metrics_listener(self, listen: str) -> None:
-        host, _, port = listen.rpartition(":")
+    async def _start_metrics_listener(self, listen: Address) -> None:
         self._metrics_runner = web.AppRunner(create_metrics_app(self.metrics), access_log=None, handle_signals=False,
                                              keepalive_timeout=KEEPALIVE_TIMEOUT)
         await self._metrics_runner.setup()
         try:
-            await GatedSite(self._metrics_runner, host.strip("[]"), int(port), limit=max(1, self.budget.metrics_connections),
+            await GatedSite(self._metrics_runner, listen.host, listen.port, limit=max(1, self.budget.metrics_connections),
                             header_timeout=self.settings.header_timeout, write_timeout=self.settings.write_timeout,
                             metrics=self.connection_metrics, kind="metrics").start()
         except OSError as err:

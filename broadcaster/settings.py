@@ -118,7 +118,18 @@ def _non_negative(value: str) -> float:
     return n
 
 
-def _listen(value: str) -> str:
+@dataclass(frozen=True)
+class Address:
+    """Where a listener of its own binds (METRICS_LISTEN=HOST:PORT); an IPv6 host without its brackets."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def _listen(value: str) -> str | Address:
     """'' (with the playlists), 'off', or HOST:PORT for a listener of its own."""
     value = value.strip()
     if value.lower() in ("", "off"):
@@ -127,7 +138,7 @@ def _listen(value: str) -> str:
     number = whole_number(port, 5)
     if not sep or not host or number is None or not 0 < number < 65536:
         raise ValueError("expected HOST:PORT (e.g. 127.0.0.1:9100), 'off', or empty")
-    return value
+    return Address(host.strip("[]"), number)
 
 
 def _choice(*options: str) -> Callable[[str], str]:
@@ -229,7 +240,7 @@ class Settings:
     delete_old_segments: bool
     cleanup_margin: float
     keep_recordings: bool
-    metrics_listen: str
+    metrics_listen: str | Address  # "" (with the playlists), "off", or a listener of its own
     header_timeout: float
     write_timeout: float
     trust_cf_connecting_ip: bool

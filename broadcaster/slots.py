@@ -16,6 +16,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, ValuesView
 from dataclasses import dataclass, field
 
+from . import hls
 from .manifest import ManifestGenerator
 from .owncast import SourceSegment
 
@@ -155,7 +156,7 @@ class SlotAligner:
         that has listed before and is still producing, even if it has not read the new run's playlist
         yet. A variant that has listed must be in every slot, or its numbering would fall behind the
         others' for good; an empty one may join at any number."""
-        gone_after = 3 * (target or 3)
+        gone_after = hls.stalled_after(target)
         members = []
         for v in variants:
             first = v.first.get(key[0])

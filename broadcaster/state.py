@@ -15,12 +15,12 @@ import math
 import os
 import re
 import reprlib
-import stat
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from . import hlsdir
 from .numbers import whole_number
 
 log = logging.getLogger(__name__)
@@ -143,10 +143,6 @@ class DirectoryBusy(Exception):
         self.pid = pid
 
 
-class _Unusable(Exception):
-    """state.json is there but cannot be what the service wrote."""
-
-
 class StateFile:
     def __init__(self, directory: Path, name: str = "state.json") -> None:
         self.path = directory / name
@@ -164,8 +160,9 @@ class StateFile:
         except OSError as err:
             self.set_aside("unreadable", f"cannot read it: {err.strerror or err}")
             return None
-        except _Unusable as err:
-            self.set_aside("unreadable", str(err))
+        except hlsdir.Refused as err:
+            too_large = f"too large: more than {MAX_BYTES >> 20} MB"
+            self.set_aside("unreadable", too_large if err.reason == "too_large" else "not a regular file")
             return None
         try:
             # NaN, Infinity and 1e400 are not numbers the service writes; nesting too deep for the
@@ -184,16 +181,13 @@ class StateFile:
         return data
 
     def _read(self) -> bytes:
-        """The file's bytes. Opened without blocking (a FIFO would wait for a writer for ever), and
-        never read past MAX_BYTES (a huge file must not be read whole)."""
-        with open(os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC), "rb") as f:
-            info = os.fstat(f.fileno())
-            if not stat.S_ISREG(info.st_mode):
-                raise _Unusable("not a regular file")
-            raw = f.read(MAX_BYTES + 1)
-        if len(raw) > MAX_BYTES:
-            raise _Unusable(f"too large: more than {MAX_BYTES >> 20} MB")
-        return raw
+        """The file's bytes. Opened without blocking (a FIFO would wait for a writer for ever); read as
+        Owncast's files are: a regular file only, never past MAX_BYTES (a huge one is not read whole)."""
+        fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            return hlsdir.read_open(fd, self.path, MAX_BYTES)
+        finally:
+            os.close(fd)
 
     def save(self, data: dict[str, Any]) -> None:
         body = json.dumps({"format": FORMAT, "version": VERSION, "saved_at": time.time(), **data},

@@ -1,6 +1,6 @@
 """The playlists clients see: what the server serves and holds blocking reloads on.
 
-Only versions already saved to STATE_DIR are shown here (the Publisher shows them; a crash must not
+Only versions already saved to STATE_DIR are shown here (release.py shows them; a crash must not
 forget a number a client has seen). Masters are rendered once per change of Owncast's variants and
 per variant file name.
 """
@@ -29,7 +29,7 @@ class VisiblePlaylists:
         self.held_requests = 0  # in wait_for_sequence now (read by /metrics)
         self._released = False  # stopping: held requests are answered at once
 
-    # -- written by the publisher ------------------------------------------------------------------
+    # -- written by the publisher (what Owncast announces, a restored state) and release.py (show) ---
 
     @property
     def announced(self) -> list[SourceVariant] | None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from broadcaster.settings import SETTINGS, SettingsError, load_settings
+from broadcaster.settings import SETTINGS, Address, SettingsError, load_settings
 
 SECRET = "s3cr3t-value-never-shown"
 
@@ -64,6 +64,17 @@ def test_bad_values_name_the_setting(tmp_path: Path, name: str, value: str, expe
     with pytest.raises(SettingsError) as err:
         load_settings(environ=env(tmp_path, **{name: value}))
     assert expected in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "parsed", "shown"),
+    [("", "", ""), (" OFF ", "off", "off"), ("127.0.0.1:9100", Address("127.0.0.1", 9100), "127.0.0.1:9100"),
+     ("[::1]:9100", Address("::1", 9100), "[::1]:9100")],
+)
+def test_metrics_listen_is_given_parsed(tmp_path: Path, value: str, parsed: object, shown: str) -> None:
+    """The service binds the host and port settings parsed; its messages show them as written."""
+    listen = load_settings(environ=env(tmp_path, METRICS_LISTEN=value)).metrics_listen
+    assert listen == parsed and str(listen) == shown
 
 
 def test_missing_required_setting_names_it_and_its_flag(tmp_path: Path) -> None:
