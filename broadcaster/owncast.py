@@ -25,8 +25,8 @@ MAX_PLAYLIST_ENTRIES = 500
 # A plain file name: no folders, no "..", no URL escapes, queries or schemes.
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}")
 # Owncast's shortid alphabet includes '-' and '_': the id is everything up to the last "-<n>".
-_STREAM_NAME = re.compile(r"stream-(?P<id>[A-Za-z0-9_-]+)-\d+\.[a-z0-9]+")
-_VARIANT_URI = re.compile(r"(?P<index>\d{1,3})/[A-Za-z0-9_.-]+\.m3u8")
+_STREAM_NAME = re.compile(r"stream-(?P<id>[A-Za-z0-9_-]+)-[0-9]+\.[a-z0-9]+")
+_VARIANT_URI = re.compile(r"(?P<index>[0-9]{1,3})/[A-Za-z0-9_.-]+\.m3u8")
 
 
 class PlaylistError(ValueError):

@@ -36,10 +36,11 @@ class Signer(Protocol):
 
 
 class PublicUrls:
-    """R2_PUBLIC_URL/key: the bucket (custom domain or r2.dev) serves the object to anyone."""
+    """R2_PUBLIC_URL/key: the bucket (custom domain or r2.dev) serves the object to anyone. `base`
+    comes without a trailing "/" (settings strips it)."""
 
     def __init__(self, base: str) -> None:
-        self._base = base.rstrip("/")
+        self._base = base
 
     def segment(self, key: str) -> str:
         return f"{self._base}/{key}"

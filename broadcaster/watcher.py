@@ -32,7 +32,7 @@ from .owncast import SourceVariant, parse_master_playlist, parse_media_playlist
 
 log = logging.getLogger(__name__)
 
-_VARIANT_DIR = re.compile(r"\d{1,3}")
+_VARIANT_DIR = re.compile(r"[0-9]{1,3}")  # ASCII: \d takes any script's digits
 # Owncast's playlists are a few KB (25 entries of ~100 bytes). 256 KiB holds MAX_PLAYLIST_ENTRIES
 # entries of up to 500 bytes (the longest names, with dates, maps and discontinuities) and parses in
 # well under 0.1 s; a larger file is refused before it is parsed.

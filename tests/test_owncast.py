@@ -104,6 +104,13 @@ def test_master_without_usable_variants_is_an_error() -> None:
         parse_master_playlist("#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\n../../x.m3u8\n")
 
 
+def test_only_ascii_digits_name_a_variant_or_a_segment() -> None:
+    # int() reads other scripts' digits ("٣" is 3): such a folder must not pass for variant 3.
+    with pytest.raises(PlaylistError):
+        parse_master_playlist("#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\n\u0663/stream.m3u8\n")
+    assert stream_id("stream-Ab3dE-\u0664\u0661.ts") is None
+
+
 def test_a_playlist_cut_right_after_its_header_is_incomplete() -> None:
     with pytest.raises(PlaylistError):
         parse_media_playlist("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:1\n")

@@ -47,8 +47,8 @@ def query(url: str) -> dict[str, str]:
 # -- public ------------------------------------------------------------------------------------------
 
 
-def test_public_urls_are_the_base_and_the_key_and_stable() -> None:
-    urls = PublicUrls("https://media.example.com/")
+def test_public_urls_are_the_base_and_the_key_and_stable(tmp_path: Path) -> None:
+    urls = segment_urls(settings(tmp_path, SEGMENT_URLS="public", R2_PUBLIC_URL="https://media.example.com/"))
     assert urls.segment("live/0/a.ts") == "https://media.example.com/live/0/a.ts" == urls.segment("live/0/a.ts")
     assert urls.init("live/0/run-init.mp4") == "https://media.example.com/live/0/run-init.mp4"
 
