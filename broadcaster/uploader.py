@@ -8,6 +8,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -60,6 +61,20 @@ def _nonempty(path: Path, data: bytes) -> bytes:
     return data
 
 
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """How long to wait before retry number `attempt` (from 0): exponential, capped, with full jitter
+    (AWS architecture blog), which spreads the retries of a backlog over the whole interval."""
+
+    base: float = 0.25
+    cap: float = 15.0
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    rng: Callable[[], float] = random.random
+
+    def delay(self, attempt: int) -> float:
+        return float(min(self.cap, self.base * 2**attempt) * self.rng())
+
+
 class Uploader:
     def __init__(
         self,
@@ -69,10 +84,7 @@ class Uploader:
         concurrency: int,
         attempt_timeout: float,
         max_file_bytes: int = 64 * 1024 * 1024,
-        backoff_base: float = 0.25,
-        backoff_cap: float = 15.0,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        rng: Callable[[], float] = random.random,
+        backoff: Backoff = Backoff(),
         clock: Callable[[], float] = time.monotonic,
         outage: OutageLog | None = None,
     ) -> None:
@@ -81,10 +93,8 @@ class Uploader:
         self._slots = asyncio.Semaphore(concurrency)
         self._attempt_timeout = attempt_timeout
         self._max_file_bytes = max_file_bytes
-        self._backoff_base = backoff_base
-        self._backoff_cap = backoff_cap
-        self._sleep = sleep
-        self._rng = rng
+        self._retry = backoff
+        self._sleep = backoff.sleep
         self.uploads_done = 0
         self.uploads_failed = 0  # failed attempts
         self.storage_ok: bool | None = None  # None until the first outcome
@@ -182,8 +192,7 @@ class Uploader:
                             self.uploads_done += 1
                         self.record(True)
                         return took
-            # Full jitter (AWS architecture blog): spreads retries of a backlog over the whole interval.
-            delay = min(self._backoff_cap, self._backoff_base * 2**attempt) * self._rng()
+            delay = self._retry.delay(attempt)
             attempt += 1
             if bucket_failed:
                 await self._backoff(delay)

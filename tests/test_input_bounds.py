@@ -273,7 +273,7 @@ _CHILD = r"""
 import asyncio, errno, logging, os, resource, sys
 from pathlib import Path
 from broadcaster.metrics import Metrics
-from broadcaster.uploader import Uploader
+from broadcaster.uploader import Backoff, Uploader
 from broadcaster.watcher import HlsWatcher
 from tests.support.fakes import FakeStore
 
@@ -315,7 +315,7 @@ async def main():
         slept.append(delay)
         release()  # handles come back while the upload waits
     store = FakeStore()
-    up = Uploader(store, Metrics(), concurrency=1, attempt_timeout=5, sleep=sleep)
+    up = Uploader(store, Metrics(), concurrency=1, attempt_timeout=5, backoff=Backoff(sleep=sleep))
     exhaust()
     await up.upload_file(root / "0" / "seg.ts", "k", "0", root=root)
     assert store.keys() == ["k"] and len(slept) == 1, (store.keys(), slept)

@@ -87,7 +87,7 @@ from broadcaster.manifest import ListedSegment, ManifestGenerator, Rendered
 from broadcaster.metrics import Metrics
 from broadcaster.owncast import SourcePlaylist, SourceSegment, SourceVariant
 from broadcaster.publisher import Publisher, PublisherConfig
-from broadcaster.uploader import Uploader
+from broadcaster.uploader import Backoff, Uploader
 from broadcaster.urls import PublicUrls
 from tests.support.browser import launch_chromium, needs_chromium
 from tests.support.fakes import FakeStore
@@ -285,8 +285,8 @@ async def publish(scenario: Scenario, folder: Path, base_url: str) -> Made:
     FakeStore), on a clock that follows the media, and keep every version it makes visible."""
     now = [0.0]
     store, metrics, playlists = FakeStore(), Metrics(), Recording()
-    uploader = Uploader(store, metrics, concurrency=4, attempt_timeout=5, backoff_base=0.001,
-                        backoff_cap=0.001)
+    uploader = Uploader(store, metrics, concurrency=4, attempt_timeout=5,
+                        backoff=Backoff(base=0.001, cap=0.001))
     pub = Publisher(
         PublisherConfig(hls_dir=folder, key_prefix="live", urls=PublicUrls(base_url),
                         window_seconds=scenario.window, can_block_reload=True, first_sequence=FIRST_SEQUENCE,

@@ -15,7 +15,7 @@ import pytest
 
 from broadcaster.metrics import UPLOAD_FAILURE_REASONS, Metrics
 from broadcaster.store import S3Store, StoreError
-from broadcaster.uploader import Uploader
+from broadcaster.uploader import Backoff, Uploader
 from tests.support.fault_proxy import FaultProxy
 
 pytestmark = pytest.mark.timeout(60)
@@ -81,7 +81,7 @@ async def test_invented_status_codes_are_counted_under_known_labels(
     tmp_path: Path, proxy: FaultProxy, store: S3Store
 ) -> None:
     metrics = Metrics()
-    up = Uploader(store, metrics, concurrency=4, attempt_timeout=3, backoff_base=0.0, backoff_cap=0.0)
+    up = Uploader(store, metrics, concurrency=4, attempt_timeout=3, backoff=Backoff(base=0.0, cap=0.0))
     path = tmp_path / "stream-a-1.ts"
     path.write_bytes(b"\x47" * 1880)
     await proxy.set_mode("random_status")

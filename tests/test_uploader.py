@@ -11,7 +11,7 @@ import pytest
 
 from broadcaster.metrics import Metrics
 from broadcaster.store import S3Store, StoreError
-from broadcaster.uploader import SegmentLost, Uploader, read_segment_file
+from broadcaster.uploader import Backoff, SegmentLost, Uploader, read_segment_file
 from tests.support.fakes import FakeStore
 
 
@@ -82,8 +82,8 @@ async def test_retries_with_capped_exponential_backoff_and_jitter(tmp_path: Path
     fake = FakeStore(fail={"k": 6})
     sleeps = Sleeps()
     metrics = Metrics()
-    up = Uploader(fake, metrics, concurrency=1, attempt_timeout=1, backoff_base=0.25, backoff_cap=4,
-                  sleep=sleeps, rng=lambda: 0.5)
+    up = Uploader(fake, metrics, concurrency=1, attempt_timeout=1,
+                  backoff=Backoff(base=0.25, cap=4, sleep=sleeps, rng=lambda: 0.5))
     await up.upload_file(segment(tmp_path), "k", "0")
     assert sleeps.delays == [0.125, 0.25, 0.5, 1.0, 2.0, 2.0]
     assert up.uploads_failed == 6 and up.uploads_done == 1 and up.storage_ok
@@ -93,7 +93,7 @@ async def test_retries_with_capped_exponential_backoff_and_jitter(tmp_path: Path
 async def test_attempt_timeout_is_a_retryable_failure(tmp_path: Path) -> None:
     fake = FakeStore(hang=True)
     sleeps = Sleeps()
-    up = Uploader(fake, Metrics(), concurrency=1, attempt_timeout=0.05, sleep=sleeps)
+    up = Uploader(fake, Metrics(), concurrency=1, attempt_timeout=0.05, backoff=Backoff(sleep=sleeps))
     path = segment(tmp_path)
 
     async def delete_after_two_attempts(delay: float) -> None:
@@ -151,7 +151,8 @@ async def test_waiting_retries_go_at_once_when_the_bucket_works_again(tmp_path: 
         slept.append(delay)
         await asyncio.Event().wait()  # a retry timer that would never end by itself
 
-    up = Uploader(fake, Metrics(), concurrency=2, attempt_timeout=1, backoff_base=100, sleep=long_sleep)
+    up = Uploader(fake, Metrics(), concurrency=2, attempt_timeout=1,
+                  backoff=Backoff(base=100, sleep=long_sleep))
     task = asyncio.ensure_future(up.upload_file(segment(tmp_path), "k", "0"))
     async with asyncio.timeout(5):
         while not slept:
@@ -171,7 +172,7 @@ async def test_a_bucket_outage_is_one_warning_then_one_info_with_per_attempt_lin
 
     caplog.set_level(logging.DEBUG, "broadcaster.uploader")
     fake = FakeStore(down=True)
-    up = Uploader(fake, Metrics(), concurrency=4, attempt_timeout=1, backoff_base=0.001, backoff_cap=0.002)
+    up = Uploader(fake, Metrics(), concurrency=4, attempt_timeout=1, backoff=Backoff(base=0.001, cap=0.002))
     uploads = [asyncio.ensure_future(up.upload_file(segment(tmp_path, f"stream-a-{n}.ts"), f"k{n}", "0"))
                for n in range(6)]
     async with asyncio.timeout(10):
@@ -203,7 +204,7 @@ async def test_out_of_handles_or_memory_is_retried_never_lost(
     async def sleep(delay: float) -> None:
         slept.append(delay)
 
-    up = Uploader(fake, Metrics(), concurrency=1, attempt_timeout=1, sleep=sleep)
+    up = Uploader(fake, Metrics(), concurrency=1, attempt_timeout=1, backoff=Backoff(sleep=sleep))
     path = segment(tmp_path)
     real_open, failures = os.open, [3]
 

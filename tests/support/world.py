@@ -17,7 +17,7 @@ from broadcaster.health import HealthReport
 from broadcaster.publisher import Publisher, PublisherConfig
 from broadcaster.snapshots import Snapshots
 from broadcaster.state import StateFile
-from broadcaster.uploader import Uploader
+from broadcaster.uploader import Backoff, Uploader
 from broadcaster.urls import PublicUrls
 from broadcaster.visible import VisiblePlaylists
 from tests.support.fakes import FakeStore
@@ -55,7 +55,7 @@ class World:
         self.store = FakeStore()
         self.metrics = Metrics()
         self.uploader = Uploader(self.store, self.metrics, concurrency=4, attempt_timeout=5,
-                                 backoff_base=0.001, backoff_cap=0.001)
+                                 backoff=Backoff(base=0.001, cap=0.001))
         self.listed: list[tuple[int, int, str]] = []
         self.clock = 1_800_000_000.0
         self.now = 0.0
