@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from . import state
+from . import validate
 from .lograte import RateLimitedLog
 from .manifest import Removed
 from .metrics import Metrics
@@ -72,12 +72,12 @@ class Cleaner:
     def restore(self, data: object) -> None:
         """Continue from `snapshot`; raises ValueError (nothing changed) when it does not add up."""
         due = []
-        for item in state.array(data, "cleaner state", MAX_RESTORED):
-            pair = state.array(item, "a key to delete", 2)
+        for item in validate.array(data, "cleaner state", MAX_RESTORED):
+            pair = validate.array(item, "a key to delete", 2)
             if len(pair) != 2:
-                raise ValueError(f"a key to delete is {state.describe(pair)}, not [key, time]")
-            key = state.text(pair[0], "a key to delete")
-            due.append((state.number(pair[1], "a deletion time"), key))
+                raise ValueError(f"a key to delete is {validate.describe(pair)}, not [key, time]")
+            key = validate.text(pair[0], "a key to delete")
+            due.append((validate.number(pair[1], "a deletion time"), key))
         heapq.heapify(due)
         self._due = due
         self._metrics.cleanup_pending.set(len(self._due))

@@ -12,7 +12,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from . import hls, state
+from . import hls, validate
 from .owncast import SourceVariant
 
 
@@ -28,7 +28,7 @@ _MIN_EPOCH, _MAX_EPOCH = -62_135_596_800.0, 253_402_300_799.0
 def _uri_or_none(value: object, what: str) -> str | None:
     if value is None:
         return None
-    uri = state.text(value, what)
+    uri = validate.text(value, what)
     if '"' in uri:  # written inside URI="..."
         raise ValueError(f"{what} contains a quote")
     return uri
@@ -359,37 +359,37 @@ class ManifestGenerator:
         Every value is checked here, at the boundary: state.json may have been damaged or crafted, and
         nothing read from it may fail later, in a request or in the next append."""
         what = "playlist state"
-        data = state.mapping(data, what, 100)
-        target = state.integer(state.field(data, "target_duration", what), "target_duration", 1,
+        data = validate.mapping(data, what, 100)
+        target = validate.integer(validate.field(data, "target_duration", what), "target_duration", 1,
                                MAX_RESTORED_TARGET)
-        independent = state.flag(state.field(data, "independent", what), "independent")
+        independent = validate.flag(validate.field(data, "independent", what), "independent")
         gen = cls(target, window_seconds, independent_segments=independent, can_block_reload=can_block_reload)
-        gen._media_sequence = state.integer(state.field(data, "media_sequence", what), "media_sequence")
-        gen._discontinuity_sequence = state.integer(state.field(data, "discontinuity_sequence", what),
+        gen._media_sequence = validate.integer(validate.field(data, "media_sequence", what), "media_sequence")
+        gen._discontinuity_sequence = validate.integer(validate.field(data, "discontinuity_sequence", what),
                                                     "discontinuity_sequence")
-        gen._next_sequence = state.integer(state.field(data, "next_sequence", what), "next_sequence")
-        gen._ended = state.flag(state.field(data, "ended", what), "ended")
-        gen._pending_discontinuity = state.flag(state.field(data, "pending_discontinuity", what),
+        gen._next_sequence = validate.integer(validate.field(data, "next_sequence", what), "next_sequence")
+        gen._ended = validate.flag(validate.field(data, "ended", what), "ended")
+        gen._pending_discontinuity = validate.flag(validate.field(data, "pending_discontinuity", what),
                                                 "pending_discontinuity")
-        gen._regrowing = state.flag(data.get("regrowing", False), "regrowing")  # absent in older files
-        longest = state.number(state.field(data, "longest", what), "longest")
-        for raw in state.array(state.field(data, "entries", what), "entries", MAX_RESTORED_ENTRIES):
-            entry = state.array(raw, "an entry", 8)
+        gen._regrowing = validate.flag(data.get("regrowing", False), "regrowing")  # absent in older files
+        longest = validate.number(validate.field(data, "longest", what), "longest")
+        for raw in validate.array(validate.field(data, "entries", what), "entries", MAX_RESTORED_ENTRIES):
+            entry = validate.array(raw, "an entry", 8)
             if len(entry) != 8:
                 raise ValueError(f"an entry has {len(entry)} values, not 8")
             seq, uri, duration, pdt, disc, init, key, age = entry
-            seconds = state.number(duration, "a segment duration", 0.001, target + 1)
+            seconds = validate.number(duration, "a segment duration", 0.001, target + 1)
             if not hls.fits_target(round(seconds, 3), gen.target_duration):
                 raise ValueError(f"a segment of {seconds:.3f}s does not fit target duration {target}s")
             segment = ListedSegment(
-                state.text(uri, "a segment URI"), seconds,
-                state.number(pdt, "a segment date", _MIN_EPOCH, _MAX_EPOCH),
-                state.flag(disc, "a discontinuity"),
+                validate.text(uri, "a segment URI"), seconds,
+                validate.number(pdt, "a segment date", _MIN_EPOCH, _MAX_EPOCH),
+                validate.flag(disc, "a discontinuity"),
                 _uri_or_none(init, "an init URI"),
-                None if key is None else state.text(key, "a segment key"),
+                None if key is None else validate.text(key, "a segment key"),
             )
-            listed_at = now - state.number(age, "a segment age", 0, 1e9)
-            number = state.integer(seq, "a sequence number")
+            listed_at = now - validate.number(age, "a segment age", 0, 1e9)
+            number = validate.integer(seq, "a sequence number")
             gen._entries.append(_Entry(number, segment, segment.discontinuity, segment.program_date_time or 0.0,
                                        listed_at))
             gen._duration += segment.duration

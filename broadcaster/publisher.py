@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import hls
-from . import state as state_io
+from . import validate
 from .health import PublisherFacts
 from .lograte import RateLimitedLog
 from .manifest import ListedSegment, ManifestGenerator, Removed, Rendered, SegmentRejected
@@ -570,12 +570,12 @@ class Publisher:
         except ValueError:
             raise
         except Exception as err:  # noqa: BLE001 (a check missed above: still a bad file, not a crash)
-            raise ValueError(f"publisher state does not parse: {state_io.describe(err)}") from None
+            raise ValueError(f"publisher state does not parse: {validate.describe(err)}") from None
         if not m.clean:
             gens = [v.generator for v in m.variants.values() if v.generator is not None]
             start, floor = hls.continue_above(m.reserved, m.next_sequence,
                                               [g.last_discontinuity for g in gens] + [m.discontinuity_floor])
-            if max(start, floor) > state_io.INT64:
+            if max(start, floor) > validate.INT64:
                 raise ValueError(f"reserved {m.reserved} leaves no numbers to continue above it")
         self._variants, self.target_duration, self._independent = m.variants, m.target, m.independent
         self._next_sequence, self._last_run, self.aligner.decided = m.next_sequence, m.last_run, m.decided

@@ -10,10 +10,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from . import hls
-from . import state as s
 from .manifest import MAX_RESTORED_TARGET, ManifestGenerator
 from .numbers import whole_number
 from .slots import Slot, SlotKey, Variant
+from .validate import array, describe, field, flag, integer, mapping, text
 
 RESERVED = "reserved"  # the top-level key of the numbers a saved state reserves (hls.SEQUENCE_RESERVE)
 SEEN_LIMIT = 4096  # names remembered per variant, far more than Owncast ever lists at once
@@ -86,57 +86,57 @@ def _number_key(key: str, what: str, digits: int) -> int:
     """A saved object's key that must be a number (JSON keys are text)."""
     number = whole_number(key, digits)
     if number is None:
-        raise ValueError(f"{what} numbered {s.describe(key)} is not one of ours")
+        raise ValueError(f"{what} numbered {describe(key)} is not one of ours")
     return number
 
 
 def decode(data: dict[str, object], now: float, window: float, can_block_reload: bool) -> Memory:
     what = "publisher state"
-    data = s.mapping(data, what, 1000)
-    raw_target = s.field(data, "target_duration", what)
-    target = None if raw_target is None else s.integer(raw_target, "target_duration", 1, MAX_RESTORED_TARGET)
+    data = mapping(data, what, 1000)
+    raw_target = field(data, "target_duration", what)
+    target = None if raw_target is None else integer(raw_target, "target_duration", 1, MAX_RESTORED_TARGET)
     variants: dict[int, Variant] = {}
-    for name, raw in s.mapping(s.field(data, "variants", what), "variants", _MAX_VARIANTS).items():
+    for name, raw in mapping(field(data, "variants", what), "variants", _MAX_VARIANTS).items():
         index = _number_key(name, "a variant", 4)
-        raw = s.mapping(raw, f"variant {name}", 100)
-        gen_data = s.field(raw, "generator", what)
+        raw = mapping(raw, f"variant {name}", 100)
+        gen_data = field(raw, "generator", what)
         gen = None
         if gen_data is not None:
-            gen = ManifestGenerator.restore(s.mapping(gen_data, "generator", 100), now, window,
+            gen = ManifestGenerator.restore(mapping(gen_data, "generator", 100), now, window,
                                             can_block_reload=can_block_reload)
             if gen.target_duration != target:
                 raise ValueError(f"variant {name}: target duration {gen.target_duration}, not {target}")
         v = Variant(index, generator=gen, created=now)
-        for seen in s.array(s.field(raw, "seen", what), "seen", SEEN_LIMIT):
+        for seen in array(field(raw, "seen", what), "seen", SEEN_LIMIT):
             # Rejected names are remembered too, escapes and all: never written anywhere.
-            v.seen[s.text(seen, "a seen name", 1 << 16, one_line=False)] = None
-        first = s.mapping(s.field(raw, "first", what), "first", _MAX_RUNS)
-        v.first = {_number_key(k, "a run", 18): s.integer(n, "a first number") for k, n in first.items()}
-        last_key = s.field(raw, "last_key", what)
+            v.seen[text(seen, "a seen name", 1 << 16, one_line=False)] = None
+        first = mapping(field(raw, "first", what), "first", _MAX_RUNS)
+        v.first = {_number_key(k, "a run", 18): integer(n, "a first number") for k, n in first.items()}
+        last_key = field(raw, "last_key", what)
         if last_key is not None:
-            pair = s.array(last_key, "last_key", 2)
+            pair = array(last_key, "last_key", 2)
             if len(pair) != 2:
-                raise ValueError(f"last_key is {s.describe(pair)}, not [run, number]")
-            v.last_key = (s.integer(pair[0], "last_key"), s.integer(pair[1], "last_key"))
-        v.last_media_sequence = s.integer(s.field(raw, "last_media_sequence", what), "last_media_sequence", -1)
-        v.restarts = s.integer(s.field(raw, "restarts", what), "restarts")
-        v.source_ended = s.flag(s.field(raw, "source_ended", what), "source_ended")
+                raise ValueError(f"last_key is {describe(pair)}, not [run, number]")
+            v.last_key = (integer(pair[0], "last_key"), integer(pair[1], "last_key"))
+        v.last_media_sequence = integer(field(raw, "last_media_sequence", what), "last_media_sequence", -1)
+        v.restarts = integer(field(raw, "restarts", what), "restarts")
+        v.source_ended = flag(field(raw, "source_ended", what), "source_ended")
         variants[v.index] = v
     if target is None and any(v.generator is not None for v in variants.values()):
         raise ValueError("playlists without a target duration")
-    independent = s.flag(s.field(data, "independent", what), "independent")
-    next_sequence = s.integer(s.field(data, "next_sequence", what), "next_sequence")
+    independent = flag(field(data, "independent", what), "independent")
+    next_sequence = integer(field(data, "next_sequence", what), "next_sequence")
     if any(v.generator and v.generator.next_sequence > next_sequence for v in variants.values()):
         raise ValueError("a playlist is ahead of the shared numbering")
-    raw_last_run = s.field(data, "last_run", what)
-    last_run = None if raw_last_run is None else s.integer(raw_last_run, "last_run")
-    decided = s.array(s.field(data, "decided", what), "decided", 2)
+    raw_last_run = field(data, "last_run", what)
+    last_run = None if raw_last_run is None else integer(raw_last_run, "last_run")
+    decided = array(field(data, "decided", what), "decided", 2)
     if len(decided) != 2:
-        raise ValueError(f"decided is {s.describe(decided)}, not [run, number]")
+        raise ValueError(f"decided is {describe(decided)}, not [run, number]")
     # (-1, -1) before anything was decided; an end of stream is decided as (run, END).
-    key = (s.integer(decided[0], "decided", -1), s.integer(decided[1], "decided", -1))
-    runs = {s.text(name, "a run name", 1 << 16, one_line=False): s.integer(n, "a run number")
-            for name, n in s.mapping(s.field(data, "runs", what), "runs", _MAX_RUNS).items()}
+    key = (integer(decided[0], "decided", -1), integer(decided[1], "decided", -1))
+    runs = {text(name, "a run name", 1 << 16, one_line=False): integer(n, "a run number")
+            for name, n in mapping(field(data, "runs", what), "runs", _MAX_RUNS).items()}
     # Runs are numbered in the order they were seen, so the next one sorts after every slot
     # decided so far; a number outside them would keep a new stream's segments "late" for good.
     if sorted(runs.values()) != list(range(len(runs))):
@@ -146,14 +146,14 @@ def decode(data: dict[str, object], now: float, window: float, can_block_reload:
         used += [*v.first, -1 if v.last_key is None else v.last_key[0]]
     if max(used) >= len(runs):
         raise ValueError(f"run {max(used)} is not among the {len(runs)} runs saved")
-    uploaded = {s.text(k, "an uploaded key") for k in s.array(s.field(data, "uploaded", what), "uploaded",
+    uploaded = {text(k, "an uploaded key") for k in array(field(data, "uploaded", what), "uploaded",
                                                               _MAX_UPLOADED)}
     # Files from before the reserve was saved, and files not saved at a clean stop, are taken at their
     # worst: numbers up to a reserve past next_sequence may have been served.
     raw_reserved = data.get(RESERVED)
     reserved = (next_sequence + hls.SEQUENCE_RESERVE if raw_reserved is None
-                else s.integer(raw_reserved, RESERVED, next_sequence))
-    clean = s.flag(data.get("clean_stop", False), "clean_stop")
-    floor = s.integer(data.get("discontinuity_floor", 0), "discontinuity_floor")
+                else integer(raw_reserved, RESERVED, next_sequence))
+    clean = flag(data.get("clean_stop", False), "clean_stop")
+    floor = integer(data.get("discontinuity_floor", 0), "discontinuity_floor")
     return Memory(variants, target, independent, next_sequence, last_run, key, runs, uploaded, reserved, clean,
                   floor)

@@ -14,7 +14,7 @@ import re
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
-from . import hls, state
+from . import hls, validate
 from .manifest import ListedSegment, render_master, render_vod
 from .numbers import whole_number
 from .owncast import SourceVariant
@@ -29,16 +29,16 @@ _VOD_CACHE_CONTROL = "public, max-age=86400"
 
 def _journal_entry(raw: str, *, first: bool) -> ListedSegment:
     """One journal line, checked: it is written into a playlist again (ValueError when it does not add up)."""
-    d = state.mapping(json.loads(raw, parse_constant=float), "a journal line", 10)
-    name = state.text(state.field(d, "name", "a journal line"), "a segment name", 1024)
-    pdt = state.field(d, "pdt", "a journal line")
-    init = state.field(d, "init", "a journal line")
-    if init is not None and '"' in state.text(init, "an init name", 1024):
+    d = validate.mapping(json.loads(raw, parse_constant=float), "a journal line", 10)
+    name = validate.text(validate.field(d, "name", "a journal line"), "a segment name", 1024)
+    pdt = validate.field(d, "pdt", "a journal line")
+    init = validate.field(d, "init", "a journal line")
+    if init is not None and '"' in validate.text(init, "an init name", 1024):
         raise ValueError("an init name contains a quote")
     return ListedSegment(
-        name, state.number(state.field(d, "duration", "a journal line"), "a duration", 0.001, 3600),
-        None if pdt is None else state.number(pdt, "a date", 0, 253_402_300_799),
-        state.flag(state.field(d, "discontinuity", "a journal line"), "a discontinuity") and not first,
+        name, validate.number(validate.field(d, "duration", "a journal line"), "a duration", 0.001, 3600),
+        None if pdt is None else validate.number(pdt, "a date", 0, 253_402_300_799),
+        validate.flag(validate.field(d, "discontinuity", "a journal line"), "a discontinuity") and not first,
         init)
 
 

@@ -13,7 +13,8 @@ import logging
 from typing import Any, Protocol
 
 from .metrics import Metrics
-from .state import StateFile, describe
+from .state import StateFile
+from .validate import describe
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,6 @@ import json
 import logging
 import math
 import os
-import re
-import reprlib
 import threading
 import time
 from pathlib import Path
@@ -22,6 +20,7 @@ from typing import Any
 
 from . import hlsdir
 from .numbers import whole_number
+from .validate import describe
 
 log = logging.getLogger(__name__)
 
@@ -30,14 +29,6 @@ VERSION = 1
 # Far above what the service writes (a few hundred KB; a day-long cleanup backlog is tens of MB), yet
 # a bound: a 2 GB file is set aside, not read whole.
 MAX_BYTES = 256 << 20
-INT64 = (1 << 63) - 1
-# Text the service wrote into its state and may write into a playlist again: one visible line.
-_LINE = re.compile(r"[^\x00-\x1f\x7f]*")
-_short = reprlib.Repr()
-_short.maxstring = _short.maxother = 60
-_short.maxlevel = 2
-
-
 def _reject_constant(name: str) -> float:
     raise ValueError(f"{name} is not a number the service writes")
 
@@ -47,60 +38,6 @@ def _finite(text: str) -> float:
     if not math.isfinite(value):
         raise ValueError(f"{text[:20]} is out of range")
     return value
-
-
-# -- reading what was saved: every value checked at the boundary --------------------------------------
-# Restore code reads state.json through these, so a crafted or damaged file raises ValueError naming
-# the value, never OverflowError, AttributeError or a number that breaks something later.
-
-
-def describe(value: object) -> str:
-    """A value for an error message: short, one line."""
-    return _short.repr(value)
-
-
-def integer(value: object, what: str, low: int = 0, high: int = INT64) -> int:
-    if type(value) is not int or not low <= value <= high:
-        raise ValueError(f"{what} is {describe(value)}, not a whole number from {low} to {high}")
-    return value
-
-
-def number(value: object, what: str, low: float = 0.0, high: float = 1e15) -> float:
-    if (type(value) is not int and type(value) is not float) or not low <= value <= high:  # NaN: false
-        raise ValueError(f"{what} is {describe(value)}, not a number from {low:g} to {high:g}")
-    return float(value)
-
-
-def flag(value: object, what: str) -> bool:
-    if type(value) is not bool:
-        raise ValueError(f"{what} is {describe(value)}, not true or false")
-    return value
-
-
-def text(value: object, what: str, max_length: int = 8192, *, one_line: bool = True) -> str:
-    """Text; one_line: no control characters (it may be written into a playlist again)."""
-    if type(value) is not str or len(value) > max_length or (one_line and not _LINE.fullmatch(value)):
-        raise ValueError(f"{what} is {describe(value)}, not one line of text up to {max_length} characters")
-    return value
-
-
-def array(value: object, what: str, max_length: int) -> list[Any]:
-    if type(value) is not list or len(value) > max_length:
-        raise ValueError(f"{what} is {describe(value)}, not a list of up to {max_length} items")
-    return value
-
-
-def mapping(value: object, what: str, max_length: int) -> dict[str, Any]:
-    if type(value) is not dict or len(value) > max_length:
-        raise ValueError(f"{what} is {describe(value)}, not an object of up to {max_length} keys")
-    return value
-
-
-def field(data: dict[str, Any], key: str, what: str) -> Any:
-    try:
-        return data[key]
-    except KeyError:
-        raise ValueError(f"{what}: {key} is missing") from None
 
 
 class DirectoryLock:
