@@ -362,6 +362,15 @@ def test_polling_gaps_pass_and_shifted_stream_fails() -> None:
     assert "media-sequence-mismatch" in rules(checker.check(bad))
 
 
+def test_a_whole_window_missed_is_a_slide_not_a_new_playlist() -> None:
+    # Seen under load: a poller missed a whole window with no discontinuity in it, and the version it
+    # read next was taken for a new playlist that failed to start a new timeline.
+    checker = MediaPlaylistChecker(allow_restart=True)
+    checker.assert_ok(media(A4))
+    checker.assert_ok(media(segs("k.ts", "l.ts", "m.ts", "n.ts"), ms=10))
+    assert checker.restarts == 0
+
+
 def test_variant_set_of_realistic_streams_passes() -> None:
     checker = VariantSetChecker()
     for k in range(50):

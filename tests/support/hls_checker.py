@@ -527,9 +527,13 @@ class MediaPlaylistChecker:
         trusted = cur.sequence_ok
         if trusted and cur.skipped:
             trusted = self._expand_skip(prev, cur, findings)
+        # A version sharing no segment with the previous one is a new playlist at the same address, unless
+        # it keeps the target and the timeline (no discontinuity in between): then a polling reader merely
+        # missed a whole window sliding by, and the usual checks apply.
         restart = (self.allow_restart and trusted and prev is not None and bool(cur.segments)
                    and bool(prev.segments) and not {s.uri for s in prev.segments} & {s.uri for s in cur.segments}
-                   and cur.media_sequence >= prev.end)
+                   and cur.media_sequence >= prev.end
+                   and (cur.target != prev.target or cur.segments[0].dnum != prev.segments[-1].dnum))
         if restart:
             assert prev is not None
             self.restarts += 1
