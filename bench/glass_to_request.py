@@ -370,7 +370,7 @@ def probe_state_saves(folder: Path, stop: threading.Event, took: list[float]) ->
     """Thread: the service's own state save (write, fsync, rename, fsync the folder) of a state-sized
     file once a second on the same file system, half a second off the segment cadence: what the
     disk costs on the listing path, on this machine, now."""
-    from broadcaster.state import StateFile
+    from broadcaster.state.disk import StateFile
 
     folder.mkdir(parents=True, exist_ok=True)
     state = StateFile(folder)

@@ -23,11 +23,11 @@ from pathlib import Path
 
 from bench.glass_to_request import MASTER
 from broadcaster.demo.seaweed import SeaweedS3
-from broadcaster.manifest import Rendered
-from broadcaster.owncast import SourceSegment
+from broadcaster.playlist.manifest import Rendered
+from broadcaster.source.owncast import SourceSegment
 from broadcaster.service import Service
 from broadcaster.settings import load_settings
-from broadcaster.store import S3Store
+from broadcaster.bucket.store import S3Store
 from tests.support.owncast_writer import playlist_text, write_in_place
 from tests.support.stats import pct
 

@@ -29,8 +29,8 @@ from pathlib import Path
 def _playlist_app() -> object:
     from aiohttp import web
 
-    from broadcaster import hls
-    from broadcaster.manifest import ListedSegment, ManifestGenerator, Rendered
+    from broadcaster.playlist import hls
+    from broadcaster.playlist.manifest import ListedSegment, ManifestGenerator, Rendered
     from broadcaster.metrics import Metrics
     from broadcaster.http import create_app
 
@@ -72,7 +72,7 @@ def _baseline_app() -> object:
 
 
 def _playlist_body() -> bytes:
-    from broadcaster.manifest import ListedSegment, ManifestGenerator
+    from broadcaster.playlist.manifest import ListedSegment, ManifestGenerator
 
     gen = ManifestGenerator(1, 10)
     for i in range(12):

@@ -63,8 +63,8 @@ from typing import Any
 import aiohttp
 
 from broadcaster.demo.seaweed import SeaweedS3
-from broadcaster.manifest import Rendered
-from broadcaster.owncast import SourceSegment
+from broadcaster.playlist.manifest import Rendered
+from broadcaster.source.owncast import SourceSegment
 from broadcaster.service import Service
 from broadcaster.settings import load_settings
 from tests.support.hls_checker import VariantSetChecker, Violation, check_master

@@ -124,7 +124,7 @@ def serve_ours(env: dict[str, str], viewers: int, conn: Connection) -> None:
     """Process target: the whole Service; on_listed notes when each sequence is listed."""
     raise_nofile(viewers + FD_SPARE, "the service")
     from broadcaster.cli import setup_logging
-    from broadcaster.owncast import SourceSegment
+    from broadcaster.source.owncast import SourceSegment
     from broadcaster.service import Service, settle_heap
     from broadcaster.settings import load_settings
 

@@ -190,7 +190,7 @@ class PlaylistRequests(Collector):
         return [family]
 
 
-# -- connection limits (broadcaster/limits.py, broadcaster/connections.py) -------------------------------
+# -- connection limits (broadcaster/http/limits.py, broadcaster/http/connections.py) -------------------------
 
 REJECT_REASONS = ("connections", "events", "held", "held_per_client", "header_timeout", "idle_evicted",
                   "write_timeout")

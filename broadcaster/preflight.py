@@ -19,10 +19,10 @@ from urllib.parse import quote, urlsplit
 import aiohttp
 from botocore.exceptions import BotoCoreError, ClientError
 
-from . import hls
+from .playlist import hls
 from .settings import Settings
-from .store import S3Store, StoreError
-from .urls import S3Signer
+from .bucket.store import S3Store, StoreError
+from .bucket.urls import S3Signer
 
 PrintLine = Callable[[str], None]
 T = TypeVar("T")

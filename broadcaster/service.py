@@ -14,27 +14,27 @@ from pathlib import Path
 
 from aiohttp import web
 
-from . import limits
-from .connections import KEEPALIVE_TIMEOUT, GatedSite, install_accept_error_handler
-from .events import EventHub, StatusWatcher
+from .http import limits
+from .http.connections import KEEPALIVE_TIMEOUT, GatedSite, install_accept_error_handler
+from .status.hub import EventHub, StatusWatcher
 from .http import create_app, create_metrics_app
 from .metrics import ConnectionMetrics, Metrics
-from .mirror import PlaylistMirror
-from .owncast import SourceSegment
-from .health import HealthReport
-from .publisher import Publisher, PublisherConfig
-from .release import ListedHook
-from .cleaner import Cleaner
-from .recorder import Recorder
+from .bucket.mirror import PlaylistMirror
+from .source.owncast import SourceSegment
+from .status.assessment import HealthReport
+from .publish.publisher import Publisher, PublisherConfig
+from .publish.release import ListedHook
+from .bucket.cleaner import Cleaner
+from .bucket.recorder import Recorder
 from .settings import Address, Settings
-from .snapshots import Snapshots
-from .state import DirectoryBusy, DirectoryLock, StateFile
-from .store import S3Store, StoreError
-from .store_thread import StoreThread
-from .uploader import Uploader
-from .urls import segment_urls
-from .visible import VisiblePlaylists
-from .watcher import HlsWatcher
+from .state.snapshots import Snapshots
+from .state.disk import DirectoryBusy, DirectoryLock, StateFile
+from .bucket.store import S3Store, StoreError
+from .bucket.store_thread import StoreThread
+from .bucket.uploader import Uploader
+from .bucket.urls import segment_urls
+from .publish.visible import VisiblePlaylists
+from .source.watcher import HlsWatcher
 
 log = logging.getLogger(__name__)
 

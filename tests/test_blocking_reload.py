@@ -83,7 +83,7 @@ async def test_too_far_ahead_is_400(served: tuple[World, Client]) -> None:
 async def test_held_past_three_target_durations_is_503(served: tuple[World, Client],
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     world, client = served
-    monkeypatch.setattr("broadcaster.hls.BLOCK_TIMEOUT_TARGET_DURATIONS", 0.1)  # 0.1 s instead of 3 s
+    monkeypatch.setattr("broadcaster.playlist.hls.BLOCK_TIMEOUT_TARGET_DURATIONS", 0.1)  # 0.1 s instead of 3 s
     r = await client.get(f"/live/0/playlist.m3u8?_HLS_msn={last(world) + 1}")
     assert r.status == 503 and r.headers["Retry-After"] == "1"
 
@@ -142,7 +142,7 @@ async def running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncItera
     app = create_app(world.playlists, world.report, world.metrics, max_held=16,
                      connection_metrics=ConnectionMetrics(registry))
     # A held request waits up to 30 s, far longer than the test takes.
-    monkeypatch.setattr("broadcaster.hls.BLOCK_TIMEOUT_TARGET_DURATIONS", 30)
+    monkeypatch.setattr("broadcaster.playlist.hls.BLOCK_TIMEOUT_TARGET_DURATIONS", 30)
     world.owncast_lists(0, "stream-a-0.ts", "stream-a-1.ts")
     await world.settle()
     runner = web.AppRunner(app, access_log=None, handle_signals=False, handler_cancellation=True)
@@ -210,7 +210,7 @@ async def test_one_address_cannot_take_the_whole_held_cap(tmp_path: Path, aiohtt
     client: Client = await aiohttp_client(create_app(world.playlists, world.report, world.metrics, max_held=32,
                                                      connection_metrics=ConnectionMetrics(registry),
                                                      trust_cf_connecting_ip=True))
-    monkeypatch.setattr("broadcaster.hls.BLOCK_TIMEOUT_TARGET_DURATIONS", 30)
+    monkeypatch.setattr("broadcaster.playlist.hls.BLOCK_TIMEOUT_TARGET_DURATIONS", 30)
     world.owncast_lists(0, "stream-a-0.ts", "stream-a-1.ts")
     await world.settle()
     path = f"/live/0/playlist.m3u8?_HLS_msn={last(world) + 1}"

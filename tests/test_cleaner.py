@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 
-from broadcaster.cleaner import Cleaner
+from broadcaster.bucket.cleaner import Cleaner
 from broadcaster.metrics import Metrics
 from tests.support.fakes import Bucket, Clock, removed
 

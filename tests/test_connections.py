@@ -1,4 +1,4 @@
-"""The connection gate (broadcaster/connections.py) on a real aiohttp listener, with raw sockets."""
+"""The connection gate (broadcaster/http/connections.py) on a real aiohttp listener, with raw sockets."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from broadcaster.connections import GatedSite, install_accept_error_handler
+from broadcaster.http.connections import GatedSite, install_accept_error_handler
 from broadcaster.lograte import RateLimitedLog
 from broadcaster.metrics import ConnectionMetrics
 
@@ -266,7 +266,7 @@ async def test_accept_failures_for_lack_of_handles_are_one_line_per_interval(
     others: list[dict[str, object]] = []
     loop.set_exception_handler(lambda _loop, context: others.append(context))
     try:
-        install_accept_error_handler(loop, RateLimitedLog(logging.getLogger("broadcaster.connections")))
+        install_accept_error_handler(loop, RateLimitedLog(logging.getLogger("broadcaster.http.connections")))
         with caplog.at_level(logging.WARNING):
             for _ in range(500):  # what asyncio reports per failed accept, tracebacks and all
                 loop.call_exception_handler({"message": "socket.accept() out of system resource",

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from pytest_aiohttp import AiohttpClient
 
-from broadcaster import hls
-from broadcaster.manifest import ListedSegment, ManifestGenerator
+from broadcaster.playlist import hls
+from broadcaster.playlist.manifest import ListedSegment, ManifestGenerator
 from broadcaster.http import create_app
 from tests.support.client import Client
 from tests.support.hls_checker import MediaPlaylistChecker

@@ -1,4 +1,4 @@
-"""broadcaster.events and broadcaster.http.events over real HTTP: the real app with /live/events, read by a real SSE parser.
+"""broadcaster.status.hub and broadcaster.http.events over real HTTP: the real app with /live/events, read by a real SSE parser.
 
 Every wait is on a condition with a timeout; the hub's ping interval and the watcher's period are
 injected so nothing waits on the production timers.
@@ -19,15 +19,9 @@ import pytest
 from aiohttp import web
 from pytest_aiohttp import AiohttpClient
 
-from broadcaster import hls
-from broadcaster.events import (
-    RING_SIZE,
-    EventHub,
-    StalledClient,
-    StatusWatcher,
-    derive_state,
-)
-from broadcaster.manifest import Rendered
+from broadcaster.playlist import hls
+from broadcaster.status.hub import RING_SIZE, EventHub, StalledClient, StatusWatcher, derive_state
+from broadcaster.playlist.manifest import Rendered
 from broadcaster.metrics import Metrics
 from broadcaster.http import create_app
 from broadcaster.http.events import parse_last_event_id
@@ -327,7 +321,7 @@ async def test_many_subscribers_get_each_event_once_without_a_task_each(make_cli
 
         def ours() -> list[asyncio.Task[Any]]:
             return [t for t in asyncio.all_tasks()
-                    if "broadcaster/events.py" in t.get_coro().cr_code.co_filename]  # type: ignore[union-attr]
+                    if "broadcaster/status/hub.py" in t.get_coro().cr_code.co_filename]  # type: ignore[union-attr]
 
         before = asyncio.all_tasks()
         assert ours() == []
@@ -533,7 +527,7 @@ async def test_watcher_publishes_each_state_change_once(
         assert watcher.state == "offline"
 
         # A health() that raises is said once and does not stop the watcher.
-        caplog.set_level(logging.WARNING, logger="broadcaster.events")
+        caplog.set_level(logging.WARNING, logger="broadcaster.status.hub")
         health.error = RuntimeError("boom")
         calls = health.calls
         await until(lambda: health.calls >= calls + 5, "readings through the error")

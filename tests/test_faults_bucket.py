@@ -22,7 +22,7 @@ from tests.support.observe import Observed, poll
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
 
-CLEANER_INTERVAL = 5.0  # broadcaster/cleaner.py's Cleaner.interval
+CLEANER_INTERVAL = 5.0  # broadcaster/bucket/cleaner.py's Cleaner.interval
 SLACK = 5.0
 
 

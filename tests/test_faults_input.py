@@ -59,7 +59,7 @@ from tests.support.owncast_writer import SECONDS, HandFedOwncast, Prepare, real_
 # stopping it for every test would cost half the file's time budget.
 pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.asyncio(loop_scope="module")]
 
-MAX_FILE_BYTES = 64 * 1024 * 1024  # broadcaster.uploader.Uploader's default limit
+MAX_FILE_BYTES = 64 * 1024 * 1024  # broadcaster.bucket.uploader.Uploader's default limit
 SECRET = b"SECRET-OUTSIDE-HLS-DIR-7f3a9c"  # in every file outside HLS_DIR a test tempts the service with
 
 
@@ -518,7 +518,7 @@ async def test_symlinked_variant_folders_and_stray_files_are_ignored_once(rig: R
     (feed.root / "3").mkdir()
     (feed.root / "3" / "stream.m3u8").symlink_to(linked[0] / "stream.m3u8")
     # Stray files: junk next to Owncast's files, and a name made to forge a log line.
-    forged = "x\n2026-01-01 00:00:00,000 WARNING broadcaster.publisher: variant 0: forged.txt"
+    forged = "x\n2026-01-01 00:00:00,000 WARNING broadcaster.publish.publisher: variant 0: forged.txt"
     strays = [
         feed.root / "notes.txt",
         feed.folder(0) / "core.1234",

@@ -14,7 +14,7 @@ import pytest
 import re
 from collections import Counter
 
-from broadcaster import hls
+from broadcaster.playlist import hls
 from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.service_process import ServiceProcess, service_env

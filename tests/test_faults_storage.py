@@ -29,7 +29,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.demo.ffmpeg import ffmpeg_exe
 from broadcaster.demo.seaweed import SeaweedS3
-from broadcaster.owncast import PlaylistError, parse_media_playlist
+from broadcaster.source.owncast import PlaylistError, parse_media_playlist
 from tests.support.fault_proxy import FaultProxy
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.hls_checker import VariantSetChecker

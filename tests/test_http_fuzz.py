@@ -21,8 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from yarl import URL
 
-from broadcaster.events import EventHub
-from broadcaster.owncast import SourceVariant
+from broadcaster.status.hub import EventHub
+from broadcaster.source.owncast import SourceVariant
 from broadcaster.http import create_app
 from broadcaster.service import default_viewer_dir
 from tests.support.world import World
@@ -44,7 +44,7 @@ HEADERS = ["If-None-Match", "Accept-Encoding", "Last-Event-ID", "Access-Control-
 @pytest.fixture
 async def served(tmp_path: Path, aiohttp_client: Any,
                  monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[World, Client]]:
-    monkeypatch.setattr("broadcaster.hls.BLOCK_TIMEOUT_TARGET_DURATIONS", 0.01)  # held requests end at once
+    monkeypatch.setattr("broadcaster.playlist.hls.BLOCK_TIMEOUT_TARGET_DURATIONS", 0.01)  # held requests end at once
     world = World(tmp_path)
     world.pub._can_block = True
     app = create_app(world.playlists, world.report, world.metrics, events=EventHub(), viewer_dir=default_viewer_dir())

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from broadcaster import owncast, watcher
+from broadcaster.source import owncast, watcher
 from broadcaster.metrics import Metrics
-from broadcaster.owncast import PlaylistError, parse_media_playlist
-from broadcaster.watcher import HlsWatcher
+from broadcaster.source.owncast import PlaylistError, parse_media_playlist
+from broadcaster.source.watcher import HlsWatcher
 from tests.support.fakes import Sink
 from tests.support.owncast_writer import media, write_in_place
 
@@ -72,7 +72,7 @@ async def running(hls: Path) -> AsyncIterator[tuple[HlsWatcher, Sink, Metrics]]:
 async def test_a_fifo_playlist_at_start_up_neither_raises_nor_stops_the_watcher(
     hls: Path, held_fifo: Callable[[Path], None], caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="broadcaster.watcher")
+    caplog.set_level(logging.INFO, logger="broadcaster.source.watcher")
     held_fifo(hls / "0" / "stream.m3u8")
     sink, metrics = Sink(), Metrics()
     w = HlsWatcher(hls, sink, metrics, rescan_interval=0.2)
@@ -110,7 +110,7 @@ async def test_a_fifo_swapped_in_while_running_does_not_stop_the_watcher(
 async def test_any_error_in_a_scan_is_logged_once_and_the_watcher_goes_on(
     hls: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="broadcaster.watcher")
+    caplog.set_level(logging.INFO, logger="broadcaster.source.watcher")
     write_in_place(hls / "0" / "stream.m3u8", media("stream-a-0.ts"))
     broken = [True]
     real = owncast.parse_media_playlist  # what the watcher imported
@@ -145,7 +145,7 @@ async def test_only_the_variants_the_master_names_are_read(
     hls: Path, running: tuple[HlsWatcher, Sink, Metrics], caplog: pytest.LogCaptureFixture
 ) -> None:
     _, sink, metrics = running
-    caplog.set_level(logging.INFO, logger="broadcaster.watcher")
+    caplog.set_level(logging.INFO, logger="broadcaster.source.watcher")
     (hls / "5").mkdir()
     write_in_place(hls / "5" / "stream.m3u8", media("stream-x-0.ts"))
     write_in_place(hls / "0" / "stream.m3u8", media("stream-a-0.ts"))
@@ -236,7 +236,7 @@ async def test_a_variant_folder_that_appears_while_the_others_are_busy_is_notice
 async def test_a_playlist_unopenable_for_lack_of_handles_is_read_again(
     hls: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="broadcaster.watcher")
+    caplog.set_level(logging.INFO, logger="broadcaster.source.watcher")
     sink, metrics = Sink(), Metrics()
     w = HlsWatcher(hls, sink, metrics, rescan_interval=30)  # no rescan comes to the rescue here
     await w.start()
@@ -273,8 +273,8 @@ _CHILD = r"""
 import asyncio, errno, logging, os, resource, sys
 from pathlib import Path
 from broadcaster.metrics import Metrics
-from broadcaster.uploader import Backoff, Uploader
-from broadcaster.watcher import HlsWatcher
+from broadcaster.bucket.uploader import Backoff, Uploader
+from broadcaster.source.watcher import HlsWatcher
 from tests.support.fakes import FakeStore
 
 logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(levelname)s %(message)s")
@@ -342,7 +342,7 @@ def test_real_handle_exhaustion_is_waited_out_in_a_child_process(hls: Path) -> N
 
 
 def test_read_beneath_reads_regular_files_only_and_stays_inside(tmp_path: Path) -> None:
-    from broadcaster.hlsdir import Refused, read_beneath
+    from broadcaster.source.hlsdir import Refused, read_beneath
 
     root = tmp_path / "hls"
     (root / "0").mkdir(parents=True)

@@ -1,4 +1,4 @@
-"""The file-handle budget's arithmetic (broadcaster/limits.py), and raising the soft limit."""
+"""The file-handle budget's arithmetic (broadcaster/http/limits.py), and raising the soft limit."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from broadcaster import limits
-from broadcaster.limits import Budget, compute
+from broadcaster.http import limits
+from broadcaster.http.limits import Budget, compute
 
 
 def budget(limit: int, concurrency: int = 8, metrics_listener: bool = False) -> Budget:
@@ -67,7 +67,7 @@ def test_describe_names_every_cap() -> None:
 def test_for_process_logs_one_info_line_and_warns_when_tight(caplog: pytest.LogCaptureFixture,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(limits, "raise_nofile", lambda: (300, 300))
-    with caplog.at_level(logging.INFO, logger="broadcaster.limits"):
+    with caplog.at_level(logging.INFO, logger="broadcaster.http.limits"):
         b = limits.for_process(upload_concurrency=8, metrics_listener=False)
     assert b.limit == 300
     infos = [r for r in caplog.records if r.levelno == logging.INFO]
@@ -81,7 +81,7 @@ def test_raise_nofile_lifts_the_soft_limit_to_the_hard_one() -> None:
     code = (
         "import resource\n"
         "resource.setrlimit(resource.RLIMIT_NOFILE, (256, 2048))\n"
-        "from broadcaster.limits import raise_nofile\n"
+        "from broadcaster.http.limits import raise_nofile\n"
         "print(raise_nofile(), resource.getrlimit(resource.RLIMIT_NOFILE))\n"
     )
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]

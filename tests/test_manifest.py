@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from broadcaster.manifest import ListedSegment, ManifestGenerator, SegmentRejected, render_master
-from broadcaster.owncast import SourceVariant
+from broadcaster.playlist.manifest import ListedSegment, ManifestGenerator, SegmentRejected, render_master
+from broadcaster.source.owncast import SourceVariant
 from tests.support.hls_checker import MediaPlaylistChecker
 
 T0 = 1_800_000_000.0

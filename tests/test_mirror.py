@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from broadcaster.metrics import Metrics
-from broadcaster.mirror import PlaylistMirror
+from broadcaster.bucket.mirror import PlaylistMirror
 from tests.support.fakes import FakeStore
 from tests.support.world import World
 from tests.support.fakes import version
@@ -119,7 +119,7 @@ async def test_writes_to_one_key_start_at_least_a_second_apart() -> None:
     """R2 answers 429 to a second write to the same key within a second: offers at segment pace
     (several a second) are written at most once per MIN_WRITE_INTERVAL, each key on its own, and the
     last version offered is the one that lands."""
-    from broadcaster.mirror import MIN_WRITE_INTERVAL
+    from broadcaster.bucket.mirror import MIN_WRITE_INTERVAL
 
     clock = [100.0]
     started: list[tuple[str, float]] = []

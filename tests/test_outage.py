@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from broadcaster.outage import OutageLog
+from broadcaster.bucket.outage import OutageLog
 from tests.support.fakes import Clock
 
 

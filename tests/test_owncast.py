@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from broadcaster.owncast import (
-    PlaylistError,
-    is_safe_name,
-    parse_master_playlist,
-    parse_media_playlist,
-    stream_id,
+from broadcaster.source.owncast import (
+    PlaylistError, is_safe_name, parse_master_playlist, parse_media_playlist, stream_id,
 )
 
 MEDIA = """#EXTM3U

@@ -19,9 +19,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from broadcaster import hls, manifest
+from broadcaster.playlist import hls, manifest
 from broadcaster.metrics import Metrics
-from broadcaster.owncast import SourceVariant
+from broadcaster.source.owncast import SourceVariant
 from broadcaster.http import create_app
 from tests.support.world import World
 from tests.support.client import PLAIN, get
@@ -112,7 +112,7 @@ async def test_master_is_rendered_once_per_version_not_per_request(
         names.append(media_name)
         return real(variants, media_name)
 
-    monkeypatch.setattr("broadcaster.visible.render_master", counting)
+    monkeypatch.setattr("broadcaster.publish.visible.render_master", counting)
     world.pub.on_master(VARIANTS[:1] + [SourceVariant(1, 500_000)])  # a new version of Owncast's master
     etags = set()
     for _ in range(5):

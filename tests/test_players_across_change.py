@@ -80,15 +80,15 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from broadcaster import hls
+from broadcaster.playlist import hls
 from broadcaster.demo.ffmpeg import ffmpeg_exe
 from broadcaster.http.playlists import PlaylistRoutes
-from broadcaster.manifest import ListedSegment, ManifestGenerator, Rendered
+from broadcaster.playlist.manifest import ListedSegment, ManifestGenerator, Rendered
 from broadcaster.metrics import Metrics
-from broadcaster.owncast import SourcePlaylist, SourceSegment, SourceVariant
-from broadcaster.publisher import Publisher, PublisherConfig
-from broadcaster.uploader import Backoff, Uploader
-from broadcaster.urls import PublicUrls
+from broadcaster.source.owncast import SourcePlaylist, SourceSegment, SourceVariant
+from broadcaster.publish.publisher import Publisher, PublisherConfig
+from broadcaster.bucket.uploader import Backoff, Uploader
+from broadcaster.bucket.urls import PublicUrls
 from tests.support.browser import launch_chromium, needs_chromium
 from tests.support.fakes import FakeStore
 from tests.support.hls_checker import VariantSetChecker

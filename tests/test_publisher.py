@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from broadcaster.health import HealthReport
-from broadcaster.owncast import SourcePlaylist, SourceSegment, SourceVariant
+from broadcaster.status.assessment import HealthReport
+from broadcaster.source.owncast import SourcePlaylist, SourceSegment, SourceVariant
 from tests.support.world import PUBLIC, World
 
 @pytest.fixture
@@ -364,7 +364,7 @@ async def test_the_queue_depth_is_a_running_count_not_a_sum_per_segment(world: W
 async def test_a_playlist_full_of_unsafe_names_writes_one_line_not_one_per_name(
     world: World, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="broadcaster.publisher")
+    caplog.set_level(logging.WARNING, logger="broadcaster.publish.publisher")
     rejected = tuple((f"../evil-{i}.ts", "not a plain file name") for i in range(500))
     world.pub.on_variant_playlist(0, SourcePlaylist(1, 0, (), False, True, rejected=rejected))
     world.pub.on_variant_playlist(0, SourcePlaylist(1, 0, (), False, True, rejected=rejected[:1] + (

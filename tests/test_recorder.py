@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from broadcaster.manifest import ListedSegment
+from broadcaster.playlist.manifest import ListedSegment
 from broadcaster.metrics import Metrics
-from broadcaster.recorder import Recorder
-from broadcaster.uploader import Uploader
+from broadcaster.bucket.recorder import Recorder
+from broadcaster.bucket.uploader import Uploader
 from tests.support.fakes import FakeStore
 
 

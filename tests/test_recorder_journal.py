@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from broadcaster.manifest import ListedSegment
+from broadcaster.playlist.manifest import ListedSegment
 from broadcaster.metrics import Metrics
-from broadcaster.recorder import Recorder
-from broadcaster.uploader import Uploader
+from broadcaster.bucket.recorder import Recorder
+from broadcaster.bucket.uploader import Uploader
 from tests.support.fakes import FakeStore
 
 BAD_LINES = [

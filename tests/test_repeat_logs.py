@@ -7,9 +7,9 @@ import logging
 
 import pytest
 
-from broadcaster.cleaner import Cleaner
+from broadcaster.bucket.cleaner import Cleaner
 from broadcaster.metrics import Metrics
-from broadcaster.mirror import PlaylistMirror
+from broadcaster.bucket.mirror import PlaylistMirror
 from tests.support.fakes import FakeStore
 from tests.support.fakes import Bucket, Clock, removed
 from tests.support.waiting import until
@@ -21,14 +21,14 @@ def messages(caplog: pytest.LogCaptureFixture, logger: str, level: int) -> list[
 
 
 async def test_cleaner_delete_failures_through_an_outage_are_one_line(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG, "broadcaster.cleaner")
+    caplog.set_level(logging.DEBUG, "broadcaster.bucket.cleaner")
     bucket, clock = Bucket(down=True), Clock()
     c = Cleaner(bucket, Metrics(), margin=0, retry_after=0, wall_clock=clock)
     c.schedule([removed("a", 1), removed("b", 1)])
     for _ in range(20):  # 20 runs, 100 s of a 5 s cleaner interval
         clock.t += 5
         await c.run_once()
-    assert messages(caplog, "broadcaster.cleaner", logging.WARNING) == [
+    assert messages(caplog, "broadcaster.bucket.cleaner", logging.WARNING) == [
         "deleting 2 old segments failed (ServiceUnavailable); will retry"]
     bucket.down = False
     clock.t += 5
@@ -45,7 +45,7 @@ class Flapping(FakeStore):
 
 
 async def test_a_flapping_bucket_does_not_flood_the_mirror_log(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG, "broadcaster.mirror")
+    caplog.set_level(logging.DEBUG, "broadcaster.bucket.mirror")
     store = Flapping()
     # No pace between writes to a key (R2's one a second is tested in test_mirror): 40 paced writes
     # would span more than the log's 30 s and rightly give a second line.
@@ -58,6 +58,6 @@ async def test_a_flapping_bucket_does_not_flood_the_mirror_log(caplog: pytest.Lo
     finally:
         await m.close()
     assert len(store.attempts) >= 40
-    assert len(messages(caplog, "broadcaster.mirror", logging.WARNING)) == 1
-    assert len(messages(caplog, "broadcaster.mirror", logging.INFO)) == 1
-    assert len(messages(caplog, "broadcaster.mirror", logging.DEBUG)) >= 20  # each failure, at DEBUG
+    assert len(messages(caplog, "broadcaster.bucket.mirror", logging.WARNING)) == 1
+    assert len(messages(caplog, "broadcaster.bucket.mirror", logging.INFO)) == 1
+    assert len(messages(caplog, "broadcaster.bucket.mirror", logging.DEBUG)) >= 20  # each failure, at DEBUG

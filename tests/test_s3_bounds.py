@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from broadcaster.metrics import UPLOAD_FAILURE_REASONS, Metrics
-from broadcaster.store import S3Store, StoreError
-from broadcaster.uploader import Backoff, Uploader
+from broadcaster.bucket.store import S3Store, StoreError
+from broadcaster.bucket.uploader import Backoff, Uploader
 from tests.support.fault_proxy import FaultProxy
 
 pytestmark = pytest.mark.timeout(60)

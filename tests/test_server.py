@@ -21,8 +21,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from pytest_aiohttp import AiohttpClient
 from yarl import URL
 
-from broadcaster import hls
-from broadcaster.manifest import Rendered
+from broadcaster.playlist import hls
+from broadcaster.playlist.manifest import Rendered
 from broadcaster.metrics import ConnectionMetrics, Metrics
 from broadcaster.http import create_app, create_metrics_app
 from tests.support.client import PLAIN, Client, get

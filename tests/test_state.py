@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from broadcaster.cleaner import Cleaner
-from broadcaster.manifest import ListedSegment, ManifestGenerator, Removed
-from broadcaster.owncast import SourcePlaylist
-from broadcaster.state import StateFile
+from broadcaster.bucket.cleaner import Cleaner
+from broadcaster.playlist.manifest import ListedSegment, ManifestGenerator, Removed
+from broadcaster.source.owncast import SourcePlaylist
+from broadcaster.state.disk import StateFile
 from tests.support.fakes import Bucket
 from tests.support.world import PUBLIC, World, snapshots_of
 

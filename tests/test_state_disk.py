@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from broadcaster import hls
-from broadcaster.state import StateFile
+from broadcaster.playlist import hls
+from broadcaster.state.disk import StateFile
 from tests.support.hls_checker import VariantSetChecker
 from tests.support.world import World
 

@@ -23,8 +23,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from broadcaster.cleaner import Cleaner
-from broadcaster.state import StateFile
+from broadcaster.bucket.cleaner import Cleaner
+from broadcaster.state.disk import StateFile
 from tests.support.fakes import Bucket
 from tests.support.world import World, snapshots_of
 from tests.test_state import saved_state

@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 import pytest
 from botocore.exceptions import ClientError
 
-from broadcaster.store import S3Store, StoreError
-from broadcaster.store_thread import StoreThread
+from broadcaster.bucket.store import S3Store, StoreError
+from broadcaster.bucket.store_thread import StoreThread
 
 
 class RecordingStore(S3Store):

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from broadcaster.stream_state import StreamState, StreamStatus
+from broadcaster.status.stream import StreamState, StreamStatus
 
 
 @pytest.mark.parametrize(("stream", "ok", "state", "shown", "event"), [
@@ -24,7 +24,7 @@ def test_each_state_reads_as_health_and_as_an_event(stream: str, ok: bool, state
 
 
 def test_the_transition_point_logs_and_notifies_each_change_once(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="broadcaster.stream_state")
+    caplog.set_level(logging.INFO, logger="broadcaster.status.stream")
     status = StreamStatus()
     seen: list[tuple[StreamState, str]] = []
     status.subscribe(lambda state, detail: seen.append((state, detail)))

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from broadcaster.metrics import Metrics
-from broadcaster.store import S3Store, StoreError
-from broadcaster.uploader import Backoff, SegmentLost, Uploader, read_segment_file
+from broadcaster.bucket.store import S3Store, StoreError
+from broadcaster.bucket.uploader import Backoff, SegmentLost, Uploader, read_segment_file
 from tests.support.fakes import FakeStore
 
 
@@ -170,7 +170,7 @@ async def test_a_bucket_outage_is_one_warning_then_one_info_with_per_attempt_lin
     import asyncio
     import logging
 
-    caplog.set_level(logging.DEBUG, "broadcaster.uploader")
+    caplog.set_level(logging.DEBUG, "broadcaster.bucket.uploader")
     fake = FakeStore(down=True)
     up = Uploader(fake, Metrics(), concurrency=4, attempt_timeout=1, backoff=Backoff(base=0.001, cap=0.002))
     uploads = [asyncio.ensure_future(up.upload_file(segment(tmp_path, f"stream-a-{n}.ts"), f"k{n}", "0"))
@@ -183,7 +183,7 @@ async def test_a_bucket_outage_is_one_warning_then_one_info_with_per_attempt_lin
     async with asyncio.timeout(10):
         await asyncio.gather(*uploads)
     assert up.waiting() == (0, None)
-    records = [r for r in caplog.records if r.name == "broadcaster.uploader"]
+    records = [r for r in caplog.records if r.name == "broadcaster.bucket.uploader"]
     warnings = [r.getMessage() for r in records if r.levelno == logging.WARNING]
     infos = [r.getMessage() for r in records if r.levelno == logging.INFO]
     assert warnings == ["bucket unreachable (ServiceUnavailable): uploads wait and are retried; a summary "

@@ -14,7 +14,7 @@ from aiobotocore.session import get_session
 
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.settings import Settings, SettingsError, load_settings
-from broadcaster.urls import PresignedUrls, PublicUrls, S3Signer, segment_urls
+from broadcaster.bucket.urls import PresignedUrls, PublicUrls, S3Signer, segment_urls
 from tests.support.fakes import Clock
 
 SECRET = "s3cr3t-never-shown-anywhere"

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from broadcaster import inotify
+from broadcaster.source import inotify
 from broadcaster.metrics import Metrics
-from broadcaster.watcher import HlsWatcher
+from broadcaster.source.watcher import HlsWatcher
 from tests.support.fakes import Sink
 from tests.support.owncast_writer import media
 from tests.support.owncast_writer import write_in_place as _write_in_place
@@ -78,7 +78,7 @@ async def test_garbage_playlist_is_warned_once_and_stray_files_logged_once(
     watched: tuple[Path, Sink, Metrics], caplog: pytest.LogCaptureFixture
 ) -> None:
     hls, sink, metrics = watched
-    caplog.set_level(logging.INFO, logger="broadcaster.watcher")
+    caplog.set_level(logging.INFO, logger="broadcaster.source.watcher")
     write_in_place(hls / "0" / "stream.m3u8", "#EXTM3U\nthis is not\x00 a playlist\n#EXTINF:x,\n")
     (hls / "notes.txt").write_text("hello")
     (hls / "notes.txt").write_text("hello again")
@@ -145,7 +145,7 @@ def test_a_quiet_rescan_that_lands_mid_rewrite_is_not_a_warning(
     write_in_place(tmp_path / "stream.m3u8", MASTER)
     playlist = tmp_path / "0" / "stream.m3u8"
     watcher = HlsWatcher(tmp_path, sink, metrics)
-    caplog.set_level(logging.DEBUG, logger="broadcaster.watcher")
+    caplog.set_level(logging.DEBUG, logger="broadcaster.source.watcher")
 
     def warnings() -> list[str]:
         return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
@@ -177,7 +177,7 @@ def test_a_playlist_rewritten_broken_again_and_again_is_warned_at_the_third_quie
     write_in_place(tmp_path / "stream.m3u8", MASTER)
     playlist = tmp_path / "0" / "stream.m3u8"
     watcher = HlsWatcher(tmp_path, Sink(), Metrics())
-    caplog.set_level(logging.DEBUG, logger="broadcaster.watcher")
+    caplog.set_level(logging.DEBUG, logger="broadcaster.source.watcher")
     for n in range(1, 4):
         names = [f"s{i}.ts" for i in range(n)]
         text = media(*names)
@@ -260,7 +260,7 @@ def test_variant_playlists_without_a_multivariant_playlist_are_said_once_not_sil
     master ends it. Rescans driven by hand, grace 0."""
     sink, metrics = Sink(), Metrics()
     watcher = HlsWatcher(tmp_path, sink, metrics, master_grace=0.0)
-    caplog.set_level(logging.INFO, logger="broadcaster.watcher")
+    caplog.set_level(logging.INFO, logger="broadcaster.source.watcher")
 
     def gauge() -> float | None:
         return metrics.registry.get_sample_value("hls_broadcaster_master_playlist_missing")

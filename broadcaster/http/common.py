@@ -17,7 +17,7 @@ from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler
 
-from .. import hls
+from ..playlist import hls
 
 log = logging.getLogger(__name__)
 

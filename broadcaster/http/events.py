@@ -1,6 +1,6 @@
 """GET (and HEAD) /live/events: the event hub's streams as Server-Sent Events.
 
-The hub (broadcaster/events.py) encodes and rings the events and is plain asyncio; this handler only
+The hub (broadcaster/status/hub.py) encodes and rings the events and is plain asyncio; this handler only
 admits a stream (the cap, shutting down), reads where the client resumes from, and writes.
 """
 
@@ -10,7 +10,7 @@ import logging
 
 from aiohttp import hdrs, web
 
-from ..events import StalledClient
+from ..status.hub import StalledClient
 from ..numbers import whole_number
 from .common import EDGE_HEADERS, guarded, unavailable
 from .keys import EVENTS

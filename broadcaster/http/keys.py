@@ -7,7 +7,7 @@ from typing import Protocol
 
 from aiohttp import web
 
-from ..events import EventHub, StatusWatcher
+from ..status.hub import EventHub, StatusWatcher
 from ..metrics import Metrics
 from .viewer_files import ViewerFiles
 

@@ -15,14 +15,14 @@ from typing import Protocol
 from aiohttp import hdrs, web
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from .. import hls
-from ..manifest import Rendered
+from ..playlist import hls
+from ..playlist.manifest import Rendered
 from ..metrics import ConnectionMetrics, Metrics
 from ..numbers import whole_number
 from .common import EDGE_HEADERS, edge_headers, internal_error, unavailable
 
 # Blocking requests held at once when no cap is given; the service derives its cap from the file-handle
-# budget (broadcaster/limits.py). Past it: 503 with Retry-After, so held requests never take the
+# budget (broadcaster/http/limits.py). Past it: 503 with Retry-After, so held requests never take the
 # connections plain playlist and /health requests need.
 MAX_HELD = 10_000
 HELD_RETRY_AFTER = "1"  # seconds: held requests are answered within a target duration or so

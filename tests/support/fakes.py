@@ -7,10 +7,10 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from broadcaster import hls
-from broadcaster.manifest import ListedSegment, ManifestGenerator, Removed, Rendered
-from broadcaster.owncast import SourcePlaylist, SourceVariant
-from broadcaster.store import StoreError
+from broadcaster.playlist import hls
+from broadcaster.playlist.manifest import ListedSegment, ManifestGenerator, Removed, Rendered
+from broadcaster.source.owncast import SourcePlaylist, SourceVariant
+from broadcaster.bucket.store import StoreError
 
 
 @dataclass

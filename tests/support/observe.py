@@ -12,7 +12,7 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from broadcaster.demo.emulator import OwncastEmulator
-from broadcaster.owncast import parse_media_playlist
+from broadcaster.source.owncast import parse_media_playlist
 from tests.support.hls_checker import VariantSetChecker
 
 

@@ -9,17 +9,17 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from broadcaster.manifest import Rendered
+from broadcaster.playlist.manifest import Rendered
 from broadcaster.metrics import Metrics
-from broadcaster.owncast import SourcePlaylist, SourceSegment
-from broadcaster.cleaner import Cleaner
-from broadcaster.health import HealthReport
-from broadcaster.publisher import Publisher, PublisherConfig
-from broadcaster.snapshots import Snapshots
-from broadcaster.state import StateFile
-from broadcaster.uploader import Backoff, Uploader
-from broadcaster.urls import PublicUrls
-from broadcaster.visible import VisiblePlaylists
+from broadcaster.source.owncast import SourcePlaylist, SourceSegment
+from broadcaster.bucket.cleaner import Cleaner
+from broadcaster.status.assessment import HealthReport
+from broadcaster.publish.publisher import Publisher, PublisherConfig
+from broadcaster.state.snapshots import Snapshots
+from broadcaster.state.disk import StateFile
+from broadcaster.bucket.uploader import Backoff, Uploader
+from broadcaster.bucket.urls import PublicUrls
+from broadcaster.publish.visible import VisiblePlaylists
 from tests.support.fakes import FakeStore
 from tests.support.hls_checker import VariantSetChecker
 

@@ -47,10 +47,10 @@ from typing import Any
 
 from aiohttp import web
 
-from .hlsdir import TEMPORARY_ERRNOS
-from .http.common import EDGE_HEADERS
-from .lograte import RateLimitedLog
-from .metrics import ConnectionMetrics
+from ..source.hlsdir import TEMPORARY_ERRNOS
+from .common import EDGE_HEADERS
+from ..lograte import RateLimitedLog
+from ..metrics import ConnectionMetrics
 
 log = logging.getLogger(__name__)
 

@@ -16,9 +16,9 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, ValuesView
 from dataclasses import dataclass, field
 
-from . import hls
-from .manifest import ManifestGenerator
-from .owncast import SourceSegment
+from ..playlist import hls
+from ..playlist.manifest import ManifestGenerator
+from ..source.owncast import SourceSegment
 
 SlotKey = tuple[int, int]
 END = 1 << 62  # an end-of-stream marker sorts after every segment of its run

@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from . import hls
-from .manifest import Rendered, render_master
-from .owncast import SourceVariant
+from ..playlist import hls
+from ..playlist.manifest import Rendered, render_master
+from ..source.owncast import SourceVariant
 
 log = logging.getLogger(__name__)
 

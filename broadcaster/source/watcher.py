@@ -25,8 +25,8 @@ import watchfiles
 
 from . import inotify
 from .hlsdir import Refused, is_temporary, read_beneath
-from .lograte import RateLimitedLog
-from .metrics import Metrics
+from ..lograte import RateLimitedLog
+from ..metrics import Metrics
 from .owncast import MASTER_PLAYLIST, MAX_PLAYLIST_ENTRIES, VARIANT_PLAYLIST, PlaylistError, SourcePlaylist
 from .owncast import SourceVariant, parse_master_playlist, parse_media_playlist
 

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import botocore.session
 from botocore.config import Config
 
-from .settings import Settings
+from ..settings import Settings
 
 # An init section is shared by every segment of one transcoder run of one variant: a few are in use at
 # once, so remembering the last 64 signed ones bounds the cache over months of restarts.

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import hls
-from .mirror import PlaylistMirror
-from .slots import Variant
-from .stream_state import StreamState
-from .uploader import Uploader
+from ..playlist import hls
+from ..bucket.mirror import PlaylistMirror
+from ..publish.slots import Variant
+from .stream import StreamState
+from ..bucket.uploader import Uploader
 
 SLOW_RATIO = 1.0  # uploads taking longer than the media they carry cannot keep up
 

@@ -12,8 +12,8 @@ import asyncio
 import logging
 from typing import Any, Protocol
 
-from .metrics import Metrics
-from .state import StateFile
+from ..metrics import Metrics
+from .disk import StateFile
 from .validate import describe
 
 log = logging.getLogger(__name__)

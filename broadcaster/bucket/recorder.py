@@ -14,10 +14,11 @@ import re
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
-from . import hls, validate
-from .manifest import ListedSegment, render_master, render_vod
-from .numbers import whole_number
-from .owncast import SourceVariant
+from ..playlist import hls
+from ..state import validate
+from ..playlist.manifest import ListedSegment, render_master, render_vod
+from ..numbers import whole_number
+from ..source.owncast import SourceVariant
 from .uploader import Uploader
 
 log = logging.getLogger(__name__)

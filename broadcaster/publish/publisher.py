@@ -16,21 +16,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import hls
-from . import validate
-from .health import PublisherFacts
-from .lograte import RateLimitedLog
-from .manifest import ListedSegment, ManifestGenerator, Removed, Rendered, SegmentRejected
-from .metrics import Metrics
-from .mirror import PlaylistMirror
-from .owncast import SourcePlaylist, SourceSegment, SourceVariant, stream_id
-from .publisher_state import SEEN_LIMIT, Memory, decode, encode
-from .recorder import Recorder
+from ..playlist import hls
+from ..state import validate
+from ..status.assessment import PublisherFacts
+from ..lograte import RateLimitedLog
+from ..playlist.manifest import ListedSegment, ManifestGenerator, Removed, Rendered, SegmentRejected
+from ..metrics import Metrics
+from ..bucket.mirror import PlaylistMirror
+from ..source.owncast import SourcePlaylist, SourceSegment, SourceVariant, stream_id
+from .memory import SEEN_LIMIT, Memory, decode, encode
+from ..bucket.recorder import Recorder
 from .release import ListedHook, Release
 from .slots import END, Copy, Slot, SlotAligner, SlotKey, Variant
-from .snapshots import Snapshots
-from .uploader import SegmentLost, Uploader
-from .urls import SegmentUrls
+from ..state.snapshots import Snapshots
+from ..bucket.uploader import SegmentLost, Uploader
+from ..bucket.urls import SegmentUrls
 from .visible import VisiblePlaylists
 
 log = logging.getLogger(__name__)

@@ -38,7 +38,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Literal
 
-from .stream_state import StreamState, StreamStatus
+from .stream import StreamState, StreamStatus
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 RING_SIZE = 64
 # Open streams at once when none is given. Each is a sleeping handler plus its socket (a file handle);
 # beyond the cap a crowd gets 503 with Retry-After. The service derives its cap from the file-handle
-# budget (broadcaster/limits.py), so streams can never take the handles plain requests need.
+# budget (broadcaster/http/limits.py), so streams can never take the handles plain requests need.
 MAX_STREAMS = 1000
 PING_INTERVAL = 15.0  # cloudflared and most proxies drop a connection idle for 30 s or more
 RETRY_MS = 1000  # EventSource's reconnect delay
@@ -250,7 +250,7 @@ class StalledClient(Exception):
 
 
 def derive_state(ok: bool, body: Mapping[str, object]) -> tuple[State, str]:
-    """/health's verdict as a dashboard's state, with its detail (see broadcaster/stream_state.py).
+    """/health's verdict as a dashboard's state, with its detail (see broadcaster/status/stream.py).
 
     offline: no stream (idle, or Owncast ended it); the detail is the stream's "idle" or "ended".
     online: live and healthy; degraded: live with a problem. Their detail is /health's "status".

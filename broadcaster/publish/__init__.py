@@ -1,0 +1,8 @@
+"""Owncast's playlists into ours: the stage between the watcher and the server.
+
+In: Owncast's parsed playlists and finished segments (source/). Out: playlist versions the server
+shows (visible.py), each saved (state/) before it is visible, then announced (the listing hook) and
+mirrored to the bucket. Segments are lined up across variants (slots.py), listed only once uploaded,
+numbered so that no number is ever served twice (memory.py, docs/hls-rules.md#numbers-across-restarts).
+Never: serve HTTP, or list a segment that is not in the bucket.
+"""
