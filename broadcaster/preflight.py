@@ -19,10 +19,10 @@ from urllib.parse import quote, urlsplit
 import aiohttp
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .playlist import hls
-from .settings import Settings
 from .bucket.store import S3Store, StoreError
 from .bucket.urls import S3Signer
+from .playlist import hls
+from .settings import Settings
 
 PrintLine = Callable[[str], None]
 T = TypeVar("T")

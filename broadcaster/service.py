@@ -14,27 +14,26 @@ from pathlib import Path
 
 from aiohttp import web
 
-from .http import limits
-from .http.connections import KEEPALIVE_TIMEOUT, GatedSite, install_accept_error_handler
-from .status.hub import EventHub, StatusWatcher
-from .http import create_app, create_metrics_app
-from .metrics import ConnectionMetrics, Metrics
-from .bucket.mirror import PlaylistMirror
-from .source.owncast import SourceSegment
-from .status.assessment import HealthReport
-from .publish.publisher import Publisher, PublisherConfig
-from .publish.release import ListedHook
 from .bucket.cleaner import Cleaner
+from .bucket.mirror import PlaylistMirror
 from .bucket.recorder import Recorder
-from .settings import Address, Settings
-from .state.snapshots import Snapshots
-from .state.disk import DirectoryBusy, DirectoryLock, StateFile
 from .bucket.store import S3Store, StoreError
 from .bucket.store_thread import StoreThread
 from .bucket.uploader import Uploader
 from .bucket.urls import segment_urls
+from .http import create_app, create_metrics_app, limits
+from .http.connections import KEEPALIVE_TIMEOUT, GatedSite, install_accept_error_handler
+from .metrics import ConnectionMetrics, Metrics
+from .publish.publisher import Publisher, PublisherConfig
+from .publish.release import ListedHook
 from .publish.visible import VisiblePlaylists
+from .settings import Address, Settings
+from .source.owncast import SourceSegment
 from .source.watcher import HlsWatcher
+from .state.disk import DirectoryBusy, DirectoryLock, StateFile
+from .state.snapshots import Snapshots
+from .status.assessment import HealthReport
+from .status.hub import EventHub, StatusWatcher
 
 log = logging.getLogger(__name__)
 

@@ -15,10 +15,10 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from ..state import validate
 from ..lograte import RateLimitedLog
-from ..playlist.manifest import Removed
 from ..metrics import Metrics
+from ..playlist.manifest import Removed
+from ..state import validate
 from .store import StoreError
 
 log = logging.getLogger(__name__)

@@ -23,10 +23,10 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from ..playlist import hls
 from ..lograte import RateLimitedLog
-from ..playlist.manifest import Rendered
 from ..metrics import Metrics
+from ..playlist import hls
+from ..playlist.manifest import Rendered
 from .store import StoreError
 from .uploader import ObjectStore
 

@@ -14,11 +14,11 @@ import re
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
-from ..playlist import hls
-from ..state import validate
-from ..playlist.manifest import ListedSegment, render_master, render_vod
 from ..numbers import whole_number
+from ..playlist import hls
+from ..playlist.manifest import ListedSegment, render_master, render_vod
 from ..source.owncast import SourceVariant
+from ..state import validate
 from .uploader import Uploader
 
 log = logging.getLogger(__name__)

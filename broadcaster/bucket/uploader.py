@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from ..playlist import hls
-from ..source.hlsdir import Refused, is_temporary, read_beneath
 from ..lograte import RateLimitedLog
 from ..metrics import UPLOAD_FAILURE_REASONS, Metrics, bounded
+from ..playlist import hls
+from ..source.hlsdir import Refused, is_temporary, read_beneath
 from .outage import OutageLog
 from .store import StoreError
 

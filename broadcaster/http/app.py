@@ -18,15 +18,22 @@ from pathlib import Path
 
 from aiohttp import web
 
+from ..metrics import ConnectionMetrics, Metrics
 from ..playlist import hls
 from ..status.hub import WRITE_TIMEOUT, EventHub, StatusWatcher
-from ..metrics import ConnectionMetrics, Metrics
 from . import events as sse
 from . import health as readings
 from . import viewer
 from .common import CLIENT_MAX_SIZE, CONNECTION_LOG, elsewhere
 from .keys import (
-    DEFAULT_VARIANT, EVENTS, HEALTH, METRICS, PIPELINE_RUNNING, STATE_EVENTS, VIEWER_CONFIG, VIEWER_FILES,
+    DEFAULT_VARIANT,
+    EVENTS,
+    HEALTH,
+    METRICS,
+    PIPELINE_RUNNING,
+    STATE_EVENTS,
+    VIEWER_CONFIG,
+    VIEWER_FILES,
     HealthSource,
 )
 from .playlists import MAX_HELD, PlaylistRoutes, PlaylistSource

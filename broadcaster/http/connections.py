@@ -47,10 +47,10 @@ from typing import Any
 
 from aiohttp import web
 
-from ..source.hlsdir import TEMPORARY_ERRNOS
-from .common import EDGE_HEADERS
 from ..lograte import RateLimitedLog
 from ..metrics import ConnectionMetrics
+from ..source.hlsdir import TEMPORARY_ERRNOS
+from .common import EDGE_HEADERS
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ import logging
 
 from aiohttp import hdrs, web
 
-from ..status.hub import StalledClient
 from ..numbers import whole_number
+from ..status.hub import StalledClient
 from .common import EDGE_HEADERS, guarded, unavailable
 from .keys import EVENTS
 

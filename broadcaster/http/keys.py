@@ -7,8 +7,8 @@ from typing import Protocol
 
 from aiohttp import web
 
-from ..status.hub import EventHub, StatusWatcher
 from ..metrics import Metrics
+from ..status.hub import EventHub, StatusWatcher
 from .viewer_files import ViewerFiles
 
 

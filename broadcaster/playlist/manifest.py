@@ -12,10 +12,9 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from . import hls
-from ..state import validate
 from ..source.owncast import SourceVariant
-
+from ..state import validate
+from . import hls
 
 # More than any window lists (a 10-minute window of 1 s segments is 600; a day is 86,400): a restored
 # playlist larger than this was not written by the service.

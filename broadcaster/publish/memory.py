@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from ..numbers import whole_number
 from ..playlist import hls
 from ..playlist.manifest import MAX_RESTORED_TARGET, ManifestGenerator
-from ..numbers import whole_number
-from .slots import Slot, SlotKey, Variant
 from ..state.validate import array, describe, field, flag, integer, mapping, text
+from .slots import Slot, SlotKey, Variant
 
 RESERVED = "reserved"  # the top-level key of the numbers a saved state reserves (hls.SEQUENCE_RESERVE)
 SEEN_LIMIT = 4096  # names remembered per variant, far more than Owncast ever lists at once

@@ -16,21 +16,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..playlist import hls
-from ..state import validate
-from ..status.assessment import PublisherFacts
-from ..lograte import RateLimitedLog
-from ..playlist.manifest import ListedSegment, ManifestGenerator, Removed, Rendered, SegmentRejected
-from ..metrics import Metrics
 from ..bucket.mirror import PlaylistMirror
-from ..source.owncast import SourcePlaylist, SourceSegment, SourceVariant, stream_id
-from .memory import SEEN_LIMIT, Memory, decode, encode
 from ..bucket.recorder import Recorder
-from .release import ListedHook, Release
-from .slots import END, Copy, Slot, SlotAligner, SlotKey, Variant
-from ..state.snapshots import Snapshots
 from ..bucket.uploader import SegmentLost, Uploader
 from ..bucket.urls import SegmentUrls
+from ..lograte import RateLimitedLog
+from ..metrics import Metrics
+from ..playlist import hls
+from ..playlist.manifest import ListedSegment, ManifestGenerator, Removed, Rendered, SegmentRejected
+from ..source.owncast import SourcePlaylist, SourceSegment, SourceVariant, stream_id
+from ..state import validate
+from ..state.snapshots import Snapshots
+from .memory import SEEN_LIMIT, Memory, decode, encode
+from .release import ListedHook, Release
+from .slots import END, Copy, Slot, SlotAligner, SlotKey, Variant
 from .visible import VisiblePlaylists
 
 log = logging.getLogger(__name__)
@@ -67,6 +66,18 @@ def _apart(seg: SourceSegment, others: list[SourceSegment]) -> bool:
                 and abs(o.program_date_time - seg.program_date_time) > 0.5:
             return True
     return False
+
+
+@dataclass(frozen=True, slots=True)
+class PublisherFacts:
+    """What the publisher knows at one moment (monotonic seconds)."""
+
+    now: float
+    variants: list[Variant]
+    target_duration: int | None
+    upload_ratio: float  # moving average of (PutObject time / segment duration)
+    oldest_upload: float | None  # when the oldest copy still uploading was seen
+    queue_depth: int
 
 
 class Publisher:

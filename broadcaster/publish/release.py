@@ -15,13 +15,13 @@ import logging
 import time
 from collections.abc import Callable
 
+from ..bucket.mirror import PlaylistMirror
+from ..metrics import Metrics
 from ..playlist import hls
 from ..playlist.manifest import Rendered
-from ..metrics import Metrics
-from ..bucket.mirror import PlaylistMirror
 from ..source.owncast import SourceSegment
-from .memory import RESERVED
 from ..state.snapshots import Snapshots
+from .memory import RESERVED
 from .visible import VisiblePlaylists
 
 # (variant, media sequence, Owncast's segment, the URL listed), once the listing is visible.

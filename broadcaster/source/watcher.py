@@ -23,12 +23,20 @@ from typing import Protocol
 
 import watchfiles
 
-from . import inotify
-from .hlsdir import Refused, is_temporary, read_beneath
 from ..lograte import RateLimitedLog
 from ..metrics import Metrics
-from .owncast import MASTER_PLAYLIST, MAX_PLAYLIST_ENTRIES, VARIANT_PLAYLIST, PlaylistError, SourcePlaylist
-from .owncast import SourceVariant, parse_master_playlist, parse_media_playlist
+from . import inotify
+from .hlsdir import Refused, is_temporary, read_beneath
+from .owncast import (
+    MASTER_PLAYLIST,
+    MAX_PLAYLIST_ENTRIES,
+    VARIANT_PLAYLIST,
+    PlaylistError,
+    SourcePlaylist,
+    SourceVariant,
+    parse_master_playlist,
+    parse_media_playlist,
+)
 
 log = logging.getLogger(__name__)
 

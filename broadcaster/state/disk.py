@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..source import hlsdir
 from ..numbers import whole_number
+from ..source import hlsdir
 from .validate import describe
 
 log = logging.getLogger(__name__)

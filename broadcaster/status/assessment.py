@@ -3,27 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
-from ..playlist import hls
 from ..bucket.mirror import PlaylistMirror
-from ..publish.slots import Variant
-from .stream import StreamState
 from ..bucket.uploader import Uploader
+from ..playlist import hls
+from ..publish.publisher import PublisherFacts
+from .stream import StreamState
 
 SLOW_RATIO = 1.0  # uploads taking longer than the media they carry cannot keep up
-
-
-@dataclass(frozen=True, slots=True)
-class PublisherFacts:
-    """What the publisher knows at one moment (monotonic seconds)."""
-
-    now: float
-    variants: list[Variant]
-    target_duration: int | None
-    upload_ratio: float  # moving average of (PutObject time / segment duration)
-    oldest_upload: float | None  # when the oldest copy still uploading was seen
-    queue_depth: int
 
 
 class HealthReport:
