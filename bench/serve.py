@@ -33,6 +33,8 @@ def _playlist_app() -> object:
     from broadcaster.playlist.manifest import ListedSegment, ManifestGenerator, Rendered
     from broadcaster.metrics import Metrics
     from broadcaster.http import create_app
+    from broadcaster.status.assessment import Assessment
+    from broadcaster.status.stream import StreamState
 
     gen = ManifestGenerator(1, 10)
     for i in range(12):
@@ -40,6 +42,7 @@ def _playlist_app() -> object:
 
     class Source:
         target_duration = 1
+        held_requests = 0
 
         def master_playlist(self, media_name: str = hls.MEDIA_PLAYLIST_NAME) -> Rendered | None:
             return None
@@ -47,8 +50,8 @@ def _playlist_app() -> object:
         def media_playlist(self, variant: int) -> Rendered | None:
             return gen.render() if variant == 0 else None
 
-        def health(self) -> tuple[bool, dict[str, object]]:
-            return True, {"status": "ok"}
+        def assess(self) -> Assessment:
+            return Assessment(True, StreamState.LIVE, "ok", {"status": "ok"})
 
         async def wait_for_sequence(self, variant: int, sequence: int, timeout: float) -> Rendered | None:
             return gen.render()

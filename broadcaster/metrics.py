@@ -152,12 +152,6 @@ class Metrics:
         )
         self.build = Info(f"{_NS}_build", "Version of the service", registry=r)
         self.build.info({"version": __version__, "python": platform.python_version()})
-        # Read when scraped, from the counts their owners keep (Service wires them): free per request.
-        self.held_requests = Gauge(
-            f"{_NS}_held_requests", "Playlist requests held until their segment is listed (blocking reload)",
-            registry=r,
-        )
-        self.event_streams = Gauge(f"{_NS}_event_streams", "Open /live/events streams", registry=r)
 
 
 class PlaylistRequests(Collector):
@@ -195,10 +189,19 @@ REJECT_REASONS = ("connections", "events", "held", "held_per_client", "header_ti
                   "write_timeout")
 
 
+# Kinds also exported under a name of their own, kept for the dashboard and alerts that use it: the
+# same count, read once per scrape.
+_OWN_NAMES = {
+    "held": (f"{_NS}_held_requests", "Playlist requests held until their segment is listed (blocking reload)"),
+    "events": (f"{_NS}_event_streams", "Open /live/events streams"),
+}
+
+
 class ConnectionMetrics(Collector):
     """hls_broadcaster_connections_rejected_total{reason} and, per kind (connections, events, held,
-    metrics), _connections_open{kind} and _connections_limit{kind}. Open counts are read from their
-    owners when scraped, so nothing is counted twice or on the request path."""
+    metrics), _connections_open{kind} and _connections_limit{kind} (held and events also as
+    _held_requests and _event_streams). Open counts are read from their owners when scraped, so nothing
+    is counted twice or on the request path."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self._rejected = dict.fromkeys(REJECT_REASONS, 0)
@@ -223,7 +226,12 @@ class ConnectionMetrics(Collector):
                                   "blocking requests", labels=("kind",))
         limit = GaugeMetricFamily(f"{_NS}_connections_limit", "Caps derived from the file-handle budget",
                                   labels=("kind",))
+        own: list[Metric] = []
         for kind, (current, cap) in self._kinds.items():
-            open_.add_metric((kind,), current())
+            now = current()
+            open_.add_metric((kind,), now)
             limit.add_metric((kind,), cap)
-        return [rejected, open_, limit]
+            if kind in _OWN_NAMES:
+                name, help_text = _OWN_NAMES[kind]
+                own.append(GaugeMetricFamily(name, help_text, value=now))
+        return [rejected, open_, limit, *own]

@@ -21,7 +21,7 @@ from .bucket.store import S3Store, StoreError
 from .bucket.store_thread import StoreThread
 from .bucket.uploader import Uploader
 from .bucket.urls import segment_urls
-from .http import create_app, create_metrics_app, limits
+from .http import PlaylistOptions, ViewerOptions, create_app, create_metrics_app, limits
 from .http.connections import KEEPALIVE_TIMEOUT, GatedSite, install_accept_error_handler
 from .metrics import ConnectionMetrics, Metrics
 from .publish.publisher import Publisher, PublisherConfig
@@ -141,22 +141,18 @@ class Service:
                                    state_error=lambda: self.snapshots.error, mirror=self.mirror,
                                    listing_held=lambda: self.publisher.release.held,
                                    input_problem=self.watcher.master_missing)
-        self.metrics.held_requests.set_function(lambda: self.playlists.held_requests)
-        self.metrics.event_streams.set_function(lambda: self.events.streams)
-        self.status = StatusWatcher(self.events, self.health)
-        # The app runs the StatusWatcher (its cleanup_ctx) from when start() says the pipeline runs
-        # until the hub closes, first thing in stop().
-        self._pipeline_running = asyncio.Event()
+        # State events: from the first reading after the watcher's first scan (start) to the hub's close.
+        self.status = StatusWatcher(self.events, self.report.assess)
+        viewer_folder = viewer_dir or default_viewer_dir()
         self.app = create_app(
-            self.playlists, self, self.metrics, events=self.events, state_events=self.status,
-            pipeline_running=self._pipeline_running,
-            viewer_dir=viewer_dir or default_viewer_dir(),
-            expose_metrics=s.metrics_listen == "",
-            stream_url=f"{s.r2_public_url}/{self.publisher.release.master_key}" if self.mirror else "live/master.m3u8",
-            blocking_reload=s.blocking_reload,
-            max_held=self.budget.held, connection_metrics=self.connection_metrics,
-            trust_cf_connecting_ip=s.trust_cf_connecting_ip, viewer_files=self.budget.files,
-            write_timeout=s.write_timeout,
+            self.playlists, self.report, self.metrics, events=self.events,
+            playlist_options=PlaylistOptions(blocking_reload=s.blocking_reload, max_held=self.budget.held,
+                                             trust_cf_connecting_ip=s.trust_cf_connecting_ip),
+            viewer_options=None if viewer_folder is None else ViewerOptions(
+                viewer_folder, max_open=self.budget.files, write_timeout=s.write_timeout,
+                stream_url=(f"{s.r2_public_url}/{self.publisher.release.master_key}" if self.mirror
+                            else "live/master.m3u8")),
+            expose_metrics=s.metrics_listen == "", connection_metrics=self.connection_metrics,
         )
         self._runner: web.AppRunner | None = None
         self._metrics_runner: web.AppRunner | None = None
@@ -186,12 +182,12 @@ class Service:
                 await self._start_metrics_listener(s.metrics_listen)
             await self.publisher.start()
             self.publisher.release.offer_to_mirror()  # a version saved but not written before a restart
-            # State events from here: the first reading comes after the watcher's first scan below,
-            # so a stream already running is reported online, not offline for a second.
-            self._pipeline_running.set()
             if self.cleaner is not None:
                 await self.cleaner.start()
             await self.watcher.start()
+            # State events from here: the first reading comes after the watcher's first scan (in its
+            # start), so a stream already running is reported online, not offline for a second.
+            await self.status.start()
             self._probe_task = asyncio.create_task(self._probe_loop(), name="storage-probe")
         except BaseException:
             await self.stop()
@@ -266,10 +262,11 @@ class Service:
 
     async def stop(self, drain_timeout: float = 5.0) -> None:
         # First, answer everyone waiting on us: held blocking requests get the playlist as it is, event
-        # streams end (and the app's StatusWatcher with them). Otherwise the web server's cleanup below
-        # would wait each of them out.
+        # streams end, and no state is read, published or logged while uploads drain. Otherwise the web
+        # server's cleanup below would wait each of them out.
         self.playlists.release_waiters()
         self.events.close()
+        await self.status.stop()
         if self._probe_task is not None:
             self._probe_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -14,7 +14,7 @@ from aiohttp.test_utils import make_mocked_request
 from prometheus_client import CollectorRegistry
 from pytest_aiohttp import AiohttpClient
 
-from broadcaster.http import create_app
+from broadcaster.http import PlaylistOptions, create_app
 from broadcaster.http.playlists import CF_CONNECTING_IP, client_address
 from broadcaster.metrics import ConnectionMetrics
 from tests.support.client import Client
@@ -100,7 +100,8 @@ async def test_parameters_are_ignored_after_endlist(served: tuple[World, Client]
 async def test_with_blocking_reload_off_the_parameters_are_ignored(tmp_path: Path, aiohttp_client: AiohttpClient) -> None:
     world = World(tmp_path)
     client: Client = await aiohttp_client(
-        create_app(world.playlists, world.report, world.metrics, blocking_reload=False))
+        create_app(world.playlists, world.report, world.metrics,
+                   playlist_options=PlaylistOptions(blocking_reload=False)))
     world.owncast_lists(0, "stream-a-0.ts", "stream-a-1.ts")
     await world.settle()
     try:
@@ -139,7 +140,7 @@ async def running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncItera
     world = World(tmp_path)
     world.pub._can_block = True
     registry = CollectorRegistry()
-    app = create_app(world.playlists, world.report, world.metrics, max_held=16,
+    app = create_app(world.playlists, world.report, world.metrics, playlist_options=PlaylistOptions(max_held=16),
                      connection_metrics=ConnectionMetrics(registry))
     # A held request waits up to 30 s, far longer than the test takes.
     monkeypatch.setattr("broadcaster.playlist.hls.BLOCK_TIMEOUT_TARGET_DURATIONS", 30)
@@ -207,9 +208,9 @@ async def test_one_address_cannot_take_the_whole_held_cap(tmp_path: Path, aiohtt
     world = World(tmp_path)
     world.pub._can_block = True
     registry = CollectorRegistry()
-    client: Client = await aiohttp_client(create_app(world.playlists, world.report, world.metrics, max_held=32,
-                                                     connection_metrics=ConnectionMetrics(registry),
-                                                     trust_cf_connecting_ip=True))
+    client: Client = await aiohttp_client(create_app(
+        world.playlists, world.report, world.metrics, connection_metrics=ConnectionMetrics(registry),
+        playlist_options=PlaylistOptions(max_held=32, trust_cf_connecting_ip=True)))
     monkeypatch.setattr("broadcaster.playlist.hls.BLOCK_TIMEOUT_TARGET_DURATIONS", 30)
     world.owncast_lists(0, "stream-a-0.ts", "stream-a-1.ts")
     await world.settle()

@@ -20,7 +20,9 @@ from aiohttp import web
 from pytest_aiohttp import AiohttpClient
 
 from broadcaster.playlist import hls
-from broadcaster.status.hub import RING_SIZE, EventHub, StalledClient, StatusWatcher, derive_state
+from broadcaster.status.assessment import Assessment
+from broadcaster.status.hub import RING_SIZE, EventHub, StalledClient, StatusWatcher
+from broadcaster.status.stream import StreamState
 from broadcaster.playlist.manifest import Rendered
 from broadcaster.metrics import Metrics
 from broadcaster.http import create_app
@@ -72,6 +74,7 @@ async def test_the_reader_follows_the_spec_whatever_the_line_ends_and_chunks(new
 
 class NoPlaylists:
     target_duration: int | None = None
+    held_requests = 0
 
     def master_playlist(self, media_name: str = hls.MEDIA_PLAYLIST_NAME) -> Rendered | None:
         return None
@@ -84,8 +87,8 @@ class NoPlaylists:
 
 
 class Healthy:
-    def health(self) -> tuple[bool, dict[str, object]]:
-        return True, {"status": "ok", "stream": "idle"}
+    def assess(self) -> Assessment:
+        return Assessment(True, StreamState.IDLE, "ok", {"status": "ok", "stream": "idle"})
 
 
 MakeClient = Callable[..., Awaitable[tuple[EventHub, Client]]]
@@ -486,15 +489,16 @@ def test_bad_event_names_are_refused() -> None:
 # -- the status watcher ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("ok", "body", "expected"), [
-    (True, {"status": "ok", "stream": "idle"}, ("offline", "idle")),
-    (False, {"status": "storage unreachable (Timeout)", "stream": "ended"}, ("offline", "ended")),
-    (True, {"status": "ok", "stream": "live"}, ("online", "ok")),
-    (False, {"status": "uploads behind by 9s", "stream": "live"}, ("degraded", "uploads behind by 9s")),
-    (True, {}, ("offline", "idle")),
+@pytest.mark.parametrize(("ok", "stream", "status", "expected"), [
+    (True, "idle", "ok", ("offline", "idle")),
+    (False, "ended", "storage unreachable (Timeout)", ("offline", "ended")),
+    (True, "live", "ok", ("online", "ok")),
+    (False, "live", "uploads behind by 9s", ("degraded", "uploads behind by 9s")),
 ])
-def test_derive_state(ok: bool, body: dict[str, object], expected: tuple[str, str]) -> None:
-    assert derive_state(ok, body) == expected
+def test_an_assessment_reads_as_a_dashboard_state(ok: bool, stream: str, status: str,
+                                                 expected: tuple[str, str]) -> None:
+    reading = Assessment(ok, StreamState.of(stream, ok), status, {})
+    assert (reading.state.event, reading.detail) == expected
 
 
 async def test_watcher_publishes_each_state_change_once(
@@ -503,7 +507,7 @@ async def test_watcher_publishes_each_state_change_once(
     hub, client = await make_client()
     reader = await open_stream(client)
     health = FakeHealth()
-    watcher = StatusWatcher(hub, health, interval=0.001)
+    watcher = StatusWatcher(hub, health.assess, interval=0.001)
     await watcher.start()
     try:
         steps: list[tuple[bool, dict[str, object], dict[str, str]]] = [
@@ -544,7 +548,7 @@ async def test_watcher_publishes_each_state_change_once(
 async def test_watcher_starts_and_stops_cleanly() -> None:
     hub = EventHub()
     health = FakeHealth()
-    watcher = StatusWatcher(hub, health, interval=0.001)
+    watcher = StatusWatcher(hub, health.assess, interval=0.001)
     await watcher.stop()  # before start: nothing to do
     await watcher.start()
     await watcher.start()  # idempotent: still one task
@@ -554,38 +558,3 @@ async def test_watcher_starts_and_stops_cleanly() -> None:
     await watcher.stop()
     assert [t for t in asyncio.all_tasks() if t.get_name() == "status-events"] == []
     assert hub.last_id + 1 - hub._oldest() == 1  # the first reading's state event, once
-
-
-async def test_the_app_runs_state_events_from_when_the_pipeline_runs_until_the_hub_closes() -> None:
-    """create_app's cleanup_ctx: after the runner's setup the StatusWatcher waits for `pipeline_running`
-    (a reading before the first scan would say offline); closing the hub (the service's first step of
-    stopping) stops it, before the runner's cleanup; the cleanup is safe after."""
-    hub = EventHub()
-    health = FakeHealth()
-    watcher = StatusWatcher(hub, health, interval=0.001)
-    pipeline_running = asyncio.Event()
-    app = create_app(NoPlaylists(), Healthy(), Metrics(), events=hub, state_events=watcher,
-                     pipeline_running=pipeline_running)
-
-    def running() -> list[asyncio.Task[Any]]:
-        return [t for t in asyncio.all_tasks() if t.get_name() == "status-events" and not t.done()]
-
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
-    try:
-        for _ in range(10):  # turns of the loop, for a watcher started too early to read
-            await asyncio.sleep(0)
-        assert running() == [] and health.calls == 0
-        pipeline_running.set()
-        await until(lambda: health.calls >= 2 and watcher.state == "offline", "readings once the pipeline runs")
-        hub.close()
-        await until(lambda: running() == [], "the watcher to stop once the hub is closed")
-        calls = health.calls
-    finally:
-        await runner.cleanup()
-    assert running() == [] and health.calls == calls
-
-
-def test_state_events_need_the_hub_they_publish_into() -> None:
-    with pytest.raises(ValueError, match="events"):
-        create_app(NoPlaylists(), Healthy(), Metrics(), state_events=StatusWatcher(EventHub(), FakeHealth()))

@@ -23,7 +23,7 @@ from yarl import URL
 
 from broadcaster.status.hub import EventHub
 from broadcaster.source.owncast import SourceVariant
-from broadcaster.http import create_app
+from broadcaster.http import ViewerOptions, create_app
 from broadcaster.service import default_viewer_dir
 from tests.support.world import World
 
@@ -47,13 +47,17 @@ async def served(tmp_path: Path, aiohttp_client: Any,
     monkeypatch.setattr("broadcaster.playlist.hls.BLOCK_TIMEOUT_TARGET_DURATIONS", 0.01)  # held requests end at once
     world = World(tmp_path)
     world.pub._can_block = True
-    app = create_app(world.playlists, world.report, world.metrics, events=EventHub(), viewer_dir=default_viewer_dir())
+    viewer = default_viewer_dir()
+    assert viewer is not None
+    hub = EventHub()
+    app = create_app(world.playlists, world.report, world.metrics, events=hub, viewer_options=ViewerOptions(viewer))
     client: Client = await aiohttp_client(app)
     world.pub.on_master([SourceVariant(0, 1_000_000), SourceVariant(1, 500_000)])
     world.owncast_lists(0, "stream-a-0.ts", "stream-a-1.ts")
     world.owncast_lists(1, "stream-a-0.ts", "stream-a-1.ts")
     await world.settle()
     yield world, client
+    hub.close()  # as the service does: streams end before the server shuts down
     await world.pub.close()
 
 

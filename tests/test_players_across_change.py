@@ -340,6 +340,7 @@ class Replay:
         self._times = [v.at for v in versions]
         self.join = join
         self._started: float | None = None
+        self.held_requests = 0  # not counted: one client each, never near the cap
 
     def clock(self) -> float:
         if self._started is None:

@@ -24,7 +24,7 @@ from yarl import URL
 from broadcaster.playlist import hls
 from broadcaster.playlist.manifest import Rendered
 from broadcaster.metrics import ConnectionMetrics, Metrics
-from broadcaster.http import create_app, create_metrics_app
+from broadcaster.http import PlaylistOptions, ViewerOptions, create_app, create_metrics_app
 from tests.support.client import PLAIN, Client, get
 from tests.support.fakes import FakeHealth, FakePlaylists
 from tests.support.waiting import until
@@ -56,11 +56,14 @@ def metrics() -> Metrics:
 
 @pytest.fixture
 def make_client(aiohttp_client: AiohttpClient, metrics: Metrics) -> MakeClient:
-    async def make(playlists: Any = None, health: Any = None, **kwargs: Any) -> Client:
+    async def make(playlists: Any = None, health: Any = None, *, viewer_dir: Path | None = None,
+                   default_variant: int = 0, **kwargs: Any) -> Client:
         app = create_app(
             ready_playlists() if playlists is None else playlists,
             health or FakeHealth(),
             metrics,
+            playlist_options=PlaylistOptions(default_variant=default_variant),
+            viewer_options=None if viewer_dir is None else ViewerOptions(viewer_dir),
             **kwargs,
         )
         return await aiohttp_client(app, auto_decompress=False)
@@ -534,8 +537,8 @@ async def test_a_large_file_is_sent_from_disk_and_a_client_that_never_reads_lets
     big = os.urandom(16 << 20)  # more than the kernel buffers between the two ends of a loopback connection
     (viewer_dir / "big.js").write_bytes(big)
     registry = CollectorRegistry()
-    client = await aiohttp_client(create_app(ready_playlists(), FakeHealth(), metrics, viewer_dir=viewer_dir,
-                                             viewer_files=1, write_timeout=0.5,
+    client = await aiohttp_client(create_app(ready_playlists(), FakeHealth(), metrics,
+                                             viewer_options=ViewerOptions(viewer_dir, max_open=1, write_timeout=0.5),
                                              connection_metrics=ConnectionMetrics(registry)))
     path = f"/big.js?v={version_of(big)}"
     status, headers, body = await get(client, path)
@@ -585,7 +588,7 @@ async def test_viewer_refuses_anything_but_its_own_files(make_client: MakeClient
 
 async def test_viewer_dir_must_exist(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="viewer_dir"):
-        create_app(ready_playlists(), FakeHealth(), Metrics(), viewer_dir=tmp_path / "missing")
+        create_app(ready_playlists(), FakeHealth(), Metrics(), viewer_options=ViewerOptions(tmp_path / "missing"))
 
 
 async def test_without_viewer_the_index_names_the_playlists(make_client: MakeClient) -> None:

@@ -4,8 +4,8 @@
   (1, 3, 2 s ...) next to a transcoded one: Owncast's multivariant playlist only comes once every
   variant has a playlist, seconds after the first segment bytes, and the first segments are not the
   target's length. Every segment Owncast lists is listed, from the first.
-- Owncast first, the service started in the middle of a stream: it picks the stream up at once, and
-  lists every segment Owncast lists from the next one on.
+- Owncast first, the service started in the middle of a stream: it picks the stream up at once (its
+  first state event says so), and lists every segment Owncast lists from the next one on.
 
 Every playlist version the observer reads goes through the HLS checker (lined up by date where the
 variants are cut apart).
@@ -26,6 +26,7 @@ from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.hls_checker import VariantSetChecker
 from tests.support.observe import Observer
 from tests.support.service_process import ServiceProcess, service_env
+from tests.support.sse import SseReader
 
 
 def _owncast_lists(owncast: OwncastEmulator, variant: int) -> list[str]:
@@ -86,6 +87,14 @@ async def test_service_started_mid_stream_picks_it_up_at_once(tmp_path: Path, se
             seen = Observer(service.url, http, (0, 1))
             await seen.until(lambda: all(seen.names(v) for v in (0, 1)), 10, "the stream picked up")
             picked_up = time.monotonic() - started
+            # The first state event came after the watcher's first scan: online (or degraded), never
+            # offline for a stream already running. An unknown Last-Event-ID gets the ring from its start.
+            async with http.get(f"{service.url}/live/events", headers={"Last-Event-ID": "1"}) as r:
+                reader = SseReader(r)
+                first_state = await reader.event()
+                while first_state.type != "state":  # the reset, segments listed before it
+                    first_state = await reader.event()
+            assert first_state.json()["state"] in ("online", "degraded"), first_state.json()
             # From then on, every segment Owncast lists is listed too.
             async with _polling(seen):
                 after = await owncast.wait_for_segments(0, len(at_start[0]) + 3, timeout=20)

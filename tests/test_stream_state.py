@@ -20,7 +20,7 @@ def test_each_state_reads_as_health_and_as_an_event(stream: str, ok: bool, state
                                                     event: str) -> None:
     assert StreamState.of(stream, ok) is state
     assert state.stream == shown and state.event == event
-    assert StreamState.from_health(ok, {"stream": shown}) is state
+    assert StreamState.of(state.stream, ok) is state  # what /health shows reads back as the same state
 
 
 def test_the_transition_point_logs_and_notifies_each_change_once(caplog: pytest.LogCaptureFixture) -> None:

@@ -2,6 +2,6 @@
 background work they own); common.py is what every response shares; playlists.py, events.py,
 health.py and viewer.py are the handlers."""
 
-from .app import create_app, create_metrics_app
+from .app import PlaylistOptions, ViewerOptions, create_app, create_metrics_app
 
-__all__ = ["create_app", "create_metrics_app"]
+__all__ = ["PlaylistOptions", "ViewerOptions", "create_app", "create_metrics_app"]

@@ -13,8 +13,8 @@ from .keys import HEALTH, METRICS
 
 @guarded
 async def health(request: web.Request) -> web.Response:
-    ok, body = request.app[HEALTH].health()
-    return web.json_response(body, status=200 if ok else 503, headers=edge_headers({hdrs.CACHE_CONTROL: NO_STORE}))
+    reading = request.app[HEALTH].assess()
+    return web.json_response(reading.body, status=200 if reading.ok else 503, headers=edge_headers({hdrs.CACHE_CONTROL: NO_STORE}))
 
 
 @guarded

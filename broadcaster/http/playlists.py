@@ -48,7 +48,11 @@ class PlaylistSource(Protocol):
 
     async def wait_for_sequence(self, variant: int, sequence: int, timeout: float) -> Rendered | None:
         """The playlist once it lists `sequence` (or ended), or earlier as it is when the source stops;
-        None after `timeout`."""
+        None after `timeout`. Counted in held_requests from the call (before it first awaits) to its end."""
+
+    @property
+    def held_requests(self) -> int:
+        """Calls of wait_for_sequence not ended yet: the one count of held requests (the cap, /metrics)."""
 
 
 _BLOCKING_PARAMS = frozenset({"_HLS_msn", "_HLS_part", "_HLS_skip"})
@@ -95,14 +99,13 @@ class PlaylistRoutes:
         self._blocking_on = blocking  # off: _HLS_* parameters are ignored, as by a static host
         self._default_label = str(default_variant)
         self._count = metrics.playlist_requests.inc
-        self.held = 0  # blocking requests waiting now
         self._max_held = max_held
         self._max_per_client = max(2, max_held // HELD_CLIENT_SHARE)
         self._held_by: dict[str, int] = {}  # held requests per client address (client_address)
         self._trust_cf = trust_cf_connecting_ip
         self._connection_metrics = connection_metrics
         if connection_metrics is not None:
-            connection_metrics.watch("held", lambda: self.held, max_held)
+            connection_metrics.watch("held", lambda: source.held_requests, max_held)
 
     async def master(self, request: web.Request) -> web.Response:
         try:
@@ -170,7 +173,7 @@ class PlaylistRoutes:
             transport = request.transport
             if transport is None or transport.is_closing():  # hung up already: hold nothing for nobody
                 return web.Response(status=499, headers=EDGE_HEADERS)  # never sent: nginx's "client closed"
-            if self.held >= self._max_held:
+            if source.held_requests >= self._max_held:
                 return self._too_many_held(variant, "held")
             client = client_address(request, self._trust_cf)
             held_by = self._held_by
@@ -178,13 +181,11 @@ class PlaylistRoutes:
                 return self._too_many_held(variant, "held_per_client")
             # The runner cancels this handler when the client hangs up (handler_cancellation, as the
             # service runs it): the finally gives the slot back at once, not when the segment comes.
-            self.held += 1
             if client is not None:
                 held_by[client] = held_by.get(client, 0) + 1
             try:
                 rendered = await source.wait_for_sequence(variant, msn, hls.block_timeout(target))
             finally:
-                self.held -= 1
                 if client is not None:
                     if held_by[client] == 1:
                         del held_by[client]

@@ -26,7 +26,7 @@ class VisiblePlaylists:
         self._variants: list[SourceVariant] | None = None  # as Owncast's master announces them
         self._masters: dict[str, Rendered] = {}  # by variant file name: /live/'s and Owncast's /hls/
         self._changed = asyncio.Event()
-        self.held_requests = 0  # in wait_for_sequence now (read by /metrics)
+        self.held_requests = 0  # in wait_for_sequence now: the one count (the HTTP cap and /metrics read it)
         self._released = False  # stopping: held requests are answered at once
 
     # -- written by the publisher (what Owncast announces, a restored state) and release.py (show) ---

@@ -1,8 +1,10 @@
-"""/health's answer: the stream's StreamState and every reason it is not ok, from facts passed in."""
+"""How the stream is doing, assessed once per reading: /health renders it, the state events take its
+StreamState straight from it (nothing is parsed back out of /health's JSON)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from ..bucket.mirror import PlaylistMirror
 from ..bucket.uploader import Uploader
@@ -13,8 +15,23 @@ from .stream import StreamState
 SLOW_RATIO = 1.0  # uploads taking longer than the media they carry cannot keep up
 
 
+@dataclass(frozen=True, slots=True)
+class Assessment:
+    """One reading: ok is False when any reason is given."""
+
+    ok: bool
+    state: StreamState
+    status: str  # "ok", or every reason it is not, joined by "; "
+    body: dict[str, object]  # /health's JSON (its "status" and "stream" say the two above)
+
+    @property
+    def detail(self) -> str:
+        """The state event's detail: the status while live, else the stream's phase."""
+        return self.state.detail(self.status)
+
+
 class HealthReport:
-    """Builds (ok, body) for /health and the StatusWatcher; ok is False when any reason is given."""
+    """Assesses the stream from the facts passed in, for /health and the StatusWatcher alike."""
 
     def __init__(self, facts: Callable[[], PublisherFacts], uploader: Uploader, *,
                  state_error: Callable[[], str | None] = lambda: None,
@@ -30,6 +47,11 @@ class HealthReport:
         self._mirror = mirror
 
     def health(self) -> tuple[bool, dict[str, object]]:
+        """/health's answer: (ok, body)."""
+        reading = self.assess()
+        return reading.ok, reading.body
+
+    def assess(self) -> Assessment:
         f = self._facts()
         now = f.now
         reasons: list[str] = []
@@ -80,8 +102,9 @@ class HealthReport:
             reasons.append(problem)
             live = True  # Owncast is writing a stream: never idle or ended, whatever was listed
         state = StreamState.of("live" if live else ("idle" if not f.variants else "ended"), not reasons)
+        status = "ok" if not reasons else "; ".join(reasons)
         body: dict[str, object] = {
-            "status": "ok" if not reasons else "; ".join(reasons),
+            "status": status,
             "stream": state.stream,
             "target_duration": f.target_duration,
             "variants": variants,
@@ -93,4 +116,4 @@ class HealthReport:
         }
         if mirror_lag is not None:
             body["playlists_in_bucket_lag_seconds"] = mirror_lag
-        return not reasons, body
+        return Assessment(not reasons, state, status, body)

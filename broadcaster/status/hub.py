@@ -38,7 +38,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Literal
 
-from .stream import StreamState, StreamStatus
+from .assessment import Assessment
+from .stream import Event, StreamState, StreamStatus
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +56,9 @@ PING_INTERVAL = 15.0  # cloudflared and most proxies drop a connection idle for 
 RETRY_MS = 1000  # EventSource's reconnect delay
 # A client that takes this long to accept one write is gone (or hostile): its slot is freed.
 WRITE_TIMEOUT = 30.0
-STATUS_INTERVAL = 1.0  # how often the StatusWatcher reads health()
+STATUS_INTERVAL = 1.0  # how often the StatusWatcher assesses the stream
 
-State = Literal["online", "offline", "degraded"]
-HealthCheck = Callable[[], tuple[bool, Mapping[str, object]]]
+Assess = Callable[[], Assessment]
 Write = Callable[[bytes], Awaitable[None]]
 
 _EVENT_NAME = re.compile(r"[a-z][a-z_]*")  # no newline or colon can break a frame
@@ -128,7 +128,7 @@ class EventHub:
             "segment", {"variant": variant, "media_sequence": media_sequence, "duration": seconds, "url": url}
         )
 
-    def state_changed(self, state: State, detail: str) -> int:
+    def state_changed(self, state: Event, detail: str) -> int:
         return self.emit("state", {"state": state, "detail": detail})
 
     # -- reading -----------------------------------------------------------------------------------
@@ -249,37 +249,28 @@ class StalledClient(Exception):
 # -- stream state --------------------------------------------------------------------------------
 
 
-def derive_state(ok: bool, body: Mapping[str, object]) -> tuple[State, str]:
-    """/health's verdict as a dashboard's state, with its detail (see broadcaster/status/stream.py).
-
-    offline: no stream (idle, or Owncast ended it); the detail is the stream's "idle" or "ended".
-    online: live and healthy; degraded: live with a problem. Their detail is /health's "status".
-    """
-    state = StreamState.from_health(ok, body)
-    return state.event, state.detail(str(body.get("status", "")))
-
-
 class StatusWatcher:
-    """Reads health() every `interval` seconds into a StreamStatus (the one transition point, which
+    """Reads an Assessment every `interval` seconds into a StreamStatus (the one transition point, which
     logs), and publishes a `state` event when the dashboard's state (online, offline, degraded) changes.
+    The service starts it once the pipeline runs and stops it first thing when stopping.
 
     The detail alone changing (another degraded reason) is not a new state: dashboards would see an
     event a second while a reason counts up seconds.
     """
 
-    def __init__(self, hub: EventHub, health: HealthCheck, *, interval: float = STATUS_INTERVAL,
+    def __init__(self, hub: EventHub, assess: Assess, *, interval: float = STATUS_INTERVAL,
                  status: StreamStatus | None = None) -> None:
         self._hub = hub
-        self._health = health
+        self._assess = assess
         self._interval = interval
-        self._state: State | None = None
+        self._state: Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._last_error: str | None = None
         self.status = status or StreamStatus()
         self.status.subscribe(self._changed)
 
     @property
-    def state(self) -> State | None:
+    def state(self) -> Event | None:
         """The last state published; None before the first check."""
         return self._state
 
@@ -297,16 +288,14 @@ class StatusWatcher:
     def check(self) -> None:
         """One reading: publishes a state event if the state changed (the first reading always does)."""
         try:
-            ok, body = self._health()
-            state = StreamState.from_health(ok, body)
-            detail = state.detail(str(body.get("status", "")))
+            reading = self._assess()
         except Exception as err:  # one bad reading: say so once, keep watching
             if repr(err) != self._last_error:
                 self._last_error = repr(err)
-                log.warning("health() failed, state events paused: %r", err)
+                log.warning("assessing the stream failed, state events paused: %r", err)
             return
         self._last_error = None
-        self.status.set(state, detail)
+        self.status.set(reading.state, reading.detail)
 
     def _changed(self, state: StreamState, detail: str) -> None:
         if state.event != self._state:  # idle -> ended is a transition, but offline both times

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Literal
 
 log = logging.getLogger(__name__)
@@ -36,11 +36,6 @@ class StreamState(enum.Enum):
         if stream == "live":
             return cls.LIVE if ok else cls.DEGRADED
         return cls.ENDED if stream == "ended" else cls.IDLE
-
-    @classmethod
-    def from_health(cls, ok: bool, body: Mapping[str, object]) -> StreamState:
-        """Read back from a /health answer (a missing "stream" is idle)."""
-        return cls.of(str(body.get("stream", "idle")), ok)
 
     @property
     def stream(self) -> str:

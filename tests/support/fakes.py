@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from broadcaster.playlist import hls
 from broadcaster.playlist.manifest import ListedSegment, ManifestGenerator, Removed, Rendered
 from broadcaster.source.owncast import SourcePlaylist, SourceVariant
+from broadcaster.status.assessment import Assessment
+from broadcaster.status.stream import StreamState
 from broadcaster.bucket.store import StoreError
 
 
@@ -83,6 +85,7 @@ class FakePlaylists:
             i: CountingGenerator(target_duration or 6, 0) for i in range(variants)
         }
         self.master: Rendered | None = None
+        self.held_requests = 0  # never holds (wait_for_sequence answers at once)
         self.owncast_master: Rendered | None = None  # the same, naming variants as Owncast: /hls/
         self._now = 1_000_000.0
 
@@ -107,8 +110,8 @@ class FakePlaylists:
 
 
 class FakeHealth:
-    """What HealthReport.health() would say, as the app (`.health()`) or the StatusWatcher (a call) reads it;
-    the test changes `answer` (or sets `error`) and counts the readings."""
+    """What HealthReport would assess, for the app and the StatusWatcher (`assess`); the test changes
+    `answer` ((ok, /health's body) with its "stream" and "status") or sets `error`, and counts the readings."""
 
     def __init__(self, ok: bool = True) -> None:
         self.answer: tuple[bool, dict[str, object]] = (
@@ -122,8 +125,10 @@ class FakeHealth:
             raise self.error
         return self.answer
 
-    def __call__(self) -> tuple[bool, dict[str, object]]:
-        return self.health()
+    def assess(self) -> Assessment:
+        ok, body = self.health()
+        state = StreamState.of(str(body.get("stream", "idle")), ok)
+        return Assessment(ok, state, str(body["status"]), body)
 
 
 # -- the watcher's listener --------------------------------------------------------------------------

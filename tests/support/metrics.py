@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from broadcaster.metrics import Metrics
+from broadcaster.metrics import ConnectionMetrics, Metrics
 
 
 def exported_series() -> set[str]:
@@ -11,4 +11,9 @@ def exported_series() -> set[str]:
         "counter": ("_total", "_created"), "gauge": ("",), "info": ("_info",),
         "histogram": ("_bucket", "_sum", "_count", "_created"),
     }  # fmt: skip
-    return {family.name + s for family in Metrics().registry.collect() for s in suffixes[family.type]}
+    registry = Metrics().registry
+    # As the service wires it: its routes count held requests, its hub event streams.
+    connections = ConnectionMetrics(registry)
+    connections.watch("held", lambda: 0, 1)
+    connections.watch("events", lambda: 0, 1)
+    return {family.name + s for family in registry.collect() for s in suffixes[family.type]}
