@@ -62,7 +62,7 @@ async def main(args: argparse.Namespace) -> None:
 
         service = Service(settings, on_listed=on_listed)
         if args.no_state:
-            service.publisher.release.snapshots = None  # measure what durability (fsync per listing) costs
+            service.release.snapshots = None  # measure what durability (fsync per listing) costs
         await service.start()
         baseline = S3Store(endpoint_url=s3.endpoint_url, region="auto", access_key=s3.access_key,
                            secret_key=s3.secret_key, bucket=s3.bucket)

@@ -25,7 +25,7 @@ from .http import PlaylistOptions, ViewerOptions, create_app, create_metrics_app
 from .http.connections import KEEPALIVE_TIMEOUT, GatedSite, install_accept_error_handler
 from .metrics import ConnectionMetrics, Metrics
 from .publish.publisher import Publisher, PublisherConfig
-from .publish.release import ListedHook
+from .publish.release import ListedHook, Release
 from .publish.visible import VisiblePlaylists
 from .settings import Address, Settings
 from .source.owncast import SourceSegment
@@ -109,6 +109,9 @@ class Service:
         )
         self.playlists = VisiblePlaylists()
         self.snapshots = Snapshots(self.state, self.metrics)
+        # Saved first, then visible (and mirrored), then told.
+        self.release = Release(self.playlists, self.metrics, key_prefix=s.r2_key_prefix, snapshots=self.snapshots,
+                               mirror=self.mirror, on_listed=self._listed)
         self.publisher = Publisher(
             PublisherConfig(
                 hls_dir=s.hls_dir,
@@ -124,11 +127,9 @@ class Service:
             uploader=self.uploader,
             metrics=self.metrics,
             playlists=self.playlists,
-            snapshots=self.snapshots,
-            on_listed=self._listed,
+            release=self.release,
             on_removed=self.cleaner.schedule if self.cleaner else None,
             recorder=self.recorder,
-            mirror=self.mirror,
         )
         # One snapshot of every part, saved before a version becomes visible; the cleaner is restored
         # first, so a publisher that refuses its part leaves nothing restored.
@@ -139,7 +140,7 @@ class Service:
         self.watcher = HlsWatcher(s.hls_dir, self.publisher, self.metrics)
         self.report = HealthReport(self.publisher.facts, self.uploader,
                                    state_error=lambda: self.snapshots.error, mirror=self.mirror,
-                                   listing_held=lambda: self.publisher.release.held,
+                                   listing_held=lambda: self.release.held,
                                    input_problem=self.watcher.master_missing)
         # State events: from the first reading after the watcher's first scan (start) to the hub's close.
         self.status = StatusWatcher(self.events, self.report.assess)
@@ -150,7 +151,7 @@ class Service:
                                              trust_cf_connecting_ip=s.trust_cf_connecting_ip),
             viewer_options=None if viewer_folder is None else ViewerOptions(
                 viewer_folder, max_open=self.budget.files, write_timeout=s.write_timeout,
-                stream_url=(f"{s.r2_public_url}/{self.publisher.release.master_key}" if self.mirror
+                stream_url=(f"{s.r2_public_url}/{self.release.master_key}" if self.mirror
                             else "live/master.m3u8")),
             expose_metrics=s.metrics_listen == "", connection_metrics=self.connection_metrics,
         )
@@ -181,7 +182,7 @@ class Service:
             if isinstance(s.metrics_listen, Address):
                 await self._start_metrics_listener(s.metrics_listen)
             await self.publisher.start()
-            self.publisher.release.offer_to_mirror()  # a version saved but not written before a restart
+            self.release.offer_to_mirror()  # a version saved but not written before a restart
             if self.cleaner is not None:
                 await self.cleaner.start()
             await self.watcher.start()
@@ -196,7 +197,7 @@ class Service:
                  self.url, s.hls_dir, s.aws_bucket_name, s.r2_key_prefix, s.segment_urls)
         if self.mirror is not None:
             log.info("playlists are also written to the bucket: viewers can load %s/%s",
-                     s.r2_public_url, self.publisher.release.master_key)
+                     s.r2_public_url, self.release.master_key)
 
     def _listed(self, variant: int, sequence: int, segment: SourceSegment, url: str) -> None:
         self.events.segment_listed(variant, sequence, segment.duration, url)
@@ -282,7 +283,7 @@ class Service:
             await self.recorder.close()
         self._save_at_stop()
         if self.mirror is not None:
-            self.publisher.release.offer_to_mirror()
+            self.release.offer_to_mirror()
             if not await self.mirror.drain(drain_timeout):
                 log.warning("stopped before the last playlist versions were written to the bucket")
             await self.mirror.close()
@@ -305,7 +306,7 @@ class Service:
         elif self.snapshots.disk_clean:
             then = "the next start continues exactly from the state saved at the last clean stop (nothing new was listed)"
         else:
-            then = (f"the next start continues above media sequence {self.publisher.release.limit - 1} "
+            then = (f"the next start continues above media sequence {self.release.limit - 1} "
                     "(reserved by the last state saved) with a discontinuity, at Owncast's next segment")
         log.error("cannot save state to %s at shutdown: %s; %s (no number is served twice)",
                   self.state.path, error, then)

@@ -87,6 +87,7 @@ from broadcaster.playlist.manifest import ListedSegment, ManifestGenerator, Rend
 from broadcaster.metrics import Metrics
 from broadcaster.source.owncast import SourcePlaylist, SourceSegment, SourceVariant
 from broadcaster.publish.publisher import Publisher, PublisherConfig
+from broadcaster.publish.release import Release
 from broadcaster.bucket.uploader import Backoff, Uploader
 from broadcaster.bucket.urls import PublicUrls
 from tests.support.browser import launch_chromium, needs_chromium
@@ -292,6 +293,7 @@ async def publish(scenario: Scenario, folder: Path, base_url: str) -> Made:
                         window_seconds=scenario.window, can_block_reload=True, first_sequence=FIRST_SEQUENCE,
                         wall_clock=lambda: EPOCH + now[0], monotonic=lambda: now[0]),
         uploader=uploader, metrics=metrics, playlists=playlists,
+        release=Release(playlists, metrics, key_prefix="live", monotonic=lambda: now[0]),
     )
     pub.on_master(list(scenario.variants))
     listed: dict[int, list[Cut]] = {}

@@ -215,7 +215,7 @@ async def test_a_failing_state_dir_then_a_restart_never_serves_a_number_twice(
     for name in NAMES[11:14]:  # the new window is shown once three target durations long
         for v in VARIANTS:
             b.owncast_lists(v, name)
-    await until(lambda: b.pub.release.held, "new versions are held back")
+    await until(lambda: b.release.held, "new versions are held back")
     ok, body = b.health()
     assert not ok and "held back" in str(body["status"]) and metric(b, "listing_held") == 1
     disk.heal()
@@ -260,7 +260,7 @@ async def test_when_the_reserve_is_used_up_new_versions_wait_for_a_save(
     await owncast_writes(w, *NAMES[2:5])  # numbers 2, 3, 4
     for v in VARIANTS:
         w.owncast_lists(v, NAMES[5])
-    await until(lambda: w.pub.release.held, "held back")
+    await until(lambda: w.release.held, "held back")
     assert not listed(w, NAMES[5]) and NAMES[5] not in [n for _, _, n in w.listed]  # not shown, not told
     ok, body = w.health()
     assert "held back" in str(body["status"]) and "No space left on device" in str(body["status"])
@@ -288,7 +288,7 @@ async def test_a_clean_state_then_a_disk_failing_from_the_start_shows_nothing_ne
     await b.pub.start()
     for v in VARIANTS:
         b.owncast_lists(v, *NAMES[0:4])
-    await until(lambda: b.pub.release.held, "held back")
+    await until(lambda: b.release.held, "held back")
     assert not listed(b, NAMES[3])
     await b.pub.close()  # a crash: the file still says clean, and nothing past it was served
     disk.heal()

@@ -16,7 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..bucket.mirror import PlaylistMirror
 from ..bucket.recorder import Recorder
 from ..bucket.uploader import SegmentLost, Uploader
 from ..bucket.urls import SegmentUrls
@@ -26,9 +25,8 @@ from ..playlist import hls
 from ..playlist.manifest import ListedSegment, ManifestGenerator, Removed, Rendered, SegmentRejected
 from ..source.owncast import SourcePlaylist, SourceSegment, SourceVariant, stream_id
 from ..state import validate
-from ..state.snapshots import Snapshots
 from .memory import SEEN_LIMIT, Memory, decode, encode
-from .release import ListedHook, Release
+from .release import Release, Versions
 from .slots import END, Copy, Slot, SlotAligner, SlotKey, Variant
 from .visible import VisiblePlaylists
 
@@ -88,12 +86,12 @@ class Publisher:
         uploader: Uploader,
         metrics: Metrics,
         playlists: VisiblePlaylists,
-        snapshots: Snapshots | None = None,
-        on_listed: ListedHook | None = None,
+        release: Release,
         on_removed: RemovedHook | None = None,
         recorder: Recorder | None = None,
-        mirror: PlaylistMirror | None = None,
     ) -> None:
+        """`release` makes each new version public (saved, shown, mirrored, told): the publisher pushes
+        versions to it and never hears back."""
         self._hls_dir = config.hls_dir
         self._uploader = uploader
         self._metrics = metrics
@@ -117,10 +115,8 @@ class Publisher:
         self._independent = True
         self._closed = False
         self._next_sequence = config.first_sequence
-        # Saved first, then visible, then told.
-        self.release = Release(playlists, metrics, self._renderings, key_prefix=self._prefix, snapshots=snapshots,
-                               mirror=mirror, on_listed=on_listed, monotonic=self._mono)
-        self.release.limit = config.first_sequence  # nothing new is shown before a state is saved
+        self._release = release
+        release.limit = config.first_sequence  # nothing new is shown before a state is saved
         self._restored_uploads: set[str] = set()
         self._discontinuity_floor = 0  # where a new playlist starts after continuing above a state
         # After continuing above a state not saved at a clean stop: the variants read since. What a
@@ -355,7 +351,7 @@ class Publisher:
             if v is not None:
                 self._advance_with(lane, [v])
         self._update_queue_gauge()
-        self.release.changed()
+        self._release.changed(self._versions())
 
     def _advance_with(self, aligner: SlotAligner, variants: list[Variant]) -> None:
         while (ready := aligner.take_ready(variants, self._mono, self.target_duration)):
@@ -537,7 +533,7 @@ class Publisher:
         ratio = copy.task.result() / max(src.duration, 0.001)
         self._upload_ratio += (ratio - self._upload_ratio) * 0.2
         self._metrics.upload_realtime_ratio.set(round(self._upload_ratio, 3))
-        self.release.listed((v.index, sequence, src, copy.seen_at, segment.uri))
+        self._release.listed((v.index, sequence, src, copy.seen_at, segment.uri))
         if self._recorder is not None:
             self._recorder.record(self._run_name(run), v.index, segment)
         removed = gen.drain_removed()
@@ -548,6 +544,10 @@ class Publisher:
     def _undecided(self) -> list[Slot]:
         """Every slot not yet listed or dropped, together and variant by variant."""
         return [*self.aligner.slots(), *(s for lane in self._lanes.values() for s in lane.slots())]
+
+    def _versions(self) -> Versions:
+        return Versions(self._renderings(), self._renderings(edge=True) if self._release.mirrors else {},
+                        self.target_duration)
 
     def _renderings(self, edge: bool = False) -> dict[int, Rendered]:
         return {v.index: v.generator.render_edge() if edge else v.generator.render()
@@ -593,12 +593,12 @@ class Publisher:
         self._runs, self._restored_uploads = m.runs, m.uploaded
         self._discontinuity_floor = m.discontinuity_floor
         if m.clean:
-            self.release.limit = m.next_sequence  # nothing past it was served; new numbers need a save
+            self._release.limit = m.next_sequence  # nothing past it was served; new numbers need a save
             log.info("continuing from saved state: next media sequence %d, %d variant(s)",
                      self._next_sequence, len(self._variants))
         else:
             self._continue_above(m.reserved, start, floor)
-        self.playlists.replace(self._renderings())
+        self._release.restored(self._versions())
 
     def _continue_above(self, reserved: int, start: int, floor: int) -> None:
         """The state was not saved at a clean stop: numbers up to `reserved` may have been served since
@@ -614,7 +614,7 @@ class Publisher:
         self._forget_uploads(sorted(self._restored_uploads), now)
         self._restored_uploads = set()
         self._next_sequence, self._discontinuity_floor = start, floor
-        self.release.limit = reserved  # what the file on disk allows: nothing new until a save
+        self._release.limit = reserved  # what the file on disk allows: nothing new until a save
         self._read_since_restart = set()
         log.warning("state was not saved at a clean stop: media sequence numbers up to %d may have been "
                     "served since; continuing from %d with a discontinuity, at Owncast's next segment",
@@ -645,11 +645,11 @@ class Publisher:
         return not pending
 
     async def start(self) -> None:
-        await self.release.start()
+        await self._release.start()
 
     async def close(self) -> None:
         self._closed = True
-        await self.release.close()
+        await self._release.close()
         tasks = [c.task for s in self._undecided() for c in s.copies.values()]
         tasks += [t for v in self._variants.values() for t in v.inits.values()]
         for t in tasks:

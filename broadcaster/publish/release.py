@@ -14,6 +14,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from ..bucket.mirror import PlaylistMirror
 from ..metrics import Metrics
@@ -27,11 +28,19 @@ from .visible import VisiblePlaylists
 # (variant, media sequence, Owncast's segment, the URL listed), once the listing is visible.
 ListedHook = Callable[[int, int, SourceSegment, str], None]
 Listing = tuple[int, int, SourceSegment, float, str]  # a listing not yet visible: ..., seen_at, URL
-Renderings = Callable[[bool], dict[int, Rendered]]  # every variant's current version (True: the bucket's)
 
 log = logging.getLogger(__name__)
 
 HELD_RETRY = 1.0  # seconds between saves while versions are held back, new segments or not
+
+
+@dataclass(frozen=True, slots=True)
+class Versions:
+    """Every variant's current version, pushed by the publisher on each change: Release never asks back."""
+
+    renderings: dict[int, Rendered]
+    edges: dict[int, Rendered]  # the same versions for the bucket (no blocking reload); empty without a mirror
+    target: int | None  # the target duration the publisher decided
 
 
 class Release:
@@ -39,7 +48,6 @@ class Release:
         self,
         playlists: VisiblePlaylists,
         metrics: Metrics,
-        renderings: Renderings,
         *,
         key_prefix: str,
         snapshots: Snapshots | None = None,
@@ -49,7 +57,7 @@ class Release:
     ) -> None:
         self._playlists = playlists
         self._metrics = metrics
-        self._renderings = renderings
+        self._latest = Versions({}, {}, None)
         self._prefix = key_prefix
         self.snapshots = snapshots
         self.mirror = mirror
@@ -59,7 +67,8 @@ class Release:
         self._dirty = asyncio.Event()
         self._saver: asyncio.Task[None] | None = None
         # Numbers below this may be shown without a new save: the reserve of the state last saved (the
-        # Publisher sets where it starts). Used only while a state file is kept.
+        # publisher sets where it starts, and where it continues after a restore). Used only while a
+        # state file is kept.
         self.limit = 0
         self.held = False  # versions are held back: past the limit, and the save failed
 
@@ -67,27 +76,34 @@ class Release:
         """A listing to tell once the version holding it is visible."""
         self._unpublished.append(listing)
 
-    def changed(self) -> None:
+    @property
+    def mirrors(self) -> bool:
+        """The bucket gets copies of the playlists: the publisher renders its versions (edges) too."""
+        return self.mirror is not None
+
+    def changed(self, versions: Versions) -> None:
         """The playlists may have changed: release the new versions now, or once saved."""
-        renderings = self._renderings(False)
-        if all(self._playlists.is_shown(i, r) for i, r in renderings.items()):
+        self._latest = versions
+        if all(self._playlists.is_shown(i, r) for i, r in versions.renderings.items()):
             return
         if self.snapshots is None or self.snapshots.file is None or self._saver is None:
-            self._apply(renderings, self._take_listings(), self._edges())
+            self._apply(versions, self._take_listings())
         else:
             self._dirty.set()
 
-    def _edges(self) -> dict[int, Rendered]:
-        """The same versions for the bucket (no blocking reload), taken at the same moment."""
-        return self._renderings(True) if self.mirror is not None else {}
+    def restored(self, versions: Versions) -> None:
+        """What a restored state shows, before anything is served: visible at once, nothing told."""
+        self._latest = versions
+        self._playlists.replace(versions.renderings)
 
     def _take_listings(self) -> list[Listing]:
         listings, self._unpublished = self._unpublished, []
         return listings
 
-    def _apply(self, renderings: dict[int, Rendered], listings: list[Listing], edges: dict[int, Rendered]) -> None:
+    def _apply(self, versions: Versions, listings: list[Listing]) -> None:
+        renderings = versions.renderings
         self._playlists.show(renderings)  # wakes requests held for a newer version (blocking reload)
-        self._offer(edges)
+        self._offer(versions)
         now = self._mono()
         # A variant not shown yet (regrowing after a restart) is told once it is.
         self._unpublished[:0] = [listing for listing in listings if listing[0] not in renderings]
@@ -107,7 +123,8 @@ class Release:
             else:
                 await self._dirty.wait()
             self._dirty.clear()
-            renderings, edges = self._renderings(False), self._edges()
+            versions = self._latest
+            renderings = versions.renderings
             if not self._unpublished and all(self._playlists.is_shown(i, r) for i, r in renderings.items()):
                 continue  # woken again for a change an earlier save already covered
             listings = self._take_listings()
@@ -116,7 +133,7 @@ class Release:
                 self.limit = max(self.limit, saved[RESERVED])
             if all(r.last_sequence < self.limit for r in renderings.values()):
                 self._hold(False)
-                self._apply(renderings, listings, edges)
+                self._apply(versions, listings)
             else:
                 self._unpublished[:0] = listings  # told once a later version holding them is shown
                 self._hold(True)
@@ -133,13 +150,13 @@ class Release:
         else:
             log.info("state saved: new playlist versions are shown again")
 
-    def _offer(self, edges: dict[int, Rendered]) -> None:
+    def _offer(self, versions: Versions) -> None:
         """Visible (and saved) versions go to the bucket too; the master once its variants are there."""
-        mirror, target = self.mirror, self._playlists.target_duration
+        mirror, target = self.mirror, versions.target
         if mirror is None or target is None:
             return
         cache_control = hls.playlist_cache_control(target)
-        for index, rendered in edges.items():
+        for index, rendered in versions.edges.items():
             key = hls.object_key(self._prefix, index, hls.MEDIA_PLAYLIST_NAME)
             mirror.offer(key, rendered, cache_control)
         master = self._playlists.master_playlist()
@@ -154,7 +171,8 @@ class Release:
 
     def offer_to_mirror(self) -> None:
         """Offer what clients see now (at start-up after a restore, and at shutdown)."""
-        self._offer(self._edges() if self._playlists.showing else {})
+        latest = self._latest
+        self._offer(latest if self._playlists.showing else Versions({}, {}, latest.target))
 
     async def start(self) -> None:
         if self.snapshots is not None and self.snapshots.file is not None and self._saver is None:

@@ -36,7 +36,6 @@ import re
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from typing import Literal
 
 from .assessment import Assessment
 from .stream import Event, StreamState, StreamStatus

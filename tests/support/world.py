@@ -15,6 +15,7 @@ from broadcaster.source.owncast import SourcePlaylist, SourceSegment
 from broadcaster.bucket.cleaner import Cleaner
 from broadcaster.status.assessment import HealthReport
 from broadcaster.publish.publisher import Publisher, PublisherConfig
+from broadcaster.publish.release import Release
 from broadcaster.state.snapshots import Snapshots
 from broadcaster.state.disk import StateFile
 from broadcaster.bucket.uploader import Backoff, Uploader
@@ -62,17 +63,18 @@ class World:
         mono: Callable[[], float] = (lambda: self.now) if stepped else time.monotonic
         self.playlists = Recording()
         self.snapshots = Snapshots(state, self.metrics) if state is not None else None
+        self.release = Release(self.playlists, self.metrics, key_prefix="live", snapshots=self.snapshots,
+                               on_listed=lambda v, n, s, _u: self.listed.append((v, n, s.name)), monotonic=mono)
         self.pub = Publisher(PublisherConfig(hls_dir=tmp_path, key_prefix="live", urls=PublicUrls(PUBLIC),
                                              window_seconds=window, wall_clock=lambda: self.clock, monotonic=mono),
                              uploader=self.uploader, metrics=self.metrics, playlists=self.playlists,
-                             on_listed=lambda v, n, s, _u: self.listed.append((v, n, s.name)),
-                             snapshots=self.snapshots)
+                             release=self.release)
         if self.snapshots is not None:
             self.snapshots.register(None, self.pub)
         snapshots = self.snapshots
         self.report = HealthReport(self.pub.facts, self.uploader,
                                    state_error=lambda: snapshots.error if snapshots else None,
-                                   listing_held=lambda: self.pub.release.held)
+                                   listing_held=lambda: self.release.held)
         self.checker = VariantSetChecker(allow_resume_after_endlist=True, allow_restart=True, align_by=align_by)
         self.segments: dict[int, list[SourceSegment]] = {}
 
