@@ -31,7 +31,7 @@ from .settings import Address, Settings
 from .source.owncast import SourceSegment
 from .source.watcher import HlsWatcher
 from .state.disk import DirectoryBusy, DirectoryLock, StateFile
-from .state.snapshots import Snapshots
+from .state.snapshots import Snapshots, register_parts
 from .status.assessment import HealthReport
 from .status.hub import EventHub, StatusWatcher
 
@@ -53,6 +53,20 @@ def default_viewer_dir() -> Path | None:
     return None
 
 
+def _lock_state_dir(state_dir: Path) -> DirectoryLock:
+    """One service per STATE_DIR: a second one would serve the same numbers twice."""
+    lock = DirectoryLock(state_dir)
+    try:
+        lock.acquire()
+    except DirectoryBusy as err:
+        by = f" (pid {err.pid})" if err.pid else ""
+        raise StartupError(f"STATE_DIR {state_dir} is in use by another hls-broadcaster{by}; "
+                           "each service needs a STATE_DIR of its own") from None
+    except OSError as err:
+        raise StartupError(f"cannot lock STATE_DIR {state_dir}: {err.strerror or err}") from None
+    return lock
+
+
 class Service:
     def __init__(
         self,
@@ -65,12 +79,27 @@ class Service:
     ) -> None:
         self.settings = settings
         self.metrics = metrics or Metrics()
-        s = settings
+        self._on_listed = on_listed
         # File handles: client connections, event streams and held requests are capped from what the
         # open-file limit leaves once the service's own work is provided for.
         self.budget = budget or limits.for_process(
-            upload_concurrency=s.upload_concurrency, metrics_listener=isinstance(s.metrics_listen, Address))
+            upload_concurrency=settings.upload_concurrency,
+            metrics_listener=isinstance(settings.metrics_listen, Address))
         self.connection_metrics = ConnectionMetrics(self.metrics.registry)
+        self._lock = _lock_state_dir(settings.state_dir)
+        # One stage after the other, as the README draws them: bucket, publishing, source, status, web.
+        self._build_bucket(settings)
+        self._build_publishing(settings)
+        self.watcher = HlsWatcher(settings.hls_dir, self.publisher, self.metrics)
+        self._build_status()
+        self.app = self._build_app(settings, viewer_dir or default_viewer_dir())
+        self._runner: web.AppRunner | None = None
+        self._metrics_runner: web.AppRunner | None = None
+        self._probe_task: asyncio.Task[None] | None = None
+        self.url = ""
+
+    def _build_bucket(self, s: Settings) -> None:
+        """Everything that writes to or deletes from the bucket."""
         # On a loop of its own: a crowd of viewers on the serving loop must not time uploads out.
         self.store = StoreThread(S3Store(
             endpoint_url=s.s3_endpoint_url,
@@ -84,20 +113,6 @@ class Service:
         self.uploader = Uploader(
             self.store, self.metrics, concurrency=s.upload_concurrency, attempt_timeout=s.upload_timeout
         )
-        self._lock = DirectoryLock(s.state_dir)
-        try:
-            self._lock.acquire()
-        except DirectoryBusy as err:
-            by = f" (pid {err.pid})" if err.pid else ""
-            raise StartupError(f"STATE_DIR {s.state_dir} is in use by another hls-broadcaster{by}; "
-                               "each service needs a STATE_DIR of its own") from None
-        except OSError as err:
-            raise StartupError(f"cannot lock STATE_DIR {s.state_dir}: {err.strerror or err}") from None
-        self.state = StateFile(s.state_dir)
-        self._on_listed = on_listed
-        self.events = EventHub(max_streams=self.budget.events, write_timeout=s.write_timeout,
-                               on_refused=functools.partial(self.connection_metrics.rejected, "events"))
-        self.connection_metrics.watch("events", lambda: self.events.streams, self.budget.events)
         self.mirror = (
             PlaylistMirror(self.store, self.metrics, attempt_timeout=s.upload_timeout) if s.publish_playlists else None
         )
@@ -107,6 +122,10 @@ class Service:
             Cleaner(self.store, self.metrics, margin=s.cleanup_margin)
             if s.delete_old_segments and not s.keep_recordings else None
         )
+
+    def _build_publishing(self, s: Settings) -> None:
+        """Owncast's playlists into ours, and the state file that remembers them (restored here)."""
+        self.state = StateFile(s.state_dir)
         self.playlists = VisiblePlaylists()
         self.snapshots = Snapshots(self.state, self.metrics)
         # Saved first, then visible (and mirrored), then told.
@@ -131,34 +150,31 @@ class Service:
             on_removed=self.cleaner.schedule if self.cleaner else None,
             recorder=self.recorder,
         )
-        # One snapshot of every part, saved before a version becomes visible; the cleaner is restored
-        # first, so a publisher that refuses its part leaves nothing restored.
-        if self.cleaner is not None:
-            self.snapshots.register("cleaner", self.cleaner, empty=[])
-        self.snapshots.register(None, self.publisher)
+        register_parts(self.snapshots, self.publisher, self.cleaner)
         self.snapshots.restore()
-        self.watcher = HlsWatcher(s.hls_dir, self.publisher, self.metrics)
+
+    def _build_status(self) -> None:
+        """/health's assessment, the event hub and the state events published into it."""
+        self.events = EventHub(max_streams=self.budget.events, write_timeout=self.settings.write_timeout,
+                               on_refused=functools.partial(self.connection_metrics.rejected, "events"))
+        self.connection_metrics.watch("events", lambda: self.events.streams, self.budget.events)
         self.report = HealthReport(self.publisher.facts, self.uploader,
                                    state_error=lambda: self.snapshots.error, mirror=self.mirror,
                                    listing_held=lambda: self.release.held,
                                    input_problem=self.watcher.master_missing)
         # State events: from the first reading after the watcher's first scan (start) to the hub's close.
         self.status = StatusWatcher(self.events, self.report.assess)
-        viewer_folder = viewer_dir or default_viewer_dir()
-        self.app = create_app(
+
+    def _build_app(self, s: Settings, viewer_folder: Path | None) -> web.Application:
+        stream_url = f"{s.r2_public_url}/{self.release.master_key}" if self.mirror else "live/master.m3u8"
+        return create_app(
             self.playlists, self.report, self.metrics, events=self.events,
             playlist_options=PlaylistOptions(blocking_reload=s.blocking_reload, max_held=self.budget.held,
                                              trust_cf_connecting_ip=s.trust_cf_connecting_ip),
             viewer_options=None if viewer_folder is None else ViewerOptions(
-                viewer_folder, max_open=self.budget.files, write_timeout=s.write_timeout,
-                stream_url=(f"{s.r2_public_url}/{self.release.master_key}" if self.mirror
-                            else "live/master.m3u8")),
+                viewer_folder, stream_url=stream_url, max_open=self.budget.files, write_timeout=s.write_timeout),
             expose_metrics=s.metrics_listen == "", connection_metrics=self.connection_metrics,
         )
-        self._runner: web.AppRunner | None = None
-        self._metrics_runner: web.AppRunner | None = None
-        self._probe_task: asyncio.Task[None] | None = None
-        self.url = ""
 
     async def start(self) -> None:
         s = self.settings

@@ -138,3 +138,12 @@ class Snapshots:
             await asyncio.wait([self._saving])
             if not self._saving.cancelled():
                 self._saving.exception()  # retrieved: its OSError was logged or is moot now
+
+
+def register_parts(snapshots: Snapshots, publisher: Durable, cleaner: Durable | None = None) -> None:
+    """The service's parts in one snapshot, saved before a version becomes visible: the publisher's at
+    the top level, the cleaner's under "cleaner", restored first, so a publisher that refuses its part
+    leaves nothing restored."""
+    if cleaner is not None:
+        snapshots.register("cleaner", cleaner, empty=[])
+    snapshots.register(None, publisher)

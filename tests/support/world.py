@@ -16,7 +16,7 @@ from broadcaster.bucket.cleaner import Cleaner
 from broadcaster.status.assessment import HealthReport
 from broadcaster.publish.publisher import Publisher, PublisherConfig
 from broadcaster.publish.release import Release
-from broadcaster.state.snapshots import Snapshots
+from broadcaster.state.snapshots import Snapshots, register_parts
 from broadcaster.state.disk import StateFile
 from broadcaster.bucket.uploader import Backoff, Uploader
 from broadcaster.bucket.urls import PublicUrls
@@ -70,7 +70,7 @@ class World:
                              uploader=self.uploader, metrics=self.metrics, playlists=self.playlists,
                              release=self.release)
         if self.snapshots is not None:
-            self.snapshots.register(None, self.pub)
+            register_parts(self.snapshots, self.pub)  # as the service does (without a cleaner)
         snapshots = self.snapshots
         self.report = HealthReport(self.pub.facts, self.uploader,
                                    state_error=lambda: snapshots.error if snapshots else None,
