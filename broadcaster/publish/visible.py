@@ -29,7 +29,7 @@ class VisiblePlaylists:
         self.held_requests = 0  # in wait_for_sequence now: the one count (the HTTP cap and /metrics read it)
         self._released = False  # stopping: held requests are answered at once
 
-    # -- written by the publisher (what Owncast announces, a restored state) and release.py (show) ---
+    # -- written by the publisher (what Owncast announces, the target) and release.py (show, restored) 
 
     @property
     def announced(self) -> list[SourceVariant] | None:
