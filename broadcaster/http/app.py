@@ -20,13 +20,11 @@ from ..playlist import hls
 from ..status.hub import WRITE_TIMEOUT, EventHub
 from . import events as sse
 from . import health as readings
-from . import viewer
+from . import limits, viewer
 from .common import CLIENT_MAX_SIZE, CONNECTION_LOG, elsewhere
 from .keys import DEFAULT_VARIANT, EVENTS, HEALTH, METRICS, VIEWER_CONFIG, VIEWER_FILES, HealthSource
 from .playlists import MAX_HELD, PlaylistRoutes, PlaylistSource
 from .viewer_files import ViewerFiles
-
-VIEWER_FILES_OPEN = 8  # viewer files sent from disk at once when no cap is given (limits.VIEWER_FILES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +43,7 @@ class ViewerOptions:
 
     folder: Path
     stream_url: str = "live/master.m3u8"  # where it plays from: here, or the bucket's copies
-    max_open: int = VIEWER_FILES_OPEN  # files sent from disk at once
+    max_open: int = limits.VIEWER_FILES  # files sent from disk at once (the file-handle budget's share)
     write_timeout: float = WRITE_TIMEOUT  # a client that accepts nothing this long is dropped
 
 

@@ -155,11 +155,6 @@ class EventHub:
         self._closed = True
         self._changed.set()
 
-    async def wait_closed(self) -> None:
-        """Returns once close() was called (woken by each publish on the way, like a stream)."""
-        while not self._closed:
-            await self._changed.wait()
-
     def _oldest(self) -> int:
         return self._ring[0][0] if self._ring else self._next_id
 
