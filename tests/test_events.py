@@ -12,6 +12,7 @@ import logging
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -19,18 +20,22 @@ import pytest
 from aiohttp import web
 from pytest_aiohttp import AiohttpClient
 
-from broadcaster.playlist import hls
-from broadcaster.status.assessment import Assessment
-from broadcaster.status.hub import RING_SIZE, EventHub, StalledClient, StatusWatcher
-from broadcaster.status.stream import StreamState
-from broadcaster.playlist.manifest import Rendered
-from broadcaster.metrics import Metrics
 from broadcaster.http import create_app
 from broadcaster.http.events import parse_last_event_id
+from broadcaster.metrics import Metrics
+from broadcaster.playlist import hls
+from broadcaster.playlist.manifest import Rendered
+from broadcaster.service import Service
+from broadcaster.settings import load_settings
+from broadcaster.source.watcher import HlsWatcher
+from broadcaster.status.assessment import Assessment, HealthReport
+from broadcaster.status.hub import RING_SIZE, EventHub, StalledClient, StatusWatcher
+from broadcaster.status.stream import StreamState
 from tests.support.client import Client
 from tests.support.fakes import FakeHealth
 from tests.support.sse import Event, SseReader
 from tests.support.waiting import WAIT, until
+from tests.test_lock import moto_env
 
 PATH = "/live/events"
 
@@ -558,3 +563,46 @@ async def test_watcher_starts_and_stops_cleanly() -> None:
     await watcher.stop()
     assert [t for t in asyncio.all_tasks() if t.get_name() == "status-events"] == []
     assert hub.last_id + 1 - hub._oldest() == 1  # the first reading's state event, once
+
+
+# -- the service's state events ---------------------------------------------------------------------
+
+
+async def test_the_service_runs_state_events_from_its_first_scan_until_it_stops(
+        tmp_path: Path, moto_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Service.start starts the StatusWatcher once the pipeline runs: its first reading comes after the
+    first scan of Owncast's folder (a reading before it would say offline); Service.stop stops it first,
+    so no state is read or published once the hub closes, and nothing of it is left running."""
+    steps: list[str] = []
+    assess, scan, close = HealthReport.assess, HlsWatcher.scan, EventHub.close
+
+    def reading(report: HealthReport) -> Assessment:
+        steps.append("reading")
+        return assess(report)
+
+    def scanning(watcher: HlsWatcher, quiet: bool = True) -> None:
+        steps.append("scan")
+        scan(watcher, quiet)
+
+    def closing(hub: EventHub) -> None:
+        steps.append("close")
+        close(hub)
+
+    monkeypatch.setattr(HealthReport, "assess", reading)
+    monkeypatch.setattr(HlsWatcher, "scan", scanning)
+    monkeypatch.setattr(EventHub, "close", closing)
+
+    def running() -> list[asyncio.Task[Any]]:
+        return [t for t in asyncio.all_tasks() if t.get_name() == "status-events" and not t.done()]
+
+    service = Service(load_settings(environ=moto_env(moto_url, tmp_path)))
+    assert running() == []
+    await service.start()
+    try:
+        await until(lambda: service.status.state == "offline", "the first reading: no stream yet")
+        assert "scan" in steps and steps.index("scan") < steps.index("reading"), steps
+        assert len(running()) == 1
+    finally:
+        await service.stop()
+    assert running() == []
+    assert "reading" not in steps[steps.index("close"):], steps
