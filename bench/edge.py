@@ -37,14 +37,13 @@ import asyncio
 import math
 import multiprocessing
 import os
-import re
 import random
+import re
 import resource
 import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -53,9 +52,16 @@ from pathlib import Path
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench.glass_to_request import OwncastWriter, encode_segments, free_port, service_env
-from bench.viewers import PATH, Server, cpu_seconds, last_sequence, machine_idle, serve_ours, start_server
-from broadcaster.demo.seaweed import SeaweedS3
+from bench.rig import (
+    OwncastWriter,
+    cpu_seconds,
+    encode_segments,
+    free_port,
+    machine_idle,
+    service_env,
+    workspace,
+)
+from bench.viewers import PATH, Server, last_sequence, serve_ours, start_server
 from tests.support.stats import pct
 
 REPO = Path(__file__).resolve().parent.parent
@@ -416,56 +422,55 @@ async def main(args: argparse.Namespace) -> int:
     if hard != resource.RLIM_INFINITY and hard < need:
         sys.exit(f"bench/edge.py: {need} open files needed but RLIMIT_NOFILE's hard limit is {hard}; "
                  "raise it (ulimit -Hn) or use fewer --viewers")
-    work = Path(tempfile.mkdtemp(prefix="bench-edge-"))
     ctx = multiprocessing.get_context("spawn")
     nginx: NginxCache | None = None
     service: Server | None = None
-    try:
+    async with workspace("edge") as ws:
+        work, s3 = ws.work, ws.s3
         print("encoding segments ...", flush=True)
         segments = await asyncio.to_thread(encode_segments, work, 5, 1200)
         hls_dir = work / "hls"
         hls_dir.mkdir()
-        async with SeaweedS3(work / "s3") as s3:
-            writer = OwncastWriter(hls_dir, segments)
-            phases: list[Phase] = []
-            try:
-                env = service_env(hls_dir, s3, work / "state", LOG_LEVEL="warning")
-                service = await start_server("service", ctx, serve_ours, env, args.origin_viewers)
-                print(f"waiting for the live window to fill ({args.warmup:g} s) ...", flush=True)
-                async with aiohttp.ClientSession() as http:
-                    async with asyncio.timeout(args.warmup + 60):
-                        while True:
-                            async with http.get(service.url + PATH) as r:
-                                if r.status == 200:
-                                    break
-                            await asyncio.sleep(0.2)
-                await asyncio.sleep(args.warmup)
-                nginx = NginxCache(work / "nginx", service.url.removeprefix("http://"))
-                nginx.start()
-                print(f"service (pid {service.pid}) at {service.url}, nginx (pid {nginx.pids()[0]}) at "
-                      f"127.0.0.1:{nginx.port}", flush=True)
-                for rnd in range(args.rounds):
-                    for name in ("cache", "origin"):
-                        base = f"http://127.0.0.1:{nginx.port}" if name == "cache" else service.url
-                        viewers = args.viewers if name == "cache" else args.origin_viewers
-                        print(f"round {rnd + 1}/{args.rounds}: {name}: {viewers} viewers ...", flush=True)
-                        phase = await run_phase(name, base, viewers, service, nginx if name == "cache" else None,
-                                                args)
-                        print(f"  {phase.answers / phase.seconds:.0f} answers/s, origin "
-                              f"{phase.origin_requests / phase.seconds:.1f} requests/s; whole phase: "
-                              f"{phase.whole[0]} viewer answers, {phase.whole[1]:.0f} origin requests",
-                              flush=True)
-                        phases.append(phase)
-                        await asyncio.sleep(args.settle)
-            finally:
-                if nginx is not None:
-                    problems = [line for line in nginx.log().splitlines() if "[warn]" not in line]
-                    nginx.stop()
-                    if problems:
-                        print("nginx error log:", *problems[-10:], sep="\n  ")
-                if service is not None:
-                    await asyncio.to_thread(service.stop)
-                await writer.stop()
+        writer = OwncastWriter(hls_dir, segments)
+        phases: list[Phase] = []
+        try:
+            env = service_env(hls_dir, s3, work / "state", LOG_LEVEL="warning")
+            service = await start_server("service", ctx, serve_ours, env, args.origin_viewers)
+            print(f"waiting for the live window to fill ({args.warmup:g} s) ...", flush=True)
+            async with aiohttp.ClientSession() as http:
+                async with asyncio.timeout(args.warmup + 60):
+                    while True:
+                        async with http.get(service.url + PATH) as r:
+                            if r.status == 200:
+                                break
+                        await asyncio.sleep(0.2)
+            await asyncio.sleep(args.warmup)
+            nginx = NginxCache(work / "nginx", service.url.removeprefix("http://"))
+            nginx.start()
+            print(f"service (pid {service.pid}) at {service.url}, nginx (pid {nginx.pids()[0]}) at "
+                  f"127.0.0.1:{nginx.port}", flush=True)
+            for rnd in range(args.rounds):
+                for name in ("cache", "origin"):
+                    base = f"http://127.0.0.1:{nginx.port}" if name == "cache" else service.url
+                    viewers = args.viewers if name == "cache" else args.origin_viewers
+                    print(f"round {rnd + 1}/{args.rounds}: {name}: {viewers} viewers ...", flush=True)
+                    phase = await run_phase(name, base, viewers, service, nginx if name == "cache" else None,
+                                            args)
+                    print(f"  {phase.answers / phase.seconds:.0f} answers/s, origin "
+                          f"{phase.origin_requests / phase.seconds:.1f} requests/s; whole phase: "
+                          f"{phase.whole[0]} viewer answers, {phase.whole[1]:.0f} origin requests",
+                          flush=True)
+                    phases.append(phase)
+                    await asyncio.sleep(args.settle)
+        finally:
+            if nginx is not None:
+                problems = [line for line in nginx.log().splitlines() if "[warn]" not in line]
+                nginx.stop()
+                if problems:
+                    print("nginx error log:", *problems[-10:], sep="\n  ")
+            if service is not None:
+                await asyncio.to_thread(service.stop)
+            await writer.stop()
         merged = {name: Phase(name, phases[0].viewers if name == "cache" else args.origin_viewers)
                   for name in ("cache", "origin")}
         for ph in phases:
@@ -484,8 +489,6 @@ async def main(args: argparse.Namespace) -> int:
         if service.logged:
             print("service log:", *sorted({what for _, what in service.logged})[:10], sep="\n  ")
         return 0 if report(args, list(merged.values()), service.listed) else 1
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def _parser() -> argparse.ArgumentParser:

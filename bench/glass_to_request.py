@@ -40,194 +40,34 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
-import multiprocessing
 import os
 import re
-import secrets
-import shutil
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
-from dataclasses import dataclass
-from multiprocessing.connection import Connection
-from multiprocessing.synchronize import Event as MpEvent
 from pathlib import Path
 
 import aiohttp
 
-from broadcaster.demo.ffmpeg import ffmpeg_exe
+from bench.rig import (
+    SEGMENT_SECONDS,
+    OwncastWriter,
+    counters,
+    encode_segments,
+    ms,
+    parse_playlist,
+    scrape_histograms,
+    scrape_metrics,
+    service_env,
+    wait_listed,
+    workspace,
+)
 from broadcaster.demo.seaweed import SeaweedS3
-from tests.support.owncast_writer import playlist_text, write_in_place
 from tests.support.service_process import ServiceProcess
-from tests.support.service_process import service_env as _service_env
 from tests.support.stats import pct
 
-REPO = Path(__file__).resolve().parent.parent
-
-SEGMENT_SECONDS = 1
-PIECE = 32 * 1024  # bytes per write as Owncast copies a PUT body in
 POLL_INTERVAL = SEGMENT_SECONDS / 2  # hls.js without blocking reload: half a target duration
-
-
-# -- helpers shared by the three benches ---------------------------------------------------------
-
-
-def ms(seconds: float) -> str:
-    return f"{seconds * 1000:8.1f}ms"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def parse_playlist(body: bytes) -> tuple[int, list[str]]:
-    """(EXT-X-MEDIA-SEQUENCE, segment file names) of a media playlist."""
-    sequence = 0
-    names: list[str] = []
-    for line in body.decode("utf-8", "replace").splitlines():
-        if line.startswith("#EXT-X-MEDIA-SEQUENCE:"):
-            sequence = int(line.partition(":")[2])
-        elif line and not line.startswith("#"):
-            names.append(line.rsplit("/", 1)[-1])
-    return sequence, names
-
-
-# -- real ffmpeg segments, encoded once ----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Segment:
-    data: bytes
-    duration: float
-
-
-def encode_segments(work: Path, count: int, kbps: int) -> list[Segment]:
-    """`count` 1 s MPEG-TS segments of a 1280x720 test picture with sound, as Owncast's ffmpeg makes
-    them (keyframe every second, -hls_time 1); constant bitrate so each is about kbps/8 KB."""
-    out = work / "encoded"
-    out.mkdir(parents=True, exist_ok=True)
-    fps = 30
-    subprocess.run([
-        ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
-        "-f", "lavfi", "-i", f"testsrc=size=1280x720:rate={fps}",
-        "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:beep_factor=4",
-        "-t", str(count * SEGMENT_SECONDS), "-map", "0:v", "-map", "1:a",
-        "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
-        "-b:v", f"{kbps}k", "-minrate", f"{kbps}k", "-maxrate", f"{kbps}k", "-bufsize", f"{kbps}k",
-        "-x264-params", "nal-hrd=cbr", "-g", str(fps * SEGMENT_SECONDS), "-keyint_min", str(fps * SEGMENT_SECONDS),
-        "-sc_threshold", "0", "-c:a", "aac", "-b:a", "64k",
-        "-f", "hls", "-hls_time", str(SEGMENT_SECONDS), "-hls_list_size", "0",
-        "-hls_segment_filename", str(out / "seg%d.ts"), str(out / "out.m3u8"),
-    ], check=True)  # fmt: skip
-    segments: list[Segment] = []
-    duration = 0.0
-    for line in (out / "out.m3u8").read_text().splitlines():
-        if line.startswith("#EXTINF:"):
-            duration = float(line[len("#EXTINF:"):].split(",")[0])
-        elif line and not line.startswith("#"):
-            segments.append(Segment((out / line).read_bytes(), duration))
-    full = [s for s in segments if round(s.duration) == SEGMENT_SECONDS]
-    if not full:
-        raise RuntimeError(f"ffmpeg made no {SEGMENT_SECONDS} s segment: {[s.duration for s in segments]}")
-    return full
-
-
-# -- the synthetic Owncast: its own process, writing the way Owncast does -----------------------
-
-MASTER = (
-    "#EXTM3U\n#EXT-X-VERSION:3\n"
-    '#EXT-X-STREAM-INF:BANDWIDTH={bandwidth},RESOLUTION=1280x720,CODECS="avc1.64001f,mp4a.40.2"\n'
-    "0/stream.m3u8\n\n"
-)
-
-
-def owncast_playlist(window: list[tuple[str, float, float]], first: int) -> str:
-    """A variant playlist as Owncast's ffmpeg writes it (hls_flags program_date_time +
-    independent_segments + omit_endlist)."""
-    return playlist_text(window, first=first, target=max(math.ceil(d) for _, d, _ in window))
-
-
-def run_owncast(hls_dir: str, segments: list[Segment], cadence: float, list_size: int, limit: int,
-                stop: MpEvent, conn: Connection) -> None:
-    """Process target: write segment k at (start + k * cadence) until `limit` segments (0: until
-    `stop`); send {name: glass time} and the worst lateness back on `conn` at the end."""
-    root = Path(hls_dir)
-    folder = root / "0"
-    folder.mkdir(parents=True, exist_ok=True)
-    shortid = secrets.token_hex(5)[:9]
-    bandwidth = int(max(len(s.data) / s.duration for s in segments) * 8 * 1.1)
-    write_in_place(root / "stream.m3u8", MASTER.format(bandwidth=bandwidth), piece=PIECE)
-    window: list[tuple[str, float, float]] = []
-    glass: dict[str, float] = {}
-    keep = list_size + 10  # Owncast's cleanup keeps the newest list_size + 10
-    late_max = 0.0
-    k = 0
-    start_at = time.monotonic()
-    try:
-        while not limit or k < limit:
-            deadline = start_at + (k + 1) * cadence  # segment k is complete one cadence after it began
-            wait = deadline - time.monotonic()
-            if stop.wait(max(0.0, wait)):
-                break
-            late_max = max(late_max, time.monotonic() - deadline)
-            seg = segments[k % len(segments)]
-            name = f"stream-{shortid}-{k}.ts"
-            write_in_place(folder / name, seg.data, piece=PIECE)
-            window = (window + [(name, seg.duration, time.time() - seg.duration)])[-list_size:]
-            write_in_place(folder / "stream.m3u8", owncast_playlist(window, max(0, k + 1 - len(window))), piece=PIECE)
-            glass[name] = time.monotonic()  # the moment Owncast has listed it
-            if k >= keep:
-                (folder / f"stream-{shortid}-{k - keep}.ts").unlink(missing_ok=True)
-            k += 1
-    finally:
-        conn.send((glass, late_max))
-        conn.close()
-
-
-class OwncastWriter:
-    """Starts run_owncast in a process of its own (Owncast is another program)."""
-
-    def __init__(self, hls_dir: Path, segments: list[Segment], *, cadence: float = SEGMENT_SECONDS,
-                 list_size: int = 25, limit: int = 0) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        self._stop = ctx.Event()
-        self._recv, send = ctx.Pipe(duplex=False)
-        self._proc = ctx.Process(
-            target=run_owncast, name="owncast",
-            args=(str(hls_dir), segments, cadence, list_size, limit, self._stop, send), daemon=True)
-        self._proc.start()
-        send.close()
-        self.glass: dict[str, float] = {}
-        self.late_max = 0.0
-
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid
-
-    def done(self) -> bool:
-        return not self._proc.is_alive()
-
-    async def wait(self) -> None:
-        await asyncio.to_thread(self._collect)  # read before joining: a big answer fills the pipe
-        await asyncio.to_thread(self._proc.join)
-
-    async def stop(self) -> None:
-        self._stop.set()
-        await self.wait()
-
-    def _collect(self) -> None:
-        if self.glass:
-            return
-        try:
-            self.glass, self.late_max = self._recv.recv()  # sent when it stops, even on an error
-        except EOFError:  # it died without a word
-            pass
 
 
 # -- the service, as an operator runs it ---------------------------------------------------------
@@ -235,93 +75,7 @@ class OwncastWriter:
 _UPLOADED = re.compile(r"uploaded \S*/([^/\s]+) \(\d+ bytes\) in (\d+) ms")
 
 
-def service_env(hls_dir: Path, s3: SeaweedS3, state_dir: Path, **over: str) -> dict[str, str]:
-    """The tests' environment for the service, plus this checkout on PYTHONPATH (no install needed)."""
-    path = os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])
-    return _service_env(hls_dir, s3, state_dir, **{"PYTHONPATH": path, **over})
-
-
-# -- /metrics ------------------------------------------------------------------------------------
-
-
-@dataclass
-class Histogram:
-    buckets: list[tuple[float, float]]  # (upper bound, cumulative count)
-    total: float
-    count: float
-
-    def minus(self, earlier: Histogram) -> Histogram:
-        before = dict(earlier.buckets)
-        return Histogram([(le, n - before.get(le, 0.0)) for le, n in self.buckets],
-                         self.total - earlier.total, self.count - earlier.count)
-
-    def quantile(self, q: float) -> float:
-        """Linear interpolation inside the bucket, as Prometheus' histogram_quantile does."""
-        if self.count <= 0:
-            return math.nan
-        rank = q * self.count
-        lower, below = 0.0, 0.0
-        for le, n in self.buckets:
-            if n >= rank:
-                if math.isinf(le):
-                    return lower
-                return lower + (le - lower) * ((rank - below) / (n - below) if n > below else 1.0)
-            lower, below = le, n
-        return lower
-
-    def describe(self) -> str:
-        if self.count <= 0:
-            return "no observations"
-        return (f"mean {self.total / self.count * 1000:6.1f}ms  ~p50 {self.quantile(0.5) * 1000:6.1f}ms  "
-                f"~p95 {self.quantile(0.95) * 1000:6.1f}ms  ({self.count:.0f} observations)")
-
-
-async def scrape_metrics(session: aiohttp.ClientSession, url: str) -> str:
-    async with session.get(f"{url}/metrics") as r:
-        return await r.text()
-
-
-def counters(text: str, *names: str) -> dict[str, float]:
-    """Non-zero samples of the named counters, as 'name{label=value,...}': value."""
-    from prometheus_client.parser import text_string_to_metric_families
-
-    out: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        if family.name in names:
-            for sample in family.samples:
-                if sample.name.endswith("_total") and sample.value:
-                    labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
-                    out[f"{family.name}{{{labels}}}"] = sample.value
-    return out
-
-
-async def scrape_histograms(session: aiohttp.ClientSession, url: str) -> dict[str, Histogram]:
-    from prometheus_client.parser import text_string_to_metric_families
-
-    text = await scrape_metrics(session, url)
-    out: dict[str, Histogram] = {}
-    for family in text_string_to_metric_families(text):
-        if family.type != "histogram":
-            continue
-        buckets = sorted((float(s.labels["le"]), s.value) for s in family.samples if s.name.endswith("_bucket"))
-        total = sum(s.value for s in family.samples if s.name.endswith("_sum"))
-        count = sum(s.value for s in family.samples if s.name.endswith("_count"))
-        out[family.name] = Histogram(buckets, total, count)
-    return out
-
-
 # -- the two clients -----------------------------------------------------------------------------
-
-
-async def wait_listed(session: aiohttp.ClientSession, url: str, timeout: float = 60.0) -> tuple[int, list[str]]:
-    """The first 200 of the plain playlist (503 until the first segments are listed)."""
-    async with asyncio.timeout(timeout):
-        while True:
-            async with session.get(url) as r:
-                body = await r.read()
-                if r.status == 200:
-                    return parse_playlist(body)
-            await asyncio.sleep(0.1)
 
 
 async def blocking_client(session: aiohttp.ClientSession, url: str, seen: dict[str, float],
@@ -386,14 +140,11 @@ def _row(label: str, xs: list[float]) -> str:
 
 
 async def main(args: argparse.Namespace) -> int:
-    work = Path(tempfile.mkdtemp(prefix="bench-glass-"))
-    try:
-        return await _bench(args, work)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    async with workspace("glass") as ws:
+        return await _bench(args, ws.work, ws.s3)
 
 
-async def _bench(args: argparse.Namespace, work: Path) -> int:
+async def _bench(args: argparse.Namespace, work: Path, s3: SeaweedS3) -> int:
     print(f"encoding {args.encode} x {SEGMENT_SECONDS} s segments at {args.kbps} kbit/s ...", flush=True)
     segments = await asyncio.to_thread(encode_segments, work, args.encode, args.kbps)
     sizes = [len(s.data) for s in segments]
@@ -406,48 +157,47 @@ async def _bench(args: argparse.Namespace, work: Path) -> int:
     saves: list[float] = []
     probe_stop = threading.Event()
     load_before = os.getloadavg()
-    async with SeaweedS3(work / "s3") as s3:
-        # Debug level: the uploader logs each PutObject's time per segment (one line a second).
-        service = await ServiceProcess(service_env(hls_dir, s3, work / "state", BLOCKING_RELOAD="true",
-                                                   LOG_LEVEL="debug"), work / "cwd").start()
-        writer = OwncastWriter(hls_dir, segments, list_size=args.list_size, limit=total)
-        tasks: list[asyncio.Task[None]] = []
-        sessions = [aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1))
-                    for _ in range(2 + args.pollers)]  # the last one scrapes /metrics
-        try:
-            url = f"{service.url}/live/0/playlist.m3u8"
-            tasks.append(asyncio.create_task(blocking_client(sessions[0], url, blocking_seen, problems)))
-            base = time.monotonic()
-            for i in range(args.pollers):  # phases evenly spread over one poll interval
-                tasks.append(asyncio.create_task(polling_client(
-                    sessions[1 + i], url, polling_seen[i], base + i * POLL_INTERVAL / args.pollers, problems)))
-            print(f"service pid {service.pid} at {service.url}; writing {total} segments "
-                  f"({args.warmup} warm-up), about {total * SEGMENT_SECONDS} s ...", flush=True)
-            # Histograms over the measured segments only: scraped when warm-up ends and at the end.
-            warm_name_suffix = f"-{args.warmup - 1}.ts"
-            async with asyncio.timeout(args.warmup * SEGMENT_SECONDS + 60):
-                while not any(n.endswith(warm_name_suffix) for n in blocking_seen):
-                    await asyncio.sleep(0.05)
-            before = await scrape_histograms(sessions[-1], service.url)
-            await asyncio.sleep(0.5)
-            probe = threading.Thread(target=probe_state_saves, args=(work / "probe", probe_stop, saves),
-                                     daemon=True)
-            probe.start()
-            await writer.wait()
-            await asyncio.sleep(2.0)  # the last segment's upload and listing
-            after = await scrape_histograms(sessions[-1], service.url)
-            troubles = counters(await scrape_metrics(sessions[-1], service.url),
-                                "hls_broadcaster_input_rejected", "hls_broadcaster_segments_lost",
-                                "hls_broadcaster_upload_failures")
-        finally:
-            probe_stop.set()
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            for s in sessions:
-                await s.close()
-            await writer.stop()
-            await service.stop()
+    # Debug level: the uploader logs each PutObject's time per segment (one line a second).
+    service = await ServiceProcess(service_env(hls_dir, s3, work / "state", BLOCKING_RELOAD="true",
+                                               LOG_LEVEL="debug"), work / "cwd").start()
+    writer = OwncastWriter(hls_dir, segments, list_size=args.list_size, limit=total)
+    tasks: list[asyncio.Task[None]] = []
+    sessions = [aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1))
+                for _ in range(2 + args.pollers)]  # the last one scrapes /metrics
+    try:
+        url = f"{service.url}/live/0/playlist.m3u8"
+        tasks.append(asyncio.create_task(blocking_client(sessions[0], url, blocking_seen, problems)))
+        base = time.monotonic()
+        for i in range(args.pollers):  # phases evenly spread over one poll interval
+            tasks.append(asyncio.create_task(polling_client(
+                sessions[1 + i], url, polling_seen[i], base + i * POLL_INTERVAL / args.pollers, problems)))
+        print(f"service pid {service.pid} at {service.url}; writing {total} segments "
+              f"({args.warmup} warm-up), about {total * SEGMENT_SECONDS} s ...", flush=True)
+        # Histograms over the measured segments only: scraped when warm-up ends and at the end.
+        warm_name_suffix = f"-{args.warmup - 1}.ts"
+        async with asyncio.timeout(args.warmup * SEGMENT_SECONDS + 60):
+            while not any(n.endswith(warm_name_suffix) for n in blocking_seen):
+                await asyncio.sleep(0.05)
+        before = await scrape_histograms(sessions[-1], service.url)
+        await asyncio.sleep(0.5)
+        probe = threading.Thread(target=probe_state_saves, args=(work / "probe", probe_stop, saves),
+                                 daemon=True)
+        probe.start()
+        await writer.wait()
+        await asyncio.sleep(2.0)  # the last segment's upload and listing
+        after = await scrape_histograms(sessions[-1], service.url)
+        troubles = counters(await scrape_metrics(sessions[-1], service.url),
+                            "hls_broadcaster_input_rejected", "hls_broadcaster_segments_lost",
+                            "hls_broadcaster_upload_failures")
+    finally:
+        probe_stop.set()
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for s in sessions:
+            await s.close()
+        await writer.stop()
+        await service.stop()
 
     measured = [n for n in writer.glass if int(n.rsplit("-", 1)[1].split(".")[0]) >= args.warmup]
     blocking = [blocking_seen[n] - writer.glass[n] for n in measured if n in blocking_seen]

@@ -40,10 +40,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,9 +49,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 
-from bench.glass_to_request import parse_playlist, service_env, wait_listed
+from bench.rig import parse_playlist, service_env, wait_listed, workspace
 from broadcaster.demo.emulator import OwncastEmulator
-from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.service_process import ServiceProcess
 from tests.support.stats import pct
 
@@ -199,56 +196,56 @@ async def main(args: argparse.Namespace) -> int:
         sys.exit(f"bench/hlsjs_reload.py needs Debian's Chromium at {CHROMIUM} (apt-get install chromium)")
     from playwright.async_api import async_playwright
 
-    work = Path(tempfile.mkdtemp(prefix="bench-hlsjs-"))
-    hls_dir = work / "hls"
-    listed: dict[str, dict[str, Stamp]] = {m: {} for m in MODES}
-    by_msn: dict[str, dict[int, str]] = {m: {} for m in MODES}
-    at_once: dict[str, list[int]] = {m: [0] for m in MODES}
-    rounds: list[Round] = []
-    services: dict[str, ServiceProcess] = {}
-    clocks: list[asyncio.Task[None]] = []
-    session = aiohttp.ClientSession()
-    try:
-        async with SeaweedS3(work / "s3") as s3, OwncastEmulator(hls_dir, variants=1, segment_seconds=1) as owncast:
-            for mode in MODES:
-                env = service_env(hls_dir, s3, work / f"state-{mode}", R2_KEY_PREFIX=mode,
-                                  BLOCKING_RELOAD="true" if mode == "blocking" else "false")
-                services[mode] = await ServiceProcess(env, work / f"cwd-{mode}").start()
-            await owncast.wait_for_segments(0, 3, timeout=30)
-            for mode in MODES:
-                clocks.append(asyncio.create_task(listed_clock(
-                    session, f"{services[mode].url}/live/0/playlist.m3u8", listed[mode], by_msn[mode],
-                    at_once[mode])))
-            print(f"services: blocking at {services['blocking'].url}, polling at {services['polling'].url}; "
-                  f"Owncast emulator ffmpeg pid {owncast.ffmpeg_pid}", flush=True)
-            async with async_playwright() as pw:
-                browser = await pw.chromium.launch(
-                    executable_path=CHROMIUM,
-                    args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                          "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                          "--autoplay-policy=no-user-gesture-required"],
-                )
-                try:
-                    for r in range(args.rounds):
-                        order = MODES if r % 2 == 0 else MODES[::-1]
-                        for mode in order:
-                            print(f"round {r + 1}/{args.rounds}: {mode}: playing {args.warmup + args.segments} s ...",
-                                  flush=True)
-                            rounds.append(await play_round(browser, services[mode].url, mode, args))
-                finally:
-                    await browser.close()
+    async with workspace("hlsjs") as ws:
+        work, s3 = ws.work, ws.s3
+        hls_dir = work / "hls"
+        listed: dict[str, dict[str, Stamp]] = {m: {} for m in MODES}
+        by_msn: dict[str, dict[int, str]] = {m: {} for m in MODES}
+        at_once: dict[str, list[int]] = {m: [0] for m in MODES}
+        rounds: list[Round] = []
+        services: dict[str, ServiceProcess] = {}
+        clocks: list[asyncio.Task[None]] = []
+        session = aiohttp.ClientSession()
+        try:
+            async with OwncastEmulator(hls_dir, variants=1, segment_seconds=1) as owncast:
+                for mode in MODES:
+                    env = service_env(hls_dir, s3, work / f"state-{mode}", R2_KEY_PREFIX=mode,
+                                      BLOCKING_RELOAD="true" if mode == "blocking" else "false")
+                    services[mode] = await ServiceProcess(env, work / f"cwd-{mode}").start()
+                await owncast.wait_for_segments(0, 3, timeout=30)
+                for mode in MODES:
+                    clocks.append(asyncio.create_task(listed_clock(
+                        session, f"{services[mode].url}/live/0/playlist.m3u8", listed[mode], by_msn[mode],
+                        at_once[mode])))
+                print(f"services: blocking at {services['blocking'].url}, polling at {services['polling'].url}; "
+                      f"Owncast emulator ffmpeg pid {owncast.ffmpeg_pid}", flush=True)
+                async with async_playwright() as pw:
+                    browser = await pw.chromium.launch(
+                        executable_path=CHROMIUM,
+                        args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                              "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                              "--autoplay-policy=no-user-gesture-required"],
+                    )
+                    try:
+                        for r in range(args.rounds):
+                            order = MODES if r % 2 == 0 else MODES[::-1]
+                            for mode in order:
+                                print(f"round {r + 1}/{args.rounds}: {mode}: playing {args.warmup + args.segments} s ...",
+                                      flush=True)
+                                rounds.append(await play_round(browser, services[mode].url, mode, args))
+                    finally:
+                        await browser.close()
+                for task in clocks:
+                    task.cancel()
+                await asyncio.gather(*clocks, return_exceptions=True)
+                for service in services.values():
+                    await service.stop()
+        finally:
             for task in clocks:
                 task.cancel()
-            await asyncio.gather(*clocks, return_exceptions=True)
+            await session.close()
             for service in services.values():
                 await service.stop()
-    finally:
-        for task in clocks:
-            task.cancel()
-        await session.close()
-        for service in services.values():
-            await service.stop()
-        shutil.rmtree(work, ignore_errors=True)
 
     results = {m: Result() for m in MODES}
     for rnd in rounds:

@@ -17,17 +17,16 @@ import argparse
 import asyncio
 import os
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
-from bench.glass_to_request import MASTER
+from bench.rig import MASTER, workspace
+from broadcaster.bucket.store import S3Store
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.playlist.manifest import Rendered
-from broadcaster.source.owncast import SourceSegment
 from broadcaster.service import Service
 from broadcaster.settings import load_settings
-from broadcaster.bucket.store import S3Store
+from broadcaster.source.owncast import SourceSegment
 from tests.support.owncast_writer import playlist_text, write_in_place
 from tests.support.stats import pct
 
@@ -37,7 +36,11 @@ def playlist(names: list[str], first: int, duration: float) -> str:
 
 
 async def main(args: argparse.Namespace) -> None:
-    work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    async with workspace("ingest") as ws:
+        await _bench(args, ws.work, ws.s3)
+
+
+async def _bench(args: argparse.Namespace, work: Path, s3: SeaweedS3) -> None:
     hls = work / "hls"
     (hls / "0").mkdir(parents=True)
     # The service takes its variants from Owncast's master playlist, as Owncast writes it first.
@@ -46,54 +49,53 @@ async def main(args: argparse.Namespace) -> None:
     listed: dict[str, float] = {}
     arrived = asyncio.Event()
 
-    async with SeaweedS3(work / "s3") as s3:
-        settings = load_settings(environ={
-            "HLS_DIR": str(hls), "S3_ENDPOINT_URL": s3.endpoint_url, "AWS_ACCESS_KEY_ID": s3.access_key,
-            "AWS_SECRET_ACCESS_KEY": s3.secret_key, "AWS_BUCKET_NAME": s3.bucket, "R2_PUBLIC_URL": s3.public_url,
-            "PORT": "0", "STATE_DIR": str(work / "state"), "WINDOW_SECONDS": "10",
-        })
-        service: Service
+    settings = load_settings(environ={
+        "HLS_DIR": str(hls), "S3_ENDPOINT_URL": s3.endpoint_url, "AWS_ACCESS_KEY_ID": s3.access_key,
+        "AWS_SECRET_ACCESS_KEY": s3.secret_key, "AWS_BUCKET_NAME": s3.bucket, "R2_PUBLIC_URL": s3.public_url,
+        "PORT": "0", "STATE_DIR": str(work / "state"), "WINDOW_SECONDS": "10",
+    })
+    service: Service
 
-        def on_listed(variant: int, sequence: int, segment: SourceSegment, _url: str) -> None:
-            rendered: Rendered | None = service.playlists.media_playlist(variant)  # render is part of listing
-            assert rendered is not None
-            listed[segment.name] = time.perf_counter()
-            arrived.set()
+    def on_listed(variant: int, sequence: int, segment: SourceSegment, _url: str) -> None:
+        rendered: Rendered | None = service.playlists.media_playlist(variant)  # render is part of listing
+        assert rendered is not None
+        listed[segment.name] = time.perf_counter()
+        arrived.set()
 
-        service = Service(settings, on_listed=on_listed)
-        if args.no_state:
-            service.release.snapshots = None  # measure what durability (fsync per listing) costs
-        await service.start()
-        baseline = S3Store(endpoint_url=s3.endpoint_url, region="auto", access_key=s3.access_key,
-                           secret_key=s3.secret_key, bucket=s3.bucket)
-        await baseline.start()
-        names: list[str] = []
-        ours: list[float] = []
-        plain: list[float] = []
-        try:
-            for i in range(args.segments + args.warmup):
-                # A: a plain put_object of the same bytes.
-                t = time.perf_counter()
-                await baseline.put(f"baseline/{i}.ts", body, content_type="video/mp2t", cache_control="no-cache")
-                plain_time = time.perf_counter() - t
-                # B: Owncast writes the segment, then the playlist; the service lists it.
-                name = f"stream-bench-{i}.ts"
-                write_in_place(hls / "0" / name, body)
-                names = (names + [name])[-10:]
-                arrived.clear()
-                write_in_place(hls / "0" / "stream.m3u8", playlist(names, max(0, i - 9), 1.0).encode())
-                t = time.perf_counter()
-                async with asyncio.timeout(30):
-                    while name not in listed:
-                        await arrived.wait()
-                        arrived.clear()
-                if i >= args.warmup:
-                    ours.append(listed[name] - t)
-                    plain.append(plain_time)
-                await asyncio.sleep(args.interval)
-        finally:
-            await baseline.close()
-            await service.stop()
+    service = Service(settings, on_listed=on_listed)
+    if args.no_state:
+        service.release.snapshots = None  # measure what durability (fsync per listing) costs
+    await service.start()
+    baseline = S3Store(endpoint_url=s3.endpoint_url, region="auto", access_key=s3.access_key,
+                       secret_key=s3.secret_key, bucket=s3.bucket)
+    await baseline.start()
+    names: list[str] = []
+    ours: list[float] = []
+    plain: list[float] = []
+    try:
+        for i in range(args.segments + args.warmup):
+            # A: a plain put_object of the same bytes.
+            t = time.perf_counter()
+            await baseline.put(f"baseline/{i}.ts", body, content_type="video/mp2t", cache_control="no-cache")
+            plain_time = time.perf_counter() - t
+            # B: Owncast writes the segment, then the playlist; the service lists it.
+            name = f"stream-bench-{i}.ts"
+            write_in_place(hls / "0" / name, body)
+            names = (names + [name])[-10:]
+            arrived.clear()
+            write_in_place(hls / "0" / "stream.m3u8", playlist(names, max(0, i - 9), 1.0).encode())
+            t = time.perf_counter()
+            async with asyncio.timeout(30):
+                while name not in listed:
+                    await arrived.wait()
+                    arrived.clear()
+            if i >= args.warmup:
+                ours.append(listed[name] - t)
+                plain.append(plain_time)
+            await asyncio.sleep(args.interval)
+    finally:
+        await baseline.close()
+        await service.stop()
 
     print(f"state saved before listing: {'no (--no-state)' if args.no_state else 'yes'}")
     print(f"ingest latency, {args.segments} segments of {args.size} bytes, SeaweedFS on 127.0.0.1, "

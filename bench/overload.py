@@ -46,17 +46,14 @@ import multiprocessing
 import os
 import re
 import resource
-import shutil
 import socket
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field, fields
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from bench.glass_to_request import OwncastWriter, encode_segments, service_env
-from broadcaster.demo.seaweed import SeaweedS3
+from bench.rig import OwncastWriter, cpu_seconds, encode_segments, service_env, workspace
 from tests.support.service_process import ServiceProcess
 from tests.support.stats import pct
 
@@ -347,11 +344,6 @@ def vmrss_kb(pid: int) -> int:
     return 0
 
 
-def cpu_seconds(pid: int) -> float:
-    fields_ = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields_[11]) + int(fields_[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
-
-
 def open_files(pid: int) -> int:
     try:
         return len(os.listdir(f"/proc/{pid}/fd"))
@@ -391,24 +383,21 @@ def ms(values: list[float], p: float) -> str:
 async def main(args: argparse.Namespace) -> int:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the client holds a few thousand sockets
-    work = Path(tempfile.mkdtemp(prefix="bench-overload-"))
-    try:
+    async with workspace("overload") as ws:
+        work, s3 = ws.work, ws.s3
         print("encoding segments ...", flush=True)
         segments = await asyncio.to_thread(encode_segments, work, 5, 1200)
         hls_dir = work / "hls"
         hls_dir.mkdir()
-        async with SeaweedS3(work / "s3") as s3:
-            writer = OwncastWriter(hls_dir, segments)
-            extra = {"WRITE_TIMEOUT": str(args.write_timeout)} if args.write_timeout else {}
-            env = service_env(hls_dir, s3, work / "state", LOG_LEVEL="info", **extra)
-            service = await ServiceProcess(env, work / "cwd", nofile=args.nofile).start()
-            try:
-                return await measure(args, service, writer)
-            finally:
-                await writer.stop()
-                await service.stop()
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+        writer = OwncastWriter(hls_dir, segments)
+        extra = {"WRITE_TIMEOUT": str(args.write_timeout)} if args.write_timeout else {}
+        env = service_env(hls_dir, s3, work / "state", LOG_LEVEL="info", **extra)
+        service = await ServiceProcess(env, work / "cwd", nofile=args.nofile).start()
+        try:
+            return await measure(args, service, writer)
+        finally:
+            await writer.stop()
+            await service.stop()
 
 
 async def measure(args: argparse.Namespace, service: ServiceProcess, writer: OwncastWriter) -> int:

@@ -23,16 +23,15 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 
 def _playlist_app() -> object:
     from aiohttp import web
 
+    from broadcaster.http import create_app
+    from broadcaster.metrics import Metrics
     from broadcaster.playlist import hls
     from broadcaster.playlist.manifest import ListedSegment, ManifestGenerator, Rendered
-    from broadcaster.metrics import Metrics
-    from broadcaster.http import create_app
     from broadcaster.status.assessment import Assessment
     from broadcaster.status.stream import StreamState
 
@@ -121,11 +120,6 @@ def _wait_listening(port: int, timeout: float = 15) -> None:
     raise RuntimeError(f"server on {port} did not start")
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _wrk(port: int, connections: int, duration: int) -> tuple[float, float, int]:
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", f"http://127.0.0.1:{port}/live/playlist.m3u8"],
@@ -143,9 +137,11 @@ def _wrk(port: int, connections: int, duration: int) -> tuple[float, float, int]
 
 def _run(pid: int, port: int, connections: int, duration: int) -> tuple[float, float, float]:
     """(requests/s, p99 ms, server CPU microseconds per request)."""
-    cpu = _cpu_seconds(pid)
+    from bench.rig import cpu_seconds  # here: the servers' processes import this module, and only need theirs
+
+    cpu = cpu_seconds(pid)
     rps, p99, requests = _wrk(port, connections, duration)
-    return rps, p99, (_cpu_seconds(pid) - cpu) / max(requests, 1) * 1e6
+    return rps, p99, (cpu_seconds(pid) - cpu) / max(requests, 1) * 1e6
 
 
 def main() -> None:

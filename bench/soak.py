@@ -64,9 +64,9 @@ import aiohttp
 
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.playlist.manifest import Rendered
-from broadcaster.source.owncast import SourceSegment
 from broadcaster.service import Service
 from broadcaster.settings import load_settings
+from broadcaster.source.owncast import SourceSegment
 from tests.support.hls_checker import VariantSetChecker, Violation, check_master
 from tests.support.owncast_writer import playlist_text, write_in_place
 from tests.support.stats import pct

@@ -53,10 +53,8 @@ import multiprocessing
 import os
 import random
 import resource
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from array import array
 from collections import Counter
@@ -64,19 +62,25 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event as MpEvent
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from bench.glass_to_request import SEGMENT_SECONDS, OwncastWriter, encode_segments, service_env
-from broadcaster.demo.seaweed import SeaweedS3
+from bench.rig import (
+    SEGMENT_SECONDS,
+    OwncastWriter,
+    cpu_seconds,
+    encode_segments,
+    machine_idle,
+    rss_kb,
+    service_env,
+    workspace,
+)
 from tests.support.stats import pct
 
 PATH = "/live/0/playlist.m3u8"
 ANSWER_TIMEOUT = 10.0  # no answer this long is an error (a held request is answered within 3 s)
 LAG_TICK = 0.05  # event-loop lag probe period
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 FD_SPARE = 200
 
 
@@ -124,9 +128,9 @@ def serve_ours(env: dict[str, str], viewers: int, conn: Connection) -> None:
     """Process target: the whole Service; on_listed notes when each sequence is listed."""
     raise_nofile(viewers + FD_SPARE, "the service")
     from broadcaster.cli import setup_logging
-    from broadcaster.source.owncast import SourceSegment
     from broadcaster.service import Service, settle_heap
     from broadcaster.settings import load_settings
+    from broadcaster.source.owncast import SourceSegment
 
     settings = load_settings(environ=env)
     setup_logging("warning")
@@ -429,25 +433,6 @@ async def _viewers(url: str, blocking: int, polling: int, interval: float, ramp:
 # -- the coordinator -----------------------------------------------------------------------------
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (and its reaped children are not counted)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def machine_idle() -> tuple[float, float]:
-    """(idle + iowait, total) jiffies of the whole machine."""
-    values = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    return values[3] + values[4], sum(values[:8])
-
-
-def rss_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for pid {pid}")
-
-
 @dataclass
 class Server:
     name: str
@@ -732,71 +717,68 @@ async def main(args: argparse.Namespace) -> int:
         if hard != resource.RLIM_INFINITY and hard < n:
             sys.exit(f"bench/viewers.py: {who} needs {n} open files but RLIMIT_NOFILE's hard limit is {hard}; "
                      f"raise it (ulimit -Hn) or use fewer --viewers / more --client-procs")
-    work = Path(tempfile.mkdtemp(prefix="bench-viewers-"))
     ctx = multiprocessing.get_context("spawn")
-    try:
+    async with workspace("viewers") as ws:
+        work, s3 = ws.work, ws.s3
         print("encoding segments ...", flush=True)
         segments = await asyncio.to_thread(encode_segments, work, 5, 1200)
         hls_dir = work / "hls"
         hls_dir.mkdir()
-        async with SeaweedS3(work / "s3") as s3:
-            env = service_env(hls_dir, s3, work / "state", LOG_LEVEL="warning")
-            writer = OwncastWriter(hls_dir, segments)
-            servers: dict[str, Server] = {}
-            try:
-                servers["ours"] = await start_server("ours", ctx, serve_ours, env, args.viewers)
-                print("waiting for the live window to fill (about WINDOW_SECONDS = 30 s) ...", flush=True)
-                async with aiohttp.ClientSession() as http:
-                    url = servers["ours"].url + PATH
-                    first = None
-                    async with asyncio.timeout(90):
-                        while True:  # until the window slides: the playlist has its steady size
-                            async with http.get(url) as r:
-                                body = await r.read()
-                            if r.status == 200:
-                                sequence = int(body.split(b"#EXT-X-MEDIA-SEQUENCE:")[1].split(b"\n")[0])
-                                first = sequence if first is None else first
-                                if sequence > first:
-                                    break
-                            await asyncio.sleep(0.2)
-                    # The delta update hls.js gets with _HLS_skip=YES (answered at once: msn is listed).
-                    query = {"_HLS_msn": str(last_sequence(body)), "_HLS_skip": "YES"}
-                    async with http.get(url, params=query) as r:
-                        delta = await r.read() if r.status == 200 else body
-                servers["baseline"] = await start_server("baseline", ctx, serve_baseline, body, delta,
-                                                         args.viewers)
-                await asyncio.sleep(2)
-                for s in servers.values():
-                    s.idle_rss_kb = rss_kb(s.pid)
-                print(f"ours (pid {servers['ours'].pid}) at {servers['ours'].url}, baseline (pid "
-                      f"{servers['baseline'].pid}) at {servers['baseline'].url}; playlist {len(body)} bytes, "
-                      f"delta update {len(delta)} bytes",
-                      flush=True)
-                phases: list[Phase] = []
-                for rnd in range(args.rounds):
-                    order = ("ours", "baseline") if rnd % 2 == 0 else ("baseline", "ours")
-                    for name in order:
-                        print(f"round {rnd + 1}/{args.rounds}: {name}: opening {args.viewers} connections ...",
-                              flush=True)
-                        phase = await run_phase(servers[name], args, ctx, seed=1000 * rnd + len(phases))
-                        errs = sum(len(log.errors) for log in phase.logs)
-                        answers = sum(len(log.kind) for log in phase.logs)
-                        print(f"  connected in {phase.connect_seconds:.1f} s; {answers} answers, {errs} errors, "
-                              f"server CPU {phase.server_cpu * 100:.0f}%, "
-                              f"clients {phase.client_cpu * 100:.0f}%", flush=True)
-                        phases.append(phase)
-                        await asyncio.sleep(args.settle)
-            finally:
-                for s in servers.values():
-                    await asyncio.to_thread(s.stop)
-                await writer.stop()
+        env = service_env(hls_dir, s3, work / "state", LOG_LEVEL="warning")
+        writer = OwncastWriter(hls_dir, segments)
+        servers: dict[str, Server] = {}
+        try:
+            servers["ours"] = await start_server("ours", ctx, serve_ours, env, args.viewers)
+            print("waiting for the live window to fill (about WINDOW_SECONDS = 30 s) ...", flush=True)
+            async with aiohttp.ClientSession() as http:
+                url = servers["ours"].url + PATH
+                first = None
+                async with asyncio.timeout(90):
+                    while True:  # until the window slides: the playlist has its steady size
+                        async with http.get(url) as r:
+                            body = await r.read()
+                        if r.status == 200:
+                            sequence = int(body.split(b"#EXT-X-MEDIA-SEQUENCE:")[1].split(b"\n")[0])
+                            first = sequence if first is None else first
+                            if sequence > first:
+                                break
+                        await asyncio.sleep(0.2)
+                # The delta update hls.js gets with _HLS_skip=YES (answered at once: msn is listed).
+                query = {"_HLS_msn": str(last_sequence(body)), "_HLS_skip": "YES"}
+                async with http.get(url, params=query) as r:
+                    delta = await r.read() if r.status == 200 else body
+            servers["baseline"] = await start_server("baseline", ctx, serve_baseline, body, delta,
+                                                     args.viewers)
+            await asyncio.sleep(2)
+            for s in servers.values():
+                s.idle_rss_kb = rss_kb(s.pid)
+            print(f"ours (pid {servers['ours'].pid}) at {servers['ours'].url}, baseline (pid "
+                  f"{servers['baseline'].pid}) at {servers['baseline'].url}; playlist {len(body)} bytes, "
+                  f"delta update {len(delta)} bytes",
+                  flush=True)
+            phases: list[Phase] = []
+            for rnd in range(args.rounds):
+                order = ("ours", "baseline") if rnd % 2 == 0 else ("baseline", "ours")
+                for name in order:
+                    print(f"round {rnd + 1}/{args.rounds}: {name}: opening {args.viewers} connections ...",
+                          flush=True)
+                    phase = await run_phase(servers[name], args, ctx, seed=1000 * rnd + len(phases))
+                    errs = sum(len(log.errors) for log in phase.logs)
+                    answers = sum(len(log.kind) for log in phase.logs)
+                    print(f"  connected in {phase.connect_seconds:.1f} s; {answers} answers, {errs} errors, "
+                          f"server CPU {phase.server_cpu * 100:.0f}%, "
+                          f"clients {phase.client_cpu * 100:.0f}%", flush=True)
+                    phases.append(phase)
+                    await asyncio.sleep(args.settle)
+        finally:
+            for s in servers.values():
+                await asyncio.to_thread(s.stop)
+            await writer.stop()
         sums = {"ours": Summary(), "baseline": Summary()}
         for phase in phases:
             summarize(phase, servers[phase.server], sums[phase.server], args.viewers)
         ok = report(args, sums, servers)
         return 0 if ok else 1
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -35,9 +35,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
-import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,8 +43,8 @@ from typing import Any
 
 import aiohttp
 
-from bench.glass_to_request import scrape_metrics, service_env
-from bench.viewers import cpu_seconds, rss_kb, run_viewers
+from bench.rig import cpu_seconds, rss_kb, scrape_metrics, service_env, workspace
+from bench.viewers import run_viewers
 from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.service_process import ServiceProcess
@@ -172,29 +170,25 @@ class Bench:
 
 
 async def main(args: argparse.Namespace) -> int:
-    work = Path(tempfile.mkdtemp(prefix="bench-vm-cost-"))
     rows: list[Row] = []
     ok = True
     judged = args.idle > 0
-    try:
-        async with SeaweedS3(work / "s3") as s3:
-            bench = Bench(args, work, s3)
-            print(HEADER, flush=True)
-            if args.idle > 0:
-                rows.append(await bench.idle())
-                print(rows[-1].line(), flush=True)
-                ok &= 100 * rows[-1].service_cpu / rows[-1].wall <= IDLE_GOAL
-            for seconds in args.levels:
-                for variants in args.variants:
-                    for viewers in args.viewers:
-                        rows.append(await bench.streaming(seconds, variants, viewers))
-                        print(rows[-1].line(), flush=True)
-                        if (seconds, variants, viewers) == (1, 2, 0) and rows[-1].segments:
-                            judged = True
-                            ok &= 1000 * rows[-1].service_cpu / rows[-1].segments <= SEGMENT_GOAL_MS
-            samples = await bench.rss(args.rss_minutes) if args.rss_minutes > 0 else []
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    async with workspace("vm-cost") as ws:
+        bench = Bench(args, ws.work, ws.s3)
+        print(HEADER, flush=True)
+        if args.idle > 0:
+            rows.append(await bench.idle())
+            print(rows[-1].line(), flush=True)
+            ok &= 100 * rows[-1].service_cpu / rows[-1].wall <= IDLE_GOAL
+        for seconds in args.levels:
+            for variants in args.variants:
+                for viewers in args.viewers:
+                    rows.append(await bench.streaming(seconds, variants, viewers))
+                    print(rows[-1].line(), flush=True)
+                    if (seconds, variants, viewers) == (1, 2, 0) and rows[-1].segments:
+                        judged = True
+                        ok &= 1000 * rows[-1].service_cpu / rows[-1].segments <= SEGMENT_GOAL_MS
+        samples = await bench.rss(args.rss_minutes) if args.rss_minutes > 0 else []
     print()
     print(f"goals: idle <= {IDLE_GOAL} % of a core, <= {SEGMENT_GOAL_MS} ms of CPU per segment at 2 segments a "
           f"second (1 s, 2 variants, no viewers): {('met' if ok else 'NOT met') if judged else 'not measured'}")
