@@ -53,12 +53,9 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.rig import (
-    OwncastWriter,
     cpu_seconds,
-    encode_segments,
     free_port,
     machine_idle,
-    service_env,
     workspace,
 )
 from bench.viewers import PATH, Server, last_sequence, serve_ours, start_server
@@ -426,15 +423,11 @@ async def main(args: argparse.Namespace) -> int:
     nginx: NginxCache | None = None
     service: Server | None = None
     async with workspace("edge") as ws:
-        work, s3 = ws.work, ws.s3
-        print("encoding segments ...", flush=True)
-        segments = await asyncio.to_thread(encode_segments, work, 5, 1200)
-        hls_dir = work / "hls"
-        hls_dir.mkdir()
-        writer = OwncastWriter(hls_dir, segments)
+        work = ws.work
+        hls_dir, writer = ws.owncast(await ws.encoded())
         phases: list[Phase] = []
         try:
-            env = service_env(hls_dir, s3, work / "state", LOG_LEVEL="warning")
+            env = ws.env(hls_dir, LOG_LEVEL="warning")
             service = await start_server("service", ctx, serve_ours, env, args.origin_viewers)
             print(f"waiting for the live window to fill ({args.warmup:g} s) ...", flush=True)
             async with aiohttp.ClientSession() as http:

@@ -53,17 +53,15 @@ import aiohttp
 from bench.rig import (
     SEGMENT_SECONDS,
     OwncastWriter,
+    Workspace,
     counters,
-    encode_segments,
     ms,
     parse_playlist,
     scrape_histograms,
     scrape_metrics,
-    service_env,
     wait_listed,
     workspace,
 )
-from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.service_process import ServiceProcess
 from tests.support.stats import pct
 
@@ -141,15 +139,14 @@ def _row(label: str, xs: list[float]) -> str:
 
 async def main(args: argparse.Namespace) -> int:
     async with workspace("glass") as ws:
-        return await _bench(args, ws.work, ws.s3)
+        return await _bench(args, ws)
 
 
-async def _bench(args: argparse.Namespace, work: Path, s3: SeaweedS3) -> int:
-    print(f"encoding {args.encode} x {SEGMENT_SECONDS} s segments at {args.kbps} kbit/s ...", flush=True)
-    segments = await asyncio.to_thread(encode_segments, work, args.encode, args.kbps)
+async def _bench(args: argparse.Namespace, ws: Workspace) -> int:
+    work = ws.work
+    segments = await ws.encoded(args.encode, args.kbps)
     sizes = [len(s.data) for s in segments]
-    hls_dir = work / "hls"
-    hls_dir.mkdir()
+    hls_dir = ws.folder("hls")
     total = args.warmup + args.segments
     blocking_seen: dict[str, float] = {}
     polling_seen: list[dict[str, float]] = [{} for _ in range(args.pollers)]
@@ -158,8 +155,7 @@ async def _bench(args: argparse.Namespace, work: Path, s3: SeaweedS3) -> int:
     probe_stop = threading.Event()
     load_before = os.getloadavg()
     # Debug level: the uploader logs each PutObject's time per segment (one line a second).
-    service = await ServiceProcess(service_env(hls_dir, s3, work / "state", BLOCKING_RELOAD="true",
-                                               LOG_LEVEL="debug"), work / "cwd").start()
+    service = await ServiceProcess(ws.env(hls_dir, BLOCKING_RELOAD="true", LOG_LEVEL="debug"), work / "cwd").start()
     writer = OwncastWriter(hls_dir, segments, list_size=args.list_size, limit=total)
     tasks: list[asyncio.Task[None]] = []
     sessions = [aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1))

@@ -53,7 +53,7 @@ from dataclasses import dataclass, field, fields
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from bench.rig import OwncastWriter, cpu_seconds, encode_segments, service_env, workspace
+from bench.rig import OwncastWriter, cpu_seconds, workspace
 from tests.support.service_process import ServiceProcess
 from tests.support.stats import pct
 
@@ -384,14 +384,10 @@ async def main(args: argparse.Namespace) -> int:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the client holds a few thousand sockets
     async with workspace("overload") as ws:
-        work, s3 = ws.work, ws.s3
-        print("encoding segments ...", flush=True)
-        segments = await asyncio.to_thread(encode_segments, work, 5, 1200)
-        hls_dir = work / "hls"
-        hls_dir.mkdir()
-        writer = OwncastWriter(hls_dir, segments)
+        work = ws.work
+        hls_dir, writer = ws.owncast(await ws.encoded())
         extra = {"WRITE_TIMEOUT": str(args.write_timeout)} if args.write_timeout else {}
-        env = service_env(hls_dir, s3, work / "state", LOG_LEVEL="info", **extra)
+        env = ws.env(hls_dir, LOG_LEVEL="info", **extra)
         service = await ServiceProcess(env, work / "cwd", nofile=args.nofile).start()
         try:
             return await measure(args, service, writer)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event as MpEvent
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -56,6 +57,16 @@ class Workspace:
     def env(self, hls_dir: Path, state: str = "state", **over: str) -> dict[str, str]:
         """The service's environment: this HLS_DIR, the bucket, STATE_DIR `work/state`, and `over`."""
         return service_env(hls_dir, self.s3, self.work / state, **over)
+
+    async def encoded(self, count: int = 5, kbps: int = 1200) -> list[Segment]:
+        """Real ffmpeg segments (encode_segments), made once per bench."""
+        print(f"encoding {count} x {SEGMENT_SECONDS} s segments at {kbps} kbit/s ...", flush=True)
+        return await asyncio.to_thread(encode_segments, self.work, count, kbps)
+
+    def owncast(self, segments: list[Segment], **options: Any) -> tuple[Path, OwncastWriter]:
+        """HLS_DIR (work/hls) and an Owncast writing into it from now on (OwncastWriter's options)."""
+        hls_dir = self.folder("hls")
+        return hls_dir, OwncastWriter(hls_dir, segments, **options)
 
 
 @contextlib.asynccontextmanager

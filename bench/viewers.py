@@ -68,12 +68,9 @@ import aiohttp
 
 from bench.rig import (
     SEGMENT_SECONDS,
-    OwncastWriter,
     cpu_seconds,
-    encode_segments,
     machine_idle,
     rss_kb,
-    service_env,
     workspace,
 )
 from tests.support.stats import pct
@@ -719,13 +716,8 @@ async def main(args: argparse.Namespace) -> int:
                      f"raise it (ulimit -Hn) or use fewer --viewers / more --client-procs")
     ctx = multiprocessing.get_context("spawn")
     async with workspace("viewers") as ws:
-        work, s3 = ws.work, ws.s3
-        print("encoding segments ...", flush=True)
-        segments = await asyncio.to_thread(encode_segments, work, 5, 1200)
-        hls_dir = work / "hls"
-        hls_dir.mkdir()
-        env = service_env(hls_dir, s3, work / "state", LOG_LEVEL="warning")
-        writer = OwncastWriter(hls_dir, segments)
+        hls_dir, writer = ws.owncast(await ws.encoded())
+        env = ws.env(hls_dir, LOG_LEVEL="warning")
         servers: dict[str, Server] = {}
         try:
             servers["ours"] = await start_server("ours", ctx, serve_ours, env, args.viewers)
