@@ -136,7 +136,8 @@ class Service:
                 hls_dir=s.hls_dir,
                 key_prefix=s.r2_key_prefix,
                 urls=segment_urls(s),
-                window_seconds=s.window_seconds,
+                window_seconds=s.listed_seconds,
+                start_at_edge=s.rewind_seconds > s.window_seconds,
                 target_duration=s.target_duration or None,
                 can_block_reload=s.blocking_reload,
                 # Without saved state, number from the clock: segments are never much shorter than a

@@ -158,6 +158,12 @@ def server_control(target_duration: int, *, can_skip: bool = False) -> str:
     return f"#EXT-X-SERVER-CONTROL:{skip}CAN-BLOCK-RELOAD=YES,HOLD-BACK={hold_back:.1f}"
 
 
+def start_at_edge(target_duration: int) -> str:
+    """EXT-X-START (4.4.2.2) of a playlist listing more than players keep behind the live edge (a
+    rewind window): start where HOLD-BACK says, not at the window's start."""
+    return f"#EXT-X-START:TIME-OFFSET=-{HOLD_BACK_TARGET_DURATIONS * target_duration:.1f}"
+
+
 def block_timeout(target_duration: int) -> float:
     return float(BLOCK_TIMEOUT_TARGET_DURATIONS * target_duration)
 
