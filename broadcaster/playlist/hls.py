@@ -41,6 +41,18 @@ def object_key(prefix: str, index: int, name: str) -> str:
     return bucket_key(prefix, variant_uri(index, name))
 
 
+def clip_key(prefix: str, clip_id: str, name: str) -> str:
+    """A clip's playlist in the bucket: PREFIX/clips/<id>/master.m3u8 names its variants relatively
+    (PREFIX/clips/<id>/<n>/playlist.m3u8), as the live multivariant playlist does."""
+    return bucket_key(prefix, f"clips/{clip_id}/{name}")
+
+
+def clip_segment_uri(prefix: str, key: str) -> str:
+    """A segment's URI in a clip's variant playlist (clip_key(prefix, id, "<n>/playlist.m3u8")): relative
+    to it, three folders up, so a clip plays from any host that serves the bucket and copies nothing."""
+    return "../../../" + (key[len(prefix) + 1:] if prefix else key)
+
+
 # Segment names are never reused, so viewers and the CDN may keep them for a year (appendix B.1).
 SEGMENT_CACHE_CONTROL = "public, max-age=31536000, immutable"
 

@@ -10,7 +10,7 @@ import gzip
 import hashlib
 import json
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import islice
 from typing import Any
 
@@ -253,6 +253,21 @@ class ManifestGenerator:
 
     def uris(self) -> list[str]:
         return [e.segment.uri for e in self._entries]
+
+    @property
+    def listed_span(self) -> tuple[float, float] | None:
+        """(start, end) of what the window lists by PROGRAM-DATE-TIME, or None when it lists nothing."""
+        if not self._entries:
+            return None
+        last = self._entries[-1]
+        return self._entries[0].program_date_time, last.program_date_time + last.segment.duration
+
+    def listed_between(self, start: float, end: float) -> list[ListedSegment]:
+        """The listed segments that overlap [start, end) by PROGRAM-DATE-TIME, each with its date and
+        discontinuity as listed (a clip is made of them)."""
+        return [replace(e.segment, program_date_time=e.program_date_time, discontinuity=e.discontinuity)
+                for e in self._entries
+                if e.program_date_time < end and e.program_date_time + e.segment.duration > start]
 
     # -- changes -----------------------------------------------------------------------------------
 
