@@ -30,8 +30,10 @@ lists them with R2_PUBLIC_URL on r2.dev (PublicUrls: <base>/live/<variant>/strea
    `wrk -t1` pinned to the other CPU, --connections keep-alive connections for --duration seconds,
    with Accept-Encoding: gzip, against /live/0/playlist.m3u8 (full) and ?_HLS_skip=YES (delta). The
    playlist does not change during a run: what is measured is answering, not rendering (that is 2).
-   The 30 s baseline server is measured before and after the others; the ratio is against their
-   mean, and both runs are printed to show the drift.
+   --rounds rounds, each running the 30 s baseline then every other window, and the baseline once
+   more at the end; each figure is the median of its runs, and every run's req/s is printed to show
+   the spread. "busy" is the server's CPU seconds per second: when it is well below 100 % the server
+   was not the bottleneck (wrk or the machine's other load was), so read CPU per request first.
 4. R2 storage the window holds: W x the sum of the variants' bitrates (--kbps; default: every variant
    is Owncast's default output, 1200 kbps, docs/owncast.md "Variants": 1200-192 kbps of video plus
    the broadcaster's audio passed through, which Owncast budgets at 192). The cleaner keeps a segment
@@ -51,6 +53,7 @@ import math
 import multiprocessing
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -229,10 +232,16 @@ def run_http(pid: int, port: int, path: str, connections: int, duration: float) 
 PATHS = {"full": "/live/0/playlist.m3u8", "delta": "/live/0/playlist.m3u8?_HLS_skip=YES"}
 
 
-def measure_http(cases: list[Case], variants: int, connections: int, duration: float) -> dict[str, Any]:
-    """Every window of one segment length, each in its own server; the baseline before and after."""
+def measure_http(cases: list[Case], variants: int, connections: int, duration: float,
+                 rounds: int) -> dict[str, list[float]]:
+    """Every window of one segment length, each in a server of its own, all started at once. Each
+    round runs the baseline then every other window; the baseline once more at the end. Each figure is
+    the median of its runs (the baseline's of rounds + 1). Returns every run's req/s per case, to show
+    the spread."""
     ctx = multiprocessing.get_context("spawn")
     procs: dict[float, tuple[Any, int]] = {}
+    runs: dict[float, dict[str, list[dict[str, float]]]] = {c.window: {kind: [] for kind in PATHS} for c in cases}
+    base = next(c for c in cases if c.window == BASELINE)
     try:
         for case in cases:
             port = free_port()
@@ -244,23 +253,19 @@ def measure_http(cases: list[Case], variants: int, connections: int, duration: f
         for proc, port in procs.values():  # warm-up
             for path in PATHS.values():
                 wrk(port, path, connections, 1)
-        base = next(c for c in cases if c.window == BASELINE)
-        first: dict[str, dict[str, float]] = {}
-        for case in [base, *(c for c in cases if c is not base)]:
+        order = [base, *(c for c in cases if c is not base)] * rounds + [base]
+        for case in order:
             proc, port = procs[case.window]
             for kind, path in PATHS.items():
-                case.http[kind] = run_http(proc.pid, port, path, connections, duration)
-            if case is base:
-                first = {kind: dict(v) for kind, v in case.http.items()}
-        # The baseline again, last: the machine's drift over the run shows in the two.
-        proc, port = procs[base.window]
-        again = {kind: run_http(proc.pid, port, path, connections, duration) for kind, path in PATHS.items()}
-        base.http = {kind: {k: (first[kind][k] + again[kind][k]) / 2 for k in first[kind]} for kind in PATHS}
-        return {"first": first, "again": again}
+                runs[case.window][kind].append(run_http(proc.pid, port, path, connections, duration))
     finally:
         for proc, _port in procs.values():
             proc.terminate()
             proc.join(5)
+    for case in cases:
+        case.http = {kind: {k: statistics.median(r[k] for r in each) for k in each[0]}
+                     for kind, each in runs[case.window].items()}
+    return {f"{window:g} {kind}": [r["rps"] for r in each] for window, by in runs.items() for kind, each in by.items()}
 
 
 # -- printing ------------------------------------------------------------------------------------
@@ -288,7 +293,8 @@ def table(head: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def report(cases: list[Case], args: argparse.Namespace, kbps: list[int], drift: dict[float, Any]) -> str:
+def report(cases: list[Case], args: argparse.Namespace, kbps: list[int],
+           spread: dict[float, dict[str, list[float]]]) -> str:
     base = {c.seconds: c for c in cases if c.window == BASELINE}
     out: list[str] = []
     out.append("## 1. Playlist bytes per reload, one variant (kB = 1000 B; ratio vs the 30 s window)\n")
@@ -316,7 +322,8 @@ def report(cases: list[Case], args: argparse.Namespace, kbps: list[int], drift: 
                "snapshot, encoded (written and fsynced after every slot, not counted).")
 
     out.append(f"\n## 3. Reloads over the real app (create_app), wrk -t1 -c{args.connections} "
-               f"{args.duration:g} s, Accept-Encoding: gzip, server pinned to one CPU\n")
+               f"{args.duration:g} s, Accept-Encoding: gzip, server pinned to one CPU; median of "
+               f"{args.rounds} rounds\n")
     rows = []
     for c in cases:
         b = base[c.seconds]
@@ -330,13 +337,10 @@ def report(cases: list[Case], args: argparse.Namespace, kbps: list[int], drift: 
                       "busy", "delta req/s", "vs 30 s", "delta MB/s", "delta CPU us/req", "vs 30 s", "busy"], rows))
     out.append("\nbusy: the server's CPU seconds per second of the run; below about 90 % the server was not "
                "what limited req/s (wrk, or other load on this machine was), so read CPU us/req first.")
-    for seconds, runs in drift.items():
-        parts = [f"{kind} {runs['first'][kind]['rps']:,.0f} then {runs['again'][kind]['rps']:,.0f} req/s "
-                 f"({runs['first'][kind]['cpu_us']:,.0f} / {runs['again'][kind]['cpu_us']:,.0f} us/req)"
-                 for kind in PATHS]
-        out.append(f"\nbaseline (30 s window, {seconds:g} s segments) first and last run: " + "; ".join(parts)
-                   + ". Ratios are against their mean.")
-
+    for seconds, by in spread.items():
+        out.append(f"\nreq/s of every run, {seconds:g} s segments (in the order run; the 30 s window first in each round and once more at the end"
+                   "): " + "; ".join(f"{name}: " + " ".join(f"{r:,.0f}" for r in rps)
+                                              for name, rps in by.items()))
     total_kbps = sum(kbps)
     per_second = total_kbps * 1000 / 8
     out.append(f"\n## 4. R2 storage held by the window: {len(kbps)} variant(s) at "
@@ -387,6 +391,7 @@ def main() -> None:
     parser.add_argument("--appends", type=int, default=50, help="appends timed per case (CPU per segment)")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=2, help="wrk rounds over every window")
     parser.add_argument("--quick", action="store_true", help="2 s wrk runs, 20 appends")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
     args = parser.parse_args()
@@ -405,18 +410,18 @@ def main() -> None:
         print(f"playlist and CPU per segment: {c.seconds:g} s segments, {window_name(c.window)} window",
               file=sys.stderr, flush=True)
         measure_playlist(c, args.appends)
-    drift: dict[float, Any] = {}
+    spread: dict[float, dict[str, list[float]]] = {}
     for seconds in args.segments:
         print(f"reloads over HTTP: {seconds:g} s segments", file=sys.stderr, flush=True)
-        drift[seconds] = measure_http([c for c in cases if c.seconds == seconds], args.variants,
-                                      args.connections, args.duration)
+        spread[seconds] = measure_http([c for c in cases if c.seconds == seconds], args.variants,
+                                       args.connections, args.duration, args.rounds)
     print(f"# Rewind window cost: {args.variants} variant(s), segments {args.segments} s, windows "
           f"{[window_name(w) for w in args.windows]} ({time.monotonic() - started:.0f} s to measure)\n")
-    print(report(cases, args, kbps, drift))
+    print(report(cases, args, kbps, spread))
     if args.json:
         print("\n```json")
         print(json.dumps({"variants": args.variants, "kbps": kbps, "cases": [asdict(c) for c in cases],
-                          "baseline_runs": {str(k): v for k, v in drift.items()}}, indent=1))
+                          "rps_of_every_run": {str(k): v for k, v in spread.items()}}, indent=1))
         print("```")
 
 
