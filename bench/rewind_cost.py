@@ -1,7 +1,7 @@
 """What a long rewind window costs: playlist bytes, CPU per segment and per reload, R2 storage, egress.
 
-    python -m bench.rewind_cost                          # 1 s and 3 s segments, 30 s / 5 min / 15 min / 1 h / 4 h
-    python -m bench.rewind_cost --quick --json           # short wrk runs, and the figures as JSON at the end
+    python -m bench.rewind_cost                  # 1 s and 3 s segments; 30 s, 5 min, 15 min, 1 h, 4 h
+    python -m bench.rewind_cost --quick --json   # short wrk runs, and the figures as JSON at the end
     python -m bench.rewind_cost --windows 30,3600 --segments 1 --variants 1
 
 REWIND_SECONDS would let the live playlists list up to that much of the stream behind the live edge.
@@ -129,7 +129,8 @@ def measure_playlist(case: Case, appends: int) -> None:
     case.entries = gen.segment_count
     case.full, case.full_gz = len(r.body), len(r.gzip_body)
     case.delta, case.delta_gz = len(r.delta.body), len(r.delta.gzip_body)
-    case.skipped_entries = int(re.search(rb"SKIPPED-SEGMENTS=(\d+)", r.delta.body).group(1))  # type: ignore[union-attr]
+    skip = re.search(rb"SKIPPED-SEGMENTS=(\d+)", r.delta.body)
+    case.skipped_entries = int(skip.group(1)) if skip else 0
     spent = dict.fromkeys(STEPS, 0.0)
     clock = time.process_time
     for k in range(appends + 2):  # the first two warm up
@@ -225,7 +226,8 @@ def run_http(pid: int, port: int, path: str, connections: int, duration: float) 
     requests, took, read = wrk(port, path, connections, duration)
     spent = cpu_seconds(pid) - cpu
     n = max(requests, 1)
-    return {"rps": requests / took, "mb_s": read / took / 1e6, "cpu_us": spent / n * 1e6, "busy": spent / took,
+    return {"rps": requests / took, "mb_s": read / took / 1e6, "cpu_us": spent / n * 1e6,
+            "busy": spent / took,
             "bytes_per_response": read / n}
 
 
@@ -240,7 +242,7 @@ def measure_http(cases: list[Case], variants: int, connections: int, duration: f
     the spread."""
     ctx = multiprocessing.get_context("spawn")
     procs: dict[float, tuple[Any, int]] = {}
-    runs: dict[float, dict[str, list[dict[str, float]]]] = {c.window: {kind: [] for kind in PATHS} for c in cases}
+    runs: dict[float, dict[str, list[dict[str, float]]]] = {c.window: {k: [] for k in PATHS} for c in cases}
     base = next(c for c in cases if c.window == BASELINE)
     try:
         for case in cases:
@@ -265,7 +267,8 @@ def measure_http(cases: list[Case], variants: int, connections: int, duration: f
     for case in cases:
         case.http = {kind: {k: statistics.median(r[k] for r in each) for k in each[0]}
                      for kind, each in runs[case.window].items()}
-    return {f"{window:g} {kind}": [r["rps"] for r in each] for window, by in runs.items() for kind, each in by.items()}
+    return {f"{window:g} {kind}": [r["rps"] for r in each]
+            for window, by in runs.items() for kind, each in by.items()}
 
 
 # -- printing ------------------------------------------------------------------------------------
@@ -317,9 +320,10 @@ def report(cases: list[Case], args: argparse.Namespace, kbps: list[int],
                      f"{c.cpu_total_ms:.3f}", ratio(c.cpu_total_ms, b.cpu_total_ms), f"{core:.2f} %",
                      kb(c.state_bytes)])
     out.append(table(["seg", "window", *STEPS, "total", "vs 30 s", "% core", "state kB/variant"], rows))
-    out.append("\nnext_disc: the publisher's next_discontinuity (a sum over the window); render: full + delta "
-               "text; edge: render_edge (bucket copy); gzip: full + delta; state_json: json.dumps of the "
-               "snapshot, encoded (written and fsynced after every slot, not counted).")
+    out.append("\nnext_disc: the publisher's next_discontinuity (a sum over the window); "
+               "render: full + delta text; edge: render_edge (bucket copy); gzip: full + delta; "
+               "state_json: json.dumps of the snapshot, encoded (written and fsynced after every slot, "
+               "not counted).")
 
     out.append(f"\n## 3. Reloads over the real app (create_app), wrk -t1 -c{args.connections} "
                f"{args.duration:g} s, Accept-Encoding: gzip, server pinned to one CPU; median of "
@@ -333,14 +337,15 @@ def report(cases: list[Case], args: argparse.Namespace, kbps: list[int],
             cells += [f"{h['rps']:,.0f}", ratio(h["rps"], bh["rps"]), f"{h['mb_s']:,.1f}",
                       f"{h['cpu_us']:,.0f}", ratio(h["cpu_us"], bh["cpu_us"]), f"{h['busy'] * 100:.0f} %"]
         rows.append(cells)
-    out.append(table(["seg", "window", "full req/s", "vs 30 s", "full MB/s", "full CPU us/req", "vs 30 s",
-                      "busy", "delta req/s", "vs 30 s", "delta MB/s", "delta CPU us/req", "vs 30 s", "busy"], rows))
+    per_kind = ["req/s", "vs 30 s", "MB/s", "CPU us/req", "vs 30 s", "busy"]
+    out.append(table(["seg", "window", *(f"{kind} {h}" if i in (0, 2, 3) else h
+                                         for kind in PATHS for i, h in enumerate(per_kind))], rows))
     out.append("\nbusy: the server's CPU seconds per second of the run; below about 90 % the server was not "
                "what limited req/s (wrk, or other load on this machine was), so read CPU us/req first.")
     for seconds, by in spread.items():
-        out.append(f"\nreq/s of every run, {seconds:g} s segments (in the order run; the 30 s window first in each round and once more at the end"
-                   "): " + "; ".join(f"{name}: " + " ".join(f"{r:,.0f}" for r in rps)
-                                              for name, rps in by.items()))
+        out.append(f"\nreq/s of every run, {seconds:g} s segments (in the order run; the 30 s window first "
+                   "in each round and once more at the end): "
+                   + "; ".join(f"{name}: " + " ".join(f"{r:,.0f}" for r in rps) for name, rps in by.items()))
     total_kbps = sum(kbps)
     per_second = total_kbps * 1000 / 8
     out.append(f"\n## 4. R2 storage held by the window: {len(kbps)} variant(s) at "
@@ -362,7 +367,8 @@ def report(cases: list[Case], args: argparse.Namespace, kbps: list[int],
     rows = []
     for c in cases:
         reloads = 3600 / c.seconds
-        gb = {k: v * reloads / 1e9 for k, v in (("full", c.full), ("full_gz", c.full_gz), ("delta_gz", c.delta_gz))}
+        gb = {k: v * reloads / 1e9
+              for k, v in (("full", c.full), ("full_gz", c.full_gz), ("delta_gz", c.delta_gz))}
         rows.append([f"{c.seconds:g} s", window_name(c.window), f"{reloads:,.0f}",
                      f"{gb['full']:.3f}", f"{gb['full_gz']:.3f}", f"{gb['delta_gz']:.4f}",
                      f"{gb['full'] * EC2_EGRESS_PER_GB:.4f}", f"{gb['full_gz'] * EC2_EGRESS_PER_GB:.4f}",
@@ -381,7 +387,8 @@ def numbers(text: str) -> list[float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--windows", type=numbers, default=[30, 300, 900, 3600, 14400],
                         help="window lengths in seconds (30 is the baseline, always measured)")
     parser.add_argument("--segments", type=numbers, default=[1, 3], help="segment lengths in seconds")
