@@ -19,10 +19,12 @@ lists them with R2_PUBLIC_URL on r2.dev (PublicUrls: <base>/live/<variant>/strea
    plain and gzipped (Rendered.body / gzip_body / delta).
 2. CPU per new segment (process CPU, time.process_time), averaged over --appends appends per variant
    in the steady state, in steps: the publisher's next_discontinuity (it asks it per variant per
-   slot), append, render() (full + delta), render_edge() (the copy for the bucket), gzip of the full
-   playlist and of the delta (each made once per version, on first demand), and the state file's JSON
+   slot), append, render() (full + delta), render_edge() (the copy for the bucket, made only with
+   PUBLISH_PLAYLISTS=true), gzip of the full playlist and of the delta (each made once per version,
+   on first demand), and the state file's JSON
    (json.dumps(generator.snapshot(now)), what state/disk.py encodes after every listed slot, without
-   the write and fsync). "% core" is that times segments per second of stream (variants / d).
+   the write and fsync). "% core" is that times segments per second of stream (variants / d). "PDT
+   pass" is formatting every listed PROGRAM-DATE-TIME once, which the full and edge renderings each do.
 3. CPU per reload and reload throughput, over the real HTTP stack: the app from
    broadcaster.http.create_app (routing, the playlist handlers, headers, metrics) over a playlist
    source holding the filled generators, run with handler_cancellation as the service runs it, in a
@@ -62,6 +64,7 @@ from typing import Any
 
 from bench.rig import cpu_seconds, free_port
 from bench.serve import SERVER_CPU, WRK_CPU, _pin, _wait_listening
+from broadcaster.playlist import hls
 from broadcaster.playlist.manifest import ListedSegment, ManifestGenerator, Rendered
 
 BASELINE = 30.0  # today's default WINDOW_SECONDS
@@ -114,6 +117,7 @@ class Case:
     delta_gz: int = 0
     skipped_entries: int = 0
     state_bytes: int = 0  # one variant's share of state.json
+    pdt_ms: float = 0.0  # formatting every listed PROGRAM-DATE-TIME once (inside render and edge)
     cpu_ms: dict[str, float] = field(default_factory=dict)  # per step, per appended segment
     http: dict[str, dict[str, float]] = field(default_factory=dict)  # "full"/"delta" -> figures
 
@@ -157,6 +161,12 @@ def measure_playlist(case: Case, appends: int) -> None:
             spent[step] += dt
         case.state_bytes = len(state)
     case.cpu_ms = {step: total / appends * 1000 for step, total in spent.items()}
+    dates = [e.program_date_time for e in gen._entries]
+    t0 = clock()
+    for _ in range(5):
+        for pdt in dates:
+            hls.format_program_date_time(pdt)
+    case.pdt_ms = (clock() - t0) / 5 * 1000
 
 
 # -- 3: the real app in a child process, driven by wrk -------------------------------------------
@@ -170,7 +180,6 @@ def _serve(seconds: float, window: float, variants: int, port: int) -> None:
 
     from broadcaster.http import create_app
     from broadcaster.metrics import Metrics
-    from broadcaster.playlist import hls
     from broadcaster.status.assessment import Assessment
     from broadcaster.status.stream import StreamState
 
@@ -282,6 +291,13 @@ def window_name(seconds: float) -> str:
     return f"{seconds:g} s"
 
 
+def sig(x: float, digits: int = 3) -> str:
+    """`digits` significant digits, without an exponent."""
+    if x == 0:
+        return "0"
+    return f"{x:,.{max(0, digits - 1 - math.floor(math.log10(abs(x))))}f}"
+
+
 def kb(n: float) -> str:
     return f"{n / 1000:,.1f}"
 
@@ -318,12 +334,15 @@ def report(cases: list[Case], args: argparse.Namespace, kbps: list[int],
         core = c.cpu_total_ms * args.variants / c.seconds / 10
         rows.append([f"{c.seconds:g} s", window_name(c.window), *(f"{c.cpu_ms[s]:.3f}" for s in STEPS),
                      f"{c.cpu_total_ms:.3f}", ratio(c.cpu_total_ms, b.cpu_total_ms), f"{core:.2f} %",
-                     kb(c.state_bytes)])
-    out.append(table(["seg", "window", *STEPS, "total", "vs 30 s", "% core", "state kB/variant"], rows))
+                     kb(c.state_bytes), f"{c.pdt_ms:.3f}"])
+    out.append(table(["seg", "window", *STEPS, "total", "vs 30 s", "% core", "state kB/variant",
+                      "PDT pass"], rows))
     out.append("\nnext_disc: the publisher's next_discontinuity (a sum over the window); "
-               "render: full + delta text; edge: render_edge (bucket copy); gzip: full + delta; "
+               "render: full + delta text; edge: render_edge (bucket copy, PUBLISH_PLAYLISTS only); "
+               "gzip: full + delta; "
                "state_json: json.dumps of the snapshot, encoded (written and fsynced after every slot, "
-               "not counted).")
+               "not counted). PDT pass: formatting every listed EXT-X-PROGRAM-DATE-TIME once "
+               "(hls.format_program_date_time), which render and edge each do over the whole window.")
 
     out.append(f"\n## 3. Reloads over the real app (create_app), wrk -t1 -c{args.connections} "
                f"{args.duration:g} s, Accept-Encoding: gzip, server pinned to one CPU; median of "
@@ -356,8 +375,8 @@ def report(cases: list[Case], args: argparse.Namespace, kbps: list[int],
     for window in args.windows:
         in_window = window * per_second
         held = (2 * window + CLEANUP_MARGIN) * per_second
-        rows.append([window_name(window), f"{in_window / 1e9:,.3f}", ratio(in_window, BASELINE * per_second),
-                     f"{held / 1e9:,.3f}", f"{held / 1e9 * R2_PER_GB_MONTH:,.3f}"])
+        rows.append([window_name(window), sig(in_window / 1e9), ratio(in_window, BASELINE * per_second),
+                     sig(held / 1e9), sig(held / 1e9 * R2_PER_GB_MONTH)])
     out.append(table(["window", "in window GB", "vs 30 s", "held (2W + 60 s) GB", "$/month at $0.015/GB"],
                      rows))
     out.append("\n(The same for either segment length: storage follows seconds of stream, not segments.)")
@@ -370,9 +389,9 @@ def report(cases: list[Case], args: argparse.Namespace, kbps: list[int],
         gb = {k: v * reloads / 1e9
               for k, v in (("full", c.full), ("full_gz", c.full_gz), ("delta_gz", c.delta_gz))}
         rows.append([f"{c.seconds:g} s", window_name(c.window), f"{reloads:,.0f}",
-                     f"{gb['full']:.3f}", f"{gb['full_gz']:.3f}", f"{gb['delta_gz']:.4f}",
-                     f"{gb['full'] * EC2_EGRESS_PER_GB:.4f}", f"{gb['full_gz'] * EC2_EGRESS_PER_GB:.4f}",
-                     f"{gb['delta_gz'] * EC2_EGRESS_PER_GB:.5f}", f"x{c.full_gz / c.delta_gz:.1f}"])
+                     *(sig(gb[k]) for k in ("full", "full_gz", "delta_gz")),
+                     *(sig(gb[k] * EC2_EGRESS_PER_GB) for k in ("full", "full_gz", "delta_gz")),
+                     f"x{c.full_gz / c.delta_gz:.1f}"])
     out.append(table(["seg", "window", "reloads/h", "full GB/h", "full gz GB/h", "delta gz GB/h",
                       "$/h full", "$/h full gz", "$/h delta gz", "no-delta / delta"], rows))
     headers = [h["bytes_per_response"] - body for c in cases
