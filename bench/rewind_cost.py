@@ -12,7 +12,7 @@ ratios, not the absolute numbers.
 How, per (segment length d, window W), with the real broadcaster.playlist.manifest.ManifestGenerator
 (target duration d, can_block_reload=True, as the service builds it with blocking reload on), filled
 with more than a window of segments, `now` advancing by d per segment, so the window is full and
-sliding (the steady state; while it grows, render() offers no delta update). URIs as the service
+sliding (the steady state). URIs as the service
 lists them with R2_PUBLIC_URL on r2.dev (PublicUrls: <base>/live/<variant>/stream-<shortid>-<n>.ts).
 
 1. Playlist bytes per reload, one variant: the full playlist and the delta update (_HLS_skip=YES),
@@ -21,10 +21,9 @@ lists them with R2_PUBLIC_URL on r2.dev (PublicUrls: <base>/live/<variant>/strea
    in the steady state, in steps: the publisher's next_discontinuity (it asks it per variant per
    slot), append, render() (full + delta), render_edge() (the copy for the bucket, made only with
    PUBLISH_PLAYLISTS=true), gzip of the full playlist and of the delta (each made once per version,
-   on first demand), and the state file's JSON
-   (json.dumps(generator.snapshot(now)), what state/disk.py encodes after every listed slot, without
-   the write and fsync). "% core" is that times segments per second of stream (variants / d). "PDT
-   pass" is formatting every listed PROGRAM-DATE-TIME once, which the full and edge renderings each do.
+   on first demand), and the state file's JSON (state.disk.dumps(generator.snapshot(now)), what
+   StateFile.save encodes after every listed slot, without the write and fsync). "% core" is that
+   times segments per second of stream (variants / d).
 3. CPU per reload and reload throughput, over the real HTTP stack: the app from
    broadcaster.http.create_app (routing, the playlist handlers, headers, metrics) over a playlist
    source holding the filled generators, run with handler_cancellation as the service runs it, in a
@@ -66,6 +65,7 @@ from bench.rig import cpu_seconds, free_port
 from bench.serve import SERVER_CPU, WRK_CPU, _pin, _wait_listening
 from broadcaster.playlist import hls
 from broadcaster.playlist.manifest import ListedSegment, ManifestGenerator, Rendered
+from broadcaster.state.disk import dumps
 
 BASELINE = 30.0  # today's default WINDOW_SECONDS
 R2_BASE = "https://pub-0123456789abcdef0123456789abcdef.r2.dev"  # R2_PUBLIC_URL on r2.dev
@@ -117,7 +117,6 @@ class Case:
     delta_gz: int = 0
     skipped_entries: int = 0
     state_bytes: int = 0  # one variant's share of state.json
-    pdt_ms: float = 0.0  # formatting every listed PROGRAM-DATE-TIME once (inside render and edge)
     cpu_ms: dict[str, float] = field(default_factory=dict)  # per step, per appended segment
     http: dict[str, dict[str, float]] = field(default_factory=dict)  # "full"/"delta" -> figures
 
@@ -150,7 +149,7 @@ def measure_playlist(case: Case, appends: int) -> None:
         t4 = clock()
         gzipped(rendered)
         t5 = clock()
-        state = json.dumps(gen.snapshot(now), separators=(",", ":")).encode()
+        state = dumps(gen.snapshot(now)).encode()
         t6 = clock()
         n += 1
         if rendered.delta is None:
@@ -161,12 +160,6 @@ def measure_playlist(case: Case, appends: int) -> None:
             spent[step] += dt
         case.state_bytes = len(state)
     case.cpu_ms = {step: total / appends * 1000 for step, total in spent.items()}
-    dates = [e.program_date_time for e in gen._entries]
-    t0 = clock()
-    for _ in range(5):
-        for pdt in dates:
-            hls.format_program_date_time(pdt)
-    case.pdt_ms = (clock() - t0) / 5 * 1000
 
 
 # -- 3: the real app in a child process, driven by wrk -------------------------------------------
@@ -334,15 +327,13 @@ def report(cases: list[Case], args: argparse.Namespace, kbps: list[int],
         core = c.cpu_total_ms * args.variants / c.seconds / 10
         rows.append([f"{c.seconds:g} s", window_name(c.window), *(f"{c.cpu_ms[s]:.3f}" for s in STEPS),
                      f"{c.cpu_total_ms:.3f}", ratio(c.cpu_total_ms, b.cpu_total_ms), f"{core:.2f} %",
-                     kb(c.state_bytes), f"{c.pdt_ms:.3f}"])
-    out.append(table(["seg", "window", *STEPS, "total", "vs 30 s", "% core", "state kB/variant",
-                      "PDT pass"], rows))
+                     kb(c.state_bytes)])
+    out.append(table(["seg", "window", *STEPS, "total", "vs 30 s", "% core", "state kB/variant"], rows))
     out.append("\nnext_disc: the publisher's next_discontinuity (a sum over the window); "
                "render: full + delta text; edge: render_edge (bucket copy, PUBLISH_PLAYLISTS only); "
                "gzip: full + delta; "
-               "state_json: json.dumps of the snapshot, encoded (written and fsynced after every slot, "
-               "not counted). PDT pass: formatting every listed EXT-X-PROGRAM-DATE-TIME once "
-               "(hls.format_program_date_time), which render and edge each do over the whole window.")
+               "state_json: state.disk.dumps of the snapshot, encoded (written and fsynced after every slot, "
+               "not counted).")
 
     out.append(f"\n## 3. Reloads over the real app (create_app), wrk -t1 -c{args.connections} "
                f"{args.duration:g} s, Accept-Encoding: gzip, server pinned to one CPU; median of "
