@@ -181,6 +181,7 @@ class ManifestGenerator:
         self._text = ""
         self._dropped = 0
         self._mapped = 0  # entries with an EXT-X-MAP (fMP4): the playlist needs version 6
+        self._tagged = 0  # entries with EXT-X-DISCONTINUITY (asked per variant per slot: not summed)
         self._next_sequence = 0
         self._media_sequence = 0
         # The media sequence of the last version rendered, and the fewest segments a version under it
@@ -235,7 +236,7 @@ class ManifestGenerator:
     @property
     def last_discontinuity(self) -> int:
         """The discontinuity number (hls.js's cc) of the last segment listed, or of the sequence."""
-        return self._discontinuity_sequence + sum(e.discontinuity for e in self._entries)
+        return self._discontinuity_sequence + self._tagged
 
     def next_discontinuity(self, discontinuity: bool) -> int:
         """The discontinuity number the next segment appended gets, `discontinuity` being its flag."""
@@ -330,6 +331,7 @@ class ManifestGenerator:
         self._entries.append(entry)
         self._text += entry.text
         self._mapped += bool(segment.init_uri)
+        self._tagged += discontinuity
         self._next_sequence += 1
         self._duration += segment.duration
         self._pending_discontinuity = False
@@ -363,7 +365,7 @@ class ManifestGenerator:
         # together, also one that listed nothing yet), so discontinuity numbers stay the same across them.
         self._discontinuity_sequence = max(self._discontinuity_sequence + 1, discontinuity_sequence)
         self._entries.clear()
-        self._text, self._dropped, self._mapped = "", 0, 0
+        self._text, self._dropped, self._mapped, self._tagged = "", 0, 0, 0
         self._peaks.clear()
         self._duration = 0.0
         self._next_sequence = self._media_sequence = max(self._next_sequence, sequence)
@@ -411,6 +413,7 @@ class ManifestGenerator:
         first = self._entries.popleft()
         self._dropped += len(first.text)
         self._mapped -= bool(first.segment.init_uri)
+        self._tagged -= first.discontinuity
         return first
 
     def drain_removed(self) -> list[Removed]:
@@ -495,6 +498,7 @@ class ManifestGenerator:
             gen._duration += segment.duration
         gen._text = "".join(e.text for e in gen._entries)
         gen._mapped = sum(bool(e.segment.init_uri) for e in gen._entries)
+        gen._tagged = sum(e.discontinuity for e in gen._entries)
         if gen._entries:
             gen._peaks.append((gen._entries[-1].sequence, max(longest, gen._duration)))
         sequences = [e.sequence for e in gen._entries]
