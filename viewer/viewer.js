@@ -158,7 +158,10 @@
 
   function startHlsJs(gen) {
     const Hls = window.Hls;
-    const h = new Hls({ liveDurationInfinity: true, backBufferLength: 30 });
+    // liveMaxLatencyDuration(Count) stays at its default, Infinity: hls.js never pulls a rewound viewer
+    // back to live. Interstitials are off: Owncast makes none, and hls.js's interstitials controller would
+    // restart loading at the live start it chose on the first playlist, undoing startLoad(?start).
+    const h = new Hls({ liveDurationInfinity: true, backBufferLength: 30, enableInterstitialPlayback: false });
     hls = h;
     stats.engine = 'hls.js ' + Hls.version;
     h.on(Hls.Events.MANIFEST_PARSED, (event, data) => {
@@ -385,7 +388,9 @@
     }
   });
   video.addEventListener('timeupdate', () => {
-    if (!timeline.hidden || stats.playingDate === null) updateTimeline(); // the clock, between ticks
+    // The clock and the test hooks, between ticks (a seek shows at once, not up to a second later).
+    readPlayer();
+    updateTimeline();
   });
   video.addEventListener('volumechange', () => {
     if (!video.muted) unmute.hidden = true;
