@@ -183,7 +183,7 @@
     h.loadSource(src);
   }
 
-  /** Starts at startAt: the fragment whose PROGRAM-DATE-TIME covers it (hls.js's timeline is the playlist's). */
+  /** Starts at startAt, in the fragment whose PROGRAM-DATE-TIME covers it. */
   function startHlsJsAt(h, details) {
     const at = startAt;
     startAt = null;
@@ -217,7 +217,9 @@
   function startPosition(position, start, live, margin) {
     if (position >= live) return null;
     const earliest = Math.min(start + margin, live);
-    if (position < start) showNotice('That time is no longer available: playing from the earliest moment kept.');
+    if (position < start) {
+      showNotice('That time is no longer available: playing from the earliest moment kept.');
+    }
     return Math.max(position, earliest);
   }
 
@@ -589,7 +591,8 @@
     const details = hls && hls.latestLevelDetails;
     const live = hls ? Boolean(details && details.live) : video.duration === Infinity;
     // Behind for a few seconds in a row: a new player briefly reports nonsense before its first seek.
-    behindTicks = live && stats.behindLive !== null && stats.behindLive > 2 * targetDuration() ? behindTicks + 1 : 0;
+    const behindNow = live && stats.behindLive !== null && stats.behindLive > 2 * targetDuration();
+    behindTicks = behindNow ? behindTicks + 1 : 0;
     goLive.hidden = behindTicks < BEHIND_TICKS;
   }
 
@@ -621,7 +624,8 @@
     const text = live ? 'LIVE' : '-' + formatDuration(lag);
     if (behind.textContent !== text) behind.textContent = text;
     behind.dataset.live = String(live);
-    seek.setAttribute('aria-valuetext', (time ? time + ', ' : '') + (live ? 'live' : formatDuration(lag) + ' behind live'));
+    const said = (time ? time + ', ' : '') + (live ? 'live' : formatDuration(lag) + ' behind live');
+    seek.setAttribute('aria-valuetext', said);
   }
 
   function seekableRange() {
@@ -691,7 +695,8 @@
     } else {
       stats.latency = null;
     }
-    stats.behindLive = range && stats.latency !== null ? Math.max(0, livePosition(range) - video.currentTime) : null;
+    const live = range && stats.latency !== null ? livePosition(range) : null;
+    stats.behindLive = live === null ? null : Math.max(0, live - video.currentTime);
   }
 
   function bufferAhead() {
