@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
+from .clips import command as clips
 from .settings import SETTINGS, Settings, SettingsError, load_settings
 
 log = logging.getLogger("broadcaster")
@@ -59,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="Owncast's latency level instead: 1-5 s segments (overrides --segment-seconds)")
     demo.add_argument("--passthrough", action="store_true",
                       help="copy the first variant's video like Owncast's passthrough (irregular segments)")
+    clips.add_parser(sub)
     return parser
 
 
@@ -135,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    commands = {"run": _run, "check": _check, "demo": _demo}
+    commands = {"run": _run, "check": _check, "demo": _demo, "clip": clips.run}
     try:
         return commands[args.command](args)
     except SettingsError as err:

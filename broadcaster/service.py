@@ -21,8 +21,10 @@ from .bucket.store import S3Store, StoreError
 from .bucket.store_thread import StoreThread
 from .bucket.uploader import Uploader
 from .bucket.urls import segment_urls
+from .clips.book import CLIPS_FILE, ClipBook
 from .http import PlaylistOptions, ViewerOptions, create_app, create_metrics_app, limits
 from .http.connections import KEEPALIVE_TIMEOUT, GatedSite, install_accept_error_handler
+from .http.control import create_control_app, prepare_socket
 from .metrics import ConnectionMetrics, Metrics
 from .publish.publisher import Publisher, PublisherConfig
 from .publish.release import ListedHook, Release
@@ -90,11 +92,14 @@ class Service:
         # One stage after the other, as the README draws them: bucket, publishing, source, status, web.
         self._build_bucket(settings)
         self._build_publishing(settings)
+        self._build_clips(settings)
         self.watcher = HlsWatcher(settings.hls_dir, self.publisher, self.metrics)
         self._build_status()
         self.app = self._build_app(settings, viewer_dir or default_viewer_dir())
         self._runner: web.AppRunner | None = None
         self._metrics_runner: web.AppRunner | None = None
+        self._control_runner: web.AppRunner | None = None
+        self.control_socket: Path | None = None  # where `hls-broadcaster clip` reaches the service
         self._probe_task: asyncio.Task[None] | None = None
         self.url = ""
 
@@ -136,7 +141,8 @@ class Service:
                 hls_dir=s.hls_dir,
                 key_prefix=s.r2_key_prefix,
                 urls=segment_urls(s),
-                window_seconds=s.window_seconds,
+                window_seconds=s.listed_seconds,
+                start_at_edge=s.rewind_seconds > s.window_seconds,
                 target_duration=s.target_duration or None,
                 can_block_reload=s.blocking_reload,
                 # Without saved state, number from the clock: segments are never much shorter than a
@@ -152,6 +158,15 @@ class Service:
         )
         register_parts(self.snapshots, self.publisher, self.cleaner)
         self.snapshots.restore()
+
+    def _build_clips(self, s: Settings) -> None:
+        """The operator's clips, held against the cleaner from before the first run (a restart keeps them)."""
+        self.clips = ClipBook(
+            StateFile(s.state_dir, CLIPS_FILE), self.uploader, self.store, self.publisher,
+            lambda: self.playlists.announced, key_prefix=s.r2_key_prefix,
+            public_url=s.r2_public_url if s.segment_urls == "public" else None, holder=self.cleaner,
+        )
+        self.clips.load()
 
     def _build_status(self) -> None:
         """/health's assessment, the event hub and the state events published into it."""
@@ -197,6 +212,7 @@ class Service:
             self.url = f"http://{s.host}:{port}"
             if isinstance(s.metrics_listen, Address):
                 await self._start_metrics_listener(s.metrics_listen)
+            await self._start_control_socket()
             await self.publisher.start()
             self.release.offer_to_mirror()  # a version saved but not written before a restart
             if self.cleaner is not None:
@@ -234,6 +250,33 @@ class Service:
         except OSError as err:
             raise StartupError(f"cannot listen on {listen} (METRICS_LISTEN): {err.strerror}") from None
         log.info("metrics on http://%s/metrics", listen)
+
+    async def _start_control_socket(self) -> None:
+        """The operator's socket (clips): a failure costs the clips, never the stream."""
+        try:
+            path = prepare_socket(self.settings.state_dir)
+            # A clip being made when the service stops is given up (its keys let go), not waited for.
+            self._control_runner = web.AppRunner(create_control_app(self.clips), access_log=None,
+                                                 handle_signals=False, shutdown_timeout=1.0,
+                                                 handler_cancellation=True)
+            await self._control_runner.setup()
+            await web.UnixSite(self._control_runner, str(path)).start()
+            os.chmod(path, 0o600)
+        except (OSError, ValueError) as err:
+            why = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+            log.warning("clips are unavailable: cannot open the control socket in STATE_DIR (%s)", why)
+            return
+        self.control_socket = path
+        log.info("clips: hls-broadcaster clip talks to %s", path)
+
+    async def _stop_control_socket(self) -> None:
+        runner, self._control_runner = self._control_runner, None
+        if runner is not None:
+            await runner.cleanup()
+        if self.control_socket is not None:
+            with contextlib.suppress(OSError):
+                self.control_socket.unlink()
+            self.control_socket = None
 
     def _bound_port(self) -> int | None:
         assert self._runner is not None
@@ -283,6 +326,7 @@ class Service:
         # server's cleanup below would wait each of them out.
         self.playlists.release_waiters()
         self.events.close()
+        await self._stop_control_socket()
         await self.status.stop()
         if self._probe_task is not None:
             self._probe_task.cancel()

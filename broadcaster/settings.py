@@ -18,6 +18,10 @@ from dotenv import dotenv_values
 
 from .numbers import whole_number
 
+# Past this a playlist reload without delta updates is over 1.9 MB (80 KB gzipped) with 1 s segments,
+# and every segment rewrites that much state: README, "Rewind and clips".
+MAX_REWIND_SECONDS = 14_400
+
 
 class SettingsError(ValueError):
     """A setting is missing or invalid; the message names it and says what is expected."""
@@ -183,6 +187,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("STATE_DIR", "folder for what the service remembers across restarts", _state_dir, "state"),
     Setting("WINDOW_SECONDS", "length of the live playlist window (at least 3 target durations)",
             _positive, "30"),
+    Setting("REWIND_SECONDS", "how far behind the live edge viewers can seek: the live playlists list this "
+            "much of the stream, players still start at the edge (0 = off; see the README for its costs)",
+            _int(0, MAX_REWIND_SECONDS), "300"),
     Setting("TARGET_DURATION", "playlist target duration in s; 0 takes Owncast's", _int(0, 60), "0"),
     Setting("UPLOAD_CONCURRENCY", "uploads in flight at once", _int(1, 256), "8"),
     # A hung PUT holds back its variant's listing: keep this near a couple of segment durations.
@@ -230,6 +237,7 @@ class Settings:
     port: int
     state_dir: Path
     window_seconds: float
+    rewind_seconds: int
     target_duration: int
     upload_concurrency: int
     upload_timeout: float
@@ -251,10 +259,15 @@ class Settings:
         return f"Settings({shown})"
 
     @property
+    def listed_seconds(self) -> float:
+        """How much of the stream the live playlists list: the live window, or the rewind window."""
+        return max(self.window_seconds, float(self.rewind_seconds))
+
+    @property
     def segment_url_life(self) -> float:
         """The longest a listed segment's URL may still be fetched: about a window listed, then held by
         a player's copy of the playlist (6.2.2), plus CLEANUP_MARGIN. Presigned URLs must outlive it."""
-        return 3 * self.window_seconds + self.cleanup_margin
+        return 3 * self.listed_seconds + self.cleanup_margin
 
     def secrets(self) -> list[str]:
         return [str(getattr(self, s.field)) for s in SETTINGS if s.secret]
@@ -314,5 +327,6 @@ def _check_together(s: Settings) -> None:
     if s.segment_urls == "presigned" and s.presign_expiry < needed:
         raise SettingsError(
             f"PRESIGN_EXPIRY={s.presign_expiry} is shorter than a segment's life in the playlists "
-            f"(3 x WINDOW_SECONDS + CLEANUP_MARGIN = {needed:.0f}s): raise it"
+            f"(3 x the window listed, max(WINDOW_SECONDS, REWIND_SECONDS), + CLEANUP_MARGIN = {needed:.0f}s): "
+            "raise it"
         )

@@ -13,7 +13,7 @@ import pytest
 from broadcaster.bucket.cleaner import Cleaner
 from broadcaster.playlist.manifest import ListedSegment, ManifestGenerator, Removed
 from broadcaster.source.owncast import SourcePlaylist
-from broadcaster.state.disk import StateFile
+from broadcaster.state.disk import StateFile, dumps
 from tests.support.fakes import Bucket
 from tests.support.world import PUBLIC, World, snapshots_of
 
@@ -68,7 +68,7 @@ async def test_publisher_restores_and_continues_numbering(tmp_path: Path) -> Non
     for v in (0, 1):
         a.owncast_lists(v, "stream-a-0.ts", "stream-a-1.ts")
     await a.settle()
-    saved = json.loads(json.dumps({**a.pub.snapshot(), "clean_stop": True}))  # as on disk, after a clean stop
+    saved = json.loads(dumps({**a.pub.snapshot(), "clean_stop": True}))  # as on disk, after a clean stop
     before = {v: a.text(v) for v in (0, 1)}
     await a.pub.close()
 
@@ -214,7 +214,7 @@ async def test_a_target_duration_set_above_owncasts_restores(tmp_path: Path) -> 
     a.pub.target_duration = 60
     a.owncast_lists(0, "stream-a-0.ts", "stream-a-1.ts")
     await a.settle()
-    saved = json.loads(json.dumps({**a.pub.snapshot(), "clean_stop": True}))
+    saved = json.loads(dumps({**a.pub.snapshot(), "clean_stop": True}))
     await a.pub.close()
     b = World(tmp_path / "hls")
     b.pub.restore(saved)
@@ -230,7 +230,7 @@ async def test_names_owncast_listed_but_were_rejected_restore(tmp_path: Path) ->
     a.owncast_lists(0, "stream-a-0.ts")
     a.pub.on_variant_playlist(0, SourcePlaylist(1, 0, (), False, True, rejected=(("evil\x1b[2J.ts", "escape"),)))
     await a.settle()
-    saved = json.loads(json.dumps({**a.pub.snapshot(), "clean_stop": True}))
+    saved = json.loads(dumps({**a.pub.snapshot(), "clean_stop": True}))
     assert "evil\x1b[2J.ts" in saved["variants"]["0"]["seen"]
     await a.pub.close()
     b = World(tmp_path / "hls")

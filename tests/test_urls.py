@@ -24,7 +24,7 @@ def settings(tmp_path: Path, **over: str) -> Settings:
     environ = {
         "HLS_DIR": str(tmp_path), "S3_ENDPOINT_URL": "https://acc.r2.cloudflarestorage.com",
         "AWS_ACCESS_KEY_ID": "key-id", "AWS_SECRET_ACCESS_KEY": SECRET, "AWS_BUCKET_NAME": "my-bucket",
-        "STATE_DIR": str(tmp_path / "state"), "SEGMENT_URLS": "presigned", **over,
+        "STATE_DIR": str(tmp_path / "state"), "SEGMENT_URLS": "presigned", "REWIND_SECONDS": "0", **over,
     }  # fmt: skip
     return load_settings(environ=environ)
 

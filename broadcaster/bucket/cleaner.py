@@ -50,6 +50,10 @@ class Cleaner:
         self._retry_after = retry_after
         self._wall = wall_clock
         self._due: list[tuple[float, str]] = []  # heap of (unix time it may go, key)
+        # Keys a clip lists (how many clips), never deleted while held; those that came due meanwhile
+        # wait in `_kept` (with their due time, saved like the rest) until the last clip lets them go.
+        self._held: dict[str, int] = {}
+        self._kept: dict[str, float] = {}
         self._task: asyncio.Task[None] | None = None
         self.deleted = 0
         self._lines = RateLimitedLog(log)  # a run every `interval` fails all through an outage
@@ -62,12 +66,37 @@ class Cleaner:
                 log.debug("%s may go in %.1fs", r.segment.key, r.keep + self._margin)
         self._metrics.cleanup_pending.set(len(self._due))
 
+    def hold(self, keys: list[str]) -> None:
+        """A clip lists these: they outlive the window until every clip that lists them is deleted."""
+        for key in keys:
+            self._held[key] = self._held.get(key, 0) + 1
+
+    def let_go(self, keys: list[str]) -> None:
+        """A clip was deleted: its segments that left every playlist meanwhile go at the next run."""
+        now = self._wall()
+        for key in keys:
+            count = self._held.get(key, 0) - 1
+            if count > 0:
+                self._held[key] = count
+                continue
+            self._held.pop(key, None)
+            due = self._kept.pop(key, None)
+            if due is not None:
+                heapq.heappush(self._due, (min(due, now), key))
+        self._metrics.cleanup_pending.set(len(self._due))
+
     @property
     def pending(self) -> int:
         return len(self._due)
 
+    @property
+    def kept(self) -> int:
+        """Segments past their time that a clip keeps."""
+        return len(self._kept)
+
     def snapshot(self) -> list[list[object]]:
-        return [[key, round(due, 3)] for due, key in sorted(self._due)]
+        due = [*self._due, *((when, key) for key, when in self._kept.items())]  # a restart asks the clips again
+        return [[key, round(when, 3)] for when, key in sorted(due)]
 
     def restore(self, data: object) -> None:
         """Continue from `snapshot`; raises ValueError (nothing changed) when it does not add up."""
@@ -79,7 +108,7 @@ class Cleaner:
             key = validate.text(pair[0], "a key to delete")
             due.append((validate.number(pair[1], "a deletion time"), key))
         heapq.heapify(due)
-        self._due = due
+        self._due, self._kept = due, {}
         self._metrics.cleanup_pending.set(len(self._due))
 
     async def start(self) -> None:
@@ -104,8 +133,13 @@ class Cleaner:
         now = self._wall()
         batch: list[str] = []
         while self._due and self._due[0][0] <= now and len(batch) < BATCH:
-            batch.append(heapq.heappop(self._due)[1])
+            due, key = heapq.heappop(self._due)
+            if key in self._held:
+                self._kept[key] = due
+            else:
+                batch.append(key)
         if not batch:
+            self._metrics.cleanup_pending.set(len(self._due))
             return
         log.debug("deleting %s", " ".join(batch))
         try:

@@ -197,8 +197,7 @@ class PlaylistRoutes:
             return web.Response(status=503, text="the stream is not advancing\n",
                                 headers=edge_headers({hdrs.CACHE_CONTROL: hls.UNREADY_CACHE_CONTROL,
                                                       hdrs.RETRY_AFTER: "1"}))
-        if skip and rendered.delta is not None:
-            rendered = rendered.delta  # a client that cannot use it asked without _HLS_skip (6.2.5.1)
+        rendered = rendered.answer(skip, msn)  # a client that cannot use a delta asks without _HLS_skip
         # Answered before segment _HLS_msn was listed (the service is stopping): a playlist players
         # take as it is and ask again, but one no cache may keep as the answer to this URL.
         early = rendered.last_sequence < msn and not rendered.ended
@@ -242,8 +241,7 @@ class PlaylistRoutes:
                 if rendered is not None:
                     if label == "unknown":
                         label = str(variant)
-                    if skip and rendered.delta is not None:
-                        rendered = rendered.delta
+                    rendered = rendered.answer(skip)
                     response = _rendered(request, rendered, hls.playlist_cache_control(target))
                 elif variant is None or variant == default:
                     response = _not_ready()

@@ -41,6 +41,18 @@ def object_key(prefix: str, index: int, name: str) -> str:
     return bucket_key(prefix, variant_uri(index, name))
 
 
+def clip_key(prefix: str, clip_id: str, name: str) -> str:
+    """A clip's playlist in the bucket: PREFIX/clips/<id>/master.m3u8 names its variants relatively
+    (PREFIX/clips/<id>/<n>/playlist.m3u8), as the live multivariant playlist does."""
+    return bucket_key(prefix, f"clips/{clip_id}/{name}")
+
+
+def clip_segment_uri(prefix: str, key: str) -> str:
+    """A segment's URI in a clip's variant playlist (clip_key(prefix, id, "<n>/playlist.m3u8")): relative
+    to it, three folders up, so a clip plays from any host that serves the bucket and copies nothing."""
+    return "../../../" + (key[len(prefix) + 1:] if prefix else key)
+
+
 # Segment names are never reused, so viewers and the CDN may keep them for a year (appendix B.1).
 SEGMENT_CACHE_CONTROL = "public, max-age=31536000, immutable"
 
@@ -156,6 +168,12 @@ def server_control(target_duration: int, *, can_skip: bool = False) -> str:
     skip = f"CAN-SKIP-UNTIL={skip_until(target_duration):.1f}," if can_skip else ""
     hold_back = HOLD_BACK_TARGET_DURATIONS * target_duration
     return f"#EXT-X-SERVER-CONTROL:{skip}CAN-BLOCK-RELOAD=YES,HOLD-BACK={hold_back:.1f}"
+
+
+def start_at_edge(target_duration: int) -> str:
+    """EXT-X-START (4.4.2.2) of a playlist listing more than players keep behind the live edge (a
+    rewind window): start where HOLD-BACK says, not at the window's start."""
+    return f"#EXT-X-START:TIME-OFFSET=-{HOLD_BACK_TARGET_DURATIONS * target_duration:.1f}"
 
 
 def block_timeout(target_duration: int) -> float:

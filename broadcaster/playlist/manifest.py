@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from itertools import islice
 from typing import Any
 
 from ..source.owncast import SourceVariant
 from ..state import validate
+from ..state.disk import RawJSON
 from . import hls
 
 # More than any window lists (a 10-minute window of 1 s segments is 600; a day is 86,400): a restored
@@ -59,36 +62,91 @@ class Removed:
     keep: float  # its duration plus the longest playlist that listed it (6.2.2)
 
 
-@dataclass(frozen=True, slots=True)
 class _Entry:
-    sequence: int
-    segment: ListedSegment
-    discontinuity: bool
-    program_date_time: float
-    listed_at: float
+    """A listed segment with its lines rendered once: a long window (REWIND_SECONDS) is rendered and
+    saved after every new segment, so each costs a join, not a formatting, per segment listed."""
+
+    __slots__ = ("sequence", "segment", "discontinuity", "program_date_time", "listed_at", "text", "maps",
+                 "saved")
+
+    def __init__(self, sequence: int, segment: ListedSegment, discontinuity: bool, program_date_time: float,
+                 listed_at: float, previous: _Entry | None) -> None:
+        self.sequence = sequence
+        self.segment = segment
+        self.discontinuity = discontinuity
+        self.program_date_time = program_date_time
+        self.listed_at = listed_at
+        init = segment.init_uri
+        # 4.4.4.5: EXT-X-MAP before the first segment it applies to; a playlist's (or a delta's) first
+        # segment gets it at render time when its predecessor made it unneeded here.
+        self.maps = bool(init) and (previous is None or init != previous.segment.init_uri or discontinuity)
+        self.text = "".join((
+            "#EXT-X-DISCONTINUITY\n" if discontinuity else "",
+            f'#EXT-X-MAP:URI="{init}"\n' if self.maps else "",
+            f"#EXT-X-PROGRAM-DATE-TIME:{hls.format_program_date_time(program_date_time)}\n",
+            f"#EXTINF:{segment.duration:.3f},\n",
+            segment.uri, "\n",
+        ))
+        # Its record in the state file, with the time it was listed on the generator's clock (the
+        # snapshot says what that clock read): the same text in every save.
+        self.saved = json.dumps([sequence, segment.uri, segment.duration, program_date_time, discontinuity,
+                                 init, segment.key, round(listed_at, 3)], separators=(",", ":"))
 
 
 class Rendered:
     """One rendering of a playlist: the bytes, a strong ETag, and a gzip copy made on first demand."""
 
-    __slots__ = ("body", "etag", "gzip_etag", "_gzip", "last_sequence", "ended", "delta")
+    __slots__ = ("body", "_etag", "_gzip", "last_sequence", "ended", "delta", "_media_sequence",
+                 "_delta_count", "_blind_delta")
 
     def __init__(
-        self, body: bytes, *, last_sequence: int = -1, ended: bool = False, delta: Rendered | None = None
+        self, body: bytes, *, last_sequence: int = -1, ended: bool = False, delta: Rendered | None = None,
+        media_sequence: int = 0, delta_count: int = 0, blind_delta: bool = True,
     ) -> None:
         self.body = body
         self.last_sequence = last_sequence  # for blocking reload: which _HLS_msn this answers
         self.ended = ended
         self.delta = delta  # the same version as a delta update (_HLS_skip), when one is offered
-        self.etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
-        self.gzip_etag = self.etag[:-1] + '-gz"'
+        # What a player would compare the delta with (answer): its media sequence and how many segments
+        # it lists, and whether it may go to a request that does not say which version it holds.
+        self._media_sequence = media_sequence
+        self._delta_count = delta_count
+        self._blind_delta = blind_delta
+        self._etag: str | None = None
         self._gzip: bytes | None = None
+
+    @property
+    def etag(self) -> str:
+        if self._etag is None:  # on first demand: the bucket's copy of a long window needs none
+            self._etag = '"' + hashlib.blake2b(self.body, digest_size=12).hexdigest() + '"'
+        return self._etag
+
+    @property
+    def gzip_etag(self) -> str:
+        return self.etag[:-1] + '-gz"'
+
+    def answer(self, skip: bool, msn: int | None = None) -> Rendered:
+        """This version, or its delta update to a request that asked for one (_HLS_skip, 6.2.5.1).
+
+        video.js (VHS isPlaylistUnchanged) takes a delta that lists as many segments as the version
+        it holds, under the same media sequence, for no change, and stalls. A blocking request says
+        which version that is: the player holds up to _HLS_msn - 1, so under this media sequence it
+        holds _HLS_msn - media sequence segments; that count gets the whole playlist. Without _HLS_msn
+        a delta goes only where no earlier version under its media sequence had its count."""
+        delta = self.delta
+        if not skip or delta is None:
+            return self
+        if msn is None:
+            return delta if self._blind_delta else self
+        return self if msn - self._media_sequence == self._delta_count else delta
 
     @property
     def gzip_body(self) -> bytes:
         if self._gzip is None:
             # mtime=0 keeps the bytes a pure function of the body.
-            self._gzip = gzip.compress(self.body, compresslevel=6, mtime=0)
+            # A long window (REWIND_SECONDS) at level 1: a third of the time for 7 % more bytes.
+            level = 6 if len(self.body) < 65536 else 1
+            self._gzip = gzip.compress(self.body, compresslevel=level, mtime=0)
         return self._gzip
 
 
@@ -102,6 +160,7 @@ class ManifestGenerator:
         *,
         independent_segments: bool = True,
         can_block_reload: bool = False,
+        start_at_edge: bool = False,
     ) -> None:
         if target_duration < 1:
             raise ValueError("target duration must be an integer >= 1 (4.4.3.1)")
@@ -112,9 +171,17 @@ class ManifestGenerator:
         self.independent_segments = independent_segments
         # Only an origin that holds requests may say so; a playlist copied to a bucket must not (6.2.5.2).
         self.can_block_reload = can_block_reload
+        # A window longer than players keep behind the edge (REWIND_SECONDS) says where to start.
+        self.start_at_edge = start_at_edge
         # Delta updates are answered by the same origin, and only pay off in a long enough window.
         self.can_skip = can_block_reload and hls.offers_delta_updates(self.window_seconds, target_duration)
         self._entries: deque[_Entry] = deque()
+        # The entries' text, joined: a segment appended adds its text, one removed leaves `_dropped`
+        # characters at the front to cut at the next rendering (a long window is not joined again).
+        self._text = ""
+        self._dropped = 0
+        self._mapped = 0  # entries with an EXT-X-MAP (fMP4): the playlist needs version 6
+        self._tagged = 0  # entries with EXT-X-DISCONTINUITY (asked per variant per slot: not summed)
         self._next_sequence = 0
         self._media_sequence = 0
         # The media sequence of the last version rendered, and the fewest segments a version under it
@@ -169,7 +236,7 @@ class ManifestGenerator:
     @property
     def last_discontinuity(self) -> int:
         """The discontinuity number (hls.js's cc) of the last segment listed, or of the sequence."""
-        return self._discontinuity_sequence + sum(e.discontinuity for e in self._entries)
+        return self._discontinuity_sequence + self._tagged
 
     def next_discontinuity(self, discontinuity: bool) -> int:
         """The discontinuity number the next segment appended gets, `discontinuity` being its flag."""
@@ -188,6 +255,21 @@ class ManifestGenerator:
     def uris(self) -> list[str]:
         return [e.segment.uri for e in self._entries]
 
+    @property
+    def listed_span(self) -> tuple[float, float] | None:
+        """(start, end) of what the window lists by PROGRAM-DATE-TIME, or None when it lists nothing."""
+        if not self._entries:
+            return None
+        last = self._entries[-1]
+        return self._entries[0].program_date_time, last.program_date_time + last.segment.duration
+
+    def listed_between(self, start: float, end: float) -> list[ListedSegment]:
+        """The listed segments that overlap [start, end) by PROGRAM-DATE-TIME, each with its date and
+        discontinuity as listed (a clip is made of them)."""
+        return [replace(e.segment, program_date_time=e.program_date_time, discontinuity=e.discontinuity)
+                for e in self._entries
+                if e.program_date_time < end and e.program_date_time + e.segment.duration > start]
+
     # -- changes -----------------------------------------------------------------------------------
 
     def mark_gap(self) -> None:
@@ -200,7 +282,7 @@ class ManifestGenerator:
         may have named other segments, so nothing listed before is listed again. The next segment
         carries EXT-X-DISCONTINUITY; the segments given up are drained as removed."""
         while self._entries:
-            first = self._entries.popleft()
+            first = self._pop()
             keep = first.segment.duration + self._longest(first.sequence)
             self._removed.append(Removed(first.segment, now, keep))
         self._peaks.clear()
@@ -243,10 +325,13 @@ class ManifestGenerator:
                 pdt = previous.program_date_time + previous.segment.duration
             else:
                 pdt = (now if wall is None else wall) - segment.duration
-        entry = _Entry(self._next_sequence, segment, discontinuity, pdt, now)
+        entry = _Entry(self._next_sequence, segment, discontinuity, pdt, now, previous)
         if not self._entries:
             self._peaks.clear()
         self._entries.append(entry)
+        self._text += entry.text
+        self._mapped += bool(segment.init_uri)
+        self._tagged += discontinuity
         self._next_sequence += 1
         self._duration += segment.duration
         self._pending_discontinuity = False
@@ -280,6 +365,7 @@ class ManifestGenerator:
         # together, also one that listed nothing yet), so discontinuity numbers stay the same across them.
         self._discontinuity_sequence = max(self._discontinuity_sequence + 1, discontinuity_sequence)
         self._entries.clear()
+        self._text, self._dropped, self._mapped, self._tagged = "", 0, 0, 0
         self._peaks.clear()
         self._duration = 0.0
         self._next_sequence = self._media_sequence = max(self._next_sequence, sequence)
@@ -309,7 +395,7 @@ class ManifestGenerator:
                 break
             if now - first.listed_at < min_listed:
                 break
-            self._entries.popleft()
+            self._pop()
             keep = first.segment.duration + self._longest(first.sequence)
             self._removed.append(Removed(first.segment, now, keep))
             self._duration -= first.segment.duration
@@ -322,6 +408,13 @@ class ManifestGenerator:
         while len(self._peaks) > 1 and self._peaks[0][0] < sequence:
             self._peaks.popleft()  # appended before any segment still listed: no longer needed
         return self._peaks[0][1] if self._peaks else 0.0
+
+    def _pop(self) -> _Entry:
+        first = self._entries.popleft()
+        self._dropped += len(first.text)
+        self._mapped -= bool(first.segment.init_uri)
+        self._tagged -= first.discontinuity
+        return first
 
     def drain_removed(self) -> list[Removed]:
         """Segments that left the window since the last call."""
@@ -343,16 +436,16 @@ class ManifestGenerator:
             "regrowing": self._regrowing,
             # Restored entries all count as listed in it: at worst they stay longer than needed.
             "longest": self._longest(self._media_sequence),
-            "entries": [
-                [e.sequence, e.segment.uri, e.segment.duration, e.program_date_time, e.discontinuity,
-                 e.segment.init_uri, e.segment.key, round(now - e.listed_at, 3)]
-                for e in self._entries
-            ],
+            # Each entry's record is encoded once, when it is listed, with the time it was listed on
+            # this clock; the file is saved after every listing, and a window may hold hours.
+            "clock": round(now, 3),
+            "entries": RawJSON("[" + ",".join(e.saved for e in self._entries) + "]"),
         }
 
     @classmethod
     def restore(
-        cls, data: dict[str, Any], now: float, window_seconds: float, *, can_block_reload: bool = False
+        cls, data: dict[str, Any], now: float, window_seconds: float, *, can_block_reload: bool = False,
+        start_at_edge: bool = False,
     ) -> ManifestGenerator:
         """Rebuild from `snapshot`; raises ValueError (naming the value) when the data does not add up.
 
@@ -363,7 +456,8 @@ class ManifestGenerator:
         target = validate.integer(validate.field(data, "target_duration", what), "target_duration", 1,
                                MAX_RESTORED_TARGET)
         independent = validate.flag(validate.field(data, "independent", what), "independent")
-        gen = cls(target, window_seconds, independent_segments=independent, can_block_reload=can_block_reload)
+        gen = cls(target, window_seconds, independent_segments=independent, can_block_reload=can_block_reload,
+                  start_at_edge=start_at_edge)
         gen._media_sequence = validate.integer(validate.field(data, "media_sequence", what), "media_sequence")
         gen._discontinuity_sequence = validate.integer(validate.field(data, "discontinuity_sequence", what),
                                                     "discontinuity_sequence")
@@ -373,7 +467,13 @@ class ManifestGenerator:
                                                 "pending_discontinuity")
         gen._regrowing = validate.flag(data.get("regrowing", False), "regrowing")  # absent in older files
         longest = validate.number(validate.field(data, "longest", what), "longest")
-        for raw in validate.array(validate.field(data, "entries", what), "entries", MAX_RESTORED_ENTRIES):
+        # Each entry's listing time on the saving process's clock; files from before "clock" held ages.
+        raw_clock = data.get("clock")
+        clock = None if raw_clock is None else validate.number(raw_clock, "clock", -1e15)
+        raw_entries = validate.field(data, "entries", what)
+        if isinstance(raw_entries, RawJSON):  # a snapshot restored without going through a file
+            raw_entries = raw_entries.decode()
+        for raw in validate.array(raw_entries, "entries", MAX_RESTORED_ENTRIES):
             entry = validate.array(raw, "an entry", 8)
             if len(entry) != 8:
                 raise ValueError(f"an entry has {len(entry)} values, not 8")
@@ -388,11 +488,17 @@ class ManifestGenerator:
                 _uri_or_none(init, "an init URI"),
                 None if key is None else validate.text(key, "a segment key"),
             )
+            if clock is not None:
+                age = round(clock - validate.number(age, "a segment's listing time", -1e15), 3)
             listed_at = now - validate.number(age, "a segment age", 0, 1e9)
             number = validate.integer(seq, "a sequence number")
+            previous = gen._entries[-1] if gen._entries else None
             gen._entries.append(_Entry(number, segment, segment.discontinuity, segment.program_date_time or 0.0,
-                                       listed_at))
+                                       listed_at, previous))
             gen._duration += segment.duration
+        gen._text = "".join(e.text for e in gen._entries)
+        gen._mapped = sum(bool(e.segment.init_uri) for e in gen._entries)
+        gen._tagged = sum(e.discontinuity for e in gen._entries)
         if gen._entries:
             gen._peaks.append((gen._entries[-1].sequence, max(longest, gen._duration)))
         sequences = [e.sequence for e in gen._entries]
@@ -411,16 +517,13 @@ class ManifestGenerator:
             if self._media_sequence != self._rendered_sequence:
                 self._rendered_sequence, self._fewest = self._media_sequence, count
             skipped = self._skippable() if self.can_skip and not ended else 0
-            if count - skipped >= self._fewest:
-                # video.js (VHS isPlaylistUnchanged) counts a delta's segments without the skipped
-                # ones: under the same media sequence, as many as a version it may hold looks like
-                # no change, and it stalls. So a delta lists fewer than any earlier version under
-                # its media sequence, or is not offered (while a window grows: full playlists).
-                skipped = 0
             delta = Rendered(self._render_text(self.can_block_reload, skipped).encode(), last_sequence=last,
                              ended=ended) if skipped else None
+            # A delta listing fewer segments than any earlier version under its media sequence cannot
+            # look unchanged to video.js whichever version it holds (Rendered.answer).
             self._rendered = Rendered(self._render_text(self.can_block_reload).encode(), last_sequence=last,
-                                      ended=ended, delta=delta)
+                                      ended=ended, delta=delta, media_sequence=self._media_sequence,
+                                      delta_count=count - skipped, blind_delta=count - skipped < self._fewest)
         return self._rendered
 
     def render_edge(self) -> Rendered:
@@ -436,22 +539,21 @@ class ManifestGenerator:
         """How many segments a delta update replaces with EXT-X-SKIP: the oldest ones, keeping at
         least CAN-SKIP-UNTIL seconds of the playlist's end (6.2.5.1)."""
         keep = hls.skip_until(self.target_duration)
-        remaining, skipped = self._duration, 0
-        for e in self._entries:
-            if remaining - e.segment.duration < keep:
-                break
-            remaining -= e.segment.duration
-            skipped += 1
-        return skipped
+        tail = 0.0
+        for kept, e in enumerate(reversed(self._entries), 1):  # from the end: a long window costs nothing
+            tail += e.segment.duration
+            if tail >= keep:
+                return len(self._entries) - kept
+        return 0
 
     def _render_text(self, server_control: bool, skipped: int = 0) -> str:
-        has_map = any(e.segment.init_uri for e in self._entries)
-        version = hls.DELTA_PLAYLIST_VERSION if skipped else hls.playlist_version(has_map=has_map)
+        version = hls.DELTA_PLAYLIST_VERSION if skipped else hls.playlist_version(has_map=self._mapped > 0)
         lines = [
             "#EXTM3U",
             f"#EXT-X-VERSION:{version}",
             f"#EXT-X-TARGETDURATION:{self.target_duration}",
             *([hls.server_control(self.target_duration, can_skip=self.can_skip)] if server_control else []),
+            *([hls.start_at_edge(self.target_duration)] if self.start_at_edge else []),
             f"#EXT-X-MEDIA-SEQUENCE:{self._media_sequence}",
             f"#EXT-X-DISCONTINUITY-SEQUENCE:{self._discontinuity_sequence}",
         ]
@@ -460,23 +562,22 @@ class ManifestGenerator:
         if skipped:
             # 4.4.5.2: replaces the skipped segments' URIs and every tag that applied to them.
             lines.append(f"#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}")
-        current_map: str | None = None
-        for i, e in enumerate(self._entries):
-            if i < skipped:
-                continue
-            if e.discontinuity:
-                lines.append("#EXT-X-DISCONTINUITY")
-            init = e.segment.init_uri
-            if init and (init != current_map or e.discontinuity):
-                lines.append(f'#EXT-X-MAP:URI="{init}"')  # 4.4.4.5: before the first segment it applies to
-            current_map = init
-            lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{hls.format_program_date_time(e.program_date_time)}")
-            lines.append(f"#EXTINF:{e.segment.duration:.3f},")
-            lines.append(e.segment.uri)
-        if self._ended:
-            lines.append("#EXT-X-ENDLIST")
         lines.append("")
-        return "\n".join(lines)
+        parts = ["\n".join(lines)]
+        # A delta update lists the last few, taken from the end and joined afresh.
+        tail = list(islice(reversed(self._entries), len(self._entries) - skipped))[::-1] if skipped else []
+        first = tail[0] if tail else self._entries[0] if self._entries else None
+        if first is not None and first.segment.init_uri and not first.maps:
+            parts.append(f'#EXT-X-MAP:URI="{first.segment.init_uri}"\n')  # 4.4.4.5: the first needs it
+        if skipped:
+            parts.extend(e.text for e in tail)
+        else:
+            if self._dropped:
+                self._text, self._dropped = self._text[self._dropped:], 0
+            parts.append(self._text)
+        if self._ended:
+            parts.append("#EXT-X-ENDLIST\n")
+        return "".join(parts)
 
 
 def render_master(variants: list[SourceVariant], media_name: str = hls.MEDIA_PLAYLIST_NAME) -> Rendered:

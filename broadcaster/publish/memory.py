@@ -90,7 +90,8 @@ def _number_key(key: str, what: str, digits: int) -> int:
     return number
 
 
-def decode(data: dict[str, object], now: float, window: float, can_block_reload: bool) -> Memory:
+def decode(data: dict[str, object], now: float, window: float, can_block_reload: bool,
+           start_at_edge: bool = False) -> Memory:
     what = "publisher state"
     data = mapping(data, what, 1000)
     raw_target = field(data, "target_duration", what)
@@ -103,7 +104,7 @@ def decode(data: dict[str, object], now: float, window: float, can_block_reload:
         gen = None
         if gen_data is not None:
             gen = ManifestGenerator.restore(mapping(gen_data, "generator", 100), now, window,
-                                            can_block_reload=can_block_reload)
+                                            can_block_reload=can_block_reload, start_at_edge=start_at_edge)
             if gen.target_duration != target:
                 raise ValueError(f"variant {name}: target duration {gen.target_duration}, not {target}")
         v = Variant(index, generator=gen, created=now)

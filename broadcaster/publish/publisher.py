@@ -45,6 +45,7 @@ class PublisherConfig:
     window_seconds: float
     target_duration: int | None = None  # None: from Owncast's first stream playlist
     can_block_reload: bool = False
+    start_at_edge: bool = False  # a rewind window: playlists say players start at the live edge
     first_sequence: int = 0  # the media sequence to start from without saved state
     wall_clock: Callable[[], float] = time.time
     monotonic: Callable[[], float] = time.monotonic
@@ -125,6 +126,7 @@ class Publisher:
         self._on_removed = on_removed
         self._recorder = recorder
         self._can_block = config.can_block_reload
+        self._start_at_edge = config.start_at_edge
         self._upload_ratio = 0.0  # moving average of (PutObject time / segment duration)
         self._input_log = RateLimitedLog(log)
 
@@ -184,7 +186,7 @@ class Publisher:
         target = self.target_duration
         if target is not None and v.generator is None:
             v.generator = ManifestGenerator(target, self._window, independent_segments=self._independent,
-                                            can_block_reload=self._can_block)
+                                            can_block_reload=self._can_block, start_at_edge=self._start_at_edge)
             if self._discontinuity_floor:
                 v.generator.continue_above(self._next_sequence, self._discontinuity_floor, self._mono())
         if playlist.media_sequence < v.last_media_sequence:
@@ -577,7 +579,7 @@ class Publisher:
         anything changes, and any other error in here is turned into the same ValueError, so the
         service sets the file aside instead of failing to start."""
         try:
-            m = decode(data, self._mono(), self._window, self._can_block)
+            m = decode(data, self._mono(), self._window, self._can_block, self._start_at_edge)
         except ValueError:
             raise
         except Exception as err:  # noqa: BLE001 (a check missed above: still a bad file, not a crash)

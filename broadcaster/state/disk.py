@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import os
+import secrets
 import threading
 import time
 from pathlib import Path
@@ -80,6 +81,37 @@ class DirectoryBusy(Exception):
         self.pid = pid
 
 
+class RawJSON:
+    """JSON text encoded already (a playlist's entries, each encoded once when it was listed), written
+    into the file as it is: a window of hours is saved after every segment, and encoding it again
+    each time would cost a core's share (README, "Rewind and clips")."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def decode(self) -> Any:
+        return json.loads(self.text, parse_constant=_reject_constant, parse_float=_finite)
+
+
+def dumps(data: dict[str, Any]) -> str:
+    """`data` as compact JSON, RawJSON values inserted as they are."""
+    raws: list[str] = []
+    mark = f"raw-{secrets.token_hex(8)}-"  # not in any string of `data`: a fresh one per call
+
+    def placeholder(value: object) -> str:
+        if not isinstance(value, RawJSON):
+            raise TypeError(f"{describe(value)} is not JSON")
+        raws.append(value.text)
+        return f"{mark}{len(raws) - 1}"
+
+    text = json.dumps(data, separators=(",", ":"), default=placeholder)
+    for n, raw in enumerate(raws):
+        text = text.replace(f'"{mark}{n}"', raw, 1)
+    return text
+
+
 class StateFile:
     def __init__(self, directory: Path, name: str = "state.json") -> None:
         self.path = directory / name
@@ -127,8 +159,7 @@ class StateFile:
             os.close(fd)
 
     def save(self, data: dict[str, Any]) -> None:
-        body = json.dumps({"format": FORMAT, "version": VERSION, "saved_at": time.time(), **data},
-                          separators=(",", ":")).encode()
+        body = dumps({"format": FORMAT, "version": VERSION, "saved_at": time.time(), **data}).encode()
         # Saves run in a worker thread and, at shutdown, in the caller's: one temporary file, one at a time.
         with self._lock:
             self._write(body)

@@ -23,6 +23,8 @@ def service_env(hls_dir: Path, s3: SeaweedS3, state_dir: Path, **over: str) -> d
         HLS_DIR=str(hls_dir), S3_ENDPOINT_URL=s3.endpoint_url, AWS_ACCESS_KEY_ID=s3.access_key,
         AWS_SECRET_ACCESS_KEY=s3.secret_key, AWS_BUCKET_NAME=s3.bucket, R2_PUBLIC_URL=s3.public_url,
         PORT="0", STATE_DIR=str(state_dir), LOG_LEVEL="info",
+        # The live window alone, as tests of it expect; tests of rewind set it.
+        REWIND_SECONDS="0",
     )
     env.update(over)
     return env

@@ -1,0 +1,274 @@
+"""The clips the operator made: each a VOD playlist in the bucket over segments already there.
+
+A clip lists the live window's segments where they are (PREFIX/<n>/...), relatively, from
+PREFIX/clips/<id>/<n>/playlist.m3u8, so no video is copied. Its segment keys are held by the cleaner
+for as long as the clip exists, and the list is saved in STATE_DIR/clips.json, so a restart keeps both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any, Protocol
+
+from ..bucket.store import StoreError
+from ..playlist import hls
+from ..playlist.manifest import ManifestGenerator, render_master, render_vod
+from ..source.owncast import SourceVariant
+from ..state import validate
+from ..state.disk import StateFile
+
+log = logging.getLogger(__name__)
+
+CLIPS_FILE = "clips.json"
+CLIP_ID = re.compile(r"[0-9]{8}-[0-9]{6}-[0-9a-f]{4}")
+# A clip never changes: a day of caching is harmless and saves the origin (as recordings).
+_VOD_CACHE_CONTROL = "public, max-age=86400"
+_MAX_CLIPS = 10_000
+_MAX_KEYS = 500_000  # a 4 h window of 1 s segments in 30 variants
+
+
+class ClipError(ValueError):
+    """What the operator asked cannot be made; one line that says why."""
+
+
+class ClipSource(Protocol):
+    def variants(self) -> list[int]: ...
+
+    def generator(self, index: int) -> ManifestGenerator | None: ...
+
+
+class BytesUploader(Protocol):
+    async def upload_bytes(self, key: str, body: bytes, *, content_type: str, cache_control: str) -> float: ...
+
+
+class DeletingStore(Protocol):
+    async def delete_many(self, keys: list[str]) -> list[str]: ...
+
+
+class Holder(Protocol):
+    def hold(self, keys: list[str]) -> None: ...
+
+    def let_go(self, keys: list[str]) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Clip:
+    id: str
+    created: float  # Unix time it was made
+    start: float  # PROGRAM-DATE-TIME of its first segment
+    end: float  # ... and of the end of its last
+    url: str  # its multivariant playlist, public
+    keys: tuple[str, ...]  # the segments it lists
+    playlists: tuple[str, ...]  # its own objects in the bucket
+
+    def describe(self) -> dict[str, Any]:
+        """What the control socket answers about it."""
+        return {"id": self.id, "url": self.url, "start": _iso(self.start), "end": _iso(self.end),
+                "seconds": round(self.end - self.start, 3), "created": _iso(self.created),
+                "segments": len(self.keys)}
+
+    def saved(self) -> dict[str, Any]:
+        return {"id": self.id, "created": self.created, "start": self.start, "end": self.end, "url": self.url,
+                "keys": list(self.keys), "playlists": list(self.playlists)}
+
+    @classmethod
+    def from_saved(cls, raw: object) -> Clip:
+        d = validate.mapping(raw, "a clip", 20)
+        clip_id = validate.text(validate.field(d, "id", "a clip"), "a clip id", 64)
+        if not CLIP_ID.fullmatch(clip_id):
+            raise ValueError(f"clip id {validate.describe(clip_id)} is not one of ours")
+        return cls(clip_id,
+                   validate.number(validate.field(d, "created", "a clip"), "a clip's time"),
+                   validate.number(validate.field(d, "start", "a clip"), "a clip's start"),
+                   validate.number(validate.field(d, "end", "a clip"), "a clip's end"),
+                   validate.text(validate.field(d, "url", "a clip"), "a clip's URL"),
+                   tuple(validate.text(k, "a clip's segment key")
+                         for k in validate.array(validate.field(d, "keys", "a clip"), "keys", _MAX_KEYS)),
+                   tuple(validate.text(k, "a clip's playlist key")
+                         for k in validate.array(validate.field(d, "playlists", "a clip"), "playlists", 1000)))
+
+
+def _iso(epoch: float) -> str:
+    return hls.format_program_date_time(epoch)
+
+
+def parse_time(text: str) -> float:
+    """A time of day as the operator writes it: RFC 3339 (2026-11-23T14:00:00Z) or Unix seconds."""
+    value = text.strip()
+    try:
+        return float(value) if re.fullmatch(r"[0-9]+(\.[0-9]+)?", value) else datetime.fromisoformat(
+            value.replace("z", "Z")).timestamp()
+    except ValueError:
+        raise ClipError(f"{text!r} is not a time: give RFC 3339 (2026-11-23T14:00:00Z) or Unix seconds") from None
+
+
+class ClipBook:
+    def __init__(
+        self,
+        file: StateFile,
+        uploader: BytesUploader,
+        store: DeletingStore,
+        source: ClipSource,
+        announced: Callable[[], list[SourceVariant] | None],
+        *,
+        key_prefix: str,
+        public_url: str | None,  # None: a private bucket (presigned URLs), where a clip cannot be read
+        holder: Holder | None,  # the cleaner; None when nothing is ever deleted
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._file = file
+        self._uploader = uploader
+        self._store = store
+        self._source = source
+        self._announced = announced
+        self._prefix = key_prefix
+        self._public_url = public_url
+        self._holder = holder
+        self._wall = wall_clock
+        self._clips: dict[str, Clip] = {}
+        self._lock = asyncio.Lock()  # one change at a time: the file is written whole
+
+    def load(self) -> None:
+        """The clips saved before a restart, held again before the cleaner's first run."""
+        data = self._file.load()
+        if data is None:
+            return
+        try:
+            clips = [Clip.from_saved(c) for c in validate.array(data.get("clips"), "clips", _MAX_CLIPS)]
+        except ValueError as err:
+            self._file.set_aside("corrupt", str(err))
+            return
+        for clip in clips:
+            self._clips[clip.id] = clip
+            if self._holder is not None:
+                self._holder.hold(list(clip.keys))
+        if clips:
+            log.info("%d clip(s) kept from before the restart", len(clips))
+
+    def clips(self) -> list[Clip]:
+        return sorted(self._clips.values(), key=lambda c: (c.start, c.id))
+
+    def span(self) -> tuple[float, float] | None:
+        """What the window lists now, by PROGRAM-DATE-TIME, over every variant."""
+        spans = [s for s in (self._spans().values()) if s is not None]
+        if not spans:
+            return None
+        return min(s[0] for s in spans), max(s[1] for s in spans)
+
+    def _spans(self) -> dict[int, tuple[float, float] | None]:
+        out: dict[int, tuple[float, float] | None] = {}
+        for index in self._source.variants():
+            gen = self._source.generator(index)
+            out[index] = gen.listed_span if gen is not None else None
+        return out
+
+    async def make(self, *, last: float | None = None, start: float | None = None,
+                   end: float | None = None) -> Clip:
+        """A clip of the last `last` seconds, or from `start` to `end` (Unix times), inside the window."""
+        if self._public_url is None:
+            raise ClipError("clips need a public bucket: with SEGMENT_URLS=presigned no player could read them")
+        span = self.span()
+        if span is None:
+            raise ClipError("the live playlists list nothing yet: no stream in the window to clip")
+        if last is not None:
+            if not last > 0:
+                raise ClipError("--last must be a number of seconds above 0")
+            end = span[1]
+            start = max(span[0], end - last)
+        if start is None or end is None:
+            raise ClipError("give --last SECONDS, or --from TIME and --to TIME")
+        window = f"the window holds {_iso(span[0])} to {_iso(span[1])} (REWIND_SECONDS)"
+        if not start < end:
+            raise ClipError(f"the clip must end after it starts ({_iso(start)} to {_iso(end)})")
+        if start < span[0] - 0.001:
+            raise ClipError(f"{_iso(start)} is before the window: {window}")
+        if start >= span[1]:
+            raise ClipError(f"{_iso(start)} is after the live edge: {window}")
+        end = min(end, span[1])
+        async with self._lock:
+            clip_id = time.strftime("%Y%m%d-%H%M%S", time.gmtime(start)) + "-" + secrets.token_hex(2)
+            bodies, keys, first, stop = self._playlists(clip_id, start, end)
+            media = {hls.clip_key(self._prefix, clip_id, hls.variant_uri(i, hls.MEDIA_PLAYLIST_NAME)): body
+                     for i, body in bodies.items()}
+            master = hls.clip_key(self._prefix, clip_id, hls.MASTER_PLAYLIST_NAME)
+            clip = Clip(clip_id, self._wall(), first, stop, f"{self._public_url}/{master}", tuple(keys),
+                        (*media, master))
+            # Held and saved first: the cleaner must not take a segment while the playlists upload.
+            self._clips[clip_id] = clip
+            if self._holder is not None:
+                self._holder.hold(keys)
+            try:
+                await self._save()
+                for key, body in [*media.items(), (master, self._master(list(bodies)))]:
+                    await self._uploader.upload_bytes(key, body, content_type=hls.PLAYLIST_CONTENT_TYPE,
+                                                      cache_control=_VOD_CACHE_CONTROL)
+            except BaseException:  # cancelled (the bucket did not take it in time) or the disk refused
+                del self._clips[clip_id]
+                if self._holder is not None:
+                    self._holder.let_go(keys)
+                await asyncio.shield(self._save_quietly())
+                raise
+        log.info("clip %s made: %s to %s, %d segments, %s", clip_id, _iso(first), _iso(stop), len(keys), clip.url)
+        return clip
+
+    def _playlists(self, clip_id: str, start: float, end: float) -> tuple[dict[int, bytes], list[str], float, float]:
+        bodies: dict[int, bytes] = {}  # by variant
+        keys: list[str] = []
+        first, stop = float("inf"), float("-inf")
+        for index in self._source.variants():
+            gen = self._source.generator(index)
+            segments = gen.listed_between(start, end) if gen is not None else []
+            segments = [s for s in segments if s.key]
+            if not segments:
+                continue
+            target = max(1, max(hls.rounded_duration(s.duration) for s in segments))
+            listed = [replace(s, uri=hls.clip_segment_uri(self._prefix, s.key or "")) for s in segments]
+            bodies[index] = render_vod(listed, target)
+            keys += [s.key for s in segments if s.key]
+            first = min(first, segments[0].program_date_time or start)
+            last = segments[-1]
+            stop = max(stop, (last.program_date_time or end) + last.duration)
+        if not bodies:
+            raise ClipError(f"no segment is listed between {_iso(start)} and {_iso(end)}")
+        return bodies, keys, first, stop
+
+    def _master(self, variants: list[int]) -> bytes:
+        """Owncast's variants as its master announces them (the live master's lines), those in the clip."""
+        known = {v.index: v for v in self._announced() or []}
+        return render_master([known.get(i) or SourceVariant(i, 1) for i in variants]).body
+
+    async def delete(self, clip_id: str) -> Clip:
+        """Delete a clip's playlists; its segments go once no playlist and no other clip lists them."""
+        async with self._lock:
+            clip = self._clips.get(clip_id)
+            if clip is None:
+                raise KeyError(clip_id)
+            try:
+                failed = await self._store.delete_many(list(clip.playlists))
+            except StoreError as err:
+                raise ClipError(f"the bucket refused to delete the clip ({err.reason}); it is kept, try again") from None
+            if failed:
+                raise ClipError(f"the bucket did not delete {', '.join(failed)}; the clip is kept, try again")
+            del self._clips[clip_id]
+            await self._save()
+            if self._holder is not None:
+                self._holder.let_go(list(clip.keys))
+        log.info("clip %s deleted; its %d segments go once nothing lists them", clip_id, len(clip.keys))
+        return clip
+
+    async def _save(self) -> None:
+        data = {"clips": [c.saved() for c in self.clips()]}
+        await asyncio.to_thread(self._file.save, data)
+
+    async def _save_quietly(self) -> None:
+        try:
+            await self._save()
+        except OSError as err:
+            log.error("cannot save %s: %s", self._file.path, err.strerror or err)

@@ -1,0 +1,254 @@
+"""Clips (issue 21): VOD playlists over segments already in the bucket, made by the operator through
+the control socket, kept from the cleaner, kept across restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiobotocore.session import get_session
+
+from broadcaster.bucket.cleaner import Cleaner
+from broadcaster.clips.book import ClipBook, ClipError, parse_time
+from broadcaster.demo.emulator import OwncastEmulator
+from broadcaster.demo.ffmpeg import ffmpeg_exe
+from broadcaster.demo.seaweed import SeaweedS3
+from broadcaster.metrics import Metrics
+from broadcaster.playlist.manifest import ListedSegment, ManifestGenerator, Removed
+from broadcaster.service import Service
+from broadcaster.settings import load_settings
+from broadcaster.state.disk import StateFile
+from tests.support.service_process import service_env
+from tests.support.waiting import until as wait_until
+
+T0 = 1_795_000_000.0
+PREFIX = "live"
+
+
+def seg(v: int, i: int) -> ListedSegment:
+    key = f"{PREFIX}/{v}/stream-a-{i}.ts"
+    return ListedSegment(f"https://cdn.example/{key}", 1.0, T0 + i, key=key)
+
+
+class Source:
+    def __init__(self, count: int = 20, variants: tuple[int, ...] = (0, 1)) -> None:
+        self.gens = {v: ManifestGenerator(1, 60) for v in variants}
+        for i in range(count):
+            for v, gen in self.gens.items():
+                gen.append(seg(v, i), float(i))
+
+    def variants(self) -> list[int]:
+        return sorted(self.gens)
+
+    def generator(self, index: int) -> ManifestGenerator | None:
+        return self.gens.get(index)
+
+
+class Bucket:
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+        self.deleted: list[str] = []
+
+    async def upload_bytes(self, key: str, body: bytes, *, content_type: str, cache_control: str) -> float:
+        assert content_type == "application/vnd.apple.mpegurl"
+        self.objects[key] = body
+        return 0.0
+
+    async def delete_many(self, keys: list[str]) -> list[str]:
+        self.deleted += keys
+        for key in keys:
+            self.objects.pop(key, None)
+        return []
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0 + 100
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def book_for(tmp_path: Path, source: Source, bucket: Bucket, cleaner: Cleaner | None = None,
+             public_url: str | None = "https://cdn.example") -> ClipBook:
+    (tmp_path / "state").mkdir(exist_ok=True)
+    return ClipBook(StateFile(tmp_path / "state", "clips.json"), bucket, bucket, source, lambda: None,
+                    key_prefix=PREFIX, public_url=public_url, holder=cleaner)
+
+
+async def test_a_clip_of_the_last_seconds_lists_the_segments_where_they_are(tmp_path: Path) -> None:
+    bucket = Bucket()
+    book = book_for(tmp_path, Source(), bucket)
+    clip = await book.make(last=5)
+    assert clip.url == f"https://cdn.example/{PREFIX}/clips/{clip.id}/master.m3u8"
+    assert (clip.start, clip.end) == (T0 + 15, T0 + 20)
+    assert sorted(clip.keys) == sorted(f"{PREFIX}/{v}/stream-a-{i}.ts" for v in (0, 1) for i in range(15, 20))
+    media = bucket.objects[f"{PREFIX}/clips/{clip.id}/0/playlist.m3u8"].decode()
+    assert "#EXT-X-PLAYLIST-TYPE:VOD" in media and media.rstrip().endswith("#EXT-X-ENDLIST")
+    # From PREFIX/clips/<id>/0/ three folders up is PREFIX/: the segment objects themselves.
+    assert [line for line in media.splitlines() if not line.startswith("#")] == [
+        f"../../../0/stream-a-{i}.ts" for i in range(15, 20)]
+    assert "#EXT-X-PROGRAM-DATE-TIME:" in media
+    master = bucket.objects[f"{PREFIX}/clips/{clip.id}/master.m3u8"].decode()
+    assert "0/playlist.m3u8" in master and "1/playlist.m3u8" in master
+
+
+async def test_clips_by_time_are_bounded_by_the_window_with_one_line_errors(tmp_path: Path) -> None:
+    book = book_for(tmp_path, Source(), Bucket())
+    clip = await book.make(start=T0 + 3.5, end=T0 + 6)
+    assert (clip.start, clip.end) == (T0 + 3, T0 + 6)  # whole segments that overlap the range
+    with pytest.raises(ClipError, match="is before the window: the window holds .* to .* \\(REWIND_SECONDS\\)"):
+        await book.make(start=T0 - 10, end=T0 + 2)
+    with pytest.raises(ClipError, match="after the live edge"):
+        await book.make(start=T0 + 25, end=T0 + 30)
+    with pytest.raises(ClipError, match="must end after it starts"):
+        await book.make(start=T0 + 5, end=T0 + 5)
+    with pytest.raises(ClipError, match="list nothing yet"):
+        await book_for(tmp_path, Source(count=0), Bucket()).make(last=5)
+    with pytest.raises(ClipError, match="SEGMENT_URLS=presigned"):
+        await book_for(tmp_path, Source(), Bucket(), public_url=None).make(last=5)
+    assert parse_time("2026-11-23T14:00:00Z") == parse_time("1795442400") == 1_795_442_400.0
+    with pytest.raises(ClipError, match="not a time"):
+        parse_time("yesterday")
+
+
+async def test_the_cleaner_keeps_what_a_clip_lists_until_the_clip_is_deleted(tmp_path: Path) -> None:
+    bucket, clock = Bucket(), Clock()
+    cleaner = Cleaner(bucket, Metrics(), margin=0, wall_clock=clock)
+    source = Source()
+    book = book_for(tmp_path, source, bucket, cleaner)
+    clip = await book.make(start=T0 + 2, end=T0 + 4)  # segments 2 and 3 of both variants
+    gone = [Removed(seg(v, i), 0, 1.0) for v in (0, 1) for i in range(6)]
+    cleaner.schedule(gone)
+    clock.now += 5
+    await cleaner.run_once()
+    kept = {f"{PREFIX}/{v}/stream-a-{i}.ts" for v in (0, 1) for i in (2, 3)}
+    assert set(bucket.deleted) == {r.segment.key for r in gone} - kept
+    assert cleaner.kept == 4
+    # A restart: the cleaner's saved list still names the kept keys, and the clips hold them again.
+    restarted = Cleaner(bucket, Metrics(), margin=0, wall_clock=clock)
+    restarted.restore(json.loads(json.dumps(cleaner.snapshot())))
+    again = book_for(tmp_path, source, bucket, restarted)
+    again.load()
+    assert [c.id for c in again.clips()] == [clip.id]
+    bucket.deleted.clear()
+    await restarted.run_once()
+    assert bucket.deleted == [] and restarted.kept == 4
+    await again.delete(clip.id)
+    assert f"{PREFIX}/clips/{clip.id}/master.m3u8" in bucket.deleted
+    bucket.deleted.clear()
+    await restarted.run_once()
+    assert set(bucket.deleted) == kept and restarted.kept == 0
+    assert again.clips() == [] and json.loads((tmp_path / "state" / "clips.json").read_text())["clips"] == []
+
+
+# -- the real service, ffmpeg and the CLI --------------------------------------------------------------
+
+REWIND = "8"
+
+
+def cli(state_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "broadcaster", "clip", *args, "--state-dir", str(state_dir)],
+                          capture_output=True, text=True, timeout=90, stdin=subprocess.DEVNULL)
+
+
+async def run_cli(state_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return await asyncio.to_thread(cli, state_dir, *args)
+
+
+@pytest.fixture
+def short_state(tmp_path: Path) -> Iterator[Path]:
+    yield tmp_path / "s"  # the control socket's path must stay under 108 bytes
+
+
+async def keys_in(s3: SeaweedS3) -> set[str]:
+    async with get_session().create_client(
+        "s3", endpoint_url=s3.endpoint_url, region_name="auto", aws_access_key_id=s3.access_key,
+        aws_secret_access_key=s3.secret_key, config=s3.client_config(),
+    ) as client:
+        found: set[str] = set()
+        async for page in client.get_paginator("list_objects_v2").paginate(Bucket=s3.bucket):
+            found |= {o["Key"] for o in page.get("Contents", [])}
+        return found
+
+
+async def sizes_of(s3: SeaweedS3, keys: tuple[str, ...]) -> dict[str, int]:
+    async with get_session().create_client(
+        "s3", endpoint_url=s3.endpoint_url, region_name="auto", aws_access_key_id=s3.access_key,
+        aws_secret_access_key=s3.secret_key, config=s3.client_config(),
+    ) as client:
+        return {k: (await client.head_object(Bucket=s3.bucket, Key=k))["ContentLength"] for k in keys}
+
+
+@pytest.mark.integration
+async def test_a_clip_from_the_cli_plays_in_ffmpeg_outlives_the_window_and_a_restart(
+    tmp_path: Path, seaweed: SeaweedS3, short_state: Path
+) -> None:
+    env = service_env(tmp_path / "hls", seaweed, short_state, REWIND_SECONDS=REWIND, WINDOW_SECONDS="4",
+                      CLEANUP_MARGIN="0")
+    async with OwncastEmulator(tmp_path / "hls", segment_seconds=1) as owncast:
+        settings = load_settings(environ=env)
+        service = Service(settings)
+        await service.start()
+        try:
+            await owncast.wait_for_segments(0, 6, timeout=30)
+            await wait_until(lambda: (service.clips.span() or (0, 0))[1] - (service.clips.span() or (0, 0))[0] >= 5,
+                             timeout=30, what="5 s listed")
+            made = await run_cli(short_state, "--last", "4")
+            assert made.returncode == 0, made.stderr
+            url = made.stdout.strip().splitlines()[-1]
+            assert url.startswith(seaweed.public_url) and url.endswith("/master.m3u8"), made.stdout
+            clip = service.clips.clips()[0]
+            # The public port knows no /clips: making one takes the operator's socket.
+            async with aiohttp.ClientSession() as http:
+                for method in ("GET", "POST"):
+                    async with http.request(method, f"{service.url}/clips", json={"last": 4}) as r:
+                        assert r.status in (404, 405), (method, r.status)
+            assert len(service.clips.clips()) == 1
+        finally:
+            await service.stop()
+        # A restart in the middle: the window and the clip are both still there.
+        service = Service(settings)
+        await service.start()
+        try:
+            listed = await run_cli(short_state, "--list")
+            assert listed.returncode == 0 and clip.id in listed.stdout and url in listed.stdout
+            generator = service.publisher.generator(0)
+            assert generator is not None and any(u.endswith(clip.keys[0].rsplit("/", 1)[1]) for u in generator.uris())
+            # ffmpeg reads the whole clip from the bucket's public URL: a VOD with every segment.
+            done = await asyncio.to_thread(subprocess.run, [
+                ffmpeg_exe(), "-nostdin", "-v", "error", "-i", url, "-map", "0", "-c", "copy", "-f", "mpegts",
+                str(tmp_path / "clip.ts")], capture_output=True, text=True, timeout=60)
+            assert done.returncode == 0 and not done.stderr, done.stderr
+            sizes = await sizes_of(seaweed, clip.keys)
+            # Every variant's segments, remuxed (a few percent of container overhead either way).
+            assert (tmp_path / "clip.ts").stat().st_size > 0.8 * sum(sizes.values()), sizes
+            # The window slides on: older segments that are not the clip's are deleted, the clip's stay.
+            cleaner = service.cleaner
+            assert cleaner is not None
+            await wait_until(lambda: cleaner.kept >= 1 and cleaner.deleted >= 4, timeout=60,
+                             what="old segments deleted while the clip's are kept")
+            present = await keys_in(seaweed)
+            assert set(clip.keys) <= present
+            deleted = await run_cli(short_state, "--delete", clip.id)
+            assert deleted.returncode == 0, deleted.stderr
+            await wait_until(lambda: cleaner.kept == 0, timeout=30, what="the clip's segments let go")
+            # Out of the window by now, they go at the cleaner's next run.
+            for _ in range(300):
+                if not set(clip.keys) & await keys_in(seaweed):
+                    break
+                await asyncio.sleep(0.1)
+            else:
+                raise AssertionError("the deleted clip's segments are still in the bucket")
+        finally:
+            await service.stop()
+    present = await keys_in(seaweed)
+    assert not any(k.startswith(f"live/clips/{clip.id}/") for k in present)
+    gone = await run_cli(short_state, "--list")
+    assert "no service is running" in gone.stderr and gone.returncode == 1
