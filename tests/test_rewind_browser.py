@@ -37,9 +37,9 @@ pytestmark = [
     needs_chromium,
 ]
 
-# The long window, in one place: REWIND_SECONDS=120 once the service has that setting.
-LONG_WINDOW = {"WINDOW_SECONDS": "120"}
-SHORT_WINDOW = {"WINDOW_SECONDS": "30"}  # today's default: no seek bar
+# The rewind window, in one place; the live window alone (REWIND_SECONDS=0) gets no seek bar.
+LONG_WINDOW = {"REWIND_SECONDS": "120", "WINDOW_SECONDS": "30"}
+SHORT_WINDOW = {"REWIND_SECONDS": "0", "WINDOW_SECONDS": "30"}
 BACKLOG = 90  # seconds of stream in Owncast's folder when the service starts
 SHORT_BACKLOG = 32  # the short window's Owncast lists a little more than its window
 SEGMENTS = 180  # encoded: the backlog, then one a second for longer than the test runs
