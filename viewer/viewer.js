@@ -6,6 +6,11 @@
  *
  * While the stats panel is open, an EventSource on /live/events shows the server's latest events
  * (segments listed, stream state). It is opened only then, so ordinary viewers hold no connection.
+ *
+ * Rewind: when the playlists reach back far enough, a seek bar spans the seekable window and shows the
+ * time of day being watched (EXT-X-PROGRAM-DATE-TIME). ?start=<RFC 3339 or Unix seconds> starts there
+ * instead of at the live edge; the playlist URLs stay the same (the CDN's cache and blocking reload
+ * still apply): the page picks the position once it has the first playlist.
  */
 (function () {
   'use strict';
@@ -24,6 +29,10 @@
   const MAX_ERRORS = 50;
   const EVENTS_SHOWN = 10; // server events listed in the stats panel, newest first
   const EVENTS_REOPEN_MS = 5000; // the server refused the stream (503: busy or restarting): try again
+  const SEEK_MIN_WINDOW_S = 45; // shorter windows (the default WINDOW_SECONDS is 30) get no seek bar
+  const START_MARGIN_TDS = 3; // the window slides on: stay this many target durations inside its start
+  const NATIVE_TARGET_S = 2; // the native player does not tell the target duration: assume this
+  const NOTICE_MS = 8000;
 
   const MESSAGES = {
     loading: ['Loading the stream…', 'Loading the stream…'],
@@ -46,9 +55,16 @@
   const r2Badge = $('r2-badge');
   const eventsList = $('events');
   const eventsStatus = $('events-status');
+  const timeline = $('timeline');
+  const seek = $('seek');
+  const clock = $('clock');
+  const behind = $('behind');
+  const moment = $('moment');
+  const notice = $('notice');
 
   const pageHost = location.host;
-  const given = new URLSearchParams(location.search).get('src') || null;
+  const params = new URLSearchParams(location.search);
+  const given = params.get('src') || null;
   // Without ?src, config.json (from the service) says where the stream is: the service's own
   // playlists, or the bucket's when playlists are published there. Resolved before the first start().
   let src = given === null ? null : playlistUrl(given);
@@ -72,6 +88,11 @@
     errors: [], // 'networkError/fragLoadError (HTTP 403)', ...
     events: 0, // server events received on /live/events (only while the stats panel is open)
     eventStream: 'closed', // 'closed' | 'connecting' | 'open'
+    playingDate: null, // ms since the epoch of the picture shown (EXT-X-PROGRAM-DATE-TIME), or null
+    seekableStart: null, // the window one can seek in, in the video's seconds
+    seekableEnd: null,
+    behindLive: null, // seconds behind where the live button goes
+    momentLink: null, // this page with ?start= the picture shown
   };
   window.viewerStats = stats;
 
@@ -88,6 +109,11 @@
   let lastTime = -1;
   let lastProgressAt = 0;
   let behindTicks = 0;
+  let dragging = false; // the viewer holds the seek bar's thumb: ticks must not move it
+  let noticeTimer = null;
+  // ms since the epoch: the next player starts there instead of at the live edge (?start, or where a
+  // rewound viewer was when the player had to be recreated).
+  let startAt = parseStart(params.get('start'));
 
   // -- player lifecycle ---------------------------------------------------------------------------
 
@@ -107,6 +133,7 @@
       startHlsJs(gen);
     } else if (video.canPlayType('application/vnd.apple.mpegurl')) {
       stats.engine = 'native';
+      if (startAt !== null) video.addEventListener('loadedmetadata', () => startNative(gen), { once: true });
       video.src = src;
       play();
     } else {
@@ -131,7 +158,10 @@
 
   function startHlsJs(gen) {
     const Hls = window.Hls;
-    const h = new Hls({ liveDurationInfinity: true, backBufferLength: 30 });
+    // liveMaxLatencyDuration(Count) stays at its default, Infinity: hls.js never pulls a rewound viewer
+    // back to live. Interstitials are off: Owncast makes none, and hls.js's interstitials controller would
+    // restart loading at the live start it chose on the first playlist, undoing startLoad(?start).
+    const h = new Hls({ liveDurationInfinity: true, backBufferLength: 30, enableInterstitialPlayback: false });
     hls = h;
     stats.engine = 'hls.js ' + Hls.version;
     h.on(Hls.Events.MANIFEST_PARSED, (event, data) => {
@@ -139,12 +169,58 @@
       play();
     });
     h.on(Hls.Events.LEVEL_UPDATED, (event, data) => onPlaylist(data.details));
+    if (startAt !== null) {
+      // After hls.js has picked the live edge for this first playlist: startLoad(position) overrides it.
+      h.once(Hls.Events.LEVEL_LOADED, (event, data) => {
+        if (gen === generation) startHlsJsAt(h, data.details);
+      });
+    }
     h.on(Hls.Events.FRAG_LOADED, (event, data) => onSegment(data));
     h.on(Hls.Events.ERROR, (event, data) => {
       if (gen === generation && data.fatal) onFatal(data);
     });
     h.attachMedia(video);
     h.loadSource(src);
+  }
+
+  /** Starts at startAt, in the fragment whose PROGRAM-DATE-TIME covers it. */
+  function startHlsJsAt(h, details) {
+    const at = startAt;
+    startAt = null;
+    if (!details.live) return;
+    const fragments = details.fragments.filter((f) => f.programDateTime !== null);
+    const f = fragments.find((frag) => at < frag.programDateTime + frag.duration * 1000);
+    if (!f) return; // at or after the live edge (or no dates): live
+    const td = details.targetduration;
+    const live = h.liveSyncPosition !== null ? h.liveSyncPosition : details.edge - START_MARGIN_TDS * td;
+    // Before f: in a gap between dates (a discontinuity) start at f, before the first one is too early.
+    const position = f === fragments[0] ? f.start + (at - f.programDateTime) / 1000
+      : f.start + Math.max(0, at - f.programDateTime) / 1000;
+    const chosen = startPosition(position, details.fragmentStart, live, START_MARGIN_TDS * td);
+    if (chosen !== null) h.startLoad(chosen);
+  }
+
+  /** The native player's timeline is dated by getStartDate() (Safari). */
+  function startNative(gen) {
+    const at = startAt;
+    startAt = null;
+    const origin = nativeOrigin();
+    const range = seekableRange();
+    if (gen !== generation || origin === null || !range) return;
+    const chosen = startPosition((at - origin) / 1000, range.start, livePosition(range),
+      START_MARGIN_TDS * NATIVE_TARGET_S);
+    if (chosen !== null) video.currentTime = chosen;
+  }
+
+  /** Where to start for a wanted position: null to play live, else inside the window (and say so when
+   * the time has already left it). */
+  function startPosition(position, start, live, margin) {
+    if (position >= live) return null;
+    const earliest = Math.min(start + margin, live);
+    if (position < start) {
+      showNotice('That time is no longer available: playing from the earliest moment kept.');
+    }
+    return Math.max(position, earliest);
   }
 
   function onPlaylist(details) {
@@ -216,6 +292,8 @@
   function restartLater() {
     const delay = Math.min(RECREATE_MAX_MS, RECREATE_MIN_MS * 1.5 ** failures);
     failures += 1;
+    // A rewound viewer resumes where they were, not at the live edge.
+    if (!goLive.hidden && stats.playingDate !== null) startAt = stats.playingDate;
     stop();
     setState('error', 'Playback error. Reconnecting in ' + Math.round(delay / 1000) + ' s…');
     timer = setTimeout(start, delay);
@@ -311,6 +389,11 @@
       restartLater();
     }
   });
+  video.addEventListener('timeupdate', () => {
+    // The clock and the test hooks, between ticks (a seek shows at once, not up to a second later).
+    readPlayer();
+    updateTimeline();
+  });
   video.addEventListener('volumechange', () => {
     if (!video.muted) unmute.hidden = true;
   });
@@ -322,9 +405,41 @@
     unmute.hidden = true;
   });
 
-  goLive.addEventListener('click', () => {
-    if (hls && hls.liveSyncPosition !== null) video.currentTime = hls.liveSyncPosition;
+  goLive.addEventListener('click', toLive);
+
+  function toLive() {
+    const range = seekableRange();
+    if (hls && hls.liveSyncPosition !== null) {
+      video.currentTime = hls.liveSyncPosition;
+    } else if (!hls && range) {
+      video.currentTime = livePosition(range);
+    }
+    behindTicks = 0;
+    goLive.hidden = true;
     play();
+  }
+
+  // The seek bar's value is the offset from the end of the seekable window (<= 0): the thumb stays put
+  // while the window slides on under a viewer watching at normal pace, as it should.
+  seek.addEventListener('input', () => {
+    dragging = true;
+    const range = seekableRange();
+    if (range) showPosition(range.end + Number(seek.value));
+  });
+  seek.addEventListener('change', () => {
+    dragging = false;
+    const range = seekableRange();
+    if (!range) return;
+    const target = range.end + Number(seek.value);
+    if (target >= livePosition(range)) {
+      toLive();
+      return;
+    }
+    video.currentTime = Math.max(target, Math.min(range.start + startMargin(), livePosition(range)));
+    play();
+  });
+  seek.addEventListener('blur', () => {
+    dragging = false; // a drag that never ended in a change (the pointer left the window)
   });
 
   quality.addEventListener('change', () => {
@@ -468,15 +583,101 @@
     }
     readPlayer();
     updateGoLive();
+    updateTimeline();
     if (!statsPanel.hidden) render();
   }
 
   function updateGoLive() {
     const details = hls && hls.latestLevelDetails;
-    const behind = details && stats.latency !== null ? stats.latency - (hls.targetLatency || 0) : 0;
+    const live = hls ? Boolean(details && details.live) : video.duration === Infinity;
     // Behind for a few seconds in a row: a new player briefly reports nonsense before its first seek.
-    behindTicks = details && details.live && behind > 2 * details.targetduration ? behindTicks + 1 : 0;
+    const behindNow = live && stats.behindLive !== null && stats.behindLive > 2 * targetDuration();
+    behindTicks = behindNow ? behindTicks + 1 : 0;
     goLive.hidden = behindTicks < BEHIND_TICKS;
+  }
+
+  function updateTimeline() {
+    const range = seekableRange();
+    stats.seekableStart = range ? range.start : null;
+    stats.seekableEnd = range ? range.end : null;
+    stats.playingDate = playingDate();
+    stats.momentLink = stats.playingDate === null ? null : momentLink(stats.playingDate);
+    const shown = stats.state === 'playing' && range !== null && range.end - range.start >= SEEK_MIN_WINDOW_S;
+    timeline.hidden = !shown;
+    if (!shown || dragging) return;
+    seek.min = String(Math.floor(range.start - range.end));
+    seek.value = String(Math.min(0, Math.round(video.currentTime - range.end)));
+    showPosition(video.currentTime);
+    if (stats.momentLink !== null) moment.href = stats.momentLink;
+  }
+
+  /** The time of day and the distance to live at `position` (the playhead, or the thumb while dragged). */
+  function showPosition(position) {
+    const range = seekableRange();
+    const offset = position - video.currentTime;
+    const date = stats.playingDate === null ? null : new Date(stats.playingDate + offset * 1000);
+    const lag = range ? Math.max(0, livePosition(range) - position) : 0;
+    const live = lag <= 2 * targetDuration(); // as the live button's rule, without its ticks of patience
+    const time = date ? date.toLocaleTimeString([], { hour12: false }) : '';
+    if (clock.textContent !== time) clock.textContent = time;
+    if (date) clock.dateTime = date.toISOString();
+    const text = live ? 'LIVE' : '-' + formatDuration(lag);
+    if (behind.textContent !== text) behind.textContent = text;
+    behind.dataset.live = String(live);
+    const said = (time ? time + ', ' : '') + (live ? 'live' : formatDuration(lag) + ' behind live');
+    seek.setAttribute('aria-valuetext', said);
+  }
+
+  function seekableRange() {
+    const ranges = video.seekable;
+    return ranges.length ? { start: ranges.start(0), end: ranges.end(ranges.length - 1) } : null;
+  }
+
+  /** Where the live button goes. */
+  function livePosition(range) {
+    if (hls && hls.liveSyncPosition !== null) return hls.liveSyncPosition;
+    return Math.max(range.start, range.end - startMargin());
+  }
+
+  function startMargin() {
+    return START_MARGIN_TDS * targetDuration();
+  }
+
+  function targetDuration() {
+    const details = hls && hls.latestLevelDetails;
+    return details ? details.targetduration : NATIVE_TARGET_S;
+  }
+
+  function playingDate() {
+    if (hls) {
+      const date = hls.playingDate;
+      return date ? date.getTime() : null;
+    }
+    const origin = nativeOrigin();
+    return origin === null || !video.src ? null : origin + video.currentTime * 1000;
+  }
+
+  /** ms since the epoch at the native player's time 0, from the playlist's PROGRAM-DATE-TIME (Safari). */
+  function nativeOrigin() {
+    const date = typeof video.getStartDate === 'function' ? video.getStartDate() : null;
+    const ms = date ? date.getTime() : NaN;
+    return Number.isFinite(ms) ? ms : null;
+  }
+
+  /** This page, starting at `ms` (keeps ?src and the rest). */
+  function momentLink(ms) {
+    const url = new URL(location.href);
+    url.searchParams.set('start', new Date(Math.floor(ms / 1000) * 1000).toISOString().replace('.000Z', 'Z'));
+    return url.href;
+  }
+
+  function showNotice(text) {
+    clearTimeout(noticeTimer);
+    notice.hidden = false;
+    notice.textContent = text;
+    noticeTimer = setTimeout(() => {
+      notice.hidden = true;
+    }, NOTICE_MS);
   }
 
   function readPlayer() {
@@ -486,13 +687,16 @@
     stats.quality = width && height ? width + 'x' + height : null;
     stats.bitrate = level ? level.bitrate : null;
     stats.bandwidth = hls ? Math.round(hls.bandwidthEstimate) || null : null;
+    const range = seekableRange();
     if (hls) {
       stats.latency = hls.latency > 0 ? hls.latency : null;
-    } else if (stats.engine === 'native' && video.seekable.length) {
-      stats.latency = Math.max(0, video.seekable.end(video.seekable.length - 1) - video.currentTime);
+    } else if (stats.engine === 'native' && range) {
+      stats.latency = Math.max(0, range.end - video.currentTime);
     } else {
       stats.latency = null;
     }
+    const live = range && stats.latency !== null ? livePosition(range) : null;
+    stats.behindLive = live === null ? null : Math.max(0, live - video.currentTime);
   }
 
   function bufferAhead() {
@@ -535,6 +739,23 @@
 
   function formatBitrate(bps) {
     return bps >= 1e6 ? (bps / 1e6).toFixed(2) + ' Mbit/s' : Math.round(bps / 1e3) + ' kbit/s';
+  }
+
+  function formatDuration(seconds) {
+    const s = Math.round(seconds);
+    const hours = Math.floor(s / 3600);
+    const rest = String(Math.floor((s % 3600) / 60)).padStart(hours ? 2 : 1, '0') + ':'
+      + String(s % 60).padStart(2, '0');
+    return hours ? hours + ':' + rest : rest;
+  }
+
+  /** ?start: RFC 3339 (2026-11-23T14:00:00Z) or Unix seconds; ms since the epoch, or null. */
+  function parseStart(text) {
+    if (text === null || text === '') return null;
+    const ms = /^\d+(\.\d+)?$/.test(text) ? Number(text) * 1000 : Date.parse(text);
+    if (Number.isFinite(ms)) return ms;
+    showNotice('The start parameter is not a time (RFC 3339 or Unix seconds): playing live.');
+    return null;
   }
 
   function formatBytes(n) {

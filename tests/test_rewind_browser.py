@@ -1,0 +1,237 @@
+"""Rewind in the viewer (issue 21): hls.js in Debian's headless Chromium on a long live window.
+
+Owncast's folder gets a backlog of real 1 s segments (one continuous ffmpeg encoding, so timestamps
+run on) dated up to now, then one more a second: the service lists the backlog in a burst, so the
+window is long at once instead of after minutes. The viewer starts at the live edge, seeks back
+through its seek bar to the segment of the right PROGRAM-DATE-TIME, goes live again with its button,
+and /?start=<time> starts at that time and plays on, with the very same playlist URLs. With today's
+short window there is no seek bar.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import subprocess
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from broadcaster.demo.ffmpeg import ffmpeg_exe
+from broadcaster.demo.seaweed import SeaweedS3
+from broadcaster.service import Service
+from broadcaster.settings import load_settings
+from tests.support.browser import launch_chromium, needs_chromium
+from tests.support.owncast_writer import HandFedOwncast, write_in_place
+from tests.support.service_process import service_env
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.browser,
+    needs_chromium,
+]
+
+# The rewind window, in one place; the live window alone (REWIND_SECONDS=0) gets no seek bar.
+LONG_WINDOW = {"REWIND_SECONDS": "120", "WINDOW_SECONDS": "30"}
+SHORT_WINDOW = {"REWIND_SECONDS": "0", "WINDOW_SECONDS": "30"}
+BACKLOG = 90  # seconds of stream in Owncast's folder when the service starts
+SHORT_BACKLOG = 32  # the short window's Owncast lists a little more than its window
+SEGMENTS = 180  # encoded: the backlog, then one a second for longer than the test runs
+TD = 1.0  # target duration (Owncast's lowest latency level)
+NAME = re.compile(r"-(\d+)\.ts$")
+
+STATS = "() => JSON.parse(JSON.stringify(window.viewerStats))"
+# The playhead and the date hls.js gives it, read at one instant.
+NOW = "() => ({t: document.querySelector('video').currentTime, date: window.viewerStats.playingDate})"
+# At the live edge, by the viewer's two measures (hls.js's latency lags a seek by a timeupdate: waited for).
+AT_EDGE = (f"() => {{ const v = window.viewerStats; return v.playingDate !== null && v.latency !== null"
+           f" && v.latency < {5 * TD} && v.behindLive < {3 * TD}; }}")
+
+
+def encode(folder: Path, count: int) -> list[bytes]:
+    """`count` 1 s MPEG-TS segments of one encoding (small, so quick): timestamps continue across them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
+         "-f", "lavfi", "-i", "testsrc=size=160x90:rate=10", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=22050",
+         "-t", str(count), "-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-preset", "ultrafast",
+         "-g", "10", "-keyint_min", "10", "-sc_threshold", "0", "-c:a", "aac", "-ac", "1", "-b:a", "32k",
+         "-f", "hls", "-hls_time", "1", "-hls_list_size", "0",
+         "-hls_segment_filename", str(folder / "seg%d.ts"), str(folder / "out.m3u8")],
+        check=True, timeout=60, capture_output=True,
+    )  # fmt: skip
+    text = (folder / "out.m3u8").read_text()
+    assert text.count("#EXTINF:1.000000,") == count, text[:400]
+    return [(folder / f"seg{i}.ts").read_bytes() for i in range(count)]
+
+
+@dataclass
+class Stream:
+    long: Service
+    short: Service
+    t0: float  # PROGRAM-DATE-TIME of segment 0: segment n covers [t0 + n, t0 + n + 1)
+    owncast: HandFedOwncast
+
+    def number(self, url: str) -> int:
+        m = NAME.search(urlsplit(url).path)
+        assert m, url
+        return int(m.group(1))
+
+
+def put(owncast: HandFedOwncast, data: bytes) -> None:
+    """Owncast's next segment, with these bytes, then its playlist listing it."""
+    owncast.slot({0: lambda path: write_in_place(path, data)})
+
+
+async def feed(folders: list[HandFedOwncast], segments: list[bytes], t0: float) -> None:
+    """One segment a second after the backlog, each listed once complete (at t0 + n + 1)."""
+    for n in range(BACKLOG, len(segments)):
+        await asyncio.sleep(max(0.0, t0 + n + 1 - time.time()))
+        for owncast in folders:
+            put(owncast, segments[n])
+
+
+@pytest.fixture
+async def stream(tmp_path: Path, seaweed: SeaweedS3) -> AsyncIterator[Stream]:
+    segments = await asyncio.to_thread(encode, tmp_path / "encoded", SEGMENTS)
+    t0 = time.time() - BACKLOG
+    long = HandFedOwncast(tmp_path / "hls", b"", variants=(0,), list_size=10_000, t0=t0)
+    short = HandFedOwncast(tmp_path / "hls-short", b"", variants=(0,), list_size=SHORT_BACKLOG, t0=t0)
+    for owncast in (long, short):
+        for n in range(BACKLOG):  # written at once: Owncast's list as the service first finds it
+            put(owncast, segments[n])
+    feeding = asyncio.create_task(feed([long, short], segments, t0))
+    services = [
+        Service(load_settings(environ=service_env(tmp_path / "hls", seaweed, tmp_path / "state", **LONG_WINDOW))),
+        Service(load_settings(environ=service_env(
+            tmp_path / "hls-short", seaweed, tmp_path / "state-short", R2_KEY_PREFIX="short", **SHORT_WINDOW))),
+    ]
+    try:
+        for service in services:
+            await service.start()
+        yield Stream(services[0], services[1], t0, long)
+    finally:
+        feeding.cancel()
+        for service in services:
+            await service.stop()
+
+
+def rfc3339(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+async def test_seek_back_go_live_and_start_at_a_time(stream: Stream) -> None:
+    from playwright.async_api import async_playwright
+
+    requests: list[str] = []
+    console_errors: list[str] = []
+
+    async def new_page(url: str) -> Any:
+        page = await browser.new_page(viewport={"width": 1100, "height": 800})
+        page.on("request", lambda r: requests.append(r.url))
+        page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: console_errors.append(str(e)))
+        await page.goto(url)
+        await page.wait_for_function("() => window.viewerStats.state === 'playing'", timeout=30_000)
+        return page
+
+    async with async_playwright() as pw:
+        browser = await launch_chromium(pw)
+        try:
+            # Today's default window: the page looks as it did, no seek bar.
+            page = await new_page(f"{stream.short.url}/")
+            await page.wait_for_function(
+                "() => window.viewerStats.seekableEnd - window.viewerStats.seekableStart >= 25", timeout=10_000)
+            stats = await page.evaluate(STATS)
+            assert stats["seekableEnd"] - stats["seekableStart"] < 45, stats
+            assert await page.locator("#timeline").is_hidden()
+            await page.close()
+
+            page = await new_page(f"{stream.long.url}/")
+            # At the live edge (once hls.js has caught up with its first seek), with the whole backlog
+            # seekable and the seek bar shown.
+            await page.wait_for_function(AT_EDGE, timeout=5_000)
+            await page.wait_for_function(
+                "() => window.viewerStats.seekableEnd - window.viewerStats.seekableStart >= 80", timeout=5_000)
+            stats = await page.evaluate(STATS)
+            assert await page.locator("#timeline").is_visible()
+            assert await page.inner_text("#behind") == "LIVE"
+            # The date shown is the time of day the picture was made: now, less the latency.
+            assert abs(stats["playingDate"] / 1000 - (time.time() - stats["latency"])) < 2 * TD, stats
+
+            # 60 s back through the seek bar (its value: seconds from the end of the window).
+            before = await page.evaluate(NOW)
+            value = int(await page.input_value("#seek"))
+            await page.locator("#seek").fill(str(value - 60))
+            await page.wait_for_function(
+                "t => { const v = document.querySelector('video');"
+                " return !v.seeking && v.currentTime > t && v.currentTime < t + 10 && v.readyState >= 3; }",
+                arg=before["t"] - 60 + 1, timeout=10_000)
+            after = await page.evaluate(NOW)
+            assert abs(after["t"] - (before["t"] - 60)) < 3 * TD, (before, after)
+            # The date moved with the playhead: the picture shown is the segment dated 60 s earlier...
+            expected = before["date"] + (after["t"] - before["t"]) * 1000
+            assert abs(after["date"] - expected) <= 1000 * TD, (before, after)
+            # ...and that segment is the one fetched: Owncast's segment n is dated t0 + n.
+            number = int(after["date"] / 1000 - stream.t0)
+            fetched = {stream.number(u) for u in requests if u.endswith(".ts")}
+            assert number in fetched, (number, sorted(fetched))
+            await page.wait_for_function("() => /^-1:0\\d$/.test(document.querySelector('#behind').textContent)",
+                                         timeout=5_000)
+            assert 55 < (await page.evaluate(STATS))["behindLive"] < 65
+            # What a screen reader says of the seek bar: the time of day and the distance to live.
+            said = await page.get_attribute("#seek", "aria-valuetext")
+            assert said and re.fullmatch(r"\d\d:\d\d:\d\d, 1:0\d behind live", said), said
+            await page.set_viewport_size({"width": 360, "height": 740})  # a phone: nothing wider than it
+            assert await page.evaluate("() => document.documentElement.scrollWidth") <= 360
+            await page.set_viewport_size({"width": 1100, "height": 800})
+
+            # The live button: back at the edge.
+            await page.get_by_role("button", name="Go live").click(timeout=10_000)
+            await page.wait_for_function(
+                "() => window.viewerStats.behindLive !== null && window.viewerStats.behindLive < 2"
+                " && window.viewerStats.latency < 5", timeout=10_000)
+            await page.wait_for_function("() => document.querySelector('#behind').textContent === 'LIVE'",
+                                         timeout=5_000)
+            await page.close()
+
+            # /?start=<45 s before the edge>: starts there and plays on at live pace.
+            at = float(int(time.time() - 45))
+            page = await new_page(f"{stream.long.url}/?start={rfc3339(at)}")
+            first = await (await page.wait_for_function(
+                "() => window.viewerStats.playingDate", timeout=10_000)).json_value()
+            assert -1000 * TD <= first - at * 1000 <= 1500 * TD, (first / 1000, at)
+            t1, w1 = (await page.evaluate(NOW))["t"], time.time()
+            await page.wait_for_function("t => document.querySelector('video').currentTime > t", arg=t1 + 4,
+                                         timeout=10_000)
+            t2, w2 = (await page.evaluate(NOW))["t"], time.time()
+            assert t2 - t1 >= 0.8 * (w2 - w1), (t1, t2, w2 - w1)  # at normal pace, not stalled
+            stats = await page.evaluate(STATS)
+            assert 35 < stats["behindLive"] < 55, stats  # still back there: no jump to live
+            assert stats["errors"] == [], stats
+            assert re.search(r"[?&]start=\d{4}-\d\d-\d\dT", stats["momentLink"]), stats
+            await page.close()
+
+            # A time already gone (here in Unix seconds): the earliest moment kept, and the page says so.
+            page = await new_page(f"{stream.long.url}/?start={int(stream.t0) - 600}")
+            await page.wait_for_function("() => window.viewerStats.playingDate", timeout=10_000)
+            stats = await page.evaluate(STATS)
+            assert 0 <= stats["playingDate"] / 1000 - stream.t0 < 10, (stats, stream.t0)  # the backlog's start
+            assert "no longer available" in await page.inner_text("#notice")
+            await page.close()
+
+            # A time after the live edge: live.
+            page = await new_page(f"{stream.long.url}/?start={rfc3339(time.time() + 3600)}")
+            await page.wait_for_function(AT_EDGE, timeout=5_000)
+        finally:
+            await browser.close()
+    playlists = [u for u in requests if ".m3u8" in u]
+    assert playlists and not [u for u in playlists if "start" in parse_qs(urlsplit(u).query)], playlists
+    own = [e for e in console_errors if "Failed to load resource" not in e]
+    assert own == [], own
