@@ -1,0 +1,282 @@
+"""Rewind (REWIND_SECONDS) in Owncast's own player: video.js 8.24.1 + VHS, configured as Owncast's page
+configures it, plays the service's /hls/ playlists and seeks back through them.
+
+The real service runs in-process (SeaweedFS for the bucket) with REWIND_SECONDS=120 and the default
+30 s live window. So that nothing waits two minutes of real time, Owncast's folder gets a backlog of
+90 real 1 s MPEG-TS segments at once (one ffmpeg run: consecutive timestamps, PROGRAM-DATE-TIMEs
+continuous and ending now), then one more every second, as Owncast would write them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from aiohttp import web
+
+from broadcaster.demo.ffmpeg import ffmpeg_exe
+from broadcaster.demo.seaweed import SeaweedS3
+from broadcaster.service import Service
+from broadcaster.settings import load_settings
+from tests.support.browser import launch_chromium, needs_chromium
+from tests.support.owncast_web import VIDEOJS_DIR
+from tests.support.owncast_writer import HandFedOwncast, write_in_place
+from tests.support.service_process import service_env
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+
+pytestmark = [pytest.mark.integration, pytest.mark.browser, needs_chromium]
+
+BACKLOG = 90  # seconds of stream already in Owncast's folder when the player comes
+STREAM = 200  # seconds encoded: the backlog and the rest of the test at one segment a second
+REWIND = 120
+BACK = 60.0  # how far the viewer seeks back
+TARGET = 1  # Owncast's target duration here (1 s segments)
+LAG = 6.0  # s from a segment's end to a player's playlist listing it, at most (publish, then reload)
+
+# Owncast's player options (tests/support/owncast_web.py, from web/components/video/OwncastPlayer), the
+# playlist given in the query. window.player is the video.js player.
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>video.js rewind</title>
+<link rel="stylesheet" href="/videojs/video-js.min.css">
+<script src="/videojs/video.min.js"></script></head>
+<body>
+<video id="video" class="video-js vjs-default-skin" controls playsinline muted preload="auto"
+       width="640" height="360"></video>
+<script>
+window.playerErrors = [];
+window.player = videojs('video', {
+  autoplay: 'muted', controls: true, responsive: true, fluid: false, playsinline: true, liveui: true,
+  preload: 'auto',
+  html5: { vhs: { overrideNative: !videojs.browser.IS_SAFARI, enableLowInitialPlaylist: true,
+                  experimentalBufferBasedABR: true, useNetworkInformationApi: true,
+                  maxPlaylistRetries: 30 } },
+  liveTracker: { trackingThreshold: 0, liveTolerance: 15 },
+  sources: [{ src: new URLSearchParams(location.search).get('src'), type: 'application/x-mpegURL' }],
+});
+player.on('error', () => window.playerErrors.push(JSON.stringify(player.error())));
+// What the player shows and plays now: its clock, the seekable range, the live UI (liveui's seek bar
+// and its LIVE button), and the segment under the playhead as VHS's segment-metadata track names it,
+// with the PROGRAM-DATE-TIME VHS parsed for that segment of its media playlist.
+window.state = () => {
+  const t = player.currentTime();
+  const s = player.seekable();
+  const track = Array.from(player.textTracks()).find((x) => x.label === 'segment-metadata');
+  const cues = track && track.cues ? Array.from(track.cues) : [];
+  const cue = cues.find((c) => c.startTime <= t && t < c.endTime);
+  const media = player.tech({ IWillNotUseThisInPlugins: true }).vhs.playlists.media();
+  const index = cue && media ? media.segments.findIndex((x) => x.resolvedUri === cue.value.uri) : -1;
+  const listed = index >= 0 ? media.segments[index] : null;
+  const live = player.getChild('ControlBar').getChild('SeekToLive');
+  const bar = player.$('.vjs-progress-holder');
+  return {
+    time: t, error: player.error() && player.error().message, paused: player.paused(),
+    seekable: s.length ? [s.start(0), s.end(0)] : null,
+    liveui: player.hasClass('vjs-liveui'), liveWindow: player.liveTracker.liveWindow(),
+    behindLive: player.liveTracker.behindLiveEdge(), atLive: player.liveTracker.atLiveEdge(),
+    liveButton: live.hasClass('vjs-at-live-edge') ? 'at live edge' : 'behind live',
+    liveButtonText: live.controlText(),
+    seekBar: bar ? [bar.getAttribute('aria-valuenow'), bar.getAttribute('aria-valuetext')] : null,
+    segment: cue ? { uri: cue.value.uri, start: cue.startTime, end: cue.endTime,
+                     pdt: cue.value.dateTimeObject && cue.value.dateTimeObject.getTime() / 1000 } : null,
+    listed: listed ? { number: media.mediaSequence + index, pdt: listed.programDateTime / 1000,
+                       dateTime: listed.dateTimeObject ? listed.dateTimeObject.getTime() / 1000 : null }
+                   : null,
+  };
+};
+</script>
+</body></html>
+"""
+
+
+@dataclass(frozen=True)
+class Encoded:
+    bodies: tuple[bytes, ...]
+    durations: tuple[float, ...]
+
+
+def encode(folder: Path, seconds: int) -> Encoded:
+    """One ffmpeg run cut into 1 s MPEG-TS segments (a keyframe each second): consecutive timestamps,
+    as one Owncast transcoder run writes them."""
+    folder.mkdir()
+    subprocess.run(
+        [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error",
+         "-f", "lavfi", "-i", "testsrc=size=160x90:rate=15", "-f", "lavfi", "-i", "sine=frequency=440",
+         "-t", str(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-g", "15", "-keyint_min", "15",
+         "-sc_threshold", "0", "-c:a", "aac", "-f", "hls", "-hls_time", "1", "-hls_list_size", "0",
+         "-hls_segment_filename", str(folder / "%03d.ts"), str(folder / "index.m3u8")],
+        check=True, timeout=120, capture_output=True,
+    )  # fmt: skip
+    lines = (folder / "index.m3u8").read_text().splitlines()
+    durations = tuple(float(line[8:].rstrip(",")) for line in lines if line.startswith("#EXTINF:"))
+    assert len(durations) == seconds and all(abs(d - 1) < 0.01 for d in durations), durations
+    return Encoded(tuple((folder / f"{i:03d}.ts").read_bytes() for i in range(seconds)), durations)
+
+
+def put(owncast: HandFedOwncast, media: Encoded) -> None:
+    """Owncast's next segment (the next of the encoded run) and the playlist that lists it."""
+    body = media.bodies[owncast.number]
+
+    def write(path: Path) -> None:
+        write_in_place(path, body)
+
+    owncast.slot({v: write for v in owncast.variants},
+                 duration={v: media.durations[owncast.number] for v in owncast.variants})
+
+
+async def keep_streaming(owncast: HandFedOwncast, media: Encoded) -> None:
+    """One segment a second on the stream's own clock: segment n goes in when its end is now."""
+    while owncast.number < len(media.bodies):
+        await asyncio.sleep(max(0.0, owncast.t0 + owncast.number + 1 - time.time()))
+        put(owncast, media)
+
+
+@asynccontextmanager
+async def page_server() -> AsyncIterator[str]:
+    async def page(_request: web.Request) -> web.Response:
+        return web.Response(text=PAGE, content_type="text/html")
+
+    async def no_icon(_request: web.Request) -> web.Response:
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_get("/", page)
+    app.router.add_get("/favicon.ico", no_icon)
+    app.router.add_static("/videojs/", VIDEOJS_DIR)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
+
+
+async def state(page: Any) -> dict[str, Any]:
+    got: dict[str, Any] = await page.evaluate("() => state()")
+    return got
+
+
+async def screenshot(page: Any, name: str) -> None:
+    """The player with its control bar shown (it hides while nobody moves the mouse), in artifacts/."""
+    await page.evaluate("() => player.userActive(true)")
+    await page.screenshot(path=str(ARTIFACTS / name))
+
+
+def pdt_at(s: dict[str, Any], time_: float) -> float:
+    """The PROGRAM-DATE-TIME the player's timeline puts at `time_`, from the segment it plays now."""
+    return float(s["segment"]["pdt"]) + time_ - float(s["segment"]["start"])
+
+
+async def test_videojs_starts_live_seeks_back_a_minute_and_returns(
+        tmp_path: Path, seaweed: SeaweedS3) -> None:
+    from playwright.async_api import async_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    media = await asyncio.to_thread(encode, tmp_path / "encoded", STREAM)
+    owncast = HandFedOwncast(tmp_path / "hls", b"", variants=(0,), list_size=1000, t0=time.time() - BACKLOG)
+    while owncast.number < BACKLOG:
+        put(owncast, media)
+    settings = load_settings(environ=service_env(owncast.root, seaweed, tmp_path / "state",
+                                                 REWIND_SECONDS=str(REWIND), WINDOW_SECONDS="30"))
+    service = Service(settings)
+    await service.start()
+    feeding = asyncio.create_task(keep_streaming(owncast, media))
+    seen: list[dict[str, Any]] = []  # what the player showed at each step, for the failure message
+    try:
+        async with page_server() as origin, async_playwright() as pw:
+            browser = await launch_chromium(pw)
+            try:
+                page: Any = await browser.new_page(viewport={"width": 800, "height": 500})
+                errors: list[str] = []
+                requests: list[str] = []
+                page.on("pageerror", lambda e: errors.append(str(e)))
+                page.on("request", lambda r: requests.append(r.url))
+                await page.goto(f"{origin}/?src={service.url}/hls/stream.m3u8")
+
+                # 1. It starts at the live edge (EXT-X-START), the whole backlog seekable behind it.
+                await page.wait_for_function("() => !player.paused() && state().segment", timeout=30_000)
+                s = await state(page)
+                seen.append(s)
+                start, edge = s["seekable"]
+                assert edge - start >= BACKLOG - 10, s
+                assert edge - 3 * TARGET <= s["time"] <= edge + TARGET, s
+                assert s["atLive"] and s["liveButton"] == "at live edge", s
+                # The player's timeline is Owncast's clock: the edge is now less the hold-back (3 target
+                # durations), give or take the time to publish a segment and reload the playlist.
+                assert time.time() - 3 * TARGET - LAG <= pdt_at(s, edge) <= time.time() - 3 * TARGET + 1, s
+                self_check(owncast, s)
+
+                # 2. A minute back: it plays the segment whose PROGRAM-DATE-TIME is the edge's less 60 s.
+                s = await state(page)
+                edge = s["seekable"][1]
+                wanted = pdt_at(s, edge) - BACK
+                to = edge - BACK
+                await page.evaluate("t => player.currentTime(t)", to)
+                # The first segment it plays there ...
+                await page.wait_for_function("t => player.currentTime() > t && state().segment", arg=to,
+                                             timeout=20_000)
+                s = await state(page)
+                seen.append(s)
+                assert s["error"] is None and s["time"] < to + 2 * TARGET, s
+                assert wanted - 2 * TARGET <= s["segment"]["pdt"] <= wanted + TARGET, (wanted, s)
+                self_check(owncast, s)
+                # ... and it plays on from there.
+                await page.wait_for_function("t => player.currentTime() >= t && state().segment", arg=to + 3,
+                                             timeout=20_000)
+                s = await state(page)
+                seen.append(s)
+                assert s["error"] is None and s["time"] < to + 10, s  # it stayed back there
+                assert wanted + 2 * TARGET <= pdt_at(s, s["time"]) <= wanted + 10, (wanted, s)
+                self_check(owncast, s)
+                # video.js shows it: the LIVE button no longer lit ("currently behind live"), the seek bar
+                # over the whole seekable window with the playhead a minute short of its end.
+                assert s["behindLive"] and s["liveButton"] == "behind live", s
+                assert s["seekable"][1] - s["seekable"][0] >= BACKLOG - 10, s
+                short_of_live = (1 - float(s["seekBar"][0]) / 100) * s["liveWindow"]
+                assert BACK - 3 <= short_of_live <= BACK + 3, s
+                await screenshot(page, "videojs-rewind-behind-live.png")
+
+                # 3. Back to live.
+                await page.evaluate("() => player.liveTracker.seekToLiveEdge()")
+                await page.wait_for_function(
+                    "() => { const s = state(); return s.segment && s.time >= s.seekable[1] - 3; }",
+                    timeout=20_000)
+                s = await state(page)
+                seen.append(s)
+                edge = s["seekable"][1]
+                assert s["error"] is None and edge - 3 * TARGET <= s["time"] <= edge + TARGET, s
+                assert s["atLive"] and s["liveButton"] == "at live edge", s
+                assert time.time() - 3 * TARGET - LAG <= pdt_at(s, s["time"]) <= time.time(), s
+                self_check(owncast, s)
+                await screenshot(page, "videojs-rewind-back-live.png")
+                assert errors == [] and await page.evaluate("() => window.playerErrors") == []
+                # Owncast's playlist paths on the service; every segment from the bucket.
+                playlists = {urlsplit(u).path for u in requests if u.startswith(service.url)}
+                assert playlists == {"/hls/stream.m3u8", "/hls/0/stream.m3u8"}, playlists
+                segments = [u for u in requests if u.endswith(".ts")]
+                assert segments and all(u.startswith(seaweed.public_url) for u in segments), segments
+            finally:
+                await browser.close()
+        assert not feeding.done(), "the encoded stream ran out before the test ended"
+    finally:
+        print("video.js showed:", *seen, sep="\n")
+        feeding.cancel()
+        await service.stop()
+
+
+def self_check(owncast: HandFedOwncast, s: dict[str, Any]) -> None:
+    """The segment video.js plays is the one its playlist lists under that date: Owncast's segment n,
+    dated t0 + n by Owncast's playlist, carried through the service's playlist unchanged."""
+    number = int(s["segment"]["uri"].rsplit("-", 1)[1].removesuffix(".ts"))
+    assert s["listed"] is not None and s["listed"]["pdt"] == pytest.approx(s["segment"]["pdt"], abs=0.001), s
+    assert s["segment"]["pdt"] == pytest.approx(owncast.t0 + number, abs=0.001), s
