@@ -150,8 +150,13 @@ async def test_seek_back_go_live_and_start_at_a_time(stream: Stream) -> None:
             await page.wait_for_function(AT_EDGE, timeout=20_000)
             await page.wait_for_function(
                 "() => window.viewerStats.seekableEnd - window.viewerStats.seekableStart >= 80", timeout=20_000)
+            # The seek bar shows on the next tick (timeupdate) once the player plays: waited for, with the
+            # page's stats in the message if it never does.
+            try:
+                await page.wait_for_function("() => !document.querySelector('#timeline').hidden", timeout=20_000)
+            except Exception as err:
+                raise AssertionError(f"no seek bar: {await page.evaluate(STATS)} {console_errors}") from err
             stats = await page.evaluate(STATS)
-            assert await page.locator("#timeline").is_visible()
             assert await page.inner_text("#behind") == "LIVE"
             # The date shown is the time of day the picture was made: now, less the latency.
             assert abs(stats["playingDate"] / 1000 - (time.time() - stats["latency"])) < 2 * TD, stats
