@@ -347,6 +347,19 @@ def test_vendored_hls_js_matches_the_recorded_checksum() -> None:
     assert f'"{version.group(1)}"'.encode() in data  # the version string hls.js reports as Hls.version
 
 
+def test_vendored_p2p_media_loader_matches_the_recorded_checksums() -> None:
+    vendor = (VIEWER / "VENDOR.md").read_text()
+    section = vendor[vendor.index("## P2P Media Loader"):]
+    recorded = dict(re.findall(r"-> `([\w.-]+)`, SHA-256: `([0-9a-f]{64})`", section))
+    assert set(recorded) == {"p2p-media-loader-core.es.min.js", "p2p-media-loader-hlsjs.es.min.js",
+                             "p2p-media-loader-LICENSE.txt"}, "VENDOR.md lost a checksum line"
+    for name, digest in recorded.items():
+        assert hashlib.sha256((VIEWER / name).read_bytes()).hexdigest() == digest, name
+    # The one change to the published integration: its import of the core names the vendored file.
+    hlsjs = (VIEWER / "p2p-media-loader-hlsjs.es.min.js").read_text()
+    assert re.findall(r"^import .* from \"([^\"]+)\";$", hlsjs, re.MULTILINE) == ["./p2p-media-loader-core.es.min.js"]
+
+
 def test_vendored_video_js_matches_the_recorded_checksums() -> None:
     folder = ROOT / "tests" / "support" / "videojs"
     vendor = (folder / "VENDOR.md").read_text()
