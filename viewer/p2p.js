@@ -101,6 +101,7 @@ export function create(options, viewerStats) {
       onHlsJsCreated(hls) {
         watch(hls.p2pEngine);
         hls.config.fLoader = copyingLoader(hls.config.fLoader);
+        keyPlaylistsWithoutDirectives(hls.p2pEngine);
         // One segment of buffer left before a segment: it comes over HTTP if no peer has delivered it.
         let applied = 0;
         hls.on(Hls.Events.LEVEL_UPDATED, (event, data) => {
@@ -135,6 +136,36 @@ function copyingLoader(Base) {
       return super.load(context, config, { ...callbacks, onSuccess });
     }
   };
+}
+
+/**
+ * The engine knows each variant by its URL in the multivariant playlist, and looks each reloaded
+ * playlist up by the URL hls.js loaded it from. With blocking reload (BLOCKING_RELOAD, the default)
+ * that URL carries ?_HLS_msn=..., so every reload missed and the engine knew only the segments of the
+ * first playlist: hls.js then loaded every later segment itself, over HTTP, never from peers. Hand the
+ * engine the URL without the delivery directives. (segmentManager is the engine's own, unexported
+ * field in 2.3.1; without it, P2P works as before, for the first playlist's segments only.)
+ */
+function keyPlaylistsWithoutDirectives(engine) {
+  const manager = engine.segmentManager;
+  if (!manager || typeof manager.updatePlaylist !== 'function') return;
+  const update = manager.updatePlaylist.bind(manager);
+  manager.updatePlaylist = (data) => {
+    const { url, fragments, live } = data.details;
+    update({ ...data, details: { url: withoutDirectives(url), fragments, live } });
+  };
+}
+
+function withoutDirectives(text) {
+  try {
+    const url = new URL(text);
+    for (const name of [...url.searchParams.keys()]) {
+      if (name.startsWith('_HLS_')) url.searchParams.delete(name);
+    }
+    return url.href;
+  } catch (err) {
+    return text;
+  }
 }
 
 function isCellular() {
