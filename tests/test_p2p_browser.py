@@ -43,6 +43,9 @@ TRACKER_DIR = ROOT / "deploy" / "tracker"
 ARTIFACTS = ROOT / "artifacts"
 SEGMENT_SUFFIXES = (".ts", ".m4s", ".mp4")
 P2P_FILES = ("p2p.js", "p2p-media-loader-core.es.min.js", "p2p-media-loader-hlsjs.es.min.js")
+# 2 s, within Owncast's usual range: a segment is listed 2 target durations before hls.js plays it,
+# and the first of those is the peers' turn (viewer/p2p.js).
+SEGMENT_SECONDS = 2
 WEBRTC_ARGS = [*CHROMIUM_ARGS, "--disable-features=WebRtcHideLocalIpsWithMdns"]
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser, needs_chromium]
@@ -155,7 +158,7 @@ async def running_demo(tmp_path: Path, seaweed: SeaweedS3, trackers: str) -> Asy
     proxy = CountingProxy(f"{parts.scheme}://{parts.netloc}")
     await proxy.start()
     # One variant: all viewers on the same segments (no ABR choice splits them into two swarms).
-    async with OwncastEmulator(tmp_path / "hls", segment_seconds=1, variants=1) as owncast:
+    async with OwncastEmulator(tmp_path / "hls", segment_seconds=SEGMENT_SECONDS, variants=1) as owncast:
         settings = load_settings(environ=service_env(
             tmp_path / "hls", seaweed, tmp_path / "state", WINDOW_SECONDS="8",
             R2_PUBLIC_URL=proxy.url + parts.path, P2P_TRACKERS=trackers,
@@ -196,6 +199,12 @@ async def open_viewers(browser: Any, url: str, count: int) -> list[Viewer]:
     return viewers
 
 
+def sequence(path: str) -> int:
+    """The number in a segment's file name (the emulator's names count up)."""
+    digits = "".join(c if c.isdigit() else " " for c in path.rsplit("/", 1)[-1]).split()
+    return int(digits[-1]) if digits else -1
+
+
 def browser_network_error(text: str) -> bool:
     """The browser's own console lines for a failed load or a refused WebSocket, not the page's errors."""
     return "Failed to load resource" in text or (text.startswith("WebSocket connection to ") and " failed" in text)
@@ -221,9 +230,9 @@ async def test_three_viewers_share_segments_and_all_keep_playing(
             for v in viewers:
                 await v.page.wait_for_function(
                     "() => window.viewerStats.p2p && window.viewerStats.p2p.peers >= 1", timeout=20_000)
-            # ...and from then on all three play on (12 s of video each) while the bucket is counted.
+            # ...and from then on all three play on (16 s of video each) while the bucket is counted.
             before = collections.Counter(demo.proxy.gets)
-            stats = await asyncio.gather(*(watch(v.page, 12, timeout_ms=40_000) for v in viewers))
+            stats = await asyncio.gather(*(watch(v.page, 16, timeout_ms=40_000) for v in viewers))
             after = collections.Counter(demo.proxy.gets)
             ARTIFACTS.mkdir(exist_ok=True)
             await viewers[0].page.screenshot(path=str(ARTIFACTS / "viewer-p2p-stats.png"), full_page=True)
@@ -231,7 +240,10 @@ async def test_three_viewers_share_segments_and_all_keep_playing(
         finally:
             await browser.close()
 
-    window = after - before  # segment GETs while all three played
+    # Segment GETs while all three played, without the first and last segment of that window (some
+    # viewers fetched those before it began or after it ended).
+    names = sorted(after - before, key=sequence)[1:-1]
+    window = collections.Counter({name: (after - before)[name] for name in names})
     segments = len(window)
     per_viewer = sum(window.values()) / (3 * segments) if segments else float("nan")
     from_peers = sum(s["p2p"]["bytesFromPeers"] for s in stats)
@@ -248,8 +260,9 @@ async def test_three_viewers_share_segments_and_all_keep_playing(
         assert s["errors"] == [] and s["state"] == "playing", s
         assert v.problems == [], v.problems
         assert sorted(set(p2p_requests(v))) and s["p2p"]["swarm"].startswith("hls-broadcaster-")
-    assert segments >= 8, window
+    assert segments >= 3, window
     assert sum(window.values()) < 3 * segments, figures  # fewer GETs than three per segment
+    assert per_viewer <= 0.8, figures  # and not by a hair: peers deliver a good part at the live edge
     assert from_peers > 0, figures
     assert "From peers" in panel and "Peers connected" in panel, panel
 
@@ -269,7 +282,7 @@ async def test_an_unreachable_tracker_plays_as_without_p2p(tmp_path: Path, seawe
         finally:
             await browser.close()
     assert stats["errors"] == [] and stats["state"] == "playing" and stats["originSegments"] == 0, stats
-    assert stats["segments"] >= 6 and stats["p2p"]["bytesFromPeers"] == 0 and stats["p2p"]["peers"] == 0
+    assert stats["segments"] >= 3 and stats["p2p"]["bytesFromPeers"] == 0 and stats["p2p"]["peers"] == 0
     assert viewer.problems == [], viewer.problems
     assert p2p_requests(viewer)  # P2P was on: the page loaded it, and played on without a tracker
 
