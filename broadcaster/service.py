@@ -187,7 +187,8 @@ class Service:
             playlist_options=PlaylistOptions(blocking_reload=s.blocking_reload, max_held=self.budget.held,
                                              trust_cf_connecting_ip=s.trust_cf_connecting_ip),
             viewer_options=None if viewer_folder is None else ViewerOptions(
-                viewer_folder, stream_url=stream_url, max_open=self.budget.files, write_timeout=s.write_timeout),
+                viewer_folder, stream_url=stream_url, max_open=self.budget.files, write_timeout=s.write_timeout,
+                p2p_trackers=s.p2p_trackers, p2p_swarm=s.p2p_swarm),
             expose_metrics=s.metrics_listen == "", connection_metrics=self.connection_metrics,
         )
 

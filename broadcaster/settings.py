@@ -6,6 +6,7 @@ names it. Secrets are never echoed back in those lines.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -122,6 +123,23 @@ def _non_negative(value: str) -> float:
     return n
 
 
+MAX_P2P_TRACKERS = 8  # each viewer holds a WebSocket to every tracker listed
+
+
+def _trackers(value: str) -> tuple[str, ...]:
+    """'' (P2P off) or comma-separated ws:// / wss:// WebTorrent tracker URLs, for the viewer's P2P."""
+    urls = tuple(part.strip() for part in value.split(",") if part.strip())
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.scheme not in ("ws", "wss") or not parts.hostname:
+            raise ValueError(f"expected comma-separated ws:// or wss:// tracker URLs, got {url!r}")
+        if parts.fragment or any(c.isspace() or c in "\"\\" for c in url):
+            raise ValueError(f"expected a tracker URL without #fragment, spaces or quotes, got {url!r}")
+    if len(urls) > MAX_P2P_TRACKERS:
+        raise ValueError(f"expected at most {MAX_P2P_TRACKERS} tracker URLs")
+    return tuple(dict.fromkeys(urls))
+
+
 @dataclass(frozen=True)
 class Address:
     """Where a listener of its own binds (METRICS_LISTEN=HOST:PORT); an IPv6 host without its brackets."""
@@ -219,6 +237,9 @@ SETTINGS: tuple[Setting, ...] = (
             "cap held blocking requests per viewer; only when every connection comes through the Cloudflare "
             "tunnel (HOST=127.0.0.1), since a client reaching the port directly could name any address",
             _bool, "false"),
+    Setting("P2P_TRACKERS", "viewers share segments peer to peer (WebRTC), the bucket stays the fallback: "
+            "comma-separated ws:// or wss:// WebTorrent tracker URLs (your own: deploy/tracker/); empty = off",
+            _trackers, ""),
     Setting("LOG_LEVEL", "debug, info, warning or error", _choice("debug", "info", "warning", "error"), "info"),
 )
 
@@ -252,6 +273,7 @@ class Settings:
     header_timeout: float
     write_timeout: float
     trust_cf_connecting_ip: bool
+    p2p_trackers: tuple[str, ...]  # () = P2P off
     log_level: str
 
     def __repr__(self) -> str:  # never print the secret, even in a traceback
@@ -268,6 +290,14 @@ class Settings:
         """The longest a listed segment's URL may still be fetched: about a window listed, then held by
         a player's copy of the playlist (6.2.2), plus CLEANUP_MARGIN. Presigned URLs must outlive it."""
         return 3 * self.listed_seconds + self.cleanup_margin
+
+    @property
+    def p2p_swarm(self) -> str:
+        """The viewers' P2P swarm id: one per stream (endpoint, bucket and prefix), so another stream
+        announced to the same tracker never shares segments with this one (their media sequence
+        numbers, P2P Media Loader's segment ids, would collide)."""
+        stream = "\n".join((self.s3_endpoint_url, self.aws_bucket_name, self.r2_key_prefix))
+        return "hls-broadcaster-" + hashlib.sha256(stream.encode()).hexdigest()[:32]
 
     def secrets(self) -> list[str]:
         return [str(getattr(self, s.field)) for s in SETTINGS if s.secret]

@@ -55,6 +55,9 @@ fi
 
 cp "$fetched" "$target"
 cp "$work/package/LICENSE" "$root/viewer/hls.js-LICENSE.txt"
+# The sections after hls.js's (P2P Media Loader: scripts/update-p2p-media-loader.sh) are kept as they are.
+others=""
+[[ -f "$vendor_md" ]] && others="$(awk '/^## /{keep = ($0 != "## hls.js")} keep' "$vendor_md")"
 cat >"$vendor_md" <<MD
 # Vendored files
 
@@ -74,4 +77,5 @@ recorded one and checks both copies against the SHA-256 below; \`tests/test_depl
 The file ends with a \`sourceMappingURL\` comment; the map is not vendored, so browser devtools show
 minified code (nothing is requested unless devtools are open).
 MD
+[[ -n "$others" ]] && printf '\n%s\n' "$others" >>"$vendor_md"
 echo "vendored hls.js $version: viewer/hls.min.js SHA-256 $fetched_sha"

@@ -159,6 +159,9 @@ def test_tunnel_ends_with_a_catch_all_404_and_every_other_rule_is_narrow() -> No
     for rule in rules[:-1]:
         if rule["hostname"] == OWNCAST_HOST:
             continue  # layout B: checked on its own below
+        if rule["hostname"] == TRACKER_HOST:
+            assert rule == {"hostname": TRACKER_HOST, "service": TRACKER}  # a hostname of its own, all of it
+            continue
         assert rule["service"] == SERVICE and rule["hostname"] and rule["path"].startswith("^"), rule
         assert rule["path"].endswith("$") or rule["path"] == "^/$", rule
 
@@ -168,6 +171,9 @@ def test_tunnel_ends_with_a_catch_all_404_and_every_other_rule_is_narrow() -> No
 OWNCAST_HOST = "owncast.example.com"
 OWNCAST = "http://127.0.0.1:8080"
 OWNCAST_PLAYLISTS = r"^/hls/(stream|[0-9]+/stream)\.m3u8$"
+# The viewers' WebTorrent tracker (P2P_TRACKERS, deploy/tracker/): WebSockets on a hostname of its own.
+TRACKER_HOST = "tracker.example.com"
+TRACKER = "http://127.0.0.1:8000"
 
 
 def test_same_hostname_layout_is_the_playlist_rule_then_owncast() -> None:
@@ -223,7 +229,8 @@ def test_the_playlist_rule_matches_exactly_owncasts_playlist_paths(head: str, mi
 @pytest.mark.parametrize(
     "path",
     ["/live/master.m3u8", "/live/playlist.m3u8", "/live/0/playlist.m3u8", "/live/12/playlist.m3u8",
-     "/", "/index.html", "/hls.min.js", "/viewer.js", "/viewer.css", "/config.json", "/health", "/live/events"],
+     "/", "/index.html", "/hls.min.js", "/viewer.js", "/viewer.css", "/config.json", "/health", "/live/events",
+     "/p2p.js", "/p2p-media-loader-core.es.min.js", "/p2p-media-loader-hlsjs.es.min.js"],
 )  # fmt: skip
 def test_tunnel_routes_the_public_paths(path: str) -> None:
     assert route(path) == SERVICE
@@ -237,6 +244,13 @@ def test_tunnel_routes_the_public_paths(path: str) -> None:
 def test_tunnel_does_not_route_metrics_or_anything_else(path: str) -> None:
     assert route(path) == "http_status:404"
     assert route("/live/master.m3u8", host="other.example.com") == "http_status:404"
+
+
+def test_tunnel_routes_the_tracker_hostname_to_the_tracker_alone() -> None:
+    for path in ("/", "/announce"):
+        assert route(path, host=TRACKER_HOST) == TRACKER
+    assert route("/live/master.m3u8", host=TRACKER_HOST) == TRACKER  # the tracker's own 404
+    assert route("/", host="live.example.com") == SERVICE
 
 
 class _Assets(HTMLParser):
@@ -345,6 +359,19 @@ def test_vendored_hls_js_matches_the_recorded_checksum() -> None:
     data = (VIEWER / "hls.min.js").read_bytes()
     assert hashlib.sha256(data).hexdigest() == recorded.group(1)
     assert f'"{version.group(1)}"'.encode() in data  # the version string hls.js reports as Hls.version
+
+
+def test_vendored_p2p_media_loader_matches_the_recorded_checksums() -> None:
+    vendor = (VIEWER / "VENDOR.md").read_text()
+    section = vendor[vendor.index("## P2P Media Loader"):]
+    recorded = dict(re.findall(r"-> `([\w.-]+)`, SHA-256: `([0-9a-f]{64})`", section))
+    assert set(recorded) == {"p2p-media-loader-core.es.min.js", "p2p-media-loader-hlsjs.es.min.js",
+                             "p2p-media-loader-LICENSE.txt"}, "VENDOR.md lost a checksum line"
+    for name, digest in recorded.items():
+        assert hashlib.sha256((VIEWER / name).read_bytes()).hexdigest() == digest, name
+    # The one change to the published integration: its import of the core names the vendored file.
+    hlsjs = (VIEWER / "p2p-media-loader-hlsjs.es.min.js").read_text()
+    assert re.findall(r"^import .* from \"([^\"]+)\";$", hlsjs, re.MULTILINE) == ["./p2p-media-loader-core.es.min.js"]
 
 
 def test_vendored_video_js_matches_the_recorded_checksums() -> None:

@@ -191,3 +191,32 @@ def test_cli_settings_that_do_not_go_together_are_one_line_exit_2(tmp_path: Path
     assert r.returncode == 2
     assert r.stderr.startswith("hls-broadcaster: error: PUBLISH_PLAYLISTS=true") and r.stderr.count("\n") == 1
     assert "Traceback" not in r.stderr and SECRET not in r.stderr + r.stdout
+
+
+# -- P2P_TRACKERS (issue 22) ----------------------------------------------------------------------
+
+
+def test_p2p_is_off_by_default_and_takes_ws_tracker_urls(tmp_path: Path) -> None:
+    assert load_settings(environ=env(tmp_path)).p2p_trackers == ()
+    s = load_settings(environ=env(tmp_path, P2P_TRACKERS=" wss://tracker.example.com , ws://127.0.0.1:8000,"))
+    assert s.p2p_trackers == ("wss://tracker.example.com", "ws://127.0.0.1:8000")
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["https://tracker.example.com", "udp://tracker.example.com:80", "wss://", "tracker.example.com",
+     "wss://a.example.com, http://b.example.com", "wss://t.example.com/#x", 'wss://t.example.com/"x',
+     ",".join(f"wss://t{i}.example.com" for i in range(9))],
+)
+def test_bad_p2p_trackers_are_one_line_naming_the_setting(tmp_path: Path, value: str) -> None:
+    message = one_line_error(env(tmp_path, P2P_TRACKERS=value))
+    assert message.startswith("P2P_TRACKERS=") and "tracker" in message.removeprefix("P2P_TRACKERS"), message
+
+
+def test_the_p2p_swarm_is_one_per_stream(tmp_path: Path) -> None:
+    """Two streams announced to one tracker never share a swarm: another bucket or prefix is another swarm."""
+    swarm = load_settings(environ=env(tmp_path)).p2p_swarm
+    assert swarm == load_settings(environ=env(tmp_path, PORT="4000")).p2p_swarm  # stable across restarts
+    assert swarm != load_settings(environ=env(tmp_path, R2_KEY_PREFIX="other")).p2p_swarm
+    assert swarm != load_settings(environ=env(tmp_path, AWS_BUCKET_NAME="other-bucket")).p2p_swarm
+    assert swarm.startswith("hls-broadcaster-") and SECRET not in swarm

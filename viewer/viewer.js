@@ -97,6 +97,7 @@
   window.viewerStats = stats;
 
   let hls = null;
+  let p2p = null; // viewer/p2p.js, imported only when config.json has "p2p"
   let generation = 0; // bumped by every start and stop; late callbacks of older ones are ignored
   let timer = null; // the pending restart or poll
   let failures = 0; // fatal errors since playback last worked (for the backoff)
@@ -161,7 +162,8 @@
     // liveMaxLatencyDuration(Count) stays at its default, Infinity: hls.js never pulls a rewound viewer
     // back to live. Interstitials are off: Owncast makes none, and hls.js's interstitials controller would
     // restart loading at the live start it chose on the first playlist, undoing startLoad(?start).
-    const h = new Hls({ liveDurationInfinity: true, backBufferLength: 30, enableInterstitialPlayback: false });
+    const config = { liveDurationInfinity: true, backBufferLength: 30, enableInterstitialPlayback: false };
+    const h = p2p ? p2p.createHls(config) : new Hls(config);
     hls = h;
     stats.engine = 'hls.js ' + Hls.version;
     h.on(Hls.Events.MANIFEST_PARSED, (event, data) => {
@@ -786,6 +788,10 @@
     try {
       const response = await fetch('config.json', { cache: 'no-cache' });
       const config = response.ok ? await response.json() : {};
+      if (config && config.p2p && window.Hls && window.Hls.isSupported()) {
+        // Peer-to-peer segments, the bucket as the fallback; if it cannot load, play without it.
+        p2p = await import('./p2p.js').then((m) => m.create(config.p2p, stats)).catch(() => null);
+      }
       if (config && typeof config.src === 'string' && playlistUrl(config.src)) return playlistUrl(config.src);
     } catch (err) {
       // no config (the page is hosted elsewhere) or not JSON: the service's default path

@@ -45,6 +45,15 @@ class ViewerOptions:
     stream_url: str = "live/master.m3u8"  # where it plays from: here, or the bucket's copies
     max_open: int = limits.VIEWER_FILES  # files sent from disk at once (the file-handle budget's share)
     write_timeout: float = WRITE_TIMEOUT  # a client that accepts nothing this long is dropped
+    p2p_trackers: tuple[str, ...] = ()  # WebTorrent trackers for viewer-to-viewer sharing; () = off
+    p2p_swarm: str = ""  # the swarm id those viewers announce (one per stream)
+
+    def config(self) -> dict[str, object]:
+        """/config.json: where the viewer plays from, and P2P (only when on: the page then loads its code)."""
+        config: dict[str, object] = {"src": self.stream_url}
+        if self.p2p_trackers:
+            config["p2p"] = {"trackers": list(self.p2p_trackers), "swarm": self.p2p_swarm}
+        return config
 
 
 def create_app(
@@ -98,7 +107,7 @@ def create_app(
         app[VIEWER_FILES] = ViewerFiles(root, max_open=viewer_options.max_open,
                                         write_timeout=viewer_options.write_timeout, on_write_timeout=on_timeout)
         # The viewer asks where to play from: here, or the bucket when playlists are published there.
-        app[VIEWER_CONFIG] = json.dumps({"src": viewer_options.stream_url}).encode()
+        app[VIEWER_CONFIG] = json.dumps(viewer_options.config()).encode()
         r.add_get("/config.json", viewer.viewer_config)
         r.add_get("/", viewer.viewer_file)
         r.add_get("/{file}", viewer.viewer_file)

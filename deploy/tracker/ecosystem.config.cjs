@@ -1,0 +1,41 @@
+// pm2 process file for the viewers' WebTorrent tracker (an alternative to the systemd unit next to it;
+// use one, not both). Only if P2P_TRACKERS is on; see tracker.mjs for what it does and its bounds.
+//
+//   cd deploy/tracker && npm ci --ignore-scripts --omit=dev
+//   pm2 start deploy/tracker/ecosystem.config.cjs && pm2 save
+//   pm2 logs hls-broadcaster-tracker
+//
+// .cjs: this folder's package.json says "type": "module", and pm2 reads its process files with require().
+"use strict";
+
+const path = require("path");
+
+module.exports = {
+  apps: [
+    {
+      name: "hls-broadcaster-tracker",
+      script: path.join(__dirname, "tracker.mjs"),
+      cwd: __dirname,
+      node_args: ["--max-old-space-size=256"],
+      exec_mode: "fork",
+      instances: 1, // one tracker: peers of a swarm must all reach the same one
+      autorestart: true,
+      exp_backoff_restart_delay: 1000,
+      min_uptime: "10s",
+      max_restarts: 10,
+      stop_exit_codes: [2], // a bad TRACKER_* setting: restarting cannot fix it
+      kill_timeout: 5000,
+      max_memory_restart: "400M",
+      env: {
+        NODE_ENV: "production",
+        TRACKER_HOST: "127.0.0.1",
+        TRACKER_PORT: "8000",
+        TRACKER_MAX_CONNECTIONS: "2000",
+        TRACKER_MAX_SWARMS: "64",
+        TRACKER_MAX_PEERS: "1000",
+        TRACKER_MAX_MESSAGE: "65536",
+      },
+      merge_logs: true,
+    },
+  ],
+};

@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# Vendors P2P Media Loader (core + hls.js integration) for the viewer's optional P2P mode (issue 22),
+# so the page needs no CDN and runs the exact code we tested; proves the copies are the published ones.
+#
+#   scripts/update-p2p-media-loader.sh         re-download the version recorded in viewer/VENDOR.md and
+#                                              check it, and the files in viewer/, against the recorded
+#                                              SHA-256s (changes nothing)
+#   scripts/update-p2p-media-loader.sh 2.3.2   vendor that version: copy both dist/*.es.min.js files and the
+#                                              LICENSE into viewer/ and record version, SHA-256s and npm
+#                                              integrity in VENDOR.md's "P2P Media Loader" section
+#
+# The packages ship ES modules only (no UMD). The core file is copied byte for byte. The hls.js
+# integration imports the core by its bare npm name, `from "p2p-media-loader-core"`, which a browser
+# resolves only through an import map (an inline script: the page's CSP allows none). That one
+# specifier is rewritten to the relative file, `from "./p2p-media-loader-core.es.min.js"`; nothing else
+# changes, and this script checks both the published file's SHA-256 and the rewritten one's.
+#
+# npm pack checks each tarball against the registry's sha512 integrity before unpacking it.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+vendor_md="$root/viewer/VENDOR.md"
+section="## P2P Media Loader"
+core_name="p2p-media-loader-core.es.min.js"
+hlsjs_name="p2p-media-loader-hlsjs.es.min.js"
+license_name="p2p-media-loader-LICENSE.txt"
+bare='from "p2p-media-loader-core"'
+relative="from \"./$core_name\""
+
+field() {  # the first "- Name: `value`" line of our section of VENDOR.md (empty before the first run)
+    [[ -f "$vendor_md" ]] || return 0
+    awk -v s="$section" '/^## /{inside = ($0 == s)} inside' "$vendor_md" \
+        | sed -n "s/^.*$1: \`\([^\`]*\)\`.*/\1/p" | head -n 1
+}
+
+recorded_version="$(field 'P2P Media Loader version')"
+version="${1:-$recorded_version}"
+if [[ -z "$version" ]]; then
+    echo "usage: $0 [VERSION]   (no version recorded in $vendor_md)" >&2
+    exit 2
+fi
+if [[ ! "$version" =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]]; then
+    echo "expected a release version like 2.3.1, got '$version'" >&2
+    exit 2
+fi
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+for pkg in p2p-media-loader-core p2p-media-loader-hlsjs; do
+    mkdir -p "$work/$pkg"
+    (cd "$work/$pkg" && npm pack --silent "$pkg@$version" >/dev/null)
+    tar -xzf "$work/$pkg/$pkg-$version.tgz" -C "$work/$pkg"
+done
+core="$work/p2p-media-loader-core/package/dist/$core_name"
+hlsjs_published="$work/p2p-media-loader-hlsjs/package/dist/$hlsjs_name"
+hlsjs="$work/$hlsjs_name"
+license="$work/p2p-media-loader-core/package/LICENSE"
+
+# The integration must import the core (and nothing else) by its bare name, exactly once.
+if [[ "$(grep -c "^import .* $bare;\$" "$hlsjs_published")" != 1 ]] \
+    || [[ "$(grep -c '^import ' "$hlsjs_published")" != 1 ]]; then
+    echo "FAIL $hlsjs_name $version no longer has exactly one import, $bare: review the rewrite" >&2
+    exit 1
+fi
+sed "s#^\(import .*\) $bare;\$#\1 $relative;#" "$hlsjs_published" >"$hlsjs"
+if ! cmp -s "$license" "$work/p2p-media-loader-hlsjs/package/LICENSE"; then
+    echo "FAIL the two packages' LICENSE files differ: vendor both" >&2
+    exit 1
+fi
+
+sha() { sha256sum "$1" | cut -d ' ' -f 1; }
+core_sha="$(sha "$core")"
+published_sha="$(sha "$hlsjs_published")"
+hlsjs_sha="$(sha "$hlsjs")"
+license_sha="$(sha "$license")"
+core_integrity="$(npm view --silent "p2p-media-loader-core@$version" dist.integrity)"
+hlsjs_integrity="$(npm view --silent "p2p-media-loader-hlsjs@$version" dist.integrity)"
+hls_range="$(cd "$work/p2p-media-loader-hlsjs/package" && node -p 'require("./package.json").devDependencies["hls.js"]')"
+
+if [[ $# -eq 0 ]]; then
+    status=0
+    check() {  # NAME FETCHED_SHA: the recorded SHA-256 of NAME, the fetched copy and the vendored file agree
+        local recorded
+        recorded="$(field "-> \`$1\`, SHA-256")"
+        if [[ "$2" != "$recorded" ]]; then
+            echo "FAIL $1 from npm $version has SHA-256 $2, VENDOR.md records '$recorded'" >&2
+            status=1
+        fi
+        if [[ "$(sha "$root/viewer/$1")" != "$recorded" ]]; then
+            echo "FAIL viewer/$1 has SHA-256 $(sha "$root/viewer/$1"), VENDOR.md records '$recorded'" >&2
+            status=1
+        fi
+    }
+    check "$core_name" "$core_sha"
+    check "$hlsjs_name" "$hlsjs_sha"
+    check "$license_name" "$license_sha"
+    if [[ "$published_sha" != "$(field 'published SHA-256')" ]]; then
+        echo "FAIL the published $hlsjs_name $version has SHA-256 $published_sha, VENDOR.md records another" >&2
+        status=1
+    fi
+    [[ $status -eq 0 ]] && echo "ok   viewer/p2p-media-loader-*.es.min.js are P2P Media Loader $version from npm"
+    exit $status
+fi
+
+cp "$core" "$root/viewer/$core_name"
+cp "$hlsjs" "$root/viewer/$hlsjs_name"
+cp "$license" "$root/viewer/$license_name"
+new_section="$(cat <<MD
+$section
+
+Loaded only when \`P2P_TRACKERS\` is set (viewer/p2p.js imports them; a page without P2P requests neither).
+
+- Packages: \`p2p-media-loader-core\` and \`p2p-media-loader-hlsjs\` (npm, https://github.com/Novage/p2p-media-loader)
+- P2P Media Loader version: \`$version\`
+- npm integrity: core \`$core_integrity\`, hlsjs \`$hlsjs_integrity\`
+- Files (ES modules; the packages ship no UMD build):
+  - \`p2p-media-loader-core/package/dist/$core_name\` -> \`$core_name\`, SHA-256: \`$core_sha\` (byte for byte)
+  - \`p2p-media-loader-hlsjs/package/dist/$hlsjs_name\` (published SHA-256: \`$published_sha\`) -> \`$hlsjs_name\`, SHA-256: \`$hlsjs_sha\` (one change: its only import, \`$bare\`, made \`$relative\`, since the page's CSP allows no inline import map)
+  - \`package/LICENSE\` (the same in both) -> \`$license_name\`, SHA-256: \`$license_sha\`
+- License: Apache-2.0, notice in \`viewer/$license_name\`
+- hls.js: the integration is built and tested against hls.js \`$hls_range\` (its devDependency; it declares
+  no peer dependency). The viewer's hls.js 1.7.4 is in that range, and tests/test_p2p_browser.py plays
+  through it with P2P on.
+
+Both files end with a \`sourceMappingURL\` comment; the maps are not vendored.
+MD
+)"
+if [[ -f "$vendor_md" ]] && grep -qxF "$section" "$vendor_md"; then
+    # Replace our section (up to the next "## " heading), keep the others (hls.js's) as they are.
+    printf '%s\n' "$new_section" >"$work/section.md"
+    awk -v s="$section" -v file="$work/section.md" '
+        /^## / { inside = ($0 == s) }
+        inside && !printed { while ((getline line < file) > 0) print line; print ""; printed = 1 }
+        !inside { print }' "$vendor_md" >"$work/VENDOR.md"
+    sed -i -e :a -e '/^\n*$/{$d;N;ba' -e '}' "$work/VENDOR.md"  # no blank lines at the end
+    cp "$work/VENDOR.md" "$vendor_md"
+else
+    printf '\n%s\n' "$new_section" >>"$vendor_md"
+fi
+echo "vendored P2P Media Loader $version: $core_name $core_sha, $hlsjs_name $hlsjs_sha"

@@ -1,0 +1,308 @@
+"""Viewer-to-viewer segments (issue 22) in a real browser: three viewers of the live demo stream
+(SeaweedFS + the Owncast emulator + the service) with P2P_TRACKERS pointing at deploy/tracker/'s
+tracker share segments over WebRTC, so the bucket serves fewer than one GET per segment per viewer,
+and every viewer keeps playing; with the tracker unreachable the page plays as without P2P; with P2P
+off the page asks for no P2P file at all.
+
+The bucket's GETs are counted by a pass-through proxy in front of SeaweedFS (R2_PUBLIC_URL points at
+it): what the bucket sees, whatever the browsers cache. Separate browser contexts are separate
+viewers; --disable-features=WebRtcHideLocalIpsWithMdns lets their WebRTC host candidates be plain
+127.0.0.1 instead of mDNS names nothing here resolves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from broadcaster.demo.emulator import OwncastEmulator
+from broadcaster.demo.seaweed import SeaweedS3
+from broadcaster.service import Service
+from broadcaster.settings import load_settings
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, needs_chromium, open_viewer, watch
+from tests.support.service_process import service_env
+
+ROOT = Path(__file__).resolve().parent.parent
+TRACKER_DIR = ROOT / "deploy" / "tracker"
+ARTIFACTS = ROOT / "artifacts"
+SEGMENT_SUFFIXES = (".ts", ".m4s", ".mp4")
+P2P_FILES = ("p2p.js", "p2p-media-loader-core.es.min.js", "p2p-media-loader-hlsjs.es.min.js")
+# 2 s, within Owncast's usual range: a segment is listed 2 target durations before hls.js plays it,
+# and the first of those is the peers' turn (viewer/p2p.js).
+SEGMENT_SECONDS = 2
+WEBRTC_ARGS = [*CHROMIUM_ARGS, "--disable-features=WebRtcHideLocalIpsWithMdns"]
+
+pytestmark = [pytest.mark.integration, pytest.mark.browser, needs_chromium]
+
+
+# -- the tracker (deploy/tracker/, installed once per lock file into a cache folder) -------------------
+
+
+@pytest.fixture(scope="session")
+def tracker_dir() -> Path:
+    """deploy/tracker/ with its node_modules: `npm ci --ignore-scripts` into a cache folder, once."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if node is None or npm is None:
+        pytest.skip("node and npm are needed to run the tracker (apt install nodejs npm)")
+    lock = (TRACKER_DIR / "package-lock.json").read_bytes()
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "hls-broadcaster-tests"
+    folder = cache / f"tracker-{hashlib.sha256(lock).hexdigest()[:16]}"
+    if not (folder / "node_modules" / "bittorrent-tracker" / "server.js").is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in ("package.json", "package-lock.json"):
+            shutil.copy(TRACKER_DIR / name, folder / name)
+        # --ignore-scripts: the client half's node-datachannel would download a native binary (P2P.md).
+        done = subprocess.run([npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund"], cwd=folder,
+                              capture_output=True, text=True, timeout=300, check=False)
+        if done.returncode != 0:
+            pytest.skip(f"npm ci of deploy/tracker failed (no registry?): {done.stderr.strip()[-300:]}")
+    shutil.copy(TRACKER_DIR / "tracker.mjs", folder / "tracker.mjs")  # always the tree's own
+    return folder
+
+
+@pytest.fixture
+async def tracker(tracker_dir: Path) -> AsyncIterator[str]:
+    """deploy/tracker/tracker.mjs on a free loopback port: its ws:// URL."""
+    proc = await asyncio.create_subprocess_exec(
+        "node", "tracker.mjs", cwd=tracker_dir, env={**os.environ, "TRACKER_PORT": "0"},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    assert proc.stdout is not None
+    try:
+        async with asyncio.timeout(15):
+            line = (await proc.stdout.readline()).decode()
+        assert "listening on ws://" in line, line
+        yield line.split("listening on ", 1)[1].split()[0]
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            try:
+                async with asyncio.timeout(5):
+                    await proc.wait()
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port  # nothing listens there now: connections are refused
+
+
+# -- the bucket, behind a proxy that counts segment GETs ---------------------------------------------
+
+
+@dataclass
+class CountingProxy:
+    """Passes every request to the S3 server; counts the GETs of segment files by path."""
+
+    upstream: str  # scheme://host:port
+    gets: collections.Counter[str] = field(default_factory=collections.Counter)
+    url: str = ""
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        if request.method == "GET" and request.path.endswith(SEGMENT_SUFFIXES):
+            self.gets[request.path] += 1
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
+        async with self.session.request(request.method, self.upstream + request.path_qs, headers=headers,
+                                        data=await request.read(), allow_redirects=False) as upstream:
+            body = await upstream.read()
+            passed = {k: v for k, v in upstream.headers.items()
+                      if k.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding")}
+            return web.Response(status=upstream.status, headers=passed, body=body)
+
+    async def start(self) -> None:
+        self.session = aiohttp.ClientSession(auto_decompress=False)
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self.handle)
+        self.runner = web.AppRunner(app, access_log=None)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        port = self.runner.addresses[0][1]
+        self.url = f"http://127.0.0.1:{port}"
+
+    async def close(self) -> None:
+        await self.runner.cleanup()
+        await self.session.close()
+
+
+@dataclass
+class Demo:
+    s3: SeaweedS3
+    proxy: CountingProxy
+    service: Service
+
+
+@contextlib.asynccontextmanager
+async def running_demo(tmp_path: Path, seaweed: SeaweedS3, trackers: str) -> AsyncIterator[Demo]:
+    """The live demo stream, its segments served through a CountingProxy, P2P_TRACKERS=trackers."""
+    parts = urlsplit(seaweed.public_url)
+    proxy = CountingProxy(f"{parts.scheme}://{parts.netloc}")
+    await proxy.start()
+    # One variant: all viewers on the same segments (no ABR choice splits them into two swarms).
+    async with OwncastEmulator(tmp_path / "hls", segment_seconds=SEGMENT_SECONDS, variants=1) as owncast:
+        settings = load_settings(environ=service_env(
+            tmp_path / "hls", seaweed, tmp_path / "state", WINDOW_SECONDS="8",
+            R2_PUBLIC_URL=proxy.url + parts.path, P2P_TRACKERS=trackers,
+        ))
+        service = Service(settings)
+        await service.start()
+        try:
+            await owncast.wait_for_segments(0, 3, timeout=20)
+            yield Demo(seaweed, proxy, service)
+        finally:
+            await service.stop()
+            await proxy.close()
+
+
+async def launch(pw: Any) -> Any:
+    return await pw.chromium.launch(executable_path=CHROMIUM, args=WEBRTC_ARGS)
+
+
+@dataclass
+class Viewer:
+    page: Any
+    requests: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # page errors and console errors of its own
+
+
+async def open_viewers(browser: Any, url: str, count: int) -> list[Viewer]:
+    viewers = []
+    for _ in range(count):
+        context = await browser.new_context()  # its own cache, storage and peer id: another viewer
+        page = await context.new_page()
+        viewer = Viewer(page)
+        page.on("request", lambda r, v=viewer: v.requests.append(r.url))
+        page.on("console", lambda m, v=viewer: v.problems.append(m.text)
+                if m.type == "error" and not browser_network_error(m.text) else None)
+        page.on("pageerror", lambda e, v=viewer: v.problems.append(str(e)))
+        viewers.append(viewer)
+    await asyncio.gather(*(open_viewer(v.page, url) for v in viewers))
+    return viewers
+
+
+def sequence(path: str) -> int:
+    """The number in a segment's file name (the emulator's names count up)."""
+    digits = "".join(c if c.isdigit() else " " for c in path.rsplit("/", 1)[-1]).split()
+    return int(digits[-1]) if digits else -1
+
+
+def browser_network_error(text: str) -> bool:
+    """The browser's own console lines for a failed load or a refused WebSocket, not the page's errors."""
+    return "Failed to load resource" in text or (text.startswith("WebSocket connection to ") and " failed" in text)
+
+
+def p2p_requests(viewer: Viewer) -> list[str]:
+    return [u for u in viewer.requests if urlsplit(u).path.lstrip("/") in P2P_FILES]
+
+
+# -- (a) three viewers share ---------------------------------------------------------------------------
+
+
+async def test_three_viewers_share_segments_and_all_keep_playing(
+    tracker: str, tmp_path: Path, seaweed: SeaweedS3,
+) -> None:
+    from playwright.async_api import async_playwright
+
+    async with running_demo(tmp_path, seaweed, tracker) as demo, async_playwright() as pw:
+        browser = await launch(pw)
+        try:
+            viewers = await open_viewers(browser, f"{demo.service.url}/?stats=1", 3)
+            # Peers find each other through the tracker...
+            for v in viewers:
+                await v.page.wait_for_function(
+                    "() => window.viewerStats.p2p && window.viewerStats.p2p.peers >= 1", timeout=20_000)
+            # ...and from then on all three play on (16 s of video each) while the bucket is counted.
+            before = collections.Counter(demo.proxy.gets)
+            stats = await asyncio.gather(*(watch(v.page, 16, timeout_ms=40_000) for v in viewers))
+            after = collections.Counter(demo.proxy.gets)
+            ARTIFACTS.mkdir(exist_ok=True)
+            await viewers[0].page.screenshot(path=str(ARTIFACTS / "viewer-p2p-stats.png"), full_page=True)
+            panel = await viewers[0].page.inner_text("#stats")
+        finally:
+            await browser.close()
+
+    # Segment GETs while all three played, without the first and last segment of that window (some
+    # viewers fetched those before it began or after it ended).
+    names = sorted(after - before, key=sequence)[1:-1]
+    window = collections.Counter({name: (after - before)[name] for name in names})
+    segments = len(window)
+    per_viewer = sum(window.values()) / (3 * segments) if segments else float("nan")
+    from_peers = sum(s["p2p"]["bytesFromPeers"] for s in stats)
+    from_http = sum(s["p2p"]["bytesFromHttp"] for s in stats)
+    figures = {
+        "segments": segments, "gets": sum(window.values()), "gets_per_segment_per_viewer": round(per_viewer, 3),
+        "share_from_peers": round(from_peers / (from_peers + from_http), 3) if from_peers + from_http else 0,
+        "viewers": [{k: s["p2p"][k] for k in ("bytesFromPeers", "bytesFromHttp", "bytesToPeers", "peers")}
+                    | {"latency": s["latency"], "errors": s["errors"]} for s in stats],
+    }
+    (ARTIFACTS / "p2p-figures.json").write_text(json.dumps(figures, indent=2) + "\n")
+    print("P2P figures:", json.dumps(figures))
+    for v, s in zip(viewers, stats, strict=True):
+        assert s["errors"] == [] and s["state"] == "playing", s
+        assert v.problems == [], v.problems
+        assert sorted(set(p2p_requests(v))) and s["p2p"]["swarm"].startswith("hls-broadcaster-")
+    assert segments >= 3, window
+    assert sum(window.values()) < 3 * segments, figures  # fewer GETs than three per segment
+    assert per_viewer <= 0.8, figures  # and not by a hair: peers deliver a good part at the live edge
+    assert from_peers > 0, figures
+    assert "From peers" in panel and "Peers connected" in panel, panel
+
+
+# -- (b) tracker unreachable ---------------------------------------------------------------------------
+
+
+async def test_an_unreachable_tracker_plays_as_without_p2p(tmp_path: Path, seaweed: SeaweedS3) -> None:
+    from playwright.async_api import async_playwright
+
+    async with running_demo(tmp_path, seaweed, f"ws://127.0.0.1:{closed_port()}") as demo, \
+            async_playwright() as pw:
+        browser = await launch(pw)
+        try:
+            (viewer,) = await open_viewers(browser, f"{demo.service.url}/", 1)
+            stats = await watch(viewer.page, 6)
+        finally:
+            await browser.close()
+    assert stats["errors"] == [] and stats["state"] == "playing" and stats["originSegments"] == 0, stats
+    assert stats["segments"] >= 3 and stats["p2p"]["bytesFromPeers"] == 0 and stats["p2p"]["peers"] == 0
+    assert viewer.problems == [], viewer.problems
+    assert p2p_requests(viewer)  # P2P was on: the page loaded it, and played on without a tracker
+
+
+# -- (c) P2P off ---------------------------------------------------------------------------------------
+
+
+async def test_without_p2p_the_page_requests_no_p2p_file(tmp_path: Path, seaweed: SeaweedS3) -> None:
+    from playwright.async_api import async_playwright
+
+    async with running_demo(tmp_path, seaweed, "") as demo, async_playwright() as pw:
+        browser = await launch(pw)
+        try:
+            (viewer,) = await open_viewers(browser, f"{demo.service.url}/?stats=1", 1)
+            stats = await watch(viewer.page, 3)
+            config = await viewer.page.evaluate("() => fetch('config.json').then((r) => r.json())")
+            rows = await viewer.page.locator("#s-p2p-peers").count()
+        finally:
+            await browser.close()
+    assert "p2p" not in config and "p2p" not in stats and rows == 0, (config, stats)
+    assert stats["errors"] == [] and viewer.problems == []
+    loaded = [u for u in viewer.requests if "p2p" in urlsplit(u).path.lower()]
+    assert loaded == [], loaded
