@@ -60,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="Owncast's latency level instead: 1-5 s segments (overrides --segment-seconds)")
     demo.add_argument("--passthrough", action="store_true",
                       help="copy the first variant's video like Owncast's passthrough (irregular segments)")
+    demo.add_argument("--p2p", action="store_true",
+                      help="viewers share segments peer to peer through a local tracker (needs Node.js)")
     clips.add_parser(sub)
     return parser
 
@@ -124,7 +126,7 @@ def _demo(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(run_demo(
             port=args.port, host=args.host, segment_seconds=args.segment_seconds,
-            latency_level=args.latency_level, passthrough=args.passthrough,
+            latency_level=args.latency_level, passthrough=args.passthrough, p2p=args.p2p,
         ))
     except (DemoError, StartupError) as err:
         print(f"hls-broadcaster demo: error: {err}", file=sys.stderr)

@@ -238,7 +238,7 @@ SETTINGS: tuple[Setting, ...] = (
             "tunnel (HOST=127.0.0.1), since a client reaching the port directly could name any address",
             _bool, "false"),
     Setting("P2P_TRACKERS", "viewers share segments peer to peer (WebRTC), the bucket stays the fallback: "
-            "comma-separated ws:// or wss:// WebTorrent tracker URLs (your own: deploy/tracker/); empty = off",
+            "comma-separated ws:// or wss:// WebTorrent tracker URLs (your own: broadcaster/tracker/); empty = off",
             _trackers, ""),
     Setting("LOG_LEVEL", "debug, info, warning or error", _choice("debug", "info", "warning", "error"), "info"),
 )

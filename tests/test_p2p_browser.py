@@ -1,5 +1,5 @@
 """Viewer-to-viewer segments (issue 22) in a real browser: three viewers of the live demo stream
-(SeaweedFS + the Owncast emulator + the service) with P2P_TRACKERS pointing at deploy/tracker/'s
+(SeaweedFS + the Owncast emulator + the service) with P2P_TRACKERS pointing at broadcaster/tracker/'s
 tracker share segments over WebRTC, so the bucket serves fewer than one GET per segment per viewer,
 and every viewer keeps playing; with the tracker unreachable the page plays as without P2P; with P2P
 off the page asks for no P2P file at all.
@@ -15,12 +15,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import hashlib
 import json
-import os
-import shutil
 import socket
-import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,13 +29,13 @@ from aiohttp import web
 
 from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.demo.seaweed import SeaweedS3
+from broadcaster.demo.tracker import LocalTracker, TrackerUnavailable, install
 from broadcaster.service import Service
 from broadcaster.settings import load_settings
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, needs_chromium, open_viewer, watch
 from tests.support.service_process import service_env
 
 ROOT = Path(__file__).resolve().parent.parent
-TRACKER_DIR = ROOT / "deploy" / "tracker"
 ARTIFACTS = ROOT / "artifacts"
 SEGMENT_SUFFIXES = (".ts", ".m4s", ".mp4")
 P2P_FILES = ("p2p.js", "p2p-media-loader-core.es.min.js", "p2p-media-loader-hlsjs.es.min.js")
@@ -51,52 +47,23 @@ WEBRTC_ARGS = [*CHROMIUM_ARGS, "--disable-features=WebRtcHideLocalIpsWithMdns"]
 pytestmark = [pytest.mark.integration, pytest.mark.browser, needs_chromium]
 
 
-# -- the tracker (deploy/tracker/, installed once per lock file into a cache folder) -------------------
+# -- the tracker (broadcaster/tracker/, run by the demo's own LocalTracker) ----------------------------
 
 
 @pytest.fixture(scope="session")
 def tracker_dir() -> Path:
-    """deploy/tracker/ with its node_modules: `npm ci --ignore-scripts` into a cache folder, once."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        pytest.skip("node and npm are needed to run the tracker (apt install nodejs npm)")
-    lock = (TRACKER_DIR / "package-lock.json").read_bytes()
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "hls-broadcaster-tests"
-    folder = cache / f"tracker-{hashlib.sha256(lock).hexdigest()[:16]}"
-    if not (folder / "node_modules" / "bittorrent-tracker" / "server.js").is_file():
-        folder.mkdir(parents=True, exist_ok=True)
-        for name in ("package.json", "package-lock.json"):
-            shutil.copy(TRACKER_DIR / name, folder / name)
-        # --ignore-scripts: the client half's node-datachannel would download a native binary (P2P.md).
-        done = subprocess.run([npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund"], cwd=folder,
-                              capture_output=True, text=True, timeout=300, check=False)
-        if done.returncode != 0:
-            pytest.skip(f"npm ci of deploy/tracker failed (no registry?): {done.stderr.strip()[-300:]}")
-    shutil.copy(TRACKER_DIR / "tracker.mjs", folder / "tracker.mjs")  # always the tree's own
-    return folder
+    """broadcaster/tracker/ with its node_modules, installed once per lock file into a cache folder."""
+    try:
+        return install()
+    except TrackerUnavailable as err:
+        pytest.skip(f"no tracker here: {err}")
 
 
 @pytest.fixture
 async def tracker(tracker_dir: Path) -> AsyncIterator[str]:
-    """deploy/tracker/tracker.mjs on a free loopback port: its ws:// URL."""
-    proc = await asyncio.create_subprocess_exec(
-        "node", "tracker.mjs", cwd=tracker_dir, env={**os.environ, "TRACKER_PORT": "0"},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
-    assert proc.stdout is not None
-    try:
-        async with asyncio.timeout(15):
-            line = (await proc.stdout.readline()).decode()
-        assert "listening on ws://" in line, line
-        yield line.split("listening on ", 1)[1].split()[0]
-    finally:
-        if proc.returncode is None:
-            proc.terminate()
-            try:
-                async with asyncio.timeout(5):
-                    await proc.wait()
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
+    """The tracker on a free loopback port: its ws:// URL."""
+    async with LocalTracker(tracker_dir) as running:
+        yield running.url
 
 
 def closed_port() -> int:

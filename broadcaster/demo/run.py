@@ -20,6 +20,7 @@ from ..settings import load_settings
 from .emulator import LATENCY_LEVELS, EmulatorError, OwncastEmulator, Variant
 from .ffmpeg import FfmpegNotFoundError
 from .seaweed import SeaweedError, SeaweedS3
+from .tracker import LocalTracker, TrackerUnavailable, install
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ async def run_demo(
     segment_seconds: int = 2,
     latency_level: int | None = None,
     passthrough: bool = False,
+    p2p: bool = False,
     work_dir: Path | None = None,
     say: Callable[[str], None] = print,
     stop: asyncio.Event | None = None,
@@ -71,8 +73,21 @@ async def run_demo(
             copied = ", the first one's video copied (irregular keyframes)" if passthrough else ""
             say(f"      {hls}: 2 variants{copied}, {segment_seconds} s segments")
 
+            trackers = ""
+            if p2p:
+                say("      P2P: starting a local WebTorrent tracker (Node.js)...")
+                try:
+                    folder = await asyncio.to_thread(install)
+                    tracker = await stack.enter_async_context(LocalTracker(folder))
+                except TrackerUnavailable as err:
+                    say(f"      P2P: off: {err}")
+                else:
+                    trackers = tracker.url
+                    say(f"      P2P: viewers share segments through the tracker at {trackers}")
+
             say("[3/3] starting hls-broadcaster...")
             settings = load_settings(environ={
+                "P2P_TRACKERS": trackers,
                 "HLS_DIR": str(hls), "S3_ENDPOINT_URL": s3.endpoint_url, "AWS_ACCESS_KEY_ID": s3.access_key,
                 "AWS_SECRET_ACCESS_KEY": s3.secret_key, "AWS_BUCKET_NAME": s3.bucket,
                 "R2_PUBLIC_URL": s3.public_url, "HOST": host, "PORT": str(port), "STATE_DIR": str(work / "state"),

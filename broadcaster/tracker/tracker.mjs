@@ -5,7 +5,7 @@
 // passes through it. WebSocket only (no HTTP or UDP tracker), on loopback: the Cloudflare tunnel is
 // its only way in (cloudflared.yml.example, tracker.example.com).
 //
-//   npm ci --ignore-scripts             # in deploy/tracker/ (package-lock.json pins every version)
+//   npm ci --ignore-scripts             # in its folder (package-lock.json pins every version)
 //   TRACKER_PORT=8000 node tracker.mjs  # or the systemd unit / pm2 entry next to this file
 //
 // Environment (all optional):

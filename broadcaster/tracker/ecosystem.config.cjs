@@ -1,8 +1,8 @@
-// pm2 process file for the viewers' WebTorrent tracker (an alternative to the systemd unit next to it;
+// pm2 process file for the viewers' WebTorrent tracker (an alternative to deploy/tracker/'s systemd unit;
 // use one, not both). Only if P2P_TRACKERS is on; see tracker.mjs for what it does and its bounds.
 //
-//   cd deploy/tracker && npm ci --ignore-scripts --omit=dev
-//   pm2 start deploy/tracker/ecosystem.config.cjs && pm2 save
+//   cd /opt/hls-broadcaster/tracker && npm ci --ignore-scripts --omit=dev
+//   pm2 start /opt/hls-broadcaster/tracker/ecosystem.config.cjs && pm2 save
 //   pm2 logs hls-broadcaster-tracker
 //
 // .cjs: this folder's package.json says "type": "module", and pm2 reads its process files with require().
