@@ -9,6 +9,7 @@ the wheel in a venv that cannot import the checkout, and run the commands from t
 from __future__ import annotations
 
 import email.parser
+import shutil
 import subprocess
 import tarfile
 import tomllib
@@ -17,6 +18,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -185,6 +187,31 @@ async def test_demo_from_the_installed_wheel_plays_and_stops_on_ctrl_c(demo_from
     assert demo_from_venv.lines[-1] == "stopped; nothing left running."
     assert not [line for line in demo_from_venv.lines if "Traceback" in line or " ERROR " in line]
     await all_gone(below)
+
+
+async def test_demo_p2p_from_the_installed_wheel_runs_the_tracker_it_ships(installed: Installed) -> None:
+    """`demo --p2p` from the wheel: the tracker's Node files come from the installed package (package
+    data), run under the demo, and the viewer is pointed at them; Ctrl-C stops the tracker too."""
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.skip("node and npm are needed for the tracker (apt install nodejs npm)")
+    demo = DemoRun([str(installed.venv.script("hls-broadcaster")), "demo", "--port", "0", "--p2p"],
+                   installed.outside)
+    try:
+        await demo.start()
+        await demo_plays(demo)
+        said = [line for line in demo.lines if "P2P:" in line]
+        async with aiohttp.ClientSession() as http, http.get(f"{demo.url}/config.json") as resp:
+            config = await resp.json()
+        assert "p2p" in config, (said, config)
+        tracker = config["p2p"]["trackers"][0]
+        assert any(tracker in line for line in said), said
+        async with aiohttp.ClientSession() as http, http.ws_connect(tracker) as ws:  # as P2P Media Loader does
+            assert not ws.closed
+        code, below = await demo.ctrl_c()
+        assert code == 0, demo.lines[-20:]
+        await all_gone(below)
+    finally:
+        await demo.kill()
 
 
 @pytest.fixture
