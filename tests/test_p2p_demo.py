@@ -11,8 +11,6 @@ from broadcaster.cli import build_parser
 from broadcaster.demo import tracker as tracker_module
 from broadcaster.demo.tracker import TrackerUnavailable, install
 
-pytestmark = pytest.mark.integration
-
 
 def test_the_demo_has_a_p2p_switch() -> None:
     args = build_parser().parse_args(["demo", "--p2p"])
