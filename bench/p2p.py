@@ -53,6 +53,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import math
 import socket
 import statistics
 import sys
@@ -220,6 +221,7 @@ class Figures:
     segments: int
     stalls: int
     stall_s: float
+    stalls_per_min: float  # per viewer-minute of the phase
     seeks: int
     behind: float
     peer_share: float | None
@@ -269,6 +271,7 @@ def phase_figures(phase: Phase, viewers: list[Viewer], proxy: CountingProxy) -> 
     total = from_peers + from_http
     return Figures(
         gets_per_seg=per, segments=len(names), stalls=stalls, stall_s=stall_s, seeks=seeks,
+        stalls_per_min=stalls / (len(phase.viewers) * (phase.end - phase.start) / 60) if phase.viewers else math.nan,
         behind=median(behind), peer_share=(from_peers / total if total else 0.0) if peers_max is not None else None,
         peers_median=median(peers) if peers else None, peers_max=peers_max, errors=errors,
     )
@@ -315,11 +318,14 @@ async def run_mode(mode: str, args: argparse.Namespace, pw: Any, s3: SeaweedS3, 
             assert tracker is not None
             at = t0 + args.event_at
             await sample_until(viewers, at)
-            await tracker.__aexit__(None, None, None)  # LocalTracker's stop; a second exit does nothing
             stopped = time.time()
+            await tracker.__aexit__(None, None, None)  # LocalTracker's stop; a second exit does nothing
+            took = time.time() - stopped
             last = [s["p2p"]["peers"] for v in viewers for s in v.samples[-1:] if s["p2p"]]
-            notes.append(f"tracker stopped at {stopped - t0:.1f} s; peers connected then: {last}")
             await sample_until(viewers, end)
+            after = [s["p2p"]["peers"] for v in viewers for s in v.samples[-1:] if s["p2p"]]
+            notes.append(f"tracker stopped at {stopped - t0:.1f} s (stopping took {took:.1f} s); peers connected "
+                         f"per viewer then: {last}, at the end: {after}")
             phases = [Phase("tracker up", t0, stopped, everyone), Phase("tracker stopped", stopped, end, everyone)]
         elif mode == "peer-vanishes":
             at = t0 + args.seconds / 2
@@ -381,8 +387,9 @@ def report(results: list[ModeResult], args: argparse.Namespace) -> None:
             print(f"\n- {note}")
     print(f"\n### summary: each figure and its ratio to http ({args.viewers} viewers, {args.seconds:.0f} s, "
           f"{SEGMENT_SECONDS} s segments)\n")
-    print("| mode / phase | GETs/seg/viewer | startup median | stalls (s) | behind live | from peers |")
-    print("|---|---|---|---|---|---|")
+    print("| mode / phase | GETs/seg/viewer | startup median | stalls (s) | stalls per viewer-min | behind live "
+          "| from peers |")
+    print("|---|---|---|---|---|---|---|")
     for r in results:
         st = median(r.startup)
         for phase, f in r.phases:
@@ -393,9 +400,12 @@ def report(results: list[ModeResult], args: argparse.Namespace) -> None:
             print(f"| {r.mode} / {phase.name} "
                   f"| {num(f.gets_per_seg, '.2f')} ({ratio(f.gets_per_seg, base_f.gets_per_seg if base_f else None)}) "
                   f"| {st:.2f} s ({ratio(st, base_startup)}) | {stalls} "
+                  f"| {f.stalls_per_min:.2f} ({ratio(f.stalls_per_min, base_f.stalls_per_min if base_f else None)}) "
                   f"| {num(f.behind, '.1f')} s ({ratio(f.behind, base_f.behind if base_f else None)}) | {share} |")
+    print("\n(ratios: this figure / http's; '–' where http's is 0 or missing. Stalls: also the difference in "
+          "count, though phases differ in length and viewers: compare stalls per viewer-minute.)")
     if args.viewers:
-        print(f"\n(ideal GETs/seg/viewer with every segment fetched once from the bucket: {1 / args.viewers:.2f})")
+        print(f"(ideal GETs/seg/viewer with every segment fetched once from the bucket: {1 / args.viewers:.2f})")
 
 
 async def main(args: argparse.Namespace) -> int:
