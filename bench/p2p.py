@@ -228,6 +228,7 @@ class Figures:
     peers_median: float | None
     peers_max: int | None
     errors: int
+    stall_list: list[tuple[int, float, float]]  # (viewer, seconds into the phase, seconds stalled)
 
 
 def median(values: list[float]) -> float:
@@ -245,6 +246,7 @@ def phase_figures(phase: Phase, viewers: list[Viewer], proxy: CountingProxy) -> 
 
     stalls, stall_s, seeks, behind, peers, errors = 0, 0.0, 0, [], [], 0
     peers_max: int | None = None
+    stall_list: list[tuple[int, float, float]] = []
     from_peers = from_http = 0
     for i in phase.viewers:
         v = viewers[i]
@@ -254,7 +256,9 @@ def phase_figures(phase: Phase, viewers: list[Viewer], proxy: CountingProxy) -> 
             if start_ms <= w < end_ms:
                 stalls += 1
                 after = [p for p in playing if p >= w]
-                stall_s += (min(after[0], end_ms) - w) / 1000 if after else (end_ms - w) / 1000
+                lasted = (min(after[0], end_ms) - w) / 1000 if after else (end_ms - w) / 1000
+                stall_s += lasted
+                stall_list.append((i, (w - start_ms) / 1000, lasted))
         seeks += sum(1 for s in ev.get("seeking", []) if start_ms <= s < end_ms)
         inside = [s for s in v.samples if start_ms <= s["t"] < end_ms]
         behind += [s["latency"] for s in inside if s["latency"] is not None]
@@ -274,6 +278,7 @@ def phase_figures(phase: Phase, viewers: list[Viewer], proxy: CountingProxy) -> 
         stalls_per_min=stalls / (len(phase.viewers) * (phase.end - phase.start) / 60) if phase.viewers else math.nan,
         behind=median(behind), peer_share=(from_peers / total if total else 0.0) if peers_max is not None else None,
         peers_median=median(peers) if peers else None, peers_max=peers_max, errors=errors,
+        stall_list=stall_list,
     )
 
 
@@ -383,13 +388,17 @@ def report(results: list[ModeResult], args: argparse.Namespace) -> None:
             print(f"| {phase.name} | {phase.end - phase.start:.0f} | {len(phase.viewers)} | {f.segments} "
                   f"| {num(f.gets_per_seg, '.2f')} | {f.stalls} | {f.stall_s:.1f} | {f.seeks} "
                   f"| {num(f.behind, '.1f')} s | {share} | {peers} | {f.errors} |")
+        for phase, f in r.phases:
+            if f.stall_list:
+                each = ", ".join(f"viewer {i} at +{at:.1f} s for {lasted:.2f} s" for i, at, lasted in f.stall_list)
+                print(f"\n- stalls in {phase.name}: {each}")
         for note in r.notes:
             print(f"\n- {note}")
     print(f"\n### summary: each figure and its ratio to http ({args.viewers} viewers, {args.seconds:.0f} s, "
           f"{SEGMENT_SECONDS} s segments)\n")
     print("| mode / phase | GETs/seg/viewer | startup median | stalls (s) | stalls per viewer-min | behind live "
-          "| from peers |")
-    print("|---|---|---|---|---|---|---|")
+          "| from peers | peers (median/max) |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in results:
         st = median(r.startup)
         for phase, f in r.phases:
@@ -397,11 +406,12 @@ def report(results: list[ModeResult], args: argparse.Namespace) -> None:
             if base_f is not None and r is not base:
                 stalls += f", {f.stalls - base_f.stalls:+d} vs http"
             share = "–" if f.peer_share is None else f"{f.peer_share:.0%}"
+            peers = "–" if f.peers_max is None else f"{num(f.peers_median, '.1f')}/{f.peers_max}"
             print(f"| {r.mode} / {phase.name} "
                   f"| {num(f.gets_per_seg, '.2f')} ({ratio(f.gets_per_seg, base_f.gets_per_seg if base_f else None)}) "
                   f"| {st:.2f} s ({ratio(st, base_startup)}) | {stalls} "
                   f"| {f.stalls_per_min:.2f} ({ratio(f.stalls_per_min, base_f.stalls_per_min if base_f else None)}) "
-                  f"| {num(f.behind, '.1f')} s ({ratio(f.behind, base_f.behind if base_f else None)}) | {share} |")
+                  f"| {num(f.behind, '.1f')} s ({ratio(f.behind, base_f.behind if base_f else None)}) | {share} | {peers} |")
     print("\n(ratios: this figure / http's; '–' where http's is 0 or missing. Stalls: also the difference in "
           "count, though phases differ in length and viewers: compare stalls per viewer-minute.)")
     if args.viewers:
