@@ -23,26 +23,23 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import aiohttp
 import pytest
-from aiohttp import web
 
 from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.demo.tracker import LocalTracker, TrackerUnavailable, install
 from broadcaster.service import Service
 from broadcaster.settings import load_settings
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, needs_chromium, open_viewer, watch
+from tests.support.browser import WEBRTC_ARGS, launch_chromium, needs_chromium, open_viewer, watch
+from tests.support.counting_proxy import CountingProxy, sequence
 from tests.support.service_process import service_env
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "artifacts"
-SEGMENT_SUFFIXES = (".ts", ".m4s", ".mp4")
 P2P_FILES = ("p2p.js", "p2p-media-loader-core.es.min.js", "p2p-media-loader-hlsjs.es.min.js")
 # 2 s, within Owncast's usual range: a segment is listed 2 target durations before hls.js plays it,
 # and the first of those is the peers' turn (viewer/p2p.js).
 SEGMENT_SECONDS = 2
-WEBRTC_ARGS = [*CHROMIUM_ARGS, "--disable-features=WebRtcHideLocalIpsWithMdns"]
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser, needs_chromium]
 
@@ -73,42 +70,7 @@ def closed_port() -> int:
     return port  # nothing listens there now: connections are refused
 
 
-# -- the bucket, behind a proxy that counts segment GETs ---------------------------------------------
-
-
-@dataclass
-class CountingProxy:
-    """Passes every request to the S3 server; counts the GETs of segment files by path."""
-
-    upstream: str  # scheme://host:port
-    gets: collections.Counter[str] = field(default_factory=collections.Counter)
-    url: str = ""
-
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        if request.method == "GET" and request.path.endswith(SEGMENT_SUFFIXES):
-            self.gets[request.path] += 1
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
-        async with self.session.request(request.method, self.upstream + request.path_qs, headers=headers,
-                                        data=await request.read(), allow_redirects=False) as upstream:
-            body = await upstream.read()
-            passed = {k: v for k, v in upstream.headers.items()
-                      if k.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding")}
-            return web.Response(status=upstream.status, headers=passed, body=body)
-
-    async def start(self) -> None:
-        self.session = aiohttp.ClientSession(auto_decompress=False)
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self.handle)
-        self.runner = web.AppRunner(app, access_log=None)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        port = self.runner.addresses[0][1]
-        self.url = f"http://127.0.0.1:{port}"
-
-    async def close(self) -> None:
-        await self.runner.cleanup()
-        await self.session.close()
+# -- the bucket, behind a proxy that counts segment GETs (tests/support/counting_proxy.py) ----------
 
 
 @dataclass
@@ -141,7 +103,7 @@ async def running_demo(tmp_path: Path, seaweed: SeaweedS3, trackers: str) -> Asy
 
 
 async def launch(pw: Any) -> Any:
-    return await pw.chromium.launch(executable_path=CHROMIUM, args=WEBRTC_ARGS)
+    return await launch_chromium(pw, WEBRTC_ARGS)
 
 
 @dataclass
@@ -164,12 +126,6 @@ async def open_viewers(browser: Any, url: str, count: int) -> list[Viewer]:
         viewers.append(viewer)
     await asyncio.gather(*(open_viewer(v.page, url) for v in viewers))
     return viewers
-
-
-def sequence(path: str) -> int:
-    """The number in a segment's file name (the emulator's names count up)."""
-    digits = "".join(c if c.isdigit() else " " for c in path.rsplit("/", 1)[-1]).split()
-    return int(digits[-1]) if digits else -1
 
 
 def browser_network_error(text: str) -> bool:

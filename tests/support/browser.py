@@ -13,15 +13,18 @@ CHROMIUM_ARGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
     "--autoplay-policy=no-user-gesture-required",  # the viewer starts playing by itself
 ]
+# For WebRTC between viewers of one machine: host candidates as plain 127.0.0.1, not mDNS names nothing
+# here resolves (the P2P test and bench).
+WEBRTC_ARGS = [*CHROMIUM_ARGS, "--disable-features=WebRtcHideLocalIpsWithMdns"]
 
 needs_chromium = pytest.mark.skipif(
     not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (scripts/test installs it)"
 )
 
 
-async def launch_chromium(pw: Any) -> Any:
-    """A headless Chromium from a playwright.async_api.Playwright."""
-    return await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+async def launch_chromium(pw: Any, args: list[str] = CHROMIUM_ARGS) -> Any:
+    """A headless Chromium from a playwright.async_api.Playwright (args: CHROMIUM_ARGS or WEBRTC_ARGS)."""
+    return await pw.chromium.launch(executable_path=CHROMIUM, args=args)
 
 
 async def open_viewer(page: Any, url: str) -> None:

@@ -1,0 +1,464 @@
+"""Viewer-to-viewer segments (issue 22, point 4): what P2P Media Loader in the viewer page changes for
+the bucket and for the viewers, against the same page with P2P off, in one run.
+
+    python -m bench.p2p [--viewers 4] [--seconds 40] [--warmup 6] [--event-at 15] [--modes http,p2p,...]
+
+Real parts: SeaweedFS on 127.0.0.1 (the bucket) behind a pass-through proxy that counts segment GETs
+(tests/support/counting_proxy.py: what the bucket sees, whatever the browsers cache), the Owncast
+emulator (broadcaster.demo.emulator: real ffmpeg, 2 s segments, one variant so that every viewer is
+in the same swarm), the service in this process (broadcaster.service.Service, R2_PUBLIC_URL at the
+proxy), the package's WebTorrent tracker (broadcaster/tracker/, run with Node on a free loopback port
+by broadcaster.demo.tracker.LocalTracker), and N viewers: the service's viewer page (viewer/, hls.js
++ viewer/p2p.js) in N separate browser contexts of Debian's headless Chromium (/usr/bin/chromium,
+WEBRTC_ARGS: host candidates as 127.0.0.1 instead of mDNS names; `playwright install` is never
+needed). Each mode has a fresh emulator, service, proxy and tracker; the viewers open together, and
+once all play, --warmup seconds pass, then --seconds are measured.
+
+Modes:
+  http                 P2P_TRACKERS unset: the baseline every ratio is against.
+  p2p                  P2P_TRACKERS = the local tracker.
+  tracker-unreachable  P2P_TRACKERS = a loopback port nothing listens on, from the start.
+  tracker-down         the local tracker, stopped --event-at seconds into the measured run (phases
+                       "tracker up" and "tracker stopped"; peers already connected may stay connected:
+                       WebRTC needs the tracker only to meet).
+  peer-vanishes        the local tracker; at half the run the viewer that has sent peers the most
+                       bytes has its browser context closed (phases "all N" and "after close", the
+                       latter over the N-1 left).
+
+Figures per phase:
+  GETs/seg/viewer  segment GETs the bucket saw / (segments x viewers playing): 1.0 is every viewer
+                   fetching every segment itself. Segments are assigned to a phase by their first GET;
+                   the first and last of each phase are left out (viewers straddle the boundary).
+  startup          page open (navigation start) to the video's first `playing` event (the moment the
+                   viewer sets viewerStats.state = 'playing'), median and max over the viewers; per
+                   mode, not per phase.
+  stalls           `waiting` events of the video after its first `playing` (each lasting until the next
+                   `playing`, or the phase's end), summed over the viewers: count and seconds. Seeks
+                   (hls.js moving to the live edge) are counted apart; a stall caused by a seek is
+                   still a stall.
+  behind live      viewerStats.latency (hls.js's latency: seconds behind the live edge), sampled each
+                   second on every viewer, median.
+  from peers       bytes from peers / (from peers + from HTTP) of window.viewerStats.p2p over the phase.
+  peers            window.viewerStats.p2p.peers, median of the samples, and the most seen.
+
+Reading it: with P2P on, GETs/seg/viewer below 1.0 is the bucket's saving (the ideal for N viewers is
+1/N); startup, stalls and "behind live" should stay as with http (ratio ~1.0, no added stall). With the
+tracker unreachable the page must play as with http (GETs ~1.0). A mode's figures come from one run of
+one machine with two cores running N browsers, ffmpeg and the service: stalls here may be the machine,
+which is why the baseline runs in the same bench run on the same machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import math
+import socket
+import statistics
+import sys
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from bench.rig import workspace
+from broadcaster.demo.emulator import OwncastEmulator
+from broadcaster.demo.seaweed import SeaweedS3
+from broadcaster.demo.tracker import LocalTracker, TrackerUnavailable, install
+from broadcaster.service import Service
+from broadcaster.settings import load_settings
+from tests.support.browser import CHROMIUM, WEBRTC_ARGS, launch_chromium
+from tests.support.counting_proxy import CountingProxy, sequence
+from tests.support.service_process import service_env
+
+MODES = ("http", "p2p", "tracker-unreachable", "tracker-down", "peer-vanishes")
+SEGMENT_SECONDS = 2  # what tests/test_p2p_browser.py found workable (viewer/p2p.js: a segment's turn for peers)
+SAMPLE_EVERY = 1.0
+MAX_VIEWERS = 6  # two cores: more Chromium renderers than this and the machine, not P2P, is measured
+
+# Before any of the page's scripts: the video's playing/waiting/seeking events, on the epoch clock.
+RECORDER = """
+(() => {
+  const rec = { firstPlaying: null, playing: [], waiting: [], seeking: [] };
+  window.__bench = rec;
+  const at = () => performance.timeOrigin + performance.now();
+  const on = (type, fn) => document.addEventListener(type, (e) => {
+    if (e.target && e.target.tagName === 'VIDEO') fn();
+  }, true);
+  on('playing', () => {
+    if (rec.firstPlaying === null) rec.firstPlaying = performance.now();
+    rec.playing.push(at());
+  });
+  on('waiting', () => { if (rec.firstPlaying !== null) rec.waiting.push(at()); });
+  on('seeking', () => rec.seeking.push(at()));
+})();
+"""
+
+SAMPLE = """() => {
+  const s = window.viewerStats || {};
+  const p = s.p2p || null;
+  return {
+    t: performance.timeOrigin + performance.now(), state: s.state || null, latency: s.latency ?? null,
+    errors: (s.errors || []).length,
+    p2p: p && { fromPeers: p.bytesFromPeers, fromHttp: p.bytesFromHttp, toPeers: p.bytesToPeers,
+                peers: p.peers, peersSeen: p.peersSeen },
+  };
+}"""
+
+EVENTS = "() => JSON.parse(JSON.stringify(window.__bench))"
+
+
+# -- one mode's rig ------------------------------------------------------------------------------
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port  # nothing listens there now: connections are refused
+
+
+@dataclass
+class Stream:
+    service: Service
+    proxy: CountingProxy
+
+
+@contextlib.asynccontextmanager
+async def live_stream(folder: Path, s3: SeaweedS3, trackers: str) -> AsyncIterator[Stream]:
+    """Emulator -> service -> SeaweedFS, segments served through a CountingProxy; P2P_TRACKERS=trackers."""
+    parts = urlsplit(s3.public_url)
+    proxy = CountingProxy(f"{parts.scheme}://{parts.netloc}")
+    await proxy.start()
+    try:
+        async with OwncastEmulator(folder / "hls", segment_seconds=SEGMENT_SECONDS, variants=1) as owncast:
+            settings = load_settings(environ=service_env(
+                folder / "hls", s3, folder / "state", WINDOW_SECONDS="8", LOG_LEVEL="warning",
+                R2_PUBLIC_URL=proxy.url + parts.path, P2P_TRACKERS=trackers,
+            ))
+            service = Service(settings)
+            await service.start()
+            try:
+                await owncast.wait_for_segments(0, 3, timeout=30)
+                yield Stream(service, proxy)
+            finally:
+                await service.stop()
+    finally:
+        await proxy.close()
+
+
+# -- viewers -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Viewer:
+    context: Any
+    page: Any
+    samples: list[dict[str, Any]] = field(default_factory=list)
+    events: dict[str, Any] = field(default_factory=dict)  # window.__bench, read last (or before closing)
+    problems: list[str] = field(default_factory=list)
+    closed_at: float | None = None
+
+
+async def open_viewers(browser: Any, url: str, count: int) -> list[Viewer]:
+    viewers = []
+    for _ in range(count):
+        context = await browser.new_context()  # its own cache, storage and peer id: another viewer
+        await context.add_init_script(RECORDER)
+        page = await context.new_page()
+        viewer = Viewer(context, page)
+        page.on("pageerror", lambda e, v=viewer: v.problems.append(str(e)))
+        viewers.append(viewer)
+
+    async def start(v: Viewer) -> None:
+        await v.page.goto(url)
+        await v.page.wait_for_function("() => window.viewerStats && window.viewerStats.state === 'playing'",
+                                       timeout=60_000)
+
+    await asyncio.gather(*(start(v) for v in viewers))
+    return viewers
+
+
+async def sample(viewers: list[Viewer]) -> None:
+    async def one(v: Viewer) -> None:
+        if v.closed_at is None:
+            with contextlib.suppress(Exception):  # closed under us: its samples end there
+                v.samples.append(await v.page.evaluate(SAMPLE))
+
+    await asyncio.gather(*(one(v) for v in viewers))
+
+
+async def sample_until(viewers: list[Viewer], until: float) -> None:
+    while time.time() < until:
+        await sample(viewers)
+        await asyncio.sleep(max(0.0, min(SAMPLE_EVERY, until - time.time())))
+
+
+async def close_viewer(v: Viewer) -> None:
+    with contextlib.suppress(Exception):
+        v.events = await v.page.evaluate(EVENTS)
+    v.closed_at = time.time()
+    await v.context.close()
+
+
+# -- figures -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Phase:
+    name: str
+    start: float  # epoch seconds
+    end: float
+    viewers: list[int]  # indexes of the viewers playing throughout
+
+
+@dataclass
+class Figures:
+    gets_per_seg: float
+    segments: int
+    stalls: int
+    stall_s: float
+    stalls_per_min: float  # per viewer-minute of the phase
+    seeks: int
+    behind: float
+    peer_share: float | None
+    peers_median: float | None
+    peers_max: int | None
+    errors: int
+    stall_list: list[tuple[int, float, float]]  # (viewer, seconds into the phase, seconds stalled)
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def phase_figures(phase: Phase, viewers: list[Viewer], proxy: CountingProxy) -> Figures:
+    start_ms, end_ms = phase.start * 1000, phase.end * 1000
+    first: dict[str, float] = {}
+    for t, path in proxy.log:
+        first.setdefault(path, t)
+    names = sorted((p for p, t in first.items() if phase.start <= t < phase.end), key=sequence)[1:-1]
+    gets = sum(proxy.gets[p] for p in names)
+    per = gets / (len(names) * len(phase.viewers)) if names and phase.viewers else float("nan")
+
+    stalls, stall_s, seeks, behind, peers, errors = 0, 0.0, 0, [], [], 0
+    peers_max: int | None = None
+    stall_list: list[tuple[int, float, float]] = []
+    from_peers = from_http = 0
+    for i in phase.viewers:
+        v = viewers[i]
+        ev = v.events or {}
+        playing = sorted(ev.get("playing", []))
+        for w in ev.get("waiting", []):
+            if start_ms <= w < end_ms:
+                stalls += 1
+                after = [p for p in playing if p >= w]
+                lasted = (min(after[0], end_ms) - w) / 1000 if after else (end_ms - w) / 1000
+                stall_s += lasted
+                stall_list.append((i, (w - start_ms) / 1000, lasted))
+        seeks += sum(1 for s in ev.get("seeking", []) if start_ms <= s < end_ms)
+        inside = [s for s in v.samples if start_ms <= s["t"] < end_ms]
+        behind += [s["latency"] for s in inside if s["latency"] is not None]
+        errors = max(errors, max((s["errors"] for s in inside), default=0))
+        with_p2p = [s for s in inside if s["p2p"]]
+        if with_p2p:
+            before = [s for s in v.samples if s["t"] < start_ms and s["p2p"]]
+            base = before[-1]["p2p"] if before else {"fromPeers": 0, "fromHttp": 0}
+            last = with_p2p[-1]["p2p"]
+            from_peers += last["fromPeers"] - base["fromPeers"]
+            from_http += last["fromHttp"] - base["fromHttp"]
+            peers += [s["p2p"]["peers"] for s in with_p2p]
+            peers_max = max(peers_max or 0, max(s["p2p"]["peers"] for s in with_p2p))
+    total = from_peers + from_http
+    return Figures(
+        gets_per_seg=per, segments=len(names), stalls=stalls, stall_s=stall_s, seeks=seeks,
+        stalls_per_min=stalls / (len(phase.viewers) * (phase.end - phase.start) / 60) if phase.viewers else math.nan,
+        behind=median(behind), peer_share=(from_peers / total if total else 0.0) if peers_max is not None else None,
+        peers_median=median(peers) if peers else None, peers_max=peers_max, errors=errors,
+        stall_list=stall_list,
+    )
+
+
+@dataclass
+class ModeResult:
+    mode: str
+    startup: list[float]  # seconds, per viewer
+    phases: list[tuple[Phase, Figures]]
+    notes: list[str] = field(default_factory=list)
+
+
+# -- one mode ------------------------------------------------------------------------------------
+
+
+async def run_mode(mode: str, args: argparse.Namespace, pw: Any, s3: SeaweedS3, work: Path,
+                   tracker_dir: Path | None) -> ModeResult:
+    folder = work / mode
+    folder.mkdir()
+    async with contextlib.AsyncExitStack() as stack:
+        tracker: LocalTracker | None = None
+        if mode == "http":
+            trackers = ""
+        elif mode == "tracker-unreachable":
+            trackers = f"ws://127.0.0.1:{closed_port()}"
+        else:
+            assert tracker_dir is not None
+            tracker = await stack.enter_async_context(LocalTracker(tracker_dir))
+            trackers = tracker.url
+        stream = await stack.enter_async_context(live_stream(folder, s3, trackers))
+        browser = await launch_chromium(pw, WEBRTC_ARGS)
+        stack.push_async_callback(browser.close)
+        print(f"[{mode}] opening {args.viewers} viewers ...", flush=True)
+        viewers = await open_viewers(browser, f"{stream.service.url}/", args.viewers)
+        everyone = list(range(len(viewers)))
+        notes: list[str] = []
+        await sample_until(viewers, time.time() + args.warmup)
+        t0 = time.time()
+        end = t0 + args.seconds
+        print(f"[{mode}] all playing; measuring {args.seconds:.0f} s ...", flush=True)
+        phases: list[Phase]
+        if mode == "tracker-down":
+            assert tracker is not None
+            at = t0 + args.event_at
+            await sample_until(viewers, at)
+            stopped = time.time()
+            await tracker.__aexit__(None, None, None)  # LocalTracker's stop; a second exit does nothing
+            took = time.time() - stopped
+            last = [s["p2p"]["peers"] for v in viewers for s in v.samples[-1:] if s["p2p"]]
+            await sample_until(viewers, end)
+            after = [s["p2p"]["peers"] for v in viewers for s in v.samples[-1:] if s["p2p"]]
+            notes.append(f"tracker stopped at {stopped - t0:.1f} s (stopping took {took:.1f} s); peers connected "
+                         f"per viewer then: {last}, at the end: {after}")
+            phases = [Phase("tracker up", t0, stopped, everyone), Phase("tracker stopped", stopped, end, everyone)]
+        elif mode == "peer-vanishes":
+            at = t0 + args.seconds / 2
+            await sample_until(viewers, at)
+            sent = [(v.samples[-1]["p2p"] or {}).get("toPeers", 0) if v.samples else 0 for v in viewers]
+            gone = max(everyone, key=lambda i: sent[i])
+            await close_viewer(viewers[gone])
+            closed = viewers[gone].closed_at or time.time()
+            notes.append(f"viewer {gone} closed at {closed - t0:.1f} s (it had sent peers {sent[gone] / 1e6:.1f} MB; "
+                         f"the others had sent {[round(s / 1e6, 1) for i, s in enumerate(sent) if i != gone]} MB)")
+            await sample_until(viewers, end)
+            left = [i for i in everyone if i != gone]
+            phases = [Phase(f"all {len(viewers)}", t0, closed, everyone), Phase("after close", closed, end, left)]
+        else:
+            await sample_until(viewers, end)
+            phases = [Phase("run", t0, end, everyone)]
+        for v in viewers:
+            if v.closed_at is None:
+                v.events = await v.page.evaluate(EVENTS)
+        startup = [v.events.get("firstPlaying", float("nan")) / 1000 for v in viewers]
+        for i, v in enumerate(viewers):
+            if v.problems:
+                notes.append(f"viewer {i} page errors: {v.problems[:3]}")
+        return ModeResult(mode, startup, [(p, phase_figures(p, viewers, stream.proxy)) for p in phases], notes)
+    raise AssertionError("unreachable")
+
+
+# -- the report ----------------------------------------------------------------------------------
+
+
+def ratio(value: float | None, base: float | None) -> str:
+    if value is None or base is None or base != base or value != value or base == 0:
+        return "–"
+    return f"{value / base:.2f}x"
+
+
+def num(value: float | None, fmt: str) -> str:
+    return "–" if value is None or value != value else format(value, fmt)
+
+
+def report(results: list[ModeResult], args: argparse.Namespace) -> None:
+    base = next((r for r in results if r.mode == "http"), None)
+    base_f = base.phases[0][1] if base else None
+    base_startup = median(base.startup) if base else None
+    for r in results:
+        print(f"\n### {r.mode}\n")
+        print(f"startup (page open to first frame playing): median {median(r.startup):.2f} s, "
+              f"max {max(r.startup):.2f} s ({ratio(median(r.startup), base_startup)} http)\n")
+        print("| phase | s | viewers | segments | GETs/seg/viewer | stalls | stall s | seeks "
+              "| behind live (median) | from peers | peers (median/max) | errors |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+        for phase, f in r.phases:
+            peers = "–" if f.peers_max is None else f"{num(f.peers_median, '.1f')}/{f.peers_max}"
+            share = "–" if f.peer_share is None else f"{f.peer_share:.0%}"
+            print(f"| {phase.name} | {phase.end - phase.start:.0f} | {len(phase.viewers)} | {f.segments} "
+                  f"| {num(f.gets_per_seg, '.2f')} | {f.stalls} | {f.stall_s:.1f} | {f.seeks} "
+                  f"| {num(f.behind, '.1f')} s | {share} | {peers} | {f.errors} |")
+        for phase, f in r.phases:
+            if f.stall_list:
+                each = ", ".join(f"viewer {i} at +{at:.1f} s for {lasted:.2f} s" for i, at, lasted in f.stall_list)
+                print(f"\n- stalls in {phase.name}: {each}")
+        for note in r.notes:
+            print(f"\n- {note}")
+    print(f"\n### summary: each figure and its ratio to http ({args.viewers} viewers, {args.seconds:.0f} s, "
+          f"{SEGMENT_SECONDS} s segments)\n")
+    print("| mode / phase | GETs/seg/viewer | startup median | stalls (s) | stalls per viewer-min | behind live "
+          "| from peers | peers (median/max) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in results:
+        st = median(r.startup)
+        for phase, f in r.phases:
+            stalls = f"{f.stalls} ({f.stall_s:.1f} s)"
+            if base_f is not None and r is not base:
+                stalls += f", {f.stalls - base_f.stalls:+d} vs http"
+            share = "–" if f.peer_share is None else f"{f.peer_share:.0%}"
+            peers = "–" if f.peers_max is None else f"{num(f.peers_median, '.1f')}/{f.peers_max}"
+            print(f"| {r.mode} / {phase.name} "
+                  f"| {num(f.gets_per_seg, '.2f')} ({ratio(f.gets_per_seg, base_f.gets_per_seg if base_f else None)}) "
+                  f"| {st:.2f} s ({ratio(st, base_startup)}) | {stalls} "
+                  f"| {f.stalls_per_min:.2f} ({ratio(f.stalls_per_min, base_f.stalls_per_min if base_f else None)}) "
+                  f"| {num(f.behind, '.1f')} s ({ratio(f.behind, base_f.behind if base_f else None)}) | {share} | {peers} |")
+    print("\n(ratios: this figure / http's; '–' where http's is 0 or missing. Stalls: also the difference in "
+          "count, though phases differ in length and viewers: compare stalls per viewer-minute.)")
+    if args.viewers:
+        print(f"(ideal GETs/seg/viewer with every segment fetched once from the bucket: {1 / args.viewers:.2f})")
+
+
+async def main(args: argparse.Namespace) -> int:
+    from playwright.async_api import async_playwright
+
+    if not Path(CHROMIUM).exists():
+        print(f"{CHROMIUM} is not installed", file=sys.stderr)
+        return 2
+    tracker_dir: Path | None = None
+    if any(m not in ("http", "tracker-unreachable") for m in args.modes):
+        try:
+            tracker_dir = await asyncio.to_thread(install)
+        except TrackerUnavailable as err:
+            print(f"no tracker here ({err}): only http and tracker-unreachable", file=sys.stderr)
+            args.modes = [m for m in args.modes if m in ("http", "tracker-unreachable")]
+    results: list[ModeResult] = []
+    async with workspace("p2p") as ws, async_playwright() as pw:
+        for mode in args.modes:
+            results.append(await run_mode(mode, args, pw, ws.s3, ws.work, tracker_dir))
+    report(results, args)
+    return 0
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.p2p", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--viewers", type=int, default=4, help=f"browser contexts, 2..{MAX_VIEWERS} (default 4)")
+    parser.add_argument("--seconds", type=float, default=40.0, help="measured playback per mode (default 40)")
+    parser.add_argument("--warmup", type=float, default=6.0, help="after all play, before measuring (default 6)")
+    parser.add_argument("--event-at", type=float, default=15.0,
+                        help="tracker-down: seconds into the run the tracker stops (default 15)")
+    parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated, of {', '.join(MODES)}; "
+                        "http first: the others' ratios are against it")
+    args = parser.parse_args(argv)
+    args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    unknown = [m for m in args.modes if m not in MODES]
+    if unknown:
+        parser.error(f"unknown modes {unknown}; known: {', '.join(MODES)}")
+    if not 2 <= args.viewers <= MAX_VIEWERS:
+        parser.error(f"--viewers must be 2..{MAX_VIEWERS} (two cores)")
+    if not 0 < args.event_at < args.seconds:
+        parser.error("--event-at must be inside --seconds")
+    return args
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main(parse_args())))
