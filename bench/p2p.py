@@ -54,7 +54,6 @@ import argparse
 import asyncio
 import contextlib
 import math
-import socket
 import statistics
 import sys
 import time
@@ -62,17 +61,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from bench.rig import workspace
-from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.demo.tracker import LocalTracker, TrackerUnavailable, install
 from broadcaster.service import Service
-from broadcaster.settings import load_settings
 from tests.support.browser import CHROMIUM, WEBRTC_ARGS, launch_chromium
-from tests.support.counting_proxy import CountingProxy, sequence
-from tests.support.service_process import service_env
+from tests.support.counting_proxy import CountingProxy, closed_port, proxied_stream, sequence
 
 MODES = ("http", "p2p", "tracker-unreachable", "tracker-down", "peer-vanishes")
 SEGMENT_SECONDS = 2  # what tests/test_p2p_browser.py found workable (viewer/p2p.js: a segment's turn for peers)
@@ -114,13 +109,6 @@ EVENTS = "() => JSON.parse(JSON.stringify(window.__bench))"
 # -- one mode's rig ------------------------------------------------------------------------------
 
 
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port  # nothing listens there now: connections are refused
-
-
 @dataclass
 class Stream:
     service: Service
@@ -130,24 +118,9 @@ class Stream:
 @contextlib.asynccontextmanager
 async def live_stream(folder: Path, s3: SeaweedS3, trackers: str) -> AsyncIterator[Stream]:
     """Emulator -> service -> SeaweedFS, segments served through a CountingProxy; P2P_TRACKERS=trackers."""
-    parts = urlsplit(s3.public_url)
-    proxy = CountingProxy(f"{parts.scheme}://{parts.netloc}")
-    await proxy.start()
-    try:
-        async with OwncastEmulator(folder / "hls", segment_seconds=SEGMENT_SECONDS, variants=1) as owncast:
-            settings = load_settings(environ=service_env(
-                folder / "hls", s3, folder / "state", WINDOW_SECONDS="8", LOG_LEVEL="warning",
-                R2_PUBLIC_URL=proxy.url + parts.path, P2P_TRACKERS=trackers,
-            ))
-            service = Service(settings)
-            await service.start()
-            try:
-                await owncast.wait_for_segments(0, 3, timeout=30)
-                yield Stream(service, proxy)
-            finally:
-                await service.stop()
-    finally:
-        await proxy.close()
+    async with proxied_stream(folder, s3, trackers, segment_seconds=SEGMENT_SECONDS,
+                              LOG_LEVEL="warning") as (service, proxy):
+        yield Stream(service, proxy)
 
 
 # -- viewers -------------------------------------------------------------------------------------

@@ -16,7 +16,6 @@ import asyncio
 import collections
 import contextlib
 import json
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,14 +24,11 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.demo.tracker import LocalTracker, TrackerUnavailable, install
 from broadcaster.service import Service
-from broadcaster.settings import load_settings
 from tests.support.browser import WEBRTC_ARGS, launch_chromium, needs_chromium, open_viewer, watch
-from tests.support.counting_proxy import CountingProxy, sequence
-from tests.support.service_process import service_env
+from tests.support.counting_proxy import CountingProxy, closed_port, proxied_stream, sequence
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "artifacts"
@@ -63,13 +59,6 @@ async def tracker(tracker_dir: Path) -> AsyncIterator[str]:
         yield running.url
 
 
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port  # nothing listens there now: connections are refused
-
-
 # -- the bucket, behind a proxy that counts segment GETs (tests/support/counting_proxy.py) ----------
 
 
@@ -83,23 +72,8 @@ class Demo:
 @contextlib.asynccontextmanager
 async def running_demo(tmp_path: Path, seaweed: SeaweedS3, trackers: str) -> AsyncIterator[Demo]:
     """The live demo stream, its segments served through a CountingProxy, P2P_TRACKERS=trackers."""
-    parts = urlsplit(seaweed.public_url)
-    proxy = CountingProxy(f"{parts.scheme}://{parts.netloc}")
-    await proxy.start()
-    # One variant: all viewers on the same segments (no ABR choice splits them into two swarms).
-    async with OwncastEmulator(tmp_path / "hls", segment_seconds=SEGMENT_SECONDS, variants=1) as owncast:
-        settings = load_settings(environ=service_env(
-            tmp_path / "hls", seaweed, tmp_path / "state", WINDOW_SECONDS="8",
-            R2_PUBLIC_URL=proxy.url + parts.path, P2P_TRACKERS=trackers,
-        ))
-        service = Service(settings)
-        await service.start()
-        try:
-            await owncast.wait_for_segments(0, 3, timeout=20)
-            yield Demo(seaweed, proxy, service)
-        finally:
-            await service.stop()
-            await proxy.close()
+    async with proxied_stream(tmp_path, seaweed, trackers, segment_seconds=SEGMENT_SECONDS) as (service, proxy):
+        yield Demo(seaweed, proxy, service)
 
 
 async def launch(pw: Any) -> Any:

@@ -16,8 +16,9 @@ const LIVE_SYNC_SEGMENTS = 3; // hls.js's default; without it the engine moves p
 const INITIAL_HIGH_DEMAND_SECONDS = 2; // until the first playlist says how long a segment is
 const RENDER_MS = 1000;
 
-/** Everything viewer.js needs: createHls(config) in place of `new Hls(config)`. */
-export function create(options, viewerStats) {
+/** Everything viewer.js needs: createHls(config) in place of `new Hls(config)`. formatBytes is the
+ * viewer's own, so the stats panel writes sizes one way. */
+export function create(options, viewerStats, formatBytes) {
   const valid = options && Array.isArray(options.trackers) && options.trackers.length
     && options.trackers.every((url) => /^wss?:\/\//.test(url)) && typeof options.swarm === 'string' && options.swarm;
   if (!valid) throw new TypeError('config.json "p2p": expected {"trackers": ["wss://..."], "swarm": "<id>"}');
@@ -198,14 +199,4 @@ function addRows() {
     cells.push(dd);
   }
   return cells;
-}
-
-function formatBytes(n) {
-  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
-  let i = 0;
-  while (n >= 1000 && i < units.length - 1) {
-    n /= 1000;
-    i += 1;
-  }
-  return (i ? n.toFixed(1) : String(n)) + ' ' + units[i];
 }

@@ -790,7 +790,7 @@
       const config = response.ok ? await response.json() : {};
       if (config && config.p2p && window.Hls && window.Hls.isSupported()) {
         // Peer-to-peer segments, the bucket as the fallback; if it cannot load, play without it.
-        p2p = await import('./p2p.js').then((m) => m.create(config.p2p, stats)).catch(() => null);
+        p2p = await import('./p2p.js').then((m) => m.create(config.p2p, stats, formatBytes)).catch(() => null);
       }
       if (config && typeof config.src === 'string' && playlistUrl(config.src)) return playlistUrl(config.src);
     } catch (err) {

@@ -4,11 +4,22 @@ bucket sees, whatever the browsers cache (the P2P browser test and bench.p2p).""
 from __future__ import annotations
 
 import collections
+import contextlib
+import socket
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
+
+from broadcaster.demo.emulator import OwncastEmulator
+from broadcaster.demo.seaweed import SeaweedS3
+from broadcaster.service import Service
+from broadcaster.settings import load_settings
+from tests.support.service_process import service_env
 
 SEGMENT_SUFFIXES = (".ts", ".m4s", ".mp4")
 
@@ -54,3 +65,35 @@ class CountingProxy:
     async def close(self) -> None:
         await self.runner.cleanup()
         await self.session.close()
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port  # nothing listens there now: connections are refused
+
+
+@contextlib.asynccontextmanager
+async def proxied_stream(folder: Path, s3: SeaweedS3, trackers: str, *, segment_seconds: int,
+                         **over: str) -> AsyncIterator[tuple[Service, CountingProxy]]:
+    """The emulator's live stream (one variant: every viewer on the same segments, one swarm) through
+    the service, its segments served through a CountingProxy in front of `s3`; P2P_TRACKERS=trackers."""
+    parts = urlsplit(s3.public_url)
+    proxy = CountingProxy(f"{parts.scheme}://{parts.netloc}")
+    await proxy.start()
+    try:
+        async with OwncastEmulator(folder / "hls", segment_seconds=segment_seconds, variants=1) as owncast:
+            settings = load_settings(environ=service_env(
+                folder / "hls", s3, folder / "state", WINDOW_SECONDS="8",
+                R2_PUBLIC_URL=proxy.url + parts.path, P2P_TRACKERS=trackers, **over,
+            ))
+            service = Service(settings)
+            await service.start()
+            try:
+                await owncast.wait_for_segments(0, 3, timeout=30)
+                yield service, proxy
+            finally:
+                await service.stop()
+    finally:
+        await proxy.close()
