@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 
 from broadcaster.bucket.cleaner import Cleaner
 from broadcaster.metrics import Metrics
@@ -67,3 +68,35 @@ async def test_pending_deletes_survive_a_restart() -> None:
     clock.t += 2
     await second.run_once()
     assert bucket.deleted == [["a"]]
+
+
+class SlowBucket:
+    """A DeleteObjects call that has started and not yet answered."""
+
+    def __init__(self) -> None:
+        self.called = asyncio.Event()
+
+    async def delete_many(self, keys: list[str]) -> list[str]:
+        self.called.set()
+        await asyncio.Event().wait()  # never answers: the stop comes first
+        return []
+
+
+async def test_a_stop_during_a_delete_keeps_its_keys_in_the_saved_state() -> None:
+    # The service stops the cleaner (cancelling the call), then saves: the batch must still be there.
+    clock, bucket = Clock(), SlowBucket()
+    c = Cleaner(bucket, Metrics(), margin=0, interval=0.01, wall_clock=clock)
+    c.schedule([removed("a", 1), removed("b", 1), removed("c", 60)])
+    clock.t += 2
+    await c.start()
+    async with asyncio.timeout(10):
+        await bucket.called.wait()
+    assert [key for key, _ in c.snapshot()] == ["a", "b", "c"]  # a save while the call is out
+    assert c.pending == 3
+    await c.stop()
+    assert [key for key, _ in c.snapshot()] == ["a", "b", "c"] and c.pending == 3
+    after = Bucket()
+    again = Cleaner(after, Metrics(), margin=0, wall_clock=clock)
+    again.restore(c.snapshot())
+    await again.run_once()
+    assert after.deleted == [["a", "b"]]

@@ -54,6 +54,9 @@ class Cleaner:
         # wait in `_kept` (with their due time, saved like the rest) until the last clip lets them go.
         self._held: dict[str, int] = {}
         self._kept: dict[str, float] = {}
+        # The batch a DeleteObjects call is deleting: still part of the state until it answers, so a
+        # stop (which cancels the call) or a save meanwhile never loses a key. Deleting twice is harmless.
+        self._deleting: list[tuple[float, str]] = []
         self._task: asyncio.Task[None] | None = None
         self.deleted = 0
         self._lines = RateLimitedLog(log)  # a run every `interval` fails all through an outage
@@ -87,7 +90,7 @@ class Cleaner:
 
     @property
     def pending(self) -> int:
-        return len(self._due)
+        return len(self._due) + len(self._deleting)
 
     @property
     def kept(self) -> int:
@@ -95,7 +98,8 @@ class Cleaner:
         return len(self._kept)
 
     def snapshot(self) -> list[list[object]]:
-        due = [*self._due, *((when, key) for key, when in self._kept.items())]  # a restart asks the clips again
+        due = [*self._due, *self._deleting,
+               *((when, key) for key, when in self._kept.items())]  # a restart asks the clips again
         return [[key, round(when, 3)] for when, key in sorted(due)]
 
     def restore(self, data: object) -> None:
@@ -108,7 +112,7 @@ class Cleaner:
             key = validate.text(pair[0], "a key to delete")
             due.append((validate.number(pair[1], "a deletion time"), key))
         heapq.heapify(due)
-        self._due, self._kept = due, {}
+        self._due, self._kept, self._deleting = due, {}, []
         self._metrics.cleanup_pending.set(len(self._due))
 
     async def start(self) -> None:
@@ -131,16 +135,16 @@ class Cleaner:
 
     async def run_once(self) -> None:
         now = self._wall()
-        batch: list[str] = []
-        while self._due and self._due[0][0] <= now and len(batch) < BATCH:
+        while self._due and self._due[0][0] <= now and len(self._deleting) < BATCH:
             due, key = heapq.heappop(self._due)
             if key in self._held:
                 self._kept[key] = due
             else:
-                batch.append(key)
-        if not batch:
+                self._deleting.append((due, key))
+        if not self._deleting:
             self._metrics.cleanup_pending.set(len(self._due))
             return
+        batch = [key for _, key in self._deleting]
         log.debug("deleting %s", " ".join(batch))
         try:
             failed = await self._store.delete_many(batch)
@@ -148,6 +152,12 @@ class Cleaner:
             failed = batch
             self._lines.warning("delete_failed", "deleting %d old segments failed (%s); will retry",
                                 len(batch), err.reason)
+        except asyncio.CancelledError:  # stopped mid-call: the keys stay due, for the saved state
+            for item in self._deleting:
+                heapq.heappush(self._due, item)
+            self._deleting = []
+            raise
+        self._deleting = []
         if failed:
             log.debug("not deleted, retried in %.0fs: %s", self._retry_after, " ".join(failed))
         for key in failed:
