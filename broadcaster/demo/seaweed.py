@@ -34,7 +34,9 @@ from broadcaster.demo.children import GroupKiller, stop_child
 
 log = logging.getLogger(__name__)
 
-_STOP_TIMEOUT = 10.0
+# weed mini's volume server sometimes outwaits SIGTERM after clients went away (seen after the fault
+# proxy's hung and refused uploads: 10 s, then killed); its data is a demo's or a test's, so do not wait long.
+_STOP_TIMEOUT = 3.0
 _MAX_UNIX_SOCKET_PATH = 100  # sun_path holds 108 bytes; stay clear of it
 # Ports below the kernel's ephemeral range (32768+) so an outgoing connection cannot
 # grab one between our check and weed's bind; each also needs its +10000 gRPC twin.
