@@ -188,7 +188,8 @@ class Service:
                                              trust_cf_connecting_ip=s.trust_cf_connecting_ip),
             viewer_options=None if viewer_folder is None else ViewerOptions(
                 viewer_folder, stream_url=stream_url, max_open=self.budget.files, write_timeout=s.write_timeout,
-                p2p_trackers=s.p2p_trackers, p2p_swarm=s.p2p_swarm),
+                p2p_trackers=s.p2p_trackers, p2p_swarm=s.p2p_swarm,
+                p2p_stun=s.p2p_stun_servers),
             expose_metrics=s.metrics_listen == "", connection_metrics=self.connection_metrics,
         )
 

@@ -140,6 +140,25 @@ def _trackers(value: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(urls))
 
 
+MAX_STUN_SERVERS = 4
+# RFC 7064: stun:host[:port] or stuns:host[:port]; an IPv6 host in brackets.
+_STUN_URL = re.compile(r"stuns?:(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?")
+
+
+def _stun_servers(value: str) -> tuple[str, ...]:
+    """'none' or comma-separated stun: URLs, which P2P viewers' browsers ask for their public address."""
+    if value.strip().lower() == "none":
+        return ()
+    urls = tuple(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
+    for url in urls:
+        match = _STUN_URL.fullmatch(url)
+        if match is None or (match[2] is not None and not 0 < int(match[2][1:]) < 65536):
+            raise ValueError(f"expected comma-separated stun:HOST[:PORT] URLs, or 'none', got {url!r}")
+    if len(urls) > MAX_STUN_SERVERS:
+        raise ValueError(f"expected at most {MAX_STUN_SERVERS} STUN URLs")
+    return urls
+
+
 @dataclass(frozen=True)
 class Address:
     """Where a listener of its own binds (METRICS_LISTEN=HOST:PORT); an IPv6 host without its brackets."""
@@ -240,6 +259,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("P2P_TRACKERS", "viewers share segments peer to peer (WebRTC), the bucket stays the fallback: "
             "comma-separated ws:// or wss:// WebTorrent tracker URLs (your own: broadcaster/tracker/); empty = off",
             _trackers, ""),
+    Setting("P2P_STUN_SERVERS", "with P2P on: comma-separated stun:HOST[:PORT] URLs viewers' browsers ask for their "
+            "public address (each sees every viewer's address), or 'none' (peers then meet only on one network); "
+            "the default is Cloudflare's, which viewers already reach through the tunnel and the bucket",
+            _stun_servers, "stun:stun.cloudflare.com:3478"),
     Setting("LOG_LEVEL", "debug, info, warning or error", _choice("debug", "info", "warning", "error"), "info"),
 )
 
@@ -274,6 +297,7 @@ class Settings:
     write_timeout: float
     trust_cf_connecting_ip: bool
     p2p_trackers: tuple[str, ...]  # () = P2P off
+    p2p_stun_servers: tuple[str, ...]  # () = none: host candidates only
     log_level: str
 
     def __repr__(self) -> str:  # never print the secret, even in a traceback

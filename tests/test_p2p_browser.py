@@ -70,14 +70,28 @@ class Demo:
 
 
 @contextlib.asynccontextmanager
-async def running_demo(tmp_path: Path, seaweed: SeaweedS3, trackers: str) -> AsyncIterator[Demo]:
+async def running_demo(tmp_path: Path, seaweed: SeaweedS3, trackers: str, **over: str) -> AsyncIterator[Demo]:
     """The live demo stream, its segments served through a CountingProxy, P2P_TRACKERS=trackers."""
-    async with proxied_stream(tmp_path, seaweed, trackers, segment_seconds=SEGMENT_SECONDS) as (service, proxy):
+    async with proxied_stream(tmp_path, seaweed, trackers, segment_seconds=SEGMENT_SECONDS,
+                              **over) as (service, proxy):
         yield Demo(seaweed, proxy, service)
 
 
 async def launch(pw: Any) -> Any:
     return await launch_chromium(pw, WEBRTC_ARGS)
+
+
+# Every RTCPeerConnection the page makes, with the ICE servers it was given (what WebRTC will ask).
+RECORD_ICE_SERVERS = """(() => {
+  const Native = window.RTCPeerConnection;
+  window.iceServersGiven = [];
+  function Recording(config, ...rest) {
+    window.iceServersGiven.push(((config && config.iceServers) || []).flatMap((s) => [].concat(s.urls)));
+    return new Native(config, ...rest);
+  }
+  Recording.prototype = Native.prototype;
+  window.RTCPeerConnection = Recording;
+})();"""
 
 
 @dataclass
@@ -91,6 +105,7 @@ async def open_viewers(browser: Any, url: str, count: int) -> list[Viewer]:
     viewers = []
     for _ in range(count):
         context = await browser.new_context()  # its own cache, storage and peer id: another viewer
+        await context.add_init_script(RECORD_ICE_SERVERS)
         page = await context.new_page()
         viewer = Viewer(page)
         page.on("request", lambda r, v=viewer: v.requests.append(r.url))
@@ -119,7 +134,11 @@ async def test_three_viewers_share_segments_and_all_keep_playing(
 ) -> None:
     from playwright.async_api import async_playwright
 
-    async with running_demo(tmp_path, seaweed, tracker) as demo, async_playwright() as pw:
+    # A STUN server named by the operator (P2P_STUN_SERVERS), here one that never answers: WebRTC gets
+    # it in place of the library's Google and Twilio servers, and peers on one machine meet without it.
+    stun = f"stun:127.0.0.1:{closed_port()}"
+    async with running_demo(tmp_path, seaweed, tracker, P2P_STUN_SERVERS=stun) as demo, \
+            async_playwright() as pw:
         browser = await launch(pw)
         try:
             viewers = await open_viewers(browser, f"{demo.service.url}/?stats=1", 3)
@@ -134,6 +153,7 @@ async def test_three_viewers_share_segments_and_all_keep_playing(
             ARTIFACTS.mkdir(exist_ok=True)
             await viewers[0].page.screenshot(path=str(ARTIFACTS / "viewer-p2p-stats.png"), full_page=True)
             panel = await viewers[0].page.inner_text("#stats")
+            ice_servers = [await v.page.evaluate("() => window.iceServersGiven") for v in viewers]
         finally:
             await browser.close()
 
@@ -162,6 +182,7 @@ async def test_three_viewers_share_segments_and_all_keep_playing(
     assert per_viewer <= 0.8, figures  # and not by a hair: peers deliver a good part at the live edge
     assert from_peers > 0, figures
     assert "From peers" in panel and "Peers connected" in panel, panel
+    assert all(given and all(servers == [stun] for servers in given) for given in ice_servers), ice_servers
 
 
 # -- (b) tracker unreachable ---------------------------------------------------------------------------

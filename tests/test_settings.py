@@ -213,6 +213,25 @@ def test_bad_p2p_trackers_are_one_line_naming_the_setting(tmp_path: Path, value:
     assert message.startswith("P2P_TRACKERS=") and "tracker" in message.removeprefix("P2P_TRACKERS"), message
 
 
+def test_p2p_stun_is_cloudflares_by_default_none_or_the_operators(tmp_path: Path) -> None:
+    """Not the library's default (Google's and Twilio's): Cloudflare's, whom viewers already reach."""
+    assert load_settings(environ=env(tmp_path)).p2p_stun_servers == ("stun:stun.cloudflare.com:3478",)
+    assert load_settings(environ=env(tmp_path, P2P_STUN_SERVERS=" None ")).p2p_stun_servers == ()
+    s = load_settings(environ=env(tmp_path, P2P_STUN_SERVERS="stun:stun.example.com, stuns:[2001:db8::1]:5349,"))
+    assert s.p2p_stun_servers == ("stun:stun.example.com", "stuns:[2001:db8::1]:5349")
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["stun.example.com", "turn:turn.example.com", "stun:", "stun:a.example.com:0", "stun:a.example.com:70000",
+     "stun:a.example.com/x", "stun:a b", 'stun:a"b', ",".join(f"stun:s{i}.example.com" for i in range(5))],
+)
+def test_bad_p2p_stun_servers_are_one_line_naming_the_setting(tmp_path: Path, value: str) -> None:
+    message = one_line_error(env(tmp_path, P2P_STUN_SERVERS=value))
+    rest = message.removeprefix("P2P_STUN_SERVERS=")
+    assert rest != message and ("stun:HOST" in rest or "STUN URLs" in rest), message
+
+
 def test_the_p2p_swarm_is_one_per_stream(tmp_path: Path) -> None:
     """Two streams announced to one tracker never share a swarm: another bucket or prefix is another swarm."""
     swarm = load_settings(environ=env(tmp_path)).p2p_swarm

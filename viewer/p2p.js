@@ -2,7 +2,8 @@
  * (HTTP) as the fallback for every segment no peer delivers in time.
  *
  * viewer.js imports this module only when /config.json has "p2p" (P2P_TRACKERS is set), so a page
- * without P2P loads none of it. config.p2p: { trackers: ["wss://..."], swarm: "<id of this stream>" }.
+ * without P2P loads none of it. config.p2p: { trackers: ["wss://..."], swarm: "<id of this stream>",
+ * stun: ["stun:host:port", ...] } (P2P_STUN_SERVERS; [] = none: peers meet by their local addresses only).
  *
  * Live latency first: hls.js keeps its usual distance from the live edge (3 segments), and a segment
  * comes over HTTP as soon as less than one segment of buffer is left before it (highDemandTimeWindow =
@@ -20,10 +21,14 @@ const RENDER_MS = 1000;
  * viewer's own, so the stats panel writes sizes one way. */
 export function create(options, viewerStats, formatBytes) {
   const valid = options && Array.isArray(options.trackers) && options.trackers.length
-    && options.trackers.every((url) => /^wss?:\/\//.test(url)) && typeof options.swarm === 'string' && options.swarm;
-  if (!valid) throw new TypeError('config.json "p2p": expected {"trackers": ["wss://..."], "swarm": "<id>"}');
+    && options.trackers.every((url) => /^wss?:\/\//.test(url)) && typeof options.swarm === 'string' && options.swarm
+    && Array.isArray(options.stun) && options.stun.every((url) => /^stuns?:/.test(url));
+  if (!valid) {
+    throw new TypeError('config.json "p2p": expected {"trackers": ["wss://..."], "swarm": "<id>", "stun": ["stun:..."]}');
+  }
   const stats = {
     trackers: options.trackers.slice(),
+    stun: options.stun.slice(), // the STUN servers given to WebRTC, in place of the library's (Google's, Twilio's)
     swarm: options.swarm,
     bytesFromPeers: 0, // segment bytes received over WebRTC
     bytesFromHttp: 0, // segment bytes P2P Media Loader fetched from the bucket
@@ -98,6 +103,7 @@ export function create(options, viewerStats, formatBytes) {
         swarmId: stats.swarm,
         highDemandTimeWindow: INITIAL_HIGH_DEMAND_SECONDS,
         isP2PUploadDisabled: stats.uploadDisabled,
+        rtcConfig: { iceServers: stats.stun.length ? [{ urls: stats.stun }] : [] },
       },
       onHlsJsCreated(hls) {
         watch(hls.p2pEngine);

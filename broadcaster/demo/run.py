@@ -87,7 +87,9 @@ async def run_demo(
 
             say("[3/3] starting hls-broadcaster...")
             settings = load_settings(environ={
-                "P2P_TRACKERS": trackers,
+                # The demo's viewers are on this machine: their host addresses suffice, and no STUN
+                # server outside hears of them.
+                "P2P_TRACKERS": trackers, "P2P_STUN_SERVERS": "none",
                 "HLS_DIR": str(hls), "S3_ENDPOINT_URL": s3.endpoint_url, "AWS_ACCESS_KEY_ID": s3.access_key,
                 "AWS_SECRET_ACCESS_KEY": s3.secret_key, "AWS_BUCKET_NAME": s3.bucket,
                 "R2_PUBLIC_URL": s3.public_url, "HOST": host, "PORT": str(port), "STATE_DIR": str(work / "state"),

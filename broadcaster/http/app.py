@@ -47,12 +47,14 @@ class ViewerOptions:
     write_timeout: float = WRITE_TIMEOUT  # a client that accepts nothing this long is dropped
     p2p_trackers: tuple[str, ...] = ()  # WebTorrent trackers for viewer-to-viewer sharing; () = off
     p2p_swarm: str = ""  # the swarm id those viewers announce (one per stream)
+    p2p_stun: tuple[str, ...] = ()  # STUN servers those viewers' browsers use; () = none
 
     def config(self) -> dict[str, object]:
         """/config.json: where the viewer plays from, and P2P (only when on: the page then loads its code)."""
         config: dict[str, object] = {"src": self.stream_url}
         if self.p2p_trackers:
-            config["p2p"] = {"trackers": list(self.p2p_trackers), "swarm": self.p2p_swarm}
+            config["p2p"] = {"trackers": list(self.p2p_trackers), "swarm": self.p2p_swarm,
+                             "stun": list(self.p2p_stun)}
         return config
 
 

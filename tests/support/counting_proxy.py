@@ -86,7 +86,8 @@ async def proxied_stream(folder: Path, s3: SeaweedS3, trackers: str, *, segment_
         async with OwncastEmulator(folder / "hls", segment_seconds=segment_seconds, variants=1) as owncast:
             settings = load_settings(environ=service_env(
                 folder / "hls", s3, folder / "state", WINDOW_SECONDS="8",
-                R2_PUBLIC_URL=proxy.url + parts.path, P2P_TRACKERS=trackers, **over,
+                R2_PUBLIC_URL=proxy.url + parts.path, P2P_TRACKERS=trackers,
+                **{"P2P_STUN_SERVERS": "none", **over},  # viewers on one machine: no STUN server outside
             ))
             service = Service(settings)
             await service.start()
