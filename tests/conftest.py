@@ -12,6 +12,12 @@ from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.demo.seaweed import SeaweedS3
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Modules marked xdist_group first: each is one long unit of work for one worker (scripts/test's
+    --dist loadgroup), best begun while the other workers take the short tests, not left for the end."""
+    items.sort(key=lambda item: item.get_closest_marker("xdist_group") is None)
+
+
 @pytest.fixture
 async def seaweed(tmp_path: Path) -> AsyncIterator[SeaweedS3]:
     """A running SeaweedFS S3 server with the bucket created (public-read, CORS on)."""

@@ -66,6 +66,7 @@ VIEWER = Path(__file__).resolve().parent.parent / "viewer"
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.browser,
+    pytest.mark.xdist_group("gap_players"),  # one worker plays the module's fixture once (scripts/test)
     pytest.mark.skipif(
         not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (scripts/test installs it)"
     ),

@@ -39,7 +39,8 @@ from .support.installed import (
     tracked_files,
 )
 
-pytestmark = [pytest.mark.integration, pytest.mark.package]
+# One xdist worker builds the wheel and its venv once for the whole module (scripts/test).
+pytestmark = [pytest.mark.integration, pytest.mark.package, pytest.mark.xdist_group("package")]
 
 
 @dataclass

@@ -95,6 +95,9 @@ from tests.support.fakes import FakeStore
 from tests.support.hls_checker import VariantSetChecker
 from tests.support.world import Recording
 
+# The module's players share one fixture of ~100 s: one xdist worker runs them all (scripts/test).
+pytestmark = [pytest.mark.xdist_group("players_across_change")]
+
 SUPPORT = Path(__file__).resolve().parent / "support"
 VIEWER = Path(__file__).resolve().parent.parent / "viewer"
 VIDEOJS = SUPPORT / "videojs"
