@@ -1,7 +1,7 @@
 """Viewer-to-viewer segments (issue 22, point 4): what P2P Media Loader in the viewer page changes for
 the bucket and for the viewers, against the same page with P2P off, in one run.
 
-    python -m bench.p2p [--viewers 4] [--seconds 40] [--warmup 6] [--event-at 15] [--modes http,p2p,...]
+    python -m bench.p2p [--viewers 4] [--seconds 40] [--warmup 6] [--event-at 15] [--rewind 300] [--modes http,p2p,...]
 
 Real parts: SeaweedFS on 127.0.0.1 (the bucket) behind a pass-through proxy that counts segment GETs
 (tests/support/counting_proxy.py: what the bucket sees, whatever the browsers cache), the Owncast
@@ -66,6 +66,7 @@ from bench.rig import workspace
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.demo.tracker import LocalTracker, TrackerUnavailable, install
 from broadcaster.service import Service
+from broadcaster.settings import DEFAULT_REWIND_SECONDS
 from tests.support.browser import CHROMIUM, WEBRTC_ARGS, launch_chromium
 from tests.support.counting_proxy import CountingProxy, closed_port, proxied_stream, sequence
 
@@ -116,10 +117,10 @@ class Stream:
 
 
 @contextlib.asynccontextmanager
-async def live_stream(folder: Path, s3: SeaweedS3, trackers: str) -> AsyncIterator[Stream]:
+async def live_stream(folder: Path, s3: SeaweedS3, trackers: str, rewind: int) -> AsyncIterator[Stream]:
     """Emulator -> service -> SeaweedFS, segments served through a CountingProxy; P2P_TRACKERS=trackers."""
     async with proxied_stream(folder, s3, trackers, segment_seconds=SEGMENT_SECONDS,
-                              LOG_LEVEL="warning") as (service, proxy):
+                              LOG_LEVEL="warning", REWIND_SECONDS=str(rewind)) as (service, proxy):
         yield Stream(service, proxy)
 
 
@@ -280,7 +281,7 @@ async def run_mode(mode: str, args: argparse.Namespace, pw: Any, s3: SeaweedS3, 
             assert tracker_dir is not None
             tracker = await stack.enter_async_context(LocalTracker(tracker_dir))
             trackers = tracker.url
-        stream = await stack.enter_async_context(live_stream(folder, s3, trackers))
+        stream = await stack.enter_async_context(live_stream(folder, s3, trackers, args.rewind))
         browser = await launch_chromium(pw, WEBRTC_ARGS)
         stack.push_async_callback(browser.close)
         print(f"[{mode}] opening {args.viewers} viewers ...", flush=True)
@@ -419,6 +420,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=6.0, help="after all play, before measuring (default 6)")
     parser.add_argument("--event-at", type=float, default=15.0,
                         help="tracker-down: seconds into the run the tracker stops (default 15)")
+    parser.add_argument("--rewind", type=int, default=DEFAULT_REWIND_SECONDS,
+                        help=f"REWIND_SECONDS of the service (default {DEFAULT_REWIND_SECONDS}, the service's own: the "
+                        "playlists list that much behind the live edge)")
     parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated, of {', '.join(MODES)}; "
                         "http first: the others' ratios are against it")
     args = parser.parse_args(argv)

@@ -22,6 +22,7 @@ from .numbers import whole_number
 # Past this a playlist reload without delta updates is over 1.9 MB (80 KB gzipped) with 1 s segments,
 # and every segment rewrites that much state: README, "Rewind and clips".
 MAX_REWIND_SECONDS = 14_400
+DEFAULT_REWIND_SECONDS = 300  # five minutes behind the live edge (README, "Rewind and clips": the costs)
 
 
 class SettingsError(ValueError):
@@ -226,7 +227,7 @@ SETTINGS: tuple[Setting, ...] = (
             _positive, "30"),
     Setting("REWIND_SECONDS", "how far behind the live edge viewers can seek: the live playlists list this "
             "much of the stream, players still start at the edge (0 = off; see the README for its costs)",
-            _int(0, MAX_REWIND_SECONDS), "300"),
+            _int(0, MAX_REWIND_SECONDS), str(DEFAULT_REWIND_SECONDS)),
     Setting("TARGET_DURATION", "playlist target duration in s; 0 takes Owncast's", _int(0, 60), "0"),
     Setting("UPLOAD_CONCURRENCY", "uploads in flight at once", _int(1, 256), "8"),
     # A hung PUT holds back its variant's listing: keep this near a couple of segment durations.

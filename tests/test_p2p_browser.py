@@ -27,6 +27,7 @@ import pytest
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.demo.tracker import LocalTracker, TrackerUnavailable, install
 from broadcaster.service import Service
+from broadcaster.settings import DEFAULT_REWIND_SECONDS
 from tests.support.browser import WEBRTC_ARGS, launch_chromium, needs_chromium, open_viewer, watch
 from tests.support.counting_proxy import CountingProxy, closed_port, proxied_stream, sequence
 
@@ -71,9 +72,11 @@ class Demo:
 
 @contextlib.asynccontextmanager
 async def running_demo(tmp_path: Path, seaweed: SeaweedS3, trackers: str, **over: str) -> AsyncIterator[Demo]:
-    """The live demo stream, its segments served through a CountingProxy, P2P_TRACKERS=trackers."""
+    """The live demo stream, its segments served through a CountingProxy, P2P_TRACKERS=trackers, and the
+    service's own REWIND_SECONDS: the playlists list minutes behind the live edge, as they ship (the
+    player's live start then lies far from the video's currentTime 0, which P2P Media Loader measures from)."""
     async with proxied_stream(tmp_path, seaweed, trackers, segment_seconds=SEGMENT_SECONDS,
-                              **over) as (service, proxy):
+                              **{"REWIND_SECONDS": str(DEFAULT_REWIND_SECONDS), **over}) as (service, proxy):
         yield Demo(seaweed, proxy, service)
 
 

@@ -9,12 +9,17 @@
  * comes over HTTP as soon as less than one segment of buffer is left before it (highDemandTimeWindow =
  * the target duration). Until then peers may deliver it, fetched from the bucket by one of them.
  *
+ * Start-up is the exception: the engine measures "soon" from the video's currentTime, which stays 0
+ * until the first segment is in, while hls.js's live start lies a window (up to REWIND_SECONDS) later.
+ * So until the video first plays every segment is urgent (the first ones come over HTTP at once, as
+ * without P2P); the one-segment window applies from then on.
+ *
  * Test hook: window.viewerStats.p2p (see `stats` below).
  */
 import { HlsJsP2PEngine } from './p2p-media-loader-hlsjs.es.min.js';
 
 const LIVE_SYNC_SEGMENTS = 3; // hls.js's default; without it the engine moves playback to the window's start
-const INITIAL_HIGH_DEMAND_SECONDS = 2; // until the first playlist says how long a segment is
+const START_HIGH_DEMAND_SECONDS = 24 * 3600; // until the video plays: everything is urgent (see above)
 const RENDER_MS = 1000;
 
 /** Everything viewer.js needs: createHls(config) in place of `new Hls(config)`. formatBytes is the
@@ -101,7 +106,7 @@ export function create(options, viewerStats, formatBytes) {
       core: {
         announceTrackers: stats.trackers,
         swarmId: stats.swarm,
-        highDemandTimeWindow: INITIAL_HIGH_DEMAND_SECONDS,
+        highDemandTimeWindow: START_HIGH_DEMAND_SECONDS,
         isP2PUploadDisabled: stats.uploadDisabled,
         rtcConfig: { iceServers: stats.stun.length ? [{ urls: stats.stun }] : [] },
       },
@@ -109,14 +114,23 @@ export function create(options, viewerStats, formatBytes) {
         watch(hls.p2pEngine);
         hls.config.fLoader = copyingLoader(hls.config.fLoader);
         keyPlaylistsWithoutDirectives(hls.p2pEngine);
-        // One segment of buffer left before a segment: it comes over HTTP if no peer has delivered it.
+        // Once the video plays, one segment of buffer left before a segment: it comes over HTTP if no
+        // peer has delivered it.
+        let target = 0;
         let applied = 0;
-        hls.on(Hls.Events.LEVEL_UPDATED, (event, data) => {
-          const target = data.details.targetduration;
-          if (target > 0 && target !== applied) {
+        let playing = false;
+        const apply = () => {
+          if (playing && target > 0 && target !== applied) {
             applied = target;
             hls.p2pEngine.applyDynamicConfig({ core: { highDemandTimeWindow: target } });
           }
+        };
+        hls.on(Hls.Events.LEVEL_UPDATED, (event, data) => {
+          target = data.details.targetduration;
+          apply();
+        });
+        hls.on(Hls.Events.MEDIA_ATTACHED, (event, data) => {
+          data.media.addEventListener('playing', () => { playing = true; apply(); }, { once: true });
         });
       },
     };
