@@ -328,6 +328,38 @@ class Settings:
         return [str(getattr(self, s.field)) for s in SETTINGS if s.secret]
 
 
+def _env_file_values(env_file: Path | None) -> dict[str, str | None]:
+    """The .env file's values; none when there is no file at the default path, an error at another."""
+    if env_file is None:
+        return {}
+    if env_file.is_file():
+        return dotenv_values(env_file)
+    if env_file != Path(".env"):
+        raise SettingsError(f"env file {env_file} does not exist")
+    return {}
+
+
+def _lookup(s: Setting, flags: Mapping[str, str | None], environ: Mapping[str, str],
+            file_values: Mapping[str, str | None], env_file: Path | None) -> tuple[str | None, str]:
+    """A setting's raw value and where it came from: flag, then environment, then .env, then its default
+    (None: required and not set). Empty counts as not set."""
+    for raw, source in ((flags.get(s.name), s.flag), (environ.get(s.name), s.name),
+                        (file_values.get(s.name), f"{s.name} (from {env_file})")):
+        if raw is not None:
+            break
+    if raw is None or raw == "":
+        return s.default, f"{s.name} (default)"
+    return raw, source
+
+
+def raw_setting(name: str, environ: Mapping[str, str] | None = None, env_file: Path | None = None) -> str | None:
+    """One setting's raw value, found as load_settings finds it, for a command that needs it alone
+    (`clip` looks for the service's STATE_DIR): not parsed, nothing created, the others not required."""
+    setting = next(s for s in SETTINGS if s.name == name)
+    environ = os.environ if environ is None else environ
+    return _lookup(setting, {}, environ, _env_file_values(env_file), env_file)[0]
+
+
 def load_settings(
     flags: Mapping[str, str | None] | None = None,
     environ: Mapping[str, str] | None = None,
@@ -336,26 +368,12 @@ def load_settings(
     """Flags (keyed by setting name) win over the environment, which wins over the .env file."""
     flags = flags or {}
     environ = os.environ if environ is None else environ
-    file_values: dict[str, str | None] = {}
-    if env_file is not None:
-        if env_file.is_file():
-            file_values = dotenv_values(env_file)
-        elif env_file != Path(".env"):
-            raise SettingsError(f"env file {env_file} does not exist")
+    file_values = _env_file_values(env_file)
     values: dict[str, Any] = {}
     for s in SETTINGS:
-        raw = flags.get(s.name)
-        source = f"{s.flag}"
+        raw, source = _lookup(s, flags, environ, file_values, env_file)
         if raw is None:
-            raw, source = environ.get(s.name), s.name
-        if raw is None:
-            raw, source = file_values.get(s.name), f"{s.name} (from {env_file})"
-        if raw is None or raw == "":
-            if s.default is None:
-                raise SettingsError(
-                    f"{s.name} is not set: {s.help} (set it in the environment, a .env file or {s.flag})"
-                )
-            raw, source = s.default, f"{s.name} (default)"
+            raise SettingsError(f"{s.name} is not set: {s.help} (set it in the environment, a .env file or {s.flag})")
         try:
             values[s.field] = s.parse(raw)
         except ValueError as err:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -252,3 +253,20 @@ async def test_a_clip_from_the_cli_plays_in_ffmpeg_outlives_the_window_and_a_res
     assert not any(k.startswith(f"live/clips/{clip.id}/") for k in present)
     gone = await run_cli(short_state, "--list")
     assert "no service is running" in gone.stderr and gone.returncode == 1
+
+
+def test_the_clip_command_finds_state_dir_in_the_env_file_as_the_service_does(tmp_path: Path) -> None:
+    """No --state-dir: STATE_DIR comes from --env-file (as `run` reads it), and no running service there is
+    one line naming that folder."""
+    state = tmp_path / "operator-state"
+    env_file = tmp_path / "service.env"
+    env_file.write_text(f"STATE_DIR={state}\n")
+    environ = {k: v for k, v in os.environ.items() if k != "STATE_DIR"}
+    done = subprocess.run([sys.executable, "-m", "broadcaster", "--env-file", str(env_file), "clip", "--list"],
+                          capture_output=True, text=True, timeout=60, env=environ, cwd=tmp_path)
+    assert done.returncode == 1 and f"no service is running with STATE_DIR={state} " in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert not state.exists()  # looked for, not created
+    missing = subprocess.run([sys.executable, "-m", "broadcaster", "--env-file", str(tmp_path / "typo.env"), "clip",
+                              "--list"], capture_output=True, text=True, timeout=60, env=environ, cwd=tmp_path)
+    assert missing.returncode == 1 and missing.stderr.strip().endswith("typo.env does not exist"), missing.stderr

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from broadcaster.settings import SETTINGS, Address, SettingsError, load_settings
+from broadcaster.settings import SETTINGS, Address, SettingsError, load_settings, raw_setting
 
 SECRET = "s3cr3t-value-never-shown"
 
@@ -239,3 +239,15 @@ def test_the_p2p_swarm_is_one_per_stream(tmp_path: Path) -> None:
     assert swarm != load_settings(environ=env(tmp_path, R2_KEY_PREFIX="other")).p2p_swarm
     assert swarm != load_settings(environ=env(tmp_path, AWS_BUCKET_NAME="other-bucket")).p2p_swarm
     assert swarm.startswith("hls-broadcaster-") and SECRET not in swarm
+
+
+def test_one_setting_alone_is_found_as_load_settings_finds_it(tmp_path: Path) -> None:
+    """`clip` needs only STATE_DIR: environment, then .env, then the default; nothing else required."""
+    env_file = tmp_path / "service.env"
+    env_file.write_text("STATE_DIR=/srv/from-file\n")
+    assert raw_setting("STATE_DIR", environ={}, env_file=env_file) == "/srv/from-file"
+    assert raw_setting("STATE_DIR", environ={"STATE_DIR": "/srv/from-env"}, env_file=env_file) == "/srv/from-env"
+    assert raw_setting("STATE_DIR", environ={"STATE_DIR": ""}) == "state"
+    assert raw_setting("HLS_DIR", environ={}) is None  # required, not set
+    with pytest.raises(SettingsError, match="missing.env does not exist"):
+        raw_setting("STATE_DIR", environ={}, env_file=tmp_path / "missing.env")

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-from dotenv import dotenv_values
 
 from ..http.control import socket_path
+from ..settings import SettingsError, raw_setting
 from .book import ClipError, parse_time
 
 
@@ -39,9 +38,10 @@ def add_parser(sub: Any) -> None:
 def _state_dir(args: argparse.Namespace) -> Path:
     if args.state_dir is not None:
         return Path(args.state_dir).expanduser()
-    value = os.environ.get("STATE_DIR")
-    if not value and args.env_file.is_file():
-        value = dotenv_values(args.env_file).get("STATE_DIR")
+    try:
+        value = raw_setting("STATE_DIR", env_file=args.env_file)
+    except SettingsError as err:
+        raise CommandError(str(err)) from None
     return Path(value or "state").expanduser()
 
 
