@@ -142,8 +142,9 @@ def _trackers(value: str) -> tuple[str, ...]:
 
 
 MAX_STUN_SERVERS = 4
-# RFC 7064: stun:host[:port] or stuns:host[:port]; an IPv6 host in brackets.
-_STUN_URL = re.compile(r"stuns?:(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?")
+# RFC 7064: stun:host[:port] or stuns:host[:port] (the scheme in any case); an IPv6 host in brackets.
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_STUN_URL = re.compile(rf"(?i:stuns?):(\[[0-9A-Fa-f:.]+\]|{_LABEL}(?:\.{_LABEL})*)(:[0-9]{{1,5}})?")
 
 
 def _stun_servers(value: str) -> tuple[str, ...]:
@@ -151,6 +152,8 @@ def _stun_servers(value: str) -> tuple[str, ...]:
     if value.strip().lower() == "none":
         return ()
     urls = tuple(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
+    if not urls:  # blanks or commas alone: say so rather than quietly meaning 'none'
+        raise ValueError("expected comma-separated stun:HOST[:PORT] URLs, or 'none'")
     for url in urls:
         match = _STUN_URL.fullmatch(url)
         if match is None or (match[2] is not None and not 0 < int(match[2][1:]) < 65536):

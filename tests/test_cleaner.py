@@ -84,17 +84,21 @@ class SlowBucket:
 
 async def test_a_stop_during_a_delete_keeps_its_keys_in_the_saved_state() -> None:
     # The service stops the cleaner (cancelling the call), then saves: the batch must still be there.
-    clock, bucket = Clock(), SlowBucket()
-    c = Cleaner(bucket, Metrics(), margin=0, interval=0.01, wall_clock=clock)
+    clock, bucket, metrics = Clock(), SlowBucket(), Metrics()
+    c = Cleaner(bucket, metrics, margin=0, interval=0.01, wall_clock=clock)
     c.schedule([removed("a", 1), removed("b", 1), removed("c", 60)])
     clock.t += 2
     await c.start()
     async with asyncio.timeout(10):
         await bucket.called.wait()
+    pending = "hls_broadcaster_cleanup_pending"
     assert [key for key, _ in c.snapshot()] == ["a", "b", "c"]  # a save while the call is out
-    assert c.pending == 3
+    assert c.pending == 3 and metrics.registry.get_sample_value(pending) == 3
+    c.schedule([removed("d", 60)])  # the gauge counts the batch in flight too
+    assert metrics.registry.get_sample_value(pending) == 4
     await c.stop()
-    assert [key for key, _ in c.snapshot()] == ["a", "b", "c"] and c.pending == 3
+    assert [key for key, _ in c.snapshot()] == ["a", "b", "c", "d"] and c.pending == 4
+    assert metrics.registry.get_sample_value(pending) == 4
     after = Bucket()
     again = Cleaner(after, Metrics(), margin=0, wall_clock=clock)
     again.restore(c.snapshot())

@@ -30,6 +30,7 @@ from broadcaster.service import Service
 from broadcaster.settings import DEFAULT_REWIND_SECONDS
 from tests.support.browser import WEBRTC_ARGS, launch_chromium, needs_chromium, open_viewer, watch
 from tests.support.counting_proxy import CountingProxy, closed_port, proxied_stream, sequence
+from tests.support.stun import stun_server
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "artifacts"
@@ -72,9 +73,9 @@ class Demo:
 
 @contextlib.asynccontextmanager
 async def running_demo(tmp_path: Path, seaweed: SeaweedS3, trackers: str, **over: str) -> AsyncIterator[Demo]:
-    """The live demo stream, its segments served through a CountingProxy, P2P_TRACKERS=trackers, and the
-    service's own REWIND_SECONDS: the playlists list minutes behind the live edge, as they ship (the
-    player's live start then lies far from the video's currentTime 0, which P2P Media Loader measures from)."""
+    """The live demo stream, its segments served through a CountingProxy, P2P_TRACKERS=trackers, with the
+    service's own REWIND_SECONDS, as it ships. (The stream is young, so the playlists list only seconds
+    behind the edge here: the start-up path for a long window is bench.p2p's to measure.)"""
     async with proxied_stream(tmp_path, seaweed, trackers, segment_seconds=SEGMENT_SECONDS,
                               **{"REWIND_SECONDS": str(DEFAULT_REWIND_SECONDS), **over}) as (service, proxy):
         yield Demo(seaweed, proxy, service)
@@ -137,11 +138,10 @@ async def test_three_viewers_share_segments_and_all_keep_playing(
 ) -> None:
     from playwright.async_api import async_playwright
 
-    # A STUN server named by the operator (P2P_STUN_SERVERS), here one that never answers: WebRTC gets
-    # it in place of the library's Google and Twilio servers, and peers on one machine meet without it.
-    stun = f"stun:127.0.0.1:{closed_port()}"
-    async with running_demo(tmp_path, seaweed, tracker, P2P_STUN_SERVERS=stun) as demo, \
-            async_playwright() as pw:
+    # The STUN server the operator names (P2P_STUN_SERVERS), a local one: WebRTC gets it in place of the
+    # library's Google and Twilio servers, and the browsers ask it.
+    async with stun_server() as (stun, stun_seen), \
+            running_demo(tmp_path, seaweed, tracker, P2P_STUN_SERVERS=stun) as demo, async_playwright() as pw:
         browser = await launch(pw)
         try:
             viewers = await open_viewers(browser, f"{demo.service.url}/?stats=1", 3)
@@ -186,6 +186,7 @@ async def test_three_viewers_share_segments_and_all_keep_playing(
     assert from_peers > 0, figures
     assert "From peers" in panel and "Peers connected" in panel, panel
     assert all(given and all(servers == [stun] for servers in given) for given in ice_servers), ice_servers
+    assert stun_seen.requests > 0
 
 
 # -- (b) tracker unreachable ---------------------------------------------------------------------------

@@ -217,14 +217,15 @@ def test_p2p_stun_is_cloudflares_by_default_none_or_the_operators(tmp_path: Path
     """Not the library's default (Google's and Twilio's): Cloudflare's, whom viewers already reach."""
     assert load_settings(environ=env(tmp_path)).p2p_stun_servers == ("stun:stun.cloudflare.com:3478",)
     assert load_settings(environ=env(tmp_path, P2P_STUN_SERVERS=" None ")).p2p_stun_servers == ()
-    s = load_settings(environ=env(tmp_path, P2P_STUN_SERVERS="stun:stun.example.com, stuns:[2001:db8::1]:5349,"))
-    assert s.p2p_stun_servers == ("stun:stun.example.com", "stuns:[2001:db8::1]:5349")
+    s = load_settings(environ=env(tmp_path, P2P_STUN_SERVERS="stun:stun.example.com, STUNS:[2001:db8::1]:5349,"))
+    assert s.p2p_stun_servers == ("stun:stun.example.com", "STUNS:[2001:db8::1]:5349")
 
 
 @pytest.mark.parametrize(
     "value",
     ["stun.example.com", "turn:turn.example.com", "stun:", "stun:a.example.com:0", "stun:a.example.com:70000",
-     "stun:a.example.com/x", "stun:a b", 'stun:a"b', ",".join(f"stun:s{i}.example.com" for i in range(5))],
+     "stun:a.example.com/x", "stun:a b", 'stun:a"b', "stun:-", "stun:..", " ", " , ",
+     ",".join(f"stun:s{i}.example.com" for i in range(5))],
 )
 def test_bad_p2p_stun_servers_are_one_line_naming_the_setting(tmp_path: Path, value: str) -> None:
     message = one_line_error(env(tmp_path, P2P_STUN_SERVERS=value))

@@ -27,7 +27,7 @@ const RENDER_MS = 1000;
 export function create(options, viewerStats, formatBytes) {
   const valid = options && Array.isArray(options.trackers) && options.trackers.length
     && options.trackers.every((url) => /^wss?:\/\//.test(url)) && typeof options.swarm === 'string' && options.swarm
-    && Array.isArray(options.stun) && options.stun.every((url) => /^stuns?:/.test(url));
+    && Array.isArray(options.stun) && options.stun.every((url) => /^stuns?:/i.test(url));
   if (!valid) {
     throw new TypeError('config.json "p2p": expected {"trackers": ["wss://..."], "swarm": "<id>", "stun": ["stun:..."]}');
   }
@@ -129,9 +129,21 @@ export function create(options, viewerStats, formatBytes) {
           target = data.details.targetduration;
           apply();
         });
+        // The <video> outlives this player (viewer.js makes a new one after a fatal error): its listener
+        // goes with the player, so a video that never played keeps no dead player alive.
+        let attached = null;
+        const detach = () => {
+          if (attached) attached.abort();
+          attached = null;
+        };
         hls.on(Hls.Events.MEDIA_ATTACHED, (event, data) => {
-          data.media.addEventListener('playing', () => { playing = true; apply(); }, { once: true });
+          detach();
+          attached = new AbortController();
+          data.media.addEventListener('playing', () => { playing = true; apply(); },
+            { once: true, signal: attached.signal });
         });
+        hls.on(Hls.Events.MEDIA_DETACHING, detach);
+        hls.on(Hls.Events.DESTROYING, detach);
       },
     };
     return new HlsWithP2P(hlsConfig);

@@ -67,7 +67,7 @@ class Cleaner:
             if r.segment.key:
                 heapq.heappush(self._due, (now + r.keep + self._margin, r.segment.key))
                 log.debug("%s may go in %.1fs", r.segment.key, r.keep + self._margin)
-        self._metrics.cleanup_pending.set(len(self._due))
+        self._metrics.cleanup_pending.set(self.pending)
 
     def hold(self, keys: list[str]) -> None:
         """A clip lists these: they outlive the window until every clip that lists them is deleted."""
@@ -86,7 +86,7 @@ class Cleaner:
             due = self._kept.pop(key, None)
             if due is not None:
                 heapq.heappush(self._due, (min(due, now), key))
-        self._metrics.cleanup_pending.set(len(self._due))
+        self._metrics.cleanup_pending.set(self.pending)
 
     @property
     def pending(self) -> int:
@@ -113,7 +113,7 @@ class Cleaner:
             due.append((validate.number(pair[1], "a deletion time"), key))
         heapq.heapify(due)
         self._due, self._kept, self._deleting = due, {}, []
-        self._metrics.cleanup_pending.set(len(self._due))
+        self._metrics.cleanup_pending.set(self.pending)
 
     async def start(self) -> None:
         if self._task is None:
@@ -142,7 +142,7 @@ class Cleaner:
             else:
                 self._deleting.append((due, key))
         if not self._deleting:
-            self._metrics.cleanup_pending.set(len(self._due))
+            self._metrics.cleanup_pending.set(self.pending)
             return
         batch = [key for _, key in self._deleting]
         log.debug("deleting %s", " ".join(batch))
@@ -156,6 +156,7 @@ class Cleaner:
             for item in self._deleting:
                 heapq.heappush(self._due, item)
             self._deleting = []
+            self._metrics.cleanup_pending.set(self.pending)
             raise
         self._deleting = []
         if failed:
@@ -165,6 +166,6 @@ class Cleaner:
         done = len(batch) - len(failed)
         self.deleted += done
         self._metrics.cleanup_deleted.inc(done)
-        self._metrics.cleanup_pending.set(len(self._due))
+        self._metrics.cleanup_pending.set(self.pending)
         if done:
             log.debug("deleted %d segments that left every playlist", done)
