@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import aiohttp
 import pytest
 from aiohttp import web
 
@@ -161,6 +162,19 @@ async def page_server() -> AsyncIterator[str]:
         await runner.cleanup()
 
 
+async def listed_at_least(url: str, count: int, timeout: float = 60.0) -> None:
+    listed = 0
+    async with aiohttp.ClientSession() as http:
+        try:
+            async with asyncio.timeout(timeout):
+                while listed < count:
+                    async with http.get(url) as r:
+                        listed = (await r.text()).count("#EXTINF") if r.status == 200 else 0
+                    await asyncio.sleep(0.2)
+        except TimeoutError:
+            raise AssertionError(f"{url} lists {listed} segments after {timeout} s, not {count}") from None
+
+
 async def state(page: Any) -> dict[str, Any]:
     got: dict[str, Any] = await page.evaluate("() => state()")
     return got
@@ -193,6 +207,9 @@ async def test_videojs_starts_live_seeks_back_a_minute_and_returns(
     feeding = asyncio.create_task(keep_streaming(owncast, media))
     seen: list[dict[str, Any]] = []  # what the player showed at each step, for the failure message
     try:
+        # The player comes once the service lists the backlog (it uploads 90 segments first, in order:
+        # on a loaded machine that takes seconds, and a player that came sooner would see part of it).
+        await listed_at_least(f"{service.url}/hls/0/stream.m3u8", BACKLOG)
         async with page_server() as origin, async_playwright() as pw:
             browser = await launch_chromium(pw)
             try:
