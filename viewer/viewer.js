@@ -789,8 +789,12 @@
       const response = await fetch('config.json', { cache: 'no-cache' });
       const config = response.ok ? await response.json() : {};
       if (config && config.p2p && window.Hls && window.Hls.isSupported()) {
-        // Peer-to-peer segments, the bucket as the fallback; if it cannot load, play without it.
-        p2p = await import('./p2p.js').then((m) => m.create(config.p2p, stats, formatBytes)).catch(() => null);
+        // Peer-to-peer segments, the bucket as the fallback; if it cannot load, play without it, and say
+        // why in the console (a file missing, a config.json p2p.js refuses).
+        p2p = await import('./p2p.js').then((m) => m.create(config.p2p, stats, formatBytes)).catch((err) => {
+          console.warn('P2P off:', err);
+          return null;
+        });
       }
       if (config && typeof config.src === 'string' && playlistUrl(config.src)) return playlistUrl(config.src);
     } catch (err) {
