@@ -276,9 +276,49 @@ def test_the_checker_refuses_a_restart_that_goes_back() -> None:
     for n in range(4):
         gen.append(ListedSegment(f"a{n}.ts", 1.0, 1000.0 + n), float(n))
     checker.assert_ok(gen.render().body.decode())
-    same_timeline = ManifestGenerator(2, 6.0)  # numbers above, but no new discontinuity number
-    same_timeline.append(ListedSegment("b0.ts", 2.0, 2000.0), 10.0, sequence=4)
-    assert [v.rule for v in checker.check(same_timeline.render().body.decode())] == ["restart-not-above"]
+    # Numbers above, but no new discontinuity number: only where the dates go on from the last segment.
+    for date in (1002.0, 2000.0):  # back into the old window; far past anything missed
+        same_number = ManifestGenerator(2, 6.0)
+        same_number.append(ListedSegment("b0.ts", 2.0, date), 10.0, sequence=4)
+        fresh = MediaPlaylistChecker(allow_restart=True)
+        fresh.assert_ok(gen.render().body.decode())
+        assert [v.rule for v in fresh.check(same_number.render().body.decode())] == ["restart-not-above"]
     back = ManifestGenerator(2, 6.0)
     back.append(ListedSegment("c0.ts", 2.0, 3000.0), 10.0, sequence=1)
     assert "msn-uri-changed" in [v.rule for v in checker.check(back.render().body.decode())]
+
+
+def test_restart_within_a_stream_keeps_the_timeline() -> None:
+    """A longer segment within a stream (new_timeline=False): a new playlist at the same address whose
+    next segment keeps the discontinuity number it would have had (its timestamps and dates go on),
+    unless a gap, an end or its own flag says otherwise; the checker takes it as a new playlist."""
+    checker = MediaPlaylistChecker(allow_restart=True)
+    gen = ManifestGenerator(1, 3.0)
+    for n in range(5):
+        gen.append(ListedSegment(f"a{n}.ts", 1.0, 1000.0 + n, discontinuity=n == 2), float(n))
+        checker.assert_ok(gen.render().body.decode())
+    number = gen.last_discontinuity
+    assert number == 1 and gen.next_discontinuity(False) == 1 and gen.next_discontinuity(True) == 2
+    gen.restart(3, 5.0, new_timeline=False)
+    assert gen.segment_count == 0 and gen.next_discontinuity(False) == 1 and gen.next_discontinuity(True) == 2
+    gen.append(ListedSegment("b0.ts", 2.5, 1005.0), 7.5)
+    text = gen.render().body.decode()
+    checker.assert_ok(text)
+    assert checker.restarts == 1 and gen.last_discontinuity == 1
+    assert "#EXT-X-DISCONTINUITY-SEQUENCE:1\n" in text and "#EXT-X-DISCONTINUITY\n" not in text
+    assert "#EXT-X-MEDIA-SEQUENCE:5\n" in text and "#EXT-X-TARGETDURATION:3\n" in text
+
+    # What says "new timeline" still does, also on the first segment of the new playlist.
+    for before, flag in (("gap", False), ("end", False), (None, True)):
+        g = ManifestGenerator(1, 3.0)
+        for n in range(4):
+            g.append(ListedSegment(f"a{n}.ts", 1.0, 1000.0 + n), float(n))
+        if before == "gap":
+            g.mark_gap()
+        elif before == "end":
+            g.end()
+        g.restart(3, 4.0, new_timeline=False)
+        g = ManifestGenerator.restore(g.snapshot(4.0), 4.0, 9.0)  # and across a restart of the service
+        g.append(ListedSegment("b0.ts", 2.5, 1010.0, discontinuity=flag), 6.5)
+        assert g.last_discontinuity == 1, before
+        assert g.render().body.decode().count("#EXT-X-DISCONTINUITY\n") == 1, before

@@ -25,15 +25,15 @@ variants  3      3 transcoded                            2 variants -> 3, level 
 removed   3      3 transcoded (TARGET_DURATION=10)       (first stream)
 removed   0      1 transcoded                            3 variants -> 1, level 3 -> 0
 added     0      1, then 1 again, then 2 transcoded      a variant added after a discontinuity
-raised    0      source copied + 1 transcoded            a copied segment longer after the cut: XFAIL
+raised    0      source copied + 1 transcoded            a copied segment longer after the cut
 ========  =====  ======================================  ======================================
 
 So every latency level 0-4, transcoded and passthrough (the broadcaster's video and audio copied, cut
 at its irregular keyframes), one and three variants each appear in chains that pass, as do the
 changes level 0 -> 2, 4 -> 0, 2 variants -> 3, 3 -> 1, a variant added after a discontinuity and
-transcode -> passthrough. One narrower case the matrix ran into fails today (raised): it is a strict
-xfail chain of its own (reason in its mark), so the chains that pass keep guarding everything else,
-and a fix shows as an XPASS that fails the suite until the mark goes.
+transcode -> passthrough, and a second raise of the target after the variants were cut apart
+(raised: each variant starts its new playlist at its own next segment, on the same timeline, so one
+moment keeps one discontinuity number in every variant).
 
 For every row:
 1. Every version of every media playlist the service serves while the row is on is checked with
@@ -577,22 +577,6 @@ async def chain(
         print(f"\nOwncast matrix, chain {name}: {time.monotonic() - started:.1f} s")
 
 
-class KnownBug(AssertionError):
-    """The failure a strict xfail below pins, and no other: any other failure fails the test."""
-
-
-@contextlib.contextmanager
-def failing_with(*signatures: tuple[str, ...]) -> Iterator[None]:
-    """An AssertionError whose message holds every word of one of the signatures is the known bug;
-    anything else stays itself."""
-    try:
-        yield
-    except AssertionError as err:
-        if any(all(w in str(err) for w in words) for words in signatures):
-            raise KnownBug(str(err)) from err
-        raise
-
-
 async def play_all(matrix: Matrix, rows: list[Row]) -> None:
     for row in rows:
         print("  " + (await matrix.play(row)).line())
@@ -620,7 +604,7 @@ async def test_two_transcoded_variants_then_the_source_copied(tmp_path: Path, s3
 
 
 # Keyframes 3, 1, 2 s apart: at level 0 the copied segments are 3, 1, 2, 3, 1, 2 s, the longest first,
-# so the target is raised once, when the variants are found cut apart (see the xfail below for more).
+# so the target is raised once, when the variants are found cut apart.
 LONGEST_FIRST = (3.0, 1.0, 2.0)
 
 
@@ -658,17 +642,12 @@ async def test_three_then_one_transcoded_variant(tmp_path: Path, s3_url: str) ->
         await play_all(matrix, [Row(3, (SMALL, SMALLER, SMALLEST)), Row(0, (SMALL,))])
 
 
-@pytest.mark.xfail(strict=True, raises=KnownBug, reason=(
-    "a copied segment longer than the target after the variants were cut apart raises the target again, "
-    "and each variant starts its new playlist where it is: the transcoded variant has already listed "
-    "3-6 s under the old discontinuity number when the copied 3.5 s segment (3-6.5 s) is listed under "
-    "the new one, so the same moment has two discontinuity numbers across variants (HLS 6.2.4; "
-    "_fit_target's restart in the lanes, unlike _cut_apart's raise, is not at one moment for all)"))
 async def test_passthrough_segment_longer_after_the_cut_raises_the_target_at_one_moment(
         tmp_path: Path, s3_url: str) -> None:
     """The source copied + 1 transcoded at level 0, keyframes 2, 1, 3.5 s apart: copied segments of 2
     (found cut apart: target 1 -> 2), 1, then 3.5 s (target 2 -> 4)."""
     final: Metrics = {}
-    with failing_with(("variant-discontinuity-mismatch", "covering the same moment")):
-        async with chain(tmp_path, s3_url, "raised", final) as matrix:
-            await play_all(matrix, [Row(0, (SOURCE, SMALLEST), (2.0, 1.0, 3.5))])
+    async with chain(tmp_path, s3_url, "raised", final) as matrix:
+        await play_all(matrix, [Row(0, (SOURCE, SMALLEST), (2.0, 1.0, 3.5))])
+    assert counter(final, "hls_broadcaster_variants_cut_apart_total") == 1
+    assert counter(final, "hls_broadcaster_target_duration_changes_total", reason="longer_segment") == 2

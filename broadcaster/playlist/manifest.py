@@ -192,6 +192,8 @@ class ManifestGenerator:
         self._duration = 0.0
         self._ended = False
         self._pending_discontinuity = False
+        # Emptied by a restart within a stream: the next segment's own discontinuity flag still counts.
+        self._continues = False
         self._regrowing = False  # continued above a state: not shown until three target durations long
         self._rendered: Rendered | None = None
         self._edge: Rendered | None = None
@@ -240,7 +242,8 @@ class ManifestGenerator:
 
     def next_discontinuity(self, discontinuity: bool) -> int:
         """The discontinuity number the next segment appended gets, `discontinuity` being its flag."""
-        tagged = self._pending_discontinuity or (bool(self._entries) and (discontinuity or self._ended))
+        tagged = self._pending_discontinuity or ((bool(self._entries) or self._continues)
+                                                 and (discontinuity or self._ended))
         return self.last_discontinuity + tagged
 
     def join(self, discontinuity_number: int) -> None:
@@ -290,6 +293,7 @@ class ManifestGenerator:
         self._next_sequence = self._media_sequence = sequence
         self._discontinuity_sequence = discontinuity_sequence
         self._pending_discontinuity = True
+        self._continues = False
         self._regrowing = True
         self._ended = False
         self._rendered = self._edge = None
@@ -316,7 +320,7 @@ class ManifestGenerator:
         previous = self._entries[-1] if self._entries else None
         # A pending discontinuity applies to the first segment too: after continue_above.
         discontinuity = self._pending_discontinuity or (
-            previous is not None and (segment.discontinuity or self._ended)
+            (previous is not None or self._continues) and (segment.discontinuity or self._ended)
         )
         pdt = segment.program_date_time
         if pdt is None:
@@ -334,7 +338,7 @@ class ManifestGenerator:
         self._tagged += discontinuity
         self._next_sequence += 1
         self._duration += segment.duration
-        self._pending_discontinuity = False
+        self._pending_discontinuity = self._continues = False
         self._ended = False  # a stream that comes back continues the same playlist
         if self._regrowing and self._duration >= hls.min_window_seconds(self.target_duration):
             self._regrowing = False
@@ -346,14 +350,17 @@ class ManifestGenerator:
         return entry.sequence
 
     def restart(self, target_duration: int, now: float, *, sequence: int = 0,
-                discontinuity_sequence: int = 0) -> None:
+                discontinuity_sequence: int = 0, new_timeline: bool = True) -> None:
         """A new playlist at the same address, for a new target duration (docs/hls-rules.md, "A new
         target duration"): every segment leaves at once (kept downloadable as any removed one), and
-        the next one starts the new window. Numbers continue above every one served, and the next
-        segment's discontinuity number is above every one before it, so a player that reloads sees a
-        jump forward past a discontinuity, never a number or a timeline going back. `sequence` and
-        `discontinuity_sequence` start it higher still: where the other variants are (a variant that
-        comes back after streams without it)."""
+        the next one starts the new window. Numbers continue above every one served. With
+        `new_timeline` (a new stream) the next segment's discontinuity number is above every one
+        before it, so a player that reloads sees a jump forward past a discontinuity, never a number
+        or a timeline going back; without (a longer segment within a stream) the next segment keeps
+        the number it would have had, as its timestamps and dates go on (4.4.3.3 asks a
+        discontinuity for none of this), so variants that restart at different segments still give
+        one moment one number (6.2.4). `sequence` and `discontinuity_sequence` start it higher
+        still: where the other variants are (a variant that comes back after streams without it)."""
         if target_duration < 1:
             raise ValueError("target duration must be an integer >= 1 (4.4.3.1)")
         for e in self._entries:
@@ -361,15 +368,22 @@ class ManifestGenerator:
             self._removed.append(Removed(e.segment, now, keep))
             if e.discontinuity:
                 self._discontinuity_sequence += 1
-        # The next segment starts a new timeline, counted here, in every variant alike (all restart
-        # together, also one that listed nothing yet), so discontinuity numbers stay the same across them.
-        self._discontinuity_sequence = max(self._discontinuity_sequence + 1, discontinuity_sequence)
+        if new_timeline:
+            # The next segment starts a new timeline, counted here, in every variant alike (all restart
+            # together, also one that listed nothing yet), so discontinuity numbers stay the same across them.
+            self._discontinuity_sequence = max(self._discontinuity_sequence + 1, discontinuity_sequence)
+            self._pending_discontinuity = False
+            self._continues = False
+        else:
+            # A gap marked, or an end, before the restart still comes before the next segment.
+            self._discontinuity_sequence = max(self._discontinuity_sequence, discontinuity_sequence)
+            self._pending_discontinuity = self._pending_discontinuity or (self._ended and bool(self._entries))
+            self._continues = self._continues or bool(self._entries)
         self._entries.clear()
         self._text, self._dropped, self._mapped, self._tagged = "", 0, 0, 0
         self._peaks.clear()
         self._duration = 0.0
         self._next_sequence = self._media_sequence = max(self._next_sequence, sequence)
-        self._pending_discontinuity = False
         self._ended = False
         self.target_duration = target_duration
         self.window_seconds = max(self._requested_window, hls.min_window_seconds(target_duration))
@@ -433,6 +447,7 @@ class ManifestGenerator:
             "next_sequence": self._next_sequence,
             "ended": self._ended,
             "pending_discontinuity": self._pending_discontinuity,
+            "continues": self._continues,
             "regrowing": self._regrowing,
             # Restored entries all count as listed in it: at worst they stay longer than needed.
             "longest": self._longest(self._media_sequence),
@@ -466,6 +481,7 @@ class ManifestGenerator:
         gen._pending_discontinuity = validate.flag(validate.field(data, "pending_discontinuity", what),
                                                 "pending_discontinuity")
         gen._regrowing = validate.flag(data.get("regrowing", False), "regrowing")  # absent in older files
+        gen._continues = validate.flag(data.get("continues", False), "continues")  # absent in older files
         longest = validate.number(validate.field(data, "longest", what), "longest")
         # Each entry's listing time on the saving process's clock; files from before "clock" held ages.
         raw_clock = data.get("clock")

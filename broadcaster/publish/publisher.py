@@ -468,9 +468,12 @@ class Publisher:
         if current is None or wanted == current:
             return
         now = self._mono()
+        # Within a stream the timeline goes on: every variant keeps its discontinuity numbers, so
+        # variants cut apart, which restart at different segments, still agree at every moment (6.2.4).
+        new_timeline = reason == "new_stream"
         for v in self._variants.values():
             if v.generator is not None:
-                v.generator.restart(wanted, now)
+                v.generator.restart(wanted, now, new_timeline=new_timeline)
                 removed = v.generator.drain_removed()
                 if removed and self._on_removed is not None:
                     self._on_removed(removed)

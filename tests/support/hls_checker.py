@@ -71,8 +71,9 @@ event-segments-removed               4.4.3.5    (allow_playlist_type) an EVENT p
 vod-playlist-changed                 4.4.3.5    (allow_playlist_type) a VOD playlist changed
 skip-unresolvable                    6.2.5.1    a delta update skips segments the checker has not seen
 restart-not-above                    6.2.2      (allow_restart) a new playlist at the same address whose
-                                                first number or discontinuity number is not above every
-                                                one listed before
+                                                first number is not above every one listed before, or
+                                                whose discontinuity number is not above the last one,
+                                                unless its dates go on from there (the same timeline)
 ==================================== ========== =====================================================
 
 Across the variants of one stream (``VariantSetChecker``):
@@ -233,6 +234,18 @@ class _Parsed:
 
     def uses_pdt(self) -> bool:
         return any(s.pdt_text is not None for s in self.segments)
+
+
+def _goes_on(prev: _Parsed, cur: _Parsed) -> bool:
+    """A new playlist under the same discontinuity number continues the old one's timeline (a longer
+    segment within a stream): its first date is at or after the old one's last segment ended (half a
+    second of rounding), and no further ahead than a reader that missed versions can have missed."""
+    first, last = cur.segments[0], prev.segments[-1]
+    if not isinstance(first.pdt, Decimal) or not isinstance(last.pdt, Decimal):
+        return False  # no dates: nothing shows that the timeline goes on
+    gap = first.pdt - (last.pdt + last.duration)
+    listed = sum((s.duration for s in prev.segments), Decimal(0))
+    return Decimal("-0.5") <= gap <= max(listed, Decimal(cur.target or 0))
 
 
 def _renumber(segments: list[_Segment], media_sequence: int, disc_sequence: int) -> list[_Segment]:
@@ -538,12 +551,14 @@ class MediaPlaylistChecker:
             assert prev is not None
             self.restarts += 1
             self._resume_msn = None  # the new timeline is counted in DISCONTINUITY-SEQUENCE
-            if cur.media_sequence < self._highest_msn + 1 or cur.segments[0].dnum <= prev.segments[-1].dnum:
+            first, last = cur.segments[0], prev.segments[-1]
+            if cur.media_sequence < self._highest_msn + 1 or not (
+                    first.dnum > last.dnum or (first.dnum == last.dnum and _goes_on(prev, cur))):
                 findings.add(
                     "restart-not-above",
                     f"a new playlist must start above everything before it: media sequence "
                     f"{cur.media_sequence} (highest seen {self._highest_msn}), discontinuity number "
-                    f"{cur.segments[0].dnum} (last seen {prev.segments[-1].dnum})",
+                    f"{first.dnum} (last seen {last.dnum}; the same only where the dates go on)",
                 )
         elif prev is not None:
             self._compare_headers(prev, cur, findings)
