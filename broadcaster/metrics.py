@@ -76,6 +76,12 @@ class Metrics:
             "New playlists started for another target duration (reason: new_stream, longer_segment)",
             ["reason"], registry=r,
         )
+        self.target_kept = Counter(
+            f"{_NS}_target_duration_kept",
+            "New streams with shorter segments that kept the longer target duration, as the stream before "
+            "them had not ended (no EXT-X-ENDLIST): a plain discontinuity instead of a new playlist",
+            registry=r,
+        )
         self.variants_cut_apart = Counter(
             f"{_NS}_variants_cut_apart",
             "Owncast runs whose variants are cut at different instants (passthrough), listed variant by variant",

@@ -423,6 +423,34 @@ async def test_a_new_stream_with_shorter_segments_gets_its_own_target(world: Wor
         "hls_broadcaster_target_duration_changes_total", {"reason": "new_stream"}) == 2
 
 
+async def test_shorter_segments_after_a_stream_that_did_not_end_keep_the_target(world: World) -> None:
+    """3 s then 1 s segments with no EXT-X-ENDLIST between (the offline tail was missed): players are
+    still on the playlist, and video.js misplaces a new one with a shorter target, so the new stream
+    follows a plain discontinuity under the longer target; the next stream after an end gets its own."""
+    for n in range(4):
+        world.owncast_lists(0, f"stream-a-{n}.ts", duration=3.0, target=3)
+    await world.settle()
+    world.segments[0] = []
+    for n in range(5):
+        world.owncast_lists(0, f"stream-b-{n}.ts", duration=1.0, target=1)
+        await world.settle()
+    text = world.text()
+    assert world.pub.target_duration == 3 and "#EXT-X-TARGETDURATION:3\n" in text
+    assert "stream-a-3.ts" in text and text.count("#EXT-X-DISCONTINUITY\n") == 1
+    assert text.index("#EXT-X-DISCONTINUITY\n") < text.index("stream-b-0.ts")
+    assert world.metrics.registry.get_sample_value("hls_broadcaster_target_duration_kept_total") == 1
+    assert world.metrics.registry.get_sample_value(
+        "hls_broadcaster_target_duration_changes_total", {"reason": "new_stream"}) is None
+    world.owncast_lists(0, ended=True, target=1)
+    await world.settle()
+    world.segments[0] = []
+    for n in range(3):
+        world.owncast_lists(0, f"stream-c-{n}.ts", duration=1.0, target=1)
+        await world.settle()
+    assert world.pub.target_duration == 1 and "#EXT-X-TARGETDURATION:1\n" in world.text()
+    assert world.metrics.registry.get_sample_value("hls_broadcaster_target_duration_kept_total") == 1
+
+
 async def test_a_stream_that_cannot_be_served_is_never_idle_in_health(world: World) -> None:
     """Owncast writes variant playlists but no multivariant playlist (HlsWatcher.master_missing):
     nothing is listed, yet /health must not say idle and ok."""

@@ -449,11 +449,26 @@ class Publisher:
             advertised = max((v.advertised for v in self._variants.values()
                               if v.last_key is not None and v.last_key[0] == run), default=need)
             wanted, reason = max(self._floor, advertised, need), "new_stream"
+            if wanted < current and not self._ended():
+                # No EXT-X-ENDLIST between: players stay on this playlist, and video.js misplaces a new
+                # one with a shorter target (it froze in 2 runs of 14). The new stream follows a plain
+                # discontinuity in the same playlist instead, at the longer target's latency, until a
+                # stream that follows an end (docs/hls-rules.md, "A new target duration").
+                self._metrics.target_kept.inc()
+                log.warning("new stream with a target duration of %ds after one of %ds that did not end "
+                            "(no EXT-X-ENDLIST): keeping %ds, players go on through a discontinuity; the "
+                            "target drops at the next stream that follows an end", wanted, current, current)
+                return
         elif need > current:
             wanted, reason = max(need, min(hls.MAX_TARGET_DURATION, 2 * current)), "longer_segment"
         else:
             return
         self._set_target(wanted, reason, slot)
+
+    def _ended(self) -> bool:
+        """Every playlist that lists anything ends with EXT-X-ENDLIST: players stopped at its end."""
+        return all(v.generator.ended for v in self._variants.values()
+                   if v.generator is not None and v.generator.segment_count)
 
     def _raise_target(self, duration: float, reason: str) -> None:
         """A segment of `duration` must fit: the target at least doubled, if it does not already."""
