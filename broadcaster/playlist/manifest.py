@@ -354,12 +354,12 @@ class ManifestGenerator:
         """A new playlist at the same address, for a new target duration (docs/hls-rules.md, "A new
         target duration"): every segment leaves at once (kept downloadable as any removed one), and
         the next one starts the new window. Numbers continue above every one served. With
-        `new_timeline` (a new stream) the next segment's discontinuity number is above every one
+        `new_timeline` (the default) the next segment's discontinuity number is above every one
         before it, so a player that reloads sees a jump forward past a discontinuity, never a number
-        or a timeline going back; without (a longer segment within a stream) the next segment keeps
-        the number it would have had, as its timestamps and dates go on (4.4.3.3 asks a
-        discontinuity for none of this), so variants that restart at different segments still give
-        one moment one number (6.2.4). `sequence` and `discontinuity_sequence` start it higher
+        or a timeline going back; without (variants cut apart, raised from one of them) the next
+        segment keeps the number it would have had, as its timestamps and dates go on (4.4.3.3 asks
+        a discontinuity for none of this), so variants that restart at different segments still
+        give one moment one number (6.2.4). `sequence` and `discontinuity_sequence` start it higher
         still: where the other variants are (a variant that comes back after streams without it)."""
         if target_duration < 1:
             raise ValueError("target duration must be an integer >= 1 (4.4.3.1)")

@@ -268,7 +268,9 @@ class Publisher:
         self._apart.add(run)
         self._metrics.variants_cut_apart.inc()
         log.warning("Owncast cuts the variants of this stream at different instants (video passthrough?); "
-                    "listing each variant on its own, lined up by time")
+                    "listing each variant on its own, lined up by time. hls.js and Shaka switch between them; "
+                    "video.js (Owncast's own page) freezes when it switches (docs/hls-rules.md, "
+                    "\"Variants cut apart\")")
         moved = self.aligner.take_run(run)
         # Raise the target now, while nothing of these slots is listed: every variant then starts its
         # new playlist at the same moment, and discontinuity numbers agree at every instant.
@@ -409,7 +411,7 @@ class Publisher:
                 if v.index not in failed:
                     self._metrics.segments_lost.labels(variant=str(v.index), reason="sibling_lost").inc()
             return
-        self._fit_target(slot, members)
+        self._fit_target(slot, members, together)
         base = self._next_sequence  # where an empty playlist starts: the same for every variant of the slot
         wall = self._wall()  # one clock reading per slot: a date made up here is the same in every variant
         flags = {v.index: slot.discontinuity or ((v.last_run if v.last_run is not None else self._last_run)
@@ -432,7 +434,7 @@ class Publisher:
             if self._list(v, slot.copies[v.index], base, flags[v.index], slot.key[0], wall):
                 v.last_run = self._last_run = slot.key[0]
 
-    def _fit_target(self, slot: Slot, members: list[Variant]) -> None:
+    def _fit_target(self, slot: Slot, members: list[Variant], together: bool = True) -> None:
         """Keep 4.4.3.1 and 6.2.1 while Owncast changes underneath (docs/hls-rules.md, "A new target
         duration"): a new stream gets the target its own playlists advertise; a segment longer than
         the target within a stream raises it, doubled, so a copied variant's keyframe interval costs
@@ -463,7 +465,7 @@ class Publisher:
             wanted, reason = max(need, min(hls.MAX_TARGET_DURATION, 2 * current)), "longer_segment"
         else:
             return
-        self._set_target(wanted, reason, slot)
+        self._set_target(wanted, reason, slot, together)
 
     def _ended(self) -> bool:
         """Every playlist that lists anything ends with EXT-X-ENDLIST: players stopped at its end."""
@@ -477,15 +479,18 @@ class Publisher:
         if current is not None and need > current:
             self._set_target(max(need, min(hls.MAX_TARGET_DURATION, 2 * current)), reason, None)
 
-    def _set_target(self, wanted: int, reason: str, slot: Slot | None) -> None:
+    def _set_target(self, wanted: int, reason: str, slot: Slot | None, together: bool = True) -> None:
         current = self.target_duration
         wanted = min(wanted, hls.MAX_TARGET_DURATION)
         if current is None or wanted == current:
             return
         now = self._mono()
-        # Within a stream the timeline goes on: every variant keeps its discontinuity numbers, so
-        # variants cut apart, which restart at different segments, still agree at every moment (6.2.4).
-        new_timeline = reason == "new_stream"
+        # Every variant starts its new playlist on a new timeline, also within a stream, where the
+        # media goes on: video.js and Shaka re-anchor at a discontinuity (without one, video.js skipped
+        # the longer segment in 5 runs of 11, and Shaka stalled in 2). Except for variants cut apart,
+        # raised from one of them: the others have listed past that moment, so only keeping the
+        # timeline keeps one moment under one number in every variant (6.2.4).
+        new_timeline = reason == "new_stream" or together
         for v in self._variants.values():
             if v.generator is not None:
                 v.generator.restart(wanted, now, new_timeline=new_timeline)
