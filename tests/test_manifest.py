@@ -289,9 +289,10 @@ def test_the_checker_refuses_a_restart_that_goes_back() -> None:
 
 
 def test_restart_within_a_stream_keeps_the_timeline() -> None:
-    """A longer segment within a stream (new_timeline=False): a new playlist at the same address whose
-    next segment keeps the discontinuity number it would have had (its timestamps and dates go on),
-    unless a gap, an end or its own flag says otherwise; the checker takes it as a new playlist."""
+    """Variants cut apart, raised from one of them (new_timeline=False): a new playlist at the same
+    address whose next segment keeps the discontinuity number it would have had (its timestamps and
+    dates go on), unless a gap, an end or its own flag says otherwise; the checker takes it as a new
+    playlist."""
     checker = MediaPlaylistChecker(allow_restart=True)
     gen = ManifestGenerator(1, 3.0)
     for n in range(5):
