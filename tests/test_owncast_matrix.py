@@ -67,10 +67,11 @@ This file alone with `-n 2 --dist worksteal`: 93-94 s on a quiet VM, 103-112 s u
 runs). The tests take 8 to 53 s each (levels 44-53, removed 32, variants 23-33, added 20-34,
 copied3 24-26, copied 21-23, raised 8-10; raised 11-15 since it passes, 2026-11-23), about 180 s
 in all, so about 90 s more for the whole suite on two workers; the whole suite took 518-545 s with
-it (one run without it: 518 s, within the VM's noise). On 2026-11-23, quiet: 97.6 s for the file. Listing latency: p50 0.00-0.39 s in every row (0.00: in the same look); max 0.1-0.3 s in
-transcoded rows on a quiet VM, up to 6.2 s under load (level 3 and 4, against bounds of 11 and 13 s);
-1.5-2.5 s in passthrough rows, where a transcoded segment waits in its slot for the copied variant's
-until the service finds the two cut apart. Every segment fetched matched Owncast's file byte for byte.
+it (one run without it: 518 s, within the VM's noise). On 2026-11-23, quiet: 95.8-97.6 s for the
+file (three runs). Listing latency: p50 0.00-0.39 s in every row (0.00: in the same look); max
+0.1-0.3 s in transcoded rows on a quiet VM, up to 6.2 s under load (level 3 and 4, against bounds of
+11 and 13 s); 1.5-2.5 s in passthrough rows, where a transcoded segment waits in its slot for the
+copied variant's until the service finds the two cut apart. Every segment fetched matched Owncast's file byte for byte.
 """
 
 from __future__ import annotations

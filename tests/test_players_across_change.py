@@ -766,7 +766,7 @@ class Played:
         if self.player == "ffmpeg":
             return (f"  ffmpeg: exit={self.exit_code} frames={self.frames} masters={self.masters()}"
                     f" after_change={len(self.segments_after_change())} missing={self.missing()}"
-                    f" playlist_errors={self.playlist_errors()} warnings={self.warnings()[:4]}")
+                    f" playlist_errors={self.playlist_errors()} warnings={self.warnings()}")
         log = self.log
         return (f"  {self.player} {log.get('version')}: reached={self.reached()} ended={log.get('ended')}"
                 f" stuck={log.get('stuck')} fatal={self.fatal} nonfatal={self.nonfatal}"

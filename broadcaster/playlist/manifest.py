@@ -192,7 +192,7 @@ class ManifestGenerator:
         self._duration = 0.0
         self._ended = False
         self._pending_discontinuity = False
-        # Emptied by a restart within a stream: the next segment's own discontinuity flag still counts.
+        # Emptied by a restart that keeps the timeline: the next segment's own discontinuity flag counts.
         self._continues = False
         self._regrowing = False  # continued above a state: not shown until three target durations long
         self._rendered: Rendered | None = None

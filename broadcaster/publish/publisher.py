@@ -55,6 +55,12 @@ async def _already(took: float) -> float:
     return took
 
 
+def _doubled(need: int, current: int) -> int:
+    """The target a segment needing `need` raises `current` to: at least doubled (capped), so a copied
+    variant's keyframe interval costs a new playlist once or twice, not at every longer segment."""
+    return max(need, min(hls.MAX_TARGET_DURATION, 2 * current))
+
+
 def _apart(seg: SourceSegment, others: list[SourceSegment]) -> bool:
     """This copy does not cover the same moment as the other variants' copies of its slot (more than
     half a second apart in date or length: ffmpeg's lockstep cuts differ by a frame or two)."""
@@ -434,7 +440,7 @@ class Publisher:
             if self._list(v, slot.copies[v.index], base, flags[v.index], slot.key[0], wall):
                 v.last_run = self._last_run = slot.key[0]
 
-    def _fit_target(self, slot: Slot, members: list[Variant], together: bool = True) -> None:
+    def _fit_target(self, slot: Slot, members: list[Variant], together: bool) -> None:
         """Keep 4.4.3.1 and 6.2.1 while Owncast changes underneath (docs/hls-rules.md, "A new target
         duration"): a new stream gets the target its own playlists advertise; a segment longer than
         the target within a stream raises it, doubled, so a copied variant's keyframe interval costs
@@ -462,7 +468,7 @@ class Publisher:
                             "target drops at the next stream that follows an end", wanted, current, current)
                 return
         elif need > current:
-            wanted, reason = max(need, min(hls.MAX_TARGET_DURATION, 2 * current)), "longer_segment"
+            wanted, reason = _doubled(need, current), "longer_segment"
         else:
             return
         self._set_target(wanted, reason, slot, together)
@@ -477,7 +483,7 @@ class Publisher:
         current = self.target_duration
         need = hls.rounded_duration(round(duration, 3))
         if current is not None and need > current:
-            self._set_target(max(need, min(hls.MAX_TARGET_DURATION, 2 * current)), reason, None)
+            self._set_target(_doubled(need, current), reason, None)
 
     def _set_target(self, wanted: int, reason: str, slot: Slot | None, together: bool = True) -> None:
         current = self.target_duration

@@ -237,8 +237,8 @@ class _Parsed:
 
 
 def _goes_on(prev: _Parsed, cur: _Parsed) -> bool:
-    """A new playlist under the same discontinuity number continues the old one's timeline (a longer
-    segment within a stream): its first date is at or after the old one's last segment ended (half a
+    """A new playlist under the same discontinuity number continues the old one's timeline (variants
+    cut apart, raised from one of them): its first date is at or after the old one's last segment ended (half a
     second of rounding), and no further ahead than a reader that missed versions can have missed."""
     first, last = cur.segments[0], prev.segments[-1]
     if not isinstance(first.pdt, Decimal) or not isinstance(last.pdt, Decimal):
