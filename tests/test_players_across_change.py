@@ -778,6 +778,15 @@ class Played:
 
 
 async def run_browser(browser: Any, base: str, played: Played) -> None:
+    """One player's run, bounded as a whole: a renderer that stops answering (seen once, under the full
+    suite's load: the module waited 17 minutes on it) becomes an observation, not a hung suite."""
+    try:
+        await asyncio.wait_for(_run_browser(browser, base, played), PLAYER_TIMEOUT + 45)
+    except TimeoutError:
+        played.console.append(f"harness: the page stopped answering within {PLAYER_TIMEOUT + 45:.0f} s")
+
+
+async def _run_browser(browser: Any, base: str, played: Played) -> None:
     from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
     s = played.scenario
@@ -801,7 +810,8 @@ async def run_browser(browser: Any, base: str, played: Played) -> None:
                                          timeout=PLAYER_TIMEOUT * 1000)
         played.log = await page.evaluate("() => JSON.parse(JSON.stringify(window.probe))")
     finally:
-        await context.close()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(context.close(), 15)
 
 
 async def run_ffmpeg(base: str, played: Played) -> None:
