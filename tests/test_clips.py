@@ -25,6 +25,7 @@ from broadcaster.playlist.manifest import ListedSegment, ManifestGenerator, Remo
 from broadcaster.service import Service
 from broadcaster.settings import load_settings
 from broadcaster.state.disk import StateFile
+from tests.support.owncast_writer import emulator_paused
 from tests.support.service_process import service_env
 from tests.support.waiting import until as wait_until
 
@@ -212,16 +213,17 @@ async def test_a_clip_from_the_cli_plays_in_ffmpeg_outlives_the_window_and_a_res
                     async with http.request(method, f"{service.url}/clips", json={"last": 4}) as r:
                         assert r.status in (404, 405), (method, r.status)
             assert len(service.clips.clips()) == 1
-        finally:
-            await service.stop()
-        # A restart in the middle: the window and the clip are both still there.
-        service = Service(settings)
-        await service.start()
-        try:
+            # A restart in the middle, with Owncast paused so the window cannot slide past the clip
+            # however long the restart takes: the window and the clip are both still there.
+            with emulator_paused(owncast):
+                await service.stop()
+                service = Service(settings)
+                await service.start()
+                generator = service.publisher.generator(0)
+                assert generator is not None
+                assert any(u.endswith(clip.keys[0].rsplit("/", 1)[1]) for u in generator.uris())
             listed = await run_cli(short_state, "--list")
             assert listed.returncode == 0 and clip.id in listed.stdout and url in listed.stdout
-            generator = service.publisher.generator(0)
-            assert generator is not None and any(u.endswith(clip.keys[0].rsplit("/", 1)[1]) for u in generator.uris())
             # ffmpeg reads the whole clip from the bucket's public URL: a VOD with every segment.
             done = await asyncio.to_thread(subprocess.run, [
                 ffmpeg_exe(), "-nostdin", "-v", "error", "-i", url, "-map", "0", "-c", "copy", "-f", "mpegts",

@@ -144,7 +144,7 @@ async def test_any_error_in_a_scan_is_logged_once_and_the_watcher_goes_on(
 async def test_only_the_variants_the_master_names_are_read(
     hls: Path, running: tuple[HlsWatcher, Sink, Metrics], caplog: pytest.LogCaptureFixture
 ) -> None:
-    _, sink, metrics = running
+    watcher, sink, metrics = running
     caplog.set_level(logging.INFO, logger="broadcaster.source.watcher")
     (hls / "5").mkdir()
     write_in_place(hls / "5" / "stream.m3u8", media("stream-x-0.ts"))
@@ -157,7 +157,10 @@ async def test_only_the_variants_the_master_names_are_read(
         write_in_place(hls / "5" / "stream.m3u8", media(*[f"stream-x-{j}.ts" for j in range(i + 1)]))
         write_in_place(hls / "0" / "stream.m3u8", media(*[f"stream-a-{j}.ts" for j in range(i + 1)]))
         await sink.wait_for(lambda i=i: len(sink.names(0)) == i + 1)  # type: ignore[misc]
-        await asyncio.sleep(0.25)  # at least one quiet rescan
+        scans = watcher.scans
+        async with asyncio.timeout(5):  # at least one rescan after this write, so 5 had its chance
+            while watcher.scans <= scans:
+                await asyncio.sleep(0.02)
     assert [i for i, _ in sink.playlists if i == 5] == []
     assert rejected(metrics, "not_a_variant") == 1
     assert len(lines(caplog, repr(str(hls / "5")))) == 1

@@ -137,6 +137,7 @@ class HlsWatcher:
         self._orphan: Path | None = None
         self._orphan_warned = False
         self._last_scan = 0.0  # monotonic
+        self.scans = 0  # scans so far (quiet or busy): a test waits for one instead of sleeping
         self._errors = RateLimitedLog(log)
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -294,6 +295,7 @@ class HlsWatcher:
         parse is broken, not half-written: that is worth a warning (once per file and error).
         """
         self._last_scan = time.monotonic()
+        self.scans += 1
         known = self._variants or frozenset()
         master_ok = self._read(self._dir / MASTER_PLAYLIST, quiet)  # reads any variant it newly names
         for index in sorted(known & (self._variants or frozenset())):

@@ -9,13 +9,17 @@ place every byte themselves.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.demo.ffmpeg import ffmpeg_exe
 
 SECONDS = 1.0  # HandFedOwncast's EXTINF: Owncast's lowest latency level
@@ -159,3 +163,19 @@ class HandFedOwncast:
             self.write_playlist(v)
         self.number += 1
         return name
+
+
+@contextlib.contextmanager
+def emulator_paused(owncast: OwncastEmulator) -> Iterator[None]:
+    """The emulator's ffmpeg processes stopped (SIGSTOP) for the block and continued after it, whatever
+    happens: Owncast writes nothing meanwhile, so what a test checks after a restart of the service does
+    not depend on how long the restart took on a loaded machine. (With -re, ffmpeg catches up after.)"""
+    pids = [pid for pid in (owncast.source_pid, owncast.ffmpeg_pid) if pid is not None]
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
