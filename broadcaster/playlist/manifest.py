@@ -350,7 +350,8 @@ class ManifestGenerator:
         return entry.sequence
 
     def restart(self, target_duration: int, now: float, *, sequence: int = 0,
-                discontinuity_sequence: int = 0, new_timeline: bool = True) -> None:
+                discontinuity_sequence: int = 0, new_timeline: bool = True,
+                served_through: int | None = None) -> list[ListedSegment]:
         """A new playlist at the same address, for a new target duration (docs/hls-rules.md, "A new
         target duration"): every segment leaves at once (kept downloadable as any removed one), and
         the next one starts the new window. Numbers continue above every one served. With
@@ -360,14 +361,23 @@ class ManifestGenerator:
         segment keeps the number it would have had, as its timestamps and dates go on (4.4.3.3 asks
         a discontinuity for none of this), so variants that restart at different segments still
         give one moment one number (6.2.4). `sequence` and `discontinuity_sequence` start it higher
-        still: where the other variants are (a variant that comes back after streams without it)."""
+        still: where the other variants are (a variant that comes back after streams without it).
+
+        `served_through`: the last number a client may have seen. The segments after it were listed
+        but never shown (their version waited for a save, or was replaced in the same turn): they
+        start the new playlist under the numbers they had, never served, instead of leaving unseen.
+        Returns those of them that do not fit the new target (a lower one): they leave, and the next
+        segment marks the gap."""
         if target_duration < 1:
             raise ValueError("target duration must be an integer >= 1 (4.4.3.1)")
-        for e in self._entries:
+        carried = [e for e in self._entries if served_through is not None and e.sequence > served_through]
+        gap_after = bool(carried) and (self._pending_discontinuity or self._ended)
+        for e in islice(self._entries, len(self._entries) - len(carried)):
             keep = e.segment.duration + self._longest(e.sequence)
             self._removed.append(Removed(e.segment, now, keep))
             if e.discontinuity:
                 self._discontinuity_sequence += 1
+        served = len(self._entries) > len(carried)
         if new_timeline:
             # The next segment starts a new timeline, counted here, in every variant alike (all restart
             # together, also one that listed nothing yet), so discontinuity numbers stay the same across them.
@@ -377,7 +387,8 @@ class ManifestGenerator:
         else:
             # A gap marked, or an end, before the restart still comes before the next segment.
             self._discontinuity_sequence = max(self._discontinuity_sequence, discontinuity_sequence)
-            self._pending_discontinuity = self._pending_discontinuity or (self._ended and bool(self._entries))
+            # With segments carried over, it comes after them (_carry).
+            self._pending_discontinuity = (self._pending_discontinuity or (self._ended and served)) and not carried
             self._continues = self._continues or bool(self._entries)
         self._entries.clear()
         self._text, self._dropped, self._mapped, self._tagged = "", 0, 0, 0
@@ -389,6 +400,25 @@ class ManifestGenerator:
         self.window_seconds = max(self._requested_window, hls.min_window_seconds(target_duration))
         self.can_skip = self.can_block_reload and hls.offers_delta_updates(self.window_seconds, target_duration)
         self._rendered = self._edge = None
+        return self._carry(carried, now, gap_after)
+
+    def _carry(self, carried: list[_Entry], now: float, gap_after: bool) -> list[ListedSegment]:
+        """List again, under their own numbers and with their own dates and discontinuities, the
+        segments a restart found never shown; a gap or an end that followed them still follows them."""
+        left: list[ListedSegment] = []
+        renumber = False
+        for e in carried:
+            segment = replace(e.segment, program_date_time=e.program_date_time, discontinuity=e.discontinuity)
+            try:
+                self.append(segment, e.listed_at, None if renumber else e.sequence)
+            except SegmentRejected:
+                left.append(e.segment)
+                self._removed.append(Removed(e.segment, now, e.segment.duration))
+                self.mark_gap()
+                renumber = True  # a number cannot be skipped (6.2.2): the rest follow on
+        if gap_after:
+            self._pending_discontinuity = True
+        return left
 
     def end(self) -> None:
         """6.2.1: the stream ended; EXT-X-ENDLIST is appended and the playlist stops changing."""
