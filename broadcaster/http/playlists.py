@@ -13,7 +13,7 @@ import ipaddress
 from typing import Protocol
 
 from aiohttp import hdrs, web
-from multidict import CIMultiDict, CIMultiDictProxy
+from multidict import CIMultiDict, CIMultiDictProxy, MultiMapping
 
 from ..metrics import ConnectionMetrics, Metrics
 from ..numbers import whole_number
@@ -56,6 +56,9 @@ class PlaylistSource(Protocol):
 
 
 _BLOCKING_PARAMS = frozenset({"_HLS_msn", "_HLS_part", "_HLS_skip"})
+_DIRECTIVES = ("_HLS_msn", "_HLS_part", "_HLS_skip")  # the canonical order (hls.js and VHS send it)
+# A redirect to the canonical URL is a pure function of the URL asked: cacheable (a CDN may keep it).
+CANONICAL_CACHE_CONTROL = "public, max-age=60"
 
 
 def _blocking_param(value: str | None) -> str | None:
@@ -87,6 +90,37 @@ def client_address(request: web.Request, trust_cf: bool) -> str | None:
     return str(address)
 
 
+def canonical_query(query_string: str, query: MultiMapping[str], blocking: bool) -> str | None:
+    """The query string of the canonical URL of a playlist request whose query is not it; None when
+    it is (answer it), or when a directive's value is bad (answered 400 as it is).
+
+    The canonical URL carries only what the service uses (docs/hls-rules.md, "One URL per answer"):
+    the delivery directives of a media playlist (when blocking reload is on), in the order msn, part,
+    skip, each once. Anything else (Owncast's page adds `?cachebust=<random>` to every playlist
+    request; an attacker, a fresh value each time) would be a new cache key per request: a CDN passes
+    each to the origin, which would send the whole playlist every time. A redirect to the canonical
+    URL costs a few hundred bytes, and what follows it is the answer every cache already holds."""
+    if not blocking:
+        return ""
+    parts = []
+    for name in _DIRECTIVES:
+        value = _blocking_param(query.get(name))
+        if value is None:
+            continue
+        if (value not in hls.SKIP_REQUEST_VALUES) if name == "_HLS_skip" else whole_number(value) is None:
+            return None
+        parts.append(f"{name}={value}")
+    canonical = "&".join(parts)
+    return None if canonical == query_string else canonical
+
+
+def _to_canonical(request: web.Request, query: str) -> web.Response:
+    """302 to the same playlist under its canonical query, relative (it works under a path prefix)."""
+    name = request.path.rpartition("/")[2]
+    return web.Response(status=302, headers=edge_headers({
+        hdrs.LOCATION: f"{name}?{query}" if query else name, hdrs.CACHE_CONTROL: CANONICAL_CACHE_CONTROL}))
+
+
 class PlaylistRoutes:
     """The playlist handlers, with what they need at hand: the hot path, so no app lookups per
     request, and `guarded`'s try inlined (free in Python 3.11) rather than worn (a coroutine)."""
@@ -109,6 +143,8 @@ class PlaylistRoutes:
 
     async def master(self, request: web.Request) -> web.Response:
         try:
+            if request.query_string:  # a multivariant playlist uses no query at all
+                return self._redirect(request, "master", "")
             return self._serve(request, None)
         except Exception as exc:  # noqa: BLE001 (logged by internal_error)
             return internal_error(request, exc)
@@ -116,14 +152,20 @@ class PlaylistRoutes:
     async def owncast_master(self, request: web.Request) -> web.Response:
         """/hls/stream.m3u8: the same master, naming its variants as Owncast does (<n>/stream.m3u8)."""
         try:
+            if request.query_string:
+                return self._redirect(request, "master", "")
             return self._serve(request, None, master_name=hls.OWNCAST_PLAYLIST_NAME)
         except Exception as exc:  # noqa: BLE001 (logged by internal_error)
             return internal_error(request, exc)
 
     async def default_media(self, request: web.Request) -> web.Response:
         try:
-            if request.query_string and self._blocking_on and _BLOCKING_PARAMS & request.query.keys():
-                return await self._blocking(request, self._default)
+            if request.query_string:
+                canonical = canonical_query(request.query_string, request.query, self._blocking_on)
+                if canonical is not None:
+                    return self._redirect(request, self._default_label, canonical)
+                if self._blocking_on and _BLOCKING_PARAMS & request.query.keys():
+                    return await self._blocking(request, self._default)
             return self._serve(request, self._default)
         except Exception as exc:  # noqa: BLE001 (logged by internal_error)
             return internal_error(request, exc)
@@ -136,8 +178,12 @@ class PlaylistRoutes:
                     or (digits != "0" and digits.startswith("0"))):
                 self._count("unknown", 404)
                 return _unknown_variant()
-            if request.query_string and self._blocking_on and _BLOCKING_PARAMS & request.query.keys():
-                return await self._blocking(request, int(digits))
+            if request.query_string:
+                canonical = canonical_query(request.query_string, request.query, self._blocking_on)
+                if canonical is not None:
+                    return self._redirect(request, "unknown", canonical)
+                if self._blocking_on and _BLOCKING_PARAMS & request.query.keys():
+                    return await self._blocking(request, int(digits))
             return self._serve(request, int(digits))
         except Exception as exc:  # noqa: BLE001 (logged by internal_error)
             return internal_error(request, exc)
@@ -205,6 +251,10 @@ class PlaylistRoutes:
                              hls.UNREADY_CACHE_CONTROL if early else hls.blocking_cache_control(target))
         self._count(str(variant), response.status)
         return response
+
+    def _redirect(self, request: web.Request, label: str, query: str) -> web.Response:
+        self._count(label, 302)  # labels stay bounded: a variant is named once served
+        return _to_canonical(request, query)
 
     def _too_many_held(self, variant: int, reason: str) -> web.Response:
         self._count(str(variant), 503)
