@@ -367,3 +367,44 @@ def test_a_restart_to_a_lower_target_leaves_what_does_not_fit_and_marks_the_gap(
     assert "#EXT-X-TARGETDURATION:2\n" in text
     assert text.index("a1.ts") < text.index("#EXT-X-DISCONTINUITY\n") < text.index("a3.ts")
     assert MediaPlaylistChecker().check(text) == []
+
+
+@pytest.mark.parametrize("limit", [1200, 3000, 8000])
+@pytest.mark.parametrize("fmp4", [False, True])
+def test_the_newest_segments_of_a_long_window_are_a_playlist_numbered_as_the_whole(limit: int, fmp4: bool) -> None:
+    """issue 32: a client without gzip gets at most about MAX_IDENTITY_BYTES of a rewind window, its newest
+    whole segments, each with the number, discontinuity number, date and init section it has in the whole."""
+    from broadcaster.playlist.manifest import newest_segments
+
+    gen = ManifestGenerator(2, 600.0, can_block_reload=True, start_at_edge=True)
+    for n in range(120):
+        init = f"https://r2.example/live/0/init-{n // 40}.mp4" if fmp4 else None
+        gen.append(ListedSegment(f"https://r2.example/live/0/s-{n}.ts", 1.5, T0 + 2 * n,
+                                 discontinuity=n % 17 == 5, init_uri=init), float(n))
+    full = gen.render()
+    assert full.delta is not None and b"CAN-SKIP-UNTIL" in full.body
+    body = newest_segments(full.body, limit)
+    assert len(body) <= limit and body.endswith(full.body[-200:])
+    whole, part = m3u8.loads(full.body.decode()), m3u8.loads(body.decode())
+    kept = len(part.segments)
+    assert 3 <= kept < len(whole.segments)
+    assert part.media_sequence == whole.media_sequence + len(whole.segments) - kept
+    assert b"CAN-SKIP-UNTIL" not in body and b"CAN-BLOCK-RELOAD=YES" in body and b"#EXT-X-START:" in body
+    tail = whole.segments[-kept:]
+    for mine, theirs in zip(part.segments, tail, strict=True):
+        assert (mine.uri, mine.duration, mine.program_date_time) == (theirs.uri, theirs.duration,
+                                                                     theirs.program_date_time)
+        assert (mine.init_section.uri if mine.init_section else None) == (
+            theirs.init_section.uri if theirs.init_section else None)
+    # Discontinuity numbers: the whole's, at every segment kept (hls.js's cc; 6.2.4 across versions).
+    def numbers(text: str) -> list[int]:
+        parsed, out = m3u8.loads(text), []
+        number = parsed.discontinuity_sequence or 0
+        for i, s in enumerate(parsed.segments):
+            number += bool(s.discontinuity)
+            out.append(number)
+        return out
+    assert numbers(body.decode()) == numbers(full.body.decode())[-kept:]
+    assert MediaPlaylistChecker().check(body.decode()) == []
+    assert full.identity is full  # under hls.MAX_IDENTITY_BYTES: served whole
+    assert newest_segments(full.body, len(full.body)) is full.body  # fits: the same bytes

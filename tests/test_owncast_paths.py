@@ -27,7 +27,7 @@ from broadcaster.http import create_app
 from broadcaster.http.playlists import canonical_query
 from tests.support.world import World
 from tests.support.client import PLAIN, get
-from tests.support.fakes import FakeHealth, FakePlaylists
+from tests.support.fakes import CountingGenerator, FakeHealth, FakePlaylists
 
 MASTER = "/hls/stream.m3u8"
 LIVE_MASTER = "/live/master.m3u8"
@@ -319,6 +319,28 @@ async def test_503_until_ready(aiohttp_client: Any, path: str) -> None:
     client = await aiohttp_client(create_app(FakePlaylists(target_duration=None), FakeHealth(), Metrics()))
     status, headers, _ = await get(client, path)
     assert (status, headers["Retry-After"], headers["Cache-Control"]) == (503, "1", hls.UNREADY_CACHE_CONTROL)
+
+
+async def test_a_long_window_without_gzip_is_its_newest_segments_bounded(aiohttp_client: Any) -> None:
+    """issue 32: an hour of 1 s segments is about 300 KB plain; a request without gzip (ffmpeg sends no
+    Accept-Encoding) gets its newest whole segments, at most hls.MAX_IDENTITY_BYTES, with an ETag of its
+    own; gzip gets the whole window, as every browser, Cloudflare and the nginx cache ask."""
+    playlists = FakePlaylists(target_duration=1, variants=1)
+    gen = playlists.generators[0] = CountingGenerator(1, 3600.0, can_block_reload=True)
+    for n in range(3600):
+        gen.append(manifest.ListedSegment(f"https://r2.example/live/0/stream-a-{n}.ts", 1.0, 1e9 + n), float(n))
+    full = gen.render()
+    assert len(full.body) > 4 * hls.MAX_IDENTITY_BYTES
+    client = await aiohttp_client(create_app(playlists, FakeHealth(), Metrics()), auto_decompress=False)
+    for path in (hls_media(0), live_media(0)):
+        for no_gzip in (PLAIN, {"Accept-Encoding": "br"}, {"Accept-Encoding": "gzip;q=0"}):
+            status, headers, body = await get(client, path, no_gzip)
+            assert status == 200 and len(body) <= hls.MAX_IDENTITY_BYTES and "Content-Encoding" not in headers
+            assert body.endswith(b"stream-a-3599.ts\n") and headers["ETag"] not in (full.etag, full.gzip_etag)
+            again = await get(client, path, {**no_gzip, "If-None-Match": headers["ETag"]})
+            assert again[0] == 304
+        status, headers, body = await get(client, path, {"Accept-Encoding": "gzip"})
+        assert headers["Content-Encoding"] == "gzip" and gzip.decompress(body) == full.body
 
 
 async def test_metrics_reuse_the_bounded_labels(served: tuple[World, TestClient[Any, Any]]) -> None:

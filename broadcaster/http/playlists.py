@@ -306,7 +306,11 @@ class PlaylistRoutes:
 def _rendered(request: web.Request, rendered: Rendered, cache_control: str) -> web.Response:
     """One rendering, plain or gzipped (compressed once per change, not per request), or a 304."""
     gzipped = _accepts_gzip(request.headers.get(hdrs.ACCEPT_ENCODING, ""))
-    body, etag = (rendered.gzip_body, rendered.gzip_etag) if gzipped else (rendered.body, rendered.etag)
+    if gzipped:
+        body, etag = rendered.gzip_body, rendered.gzip_etag
+    else:  # bounded: a long window's newest segments only (hls.MAX_IDENTITY_BYTES)
+        plain = rendered.identity
+        body, etag = plain.body, plain.etag
     if hdrs.IF_NONE_MATCH in request.headers and _none_match(request, etag):
         return web.Response(status=304, headers=_playlist_headers(etag, cache_control, gzipped, False))
     return web.Response(body=body, headers=_playlist_headers(etag, cache_control, gzipped, True))
