@@ -200,7 +200,7 @@ async def test_query_strings_players_add_do_not_matter(served: tuple[World, Test
     # Owncast's page on a blocking reload: its buster after a second "?".
     (hls_media(0), "_HLS_msn={n}&_HLS_skip=YES?cachebust=ab12cd", "stream.m3u8?_HLS_msn={n}&_HLS_skip=YES"),
     (hls_media(1), "v=7&_HLS_msn={n}", "stream.m3u8?_HLS_msn={n}"),
-    (live_media(0), "_HLS_skip=YES&_HLS_msn={n}", "playlist.m3u8?_HLS_msn={n}&_HLS_skip=YES"),  # the order
+    (live_media(0), "_HLS_skip=YES&v=1&_HLS_msn={n}", "playlist.m3u8?_HLS_skip=YES&_HLS_msn={n}"),
     (live_media(0), "_HLS_msn={n}&_HLS_msn={n}", "playlist.m3u8?_HLS_msn={n}"),
 ])
 async def test_a_query_the_service_does_not_use_is_a_small_redirect_to_the_canonical_url(
@@ -229,19 +229,22 @@ def test_the_canonical_query_keeps_only_the_directives_in_order_one_spelling_eac
 
     assert canonical("_HLS_msn=12") is None and canonical("_HLS_msn=12&_HLS_part=0&_HLS_skip=v2") is None
     assert canonical("_HLS_msn=%312") == "_HLS_msn=12"  # a percent-encoded spelling of the same number
-    assert canonical("_HLS_skip=YES&cachebust=1&_HLS_msn=12") == "_HLS_msn=12&_HLS_skip=YES"
+    assert canonical("_HLS_skip=YES&cachebust=1&_HLS_msn=12") == "_HLS_skip=YES&_HLS_msn=12"  # the order sent
+    assert canonical("_HLS_skip=YES&_HLS_msn=12&_HLS_part=0") is None  # video.js's order
     assert canonical("cachebust=1") == "" and canonical("_HLS_msn=12", blocking=False) == ""
     for bad in ("_HLS_msn=x&v=1", "_HLS_skip=NO&v=1", "_HLS_msn=1&_HLS_part=-1"):
         assert canonical(bad) is None  # answered 400 as it is, not redirected with its bad value
 
 
 @pytest.mark.parametrize("query", ["_HLS_msn={n}", "_HLS_msn={n}&_HLS_skip=YES", "_HLS_msn={n}&_HLS_skip=v2",
-                                   "_HLS_skip=YES", "_HLS_msn={n}&_HLS_part=0", "_HLS_msn={n}&_HLS_part=0&_HLS_skip=YES"])
+                                   "_HLS_skip=YES", "_HLS_msn={n}&_HLS_part=0", "_HLS_msn={n}&_HLS_part=0&_HLS_skip=YES",
+                                   "_HLS_skip=YES&_HLS_msn={n}", "_HLS_skip=YES&_HLS_msn={n}&_HLS_part=0"])
 @pytest.mark.parametrize("path", [hls_media(0), live_media(1)])
 async def test_ll_hls_queries_as_players_send_them_are_answered_at_once(
         served: tuple[World, TestClient[Any, Any]], path: str, query: str) -> None:
-    """hls.js, video.js (VHS) and Shaka add only _HLS_msn, _HLS_part and _HLS_skip, in that order: the
-    canonical URL, answered without a redirect (blocking reload and delta updates as before)."""
+    """hls.js and Shaka add only _HLS_msn, _HLS_part and _HLS_skip, in that order, video.js (VHS 3.17)
+    _HLS_skip first: canonical URLs, answered without a redirect (blocking reload and delta updates as
+    before)."""
     world, client = served
     query = query.replace("{n}", str(last(world)))
     async with asyncio.timeout(2), client.get(f"{path}?{query}", headers=PLAIN, allow_redirects=False) as r:

@@ -56,7 +56,6 @@ class PlaylistSource(Protocol):
 
 
 _BLOCKING_PARAMS = frozenset({"_HLS_msn", "_HLS_part", "_HLS_skip"})
-_DIRECTIVES = ("_HLS_msn", "_HLS_part", "_HLS_skip")  # the canonical order (hls.js and VHS send it)
 # A redirect to the canonical URL is a pure function of the URL asked: cacheable (a CDN may keep it).
 CANONICAL_CACHE_CONTROL = "public, max-age=60"
 
@@ -95,22 +94,24 @@ def canonical_query(query_string: str, query: MultiMapping[str], blocking: bool)
     it is (answer it), or when a directive's value is bad (answered 400 as it is).
 
     The canonical URL carries only what the service uses (docs/hls-rules.md, "One URL per answer"):
-    the delivery directives of a media playlist (when blocking reload is on), in the order msn, part,
-    skip, each once. Anything else (Owncast's page adds `?cachebust=<random>` to every playlist
-    request; an attacker, a fresh value each time) would be a new cache key per request: a CDN passes
-    each to the origin, which would send the whole playlist every time. A redirect to the canonical
-    URL costs a few hundred bytes, and what follows it is the answer every cache already holds."""
+    the delivery directives of a media playlist (when blocking reload is on), once each, a number in
+    plain digits, in the order the client sent them (hls.js and Shaka send msn, part, skip; video.js
+    skip, msn, part: neither is redirected). Anything else (Owncast's page adds `?cachebust=<random>`
+    to every playlist request; an attacker, a fresh value each time) would be a new cache key per
+    request: a CDN passes each to the origin, which would send the whole playlist every time. A
+    redirect to the canonical URL costs a few hundred bytes, and what follows it is the answer every
+    cache already holds."""
     if not blocking:
         return ""
-    parts = []
-    for name in _DIRECTIVES:
-        value = _blocking_param(query.get(name))
-        if value is None:
+    parts: dict[str, str] = {}
+    for name in query:  # in the order sent; a repeated name once
+        if name not in _BLOCKING_PARAMS or name in parts:
             continue
+        value = _blocking_param(query.get(name)) or ""
         if (value not in hls.SKIP_REQUEST_VALUES) if name == "_HLS_skip" else whole_number(value) is None:
             return None
-        parts.append(f"{name}={value}")
-    canonical = "&".join(parts)
+        parts[name] = f"{name}={value}"
+    canonical = "&".join(parts.values())
     return None if canonical == query_string else canonical
 
 
