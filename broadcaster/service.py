@@ -165,6 +165,7 @@ class Service:
             StateFile(s.state_dir, CLIPS_FILE), self.uploader, self.store, self.publisher,
             lambda: self.playlists.announced, key_prefix=s.r2_key_prefix,
             public_url=s.r2_public_url if s.segment_urls == "public" else None, holder=self.cleaner,
+            max_clips=s.max_clips,
         )
         self.clips.load()
 

@@ -19,6 +19,9 @@ from dotenv import dotenv_values
 
 from .numbers import whole_number
 
+# The most MAX_CLIPS allows, and the most clips.json entries read (broadcaster/clips/book.py).
+MOST_CLIPS = 10_000
+
 # Past this a playlist reload without delta updates is over 1.9 MB (80 KB gzipped) with 1 s segments,
 # and every segment rewrites that much state: README, "Rewind and clips".
 MAX_REWIND_SECONDS = 14_400
@@ -250,6 +253,8 @@ SETTINGS: tuple[Setting, ...] = (
             _non_negative, "60"),
     Setting("KEEP_RECORDINGS", "keep every stream: nothing is deleted and a VOD playlist of it is written "
             "to the bucket when it ends", _bool, "false"),
+    Setting("MAX_CLIPS", "clips kept at most (hls-broadcaster clip); past it a new clip is refused until one is "
+            "deleted", _int(1, MOST_CLIPS), "100"),
     Setting("METRICS_LISTEN", "where /metrics is served: empty = with the playlists, 'off', or HOST:PORT of "
             "its own (keeps it off the public tunnel)", _listen, ""),
     Setting("HEADER_TIMEOUT", "seconds a new connection may take to send its first complete request head "
@@ -296,6 +301,7 @@ class Settings:
     delete_old_segments: bool
     cleanup_margin: float
     keep_recordings: bool
+    max_clips: int
     metrics_listen: str | Address  # "" (with the playlists), "off", or a listener of its own
     header_timeout: float
     write_timeout: float

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -13,11 +14,13 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from pytest_aiohttp import AiohttpClient
 from aiobotocore.session import get_session
 
 from broadcaster.bucket.cleaner import Cleaner
 from broadcaster.clips.book import ClipBook, ClipError, parse_time
 from broadcaster.demo.emulator import OwncastEmulator
+from broadcaster.http.control import create_control_app, prepare_socket
 from broadcaster.demo.ffmpeg import ffmpeg_exe
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.metrics import Metrics
@@ -148,6 +151,91 @@ async def test_the_cleaner_keeps_what_a_clip_lists_until_the_clip_is_deleted(tmp
     await restarted.run_once()
     assert set(bucket.deleted) == kept and restarted.kept == 0
     assert again.clips() == [] and json.loads((tmp_path / "state" / "clips.json").read_text())["clips"] == []
+
+
+# -- hostile or mistaken input: the control socket's requests, its folder, clips.json --------------------
+
+@pytest.mark.parametrize("body", [
+    '{"from": -1e308, "to": 1e308}', '{"from": 1e308, "to": 1e308}', '{"from": NaN, "to": 1}',
+    '{"from": 1, "to": Infinity}', '{"last": -Infinity}', '{"last": 1e308}', '{"last": 1' + "0" * 400 + '}',
+    '{"from": -' + "9" * 400 + ', "to": 1}', '{"last": "30"}', '{"last": true}', '{"from": [1], "to": 2}',
+    '{"from": {}, "to": 2}', '{"from": 253402300800, "to": 253402300801}',
+])
+async def test_a_clip_request_out_of_range_is_a_400_with_one_line(
+        tmp_path: Path, aiohttp_client: AiohttpClient, body: str) -> None:
+    client = await aiohttp_client(create_control_app(book_for(tmp_path, Source(), Bucket())))
+    async with client.post("/clips", data=body, headers={"Content-Type": "application/json"}) as r:
+        answer = await r.json()
+        assert r.status == 400, answer
+    assert isinstance(answer["error"], str) and "\n" not in answer["error"]
+    assert "must be a number of seconds" in answer["error"], answer
+    assert book_for(tmp_path, Source(), Bucket()).clips() == []
+
+
+async def test_the_control_folder_is_refused_when_it_is_a_symlink(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o755)
+    (tmp_path / "control").symlink_to(elsewhere)
+    with pytest.raises(ValueError, match="control is not a folder but a symlink or a file: remove it"):
+        prepare_socket(tmp_path)
+    assert oct(elsewhere.stat().st_mode & 0o777) == oct(0o755)  # not chmodded through the link
+    (tmp_path / "control").unlink()
+    path = prepare_socket(tmp_path)  # made afresh: a private folder
+    assert path.parent.is_dir() and not path.parent.is_symlink()
+    assert path.parent.stat().st_mode & 0o777 == 0o700
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give the folder to another user")
+async def test_the_control_folder_is_refused_when_another_user_owns_it(tmp_path: Path) -> None:
+    folder = tmp_path / "control"
+    folder.mkdir(mode=0o777)
+    os.chmod(folder, 0o777)
+    os.chown(folder, 12345, 12345)
+    with pytest.raises(ValueError, match="belongs to uid 12345, not to the service's user"):
+        prepare_socket(tmp_path)
+    assert folder.stat().st_mode & 0o777 == 0o777 and folder.stat().st_uid == 12345  # left as it was
+
+
+async def test_past_max_clips_a_new_clip_is_refused_with_one_line(tmp_path: Path) -> None:
+    (tmp_path / "state").mkdir()
+    book = ClipBook(StateFile(tmp_path / "state", "clips.json"), Bucket(), Bucket(), Source(), lambda: None,
+                    key_prefix=PREFIX, public_url="https://cdn.example", holder=None, max_clips=2)
+    for _ in range(2):
+        await book.make(last=3)
+    with pytest.raises(ClipError, match="^2 clips kept, the most MAX_CLIPS allows: delete one"):
+        await book.make(last=3)
+    await book.delete(book.clips()[0].id)
+    await book.make(last=3)  # room again
+    assert len(book.clips()) == 2
+
+
+async def test_a_damaged_or_oversized_clips_file_keeps_what_it_can_read_and_says_what_it_dropped(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    bucket, clock = Bucket(), Clock()
+    cleaner = Cleaner(bucket, Metrics(), margin=0, wall_clock=clock)
+    book = book_for(tmp_path, Source(), bucket)
+    made = [await book.make(start=T0 + i, end=T0 + i + 1) for i in range(4)]
+    path = tmp_path / "state" / "clips.json"
+    data = json.loads(path.read_text())
+    data["clips"][1]["start"] = "yesterday"  # damaged
+    data["clips"].insert(2, dict(data["clips"][0]))  # listed twice
+    path.write_text(json.dumps(data))
+    monkeypatch.setattr("broadcaster.clips.book.MOST_CLIPS", 4)  # the 5th entry is beyond what is read
+    caplog.set_level(logging.INFO, logger="broadcaster")
+    again = book_for(tmp_path, Source(), bucket, cleaner)
+    again.load()
+    assert [c.id for c in again.clips()] == [made[0].id, made[2].id]
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(lines) == 1, lines
+    assert "dropped 3 clip(s), 2 unreadable (first: " in lines[0] and "1 beyond the first 4" in lines[0]
+    assert "kept 2" in lines[0] and "copied to" in lines[0]
+    copies = list(path.parent.glob("clips.json.dropped-*"))
+    assert len(copies) == 1 and json.loads(copies[0].read_text()) == data  # the file as it was
+    assert path.exists()  # not set aside: the clips read are kept, and held from the cleaner
+    cleaner.schedule([Removed(seg(0, 2), 0, 1.0), Removed(seg(0, 1), 0, 1.0)])
+    clock.now += 5
+    await cleaner.run_once()
+    assert bucket.deleted == [f"{PREFIX}/0/stream-a-1.ts"]  # clip 2's segment is held, clip 1's is not
 
 
 # -- the real service, ffmpeg and the CLI --------------------------------------------------------------

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from broadcaster.playlist import hls
 from broadcaster.playlist.manifest import ListedSegment, ManifestGenerator, SegmentRejected, render_master
 from broadcaster.source.owncast import SourceVariant
 from tests.support.hls_checker import MediaPlaylistChecker
@@ -323,3 +324,87 @@ def test_restart_within_a_stream_keeps_the_timeline() -> None:
         g.append(ListedSegment("b0.ts", 2.5, 1010.0, discontinuity=flag), 6.5)
         assert g.last_discontinuity == 1, before
         assert g.render().body.decode().count("#EXT-X-DISCONTINUITY\n") == 1, before
+
+
+@pytest.mark.parametrize("new_timeline", [True, False])
+def test_a_restart_starts_the_new_playlist_with_what_was_never_served(new_timeline: bool) -> None:
+    """served_through (issue 32): segments listed after the last version a client may have seen start
+    the new playlist under the numbers they had (never served), with their dates; a gap marked after
+    them still comes after them. The checker takes it as a new playlist above all it saw."""
+    checker = MediaPlaylistChecker(allow_restart=True)
+    gen = ManifestGenerator(1, 3.0)
+    for n in range(4):
+        gen.append(ListedSegment(f"a{n}.ts", 1.0, 1000.0 + n), float(n))
+    checker.assert_ok(gen.render().body.decode())  # the last version served: up to a3, number 3
+    for n in range(4, 6):
+        gen.append(ListedSegment(f"a{n}.ts", 1.0, 1000.0 + n), float(n))  # listed, never shown
+    gen.mark_gap()
+    left = gen.restart(3, 6.0, new_timeline=new_timeline, served_through=3)
+    assert left == []
+    assert [r.segment.uri for r in gen.drain_removed()] == [f"a{n}.ts" for n in range(4)]
+    assert gen.uris() == ["a4.ts", "a5.ts"] and gen.media_sequence == 4 and gen.next_sequence == 6
+    gen.append(ListedSegment("b0.ts", 2.5, 1010.0), 8.5)
+    text = gen.render().body.decode()
+    checker.assert_ok(text)
+    assert checker.restarts == 1
+    assert f"#EXT-X-PROGRAM-DATE-TIME:{hls.format_program_date_time(1004.0)}\n#EXTINF:1.000,\na4.ts" in text
+    assert text.count("#EXT-X-DISCONTINUITY\n") == 1 and text.index("#EXT-X-DISCONTINUITY\n") < text.index("b0.ts")
+    assert text.index("a5.ts") < text.index("#EXT-X-DISCONTINUITY\n")  # the gap after a5, not before a4
+    # Without served_through (the default), everything leaves, as before.
+    again = ManifestGenerator(1, 3.0)
+    again.append(ListedSegment("c0.ts", 1.0, 1000.0), 0.0)
+    assert again.restart(3, 1.0) == [] and again.uris() == []
+
+
+def test_a_restart_to_a_lower_target_leaves_what_does_not_fit_and_marks_the_gap() -> None:
+    gen = ManifestGenerator(4, 12.0)
+    for n, duration in enumerate((3.5, 1.0, 3.8, 1.0)):
+        gen.append(ListedSegment(f"a{n}.ts", duration, 1000.0 + 4 * n), float(n))
+    left = gen.restart(2, 5.0, served_through=0)
+    assert [s.uri for s in left] == ["a2.ts"]
+    assert gen.uris() == ["a1.ts", "a3.ts"] and gen.media_sequence == 1
+    text = gen.render().body.decode()
+    assert "#EXT-X-TARGETDURATION:2\n" in text
+    assert text.index("a1.ts") < text.index("#EXT-X-DISCONTINUITY\n") < text.index("a3.ts")
+    assert MediaPlaylistChecker().check(text) == []
+
+
+@pytest.mark.parametrize("limit", [1200, 3000, 8000])
+@pytest.mark.parametrize("fmp4", [False, True])
+def test_the_newest_segments_of_a_long_window_are_a_playlist_numbered_as_the_whole(limit: int, fmp4: bool) -> None:
+    """issue 32: a client without gzip gets at most about MAX_IDENTITY_BYTES of a rewind window, its newest
+    whole segments, each with the number, discontinuity number, date and init section it has in the whole."""
+    from broadcaster.playlist.manifest import newest_segments
+
+    gen = ManifestGenerator(2, 600.0, can_block_reload=True, start_at_edge=True)
+    for n in range(120):
+        init = f"https://r2.example/live/0/init-{n // 40}.mp4" if fmp4 else None
+        gen.append(ListedSegment(f"https://r2.example/live/0/s-{n}.ts", 1.5, T0 + 2 * n,
+                                 discontinuity=n % 17 == 5, init_uri=init), float(n))
+    full = gen.render()
+    assert full.delta is not None and b"CAN-SKIP-UNTIL" in full.body
+    body = newest_segments(full.body, limit)
+    assert len(body) <= limit and body.endswith(full.body[-200:])
+    whole, part = m3u8.loads(full.body.decode()), m3u8.loads(body.decode())
+    kept = len(part.segments)
+    assert 3 <= kept < len(whole.segments)
+    assert part.media_sequence == whole.media_sequence + len(whole.segments) - kept
+    assert b"CAN-SKIP-UNTIL" not in body and b"CAN-BLOCK-RELOAD=YES" in body and b"#EXT-X-START:" in body
+    tail = whole.segments[-kept:]
+    for mine, theirs in zip(part.segments, tail, strict=True):
+        assert (mine.uri, mine.duration, mine.program_date_time) == (theirs.uri, theirs.duration,
+                                                                     theirs.program_date_time)
+        assert (mine.init_section.uri if mine.init_section else None) == (
+            theirs.init_section.uri if theirs.init_section else None)
+    # Discontinuity numbers: the whole's, at every segment kept (hls.js's cc; 6.2.4 across versions).
+    def numbers(text: str) -> list[int]:
+        parsed, out = m3u8.loads(text), []
+        number = parsed.discontinuity_sequence or 0
+        for i, s in enumerate(parsed.segments):
+            number += bool(s.discontinuity)
+            out.append(number)
+        return out
+    assert numbers(body.decode()) == numbers(full.body.decode())[-kept:]
+    assert MediaPlaylistChecker().check(body.decode()) == []
+    assert full.identity is full  # under hls.MAX_IDENTITY_BYTES: served whole
+    assert newest_segments(full.body, len(full.body)) is full.body  # fits: the same bytes

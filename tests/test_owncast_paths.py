@@ -12,20 +12,22 @@ import gzip
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import parse_qsl, urljoin
 
 import m3u8
 import pytest
 from aiohttp.test_utils import TestClient
+from multidict import MultiDict
 from prometheus_client.parser import text_string_to_metric_families
 
 from broadcaster.playlist import hls, manifest
 from broadcaster.metrics import Metrics
 from broadcaster.source.owncast import SourceVariant
 from broadcaster.http import create_app
+from broadcaster.http.playlists import canonical_query
 from tests.support.world import World
 from tests.support.client import PLAIN, get
-from tests.support.fakes import FakeHealth, FakePlaylists
+from tests.support.fakes import CountingGenerator, FakeHealth, FakePlaylists
 
 MASTER = "/hls/stream.m3u8"
 LIVE_MASTER = "/live/master.m3u8"
@@ -189,6 +191,68 @@ async def test_query_strings_players_add_do_not_matter(served: tuple[World, Test
     assert busted[0] == plain[0] == 200 and busted[2] == plain[2] and busted[1]["ETag"] == plain[1]["ETag"]
 
 
+@pytest.mark.parametrize(("path", "query", "location"), [
+    (MASTER, "cachebust=ab12cd", "stream.m3u8"),  # Owncast's page busts every playlist request
+    (LIVE_MASTER, "x=1", "master.m3u8"),
+    (hls_media(0), "cachebust=ab12cd", "stream.m3u8"),
+    (live_media(1), "v=1&w=2", "playlist.m3u8"),
+    ("/live/playlist.m3u8", "_=1", "playlist.m3u8"),
+    # Owncast's page on a blocking reload: its buster after a second "?".
+    (hls_media(0), "_HLS_msn={n}&_HLS_skip=YES?cachebust=ab12cd", "stream.m3u8?_HLS_msn={n}&_HLS_skip=YES"),
+    (hls_media(1), "v=7&_HLS_msn={n}", "stream.m3u8?_HLS_msn={n}"),
+    (live_media(0), "_HLS_skip=YES&v=1&_HLS_msn={n}", "playlist.m3u8?_HLS_skip=YES&_HLS_msn={n}"),
+    (live_media(0), "_HLS_msn={n}&_HLS_msn={n}", "playlist.m3u8?_HLS_msn={n}"),
+])
+async def test_a_query_the_service_does_not_use_is_a_small_redirect_to_the_canonical_url(
+        served: tuple[World, TestClient[Any, Any]], path: str, query: str, location: str) -> None:
+    """Issue 32: a cache buster must not buy the whole playlist from the VM (a CDN passes each unseen
+    URL on). It gets a 302 of a few hundred bytes to the canonical URL, whose answer caches hold."""
+    world, client = served
+    n = last(world)
+    query, location = query.replace("{n}", str(n)), location.replace("{n}", str(n))
+    async with client.get(f"{path}?{query}", headers=PLAIN, allow_redirects=False) as r:
+        body = await r.read()
+        assert (r.status, r.headers["Location"], body) == (302, location, b"")
+        assert r.headers["Access-Control-Allow-Origin"] == "*"  # a cross-origin player may follow it
+        assert r.headers["Cache-Control"] == "public, max-age=60"
+        assert sum(len(k) + len(v) + 4 for k, v in r.headers.items()) < 400
+    canonical = urljoin(path, location)
+    async with client.get(canonical, headers=PLAIN, allow_redirects=False) as r:
+        assert r.status == 200 and b"#EXTM3U" in await r.read()  # no second redirect
+    followed = await get(client, f"{path}?{query}")  # as players do: XHR and fetch follow it
+    assert followed[0] == 200 and followed[2] == (await get(client, canonical))[2]
+
+
+def test_the_canonical_query_keeps_only_the_directives_in_order_one_spelling_each() -> None:
+    def canonical(raw: str, blocking: bool = True) -> str | None:
+        return canonical_query(raw, MultiDict(parse_qsl(raw, keep_blank_values=True)), blocking)
+
+    assert canonical("_HLS_msn=12") is None and canonical("_HLS_msn=12&_HLS_part=0&_HLS_skip=v2") is None
+    assert canonical("_HLS_msn=%312") == "_HLS_msn=12"  # a percent-encoded spelling of the same number
+    assert canonical("_HLS_skip=YES&cachebust=1&_HLS_msn=12") == "_HLS_skip=YES&_HLS_msn=12"  # the order sent
+    assert canonical("_HLS_skip=YES&_HLS_msn=12&_HLS_part=0") is None  # video.js's order
+    assert canonical("cachebust=1") == "" and canonical("_HLS_msn=12", blocking=False) == ""
+    for bad in ("_HLS_msn=x&v=1", "_HLS_skip=NO&v=1", "_HLS_msn=1&_HLS_part=-1"):
+        assert canonical(bad) is None  # answered 400 as it is, not redirected with its bad value
+
+
+@pytest.mark.parametrize("query", ["_HLS_msn={n}", "_HLS_msn={n}&_HLS_skip=YES", "_HLS_msn={n}&_HLS_skip=v2",
+                                   "_HLS_skip=YES", "_HLS_msn={n}&_HLS_part=0", "_HLS_msn={n}&_HLS_part=0&_HLS_skip=YES",
+                                   "_HLS_skip=YES&_HLS_msn={n}", "_HLS_skip=YES&_HLS_msn={n}&_HLS_part=0"])
+@pytest.mark.parametrize("path", [hls_media(0), live_media(1)])
+async def test_ll_hls_queries_as_players_send_them_are_answered_at_once(
+        served: tuple[World, TestClient[Any, Any]], path: str, query: str) -> None:
+    """hls.js and Shaka add only _HLS_msn, _HLS_part and _HLS_skip, in that order, video.js (VHS 3.17)
+    _HLS_skip first: canonical URLs, answered without a redirect (blocking reload and delta updates as
+    before)."""
+    world, client = served
+    query = query.replace("{n}", str(last(world)))
+    async with asyncio.timeout(2), client.get(f"{path}?{query}", headers=PLAIN, allow_redirects=False) as r:
+        body = await r.read()
+    assert r.status == 200, (r.status, r.headers.get("Location"))
+    assert (b"#EXT-X-SKIP:SKIPPED-SEGMENTS=" in body) == ("_HLS_skip" in query)
+
+
 # -- blocking reload and delta updates at /hls/ --------------------------------------------------
 
 
@@ -260,6 +324,28 @@ async def test_503_until_ready(aiohttp_client: Any, path: str) -> None:
     assert (status, headers["Retry-After"], headers["Cache-Control"]) == (503, "1", hls.UNREADY_CACHE_CONTROL)
 
 
+async def test_a_long_window_without_gzip_is_its_newest_segments_bounded(aiohttp_client: Any) -> None:
+    """issue 32: an hour of 1 s segments is about 300 KB plain; a request without gzip (ffmpeg sends no
+    Accept-Encoding) gets its newest whole segments, at most hls.MAX_IDENTITY_BYTES, with an ETag of its
+    own; gzip gets the whole window, as every browser, Cloudflare and the nginx cache ask."""
+    playlists = FakePlaylists(target_duration=1, variants=1)
+    gen = playlists.generators[0] = CountingGenerator(1, 3600.0, can_block_reload=True)
+    for n in range(3600):
+        gen.append(manifest.ListedSegment(f"https://r2.example/live/0/stream-a-{n}.ts", 1.0, 1e9 + n), float(n))
+    full = gen.render()
+    assert len(full.body) > 4 * hls.MAX_IDENTITY_BYTES
+    client = await aiohttp_client(create_app(playlists, FakeHealth(), Metrics()), auto_decompress=False)
+    for path in (hls_media(0), live_media(0)):
+        for no_gzip in (PLAIN, {"Accept-Encoding": "br"}, {"Accept-Encoding": "gzip;q=0"}):
+            status, headers, body = await get(client, path, no_gzip)
+            assert status == 200 and len(body) <= hls.MAX_IDENTITY_BYTES and "Content-Encoding" not in headers
+            assert body.endswith(b"stream-a-3599.ts\n") and headers["ETag"] not in (full.etag, full.gzip_etag)
+            again = await get(client, path, {**no_gzip, "If-None-Match": headers["ETag"]})
+            assert again[0] == 304
+        status, headers, body = await get(client, path, {"Accept-Encoding": "gzip"})
+        assert headers["Content-Encoding"] == "gzip" and gzip.decompress(body) == full.body
+
+
 async def test_metrics_reuse_the_bounded_labels(served: tuple[World, TestClient[Any, Any]]) -> None:
     _, client = served
     before = await playlist_counts(client)
@@ -273,5 +359,6 @@ async def test_metrics_reuse_the_bounded_labels(served: tuple[World, TestClient[
     await get(client, f"{hls_media(0)}?_HLS_msn=abc")
     after = await playlist_counts(client)
     added = {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
-    assert added == {("master", "200"): 2, ("0", "200"): 1, ("1", "200"): 1, ("1", "304"): 1,
-                     ("unknown", "404"): 4, ("0", "400"): 1}
+    # ?v=1 is a redirect to the canonical URL (counted under the master's label), then that URL.
+    assert added == {("master", "200"): 2, ("master", "302"): 1, ("0", "200"): 1, ("1", "200"): 1,
+                     ("1", "304"): 1, ("unknown", "404"): 4, ("0", "400"): 1}

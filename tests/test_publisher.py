@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from broadcaster.state.disk import StateFile
 from broadcaster.status.assessment import HealthReport
 from broadcaster.source.owncast import SourcePlaylist, SourceSegment, SourceVariant
 from tests.support.world import PUBLIC, World
@@ -136,8 +137,11 @@ async def test_a_longer_segment_raises_the_target_with_a_new_playlist(world: Wor
         world.owncast_lists(v, "stream-a-3.ts", duration=4.4)
     await world.settle()
     for v in (0, 1):
-        assert world.uris(v) == ["stream-a-3.ts"]  # the new playlist after the second raise
+        # The new playlist after the second raise ends with the 4.4 s segment; what was listed but not
+        # shown before it (a burst: all decided in one turn) starts it, so every segment was shown.
+        assert world.uris(v)[-1] == "stream-a-3.ts"
         assert "#EXT-X-TARGETDURATION:6\n" in world.text(v)  # 1 -> 3 (2.6 s) -> 6 (4.4 s, doubled)
+        assert _shown(world, v) == {f"stream-a-{i}.ts" for i in range(4)}
     assert [n for v, _, n in world.listed if v == 0] == [f"stream-a-{i}.ts" for i in range(4)]
     assert world.metrics.registry.get_sample_value(
         "hls_broadcaster_target_duration_changes_total", {"reason": "longer_segment"}) == 2
@@ -531,3 +535,56 @@ async def test_variants_removed_then_added_back_between_streams(tmp_path: Path) 
     numbers = {v: [n for i, n, name in world.listed if i == v and name.startswith("stream-c")] for v in (0, 1)}
     assert numbers[0] == numbers[1], numbers
     assert world.health()[0], world.health()
+
+
+def _shown(world: World, variant: int) -> set[str]:
+    """Every segment name some version made visible for `variant` listed: what a player could fetch."""
+    return {line.rsplit("/", 1)[1] for v, body in world.playlists.shown if v == variant
+            for line in body.splitlines() if line and not line.startswith("#")}
+
+
+async def test_a_raise_from_one_lane_lists_what_the_other_lane_listed_meanwhile(tmp_path: Path) -> None:
+    """Variants cut apart (a copied variant beside a transcoded one): the copied variant's 3 s segment
+    raises the target 2 -> 4 while the transcoded variant's segments of that moment are listed but
+    not shown yet (a save is in flight: the versions made meanwhile wait for it, and only the newest
+    is shown after it). Every playlist starts again at the same address; those segments must be in
+    the new playlist (issue 32, item 5), not dropped unseen with the old one."""
+    state = tmp_path / "state"
+    state.mkdir()
+    world = World(tmp_path, state=StateFile(state), align_by="time")
+    await world.pub.start()
+    assert world.snapshots is not None
+    world.pub.on_master([SourceVariant(0, 3_000_000), SourceVariant(1, 300_000)])
+    for n in range(6):
+        world.owncast_lists(1, f"stream-a-{n}.ts", duration=1.0)
+        if n % 2 == 0:
+            world.owncast_lists(0, f"stream-a-{n // 2}.ts", duration=2.0, date=n)
+        await world.settle()
+    async with asyncio.timeout(5):  # shown: told once a saved version holds them
+        while len(world.listed) < 9:
+            await asyncio.sleep(0.001)
+    assert world.pub.target_duration == 2
+    # The disk is slow: the save of the version listing 6 is in flight while 7 and 8 are listed.
+    gate = asyncio.Event()
+    save = world.snapshots.save
+
+    async def slow_save() -> dict[str, object] | None:
+        await gate.wait()
+        return await save()
+
+    world.snapshots.save = slow_save  # type: ignore[method-assign]
+    for n in (6, 7, 8):
+        world.owncast_lists(1, f"stream-a-{n}.ts", duration=1.0)
+        await world.settle()
+    world.owncast_lists(0, "stream-a-3.ts", duration=3.0, date=6.0)  # 6 to 9 s: raises the target
+    await world.settle()
+    assert world.pub.target_duration == 4
+    gate.set()
+    async with asyncio.timeout(5):
+        while (0, "stream-a-3.ts") not in {(v, name) for v, _, name in world.listed}:
+            await asyncio.sleep(0.001)
+    world.check()
+    for n in (6, 7, 8):
+        assert f"stream-a-{n}.ts" in _shown(world, 1), world.text(1)
+    assert "stream-a-3.ts" in _shown(world, 0), world.text(0)
+    await world.pub.close()

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import re
 import secrets
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -22,6 +23,7 @@ from ..playlist import hls
 from ..playlist.manifest import ManifestGenerator, render_master, render_vod
 from ..source.owncast import SourceVariant
 from ..state import validate
+from ..settings import MOST_CLIPS
 from ..state.disk import StateFile
 
 log = logging.getLogger(__name__)
@@ -30,8 +32,9 @@ CLIPS_FILE = "clips.json"
 CLIP_ID = re.compile(r"[0-9]{8}-[0-9]{6}-[0-9a-f]{4}")
 # A clip never changes: a day of caching is harmless and saves the origin (as recordings).
 _VOD_CACHE_CONTROL = "public, max-age=86400"
-_MAX_CLIPS = 10_000
 _MAX_KEYS = 500_000  # a 4 h window of 1 s segments in 30 variants
+# Times a clip may name: Unix seconds up to the last one RFC 3339 can write (9999-12-31T23:59:59Z).
+LATEST = 253_402_300_799.0
 
 
 class ClipError(ValueError):
@@ -122,8 +125,10 @@ class ClipBook:
         public_url: str | None,  # None: a private bucket (presigned URLs), where a clip cannot be read
         holder: Holder | None,  # the cleaner; None when nothing is ever deleted
         wall_clock: Callable[[], float] = time.time,
+        max_clips: int = MOST_CLIPS,  # MAX_CLIPS
     ) -> None:
         self._file = file
+        self._max_clips = max_clips
         self._uploader = uploader
         self._store = store
         self._source = source
@@ -136,21 +141,55 @@ class ClipBook:
         self._lock = asyncio.Lock()  # one change at a time: the file is written whole
 
     def load(self) -> None:
-        """The clips saved before a restart, held again before the cleaner's first run."""
+        """The clips saved before a restart, held again before the cleaner's first run.
+
+        Each clip is checked on its own: one that does not add up (or past the MOST_CLIPS first) is
+        dropped, the others kept, and one line says what was dropped and where the file as it was is
+        kept. A file that is not JSON at all is set aside whole by StateFile, with its own line."""
         data = self._file.load()
         if data is None:
             return
-        try:
-            clips = [Clip.from_saved(c) for c in validate.array(data.get("clips"), "clips", _MAX_CLIPS)]
-        except ValueError as err:
-            self._file.set_aside("corrupt", str(err))
+        entries = data.get("clips")
+        if type(entries) is not list:
+            self._file.set_aside("corrupt", f"clips is {validate.describe(entries)}, not a list")
             return
-        for clip in clips:
+        clips: list[Clip] = []
+        dropped: list[str] = []
+        for raw in entries[:MOST_CLIPS]:
+            try:
+                clip = Clip.from_saved(raw)
+            except ValueError as err:
+                dropped.append(str(err))
+                continue
+            if clip.id in self._clips:
+                dropped.append(f"clip id {clip.id} listed twice")
+                continue
             self._clips[clip.id] = clip
+            clips.append(clip)
+        beyond = max(0, len(entries) - MOST_CLIPS)
+        if dropped or beyond:
+            self._report_dropped(len(clips), dropped, beyond)
+        for clip in clips:
             if self._holder is not None:
                 self._holder.hold(list(clip.keys))
         if clips:
             log.info("%d clip(s) kept from before the restart", len(clips))
+        if len(clips) > self._max_clips:
+            log.warning("%d clips kept, more than MAX_CLIPS=%d: new clips are refused until some are deleted",
+                        len(clips), self._max_clips)
+
+    def _report_dropped(self, kept: int, dropped: list[str], beyond: int) -> None:
+        """One line: how many clips were dropped and why, and the copy of the file as it was."""
+        copy = self._file.path.with_name(f"{self._file.path.name}.dropped-{time.strftime('%Y%m%dT%H%M%S')}")
+        try:
+            shutil.copyfile(self._file.path, copy)
+            kept_as = f"the file as it was is copied to {copy}"
+        except OSError as err:
+            kept_as = f"the file as it was could not be copied aside ({err.strerror or err})"
+        why = [f"{len(dropped)} unreadable (first: {validate.describe(dropped[0])})"] if dropped else []
+        why += [f"{beyond} beyond the first {MOST_CLIPS}"] if beyond else []
+        log.error("%s: dropped %d clip(s), %s; kept %d; the segments only they listed are no longer kept; %s",
+                  self._file.path, len(dropped) + beyond, ", ".join(why), kept, kept_as)
 
     def clips(self) -> list[Clip]:
         return sorted(self._clips.values(), key=lambda c: (c.start, c.id))
@@ -172,6 +211,9 @@ class ClipBook:
     async def make(self, *, last: float | None = None, start: float | None = None,
                    end: float | None = None) -> Clip:
         """A clip of the last `last` seconds, or from `start` to `end` (Unix times), inside the window."""
+        for name, value in (("last", last), ("from", start), ("to", end)):
+            if value is not None and not 0 <= value <= LATEST:  # NaN too
+                raise ClipError(f"{name!r} must be a number of seconds from 0 to {LATEST:.0f} (9999-12-31)")
         if self._public_url is None:
             raise ClipError("clips need a public bucket: with SEGMENT_URLS=presigned no player could read them")
         span = self.span()
@@ -193,6 +235,9 @@ class ClipBook:
             raise ClipError(f"{_iso(start)} is after the live edge: {window}")
         end = min(end, span[1])
         async with self._lock:
+            if len(self._clips) >= self._max_clips:
+                raise ClipError(f"{len(self._clips)} clips kept, the most MAX_CLIPS allows: delete one "
+                                "(hls-broadcaster clip --delete ID) or raise MAX_CLIPS")
             clip_id = time.strftime("%Y%m%d-%H%M%S", time.gmtime(start)) + "-" + secrets.token_hex(2)
             bodies, keys, first, stop = self._playlists(clip_id, start, end)
             media = {hls.clip_key(self._prefix, clip_id, hls.variant_uri(i, hls.MEDIA_PLAYLIST_NAME)): body

@@ -14,6 +14,8 @@ Errors answer {"error": "<one line>"} with 400 (what was asked cannot be made), 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import logging
 import math
 import os
@@ -22,7 +24,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ..clips.book import CLIP_ID, ClipBook, ClipError
+from ..clips.book import CLIP_ID, LATEST, ClipBook, ClipError
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +43,19 @@ def _error(status: int, why: str) -> web.Response:
 
 
 def _seconds(body: dict[str, Any], name: str) -> float | None:
+    """A number of seconds as JSON gave it (the book checks its range); a huge integer is one too."""
     value = body.get(name)
     if value is None:
         return None
-    if type(value) not in (int, float) or not math.isfinite(value):
-        raise ClipError(f"{name!r} must be a number of seconds")
-    return float(value)
+    if type(value) not in (int, float):
+        raise ClipError(f"{name!r} must be a number of seconds, not {type(value).__name__}")
+    try:
+        seconds = float(value)
+    except OverflowError:  # an integer beyond any float
+        seconds = math.inf
+    if not 0 <= seconds <= LATEST:  # NaN too
+        raise ClipError(f"{name!r} must be a number of seconds from 0 to {LATEST:.0f} (9999-12-31)")
+    return seconds
 
 
 async def make_clip(request: web.Request) -> web.Response:
@@ -109,12 +118,31 @@ def socket_path(state_dir: Path) -> Path:
 
 def prepare_socket(state_dir: Path) -> Path:
     """The socket's private folder made (0700) and a stale socket from an earlier run removed: the
-    service holds STATE_DIR's lock, so no other service listens there. Raises OSError, or ValueError
-    when the path is too long for a Unix socket."""
+    service holds STATE_DIR's lock, so no other service listens there. The folder is opened without
+    following a symlink and must belong to the service's user (a symlink or another user's folder
+    planted there would put the socket, and the right to connect, where someone else decides).
+    Raises OSError, or ValueError (one line) for a folder refused or a path too long for a socket."""
     path = socket_path(state_dir)
     if len(os.fsencode(path)) > MAX_SOCKET_PATH:
         raise ValueError(f"{path} is longer than {MAX_SOCKET_PATH} bytes, the limit of a Unix socket's path")
-    path.parent.mkdir(mode=0o700, exist_ok=True)
-    os.chmod(path.parent, 0o700)
-    path.unlink(missing_ok=True)
+    folder = path.parent
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(folder, 0o700)
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as err:
+        if err.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise ValueError(f"{folder} is not a folder but a symlink or a file: remove it, the service makes "
+                             "its own") from None
+        raise
+    try:
+        owner, user = os.fstat(fd).st_uid, os.geteuid()
+        if owner != user:
+            raise ValueError(f"{folder} belongs to uid {owner}, not to the service's user (uid {user}): "
+                             "remove it, the service makes its own")
+        os.fchmod(fd, 0o700)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(SOCKET_NAME, dir_fd=fd)
+    finally:
+        os.close(fd)
     return path

@@ -13,7 +13,7 @@ import ipaddress
 from typing import Protocol
 
 from aiohttp import hdrs, web
-from multidict import CIMultiDict, CIMultiDictProxy
+from multidict import CIMultiDict, CIMultiDictProxy, MultiMapping
 
 from ..metrics import ConnectionMetrics, Metrics
 from ..numbers import whole_number
@@ -56,6 +56,8 @@ class PlaylistSource(Protocol):
 
 
 _BLOCKING_PARAMS = frozenset({"_HLS_msn", "_HLS_part", "_HLS_skip"})
+# A redirect to the canonical URL is a pure function of the URL asked: cacheable (a CDN may keep it).
+CANONICAL_CACHE_CONTROL = "public, max-age=60"
 
 
 def _blocking_param(value: str | None) -> str | None:
@@ -87,6 +89,39 @@ def client_address(request: web.Request, trust_cf: bool) -> str | None:
     return str(address)
 
 
+def canonical_query(query_string: str, query: MultiMapping[str], blocking: bool) -> str | None:
+    """The query string of the canonical URL of a playlist request whose query is not it; None when
+    it is (answer it), or when a directive's value is bad (answered 400 as it is).
+
+    The canonical URL carries only what the service uses (docs/hls-rules.md, "One URL per answer"):
+    the delivery directives of a media playlist (when blocking reload is on), once each, a number in
+    plain digits, in the order the client sent them (hls.js and Shaka send msn, part, skip; video.js
+    skip, msn, part: neither is redirected). Anything else (Owncast's page adds `?cachebust=<random>`
+    to every playlist request; an attacker, a fresh value each time) would be a new cache key per
+    request: a CDN passes each to the origin, which would send the whole playlist every time. A
+    redirect to the canonical URL costs a few hundred bytes, and what follows it is the answer every
+    cache already holds."""
+    if not blocking:
+        return ""
+    parts: dict[str, str] = {}
+    for name in query:  # in the order sent; a repeated name once
+        if name not in _BLOCKING_PARAMS or name in parts:
+            continue
+        value = _blocking_param(query.get(name)) or ""
+        if (value not in hls.SKIP_REQUEST_VALUES) if name == "_HLS_skip" else whole_number(value) is None:
+            return None
+        parts[name] = f"{name}={value}"
+    canonical = "&".join(parts.values())
+    return None if canonical == query_string else canonical
+
+
+def _to_canonical(request: web.Request, query: str) -> web.Response:
+    """302 to the same playlist under its canonical query, relative (it works under a path prefix)."""
+    name = request.path.rpartition("/")[2]
+    return web.Response(status=302, headers=edge_headers({
+        hdrs.LOCATION: f"{name}?{query}" if query else name, hdrs.CACHE_CONTROL: CANONICAL_CACHE_CONTROL}))
+
+
 class PlaylistRoutes:
     """The playlist handlers, with what they need at hand: the hot path, so no app lookups per
     request, and `guarded`'s try inlined (free in Python 3.11) rather than worn (a coroutine)."""
@@ -109,6 +144,8 @@ class PlaylistRoutes:
 
     async def master(self, request: web.Request) -> web.Response:
         try:
+            if request.query_string:  # a multivariant playlist uses no query at all
+                return self._redirect(request, "master", "")
             return self._serve(request, None)
         except Exception as exc:  # noqa: BLE001 (logged by internal_error)
             return internal_error(request, exc)
@@ -116,14 +153,20 @@ class PlaylistRoutes:
     async def owncast_master(self, request: web.Request) -> web.Response:
         """/hls/stream.m3u8: the same master, naming its variants as Owncast does (<n>/stream.m3u8)."""
         try:
+            if request.query_string:
+                return self._redirect(request, "master", "")
             return self._serve(request, None, master_name=hls.OWNCAST_PLAYLIST_NAME)
         except Exception as exc:  # noqa: BLE001 (logged by internal_error)
             return internal_error(request, exc)
 
     async def default_media(self, request: web.Request) -> web.Response:
         try:
-            if request.query_string and self._blocking_on and _BLOCKING_PARAMS & request.query.keys():
-                return await self._blocking(request, self._default)
+            if request.query_string:
+                canonical = canonical_query(request.query_string, request.query, self._blocking_on)
+                if canonical is not None:
+                    return self._redirect(request, self._default_label, canonical)
+                if self._blocking_on and _BLOCKING_PARAMS & request.query.keys():
+                    return await self._blocking(request, self._default)
             return self._serve(request, self._default)
         except Exception as exc:  # noqa: BLE001 (logged by internal_error)
             return internal_error(request, exc)
@@ -136,8 +179,12 @@ class PlaylistRoutes:
                     or (digits != "0" and digits.startswith("0"))):
                 self._count("unknown", 404)
                 return _unknown_variant()
-            if request.query_string and self._blocking_on and _BLOCKING_PARAMS & request.query.keys():
-                return await self._blocking(request, int(digits))
+            if request.query_string:
+                canonical = canonical_query(request.query_string, request.query, self._blocking_on)
+                if canonical is not None:
+                    return self._redirect(request, "unknown", canonical)
+                if self._blocking_on and _BLOCKING_PARAMS & request.query.keys():
+                    return await self._blocking(request, int(digits))
             return self._serve(request, int(digits))
         except Exception as exc:  # noqa: BLE001 (logged by internal_error)
             return internal_error(request, exc)
@@ -206,6 +253,10 @@ class PlaylistRoutes:
         self._count(str(variant), response.status)
         return response
 
+    def _redirect(self, request: web.Request, label: str, query: str) -> web.Response:
+        self._count(label, 302)  # labels stay bounded: a variant is named once served
+        return _to_canonical(request, query)
+
     def _too_many_held(self, variant: int, reason: str) -> web.Response:
         self._count(str(variant), 503)
         if self._connection_metrics is not None:
@@ -256,7 +307,11 @@ class PlaylistRoutes:
 def _rendered(request: web.Request, rendered: Rendered, cache_control: str) -> web.Response:
     """One rendering, plain or gzipped (compressed once per change, not per request), or a 304."""
     gzipped = _accepts_gzip(request.headers.get(hdrs.ACCEPT_ENCODING, ""))
-    body, etag = (rendered.gzip_body, rendered.gzip_etag) if gzipped else (rendered.body, rendered.etag)
+    if gzipped:
+        body, etag = rendered.gzip_body, rendered.gzip_etag
+    else:  # bounded: a long window's newest segments only (hls.MAX_IDENTITY_BYTES)
+        plain = rendered.identity
+        body, etag = plain.body, plain.etag
     if hdrs.IF_NONE_MATCH in request.headers and _none_match(request, etag):
         return web.Response(status=304, headers=_playlist_headers(etag, cache_control, gzipped, False))
     return web.Response(body=body, headers=_playlist_headers(etag, cache_control, gzipped, True))

@@ -170,6 +170,13 @@ def server_control(target_duration: int, *, can_skip: bool = False) -> str:
     return f"#EXT-X-SERVER-CONTROL:{skip}CAN-BLOCK-RELOAD=YES,HOLD-BACK={hold_back:.1f}"
 
 
+# A full playlist answered without gzip (no Accept-Encoding: ffmpeg, curl; never a browser, nor a CDN
+# or the nginx cache, which ask the origin for gzip) lists at most this many bytes of its newest
+# segments: a rewind window must not make one small request cost megabytes (docs/hls-rules.md,
+# "Caching"). The default 5 min window of 1 s segments (45 KB) fits whole.
+MAX_IDENTITY_BYTES = 64 * 1024
+
+
 def start_at_edge(target_duration: int) -> str:
     """EXT-X-START (4.4.2.2) of a playlist listing more than players keep behind the live edge (a
     rewind window): start where HOLD-BACK says, not at the window's start."""

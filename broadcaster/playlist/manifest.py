@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import re
 from collections import deque
 from dataclasses import dataclass, replace
 from itertools import islice
@@ -97,7 +98,7 @@ class Rendered:
     """One rendering of a playlist: the bytes, a strong ETag, and a gzip copy made on first demand."""
 
     __slots__ = ("body", "_etag", "_gzip", "last_sequence", "ended", "delta", "_media_sequence",
-                 "_delta_count", "_blind_delta")
+                 "_delta_count", "_blind_delta", "_identity")
 
     def __init__(
         self, body: bytes, *, last_sequence: int = -1, ended: bool = False, delta: Rendered | None = None,
@@ -114,6 +115,7 @@ class Rendered:
         self._blind_delta = blind_delta
         self._etag: str | None = None
         self._gzip: bytes | None = None
+        self._identity: Rendered | None = None
 
     @property
     def etag(self) -> str:
@@ -139,6 +141,17 @@ class Rendered:
         if msn is None:
             return delta if self._blind_delta else self
         return self if msn - self._media_sequence == self._delta_count else delta
+
+    @property
+    def identity(self) -> Rendered:
+        """This version for a client without gzip: itself, or past hls.MAX_IDENTITY_BYTES its newest
+        segments only (made once, on first demand, from these very bytes: what is shown stays what was
+        saved)."""
+        if self._identity is None:
+            body = newest_segments(self.body, hls.MAX_IDENTITY_BYTES)
+            self._identity = self if body is self.body else Rendered(body, last_sequence=self.last_sequence,
+                                                                     ended=self.ended)
+        return self._identity
 
     @property
     def gzip_body(self) -> bytes:
@@ -350,7 +363,8 @@ class ManifestGenerator:
         return entry.sequence
 
     def restart(self, target_duration: int, now: float, *, sequence: int = 0,
-                discontinuity_sequence: int = 0, new_timeline: bool = True) -> None:
+                discontinuity_sequence: int = 0, new_timeline: bool = True,
+                served_through: int | None = None) -> list[ListedSegment]:
         """A new playlist at the same address, for a new target duration (docs/hls-rules.md, "A new
         target duration"): every segment leaves at once (kept downloadable as any removed one), and
         the next one starts the new window. Numbers continue above every one served. With
@@ -360,14 +374,23 @@ class ManifestGenerator:
         segment keeps the number it would have had, as its timestamps and dates go on (4.4.3.3 asks
         a discontinuity for none of this), so variants that restart at different segments still
         give one moment one number (6.2.4). `sequence` and `discontinuity_sequence` start it higher
-        still: where the other variants are (a variant that comes back after streams without it)."""
+        still: where the other variants are (a variant that comes back after streams without it).
+
+        `served_through`: the last number a client may have seen. The segments after it were listed
+        but never shown (their version waited for a save, or was replaced in the same turn): they
+        start the new playlist under the numbers they had, never served, instead of leaving unseen.
+        Returns those of them that do not fit the new target (a lower one): they leave, and the next
+        segment marks the gap."""
         if target_duration < 1:
             raise ValueError("target duration must be an integer >= 1 (4.4.3.1)")
-        for e in self._entries:
+        carried = [e for e in self._entries if served_through is not None and e.sequence > served_through]
+        gap_after = bool(carried) and (self._pending_discontinuity or self._ended)
+        for e in islice(self._entries, len(self._entries) - len(carried)):
             keep = e.segment.duration + self._longest(e.sequence)
             self._removed.append(Removed(e.segment, now, keep))
             if e.discontinuity:
                 self._discontinuity_sequence += 1
+        served = len(self._entries) > len(carried)
         if new_timeline:
             # The next segment starts a new timeline, counted here, in every variant alike (all restart
             # together, also one that listed nothing yet), so discontinuity numbers stay the same across them.
@@ -377,7 +400,8 @@ class ManifestGenerator:
         else:
             # A gap marked, or an end, before the restart still comes before the next segment.
             self._discontinuity_sequence = max(self._discontinuity_sequence, discontinuity_sequence)
-            self._pending_discontinuity = self._pending_discontinuity or (self._ended and bool(self._entries))
+            # With segments carried over, it comes after them (_carry).
+            self._pending_discontinuity = (self._pending_discontinuity or (self._ended and served)) and not carried
             self._continues = self._continues or bool(self._entries)
         self._entries.clear()
         self._text, self._dropped, self._mapped, self._tagged = "", 0, 0, 0
@@ -389,6 +413,25 @@ class ManifestGenerator:
         self.window_seconds = max(self._requested_window, hls.min_window_seconds(target_duration))
         self.can_skip = self.can_block_reload and hls.offers_delta_updates(self.window_seconds, target_duration)
         self._rendered = self._edge = None
+        return self._carry(carried, now, gap_after)
+
+    def _carry(self, carried: list[_Entry], now: float, gap_after: bool) -> list[ListedSegment]:
+        """List again, under their own numbers and with their own dates and discontinuities, the
+        segments a restart found never shown; a gap or an end that followed them still follows them."""
+        left: list[ListedSegment] = []
+        renumber = False
+        for e in carried:
+            segment = replace(e.segment, program_date_time=e.program_date_time, discontinuity=e.discontinuity)
+            try:
+                self.append(segment, e.listed_at, None if renumber else e.sequence)
+            except SegmentRejected:
+                left.append(e.segment)
+                self._removed.append(Removed(e.segment, now, e.segment.duration))
+                self.mark_gap()
+                renumber = True  # a number cannot be skipped (6.2.2): the rest follow on
+        if gap_after:
+            self._pending_discontinuity = True
+        return left
 
     def end(self) -> None:
         """6.2.1: the stream ended; EXT-X-ENDLIST is appended and the playlist stops changing."""
@@ -594,6 +637,54 @@ class ManifestGenerator:
         if self._ended:
             parts.append("#EXT-X-ENDLIST\n")
         return "".join(parts)
+
+
+_DATE_LINE = b"\n#EXT-X-PROGRAM-DATE-TIME:"  # every listed segment has one, after its other tags
+_SEQUENCE = re.compile(rb"^#EXT-X-MEDIA-SEQUENCE:([0-9]+)$", re.M)
+_DISCONTINUITIES = re.compile(rb"^#EXT-X-DISCONTINUITY-SEQUENCE:([0-9]+)$", re.M)
+_SKIP_UNTIL = re.compile(rb"CAN-SKIP-UNTIL=[0-9.]+,")
+
+
+def _segment_start(body: bytes, date_line: int) -> int:
+    """Where the segment whose PROGRAM-DATE-TIME line starts at `date_line` starts: its
+    EXT-X-DISCONTINUITY and EXT-X-MAP lines come before that line (_Entry)."""
+    start = date_line
+    while start > 0:
+        previous = body.rfind(b"\n", 0, start - 1) + 1
+        line = body[previous:start - 1]
+        if line != b"#EXT-X-DISCONTINUITY" and not line.startswith(b"#EXT-X-MAP:"):
+            break
+        start = previous
+    return start
+
+
+def newest_segments(body: bytes, limit: int) -> bytes:
+    """A media playlist of at most about `limit` bytes: the newest whole segments of `body` (a rendering
+    of ours), numbered as there (EXT-X-MEDIA-SEQUENCE and EXT-X-DISCONTINUITY-SEQUENCE count what was
+    left out, as when segments slide out, 6.2.2), the EXT-X-MAP in force before the first (4.4.4.5),
+    and no CAN-SKIP-UNTIL: a delta update is made against the whole window, which such a client does
+    not hold. `body` itself when it fits."""
+    if len(body) <= limit:
+        return body
+    first = body.find(_DATE_LINE)
+    if first < 0:
+        return body
+    head_end = _segment_start(body, first + 1)
+    keep_from = body.find(_DATE_LINE, max(head_end, len(body) - (limit - head_end - 512)) - 1)
+    if keep_from < 0:
+        return body
+    cut = _segment_start(body, keep_from + 1)
+    if cut <= head_end:
+        return body
+    dropped = body.count(_DATE_LINE[1:], head_end, cut)
+    breaks = body.count(b"#EXT-X-DISCONTINUITY\n", head_end, cut)
+    head = _SKIP_UNTIL.sub(b"", body[:head_end], count=1)
+    head = _SEQUENCE.sub(lambda m: b"#EXT-X-MEDIA-SEQUENCE:%d" % (int(m[1]) + dropped), head, count=1)
+    head = _DISCONTINUITIES.sub(lambda m: b"#EXT-X-DISCONTINUITY-SEQUENCE:%d" % (int(m[1]) + breaks), head, count=1)
+    own_map = body.find(b"#EXT-X-MAP:", cut, keep_from + 1)
+    in_force = body.rfind(b"#EXT-X-MAP:", 0, cut) if own_map < 0 else -1
+    map_line = body[in_force:body.index(b"\n", in_force) + 1] if in_force >= 0 else b""
+    return b"".join((head, map_line, body[cut:]))
 
 
 def render_master(variants: list[SourceVariant], media_name: str = hls.MEDIA_PLAYLIST_NAME) -> Rendered:

@@ -499,7 +499,15 @@ class Publisher:
         new_timeline = reason == "new_stream" or together
         for v in self._variants.values():
             if v.generator is not None:
-                v.generator.restart(wanted, now, new_timeline=new_timeline)
+                # What no client has seen yet (its version waited for a save, or was replaced in the
+                # same turn) starts the new playlist rather than leaving unseen (issue 32).
+                shown = self.playlists.media_playlist(v.index)
+                left = v.generator.restart(wanted, now, new_timeline=new_timeline,
+                                           served_through=shown.last_sequence if shown is not None else -1)
+                for segment in left:
+                    self._metrics.segments_lost.labels(variant=str(v.index), reason="rejected").inc()
+                    log.warning("variant %d: segment %s not listed: never shown before the new playlist, whose "
+                                "target duration %ds it does not fit", v.index, segment.uri, wanted)
                 removed = v.generator.drain_removed()
                 if removed and self._on_removed is not None:
                     self._on_removed(removed)

@@ -85,14 +85,18 @@ class World:
 
     def owncast_lists(self, variant: int, *names: str, ended: bool = False, duration: float = 1.0,
                       discontinuity_before: str | None = None, init: str | None = None,
-                      media_sequence: int | None = None, write: bool = True, target: int = 1) -> None:
+                      media_sequence: int | None = None, write: bool = True, target: int = 1,
+                      date: float | None = None) -> None:
+        """`date`: the seconds after the epoch of segment 0 the (one) segment named starts at, when its
+        number does not say (a copied variant, cut at other instants than the transcoded ones)."""
         listed = self.segments.setdefault(variant, [])
         for name in names:
             if write:
                 self.write(variant, name)
             # Owncast's PDT: the same instant for the same segment number in every variant.
             number = int(name.rsplit("-", 1)[1].split(".")[0]) if name[-4:-3].isdigit() else 0
-            listed.append(SourceSegment(name, duration, 1_800_000_000.0 + number, name == discontinuity_before, init))
+            start = number if date is None else date
+            listed.append(SourceSegment(name, duration, 1_800_000_000.0 + start, name == discontinuity_before, init))
         window = listed[-10:]
         ms = media_sequence if media_sequence is not None else int(window[0].name.rsplit("-", 1)[1].split(".")[0]) if window and window[0].name[-4:-3].isdigit() else 0
         window = [dataclasses.replace(s, position=i) for i, s in enumerate(window)]  # as the parser numbers them

@@ -1,0 +1,184 @@
+"""What one playlist request can make the VM send, at the longest rewind window (issue 32, item 3).
+
+    python -m bench.amplification [--seconds 14400] [--requests 300] [--rounds 5]
+
+A window of REWIND_SECONDS of 1 s segments (the real ManifestGenerator, one variant, the URLs a real
+bucket gets) in the real app (create_app, the playlist routes as the service runs them), fed keep-alive
+requests through aiohttp's own request handler into an in-memory transport (bench/serve_cost.py's way:
+no socket, no client in the measurement). For each kind of request: bytes the server wrote per
+request (head and body) and CPU per request (process time over --requests requests, the median of
+--rounds rounds), with ratios against the canonical gzip request measured in the same run:
+
+- canonical, gzip: what a CDN or the nginx cache asks the origin, and what players ask. A cache holds
+  this answer: behind one, the origin sends it about once per version, not per viewer.
+- cache-busted, gzip: `?cachebust=<new random>` each time, as Owncast's page and an attacker send; a CDN
+  passes every such URL to the origin. Before issue 32 it was answered as the canonical request (the
+  canonical row is what it cost then).
+- canonical, no gzip: what ffmpeg sends (no Accept-Encoding). Before issue 32: the whole plain playlist
+  (the row "whole, no gzip" shows what that cost, rendered here for comparison).
+- cache-busted, no gzip: the worst an attacker could ask before.
+- blocking, gzip: `?_HLS_msn=<last>`, a player's blocking reload for a segment already listed.
+
+CPU figures scatter with the machine's load (2 shared cores); bytes do not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import secrets
+import statistics
+import sys
+import time
+from typing import Any
+
+from bench.serve_cost import _Transport
+
+HOST = b"Host: live.example.com\r\n"
+
+
+class _Collecting(_Transport):
+    """Every byte written, counted (a large body may come in more than one write)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent = 0
+        self.head = b""
+
+    def write(self, data: Any) -> None:
+        super().write(data)
+        if not self.head:
+            self.head = bytes(data[:4096])
+        self.sent += len(data)
+
+
+def _app(seconds: int) -> tuple[Any, Any]:
+    from aiohttp import web
+
+    from broadcaster.http import create_app
+    from broadcaster.metrics import Metrics
+    from broadcaster.playlist import hls
+    from broadcaster.playlist.manifest import ListedSegment, ManifestGenerator, Rendered
+    from broadcaster.status.assessment import Assessment
+    from broadcaster.status.stream import StreamState
+
+    gen = ManifestGenerator(1, float(seconds), can_block_reload=True, start_at_edge=True)
+    for i in range(seconds):
+        gen.append(ListedSegment(f"https://media.example.com/live/0/stream-q1w2e3r4t-{i}.ts", 1.0, 1.8e9 + i,
+                                 key=f"live/0/stream-q1w2e3r4t-{i}.ts"), float(i))
+    rendered = gen.render()
+
+    class Source:
+        target_duration = 1
+        held_requests = 0
+
+        def master_playlist(self, media_name: str = hls.MEDIA_PLAYLIST_NAME) -> Rendered | None:
+            return None
+
+        def media_playlist(self, variant: int) -> Rendered | None:
+            return rendered if variant == 0 else None
+
+        def assess(self) -> Assessment:
+            return Assessment(True, StreamState.LIVE, "ok", {"status": "ok"})
+
+        async def wait_for_sequence(self, variant: int, sequence: int, timeout: float) -> Rendered | None:
+            return rendered
+
+    source = Source()
+    app: web.Application = create_app(source, source, Metrics())
+    return app, rendered
+
+
+async def _measure(protocol: Any, transport: _Collecting, requests: list[bytes]) -> tuple[float, float, int]:
+    """(CPU seconds, bytes written, status of the last answer) for `requests`, one at a time on one
+    keep-alive connection, as a player (or a CDN's connection to the origin) sends them."""
+    status = 0
+    sent = transport.sent
+    cpu = time.process_time()
+    for request in requests:
+        before, transport.head = transport.sent, b""
+        protocol.data_received(request)
+        while True:  # until the whole answer is written (its head says how long it is)
+            await asyncio.sleep(0)
+            head, _, _ = transport.head.partition(b"\r\n\r\n")
+            length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
+            if length is not None and transport.sent - before >= len(head) + 4 + int(length[1]):
+                break
+        status = int(transport.head[9:12])
+    return time.process_time() - cpu, transport.sent - sent, status
+
+
+async def _run_all(app: Any, kinds: dict[str, Any], rounds: int) -> dict[str, list[tuple[float, float, int]]]:
+    from aiohttp import web
+
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    assert runner.server is not None
+    protocol = runner.server()
+    transport = _Collecting()
+    protocol.connection_made(transport)
+    samples: dict[str, list[tuple[float, float, int]]] = {kind: [] for kind in kinds}
+    for _round in range(rounds):
+        for kind, make in kinds.items():  # interleaved: the machine's load falls on every kind alike
+            samples[kind].append(await _measure(protocol, transport, make()))
+    await runner.cleanup()
+    return samples
+
+
+def _request(path: str, gzip: bool) -> bytes:
+    accept = b"Accept-Encoding: gzip, deflate, br\r\n" if gzip else b""
+    return b"GET " + path.encode() + b" HTTP/1.1\r\n" + HOST + accept + b"\r\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=int, default=14_400, help="the window: REWIND_SECONDS of 1 s segments")
+    parser.add_argument("--requests", type=int, default=300, help="requests per kind per round")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds (the median is reported)")
+    parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
+    args = parser.parse_args()
+    import logging
+
+    logging.disable(logging.CRITICAL)
+    app, rendered = _app(args.seconds)
+    path = "/live/0/playlist.m3u8"
+    last = rendered.last_sequence
+
+    def busted(gzip: bool) -> list[bytes]:
+        return [_request(f"{path}?cachebust={secrets.token_hex(3)}", gzip) for _ in range(args.requests)]
+
+    kinds: dict[str, Any] = {
+        "canonical, gzip": lambda: [_request(path, True)] * args.requests,
+        "cache-busted, gzip": lambda: busted(True),
+        "canonical, no gzip": lambda: [_request(path, False)] * args.requests,
+        "cache-busted, no gzip": lambda: busted(False),
+        "blocking, gzip": lambda: [_request(f"{path}?_HLS_msn={last}", True)] * args.requests,
+    }
+    _ = rendered.gzip_body, rendered.identity  # made once per version, before any request is timed
+    results: dict[str, dict[str, float]] = {}
+    samples = asyncio.run(_run_all(app, kinds, args.rounds))
+    for kind, runs in samples.items():
+        results[kind] = {"status": runs[-1][2], "bytes": runs[-1][1] / args.requests,
+                         "cpu_us": statistics.median(r[0] for r in runs) / args.requests * 1e6}
+    base = results["canonical, gzip"]
+    print(f"# One playlist request at a {args.seconds} s window of 1 s segments "
+          f"({len(rendered.body) / 1e6:.2f} MB plain, {len(rendered.gzip_body) / 1e3:.1f} KB gzipped)\n")
+    print(f"{args.requests} requests per kind, median CPU of {args.rounds} rounds; ratios against the canonical "
+          "gzip request of the same run.\n")
+    print("| request | status | bytes out per request | x canonical | CPU us per request | x canonical |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for kind, r in results.items():
+        print(f"| {kind} | {r['status']:.0f} | {r['bytes']:,.0f} | {r['bytes'] / base['bytes']:.3f} | "
+              f"{r['cpu_us']:.0f} | {r['cpu_us'] / base['cpu_us']:.2f} |")
+    whole = len(rendered.body)
+    print(f"| (before issue 32) whole, no gzip | 200 | {whole:,} + head | {whole / base['bytes']:.1f} | | |")
+    if args.json:
+        print(json.dumps(results, indent=1))
+    if results["cache-busted, gzip"]["bytes"] > base["bytes"] or results["canonical, no gzip"]["bytes"] > base["bytes"]:
+        sys.exit("a cache-busted or no-gzip request costs more bytes than the canonical answer")
+
+
+if __name__ == "__main__":
+    main()
