@@ -2,13 +2,10 @@
  * an offline/waiting screen that resumes by itself, and stats for the streamer.
  *
  * An ES module (index.html loads it with type="module", after hls.min.js); its parts are modules of
- * their own beside it (stats.js: the formatting).
+ * their own beside it (stats.js: the formatting; events.js: the server's events in the stats panel).
  *
  * Test hook: window.viewerStats, updated in place (see `stats` below). `errors` lists fatal player
  * errors; a playlist answering 503/404 is not one: that is the "waiting" state.
- *
- * While the stats panel is open, an EventSource on /live/events shows the server's latest events
- * (segments listed, stream state). It is opened only then, so ordinary viewers hold no connection.
  *
  * Rewind: when the playlists reach back far enough, a seek bar spans the seekable window and shows the
  * time of day being watched (EXT-X-PROGRAM-DATE-TIME). ?start=<RFC 3339 or Unix seconds> starts there
@@ -16,6 +13,7 @@
  * still apply): the page picks the position once it has the first playlist.
  */
 
+import * as Events from './events.js';
 import { formatBitrate, formatBytes, formatDuration } from './stats.js';
 
 const EGRESS_USD_PER_GB = 0.09; // AWS EC2 data transfer out to the internet, first 10 TB a month
@@ -30,8 +28,6 @@ const STALL_MS = 2500; // no progress this long while playing: say so
 const ENDED_STALL_MS = 4000; // after #EXT-X-ENDLIST, no progress this long is the end too
 const BEHIND_TICKS = 3; // seconds behind the live edge before "Go live" is offered
 const MAX_ERRORS = 50;
-const EVENTS_SHOWN = 10; // server events listed in the stats panel, newest first
-const EVENTS_REOPEN_MS = 5000; // the server refused the stream (503: busy or restarting): try again
 const SEEK_MIN_WINDOW_S = 45; // shorter windows (the default WINDOW_SECONDS is 30) get no seek bar
 const START_MARGIN_TDS = 3; // the window slides on: stay this many target durations inside its start
 const NATIVE_TARGET_S = 2; // the native player does not tell the target duration: assume this
@@ -56,8 +52,6 @@ const goLive = $('go-live');
 const statsToggle = $('stats-toggle');
 const statsPanel = $('stats');
 const r2Badge = $('r2-badge');
-const eventsList = $('events');
-const eventsStatus = $('events-status');
 const timeline = $('timeline');
 const seek = $('seek');
 const clock = $('clock');
@@ -98,6 +92,7 @@ const stats = {
   momentLink: null, // this page with ?start= the picture shown
 };
 window.viewerStats = stats;
+const events = Events.create({ stats, isOpen: () => !statsPanel.hidden });
 
 let hls = null;
 let p2p = null; // viewer/p2p.js, imported only when config.json has "p2p"
@@ -473,84 +468,10 @@ function showStats(open) {
   if (open) {
     readPlayer();
     render();
-    openEvents();
+    events.open();
   } else {
-    closeEvents();
+    events.close();
   }
-}
-
-// -- server events (stats panel only) -----------------------------------------------------------
-
-let eventSource = null;
-let eventsTimer = null;
-
-function openEvents() {
-  if (eventSource || !window.EventSource) return;
-  clearTimeout(eventsTimer);
-  // The service that serves this page; EventSource sends Last-Event-ID itself when it reconnects.
-  const source = new EventSource(new URL('/live/events', location.href).href);
-  eventSource = source;
-  setEventStream('connecting');
-  source.addEventListener('open', () => setEventStream('open'));
-  source.addEventListener('error', () => {
-    if (source.readyState !== EventSource.CLOSED) {
-      setEventStream('connecting'); // the browser reconnects by itself after the server's retry
-      return;
-    }
-    // Refused (503 when busy or restarting) or not an event stream: browsers give up; we do not.
-    eventSource = null;
-    setEventStream('closed');
-    eventsTimer = setTimeout(() => {
-      if (!statsPanel.hidden) openEvents();
-    }, EVENTS_REOPEN_MS);
-  });
-  for (const type of ['segment', 'state', 'reset']) {
-    source.addEventListener(type, (event) => onServerEvent(type, event.data));
-  }
-}
-
-function closeEvents() {
-  clearTimeout(eventsTimer);
-  eventsTimer = null;
-  if (eventSource) eventSource.close();
-  eventSource = null;
-  setEventStream('closed');
-}
-
-function setEventStream(state) {
-  stats.eventStream = state;
-  eventsStatus.textContent = state;
-}
-
-function onServerEvent(type, data) {
-  let body = null;
-  try {
-    body = JSON.parse(data);
-  } catch (err) {
-    return; // not ours: ignore it rather than break the panel
-  }
-  if (body === null || typeof body !== 'object') return;
-  stats.events += 1;
-  const item = document.createElement('li');
-  item.dataset.type = type;
-  const time = document.createElement('time');
-  const now = new Date();
-  time.dateTime = now.toISOString();
-  time.textContent = now.toLocaleTimeString([], { hour12: false });
-  const text = document.createElement('span');
-  if (type === 'segment') {
-    const duration = typeof body.duration === 'number' ? body.duration.toFixed(2) + ' s' : '?';
-    text.textContent = 'variant ' + body.variant + ' · #' + body.media_sequence + ' · ' + duration;
-    if (typeof body.url === 'string') item.title = body.url;
-  } else if (type === 'state') {
-    item.dataset.state = String(body.state);
-    text.textContent = 'stream ' + body.state + (body.detail ? ' (' + body.detail + ')' : '');
-  } else {
-    text.textContent = 'missed some events; showing what the server kept';
-  }
-  item.append(time, text);
-  eventsList.prepend(item);
-  while (eventsList.children.length > EVENTS_SHOWN) eventsList.lastElementChild.remove();
 }
 
 // -- state, overlay and stats -------------------------------------------------------------------
