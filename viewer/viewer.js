@@ -2,7 +2,8 @@
  * an offline/waiting screen that resumes by itself, and stats for the streamer.
  *
  * An ES module (index.html loads it with type="module", after hls.min.js); its parts are modules of
- * their own beside it (stats.js: the formatting; events.js: the server's events in the stats panel).
+ * their own beside it (stats.js: the formatting; events.js: the server's events in the stats panel;
+ * status.js: the status line and the overlay).
  *
  * Test hook: window.viewerStats, updated in place (see `stats` below). `errors` lists fatal player
  * errors; a playlist answering 503/404 is not one: that is the "waiting" state.
@@ -15,6 +16,7 @@
 
 import * as Events from './events.js';
 import { formatBitrate, formatBytes, formatDuration } from './stats.js';
+import * as Status from './status.js';
 
 const EGRESS_USD_PER_GB = 0.09; // AWS EC2 data transfer out to the internet, first 10 TB a month
 const BYTES_PER_GB = 2 ** 30; // AWS bills data transfer in binary gigabytes
@@ -33,19 +35,8 @@ const START_MARGIN_TDS = 3; // the window slides on: stay this many target durat
 const NATIVE_TARGET_S = 2; // the native player does not tell the target duration: assume this
 const NOTICE_MS = 8000;
 
-const MESSAGES = {
-  loading: ['Loading the stream…', 'Loading the stream…'],
-  playing: ['Live', ''],
-  waiting: ['Waiting for the stream to start. It will play by itself.', 'Waiting for the stream'],
-  offline: ['Stream offline. It will play again by itself when the stream is back.', 'Stream offline'],
-  error: ['Playback error. Reconnecting…', 'Reconnecting…'],
-};
-
 const $ = (id) => document.getElementById(id);
 const video = $('video');
-const overlay = $('overlay');
-const overlayText = $('overlay-text');
-const status = $('status');
 const quality = $('quality');
 const unmute = $('unmute');
 const goLive = $('go-live');
@@ -93,6 +84,9 @@ const stats = {
 };
 window.viewerStats = stats;
 const events = Events.create({ stats, isOpen: () => !statsPanel.hidden });
+const status = Status.create({ stats, onChange: () => {
+  if (!statsPanel.hidden) render(); // the panel's state row must not lag the overlay
+} });
 
 let hls = null;
 let p2p = null; // viewer/p2p.js, imported only when config.json has "p2p"
@@ -124,9 +118,9 @@ function start() {
   networkRetries = 0;
   lastProgressAt = performance.now();
   if (failures) {
-    setState('loading', 'Reconnecting…', 'Reconnecting…');
+    status.set('loading', 'Reconnecting…', 'Reconnecting…');
   } else {
-    setState('loading');
+    status.set('loading');
   }
   if (window.Hls && window.Hls.isSupported()) {
     startHlsJs(gen);
@@ -136,7 +130,7 @@ function start() {
     video.src = src;
     play();
   } else {
-    setState('error', 'This browser cannot play HLS video.', 'Cannot play this stream here');
+    status.set('error', 'This browser cannot play HLS video.', 'Cannot play this stream here');
   }
 }
 
@@ -295,7 +289,7 @@ function restartLater() {
   // A rewound viewer resumes where they were, not at the live edge.
   if (!goLive.hidden && stats.playingDate !== null) startAt = stats.playingDate;
   stop();
-  setState('error', 'Playback error. Reconnecting in ' + Math.round(delay / 1000) + ' s…');
+  status.set('error', 'Playback error. Reconnecting in ' + Math.round(delay / 1000) + ' s…');
   timer = setTimeout(start, delay);
 }
 
@@ -305,7 +299,7 @@ function restartLater() {
 function waitForStream(state) {
   stop();
   const gen = generation;
-  setState(state);
+  status.set(state);
   const poll = () => {
     timer = setTimeout(async () => {
       const found = await probe(src);
@@ -314,7 +308,7 @@ function waitForStream(state) {
         start();
         return;
       }
-      if (found && found !== stats.state) setState(found);
+      if (found && found !== stats.state) status.set(found);
       poll();
     }, stats.state === 'offline' ? POLL_OFFLINE_MS : POLL_WAITING_MS);
   };
@@ -347,7 +341,7 @@ async function fetchPlaylist(url) {
 function play() {
   const gen = generation;
   const blocked = () => {
-    if (gen === generation && stats.state === 'loading') showOverlay('Press play to start');
+    if (gen === generation && stats.state === 'loading') status.overlay('Press play to start');
   };
   const attempt = video.play();
   if (!attempt) return;
@@ -367,11 +361,11 @@ function play() {
 video.addEventListener('playing', () => {
   failures = 0;
   lastProgressAt = performance.now();
-  if (stats.state !== 'playing') setState('playing');
-  showOverlay('');
+  if (stats.state !== 'playing') status.set('playing');
+  status.overlay('');
 });
 video.addEventListener('waiting', () => {
-  if (stats.state === 'playing') showOverlay('Buffering…');
+  if (stats.state === 'playing') status.overlay('Buffering…');
 });
 video.addEventListener('ended', () => {
   if (stats.state === 'playing' || stats.state === 'loading') waitForStream('offline');
@@ -474,22 +468,7 @@ function showStats(open) {
   }
 }
 
-// -- state, overlay and stats -------------------------------------------------------------------
-
-function setState(state, message, overlayMessage) {
-  stats.state = state;
-  const [said, shown] = MESSAGES[state];
-  status.dataset.state = state;
-  const text = message || said;
-  if (status.textContent !== text) status.textContent = text; // aria-live announces each change
-  showOverlay(overlayMessage !== undefined ? overlayMessage : shown);
-  if (!statsPanel.hidden) render(); // the panel's state row must not lag the overlay
-}
-
-function showOverlay(text) {
-  overlay.hidden = !text;
-  if (text && overlayText.textContent !== text) overlayText.textContent = text;
-}
+// -- progress and stats -------------------------------------------------------------------
 
 function tick() {
   const now = performance.now();
@@ -497,7 +476,7 @@ function tick() {
   // Progress: time moving with data to play, not a seek or a nudge a stalled player makes.
   if (video.paused || (t !== lastTime && video.readyState >= HTMLMediaElement.HAVE_FUTURE_DATA)) {
     lastProgressAt = now;
-    if (stats.state === 'playing' && overlayText.textContent === 'Buffering…') showOverlay('');
+    if (stats.state === 'playing' && status.overlayText() === 'Buffering…') status.overlay('');
   }
   lastTime = t;
   stats.buffer = bufferAhead();
@@ -505,7 +484,7 @@ function tick() {
   if (stats.state === 'playing' && endlist && stalled > ENDED_STALL_MS && stats.buffer < 0.5) {
     waitForStream('offline'); // the last segment played but no "ended" event came
   } else if (stats.state === 'playing' && stalled > STALL_MS) {
-    showOverlay('Buffering…');
+    status.overlay('Buffering…');
   }
   readPlayer();
   updateGoLive();
@@ -706,7 +685,7 @@ async function configuredSource() {
 }
 
 if (given !== null && src === null) {
-  setState('error', 'The src parameter is not an http(s) URL.', 'Bad src parameter');
+  status.set('error', 'The src parameter is not an http(s) URL.', 'Bad src parameter');
 } else if (src !== null) {
   start();
 } else {
