@@ -3,7 +3,7 @@
  *
  * An ES module (index.html loads it with type="module", after hls.min.js); its parts are modules of
  * their own beside it (stats.js: the formatting; events.js: the server's events in the stats panel;
- * status.js: the status line and the overlay).
+ * status.js: the status line and the overlay; position.js: where the playhead is in the stream).
  *
  * Test hook: window.viewerStats, updated in place (see `stats` below). `errors` lists fatal player
  * errors; a playlist answering 503/404 is not one: that is the "waiting" state.
@@ -15,6 +15,8 @@
  */
 
 import * as Events from './events.js';
+import * as Position from './position.js';
+import { NATIVE_TARGET_S, START_MARGIN_TDS } from './position.js';
 import { formatBitrate, formatBytes, formatDuration } from './stats.js';
 import * as Status from './status.js';
 
@@ -31,8 +33,6 @@ const ENDED_STALL_MS = 4000; // after #EXT-X-ENDLIST, no progress this long is t
 const BEHIND_TICKS = 3; // seconds behind the live edge before "Go live" is offered
 const MAX_ERRORS = 50;
 const SEEK_MIN_WINDOW_S = 45; // shorter windows (the default WINDOW_SECONDS is 30) get no seek bar
-const START_MARGIN_TDS = 3; // the window slides on: stay this many target durations inside its start
-const NATIVE_TARGET_S = 2; // the native player does not tell the target duration: assume this
 const NOTICE_MS = 8000;
 
 const $ = (id) => document.getElementById(id);
@@ -83,6 +83,7 @@ const stats = {
   momentLink: null, // this page with ?start= the picture shown
 };
 window.viewerStats = stats;
+const position = Position.create({ video, hls: () => hls });
 const events = Events.create({ stats, isOpen: () => !statsPanel.hidden });
 const status = Status.create({ stats, onChange: () => {
   if (!statsPanel.hidden) render(); // the panel's state row must not lag the overlay
@@ -188,9 +189,9 @@ function startHlsJsAt(h, details) {
   const td = details.targetduration;
   const live = h.liveSyncPosition !== null ? h.liveSyncPosition : details.edge - START_MARGIN_TDS * td;
   // Before f: in a gap between dates (a discontinuity) start at f, before the first one is too early.
-  const position = f === fragments[0] ? f.start + (at - f.programDateTime) / 1000
+  const wanted = f === fragments[0] ? f.start + (at - f.programDateTime) / 1000
     : f.start + Math.max(0, at - f.programDateTime) / 1000;
-  const chosen = startPosition(position, details.fragmentStart, live, START_MARGIN_TDS * td);
+  const chosen = startPosition(wanted, details.fragmentStart, live, START_MARGIN_TDS * td);
   if (chosen !== null) h.startLoad(chosen);
 }
 
@@ -198,23 +199,23 @@ function startHlsJsAt(h, details) {
 function startNative(gen) {
   const at = startAt;
   startAt = null;
-  const origin = nativeOrigin();
-  const range = seekableRange();
+  const origin = position.nativeOrigin();
+  const range = position.seekableRange();
   if (gen !== generation || origin === null || !range) return;
-  const chosen = startPosition((at - origin) / 1000, range.start, livePosition(range),
+  const chosen = startPosition((at - origin) / 1000, range.start, position.livePosition(range),
     START_MARGIN_TDS * NATIVE_TARGET_S);
   if (chosen !== null) video.currentTime = chosen;
 }
 
 /** Where to start for a wanted position: null to play live, else inside the window (and say so when
  * the time has already left it). */
-function startPosition(position, start, live, margin) {
-  if (position >= live) return null;
+function startPosition(wanted, start, live, margin) {
+  if (wanted >= live) return null;
   const earliest = Math.min(start + margin, live);
-  if (position < start) {
+  if (wanted < start) {
     showNotice('That time is no longer available: playing from the earliest moment kept.');
   }
-  return Math.max(position, earliest);
+  return Math.max(wanted, earliest);
 }
 
 function onPlaylist(details) {
@@ -402,11 +403,11 @@ unmute.addEventListener('click', () => {
 goLive.addEventListener('click', toLive);
 
 function toLive() {
-  const range = seekableRange();
+  const range = position.seekableRange();
   if (hls && hls.liveSyncPosition !== null) {
     video.currentTime = hls.liveSyncPosition;
   } else if (!hls && range) {
-    video.currentTime = livePosition(range);
+    video.currentTime = position.livePosition(range);
   }
   behindTicks = 0;
   goLive.hidden = true;
@@ -417,19 +418,19 @@ function toLive() {
 // while the window slides on under a viewer watching at normal pace, as it should.
 seek.addEventListener('input', () => {
   dragging = true;
-  const range = seekableRange();
+  const range = position.seekableRange();
   if (range) showPosition(range.end + Number(seek.value));
 });
 seek.addEventListener('change', () => {
   dragging = false;
-  const range = seekableRange();
+  const range = position.seekableRange();
   if (!range) return;
   const target = range.end + Number(seek.value);
-  if (target >= livePosition(range)) {
+  if (target >= position.livePosition(range)) {
     toLive();
     return;
   }
-  video.currentTime = Math.max(target, Math.min(range.start + startMargin(), livePosition(range)));
+  video.currentTime = Math.max(target, Math.min(range.start + position.startMargin(), position.livePosition(range)));
   play();
 });
 seek.addEventListener('blur', () => {
@@ -479,7 +480,7 @@ function tick() {
     if (stats.state === 'playing' && status.overlayText() === 'Buffering…') status.overlay('');
   }
   lastTime = t;
-  stats.buffer = bufferAhead();
+  stats.buffer = position.bufferAhead();
   const stalled = now - lastProgressAt;
   if (stats.state === 'playing' && endlist && stalled > ENDED_STALL_MS && stats.buffer < 0.5) {
     waitForStream('offline'); // the last segment played but no "ended" event came
@@ -496,16 +497,16 @@ function updateGoLive() {
   const details = hls && hls.latestLevelDetails;
   const live = hls ? Boolean(details && details.live) : video.duration === Infinity;
   // Behind for a few seconds in a row: a new player briefly reports nonsense before its first seek.
-  const behindNow = live && stats.behindLive !== null && stats.behindLive > 2 * targetDuration();
+  const behindNow = live && stats.behindLive !== null && stats.behindLive > 2 * position.targetDuration();
   behindTicks = behindNow ? behindTicks + 1 : 0;
   goLive.hidden = behindTicks < BEHIND_TICKS;
 }
 
 function updateTimeline() {
-  const range = seekableRange();
+  const range = position.seekableRange();
   stats.seekableStart = range ? range.start : null;
   stats.seekableEnd = range ? range.end : null;
-  stats.playingDate = playingDate();
+  stats.playingDate = position.playingDate();
   stats.momentLink = stats.playingDate === null ? null : momentLink(stats.playingDate);
   const shown = stats.state === 'playing' && range !== null && range.end - range.start >= SEEK_MIN_WINDOW_S;
   timeline.hidden = !shown;
@@ -516,13 +517,13 @@ function updateTimeline() {
   if (stats.momentLink !== null) moment.href = stats.momentLink;
 }
 
-/** The time of day and the distance to live at `position` (the playhead, or the thumb while dragged). */
-function showPosition(position) {
-  const range = seekableRange();
-  const offset = position - video.currentTime;
+/** The time of day and the distance to live at `at` (the playhead, or the thumb while dragged). */
+function showPosition(at) {
+  const range = position.seekableRange();
+  const offset = at - video.currentTime;
   const date = stats.playingDate === null ? null : new Date(stats.playingDate + offset * 1000);
-  const lag = range ? Math.max(0, livePosition(range) - position) : 0;
-  const live = lag <= 2 * targetDuration(); // as the live button's rule, without its ticks of patience
+  const lag = range ? Math.max(0, position.livePosition(range) - at) : 0;
+  const live = lag <= 2 * position.targetDuration(); // as the live button's rule, without its ticks of patience
   const time = date ? date.toLocaleTimeString([], { hour12: false }) : '';
   if (clock.textContent !== time) clock.textContent = time;
   if (date) clock.dateTime = date.toISOString();
@@ -531,42 +532,6 @@ function showPosition(position) {
   behind.dataset.live = String(live);
   const said = (time ? time + ', ' : '') + (live ? 'live' : formatDuration(lag) + ' behind live');
   seek.setAttribute('aria-valuetext', said);
-}
-
-function seekableRange() {
-  const ranges = video.seekable;
-  return ranges.length ? { start: ranges.start(0), end: ranges.end(ranges.length - 1) } : null;
-}
-
-/** Where the live button goes. */
-function livePosition(range) {
-  if (hls && hls.liveSyncPosition !== null) return hls.liveSyncPosition;
-  return Math.max(range.start, range.end - startMargin());
-}
-
-function startMargin() {
-  return START_MARGIN_TDS * targetDuration();
-}
-
-function targetDuration() {
-  const details = hls && hls.latestLevelDetails;
-  return details ? details.targetduration : NATIVE_TARGET_S;
-}
-
-function playingDate() {
-  if (hls) {
-    const date = hls.playingDate;
-    return date ? date.getTime() : null;
-  }
-  const origin = nativeOrigin();
-  return origin === null || !video.src ? null : origin + video.currentTime * 1000;
-}
-
-/** ms since the epoch at the native player's time 0, from the playlist's PROGRAM-DATE-TIME (Safari). */
-function nativeOrigin() {
-  const date = typeof video.getStartDate === 'function' ? video.getStartDate() : null;
-  const ms = date ? date.getTime() : NaN;
-  return Number.isFinite(ms) ? ms : null;
 }
 
 /** This page, starting at `ms` (keeps ?src and the rest). */
@@ -592,7 +557,7 @@ function readPlayer() {
   stats.quality = width && height ? width + 'x' + height : null;
   stats.bitrate = level ? level.bitrate : null;
   stats.bandwidth = hls ? Math.round(hls.bandwidthEstimate) || null : null;
-  const range = seekableRange();
+  const range = position.seekableRange();
   if (hls) {
     stats.latency = hls.latency > 0 ? hls.latency : null;
   } else if (stats.engine === 'native' && range) {
@@ -600,17 +565,8 @@ function readPlayer() {
   } else {
     stats.latency = null;
   }
-  const live = range && stats.latency !== null ? livePosition(range) : null;
+  const live = range && stats.latency !== null ? position.livePosition(range) : null;
   stats.behindLive = live === null ? null : Math.max(0, live - video.currentTime);
-}
-
-function bufferAhead() {
-  const ranges = video.buffered;
-  const t = video.currentTime;
-  for (let i = 0; i < ranges.length; i += 1) {
-    if (ranges.start(i) <= t + 0.1 && t <= ranges.end(i)) return ranges.end(i) - t;
-  }
-  return 0;
 }
 
 function render() {
