@@ -3,7 +3,8 @@
  *
  * An ES module (index.html loads it with type="module", after hls.min.js); its parts are modules of
  * their own beside it (stats.js: the formatting; events.js: the server's events in the stats panel;
- * status.js: the status line and the overlay; position.js: where the playhead is in the stream).
+ * status.js: the status line and the overlay; position.js: where the playhead is in the stream;
+ * controls.js: quality, unmute, Go live).
  *
  * Test hook: window.viewerStats, updated in place (see `stats` below). `errors` lists fatal player
  * errors; a playlist answering 503/404 is not one: that is the "waiting" state.
@@ -14,6 +15,7 @@
  * still apply): the page picks the position once it has the first playlist.
  */
 
+import * as Controls from './controls.js';
 import * as Events from './events.js';
 import * as Position from './position.js';
 import { NATIVE_TARGET_S, START_MARGIN_TDS } from './position.js';
@@ -30,16 +32,12 @@ const NETWORK_RETRIES = 3; // hls.startLoad() attempts before the player is recr
 const MEDIA_RECOVERY_WINDOW_MS = 3000; // a second media error within this swaps the audio codec
 const STALL_MS = 2500; // no progress this long while playing: say so
 const ENDED_STALL_MS = 4000; // after #EXT-X-ENDLIST, no progress this long is the end too
-const BEHIND_TICKS = 3; // seconds behind the live edge before "Go live" is offered
 const MAX_ERRORS = 50;
 const SEEK_MIN_WINDOW_S = 45; // shorter windows (the default WINDOW_SECONDS is 30) get no seek bar
 const NOTICE_MS = 8000;
 
 const $ = (id) => document.getElementById(id);
 const video = $('video');
-const quality = $('quality');
-const unmute = $('unmute');
-const goLive = $('go-live');
 const statsToggle = $('stats-toggle');
 const statsPanel = $('stats');
 const r2Badge = $('r2-badge');
@@ -84,6 +82,7 @@ const stats = {
 };
 window.viewerStats = stats;
 const position = Position.create({ video, hls: () => hls });
+const controls = Controls.create({ video, hls: () => hls, position, stats, play: () => play() });
 const events = Events.create({ stats, isOpen: () => !statsPanel.hidden });
 const status = Status.create({ stats, onChange: () => {
   if (!statsPanel.hidden) render(); // the panel's state row must not lag the overlay
@@ -99,10 +98,8 @@ let lastMediaRecovery = -Infinity;
 let lastCodecSwap = -Infinity;
 let sawLive = false; // this player has seen a live (no ENDLIST) playlist
 let endlist = false; // ...and then #EXT-X-ENDLIST: play to the end, then show "offline"
-let preferredLevel = -1; // the viewer's quality choice, kept across player restarts
 let lastTime = -1;
 let lastProgressAt = 0;
-let behindTicks = 0;
 let dragging = false; // the viewer holds the seek bar's thumb: ticks must not move it
 let noticeTimer = null;
 // ms since the epoch: the next player starts there instead of at the live edge (?start, or where a
@@ -146,8 +143,7 @@ function stop() {
     video.removeAttribute('src');
     video.load();
   }
-  goLive.hidden = true;
-  behindTicks = 0;
+  controls.reset();
 }
 
 function startHlsJs(gen) {
@@ -160,7 +156,7 @@ function startHlsJs(gen) {
   hls = h;
   stats.engine = 'hls.js ' + Hls.version;
   h.on(Hls.Events.MANIFEST_PARSED, (event, data) => {
-    fillQualities(data.levels);
+    controls.fillQualities(data.levels, h);
     play();
   });
   h.on(Hls.Events.LEVEL_UPDATED, (event, data) => onPlaylist(data.details));
@@ -288,7 +284,7 @@ function restartLater() {
   const delay = Math.min(RECREATE_MAX_MS, RECREATE_MIN_MS * 1.5 ** failures);
   failures += 1;
   // A rewound viewer resumes where they were, not at the live edge.
-  if (!goLive.hidden && stats.playingDate !== null) startAt = stats.playingDate;
+  if (controls.behind() && stats.playingDate !== null) startAt = stats.playingDate;
   stop();
   status.set('error', 'Playback error. Reconnecting in ' + Math.round(delay / 1000) + ' s…');
   timer = setTimeout(start, delay);
@@ -354,7 +350,7 @@ function play() {
       return;
     }
     video.muted = true; // browsers allow muted autoplay; offer the sound back
-    unmute.hidden = false;
+    controls.offerUnmute();
     video.play().catch(blocked);
   });
 }
@@ -389,30 +385,8 @@ video.addEventListener('timeupdate', () => {
   readPlayer();
   updateTimeline();
 });
-video.addEventListener('volumechange', () => {
-  if (!video.muted) unmute.hidden = true;
-});
 
-// -- controls -----------------------------------------------------------------------------------
-
-unmute.addEventListener('click', () => {
-  video.muted = false;
-  unmute.hidden = true;
-});
-
-goLive.addEventListener('click', toLive);
-
-function toLive() {
-  const range = position.seekableRange();
-  if (hls && hls.liveSyncPosition !== null) {
-    video.currentTime = hls.liveSyncPosition;
-  } else if (!hls && range) {
-    video.currentTime = position.livePosition(range);
-  }
-  behindTicks = 0;
-  goLive.hidden = true;
-  play();
-}
+// -- the seek bar -----------------------------------------------------------------------------------
 
 // The seek bar's value is the offset from the end of the seekable window (<= 0): the thumb stays put
 // while the window slides on under a viewer watching at normal pace, as it should.
@@ -427,7 +401,7 @@ seek.addEventListener('change', () => {
   if (!range) return;
   const target = range.end + Number(seek.value);
   if (target >= position.livePosition(range)) {
-    toLive();
+    controls.toLive();
     return;
   }
   video.currentTime = Math.max(target, Math.min(range.start + position.startMargin(), position.livePosition(range)));
@@ -436,23 +410,6 @@ seek.addEventListener('change', () => {
 seek.addEventListener('blur', () => {
   dragging = false; // a drag that never ended in a change (the pointer left the window)
 });
-
-quality.addEventListener('change', () => {
-  preferredLevel = Number(quality.value);
-  if (hls) hls.nextLevel = preferredLevel; // -1: automatic; switches at the next segment
-});
-
-function fillQualities(levels) {
-  quality.replaceChildren(new Option('Auto', '-1'));
-  levels.forEach((level, i) => {
-    const name = level.height ? level.height + 'p' : 'Variant ' + (i + 1);
-    quality.add(new Option(level.bitrate ? name + ' · ' + formatBitrate(level.bitrate) : name, String(i)));
-  });
-  quality.disabled = levels.length < 2;
-  if (preferredLevel >= levels.length) preferredLevel = -1;
-  quality.value = String(preferredLevel);
-  if (preferredLevel >= 0) hls.nextLevel = preferredLevel;
-}
 
 statsToggle.addEventListener('click', () => showStats(statsPanel.hidden));
 
@@ -488,18 +445,9 @@ function tick() {
     status.overlay('Buffering…');
   }
   readPlayer();
-  updateGoLive();
+  controls.update();
   updateTimeline();
   if (!statsPanel.hidden) render();
-}
-
-function updateGoLive() {
-  const details = hls && hls.latestLevelDetails;
-  const live = hls ? Boolean(details && details.live) : video.duration === Infinity;
-  // Behind for a few seconds in a row: a new player briefly reports nonsense before its first seek.
-  const behindNow = live && stats.behindLive !== null && stats.behindLive > 2 * position.targetDuration();
-  behindTicks = behindNow ? behindTicks + 1 : 0;
-  goLive.hidden = behindTicks < BEHIND_TICKS;
 }
 
 function updateTimeline() {
