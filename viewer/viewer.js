@@ -4,22 +4,18 @@
  * An ES module (index.html loads it with type="module", after hls.min.js); its parts are modules of
  * their own beside it (stats.js: the formatting; events.js: the server's events in the stats panel;
  * status.js: the status line and the overlay; position.js: where the playhead is in the stream;
- * controls.js: quality, unmute, Go live).
+ * controls.js: quality, unmute, Go live; rewind.js: the seek bar, moment links and ?start=).
  *
  * Test hook: window.viewerStats, updated in place (see `stats` below). `errors` lists fatal player
  * errors; a playlist answering 503/404 is not one: that is the "waiting" state.
- *
- * Rewind: when the playlists reach back far enough, a seek bar spans the seekable window and shows the
- * time of day being watched (EXT-X-PROGRAM-DATE-TIME). ?start=<RFC 3339 or Unix seconds> starts there
- * instead of at the live edge; the playlist URLs stay the same (the CDN's cache and blocking reload
- * still apply): the page picks the position once it has the first playlist.
+
  */
 
 import * as Controls from './controls.js';
 import * as Events from './events.js';
 import * as Position from './position.js';
-import { NATIVE_TARGET_S, START_MARGIN_TDS } from './position.js';
-import { formatBitrate, formatBytes, formatDuration } from './stats.js';
+import * as Rewind from './rewind.js';
+import { formatBitrate, formatBytes } from './stats.js';
 import * as Status from './status.js';
 
 const EGRESS_USD_PER_GB = 0.09; // AWS EC2 data transfer out to the internet, first 10 TB a month
@@ -33,20 +29,12 @@ const MEDIA_RECOVERY_WINDOW_MS = 3000; // a second media error within this swaps
 const STALL_MS = 2500; // no progress this long while playing: say so
 const ENDED_STALL_MS = 4000; // after #EXT-X-ENDLIST, no progress this long is the end too
 const MAX_ERRORS = 50;
-const SEEK_MIN_WINDOW_S = 45; // shorter windows (the default WINDOW_SECONDS is 30) get no seek bar
-const NOTICE_MS = 8000;
 
 const $ = (id) => document.getElementById(id);
 const video = $('video');
 const statsToggle = $('stats-toggle');
 const statsPanel = $('stats');
 const r2Badge = $('r2-badge');
-const timeline = $('timeline');
-const seek = $('seek');
-const clock = $('clock');
-const behind = $('behind');
-const moment = $('moment');
-const notice = $('notice');
 
 const pageHost = location.host;
 const params = new URLSearchParams(location.search);
@@ -83,6 +71,7 @@ const stats = {
 window.viewerStats = stats;
 const position = Position.create({ video, hls: () => hls });
 const controls = Controls.create({ video, hls: () => hls, position, stats, play: () => play() });
+const rewind = Rewind.create({ video, stats, position, play: () => play(), toLive: controls.toLive });
 const events = Events.create({ stats, isOpen: () => !statsPanel.hidden });
 const status = Status.create({ stats, onChange: () => {
   if (!statsPanel.hidden) render(); // the panel's state row must not lag the overlay
@@ -100,12 +89,6 @@ let sawLive = false; // this player has seen a live (no ENDLIST) playlist
 let endlist = false; // ...and then #EXT-X-ENDLIST: play to the end, then show "offline"
 let lastTime = -1;
 let lastProgressAt = 0;
-let dragging = false; // the viewer holds the seek bar's thumb: ticks must not move it
-let noticeTimer = null;
-// ms since the epoch: the next player starts there instead of at the live edge (?start, or where a
-// rewound viewer was when the player had to be recreated).
-let startAt = parseStart(params.get('start'));
-
 // -- player lifecycle ---------------------------------------------------------------------------
 
 function start() {
@@ -124,7 +107,7 @@ function start() {
     startHlsJs(gen);
   } else if (video.canPlayType('application/vnd.apple.mpegurl')) {
     stats.engine = 'native';
-    if (startAt !== null) video.addEventListener('loadedmetadata', () => startNative(gen), { once: true });
+    if (rewind.pending()) video.addEventListener('loadedmetadata', () => rewind.startNative(gen === generation), { once: true });
     video.src = src;
     play();
   } else {
@@ -160,10 +143,10 @@ function startHlsJs(gen) {
     play();
   });
   h.on(Hls.Events.LEVEL_UPDATED, (event, data) => onPlaylist(data.details));
-  if (startAt !== null) {
+  if (rewind.pending()) {
     // After hls.js has picked the live edge for this first playlist: startLoad(position) overrides it.
     h.once(Hls.Events.LEVEL_LOADED, (event, data) => {
-      if (gen === generation) startHlsJsAt(h, data.details);
+      if (gen === generation) rewind.startHlsJsAt(h, data.details);
     });
   }
   h.on(Hls.Events.FRAG_LOADED, (event, data) => onSegment(data));
@@ -172,46 +155,6 @@ function startHlsJs(gen) {
   });
   h.attachMedia(video);
   h.loadSource(src);
-}
-
-/** Starts at startAt, in the fragment whose PROGRAM-DATE-TIME covers it. */
-function startHlsJsAt(h, details) {
-  const at = startAt;
-  startAt = null;
-  if (!details.live) return;
-  const fragments = details.fragments.filter((f) => f.programDateTime !== null);
-  const f = fragments.find((frag) => at < frag.programDateTime + frag.duration * 1000);
-  if (!f) return; // at or after the live edge (or no dates): live
-  const td = details.targetduration;
-  const live = h.liveSyncPosition !== null ? h.liveSyncPosition : details.edge - START_MARGIN_TDS * td;
-  // Before f: in a gap between dates (a discontinuity) start at f, before the first one is too early.
-  const wanted = f === fragments[0] ? f.start + (at - f.programDateTime) / 1000
-    : f.start + Math.max(0, at - f.programDateTime) / 1000;
-  const chosen = startPosition(wanted, details.fragmentStart, live, START_MARGIN_TDS * td);
-  if (chosen !== null) h.startLoad(chosen);
-}
-
-/** The native player's timeline is dated by getStartDate() (Safari). */
-function startNative(gen) {
-  const at = startAt;
-  startAt = null;
-  const origin = position.nativeOrigin();
-  const range = position.seekableRange();
-  if (gen !== generation || origin === null || !range) return;
-  const chosen = startPosition((at - origin) / 1000, range.start, position.livePosition(range),
-    START_MARGIN_TDS * NATIVE_TARGET_S);
-  if (chosen !== null) video.currentTime = chosen;
-}
-
-/** Where to start for a wanted position: null to play live, else inside the window (and say so when
- * the time has already left it). */
-function startPosition(wanted, start, live, margin) {
-  if (wanted >= live) return null;
-  const earliest = Math.min(start + margin, live);
-  if (wanted < start) {
-    showNotice('That time is no longer available: playing from the earliest moment kept.');
-  }
-  return Math.max(wanted, earliest);
 }
 
 function onPlaylist(details) {
@@ -284,7 +227,7 @@ function restartLater() {
   const delay = Math.min(RECREATE_MAX_MS, RECREATE_MIN_MS * 1.5 ** failures);
   failures += 1;
   // A rewound viewer resumes where they were, not at the live edge.
-  if (controls.behind() && stats.playingDate !== null) startAt = stats.playingDate;
+  if (controls.behind() && stats.playingDate !== null) rewind.resumeAt(stats.playingDate);
   stop();
   status.set('error', 'Playback error. Reconnecting in ' + Math.round(delay / 1000) + ' s…');
   timer = setTimeout(start, delay);
@@ -383,32 +326,7 @@ video.addEventListener('error', async () => {
 video.addEventListener('timeupdate', () => {
   // The clock and the test hooks, between ticks (a seek shows at once, not up to a second later).
   readPlayer();
-  updateTimeline();
-});
-
-// -- the seek bar -----------------------------------------------------------------------------------
-
-// The seek bar's value is the offset from the end of the seekable window (<= 0): the thumb stays put
-// while the window slides on under a viewer watching at normal pace, as it should.
-seek.addEventListener('input', () => {
-  dragging = true;
-  const range = position.seekableRange();
-  if (range) showPosition(range.end + Number(seek.value));
-});
-seek.addEventListener('change', () => {
-  dragging = false;
-  const range = position.seekableRange();
-  if (!range) return;
-  const target = range.end + Number(seek.value);
-  if (target >= position.livePosition(range)) {
-    controls.toLive();
-    return;
-  }
-  video.currentTime = Math.max(target, Math.min(range.start + position.startMargin(), position.livePosition(range)));
-  play();
-});
-seek.addEventListener('blur', () => {
-  dragging = false; // a drag that never ended in a change (the pointer left the window)
+  rewind.update();
 });
 
 statsToggle.addEventListener('click', () => showStats(statsPanel.hidden));
@@ -446,56 +364,8 @@ function tick() {
   }
   readPlayer();
   controls.update();
-  updateTimeline();
+  rewind.update();
   if (!statsPanel.hidden) render();
-}
-
-function updateTimeline() {
-  const range = position.seekableRange();
-  stats.seekableStart = range ? range.start : null;
-  stats.seekableEnd = range ? range.end : null;
-  stats.playingDate = position.playingDate();
-  stats.momentLink = stats.playingDate === null ? null : momentLink(stats.playingDate);
-  const shown = stats.state === 'playing' && range !== null && range.end - range.start >= SEEK_MIN_WINDOW_S;
-  timeline.hidden = !shown;
-  if (!shown || dragging) return;
-  seek.min = String(Math.floor(range.start - range.end));
-  seek.value = String(Math.min(0, Math.round(video.currentTime - range.end)));
-  showPosition(video.currentTime);
-  if (stats.momentLink !== null) moment.href = stats.momentLink;
-}
-
-/** The time of day and the distance to live at `at` (the playhead, or the thumb while dragged). */
-function showPosition(at) {
-  const range = position.seekableRange();
-  const offset = at - video.currentTime;
-  const date = stats.playingDate === null ? null : new Date(stats.playingDate + offset * 1000);
-  const lag = range ? Math.max(0, position.livePosition(range) - at) : 0;
-  const live = lag <= 2 * position.targetDuration(); // as the live button's rule, without its ticks of patience
-  const time = date ? date.toLocaleTimeString([], { hour12: false }) : '';
-  if (clock.textContent !== time) clock.textContent = time;
-  if (date) clock.dateTime = date.toISOString();
-  const text = live ? 'LIVE' : '-' + formatDuration(lag);
-  if (behind.textContent !== text) behind.textContent = text;
-  behind.dataset.live = String(live);
-  const said = (time ? time + ', ' : '') + (live ? 'live' : formatDuration(lag) + ' behind live');
-  seek.setAttribute('aria-valuetext', said);
-}
-
-/** This page, starting at `ms` (keeps ?src and the rest). */
-function momentLink(ms) {
-  const url = new URL(location.href);
-  url.searchParams.set('start', new Date(Math.floor(ms / 1000) * 1000).toISOString().replace('.000Z', 'Z'));
-  return url.href;
-}
-
-function showNotice(text) {
-  clearTimeout(noticeTimer);
-  notice.hidden = false;
-  notice.textContent = text;
-  noticeTimer = setTimeout(() => {
-    notice.hidden = true;
-  }, NOTICE_MS);
 }
 
 function readPlayer() {
@@ -544,15 +414,6 @@ function render() {
     ? 'R2 optimization: warning, ' + origin + (origin === 1 ? ' segment' : ' segments')
       + ' from this server instead of the bucket'
     : 'R2 optimization: 0 segments from this server';
-}
-
-/** ?start: RFC 3339 (2026-11-23T14:00:00Z) or Unix seconds; ms since the epoch, or null. */
-function parseStart(text) {
-  if (text === null || text === '') return null;
-  const ms = /^\d+(\.\d+)?$/.test(text) ? Number(text) * 1000 : Date.parse(text);
-  if (Number.isFinite(ms)) return ms;
-  showNotice('The start parameter is not a time (RFC 3339 or Unix seconds): playing live.');
-  return null;
 }
 
 function playlistUrl(text) {
