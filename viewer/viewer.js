@@ -9,10 +9,11 @@
  *   events.js    the server's events (/live/events) while the stats panel is open
  *   p2p.js       viewer-to-viewer segments, imported only when /config.json has "p2p"
  *
- * Each exports create(deps): values and callbacks in, a few functions out; nothing is shared through a
- * global but the test hook window.viewerStats. A part that needs one created after it (the player is
- * at the centre of a few such loops) gets a callback that is called only once the page runs.
- * A new module here must also be routed by the tunnel (cloudflared.yml.example: the viewer's files).
+ * Each exports create(deps): values and callbacks in, a few functions out. No globals but hls.min.js's
+ * window.Hls (a classic script that runs before this one) and the test hook window.viewerStats. A part
+ * that needs one created after it (the player is at the centre of a few such loops) gets a callback,
+ * called only once the page runs. A new module: import it here, create it with what it needs, and add
+ * its name to the tunnel's viewer path (cloudflared.yml.example; tests/test_deploy.py checks).
  */
 
 import * as Controls from './controls.js';
