@@ -282,6 +282,30 @@ def test_the_viewer_files_exist_are_routed_and_need_no_csp_exception() -> None:
         assert route(f"/{name}") == SERVICE, name
 
 
+
+# A relative import in a viewer module, static or dynamic: from './x.js', import './x.js', import('./x.js').
+_IMPORT = re.compile(r"""\b(?:from|import)\s*\(?\s*(["'])\./([^"']+)\1""")
+
+
+def viewer_modules() -> set[str]:
+    """The files viewer.js reaches by its imports and theirs (p2p.js and P2P Media Loader's included)."""
+    found: set[str] = set()
+    todo = ["viewer.js"]
+    while todo:
+        for m in _IMPORT.finditer((VIEWER / todo.pop()).read_text()):
+            if m.group(2) not in found:
+                found.add(m.group(2))
+                todo.append(m.group(2))
+    return found
+
+
+def test_every_module_the_viewer_imports_exists_and_is_routed() -> None:
+    modules = viewer_modules()
+    assert {"player.js", "stats.js", "p2p.js", "p2p-media-loader-core.es.min.js"} <= modules, modules
+    for name in sorted(modules):
+        assert (VIEWER / name).is_file(), name
+        assert route(f"/{name}") == SERVICE, f"{name}: add it to the viewer's files in cloudflared.yml.example"
+
 # -- Prometheus ----------------------------------------------------------------------------------
 
 

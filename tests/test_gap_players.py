@@ -160,7 +160,7 @@ PLAYER_JS = """
   };
   const now = () => performance.now();
   let lastTime = -1, lastMove = now();
-  const hls = new Hls({ liveDurationInfinity: true, backBufferLength: 30 });  // as viewer.js
+  const hls = new Hls({ liveDurationInfinity: true, backBufferLength: 30 });  // as viewer/player.js
   hls.on(Hls.Events.MANIFEST_PARSED, () => {
     video.play().catch((err) => { log.playError = String(err); });
   });

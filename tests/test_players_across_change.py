@@ -493,7 +493,7 @@ PROBE_JS = """
 })();
 """
 
-# hls.js as the viewer runs it (viewer/viewer.js: the same options; a quality is chosen with nextLevel).
+# hls.js as the viewer runs it (viewer/player.js: the same options; a quality is chosen with nextLevel, as viewer/controls.js does).
 HLSJS_PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>hls.js</title></head>
 <body><video id="v" muted playsinline></video>

@@ -129,7 +129,7 @@ export function create(options, viewerStats, formatBytes) {
           target = data.details.targetduration;
           apply();
         });
-        // The <video> outlives this player (viewer.js makes a new one after a fatal error): its listener
+        // The <video> outlives this player (player.js makes a new one after a fatal error): its listener
         // goes with the player, so a video that never played keeps no dead player alive.
         let attached = null;
         const detach = () => {

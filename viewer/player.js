@@ -1,0 +1,283 @@
+/* The player's life: hls.js (or Safari's native HLS where MSE is missing) started, stopped and made
+ * anew; recovery from its errors with a backoff; a waiting/offline state that polls the playlist and
+ * resumes by itself; stalls and the end of a stream noticed.
+ *
+ * create(deps) returns { start, hls, play, tick }:
+ * - start(url, p2p) plays the playlist at `url` (p2p: viewer/p2p.js's player factory, or null); the
+ *   player restarts itself from then on;
+ * - hls() is the current hls.js player, or null (none, or the native player);
+ * - play() plays the video, muted if the browser allows only that;
+ * - tick() once a second: progress, stalls and the end of a stream.
+ * deps: video, stats (the stats object), status (status.js), position (position.js), rewind
+ * (rewind.js: where to start), countSegment(url, bytes), addError(text), refresh() (the stats panel),
+ * and the controls' side: onLevels(levels, hls), onMutedAutoplay(), onStop(), behind() (the viewer
+ * watches behind the live edge).
+ */
+
+const RECREATE_MIN_MS = 2000; // pause before a new player after a fatal error, backing off...
+const RECREATE_MAX_MS = 5000; // ...up to this
+const POLL_WAITING_MS = 2000; // the playlist answered 503/404: the stream has not started yet
+const POLL_OFFLINE_MS = 3000; // the stream ended: look for the next one
+const NETWORK_RETRIES = 3; // hls.startLoad() attempts before the player is recreated
+const MEDIA_RECOVERY_WINDOW_MS = 3000; // a second media error within this swaps the audio codec
+const STALL_MS = 2500; // no progress this long while playing: say so
+const ENDED_STALL_MS = 4000; // after #EXT-X-ENDLIST, no progress this long is the end too
+
+export function create(deps) {
+  const { video, stats, status, position, rewind } = deps;
+  let src = null;
+  let p2p = null;
+  let hls = null;
+  let generation = 0; // bumped by every start and stop; late callbacks of older ones are ignored
+  let timer = null; // the pending restart or poll
+  let failures = 0; // fatal errors since playback last worked (for the backoff)
+  let networkRetries = 0;
+  let lastMediaRecovery = -Infinity;
+  let lastCodecSwap = -Infinity;
+  let sawLive = false; // this player has seen a live (no ENDLIST) playlist
+  let endlist = false; // ...and then #EXT-X-ENDLIST: play to the end, then show "offline"
+  let lastTime = -1;
+  let lastProgressAt = 0;
+
+  // -- lifecycle ------------------------------------------------------------------------------------
+
+  function begin(url, sharing) {
+    src = url;
+    p2p = sharing;
+    start();
+  }
+
+  function start() {
+    stop();
+    const gen = generation;
+    sawLive = false;
+    endlist = false;
+    networkRetries = 0;
+    lastProgressAt = performance.now();
+    if (failures) {
+      status.set('loading', 'Reconnecting…', 'Reconnecting…');
+    } else {
+      status.set('loading');
+    }
+    if (window.Hls && window.Hls.isSupported()) {
+      startHlsJs(gen);
+    } else if (video.canPlayType('application/vnd.apple.mpegurl')) {
+      stats.engine = 'native';
+      if (rewind.pending()) video.addEventListener('loadedmetadata', () => rewind.startNative(gen === generation), { once: true });
+      video.src = src;
+      play();
+    } else {
+      status.set('error', 'This browser cannot play HLS video.', 'Cannot play this stream here');
+    }
+  }
+
+  function stop() {
+    generation += 1;
+    clearTimeout(timer);
+    timer = null;
+    if (hls) {
+      hls.destroy();
+      hls = null;
+    } else if (video.hasAttribute('src')) {
+      video.removeAttribute('src');
+      video.load();
+    }
+    deps.onStop();
+  }
+
+  function startHlsJs(gen) {
+    const Hls = window.Hls;
+    // liveMaxLatencyDuration(Count) stays at its default, Infinity: hls.js never pulls a rewound viewer
+    // back to live. Interstitials are off: Owncast makes none, and hls.js's interstitials controller would
+    // restart loading at the live start it chose on the first playlist, undoing startLoad(?start).
+    const config = { liveDurationInfinity: true, backBufferLength: 30, enableInterstitialPlayback: false };
+    const h = p2p ? p2p.createHls(config) : new Hls(config);
+    hls = h;
+    stats.engine = 'hls.js ' + Hls.version;
+    h.on(Hls.Events.MANIFEST_PARSED, (event, data) => {
+      deps.onLevels(data.levels, h);
+      play();
+    });
+    h.on(Hls.Events.LEVEL_UPDATED, (event, data) => onPlaylist(data.details));
+    if (rewind.pending()) {
+      // After hls.js has picked the live edge for this first playlist: startLoad(position) overrides it.
+      h.once(Hls.Events.LEVEL_LOADED, (event, data) => {
+        if (gen === generation) rewind.startHlsJsAt(h, data.details);
+      });
+    }
+    h.on(Hls.Events.FRAG_LOADED, (event, data) => onSegment(data));
+    h.on(Hls.Events.ERROR, (event, data) => {
+      if (gen === generation && data.fatal) onFatal(data);
+    });
+    h.attachMedia(video);
+    h.loadSource(src);
+  }
+
+  function onPlaylist(details) {
+    if (details.live) {
+      sawLive = true;
+      endlist = false;
+    } else if (!sawLive) {
+      waitForStream('offline'); // opened after the stream ended: do not replay its last seconds
+    } else {
+      endlist = true; // play out what was listed; the video's "ended" event comes next
+    }
+  }
+
+  function onSegment(data) {
+    const loaded = (data.part || data.frag).stats.loaded || (data.payload ? data.payload.byteLength : 0);
+    deps.countSegment(data.frag.url, loaded);
+    networkRetries = 0;
+    deps.refresh();
+  }
+
+  function onFatal(data) {
+    const Hls = window.Hls;
+    const code = data.response && data.response.code;
+    const playlist = /^(manifest|level)Load/.test(data.details);
+    if (data.type === Hls.ErrorTypes.NETWORK_ERROR && playlist && (code === 404 || code === 503)) {
+      waitForStream('waiting'); // the server says there is no stream (yet)
+      return;
+    }
+    deps.addError(data.type + '/' + data.details + (code ? ' (HTTP ' + code + ')' : ''));
+    const now = performance.now();
+    if (data.type === Hls.ErrorTypes.NETWORK_ERROR && !data.details.startsWith('manifest')
+        && networkRetries < NETWORK_RETRIES) {
+      networkRetries += 1;
+      stats.recoveries += 1;
+      hls.startLoad();
+    } else if (data.type === Hls.ErrorTypes.MEDIA_ERROR && now - lastMediaRecovery > MEDIA_RECOVERY_WINDOW_MS) {
+      lastMediaRecovery = now;
+      stats.recoveries += 1;
+      hls.recoverMediaError();
+    } else if (data.type === Hls.ErrorTypes.MEDIA_ERROR && now - lastCodecSwap > MEDIA_RECOVERY_WINDOW_MS) {
+      lastCodecSwap = now;
+      stats.recoveries += 1;
+      hls.swapAudioCodec();
+      hls.recoverMediaError();
+    } else {
+      restartLater();
+    }
+  }
+
+  function restartLater() {
+    const delay = Math.min(RECREATE_MAX_MS, RECREATE_MIN_MS * 1.5 ** failures);
+    failures += 1;
+    // A rewound viewer resumes where they were, not at the live edge.
+    if (deps.behind() && stats.playingDate !== null) rewind.resumeAt(stats.playingDate);
+    stop();
+    status.set('error', 'Playback error. Reconnecting in ' + Math.round(delay / 1000) + ' s…');
+    timer = setTimeout(start, delay);
+  }
+
+  // -- waiting for a stream -------------------------------------------------------------------------
+
+  /** Drops the player and polls the playlist until a live one is back, then plays it. */
+  function waitForStream(state) {
+    stop();
+    const gen = generation;
+    status.set(state);
+    const poll = () => {
+      timer = setTimeout(async () => {
+        const found = await probe(src);
+        if (gen !== generation) return;
+        if (found === 'live') {
+          start();
+          return;
+        }
+        if (found && found !== stats.state) status.set(found);
+        poll();
+      }, stats.state === 'offline' ? POLL_OFFLINE_MS : POLL_WAITING_MS);
+    };
+    poll();
+  }
+
+  /** 'live', 'offline' (ended playlist), 'waiting' (no playlist yet), or null (could not tell). */
+  async function probe(url) {
+    try {
+      let text = await fetchPlaylist(url);
+      if (text !== null && text.includes('#EXT-X-STREAM-INF')) {
+        const variant = text.split(/\r?\n/).find((line) => line.trim() && !line.startsWith('#'));
+        text = variant ? await fetchPlaylist(new URL(variant.trim(), url).href) : null;
+      }
+      if (text === null) return 'waiting';
+      if (text.includes('#EXT-X-ENDLIST')) return 'offline';
+      return text.includes('#EXTINF') ? 'live' : 'waiting';
+    } catch (err) {
+      return null; // the server is unreachable: keep saying what we said
+    }
+  }
+
+  async function fetchPlaylist(url) {
+    const response = await fetch(url, { cache: 'no-store' });
+    return response.ok ? response.text() : null;
+  }
+
+  // -- the video element ----------------------------------------------------------------------------
+
+  function play() {
+    const gen = generation;
+    const blocked = () => {
+      if (gen === generation && stats.state === 'loading') status.overlay('Press play to start');
+    };
+    const attempt = video.play();
+    if (!attempt) return;
+    attempt.catch((err) => {
+      // AbortError: a new source or a stop came first. NotAllowedError: autoplay with sound refused.
+      if (err.name !== 'NotAllowedError' || gen !== generation) return;
+      if (video.muted) {
+        blocked();
+        return;
+      }
+      video.muted = true; // browsers allow muted autoplay; offer the sound back
+      deps.onMutedAutoplay();
+      video.play().catch(blocked);
+    });
+  }
+
+  function tick() {
+    const now = performance.now();
+    const t = video.currentTime;
+    // Progress: time moving with data to play, not a seek or a nudge a stalled player makes.
+    if (video.paused || (t !== lastTime && video.readyState >= HTMLMediaElement.HAVE_FUTURE_DATA)) {
+      lastProgressAt = now;
+      if (stats.state === 'playing' && status.overlayText() === 'Buffering…') status.overlay('');
+    }
+    lastTime = t;
+    stats.buffer = position.bufferAhead();
+    const stalled = now - lastProgressAt;
+    if (stats.state === 'playing' && endlist && stalled > ENDED_STALL_MS && stats.buffer < 0.5) {
+      waitForStream('offline'); // the last segment played but no "ended" event came
+    } else if (stats.state === 'playing' && stalled > STALL_MS) {
+      status.overlay('Buffering…');
+    }
+  }
+
+  video.addEventListener('playing', () => {
+    failures = 0;
+    lastProgressAt = performance.now();
+    if (stats.state !== 'playing') status.set('playing');
+    status.overlay('');
+  });
+  video.addEventListener('waiting', () => {
+    if (stats.state === 'playing') status.overlay('Buffering…');
+  });
+  video.addEventListener('ended', () => {
+    if (stats.state === 'playing' || stats.state === 'loading') waitForStream('offline');
+  });
+  video.addEventListener('error', async () => {
+    // hls.js reports its own errors; this is the native player (Safari) failing.
+    if (hls || !video.hasAttribute('src') || (stats.state !== 'loading' && stats.state !== 'playing')) return;
+    const gen = generation;
+    const found = await probe(src); // no stream (503/404, ended) is waiting, not an error
+    if (gen !== generation) return;
+    if (found === 'waiting' || found === 'offline') {
+      waitForStream(found);
+    } else {
+      deps.addError('native/media error ' + (video.error ? video.error.code : '?'));
+      restartLater();
+    }
+  });
+
+  return { start: begin, hls: () => hls, play, tick };
+}
