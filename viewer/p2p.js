@@ -33,6 +33,9 @@ const RENDER_MS = 1000;
 const HASH_TAG = 'EXT-HB-SHA256'; // hls.SEGMENT_HASH_TAG without '#': hls.js keeps [name, value] in tagList
 const HASH_TEXT = /^[A-Za-z0-9_-]{43}$/; // 32 bytes, unpadded base64url
 const VALIDATION_FAILED = 'p2p-segment-validation-failed'; // P2P Media Loader's error type
+// Peer ids a page remembers as banned: a new id costs an attacker nothing, a connection each time, so
+// the list only needs to hold the ones seen lately; the oldest is forgotten first.
+const MAX_BANNED = 256;
 
 /** Everything viewer.js needs: createHls(config) in place of `new Hls(config)`, or null when P2P cannot
  * be safe here (no WebCrypto: the page then plays from the bucket alone). formatBytes is the viewer's
@@ -68,7 +71,7 @@ export function create(options, viewerStats, formatBytes) {
     rejectedSegments: 0, // segments peers sent that did not hash as the playlist says: dropped, refetched
     rejectedBytes: 0,
     bannedPeers: 0, // peers that sent one: disconnected and refused for this page's life
-    bannedPeerIds: [],
+    bannedPeerIds: [], // the latest MAX_BANNED
     refusedConnections: 0, // connections from a banned peer that the tracker introduced again, closed
     verifiedSegments: 0, // segments from peers whose SHA-256 matched
     verifyMs: 0, // time spent hashing peers' segments (crypto.subtle.digest), all segments together
@@ -79,7 +82,7 @@ export function create(options, viewerStats, formatBytes) {
   const rows = addRows([['s-p2p-peers-share', 'From peers'], ['s-p2p-http-share', 'From R2 (HTTP)'],
     ['s-p2p-peers', 'Peers connected'], ['s-p2p-rejected', 'Rejected from peers']]);
   const hashes = new SegmentHashes();
-  const banned = new Set(); // peer ids, for this page's life
+  const banned = new Set(); // peer ids, for this page's life (the latest MAX_BANNED)
   const verdicts = new Map(); // segment URL -> its last failed check: { why: 'mismatch' | 'unknown', bytes }
   let current = null; // the engine of the newest player: older ones' late events are ignored
   let peers = new Set();
@@ -141,8 +144,9 @@ export function create(options, viewerStats, formatBytes) {
       // banned: a segment with no hash here is not the peer's fault (and is not asked of peers anyway).
       if (verdict.why === 'mismatch' && details.peerId && !banned.has(details.peerId)) {
         banned.add(details.peerId);
-        stats.bannedPeers = banned.size;
-        stats.bannedPeerIds.push(details.peerId);
+        if (banned.size > MAX_BANNED) banned.delete(banned.values().next().value);
+        stats.bannedPeers += 1;
+        stats.bannedPeerIds = [...banned];
         console.warn('P2P: peer ' + details.peerId + ' sent a segment that does not match its SHA-256 ('
           + url + '); it is refused from now on, the segment comes from the bucket');
       }
