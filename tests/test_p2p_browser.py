@@ -257,10 +257,22 @@ async def test_without_p2p_the_page_requests_no_p2p_file(tmp_path: Path, seaweed
 # -- (d) a peer that alters what it shares (issue 31) --------------------------------------------------
 
 # The honest viewers: the SHA-256 of every segment hls.js hands its transmuxer (worker), hex, in order;
-# and they upload nothing (as on a cellular connection, viewer/p2p.js), so every segment they take
-# from a peer is the hostile one's.
+# they upload nothing (as on a cellular connection, viewer/p2p.js), so every segment they take from a
+# peer is the hostile one's; and their players are kept in window.players (a subclass of hls.js's Hls,
+# which viewer/p2p.js's engine extends), so the test can make them announce again.
 HANDED_AND_NO_UPLOADS = """(() => {
   Object.defineProperty(navigator, 'connection', { value: { type: 'cellular' }, configurable: true });
+  window.players = [];
+  let Kept;
+  Object.defineProperty(window, 'Hls', {
+    configurable: true,
+    get: () => Kept,
+    set: (Hls) => {
+      Kept = class extends Hls {
+        constructor(...args) { super(...args); window.players.push(this); }
+      };
+    },
+  });
   window.handed = [];
   const post = Worker.prototype.postMessage;
   Worker.prototype.postMessage = function (message, ...rest) {
@@ -273,6 +285,19 @@ HANDED_AND_NO_UPLOADS = """(() => {
     return post.call(this, message, ...rest);
   };
 })();"""
+
+
+# Through P2P Media Loader 2.3.1's own fields (those viewer/p2p.js's refusal uses): each P2P loader's
+# tracker client announces now, with fresh offers, instead of at its next interval.
+ANNOUNCE_AGAIN = """() => {
+  for (const hls of window.players) {
+    const core = hls.p2pEngine && hls.p2pEngine.core;
+    const streams = core ? [core.mainStreamLoader, core.secondaryStreamLoader] : [];
+    for (const stream of streams.filter(Boolean)) {
+      for (const item of stream.p2pLoaders.loaders.values()) item.loader.trackerClient.client.update();
+    }
+  }
+}"""
 
 
 async def listed_hashes(service_url: str) -> set[str]:
@@ -311,6 +336,12 @@ async def test_a_peer_sending_altered_bytes_is_refused_and_honest_viewers_play_t
             # it altered, and bans it...
             for page in pages[1:]:
                 await page.wait_for_function("() => window.viewerStats.p2p.bannedPeers >= 1", timeout=40_000)
+            # The tracker introduces the banned peer again when the viewers announce (every few minutes
+            # in production; now, here): the page closes that connection at once.
+            await asyncio.gather(*(p.evaluate(ANNOUNCE_AGAIN) for p in pages[1:]))
+            for page in pages[1:]:
+                await page.wait_for_function("() => window.viewerStats.p2p.refusedConnections >= 1",
+                                             timeout=20_000)
             # ...and plays on, from the bucket (6 s of video more each).
             stats = await asyncio.gather(*(watch(p, 6) for p in pages[1:]))
             handed = [await p.evaluate("() => window.handed") for p in pages[1:]]
@@ -332,5 +363,6 @@ async def test_a_peer_sending_altered_bytes_is_refused_and_honest_viewers_play_t
         assert s["p2p"]["unhashedSegments"] == 0, s["p2p"]  # delta updates keep the skipped ones' hashes
         assert set(got) <= listed, (got, listed)  # every segment hls.js was handed: the bucket's bytes
     assert banned[0] == banned[1] and len(banned[0]) == 1, banned  # the one peer that altered bytes
+    assert all(s["p2p"]["peers"] <= 1 for s in stats), stats  # connected to the other honest one at most
     assert "Rejected from peers" in panel and "1 peers banned" in panel, panel
     assert problems == [], problems
