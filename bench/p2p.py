@@ -24,6 +24,12 @@ Modes:
   peer-vanishes        the local tracker; at half the run the viewer that has sent peers the most
                        bytes has its browser context closed (phases "all N" and "after close", the
                        latter over the N-1 left).
+  hostile              the local tracker; viewer 0 flips a byte in every segment chunk it sends to
+                       peers (tests.support.browser.ALTER_P2P_UPLOADS, issue 31). Figures over the
+                       N-1 honest viewers (phase "honest"), against p2p's room without it; the notes
+                       say how many segments each rejected and whom it banned. GETs/seg/viewer there
+                       divides every GET (the hostile viewer's too: once banned, no peer serves it)
+                       by the N-1 honest viewers.
 
 Figures per phase:
   GETs/seg/viewer  segment GETs the bucket saw / (segments x viewers playing): 1.0 is every viewer
@@ -40,6 +46,10 @@ Figures per phase:
                    second on every viewer, median.
   from peers       bytes from peers / (from peers + from HTTP) of window.viewerStats.p2p over the phase.
   peers            window.viewerStats.p2p.peers, median of the samples, and the most seen.
+  verification     per mode with P2P: the time viewer/p2p.js spent hashing peers' segments
+                   (crypto.subtle.digest, viewerStats.p2p.verifyMs / verifiedSegments) against what a
+                   segment costs the same page otherwise: its HTTP fetch (Resource Timing, median) and
+                   its appends to the SourceBuffer (appendBuffer to updateend, summed per segment).
 
 Reading it: with P2P on, GETs/seg/viewer below 1.0 is the bucket's saving (the ideal for N viewers is
 1/N); startup, stalls and "behind live" should stay as with http (ratio ~1.0, no added stall). With the
@@ -67,10 +77,10 @@ from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.demo.tracker import LocalTracker, TrackerUnavailable, install
 from broadcaster.service import Service
 from broadcaster.settings import DEFAULT_REWIND_SECONDS
-from tests.support.browser import CHROMIUM, WEBRTC_ARGS, launch_chromium
+from tests.support.browser import ALTER_P2P_UPLOADS, CHROMIUM, WEBRTC_ARGS, launch_chromium
 from tests.support.counting_proxy import CountingProxy, closed_port, proxied_stream, sequence
 
-MODES = ("http", "p2p", "tracker-unreachable", "tracker-down", "peer-vanishes")
+MODES = ("http", "p2p", "tracker-unreachable", "tracker-down", "peer-vanishes", "hostile")
 SEGMENT_SECONDS = 2  # what tests/test_p2p_browser.py found workable (viewer/p2p.js: a segment's turn for peers)
 SAMPLE_EVERY = 1.0
 MAX_VIEWERS = 6  # two cores: more Chromium renderers than this and the machine, not P2P, is measured
@@ -80,6 +90,7 @@ RECORDER = """
 (() => {
   const rec = { firstPlaying: null, playing: [], waiting: [], seeking: [] };
   window.__bench = rec;
+  performance.setResourceTimingBufferSize(5000); // every segment fetch of the run (the default keeps 250)
   const at = () => performance.timeOrigin + performance.now();
   const on = (type, fn) => document.addEventListener(type, (e) => {
     if (e.target && e.target.tagName === 'VIDEO') fn();
@@ -90,6 +101,14 @@ RECORDER = """
   });
   on('waiting', () => { if (rec.firstPlaying !== null) rec.waiting.push(at()); });
   on('seeking', () => rec.seeking.push(at()));
+  // Each appendBuffer to its updateend, ms (hls.js appends a segment's video and audio apart).
+  rec.appends = [];
+  const append = SourceBuffer.prototype.appendBuffer;
+  SourceBuffer.prototype.appendBuffer = function (data) {
+    const started = performance.now();
+    this.addEventListener('updateend', () => rec.appends.push(performance.now() - started), { once: true });
+    return append.call(this, data);
+  };
 })();
 """
 
@@ -99,10 +118,17 @@ SAMPLE = """() => {
   return {
     t: performance.timeOrigin + performance.now(), state: s.state || null, latency: s.latency ?? null,
     errors: (s.errors || []).length,
-    p2p: p && { fromPeers: p.bytesFromPeers, fromHttp: p.bytesFromHttp, toPeers: p.bytesToPeers,
-                peers: p.peers, peersSeen: p.peersSeen },
+    p2p: p && { fromPeers: p.bytesFromPeers - (p.rejectedBytes || 0), fromHttp: p.bytesFromHttp,
+                toPeers: p.bytesToPeers, peers: p.peers, peersSeen: p.peersSeen,
+                rejected: p.rejectedSegments, banned: p.bannedPeers, refused: p.refusedConnections,
+                verified: p.verifiedSegments, verifyMs: p.verifyMs, verifiedBytes: p.verifiedBytes },
   };
 }"""
+
+# HTTP segment fetches of the page, ms (Resource Timing; the bucket allows Timing-Allow-Origin or not:
+# duration is there either way).
+FETCHES = """() => performance.getEntriesByType('resource')
+  .filter((e) => /\\.(ts|m4s)(\\?|$)/.test(e.name)).map((e) => e.duration)"""
 
 EVENTS = "() => JSON.parse(JSON.stringify(window.__bench))"
 
@@ -137,11 +163,13 @@ class Viewer:
     closed_at: float | None = None
 
 
-async def open_viewers(browser: Any, url: str, count: int) -> list[Viewer]:
+async def open_viewers(browser: Any, url: str, count: int, hostile: int | None = None) -> list[Viewer]:
     viewers = []
-    for _ in range(count):
+    for i in range(count):
         context = await browser.new_context()  # its own cache, storage and peer id: another viewer
         await context.add_init_script(RECORDER)
+        if i == hostile:
+            await context.add_init_script(ALTER_P2P_UPLOADS)
         page = await context.new_page()
         viewer = Viewer(context, page)
         page.on("pageerror", lambda e, v=viewer: v.problems.append(str(e)))
@@ -285,7 +313,8 @@ async def run_mode(mode: str, args: argparse.Namespace, pw: Any, s3: SeaweedS3, 
         browser = await launch_chromium(pw, WEBRTC_ARGS)
         stack.push_async_callback(browser.close)
         print(f"[{mode}] opening {args.viewers} viewers ...", flush=True)
-        viewers = await open_viewers(browser, f"{stream.service.url}/", args.viewers)
+        hostile = 0 if mode == "hostile" else None
+        viewers = await open_viewers(browser, f"{stream.service.url}/", args.viewers, hostile)
         everyone = list(range(len(viewers)))
         notes: list[str] = []
         await sample_until(viewers, time.time() + args.warmup)
@@ -318,18 +347,45 @@ async def run_mode(mode: str, args: argparse.Namespace, pw: Any, s3: SeaweedS3, 
             await sample_until(viewers, end)
             left = [i for i in everyone if i != gone]
             phases = [Phase(f"all {len(viewers)}", t0, closed, everyone), Phase("after close", closed, end, left)]
+        elif mode == "hostile":
+            await sample_until(viewers, end)
+            phases = [Phase("honest", t0, end, [i for i in everyone if i != hostile])]
         else:
             await sample_until(viewers, end)
             phases = [Phase("run", t0, end, everyone)]
+        fetches: list[float] = []
         for v in viewers:
             if v.closed_at is None:
                 v.events = await v.page.evaluate(EVENTS)
+                fetches += await v.page.evaluate(FETCHES)
+        if mode != "http":
+            notes += verification_notes(viewers, hostile, fetches)
         startup = [v.events.get("firstPlaying", float("nan")) / 1000 for v in viewers]
         for i, v in enumerate(viewers):
             if v.problems:
                 notes.append(f"viewer {i} page errors: {v.problems[:3]}")
         return ModeResult(mode, startup, [(p, phase_figures(p, viewers, stream.proxy)) for p in phases], notes)
     raise AssertionError("unreachable")
+
+
+def verification_notes(viewers: list[Viewer], hostile: int | None, fetches: list[float]) -> list[str]:
+    """What checking peers' segments cost and found (viewerStats.p2p at each viewer's last sample)."""
+    last = [(i, v.samples[-1]["p2p"]) for i, v in enumerate(viewers) if v.samples and v.samples[-1]["p2p"]]
+    if not last:
+        return []
+    verified = sum(p["verified"] for _, p in last)
+    ms = sum(p["verifyMs"] for _, p in last)
+    mb = sum(p["verifiedBytes"] for _, p in last) / 1e6
+    appends = [a for v in viewers for a in (v.events or {}).get("appends", [])]
+    notes = [f"verification: {verified} segments from peers hashed, {ms / verified:.2f} ms each "
+             f"({ms / mb:.2f} ms per MB)" if verified else "verification: no segment from peers to hash",
+             f"a segment otherwise: HTTP fetch median {median(fetches):.1f} ms ({len(fetches)} fetches), "
+             f"appendBuffer to updateend median {median(appends):.1f} ms per call ({len(appends)} calls)"]
+    for i, p in last:
+        who = "hostile" if i == hostile else "viewer"
+        notes.append(f"{who} {i}: rejected {p['rejected']} segments, banned {p['banned']} peers, "
+                     f"refused {p['refused']} reconnections, verified {p['verified']}")
+    return notes
 
 
 # -- the report ----------------------------------------------------------------------------------

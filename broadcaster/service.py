@@ -145,6 +145,7 @@ class Service:
                 start_at_edge=s.rewind_seconds > s.window_seconds,
                 target_duration=s.target_duration or None,
                 can_block_reload=s.blocking_reload,
+                segment_hashes=bool(s.p2p_trackers),  # viewers check what peers send against them
                 # Without saved state, number from the clock: segments are never much shorter than a
                 # second, so a lost STATE_DIR still never makes the media sequence go back.
                 first_sequence=int(time.time()),

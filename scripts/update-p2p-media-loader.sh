@@ -68,6 +68,28 @@ if ! cmp -s "$license" "$work/p2p-media-loader-hlsjs/package/LICENSE"; then
     exit 1
 fi
 
+# viewer/p2p.js checks every segment a peer sends against the SHA-256 its playlist lists (issue 31), in
+# CoreConfig.validateP2PSegment. The library hands the validator the segment's bytes from 2.1.0 on
+# (`validator(url, byteRange, data)`; 2.0.x gave only the URL and byte range), and on a false it drops
+# them and destroys that peer connection. A version that does not do both, as the dist file shows it,
+# is refused: with it, peers' bytes would reach hls.js unchecked.
+if ! grep -qF 'await e(this.segment.url, this.segment.byteRange, this.data)' "$core" \
+    || ! grep -qF 'validateData(this.peerConfig.validateP2PSegment)' "$core" \
+    || ! grep -qF '"p2p-segment-validation-failed"), this.destroy()' "$core"; then
+    echo "FAIL $core_name $version: validateP2PSegment is not seen to get the segment's bytes and to drop them" \
+        "and the peer on a failed check; viewer/p2p.js depends on both: review the library's peer.ts and request.ts" >&2
+    exit 1
+fi
+# Fields of the library's own (not exported) that viewer/p2p.js reaches: the segment manager (which
+# segments the engine may ask of peers), and the tracker client's peers (to close a banned one). Without
+# them p2p.js turns P2P off, or keeps banned peers connected (their segments still checked): warn.
+for field in segmentManager updatePlaylist; do
+    grep -qF "$field" "$hlsjs" || echo "WARN $hlsjs_name $version has no '$field': viewer/p2p.js will turn P2P off" >&2
+done
+for field in mainStreamLoader p2pLoaders trackerClient _peers; do
+    grep -qF "$field" "$core" || echo "WARN $core_name $version has no '$field': viewer/p2p.js cannot close banned peers" >&2
+done
+
 sha() { sha256sum "$1" | cut -d ' ' -f 1; }
 core_sha="$(sha "$core")"
 published_sha="$(sha "$hlsjs_published")"
@@ -121,6 +143,11 @@ Loaded only when \`P2P_TRACKERS\` is set (viewer/p2p.js imports them; a page wit
 - hls.js: the integration is built and tested against hls.js \`$hls_range\` (its devDependency; it declares
   no peer dependency). The viewer's hls.js 1.7.4 is in that range, and tests/test_p2p_browser.py plays
   through it with P2P on.
+- Peers' bytes: the core hands \`validateP2PSegment(url, byteRange, data)\` the whole segment a peer sent
+  (from 2.1.0; 2.0.x gave no bytes) and drops it, and that peer's connection, on \`false\`. viewer/p2p.js
+  checks it against the SHA-256 the playlist lists (\`#EXT-HB-SHA256\`, issue 31); the update script
+  refuses a version whose core does not show both, and warns when fields of the library's own that
+  p2p.js reaches (\`segmentManager\`, the tracker client's \`_peers\`) are gone.
 
 Both files end with a \`sourceMappingURL\` comment; the maps are not vendored.
 MD

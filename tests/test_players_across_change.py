@@ -301,7 +301,10 @@ async def publish(scenario: Scenario, folder: Path, base_url: str) -> Made:
     pub = Publisher(
         PublisherConfig(hls_dir=folder, key_prefix="live", urls=PublicUrls(base_url),
                         window_seconds=scenario.window, can_block_reload=True, first_sequence=FIRST_SEQUENCE,
-                        wall_clock=lambda: EPOCH + now[0], monotonic=lambda: now[0]),
+                        wall_clock=lambda: EPOCH + now[0], monotonic=lambda: now[0],
+                        # As with P2P on: every segment's #EXT-HB-SHA256 line (issue 31), which each
+                        # player here must ignore (without P2P the playlists are these without them).
+                        segment_hashes=True),
         uploader=uploader, metrics=metrics, playlists=playlists,
         release=Release(playlists, metrics, key_prefix="live", monotonic=lambda: now[0]),
     )

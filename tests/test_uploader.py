@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -36,13 +37,16 @@ async def test_upload_puts_bytes_with_segment_headers(tmp_path: Path, store: S3S
     metrics = Metrics()
     up = Uploader(store, metrics, concurrency=2, attempt_timeout=5)
     path = segment(tmp_path)
-    assert await up.upload_file(path, "live/0/stream-a-1.ts", "0") > 0  # seconds the PutObject took
+    done = await up.upload_file(path, "live/0/stream-a-1.ts", "0")
+    assert done.took > 0  # seconds the PutObject took
     head = await store.client.head_object(Bucket="live", Key="live/0/stream-a-1.ts")
     assert head["ContentType"] == "video/mp2t"
     assert head["CacheControl"] == "public, max-age=31536000, immutable"
     got = await store.client.get_object(Bucket="live", Key="live/0/stream-a-1.ts")
     async with got["Body"] as body:
-        assert await body.read() == path.read_bytes()
+        stored = await body.read()
+    assert stored == path.read_bytes()
+    assert done.sha256 == hashlib.sha256(stored).digest()  # of the bytes in the bucket (viewers check peers')
     assert up.uploads_done == 1 and up.storage_ok is True
     assert metrics.registry.get_sample_value("hls_broadcaster_uploaded_bytes_total", {"variant": "0"}) == 1880
 
@@ -235,3 +239,18 @@ def test_a_folder_below_the_root_that_is_a_symlink_is_never_entered(tmp_path: Pa
     (root / "1").mkdir()
     (root / "1" / "seg.ts").write_bytes(b"\x47" * 10)
     assert read_segment_file(root / "1" / "seg.ts", max_bytes=100, root=root) == b"\x47" * 10
+
+
+async def test_the_hash_is_of_the_body_the_successful_attempt_put(tmp_path: Path) -> None:
+    """The hash viewers check peers against (issue 31) is of the bytes in the bucket: a retry reads the
+    file again, and what the successful PutObject sent is what is hashed."""
+    fake = FakeStore(fail={"k": 1})
+    path = segment(tmp_path)
+
+    async def rewrite(delay: float) -> None:  # between the failed attempt and the next
+        path.write_bytes(b"\x47" * 376)
+
+    up = Uploader(fake, Metrics(), concurrency=1, attempt_timeout=1, backoff=Backoff(sleep=rewrite))
+    done = await up.upload_file(path, "k", "0")
+    assert [len(p.body) for p in fake.puts] == [376]
+    assert done.sha256 == hashlib.sha256(fake.puts[0].body).digest() != hashlib.sha256(b"\x47" * 1880).digest()

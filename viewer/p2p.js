@@ -14,6 +14,15 @@
  * So until the video first plays every segment is urgent (the first ones come over HTTP at once, as
  * without P2P); the one-segment window applies from then on.
  *
+ * Nothing a peer sends reaches hls.js unchecked (issue 31): the service lists each segment's SHA-256
+ * in the media playlist (#EXT-HB-SHA256, broadcaster/playlist/hls.py), which hls.js keeps in each
+ * fragment's tagList. The engine learns a segment only together with its hash (a segment listed without
+ * one is never asked of peers: hls.js loads it from the bucket), and validateP2PSegment hashes every
+ * segment a peer delivers (WebCrypto) before the engine hands it on. A mismatch: the bytes are dropped,
+ * the engine fetches the segment again (over HTTP when it is due), destroys that connection, and this
+ * page refuses that peer for the rest of its life (the tracker may introduce it again). Without WebCrypto
+ * (a page over plain http on another host than localhost) there is no P2P at all.
+ *
  * Test hook: window.viewerStats.p2p (see `stats` below).
  */
 import { HlsJsP2PEngine } from './p2p-media-loader-hlsjs.es.min.js';
@@ -21,9 +30,16 @@ import { HlsJsP2PEngine } from './p2p-media-loader-hlsjs.es.min.js';
 const LIVE_SYNC_SEGMENTS = 3; // hls.js's default; without it the engine moves playback to the window's start
 const START_HIGH_DEMAND_SECONDS = 24 * 3600; // until the video plays: everything is urgent (see above)
 const RENDER_MS = 1000;
+const HASH_TAG = 'EXT-HB-SHA256'; // hls.SEGMENT_HASH_TAG without '#': hls.js keeps [name, value] in tagList
+const HASH_TEXT = /^[A-Za-z0-9_-]{43}$/; // 32 bytes, unpadded base64url
+const VALIDATION_FAILED = 'p2p-segment-validation-failed'; // P2P Media Loader's error type
+// Peer ids a page remembers as banned: a new id costs an attacker nothing, a connection each time, so
+// the list only needs to hold the ones seen lately; the oldest is forgotten first.
+const MAX_BANNED = 256;
 
-/** Everything viewer.js needs: createHls(config) in place of `new Hls(config)`. formatBytes is the
- * viewer's own, so the stats panel writes sizes one way. */
+/** Everything viewer.js needs: createHls(config) in place of `new Hls(config)`, or null when P2P cannot
+ * be safe here (no WebCrypto: the page then plays from the bucket alone). formatBytes is the viewer's
+ * own, so the stats panel writes sizes one way. */
 export function create(options, viewerStats, formatBytes) {
   const valid = options && Array.isArray(options.trackers) && options.trackers.length
     && options.trackers.every((url) => /^wss?:\/\//.test(url)) && typeof options.swarm === 'string' && options.swarm
@@ -31,35 +47,58 @@ export function create(options, viewerStats, formatBytes) {
   if (!valid) {
     throw new TypeError('config.json "p2p": expected {"trackers": ["wss://..."], "swarm": "<id>", "stun": ["stun:..."]}');
   }
+  if (!(globalThis.crypto && crypto.subtle && typeof crypto.subtle.digest === 'function')) {
+    // Peers' bytes could not be checked: none are taken. WebCrypto needs a secure context.
+    const reason = 'no WebCrypto to check peers\' segments (the page needs https, or http on localhost)';
+    console.warn('P2P off:', reason);
+    viewerStats.p2p = { off: reason };
+    addRows([['s-p2p-off', 'Peer-to-peer']]).forEach((dd) => { dd.textContent = 'off: ' + reason; });
+    return null;
+  }
   const stats = {
     trackers: options.trackers.slice(),
     stun: options.stun.slice(), // the STUN servers given to WebRTC, in place of the library's (Google's, Twilio's)
     swarm: options.swarm,
-    bytesFromPeers: 0, // segment bytes received over WebRTC
+    bytesFromPeers: 0, // segment bytes received over WebRTC, rejected ones too
     bytesFromHttp: 0, // segment bytes P2P Media Loader fetched from the bucket
     bytesToPeers: 0, // bytes this viewer sent to others
-    peerShare: 0, // bytesFromPeers / all segment bytes the P2P engine loaded, 0..1
+    peerShare: 0, // bytes from peers kept (not rejected) / all segment bytes the P2P engine loaded, 0..1
     peers: 0, // peers connected now
     peersSeen: 0, // peers connected at some point, this page's lifetime
     trackerErrors: 0, // the tracker refused or failed (P2P Media Loader's onTrackerError)
     trackerWarnings: 0, // e.g. the tracker cannot be reached (onTrackerWarning): HTTP alone goes on
     uploadDisabled: isCellular(),
+    rejectedSegments: 0, // segments peers sent that did not hash as the playlist says: dropped, refetched
+    rejectedBytes: 0,
+    bannedPeers: 0, // peers that sent one: disconnected and refused for this page's life
+    bannedPeerIds: [], // the latest MAX_BANNED
+    refusedConnections: 0, // connections from a banned peer that the tracker introduced again, closed
+    verifiedSegments: 0, // segments from peers whose SHA-256 matched
+    verifyMs: 0, // time spent hashing peers' segments (crypto.subtle.digest), all segments together
+    verifiedBytes: 0,
+    unhashedSegments: 0, // segments the newest playlist lists without a hash: never asked of peers
   };
   viewerStats.p2p = stats;
-  const rows = addRows();
+  const rows = addRows([['s-p2p-peers-share', 'From peers'], ['s-p2p-http-share', 'From R2 (HTTP)'],
+    ['s-p2p-peers', 'Peers connected'], ['s-p2p-rejected', 'Rejected from peers']]);
+  const hashes = new SegmentHashes();
+  const banned = new Set(); // peer ids, for this page's life (the latest MAX_BANNED)
+  const verdicts = new Map(); // segment URL -> its last failed check: { why: 'mismatch' | 'unknown', bytes }
   let current = null; // the engine of the newest player: older ones' late events are ignored
   let peers = new Set();
   let shown = '';
 
   function render() {
-    const total = stats.bytesFromPeers + stats.bytesFromHttp;
-    stats.peerShare = total ? stats.bytesFromPeers / total : 0;
+    const kept = stats.bytesFromPeers - stats.rejectedBytes;
+    const total = kept + stats.bytesFromHttp;
+    stats.peerShare = total ? kept / total : 0;
     const peerPct = total ? Math.round(100 * stats.peerShare) + ' %' : '–';
     const httpPct = total ? Math.round(100 * (1 - stats.peerShare)) + ' %' : '–';
     const text = [
-      peerPct + ' · ' + formatBytes(stats.bytesFromPeers),
+      peerPct + ' · ' + formatBytes(kept),
       httpPct + ' · ' + formatBytes(stats.bytesFromHttp),
       String(stats.peers) + (stats.uploadDisabled ? ' (not uploading: cellular)' : ''),
+      stats.rejectedSegments + ' segments · ' + stats.bannedPeers + ' peers banned',
     ];
     const key = text.join('|');
     if (key === shown) return;
@@ -82,6 +121,11 @@ export function create(options, viewerStats, formatBytes) {
     }));
     engine.addEventListener('onChunkUploaded', mine((bytes) => { stats.bytesToPeers += bytes; }));
     engine.addEventListener('onPeerConnect', mine((peer) => {
+      if (banned.has(peer.peerId)) {
+        // The engine finishes setting the connection up after this event: close it right after.
+        queueMicrotask(() => { if (refuse(engine, peer.peerId)) stats.refusedConnections += 1; });
+        return;
+      }
       peers.add(peer.peerId);
       stats.peers = peers.size;
       stats.peersSeen += 1;
@@ -90,11 +134,54 @@ export function create(options, viewerStats, formatBytes) {
       peers.delete(peer.peerId);
       stats.peers = peers.size;
     }));
+    engine.addEventListener('onSegmentError', mine((details) => {
+      if (!details || !details.error || details.error.type !== VALIDATION_FAILED) return;
+      stats.rejectedSegments += 1;
+      const url = details.segment && details.segment.url;
+      const verdict = verdicts.get(url) || {};
+      stats.rejectedBytes += verdict.bytes || 0;
+      // Dispatched before the engine destroys the connection. Only a peer that sent wrong bytes is
+      // banned: a segment with no hash here is not the peer's fault (and is not asked of peers anyway).
+      if (verdict.why === 'mismatch' && details.peerId && !banned.has(details.peerId)) {
+        banned.add(details.peerId);
+        if (banned.size > MAX_BANNED) banned.delete(banned.values().next().value);
+        stats.bannedPeers += 1;
+        stats.bannedPeerIds = [...banned];
+        console.warn('P2P: peer ' + details.peerId + ' sent a segment that does not match its SHA-256 ('
+          + url + '); it is refused from now on, the segment comes from the bucket');
+      }
+      verdicts.delete(url);
+    }));
     engine.addEventListener('onTrackerError', mine(() => { stats.trackerErrors += 1; }));
     engine.addEventListener('onTrackerWarning', mine(() => { stats.trackerWarnings += 1; }));
   }
 
   const HlsWithP2P = HlsJsP2PEngine.injectMixin(window.Hls);
+
+  /** P2P Media Loader's validateP2PSegment: called with the whole segment a peer sent, before the engine
+   * hands it to hls.js or stores it for other peers; false drops it and destroys that connection. */
+  async function validate(url, byteRange, data) {
+    const expected = hashes.get(url);
+    if (!expected || byteRange !== undefined || !(data instanceof ArrayBuffer)) {
+      failed(url, 'unknown', data);
+      return false;
+    }
+    const started = performance.now();
+    const digest = await crypto.subtle.digest('SHA-256', data);
+    stats.verifyMs += performance.now() - started;
+    stats.verifiedBytes += data.byteLength;
+    if (base64url(digest) === expected) {
+      stats.verifiedSegments += 1;
+      return true;
+    }
+    failed(url, 'mismatch', data);
+    return false;
+  }
+
+  function failed(url, why, data) {
+    verdicts.set(url, { why, bytes: data && data.byteLength ? data.byteLength : 0 });
+    if (verdicts.size > 64) verdicts.delete(verdicts.keys().next().value); // bounded: a failure's event clears it
+  }
 
   function createHls(config) {
     const Hls = window.Hls;
@@ -109,11 +196,12 @@ export function create(options, viewerStats, formatBytes) {
         highDemandTimeWindow: START_HIGH_DEMAND_SECONDS,
         isP2PUploadDisabled: stats.uploadDisabled,
         rtcConfig: { iceServers: stats.stun.length ? [{ urls: stats.stun }] : [] },
+        validateP2PSegment: validate,
       },
       onHlsJsCreated(hls) {
         watch(hls.p2pEngine);
         hls.config.fLoader = copyingLoader(hls.config.fLoader);
-        keyPlaylistsWithoutDirectives(hls.p2pEngine);
+        teachPlaylists(hls.p2pEngine, hashes, stats);
         // Once the video plays, one segment of buffer left before a segment: it comes over HTTP if no
         // peer has delivered it.
         let target = 0;
@@ -172,21 +260,109 @@ function copyingLoader(Base) {
 }
 
 /**
- * The engine knows each variant by its URL in the multivariant playlist, and looks each reloaded
- * playlist up by the URL hls.js loaded it from. With blocking reload (BLOCKING_RELOAD, the default)
- * that URL carries ?_HLS_msn=..., so every reload missed and the engine knew only the segments of the
- * first playlist: hls.js then loaded every later segment itself, over HTTP, never from peers. Hand the
- * engine the URL without the delivery directives. (segmentManager is the engine's own, unexported
- * field in 2.3.1; without it, P2P works as before, for the first playlist's segments only.)
+ * What the engine learns of each playlist hls.js loads (its LEVEL_UPDATED: delta updates already merged,
+ * skipped fragments being the earlier ones with their tags):
+ * - only the fragments whose SHA-256 the playlist lists, recorded in `hashes` in the same step, so the
+ *   engine never asks peers for a segment it cannot check (hls.js loads those from the bucket itself);
+ * - the playlist's URL without delivery directives. The engine knows each variant by its URL in the
+ *   multivariant playlist and looks each reloaded playlist up by the URL hls.js loaded it from; with
+ *   blocking reload (BLOCKING_RELOAD, the default) that URL carries ?_HLS_msn=..., so every reload
+ *   missed and the engine knew only the first playlist's segments.
+ * segmentManager is the engine's own, unexported field in 2.3.1. Without it the engine would learn
+ * segments with no hash recorded: P2P is then turned off for this player (every check would fail).
  */
-function keyPlaylistsWithoutDirectives(engine) {
+function teachPlaylists(engine, hashes, stats) {
   const manager = engine.segmentManager;
-  if (!manager || typeof manager.updatePlaylist !== 'function') return;
+  if (!manager || typeof manager.updatePlaylist !== 'function') {
+    console.warn('P2P off: P2P Media Loader has no segmentManager.updatePlaylist (not 2.3.x?)');
+    engine.applyDynamicConfig({ core: { mainStream: { isP2PDisabled: true }, secondaryStream: { isP2PDisabled: true } } });
+    return;
+  }
   const update = manager.updatePlaylist.bind(manager);
   manager.updatePlaylist = (data) => {
     const { url, fragments, live } = data.details;
-    update({ ...data, details: { url: withoutDirectives(url), fragments, live } });
+    const key = withoutDirectives(url);
+    const checkable = hashes.learn(key, fragments);
+    stats.unhashedSegments = fragments.length - checkable.length;
+    update({ ...data, details: { url: key, fragments: checkable, live } });
   };
+}
+
+/** url -> SHA-256 (base64url) of the segments the playlists list, per playlist: the newest version's
+ * and the one before (a segment that just left the window may still be arriving from a peer). */
+class SegmentHashes {
+  constructor() {
+    this.playlists = new Map(); // playlist URL -> { now: Map, before: Map }
+  }
+
+  learn(playlist, fragments) {
+    const known = new Map();
+    const checkable = [];
+    for (const fragment of fragments) {
+      const hash = hashOf(fragment);
+      if (hash && fragment.url) {
+        known.set(fragment.url, hash);
+        checkable.push(fragment);
+      }
+    }
+    const entry = this.playlists.get(playlist);
+    this.playlists.set(playlist, { now: known, before: entry ? entry.now : new Map() });
+    return checkable;
+  }
+
+  get(url) {
+    for (const { now, before } of this.playlists.values()) {
+      const hash = now.get(url) || before.get(url);
+      if (hash) return hash;
+    }
+    return null;
+  }
+}
+
+function hashOf(fragment) {
+  const tags = fragment.tagList || [];
+  for (const tag of tags) {
+    if (tag[0] === HASH_TAG && HASH_TEXT.test(tag[1] || '')) return tag[1];
+  }
+  return null;
+}
+
+function base64url(buffer) {
+  let text = '';
+  for (const byte of new Uint8Array(buffer)) text += String.fromCharCode(byte);
+  return btoa(text).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
+/**
+ * Close the connection to a banned peer the tracker introduced again. P2P Media Loader 2.3.1 offers no
+ * way to refuse a peer: its tracker client accepts every peer the tracker pairs it with, and forgets a
+ * peer once its connection is destroyed (so after a failed check, the same peer can come back at the
+ * next announce). The connection is reached through the engine's own fields (core, the stream loaders,
+ * their P2P loaders' trackerClient), none of them exported; if they are not there, the peer stays
+ * connected and every segment it sends is still checked (and dropped when wrong).
+ */
+let warnedCannotRefuse = false;
+function refuse(engine, peerId) {
+  const core = engine.core;
+  let closed = false;
+  for (const streamLoader of [core && core.mainStreamLoader, core && core.secondaryStreamLoader]) {
+    const loaders = streamLoader && streamLoader.p2pLoaders && streamLoader.p2pLoaders.loaders;
+    if (!loaders || typeof loaders.values !== 'function') continue;
+    for (const item of loaders.values()) {
+      const client = item && item.loader && item.loader.trackerClient;
+      const known = client && client._peers && client._peers.get(peerId);
+      if (known && known.peer && typeof known.peer.destroy === 'function') {
+        known.peer.destroy();
+        closed = true;
+      }
+    }
+  }
+  if (!closed && !warnedCannotRefuse) {
+    warnedCannotRefuse = true;
+    console.warn('P2P: cannot close banned peer ' + peerId + ' (P2P Media Loader internals changed); '
+      + 'its segments are still checked');
+  }
+  return closed;
 }
 
 function withoutDirectives(text) {
@@ -206,11 +382,9 @@ function isCellular() {
   return Boolean(navigator.connection && navigator.connection.type === 'cellular');
 }
 
-/** The stats panel's P2P rows, after "Segment hosts" (or last). */
-function addRows() {
+/** The stats panel's P2P rows ([id, name] each), after "Segment hosts" (or last). */
+function addRows(names) {
   const list = document.querySelector('#stats dl');
-  const names = [['s-p2p-peers-share', 'From peers'], ['s-p2p-http-share', 'From R2 (HTTP)'],
-    ['s-p2p-peers', 'Peers connected']];
   const cells = [];
   const after = document.getElementById('s-hosts');
   let anchor = after ? after.parentElement : null;

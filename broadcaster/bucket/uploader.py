@@ -4,13 +4,14 @@ retries with exponential backoff and full jitter for as long as the file is stil
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from ..lograte import RateLimitedLog
 from ..metrics import UPLOAD_FAILURE_REASONS, Metrics, bounded
@@ -59,6 +60,21 @@ def _nonempty(path: Path, data: bytes) -> bytes:
     if not data:
         raise SegmentLost("empty", f"{path} is empty")
     return data
+
+
+class Uploaded(NamedTuple):
+    """A segment in the bucket: how long its successful PutObject took (seconds), and the SHA-256 of the
+    exact body that PutObject sent (what a viewer checks a peer's copy against, viewer/p2p.js)."""
+
+    took: float
+    sha256: bytes | None  # None: uploaded before a restart, its bytes not at hand
+
+
+def _read_and_hash(read: Callable[[], bytes]) -> tuple[bytes, bytes]:
+    """The body an attempt sends and its SHA-256, both off the event loop (~2 ms a MB): the hash is of
+    that very object, the one PutObject is given."""
+    body = read()
+    return body, hashlib.sha256(body).digest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,9 +143,9 @@ class Uploader:
             self._working.clear()
             self._outage.failed(reason or "unknown")
 
-    async def upload_file(self, path: Path, key: str, variant: str, *, root: Path | None = None) -> float:
+    async def upload_file(self, path: Path, key: str, variant: str, *, root: Path | None = None) -> Uploaded:
         """Upload one file (inside `root`, see read_segment_file); returns how long the successful
-        PutObject took (seconds).
+        PutObject took and the SHA-256 of the bytes it sent.
 
         Raises SegmentLost when it can never succeed.
         """
@@ -142,11 +158,11 @@ class Uploader:
 
     async def upload_bytes(self, key: str, body: bytes, *, content_type: str, cache_control: str) -> float:
         """Upload bytes made here (a recording's playlist); retried until it succeeds."""
-        return await self._put(key, lambda: body, content_type, cache_control, None)
+        return (await self._put(key, lambda: body, content_type, cache_control, None)).took
 
     async def _put(
         self, key: str, read: Callable[[], bytes], content_type: str, cache_control: str, variant: str | None
-    ) -> float:
+    ) -> Uploaded:
         upload_id, self._next_id = self._next_id, self._next_id + 1
         self._waiting[upload_id] = self._clock()
         try:
@@ -156,13 +172,13 @@ class Uploader:
 
     async def _attempts(
         self, key: str, read: Callable[[], bytes], content_type: str, cache_control: str, variant: str | None
-    ) -> float:
+    ) -> Uploaded:
         attempt = 0
         while True:
             bucket_failed = True
             async with self._slots:
                 try:
-                    body = await asyncio.to_thread(read)
+                    body, digest = await asyncio.to_thread(_read_and_hash, read)
                 except OSError as err:  # out of handles or memory (read_segment_file lets only those out)
                     if not is_temporary(err):
                         raise
@@ -191,7 +207,7 @@ class Uploader:
                             self._metrics.bytes_uploaded.labels(variant=variant).inc(len(body))
                             self.uploads_done += 1
                         self.record(True)
-                        return took
+                        return Uploaded(took, digest)
             delay = self._retry.delay(attempt)
             attempt += 1
             if bucket_failed:

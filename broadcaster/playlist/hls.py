@@ -7,8 +7,10 @@ the generator and the server call these instead of repeating numbers.
 
 from __future__ import annotations
 
+import base64
 import functools
 import math
+import re
 from datetime import datetime, timezone
 from pathlib import PurePosixPath
 
@@ -212,3 +214,43 @@ def skip_until(target_duration: int) -> float:
 
 def offers_delta_updates(window_seconds: float, target_duration: int) -> bool:
     return window_seconds >= DELTA_MIN_WINDOW_TARGET_DURATIONS * target_duration
+
+
+# -- Segment hashes for viewer-to-viewer delivery (issue 31) ----------------------------------------
+
+# With P2P on (P2P_TRACKERS), each segment of a live media playlist carries the SHA-256 of the bytes the
+# service put in the bucket, on a line of its own before its EXTINF: "#EXT-HB-SHA256:" and 43 characters
+# of unpadded base64url (59 bytes a segment with the newline; hex would be 80). viewer/p2p.js takes it
+# from hls.js's fragment tagList and refuses a peer's copy of the segment unless it hashes the same, so
+# a viewer trusts the playlist (from the service, or the bucket's copy the service wrote) and no peer.
+# A tag, not a comment (4.1: tags begin with #EXT), of this service's own (#EXT-X- is reserved for the
+# spec): clients ignore tags they do not know (6.3.1), so video.js, Shaka, Safari and ffmpeg play on.
+# Before EXTINF rather than between it and the URI, where naive parsers expect the URI. Live media
+# playlists only (their delta updates and the bucket's copy too): clips and recordings are not shared
+# between peers.
+SEGMENT_HASH_TAG = "#EXT-HB-SHA256"
+_SHA256_BYTES = 32
+
+
+def segment_hash_line(digest: bytes) -> str:
+    """The tag line (with its newline) naming a segment's SHA-256."""
+    return f"{SEGMENT_HASH_TAG}:{encode_segment_hash(digest)}\n"
+
+
+def encode_segment_hash(digest: bytes) -> str:
+    if len(digest) != _SHA256_BYTES:
+        raise ValueError(f"a SHA-256 is {_SHA256_BYTES} bytes, not {len(digest)}")
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def decode_segment_hash(text: str) -> bytes:
+    """encode_segment_hash's inverse; ValueError for anything it did not write."""
+    if len(text) != 43 or not _BASE64URL.fullmatch(text):
+        raise ValueError("a segment hash is not 43 characters of base64url")
+    digest = base64.urlsafe_b64decode(text + "=")
+    if encode_segment_hash(digest) != text:  # the last character's spare bits must be zero
+        raise ValueError("a segment hash is not canonical base64url")
+    return digest
+
+
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]+")

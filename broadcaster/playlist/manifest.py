@@ -52,6 +52,9 @@ class ListedSegment:
     discontinuity: bool = False
     init_uri: str | None = None  # fMP4 init section (EXT-X-MAP)
     key: str | None = None  # its object key, so it can be deleted once it left every playlist
+    # SHA-256 of the bytes in the bucket, listed for viewers' peers to be checked against (hls.py's
+    # SEGMENT_HASH_TAG); only with P2P on, so a playlist without P2P says nothing of it.
+    sha256: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,13 +88,18 @@ class _Entry:
             "#EXT-X-DISCONTINUITY\n" if discontinuity else "",
             f'#EXT-X-MAP:URI="{init}"\n' if self.maps else "",
             f"#EXT-X-PROGRAM-DATE-TIME:{hls.format_program_date_time(program_date_time)}\n",
+            hls.segment_hash_line(segment.sha256) if segment.sha256 else "",
             f"#EXTINF:{segment.duration:.3f},\n",
             segment.uri, "\n",
         ))
         # Its record in the state file, with the time it was listed on the generator's clock (the
-        # snapshot says what that clock read): the same text in every save.
-        self.saved = json.dumps([sequence, segment.uri, segment.duration, program_date_time, discontinuity,
-                                 init, segment.key, round(listed_at, 3)], separators=(",", ":"))
+        # snapshot says what that clock read): the same text in every save. Its hash, when it has one, is
+        # a ninth value (files from before it have eight: those segments never come from peers).
+        record = [sequence, segment.uri, segment.duration, program_date_time, discontinuity, init, segment.key,
+                  round(listed_at, 3)]
+        if segment.sha256:
+            record.append(hls.encode_segment_hash(segment.sha256))
+        self.saved = json.dumps(record, separators=(",", ":"))
 
 
 class Rendered:
@@ -473,6 +481,17 @@ class ManifestGenerator:
         self._tagged -= first.discontinuity
         return first
 
+    def drop_hashes(self) -> None:
+        """List no segment's hash (P2P was turned off since the state these entries came from was saved)."""
+        if not any(e.segment.sha256 for e in self._entries):
+            return
+        entries, self._entries = self._entries, deque()
+        for e in entries:
+            self._entries.append(_Entry(e.sequence, replace(e.segment, sha256=None), e.discontinuity,
+                                        e.program_date_time, e.listed_at, self._entries[-1] if self._entries else None))
+        self._text, self._dropped = "".join(e.text for e in self._entries), 0
+        self._rendered = self._edge = None
+
     def drain_removed(self) -> list[Removed]:
         """Segments that left the window since the last call."""
         removed, self._removed = self._removed, []
@@ -533,10 +552,12 @@ class ManifestGenerator:
         if isinstance(raw_entries, RawJSON):  # a snapshot restored without going through a file
             raw_entries = raw_entries.decode()
         for raw in validate.array(raw_entries, "entries", MAX_RESTORED_ENTRIES):
-            entry = validate.array(raw, "an entry", 8)
-            if len(entry) != 8:
-                raise ValueError(f"an entry has {len(entry)} values, not 8")
-            seq, uri, duration, pdt, disc, init, key, age = entry
+            entry = validate.array(raw, "an entry", 9)
+            if len(entry) not in (8, 9):
+                raise ValueError(f"an entry has {len(entry)} values, not 8 or 9")
+            seq, uri, duration, pdt, disc, init, key, age = entry[:8]
+            digest = hls.decode_segment_hash(validate.text(entry[8], "a segment hash", 64)) \
+                if len(entry) == 9 else None
             seconds = validate.number(duration, "a segment duration", 0.001, target + 1)
             if not hls.fits_target(round(seconds, 3), gen.target_duration):
                 raise ValueError(f"a segment of {seconds:.3f}s does not fit target duration {target}s")
@@ -546,6 +567,7 @@ class ManifestGenerator:
                 validate.flag(disc, "a discontinuity"),
                 _uri_or_none(init, "an init URI"),
                 None if key is None else validate.text(key, "a segment key"),
+                digest,
             )
             if clock is not None:
                 age = round(clock - validate.number(age, "a segment's listing time", -1e15), 3)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..bucket.recorder import Recorder
-from ..bucket.uploader import SegmentLost, Uploader
+from ..bucket.uploader import SegmentLost, Uploaded, Uploader
 from ..bucket.urls import SegmentUrls
 from ..lograte import RateLimitedLog
 from ..metrics import Metrics
@@ -47,12 +47,15 @@ class PublisherConfig:
     can_block_reload: bool = False
     start_at_edge: bool = False  # a rewind window: playlists say players start at the live edge
     first_sequence: int = 0  # the media sequence to start from without saved state
+    # P2P on (P2P_TRACKERS): each listed segment carries the SHA-256 of its bytes in the bucket, which
+    # viewers check their peers' copies against (hls.SEGMENT_HASH_TAG).
+    segment_hashes: bool = False
     wall_clock: Callable[[], float] = time.time
     monotonic: Callable[[], float] = time.monotonic
 
 
-async def _already(took: float) -> float:
-    return took
+async def _already(done: Uploaded) -> Uploaded:
+    return done
 
 
 def _doubled(need: int, current: int) -> int:
@@ -133,6 +136,7 @@ class Publisher:
         self._recorder = recorder
         self._can_block = config.can_block_reload
         self._start_at_edge = config.start_at_edge
+        self._hashes = config.segment_hashes
         self._upload_ratio = 0.0  # moving average of (PutObject time / segment duration)
         self._input_log = RateLimitedLog(log)
 
@@ -311,7 +315,7 @@ class Publisher:
         slot.discontinuity |= seg.discontinuity
         folder = self._hls_dir / str(v.index)
         init_key: str | None = None
-        init_task: asyncio.Task[float] | None = None
+        init_task: asyncio.Task[Uploaded] | None = None
         if seg.init_name is not None:
             # Init sections keep their name across transcoder runs; the run keeps keys unique.
             init_key = self._key(v.index, f"{stream_id(seg.name) or f'run{key[0]}'}-{seg.init_name}")
@@ -325,7 +329,8 @@ class Publisher:
         seg_key = self._key(v.index, seg.name)
         if seg_key in self._restored_uploads:  # uploaded before a restart, not yet listed then
             self._restored_uploads.discard(seg_key)
-            task: asyncio.Task[float] = asyncio.ensure_future(_already(0.0))
+            # Its bytes are not at hand: no hash, so viewers take it from the bucket, never from peers.
+            task: asyncio.Task[Uploaded] = asyncio.ensure_future(_already(Uploaded(0.0, None)))
         else:
             task = asyncio.ensure_future(self._upload(folder / seg.name, seg_key, v.index, init_task))
         task.add_done_callback(self._on_done)
@@ -337,7 +342,7 @@ class Publisher:
     def _run_name(self, run: int) -> str:
         return next((name for name, order in self._runs.items() if order == run), f"run-{run}")
 
-    async def _upload(self, path: Path, key: str, index: int, init: asyncio.Task[float] | None) -> float:
+    async def _upload(self, path: Path, key: str, index: int, init: asyncio.Task[Uploaded] | None) -> Uploaded:
         if init is not None:
             try:
                 await asyncio.shield(init)  # shared by every segment of the run
@@ -350,7 +355,7 @@ class Publisher:
 
     # -- listing, in order, the same slots in every variant ------------------------------------------
 
-    def _on_done(self, _task: asyncio.Future[float]) -> None:
+    def _on_done(self, _task: asyncio.Future[Uploaded]) -> None:
         if not self._closed:
             self._advance()
 
@@ -543,6 +548,7 @@ class Publisher:
         # listed together keep the same numbers.
         sequence = max(gen.next_sequence, base) if not gen.segment_count else gen.next_sequence
         src = copy.source
+        uploaded = copy.task.result()
         segment = ListedSegment(
             uri=self._urls.segment(copy.key),
             duration=src.duration,
@@ -550,6 +556,7 @@ class Publisher:
             discontinuity=discontinuity,
             init_uri=self._urls.init(copy.init_key) if copy.init_key else None,
             key=copy.key,
+            sha256=uploaded.sha256 if self._hashes else None,
         )
         try:
             gen.append(segment, self._mono(), sequence, wall=wall)
@@ -569,7 +576,7 @@ class Publisher:
         # Moving average over ~10 segments of the successful PutObject's time against the media it
         # carries (like Owncast's "possible slow uploads"): above 1 the bucket cannot keep up. An
         # outage does not count here: it shows as storage unreachable instead.
-        ratio = copy.task.result() / max(src.duration, 0.001)
+        ratio = uploaded.took / max(src.duration, 0.001)
         self._upload_ratio += (ratio - self._upload_ratio) * 0.2
         self._metrics.upload_realtime_ratio.set(round(self._upload_ratio, 3))
         self._release.listed((v.index, sequence, src, copy.seen_at, segment.uri))
@@ -631,6 +638,10 @@ class Publisher:
         self._next_sequence, self._last_run, self.aligner.decided = m.next_sequence, m.last_run, m.decided
         self._runs, self._restored_uploads = m.runs, m.uploaded
         self._discontinuity_floor = m.discontinuity_floor
+        if not self._hashes:  # P2P turned off since that save: the playlists say nothing of hashes
+            for v in self._variants.values():
+                if v.generator is not None:
+                    v.generator.drop_hashes()
         if m.clean:
             self._release.limit = m.next_sequence  # nothing past it was served; new numbers need a save
             log.info("continuing from saved state: next media sequence %d, %d variant(s)",

@@ -16,6 +16,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, ValuesView
 from dataclasses import dataclass, field
 
+from ..bucket.uploader import Uploaded
 from ..playlist import hls
 from ..playlist.manifest import ManifestGenerator
 from ..source.owncast import SourceSegment
@@ -36,7 +37,7 @@ class Copy:
     key: str
     init_key: str | None
     seen_at: float  # monotonic
-    task: asyncio.Task[float]
+    task: asyncio.Task[Uploaded]
 
 
 @dataclass(slots=True)
@@ -53,7 +54,7 @@ class Variant:
     index: int
     generator: ManifestGenerator | None = None
     seen: OrderedDict[str, None] = field(default_factory=OrderedDict)
-    inits: dict[str, asyncio.Task[float]] = field(default_factory=dict)  # key -> upload
+    inits: dict[str, asyncio.Task[Uploaded]] = field(default_factory=dict)  # key -> upload
     first: dict[int, int] = field(default_factory=dict)  # run -> first Owncast number it joined with
     last_key: SlotKey | None = None
     last_media_sequence: int = -1

@@ -17,6 +17,22 @@ CHROMIUM_ARGS = [
 # here resolves (the P2P test and bench).
 WEBRTC_ARGS = [*CHROMIUM_ARGS, "--disable-features=WebRtcHideLocalIpsWithMdns"]
 
+# A hostile viewer (issue 31; the P2P test and bench): every segment chunk it sends over WebRTC has one
+# byte flipped (commands, a few hundred bytes, go as they are). Its own player keeps the bucket's bytes.
+ALTER_P2P_UPLOADS = """(() => {
+  const send = RTCDataChannel.prototype.send;
+  RTCDataChannel.prototype.send = function (data) {
+    const view = data instanceof ArrayBuffer ? new Uint8Array(data)
+      : ArrayBuffer.isView(data) ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : null;
+    if (view && view.byteLength >= 4096) {
+      const altered = view.slice();
+      altered[altered.length >> 1] ^= 0xff;
+      return send.call(this, altered);
+    }
+    return send.call(this, data);
+  };
+})();"""
+
 needs_chromium = pytest.mark.skipif(
     not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (scripts/test installs it)"
 )

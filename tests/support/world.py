@@ -51,7 +51,7 @@ class World:
     `self.now`, moved by the test (`step`), so windows slide without waiting for the real one."""
 
     def __init__(self, tmp_path: Path, window: float = 4.0, state: StateFile | None = None,
-                 align_by: str = "msn", stepped: bool = False) -> None:
+                 align_by: str = "msn", stepped: bool = False, segment_hashes: bool = False) -> None:
         self.dir = tmp_path
         self.store = FakeStore()
         self.metrics = Metrics()
@@ -66,7 +66,8 @@ class World:
         self.release = Release(self.playlists, self.metrics, key_prefix="live", snapshots=self.snapshots,
                                on_listed=lambda v, n, s, _u: self.listed.append((v, n, s.name)), monotonic=mono)
         self.pub = Publisher(PublisherConfig(hls_dir=tmp_path, key_prefix="live", urls=PublicUrls(PUBLIC),
-                                             window_seconds=window, wall_clock=lambda: self.clock, monotonic=mono),
+                                             window_seconds=window, wall_clock=lambda: self.clock, monotonic=mono,
+                                             segment_hashes=segment_hashes),
                              uploader=self.uploader, metrics=self.metrics, playlists=self.playlists,
                              release=self.release)
         if self.snapshots is not None:

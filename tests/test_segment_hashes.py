@@ -1,0 +1,139 @@
+"""Segment hashes for viewer-to-viewer delivery (issue 31): with P2P on, each live segment is listed with
+the SHA-256 of the bytes the service put in the bucket (hls.SEGMENT_HASH_TAG), which viewer/p2p.js checks
+every peer's copy against; with P2P off the playlists are as before. The hash lives with the listed
+segment in the saved state, and older state files still restore."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from broadcaster.playlist import hls
+from broadcaster.playlist.manifest import ListedSegment, ManifestGenerator, render_vod
+from broadcaster.state.disk import dumps
+from tests.support.hls_checker import VariantSetChecker
+from tests.support.world import World
+
+DIGESTS = [hashlib.sha256(bytes([n])).digest() for n in range(40)]
+TAG = re.compile(r"^#EXT-HB-SHA256:([A-Za-z0-9_-]{43})$", re.M)
+
+
+def hashes_in(text: str) -> list[bytes]:
+    return [base64.urlsafe_b64decode(m + "=") for m in TAG.findall(text)]
+
+
+def segment(n: int, *, hashed: bool = True) -> ListedSegment:
+    return ListedSegment(f"https://cdn.example/live/0/s-{n}.ts", 1.0, 1_800_000_000.0 + n, key=f"live/0/s-{n}.ts",
+                         sha256=DIGESTS[n] if hashed else None)
+
+
+def generator(count: int, *, hashed: bool = True, can_block_reload: bool = False) -> ManifestGenerator:
+    gen = ManifestGenerator(1, 30.0, can_block_reload=can_block_reload)
+    for n in range(count):
+        gen.append(segment(n, hashed=hashed), float(n))
+    return gen
+
+
+def test_the_tag_names_each_segments_hash_before_its_extinf() -> None:
+    text = generator(3).render().body.decode()
+    assert hashes_in(text) == DIGESTS[:3]
+    lines = text.splitlines()
+    for n in range(3):
+        at = lines.index(f"https://cdn.example/live/0/s-{n}.ts")
+        assert TAG.match(lines[at - 2]) and lines[at - 1].startswith("#EXTINF:"), lines[at - 3:at + 1]
+    VariantSetChecker().assert_ok("0", text)
+    # 59 bytes a segment: the tag, 43 characters of base64url and a newline.
+    assert len(text) - len(generator(3, hashed=False).render().body.decode()) == 3 * 59
+
+
+def test_without_hashes_the_playlist_is_as_before() -> None:
+    text = generator(3, hashed=False).render().body.decode()
+    assert "SHA256" not in text and "EXT-HB" not in text
+
+
+def test_delta_updates_and_the_buckets_copy_carry_the_hashes_of_what_they_list() -> None:
+    gen = generator(12, can_block_reload=True)
+    assert gen.can_skip
+    full, edge = gen.render(), gen.render_edge()
+    assert full.delta is not None
+    delta = full.delta.body.decode()
+    skipped = int(re.search(r"#EXT-X-SKIP:SKIPPED-SEGMENTS=(\d+)", delta).group(1))  # type: ignore[union-attr]
+    # The skipped segments' tags go with them (4.4.5.2): the player keeps those from earlier versions.
+    assert hashes_in(delta) == DIGESTS[skipped:12]
+    assert hashes_in(full.body.decode()) == hashes_in(edge.body.decode()) == DIGESTS[:12]
+
+
+def test_clips_and_recordings_carry_no_hashes() -> None:
+    gen = generator(3)
+    vod = render_vod(gen.listed_between(0, 3e9), 1).decode()
+    assert "#EXT-HB-SHA256" not in vod and vod.count("#EXTINF") == 3
+
+
+def test_hashes_are_saved_and_restored_and_older_states_still_restore() -> None:
+    gen = generator(3)
+    saved = json.loads(dumps(gen.snapshot(3.0)))
+    restored = ManifestGenerator.restore(saved, 3.0, 30.0)
+    assert restored.render().body == gen.render().body
+    # A file from before the hashes: eight values an entry. Those segments are listed without one (so
+    # viewers take them from the bucket), and the next segment has its own.
+    for entry in saved["entries"]:
+        del entry[8]
+    old = ManifestGenerator.restore(saved, 3.0, 30.0)
+    old.append(segment(3), 4.0)
+    assert hashes_in(old.render().body.decode()) == [DIGESTS[3]]
+
+
+@pytest.mark.parametrize("bad", ["", "not base64!", "A" * 42, "A" * 44, "A" * 42 + "B", 7, None])
+def test_a_damaged_hash_in_the_state_is_refused(bad: object) -> None:
+    saved = json.loads(dumps(generator(1).snapshot(1.0)))
+    saved["entries"][0][8] = bad
+    with pytest.raises(ValueError):
+        ManifestGenerator.restore(saved, 1.0, 30.0)
+
+
+def test_drop_hashes_lists_the_same_segments_without_them() -> None:
+    gen = generator(3)
+    gen.drop_hashes()
+    assert gen.render().body == generator(3, hashed=False).render().body
+
+
+# -- the publisher: the hash of the very bytes in the bucket, only with P2P on --------------------------
+
+
+async def test_the_publisher_lists_the_hash_of_the_bytes_it_put_in_the_bucket(tmp_path: Path) -> None:
+    w = World(tmp_path, segment_hashes=True)
+    w.write(0, "stream-a-0.ts", 188)
+    w.write(0, "stream-a-1.ts", 376)
+    w.owncast_lists(0, "stream-a-0.ts", "stream-a-1.ts", write=False)
+    await w.settle()  # every version checked by the HLS checker too
+    put = {p.key: p.body for p in w.store.puts}
+    assert hashes_in(w.text()) == [hashlib.sha256(put[f"live/0/stream-a-{n}.ts"]).digest() for n in (0, 1)]
+    await w.pub.close()
+
+
+async def test_without_p2p_the_publisher_lists_no_hash(tmp_path: Path) -> None:
+    w = World(tmp_path)
+    w.owncast_lists(0, "stream-a-0.ts", "stream-a-1.ts")
+    await w.settle()
+    assert "EXT-HB" not in w.text() and w.text().count("#EXTINF") == 2
+    await w.pub.close()
+
+
+@pytest.mark.parametrize("p2p_after", [True, False])
+async def test_hashes_survive_a_restart_and_go_when_p2p_was_turned_off(tmp_path: Path, p2p_after: bool) -> None:
+    a = World(tmp_path, segment_hashes=True)
+    a.owncast_lists(0, "stream-a-0.ts", "stream-a-1.ts")
+    await a.settle()
+    saved = json.loads(dumps({**a.pub.snapshot(), "clean_stop": True}))
+    listed = hashes_in(a.text())
+    await a.pub.close()
+
+    b = World(tmp_path, segment_hashes=p2p_after)
+    b.pub.restore(saved)
+    assert len(listed) == 2 and hashes_in(b.text()) == (listed if p2p_after else [])
+    await b.pub.close()
