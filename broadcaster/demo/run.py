@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import shutil
 import signal
@@ -73,28 +74,28 @@ async def run_demo(
             copied = ", the first one's video copied (irregular keyframes)" if passthrough else ""
             say(f"      {hls}: 2 variants{copied}, {segment_seconds} s segments")
 
-            trackers = ""
-            if p2p:
-                say("      P2P: starting a local WebTorrent tracker (Node.js)...")
-                try:
-                    folder = await asyncio.to_thread(install)
-                    tracker = await stack.enter_async_context(LocalTracker(folder))
-                except TrackerUnavailable as err:
-                    say(f"      P2P: off: {err}")
-                else:
-                    trackers = tracker.url
-                    say(f"      P2P: viewers share segments through the tracker at {trackers}")
-
-            say("[3/3] starting hls-broadcaster...")
             settings = load_settings(environ={
                 # The demo's viewers are on this machine: their host addresses suffice, and no STUN
                 # server outside hears of them.
-                "P2P_TRACKERS": trackers, "P2P_STUN_SERVERS": "none",
+                "P2P_STUN_SERVERS": "none",
                 "HLS_DIR": str(hls), "S3_ENDPOINT_URL": s3.endpoint_url, "AWS_ACCESS_KEY_ID": s3.access_key,
                 "AWS_SECRET_ACCESS_KEY": s3.secret_key, "AWS_BUCKET_NAME": s3.bucket,
                 "R2_PUBLIC_URL": s3.public_url, "HOST": host, "PORT": str(port), "STATE_DIR": str(work / "state"),
                 "WINDOW_SECONDS": str(max(12, 6 * segment_seconds)),
             })
+            if p2p:
+                say("      P2P: starting a local WebTorrent tracker (Node.js)...")
+                try:
+                    folder = await asyncio.to_thread(install)
+                    # It serves this stream's swarm alone, and is started again if it dies.
+                    tracker = await stack.enter_async_context(LocalTracker(folder, swarms=[settings.p2p_swarm]))
+                except TrackerUnavailable as err:
+                    say(f"      P2P: off: {err}")
+                else:
+                    settings = dataclasses.replace(settings, p2p_trackers=(tracker.url,))
+                    say(f"      P2P: viewers share segments through the tracker at {tracker.url}")
+
+            say("[3/3] starting hls-broadcaster...")
             service = Service(settings)
             await service.start()
             stack.push_async_callback(service.stop)

@@ -1,0 +1,186 @@
+"""The shipped tracker (broadcaster/tracker/tracker.mjs) as its systemd unit runs it (the unit's
+Environment= and Node flags), attacked by scripted clients speaking the WebTorrent tracker protocol
+(issue 31's T1-T7). Each attack is judged by what viewers get: afterwards the same process is still
+running and two new honest viewers still meet (one's offer reaches the other, the answer comes back)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from broadcaster.demo.tracker import LocalTracker, TrackerUnavailable, install
+from tests.support.webtorrent import (
+    SWARM, RawSocket, connect, connected, info_hash, meet, offer, random_id, unit_limits,
+)
+
+pytestmark = pytest.mark.integration
+
+ALLOWED = info_hash(SWARM)
+
+
+@pytest.fixture(scope="module")
+def tracker_dir() -> Path:
+    try:
+        return install()
+    except TrackerUnavailable as err:  # scripts/test installs Node.js: missing is a broken set-up, not a skip
+        pytest.fail(f"no tracker here: {err} (scripts/test installs nodejs and npm)")
+
+
+async def start(folder: Path, **over: str) -> LocalTracker:
+    env, flags = unit_limits()
+    return await LocalTracker(folder, swarms=[SWARM], env={**env, **over}, node_args=flags).__aenter__()
+
+
+@pytest.fixture
+async def tracker(tracker_dir: Path) -> AsyncIterator[LocalTracker]:
+    running = await start(tracker_dir)
+    try:
+        yield running
+    finally:
+        await running.__aexit__(None, None, None)
+
+
+async def still_serves(tracker: LocalTracker, pid: int | None) -> None:
+    """The same process runs, and new honest viewers meet through it."""
+    assert await meet(tracker.url, ALLOWED), tracker.lines[-5:]
+    assert tracker.pid == pid and tracker.restarts == 0, tracker.lines[-5:]
+
+
+async def test_honest_viewers_meet_and_an_unknown_swarm_is_refused(tracker: LocalTracker) -> None:
+    assert await meet(tracker.url, ALLOWED)
+    assert await meet(tracker.url, info_hash(SWARM, "main", 3))  # every variant of the stream
+    async with connected(tracker.url) as stranger:
+        await stranger.announce(info_hash("someone-elses-stream"))
+        reply = await stranger.next(lambda m: True)
+        assert reply is not None and "unknown swarm" in reply["failure reason"], reply
+
+
+async def test_t1_an_offer_of_null_closes_that_connection_only(tracker: LocalTracker) -> None:
+    pid = tracker.pid
+    async with connected(tracker.url) as victim, connected(tracker.url) as attacker:
+        await victim.announce(ALLOWED)
+        assert await victim.next(lambda m: "interval" in m)
+        for bad in ([None], [{"offer": None, "offer_id": random_id()}], "x", [offer()] * 6, [1]):
+            async with connected(tracker.url) as attacker:
+                await attacker.send({"action": "announce", "info_hash": ALLOWED, "peer_id": attacker.peer_id,
+                                     "numwant": 1, "offers": bad})
+                code, reason = await attacker.closed() or (None, "")
+                assert code == 1008 and "offers" in reason, (bad, code, reason)
+    await still_serves(tracker, pid)
+
+
+async def test_t2_one_connection_is_one_peer_and_its_peers_leave_with_it(tracker: LocalTracker) -> None:
+    pid = tracker.pid
+    async with connected(tracker.url) as ghost:
+        await ghost.announce(ALLOWED)
+        await ghost.announce(info_hash(SWARM, "main", 1))  # one peer in each of two swarms: allowed
+        for _ in range(998):
+            ghost.peer_id = random_id()
+            await ghost.announce(ALLOWED)
+            if ghost.closed_with is not None:
+                break
+        code, reason = await ghost.closed() or (None, "")
+        assert code == 1008 and "one peer per swarm" in reason, (code, reason)
+    # Nobody left behind in either swarm: a new viewer's five offers all go to the one other viewer.
+    for _ in range(5):
+        await still_serves(tracker, pid)
+    assert await meet(tracker.url, info_hash(SWARM, "main", 1))
+
+
+async def test_t3_made_up_swarms_are_never_made(tracker: LocalTracker) -> None:
+    pid = tracker.pid
+    async with aiohttp.ClientSession() as http:
+        attackers = [await connect(http, tracker.url, f"203.0.113.{i}") for i in range(1, 9)]
+        for a in attackers:
+            for _ in range(20):
+                await a.announce(info_hash(random_id()))
+        for a in attackers:
+            assert await a.next(lambda m: "failure reason" in m) is not None
+        await asyncio.gather(*(a.close() for a in attackers))
+    await still_serves(tracker, pid)
+
+
+async def test_t4_idle_connections_are_capped_per_client_and_closed(tracker_dir: Path) -> None:
+    env, _ = unit_limits()
+    cap = int(env["TRACKER_MAX_CLIENT_CONNECTIONS"])
+    tracker = await start(tracker_dir, TRACKER_IDLE_SECONDS="2")
+    try:
+        pid = tracker.pid
+        async with aiohttp.ClientSession() as http:
+            held, refused = [], 0
+            for _ in range(cap + 30):
+                try:
+                    held.append(await connect(http, tracker.url, "203.0.113.7"))
+                except aiohttp.WSServerHandshakeError as err:
+                    assert err.status == 429, err
+                    refused += 1
+            assert len(held) == cap and refused == 30
+            assert await meet(tracker.url, ALLOWED)  # other clients meet meanwhile
+            for peer in held:  # saying nothing, each is closed
+                assert await peer.closed() is not None
+            await asyncio.gather(*(p.close() for p in held))
+        await still_serves(tracker, pid)
+    finally:
+        await tracker.__aexit__(None, None, None)
+
+
+async def test_t5_a_connection_that_does_not_read_is_dropped(tracker: LocalTracker) -> None:
+    pid = tracker.pid
+    deaf = await RawSocket.open(tracker.url, "203.0.113.50")
+    await deaf.send({"action": "announce", "info_hash": ALLOWED, "peer_id": random_id(), "event": "started",
+                     "numwant": 0, "offers": []})
+    async with aiohttp.ClientSession() as http:
+        # One client after the other, each alone in the swarm with the deaf peer: every offer (16 kB, the
+        # most an SDP may be) is relayed to it, up to each client's budget. 20 clients would be 6 MB.
+        for i in range(20):
+            sender = await connect(http, tracker.url, f"198.18.0.{i + 1}")
+            for _ in range(int(unit_limits()[0]["TRACKER_SOCKET_ANNOUNCES"])):
+                await sender.send({"action": "announce", "info_hash": ALLOWED, "peer_id": sender.peer_id,
+                                   "numwant": 1, "offers": [{"offer": {"type": "offer", "sdp": "v" * 16000},
+                                                             "offer_id": random_id()}]})
+            await sender.next(lambda m: False, timeout=0.2)  # let the tracker catch up before it leaves
+            await sender.close()
+        assert await deaf.dropped(), "the deaf connection is still open"  # read now: all it was sent, then its end
+    deaf.close()
+    await still_serves(tracker, pid)
+
+
+async def test_t6_scrape_is_refused_and_lists_nothing(tracker: LocalTracker) -> None:
+    pid = tracker.pid
+    async with connected(tracker.url) as viewer:
+        await viewer.announce(ALLOWED)
+        assert await viewer.next(lambda m: "interval" in m)
+        for scrape in ({"action": "scrape"}, {"action": "scrape", "info_hash": [random_id() for _ in range(2600)]}):
+            async with connected(tracker.url) as scraper:
+                await scraper.send(scrape)
+                code, reason = await scraper.closed() or (None, "")
+                assert code == 1008 and reason == "scrape is not served", (code, reason)
+                assert not scraper.received
+    await still_serves(tracker, pid)
+
+
+async def test_t7_offers_one_client_can_have_relayed_are_bounded(tracker: LocalTracker) -> None:
+    env, _ = unit_limits()
+    per_socket, per_client = int(env["TRACKER_SOCKET_ANNOUNCES"]), int(env["TRACKER_CLIENT_ANNOUNCES"])
+    pid = tracker.pid
+    async with connected(tracker.url) as victim, aiohttp.ClientSession() as http:
+        await victim.announce(ALLOWED)
+        assert await victim.next(lambda m: "interval" in m)
+        sockets = [await connect(http, tracker.url, "203.0.113.99") for _ in range(10)]
+        for s in sockets:
+            for _ in range(per_socket + 5):
+                if s.closed_with is None:
+                    await s.announce(ALLOWED, offers=5, event=None)
+        for s in sockets:
+            code, reason = await s.closed() or (None, "")
+            assert code == 1008 and "too often" in reason, (code, reason)
+        # One offer per announce reaches the one viewer in the swarm: the client's budget, no more.
+        offers = [m for m in victim.received if "offer" in m]
+        assert 0 < len(offers) <= per_client, len(offers)
+        assert victim.closed_with is None
+        await asyncio.gather(*(s.close() for s in sockets))
+    await still_serves(tracker, pid)
