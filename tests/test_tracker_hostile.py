@@ -8,11 +8,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from broadcaster.demo.tracker import LocalTracker, TrackerUnavailable, install
+from tests.support.waiting import until
 from tests.support.webtorrent import (
     SWARM, RawSocket, connect, connected, info_hash, meet, offer, random_id, unit_limits,
 )
@@ -184,3 +187,40 @@ async def test_t7_offers_one_client_can_have_relayed_are_bounded(tracker: LocalT
         assert victim.closed_with is None
         await asyncio.gather(*(s.close() for s in sockets))
     await still_serves(tracker, pid)
+
+
+async def test_the_swarm_comes_from_the_services_config_and_nothing_is_served_before(tracker_dir: Path) -> None:
+    """As on the VM: no TRACKER_SWARMS, the swarm read from the service's /config.json. Until a config
+    naming one is read, every viewer is refused (fail closed), and the log says why."""
+    config: dict[str, Any] = {}
+    app = web.Application()
+    app.router.add_get("/config.json", lambda request: web.json_response(config))
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    env, flags = unit_limits()
+    tracker = await LocalTracker(tracker_dir, swarms=[], node_args=flags,
+                                 env={**env, "TRACKER_SERVICE_URL": f"http://127.0.0.1:{port}/config.json",
+                                      "TRACKER_SERVICE_POLL_SECONDS": "1"}).__aenter__()
+    try:
+        await until(lambda: any("has no \"p2p\"" in line for line in tracker.lines), "the log to say so")
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            async with connected(tracker.url):
+                pass
+        assert refused.value.status == 503
+        config["p2p"] = {"trackers": [tracker.url], "swarm": SWARM, "stun": []}
+        await until(lambda: any(f"serving swarm {SWARM}" in line for line in tracker.lines), "the swarm")
+        assert await meet(tracker.url, ALLOWED)
+        async with connected(tracker.url) as stranger:
+            await stranger.announce(info_hash("hls-broadcaster-another-stream"))
+            reply = await stranger.next(lambda m: True)
+            assert reply is not None and "unknown swarm" in reply["failure reason"], reply
+        await runner.cleanup()  # the service goes away: its swarm is kept, its viewers still meet
+        await until(lambda: any("cannot read it" in line and "keeping swarm" in line for line in tracker.lines),
+                    "the log to say so")
+        assert await meet(tracker.url, ALLOWED)
+    finally:
+        await tracker.__aexit__(None, None, None)
+        await runner.cleanup()

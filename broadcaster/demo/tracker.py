@@ -58,15 +58,17 @@ def install(cache: Path | None = None) -> Path:
 class LocalTracker:
     """`async with LocalTracker(folder) as t:` t.url is its ws:// URL; stopped (and never left) on exit.
 
-    swarms: the swarm ids it serves (TRACKER_SWARMS); None = any (tests of the viewer that do not care).
-    env, node_args: more of its environment and Node's flags (the systemd unit's, in the tests). If it
+    swarms: the swarm ids it serves (TRACKER_SWARMS); [] = those TRACKER_SERVICE_URL names (as on the VM);
+    None = any (tests of the viewer that do not care).
+    env, node_args: more of its environment and Node's flags (the systemd unit's, in the tests); port: 0 =
+    a free one. If it
     dies it is started again on the same port, after a short delay that grows while it keeps dying.
     """
 
     def __init__(self, folder: Path, *, swarms: Sequence[str] | None = None, env: Mapping[str, str] | None = None,
-                 node_args: Sequence[str] = ()) -> None:
+                 node_args: Sequence[str] = (), port: int = 0) -> None:
         self._folder = folder
-        self._env = {**os.environ, **(env or {}), "TRACKER_HOST": "127.0.0.1", "TRACKER_PORT": "0",
+        self._env = {**os.environ, **(env or {}), "TRACKER_HOST": "127.0.0.1", "TRACKER_PORT": str(port),
                      "TRACKER_SWARMS": "*" if swarms is None else ",".join(swarms)}
         self._node_args = list(node_args)
         self._proc: asyncio.subprocess.Process | None = None

@@ -25,8 +25,7 @@ export function infoHashes (swarmId) {
 }
 
 const SWARM_ID = /^[\x21-\x7e]{1,200}$/ // printable ASCII, as the service makes them (hls-broadcaster-<hex>)
-const POLL_OK_MS = 30_000 // a bucket or prefix changed on the service: its new swarm within 30 s
-const POLL_WAITING_MS = 3_000 // none known yet: the service is starting
+const POLL_WAITING_MS = 3_000 // none known yet: the service is starting (or pollMs, if shorter)
 const FETCH_TIMEOUT_MS = 5_000
 const MAX_CONFIG_BYTES = 64 * 1024
 
@@ -34,7 +33,8 @@ const MAX_CONFIG_BYTES = 64 * 1024
 // /config.json (TRACKER_SERVICE_URL). Fails closed: until a config has been read, nothing is allowed;
 // a service that stops answering keeps the swarms it named last (its viewers may still be playing).
 export class AllowedSwarms {
-  constructor ({ swarms, serviceUrls, log }) {
+  constructor ({ swarms, serviceUrls, pollMs, log }) {
+    this.pollMs = pollMs
     this.any = swarms.length === 1 && swarms[0] === '*'
     this.serviceUrls = swarms.length ? [] : serviceUrls
     this.log = log
@@ -68,7 +68,7 @@ export class AllowedSwarms {
     if (!this.serviceUrls.length) return
     const poll = async () => {
       await Promise.all(this.serviceUrls.map((url) => this.read(url)))
-      this.timer = setTimeout(poll, this.bySource.size === this.serviceUrls.length ? POLL_OK_MS : POLL_WAITING_MS)
+      this.timer = setTimeout(poll, this.bySource.size === this.serviceUrls.length ? this.pollMs : Math.min(this.pollMs, POLL_WAITING_MS))
       this.timer.unref()
     }
     poll()

@@ -20,9 +20,10 @@
 // Environment (all optional):
 //   TRACKER_HOST                    listen address, 127.0.0.1 (keep it on loopback behind the tunnel)
 //   TRACKER_PORT                    listen port, 8000
-//   TRACKER_SERVICE_URL             the service's /config.json, read every 30 s for the swarm its viewers
-//                                   announce: http://127.0.0.1:3000/config.json (the service's own
-//                                   default); comma-separated for several services
+//   TRACKER_SERVICE_URL             the service's /config.json, read for the swarm its viewers announce:
+//                                   http://127.0.0.1:3000/config.json (the service's own default);
+//                                   comma-separated for several services
+//   TRACKER_SERVICE_POLL_SECONDS    how often it is read, 30 (a new bucket or prefix: its swarm this soon)
 //   TRACKER_SWARMS                  swarm ids (/config.json's p2p.swarm), comma-separated, in place of
 //                                   reading them from the service; "*" = any (tests only)
 //   TRACKER_MAX_CONNECTIONS         WebSocket connections at once, 2000 (each viewer holds one per tracker;
@@ -86,6 +87,7 @@ try {
   swarms = new AllowedSwarms({
     swarms: list('TRACKER_SWARMS', ''),
     serviceUrls: list('TRACKER_SERVICE_URL', 'http://127.0.0.1:3000/config.json'),
+    pollMs: setting('TRACKER_SERVICE_POLL_SECONDS', 30, 1, 3600) * 1000,
     log: (line) => console.log(line)
   })
 } catch (err) {
