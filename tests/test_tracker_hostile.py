@@ -194,7 +194,11 @@ async def test_the_swarm_comes_from_the_services_config_and_nothing_is_served_be
     naming one is read, every viewer is refused (fail closed), and the log says why."""
     config: dict[str, Any] = {}
     app = web.Application()
-    app.router.add_get("/config.json", lambda request: web.json_response(config))
+
+    async def config_json(request: web.Request) -> web.Response:
+        return web.json_response(config)
+
+    app.router.add_get("/config.json", config_json)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
