@@ -176,7 +176,7 @@ class Service:
         self.connection_metrics.watch("events", lambda: self.events.streams, self.budget.events)
         # The trackers viewers are told to use: /health and a gauge say when one does not serve them.
         s = self.settings
-        self.tracker_probe = (TrackerProbe(s.p2p_trackers, s.p2p_swarm, self.metrics.p2p_tracker_up)
+        self.tracker_probe = (TrackerProbe(s.p2p_trackers, s.p2p_swarm, self._master_body, self.metrics.p2p_tracker_up)
                               if s.p2p_trackers else None)
         self.report = HealthReport(self.publisher.facts, self.uploader,
                                    state_error=lambda: self.snapshots.error, mirror=self.mirror,
@@ -240,6 +240,10 @@ class Service:
         if self.mirror is not None:
             log.info("playlists are also written to the bucket: viewers can load %s/%s",
                      s.r2_public_url, self.release.master_key)
+
+    def _master_body(self) -> bytes | None:
+        master = self.playlists.master_playlist()
+        return None if master is None else master.body
 
     def _listed(self, variant: int, sequence: int, segment: SourceSegment, url: str) -> None:
         self.events.segment_listed(variant, sequence, segment.duration, url)

@@ -1,12 +1,12 @@
 """The service watches the P2P tracker its viewers are told to use: /health's p2p_trackers and the
 hls_broadcaster_p2p_tracker_up gauge (read as Prometheus reads it) turn down when the real tracker
-stops or refuses this stream's swarm, and up again when it serves it; /health's status stays what the
-stream makes it (viewers play from the bucket without a tracker)."""
+stops or serves another stream, and up again when it serves this one (read from this service, with a
+live stream from the Owncast emulator); /health's status stays what the stream makes it (viewers play
+from the bucket without a tracker)."""
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,11 +18,13 @@ import pytest
 from moto.server import ThreadedMotoServer
 from prometheus_client.parser import text_string_to_metric_families
 
-from broadcaster.demo.tracker import LocalTracker, TrackerUnavailable, install
+from broadcaster.demo.emulator import OwncastEmulator
+from broadcaster.demo.tracker import LocalTracker, TrackerUnavailable, free_port, install
 from broadcaster.service import Service
 from broadcaster.settings import SETTINGS, load_settings
 from broadcaster.status import trackers
 from tests.support.waiting import WAIT
+from tests.support.webtorrent import StandInService
 
 pytestmark = pytest.mark.integration
 
@@ -52,7 +54,7 @@ async def readings(url: str) -> tuple[int, dict[str, Any], float | None]:
     return code, body, gauge[0] if gauge else None
 
 
-async def test_health_and_the_gauge_follow_the_tracker(tmp_path: Path, s3_url: str,
+async def test_health_and_the_gauge_follow_the_tracker(tmp_path: Path, s3_url: str, owncast: OwncastEmulator,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(trackers, "PROBE_INTERVAL", 0.2)
     monkeypatch.setattr(trackers, "PROBE_INTERVAL_DOWN", 0.2)
@@ -60,16 +62,15 @@ async def test_health_and_the_gauge_follow_the_tracker(tmp_path: Path, s3_url: s
         folder = install()
     except TrackerUnavailable as err:
         pytest.fail(f"no tracker here: {err} (scripts/test installs nodejs and npm)")
-    (tmp_path / "hls").mkdir()
     env = {k: v for k, v in os.environ.items() if k not in {s.name for s in SETTINGS}}
-    env.update(HLS_DIR=str(tmp_path / "hls"), S3_ENDPOINT_URL=s3_url, AWS_ACCESS_KEY_ID="k",
+    env.update(HLS_DIR=str(owncast.hls_dir), S3_ENDPOINT_URL=s3_url, AWS_ACCESS_KEY_ID="k",
                AWS_SECRET_ACCESS_KEY="s", AWS_BUCKET_NAME="probe", R2_PUBLIC_URL=f"{s3_url}/probe", PORT="0",
                STATE_DIR=str(tmp_path / "state"))
-    settings = load_settings(environ=env)
-    tracker = await LocalTracker(folder, swarms=[settings.p2p_swarm]).__aenter__()
-    url, port = tracker.url, int(tracker.url.rsplit(":", 1)[1])
-    service = Service(dataclasses.replace(settings, p2p_trackers=(url,)))
+    port = free_port()
+    url = f"ws://127.0.0.1:{port}"
+    service = Service(load_settings(environ={**env, "P2P_TRACKERS": url}))
     await service.start()
+    tracker = await LocalTracker(folder, service=service.url, port=port).__aenter__()
     state: dict[str, Any] = {}
 
     async def read() -> None:
@@ -95,11 +96,12 @@ async def test_health_and_the_gauge_follow_the_tracker(tmp_path: Path, s3_url: s
         await tracker.__aexit__(None, None, None)  # stopped (not restarted: its supervisor goes too)
         await wait(False, "the tracker is stopped", "cannot connect")
         assert state["code"] == healthy, state  # the stream is served as before: from the bucket
-        tracker = await LocalTracker(folder, swarms=[settings.p2p_swarm], port=port).__aenter__()
+        tracker = await LocalTracker(folder, service=service.url, port=port).__aenter__()
         await wait(True, "the tracker is back")
         await tracker.__aexit__(None, None, None)
-        tracker = await LocalTracker(folder, swarms=["hls-broadcaster-another-stream"], port=port).__aenter__()
-        await wait(False, "the tracker serves another stream", "refuses this stream's swarm: unknown swarm")
+        async with StandInService() as another:  # a tracker serving another service's stream
+            tracker = await LocalTracker(folder, service=another.url, port=port).__aenter__()
+            await wait(False, "the tracker serves another stream", "refuses this stream: unknown swarm")
     finally:
         await service.stop()
         await tracker.__aexit__(None, None, None)

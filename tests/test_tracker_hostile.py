@@ -8,21 +8,20 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from broadcaster.demo.tracker import LocalTracker, TrackerUnavailable, install
 from tests.support.waiting import until
+from broadcaster.status.trackers import info_hash, master_info_hashes
 from tests.support.webtorrent import (
-    SWARM, RawSocket, connect, connected, info_hash, meet, offer, random_id, unit_limits,
+    SWARM, VARIANTS, RawSocket, StandInService, connect, connected, meet, offer, random_id, serving, unit_limits,
 )
 
 pytestmark = pytest.mark.integration
 
-ALLOWED = info_hash(SWARM)
+ALLOWED = VARIANTS[0]  # the first variant's info hash, as P2P Media Loader announces it
 
 
 @pytest.fixture(scope="module")
@@ -33,14 +32,23 @@ def tracker_dir() -> Path:
         pytest.fail(f"no tracker here: {err} (scripts/test installs nodejs and npm)")
 
 
-async def start(folder: Path, **over: str) -> LocalTracker:
+@pytest.fixture
+async def service() -> AsyncIterator[StandInService]:
+    async with StandInService() as running:
+        yield running
+
+
+async def start(folder: Path, service: StandInService, **over: str) -> LocalTracker:
+    """The tracker as the unit runs it, reading `service` (TRACKER_SERVICE_URL), once it serves."""
     env, flags = unit_limits()
-    return await LocalTracker(folder, swarms=[SWARM], env={**env, **over}, node_args=flags).__aenter__()
+    tracker = await LocalTracker(folder, service=service.url, env={**env, **over}, node_args=flags).__aenter__()
+    await serving(tracker)
+    return tracker
 
 
 @pytest.fixture
-async def tracker(tracker_dir: Path) -> AsyncIterator[LocalTracker]:
-    running = await start(tracker_dir)
+async def tracker(tracker_dir: Path, service: StandInService) -> AsyncIterator[LocalTracker]:
+    running = await start(tracker_dir, service)
     try:
         yield running
     finally:
@@ -55,9 +63,9 @@ async def still_serves(tracker: LocalTracker, pid: int | None) -> None:
 
 async def test_honest_viewers_meet_and_an_unknown_swarm_is_refused(tracker: LocalTracker) -> None:
     assert await meet(tracker.url, ALLOWED)
-    assert await meet(tracker.url, info_hash(SWARM, "main", 3))  # every variant of the stream
+    assert await meet(tracker.url, VARIANTS[1])  # every variant of the stream
     async with connected(tracker.url) as stranger:
-        await stranger.announce(info_hash("someone-elses-stream"))
+        await stranger.announce(info_hash("someone-elses-stream", "key"))
         reply = await stranger.next(lambda m: True)
         assert reply is not None and "unknown swarm" in reply["failure reason"], reply
 
@@ -80,7 +88,7 @@ async def test_t2_one_connection_is_one_peer_and_its_peers_leave_with_it(tracker
     pid = tracker.pid
     async with connected(tracker.url) as ghost:
         await ghost.announce(ALLOWED)
-        await ghost.announce(info_hash(SWARM, "main", 1))  # one peer in each of two swarms: allowed
+        await ghost.announce(VARIANTS[1])  # one peer in each of two swarms: allowed
         for _ in range(998):
             ghost.peer_id = random_id()
             await ghost.announce(ALLOWED)
@@ -91,7 +99,7 @@ async def test_t2_one_connection_is_one_peer_and_its_peers_leave_with_it(tracker
     # Nobody left behind in either swarm: a new viewer's five offers all go to the one other viewer.
     for _ in range(5):
         await still_serves(tracker, pid)
-    assert await meet(tracker.url, info_hash(SWARM, "main", 1))
+    assert await meet(tracker.url, VARIANTS[1])
 
 
 async def test_t3_made_up_swarms_are_never_made(tracker: LocalTracker) -> None:
@@ -100,17 +108,18 @@ async def test_t3_made_up_swarms_are_never_made(tracker: LocalTracker) -> None:
         attackers = [await connect(http, tracker.url, f"203.0.113.{i}") for i in range(1, 9)]
         for a in attackers:
             for _ in range(20):
-                await a.announce(info_hash(random_id()))
+                await a.announce(info_hash(SWARM, random_id()))  # this stream's swarm, made-up variants
         for a in attackers:
             assert await a.next(lambda m: "failure reason" in m) is not None
         await asyncio.gather(*(a.close() for a in attackers))
     await still_serves(tracker, pid)
 
 
-async def test_t4_idle_connections_are_capped_per_client_and_closed(tracker_dir: Path) -> None:
+async def test_t4_idle_connections_are_capped_per_client_and_closed(tracker_dir: Path,
+                                                                   service: StandInService) -> None:
     env, _ = unit_limits()
     cap = int(env["TRACKER_MAX_CLIENT_CONNECTIONS"])
-    tracker = await start(tracker_dir, TRACKER_IDLE_SECONDS="2")
+    tracker = await start(tracker_dir, service, TRACKER_IDLE_SECONDS="2")
     try:
         pid = tracker.pid
         async with aiohttp.ClientSession() as http:
@@ -189,42 +198,43 @@ async def test_t7_offers_one_client_can_have_relayed_are_bounded(tracker: LocalT
     await still_serves(tracker, pid)
 
 
-async def test_the_swarm_comes_from_the_services_config_and_nothing_is_served_before(tracker_dir: Path) -> None:
-    """As on the VM: no TRACKER_SWARMS, the swarm read from the service's /config.json. Until a config
-    naming one is read, every viewer is refused (fail closed), and the log says why."""
-    config: dict[str, Any] = {}
-    app = web.Application()
+async def test_only_the_services_variants_are_served_and_nothing_before_it_is_read(tracker_dir: Path) -> None:
+    """As on the VM: the swarm and variants read from the service. Until they are read, every announce
+    is refused (fail closed), and the log says why; variants that go away are still served a while."""
+    async with StandInService() as service:
+        service.p2p = False
+        env, flags = unit_limits()
+        tracker = await LocalTracker(tracker_dir, service=service.url, node_args=flags,
+                                     env={**env, "TRACKER_SERVICE_POLL_SECONDS": "1"}).__aenter__()
+        try:
+            await until(lambda: any('has no "p2p"' in line for line in tracker.lines), "the log to say so")
+            async with connected(tracker.url) as early:
+                await early.announce(ALLOWED)
+                reply = await early.next(lambda m: True)
+                assert reply is not None and "not ready" in reply["failure reason"], reply
+            service.p2p = True
+            await serving(tracker)
+            assert await meet(tracker.url, ALLOWED)
+            async with connected(tracker.url) as stranger:  # another stream's swarm, or a variant not listed
+                for other in (info_hash("hls-broadcaster-another-stream", "key"), info_hash(SWARM, "key")):
+                    await stranger.announce(other)
+                    reply = await stranger.next(lambda m: m.get("info_hash") == other)
+                    assert reply is not None and "unknown swarm" in reply["failure reason"], reply
+            # A new set of variants: served within a poll; the old ones still are (viewers playing them).
+            service.master = MASTER_LATER
+            later = master_info_hashes(SWARM, MASTER_LATER)[0]
+            await until(lambda: sum("tracker: serving swarm" in line for line in tracker.lines) >= 2, "the new variant")
+            assert await meet(tracker.url, later)
+            assert await meet(tracker.url, ALLOWED)
+            await service.__aexit__(None, None, None)  # the service goes away: what it named is kept
+            await until(lambda: any("cannot read it" in line and "keeping swarm" in line for line in tracker.lines),
+                        "the log to say so")
+            assert await meet(tracker.url, ALLOWED)
+        finally:
+            await tracker.__aexit__(None, None, None)
 
-    async def config_json(request: web.Request) -> web.Response:
-        return web.json_response(config)
 
-    app.router.add_get("/config.json", config_json)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    env, flags = unit_limits()
-    tracker = await LocalTracker(tracker_dir, swarms=[], node_args=flags,
-                                 env={**env, "TRACKER_SERVICE_URL": f"http://127.0.0.1:{port}/config.json",
-                                      "TRACKER_SERVICE_POLL_SECONDS": "1"}).__aenter__()
-    try:
-        await until(lambda: any("has no \"p2p\"" in line for line in tracker.lines), "the log to say so")
-        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
-            async with connected(tracker.url):
-                pass
-        assert refused.value.status == 503
-        config["p2p"] = {"trackers": [tracker.url], "swarm": SWARM, "stun": []}
-        await until(lambda: any(f"serving swarm {SWARM}" in line for line in tracker.lines), "the swarm")
-        assert await meet(tracker.url, ALLOWED)
-        async with connected(tracker.url) as stranger:
-            await stranger.announce(info_hash("hls-broadcaster-another-stream"))
-            reply = await stranger.next(lambda m: True)
-            assert reply is not None and "unknown swarm" in reply["failure reason"], reply
-        await runner.cleanup()  # the service goes away: its swarm is kept, its viewers still meet
-        await until(lambda: any("cannot read it" in line and "keeping swarm" in line for line in tracker.lines),
-                    "the log to say so")
-        assert await meet(tracker.url, ALLOWED)
-    finally:
-        await tracker.__aexit__(None, None, None)
-        await runner.cleanup()
+MASTER_LATER = """#EXTM3U
+#EXT-X-STREAM-INF:BANDWIDTH=4000000,RESOLUTION=1920x1080,FRAME-RATE=60.000,CODECS="avc1.640028,mp4a.40.2"
+0/playlist.m3u8
+"""

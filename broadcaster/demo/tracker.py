@@ -9,6 +9,7 @@ import hashlib
 import logging
 import os
 import shutil
+import socket
 import subprocess
 import weakref
 from collections.abc import Mapping, Sequence
@@ -22,6 +23,13 @@ TRACKER_FILES = Path(__file__).resolve().parent.parent / "tracker"  # shipped in
 _START_TIMEOUT = 15.0
 _RESTART_DELAYS = (0.5, 1.0, 2.0, 5.0)  # after each death in a row; reset once it runs a minute
 _STEADY = 60.0
+
+
+def free_port() -> int:
+    """A loopback port free now, for a tracker whose URL must be known before it starts."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 class TrackerUnavailable(RuntimeError):
@@ -58,18 +66,18 @@ def install(cache: Path | None = None) -> Path:
 class LocalTracker:
     """`async with LocalTracker(folder) as t:` t.url is its ws:// URL; stopped (and never left) on exit.
 
-    swarms: the swarm ids it serves (TRACKER_SWARMS); [] = those TRACKER_SERVICE_URL names (as on the VM);
-    None = any (tests of the viewer that do not care).
+    service: the service's base URL (TRACKER_SERVICE_URL), whose stream alone it then serves, as on the
+    VM; None = any swarm (TRACKER_ANY_SWARM: tests of the viewer that do not care).
     env, node_args: more of its environment and Node's flags (the systemd unit's, in the tests); port: 0 =
-    a free one. If it
-    dies it is started again on the same port, after a short delay that grows while it keeps dying.
+    a free one. If it dies it is started again on the same port, after a short delay that grows while
+    it keeps dying.
     """
 
-    def __init__(self, folder: Path, *, swarms: Sequence[str] | None = None, env: Mapping[str, str] | None = None,
+    def __init__(self, folder: Path, *, service: str | None = None, env: Mapping[str, str] | None = None,
                  node_args: Sequence[str] = (), port: int = 0) -> None:
         self._folder = folder
         self._env = {**os.environ, **(env or {}), "TRACKER_HOST": "127.0.0.1", "TRACKER_PORT": str(port),
-                     "TRACKER_SWARMS": "*" if swarms is None else ",".join(swarms)}
+                     **({"TRACKER_SERVICE_URL": service} if service else {"TRACKER_ANY_SWARM": "1"})}
         self._node_args = list(node_args)
         self._proc: asyncio.subprocess.Process | None = None
         self._killer: GroupKiller | None = None

@@ -32,7 +32,7 @@ module.exports = {
         NODE_ENV: "production",
         TRACKER_HOST: "127.0.0.1",
         TRACKER_PORT: "8000",
-        TRACKER_SERVICE_URL: "http://127.0.0.1:3000/config.json",
+        TRACKER_SERVICE_URL: "http://127.0.0.1:3000",
         TRACKER_MAX_CONNECTIONS: "2000",
         TRACKER_MAX_CLIENT_CONNECTIONS: "20",
         TRACKER_CLIENT_ANNOUNCES: "120",

@@ -7,7 +7,7 @@
 // so (README, "The tracker facing the public"):
 //   - every message is checked (messages.mjs) before bittorrent-tracker sees it, re-serialised with
 //     only the fields checked; anything a viewer does not send closes that connection (code 1008);
-//   - only the swarms of the service's own stream(s) exist (swarms.mjs), learnt from its /config.json;
+//   - only the swarms of the service's own stream(s) exist (swarms.mjs), learnt from the service;
 //   - one connection holds at most one peer per swarm, and all of them leave when it closes;
 //   - a connection that does not read what it is sent is dropped, one that says nothing is closed;
 //   - connections and announces are capped per client (clients.mjs: CF-Connecting-IP behind the tunnel).
@@ -20,12 +20,11 @@
 // Environment (all optional):
 //   TRACKER_HOST                    listen address, 127.0.0.1 (keep it on loopback behind the tunnel)
 //   TRACKER_PORT                    listen port, 8000
-//   TRACKER_SERVICE_URL             the service's /config.json, read for the swarm its viewers announce:
-//                                   http://127.0.0.1:3000/config.json (the service's own default);
-//                                   comma-separated for several services
-//   TRACKER_SERVICE_POLL_SECONDS    how often it is read, 30 (a new bucket or prefix: its swarm this soon)
-//   TRACKER_SWARMS                  swarm ids (/config.json's p2p.swarm), comma-separated, in place of
-//                                   reading them from the service; "*" = any (tests only)
+//   TRACKER_SERVICE_URL             the service, on loopback: http://127.0.0.1:3000 (its own default);
+//                                   comma-separated for several. Its /config.json names the swarm and its
+//                                   /live/master.m3u8 the variants: the info hashes viewers announce (swarms.mjs)
+//   TRACKER_SERVICE_POLL_SECONDS    how often they are read, 30 (a new variant or bucket: served this soon)
+//   TRACKER_ANY_SWARM               1 = serve any info hash (tests of the viewer only; never in production)
 //   TRACKER_MAX_CONNECTIONS         WebSocket connections at once, 2000 (each viewer holds one per tracker;
 //                                   past it new ones are refused and those viewers play from the bucket alone)
 //   TRACKER_MAX_CLIENT_CONNECTIONS  connections at once from one client address, 20
@@ -82,18 +81,12 @@ const OFFER_MS = 50_000 // the client gives up an offer after 50 s: an answer la
 const OFFERS_KEPT = 4 * MAX_OFFERS // per connection, for the answers still to come
 const CLOSE_GRACE_MS = 2_000 // a closed connection's peer gets this long to acknowledge, then it is cut
 
-let swarms
-try {
-  swarms = new AllowedSwarms({
-    swarms: list('TRACKER_SWARMS', ''),
-    serviceUrls: list('TRACKER_SERVICE_URL', 'http://127.0.0.1:3000/config.json'),
-    pollMs: setting('TRACKER_SERVICE_POLL_SECONDS', 30, 1, 3600) * 1000,
-    log: (line) => console.log(line)
-  })
-} catch (err) {
-  console.error(`tracker: ${err.message}`)
-  process.exit(2)
-}
+const swarms = new AllowedSwarms({
+  serviceUrls: list('TRACKER_SERVICE_URL', 'http://127.0.0.1:3000'),
+  any: process.env.TRACKER_ANY_SWARM === '1',
+  pollMs: setting('TRACKER_SERVICE_POLL_SECONDS', 30, 1, 3600) * 1000,
+  log: (line) => console.log(line)
+})
 const clients = new Clients({ maxConnections: maxClientConnections, perMinute: clientAnnounces })
 
 // -- refusals, counted and logged once a minute (an attack must not flood the journal) ---------------
@@ -303,10 +296,6 @@ function refuse (socket, status, text) {
 web.on('upgrade', (req, socket, head) => {
   socket.on('error', () => {})
   const client = clientOf(req)
-  if (!swarms.ready) { // fail closed: nothing to serve until the service names its swarm
-    refused('not ready', client)
-    return refuse(socket, '503 Service Unavailable', 'tracker not ready: it does not know its swarms yet')
-  }
   if (sockets.size >= maxConnections) {
     refused('TRACKER_MAX_CONNECTIONS', client)
     return refuse(socket, '503 Service Unavailable', 'too many connections (TRACKER_MAX_CONNECTIONS)')

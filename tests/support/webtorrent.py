@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import hashlib
 import json
 import os
 import random
@@ -22,16 +21,60 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from aiohttp import web
+
+from broadcaster.status.trackers import master_info_hashes
 
 UNIT = Path(__file__).resolve().parents[2] / "deploy" / "tracker" / "hls-broadcaster-tracker.service"
 SWARM = "hls-broadcaster-0123456789abcdef0123456789abcdef"  # as Settings.p2p_swarm makes them
 MEET_TIMEOUT = 10.0
 
 
-def info_hash(swarm: str, type_: str = "main", index: int = 0) -> str:
-    """What P2P Media Loader 2.3.1 announces for one stream of a swarm (broadcaster/tracker/swarms.mjs)."""
-    digest = hashlib.sha1(f"v2-{swarm}-{type_}-{index}".encode()).digest()
-    return base64.b64encode(digest[:15]).decode()
+MASTER = """#EXTM3U
+#EXT-X-VERSION:3
+#EXT-X-STREAM-INF:BANDWIDTH=1628000,AVERAGE-BANDWIDTH=1500000,RESOLUTION=640x360,FRAME-RATE=30.000,CODECS="avc1.64001e,mp4a.40.2"
+0/playlist.m3u8
+#EXT-X-STREAM-INF:BANDWIDTH=281000,RESOLUTION=320x180,FRAME-RATE=30.000,CODECS="avc1.4d400d,mp4a.40.2"
+1/playlist.m3u8
+"""  # as the service renders Owncast's two variants
+VARIANTS = master_info_hashes(SWARM, MASTER)  # what P2P Media Loader announces for each
+
+
+class StandInService:
+    """What the tracker reads from the service on loopback: /config.json (the swarm) and the
+    multivariant playlist (the variants); `master` and `p2p` may be changed while it runs."""
+
+    def __init__(self) -> None:
+        self.master: str | None = MASTER
+        self.p2p: bool = True
+        self.url = ""
+        self._runner: web.AppRunner | None = None
+
+    async def __aenter__(self) -> StandInService:
+        app = web.Application()
+        app.router.add_get("/config.json", self._config)
+        app.router.add_get("/live/master.m3u8", self._master)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+        self._runner = None
+
+    async def _config(self, request: web.Request) -> web.Response:
+        config: dict[str, Any] = {"stream": "live/master.m3u8"}
+        if self.p2p:
+            config["p2p"] = {"trackers": ["ws://127.0.0.1:1"], "swarm": SWARM, "stun": []}
+        return web.json_response(config)
+
+    async def _master(self, request: web.Request) -> web.Response:
+        if self.master is None:
+            raise web.HTTPNotFound()
+        return web.Response(text=self.master, content_type="application/vnd.apple.mpegurl")
 
 
 def unit_limits() -> tuple[dict[str, str], list[str]]:
@@ -158,6 +201,13 @@ async def connect(http: aiohttp.ClientSession, url: str, ip: str) -> Peer:
     peer = Peer(ws)
     peer.start()
     return peer
+
+
+async def serving(tracker: Any) -> None:
+    """Until the tracker (a LocalTracker) has read the stream's variants from the service."""
+    async with asyncio.timeout(MEET_TIMEOUT):
+        while not any("tracker: serving swarm" in line for line in tracker.lines):
+            await asyncio.sleep(0.02)  # a poll's pace, nothing decided by it
 
 
 async def meet(url: str, infohash: str) -> bool:
