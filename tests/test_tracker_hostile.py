@@ -6,6 +6,9 @@ running and two new honest viewers still meet (one's offer reaches the other, th
 from __future__ import annotations
 
 import asyncio
+import json
+import shutil
+import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,7 +17,7 @@ import pytest
 
 from broadcaster.demo.tracker import LocalTracker, TrackerUnavailable, install
 from tests.support.waiting import until
-from broadcaster.status.trackers import info_hash, master_info_hashes
+from broadcaster.status.trackers import info_hash, master_info_hashes, variant_key
 from tests.support.webtorrent import (
     SWARM, VARIANTS, RawSocket, StandInService, connect, connected, meet, offer, random_id, serving, unit_limits,
 )
@@ -238,3 +241,40 @@ MASTER_LATER = """#EXTM3U
 #EXT-X-STREAM-INF:BANDWIDTH=4000000,RESOLUTION=1920x1080,FRAME-RATE=60.000,CODECS="avc1.640028,mp4a.40.2"
 0/playlist.m3u8
 """
+
+
+VENDORED_CORE = Path(__file__).resolve().parent.parent / "viewer" / "p2p-media-loader-core.es.min.js"
+# The vendored library's own functions, run by Node: On (a variant's key from hls.js's level), Nt (an info
+# hash) and Dn (the version in the stream's swarm id). A library update that renames or changes them
+# fails here, and the tracker's derivation (swarms.mjs, trackers.py) must be checked again.
+_VENDORED_HASHES = r"""
+const fs = require('fs')
+const src = fs.readFileSync(process.argv[1], 'utf8')
+const grab = (start) => { const i = src.indexOf(start); if (i < 0) throw new Error('not found: ' + start)
+  return src.slice(i, src.indexOf('\n}\n', i) + 2) }
+const bt = (e) => new TextEncoder().encode(e)
+const kt = eval('(' + grab('function kt(e) {\n\tlet t = bt(e)') + ')')
+const On = eval('(' + grab('function On({') + ')')
+const Nt = eval('(' + grab('function Nt(e) {') + ')')
+const Dn = /\bDn = "([^"]+)"/.exec(src)[1]
+const [swarm, levels] = [process.argv[2], JSON.parse(process.argv[3])]
+console.log(JSON.stringify(levels.map((level) => Nt(`${Dn}-${swarm}-main-${On(level)}`))))
+"""
+
+
+def test_the_info_hashes_are_p2p_media_loaders_own() -> None:
+    # MASTER's variants as hls.js's manifest parser hands them to P2P Media Loader (processMainManifest):
+    # bitrate = BANDWIDTH, codecs = CODECS' video codec, RESOLUTION, FRAME-RATE as written.
+    levels = [{"bitrate": 1628000, "codecs": "avc1.64001e", "width": 640, "height": 360, "frameRate": "30.000"},
+              {"bitrate": 281000, "codecs": "avc1.4d400d", "width": 320, "height": 180, "frameRate": "30.000"}]
+    node = shutil.which("node")
+    assert node is not None, "node is needed (scripts/test installs it)"
+    out = subprocess.run([node, "-e", _VENDORED_HASHES, str(VENDORED_CORE), SWARM, json.dumps(levels)],
+                         capture_output=True, text=True, timeout=30, check=True).stdout
+    assert json.loads(out) == VARIANTS
+    # and with a bitrate of 0 nothing else counts; avc1.P.L is written avc1.PPCCLL
+    odd = ["BANDWIDTH=0,RESOLUTION=1x1", 'BANDWIDTH=5,CODECS="avc1.66.30,mp4a.40.2",VIDEO-RANGE=pq']
+    odd_levels = [{"bitrate": 0}, {"bitrate": 5, "codecs": "avc1.66.30", "videoRange": "pq"}]
+    out = subprocess.run([node, "-e", _VENDORED_HASHES, str(VENDORED_CORE), SWARM, json.dumps(odd_levels)],
+                         capture_output=True, text=True, timeout=30, check=True).stdout
+    assert json.loads(out) == [info_hash(SWARM, variant_key(line)) for line in odd]

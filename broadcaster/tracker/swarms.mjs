@@ -12,7 +12,7 @@
 // avc1.PPCCLL, sorted), width and height RESOLUTION's, frameRate FRAME-RATE as a number, videoRange
 // VIDEO-RANGE upper-cased; with a bitrate of 0 only the bitrate counts. Audio renditions ("secondary")
 // would follow the same way; the service publishes none. A new version of the library may change all
-// this: scripts/update-p2p-media-loader.sh says to check it, and tests/test_tracker_hostile.py pins it.
+// this: tests/test_tracker_hostile.py runs the vendored library's own functions against it, and fails.
 //
 // So the tracker reads, from the service on loopback, /config.json (the swarm) and /live/master.m3u8
 // (the variants), every TRACKER_SERVICE_POLL_SECONDS; the info hashes of variants that went away are
