@@ -99,6 +99,15 @@ async def test_t2_one_connection_is_one_peer_and_its_peers_leave_with_it(tracker
                 break
         code, reason = await ghost.closed() or (None, "")
         assert code == 1008 and "one peer per swarm" in reason, (code, reason)
+    # The same from connections whose announces all arrive at once (one read): the first is the
+    # library's to add on a later tick, after the second closed the connection. None stays behind.
+    raws = [await RawSocket.open(tracker.url, f"203.0.113.{i + 1}") for i in range(30)]
+    for raw in raws:
+        await raw.send(*({"action": "announce", "info_hash": ALLOWED, "peer_id": random_id(), "event": "started",
+                          "numwant": 0, "offers": []} for _ in range(20)))
+    assert all(await asyncio.gather(*(raw.dropped() for raw in raws)))
+    for raw in raws:
+        raw.close()
     # Nobody left behind in either swarm: a new viewer's five offers all go to the one other viewer.
     for _ in range(5):
         await still_serves(tracker, pid)

@@ -192,16 +192,22 @@ function forget (conn) {
   sockets.delete(conn)
   clients.close(conn.client)
   conn.conduit.emit('close') // the library forgets the connection first, then every peer of it leaves
-  for (const [infoHash, peerId] of conn.peers) {
-    const swarm = server.torrents[Buffer.from(infoHash, 'latin1').toString('hex')]
-    if (swarm) swarm.announce({ type: 'ws', event: 'stopped', numwant: 0, peer_id: Buffer.from(peerId, 'latin1').toString('hex') })
-    const ours = owners.get(infoHash)
-    if (ours && ours.get(peerId) === conn) ours.delete(peerId)
-    if (ours && !ours.size) owners.delete(infoHash)
-  }
+  const peers = [...conn.peers]
   conn.peers.clear()
   conn.offers.clear()
-  setImmediate(dropEmptySwarms)
+  // After the library's pending work: an announce handed to it in the same read as the one that closed
+  // the connection adds its peer on a later tick (process.nextTick), which runs before this.
+  setImmediate(() => {
+    for (const [infoHash, peerId] of peers) {
+      const swarm = server.torrents[Buffer.from(infoHash, 'latin1').toString('hex')]
+      const hexId = Buffer.from(peerId, 'latin1').toString('hex')
+      if (swarm) swarm.announce({ type: 'ws', event: 'stopped', numwant: 0, peer_id: hexId })
+      const ours = owners.get(infoHash)
+      if (ours && ours.get(peerId) === conn) ours.delete(peerId)
+      if (ours && !ours.size) owners.delete(infoHash)
+    }
+    dropEmptySwarms()
+  })
 }
 
 function onMessage (conn, data, isBinary) {

@@ -249,13 +249,17 @@ class RawSocket:
         assert head.startswith(b"HTTP/1.1 101"), head
         return cls(reader, writer)
 
-    async def send(self, message: dict[str, Any]) -> None:
-        data = json.dumps(message).encode()
-        mask = os.urandom(4)
-        n = len(data)
-        head = bytes([0x81]) + (bytes([0x80 | n]) if n < 126 else struct.pack("!BH", 0x80 | 126, n) if n < 65536
-                                else struct.pack("!BQ", 0x80 | 127, n))
-        self.writer.write(head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
+    async def send(self, *messages: dict[str, Any]) -> None:
+        """All in one write: the tracker reads them at once (in one turn of its loop)."""
+        frames = []
+        for message in messages:
+            data = json.dumps(message).encode()
+            mask = os.urandom(4)
+            n = len(data)
+            head = bytes([0x81]) + (bytes([0x80 | n]) if n < 126 else struct.pack("!BH", 0x80 | 126, n) if n < 65536
+                                    else struct.pack("!BQ", 0x80 | 127, n))
+            frames.append(head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
+        self.writer.write(b"".join(frames))
         await self.writer.drain()
 
     async def dropped(self, timeout: float = MEET_TIMEOUT) -> bool:
