@@ -201,7 +201,10 @@ function forget (conn) {
     for (const [infoHash, peerId] of peers) {
       const swarm = server.torrents[Buffer.from(infoHash, 'latin1').toString('hex')]
       const hexId = Buffer.from(peerId, 'latin1').toString('hex')
-      if (swarm) swarm.announce({ type: 'ws', event: 'stopped', numwant: 0, peer_id: hexId })
+      const entry = swarm && Object.hasOwn(swarm.peers.cache, hexId) ? swarm.peers.cache[hexId].value : null
+      if (entry && entry.socket === conn.conduit) { // not the same viewer's peer on its new connection
+        swarm.announce({ type: 'ws', event: 'stopped', numwant: 0, peer_id: hexId })
+      }
       const ours = owners.get(infoHash)
       if (ours && ours.get(peerId) === conn) ours.delete(peerId)
       if (ours && !ours.size) owners.delete(infoHash)
@@ -244,7 +247,7 @@ function onMessage (conn, data, isBinary) {
   const mine = conn.peers.get(infoHash)
   if (mine === undefined) {
     const holder = owners.get(infoHash)?.get(message.peer_id)
-    if (holder && holder !== conn) return close(conn, 1008, 'peer_id is another connection\'s')
+    if (holder && holder !== conn && !holder.closed) return close(conn, 1008, 'peer_id is another connection\'s')
     conn.peers.set(infoHash, message.peer_id)
     if (!owners.has(infoHash)) owners.set(infoHash, new Map())
     owners.get(infoHash).set(message.peer_id, conn)
