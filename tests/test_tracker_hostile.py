@@ -144,6 +144,16 @@ async def test_t4_idle_connections_are_capped_per_client_and_closed(tracker_dir:
                     refused += 1
             assert len(held) == cap and refused == 30
             assert await meet(tracker.url, ALLOWED)  # other clients meet meanwhile
+            # Handshakes the WebSocket server refuses (no key) are not held against the client.
+            host, port = tracker.url.removeprefix("ws://").split(":")
+            for _ in range(cap + 5):
+                reader, writer = await asyncio.open_connection(host, int(port))
+                writer.write(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                             b"CF-Connecting-IP: 203.0.113.8\r\n\r\n")
+                assert (await reader.readline()).startswith(b"HTTP/1.1 400")
+                writer.close()
+            async with connected(tracker.url, "203.0.113.8") as after:
+                assert after.closed_with is None
             for peer in held:  # saying nothing, each is closed
                 assert await peer.closed() is not None
             await asyncio.gather(*(p.close() for p in held))

@@ -314,7 +314,12 @@ web.on('upgrade', (req, socket, head) => {
     refused(why, client)
     return refuse(socket, '429 Too Many Requests', `too many connections from one client (${why})`)
   }
-  wss.handleUpgrade(req, socket, head, (ws) => onConnection(ws, client))
+  let handed = false // a handshake ws refuses (400) never becomes a connection: it is not counted then
+  socket.once('close', () => { if (!handed) clients.close(client) })
+  wss.handleUpgrade(req, socket, head, (ws) => {
+    handed = true
+    onConnection(ws, client)
+  })
 })
 web.on('error', (err) => {
   console.error(`tracker: cannot listen on ${host}:${port} (TRACKER_HOST/TRACKER_PORT): ${err.message}`)
