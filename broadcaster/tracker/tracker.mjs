@@ -286,6 +286,7 @@ function sweep () {
     }
   }
   clients.sweep(now)
+  dropEmptySwarms()
 }
 
 // -- the HTTP server the WebSockets ride on ----------------------------------------------------------
