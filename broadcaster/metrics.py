@@ -156,6 +156,12 @@ class Metrics:
             "nothing of the stream is served",
             registry=r,
         )
+        self.p2p_tracker_up = Gauge(
+            f"{_NS}_p2p_tracker_up",
+            "1 while the P2P tracker (P2P_TRACKERS) answers and serves this stream's swarm; 0 while viewers "
+            "cannot meet through it (they play from the bucket alone)",
+            ["tracker"], registry=r,
+        )
         self.build = Info(f"{_NS}_build", "Version of the service", registry=r)
         self.build.info({"version": __version__, "python": platform.python_version()})
 

@@ -36,6 +36,7 @@ from .state.disk import DirectoryBusy, DirectoryLock, StateFile
 from .state.snapshots import Snapshots, register_parts
 from .status.assessment import HealthReport
 from .status.hub import EventHub, StatusWatcher
+from .status.trackers import TrackerProbe
 
 log = logging.getLogger(__name__)
 
@@ -175,10 +176,15 @@ class Service:
         self.events = EventHub(max_streams=self.budget.events, write_timeout=self.settings.write_timeout,
                                on_refused=functools.partial(self.connection_metrics.rejected, "events"))
         self.connection_metrics.watch("events", lambda: self.events.streams, self.budget.events)
+        # The trackers viewers are told to use: /health and a gauge say when one does not serve them.
+        s = self.settings
+        self.tracker_probe = (TrackerProbe(s.p2p_trackers, s.p2p_swarm, self._master_body, self.metrics.p2p_tracker_up)
+                              if s.p2p_trackers else None)
         self.report = HealthReport(self.publisher.facts, self.uploader,
                                    state_error=lambda: self.snapshots.error, mirror=self.mirror,
                                    listing_held=lambda: self.release.held,
-                                   input_problem=self.watcher.master_missing)
+                                   input_problem=self.watcher.master_missing,
+                                   p2p_trackers=self.tracker_probe.readings if self.tracker_probe else None)
         # State events: from the first reading after the watcher's first scan (start) to the hub's close.
         self.status = StatusWatcher(self.events, self.report.assess)
 
@@ -225,6 +231,8 @@ class Service:
             # State events from here: the first reading comes after the watcher's first scan (in its
             # start), so a stream already running is reported online, not offline for a second.
             await self.status.start()
+            if self.tracker_probe is not None:
+                await self.tracker_probe.start()
             self._probe_task = asyncio.create_task(self._probe_loop(), name="storage-probe")
         except BaseException:
             await self.stop()
@@ -234,6 +242,10 @@ class Service:
         if self.mirror is not None:
             log.info("playlists are also written to the bucket: viewers can load %s/%s",
                      s.r2_public_url, self.release.master_key)
+
+    def _master_body(self) -> bytes | None:
+        master = self.playlists.master_playlist()
+        return None if master is None else master.body
 
     def _listed(self, variant: int, sequence: int, segment: SourceSegment, url: str) -> None:
         self.events.segment_listed(variant, sequence, segment.duration, url)
@@ -332,6 +344,8 @@ class Service:
         self.events.close()
         await self._stop_control_socket()
         await self.status.stop()
+        if self.tracker_probe is not None:
+            await self.tracker_probe.stop()
         if self._probe_task is not None:
             self._probe_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

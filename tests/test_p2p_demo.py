@@ -1,15 +1,20 @@
-"""`hls-broadcaster demo --p2p`: its switch, and what it says without Node.js. The demo with the tracker
-running is tested from the installed wheel (test_package), which ships the tracker's files."""
+"""`hls-broadcaster demo --p2p`: its switch, what it says without Node.js, and its tracker started again
+when it dies. The demo with the tracker running is tested from the installed wheel (test_package),
+which ships the tracker's files."""
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
 import pytest
 
 from broadcaster.cli import build_parser
 from broadcaster.demo import tracker as tracker_module
-from broadcaster.demo.tracker import TrackerUnavailable, install
+from broadcaster.demo.tracker import LocalTracker, TrackerUnavailable, install
+from tests.support.waiting import until
+from tests.support.webtorrent import VARIANTS, StandInService, meet, serving
 
 
 def test_the_demo_has_a_p2p_switch() -> None:
@@ -22,3 +27,20 @@ def test_without_node_the_tracker_says_what_is_missing(monkeypatch: pytest.Monke
     monkeypatch.setattr(tracker_module, "which", lambda name: None)
     with pytest.raises(TrackerUnavailable, match="Node.js .* is not installed; apt install nodejs npm"):
         install(tmp_path)
+
+
+@pytest.mark.integration
+async def test_the_demos_tracker_is_started_again_on_its_port_when_it_dies() -> None:
+    try:
+        folder = install()
+    except TrackerUnavailable as err:  # scripts/test installs Node.js: missing is a broken set-up, not a skip
+        pytest.fail(f"no tracker here: {err} (scripts/test installs nodejs and npm)")
+    async with StandInService() as service, LocalTracker(folder, service=service.url) as tracker:
+        await serving(tracker)
+        url, first = tracker.url, tracker.pid
+        assert first is not None and await meet(url, VARIANTS[0])
+        os.kill(first, signal.SIGKILL)
+        await until(lambda: tracker.restarts == 1 and tracker.pid not in (None, first), "a new tracker")
+        assert tracker.url == url  # the URL the viewers were given
+        await until(lambda: sum("tracker: serving swarm" in line for line in tracker.lines) == 2, "it serves again")
+        assert await meet(url, VARIANTS[0])

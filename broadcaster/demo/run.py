@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import shutil
 import signal
@@ -20,7 +21,7 @@ from ..settings import load_settings
 from .emulator import LATENCY_LEVELS, EmulatorError, OwncastEmulator, Variant
 from .ffmpeg import FfmpegNotFoundError
 from .seaweed import SeaweedError, SeaweedS3
-from .tracker import LocalTracker, TrackerUnavailable, install
+from .tracker import LocalTracker, TrackerUnavailable, free_port, install
 
 log = logging.getLogger(__name__)
 
@@ -73,31 +74,40 @@ async def run_demo(
             copied = ", the first one's video copied (irregular keyframes)" if passthrough else ""
             say(f"      {hls}: 2 variants{copied}, {segment_seconds} s segments")
 
-            trackers = ""
-            if p2p:
-                say("      P2P: starting a local WebTorrent tracker (Node.js)...")
-                try:
-                    folder = await asyncio.to_thread(install)
-                    tracker = await stack.enter_async_context(LocalTracker(folder))
-                except TrackerUnavailable as err:
-                    say(f"      P2P: off: {err}")
-                else:
-                    trackers = tracker.url
-                    say(f"      P2P: viewers share segments through the tracker at {trackers}")
-
-            say("[3/3] starting hls-broadcaster...")
             settings = load_settings(environ={
                 # The demo's viewers are on this machine: their host addresses suffice, and no STUN
                 # server outside hears of them.
-                "P2P_TRACKERS": trackers, "P2P_STUN_SERVERS": "none",
+                "P2P_STUN_SERVERS": "none",
                 "HLS_DIR": str(hls), "S3_ENDPOINT_URL": s3.endpoint_url, "AWS_ACCESS_KEY_ID": s3.access_key,
                 "AWS_SECRET_ACCESS_KEY": s3.secret_key, "AWS_BUCKET_NAME": s3.bucket,
                 "R2_PUBLIC_URL": s3.public_url, "HOST": host, "PORT": str(port), "STATE_DIR": str(work / "state"),
                 "WINDOW_SECONDS": str(max(12, 6 * segment_seconds)),
             })
+            tracker_folder: Path | None = None
+            if p2p:  # its URL first (the viewers are told it); it starts once the service does
+                say("      P2P: installing the local WebTorrent tracker (Node.js)...")
+                try:
+                    tracker_folder = await asyncio.to_thread(install)
+                except TrackerUnavailable as err:
+                    say(f"      P2P: off: {err}")
+                else:
+                    tracker_port = free_port()
+                    settings = dataclasses.replace(settings, p2p_trackers=(f"ws://127.0.0.1:{tracker_port}",))
+
+            say("[3/3] starting hls-broadcaster...")
             service = Service(settings)
             await service.start()
             stack.push_async_callback(service.stop)
+            if tracker_folder is not None:
+                try:
+                    # It serves this service's stream alone (read from it, as on a VM), and is started
+                    # again if it dies.
+                    tracker = await stack.enter_async_context(
+                        LocalTracker(tracker_folder, service=service.url, port=tracker_port))
+                except TrackerUnavailable as err:
+                    say(f"      P2P: the tracker did not start ({err}): viewers play from the bucket alone")
+                else:
+                    say(f"      P2P: viewers share segments through the tracker at {tracker.url}")
             say("")
             say(f"  Watch it:   {service.url}/")
             say(f"  Playlist:   {service.url}/live/master.m3u8  (segments come from {s3.public_url})")

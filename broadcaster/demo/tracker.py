@@ -1,20 +1,35 @@
 """A local WebTorrent tracker for `hls-broadcaster demo --p2p` (and the P2P tests): broadcaster/tracker/,
-installed once per lock file into a cache folder with npm, run with Node on a free loopback port."""
+installed once per lock file into a cache folder with npm, run with Node on a free loopback port, and
+started again on that port if it dies (the viewers were told its URL)."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import os
 import shutil
+import socket
 import subprocess
 import weakref
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from .children import GroupKiller, stop_child
 
+log = logging.getLogger(__name__)
+
 TRACKER_FILES = Path(__file__).resolve().parent.parent / "tracker"  # shipped in the wheel
 _START_TIMEOUT = 15.0
+_RESTART_DELAYS = (0.5, 1.0, 2.0, 5.0)  # after each death in a row; reset once it runs a minute
+_STEADY = 60.0
+
+
+def free_port() -> int:
+    """A loopback port free now, for a tracker whose URL must be known before it starts."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 class TrackerUnavailable(RuntimeError):
@@ -43,57 +58,110 @@ def install(cache: Path | None = None) -> Path:
         if done.returncode != 0:
             last = (done.stderr.strip().splitlines() or ["no output"])[-1]
             raise TrackerUnavailable(f"npm could not install the tracker ({last})")
-    shutil.copy(TRACKER_FILES / "tracker.mjs", folder / "tracker.mjs")  # always the package's own
+    for module in TRACKER_FILES.glob("*.mjs"):  # always the package's own
+        shutil.copy(module, folder / module.name)
     return folder
 
 
 class LocalTracker:
-    """`async with LocalTracker(folder) as t:` t.url is its ws:// URL; stopped (and never left) on exit."""
+    """`async with LocalTracker(folder) as t:` t.url is its ws:// URL; stopped (and never left) on exit.
 
-    def __init__(self, folder: Path) -> None:
+    service: the service's base URL (TRACKER_SERVICE_URL), whose stream alone it then serves, as on the
+    VM; None = any swarm (TRACKER_ANY_SWARM: tests of the viewer that do not care).
+    env, node_args: more of its environment and Node's flags (the systemd unit's, in the tests); port: 0 =
+    a free one. If it dies it is started again on the same port, after a short delay that grows while
+    it keeps dying.
+    """
+
+    def __init__(self, folder: Path, *, service: str | None = None, env: Mapping[str, str] | None = None,
+                 node_args: Sequence[str] = (), port: int = 0) -> None:
         self._folder = folder
+        self._env = {**os.environ, **(env or {}), "TRACKER_HOST": "127.0.0.1", "TRACKER_PORT": str(port),
+                     **({"TRACKER_SERVICE_URL": service} if service else {"TRACKER_ANY_SWARM": "1"})}
+        self._node_args = list(node_args)
         self._proc: asyncio.subprocess.Process | None = None
         self._killer: GroupKiller | None = None
         self._finalizer: weakref.finalize[[], LocalTracker] | None = None
         self.url = ""
-        self._drain: asyncio.Task[None] | None = None
+        self.restarts = 0  # how many times it died and was started again
+        self._watch: asyncio.Task[None] | None = None
+        self.lines: list[str] = []  # its output, the last few hundred lines
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None and self._proc.returncode is None else None
 
     async def __aenter__(self) -> LocalTracker:
+        await self._start()
+        self._env["TRACKER_PORT"] = self.url.rsplit(":", 1)[1]  # a restart takes the same port
+        self._watch = asyncio.create_task(self._supervise(), name="tracker")
+        return self
+
+    async def _start(self) -> None:
         node = which("node")
         if node is None:
             raise TrackerUnavailable("Node.js (node) is not installed")
-        self._proc = await asyncio.create_subprocess_exec(
-            node, "tracker.mjs", cwd=self._folder, env={**os.environ, "TRACKER_PORT": "0"},
+        self._proc = proc = await asyncio.create_subprocess_exec(
+            node, *self._node_args, "tracker.mjs", cwd=self._folder, env=self._env,
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
             start_new_session=True)
-        self._killer = GroupKiller(self._proc.pid)
+        self._killer = GroupKiller(proc.pid)
         self._finalizer = weakref.finalize(self, self._killer)
-        assert self._proc.stdout is not None
+        assert proc.stdout is not None
         try:
             async with asyncio.timeout(_START_TIMEOUT):
-                line = (await self._proc.stdout.readline()).decode(errors="replace").strip()
+                line = (await proc.stdout.readline()).decode(errors="replace").strip()
         except TimeoutError:
             line = "no answer"
         if "listening on ws://" not in line:
             await self._stop()
             raise TrackerUnavailable(f"the tracker did not start: {line or 'it exited'}")
+        self._note(line)
         self.url = line.split("listening on ", 1)[1].split()[0]
-        self._drain = asyncio.create_task(self._read_rest(), name="tracker-output")  # a full pipe would block it
-        return self
 
-    async def _read_rest(self) -> None:
-        proc = self._proc
-        while proc is not None and proc.stdout is not None and await proc.stdout.readline():
-            pass
+    def _note(self, line: str) -> None:
+        self.lines.append(line)
+        del self.lines[:-300]
+
+    async def _supervise(self) -> None:
+        """Reads its output (a full pipe would block it) and starts it again when it dies."""
+        failures = 0
+        loop = asyncio.get_running_loop()
+        while True:
+            proc = self._proc
+            assert proc is not None and proc.stdout is not None
+            began = loop.time()
+            while line := await proc.stdout.readline():
+                self._note(line.decode(errors="replace").rstrip())
+            code = await proc.wait()
+            failures = 0 if loop.time() - began > _STEADY else failures + 1
+            delay = _RESTART_DELAYS[min(failures, len(_RESTART_DELAYS)) - 1] if failures else _RESTART_DELAYS[0]
+            last = self.lines[-1] if self.lines else "no output"
+            log.warning("the P2P tracker exited (status %s: %s); starting it again in %.1f s", code, last, delay)
+            if self._killer is not None:
+                self._killer.done = True
+            if self._finalizer is not None:
+                self._finalizer.detach()
+            self._proc = self._killer = self._finalizer = None
+            while True:
+                await asyncio.sleep(delay)
+                try:
+                    await self._start()
+                    break
+                except TrackerUnavailable as err:
+                    log.warning("the P2P tracker could not start again: %s; trying again in %.1f s", err, delay)
+                    delay = _RESTART_DELAYS[-1]
+            self.restarts += 1
 
     async def __aexit__(self, *exc: object) -> None:
         await self._stop()
 
     async def _stop(self) -> None:
+        watch, self._watch = self._watch, None
+        if watch is not None:
+            watch.cancel()
+            await asyncio.gather(watch, return_exceptions=True)
         proc, self._proc = self._proc, None
-        if self._drain is not None:
-            self._drain.cancel()
-            self._drain = None
         if proc is not None:
             await stop_child(proc, self._killer, self._finalizer, name="tracker", timeout=5.0, whole_group=False)
         self._killer = self._finalizer = None

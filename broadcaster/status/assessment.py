@@ -3,6 +3,7 @@ StreamState straight from it (nothing is parsed back out of /health's JSON)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -11,6 +12,7 @@ from ..bucket.uploader import Uploader
 from ..playlist import hls
 from ..publish.publisher import PublisherFacts
 from .stream import StreamState
+from .trackers import Reading
 
 SLOW_RATIO = 1.0  # uploads taking longer than the media they carry cannot keep up
 
@@ -37,8 +39,12 @@ class HealthReport:
                  state_error: Callable[[], str | None] = lambda: None,
                  mirror: PlaylistMirror | None = None,
                  listing_held: Callable[[], bool] = lambda: False,
-                 input_problem: Callable[[], str | None] = lambda: None) -> None:
-        """input_problem: why nothing Owncast writes can be served (HlsWatcher.master_missing)."""
+                 input_problem: Callable[[], str | None] = lambda: None,
+                 p2p_trackers: Callable[[], dict[str, Reading]] | None = None) -> None:
+        """input_problem: why nothing Owncast writes can be served (HlsWatcher.master_missing).
+        p2p_trackers: the trackers' readings (TrackerProbe), shown but never making the status other
+        than ok: without a tracker, viewers play from the bucket as without P2P."""
+        self._p2p_trackers = p2p_trackers
         self._facts = facts
         self._input_problem = input_problem
         self._listing_held = listing_held
@@ -116,4 +122,10 @@ class HealthReport:
         }
         if mirror_lag is not None:
             body["playlists_in_bucket_lag_seconds"] = mirror_lag
+        if self._p2p_trackers is not None:
+            clock = time.monotonic()
+            body["p2p_trackers"] = {
+                url: {"up": r.up, "problem": r.problem, "for_seconds": round(clock - r.since, 1)}
+                for url, r in self._p2p_trackers().items()
+            }
         return Assessment(not reasons, state, status, body)

@@ -20,9 +20,11 @@ module.exports = {
       exec_mode: "fork",
       instances: 1, // one tracker: peers of a swarm must all reach the same one
       autorestart: true,
+      // Restarted whenever it dies, however often (no message from a client can make it die: tests/
+      // test_tracker_hostile.py); the delay grows from 1 s to 15 s while it keeps failing.
       exp_backoff_restart_delay: 1000,
       min_uptime: "10s",
-      max_restarts: 10,
+      max_restarts: 1000000,
       stop_exit_codes: [2], // a bad TRACKER_* setting: restarting cannot fix it
       kill_timeout: 5000,
       max_memory_restart: "400M",
@@ -30,10 +32,15 @@ module.exports = {
         NODE_ENV: "production",
         TRACKER_HOST: "127.0.0.1",
         TRACKER_PORT: "8000",
+        TRACKER_SERVICE_URL: "http://127.0.0.1:3000",
         TRACKER_MAX_CONNECTIONS: "2000",
-        TRACKER_MAX_SWARMS: "64",
+        TRACKER_MAX_CLIENT_CONNECTIONS: "20",
+        TRACKER_CLIENT_ANNOUNCES: "120",
+        TRACKER_SOCKET_ANNOUNCES: "20",
         TRACKER_MAX_PEERS: "1000",
         TRACKER_MAX_MESSAGE: "65536",
+        TRACKER_MAX_BUFFERED: "65536",
+        TRACKER_IDLE_SECONDS: "300",
       },
       merge_logs: true,
     },

@@ -3,24 +3,53 @@
 // It only introduces viewers to each other: a viewer announces the swarm of the stream it plays, with
 // WebRTC offers, and the tracker relays offers and answers between viewers of that swarm. No video
 // passes through it. WebSocket only (no HTTP or UDP tracker), on loopback: the Cloudflare tunnel is
-// its only way in (cloudflared.yml.example, tracker.example.com).
+// its only way in (cloudflared.yml.example, tracker.example.com). Anyone on the internet can reach it,
+// so (README, "The tracker facing the public"):
+//   - every message is checked (messages.mjs) before bittorrent-tracker sees it, re-serialised with
+//     only the fields checked; anything a viewer does not send closes that connection (code 1008);
+//   - only the swarms of the service's own stream(s) exist (swarms.mjs), learnt from the service;
+//   - one connection holds at most one peer per swarm, and all of them leave when it closes;
+//   - a connection that does not read what it is sent is dropped, one that says nothing is closed;
+//   - connections and announces are capped per client (clients.mjs: CF-Connecting-IP behind the tunnel).
+// bittorrent-tracker (as PeerTube runs it) keeps the swarms and relays; it gets its messages from
+// here, never from the socket.
 //
 //   npm ci --ignore-scripts             # in its folder (package-lock.json pins every version)
-//   TRACKER_PORT=8000 node tracker.mjs  # or the systemd unit / pm2 entry next to this file
+//   node tracker.mjs                    # or the systemd unit / pm2 entry; TRACKER_PORT=8000 by default
 //
 // Environment (all optional):
-//   TRACKER_HOST            listen address, 127.0.0.1 (keep it on loopback behind the tunnel)
-//   TRACKER_PORT            listen port, 8000
-//   TRACKER_MAX_CONNECTIONS WebSocket connections at once, 2000 (each viewer holds one per tracker;
-//                           past it new ones are refused and those viewers play from the bucket alone)
-//   TRACKER_MAX_SWARMS      swarms (info hashes) at once, 64; one stream is one swarm per variant
-//   TRACKER_MAX_PEERS       peers remembered per swarm, 1000 (the least recently seen go first)
-//   TRACKER_MAX_MESSAGE     bytes of one WebSocket message, 65536 (an announce with its 5 offers is
-//                           a few kB; the library's default would be ws's 100 MiB)
+//   TRACKER_HOST                    listen address, 127.0.0.1 (keep it on loopback behind the tunnel)
+//   TRACKER_PORT                    listen port, 8000
+//   TRACKER_SERVICE_URL             the service, on loopback: http://127.0.0.1:3000 (its own default);
+//                                   comma-separated for several. Its /config.json names the swarm and its
+//                                   /live/master.m3u8 the variants: the info hashes viewers announce (swarms.mjs)
+//   TRACKER_SERVICE_POLL_SECONDS    how often they are read, 30 (a new variant or bucket: served this soon)
+//   TRACKER_ANY_SWARM               1 = serve any info hash (tests of the viewer only; never in production)
+//   TRACKER_MAX_CONNECTIONS         WebSocket connections at once, 2000 (each viewer holds one per tracker;
+//                                   past it new ones are refused and those viewers play from the bucket alone)
+//   TRACKER_MAX_CLIENT_CONNECTIONS  connections at once from one client address, 20
+//   TRACKER_CLIENT_ANNOUNCES        new connections and announces a minute from one client address, 120
+//   TRACKER_SOCKET_ANNOUNCES        announces a minute on one connection, 20 (a viewer sends one per swarm
+//                                   every 2 minutes, one more per variant it switches to)
+//   TRACKER_MAX_PEERS               peers remembered per swarm, 1000 (the least recently seen go first)
+//   TRACKER_MAX_MESSAGE             bytes of one WebSocket message, 65536 (an announce with its 5 offers is
+//                                   a few kB; the library's default would be ws's 100 MiB)
+//   TRACKER_MAX_BUFFERED            bytes waiting to be sent to one connection, 65536; past it the
+//                                   connection is dropped (it does not read)
+//   TRACKER_IDLE_SECONDS            a connection that sends nothing this long is closed, 300 (viewers
+//                                   announce every 120 s); one that has not announced after
+//                                   min(10, this) seconds too
 //
 // `--ignore-scripts`: bittorrent-tracker's client half depends on node-datachannel, whose install script
 // downloads a native binary. The server half used here never loads it.
+import EventEmitter from 'node:events'
+import http from 'node:http'
 import Server from 'bittorrent-tracker/server'
+import { WebSocketServer, WebSocket } from 'ws'
+
+import { Bucket, Clients, clientOf } from './clients.mjs'
+import { MAX_OFFERS, Refused, parse } from './messages.mjs'
+import { AllowedSwarms } from './swarms.mjs'
 
 function setting (name, fallback, low, high) {
   const raw = process.env[name]
@@ -33,51 +62,289 @@ function setting (name, fallback, low, high) {
   return value
 }
 
+function list (name, fallback) {
+  return (process.env[name] ?? fallback).split(',').map((s) => s.trim()).filter(Boolean)
+}
+
 const host = process.env.TRACKER_HOST || '127.0.0.1'
 const port = setting('TRACKER_PORT', 8000, 0, 65535)
 const maxConnections = setting('TRACKER_MAX_CONNECTIONS', 2000, 1, 1_000_000)
-const maxSwarms = setting('TRACKER_MAX_SWARMS', 64, 1, 100_000)
+const maxClientConnections = setting('TRACKER_MAX_CLIENT_CONNECTIONS', 20, 1, 1_000_000)
+const clientAnnounces = setting('TRACKER_CLIENT_ANNOUNCES', 120, 1, 1_000_000)
+const socketAnnounces = setting('TRACKER_SOCKET_ANNOUNCES', 20, 1, 1_000_000)
 const maxPeers = setting('TRACKER_MAX_PEERS', 1000, 2, 100_000)
 const maxMessage = setting('TRACKER_MAX_MESSAGE', 65536, 1024, 16 * 1024 * 1024)
+const maxBuffered = setting('TRACKER_MAX_BUFFERED', 65536, 1024, 64 * 1024 * 1024)
+const idleMs = setting('TRACKER_IDLE_SECONDS', 300, 1, 86_400) * 1000
+const firstAnnounceMs = Math.min(10_000, idleMs)
+const OFFER_MS = 50_000 // the client gives up an offer after 50 s: an answer later goes nowhere
+const OFFERS_KEPT = 4 * MAX_OFFERS // per connection, for the answers still to come
+const CLOSE_GRACE_MS = 2_000 // a closed connection's peer gets this long to acknowledge, then it is cut
 
+const swarms = new AllowedSwarms({
+  serviceUrls: list('TRACKER_SERVICE_URL', 'http://127.0.0.1:3000'),
+  any: process.env.TRACKER_ANY_SWARM === '1',
+  pollMs: setting('TRACKER_SERVICE_POLL_SECONDS', 30, 1, 3600) * 1000,
+  log: (line) => console.log(line)
+})
+const clients = new Clients({ maxConnections: maxClientConnections, perMinute: clientAnnounces })
+
+// -- refusals, counted and logged once a minute (an attack must not flood the journal) ---------------
+const refusals = new Map() // reason -> count
+const refusedBy = new Map() // client -> count
+function refused (reason, client) {
+  refusals.set(reason, (refusals.get(reason) || 0) + 1)
+  refusedBy.set(client, (refusedBy.get(client) || 0) + 1)
+}
+function logRefusals () {
+  if (!refusals.size) return
+  const total = [...refusals.values()].reduce((a, b) => a + b, 0)
+  const reasons = [...refusals].sort((a, b) => b[1] - a[1]).slice(0, 6).map(([r, n]) => `${n} ${r}`).join(', ')
+  const [top, most] = [...refusedBy].sort((a, b) => b[1] - a[1])[0]
+  console.log(`tracker: refused ${total} in the last minute (${reasons}); most from ${top} (${most}), ` +
+    `${refusedBy.size} client${refusedBy.size === 1 ? '' : 's'} in all; ${sockets.size} connections open`)
+  refusals.clear()
+  refusedBy.clear()
+}
+
+// -- the library: swarms and relaying, fed only checked messages -------------------------------------
 const server = new Server({
   http: false,
   udp: false,
-  ws: { maxPayload: maxMessage }, // a larger message closes that socket (1009), nothing else
+  ws: false, // our own WebSocket server below hands it connections
   stats: false,
-  trustProxy: false, // peer addresses are not used by WebRTC signalling; nothing to trust
   peersCacheLength: maxPeers,
-  // A new swarm only while there is room; announces to existing swarms always pass.
-  filter (infoHash, params, cb) {
-    if (Object.hasOwn(server.torrents, infoHash) || Object.keys(server.torrents).length < maxSwarms) {
-      cb(null)
-    } else {
-      cb(new Error('too many swarms on this tracker'))
-    }
+  filter (infoHash, params, cb) { // already checked; kept so nothing else can ever make a swarm
+    cb(allowedHex(infoHash) ? null : new Error('unknown swarm'))
   }
 })
-// The WebSocket server rides on this HTTP server (any other request gets 404): cap its sockets.
-server.http.maxConnections = maxConnections
-
-server.on('error', (err) => {
-  console.error(`tracker: ${err.message}`)
-  process.exit(1)
-})
+function allowedHex (hex) {
+  return swarms.has(Buffer.from(hex, 'hex').toString('latin1'))
+}
+// One swarm per info hash even for two announces in one tick (the library's own would make two).
+server.createSwarm = (infoHash, cb) => {
+  process.nextTick(() => {
+    if (!server.torrents[infoHash]) server.torrents[infoHash] = new Server.Swarm(infoHash, server)
+    cb(null, server.torrents[infoHash])
+  })
+}
 server.on('warning', (err) => {
   if (process.env.TRACKER_DEBUG) console.warn(`tracker: warning: ${err.message}`)
 })
-server.on('listening', () => {
-  const { address, port: bound } = server.http.address()
-  console.log(`tracker: listening on ws://${address}:${bound} (max ${maxConnections} connections, ` +
-    `${maxSwarms} swarms, ${maxPeers} peers a swarm, ${maxMessage} B a message)`)
+function dropEmptySwarms () {
+  for (const [infoHash, swarm] of Object.entries(server.torrents)) {
+    if (swarm.peers.length === 0) delete server.torrents[infoHash]
+  }
+}
+
+// What the library holds as a socket: sends go through the limit on what may wait unsent.
+class Conduit extends EventEmitter {
+  constructor (conn) {
+    super()
+    this.conn = conn
+  }
+
+  send (data, cb) {
+    const ws = this.conn.ws
+    if (ws.readyState !== WebSocket.OPEN) return
+    if (ws.bufferedAmount > maxBuffered) return drop(this.conn, 'not reading (TRACKER_MAX_BUFFERED)')
+    ws.send(data, cb)
+  }
+}
+
+// -- connections -------------------------------------------------------------------------------------
+const sockets = new Set() // every Connection open
+const owners = new Map() // binary info hash -> Map(binary peer_id -> Connection)
+
+class Connection {
+  constructor (ws, client, now) {
+    this.ws = ws
+    this.client = client
+    this.opened = now
+    this.lastMessage = now
+    this.announced = false
+    this.closed = false
+    this.peers = new Map() // binary info hash -> its one binary peer_id on this connection
+    this.offers = new Map() // `${info_hash}\n${offer_id}` -> time sent, for the answers to come
+    this.socketBucket = new Bucket(socketAnnounces, now)
+    this.conduit = new Conduit(this)
+  }
+}
+
+function close (conn, code, reason) {
+  if (conn.closed) return
+  refused(reason, conn.client)
+  conn.ws.close(code, reason.slice(0, 120))
+  setTimeout(() => conn.ws.terminate(), CLOSE_GRACE_MS).unref()
+  forget(conn) // it leaves its swarms now, not when the peer acknowledges
+}
+
+function drop (conn, reason) {
+  if (conn.closed) return
+  refused(reason, conn.client)
+  conn.ws.terminate()
+  forget(conn)
+}
+
+function forget (conn) {
+  if (conn.closed) return
+  conn.closed = true
+  sockets.delete(conn)
+  clients.close(conn.client)
+  conn.conduit.emit('close') // the library forgets the connection first, then every peer of it leaves
+  const peers = [...conn.peers]
+  conn.peers.clear()
+  conn.offers.clear()
+  // After the library's pending work: an announce handed to it in the same read as the one that closed
+  // the connection adds its peer on a later tick (process.nextTick), which runs before this.
+  setImmediate(() => {
+    for (const [infoHash, peerId] of peers) {
+      const swarm = server.torrents[Buffer.from(infoHash, 'latin1').toString('hex')]
+      const hexId = Buffer.from(peerId, 'latin1').toString('hex')
+      const entry = swarm && Object.hasOwn(swarm.peers.cache, hexId) ? swarm.peers.cache[hexId].value : null
+      if (entry && entry.socket === conn.conduit) { // not the same viewer's peer on its new connection
+        swarm.announce({ type: 'ws', event: 'stopped', numwant: 0, peer_id: hexId })
+      }
+      const ours = owners.get(infoHash)
+      if (ours && ours.get(peerId) === conn) ours.delete(peerId)
+      if (ours && !ours.size) owners.delete(infoHash)
+    }
+    dropEmptySwarms()
+  })
+}
+
+function onMessage (conn, data, isBinary) {
+  if (conn.closed) return
+  const now = Date.now()
+  conn.lastMessage = now
+  if (isBinary) return close(conn, 1003, 'binary message')
+  let message
+  try {
+    message = parse(data.toString('utf8'))
+  } catch (err) {
+    if (err instanceof Refused) return close(conn, 1008, err.message)
+    throw err
+  }
+  const infoHash = message.info_hash
+  if (message.answer) {
+    // Only an answer to an offer relayed to this connection's swarm goes on (offer ids are random and
+    // only the peer they were sent to sees them); a late or unknown one is dropped and costs a token.
+    const from = owners.get(infoHash)?.get(message.to_peer_id)
+    const key = `${infoHash}\n${message.offer_id}`
+    if (!from || !from.offers.delete(key)) {
+      if (!conn.socketBucket.take(now)) close(conn, 1008, 'too many answers to no offer (TRACKER_SOCKET_ANNOUNCES)')
+      return
+    }
+  } else {
+    if (!conn.socketBucket.take(now)) return close(conn, 1008, 'announces too often (TRACKER_SOCKET_ANNOUNCES)')
+    if (!clients.announce(conn.client, now)) return close(conn, 1008, 'announces too often from this client (TRACKER_CLIENT_ANNOUNCES)')
+  }
+  if (!swarms.has(infoHash)) {
+    refused('unknown swarm', conn.client)
+    const why = swarms.ready ? 'unknown swarm: this tracker serves its own streams only' : 'tracker not ready: it does not know its swarms yet'
+    return conn.conduit.send(JSON.stringify({ action: 'announce', 'failure reason': why, info_hash: infoHash }))
+  }
+  const mine = conn.peers.get(infoHash)
+  if (mine === undefined) {
+    const holder = owners.get(infoHash)?.get(message.peer_id)
+    if (holder && holder !== conn && !holder.closed) return close(conn, 1008, 'peer_id is another connection\'s')
+    conn.peers.set(infoHash, message.peer_id)
+    if (!owners.has(infoHash)) owners.set(infoHash, new Map())
+    owners.get(infoHash).set(message.peer_id, conn)
+  } else if (mine !== message.peer_id) {
+    return close(conn, 1008, 'one peer per swarm on a connection')
+  }
+  if (message.offers) {
+    for (const offer of message.offers) conn.offers.set(`${infoHash}\n${offer.offer_id}`, now)
+    while (conn.offers.size > OFFERS_KEPT) conn.offers.delete(conn.offers.keys().next().value)
+  }
+  conn.announced = true
+  conn.conduit.emit('message', JSON.stringify(message))
+}
+
+function onConnection (ws, client) {
+  const now = Date.now()
+  const conn = new Connection(ws, client, now)
+  sockets.add(conn)
+  server.onWebSocketConnection(conn.conduit)
+  ws.on('message', (data, isBinary) => onMessage(conn, data, isBinary))
+  ws.on('error', () => drop(conn, 'connection error'))
+  ws.on('close', () => forget(conn))
+}
+
+// Idle connections, old offers and forgotten clients, a few times per idle period.
+function sweep () {
+  const now = Date.now()
+  for (const conn of sockets) {
+    if (now - conn.lastMessage > idleMs) close(conn, 1000, 'idle (TRACKER_IDLE_SECONDS)')
+    else if (!conn.announced && now - conn.opened > firstAnnounceMs) close(conn, 1000, 'no announce (TRACKER_IDLE_SECONDS)')
+    else {
+      for (const [key, at] of conn.offers) {
+        if (now - at <= OFFER_MS) break // in the order sent
+        conn.offers.delete(key)
+      }
+    }
+  }
+  clients.sweep(now)
+  dropEmptySwarms()
+}
+
+// -- the HTTP server the WebSockets ride on ----------------------------------------------------------
+const wss = new WebSocketServer({ noServer: true, maxPayload: maxMessage, perMessageDeflate: false, clientTracking: false })
+const web = http.createServer((req, res) => {
+  res.writeHead(404, { 'Content-Type': 'text/plain' }).end('404 Not Found: a WebTorrent tracker (WebSocket)\n')
 })
+web.headersTimeout = 10_000
+web.requestTimeout = 15_000
+web.maxConnections = maxConnections + 64 // room to answer refusals; WebSockets are counted below
+
+function refuse (socket, status, text) {
+  socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Type: text/plain\r\n\r\n${text}\n`)
+  socket.destroy()
+}
+
+web.on('upgrade', (req, socket, head) => {
+  socket.on('error', () => {})
+  const client = clientOf(req)
+  if (sockets.size >= maxConnections) {
+    refused('TRACKER_MAX_CONNECTIONS', client)
+    return refuse(socket, '503 Service Unavailable', 'too many connections (TRACKER_MAX_CONNECTIONS)')
+  }
+  const why = clients.open(client, Date.now())
+  if (why) {
+    refused(why, client)
+    return refuse(socket, '429 Too Many Requests', `too many connections from one client (${why})`)
+  }
+  let handed = false // a handshake ws refuses (400) never becomes a connection: it is not counted then
+  socket.once('close', () => { if (!handed) clients.close(client) })
+  wss.handleUpgrade(req, socket, head, (ws) => {
+    handed = true
+    onConnection(ws, client)
+  })
+})
+web.on('error', (err) => {
+  console.error(`tracker: cannot listen on ${host}:${port} (TRACKER_HOST/TRACKER_PORT): ${err.message}`)
+  process.exit(1)
+})
+web.on('listening', () => {
+  const { address, port: bound } = web.address()
+  console.log(`tracker: listening on ws://${address}:${bound} (max ${maxConnections} connections, ` +
+    `${maxClientConnections} a client; ${maxPeers} peers a swarm; ${maxMessage} B a message; ` +
+    `${idleMs / 1000} s idle); serving ${swarms.describe()}`)
+  swarms.start()
+})
+
+const timers = [setInterval(sweep, Math.min(5_000, Math.max(250, idleMs / 4))), setInterval(logRefusals, 60_000)]
+for (const timer of timers) timer.unref()
 
 function stop (signal) {
   console.log(`tracker: ${signal}, closing`)
-  server.close(() => process.exit(0))
+  swarms.stop()
+  for (const conn of sockets) conn.ws.terminate()
+  web.close(() => process.exit(0))
   setTimeout(() => process.exit(0), 3000).unref()
 }
 process.on('SIGTERM', () => stop('SIGTERM'))
 process.on('SIGINT', () => stop('SIGINT'))
 
-server.listen(port, host)
+web.listen(port, host)

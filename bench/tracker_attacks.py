@@ -1,0 +1,298 @@
+"""The tracker under issue 31's probes T1-T7: its CPU and memory while attacked, against an idle tracker
+measured in the same run, and whether honest viewers still meet afterwards.
+
+    python -m bench.tracker_attacks            # every probe, one fresh tracker each
+    python -m bench.tracker_attacks T1 T6      # some of them
+
+The tracker is the shipped one (broadcaster/tracker/tracker.mjs) with its systemd unit's environment
+and Node flags (as tests/test_tracker_hostile.py runs it). Attackers name their address in
+CF-Connecting-IP from loopback, as cloudflared does, so "from 100 addresses" is a botnet's worst case
+for the per-client caps. "meet" is how many of 20 pairs of new honest viewers met (one's offer reached
+the other and the answer came back) after the attack. CPU is the tracker's own (/proc), as a share of
+one core over the attack's wall time; RSS is sampled every 20 ms. Figures from one run on a shared
+2-core machine: compare a probe with the idle line of the same run, not with another machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import random
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+
+from bench.rig import cpu_seconds, rss_kb
+from broadcaster.demo.tracker import LocalTracker, TrackerUnavailable, install
+from broadcaster.status.trackers import info_hash
+from tests.support.webtorrent import (
+    SWARM, VARIANTS, Peer, RawSocket, StandInService, connect, connected, meet, random_id, serving, unit_limits,
+)
+
+ALLOWED = VARIANTS[0]
+ADDRESSES = [f"198.18.{i // 250}.{i % 250 + 1}" for i in range(100)]
+ROUNDS = 20
+
+
+@dataclass
+class Result:
+    probe: str
+    sent: str
+    cpu_s: float
+    wall_s: float
+    rss_before_mb: float
+    rss_peak_mb: float
+    alive: bool
+    meetings: int
+    note: str = ""
+
+
+def session() -> aiohttp.ClientSession:
+    """No cap on connections at once (aiohttp's default is 100): an attacker has none."""
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+
+
+async def quietly(coro: Awaitable[object]) -> None:
+    with contextlib.suppress(aiohttp.ClientError, OSError, asyncio.TimeoutError):
+        async with asyncio.timeout(10):
+            await coro
+
+
+async def many(http: aiohttp.ClientSession, url: str, count: int, spread: int) -> list[Peer]:
+    """`count` connections from `spread` addresses; those refused are left out."""
+    peers: list[Peer] = []
+
+    async def one(i: int) -> None:
+        with contextlib.suppress(aiohttp.ClientError, OSError):
+            peers.append(await connect(http, url, ADDRESSES[i % spread]))
+
+    for start in range(0, count, 200):
+        await asyncio.gather(*(one(i) for i in range(start, min(count, start + 200))))
+    return peers
+
+
+async def close_all(peers: list[Peer]) -> None:
+    await asyncio.gather(*(quietly(p.close()) for p in peers))
+
+
+# -- the probes: each returns what was sent, and a note ---------------------------------------------------
+
+async def idle(url: str) -> tuple[str, str]:
+    await asyncio.sleep(5)
+    return "nothing, 5 s", ""
+
+
+async def t1(url: str) -> tuple[str, str]:
+    async with connected(url) as victim, session() as http:
+        await victim.announce(ALLOWED)
+        peers = await many(http, url, 500, 100)
+        await asyncio.gather(*(quietly(p.send({"action": "announce", "info_hash": ALLOWED, "peer_id": p.peer_id,
+                                                 "numwant": 1, "offers": [None]})) for p in peers))
+        ends = await asyncio.gather(*(p.closed() for p in peers))
+        await close_all(peers)
+    refused = sum(1 for c in ends if c and c[0] == 1008)
+    return (f"{len(peers)} announces with offers [null]",
+            f"all {len(peers)} connections closed: {sum(1 for c in ends if c)} ({refused} seen with 1008)")
+
+
+async def t2(url: str) -> tuple[str, str]:
+    async with session() as http:
+        peers = await many(http, url, 100, 100)
+
+        async def ghosts(p: Peer) -> None:
+            for _ in range(999):
+                if p.closed_with is not None or p.ws.closed:
+                    return
+                p.peer_id = random_id()
+                try:
+                    await p.announce(ALLOWED)
+                except (aiohttp.ClientError, OSError):
+                    return
+                await asyncio.sleep(0)
+        await asyncio.gather(*(ghosts(p) for p in peers))
+        await asyncio.gather(*(p.closed() for p in peers))
+        await close_all(peers)
+    return "100 connections x up to 999 peer_ids", "each closed at its 2nd peer_id"
+
+
+async def t3(url: str) -> tuple[str, str]:
+    async with session() as http:
+        peers = await many(http, url, 100, 100)
+        for _ in range(20):
+            await asyncio.gather(*(quietly(p.announce(info_hash(SWARM, random_id()))) for p in peers
+                                   if p.closed_with is None))
+        await asyncio.gather(*(p.next(lambda m: len([x for x in p.received if "failure reason" in x]) >= 20, 5)
+                               for p in peers))
+        await close_all(peers)
+    return "2000 announces of made-up info hashes (100 addresses)", "all refused, no swarm made"
+
+
+async def meets_now(url: str) -> str:
+    try:
+        return "yes" if await meet(url, ALLOWED) else "no"
+    except aiohttp.WSServerHandshakeError as err:
+        return f"no (refused: HTTP {err.status})"
+
+
+async def t4_one(url: str) -> tuple[str, str]:
+    async with session() as http:
+        peers = await many(http, url, 2000, 1)
+        during = await meets_now(url)
+        await close_all(peers)
+    return ("2000 idle connections from 1 address",
+            f"{len(peers)} accepted (20 at a time, each closed 10 s later); honest viewers met during it: {during}")
+
+
+async def t4_many(url: str) -> tuple[str, str]:
+    async with session() as http:
+        peers = await many(http, url, 2000, 100)
+        during = await meets_now(url)
+        await close_all(peers)
+    return ("2000 idle connections from 100 addresses",
+            f"{len(peers)} accepted; honest viewers met during it: {during} (slots full until the idle timeout)")
+
+
+async def t5(url: str) -> tuple[str, str]:
+    deaf = await RawSocket.open(url, "203.0.113.50")
+    await deaf.send({"action": "announce", "info_hash": ALLOWED, "peer_id": random_id(), "event": "started",
+                     "numwant": 0, "offers": []})
+    sent = 0
+    async with session() as http:
+        for address in ADDRESSES:
+            try:
+                sender = await connect(http, url, address)
+            except aiohttp.ClientError:
+                continue
+            for _ in range(20):
+                if sender.closed_with is None:
+                    sent += 1
+                    await quietly(sender.send({
+                        "action": "announce", "info_hash": ALLOWED, "peer_id": sender.peer_id, "numwant": 1,
+                        "offers": [{"offer": {"type": "offer", "sdp": "v" * 16000}, "offer_id": random_id()}]}))
+            await sender.next(lambda m: False, timeout=0.05)
+            await quietly(sender.close())
+    dropped = await deaf.dropped(timeout=5)
+    deaf.close()
+    return f"{sent} offers of 16 kB at a peer that never reads", f"the deaf peer dropped: {dropped}"
+
+
+async def t6(url: str) -> tuple[str, str]:
+    scrape = {"action": "scrape", "info_hash": [random_id() for _ in range(2600)]}
+    async with session() as http:
+        done = 0
+        for _ in range(10):
+            peers = await many(http, url, 200, 100)
+            await asyncio.gather(*(quietly(p.send(scrape)) for p in peers))
+            await asyncio.gather(*(p.closed() for p in peers))
+            done += len(peers)
+            await close_all(peers)
+    return f"{done} scrapes of 63 kB (2600 info hashes), one a connection", "each closed (1008), nothing listed"
+
+
+async def t7(url: str) -> tuple[str, str]:
+    async with connected(url) as victim, session() as http:
+        await victim.announce(ALLOWED)
+        notes = []
+        for spread in (1, 100):
+            before = sum(1 for m in victim.received if "offer" in m)
+            peers = await many(http, url, 100, spread)
+
+            async def spray(p: Peer) -> None:
+                for _ in range(25):
+                    if p.closed_with is None:
+                        await quietly(p.announce(ALLOWED, offers=5, event=None))
+            await asyncio.gather(*(spray(p) for p in peers))
+            await asyncio.gather(*(p.closed(timeout=2) for p in peers))
+            await close_all(peers)
+            await victim.next(lambda m: False, timeout=0.5)
+            got = sum(1 for m in victim.received if "offer" in m) - before
+            notes.append(f"from {spread} address{'es' if spread > 1 else ''}: {got} offers reached the victim")
+    return "100 connections x 25 announces with 5 offers, twice", "; ".join(notes)
+
+
+PROBES: dict[str, Callable[[str], Awaitable[tuple[str, str]]]] = {
+    "idle": idle, "T1": t1, "T2": t2, "T3": t3, "T4": t4_one, "T4b": t4_many, "T5": t5, "T6": t6, "T7": t7,
+}
+
+
+@contextlib.asynccontextmanager
+async def shipped_tracker(folder: Path) -> AsyncIterator[LocalTracker]:
+    """The tracker as its unit runs it, serving a stand-in service's stream (two variants)."""
+    env, flags = unit_limits()
+    async with StandInService() as service, \
+            LocalTracker(folder, service=service.url, env=env, node_args=flags) as tracker:
+        await serving(tracker)
+        yield tracker
+
+
+async def run(name: str, folder: Path) -> Result:
+    async with shipped_tracker(folder) as tracker:
+        pid = tracker.pid
+        assert pid is not None
+        await meet(tracker.url, ALLOWED)  # warmed up: the JIT and the first swarm
+        rss_before = rss_kb(pid) / 1024
+        peak = rss_before
+        sampling = True
+
+        async def sample() -> None:
+            nonlocal peak
+            while sampling:
+                with contextlib.suppress(OSError, ValueError, RuntimeError):  # RuntimeError: it is exiting
+                    peak = max(peak, rss_kb(pid) / 1024)
+                await asyncio.sleep(0.02)
+        sampler = asyncio.create_task(sample())
+        cpu0, t0 = cpu_seconds(pid), time.monotonic()
+        sent, note = await PROBES[name](tracker.url)
+        wall = time.monotonic() - t0
+        cpu = cpu_seconds(pid) - cpu0 if tracker.pid == pid else float("nan")
+        sampling = False
+        await sampler
+        alive = tracker.pid == pid and tracker.restarts == 0
+        meetings = sum([await meet(tracker.url, ALLOWED) for _ in range(ROUNDS)]) if name != "idle" else ROUNDS
+        return Result(name, sent, cpu, wall, rss_before, peak, alive, meetings, note)
+
+
+def table(results: list[Result]) -> str:
+    base = next((r for r in results if r.probe == "idle"), None)
+    idle_share = base.cpu_s / base.wall_s if base else float("nan")
+    lines = ["| probe | sent | tracker CPU | of a core | RSS before -> peak | alive | honest pairs met | note |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in results:
+        share = r.cpu_s / r.wall_s
+        ratio = f" ({share / idle_share:.0f}x idle)" if base and r is not base and idle_share > 0 else ""
+        lines.append(f"| {r.probe} | {r.sent} | {r.cpu_s:.2f} s in {r.wall_s:.1f} s | {100 * share:.1f} %{ratio} | "
+                     f"{r.rss_before_mb:.0f} -> {r.rss_peak_mb:.0f} MB | {'yes' if r.alive else 'NO'} | "
+                     f"{r.meetings}/{ROUNDS} | {r.note} |")
+    return "\n".join(lines)
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("probes", nargs="*", metavar="PROBE", help=f"some of {', '.join(PROBES)} (default: all)")
+    args = parser.parse_args()
+    unknown = [p for p in args.probes if p not in PROBES]
+    if unknown:
+        parser.error(f"unknown probe {unknown[0]}; choose from {', '.join(PROBES)}")
+    names = ["idle", *[p for p in (args.probes or PROBES) if p != "idle"]]
+    try:
+        folder = await asyncio.to_thread(install)
+    except TrackerUnavailable as err:
+        print(f"no tracker here: {err}", file=sys.stderr)
+        return 1
+    random.seed(31)
+    results = []
+    for name in names:
+        result = await run(name, folder)
+        print(f"{name}: {result}", file=sys.stderr)
+        results.append(result)
+    print(table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(asyncio.run(main()))

@@ -1,0 +1,107 @@
+"""The service watches the P2P tracker its viewers are told to use: /health's p2p_trackers and the
+hls_broadcaster_p2p_tracker_up gauge (read as Prometheus reads it) turn down when the real tracker
+stops or serves another stream, and up again when it serves this one (read from this service, with a
+live stream from the Owncast emulator); /health's status stays what the stream makes it (viewers play
+from the bucket without a tracker)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+from prometheus_client.parser import text_string_to_metric_families
+
+from broadcaster.demo.emulator import OwncastEmulator
+from broadcaster.demo.tracker import LocalTracker, TrackerUnavailable, free_port, install
+from broadcaster.service import Service
+from broadcaster.settings import SETTINGS, load_settings
+from broadcaster.status import trackers
+from tests.support.waiting import WAIT
+from tests.support.webtorrent import StandInService
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def s3_url() -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    boto3.client("s3", endpoint_url=url, aws_access_key_id="k", aws_secret_access_key="s",
+                 region_name="us-east-1").create_bucket(Bucket="probe")
+    yield url
+    server.stop()
+
+
+async def readings(url: str) -> tuple[int, dict[str, Any], float | None]:
+    """/health's status code and body, and the gauge for the one tracker from /metrics."""
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{url}/health") as resp:
+            code, body = resp.status, await resp.json()
+        async with http.get(f"{url}/metrics") as resp:
+            text = await resp.text()
+    gauge = [s.value for f in text_string_to_metric_families(text) if f.name == "hls_broadcaster_p2p_tracker_up"
+             for s in f.samples]
+    assert len(gauge) <= 1, gauge
+    return code, body, gauge[0] if gauge else None
+
+
+async def test_health_and_the_gauge_follow_the_tracker(tmp_path: Path, s3_url: str, owncast: OwncastEmulator,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(trackers, "PROBE_INTERVAL", 0.2)
+    monkeypatch.setattr(trackers, "PROBE_INTERVAL_DOWN", 0.2)
+    try:
+        folder = install()
+    except TrackerUnavailable as err:
+        pytest.fail(f"no tracker here: {err} (scripts/test installs nodejs and npm)")
+    env = {k: v for k, v in os.environ.items() if k not in {s.name for s in SETTINGS}}
+    env.update(HLS_DIR=str(owncast.hls_dir), S3_ENDPOINT_URL=s3_url, AWS_ACCESS_KEY_ID="k",
+               AWS_SECRET_ACCESS_KEY="s", AWS_BUCKET_NAME="probe", R2_PUBLIC_URL=f"{s3_url}/probe", PORT="0",
+               STATE_DIR=str(tmp_path / "state"))
+    port = free_port()
+    url = f"ws://127.0.0.1:{port}"
+    service = Service(load_settings(environ={**env, "P2P_TRACKERS": url}))
+    await service.start()
+    tracker = await LocalTracker(folder, service=service.url, port=port).__aenter__()
+    state: dict[str, Any] = {}
+
+    async def read() -> None:
+        state["code"], state["body"], state["gauge"] = await readings(service.url)
+
+    async def wait(up: bool, what: str, problem: str = "") -> None:
+        """Until the probe's next readings say `up` in both /health and the gauge (polled, bounded)."""
+        try:
+            async with asyncio.timeout(WAIT):
+                while True:
+                    await read()
+                    reading = state["body"]["p2p_trackers"][url]
+                    if (reading["up"] is up and state["gauge"] == (1.0 if up else 0.0)
+                            and problem in (reading["problem"] or "")):
+                        return
+                    await asyncio.sleep(0.05)  # a poll's pace, nothing decided by it
+        except TimeoutError:
+            raise AssertionError(f"timed out waiting for: {what}: {state}") from None
+
+    try:
+        await wait(True, "the tracker answers")
+        healthy = state["code"]
+        await tracker.__aexit__(None, None, None)  # stopped (not restarted: its supervisor goes too)
+        await wait(False, "the tracker is stopped", "cannot connect")
+        assert state["code"] == healthy, state  # the stream is served as before: from the bucket
+        tracker = await LocalTracker(folder, service=service.url, port=port).__aenter__()
+        await wait(True, "the tracker is back")
+        await tracker.__aexit__(None, None, None)
+        async with StandInService() as another:  # a tracker serving another service's stream
+            tracker = await LocalTracker(folder, service=another.url, port=port).__aenter__()
+            await wait(False, "the tracker serves another stream", "refuses this stream: unknown swarm")
+    finally:
+        await service.stop()
+        await tracker.__aexit__(None, None, None)

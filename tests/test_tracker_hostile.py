@@ -1,0 +1,298 @@
+"""The shipped tracker (broadcaster/tracker/tracker.mjs) as its systemd unit runs it (the unit's
+Environment= and Node flags), attacked by scripted clients speaking the WebTorrent tracker protocol
+(issue 31's T1-T7). Each attack is judged by what viewers get: afterwards the same process is still
+running and two new honest viewers still meet (one's offer reaches the other, the answer comes back)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from broadcaster.demo.tracker import LocalTracker, TrackerUnavailable, install
+from tests.support.waiting import until
+from broadcaster.status.trackers import info_hash, master_info_hashes, variant_key
+from tests.support.webtorrent import (
+    SWARM, VARIANTS, RawSocket, StandInService, connect, connected, meet, offer, random_id, serving, unit_limits,
+)
+
+pytestmark = pytest.mark.integration
+
+ALLOWED = VARIANTS[0]  # the first variant's info hash, as P2P Media Loader announces it
+
+
+@pytest.fixture(scope="module")
+def tracker_dir() -> Path:
+    try:
+        return install()
+    except TrackerUnavailable as err:  # scripts/test installs Node.js: missing is a broken set-up, not a skip
+        pytest.fail(f"no tracker here: {err} (scripts/test installs nodejs and npm)")
+
+
+@pytest.fixture
+async def service() -> AsyncIterator[StandInService]:
+    async with StandInService() as running:
+        yield running
+
+
+async def start(folder: Path, service: StandInService, **over: str) -> LocalTracker:
+    """The tracker as the unit runs it, reading `service` (TRACKER_SERVICE_URL), once it serves."""
+    env, flags = unit_limits()
+    tracker = await LocalTracker(folder, service=service.url, env={**env, **over}, node_args=flags).__aenter__()
+    await serving(tracker)
+    return tracker
+
+
+@pytest.fixture
+async def tracker(tracker_dir: Path, service: StandInService) -> AsyncIterator[LocalTracker]:
+    running = await start(tracker_dir, service)
+    try:
+        yield running
+    finally:
+        await running.__aexit__(None, None, None)
+
+
+async def still_serves(tracker: LocalTracker, pid: int | None) -> None:
+    """The same process runs, and new honest viewers meet through it."""
+    assert await meet(tracker.url, ALLOWED), tracker.lines[-5:]
+    assert tracker.pid == pid and tracker.restarts == 0, tracker.lines[-5:]
+
+
+async def test_honest_viewers_meet_and_an_unknown_swarm_is_refused(tracker: LocalTracker) -> None:
+    assert await meet(tracker.url, ALLOWED)
+    assert await meet(tracker.url, VARIANTS[1])  # every variant of the stream
+    async with connected(tracker.url) as stranger:
+        await stranger.announce(info_hash("someone-elses-stream", "key"))
+        reply = await stranger.next(lambda m: True)
+        assert reply is not None and "unknown swarm" in reply["failure reason"], reply
+
+
+async def test_t1_an_offer_of_null_closes_that_connection_only(tracker: LocalTracker) -> None:
+    pid = tracker.pid
+    async with connected(tracker.url) as victim, connected(tracker.url) as attacker:
+        await victim.announce(ALLOWED)
+        assert await victim.next(lambda m: "interval" in m)
+        for bad in ([None], [{"offer": None, "offer_id": random_id()}], "x", [offer()] * 6, [1]):
+            async with connected(tracker.url) as attacker:
+                await attacker.send({"action": "announce", "info_hash": ALLOWED, "peer_id": attacker.peer_id,
+                                     "numwant": 1, "offers": bad})
+                code, reason = await attacker.closed() or (None, "")
+                assert code == 1008 and "offers" in reason, (bad, code, reason)
+    await still_serves(tracker, pid)
+
+
+async def test_t2_one_connection_is_one_peer_and_its_peers_leave_with_it(tracker: LocalTracker) -> None:
+    pid = tracker.pid
+    async with connected(tracker.url) as ghost:
+        await ghost.announce(ALLOWED)
+        await ghost.announce(VARIANTS[1])  # one peer in each of two swarms: allowed
+        for _ in range(998):
+            ghost.peer_id = random_id()
+            await ghost.announce(ALLOWED)
+            if ghost.closed_with is not None:
+                break
+        code, reason = await ghost.closed() or (None, "")
+        assert code == 1008 and "one peer per swarm" in reason, (code, reason)
+    # The same from connections whose announces all arrive at once (one read): the first is the
+    # library's to add on a later tick, after the second closed the connection. None stays behind.
+    raws = [await RawSocket.open(tracker.url, f"203.0.113.{i + 1}") for i in range(30)]
+    for raw in raws:
+        await raw.send(*({"action": "announce", "info_hash": ALLOWED, "peer_id": random_id(), "event": "started",
+                          "numwant": 0, "offers": []} for _ in range(20)))
+    assert all(await asyncio.gather(*(raw.dropped() for raw in raws)))
+    for raw in raws:
+        raw.close()
+    # Nobody left behind in either swarm: a new viewer's five offers all go to the one other viewer.
+    for _ in range(5):
+        await still_serves(tracker, pid)
+    assert await meet(tracker.url, VARIANTS[1])
+
+
+async def test_t3_made_up_swarms_are_never_made(tracker: LocalTracker) -> None:
+    pid = tracker.pid
+    async with aiohttp.ClientSession() as http:
+        attackers = [await connect(http, tracker.url, f"203.0.113.{i}") for i in range(1, 9)]
+        for a in attackers:
+            for _ in range(20):
+                await a.announce(info_hash(SWARM, random_id()))  # this stream's swarm, made-up variants
+        for a in attackers:
+            assert await a.next(lambda m: "failure reason" in m) is not None
+        await asyncio.gather(*(a.close() for a in attackers))
+    await still_serves(tracker, pid)
+
+
+async def test_t4_idle_connections_are_capped_per_client_and_closed(tracker_dir: Path,
+                                                                   service: StandInService) -> None:
+    env, _ = unit_limits()
+    cap = int(env["TRACKER_MAX_CLIENT_CONNECTIONS"])
+    tracker = await start(tracker_dir, service, TRACKER_IDLE_SECONDS="2")
+    try:
+        pid = tracker.pid
+        async with aiohttp.ClientSession() as http:
+            held, refused = [], 0
+            for _ in range(cap + 30):
+                try:
+                    held.append(await connect(http, tracker.url, "203.0.113.7"))
+                except aiohttp.WSServerHandshakeError as err:
+                    assert err.status == 429, err
+                    refused += 1
+            assert len(held) == cap and refused == 30
+            assert await meet(tracker.url, ALLOWED)  # other clients meet meanwhile
+            # Handshakes the WebSocket server refuses (no key) are not held against the client.
+            host, port = tracker.url.removeprefix("ws://").split(":")
+            for _ in range(cap + 5):
+                reader, writer = await asyncio.open_connection(host, int(port))
+                writer.write(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                             b"CF-Connecting-IP: 203.0.113.8\r\n\r\n")
+                assert (await reader.readline()).startswith(b"HTTP/1.1 400")
+                writer.close()
+            async with connected(tracker.url, "203.0.113.8") as after:
+                assert after.closed_with is None
+            for peer in held:  # saying nothing, each is closed
+                assert await peer.closed() is not None
+            await asyncio.gather(*(p.close() for p in held))
+        await still_serves(tracker, pid)
+    finally:
+        await tracker.__aexit__(None, None, None)
+
+
+async def test_t5_a_connection_that_does_not_read_is_dropped(tracker: LocalTracker) -> None:
+    pid = tracker.pid
+    deaf = await RawSocket.open(tracker.url, "203.0.113.50")
+    await deaf.send({"action": "announce", "info_hash": ALLOWED, "peer_id": random_id(), "event": "started",
+                     "numwant": 0, "offers": []})
+    async with aiohttp.ClientSession() as http:
+        # One client after the other, each alone in the swarm with the deaf peer: every offer (16 kB, the
+        # most an SDP may be) is relayed to it, up to each client's budget. 20 clients would be 6 MB.
+        for i in range(20):
+            sender = await connect(http, tracker.url, f"198.18.0.{i + 1}")
+            for _ in range(int(unit_limits()[0]["TRACKER_SOCKET_ANNOUNCES"])):
+                await sender.send({"action": "announce", "info_hash": ALLOWED, "peer_id": sender.peer_id,
+                                   "numwant": 1, "offers": [{"offer": {"type": "offer", "sdp": "v" * 16000},
+                                                             "offer_id": random_id()}]})
+            await sender.close()
+        assert await deaf.dropped(), "the deaf connection is still open"  # read now: all it was sent, then its end
+    deaf.close()
+    await still_serves(tracker, pid)
+
+
+async def test_t6_scrape_is_refused_and_lists_nothing(tracker: LocalTracker) -> None:
+    pid = tracker.pid
+    async with connected(tracker.url) as viewer:
+        await viewer.announce(ALLOWED)
+        assert await viewer.next(lambda m: "interval" in m)
+        for scrape in ({"action": "scrape"}, {"action": "scrape", "info_hash": [random_id() for _ in range(2600)]}):
+            async with connected(tracker.url) as scraper:
+                await scraper.send(scrape)
+                code, reason = await scraper.closed() or (None, "")
+                assert code == 1008 and reason == "scrape is not served", (code, reason)
+                assert not scraper.received
+    await still_serves(tracker, pid)
+
+
+async def test_t7_offers_one_client_can_have_relayed_are_bounded(tracker: LocalTracker) -> None:
+    env, _ = unit_limits()
+    per_socket, per_client = int(env["TRACKER_SOCKET_ANNOUNCES"]), int(env["TRACKER_CLIENT_ANNOUNCES"])
+    pid = tracker.pid
+    async with connected(tracker.url) as victim, aiohttp.ClientSession() as http:
+        await victim.announce(ALLOWED)
+        assert await victim.next(lambda m: "interval" in m)
+        sockets = [await connect(http, tracker.url, "203.0.113.99") for _ in range(10)]
+        for s in sockets:
+            for _ in range(per_socket + 5):
+                if s.closed_with is None:
+                    await s.announce(ALLOWED, offers=5, event=None)
+        for s in sockets:
+            code, reason = await s.closed() or (None, "")
+            assert code == 1008 and "too often" in reason, (code, reason)
+        # One offer per announce reaches the one viewer in the swarm: the client's budget, no more.
+        offers = [m for m in victim.received if "offer" in m]
+        assert 0 < len(offers) <= per_client, len(offers)
+        assert victim.closed_with is None
+        await asyncio.gather(*(s.close() for s in sockets))
+    await still_serves(tracker, pid)
+
+
+async def test_only_the_services_variants_are_served_and_nothing_before_it_is_read(tracker_dir: Path) -> None:
+    """As on the VM: the swarm and variants read from the service. Until they are read, every announce
+    is refused (fail closed), and the log says why; variants that go away are still served a while."""
+    async with StandInService() as service:
+        service.p2p = False
+        env, flags = unit_limits()
+        tracker = await LocalTracker(tracker_dir, service=service.url, node_args=flags,
+                                     env={**env, "TRACKER_SERVICE_POLL_SECONDS": "1"}).__aenter__()
+        try:
+            await until(lambda: any('has no "p2p"' in line for line in tracker.lines), "the log to say so")
+            async with connected(tracker.url) as early:
+                await early.announce(ALLOWED)
+                reply = await early.next(lambda m: True)
+                assert reply is not None and "not ready" in reply["failure reason"], reply
+            service.p2p = True
+            await serving(tracker)
+            assert await meet(tracker.url, ALLOWED)
+            async with connected(tracker.url) as stranger:  # another stream's swarm, or a variant not listed
+                for other in (info_hash("hls-broadcaster-another-stream", "key"), info_hash(SWARM, "key")):
+                    await stranger.announce(other)
+                    reply = await stranger.next(lambda m: m.get("info_hash") == other)
+                    assert reply is not None and "unknown swarm" in reply["failure reason"], reply
+            # A new set of variants: served within a poll; the old ones still are (viewers playing them).
+            service.master = MASTER_LATER
+            later = master_info_hashes(SWARM, MASTER_LATER)[0]
+            await until(lambda: sum("tracker: serving swarm" in line for line in tracker.lines) >= 2, "the new variant")
+            assert await meet(tracker.url, later)
+            assert await meet(tracker.url, ALLOWED)
+            await service.__aexit__(None, None, None)  # the service goes away: what it named is kept
+            await until(lambda: any("cannot read it" in line and "keeping swarm" in line for line in tracker.lines),
+                        "the log to say so")
+            assert await meet(tracker.url, ALLOWED)
+        finally:
+            await tracker.__aexit__(None, None, None)
+
+
+MASTER_LATER = """#EXTM3U
+#EXT-X-STREAM-INF:BANDWIDTH=4000000,RESOLUTION=1920x1080,FRAME-RATE=60.000,CODECS="avc1.640028,mp4a.40.2"
+0/playlist.m3u8
+"""
+
+
+VENDORED_CORE = Path(__file__).resolve().parent.parent / "viewer" / "p2p-media-loader-core.es.min.js"
+# The vendored library's own functions, run by Node: On (a variant's key from hls.js's level), Nt (an info
+# hash) and Dn (the version in the stream's swarm id). A library update that renames or changes them
+# fails here, and the tracker's derivation (swarms.mjs, trackers.py) must be checked again.
+_VENDORED_HASHES = r"""
+const fs = require('fs')
+const src = fs.readFileSync(process.argv[1], 'utf8')
+const grab = (start) => { const i = src.indexOf(start); if (i < 0) throw new Error('not found: ' + start)
+  return src.slice(i, src.indexOf('\n}\n', i) + 2) }
+const bt = (e) => new TextEncoder().encode(e)
+const kt = eval('(' + grab('function kt(e) {\n\tlet t = bt(e)') + ')')
+const On = eval('(' + grab('function On({') + ')')
+const Nt = eval('(' + grab('function Nt(e) {') + ')')
+const Dn = /\bDn = "([^"]+)"/.exec(src)[1]
+const [swarm, levels] = [process.argv[2], JSON.parse(process.argv[3])]
+console.log(JSON.stringify(levels.map((level) => Nt(`${Dn}-${swarm}-main-${On(level)}`))))
+"""
+
+
+def test_the_info_hashes_are_p2p_media_loaders_own() -> None:
+    # MASTER's variants as hls.js's manifest parser hands them to P2P Media Loader (processMainManifest):
+    # bitrate = BANDWIDTH, codecs = CODECS' video codec, RESOLUTION, FRAME-RATE as written.
+    levels = [{"bitrate": 1628000, "codecs": "avc1.64001e", "width": 640, "height": 360, "frameRate": "30.000"},
+              {"bitrate": 281000, "codecs": "avc1.4d400d", "width": 320, "height": 180, "frameRate": "30.000"}]
+    node = shutil.which("node")
+    assert node is not None, "node is needed (scripts/test installs it)"
+    out = subprocess.run([node, "-e", _VENDORED_HASHES, str(VENDORED_CORE), SWARM, json.dumps(levels)],
+                         capture_output=True, text=True, timeout=30, check=True).stdout
+    assert json.loads(out) == VARIANTS
+    # and with a bitrate of 0 nothing else counts; avc1.P.L is written avc1.PPCCLL
+    odd = ["BANDWIDTH=0,RESOLUTION=1x1", 'BANDWIDTH=5,CODECS="avc1.66.30,mp4a.40.2",VIDEO-RANGE=pq']
+    odd_levels = [{"bitrate": 0}, {"bitrate": 5, "codecs": "avc1.66.30", "videoRange": "pq"}]
+    out = subprocess.run([node, "-e", _VENDORED_HASHES, str(VENDORED_CORE), SWARM, json.dumps(odd_levels)],
+                         capture_output=True, text=True, timeout=30, check=True).stdout
+    assert json.loads(out) == [info_hash(SWARM, variant_key(line)) for line in odd]
