@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from ..numbers import whole_number
 from ..playlist import hls
 from ..playlist.manifest import MAX_RESTORED_TARGET, ManifestGenerator
+from ..state.snapshots import SHOWN_PAST
 from ..state.validate import array, describe, field, flag, integer, mapping, text
 from .slots import Slot, SlotKey, Variant
 
@@ -38,7 +39,8 @@ class Memory:
     decided: SlotKey
     runs: dict[str, int]  # Owncast run name -> order
     uploaded: set[str]  # keys uploaded before a restart, not listed then
-    # Numbers below `reserved` may have been served once this state was saved (hls.SEQUENCE_RESERVE);
+    # Numbers below `reserved` may have been served once this state was saved (what STATE_DIR/served
+    # recorded, or at worst hls.SEQUENCE_RESERVE past next_sequence);
     # `clean`: saved at a clean stop, when nothing past next_sequence had been served.
     reserved: int = 0
     clean: bool = False
@@ -149,11 +151,15 @@ def decode(data: dict[str, object], now: float, window: float, can_block_reload:
         raise ValueError(f"run {max(used)} is not among the {len(runs)} runs saved")
     uploaded = {text(k, "an uploaded key") for k in array(field(data, "uploaded", what), "uploaded",
                                                               _MAX_UPLOADED)}
-    # Files from before the reserve was saved, and files not saved at a clean stop, are taken at their
+    # Not saved at a clean stop: numbers up to the highest STATE_DIR/served recorded under this state
+    # were shown (Snapshots); without a record (older files, a damaged record) the state is taken at its
     # worst: numbers up to a reserve past next_sequence may have been served.
     raw_reserved = data.get(RESERVED)
     reserved = (next_sequence + hls.SEQUENCE_RESERVE if raw_reserved is None
                 else integer(raw_reserved, RESERVED, next_sequence))
+    raw_shown = data.get(SHOWN_PAST)
+    if raw_shown is not None:
+        reserved = max(next_sequence, integer(raw_shown, SHOWN_PAST) + 1)
     clean = flag(data.get("clean_stop", False), "clean_stop")
     floor = integer(data.get("discontinuity_floor", 0), "discontinuity_floor")
     return Memory(variants, target, independent, next_sequence, last_run, key, runs, uploaded, reserved, clean,
