@@ -33,6 +33,7 @@ from .settings import Address, Settings
 from .source.owncast import SourceSegment
 from .source.watcher import HlsWatcher
 from .state.disk import DirectoryBusy, DirectoryLock, StateFile
+from .state.journal import JournaledState
 from .state.snapshots import Snapshots, register_parts
 from .status.assessment import HealthReport
 from .status.hub import EventHub, StatusWatcher
@@ -130,7 +131,7 @@ class Service:
 
     def _build_publishing(self, s: Settings) -> None:
         """Owncast's playlists into ours, and the state file that remembers them (restored here)."""
-        self.state = StateFile(s.state_dir)
+        self.state = JournaledState(s.state_dir)
         self.playlists = VisiblePlaylists()
         self.snapshots = Snapshots(self.state, self.metrics)
         # Saved first, then visible (and mirrored), then told.

@@ -135,7 +135,9 @@ class Snapshots:
         data = {**self.snapshot(), "clean_stop": False, LEASE: secrets.token_hex(8)}
         try:
             # Shielded: cancelling the caller cannot stop the thread, and close() waits for it.
-            self._saving = asyncio.ensure_future(asyncio.to_thread(self.file.save, data))
+            # Encoded here, on the loop, where the snapshot's Tails are what it saw; written in a thread.
+            prepared = self.file.prepare(data)
+            self._saving = asyncio.ensure_future(asyncio.to_thread(self.file.write_prepared, prepared))
             await asyncio.shield(self._saving)
         except OSError as err:
             if self.error != err.strerror:
