@@ -62,6 +62,10 @@ class Removed:
     keep: float  # its duration plus the longest playlist that listed it (6.2.2)
 
 
+# json.dumps with separators builds an encoder per call: one, made once (a restart encodes every entry).
+_encode = json.JSONEncoder(separators=(",", ":")).encode
+
+
 class _Entry:
     """A listed segment with its lines rendered once: a long window (REWIND_SECONDS) is rendered and
     saved after every new segment, so each costs a join, not a formatting, per segment listed."""
@@ -89,8 +93,8 @@ class _Entry:
         ))
         # Its record in the state file, with the time it was listed on the generator's clock (the
         # snapshot says what that clock read): the same text in every save.
-        self.saved = json.dumps([sequence, segment.uri, segment.duration, program_date_time, discontinuity,
-                                 init, segment.key, round(listed_at, 3)], separators=(",", ":"))
+        self.saved = _encode([sequence, segment.uri, segment.duration, program_date_time, discontinuity,
+                              init, segment.key, round(listed_at, 3)])
 
 
 class Rendered:

@@ -3,9 +3,9 @@
 A save appends one line to state.journal: every value of the snapshot as it is, except the long lists
 (a playlist's entries, the cleaner's keys, the names seen), which only grow at the end and lose items
 at the front. Those are Tails: each line holds only the items added since the line before and where
-the list now starts. Once the journal has grown as large as the last full snapshot (or 1 MB), a save
+the list now starts. Once the journal has grown to half the last full snapshot (or 1 MB), a save
 writes the full snapshot to state.json instead (atomically, as StateFile does) and starts an empty
-journal: the bytes written per segment are at most about twice a line, whatever the window.
+journal: the bytes written per segment are at most about three lines, whatever the window.
 
 On start, state.json is read and the journal's lines are applied in order. The lines name the
 state.json they follow (its `base`): lines of an older one (a crash between the two writes of a
@@ -58,7 +58,7 @@ class JournaledState(StateFile):
         due (the journal as large as the last full snapshot, or no state.json of this process yet), the
         full snapshot."""
         marks: dict[tuple[str, ...], int] = {}
-        if self._base is None or self._journal_size >= max(MIN_COMPACT, self._full_size) \
+        if self._base is None or self._journal_size >= self.threshold \
                 or self._lines >= MAX_LINES:
             base = secrets.token_hex(8)
             starts: list[list[object]] = []
@@ -67,6 +67,17 @@ class JournaledState(StateFile):
             return Prepared(body, "full", marks, base)
         line = _delta(data, (), self._marks, marks)
         return Prepared(dumps({BASE: self._base, "doc": line}).encode() + b"\n", "line", marks, self._base)
+
+    def compact_next(self) -> None:
+        """The next save writes the full snapshot (bench/rewind_cost.py times one)."""
+        self._base = None
+
+    @property
+    def threshold(self) -> int:
+        """The journal's size at which a save compacts: half the full snapshot's (at least MIN_COMPACT),
+        so a segment writes at most three lines' worth (its line, and its share of a compaction: two
+        lines') and a start replays at most half a snapshot's worth of lines."""
+        return max(MIN_COMPACT, self._full_size // 2)
 
     def write_prepared(self, prepared: Prepared) -> None:
         """In a worker thread (one at a time). Raises OSError; a failed line leaves the journal as it
