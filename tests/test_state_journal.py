@@ -208,3 +208,36 @@ async def test_a_failed_append_leaves_no_half_line(tmp_path: Path) -> None:
     assert b.snapshots is not None and b.snapshots.restore()
     assert memory(b, cleaner_b) == before
     await b.pub.close()
+
+
+class _FullFails(JournaledState):
+    """Writing state.json whole fails (a full disk), while a journal line still fits."""
+
+    fail = False
+
+    def _write(self, body: bytes) -> None:
+        if self.fail:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        super()._write(body)
+
+
+async def test_a_compaction_that_fails_leaves_the_lines_going_on(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(journal, "RETRY_LINES", 5)
+    a, cleaner = world(tmp_path, cls=_FullFails)
+    assert a.snapshots is not None and not a.snapshots.restore()
+    await a.pub.start()
+    state = a.snapshots.file
+    assert isinstance(state, _FullFails)
+    await stream(a, 0, 2)
+    state.fail = True
+    compactions = state.compactions
+    state._journal_size = state.threshold  # a compaction is due
+    await stream(a, 2, 12)  # each shown: saved as lines, the compaction tried again every 5
+    assert state.compactions == compactions and a.snapshots.error is None
+    before = memory(a, cleaner)
+    await a.pub.close()
+    b, cleaner_b = world(tmp_path)
+    assert b.snapshots is not None and b.snapshots.restore()
+    assert memory(b, cleaner_b) == before
+    await b.pub.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import gc
 import json
 import logging
 import math
@@ -16,7 +17,7 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,20 @@ VERSION = 1
 # Far above what the service writes (a few hundred KB; a day-long cleanup backlog is tens of MB), yet
 # a bound: a 2 GB file is set aside, not read whole.
 MAX_BYTES = 256 << 20
+@contextlib.contextmanager
+def no_collection() -> Iterator[None]:
+    """The cyclic collector paused: a restore builds tens of thousands of objects that all live on
+    (a window of hours), and the collector's passes over the growing heap meanwhile cost more than the
+    restore itself (bench/rewind_cost.py, cold start)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def header() -> dict[str, Any]:
     return {"format": FORMAT, "version": VERSION, "saved_at": time.time()}
 

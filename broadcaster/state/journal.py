@@ -35,6 +35,7 @@ _TAIL = "$tail"  # a line's value for a Tail: [first id, id of the first item gi
 BASE = "$base"  # state.json's id, named by each line that follows it
 MIN_COMPACT = 1 << 20  # a journal this large is compacted even when the full snapshot is smaller
 MAX_LINES = 100_000  # and one with this many lines (each line is read back at start)
+RETRY_LINES = 100  # lines between tries of a compaction that failed
 
 
 class JournaledState(StateFile):
@@ -49,6 +50,7 @@ class JournaledState(StateFile):
         self._lines = 0
         self._full_size = 0  # bytes of the last state.json written
         self._fd: int | None = None
+        self._retry_at = 0  # the line count from which a compaction that failed is tried again
         self.compactions = 0
 
     # -- writing ----------------------------------------------------------------------------------
@@ -58,8 +60,8 @@ class JournaledState(StateFile):
         due (the journal as large as the last full snapshot, or no state.json of this process yet), the
         full snapshot."""
         marks: dict[tuple[str, ...], int] = {}
-        if self._base is None or self._journal_size >= self.threshold \
-                or self._lines >= MAX_LINES:
+        due = (self._journal_size >= self.threshold or self._lines >= MAX_LINES) and self._lines >= self._retry_at
+        if self._base is None or due:
             base = secrets.token_hex(8)
             starts: list[list[object]] = []
             full = _full(data, (), marks, starts)
@@ -84,10 +86,17 @@ class JournaledState(StateFile):
         was (cut back), or, if that fails too, makes the next save a compaction."""
         with self._lock:
             if prepared.kind == "full":
-                self._base = None  # until both writes are done
-                self._write(prepared.body)
+                try:
+                    self._write(prepared.body)
+                except OSError:
+                    # state.json and the journal on disk are as they were: lines go on after them, and
+                    # the compaction is tried again RETRY_LINES lines later (a full disk may hold a line).
+                    self._retry_at = self._lines + RETRY_LINES
+                    raise
+                self._base = None  # the new state.json is on disk: lines follow it once the journal is empty
                 self._reset_journal()
                 self._base = prepared.base
+                self._retry_at = 0
                 self._full_size, self._journal_size, self._lines = len(prepared.body), 0, 0
                 self.compactions += 1
             elif prepared.base != self._base:

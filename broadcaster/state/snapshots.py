@@ -15,7 +15,7 @@ import secrets
 from typing import Any, Protocol
 
 from ..metrics import Metrics
-from .disk import StateFile
+from .disk import StateFile, no_collection
 from .served import ServedRecord, Unknown
 from .validate import describe
 
@@ -72,6 +72,10 @@ class Snapshots:
         """Continue from the file (True), or move it aside with one ERROR line and start afresh (False).
 
         Whatever bytes the file holds: never a traceback, never a crash loop."""
+        with no_collection():
+            return self._restore()
+
+    def _restore(self) -> bool:
         saved = self.file.load() if self.file is not None else None
         if saved is not None:
             saved = self._with_shown(saved)
