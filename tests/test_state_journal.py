@@ -241,3 +241,55 @@ async def test_a_compaction_that_fails_leaves_the_lines_going_on(tmp_path: Path,
     assert b.snapshots is not None and b.snapshots.restore()
     assert memory(b, cleaner_b) == before
     await b.pub.close()
+
+
+async def test_any_damage_to_the_journal_restores_or_sets_aside(tmp_path: Path) -> None:
+    """Seeded damage to a real journal (bytes changed, cut, doubled, lines swapped): start-up restores
+    (dropping at most a torn last line) or sets both files aside with one ERROR line; nothing else."""
+    import random
+    import shutil
+    a, _cleaner = world(tmp_path / "a")
+    assert a.snapshots is not None and not a.snapshots.restore()
+    await a.pub.start()
+    await stream(a, 0, 8)
+    await a.pub.close()
+    good = tmp_path / "a" / "state"
+    original = (good / JOURNAL).read_bytes()
+    rng = random.Random(32)
+    outcomes = set()
+    for n in range(60):
+        body = bytearray(original)
+        kind = n % 4
+        if kind == 0:
+            for _ in range(rng.randint(1, 5)):
+                body[rng.randrange(len(body))] = rng.randrange(256)
+        elif kind == 1:
+            body = body[: rng.randrange(len(body))]
+        elif kind == 2:
+            at = rng.randrange(len(body))
+            body = body[:at] + body[at:][: rng.randrange(1, 200)] + body[at:]
+        else:
+            lines = bytes(body).splitlines(keepends=True)
+            rng.shuffle(lines)
+            body = bytearray(b"".join(lines))
+        folder = tmp_path / f"d{n}"
+        shutil.copytree(good, folder / "state")
+        (folder / "state" / JOURNAL).write_bytes(bytes(body))
+        errors: list[str] = []
+        handler = logging.Handler(logging.ERROR)
+        handler.emit = lambda record: errors.append(record.getMessage())  # type: ignore[method-assign]
+        logging.getLogger().addHandler(handler)
+        try:
+            b, _c = world(folder)
+            assert b.snapshots is not None
+            restored = b.snapshots.restore()
+            outcomes.add(restored)
+            assert len(errors) == (0 if restored else 1), errors
+            if restored:
+                for v in b.pub.variants():
+                    rendered = b.playlists.media_playlist(v)
+                    assert rendered is None or rendered.body.startswith(b"#EXTM3U\n")
+            await b.pub.close()
+        finally:
+            logging.getLogger().removeHandler(handler)
+    assert outcomes == {True, False}  # both ways were taken

@@ -17,6 +17,7 @@ aside with one ERROR line, as a damaged state.json is (disk.py).
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import secrets
@@ -57,8 +58,7 @@ class JournaledState(StateFile):
 
     def prepare(self, data: dict[str, Any]) -> Prepared:
         """On the event loop: a journal line holding only the Tails' new items, or, when a compaction is
-        due (the journal as large as the last full snapshot, or no state.json of this process yet), the
-        full snapshot."""
+        due (the journal at its threshold, or no state.json of this process yet), the full snapshot."""
         marks: dict[tuple[str, ...], int] = {}
         due = (self._journal_size >= self.threshold or self._lines >= MAX_LINES) and self._lines >= self._retry_at
         if self._base is None or due:
@@ -125,7 +125,8 @@ class JournaledState(StateFile):
             self._fd = os.open(self.journal, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
         size = self._journal_size
         try:
-            os.write(self._fd, line)
+            if os.write(self._fd, line) != len(line):  # a short write: the disk filled up under it
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
             os.fdatasync(self._fd)
         except OSError:
             try:
@@ -143,8 +144,13 @@ class JournaledState(StateFile):
         try:
             return self._replay(data)
         except ValueError as err:
-            self.set_aside("corrupt", f"{self.journal.name}: {err}")
-            return None
+            why = str(err)
+        except RecursionError:
+            why = "nested too deep"
+        except Exception as err:  # noqa: BLE001 (a check missed in the replay: still a bad file, not a crash)
+            why = f"unexpected {validate.describe(err)}"
+        self.set_aside("corrupt", f"{self.journal.name}: {why}")
+        return None
 
     def _replay(self, data: dict[str, Any]) -> dict[str, Any]:
         base = data.pop(BASE, None)
