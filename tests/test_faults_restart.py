@@ -114,7 +114,8 @@ async def _kill_9_three_times(tmp_path: Path, seaweed: SeaweedS3, owncast: Ownca
     watching = asyncio.create_task(_note_owncast(owncast, seen))
     async with aiohttp.ClientSession() as http:
         for kill in range(4):
-            async with ServiceProcess(env, tmp_path) as service:
+            # Four starts on a shared machine: one took over 20 s under a load average of 20.
+            async with ServiceProcess(env, tmp_path, start_timeout=60) as service:
                 runs.append(service)
                 if kill:
                     assert any("continuing from saved state" in line for line in service.lines)
