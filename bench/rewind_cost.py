@@ -3,6 +3,7 @@
     python -m bench.rewind_cost                  # 1 s and 3 s segments; 30 s, 5 min, 15 min, 1 h, 4 h
     python -m bench.rewind_cost --quick --json   # short wrk runs, and the figures as JSON at the end
     python -m bench.rewind_cost --windows 30,3600 --segments 1 --variants 1
+    python -m bench.rewind_cost --no-http --windows 30,14400 --segments 1   # CPU, STATE_DIR, cold start
 
 REWIND_SECONDS would let the live playlists list up to that much of the stream behind the live edge.
 Every figure is taken for each (segment length, window) and set against the 30 s window (today's
@@ -21,9 +22,16 @@ lists them with R2_PUBLIC_URL on r2.dev (PublicUrls: <base>/live/<variant>/strea
    in the steady state, in steps: the publisher's next_discontinuity (it asks it per variant per
    slot), append, render() (full + delta), render_edge() (the copy for the bucket, made only with
    PUBLISH_PLAYLISTS=true), gzip of the full playlist and of the delta (each made once per version,
-   on first demand), and the state file's JSON (state.disk.dumps(generator.snapshot(now)), what
-   StateFile.save encodes after every listed slot, without the write and fsync). "% core" is that
-   times segments per second of stream (variants / d).
+   on first demand), and the state (state: what Snapshots.save does after every listed slot, with
+   --variants generators in one state: JournaledState.prepare on the loop and write_prepared, the
+   journal line written and fdatasynced, in a folder on /dev/shm when there is one so the disk's wait
+   is left out; CPU only, divided by the variants; the compaction's share added, amortized: one full
+   snapshot written every `threshold` bytes of journal). "% core" is the total times segments per
+   second of stream (variants / d).
+6. STATE_DIR per segment and a cold start: bytes one segment writes (its journal line, plus its share
+   of the next compaction), the full snapshot's size, and the time (wall clock) a start takes to read
+   state.json, replay a journal filled up to its compaction threshold (the worst case) and restore
+   every variant's generator (ManifestGenerator.restore, every value checked).
 3. CPU per reload and reload throughput, over the real HTTP stack: the app from
    broadcaster.http.create_app (routing, the playlist handlers, headers, metrics) over a playlist
    source holding the filled generators, run with handler_cancellation as the service runs it, in a
@@ -57,15 +65,18 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from bench.rig import cpu_seconds, free_port
 from bench.serve import SERVER_CPU, WRK_CPU, _pin, _wait_listening
 from broadcaster.playlist import hls
 from broadcaster.playlist.manifest import ListedSegment, ManifestGenerator, Rendered
-from broadcaster.state.disk import dumps
+from broadcaster.state.disk import Prepared, no_collection
+from broadcaster.state.journal import JournaledState
 
 BASELINE = 30.0  # today's default WINDOW_SECONDS
 R2_BASE = "https://pub-0123456789abcdef0123456789abcdef.r2.dev"  # R2_PUBLIC_URL on r2.dev
@@ -103,7 +114,7 @@ def gzipped(rendered: Rendered) -> int:
 # -- 1 and 2: in this process ------------------------------------------------------------------
 
 
-STEPS = ("next_disc", "append", "render", "edge", "gzip", "state_json")
+STEPS = ("next_disc", "append", "render", "edge", "gzip", "state")
 
 
 @dataclass
@@ -116,7 +127,17 @@ class Case:
     delta: int = 0
     delta_gz: int = 0
     skipped_entries: int = 0
-    state_bytes: int = 0  # one variant's share of state.json
+    state_bytes: int = 0  # one variant's share of state.json (the full snapshot)
+    variants: int = 1
+    line_bytes: float = 0.0  # a journal line, every variant
+    full_bytes: int = 0  # the full snapshot, every variant
+    full_ms: float = 0.0  # CPU of one compaction (encode and write), every variant
+    threshold: int = 0  # journal bytes between compactions
+    bytes_per_segment: float = 0.0  # line + its share of a compaction, every variant
+    restore_s: float = 0.0  # cold start: state.json + a full journal + every generator restored
+    restore_cpu_s: float = 0.0  # the same in CPU seconds (what other load on the machine does not inflate)
+    state_alone_ms: float = 0.0  # a save per variant, timed in a loop of appends and saves only
+    journal_lines: int = 0  # lines replayed in that cold start
     cpu_ms: dict[str, float] = field(default_factory=dict)  # per step, per appended segment
     http: dict[str, dict[str, float]] = field(default_factory=dict)  # "full"/"delta" -> figures
 
@@ -125,40 +146,101 @@ class Case:
         return sum(self.cpu_ms.values())
 
 
-def measure_playlist(case: Case, appends: int) -> None:
+def _state_folder() -> str | None:
+    """tmpfs when there is one: the bench times CPU, and the state's fsyncs then cost no disk wait."""
+    return "/dev/shm" if Path("/dev/shm").is_dir() else None
+
+
+def _state_of(gen: ManifestGenerator, now: float, variants: int) -> dict[str, Any]:
+    """What the publisher saves, reduced to what grows with the window: each variant's generator (the
+    same one under every variant's key: the same bytes and work as that many)."""
+    return {"variants": {str(v): {"generator": gen.snapshot(now)} for v in range(variants)}}
+
+
+def measure_playlist(case: Case, appends: int, variants: int) -> None:
     gen, n = filled(case.seconds, case.window)
     r = gen.render()
     assert r.delta is not None
     case.entries = gen.segment_count
+    case.variants = variants
     case.full, case.full_gz = len(r.body), len(r.gzip_body)
     case.delta, case.delta_gz = len(r.delta.body), len(r.delta.gzip_body)
     skip = re.search(rb"SKIPPED-SEGMENTS=(\d+)", r.delta.body)
     case.skipped_entries = int(skip.group(1)) if skip else 0
     spent = dict.fromkeys(STEPS, 0.0)
     clock = time.process_time
-    for k in range(appends + 2):  # the first two warm up
-        now = T0 + n * case.seconds
+    lines = 0
+    with tempfile.TemporaryDirectory(dir=_state_folder()) as folder:
+        state = JournaledState(Path(folder))
+        state.write_prepared(state.prepare(_state_of(gen, T0 + n * case.seconds, variants)))  # the first: full
+        for k in range(appends + 2):  # the first two warm up
+            now = T0 + n * case.seconds
+            t0 = clock()
+            gen.next_discontinuity(False)
+            t1 = clock()
+            gen.append(listed(0, n, case.seconds), now)
+            t2 = clock()
+            rendered: Rendered = gen.render()
+            t3 = clock()
+            gen.render_edge()
+            t4 = clock()
+            gzipped(rendered)
+            t5 = clock()
+            prepared = state.prepare(_state_of(gen, now, variants))
+            state.write_prepared(prepared)
+            t6 = clock()
+            n += 1
+            if rendered.delta is None:
+                raise RuntimeError("no delta update in the steady state")
+            if prepared.kind != "line":
+                raise RuntimeError("a compaction within the timed appends: raise journal.MIN_COMPACT")
+            if k < 2:
+                continue
+            for step, dt in zip(STEPS, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, (t6 - t5) / variants),
+                                strict=True):
+                spent[step] += dt
+            case.line_bytes += len(prepared.body) / appends
+        # The same saves without the rendering between them: what the state's own work costs, apart
+        # from the caches the rendering of a long window empties before each save.
+        alone = 0.0
+        for _k in range(appends):
+            now = T0 + n * case.seconds
+            gen.append(listed(0, n, case.seconds), now)
+            n += 1
+            t0 = clock()
+            state.write_prepared(state.prepare(_state_of(gen, now, variants)))
+            alone += clock() - t0
+        # One compaction, timed: its share per segment is its cost times lines per threshold.
+        state.compact_next()
         t0 = clock()
-        gen.next_discontinuity(False)
-        t1 = clock()
-        gen.append(listed(0, n, case.seconds), now)
-        t2 = clock()
-        rendered: Rendered = gen.render()
-        t3 = clock()
-        gen.render_edge()
-        t4 = clock()
-        gzipped(rendered)
-        t5 = clock()
-        state = dumps(gen.snapshot(now)).encode()
-        t6 = clock()
-        n += 1
-        if rendered.delta is None:
-            raise RuntimeError("no delta update in the steady state")
-        if k < 2:
-            continue
-        for step, dt in zip(STEPS, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5), strict=True):
-            spent[step] += dt
-        case.state_bytes = len(state)
+        full: Prepared = state.prepare(_state_of(gen, T0 + n * case.seconds, variants))
+        state.write_prepared(full)
+        case.full_ms = (clock() - t0) * 1000
+        case.full_bytes = len(full.body)
+        case.state_bytes = len(full.body) // variants
+        case.threshold = state.threshold
+        share = case.line_bytes / case.threshold  # compactions per segment
+        case.bytes_per_segment = case.line_bytes + case.full_bytes * share
+        spent["state"] += case.full_ms / 1000 * share * appends / variants
+        case.state_alone_ms = (alone / appends + case.full_ms / 1000 * share) / variants * 1000
+        # The worst cold start: a journal filled up to the threshold, then read back.
+        while state._journal_size + case.line_bytes < state.threshold:
+            now = T0 + n * case.seconds
+            gen.append(listed(0, n, case.seconds), now)
+            n += 1
+            state.write_prepared(state.prepare(_state_of(gen, now, variants)))
+            lines += 1
+        case.journal_lines = lines
+        t0, c0 = time.perf_counter(), time.process_time()
+        with no_collection():  # as Snapshots.restore reads and restores
+            data = JournaledState(Path(folder)).load()
+            assert data is not None
+            for v in range(variants):
+                back = ManifestGenerator.restore(data["variants"][str(v)]["generator"], now, case.window,
+                                                 can_block_reload=True)
+                assert back.segment_count == gen.segment_count
+        case.restore_s = time.perf_counter() - t0
+        case.restore_cpu_s = time.process_time() - c0
     case.cpu_ms = {step: total / appends * 1000 for step, total in spent.items()}
 
 
@@ -332,9 +414,32 @@ def report(cases: list[Case], args: argparse.Namespace, kbps: list[int],
     out.append("\nnext_disc: the publisher's next_discontinuity (a sum over the window); "
                "render: full + delta text; edge: render_edge (bucket copy, PUBLISH_PLAYLISTS only); "
                "gzip: full + delta; "
-               "state_json: state.disk.dumps of the snapshot, encoded (written and fsynced after every slot, "
-               "not counted).")
+               "state: a save, per variant: the journal line encoded and written (fdatasync's wait not "
+               "counted), plus its share of a compaction (table 6); state kB/variant: the full snapshot.")
+    out.append(f"\n## 6. STATE_DIR per segment ({args.variants} variants in one state) and a cold start\n")
+    rows = []
+    for c in cases:
+        b = base[c.seconds]
+        state_ms = c.cpu_ms["state"]
+        rows.append([f"{c.seconds:g} s", window_name(c.window), f"{c.line_bytes:,.0f}",
+                     f"{c.bytes_per_segment:,.0f}", ratio(c.bytes_per_segment, b.bytes_per_segment),
+                     f"{state_ms:.3f}", ratio(state_ms, b.cpu_ms["state"]), f"{c.state_alone_ms:.3f}",
+                     ratio(c.state_alone_ms, b.state_alone_ms), kb(c.full_bytes),
+                     f"{c.full_ms:,.1f}", kb(c.threshold), f"{c.bytes_per_segment / c.seconds / 1000:,.2f}",
+                     f"{c.journal_lines:,}", f"{c.restore_cpu_s:.3f}", f"{c.restore_s:.3f}"])
+    out.append(table(["seg", "window", "line B", "B/segment", "vs 30 s", "state CPU ms/variant", "vs 30 s",
+                      "alone ms/variant", "vs 30 s", "full kB", "full CPU ms", "threshold kB", "kB/s written", "lines replayed",
+                      "cold start CPU s", "cold start wall s"], rows))
+    out.append("\nstate CPU: as in table 2 (each save right after that version's rendering and gzip); alone: "
+               "the same saves in a loop of appends and saves only, the state's own work without the caches "
+               "a long window's rendering empties. "
+               "B/segment: the line plus its share of the next compaction (full x line / threshold). "
+               "cold start: state.json and a journal filled to its threshold read back, every variant's "
+               "generator restored: the process's CPU seconds, and the wall clock (which other load on the machine "
+               "stretches).")
 
+    if not spread:
+        return "\n".join(out)
     out.append(f"\n## 3. Reloads over the real app (create_app), wrk -t1 -c{args.connections} "
                f"{args.duration:g} s, Accept-Encoding: gzip, server pinned to one CPU; median of "
                f"{args.rounds} rounds\n")
@@ -411,8 +516,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="wrk rounds over every window")
     parser.add_argument("--quick", action="store_true", help="2 s wrk runs, 20 appends")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
+    parser.add_argument("--no-http", action="store_true", help="skip 3 and 5 (wrk over the real app)")
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
+    if shutil.which("wrk") is None and not args.no_http:
         sys.exit("bench/rewind_cost.py needs wrk: apt-get install wrk")
     if args.quick:
         args.duration, args.appends = 2.0, 20
@@ -426,9 +532,9 @@ def main() -> None:
     for c in cases:
         print(f"playlist and CPU per segment: {c.seconds:g} s segments, {window_name(c.window)} window",
               file=sys.stderr, flush=True)
-        measure_playlist(c, args.appends)
+        measure_playlist(c, args.appends, args.variants)
     spread: dict[float, dict[str, list[float]]] = {}
-    for seconds in args.segments:
+    for seconds in [] if args.no_http else args.segments:
         print(f"reloads over HTTP: {seconds:g} s segments", file=sys.stderr, flush=True)
         spread[seconds] = measure_http([c for c in cases if c.seconds == seconds], args.variants,
                                        args.connections, args.duration, args.rounds)

@@ -33,6 +33,7 @@ from .settings import Address, Settings
 from .source.owncast import SourceSegment
 from .source.watcher import HlsWatcher
 from .state.disk import DirectoryBusy, DirectoryLock, StateFile
+from .state.journal import JournaledState
 from .state.snapshots import Snapshots, register_parts
 from .status.assessment import HealthReport
 from .status.hub import EventHub, StatusWatcher
@@ -131,7 +132,7 @@ class Service:
 
     def _build_publishing(self, s: Settings) -> None:
         """Owncast's playlists into ours, and the state file that remembers them (restored here)."""
-        self.state = StateFile(s.state_dir)
+        self.state = JournaledState(s.state_dir)
         self.playlists = VisiblePlaylists()
         self.snapshots = Snapshots(self.state, self.metrics)
         # Saved first, then visible (and mirrored), then told.
@@ -379,13 +380,14 @@ class Service:
         error = self.snapshots.save_now()
         if error is None:
             return
+        shown = self.snapshots.shown_past
         if self.snapshots.disk_clean is None:
             then = "the next start numbers from the clock"
-        elif self.snapshots.disk_clean:
-            then = "the next start continues exactly from the state saved at the last clean stop (nothing new was listed)"
+        elif shown is None:
+            then = "the next start continues exactly from the last state saved (nothing was shown past it)"
         else:
-            then = (f"the next start continues above media sequence {self.release.limit - 1} "
-                    "(reserved by the last state saved) with a discontinuity, at Owncast's next segment")
+            then = (f"the next start continues above media sequence {shown} (the highest shown since the "
+                    "last state saved) with a discontinuity, at Owncast's next segment")
         log.error("cannot save state to %s at shutdown: %s; %s (no number is served twice)",
                   self.state.path, error, then)
 

@@ -3,6 +3,8 @@ the control socket, kept from the cleaner, kept across restarts."""
 
 from __future__ import annotations
 
+from broadcaster.state.disk import dumps
+
 import asyncio
 import json
 import logging
@@ -138,7 +140,7 @@ async def test_the_cleaner_keeps_what_a_clip_lists_until_the_clip_is_deleted(tmp
     assert cleaner.kept == 4
     # A restart: the cleaner's saved list still names the kept keys, and the clips hold them again.
     restarted = Cleaner(bucket, Metrics(), margin=0, wall_clock=clock)
-    restarted.restore(json.loads(json.dumps(cleaner.snapshot())))
+    restarted.restore(json.loads(dumps({"c": cleaner.snapshot()}))["c"])
     again = book_for(tmp_path, source, bucket, restarted)
     again.load()
     assert [c.id for c in again.clips()] == [clip.id]

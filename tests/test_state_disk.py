@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import logging
 import os
 import re
 import subprocess
@@ -191,12 +192,16 @@ async def test_a_failing_state_dir_then_a_restart_never_serves_a_number_twice(
 ) -> None:
     hls_dir = tmp_path / "hls"
     hls_dir.mkdir()
+    if isinstance(disk, TmpfsDisk) and fault == errno.EROFS:
+        await _read_only_holds_then_continues_exactly(hls_dir, disk, stop)
+        return
     a = World(hls_dir, state=disk.state_file())
     assert a.snapshots is not None and not a.snapshots.restore()
     await a.pub.start()
     await owncast_writes(a, *NAMES[0:4])
     disk.fail(fault)
-    # The stream goes on within the reserve of the last state saved, and says it cannot save.
+    # The stream goes on within the reserve of the last state saved, each version recorded in
+    # STATE_DIR/served (written in place: a full disk cannot stop it), and says it cannot save.
     await owncast_writes(a, *NAMES[4:9])
     ok, body = a.health()
     assert not ok and f"cannot save state ({os.strerror(fault)})" in str(body["status"])
@@ -245,6 +250,42 @@ async def test_a_failing_state_dir_then_a_restart_never_serves_a_number_twice(
     # The first version after the restart: its first segment carries the discontinuity.
     head = b.playlists.shown[0][1].split("#EXT-X-PROGRAM-DATE-TIME")[0]
     assert head.rstrip().endswith("#EXT-X-DISCONTINUITY")
+    # The jump is what the versions shown unsaved used, not a day: above the highest recorded (8,
+    # NAMES[8]'s number) by the numbers they may have used (4..8) and their discontinuities.
+    for v in VARIANTS:
+        first_saved = min(before[v])
+        assert min(after[v]) == hls.continue_above(first_saved + 9, first_saved + 4, [0, 0])[0]
+
+
+async def _read_only_holds_then_continues_exactly(hls_dir: Path, disk: Disk, stop: str) -> None:
+    """A read-only STATE_DIR: nothing can record how far versions went, so none goes past the state
+    on disk; the start after it (clean stop or crash) continues exactly, Owncast's backlog and all."""
+    a = World(hls_dir, state=disk.state_file())
+    assert a.snapshots is not None and not a.snapshots.restore()
+    await a.pub.start()
+    await owncast_writes(a, *NAMES[0:4])
+    disk.fail(errno.EROFS)
+    for v in VARIANTS:
+        a.owncast_lists(v, NAMES[4])
+    await until(lambda: a.release.held, "new versions are held back")
+    assert not listed(a, NAMES[4]) and metric(a, "listing_held") == 1
+    await a.pub.close()
+    if stop == "sigterm":
+        assert a.snapshots.save_now() == os.strerror(errno.EROFS)
+    disk.heal()
+    b = World(hls_dir, state=disk.state_file())
+    assert b.snapshots is not None and b.snapshots.restore()
+    assert listed(b, NAMES[3])  # the same window, at once
+    await b.pub.start()
+    first_read(b, 8)  # NAMES[5:8] were written while the service was down
+    await until(lambda: listed(b, NAMES[7]), "the backlog is listed")
+    await b.pub.close()
+    check_all(a, b)
+    every = numbers(a.playlists.shown + b.playlists.shown)
+    for v in VARIANTS:
+        assert [every[v][n] for n in sorted(every[v])] == NAMES[0:8]
+        assert sorted(every[v]) == list(range(min(every[v]), min(every[v]) + 8))
+    assert not any("#EXT-X-DISCONTINUITY\n" in text for _, text in b.playlists.shown)
 
 
 async def test_when_the_reserve_is_used_up_new_versions_wait_for_a_save(
@@ -303,22 +344,65 @@ async def test_a_clean_state_then_a_disk_failing_from_the_start_shows_nothing_ne
     assert [n for _, n in sorted(numbers(c.playlists.shown)[0].items())][-3:] == NAMES[2:5]
 
 
-async def test_a_crash_with_a_healthy_disk_continues_above_a_clean_stop_continues_exactly(tmp_path: Path) -> None:
+async def test_a_crash_with_a_healthy_disk_continues_exactly(tmp_path: Path) -> None:
+    """Issue 32: saves all succeeded, so nothing was shown past the last one (STATE_DIR/served records
+    nothing under it): the start after kill -9 continues exactly, and lists what Owncast wrote meanwhile."""
     (tmp_path / "hls").mkdir()
     disk = SeamDisk(tmp_path)
     a = World(tmp_path / "hls", state=disk.state_file())
+    assert a.snapshots is not None and not a.snapshots.restore()
     await a.pub.start()
     await owncast_writes(a, *NAMES[0:3])
     await a.pub.close()  # killed: no save at a clean stop
     b = World(tmp_path / "hls", state=disk.state_file())
     assert b.snapshots is not None and b.snapshots.restore()
+    assert listed(b, NAMES[2])  # the same window, at once
     await b.pub.start()
-    first_read(b, 4)
+    first_read(b, 4)  # NAMES[3] was written while the service was down
     for name in NAMES[4:7]:
         for v in VARIANTS:
             b.owncast_lists(v, name)
     await until(lambda: listed(b, NAMES[6]), "listed")
     await b.pub.close()
     check_all(a, b)
-    gen = b.pub.generator(0)
-    assert gen is not None and gen.media_sequence == hls.continue_above(3 + hls.SEQUENCE_RESERVE, 3, [0, 0])[0]
+    every = numbers(a.playlists.shown + b.playlists.shown)
+    for v in VARIANTS:
+        assert [every[v][n] for n in sorted(every[v])] == NAMES[0:7]
+        assert sorted(every[v]) == list(range(min(every[v]), min(every[v]) + 7))
+    assert not any("#EXT-X-DISCONTINUITY\n" in text for _, text in b.playlists.shown)
+
+
+async def test_a_crash_after_versions_shown_unsaved_continues_above_the_highest_recorded(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The record is what the start trusts: torn in one slot by the crash, the other slot still says
+    how far versions went; damaged whole, it is set aside with one line and the state is taken at its
+    worst (the reserve), never trusted to be exact."""
+    (tmp_path / "hls").mkdir()
+    disk = SeamDisk(tmp_path)
+    a = World(tmp_path / "hls", state=disk.state_file())
+    assert a.snapshots is not None and not a.snapshots.restore()
+    await a.pub.start()
+    await owncast_writes(a, *NAMES[0:3])  # numbers 0..2 saved: next 3
+    disk.fail(errno.ENOSPC)
+    await owncast_writes(a, *NAMES[3:5])  # 3 and 4 shown unsaved, each recorded first
+    await a.pub.close()  # killed
+    served = tmp_path / "served"
+    raw = bytearray(served.read_bytes())
+    start = min(numbers(a.playlists.shown)[0])
+    # The slot holding 4 torn by a crash (the slot written last holds the highest).
+    torn = bytes(raw)
+    slot = 0 if b" %d " % (start + 4) in torn[:512] else 512
+    raw[slot + 30:slot + 40] = b"#" * 10
+    served.write_bytes(bytes(raw))
+    b = World(tmp_path / "hls", state=disk.state_file())
+    assert b.snapshots is not None and b.snapshots.restore() and b.snapshots.shown_past == start + 3
+    await b.pub.close()
+    # Damaged whole: set aside, one line, the reserve.
+    served.write_bytes(b"garbage")
+    c = World(tmp_path / "hls", state=disk.state_file())
+    with caplog.at_level(logging.ERROR):
+        assert c.snapshots is not None and c.snapshots.restore()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR and "served" in r.getMessage()]
+    assert c.release.limit == start + 3 + hls.SEQUENCE_RESERVE
+    await c.pub.close()

@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import json
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
+from itertools import islice
 from typing import Protocol
 
 from ..lograte import RateLimitedLog
 from ..metrics import Metrics
 from ..playlist.manifest import Removed
 from ..state import validate
+from ..state.disk import RawJSON, Tail
 from .store import StoreError
 
 log = logging.getLogger(__name__)
@@ -57,6 +61,12 @@ class Cleaner:
         # The batch a DeleteObjects call is deleting: still part of the state until it answers, so a
         # stop (which cancels the call) or a save meanwhile never loses a key. Deleting twice is harmless.
         self._deleting: list[tuple[float, str]] = []
+        # What is saved: each key's due time, noted when it changes, in that order. A key's latest note
+        # is live until it is deleted; the saved list starts at the oldest live note (older ones are
+        # dropped as the front passes them), so a save writes only what changed (state/journal.py).
+        self._notes: deque[tuple[str, str]] = deque()  # (key, its saved [key, time])
+        self._first_note = 0  # the id of _notes[0]
+        self._live: dict[str, int] = {}  # key -> the id of its latest note
         self._task: asyncio.Task[None] | None = None
         self.deleted = 0
         self._lines = RateLimitedLog(log)  # a run every `interval` fails all through an outage
@@ -66,6 +76,7 @@ class Cleaner:
         for r in removed:
             if r.segment.key:
                 heapq.heappush(self._due, (now + r.keep + self._margin, r.segment.key))
+                self._note(r.segment.key, now + r.keep + self._margin)
                 log.debug("%s may go in %.1fs", r.segment.key, r.keep + self._margin)
         self._metrics.cleanup_pending.set(self.pending)
 
@@ -86,6 +97,7 @@ class Cleaner:
             due = self._kept.pop(key, None)
             if due is not None:
                 heapq.heappush(self._due, (min(due, now), key))
+                self._note(key, min(due, now))
         self._metrics.cleanup_pending.set(self.pending)
 
     @property
@@ -97,22 +109,55 @@ class Cleaner:
         """Segments past their time that a clip keeps."""
         return len(self._kept)
 
-    def snapshot(self) -> list[list[object]]:
-        due = [*self._due, *self._deleting,
-               *((when, key) for key, when in self._kept.items())]  # a restart asks the clips again
-        return [[key, round(when, 3)] for when, key in sorted(due)]
+    def _note(self, key: str, due: float) -> None:
+        self._live[key] = self._first_note + len(self._notes)
+        self._notes.append((key, json.dumps([key, round(due, 3)], separators=(",", ":"))))
+
+    def snapshot(self) -> Tail:
+        """Every key still to delete with its due time (those a clip keeps too: a restart asks the
+        clips again), as the notes from the oldest live one on; a key noted twice, the later wins."""
+        notes, live = self._notes, self._live
+        while notes and live.get(notes[0][0]) != self._first_note:
+            notes.popleft()
+            self._first_note += 1
+        if len(notes) > 2 * len(live) + 64:
+            # Keys a clip keeps hold the front while newer notes die behind them: note the live ones
+            # again, in order, and drop the rest (costs the live count, once per that many dead notes).
+            again = [(key, text) for n, (key, text) in enumerate(notes) if live.get(key) == self._first_note + n]
+            self._first_note += len(notes)
+            notes.clear()
+            for key, text in again:
+                live[key] = self._first_note + len(notes)
+                notes.append((key, text))
+        return Tail(self._first_note, self._first_note + len(notes), self._since)
+
+    def _since(self, first: int) -> list[str]:
+        """The notes from id `first` on, a dead one (deleted, or noted again since) as null."""
+        count = min(self._first_note + len(self._notes) - first, len(self._notes))
+        end, live = self._first_note + len(self._notes), self._live
+        return [text if live.get(key) == end - count + n else "null"
+                for n, (key, text) in enumerate(list(islice(reversed(self._notes), count))[::-1])]
 
     def restore(self, data: object) -> None:
         """Continue from `snapshot`; raises ValueError (nothing changed) when it does not add up."""
-        due = []
+        if isinstance(data, Tail):  # restored without going through a file
+            data = RawJSON(data.text()).decode()
+        latest: dict[str, float] = {}
         for item in validate.array(data, "cleaner state", MAX_RESTORED):
+            if item is None:  # a note that died before it was saved
+                continue
             pair = validate.array(item, "a key to delete", 2)
             if len(pair) != 2:
                 raise ValueError(f"a key to delete is {validate.describe(pair)}, not [key, time]")
             key = validate.text(pair[0], "a key to delete")
-            due.append((validate.number(pair[1], "a deletion time"), key))
+            latest.pop(key, None)
+            latest[key] = validate.number(pair[1], "a deletion time")
+        due = [(when, key) for key, when in latest.items()]
         heapq.heapify(due)
         self._due, self._kept, self._deleting = due, {}, []
+        self._notes, self._first_note, self._live = deque(), 0, {}
+        for key, when in latest.items():
+            self._note(key, when)
         self._metrics.cleanup_pending.set(self.pending)
 
     async def start(self) -> None:
@@ -163,6 +208,9 @@ class Cleaner:
             log.debug("not deleted, retried in %.0fs: %s", self._retry_after, " ".join(failed))
         for key in failed:
             heapq.heappush(self._due, (now + self._retry_after, key))
+            self._note(key, now + self._retry_after)
+        for key in set(batch).difference(failed):
+            self._live.pop(key, None)
         done = len(batch) - len(failed)
         self.deleted += done
         self._metrics.cleanup_deleted.inc(done)

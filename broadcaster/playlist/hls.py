@@ -69,10 +69,10 @@ _SEGMENT_TYPES = {
 MIN_WINDOW_TARGET_DURATIONS = 3
 
 # 6.2.2: a media sequence number always names the same URI, across restarts too. Every state saved
-# reserves this many numbers past its own next one; versions shown while saves fail use only those,
-# and a start from a state not saved at a clean stop continues above them
-# (docs/hls-rules.md#numbers-across-restarts).
-# A day of 1 s segments: a full or read-only STATE_DIR can last that long before listing stops.
+# reserves this many numbers past its own next one; versions shown while saves fail use only those
+# (each recorded in STATE_DIR/served first), and a start whose record of them is damaged continues
+# above them (docs/hls-rules.md#numbers-across-restarts).
+# A day of 1 s segments: a full STATE_DIR can last that long before listing stops.
 SEQUENCE_RESERVE = 86_400
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..source.owncast import SourceVariant
 from ..state import validate
-from ..state.disk import RawJSON
+from ..state.disk import RawJSON, Tail
 from . import hls
 
 # More than any window lists (a 10-minute window of 1 s segments is 600; a day is 86,400): a restored
@@ -66,6 +66,10 @@ class Removed:
     keep: float  # its duration plus the longest playlist that listed it (6.2.2)
 
 
+# json.dumps with separators builds an encoder per call: one, made once (a restart encodes every entry).
+_encode = json.JSONEncoder(separators=(",", ":")).encode
+
+
 class _Entry:
     """A listed segment with its lines rendered once: a long window (REWIND_SECONDS) is rendered and
     saved after every new segment, so each costs a join, not a formatting, per segment listed."""
@@ -99,7 +103,7 @@ class _Entry:
                   round(listed_at, 3)]
         if segment.sha256:
             record.append(hls.encode_segment_hash(segment.sha256))
-        self.saved = json.dumps(record, separators=(",", ":"))
+        self.saved = _encode(record)
 
 
 class Rendered:
@@ -197,6 +201,7 @@ class ManifestGenerator:
         # Delta updates are answered by the same origin, and only pay off in a long enough window.
         self.can_skip = can_block_reload and hls.offers_delta_updates(self.window_seconds, target_duration)
         self._entries: deque[_Entry] = deque()
+        self._appended = 0  # entries appended by this process: the last one's id in the saved Tail, plus one
         # The entries' text, joined: a segment appended adds its text, one removed leaves `_dropped`
         # characters at the front to cut at the next rendering (a long window is not joined again).
         self._text = ""
@@ -354,6 +359,7 @@ class ManifestGenerator:
         if not self._entries:
             self._peaks.clear()
         self._entries.append(entry)
+        self._appended += 1
         self._text += entry.text
         self._mapped += bool(segment.init_uri)
         self._tagged += discontinuity
@@ -514,10 +520,18 @@ class ManifestGenerator:
             # Restored entries all count as listed in it: at worst they stay longer than needed.
             "longest": self._longest(self._media_sequence),
             # Each entry's record is encoded once, when it is listed, with the time it was listed on
-            # this clock; the file is saved after every listing, and a window may hold hours.
+            # this clock; the file is saved after every listing, and a window may hold hours: a Tail,
+            # so the journal writes only the entries listed since its last line (state/journal.py).
             "clock": round(now, 3),
-            "entries": RawJSON("[" + ",".join(e.saved for e in self._entries) + "]"),
+            "entries": Tail(self._appended - len(self._entries), self._appended, self._saved_since),
         }
+
+    def _saved_since(self, first: int) -> list[str]:
+        """The saved records of the entries from id `first` on (ids count appends: see snapshot)."""
+        count = self._appended - first
+        if count >= len(self._entries):
+            return [e.saved for e in self._entries]
+        return [e.saved for e in islice(reversed(self._entries), count)][::-1]
 
     @classmethod
     def restore(
@@ -549,8 +563,8 @@ class ManifestGenerator:
         raw_clock = data.get("clock")
         clock = None if raw_clock is None else validate.number(raw_clock, "clock", -1e15)
         raw_entries = validate.field(data, "entries", what)
-        if isinstance(raw_entries, RawJSON):  # a snapshot restored without going through a file
-            raw_entries = raw_entries.decode()
+        if isinstance(raw_entries, Tail):  # a snapshot restored without going through a file
+            raw_entries = RawJSON(raw_entries.text()).decode()
         for raw in validate.array(raw_entries, "entries", MAX_RESTORED_ENTRIES):
             entry = validate.array(raw, "an entry", 9)
             if len(entry) not in (8, 9):
@@ -578,6 +592,7 @@ class ManifestGenerator:
                                        listed_at, previous))
             gen._duration += segment.duration
         gen._text = "".join(e.text for e in gen._entries)
+        gen._appended = len(gen._entries)
         gen._mapped = sum(bool(e.segment.init_uri) for e in gen._entries)
         gen._tagged = sum(e.discontinuity for e in gen._entries)
         if gen._entries:

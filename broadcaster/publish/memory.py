@@ -6,14 +6,18 @@ used, and raises ValueError naming what does not add up.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import islice
 
 from ..numbers import whole_number
 from ..playlist import hls
 from ..playlist.manifest import MAX_RESTORED_TARGET, ManifestGenerator
+from ..state.disk import Tail
+from ..state.snapshots import SHOWN_PAST
 from ..state.validate import array, describe, field, flag, integer, mapping, text
-from .slots import Slot, SlotKey, Variant
+from .slots import SeenNames, Slot, SlotKey, Variant
 
 RESERVED = "reserved"  # the top-level key of the numbers a saved state reserves (hls.SEQUENCE_RESERVE)
 SEEN_LIMIT = 4096  # names remembered per variant, far more than Owncast ever lists at once
@@ -38,7 +42,8 @@ class Memory:
     decided: SlotKey
     runs: dict[str, int]  # Owncast run name -> order
     uploaded: set[str]  # keys uploaded before a restart, not listed then
-    # Numbers below `reserved` may have been served once this state was saved (hls.SEQUENCE_RESERVE);
+    # Numbers below `reserved` may have been served once this state was saved (what STATE_DIR/served
+    # recorded, or at worst hls.SEQUENCE_RESERVE past next_sequence);
     # `clean`: saved at a clean stop, when nothing past next_sequence had been served.
     reserved: int = 0
     clean: bool = False
@@ -60,8 +65,10 @@ def encode(m: Memory, undecided: Iterable[Slot], now: float) -> dict[str, object
         in_flight = pending.get(v.index, set())
         variants[str(v.index)] = {
             "generator": v.generator.snapshot(now) if v.generator is not None else None,
-            # Names still in flight are forgotten, so a restart uploads and lists them.
-            "seen": [n for n in list(v.seen)[-_SEEN_SAVED:] if n not in in_flight],
+            # The last names, and those still in flight apart: a restart forgets those, so it uploads
+            # and lists them.
+            "seen": _seen(v.seen),
+            "in_flight": sorted(in_flight),
             "first": {str(k): n for k, n in v.first.items()},
             "last_key": list(v.last_key) if v.last_key else None,
             "last_media_sequence": v.last_media_sequence,
@@ -80,6 +87,17 @@ def encode(m: Memory, undecided: Iterable[Slot], now: float) -> dict[str, object
         "variants": variants,
         "uploaded": uploaded + sorted(m.uploaded),
     }
+
+
+def _seen(seen: SeenNames) -> Tail:
+    """The last _SEEN_SAVED names, as a Tail: ids count the names added."""
+    kept = min(len(seen), _SEEN_SAVED)
+
+    def since(first: int) -> list[str]:
+        count = min(seen.added - first, kept)
+        return [json.dumps(n) for n in islice(reversed(seen), count)][::-1]
+
+    return Tail(seen.added - kept, seen.added, since)
 
 
 def _number_key(key: str, what: str, digits: int) -> int:
@@ -108,9 +126,13 @@ def decode(data: dict[str, object], now: float, window: float, can_block_reload:
             if gen.target_duration != target:
                 raise ValueError(f"variant {name}: target duration {gen.target_duration}, not {target}")
         v = Variant(index, generator=gen, created=now)
+        in_flight = {text(n, "a name in flight", 1 << 16, one_line=False)
+                     for n in array(raw.get("in_flight", []), "in_flight", SEEN_LIMIT)}  # absent in older files
         for seen in array(field(raw, "seen", what), "seen", SEEN_LIMIT):
             # Rejected names are remembered too, escapes and all: never written anywhere.
-            v.seen[text(seen, "a seen name", 1 << 16, one_line=False)] = None
+            name = text(seen, "a seen name", 1 << 16, one_line=False)
+            if name not in in_flight:
+                v.seen[name] = None
         first = mapping(field(raw, "first", what), "first", _MAX_RUNS)
         v.first = {_number_key(k, "a run", 18): integer(n, "a first number") for k, n in first.items()}
         last_key = field(raw, "last_key", what)
@@ -149,11 +171,15 @@ def decode(data: dict[str, object], now: float, window: float, can_block_reload:
         raise ValueError(f"run {max(used)} is not among the {len(runs)} runs saved")
     uploaded = {text(k, "an uploaded key") for k in array(field(data, "uploaded", what), "uploaded",
                                                               _MAX_UPLOADED)}
-    # Files from before the reserve was saved, and files not saved at a clean stop, are taken at their
+    # Not saved at a clean stop: numbers up to the highest STATE_DIR/served recorded under this state
+    # were shown (Snapshots); without a record (older files, a damaged record) the state is taken at its
     # worst: numbers up to a reserve past next_sequence may have been served.
     raw_reserved = data.get(RESERVED)
     reserved = (next_sequence + hls.SEQUENCE_RESERVE if raw_reserved is None
                 else integer(raw_reserved, RESERVED, next_sequence))
+    raw_shown = data.get(SHOWN_PAST)
+    if raw_shown is not None:
+        reserved = max(next_sequence, integer(raw_shown, SHOWN_PAST) + 1)
     clean = flag(data.get("clean_stop", False), "clean_stop")
     floor = integer(data.get("discontinuity_floor", 0), "discontinuity_floor")
     return Memory(variants, target, independent, next_sequence, last_run, key, runs, uploaded, reserved, clean,

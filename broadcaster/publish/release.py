@@ -2,10 +2,11 @@
 forget a number a client has seen), then visible to clients and offered to the bucket, then told
 (the listing hook, the listing-delay metric).
 
-When the save fails (a full or read-only STATE_DIR) a version is still shown if all its numbers are
-below the reserve the last saved state recorded: a restart from that state continues above the reserve,
-so no number is served twice (docs/hls-rules.md#numbers-across-restarts). Past the reserve, versions are
-held back until a save succeeds."""
+When the save fails (a full STATE_DIR) a version is still shown if all its numbers are below the
+reserve the last saved state recorded, once STATE_DIR/served records the highest of them: a restart
+from that state continues above it, so no number is served twice, and a restart from a state with no
+such record continues exactly (docs/hls-rules.md#numbers-across-restarts). Past the reserve, or when
+nothing can be recorded (a read-only STATE_DIR), versions are held back until a save succeeds."""
 
 from __future__ import annotations
 
@@ -131,7 +132,10 @@ class Release:
             saved = await snapshots.save()  # a failure is logged and shown by /health
             if saved is not None:
                 self.limit = max(self.limit, saved[RESERVED])
-            if all(r.last_sequence < self.limit for r in renderings.values()):
+            high = max((r.last_sequence for r in renderings.values()), default=-1)
+            # Unsaved, a version is shown only once STATE_DIR/served says how far: a start from the
+            # state on disk then continues above that, and one with no record continues exactly.
+            if high < self.limit and (saved is not None or await snapshots.record_shown(high)):
                 self._hold(False)
                 self._apply(versions, listings)
             else:
@@ -144,9 +148,9 @@ class Release:
         self.held = held
         self._metrics.listing_held.set(int(held))
         if held:
-            log.error("new playlist versions held back: state cannot be saved and the media sequence numbers "
-                      "reserved by the last saved state (below %d) are used up; listing resumes once a save "
-                      "succeeds", self.limit)
+            log.error("new playlist versions held back: state cannot be saved, and the media sequence numbers "
+                      "reserved by the last saved state (below %d) are used up or how far versions were shown "
+                      "cannot be recorded; listing resumes once a save succeeds", self.limit)
         else:
             log.info("state saved: new playlist versions are shown again")
 

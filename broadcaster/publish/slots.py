@@ -29,6 +29,20 @@ NOTHING: SlotKey = (-1, -1)  # decided before anything was
 DECIDED_MEMORY = 64
 
 
+class SeenNames(OrderedDict[str, None]):
+    """Names a variant's playlists listed, oldest first; `added` counts every name put in (the id of
+    the next one), so a save writes only the names added since the last (state/journal.py)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.added = 0
+
+    def __setitem__(self, name: str, value: None) -> None:
+        if name not in self:
+            self.added += 1
+        super().__setitem__(name, value)
+
+
 @dataclass(slots=True)
 class Copy:
     """One variant's copy of a slot, being uploaded."""
@@ -53,7 +67,7 @@ class Variant:
 
     index: int
     generator: ManifestGenerator | None = None
-    seen: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    seen: SeenNames = field(default_factory=lambda: SeenNames())
     inits: dict[str, asyncio.Task[Uploaded]] = field(default_factory=dict)  # key -> upload
     first: dict[int, int] = field(default_factory=dict)  # run -> first Owncast number it joined with
     last_key: SlotKey | None = None

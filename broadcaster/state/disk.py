@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import gc
 import json
 import logging
 import math
@@ -16,6 +17,8 @@ import os
 import secrets
 import threading
 import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +33,24 @@ VERSION = 1
 # Far above what the service writes (a few hundred KB; a day-long cleanup backlog is tens of MB), yet
 # a bound: a 2 GB file is set aside, not read whole.
 MAX_BYTES = 256 << 20
+@contextlib.contextmanager
+def no_collection() -> Iterator[None]:
+    """The cyclic collector paused: a restore builds tens of thousands of objects that all live on
+    (a window of hours), and the collector's passes over the growing heap meanwhile cost more than the
+    restore itself (bench/rewind_cost.py, cold start)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def header() -> dict[str, Any]:
+    return {"format": FORMAT, "version": VERSION, "saved_at": time.time()}
+
+
 def _reject_constant(name: str) -> float:
     raise ValueError(f"{name} is not a number the service writes")
 
@@ -95,12 +116,39 @@ class RawJSON:
         return json.loads(self.text, parse_constant=_reject_constant, parse_float=_finite)
 
 
+class Tail:
+    """A list that grows at the end and loses items at the front, each item JSON text with an id
+    (consecutive: first, first + 1, ... end - 1). `since(n)` gives the items from id n on (n >= first):
+    called on the event loop, at once, while the list is what the snapshot saw. A plain StateFile
+    writes it whole; the journal (journal.py) writes only the items added since its last line."""
+
+    __slots__ = ("first", "end", "since")
+
+    def __init__(self, first: int, end: int, since: Callable[[int], list[str]]) -> None:
+        self.first, self.end, self.since = first, end, since
+
+    def text(self) -> str:
+        return "[" + ",".join(self.since(self.first)) + "]"
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A save encoded on the event loop, to be written in a worker thread."""
+
+    body: bytes
+    kind: str = "full"  # or "line": a journal line (journal.py)
+    marks: dict[tuple[str, ...], int] | None = None  # the Tails' ends it holds
+    base: str | None = None  # the id of the state.json it writes or follows
+
+
 def dumps(data: dict[str, Any]) -> str:
-    """`data` as compact JSON, RawJSON values inserted as they are."""
+    """`data` as compact JSON, RawJSON values inserted as they are, Tails whole."""
     raws: list[str] = []
     mark = f"raw-{secrets.token_hex(8)}-"  # not in any string of `data`: a fresh one per call
 
     def placeholder(value: object) -> str:
+        if isinstance(value, Tail):
+            value = RawJSON(value.text())
         if not isinstance(value, RawJSON):
             raise TypeError(f"{describe(value)} is not JSON")
         raws.append(value.text)
@@ -159,10 +207,16 @@ class StateFile:
             os.close(fd)
 
     def save(self, data: dict[str, Any]) -> None:
-        body = dumps({"format": FORMAT, "version": VERSION, "saved_at": time.time(), **data}).encode()
+        self.write_prepared(self.prepare(data))
+
+    def prepare(self, data: dict[str, Any]) -> Prepared:
+        """On the event loop: the bytes a save of `data` writes (Tails read while they are as seen)."""
+        return Prepared(dumps({**header(), **data}).encode())
+
+    def write_prepared(self, prepared: Prepared) -> None:
         # Saves run in a worker thread and, at shutdown, in the caller's: one temporary file, one at a time.
         with self._lock:
-            self._write(body)
+            self._write(prepared.body)
 
     def _write(self, body: bytes) -> None:
         with open(self._tmp, "wb") as f:

@@ -10,11 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
+import secrets
 from typing import Any, Protocol
 
 from ..metrics import Metrics
-from .disk import StateFile
+from .disk import StateFile, no_collection
+from .served import ServedRecord, Unknown
 from .validate import describe
+
+LEASE = "lease"  # the id of a state saved, under which STATE_DIR/served records versions shown past it
+# Given to the top-level part on restore: the highest number shown past the state (STATE_DIR/served).
+SHOWN_PAST = "shown_past"
+_LEASE_ID = re.compile(r"[0-9a-f]{16}")
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +36,15 @@ class Durable(Protocol):
 
 
 class Snapshots:
-    def __init__(self, file: StateFile | None, metrics: Metrics | None = None) -> None:
+    def __init__(self, file: StateFile | None, metrics: Metrics | None = None,
+                 served: ServedRecord | None = None) -> None:
         self.file = file
+        # Where versions shown past the state on disk are recorded while saves fail (served.py).
+        self.served = served if served is not None or file is None else ServedRecord(file.path.parent)
+        self._lease: str | None = None  # the id of the state on disk, once this process read or wrote one
+        self._recorded = -1  # the highest number recorded in `served` under `_lease`
+        self.shown_past: int | None = None  # that number, once recorded (or restored and not yet saved over)
+        self._record_error: str | None = None
         self._metrics = metrics
         self._root: Durable | None = None  # its snapshot is the file's top level
         self._parts: dict[str, tuple[Durable, object]] = {}  # key -> (part, what restores nothing)
@@ -57,7 +72,15 @@ class Snapshots:
         """Continue from the file (True), or move it aside with one ERROR line and start afresh (False).
 
         Whatever bytes the file holds: never a traceback, never a crash loop."""
+        with no_collection():
+            return self._restore()
+
+    def _restore(self) -> bool:
         saved = self.file.load() if self.file is not None else None
+        if saved is not None:
+            saved = self._with_shown(saved)
+        if self.served is not None:
+            self.served.prepare()  # before the disk can fill up; without it nothing is shown unsaved
         if saved is None:
             return False
         assert self.file is not None
@@ -82,7 +105,28 @@ class Snapshots:
             self.disk_clean = saved.get("clean_stop") is True
             return True
         self.file.set_aside("corrupt", why)
+        self._lease, self.shown_past, self._recorded = None, None, -1
         return False
+
+    def _with_shown(self, saved: dict[str, Any]) -> dict[str, Any]:
+        """The state as the parts restore it. Not saved at a clean stop, with a lease: what `served`
+        records under it (SHOWN_PAST), or, recording nothing, the state is exact (marked clean_stop, as
+        nothing past it was shown). An older file, or a damaged record: as it is, taken at its worst."""
+        lease = saved.get(LEASE)
+        if type(lease) is not str or not _LEASE_ID.fullmatch(lease):
+            return saved
+        self._lease = lease
+        if saved.get("clean_stop") is True or self.served is None:
+            return saved
+        try:
+            recorded = self.served.read()
+        except Unknown:
+            return saved
+        high = recorded.get(lease)
+        if high is None:
+            return {**saved, "clean_stop": True}
+        self.shown_past = self._recorded = high
+        return {**saved, SHOWN_PAST: high}
 
     async def save(self) -> dict[str, Any] | None:
         """Write the snapshot in a worker thread; returns what was saved, or None when the write failed.
@@ -92,30 +136,57 @@ class Snapshots:
         if self.file is None:
             return None
         # Saved while running: numbers past the state's own may be served before the next save.
-        data = {**self.snapshot(), "clean_stop": False}
+        data = {**self.snapshot(), "clean_stop": False, LEASE: secrets.token_hex(8)}
         try:
             # Shielded: cancelling the caller cannot stop the thread, and close() waits for it.
-            self._saving = asyncio.ensure_future(asyncio.to_thread(self.file.save, data))
+            # Encoded here, on the loop, where the snapshot's Tails are what it saw; written in a thread.
+            prepared = self.file.prepare(data)
+            self._saving = asyncio.ensure_future(asyncio.to_thread(self.file.write_prepared, prepared))
             await asyncio.shield(self._saving)
         except OSError as err:
             if self.error != err.strerror:
                 log.error("cannot save state to %s: %s", self.file.path, err.strerror)
             self._failed(err)
             return None
-        self._succeeded(clean=False)
+        self._succeeded(clean=False, lease=data[LEASE])
         return data
+
+    async def record_shown(self, high: int) -> bool:
+        """Before a version numbered up to `high` is shown past the state on disk (its save failed):
+        record it where a full disk cannot stop it (served.py). False when it cannot be recorded: the
+        version must not be shown, or a start from that state might give its numbers out again."""
+        if high <= self._recorded:
+            return True
+        if self.served is None or self._lease is None:
+            return False
+        served = self.served
+        try:
+            if not served.ready and (why := await asyncio.to_thread(served.prepare)) is not None:
+                raise OSError(why)
+            await asyncio.to_thread(served.write, self._lease, high)
+        except OSError as err:
+            why = str(err.strerror or err)
+            if self._record_error != why:
+                self._record_error = why
+                log.error("cannot record in %s how far versions were shown: %s; new versions wait for a save",
+                          self.served.path, why)
+            return False
+        self._record_error = None
+        self._recorded = self.shown_past = high
+        return True
 
     def save_now(self) -> str | None:
         """Write the state synchronously at a clean stop, marked so: the next start continues exactly.
         Returns why it could not be written (the caller says what the next start will do), else None."""
         if self.file is None:
             return None
+        data = {**self.snapshot(), "clean_stop": True, LEASE: secrets.token_hex(8)}
         try:
-            self.file.save({**self.snapshot(), "clean_stop": True})
+            self.file.save(data)
         except OSError as err:
             self._failed(err)
             return self.error
-        self._succeeded(clean=True)
+        self._succeeded(clean=True, lease=data[LEASE])
         return None
 
     def _failed(self, err: OSError) -> None:
@@ -124,11 +195,13 @@ class Snapshots:
             self._metrics.state_save_failures.inc()
             self._metrics.state_save_failing.set(1)
 
-    def _succeeded(self, *, clean: bool) -> None:
+    def _succeeded(self, *, clean: bool, lease: str) -> None:
         if self.error is not None:
             log.info("state saved to %s again", self.file.path if self.file else "")
         self.error = None
         self.disk_clean = clean
+        # The state on disk now holds every number shown: what `served` recorded before is moot.
+        self._lease, self._recorded, self.shown_past = lease, -1, None
         if self._metrics is not None:
             self._metrics.state_save_failing.set(0)
 

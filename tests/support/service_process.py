@@ -31,10 +31,13 @@ def service_env(hls_dir: Path, s3: SeaweedS3, state_dir: Path, **over: str) -> d
 
 
 class ServiceProcess:
-    def __init__(self, env: dict[str, str], cwd: Path, *, nofile: int | None = None) -> None:
-        """nofile: the child's RLIMIT_NOFILE, soft and hard (as systemd's default 1024 is)."""
+    def __init__(self, env: dict[str, str], cwd: Path, *, nofile: int | None = None,
+                 start_timeout: float = 20.0) -> None:
+        """nofile: the child's RLIMIT_NOFILE, soft and hard (as systemd's default 1024 is).
+        start_timeout: how long `async with` waits for it to serve."""
         self._env, self._cwd = env, cwd
         self._nofile = nofile
+        self._start_timeout = start_timeout
         self.proc: asyncio.subprocess.Process | None = None
         self.url = ""
         self.lines: list[str] = []
@@ -108,7 +111,7 @@ class ServiceProcess:
             raise
 
     async def __aenter__(self) -> ServiceProcess:
-        return await self.start()
+        return await self.start(self._start_timeout)
 
     async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
         if et is not None:  # shown by pytest with the failure: what the service was saying

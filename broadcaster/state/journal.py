@@ -1,0 +1,315 @@
+"""state.json plus state.journal: what a new segment costs to save does not grow with the window.
+
+A save appends one line to state.journal: every value of the snapshot as it is, except the long lists
+(a playlist's entries, the cleaner's keys, the names seen), which only grow at the end and lose items
+at the front. Those are Tails: each line holds only the items added since the line before and where
+the list now starts. Once the journal has grown to half the last full snapshot (or 1 MB), a save
+writes the full snapshot to state.json instead (atomically, as StateFile does) and starts an empty
+journal: the bytes written per segment are at most about three lines, whatever the window.
+
+On start, state.json is read and the journal's lines are applied in order. The lines name the
+state.json they follow (its `base`): lines of an older one (a crash between the two writes of a
+compaction) are ignored. A last line cut short by a crash is expected (its save never returned, so
+its version was never shown): it is dropped, with one WARNING. Anything else damaged sets both files
+aside with one ERROR line, as a damaged state.json is (disk.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from . import validate
+from ..source import hlsdir
+from .disk import MAX_BYTES, Prepared, RawJSON, StateFile, Tail, dumps, header
+
+log = logging.getLogger(__name__)
+
+JOURNAL = "state.journal"
+TAILS = "$tails"  # state.json's key: where each Tail starts ([path..., first id])
+_TAIL = "$tail"  # a line's value for a Tail: [first id, id of the first item given, [items...]]
+BASE = "$base"  # state.json's id, named by each line that follows it
+MIN_COMPACT = 1 << 20  # a journal this large is compacted even when the full snapshot is smaller
+MAX_LINES = 100_000  # and one with this many lines (each line is read back at start)
+RETRY_LINES = 100  # lines between tries of a compaction that failed
+
+
+class JournaledState(StateFile):
+    """state.json and state.journal in STATE_DIR, written and read as one state."""
+
+    def __init__(self, directory: Path, name: str = "state.json") -> None:
+        super().__init__(directory, name)
+        self.journal = directory / JOURNAL
+        self._base: str | None = None  # state.json's base id once this process wrote it
+        self._marks: dict[tuple[str, ...], int] = {}  # Tail path -> end id the journal holds
+        self._journal_size = 0
+        self._lines = 0
+        self._full_size = 0  # bytes of the last state.json written
+        self._fd: int | None = None
+        self._retry_at = 0  # the line count from which a compaction that failed is tried again
+        self.compactions = 0
+
+    # -- writing ----------------------------------------------------------------------------------
+
+    def prepare(self, data: dict[str, Any]) -> Prepared:
+        """On the event loop: a journal line holding only the Tails' new items, or, when a compaction is
+        due (the journal at its threshold, or no state.json of this process yet), the full snapshot."""
+        marks: dict[tuple[str, ...], int] = {}
+        due = (self._journal_size >= self.threshold or self._lines >= MAX_LINES) and self._lines >= self._retry_at
+        if self._base is None or due:
+            base = secrets.token_hex(8)
+            starts: list[list[object]] = []
+            full = _full(data, (), marks, starts)
+            body = dumps({**header(), **full, BASE: base, TAILS: starts}).encode()
+            return Prepared(body, "full", marks, base)
+        line = _delta(data, (), self._marks, marks)
+        return Prepared(dumps({BASE: self._base, "doc": line}).encode() + b"\n", "line", marks, self._base)
+
+    def compact_next(self) -> None:
+        """The next save writes the full snapshot (bench/rewind_cost.py times one)."""
+        self._base = None
+
+    @property
+    def threshold(self) -> int:
+        """The journal's size at which a save compacts: half the full snapshot's (at least MIN_COMPACT),
+        so a segment writes at most three lines' worth (its line, and its share of a compaction: two
+        lines') and a start replays at most half a snapshot's worth of lines."""
+        return max(MIN_COMPACT, self._full_size // 2)
+
+    def write_prepared(self, prepared: Prepared) -> None:
+        """In a worker thread (one at a time). Raises OSError; a failed line leaves the journal as it
+        was (cut back), or, if that fails too, makes the next save a compaction."""
+        with self._lock:
+            if prepared.kind == "full":
+                try:
+                    self._write(prepared.body)
+                except OSError:
+                    # state.json and the journal on disk are as they were: lines go on after them, and
+                    # the compaction is tried again RETRY_LINES lines later (a full disk may hold a line).
+                    self._retry_at = self._lines + RETRY_LINES
+                    raise
+                self._base = None  # the new state.json is on disk: lines follow it once the journal is empty
+                self._reset_journal()
+                self._base = prepared.base
+                self._retry_at = 0
+                self._full_size, self._journal_size, self._lines = len(prepared.body), 0, 0
+                self.compactions += 1
+            elif prepared.base != self._base:
+                raise OSError("the journal was started again since this line was made")
+            else:
+                self._append(prepared.body)
+                self._journal_size += len(prepared.body)
+                self._lines += 1
+            self._marks = prepared.marks or {}
+
+    def _reset_journal(self) -> None:
+        """An empty journal after a new state.json: lines of the old base are moot (and ignored)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        fd = os.open(self.journal, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        try:
+            os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+
+    def _append(self, line: bytes) -> None:
+        if self._fd is None:
+            self._fd = os.open(self.journal, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+        size = self._journal_size
+        try:
+            if os.write(self._fd, line) != len(line):  # a short write: the disk filled up under it
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            os.fdatasync(self._fd)
+        except OSError:
+            try:
+                os.ftruncate(self._fd, size)  # never a half line before the next one
+            except OSError:
+                self._base = None  # the next save writes state.json and a new journal
+            raise
+
+    # -- reading ----------------------------------------------------------------------------------
+
+    def load(self) -> dict[str, Any] | None:
+        data = super().load()
+        if data is None:
+            return None
+        try:
+            return self._replay(data)
+        except ValueError as err:
+            why = str(err)
+        except RecursionError:
+            why = "nested too deep"
+        except Exception as err:  # noqa: BLE001 (a check missed in the replay: still a bad file, not a crash)
+            why = f"unexpected {validate.describe(err)}"
+        self.set_aside("corrupt", f"{self.journal.name}: {why}")
+        return None
+
+    def _replay(self, data: dict[str, Any]) -> dict[str, Any]:
+        base = data.pop(BASE, None)
+        starts = data.pop(TAILS, None)
+        if base is None:  # written by an older release, or by a plain StateFile: no journal follows
+            return data
+        tails: dict[tuple[str, ...], _Rebuilt] = {}
+        for raw in validate.array(starts, TAILS, 100_000):
+            entry = validate.array(raw, "a tail", 20)
+            if len(entry) < 2:
+                raise ValueError(f"a tail is {validate.describe(entry)}")
+            path = tuple(validate.text(k, "a tail's path", 100) for k in entry[:-1])
+            items = validate.array(_at(data, path), "a tail", 10_000_000)
+            tails[path] = _Rebuilt(validate.integer(entry[-1], "a tail's first id"), items)
+        applied = 0
+        for n, (raw_line, last) in enumerate(self._read_journal()):
+            try:
+                line = RawJSON(raw_line.decode()).decode()
+            except (ValueError, RecursionError) as err:
+                if last:
+                    log.warning("%s: its last line was cut short by a crash (its save never returned, so its "
+                                "version was never shown); dropped it", self.journal)
+                    break
+                raise ValueError(f"line {n + 1} is not valid JSON ({validate.describe(str(err))})") from None
+            line = validate.mapping(line, f"line {n + 1}", 10)
+            if line.get(BASE) != base:
+                if n == 0:  # a crash between a compaction's two writes: the lines of the one before
+                    log.info("%s follows an older state.json; ignored", self.journal)
+                    break
+                raise ValueError(f"line {n + 1} follows another state.json")
+            data = _apply(validate.mapping(validate.field(line, "doc", "a line"), "a line", 1000), (), tails)
+            applied += 1
+        for path, rebuilt in tails.items():
+            with contextlib.suppress(ValueError):
+                _put(data, path, rebuilt.items())
+        if applied:
+            log.info("state: %s, then %d journal line(s)", self.path.name, applied)
+        self._base = None  # this process starts with a full snapshot: its own ids
+        return data
+
+    def _read_journal(self) -> list[tuple[bytes, bool]]:
+        """(line, is the last) for each line; a last one without its newline is cut short."""
+        try:
+            fd = os.open(self.journal, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return []
+        except OSError as err:
+            raise ValueError(f"cannot read it: {err.strerror or err}") from None
+        try:
+            raw = hlsdir.read_open(fd, self.journal, MAX_BYTES)
+        except hlsdir.Refused as err:
+            raise ValueError("too large" if err.reason == "too_large" else "not a regular file") from None
+        except OSError as err:
+            raise ValueError(f"cannot read it: {err.strerror or err}") from None
+        finally:
+            os.close(fd)
+        parts = raw.split(b"\n")
+        complete, rest = parts[:-1], parts[-1]
+        out = [(p, False) for p in complete]
+        if rest:
+            out.append((rest, True))
+        elif out:
+            out[-1] = (out[-1][0], True)
+        return out
+
+    def set_aside(self, kind: str, why: str) -> None:
+        super().set_aside(kind, why)
+        if os.path.lexists(self.journal):
+            aside = self.journal.with_name(f"{JOURNAL}.{kind}")
+            try:
+                os.replace(self.journal, aside)
+            except OSError:
+                pass
+
+
+def _full(data: Any, path: tuple[str, ...], marks: dict[tuple[str, ...], int], starts: list[list[object]]) -> Any:
+    if isinstance(data, Tail):
+        marks[path] = data.end
+        starts.append([*path, data.first])
+        return RawJSON(data.text())
+    if isinstance(data, dict):
+        return {k: _full(v, (*path, k), marks, starts) for k, v in data.items()}
+    return data
+
+
+def _delta(data: Any, path: tuple[str, ...], written: dict[tuple[str, ...], int],
+           marks: dict[tuple[str, ...], int]) -> Any:
+    if isinstance(data, Tail):
+        marks[path] = data.end
+        start = max(data.first, min(written.get(path, data.first), data.end))
+        return {_TAIL: RawJSON(f"[{data.first},{start},[" + ",".join(data.since(start)) + "]]")}
+    if isinstance(data, dict):
+        return {k: _delta(v, (*path, k), written, marks) for k, v in data.items()}
+    return data
+
+
+def _at(data: Any, path: tuple[str, ...]) -> Any:
+    for key in path:
+        if not isinstance(data, dict) or key not in data:
+            raise ValueError(f"a tail at {'/'.join(path)} is missing")
+        data = data[key]
+    return data
+
+
+class _Rebuilt:
+    """A Tail read back: items[k] has id offset + k; ids below `first` are dropped lazily, so each line
+    costs its own items, not the list's length."""
+
+    __slots__ = ("first", "offset", "list")
+
+    def __init__(self, first: int, items: list[Any]) -> None:
+        self.first = self.offset = first
+        self.list = items
+
+    def follow(self, first: int, start: int, added: list[Any], where: str) -> None:
+        end = self.offset + len(self.list)
+        if start > first and not (self.first <= first and start <= end):
+            raise ValueError(f"the list at {where} does not follow the line before")
+        if start == first:  # given whole
+            self.list, self.offset = [], first
+        else:
+            del self.list[start - self.offset:]
+        self.list.extend(added)
+        self.first = first
+        if first - self.offset > len(self.list) // 2:
+            del self.list[:first - self.offset]
+            self.offset = first
+
+    def items(self) -> list[Any]:
+        return self.list[self.first - self.offset:]
+
+
+def _apply(line: Any, path: tuple[str, ...], tails: dict[tuple[str, ...], _Rebuilt]) -> Any:
+    """A line's doc, each Tail's value followed on from the line before (placed at the end: _put)."""
+    if isinstance(line, dict):
+        if _TAIL in line:
+            value = validate.array(line[_TAIL], "a tail", 3)
+            if len(value) != 3:
+                raise ValueError(f"a tail is {validate.describe(value)}")
+            first = validate.integer(value[0], "a tail's first id")
+            start = validate.integer(value[1], "a tail's start", first)
+            added = validate.array(value[2], "a tail's items", 10_000_000)
+            rebuilt = tails.get(path)
+            if rebuilt is None:
+                if start != first:
+                    raise ValueError(f"the list at {'/'.join(path)} does not follow the line before")
+                rebuilt = tails[path] = _Rebuilt(first, [])
+            rebuilt.follow(first, start, added, "/".join(path))
+            return None
+        return {k: _apply(v, (*path, k), tails) for k, v in line.items()}
+    return line
+
+
+def _put(data: Any, path: tuple[str, ...], value: Any) -> None:
+    """Set the value at `path` when the final doc has a Tail there (a variant gone since has none)."""
+    for key in path[:-1]:
+        if not isinstance(data, dict) or not isinstance(data.get(key), dict):
+            raise ValueError("gone")
+        data = data[key]
+    if not isinstance(data, dict) or path[-1] not in data or data[path[-1]] is not None:
+        raise ValueError("gone")
+    data[path[-1]] = value

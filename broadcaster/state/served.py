@@ -1,0 +1,131 @@
+"""STATE_DIR/served: how far versions were shown past the state on disk, while its saves failed.
+
+A state save that fails (a full disk) leaves the previous state on disk. Before the service shows a
+version numbered past that state, it writes the highest number about to be shown here, under the id of
+the state on disk. The file is written whole when created and then only overwritten in place, so a
+full disk cannot stop that write (ext4, xfs, tmpfs: the blocks are already there). A start that finds
+no record for its state's id knows nothing was shown past it and continues exactly; one that finds a
+record continues above its number (docs/hls-rules.md#numbers-across-restarts).
+
+Two slots, written in turn, each with its own checksum: a crash in the middle of a write tears at most
+the slot being written, whose version was not shown yet, and the other still holds the last one shown.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+import zlib
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+NAME = "served"
+SLOT = 512  # one sector each: a write tears at most the one slot it writes
+_MAGIC = "hls-broadcaster/served 1"
+_LINE = re.compile(rf"{re.escape(_MAGIC)} ([0-9a-f]{{16}}) (\d{{1,19}}) (\d{{1,19}}) ([0-9a-f]{{8}})\n")
+
+
+class Unknown(Exception):
+    """The record cannot be read: how far versions were shown is unknown."""
+
+
+def _slot(lease: str, high: int, counter: int) -> bytes:
+    body = f"{_MAGIC} {lease} {high} {counter}"
+    line = f"{body} {zlib.crc32(body.encode()):08x}\n".encode()
+    return line.ljust(SLOT, b"\0")
+
+
+def _parse(raw: bytes) -> tuple[str, int, int] | None:
+    """(lease, high, counter) of a slot, or None when it is empty or torn."""
+    text = raw.rstrip(b"\0").decode("ascii", errors="replace")
+    m = _LINE.fullmatch(text)
+    if m is None:
+        return None
+    body = f"{_MAGIC} {m.group(1)} {m.group(2)} {m.group(3)}"
+    if f"{zlib.crc32(body.encode()):08x}" != m.group(4):
+        return None
+    return m.group(1), int(m.group(2)), int(m.group(3))
+
+
+class ServedRecord:
+    def __init__(self, directory: Path) -> None:
+        self.path = directory / NAME
+        self._counter = 0
+        self.ready = False  # the file exists at full size: a write needs no new block
+
+    def read(self) -> dict[str, int]:
+        """lease id -> the highest number shown under it; {} when there is no file.
+
+        Raises Unknown (having set the file aside with one ERROR line) when the file is damaged:
+        the caller then takes the worst case."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            return {}
+        except OSError as err:
+            self._set_aside(f"cannot read it: {err.strerror or err}")
+            raise Unknown from None
+        try:
+            raw = os.pread(fd, 2 * SLOT + 1, 0)
+        except OSError as err:
+            self._set_aside(f"cannot read it: {err.strerror or err}")
+            raise Unknown from None
+        finally:
+            os.close(fd)
+        if len(raw) != 2 * SLOT:
+            self._set_aside(f"{len(raw)} bytes, not {2 * SLOT}")
+            raise Unknown
+        slots = [_parse(raw[:SLOT]), _parse(raw[SLOT:])]
+        valid = [s for s in slots if s is not None]
+        if not valid and any(raw):
+            self._set_aside("neither slot holds a record")
+            raise Unknown
+        if len(valid) < 2 and any(raw[:SLOT]) and any(raw[SLOT:]):
+            log.warning("%s: one slot was torn by a crash while it was written; using the other", self.path)
+        self._counter = max((s[2] for s in valid), default=0)
+        out: dict[str, int] = {}
+        for lease, high, _counter in valid:
+            out[lease] = max(out.get(lease, -1), high)
+        return out
+
+    def prepare(self) -> str | None:
+        """Create the file at full size, if needed (before the disk can be full). Returns why it cannot."""
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
+            try:
+                if os.fstat(fd).st_size != 2 * SLOT:
+                    os.ftruncate(fd, 0)
+                    os.pwrite(fd, bytes(2 * SLOT), 0)
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as err:
+            self.ready = False
+            return str(err.strerror or err)
+        self.ready = True
+        return None
+
+    def write(self, lease: str, high: int) -> None:
+        """Record that numbers up to `high` may be shown under the state `lease`; durable on return.
+        Raises OSError. The file is opened for each write: an open file would stop a remount read-only."""
+        if not self.ready:
+            raise OSError(f"{self.path} could not be made")
+        self._counter += 1
+        fd = os.open(self.path, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        try:
+            os.pwrite(fd, _slot(lease, high, self._counter), (self._counter % 2) * SLOT)
+            os.fdatasync(fd)
+        finally:
+            os.close(fd)
+
+    def _set_aside(self, why: str) -> None:
+        aside = self.path.with_name(f"{NAME}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
+        try:
+            os.replace(self.path, aside)
+        except OSError as err:
+            log.error("%s is unusable (%s) and could not be moved aside: %s", self.path, why, err)
+            return
+        log.error("%s is unusable (%s); moved it to %s", self.path, why, aside)

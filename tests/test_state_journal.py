@@ -1,0 +1,295 @@
+"""Issue 32, item 2: state.json plus an append-only journal. A save appends a line holding only what
+changed in the long lists, so its size does not grow with the window; compaction writes the full state
+at a size threshold; a start replays the lines; a torn last line is dropped, anything else damaged is
+set aside with one ERROR line. A real publisher and cleaner save through it, as the service does."""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from broadcaster.bucket.cleaner import Cleaner
+from broadcaster.state import journal
+from broadcaster.state.disk import Prepared, dumps
+from broadcaster.state.journal import JOURNAL, JournaledState
+from tests.support.fakes import Bucket
+from tests.support.world import World
+
+VARIANTS = (0, 1)
+
+
+class _Failing(JournaledState):
+    """The journal's append fails as a full disk makes it (after part of the line went down)."""
+
+    fail = False
+
+    def _append(self, line: bytes) -> None:
+        if self.fail:
+            assert self._fd is not None
+            os.write(self._fd, line[: len(line) // 2])  # half a line reached the file
+            try:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            except OSError:
+                os.ftruncate(self._fd, self._journal_size)
+                raise
+        super()._append(line)
+
+
+def world(folder: Path, window: float = 4.0, cls: type[JournaledState] = JournaledState) -> tuple[World, Cleaner]:
+    (folder / "hls").mkdir(parents=True, exist_ok=True)
+    (folder / "state").mkdir(exist_ok=True)
+    w = World(folder / "hls", window=window, state=cls(folder / "state"), stepped=True)
+    cleaner = Cleaner(Bucket(), w.metrics, margin=5)
+    assert w.snapshots is not None
+    w.snapshots._parts = {}  # the service's wiring: the cleaner under "cleaner", restored first
+    w.snapshots.register("cleaner", cleaner, empty=[])
+    w.pub._on_removed = cleaner.schedule
+    return w, cleaner
+
+
+async def stream(w: World, first: int, last: int) -> None:
+    for n in range(first, last):
+        w.now += 1.0  # a segment a second: windows slide, the cleaner gets work
+        for v in VARIANTS:
+            w.owncast_lists(v, f"stream-a-{n}.ts")
+        await w.settle()
+        await until_saved(w, f"stream-a-{n}.ts")
+
+
+async def until_saved(w: World, name: str) -> None:
+    """The version listing `name` is shown: it was saved first."""
+    import asyncio
+    async with asyncio.timeout(5):
+        while not all((r := w.playlists.media_playlist(v)) is not None and name.encode() in r.body for v in VARIANTS):
+            await asyncio.sleep(0.002)
+
+
+def memory(w: World, cleaner: Cleaner) -> dict[str, Any]:
+    """What would be saved now, as plain JSON, without the clocks a restart shifts."""
+    data: dict[str, Any] = json.loads(dumps({**w.pub.snapshot(), "cleaner": cleaner.snapshot()}))
+    for v in data["variants"].values():
+        if v["generator"] is not None:
+            v["generator"].pop("clock")
+            for entry in v["generator"]["entries"]:
+                entry.pop()  # its listing time on that clock
+    return data
+
+
+@pytest.fixture(autouse=True)
+def _small_compaction(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(journal, "MIN_COMPACT", 8 << 10)  # compacts within a test's few dozen saves
+
+
+async def test_a_start_replays_the_journal_to_exactly_what_was_saved_last(tmp_path: Path) -> None:
+    a, cleaner = world(tmp_path)
+    assert a.snapshots is not None and not a.snapshots.restore()
+    await a.pub.start()
+    await stream(a, 0, 40)
+    state = a.snapshots.file
+    assert isinstance(state, JournaledState) and state.compactions >= 2  # at the threshold, more than once
+    assert (tmp_path / "state" / JOURNAL).stat().st_size > 0  # and lines since the last one
+    before = memory(a, cleaner)
+    await a.pub.close()  # killed: no save at a clean stop
+    b, cleaner_b = world(tmp_path)
+    assert b.snapshots is not None and b.snapshots.restore()
+    assert memory(b, cleaner_b) == before
+    assert cleaner_b.pending == cleaner.pending > 0
+    await b.pub.start()
+    await stream(b, 40, 43)  # and it goes on, exactly: the first save after a start is a full one
+    await b.pub.close()
+    numbers = [int(u.rsplit("-", 1)[1][:-3]) for u in b.uris(0)]
+    assert numbers == list(range(numbers[0], 43))
+
+
+class _Counting(JournaledState):
+    """Counts the bytes of each journal line written."""
+
+    def __init__(self, directory: Path) -> None:
+        super().__init__(directory)
+        self.lines: list[int] = []
+
+    def write_prepared(self, prepared: Prepared) -> None:
+        super().write_prepared(prepared)
+        if prepared.kind == "line":
+            self.lines.append(len(prepared.body))
+
+
+async def test_a_line_costs_the_same_whatever_the_window(tmp_path: Path) -> None:
+    sizes = {}
+    for window in (4.0, 60.0):
+        w, _cleaner = world(tmp_path / str(window), window, cls=_Counting)
+        assert w.snapshots is not None and not w.snapshots.restore()
+        await w.pub.start()
+        await stream(w, 0, 80)
+        state = w.snapshots.file
+        assert isinstance(state, _Counting) and len(state.lines) > 20
+        sizes[window] = max(state.lines[-20:])
+        await w.pub.close()
+    # A 60 s window lists 15 times the segments of a 4 s one; a line holds only the new ones.
+    assert abs(sizes[60.0] - sizes[4.0]) < 0.05 * sizes[4.0], sizes
+
+
+async def test_a_torn_last_line_is_dropped_with_one_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    a, cleaner = world(tmp_path)
+    assert a.snapshots is not None and not a.snapshots.restore()
+    await a.pub.start()
+    await stream(a, 0, 6)
+    before = memory(a, cleaner)
+    await a.pub.close()
+    path = tmp_path / "state" / JOURNAL
+    line = path.read_bytes().splitlines()[-1]
+    with open(path, "ab") as f:
+        f.write(line[: len(line) // 3])  # a crash in the middle of the next save's line
+    b, cleaner_b = world(tmp_path)
+    with caplog.at_level(logging.INFO):
+        assert b.snapshots is not None and b.snapshots.restore()
+    assert memory(b, cleaner_b) == before
+    torn = [r for r in caplog.records if "cut short" in r.getMessage()]
+    assert len(torn) == 1 and torn[0].levelno == logging.WARNING
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    await b.pub.close()
+
+
+@pytest.mark.parametrize("damage", ["middle", "foreign_base", "tail_gap"])
+async def test_a_damaged_journal_is_set_aside_with_one_line(tmp_path: Path, damage: str,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
+    a, _cleaner = world(tmp_path)
+    assert a.snapshots is not None and not a.snapshots.restore()
+    await a.pub.start()
+    await stream(a, 0, 6)
+    await a.pub.close()
+    path = tmp_path / "state" / JOURNAL
+    lines = path.read_bytes().splitlines(keepends=True)
+    assert len(lines) >= 3
+    if damage == "middle":
+        lines[1] = b'{"not": "a line"\n'
+    elif damage == "foreign_base":
+        lines[1] = lines[1].replace(b'"$base":"', b'"$base":"0', 1)
+    else:
+        del lines[1]  # the next line's lists do not follow on
+    path.write_bytes(b"".join(lines))
+    b, cleaner_b = world(tmp_path)
+    with caplog.at_level(logging.WARNING):
+        assert b.snapshots is not None and not b.snapshots.restore()
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "state.journal" in errors[0] and "moved it to" in errors[0], errors
+    assert "Traceback" not in caplog.text
+    assert b.pub.variants() == [] and cleaner_b.pending == 0  # afresh: numbering from the clock
+    assert not path.exists() and [p.name for p in (tmp_path / "state").iterdir() if p.name.startswith(JOURNAL)]
+    await b.pub.close()
+
+
+async def test_a_failed_append_leaves_no_half_line(tmp_path: Path) -> None:
+    a, cleaner = world(tmp_path, cls=_Failing)
+    assert a.snapshots is not None and not a.snapshots.restore()
+    await a.pub.start()
+    await stream(a, 0, 4)
+    state = a.snapshots.file
+    assert isinstance(state, _Failing)
+    state.fail = True
+    for v in VARIANTS:
+        a.owncast_lists(v, "stream-a-4.ts")
+    await a.settle()
+    import asyncio
+    async with asyncio.timeout(5):
+        while a.snapshots.error is None:
+            await asyncio.sleep(0.002)
+    state.fail = False
+    await stream(a, 5, 7)
+    before = memory(a, cleaner)
+    await a.pub.close()
+    b, cleaner_b = world(tmp_path)
+    assert b.snapshots is not None and b.snapshots.restore()
+    assert memory(b, cleaner_b) == before
+    await b.pub.close()
+
+
+class _FullFails(JournaledState):
+    """Writing state.json whole fails (a full disk), while a journal line still fits."""
+
+    fail = False
+
+    def _write(self, body: bytes) -> None:
+        if self.fail:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        super()._write(body)
+
+
+async def test_a_compaction_that_fails_leaves_the_lines_going_on(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(journal, "RETRY_LINES", 5)
+    a, cleaner = world(tmp_path, cls=_FullFails)
+    assert a.snapshots is not None and not a.snapshots.restore()
+    await a.pub.start()
+    state = a.snapshots.file
+    assert isinstance(state, _FullFails)
+    await stream(a, 0, 2)
+    state.fail = True
+    compactions = state.compactions
+    state._journal_size = state.threshold  # a compaction is due
+    await stream(a, 2, 12)  # each shown: saved as lines, the compaction tried again every 5
+    assert state.compactions == compactions and a.snapshots.error is None
+    before = memory(a, cleaner)
+    await a.pub.close()
+    b, cleaner_b = world(tmp_path)
+    assert b.snapshots is not None and b.snapshots.restore()
+    assert memory(b, cleaner_b) == before
+    await b.pub.close()
+
+
+async def test_any_damage_to_the_journal_restores_or_sets_aside(tmp_path: Path) -> None:
+    """Seeded damage to a real journal (bytes changed, cut, doubled, lines swapped): start-up restores
+    (dropping at most a torn last line) or sets both files aside with one ERROR line; nothing else."""
+    import random
+    import shutil
+    a, _cleaner = world(tmp_path / "a")
+    assert a.snapshots is not None and not a.snapshots.restore()
+    await a.pub.start()
+    await stream(a, 0, 8)
+    await a.pub.close()
+    good = tmp_path / "a" / "state"
+    original = (good / JOURNAL).read_bytes()
+    rng = random.Random(32)
+    outcomes = set()
+    for n in range(60):
+        body = bytearray(original)
+        kind = n % 4
+        if kind == 0:
+            for _ in range(rng.randint(1, 5)):
+                body[rng.randrange(len(body))] = rng.randrange(256)
+        elif kind == 1:
+            body = body[: rng.randrange(len(body))]
+        elif kind == 2:
+            at = rng.randrange(len(body))
+            body = body[:at] + body[at:][: rng.randrange(1, 200)] + body[at:]
+        else:
+            lines = bytes(body).splitlines(keepends=True)
+            rng.shuffle(lines)
+            body = bytearray(b"".join(lines))
+        folder = tmp_path / f"d{n}"
+        shutil.copytree(good, folder / "state")
+        (folder / "state" / JOURNAL).write_bytes(bytes(body))
+        errors: list[str] = []
+        handler = logging.Handler(logging.ERROR)
+        handler.emit = lambda record: errors.append(record.getMessage())  # type: ignore[method-assign]
+        logging.getLogger().addHandler(handler)
+        try:
+            b, _c = world(folder)
+            assert b.snapshots is not None
+            restored = b.snapshots.restore()
+            outcomes.add(restored)
+            assert len(errors) == (0 if restored else 1), errors
+            if restored:
+                for v in b.pub.variants():
+                    rendered = b.playlists.media_playlist(v)
+                    assert rendered is None or rendered.body.startswith(b"#EXTM3U\n")
+            await b.pub.close()
+        finally:
+            logging.getLogger().removeHandler(handler)
+    assert outcomes == {True, False}  # both ways were taken
