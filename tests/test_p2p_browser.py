@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from broadcaster.demo.seaweed import SeaweedS3
-from broadcaster.demo.tracker import LocalTracker, TrackerUnavailable, install
+from broadcaster.demo.tracker import LocalTracker, TrackerUnavailable, free_port, install
 from broadcaster.service import Service
 from broadcaster.settings import DEFAULT_REWIND_SECONDS
 from tests.support.browser import (ALTER_P2P_UPLOADS, WEBRTC_ARGS, launch_chromium, needs_chromium, open_viewer,
@@ -56,11 +56,6 @@ def tracker_dir() -> Path:
         pytest.fail(f"no tracker here: {err} (scripts/test installs nodejs and npm)")
 
 
-@pytest.fixture
-async def tracker(tracker_dir: Path) -> AsyncIterator[str]:
-    """The tracker on a free loopback port: its ws:// URL."""
-    async with LocalTracker(tracker_dir) as running:
-        yield running.url
 
 
 # -- the bucket, behind a proxy that counts segment GETs (tests/support/counting_proxy.py) ----------
@@ -81,6 +76,21 @@ async def running_demo(tmp_path: Path, seaweed: SeaweedS3, trackers: str, **over
     async with proxied_stream(tmp_path, seaweed, trackers, segment_seconds=SEGMENT_SECONDS,
                               **{"REWIND_SECONDS": str(DEFAULT_REWIND_SECONDS), **over}) as (service, proxy):
         yield Demo(seaweed, proxy, service)
+
+
+@contextlib.asynccontextmanager
+async def demo_with_tracker(tmp_path: Path, seaweed: SeaweedS3, tracker_dir: Path, **over: str
+                            ) -> AsyncIterator[Demo]:
+    """running_demo with the tracker as it runs on the VM: it serves only this service's swarms, read
+    from the service (TRACKER_SERVICE_URL), so the viewers meet through the same checks a stranger
+    meets. Its port is chosen first, since the service names it to the viewers."""
+    port = free_port()
+    async with running_demo(tmp_path, seaweed, f"ws://127.0.0.1:{port}", **over) as demo, \
+            LocalTracker(tracker_dir, service=demo.service.url, port=port) as tracker:
+        async with asyncio.timeout(30):  # it answers "not ready" until it has read the service
+            while not any("serving swarm" in line for line in tracker.lines):
+                await asyncio.sleep(0.1)
+        yield demo
 
 
 async def launch(pw: Any) -> Any:
@@ -136,14 +146,15 @@ def p2p_requests(viewer: Viewer) -> list[str]:
 
 
 async def test_three_viewers_share_segments_and_all_keep_playing(
-    tracker: str, tmp_path: Path, seaweed: SeaweedS3,
+    tracker_dir: Path, tmp_path: Path, seaweed: SeaweedS3,
 ) -> None:
     from playwright.async_api import async_playwright
 
     # The STUN server the operator names (P2P_STUN_SERVERS), a local one: WebRTC gets it in place of the
     # library's Google and Twilio servers, and the browsers ask it.
     async with stun_server() as (stun, stun_seen), \
-            running_demo(tmp_path, seaweed, tracker, P2P_STUN_SERVERS=stun) as demo, async_playwright() as pw:
+            demo_with_tracker(tmp_path, seaweed, tracker_dir, P2P_STUN_SERVERS=stun) as demo, \
+            async_playwright() as pw:
         browser = await launch(pw)
         try:
             viewers = await open_viewers(browser, f"{demo.service.url}/?stats=1", 3)
@@ -314,11 +325,11 @@ async def listed_hashes(service_url: str) -> set[str]:
 
 
 async def test_a_peer_sending_altered_bytes_is_refused_and_honest_viewers_play_the_buckets_bytes(
-    tracker: str, tmp_path: Path, seaweed: SeaweedS3,
+    tracker_dir: Path, tmp_path: Path, seaweed: SeaweedS3,
 ) -> None:
     from playwright.async_api import async_playwright
 
-    async with running_demo(tmp_path, seaweed, tracker) as demo, async_playwright() as pw:
+    async with demo_with_tracker(tmp_path, seaweed, tracker_dir) as demo, async_playwright() as pw:
         browser = await launch(pw)
         try:
             hostile = await browser.new_context()
