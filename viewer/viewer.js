@@ -796,6 +796,10 @@
           return null;
         });
       }
+      if (config && config.viewers) {
+        import('./watching.js').then((m) => m.start(config, video, () => p2p !== null))
+          .catch((err) => console.warn('viewer count off:', err));
+      }
       if (config && typeof config.src === 'string' && playlistUrl(config.src)) return playlistUrl(config.src);
     } catch (err) {
       // no config (the page is hosted elsewhere) or not JSON: the service's default path

@@ -37,8 +37,11 @@ class HealthReport:
                  state_error: Callable[[], str | None] = lambda: None,
                  mirror: PlaylistMirror | None = None,
                  listing_held: Callable[[], bool] = lambda: False,
-                 input_problem: Callable[[], str | None] = lambda: None) -> None:
-        """input_problem: why nothing Owncast writes can be served (HlsWatcher.master_missing)."""
+                 input_problem: Callable[[], str | None] = lambda: None,
+                 viewers: Callable[[], dict[str, int]] | None = None) -> None:
+        """input_problem: why nothing Owncast writes can be served (HlsWatcher.master_missing);
+        viewers: the viewer pages playing now, for the body (never a reason to be unhealthy)."""
+        self._viewers = viewers
         self._facts = facts
         self._input_problem = input_problem
         self._listing_held = listing_held
@@ -116,4 +119,6 @@ class HealthReport:
         }
         if mirror_lag is not None:
             body["playlists_in_bucket_lag_seconds"] = mirror_lag
+        if self._viewers is not None:
+            body["viewers"] = self._viewers()
         return Assessment(not reasons, state, status, body)
