@@ -247,3 +247,35 @@ def test_viewer_settings_defaults_and_bounds() -> None:
     with pytest.raises(SettingsError, match=r"^OWNCAST_URL="):
         settings_with(OWNCAST_URL="stream.example.com")
     assert settings_with(OWNCAST_URL="https://o.example/").owncast_url == "https://o.example"  # type: ignore[attr-defined]
+
+
+# -- the Owncast stand-in counts as Owncast's source does ------------------------------------------------
+
+
+async def test_the_owncast_stand_in_tells_viewers_apart_as_owncast_does() -> None:
+    import aiohttp
+
+    from tests.support.owncast_viewers import OwncastViewers
+
+    async with OwncastViewers(purge_timeout=60, prune_every=60) as owncast, aiohttp.ClientSession() as http:
+        async def ping(user_agent: str, forwarded: str | None = None) -> None:
+            headers = {"User-Agent": user_agent}
+            if forwarded is not None:
+                headers["X-Forwarded-For"] = forwarded
+            async with http.get(f"{owncast.url}/api/ping", headers=headers) as response:
+                assert response.status == 200 and "Access-Control-Allow-Origin" not in response.headers
+
+        await ping("A")
+        await ping("A")  # the same address and User-Agent: one viewer
+        await ping("B")
+        await ping("A", "203.0.113.5, 10.0.0.1")  # the first X-Forwarded-For entry is the address
+        await ping("A", "::ffff:203.0.113.5")  # IPv4-mapped: the same viewer
+        await ping("A", "203.0.113.5:4711")  # host:port: the host
+        assert sorted(v.address for v in owncast.viewers.values()) == ["127.0.0.1", "127.0.0.1", "203.0.113.5"]
+        await ping("A", "2001:db8::1")  # a bare IPv6 address fails SplitHostPort: Owncast uses ""
+        assert "" in {v.address for v in owncast.viewers.values()}
+        async with http.get(f"{owncast.url}/api/status") as response:
+            assert (await response.json())["viewerCount"] == 4
+        owncast.stream_connected = False  # SetViewerActive does nothing while offline
+        await ping("C")
+        assert owncast.viewer_count == 4
