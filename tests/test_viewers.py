@@ -7,15 +7,18 @@ from __future__ import annotations
 import json
 import secrets
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from pytest_aiohttp import AiohttpClient
 
 from broadcaster.http import PlaylistOptions, ViewerOptions, create_app
 from broadcaster.metrics import AudienceMetrics, Metrics
 from broadcaster.service import default_viewer_dir
-from broadcaster.settings import SettingsError, load_settings
+from broadcaster.settings import Settings, SettingsError, load_settings
 from broadcaster.status.assessment import HealthReport
 from broadcaster.status.audience import Audience
 from tests.support.fakes import Clock, FakeHealth, FakePlaylists
@@ -123,13 +126,13 @@ def test_a_page_that_moves_to_another_network_is_counted_once() -> None:
 
 
 async def client_for(aiohttp_client: AiohttpClient, audience: Audience, *, trust_cf: bool = True,
-                     **options: object) -> object:
+                     **options: Any) -> TestClient[web.Request, web.Application]:
     assert VIEWER is not None
     metrics = Metrics()
     AudienceMetrics(metrics.registry, lambda: audience.watching, lambda: audience.p2p, lambda: audience.refused)
     app = create_app(FakePlaylists(6, 1), FakeHealth(), metrics, audience=audience,
                      playlist_options=PlaylistOptions(trust_cf_connecting_ip=trust_cf),
-                     viewer_options=ViewerOptions(VIEWER, **options))  # type: ignore[arg-type]
+                     viewer_options=ViewerOptions(VIEWER, **options))
     return await aiohttp_client(app)
 
 
@@ -140,24 +143,24 @@ async def test_the_heartbeat_counts_answers_the_count_uncached_and_metrics_expor
     ids = [new_id() for _ in range(5)]
     answers = []
     for n, viewer in enumerate(ids):
-        response = await client.post(f"/live/watching?id={viewer}&p2p={n % 2}",  # type: ignore[attr-defined]
+        response = await client.post(f"/live/watching?id={viewer}&p2p={n % 2}",
                                      headers={"CF-Connecting-IP": f"192.0.2.{n}"})
         answers.append((response.status, await response.json(), response.headers["Cache-Control"]))
     assert answers == [(200, {"watching": n + 1}, "no-store") for n in range(5)]
     # A flood behind one address (CF-Connecting-IP): 429 past the cap, not counted.
-    statuses = [(await client.post(f"/live/watching?id={new_id()}",  # type: ignore[attr-defined]
+    statuses = [(await client.post(f"/live/watching?id={new_id()}",
                                    headers={"CF-Connecting-IP": "203.0.113.9"})).status for _ in range(10)]
     assert statuses == [200] * 3 + [429] * 7
-    text = await (await client.get("/metrics")).text()  # type: ignore[attr-defined]
+    text = await (await client.get("/metrics")).text()
     samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
                for family in text_string_to_metric_families(text) for s in family.samples}
     assert samples[("hls_broadcaster_viewers", ())] == 8
     assert samples[("hls_broadcaster_viewers_p2p", ())] == 2
     assert samples[("hls_broadcaster_viewer_heartbeats_refused_total", (("reason", "per_client"),))] == 7
     # Leaving: out at once; a GET is no heartbeat (nothing cacheable counts).
-    leave = await client.post(f"/live/watching?id={ids[0]}&leave=1")  # type: ignore[attr-defined]
+    leave = await client.post(f"/live/watching?id={ids[0]}&leave=1")
     assert leave.status == 204 and audience.watching == 7
-    assert (await client.get(f"/live/watching?id={new_id()}")).status == 404  # type: ignore[attr-defined]
+    assert (await client.get(f"/live/watching?id={new_id()}")).status == 404
     assert audience.watching == 7
 
 
@@ -165,20 +168,20 @@ async def test_with_the_count_hidden_the_heartbeat_still_counts_and_answers_noth
         aiohttp_client: AiohttpClient) -> None:
     audience = Audience(30)
     client = await client_for(aiohttp_client, audience, show_viewer_count=False)
-    response = await client.post(f"/live/watching?id={new_id()}")  # type: ignore[attr-defined]
+    response = await client.post(f"/live/watching?id={new_id()}")
     assert (response.status, await response.read(), audience.watching) == (204, b"", 1)
-    config = await (await client.get("/config.json")).json()  # type: ignore[attr-defined]
+    config = await (await client.get("/config.json")).json()
     assert config["viewers"] == {"beat": 10.0, "show": False} and "owncast" not in config
 
 
 async def test_config_names_owncasts_ping_and_the_beat_from_the_timeout(aiohttp_client: AiohttpClient) -> None:
     client = await client_for(aiohttp_client, Audience(3), viewer_timeout=3,
                               owncast_url="https://stream.example.com")
-    config = await (await client.get("/config.json")).json()  # type: ignore[attr-defined]
+    config = await (await client.get("/config.json")).json()
     assert config["viewers"] == {"beat": 1.0, "show": True}
     assert config["owncast"] == {"ping": "https://stream.example.com/api/ping", "every": 1.0}
     long = await client_for(aiohttp_client, Audience(60), viewer_timeout=60, owncast_url="https://o.example")
-    config = await (await long.get("/config.json")).json()  # type: ignore[attr-defined]
+    config = await (await long.get("/config.json")).json()
     assert config["owncast"]["every"] == 5.0  # well inside Owncast's 15 s, whatever our timeout
 
 
@@ -199,22 +202,22 @@ def test_health_says_how_many_watch() -> None:
 async def test_the_page_and_its_embed_form_say_who_may_frame_them(aiohttp_client: AiohttpClient) -> None:
     client = await client_for(aiohttp_client, Audience(30), frame_ancestors="https://a.example https://*.b.example")
     for path in ("/", "/index.html", "/?embed=1", "/embed"):
-        response = await client.get(path)  # type: ignore[attr-defined]
+        response = await client.get(path)
         assert response.status == 200, path
         assert response.headers["Content-Security-Policy"] == "frame-ancestors https://a.example https://*.b.example"
-        again = await client.get(path, headers={"If-None-Match": response.headers["ETag"]})  # type: ignore[attr-defined]
+        again = await client.get(path, headers={"If-None-Match": response.headers["ETag"]})
         assert again.status == 304 and again.headers["Content-Security-Policy"] == response.headers[
             "Content-Security-Policy"], path
-    page = await (await client.get("/")).text()  # type: ignore[attr-defined]
-    embed = await (await client.get("/embed")).text()  # type: ignore[attr-defined]
+    page = await (await client.get("/")).text()
+    embed = await (await client.get("/embed")).text()
     assert '<html class="embed" lang="en">' in embed and "class=\"embed\"" not in page
     assert embed.replace('<html class="embed"', "<html") == page  # the same page, the same versioned files
     # The page's files are not documents: no framing policy on them.
-    css = await client.get("/viewer.css", allow_redirects=True)  # type: ignore[attr-defined]
+    css = await client.get("/viewer.css", allow_redirects=True)
     assert css.status == 200 and "Content-Security-Policy" not in css.headers
 
 
-def settings_with(**over: str) -> object:
+def settings_with(**over: str) -> Settings:
     env = {"HLS_DIR": "/", "S3_ENDPOINT_URL": "http://s3.example", "AWS_ACCESS_KEY_ID": "k",
            "AWS_SECRET_ACCESS_KEY": "s", "AWS_BUCKET_NAME": "bucket", "R2_PUBLIC_URL": "https://cdn.example",
            "STATE_DIR": "/tmp", **over}
@@ -228,7 +231,7 @@ def settings_with(**over: str) -> object:
 ])
 def test_frame_ancestors_setting(given: str | None, value: str) -> None:
     over = {} if given is None else {"FRAME_ANCESTORS": given}
-    assert settings_with(**over).frame_ancestors == value  # type: ignore[attr-defined]
+    assert settings_with(**over).frame_ancestors == value
 
 
 @pytest.mark.parametrize("bad", ["https://a.example/path", "javascript:alert(1)", "* https://a.example",
@@ -240,13 +243,13 @@ def test_a_bad_frame_ancestors_is_one_line_naming_it(bad: str) -> None:
 
 def test_viewer_settings_defaults_and_bounds() -> None:
     s = settings_with()
-    assert (s.viewer_timeout, s.show_viewer_count, s.owncast_url) == (30, True, "")  # type: ignore[attr-defined]
+    assert (s.viewer_timeout, s.show_viewer_count, s.owncast_url) == (30, True, "")
     for bad in ("2", "601", "x"):
         with pytest.raises(SettingsError, match=r"^VIEWER_TIMEOUT="):
             settings_with(VIEWER_TIMEOUT=bad)
     with pytest.raises(SettingsError, match=r"^OWNCAST_URL="):
         settings_with(OWNCAST_URL="stream.example.com")
-    assert settings_with(OWNCAST_URL="https://o.example/").owncast_url == "https://o.example"  # type: ignore[attr-defined]
+    assert settings_with(OWNCAST_URL="https://o.example/").owncast_url == "https://o.example"
 
 
 # -- the Owncast stand-in counts as Owncast's source does ------------------------------------------------
