@@ -8,10 +8,13 @@ transport under valgrind's callgrind; runs of N and 2N requests, subtracted, giv
 kinds of request go to the same app (the service's create_app: playlists, the viewer, the heartbeat
 route and a count already holding --viewers pages), one at a time on one connection:
 
-- playlist: `GET /live/playlist.m3u8`, as serve_cost.py sends it;
+- playlist: `GET /live/playlist.m3u8` (serve_cost.py's playlist);
 - heartbeat: `POST /live/watching?id=...` from --viewers pages in turn, each from its own address
-  (CF-Connecting-IP, TRUST_CF_CONNECTING_IP on: the address is parsed and hashed on every beat), the
-  count answered as JSON (SHOW_VIEWER_COUNT on, the costlier answer).
+  (CF-Connecting-IP, TRUST_CF_CONNECTING_IP on: the address is hashed on every beat), the count answered
+  as JSON (SHOW_VIEWER_COUNT on, the costlier answer).
+
+Both carry the same headers, as a browser sends them through Cloudflare's tunnel (about 600 bytes; the
+POST also its Content-Length: 0).
 
 Then the traffic: a player reloads its playlist about once a target duration (blocking reload: once a
 segment), a page beats once every VIEWER_TIMEOUT / 3; with PUBLISH_PLAYLISTS the playlists come from
@@ -35,13 +38,28 @@ from typing import Any
 
 from bench.serve_cost import REPO, WARM_UP, _Transport
 
-PLAYLIST = b"GET /live/playlist.m3u8 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n"
+# What reaches the service through the tunnel, the same for both kinds: cloudflared's forwarded headers and
+# a browser's own (Chromium 120's, abridged). Only the request line and its handler differ.
+_HEADERS = (
+    "Host: live.example.com\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like "
+    "Gecko) Chrome/120.0.0.0 Safari/537.36\r\nAccept: */*\r\nAccept-Language: en-US,en;q=0.9\r\n"
+    "Referer: https://live.example.com/\r\nCf-Ray: 8a1b2c3d4e5f6a7b-AMS\r\nCf-Visitor: {{\"scheme\":\"https\"}}\r\n"
+    "Cf-Ipcountry: NL\r\nX-Forwarded-Proto: https\r\nX-Forwarded-For: {address}\r\n"
+    "CF-Connecting-IP: {address}\r\nCdn-Loop: cloudflare\r\n"
+)
 
 
-def _heartbeats(viewers: int) -> list[bytes]:
-    return [(f"POST /live/watching?id={secrets.token_urlsafe(16)} HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n"
-             f"CF-Connecting-IP: 10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}\r\nContent-Length: 0\r\n\r\n").encode()
-            for n in range(viewers)]
+def _address(n: int) -> str:
+    return f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}"
+
+
+def _requests(kind: str, viewers: int) -> list[bytes]:
+    if kind == "playlist":
+        return [("GET /live/playlist.m3u8 HTTP/1.1\r\n" + _HEADERS.format(address=_address(n)) + "\r\n").encode()
+                for n in range(viewers)]
+    # A POST without a body: browsers send its Content-Length.
+    return [(f"POST /live/watching?id={secrets.token_urlsafe(16)} HTTP/1.1\r\n"
+             + _HEADERS.format(address=_address(n)) + "Content-Length: 0\r\n\r\n").encode() for n in range(viewers)]
 
 
 async def _drive(kind: str, requests: int, viewers: int) -> None:
@@ -65,7 +83,7 @@ async def _drive(kind: str, requests: int, viewers: int) -> None:
     app = create_app(source, source, Metrics(), audience=audience,
                      playlist_options=PlaylistOptions(trust_cf_connecting_ip=True),
                      viewer_options=ViewerOptions(viewer_dir))
-    beats = _heartbeats(viewers)
+    sent = _requests(kind, viewers)
     wanted = b"HTTP/1.1 200 "
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -75,7 +93,7 @@ async def _drive(kind: str, requests: int, viewers: int) -> None:
     protocol.connection_made(transport)
     for i in range(WARM_UP + requests):
         written = transport.writes
-        protocol.data_received(PLAYLIST if kind == "playlist" else beats[i % viewers])
+        protocol.data_received(sent[i % viewers])
         while transport.writes == written:
             await asyncio.sleep(0)
         if not transport.last.startswith(wanted):

@@ -8,6 +8,7 @@ only reports the flag), rather than starting the tracker and WebRTC here too."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,10 +98,19 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
         await other.stop()
 
 
-async def test_playing_pages_are_counted_here_and_by_owncast_and_closed_ones_leave(stack: Stack) -> None:
+async def test_playing_pages_are_counted_here_and_by_owncast_and_closed_ones_leave(
+        stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
     from playwright.async_api import async_playwright
 
     audience = stack.service.audience
+    left: list[str] = []  # the goodbyes the service got
+    leave = audience.leave
+
+    def recorded(viewer_id: str) -> None:
+        left.append(viewer_id)
+        leave(viewer_id)
+
+    monkeypatch.setattr(audience, "leave", recorded)
     async with async_playwright() as pw, aiohttp.ClientSession() as http:
         browser = await launch_chromium(pw)
         try:
@@ -119,13 +129,15 @@ async def test_playing_pages_are_counted_here_and_by_owncast_and_closed_ones_lea
             await until(lambda: stack.owncast.viewer_count == 2, "Owncast counting 2", WAIT)
             assert {v.user_agent for v in stack.owncast.viewers.values()} == {"viewer-A", "viewer-B"}
 
-            # Closing a page: out at once by its goodbye...
+            # Closing a page: out by its goodbye...
             await pages[0].close()
-            await until(lambda: audience.watching == 2, "the closed page out", WAIT)
-            # ...or, its goodbye lost (a crash, a dropped network), once VIEWER_TIMEOUT has passed.
-            await second.route("**/live/watching?*leave=1*", lambda route: route.abort())
-            await pages[2].close()
-            await until(lambda: audience.watching == 1, "the silent page expired", WAIT)
+            await until(lambda: audience.watching == 2 and len(left) == 1, "the closed page's goodbye", WAIT)
+            # ...or, when it never says goodbye (its renderer crashes), once VIEWER_TIMEOUT has passed.
+            crash = await second.new_cdp_session(pages[2])
+            with contextlib.suppress(Exception):  # the page dies under the command
+                await crash.send("Page.crash")
+            await until(lambda: audience.watching == 1, "the crashed page expired", WAIT)
+            assert len(left) == 1  # no goodbye came from it
             # Owncast drops viewer-B after its own purge timeout; viewer-A still plays in one tab.
             await until(lambda: stack.owncast.viewer_count == 1, "Owncast down to 1", WAIT)
             await watch(pages[1], 1)
