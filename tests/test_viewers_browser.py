@@ -8,6 +8,7 @@ only reports the flag), rather than starting the tracker and WebRTC here too."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -134,8 +135,8 @@ async def test_playing_pages_are_counted_here_and_by_owncast_and_closed_ones_lea
             await until(lambda: audience.watching == 2 and len(left) == 1, "the closed page's goodbye", WAIT)
             # ...or, when it never says goodbye (its renderer crashes), once VIEWER_TIMEOUT has passed.
             crash = await second.new_cdp_session(pages[2])
-            with contextlib.suppress(Exception):  # the page dies under the command
-                await crash.send("Page.crash")
+            with contextlib.suppress(Exception):  # the page dies under the command, which may never answer
+                await asyncio.wait_for(crash.send("Page.crash"), 5)
             await until(lambda: audience.watching == 1, "the crashed page expired", WAIT)
             assert len(left) == 1  # no goodbye came from it
             # Owncast drops viewer-B after its own purge timeout; viewer-A still plays in one tab.
