@@ -110,7 +110,7 @@ def test_addresses_are_never_kept_only_a_keyed_hash() -> None:
     audience = Audience(30, clock=Clock())
     audience.beat(new_id(), "198.51.100.77", p2p=False)
     kept = repr(audience.__dict__) + repr(list(audience._viewers.values())) + repr(audience._per_client)
-    assert "198.51.100.77" not in kept and b"198.51.100.77" not in b"".join(audience._per_client)
+    assert "198.51.100.77" not in kept and hash("198.51.100.77") not in audience._per_client
 
 
 def test_a_page_that_moves_to_another_network_is_counted_once() -> None:
@@ -296,5 +296,5 @@ def test_the_heartbeats_client_key_is_the_held_caps_address(peer: str, trust_cf:
 
     for headers in ({}, {"CF-Connecting-IP": peer}):
         request = make_mocked_request("POST", "/live/watching", headers=headers)
-        request._transport_peername = (peer, 40000)  # type: ignore[attr-defined]
+        request._transport_peername = (peer, 40000)
         assert client_key(request, trust_cf) == client_address(request, trust_cf), headers

@@ -49,7 +49,7 @@ class WatchingRoute:
                 return web.Response(status=429, text="not counted\n", headers=_HEADERS)
             if not self._show:
                 return web.Response(status=204, headers=_HEADERS)
-            return web.Response(body=b'{"watching":%d}' % self._audience.watching, headers=_JSON_HEADERS)
+            return web.Response(body=b'{"watching":%d}' % len(self._audience), headers=_JSON_HEADERS)
         except Exception as exc:  # noqa: BLE001 (logged by internal_error)
             return internal_error(request, exc)
 

@@ -2,8 +2,8 @@
 
 Each page makes up a random id when it loads and beats with it while its video plays (http/watching.py).
 What is kept, in memory only, per id: when it last beat, whether its P2P was on, and which client it
-came from as a keyed hash (BLAKE2b under a key made at start and never written): addresses are never
-stored, logged or exported, and the table alone does not name one.
+came from as a keyed hash (Python's SipHash of the address paired with a random salt made at start and
+never written): addresses are never stored, logged or exported, and the table alone does not name one.
 
 A hostile client cannot inflate the count beyond a stated bound nor cost more than a playlist request:
 
@@ -13,13 +13,12 @@ A hostile client cannot inflate the count beyond a stated bound nor cost more th
   table's entry, plus the id's string); past it new ids are refused
   and the ones already counted keep beating. When the address is unknown (behind the tunnel without
   TRUST_CF_CONNECTING_IP every request comes from loopback) only this cap applies.
-- each beat is O(1): a dict lookup, a move to the end of an ordered dict, and expiry popping from its
-  front (ids expire in the order they last beat), nothing else.
+- each beat is O(1): a hash, a dict lookup, a move to the end of an ordered dict, and expiry popping
+  from its front (ids expire in the order they last beat), nothing else (bench/heartbeat.py).
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import time
@@ -36,7 +35,7 @@ _ID = re.compile(r"[A-Za-z0-9_-]{16,64}")  # what the page makes up: 128 random 
 class _Viewer:
     seen: float  # monotonic time of its last beat
     p2p: bool
-    client: bytes | None  # the keyed hash of its address, None when the address is unknown
+    client: int | None  # the keyed hash of its address, None when the address is unknown
 
 
 class Audience:
@@ -50,9 +49,9 @@ class Audience:
         self.per_client = per_client
         self.limit = limit
         self._clock = clock
-        self._key = os.urandom(16)  # for the clients' hashes: in memory only, new at every start
+        self._salt = os.urandom(16)  # for the clients' hashes: in memory only, new at every start
         self._viewers: OrderedDict[str, _Viewer] = OrderedDict()  # least recently beaten first
-        self._per_client: dict[bytes, int] = {}
+        self._per_client: dict[int, int] = {}
         self._p2p = 0
         self.refused = {"per_client": 0, "limit": 0, "bad_id": 0}
 
@@ -103,10 +102,14 @@ class Audience:
         if viewer_id in self._viewers:
             self._forget(viewer_id)
 
-    def _hash(self, address: str | None) -> bytes | None:
-        if address is None:
-            return None
-        return hashlib.blake2b(address.encode(), key=self._key, digest_size=8).digest()
+    def __len__(self) -> int:
+        """Pages counted as of the last beat or reading (no expiry run: the beat just ran it)."""
+        return len(self._viewers)
+
+    def _hash(self, address: str | None) -> int | None:
+        # SipHash (str's hash, keyed per process) of the address with our salt: cheap, and 64 bits, so
+        # two addresses sharing a key (and a cap) is a 1 in 2**64 chance.
+        return None if address is None else hash((self._salt, address))
 
     def _expire(self, now: float) -> None:
         viewers = self._viewers
