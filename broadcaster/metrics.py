@@ -247,3 +247,32 @@ class ConnectionMetrics(Collector):
                 name, help_text = _OWN_NAMES[kind]
                 own.append(GaugeMetricFamily(name, help_text, value=now))
         return [rejected, open_, limit, *own]
+
+
+# -- viewers playing now (broadcaster/status/audience.py) ----------------------------------------------
+
+
+class AudienceMetrics(Collector):
+    """hls_broadcaster_viewers (pages playing now), _viewers_p2p (of which sharing peer to peer) and
+    _viewer_heartbeats_refused_total{reason}, read from the count when scraped (nothing on the beat's path)."""
+
+    def __init__(self, registry: CollectorRegistry, watching: Callable[[], int], p2p: Callable[[], int],
+                 refused: Callable[[], dict[str, int]]) -> None:
+        self._watching, self._p2p, self._refused = watching, p2p, refused
+        registry.register(self)
+
+    def describe(self) -> list[Metric]:
+        return self.collect()
+
+    def collect(self) -> list[Metric]:
+        refused = CounterMetricFamily(f"{_NS}_viewer_heartbeats_refused", "Viewer page heartbeats not counted: "
+                                      "past the per-address or total cap, or a malformed id", labels=("reason",))
+        for reason, count in sorted(self._refused().items()):
+            refused.add_metric((reason,), count)
+        return [
+            GaugeMetricFamily(f"{_NS}_viewers", "Viewer pages playing now (a heartbeat within VIEWER_TIMEOUT)",
+                              value=self._watching()),
+            GaugeMetricFamily(f"{_NS}_viewers_p2p", "Of the viewer pages playing now, those with P2P on",
+                              value=self._p2p()),
+            refused,
+        ]

@@ -25,7 +25,7 @@ from .clips.book import CLIPS_FILE, ClipBook
 from .http import PlaylistOptions, ViewerOptions, create_app, create_metrics_app, limits
 from .http.connections import KEEPALIVE_TIMEOUT, GatedSite, install_accept_error_handler
 from .http.control import create_control_app, prepare_socket
-from .metrics import ConnectionMetrics, Metrics
+from .metrics import AudienceMetrics, ConnectionMetrics, Metrics
 from .publish.publisher import Publisher, PublisherConfig
 from .publish.release import ListedHook, Release
 from .publish.visible import VisiblePlaylists
@@ -36,6 +36,7 @@ from .state.disk import DirectoryBusy, DirectoryLock, StateFile
 from .state.journal import JournaledState
 from .state.snapshots import Snapshots, register_parts
 from .status.assessment import HealthReport
+from .status.audience import Audience
 from .status.hub import EventHub, StatusWatcher
 from .status.trackers import TrackerProbe
 
@@ -181,11 +182,16 @@ class Service:
         s = self.settings
         self.tracker_probe = (TrackerProbe(s.p2p_trackers, s.p2p_swarm, self._master_body, self.metrics.p2p_tracker_up)
                               if s.p2p_trackers else None)
+        # Viewer pages playing now (their heartbeats): /metrics, /health's body and the page itself.
+        audience = self.audience = Audience(self.settings.viewer_timeout)
+        AudienceMetrics(self.metrics.registry, lambda: audience.watching, lambda: audience.p2p,
+                        lambda: audience.refused)
         self.report = HealthReport(self.publisher.facts, self.uploader,
                                    state_error=lambda: self.snapshots.error, mirror=self.mirror,
                                    listing_held=lambda: self.release.held,
                                    input_problem=self.watcher.master_missing,
-                                   p2p_trackers=self.tracker_probe.readings if self.tracker_probe else None)
+                                   p2p_trackers=self.tracker_probe.readings if self.tracker_probe else None,
+                                   viewers=lambda: {"watching": audience.watching, "p2p": audience.p2p})
         # State events: from the first reading after the watcher's first scan (start) to the hub's close.
         self.status = StatusWatcher(self.events, self.report.assess)
 
@@ -198,8 +204,11 @@ class Service:
             viewer_options=None if viewer_folder is None else ViewerOptions(
                 viewer_folder, stream_url=stream_url, max_open=self.budget.files, write_timeout=s.write_timeout,
                 p2p_trackers=s.p2p_trackers, p2p_swarm=s.p2p_swarm,
-                p2p_stun=s.p2p_stun_servers),
+                p2p_stun=s.p2p_stun_servers, viewer_timeout=s.viewer_timeout,
+                show_viewer_count=s.show_viewer_count, owncast_url=s.owncast_url,
+                frame_ancestors=s.frame_ancestors),
             expose_metrics=s.metrics_listen == "", connection_metrics=self.connection_metrics,
+            audience=self.audience,
         )
 
     async def start(self) -> None:

@@ -108,6 +108,16 @@ def _state_dir(value: str) -> Path:
     return path.resolve()
 
 
+def _bounded(low: float, high: float) -> Callable[[str], float]:
+    def parse(value: str) -> float:
+        n = _positive(value)
+        if not low <= n <= high:
+            raise ValueError(f"expected a number of seconds from {low:g} to {high:g}")
+        return n
+
+    return parse
+
+
 def _bool(value: str) -> bool:
     lowered = value.strip().lower()
     if lowered in ("1", "true", "yes", "on"):
@@ -187,6 +197,34 @@ def _listen(value: str) -> str | Address:
     if not sep or not host or number is None or not 0 < number < 65536:
         raise ValueError("expected HOST:PORT (e.g. 127.0.0.1:9100), 'off', or empty")
     return Address(host.strip("[]"), number)
+
+
+# A CSP frame-ancestors source: a scheme and host (a leading *. for any subdomain), an optional port.
+_FRAME_SOURCE = re.compile(r"https?://(\*\.)?[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?")
+MAX_FRAME_ANCESTORS = 16
+
+
+def _frame_ancestors(value: str) -> str:
+    """The sites that may frame the viewer page, as a CSP frame-ancestors value: 'self', 'none', '*' or
+    space- or comma-separated origins (https://example.com, https://*.example.com, http://host:8080)."""
+    words = [w for w in re.split(r"[\s,]+", value.strip()) if w]
+    if not words:
+        raise ValueError("expected 'self', 'none', '*' or space-separated origins like https://example.com")
+    if "*" in words or "'none'" in words or "none" in words:
+        if len(words) > 1:
+            raise ValueError("'*' and 'none' stand alone")
+        return "*" if words == ["*"] else "'none'"
+    sources = []
+    for word in words:
+        if word.lower() in ("self", "'self'"):
+            sources.append("'self'")
+        elif _FRAME_SOURCE.fullmatch(word):
+            sources.append(word.lower())
+        else:
+            raise ValueError(f"expected 'self' or an origin like https://example.com (no path), got {word!r}")
+    if len(sources) > MAX_FRAME_ANCESTORS:
+        raise ValueError(f"expected at most {MAX_FRAME_ANCESTORS} sources")
+    return " ".join(dict.fromkeys(sources))
 
 
 def _choice(*options: str) -> Callable[[str], str]:
@@ -272,6 +310,17 @@ SETTINGS: tuple[Setting, ...] = (
             "public address (each sees every viewer's address), or 'none' (peers then meet only on one network); "
             "the default is Cloudflare's, which viewers already reach through the tunnel and the bucket",
             _stun_servers, "stun:stun.cloudflare.com:3478"),
+    Setting("VIEWER_TIMEOUT", "seconds a viewer page stays counted after its last heartbeat (it beats every "
+            "third of this while playing); also how fast a closed tab leaves the count when its goodbye is lost",
+            _bounded(3, 600), "30"),
+    Setting("SHOW_VIEWER_COUNT", "show \"N watching\" on the viewer page (the count is in /metrics and /health "
+            "either way)", _bool, "true"),
+    Setting("OWNCAST_URL", "Owncast's public URL as viewers' browsers reach it (e.g. https://stream.example.com): "
+            "the viewer page pings its /api/ping while playing, so Owncast's own viewer count includes this "
+            "page's viewers; empty = off", _optional_url, ""),
+    Setting("FRAME_ANCESTORS", "sites allowed to show the viewer page in a frame (embedding, /embed): 'self', "
+            "space-separated origins like https://example.com or https://*.example.com, '*' for any, or 'none'",
+            _frame_ancestors, "'self'"),
     Setting("LOG_LEVEL", "debug, info, warning or error", _choice("debug", "info", "warning", "error"), "info"),
 )
 
@@ -308,6 +357,10 @@ class Settings:
     trust_cf_connecting_ip: bool
     p2p_trackers: tuple[str, ...]  # () = P2P off
     p2p_stun_servers: tuple[str, ...]  # () = none: host candidates only
+    viewer_timeout: float
+    show_viewer_count: bool
+    owncast_url: str  # "" = off
+    frame_ancestors: str  # a CSP frame-ancestors value
     log_level: str
 
     def __repr__(self) -> str:  # never print the secret, even in a traceback

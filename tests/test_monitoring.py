@@ -190,6 +190,7 @@ MUST_HAVE_DATA = {
     ("Egress moved to R2 (estimated)", "A"),
     ("Egress avoided (estimated, time range)", "A"),
     ("Egress cost avoided (estimated, time range)", "A"),
+    ("Viewers watching (this service's page)", "A"), ("Viewers watching (this service's page)", "B"),
 }  # fmt: skip
 
 
@@ -316,6 +317,14 @@ async def blocking_viewer(http: aiohttp.ClientSession, url: str) -> None:
                 await asyncio.sleep(0.1)
 
 
+async def viewer_page(http: aiohttp.ClientSession, url: str) -> None:
+    """A viewer page's heartbeat, as viewer/watching.js sends it while playing (P2P on)."""
+    while True:
+        async with http.post(f"{url}/live/watching", params={"id": "monitoring-test-page", "p2p": "1"}) as r:
+            assert r.status == 200, r.status
+        await asyncio.sleep(1)  # well within VIEWER_TIMEOUT (30 s): the page stays counted
+
+
 async def sse_client(http: aiohttp.ClientSession, url: str) -> None:
     async with http.get(f"{url}/live/events") as r:
         async for _ in r.content:  # read, or the hub would drop us as a stalled client
@@ -345,7 +354,7 @@ async def test_real_prometheus_scrapes_the_service_and_answers_every_dashboard_q
     ):
         target = service.url.removeprefix("http://")
         async with (
-            running(blocking_viewer(http, service.url), sse_client(http, service.url)),
+            running(blocking_viewer(http, service.url), sse_client(http, service.url), viewer_page(http, service.url)),
             prometheus(tmp_path / "prometheus", target) as prom_url,
         ):
             api = PromAPI(http, prom_url)
@@ -373,8 +382,11 @@ async def test_real_prometheus_scrapes_the_service_and_answers_every_dashboard_q
             for key in sorted(MUST_HAVE_DATA):
                 expr = concrete(queries()[key], target)
                 await api.until(f"data for {key}: {expr}", lambda e=expr: api.query(e))
-            # The panels read what the service is doing: one SSE stream open, one blocking request held.
-            for key in [("Held requests and SSE streams", "A"), ("Held requests and SSE streams", "B")]:
+            # The panels read what the service is doing: one SSE stream open, one blocking request held,
+            # one viewer page playing (with P2P).
+            for key in [("Held requests and SSE streams", "A"), ("Held requests and SSE streams", "B"),
+                        ("Viewers watching (this service's page)", "A"),
+                        ("Viewers watching (this service's page)", "B")]:
                 expr = concrete(queries()[key], target)
                 await api.until(f"{key} at 1", lambda e=expr: _above(api, e, 0))
             assert await api.value(concrete(queries()[("Storage up", "A")], target)) == 1

@@ -76,6 +76,11 @@ async function configuredSource() {
         return null;
       });
     }
+    if (config && config.viewers) {
+      // "N watching" and the heartbeat that counts this page (watching.js; SHOW_VIEWER_COUNT, OWNCAST_URL).
+      import('./watching.js').then((m) => m.start(config, video, () => p2p !== null))
+        .catch((err) => console.warn('viewer count off:', err));
+    }
     if (config && typeof config.src === 'string' && playlistUrl(config.src)) return [playlistUrl(config.src), p2p];
   } catch (err) {
     // no config (the page is hosted elsewhere) or not JSON: the service's default path

@@ -17,14 +17,21 @@ from aiohttp import web
 
 from ..metrics import ConnectionMetrics, Metrics
 from ..playlist import hls
+from ..status.audience import Audience
 from ..status.hub import WRITE_TIMEOUT, EventHub
 from . import events as sse
 from . import health as readings
 from . import limits, viewer
 from .common import CLIENT_MAX_SIZE, CONNECTION_LOG, elsewhere
-from .keys import DEFAULT_VARIANT, EVENTS, HEALTH, METRICS, VIEWER_CONFIG, VIEWER_FILES, HealthSource
+from .keys import (DEFAULT_VARIANT, EVENTS, FRAME_ANCESTORS, HEALTH, METRICS, VIEWER_CONFIG, VIEWER_FILES,
+                   HealthSource)
 from .playlists import MAX_HELD, PlaylistRoutes, PlaylistSource
 from .viewer_files import ViewerFiles
+from .watching import WatchingRoute
+
+# Owncast drops a viewer not seen for 15 s (10 s in older releases; activeViewerPurgeTimeout in its
+# services/stream/stats.go): the page pings it this often, so two lost pings still keep it counted.
+OWNCAST_PING_EVERY = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,13 +55,24 @@ class ViewerOptions:
     p2p_trackers: tuple[str, ...] = ()  # WebTorrent trackers for viewer-to-viewer sharing; () = off
     p2p_swarm: str = ""  # the swarm id those viewers announce (one per stream)
     p2p_stun: tuple[str, ...] = ()  # STUN servers those viewers' browsers use; () = none
+    viewer_timeout: float = 30.0  # a page counts this long after its heartbeat; it beats every third of it
+    show_viewer_count: bool = True  # "N watching" on the page
+    owncast_url: str = ""  # the page pings <this>/api/ping while playing; "" = off
+    frame_ancestors: str = "'self'"  # the sites that may frame the page (a CSP frame-ancestors value)
 
-    def config(self) -> dict[str, object]:
-        """/config.json: where the viewer plays from, and P2P (only when on: the page then loads its code)."""
+    def config(self, counting: bool = False) -> dict[str, object]:
+        """/config.json: where the viewer plays from, P2P (only when on: the page then loads its code),
+        and when `counting` (the heartbeat route is served) its heartbeat and Owncast's ping."""
         config: dict[str, object] = {"src": self.stream_url}
         if self.p2p_trackers:
             config["p2p"] = {"trackers": list(self.p2p_trackers), "swarm": self.p2p_swarm,
                              "stun": list(self.p2p_stun)}
+        if not counting:
+            return config
+        beat = round(self.viewer_timeout / 3, 3)  # two beats may be lost before the page drops out
+        config["viewers"] = {"beat": beat, "show": self.show_viewer_count}
+        if self.owncast_url:
+            config["owncast"] = {"ping": f"{self.owncast_url}/api/ping", "every": min(OWNCAST_PING_EVERY, beat)}
         return config
 
 
@@ -68,9 +86,11 @@ def create_app(
     viewer_options: ViewerOptions | None = None,
     expose_metrics: bool = True,
     connection_metrics: ConnectionMetrics | None = None,
+    audience: Audience | None = None,
 ) -> web.Application:
     """The public web app. Without `events` there is no /live/events (whoever made the hub closes it);
-    without `viewer_options`, / is a line of text.
+    without `viewer_options`, / is a line of text; with both it and `audience`, the page's heartbeats
+    count its viewers (POST /live/watching).
 
     Run it with handler_cancellation=True, as the service does (aiohttp's test server does too): a handler
     whose client hangs up is then cancelled, so a held blocking request or an event stream gives its
@@ -109,9 +129,15 @@ def create_app(
         app[VIEWER_FILES] = ViewerFiles(root, max_open=viewer_options.max_open,
                                         write_timeout=viewer_options.write_timeout, on_write_timeout=on_timeout)
         # The viewer asks where to play from: here, or the bucket when playlists are published there.
-        app[VIEWER_CONFIG] = json.dumps(viewer_options.config()).encode()
+        app[VIEWER_CONFIG] = json.dumps(viewer_options.config(counting=audience is not None)).encode()
+        app[FRAME_ANCESTORS] = viewer_options.frame_ancestors
         r.add_get("/config.json", viewer.viewer_config)
+        if audience is not None:
+            watching = WatchingRoute(audience, show=viewer_options.show_viewer_count,
+                                     trust_cf_connecting_ip=options.trust_cf_connecting_ip)
+            r.add_post("/live/watching", watching.beat)
         r.add_get("/", viewer.viewer_file)
+        r.add_get("/embed", viewer.viewer_embed)
         r.add_get("/{file}", viewer.viewer_file)
     # Last: every path no route above takes ([\s\S]: a %0A in the path as well).
     r.add_route("*", r"/{tail:[\s\S]*}", elsewhere)

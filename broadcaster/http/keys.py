@@ -23,3 +23,4 @@ EVENTS = web.AppKey("events", EventHub)
 DEFAULT_VARIANT = web.AppKey("default_variant", int)
 VIEWER_FILES = web.AppKey[ViewerFiles]("viewer_files")  # only set when a viewer is served
 VIEWER_CONFIG = web.AppKey("viewer_config", bytes)  # config.json: where the viewer finds the stream
+FRAME_ANCESTORS = web.AppKey("frame_ancestors", str)  # CSP frame-ancestors of the viewer page

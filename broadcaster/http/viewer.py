@@ -9,6 +9,11 @@ The page's files are cacheable by a CDN, so the VM sends each version of them ab
 - any other URL of a file (no query, a cache buster, an old version) is a `302` to the versioned one,
   cacheable briefly: a cache buster costs the VM a few hundred bytes, not the file.
 
+The page, and its embed form (`/embed`: the video and its controls, nothing else), carry a
+`Content-Security-Policy: frame-ancestors` header naming the sites that may frame them (FRAME_ANCESTORS;
+a `<meta>` policy cannot say it). The rest of the page's policy stays in its `<meta>`, so it holds
+wherever the page is hosted.
+
 Small files are answered from memory (read and hashed once per change, no file handle held while
 sending). A large one (hls.min.js, 624 KB) is sent from its file by sendfile, copying nothing into
 the process: at most `max_open` at once (the file-handle budget reserves that many, limits.VIEWER_FILES),
@@ -22,8 +27,8 @@ import asyncio
 from aiohttp import hdrs, web
 
 from .common import REVALIDATE, SERVER_NAME, edge_headers, elsewhere, guarded
-from .keys import DEFAULT_VARIANT, VIEWER_CONFIG, VIEWER_FILES
-from .viewer_files import PAGE, REDIRECT_CACHE_CONTROL, VERSIONED, VIEWER_TYPES
+from .keys import DEFAULT_VARIANT, FRAME_ANCESTORS, VIEWER_CONFIG, VIEWER_FILES
+from .viewer_files import PAGE, REDIRECT_CACHE_CONTROL, VERSIONED, VIEWER_TYPES, ViewerFile
 
 
 @guarded
@@ -45,28 +50,63 @@ async def viewer_config(request: web.Request) -> web.Response:
 
 
 @guarded
+async def viewer_embed(request: web.Request) -> web.StreamResponse:
+    found = await asyncio.to_thread(request.app[VIEWER_FILES].embed)
+    if found is None:
+        return await elsewhere(request)
+    return _page(request, found)
+
+
+@guarded
 async def viewer_file(request: web.Request) -> web.StreamResponse:
     files = request.app[VIEWER_FILES]
     name = request.match_info.get("file", PAGE)
     if name == PAGE:
         found = await asyncio.to_thread(files.page)
-        cache_control = REVALIDATE  # any query string ignored: the page is small, and names the versions
-    else:
-        found = await asyncio.to_thread(files.find, name)
-        if found is not None and request.query_string != f"v={found.version}":
-            raise web.HTTPFound(f"{name}?v={found.version}",
-                                headers={hdrs.CACHE_CONTROL: REDIRECT_CACHE_CONTROL})
-        cache_control = VERSIONED
+        if found is None:
+            return await elsewhere(request)
+        return _page(request, found)
+    found = await asyncio.to_thread(files.find, name)
     if found is None:
         return await elsewhere(request)
+    if request.query_string != f"v={found.version}":
+        raise web.HTTPFound(f"{name}?v={found.version}", headers={hdrs.CACHE_CONTROL: REDIRECT_CACHE_CONTROL})
+    return await _file(request, found, VERSIONED, {})
+
+
+def _page(request: web.Request, found: ViewerFile) -> web.Response:
+    # Any query string ignored: the page is small, and names the versions. 304s carry the policy too:
+    # the browser takes the stored page's headers from them.
+    framing = {str(hdrs.CONTENT_SECURITY_POLICY): f"frame-ancestors {request.app[FRAME_ANCESTORS]}"}
+    response = _small(request, found, REVALIDATE, framing)
+    assert response is not None  # the page is always rewritten in memory
+    return response
+
+
+async def _file(request: web.Request, found: ViewerFile, cache_control: str,
+                extra: dict[str, str]) -> web.StreamResponse:
+    response = _small(request, found, cache_control, extra)
+    if response is not None:
+        return response
+    return await request.app[VIEWER_FILES].send(request, found, _headers(found, cache_control, extra))
+
+
+def _headers(found: ViewerFile, cache_control: str, extra: dict[str, str]) -> dict[str, str]:
     headers = edge_headers({hdrs.CACHE_CONTROL: cache_control, hdrs.ETAG: found.etag,
-                            hdrs.X_CONTENT_TYPE_OPTIONS: "nosniff"})
+                            hdrs.X_CONTENT_TYPE_OPTIONS: "nosniff", **extra})
     content_type = VIEWER_TYPES.get(found.path.suffix.lower())
     if content_type is not None:
         headers[hdrs.CONTENT_TYPE] = content_type
+    return headers
+
+
+def _small(request: web.Request, found: ViewerFile, cache_control: str,
+           extra: dict[str, str]) -> web.Response | None:
+    """A 304, or the file from memory; None when it is to be sent from disk."""
+    headers = _headers(found, cache_control, extra)
     if request.if_none_match and any(tag.value in (found.version, "*") for tag in request.if_none_match):
         headers.pop(hdrs.CONTENT_TYPE, None)
         return web.Response(status=304, headers=headers)
     if found.body is not None:
         return web.Response(body=found.body, headers=headers)
-    return await files.send(request, found, headers)
+    return None

@@ -38,6 +38,8 @@ OPEN_WAIT = 10.0  # seconds a request may wait for one of the max_open file send
 BUSY_RETRY_AFTER = "2"
 # What the page refers to its own files by: src="x" or href="x", a plain name (not a URL, not data:).
 _REFERENCE = re.compile(r"""\b(src|href)=(["'])([A-Za-z0-9][A-Za-z0-9_.-]{0,199})\2""")
+# The embed form is the page with class="embed" on its <html>: viewer.css then shows the video alone.
+_HTML_TAG = re.compile(rb"<html\b", re.IGNORECASE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +68,7 @@ class ViewerFiles:
         self._open = asyncio.Semaphore(max_open)  # file sends at once: each holds the file's handle
         self._known: dict[str, tuple[_StatKey, ViewerFile]] = {}
         self._page: tuple[tuple[object, ...], ViewerFile] | None = None
+        self._embed: tuple[str, ViewerFile] | None = None  # (the page's version, its embed form)
 
     def find(self, name: str) -> ViewerFile | None:
         """The file `name` directly inside root (resolved), after symlinks; None for anything else.
@@ -109,6 +112,19 @@ class ViewerFiles:
         page = ViewerFile(raw.path, hashlib.sha256(body).hexdigest()[:16], body)
         self._page = (key, page)
         return page
+
+    def embed(self) -> ViewerFile | None:
+        """The page's embed form (/embed): the same page, marked so its stylesheet shows the video alone.
+        Blocking, like find()."""
+        page = self.page()
+        if page is None or page.body is None:
+            return None
+        if self._embed is not None and self._embed[0] == page.version:
+            return self._embed[1]
+        body = _HTML_TAG.sub(b'<html class="embed"', page.body, count=1)
+        embed = ViewerFile(page.path, hashlib.sha256(body).hexdigest()[:16], body)
+        self._embed = (page.version, embed)
+        return embed
 
     async def send(self, request: web.Request, found: ViewerFile, headers: dict[str, str]) -> web.StreamResponse:
         """A large file from disk, within one of the max_open slots and write_timeout."""

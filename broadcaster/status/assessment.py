@@ -40,11 +40,14 @@ class HealthReport:
                  mirror: PlaylistMirror | None = None,
                  listing_held: Callable[[], bool] = lambda: False,
                  input_problem: Callable[[], str | None] = lambda: None,
-                 p2p_trackers: Callable[[], dict[str, Reading]] | None = None) -> None:
+                 p2p_trackers: Callable[[], dict[str, Reading]] | None = None,
+                 viewers: Callable[[], dict[str, int]] | None = None) -> None:
         """input_problem: why nothing Owncast writes can be served (HlsWatcher.master_missing).
         p2p_trackers: the trackers' readings (TrackerProbe), shown but never making the status other
-        than ok: without a tracker, viewers play from the bucket as without P2P."""
+        than ok: without a tracker, viewers play from the bucket as without P2P.
+        viewers: the viewer pages playing now, for the body (never a reason to be unhealthy)."""
         self._p2p_trackers = p2p_trackers
+        self._viewers = viewers
         self._facts = facts
         self._input_problem = input_problem
         self._listing_held = listing_held
@@ -128,4 +131,6 @@ class HealthReport:
                 url: {"up": r.up, "problem": r.problem, "for_seconds": round(clock - r.since, 1)}
                 for url, r in self._p2p_trackers().items()
             }
+        if self._viewers is not None:
+            body["viewers"] = self._viewers()
         return Assessment(not reasons, state, status, body)

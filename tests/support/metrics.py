@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from broadcaster.metrics import ConnectionMetrics, Metrics
+from broadcaster.metrics import AudienceMetrics, ConnectionMetrics, Metrics
 
 
 def exported_series() -> set[str]:
@@ -16,4 +16,5 @@ def exported_series() -> set[str]:
     connections = ConnectionMetrics(registry)
     connections.watch("held", lambda: 0, 1)
     connections.watch("events", lambda: 0, 1)
+    AudienceMetrics(registry, lambda: 0, lambda: 0, dict)  # and the viewer count its audience
     return {family.name + s for family in registry.collect() for s in suffixes[family.type]}

@@ -1,0 +1,154 @@
+"""What the viewer count costs the VM: CPU instructions per heartbeat against per playlist request, and
+the traffic 1000 viewers add, counted (callgrind), not timed.
+
+    python -m bench.heartbeat [--requests 2000] [--viewers 1000] [--target-duration 3] [--viewer-timeout 30]
+
+As bench/serve_cost.py: keep-alive requests go through aiohttp's real request handler into an in-memory
+transport under valgrind's callgrind; runs of N and 2N requests, subtracted, give the cost of N. Both
+kinds of request go to the same app (the service's create_app: playlists, the viewer, the heartbeat
+route and a count already holding --viewers pages), one at a time on one connection:
+
+- playlist: `GET /live/playlist.m3u8` (serve_cost.py's playlist);
+- heartbeat: `POST /live/watching?id=...` from --viewers pages in turn, each from its own address
+  (CF-Connecting-IP, TRUST_CF_CONNECTING_IP on: the address is hashed on every beat), the count answered
+  as JSON (SHOW_VIEWER_COUNT on, the costlier answer).
+
+Both carry the same headers, as a browser sends them through Cloudflare's tunnel (about 600 bytes; the
+POST also its Content-Length: 0).
+
+Then the traffic: a player reloads its playlist about once a target duration (blocking reload: once a
+segment), a page beats once every VIEWER_TIMEOUT / 3; with PUBLISH_PLAYLISTS the playlists come from
+the bucket and the heartbeats are all the VM sees of its viewers. Needs valgrind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from bench.serve_cost import REPO, WARM_UP, _Transport
+
+# What reaches the service through the tunnel, the same for both kinds: cloudflared's forwarded headers and
+# a browser's own (Chromium 120's, abridged). Only the request line and its handler differ.
+_HEADERS = (
+    "Host: live.example.com\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like "
+    "Gecko) Chrome/120.0.0.0 Safari/537.36\r\nAccept: */*\r\nAccept-Language: en-US,en;q=0.9\r\n"
+    "Referer: https://live.example.com/\r\nCf-Ray: 8a1b2c3d4e5f6a7b-AMS\r\nCf-Visitor: {{\"scheme\":\"https\"}}\r\n"
+    "Cf-Ipcountry: NL\r\nX-Forwarded-Proto: https\r\nX-Forwarded-For: {address}\r\n"
+    "CF-Connecting-IP: {address}\r\nCdn-Loop: cloudflare\r\n"
+)
+
+
+def _address(n: int) -> str:
+    return f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}"
+
+
+def _requests(kind: str, viewers: int) -> list[bytes]:
+    if kind == "playlist":
+        return [("GET /live/playlist.m3u8 HTTP/1.1\r\n" + _HEADERS.format(address=_address(n)) + "\r\n").encode()
+                for n in range(viewers)]
+    # A POST without a body: browsers send its Content-Length.
+    return [(f"POST /live/watching?id={secrets.token_urlsafe(16)} HTTP/1.1\r\n"
+             + _HEADERS.format(address=_address(n)) + "Content-Length: 0\r\n\r\n").encode() for n in range(viewers)]
+
+
+async def _drive(kind: str, requests: int, viewers: int) -> None:
+    import logging
+
+    from aiohttp import web
+
+    from bench import serve
+    from broadcaster.http import PlaylistOptions, ViewerOptions, create_app
+    from broadcaster.http.keys import HEALTH
+    from broadcaster.metrics import Metrics
+    from broadcaster.service import default_viewer_dir
+    from broadcaster.status.audience import Audience
+
+    logging.disable(logging.CRITICAL)
+    playlist_app = serve._playlist_app()  # its playlist source, the one serve_cost.py measures
+    source: Any = playlist_app[HEALTH]  # type: ignore[index]  # its Source is the playlists' too
+    viewer_dir = default_viewer_dir()
+    assert viewer_dir is not None
+    audience = Audience(3600)
+    app = create_app(source, source, Metrics(), audience=audience,
+                     playlist_options=PlaylistOptions(trust_cf_connecting_ip=True),
+                     viewer_options=ViewerOptions(viewer_dir))
+    sent = _requests(kind, viewers)
+    wanted = b"HTTP/1.1 200 "
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    assert runner.server is not None
+    protocol = runner.server()
+    transport = _Transport()
+    protocol.connection_made(transport)
+    for i in range(WARM_UP + requests):
+        written = transport.writes
+        protocol.data_received(sent[i % viewers])
+        while transport.writes == written:
+            await asyncio.sleep(0)
+        if not transport.last.startswith(wanted):
+            sys.exit(f"{kind}: unexpected response {transport.last[:200]!r}")
+    if kind == "heartbeat" and audience.watching != min(viewers, WARM_UP + requests):
+        sys.exit(f"heartbeat: {audience.watching} pages counted, {viewers} expected")
+    await runner.cleanup()
+
+
+def _instructions(kind: str, requests: int, viewers: int) -> int:
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    with tempfile.TemporaryDirectory() as tmp:
+        out = subprocess.run(
+            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={Path(tmp) / 'out'}",
+             sys.executable, "-m", "bench.heartbeat", "--child", kind, str(requests), str(viewers)],
+            capture_output=True, text=True, env=env, check=False, cwd=REPO,
+        )
+    if out.returncode != 0:
+        sys.exit(f"bench/heartbeat.py: the {kind} run failed:\n{out.stderr[-2000:]}")
+    m = re.search(r"Collected : (\d+)", out.stderr)
+    if m is None:
+        sys.exit(f"bench/heartbeat.py: no instruction count from valgrind:\n{out.stderr[-2000:]}")
+    return int(m.group(1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=2000, help="N: runs of N and 2N requests are counted")
+    parser.add_argument("--viewers", type=int, default=1000, help="pages counted (and beating in turn)")
+    parser.add_argument("--target-duration", type=float, default=3.0, help="s between a player's reloads")
+    parser.add_argument("--viewer-timeout", type=float, default=30.0, help="VIEWER_TIMEOUT (beats every third)")
+    parser.add_argument("--child", nargs=3, metavar=("KIND", "REQUESTS", "VIEWERS"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        asyncio.run(_drive(args.child[0], int(args.child[1]), int(args.child[2])))
+        return
+    if shutil.which("valgrind") is None:
+        sys.exit("bench/heartbeat.py needs valgrind: apt-get install valgrind")
+    n, viewers = args.requests, args.viewers
+    jobs = [(kind, count) for kind in ("playlist", "heartbeat") for count in (n, 2 * n)]
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        counts = dict(zip(jobs, pool.map(lambda job: _instructions(job[0], job[1], viewers), jobs), strict=True))
+    cost = {kind: (counts[(kind, 2 * n)] - counts[(kind, n)]) / n for kind in ("playlist", "heartbeat")}
+    print(f"instructions per request (callgrind, runs of {n} and {2 * n} subtracted; {viewers} pages counted)")
+    for kind, value in cost.items():
+        print(f"  {kind:>9}: {value:9,.0f}")
+    print(f"  a heartbeat costs {cost['heartbeat'] / cost['playlist']:.2f} playlist requests")
+    playlists = viewers / args.target_duration
+    beats = viewers / (args.viewer_timeout / 3)
+    print(f"{viewers} viewers: {playlists:,.0f} playlist requests/s (one per {args.target_duration:g} s each), "
+          f"{beats:,.0f} heartbeats/s (one per {args.viewer_timeout / 3:g} s each)")
+    print(f"  heartbeats add {beats / playlists:.0%} requests and "
+          f"{beats * cost['heartbeat'] / (playlists * cost['playlist']):.0%} CPU (instructions) to the "
+          "playlists' own; with PUBLISH_PLAYLISTS they are all the VM serves its viewers")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,300 @@
+"""The viewer count (issue 34) and the page's framing policy, in process: the count's bounds and
+expiry (status/audience.py), its heartbeat route, /metrics and /health, config.json, /embed and the
+frame-ancestors header. Real browsers: tests/test_viewers_browser.py."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+from pytest_aiohttp import AiohttpClient
+
+from broadcaster.http import PlaylistOptions, ViewerOptions, create_app
+from broadcaster.metrics import AudienceMetrics, Metrics
+from broadcaster.service import default_viewer_dir
+from broadcaster.settings import Settings, SettingsError, load_settings
+from broadcaster.status.assessment import HealthReport
+from broadcaster.status.audience import Audience
+from tests.support.fakes import Clock, FakeHealth, FakePlaylists
+
+VIEWER = default_viewer_dir()
+
+
+def new_id() -> str:
+    return secrets.token_urlsafe(16)
+
+
+# -- the count ----------------------------------------------------------------------------------------
+
+
+def test_a_page_counts_until_its_timeout_after_its_last_beat_or_until_it_leaves() -> None:
+    clock = Clock()
+    audience = Audience(30, clock=clock)
+    a, b = new_id(), new_id()
+    assert audience.beat(a, "198.51.100.1", p2p=False) and audience.beat(b, "198.51.100.2", p2p=True)
+    assert (audience.watching, audience.p2p) == (2, 1)
+    assert audience.beat(a, "198.51.100.1", p2p=False)  # the same page again: still one
+    assert audience.watching == 2
+    clock.t += 20
+    assert audience.beat(a, "198.51.100.1", p2p=False)
+    clock.t += 10.001  # b's last beat 30 s ago: gone; a beat 10 s ago: stays
+    assert (audience.watching, audience.p2p) == (1, 0)
+    audience.leave(a)
+    assert audience.watching == 0
+    audience.leave(a)  # twice, or an unknown id: nothing
+    audience.leave("not-an-id")
+    assert audience.watching == 0
+
+
+def test_p2p_on_or_off_counts_the_same_and_only_splits_the_count() -> None:
+    """P2P does not change who is counted: the same pages with it on, off, or switching."""
+    audience = Audience(30, clock=Clock())
+    ids = [new_id() for _ in range(6)]
+    for i, viewer in enumerate(ids):
+        assert audience.beat(viewer, f"198.51.100.{i}", p2p=i % 2 == 0)
+    assert (audience.watching, audience.p2p) == (6, 3)
+    for i, viewer in enumerate(ids):
+        assert audience.beat(viewer, f"198.51.100.{i}", p2p=True)
+    assert (audience.watching, audience.p2p) == (6, 6)
+    for i, viewer in enumerate(ids):
+        assert audience.beat(viewer, f"198.51.100.{i}", p2p=False)
+    assert (audience.watching, audience.p2p) == (6, 0)
+
+
+def test_a_flood_of_fake_heartbeats_from_one_address_adds_at_most_per_client() -> None:
+    clock = Clock()
+    audience = Audience(30, per_client=20, limit=1000, clock=clock)
+    real = [new_id() for _ in range(5)]
+    for i, viewer in enumerate(real):
+        assert audience.beat(viewer, f"192.0.2.{i}", p2p=False)
+    counted = sum(audience.beat(new_id(), "203.0.113.7", p2p=False) for _ in range(10_000))
+    assert counted == 20 and audience.watching == 5 + 20
+    assert audience.refused["per_client"] == 10_000 - 20
+    # The same from 30 addresses: 30 x 20 at most, and the real viewers keep being counted.
+    for n in range(30):
+        for _ in range(50):
+            audience.beat(new_id(), f"198.18.{n}.1", p2p=False)
+    assert audience.watching == 5 + 20 + 30 * 20
+    assert all(audience.beat(viewer, f"192.0.2.{i}", p2p=False) for i, viewer in enumerate(real))
+    # Once the flood stops, its ids expire: the count comes back to the real viewers.
+    clock.t += 15
+    assert all(audience.beat(viewer, f"192.0.2.{i}", p2p=False) for i, viewer in enumerate(real))
+    clock.t += 15.001
+    assert audience.watching == 5
+
+
+def test_the_total_cap_holds_whatever_the_addresses_and_ids_already_counted_keep_beating() -> None:
+    audience = Audience(30, per_client=20, limit=100, clock=Clock())
+    first = new_id()
+    assert audience.beat(first, None, p2p=False)  # an unknown address: only the total cap applies
+    counted = sum(audience.beat(new_id(), None, p2p=False) for _ in range(1000))
+    assert counted == 99 and audience.watching == 100 and audience.refused["limit"] == 901
+    assert audience.beat(first, None, p2p=True)  # already counted: still beats
+    assert len(audience._viewers) == 100 and sum(audience._per_client.values()) == 0
+
+
+def test_ids_must_be_what_the_page_makes() -> None:
+    audience = Audience(30, clock=Clock())
+    for bad in ("", "short", "x" * 65, "a" * 15 + "/", "ä" * 20, "a" * 16 + "\n"):
+        assert not audience.beat(bad, "192.0.2.1", p2p=False)
+    assert audience.watching == 0 and audience.refused["bad_id"] == 6
+
+
+def test_addresses_are_never_kept_only_a_keyed_hash() -> None:
+    audience = Audience(30, clock=Clock())
+    audience.beat(new_id(), "198.51.100.77", p2p=False)
+    kept = repr(audience.__dict__) + repr(list(audience._viewers.values())) + repr(audience._per_client)
+    assert "198.51.100.77" not in kept and hash("198.51.100.77") not in audience._per_client
+
+
+def test_a_page_that_moves_to_another_network_is_counted_once() -> None:
+    audience = Audience(30, per_client=1, clock=Clock())
+    page = new_id()
+    assert audience.beat(page, "192.0.2.1", p2p=False)
+    assert audience.beat(page, "198.51.100.1", p2p=False)  # Wi-Fi to mobile
+    assert audience.watching == 1
+    assert audience.beat(new_id(), "192.0.2.1", p2p=False)  # its old address's slot is free again
+
+
+# -- over HTTP: the heartbeat, /metrics, /health, config.json --------------------------------------------
+
+
+async def client_for(aiohttp_client: AiohttpClient, audience: Audience, *, trust_cf: bool = True,
+                     **options: Any) -> TestClient[web.Request, web.Application]:
+    assert VIEWER is not None
+    metrics = Metrics()
+    AudienceMetrics(metrics.registry, lambda: audience.watching, lambda: audience.p2p, lambda: audience.refused)
+    app = create_app(FakePlaylists(6, 1), FakeHealth(), metrics, audience=audience,
+                     playlist_options=PlaylistOptions(trust_cf_connecting_ip=trust_cf),
+                     viewer_options=ViewerOptions(VIEWER, **options))
+    return await aiohttp_client(app)
+
+
+async def test_the_heartbeat_counts_answers_the_count_uncached_and_metrics_export_it(
+        aiohttp_client: AiohttpClient) -> None:
+    audience = Audience(30, per_client=3)
+    client = await client_for(aiohttp_client, audience)
+    ids = [new_id() for _ in range(5)]
+    answers = []
+    for n, viewer in enumerate(ids):
+        response = await client.post(f"/live/watching?id={viewer}&p2p={n % 2}",
+                                     headers={"CF-Connecting-IP": f"192.0.2.{n}"})
+        answers.append((response.status, await response.json(), response.headers["Cache-Control"]))
+    assert answers == [(200, {"watching": n + 1}, "no-store") for n in range(5)]
+    # A flood behind one address (CF-Connecting-IP): 429 past the cap, not counted.
+    statuses = [(await client.post(f"/live/watching?id={new_id()}",
+                                   headers={"CF-Connecting-IP": "203.0.113.9"})).status for _ in range(10)]
+    assert statuses == [200] * 3 + [429] * 7
+    text = await (await client.get("/metrics")).text()
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(text) for s in family.samples}
+    assert samples[("hls_broadcaster_viewers", ())] == 8
+    assert samples[("hls_broadcaster_viewers_p2p", ())] == 2
+    assert samples[("hls_broadcaster_viewer_heartbeats_refused_total", (("reason", "per_client"),))] == 7
+    # Leaving: out at once; a GET is no heartbeat (nothing cacheable counts).
+    leave = await client.post(f"/live/watching?id={ids[0]}&leave=1")
+    assert leave.status == 204 and audience.watching == 7
+    assert (await client.get(f"/live/watching?id={new_id()}")).status == 404
+    assert audience.watching == 7
+
+
+async def test_with_the_count_hidden_the_heartbeat_still_counts_and_answers_nothing(
+        aiohttp_client: AiohttpClient) -> None:
+    audience = Audience(30)
+    client = await client_for(aiohttp_client, audience, show_viewer_count=False)
+    response = await client.post(f"/live/watching?id={new_id()}")
+    assert (response.status, await response.read(), audience.watching) == (204, b"", 1)
+    config = await (await client.get("/config.json")).json()
+    assert config["viewers"] == {"beat": 10.0, "show": False} and "owncast" not in config
+
+
+async def test_config_names_owncasts_ping_and_the_beat_from_the_timeout(aiohttp_client: AiohttpClient) -> None:
+    client = await client_for(aiohttp_client, Audience(3), viewer_timeout=3,
+                              owncast_url="https://stream.example.com")
+    config = await (await client.get("/config.json")).json()
+    assert config["viewers"] == {"beat": 1.0, "show": True}
+    assert config["owncast"] == {"ping": "https://stream.example.com/api/ping", "every": 1.0}
+    long = await client_for(aiohttp_client, Audience(60), viewer_timeout=60, owncast_url="https://o.example")
+    config = await (await long.get("/config.json")).json()
+    assert config["owncast"]["every"] == 5.0  # well inside Owncast's 15 s, whatever our timeout
+
+
+def test_health_says_how_many_watch() -> None:
+    from tests.support.world import World  # noqa: PLC0415 (its publisher's facts, as the service's)
+
+    world = World(Path("/nonexistent"))
+    audience = Audience(30)
+    audience.beat(new_id(), "192.0.2.1", p2p=True)
+    report = HealthReport(world.pub.facts, world.uploader,
+                          viewers=lambda: {"watching": audience.watching, "p2p": audience.p2p})
+    assert report.assess().body["viewers"] == {"watching": 1, "p2p": 1}
+
+
+# -- framing and /embed ---------------------------------------------------------------------------------
+
+
+async def test_the_page_and_its_embed_form_say_who_may_frame_them(aiohttp_client: AiohttpClient) -> None:
+    client = await client_for(aiohttp_client, Audience(30), frame_ancestors="https://a.example https://*.b.example")
+    for path in ("/", "/index.html", "/?embed=1", "/embed"):
+        response = await client.get(path)
+        assert response.status == 200, path
+        assert response.headers["Content-Security-Policy"] == "frame-ancestors https://a.example https://*.b.example"
+        again = await client.get(path, headers={"If-None-Match": response.headers["ETag"]})
+        assert again.status == 304 and again.headers["Content-Security-Policy"] == response.headers[
+            "Content-Security-Policy"], path
+    page = await (await client.get("/")).text()
+    embed = await (await client.get("/embed")).text()
+    assert '<html class="embed" lang="en">' in embed and "class=\"embed\"" not in page
+    assert embed.replace('<html class="embed"', "<html") == page  # the same page, the same versioned files
+    # The page's files are not documents: no framing policy on them.
+    css = await client.get("/viewer.css", allow_redirects=True)
+    assert css.status == 200 and "Content-Security-Policy" not in css.headers
+
+
+def settings_with(**over: str) -> Settings:
+    env = {"HLS_DIR": "/", "S3_ENDPOINT_URL": "http://s3.example", "AWS_ACCESS_KEY_ID": "k",
+           "AWS_SECRET_ACCESS_KEY": "s", "AWS_BUCKET_NAME": "bucket", "R2_PUBLIC_URL": "https://cdn.example",
+           "STATE_DIR": "/tmp", **over}
+    return load_settings(environ=env)
+
+
+@pytest.mark.parametrize(("given", "value"), [
+    (None, "'self'"), ("self", "'self'"), ("'self' https://Example.com", "'self' https://example.com"),
+    ("https://a.example, https://*.b.example:8443", "https://a.example https://*.b.example:8443"),
+    ("*", "*"), ("none", "'none'"), ("'none'", "'none'"),
+])
+def test_frame_ancestors_setting(given: str | None, value: str) -> None:
+    over = {} if given is None else {"FRAME_ANCESTORS": given}
+    assert settings_with(**over).frame_ancestors == value
+
+
+@pytest.mark.parametrize("bad", ["https://a.example/path", "javascript:alert(1)", "* https://a.example",
+                                 "'none' 'self'", "a.example", "https://a.example;script-src *"])
+def test_a_bad_frame_ancestors_is_one_line_naming_it(bad: str) -> None:
+    with pytest.raises(SettingsError, match=r"^FRAME_ANCESTORS="):
+        settings_with(FRAME_ANCESTORS=bad)
+
+
+def test_viewer_settings_defaults_and_bounds() -> None:
+    s = settings_with()
+    assert (s.viewer_timeout, s.show_viewer_count, s.owncast_url) == (30, True, "")
+    for bad in ("2", "601", "x"):
+        with pytest.raises(SettingsError, match=r"^VIEWER_TIMEOUT="):
+            settings_with(VIEWER_TIMEOUT=bad)
+    with pytest.raises(SettingsError, match=r"^OWNCAST_URL="):
+        settings_with(OWNCAST_URL="stream.example.com")
+    assert settings_with(OWNCAST_URL="https://o.example/").owncast_url == "https://o.example"
+
+
+# -- the Owncast stand-in counts as Owncast's source does ------------------------------------------------
+
+
+async def test_the_owncast_stand_in_tells_viewers_apart_as_owncast_does() -> None:
+    import aiohttp
+
+    from tests.support.owncast_viewers import OwncastViewers
+
+    async with OwncastViewers(purge_timeout=60, prune_every=60) as owncast, aiohttp.ClientSession() as http:
+        async def ping(user_agent: str, forwarded: str | None = None) -> None:
+            headers = {"User-Agent": user_agent}
+            if forwarded is not None:
+                headers["X-Forwarded-For"] = forwarded
+            async with http.get(f"{owncast.url}/api/ping", headers=headers) as response:
+                assert response.status == 200 and "Access-Control-Allow-Origin" not in response.headers
+
+        await ping("A")
+        await ping("A")  # the same address and User-Agent: one viewer
+        await ping("B")
+        await ping("A", "203.0.113.5, 10.0.0.1")  # the first X-Forwarded-For entry is the address
+        await ping("A", "::ffff:203.0.113.5")  # IPv4-mapped: the same viewer
+        await ping("A", "203.0.113.5:4711")  # host:port: the host
+        assert sorted(v.address for v in owncast.viewers.values()) == ["127.0.0.1", "127.0.0.1", "203.0.113.5"]
+        await ping("A", "2001:db8::1")  # a bare IPv6 address fails SplitHostPort: Owncast uses ""
+        assert "" in {v.address for v in owncast.viewers.values()}
+        async with http.get(f"{owncast.url}/api/status") as response:
+            assert (await response.json())["viewerCount"] == 4
+        owncast.stream_connected = False  # SetViewerActive does nothing while offline
+        await ping("C")
+        assert owncast.viewer_count == 4
+
+
+@pytest.mark.parametrize("trust_cf", [False, True])
+@pytest.mark.parametrize("peer", ["198.51.100.4", "127.0.0.1", "::1", "2001:db8:1:2:3:4:5:6", "::ffff:192.0.2.9",
+                                  "::ffff:127.0.0.1"])
+def test_the_heartbeats_client_key_is_the_held_caps_address(peer: str, trust_cf: bool) -> None:
+    """watching.client_key skips parsing IPv4 but finds the address playlists.client_address finds."""
+    from aiohttp.test_utils import make_mocked_request
+
+    from broadcaster.http.playlists import client_address
+    from broadcaster.http.watching import client_key
+
+    for headers in ({}, {"CF-Connecting-IP": peer}):
+        request = make_mocked_request("POST", "/live/watching", headers=headers)
+        request._transport_peername = (peer, 40000)
+        assert client_key(request, trust_cf) == client_address(request, trust_cf), headers
