@@ -196,8 +196,8 @@ class Rendered:
                  "_delta_count", "_blind_delta", "_identity")
 
     def __init__(
-        self, body: bytes | _Parts, *, last_sequence: int = -1, ended: bool = False, delta: Rendered | None = None,
-        media_sequence: int = 0, delta_count: int = 0, blind_delta: bool = True,
+        self, body: bytes | _Parts, *, last_sequence: int = -1, ended: bool = False,
+        delta: Rendered | None = None, media_sequence: int = 0, delta_count: int = 0, blind_delta: bool = True,
     ) -> None:
         self._body: bytes | None = None if isinstance(body, _Parts) else body
         self._parts: _Parts | None = body if isinstance(body, _Parts) else None
