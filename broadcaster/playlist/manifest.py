@@ -800,6 +800,8 @@ class ManifestGenerator:
         low, high = start // size + 1, end // size  # the groups frozen: low .. high - 1
         while frozen and frozen[0].group < low:
             frozen.popleft()
+        if frozen and (frozen[0].group != low or frozen[-1].group >= high):
+            frozen.clear()  # not the groups this window holds (cannot happen while the numbers only grow)
         if high > low:
             have = frozen[-1].group + 1 if frozen else low
             if have < high:  # newly complete groups (or all of them, after the entries were replaced)
