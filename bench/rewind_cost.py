@@ -20,9 +20,9 @@ lists them with R2_PUBLIC_URL on r2.dev (PublicUrls: <base>/live/<variant>/strea
    plain and gzipped (Rendered.body / gzip_body / delta).
 2. CPU per new segment (process CPU, time.process_time), averaged over --appends appends per variant
    in the steady state, in steps: the publisher's next_discontinuity (it asks it per variant per
-   slot), append, render() (full + delta), render_edge() (the copy for the bucket, made only with
-   PUBLISH_PLAYLISTS=true), gzip of the full playlist and of the delta (each made once per version,
-   on first demand), and the state (state: what Snapshots.save does after every listed slot, with
+   slot), append, render() (full + delta), render_edge().body (the copy for the bucket, made only with
+   PUBLISH_PLAYLISTS=true: the whole text, uploaded whole), gzip of the full playlist and of the delta
+   and their ETags (each made once per version, on first demand), and the state (state: what Snapshots.save does after every listed slot, with
    --variants generators in one state: JournaledState.prepare on the loop and write_prepared, the
    journal line written and fdatasynced, in a folder on /dev/shm when there is one so the disk's wait
    is left out; CPU only, divided by the variants; the compaction's share added, amortized: one full
@@ -107,8 +107,12 @@ def filled(seconds: float, window: float, variant: int = 0) -> tuple[ManifestGen
 
 
 def gzipped(rendered: Rendered) -> int:
-    """Makes the gzip copies of a version (full and delta), as the first gzip request of each does."""
-    return len(rendered.gzip_body) + (len(rendered.delta.gzip_body) if rendered.delta is not None else 0)
+    """Makes the gzip copies of a version (full and delta) and their ETags, as the first gzip request
+    of each does."""
+    size = len(rendered.gzip_body) + len(rendered.gzip_etag)
+    if rendered.delta is not None:
+        size += len(rendered.delta.gzip_body) + len(rendered.delta.gzip_etag)
+    return size
 
 
 # -- 1 and 2: in this process ------------------------------------------------------------------
@@ -144,6 +148,11 @@ class Case:
     @property
     def cpu_total_ms(self) -> float:
         return sum(self.cpu_ms.values())
+
+    @property
+    def cpu_served_ms(self) -> float:
+        """Without the bucket's copy: what every service pays (PUBLISH_PLAYLISTS is off by default)."""
+        return self.cpu_total_ms - self.cpu_ms["edge"]
 
 
 def _state_folder() -> str | None:
@@ -182,7 +191,7 @@ def measure_playlist(case: Case, appends: int, variants: int) -> None:
             t2 = clock()
             rendered: Rendered = gen.render()
             t3 = clock()
-            gen.render_edge()
+            gen.render_edge().body  # noqa: B018 (what the mirror uploads)
             t4 = clock()
             gzipped(rendered)
             t5 = clock()
@@ -409,11 +418,12 @@ def report(cases: list[Case], args: argparse.Namespace, kbps: list[int],
         core = c.cpu_total_ms * args.variants / c.seconds / 10
         rows.append([f"{c.seconds:g} s", window_name(c.window), *(f"{c.cpu_ms[s]:.3f}" for s in STEPS),
                      f"{c.cpu_total_ms:.3f}", ratio(c.cpu_total_ms, b.cpu_total_ms), f"{core:.2f} %",
-                     kb(c.state_bytes)])
-    out.append(table(["seg", "window", *STEPS, "total", "vs 30 s", "% core", "state kB/variant"], rows))
+                     f"{c.cpu_served_ms:.3f}", f"x{c.cpu_served_ms / b.cpu_served_ms:.2f}", kb(c.state_bytes)])
+    out.append(table(["seg", "window", *STEPS, "total", "vs 30 s", "% core", "no edge", "vs 30 s",
+                      "state kB/variant"], rows))
     out.append("\nnext_disc: the publisher's next_discontinuity (a sum over the window); "
-               "render: full + delta text; edge: render_edge (bucket copy, PUBLISH_PLAYLISTS only); "
-               "gzip: full + delta; "
+               "render: full (in parts) + delta text; edge: render_edge's whole body (bucket copy, "
+               "PUBLISH_PLAYLISTS only); gzip: full + delta, with their ETags; no edge: the total without it; "
                "state: a save, per variant: the journal line encoded and written (fdatasync's wait not "
                "counted), plus its share of a compaction (table 6); state kB/variant: the full snapshot.")
     out.append(f"\n## 6. STATE_DIR per segment ({args.variants} variants in one state) and a cold start\n")

@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pytest_aiohttp import AiohttpClient
 from yarl import URL
 
-from broadcaster.playlist import hls
+from broadcaster.playlist import deflate, hls
 from broadcaster.playlist.manifest import Rendered
 from broadcaster.metrics import ConnectionMetrics, Metrics
 from broadcaster.http import PlaylistOptions, ViewerOptions, create_app, create_metrics_app
@@ -188,13 +188,18 @@ async def test_renders_and_compresses_once_per_change(
     make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     compressions = []
-    real_compress = gzip.compress
+    real_compress, real_piece = gzip.compress, deflate.deflate_piece
 
     def counting_compress(data: bytes, *args: Any, **kwargs: Any) -> bytes:
         compressions.append(data)
         return real_compress(data, *args, **kwargs)
 
+    def counting_piece(data: bytes, *args: Any, **kwargs: Any) -> bytes:
+        compressions.append(data)  # a short window's playlist is one piece: its whole body
+        return real_piece(data, *args, **kwargs)
+
     monkeypatch.setattr(gzip, "compress", counting_compress)
+    monkeypatch.setattr(deflate, "deflate_piece", counting_piece)
     playlists = ready_playlists()
     client = await make_client(playlists)
     gen = playlists.generators[0]

@@ -10,6 +10,7 @@ import gzip
 import hashlib
 import json
 import re
+import zlib
 from collections import deque
 from dataclasses import dataclass, replace
 from itertools import islice
@@ -18,7 +19,7 @@ from typing import Any
 from ..source.owncast import SourceVariant
 from ..state import validate
 from ..state.disk import RawJSON, Tail
-from . import hls
+from . import deflate, hls
 
 # More than any window lists (a 10-minute window of 1 s segments is 600; a day is 86,400): a restored
 # playlist larger than this was not written by the service.
@@ -106,17 +107,100 @@ class _Entry:
         self.saved = _encode(record)
 
 
-class Rendered:
-    """One rendering of a playlist: the bytes, a strong ETag, and a gzip copy made on first demand."""
+# A long window's playlist is kept as chunks of this many segments (by sequence number), each frozen
+# once every segment of it is listed: its text, gzip piece, CRC and digest are made once, and a new
+# version costs its first and last (open) chunks and the header, whatever the window (render).
+CHUNK_ENTRIES = 32
+# Frozen chunks are compressed once: the best level costs little. A version's own ends are deflated
+# for each version: a playlist without frozen chunks (a short window) at the level small playlists
+# always had, the two ends of a longer one (a few kB of many) at the fastest.
+_CHUNK_LEVEL = 9
+_SHORT_LEVEL = 6
+_ENDS_LEVEL = 1
 
-    __slots__ = ("body", "_etag", "_gzip", "last_sequence", "ended", "delta", "_media_sequence",
+
+class _Chunk:
+    """Segments group*CHUNK_ENTRIES .. +CHUNK_ENTRIES-1, frozen: the text, deflated once (referring
+    back into the segment before it, which precedes it in every version that lists it), its CRC-32
+    and digest."""
+
+    __slots__ = ("group", "text", "deflated", "crc", "digest")
+
+    def __init__(self, group: int, entries: list[_Entry], before: _Entry) -> None:
+        self.group = group
+        self.text = "".join(e.text for e in entries).encode()
+        self.deflated = deflate.deflate_piece(self.text, _CHUNK_LEVEL, after=before.text.encode())
+        self.crc = zlib.crc32(self.text)
+        self.digest = hashlib.blake2b(self.text, digest_size=16).digest()
+
+
+class _Middle:
+    """The frozen chunks a version lists between its first and last chunks: immutable, shared by
+    every version (and the bucket's copy) until the window crosses a chunk boundary; the aggregates
+    are carried over from the previous middle, not recomputed over the window."""
+
+    __slots__ = ("chunks", "length", "crc", "shift", "deflated", "digest", "_text")
+
+    def __init__(self, chunks: tuple[_Chunk, ...], previous: _Middle | None = None) -> None:
+        self.chunks = chunks
+        length: int = 0
+        crc: int = 0
+        added = chunks
+        old = previous.chunks if previous is not None else ()
+        gone = chunks[0].group - old[0].group if old and chunks else -1
+        # The same chunks (not rebuilt ones: drop_hashes) with some gone from the front, some added.
+        if 0 <= gone < len(old) and chunks[0] is old[gone] and previous is not None:
+            length, crc = previous.length, previous.crc
+            for c in old[:gone]:
+                length -= len(c.text)
+                crc = deflate.crc32_combine(c.crc, crc, length)  # crc32(rest) from crc32(c + rest)
+            added = chunks[len(old) - gone:]
+        for c in added:
+            length += len(c.text)
+            crc = zlib.crc32(c.text, crc)
+        self.length: int = length
+        self.crc: int = crc
+        self.shift = deflate.crc_shift(length)
+        self.deflated = b"".join(c.deflated for c in chunks)
+        self.digest = hashlib.blake2b(b"".join(c.digest for c in chunks), digest_size=16).digest()
+        self._text: bytes | None = None
+
+    @property
+    def text(self) -> bytes:
+        if self._text is None:  # only for whoever needs the whole text (the bucket's copy, no gzip)
+            self._text = b"".join(c.text for c in self.chunks)
+        return self._text
+
+
+_NO_MIDDLE = _Middle(())
+
+
+class _Parts:
+    """One version of a long playlist: its head (the header and the first, open chunk), the frozen
+    middle, and its tail (the last, open chunk and ENDLIST), with the segment text just before the
+    tail (what its gzip piece may refer back into)."""
+
+    __slots__ = ("head", "middle", "tail", "before_tail")
+
+    def __init__(self, head: bytes, middle: _Middle, tail: bytes, before_tail: bytes) -> None:
+        self.head, self.middle, self.tail, self.before_tail = head, middle, tail, before_tail
+
+
+class Rendered:
+    """One rendering of a playlist: the bytes, a strong ETag, and a gzip copy made on first demand.
+
+    A media playlist is rendered in parts (_Parts): its body is joined, and its gzip assembled from
+    pieces, only when asked; its ETag is a digest of the parts (the same bytes give the same parts)."""
+
+    __slots__ = ("_body", "_parts", "_etag", "_gzip", "last_sequence", "ended", "delta", "_media_sequence",
                  "_delta_count", "_blind_delta", "_identity")
 
     def __init__(
-        self, body: bytes, *, last_sequence: int = -1, ended: bool = False, delta: Rendered | None = None,
-        media_sequence: int = 0, delta_count: int = 0, blind_delta: bool = True,
+        self, body: bytes | _Parts, *, last_sequence: int = -1, ended: bool = False,
+        delta: Rendered | None = None, media_sequence: int = 0, delta_count: int = 0, blind_delta: bool = True,
     ) -> None:
-        self.body = body
+        self._body: bytes | None = None if isinstance(body, _Parts) else body
+        self._parts: _Parts | None = body if isinstance(body, _Parts) else None
         self.last_sequence = last_sequence  # for blocking reload: which _HLS_msn this answers
         self.ended = ended
         self.delta = delta  # the same version as a delta update (_HLS_skip), when one is offered
@@ -130,11 +214,26 @@ class Rendered:
         self._identity: Rendered | None = None
 
     @property
+    def body(self) -> bytes:
+        if self._body is None:
+            parts = self._parts
+            assert parts is not None
+            self._body = b"".join((parts.head, parts.middle.text, parts.tail))
+        return self._body
+
+    @property
     def etag(self) -> str:
         if self._etag is None:  # on first demand: the bucket's copy of a long window needs none
-            self._etag = '"' + hashlib.blake2b(self.body, digest_size=12).hexdigest() + '"'
+            parts = self._parts
+            if parts is None:
+                digest = hashlib.blake2b(self.body, digest_size=12).hexdigest()
+            else:  # the parts' digests, not hours of text: the head's length says where the middle starts
+                h = hashlib.blake2b(len(parts.head).to_bytes(8, "big"), digest_size=12)
+                for piece in (parts.head, parts.middle.digest, parts.tail):
+                    h.update(piece)
+                digest = h.hexdigest()
+            self._etag = '"' + digest + '"'
         return self._etag
-
     @property
     def gzip_etag(self) -> str:
         return self.etag[:-1] + '-gz"'
@@ -168,10 +267,23 @@ class Rendered:
     @property
     def gzip_body(self) -> bytes:
         if self._gzip is None:
-            # mtime=0 keeps the bytes a pure function of the body.
-            # A long window (REWIND_SECONDS) at level 1: a third of the time for 7 % more bytes.
-            level = 6 if len(self.body) < 65536 else 1
-            self._gzip = gzip.compress(self.body, compresslevel=level, mtime=0)
+            parts = self._parts
+            if parts is None:
+                # mtime=0 keeps the bytes a pure function of the body.
+                # A long body at level 1: a third of the time for 7 % more bytes.
+                level = 6 if len(self.body) < 65536 else 1
+                self._gzip = gzip.compress(self.body, compresslevel=level, mtime=0)
+            else:  # the frozen middle's pieces as they are, the head and tail deflated for this version
+                head, middle, tail = parts.head, parts.middle, parts.tail
+                if not middle.length:
+                    whole = head + tail
+                    pieces: tuple[bytes, ...] = (deflate.deflate_piece(whole, _SHORT_LEVEL, last=True),)
+                    crc = zlib.crc32(whole)
+                else:
+                    pieces = (deflate.deflate_piece(head, _ENDS_LEVEL), middle.deflated,
+                              deflate.deflate_piece(tail, _ENDS_LEVEL, after=parts.before_tail, last=True))
+                    crc = zlib.crc32(tail, deflate.shift_crc(middle.shift, zlib.crc32(head)) ^ middle.crc)
+                self._gzip = deflate.gzip_member(pieces, crc, len(head) + middle.length + len(tail))
         return self._gzip
 
 
@@ -202,10 +314,10 @@ class ManifestGenerator:
         self.can_skip = can_block_reload and hls.offers_delta_updates(self.window_seconds, target_duration)
         self._entries: deque[_Entry] = deque()
         self._appended = 0  # entries appended by this process: the last one's id in the saved Tail, plus one
-        # The entries' text, joined: a segment appended adds its text, one removed leaves `_dropped`
-        # characters at the front to cut at the next rendering (a long window is not joined again).
-        self._text = ""
-        self._dropped = 0
+        # The chunks of CHUNK_ENTRIES segments between the first and the last (open) ones, frozen
+        # (render); emptied whenever the entries are replaced.
+        self._frozen: deque[_Chunk] = deque()
+        self._middle = _NO_MIDDLE
         self._mapped = 0  # entries with an EXT-X-MAP (fMP4): the playlist needs version 6
         self._tagged = 0  # entries with EXT-X-DISCONTINUITY (asked per variant per slot: not summed)
         self._next_sequence = 0
@@ -358,9 +470,9 @@ class ManifestGenerator:
         entry = _Entry(self._next_sequence, segment, discontinuity, pdt, now, previous)
         if not self._entries:
             self._peaks.clear()
+            self._frozen.clear()  # a new run of numbers: nothing frozen applies
         self._entries.append(entry)
         self._appended += 1
-        self._text += entry.text
         self._mapped += bool(segment.init_uri)
         self._tagged += discontinuity
         self._next_sequence += 1
@@ -418,7 +530,8 @@ class ManifestGenerator:
             self._pending_discontinuity = (self._pending_discontinuity or (self._ended and served)) and not carried
             self._continues = self._continues or bool(self._entries)
         self._entries.clear()
-        self._text, self._dropped, self._mapped, self._tagged = "", 0, 0, 0
+        self._mapped, self._tagged = 0, 0
+        self._frozen.clear()
         self._peaks.clear()
         self._duration = 0.0
         self._next_sequence = self._media_sequence = max(self._next_sequence, sequence)
@@ -482,7 +595,6 @@ class ManifestGenerator:
 
     def _pop(self) -> _Entry:
         first = self._entries.popleft()
-        self._dropped += len(first.text)
         self._mapped -= bool(first.segment.init_uri)
         self._tagged -= first.discontinuity
         return first
@@ -495,7 +607,7 @@ class ManifestGenerator:
         for e in entries:
             self._entries.append(_Entry(e.sequence, replace(e.segment, sha256=None), e.discontinuity,
                                         e.program_date_time, e.listed_at, self._entries[-1] if self._entries else None))
-        self._text, self._dropped = "".join(e.text for e in self._entries), 0
+        self._frozen.clear()  # every entry's text changed
         self._rendered = self._edge = None
 
     def drain_removed(self) -> list[Removed]:
@@ -591,7 +703,6 @@ class ManifestGenerator:
             gen._entries.append(_Entry(number, segment, segment.discontinuity, segment.program_date_time or 0.0,
                                        listed_at, previous))
             gen._duration += segment.duration
-        gen._text = "".join(e.text for e in gen._entries)
         gen._appended = len(gen._entries)
         gen._mapped = sum(bool(e.segment.init_uri) for e in gen._entries)
         gen._tagged = sum(e.discontinuity for e in gen._entries)
@@ -617,7 +728,7 @@ class ManifestGenerator:
                              ended=ended) if skipped else None
             # A delta listing fewer segments than any earlier version under its media sequence cannot
             # look unchanged to video.js whichever version it holds (Rendered.answer).
-            self._rendered = Rendered(self._render_text(self.can_block_reload).encode(), last_sequence=last,
+            self._rendered = Rendered(self._parts(self.can_block_reload), last_sequence=last,
                                       ended=ended, delta=delta, media_sequence=self._media_sequence,
                                       delta_count=count - skipped, blind_delta=count - skipped < self._fewest)
         return self._rendered
@@ -627,8 +738,7 @@ class ManifestGenerator:
         if not self.can_block_reload:
             return self.render()
         if self._edge is None:
-            self._edge = Rendered(self._render_text(False).encode(), last_sequence=self._next_sequence - 1,
-                                  ended=self._ended)
+            self._edge = Rendered(self._parts(False), last_sequence=self._next_sequence - 1, ended=self._ended)
         return self._edge
 
     def _skippable(self) -> int:
@@ -642,7 +752,7 @@ class ManifestGenerator:
                 return len(self._entries) - kept
         return 0
 
-    def _render_text(self, server_control: bool, skipped: int = 0) -> str:
+    def _header(self, server_control: bool, skipped: int, first: _Entry | None) -> str:
         version = hls.DELTA_PLAYLIST_VERSION if skipped else hls.playlist_version(has_map=self._mapped > 0)
         lines = [
             "#EXTM3U",
@@ -659,21 +769,59 @@ class ManifestGenerator:
             # 4.4.5.2: replaces the skipped segments' URIs and every tag that applied to them.
             lines.append(f"#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}")
         lines.append("")
-        parts = ["\n".join(lines)]
-        # A delta update lists the last few, taken from the end and joined afresh.
-        tail = list(islice(reversed(self._entries), len(self._entries) - skipped))[::-1] if skipped else []
-        first = tail[0] if tail else self._entries[0] if self._entries else None
+        head = "\n".join(lines)
         if first is not None and first.segment.init_uri and not first.maps:
-            parts.append(f'#EXT-X-MAP:URI="{first.segment.init_uri}"\n')  # 4.4.4.5: the first needs it
-        if skipped:
-            parts.extend(e.text for e in tail)
-        else:
-            if self._dropped:
-                self._text, self._dropped = self._text[self._dropped:], 0
-            parts.append(self._text)
-        if self._ended:
-            parts.append("#EXT-X-ENDLIST\n")
-        return "".join(parts)
+            head += f'#EXT-X-MAP:URI="{first.segment.init_uri}"\n'  # 4.4.4.5: the first needs it
+        return head
+
+    def _render_text(self, server_control: bool, skipped: int = 0) -> str:
+        """The whole text, joined from every entry listed (or, `skipped`, from the last ones only: a
+        delta update). The full playlist is rendered in parts instead (_parts); this is its reference."""
+        entries = list(islice(reversed(self._entries), len(self._entries) - skipped))[::-1] if skipped \
+            else self._entries
+        first = entries[0] if entries else None
+        return "".join((self._header(server_control, skipped, first), *(e.text for e in entries),
+                        "#EXT-X-ENDLIST\n" if self._ended else ""))
+
+    def _newest(self, count: int) -> list[_Entry]:
+        """The last `count` entries, in order, taken from the end (a long window costs nothing)."""
+        return list(islice(reversed(self._entries), count))[::-1]
+
+    def _parts(self, server_control: bool) -> _Parts:
+        """The full playlist in parts: the segments are grouped by sequence number in chunks of
+        CHUNK_ENTRIES; the chunks between the first and the last are frozen (made once, kept while
+        listed), the first (which loses segments as the window slides) and the last (which gains them)
+        are joined for this version. Costs the two open chunks, whatever the window."""
+        size = CHUNK_ENTRIES
+        entries, start, end = self._entries, self._media_sequence, self._next_sequence
+        frozen = self._frozen
+        if not entries:
+            frozen.clear()
+        low, high = start // size + 1, end // size  # the groups frozen: low .. high - 1
+        while frozen and frozen[0].group < low:
+            frozen.popleft()
+        if frozen and (frozen[0].group != low or frozen[-1].group >= high):
+            frozen.clear()  # not the groups this window holds (cannot happen while the numbers only grow)
+        if high > low:
+            have = frozen[-1].group + 1 if frozen else low
+            if have < high:  # newly complete groups (or all of them, after the entries were replaced)
+                newest = self._newest(end - (have * size - 1))  # with the segment before the first
+                for group in range(have, high):
+                    at = group * size - (have * size - 1)
+                    frozen.append(_Chunk(group, newest[at:at + size], newest[at - 1]))
+        middle = self._middle
+        held = middle.chunks
+        if len(held) != len(frozen) or (held and (held[0] is not frozen[0] or held[-1] is not frozen[-1])):
+            middle = self._middle = _Middle(tuple(frozen), middle)
+        front_end = min(low * size, end)
+        tail_start = max(front_end, high * size)
+        front = list(islice(entries, front_end - start))
+        tail = self._newest(end - tail_start + (tail_start > start))  # with the segment before it
+        before = tail.pop(0).text.encode() if tail_start > start else b""
+        head = self._header(server_control, 0, entries[0] if entries else None)
+        return _Parts("".join((head, *(e.text for e in front))).encode(), middle,
+                      "".join((*(e.text for e in tail), "#EXT-X-ENDLIST\n" if self._ended else "")).encode(),
+                      before)
 
 
 _DATE_LINE = b"\n#EXT-X-PROGRAM-DATE-TIME:"  # every listed segment has one, after its other tags

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from broadcaster.playlist import hls
-from broadcaster.playlist.manifest import ListedSegment, ManifestGenerator, Removed, Rendered
+from broadcaster.playlist.manifest import ListedSegment, ManifestGenerator, Removed, Rendered, _Parts
 from broadcaster.source.owncast import SourcePlaylist, SourceVariant
 from broadcaster.status.assessment import Assessment
 from broadcaster.status.stream import StreamState
@@ -74,6 +74,10 @@ class CountingGenerator(ManifestGenerator):
     def _render_text(self, server_control: bool, skipped: int = 0) -> str:
         self.renders += 1
         return super()._render_text(server_control, skipped)
+
+    def _parts(self, server_control: bool) -> _Parts:  # the full playlist, rendered in parts
+        self.renders += 1
+        return super()._parts(server_control)
 
 
 class FakePlaylists:
