@@ -26,17 +26,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import secrets
 import shutil
-import subprocess
 import sys
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
-from bench.serve_cost import REPO, WARM_UP, _Transport
+from bench.serve_cost import WARM_UP, _Transport, instructions
 
 # What reaches the service through the tunnel, the same for both kinds: cloudflared's forwarded headers and
 # a browser's own (Chromium 120's, abridged). Only the request line and its handler differ.
@@ -103,22 +99,6 @@ async def _drive(kind: str, requests: int, viewers: int) -> None:
     await runner.cleanup()
 
 
-def _instructions(kind: str, requests: int, viewers: int) -> int:
-    env = {**os.environ, "PYTHONHASHSEED": "0"}
-    with tempfile.TemporaryDirectory() as tmp:
-        out = subprocess.run(
-            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={Path(tmp) / 'out'}",
-             sys.executable, "-m", "bench.heartbeat", "--child", kind, str(requests), str(viewers)],
-            capture_output=True, text=True, env=env, check=False, cwd=REPO,
-        )
-    if out.returncode != 0:
-        sys.exit(f"bench/heartbeat.py: the {kind} run failed:\n{out.stderr[-2000:]}")
-    m = re.search(r"Collected : (\d+)", out.stderr)
-    if m is None:
-        sys.exit(f"bench/heartbeat.py: no instruction count from valgrind:\n{out.stderr[-2000:]}")
-    return int(m.group(1))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=2000, help="N: runs of N and 2N requests are counted")
@@ -135,7 +115,7 @@ def main() -> None:
     n, viewers = args.requests, args.viewers
     jobs = [(kind, count) for kind in ("playlist", "heartbeat") for count in (n, 2 * n)]
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        counts = dict(zip(jobs, pool.map(lambda job: _instructions(job[0], job[1], viewers), jobs), strict=True))
+        counts = dict(zip(jobs, pool.map(lambda job: instructions("bench.heartbeat", job[0], str(job[1]), str(viewers)), jobs), strict=True))
     cost = {kind: (counts[(kind, 2 * n)] - counts[(kind, n)]) / n for kind in ("playlist", "heartbeat")}
     print(f"instructions per request (callgrind, runs of {n} and {2 * n} subtracted; {viewers} pages counted)")
     for kind, value in cost.items():

@@ -97,18 +97,20 @@ async def _drive(kind: str, requests: int) -> None:
     await runner.cleanup()
 
 
-def _instructions(kind: str, requests: int) -> int:
+def instructions(module: str, kind: str, *child_args: str) -> int:
+    """Instructions `python -m <module> --child <kind> <child_args>` executes under callgrind (the
+    benches that count rather than time requests: this one and bench/heartbeat.py)."""
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     out = subprocess.run(
         ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
-         sys.executable, "-m", "bench.serve_cost", "--child", kind, str(requests)],
+         sys.executable, "-m", module, "--child", kind, *child_args],
         capture_output=True, text=True, env=env, check=False, cwd=REPO,  # its stderr is reported below
     )
     if out.returncode != 0:
-        sys.exit(f"bench/serve_cost.py: the {kind} run failed:\n{out.stderr[-2000:]}")
+        sys.exit(f"{module}: the {kind} run failed:\n{out.stderr[-2000:]}")
     m = re.search(r"Collected : (\d+)", out.stderr)
     if m is None:
-        sys.exit(f"bench/serve_cost.py: no instruction count from valgrind:\n{out.stderr[-2000:]}")
+        sys.exit(f"{module}: no instruction count from valgrind:\n{out.stderr[-2000:]}")
     return int(m.group(1))
 
 
@@ -125,7 +127,7 @@ def main() -> None:
     n = args.requests
     jobs = [(kind, count) for kind in ("baseline", "ours") for count in (n, 2 * n)]
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        counts = dict(zip(jobs, pool.map(lambda job: _instructions(*job), jobs), strict=True))
+        counts = dict(zip(jobs, pool.map(lambda job: instructions("bench.serve_cost", job[0], str(job[1])), jobs), strict=True))
     per_request = {kind: (counts[(kind, 2 * n)] - counts[(kind, n)]) / n for kind in ("baseline", "ours")}
     print(f"instructions per playlist request (callgrind, {n} requests: runs of {n} and {2 * n} subtracted)")
     for kind, cost in per_request.items():

@@ -10,6 +10,7 @@ from moto.server import ThreadedMotoServer
 
 from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.demo.seaweed import SeaweedS3
+from broadcaster.demo.tracker import TrackerUnavailable, install
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -42,3 +43,12 @@ def moto_url() -> Iterator[str]:
     host, port = server.get_host_and_port()
     yield f"http://{host}:{port}"
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def tracker_dir() -> Path:
+    """broadcaster/tracker/ with its node_modules, installed once per lock file into a cache folder."""
+    try:
+        return install()
+    except TrackerUnavailable as err:  # scripts/test installs Node.js: missing is a broken set-up, not a skip
+        pytest.fail(f"no tracker here: {err} (scripts/test installs nodejs and npm)")

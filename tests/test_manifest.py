@@ -356,6 +356,30 @@ def test_a_restart_starts_the_new_playlist_with_what_was_never_served(new_timeli
     assert again.restart(3, 1.0) == [] and again.uris() == []
 
 
+def test_segments_carried_into_a_new_timeline_keep_theirs_and_the_next_segment_starts_it_tagged() -> None:
+    """A restart with new_timeline that carries never-served segments (issue 32): they stay on the
+    timeline they were on, and the first new segment starts the new one with #EXT-X-DISCONTINUITY (its
+    timestamps and date jump), numbered as a variant that carried nothing numbers it."""
+    checker = MediaPlaylistChecker(allow_restart=True)
+    gen = ManifestGenerator(1, 3.0)
+    for n in range(3):
+        gen.append(ListedSegment(f"a{n}.ts", 1.0, 1000.0 + n), float(n))
+    checker.assert_ok(gen.render().body.decode())
+    gen.append(ListedSegment("a3.ts", 1.0, 1003.0), 3.0)  # listed, never shown
+    plain = ManifestGenerator(1, 3.0)  # a variant with nothing to carry, restarted alike
+    plain.append(ListedSegment("p0.ts", 1.0, 1000.0), 0.0)
+    assert gen.last_discontinuity == plain.last_discontinuity == 0
+    assert gen.restart(6, 4.0, new_timeline=True, served_through=2) == []
+    plain.restart(6, 4.0, new_timeline=True)
+    gen.append(ListedSegment("new0.ts", 2.0, 5000.0), 5.0)
+    plain.append(ListedSegment("newp.ts", 2.0, 5000.0), 5.0)
+    text = gen.render().body.decode()
+    checker.assert_ok(text)
+    assert text.index("a3.ts") < text.index("#EXT-X-DISCONTINUITY\n") < text.index("new0.ts"), text
+    assert "#EXT-X-DISCONTINUITY-SEQUENCE:0\n" in text  # a3 is still on timeline 0
+    assert gen.last_discontinuity == plain.last_discontinuity == 1  # one moment, one number (6.2.4)
+
+
 def test_a_restart_to_a_lower_target_leaves_what_does_not_fit_and_marks_the_gap() -> None:
     gen = ManifestGenerator(4, 12.0)
     for n, duration in enumerate((3.5, 1.0, 3.8, 1.0)):

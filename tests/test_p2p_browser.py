@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from broadcaster.demo.seaweed import SeaweedS3
-from broadcaster.demo.tracker import LocalTracker, TrackerUnavailable, free_port, install
+from broadcaster.demo.tracker import LocalTracker, free_port
 from broadcaster.service import Service
 from broadcaster.settings import DEFAULT_REWIND_SECONDS
 from tests.support.browser import (ALTER_P2P_UPLOADS, WEBRTC_ARGS, launch_chromium, needs_chromium, open_viewer,
@@ -47,13 +47,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.browser, needs_chromium]
 # -- the tracker (broadcaster/tracker/, run by the demo's own LocalTracker) ----------------------------
 
 
-@pytest.fixture(scope="session")
-def tracker_dir() -> Path:
-    """broadcaster/tracker/ with its node_modules, installed once per lock file into a cache folder."""
-    try:
-        return install()
-    except TrackerUnavailable as err:  # scripts/test installs Node.js: missing is a broken set-up, not a skip
-        pytest.fail(f"no tracker here: {err} (scripts/test installs nodejs and npm)")
 
 
 

@@ -30,12 +30,8 @@ def test_without_node_the_tracker_says_what_is_missing(monkeypatch: pytest.Monke
 
 
 @pytest.mark.integration
-async def test_the_demos_tracker_is_started_again_on_its_port_when_it_dies() -> None:
-    try:
-        folder = install()
-    except TrackerUnavailable as err:  # scripts/test installs Node.js: missing is a broken set-up, not a skip
-        pytest.fail(f"no tracker here: {err} (scripts/test installs nodejs and npm)")
-    async with StandInService() as service, LocalTracker(folder, service=service.url) as tracker:
+async def test_the_demos_tracker_is_started_again_on_its_port_when_it_dies(tracker_dir: Path) -> None:
+    async with StandInService() as service, LocalTracker(tracker_dir, service=service.url) as tracker:
         await serving(tracker)
         url, first = tracker.url, tracker.pid
         assert first is not None and await meet(url, VARIANTS[0])

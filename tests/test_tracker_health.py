@@ -19,7 +19,7 @@ from moto.server import ThreadedMotoServer
 from prometheus_client.parser import text_string_to_metric_families
 
 from broadcaster.demo.emulator import OwncastEmulator
-from broadcaster.demo.tracker import LocalTracker, TrackerUnavailable, free_port, install
+from broadcaster.demo.tracker import LocalTracker, free_port
 from broadcaster.service import Service
 from broadcaster.settings import SETTINGS, load_settings
 from broadcaster.status import trackers
@@ -55,13 +55,10 @@ async def readings(url: str) -> tuple[int, dict[str, Any], float | None]:
 
 
 async def test_health_and_the_gauge_follow_the_tracker(tmp_path: Path, s3_url: str, owncast: OwncastEmulator,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+                                                       monkeypatch: pytest.MonkeyPatch, tracker_dir: Path) -> None:
     monkeypatch.setattr(trackers, "PROBE_INTERVAL", 0.2)
     monkeypatch.setattr(trackers, "PROBE_INTERVAL_DOWN", 0.2)
-    try:
-        folder = install()
-    except TrackerUnavailable as err:
-        pytest.fail(f"no tracker here: {err} (scripts/test installs nodejs and npm)")
+    folder = tracker_dir
     env = {k: v for k, v in os.environ.items() if k not in {s.name for s in SETTINGS}}
     env.update(HLS_DIR=str(owncast.hls_dir), S3_ENDPOINT_URL=s3_url, AWS_ACCESS_KEY_ID="k",
                AWS_SECRET_ACCESS_KEY="s", AWS_BUCKET_NAME="probe", R2_PUBLIC_URL=f"{s3_url}/probe", PORT="0",

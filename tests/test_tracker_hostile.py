@@ -15,7 +15,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from broadcaster.demo.tracker import LocalTracker, TrackerUnavailable, install
+from broadcaster.demo.tracker import LocalTracker
 from tests.support.waiting import until
 from broadcaster.status.trackers import info_hash, master_info_hashes, variant_key
 from tests.support.webtorrent import (
@@ -27,12 +27,6 @@ pytestmark = pytest.mark.integration
 ALLOWED = VARIANTS[0]  # the first variant's info hash, as P2P Media Loader announces it
 
 
-@pytest.fixture(scope="module")
-def tracker_dir() -> Path:
-    try:
-        return install()
-    except TrackerUnavailable as err:  # scripts/test installs Node.js: missing is a broken set-up, not a skip
-        pytest.fail(f"no tracker here: {err} (scripts/test installs nodejs and npm)")
 
 
 @pytest.fixture

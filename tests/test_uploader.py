@@ -37,7 +37,7 @@ async def test_upload_puts_bytes_with_segment_headers(tmp_path: Path, store: S3S
     metrics = Metrics()
     up = Uploader(store, metrics, concurrency=2, attempt_timeout=5)
     path = segment(tmp_path)
-    done = await up.upload_file(path, "live/0/stream-a-1.ts", "0")
+    done = await up.upload_file(path, "live/0/stream-a-1.ts", "0", hashed=True)
     assert done.took > 0  # seconds the PutObject took
     head = await store.client.head_object(Bucket="live", Key="live/0/stream-a-1.ts")
     assert head["ContentType"] == "video/mp2t"
@@ -251,6 +251,6 @@ async def test_the_hash_is_of_the_body_the_successful_attempt_put(tmp_path: Path
         path.write_bytes(b"\x47" * 376)
 
     up = Uploader(fake, Metrics(), concurrency=1, attempt_timeout=1, backoff=Backoff(sleep=rewrite))
-    done = await up.upload_file(path, "k", "0")
+    done = await up.upload_file(path, "k", "0", hashed=True)
     assert [len(p.body) for p in fake.puts] == [376]
     assert done.sha256 == hashlib.sha256(fake.puts[0].body).digest() != hashlib.sha256(b"\x47" * 1880).digest()

@@ -34,8 +34,14 @@ export function start(config, video, p2pOn) {
     try {
       const response = await fetch(base + (p2pOn() ? '&p2p=1' : ''),
         { method: 'POST', cache: 'no-store', credentials: 'omit' });
+      if (beatTimer === null) {
+        // Paused or closed while this beat was on its way: its goodbye may have gone first.
+        if (response.ok) navigator.sendBeacon(`${base}&leave=1`);
+        return;
+      }
       counted = response.ok;
-      if (viewers.show && response.status === 200) show((await response.json()).watching);
+      const body = viewers.show && response.status === 200 ? await response.json() : null;
+      if (body && beatTimer !== null) show(body.watching);
     } catch (err) {
       // offline for a moment: the next beat counts again
     }

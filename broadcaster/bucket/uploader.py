@@ -67,14 +67,14 @@ class Uploaded(NamedTuple):
     exact body that PutObject sent (what a viewer checks a peer's copy against, viewer/p2p.js)."""
 
     took: float
-    sha256: bytes | None  # None: uploaded before a restart, its bytes not at hand
+    sha256: bytes | None  # None: not asked for (P2P off), or uploaded before a restart (bytes not at hand)
 
 
-def _read_and_hash(read: Callable[[], bytes]) -> tuple[bytes, bytes]:
-    """The body an attempt sends and its SHA-256, both off the event loop (~2 ms a MB): the hash is of
-    that very object, the one PutObject is given."""
+def _read_and_hash(read: Callable[[], bytes], hashed: bool) -> tuple[bytes, bytes | None]:
+    """The body an attempt sends and, when asked, its SHA-256, both off the event loop (~2 ms a MB): the
+    hash is of that very object, the one PutObject is given."""
     body = read()
-    return body, hashlib.sha256(body).digest()
+    return body, hashlib.sha256(body).digest() if hashed else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,9 +143,10 @@ class Uploader:
             self._working.clear()
             self._outage.failed(reason or "unknown")
 
-    async def upload_file(self, path: Path, key: str, variant: str, *, root: Path | None = None) -> Uploaded:
+    async def upload_file(self, path: Path, key: str, variant: str, *, root: Path | None = None,
+                          hashed: bool = False) -> Uploaded:
         """Upload one file (inside `root`, see read_segment_file); returns how long the successful
-        PutObject took and the SHA-256 of the bytes it sent.
+        PutObject took and, when `hashed`, the SHA-256 of the bytes it sent (only P2P needs it).
 
         Raises SegmentLost when it can never succeed.
         """
@@ -154,31 +155,33 @@ class Uploader:
             raise SegmentLost("bad_type", f"{path} is not a segment type we publish")
         # Read again on every attempt: if Owncast deleted the file meanwhile, it is lost.
         return await self._put(key, lambda: read_segment_file(path, self._max_file_bytes, root=root),
-                               content_type, hls.SEGMENT_CACHE_CONTROL, variant)
+                               content_type, hls.SEGMENT_CACHE_CONTROL, variant, hashed)
 
     async def upload_bytes(self, key: str, body: bytes, *, content_type: str, cache_control: str) -> float:
         """Upload bytes made here (a recording's playlist); retried until it succeeds."""
-        return (await self._put(key, lambda: body, content_type, cache_control, None)).took
+        return (await self._put(key, lambda: body, content_type, cache_control, None, False)).took
 
     async def _put(
-        self, key: str, read: Callable[[], bytes], content_type: str, cache_control: str, variant: str | None
+        self, key: str, read: Callable[[], bytes], content_type: str, cache_control: str, variant: str | None,
+        hashed: bool,
     ) -> Uploaded:
         upload_id, self._next_id = self._next_id, self._next_id + 1
         self._waiting[upload_id] = self._clock()
         try:
-            return await self._attempts(key, read, content_type, cache_control, variant)
+            return await self._attempts(key, read, content_type, cache_control, variant, hashed)
         finally:
             del self._waiting[upload_id]
 
     async def _attempts(
-        self, key: str, read: Callable[[], bytes], content_type: str, cache_control: str, variant: str | None
+        self, key: str, read: Callable[[], bytes], content_type: str, cache_control: str, variant: str | None,
+        hashed: bool,
     ) -> Uploaded:
         attempt = 0
         while True:
             bucket_failed = True
             async with self._slots:
                 try:
-                    body, digest = await asyncio.to_thread(_read_and_hash, read)
+                    body, digest = await asyncio.to_thread(_read_and_hash, read, hashed)
                 except OSError as err:  # out of handles or memory (read_segment_file lets only those out)
                     if not is_temporary(err):
                         raise

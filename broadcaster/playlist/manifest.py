@@ -510,7 +510,9 @@ class ManifestGenerator:
         if target_duration < 1:
             raise ValueError("target duration must be an integer >= 1 (4.4.3.1)")
         carried = [e for e in self._entries if served_through is not None and e.sequence > served_through]
-        gap_after = bool(carried) and (self._pending_discontinuity or self._ended)
+        # After carried segments, the next one is tagged when it starts a new timeline too: the carried
+        # ones stay on theirs.
+        gap_after = bool(carried) and (new_timeline or self._pending_discontinuity or self._ended)
         for e in islice(self._entries, len(self._entries) - len(carried)):
             keep = e.segment.duration + self._longest(e.sequence)
             self._removed.append(Removed(e.segment, now, keep))
@@ -520,7 +522,9 @@ class ManifestGenerator:
         if new_timeline:
             # The next segment starts a new timeline, counted here, in every variant alike (all restart
             # together, also one that listed nothing yet), so discontinuity numbers stay the same across them.
-            self._discontinuity_sequence = max(self._discontinuity_sequence + 1, discontinuity_sequence)
+            # With segments carried, its tag counts it (_carry): they keep the number they had.
+            self._discontinuity_sequence = (max(self._discontinuity_sequence, discontinuity_sequence - 1) if carried
+                                            else max(self._discontinuity_sequence + 1, discontinuity_sequence))
             self._pending_discontinuity = False
             self._continues = False
         else:

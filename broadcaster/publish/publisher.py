@@ -323,7 +323,7 @@ class Publisher:
             if init_task is None:
                 init_task = asyncio.ensure_future(
                     self._uploader.upload_file(folder / seg.init_name, init_key, str(v.index),
-                                               root=self._hls_dir)
+                                               root=self._hls_dir, hashed=False)  # never shared by peers
                 )
                 v.inits[init_key] = init_task
         seg_key = self._key(v.index, seg.name)
@@ -348,7 +348,7 @@ class Publisher:
                 await asyncio.shield(init)  # shared by every segment of the run
             except SegmentLost as err:
                 raise SegmentLost("init_lost", f"its init section could not be uploaded: {err}") from err
-        return await self._uploader.upload_file(path, key, str(index), root=self._hls_dir)
+        return await self._uploader.upload_file(path, key, str(index), root=self._hls_dir, hashed=self._hashes)
 
     def _key(self, index: int, name: str) -> str:
         return hls.object_key(self._prefix, index, name)

@@ -67,7 +67,7 @@ class Variant:
 
     index: int
     generator: ManifestGenerator | None = None
-    seen: SeenNames = field(default_factory=lambda: SeenNames())
+    seen: SeenNames = field(default_factory=SeenNames)
     inits: dict[str, asyncio.Task[Uploaded]] = field(default_factory=dict)  # key -> upload
     first: dict[int, int] = field(default_factory=dict)  # run -> first Owncast number it joined with
     last_key: SlotKey | None = None

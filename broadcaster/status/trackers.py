@@ -154,6 +154,9 @@ class TrackerProbe:
             problem = f"refused the WebSocket: HTTP {err.status}"
         except (aiohttp.ClientError, OSError) as err:
             problem = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+        except Exception as err:  # noqa: BLE001: anything else is a down tracker too, never the probe's end
+            log.exception("P2P tracker probe of %s failed unexpectedly", url)
+            problem = f"probe failed: {type(err).__name__}"
         self._record(url, problem)
 
     async def _ask(self, url: str) -> str | None:
