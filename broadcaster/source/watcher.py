@@ -26,6 +26,7 @@ import watchfiles
 from ..lograte import RateLimitedLog
 from ..metrics import Metrics
 from . import inotify
+from .notices import InputNotices
 from .hlsdir import Refused, is_temporary, read_beneath
 from .owncast import (
     MASTER_PLAYLIST,
@@ -46,7 +47,6 @@ _VARIANT_DIR = re.compile(r"[0-9]{1,3}")  # ASCII: \d takes any script's digits
 # well under 0.1 s; a larger file is refused before it is parsed.
 MAX_PLAYLIST_BYTES = 256 * 1024
 _KNOWN_SUFFIXES = {".m3u8", ".ts", ".m4s", ".mp4", ".tmp", ".aac"}
-_STRAY_LOG_LIMIT = 1000
 _RETRY_SECONDS = 0.25  # a playlist not opened for lack of file handles is read again this soon
 # While Owncast writes, the folder is never quiet for a rescan: rescan anyway after this many quiet
 # rescan intervals, so nothing an event never told of (a folder moved in whole, a file renamed into a
@@ -77,19 +77,6 @@ def read_playlist(root: Path, parts: tuple[str, ...]) -> str:
         raise PlaylistError("not UTF-8 text") from err
 
 
-_QUIET_STRIKES = 3
-
-
-def _fingerprint(path: Path) -> tuple[int, int] | None:
-    """Size and modification time (of a symlink itself, as read_playlist never follows one): any
-    write in place changes them."""
-    try:
-        st = os.stat(path, follow_symlinks=False)
-    except OSError:
-        return None
-    return st.st_size, st.st_mtime_ns
-
-
 class HlsWatcher:
     """Feeds `sink` from HLS_DIR: on every file event, plus a rescan whenever the folder is quiet
     for `rescan_interval` (catches anything the kernel's event queue dropped), and at least every
@@ -110,7 +97,7 @@ class HlsWatcher:
         """kernel: wait on inotify on the event loop (Linux; the default where available), else
         poll with watchfiles; debounce_ms and step_ms are for the latter. master_grace: how long a
         variant playlist may go without a multivariant playlist before master_missing says so."""
-        self._master_grace = master_grace
+        self._notes = InputNotices(hls_dir, metrics, master_grace)
         self._dir = hls_dir
         self._sink = sink
         self._metrics = metrics
@@ -123,19 +110,10 @@ class HlsWatcher:
         self._step_ms = step_ms
         self._kernel = inotify.available() if kernel is None else kernel
         self._last_text: dict[Path, str] = {}
-        self._bad: dict[Path, str] = {}  # playlists that failed to parse, with the error, logged once
-        # Failed quiet rescans not yet warned about: (error, file fingerprint, how many in a row).
-        self._suspect: dict[Path, tuple[str, tuple[int, int] | None, int]] = {}
-        self._stray: set[str] = set()
         # The variant folders the last good multivariant playlist names; kept when Owncast wipes the
         # folder (its new master comes only after the variants' first playlists). None: none read yet.
         self._variants: frozenset[int] | None = None
         self._later: dict[Path | None, asyncio.TimerHandle] = {}  # reads waiting for file handles
-        # Since when (monotonic) Owncast has written a variant playlist while no multivariant playlist
-        # was read: its variants are not known, so nothing of the stream can be served.
-        self._orphan_since: float | None = None
-        self._orphan: Path | None = None
-        self._orphan_warned = False
         self._last_scan = 0.0  # monotonic
         self.scans = 0  # scans so far (quiet or busy): a test waits for one instead of sleeping
         self._errors = RateLimitedLog(log)
@@ -284,7 +262,7 @@ class HlsWatcher:
                 # tells nothing of what a folder held before it was watched.
                 playlists.add(path / VARIANT_PLAYLIST)
             elif path.suffix not in _KNOWN_SUFFIXES and not path.is_dir():
-                self._note_stray(path)
+                self._notes.note_stray(path)
         for path in sorted(playlists, key=lambda p: p != self._dir / MASTER_PLAYLIST):
             self._read(path)
 
@@ -311,16 +289,16 @@ class HlsWatcher:
             orphans = [Path(e.path) / VARIANT_PLAYLIST for e in entries if _VARIANT_DIR.fullmatch(e.name)]
             orphans = [p for p in orphans if p.is_file()]
             if orphans:
-                self._note_orphan(orphans[0])
+                self._notes.note_orphan(orphans[0])
             else:
-                self._clear_orphan()  # Owncast wiped the folder before writing a master
+                self._notes.clear_orphan()  # Owncast wiped the folder before writing a master
         for entry in entries:
             if not _VARIANT_DIR.fullmatch(entry.name):
                 continue
             if entry.is_symlink():
-                self._note_symlink(Path(entry.path))
+                self._notes.note_symlink(Path(entry.path))
             elif master_ok and entry.name not in named:
-                self._note_unnamed(Path(entry.path))
+                self._notes.note_unnamed(Path(entry.path))
 
     def _read(self, path: Path, quiet: bool = False) -> bool:
         """Read, parse and hand on one playlist; True when it is good (or unchanged and was good)."""
@@ -333,11 +311,11 @@ class HlsWatcher:
     def _read_unsafely(self, path: Path, quiet: bool) -> bool:
         kind = self._classify(path)
         if kind is None:
-            self._note_stray(path)
+            self._notes.note_stray(path)
             return False
         if isinstance(kind, int) and kind not in (self._variants or ()):
             if self._variants is None:
-                self._note_orphan(path)
+                self._notes.note_orphan(path)
             return False  # not a variant (yet): the master names them, and a scan notes the folder
         try:
             text = read_playlist(self._dir, path.relative_to(self._dir).parts)
@@ -345,21 +323,21 @@ class HlsWatcher:
             return False
         except Refused as err:
             if err.path != path and err.reason == "symlink":  # the variant folder itself
-                self._note_symlink(err.path)
+                self._notes.note_symlink(err.path)
             elif err.path != path:
-                self._note_bad(path, str(err), quiet, sure=True)
+                self._notes.note_bad(path, str(err), quiet, sure=True)
             else:
                 why = "a symlink; not followed" if err.reason == "symlink" else "not a regular file"
-                self._note_bad(path, why, quiet, sure=True)
+                self._notes.note_bad(path, why, quiet, sure=True)
             return False
         except OSError as err:
             if is_temporary(err):  # out of file handles: says nothing about the file
                 self._read_later(path, err)
             else:
-                self._note_bad(path, str(err), quiet)
+                self._notes.note_bad(path, str(err), quiet)
             return False
         except PlaylistError as err:
-            self._note_bad(path, str(err), quiet)
+            self._notes.note_bad(path, str(err), quiet)
             return False
         if self._last_text.get(path) == text:
             return True
@@ -369,7 +347,7 @@ class HlsWatcher:
             else:
                 variants = parse_master_playlist(text)
         except PlaylistError as err:
-            self._note_bad(path, str(err), quiet)  # usually half-written: the next event reads it again
+            self._notes.note_bad(path, str(err), quiet)  # usually half-written: the next event reads it again
             return False
         if isinstance(kind, int) and playlist.skipped:
             self._errors.info(f"entries:{path}", "taking only the newest %d of the %d entries in %s",
@@ -382,46 +360,21 @@ class HlsWatcher:
         except Exception:  # a bug of ours must not stop the watch; say so loudly, once per version
             log.exception("handling %s failed", path)
         self._last_text[path] = text
-        self._bad.pop(path, None)
-        self._suspect.pop(path, None)
+        self._notes.read_well(path)
         if not isinstance(kind, int):
             self._use_variants(frozenset(v.index for v in variants), quiet)
         return True
 
     def _use_variants(self, indices: frozenset[int], quiet: bool) -> None:
-        self._clear_orphan()
+        self._notes.clear_orphan()
         new = indices - (self._variants or frozenset())
         self._variants = indices
         for index in sorted(new):  # their playlists came first (ffmpeg writes the master last)
             self._read(self._dir / str(index) / VARIANT_PLAYLIST, quiet)
 
     def master_missing(self) -> str | None:
-        """Why nothing Owncast writes can be served, once a variant playlist has been there without a
-        readable multivariant playlist for MASTER_GRACE seconds; else None. Logged once per cause."""
-        since = self._orphan_since
-        if since is None or time.monotonic() - since < self._master_grace:
-            return None
-        master = self._dir / MASTER_PLAYLIST
-        why = self._bad.get(master)
-        state = f"unreadable ({why.split(':', 1)[1]})" if why else "missing"
-        reason = (f"Owncast writes {self._orphan} but its multivariant playlist {master} is {state} "
-                  f"since {time.monotonic() - since:.0f}s: players cannot start")
-        if not self._orphan_warned:
-            self._orphan_warned = True
-            self._metrics.master_missing.set(1)
-            log.warning("%s (nothing is served until it can be read)", reason)
-        return reason
-
-    def _note_orphan(self, path: Path) -> None:
-        if self._orphan_since is None:
-            self._orphan_since, self._orphan = time.monotonic(), path
-
-    def _clear_orphan(self) -> None:
-        if self._orphan_since is not None and self._orphan_warned:
-            log.info("multivariant playlist %s read: serving the stream", self._dir / MASTER_PLAYLIST)
-        self._orphan_since = self._orphan = None
-        self._orphan_warned = False
-        self._metrics.master_missing.set(0)
+        """Why nothing Owncast writes can be served (notices.InputNotices.master_missing); else None."""
+        return self._notes.master_missing()
 
     def _read_later(self, path: Path | None, err: OSError) -> None:
         """Read `path` (None: scan) again shortly: it could not be opened for lack of file handles."""
@@ -456,65 +409,3 @@ class HlsWatcher:
             return int(parts[0]) if parts[0] == str(int(parts[0])) else None
         return None
 
-    def _note_bad(self, path: Path, why: str, quiet: bool, *, sure: bool = False) -> None:
-        # Half-written playlists are normal while Owncast writes; one still broken when quiet is not.
-        # `sure`: broken whenever it is read (a FIFO, a symlink), nothing a rewrite can finish.
-        key = f"sure:{why}" if sure else f"{'quiet' if quiet else 'busy'}:{why}"
-        if self._bad.get(path) == key or (not quiet and not sure and path in self._bad):
-            return
-        if quiet and not sure:
-            # A quiet rescan can still land in a rewrite that starts just then (1 s segments leave
-            # the folder quiet for about as long as the rescan waits): broken if the next quiet rescan
-            # finds the very same file (unchanged) broken the same way, or if the same error comes
-            # back at _QUIET_STRIKES quiet rescans in a row, rewrites or not, without a good read.
-            fingerprint = _fingerprint(path)
-            last = self._suspect.get(path)
-            strikes = last[2] + 1 if last is not None and last[0] == why else 1
-            self._suspect[path] = (why, fingerprint, strikes)
-            unchanged = last is not None and last[0] == why and last[1] == fingerprint
-            if not unchanged and strikes < _QUIET_STRIKES:
-                log.debug("not using %s yet: %s (checking again when quiet)", path, why)
-                return
-        self._bad[path] = key
-        if quiet or sure:
-            self._metrics.input_rejected.labels(reason="bad_playlist").inc()
-            log.warning("ignoring %s: %s", path, why)
-        else:
-            log.debug("not using %s yet: %s", path, why)
-
-    def _note_stray(self, path: Path) -> None:
-        top = self._symlinked_top(path)
-        if top is not None:  # inotify follows a symlink that was there when the watch began
-            self._note_symlink(top)
-            return
-        name = str(path)
-        if name in self._stray or len(self._stray) >= _STRAY_LOG_LIMIT:
-            return
-        self._stray.add(name)
-        self._metrics.input_rejected.labels(reason="stray_file").inc()
-        # Quoted: any name can be created in HLS_DIR, and one with a newline would forge a log line.
-        log.info("ignoring %r: not a file Owncast's playlists use", name)
-
-    def _note_unnamed(self, path: Path) -> None:
-        name = str(path)
-        if name in self._stray or len(self._stray) >= _STRAY_LOG_LIMIT:
-            return
-        self._stray.add(name)
-        self._metrics.input_rejected.labels(reason="not_a_variant").inc()
-        log.info("ignoring %r: not a variant (%s does not list it)", name, self._dir / MASTER_PLAYLIST)
-
-    def _symlinked_top(self, path: Path) -> Path | None:
-        """The entry of HLS_DIR that `path` is (or is under), when that entry is a symlink."""
-        try:
-            top = self._dir / path.relative_to(self._dir).parts[0]
-        except (ValueError, IndexError):
-            return None
-        return top if top.is_symlink() else None
-
-    def _note_symlink(self, path: Path) -> None:
-        name = str(path)
-        if name in self._stray or len(self._stray) >= _STRAY_LOG_LIMIT:
-            return
-        self._stray.add(name)
-        self._metrics.input_rejected.labels(reason="symlink").inc()
-        log.warning("ignoring %r: a symlink; nothing is read through symlinks", name)
