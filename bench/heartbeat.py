@@ -9,7 +9,7 @@ kinds of request go to the same app (the service's create_app: playlists, the vi
 route and a count already holding --viewers pages), one at a time on one connection:
 
 - playlist: `GET /live/playlist.m3u8` (serve_cost.py's playlist);
-- heartbeat: `POST /live/watching?id=...` from --viewers pages in turn, each from its own address
+- heartbeat: `POST /live/watching` with `Hb-Watching: <id>` from --viewers pages in turn, each from its own address
   (CF-Connecting-IP, TRUST_CF_CONNECTING_IP on: the address is hashed on every beat), the count answered
   as JSON (SHOW_VIEWER_COUNT on, the costlier answer).
 
@@ -54,8 +54,9 @@ def _requests(kind: str, viewers: int) -> list[bytes]:
         return [("GET /live/playlist.m3u8 HTTP/1.1\r\n" + _HEADERS.format(address=_address(n)) + "\r\n").encode()
                 for n in range(viewers)]
     # A POST without a body: browsers send its Content-Length.
-    return [(f"POST /live/watching?id={secrets.token_urlsafe(16)} HTTP/1.1\r\n"
-             + _HEADERS.format(address=_address(n)) + "Content-Length: 0\r\n\r\n").encode() for n in range(viewers)]
+    return [("POST /live/watching HTTP/1.1\r\n" + _HEADERS.format(address=_address(n))
+             + f"Hb-Watching: {secrets.token_urlsafe(16)}\r\nContent-Length: 0\r\n\r\n").encode()
+            for n in range(viewers)]
 
 
 async def _drive(kind: str, requests: int, viewers: int) -> None:

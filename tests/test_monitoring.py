@@ -320,7 +320,7 @@ async def blocking_viewer(http: aiohttp.ClientSession, url: str) -> None:
 async def viewer_page(http: aiohttp.ClientSession, url: str) -> None:
     """A viewer page's heartbeat, as viewer/watching.js sends it while playing (P2P on)."""
     while True:
-        async with http.post(f"{url}/live/watching", params={"id": "monitoring-test-page", "p2p": "1"}) as r:
+        async with http.post(f"{url}/live/watching", headers={"Hb-Watching": "monitoring-test-page p2p"}) as r:
             assert r.status == 200, r.status
         await asyncio.sleep(1)  # well within VIEWER_TIMEOUT (30 s): the page stays counted
 

@@ -143,13 +143,13 @@ async def test_the_heartbeat_counts_answers_the_count_uncached_and_metrics_expor
     ids = [new_id() for _ in range(5)]
     answers = []
     for n, viewer in enumerate(ids):
-        response = await client.post(f"/live/watching?id={viewer}&p2p={n % 2}",
-                                     headers={"CF-Connecting-IP": f"192.0.2.{n}"})
+        response = await client.post("/live/watching", headers={
+            "Hb-Watching": f"{viewer} p2p" if n % 2 else viewer, "CF-Connecting-IP": f"192.0.2.{n}"})
         answers.append((response.status, await response.json(), response.headers["Cache-Control"]))
     assert answers == [(200, {"watching": n + 1}, "no-store") for n in range(5)]
     # A flood behind one address (CF-Connecting-IP): 429 past the cap, not counted.
-    statuses = [(await client.post(f"/live/watching?id={new_id()}",
-                                   headers={"CF-Connecting-IP": "203.0.113.9"})).status for _ in range(10)]
+    statuses = [(await client.post("/live/watching", headers={
+        "Hb-Watching": new_id(), "CF-Connecting-IP": "203.0.113.9"})).status for _ in range(10)]
     assert statuses == [200] * 3 + [429] * 7
     text = await (await client.get("/metrics")).text()
     samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
@@ -158,9 +158,9 @@ async def test_the_heartbeat_counts_answers_the_count_uncached_and_metrics_expor
     assert samples[("hls_broadcaster_viewers_p2p", ())] == 2
     assert samples[("hls_broadcaster_viewer_heartbeats_refused_total", (("reason", "per_client"),))] == 7
     # Leaving: out at once; a GET is no heartbeat (nothing cacheable counts).
-    leave = await client.post(f"/live/watching?id={ids[0]}&leave=1")
+    leave = await client.post("/live/watching", headers={"Hb-Watching": f"{ids[0]} leave"})
     assert leave.status == 204 and audience.watching == 7
-    assert (await client.get(f"/live/watching?id={new_id()}")).status == 404
+    assert (await client.get("/live/watching", headers={"Hb-Watching": new_id()})).status == 404
     assert audience.watching == 7
 
 
@@ -168,7 +168,7 @@ async def test_with_the_count_hidden_the_heartbeat_still_counts_and_answers_noth
         aiohttp_client: AiohttpClient) -> None:
     audience = Audience(30)
     client = await client_for(aiohttp_client, audience, show_viewer_count=False)
-    response = await client.post(f"/live/watching?id={new_id()}")
+    response = await client.post("/live/watching", headers={"Hb-Watching": new_id()})
     assert (response.status, await response.read(), audience.watching) == (204, b"", 1)
     config = await (await client.get("/config.json")).json()
     assert config["viewers"] == {"beat": 10.0, "show": False} and "owncast" not in config

@@ -2,8 +2,9 @@
 // "N watching" when the service says to, and pings Owncast so its own count includes this page.
 //
 // The service counts a random id made up here, never stored anywhere else: a heartbeat every
-// config.viewers.beat seconds (a third of VIEWER_TIMEOUT), a goodbye (sendBeacon) on pause and when
-// the page closes. Owncast counts a viewer per address and User-Agent (its /api/ping, as its own page
+// config.viewers.beat seconds (a third of VIEWER_TIMEOUT), a goodbye on pause and when the page closes
+// (keepalive: it outlives the page). The id goes in a header, not the URL: the cheaper request for the
+// service (bench/heartbeat.py). Owncast counts a viewer per address and User-Agent (its /api/ping, as its own page
 // pings it); the ping needs no answer (no-cors: Owncast sends no CORS headers), only to arrive.
 
 function randomId() {
@@ -16,7 +17,7 @@ export function start(config, video, p2pOn) {
   const owncast = config.owncast;
   const shown = document.getElementById('watching');
   const id = randomId();
-  const base = `live/watching?id=${id}`;
+  const url = 'live/watching';
   let beatTimer = null;
   let pingTimer = null;
   let counted = false;
@@ -32,11 +33,10 @@ export function start(config, video, p2pOn) {
   async function beat() {
     if (!playing()) return stopped();
     try {
-      const response = await fetch(base + (p2pOn() ? '&p2p=1' : ''),
-        { method: 'POST', cache: 'no-store', credentials: 'omit' });
+      const response = await send(p2pOn() ? `${id} p2p` : id);
       if (beatTimer === null) {
         // Paused or closed while this beat was on its way: its goodbye may have gone first.
-        if (response.ok) navigator.sendBeacon(`${base}&leave=1`);
+        if (response.ok) leave();
         return;
       }
       counted = response.ok;
@@ -45,6 +45,15 @@ export function start(config, video, p2pOn) {
     } catch (err) {
       // offline for a moment: the next beat counts again
     }
+  }
+
+  function send(value, keepalive = false) {
+    return fetch(url, { method: 'POST', cache: 'no-store', credentials: 'omit', keepalive,
+      headers: { 'Hb-Watching': value } });
+  }
+
+  function leave() {
+    send(`${id} leave`, true).catch(() => {});
   }
 
   function ping() {
@@ -66,7 +75,7 @@ export function start(config, video, p2pOn) {
     clearInterval(beatTimer);
     clearInterval(pingTimer);
     beatTimer = pingTimer = null;
-    if (counted) navigator.sendBeacon(`${base}&leave=1`);
+    if (counted) leave();
     counted = false;
     if (shown) shown.hidden = true;
   }

@@ -13,7 +13,7 @@ import ipaddress
 from typing import Protocol
 
 from aiohttp import hdrs, web
-from multidict import CIMultiDict, CIMultiDictProxy, MultiMapping
+from multidict import CIMultiDict, CIMultiDictProxy, MultiMapping, istr
 
 from ..metrics import ConnectionMetrics, Metrics
 from ..numbers import whole_number
@@ -29,7 +29,7 @@ HELD_RETRY_AFTER = "1"  # seconds: held requests are answered within a target du
 # One client address may hold at most this share of the held cap: a crowd behind one NAT still gets
 # blocking reload (a player holds one request per playlist it follows), one client cannot take it all.
 HELD_CLIENT_SHARE = 8
-CF_CONNECTING_IP = "CF-Connecting-IP"  # the viewer's address, as Cloudflare's edge saw it
+CF_CONNECTING_IP = istr("CF-Connecting-IP")  # the viewer's address, as Cloudflare's edge saw it (folded once)
 
 # A variant number longer than this cannot be one of ours; int() of a huge one is costly (and limited).
 _MAX_VARIANT_DIGITS = 4

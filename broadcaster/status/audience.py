@@ -20,7 +20,7 @@ A hostile client cannot inflate the count beyond a stated bound nor cost more th
 from __future__ import annotations
 
 import os
-import re
+import string
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -28,7 +28,9 @@ from dataclasses import dataclass
 
 PER_CLIENT = 20  # ids one address may keep counted: a household, a small office behind one NAT
 LIMIT = 50_000  # ids counted at once, whatever the addresses (bounds the memory: ~17 MB)
-_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")  # what the page makes up: 128 random bits, base64url
+# What the page makes up: 128 random bits, base64url (16 to 64 of these characters). A set, not a
+# regular expression: half the instructions, on the one path every heartbeat takes.
+_ID_CHARS = frozenset(string.ascii_letters + string.digits + "_-")
 
 
 @dataclass(slots=True)
@@ -69,7 +71,7 @@ class Audience:
 
     def beat(self, viewer_id: str, address: str | None, p2p: bool) -> bool:
         """A page playing now; False when it is not counted (a bad id, or past a cap)."""
-        if not _ID.fullmatch(viewer_id):
+        if not 16 <= len(viewer_id) <= 64 or not _ID_CHARS.issuperset(viewer_id):
             self.refused["bad_id"] += 1
             return False
         now = self._clock()
