@@ -46,19 +46,24 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def settings(tmp_path: Path, moto_url: str) -> Settings:
-    """Every part that holds something is on: the mirror, the cleaner, the tracker probe, a metrics
-    listener of its own, the control socket."""
+@pytest.fixture(scope="module")
+def bucket(moto_url: str) -> str:
     s3 = boto3.client("s3", endpoint_url=moto_url, aws_access_key_id="k", aws_secret_access_key="s",
                       region_name="us-east-1")
     if not any(b["Name"] == BUCKET for b in s3.list_buckets()["Buckets"]):
         s3.create_bucket(Bucket=BUCKET)
+    return BUCKET
+
+
+@pytest.fixture
+def settings(tmp_path: Path, moto_url: str, bucket: str) -> Settings:
+    """Every part that holds something is on: the mirror, the cleaner, the tracker probe, a metrics
+    listener of its own, the control socket."""
     (tmp_path / "hls").mkdir()
     env = {k: v for k, v in os.environ.items() if k not in {s.name for s in SETTINGS}}
     env.update(HLS_DIR=str(tmp_path / "hls"), STATE_DIR=str(tmp_path / "state"), S3_ENDPOINT_URL=moto_url,
-               AWS_ACCESS_KEY_ID="k", AWS_SECRET_ACCESS_KEY="s", AWS_BUCKET_NAME=BUCKET,
-               R2_PUBLIC_URL=f"{moto_url}/{BUCKET}", HOST="127.0.0.1", PORT=str(free_port()),
+               AWS_ACCESS_KEY_ID="k", AWS_SECRET_ACCESS_KEY="s", AWS_BUCKET_NAME=bucket,
+               R2_PUBLIC_URL=f"{moto_url}/{bucket}", HOST="127.0.0.1", PORT=str(free_port()),
                METRICS_LISTEN=f"127.0.0.1:{free_port()}", PUBLISH_PLAYLISTS="true",
                P2P_TRACKERS=f"ws://127.0.0.1:{free_port()}/announce", UPLOAD_TIMEOUT="5")
     return load_settings(environ=env)

@@ -10,7 +10,8 @@ from aiohttp import web
 
 
 @contextlib.asynccontextmanager
-async def serving(runner: web.BaseRunner, site: Callable[[web.BaseRunner], web.BaseSite]) -> AsyncIterator[None]:
+async def serving(runner: web.BaseRunner,
+                  site: Callable[[web.BaseRunner], web.BaseSite]) -> AsyncIterator[None]:
     """Sets `runner` up (its app's startup: cleanup_ctx entered) and starts `site(runner)`. On the way
     out, or when either step fails, aiohttp's cleanup: the site stops listening, the app's on_shutdown
     releases long-lived requests, handlers get the runner's shutdown_timeout, cleanup_ctx exits in
