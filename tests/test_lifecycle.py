@@ -34,7 +34,7 @@ from broadcaster.state.disk import DirectoryBusy, DirectoryLock
 from broadcaster.status.hub import StatusWatcher
 from broadcaster.status.trackers import TrackerProbe
 from tests.support.sse import Event, SseReader
-from tests.support.waiting import until
+from tests.support.waiting import WAIT, until
 
 BUCKET = "lifecycle"
 Stack = contextlib.ExitStack[bool | None]
@@ -226,10 +226,12 @@ async def test_a_start_and_stop_leaves_nothing_and_ends_the_event_streams(settin
                 while isinstance(first, str):  # comments
                     first = await reader.next()
                 assert isinstance(first, Event) and first.type == "state", first
-                # Open now: the app's on_shutdown ends it and its handler returns. Were it left open, the
-                # runner would wait for it (60 s) and then cut it off: this read would raise.
-                await service.stop()
-                assert await response.content.read() == b""
+                # Open now. The app's on_shutdown ends it while the service stops; left open, the runner
+                # would wait for its handler (60 s) before the pipeline stops, then cut it off.
+                stopping = asyncio.create_task(service.stop())
+                async with asyncio.timeout(WAIT):
+                    assert await response.content.read() == b""
+                await stopping
     finally:
         await service.stop()
     await nothing_left(settings, before)
