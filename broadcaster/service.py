@@ -11,6 +11,7 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -25,6 +26,7 @@ from .clips.book import CLIPS_FILE, ClipBook
 from .http import PlaylistOptions, ViewerOptions, create_app, create_metrics_app, limits
 from .http.connections import KEEPALIVE_TIMEOUT, GatedSite, install_accept_error_handler
 from .http.control import create_control_app, prepare_socket
+from .http.serving import serving
 from .metrics import AudienceMetrics, ConnectionMetrics, Metrics
 from .publish.publisher import Publisher, PublisherConfig
 from .publish.release import ListedHook, Release
@@ -44,6 +46,7 @@ log = logging.getLogger(__name__)
 
 PROBE_INTERVAL = 15.0  # seconds between bucket checks while no upload proves the bucket works
 PROBE_INTERVAL_DOWN = 2.0  # while it is down: uploads waiting out a backoff go as soon as it is back
+DRAIN_TIMEOUT = 5.0  # seconds a stop gives uploads in flight, and then the bucket's playlists
 
 
 class StartupError(RuntimeError):
@@ -56,6 +59,12 @@ def default_viewer_dir() -> Path | None:
         if (candidate / "index.html").is_file():
             return candidate
     return None
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def _lock_state_dir(state_dir: Path) -> DirectoryLock:
@@ -91,20 +100,23 @@ class Service:
             upload_concurrency=settings.upload_concurrency,
             metrics_listener=isinstance(settings.metrics_listen, Address))
         self.connection_metrics = ConnectionMetrics(self.metrics.registry)
-        self._lock = _lock_state_dir(settings.state_dir)
-        # One stage after the other, as the README draws them: bucket, publishing, source, status, web.
-        self._build_bucket(settings)
-        self._build_publishing(settings)
-        self._build_clips(settings)
-        self.watcher = HlsWatcher(settings.hls_dir, self.publisher, self.metrics)
-        self._build_status()
-        self.app = self._build_app(settings, viewer_dir or default_viewer_dir())
-        self._runner: web.AppRunner | None = None
-        self._metrics_runner: web.AppRunner | None = None
-        self._control_runner: web.AppRunner | None = None
         self.control_socket: Path | None = None  # where `hls-broadcaster clip` reaches the service
-        self._probe_task: asyncio.Task[None] | None = None
         self.url = ""
+        self._drain_timeout = DRAIN_TIMEOUT
+        # Everything held is let go in the reverse order it was taken, by stop or by a start-up that
+        # fails half way: the STATE_DIR lock first (the state is restored under it), so it goes last.
+        with contextlib.ExitStack() as held:
+            held.callback(_lock_state_dir(settings.state_dir).release)
+            # One stage after the other, as the README draws them: bucket, publishing, source, status, web.
+            self._build_bucket(settings)
+            self._build_publishing(settings)
+            held.callback(self.state.close)  # the journal's file, after the last save
+            self._build_clips(settings)
+            self.watcher = HlsWatcher(settings.hls_dir, self.publisher, self.metrics)
+            self._build_status()
+            self.app = self._build_app(settings, viewer_dir or default_viewer_dir())
+            self._parts = contextlib.AsyncExitStack()
+            self._parts.enter_context(held.pop_all())
 
     def _build_bucket(self, s: Settings) -> None:
         """Everything that writes to or deletes from the bucket."""
@@ -192,7 +204,8 @@ class Service:
                                    input_problem=self.watcher.master_missing,
                                    p2p_trackers=self.tracker_probe.readings if self.tracker_probe else None,
                                    viewers=lambda: {"watching": audience.watching, "p2p": audience.p2p})
-        # State events: from the first reading after the watcher's first scan (start) to the hub's close.
+        # State events: run by the public app (create_app) from its startup, after the watcher's first
+        # scan, to its shutdown, which stops them before it ends the event streams.
         self.status = StatusWatcher(self.events, self.report.assess)
 
     def _build_app(self, s: Settings, viewer_folder: Path | None) -> web.Application:
@@ -208,50 +221,74 @@ class Service:
                 show_viewer_count=s.show_viewer_count, owncast_url=s.owncast_url,
                 frame_ancestors=s.frame_ancestors),
             expose_metrics=s.metrics_listen == "", connection_metrics=self.connection_metrics,
-            audience=self.audience,
+            audience=self.audience, state_events=self.status, release_held=self.playlists.release_waiters,
         )
 
     async def start(self) -> None:
+        """Starts each part after the ones it needs; stop (or a step here that fails) undoes them in the
+        reverse order: the public listener opens last, once the pipeline runs, and closes first."""
         s = self.settings
-        try:
-            await self.store.start()
-            await self._check_bucket()
-            install_accept_error_handler(asyncio.get_running_loop())
-            # handler_cancellation: a client that hangs up frees its held request or event stream at once.
-            self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False,
-                                         keepalive_timeout=KEEPALIVE_TIMEOUT, handler_cancellation=True)
-            await self._runner.setup()
-            site = GatedSite(self._runner, s.host, s.port, limit=self.budget.connections,
-                             header_timeout=s.header_timeout, write_timeout=s.write_timeout,
-                             metrics=self.connection_metrics, backlog=limits.ACCEPT_BACKLOG)
-            try:
-                await site.start()
-            except OSError as err:
-                raise StartupError(f"cannot listen on {s.host}:{s.port} (HOST/PORT): {err.strerror}") from None
-            port = self._bound_port() or s.port
-            self.url = f"http://{s.host}:{port}"
+        async with contextlib.AsyncExitStack() as stack:
+            stack.push_async_exit(self._parts)  # what __init__ holds (the lock) goes last, and on failure
+            await self._start_pipeline(stack)
             if isinstance(s.metrics_listen, Address):
-                await self._start_metrics_listener(s.metrics_listen)
-            await self._start_control_socket()
-            await self.publisher.start()
-            self.release.offer_to_mirror()  # a version saved but not written before a restart
-            if self.cleaner is not None:
-                await self.cleaner.start()
-            await self.watcher.start()
-            # State events from here: the first reading comes after the watcher's first scan (in its
-            # start), so a stream already running is reported online, not offline for a second.
-            await self.status.start()
-            if self.tracker_probe is not None:
-                await self.tracker_probe.start()
-            self._probe_task = asyncio.create_task(self._probe_loop(), name="storage-probe")
-        except BaseException:
-            await self.stop()
-            raise
+                metrics_app = create_metrics_app(self.metrics)
+                await self._listen(stack, metrics_app, s.metrics_listen, "METRICS_LISTEN", kind="metrics",
+                                   limit=max(1, self.budget.metrics_connections),
+                                   keepalive_timeout=KEEPALIVE_TIMEOUT)
+                log.info("metrics on http://%s/metrics", s.metrics_listen)
+            install_accept_error_handler(asyncio.get_running_loop())
+            # Its startup starts the state events, after the watcher's first scan: a stream already running
+            # is reported online, not offline for a second. handler_cancellation: a client that hangs up
+            # frees its held request or event stream at once.
+            port = await self._listen(stack, self.app, Address(s.host, s.port), "HOST/PORT",
+                                      limit=self.budget.connections, backlog=limits.ACCEPT_BACKLOG,
+                                      keepalive_timeout=KEEPALIVE_TIMEOUT, handler_cancellation=True)
+            self.url = f"http://{s.host}:{port}"
+            await self._open_control_socket(stack)
+            self._parts = stack.pop_all()
         log.info("serving %s/live/master.m3u8 from %s; segments go to bucket %s under %s/ (%s URLs)",
                  self.url, s.hls_dir, s.aws_bucket_name, s.r2_key_prefix, s.segment_urls)
         if self.mirror is not None:
             log.info("playlists are also written to the bucket: viewers can load %s/%s",
                      s.r2_public_url, self.release.master_key)
+
+    async def _start_pipeline(self, stack: contextlib.AsyncExitStack) -> None:
+        """The bucket, then what writes to it, then what feeds them; each stop entered as its part starts."""
+        await self.store.start()
+        stack.push_async_callback(self.store.close)
+        await self._check_bucket()
+        if self.mirror is not None:
+            stack.push_async_callback(self._close_mirror)  # after the last save: it writes what was saved
+        stack.callback(self._save_at_stop)  # once nothing above it changes the state any more
+        if self.recorder is not None:
+            stack.push_async_callback(self.recorder.close)
+        if self.cleaner is not None:
+            await self.cleaner.start()
+            stack.push_async_callback(self.cleaner.stop)
+        await self.publisher.start()
+        stack.push_async_callback(self._close_publisher)
+        self.release.offer_to_mirror()  # a version saved but not written before a restart
+        await self.watcher.start()
+        stack.push_async_callback(self.watcher.stop)
+        stack.push_async_callback(_cancel, asyncio.create_task(self._probe_loop(), name="storage-probe"))
+        if self.tracker_probe is not None:
+            await self.tracker_probe.start()
+            stack.push_async_callback(self.tracker_probe.stop)
+
+    async def _listen(self, stack: contextlib.AsyncExitStack, app: web.Application, where: Address,
+                      setting: str, *, limit: int, kind: str = "connections", backlog: int = 128,
+                      **options: Any) -> int:
+        """Serves `app` on `where`, through a ConnectionGate, until the stack closes; returns the port."""
+        s = self.settings
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, **options)
+        try:
+            await stack.enter_async_context(serving(runner, lambda r: GatedSite(
+                r, where.host, where.port, limit=limit, header_timeout=s.header_timeout,
+                write_timeout=s.write_timeout, metrics=self.connection_metrics, kind=kind, backlog=backlog)))
+        except OSError as err:
+            raise StartupError(f"cannot listen on {where} ({setting}): {err.strerror}") from None
+        return next((int(a[1]) for a in runner.addresses if isinstance(a, tuple) and len(a) >= 2), where.port)
 
     def _master_body(self) -> bytes | None:
         master = self.playlists.master_playlist()
@@ -265,51 +302,29 @@ class Service:
     def health(self) -> tuple[bool, dict[str, object]]:
         return self.report.health()
 
-    async def _start_metrics_listener(self, listen: Address) -> None:
-        self._metrics_runner = web.AppRunner(create_metrics_app(self.metrics), access_log=None, handle_signals=False,
-                                             keepalive_timeout=KEEPALIVE_TIMEOUT)
-        await self._metrics_runner.setup()
-        try:
-            await GatedSite(self._metrics_runner, listen.host, listen.port, limit=max(1, self.budget.metrics_connections),
-                            header_timeout=self.settings.header_timeout, write_timeout=self.settings.write_timeout,
-                            metrics=self.connection_metrics, kind="metrics").start()
-        except OSError as err:
-            raise StartupError(f"cannot listen on {listen} (METRICS_LISTEN): {err.strerror}") from None
-        log.info("metrics on http://%s/metrics", listen)
-
-    async def _start_control_socket(self) -> None:
+    async def _open_control_socket(self, stack: contextlib.AsyncExitStack) -> None:
         """The operator's socket (clips): a failure costs the clips, never the stream."""
-        try:
-            path = prepare_socket(self.settings.state_dir)
-            # A clip being made when the service stops is given up (its keys let go), not waited for.
-            self._control_runner = web.AppRunner(create_control_app(self.clips), access_log=None,
-                                                 handle_signals=False, shutdown_timeout=1.0,
-                                                 handler_cancellation=True)
-            await self._control_runner.setup()
-            await web.UnixSite(self._control_runner, str(path)).start()
-            os.chmod(path, 0o600)
-        except (OSError, ValueError) as err:
-            why = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
-            log.warning("clips are unavailable: cannot open the control socket in STATE_DIR (%s)", why)
-            return
+        async with contextlib.AsyncExitStack() as control:
+            try:
+                path = prepare_socket(self.settings.state_dir)
+                control.callback(self._remove_control_socket, path)
+                # A clip being made when the service stops is given up (its keys let go), not waited for.
+                runner = web.AppRunner(create_control_app(self.clips), access_log=None, handle_signals=False,
+                                       shutdown_timeout=1.0, handler_cancellation=True)
+                await control.enter_async_context(serving(runner, lambda r: web.UnixSite(r, str(path))))
+                os.chmod(path, 0o600)
+            except (OSError, ValueError) as err:
+                why = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+                log.warning("clips are unavailable: cannot open the control socket in STATE_DIR (%s)", why)
+                return
+            stack.push_async_exit(control.pop_all())
         self.control_socket = path
         log.info("clips: hls-broadcaster clip talks to %s", path)
 
-    async def _stop_control_socket(self) -> None:
-        runner, self._control_runner = self._control_runner, None
-        if runner is not None:
-            await runner.cleanup()
-        if self.control_socket is not None:
-            with contextlib.suppress(OSError):
-                self.control_socket.unlink()
-            self.control_socket = None
-
-    def _bound_port(self) -> int | None:
-        assert self._runner is not None
-        for addr in self._runner.addresses:
-            if isinstance(addr, tuple) and len(addr) >= 2:
-                return int(addr[1])
-        return None
+    def _remove_control_socket(self, path: Path) -> None:
+        self.control_socket = None
+        with contextlib.suppress(OSError):
+            path.unlink()
 
     async def _check_bucket(self) -> None:
         """Wrong credentials or bucket stop start-up; a bucket that is merely unreachable does not:
@@ -346,42 +361,25 @@ class Service:
             else:
                 self.uploader.record(True)
 
-    async def stop(self, drain_timeout: float = 5.0) -> None:
-        # First, answer everyone waiting on us: held blocking requests get the playlist as it is, event
-        # streams end, and no state is read, published or logged while uploads drain. Otherwise the web
-        # server's cleanup below would wait each of them out.
-        self.playlists.release_waiters()
-        self.events.close()
-        await self._stop_control_socket()
-        await self.status.stop()
-        if self.tracker_probe is not None:
-            await self.tracker_probe.stop()
-        if self._probe_task is not None:
-            self._probe_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._probe_task
-            self._probe_task = None
-        await self.watcher.stop()
-        if not await self.publisher.drain(drain_timeout):
-            log.warning("stopped with uploads still in flight after %.0fs", drain_timeout)
-        await self.publisher.close()
-        if self.cleaner is not None:
-            await self.cleaner.stop()
-        if self.recorder is not None:
-            await self.recorder.close()
-        self._save_at_stop()
-        if self.mirror is not None:
-            self.release.offer_to_mirror()
-            if not await self.mirror.drain(drain_timeout):
-                log.warning("stopped before the last playlist versions were written to the bucket")
-            await self.mirror.close()
-        for runner in (self._runner, self._metrics_runner):
-            if runner is not None:
-                await runner.cleanup()
-        self._runner = self._metrics_runner = None
-        await self.store.close()
-        self._lock.release()  # last: the final save is written
+    async def stop(self, drain_timeout: float = DRAIN_TIMEOUT) -> None:
+        """Stops what start started, in the reverse order, and lets go of STATE_DIR last (a second call
+        does nothing). The public listener closes first: its app's shutdown answers held requests and
+        ends event streams at once (no state is read or published from then), so nothing waits on them;
+        uploads get `drain_timeout`, the state is saved, then the bucket's playlists get it too."""
+        self._drain_timeout = drain_timeout
+        await self._parts.aclose()
 
+    async def _close_publisher(self) -> None:
+        if not await self.publisher.drain(self._drain_timeout):
+            log.warning("stopped with uploads still in flight after %.0fs", self._drain_timeout)
+        await self.publisher.close()
+
+    async def _close_mirror(self) -> None:
+        assert self.mirror is not None
+        self.release.offer_to_mirror()
+        if not await self.mirror.drain(self._drain_timeout):
+            log.warning("stopped before the last playlist versions were written to the bucket")
+        await self.mirror.close()
 
     def _save_at_stop(self) -> None:
         """The last save, marked as made at a clean stop; when it fails, one line says what the next

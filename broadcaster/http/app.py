@@ -1,15 +1,17 @@
 """The web apps: every route they serve and their typed keys (keys.py).
 
 Following aiohttp's examples/background_tasks.py: dependencies come in as arguments and go into the
-app under typed AppKeys. Nothing runs beside the routes: the event hub and the StatusWatcher that
-publishes into it belong to the service, which starts them with the pipeline and closes the hub first
-thing when stopping, so the runner's cleanup, last, finds no stream left to wait for.
+app under typed AppKeys, and what runs beside the routes is tied to the app's life. Given a
+StatusWatcher, the app starts it with its startup (cleanup_ctx) to publish state events into the event
+hub. On shutdown (on_shutdown, before the runner waits for its handlers) the app stops that watcher, ends
+every event stream and answers every held blocking request, so no long-lived request holds a stop up.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,13 +20,13 @@ from aiohttp import web
 from ..metrics import ConnectionMetrics, Metrics
 from ..playlist import hls
 from ..status.audience import Audience
-from ..status.hub import WRITE_TIMEOUT, EventHub
+from ..status.hub import WRITE_TIMEOUT, EventHub, StatusWatcher
 from . import events as sse
 from . import health as readings
 from . import limits, viewer
 from .common import CLIENT_MAX_SIZE, CONNECTION_LOG, elsewhere
-from .keys import (DEFAULT_VARIANT, EVENTS, FRAME_ANCESTORS, HEALTH, METRICS, VIEWER_CONFIG, VIEWER_FILES,
-                   HealthSource)
+from .keys import (DEFAULT_VARIANT, EVENTS, FRAME_ANCESTORS, HEALTH, METRICS, STATE_EVENTS, VIEWER_CONFIG,
+                   VIEWER_FILES, HealthSource)
 from .playlists import MAX_HELD, PlaylistRoutes, PlaylistSource
 from .viewer_files import ViewerFiles
 from .watching import WatchingRoute
@@ -87,10 +89,14 @@ def create_app(
     expose_metrics: bool = True,
     connection_metrics: ConnectionMetrics | None = None,
     audience: Audience | None = None,
+    state_events: StatusWatcher | None = None,
+    release_held: Callable[[], None] | None = None,
 ) -> web.Application:
-    """The public web app. Without `events` there is no /live/events (whoever made the hub closes it);
-    without `viewer_options`, / is a line of text; with both it and `audience`, the page's heartbeats
-    count its viewers (POST /live/watching).
+    """The public web app. Without `events` there is no /live/events; with it, the app's shutdown ends
+    its streams, and `state_events` (publishing into it) runs from the app's startup to its shutdown.
+    `release_held` answers every held blocking request at once (the source's release_waiters), called on
+    shutdown. Without `viewer_options`, / is a line of text; with both it and `audience`, the page's
+    heartbeats count its viewers (POST /live/watching).
 
     Run it with handler_cancellation=True, as the service does (aiohttp's test server does too): a handler
     whose client hangs up is then cancelled, so a held blocking request or an event stream gives its
@@ -115,6 +121,12 @@ def create_app(
     if events is not None:
         app[EVENTS] = events
         r.add_get("/live/events", sse.events)
+        if state_events is not None:
+            app[STATE_EVENTS] = state_events
+            app.cleanup_ctx.append(_running_state_events)
+        app.on_shutdown.append(_end_event_streams)
+    if release_held is not None:
+        app.on_shutdown.append(functools.partial(_answer_held, release_held))
     r.add_get("/health", readings.health)
     if expose_metrics:
         r.add_get("/metrics", readings.metrics)
@@ -142,6 +154,27 @@ def create_app(
     # Last: every path no route above takes ([\s\S]: a %0A in the path as well).
     r.add_route("*", r"/{tail:[\s\S]*}", elsewhere)
     return app
+
+
+async def _running_state_events(app: web.Application) -> AsyncIterator[None]:
+    """cleanup_ctx: the state events run while the app does (stopped sooner by _end_event_streams)."""
+    watcher = app[STATE_EVENTS]
+    await watcher.start()
+    yield
+    await watcher.stop()
+
+
+async def _end_event_streams(app: web.Application) -> None:
+    """on_shutdown: no state is read or published once the streams end; then every stream ends at its
+    next turn of the loop and new ones are answered 503."""
+    if STATE_EVENTS in app:
+        await app[STATE_EVENTS].stop()
+    app[EVENTS].close()
+
+
+async def _answer_held(release: Callable[[], None], app: web.Application) -> None:
+    """on_shutdown: every held blocking request gets the playlist as it is, and none is held from now."""
+    release()
 
 
 def create_metrics_app(metrics: Metrics) -> web.Application:

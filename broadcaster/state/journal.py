@@ -107,11 +107,15 @@ class JournaledState(StateFile):
                 self._lines += 1
             self._marks = prepared.marks or {}
 
+    def close(self) -> None:
+        """Lets go of the journal's file handle, kept open between lines (a later line opens it again)."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+
     def _reset_journal(self) -> None:
         """An empty journal after a new state.json: lines of the old base are moot (and ignored)."""
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        self.close()
         fd = os.open(self.journal, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC, 0o644)
         try:
             os.fsync(fd)

@@ -246,7 +246,8 @@ class StalledClient(Exception):
 class StatusWatcher:
     """Reads an Assessment every `interval` seconds into a StreamStatus (the one transition point, which
     logs), and publishes a `state` event when the dashboard's state (online, offline, degraded) changes.
-    The service starts it once the pipeline runs and stops it first thing when stopping.
+    The public app runs it (http/app.py): started with the app, once the pipeline runs, and stopped on
+    its shutdown before the event streams end.
 
     The detail alone changing (another degraded reason) is not a new state: dashboards would see an
     event a second while a reason counts up seconds.
