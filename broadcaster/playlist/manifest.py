@@ -14,30 +14,10 @@ import zlib
 from collections import deque
 from dataclasses import dataclass, replace
 from itertools import islice
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Protocol
 
-from ..source.owncast import SourceVariant
-from ..state import validate
-from ..state.disk import RawJSON, Tail
 from . import deflate, hls
-
-# More than any window lists (a 10-minute window of 1 s segments is 600; a day is 86,400): a restored
-# playlist larger than this was not written by the service.
-MAX_RESTORED_ENTRIES = 500_000
-# TARGET_DURATION may be set above what Owncast advertises (hls.MAX_TARGET_DURATION): any sane value.
-MAX_RESTORED_TARGET = 3600
-# The dates a PROGRAM-DATE-TIME can carry: 0001-01-01 to 9999-12-31.
-_MIN_EPOCH, _MAX_EPOCH = -62_135_596_800.0, 253_402_300_799.0
-
-
-def _uri_or_none(value: object, what: str) -> str | None:
-    if value is None:
-        return None
-    uri = validate.text(value, what)
-    if '"' in uri:  # written inside URI="..."
-        raise ValueError(f"{what} contains a quote")
-    return uri
-
 
 class SegmentRejected(ValueError):
     """The segment would break a playlist rule; it is skipped and the next one marks the gap."""
@@ -65,6 +45,22 @@ class Removed:
     segment: ListedSegment
     removed_at: float
     keep: float  # its duration plus the longest playlist that listed it (6.2.2)
+
+
+@dataclass(frozen=True, slots=True)
+class Saved:
+    """A playlist's numbers and flags, as a restart continues them (ManifestGenerator.saved, resume)."""
+
+    target_duration: int
+    independent: bool
+    media_sequence: int
+    discontinuity_sequence: int
+    next_sequence: int
+    ended: bool
+    pending_discontinuity: bool
+    continues: bool  # emptied by a restart that kept the timeline
+    regrowing: bool  # continued above a state: not shown until three target durations long
+    longest: float  # the longest the playlist has been while its oldest entry was listed
 
 
 # json.dumps with separators builds an encoder per call: one, made once (a restart encodes every entry).
@@ -97,9 +93,10 @@ class _Entry:
             f"#EXTINF:{segment.duration:.3f},\n",
             segment.uri, "\n",
         ))
-        # Its record in the state file, with the time it was listed on the generator's clock (the
-        # snapshot says what that clock read): the same text in every save. Its hash, when it has one, is
-        # a ninth value (files from before it have eight: those segments never come from peers).
+        # Its record in the state file (read back by publish/playlist_memory.py), with the time it was
+        # listed on the generator's clock (the save says what that clock read): the same text in every
+        # save. Its hash, when it has one, is a ninth value (files from before it have eight: those
+        # segments never come from peers).
         record = [sequence, segment.uri, segment.duration, program_date_time, discontinuity, init, segment.key,
                   round(listed_at, 3)]
         if segment.sha256:
@@ -619,90 +616,45 @@ class ManifestGenerator:
         removed, self._removed = self._removed, []
         return removed
 
-    # -- persistence -------------------------------------------------------------------------------
+    # -- persistence (its format and checks: publish/playlist_memory.py) ----------------------------
 
-    def snapshot(self, now: float) -> dict[str, Any]:
-        """Everything needed to continue this playlist after a restart (JSON-able)."""
-        return {
-            "target_duration": self.target_duration,
-            "independent": self.independent_segments,
-            "media_sequence": self._media_sequence,
-            "discontinuity_sequence": self._discontinuity_sequence,
-            "next_sequence": self._next_sequence,
-            "ended": self._ended,
-            "pending_discontinuity": self._pending_discontinuity,
-            "continues": self._continues,
-            "regrowing": self._regrowing,
-            # Restored entries all count as listed in it: at worst they stay longer than needed.
-            "longest": self._longest(self._media_sequence),
-            # Each entry's record is encoded once, when it is listed, with the time it was listed on
-            # this clock; the file is saved after every listing, and a window may hold hours: a Tail,
-            # so the journal writes only the entries listed since its last line (state/journal.py).
-            "clock": round(now, 3),
-            "entries": Tail(self._appended - len(self._entries), self._appended, self._saved_since),
-        }
+    @property
+    def appended(self) -> int:
+        """Entries appended by this process: the id after the last one's in the saved records."""
+        return self._appended
 
-    def _saved_since(self, first: int) -> list[str]:
-        """The saved records of the entries from id `first` on (ids count appends: see snapshot)."""
+    def saved(self) -> Saved:
+        """Everything but the entries needed to continue this playlist after a restart."""
+        # Restored entries all count as listed in it: at worst they stay longer than needed.
+        return Saved(self.target_duration, self.independent_segments, self._media_sequence,
+                     self._discontinuity_sequence, self._next_sequence, self._ended, self._pending_discontinuity,
+                     self._continues, self._regrowing, self._longest(self._media_sequence))
+
+    def records_since(self, first: int) -> list[str]:
+        """The records of the entries from id `first` on (ids count appends): each encoded once, when
+        it was listed, so a save after every listing costs the new ones, however long the window."""
         count = self._appended - first
         if count >= len(self._entries):
             return [e.saved for e in self._entries]
         return [e.saved for e in islice(reversed(self._entries), count)][::-1]
 
     @classmethod
-    def restore(
-        cls, data: dict[str, Any], now: float, window_seconds: float, *, can_block_reload: bool = False,
-        start_at_edge: bool = False,
+    def resume(
+        cls, saved: Saved, entries: Iterable[tuple[int, ListedSegment, float]], window_seconds: float, *,
+        can_block_reload: bool = False, start_at_edge: bool = False,
     ) -> ManifestGenerator:
-        """Rebuild from `snapshot`; raises ValueError (naming the value) when the data does not add up.
-
-        Every value is checked here, at the boundary: state.json may have been damaged or crafted, and
-        nothing read from it may fail later, in a request or in the next append."""
-        what = "playlist state"
-        data = validate.mapping(data, what, 100)
-        target = validate.integer(validate.field(data, "target_duration", what), "target_duration", 1,
-                               MAX_RESTORED_TARGET)
-        independent = validate.flag(validate.field(data, "independent", what), "independent")
-        gen = cls(target, window_seconds, independent_segments=independent, can_block_reload=can_block_reload,
-                  start_at_edge=start_at_edge)
-        gen._media_sequence = validate.integer(validate.field(data, "media_sequence", what), "media_sequence")
-        gen._discontinuity_sequence = validate.integer(validate.field(data, "discontinuity_sequence", what),
-                                                    "discontinuity_sequence")
-        gen._next_sequence = validate.integer(validate.field(data, "next_sequence", what), "next_sequence")
-        gen._ended = validate.flag(validate.field(data, "ended", what), "ended")
-        gen._pending_discontinuity = validate.flag(validate.field(data, "pending_discontinuity", what),
-                                                "pending_discontinuity")
-        gen._regrowing = validate.flag(data.get("regrowing", False), "regrowing")  # absent in older files
-        gen._continues = validate.flag(data.get("continues", False), "continues")  # absent in older files
-        longest = validate.number(validate.field(data, "longest", what), "longest")
-        # Each entry's listing time on the saving process's clock; files from before "clock" held ages.
-        raw_clock = data.get("clock")
-        clock = None if raw_clock is None else validate.number(raw_clock, "clock", -1e15)
-        raw_entries = validate.field(data, "entries", what)
-        if isinstance(raw_entries, Tail):  # a snapshot restored without going through a file
-            raw_entries = RawJSON(raw_entries.text()).decode()
-        for raw in validate.array(raw_entries, "entries", MAX_RESTORED_ENTRIES):
-            entry = validate.array(raw, "an entry", 9)
-            if len(entry) not in (8, 9):
-                raise ValueError(f"an entry has {len(entry)} values, not 8 or 9")
-            seq, uri, duration, pdt, disc, init, key, age = entry[:8]
-            digest = hls.decode_segment_hash(validate.text(entry[8], "a segment hash", 64)) \
-                if len(entry) == 9 else None
-            seconds = validate.number(duration, "a segment duration", 0.001, target + 1)
-            if not hls.fits_target(round(seconds, 3), gen.target_duration):
-                raise ValueError(f"a segment of {seconds:.3f}s does not fit target duration {target}s")
-            segment = ListedSegment(
-                validate.text(uri, "a segment URI"), seconds,
-                validate.number(pdt, "a segment date", _MIN_EPOCH, _MAX_EPOCH),
-                validate.flag(disc, "a discontinuity"),
-                _uri_or_none(init, "an init URI"),
-                None if key is None else validate.text(key, "a segment key"),
-                digest,
-            )
-            if clock is not None:
-                age = round(clock - validate.number(age, "a segment's listing time", -1e15), 3)
-            listed_at = now - validate.number(age, "a segment age", 0, 1e9)
-            number = validate.integer(seq, "a sequence number")
+        """The playlist `saved` describes, listing `entries` (number, the segment with its date and
+        discontinuity as listed, when it was listed); raises ValueError when they do not line up."""
+        gen = cls(saved.target_duration, window_seconds, independent_segments=saved.independent,
+                  can_block_reload=can_block_reload, start_at_edge=start_at_edge)
+        gen._media_sequence, gen._discontinuity_sequence = saved.media_sequence, saved.discontinuity_sequence
+        gen._next_sequence, gen._ended = saved.next_sequence, saved.ended
+        gen._pending_discontinuity, gen._continues, gen._regrowing = \
+            saved.pending_discontinuity, saved.continues, saved.regrowing
+        for number, segment, listed_at in entries:
+            if not hls.fits_target(round(segment.duration, 3), gen.target_duration):
+                raise ValueError(f"a segment of {segment.duration:.3f}s does not fit target duration "
+                                 f"{gen.target_duration}s")
             previous = gen._entries[-1] if gen._entries else None
             gen._entries.append(_Entry(number, segment, segment.discontinuity, segment.program_date_time or 0.0,
                                        listed_at, previous))
@@ -711,7 +663,7 @@ class ManifestGenerator:
         gen._mapped = sum(bool(e.segment.init_uri) for e in gen._entries)
         gen._tagged = sum(e.discontinuity for e in gen._entries)
         if gen._entries:
-            gen._peaks.append((gen._entries[-1].sequence, max(longest, gen._duration)))
+            gen._peaks.append((gen._entries[-1].sequence, max(saved.longest, gen._duration)))
         sequences = [e.sequence for e in gen._entries]
         expected = list(range(gen._media_sequence, gen._media_sequence + len(sequences)))
         if sequences != expected or gen._next_sequence != gen._media_sequence + len(sequences):
@@ -876,7 +828,24 @@ def newest_segments(body: bytes, limit: int) -> bytes:
     return b"".join((head, map_line, body[cut:]))
 
 
-def render_master(variants: list[SourceVariant], media_name: str = hls.MEDIA_PLAYLIST_NAME) -> Rendered:
+class VariantStream(Protocol):
+    """A variant as the multivariant playlist announces it (source.owncast.SourceVariant is one)."""
+
+    @property
+    def index(self) -> int: ...
+    @property
+    def bandwidth(self) -> int: ...
+    @property
+    def average_bandwidth(self) -> int | None: ...
+    @property
+    def resolution(self) -> tuple[int, int] | None: ...
+    @property
+    def codecs(self) -> str | None: ...
+    @property
+    def frame_rate(self) -> float | None: ...
+
+
+def render_master(variants: Sequence[VariantStream], media_name: str = hls.MEDIA_PLAYLIST_NAME) -> Rendered:
     """The multivariant playlist (4.4.6.2), naming each variant's playlist `<index>/<media_name>`."""
     lines = ["#EXTM3U", "#EXT-X-VERSION:3"]
     for v in variants:  # Owncast's order: hls.js starts with the first listed

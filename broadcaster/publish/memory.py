@@ -13,10 +13,11 @@ from itertools import islice
 
 from ..numbers import whole_number
 from ..playlist import hls
-from ..playlist.manifest import MAX_RESTORED_TARGET, ManifestGenerator
 from ..state.disk import Tail
 from ..state.snapshots import SHOWN_PAST
 from ..state.validate import array, describe, field, flag, integer, mapping, text
+from . import playlist_memory
+from .playlist_memory import MAX_RESTORED_TARGET
 from .slots import SeenNames, Slot, SlotKey, Variant
 
 RESERVED = "reserved"  # the top-level key of the numbers a saved state reserves (hls.SEQUENCE_RESERVE)
@@ -64,7 +65,7 @@ def encode(m: Memory, undecided: Iterable[Slot], now: float) -> dict[str, object
     for v in m.variants.values():
         in_flight = pending.get(v.index, set())
         variants[str(v.index)] = {
-            "generator": v.generator.snapshot(now) if v.generator is not None else None,
+            "generator": playlist_memory.snapshot(v.generator, now) if v.generator is not None else None,
             # The last names, and those still in flight apart: a restart forgets those, so it uploads
             # and lists them.
             "seen": _seen(v.seen),
@@ -121,7 +122,7 @@ def decode(data: dict[str, object], now: float, window: float, can_block_reload:
         gen_data = field(raw, "generator", what)
         gen = None
         if gen_data is not None:
-            gen = ManifestGenerator.restore(mapping(gen_data, "generator", 100), now, window,
+            gen = playlist_memory.restore(mapping(gen_data, "generator", 100), now, window,
                                             can_block_reload=can_block_reload, start_at_edge=start_at_edge)
             if gen.target_duration != target:
                 raise ValueError(f"variant {name}: target duration {gen.target_duration}, not {target}")
