@@ -27,7 +27,7 @@ from .http.connections import KEEPALIVE_TIMEOUT, GatedSite, install_accept_error
 from .http.control import create_control_app, prepare_socket
 from .metrics import AudienceMetrics, ConnectionMetrics, Metrics
 from .publish.publisher import Publisher, PublisherConfig
-from .publish.release import ListedHook, Release
+from .publish.release import ListedHook
 from .publish.visible import VisiblePlaylists
 from .settings import Address, Settings
 from .source.owncast import SourceSegment
@@ -136,9 +136,6 @@ class Service:
         self.state = JournaledState(s.state_dir)
         self.playlists = VisiblePlaylists()
         self.snapshots = Snapshots(self.state, self.metrics)
-        # Saved first, then visible (and mirrored), then told.
-        self.release = Release(self.playlists, self.metrics, key_prefix=s.r2_key_prefix, snapshots=self.snapshots,
-                               mirror=self.mirror, on_listed=self._listed)
         self.publisher = Publisher(
             PublisherConfig(
                 hls_dir=s.hls_dir,
@@ -156,10 +153,14 @@ class Service:
             uploader=self.uploader,
             metrics=self.metrics,
             playlists=self.playlists,
-            release=self.release,
+            # Its Release: saved first, then visible (and mirrored), then told.
+            snapshots=self.snapshots,
+            mirror=self.mirror,
+            on_listed=self._listed,
             on_removed=self.cleaner.schedule if self.cleaner else None,
             recorder=self.recorder,
         )
+        self.release = self.publisher.release  # built, started and closed by the publisher
         register_parts(self.snapshots, self.publisher, self.cleaner)
         self.snapshots.restore()
 

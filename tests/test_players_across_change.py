@@ -94,7 +94,6 @@ from broadcaster.playlist.manifest import ListedSegment, ManifestGenerator, Rend
 from broadcaster.metrics import Metrics
 from broadcaster.source.owncast import SourcePlaylist, SourceSegment, SourceVariant
 from broadcaster.publish.publisher import Publisher, PublisherConfig
-from broadcaster.publish.release import Release
 from broadcaster.bucket.uploader import Backoff, Uploader
 from broadcaster.bucket.urls import PublicUrls
 from tests.support.browser import launch_chromium, needs_chromium
@@ -306,7 +305,6 @@ async def publish(scenario: Scenario, folder: Path, base_url: str) -> Made:
                         # player here must ignore (without P2P the playlists are these without them).
                         segment_hashes=True),
         uploader=uploader, metrics=metrics, playlists=playlists,
-        release=Release(playlists, metrics, key_prefix="live", monotonic=lambda: now[0]),
     )
     pub.on_master(list(scenario.variants))
     listed: dict[int, list[Cut]] = {}

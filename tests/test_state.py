@@ -212,7 +212,7 @@ async def test_a_target_duration_set_above_owncasts_restores(tmp_path: Path) -> 
     """TARGET_DURATION allows up to 60 s, more than the 30 s taken from Owncast's playlists."""
     (tmp_path / "hls").mkdir()
     a = World(tmp_path / "hls")
-    a.pub.target_duration = 60
+    a.pub.target.value = 60  # as TARGET_DURATION=60 sets it
     a.owncast_lists(0, "stream-a-0.ts", "stream-a-1.ts")
     await a.settle()
     saved = json.loads(dumps({**a.pub.snapshot(), "clean_stop": True}))
