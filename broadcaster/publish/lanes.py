@@ -4,10 +4,14 @@ the variant's own (docs/hls-rules.md, "Variants cut apart")."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 
+from ..metrics import Metrics
 from ..source.owncast import SourceSegment
 from .slots import Slot, SlotAligner, SlotKey, Variant
+
+log = logging.getLogger(__name__)
 
 
 def apart(seg: SourceSegment, others: list[SourceSegment]) -> bool:
@@ -23,7 +27,8 @@ def apart(seg: SourceSegment, others: list[SourceSegment]) -> bool:
 
 
 class Lanes:
-    def __init__(self) -> None:
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
         self.together = SlotAligner()
         self._apart: set[int] = set()  # runs cut apart: each variant is listed from a lane of its own
         self._lanes: dict[int, SlotAligner] = {}
@@ -57,6 +62,11 @@ class Lanes:
     def cut_apart(self, run: int, variants: Mapping[int, Variant]) -> float:
         """From now on each variant lists `run` from its own lane: the run's undecided slots move there.
         Returns the longest copy moved (the target must fit it before any of them is listed)."""
+        self._metrics.variants_cut_apart.inc()
+        log.warning("Owncast cuts the variants of this stream at different instants (video passthrough?); "
+                    "listing each variant on its own, lined up by time. hls.js and Shaka switch between them; "
+                    "video.js (Owncast's own page) freezes when it switches (docs/hls-rules.md, "
+                    "\"Variants cut apart\")")
         self._apart.add(run)
         moved = self.together.take_run(run)
         for slot in moved:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ..bucket.mirror import PlaylistMirror
 from ..bucket.recorder import Recorder
-from ..bucket.uploader import SegmentLost, Uploaded, Uploader
+from ..bucket.uploader import Uploaded, Uploader
 from ..bucket.urls import SegmentUrls
 from ..lograte import RateLimitedLog
 from ..metrics import Metrics
@@ -35,6 +35,7 @@ from .memory import SEEN_LIMIT, Memory, decode, encode
 from .release import ListedHook, Release, Versions
 from .slots import END, Copy, Slot, SlotAligner, Variant
 from .target import TargetPolicy
+from .uploads import Uploads
 from .visible import VisiblePlaylists
 
 log = logging.getLogger(__name__)
@@ -59,10 +60,6 @@ class PublisherConfig:
     segment_hashes: bool = False
     wall_clock: Callable[[], float] = time.time
     monotonic: Callable[[], float] = time.monotonic
-
-
-async def _already(done: Uploaded) -> Uploaded:
-    return done
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,10 +91,7 @@ class Publisher:
         """The publisher builds, starts and closes its Release, which makes each new version public
         (saved to `snapshots`, shown in `playlists`, offered to `mirror`, told to `on_listed`): versions
         go to it, nothing comes back."""
-        self._hls_dir = config.hls_dir
-        self._uploader = uploader
         self._metrics = metrics
-        self._prefix = config.key_prefix
         self._window = config.window_seconds
         self._wall = config.wall_clock
         self._mono = config.monotonic
@@ -108,14 +102,14 @@ class Publisher:
         self.target = TargetPolicy(config.target_duration, metrics, self._shown_through)
         self._lister = Lister(urls=config.urls, segment_hashes=config.segment_hashes, metrics=metrics,
                               release=self.release, recorder=recorder, wall_clock=config.wall_clock)
-        self._lanes = Lanes()
+        self._lanes = Lanes(metrics)
+        self._uploads = Uploads(uploader, config.hls_dir, config.key_prefix, config.segment_hashes)
         self._variants: dict[int, Variant] = {}
         self._announced: list[SourceVariant] | None = None  # as Owncast's master names them
         self._runs: dict[str, int] = {}  # Owncast run name -> order
         self._last_run: int | None = None  # run of the last listed slot
         self._closed = False
         self._next_sequence = config.first_sequence
-        self._restored_uploads: set[str] = set()
         self._discontinuity_floor = 0  # where a new playlist starts after continuing above a state
         # After continuing above a state not saved at a clean stop: the variants read since. What a
         # variant's first read lists may have been served, under numbers given up: never listed again.
@@ -222,7 +216,7 @@ class Publisher:
         given_up = [seg for seg in playlist.segments if seg.name not in v.seen]
         for seg in given_up:
             self._remember(v, seg.name)
-        self._forget_uploads([self._key(v.index, seg.name) for seg in given_up if not seg.is_offline_clip], now)
+        self._forget_uploads([self._uploads.key(v.index, seg.name) for seg in given_up if not seg.is_offline_clip], now)
         if given_up:
             log.info("variant %d: %d segment(s) Owncast lists may have been served before the restart; "
                      "not listed again", v.index, len(given_up))
@@ -248,11 +242,6 @@ class Publisher:
         numbers no longer name the same moment in every variant, so from now on each variant lists
         its own segments as they come, and players line variants up by PROGRAM-DATE-TIME and
         discontinuity numbers (docs/hls-rules.md, "Variants cut apart")."""
-        self._metrics.variants_cut_apart.inc()
-        log.warning("Owncast cuts the variants of this stream at different instants (video passthrough?); "
-                    "listing each variant on its own, lined up by time. hls.js and Shaka switch between them; "
-                    "video.js (Owncast's own page) freezes when it switches (docs/hls-rules.md, "
-                    "\"Variants cut apart\")")
         longest = max(longest, self._lanes.cut_apart(run, self._variants))
         # Raise the target now, while nothing of these slots is listed: every variant then starts its
         # new playlist at the same moment, and discontinuity numbers agree at every instant.
@@ -278,26 +267,7 @@ class Publisher:
         v.last_key = key if v.last_key is None else max(v.last_key, key)
         slot = aligner.slot(key)
         slot.discontinuity |= seg.discontinuity
-        folder = self._hls_dir / str(v.index)
-        init_key: str | None = None
-        init_task: asyncio.Task[Uploaded] | None = None
-        if seg.init_name is not None:
-            # Init sections keep their name across transcoder runs; the run keeps keys unique.
-            init_key = self._key(v.index, f"{stream_id(seg.name) or f'run{key[0]}'}-{seg.init_name}")
-            init_task = v.inits.get(init_key)
-            if init_task is None:
-                init_task = asyncio.ensure_future(
-                    self._uploader.upload_file(folder / seg.init_name, init_key, str(v.index),
-                                               root=self._hls_dir, hashed=False)  # never shared by peers
-                )
-                v.inits[init_key] = init_task
-        seg_key = self._key(v.index, seg.name)
-        if seg_key in self._restored_uploads:  # uploaded before a restart, not yet listed then
-            self._restored_uploads.discard(seg_key)
-            # Its bytes are not at hand: no hash, so viewers take it from the bucket, never from peers.
-            task: asyncio.Task[Uploaded] = asyncio.ensure_future(_already(Uploaded(0.0, None)))
-        else:
-            task = asyncio.ensure_future(self._upload(folder / seg.name, seg_key, v.index, init_task))
+        task, seg_key, init_key = self._uploads.start(v, seg, key[0])
         task.add_done_callback(self._on_done)
         aligner.add_copy(slot, v.index, Copy(seg, seg_key, init_key, now, task))
         if aligner is self.aligner and apart(seg, [c.source for i, c in slot.copies.items() if i != v.index]):
@@ -306,17 +276,6 @@ class Publisher:
 
     def _run_name(self, run: int) -> str:
         return next((name for name, order in self._runs.items() if order == run), f"run-{run}")
-
-    async def _upload(self, path: Path, key: str, index: int, init: asyncio.Task[Uploaded] | None) -> Uploaded:
-        if init is not None:
-            try:
-                await asyncio.shield(init)  # shared by every segment of the run
-            except SegmentLost as err:
-                raise SegmentLost("init_lost", f"its init section could not be uploaded: {err}") from err
-        return await self._uploader.upload_file(path, key, str(index), root=self._hls_dir, hashed=self._hashes)
-
-    def _key(self, index: int, name: str) -> str:
-        return hls.object_key(self._prefix, index, name)
 
     # -- listing, in order, the same slots in every variant ------------------------------------------
 
@@ -428,7 +387,7 @@ class Publisher:
     def snapshot(self) -> dict[str, object]:
         """The publisher's memory, JSON-able: numbering, windows, what is seen and uploaded."""
         memory = Memory(self._variants, self.target.value, self.target.independent, self._next_sequence,
-                        self._last_run, self.aligner.decided, self._runs, self._restored_uploads,
+                        self._last_run, self.aligner.decided, self._runs, self._uploads.restored,
                         discontinuity_floor=self._discontinuity_floor)
         return encode(memory, self._lanes.undecided(), self._mono())
 
@@ -444,16 +403,10 @@ class Publisher:
             raise
         except Exception as err:  # noqa: BLE001 (a check missed above: still a bad file, not a crash)
             raise ValueError(f"publisher state does not parse: {validate.describe(err)}") from None
-        if not m.clean:
-            gens = [v.generator for v in m.variants.values() if v.generator is not None]
-            start, floor = hls.continue_above(m.reserved, m.next_sequence,
-                                              [g.last_discontinuity for g in gens] + [m.discontinuity_floor])
-            if max(start, floor) > validate.INT64:
-                raise ValueError(f"reserved {m.reserved} leaves no numbers to continue above it")
         self._variants = m.variants
         self.target.restored(m.target, m.independent)
         self._next_sequence, self._last_run, self.aligner.decided = m.next_sequence, m.last_run, m.decided
-        self._runs, self._restored_uploads = m.runs, m.uploaded
+        self._runs, self._uploads.restored = m.runs, m.uploaded
         self._discontinuity_floor = m.discontinuity_floor
         if not self._hashes:  # P2P turned off since that save: the playlists say nothing of hashes
             for v in self._variants.values():
@@ -464,7 +417,7 @@ class Publisher:
             log.info("continuing from saved state: next media sequence %d, %d variant(s)",
                      self._next_sequence, len(self._variants))
         else:
-            limit = self._continue_above(m.reserved, start, floor)
+            limit = self._continue_above(m.reserved, m.continue_at, m.continue_floor)
         self.release.restored(self._versions(), limit)
 
     def _continue_above(self, reserved: int, start: int, floor: int) -> int:
@@ -477,8 +430,8 @@ class Publisher:
             if v.generator is not None:
                 v.generator.continue_above(start, floor, now)
                 self._drop(v.generator.drain_removed())
-        self._forget_uploads(sorted(self._restored_uploads), now)
-        self._restored_uploads = set()
+        self._forget_uploads(sorted(self._uploads.restored), now)
+        self._uploads.restored = set()
         self._next_sequence, self._discontinuity_floor = start, floor
         self._read_since_restart = set()
         log.warning("state was not saved at a clean stop: media sequence numbers up to %d may have been "
