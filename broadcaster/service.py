@@ -27,7 +27,7 @@ from .http.connections import KEEPALIVE_TIMEOUT, GatedSite, install_accept_error
 from .http.control import create_control_app, prepare_socket
 from .metrics import AudienceMetrics, ConnectionMetrics, Metrics
 from .publish.publisher import Publisher, PublisherConfig
-from .publish.release import ListedHook
+from .publish.release import ListedHook, Outlets
 from .publish.visible import VisiblePlaylists
 from .settings import Address, Settings
 from .source.owncast import SourceSegment
@@ -150,15 +150,10 @@ class Service:
                 # second, so a lost STATE_DIR still never makes the media sequence go back.
                 first_sequence=int(time.time()),
             ),
-            uploader=self.uploader,
-            metrics=self.metrics,
-            playlists=self.playlists,
-            # Its Release: saved first, then visible (and mirrored), then told.
-            snapshots=self.snapshots,
-            mirror=self.mirror,
-            on_listed=self._listed,
+            uploader=self.uploader, metrics=self.metrics, recorder=self.recorder,
+            # Its Release's: saved first, then visible (and mirrored), then told.
+            outlets=Outlets(self.playlists, self.snapshots, self.mirror, self._listed),
             on_removed=self.cleaner.schedule if self.cleaner else None,
-            recorder=self.recorder,
         )
         self.release = self.publisher.release  # built, started and closed by the publisher
         register_parts(self.snapshots, self.publisher, self.cleaner)

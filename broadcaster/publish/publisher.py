@@ -18,7 +18,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..bucket.mirror import PlaylistMirror
 from ..bucket.recorder import Recorder
 from ..bucket.uploader import Uploaded, Uploader
 from ..bucket.urls import SegmentUrls
@@ -28,15 +27,13 @@ from ..playlist import hls
 from ..playlist.manifest import ListedSegment, ManifestGenerator, Removed
 from ..source.owncast import SourcePlaylist, SourceSegment, SourceVariant, stream_id
 from ..state import validate
-from ..state.snapshots import Snapshots
 from .lanes import Lanes, apart
 from .lister import Lister
 from .memory import SEEN_LIMIT, Memory, decode, encode
-from .release import ListedHook, Release, Versions
+from .release import Outlets, Release, Versions
 from .slots import END, Copy, Slot, SlotAligner, Variant
 from .target import TargetPolicy
 from .uploads import Uploads
-from .visible import VisiblePlaylists
 
 log = logging.getLogger(__name__)
 
@@ -81,24 +78,21 @@ class Publisher:
         *,
         uploader: Uploader,
         metrics: Metrics,
-        playlists: VisiblePlaylists,
-        snapshots: Snapshots | None = None,
-        mirror: PlaylistMirror | None = None,
-        on_listed: ListedHook | None = None,
+        outlets: Outlets,
         on_removed: RemovedHook | None = None,
         recorder: Recorder | None = None,
     ) -> None:
         """The publisher builds, starts and closes its Release, which makes each new version public
-        (saved to `snapshots`, shown in `playlists`, offered to `mirror`, told to `on_listed`): versions
-        go to it, nothing comes back."""
+        through `outlets` (saved, shown, offered to the bucket, told): versions go to it, nothing comes
+        back."""
         self._metrics = metrics
         self._window = config.window_seconds
         self._wall = config.wall_clock
         self._mono = config.monotonic
-        self._shown = playlists  # read for what a client may have seen before a new target (issue 32)
+        self._shown = outlets.playlists  # read for what a client may have seen before a new target (issue 32)
         # Nothing new is shown before a state is saved above the first sequence.
-        self.release = Release(playlists, metrics, key_prefix=config.key_prefix, snapshots=snapshots, mirror=mirror,
-                               on_listed=on_listed, limit=config.first_sequence, monotonic=config.monotonic)
+        self.release = Release(outlets, metrics, key_prefix=config.key_prefix, limit=config.first_sequence,
+                               monotonic=config.monotonic)
         self.target = TargetPolicy(config.target_duration, metrics, self._shown_through)
         self._lister = Lister(urls=config.urls, segment_hashes=config.segment_hashes, metrics=metrics,
                               release=self.release, recorder=recorder, wall_clock=config.wall_clock)

@@ -46,27 +46,28 @@ class Versions:
     target: int | None  # the target duration the publisher decided
 
 
+@dataclass(frozen=True)
+class Outlets:
+    """Where each new version goes, in this order: saved (snapshots: none without STATE_DIR), shown
+    (playlists), offered to the bucket (mirror, with PUBLISH_PLAYLISTS), told (on_listed)."""
+
+    playlists: VisiblePlaylists
+    snapshots: Snapshots | None = None
+    mirror: PlaylistMirror | None = None
+    on_listed: ListedHook | None = None
+
+
 class Release:
-    def __init__(
-        self,
-        playlists: VisiblePlaylists,
-        metrics: Metrics,
-        *,
-        key_prefix: str,
-        snapshots: Snapshots | None = None,
-        mirror: PlaylistMirror | None = None,
-        on_listed: ListedHook | None = None,
-        limit: int = 0,
-        monotonic: Callable[[], float] = time.monotonic,
-    ) -> None:
+    def __init__(self, outlets: Outlets, metrics: Metrics, *, key_prefix: str, limit: int = 0,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         """`limit`: numbers below it may be shown before the first save (the publisher's first number)."""
-        self._playlists = playlists
+        self._playlists = outlets.playlists
         self._metrics = metrics
         self._latest = Versions({}, {}, None)
         self._prefix = key_prefix
-        self.snapshots = snapshots
-        self.mirror = mirror
-        self._on_listed = on_listed
+        self.snapshots = outlets.snapshots
+        self.mirror = outlets.mirror
+        self._on_listed = outlets.on_listed
         self._mono = monotonic
         self._unpublished: list[Listing] = []  # listings in versions not yet saved and shown
         self._dirty = asyncio.Event()
