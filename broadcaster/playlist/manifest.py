@@ -183,6 +183,83 @@ class _Parts:
         self.head, self.middle, self.tail, self.before_tail = head, middle, tail, before_tail
 
 
+def _newest(entries: deque[_Entry], count: int) -> list[_Entry]:
+    """The last `count` entries, in order, taken from the end (a long window costs nothing)."""
+    return list(islice(reversed(entries), count))[::-1]
+
+
+class _Frozen:
+    """A window's chunks of CHUNK_ENTRIES segments between its first and its last (open) ones, each
+    frozen once complete, and the middle they make; emptied whenever the entries are replaced."""
+
+    __slots__ = ("chunks", "middle")
+
+    def __init__(self) -> None:
+        self.chunks: deque[_Chunk] = deque()
+        self.middle = _NO_MIDDLE
+
+    def clear(self) -> None:
+        self.chunks.clear()
+
+    def parts(self, entries: deque[_Entry], start: int, end: int, head: str, ended: bool) -> _Parts:
+        """The full playlist in parts: the segments are grouped by sequence number in chunks of
+        CHUNK_ENTRIES; the chunks between the first and the last are frozen (made once, kept while
+        listed), the first (which loses segments as the window slides) and the last (which gains them)
+        are joined for this version. Costs the two open chunks, whatever the window."""
+        size = CHUNK_ENTRIES
+        frozen = self.chunks
+        if not entries:
+            frozen.clear()
+        low, high = start // size + 1, end // size  # the groups frozen: low .. high - 1
+        while frozen and frozen[0].group < low:
+            frozen.popleft()
+        if frozen and (frozen[0].group != low or frozen[-1].group >= high):
+            frozen.clear()  # not the groups this window holds (cannot happen while the numbers only grow)
+        if high > low:
+            have = frozen[-1].group + 1 if frozen else low
+            if have < high:  # newly complete groups (or all of them, after the entries were replaced)
+                newest = _newest(entries, end - (have * size - 1))  # with the segment before the first
+                for group in range(have, high):
+                    at = group * size - (have * size - 1)
+                    frozen.append(_Chunk(group, newest[at:at + size], newest[at - 1]))
+        middle = self.middle
+        held = middle.chunks
+        if len(held) != len(frozen) or (held and (held[0] is not frozen[0] or held[-1] is not frozen[-1])):
+            middle = self.middle = _Middle(tuple(frozen), middle)
+        front_end = min(low * size, end)
+        tail_start = max(front_end, high * size)
+        front = list(islice(entries, front_end - start))
+        tail = _newest(entries, end - tail_start + (tail_start > start))  # with the segment before it
+        before = tail.pop(0).text.encode() if tail_start > start else b""
+        return _Parts("".join((head, *(e.text for e in front))).encode(), middle,
+                      "".join((*(e.text for e in tail), "#EXT-X-ENDLIST\n" if ended else "")).encode(),
+                      before)
+
+
+class _Peaks:
+    """(sequence, playlist duration once it was appended), durations decreasing: the longest playlist
+    a segment was in is the first entry from its sequence on (how long it must stay once removed)."""
+
+    __slots__ = ("_peaks",)
+
+    def __init__(self) -> None:
+        self._peaks: deque[tuple[int, float]] = deque()
+
+    def clear(self) -> None:
+        self._peaks.clear()
+
+    def appended(self, sequence: int, duration: float) -> None:
+        while self._peaks and self._peaks[-1][1] <= duration:
+            self._peaks.pop()
+        self._peaks.append((sequence, duration))
+
+    def longest(self, sequence: int) -> float:
+        """The longest the playlist has been since `sequence` was appended (6.2.2)."""
+        while len(self._peaks) > 1 and self._peaks[0][0] < sequence:
+            self._peaks.popleft()  # appended before any segment still listed: no longer needed
+        return self._peaks[0][1] if self._peaks else 0.0
+
+
 class Rendered:
     """One rendering of a playlist: the bytes, a strong ETag, and a gzip copy made on first demand.
 
@@ -287,15 +364,8 @@ class Rendered:
 class ManifestGenerator:
     """Sliding-window live playlist for one variant (docs/hls-rules.md, sections cited inline)."""
 
-    def __init__(
-        self,
-        target_duration: int,
-        window_seconds: float,
-        *,
-        independent_segments: bool = True,
-        can_block_reload: bool = False,
-        start_at_edge: bool = False,
-    ) -> None:
+    def __init__(self, target_duration: int, window_seconds: float, *, independent_segments: bool = True,
+                 can_block_reload: bool = False, start_at_edge: bool = False) -> None:
         if target_duration < 1:
             raise ValueError("target duration must be an integer >= 1 (4.4.3.1)")
         self.target_duration = target_duration
@@ -311,10 +381,7 @@ class ManifestGenerator:
         self.can_skip = can_block_reload and hls.offers_delta_updates(self.window_seconds, target_duration)
         self._entries: deque[_Entry] = deque()
         self._appended = 0  # entries appended by this process: the last one's id in the saved Tail, plus one
-        # The chunks of CHUNK_ENTRIES segments between the first and the last (open) ones, frozen
-        # (render); emptied whenever the entries are replaced.
-        self._frozen: deque[_Chunk] = deque()
-        self._middle = _NO_MIDDLE
+        self._frozen = _Frozen()  # the chunks between the first and the last (render)
         self._mapped = 0  # entries with an EXT-X-MAP (fMP4): the playlist needs version 6
         self._tagged = 0  # entries with EXT-X-DISCONTINUITY (asked per variant per slot: not summed)
         self._next_sequence = 0
@@ -333,9 +400,7 @@ class ManifestGenerator:
         self._rendered: Rendered | None = None
         self._edge: Rendered | None = None
         self._removed: list[Removed] = []
-        # (sequence, playlist duration once it was appended), durations decreasing: the longest playlist
-        # a segment was in is the first entry from its sequence on (how long it must stay once removed).
-        self._peaks: deque[tuple[int, float]] = deque()
+        self._peaks = _Peaks()
 
     # -- state -------------------------------------------------------------------------------------
 
@@ -421,7 +486,7 @@ class ManifestGenerator:
         carries EXT-X-DISCONTINUITY; the segments given up are drained as removed."""
         while self._entries:
             first = self._pop()
-            keep = first.segment.duration + self._longest(first.sequence)
+            keep = first.segment.duration + self._peaks.longest(first.sequence)
             self._removed.append(Removed(first.segment, now, keep))
         self._peaks.clear()
         self._duration = 0.0
@@ -478,9 +543,7 @@ class ManifestGenerator:
         self._ended = False  # a stream that comes back continues the same playlist
         if self._regrowing and self._duration >= hls.min_window_seconds(self.target_duration):
             self._regrowing = False
-        while self._peaks and self._peaks[-1][1] <= self._duration:
-            self._peaks.pop()
-        self._peaks.append((entry.sequence, self._duration))
+        self._peaks.appended(entry.sequence, self._duration)
         self._slide(now)
         self._rendered = self._edge = None
         return entry.sequence
@@ -511,7 +574,7 @@ class ManifestGenerator:
         # ones stay on theirs.
         gap_after = bool(carried) and (new_timeline or self._pending_discontinuity or self._ended)
         for e in islice(self._entries, len(self._entries) - len(carried)):
-            keep = e.segment.duration + self._longest(e.sequence)
+            keep = e.segment.duration + self._peaks.longest(e.sequence)
             self._removed.append(Removed(e.segment, now, keep))
             if e.discontinuity:
                 self._discontinuity_sequence += 1
@@ -581,18 +644,12 @@ class ManifestGenerator:
             if now - first.listed_at < min_listed:
                 break
             self._pop()
-            keep = first.segment.duration + self._longest(first.sequence)
+            keep = first.segment.duration + self._peaks.longest(first.sequence)
             self._removed.append(Removed(first.segment, now, keep))
             self._duration -= first.segment.duration
             self._media_sequence += 1  # 6.2.2: +1 per removed segment
             if first.discontinuity:  # 4.4.3.3: its EXT-X-DISCONTINUITY left with it
                 self._discontinuity_sequence += 1
-
-    def _longest(self, sequence: int) -> float:
-        """The longest this playlist has been since `sequence` was appended (6.2.2)."""
-        while len(self._peaks) > 1 and self._peaks[0][0] < sequence:
-            self._peaks.popleft()  # appended before any segment still listed: no longer needed
-        return self._peaks[0][1] if self._peaks else 0.0
 
     def _pop(self) -> _Entry:
         first = self._entries.popleft()
@@ -628,7 +685,7 @@ class ManifestGenerator:
         # Restored entries all count as listed in it: at worst they stay longer than needed.
         return Saved(self.target_duration, self.independent_segments, self._media_sequence,
                      self._discontinuity_sequence, self._next_sequence, self._ended, self._pending_discontinuity,
-                     self._continues, self._regrowing, self._longest(self._media_sequence))
+                     self._continues, self._regrowing, self._peaks.longest(self._media_sequence))
 
     def records_since(self, first: int) -> list[str]:
         """The records of the entries from id `first` on (ids count appends): each encoded once, when
@@ -637,38 +694,6 @@ class ManifestGenerator:
         if count >= len(self._entries):
             return [e.saved for e in self._entries]
         return [e.saved for e in islice(reversed(self._entries), count)][::-1]
-
-    @classmethod
-    def resume(
-        cls, saved: Saved, entries: Iterable[tuple[int, ListedSegment, float]], window_seconds: float, *,
-        can_block_reload: bool = False, start_at_edge: bool = False,
-    ) -> ManifestGenerator:
-        """The playlist `saved` describes, listing `entries` (number, the segment with its date and
-        discontinuity as listed, when it was listed); raises ValueError when they do not line up."""
-        gen = cls(saved.target_duration, window_seconds, independent_segments=saved.independent,
-                  can_block_reload=can_block_reload, start_at_edge=start_at_edge)
-        gen._media_sequence, gen._discontinuity_sequence = saved.media_sequence, saved.discontinuity_sequence
-        gen._next_sequence, gen._ended = saved.next_sequence, saved.ended
-        gen._pending_discontinuity, gen._continues, gen._regrowing = \
-            saved.pending_discontinuity, saved.continues, saved.regrowing
-        for number, segment, listed_at in entries:
-            if not hls.fits_target(round(segment.duration, 3), gen.target_duration):
-                raise ValueError(f"a segment of {segment.duration:.3f}s does not fit target duration "
-                                 f"{gen.target_duration}s")
-            previous = gen._entries[-1] if gen._entries else None
-            gen._entries.append(_Entry(number, segment, segment.discontinuity, segment.program_date_time or 0.0,
-                                       listed_at, previous))
-            gen._duration += segment.duration
-        gen._appended = len(gen._entries)
-        gen._mapped = sum(bool(e.segment.init_uri) for e in gen._entries)
-        gen._tagged = sum(e.discontinuity for e in gen._entries)
-        if gen._entries:
-            gen._peaks.append((gen._entries[-1].sequence, max(saved.longest, gen._duration)))
-        sequences = [e.sequence for e in gen._entries]
-        expected = list(range(gen._media_sequence, gen._media_sequence + len(sequences)))
-        if sequences != expected or gen._next_sequence != gen._media_sequence + len(sequences):
-            raise ValueError("playlist state is inconsistent (sequence numbers do not line up)")
-        return gen
 
     # -- output ------------------------------------------------------------------------------------
 
@@ -679,7 +704,7 @@ class ManifestGenerator:
             count = len(self._entries)
             if self._media_sequence != self._rendered_sequence:
                 self._rendered_sequence, self._fewest = self._media_sequence, count
-            skipped = self._skippable() if self.can_skip and not ended else 0
+            skipped = _skippable(self._entries, hls.skip_until(self.target_duration)) if self.can_skip and not ended else 0
             delta = Rendered(self._render_text(self.can_block_reload, skipped).encode(), last_sequence=last,
                              ended=ended) if skipped else None
             # A delta listing fewer segments than any earlier version under its media sequence cannot
@@ -696,17 +721,6 @@ class ManifestGenerator:
         if self._edge is None:
             self._edge = Rendered(self._parts(False), last_sequence=self._next_sequence - 1, ended=self._ended)
         return self._edge
-
-    def _skippable(self) -> int:
-        """How many segments a delta update replaces with EXT-X-SKIP: the oldest ones, keeping at
-        least CAN-SKIP-UNTIL seconds of the playlist's end (6.2.5.1)."""
-        keep = hls.skip_until(self.target_duration)
-        tail = 0.0
-        for kept, e in enumerate(reversed(self._entries), 1):  # from the end: a long window costs nothing
-            tail += e.segment.duration
-            if tail >= keep:
-                return len(self._entries) - kept
-        return 0
 
     def _header(self, server_control: bool, skipped: int, first: _Entry | None) -> str:
         version = hls.DELTA_PLAYLIST_VERSION if skipped else hls.playlist_version(has_map=self._mapped > 0)
@@ -739,45 +753,55 @@ class ManifestGenerator:
         return "".join((self._header(server_control, skipped, first), *(e.text for e in entries),
                         "#EXT-X-ENDLIST\n" if self._ended else ""))
 
-    def _newest(self, count: int) -> list[_Entry]:
-        """The last `count` entries, in order, taken from the end (a long window costs nothing)."""
-        return list(islice(reversed(self._entries), count))[::-1]
-
     def _parts(self, server_control: bool) -> _Parts:
-        """The full playlist in parts: the segments are grouped by sequence number in chunks of
-        CHUNK_ENTRIES; the chunks between the first and the last are frozen (made once, kept while
-        listed), the first (which loses segments as the window slides) and the last (which gains them)
-        are joined for this version. Costs the two open chunks, whatever the window."""
-        size = CHUNK_ENTRIES
-        entries, start, end = self._entries, self._media_sequence, self._next_sequence
-        frozen = self._frozen
-        if not entries:
-            frozen.clear()
-        low, high = start // size + 1, end // size  # the groups frozen: low .. high - 1
-        while frozen and frozen[0].group < low:
-            frozen.popleft()
-        if frozen and (frozen[0].group != low or frozen[-1].group >= high):
-            frozen.clear()  # not the groups this window holds (cannot happen while the numbers only grow)
-        if high > low:
-            have = frozen[-1].group + 1 if frozen else low
-            if have < high:  # newly complete groups (or all of them, after the entries were replaced)
-                newest = self._newest(end - (have * size - 1))  # with the segment before the first
-                for group in range(have, high):
-                    at = group * size - (have * size - 1)
-                    frozen.append(_Chunk(group, newest[at:at + size], newest[at - 1]))
-        middle = self._middle
-        held = middle.chunks
-        if len(held) != len(frozen) or (held and (held[0] is not frozen[0] or held[-1] is not frozen[-1])):
-            middle = self._middle = _Middle(tuple(frozen), middle)
-        front_end = min(low * size, end)
-        tail_start = max(front_end, high * size)
-        front = list(islice(entries, front_end - start))
-        tail = self._newest(end - tail_start + (tail_start > start))  # with the segment before it
-        before = tail.pop(0).text.encode() if tail_start > start else b""
-        head = self._header(server_control, 0, entries[0] if entries else None)
-        return _Parts("".join((head, *(e.text for e in front))).encode(), middle,
-                      "".join((*(e.text for e in tail), "#EXT-X-ENDLIST\n" if self._ended else "")).encode(),
-                      before)
+        """The full playlist in parts (_Frozen.parts)."""
+        first = self._entries[0] if self._entries else None
+        return self._frozen.parts(self._entries, self._media_sequence, self._next_sequence,
+                                  self._header(server_control, 0, first), self._ended)
+
+
+def _skippable(entries: deque[_Entry], keep: float) -> int:
+    """How many segments a delta update replaces with EXT-X-SKIP: the oldest ones, keeping at least
+    `keep` (CAN-SKIP-UNTIL) seconds of the playlist's end (6.2.5.1)."""
+    tail = 0.0
+    for kept, e in enumerate(reversed(entries), 1):  # from the end: a long window costs nothing
+        tail += e.segment.duration
+        if tail >= keep:
+            return len(entries) - kept
+    return 0
+
+
+def resume(
+    saved: Saved, entries: Iterable[tuple[int, ListedSegment, float]], window_seconds: float, *,
+    can_block_reload: bool = False, start_at_edge: bool = False,
+) -> ManifestGenerator:
+    """The playlist `saved` describes, listing `entries` (number, the segment with its date and
+    discontinuity as listed, when it was listed); raises ValueError when they do not line up. The
+    generator's other constructor: beside it, as the state it sets is the generator's own."""
+    gen = ManifestGenerator(saved.target_duration, window_seconds, independent_segments=saved.independent,
+                            can_block_reload=can_block_reload, start_at_edge=start_at_edge)
+    gen._media_sequence, gen._discontinuity_sequence = saved.media_sequence, saved.discontinuity_sequence
+    gen._next_sequence, gen._ended = saved.next_sequence, saved.ended
+    gen._pending_discontinuity, gen._continues, gen._regrowing = \
+        saved.pending_discontinuity, saved.continues, saved.regrowing
+    for number, segment, listed_at in entries:
+        if not hls.fits_target(round(segment.duration, 3), gen.target_duration):
+            raise ValueError(f"a segment of {segment.duration:.3f}s does not fit target duration "
+                             f"{gen.target_duration}s")
+        previous = gen._entries[-1] if gen._entries else None
+        gen._entries.append(_Entry(number, segment, segment.discontinuity, segment.program_date_time or 0.0,
+                                   listed_at, previous))
+        gen._duration += segment.duration
+    gen._appended = len(gen._entries)
+    gen._mapped = sum(bool(e.segment.init_uri) for e in gen._entries)
+    gen._tagged = sum(e.discontinuity for e in gen._entries)
+    if gen._entries:
+        gen._peaks.appended(gen._entries[-1].sequence, max(saved.longest, gen._duration))
+    sequences = [e.sequence for e in gen._entries]
+    expected = list(range(gen._media_sequence, gen._media_sequence + len(sequences)))
+    if sequences != expected or gen._next_sequence != gen._media_sequence + len(sequences):
+        raise ValueError("playlist state is inconsistent (sequence numbers do not line up)")
+    return gen
 
 
 _DATE_LINE = b"\n#EXT-X-PROGRAM-DATE-TIME:"  # every listed segment has one, after its other tags

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..playlist import hls
-from ..playlist.manifest import ListedSegment, ManifestGenerator, Saved
+from ..playlist.manifest import ListedSegment, ManifestGenerator, Saved, resume
 from ..state import validate
 from ..state.disk import RawJSON, Tail
 
@@ -103,5 +103,4 @@ def restore(
             age = round(clock - validate.number(age, "a segment's listing time", -1e15), 3)
         listed_at = now - validate.number(age, "a segment age", 0, 1e9)
         entries.append((validate.integer(seq, "a sequence number"), segment, listed_at))
-    return ManifestGenerator.resume(saved, entries, window_seconds, can_block_reload=can_block_reload,
-                                    start_at_edge=start_at_edge)
+    return resume(saved, entries, window_seconds, can_block_reload=can_block_reload, start_at_edge=start_at_edge)
