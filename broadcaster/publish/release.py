@@ -1,7 +1,9 @@
 """Makes new playlist versions public in the one safe order: saved to STATE_DIR first (a crash must not
 forget a number a client has seen), then visible to clients and offered to the bucket, then told
 (the listing hook, the listing-delay metric). Built, started and closed by the Publisher, which
-pushes each version (Versions) and what Owncast announces; nothing is asked back of it.
+pushes each version (Versions) and what Owncast announces: Release asks the publisher nothing, and
+renders the bucket's master itself rather than reading back the view it wrote. (A save still reads
+the publisher's memory through Snapshots, and the listing hook is the service's.)
 
 When the save fails (a full STATE_DIR) a version is still shown if all its numbers are below the
 reserve the last saved state recorded, once STATE_DIR/served records the highest of them: a restart

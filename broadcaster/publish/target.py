@@ -3,8 +3,9 @@
 Decided from Owncast's first stream playlist (or TARGET_DURATION), then kept while Owncast changes
 underneath (docs/hls-rules.md, "A new target duration"): a new stream gets the target its own
 playlists advertise, a longer segment within a stream raises it, doubled. A new target restarts
-every variant's playlist at once; the value then goes forward with each version (Versions.target)
-and each save (the publisher's memory), never stored anywhere else.
+every variant's playlist at once (each renders the target it was started with); the value then goes
+forward with each version (Versions.target, which the view keeps for the server's Cache-Control and
+blocking timeouts) and each save (the publisher's memory), and nothing else decides or sets it.
 """
 
 from __future__ import annotations
