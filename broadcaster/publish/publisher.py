@@ -89,11 +89,11 @@ class Publisher:
         self._window = config.window_seconds
         self._wall = config.wall_clock
         self._mono = config.monotonic
-        self._shown = outlets.playlists  # read for what a client may have seen before a new target (issue 32)
-        # Nothing new is shown before a state is saved above the first sequence.
+        self.target = TargetPolicy(config.target_duration, metrics)
+        # Nothing new is shown before a state is saved above the first sequence. What it shows, it tells
+        # the target policy (what a client may have seen before a new target, issue 32).
         self.release = Release(outlets, metrics, key_prefix=config.key_prefix, limit=config.first_sequence,
-                               monotonic=config.monotonic)
-        self.target = TargetPolicy(config.target_duration, metrics, self._shown_through)
+                               shown_to=self.target, monotonic=config.monotonic)
         self._lister = Lister(urls=config.urls, segment_hashes=config.segment_hashes, metrics=metrics,
                               release=self.release, recorder=recorder, wall_clock=config.wall_clock)
         self._lanes = Lanes(metrics)
@@ -120,11 +120,6 @@ class Publisher:
     def target_duration(self) -> int | None:
         """The target the playlists are rendered under now (TargetPolicy owns it)."""
         return self.target.value
-
-    def _shown_through(self, index: int) -> int:
-        """The last number a client may have seen in a variant's playlist (-1: none)."""
-        shown = self._shown.media_playlist(index)
-        return shown.last_sequence if shown is not None else -1
 
     @property
     def aligner(self) -> SlotAligner:

@@ -17,8 +17,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from ..bucket.mirror import PlaylistMirror
 from ..metrics import Metrics
@@ -31,9 +32,18 @@ from .visible import VisiblePlaylists
 
 # (variant, media sequence, Owncast's segment, the URL listed), once the listing is visible.
 ListedHook = Callable[[int, int, SourceSegment, str], None]
+
 Listing = tuple[int, int, SourceSegment, float, str]  # a listing not yet visible: ..., seen_at, URL
 
 log = logging.getLogger(__name__)
+
+class ShownTo(Protocol):
+    """Told how far each playlist was shown, as it becomes visible (TargetPolicy: what a new target
+    carries, issue 32)."""
+
+    def shown(self, renderings: Mapping[int, Rendered], *, replace: bool = False) -> None:
+        """`replace`: a restored state's versions, nothing else visible."""
+
 
 HELD_RETRY = 1.0  # seconds between saves while versions are held back, new segments or not
 
@@ -61,9 +71,11 @@ class Outlets:
 
 class Release:
     def __init__(self, outlets: Outlets, metrics: Metrics, *, key_prefix: str, limit: int = 0,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
-        """`limit`: numbers below it may be shown before the first save (the publisher's first number)."""
+                 shown_to: ShownTo | None = None, monotonic: Callable[[], float] = time.monotonic) -> None:
+        """`limit`: numbers below it may be shown before the first save (the publisher's first number);
+        `shown_to`: told each version as it becomes visible."""
         self._playlists = outlets.playlists
+        self._shown_to = shown_to
         self._metrics = metrics
         self._latest = Versions({}, {}, None)
         self._prefix = key_prefix
@@ -117,6 +129,8 @@ class Release:
         self.limit = limit
         self._in_view = set(versions.renderings)
         self._playlists.replace(versions.renderings)
+        if self._shown_to is not None:
+            self._shown_to.shown(versions.renderings, replace=True)
 
     def _take_listings(self) -> list[Listing]:
         listings, self._unpublished = self._unpublished, []
@@ -126,6 +140,8 @@ class Release:
         renderings = versions.renderings
         self._in_view.update(renderings)
         self._playlists.show(renderings)  # wakes requests held for a newer version (blocking reload)
+        if self._shown_to is not None:
+            self._shown_to.shown(renderings)
         self._offer(versions)
         now = self._mono()
         # A variant not shown yet (regrowing after a restart) is told once it is.

@@ -6,23 +6,22 @@ playlists advertise, a longer segment within a stream raises it, doubled. A new 
 every variant's playlist at once (each renders the target it was started with); the value then goes
 forward with each version (Versions.target, which the view keeps for the server's Cache-Control and
 blocking timeouts) and each save (the publisher's memory), and nothing else decides or sets it.
+
+How far each playlist was shown (what a new target carries, issue 32) is pushed here by the Release
+with each version it shows (`shown`): the policy never reads the view.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Mapping
 
 from ..metrics import Metrics
 from ..playlist import hls
-from ..playlist.manifest import Removed
+from ..playlist.manifest import Removed, Rendered
 from .slots import Slot, Variant
 
 log = logging.getLogger(__name__)
-
-# The last number a client may have seen in a variant's playlist (-1: none shown).
-ShownThrough = Callable[[int], int]
-
 
 def doubled(need: int, current: int) -> int:
     """The target a segment needing `need` raises `current` to: at least doubled (capped), so a copied
@@ -31,13 +30,21 @@ def doubled(need: int, current: int) -> int:
 
 
 class TargetPolicy:
-    def __init__(self, floor: int | None, metrics: Metrics, shown_through: ShownThrough) -> None:
+    def __init__(self, floor: int | None, metrics: Metrics) -> None:
         # TARGET_DURATION: the smallest target the operator allows (a longer segment still raises it).
         self._floor = floor or 0
         self.value: int | None = floor or None  # None until Owncast's first stream playlist was read
         self.independent = True  # Owncast's EXT-X-INDEPENDENT-SEGMENTS, read with the first target
         self._metrics = metrics
-        self._shown_through = shown_through
+        # The last number a client may have seen in each variant's playlist, as the Release shows them.
+        self._shown: dict[int, int] = {}
+
+    def shown(self, renderings: Mapping[int, Rendered], *, replace: bool = False) -> None:
+        """The Release made these versions visible (`replace`: a restored state, nothing else shown)."""
+        if replace:
+            self._shown = {}
+        for index, rendered in renderings.items():
+            self._shown[index] = rendered.last_sequence
 
     def restored(self, value: int | None, independent: bool) -> None:
         self.value, self.independent = value, independent
@@ -117,7 +124,7 @@ class TargetPolicy:
                 # What no client has seen yet (its version waited for a save, or was replaced in the
                 # same turn) starts the new playlist rather than leaving unseen (issue 32).
                 left = v.generator.restart(wanted, now, new_timeline=new_timeline,
-                                           served_through=self._shown_through(v.index))
+                                           served_through=self._shown.get(v.index, -1))
                 for segment in left:
                     self._metrics.segments_lost.labels(variant=str(v.index), reason="rejected").inc()
                     log.warning("variant %d: segment %s not listed: never shown before the new playlist, whose "
