@@ -30,7 +30,6 @@ from .publish.publisher import Publisher, PublisherConfig
 from .publish.release import ListedHook, Outlets
 from .publish.visible import VisiblePlaylists
 from .settings import Address, Settings
-from .source.owncast import SourceSegment
 from .source.watcher import HlsWatcher
 from .state.disk import DirectoryBusy, DirectoryLock, StateFile
 from .state.journal import JournaledState
@@ -93,6 +92,9 @@ class Service:
         self.connection_metrics = ConnectionMetrics(self.metrics.registry)
         self._lock = _lock_state_dir(settings.state_dir)
         # One stage after the other, as the README draws them: bucket, publishing, source, status, web.
+        # The event hub first: publishing tells it each listing (an outlet of the Release).
+        self.events = EventHub(max_streams=self.budget.events, write_timeout=self.settings.write_timeout,
+                               on_refused=functools.partial(self.connection_metrics.rejected, "events"))
         self._build_bucket(settings)
         self._build_publishing(settings)
         self._build_clips(settings)
@@ -152,7 +154,8 @@ class Service:
             ),
             uploader=self.uploader, metrics=self.metrics, recorder=self.recorder,
             # Its Release's: saved first, then visible (and mirrored), then told.
-            outlets=Outlets(self.playlists, self.snapshots, self.mirror, self._listed),
+            outlets=Outlets(self.playlists, self.snapshots, self.mirror,
+                            on_listed=(self.events.listed, self._on_listed) if self._on_listed else (self.events.listed,)),
             on_removed=self.cleaner.schedule if self.cleaner else None,
         )
         self.release = self.publisher.release  # built, started and closed by the publisher
@@ -171,8 +174,6 @@ class Service:
 
     def _build_status(self) -> None:
         """/health's assessment, the event hub and the state events published into it."""
-        self.events = EventHub(max_streams=self.budget.events, write_timeout=self.settings.write_timeout,
-                               on_refused=functools.partial(self.connection_metrics.rejected, "events"))
         self.connection_metrics.watch("events", lambda: self.events.streams, self.budget.events)
         # The trackers viewers are told to use: /health and a gauge say when one does not serve them.
         s = self.settings
@@ -252,11 +253,6 @@ class Service:
     def _master_body(self) -> bytes | None:
         master = self.playlists.master_playlist()
         return None if master is None else master.body
-
-    def _listed(self, variant: int, sequence: int, segment: SourceSegment, url: str) -> None:
-        self.events.segment_listed(variant, sequence, segment.duration, url)
-        if self._on_listed is not None:
-            self._on_listed(variant, sequence, segment, url)
 
     def health(self) -> tuple[bool, dict[str, object]]:
         return self.report.health()

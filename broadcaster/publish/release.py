@@ -61,12 +61,13 @@ class Versions:
 @dataclass(frozen=True)
 class Outlets:
     """Where each new version goes, in this order: saved (snapshots: none without STATE_DIR), shown
-    (playlists), offered to the bucket (mirror, with PUBLISH_PLAYLISTS), told (on_listed)."""
+    (playlists), offered to the bucket (mirror, with PUBLISH_PLAYLISTS), told (on_listed: the parts
+    that consume "segment listed" themselves, e.g. the event hub's `listed`, each in turn)."""
 
     playlists: VisiblePlaylists
     snapshots: Snapshots | None = None
     mirror: PlaylistMirror | None = None
-    on_listed: ListedHook | None = None
+    on_listed: tuple[ListedHook, ...] = ()
 
 
 class Release:
@@ -150,8 +151,8 @@ class Release:
             if index not in renderings:
                 continue
             self._metrics.listing_delay.observe(now - seen_at)
-            if self._on_listed is not None:
-                self._on_listed(index, sequence, src, uri)
+            for told in self._on_listed:
+                told(index, sequence, src, uri)
 
     async def _save_loop(self, snapshots: Snapshots) -> None:
         while True:

@@ -68,7 +68,7 @@ class World:
                                              segment_hashes=segment_hashes),
                              uploader=self.uploader, metrics=self.metrics,
                              outlets=Outlets(self.playlists, self.snapshots,
-                                             on_listed=lambda v, n, s, _u: self.listed.append((v, n, s.name))))
+                                             on_listed=(lambda v, n, s, _u: self.listed.append((v, n, s.name)),)))
         self.release = self.pub.release
         if self.snapshots is not None:
             register_parts(self.snapshots, self.pub)  # as the service does (without a cleaner)
