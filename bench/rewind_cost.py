@@ -75,6 +75,7 @@ from bench.rig import cpu_seconds, free_port
 from bench.serve import SERVER_CPU, WRK_CPU, _pin, _wait_listening
 from broadcaster.playlist import hls
 from broadcaster.playlist.manifest import ListedSegment, ManifestGenerator, Rendered
+from broadcaster.publish import playlist_memory
 from broadcaster.state.disk import Prepared, no_collection
 from broadcaster.state.journal import JournaledState
 
@@ -163,7 +164,7 @@ def _state_folder() -> str | None:
 def _state_of(gen: ManifestGenerator, now: float, variants: int) -> dict[str, Any]:
     """What the publisher saves, reduced to what grows with the window: each variant's generator (the
     same one under every variant's key: the same bytes and work as that many)."""
-    return {"variants": {str(v): {"generator": gen.snapshot(now)} for v in range(variants)}}
+    return {"variants": {str(v): {"generator": playlist_memory.snapshot(gen, now)} for v in range(variants)}}
 
 
 def measure_playlist(case: Case, appends: int, variants: int) -> None:
@@ -245,8 +246,8 @@ def measure_playlist(case: Case, appends: int, variants: int) -> None:
             data = JournaledState(Path(folder)).load()
             assert data is not None
             for v in range(variants):
-                back = ManifestGenerator.restore(data["variants"][str(v)]["generator"], now, case.window,
-                                                 can_block_reload=True)
+                back = playlist_memory.restore(data["variants"][str(v)]["generator"], now, case.window,
+                                               can_block_reload=True)
                 assert back.segment_count == gen.segment_count
         case.restore_s = time.perf_counter() - t0
         case.restore_cpu_s = time.process_time() - c0

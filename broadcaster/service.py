@@ -29,10 +29,9 @@ from .http.control import create_control_app, prepare_socket
 from .http.serving import serving
 from .metrics import AudienceMetrics, ConnectionMetrics, Metrics
 from .publish.publisher import Publisher, PublisherConfig
-from .publish.release import ListedHook, Release
+from .publish.release import ListedHook, Outlets
 from .publish.visible import VisiblePlaylists
 from .settings import Address, Settings
-from .source.owncast import SourceSegment
 from .source.watcher import HlsWatcher
 from .state.disk import DirectoryBusy, DirectoryLock, StateFile
 from .state.journal import JournaledState
@@ -108,6 +107,9 @@ class Service:
         with contextlib.ExitStack() as held:
             held.callback(_lock_state_dir(settings.state_dir).release)
             # One stage after the other, as the README draws them: bucket, publishing, source, status, web.
+            # The event hub first: publishing tells it each listing (an outlet of the Release).
+            self.events = EventHub(max_streams=self.budget.events, write_timeout=self.settings.write_timeout,
+                                   on_refused=functools.partial(self.connection_metrics.rejected, "events"))
             self._build_bucket(settings)
             self._build_publishing(settings)
             held.callback(self.state.close)  # the journal's file, after the last save
@@ -148,9 +150,6 @@ class Service:
         self.state = JournaledState(s.state_dir)
         self.playlists = VisiblePlaylists()
         self.snapshots = Snapshots(self.state, self.metrics)
-        # Saved first, then visible (and mirrored), then told.
-        self.release = Release(self.playlists, self.metrics, key_prefix=s.r2_key_prefix, snapshots=self.snapshots,
-                               mirror=self.mirror, on_listed=self._listed)
         self.publisher = Publisher(
             PublisherConfig(
                 hls_dir=s.hls_dir,
@@ -165,13 +164,13 @@ class Service:
                 # second, so a lost STATE_DIR still never makes the media sequence go back.
                 first_sequence=int(time.time()),
             ),
-            uploader=self.uploader,
-            metrics=self.metrics,
-            playlists=self.playlists,
-            release=self.release,
+            uploader=self.uploader, metrics=self.metrics, recorder=self.recorder,
+            # Its Release's: saved first, then visible (and mirrored), then told.
+            outlets=Outlets(self.playlists, self.snapshots, self.mirror,
+                            on_listed=(self.events.listed, self._on_listed) if self._on_listed else (self.events.listed,)),
             on_removed=self.cleaner.schedule if self.cleaner else None,
-            recorder=self.recorder,
         )
+        self.release = self.publisher.release  # built, started and closed by the publisher
         register_parts(self.snapshots, self.publisher, self.cleaner)
         self.snapshots.restore()
 
@@ -187,8 +186,6 @@ class Service:
 
     def _build_status(self) -> None:
         """/health's assessment, the event hub and the state events published into it."""
-        self.events = EventHub(max_streams=self.budget.events, write_timeout=self.settings.write_timeout,
-                               on_refused=functools.partial(self.connection_metrics.rejected, "events"))
         self.connection_metrics.watch("events", lambda: self.events.streams, self.budget.events)
         # The trackers viewers are told to use: /health and a gauge say when one does not serve them.
         s = self.settings
@@ -293,11 +290,6 @@ class Service:
     def _master_body(self) -> bytes | None:
         master = self.playlists.master_playlist()
         return None if master is None else master.body
-
-    def _listed(self, variant: int, sequence: int, segment: SourceSegment, url: str) -> None:
-        self.events.segment_listed(variant, sequence, segment.duration, url)
-        if self._on_listed is not None:
-            self._on_listed(variant, sequence, segment, url)
 
     def health(self) -> tuple[bool, dict[str, object]]:
         return self.report.health()

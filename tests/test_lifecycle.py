@@ -25,7 +25,7 @@ import pytest
 
 from broadcaster.bucket.cleaner import Cleaner
 from broadcaster.bucket.store import S3Store
-from broadcaster.http.control import socket_path
+from broadcaster.clips.book import socket_path
 from broadcaster.publish.publisher import Publisher
 from broadcaster.service import Service, StartupError
 from broadcaster.settings import SETTINGS, Address, Settings, load_settings

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from broadcaster.playlist import hls
 from broadcaster.playlist.manifest import ListedSegment, ManifestGenerator, SegmentRejected, render_master
+from broadcaster.publish import playlist_memory
 from broadcaster.source.owncast import SourceVariant
 from tests.support.hls_checker import MediaPlaylistChecker
 
@@ -189,7 +190,7 @@ def test_removed_segment_is_kept_for_the_longest_playlist_that_listed_it_not_the
     assert keep[seg(0).uri] >= 1 + 10  # it was in the 10-segment burst
     assert keep[seg(25).uri] <= 1 + 5  # listed long after: only ever in a 3-4 s window (+ the next)
     # A restart knows no better than the longest playlist still-listed segments were in.
-    restored = ManifestGenerator.restore(d.gen.snapshot(d.now), d.now, 3.0)
+    restored = playlist_memory.restore(playlist_memory.snapshot(d.gen, d.now), d.now, 3.0)
     restored.append(seg(30), d.now + 1)
     restored.append(seg(31), d.now + 2)
     assert all(r.keep <= 1 + 5 for r in restored.drain_removed())
@@ -320,7 +321,7 @@ def test_restart_within_a_stream_keeps_the_timeline() -> None:
         elif before == "end":
             g.end()
         g.restart(3, 4.0, new_timeline=False)
-        g = ManifestGenerator.restore(g.snapshot(4.0), 4.0, 9.0)  # and across a restart of the service
+        g = playlist_memory.restore(playlist_memory.snapshot(g, 4.0), 4.0, 9.0)  # and across a restart of the service
         g.append(ListedSegment("b0.ts", 2.5, 1010.0, discontinuity=flag), 6.5)
         assert g.last_discontinuity == 1, before
         assert g.render().body.decode().count("#EXT-X-DISCONTINUITY\n") == 1, before

@@ -94,7 +94,7 @@ from broadcaster.playlist.manifest import ListedSegment, ManifestGenerator, Rend
 from broadcaster.metrics import Metrics
 from broadcaster.source.owncast import SourcePlaylist, SourceSegment, SourceVariant
 from broadcaster.publish.publisher import Publisher, PublisherConfig
-from broadcaster.publish.release import Release
+from broadcaster.publish.release import Outlets
 from broadcaster.bucket.uploader import Backoff, Uploader
 from broadcaster.bucket.urls import PublicUrls
 from tests.support.browser import launch_chromium, needs_chromium
@@ -305,8 +305,7 @@ async def publish(scenario: Scenario, folder: Path, base_url: str) -> Made:
                         # As with P2P on: every segment's #EXT-HB-SHA256 line (issue 31), which each
                         # player here must ignore (without P2P the playlists are these without them).
                         segment_hashes=True),
-        uploader=uploader, metrics=metrics, playlists=playlists,
-        release=Release(playlists, metrics, key_prefix="live", monotonic=lambda: now[0]),
+        uploader=uploader, metrics=metrics, outlets=Outlets(playlists),
     )
     pub.on_master(list(scenario.variants))
     listed: dict[int, list[Cut]] = {}

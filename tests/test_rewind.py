@@ -9,6 +9,7 @@ import random
 import pytest
 
 from broadcaster.playlist.manifest import ListedSegment, ManifestGenerator
+from broadcaster.publish import playlist_memory
 from broadcaster.settings import MAX_REWIND_SECONDS, SettingsError, load_settings
 from broadcaster.state.disk import dumps
 from tests.support.hls_checker import MediaPlaylistChecker
@@ -26,8 +27,8 @@ def seg(i: int, duration: float = 1.0, *, init: str | None = None, disc: bool = 
 def reference(gen: ManifestGenerator, now: float) -> bytes:
     """The same version rendered from scratch: a generator restored from a saved state joins every
     entry's text afresh, where the live one kept its text across appends and slides."""
-    saved = json.loads(dumps(gen.snapshot(now)))
-    again = ManifestGenerator.restore(saved, now, gen.window_seconds, can_block_reload=gen.can_block_reload,
+    saved = json.loads(dumps(playlist_memory.snapshot(gen, now)))
+    again = playlist_memory.restore(saved, now, gen.window_seconds, can_block_reload=gen.can_block_reload,
                                       start_at_edge=gen.start_at_edge)
     assert again.last_discontinuity == gen.last_discontinuity  # counted as entries come and go
     return again.render().body
@@ -113,7 +114,7 @@ def test_a_four_hour_window_is_saved_as_entries_encoded_once() -> None:
     gen = ManifestGenerator(1, 14_400, can_block_reload=True, start_at_edge=True)
     for i in range(14_410):
         gen.append(seg(i), float(i))
-    saved = json.loads(dumps({"generator": gen.snapshot(14_410.0)}))["generator"]
+    saved = json.loads(dumps({"generator": playlist_memory.snapshot(gen, 14_410.0)}))["generator"]
     assert len(saved["entries"]) == gen.segment_count == 14_400
     first = saved["entries"][0]
     assert first[:3] == [gen.media_sequence, f"https://cdn.example/live/0/s{gen.media_sequence}.ts", 1.0]

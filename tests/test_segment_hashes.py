@@ -15,6 +15,7 @@ import pytest
 
 from broadcaster.playlist import hls
 from broadcaster.playlist.manifest import ListedSegment, ManifestGenerator, render_vod
+from broadcaster.publish import playlist_memory
 from broadcaster.state.disk import dumps
 from tests.support.hls_checker import VariantSetChecker
 from tests.support.world import World
@@ -76,24 +77,24 @@ def test_clips_and_recordings_carry_no_hashes() -> None:
 
 def test_hashes_are_saved_and_restored_and_older_states_still_restore() -> None:
     gen = generator(3)
-    saved = json.loads(dumps(gen.snapshot(3.0)))
-    restored = ManifestGenerator.restore(saved, 3.0, 30.0)
+    saved = json.loads(dumps(playlist_memory.snapshot(gen, 3.0)))
+    restored = playlist_memory.restore(saved, 3.0, 30.0)
     assert restored.render().body == gen.render().body
     # A file from before the hashes: eight values an entry. Those segments are listed without one (so
     # viewers take them from the bucket), and the next segment has its own.
     for entry in saved["entries"]:
         del entry[8]
-    old = ManifestGenerator.restore(saved, 3.0, 30.0)
+    old = playlist_memory.restore(saved, 3.0, 30.0)
     old.append(segment(3), 4.0)
     assert hashes_in(old.render().body.decode()) == [DIGESTS[3]]
 
 
 @pytest.mark.parametrize("bad", ["", "not base64!", "A" * 42, "A" * 44, "A" * 42 + "B", 7, None])
 def test_a_damaged_hash_in_the_state_is_refused(bad: object) -> None:
-    saved = json.loads(dumps(generator(1).snapshot(1.0)))
+    saved = json.loads(dumps(playlist_memory.snapshot(generator(1), 1.0)))
     saved["entries"][0][8] = bad
     with pytest.raises(ValueError):
-        ManifestGenerator.restore(saved, 1.0, 30.0)
+        playlist_memory.restore(saved, 1.0, 30.0)
 
 
 def test_drop_hashes_lists_the_same_segments_without_them() -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from broadcaster.bucket.cleaner import Cleaner
 from broadcaster.playlist.manifest import ListedSegment, ManifestGenerator, Removed
+from broadcaster.publish import playlist_memory
 from broadcaster.source.owncast import SourcePlaylist
 from broadcaster.state.disk import StateFile, dumps
 from tests.support.fakes import Bucket
@@ -57,10 +58,10 @@ def test_generator_restore_rejects_inconsistent_numbers() -> None:
     gen = ManifestGenerator(1, 3)
     for i in range(3):
         gen.append(ListedSegment(f"u{i}", 1.0, 1e9 + i), 10.0 + i)
-    snap = gen.snapshot(20.0)
+    snap = playlist_memory.snapshot(gen, 20.0)
     snap["media_sequence"] = 5
     with pytest.raises(ValueError):
-        ManifestGenerator.restore(snap, 0.0, 3)
+        playlist_memory.restore(snap, 0.0, 3)
 
 
 async def test_publisher_restores_and_continues_numbering(tmp_path: Path) -> None:
@@ -211,7 +212,7 @@ async def test_a_target_duration_set_above_owncasts_restores(tmp_path: Path) -> 
     """TARGET_DURATION allows up to 60 s, more than the 30 s taken from Owncast's playlists."""
     (tmp_path / "hls").mkdir()
     a = World(tmp_path / "hls")
-    a.pub.target_duration = 60
+    a.pub.target.value = 60  # as TARGET_DURATION=60 sets it
     a.owncast_lists(0, "stream-a-0.ts", "stream-a-1.ts")
     await a.settle()
     saved = json.loads(dumps({**a.pub.snapshot(), "clean_stop": True}))

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 from ..bucket.store import StoreError
@@ -29,12 +30,19 @@ from ..state.disk import StateFile
 log = logging.getLogger(__name__)
 
 CLIPS_FILE = "clips.json"
+# The operator's control socket in STATE_DIR: served by http/control.py, reached by `hls-broadcaster clip`.
+SOCKET_FOLDER = "control"
+SOCKET_NAME = "control.sock"
 CLIP_ID = re.compile(r"[0-9]{8}-[0-9]{6}-[0-9a-f]{4}")
 # A clip never changes: a day of caching is harmless and saves the origin (as recordings).
 _VOD_CACHE_CONTROL = "public, max-age=86400"
 _MAX_KEYS = 500_000  # a 4 h window of 1 s segments in 30 variants
 # Times a clip may name: Unix seconds up to the last one RFC 3339 can write (9999-12-31T23:59:59Z).
 LATEST = 253_402_300_799.0
+
+
+def socket_path(state_dir: Path) -> Path:
+    return state_dir / SOCKET_FOLDER / SOCKET_NAME
 
 
 class ClipError(ValueError):

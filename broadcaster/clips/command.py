@@ -10,9 +10,8 @@ from typing import Any
 
 import aiohttp
 
-from ..http.control import socket_path
 from ..settings import SettingsError, raw_setting
-from .book import ClipError, parse_time
+from .book import ClipError, parse_time, socket_path
 
 
 class CommandError(Exception):

@@ -24,14 +24,12 @@ from typing import Any
 
 from aiohttp import web
 
-from ..clips.book import CLIP_ID, LATEST, ClipBook, ClipError
+from ..clips.book import CLIP_ID, LATEST, SOCKET_NAME, ClipBook, ClipError, socket_path
 
 log = logging.getLogger(__name__)
 
-# In a folder of its own, mode 0700, made before the socket is bound: no moment where others could
-# connect. AF_UNIX paths are at most 107 bytes.
-SOCKET_FOLDER = "control"
-SOCKET_NAME = "control.sock"
+# In a folder of its own (clips.book.socket_path), mode 0700, made before the socket is bound: no
+# moment where others could connect. AF_UNIX paths are at most 107 bytes.
 MAX_SOCKET_PATH = 107
 # The bucket takes a clip's few playlists in well under a second; past this it is down (see /health).
 MAKE_TIMEOUT = 30.0
@@ -110,10 +108,6 @@ def create_control_app(book: ClipBook) -> web.Application:
     app.router.add_delete("/clips/{id}", delete_clip)
     return app
 
-
-
-def socket_path(state_dir: Path) -> Path:
-    return state_dir / SOCKET_FOLDER / SOCKET_NAME
 
 
 def prepare_socket(state_dir: Path) -> Path:

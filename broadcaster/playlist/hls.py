@@ -115,7 +115,7 @@ def target_duration_for(advertised: int | None) -> int:
 
     Owncast's ffmpeg writes its longest listed segment rounded to the nearest second (measured,
     docs/owncast.md), the rounding 4.4.3.1 compares with, so its value fits what it lists so far; a
-    longer segment later starts a new playlist with a raised target (the publisher's _fit_target).
+    longer segment later starts a new playlist with a raised target (publish/target.py, TargetPolicy.fit).
     """
     return min(MAX_TARGET_DURATION, max(1, advertised or 1))
 

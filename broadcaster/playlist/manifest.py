@@ -14,30 +14,10 @@ import zlib
 from collections import deque
 from dataclasses import dataclass, replace
 from itertools import islice
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Protocol
 
-from ..source.owncast import SourceVariant
-from ..state import validate
-from ..state.disk import RawJSON, Tail
 from . import deflate, hls
-
-# More than any window lists (a 10-minute window of 1 s segments is 600; a day is 86,400): a restored
-# playlist larger than this was not written by the service.
-MAX_RESTORED_ENTRIES = 500_000
-# TARGET_DURATION may be set above what Owncast advertises (hls.MAX_TARGET_DURATION): any sane value.
-MAX_RESTORED_TARGET = 3600
-# The dates a PROGRAM-DATE-TIME can carry: 0001-01-01 to 9999-12-31.
-_MIN_EPOCH, _MAX_EPOCH = -62_135_596_800.0, 253_402_300_799.0
-
-
-def _uri_or_none(value: object, what: str) -> str | None:
-    if value is None:
-        return None
-    uri = validate.text(value, what)
-    if '"' in uri:  # written inside URI="..."
-        raise ValueError(f"{what} contains a quote")
-    return uri
-
 
 class SegmentRejected(ValueError):
     """The segment would break a playlist rule; it is skipped and the next one marks the gap."""
@@ -65,6 +45,22 @@ class Removed:
     segment: ListedSegment
     removed_at: float
     keep: float  # its duration plus the longest playlist that listed it (6.2.2)
+
+
+@dataclass(frozen=True, slots=True)
+class Saved:
+    """A playlist's numbers and flags, as a restart continues them (ManifestGenerator.saved, resume)."""
+
+    target_duration: int
+    independent: bool
+    media_sequence: int
+    discontinuity_sequence: int
+    next_sequence: int
+    ended: bool
+    pending_discontinuity: bool
+    continues: bool  # emptied by a restart that kept the timeline
+    regrowing: bool  # continued above a state: not shown until three target durations long
+    longest: float  # the longest the playlist has been while its oldest entry was listed
 
 
 # json.dumps with separators builds an encoder per call: one, made once (a restart encodes every entry).
@@ -97,9 +93,10 @@ class _Entry:
             f"#EXTINF:{segment.duration:.3f},\n",
             segment.uri, "\n",
         ))
-        # Its record in the state file, with the time it was listed on the generator's clock (the
-        # snapshot says what that clock read): the same text in every save. Its hash, when it has one, is
-        # a ninth value (files from before it have eight: those segments never come from peers).
+        # Its record in the state file (read back by publish/playlist_memory.py), with the time it was
+        # listed on the generator's clock (the save says what that clock read): the same text in every
+        # save. Its hash, when it has one, is a ninth value (files from before it have eight: those
+        # segments never come from peers).
         record = [sequence, segment.uri, segment.duration, program_date_time, discontinuity, init, segment.key,
                   round(listed_at, 3)]
         if segment.sha256:
@@ -184,6 +181,83 @@ class _Parts:
 
     def __init__(self, head: bytes, middle: _Middle, tail: bytes, before_tail: bytes) -> None:
         self.head, self.middle, self.tail, self.before_tail = head, middle, tail, before_tail
+
+
+def _newest(entries: deque[_Entry], count: int) -> list[_Entry]:
+    """The last `count` entries, in order, taken from the end (a long window costs nothing)."""
+    return list(islice(reversed(entries), count))[::-1]
+
+
+class _Frozen:
+    """A window's chunks of CHUNK_ENTRIES segments between its first and its last (open) ones, each
+    frozen once complete, and the middle they make; emptied whenever the entries are replaced."""
+
+    __slots__ = ("chunks", "middle")
+
+    def __init__(self) -> None:
+        self.chunks: deque[_Chunk] = deque()
+        self.middle = _NO_MIDDLE
+
+    def clear(self) -> None:
+        self.chunks.clear()
+
+    def parts(self, entries: deque[_Entry], start: int, end: int, head: str, ended: bool) -> _Parts:
+        """The full playlist in parts: the segments are grouped by sequence number in chunks of
+        CHUNK_ENTRIES; the chunks between the first and the last are frozen (made once, kept while
+        listed), the first (which loses segments as the window slides) and the last (which gains them)
+        are joined for this version. Costs the two open chunks, whatever the window."""
+        size = CHUNK_ENTRIES
+        frozen = self.chunks
+        if not entries:
+            frozen.clear()
+        low, high = start // size + 1, end // size  # the groups frozen: low .. high - 1
+        while frozen and frozen[0].group < low:
+            frozen.popleft()
+        if frozen and (frozen[0].group != low or frozen[-1].group >= high):
+            frozen.clear()  # not the groups this window holds (cannot happen while the numbers only grow)
+        if high > low:
+            have = frozen[-1].group + 1 if frozen else low
+            if have < high:  # newly complete groups (or all of them, after the entries were replaced)
+                newest = _newest(entries, end - (have * size - 1))  # with the segment before the first
+                for group in range(have, high):
+                    at = group * size - (have * size - 1)
+                    frozen.append(_Chunk(group, newest[at:at + size], newest[at - 1]))
+        middle = self.middle
+        held = middle.chunks
+        if len(held) != len(frozen) or (held and (held[0] is not frozen[0] or held[-1] is not frozen[-1])):
+            middle = self.middle = _Middle(tuple(frozen), middle)
+        front_end = min(low * size, end)
+        tail_start = max(front_end, high * size)
+        front = list(islice(entries, front_end - start))
+        tail = _newest(entries, end - tail_start + (tail_start > start))  # with the segment before it
+        before = tail.pop(0).text.encode() if tail_start > start else b""
+        return _Parts("".join((head, *(e.text for e in front))).encode(), middle,
+                      "".join((*(e.text for e in tail), "#EXT-X-ENDLIST\n" if ended else "")).encode(),
+                      before)
+
+
+class _Peaks:
+    """(sequence, playlist duration once it was appended), durations decreasing: the longest playlist
+    a segment was in is the first entry from its sequence on (how long it must stay once removed)."""
+
+    __slots__ = ("_peaks",)
+
+    def __init__(self) -> None:
+        self._peaks: deque[tuple[int, float]] = deque()
+
+    def clear(self) -> None:
+        self._peaks.clear()
+
+    def appended(self, sequence: int, duration: float) -> None:
+        while self._peaks and self._peaks[-1][1] <= duration:
+            self._peaks.pop()
+        self._peaks.append((sequence, duration))
+
+    def longest(self, sequence: int) -> float:
+        """The longest the playlist has been since `sequence` was appended (6.2.2)."""
+        while len(self._peaks) > 1 and self._peaks[0][0] < sequence:
+            self._peaks.popleft()  # appended before any segment still listed: no longer needed
+        return self._peaks[0][1] if self._peaks else 0.0
 
 
 class Rendered:
@@ -290,15 +364,8 @@ class Rendered:
 class ManifestGenerator:
     """Sliding-window live playlist for one variant (docs/hls-rules.md, sections cited inline)."""
 
-    def __init__(
-        self,
-        target_duration: int,
-        window_seconds: float,
-        *,
-        independent_segments: bool = True,
-        can_block_reload: bool = False,
-        start_at_edge: bool = False,
-    ) -> None:
+    def __init__(self, target_duration: int, window_seconds: float, *, independent_segments: bool = True,
+                 can_block_reload: bool = False, start_at_edge: bool = False) -> None:
         if target_duration < 1:
             raise ValueError("target duration must be an integer >= 1 (4.4.3.1)")
         self.target_duration = target_duration
@@ -314,10 +381,7 @@ class ManifestGenerator:
         self.can_skip = can_block_reload and hls.offers_delta_updates(self.window_seconds, target_duration)
         self._entries: deque[_Entry] = deque()
         self._appended = 0  # entries appended by this process: the last one's id in the saved Tail, plus one
-        # The chunks of CHUNK_ENTRIES segments between the first and the last (open) ones, frozen
-        # (render); emptied whenever the entries are replaced.
-        self._frozen: deque[_Chunk] = deque()
-        self._middle = _NO_MIDDLE
+        self._frozen = _Frozen()  # the chunks between the first and the last (render)
         self._mapped = 0  # entries with an EXT-X-MAP (fMP4): the playlist needs version 6
         self._tagged = 0  # entries with EXT-X-DISCONTINUITY (asked per variant per slot: not summed)
         self._next_sequence = 0
@@ -336,9 +400,7 @@ class ManifestGenerator:
         self._rendered: Rendered | None = None
         self._edge: Rendered | None = None
         self._removed: list[Removed] = []
-        # (sequence, playlist duration once it was appended), durations decreasing: the longest playlist
-        # a segment was in is the first entry from its sequence on (how long it must stay once removed).
-        self._peaks: deque[tuple[int, float]] = deque()
+        self._peaks = _Peaks()
 
     # -- state -------------------------------------------------------------------------------------
 
@@ -424,7 +486,7 @@ class ManifestGenerator:
         carries EXT-X-DISCONTINUITY; the segments given up are drained as removed."""
         while self._entries:
             first = self._pop()
-            keep = first.segment.duration + self._longest(first.sequence)
+            keep = first.segment.duration + self._peaks.longest(first.sequence)
             self._removed.append(Removed(first.segment, now, keep))
         self._peaks.clear()
         self._duration = 0.0
@@ -481,9 +543,7 @@ class ManifestGenerator:
         self._ended = False  # a stream that comes back continues the same playlist
         if self._regrowing and self._duration >= hls.min_window_seconds(self.target_duration):
             self._regrowing = False
-        while self._peaks and self._peaks[-1][1] <= self._duration:
-            self._peaks.pop()
-        self._peaks.append((entry.sequence, self._duration))
+        self._peaks.appended(entry.sequence, self._duration)
         self._slide(now)
         self._rendered = self._edge = None
         return entry.sequence
@@ -514,7 +574,7 @@ class ManifestGenerator:
         # ones stay on theirs.
         gap_after = bool(carried) and (new_timeline or self._pending_discontinuity or self._ended)
         for e in islice(self._entries, len(self._entries) - len(carried)):
-            keep = e.segment.duration + self._longest(e.sequence)
+            keep = e.segment.duration + self._peaks.longest(e.sequence)
             self._removed.append(Removed(e.segment, now, keep))
             if e.discontinuity:
                 self._discontinuity_sequence += 1
@@ -584,18 +644,12 @@ class ManifestGenerator:
             if now - first.listed_at < min_listed:
                 break
             self._pop()
-            keep = first.segment.duration + self._longest(first.sequence)
+            keep = first.segment.duration + self._peaks.longest(first.sequence)
             self._removed.append(Removed(first.segment, now, keep))
             self._duration -= first.segment.duration
             self._media_sequence += 1  # 6.2.2: +1 per removed segment
             if first.discontinuity:  # 4.4.3.3: its EXT-X-DISCONTINUITY left with it
                 self._discontinuity_sequence += 1
-
-    def _longest(self, sequence: int) -> float:
-        """The longest this playlist has been since `sequence` was appended (6.2.2)."""
-        while len(self._peaks) > 1 and self._peaks[0][0] < sequence:
-            self._peaks.popleft()  # appended before any segment still listed: no longer needed
-        return self._peaks[0][1] if self._peaks else 0.0
 
     def _pop(self) -> _Entry:
         first = self._entries.popleft()
@@ -619,104 +673,27 @@ class ManifestGenerator:
         removed, self._removed = self._removed, []
         return removed
 
-    # -- persistence -------------------------------------------------------------------------------
+    # -- persistence (its format and checks: publish/playlist_memory.py) ----------------------------
 
-    def snapshot(self, now: float) -> dict[str, Any]:
-        """Everything needed to continue this playlist after a restart (JSON-able)."""
-        return {
-            "target_duration": self.target_duration,
-            "independent": self.independent_segments,
-            "media_sequence": self._media_sequence,
-            "discontinuity_sequence": self._discontinuity_sequence,
-            "next_sequence": self._next_sequence,
-            "ended": self._ended,
-            "pending_discontinuity": self._pending_discontinuity,
-            "continues": self._continues,
-            "regrowing": self._regrowing,
-            # Restored entries all count as listed in it: at worst they stay longer than needed.
-            "longest": self._longest(self._media_sequence),
-            # Each entry's record is encoded once, when it is listed, with the time it was listed on
-            # this clock; the file is saved after every listing, and a window may hold hours: a Tail,
-            # so the journal writes only the entries listed since its last line (state/journal.py).
-            "clock": round(now, 3),
-            "entries": Tail(self._appended - len(self._entries), self._appended, self._saved_since),
-        }
+    @property
+    def appended(self) -> int:
+        """Entries appended by this process: the id after the last one's in the saved records."""
+        return self._appended
 
-    def _saved_since(self, first: int) -> list[str]:
-        """The saved records of the entries from id `first` on (ids count appends: see snapshot)."""
+    def saved(self) -> Saved:
+        """Everything but the entries needed to continue this playlist after a restart."""
+        # Restored entries all count as listed in it: at worst they stay longer than needed.
+        return Saved(self.target_duration, self.independent_segments, self._media_sequence,
+                     self._discontinuity_sequence, self._next_sequence, self._ended, self._pending_discontinuity,
+                     self._continues, self._regrowing, self._peaks.longest(self._media_sequence))
+
+    def records_since(self, first: int) -> list[str]:
+        """The records of the entries from id `first` on (ids count appends): each encoded once, when
+        it was listed, so a save after every listing costs the new ones, however long the window."""
         count = self._appended - first
         if count >= len(self._entries):
             return [e.saved for e in self._entries]
         return [e.saved for e in islice(reversed(self._entries), count)][::-1]
-
-    @classmethod
-    def restore(
-        cls, data: dict[str, Any], now: float, window_seconds: float, *, can_block_reload: bool = False,
-        start_at_edge: bool = False,
-    ) -> ManifestGenerator:
-        """Rebuild from `snapshot`; raises ValueError (naming the value) when the data does not add up.
-
-        Every value is checked here, at the boundary: state.json may have been damaged or crafted, and
-        nothing read from it may fail later, in a request or in the next append."""
-        what = "playlist state"
-        data = validate.mapping(data, what, 100)
-        target = validate.integer(validate.field(data, "target_duration", what), "target_duration", 1,
-                               MAX_RESTORED_TARGET)
-        independent = validate.flag(validate.field(data, "independent", what), "independent")
-        gen = cls(target, window_seconds, independent_segments=independent, can_block_reload=can_block_reload,
-                  start_at_edge=start_at_edge)
-        gen._media_sequence = validate.integer(validate.field(data, "media_sequence", what), "media_sequence")
-        gen._discontinuity_sequence = validate.integer(validate.field(data, "discontinuity_sequence", what),
-                                                    "discontinuity_sequence")
-        gen._next_sequence = validate.integer(validate.field(data, "next_sequence", what), "next_sequence")
-        gen._ended = validate.flag(validate.field(data, "ended", what), "ended")
-        gen._pending_discontinuity = validate.flag(validate.field(data, "pending_discontinuity", what),
-                                                "pending_discontinuity")
-        gen._regrowing = validate.flag(data.get("regrowing", False), "regrowing")  # absent in older files
-        gen._continues = validate.flag(data.get("continues", False), "continues")  # absent in older files
-        longest = validate.number(validate.field(data, "longest", what), "longest")
-        # Each entry's listing time on the saving process's clock; files from before "clock" held ages.
-        raw_clock = data.get("clock")
-        clock = None if raw_clock is None else validate.number(raw_clock, "clock", -1e15)
-        raw_entries = validate.field(data, "entries", what)
-        if isinstance(raw_entries, Tail):  # a snapshot restored without going through a file
-            raw_entries = RawJSON(raw_entries.text()).decode()
-        for raw in validate.array(raw_entries, "entries", MAX_RESTORED_ENTRIES):
-            entry = validate.array(raw, "an entry", 9)
-            if len(entry) not in (8, 9):
-                raise ValueError(f"an entry has {len(entry)} values, not 8 or 9")
-            seq, uri, duration, pdt, disc, init, key, age = entry[:8]
-            digest = hls.decode_segment_hash(validate.text(entry[8], "a segment hash", 64)) \
-                if len(entry) == 9 else None
-            seconds = validate.number(duration, "a segment duration", 0.001, target + 1)
-            if not hls.fits_target(round(seconds, 3), gen.target_duration):
-                raise ValueError(f"a segment of {seconds:.3f}s does not fit target duration {target}s")
-            segment = ListedSegment(
-                validate.text(uri, "a segment URI"), seconds,
-                validate.number(pdt, "a segment date", _MIN_EPOCH, _MAX_EPOCH),
-                validate.flag(disc, "a discontinuity"),
-                _uri_or_none(init, "an init URI"),
-                None if key is None else validate.text(key, "a segment key"),
-                digest,
-            )
-            if clock is not None:
-                age = round(clock - validate.number(age, "a segment's listing time", -1e15), 3)
-            listed_at = now - validate.number(age, "a segment age", 0, 1e9)
-            number = validate.integer(seq, "a sequence number")
-            previous = gen._entries[-1] if gen._entries else None
-            gen._entries.append(_Entry(number, segment, segment.discontinuity, segment.program_date_time or 0.0,
-                                       listed_at, previous))
-            gen._duration += segment.duration
-        gen._appended = len(gen._entries)
-        gen._mapped = sum(bool(e.segment.init_uri) for e in gen._entries)
-        gen._tagged = sum(e.discontinuity for e in gen._entries)
-        if gen._entries:
-            gen._peaks.append((gen._entries[-1].sequence, max(longest, gen._duration)))
-        sequences = [e.sequence for e in gen._entries]
-        expected = list(range(gen._media_sequence, gen._media_sequence + len(sequences)))
-        if sequences != expected or gen._next_sequence != gen._media_sequence + len(sequences):
-            raise ValueError("playlist state is inconsistent (sequence numbers do not line up)")
-        return gen
 
     # -- output ------------------------------------------------------------------------------------
 
@@ -727,7 +704,7 @@ class ManifestGenerator:
             count = len(self._entries)
             if self._media_sequence != self._rendered_sequence:
                 self._rendered_sequence, self._fewest = self._media_sequence, count
-            skipped = self._skippable() if self.can_skip and not ended else 0
+            skipped = _skippable(self._entries, hls.skip_until(self.target_duration)) if self.can_skip and not ended else 0
             delta = Rendered(self._render_text(self.can_block_reload, skipped).encode(), last_sequence=last,
                              ended=ended) if skipped else None
             # A delta listing fewer segments than any earlier version under its media sequence cannot
@@ -744,17 +721,6 @@ class ManifestGenerator:
         if self._edge is None:
             self._edge = Rendered(self._parts(False), last_sequence=self._next_sequence - 1, ended=self._ended)
         return self._edge
-
-    def _skippable(self) -> int:
-        """How many segments a delta update replaces with EXT-X-SKIP: the oldest ones, keeping at
-        least CAN-SKIP-UNTIL seconds of the playlist's end (6.2.5.1)."""
-        keep = hls.skip_until(self.target_duration)
-        tail = 0.0
-        for kept, e in enumerate(reversed(self._entries), 1):  # from the end: a long window costs nothing
-            tail += e.segment.duration
-            if tail >= keep:
-                return len(self._entries) - kept
-        return 0
 
     def _header(self, server_control: bool, skipped: int, first: _Entry | None) -> str:
         version = hls.DELTA_PLAYLIST_VERSION if skipped else hls.playlist_version(has_map=self._mapped > 0)
@@ -787,45 +753,55 @@ class ManifestGenerator:
         return "".join((self._header(server_control, skipped, first), *(e.text for e in entries),
                         "#EXT-X-ENDLIST\n" if self._ended else ""))
 
-    def _newest(self, count: int) -> list[_Entry]:
-        """The last `count` entries, in order, taken from the end (a long window costs nothing)."""
-        return list(islice(reversed(self._entries), count))[::-1]
-
     def _parts(self, server_control: bool) -> _Parts:
-        """The full playlist in parts: the segments are grouped by sequence number in chunks of
-        CHUNK_ENTRIES; the chunks between the first and the last are frozen (made once, kept while
-        listed), the first (which loses segments as the window slides) and the last (which gains them)
-        are joined for this version. Costs the two open chunks, whatever the window."""
-        size = CHUNK_ENTRIES
-        entries, start, end = self._entries, self._media_sequence, self._next_sequence
-        frozen = self._frozen
-        if not entries:
-            frozen.clear()
-        low, high = start // size + 1, end // size  # the groups frozen: low .. high - 1
-        while frozen and frozen[0].group < low:
-            frozen.popleft()
-        if frozen and (frozen[0].group != low or frozen[-1].group >= high):
-            frozen.clear()  # not the groups this window holds (cannot happen while the numbers only grow)
-        if high > low:
-            have = frozen[-1].group + 1 if frozen else low
-            if have < high:  # newly complete groups (or all of them, after the entries were replaced)
-                newest = self._newest(end - (have * size - 1))  # with the segment before the first
-                for group in range(have, high):
-                    at = group * size - (have * size - 1)
-                    frozen.append(_Chunk(group, newest[at:at + size], newest[at - 1]))
-        middle = self._middle
-        held = middle.chunks
-        if len(held) != len(frozen) or (held and (held[0] is not frozen[0] or held[-1] is not frozen[-1])):
-            middle = self._middle = _Middle(tuple(frozen), middle)
-        front_end = min(low * size, end)
-        tail_start = max(front_end, high * size)
-        front = list(islice(entries, front_end - start))
-        tail = self._newest(end - tail_start + (tail_start > start))  # with the segment before it
-        before = tail.pop(0).text.encode() if tail_start > start else b""
-        head = self._header(server_control, 0, entries[0] if entries else None)
-        return _Parts("".join((head, *(e.text for e in front))).encode(), middle,
-                      "".join((*(e.text for e in tail), "#EXT-X-ENDLIST\n" if self._ended else "")).encode(),
-                      before)
+        """The full playlist in parts (_Frozen.parts)."""
+        first = self._entries[0] if self._entries else None
+        return self._frozen.parts(self._entries, self._media_sequence, self._next_sequence,
+                                  self._header(server_control, 0, first), self._ended)
+
+
+def _skippable(entries: deque[_Entry], keep: float) -> int:
+    """How many segments a delta update replaces with EXT-X-SKIP: the oldest ones, keeping at least
+    `keep` (CAN-SKIP-UNTIL) seconds of the playlist's end (6.2.5.1)."""
+    tail = 0.0
+    for kept, e in enumerate(reversed(entries), 1):  # from the end: a long window costs nothing
+        tail += e.segment.duration
+        if tail >= keep:
+            return len(entries) - kept
+    return 0
+
+
+def resume(
+    saved: Saved, entries: Iterable[tuple[int, ListedSegment, float]], window_seconds: float, *,
+    can_block_reload: bool = False, start_at_edge: bool = False,
+) -> ManifestGenerator:
+    """The playlist `saved` describes, listing `entries` (number, the segment with its date and
+    discontinuity as listed, when it was listed); raises ValueError when they do not line up. The
+    generator's other constructor: beside it, as the state it sets is the generator's own."""
+    gen = ManifestGenerator(saved.target_duration, window_seconds, independent_segments=saved.independent,
+                            can_block_reload=can_block_reload, start_at_edge=start_at_edge)
+    gen._media_sequence, gen._discontinuity_sequence = saved.media_sequence, saved.discontinuity_sequence
+    gen._next_sequence, gen._ended = saved.next_sequence, saved.ended
+    gen._pending_discontinuity, gen._continues, gen._regrowing = \
+        saved.pending_discontinuity, saved.continues, saved.regrowing
+    for number, segment, listed_at in entries:
+        if not hls.fits_target(round(segment.duration, 3), gen.target_duration):
+            raise ValueError(f"a segment of {segment.duration:.3f}s does not fit target duration "
+                             f"{gen.target_duration}s")
+        previous = gen._entries[-1] if gen._entries else None
+        gen._entries.append(_Entry(number, segment, segment.discontinuity, segment.program_date_time or 0.0,
+                                   listed_at, previous))
+        gen._duration += segment.duration
+    gen._appended = len(gen._entries)
+    gen._mapped = sum(bool(e.segment.init_uri) for e in gen._entries)
+    gen._tagged = sum(e.discontinuity for e in gen._entries)
+    if gen._entries:
+        gen._peaks.appended(gen._entries[-1].sequence, max(saved.longest, gen._duration))
+    sequences = [e.sequence for e in gen._entries]
+    expected = list(range(gen._media_sequence, gen._media_sequence + len(sequences)))
+    if sequences != expected or gen._next_sequence != gen._media_sequence + len(sequences):
+        raise ValueError("playlist state is inconsistent (sequence numbers do not line up)")
+    return gen
 
 
 _DATE_LINE = b"\n#EXT-X-PROGRAM-DATE-TIME:"  # every listed segment has one, after its other tags
@@ -876,7 +852,24 @@ def newest_segments(body: bytes, limit: int) -> bytes:
     return b"".join((head, map_line, body[cut:]))
 
 
-def render_master(variants: list[SourceVariant], media_name: str = hls.MEDIA_PLAYLIST_NAME) -> Rendered:
+class VariantStream(Protocol):
+    """A variant as the multivariant playlist announces it (source.owncast.SourceVariant is one)."""
+
+    @property
+    def index(self) -> int: ...
+    @property
+    def bandwidth(self) -> int: ...
+    @property
+    def average_bandwidth(self) -> int | None: ...
+    @property
+    def resolution(self) -> tuple[int, int] | None: ...
+    @property
+    def codecs(self) -> str | None: ...
+    @property
+    def frame_rate(self) -> float | None: ...
+
+
+def render_master(variants: Sequence[VariantStream], media_name: str = hls.MEDIA_PLAYLIST_NAME) -> Rendered:
     """The multivariant playlist (4.4.6.2), naming each variant's playlist `<index>/<media_name>`."""
     lines = ["#EXTM3U", "#EXT-X-VERSION:3"]
     for v in variants:  # Owncast's order: hls.js starts with the first listed

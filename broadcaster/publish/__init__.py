@@ -2,7 +2,9 @@
 
 In: Owncast's parsed playlists and finished segments (source/). Out: playlist versions the server
 shows (visible.py), each saved (state/) before it is visible, then announced (the listing hook) and
-mirrored to the bucket. Segments are lined up across variants (slots.py), listed only once uploaded,
-numbered so that no number is ever served twice (memory.py, docs/hls-rules.md#numbers-across-restarts).
+mirrored to the bucket (release.py, which the publisher builds, starts and closes). Segments are lined
+up across variants (slots.py, lanes.py), uploaded (uploads.py), listed only once uploaded (lister.py)
+under the one target duration (target.py), numbered so that no number is ever served twice (memory.py,
+playlist_memory.py, docs/hls-rules.md#numbers-across-restarts).
 Never: serve HTTP, or list a segment that is not in the bucket.
 """

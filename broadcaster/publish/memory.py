@@ -13,10 +13,11 @@ from itertools import islice
 
 from ..numbers import whole_number
 from ..playlist import hls
-from ..playlist.manifest import MAX_RESTORED_TARGET, ManifestGenerator
 from ..state.disk import Tail
 from ..state.snapshots import SHOWN_PAST
-from ..state.validate import array, describe, field, flag, integer, mapping, text
+from ..state.validate import INT64, array, describe, field, flag, integer, mapping, text
+from . import playlist_memory
+from .playlist_memory import MAX_RESTORED_TARGET
 from .slots import SeenNames, Slot, SlotKey, Variant
 
 RESERVED = "reserved"  # the top-level key of the numbers a saved state reserves (hls.SEQUENCE_RESERVE)
@@ -48,6 +49,10 @@ class Memory:
     reserved: int = 0
     clean: bool = False
     discontinuity_floor: int = 0  # what a new playlist starts from after continuing above a state
+    # Not `clean`: where every playlist continues, and the discontinuity number it starts above
+    # (hls.continue_above).
+    continue_at: int = 0
+    continue_floor: int = 0
 
 
 def encode(m: Memory, undecided: Iterable[Slot], now: float) -> dict[str, object]:
@@ -64,7 +69,7 @@ def encode(m: Memory, undecided: Iterable[Slot], now: float) -> dict[str, object
     for v in m.variants.values():
         in_flight = pending.get(v.index, set())
         variants[str(v.index)] = {
-            "generator": v.generator.snapshot(now) if v.generator is not None else None,
+            "generator": playlist_memory.snapshot(v.generator, now) if v.generator is not None else None,
             # The last names, and those still in flight apart: a restart forgets those, so it uploads
             # and lists them.
             "seen": _seen(v.seen),
@@ -121,7 +126,7 @@ def decode(data: dict[str, object], now: float, window: float, can_block_reload:
         gen_data = field(raw, "generator", what)
         gen = None
         if gen_data is not None:
-            gen = ManifestGenerator.restore(mapping(gen_data, "generator", 100), now, window,
+            gen = playlist_memory.restore(mapping(gen_data, "generator", 100), now, window,
                                             can_block_reload=can_block_reload, start_at_edge=start_at_edge)
             if gen.target_duration != target:
                 raise ValueError(f"variant {name}: target duration {gen.target_duration}, not {target}")
@@ -182,5 +187,11 @@ def decode(data: dict[str, object], now: float, window: float, can_block_reload:
         reserved = max(next_sequence, integer(raw_shown, SHOWN_PAST) + 1)
     clean = flag(data.get("clean_stop", False), "clean_stop")
     floor = integer(data.get("discontinuity_floor", 0), "discontinuity_floor")
+    start = above = 0
+    if not clean:
+        gens = [v.generator for v in variants.values() if v.generator is not None]
+        start, above = hls.continue_above(reserved, next_sequence, [g.last_discontinuity for g in gens] + [floor])
+        if max(start, above) > INT64:
+            raise ValueError(f"reserved {reserved} leaves no numbers to continue above it")
     return Memory(variants, target, independent, next_sequence, last_run, key, runs, uploaded, reserved, clean,
-                  floor)
+                  floor, start, above)

@@ -1,10 +1,12 @@
 """Turns Owncast's playlists into ours: upload first, list second, in Owncast's order per variant.
 
 Uploads run in parallel (across variants and across a backlog); a segment that finishes early waits
-for the ones before it (slots.SlotAligner says when). What a new stream, a gap or the end of a stream
-looks like in Owncast's files is decided here; what that means for the playlist (discontinuities,
-ENDLIST, the window) is the ManifestGenerator's business. A new version is saved (Snapshots) before
-it becomes visible (VisiblePlaylists): a crash must not forget a number a client has seen.
+for the ones before it (slots.SlotAligner says when, lanes.Lanes which aligner). What a new stream, a
+gap or the end of a stream looks like in Owncast's files is decided here; what that means for the
+playlist (discontinuities, ENDLIST, the window) is the ManifestGenerator's business, the target
+duration is target.TargetPolicy's, making the entry lister.Lister's. Each new version goes forward to
+the publisher's Release, which saves it (Snapshots) before it becomes visible (VisiblePlaylists): a
+crash must not forget a number a client has seen.
 """
 
 from __future__ import annotations
@@ -17,18 +19,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..bucket.recorder import Recorder
-from ..bucket.uploader import SegmentLost, Uploaded, Uploader
+from ..bucket.uploader import Uploaded, Uploader
 from ..bucket.urls import SegmentUrls
 from ..lograte import RateLimitedLog
 from ..metrics import Metrics
 from ..playlist import hls
-from ..playlist.manifest import ListedSegment, ManifestGenerator, Removed, Rendered, SegmentRejected
+from ..playlist.manifest import ListedSegment, ManifestGenerator, Removed
 from ..source.owncast import SourcePlaylist, SourceSegment, SourceVariant, stream_id
 from ..state import validate
+from .lanes import Lanes, apart
+from .lister import Lister
 from .memory import SEEN_LIMIT, Memory, decode, encode
-from .release import Release, Versions
-from .slots import END, Copy, Slot, SlotAligner, SlotKey, Variant
-from .visible import VisiblePlaylists
+from .release import Outlets, Release, Versions
+from .slots import END, Copy, Slot, SlotAligner, Variant
+from .target import TargetPolicy
+from .uploads import Uploads
 
 log = logging.getLogger(__name__)
 
@@ -54,28 +59,6 @@ class PublisherConfig:
     monotonic: Callable[[], float] = time.monotonic
 
 
-async def _already(done: Uploaded) -> Uploaded:
-    return done
-
-
-def _doubled(need: int, current: int) -> int:
-    """The target a segment needing `need` raises `current` to: at least doubled (capped), so a copied
-    variant's keyframe interval costs a new playlist once or twice, not at every longer segment."""
-    return max(need, min(hls.MAX_TARGET_DURATION, 2 * current))
-
-
-def _apart(seg: SourceSegment, others: list[SourceSegment]) -> bool:
-    """This copy does not cover the same moment as the other variants' copies of its slot (more than
-    half a second apart in date or length: ffmpeg's lockstep cuts differ by a frame or two)."""
-    for o in others:
-        if abs(o.duration - seg.duration) > 0.5:
-            return True
-        if o.program_date_time is not None and seg.program_date_time is not None \
-                and abs(o.program_date_time - seg.program_date_time) > 0.5:
-            return True
-    return False
-
-
 @dataclass(frozen=True, slots=True)
 class PublisherFacts:
     """What the publisher knows at one moment (monotonic seconds)."""
@@ -95,39 +78,32 @@ class Publisher:
         *,
         uploader: Uploader,
         metrics: Metrics,
-        playlists: VisiblePlaylists,
-        release: Release,
+        outlets: Outlets,
         on_removed: RemovedHook | None = None,
         recorder: Recorder | None = None,
     ) -> None:
-        """`release` makes each new version public (saved, shown, mirrored, told): the publisher pushes
-        versions to it and never hears back."""
-        self._hls_dir = config.hls_dir
-        self._uploader = uploader
+        """The publisher builds, starts and closes its Release, which makes each new version public
+        through `outlets` (saved, shown, offered to the bucket, told): versions go to it, nothing comes
+        back."""
         self._metrics = metrics
-        self._prefix = config.key_prefix
-        self._urls = config.urls
         self._window = config.window_seconds
         self._wall = config.wall_clock
         self._mono = config.monotonic
-        self.playlists = playlists
-        self.playlists.target_duration = config.target_duration or None
-        # TARGET_DURATION: the smallest target the operator allows (a longer segment still raises it).
-        self._floor = config.target_duration or 0
-        # Runs whose variants are cut at different instants (a copied variant next to transcoded
-        # ones): each variant is listed on its own, from a SlotAligner of its own.
-        self._apart: set[int] = set()
-        self._lanes: dict[int, SlotAligner] = {}
+        self.target = TargetPolicy(config.target_duration, metrics)
+        # Nothing new is shown before a state is saved above the first sequence. What it shows, it tells
+        # the target policy (what a client may have seen before a new target, issue 32).
+        self.release = Release(outlets, metrics, key_prefix=config.key_prefix, limit=config.first_sequence,
+                               shown_to=self.target, monotonic=config.monotonic)
+        self._lister = Lister(urls=config.urls, segment_hashes=config.segment_hashes, metrics=metrics,
+                              release=self.release, recorder=recorder, wall_clock=config.wall_clock)
+        self._lanes = Lanes(metrics)
+        self._uploads = Uploads(uploader, config.hls_dir, config.key_prefix, config.segment_hashes)
         self._variants: dict[int, Variant] = {}
+        self._announced: list[SourceVariant] | None = None  # as Owncast's master names them
         self._runs: dict[str, int] = {}  # Owncast run name -> order
-        self.aligner = SlotAligner()
         self._last_run: int | None = None  # run of the last listed slot
-        self._independent = True
         self._closed = False
         self._next_sequence = config.first_sequence
-        self._release = release
-        release.limit = config.first_sequence  # nothing new is shown before a state is saved
-        self._restored_uploads: set[str] = set()
         self._discontinuity_floor = 0  # where a new playlist starts after continuing above a state
         # After continuing above a state not saved at a clean stop: the variants read since. What a
         # variant's first read lists may have been served, under numbers given up: never listed again.
@@ -137,21 +113,24 @@ class Publisher:
         self._can_block = config.can_block_reload
         self._start_at_edge = config.start_at_edge
         self._hashes = config.segment_hashes
-        self._upload_ratio = 0.0  # moving average of (PutObject time / segment duration)
         self._input_log = RateLimitedLog(log)
+        self.release.changed(self._versions())  # the target TARGET_DURATION sets, before any playlist
 
     @property
     def target_duration(self) -> int | None:
-        return self.playlists.target_duration
+        """The target the playlists are rendered under now (TargetPolicy owns it)."""
+        return self.target.value
 
-    @target_duration.setter
-    def target_duration(self, value: int | None) -> None:
-        self.playlists.target_duration = value
+    @property
+    def aligner(self) -> SlotAligner:
+        """The slots every variant lists together."""
+        return self._lanes.together
 
     # -- input from the watcher --------------------------------------------------------------------
 
     def on_master(self, variants: list[SourceVariant]) -> None:
-        self.playlists.announce(variants)
+        self._announced = variants
+        self.release.announce(variants)
         named = {sv.index for sv in variants}
         for v in self._variants.values():
             if v.index in named:
@@ -187,15 +166,10 @@ class Publisher:
             # Owncast's offline clip (8 s) and idle transcoder (5 s) say nothing about the stream's own
             # segment length, so only real stream segments tell what a new stream needs.
             v.advertised = hls.target_duration_for(playlist.target_duration)
-        if self.target_duration is None and stream:
-            self.target_duration = max(self._floor, v.advertised)
-            self._independent = playlist.independent_segments
-            self._metrics.target_duration.set(self.target_duration)
-            log.info("target duration %ds (Owncast advertises %ds)", self.target_duration,
-                     playlist.target_duration)
-        target = self.target_duration
+            self.target.first(v.advertised, playlist.independent_segments, playlist.target_duration)
+        target = self.target.value
         if target is not None and v.generator is None:
-            v.generator = ManifestGenerator(target, self._window, independent_segments=self._independent,
+            v.generator = ManifestGenerator(target, self._window, independent_segments=self.target.independent,
                                             can_block_reload=self._can_block, start_at_edge=self._start_at_edge)
             if self._discontinuity_floor:
                 v.generator.continue_above(self._next_sequence, self._discontinuity_floor, self._mono())
@@ -216,7 +190,7 @@ class Publisher:
         # Owncast's offline tail ends with ENDLIST; its idle transcoder only lists offline clips.
         ended = playlist.ended or (bool(playlist.segments) and playlist.segments[-1].is_offline_clip)
         if ended and not v.source_ended and v.last_key is not None:
-            self._aligner_for(v.index, v.last_key[0]).slot((v.last_key[0], END))
+            self._lanes.lane(v.index, v.last_key[0], self._variants).slot((v.last_key[0], END))
         v.source_ended = ended
         self._advance()
 
@@ -231,7 +205,7 @@ class Publisher:
         given_up = [seg for seg in playlist.segments if seg.name not in v.seen]
         for seg in given_up:
             self._remember(v, seg.name)
-        self._forget_uploads([self._key(v.index, seg.name) for seg in given_up if not seg.is_offline_clip], now)
+        self._forget_uploads([self._uploads.key(v.index, seg.name) for seg in given_up if not seg.is_offline_clip], now)
         if given_up:
             log.info("variant %d: %d segment(s) Owncast lists may have been served before the restart; "
                      "not listed again", v.index, len(given_up))
@@ -239,59 +213,28 @@ class Publisher:
     def _forget_uploads(self, keys: list[str], now: float) -> None:
         """Objects that may be in the bucket and in a playlist served before the restart, never listed
         again: they go once such a playlist can no longer name them (a window and a half from now)."""
-        if keys and self._on_removed is not None:
-            keep = 1.5 * self._window + (self.target_duration or 0)
-            self._on_removed([Removed(ListedSegment("", 0.0, key=key), now, keep) for key in keys])
+        keep = self.target.keep_for(self._window)
+        self._drop([Removed(ListedSegment("", 0.0, key=key), now, keep) for key in keys])
+
+    def _drop(self, removed: list[Removed]) -> None:
+        """Segments that left every playlist go on to the cleaner."""
+        if removed and self._on_removed is not None:
+            self._on_removed(removed)
 
     def _remember(self, v: Variant, name: str) -> None:
         v.seen[name] = None
         if len(v.seen) > SEEN_LIMIT:
             v.seen.popitem(last=False)
 
-    def _aligner_for(self, index: int, run: int) -> SlotAligner:
-        if run not in self._apart:
-            return self.aligner
-        lane = self._lanes.get(index)
-        if lane is None:
-            lane = self._lanes[index] = SlotAligner()
-            v = self._variants.get(index)
-            # What was decided together stays decided; a variant that listed nothing of this run yet
-            # (its playlist came after the others' first segments) lists the run from its start.
-            joined = v is not None and v.last_run == run
-            lane.decided = self.aligner.decided if joined else min(self.aligner.decided, (run, -1))
-        return lane
-
-    def _late_and_apart(self, v: Variant, seg: SourceSegment, key: SlotKey) -> bool:
-        """A copy whose slot was decided together before it came, and which does not cover the moment
-        that slot's copies covered: the variants are cut apart (a copied variant whose playlist came
-        after the transcoded ones' first segments), not this variant late."""
-        if key[0] in self._apart or v.last_run == key[0]:
-            return False
-        decided = self.aligner.decided_copy(key)
-        return decided is not None and _apart(seg, [decided])
-
     def _cut_apart(self, run: int, longest: float = 0.0) -> None:
         """Owncast cut this run's variants at different instants (video passthrough): its segment
         numbers no longer name the same moment in every variant, so from now on each variant lists
         its own segments as they come, and players line variants up by PROGRAM-DATE-TIME and
         discontinuity numbers (docs/hls-rules.md, "Variants cut apart")."""
-        self._apart.add(run)
-        self._metrics.variants_cut_apart.inc()
-        log.warning("Owncast cuts the variants of this stream at different instants (video passthrough?); "
-                    "listing each variant on its own, lined up by time. hls.js and Shaka switch between them; "
-                    "video.js (Owncast's own page) freezes when it switches (docs/hls-rules.md, "
-                    "\"Variants cut apart\")")
-        moved = self.aligner.take_run(run)
+        longest = max(longest, self._lanes.cut_apart(run, self._variants))
         # Raise the target now, while nothing of these slots is listed: every variant then starts its
         # new playlist at the same moment, and discontinuity numbers agree at every instant.
-        longest = max([longest, *(c.source.duration for slot in moved for c in slot.copies.values())])
-        self._raise_target(longest, "longer_segment")
-        for slot in moved:
-            for index, copy in slot.copies.items():
-                lane = self._aligner_for(index, run)
-                again = lane.slot(slot.key)
-                again.discontinuity |= slot.discontinuity
-                lane.add_copy(again, index, copy)
+        self._drop(self.target.raise_for(longest, "longer_segment", self._variants.values(), self._mono()))
 
     def _run_of(self, v: Variant, seg: SourceSegment) -> int:
         name = stream_id(seg.name) or f"run-{v.restarts}"
@@ -301,10 +244,10 @@ class Publisher:
         key = (self._run_of(v, seg), number)
         self._metrics.segments_seen.labels(variant=str(v.index)).inc()
         v.last_new_segment = now
-        aligner = self._aligner_for(v.index, key[0])
-        if aligner is self.aligner and aligner.is_late(key) and self._late_and_apart(v, seg, key):
+        aligner = self._lanes.lane(v.index, key[0], self._variants)
+        if aligner is self.aligner and aligner.is_late(key) and self._lanes.late_and_apart(v, seg, key):
             self._cut_apart(key[0], seg.duration)
-            aligner = self._aligner_for(v.index, key[0])
+            aligner = self._lanes.lane(v.index, key[0], self._variants)
         if aligner.is_late(key):
             self._metrics.segments_lost.labels(variant=str(v.index), reason="late").inc()
             log.warning("variant %d: %s arrived after its slot was decided; not listed", v.index, seg.name)
@@ -313,45 +256,15 @@ class Publisher:
         v.last_key = key if v.last_key is None else max(v.last_key, key)
         slot = aligner.slot(key)
         slot.discontinuity |= seg.discontinuity
-        folder = self._hls_dir / str(v.index)
-        init_key: str | None = None
-        init_task: asyncio.Task[Uploaded] | None = None
-        if seg.init_name is not None:
-            # Init sections keep their name across transcoder runs; the run keeps keys unique.
-            init_key = self._key(v.index, f"{stream_id(seg.name) or f'run{key[0]}'}-{seg.init_name}")
-            init_task = v.inits.get(init_key)
-            if init_task is None:
-                init_task = asyncio.ensure_future(
-                    self._uploader.upload_file(folder / seg.init_name, init_key, str(v.index),
-                                               root=self._hls_dir, hashed=False)  # never shared by peers
-                )
-                v.inits[init_key] = init_task
-        seg_key = self._key(v.index, seg.name)
-        if seg_key in self._restored_uploads:  # uploaded before a restart, not yet listed then
-            self._restored_uploads.discard(seg_key)
-            # Its bytes are not at hand: no hash, so viewers take it from the bucket, never from peers.
-            task: asyncio.Task[Uploaded] = asyncio.ensure_future(_already(Uploaded(0.0, None)))
-        else:
-            task = asyncio.ensure_future(self._upload(folder / seg.name, seg_key, v.index, init_task))
+        task, seg_key, init_key = self._uploads.start(v, seg, key[0])
         task.add_done_callback(self._on_done)
         aligner.add_copy(slot, v.index, Copy(seg, seg_key, init_key, now, task))
-        if aligner is self.aligner and _apart(seg, [c.source for i, c in slot.copies.items() if i != v.index]):
+        if aligner is self.aligner and apart(seg, [c.source for i, c in slot.copies.items() if i != v.index]):
             self._cut_apart(key[0])
         self._update_queue_gauge()
 
     def _run_name(self, run: int) -> str:
         return next((name for name, order in self._runs.items() if order == run), f"run-{run}")
-
-    async def _upload(self, path: Path, key: str, index: int, init: asyncio.Task[Uploaded] | None) -> Uploaded:
-        if init is not None:
-            try:
-                await asyncio.shield(init)  # shared by every segment of the run
-            except SegmentLost as err:
-                raise SegmentLost("init_lost", f"its init section could not be uploaded: {err}") from err
-        return await self._uploader.upload_file(path, key, str(index), root=self._hls_dir, hashed=self._hashes)
-
-    def _key(self, index: int, name: str) -> str:
-        return hls.object_key(self._prefix, index, name)
 
     # -- listing, in order, the same slots in every variant ------------------------------------------
 
@@ -361,20 +274,20 @@ class Publisher:
 
     def _advance(self) -> None:
         self._advance_with(self.aligner, list(self._variants.values()))
-        for index, lane in self._lanes.items():
+        for index, lane in self._lanes.own().items():
             v = self._variants.get(index)
             if v is not None:
                 self._advance_with(lane, [v])
         self._update_queue_gauge()
-        self._release.changed(self._versions())
+        self.release.changed(self._versions())
 
     def _advance_with(self, aligner: SlotAligner, variants: list[Variant]) -> None:
-        while (ready := aligner.take_ready(variants, self._mono, self.target_duration)):
+        while (ready := aligner.take_ready(variants, self._mono, self.target.value)):
             slot, members, previous = ready.slot, ready.members, ready.previous
             key = slot.key
             if key[1] == END:
-                if self._recorder is not None and self.target_duration is not None:
-                    self._recorder.finish(self._run_name(key[0]), self.target_duration, self.playlists.announced)
+                if self._recorder is not None and self.target.value is not None:
+                    self._recorder.finish(self._run_name(key[0]), self.target.value, self._announced)
                 for v in members:
                     if v.generator is not None and not v.generator.ended:
                         v.generator.end()
@@ -394,7 +307,6 @@ class Publisher:
         """List the slot in every member, or in none; `together`: the variants are numbered alike (not
         variants cut apart, each numbered on its own)."""
         failed: set[int] = set()  # variants whose own copy cannot be listed
-        target = self.target_duration
         for v in members:
             copy = slot.copies.get(v.index)
             if copy is None:
@@ -405,7 +317,7 @@ class Publisher:
                 return
             elif (err := copy.task.exception()) is not None:
                 failed.add(v.index)
-                self._lost(v, copy, err)
+                self._lister.lost(v, copy, err)
             elif not hls.fits_target(round(copy.source.duration, 3), hls.MAX_TARGET_DURATION):
                 # Beyond any Owncast setting: a broken playlist, not a reason to slow every viewer.
                 failed.add(v.index)
@@ -422,9 +334,10 @@ class Publisher:
                 if v.index not in failed:
                     self._metrics.segments_lost.labels(variant=str(v.index), reason="sibling_lost").inc()
             return
-        self._fit_target(slot, members, together)
+        self._drop(self.target.fit(slot, members, self._variants.values(), self._last_run, together, self._mono()))
         base = self._next_sequence  # where an empty playlist starts: the same for every variant of the slot
         wall = self._wall()  # one clock reading per slot: a date made up here is the same in every variant
+        run_name = self._run_name(slot.key[0]) if self._recorder is not None else ""  # the recording's
         flags = {v.index: slot.discontinuity or ((v.last_run if v.last_run is not None else self._last_run)
                                                  not in (None, slot.key[0])) for v in members}
         # The discontinuity number the variants already listing at `base` give this slot: a variant
@@ -442,179 +355,30 @@ class Publisher:
                     log.info("variant %d: back in Owncast's stream; its playlist starts again at %d", v.index, base)
                 elif not gen.segment_count:
                     gen.join(number)  # new in this stream: the discontinuities listed before it count
-            if self._list(v, slot.copies[v.index], base, flags[v.index], slot.key[0], wall):
+            if self._lister.list(v, slot.copies[v.index], base, flags[v.index], run_name, wall, self._mono()):
+                assert gen is not None
+                self._next_sequence = max(self._next_sequence, gen.next_sequence)
+                self._drop(gen.drain_removed())
                 v.last_run = self._last_run = slot.key[0]
 
-    def _fit_target(self, slot: Slot, members: list[Variant], together: bool) -> None:
-        """Keep 4.4.3.1 and 6.2.1 while Owncast changes underneath (docs/hls-rules.md, "A new target
-        duration"): a new stream gets the target its own playlists advertise; a segment longer than
-        the target within a stream raises it, doubled, so a copied variant's keyframe interval costs
-        a new playlist once or twice, not at every longer segment. Either way every playlist starts
-        again at the same address above all it served, and no segment is dropped."""
-        current = self.target_duration
-        if current is None:
-            return
-        need = max(hls.rounded_duration(round(c.source.duration, 3)) for c in slot.copies.values())
-        run = slot.key[0]
-        new_stream = any(v.last_run is not None and v.last_run != run for v in members) or (
-            self._last_run is not None and self._last_run != run and all(v.last_run is None for v in members))
-        if new_stream:
-            advertised = max((v.advertised for v in self._variants.values()
-                              if v.last_key is not None and v.last_key[0] == run), default=need)
-            wanted, reason = max(self._floor, advertised, need), "new_stream"
-            if wanted < current and not self._ended():
-                # No EXT-X-ENDLIST between: players stay on this playlist, and video.js misplaces a new
-                # one with a shorter target (it froze in 2 runs of 14). The new stream follows a plain
-                # discontinuity in the same playlist instead, at the longer target's latency, until a
-                # stream that follows an end (docs/hls-rules.md, "A new target duration").
-                self._metrics.target_kept.inc()
-                log.warning("new stream with a target duration of %ds after one of %ds that did not end "
-                            "(no EXT-X-ENDLIST): keeping %ds, players go on through a discontinuity; the "
-                            "target drops at the next stream that follows an end", wanted, current, current)
-                return
-        elif need > current:
-            wanted, reason = _doubled(need, current), "longer_segment"
-        else:
-            return
-        self._set_target(wanted, reason, slot, together)
-
-    def _ended(self) -> bool:
-        """Every playlist that lists anything ends with EXT-X-ENDLIST: players stopped at its end."""
-        return all(v.generator.ended for v in self._variants.values()
-                   if v.generator is not None and v.generator.segment_count)
-
-    def _raise_target(self, duration: float, reason: str) -> None:
-        """A segment of `duration` must fit: the target at least doubled, if it does not already."""
-        current = self.target_duration
-        need = hls.rounded_duration(round(duration, 3))
-        if current is not None and need > current:
-            self._set_target(_doubled(need, current), reason, None)
-
-    def _set_target(self, wanted: int, reason: str, slot: Slot | None, together: bool = True) -> None:
-        current = self.target_duration
-        wanted = min(wanted, hls.MAX_TARGET_DURATION)
-        if current is None or wanted == current:
-            return
-        now = self._mono()
-        # Every variant starts its new playlist on a new timeline, also within a stream, where the
-        # media goes on: video.js and Shaka re-anchor at a discontinuity (without one, video.js skipped
-        # the longer segment in 5 runs of 11, and Shaka stalled in 2). Except for variants cut apart,
-        # raised from one of them: the others have listed past that moment, so only keeping the
-        # timeline keeps one moment under one number in every variant (6.2.4).
-        new_timeline = reason == "new_stream" or together
-        for v in self._variants.values():
-            if v.generator is not None:
-                # What no client has seen yet (its version waited for a save, or was replaced in the
-                # same turn) starts the new playlist rather than leaving unseen (issue 32).
-                shown = self.playlists.media_playlist(v.index)
-                left = v.generator.restart(wanted, now, new_timeline=new_timeline,
-                                           served_through=shown.last_sequence if shown is not None else -1)
-                for segment in left:
-                    self._metrics.segments_lost.labels(variant=str(v.index), reason="rejected").inc()
-                    log.warning("variant %d: segment %s not listed: never shown before the new playlist, whose "
-                                "target duration %ds it does not fit", v.index, segment.uri, wanted)
-                removed = v.generator.drain_removed()
-                if removed and self._on_removed is not None:
-                    self._on_removed(removed)
-        self.target_duration = wanted
-        self._metrics.target_duration.set(wanted)
-        self._metrics.target_changes.labels(reason=reason).inc()
-        if reason == "new_stream":
-            log.warning("new stream with a target duration of %ds (was %ds): the playlists start again at "
-                        "the same addresses", wanted, current)
-        elif slot is None:
-            log.warning("variants cut apart with segments up to %ds: target raised from %ds to %ds, the "
-                        "playlists start again at the same addresses; TARGET_DURATION=%d avoids this",
-                        wanted, current, wanted, wanted)
-        else:
-            longest = max((c.source for c in slot.copies.values()), key=lambda src: src.duration)
-            log.warning("segment %s lasts %.3fs, longer than the target duration %ds (video passthrough?): "
-                        "target raised to %ds, the playlists start again at the same addresses; "
-                        "TARGET_DURATION=%d avoids this", longest.name, longest.duration, current, wanted, wanted)
-
-    def _lost(self, v: Variant, copy: Copy, err: BaseException) -> None:
-        reason = err.reason if isinstance(err, SegmentLost) else "error"
-        self._metrics.segments_lost.labels(variant=str(v.index), reason=reason).inc()
-        if isinstance(err, SegmentLost):
-            log.warning("variant %d: segment %s lost (%s): %s", v.index, copy.source.name, reason, err)
-        else:
-            log.error("variant %d: segment %s lost to an unexpected error: %r", v.index, copy.source.name, err)
-
-    def _list(self, v: Variant, copy: Copy, base: int, discontinuity: bool, run: int, wall: float) -> bool:
-        gen = v.generator
-        assert gen is not None
-        # Each playlist numbers its own segments; an empty one (new, or after a new target) starts at
-        # the highest number any variant has reached, so numbering never goes back and variants
-        # listed together keep the same numbers.
-        sequence = max(gen.next_sequence, base) if not gen.segment_count else gen.next_sequence
-        src = copy.source
-        uploaded = copy.task.result()
-        segment = ListedSegment(
-            uri=self._urls.segment(copy.key),
-            duration=src.duration,
-            program_date_time=src.program_date_time,
-            discontinuity=discontinuity,
-            init_uri=self._urls.init(copy.init_key) if copy.init_key else None,
-            key=copy.key,
-            sha256=uploaded.sha256 if self._hashes else None,
-        )
-        try:
-            gen.append(segment, self._mono(), sequence, wall=wall)
-        except SegmentRejected as err:
-            self._metrics.input_rejected.labels(reason="rejected").inc()
-            self._metrics.segments_lost.labels(variant=str(v.index), reason="rejected").inc()
-            log.warning("variant %d: segment %s not listed: %s", v.index, src.name, err)
-            gen.mark_gap()
-            return False
-        self._next_sequence = max(self._next_sequence, gen.next_sequence)
-        now = self._mono()
-        v.last_listed = now
-        label = str(v.index)
-        self._metrics.segments_listed.labels(variant=label).inc()
-        self._metrics.window_segments.labels(variant=label).set(gen.segment_count)
-        self._metrics.last_segment.labels(variant=label).set(self._wall())
-        # Moving average over ~10 segments of the successful PutObject's time against the media it
-        # carries (like Owncast's "possible slow uploads"): above 1 the bucket cannot keep up. An
-        # outage does not count here: it shows as storage unreachable instead.
-        ratio = uploaded.took / max(src.duration, 0.001)
-        self._upload_ratio += (ratio - self._upload_ratio) * 0.2
-        self._metrics.upload_realtime_ratio.set(round(self._upload_ratio, 3))
-        self._release.listed((v.index, sequence, src, copy.seen_at, segment.uri))
-        if self._recorder is not None:
-            self._recorder.record(self._run_name(run), v.index, segment)
-        removed = gen.drain_removed()
-        if removed and self._on_removed is not None:
-            self._on_removed(removed)
-        return True
-
-    def _undecided(self) -> list[Slot]:
-        """Every slot not yet listed or dropped, together and variant by variant."""
-        return [*self.aligner.slots(), *(s for lane in self._lanes.values() for s in lane.slots())]
-
     def _versions(self) -> Versions:
-        return Versions(self._renderings(), self._renderings(edge=True) if self._release.mirrors else {},
-                        self.target_duration)
-
-    def _renderings(self, edge: bool = False) -> dict[int, Rendered]:
-        return {v.index: v.generator.render_edge() if edge else v.generator.render()
-                for v in self._variants.values()
-                if v.generator is not None and v.generator.segment_count and v.generator.showable}
+        return self._lister.versions(self._variants.values(), self.target.value)
 
     def _update_queue_gauge(self) -> None:
         self._metrics.upload_queue.set(self.queue_depth)
 
     @property
     def queue_depth(self) -> int:
-        return self.aligner.queued + sum(lane.queued for lane in self._lanes.values())
+        return self._lanes.queued
 
-    # -- persistence (publisher_state.py's format) -------------------------------------------------
+    # -- persistence (memory.py's format) ------------------------------------------------------------
 
     def snapshot(self) -> dict[str, object]:
         """The publisher's memory, JSON-able: numbering, windows, what is seen and uploaded."""
-        memory = Memory(self._variants, self.target_duration, self._independent, self._next_sequence,
-                        self._last_run, self.aligner.decided, self._runs, self._restored_uploads,
+        memory = Memory(self._variants, self.target.value, self.target.independent, self._next_sequence,
+                        self._last_run, self.aligner.decided, self._runs, self._uploads.restored,
                         discontinuity_floor=self._discontinuity_floor)
-        return encode(memory, self._undecided(), self._mono())
+        return encode(memory, self._lanes.undecided(), self._mono())
 
     def restore(self, data: dict[str, object]) -> None:
         """Continue from `snapshot`; raises ValueError (nothing changed) when it does not add up.
@@ -628,47 +392,41 @@ class Publisher:
             raise
         except Exception as err:  # noqa: BLE001 (a check missed above: still a bad file, not a crash)
             raise ValueError(f"publisher state does not parse: {validate.describe(err)}") from None
-        if not m.clean:
-            gens = [v.generator for v in m.variants.values() if v.generator is not None]
-            start, floor = hls.continue_above(m.reserved, m.next_sequence,
-                                              [g.last_discontinuity for g in gens] + [m.discontinuity_floor])
-            if max(start, floor) > validate.INT64:
-                raise ValueError(f"reserved {m.reserved} leaves no numbers to continue above it")
-        self._variants, self.target_duration, self._independent = m.variants, m.target, m.independent
+        self._variants = m.variants
+        self.target.restored(m.target, m.independent)
         self._next_sequence, self._last_run, self.aligner.decided = m.next_sequence, m.last_run, m.decided
-        self._runs, self._restored_uploads = m.runs, m.uploaded
+        self._runs, self._uploads.restored = m.runs, m.uploaded
         self._discontinuity_floor = m.discontinuity_floor
         if not self._hashes:  # P2P turned off since that save: the playlists say nothing of hashes
             for v in self._variants.values():
                 if v.generator is not None:
                     v.generator.drop_hashes()
         if m.clean:
-            self._release.limit = m.next_sequence  # nothing past it was served; new numbers need a save
+            limit = m.next_sequence  # nothing past it was served; new numbers need a save
             log.info("continuing from saved state: next media sequence %d, %d variant(s)",
                      self._next_sequence, len(self._variants))
         else:
-            self._continue_above(m.reserved, start, floor)
-        self._release.restored(self._versions())
+            limit = self._continue_above(m.reserved, m.continue_at, m.continue_floor)
+        self.release.restored(self._versions(), limit)
 
-    def _continue_above(self, reserved: int, start: int, floor: int) -> None:
+    def _continue_above(self, reserved: int, start: int, floor: int) -> int:
         """The state was not saved at a clean stop: numbers up to `reserved` may have been served since
         (saves failed, or the service was killed before it could say). Every playlist gives up its
-        window and continues at `start`, a discontinuity first (hls.continue_above)."""
+        window and continues at `start`, a discontinuity first (hls.continue_above). Returns what the
+        file on disk allows to show: nothing new until a save."""
         now = self._mono()
         for v in self._variants.values():
             if v.generator is not None:
                 v.generator.continue_above(start, floor, now)
-                removed = v.generator.drain_removed()
-                if removed and self._on_removed is not None:
-                    self._on_removed(removed)
-        self._forget_uploads(sorted(self._restored_uploads), now)
-        self._restored_uploads = set()
+                self._drop(v.generator.drain_removed())
+        self._forget_uploads(sorted(self._uploads.restored), now)
+        self._uploads.restored = set()
         self._next_sequence, self._discontinuity_floor = start, floor
-        self._release.limit = reserved  # what the file on disk allows: nothing new until a save
         self._read_since_restart = set()
         log.warning("state was not saved at a clean stop: media sequence numbers up to %d may have been "
                     "served since; continuing from %d with a discontinuity, at Owncast's next segment",
                     reserved - 1, start)
+        return reserved
 
     # -- what health and tests read ------------------------------------------------------------------
 
@@ -680,27 +438,27 @@ class Publisher:
         return v.generator if v else None
 
     def facts(self) -> PublisherFacts:
-        oldest = min((c.seen_at for s in self._undecided() for c in s.copies.values()), default=None)
-        return PublisherFacts(self._mono(), list(self._variants.values()), self.target_duration,
-                              self._upload_ratio, oldest, self.queue_depth)
+        oldest = min((c.seen_at for s in self._lanes.undecided() for c in s.copies.values()), default=None)
+        return PublisherFacts(self._mono(), list(self._variants.values()), self.target.value,
+                              self._lister.upload_ratio, oldest, self.queue_depth)
 
-    # -- life cycle --------------------------------------------------------------------------------
+    # -- life cycle: the publisher and the Release it built ---------------------------------------
 
     async def drain(self, timeout: float) -> bool:
         """Wait up to `timeout` for uploads in flight; True when nothing is left."""
-        tasks = [c.task for s in self._undecided() for c in s.copies.values() if not c.task.done()]
+        tasks = [c.task for s in self._lanes.undecided() for c in s.copies.values() if not c.task.done()]
         if not tasks:
             return True
         _done, pending = await asyncio.wait(tasks, timeout=timeout)
         return not pending
 
     async def start(self) -> None:
-        await self._release.start()
+        await self.release.start()
 
     async def close(self) -> None:
         self._closed = True
-        await self._release.close()
-        tasks = [c.task for s in self._undecided() for c in s.copies.values()]
+        await self.release.close()
+        tasks = [c.task for s in self._lanes.undecided() for c in s.copies.values()]
         tasks += [t for v in self._variants.values() for t in v.inits.values()]
         for t in tasks:
             t.cancel()

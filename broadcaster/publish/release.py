@@ -1,6 +1,9 @@
 """Makes new playlist versions public in the one safe order: saved to STATE_DIR first (a crash must not
 forget a number a client has seen), then visible to clients and offered to the bucket, then told
-(the listing hook, the listing-delay metric).
+(the listing hook, the listing-delay metric). Built, started and closed by the Publisher, which
+pushes each version (Versions) and what Owncast announces: Release asks the publisher nothing, and
+renders the bucket's master itself rather than reading back the view it wrote. (A save still reads
+the publisher's memory through Snapshots, and the listing hook is the service's.)
 
 When the save fails (a full STATE_DIR) a version is still shown if all its numbers are below the
 reserve the last saved state recorded, once STATE_DIR/served records the highest of them: a restart
@@ -14,63 +17,83 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from ..bucket.mirror import PlaylistMirror
 from ..metrics import Metrics
 from ..playlist import hls
-from ..playlist.manifest import Rendered
-from ..source.owncast import SourceSegment
+from ..playlist.manifest import Rendered, render_master
+from ..source.owncast import SourceSegment, SourceVariant
 from ..state.snapshots import Snapshots
 from .memory import RESERVED
 from .visible import VisiblePlaylists
 
 # (variant, media sequence, Owncast's segment, the URL listed), once the listing is visible.
 ListedHook = Callable[[int, int, SourceSegment, str], None]
+
 Listing = tuple[int, int, SourceSegment, float, str]  # a listing not yet visible: ..., seen_at, URL
 
 log = logging.getLogger(__name__)
+
+class ShownTo(Protocol):
+    """Told how far each playlist was shown, as it becomes visible (TargetPolicy: what a new target
+    carries, issue 32)."""
+
+    def shown(self, renderings: Mapping[int, Rendered], *, replace: bool = False) -> None:
+        """`replace`: a restored state's versions, nothing else visible."""
+
 
 HELD_RETRY = 1.0  # seconds between saves while versions are held back, new segments or not
 
 
 @dataclass(frozen=True, slots=True)
 class Versions:
-    """Every variant's current version, pushed by the publisher on each change: Release never asks back."""
+    """Every variant's current version, pushed by the publisher on each change, with the target duration
+    they were rendered under (TargetPolicy's): Release keeps no copy of its own beyond the latest."""
 
     renderings: dict[int, Rendered]
     edges: dict[int, Rendered]  # the same versions for the bucket (no blocking reload); empty without a mirror
     target: int | None  # the target duration the publisher decided
 
 
+@dataclass(frozen=True)
+class Outlets:
+    """Where each new version goes, in this order: saved (snapshots: none without STATE_DIR), shown
+    (playlists), offered to the bucket (mirror, with PUBLISH_PLAYLISTS), told (on_listed: the parts
+    that consume "segment listed" themselves, e.g. the event hub's `listed`, each in turn)."""
+
+    playlists: VisiblePlaylists
+    snapshots: Snapshots | None = None
+    mirror: PlaylistMirror | None = None
+    on_listed: tuple[ListedHook, ...] = ()
+
+
 class Release:
-    def __init__(
-        self,
-        playlists: VisiblePlaylists,
-        metrics: Metrics,
-        *,
-        key_prefix: str,
-        snapshots: Snapshots | None = None,
-        mirror: PlaylistMirror | None = None,
-        on_listed: ListedHook | None = None,
-        monotonic: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._playlists = playlists
+    def __init__(self, outlets: Outlets, metrics: Metrics, *, key_prefix: str, limit: int = 0,
+                 shown_to: ShownTo | None = None, monotonic: Callable[[], float] = time.monotonic) -> None:
+        """`limit`: numbers below it may be shown before the first save (the publisher's first number);
+        `shown_to`: told each version as it becomes visible."""
+        self._playlists = outlets.playlists
+        self._shown_to = shown_to
         self._metrics = metrics
         self._latest = Versions({}, {}, None)
         self._prefix = key_prefix
-        self.snapshots = snapshots
-        self.mirror = mirror
-        self._on_listed = on_listed
+        self.snapshots = outlets.snapshots
+        self.mirror = outlets.mirror
+        self._on_listed = outlets.on_listed
         self._mono = monotonic
         self._unpublished: list[Listing] = []  # listings in versions not yet saved and shown
         self._dirty = asyncio.Event()
         self._saver: asyncio.Task[None] | None = None
-        # Numbers below this may be shown without a new save: the reserve of the state last saved (the
-        # publisher sets where it starts, and where it continues after a restore). Used only while a
-        # state file is kept.
-        self.limit = 0
+        # Numbers below this may be shown without a new save: the reserve of the state last saved (where
+        # the publisher starts, where a restore continues, then each save's). Written here only; used
+        # only while a state file is kept.
+        self.limit = limit
+        self._announced: list[SourceVariant] | None = None  # Owncast's variants, as the publisher pushed them
+        self._in_view: set[int] = set()  # variants whose playlist is visible
+        self._master: Rendered | None = None  # the bucket's multivariant playlist, for `_announced`
         self.held = False  # versions are held back: past the limit, and the save failed
 
     def listed(self, listing: Listing) -> None:
@@ -85,6 +108,7 @@ class Release:
     def changed(self, versions: Versions) -> None:
         """The playlists may have changed: release the new versions now, or once saved."""
         self._latest = versions
+        self._playlists.target_duration = versions.target
         if all(self._playlists.is_shown(i, r) for i, r in versions.renderings.items()):
             return
         if self.snapshots is None or self.snapshots.file is None or self._saver is None:
@@ -92,10 +116,22 @@ class Release:
         else:
             self._dirty.set()
 
-    def restored(self, versions: Versions) -> None:
-        """What a restored state shows, before anything is served: visible at once, nothing told."""
+    def announce(self, variants: list[SourceVariant]) -> None:
+        """Owncast's multivariant playlist names these variants: the view's master follows at once."""
+        if variants != self._announced:
+            self._announced, self._master = variants, None
+        self._playlists.announce(variants)
+
+    def restored(self, versions: Versions, limit: int) -> None:
+        """What a restored state shows, before anything is served: visible at once, nothing told.
+        `limit`: what the state restored allows to show before the next save."""
         self._latest = versions
+        self._playlists.target_duration = versions.target
+        self.limit = limit
+        self._in_view = set(versions.renderings)
         self._playlists.replace(versions.renderings)
+        if self._shown_to is not None:
+            self._shown_to.shown(versions.renderings, replace=True)
 
     def _take_listings(self) -> list[Listing]:
         listings, self._unpublished = self._unpublished, []
@@ -103,7 +139,10 @@ class Release:
 
     def _apply(self, versions: Versions, listings: list[Listing]) -> None:
         renderings = versions.renderings
+        self._in_view.update(renderings)
         self._playlists.show(renderings)  # wakes requests held for a newer version (blocking reload)
+        if self._shown_to is not None:
+            self._shown_to.shown(renderings)
         self._offer(versions)
         now = self._mono()
         # A variant not shown yet (regrowing after a restart) is told once it is.
@@ -112,8 +151,8 @@ class Release:
             if index not in renderings:
                 continue
             self._metrics.listing_delay.observe(now - seen_at)
-            if self._on_listed is not None:
-                self._on_listed(index, sequence, src, uri)
+            for told in self._on_listed:
+                told(index, sequence, src, uri)
 
     async def _save_loop(self, snapshots: Snapshots) -> None:
         while True:
@@ -163,11 +202,21 @@ class Release:
         for index, rendered in versions.edges.items():
             key = hls.object_key(self._prefix, index, hls.MEDIA_PLAYLIST_NAME)
             mirror.offer(key, rendered, cache_control)
-        master = self._playlists.master_playlist()
-        announced = self._playlists.announced
+        announced = self._announced
+        master = self._master_for_mirror()
         if master is not None and announced:
             needs = tuple(hls.object_key(self._prefix, v.index, hls.MEDIA_PLAYLIST_NAME) for v in announced)
             mirror.offer(self.master_key, master, cache_control, requires=needs)
+
+    def _master_for_mirror(self) -> Rendered | None:
+        """Rendered once per change of Owncast's variants, once every one of them is visible (a player
+        must find every variant it is offered)."""
+        announced = self._announced
+        if not announced or any(v.index not in self._in_view for v in announced):
+            return None
+        if self._master is None:
+            self._master = render_master(announced)
+        return self._master
 
     @property
     def master_key(self) -> str:
@@ -176,7 +225,7 @@ class Release:
     def offer_to_mirror(self) -> None:
         """Offer what clients see now (at start-up after a restore, and at shutdown)."""
         latest = self._latest
-        self._offer(latest if self._playlists.showing else Versions({}, {}, latest.target))
+        self._offer(latest if self._in_view else Versions({}, {}, latest.target))
 
     async def start(self) -> None:
         if self.snapshots is not None and self.snapshots.file is not None and self._saver is None:

@@ -21,7 +21,9 @@ class VisiblePlaylists:
     """The server's PlaylistSource: the visible renderings, and the waiters on a newer one."""
 
     def __init__(self) -> None:
-        self.target_duration: int | None = None  # None until the first Owncast playlist was read
+        # The target duration of the latest versions, pushed with each (release.py): what the server's
+        # Cache-Control and blocking timeouts follow. None until the first Owncast playlist was read.
+        self.target_duration: int | None = None
         self._visible: dict[int, Rendered] = {}
         self._variants: list[SourceVariant] | None = None  # as Owncast's master announces them
         self._masters: dict[str, Rendered] = {}  # by variant file name: /live/'s and Owncast's /hls/
@@ -29,7 +31,7 @@ class VisiblePlaylists:
         self.held_requests = 0  # in wait_for_sequence now: the one count (the HTTP cap and /metrics read it)
         self._released = False  # stopping: held requests are answered at once
 
-    # -- written by the publisher (what Owncast announces, the target) and release.py (show, restored) 
+    # -- written by release.py only (what Owncast announces, show, replace) ---------------------------
 
     @property
     def announced(self) -> list[SourceVariant] | None:

@@ -37,6 +37,8 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 
+from typing import Protocol
+
 from .assessment import Assessment
 from .stream import Event, StreamState, StreamStatus
 
@@ -68,6 +70,13 @@ def _data(data: Mapping[str, object]) -> str:
     # Compact and ASCII-only: one line, no newline that would end the data field early.
     return json.dumps(data, separators=(",", ":"))
 
+
+
+class _Timed(Protocol):
+    """What the hub reads of a listed segment (Owncast's SourceSegment)."""
+
+    @property
+    def duration(self) -> float: ...
 
 class EventHub:
     """Encodes each event once and streams it to every open /live/events response.
@@ -126,6 +135,10 @@ class EventHub:
         return self.emit(
             "segment", {"variant": variant, "media_sequence": media_sequence, "duration": seconds, "url": url}
         )
+
+    def listed(self, variant: int, media_sequence: int, segment: _Timed, url: str) -> None:
+        """The Release's listing outlet (publish/release.py ListedHook): told once the listing is visible."""
+        self.segment_listed(variant, media_sequence, segment.duration, url)
 
     def state_changed(self, state: Event, detail: str) -> int:
         return self.emit("state", {"state": state, "detail": detail})

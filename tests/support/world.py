@@ -15,7 +15,7 @@ from broadcaster.source.owncast import SourcePlaylist, SourceSegment
 from broadcaster.bucket.cleaner import Cleaner
 from broadcaster.status.assessment import HealthReport
 from broadcaster.publish.publisher import Publisher, PublisherConfig
-from broadcaster.publish.release import Release
+from broadcaster.publish.release import Outlets
 from broadcaster.state.snapshots import Snapshots, register_parts
 from broadcaster.state.disk import StateFile
 from broadcaster.bucket.uploader import Backoff, Uploader
@@ -63,13 +63,13 @@ class World:
         mono: Callable[[], float] = (lambda: self.now) if stepped else time.monotonic
         self.playlists = Recording()
         self.snapshots = Snapshots(state, self.metrics) if state is not None else None
-        self.release = Release(self.playlists, self.metrics, key_prefix="live", snapshots=self.snapshots,
-                               on_listed=lambda v, n, s, _u: self.listed.append((v, n, s.name)), monotonic=mono)
         self.pub = Publisher(PublisherConfig(hls_dir=tmp_path, key_prefix="live", urls=PublicUrls(PUBLIC),
                                              window_seconds=window, wall_clock=lambda: self.clock, monotonic=mono,
                                              segment_hashes=segment_hashes),
-                             uploader=self.uploader, metrics=self.metrics, playlists=self.playlists,
-                             release=self.release)
+                             uploader=self.uploader, metrics=self.metrics,
+                             outlets=Outlets(self.playlists, self.snapshots,
+                                             on_listed=(lambda v, n, s, _u: self.listed.append((v, n, s.name)),)))
+        self.release = self.pub.release
         if self.snapshots is not None:
             register_parts(self.snapshots, self.pub)  # as the service does (without a cleaner)
         snapshots = self.snapshots

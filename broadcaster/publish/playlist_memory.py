@@ -1,0 +1,106 @@
+"""One variant's playlist (a ManifestGenerator) as JSON in state.json, and reading it back with every
+value checked: the playlist stage is pure, the publisher's memory saves and restores it.
+
+state.json may be damaged or crafted: `restore` checks types, ranges and sizes at the boundary, so
+nothing read from it may fail later, in a request or in the next append."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..playlist import hls
+from ..playlist.manifest import ListedSegment, ManifestGenerator, Saved, resume
+from ..state import validate
+from ..state.disk import RawJSON, Tail
+
+# More than any window lists (a 10-minute window of 1 s segments is 600; a day is 86,400): a restored
+# playlist larger than this was not written by the service.
+MAX_RESTORED_ENTRIES = 500_000
+# TARGET_DURATION may be set above what Owncast advertises (hls.MAX_TARGET_DURATION): any sane value.
+MAX_RESTORED_TARGET = 3600
+# The dates a PROGRAM-DATE-TIME can carry: 0001-01-01 to 9999-12-31.
+_MIN_EPOCH, _MAX_EPOCH = -62_135_596_800.0, 253_402_300_799.0
+
+
+def snapshot(gen: ManifestGenerator, now: float) -> dict[str, Any]:
+    """Everything needed to continue this playlist after a restart (JSON-able)."""
+    saved = gen.saved()
+    return {
+        "target_duration": saved.target_duration,
+        "independent": saved.independent,
+        "media_sequence": saved.media_sequence,
+        "discontinuity_sequence": saved.discontinuity_sequence,
+        "next_sequence": saved.next_sequence,
+        "ended": saved.ended,
+        "pending_discontinuity": saved.pending_discontinuity,
+        "continues": saved.continues,
+        "regrowing": saved.regrowing,
+        "longest": saved.longest,
+        # Each entry's record is encoded once, when it is listed, with the time it was listed on
+        # this clock; the file is saved after every listing, and a window may hold hours: a Tail,
+        # so the journal writes only the entries listed since its last line (state/journal.py).
+        "clock": round(now, 3),
+        "entries": Tail(gen.appended - gen.segment_count, gen.appended, gen.records_since),
+    }
+
+
+def _uri_or_none(value: object, what: str) -> str | None:
+    if value is None:
+        return None
+    uri = validate.text(value, what)
+    if '"' in uri:  # written inside URI="..."
+        raise ValueError(f"{what} contains a quote")
+    return uri
+
+
+def restore(
+    data: dict[str, Any], now: float, window_seconds: float, *, can_block_reload: bool = False,
+    start_at_edge: bool = False,
+) -> ManifestGenerator:
+    """Rebuild from `snapshot`; raises ValueError (naming the value) when the data does not add up."""
+    what = "playlist state"
+    data = validate.mapping(data, what, 100)
+    target = validate.integer(validate.field(data, "target_duration", what), "target_duration", 1,
+                              MAX_RESTORED_TARGET)
+    saved = Saved(
+        target_duration=target,
+        independent=validate.flag(validate.field(data, "independent", what), "independent"),
+        media_sequence=validate.integer(validate.field(data, "media_sequence", what), "media_sequence"),
+        discontinuity_sequence=validate.integer(validate.field(data, "discontinuity_sequence", what),
+                                                "discontinuity_sequence"),
+        next_sequence=validate.integer(validate.field(data, "next_sequence", what), "next_sequence"),
+        ended=validate.flag(validate.field(data, "ended", what), "ended"),
+        pending_discontinuity=validate.flag(validate.field(data, "pending_discontinuity", what),
+                                            "pending_discontinuity"),
+        continues=validate.flag(data.get("continues", False), "continues"),  # absent in older files
+        regrowing=validate.flag(data.get("regrowing", False), "regrowing"),  # absent in older files
+        longest=validate.number(validate.field(data, "longest", what), "longest"),
+    )
+    # Each entry's listing time on the saving process's clock; files from before "clock" held ages.
+    raw_clock = data.get("clock")
+    clock = None if raw_clock is None else validate.number(raw_clock, "clock", -1e15)
+    raw_entries = validate.field(data, "entries", what)
+    if isinstance(raw_entries, Tail):  # a snapshot restored without going through a file
+        raw_entries = RawJSON(raw_entries.text()).decode()
+    entries: list[tuple[int, ListedSegment, float]] = []
+    for raw in validate.array(raw_entries, "entries", MAX_RESTORED_ENTRIES):
+        entry = validate.array(raw, "an entry", 9)
+        if len(entry) not in (8, 9):
+            raise ValueError(f"an entry has {len(entry)} values, not 8 or 9")
+        seq, uri, duration, pdt, disc, init, key, age = entry[:8]
+        digest = hls.decode_segment_hash(validate.text(entry[8], "a segment hash", 64)) \
+            if len(entry) == 9 else None
+        segment = ListedSegment(
+            validate.text(uri, "a segment URI"),
+            validate.number(duration, "a segment duration", 0.001, target + 1),
+            validate.number(pdt, "a segment date", _MIN_EPOCH, _MAX_EPOCH),
+            validate.flag(disc, "a discontinuity"),
+            _uri_or_none(init, "an init URI"),
+            None if key is None else validate.text(key, "a segment key"),
+            digest,
+        )
+        if clock is not None:
+            age = round(clock - validate.number(age, "a segment's listing time", -1e15), 3)
+        listed_at = now - validate.number(age, "a segment age", 0, 1e9)
+        entries.append((validate.integer(seq, "a sequence number"), segment, listed_at))
+    return resume(saved, entries, window_seconds, can_block_reload=can_block_reload, start_at_edge=start_at_edge)

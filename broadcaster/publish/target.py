@@ -1,0 +1,153 @@
+"""The target duration: the one owner of EXT-X-TARGETDURATION for every variant's playlist.
+
+Decided from Owncast's first stream playlist (or TARGET_DURATION), then kept while Owncast changes
+underneath (docs/hls-rules.md, "A new target duration"): a new stream gets the target its own
+playlists advertise, a longer segment within a stream raises it, doubled. A new target restarts
+every variant's playlist at once (each renders the target it was started with); the value then goes
+forward with each version (Versions.target, which the view keeps for the server's Cache-Control and
+blocking timeouts) and each save (the publisher's memory), and nothing else decides or sets it.
+
+How far each playlist was shown (what a new target carries, issue 32) is pushed here by the Release
+with each version it shows (`shown`): the policy never reads the view.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+
+from ..metrics import Metrics
+from ..playlist import hls
+from ..playlist.manifest import Removed, Rendered
+from .slots import Slot, Variant
+
+log = logging.getLogger(__name__)
+
+def doubled(need: int, current: int) -> int:
+    """The target a segment needing `need` raises `current` to: at least doubled (capped), so a copied
+    variant's keyframe interval costs a new playlist once or twice, not at every longer segment."""
+    return max(need, min(hls.MAX_TARGET_DURATION, 2 * current))
+
+
+class TargetPolicy:
+    def __init__(self, floor: int | None, metrics: Metrics) -> None:
+        # TARGET_DURATION: the smallest target the operator allows (a longer segment still raises it).
+        self._floor = floor or 0
+        self.value: int | None = floor or None  # None until Owncast's first stream playlist was read
+        self.independent = True  # Owncast's EXT-X-INDEPENDENT-SEGMENTS, read with the first target
+        self._metrics = metrics
+        # The last number a client may have seen in each variant's playlist, as the Release shows them.
+        self._shown: dict[int, int] = {}
+
+    def shown(self, renderings: Mapping[int, Rendered], *, replace: bool = False) -> None:
+        """The Release made these versions visible (`replace`: a restored state, nothing else shown)."""
+        if replace:
+            self._shown = {}
+        for index, rendered in renderings.items():
+            self._shown[index] = rendered.last_sequence
+
+    def restored(self, value: int | None, independent: bool) -> None:
+        self.value, self.independent = value, independent
+
+    def first(self, advertised: int, independent: bool, source_target: int) -> None:
+        """Owncast's first stream playlist was read: the target, unless one is decided already."""
+        if self.value is not None:
+            return
+        self.value = max(self._floor, advertised)
+        self.independent = independent
+        self._metrics.target_duration.set(self.value)
+        log.info("target duration %ds (Owncast advertises %ds)", self.value, source_target)
+
+    def keep_for(self, window: float) -> float:
+        """How long an object a playlist served may still name must be kept."""
+        return 1.5 * window + (self.value or 0)
+
+    def fit(self, slot: Slot, members: list[Variant], variants: Iterable[Variant], last_run: int | None,
+            together: bool, now: float) -> list[Removed]:
+        """Keep 4.4.3.1 and 6.2.1 while Owncast changes underneath (docs/hls-rules.md, "A new target
+        duration"): a new stream gets the target its own playlists advertise; a segment longer than
+        the target within a stream raises it, doubled, so a copied variant's keyframe interval costs
+        a new playlist once or twice, not at every longer segment. Either way every playlist starts
+        again at the same address above all it served, and no segment is dropped. Returns what left the
+        playlists."""
+        current = self.value
+        if current is None:
+            return []
+        variants = list(variants)
+        need = max(hls.rounded_duration(round(c.source.duration, 3)) for c in slot.copies.values())
+        run = slot.key[0]
+        new_stream = any(v.last_run is not None and v.last_run != run for v in members) or (
+            last_run is not None and last_run != run and all(v.last_run is None for v in members))
+        if new_stream:
+            advertised = max((v.advertised for v in variants
+                              if v.last_key is not None and v.last_key[0] == run), default=need)
+            wanted, reason = max(self._floor, advertised, need), "new_stream"
+            if wanted < current and not _ended(variants):
+                # No EXT-X-ENDLIST between: players stay on this playlist, and video.js misplaces a new
+                # one with a shorter target (it froze in 2 runs of 14). The new stream follows a plain
+                # discontinuity in the same playlist instead, at the longer target's latency, until a
+                # stream that follows an end (docs/hls-rules.md, "A new target duration").
+                self._metrics.target_kept.inc()
+                log.warning("new stream with a target duration of %ds after one of %ds that did not end "
+                            "(no EXT-X-ENDLIST): keeping %ds, players go on through a discontinuity; the "
+                            "target drops at the next stream that follows an end", wanted, current, current)
+                return []
+        elif need > current:
+            wanted, reason = doubled(need, current), "longer_segment"
+        else:
+            return []
+        return self._set(wanted, reason, slot, variants, together, now)
+
+    def raise_for(self, duration: float, reason: str, variants: Iterable[Variant], now: float) -> list[Removed]:
+        """A segment of `duration` must fit: the target at least doubled, if it does not already."""
+        current = self.value
+        need = hls.rounded_duration(round(duration, 3))
+        if current is not None and need > current:
+            return self._set(doubled(need, current), reason, None, list(variants), True, now)
+        return []
+
+    def _set(self, wanted: int, reason: str, slot: Slot | None, variants: list[Variant], together: bool,
+             now: float) -> list[Removed]:
+        current = self.value
+        wanted = min(wanted, hls.MAX_TARGET_DURATION)
+        if current is None or wanted == current:
+            return []
+        removed: list[Removed] = []
+        # Every variant starts its new playlist on a new timeline, also within a stream, where the
+        # media goes on: video.js and Shaka re-anchor at a discontinuity (without one, video.js skipped
+        # the longer segment in 5 runs of 11, and Shaka stalled in 2). Except for variants cut apart,
+        # raised from one of them: the others have listed past that moment, so only keeping the
+        # timeline keeps one moment under one number in every variant (6.2.4).
+        new_timeline = reason == "new_stream" or together
+        for v in variants:
+            if v.generator is not None:
+                # What no client has seen yet (its version waited for a save, or was replaced in the
+                # same turn) starts the new playlist rather than leaving unseen (issue 32).
+                left = v.generator.restart(wanted, now, new_timeline=new_timeline,
+                                           served_through=self._shown.get(v.index, -1))
+                for segment in left:
+                    self._metrics.segments_lost.labels(variant=str(v.index), reason="rejected").inc()
+                    log.warning("variant %d: segment %s not listed: never shown before the new playlist, whose "
+                                "target duration %ds it does not fit", v.index, segment.uri, wanted)
+                removed += v.generator.drain_removed()
+        self.value = wanted
+        self._metrics.target_duration.set(wanted)
+        self._metrics.target_changes.labels(reason=reason).inc()
+        if reason == "new_stream":
+            log.warning("new stream with a target duration of %ds (was %ds): the playlists start again at "
+                        "the same addresses", wanted, current)
+        elif slot is None:
+            log.warning("variants cut apart with segments up to %ds: target raised from %ds to %ds, the "
+                        "playlists start again at the same addresses; TARGET_DURATION=%d avoids this",
+                        wanted, current, wanted, wanted)
+        else:
+            longest = max((c.source for c in slot.copies.values()), key=lambda src: src.duration)
+            log.warning("segment %s lasts %.3fs, longer than the target duration %ds (video passthrough?): "
+                        "target raised to %ds, the playlists start again at the same addresses; "
+                        "TARGET_DURATION=%d avoids this", longest.name, longest.duration, current, wanted, wanted)
+        return removed
+
+
+def _ended(variants: Iterable[Variant]) -> bool:
+    """Every playlist that lists anything ends with EXT-X-ENDLIST: players stopped at its end."""
+    return all(v.generator.ended for v in variants if v.generator is not None and v.generator.segment_count)
