@@ -14,25 +14,32 @@ import contextlib
 import math
 import multiprocessing
 import os
+import re
 import secrets
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event as MpEvent
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
+from aiohttp import web
 
-from broadcaster.demo.ffmpeg import ffmpeg_exe
-from broadcaster.demo.seaweed import SeaweedS3
-from tests.support.owncast_writer import playlist_text, write_in_place
-from tests.support.service_process import service_env as _service_env
+from broadcaster.playlist.manifest import ListedSegment, ManifestGenerator, Rendered
+
+if TYPE_CHECKING:
+    from broadcaster.demo.seaweed import SeaweedS3
+
+# The bucket, ffmpeg and the service's process are imported where they are used: the benches that
+# count instructions run their child under callgrind, where every import costs a second or more.
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -71,6 +78,8 @@ class Workspace:
 
 @contextlib.asynccontextmanager
 async def workspace(name: str) -> AsyncIterator[Workspace]:
+    from broadcaster.demo.seaweed import SeaweedS3
+
     work = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
     try:
         async with SeaweedS3(work / "s3") as s3:
@@ -90,6 +99,27 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def wait_listening(port: int, timeout: float = 15) -> None:
+    """Until something accepts on 127.0.0.1:port (a server started in another process)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"server on {port} did not start")
+
+
+# Servers on one CPU, the load generator (wrk) on the other: on a VM the two vCPUs can differ for
+# minutes (steal), and a server left to the scheduler may sit on the slower one for a whole run.
+SERVER_CPU, WRK_CPU = 1, 0
+
+
+def pin(cpu: int) -> None:
+    if hasattr(os, "sched_setaffinity") and cpu in os.sched_getaffinity(0):
+        os.sched_setaffinity(0, {cpu})
 
 
 def parse_playlist(body: bytes) -> tuple[int, list[str]]:
@@ -116,6 +146,8 @@ class Segment:
 def encode_segments(work: Path, count: int, kbps: int) -> list[Segment]:
     """`count` 1 s MPEG-TS segments of a 1280x720 test picture with sound, as Owncast's ffmpeg makes
     them (keyframe every second, -hls_time 1); constant bitrate so each is about kbps/8 KB."""
+    from broadcaster.demo.ffmpeg import ffmpeg_exe
+
     out = work / "encoded"
     out.mkdir(parents=True, exist_ok=True)
     fps = 30
@@ -156,6 +188,8 @@ MASTER = (
 def owncast_playlist(window: list[tuple[str, float, float]], first: int) -> str:
     """A variant playlist as Owncast's ffmpeg writes it (hls_flags program_date_time +
     independent_segments + omit_endlist)."""
+    from tests.support.owncast_writer import playlist_text
+
     return playlist_text(window, first=first, target=max(math.ceil(d) for _, d, _ in window))
 
 
@@ -163,6 +197,8 @@ def run_owncast(hls_dir: str, segments: list[Segment], cadence: float, list_size
                 stop: MpEvent, conn: Connection) -> None:
     """Process target: write segment k at (start + k * cadence) until `limit` segments (0: until
     `stop`); send {name: glass time} and the worst lateness back on `conn` at the end."""
+    from tests.support.owncast_writer import write_in_place
+
     root = Path(hls_dir)
     folder = root / "0"
     folder.mkdir(parents=True, exist_ok=True)
@@ -238,6 +274,8 @@ class OwncastWriter:
 
 def service_env(hls_dir: Path, s3: SeaweedS3, state_dir: Path, **over: str) -> dict[str, str]:
     """The tests' environment for the service, plus this checkout on PYTHONPATH (no install needed)."""
+    from tests.support.service_process import service_env as _service_env
+
     path = os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])
     return _service_env(hls_dir, s3, state_dir, **{"PYTHONPATH": path, **over})
 
@@ -343,3 +381,155 @@ def rss_kb(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+# -- the playlist path without the rest of the service ------------------------------------------
+
+
+def live_generator(segments: int = 12, window: float = 10) -> ManifestGenerator:
+    """A 1 s live playlist of `window` seconds after `segments` appends (the benches' usual one)."""
+    gen = ManifestGenerator(1, window)
+    for i in range(segments):
+        gen.append(ListedSegment(f"https://media.example.com/live/0/stream-abcdefghi-{i}.ts", 1.0, 1.8e9 + i), i)
+    return gen
+
+
+def playlist_app(render: Callable[[int], Rendered | None], target: int = 1) -> web.Application:
+    """The service's public app (create_app: routing, CORS, ETag, gzip, metrics) over playlists
+    already made: `render(variant)` answers every media request, blocking ones at once."""
+    from broadcaster.http import create_app
+    from broadcaster.metrics import Metrics
+    from broadcaster.playlist import hls
+    from broadcaster.status.assessment import Assessment
+    from broadcaster.status.stream import StreamState
+
+    class Source:
+        target_duration = target
+        held_requests = 0
+
+        def master_playlist(self, media_name: str = hls.MEDIA_PLAYLIST_NAME) -> Rendered | None:
+            return None
+
+        def media_playlist(self, variant: int) -> Rendered | None:
+            return render(variant)
+
+        def assess(self) -> Assessment:
+            return Assessment(True, StreamState.LIVE, "ok", {"status": "ok"})
+
+        async def wait_for_sequence(self, variant: int, sequence: int, timeout: float) -> Rendered | None:
+            return render(variant)
+
+    source = Source()
+    return create_app(source, source, Metrics())
+
+
+def live_app() -> web.Application:
+    """bench/serve.py's "ours": live_generator's playlist (variant 0) through the whole app."""
+    gen = live_generator()
+    return playlist_app(lambda variant: gen.render() if variant == 0 else None)
+
+
+def bare_app() -> web.Application:
+    """bench/serve.py's baseline: the same playlist's bytes from a bare aiohttp handler."""
+    body = live_generator().render().body
+
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(body=body, content_type="application/vnd.apple.mpegurl")
+
+    app = web.Application()
+    app.router.add_get("/live/playlist.m3u8", handler)
+    return app
+
+
+# -- requests fed through aiohttp's own handler, no socket (counted under callgrind) -------------
+
+WARM_UP = 200  # requests before those counted: the first ones fill caches
+
+
+class MemoryTransport(asyncio.Transport):
+    """Keeps what aiohttp writes (a small response is one write: head and body together)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+        self.last = b""
+        self.closed = False
+
+    def write(self, data: Any) -> None:
+        self.writes += 1
+        self.last = data  # aiohttp hands over bytes it does not touch again: no copy, no cost
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"peername": ("127.0.0.1", 40000), "sockname": ("127.0.0.1", 8080)}.get(name, default)
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+
+@contextlib.asynccontextmanager
+async def in_memory(app: web.Application, transport: asyncio.Transport) -> AsyncIterator[Any]:
+    """The protocol aiohttp's AppRunner.server() makes for one connection, on `transport`."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    assert runner.server is not None
+    protocol = runner.server()
+    protocol.connection_made(transport)
+    try:
+        yield protocol
+    finally:
+        await runner.cleanup()
+
+
+async def feed(app: web.Application, kind: str, requests: list[bytes], count: int) -> MemoryTransport:
+    """`count` requests (cycling through `requests`) one at a time on one keep-alive connection, as a
+    player sends them; exits on any answer but 200. What this loop costs is counted for every kind
+    alike; it is kept to a few cheap operations."""
+    transport = MemoryTransport()
+    async with in_memory(app, transport) as protocol:
+        for i in range(count):
+            written = transport.writes
+            protocol.data_received(requests[i % len(requests)])
+            while transport.writes == written:
+                await asyncio.sleep(0)
+            if not transport.last.startswith(b"HTTP/1.1 200 "):
+                sys.exit(f"{kind}: unexpected response {transport.last[:200]!r}")
+    return transport
+
+
+def instructions(module: str, kind: str, *child_args: str) -> int:
+    """Instructions `python -m <module> --child <kind> <child_args>` executes under callgrind (the
+    benches that count rather than time requests: serve_cost and heartbeat)."""
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    out = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
+         sys.executable, "-m", module, "--child", kind, *child_args],
+        capture_output=True, text=True, env=env, check=False, cwd=REPO,  # its stderr is reported below
+    )
+    if out.returncode != 0:
+        sys.exit(f"{module}: the {kind} run failed:\n{out.stderr[-2000:]}")
+    m = re.search(r"Collected : (\d+)", out.stderr)
+    if m is None:
+        sys.exit(f"{module}: no instruction count from valgrind:\n{out.stderr[-2000:]}")
+    return int(m.group(1))
+
+
+def counted(module: str, kinds: tuple[str, str], n: int, *child_args: str) -> dict[str, float]:
+    """Instructions per request of each kind: runs of n and 2n requests under callgrind, subtracted
+    (start-up and warm-up cancel out), the four runs on as many cores as there are."""
+    jobs = [(kind, count) for kind in kinds for count in (n, 2 * n)]
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        runs = pool.map(lambda job: instructions(module, job[0], str(job[1]), *child_args), jobs)
+        counts = dict(zip(jobs, runs, strict=True))
+    return {kind: (counts[(kind, 2 * n)] - counts[(kind, n)]) / n for kind in kinds}
