@@ -183,29 +183,74 @@ MASTER = (
     '#EXT-X-STREAM-INF:BANDWIDTH={bandwidth},RESOLUTION=1280x720,CODECS="avc1.64001f,mp4a.40.2"\n'
     "0/stream.m3u8\n\n"
 )
+SPLIT_PAUSE = 0.002  # how long a playlist written in two parts stays half-written
 
 
-def owncast_playlist(window: list[tuple[str, float, float]], first: int) -> str:
-    """A variant playlist as Owncast's ffmpeg writes it (hls_flags program_date_time +
-    independent_segments + omit_endlist)."""
-    from tests.support.owncast_writer import playlist_text
+def write_master(root: Path, text: str) -> None:
+    """Owncast's master playlist, written in place once every variant has a playlist."""
+    from tests.support.owncast_writer import write_in_place
 
-    return playlist_text(window, first=first, target=max(math.ceil(d) for _, d, _ in window))
+    write_in_place(root / "stream.m3u8", text, piece=PIECE)
+
+
+class OwncastVariant:
+    """bench/'s one writer of Owncast's folder (one variant folder, `root/<n>/`), as Owncast's ffmpeg
+    writes it: each segment in place under its final name, then the playlist (a sliding window of
+    `list_size`, EXT-X-PROGRAM-DATE-TIME, independent segments, no ENDLIST) rewritten in place. Every
+    bench that writes Owncast's folder by hand writes through this class (the files themselves through
+    tests/support/owncast_writer.py), so pointing it at another writer is a change here alone."""
+
+    def __init__(self, folder: Path, list_size: int) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
+        self.list_size = list_size
+        self.window: list[tuple[int, str, float, float]] = []  # (number, name, duration, program date)
+
+    def add(self, number: int, name: str, data: bytes | memoryview, duration: float, at: float, *,
+            piece: int = PIECE, cut: float | None = None) -> None:
+        """Segment `number` (its first frame at `at`, epoch seconds), then the playlist listing it.
+        `piece`: bytes per write of the segment. `cut` (0..1): the playlist goes out in two writes, split
+        there, the rest SPLIT_PAUSE later (a reader may see it half-written meanwhile)."""
+        from tests.support.owncast_writer import write_in_place
+
+        write_in_place(self.folder / name, data, piece=piece)
+        self.window = (self.window + [(number, name, duration, at)])[-self.list_size:]
+        text = self.text().encode()
+        at_byte = len(text) if cut is None else min(max(1, int(cut * len(text))), len(text) - 1)
+        with open(self.folder / "stream.m3u8", "wb") as f:  # rewritten in place
+            for part in filter(None, (text[:at_byte], text[at_byte:])):
+                if f.tell():
+                    time.sleep(SPLIT_PAUSE)
+                f.write(part)
+                f.flush()
+
+    def text(self) -> str:
+        from tests.support.owncast_writer import playlist_text
+
+        return playlist_text([(name, d, at) for _, name, d, at in self.window], first=self.window[0][0],
+                             target=max(math.ceil(d) for _, _, d, _ in self.window))
+
+    def offline_tail(self, data: bytes, duration: str, tmp: Path) -> None:
+        """The broadcaster disconnected: Owncast copies offline.ts in and appends it after a
+        discontinuity, then ENDLIST, the playlist written through a temporary file and a move."""
+        from tests.support.owncast_writer import write_in_place
+
+        write_in_place(self.folder / "offline.ts", data, piece=PIECE)
+        text = self.text() + f"#EXT-X-DISCONTINUITY\n#EXTINF:{duration},\noffline.ts\n#EXT-X-ENDLIST\n"
+        temporary = tmp / f"tmp-{self.folder.name}-stream.m3u8"
+        temporary.write_text(text)
+        os.replace(temporary, self.folder / "stream.m3u8")
 
 
 def run_owncast(hls_dir: str, segments: list[Segment], cadence: float, list_size: int, limit: int,
                 stop: MpEvent, conn: Connection) -> None:
     """Process target: write segment k at (start + k * cadence) until `limit` segments (0: until
     `stop`); send {name: glass time} and the worst lateness back on `conn` at the end."""
-    from tests.support.owncast_writer import write_in_place
-
     root = Path(hls_dir)
-    folder = root / "0"
-    folder.mkdir(parents=True, exist_ok=True)
+    variant = OwncastVariant(root / "0", list_size)
     shortid = secrets.token_hex(5)[:9]
     bandwidth = int(max(len(s.data) / s.duration for s in segments) * 8 * 1.1)
-    write_in_place(root / "stream.m3u8", MASTER.format(bandwidth=bandwidth), piece=PIECE)
-    window: list[tuple[str, float, float]] = []
+    write_master(root, MASTER.format(bandwidth=bandwidth))
     glass: dict[str, float] = {}
     keep = list_size + 10  # Owncast's cleanup keeps the newest list_size + 10
     late_max = 0.0
@@ -220,12 +265,10 @@ def run_owncast(hls_dir: str, segments: list[Segment], cadence: float, list_size
             late_max = max(late_max, time.monotonic() - deadline)
             seg = segments[k % len(segments)]
             name = f"stream-{shortid}-{k}.ts"
-            write_in_place(folder / name, seg.data, piece=PIECE)
-            window = (window + [(name, seg.duration, time.time() - seg.duration)])[-list_size:]
-            write_in_place(folder / "stream.m3u8", owncast_playlist(window, max(0, k + 1 - len(window))), piece=PIECE)
+            variant.add(k, name, seg.data, seg.duration, time.time() - seg.duration)
             glass[name] = time.monotonic()  # the moment Owncast has listed it
             if k >= keep:
-                (folder / f"stream-{shortid}-{k - keep}.ts").unlink(missing_ok=True)
+                (variant.folder / f"stream-{shortid}-{k - keep}.ts").unlink(missing_ok=True)
             k += 1
     finally:
         conn.send((glass, late_max))
