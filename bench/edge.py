@@ -302,18 +302,16 @@ async def run_phase(name: str, base: str, viewers: int, service: Server, nginx: 
         tasks = [asyncio.create_task(probe(session, url, args.skip, phase.probes)) for _ in range(args.probes)]
         pids = {"service": [service.pid], "nginx": nginx.pids() if nginx else [],
                 "wrk": [w.proc.pid for w in phase.wrks]}
+
+        async def readings() -> tuple[float, dict[str, dict[int, float]], tuple[float, float], float, float]:
+            """(now, CPU per process, the machine's idle, the origin's count, when it was counted)."""
+            now, cpu, idle = time.monotonic(), {k: _cpu(v) for k, v in pids.items()}, machine_idle()
+            return now, cpu, idle, await origin_count(metrics, service.url), time.monotonic()
+
         await sleep_until_wall(first)
-        start = time.monotonic()
-        cpu0 = {k: _cpu(v) for k, v in pids.items()}
-        idle0 = machine_idle()
-        count0 = await origin_count(metrics, service.url)
-        counted0 = time.monotonic()
+        start, cpu0, idle0, count0, counted0 = await readings()
         await sleep_until_wall(last)
-        end = time.monotonic()
-        cpu1 = {k: _cpu(v) for k, v in pids.items()}
-        idle1 = machine_idle()
-        count1 = await origin_count(metrics, service.url)
-        counted1 = time.monotonic()
+        end, cpu1, idle1, count1, counted1 = await readings()
         for w in phase.wrks:
             await w.finish()
         for t in tasks:

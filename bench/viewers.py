@@ -717,11 +717,11 @@ async def main(args: argparse.Namespace) -> int:
     ctx = multiprocessing.get_context("spawn")
     async with workspace("viewers") as ws:
         hls_dir, writer = ws.owncast(await ws.encoded())
-        env = ws.env(hls_dir, LOG_LEVEL="warning")
+        env = ws.env(hls_dir, LOG_LEVEL="warning", WINDOW_SECONDS=str(args.window))
         servers: dict[str, Server] = {}
         try:
             servers["ours"] = await start_server("ours", ctx, serve_ours, env, args.viewers)
-            print("waiting for the live window to fill (about WINDOW_SECONDS = 30 s) ...", flush=True)
+            print(f"waiting for the live window to fill (about WINDOW_SECONDS = {args.window:g} s) ...", flush=True)
             async with aiohttp.ClientSession() as http:
                 url = servers["ours"].url + PATH
                 first = None
@@ -783,6 +783,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="blocking viewers add _HLS_skip=YES, as hls.js does when the playlist offers delta "
                              "updates (default: yes)")
     parser.add_argument("--duration", type=float, default=30.0, help="measured seconds per phase (default 30)")
+    parser.add_argument("--window", type=float, default=30.0, help="the service's WINDOW_SECONDS (default 30)")
     parser.add_argument("--rounds", type=int, default=2, help="rounds of ours + baseline (default 2)")
     parser.add_argument("--client-procs", type=int, default=4, help="client processes (default 4)")
     parser.add_argument("--ramp", type=float, default=2000.0, help="new connections per second (default 2000)")
