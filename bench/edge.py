@@ -58,7 +58,7 @@ from bench.rig import (
     machine_idle,
     workspace,
 )
-from bench.viewers import PATH, Server, last_sequence, serve_ours, start_server
+from bench.crowd import PATH, Server, last_sequence, serve_ours, start_server
 from tests.support.stats import pct
 
 REPO = Path(__file__).resolve().parent.parent

@@ -51,10 +51,10 @@ import aiohttp
 
 from bench.rig import parse_playlist, service_env, wait_listed, workspace
 from broadcaster.demo.emulator import OwncastEmulator
+from tests.support.browser import CHROMIUM
 from tests.support.service_process import ServiceProcess
 from tests.support.stats import pct
 
-CHROMIUM = "/usr/bin/chromium"
 MODES = ("blocking", "polling")
 
 

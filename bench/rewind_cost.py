@@ -72,7 +72,6 @@ from pathlib import Path
 from typing import Any
 
 from bench.rig import SERVER_CPU, WRK_CPU, cpu_seconds, free_port, pin, playlist_app, wait_listening
-from broadcaster.playlist import hls
 from broadcaster.playlist.manifest import ListedSegment, ManifestGenerator, Rendered
 from broadcaster.state.disk import Prepared, no_collection
 from broadcaster.state.journal import JournaledState

@@ -44,7 +44,7 @@ from typing import Any
 import aiohttp
 
 from bench.rig import cpu_seconds, rss_kb, scrape_metrics, service_env, workspace
-from bench.viewers import run_viewers
+from bench.crowd import run_viewers
 from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.service_process import ServiceProcess

@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,14 +24,22 @@ REPO = Path(__file__).resolve().parent.parent
 NUMBER = r"[-+]?[\d,]*\.?\d+"
 
 pytestmark = [pytest.mark.integration]
-# The browser benches on one worker, one after the other (scripts/test's --dist loadgroup).
-browsers = [pytest.mark.browser, pytest.mark.xdist_group("bench_browsers")]
 
 
 def needs(*tools: str) -> pytest.MarkDecorator:
     """Skip, naming the tool, where scripts/test has not installed it (it installs them all)."""
     missing = [t for t in tools if shutil.which(t) is None and not Path(t).exists()]
     return pytest.mark.skipif(bool(missing), reason=f"needs {', '.join(missing)} (scripts/test installs it)")
+
+
+def browser_bench(test: Callable[[], None]) -> Callable[[], None]:
+    """A bench playing hls.js in Chromium: on one worker with the other such bench, one after the other
+    (scripts/test's --dist loadgroup; run alone, this module needs -n 0 for the group's mark)."""
+    marks = (pytest.mark.browser, pytest.mark.xdist_group("bench_browsers"),
+             pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"needs Debian's Chromium at {CHROMIUM}"))
+    for mark in marks:
+        test = mark(test)
+    return test
 
 
 def bench(module: str, *args: str, timeout: float = 100) -> str:
@@ -111,12 +120,12 @@ def test_serve() -> None:
 
 @needs("wrk")
 def test_rewind_cost() -> None:
-    out = bench("rewind_cost", "--windows", "30", "--segments", "1", "--variants", "1", "--connections", "4",
-                "--rounds", "1", "--quick")
+    out = bench("rewind_cost", "--windows", "30", "--segments", "1", "--variants", "1", "--appends", "3",
+                "--connections", "4", "--duration", "0.5", "--rounds", "1")
     for table in range(1, 7):
         has(out, rf"^## {table}\. ")
     has(out, rf"^\| 1 s \| 30 s \| 30 \| {NUMBER} \| {NUMBER} \| x1\.0 \|",  # bytes per reload
-        rf"^\| 1 s \| 30 s \| {NUMBER} \| x1\.0 \| {NUMBER} \| {NUMBER} \| x1\.0 \| {NUMBER} % \|")  # wrk
+        rf"^\| 1 s \| 30 s \| {NUMBER} \| x1\.0 \| {NUMBER} \| {NUMBER} \| x1\.0 \| {NUMBER} % \|")  # wrk's table
 
 
 # -- the tracker ------------------------------------------------------------------------------------
@@ -162,3 +171,60 @@ def test_vm_cost() -> None:
                 "--settle", "1")
     has(out, rf"^idle \(no stream\)\s+{NUMBER} s\s+{NUMBER} %",
         rf"^1 s x 25, 1 var, no viewers\s+{NUMBER} s\s+{NUMBER} %\s+{NUMBER} ms\s+\d+", r"^goals: .*(met|NOT met)")
+
+
+def test_overload() -> None:
+    out = bench("overload", "--nofile", "400", "--baseline", "1", "--load", "2", "--settle", "1")
+    has(out, r"^load: \d+ event streams, \d+ held requests, \d+ idle/half-sent connections",
+        rf"^\s+/health p99\s+{NUMBER} ms\s+{NUMBER} ms\s+{NUMBER}x\s+{NUMBER} ms\s+{NUMBER}x$",
+        rf"^\s+service CPU \(1 core = 100 %\)\s+{NUMBER}%\s+{NUMBER}%\s+{NUMBER}x",
+        r"^segments written \d+ \(last \d+ not counted\), missed \d+",
+        r"^goals: /health p99 < 100 ms: (met|NOT met); no segment missed: (met|NOT met)")
+
+
+# -- many viewers: simulated in Python, or wrk through nginx -------------------------------------------
+
+
+def test_viewers() -> None:
+    out = bench("viewers", "--viewers", "10", "--duration", "2", "--rounds", "1", "--client-procs", "1",
+                "--settle", "1", "--window", "3")
+    has(out, rf"^\s+answers/s\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}x$",
+        rf"^\s+plain GET p99\s+{NUMBER}ms\s+{NUMBER}ms\s+{NUMBER}x$",
+        rf"^\s+memory per held request\s+{NUMBER} KB\s+{NUMBER} KB",
+        r"^goals \(ours\): zero errors: (met|NOT met); plain GET p99 < 100 ms: (met|NOT met)")
+
+
+@needs("wrk", "/usr/sbin/nginx")
+def test_edge() -> None:
+    out = bench("edge", "--viewers", "10", "--origin-viewers", "10", "--duration", "2", "--connect", "2",
+                "--warmup", "2", "--settle", "1", "--probes", "1")
+    for phase in ("cache", "origin"):
+        has(out, rf"^{phase}: 10 viewers ")
+    has(out, rf"^\s+viewer answers/s\s+{NUMBER}\s", rf"^\s+origin requests/s\s+{NUMBER}\s+\({NUMBER}% of viewer answers",
+        rf"^cache/origin: answers/s {NUMBER}x; origin requests/s {NUMBER}x",
+        r"^goals \(cache\): zero errors and origin share < 1 %: (met|NOT met)")
+
+
+# -- hls.js in Chromium: one browser bench at a time, on one worker ------------------------------------
+
+
+@browser_bench
+def test_hlsjs_reload() -> None:
+    out = bench("hlsjs_reload", "--segments", "3", "--rounds", "1", "--warmup", "1")
+    for mode in ("blocking", "polling"):
+        has(out, rf"^\s+{mode}\s+\d+(\s+{NUMBER}ms){{4}}\s+\d+\s+\d+ \(\d+ / \d+\)$")
+    has(out, rf"^ratio polling/blocking: p50 {NUMBER}x, p95 {NUMBER}x$",
+        r"^hls.js uses blocking reload against the blocking service: (yes|NO)")
+
+
+@browser_bench
+def test_p2p() -> None:
+    try:
+        install()
+    except TrackerUnavailable as err:
+        pytest.skip(f"no tracker here (node, npm): {err}")
+    out = bench("p2p", "--viewers", "2", "--seconds", "4", "--warmup", "2", "--event-at", "2", "--modes", "http,p2p",
+                timeout=150)
+    has(out, r"^### summary: each figure and its ratio to http \(2 viewers, 4 s, ",
+        rf"^\| http / run \| .* \| {NUMBER} s \(1\.00x\) \|", rf"^\| p2p / run \| .* \| {NUMBER} s \({NUMBER}x\) \|",
+        rf"^- verification: \d+ segments from peers hashed")
