@@ -121,7 +121,7 @@ def test_serve() -> None:
 @needs("wrk")
 def test_rewind_cost() -> None:
     out = bench("rewind_cost", "--windows", "30", "--segments", "1", "--variants", "1", "--appends", "3",
-                "--connections", "4", "--duration", "0.5", "--rounds", "1")
+                "--connections", "4", "--duration", "1", "--rounds", "1")
     for table in range(1, 7):
         has(out, rf"^## {table}\. ")
     has(out, rf"^\| 1 s \| 30 s \| 30 \| {NUMBER} \| {NUMBER} \| x1\.0 \|",  # bytes per reload
