@@ -4,8 +4,8 @@ the same kind of load straight at the service, in the same run.
     python -m bench.edge [--viewers 10000] [--origin-viewers 2000] [--blocking 0.9] [--duration 30]
 
 Real parts: SeaweedFS on 127.0.0.1 (the bucket), the whole Service in a process of its own fed by the
-synthetic Owncast of bench/glass_to_request.py (real ffmpeg 1 s segments written the way Owncast
-writes them), exactly as bench/viewers.py runs it: an on_listed hook there notes when each media
+synthetic Owncast of bench/rig.py (real ffmpeg 1 s segments written the way Owncast
+writes them), exactly as bench/viewers.py runs it (bench/crowd.py): an on_listed hook there notes when each media
 sequence number is listed, the reference for "how soon a new segment reaches a viewer". Debian's nginx
 runs deploy/nginx-cache.conf with the three strings its header names replaced (listen port, upstream,
 folder) and nothing else, in the foreground, stopped by its PID.

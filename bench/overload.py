@@ -3,7 +3,7 @@
     python -m bench.overload [--nofile 1024] [--baseline 10] [--load 30] [--extra 0.1]
 
 The real service in a process of its own with RLIMIT_NOFILE soft = hard = --nofile (as under systemd
-without LimitNOFILE), fed by the synthetic Owncast of bench/glass_to_request.py (real ffmpeg 1 s
+without LimitNOFILE), fed by the synthetic Owncast of bench/rig.py (real ffmpeg 1 s
 segments, written in place, 1 s cadence) and uploading to SeaweedFS on 127.0.0.1. The caps are read
 from the service's /metrics (hls_broadcaster_connections_limit), then one client opens, for --load
 seconds, the caps plus --extra (10 %) of:

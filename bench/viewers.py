@@ -4,7 +4,7 @@ held request; our whole service against a trivial aiohttp app, alternating in th
     python -m bench.viewers [--viewers 10000] [--blocking 0.9] [--duration 30] [--rounds 2]
 
 Ours: the whole Service (watcher, uploader, Publisher, server) in a process of its own, fed the real
-way: the synthetic Owncast of bench/glass_to_request.py (real ffmpeg 1 s segments, written in place,
+way: the synthetic Owncast of bench/rig.py (real ffmpeg 1 s segments, written in place,
 playlist rewritten in place, 1 s cadence) into HLS_DIR, uploads to SeaweedFS on 127.0.0.1. The real
 Publisher path rather than a fake PlaylistSource because it is what wakes held requests in
 production (Publisher.wait_for_sequence, one event per published version) and the feed costs the
