@@ -37,6 +37,7 @@ from broadcaster.playlist.manifest import ListedSegment, ManifestGenerator, Rend
 
 if TYPE_CHECKING:
     from broadcaster.demo.seaweed import SeaweedS3
+    from tests.support.service_process import ServiceProcess
 
 # The bucket, ffmpeg and the service's process are imported where they are used: the benches that
 # count instructions run their child under callgrind, where every import costs a second or more.
@@ -66,9 +67,8 @@ class Workspace:
         return service_env(hls_dir, self.s3, self.work / state, **over)
 
     async def encoded(self, count: int = 5, kbps: int = 1200) -> list[Segment]:
-        """Real ffmpeg segments (encode_segments), made once per bench."""
-        print(f"encoding {count} x {SEGMENT_SECONDS} s segments at {kbps} kbit/s ...", flush=True)
-        return await asyncio.to_thread(encode_segments, self.work, count, kbps)
+        """Real ffmpeg segments (encode_segments), made once per machine (cached_segments)."""
+        return await asyncio.to_thread(cached_segments, self.work, count, kbps)
 
     def owncast(self, segments: list[Segment], **options: Any) -> tuple[Path, OwncastWriter]:
         """HLS_DIR (work/hls) and an Owncast writing into it from now on (OwncastWriter's options)."""
@@ -174,6 +174,25 @@ def encode_segments(work: Path, count: int, kbps: int) -> list[Segment]:
     if not full:
         raise RuntimeError(f"ffmpeg made no {SEGMENT_SECONDS} s segment: {[s.duration for s in segments]}")
     return full
+
+
+def cached_segments(work: Path, count: int, kbps: int) -> list[Segment]:
+    """encode_segments' output, kept in the system's temporary folder: the same picture every time,
+    and encoding takes seconds of both cores that the benches (and their short runs, side by side in
+    the suite) would otherwise each spend. Published by a rename, so a bench beside never reads half."""
+    cache = Path(tempfile.gettempdir()) / "hls-broadcaster-bench" / f"segments-{count}x{SEGMENT_SECONDS}s-{kbps}k"
+    if not cache.is_dir():
+        print(f"encoding {count} x {SEGMENT_SECONDS} s segments at {kbps} kbit/s ...", flush=True)
+        fresh = Path(tempfile.mkdtemp(prefix="encoding-", dir=work))
+        for i, segment in enumerate(encode_segments(work, count, kbps)):
+            (fresh / f"{i}-{segment.duration!r}.ts").write_bytes(segment.data)
+        cache.parent.mkdir(exist_ok=True)
+        try:
+            os.rename(fresh, cache)  # another bench may have been first: keep theirs
+        except OSError:
+            pass
+    files = sorted(cache.glob("*.ts"), key=lambda f: int(f.name.split("-")[0]))
+    return [Segment(f.read_bytes(), float(f.stem.split("-", 1)[1])) for f in files]
 
 
 # -- the synthetic Owncast: its own process, writing the way Owncast does -----------------------
@@ -313,6 +332,15 @@ class OwncastWriter:
             self.glass, self.late_max = self._recv.recv()  # sent when it stops, even on an error
         except EOFError:  # it died without a word
             pass
+
+
+def service_process(env: dict[str, str], cwd: Path, *, nofile: int | None = None) -> ServiceProcess:
+    """The service as an operator runs it, a process of its own (tests/support/service_process.py),
+    allowed a minute to start: a bench shares the machine with whatever else runs (its short run in
+    tests/test_benches.py, with the whole suite)."""
+    from tests.support.service_process import ServiceProcess
+
+    return ServiceProcess(env, cwd, nofile=nofile, start_timeout=60.0)
 
 
 def service_env(hls_dir: Path, s3: SeaweedS3, state_dir: Path, **over: str) -> dict[str, str]:

@@ -23,7 +23,9 @@ from tests.support.browser import CHROMIUM
 REPO = Path(__file__).resolve().parent.parent
 NUMBER = r"[-+]?[\d,]*\.?\d+"
 
-pytestmark = [pytest.mark.integration]
+# A short run is a few seconds of stream, but each starts SeaweedFS, the service, and some a browser, on
+# a machine the rest of the suite shares.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 
 def needs(*tools: str) -> pytest.MarkDecorator:
@@ -42,7 +44,7 @@ def browser_bench(test: Callable[[], None]) -> Callable[[], None]:
     return test
 
 
-def bench(module: str, *args: str, timeout: float = 100) -> str:
+def bench(module: str, *args: str, timeout: float = 240) -> str:
     """`python -m bench.<module> args` from the checkout; its standard output."""
     run = subprocess.run([sys.executable, "-m", f"bench.{module}", *args], cwd=REPO, capture_output=True,
                          text=True, timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1"})
@@ -223,8 +225,7 @@ def test_p2p() -> None:
         install()
     except TrackerUnavailable as err:
         pytest.skip(f"no tracker here (node, npm): {err}")
-    out = bench("p2p", "--viewers", "2", "--seconds", "4", "--warmup", "2", "--event-at", "2", "--modes", "http,p2p",
-                timeout=150)
+    out = bench("p2p", "--viewers", "2", "--seconds", "4", "--warmup", "2", "--event-at", "2", "--modes", "http,p2p")
     has(out, r"^### summary: each figure and its ratio to http \(2 viewers, 4 s, ",
         rf"^\| http / run \| .* \| {NUMBER} s \(1\.00x\) \|", rf"^\| p2p / run \| .* \| {NUMBER} s \({NUMBER}x\) \|",
         rf"^- verification: \d+ segments from peers hashed")
