@@ -53,7 +53,7 @@ from dataclasses import dataclass, field, fields
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from bench.rig import OwncastWriter, cpu_seconds, service_process, workspace
+from bench.rig import OwncastWriter, cpu_seconds, start_service, workspace
 from tests.support.service_process import ServiceProcess
 from tests.support.stats import pct
 
@@ -388,7 +388,7 @@ async def main(args: argparse.Namespace) -> int:
         hls_dir, writer = ws.owncast(await ws.encoded())
         extra = {"WRITE_TIMEOUT": str(args.write_timeout)} if args.write_timeout else {}
         env = ws.env(hls_dir, LOG_LEVEL="info", **extra)
-        service = await service_process(env, work / "cwd", nofile=args.nofile).start()
+        service = await start_service(env, work / "cwd", nofile=args.nofile)
         try:
             return await measure(args, service, writer)
         finally:

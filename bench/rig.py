@@ -334,13 +334,13 @@ class OwncastWriter:
             pass
 
 
-def service_process(env: dict[str, str], cwd: Path, *, nofile: int | None = None) -> ServiceProcess:
+async def start_service(env: dict[str, str], cwd: Path, *, nofile: int | None = None) -> ServiceProcess:
     """The service as an operator runs it, a process of its own (tests/support/service_process.py),
     allowed a minute to start: a bench shares the machine with whatever else runs (its short run in
     tests/test_benches.py, with the whole suite)."""
     from tests.support.service_process import ServiceProcess
 
-    return ServiceProcess(env, cwd, nofile=nofile, start_timeout=60.0)
+    return await ServiceProcess(env, cwd, nofile=nofile).start(timeout=60.0)
 
 
 def service_env(hls_dir: Path, s3: SeaweedS3, state_dir: Path, **over: str) -> dict[str, str]:
