@@ -34,12 +34,12 @@ import sys
 import time
 from typing import Any
 
-from bench.serve_cost import _Transport
+from bench.rig import MemoryTransport, in_memory, playlist_app
 
 HOST = b"Host: live.example.com\r\n"
 
 
-class _Collecting(_Transport):
+class _Collecting(MemoryTransport):
     """Every byte written, counted (a large body may come in more than one write)."""
 
     def __init__(self) -> None:
@@ -55,40 +55,14 @@ class _Collecting(_Transport):
 
 
 def _app(seconds: int) -> tuple[Any, Any]:
-    from aiohttp import web
-
-    from broadcaster.http import create_app
-    from broadcaster.metrics import Metrics
-    from broadcaster.playlist import hls
-    from broadcaster.playlist.manifest import ListedSegment, ManifestGenerator, Rendered
-    from broadcaster.status.assessment import Assessment
-    from broadcaster.status.stream import StreamState
+    from broadcaster.playlist.manifest import ListedSegment, ManifestGenerator
 
     gen = ManifestGenerator(1, float(seconds), can_block_reload=True, start_at_edge=True)
     for i in range(seconds):
         gen.append(ListedSegment(f"https://media.example.com/live/0/stream-q1w2e3r4t-{i}.ts", 1.0, 1.8e9 + i,
                                  key=f"live/0/stream-q1w2e3r4t-{i}.ts"), float(i))
     rendered = gen.render()
-
-    class Source:
-        target_duration = 1
-        held_requests = 0
-
-        def master_playlist(self, media_name: str = hls.MEDIA_PLAYLIST_NAME) -> Rendered | None:
-            return None
-
-        def media_playlist(self, variant: int) -> Rendered | None:
-            return rendered if variant == 0 else None
-
-        def assess(self) -> Assessment:
-            return Assessment(True, StreamState.LIVE, "ok", {"status": "ok"})
-
-        async def wait_for_sequence(self, variant: int, sequence: int, timeout: float) -> Rendered | None:
-            return rendered
-
-    source = Source()
-    app: web.Application = create_app(source, source, Metrics())
-    return app, rendered
+    return playlist_app(lambda variant: rendered if variant == 0 else None), rendered
 
 
 async def _measure(protocol: Any, transport: _Collecting, requests: list[bytes]) -> tuple[float, float, int]:
@@ -111,19 +85,12 @@ async def _measure(protocol: Any, transport: _Collecting, requests: list[bytes])
 
 
 async def _run_all(app: Any, kinds: dict[str, Any], rounds: int) -> dict[str, list[tuple[float, float, int]]]:
-    from aiohttp import web
-
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    assert runner.server is not None
-    protocol = runner.server()
     transport = _Collecting()
-    protocol.connection_made(transport)
     samples: dict[str, list[tuple[float, float, int]]] = {kind: [] for kind in kinds}
-    for _round in range(rounds):
-        for kind, make in kinds.items():  # interleaved: the machine's load falls on every kind alike
-            samples[kind].append(await _measure(protocol, transport, make()))
-    await runner.cleanup()
+    async with in_memory(app, transport) as protocol:
+        for _round in range(rounds):
+            for kind, make in kinds.items():  # interleaved: the machine's load falls on every kind alike
+                samples[kind].append(await _measure(protocol, transport, make()))
     return samples
 
 

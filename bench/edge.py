@@ -4,8 +4,8 @@ the same kind of load straight at the service, in the same run.
     python -m bench.edge [--viewers 10000] [--origin-viewers 2000] [--blocking 0.9] [--duration 30]
 
 Real parts: SeaweedFS on 127.0.0.1 (the bucket), the whole Service in a process of its own fed by the
-synthetic Owncast of bench/glass_to_request.py (real ffmpeg 1 s segments written the way Owncast
-writes them), exactly as bench/viewers.py runs it: an on_listed hook there notes when each media
+synthetic Owncast of bench/rig.py (real ffmpeg 1 s segments written the way Owncast
+writes them), exactly as bench/viewers.py runs it (bench/crowd.py): an on_listed hook there notes when each media
 sequence number is listed, the reference for "how soon a new segment reaches a viewer". Debian's nginx
 runs deploy/nginx-cache.conf with the three strings its header names replaced (listen port, upstream,
 folder) and nothing else, in the foreground, stopped by its PID.
@@ -58,7 +58,7 @@ from bench.rig import (
     machine_idle,
     workspace,
 )
-from bench.viewers import PATH, Server, last_sequence, serve_ours, start_server
+from bench.crowd import PATH, Server, last_sequence, serve_ours, start_server
 from tests.support.stats import pct
 
 REPO = Path(__file__).resolve().parent.parent
@@ -302,18 +302,16 @@ async def run_phase(name: str, base: str, viewers: int, service: Server, nginx: 
         tasks = [asyncio.create_task(probe(session, url, args.skip, phase.probes)) for _ in range(args.probes)]
         pids = {"service": [service.pid], "nginx": nginx.pids() if nginx else [],
                 "wrk": [w.proc.pid for w in phase.wrks]}
+
+        async def readings() -> tuple[float, dict[str, dict[int, float]], tuple[float, float], float, float]:
+            """(now, CPU per process, the machine's idle, the origin's count, when it was counted)."""
+            now, cpu, idle = time.monotonic(), {k: _cpu(v) for k, v in pids.items()}, machine_idle()
+            return now, cpu, idle, await origin_count(metrics, service.url), time.monotonic()
+
         await sleep_until_wall(first)
-        start = time.monotonic()
-        cpu0 = {k: _cpu(v) for k, v in pids.items()}
-        idle0 = machine_idle()
-        count0 = await origin_count(metrics, service.url)
-        counted0 = time.monotonic()
+        start, cpu0, idle0, count0, counted0 = await readings()
         await sleep_until_wall(last)
-        end = time.monotonic()
-        cpu1 = {k: _cpu(v) for k, v in pids.items()}
-        idle1 = machine_idle()
-        count1 = await origin_count(metrics, service.url)
-        counted1 = time.monotonic()
+        end, cpu1, idle1, count1, counted1 = await readings()
         for w in phase.wrks:
             await w.finish()
         for t in tasks:

@@ -59,10 +59,10 @@ from bench.rig import (
     parse_playlist,
     scrape_histograms,
     scrape_metrics,
+    start_service,
     wait_listed,
     workspace,
 )
-from tests.support.service_process import ServiceProcess
 from tests.support.stats import pct
 
 POLL_INTERVAL = SEGMENT_SECONDS / 2  # hls.js without blocking reload: half a target duration
@@ -155,7 +155,7 @@ async def _bench(args: argparse.Namespace, ws: Workspace) -> int:
     probe_stop = threading.Event()
     load_before = os.getloadavg()
     # Debug level: the uploader logs each PutObject's time per segment (one line a second).
-    service = await ServiceProcess(ws.env(hls_dir, BLOCKING_RELOAD="true", LOG_LEVEL="debug"), work / "cwd").start()
+    service = await start_service(ws.env(hls_dir, BLOCKING_RELOAD="true", LOG_LEVEL="debug"), work / "cwd")
     writer = OwncastWriter(hls_dir, segments, list_size=args.list_size, limit=total)
     tasks: list[asyncio.Task[None]] = []
     sessions = [aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1))

@@ -25,14 +25,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import secrets
 import shutil
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from bench.serve_cost import WARM_UP, _Transport, instructions
+from bench.rig import WARM_UP, counted, feed, live_app
 
 # What reaches the service through the tunnel, the same for both kinds: cloudflared's forwarded headers and
 # a browser's own (Chromium 120's, abridged). Only the request line and its handler differ.
@@ -62,9 +60,6 @@ def _requests(kind: str, viewers: int) -> list[bytes]:
 async def _drive(kind: str, requests: int, viewers: int) -> None:
     import logging
 
-    from aiohttp import web
-
-    from bench import serve
     from broadcaster.http import PlaylistOptions, ViewerOptions, create_app
     from broadcaster.http.keys import HEALTH
     from broadcaster.metrics import Metrics
@@ -72,32 +67,17 @@ async def _drive(kind: str, requests: int, viewers: int) -> None:
     from broadcaster.status.audience import Audience
 
     logging.disable(logging.CRITICAL)
-    playlist_app = serve._playlist_app()  # its playlist source, the one serve_cost.py measures
-    source: Any = playlist_app[HEALTH]  # type: ignore[index]  # its Source is the playlists' too
+    playlist_app = live_app()  # its playlist source, the one serve_cost.py measures
+    source: Any = playlist_app[HEALTH]  # its Source is the playlists' too
     viewer_dir = default_viewer_dir()
     assert viewer_dir is not None
     audience = Audience(3600)
     app = create_app(source, source, Metrics(), audience=audience,
                      playlist_options=PlaylistOptions(trust_cf_connecting_ip=True),
                      viewer_options=ViewerOptions(viewer_dir))
-    sent = _requests(kind, viewers)
-    wanted = b"HTTP/1.1 200 "
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    assert runner.server is not None
-    protocol = runner.server()
-    transport = _Transport()
-    protocol.connection_made(transport)
-    for i in range(WARM_UP + requests):
-        written = transport.writes
-        protocol.data_received(sent[i % viewers])
-        while transport.writes == written:
-            await asyncio.sleep(0)
-        if not transport.last.startswith(wanted):
-            sys.exit(f"{kind}: unexpected response {transport.last[:200]!r}")
+    await feed(app, kind, _requests(kind, viewers), WARM_UP + requests)
     if kind == "heartbeat" and audience.watching != min(viewers, WARM_UP + requests):
         sys.exit(f"heartbeat: {audience.watching} pages counted, {viewers} expected")
-    await runner.cleanup()
 
 
 def main() -> None:
@@ -114,10 +94,7 @@ def main() -> None:
     if shutil.which("valgrind") is None:
         sys.exit("bench/heartbeat.py needs valgrind: apt-get install valgrind")
     n, viewers = args.requests, args.viewers
-    jobs = [(kind, count) for kind in ("playlist", "heartbeat") for count in (n, 2 * n)]
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        counts = dict(zip(jobs, pool.map(lambda job: instructions("bench.heartbeat", job[0], str(job[1]), str(viewers)), jobs), strict=True))
-    cost = {kind: (counts[(kind, 2 * n)] - counts[(kind, n)]) / n for kind in ("playlist", "heartbeat")}
+    cost = counted("bench.heartbeat", ("playlist", "heartbeat"), n, str(viewers))
     print(f"instructions per request (callgrind, runs of {n} and {2 * n} subtracted; {viewers} pages counted)")
     for kind, value in cost.items():
         print(f"  {kind:>9}: {value:9,.0f}")

@@ -49,12 +49,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 
-from bench.rig import parse_playlist, service_env, wait_listed, workspace
+from bench.rig import parse_playlist, service_env, start_service, wait_listed, workspace
 from broadcaster.demo.emulator import OwncastEmulator
+from tests.support.browser import CHROMIUM
 from tests.support.service_process import ServiceProcess
 from tests.support.stats import pct
 
-CHROMIUM = "/usr/bin/chromium"
 MODES = ("blocking", "polling")
 
 
@@ -211,7 +211,7 @@ async def main(args: argparse.Namespace) -> int:
                 for mode in MODES:
                     env = service_env(hls_dir, s3, work / f"state-{mode}", R2_KEY_PREFIX=mode,
                                       BLOCKING_RELOAD="true" if mode == "blocking" else "false")
-                    services[mode] = await ServiceProcess(env, work / f"cwd-{mode}").start()
+                    services[mode] = await start_service(env, work / f"cwd-{mode}")
                 await owncast.wait_for_segments(0, 3, timeout=30)
                 for mode in MODES:
                     clocks.append(asyncio.create_task(listed_clock(

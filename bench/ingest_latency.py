@@ -20,19 +20,14 @@ import statistics
 import time
 from pathlib import Path
 
-from bench.rig import MASTER, workspace
+from bench.rig import MASTER, OwncastVariant, workspace, write_master
 from broadcaster.bucket.store import S3Store
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.playlist.manifest import Rendered
 from broadcaster.service import Service
 from broadcaster.settings import load_settings
 from broadcaster.source.owncast import SourceSegment
-from tests.support.owncast_writer import playlist_text, write_in_place
 from tests.support.stats import pct
-
-
-def playlist(names: list[str], first: int, duration: float) -> str:
-    return playlist_text([(n, duration, None) for n in names], first=first, target=round(duration))
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -42,9 +37,9 @@ async def main(args: argparse.Namespace) -> None:
 
 async def _bench(args: argparse.Namespace, work: Path, s3: SeaweedS3) -> None:
     hls = work / "hls"
-    (hls / "0").mkdir(parents=True)
+    owncast = OwncastVariant(hls / "0", 10)
     # The service takes its variants from Owncast's master playlist, as Owncast writes it first.
-    write_in_place(hls / "stream.m3u8", MASTER.format(bandwidth=8 * args.size).encode())
+    write_master(hls, MASTER.format(bandwidth=8 * args.size))
     body = os.urandom(args.size)
     listed: dict[str, float] = {}
     arrived = asyncio.Event()
@@ -69,7 +64,6 @@ async def _bench(args: argparse.Namespace, work: Path, s3: SeaweedS3) -> None:
     baseline = S3Store(endpoint_url=s3.endpoint_url, region="auto", access_key=s3.access_key,
                        secret_key=s3.secret_key, bucket=s3.bucket)
     await baseline.start()
-    names: list[str] = []
     ours: list[float] = []
     plain: list[float] = []
     try:
@@ -80,10 +74,8 @@ async def _bench(args: argparse.Namespace, work: Path, s3: SeaweedS3) -> None:
             plain_time = time.perf_counter() - t
             # B: Owncast writes the segment, then the playlist; the service lists it.
             name = f"stream-bench-{i}.ts"
-            write_in_place(hls / "0" / name, body)
-            names = (names + [name])[-10:]
             arrived.clear()
-            write_in_place(hls / "0" / "stream.m3u8", playlist(names, max(0, i - 9), 1.0).encode())
+            owncast.add(i, name, body, 1.0, time.time())
             t = time.perf_counter()
             async with asyncio.timeout(30):
                 while name not in listed:

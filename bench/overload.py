@@ -3,7 +3,7 @@
     python -m bench.overload [--nofile 1024] [--baseline 10] [--load 30] [--extra 0.1]
 
 The real service in a process of its own with RLIMIT_NOFILE soft = hard = --nofile (as under systemd
-without LimitNOFILE), fed by the synthetic Owncast of bench/glass_to_request.py (real ffmpeg 1 s
+without LimitNOFILE), fed by the synthetic Owncast of bench/rig.py (real ffmpeg 1 s
 segments, written in place, 1 s cadence) and uploading to SeaweedFS on 127.0.0.1. The caps are read
 from the service's /metrics (hls_broadcaster_connections_limit), then one client opens, for --load
 seconds, the caps plus --extra (10 %) of:
@@ -53,7 +53,7 @@ from dataclasses import dataclass, field, fields
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from bench.rig import OwncastWriter, cpu_seconds, workspace
+from bench.rig import OwncastWriter, cpu_seconds, start_service, workspace
 from tests.support.service_process import ServiceProcess
 from tests.support.stats import pct
 
@@ -388,7 +388,7 @@ async def main(args: argparse.Namespace) -> int:
         hls_dir, writer = ws.owncast(await ws.encoded())
         extra = {"WRITE_TIMEOUT": str(args.write_timeout)} if args.write_timeout else {}
         env = ws.env(hls_dir, LOG_LEVEL="info", **extra)
-        service = await ServiceProcess(env, work / "cwd", nofile=args.nofile).start()
+        service = await start_service(env, work / "cwd", nofile=args.nofile)
         try:
             return await measure(args, service, writer)
         finally:

@@ -71,9 +71,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.rig import cpu_seconds, free_port
-from bench.serve import SERVER_CPU, WRK_CPU, _pin, _wait_listening
-from broadcaster.playlist import hls
+from bench.rig import SERVER_CPU, WRK_CPU, cpu_seconds, free_port, pin, playlist_app, wait_listening
 from broadcaster.playlist.manifest import ListedSegment, ManifestGenerator, Rendered
 from broadcaster.publish import playlist_memory
 from broadcaster.state.disk import Prepared, no_collection
@@ -263,35 +261,13 @@ def _serve(seconds: float, window: float, variants: int, port: int) -> None:
 
     from aiohttp import web
 
-    from broadcaster.http import create_app
-    from broadcaster.metrics import Metrics
-    from broadcaster.status.assessment import Assessment
-    from broadcaster.status.stream import StreamState
-
-    _pin(SERVER_CPU)
+    pin(SERVER_CPU)
     logging.disable(logging.CRITICAL)
     gens = [filled(seconds, window, v)[0] for v in range(variants)]
     for gen in gens:  # made once per version in the service too, before the crowd asks
         gzipped(gen.render())
-
-    class Source:
-        target_duration = math.ceil(seconds)
-        held_requests = 0
-
-        def master_playlist(self, media_name: str = hls.MEDIA_PLAYLIST_NAME) -> Rendered | None:
-            return None
-
-        def media_playlist(self, variant: int) -> Rendered | None:
-            return gens[variant].render() if 0 <= variant < len(gens) else None
-
-        def assess(self) -> Assessment:
-            return Assessment(True, StreamState.LIVE, "ok", {"status": "ok"})
-
-        async def wait_for_sequence(self, variant: int, sequence: int, timeout: float) -> Rendered | None:
-            return gens[variant].render()
-
-    source = Source()
-    app = create_app(source, source, Metrics())
+    app = playlist_app(lambda variant: gens[variant].render() if 0 <= variant < len(gens) else None,
+                       target=math.ceil(seconds))
     web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None, handle_signals=True,
                 handler_cancellation=True)
 
@@ -304,7 +280,7 @@ def wrk(port: int, path: str, connections: int, duration: float) -> tuple[int, f
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{duration:g}s", "-H", "Accept-Encoding: gzip",
          f"http://127.0.0.1:{port}{path}"],
-        capture_output=True, text=True, check=True, preexec_fn=lambda: _pin(WRK_CPU),
+        capture_output=True, text=True, check=True, preexec_fn=lambda: pin(WRK_CPU),
     ).stdout
     m = re.search(r"(\d+) requests in ([\d.]+)(ms|s|m), ([\d.]+)([KMGT]?B) read", out)
     if m is None:
@@ -345,7 +321,7 @@ def measure_http(cases: list[Case], variants: int, connections: int, duration: f
             proc.start()
             procs[case.window] = (proc, port)
         for proc, port in procs.values():
-            _wait_listening(port, timeout=120)
+            wait_listening(port, timeout=120)
         for proc, port in procs.values():  # warm-up
             for path in PATHS.values():
                 wrk(port, path, connections, 1)

@@ -14,25 +14,33 @@ import contextlib
 import math
 import multiprocessing
 import os
+import re
 import secrets
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event as MpEvent
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
+from aiohttp import web
 
-from broadcaster.demo.ffmpeg import ffmpeg_exe
-from broadcaster.demo.seaweed import SeaweedS3
-from tests.support.owncast_writer import playlist_text, write_in_place
-from tests.support.service_process import service_env as _service_env
+from broadcaster.playlist.manifest import ListedSegment, ManifestGenerator, Rendered
+
+if TYPE_CHECKING:
+    from broadcaster.demo.seaweed import SeaweedS3
+    from tests.support.service_process import ServiceProcess
+
+# The bucket, ffmpeg and the service's process are imported where they are used: the benches that
+# count instructions run their child under callgrind, where every import costs a second or more.
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -59,9 +67,8 @@ class Workspace:
         return service_env(hls_dir, self.s3, self.work / state, **over)
 
     async def encoded(self, count: int = 5, kbps: int = 1200) -> list[Segment]:
-        """Real ffmpeg segments (encode_segments), made once per bench."""
-        print(f"encoding {count} x {SEGMENT_SECONDS} s segments at {kbps} kbit/s ...", flush=True)
-        return await asyncio.to_thread(encode_segments, self.work, count, kbps)
+        """Real ffmpeg segments (encode_segments), made once per machine (cached_segments)."""
+        return await asyncio.to_thread(cached_segments, self.work, count, kbps)
 
     def owncast(self, segments: list[Segment], **options: Any) -> tuple[Path, OwncastWriter]:
         """HLS_DIR (work/hls) and an Owncast writing into it from now on (OwncastWriter's options)."""
@@ -71,6 +78,8 @@ class Workspace:
 
 @contextlib.asynccontextmanager
 async def workspace(name: str) -> AsyncIterator[Workspace]:
+    from broadcaster.demo.seaweed import SeaweedS3
+
     work = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
     try:
         async with SeaweedS3(work / "s3") as s3:
@@ -90,6 +99,27 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def wait_listening(port: int, timeout: float = 15) -> None:
+    """Until something accepts on 127.0.0.1:port (a server started in another process)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"server on {port} did not start")
+
+
+# Servers on one CPU, the load generator (wrk) on the other: on a VM the two vCPUs can differ for
+# minutes (steal), and a server left to the scheduler may sit on the slower one for a whole run.
+SERVER_CPU, WRK_CPU = 1, 0
+
+
+def pin(cpu: int) -> None:
+    if hasattr(os, "sched_setaffinity") and cpu in os.sched_getaffinity(0):
+        os.sched_setaffinity(0, {cpu})
 
 
 def parse_playlist(body: bytes) -> tuple[int, list[str]]:
@@ -116,6 +146,8 @@ class Segment:
 def encode_segments(work: Path, count: int, kbps: int) -> list[Segment]:
     """`count` 1 s MPEG-TS segments of a 1280x720 test picture with sound, as Owncast's ffmpeg makes
     them (keyframe every second, -hls_time 1); constant bitrate so each is about kbps/8 KB."""
+    from broadcaster.demo.ffmpeg import ffmpeg_exe
+
     out = work / "encoded"
     out.mkdir(parents=True, exist_ok=True)
     fps = 30
@@ -144,6 +176,25 @@ def encode_segments(work: Path, count: int, kbps: int) -> list[Segment]:
     return full
 
 
+def cached_segments(work: Path, count: int, kbps: int) -> list[Segment]:
+    """encode_segments' output, kept in the system's temporary folder: the same picture every time,
+    and encoding takes seconds of both cores that the benches (and their short runs, side by side in
+    the suite) would otherwise each spend. Published by a rename, so a bench beside never reads half."""
+    cache = Path(tempfile.gettempdir()) / "hls-broadcaster-bench" / f"segments-{count}x{SEGMENT_SECONDS}s-{kbps}k"
+    if not cache.is_dir():
+        print(f"encoding {count} x {SEGMENT_SECONDS} s segments at {kbps} kbit/s ...", flush=True)
+        fresh = Path(tempfile.mkdtemp(prefix="encoding-", dir=work))
+        for i, segment in enumerate(encode_segments(work, count, kbps)):
+            (fresh / f"{i}-{segment.duration!r}.ts").write_bytes(segment.data)
+        cache.parent.mkdir(exist_ok=True)
+        try:
+            os.rename(fresh, cache)  # another bench may have been first: keep theirs
+        except OSError:
+            pass
+    files = sorted(cache.glob("*.ts"), key=lambda f: int(f.name.split("-")[0]))
+    return [Segment(f.read_bytes(), float(f.stem.split("-", 1)[1])) for f in files]
+
+
 # -- the synthetic Owncast: its own process, writing the way Owncast does -----------------------
 
 MASTER = (
@@ -151,12 +202,63 @@ MASTER = (
     '#EXT-X-STREAM-INF:BANDWIDTH={bandwidth},RESOLUTION=1280x720,CODECS="avc1.64001f,mp4a.40.2"\n'
     "0/stream.m3u8\n\n"
 )
+SPLIT_PAUSE = 0.002  # how long a playlist written in two parts stays half-written
 
 
-def owncast_playlist(window: list[tuple[str, float, float]], first: int) -> str:
-    """A variant playlist as Owncast's ffmpeg writes it (hls_flags program_date_time +
-    independent_segments + omit_endlist)."""
-    return playlist_text(window, first=first, target=max(math.ceil(d) for _, d, _ in window))
+def write_master(root: Path, text: str) -> None:
+    """Owncast's master playlist, written in place once every variant has a playlist."""
+    from tests.support.owncast_writer import write_in_place
+
+    write_in_place(root / "stream.m3u8", text, piece=PIECE)
+
+
+class OwncastVariant:
+    """bench/'s one writer of Owncast's folder (one variant folder, `root/<n>/`), as Owncast's ffmpeg
+    writes it: each segment in place under its final name, then the playlist (a sliding window of
+    `list_size`, EXT-X-PROGRAM-DATE-TIME, independent segments, no ENDLIST) rewritten in place. Every
+    bench that writes Owncast's folder by hand writes through this class (the files themselves through
+    tests/support/owncast_writer.py), so pointing it at another writer is a change here alone."""
+
+    def __init__(self, folder: Path, list_size: int) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
+        self.list_size = list_size
+        self.window: list[tuple[int, str, float, float]] = []  # (number, name, duration, program date)
+
+    def add(self, number: int, name: str, data: bytes | memoryview, duration: float, at: float, *,
+            piece: int = PIECE, cut: float | None = None) -> None:
+        """Segment `number` (its first frame at `at`, epoch seconds), then the playlist listing it.
+        `piece`: bytes per write of the segment. `cut` (0..1): the playlist goes out in two writes, split
+        there, the rest SPLIT_PAUSE later (a reader may see it half-written meanwhile)."""
+        from tests.support.owncast_writer import write_in_place
+
+        write_in_place(self.folder / name, data, piece=piece)
+        self.window = (self.window + [(number, name, duration, at)])[-self.list_size:]
+        text = self.text().encode()
+        at_byte = len(text) if cut is None else min(max(1, int(cut * len(text))), len(text) - 1)
+        with open(self.folder / "stream.m3u8", "wb") as f:  # rewritten in place
+            for part in filter(None, (text[:at_byte], text[at_byte:])):
+                if f.tell():
+                    time.sleep(SPLIT_PAUSE)
+                f.write(part)
+                f.flush()
+
+    def text(self) -> str:
+        from tests.support.owncast_writer import playlist_text
+
+        return playlist_text([(name, d, at) for _, name, d, at in self.window], first=self.window[0][0],
+                             target=max(math.ceil(d) for _, _, d, _ in self.window))
+
+    def offline_tail(self, data: bytes, duration: str, tmp: Path) -> None:
+        """The broadcaster disconnected: Owncast copies offline.ts in and appends it after a
+        discontinuity, then ENDLIST, the playlist written through a temporary file and a move."""
+        from tests.support.owncast_writer import write_in_place
+
+        write_in_place(self.folder / "offline.ts", data, piece=PIECE)
+        text = self.text() + f"#EXT-X-DISCONTINUITY\n#EXTINF:{duration},\noffline.ts\n#EXT-X-ENDLIST\n"
+        temporary = tmp / f"tmp-{self.folder.name}-stream.m3u8"
+        temporary.write_text(text)
+        os.replace(temporary, self.folder / "stream.m3u8")
 
 
 def run_owncast(hls_dir: str, segments: list[Segment], cadence: float, list_size: int, limit: int,
@@ -164,12 +266,10 @@ def run_owncast(hls_dir: str, segments: list[Segment], cadence: float, list_size
     """Process target: write segment k at (start + k * cadence) until `limit` segments (0: until
     `stop`); send {name: glass time} and the worst lateness back on `conn` at the end."""
     root = Path(hls_dir)
-    folder = root / "0"
-    folder.mkdir(parents=True, exist_ok=True)
+    variant = OwncastVariant(root / "0", list_size)
     shortid = secrets.token_hex(5)[:9]
     bandwidth = int(max(len(s.data) / s.duration for s in segments) * 8 * 1.1)
-    write_in_place(root / "stream.m3u8", MASTER.format(bandwidth=bandwidth), piece=PIECE)
-    window: list[tuple[str, float, float]] = []
+    write_master(root, MASTER.format(bandwidth=bandwidth))
     glass: dict[str, float] = {}
     keep = list_size + 10  # Owncast's cleanup keeps the newest list_size + 10
     late_max = 0.0
@@ -184,12 +284,10 @@ def run_owncast(hls_dir: str, segments: list[Segment], cadence: float, list_size
             late_max = max(late_max, time.monotonic() - deadline)
             seg = segments[k % len(segments)]
             name = f"stream-{shortid}-{k}.ts"
-            write_in_place(folder / name, seg.data, piece=PIECE)
-            window = (window + [(name, seg.duration, time.time() - seg.duration)])[-list_size:]
-            write_in_place(folder / "stream.m3u8", owncast_playlist(window, max(0, k + 1 - len(window))), piece=PIECE)
+            variant.add(k, name, seg.data, seg.duration, time.time() - seg.duration)
             glass[name] = time.monotonic()  # the moment Owncast has listed it
             if k >= keep:
-                (folder / f"stream-{shortid}-{k - keep}.ts").unlink(missing_ok=True)
+                (variant.folder / f"stream-{shortid}-{k - keep}.ts").unlink(missing_ok=True)
             k += 1
     finally:
         conn.send((glass, late_max))
@@ -236,8 +334,19 @@ class OwncastWriter:
             pass
 
 
+async def start_service(env: dict[str, str], cwd: Path, *, nofile: int | None = None) -> ServiceProcess:
+    """The service as an operator runs it, a process of its own (tests/support/service_process.py),
+    allowed a minute to start: a bench shares the machine with whatever else runs (its short run in
+    tests/test_benches.py, with the whole suite)."""
+    from tests.support.service_process import ServiceProcess
+
+    return await ServiceProcess(env, cwd, nofile=nofile).start(timeout=60.0)
+
+
 def service_env(hls_dir: Path, s3: SeaweedS3, state_dir: Path, **over: str) -> dict[str, str]:
     """The tests' environment for the service, plus this checkout on PYTHONPATH (no install needed)."""
+    from tests.support.service_process import service_env as _service_env
+
     path = os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])
     return _service_env(hls_dir, s3, state_dir, **{"PYTHONPATH": path, **over})
 
@@ -343,3 +452,155 @@ def rss_kb(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+# -- the playlist path without the rest of the service ------------------------------------------
+
+
+def live_generator(segments: int = 12, window: float = 10) -> ManifestGenerator:
+    """A 1 s live playlist of `window` seconds after `segments` appends (the benches' usual one)."""
+    gen = ManifestGenerator(1, window)
+    for i in range(segments):
+        gen.append(ListedSegment(f"https://media.example.com/live/0/stream-abcdefghi-{i}.ts", 1.0, 1.8e9 + i), i)
+    return gen
+
+
+def playlist_app(render: Callable[[int], Rendered | None], target: int = 1) -> web.Application:
+    """The service's public app (create_app: routing, CORS, ETag, gzip, metrics) over playlists
+    already made: `render(variant)` answers every media request, blocking ones at once."""
+    from broadcaster.http import create_app
+    from broadcaster.metrics import Metrics
+    from broadcaster.playlist import hls
+    from broadcaster.status.assessment import Assessment
+    from broadcaster.status.stream import StreamState
+
+    class Source:
+        target_duration = target
+        held_requests = 0
+
+        def master_playlist(self, media_name: str = hls.MEDIA_PLAYLIST_NAME) -> Rendered | None:
+            return None
+
+        def media_playlist(self, variant: int) -> Rendered | None:
+            return render(variant)
+
+        def assess(self) -> Assessment:
+            return Assessment(True, StreamState.LIVE, "ok", {"status": "ok"})
+
+        async def wait_for_sequence(self, variant: int, sequence: int, timeout: float) -> Rendered | None:
+            return render(variant)
+
+    source = Source()
+    return create_app(source, source, Metrics())
+
+
+def live_app() -> web.Application:
+    """bench/serve.py's "ours": live_generator's playlist (variant 0) through the whole app."""
+    gen = live_generator()
+    return playlist_app(lambda variant: gen.render() if variant == 0 else None)
+
+
+def bare_app() -> web.Application:
+    """bench/serve.py's baseline: the same playlist's bytes from a bare aiohttp handler."""
+    body = live_generator().render().body
+
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(body=body, content_type="application/vnd.apple.mpegurl")
+
+    app = web.Application()
+    app.router.add_get("/live/playlist.m3u8", handler)
+    return app
+
+
+# -- requests fed through aiohttp's own handler, no socket (counted under callgrind) -------------
+
+WARM_UP = 200  # requests before those counted: the first ones fill caches
+
+
+class MemoryTransport(asyncio.Transport):
+    """Keeps what aiohttp writes (a small response is one write: head and body together)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+        self.last = b""
+        self.closed = False
+
+    def write(self, data: Any) -> None:
+        self.writes += 1
+        self.last = data  # aiohttp hands over bytes it does not touch again: no copy, no cost
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"peername": ("127.0.0.1", 40000), "sockname": ("127.0.0.1", 8080)}.get(name, default)
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+
+@contextlib.asynccontextmanager
+async def in_memory(app: web.Application, transport: asyncio.Transport) -> AsyncIterator[Any]:
+    """The protocol aiohttp's AppRunner.server() makes for one connection, on `transport`."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    assert runner.server is not None
+    protocol = runner.server()
+    protocol.connection_made(transport)
+    try:
+        yield protocol
+    finally:
+        await runner.cleanup()
+
+
+async def feed(app: web.Application, kind: str, requests: list[bytes], count: int) -> MemoryTransport:
+    """`count` requests (cycling through `requests`) one at a time on one keep-alive connection, as a
+    player sends them; exits on any answer but 200. What this loop costs is counted for every kind
+    alike; it is kept to a few cheap operations."""
+    transport = MemoryTransport()
+    async with in_memory(app, transport) as protocol:
+        for i in range(count):
+            written = transport.writes
+            protocol.data_received(requests[i % len(requests)])
+            while transport.writes == written:
+                await asyncio.sleep(0)
+            if not transport.last.startswith(b"HTTP/1.1 200 "):
+                sys.exit(f"{kind}: unexpected response {transport.last[:200]!r}")
+    return transport
+
+
+def instructions(module: str, kind: str, *child_args: str) -> int:
+    """Instructions `python -m <module> --child <kind> <child_args>` executes under callgrind (the
+    benches that count rather than time requests: serve_cost and heartbeat)."""
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    out = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
+         sys.executable, "-m", module, "--child", kind, *child_args],
+        capture_output=True, text=True, env=env, check=False, cwd=REPO,  # its stderr is reported below
+    )
+    if out.returncode != 0:
+        sys.exit(f"{module}: the {kind} run failed:\n{out.stderr[-2000:]}")
+    m = re.search(r"Collected : (\d+)", out.stderr)
+    if m is None:
+        sys.exit(f"{module}: no instruction count from valgrind:\n{out.stderr[-2000:]}")
+    return int(m.group(1))
+
+
+def counted(module: str, kinds: tuple[str, str], n: int, *child_args: str) -> dict[str, float]:
+    """Instructions per request of each kind: runs of n and 2n requests under callgrind, subtracted
+    (start-up and warm-up cancel out), the four runs on as many cores as there are."""
+    jobs = [(kind, count) for kind in kinds for count in (n, 2 * n)]
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        runs = pool.map(lambda job: instructions(module, job[0], str(job[1]), *child_args), jobs)
+        counts = dict(zip(jobs, runs, strict=True))
+    return {kind: (counts[(kind, 2 * n)] - counts[(kind, n)]) / n for kind in kinds}

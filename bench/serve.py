@@ -15,71 +15,13 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
-import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
-import time
 
-
-def _playlist_app() -> object:
-    from aiohttp import web
-
-    from broadcaster.http import create_app
-    from broadcaster.metrics import Metrics
-    from broadcaster.playlist import hls
-    from broadcaster.playlist.manifest import ListedSegment, ManifestGenerator, Rendered
-    from broadcaster.status.assessment import Assessment
-    from broadcaster.status.stream import StreamState
-
-    gen = ManifestGenerator(1, 10)
-    for i in range(12):
-        gen.append(ListedSegment(f"https://media.example.com/live/0/stream-abcdefghi-{i}.ts", 1.0, 1.8e9 + i), i)
-
-    class Source:
-        target_duration = 1
-        held_requests = 0
-
-        def master_playlist(self, media_name: str = hls.MEDIA_PLAYLIST_NAME) -> Rendered | None:
-            return None
-
-        def media_playlist(self, variant: int) -> Rendered | None:
-            return gen.render() if variant == 0 else None
-
-        def assess(self) -> Assessment:
-            return Assessment(True, StreamState.LIVE, "ok", {"status": "ok"})
-
-        async def wait_for_sequence(self, variant: int, sequence: int, timeout: float) -> Rendered | None:
-            return gen.render()
-
-    source = Source()
-    app: web.Application = create_app(source, source, Metrics())
-    return app
-
-
-def _baseline_app() -> object:
-    from aiohttp import web
-
-    body = _playlist_body()
-
-    async def handler(request: web.Request) -> web.Response:
-        return web.Response(body=body, content_type="application/vnd.apple.mpegurl")
-
-    app = web.Application()
-    app.router.add_get("/live/playlist.m3u8", handler)
-    return app
-
-
-def _playlist_body() -> bytes:
-    from broadcaster.playlist.manifest import ListedSegment, ManifestGenerator
-
-    gen = ManifestGenerator(1, 10)
-    for i in range(12):
-        gen.append(ListedSegment(f"https://media.example.com/live/0/stream-abcdefghi-{i}.ts", 1.0, 1.8e9 + i), i)
-    return gen.render().body
+from bench.rig import SERVER_CPU, WRK_CPU, bare_app, cpu_seconds, free_port, live_app, pin, wait_listening
 
 
 def _serve(kind: str, port: int) -> None:
@@ -87,43 +29,16 @@ def _serve(kind: str, port: int) -> None:
 
     from aiohttp import web
 
-    _pin(SERVER_CPU)
-
+    pin(SERVER_CPU)
     logging.disable(logging.CRITICAL)
-    app = _playlist_app() if kind == "ours" else _baseline_app()
-    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None, handle_signals=True)  # type: ignore[arg-type]
-
-
-# Both servers on one CPU, wrk on the other: on a VM the two vCPUs can differ for minutes (steal),
-# and a server left to the scheduler may sit on the slower one for a whole run.
-SERVER_CPU, WRK_CPU = 1, 0
-
-
-def _pin(cpu: int) -> None:
-    if hasattr(os, "sched_setaffinity") and cpu in os.sched_getaffinity(0):
-        os.sched_setaffinity(0, {cpu})
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_listening(port: int, timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"server on {port} did not start")
+    app = live_app() if kind == "ours" else bare_app()
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None, handle_signals=True)
 
 
 def _wrk(port: int, connections: int, duration: int) -> tuple[float, float, int]:
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", f"http://127.0.0.1:{port}/live/playlist.m3u8"],
-        capture_output=True, text=True, check=True, preexec_fn=lambda: _pin(WRK_CPU),
+        capture_output=True, text=True, check=True, preexec_fn=lambda: pin(WRK_CPU),
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
@@ -137,8 +52,6 @@ def _wrk(port: int, connections: int, duration: int) -> tuple[float, float, int]
 
 def _run(pid: int, port: int, connections: int, duration: int) -> tuple[float, float, float]:
     """(requests/s, p99 ms, server CPU microseconds per request)."""
-    from bench.rig import cpu_seconds  # here: the servers' processes import this module, and only need theirs
-
     cpu = cpu_seconds(pid)
     rps, p99, requests = _wrk(port, connections, duration)
     return rps, p99, (cpu_seconds(pid) - cpu) / max(requests, 1) * 1e6
@@ -157,10 +70,10 @@ def main() -> None:
     procs = {}
     ports = {}
     for kind in results:
-        ports[kind] = _free_port()
+        ports[kind] = free_port()
         procs[kind] = ctx.Process(target=_serve, args=(kind, ports[kind]), daemon=True)
         procs[kind].start()
-        _wait_listening(ports[kind])
+        wait_listening(ports[kind])
     try:
         for kind in results:  # warm-up
             _wrk(ports[kind], args.connections, 2)

@@ -62,13 +62,13 @@ from typing import Any
 
 import aiohttp
 
+from bench.rig import SPLIT_PAUSE, OwncastVariant, write_master
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.playlist.manifest import Rendered
 from broadcaster.service import Service
 from broadcaster.settings import load_settings
 from broadcaster.source.owncast import SourceSegment
 from tests.support.hls_checker import VariantSetChecker, Violation, check_master
-from tests.support.owncast_writer import playlist_text, write_in_place
 from tests.support.stats import pct
 
 VARIANTS = 2
@@ -83,7 +83,6 @@ MASTER = (
     '#EXT-X-STREAM-INF:BANDWIDTH=1240800,RESOLUTION=1280x720,CODECS="avc1.64001f,mp4a.40.2"\n0/stream.m3u8\n\n'
     '#EXT-X-STREAM-INF:BANDWIDTH=440800,RESOLUTION=640x360,CODECS="avc1.64001e,mp4a.40.2"\n1/stream.m3u8\n\n'
 )
-SPLIT_PAUSE = 0.002  # how long a half-written playlist stays half-written
 SHOWN = 5  # examples printed per kind of problem
 MB = 1024 * 1024
 FEEDS = ("hook", "http")
@@ -119,7 +118,7 @@ class Owncast:
         self.shortid = ""
         self.number = 0
         self.pdt_base = 0.0
-        self.windows: list[deque[tuple[int, str, float]]] = []  # (number, name, PDT) per variant
+        self.variants: list[OwncastVariant] = []
         self.on_disk: list[deque[tuple[SlotKey, str]]] = []
         self.master_written = False
         self.files = 0
@@ -148,8 +147,6 @@ class Owncast:
         else:
             shutil.rmtree(self.hls, ignore_errors=True)  # Owncast: os.RemoveAll, then MkdirAll
             self.hls.mkdir()
-        for v in range(VARIANTS):
-            (self.hls / str(v)).mkdir()
         if before is not None:
             self.wipes += 1
             self.inode_reused += before == (os.stat(self.hls).st_dev, os.stat(self.hls).st_ino)
@@ -157,29 +154,18 @@ class Owncast:
         self.shortid = self.new_shortid()
         self.number = 0
         self.pdt_base = time.time()
-        self.windows = [deque() for _ in range(VARIANTS)]
+        self.variants = [OwncastVariant(self.hls / str(v), OWNCAST_WINDOW) for v in range(VARIANTS)]
         self.on_disk = [deque() for _ in range(VARIANTS)]
         self.master_written = False
 
-    def playlist(self, v: int) -> str:
-        window = self.windows[v]
-        return playlist_text([(name, EXTINF, at) for _, name, at in window], first=window[0][0],
-                             target=math.ceil(EXTINF))
-
     @staticmethod
-    def _write_copy(path: Path, body: memoryview, playlist: Path, text: bytes, cut: int | None,
-                    delete: bool) -> float:
-        write_in_place(path, body, piece=-(-len(body) // 2) or 1)  # arrives in two pieces under its final name
-        with open(playlist, "wb") as f:  # rewritten in place
-            if cut is not None:  # a reader may see it half-written for a moment
-                f.write(text[:cut])
-                f.flush()
-                time.sleep(SPLIT_PAUSE)
-                text = text[cut:]
-            f.write(text)
+    def _write_copy(variant: OwncastVariant, n: int, name: str, body: memoryview, pdt: float,
+                    cut: float | None, delete: bool) -> float:
+        # The segment arrives in two pieces under its final name, then the playlist is rewritten.
+        variant.add(n, name, body, EXTINF, pdt, piece=-(-len(body) // 2) or 1, cut=cut)
         written = time.perf_counter()
         if delete:
-            path.unlink()
+            (variant.folder / name).unlink()
         return written
 
     async def write_segment(self, delete_in: int | None) -> list[tuple[int, SlotKey, str, float]]:
@@ -192,42 +178,30 @@ class Owncast:
         pdt = self.pdt_base + n * EXTINF
         name = f"stream-{self.shortid}-{n}.ts"
         out: list[tuple[int, SlotKey, str, float]] = []
-        for v in range(VARIANTS):
-            path = self.hls / str(v) / name
+        for v, variant in enumerate(self.variants):
             size = self.rng.randint(*self.sizes)
             start = self.rng.randrange(len(self.pool) - size)
             body = memoryview(self.pool)[start:start + size]
             self.files += 1
             self.bytes += size
-            window = self.windows[v]
-            window.append((n, name, pdt))
-            if len(window) > OWNCAST_WINDOW:
-                window.popleft()
             self.on_disk[v].append(((self.run, n), name))
-            text = self.playlist(v).encode()
-            playlist = self.hls / str(v) / "stream.m3u8"
             self.playlist_writes += 1
             if v == delete_in:
-                written = self._write_copy(path, body, playlist, text, None, True)
+                written = self._write_copy(variant, n, name, body, pdt, None, True)
             else:
-                cut = self.rng.randrange(1, len(text)) if self.rng.random() < self.split else None
+                cut = self.rng.random() if self.rng.random() < self.split else None
                 self.split_writes += cut is not None
-                written = await asyncio.to_thread(self._write_copy, path, body, playlist, text, cut, False)
+                written = await asyncio.to_thread(self._write_copy, variant, n, name, body, pdt, cut, False)
             out.append((v, (self.run, n), name, written))
         if not self.master_written:  # ffmpeg writes the master once every variant has a playlist
-            write_in_place(self.hls / "stream.m3u8", MASTER.encode())
+            write_master(self.hls, MASTER)
             self.master_written = True
         return out
 
     def offline_tail(self) -> None:
-        """The broadcaster disconnected: Owncast copies offline.ts in and appends it, then ENDLIST."""
-        for v in range(VARIANTS):
-            folder = self.hls / str(v)
-            write_in_place(folder / "offline.ts", self.pool[: self.sizes[0]])
-            text = self.playlist(v) + f"#EXT-X-DISCONTINUITY\n#EXTINF:{OFFLINE_EXTINF},\noffline.ts\n#EXT-X-ENDLIST\n"
-            tmp = self.tmp / f"tmp-stream-{v}.m3u8"
-            tmp.write_text(text)
-            os.replace(tmp, folder / "stream.m3u8")
+        """The broadcaster disconnected: Owncast's offline tail in every variant."""
+        for variant in self.variants:
+            variant.offline_tail(self.pool[: self.sizes[0]], OFFLINE_EXTINF, self.tmp)
 
     def cleanup(self, done: Callable[[int, SlotKey], bool]) -> None:
         """Owncast's cleanup (keep the newest 20 per variant), limited to segments the service is done with."""

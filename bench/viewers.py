@@ -4,7 +4,7 @@ held request; our whole service against a trivial aiohttp app, alternating in th
     python -m bench.viewers [--viewers 10000] [--blocking 0.9] [--duration 30] [--rounds 2]
 
 Ours: the whole Service (watcher, uploader, Publisher, server) in a process of its own, fed the real
-way: the synthetic Owncast of bench/glass_to_request.py (real ffmpeg 1 s segments, written in place,
+way: the synthetic Owncast of bench/rig.py (real ffmpeg 1 s segments, written in place,
 playlist rewritten in place, 1 s cadence) into HLS_DIR, uploads to SeaweedFS on 127.0.0.1. The real
 Publisher path rather than a fake PlaylistSource because it is what wakes held requests in
 production (Publisher.wait_for_sequence, one event per published version) and the feed costs the
@@ -51,21 +51,34 @@ import logging
 import math
 import multiprocessing
 import os
-import random
 import resource
 import statistics
 import sys
 import time
-from array import array
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from multiprocessing.synchronize import Event as MpEvent
 from typing import Any
 
 import aiohttp
 
+from bench.crowd import (
+    BLOCKING,
+    FD_SPARE,
+    PATH,
+    PLAIN,
+    Log,
+    Server,
+    lag_probe,
+    last_sequence,
+    raise_nofile,
+    run_viewers,
+    serve_ours,
+    start_server,
+    time_gc,
+    until_told,
+)
 from bench.rig import (
     SEGMENT_SECONDS,
     cpu_seconds,
@@ -75,95 +88,8 @@ from bench.rig import (
 )
 from tests.support.stats import pct
 
-PATH = "/live/0/playlist.m3u8"
-ANSWER_TIMEOUT = 10.0  # no answer this long is an error (a held request is answered within 3 s)
-LAG_TICK = 0.05  # event-loop lag probe period
-FD_SPARE = 200
 
-
-def raise_nofile(needed: int, who: str) -> None:
-    """Soft RLIMIT_NOFILE up to the hard limit; exit with one line if that is not enough."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft >= needed:
-        return
-    if hard != resource.RLIM_INFINITY and hard < needed:
-        sys.exit(f"bench/viewers.py: {who} needs {needed} open files but RLIMIT_NOFILE's hard limit is {hard}; "
-                 f"raise it (ulimit -Hn, LimitNOFILE=) or use fewer --viewers / more --client-procs")
-    resource.setrlimit(resource.RLIMIT_NOFILE, (needed if hard == resource.RLIM_INFINITY else hard, hard))
-
-
-# -- the two servers, each in its own process ----------------------------------------------------
-
-
-async def _lag_probe(samples: list[tuple[float, float]]) -> None:
-    """How late a LAG_TICK timer fires: the event loop's queueing delay."""
-    while True:
-        before = time.monotonic()
-        await asyncio.sleep(LAG_TICK)
-        now = time.monotonic()
-        samples.append((now, now - before - LAG_TICK))
-
-
-async def _until_told(conn: Connection) -> None:
-    await asyncio.to_thread(conn.recv)
-
-
-def _time_gc(pauses: list[tuple[float, int, float]]) -> None:
-    """Note every garbage collection: (when, generation, seconds). A full collection stops the loop."""
-    began = [0.0]
-
-    def callback(phase: str, info: dict[str, int]) -> None:
-        if phase == "start":
-            began[0] = time.perf_counter()
-        else:
-            pauses.append((time.monotonic(), info["generation"], time.perf_counter() - began[0]))
-
-    gc.callbacks.append(callback)
-
-
-def serve_ours(env: dict[str, str], viewers: int, conn: Connection) -> None:
-    """Process target: the whole Service; on_listed notes when each sequence is listed."""
-    raise_nofile(viewers + FD_SPARE, "the service")
-    from broadcaster.cli import setup_logging
-    from broadcaster.service import Service, settle_heap
-    from broadcaster.settings import load_settings
-    from broadcaster.source.owncast import SourceSegment
-
-    settings = load_settings(environ=env)
-    setup_logging("warning")
-    logged: list[tuple[float, str]] = []  # (when, "LEVEL logger: message template"), shown in the report
-
-    class Keep(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            logged.append((time.monotonic(), f"{record.levelname} {record.name}: {record.msg}"))
-
-    root = logging.getLogger()
-    for handler in root.handlers:
-        handler.setLevel(logging.ERROR)
-    root.addHandler(Keep(logging.WARNING))
-    listed: dict[int, tuple[float, str]] = {}
-
-    def on_listed(variant: int, sequence: int, segment: SourceSegment, *_: object) -> None:
-        if variant == 0:
-            listed.setdefault(sequence, (time.monotonic(), segment.name))
-
-    async def main() -> None:
-        service = Service(settings, on_listed=on_listed)
-        await service.start()
-        settle_heap()  # as broadcaster.service.run() does
-        lag: list[tuple[float, float]] = []
-        pauses: list[tuple[float, int, float]] = []
-        _time_gc(pauses)
-        probe = asyncio.create_task(_lag_probe(lag))
-        conn.send((service.url, len(gc.get_objects())))
-        try:
-            await _until_told(conn)
-        finally:
-            probe.cancel()
-            await service.stop()
-        conn.send((listed, lag, logged, pauses))
-
-    asyncio.run(main())
+# -- the baseline server -------------------------------------------------------------------------
 
 
 def serve_baseline(body: bytes, delta: bytes, viewers: int, conn: Connection) -> None:
@@ -204,11 +130,11 @@ def serve_baseline(body: bytes, delta: bytes, viewers: int, conn: Connection) ->
         port = runner.addresses[0][1]
         lag: list[tuple[float, float]] = []
         pauses: list[tuple[float, int, float]] = []
-        _time_gc(pauses)
-        tasks = [asyncio.create_task(ticker()), asyncio.create_task(_lag_probe(lag))]
+        time_gc(pauses)
+        tasks = [asyncio.create_task(ticker()), asyncio.create_task(lag_probe(lag))]
         conn.send((f"http://127.0.0.1:{port}", len(gc.get_objects())))
         try:
-            await _until_told(conn)
+            await until_told(conn)
         finally:
             for t in tasks:
                 t.cancel()
@@ -218,245 +144,7 @@ def serve_baseline(body: bytes, delta: bytes, viewers: int, conn: Connection) ->
     asyncio.run(main())
 
 
-# -- the viewers ---------------------------------------------------------------------------------
-
-PLAIN, BLOCKING = 0, 1
-_MSN = b"#EXT-X-MEDIA-SEQUENCE:"
-_SKIPPED = b"#EXT-X-SKIP:SKIPPED-SEGMENTS="
-
-
-def last_sequence(body: bytes) -> int:
-    """The last media sequence number a (full or delta) media playlist lists."""
-    i = body.find(_MSN)
-    last = int(body[i + len(_MSN):body.find(b"\n", i)]) + body.count(b"#EXTINF") - 1
-    j = body.find(_SKIPPED)
-    if j >= 0:
-        end = j + len(_SKIPPED)
-        while end < len(body) and body[end:end + 1].isdigit():
-            end += 1
-        last += int(body[j + len(_SKIPPED):end])
-    return last
-
-
-def _header(head: bytes, name: bytes) -> bytes | None:
-    """A header's value from a lower-cased response head ending in CRLF CRLF."""
-    i = head.find(b"\r\n" + name + b":")
-    if i < 0:
-        return None
-    start = i + len(name) + 3
-    return head[start:head.find(b"\r\n", start)].strip()
-
-
-@dataclass
-class Log:
-    """Every answer a client process got (parallel arrays, cheap to pickle)."""
-
-    kind: array[int] = field(default_factory=lambda: array("b"))
-    asked: array[int] = field(default_factory=lambda: array("q"))
-    sent: array[float] = field(default_factory=lambda: array("d"))
-    recv: array[float] = field(default_factory=lambda: array("d"))  # nan: no answer by the end
-    tick: array[float] = field(default_factory=lambda: array("d"))  # baseline's X-Tick, else nan
-    status: array[int] = field(default_factory=lambda: array("h"))  # 0: no answer by the end
-    errors: list[tuple[float, str]] = field(default_factory=list)
-    lag: list[tuple[float, float]] = field(default_factory=list)
-    connected: int = 0
-
-    def add(self, kind: int, asked: int, sent: float, recv: float, tick: float, status: int) -> None:
-        self.status.append(status)
-        self.kind.append(kind)
-        self.asked.append(asked)
-        self.sent.append(sent)
-        self.recv.append(recv)
-        self.tick.append(tick)
-
-
-class Viewer(asyncio.Protocol):
-    """One keep-alive connection, one request in flight, minimal HTTP/1.1."""
-
-    def __init__(self, log: Log, host: bytes, blocking: bool, interval: float, stopping: Callable[[], bool],
-                 opened: Callable[[], None], skip: bool) -> None:
-        self.log = log
-        self.opened = opened
-        self.blocking = blocking
-        self.interval = interval
-        self.stopping = stopping
-        self.plain = b"GET " + PATH.encode() + b" HTTP/1.1\r\nHost: " + host + b"\r\nAccept: */*\r\n\r\n"
-        query = b"?_HLS_msn=%d" + (b"&_HLS_skip=YES" if skip else b"")
-        self.block = b"GET " + PATH.encode() + query + b" HTTP/1.1\r\nHost: " + host + b"\r\nAccept: */*\r\n\r\n"
-        self.transport: asyncio.Transport | None = None
-        self.buf = bytearray()
-        self.need = -1  # bytes of the whole answer once the head is in
-        self.head_end = 0
-        self.sent_at = math.nan  # nan: nothing in flight
-        self.kind = PLAIN
-        self.asked = -1
-        self.last = -1
-        self.flagged = False
-        self.poll_start = 0.0
-        self.polls = 0
-        self.timer: asyncio.TimerHandle | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        self.log.connected += 1
-        self.opened()
-        self.poll_start = time.monotonic() + random.random() * self.interval
-        self.get_plain()
-
-    def get_plain(self) -> None:
-        self.timer = None
-        self._send(self.plain, PLAIN, -1)
-
-    def _send(self, data: bytes, kind: int, asked: int) -> None:
-        if self.transport is None or self.transport.is_closing():
-            return
-        self.kind, self.asked, self.flagged = kind, asked, False
-        self.sent_at = time.monotonic()
-        self.transport.write(data)
-
-    def data_received(self, data: bytes) -> None:
-        self.buf += data
-        if self.need < 0:
-            end = self.buf.find(b"\r\n\r\n")
-            if end < 0:
-                return
-            self.head_end = end + 4
-            length = _header(bytes(self.buf[:self.head_end]).lower(), b"content-length")
-            self.need = self.head_end + int(length or 0)
-        if len(self.buf) < self.need:
-            return
-        now = time.monotonic()
-        head = bytes(self.buf[:self.head_end]).lower()
-        body = bytes(self.buf[self.head_end:self.need])
-        del self.buf[:self.need]
-        self.need = -1
-        self._answered(head, body, now)
-
-    def _answered(self, head: bytes, body: bytes, now: float) -> None:
-        status = int(head[9:12])
-        tick_text = _header(head, b"x-tick")
-        tick = float(tick_text) if tick_text else math.nan
-        self.log.add(self.kind, self.asked, self.sent_at, now, tick, status)
-        self.sent_at = math.nan
-        if status != 200:
-            self.log.errors.append((now, f"HTTP {status} to a {'blocking' if self.kind else 'plain'} request"))
-        elif self.blocking:
-            self.last = max(self.last, last_sequence(body))
-        if self.blocking and self.last >= 0:
-            self._send(self.block % (self.last + 1), BLOCKING, self.last + 1)
-        else:  # polling, or a blocking viewer that has not had a playlist yet
-            # The next slot of its fixed schedule still ahead: a late answer skips slots, like a player.
-            self.polls = max(self.polls + 1, math.ceil((now - self.poll_start) / self.interval))
-            loop = asyncio.get_running_loop()
-            # loop.time() is time.monotonic()
-            self.timer = loop.call_at(self.poll_start + self.polls * self.interval, self.get_plain)
-
-    def check(self, now: float) -> None:
-        if not self.flagged and not math.isnan(self.sent_at) and now - self.sent_at > ANSWER_TIMEOUT:
-            self.flagged = True
-            self.log.errors.append((now, f"no answer within {ANSWER_TIMEOUT:.0f} s"))
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-        if not self.stopping():
-            self.log.errors.append((time.monotonic(), f"connection lost ({exc!r})"))
-
-    def finish(self) -> None:
-        if not math.isnan(self.sent_at):  # still in flight: a held request at the end
-            self.log.add(self.kind, self.asked, self.sent_at, math.nan, math.nan, 0)
-        if self.transport is not None:
-            self.transport.close()
-
-
-def run_viewers(url: str, blocking: int, polling: int, interval: float, ramp: float, skip: bool, seed: int,
-                opened: Any, stop: MpEvent, conn: Connection) -> None:
-    """Process target: `blocking` + `polling` viewers against url until `stop`; sends its Log.
-    `opened` is a shared counter of connections made."""
-    raise_nofile(blocking + polling + FD_SPARE, "a client process")
-    random.seed(seed)
-
-    def count() -> None:
-        with opened.get_lock():
-            opened.value += 1
-
-    asyncio.run(_viewers(url, blocking, polling, interval, ramp, skip, count, stop, conn))
-
-
-async def _viewers(url: str, blocking: int, polling: int, interval: float, ramp: float, skip: bool,
-                   opened: Callable[[], None], stop: MpEvent, conn: Connection) -> None:
-    host, port = url.removeprefix("http://").split(":")
-    loop = asyncio.get_running_loop()
-    log = Log()
-    stopping = False
-    viewers: list[Viewer] = []
-    kinds = [True] * blocking + [False] * polling
-    random.shuffle(kinds)
-
-    async def connect(v: Viewer) -> None:
-        for attempt in range(3):
-            try:
-                async with asyncio.timeout(30):
-                    await loop.create_connection(lambda: v, host, int(port))
-                return
-            except (OSError, TimeoutError) as err:
-                log.errors.append((time.monotonic(), f"connect failed ({err!r})"))
-                await asyncio.sleep(1 + attempt)
-
-    probe = asyncio.create_task(_lag_probe(log.lag))
-    connecting: list[asyncio.Task[None]] = []
-    began = time.monotonic()
-    for i, is_blocking in enumerate(kinds):
-        await asyncio.sleep(max(0.0, began + i / ramp - time.monotonic()))
-        v = Viewer(log, host.encode(), is_blocking, interval, lambda: stopping, opened, skip)
-        viewers.append(v)
-        connecting.append(asyncio.create_task(connect(v)))
-    while not stop.is_set():
-        await asyncio.sleep(0.25)
-        now = time.monotonic()
-        for v in viewers:
-            v.check(now)
-    stopping = True
-    probe.cancel()
-    for t in connecting:
-        t.cancel()
-    for v in viewers:
-        v.finish()
-    await asyncio.sleep(0.2)
-    conn.send(log)
-
-
 # -- the coordinator -----------------------------------------------------------------------------
-
-
-@dataclass
-class Server:
-    name: str
-    url: str
-    proc: multiprocessing.process.BaseProcess
-    conn: Connection
-    idle_rss_kb: int = 0
-    listed: dict[int, tuple[float, str]] = field(default_factory=dict)
-    lag: list[tuple[float, float]] = field(default_factory=list)
-    logged: list[tuple[float, str]] = field(default_factory=list)
-    gc_objects: int = 0  # objects the garbage collector tracks, at start
-    gc_pauses: list[tuple[float, int, float]] = field(default_factory=list)
-
-    @property
-    def pid(self) -> int:
-        assert self.proc.pid is not None
-        return self.proc.pid
-
-    def stop(self) -> None:
-        if self.proc.is_alive():
-            self.conn.send("stop")
-            if self.conn.poll(30):
-                self.listed, self.lag, self.logged, self.gc_pauses = self.conn.recv()
-        self.proc.join(10)
-        if self.proc.is_alive():
-            self.proc.terminate()
-            self.proc.join(5)
 
 
 @dataclass
@@ -527,17 +215,6 @@ async def run_phase(server: Server, args: argparse.Namespace, ctx: Any, seed: in
     return Phase(server.name, (start, end), logs, (cpu1[0] - cpu0[0]) / span, (cpu1[1] - cpu0[1]) / span,
                  1 - idle / total if total else math.nan, rss, connect_seconds, (began, finished),
                  established)
-
-
-async def start_server(name: str, ctx: Any, target: Callable[..., None], *args: object) -> Server:
-    recv, send = ctx.Pipe()
-    proc = ctx.Process(target=target, name=name, args=(*args, send), daemon=True)
-    proc.start()
-    if not await asyncio.to_thread(recv.poll, 60):
-        proc.terminate()
-        raise RuntimeError(f"the {name} server did not start")
-    url, objects = recv.recv()
-    return Server(name, url, proc, recv, gc_objects=objects)
 
 
 # -- analysis ------------------------------------------------------------------------------------
@@ -717,11 +394,11 @@ async def main(args: argparse.Namespace) -> int:
     ctx = multiprocessing.get_context("spawn")
     async with workspace("viewers") as ws:
         hls_dir, writer = ws.owncast(await ws.encoded())
-        env = ws.env(hls_dir, LOG_LEVEL="warning")
+        env = ws.env(hls_dir, LOG_LEVEL="warning", WINDOW_SECONDS=str(args.window))
         servers: dict[str, Server] = {}
         try:
             servers["ours"] = await start_server("ours", ctx, serve_ours, env, args.viewers)
-            print("waiting for the live window to fill (about WINDOW_SECONDS = 30 s) ...", flush=True)
+            print(f"waiting for the live window to fill (about WINDOW_SECONDS = {args.window:g} s) ...", flush=True)
             async with aiohttp.ClientSession() as http:
                 url = servers["ours"].url + PATH
                 first = None
@@ -783,6 +460,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="blocking viewers add _HLS_skip=YES, as hls.js does when the playlist offers delta "
                              "updates (default: yes)")
     parser.add_argument("--duration", type=float, default=30.0, help="measured seconds per phase (default 30)")
+    parser.add_argument("--window", type=float, default=30.0, help="the service's WINDOW_SECONDS (default 30)")
     parser.add_argument("--rounds", type=int, default=2, help="rounds of ours + baseline (default 2)")
     parser.add_argument("--client-procs", type=int, default=4, help="client processes (default 4)")
     parser.add_argument("--ramp", type=float, default=2000.0, help="new connections per second (default 2000)")

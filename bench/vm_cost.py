@@ -43,8 +43,8 @@ from typing import Any
 
 import aiohttp
 
-from bench.rig import cpu_seconds, rss_kb, scrape_metrics, service_env, workspace
-from bench.viewers import run_viewers
+from bench.rig import cpu_seconds, rss_kb, scrape_metrics, service_env, start_service, workspace
+from bench.crowd import run_viewers
 from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.service_process import ServiceProcess
@@ -92,8 +92,7 @@ class Bench:
     async def service(self, hls: Path, **env: str) -> ServiceProcess:
         self.runs += 1
         state = self.work / f"state-{self.runs}"
-        return await ServiceProcess(service_env(hls, self.s3, state, BLOCKING_RELOAD="true", **env),
-                                    self.work / "cwd").start()
+        return await start_service(service_env(hls, self.s3, state, BLOCKING_RELOAD="true", **env), self.work / "cwd")
 
     async def idle(self) -> Row:
         hls = self.work / f"hls-idle-{self.runs}"

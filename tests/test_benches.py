@@ -1,0 +1,230 @@
+"""Each bench's short run: its main, through its real code path, with tiny parameters, so that none
+can break unseen. Only the form of the output is checked (the figures are there and parse, the ratio
+line is there), never a figure's value: durations and ratios belong in the benches, which run by hand
+(README, Benchmarks). Exit status 1 is a goal the bench measured as not met on this loaded machine,
+not a failure here; a traceback or a missing figure is.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from broadcaster.demo.tracker import TrackerUnavailable, install
+from tests.support.browser import CHROMIUM
+
+REPO = Path(__file__).resolve().parent.parent
+NUMBER = r"[-+]?[\d,]*\.?\d+"
+
+# A short run is a few seconds of stream, but each starts SeaweedFS, the service, and some a browser, on
+# a machine the rest of the suite shares.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+
+def needs(*tools: str) -> pytest.MarkDecorator:
+    """Skip, naming the tool, where scripts/test has not installed it (it installs them all)."""
+    missing = [t for t in tools if shutil.which(t) is None and not Path(t).exists()]
+    return pytest.mark.skipif(bool(missing), reason=f"needs {', '.join(missing)} (scripts/test installs it)")
+
+
+def browser_bench(test: Callable[[], None]) -> Callable[[], None]:
+    """A bench playing hls.js in Chromium: on one worker with the other such bench, one after the other
+    (scripts/test's --dist loadgroup; run alone, this module needs -n 0 for the group's mark)."""
+    marks = (pytest.mark.browser, pytest.mark.xdist_group("bench_browsers"),
+             pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"needs Debian's Chromium at {CHROMIUM}"))
+    for mark in marks:
+        test = mark(test)
+    return test
+
+
+def bench(module: str, *args: str, timeout: float = 240) -> str:
+    """`python -m bench.<module> args` from the checkout; its standard output."""
+    run = subprocess.run([sys.executable, "-m", f"bench.{module}", *args], cwd=REPO, capture_output=True,
+                         text=True, timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    shown = f"exit {run.returncode}\n--- stdout\n{run.stdout[-4000:]}\n--- stderr\n{run.stderr[-4000:]}"
+    assert run.returncode in (0, 1), shown  # 1: a goal not met; a crash is another code or a traceback
+    assert "Traceback" not in run.stderr, shown
+    return run.stdout + run.stderr
+
+
+def has(out: str, *patterns: str) -> None:
+    """Each pattern (a regular expression; NUMBER stands for a figure) matches a line of `out`."""
+    for pattern in patterns:
+        assert re.search(pattern, out, re.MULTILINE), f"no line matches {pattern!r} in:\n{out[-4000:]}"
+
+
+# -- in memory: the real app fed requests without a socket -----------------------------------------
+
+
+def test_amplification() -> None:
+    out = bench("amplification", "--seconds", "14400", "--requests", "3", "--rounds", "1")
+    for kind in ("canonical, gzip", "cache-busted, gzip", "canonical, no gzip", "cache-busted, no gzip",
+                 "blocking, gzip"):
+        has(out, rf"^\| {kind} \| \d+ \| {NUMBER} \| {NUMBER} \| {NUMBER} \| {NUMBER} \|$")
+    has(out, rf"^\| \(before issue 32\) whole, no gzip \| 200 \| {NUMBER} \+ head \| {NUMBER} \|")
+
+
+@pytest.mark.parametrize(("module", "kinds", "extra"), [
+    ("serve_cost", ("baseline", "ours"), ()),
+    ("heartbeat", ("playlist", "heartbeat"), ("2",)),
+])
+def test_counted_benches(module: str, kinds: tuple[str, str], extra: tuple[str, ...],
+                         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """serve_cost and heartbeat count instructions under callgrind: four children of about 45 s of CPU
+    each, too long for the suite. Here every child runs for real (the app, the requests, the answers
+    checked) without valgrind, and the report is made from made-up counts that grow with the
+    requests; rig.instructions' reading of valgrind's count is what this leaves out."""
+    import importlib
+
+    from bench import rig
+
+    children: list[tuple[str, str]] = []
+
+    def without_valgrind(child_module: str, kind: str, *child_args: str) -> int:
+        run = subprocess.run([sys.executable, "-m", child_module, "--child", kind, *child_args], cwd=REPO,
+                             capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0, run.stderr[-3000:]
+        children.append((kind, child_args[0]))
+        return 1_000_000 + (1000 if kind == kinds[1] else 900) * int(child_args[0])
+
+    monkeypatch.setattr(rig, "instructions", without_valgrind)
+    monkeypatch.setattr(shutil, "which", lambda tool: f"/usr/bin/{tool}")  # valgrind is not called
+    args = ["--requests", "3"] + (["--viewers", *extra] if extra else [])
+    monkeypatch.setattr(sys, "argv", [module, *args])
+    importlib.import_module(f"bench.{module}").main()
+    out = capsys.readouterr().out
+    assert sorted(children) == sorted((k, n) for k in kinds for n in ("3", "6"))
+    for kind in kinds:
+        has(out, rf"^\s+{kind}:\s+{NUMBER}$")
+    if module == "serve_cost":
+        has(out, rf"ours adds {NUMBER} \({NUMBER}%\)", rf"ratio baseline/ours: {NUMBER}")
+    else:
+        has(out, rf"a heartbeat costs {NUMBER} playlist requests", rf"heartbeats add {NUMBER}% requests and {NUMBER}% CPU")
+
+
+# -- wrk against the app in a process ---------------------------------------------------------------
+
+
+@needs("wrk")
+def test_serve() -> None:
+    out = bench("serve", "--connections", "4", "--duration", "1", "--rounds", "1")
+    for kind in ("baseline", "ours"):
+        has(out, rf"^\s+{kind}:\s+{NUMBER} req/s p99\s+{NUMBER} ms\s+{NUMBER} us$")
+    has(out, rf"ratio ours/baseline \(medians\): {NUMBER} \(goal >= 0.9: (met|NOT met)\)")
+
+
+@needs("wrk")
+def test_rewind_cost() -> None:
+    out = bench("rewind_cost", "--windows", "30", "--segments", "1", "--variants", "1", "--appends", "3",
+                "--connections", "4", "--duration", "1", "--rounds", "1")
+    for table in range(1, 7):
+        has(out, rf"^## {table}\. ")
+    has(out, rf"^\| 1 s \| 30 s \| 30 \| {NUMBER} \| {NUMBER} \| x1\.0 \|",  # bytes per reload
+        rf"^\| 1 s \| 30 s \| {NUMBER} \| x1\.0 \| {NUMBER} \| {NUMBER} \| x1\.0 \| {NUMBER} % \|")  # wrk's table
+
+
+# -- the tracker ------------------------------------------------------------------------------------
+
+
+def test_tracker_attacks() -> None:
+    try:
+        install()
+    except TrackerUnavailable as err:
+        pytest.skip(f"no tracker here (node, npm): {err}")
+    out = bench("tracker_attacks", "T2")
+    has(out, rf"^\| idle \| nothing, {NUMBER} s \| {NUMBER} s in {NUMBER} s \| {NUMBER} % \|",
+        rf"^\| T2 \| .* \| {NUMBER} s in {NUMBER} s \| {NUMBER} % \({NUMBER}x idle\) \| {NUMBER} -> {NUMBER} MB \| "
+        rf"yes \| \d+/\d+ \|")
+
+
+# -- the service with a real bucket (SeaweedFS) and Owncast's folder written by the rig ---------------
+
+
+def test_ingest_latency() -> None:
+    out = bench("ingest_latency", "--segments", "3", "--warmup", "1", "--size", "50000")
+    for label in ("plain put_object", "service \\(listed\\)", "overhead"):
+        has(out, rf"^\s+{label}(\s+{NUMBER}ms){{3}}")
+    has(out, rf"ratio service/plain(\s+{NUMBER}x){{3}}", r"^goal: p50 overhead <= 10 ms \((met|NOT met)\)")
+
+
+def test_soak() -> None:
+    out = bench("soak", "--segments", "20", "--warmup", "5", "--rss-every", "10")
+    has(out, r"^events: 1 x restart, 1 x offline tail \+ comeback",
+        r"^segments written:\s+\d+ ", r"^segments listed:\s+\d+ \(variant 0: \d+, variant 1: \d+\)",
+        r"^rule violations:\s+\d+ ", rf"^\s+end\s+{NUMBER} MB", rf"^listing delay \(ours\):\s+p50 {NUMBER} ms",
+        r"^goal: no rule violation: (met|NOT met)")
+
+
+def test_glass_to_request() -> None:
+    out = bench("glass_to_request", "--segments", "2", "--warmup", "1", "--pollers", "1", "--encode", "1")
+    has(out, rf"blocking \(_HLS_msn=last\+1\)(\s+{NUMBER}ms){{4}}", rf"polling every 500 ms \(x1\)(\s+{NUMBER}ms){{4}}",
+        rf"ratio polling/blocking(\s+{NUMBER}x){{4}}", r"^goal: blocking p95 < 50 ms: (met|NOT met)")
+
+
+def test_vm_cost() -> None:
+    out = bench("vm_cost", "--idle", "1", "--levels", "1", "--variants", "1", "--viewers", "0", "--segments", "2",
+                "--settle", "1")
+    has(out, rf"^idle \(no stream\)\s+{NUMBER} s\s+{NUMBER} %",
+        rf"^1 s x 25, 1 var, no viewers\s+{NUMBER} s\s+{NUMBER} %\s+{NUMBER} ms\s+\d+", r"^goals: .*(met|NOT met)")
+
+
+def test_overload() -> None:
+    out = bench("overload", "--nofile", "400", "--baseline", "1", "--load", "2", "--settle", "1")
+    has(out, r"^load: \d+ event streams, \d+ held requests, \d+ idle/half-sent connections",
+        rf"^\s+/health p99\s+{NUMBER} ms\s+{NUMBER} ms\s+{NUMBER}x\s+{NUMBER} ms\s+{NUMBER}x$",
+        rf"^\s+service CPU \(1 core = 100 %\)\s+{NUMBER}%\s+{NUMBER}%\s+{NUMBER}x",
+        r"^segments written \d+ \(last \d+ not counted\), missed \d+",
+        r"^goals: /health p99 < 100 ms: (met|NOT met); no segment missed: (met|NOT met)")
+
+
+# -- many viewers: simulated in Python, or wrk through nginx -------------------------------------------
+
+
+def test_viewers() -> None:
+    out = bench("viewers", "--viewers", "10", "--duration", "2", "--rounds", "1", "--client-procs", "1",
+                "--settle", "1", "--window", "3")
+    has(out, rf"^\s+answers/s\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}x$",
+        rf"^\s+plain GET p99\s+{NUMBER}ms\s+{NUMBER}ms\s+{NUMBER}x$",
+        rf"^\s+memory per held request\s+{NUMBER} KB\s+{NUMBER} KB",
+        r"^goals \(ours\): zero errors: (met|NOT met); plain GET p99 < 100 ms: (met|NOT met)")
+
+
+@needs("wrk", "/usr/sbin/nginx")
+def test_edge() -> None:
+    out = bench("edge", "--viewers", "10", "--origin-viewers", "10", "--duration", "2", "--connect", "2",
+                "--warmup", "2", "--settle", "1", "--probes", "1")
+    for phase in ("cache", "origin"):
+        has(out, rf"^{phase}: 10 viewers ")
+    has(out, rf"^\s+viewer answers/s\s+{NUMBER}\s", rf"^\s+origin requests/s\s+{NUMBER}\s+\({NUMBER}% of viewer answers",
+        rf"^cache/origin: answers/s {NUMBER}x; origin requests/s {NUMBER}x",
+        r"^goals \(cache\): zero errors and origin share < 1 %: (met|NOT met)")
+
+
+# -- hls.js in Chromium: one browser bench at a time, on one worker ------------------------------------
+
+
+@browser_bench
+def test_hlsjs_reload() -> None:
+    out = bench("hlsjs_reload", "--segments", "3", "--rounds", "1", "--warmup", "1")
+    for mode in ("blocking", "polling"):
+        has(out, rf"^\s+{mode}\s+\d+(\s+{NUMBER}ms){{4}}\s+\d+\s+\d+ \(\d+ / \d+\)$")
+    has(out, rf"^ratio polling/blocking: p50 {NUMBER}x, p95 {NUMBER}x$",
+        r"^hls.js uses blocking reload against the blocking service: (yes|NO)")
+
+
+@browser_bench
+def test_p2p() -> None:
+    try:
+        install()
+    except TrackerUnavailable as err:
+        pytest.skip(f"no tracker here (node, npm): {err}")
+    out = bench("p2p", "--viewers", "2", "--seconds", "4", "--warmup", "2", "--event-at", "2", "--modes", "http,p2p")
+    has(out, r"^### summary: each figure and its ratio to http \(2 viewers, 4 s, ",
+        rf"^\| http / run \| .* \| {NUMBER} s \(1\.00x\) \|", rf"^\| p2p / run \| .* \| {NUMBER} s \({NUMBER}x\) \|")
