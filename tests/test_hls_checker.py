@@ -537,8 +537,12 @@ def test_soak_work_per_version_does_not_grow_with_history() -> None:
     # history adds lines that grow with it. Counted in lines run, not timed, so the bound can be exact.
     checker = MediaPlaylistChecker()
     work: dict[int, int] = {}
+    counted = {*range(50, 64), *range(286, 300)}  # only these traced: tracing is slow
     for k in range(300):
         text = stream_version(k, window=10)
-        work[k] = lines_run(lambda: checker.assert_ok(text))  # noqa: B023 (called at once)
+        if k in counted:
+            work[k] = lines_run(lambda: checker.assert_ok(text))  # noqa: B023 (called at once)
+        else:
+            checker.assert_ok(text)
     early, late = [work[k] for k in range(50, 64)], [work[k] for k in range(286, 300)]
     assert max(late) <= max(early), (early, late)
