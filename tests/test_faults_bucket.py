@@ -24,6 +24,7 @@ pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
 CLEANER_INTERVAL = 5.0  # broadcaster/bucket/cleaner.py's Cleaner.interval
 SLACK = 5.0
+START_TIMEOUT = 60.0  # a deadline for the service to serve: a loaded machine took over 20 s
 
 
 def listed_segments(text: str) -> dict[str, float]:
@@ -59,7 +60,7 @@ async def test_segments_leave_the_bucket_only_after_every_playlist_let_go(
     # 10-segment backlog keeps them ~14 s). So each segment is judged by the longest playlist seen with it.
     keep: dict[str, float] = {}
     async with aiohttp.ClientSession() as http:
-        async with ServiceProcess(env, tmp_path) as service:
+        async with ServiceProcess(env, tmp_path, start_timeout=START_TIMEOUT) as service:
             async with asyncio.timeout(60):
                 while True:
                     await poll(http, service.url, owncast, seen)
@@ -101,7 +102,7 @@ async def test_segments_leave_the_bucket_only_after_every_playlist_let_go(
             # Some that left recently are still pending: stop now, and they must still go after a restart.
             assert await service.stop() == 0
         pending = [u for u, t in last_listed.items() if u not in gone and await status(http, u) == 200]
-        async with ServiceProcess(env, tmp_path) as again:
+        async with ServiceProcess(env, tmp_path, start_timeout=START_TIMEOUT) as again:
             # Each goes at its due time, at the latest one failed DeleteObjects later (its retry, 30 s).
             left: list[str] = pending
             try:
@@ -129,7 +130,8 @@ async def test_kept_stream_gets_a_vod_playlist_and_nothing_is_deleted(
                       KEEP_RECORDINGS="true", CLEANUP_MARGIN="0")
     seen = Observed()
     shortid = owncast.shortid
-    async with aiohttp.ClientSession() as http, ServiceProcess(env, tmp_path) as service:
+    async with (aiohttp.ClientSession() as http,
+                ServiceProcess(env, tmp_path, start_timeout=START_TIMEOUT) as service):
         async with asyncio.timeout(30):
             while len(seen.ours[0]) < 10 or len(seen.ours[1]) < 10:
                 await poll(http, service.url, owncast, seen)
@@ -174,7 +176,8 @@ async def test_metrics_on_a_listener_of_their_own(tmp_path: Path, seaweed: Seawe
     (tmp_path / "hls").mkdir()
     port = free_port()
     env = service_env(tmp_path / "hls", seaweed, tmp_path / "state", METRICS_LISTEN=f"127.0.0.1:{port}")
-    async with aiohttp.ClientSession() as http, ServiceProcess(env, tmp_path) as service:
+    async with (aiohttp.ClientSession() as http,
+                ServiceProcess(env, tmp_path, start_timeout=START_TIMEOUT) as service):
         assert await status(http, f"{service.url}/metrics") == 404
         async with http.get(f"http://127.0.0.1:{port}/metrics") as r:
             assert r.status == 200 and "hls_broadcaster_build_info" in await r.text()

@@ -41,6 +41,7 @@ VARIANTS = (0, 1)
 TARGET = 1  # the emulator's segments last 1 s
 WINDOW_SECONDS = 5.0
 POLL = 0.15  # seconds between polls of the service
+START_TIMEOUT = 60.0  # a deadline for the service to serve: a loaded machine took over 20 s
 T = TypeVar("T")
 
 
@@ -299,7 +300,8 @@ async def running(
             S3_ENDPOINT_URL=proxy.url, WINDOW_SECONDS=str(WINDOW_SECONDS), **env,
         )  # fmt: skip
         assert settings["R2_PUBLIC_URL"] == seaweed.public_url  # viewers read the bucket directly
-        async with ServiceProcess(settings, tmp_path) as service, aiohttp.ClientSession() as http:
+        async with (ServiceProcess(settings, tmp_path, start_timeout=START_TIMEOUT) as service,
+                    aiohttp.ClientSession() as http):
             watch = Watch(http, service.url, owncast)
             poller = asyncio.create_task(watch.run())
             try:
