@@ -24,6 +24,7 @@ pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
 CLEANER_INTERVAL = 5.0  # broadcaster/bucket/cleaner.py's Cleaner.interval
 SLACK = 5.0
+START_TIMEOUT = 60.0  # a deadline for the service to serve: a loaded machine took over 20 s
 
 
 def listed_segments(text: str) -> dict[str, float]:
@@ -59,7 +60,7 @@ async def test_segments_leave_the_bucket_only_after_every_playlist_let_go(
     # 10-segment backlog keeps them ~14 s). So each segment is judged by the longest playlist seen with it.
     keep: dict[str, float] = {}
     async with aiohttp.ClientSession() as http:
-        async with ServiceProcess(env, tmp_path) as service:
+        async with ServiceProcess(env, tmp_path, start_timeout=START_TIMEOUT) as service:
             async with asyncio.timeout(60):
                 while True:
                     await poll(http, service.url, owncast, seen)
@@ -82,19 +83,26 @@ async def test_segments_leave_the_bucket_only_after_every_playlist_let_go(
                     if answered:  # a playlist not served this round says nothing about what left it
                         for uri in last_listed.keys() - listed_now:
                             missing_since.setdefault(uri, now)
-                    # Left longer ago than its keep, the 5 s between cleaner runs, and slack for a
-                    # loaded machine (a playlist version the polls missed, the DeleteObjects call): gone.
+                    # Left longer ago than its keep, the 5 s between cleaner runs, and slack (a playlist
+                    # version the polls missed): due to go.
                     gone = [u for u, t in missing_since.items()
                             if now - t > keep[u] + CLEANER_INTERVAL + SLACK]
                     if len(gone) >= 6:
                         break
                     await asyncio.sleep(0.2)
-            for uri in gone:
-                assert await status(http, uri) in (403, 404), (uri, keep[uri])
+            # Each due segment goes: waited for (a loaded machine runs the cleaner late), not judged at
+            # one instant. That one goes too soon is the check above, on every segment still listed.
+            still = gone
+            try:
+                async with asyncio.timeout(30 + SLACK):
+                    while still := [u for u in gone if await status(http, u) not in (403, 404)]:
+                        await asyncio.sleep(0.5)
+            except TimeoutError:
+                pytest.fail(f"left the playlists and never deleted: {still} {[keep[u] for u in still]}")
             # Some that left recently are still pending: stop now, and they must still go after a restart.
             assert await service.stop() == 0
         pending = [u for u, t in last_listed.items() if u not in gone and await status(http, u) == 200]
-        async with ServiceProcess(env, tmp_path) as again:
+        async with ServiceProcess(env, tmp_path, start_timeout=START_TIMEOUT) as again:
             # Each goes at its due time, at the latest one failed DeleteObjects later (its retry, 30 s).
             left: list[str] = pending
             try:
@@ -122,7 +130,8 @@ async def test_kept_stream_gets_a_vod_playlist_and_nothing_is_deleted(
                       KEEP_RECORDINGS="true", CLEANUP_MARGIN="0")
     seen = Observed()
     shortid = owncast.shortid
-    async with aiohttp.ClientSession() as http, ServiceProcess(env, tmp_path) as service:
+    async with (aiohttp.ClientSession() as http,
+                ServiceProcess(env, tmp_path, start_timeout=START_TIMEOUT) as service):
         async with asyncio.timeout(30):
             while len(seen.ours[0]) < 10 or len(seen.ours[1]) < 10:
                 await poll(http, service.url, owncast, seen)
@@ -167,7 +176,8 @@ async def test_metrics_on_a_listener_of_their_own(tmp_path: Path, seaweed: Seawe
     (tmp_path / "hls").mkdir()
     port = free_port()
     env = service_env(tmp_path / "hls", seaweed, tmp_path / "state", METRICS_LISTEN=f"127.0.0.1:{port}")
-    async with aiohttp.ClientSession() as http, ServiceProcess(env, tmp_path) as service:
+    async with (aiohttp.ClientSession() as http,
+                ServiceProcess(env, tmp_path, start_timeout=START_TIMEOUT) as service):
         assert await status(http, f"{service.url}/metrics") == 404
         async with http.get(f"http://127.0.0.1:{port}/metrics") as r:
             assert r.status == 200 and "hls_broadcaster_build_info" in await r.text()

@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
@@ -40,6 +41,7 @@ VARIANTS = (0, 1)
 TARGET = 1  # the emulator's segments last 1 s
 WINDOW_SECONDS = 5.0
 POLL = 0.15  # seconds between polls of the service
+START_TIMEOUT = 60.0  # a deadline for the service to serve: a loaded machine took over 20 s
 T = TypeVar("T")
 
 
@@ -298,7 +300,8 @@ async def running(
             S3_ENDPOINT_URL=proxy.url, WINDOW_SECONDS=str(WINDOW_SECONDS), **env,
         )  # fmt: skip
         assert settings["R2_PUBLIC_URL"] == seaweed.public_url  # viewers read the bucket directly
-        async with ServiceProcess(settings, tmp_path) as service, aiohttp.ClientSession() as http:
+        async with (ServiceProcess(settings, tmp_path, start_timeout=START_TIMEOUT) as service,
+                    aiohttp.ClientSession() as http):
             watch = Watch(http, service.url, owncast)
             poller = asyncio.create_task(watch.run())
             try:
@@ -311,6 +314,11 @@ async def running(
 
 
 # -- a + b: the bucket goes down mid-stream, then comes back ---------------------------------------------
+
+def key_tail(url: str) -> str:
+    """The variant folder and segment name of a listed URL or a PUT's path (the bucket's prefix aside)."""
+    return "/".join(urlsplit(url).path.split("/")[-2:])
+
 
 OUTAGE = 7.0  # seconds; Owncast keeps 20 segments, so the whole backlog stays on disk
 CAUSE = {
@@ -331,7 +339,7 @@ async def test_bucket_down_then_back_keeps_serving_and_lists_the_backlog_in_orde
         # a. The bucket goes down.
         down_at = time.monotonic()
         await (proxy.down_503() if fault == "down_503" else proxy.refuse())
-        health = await rig.health_matching(503, CAUSE[fault], timeout=5)
+        health = await rig.health_matching(503, CAUSE[fault], timeout=20)
         cause = health["status"]
         detected = time.monotonic() - down_at
         assert health["storage_reachable"] is False and health["stream"] == "live"
@@ -343,11 +351,14 @@ async def test_bucket_down_then_back_keeps_serving_and_lists_the_backlog_in_orde
             now = await rig.metric("hls_broadcaster_upload_failures_total")
             return now if now > failures else 0
 
-        await rig.until(failures_rise, 5, "upload failures keep rising (uploads are retried)")
+        await rig.until(failures_rise, 20, "upload failures keep rising (uploads are retried)")
         await asyncio.sleep(max(0.0, down_at + OUTAGE - time.monotonic()))  # let the outage last
         assert (await rig.health())[0] == 503
-        # Nothing new is listed while the bucket is down: the last good window stays, without ENDLIST.
-        assert not [u for u, t in watch.first_seen.items() if t > down_at + 1.5]
+        # Nothing new is listed while the bucket is down: every segment listed so far was stored by a PUT
+        # the bucket answered 200 (the last good window stays, without ENDLIST).
+        stored = {key_tail(r.path) for r in proxy.seen("pass", "PUT") if r.status == 200}
+        listed = {key_tail(u) for u in watch.first_seen}
+        assert listed <= stored, sorted(listed - stored)
         assert watch.ended == set() and all(len(watch.current[v]) >= 3 for v in VARIANTS)
         if fault == "down_503":
             assert proxy.counts["down_503"] > 0
@@ -425,7 +436,7 @@ async def test_segments_deleted_during_an_outage_are_counted_and_marked_as_a_gap
         try:
             down_at = time.monotonic()
             await proxy.down_503()
-            await rig.health_matching(503, r"storage unreachable \(SlowDown\)", timeout=5)
+            await rig.health_matching(503, r"storage unreachable \(SlowDown\)", timeout=20)
             last_before = {v: max(watch.listed_numbers(v)) for v in VARIANTS}
             await asyncio.sleep(max(0.0, down_at + 8 - time.monotonic()))
             gone = {v: [n for n in range(last_before[v] + 1, last_before[v] + 4)
@@ -496,17 +507,25 @@ async def test_hung_uploads_are_retried_after_upload_timeout_and_health_says_so(
         await rig.ready()
         hang_at = time.monotonic()
         await proxy.hang()
-        health = await rig.health_matching(503, r"storage unreachable \(\w*Timeout\w*\)", timeout=5)
+        health = await rig.health_matching(503, r"storage unreachable \(\w*Timeout\w*\)", timeout=20)
         detected = time.monotonic() - hang_at
         assert health["storage_reachable"] is False
-        await asyncio.sleep(max(0.0, hang_at + 5 - time.monotonic()))
+
+        # Until one segment reached the hung bucket twice, abandoned by the service the first time.
+        async def tried_again() -> bool:
+            hung = proxy.seen("hang", "PUT")
+            tries = collections.Counter(r.path for r in hung)
+            return any(tries[r.path] >= 2 for r in hung if r.outcome == "client_gave_up")
+
+        await rig.until(tried_again, 30, "a hung PUT abandoned and the same segment tried again")
         timeouts = await rig.metric("hls_broadcaster_upload_failures_total")
         assert timeouts > 0 and await rig.metric("hls_broadcaster_storage_up") == 0
         hung = proxy.seen("hang", "PUT")
         gave_up = [r.duration for r in hung if r.outcome == "client_gave_up" and r.duration is not None]
         # Each attempt was abandoned after UPLOAD_TIMEOUT (1 s; the proxy sees the request a little after
-        # the service starts its clock), not after botocore's 60 s or the default 5 s...
-        assert gave_up and all(0.5 <= d <= 2.5 for d in gave_up), sorted(gave_up)
+        # the service starts its clock), not after botocore's 60 s or the default 5 s: the setting is a
+        # duration, so this one bound stays, with room for a loaded machine's scheduling on both sides.
+        assert gave_up and all(0.5 <= d < 4.5 for d in gave_up), sorted(gave_up)
         # ...and tried again: the same segment reached the hung bucket more than once.
         tries = collections.Counter(r.path for r in hung)
         assert max(tries.values()) >= 2, tries
@@ -552,7 +571,7 @@ async def test_slow_bucket_is_reported_slower_than_real_time(
             value = await rig.metric("hls_broadcaster_upload_realtime_ratio")
             return value if value > 1 else 0
 
-        ratio = await rig.until(ratio_above_1, 5, "hls_broadcaster_upload_realtime_ratio above 1")
+        ratio = await rig.until(ratio_above_1, 20, "hls_broadcaster_upload_realtime_ratio above 1")
         slow_puts = [r.duration for r in proxy.seen("slow", "PUT") if r.outcome == "forwarded" and r.duration]
         assert slow_puts and max(slow_puts) > TARGET  # uploads really took longer than the media they carry
         assert await rig.metric("hls_broadcaster_storage_up") == 1  # slow, not down
@@ -586,7 +605,11 @@ async def test_every_attempt_the_bucket_refuses_is_counted(
         await rig.ready()
         before = await rig.metric("hls_broadcaster_upload_failures_total", reason="SlowDown")
         await rig.proxy.down_503()
-        await asyncio.sleep(3)
+        # Until several PUTs were refused (retries of one segment and first tries of the next), however
+        # slowly a loaded machine makes them.
+        async with asyncio.timeout(30):
+            while len(rig.proxy.seen("down_503", "PUT")) < 4:
+                await asyncio.sleep(POLL)
         await rig.proxy.pass_through()
         await rig.healthy(timeout=30)
         counted = await rig.metric("hls_broadcaster_upload_failures_total", reason="SlowDown") - before
@@ -609,7 +632,7 @@ async def test_a_bucket_outage_is_one_warning_then_one_info_in_the_log(
         before = len(rig.service.lines)
         failures_before = await rig.metric("hls_broadcaster_upload_failures_total")
         await rig.proxy.refuse()
-        await rig.health_matching(503, CAUSE["refuse"], timeout=5)
+        await rig.health_matching(503, CAUSE["refuse"], timeout=20)
 
         async def many_attempts_failed() -> float:
             failed = await rig.metric("hls_broadcaster_upload_failures_total") - failures_before

@@ -365,6 +365,16 @@ async def _run_hlsjs(browser: Any, base: str, scenario: str) -> tuple[dict[str, 
         await context.close()
 
 
+async def _bounded_hlsjs(browser: Any, base: str, scenario: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One page, bounded as a whole: a renderer that stops answering fails its scenario by name instead
+    of holding the module until pytest's timeout."""
+    try:
+        return await asyncio.wait_for(_run_hlsjs(browser, base, scenario), PLAYER_TIMEOUT + 30)
+    except TimeoutError:
+        raise AssertionError(
+            f"{scenario}: the hls.js page stopped answering within {PLAYER_TIMEOUT + 30:.0f} s") from None
+
+
 async def _observe(server: _Server) -> tuple[dict[str, FfmpegRun], dict[str, HlsJsRun]]:
     from playwright.async_api import async_playwright
 
@@ -394,7 +404,7 @@ async def _observe(server: _Server) -> tuple[dict[str, FfmpegRun], dict[str, Hls
             try:
                 ffmpeg_runs, hlsjs_runs = await asyncio.gather(
                     asyncio.gather(*(_run_ffmpeg(exe, base, s) for s in SCENARIOS)),
-                    asyncio.gather(*(_run_hlsjs(browser, base, s) for s in SCENARIOS)),
+                    asyncio.gather(*(_bounded_hlsjs(browser, base, s) for s in SCENARIOS)),
                 )
             finally:
                 await browser.close()

@@ -125,9 +125,12 @@ async def test_any_error_in_a_scan_is_logged_once_and_the_watcher_goes_on(
     w = HlsWatcher(hls, sink, Metrics(), rescan_interval=0.05)
     await w.start()  # must not raise
     try:
-        for _ in range(5):  # several rescans and events hit the same bug
+        for _ in range(5):  # several rescans and events hit the same bug: each write, then a rescan
             write_in_place(hls / "0" / "stream.m3u8", media("stream-a-0.ts"))
-            await asyncio.sleep(0.06)
+            scans = w.scans
+            async with asyncio.timeout(5):
+                while w.scans <= scans:
+                    await asyncio.sleep(0.01)
         broken[0] = False
         write_in_place(hls / "0" / "stream.m3u8", media("stream-a-0.ts", "stream-a-1.ts"))
         await sink.wait_for(lambda: sink.names(0) == ["stream-a-0.ts", "stream-a-1.ts"])

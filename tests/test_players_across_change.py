@@ -60,7 +60,8 @@ Observed in five runs (and asserted below where it must hold):
            (stuck, 5/5): VHS lines variants up by media sequence number. ffmpeg reads the 360p
            variant only ("Could not find codec parameters" for the other's audio), exit 0.
   aligned  All three switch both ways without error: hls.js within 1-6 s, Shaka 0.1-2.7 s,
-           video.js 1-8 s.
+           video.js 1-8 s. Played by video.js alone since 2026-11-23 (the suite's budget): hls.js
+           and Shaka switch in "apart", which is the harder case.
 No player asked for a segment that was not there, reloaded the multivariant playlist, or reloaded
 the page, in any scenario. A 'waiting' at the start or the odd stall elsewhere comes from running
 many players on two cores and is not asserted.
@@ -103,7 +104,10 @@ from tests.support.hls_checker import VariantSetChecker
 from tests.support.world import Recording
 
 # The module's players share one fixture of ~100 s: one xdist worker runs them all (scripts/test).
-pytestmark = [pytest.mark.xdist_group("players_across_change")]
+# Its time limit is its own: each player is bounded (run_browser, run_ffmpeg), four browsers at once, so
+# the fixture as a whole is too, but on a loaded machine (load average 19, 2026-11-23) it took over the
+# suite's 120 s per test, and every test of the module failed for it.
+pytestmark = [pytest.mark.xdist_group("players_across_change"), pytest.mark.timeout(300)]
 
 SUPPORT = Path(__file__).resolve().parent / "support"
 VIEWER = Path(__file__).resolve().parent.parent / "viewer"
@@ -876,9 +880,11 @@ def scenarios(folder: Path) -> list[Scenario]:
                            *run_of(1, "fffffff", m["f1"], 0.0, 1)),
                  two, join=APART_JOIN, change=APART_JOIN, past=3.0, window=24.0, first_read=3.0,
                  switch_at=SWITCH_AT),
-        # 3b. The same switches between variants cut in lockstep (both every second), for comparison.
+        # 3b. The same switches between variants cut in lockstep (both every second), for comparison:
+        # video.js only, the one player that fails "apart" (hls.js and Shaka switch there, the harder
+        # case, so a run of theirs here would prove nothing more).
         Scenario("aligned", (*run_of(0, "hhhhhhh", m["h0"], 0.0, 1), *run_of(1, "hhhhhhh", m["h1"], 0.0, 1)),
-                 two, join=12.0, change=12.0, past=3.0, players=BROWSERS, switch_at=SWITCH_AT),
+                 two, join=12.0, change=12.0, past=3.0, players=("videojs",), switch_at=SWITCH_AT),
     ]
 
 
@@ -1064,7 +1070,7 @@ VIDEOJS_BY_NUMBER = pytest.mark.xfail(
            "playlist is long throws TypeError, and the switch never shows",
 )
 SWITCHES = [pytest.param(s, p, marks=VIDEOJS_BY_NUMBER if (s, p) == ("apart", "videojs") else ())
-            for s in ("aligned", "apart") for p in BROWSERS]
+            for s, players in (("aligned", ("videojs",)), ("apart", BROWSERS)) for p in players]
 # ffmpeg's "skipping N segments ahead, expired from playlists" is not among them: at a new playlist
 # (a new target) the old segments leave the list at once, and an ffmpeg that lagged behind the edge
 # (seen once, with the suite loading both cores) skips the old ones it had not read; its demuxer keeps

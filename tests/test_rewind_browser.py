@@ -45,8 +45,10 @@ SHORT_BACKLOG = 32  # the short window's Owncast lists a little more than its wi
 SEGMENTS = 180  # encoded: the backlog, then one a second for longer than the test runs
 TD = 1.0  # target duration (Owncast's lowest latency level)
 NAME = re.compile(r"-(\d+)\.ts$")
+ABOUT_A_MINUTE = r"(0:5[5-9]|1:0[0-5])"  # 55 to 65 s, as the clock and the seek bar's text say it
 
 STATS = "() => JSON.parse(JSON.stringify(window.viewerStats))"
+STATS_NOW = "() => ({...JSON.parse(JSON.stringify(window.viewerStats)), now: Date.now()})"
 # The playhead and the date hls.js gives it, read at one instant.
 NOW = "() => ({t: document.querySelector('video').currentTime, date: window.viewerStats.playingDate})"
 # At the live edge, by the viewer's two measures (hls.js's latency lags a seek by a timeupdate: waited for).
@@ -145,9 +147,12 @@ async def test_seek_back_go_live_and_start_at_a_time(stream: Stream) -> None:
         browser = await launch_chromium(pw)
         try:
             page = await new_page(f"{stream.long.url}/")
-            # At the live edge (once hls.js has caught up with its first seek), with the whole backlog
-            # seekable and the seek bar shown.
-            await page.wait_for_function(AT_EDGE, timeout=20_000)
+            # At the live edge (once hls.js has caught up with its first seek, or the page with a start
+            # that landed behind it), with the whole backlog seekable and the seek bar shown.
+            try:
+                await page.wait_for_function(AT_EDGE, timeout=20_000)
+            except Exception as err:
+                raise AssertionError(f"never at the live edge: {await page.evaluate(STATS)}") from err
             await page.wait_for_function(
                 "() => window.viewerStats.seekableEnd - window.viewerStats.seekableStart >= 80", timeout=20_000)
             # The seek bar shows on the next tick (timeupdate) once the player plays: waited for, with the
@@ -156,10 +161,21 @@ async def test_seek_back_go_live_and_start_at_a_time(stream: Stream) -> None:
                 await page.wait_for_function("() => !document.querySelector('#timeline').hidden", timeout=20_000)
             except Exception as err:
                 raise AssertionError(f"no seek bar: {await page.evaluate(STATS)} {console_errors}") from err
-            stats = await page.evaluate(STATS)
-            assert await page.inner_text("#behind") == "LIVE"
-            # The date shown is the time of day the picture was made: now, less the latency.
-            assert abs(stats["playingDate"] / 1000 - (time.time() - stats["latency"])) < 2 * TD, stats
+            # The clock says LIVE once the player is at the edge by the viewer's own rule (within 2 target
+            # durations of where the live button goes, stricter than AT_EDGE): waited for, since a loaded
+            # machine starts hls.js a little late and its stall rule (the live delay grows a second per
+            # stall) brings it back within a few seconds.
+            try:
+                await page.wait_for_function(
+                    f"() => document.querySelector('#behind').textContent === 'LIVE'"
+                    f" && window.viewerStats.behindLive <= {2 * TD}", timeout=20_000)
+            except Exception as err:
+                raise AssertionError(f"never LIVE: {await page.inner_text('#behind')!r} "
+                                     f"{await page.evaluate(STATS)}") from err
+            stats = await page.evaluate(STATS_NOW)
+            # The date shown is the time of day the picture was made: now, less the latency ("now" read
+            # in the page with the stats, so no round trip to a busy test process counts).
+            assert abs(stats["playingDate"] - (stats["now"] - 1000 * stats["latency"])) < 2000 * TD, stats
 
             # 60 s back through the seek bar (its value: seconds from the end of the window).
             before = await page.evaluate(NOW)
@@ -170,7 +186,9 @@ async def test_seek_back_go_live_and_start_at_a_time(stream: Stream) -> None:
                 " return !v.seeking && v.currentTime > t && v.currentTime < t + 10 && v.readyState >= 3; }",
                 arg=before["t"] - 60 + 1, timeout=20_000)
             after = await page.evaluate(NOW)
-            assert abs(after["t"] - (before["t"] - 60)) < 3 * TD, (before, after)
+            # A minute back (the seek bar counts whole seconds), not more: how far it has played on since
+            # is the machine's pace, bounded by the wait above and by the distance to live below.
+            assert after["t"] >= before["t"] - 60 - TD, (before, after)
             # The date moved with the playhead: the picture shown is the segment dated 60 s earlier...
             expected = before["date"] + (after["t"] - before["t"]) * 1000
             assert abs(after["date"] - expected) <= 1000 * TD, (before, after)
@@ -178,12 +196,14 @@ async def test_seek_back_go_live_and_start_at_a_time(stream: Stream) -> None:
             number = int(after["date"] / 1000 - stream.t0)
             fetched = {stream.number(u) for u in requests if u.endswith(".ts")}
             assert number in fetched, (number, sorted(fetched))
-            await page.wait_for_function("() => /^-1:0\\d$/.test(document.querySelector('#behind').textContent)",
-                                         timeout=20_000)
-            assert 55 < (await page.evaluate(STATS))["behindLive"] < 65
+            # About a minute behind live (the seek bar's whole seconds and hls.js's live delay, a second
+            # longer after each stall, move it a little): the clock says so.
+            await page.wait_for_function(
+                f"() => /^-{ABOUT_A_MINUTE}$/.test(document.querySelector('#behind').textContent)", timeout=20_000)
+            assert 55 <= (await page.evaluate(STATS))["behindLive"] < 66
             # What a screen reader says of the seek bar: the time of day and the distance to live.
             said = await page.get_attribute("#seek", "aria-valuetext")
-            assert said and re.fullmatch(r"\d\d:\d\d:\d\d, 1:0\d behind live", said), said
+            assert said and re.fullmatch(rf"\d\d:\d\d:\d\d, {ABOUT_A_MINUTE} behind live", said), said
             await page.set_viewport_size({"width": 360, "height": 740})  # a phone: nothing wider than it
             assert await page.evaluate("() => document.documentElement.scrollWidth") <= 360
             await page.set_viewport_size({"width": 1100, "height": 800})
@@ -224,7 +244,10 @@ async def test_seek_back_go_live_and_start_at_a_time(stream: Stream) -> None:
 
             # A time after the live edge: live.
             page = await new_page(f"{stream.long.url}/?start={rfc3339(time.time() + 3600)}")
-            await page.wait_for_function(AT_EDGE, timeout=20_000)
+            try:
+                await page.wait_for_function(AT_EDGE, timeout=20_000)
+            except Exception as err:
+                raise AssertionError(f"a time ahead, not live: {await page.evaluate(STATS)}") from err
             await page.close()
 
             # Without rewind the page looks as it did: no seek bar. Last, because the backlog, listed at

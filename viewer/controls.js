@@ -14,6 +14,7 @@ export function create({ video, hls, position, stats, play }) {
   const goLive = document.getElementById('go-live');
   let preferredLevel = -1; // the viewer's quality choice, kept across player restarts
   let behindTicks = 0;
+  let catchUp = false; // a player started live: one look, once it plays, that it is at the live edge
 
   video.addEventListener('volumechange', () => {
     if (!video.muted) unmute.hidden = true;
@@ -66,8 +67,23 @@ export function create({ video, hls, position, stats, play }) {
     const live = h ? Boolean(details && details.live) : video.duration === Infinity;
     // Behind for a few seconds in a row: a new player briefly reports nonsense before its first seek.
     const behindNow = live && stats.behindLive !== null && stats.behindLive > 2 * position.targetDuration();
+    if (catchUp && stats.state === 'playing' && !video.seeking && video.readyState >= 3 && stats.behindLive !== null) {
+      catchUp = false;
+      // hls.js picks the live edge on its first playlist; a start slower than a couple of target
+      // durations (a busy device) plays from behind it, and with liveMaxLatencyDuration left at Infinity
+      // (for rewind) nothing ever brings it back: once, as the live button would.
+      if (behindNow) {
+        toLive();
+        return;
+      }
+    }
     behindTicks = behindNow ? behindTicks + 1 : 0;
     goLive.hidden = behindTicks < BEHIND_TICKS;
+  }
+
+  /** A player starts: `live`, or at a time (?start, or a rewound viewer's player made anew). */
+  function starting(live) {
+    catchUp = live;
   }
 
   /** The player stopped: no "Go live" until the next one is behind. */
@@ -81,5 +97,5 @@ export function create({ video, hls, position, stats, play }) {
     return !goLive.hidden;
   }
 
-  return { fillQualities, offerUnmute, toLive, update, reset, behind };
+  return { fillQualities, offerUnmute, toLive, update, starting, reset, behind };
 }

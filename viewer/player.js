@@ -10,8 +10,9 @@
  * - tick() once a second: progress, stalls and the end of a stream.
  * deps: video, stats (the stats object), status (status.js), position (position.js), rewind
  * (rewind.js: where to start), countSegment(url, bytes), addError(text), refresh() (the stats panel),
- * and the controls' side: onLevels(levels, hls), onMutedAutoplay(), onStop(), behind() (the viewer
- * watches behind the live edge).
+ * and the controls' side: onLevels(levels, hls), onMutedAutoplay(), onStart(live) (a player starts
+ * at the live edge, or at a time; a time found to be at the edge says live again once it knows),
+ * onStop(), behind() (the viewer watches behind the live edge).
  */
 
 const RECREATE_MIN_MS = 2000; // pause before a new player after a fatal error, backing off...
@@ -54,6 +55,7 @@ export function create(deps) {
     endlist = false;
     networkRetries = 0;
     lastProgressAt = performance.now();
+    deps.onStart(!rewind.pending());
     if (failures) {
       status.set('loading', 'Reconnecting…', 'Reconnecting…');
     } else {
@@ -63,7 +65,11 @@ export function create(deps) {
       startHlsJs(gen);
     } else if (video.canPlayType('application/vnd.apple.mpegurl')) {
       stats.engine = 'native';
-      if (rewind.pending()) video.addEventListener('loadedmetadata', () => rewind.startNative(gen === generation), { once: true });
+      if (rewind.pending()) {
+        video.addEventListener('loadedmetadata', () => {
+          if (!rewind.startNative(gen === generation) && gen === generation) deps.onStart(true);
+        }, { once: true });
+      }
       video.src = src;
       play();
     } else {
@@ -102,7 +108,7 @@ export function create(deps) {
     if (rewind.pending()) {
       // After hls.js has picked the live edge for this first playlist: startLoad(position) overrides it.
       h.once(Hls.Events.LEVEL_LOADED, (event, data) => {
-        if (gen === generation) rewind.startHlsJsAt(h, data.details);
+        if (gen === generation && !rewind.startHlsJsAt(h, data.details)) deps.onStart(true); // a time ahead: live
       });
     }
     h.on(Hls.Events.FRAG_LOADED, (event, data) => onSegment(data));

@@ -62,14 +62,14 @@ export function create({ video, stats, position, play, toLive }) {
   }
 
   /** hls.js `h` has its first playlist: starts at startAt, in the fragment whose PROGRAM-DATE-TIME
-   * covers it. */
+   * covers it. Returns whether it starts there (false: live). */
   function startHlsJsAt(h, details) {
     const at = startAt;
     startAt = null;
-    if (!details.live) return;
+    if (!details.live) return false;
     const fragments = details.fragments.filter((f) => f.programDateTime !== null);
     const f = fragments.find((frag) => at < frag.programDateTime + frag.duration * 1000);
-    if (!f) return; // at or after the live edge (or no dates): live
+    if (!f) return false; // at or after the live edge (or no dates): live
     const td = details.targetduration;
     const live = h.liveSyncPosition !== null ? h.liveSyncPosition : details.edge - START_MARGIN_TDS * td;
     // Before f: in a gap between dates (a discontinuity) start at f, before the first one is too early.
@@ -77,19 +77,21 @@ export function create({ video, stats, position, play, toLive }) {
       : f.start + Math.max(0, at - f.programDateTime) / 1000;
     const chosen = startPosition(wanted, details.fragmentStart, live, START_MARGIN_TDS * td);
     if (chosen !== null) h.startLoad(chosen);
+    return chosen !== null;
   }
 
   /** The native player has its metadata (current: it is still the newest player). Its timeline is
-   * dated by getStartDate() (Safari). */
+   * dated by getStartDate() (Safari). Returns whether it starts at startAt (false: live). */
   function startNative(current) {
     const at = startAt;
     startAt = null;
     const origin = position.nativeOrigin();
     const range = position.seekableRange();
-    if (!current || origin === null || !range) return;
+    if (!current || origin === null || !range) return false;
     const chosen = startPosition((at - origin) / 1000, range.start, position.livePosition(range),
       START_MARGIN_TDS * NATIVE_TARGET_S);
     if (chosen !== null) video.currentTime = chosen;
+    return chosen !== null;
   }
 
   /** Where to start for a wanted position: null to play live, else inside the window (and say so when

@@ -42,6 +42,7 @@ const player = Player.create({
   countSegment: stats.countSegment, addError: stats.addError, refresh: stats.refresh,
   onLevels: (levels, h) => controls.fillQualities(levels, h),
   onMutedAutoplay: () => controls.offerUnmute(),
+  onStart: (live) => controls.starting(live),
   onStop: () => controls.reset(),
   behind: () => controls.behind(),
 });
