@@ -35,7 +35,7 @@ from tests.support.client import Client
 from tests.support.fakes import FakeHealth
 from tests.support.sse import Event, SseReader
 from tests.support.waiting import WAIT, until
-from tests.test_lock import moto_env
+from tests.support.service_process import moto_env
 
 PATH = "/live/events"
 
