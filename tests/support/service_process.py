@@ -1,20 +1,29 @@
-"""The real service, as an operator runs it: `python -m broadcaster run` in its own process."""
+"""The service in tests, one way per kind.
+
+- `ServiceProcess`: the real service as an operator runs it, `python -m broadcaster run` in its own
+  process. The way to run it, unless a test needs what only the next one gives.
+- `running_service`: the service in the test's own process, for tests that fake at a seam
+  (monkeypatch) or look at its parts (its audience, its clips, its status).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import resource
 import signal
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from types import TracebackType
 
 import boto3
 
 from broadcaster.demo.seaweed import SeaweedS3
-from broadcaster.settings import SETTINGS
+from broadcaster.service import Service
+from broadcaster.settings import SETTINGS, Settings, load_settings
 
 _SERVING = re.compile(r"serving (http://\S+?)/live/master\.m3u8")
 
@@ -145,3 +154,17 @@ class ServiceProcess:
             await self.proc.wait()
         if self._reader is not None:
             self._reader.cancel()
+
+
+@contextlib.asynccontextmanager
+async def running_service(service: Service | Settings | dict[str, str]) -> AsyncIterator[Service]:
+    """The service in this process (built already, from settings, or from an environment such as
+    service_env's), started for the block and stopped after it whatever happens, through its public
+    start() and stop() only."""
+    if not isinstance(service, Service):
+        service = Service(service if isinstance(service, Settings) else load_settings(environ=service))
+    await service.start()
+    try:
+        yield service
+    finally:
+        await service.stop()
