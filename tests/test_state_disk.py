@@ -9,12 +9,11 @@ fills up or is remounted read-only.
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import logging
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,6 +22,7 @@ from broadcaster.playlist import hls
 from broadcaster.state.disk import StateFile
 from tests.support.disks import Disk, SeamDisk, TmpfsDisk, small_tmpfs
 from tests.support.hls_checker import VariantSetChecker
+from tests.support.waiting import until
 from tests.support.world import World
 
 VARIANTS = (0, 1)
@@ -44,15 +44,6 @@ def disk(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Disk]:
 
 
 # -- helpers ---------------------------------------------------------------------------------------------
-
-
-async def until(condition: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
-    try:
-        async with asyncio.timeout(timeout):
-            while not condition():
-                await asyncio.sleep(0.002)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting until {what}") from None
 
 
 def listed(w: World, name: str) -> bool:
@@ -100,6 +91,17 @@ def check_all(*worlds: World) -> VariantSetChecker:
         for v, text in w.playlists.shown:
             checker.assert_ok(str(v), text)
     return checker
+
+
+def continues_exactly(a: World, b: World, count: int) -> None:
+    """Across a's run and b's after it: NAMES[:count] each shown under one number, consecutive, and no
+    discontinuity in b."""
+    check_all(a, b)
+    every = numbers(a.playlists.shown + b.playlists.shown)
+    for v in VARIANTS:
+        assert [every[v][n] for n in sorted(every[v])] == NAMES[0:count]
+        assert sorted(every[v]) == list(range(min(every[v]), min(every[v]) + count))
+    assert not any("#EXT-X-DISCONTINUITY\n" in text for _, text in b.playlists.shown)
 
 
 # -- the failure, then a restart ------------------------------------------------------------------------
@@ -200,12 +202,7 @@ async def _read_only_holds_then_continues_exactly(hls_dir: Path, disk: Disk, sto
     first_read(b, 8)  # NAMES[5:8] were written while the service was down
     await until(lambda: listed(b, NAMES[7]), "the backlog is listed")
     await b.pub.close()
-    check_all(a, b)
-    every = numbers(a.playlists.shown + b.playlists.shown)
-    for v in VARIANTS:
-        assert [every[v][n] for n in sorted(every[v])] == NAMES[0:8]
-        assert sorted(every[v]) == list(range(min(every[v]), min(every[v]) + 8))
-    assert not any("#EXT-X-DISCONTINUITY\n" in text for _, text in b.playlists.shown)
+    continues_exactly(a, b, 8)
 
 
 async def test_when_the_reserve_is_used_up_new_versions_wait_for_a_save(
@@ -284,12 +281,7 @@ async def test_a_crash_with_a_healthy_disk_continues_exactly(tmp_path: Path) -> 
             b.owncast_lists(v, name)
     await until(lambda: listed(b, NAMES[6]), "listed")
     await b.pub.close()
-    check_all(a, b)
-    every = numbers(a.playlists.shown + b.playlists.shown)
-    for v in VARIANTS:
-        assert [every[v][n] for n in sorted(every[v])] == NAMES[0:7]
-        assert sorted(every[v]) == list(range(min(every[v]), min(every[v]) + 7))
-    assert not any("#EXT-X-DISCONTINUITY\n" in text for _, text in b.playlists.shown)
+    continues_exactly(a, b, 7)
 
 
 async def test_a_crash_after_versions_shown_unsaved_continues_above_the_highest_recorded(

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -24,6 +23,7 @@ from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.service import Service
 from tests.support.browser import launch_chromium, needs_chromium, open_viewer, watch
+from tests.support.local_http import serve_local
 from tests.support.owncast_viewers import OwncastViewers
 from tests.support.service_process import running_service, service_env
 from tests.support.waiting import until
@@ -52,10 +52,7 @@ class Framer:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_get("/", self._page)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+        self._runner, self.url = await serve_local(app)
 
     async def stop(self) -> None:
         if self._runner is not None:

@@ -18,6 +18,7 @@ from aiohttp import web
 from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.service import Service
+from tests.support.local_http import serve_local
 from tests.support.service_process import running_service, service_env
 
 SEGMENT_SUFFIXES = (".ts", ".m4s", ".mp4")
@@ -54,12 +55,7 @@ class CountingProxy:
         self.session = aiohttp.ClientSession(auto_decompress=False)
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self.handle)
-        self.runner = web.AppRunner(app, access_log=None)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        port = self.runner.addresses[0][1]
-        self.url = f"http://127.0.0.1:{port}"
+        self.runner, self.url = await serve_local(app)
 
     async def close(self) -> None:
         await self.runner.cleanup()

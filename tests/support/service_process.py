@@ -97,6 +97,18 @@ class ServiceProcess:
             raise RuntimeError("service did not start:\n" + "\n".join(self.lines[-20:]))
         return self
 
+    async def refused(self, timeout: float = 20.0) -> list[str]:
+        """Start it, expecting start-up to fail: it must not serve and must exit with code 1. Returns
+        its `hls-broadcaster: error:` lines."""
+        try:
+            await self.start(timeout)
+        except RuntimeError:
+            pass
+        else:
+            raise AssertionError(f"the service started at {self.url}")
+        assert await self.exited() == 1, self.lines[-20:]
+        return [line for line in self.lines if line.startswith("hls-broadcaster: error:")]
+
     def _limit(self) -> None:  # in the child, before exec
         assert self._nofile is not None
         resource.setrlimit(resource.RLIMIT_NOFILE, (self._nofile, self._nofile))
