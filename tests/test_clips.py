@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 import aiohttp
@@ -27,11 +28,10 @@ from broadcaster.demo.ffmpeg import ffmpeg_exe
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.metrics import Metrics
 from broadcaster.playlist.manifest import ListedSegment, ManifestGenerator, Removed
-from broadcaster.service import Service
 from broadcaster.settings import load_settings
 from broadcaster.state.disk import StateFile
 from tests.support.owncast_writer import emulator_paused
-from tests.support.service_process import service_env
+from tests.support.service_process import running_service, service_env
 from tests.support.waiting import until as wait_until
 
 T0 = 1_795_000_000.0
@@ -284,63 +284,58 @@ async def test_a_clip_from_the_cli_plays_in_ffmpeg_outlives_the_window_and_a_res
 ) -> None:
     env = service_env(tmp_path / "hls", seaweed, short_state, REWIND_SECONDS=REWIND, WINDOW_SECONDS="4",
                       CLEANUP_MARGIN="0")
-    async with OwncastEmulator(tmp_path / "hls", segment_seconds=1) as owncast:
-        settings = load_settings(environ=env)
-        service = Service(settings)
-        await service.start()
-        try:
-            await owncast.wait_for_segments(0, 6, timeout=30)
-            await wait_until(lambda: (service.clips.span() or (0, 0))[1] - (service.clips.span() or (0, 0))[0] >= 5,
-                             timeout=30, what="5 s listed")
-            made = await run_cli(short_state, "--last", "4")
-            assert made.returncode == 0, made.stderr
-            url = made.stdout.strip().splitlines()[-1]
-            assert url.startswith(seaweed.public_url) and url.endswith("/master.m3u8"), made.stdout
-            clip = service.clips.clips()[0]
-            # The public port knows no /clips: making one takes the operator's socket.
-            async with aiohttp.ClientSession() as http:
-                for method in ("GET", "POST"):
-                    async with http.request(method, f"{service.url}/clips", json={"last": 4}) as r:
-                        assert r.status in (404, 405), (method, r.status)
-            assert len(service.clips.clips()) == 1
-            # A restart in the middle, with Owncast paused so the window cannot slide past the clip
-            # however long the restart takes: the window and the clip are both still there.
-            with emulator_paused(owncast):
-                await service.stop()
-                service = Service(settings)
-                await service.start()
-                generator = service.publisher.generator(0)
-                assert generator is not None
-                assert any(u.endswith(clip.keys[0].rsplit("/", 1)[1]) for u in generator.uris())
-            listed = await run_cli(short_state, "--list")
-            assert listed.returncode == 0 and clip.id in listed.stdout and url in listed.stdout
-            # ffmpeg reads the whole clip from the bucket's public URL: a VOD with every segment.
-            done = await asyncio.to_thread(subprocess.run, [
-                ffmpeg_exe(), "-nostdin", "-v", "error", "-i", url, "-map", "0", "-c", "copy", "-f", "mpegts",
-                str(tmp_path / "clip.ts")], capture_output=True, text=True, timeout=60)
-            assert done.returncode == 0 and not done.stderr, done.stderr
-            sizes = await sizes_of(seaweed, clip.keys)
-            # Every variant's segments, remuxed (a few percent of container overhead either way).
-            assert (tmp_path / "clip.ts").stat().st_size > 0.8 * sum(sizes.values()), sizes
-            # The window slides on: older segments that are not the clip's are deleted, the clip's stay.
-            cleaner = service.cleaner
-            assert cleaner is not None
-            await wait_until(lambda: cleaner.kept >= 1 and cleaner.deleted >= 4, timeout=60,
-                             what="old segments deleted while the clip's are kept")
-            present = await keys_in(seaweed)
-            assert set(clip.keys) <= present
-            deleted = await run_cli(short_state, "--delete", clip.id)
-            assert deleted.returncode == 0, deleted.stderr
-            await wait_until(lambda: cleaner.kept == 0, timeout=30, what="the clip's segments let go")
-            # Out of the window by now, they go at the cleaner's next run.
-            for _ in range(300):
-                if not set(clip.keys) & await keys_in(seaweed):
-                    break
-                await asyncio.sleep(0.1)
-            else:
-                raise AssertionError("the deleted clip's segments are still in the bucket")
-        finally:
-            await service.stop()
+    async with OwncastEmulator(tmp_path / "hls", segment_seconds=1) as owncast, AsyncExitStack() as running:
+        settings = load_settings(environ=env)  # once Owncast's folder exists
+        service = await running.enter_async_context(running_service(settings))
+        await owncast.wait_for_segments(0, 6, timeout=30)
+        await wait_until(lambda: (service.clips.span() or (0, 0))[1] - (service.clips.span() or (0, 0))[0] >= 5,
+                         timeout=30, what="5 s listed")
+        made = await run_cli(short_state, "--last", "4")
+        assert made.returncode == 0, made.stderr
+        url = made.stdout.strip().splitlines()[-1]
+        assert url.startswith(seaweed.public_url) and url.endswith("/master.m3u8"), made.stdout
+        clip = service.clips.clips()[0]
+        # The public port knows no /clips: making one takes the operator's socket.
+        async with aiohttp.ClientSession() as http:
+            for method in ("GET", "POST"):
+                async with http.request(method, f"{service.url}/clips", json={"last": 4}) as r:
+                    assert r.status in (404, 405), (method, r.status)
+        assert len(service.clips.clips()) == 1
+        # A restart in the middle, with Owncast paused so the window cannot slide past the clip
+        # however long the restart takes: the window and the clip are both still there.
+        with emulator_paused(owncast):
+            await running.aclose()  # the service stops
+            service = await running.enter_async_context(running_service(settings))
+            generator = service.publisher.generator(0)
+            assert generator is not None
+            assert any(u.endswith(clip.keys[0].rsplit("/", 1)[1]) for u in generator.uris())
+        listed = await run_cli(short_state, "--list")
+        assert listed.returncode == 0 and clip.id in listed.stdout and url in listed.stdout
+        # ffmpeg reads the whole clip from the bucket's public URL: a VOD with every segment.
+        done = await asyncio.to_thread(subprocess.run, [
+            ffmpeg_exe(), "-nostdin", "-v", "error", "-i", url, "-map", "0", "-c", "copy", "-f", "mpegts",
+            str(tmp_path / "clip.ts")], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0 and not done.stderr, done.stderr
+        sizes = await sizes_of(seaweed, clip.keys)
+        # Every variant's segments, remuxed (a few percent of container overhead either way).
+        assert (tmp_path / "clip.ts").stat().st_size > 0.8 * sum(sizes.values()), sizes
+        # The window slides on: older segments that are not the clip's are deleted, the clip's stay.
+        cleaner = service.cleaner
+        assert cleaner is not None
+        await wait_until(lambda: cleaner.kept >= 1 and cleaner.deleted >= 4, timeout=60,
+                         what="old segments deleted while the clip's are kept")
+        present = await keys_in(seaweed)
+        assert set(clip.keys) <= present
+        deleted = await run_cli(short_state, "--delete", clip.id)
+        assert deleted.returncode == 0, deleted.stderr
+        await wait_until(lambda: cleaner.kept == 0, timeout=30, what="the clip's segments let go")
+        # Out of the window by now, they go at the cleaner's next run.
+        for _ in range(300):
+            if not set(clip.keys) & await keys_in(seaweed):
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("the deleted clip's segments are still in the bucket")
     present = await keys_in(seaweed)
     assert not any(k.startswith(f"live/clips/{clip.id}/") for k in present)
     gone = await run_cli(short_state, "--list")

@@ -18,19 +18,11 @@ import pytest
 from yarl import URL
 
 from broadcaster.demo.emulator import LATENCY_LEVELS, EmulatorError, OwncastEmulator, Variant, ffmpeg_command
+from tests.support.processes import alive
 
 pytestmark = pytest.mark.integration
 
 TS_PACKET = 188
-
-
-def alive(pid: int) -> bool:
-    """True if pid is a live process (a zombie left for init to reap counts as dead)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
 async def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:

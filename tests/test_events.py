@@ -35,7 +35,7 @@ from tests.support.client import Client
 from tests.support.fakes import FakeHealth
 from tests.support.sse import Event, SseReader
 from tests.support.waiting import WAIT, until
-from tests.test_lock import moto_env
+from tests.support.service_process import moto_env, running_service
 
 PATH = "/live/events"
 
@@ -597,12 +597,9 @@ async def test_the_service_runs_state_events_from_its_first_scan_until_it_stops(
 
     service = Service(load_settings(environ=moto_env(moto_url, tmp_path)))
     assert running() == []
-    await service.start()
-    try:
+    async with running_service(service):
         await until(lambda: service.status.state == "offline", "the first reading: no stream yet")
         assert "scan" in steps and steps.index("scan") < steps.index("reading"), steps
         assert len(running()) == 1
-    finally:
-        await service.stop()
     assert running() == []
     assert "reading" not in steps[steps.index("close"):], steps

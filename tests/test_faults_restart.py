@@ -21,7 +21,7 @@ from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.observe import Observed, poll
-from tests.test_state_disk import TmpfsDisk, small_tmpfs
+from tests.support.disks import TmpfsDisk, small_tmpfs
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 _UPLOADED = re.compile(r"uploaded (\S+) \(")

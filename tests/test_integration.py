@@ -130,10 +130,7 @@ async def test_wrong_secret_stops_start_up_with_one_line_naming_it(tmp_path: Pat
     (tmp_path / "hls").mkdir()
     env = service_env(tmp_path / "hls", seaweed, tmp_path / "state", AWS_SECRET_ACCESS_KEY="wrong-secret-123")
     proc = ServiceProcess(env, tmp_path)
-    with pytest.raises(RuntimeError):
-        await proc.start(timeout=20)
-    assert await proc.exited() == 1
-    errors = [line for line in proc.lines if line.startswith("hls-broadcaster: error:")]
+    errors = await proc.refused()
     assert len(errors) == 1 and "AWS_SECRET_ACCESS_KEY" in errors[0]
     assert "Traceback" not in "\n".join(proc.lines) and "wrong-secret-123" not in "\n".join(proc.lines)
 
@@ -142,10 +139,7 @@ async def test_missing_bucket_names_the_setting(tmp_path: Path, seaweed: Seaweed
     (tmp_path / "hls").mkdir()
     env = service_env(tmp_path / "hls", seaweed, tmp_path / "state", AWS_BUCKET_NAME="no-such-bucket")
     proc = ServiceProcess(env, tmp_path)
-    with pytest.raises(RuntimeError):
-        await proc.start(timeout=20)
-    assert await proc.exited() == 1
-    assert any("AWS_BUCKET_NAME" in line for line in proc.lines if line.startswith("hls-broadcaster: error:"))
+    assert any("AWS_BUCKET_NAME" in line for line in await proc.refused())
 
 
 async def run_command(*args: str, env: dict[str, str], cwd: Path) -> tuple[int, str]:

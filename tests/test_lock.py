@@ -5,32 +5,14 @@ Real service processes (`python -m broadcaster run`) against moto's real S3 serv
 
 from __future__ import annotations
 
-import os
 import signal
 from pathlib import Path
 
-import boto3
 import pytest
 
-from broadcaster.settings import SETTINGS
-from tests.support.service_process import ServiceProcess
+from tests.support.service_process import ServiceProcess, moto_env
 
 pytestmark = pytest.mark.integration
-
-
-def moto_env(moto_url: str, tmp_path: Path, **over: str) -> dict[str, str]:
-    # Keys no log line could contain by chance: the service masks its secrets in every line.
-    s3 = boto3.client("s3", endpoint_url=moto_url, aws_access_key_id="lockkey-0a9",
-                      aws_secret_access_key="locksecret-0a9", region_name="us-east-1")
-    if not any(b["Name"] == "locktest" for b in s3.list_buckets()["Buckets"]):
-        s3.create_bucket(Bucket="locktest")
-    (tmp_path / "hls").mkdir(exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if k not in {s.name for s in SETTINGS}}
-    env.update(HLS_DIR=str(tmp_path / "hls"), S3_ENDPOINT_URL=moto_url, AWS_ACCESS_KEY_ID="lockkey-0a9",
-               AWS_SECRET_ACCESS_KEY="locksecret-0a9", AWS_BUCKET_NAME="locktest",
-               R2_PUBLIC_URL=f"{moto_url}/locktest", PORT="0", STATE_DIR=str(tmp_path / "state"), LOG_LEVEL="info")
-    env.update(over)
-    return env
 
 
 async def test_a_second_instance_on_the_same_state_dir_exits(tmp_path: Path, moto_url: str) -> None:

@@ -12,10 +12,8 @@ import pytest
 
 from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.demo.seaweed import SeaweedS3
-from broadcaster.service import Service
-from broadcaster.settings import load_settings
 from tests.support.browser import launch_chromium, needs_chromium, open_viewer, watch
-from tests.support.service_process import service_env
+from tests.support.service_process import ServiceProcess, service_env
 
 pytestmark = [
     pytest.mark.integration,
@@ -25,20 +23,14 @@ pytestmark = [
 
 
 @pytest.fixture
-async def service(tmp_path: Path, seaweed: SeaweedS3) -> AsyncIterator[Service]:
+async def service(tmp_path: Path, seaweed: SeaweedS3) -> AsyncIterator[ServiceProcess]:
     async with OwncastEmulator(tmp_path / "hls", segment_seconds=1):
-        settings = load_settings(environ=service_env(
-            tmp_path / "hls", seaweed, tmp_path / "state", WINDOW_SECONDS="9",  # >= 9 target durations
-        ))
-        svc = Service(settings)
-        await svc.start()
-        try:
+        env = service_env(tmp_path / "hls", seaweed, tmp_path / "state", WINDOW_SECONDS="9")  # >= 9 target durations
+        async with ServiceProcess(env, tmp_path / "service") as svc:
             yield svc
-        finally:
-            await svc.stop()
 
 
-async def test_hlsjs_blocks_on_the_next_segment_and_takes_delta_updates(service: Service) -> None:
+async def test_hlsjs_blocks_on_the_next_segment_and_takes_delta_updates(service: ServiceProcess) -> None:
     from playwright.async_api import async_playwright
 
     playlist_requests: list[str] = []

@@ -25,11 +25,9 @@ import pytest
 
 from broadcaster.demo.ffmpeg import ffmpeg_exe
 from broadcaster.demo.seaweed import SeaweedS3
-from broadcaster.service import Service
-from broadcaster.settings import load_settings
 from tests.support.browser import launch_chromium, needs_chromium
 from tests.support.owncast_writer import HandFedOwncast, write_in_place
-from tests.support.service_process import service_env
+from tests.support.service_process import ServiceProcess, service_env
 
 pytestmark = [
     pytest.mark.integration,
@@ -75,8 +73,8 @@ def encode(folder: Path, count: int) -> list[bytes]:
 
 @dataclass
 class Stream:
-    long: Service
-    short: Service
+    long: ServiceProcess
+    short: ServiceProcess
     t0: float  # PROGRAM-DATE-TIME of segment 0: segment n covers [t0 + n, t0 + n + 1)
     owncast: HandFedOwncast
 
@@ -109,19 +107,16 @@ async def stream(tmp_path: Path, seaweed: SeaweedS3) -> AsyncIterator[Stream]:
         for n in range(BACKLOG):  # written at once: Owncast's list as the service first finds it
             put(owncast, segments[n])
     feeding = asyncio.create_task(feed([long, short], segments, t0))
-    services = [
-        Service(load_settings(environ=service_env(tmp_path / "hls", seaweed, tmp_path / "state", **LONG_WINDOW))),
-        Service(load_settings(environ=service_env(
-            tmp_path / "hls-short", seaweed, tmp_path / "state-short", R2_KEY_PREFIX="short", **SHORT_WINDOW))),
-    ]
     try:
-        for service in services:
-            await service.start()
-        yield Stream(services[0], services[1], t0, long)
+        async with (
+            ServiceProcess(service_env(tmp_path / "hls", seaweed, tmp_path / "state", **LONG_WINDOW),
+                           tmp_path / "service") as long_service,
+            ServiceProcess(service_env(tmp_path / "hls-short", seaweed, tmp_path / "state-short",
+                                       R2_KEY_PREFIX="short", **SHORT_WINDOW), tmp_path / "service-short") as short_service,
+        ):
+            yield Stream(long_service, short_service, t0, long)
     finally:
         feeding.cancel()
-        for service in services:
-            await service.stop()
 
 
 def rfc3339(epoch: float) -> str:

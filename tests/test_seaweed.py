@@ -11,6 +11,7 @@ from aiobotocore.session import get_session
 from botocore.exceptions import ClientError
 
 from broadcaster.demo.seaweed import SeaweedError, SeaweedS3
+from tests.support.processes import alive
 
 pytestmark = pytest.mark.integration
 
@@ -32,14 +33,6 @@ def s3_client(
 
 def error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code"))
-
-
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
 async def test_put_and_get_with_credentials(seaweed: SeaweedS3) -> None:

@@ -15,7 +15,7 @@ import pytest
 from broadcaster.demo.emulator import OwncastEmulator
 from tests.support.fault_proxy import FaultProxy
 from tests.support.service_process import ServiceProcess
-from tests.test_lock import moto_env
+from tests.support.service_process import moto_env
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 HELD = 100

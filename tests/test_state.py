@@ -11,12 +11,13 @@ from typing import Any
 import pytest
 
 from broadcaster.bucket.cleaner import Cleaner
-from broadcaster.playlist.manifest import ListedSegment, ManifestGenerator, Removed
+from broadcaster.playlist.manifest import ListedSegment, ManifestGenerator
 from broadcaster.publish import playlist_memory
 from broadcaster.source.owncast import SourcePlaylist
 from broadcaster.state.disk import StateFile, dumps
 from tests.support.fakes import Bucket
-from tests.support.world import PUBLIC, World, snapshots_of
+from tests.support.saved_state import saved_state
+from tests.support.world import World, snapshots_of
 
 
 def test_save_then_load(tmp_path: Path) -> None:
@@ -95,27 +96,6 @@ async def test_publisher_restore_rejects_garbage_without_changing_anything(tmp_p
 
 
 # -- whatever state.json holds, start-up restores it or sets it aside (issue 11, finding 5) ----------
-
-
-async def saved_state(tmp_path: Path) -> dict[str, object]:
-    """What a running publisher (two variants, a cleaner with work to do) writes, through JSON."""
-    (tmp_path / "hls").mkdir()
-    w = World(tmp_path / "hls")
-    cleaner = Cleaner(Bucket(), w.metrics, margin=5)
-    snapshots = snapshots_of(None, w.pub, cleaner)
-    w.pub._on_removed = cleaner.schedule
-    for v in (0, 1):
-        w.owncast_lists(v, *(f"stream-a-{i}.ts" for i in range(8)))
-    await w.settle()
-    old = [ListedSegment(f"{PUBLIC}/live/0/old-{i}.ts", 1.0, key=f"live/0/old-{i}.ts") for i in range(3)]
-    cleaner.schedule([Removed(segment, 0, 9) for segment in old])
-    state = StateFile(tmp_path / "saved")
-    (tmp_path / "saved").mkdir()
-    state.save({**snapshots.snapshot(), "clean_stop": True})
-    await w.pub.close()
-    data = state.load()
-    assert data is not None and cleaner.pending and data["variants"]
-    return data
 
 
 def restore_into_fresh(tmp_path: Path, content: bytes) -> tuple[World, Cleaner, bool]:

@@ -9,104 +9,24 @@ fills up or is remounted read-only.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import errno
 import logging
 import os
 import re
-import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from broadcaster.playlist import hls
 from broadcaster.state.disk import StateFile
+from tests.support.disks import Disk, SeamDisk, TmpfsDisk, small_tmpfs
 from tests.support.hls_checker import VariantSetChecker
+from tests.support.waiting import until
 from tests.support.world import World
 
 VARIANTS = (0, 1)
 NAMES = [f"stream-a-{i}.ts" for i in range(40)]
-
-
-class Disk:
-    """STATE_DIR, made to fail with `fail(errno)` and mended with `heal()`."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.fault: int | None = None
-
-    def state_file(self) -> StateFile:
-        return StateFile(self.folder)
-
-    def fail(self, code: int) -> None:
-        self.fault = code
-
-    def heal(self) -> None:
-        self.fault = None
-
-
-class _FailingStateFile(StateFile):
-    def __init__(self, disk: Disk) -> None:
-        super().__init__(disk.folder)
-        self._disk = disk
-
-    def _write(self, body: bytes) -> None:
-        if self._disk.fault is not None:
-            raise OSError(self._disk.fault, os.strerror(self._disk.fault))
-        super()._write(body)
-
-
-class SeamDisk(Disk):
-    """The seam: StateFile's write raises what a full or read-only disk raises."""
-
-    def state_file(self) -> StateFile:
-        return _FailingStateFile(self)
-
-
-class TmpfsDisk(Disk):
-    """A real 1 MB tmpfs: filled up with a file (ENOSPC), or remounted read-only (EROFS)."""
-
-    def fail(self, code: int) -> None:
-        super().fail(code)
-        if code == errno.ENOSPC:
-            fd = os.open(self.folder / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
-            try:
-                while True:
-                    os.write(fd, b"\0" * 4096)
-            except OSError as err:
-                assert err.errno == errno.ENOSPC
-            finally:
-                os.close(fd)
-        else:
-            _mount("-o", "remount,ro", "tmpfs", str(self.folder))
-
-    def heal(self) -> None:
-        if self.fault == errno.ENOSPC:
-            (self.folder / "filler").unlink()
-        elif self.fault is not None:
-            _mount("-o", "remount,rw", "tmpfs", str(self.folder))
-        super().heal()
-
-
-def _mount(*args: str) -> None:
-    subprocess.run(["mount", *args], check=True, capture_output=True, timeout=10)
-
-
-@contextlib.contextmanager
-def small_tmpfs(folder: Path) -> Iterator[Path]:
-    """A 1 MB tmpfs at `folder`, or a skip when this machine does not let the test mount one."""
-    folder.mkdir()
-    try:
-        _mount("-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(folder))
-    except (OSError, subprocess.SubprocessError) as err:
-        detail = getattr(err, "stderr", b"") or b""
-        pytest.skip(f"cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN): {detail.decode().strip() or err}")
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], check=False, capture_output=True, timeout=10)
 
 
 @pytest.fixture(params=["seam", "tmpfs"])
@@ -124,15 +44,6 @@ def disk(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Disk]:
 
 
 # -- helpers ---------------------------------------------------------------------------------------------
-
-
-async def until(condition: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
-    try:
-        async with asyncio.timeout(timeout):
-            while not condition():
-                await asyncio.sleep(0.002)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting until {what}") from None
 
 
 def listed(w: World, name: str) -> bool:
@@ -180,6 +91,17 @@ def check_all(*worlds: World) -> VariantSetChecker:
         for v, text in w.playlists.shown:
             checker.assert_ok(str(v), text)
     return checker
+
+
+def continues_exactly(a: World, b: World, count: int) -> None:
+    """Across a's run and b's after it: NAMES[:count] each shown under one number, consecutive, and no
+    discontinuity in b."""
+    check_all(a, b)
+    every = numbers(a.playlists.shown + b.playlists.shown)
+    for v in VARIANTS:
+        assert [every[v][n] for n in sorted(every[v])] == NAMES[0:count]
+        assert sorted(every[v]) == list(range(min(every[v]), min(every[v]) + count))
+    assert not any("#EXT-X-DISCONTINUITY\n" in text for _, text in b.playlists.shown)
 
 
 # -- the failure, then a restart ------------------------------------------------------------------------
@@ -280,12 +202,7 @@ async def _read_only_holds_then_continues_exactly(hls_dir: Path, disk: Disk, sto
     first_read(b, 8)  # NAMES[5:8] were written while the service was down
     await until(lambda: listed(b, NAMES[7]), "the backlog is listed")
     await b.pub.close()
-    check_all(a, b)
-    every = numbers(a.playlists.shown + b.playlists.shown)
-    for v in VARIANTS:
-        assert [every[v][n] for n in sorted(every[v])] == NAMES[0:8]
-        assert sorted(every[v]) == list(range(min(every[v]), min(every[v]) + 8))
-    assert not any("#EXT-X-DISCONTINUITY\n" in text for _, text in b.playlists.shown)
+    continues_exactly(a, b, 8)
 
 
 async def test_when_the_reserve_is_used_up_new_versions_wait_for_a_save(
@@ -364,12 +281,7 @@ async def test_a_crash_with_a_healthy_disk_continues_exactly(tmp_path: Path) -> 
             b.owncast_lists(v, name)
     await until(lambda: listed(b, NAMES[6]), "listed")
     await b.pub.close()
-    check_all(a, b)
-    every = numbers(a.playlists.shown + b.playlists.shown)
-    for v in VARIANTS:
-        assert [every[v][n] for n in sorted(every[v])] == NAMES[0:7]
-        assert sorted(every[v]) == list(range(min(every[v]), min(every[v]) + 7))
-    assert not any("#EXT-X-DISCONTINUITY\n" in text for _, text in b.playlists.shown)
+    continues_exactly(a, b, 7)
 
 
 async def test_a_crash_after_versions_shown_unsaved_continues_above_the_highest_recorded(

@@ -27,7 +27,7 @@ from broadcaster.bucket.cleaner import Cleaner
 from broadcaster.state.disk import StateFile
 from tests.support.fakes import Bucket
 from tests.support.world import World, snapshots_of
-from tests.test_state import saved_state
+from tests.support.saved_state import saved_state
 
 Path_ = list[str | int]
 

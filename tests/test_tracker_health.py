@@ -20,9 +20,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.demo.tracker import LocalTracker, free_port
-from broadcaster.service import Service
-from broadcaster.settings import SETTINGS, load_settings
+from broadcaster.settings import SETTINGS
 from broadcaster.status import trackers
+from tests.support.service_process import running_service
 from tests.support.waiting import WAIT
 from tests.support.webtorrent import StandInService
 
@@ -65,40 +65,38 @@ async def test_health_and_the_gauge_follow_the_tracker(tmp_path: Path, s3_url: s
                STATE_DIR=str(tmp_path / "state"))
     port = free_port()
     url = f"ws://127.0.0.1:{port}"
-    service = Service(load_settings(environ={**env, "P2P_TRACKERS": url}))
-    await service.start()
-    tracker = await LocalTracker(folder, service=service.url, port=port).__aenter__()
-    state: dict[str, Any] = {}
-
-    async def read() -> None:
-        state["code"], state["body"], state["gauge"] = await readings(service.url)
-
-    async def wait(up: bool, what: str, problem: str = "") -> None:
-        """Until the probe's next readings say `up` in both /health and the gauge (polled, bounded)."""
-        try:
-            async with asyncio.timeout(WAIT):
-                while True:
-                    await read()
-                    reading = state["body"]["p2p_trackers"][url]
-                    if (reading["up"] is up and state["gauge"] == (1.0 if up else 0.0)
-                            and problem in (reading["problem"] or "")):
-                        return
-                    await asyncio.sleep(0.05)  # a poll's pace, nothing decided by it
-        except TimeoutError:
-            raise AssertionError(f"timed out waiting for: {what}: {state}") from None
-
-    try:
-        await wait(True, "the tracker answers")
-        healthy = state["code"]
-        await tracker.__aexit__(None, None, None)  # stopped (not restarted: its supervisor goes too)
-        await wait(False, "the tracker is stopped", "cannot connect")
-        assert state["code"] == healthy, state  # the stream is served as before: from the bucket
+    async with running_service({**env, "P2P_TRACKERS": url}) as service:
         tracker = await LocalTracker(folder, service=service.url, port=port).__aenter__()
-        await wait(True, "the tracker is back")
-        await tracker.__aexit__(None, None, None)
-        async with StandInService() as another:  # a tracker serving another service's stream
-            tracker = await LocalTracker(folder, service=another.url, port=port).__aenter__()
-            await wait(False, "the tracker serves another stream", "refuses this stream: unknown swarm")
-    finally:
-        await service.stop()
-        await tracker.__aexit__(None, None, None)
+        state: dict[str, Any] = {}
+
+        async def read() -> None:
+            state["code"], state["body"], state["gauge"] = await readings(service.url)
+
+        async def wait(up: bool, what: str, problem: str = "") -> None:
+            """Until the probe's next readings say `up` in both /health and the gauge (polled, bounded)."""
+            try:
+                async with asyncio.timeout(WAIT):
+                    while True:
+                        await read()
+                        reading = state["body"]["p2p_trackers"][url]
+                        if (reading["up"] is up and state["gauge"] == (1.0 if up else 0.0)
+                                and problem in (reading["problem"] or "")):
+                            return
+                        await asyncio.sleep(0.05)  # a poll's pace, nothing decided by it
+            except TimeoutError:
+                raise AssertionError(f"timed out waiting for: {what}: {state}") from None
+
+        try:
+            await wait(True, "the tracker answers")
+            healthy = state["code"]
+            await tracker.__aexit__(None, None, None)  # stopped (not restarted: its supervisor goes too)
+            await wait(False, "the tracker is stopped", "cannot connect")
+            assert state["code"] == healthy, state  # the stream is served as before: from the bucket
+            tracker = await LocalTracker(folder, service=service.url, port=port).__aenter__()
+            await wait(True, "the tracker is back")
+            await tracker.__aexit__(None, None, None)
+            async with StandInService() as another:  # a tracker serving another service's stream
+                tracker = await LocalTracker(folder, service=another.url, port=port).__aenter__()
+                await wait(False, "the tracker serves another stream", "refuses this stream: unknown swarm")
+        finally:
+            await tracker.__aexit__(None, None, None)

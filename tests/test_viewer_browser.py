@@ -14,10 +14,8 @@ import pytest
 
 from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.demo.seaweed import SeaweedS3
-from broadcaster.service import Service
-from broadcaster.settings import load_settings
 from tests.support.browser import launch_chromium, needs_chromium, open_viewer, watch
-from tests.support.service_process import service_env
+from tests.support.service_process import ServiceProcess, service_env
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 
@@ -32,21 +30,15 @@ pytestmark = [
 class Demo:
     s3: SeaweedS3
     owncast: OwncastEmulator
-    service: Service
+    service: ServiceProcess
 
 
 @pytest.fixture
 async def demo(tmp_path: Path, seaweed: SeaweedS3) -> AsyncIterator[Demo]:
     async with OwncastEmulator(tmp_path / "hls", segment_seconds=1) as owncast:
-        settings = load_settings(environ=service_env(
-            tmp_path / "hls", seaweed, tmp_path / "state", WINDOW_SECONDS="8",
-        ))
-        service = Service(settings)
-        await service.start()
-        try:
+        env = service_env(tmp_path / "hls", seaweed, tmp_path / "state", WINDOW_SECONDS="8")
+        async with ServiceProcess(env, tmp_path / "service") as service:
             yield Demo(seaweed, owncast, service)
-        finally:
-            await service.stop()
 
 
 async def test_viewer_plays_from_the_bucket_and_shows_offline_and_back(demo: Demo, tmp_path: Path) -> None:

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -23,10 +22,10 @@ from aiohttp import web
 from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.service import Service
-from broadcaster.settings import load_settings
 from tests.support.browser import launch_chromium, needs_chromium, open_viewer, watch
+from tests.support.local_http import serve_local
 from tests.support.owncast_viewers import OwncastViewers
-from tests.support.service_process import service_env
+from tests.support.service_process import running_service, service_env
 from tests.support.waiting import until
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser, needs_chromium,
@@ -53,10 +52,7 @@ class Framer:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_get("/", self._page)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+        self._runner, self.url = await serve_local(app)
 
     async def stop(self) -> None:
         if self._runner is not None:
@@ -83,17 +79,12 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
             OwncastEmulator(tmp / "hls", segment_seconds=1) as emulator,
             OwncastViewers(purge_timeout=TIMEOUT, prune_every=0.5) as owncast,
         ):
-            settings = load_settings(environ=service_env(
-                tmp / "hls", s3, tmp / "state", WINDOW_SECONDS="8", VIEWER_TIMEOUT=str(TIMEOUT),
-                OWNCAST_URL=owncast.url, FRAME_ANCESTORS=f"'self' {allowed.url}"))
-            service = Service(settings)
-            await service.start()
-            allowed.target = other.target = service.url
-            try:
+            env = service_env(tmp / "hls", s3, tmp / "state", WINDOW_SECONDS="8", VIEWER_TIMEOUT=str(TIMEOUT),
+                              OWNCAST_URL=owncast.url, FRAME_ANCESTORS=f"'self' {allowed.url}")
+            async with running_service(env) as service:  # in this process: the test watches its audience
+                allowed.target = other.target = service.url
                 await emulator.wait_for_segments(0, 3, timeout=20)
                 yield Stack(service, owncast, allowed, other)
-            finally:
-                await service.stop()
     finally:
         await allowed.stop()
         await other.stop()

@@ -3,7 +3,11 @@
 Not the service: nothing outside this package (but the CLI's `demo` command) imports it.
 - `run`: the demo itself (a local S3 server, a synthetic Owncast stream, the service, the viewer).
 - `seaweed`: a real local S3 server (SeaweedFS) standing in for R2.
-- `emulator`: a synthetic live stream written to a folder exactly the way Owncast writes it.
+- `emulator`: a synthetic live stream written to a folder exactly the way Owncast writes it, from parts:
+  `owncast_settings` (what a stream starts with), `transcoder_args` and `transcoder` (ffmpeg's command
+  lines and processes), `receiver` (the PUT receiver), `offline_clip`, and `owncast_files`, the one copy
+  of how Owncast's folder is written (in place, playlists, names), which the tests' and benches' hand-fed
+  writers drive too.
 - `ffmpeg`: the ffmpeg binary `imageio-ffmpeg` ships; `children`: the child processes, never left behind.
 """
 

@@ -18,8 +18,8 @@ from aiohttp import web
 from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.service import Service
-from broadcaster.settings import load_settings
-from tests.support.service_process import service_env
+from tests.support.local_http import serve_local
+from tests.support.service_process import running_service, service_env
 
 SEGMENT_SUFFIXES = (".ts", ".m4s", ".mp4")
 
@@ -55,12 +55,7 @@ class CountingProxy:
         self.session = aiohttp.ClientSession(auto_decompress=False)
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self.handle)
-        self.runner = web.AppRunner(app, access_log=None)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        port = self.runner.addresses[0][1]
-        self.url = f"http://127.0.0.1:{port}"
+        self.runner, self.url = await serve_local(app)
 
     async def close(self) -> None:
         await self.runner.cleanup()
@@ -84,17 +79,13 @@ async def proxied_stream(folder: Path, s3: SeaweedS3, trackers: str, *, segment_
     await proxy.start()
     try:
         async with OwncastEmulator(folder / "hls", segment_seconds=segment_seconds, variants=1) as owncast:
-            settings = load_settings(environ=service_env(
+            env = service_env(
                 folder / "hls", s3, folder / "state", WINDOW_SECONDS="8",
                 R2_PUBLIC_URL=proxy.url + parts.path, P2P_TRACKERS=trackers,
                 **{"P2P_STUN_SERVERS": "none", **over},  # viewers on one machine: no STUN server outside
-            ))
-            service = Service(settings)
-            await service.start()
-            try:
+            )
+            async with running_service(env) as service:
                 await owncast.wait_for_segments(0, 3, timeout=30)
                 yield service, proxy
-            finally:
-                await service.stop()
     finally:
         await proxy.close()

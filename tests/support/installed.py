@@ -21,6 +21,7 @@ from pathlib import Path
 
 import aiohttp
 
+from .processes import alive
 from .waiting import until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -152,14 +153,6 @@ def descendants(pid: int) -> set[int]:
         frontier = {child for child, parent in parents.items() if parent in frontier} - found
         found |= frontier
     return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 _WATCH = re.compile(r"Watch it:\s+(http://\S+?)/\s*$")

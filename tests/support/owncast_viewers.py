@@ -27,6 +27,8 @@ from types import TracebackType
 
 from aiohttp import web
 
+from tests.support.local_http import serve_local
+
 
 def address_of(request: web.BaseRequest) -> str:
     """GetIPAddressFromRequest."""
@@ -117,12 +119,7 @@ class OwncastViewers:
         app = web.Application()
         app.router.add_get("/api/ping", self._ping)
         app.router.add_get("/api/status", self._status)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = self._runner.addresses[0][1]
-        self.url = f"http://127.0.0.1:{port}"
+        self._runner, self.url = await serve_local(app)
         self._pruner = asyncio.create_task(self._prune_loop())
         return self
 

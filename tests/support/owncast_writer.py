@@ -1,72 +1,55 @@
-"""Owncast's HLS folder, written by hand the way Owncast writes it: the one writer tests and benches share.
+"""Owncast's HLS folder written by hand, for tests and benches that place every byte themselves.
 
-Owncast's HTTP receiver creates each file under its final name and copies the request body in as it
-arrives (no temp file, no rename), and ffmpeg PUTs a segment before the playlist that lists it. A reader
-can therefore see a half-written segment or playlist; `write_in_place` reproduces that. The product's own
-demo writer, fed by a real ffmpeg, is broadcaster/demo/emulator.py; this one is for tests and benches that
-place every byte themselves.
+The format and the way of writing (in place, in pieces, segment before playlist) are
+broadcaster/demo/owncast_files.py's, which the demo's emulator uses too; this module only drives it:
+`HandFedOwncast` one slot at a time from a test, `OwncastReplay` pre-encoded segments at a cadence from
+a process of its own (a bench's Owncast), `emulator_paused` holds the emulator's ffmpeg still.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import math
+import multiprocessing
 import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterator, Sequence
+from multiprocessing.connection import Connection
+from multiprocessing.synchronize import Event as MpEvent
 from pathlib import Path
+from typing import Protocol
 
 from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.demo.ffmpeg import ffmpeg_exe
+from broadcaster.demo.owncast_files import (
+    PIECE,
+    Body,
+    Entry,
+    MasterEntry,
+    OwncastFolder,
+    entry_text,
+    master_text,
+    pdt,
+    playlist_head,
+    playlist_text,
+    write_in_place,
+)
+
+__all__ = [
+    "PIECE", "SECONDS", "Body", "Entry", "HandFedOwncast", "OwncastReplay", "Prepare", "emulator_paused",
+    "entry_text", "media", "pdt", "playlist_head", "playlist_text", "real_ts_segment", "replay", "write_in_place",
+]  # fmt: skip
 
 SECONDS = 1.0  # HandFedOwncast's EXTINF: Owncast's lowest latency level
-PIECE = 64 * 1024  # bytes per write: a reader may see the file after any of them
-
-Body = bytes | bytearray | memoryview | str
-Entry = tuple[str, float, float | None]  # (segment name, EXTINF, PROGRAM-DATE-TIME epoch or None)
-
-
-def write_in_place(path: Path, data: Body, *, piece: int = PIECE, stop_after: int | None = None) -> None:
-    """Owncast copies each HTTP body into the final name: open, truncate, write in pieces (flushed, so a
-    reader sees each one). `stop_after`: the writer is still busy after that many bytes."""
-    raw = data.encode() if isinstance(data, str) else data
-    end = len(raw) if stop_after is None else stop_after
-    with open(path, "wb") as f:
-        for i in range(0, end, piece):
-            f.write(raw[i : min(i + piece, end)])
-            f.flush()
-
-
-def pdt(epoch: float) -> str:
-    """EXT-X-PROGRAM-DATE-TIME as ffmpeg's hls muxer writes it: milliseconds and +0000."""
-    return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
-
-
-def playlist_head(first: int, target: int) -> list[str]:
-    """The tags ffmpeg writes above the entries of an Owncast variant playlist."""
-    return ["#EXTM3U", "#EXT-X-VERSION:3", f"#EXT-X-TARGETDURATION:{target}", f"#EXT-X-MEDIA-SEQUENCE:{first}",
-            "#EXT-X-INDEPENDENT-SEGMENTS"]
-
-
-def entry_text(name: str, duration: float, at: float | None = None) -> str:
-    """One entry: its PROGRAM-DATE-TIME (Owncast always sets ffmpeg's program_date_time), EXTINF, name."""
-    stamp = f"#EXT-X-PROGRAM-DATE-TIME:{pdt(at)}\n" if at is not None else ""
-    return f"{stamp}#EXTINF:{duration:.6f},\n{name}"
-
-
-def playlist_text(entries: Iterable[Entry], *, first: int, target: int) -> str:
-    """A whole variant playlist as ffmpeg writes it (not ended)."""
-    return "\n".join(playlist_head(first, target) + [entry_text(*e) for e in entries]) + "\n"
 
 
 def media(*names: str, ended: bool = False) -> str:
     """A minimal media playlist of 1 s entries, for tests of the watcher's reading."""
-    body = "".join(f"#EXTINF:1.000000,\n{n}\n" for n in names)
-    return "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:0\n" + body + (
-        "#EXT-X-ENDLIST\n" if ended else "")
+    text = playlist_text([(n, SECONDS, None) for n in names], first=0, target=1)
+    return text + ("#EXT-X-ENDLIST\n" if ended else "")
 
 
 def real_ts_segment(folder: Path) -> bytes:
@@ -87,82 +70,167 @@ def real_ts_segment(folder: Path) -> bytes:
 Prepare = Callable[[Path], object]
 
 
-@dataclass
 class HandFedOwncast:
     """HLS_DIR written by hand the way Owncast writes it: `slot()` puts one segment in every variant
-    folder, then rewrites every variant playlist to list it (a rolling list of `list_size` entries)."""
+    folder, then rewrites every variant playlist to list it (a rolling list of `list_size` entries).
+    A thin driver of OwncastFolder: a test may also add entries and rewrite playlists itself."""
 
-    root: Path
-    ts: bytes
-    variants: tuple[int, ...] = (0, 1)
-    run: str = "f4ult"
-    list_size: int = 10
-    with_pdt: bool = True  # ffmpeg's program_date_time flag, which Owncast always sets
-    entries: dict[int, list[str]] = field(default_factory=dict)  # one block (tags + URI) per entry
-    removed: dict[int, int] = field(default_factory=dict)  # entries slid out = EXT-X-MEDIA-SEQUENCE
-    number: int = 0  # Owncast's number for the next slot
-    t0: float = field(default_factory=time.time)
+    def __init__(self, root: Path, ts: bytes, *, variants: tuple[int, ...] = (0, 1), run: str = "f4ult",
+                 list_size: int = 10, with_pdt: bool = True, t0: float | None = None) -> None:
+        self.files = OwncastFolder(root, variants, shortid=run, list_size=list_size, target=1)
+        self.root, self.ts, self.variants = root, ts, tuple(variants)
+        self.with_pdt = with_pdt  # ffmpeg's program_date_time flag, which Owncast always sets
+        self.t0 = time.time() if t0 is None else t0
+        write_in_place(root / "stream.m3u8", self.master_text())
 
-    def __post_init__(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        for v in self.variants:
-            (self.root / str(v)).mkdir(exist_ok=True)
-            self.entries[v] = []
-            self.removed[v] = 0
-        write_in_place(self.root / "stream.m3u8", self.master_text())
+    @property
+    def list_size(self) -> int:
+        return self.files.list_size
+
+    @list_size.setter
+    def list_size(self, size: int) -> None:
+        self.files.list_size = size
+
+    @property
+    def number(self) -> int:  # Owncast's number for the next slot
+        return self.files.number
+
+    @number.setter
+    def number(self, n: int) -> None:
+        self.files.number = n
+
+    @property
+    def entries(self) -> dict[int, list[str]]:
+        """One text block (tags + URI) per listed entry, which a test may edit before writing."""
+        return {v: self.files.lists[v].blocks for v in self.variants}
 
     def master_text(self) -> str:
-        lines = ["#EXTM3U", "#EXT-X-VERSION:3"]
-        for v in self.variants:
-            info = f'BANDWIDTH={900000 - 100000 * v},RESOLUTION=160x90,CODECS="avc1.64000c,mp4a.40.2"'
-            lines += [f"#EXT-X-STREAM-INF:{info}", f"{v}/stream.m3u8"]
-        return "\n".join(lines) + "\n"
+        return master_text([MasterEntry(900000 - 100000 * v, "160x90", "avc1.64000c,mp4a.40.2")
+                            for v in self.variants])
 
     def name(self, number: int, ext: str = "ts") -> str:
-        return f"stream-{self.run}-{number}.{ext}"
+        return self.files.name(number, ext)
 
     def folder(self, v: int) -> Path:
-        return self.root / str(v)
+        return self.files.folder(v)
 
     def playlist(self, v: int) -> Path:
-        return self.folder(v) / "stream.m3u8"
+        return self.files.playlist(v)
 
     def playlist_text(self, v: int) -> str:
-        return "\n".join(playlist_head(self.removed[v], 1) + self.entries[v]) + "\n"
+        return self.files.playlist_text(v)
+
+    def write_playlist(self, v: int) -> None:
+        self.files.write_playlist(v)
 
     def add_entry(self, v: int, uri: str, duration: float = SECONDS, number: int | None = None) -> None:
         """One more entry in variant v's list (without rewriting the file)."""
         at = self.t0 + (self.number if number is None else number) * SECONDS
-        self.entries[v].append(entry_text(uri, duration, at if self.with_pdt else None))
-        while len(self.entries[v]) > self.list_size:
-            self.entries[v].pop(0)
-            self.removed[v] += 1
+        self.files.lists[v].add(uri, duration, at if self.with_pdt else None)
 
-    def write_playlist(self, v: int) -> None:
-        write_in_place(self.playlist(v), self.playlist_text(v))
-
-    def slot(
-        self,
-        prepare: dict[int, Prepare] | None = None,
-        *,
-        duration: dict[int, float] | None = None,
-        ext: str = "ts",
-    ) -> str:
+    def slot(self, prepare: dict[int, Prepare] | None = None, *, duration: dict[int, float] | None = None,
+             ext: str = "ts") -> str:
         """The next segment in every variant: its file (by default the real TS bytes; `prepare[v]`
         makes something else of it), then the playlist that lists it. Returns its name."""
         name = self.name(self.number, ext)
         for v in self.variants:
-            path = self.folder(v) / name
             make = (prepare or {}).get(v)
             if make is None:
-                write_in_place(path, self.ts)
+                self.files.write_segment(v, name, self.ts)
             else:
-                make(path)
+                make(self.folder(v) / name)
             self.add_entry(v, name, (duration or {}).get(v, SECONDS))
         for v in self.variants:
             self.write_playlist(v)
         self.number += 1
         return name
+
+
+# -- a bench's Owncast: pre-encoded segments at a cadence, from a process of its own ----------------
+
+
+class Encoded(Protocol):
+    """One pre-encoded segment (bench/rig.py's Segment is one)."""
+
+    @property
+    def data(self) -> bytes: ...
+    @property
+    def duration(self) -> float: ...
+
+
+def replay(hls_dir: Path, segments: Sequence[Encoded], *, cadence: float, list_size: int, limit: int,
+           stop: Callable[[float], bool], piece: int = 32 * 1024) -> tuple[dict[str, float], float]:
+    """Write segment k (the segments cycled) at start + (k + 1) * cadence, then the playlist listing it,
+    until `limit` segments (0: until `stop(timeout)` says so); Owncast's cleanup keeps list_size + 10.
+    Returns {name: monotonic time it was listed} and the worst lateness against the cadence."""
+    files = OwncastFolder(hls_dir, (0,), list_size=list_size, piece=piece,
+                          target=max(math.ceil(s.duration) for s in segments))
+    files.write_master([MasterEntry(int(max(len(s.data) / s.duration for s in segments) * 8 * 1.1))])
+    glass: dict[str, float] = {}
+    late_max = 0.0
+    start_at = time.monotonic()
+    while not limit or files.number < limit:
+        deadline = start_at + (files.number + 1) * cadence  # segment k is complete one cadence after it began
+        if stop(max(0.0, deadline - time.monotonic())):
+            break
+        late_max = max(late_max, time.monotonic() - deadline)
+        seg = segments[files.number % len(segments)]
+        name = files.slot(seg.data, duration=seg.duration, at=time.time() - seg.duration)
+        glass[name] = time.monotonic()  # the moment Owncast has listed it
+        files.cleanup(list_size + 10)
+    return glass, late_max
+
+
+def _replay_process(hls_dir: str, segments: Sequence[Encoded], cadence: float, list_size: int, limit: int,
+                    stop: MpEvent, conn: Connection) -> None:
+    glass: dict[str, float] = {}
+    late_max = 0.0
+    try:
+        glass, late_max = replay(Path(hls_dir), segments, cadence=cadence, list_size=list_size, limit=limit,
+                                 stop=stop.wait)
+    finally:
+        conn.send((glass, late_max))
+        conn.close()
+
+
+class OwncastReplay:
+    """`replay` in a process of its own (Owncast is another program), from construction until `limit`
+    segments or `stop()`; then `glass` and `late_max` hold what it returned."""
+
+    def __init__(self, hls_dir: Path, segments: Sequence[Encoded], *, cadence: float = 1.0, list_size: int = 25,
+                 limit: int = 0) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self._stop = ctx.Event()
+        self._recv, send = ctx.Pipe(duplex=False)
+        self._proc = ctx.Process(target=_replay_process, name="owncast", daemon=True,
+                                 args=(str(hls_dir), list(segments), cadence, list_size, limit, self._stop, send))
+        self._proc.start()
+        send.close()
+        self.glass: dict[str, float] = {}
+        self.late_max = 0.0
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid
+
+    def done(self) -> bool:
+        return not self._proc.is_alive()
+
+    async def wait(self) -> None:
+        await asyncio.to_thread(self._collect)  # read before joining: a big answer fills the pipe
+        await asyncio.to_thread(self._proc.join)
+
+    async def stop(self) -> None:
+        self._stop.set()
+        await self.wait()
+
+    def _collect(self) -> None:
+        if self.glass:
+            return
+        try:
+            self.glass, self.late_max = self._recv.recv()  # sent when it stops, even on an error
+        except EOFError:  # it died without a word
+            pass
 
 
 @contextlib.contextmanager

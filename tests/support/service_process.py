@@ -1,24 +1,41 @@
-"""The real service, as an operator runs it: `python -m broadcaster run` in its own process."""
+"""The service in tests, one way per kind.
+
+- `ServiceProcess`: the real service as an operator runs it, `python -m broadcaster run` in its own
+  process. The way to run it, unless a test needs what only the next one gives.
+- `running_service`: the service in the test's own process, for tests that fake at a seam
+  (monkeypatch) or look at its parts (its audience, its clips, its status).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import resource
 import signal
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from types import TracebackType
 
+import boto3
+
 from broadcaster.demo.seaweed import SeaweedS3
-from broadcaster.settings import SETTINGS
+from broadcaster.service import Service
+from broadcaster.settings import SETTINGS, Settings, load_settings
 
 _SERVING = re.compile(r"serving (http://\S+?)/live/master\.m3u8")
 
 
+def _environ() -> dict[str, str]:
+    """This process's environment without any of the service's settings (the test sets those)."""
+    return {k: v for k, v in os.environ.items() if k not in {s.name for s in SETTINGS}}
+
+
 def service_env(hls_dir: Path, s3: SeaweedS3, state_dir: Path, **over: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in {s.name for s in SETTINGS}}
+    """The service on SeaweedFS, with Owncast's folder `hls_dir`."""
+    env = _environ()
     env.update(
         HLS_DIR=str(hls_dir), S3_ENDPOINT_URL=s3.endpoint_url, AWS_ACCESS_KEY_ID=s3.access_key,
         AWS_SECRET_ACCESS_KEY=s3.secret_key, AWS_BUCKET_NAME=s3.bucket, R2_PUBLIC_URL=s3.public_url,
@@ -26,6 +43,22 @@ def service_env(hls_dir: Path, s3: SeaweedS3, state_dir: Path, **over: str) -> d
         # The live window alone, as tests of it expect; tests of rewind set it.
         REWIND_SECONDS="0",
     )
+    env.update(over)
+    return env
+
+
+def moto_env(moto_url: str, tmp_path: Path, **over: str) -> dict[str, str]:
+    """The service on moto's S3 server (conftest's `moto_url`), HLS_DIR and STATE_DIR in tmp_path.
+    Keys no log line could contain by chance: the service masks its secrets in every line."""
+    s3 = boto3.client("s3", endpoint_url=moto_url, aws_access_key_id="lockkey-0a9",
+                      aws_secret_access_key="locksecret-0a9", region_name="us-east-1")
+    if not any(b["Name"] == "locktest" for b in s3.list_buckets()["Buckets"]):
+        s3.create_bucket(Bucket="locktest")
+    (tmp_path / "hls").mkdir(exist_ok=True)
+    env = _environ()
+    env.update(HLS_DIR=str(tmp_path / "hls"), S3_ENDPOINT_URL=moto_url, AWS_ACCESS_KEY_ID="lockkey-0a9",
+               AWS_SECRET_ACCESS_KEY="locksecret-0a9", AWS_BUCKET_NAME="locktest",
+               R2_PUBLIC_URL=f"{moto_url}/locktest", PORT="0", STATE_DIR=str(tmp_path / "state"), LOG_LEVEL="info")
     env.update(over)
     return env
 
@@ -63,6 +96,18 @@ class ServiceProcess:
                 await self.proc.wait()
             raise RuntimeError("service did not start:\n" + "\n".join(self.lines[-20:]))
         return self
+
+    async def refused(self, timeout: float = 20.0) -> list[str]:
+        """Start it, expecting start-up to fail: it must not serve and must exit with code 1. Returns
+        its `hls-broadcaster: error:` lines."""
+        try:
+            await self.start(timeout)
+        except RuntimeError:
+            pass
+        else:
+            raise AssertionError(f"the service started at {self.url}")
+        assert await self.exited() == 1, self.lines[-20:]
+        return [line for line in self.lines if line.startswith("hls-broadcaster: error:")]
 
     def _limit(self) -> None:  # in the child, before exec
         assert self._nofile is not None
@@ -121,3 +166,17 @@ class ServiceProcess:
             await self.proc.wait()
         if self._reader is not None:
             self._reader.cancel()
+
+
+@contextlib.asynccontextmanager
+async def running_service(service: Service | Settings | dict[str, str]) -> AsyncIterator[Service]:
+    """The service in this process (built already, from settings, or from an environment such as
+    service_env's), started for the block and stopped after it whatever happens, through its public
+    start() and stop() only."""
+    if not isinstance(service, Service):
+        service = Service(service if isinstance(service, Settings) else load_settings(environ=service))
+    await service.start()
+    try:
+        yield service
+    finally:
+        await service.stop()

@@ -24,6 +24,7 @@ import aiohttp
 from aiohttp import web
 
 from broadcaster.status.trackers import master_info_hashes
+from tests.support.local_http import serve_local
 
 UNIT = Path(__file__).resolve().parents[2] / "deploy" / "tracker" / "hls-broadcaster-tracker.service"
 SWARM = "hls-broadcaster-0123456789abcdef0123456789abcdef"  # as Settings.p2p_swarm makes them
@@ -54,10 +55,7 @@ class StandInService:
         app = web.Application()
         app.router.add_get("/config.json", self._config)
         app.router.add_get("/live/master.m3u8", self._master)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+        self._runner, self.url = await serve_local(app)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -1,0 +1,32 @@
+"""A real saved state: what a running publisher writes to STATE_DIR, for tests of restoring it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from broadcaster.bucket.cleaner import Cleaner
+from broadcaster.playlist.manifest import ListedSegment, Removed
+from broadcaster.state.disk import StateFile
+from tests.support.fakes import Bucket
+from tests.support.world import PUBLIC, World, snapshots_of
+
+
+async def saved_state(tmp_path: Path) -> dict[str, object]:
+    """What a running publisher (two variants, a cleaner with work to do) writes, through JSON."""
+    (tmp_path / "hls").mkdir()
+    w = World(tmp_path / "hls")
+    cleaner = Cleaner(Bucket(), w.metrics, margin=5)
+    snapshots = snapshots_of(None, w.pub, cleaner)
+    w.pub.lister.on_removed = cleaner.schedule
+    for v in (0, 1):
+        w.owncast_lists(v, *(f"stream-a-{i}.ts" for i in range(8)))
+    await w.settle()
+    old = [ListedSegment(f"{PUBLIC}/live/0/old-{i}.ts", 1.0, key=f"live/0/old-{i}.ts") for i in range(3)]
+    cleaner.schedule([Removed(segment, 0, 9) for segment in old])
+    state = StateFile(tmp_path / "saved")
+    (tmp_path / "saved").mkdir()
+    state.save({**snapshots.snapshot(), "clean_stop": True})
+    await w.pub.close()
+    data = state.load()
+    assert data is not None and cleaner.pending and data["variants"]
+    return data
