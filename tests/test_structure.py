@@ -1,0 +1,64 @@
+"""The structure README's "How it works" promises, checked from the source (issue 33): no class over 400
+lines, `source` and `playlist` import no other stage, and no stage imports `http` (only service.py,
+which composes them, does)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "broadcaster"
+MAX_CLASS_LINES = 400
+STAGES = {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+SHARED = {"metrics", "lograte", "numbers"}  # top-level modules every stage may use
+
+
+def modules() -> list[tuple[Path, ast.Module]]:
+    return [(path, ast.parse(path.read_text(), str(path))) for path in sorted(PACKAGE.rglob("*.py"))]
+
+
+def imported(path: Path, tree: ast.Module) -> set[str]:
+    """The broadcaster modules `path` imports, as dotted names below the package ("playlist.hls")."""
+    here = path.relative_to(PACKAGE).with_suffix("").parts[:-1]
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = list(here[: len(here) - node.level + 1])
+                target = ".".join(base + ([node.module] if node.module else []))
+                names.update(f"{target}.{a.name}".strip(".") if not node.module else target for a in node.names)
+            elif node.module and node.module.startswith("broadcaster."):
+                names.add(node.module.removeprefix("broadcaster."))
+        elif isinstance(node, ast.Import):
+            names.update(a.name.removeprefix("broadcaster.") for a in node.names if a.name.startswith("broadcaster."))
+    return names
+
+
+def test_no_class_is_over_400_lines() -> None:
+    long = [(str(path.relative_to(PACKAGE)), node.name, node.end_lineno - node.lineno + 1)
+            for path, tree in modules() for node in ast.walk(tree)
+            if isinstance(node, ast.ClassDef) and node.end_lineno is not None
+            and node.end_lineno - node.lineno + 1 > MAX_CLASS_LINES]
+    assert long == []
+
+
+def test_source_and_playlist_import_no_other_stage_and_no_stage_imports_http() -> None:
+    wrong = []
+    for path, tree in modules():
+        parts = path.relative_to(PACKAGE).parts
+        stage = parts[0] if len(parts) > 1 else None
+        for name in imported(path, tree):
+            top = name.split(".")[0]
+            if stage in ("source", "playlist") and top != stage and top not in SHARED:
+                wrong.append(f"{'/'.join(parts)} imports {name}")
+            if stage is not None and stage != "http" and top == "http":
+                wrong.append(f"{'/'.join(parts)} imports {name}")
+    assert wrong == []
+
+
+def test_the_checks_see_imports() -> None:
+    """The import walk finds what it must (so the test above cannot pass by finding nothing)."""
+    watcher = PACKAGE / "source" / "watcher.py"
+    names = imported(watcher, ast.parse(watcher.read_text()))
+    assert {"metrics", "lograte", "source.owncast"} <= names
+    assert {"source", "playlist", "publish", "http"} <= STAGES
