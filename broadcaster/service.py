@@ -166,8 +166,8 @@ class Service:
             ),
             uploader=self.uploader, metrics=self.metrics, recorder=self.recorder,
             # Its Release's: saved first, then visible (and mirrored), then told.
-            outlets=Outlets(self.playlists, self.snapshots, self.mirror,
-                            on_listed=(self.events.listed, self._on_listed) if self._on_listed else (self.events.listed,)),
+            outlets=Outlets(self.playlists, self.snapshots, self.mirror, on_listed=(
+                (self.events.listed, self._on_listed) if self._on_listed else (self.events.listed,))),
             on_removed=self.cleaner.schedule if self.cleaner else None,
         )
         self.release = self.publisher.release  # built, started and closed by the publisher

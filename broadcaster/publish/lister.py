@@ -1,28 +1,41 @@
-"""One decided, uploaded copy into its variant's playlist, and the versions that go on to the Release.
+"""Lists what is uploaded, in Owncast's order, and pushes the new versions on to the Release.
 
-The publisher decides which slot is listed where and under which number; the lister makes the entry
-(the segment's URL, its date, its hash), counts it, hands it to the recorder and tells the Release
-which listing the next version holds."""
+The publisher gives each copy its slot and starts its upload; a finished upload comes here (its
+done-callback is `on_done`), not back to the publisher. The lister takes the slots that are ready
+(slots.SlotAligner), decides each in every member variant or in none, keeps the target fitting
+(target.TargetPolicy), makes each entry (the segment's URL, its date, its hash), counts it, hands it to
+the recorder, sends what left the playlists to the cleaner (`on_removed`) and pushes every variant's
+new version to the Release. It owns the numbering the memory saves (next_sequence, last_run, runs)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Iterable
 
 from ..bucket.recorder import Recorder
-from ..bucket.uploader import SegmentLost
+from ..bucket.uploader import SegmentLost, Uploaded
 from ..bucket.urls import SegmentUrls
 from ..metrics import Metrics
-from ..playlist.manifest import ListedSegment, Rendered, SegmentRejected
+from ..playlist import hls
+from ..playlist.manifest import ListedSegment, Removed, Rendered, SegmentRejected
+from ..source.owncast import SourceVariant
+from .lanes import Lanes
 from .release import Release, Versions
-from .slots import Copy, Variant
+from .slots import END, Copy, Slot, SlotAligner, Variant
+from .target import TargetPolicy
 
 log = logging.getLogger(__name__)
+
+RemovedHook = Callable[[list[Removed]], None]
 
 
 class Lister:
     def __init__(self, *, urls: SegmentUrls, segment_hashes: bool, metrics: Metrics, release: Release,
-                 recorder: Recorder | None, wall_clock: Callable[[], float]) -> None:
+                 recorder: Recorder | None, wall_clock: Callable[[], float], monotonic: Callable[[], float],
+                 variants: dict[int, Variant], lanes: Lanes, target: TargetPolicy, first_sequence: int,
+                 on_removed: RemovedHook | None) -> None:
+        """`variants` and `lanes` are the publisher's, shared: it adds to them, the lister lists from them."""
         self._urls = urls
         # P2P on (P2P_TRACKERS): each listed segment carries the SHA-256 of its bytes in the bucket, which
         # viewers check their peers' copies against (hls.SEGMENT_HASH_TAG).
@@ -31,7 +44,129 @@ class Lister:
         self._release = release
         self._recorder = recorder
         self._wall = wall_clock
+        self._mono = monotonic
+        self._variants = variants
+        self._lanes = lanes
+        self._target = target
+        self.on_removed = on_removed  # segments that left every playlist go on to the cleaner
         self.upload_ratio = 0.0  # moving average of (PutObject time / segment duration)
+        self.next_sequence = first_sequence  # the highest number any variant has reached, plus one
+        self.last_run: int | None = None  # run of the last listed slot
+        self.runs: dict[str, int] = {}  # Owncast run name -> order (the publisher names them)
+        self.announced: list[SourceVariant] | None = None  # as Owncast's master names them (recordings)
+        self._closed = False
+
+    def drop(self, removed: list[Removed]) -> None:
+        """Segments that left every playlist go on to the cleaner."""
+        if removed and self.on_removed is not None:
+            self.on_removed(removed)
+
+    def update_queue_gauge(self) -> None:
+        self._metrics.upload_queue.set(self._lanes.queued)
+
+    def close(self) -> None:
+        """Nothing is listed any more (the publisher is closing: uploads are cancelled)."""
+        self._closed = True
+
+    # -- listing, in order, the same slots in every variant ------------------------------------------
+
+    def on_done(self, _task: asyncio.Future[Uploaded]) -> None:
+        """An upload finished (its done-callback): what it completes is listed now."""
+        if not self._closed:
+            self.advance()
+
+    def advance(self) -> None:
+        """List every slot that is ready, then push the new versions to the Release."""
+        self._advance_with(self._lanes.together, list(self._variants.values()))
+        for index, lane in self._lanes.own().items():
+            v = self._variants.get(index)
+            if v is not None:
+                self._advance_with(lane, [v])
+        self.update_queue_gauge()
+        self._release.changed(self.versions(self._variants.values(), self._target.value))
+
+    def _advance_with(self, aligner: SlotAligner, variants: list[Variant]) -> None:
+        while (ready := aligner.take_ready(variants, self._mono, self._target.value)):
+            slot, members, previous = ready.slot, ready.members, ready.previous
+            key = slot.key
+            if key[1] == END:
+                if self._recorder is not None and self._target.value is not None:
+                    self._recorder.finish(self._run_name(key[0]), self._target.value, self.announced)
+                for v in members:
+                    if v.generator is not None and not v.generator.ended:
+                        v.generator.end()
+                        log.info("variant %d: Owncast ended the stream; playlist closed with ENDLIST", v.index)
+                continue
+            if previous[0] == key[0] and key[1] != previous[1] + 1:
+                # Owncast's numbering jumped: segments we never saw (e.g. written while we were down
+                # and already cleaned up). The next one marks the gap.
+                log.warning("segments %d..%d of run %d were never seen; marking the gap", previous[1] + 1,
+                            key[1] - 1, key[0])
+                for v in members:
+                    if v.generator is not None:
+                        v.generator.mark_gap()
+            self._decide(slot, members, together=aligner is self._lanes.together)
+
+    def _decide(self, slot: Slot, members: list[Variant], together: bool = True) -> None:
+        """List the slot in every member, or in none; `together`: the variants are numbered alike (not
+        variants cut apart, each numbered on its own)."""
+        failed: set[int] = set()  # variants whose own copy cannot be listed
+        for v in members:
+            copy = slot.copies.get(v.index)
+            if copy is None:
+                failed.add(v.index)
+                self._metrics.segments_lost.labels(variant=str(v.index), reason="missing").inc()
+                log.warning("variant %d: Owncast never listed segment %d:%d", v.index, *slot.key)
+            elif copy.task.cancelled():
+                return
+            elif (err := copy.task.exception()) is not None:
+                failed.add(v.index)
+                self.lost(v, copy, err)
+            elif not hls.fits_target(round(copy.source.duration, 3), hls.MAX_TARGET_DURATION):
+                # Beyond any Owncast setting: a broken playlist, not a reason to slow every viewer.
+                failed.add(v.index)
+                self._metrics.input_rejected.labels(reason="rejected").inc()
+                self._metrics.segments_lost.labels(variant=str(v.index), reason="rejected").inc()
+                log.warning("variant %d: segment %s not listed: EXTINF %.3fs is beyond the longest target "
+                            "duration served (%ds)", v.index, copy.source.name, copy.source.duration,
+                            hls.MAX_TARGET_DURATION)
+        if failed:
+            # Listing it in some variants only would number them differently: drop it everywhere.
+            for v in members:
+                if v.generator is not None:
+                    v.generator.mark_gap()
+                if v.index not in failed:
+                    self._metrics.segments_lost.labels(variant=str(v.index), reason="sibling_lost").inc()
+            return
+        self.drop(self._target.fit(slot, members, self._variants.values(), self.last_run, together, self._mono()))
+        base = self.next_sequence  # where an empty playlist starts: the same for every variant of the slot
+        wall = self._wall()  # one clock reading per slot: a date made up here is the same in every variant
+        run_name = self._run_name(slot.key[0]) if self._recorder is not None else ""  # the recording's
+        flags = {v.index: slot.discontinuity or ((v.last_run if v.last_run is not None else self.last_run)
+                                                 not in (None, slot.key[0])) for v in members}
+        # The discontinuity number the variants already listing at `base` give this slot: a variant
+        # that is new, or back after streams without it, starts its playlist there too (6.2.4).
+        number = max((v.generator.next_discontinuity(flags[v.index]) for v in members
+                      if v.generator is not None and v.generator.segment_count
+                      and v.generator.next_sequence == base), default=None)
+        for v in members:
+            gen = v.generator
+            if together and gen is not None and number is not None:
+                if gen.segment_count and gen.next_sequence < base:
+                    # Back after streams without it (Owncast's variants 3 -> 1 -> 3): its numbers fell
+                    # behind the others'. A new playlist at the same address, where the others are.
+                    gen.restart(gen.target_duration, self._mono(), sequence=base, discontinuity_sequence=number)
+                    log.info("variant %d: back in Owncast's stream; its playlist starts again at %d", v.index, base)
+                elif not gen.segment_count:
+                    gen.join(number)  # new in this stream: the discontinuities listed before it count
+            if self.list(v, slot.copies[v.index], base, flags[v.index], run_name, wall, self._mono()):
+                assert gen is not None
+                self.next_sequence = max(self.next_sequence, gen.next_sequence)
+                self.drop(gen.drain_removed())
+                v.last_run = self.last_run = slot.key[0]
+
+    def _run_name(self, run: int) -> str:
+        return next((name for name, order in self.runs.items() if order == run), f"run-{run}")
 
     def lost(self, v: Variant, copy: Copy, err: BaseException) -> None:
         reason = err.reason if isinstance(err, SegmentLost) else "error"

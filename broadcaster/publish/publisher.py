@@ -4,9 +4,11 @@ Uploads run in parallel (across variants and across a backlog); a segment that f
 for the ones before it (slots.SlotAligner says when, lanes.Lanes which aligner). What a new stream, a
 gap or the end of a stream looks like in Owncast's files is decided here; what that means for the
 playlist (discontinuities, ENDLIST, the window) is the ManifestGenerator's business, the target
-duration is target.TargetPolicy's, making the entry lister.Lister's. Each new version goes forward to
-the publisher's Release, which saves it (Snapshots) before it becomes visible (VisiblePlaylists): a
-crash must not forget a number a client has seen.
+duration is target.TargetPolicy's. A finished upload goes forward to lister.Lister (its
+done-callback), which lists the slots that are ready and pushes each new version to the publisher's
+Release, which saves it (Snapshots) before it becomes visible (VisiblePlaylists): a crash must not
+forget a number a client has seen. Nothing downstream calls the publisher back, except the save,
+which reads its memory (`snapshot`) through Snapshots.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..bucket.recorder import Recorder
-from ..bucket.uploader import Uploaded, Uploader
+from ..bucket.uploader import Uploader
 from ..bucket.urls import SegmentUrls
 from ..lograte import RateLimitedLog
 from ..metrics import Metrics
@@ -28,17 +30,14 @@ from ..playlist.manifest import ListedSegment, ManifestGenerator, Removed
 from ..source.owncast import SourcePlaylist, SourceSegment, SourceVariant, stream_id
 from ..state import validate
 from .lanes import Lanes, apart
-from .lister import Lister
+from .lister import Lister, RemovedHook
 from .memory import SEEN_LIMIT, Memory, decode, encode
 from .release import Outlets, Release, Versions
-from .slots import END, Copy, Slot, SlotAligner, Variant
+from .slots import END, Copy, SlotAligner, Variant
 from .target import TargetPolicy
 from .uploads import Uploads
 
 log = logging.getLogger(__name__)
-
-RemovedHook = Callable[[list[Removed]], None]
-
 
 @dataclass(frozen=True)
 class PublisherConfig:
@@ -94,22 +93,20 @@ class Publisher:
         # the target policy (what a client may have seen before a new target, issue 32).
         self.release = Release(outlets, metrics, key_prefix=config.key_prefix, limit=config.first_sequence,
                                shown_to=self.target, monotonic=config.monotonic)
-        self._lister = Lister(urls=config.urls, segment_hashes=config.segment_hashes, metrics=metrics,
-                              release=self.release, recorder=recorder, wall_clock=config.wall_clock)
         self._lanes = Lanes(metrics)
         self._uploads = Uploads(uploader, config.hls_dir, config.key_prefix, config.segment_hashes)
-        self._variants: dict[int, Variant] = {}
-        self._announced: list[SourceVariant] | None = None  # as Owncast's master names them
-        self._runs: dict[str, int] = {}  # Owncast run name -> order
-        self._last_run: int | None = None  # run of the last listed slot
+        self._variants: dict[int, Variant] = {}  # shared with the lister, which lists from it
+        # A finished upload goes on to the lister (its done-callback), never back here.
+        self.lister = Lister(urls=config.urls, segment_hashes=config.segment_hashes, metrics=metrics,
+                             release=self.release, recorder=recorder, wall_clock=config.wall_clock,
+                             monotonic=config.monotonic, variants=self._variants, lanes=self._lanes,
+                             target=self.target, first_sequence=config.first_sequence, on_removed=on_removed)
+        self._runs = self.lister.runs  # Owncast run name -> order
         self._closed = False
-        self._next_sequence = config.first_sequence
         self._discontinuity_floor = 0  # where a new playlist starts after continuing above a state
         # After continuing above a state not saved at a clean stop: the variants read since. What a
         # variant's first read lists may have been served, under numbers given up: never listed again.
         self._read_since_restart: set[int] | None = None
-        self._on_removed = on_removed
-        self._recorder = recorder
         self._can_block = config.can_block_reload
         self._start_at_edge = config.start_at_edge
         self._hashes = config.segment_hashes
@@ -129,7 +126,7 @@ class Publisher:
     # -- input from the watcher --------------------------------------------------------------------
 
     def on_master(self, variants: list[SourceVariant]) -> None:
-        self._announced = variants
+        self.lister.announced = variants
         self.release.announce(variants)
         named = {sv.index for sv in variants}
         for v in self._variants.values():
@@ -144,7 +141,7 @@ class Publisher:
                 log.info("variant %d: no longer in Owncast's multivariant playlist; its playlist is closed",
                          v.index)
         if not self._closed:
-            self._advance()
+            self.lister.advance()
 
     def on_variant_playlist(self, index: int, playlist: SourcePlaylist) -> None:
         if self._closed:
@@ -172,7 +169,7 @@ class Publisher:
             v.generator = ManifestGenerator(target, self._window, independent_segments=self.target.independent,
                                             can_block_reload=self._can_block, start_at_edge=self._start_at_edge)
             if self._discontinuity_floor:
-                v.generator.continue_above(self._next_sequence, self._discontinuity_floor, self._mono())
+                v.generator.continue_above(self.lister.next_sequence, self._discontinuity_floor, self._mono())
         if playlist.media_sequence < v.last_media_sequence:
             v.restarts += 1  # Owncast restarted its transcoder: a new run
         v.last_media_sequence = playlist.media_sequence
@@ -192,7 +189,7 @@ class Publisher:
         if ended and not v.source_ended and v.last_key is not None:
             self._lanes.lane(v.index, v.last_key[0], self._variants).slot((v.last_key[0], END))
         v.source_ended = ended
-        self._advance()
+        self.lister.advance()
 
     def _give_up_first_read(self, v: Variant, playlist: SourcePlaylist, now: float) -> None:
         """After continuing above a state not saved at a clean stop, the segments a variant's first read
@@ -214,12 +211,7 @@ class Publisher:
         """Objects that may be in the bucket and in a playlist served before the restart, never listed
         again: they go once such a playlist can no longer name them (a window and a half from now)."""
         keep = self.target.keep_for(self._window)
-        self._drop([Removed(ListedSegment("", 0.0, key=key), now, keep) for key in keys])
-
-    def _drop(self, removed: list[Removed]) -> None:
-        """Segments that left every playlist go on to the cleaner."""
-        if removed and self._on_removed is not None:
-            self._on_removed(removed)
+        self.lister.drop([Removed(ListedSegment("", 0.0, key=key), now, keep) for key in keys])
 
     def _remember(self, v: Variant, name: str) -> None:
         v.seen[name] = None
@@ -234,7 +226,7 @@ class Publisher:
         longest = max(longest, self._lanes.cut_apart(run, self._variants))
         # Raise the target now, while nothing of these slots is listed: every variant then starts its
         # new playlist at the same moment, and discontinuity numbers agree at every instant.
-        self._drop(self.target.raise_for(longest, "longer_segment", self._variants.values(), self._mono()))
+        self.lister.drop(self.target.raise_for(longest, "longer_segment", self._variants.values(), self._mono()))
 
     def _run_of(self, v: Variant, seg: SourceSegment) -> int:
         name = stream_id(seg.name) or f"run-{v.restarts}"
@@ -257,115 +249,14 @@ class Publisher:
         slot = aligner.slot(key)
         slot.discontinuity |= seg.discontinuity
         task, seg_key, init_key = self._uploads.start(v, seg, key[0])
-        task.add_done_callback(self._on_done)
+        task.add_done_callback(self.lister.on_done)
         aligner.add_copy(slot, v.index, Copy(seg, seg_key, init_key, now, task))
         if aligner is self.aligner and apart(seg, [c.source for i, c in slot.copies.items() if i != v.index]):
             self._cut_apart(key[0])
-        self._update_queue_gauge()
-
-    def _run_name(self, run: int) -> str:
-        return next((name for name, order in self._runs.items() if order == run), f"run-{run}")
-
-    # -- listing, in order, the same slots in every variant ------------------------------------------
-
-    def _on_done(self, _task: asyncio.Future[Uploaded]) -> None:
-        if not self._closed:
-            self._advance()
-
-    def _advance(self) -> None:
-        self._advance_with(self.aligner, list(self._variants.values()))
-        for index, lane in self._lanes.own().items():
-            v = self._variants.get(index)
-            if v is not None:
-                self._advance_with(lane, [v])
-        self._update_queue_gauge()
-        self.release.changed(self._versions())
-
-    def _advance_with(self, aligner: SlotAligner, variants: list[Variant]) -> None:
-        while (ready := aligner.take_ready(variants, self._mono, self.target.value)):
-            slot, members, previous = ready.slot, ready.members, ready.previous
-            key = slot.key
-            if key[1] == END:
-                if self._recorder is not None and self.target.value is not None:
-                    self._recorder.finish(self._run_name(key[0]), self.target.value, self._announced)
-                for v in members:
-                    if v.generator is not None and not v.generator.ended:
-                        v.generator.end()
-                        log.info("variant %d: Owncast ended the stream; playlist closed with ENDLIST", v.index)
-                continue
-            if previous[0] == key[0] and key[1] != previous[1] + 1:
-                # Owncast's numbering jumped: segments we never saw (e.g. written while we were down
-                # and already cleaned up). The next one marks the gap.
-                log.warning("segments %d..%d of run %d were never seen; marking the gap", previous[1] + 1,
-                            key[1] - 1, key[0])
-                for v in members:
-                    if v.generator is not None:
-                        v.generator.mark_gap()
-            self._decide(slot, members, together=aligner is self.aligner)
-
-    def _decide(self, slot: Slot, members: list[Variant], together: bool = True) -> None:
-        """List the slot in every member, or in none; `together`: the variants are numbered alike (not
-        variants cut apart, each numbered on its own)."""
-        failed: set[int] = set()  # variants whose own copy cannot be listed
-        for v in members:
-            copy = slot.copies.get(v.index)
-            if copy is None:
-                failed.add(v.index)
-                self._metrics.segments_lost.labels(variant=str(v.index), reason="missing").inc()
-                log.warning("variant %d: Owncast never listed segment %d:%d", v.index, *slot.key)
-            elif copy.task.cancelled():
-                return
-            elif (err := copy.task.exception()) is not None:
-                failed.add(v.index)
-                self._lister.lost(v, copy, err)
-            elif not hls.fits_target(round(copy.source.duration, 3), hls.MAX_TARGET_DURATION):
-                # Beyond any Owncast setting: a broken playlist, not a reason to slow every viewer.
-                failed.add(v.index)
-                self._metrics.input_rejected.labels(reason="rejected").inc()
-                self._metrics.segments_lost.labels(variant=str(v.index), reason="rejected").inc()
-                log.warning("variant %d: segment %s not listed: EXTINF %.3fs is beyond the longest target "
-                            "duration served (%ds)", v.index, copy.source.name, copy.source.duration,
-                            hls.MAX_TARGET_DURATION)
-        if failed:
-            # Listing it in some variants only would number them differently: drop it everywhere.
-            for v in members:
-                if v.generator is not None:
-                    v.generator.mark_gap()
-                if v.index not in failed:
-                    self._metrics.segments_lost.labels(variant=str(v.index), reason="sibling_lost").inc()
-            return
-        self._drop(self.target.fit(slot, members, self._variants.values(), self._last_run, together, self._mono()))
-        base = self._next_sequence  # where an empty playlist starts: the same for every variant of the slot
-        wall = self._wall()  # one clock reading per slot: a date made up here is the same in every variant
-        run_name = self._run_name(slot.key[0]) if self._recorder is not None else ""  # the recording's
-        flags = {v.index: slot.discontinuity or ((v.last_run if v.last_run is not None else self._last_run)
-                                                 not in (None, slot.key[0])) for v in members}
-        # The discontinuity number the variants already listing at `base` give this slot: a variant
-        # that is new, or back after streams without it, starts its playlist there too (6.2.4).
-        number = max((v.generator.next_discontinuity(flags[v.index]) for v in members
-                      if v.generator is not None and v.generator.segment_count
-                      and v.generator.next_sequence == base), default=None)
-        for v in members:
-            gen = v.generator
-            if together and gen is not None and number is not None:
-                if gen.segment_count and gen.next_sequence < base:
-                    # Back after streams without it (Owncast's variants 3 -> 1 -> 3): its numbers fell
-                    # behind the others'. A new playlist at the same address, where the others are.
-                    gen.restart(gen.target_duration, self._mono(), sequence=base, discontinuity_sequence=number)
-                    log.info("variant %d: back in Owncast's stream; its playlist starts again at %d", v.index, base)
-                elif not gen.segment_count:
-                    gen.join(number)  # new in this stream: the discontinuities listed before it count
-            if self._lister.list(v, slot.copies[v.index], base, flags[v.index], run_name, wall, self._mono()):
-                assert gen is not None
-                self._next_sequence = max(self._next_sequence, gen.next_sequence)
-                self._drop(gen.drain_removed())
-                v.last_run = self._last_run = slot.key[0]
+        self.lister.update_queue_gauge()
 
     def _versions(self) -> Versions:
-        return self._lister.versions(self._variants.values(), self.target.value)
-
-    def _update_queue_gauge(self) -> None:
-        self._metrics.upload_queue.set(self.queue_depth)
+        return self.lister.versions(self._variants.values(), self.target.value)
 
     @property
     def queue_depth(self) -> int:
@@ -375,8 +266,9 @@ class Publisher:
 
     def snapshot(self) -> dict[str, object]:
         """The publisher's memory, JSON-able: numbering, windows, what is seen and uploaded."""
-        memory = Memory(self._variants, self.target.value, self.target.independent, self._next_sequence,
-                        self._last_run, self.aligner.decided, self._runs, self._uploads.restored,
+        lister = self.lister
+        memory = Memory(self._variants, self.target.value, self.target.independent, lister.next_sequence,
+                        lister.last_run, self.aligner.decided, self._runs, self._uploads.restored,
                         discontinuity_floor=self._discontinuity_floor)
         return encode(memory, self._lanes.undecided(), self._mono())
 
@@ -392,10 +284,13 @@ class Publisher:
             raise
         except Exception as err:  # noqa: BLE001 (a check missed above: still a bad file, not a crash)
             raise ValueError(f"publisher state does not parse: {validate.describe(err)}") from None
-        self._variants = m.variants
+        self._variants.clear()  # in place: the lister lists from the same dict
+        self._variants.update(m.variants)
         self.target.restored(m.target, m.independent)
-        self._next_sequence, self._last_run, self.aligner.decided = m.next_sequence, m.last_run, m.decided
-        self._runs, self._uploads.restored = m.runs, m.uploaded
+        self.lister.next_sequence, self.lister.last_run, self.aligner.decided = m.next_sequence, m.last_run, m.decided
+        self._runs.clear()
+        self._runs.update(m.runs)
+        self._uploads.restored = m.uploaded
         self._discontinuity_floor = m.discontinuity_floor
         if not self._hashes:  # P2P turned off since that save: the playlists say nothing of hashes
             for v in self._variants.values():
@@ -404,7 +299,7 @@ class Publisher:
         if m.clean:
             limit = m.next_sequence  # nothing past it was served; new numbers need a save
             log.info("continuing from saved state: next media sequence %d, %d variant(s)",
-                     self._next_sequence, len(self._variants))
+                     self.lister.next_sequence, len(self._variants))
         else:
             limit = self._continue_above(m.reserved, m.continue_at, m.continue_floor)
         self.release.restored(self._versions(), limit)
@@ -418,10 +313,10 @@ class Publisher:
         for v in self._variants.values():
             if v.generator is not None:
                 v.generator.continue_above(start, floor, now)
-                self._drop(v.generator.drain_removed())
+                self.lister.drop(v.generator.drain_removed())
         self._forget_uploads(sorted(self._uploads.restored), now)
         self._uploads.restored = set()
-        self._next_sequence, self._discontinuity_floor = start, floor
+        self.lister.next_sequence, self._discontinuity_floor = start, floor
         self._read_since_restart = set()
         log.warning("state was not saved at a clean stop: media sequence numbers up to %d may have been "
                     "served since; continuing from %d with a discontinuity, at Owncast's next segment",
@@ -440,7 +335,7 @@ class Publisher:
     def facts(self) -> PublisherFacts:
         oldest = min((c.seen_at for s in self._lanes.undecided() for c in s.copies.values()), default=None)
         return PublisherFacts(self._mono(), list(self._variants.values()), self.target.value,
-                              self._lister.upload_ratio, oldest, self.queue_depth)
+                              self.lister.upload_ratio, oldest, self.queue_depth)
 
     # -- life cycle: the publisher and the Release it built ---------------------------------------
 
@@ -457,6 +352,7 @@ class Publisher:
 
     async def close(self) -> None:
         self._closed = True
+        self.lister.close()
         await self.release.close()
         tasks = [c.task for s in self._lanes.undecided() for c in s.copies.values()]
         tasks += [t for v in self._variants.values() for t in v.inits.values()]

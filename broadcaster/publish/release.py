@@ -1,9 +1,11 @@
 """Makes new playlist versions public in the one safe order: saved to STATE_DIR first (a crash must not
 forget a number a client has seen), then visible to clients and offered to the bucket, then told
-(the listing hook, the listing-delay metric). Built, started and closed by the Publisher, which
-pushes each version (Versions) and what Owncast announces: Release asks the publisher nothing, and
-renders the bucket's master itself rather than reading back the view it wrote. (A save still reads
-the publisher's memory through Snapshots, and the listing hook is the service's.)
+(the listing outlets, the listing-delay metric). Built, started and closed by the Publisher, whose
+lister pushes each version (Versions) and what Owncast announces: Release asks the publisher nothing,
+renders the bucket's master itself rather than reading back the view it wrote, tells the target
+policy how far each playlist was shown (`shown_to`) and tells each listing to the parts that consume
+it (Outlets.on_listed, e.g. the event hub). (A save still reads the publisher's memory through
+Snapshots.)
 
 When the save fails (a full STATE_DIR) a version is still shown if all its numbers are below the
 reserve the last saved state recorded, once STATE_DIR/served records the highest of them: a restart
