@@ -52,7 +52,6 @@ import aiohttp
 
 from bench.rig import (
     SEGMENT_SECONDS,
-    OwncastWriter,
     Workspace,
     counters,
     ms,
@@ -63,6 +62,7 @@ from bench.rig import (
     wait_listed,
     workspace,
 )
+from tests.support.owncast_writer import OwncastReplay
 from tests.support.stats import pct
 
 POLL_INTERVAL = SEGMENT_SECONDS / 2  # hls.js without blocking reload: half a target duration
@@ -156,7 +156,7 @@ async def _bench(args: argparse.Namespace, ws: Workspace) -> int:
     load_before = os.getloadavg()
     # Debug level: the uploader logs each PutObject's time per segment (one line a second).
     service = await start_service(ws.env(hls_dir, BLOCKING_RELOAD="true", LOG_LEVEL="debug"), work / "cwd")
-    writer = OwncastWriter(hls_dir, segments, list_size=args.list_size, limit=total)
+    writer = OwncastReplay(hls_dir, segments, list_size=args.list_size, limit=total)
     tasks: list[asyncio.Task[None]] = []
     sessions = [aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1))
                 for _ in range(2 + args.pollers)]  # the last one scrapes /metrics

@@ -20,8 +20,9 @@ import statistics
 import time
 from pathlib import Path
 
-from bench.rig import MASTER, OwncastVariant, workspace, write_master
+from bench.rig import workspace
 from broadcaster.bucket.store import S3Store
+from broadcaster.demo.owncast_files import MasterEntry, OwncastFolder
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.playlist.manifest import Rendered
 from broadcaster.service import Service
@@ -37,9 +38,9 @@ async def main(args: argparse.Namespace) -> None:
 
 async def _bench(args: argparse.Namespace, work: Path, s3: SeaweedS3) -> None:
     hls = work / "hls"
-    owncast = OwncastVariant(hls / "0", 10)
+    owncast = OwncastFolder(hls, (0,), shortid="bench", list_size=10, target=1, piece=32 * 1024)
     # The service takes its variants from Owncast's master playlist, as Owncast writes it first.
-    write_master(hls, MASTER.format(bandwidth=8 * args.size))
+    owncast.write_master([MasterEntry(8 * args.size)])
     body = os.urandom(args.size)
     listed: dict[str, float] = {}
     arrived = asyncio.Event()
@@ -73,9 +74,8 @@ async def _bench(args: argparse.Namespace, work: Path, s3: SeaweedS3) -> None:
             await baseline.put(f"baseline/{i}.ts", body, content_type="video/mp2t", cache_control="no-cache")
             plain_time = time.perf_counter() - t
             # B: Owncast writes the segment, then the playlist; the service lists it.
-            name = f"stream-bench-{i}.ts"
             arrived.clear()
-            owncast.add(i, name, body, 1.0, time.time())
+            name = owncast.slot(body, duration=1.0, at=time.time())
             t = time.perf_counter()
             async with asyncio.timeout(30):
                 while name not in listed:

@@ -53,7 +53,8 @@ from dataclasses import dataclass, field, fields
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from bench.rig import OwncastWriter, cpu_seconds, start_service, workspace
+from bench.rig import cpu_seconds, start_service, workspace
+from tests.support.owncast_writer import OwncastReplay
 from tests.support.service_process import ServiceProcess
 from tests.support.stats import pct
 
@@ -396,7 +397,7 @@ async def main(args: argparse.Namespace) -> int:
             await service.stop()
 
 
-async def measure(args: argparse.Namespace, service: ServiceProcess, writer: OwncastWriter) -> int:
+async def measure(args: argparse.Namespace, service: ServiceProcess, writer: OwncastReplay) -> int:
     host, port_text = service.url.removeprefix("http://").rsplit(":", 1)
     port = int(port_text)
     async with asyncio.timeout(60):  # the stream is listed

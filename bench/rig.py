@@ -12,10 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import multiprocessing
 import os
 import re
-import secrets
 import shutil
 import socket
 import subprocess
@@ -25,8 +23,6 @@ import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from multiprocessing.connection import Connection
-from multiprocessing.synchronize import Event as MpEvent
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +33,7 @@ from broadcaster.playlist.manifest import ListedSegment, ManifestGenerator, Rend
 
 if TYPE_CHECKING:
     from broadcaster.demo.seaweed import SeaweedS3
+    from tests.support.owncast_writer import OwncastReplay
     from tests.support.service_process import ServiceProcess
 
 # The bucket, ffmpeg and the service's process are imported where they are used: the benches that
@@ -45,7 +42,6 @@ if TYPE_CHECKING:
 REPO = Path(__file__).resolve().parent.parent
 
 SEGMENT_SECONDS = 1
-PIECE = 32 * 1024  # bytes per write as Owncast copies a PUT body in
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -70,10 +66,13 @@ class Workspace:
         """Real ffmpeg segments (encode_segments), made once per machine (cached_segments)."""
         return await asyncio.to_thread(cached_segments, self.work, count, kbps)
 
-    def owncast(self, segments: list[Segment], **options: Any) -> tuple[Path, OwncastWriter]:
-        """HLS_DIR (work/hls) and an Owncast writing into it from now on (OwncastWriter's options)."""
+    def owncast(self, segments: list[Segment], **options: Any) -> tuple[Path, OwncastReplay]:
+        """HLS_DIR (work/hls) and an Owncast writing into it from now on, in a process of its own
+        (tests/support/owncast_writer.py's OwncastReplay and its options: the one writer's format)."""
+        from tests.support.owncast_writer import OwncastReplay
+
         hls_dir = self.folder("hls")
-        return hls_dir, OwncastWriter(hls_dir, segments, **options)
+        return hls_dir, OwncastReplay(hls_dir, segments, **options)
 
 
 @contextlib.asynccontextmanager
@@ -193,145 +192,6 @@ def cached_segments(work: Path, count: int, kbps: int) -> list[Segment]:
             pass
     files = sorted(cache.glob("*.ts"), key=lambda f: int(f.name.split("-")[0]))
     return [Segment(f.read_bytes(), float(f.stem.split("-", 1)[1])) for f in files]
-
-
-# -- the synthetic Owncast: its own process, writing the way Owncast does -----------------------
-
-MASTER = (
-    "#EXTM3U\n#EXT-X-VERSION:3\n"
-    '#EXT-X-STREAM-INF:BANDWIDTH={bandwidth},RESOLUTION=1280x720,CODECS="avc1.64001f,mp4a.40.2"\n'
-    "0/stream.m3u8\n\n"
-)
-SPLIT_PAUSE = 0.002  # how long a playlist written in two parts stays half-written
-
-
-def write_master(root: Path, text: str) -> None:
-    """Owncast's master playlist, written in place once every variant has a playlist."""
-    from tests.support.owncast_writer import write_in_place
-
-    write_in_place(root / "stream.m3u8", text, piece=PIECE)
-
-
-class OwncastVariant:
-    """bench/'s one writer of Owncast's folder (one variant folder, `root/<n>/`), as Owncast's ffmpeg
-    writes it: each segment in place under its final name, then the playlist (a sliding window of
-    `list_size`, EXT-X-PROGRAM-DATE-TIME, independent segments, no ENDLIST) rewritten in place. Every
-    bench that writes Owncast's folder by hand writes through this class (the files themselves through
-    tests/support/owncast_writer.py), so pointing it at another writer is a change here alone."""
-
-    def __init__(self, folder: Path, list_size: int) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        self.folder = folder
-        self.list_size = list_size
-        self.window: list[tuple[int, str, float, float]] = []  # (number, name, duration, program date)
-
-    def add(self, number: int, name: str, data: bytes | memoryview, duration: float, at: float, *,
-            piece: int = PIECE, cut: float | None = None) -> None:
-        """Segment `number` (its first frame at `at`, epoch seconds), then the playlist listing it.
-        `piece`: bytes per write of the segment. `cut` (0..1): the playlist goes out in two writes, split
-        there, the rest SPLIT_PAUSE later (a reader may see it half-written meanwhile)."""
-        from tests.support.owncast_writer import write_in_place
-
-        write_in_place(self.folder / name, data, piece=piece)
-        self.window = (self.window + [(number, name, duration, at)])[-self.list_size:]
-        text = self.text().encode()
-        at_byte = len(text) if cut is None else min(max(1, int(cut * len(text))), len(text) - 1)
-        with open(self.folder / "stream.m3u8", "wb") as f:  # rewritten in place
-            for part in filter(None, (text[:at_byte], text[at_byte:])):
-                if f.tell():
-                    time.sleep(SPLIT_PAUSE)
-                f.write(part)
-                f.flush()
-
-    def text(self) -> str:
-        from tests.support.owncast_writer import playlist_text
-
-        return playlist_text([(name, d, at) for _, name, d, at in self.window], first=self.window[0][0],
-                             target=max(math.ceil(d) for _, _, d, _ in self.window))
-
-    def offline_tail(self, data: bytes, duration: str, tmp: Path) -> None:
-        """The broadcaster disconnected: Owncast copies offline.ts in and appends it after a
-        discontinuity, then ENDLIST, the playlist written through a temporary file and a move."""
-        from tests.support.owncast_writer import write_in_place
-
-        write_in_place(self.folder / "offline.ts", data, piece=PIECE)
-        text = self.text() + f"#EXT-X-DISCONTINUITY\n#EXTINF:{duration},\noffline.ts\n#EXT-X-ENDLIST\n"
-        temporary = tmp / f"tmp-{self.folder.name}-stream.m3u8"
-        temporary.write_text(text)
-        os.replace(temporary, self.folder / "stream.m3u8")
-
-
-def run_owncast(hls_dir: str, segments: list[Segment], cadence: float, list_size: int, limit: int,
-                stop: MpEvent, conn: Connection) -> None:
-    """Process target: write segment k at (start + k * cadence) until `limit` segments (0: until
-    `stop`); send {name: glass time} and the worst lateness back on `conn` at the end."""
-    root = Path(hls_dir)
-    variant = OwncastVariant(root / "0", list_size)
-    shortid = secrets.token_hex(5)[:9]
-    bandwidth = int(max(len(s.data) / s.duration for s in segments) * 8 * 1.1)
-    write_master(root, MASTER.format(bandwidth=bandwidth))
-    glass: dict[str, float] = {}
-    keep = list_size + 10  # Owncast's cleanup keeps the newest list_size + 10
-    late_max = 0.0
-    k = 0
-    start_at = time.monotonic()
-    try:
-        while not limit or k < limit:
-            deadline = start_at + (k + 1) * cadence  # segment k is complete one cadence after it began
-            wait = deadline - time.monotonic()
-            if stop.wait(max(0.0, wait)):
-                break
-            late_max = max(late_max, time.monotonic() - deadline)
-            seg = segments[k % len(segments)]
-            name = f"stream-{shortid}-{k}.ts"
-            variant.add(k, name, seg.data, seg.duration, time.time() - seg.duration)
-            glass[name] = time.monotonic()  # the moment Owncast has listed it
-            if k >= keep:
-                (variant.folder / f"stream-{shortid}-{k - keep}.ts").unlink(missing_ok=True)
-            k += 1
-    finally:
-        conn.send((glass, late_max))
-        conn.close()
-
-
-class OwncastWriter:
-    """Starts run_owncast in a process of its own (Owncast is another program)."""
-
-    def __init__(self, hls_dir: Path, segments: list[Segment], *, cadence: float = SEGMENT_SECONDS,
-                 list_size: int = 25, limit: int = 0) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        self._stop = ctx.Event()
-        self._recv, send = ctx.Pipe(duplex=False)
-        self._proc = ctx.Process(
-            target=run_owncast, name="owncast",
-            args=(str(hls_dir), segments, cadence, list_size, limit, self._stop, send), daemon=True)
-        self._proc.start()
-        send.close()
-        self.glass: dict[str, float] = {}
-        self.late_max = 0.0
-
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid
-
-    def done(self) -> bool:
-        return not self._proc.is_alive()
-
-    async def wait(self) -> None:
-        await asyncio.to_thread(self._collect)  # read before joining: a big answer fills the pipe
-        await asyncio.to_thread(self._proc.join)
-
-    async def stop(self) -> None:
-        self._stop.set()
-        await self.wait()
-
-    def _collect(self) -> None:
-        if self.glass:
-            return
-        try:
-            self.glass, self.late_max = self._recv.recv()  # sent when it stops, even on an error
-        except EOFError:  # it died without a word
-            pass
 
 
 async def start_service(env: dict[str, str], cwd: Path, *, nofile: int | None = None) -> ServiceProcess:

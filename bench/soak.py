@@ -62,7 +62,13 @@ from typing import Any
 
 import aiohttp
 
-from bench.rig import SPLIT_PAUSE, OwncastVariant, write_master
+from broadcaster.demo.owncast_files import (
+    SHORTID_ALPHABET,
+    MasterEntry,
+    OwncastFolder,
+    wipe,
+    write_in_place,
+)
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.playlist.manifest import Rendered
 from broadcaster.service import Service
@@ -76,13 +82,9 @@ EXTINF = 1.0
 OWNCAST_WINDOW = 10  # ffmpeg -hls_list_size
 OWNCAST_KEEP = OWNCAST_WINDOW + 10  # Owncast's cleanup keeps the newest SegmentCount+10 per variant
 CLEANUP_EVERY = 60  # Owncast cleans up once a minute: every 60 segments of 1 s
-OFFLINE_EXTINF = "8.000000"  # Owncast v0.1.x hard-codes it
-SHORTID_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_-"  # teris-io/shortid
-MASTER = (
-    "#EXTM3U\n#EXT-X-VERSION:3\n"
-    '#EXT-X-STREAM-INF:BANDWIDTH=1240800,RESOLUTION=1280x720,CODECS="avc1.64001f,mp4a.40.2"\n0/stream.m3u8\n\n'
-    '#EXT-X-STREAM-INF:BANDWIDTH=440800,RESOLUTION=640x360,CODECS="avc1.64001e,mp4a.40.2"\n1/stream.m3u8\n\n'
-)
+MASTER = [MasterEntry(1240800), MasterEntry(440800, "640x360", "avc1.64001e,mp4a.40.2")]
+PIECE = 32 * 1024  # bytes per write of the playlists, as Owncast copies a PUT body in
+SPLIT_PAUSE = 0.002  # how long a playlist written in two parts stays half-written
 SHOWN = 5  # examples printed per kind of problem
 MB = 1024 * 1024
 FEEDS = ("hook", "http")
@@ -103,7 +105,9 @@ def vm_rss() -> int:
 
 
 class Owncast:
-    """Writes HLS_DIR the way Owncast and its ffmpeg do, as fast as it is told to."""
+    """Writes HLS_DIR the way Owncast and its ffmpeg do, as fast as it is told to: a driver of
+    broadcaster/demo/owncast_files.py's OwncastFolder (the one copy of the folder's format) that adds
+    this scenario's events (split playlist writes, deletions, its shortids and cleanup)."""
 
     def __init__(self, hls: Path, tmp: Path, rng: random.Random, sizes: tuple[int, int], split: float,
                  wipe: str) -> None:
@@ -115,10 +119,8 @@ class Owncast:
         self.wipe = wipe
         self.pool = rng.randbytes(2 * sizes[1])  # every body is a slice of it
         self.run = -1
-        self.shortid = ""
-        self.number = 0
         self.pdt_base = 0.0
-        self.variants: list[OwncastVariant] = []
+        self._files: OwncastFolder | None = None  # made by the first start_run
         self.on_disk: list[deque[tuple[SlotKey, str]]] = []
         self.master_written = False
         self.files = 0
@@ -128,6 +130,15 @@ class Owncast:
         self.cleaned = 0
         self.wipes = 0
         self.inode_reused = 0  # wipes after which HLS_DIR had the same (st_dev, st_ino) as before
+
+    @property
+    def folder(self) -> OwncastFolder:
+        assert self._files is not None, "start_run() first"
+        return self._files
+
+    @property
+    def number(self) -> int:  # ffmpeg's number for the next segment
+        return self.folder.number
 
     def new_shortid(self) -> str:
         """A 9-character shortid; odd runs get a '-' and a '_' in it, even runs neither."""
@@ -139,33 +150,37 @@ class Owncast:
     def start_run(self) -> None:
         """A transcoder start: HLS_DIR removed and recreated, a new shortid, numbering from 0."""
         before = (os.stat(self.hls).st_dev, os.stat(self.hls).st_ino) if self.hls.exists() else None
-        if before is not None and self.wipe == "new-inode":
-            keep = self.tmp / "old-hls"  # the old folder lives on until the new one exists
-            os.rename(self.hls, keep)
-            self.hls.mkdir()
-            shutil.rmtree(keep)
+        self.run += 1
+        shortid = self.new_shortid()
+        # Owncast: os.RemoveAll, then MkdirAll; "new-inode": the old folder lives on until the new one exists
+        aside = self.tmp / "old-hls" if self.wipe == "new-inode" else None
+        if self._files is None:
+            wipe(self.hls, range(VARIANTS), aside=aside)
+            self._files = OwncastFolder(self.hls, range(VARIANTS), shortid=shortid, list_size=OWNCAST_WINDOW,
+                                        target=math.ceil(EXTINF), piece=PIECE)
         else:
-            shutil.rmtree(self.hls, ignore_errors=True)  # Owncast: os.RemoveAll, then MkdirAll
-            self.hls.mkdir()
+            self._files.restart(shortid=shortid, aside=aside)
         if before is not None:
             self.wipes += 1
             self.inode_reused += before == (os.stat(self.hls).st_dev, os.stat(self.hls).st_ino)
-        self.run += 1
-        self.shortid = self.new_shortid()
-        self.number = 0
         self.pdt_base = time.time()
-        self.variants = [OwncastVariant(self.hls / str(v), OWNCAST_WINDOW) for v in range(VARIANTS)]
         self.on_disk = [deque() for _ in range(VARIANTS)]
         self.master_written = False
 
-    @staticmethod
-    def _write_copy(variant: OwncastVariant, n: int, name: str, body: memoryview, pdt: float,
-                    cut: float | None, delete: bool) -> float:
-        # The segment arrives in two pieces under its final name, then the playlist is rewritten.
-        variant.add(n, name, body, EXTINF, pdt, piece=-(-len(body) // 2) or 1, cut=cut)
+    def _write_copy(self, v: int, name: str, body: memoryview, pdt: float, cut: float | None,
+                    delete: bool) -> float:
+        # The segment arrives in two pieces under its final name, then the playlist is rewritten in place
+        # (split at `cut` of its length, the rest SPLIT_PAUSE later).
+        files = self.folder
+        path = files.folder(v) / name
+        write_in_place(path, body, piece=-(-len(body) // 2) or 1)
+        files.lists[v].add(name, EXTINF, pdt)
+        size = len(files.playlist_text(v).encode())
+        cuts = () if cut is None else (min(max(1, int(cut * size)), size - 1),)
+        files.write_playlist(v, cuts=cuts, pause=SPLIT_PAUSE)
         written = time.perf_counter()
         if delete:
-            (variant.folder / name).unlink()
+            path.unlink()
         return written
 
     async def write_segment(self, delete_in: int | None) -> list[tuple[int, SlotKey, str, float]]:
@@ -173,12 +188,13 @@ class Owncast:
         the playlist listing it was closed). `delete_in`: the variant whose copy is deleted right after
         its playlist names it; that copy is written on the event loop, so the service cannot have read
         it before (deterministic)."""
-        n = self.number
-        self.number += 1
+        files = self.folder
+        n = files.number
+        files.number += 1
         pdt = self.pdt_base + n * EXTINF
-        name = f"stream-{self.shortid}-{n}.ts"
+        name = files.name(n)
         out: list[tuple[int, SlotKey, str, float]] = []
-        for v, variant in enumerate(self.variants):
+        for v in range(VARIANTS):
             size = self.rng.randint(*self.sizes)
             start = self.rng.randrange(len(self.pool) - size)
             body = memoryview(self.pool)[start:start + size]
@@ -187,21 +203,21 @@ class Owncast:
             self.on_disk[v].append(((self.run, n), name))
             self.playlist_writes += 1
             if v == delete_in:
-                written = self._write_copy(variant, n, name, body, pdt, None, True)
+                written = self._write_copy(v, name, body, pdt, None, True)
             else:
                 cut = self.rng.random() if self.rng.random() < self.split else None
                 self.split_writes += cut is not None
-                written = await asyncio.to_thread(self._write_copy, variant, n, name, body, pdt, cut, False)
+                written = await asyncio.to_thread(self._write_copy, v, name, body, pdt, cut, False)
             out.append((v, (self.run, n), name, written))
         if not self.master_written:  # ffmpeg writes the master once every variant has a playlist
-            write_master(self.hls, MASTER)
+            files.write_master(MASTER)
             self.master_written = True
         return out
 
     def offline_tail(self) -> None:
-        """The broadcaster disconnected: Owncast's offline tail in every variant."""
-        for variant in self.variants:
-            variant.offline_tail(self.pool[: self.sizes[0]], OFFLINE_EXTINF, self.tmp)
+        """The broadcaster disconnected: Owncast's offline tail in every variant (offline.ts, EXTINF 8,
+        ENDLIST, through a temporary file and a move)."""
+        self.folder.offline(self.pool[: self.sizes[0]], self.tmp)
 
     def cleanup(self, done: Callable[[int, SlotKey], bool]) -> None:
         """Owncast's cleanup (keep the newest 20 per variant), limited to segments the service is done with."""
