@@ -185,7 +185,7 @@ class Service:
         self.clips.load()
 
     def _build_status(self) -> None:
-        """/health's assessment, the event hub and the state events published into it."""
+        """/health's assessment and the state events published into the event hub."""
         self.connection_metrics.watch("events", lambda: self.events.streams, self.budget.events)
         # The trackers viewers are told to use: /health and a gauge say when one does not serve them.
         s = self.settings
