@@ -16,6 +16,12 @@ export function create({ video, hls, position, stats, play }) {
   let behindTicks = 0;
   let catchUp = false; // a player started live: one look, once it plays, that it is at the live edge
 
+  // A seek once the video plays is the viewer's (the seek bar, a key) or the live button's: the start's
+  // catch-up must never undo it. hls.js's own first seek comes before it plays.
+  video.addEventListener('seeking', () => {
+    if (stats.state === 'playing') catchUp = false;
+  });
+
   video.addEventListener('volumechange', () => {
     if (!video.muted) unmute.hidden = true;
   });
@@ -67,6 +73,8 @@ export function create({ video, hls, position, stats, play }) {
     const live = h ? Boolean(details && details.live) : video.duration === Infinity;
     // Behind for a few seconds in a row: a new player briefly reports nonsense before its first seek.
     const behindNow = live && stats.behindLive !== null && stats.behindLive > 2 * position.targetDuration();
+    // Seen at the edge once playing: nothing to catch up (a later seek back is the viewer's own).
+    if (catchUp && stats.state === 'playing' && stats.behindLive !== null && !behindNow) catchUp = false;
     if (catchUp && stats.state === 'playing' && !video.seeking && video.readyState >= 3 && stats.behindLive !== null) {
       catchUp = false;
       // hls.js picks the live edge on its first playlist; a start slower than a couple of target
