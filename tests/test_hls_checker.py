@@ -534,7 +534,9 @@ def lines_run(call: Callable[[], None]) -> int:
 def test_soak_work_per_version_does_not_grow_with_history() -> None:
     # O(window) per version, not O(history): a version checked after 290 others runs no more lines than
     # one checked after 50 (the same window, two whole discontinuity cycles each); any walk over the
-    # history adds lines that grow with it. Counted in lines run, not timed, so the bound can be exact.
+    # history adds lines that grow with it (a walk over the 240 versions between: about +240). Counted in
+    # lines run, not timed; the same window differs by up to ~25 lines between runs (set order under hash
+    # randomisation), hence the slack of 100, well under what a walk adds.
     checker = MediaPlaylistChecker()
     work: dict[int, int] = {}
     counted = {*range(50, 64), *range(286, 300)}  # only these traced: tracing is slow
@@ -545,4 +547,4 @@ def test_soak_work_per_version_does_not_grow_with_history() -> None:
         else:
             checker.assert_ok(text)
     early, late = [work[k] for k in range(50, 64)], [work[k] for k in range(286, 300)]
-    assert max(late) <= max(early), (early, late)
+    assert max(late) <= max(early) + 100, (early, late)
