@@ -56,7 +56,7 @@ async def test_request_for_the_next_segment_is_held_until_it_is_listed(served: t
     world, client = served
     n = last(world) + 1
     request = asyncio.ensure_future(client.get(f"/live/0/playlist.m3u8?_HLS_msn={n}"))
-    await asyncio.sleep(0.05)  # let it reach the server and wait there
+    await until(lambda: world.playlists.held_requests == 1, "the request held at the server")
     assert not request.done()
     world.owncast_lists(0, "stream-a-2.ts")
     async with asyncio.timeout(5):
@@ -75,8 +75,8 @@ async def test_too_far_ahead_is_400(served: tuple[World, Client]) -> None:
     world, client = served
     assert (await client.get(f"/live/0/playlist.m3u8?_HLS_msn={last(world) + 3}")).status == 400
     request = asyncio.ensure_future(client.get(f"/live/0/playlist.m3u8?_HLS_msn={last(world) + 2}"))
-    await asyncio.sleep(0.05)
-    assert not request.done()  # two ahead is allowed: held
+    await until(lambda: world.playlists.held_requests == 1, "two ahead held")  # allowed: held, not 400
+    assert not request.done()
     request.cancel()
 
 

@@ -304,7 +304,7 @@ async def test_a_variant_that_reads_the_new_run_late_stays_in_step(world: World)
     # Owncast restarts; variant 0's first new segments are uploaded before variant 1's playlist is read.
     world.segments[0] = []
     world.owncast_lists(0, "stream-b-0.ts", "stream-b-1.ts", media_sequence=0)
-    await asyncio.sleep(0.05)
+    assert await world.pub.drain(5)  # its uploads done, their done-callbacks run
     assert world.uris(0)[-1] == "stream-a-1.ts"  # held for variant 1
     world.segments[1] = []
     world.owncast_lists(1, "stream-b-0.ts", "stream-b-1.ts", "stream-b-2.ts", media_sequence=0)

@@ -111,21 +111,23 @@ class InputNotices:
         if top is not None:  # inotify follows a symlink that was there when the watch began
             self.note_symlink(top)
             return
-        name = str(path)
-        if name in self._stray or len(self._stray) >= _STRAY_LOG_LIMIT:
-            return
-        self._stray.add(name)
-        self._metrics.input_rejected.labels(reason="stray_file").inc()
-        # Quoted: any name can be created in HLS_DIR, and one with a newline would forge a log line.
-        log.info("ignoring %r: not a file Owncast's playlists use", name)
+        if self._first(path, "stray_file"):
+            # Quoted: any name can be created in HLS_DIR, and one with a newline would forge a log line.
+            log.info("ignoring %r: not a file Owncast's playlists use", str(path))
 
     def note_unnamed(self, path: Path) -> None:
+        if self._first(path, "not_a_variant"):
+            log.info("ignoring %r: not a variant (%s does not list it)", str(path), self._dir / MASTER_PLAYLIST)
+
+    def _first(self, path: Path, reason: str) -> bool:
+        """Counted and logged once per name, up to _STRAY_LOG_LIMIT names: any name can be created in
+        HLS_DIR, so neither the set nor the log may grow without bound."""
         name = str(path)
         if name in self._stray or len(self._stray) >= _STRAY_LOG_LIMIT:
-            return
+            return False
         self._stray.add(name)
-        self._metrics.input_rejected.labels(reason="not_a_variant").inc()
-        log.info("ignoring %r: not a variant (%s does not list it)", name, self._dir / MASTER_PLAYLIST)
+        self._metrics.input_rejected.labels(reason=reason).inc()
+        return True
 
     def _symlinked_top(self, path: Path) -> Path | None:
         """The entry of HLS_DIR that `path` is (or is under), when that entry is a symlink."""
@@ -136,9 +138,5 @@ class InputNotices:
         return top if top.is_symlink() else None
 
     def note_symlink(self, path: Path) -> None:
-        name = str(path)
-        if name in self._stray or len(self._stray) >= _STRAY_LOG_LIMIT:
-            return
-        self._stray.add(name)
-        self._metrics.input_rejected.labels(reason="symlink").inc()
-        log.warning("ignoring %r: a symlink; nothing is read through symlinks", name)
+        if self._first(path, "symlink"):
+            log.warning("ignoring %r: a symlink; nothing is read through symlinks", str(path))
