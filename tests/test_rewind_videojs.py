@@ -25,12 +25,11 @@ from aiohttp import web
 
 from broadcaster.demo.ffmpeg import ffmpeg_exe
 from broadcaster.demo.seaweed import SeaweedS3
-from broadcaster.service import Service
 from broadcaster.settings import load_settings
 from tests.support.browser import launch_chromium, needs_chromium
 from tests.support.owncast_web import VIDEOJS_DIR
 from tests.support.owncast_writer import HandFedOwncast, write_in_place
-from tests.support.service_process import service_env
+from tests.support.service_process import running_service, service_env
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 
@@ -201,94 +200,92 @@ async def test_videojs_starts_live_seeks_back_a_minute_and_returns(
         put(owncast, media)
     settings = load_settings(environ=service_env(owncast.root, seaweed, tmp_path / "state",
                                                  REWIND_SECONDS=str(REWIND), WINDOW_SECONDS="30"))
-    service = Service(settings)
-    await service.start()
-    feeding = asyncio.create_task(keep_streaming(owncast, media))
-    seen: list[dict[str, Any]] = []  # what the player showed at each step, for the failure message
-    try:
-        # The player comes once the service lists the backlog (it uploads 90 segments first, in order:
-        # on a loaded machine that takes seconds, and a player that came sooner would see part of it).
-        await listed_at_least(f"{service.url}/hls/0/stream.m3u8", BACKLOG)
-        async with page_server() as origin, async_playwright() as pw:
-            browser = await launch_chromium(pw)
-            try:
-                page: Any = await browser.new_page(viewport={"width": 800, "height": 500})
-                errors: list[str] = []
-                requests: list[str] = []
-                page.on("pageerror", lambda e: errors.append(str(e)))
-                page.on("request", lambda r: requests.append(r.url))
-                await page.goto(f"{origin}/?src={service.url}/hls/stream.m3u8")
+    async with running_service(settings) as service:
+        feeding = asyncio.create_task(keep_streaming(owncast, media))
+        seen: list[dict[str, Any]] = []  # what the player showed at each step, for the failure message
+        try:
+            # The player comes once the service lists the backlog (it uploads 90 segments first, in order:
+            # on a loaded machine that takes seconds, and a player that came sooner would see part of it).
+            await listed_at_least(f"{service.url}/hls/0/stream.m3u8", BACKLOG)
+            async with page_server() as origin, async_playwright() as pw:
+                browser = await launch_chromium(pw)
+                try:
+                    page: Any = await browser.new_page(viewport={"width": 800, "height": 500})
+                    errors: list[str] = []
+                    requests: list[str] = []
+                    page.on("pageerror", lambda e: errors.append(str(e)))
+                    page.on("request", lambda r: requests.append(r.url))
+                    await page.goto(f"{origin}/?src={service.url}/hls/stream.m3u8")
 
-                # 1. It starts at the live edge (EXT-X-START), the whole backlog seekable behind it.
-                await page.wait_for_function("() => !player.paused() && state().segment", timeout=30_000)
-                s = await state(page)
-                seen.append(s)
-                start, edge = s["seekable"]
-                assert edge - start >= BACKLOG - 10, s
-                assert edge - 3 * TARGET <= s["time"] <= edge + TARGET, s
-                assert s["atLive"] and s["liveButton"] == "at live edge", s
-                # The player's timeline is Owncast's clock: the edge's date is one Owncast gave a segment it
-                # wrote (not how recent it is: that is a latency, the benches' to measure).
-                assert written(owncast, pdt_at(s, edge)), (s, owncast.number)
-                self_check(owncast, s)
+                    # 1. It starts at the live edge (EXT-X-START), the whole backlog seekable behind it.
+                    await page.wait_for_function("() => !player.paused() && state().segment", timeout=30_000)
+                    s = await state(page)
+                    seen.append(s)
+                    start, edge = s["seekable"]
+                    assert edge - start >= BACKLOG - 10, s
+                    assert edge - 3 * TARGET <= s["time"] <= edge + TARGET, s
+                    assert s["atLive"] and s["liveButton"] == "at live edge", s
+                    # The player's timeline is Owncast's clock: the edge's date is one Owncast gave a segment it
+                    # wrote (not how recent it is: that is a latency, the benches' to measure).
+                    assert written(owncast, pdt_at(s, edge)), (s, owncast.number)
+                    self_check(owncast, s)
 
-                # 2. A minute back: it plays the segment whose PROGRAM-DATE-TIME is the edge's less 60 s.
-                s = await state(page)
-                edge = s["seekable"][1]
-                wanted = pdt_at(s, edge) - BACK
-                to = edge - BACK
-                await page.evaluate("t => player.currentTime(t)", to)
-                # The first segment it plays there (once the seek has landed: while it is seeking,
-                # video.js may still answer the live position) ...
-                await page.wait_for_function("t => !player.seeking() && player.currentTime() > t && state().segment",
-                                             arg=to, timeout=20_000)
-                s = await state(page)
-                seen.append(s)
-                assert s["error"] is None and s["time"] < to + 2 * TARGET, s
-                assert wanted - 2 * TARGET <= s["segment"]["pdt"] <= wanted + TARGET, (wanted, s)
-                self_check(owncast, s)
-                # ... and it plays on from there.
-                await page.wait_for_function("t => player.currentTime() >= t && state().segment", arg=to + 3,
-                                             timeout=20_000)
-                s = await state(page)
-                seen.append(s)
-                assert s["error"] is None and s["time"] < to + 10, s  # it stayed back there
-                assert wanted + 2 * TARGET <= pdt_at(s, s["time"]) <= wanted + 10, (wanted, s)
-                self_check(owncast, s)
-                # video.js shows it: the LIVE button no longer lit ("currently behind live"), the seek bar
-                # over the whole seekable window with the playhead a minute short of its end.
-                assert s["behindLive"] and s["liveButton"] == "behind live", s
-                assert s["seekable"][1] - s["seekable"][0] >= BACKLOG - 10, s
-                short_of_live = (1 - float(s["seekBar"][0]) / 100) * s["liveWindow"]
-                assert BACK - 3 <= short_of_live <= BACK + 3, s
-                await screenshot(page, "videojs-rewind-behind-live.png")
+                    # 2. A minute back: it plays the segment whose PROGRAM-DATE-TIME is the edge's less 60 s.
+                    s = await state(page)
+                    edge = s["seekable"][1]
+                    wanted = pdt_at(s, edge) - BACK
+                    to = edge - BACK
+                    await page.evaluate("t => player.currentTime(t)", to)
+                    # The first segment it plays there (once the seek has landed: while it is seeking,
+                    # video.js may still answer the live position) ...
+                    await page.wait_for_function("t => !player.seeking() && player.currentTime() > t && state().segment",
+                                                 arg=to, timeout=20_000)
+                    s = await state(page)
+                    seen.append(s)
+                    assert s["error"] is None and s["time"] < to + 2 * TARGET, s
+                    assert wanted - 2 * TARGET <= s["segment"]["pdt"] <= wanted + TARGET, (wanted, s)
+                    self_check(owncast, s)
+                    # ... and it plays on from there.
+                    await page.wait_for_function("t => player.currentTime() >= t && state().segment", arg=to + 3,
+                                                 timeout=20_000)
+                    s = await state(page)
+                    seen.append(s)
+                    assert s["error"] is None and s["time"] < to + 10, s  # it stayed back there
+                    assert wanted + 2 * TARGET <= pdt_at(s, s["time"]) <= wanted + 10, (wanted, s)
+                    self_check(owncast, s)
+                    # video.js shows it: the LIVE button no longer lit ("currently behind live"), the seek bar
+                    # over the whole seekable window with the playhead a minute short of its end.
+                    assert s["behindLive"] and s["liveButton"] == "behind live", s
+                    assert s["seekable"][1] - s["seekable"][0] >= BACKLOG - 10, s
+                    short_of_live = (1 - float(s["seekBar"][0]) / 100) * s["liveWindow"]
+                    assert BACK - 3 <= short_of_live <= BACK + 3, s
+                    await screenshot(page, "videojs-rewind-behind-live.png")
 
-                # 3. Back to live.
-                await page.evaluate("() => player.liveTracker.seekToLiveEdge()")
-                await page.wait_for_function(
-                    "() => { const s = state(); return s.segment && s.time >= s.seekable[1] - 3; }",
-                    timeout=20_000)
-                s = await state(page)
-                seen.append(s)
-                edge = s["seekable"][1]
-                assert s["error"] is None and edge - 3 * TARGET <= s["time"] <= edge + TARGET, s
-                assert s["atLive"] and s["liveButton"] == "at live edge", s
-                assert written(owncast, pdt_at(s, s["time"])), (s, owncast.number)
-                self_check(owncast, s)
-                await screenshot(page, "videojs-rewind-back-live.png")
-                assert errors == [] and await page.evaluate("() => window.playerErrors") == []
-                # Owncast's playlist paths on the service; every segment from the bucket.
-                playlists = {urlsplit(u).path for u in requests if u.startswith(service.url)}
-                assert playlists == {"/hls/stream.m3u8", "/hls/0/stream.m3u8"}, playlists
-                segments = [u for u in requests if u.endswith(".ts")]
-                assert segments and all(u.startswith(seaweed.public_url) for u in segments), segments
-            finally:
-                await browser.close()
-        assert not feeding.done(), "the encoded stream ran out before the test ended"
-    finally:
-        print("video.js showed:", *seen, sep="\n")
-        feeding.cancel()
-        await service.stop()
+                    # 3. Back to live.
+                    await page.evaluate("() => player.liveTracker.seekToLiveEdge()")
+                    await page.wait_for_function(
+                        "() => { const s = state(); return s.segment && s.time >= s.seekable[1] - 3; }",
+                        timeout=20_000)
+                    s = await state(page)
+                    seen.append(s)
+                    edge = s["seekable"][1]
+                    assert s["error"] is None and edge - 3 * TARGET <= s["time"] <= edge + TARGET, s
+                    assert s["atLive"] and s["liveButton"] == "at live edge", s
+                    assert written(owncast, pdt_at(s, s["time"])), (s, owncast.number)
+                    self_check(owncast, s)
+                    await screenshot(page, "videojs-rewind-back-live.png")
+                    assert errors == [] and await page.evaluate("() => window.playerErrors") == []
+                    # Owncast's playlist paths on the service; every segment from the bucket.
+                    playlists = {urlsplit(u).path for u in requests if u.startswith(service.url)}
+                    assert playlists == {"/hls/stream.m3u8", "/hls/0/stream.m3u8"}, playlists
+                    segments = [u for u in requests if u.endswith(".ts")]
+                    assert segments and all(u.startswith(seaweed.public_url) for u in segments), segments
+                finally:
+                    await browser.close()
+            assert not feeding.done(), "the encoded stream ran out before the test ended"
+        finally:
+            print("video.js showed:", *seen, sep="\n")
+            feeding.cancel()
 
 
 def written(owncast: HandFedOwncast, pdt: float) -> bool:
