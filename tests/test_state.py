@@ -244,7 +244,9 @@ async def _stream(w: World, segments: range, variants: tuple[int, ...] = (0, 1))
     await until(lambda: len(w.listed) == len(variants) * segments.stop, "every segment shown")
 
 
-async def test_a_save_writes_the_memory_pushed_with_the_version_and_never_asks_the_publisher(tmp_path: Path) -> None:
+async def test_a_save_writes_the_memory_pushed_with_the_version_never_asking_the_publisher(
+    tmp_path: Path,
+) -> None:
     (tmp_path / "hls").mkdir()
     (tmp_path / "state").mkdir()
     file = StateFile(tmp_path / "state")
@@ -275,7 +277,8 @@ async def test_a_save_writes_the_memory_pushed_with_the_version_and_never_asks_t
     bare = World(tmp_path / "bare")
     bare.owncast_lists(0, "stream-a-0.ts")
     await bare.settle()
-    assert bare.pub.generator(0) is not None and bare.pub.generator(0).segment_count == 1  # type: ignore[union-attr]
+    gen = bare.pub.generator(0)
+    assert gen is not None and gen.segment_count == 1
     assert bare.pub.lister.versions().memory is None
     await bare.pub.close()
 

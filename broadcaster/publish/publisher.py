@@ -169,8 +169,9 @@ class Publisher:
         if target is not None and v.generator is None:
             v.generator = ManifestGenerator(target, self._window, independent_segments=self.target.independent,
                                             can_block_reload=self._can_block, start_at_edge=self._start_at_edge)
-            if self.lister.discontinuity_floor:
-                v.generator.continue_above(self.lister.next_sequence, self.lister.discontinuity_floor, self._mono())
+            lister = self.lister
+            if lister.discontinuity_floor:
+                v.generator.continue_above(lister.next_sequence, lister.discontinuity_floor, self._mono())
         if playlist.media_sequence < v.last_media_sequence:
             v.restarts += 1  # Owncast restarted its transcoder: a new run
         v.last_media_sequence = playlist.media_sequence

@@ -149,7 +149,8 @@ class Snapshots:
         data = {**self.snapshot(root), "clean_stop": False, LEASE: secrets.token_hex(8)}
         try:
             # Shielded: cancelling the caller cannot stop the thread, and close() waits for it.
-            # Encoded here, on the loop, before anything changes the lists its Tails read; written in a thread.
+            # Encoded here, on the loop, before anything changes the lists its Tails read; written in a
+            # thread.
             prepared = self.file.prepare(data)
             self._saving = asyncio.ensure_future(asyncio.to_thread(self.file.write_prepared, prepared))
             await asyncio.shield(self._saving)
