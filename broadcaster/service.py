@@ -376,7 +376,8 @@ class Service:
     def _save_at_stop(self) -> None:
         """The last save, marked as made at a clean stop; when it fails, one line says what the next
         start does instead (docs/hls-rules.md#numbers-across-restarts)."""
-        error = self.snapshots.save_now()
+        # The publisher is closed: its builder hands its memory on, forward.
+        error = self.snapshots.save_now(self.publisher.snapshot())
         if error is None:
             return
         shown = self.snapshots.shown_past

@@ -568,9 +568,10 @@ async def test_a_raise_from_one_lane_lists_what_the_other_lane_listed_meanwhile(
     gate = asyncio.Event()
     save = world.snapshots.save
 
-    async def slow_save() -> dict[str, object] | None:
+    async def slow_save(root: dict[str, object]) -> dict[str, object] | None:
+        saved = await save(root)  # encoded at once, as the version it came with holds it; then a slow disk
         await gate.wait()
-        return await save()
+        return saved
 
     world.snapshots.save = slow_save  # type: ignore[method-assign]
     for n in (6, 7, 8):

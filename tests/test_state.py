@@ -13,10 +13,13 @@ import pytest
 from broadcaster.bucket.cleaner import Cleaner
 from broadcaster.playlist.manifest import ListedSegment, ManifestGenerator
 from broadcaster.publish import playlist_memory
+from broadcaster.publish.release import Versions
 from broadcaster.source.owncast import SourcePlaylist
 from broadcaster.state.disk import StateFile, dumps
+from broadcaster.state.journal import JournaledState
 from tests.support.fakes import Bucket
 from tests.support.saved_state import saved_state
+from tests.support.waiting import until
 from tests.support.world import World, snapshots_of
 
 
@@ -217,3 +220,81 @@ async def test_names_owncast_listed_but_were_rejected_restore(tmp_path: Path) ->
     b = World(tmp_path / "hls")
     b.pub.restore(saved)
     await b.pub.close()
+
+
+# -- the memory goes forward with each version (issue 33: no back-call on a segment's walk) ----------
+
+_NOT_MEMORY = {"format", "version", "saved_at", "clean_stop", "lease"}  # what a save adds around it
+
+
+def _memory_on_disk(file: StateFile) -> dict[str, Any]:
+    data = file.load()
+    assert data is not None
+    return {k: v for k, v in data.items() if k not in _NOT_MEMORY}
+
+
+async def _stream(w: World, segments: range, variants: tuple[int, ...] = (0, 1)) -> None:
+    """The variants list these segments, a second apart (the window slides), until every one is
+    shown: each shown version was saved first."""
+    for n in segments:
+        w.now += 1.0
+        for v in variants:
+            w.owncast_lists(v, f"stream-a-{n}.ts")
+        await w.settle()
+    await until(lambda: len(w.listed) == len(variants) * segments.stop, "every segment shown")
+
+
+async def test_a_save_writes_the_memory_pushed_with_the_version_never_asking_the_publisher(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "hls").mkdir()
+    (tmp_path / "state").mkdir()
+    file = StateFile(tmp_path / "state")
+    w = World(tmp_path / "hls", state=file, stepped=True)
+
+    def asked() -> dict[str, object]:
+        raise AssertionError("a save asked the publisher for its memory")
+
+    w.pub.snapshot = asked  # type: ignore[method-assign]
+    pushed: list[dict[str, object] | None] = []
+    changed = w.release.changed
+
+    def spy(versions: Versions) -> None:
+        pushed.append(versions.memory)
+        changed(versions)
+
+    w.release.changed = spy  # type: ignore[method-assign]
+    await w.pub.start()
+    await _stream(w, range(8))
+    assert pushed and all(m is not None for m in pushed)
+    last = pushed[-1]
+    assert last is not None
+    assert _memory_on_disk(file) == json.loads(dumps(last))
+    await w.pub.close()
+
+    # Without a state file nothing is encoded: the versions carry no memory.
+    (tmp_path / "bare").mkdir()
+    bare = World(tmp_path / "bare")
+    bare.owncast_lists(0, "stream-a-0.ts")
+    await bare.settle()
+    gen = bare.pub.generator(0)
+    assert gen is not None and gen.segment_count == 1
+    assert bare.pub.lister.versions().memory is None
+    await bare.pub.close()
+
+
+async def test_the_memory_saved_after_a_listing_is_the_publishers_memory_then(tmp_path: Path) -> None:
+    """After each listing, through the journal (each line only the Tails' new items) and a sliding
+    window: the memory pushed with the listing's version, its Tails read by the save later, is what the
+    publisher's memory is then (one variant: the listing's push is the last before the save)."""
+    (tmp_path / "hls").mkdir()
+    (tmp_path / "state").mkdir()
+    file = JournaledState(tmp_path / "state")
+    w = World(tmp_path / "hls", state=file, stepped=True)
+    await w.pub.start()
+    for n in range(12):
+        await _stream(w, range(n, n + 1), variants=(0,))
+        assert _memory_on_disk(file) == json.loads(dumps(w.pub.snapshot())), f"after segment {n}"
+    entries = json.loads(dumps(w.pub.snapshot()))["variants"]["0"]["generator"]["entries"]
+    assert len(entries) < 12  # the window slid: the Tails lost items at the front
+    await w.pub.close()

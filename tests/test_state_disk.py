@@ -130,7 +130,7 @@ async def test_a_failing_state_dir_then_a_restart_never_serves_a_number_twice(
     assert metric(a, "state_save_failing") == 1 and metric(a, "state_save_failures_total") >= 5
     await a.pub.close()
     if stop == "sigterm":
-        assert a.snapshots.save_now() == os.strerror(fault)
+        assert a.snapshots.save_now(a.pub.snapshot()) == os.strerror(fault)
     before = numbers(a.playlists.shown)
 
     # The restart, the disk still failing: the old file is read, nothing new is shown until a save works.
@@ -150,7 +150,7 @@ async def test_a_failing_state_dir_then_a_restart_never_serves_a_number_twice(
     await owncast_writes(b, *NAMES[14:16])
     assert b.health()[0] and metric(b, "listing_held") == 0 and metric(b, "state_save_failing") == 0
     await b.pub.close()
-    assert b.snapshots.save_now() is None
+    assert b.snapshots.save_now(b.pub.snapshot()) is None
 
     # A clean stop, then a start: exactly where it was.
     c = World(hls_dir, state=disk.state_file())
@@ -193,7 +193,7 @@ async def _read_only_holds_then_continues_exactly(hls_dir: Path, disk: Disk, sto
     assert not listed(a, NAMES[4]) and metric(a, "listing_held") == 1
     await a.pub.close()
     if stop == "sigterm":
-        assert a.snapshots.save_now() == os.strerror(errno.EROFS)
+        assert a.snapshots.save_now(a.pub.snapshot()) == os.strerror(errno.EROFS)
     disk.heal()
     b = World(hls_dir, state=disk.state_file())
     assert b.snapshots is not None and b.snapshots.restore()
@@ -238,7 +238,7 @@ async def test_a_clean_state_then_a_disk_failing_from_the_start_shows_nothing_ne
     await a.pub.start()
     await owncast_writes(a, *NAMES[0:3])
     await a.pub.close()
-    assert a.snapshots is not None and a.snapshots.save_now() is None
+    assert a.snapshots is not None and a.snapshots.save_now(a.pub.snapshot()) is None
     disk.fail(errno.EROFS)
     b = World(tmp_path / "hls", state=disk.state_file())
     assert b.snapshots is not None and b.snapshots.restore() and b.snapshots.disk_clean

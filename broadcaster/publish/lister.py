@@ -5,13 +5,16 @@ done-callback is `on_done`), not back to the publisher. The lister takes the slo
 (slots.SlotAligner), decides each in every member variant or in none, keeps the target fitting
 (target.TargetPolicy), makes each entry (the segment's URL, its date, its hash), counts it, hands it to
 the recorder, sends what left the playlists to the cleaner (`on_removed`) and pushes every variant's
-new version to the Release. It owns the numbering the memory saves (next_sequence, last_run, runs)."""
+new version to the Release, with the publisher's memory when a state file is kept (`memory`): every
+call that changes that memory ends in `advance`, so the latest version pushed carries the memory as
+it is now, and a save needs to ask nothing back. It owns the numbering the memory saves
+(next_sequence, last_run, runs, discontinuity_floor)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 from ..bucket.recorder import Recorder
 from ..bucket.uploader import SegmentLost, Uploaded
@@ -21,9 +24,11 @@ from ..playlist import hls
 from ..playlist.manifest import ListedSegment, Removed, Rendered, SegmentRejected
 from ..source.owncast import SourceVariant
 from .lanes import Lanes
+from .memory import Memory, encode
 from .release import Release, Versions
 from .slots import END, Copy, Slot, SlotAligner, Variant
 from .target import TargetPolicy
+from .uploads import Uploads
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +38,10 @@ RemovedHook = Callable[[list[Removed]], None]
 class Lister:
     def __init__(self, *, urls: SegmentUrls, segment_hashes: bool, metrics: Metrics, release: Release,
                  recorder: Recorder | None, wall_clock: Callable[[], float], monotonic: Callable[[], float],
-                 variants: dict[int, Variant], lanes: Lanes, target: TargetPolicy, first_sequence: int,
-                 on_removed: RemovedHook | None) -> None:
-        """`variants` and `lanes` are the publisher's, shared: it adds to them, the lister lists from them."""
+                 variants: dict[int, Variant], lanes: Lanes, target: TargetPolicy, uploads: Uploads,
+                 first_sequence: int, on_removed: RemovedHook | None) -> None:
+        """`variants`, `lanes` and `uploads` are the publisher's, shared: it adds to them, the lister
+        lists from them and puts them in the memory it pushes."""
         self._urls = urls
         # P2P on (P2P_TRACKERS): each listed segment carries the SHA-256 of its bytes in the bucket, which
         # viewers check their peers' copies against (hls.SEGMENT_HASH_TAG).
@@ -48,11 +54,13 @@ class Lister:
         self._variants = variants
         self._lanes = lanes
         self._target = target
+        self._uploads = uploads
         self.on_removed = on_removed  # segments that left every playlist go on to the cleaner
         self.upload_ratio = 0.0  # moving average of (PutObject time / segment duration)
         self.next_sequence = first_sequence  # the highest number any variant has reached, plus one
         self.last_run: int | None = None  # run of the last listed slot
         self.runs: dict[str, int] = {}  # Owncast run name -> order (the publisher names them)
+        self.discontinuity_floor = 0  # where a new playlist starts after continuing above a state
         self.announced: list[SourceVariant] | None = None  # as Owncast's master names them (recordings)
         self._closed = False
 
@@ -83,7 +91,7 @@ class Lister:
             if v is not None:
                 self._advance_with(lane, [v])
         self.update_queue_gauge()
-        self._release.changed(self.versions(self._variants.values(), self._target.value))
+        self._release.changed(self.versions())
 
     def _advance_with(self, aligner: SlotAligner, variants: list[Variant]) -> None:
         while (ready := aligner.take_ready(variants, self._mono, self._target.value)):
@@ -220,11 +228,21 @@ class Lister:
             self._recorder.record(run_name, v.index, segment)
         return True
 
-    def versions(self, variants: Iterable[Variant], target: int | None) -> Versions:
-        """Every variant's current version, with the target it was rendered under: pushed, never asked."""
-        variants = list(variants)
-        return Versions(_renderings(variants), _renderings(variants, edge=True) if self._release.mirrors else {},
-                        target)
+    def versions(self) -> Versions:
+        """Every variant's current version, with the target it was rendered under and, when a state file
+        is kept, the publisher's memory to save with it: pushed, never asked."""
+        variants = list(self._variants.values())
+        release = self._release
+        return Versions(_renderings(variants), _renderings(variants, edge=True) if release.mirrors else {},
+                        self._target.value, self.memory(self._mono()) if release.saves else None)
+
+    def memory(self, now: float) -> dict[str, object]:
+        """The publisher's memory, JSON-able (memory.py): numbering, windows, what is seen and uploaded."""
+        lanes, target = self._lanes, self._target
+        m = Memory(self._variants, target.value, target.independent, self.next_sequence, self.last_run,
+                   lanes.together.decided, self.runs, self._uploads.restored,
+                   discontinuity_floor=self.discontinuity_floor)
+        return encode(m, lanes.undecided(), now)
 
 
 def _renderings(variants: list[Variant], edge: bool = False) -> dict[int, Rendered]:

@@ -88,7 +88,7 @@ def encode(m: Memory, undecided: Iterable[Slot], now: float) -> dict[str, object
         "discontinuity_floor": m.discontinuity_floor,
         "last_run": m.last_run,
         "decided": list(m.decided),
-        "runs": m.runs,
+        "runs": dict(m.runs),
         "variants": variants,
         "uploaded": uploaded + sorted(m.uploaded),
     }

@@ -6,9 +6,10 @@ gap or the end of a stream looks like in Owncast's files is decided here; what t
 playlist (discontinuities, ENDLIST, the window) is the ManifestGenerator's business, the target
 duration is target.TargetPolicy's. A finished upload goes forward to lister.Lister (its
 done-callback), which lists the slots that are ready and pushes each new version to the publisher's
-Release, which saves it (Snapshots) before it becomes visible (VisiblePlaylists): a crash must not
-forget a number a client has seen. Nothing downstream calls the publisher back, except the save,
-which reads its memory (`snapshot`) through Snapshots.
+Release, with the publisher's memory, which Release saves (Snapshots) before the version becomes
+visible (VisiblePlaylists): a crash must not forget a number a client has seen. Nothing downstream
+calls the publisher back; only the service's last save, at a clean stop, asks for `snapshot` (the
+part's builder, after closing it).
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ from ..source.owncast import SourcePlaylist, SourceSegment, SourceVariant, strea
 from ..state import validate
 from .lanes import Lanes, apart
 from .lister import Lister, RemovedHook
-from .memory import SEEN_LIMIT, Memory, decode, encode
-from .release import Outlets, Release, Versions
+from .memory import SEEN_LIMIT, decode
+from .release import Outlets, Release
 from .slots import END, Copy, SlotAligner, Variant
 from .target import TargetPolicy
 from .uploads import Uploads
@@ -100,10 +101,10 @@ class Publisher:
         self.lister = Lister(urls=config.urls, segment_hashes=config.segment_hashes, metrics=metrics,
                              release=self.release, recorder=recorder, wall_clock=config.wall_clock,
                              monotonic=config.monotonic, variants=self._variants, lanes=self._lanes,
-                             target=self.target, first_sequence=config.first_sequence, on_removed=on_removed)
+                             target=self.target, uploads=self._uploads, first_sequence=config.first_sequence,
+                             on_removed=on_removed)
         self._runs = self.lister.runs  # Owncast run name -> order
         self._closed = False
-        self._discontinuity_floor = 0  # where a new playlist starts after continuing above a state
         # After continuing above a state not saved at a clean stop: the variants read since. What a
         # variant's first read lists may have been served, under numbers given up: never listed again.
         self._read_since_restart: set[int] | None = None
@@ -111,7 +112,7 @@ class Publisher:
         self._start_at_edge = config.start_at_edge
         self._hashes = config.segment_hashes
         self._input_log = RateLimitedLog(log)
-        self.release.changed(self._versions())  # the target TARGET_DURATION sets, before any playlist
+        self.release.changed(self.lister.versions())  # the target TARGET_DURATION sets, before any playlist
 
     @property
     def target_duration(self) -> int | None:
@@ -168,8 +169,9 @@ class Publisher:
         if target is not None and v.generator is None:
             v.generator = ManifestGenerator(target, self._window, independent_segments=self.target.independent,
                                             can_block_reload=self._can_block, start_at_edge=self._start_at_edge)
-            if self._discontinuity_floor:
-                v.generator.continue_above(self.lister.next_sequence, self._discontinuity_floor, self._mono())
+            lister = self.lister
+            if lister.discontinuity_floor:
+                v.generator.continue_above(lister.next_sequence, lister.discontinuity_floor, self._mono())
         if playlist.media_sequence < v.last_media_sequence:
             v.restarts += 1  # Owncast restarted its transcoder: a new run
         v.last_media_sequence = playlist.media_sequence
@@ -255,9 +257,6 @@ class Publisher:
             self._cut_apart(key[0])
         self.lister.update_queue_gauge()
 
-    def _versions(self) -> Versions:
-        return self.lister.versions(self._variants.values(), self.target.value)
-
     @property
     def queue_depth(self) -> int:
         return self._lanes.queued
@@ -265,12 +264,9 @@ class Publisher:
     # -- persistence (memory.py's format) ------------------------------------------------------------
 
     def snapshot(self) -> dict[str, object]:
-        """The publisher's memory, JSON-able: numbering, windows, what is seen and uploaded."""
-        lister = self.lister
-        memory = Memory(self._variants, self.target.value, self.target.independent, lister.next_sequence,
-                        lister.last_run, self.aligner.decided, self._runs, self._uploads.restored,
-                        discontinuity_floor=self._discontinuity_floor)
-        return encode(memory, self._lanes.undecided(), self._mono())
+        """The publisher's memory now, as the lister pushes it with each version (for the last save, at a
+        clean stop, and for tests): numbering, windows, what is seen and uploaded."""
+        return self.lister.memory(self._mono())
 
     def restore(self, data: dict[str, object]) -> None:
         """Continue from `snapshot`; raises ValueError (nothing changed) when it does not add up.
@@ -291,7 +287,7 @@ class Publisher:
         self._runs.clear()
         self._runs.update(m.runs)
         self._uploads.restored = m.uploaded
-        self._discontinuity_floor = m.discontinuity_floor
+        self.lister.discontinuity_floor = m.discontinuity_floor
         if not self._hashes:  # P2P turned off since that save: the playlists say nothing of hashes
             for v in self._variants.values():
                 if v.generator is not None:
@@ -302,7 +298,7 @@ class Publisher:
                      self.lister.next_sequence, len(self._variants))
         else:
             limit = self._continue_above(m.reserved, m.continue_at, m.continue_floor)
-        self.release.restored(self._versions(), limit)
+        self.release.restored(self.lister.versions(), limit)
 
     def _continue_above(self, reserved: int, start: int, floor: int) -> int:
         """The state was not saved at a clean stop: numbers up to `reserved` may have been served since
@@ -316,7 +312,7 @@ class Publisher:
                 self.lister.drop(v.generator.drain_removed())
         self._forget_uploads(sorted(self._uploads.restored), now)
         self._uploads.restored = set()
-        self.lister.next_sequence, self._discontinuity_floor = start, floor
+        self.lister.next_sequence, self.lister.discontinuity_floor = start, floor
         self._read_since_restart = set()
         log.warning("state was not saved at a clean stop: media sequence numbers up to %d may have been "
                     "served since; continuing from %d with a discontinuity, at Owncast's next segment",

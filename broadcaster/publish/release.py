@@ -1,11 +1,11 @@
 """Makes new playlist versions public in the one safe order: saved to STATE_DIR first (a crash must not
 forget a number a client has seen), then visible to clients and offered to the bucket, then told
 (the listing outlets, the listing-delay metric). Built, started and closed by the Publisher, whose
-lister pushes each version (Versions) and what Owncast announces: Release asks the publisher nothing,
-renders the bucket's master itself rather than reading back the view it wrote, tells the target
-policy how far each playlist was shown (`shown_to`) and tells each listing to the parts that consume
-it (Outlets.on_listed, e.g. the event hub). (A save still reads the publisher's memory through
-Snapshots.)
+lister pushes each version (Versions, the publisher's memory with it, which is what a save writes)
+and what Owncast announces: Release asks the publisher nothing, renders the bucket's master itself
+rather than reading back the view it wrote, tells the target policy how far each playlist was shown
+(`shown_to`) and tells each listing to the parts that consume it (Outlets.on_listed, e.g. the event
+hub).
 
 When the save fails (a full STATE_DIR) a version is still shown if all its numbers are below the
 reserve the last saved state recorded, once STATE_DIR/served records the highest of them: a restart
@@ -58,6 +58,9 @@ class Versions:
     renderings: dict[int, Rendered]
     edges: dict[int, Rendered]  # the same versions for the bucket (no blocking reload); empty without a mirror
     target: int | None  # the target duration the publisher decided
+    # The publisher's memory when these versions were pushed (memory.encode: JSON-able, its Tails read
+    # by the save); None when no state file is kept (`Release.saves`).
+    memory: dict[str, object] | None = None
 
 
 @dataclass(frozen=True)
@@ -107,13 +110,18 @@ class Release:
         """The bucket gets copies of the playlists: the publisher renders its versions (edges) too."""
         return self.mirror is not None
 
+    @property
+    def saves(self) -> bool:
+        """A state file is kept: each version comes with the publisher's memory, saved before it is shown."""
+        return self.snapshots is not None and self.snapshots.file is not None
+
     def changed(self, versions: Versions) -> None:
         """The playlists may have changed: release the new versions now, or once saved."""
         self._latest = versions
         self._playlists.target_duration = versions.target
         if all(self._playlists.is_shown(i, r) for i, r in versions.renderings.items()):
             return
-        if self.snapshots is None or self.snapshots.file is None or self._saver is None:
+        if not self.saves or self._saver is None:
             self._apply(versions, self._take_listings())
         else:
             self._dirty.set()
@@ -169,8 +177,11 @@ class Release:
             renderings = versions.renderings
             if not self._unpublished and all(self._playlists.is_shown(i, r) for i, r in renderings.items()):
                 continue  # woken again for a change an earlier save already covered
+            # The latest version's memory: every change to the publisher's memory pushes a version
+            # (Lister.advance), so it is the memory now, and its Tails are read before anything changes.
+            assert versions.memory is not None, "a version pushed without the memory to save"
             listings = self._take_listings()
-            saved = await snapshots.save()  # a failure is logged and shown by /health
+            saved = await snapshots.save(versions.memory)  # a failure is logged and shown by /health
             if saved is not None:
                 self.limit = max(self.limit, saved[RESERVED])
             high = max((r.last_sequence for r in renderings.values()), default=-1)
@@ -230,7 +241,7 @@ class Release:
         self._offer(latest if self._in_view else Versions({}, {}, latest.target))
 
     async def start(self) -> None:
-        if self.snapshots is not None and self.snapshots.file is not None and self._saver is None:
+        if self.snapshots is not None and self.saves and self._saver is None:
             self._saver = asyncio.create_task(self._save_loop(self.snapshots), name="state-saver")
 
     async def close(self) -> None:

@@ -1,9 +1,12 @@
 """The service's durable memory: one snapshot of every part that registers, saved by one owner.
 
 state.json holds the Publisher's memory at its top level and each other part's under its own key
-("cleaner"), the layout older releases wrote. Restoring goes keyed parts first and the top-level
-part last; when a part refuses what it reads, every part restored before it is reset, so either all
-continue or all start afresh.
+("cleaner"), the layout older releases wrote. The top level is never asked for: it comes with each
+save, forward (`save(root)`: the memory the publisher's lister pushed with the version being saved;
+`save_now(root)`: the publisher's, at a clean stop); keyed parts, off the segment's path, are asked
+(`Durable.snapshot`). Restoring goes keyed parts first and the top-level part last (`Restorable`);
+when a part refuses what it reads, every part restored before it is reset, so either all continue
+or all start afresh.
 """
 
 from __future__ import annotations
@@ -27,12 +30,16 @@ _LEASE_ID = re.compile(r"[0-9a-f]{16}")
 log = logging.getLogger(__name__)
 
 
-class Durable(Protocol):
+class Restorable(Protocol):
+    def restore(self, data: Any) -> None:
+        """Continue from what was saved; raises ValueError (nothing changed) when it does not add up."""
+
+
+class Durable(Restorable, Protocol):
+    """A keyed part: asked for its memory at each save."""
+
     def snapshot(self) -> Any:
         """The part's memory, JSON-able."""
-
-    def restore(self, data: Any) -> None:
-        """Continue from `snapshot`; raises ValueError (nothing changed) when it does not add up."""
 
 
 class Snapshots:
@@ -46,7 +53,7 @@ class Snapshots:
         self.shown_past: int | None = None  # that number, once recorded (or restored and not yet saved over)
         self._record_error: str | None = None
         self._metrics = metrics
-        self._root: Durable | None = None  # its snapshot is the file's top level
+        self._root: Restorable | None = None  # restores the file's top level (saved as each save is given it)
         self._parts: dict[str, tuple[Durable, object]] = {}  # key -> (part, what restores nothing)
         self._saving: asyncio.Future[None] | None = None  # the save running in a worker thread
         self.error: str | None = None  # why the last save failed; None once one succeeds
@@ -54,16 +61,18 @@ class Snapshots:
         # stop (a start continues exactly), False when saved while running (a start continues above).
         self.disk_clean: bool | None = None
 
-    def register(self, key: str | None, part: Durable, empty: object = None) -> None:
-        """`key` None: the part's snapshot (a dict) is the top level; else it is saved under `key`, and
-        restored from `empty` when another part refuses the file."""
-        if key is None:
-            self._root = part
-        else:
-            self._parts[key] = (part, empty)
+    def register(self, key: str, part: Durable, empty: object = None) -> None:
+        """`part`'s snapshot is saved under `key`, and restored from `empty` when another part refuses
+        the file."""
+        self._parts[key] = (part, empty)
 
-    def snapshot(self) -> dict[str, Any]:
-        data: dict[str, Any] = dict(self._root.snapshot()) if self._root is not None else {}
+    def register_root(self, part: Restorable) -> None:
+        """`part` restores the file's top level; what it saves comes with each save (`root`)."""
+        self._root = part
+
+    def snapshot(self, root: dict[str, Any]) -> dict[str, Any]:
+        """The state a save writes: `root` at the top level, each keyed part's snapshot under its key."""
+        data = dict(root)
         for key, (part, _empty) in self._parts.items():
             data[key] = part.snapshot()
         return data
@@ -128,18 +137,20 @@ class Snapshots:
         self.shown_past = self._recorded = high
         return {**saved, SHOWN_PAST: high}
 
-    async def save(self) -> dict[str, Any] | None:
-        """Write the snapshot in a worker thread; returns what was saved, or None when the write failed.
+    async def save(self, root: dict[str, Any]) -> dict[str, Any] | None:
+        """Write `root` (the top level) and the keyed parts' snapshots in a worker thread; returns what
+        was saved, or None when the write failed. `root`'s Tails are read at once, before this yields.
 
         A failure is logged (once per reason), counted and kept in `error`: the stream goes on within
         the numbers the last saved state reserved (Release), and a restart now continues above them."""
         if self.file is None:
             return None
         # Saved while running: numbers past the state's own may be served before the next save.
-        data = {**self.snapshot(), "clean_stop": False, LEASE: secrets.token_hex(8)}
+        data = {**self.snapshot(root), "clean_stop": False, LEASE: secrets.token_hex(8)}
         try:
             # Shielded: cancelling the caller cannot stop the thread, and close() waits for it.
-            # Encoded here, on the loop, where the snapshot's Tails are what it saw; written in a thread.
+            # Encoded here, on the loop, before anything changes the lists its Tails read; written in a
+            # thread.
             prepared = self.file.prepare(data)
             self._saving = asyncio.ensure_future(asyncio.to_thread(self.file.write_prepared, prepared))
             await asyncio.shield(self._saving)
@@ -175,12 +186,13 @@ class Snapshots:
         self._recorded = self.shown_past = high
         return True
 
-    def save_now(self) -> str | None:
-        """Write the state synchronously at a clean stop, marked so: the next start continues exactly.
-        Returns why it could not be written (the caller says what the next start will do), else None."""
+    def save_now(self, root: dict[str, Any]) -> str | None:
+        """Write `root` (the top level) and the keyed parts synchronously at a clean stop, marked so: the
+        next start continues exactly. Returns why it could not be written (the caller says what the next
+        start will do), else None."""
         if self.file is None:
             return None
-        data = {**self.snapshot(), "clean_stop": True, LEASE: secrets.token_hex(8)}
+        data = {**self.snapshot(root), "clean_stop": True, LEASE: secrets.token_hex(8)}
         try:
             self.file.save(data)
         except OSError as err:
@@ -213,10 +225,10 @@ class Snapshots:
                 self._saving.exception()  # retrieved: its OSError was logged or is moot now
 
 
-def register_parts(snapshots: Snapshots, publisher: Durable, cleaner: Durable | None = None) -> None:
-    """The service's parts in one snapshot, saved before a version becomes visible: the publisher's at
-    the top level, the cleaner's under "cleaner", restored first, so a publisher that refuses its part
-    leaves nothing restored."""
+def register_parts(snapshots: Snapshots, publisher: Restorable, cleaner: Durable | None = None) -> None:
+    """The service's parts in one state, saved before a version becomes visible: the publisher's memory
+    at the top level (pushed with each version, restored last), the cleaner's under "cleaner" (asked at
+    each save, restored first), so a publisher that refuses its part leaves nothing restored."""
     if cleaner is not None:
         snapshots.register("cleaner", cleaner, empty=[])
-    snapshots.register(None, publisher)
+    snapshots.register_root(publisher)

@@ -25,7 +25,7 @@ async def saved_state(tmp_path: Path) -> dict[str, object]:
     cleaner.schedule([Removed(segment, 0, 9) for segment in old])
     state = StateFile(tmp_path / "saved")
     (tmp_path / "saved").mkdir()
-    state.save({**snapshots.snapshot(), "clean_stop": True})
+    state.save({**snapshots.snapshot(w.pub.snapshot()), "clean_stop": True})
     await w.pub.close()
     data = state.load()
     assert data is not None and cleaner.pending and data["variants"]

@@ -133,7 +133,5 @@ class World:
 def snapshots_of(file: StateFile | None, pub: Publisher, cleaner: Cleaner | None = None) -> Snapshots:
     """The durable parts wired as the service wires them: the cleaner under "cleaner", the publisher on top."""
     snapshots = Snapshots(file)
-    if cleaner is not None:
-        snapshots.register("cleaner", cleaner, empty=[])
-    snapshots.register(None, pub)
+    register_parts(snapshots, pub, cleaner)
     return snapshots
