@@ -298,3 +298,17 @@ async def test_the_memory_saved_after_a_listing_is_the_publishers_memory_then(tm
     entries = json.loads(dumps(w.pub.snapshot()))["variants"]["0"]["generator"]["entries"]
     assert len(entries) < 12  # the window slid: the Tails lost items at the front
     await w.pub.close()
+
+
+async def test_a_memory_read_after_more_listings_still_ends_where_it_was_taken(tmp_path: Path) -> None:
+    """The Tails of a memory taken once are read later (by the save): what was listed and seen since
+    is left out, so the memory stays the one its version was pushed with, and the journal's marks (the
+    Tails' ends) say what the line holds."""
+    w = World(tmp_path, window=60.0)
+    await _stream(w, range(3), variants=(0,))
+    taken = w.pub.snapshot()
+    then = json.loads(dumps(taken))
+    await _stream(w, range(3, 6), variants=(0,))
+    assert json.loads(dumps(w.pub.snapshot())) != then  # the lists grew behind it...
+    assert json.loads(dumps(taken)) == then  # ...and the memory taken before still reads as it was
+    await w.pub.close()

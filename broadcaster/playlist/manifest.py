@@ -687,13 +687,16 @@ class ManifestGenerator:
                      self._discontinuity_sequence, self._next_sequence, self._ended, self._pending_discontinuity,
                      self._continues, self._regrowing, self._peaks.longest(self._media_sequence))
 
-    def records_since(self, first: int) -> list[str]:
-        """The records of the entries from id `first` on (ids count appends): each encoded once, when
-        it was listed, so a save after every listing costs the new ones, however long the window."""
-        count = self._appended - first
-        if count >= len(self._entries):
-            return [e.saved for e in self._entries]
-        return [e.saved for e in islice(reversed(self._entries), count)][::-1]
+    def records_since(self, first: int, end: int | None = None) -> list[str]:
+        """The records of the entries with ids from `first` up to `end` (ids count appends; None: the
+        last): each encoded once, when it was listed, so a save after every listing costs the new ones,
+        however long the window."""
+        newer = 0 if end is None else max(0, self._appended - end)  # appended since `end`: left out
+        count = self._appended - newer - first
+        kept = len(self._entries) - newer
+        if count >= kept:
+            return [e.saved for e in islice(self._entries, 0, max(kept, 0))]
+        return [e.saved for e in islice(reversed(self._entries), newer, newer + count)][::-1]
 
     # -- output ------------------------------------------------------------------------------------
 

@@ -95,14 +95,17 @@ def encode(m: Memory, undecided: Iterable[Slot], now: float) -> dict[str, object
 
 
 def _seen(seen: SeenNames) -> Tail:
-    """The last _SEEN_SAVED names, as a Tail: ids count the names added."""
+    """The last _SEEN_SAVED names, as a Tail: ids count the names added. Read later (by the save), it
+    still ends at the names seen now."""
     kept = min(len(seen), _SEEN_SAVED)
+    end = seen.added
 
     def since(first: int) -> list[str]:
-        count = min(seen.added - first, kept)
-        return [json.dumps(n) for n in islice(reversed(seen), count)][::-1]
+        newer = seen.added - end  # seen since: left out
+        count = min(end - first, kept)
+        return [json.dumps(n) for n in islice(reversed(seen), newer, newer + count)][::-1]
 
-    return Tail(seen.added - kept, seen.added, since)
+    return Tail(end - kept, end, since)
 
 
 def _number_key(key: str, what: str, digits: int) -> int:

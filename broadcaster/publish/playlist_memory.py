@@ -25,6 +25,8 @@ _MIN_EPOCH, _MAX_EPOCH = -62_135_596_800.0, 253_402_300_799.0
 def snapshot(gen: ManifestGenerator, now: float) -> dict[str, Any]:
     """Everything needed to continue this playlist after a restart (JSON-able)."""
     saved = gen.saved()
+    # The Tail holds the entries listed up to now: read later (by the save), it still ends here.
+    first, end = gen.appended - gen.segment_count, gen.appended
     return {
         "target_duration": saved.target_duration,
         "independent": saved.independent,
@@ -40,7 +42,7 @@ def snapshot(gen: ManifestGenerator, now: float) -> dict[str, Any]:
         # this clock; the file is saved after every listing, and a window may hold hours: a Tail,
         # so the journal writes only the entries listed since its last line (state/journal.py).
         "clock": round(now, 3),
-        "entries": Tail(gen.appended - gen.segment_count, gen.appended, gen.records_since),
+        "entries": Tail(first, end, lambda n: gen.records_since(n, end)),
     }
 
 

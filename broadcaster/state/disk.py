@@ -118,11 +118,12 @@ class RawJSON:
 
 class Tail:
     """A list that grows at the end and loses items at the front, each item JSON text with an id
-    (consecutive: first, first + 1, ... end - 1). `since(n)` gives the items from id n on (n >= first),
-    read from the live list: it must be called while the list is still what the snapshot saw. The
-    publisher's memory holds that: a save encodes the latest version's memory, on the event loop, and
-    every change to the lists pushes a newer version first (publish/lister.py). A plain StateFile
-    writes it whole; the journal (journal.py) writes only the items added since its last line."""
+    (consecutive: first, first + 1, ... end - 1). `since(n)` gives the items from id n to end - 1
+    (n >= first), read from the live list, whatever was added to it since; it must be called before
+    the list drops items at its front. The publisher's memory holds that: a save encodes the latest
+    version's memory, on the event loop, and every change to the lists pushes a newer version first
+    (publish/lister.py). A plain StateFile writes it whole; the journal (journal.py) writes only the
+    items added since its last line."""
 
     __slots__ = ("first", "end", "since")
 
