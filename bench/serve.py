@@ -95,15 +95,30 @@ def main() -> None:
     ours_p99 = statistics.median(p for _, p, _ in results["ours"])
     base_cpu = statistics.median(c for _, _, c in results["baseline"])
     ours_cpu = statistics.median(c for _, _, c in results["ours"])
-    ratio = ours / base
-    ratios = [o[0] / b[0] for b, o in zip(results["baseline"], results["ours"], strict=True)]
+    ratios = [_ratio(o[0], b[0]) for b, o in zip(results["baseline"], results["ours"], strict=True)]
     print(f"  median: baseline {base:.0f} req/s (p99 {base_p99:.2f} ms), ours {ours:.0f} req/s (p99 {ours_p99:.2f} ms)")
     print(f"  server CPU per request, median: baseline {base_cpu:.0f} us, ours {ours_cpu:.0f} us "
-          f"(baseline/ours {base_cpu / ours_cpu:.2f})")
+          f"(baseline/ours {_shown(_ratio(base_cpu, ours_cpu))})")
     # Shown for the spread: one run's speed swings by a third on a shared VM, even between two
     # back-to-back runs, so pairs are not steadier than medians.
-    print("  ratio per round (ours / the baseline run just before it): " + "  ".join(f"{r:.2f}" for r in ratios))
-    print(f"  ratio ours/baseline (medians): {ratio:.2f} (goal >= 0.9: {'met' if ratio >= 0.9 else 'NOT met'})")
+    print("  ratio per round (ours / the baseline run just before it): " + "  ".join(_shown(r) for r in ratios))
+    ratio = _ratio(ours, base)
+    met = ratio is not None and ratio >= 0.9
+    print(f"  ratio ours/baseline (medians): {_shown(ratio)} (goal >= 0.9: {'met' if met else 'NOT met'})")
+    if ratio is None or not ours:
+        # A server that answered nothing in a whole run (a machine too loaded to measure): no ratio.
+        print("  a run got no answer at all: the machine was too busy to measure; run again on a quiet one")
+    if not met:
+        sys.exit(1)
+
+
+def _ratio(a: float, b: float) -> float | None:
+    """a / b, or None when b is 0 (a run in which nothing was answered or counted)."""
+    return a / b if b else None
+
+
+def _shown(ratio: float | None) -> str:
+    return "n/a" if ratio is None else f"{ratio:.2f}"
 
 
 if __name__ == "__main__":

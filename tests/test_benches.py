@@ -117,7 +117,8 @@ def test_serve() -> None:
     out = bench("serve", "--connections", "4", "--duration", "1", "--rounds", "1")
     for kind in ("baseline", "ours"):
         has(out, rf"^\s+{kind}:\s+{NUMBER} req/s p99\s+{NUMBER} ms\s+{NUMBER} us$")
-    has(out, rf"ratio ours/baseline \(medians\): {NUMBER} \(goal >= 0.9: (met|NOT met)\)")
+    # n/a: a run in which one of them answered nothing (a machine too loaded to measure).
+    has(out, rf"ratio ours/baseline \(medians\): ({NUMBER}|n/a) \(goal >= 0.9: (met|NOT met)\)")
 
 
 @needs("wrk")

@@ -26,6 +26,7 @@ import pytest
 from broadcaster.demo.ffmpeg import ffmpeg_exe
 from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.browser import launch_chromium, needs_chromium
+from tests.support.observe import listed_at_least
 from tests.support.owncast_writer import HandFedOwncast, write_in_place
 from tests.support.service_process import ServiceProcess, service_env
 
@@ -141,6 +142,9 @@ async def test_seek_back_go_live_and_start_at_a_time(stream: Stream) -> None:
         await page.wait_for_function("() => window.viewerStats.state === 'playing'", timeout=30_000)
         return page
 
+    # The players come once the services list their backlogs (uploaded first, in order: seconds under load).
+    await listed_at_least(f"{stream.long.url}/live/0/playlist.m3u8", BACKLOG)
+    await listed_at_least(f"{stream.short.url}/live/0/playlist.m3u8", int(float(SHORT_WINDOW["WINDOW_SECONDS"])) - 5)
     async with async_playwright() as pw:
         browser = await launch_chromium(pw)
         try:

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import aiohttp
 import pytest
 from aiohttp import web
 
@@ -27,6 +26,7 @@ from broadcaster.demo.ffmpeg import ffmpeg_exe
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.settings import load_settings
 from tests.support.browser import launch_chromium, needs_chromium
+from tests.support.observe import listed_at_least
 from tests.support.owncast_web import VIDEOJS_DIR
 from tests.support.owncast_writer import HandFedOwncast, write_in_place
 from tests.support.service_process import running_service, service_env
@@ -158,19 +158,6 @@ async def page_server() -> AsyncIterator[str]:
         yield f"http://127.0.0.1:{runner.addresses[0][1]}"
     finally:
         await runner.cleanup()
-
-
-async def listed_at_least(url: str, count: int, timeout: float = 60.0) -> None:
-    listed = 0
-    async with aiohttp.ClientSession() as http:
-        try:
-            async with asyncio.timeout(timeout):
-                while listed < count:
-                    async with http.get(url) as r:
-                        listed = (await r.text()).count("#EXTINF") if r.status == 200 else 0
-                    await asyncio.sleep(0.2)
-        except TimeoutError:
-            raise AssertionError(f"{url} lists {listed} segments after {timeout} s, not {count}") from None
 
 
 async def state(page: Any) -> dict[str, Any]:

@@ -125,3 +125,18 @@ class Observer:
     async def health(self) -> tuple[int, dict[str, object]]:
         async with self.http.get(f"{self.url}/health") as r:
             return r.status, await r.json()
+
+
+async def listed_at_least(url: str, count: int, timeout: float = 60.0) -> None:
+    """Until the media playlist at `url` lists `count` segments (a service uploads a backlog first, in
+    order: on a loaded machine that takes seconds, and a player that came sooner would see part of it)."""
+    listed = 0
+    async with aiohttp.ClientSession() as http:
+        try:
+            async with asyncio.timeout(timeout):
+                while listed < count:
+                    async with http.get(url) as r:
+                        listed = (await r.text()).count("#EXTINF") if r.status == 200 else 0
+                    await asyncio.sleep(0.2)
+        except TimeoutError:
+            raise AssertionError(f"{url} lists {listed} segments after {timeout} s, not {count}") from None
