@@ -224,9 +224,11 @@ async def test_videojs_starts_live_seeks_back_a_minute_and_returns(
                     to = edge - BACK
                     await page.evaluate("t => player.currentTime(t)", to)
                     # The first segment it plays there (once the seek has landed: while it is seeking,
-                    # video.js may still answer the live position) ...
-                    await page.wait_for_function("t => !player.seeking() && player.currentTime() > t && state().segment",
-                                                 arg=to, timeout=20_000)
+                    # video.js may still answer the live position; and before the seek has begun, the
+                    # live position is past `to` too, so the playhead must be back near it) ...
+                    await page.wait_for_function(
+                        "t => !player.seeking() && player.currentTime() > t && player.currentTime() < t + 10"
+                        " && state().segment", arg=to, timeout=20_000)
                     s = await state(page)
                     seen.append(s)
                     assert s["error"] is None and s["time"] < to + 2 * TARGET, s

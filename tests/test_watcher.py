@@ -17,8 +17,10 @@ import pytest
 from broadcaster.source import inotify
 from broadcaster.metrics import Metrics
 from broadcaster.source.watcher import HlsWatcher
+from broadcaster.source.owncast import SourcePlaylist, SourceVariant
 from tests.support.fakes import Sink
 from tests.support.owncast_writer import media
+from tests.support.waiting import until
 from tests.support.owncast_writer import write_in_place as _write_in_place
 
 MASTER = '#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=800000,RESOLUTION=640x360\n0/stream.m3u8\n'
@@ -36,7 +38,8 @@ async def watched(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterat
     sink, metrics = Sink(), Metrics()
     (tmp_path / "0").mkdir()
     write_in_place(tmp_path / "stream.m3u8", MASTER)  # only the variants it names are read
-    watcher = HlsWatcher(tmp_path, sink, metrics, rescan_interval=0.2, kernel=request.param)
+    # A wipe's variant playlists wait 0.5 s for a new master: the tests that write none get them then.
+    watcher = HlsWatcher(tmp_path, sink, metrics, rescan_interval=0.2, kernel=request.param, new_master_wait=0.5)
     await watcher.start()
     yield tmp_path, sink, metrics
     await watcher.stop()
@@ -132,6 +135,55 @@ async def test_folder_deleted_and_recreated_keeps_being_watched(watched: tuple[P
     for i in range(1, 4):
         write_in_place(hls / "0" / "stream.m3u8", media(*[f"stream-b-{j}.ts" for j in range(i + 1)]))
         await sink.wait_for(lambda i=i: len(sink.names(0)) == i + 1)  # type: ignore[misc]
+
+
+class OrderedSink(Sink):
+    """Also remembers the order of every call: ("master", n variants) or (variant, first name)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[object, object]] = []
+
+    def on_master(self, variants: list[SourceVariant]) -> None:
+        self.calls.append(("master", len(variants)))
+        super().on_master(variants)
+
+    def on_variant_playlist(self, index: int, playlist: SourcePlaylist) -> None:
+        self.calls.append((index, playlist.segments[0].name if playlist.segments else None))
+        super().on_variant_playlist(index, playlist)
+
+
+@pytest.mark.parametrize("kernel", _PATHS)
+async def test_after_a_wipe_variant_playlists_wait_for_the_new_master_naming_a_new_variant(
+    tmp_path: Path, kernel: bool
+) -> None:
+    """Owncast wipes its folder for a new stream and writes each variant's first playlist before the
+    master (ffmpeg writes it last). A variant the new stream adds is named only by that master: the other
+    variants' playlists wait for it, so all three reach the publisher after it and the new one is listed
+    from its first segment (before, its first segment came after the slot was decided in the others)."""
+    sink, metrics = OrderedSink(), Metrics()
+    (tmp_path / "0").mkdir()
+    write_in_place(tmp_path / "stream.m3u8", MASTER)
+    write_in_place(tmp_path / "0" / "stream.m3u8", media("stream-a-0.ts"))
+    watcher = HlsWatcher(tmp_path, sink, metrics, rescan_interval=0.2, kernel=kernel, new_master_wait=60)
+    await watcher.start()
+    try:
+        await sink.wait_for(lambda: sink.names(0) == ["stream-a-0.ts"])
+        shutil.rmtree(tmp_path)  # the new stream: Owncast wipes the folder
+        tmp_path.mkdir()
+        for v in (0, 1):
+            (tmp_path / str(v)).mkdir()
+        write_in_place(tmp_path / "0" / "stream.m3u8", media("stream-b-0.ts"))
+        write_in_place(tmp_path / "1" / "stream.m3u8", media("stream-b-0.ts"))
+        scans = watcher.scans
+        await until(lambda: watcher.scans >= scans + 3, "three rescans, each reading the playlists (held)")
+        assert (0, "stream-b-0.ts") not in sink.calls, sink.calls
+        write_in_place(tmp_path / "stream.m3u8", MASTER + MASTER.splitlines()[1] + "\n1/stream.m3u8\n")
+        await sink.wait_for(lambda: sink.names(1) == ["stream-b-0.ts"] and sink.names(0)[-1:] == ["stream-b-0.ts"])
+        new = sink.calls[sink.calls.index(("master", 2)):]
+        assert new[1:] == [(0, "stream-b-0.ts"), (1, "stream-b-0.ts")], sink.calls
+    finally:
+        await watcher.stop()
 
 
 def test_a_quiet_rescan_that_lands_mid_rewrite_is_not_a_warning(

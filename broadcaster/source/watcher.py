@@ -56,6 +56,11 @@ _BUSY_RESCAN_FACTOR = 3
 # segment (5 s at latency level 4, longer when a copied variant waits for the encoder's keyframe). A
 # variant playlist without one for longer than this is a stream no player can start.
 MASTER_GRACE = 15.0
+# After Owncast wiped its folder for a new stream, a variant playlist waits this long at most for the new
+# multivariant playlist (which comes right after the last variant's first playlist): a variant the new
+# stream adds is then known before the first segments of the others are listed, and is listed from its
+# first segment too. Without a master by then, the variants the last one named are read as they are.
+NEW_MASTER_WAIT = 5.0
 
 
 class PlaylistSink(Protocol):
@@ -93,6 +98,7 @@ class HlsWatcher:
         step_ms: int = 1,
         kernel: bool | None = None,
         master_grace: float = MASTER_GRACE,
+        new_master_wait: float = NEW_MASTER_WAIT,
     ) -> None:
         """kernel: wait on inotify on the event loop (Linux; the default where available), else
         poll with watchfiles; debounce_ms and step_ms are for the latter. master_grace: how long a
@@ -113,6 +119,9 @@ class HlsWatcher:
         # The variant folders the last good multivariant playlist names; kept when Owncast wipes the
         # folder (its new master comes only after the variants' first playlists). None: none read yet.
         self._variants: frozenset[int] | None = None
+        self._new_master_wait = new_master_wait
+        self._master_gone_at: float | None = None  # monotonic: a variant's read found no master (a wipe)
+        self._held: set[int] = set()  # variants whose playlist waits for the new master
         self._later: dict[Path | None, asyncio.TimerHandle] = {}  # reads waiting for file handles
         self._last_scan = 0.0  # monotonic
         self.scans = 0  # scans so far (quiet or busy): a test waits for one instead of sleeping
@@ -317,6 +326,8 @@ class HlsWatcher:
             if self._variants is None:
                 self._notes.note_orphan(path)
             return False  # not a variant (yet): the master names them, and a scan notes the folder
+        if isinstance(kind, int) and self._awaiting_master(kind):
+            return False  # read again with the new master (_use_variants), or by a later event or scan
         try:
             text = read_playlist(self._dir, path.relative_to(self._dir).parts)
         except FileNotFoundError:
@@ -340,6 +351,8 @@ class HlsWatcher:
             self._notes.note_bad(path, str(err), quiet)
             return False
         if self._last_text.get(path) == text:
+            if not isinstance(kind, int) and self._held:  # the same master again, after a wipe
+                self._use_variants(self._variants or frozenset(), quiet)
             return True
         try:
             if isinstance(kind, int):
@@ -369,8 +382,23 @@ class HlsWatcher:
         self._notes.clear_orphan()
         new = indices - (self._variants or frozenset())
         self._variants = indices
-        for index in sorted(new):  # their playlists came first (ffmpeg writes the master last)
+        waiting, self._held = self._held & indices, set()
+        self._master_gone_at = None
+        for index in sorted(new | waiting):  # their playlists came first (ffmpeg writes the master last)
             self._read(self._dir / str(index) / VARIANT_PLAYLIST, quiet)
+
+    def _awaiting_master(self, index: int) -> bool:
+        """Owncast's master is gone (it wiped the folder for a new stream) and not back yet: the variant's
+        playlist waits for it, NEW_MASTER_WAIT at most (see there)."""
+        if (self._dir / MASTER_PLAYLIST).exists():
+            return False
+        now = time.monotonic()
+        if self._master_gone_at is None:
+            self._master_gone_at = now
+        if now - self._master_gone_at >= self._new_master_wait:
+            return False
+        self._held.add(index)
+        return True
 
     def master_missing(self) -> str | None:
         """Why nothing Owncast writes can be served (notices.InputNotices.master_missing); else None."""
