@@ -160,6 +160,14 @@ async def page_server() -> AsyncIterator[str]:
         await runner.cleanup()
 
 
+async def state_when(page: Any, condition: str, t: float, timeout: float = 20_000) -> dict[str, Any]:
+    """state() at the first frame at which `condition` (of `t`) holds and a segment is playing."""
+    handle = await page.wait_for_function(f"t => ({condition}) && state().segment ? state() : null", arg=t,
+                                          timeout=timeout)
+    got: dict[str, Any] = await handle.json_value()
+    return got
+
+
 async def state(page: Any) -> dict[str, Any]:
     got: dict[str, Any] = await page.evaluate("() => state()")
     return got
@@ -226,18 +234,16 @@ async def test_videojs_starts_live_seeks_back_a_minute_and_returns(
                     # The first segment it plays there (once the seek has landed: while it is seeking,
                     # video.js may still answer the live position; and before the seek has begun, the
                     # live position is past `to` too, so the playhead must be back near it) ...
-                    await page.wait_for_function(
-                        "t => !player.seeking() && player.currentTime() > t && player.currentTime() < t + 10"
-                        " && state().segment", arg=to, timeout=20_000)
-                    s = await state(page)
+                    # The state is read in the page at the frame the condition holds (read from here
+                    # after, it lagged the condition by seconds under load).
+                    s = await state_when(
+                        page, "!player.seeking() && player.currentTime() > t && player.currentTime() < t + 10", to)
                     seen.append(s)
                     assert s["error"] is None and s["time"] < to + 2 * TARGET, s
                     assert wanted - 2 * TARGET <= s["segment"]["pdt"] <= wanted + TARGET, (wanted, s)
                     self_check(owncast, s)
                     # ... and it plays on from there.
-                    await page.wait_for_function("t => player.currentTime() >= t && state().segment", arg=to + 3,
-                                                 timeout=20_000)
-                    s = await state(page)
+                    s = await state_when(page, "player.currentTime() >= t", to + 3)
                     seen.append(s)
                     assert s["error"] is None and s["time"] < to + 10, s  # it stayed back there
                     assert wanted + 2 * TARGET <= pdt_at(s, s["time"]) <= wanted + 10, (wanted, s)
