@@ -16,7 +16,7 @@ from typing import NamedTuple, Protocol
 from ..lograte import RateLimitedLog
 from ..metrics import UPLOAD_FAILURE_REASONS, Metrics, bounded
 from ..playlist import hls
-from ..source.hlsdir import Refused, is_temporary, read_beneath
+from ..source.hlsdir import Refused, Stamp, is_temporary, read_stamped
 from .outage import OutageLog
 from .store import StoreError
 
@@ -41,11 +41,17 @@ def read_segment_file(path: Path, max_bytes: int, *, root: Path | None = None) -
 
     Raises SegmentLost when it can never be read, OSError when it may be later (out of handles).
     """
+    return read_segment_stamped(path, max_bytes, root=root)[0]
+
+
+def read_segment_stamped(path: Path, max_bytes: int, *, root: Path | None = None) -> tuple[bytes, Stamp | None]:
+    """read_segment_file, and the stamp of the version read (None: it changed while it was read)."""
     base = root if root is not None else path.parent
     if not path.is_relative_to(base):
         raise SegmentLost("not_a_file", f"{path} is not inside {base}")
     try:
-        return _nonempty(path, read_beneath(base, path.relative_to(base).parts, max_bytes))
+        data, stamp = read_stamped(base, path.relative_to(base).parts, max_bytes)
+        return _nonempty(path, data), stamp
     except FileNotFoundError as err:
         raise SegmentLost("deleted", f"{path} was deleted before it was uploaded") from err
     except Refused as err:
@@ -63,18 +69,23 @@ def _nonempty(path: Path, data: bytes) -> bytes:
 
 
 class Uploaded(NamedTuple):
-    """A segment in the bucket: how long its successful PutObject took (seconds), and the SHA-256 of the
-    exact body that PutObject sent (what a viewer checks a peer's copy against, viewer/p2p.js)."""
+    """A segment in the bucket: how long its successful PutObject took (seconds), the SHA-256 of the
+    exact body that PutObject sent (what a viewer checks a peer's copy against, viewer/p2p.js), and the
+    stamp of the file's version that body was read from."""
 
     took: float
     sha256: bytes | None  # None: not asked for (P2P off), or uploaded before a restart (bytes not at hand)
+    stamp: Stamp | None = None  # None: bytes made here, or the file changed while it was read
 
 
-def _read_and_hash(read: Callable[[], bytes], hashed: bool) -> tuple[bytes, bytes | None]:
-    """The body an attempt sends and, when asked, its SHA-256, both off the event loop (~2 ms a MB): the
-    hash is of that very object, the one PutObject is given."""
-    body = read()
-    return body, hashlib.sha256(body).digest() if hashed else None
+Read = Callable[[], tuple[bytes, Stamp | None]]
+
+
+def _read_and_hash(read: Read, hashed: bool) -> tuple[bytes, Stamp | None, bytes | None]:
+    """The body an attempt sends, the stamp of its file and, when asked, its SHA-256, off the event loop
+    (~2 ms a MB): the hash is of that very object, the one PutObject is given."""
+    body, stamp = read()
+    return body, stamp, hashlib.sha256(body).digest() if hashed else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,16 +165,15 @@ class Uploader:
         if content_type is None:
             raise SegmentLost("bad_type", f"{path} is not a segment type we publish")
         # Read again on every attempt: if Owncast deleted the file meanwhile, it is lost.
-        return await self._put(key, lambda: read_segment_file(path, self._max_file_bytes, root=root),
+        return await self._put(key, lambda: read_segment_stamped(path, self._max_file_bytes, root=root),
                                content_type, hls.SEGMENT_CACHE_CONTROL, variant, hashed)
 
     async def upload_bytes(self, key: str, body: bytes, *, content_type: str, cache_control: str) -> float:
         """Upload bytes made here (a recording's playlist); retried until it succeeds."""
-        return (await self._put(key, lambda: body, content_type, cache_control, None, False)).took
+        return (await self._put(key, lambda: (body, None), content_type, cache_control, None, False)).took
 
     async def _put(
-        self, key: str, read: Callable[[], bytes], content_type: str, cache_control: str, variant: str | None,
-        hashed: bool,
+        self, key: str, read: Read, content_type: str, cache_control: str, variant: str | None, hashed: bool,
     ) -> Uploaded:
         upload_id, self._next_id = self._next_id, self._next_id + 1
         self._waiting[upload_id] = self._clock()
@@ -173,15 +183,14 @@ class Uploader:
             del self._waiting[upload_id]
 
     async def _attempts(
-        self, key: str, read: Callable[[], bytes], content_type: str, cache_control: str, variant: str | None,
-        hashed: bool,
+        self, key: str, read: Read, content_type: str, cache_control: str, variant: str | None, hashed: bool,
     ) -> Uploaded:
         attempt = 0
         while True:
             bucket_failed = True
             async with self._slots:
                 try:
-                    body, digest = await asyncio.to_thread(_read_and_hash, read, hashed)
+                    body, stamp, digest = await asyncio.to_thread(_read_and_hash, read, hashed)
                 except OSError as err:  # out of handles or memory (read_segment_file lets only those out)
                     if not is_temporary(err):
                         raise
@@ -210,7 +219,7 @@ class Uploader:
                             self._metrics.bytes_uploaded.labels(variant=variant).inc(len(body))
                             self.uploads_done += 1
                         self.record(True)
-                        return Uploaded(took, digest)
+                        return Uploaded(took, digest, stamp)
             delay = self._retry.delay(attempt)
             attempt += 1
             if bucket_failed:

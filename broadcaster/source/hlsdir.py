@@ -15,6 +15,7 @@ import errno
 import os
 import stat
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 # Out of file handles or memory: says nothing about the file, so try again later.
@@ -40,11 +41,59 @@ def is_temporary(err: OSError) -> bool:
     return err.errno in TEMPORARY_ERRNOS
 
 
+@dataclass(frozen=True, slots=True)
+class Stamp:
+    """One version of a file: a file rewritten, replaced or grown since has another stamp."""
+
+    inode: int
+    size: int
+    mtime_ns: int
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> Stamp:
+        return cls(st.st_ino, st.st_size, st.st_mtime_ns)
+
+
 def read_beneath(root: Path, parts: Sequence[str], max_bytes: int) -> bytes:
     """The bytes of root/parts[0]/.../parts[-1], a regular file of at most `max_bytes`.
 
     Raises Refused, FileNotFoundError (something on the way is gone) or another OSError.
     """
+    return read_stamped(root, parts, max_bytes)[0]
+
+
+def read_stamped(root: Path, parts: Sequence[str], max_bytes: int) -> tuple[bytes, Stamp | None]:
+    """read_beneath, and the stamp of the version read: None when the file changed while it was read
+    (the bytes may then be of no single version)."""
+    fd = _open_beneath(root, parts)
+    try:
+        before = Stamp.of(os.fstat(fd))
+        data = read_open(fd, root.joinpath(*parts), max_bytes)
+        after = Stamp.of(os.fstat(fd))
+        return data, after if after == before and after.size == len(data) else None
+    finally:
+        os.close(fd)
+
+
+def stamp_beneath(root: Path, parts: Sequence[str]) -> Stamp | None:
+    """The stamp of root/parts..., opened as read_beneath opens it (no symlink followed); None when gone.
+    Raises Refused or another OSError."""
+    try:
+        fd = _open_beneath(root, parts)
+    except FileNotFoundError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            path = root.joinpath(*parts)
+            raise Refused("not_a_file", f"{path} is not a regular file", path)
+        return Stamp.of(st)
+    finally:
+        os.close(fd)
+
+
+def _open_beneath(root: Path, parts: Sequence[str]) -> int:
+    """A descriptor of root/parts..., every name below root opened without following a symlink."""
     if not parts or any(p in ("", ".", "..") or "/" in p for p in parts):
         raise Refused("not_a_file", f"{'/'.join(parts)!r} is not a plain path inside {root}", root)
     fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -55,9 +104,10 @@ def read_beneath(root: Path, parts: Sequence[str], max_bytes: int) -> bytes:
             child = _open_at(fd, name, _FILE_FLAGS if last else _DIR_FLAGS, shown)
             os.close(fd)
             fd = child
-        return read_open(fd, root.joinpath(*parts), max_bytes)
-    finally:
+    except BaseException:
         os.close(fd)
+        raise
+    return fd
 
 
 def read_open(fd: int, path: Path, max_bytes: int) -> bytes:
