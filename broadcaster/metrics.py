@@ -62,6 +62,18 @@ class Metrics:
             f"{_NS}_segments_lost", "Segments Owncast listed that will never be listed by us", ["variant", "reason"],
             registry=r,
         )
+        self.segments_unfinished = Counter(
+            f"{_NS}_segments_unfinished",
+            "Segments Owncast listed while it was still writing them (or before it made the file): each "
+            "upload waited until Owncast had finished the file",
+            ["variant"], registry=r,
+        )
+        self.segment_reuploads = Counter(
+            f"{_NS}_segment_reuploads",
+            "Segments uploaded again because Owncast changed the file during the upload (only the last "
+            "upload is listed)",
+            ["variant"], registry=r,
+        )
         self.upload_failures = Counter(
             f"{_NS}_upload_failures", "Failed upload attempts (each is retried)", ["reason"], registry=r
         )

@@ -33,6 +33,7 @@ from .publish.release import ListedHook, Outlets
 from .publish.visible import VisiblePlaylists
 from .settings import Address, Settings
 from .source.watcher import HlsWatcher
+from .source.writes import Writes
 from .state.disk import DirectoryBusy, DirectoryLock, StateFile
 from .state.journal import JournaledState
 from .state.snapshots import Snapshots, register_parts
@@ -114,7 +115,8 @@ class Service:
             self._build_publishing(settings)
             held.callback(self.state.close)  # the journal's file, after the last save
             self._build_clips(settings)
-            self.watcher = HlsWatcher(settings.hls_dir, self.publisher, self.metrics)
+            self.watcher = HlsWatcher(settings.hls_dir, self.publisher, self.metrics, writes=self.writes,
+                                      kernel=None if settings.hls_watch == "auto" else False)
             self._build_status()
             self.app = self._build_app(settings, viewer_dir or default_viewer_dir())
             self._parts = contextlib.AsyncExitStack()
@@ -149,6 +151,8 @@ class Service:
         """Owncast's playlists into ours, and the state file that remembers them (restored here)."""
         self.state = JournaledState(s.state_dir)
         self.playlists = VisiblePlaylists()
+        # What the watcher's kernel events say of each file Owncast writes; an upload waits for its close.
+        self.writes = Writes(s.hls_dir)
         self.snapshots = Snapshots(self.state, self.metrics)
         self.publisher = Publisher(
             PublisherConfig(
@@ -164,7 +168,7 @@ class Service:
                 # second, so a lost STATE_DIR still never makes the media sequence go back.
                 first_sequence=int(time.time()),
             ),
-            uploader=self.uploader, metrics=self.metrics, recorder=self.recorder,
+            uploader=self.uploader, writes=self.writes, metrics=self.metrics, recorder=self.recorder,
             # Its Release's: saved first, then visible (and mirrored), then told.
             outlets=Outlets(self.playlists, self.snapshots, self.mirror, on_listed=(
                 (self.events.listed, self._on_listed) if self._on_listed else (self.events.listed,))),

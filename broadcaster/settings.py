@@ -255,6 +255,9 @@ class Setting:
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("HLS_DIR", "Owncast's HLS folder (data/hls)", _existing_dir),
+    Setting("HLS_WATCH", "how HLS_DIR is watched: 'auto' (inotify on Linux, which says when Owncast closes a "
+            "file; watchfiles elsewhere) or 'watchfiles' (a segment then counts as finished once unchanged for "
+            "0.25 s, which every segment waits)", _choice("auto", "watchfiles"), "auto"),
     Setting("S3_ENDPOINT_URL", "S3 API endpoint, e.g. https://<ACCOUNT_ID>.r2.cloudflarestorage.com", _url),
     Setting("S3_REGION", "S3 region; R2 takes 'auto'", _nonempty, "auto"),
     Setting("AWS_ACCESS_KEY_ID", "R2 API token's access key id", _nonempty),
@@ -328,6 +331,7 @@ SETTINGS: tuple[Setting, ...] = (
 @dataclass(frozen=True)
 class Settings:
     hls_dir: Path
+    hls_watch: str
     s3_endpoint_url: str
     s3_region: str
     aws_access_key_id: str

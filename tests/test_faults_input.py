@@ -212,7 +212,7 @@ def _symlink_out(target: Path) -> Prepare:
 def _huge(p: Path) -> None:
     with open(p, "wb") as f:
         f.write(b"\x47" * 188)
-    os.truncate(p, 100 * 1024 * 1024)  # sparse: 100 MiB long, a few KB on disk
+        f.truncate(100 * 1024 * 1024)  # sparse: 100 MiB long, a few KB on disk (closed after, as Owncast does)
 
 
 async def test_bad_segment_files_are_lost_once_and_nothing_outside_is_uploaded(

@@ -99,7 +99,7 @@ from broadcaster.publish.release import Outlets
 from broadcaster.bucket.uploader import Backoff, Uploader
 from broadcaster.bucket.urls import PublicUrls
 from tests.support.browser import launch_chromium, needs_chromium
-from tests.support.fakes import FakeStore
+from tests.support.fakes import FakeStore, WrittenWhole
 from tests.support.hls_checker import VariantSetChecker
 from tests.support.world import Recording
 
@@ -309,7 +309,7 @@ async def publish(scenario: Scenario, folder: Path, base_url: str) -> Made:
                         # As with P2P on: every segment's #EXT-HB-SHA256 line (issue 31), which each
                         # player here must ignore (without P2P the playlists are these without them).
                         segment_hashes=True),
-        uploader=uploader, metrics=metrics, outlets=Outlets(playlists),
+        uploader=uploader, writes=WrittenWhole(), metrics=metrics, outlets=Outlets(playlists),
     )
     pub.on_master(list(scenario.variants))
     listed: dict[int, list[Cut]] = {}

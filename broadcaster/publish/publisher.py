@@ -36,7 +36,7 @@ from .memory import SEEN_LIMIT, decode
 from .release import Outlets, Release
 from .slots import END, Copy, SlotAligner, Variant
 from .target import TargetPolicy
-from .uploads import Uploads
+from .uploads import UNFINISHED_LIMIT, Uploads, WriteWatch
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,8 @@ class PublisherConfig:
     # P2P on (P2P_TRACKERS): each listed segment carries the SHA-256 of its bytes in the bucket, which
     # viewers check their peers' copies against (hls.SEGMENT_HASH_TAG).
     segment_hashes: bool = False
+    # How long a segment Owncast listed may still be written before it is given up (uploads.py).
+    unfinished_limit: float = UNFINISHED_LIMIT
     wall_clock: Callable[[], float] = time.time
     monotonic: Callable[[], float] = time.monotonic
 
@@ -77,6 +79,7 @@ class Publisher:
         config: PublisherConfig,
         *,
         uploader: Uploader,
+        writes: WriteWatch,
         metrics: Metrics,
         outlets: Outlets,
         on_removed: RemovedHook | None = None,
@@ -84,7 +87,7 @@ class Publisher:
     ) -> None:
         """The publisher builds, starts and closes its Release, which makes each new version public
         through `outlets` (saved, shown, offered to the bucket, told): versions go to it, nothing comes
-        back."""
+        back. `writes` says when Owncast has finished writing a file (an upload waits for it)."""
         self._metrics = metrics
         self._window = config.window_seconds
         self._wall = config.wall_clock
@@ -95,7 +98,8 @@ class Publisher:
         self.release = Release(outlets, metrics, key_prefix=config.key_prefix, limit=config.first_sequence,
                                shown_to=self.target, monotonic=config.monotonic)
         self._lanes = Lanes(metrics)
-        self._uploads = Uploads(uploader, config.hls_dir, config.key_prefix, config.segment_hashes)
+        self._uploads = Uploads(uploader, writes, metrics, hls_dir=config.hls_dir, key_prefix=config.key_prefix,
+                                segment_hashes=config.segment_hashes, unfinished_limit=config.unfinished_limit)
         self._variants: dict[int, Variant] = {}  # shared with the lister, which lists from it
         # A finished upload goes on to the lister (its done-callback), never back here.
         self.lister = Lister(urls=config.urls, segment_hashes=config.segment_hashes, metrics=metrics,

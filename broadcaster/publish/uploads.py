@@ -1,15 +1,48 @@
 """The uploads of Owncast's segments: one task per copy, an init section once per run and variant, and
-nothing uploaded again that a state restored says is in the bucket already."""
+nothing uploaded again that a state restored says is in the bucket already.
+
+Only whole files reach the bucket. A playlist can name a segment Owncast is still writing (ffmpeg PUTs
+the playlist without waiting for the segment's answer, docs/owncast.md), so an upload first waits until
+Owncast has finished the file (source.writes says when), at most UNFINISHED_LIMIT: a file still being
+written then is lost, its gap marked, never uploaded half. After the upload the file must still be the
+version that was read (same inode, size and mtime); if Owncast changed it meanwhile it is uploaded
+again, before it is listed, so the bucket, the hash carried for P2P, recordings and clips all hold the
+file as Owncast left it.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 from ..bucket.uploader import SegmentLost, Uploaded, Uploader
+from ..metrics import Metrics
 from ..playlist import hls
+from ..source.hlsdir import Refused, Stamp, stamp_beneath
 from ..source.owncast import SourceSegment, stream_id
+from ..source.writes import Finish
 from .slots import Variant
+
+log = logging.getLogger(__name__)
+
+# A body Owncast receives over loopback is in within milliseconds of the playlist that names it (10 ms
+# measured for a 465 KB passthrough segment). A file still being written this long after has a stuck
+# writer (ffmpeg hung in the middle of a PUT); its slot holds every variant's listing meanwhile, so it is
+# given up then, well inside Owncast's cleanup (35 s at least) and a few segments of a player's buffer.
+UNFINISHED_LIMIT = 10.0
+# Uploads of one file, the first included: a file changed during each of them is being rewritten.
+MAX_UPLOADS = 3
+_TOLD_STREAMS = 64  # streams already told of in the log (a bounded memory)
+
+
+class WriteWatch(Protocol):
+    """When Owncast has finished writing a file (source.writes.Writes)."""
+
+    async def finished(self, path: Path, limit: float, on_writing: Callable[[], None] | None = None) -> Finish: ...
 
 
 async def _already(done: Uploaded) -> Uploaded:
@@ -17,12 +50,17 @@ async def _already(done: Uploaded) -> Uploaded:
 
 
 class Uploads:
-    def __init__(self, uploader: Uploader, hls_dir: Path, key_prefix: str, segment_hashes: bool) -> None:
+    def __init__(self, uploader: Uploader, writes: WriteWatch, metrics: Metrics, *, hls_dir: Path, key_prefix: str,
+                 segment_hashes: bool, unfinished_limit: float = UNFINISHED_LIMIT) -> None:
         self._uploader = uploader
+        self._writes = writes
+        self._metrics = metrics
         self._hls_dir = hls_dir
         self._prefix = key_prefix
         self._hashes = segment_hashes  # P2P on: the SHA-256 of each segment's bytes, for viewers to check
+        self._limit = unfinished_limit
         self.restored: set[str] = set()  # keys uploaded before a restart, not listed then
+        self._told: deque[str] = deque(maxlen=_TOLD_STREAMS)
 
     def key(self, index: int, name: str) -> str:
         return hls.object_key(self._prefix, index, name)
@@ -38,8 +76,7 @@ class Uploads:
             init_task = v.inits.get(init_key)
             if init_task is None:
                 init_task = asyncio.ensure_future(
-                    self._uploader.upload_file(folder / seg.init_name, init_key, str(v.index),
-                                               root=self._hls_dir, hashed=False)  # never shared by peers
+                    self._whole(folder / seg.init_name, init_key, v.index, hashed=False)  # never shared by peers
                 )
                 v.inits[init_key] = init_task
         seg_key = self.key(v.index, seg.name)
@@ -57,4 +94,44 @@ class Uploads:
                 await asyncio.shield(init)  # shared by every segment of the run
             except SegmentLost as err:
                 raise SegmentLost("init_lost", f"its init section could not be uploaded: {err}") from err
-        return await self._uploader.upload_file(path, key, str(index), root=self._hls_dir, hashed=self._hashes)
+        return await self._whole(path, key, index, hashed=self._hashes)
+
+    async def _whole(self, path: Path, key: str, index: int, *, hashed: bool) -> Uploaded:
+        """Upload `path` once Owncast has finished it, and again while it changed during the upload."""
+        variant = str(index)
+        for attempt in range(MAX_UPLOADS):
+            finish = await self._writes.finished(path, self._limit, lambda: self._unfinished(path, index))
+            if finish is Finish.UNFINISHED:
+                raise SegmentLost("unfinished", f"{path} was still being written {self._limit:g} s after "
+                                  "Owncast listed it; not uploaded half")
+            if finish is Finish.MISSING:
+                raise SegmentLost("deleted", f"{path} was never there or deleted before it was uploaded")
+            done = await self._uploader.upload_file(path, key, variant, root=self._hls_dir, hashed=hashed)
+            if self._unchanged(path, done.stamp):
+                return done
+            self._metrics.segment_reuploads.labels(variant=variant).inc()
+            log.warning("variant %d: %s changed while it was uploaded (upload %d of at most %d); uploading it "
+                        "again before it is listed", index, path.name, attempt + 1, MAX_UPLOADS)
+        raise SegmentLost("unfinished", f"{path} changed during each of its {MAX_UPLOADS} uploads")
+
+    def _unchanged(self, path: Path, read: Stamp | None) -> bool:
+        """The file is still the version read (or gone: what was read was finished when it was read)."""
+        if read is None:
+            return False  # it changed while it was read
+        try:
+            now = stamp_beneath(self._hls_dir, path.relative_to(self._hls_dir).parts)
+        except (OSError, Refused):
+            return True  # not readable now: nothing says it changed; the next read would refuse it
+        return now is None or now == read
+
+    def _unfinished(self, path: Path, index: int) -> None:
+        """Owncast listed `path` while still writing it: counted, and said once per stream."""
+        self._metrics.segments_unfinished.labels(variant=str(index)).inc()
+        stream = stream_id(path.name) or path.parent.name
+        if stream in self._told:
+            return
+        self._told.append(stream)
+        log.info("variant %d: Owncast listed %s while still writing it (large segments, e.g. video "
+                 "passthrough, take longer to write); uploads wait until Owncast has finished each file. "
+                 "Counted in hls_broadcaster_segments_unfinished_total; said once per stream",
+                 index, path.name)

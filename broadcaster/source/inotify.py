@@ -19,6 +19,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+IN_MODIFY = 0x00000002
 IN_CLOSE_WRITE = 0x00000008
 IN_MOVED_TO = 0x00000080
 IN_CREATE = 0x00000100
@@ -32,14 +33,18 @@ IN_ISDIR = 0x40000000
 _IN_NONBLOCK = os.O_NONBLOCK
 _IN_CLOEXEC = 0o2000000
 
-# A file written in place is read once, when its writer closes it (IN_CLOSE_WRITE), not at every
-# write(2) of it (IN_MODIFY: a wake-up per 32 KB piece of every segment, and a half-written playlist
-# read for nothing). Moved in (IN_MOVED_TO: Owncast's offline tail) counts too; the folder itself gone
-# ends the watch. Made (IN_CREATE: a variant folder, a symlink) only in the top folder: in a variant
-# folder it would wake the loop once more for every segment Owncast starts, for nothing (a symlink
-# made there is found by the next rescan).
+# A file written in place is read once, when its writer closes it (IN_CLOSE_WRITE), never at a write:
+# a half-written playlist read is a read for nothing. Moved in (IN_MOVED_TO: Owncast's offline tail)
+# counts too; the folder itself gone ends the watch; made (IN_CREATE) in the top folder is a variant
+# folder or a symlink to note. In a variant folder, made and written (IN_CREATE, IN_MODIFY) are read too,
+# not to read anything but to know which segments Owncast is still writing (writes.Writes): a playlist
+# can name a segment before Owncast has copied its last bytes. That is a wake-up per piece Owncast
+# writes (io.Copy's 32 KB; the kernel merges a run of them while the loop is busy), only while it writes.
 ROOT_MASK = IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE_SELF | IN_MOVE_SELF
-VARIANT_MASK = IN_CLOSE_WRITE | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF
+VARIANT_MASK = IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_MODIFY | IN_DELETE_SELF | IN_MOVE_SELF
+# Events that mean "read this file" (IN_CREATE too, in the top folder only; the rest say a segment is
+# being written).
+READ_MASK = IN_CLOSE_WRITE | IN_MOVED_TO
 _HEADER = struct.Struct("iIII")  # struct inotify_event: wd, mask, cookie, len; then len bytes of name
 _READ_BYTES = 64 * 1024
 

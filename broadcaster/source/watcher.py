@@ -1,8 +1,9 @@
 """Watches Owncast's HLS folder and hands every complete playlist to the publisher.
 
-Only playlists are read: a segment counts as finished when its variant playlist lists it (Owncast
-writes the segment in place first, then rewrites the playlist in place). A playlist read half-written
-fails to parse and is simply read again on the next event.
+Only playlists are read: a segment is handed on when its variant playlist lists it (Owncast writes the
+segment in place, then rewrites the playlist in place, but may still be copying the segment's last bytes
+then: the events of the variant folders go to writes.Writes, which the uploads ask). A playlist read
+half-written fails to parse and is simply read again on the next event.
 
 What is read is bounded: only the variants the multivariant playlist names, only regular files, never
 through a symlink or outside HLS_DIR (hlsdir), at most MAX_PLAYLIST_BYTES each and the newest
@@ -28,6 +29,7 @@ from ..metrics import Metrics
 from . import inotify
 from .notices import InputNotices
 from .hlsdir import Refused, is_temporary, read_beneath
+from .writes import Writes
 from .owncast import (
     MASTER_PLAYLIST,
     MAX_PLAYLIST_ENTRIES,
@@ -99,11 +101,14 @@ class HlsWatcher:
         kernel: bool | None = None,
         master_grace: float = MASTER_GRACE,
         new_master_wait: float = NEW_MASTER_WAIT,
+        writes: Writes | None = None,
     ) -> None:
         """kernel: wait on inotify on the event loop (Linux; the default where available), else
         poll with watchfiles; debounce_ms and step_ms are for the latter. master_grace: how long a
-        variant playlist may go without a multivariant playlist before master_missing says so."""
+        variant playlist may go without a multivariant playlist before master_missing says so.
+        writes: told what the kernel says of each segment being written (the uploads ask it)."""
         self._notes = InputNotices(hls_dir, metrics, master_grace)
+        self.writes = writes or Writes(hls_dir)
         self._dir = hls_dir
         self._sink = sink
         self._metrics = metrics
@@ -194,10 +199,12 @@ class HlsWatcher:
             if not events:
                 return
             last_event = loop.time()
+            self.writes.note(events)  # first: a playlist in this batch may name a segment written in it
             if any(e.mask & inotify.IN_Q_OVERFLOW for e in events):
+                self.writes.forget_all()  # what was written meanwhile is unknown, not finished
                 self._safely(self.scan, False)  # the kernel dropped events: read everything
             else:
-                self._safely(self._on_paths, [e.path for e in events if e.path != self._dir])
+                self._safely(self._on_paths, [e.path for e in events if self._to_read(e)])
                 if time.monotonic() - self._last_scan >= self._busy_rescan:
                     self._safely(self.scan, False)
             gone = any(e.path == self._dir and e.mask & (inotify.IN_DELETE_SELF | inotify.IN_MOVE_SELF)
@@ -217,6 +224,7 @@ class HlsWatcher:
             timer = loop.call_at(due, on_quiet)
 
         with inotify.FolderWatch(self._dir) as watch:
+            self.writes.exact(True)  # from now the kernel tells of every write and close
             loop.add_reader(watch.fileno(), on_events)
             try:
                 self._safely(self.scan)  # what was written before the watch began
@@ -224,9 +232,18 @@ class HlsWatcher:
                 await replaced
                 log.info("%s was replaced; watching the new folder", self._dir)
             finally:
+                self.writes.exact(False)
                 loop.remove_reader(watch.fileno())
                 if timer is not None:
                     timer.cancel()
+
+    def _to_read(self, event: inotify.Event) -> bool:
+        """Written and closed, or moved in; or made in the top folder (a variant folder, a symlink).
+        A write alone (IN_MODIFY) or a segment made is only for `writes`."""
+        if event.path == self._dir:
+            return False
+        return bool(event.mask & inotify.READ_MASK
+                    or event.mask & inotify.IN_CREATE and event.path.parent == self._dir)
 
     async def _watch_polling(self, identity: tuple[int, int]) -> None:
         """Elsewhere (development machines): watchfiles, whose Rust thread looks for events every

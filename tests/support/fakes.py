@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from broadcaster.playlist import hls
 from broadcaster.playlist.manifest import ListedSegment, ManifestGenerator, Removed, Rendered, _Parts
@@ -13,6 +14,7 @@ from broadcaster.source.owncast import SourcePlaylist, SourceVariant
 from broadcaster.status.assessment import Assessment
 from broadcaster.status.stream import StreamState
 from broadcaster.bucket.store import StoreError
+from broadcaster.source.writes import Finish
 
 
 @dataclass
@@ -61,6 +63,14 @@ class FakeStore:
 
     def keys(self) -> list[str]:
         return [p.key for p in self.puts]
+
+
+class WrittenWhole:
+    """source.writes at the seam, for tests that write each file whole before its playlist names it:
+    every file is finished when asked (tests/test_whole_segments.py tests the real one)."""
+
+    async def finished(self, path: Path, limit: float, on_writing: Callable[[], None] | None = None) -> Finish:
+        return Finish.READY
 
 
 # -- what the HTTP app reads -----------------------------------------------------------------------

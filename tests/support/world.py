@@ -15,13 +15,14 @@ from broadcaster.source.owncast import SourcePlaylist, SourceSegment
 from broadcaster.bucket.cleaner import Cleaner
 from broadcaster.status.assessment import HealthReport
 from broadcaster.publish.publisher import Publisher, PublisherConfig
+from broadcaster.publish.uploads import UNFINISHED_LIMIT, WriteWatch
 from broadcaster.publish.release import Outlets
 from broadcaster.state.snapshots import Snapshots, register_parts
 from broadcaster.state.disk import StateFile
 from broadcaster.bucket.uploader import Backoff, Uploader
 from broadcaster.bucket.urls import PublicUrls
 from broadcaster.publish.visible import VisiblePlaylists
-from tests.support.fakes import FakeStore
+from tests.support.fakes import FakeStore, WrittenWhole
 from tests.support.hls_checker import VariantSetChecker
 
 PUBLIC = "https://cdn.example"
@@ -46,12 +47,14 @@ class Recording(VisiblePlaylists):
 class World:
     """An HLS folder, a scripted bucket and a publisher, with every playlist version checked.
 
+    `writes` says when Owncast has finished a file (by default: at once; tests write whole files).
     With `state`, the publisher saves into it before each version is shown, as the service does (call
     `pub.start()`); `snapshots` restores from it. With `stepped`, the publisher's monotonic clock is
     `self.now`, moved by the test (`step`), so windows slide without waiting for the real one."""
 
     def __init__(self, tmp_path: Path, window: float = 4.0, state: StateFile | None = None,
-                 align_by: str = "msn", stepped: bool = False, segment_hashes: bool = False) -> None:
+                 align_by: str = "msn", stepped: bool = False, segment_hashes: bool = False,
+                 writes: WriteWatch | None = None, unfinished_limit: float = UNFINISHED_LIMIT) -> None:
         self.dir = tmp_path
         self.store = FakeStore()
         self.metrics = Metrics()
@@ -65,8 +68,8 @@ class World:
         self.snapshots = Snapshots(state, self.metrics) if state is not None else None
         self.pub = Publisher(PublisherConfig(hls_dir=tmp_path, key_prefix="live", urls=PublicUrls(PUBLIC),
                                              window_seconds=window, wall_clock=lambda: self.clock, monotonic=mono,
-                                             segment_hashes=segment_hashes),
-                             uploader=self.uploader, metrics=self.metrics,
+                                             segment_hashes=segment_hashes, unfinished_limit=unfinished_limit),
+                             uploader=self.uploader, writes=writes or WrittenWhole(), metrics=self.metrics,
                              outlets=Outlets(self.playlists, self.snapshots,
                                              on_listed=(lambda v, n, s, _u: self.listed.append((v, n, s.name)),)))
         self.release = self.pub.release

@@ -1,0 +1,209 @@
+"""Whether Owncast has finished writing a file: what the kernel said of it, or else a quiet file.
+
+Owncast copies each PUT body into the file under its final name and closes the file once the body is
+in (fileWriterReceiverService.go: os.Create, io.Copy, a deferred Close). ffmpeg PUTs the playlist that
+names a segment on another connection without waiting for the segment's answer, so the playlist can
+name a segment whose last bytes Owncast is still copying (docs/owncast.md, "How files are written"):
+listed is necessary, not sufficient. An upload asks `finished` first.
+
+On Linux the watcher reads inotify, which tells when a file is written (IN_MODIFY, a truncation too)
+and when its writer closes it (IN_CLOSE_WRITE): a file whose last event is a close is finished, at no
+cost; one written since is waited for until its close (a change made without an open writer, such as
+truncate(2) by name, never closes: it is given up at the limit). Events are believed only while the watch
+that saw them is unbroken: a queue overflow (events lost) or a new watch forgets them all, and never
+turns into "finished".
+
+A file the kernel said nothing of (watchfiles' path, which tells no close from a write; a file written
+before the watch began or before an overflow) is judged by the file itself: finished once it has not
+changed for QUIET seconds (its mtime that old, or the same stamp seen QUIET apart) and, for MPEG-TS, it
+is a whole number of packets. Owncast writes a body as it arrives and ffmpeg sends a segment in one
+burst, so a pause that long inside one body is a stalled writer; the upload checks the file again after
+it is sent (publish/uploads.py) and sends it again if it changed. What that costs (QUIET on every
+segment that path lists at once) is measured by bench/ingest_latency.py.
+
+Every wait is bounded by the caller's limit: a file still being written then is given up, never read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+
+from . import inotify
+from .hlsdir import Refused, Stamp, stamp_beneath
+
+# Seconds a file must be unchanged to count as finished when no close was seen. Owncast's writes of one
+# body follow each other within milliseconds (measured: a 465 KB passthrough segment's tail came 10 ms
+# after the playlist); a quarter of a second is many times that on a busy VM, and is what a segment
+# costs on that path.
+QUIET = 0.25
+POLL = 0.05  # seconds between two looks at a file the kernel cannot tell of
+# A file a playlist names that is not there: Owncast makes it when the segment's PUT begins, which is
+# before ffmpeg sends the playlist, so only a handler not yet scheduled is that late; after this long,
+# it was deleted (a wipe, Owncast's cleanup after an outage) and will not come.
+MISSING_WAIT = 2.0
+TS_PACKET = 188
+# Files remembered (their last event): every segment of every variant for well over Owncast's cleanup,
+# which keeps SegmentCount + 10 per variant; the oldest are forgotten first (then judged as unknown).
+REMEMBERED = 4096
+_CLOSED = inotify.IN_CLOSE_WRITE | inotify.IN_MOVED_TO
+
+
+class Finish(enum.Enum):
+    READY = "ready"  # finished when asked
+    WAITED = "waited"  # seen being written, then finished
+    UNFINISHED = "unfinished"  # still being written when the limit passed
+    MISSING = "missing"  # not there when the limit passed
+
+
+class _State(enum.Enum):
+    FINISHED = "finished"  # closed (the kernel's word), or quiet long enough
+    WRITING = "writing"  # written since its last close (the kernel's word), or seen changing
+    YOUNG = "young"  # unchanged so far, but changed too lately to tell
+    MISSING = "missing"
+
+
+class Writes:
+    """What the watcher's events said of each file in the variant folders under `root`, and the wait for
+    one to be finished. Fed by the watcher (`exact`, `note`, `forget_all`), asked by the uploads."""
+
+    def __init__(self, root: Path, *, quiet: float = QUIET, poll: float = POLL,
+                 wall: Callable[[], float] = time.time, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._root = root
+        self._quiet = quiet
+        self._poll = poll
+        self._wall = wall
+        self._mono = monotonic
+        self._exact = False  # an unbroken kernel watch is feeding `note`
+        self._writing: OrderedDict[Path, bool] = OrderedDict()  # file -> still being written (last event)
+        self._changed = asyncio.Event()  # set at every note that may end a wait, then replaced
+        self.waiting = 0  # calls of `finished` waiting now
+
+    # -- fed by the watcher ------------------------------------------------------------------------
+
+    def exact(self, on: bool) -> None:
+        """A kernel watch begins (True: its events will come to `note`) or ends (False). Whatever was
+        noted before is forgotten either way: events between two watches are lost."""
+        self._exact = on
+        self.forget_all()
+
+    def forget_all(self) -> None:
+        """Events were lost (the kernel's queue overflowed): nothing noted so far can be believed."""
+        self._writing.clear()
+        self._wake()
+
+    def note(self, events: list[inotify.Event]) -> None:
+        """Events read from the kernel, in order, before any playlist they came with is read."""
+        if not self._exact:
+            return
+        woke = False
+        for event in events:
+            path = event.path
+            if event.mask & inotify.IN_ISDIR or path.parent == self._root or path.suffix == ".m3u8":
+                continue  # playlists are read whole or read again; only a variant folder's media counts
+            if event.mask & _CLOSED:
+                self._writing[path] = False
+            elif event.mask & inotify.IN_MODIFY:  # a write, or a truncation (O_TRUNC: a rewrite begins)
+                self._writing[path] = True
+            elif event.mask & inotify.IN_CREATE:
+                # A new file: nothing is known of it until it is written or closed (a symlink, a FIFO or
+                # a folder made there never is: those are judged, and refused, as files).
+                self._writing.pop(path, None)
+                woke = True
+                continue
+            else:
+                continue
+            self._writing.move_to_end(path)
+            if len(self._writing) > REMEMBERED:
+                self._writing.popitem(last=False)
+            woke = True
+        if woke:
+            self._wake()
+
+    def _wake(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    # -- asked by the uploads ----------------------------------------------------------------------
+
+    async def finished(self, path: Path, limit: float, on_writing: Callable[[], None] | None = None) -> Finish:
+        """Wait until Owncast has finished writing `path` (under root), `limit` seconds at most (a file not
+        there at all, MISSING_WAIT at most). `on_writing` is called once if the file is seen being written
+        meanwhile (told by the kernel, seen changing, or made after its playlist named it)."""
+        parts = path.relative_to(self._root).parts
+        start = self._mono()
+        settling = _Settling(self._quiet, self._wall, self._mono)
+        seen = was_missing = False
+        self.waiting += 1
+        try:
+            while True:
+                state = self._look(path, parts, settling)
+                was_missing |= state is _State.MISSING
+                if not seen and (state is _State.WRITING or was_missing and state is not _State.MISSING):
+                    seen = True
+                    if on_writing is not None:
+                        on_writing()
+                if state is _State.FINISHED:
+                    return Finish.WAITED if seen else Finish.READY
+                missing = state is _State.MISSING
+                left = start + (min(limit, MISSING_WAIT) if missing else limit) - self._mono()
+                if left <= 0:
+                    return Finish.MISSING if missing else Finish.UNFINISHED
+                # A close comes as an event; without the kernel's word, look again shortly.
+                told = self._exact and path in self._writing
+                await self._next_change(left if told else min(left, self._poll))
+        finally:
+            self.waiting -= 1
+
+    def _look(self, path: Path, parts: tuple[str, ...], settling: _Settling) -> _State:
+        writing = self._writing.get(path) if self._exact else None
+        if writing is not None:  # the kernel's word
+            return _State.WRITING if writing else _State.FINISHED
+        try:
+            stamp = stamp_beneath(self._root, parts)
+        except Refused:
+            return _State.FINISHED  # not a file we read: the upload refuses it and says why
+        except OSError:
+            return _State.YOUNG  # out of handles, say: look again
+        if stamp is None:
+            return _State.MISSING
+        return settling.judge(stamp, path.suffix == ".ts")
+
+    async def _next_change(self, timeout: float) -> None:
+        changed = self._changed
+        try:
+            async with asyncio.timeout(timeout):
+                await changed.wait()
+        except TimeoutError:
+            pass
+
+
+class _Settling:
+    """One file judged without a close: finished once unchanged for `quiet` seconds (by its mtime
+    against the wall clock, or by two looks that far apart on this process's clock, whichever comes
+    first: a file system whose clock differs from ours still settles) and, for MPEG-TS, whole packets.
+    Being written: seen changing between two looks, or quiet but cut inside a packet."""
+
+    def __init__(self, quiet: float, wall: Callable[[], float], mono: Callable[[], float]) -> None:
+        self._quiet = quiet
+        self._wall = wall
+        self._mono = mono
+        self._last: Stamp | None = None
+        self._since = 0.0  # monotonic: when _last was first seen
+        self._changed = False
+
+    def judge(self, stamp: Stamp, ts: bool) -> _State:
+        now = self._mono()
+        if stamp != self._last:
+            self._changed |= self._last is not None
+            self._last, self._since = stamp, now
+        quiet = now - self._since >= self._quiet or self._wall() - stamp.mtime_ns / 1e9 >= self._quiet
+        if quiet and ts and stamp.size % TS_PACKET:
+            return _State.WRITING  # MPEG-TS is whole 188-byte packets: the rest is still to come
+        if quiet:
+            return _State.FINISHED
+        return _State.WRITING if self._changed else _State.YOUNG

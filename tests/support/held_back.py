@@ -1,0 +1,50 @@
+"""A segment Owncast is still writing when its playlist names it (issue 39), held there by the test.
+
+ffmpeg PUTs a segment, then the playlist that lists it on another connection, without waiting for the
+segment's answer; Owncast copies each body into the file as it arrives, so the playlist can be rewritten
+while the segment's last bytes are still on their way (docs/owncast.md). `HeldBack` makes that moment
+last as long as the test wants: the file is made and written in place up to its last `hold` bytes and
+kept open; `release()` writes the rest and closes it, as Owncast's handler does when its copy ends.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import BinaryIO
+
+
+class HeldBack:
+    """One segment's body, written but for its last `hold` bytes until `release()`. Use `begin` as the
+    writer of the segment's file (HandFedOwncast.slot's `prepare`), then let the playlist name it."""
+
+    def __init__(self, data: bytes, hold: int) -> None:
+        assert 0 < hold < len(data)
+        self.data, self.hold = data, hold
+        self.path: Path | None = None
+        self._file: BinaryIO | None = None
+
+    @property
+    def sha256(self) -> str:
+        """The file as Owncast finishes it."""
+        return hashlib.sha256(self.data).hexdigest()
+
+    def begin(self, path: Path) -> None:
+        self.path = path
+        self._file = open(path, "wb")  # noqa: SIM115 (kept open until release)
+        self._file.write(self.data[: -self.hold])
+        self._file.flush()
+
+    def release(self) -> None:
+        """The rest of the body, then the close."""
+        assert self._file is not None, "begin() first"
+        self._file.write(self.data[-self.hold:])
+        self._file.flush()
+        self._file.close()
+        self._file = None
+
+    def close(self) -> None:
+        """For a test's cleanup: close without writing the rest (an aborted body)."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None

@@ -1,0 +1,275 @@
+"""Only whole segments reach the bucket (issue 39): a segment Owncast's playlist names while Owncast is
+still writing it is waited for, and a file that changes during its upload is uploaded again.
+
+The writer holds a segment's last bytes back until the playlist has named it and the service has been
+seen waiting (tests/support/held_back.py): the race of ffmpeg's PUTs made to happen every time, on both
+watch paths (inotify, which tells a close; watchfiles, which does not). What is compared is bytes: the
+object in the bucket against the file as Owncast finished it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import boto3
+import pytest
+import pytest_asyncio
+
+from broadcaster.metrics import Metrics
+from broadcaster.playlist import hls
+from broadcaster.source import inotify, writes
+from broadcaster.source.writes import Finish, Writes
+from broadcaster.source.watcher import HlsWatcher
+from tests.support.fakes import Sink
+from tests.support.held_back import HeldBack
+from tests.support.observe import Observer
+from tests.support.owncast_writer import HandFedOwncast, real_ts_segment
+from tests.support.service_process import ServiceProcess, moto_env
+from tests.support.waiting import until
+from tests.support.world import World
+
+KERNEL = pytest.mark.skipif(not inotify.available(), reason="inotify is Linux only")
+_PATHS = [pytest.param(True, id="inotify", marks=KERNEL), pytest.param(False, id="watchfiles")]
+CUT = 1000  # bytes held back: not a whole number of TS packets, as a cut in a body almost never is
+
+
+@pytest.fixture(scope="module")
+def ts_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    return real_ts_segment(tmp_path_factory.mktemp("ts"))
+
+
+# -- the wait itself, on a real folder fed by the real watcher ----------------------------------------
+
+
+@pytest_asyncio.fixture(params=_PATHS)
+async def watched(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[tuple[Writes, Path]]:
+    """Writes fed by a running HlsWatcher (inotify or watchfiles) on tmp_path, and its variant folder."""
+    (tmp_path / "0").mkdir()
+    w = Writes(tmp_path)
+    watcher = HlsWatcher(tmp_path, Sink(), Metrics(), kernel=request.param, writes=w)
+    await watcher.start()
+    try:
+        if request.param:
+            await until(lambda: w._exact, "the kernel watch began")
+        yield w, tmp_path / "0"
+    finally:
+        await watcher.stop()
+
+
+async def test_a_segment_still_being_written_is_waited_for_until_owncast_finishes_it(
+    watched: tuple[Writes, Path], ts_bytes: bytes
+) -> None:
+    w, folder = watched
+    held = HeldBack(ts_bytes, CUT)
+    held.begin(folder / "stream-a-0.ts")
+    told: list[str] = []
+    try:
+        wait = asyncio.ensure_future(w.finished(folder / "stream-a-0.ts", 30, lambda: told.append("writing")))
+        await until(lambda: told == ["writing"], "the wait saw the file being written")
+        assert not wait.done()
+        held.release()
+        assert await wait is Finish.WAITED
+        assert told == ["writing"]  # said once
+    finally:
+        held.close()
+
+
+@KERNEL
+async def test_the_kernel_tells_a_cut_on_a_packet_boundary_which_the_file_alone_cannot(
+    tmp_path: Path, ts_bytes: bytes
+) -> None:
+    """Held back a whole number of packets, the file on disk looks whole: only the close tells."""
+    (tmp_path / "0").mkdir()
+    w = Writes(tmp_path, quiet=0.05)
+    watcher = HlsWatcher(tmp_path, Sink(), Metrics(), kernel=True, writes=w)
+    await watcher.start()
+    held = HeldBack(ts_bytes, 188 * 4)
+    try:
+        await until(lambda: w._exact, "the kernel watch began")
+        held.begin(tmp_path / "0" / "seg.ts")
+        wait = asyncio.ensure_future(w.finished(tmp_path / "0" / "seg.ts", 30))
+        await until(lambda: w.waiting == 1, "the upload waits")
+        # Several times the quiet period: a judgement by the file alone would have taken it by now.
+        for _ in range(5):
+            await asyncio.wait({wait}, timeout=0.05)
+            assert not wait.done()
+        held.release()
+        assert await wait is Finish.WAITED
+    finally:
+        held.close()
+        await watcher.stop()
+
+
+@KERNEL
+async def test_a_file_closed_before_it_is_asked_for_costs_no_wait_and_no_look(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "0").mkdir()
+    w = Writes(tmp_path)
+    watcher = HlsWatcher(tmp_path, Sink(), Metrics(), kernel=True, writes=w)
+    await watcher.start()
+    try:
+        await until(lambda: w._exact, "the kernel watch began")
+        (tmp_path / "0" / "seg.ts").write_bytes(b"\x47" * 188)
+        await until(lambda: w._writing.get(tmp_path / "0" / "seg.ts") is False, "the close was read")
+        looks: list[object] = []
+        monkeypatch.setattr(writes, "stamp_beneath", lambda *a: looks.append(a))
+        ask = w.finished(tmp_path / "0" / "seg.ts", 30)
+        with pytest.raises(StopIteration) as done:
+            ask.send(None)  # returns on its first step: it never suspends
+        assert done.value.value is Finish.READY
+        assert looks == []
+    finally:
+        await watcher.stop()
+
+
+async def test_after_lost_events_a_file_is_judged_by_itself_never_taken_for_finished(tmp_path: Path) -> None:
+    """A queue overflow forgets what the kernel said: the file being written then is not 'finished'."""
+    folder = tmp_path / "0"
+    folder.mkdir()
+    path = folder / "seg.ts"
+    w = Writes(tmp_path, quiet=0.2)
+    w.exact(True)
+    held = HeldBack(b"\x47" * 188 * 20, CUT)
+    held.begin(path)
+    try:
+        w.note([inotify.Event(path, inotify.IN_CREATE), inotify.Event(path, inotify.IN_MODIFY)])
+        wait = asyncio.ensure_future(w.finished(path, 30))
+        await until(lambda: w.waiting == 1)
+        w.forget_all()  # IN_Q_OVERFLOW: the watcher calls this
+        # Quiet for longer than `quiet`, but cut inside a packet: still being written.
+        for _ in range(8):
+            await asyncio.wait({wait}, timeout=0.05)
+            assert not wait.done()
+        held.release()
+        assert await wait is Finish.WAITED
+    finally:
+        held.close()
+
+
+async def test_a_writer_that_never_finishes_is_given_up_at_the_limit(tmp_path: Path) -> None:
+    folder = tmp_path / "0"
+    folder.mkdir()
+    w = Writes(tmp_path)
+    w.exact(True)
+    held = HeldBack(b"\x47" * 188 * 20, 188)
+    held.begin(folder / "seg.ts")
+    try:
+        w.note([inotify.Event(folder / "seg.ts", inotify.IN_MODIFY)])
+        assert await w.finished(folder / "seg.ts", 0.2) is Finish.UNFINISHED
+    finally:
+        held.close()
+
+
+async def test_a_file_never_made_is_missing_after_a_short_wait(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "0").mkdir()
+    monkeypatch.setattr(writes, "MISSING_WAIT", 0.1)
+    told: list[int] = []
+    assert await Writes(tmp_path).finished(tmp_path / "0" / "gone.ts", 30, lambda: told.append(1)) is Finish.MISSING
+    assert told == []  # not "being written": never there
+
+
+# -- the publisher: uploaded again when it changed, given up when it never finishes --------------------
+
+
+async def test_a_file_changed_during_its_upload_is_uploaded_again_before_it_is_listed(tmp_path: Path) -> None:
+    world = World(tmp_path, writes=Writes(tmp_path, quiet=0.0), segment_hashes=True)
+    world.owncast_lists(0, "stream-a-0.ts")
+    await world.settle()
+    key = "live/0/stream-a-1.ts"
+    world.store.hold(key)
+    world.owncast_lists(0, "stream-a-1.ts")  # 376 bytes of 0x47
+    await until(lambda: key in world.store.attempts, "the first upload is under way")
+    final = b"\x47" * 188 * 5
+    (tmp_path / "0" / "stream-a-1.ts").write_bytes(final)  # Owncast rewrote it meanwhile
+    assert [n for _v, _s, n in world.listed] == ["stream-a-0.ts"]
+    world.store.release(key)
+    await world.settle()
+    bodies = [p.body for p in world.store.puts if p.key == key]
+    assert bodies == [b"\x47" * 376, final]
+    assert [n for _v, _s, n in world.listed] == ["stream-a-0.ts", "stream-a-1.ts"]
+    assert hls.segment_hash_line(hashlib.sha256(final).digest()) in world.text()  # what peers are checked against
+    assert world.metrics.segment_reuploads.labels(variant="0")._value.get() == 1
+    await world.pub.close()
+
+
+async def test_a_segment_never_finished_is_lost_with_its_gap_marked_never_uploaded_half(tmp_path: Path) -> None:
+    w = Writes(tmp_path, quiet=0.0)  # the files World writes whole are finished at once
+    w.exact(True)
+    world = World(tmp_path, writes=w, unfinished_limit=0.2)
+    world.owncast_lists(0, "stream-a-0.ts")
+    await world.settle()
+    held = HeldBack(b"\x47" * 188 * 20, CUT)
+    (tmp_path / "0").mkdir(exist_ok=True)
+    held.begin(tmp_path / "0" / "stream-a-1.ts")
+    try:
+        w.note([inotify.Event(tmp_path / "0" / "stream-a-1.ts", inotify.IN_MODIFY)])
+        world.owncast_lists(0, "stream-a-1.ts", write=False)
+        world.owncast_lists(0, "stream-a-2.ts")
+        w.note([inotify.Event(tmp_path / "0" / "stream-a-2.ts", inotify.IN_CLOSE_WRITE)])
+        await world.settle()
+    finally:
+        held.close()
+    assert "live/0/stream-a-1.ts" not in world.store.keys()
+    assert [n for _v, _s, n in world.listed] == ["stream-a-0.ts", "stream-a-2.ts"]
+    assert "#EXT-X-DISCONTINUITY\n" in world.text().split("stream-a-0.ts")[1]
+    assert world.metrics.segments_lost.labels(variant="0", reason="unfinished")._value.get() == 1
+    await world.pub.close()
+
+
+# -- the service as it runs: the listing waits and the bucket holds the whole file ---------------------
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("watch", [pytest.param("auto", id="inotify", marks=KERNEL),
+                                   pytest.param("watchfiles", id="watchfiles")])
+async def test_the_service_lists_a_held_segment_only_once_it_is_whole_and_says_so_once_per_stream(
+    tmp_path: Path, moto_url: str, ts_bytes: bytes, watch: str
+) -> None:
+    feed = HandFedOwncast(tmp_path / "hls", ts_bytes, variants=(0,))
+    env = moto_env(moto_url, tmp_path, HLS_WATCH=watch, WINDOW_SECONDS="6", R2_KEY_PREFIX=f"held-{watch}",
+                   DELETE_OLD_SEGMENTS="false")
+    async with ServiceProcess(env, tmp_path / "run") as service, aiohttp.ClientSession() as http:
+        seen = Observer(service.url, http, (0,))
+        first = feed.slot()
+        await seen.listed_everywhere(first, timeout=20)
+
+        async def unfinished() -> float:
+            return (await seen.metrics()).get(("hls_broadcaster_segments_unfinished_total", (("variant", "0"),)), 0)
+
+        finals: dict[str, bytes] = {}
+        for round_ in (1, 2):  # the second of the stream is counted, not said again
+            held = HeldBack(ts_bytes[: len(ts_bytes) - 188 * round_], CUT)
+            name = feed.slot({0: held.begin})
+            try:
+                for _ in range(400):
+                    if await unfinished() == round_:
+                        break
+                    await asyncio.sleep(0.05)
+                assert await unfinished() == round_, "the service never saw the segment being written"
+                await seen.poll()
+                assert name not in seen.names(0)  # listed only once whole
+                held.release()
+            finally:
+                held.close()
+            await seen.listed_everywhere(name, timeout=20)
+            finals[name] = held.data
+        s3 = boto3.client("s3", endpoint_url=moto_url, aws_access_key_id="lockkey-0a9",
+                          aws_secret_access_key="locksecret-0a9", region_name="us-east-1")
+        for name, data in finals.items():
+            body = s3.get_object(Bucket="locktest", Key=f"held-{watch}/0/{name}")["Body"].read()
+            assert hashlib.sha256(body).digest() == hashlib.sha256(data).digest(), (name, len(body), len(data))
+        said = [line for line in service.lines if "while still writing it" in line]
+        assert len(said) == 1, said
+        m = await seen.metrics()
+        assert m.get(("hls_broadcaster_segment_reuploads_total", (("variant", "0"),)), 0) == 0
+        assert not any(k[0] == "hls_broadcaster_segments_lost_total" and v for k, v in m.items()), m
+        assert service.problems() == []
+    assert os.path.exists(feed.folder(0) / first)
