@@ -176,6 +176,8 @@ RATE_INTERVAL = "5s"  # what Grafana's $__rate_interval is at a 1 s scrape: at l
 MAY_BE_EMPTY = {
     ("Segments listed and lost", "B"),  # lost segments
     ("Playlist requests per second by kind", "B"),  # answers other than 200/304
+    # Segments Owncast listed before it finished them, and re-uploads: only where Owncast's timing has them.
+    ("Segments listed before Owncast finished them", "A"), ("Segments listed before Owncast finished them", "B"),
 }
 MUST_HAVE_DATA = {
     ("Segments listed and lost", "A"),
