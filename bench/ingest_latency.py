@@ -2,9 +2,14 @@
 put_object of the same bytes to the same S3 server, measured alternately in the same run.
 
     python -m bench.ingest_latency [--segments 200] [--size 400000] [--interval 0.1]
+        [--writer closed|held] [--tail-bytes 90000] [--tail-ms 10] [--watch auto|watchfiles]
 
 Owncast's side is emulated exactly: the segment is written in place, then the variant playlist is
-rewritten in place to list it; the clock starts when that playlist write is closed. The service runs
+rewritten in place to list it; the clock starts when that playlist write is closed. With
+`--writer held` (video passthrough as measured, issue 39), the playlist names the segment while its last
+`--tail-bytes` are still to come; they follow `--tail-ms` later, then the close: the service must wait
+for them, so that wait is in the figure. `--watch watchfiles` takes the path that cannot see a close
+(the segment must be unchanged for a while). The service runs
 in this process with its real watcher, uploader and publisher; the clock stops when the publisher
 has appended the segment and rendered the new playlist. The baseline is one put_object of the same
 bytes through the same kind of client to the same SeaweedFS. Reported: percentiles of both, and the
@@ -21,6 +26,7 @@ import time
 from pathlib import Path
 
 from bench.rig import workspace
+from broadcaster.source import inotify
 from broadcaster.bucket.store import S3Store
 from broadcaster.demo.owncast_files import MasterEntry, OwncastFolder
 from broadcaster.demo.seaweed import SeaweedS3
@@ -32,6 +38,8 @@ from tests.support.stats import pct
 
 
 async def main(args: argparse.Namespace) -> None:
+    if args.watch == "watchfiles":
+        inotify.available = lambda: False  # what the service sees where inotify is not (no setting in older versions)
     async with workspace("ingest") as ws:
         await _bench(args, ws.work, ws.s3)
 
@@ -41,7 +49,7 @@ async def _bench(args: argparse.Namespace, work: Path, s3: SeaweedS3) -> None:
     owncast = OwncastFolder(hls, (0,), shortid="bench", list_size=10, target=1, piece=32 * 1024)
     # The service takes its variants from Owncast's master playlist, as Owncast writes it first.
     owncast.write_master([MasterEntry(8 * args.size)])
-    body = os.urandom(args.size)
+    body = os.urandom(args.size // 188 * 188)  # whole MPEG-TS packets, as every segment Owncast writes
     listed: dict[str, float] = {}
     arrived = asyncio.Event()
 
@@ -75,8 +83,11 @@ async def _bench(args: argparse.Namespace, work: Path, s3: SeaweedS3) -> None:
             plain_time = time.perf_counter() - t
             # B: Owncast writes the segment, then the playlist; the service lists it.
             arrived.clear()
-            name = owncast.slot(body, duration=1.0, at=time.time())
-            t = time.perf_counter()
+            if args.writer == "closed":
+                name = owncast.slot(body, duration=1.0, at=time.time())
+                t = time.perf_counter()
+            else:
+                name, t = await _held_slot(owncast, body, args.tail_bytes, args.tail_ms / 1000)
             async with asyncio.timeout(30):
                 while name not in listed:
                     await arrived.wait()
@@ -89,7 +100,9 @@ async def _bench(args: argparse.Namespace, work: Path, s3: SeaweedS3) -> None:
         await baseline.close()
         await service.stop()
 
-    print(f"state saved before listing: {'no (--no-state)' if args.no_state else 'yes'}")
+    print(f"state saved before listing: {'no (--no-state)' if args.no_state else 'yes'}; watch: "
+          f"{'inotify' if inotify.available() else 'watchfiles'}; writer: {args.writer}"
+          + (f" ({args.tail_bytes} bytes {args.tail_ms:g} ms after the playlist)" if args.writer == "held" else ""))
     print(f"ingest latency, {args.segments} segments of {args.size} bytes, SeaweedFS on 127.0.0.1, "
           f"{args.interval * 1000:.0f} ms apart (after {args.warmup} warm-up)")
     print(f"{'':>22} {'p50':>9} {'p95':>9} {'p99':>9} {'mean':>9}")
@@ -103,6 +116,23 @@ async def _bench(args: argparse.Namespace, work: Path, s3: SeaweedS3) -> None:
           f"p95 overhead <= 25 ms ({'met' if over[1] <= 0.025 else 'NOT met'})")
 
 
+async def _held_slot(owncast: OwncastFolder, body: bytes, tail: int, delay: float) -> tuple[str, float]:
+    """The next segment listed while its last `tail` bytes are still to come; they follow `delay` later,
+    then the close, as Owncast's handler copies a body ffmpeg sent before the playlist. Returns the name
+    and when the playlist named it (perf_counter)."""
+    name = owncast.name(owncast.number)
+    with open(owncast.folder(0) / name, "wb") as f:
+        f.write(body[: len(body) - tail])
+        f.flush()
+        owncast.lists[0].add(name, 1.0, time.time())
+        owncast.write_playlist(0)
+        owncast.number += 1
+        named = time.perf_counter()
+        await asyncio.sleep(delay)
+        f.write(body[len(body) - tail:])
+    return name, named
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--segments", type=int, default=200)
@@ -110,4 +140,10 @@ if __name__ == "__main__":
     parser.add_argument("--size", type=int, default=400_000, help="segment bytes (1 s at ~3 Mbit/s)")
     parser.add_argument("--no-state", action="store_true", help="skip saving state before listing")
     parser.add_argument("--interval", type=float, default=0.1, help="seconds between segments")
+    parser.add_argument("--writer", choices=("closed", "held"), default="closed",
+                        help="closed: each segment whole before its playlist (transcoded); held: the playlist "
+                        "first, the segment's tail after (passthrough)")
+    parser.add_argument("--tail-bytes", type=int, default=90_000, help="with --writer held: bytes still to come")
+    parser.add_argument("--tail-ms", type=float, default=10.0, help="with --writer held: when they come")
+    parser.add_argument("--watch", choices=("auto", "watchfiles"), default="auto")
     asyncio.run(main(parser.parse_args()))

@@ -148,8 +148,10 @@ def test_tracker_attacks() -> None:
 # -- the service with a real bucket (SeaweedFS) and Owncast's folder written by the rig ---------------
 
 
-def test_ingest_latency() -> None:
-    out = bench("ingest_latency", "--segments", "3", "--warmup", "1", "--size", "50000")
+@pytest.mark.parametrize("options", [(), ("--writer", "held", "--tail-bytes", "1000", "--watch", "watchfiles")],
+                         ids=["closed", "held-watchfiles"])
+def test_ingest_latency(options: tuple[str, ...]) -> None:
+    out = bench("ingest_latency", "--segments", "3", "--warmup", "1", "--size", "50000", *options)
     for label in ("plain put_object", "service \\(listed\\)", "overhead"):
         has(out, rf"^\s+{label}(\s+{NUMBER}ms){{3}}")
     has(out, rf"ratio service/plain(\s+{NUMBER}x){{3}}", r"^goal: p50 overhead <= 10 ms \((met|NOT met)\)")
