@@ -152,6 +152,49 @@ async def test_after_lost_events_a_file_is_judged_by_itself_never_taken_for_fini
         held.close()
 
 
+@KERNEL
+async def test_the_watcher_forgets_what_the_kernel_said_when_its_queue_overflows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """IN_Q_OVERFLOW through the real watcher: a close heard before it is forgotten, so a file rewritten
+    while events were lost is judged again, not taken for finished on the word of the old close."""
+    (tmp_path / "0").mkdir()
+    path = tmp_path / "0" / "seg.ts"
+    path.write_bytes(b"\x47" * 188 * 4)
+    w = Writes(tmp_path, quiet=0.2)
+    overflow = [False]
+    read = inotify.FolderWatch.read
+
+    def read_or_overflow(self: inotify.FolderWatch) -> list[inotify.Event]:
+        events = read(self)
+        if overflow[0] and events:
+            overflow[0] = False
+            return [inotify.Event(self.root, inotify.IN_Q_OVERFLOW)]  # these events are the ones lost
+        return events
+
+    monkeypatch.setattr(inotify.FolderWatch, "read", read_or_overflow)
+    watcher = HlsWatcher(tmp_path, Sink(), Metrics(), kernel=True, writes=w)
+    await watcher.start()
+    held = HeldBack(b"\x47" * 188 * 20, CUT)
+    try:
+        await until(lambda: w._exact, "the kernel watch began")
+        path.write_bytes(b"\x47" * 188 * 4)
+        await until(lambda: w._writing.get(path) is False, "the close was heard")
+        overflow[0] = True
+        held.begin(path)  # rewritten; the kernel loses the events that would tell it
+        await until(lambda: not overflow[0], "the overflow was read")
+        assert path not in w._writing
+        wait = asyncio.ensure_future(w.finished(path, 30))
+        for _ in range(8):  # longer than `quiet`: cut inside a packet, so still being written
+            await asyncio.wait({wait}, timeout=0.05)
+            assert not wait.done()
+        held.release()
+        assert await wait is Finish.WAITED
+    finally:
+        held.close()
+        await watcher.stop()
+
+
 async def test_a_writer_that_never_finishes_is_given_up_at_the_limit(tmp_path: Path) -> None:
     folder = tmp_path / "0"
     folder.mkdir()
