@@ -33,7 +33,8 @@ class PutReceiver:
     data/tmp, on the same file system so a move into hls_dir is a rename). write_delay > 0: each body
     is written in 8 pieces with this pause before each (readers reliably catch half-written files).
     ledger: each file written is recorded there once closed. late_tails: media segments' last bytes
-    are written only after the playlist naming them (issue 39's race, on every segment)."""
+    are written only after the playlist naming them (issue 39's race, on every segment; write_delay
+    then applies to the other files only)."""
 
     def __init__(self, hls_dir: Path, write_delay: float = 0.0, *, ledger: Ledger | None = None,
                  late_tails: LateTails | None = None) -> None:
