@@ -2,12 +2,13 @@
 variant playlist naming it has been rewritten.
 
 ffmpeg sends a segment's body, then PUTs the variant playlist that lists it on another connection without
-waiting for the answer; Owncast handles each request on its own, so the playlist can name the segment while
-the segment's handler still copies its last bytes (../shared/docs/OWNCAST.md, "How files are written"). By
-chance that window is milliseconds wide: the bug showed in 4 of 8 runs. With LateTails the PUT receiver
-writes all but the last `share` of each media segment, keeps the file open until the next playlist PUT in
-its folder that names it has been written, then `linger` seconds more (so a reader that reacts to the
-playlist finds the file cut, on a busy machine too), then writes the rest and closes the file.
+waiting for the answer; Owncast handles each request on its own, so the playlist can name the segment
+while the segment's handler still copies its last bytes (issue 39; docs/owncast.md, "Segment first, then
+playlist", said the opposite before it). By chance that window is milliseconds wide: the bug showed in 4
+of 8 runs. With LateTails the PUT receiver writes all but the last `share` of each media segment, keeps
+the file open until the next playlist PUT in its folder that names it has been written, then `linger`
+seconds more (so a reader that reacts to the playlist finds the file cut, on a busy machine too), then
+writes the rest and closes the file.
 
 Bounded: the rest is written `longest` seconds after the body came in whether or not a playlist named it
 (plus `linger` if one did), and at once when the receiver closes. Only media segments (.ts, .m4s) are held:
