@@ -8,16 +8,32 @@ from pathlib import Path
 import pytest
 from moto.server import ThreadedMotoServer
 
-from broadcaster.demo.emulator import OwncastEmulator
+from broadcaster.demo.emulator import Ledger, OwncastEmulator
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.demo.tracker import TrackerUnavailable, install
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("hls-broadcaster", "runs by hand")
+    group.addoption("--passthrough-runs", type=int, default=0, metavar="N",
+                    help="issue 39: run the Owncast matrix's chains with passthrough N times in a row (tests/"
+                         "test_owncast_matrix.py::test_the_passthrough_chains_again); left out without it")
+    group.addoption("--passthrough-late-tails", action="store_true",
+                    help="with --passthrough-runs: hold every segment's last bytes until its playlist names "
+                         "it, as the matrix's rows do, rather than leave the race to chance")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Modules marked xdist_group first: each is one long unit of work for one worker (scripts/test's
     --dist loadgroup), best begun while the other workers take the short tests, not left for the end.
     pytest-xdist's loadgroup already sends larger groups first (--loadscope-reorder, its default); this
-    keeps that order whatever the version, and in a run without xdist."""
+    keeps that order whatever the version, and in a run without xdist. Runs by hand are left out unless
+    asked for."""
+    if not config.getoption("--passthrough-runs"):
+        by_hand = [item for item in items if "passthrough_run" in getattr(item, "fixturenames", ())]
+        if by_hand:
+            config.hook.pytest_deselected(items=by_hand)
+            items[:] = [item for item in items if item not in by_hand]
     items.sort(key=lambda item: item.get_closest_marker("xdist_group") is None)
 
 
@@ -30,8 +46,9 @@ async def seaweed(tmp_path: Path) -> AsyncIterator[SeaweedS3]:
 
 @pytest.fixture
 async def owncast(tmp_path: Path) -> AsyncIterator[OwncastEmulator]:
-    """A live synthetic stream (2 variants, 1 s segments) written to tmp_path/hls like Owncast."""
-    async with OwncastEmulator(tmp_path / "hls") as emulator:
+    """A live synthetic stream (2 variants, 1 s segments) written to tmp_path/hls like Owncast, with
+    the ledger of what it finished writing (a hash per file) for the tests that compare bytes."""
+    async with OwncastEmulator(tmp_path / "hls", ledger=Ledger()) as emulator:
         yield emulator
 
 

@@ -18,6 +18,7 @@ from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.hls_checker import MediaPlaylistChecker
 from tests.support.observe import Observed, poll
+from tests.support.whole import assert_whole
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
@@ -154,8 +155,8 @@ async def test_kept_stream_gets_a_vod_playlist_and_nothing_is_deleted(
         names = [line for line in vod.splitlines() if line and not line.startswith("#")]
         listed = [uri.rsplit("/", 1)[1] for n in sorted(seen.ours[0]) for uri in [seen.ours[0][n][0]]]
         assert names == listed  # the whole stream, not just the last window
-        for uri, _ in seen.ours[0].values():  # nothing deleted, even long after it left the window
-            assert await status(http, uri) == 200
+        # Nothing deleted, even long after it left the window, and each the file Owncast finished writing.
+        await assert_whole(http, owncast.ledger, seen.listed_files(owncast))
         player = await asyncio.create_subprocess_exec(
             ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-i", vod_url, "-c", "copy", "-f", "null", "-",
             stdin=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)

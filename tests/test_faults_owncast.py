@@ -16,6 +16,7 @@ from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.hls_checker import VariantSetChecker
 from tests.support.observe import Observed, poll
+from tests.support.whole import assert_whole
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
@@ -100,6 +101,8 @@ async def test_restart_offline_wipe_idle_and_back(tmp_path: Path, seaweed: Seawe
                     lambda: sum(owncast.shortid in u for u, _ in seen.ours[0].values()) >= 3)
         back = await text(http, f"{service.url}/live/playlist.m3u8")
         assert "#EXT-X-ENDLIST" not in back and "#EXT-X-DISCONTINUITY" in back
+        # Across both restarts, every segment listed is the file Owncast finished writing.
+        await assert_whole(http, owncast.ledger, seen.listed_files(owncast))
         assert await service.stop() == 0
     assert service.problems() == []
     for v in (0, 1):  # nothing from the offline clip or the idle transcoder was ever listed

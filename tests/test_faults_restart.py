@@ -17,11 +17,12 @@ import re
 from collections import Counter
 
 from broadcaster.playlist import hls
-from broadcaster.demo.emulator import OwncastEmulator
+from broadcaster.demo.emulator import LateTails, Ledger, OwncastEmulator
 from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.observe import Observed, poll
 from tests.support.disks import TmpfsDisk, small_tmpfs
+from tests.support.whole import assert_whole
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 _UPLOADED = re.compile(r"uploaded (\S+) \(")
@@ -60,6 +61,8 @@ async def test_playlists_continue_across_a_clean_restart(
             assert await second.stop() == 0
         assert second.problems() == []
     _assert_exact(seen)
+    async with aiohttp.ClientSession() as http:  # and each is, in the bucket, the file Owncast finished
+        await assert_whole(http, owncast.ledger, seen.listed_files(owncast))
     listed = {uri.split("/live/", 1)[1] for v in (0, 1) for uri, _ in seen.ours[v].values()}
     counts = uploads(first, second)
     assert listed <= set(counts)
@@ -97,9 +100,12 @@ async def test_kill_9_at_random_points_with_healthy_saves_loses_nothing(tmp_path
     once, in order, under consecutive numbers, with no discontinuity, and one checker sees every
     version polled across all four runs. Owncast lists 30 segments, so it still lists what it wrote
     while the service was down, even on a slow machine; a segment it dropped before the service came
-    back is Owncast's own gap: the only place a discontinuity may appear, and the service says so."""
+    back is Owncast's own gap: the only place a discontinuity may appear, and the service says so.
+    Issue 39: every segment's last bytes reach Owncast's disk only after its playlist names it
+    (LateTails), and every segment listed is, in the bucket, the file Owncast finished writing."""
     rng = random.Random(int(os.environ.get("KILL_SEED", "3201")))
-    async with OwncastEmulator(tmp_path / "hls", list_size=30) as owncast:
+    owncast = OwncastEmulator(tmp_path / "hls", list_size=30, ledger=Ledger(), late_tails=LateTails())
+    async with owncast:
         await _kill_9_three_times(tmp_path, seaweed, owncast, rng)
 
 
@@ -135,6 +141,8 @@ async def _kill_9_three_times(tmp_path: Path, seaweed: SeaweedS3, owncast: Ownca
     gaps = {n for r in runs for line in r.lines if (m := _GAP.search(line))
             for n in range(int(m.group(1)), int(m.group(2)) + 1)}
     _assert_exact(seen, gaps)
+    async with aiohttp.ClientSession() as http:
+        await assert_whole(http, owncast.ledger, seen.listed_files(owncast))
     # A discontinuity only right after a gap Owncast made; without one, the discontinuity sequence
     # stays 0 in every version.
     assert all(_number(name) - 1 in gaps for name in seen.after_discontinuity), (seen.after_discontinuity, gaps)

@@ -4,8 +4,10 @@ SeaweedFS is the bucket, the Owncast emulator writes a real ffmpeg stream in pla
 runs as a process. The service's S3_ENDPOINT_URL is a FaultProxy in front of SeaweedFS (uploads take
 the faulty path) while R2_PUBLIC_URL points at SeaweedFS directly (viewers read the bucket). A watcher
 polls both variant playlists every 150 ms for the whole test, checks every version with
-VariantSetChecker, fetches every segment URL from SeaweedFS the moment it is first listed, and
-remembers when each URL first and last appeared.
+VariantSetChecker, fetches every segment URL from SeaweedFS the moment it is first listed (its bytes
+must be the file Owncast finished writing, from the emulator's ledger: issue 39), and remembers when
+each URL first and last appeared. In the bucket-down-then-back tests every segment's last bytes reach
+Owncast's disk only after its playlist names it (LateTails), so a segment uploaded cut short would show.
 """
 
 from __future__ import annotations
@@ -27,13 +29,14 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from broadcaster.demo.emulator import OwncastEmulator
+from broadcaster.demo.emulator import LateTails, Ledger, OwncastEmulator
 from broadcaster.demo.ffmpeg import ffmpeg_exe
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.source.owncast import PlaylistError, parse_media_playlist
 from tests.support.fault_proxy import FaultProxy
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.hls_checker import VariantSetChecker
+from tests.support.whole import finished
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.timeout(90)]
 
@@ -160,12 +163,11 @@ class Watch:
         if r.status != 200 or not body:
             self.errors.append(f"{uri} is listed but the bucket answers {r.status} ({len(body)} bytes)")
             return
-        try:
-            local = (self.owncast.variant_dir(v) / name(uri)).read_bytes()
-        except FileNotFoundError:
-            return  # Owncast's cleanup got there first
-        if body != local:
-            self.errors.append(f"{uri}: the bucket holds {len(body)} bytes, Owncast wrote {len(local)}")
+        ledger, local = self.owncast.ledger, self.owncast.variant_dir(v) / name(uri)
+        assert ledger is not None
+        await finished(ledger, local)  # its tail may still be held (LateTails)
+        if (problem := ledger.mismatch(local, body)) is not None:
+            self.errors.append(f"{uri} in the bucket: {problem}")
 
     def listing(self, v: int) -> list[str]:
         """Every URI ever listed in variant v, by media sequence number."""
@@ -294,6 +296,7 @@ async def running(
     tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator, **env: str
 ) -> AsyncIterator[Rig]:
     """The service with its uploads going through a FaultProxy, and a Watch polling it."""
+    assert owncast.ledger is not None, "the Watch compares the bucket's bytes with the emulator's ledger"
     async with FaultProxy(seaweed.endpoint_url) as proxy:
         settings = service_env(
             owncast.hls_dir, seaweed, tmp_path / "state",
@@ -331,6 +334,7 @@ CAUSE = {
 async def test_bucket_down_then_back_keeps_serving_and_lists_the_backlog_in_order(
     tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator, fault: str
 ) -> None:
+    owncast.late_tails = LateTails()  # issue 39's race on every segment, before, during and after
     async with running(tmp_path, seaweed, owncast) as rig:
         watch, proxy = rig.watch, rig.proxy
         await rig.ready()
@@ -419,7 +423,7 @@ async def test_segments_deleted_during_an_outage_are_counted_and_marked_as_a_gap
 ) -> None:
     # Owncast keeps only the 3 newest segments per variant, cleaned twice a second.
     async with (
-        OwncastEmulator(tmp_path / "hls", cleanup_keep=3, cleanup_interval=0.5) as owncast,
+        OwncastEmulator(tmp_path / "hls", cleanup_keep=3, cleanup_interval=0.5, ledger=Ledger()) as owncast,
         running(tmp_path, seaweed, owncast) as rig,
     ):
         watch, proxy = rig.watch, rig.proxy

@@ -12,12 +12,13 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from broadcaster.demo.emulator import OwncastEmulator
+from broadcaster.demo.emulator import Ledger, OwncastEmulator
 from broadcaster.demo.ffmpeg import ffmpeg_exe
 from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.hls_checker import check_master
 from tests.support.observe import Observed, poll
+from tests.support.whole import assert_whole
 
 pytestmark = pytest.mark.integration
 
@@ -69,17 +70,15 @@ async def test_every_segment_is_uploaded_and_listed_in_order_and_ffmpeg_plays_it
             # ...with its real duration...
             for (uri, duration), name in zip(ours, names):
                 assert duration == pytest.approx(seen.owncast[v][name], abs=0.0006)
-            # ...and every URL is a public object with the segment headers and the same bytes.
+            # ...and every URL is a public object with the segment headers...
             for uri, _ in ours:
                 async with http.get(uri, headers={"Origin": "https://viewer.example"}) as r:
                     assert r.status == 200, uri
                     assert r.headers["Content-Type"] == "video/mp2t"
                     assert r.headers["Cache-Control"] == "public, max-age=31536000, immutable"
                     assert r.headers["Access-Control-Allow-Origin"] in ("*", "https://viewer.example")
-                    body = await r.read()
-                    local = owncast.variant_dir(v) / uri.rsplit("/", 1)[1]
-                    if local.exists():
-                        assert body == local.read_bytes()
+        # ...holding, byte for byte, the file Owncast finished writing (its writer's ledger).
+        await assert_whole(http, owncast.ledger, seen.listed_files(owncast))
 
         async with http.get(f"{service.url}/metrics") as r:
             families = {f.name: f for f in text_string_to_metric_families(await r.text())}
@@ -100,7 +99,7 @@ async def test_every_segment_is_uploaded_and_listed_in_order_and_ffmpeg_plays_it
 
 
 async def test_fmp4_stream_lists_its_init_section(tmp_path: Path, seaweed: SeaweedS3) -> None:
-    async with OwncastEmulator(tmp_path / "hls", segment_type="fmp4") as oc:
+    async with OwncastEmulator(tmp_path / "hls", segment_type="fmp4", ledger=Ledger()) as oc:
         env = service_env(tmp_path / "hls", seaweed, tmp_path / "state")
         seen = Observed()
         async with ServiceProcess(env, tmp_path) as service, aiohttp.ClientSession() as http:
@@ -122,6 +121,7 @@ async def test_fmp4_stream_lists_its_init_section(tmp_path: Path, seaweed: Seawe
             async with asyncio.timeout(30):
                 _, err = await player.communicate()
             assert player.returncode == 0, err.decode()
+            await assert_whole(http, oc.ledger, seen.listed_files(oc))  # each .m4s as Owncast finished it
             assert await service.stop() == 0
         assert service.problems() == []
 

@@ -17,9 +17,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from broadcaster.demo.emulator import OwncastEmulator
+from broadcaster.demo.emulator import Ledger, OwncastEmulator
 from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.service_process import ServiceProcess, service_env
+from tests.support.whole import assert_whole
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
@@ -30,7 +31,7 @@ HEADER_TIMEOUT = "1"  # seconds: small, so the test sees half-sent connections c
 @pytest.fixture
 async def stream(tmp_path: Path) -> AsyncIterator[OwncastEmulator]:
     # 2 s segments: a request held for the second-next segment stays held while the test fills the cap.
-    async with OwncastEmulator(tmp_path / "hls", segment_seconds=2) as emulator:
+    async with OwncastEmulator(tmp_path / "hls", segment_seconds=2, ledger=Ledger()) as emulator:
         yield emulator
 
 
@@ -141,6 +142,10 @@ async def test_one_client_past_every_cap_gets_503s_and_the_stream_goes_on(
                     await asyncio.sleep(0.2)
             listed = {line.rsplit("/", 1)[-1] for line in served.splitlines() if line and not line.startswith("#")}
             assert written <= listed, sorted(written - listed)
+            # ...each, in the bucket, the file Owncast finished writing (issue 39).
+            urls = [line for line in served.splitlines() if line.startswith("http")]
+            await assert_whole(http, stream.ledger, [(u, stream.variant_dir(0) / u.rsplit("/", 1)[-1])
+                                                     for u in urls])
             assert sample(await metrics(http, service.url), "hls_broadcaster_segments_lost_total", variant="0",
                           reason="deleted") in (None, 0.0)
         finally:

@@ -45,9 +45,13 @@ For every row:
    exactly the row's variants.
 2. Every segment Owncast listed in each variant's playlist (read from Owncast's files while it
    streams; its offline clip left out) is listed by the service in that variant, and its URL answers
-   200 from the bucket with exactly the bytes Owncast wrote (only if Owncast's file were gone: an
-   MPEG-TS). Nothing is listed that Owncast did not
-   list. When the stream stops, every variant's playlist gets EXT-X-ENDLIST.
+   200 from the bucket with exactly the bytes Owncast finished writing (issue 39): their SHA-256 and
+   size as the emulator's PUT receiver closed the file (its ledger), not a read of Owncast's folder,
+   which could catch the file still being written and so compare a cut upload equal. In passthrough
+   rows (large segments: where the bug lived) the receiver holds each segment's last fifth until the
+   playlist naming it has been written (LateTails), so every segment is listed by Owncast while cut.
+   Nothing is listed that Owncast did not list. When the stream stops, every variant's playlist gets
+   EXT-X-ENDLIST.
    The next stream starts once that happened and once the wall clock has passed the last
    PROGRAM-DATE-TIME (plus EXTINF) of the stream that ended, as a broadcaster sending in real time
    cannot reconnect sooner. (ffmpeg dates a stream from when it has probed its input, so its dates
@@ -73,7 +77,17 @@ it (one run without it: 518 s, within the VM's noise). On 2026-11-23, quiet: 95.
 file (three runs). Listing latency: p50 0.00-0.39 s in every row (0.00: in the same look); max
 0.1-0.3 s in transcoded rows on a quiet VM, up to 6.2 s under load (level 3 and 4, against bounds of
 11 and 13 s); 1.5-2.5 s in passthrough rows, where a transcoded segment waits in its slot for the
-copied variant's until the service finds the two cut apart. Every segment fetched matched Owncast's file byte for byte.
+copied variant's until the service finds the two cut apart. Every segment fetched matched Owncast's file
+byte for byte (as read from Owncast's folder; since issue 39, as Owncast finished writing it, and with
+LateTails in passthrough rows that fails before issue 39's fix: every segment of the row cut short).
+
+By hand (issue 39), the three chains with the source copied (copied, copied3, raised) N times in a row,
+each run one test that plays all three and says per chain what it found (clean, or the segments missing
+or altered), printed with `-rA` (or `-s`):
+    python -m pytest tests/test_owncast_matrix.py --passthrough-runs 20 -k again -rA
+By default these runs leave the race to chance, as Owncast does in the field (before issue 39's fix, a
+segment was cut in 4 of 8 runs); --passthrough-late-tails holds every segment's tail as the matrix does.
+A run takes about 70 s on a quiet VM.
 Since 2026-11-23 a row lasts 4 s at least, not 8 (every row still lists 3 segments per variant, and
 a passthrough row as many as its keyframes need): 163 s of calls alone under a load average of 10-17,
 against 189 s in the last full run with 8 (issue 33).
@@ -100,10 +114,12 @@ import boto3
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from broadcaster.demo.emulator import LATENCY_LEVELS, OwncastEmulator, Variant
+from broadcaster.demo.emulator import LATENCY_LEVELS, LateTails, Ledger, OwncastEmulator, Variant
+from broadcaster.demo.ledger import Finished
 from broadcaster.settings import SETTINGS
 from tests.support.hls_checker import VariantSetChecker, check_master
 from tests.support.service_process import ServiceProcess
+from tests.support.whole import finished
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -111,7 +127,6 @@ POLL = 0.1  # seconds between two looks at Owncast's files and the service's pla
 MIN_SEGMENTS = 3  # each variant of a row lists at least this many segments before the stream stops
 MIN_SECONDS = 4.0  # and the stream has been on at least this long (8 made level-0 rows twice as long)
 SLACK = 3.0  # the latency bound: 2 x the segment's length + SLACK seconds
-TS_PACKET = 188
 START_TIMEOUT = 60.0  # seconds the service may take to start
 
 # Small pictures: ffmpeg encodes every transcoded variant in real time, next to the rest of the suite.
@@ -157,10 +172,13 @@ class Segment:
     number: int  # ffmpeg's running number in its stream
     duration: float = 0.0
     owncast_at: float | None = None  # monotonic: first seen in Owncast's playlist
-    data: bytes | None = None  # as Owncast wrote it (read once listed, so complete)
     service_at: float | None = None  # monotonic: first seen in the service's playlist
-    fetched: bool = False
-    compared: bool = False  # the bucket's bytes were compared with Owncast's file
+    bucket: Finished | None = None  # the bucket's bytes (hashed), fetched once listed
+    compared: bool = False  # ...compared with the file as Owncast finished writing it
+
+    @property
+    def fetched(self) -> bool:
+        return self.bucket is not None
 
     @property
     def latency(self) -> float:
@@ -176,7 +194,7 @@ class RowReport:
     latencies: list[float]
     versions: int
     targets: set[int]
-    compared: int  # segments whose bytes in the bucket were compared with Owncast's file
+    compared: int  # segments whose bytes in the bucket were compared with Owncast's finished file
     excused: list[str]  # late, while the service said the bucket was down
 
     def line(self) -> str:
@@ -236,6 +254,7 @@ class Matrix:
     service_log: list[str] = field(default_factory=list)  # the service's lines, as it writes them
     floor: int = 0  # the service's TARGET_DURATION: the least target duration it serves
     excused: dict[int, list[str]] = field(default_factory=dict)  # row -> late while the bucket was down
+    late_tails: bool = True  # passthrough rows hold each segment's tail until its playlist names it
 
     async def watch(self) -> None:
         """Until cancelled: Owncast's playlists, then the service's, every POLL seconds."""
@@ -268,8 +287,6 @@ class Matrix:
                 if seg is None:
                     seg = self.segments[(v, name)] = Segment(row, v, name, m.group(1), int(m.group(2)))
                 seg.duration, seg.owncast_at = duration, now
-                with contextlib.suppress(FileNotFoundError):
-                    seg.data = (self.owncast.variant_dir(v) / name).read_bytes()
 
     async def read_service(self) -> dict[int, str]:
         """Every variant's media playlist as served now (a removed variant keeps its last one)."""
@@ -341,19 +358,26 @@ class Matrix:
             self.ended.pop(v, None)
 
     async def fetch(self, seg: Segment, url: str) -> None:
-        """A listed segment is in the bucket the moment it is listed, with the bytes Owncast wrote."""
+        """A listed segment is in the bucket the moment it is listed (its bytes: `altered`)."""
         async with self.http.get(url) as r:
             assert r.status == 200, (url, r.status)
-            body = await r.read()
-        if seg.data is None:  # listed before the test's look at Owncast's playlist read the file
-            with contextlib.suppress(FileNotFoundError):
-                seg.data = (self.owncast.variant_dir(seg.variant) / seg.name).read_bytes()
-        if seg.data is None:  # gone from Owncast's folder: at least it is MPEG-TS
-            assert body and body[0] == 0x47 and len(body) % TS_PACKET == 0, (url, len(body))
-        else:
-            assert body == seg.data, f"{url}: {len(body)} bytes in the bucket, {len(seg.data)} in Owncast's"
-            seg.compared = True
-        seg.fetched = True
+            seg.bucket = Finished.of(await r.read())
+
+    async def altered(self, index: int) -> list[str]:
+        """The row's segments whose bytes in the bucket are not the file Owncast finished writing (its
+        ledger, waited for: a segment whose tail is held is finished within seconds)."""
+        ledger = self.owncast.ledger
+        assert ledger is not None
+        wrong: list[str] = []
+        for s in self.of_row(index):
+            path = self.owncast.variant_dir(s.variant) / s.name
+            await finished(ledger, path)
+            assert s.bucket is not None, s
+            problem = ledger.mismatch(path, s.bucket)
+            s.compared = True
+            if problem is not None:
+                wrong.append(f"{s.variant}/{s.name}: the bucket holds {problem}")
+        return wrong
 
     def dump(self, v: int, text: str) -> str:
         """What the service and Owncast listed last, for a failure's message."""
@@ -385,6 +409,7 @@ class Matrix:
         index = len(self.rows)
         self.checker.align_by = "time" if row.passthrough else "msn"
         self.owncast.configure(variants=row.variants, latency_level=row.level, source_keyframes=row.keyframes)
+        self.owncast.late_tails = LateTails() if row.passthrough and self.late_tails else None
         await self.owncast.start()
         self.rows.append(row)
         self.runs[self.owncast.shortid] = index
@@ -413,6 +438,9 @@ class Matrix:
             raise AssertionError(f"{row}: {err}; not listed by the service: {missing}; "
                                  f"rows ended by ENDLIST, per variant: {self.ended}") from None
         await asyncio.gather(*self.fetches)
+        altered = await self.altered(index)
+        assert not altered, (f"{row}: {len(altered)} of {len(self.of_row(index))} segments listed are not "
+                             "the file Owncast finished writing:\n" + "\n".join(altered))
         report = self.report(index)
         last = self.last_date()
         await self.until(lambda: time.time() >= last, 15, "the wall clock to pass the stream's last date")
@@ -545,17 +573,18 @@ def counter(values: Metrics, name: str, **labels: str) -> float:
 
 
 @contextlib.asynccontextmanager
-async def chain(
-        tmp_path: Path, s3_url: str, name: str, final: Metrics, **settings: str) -> AsyncIterator[Matrix]:
+async def chain(tmp_path: Path, s3_url: str, name: str, final: Metrics, late_tails: bool = True,
+                **settings: str) -> AsyncIterator[Matrix]:
     """The service on a bucket of its own, the emulator, and the looks at both, for one chain of rows.
-    `final` gets the service's metrics after the last row; `settings` are the service's own."""
+    `final` gets the service's metrics after the last row; `settings` are the service's own.
+    `late_tails`: passthrough rows hold each segment's tail until its playlist names it."""
     hls_dir = tmp_path / "hls"
     hls_dir.mkdir()
     env = {k: v for k, v in os.environ.items() if k not in {s.name for s in SETTINGS}}
     env.update(moto_bucket(s3_url, f"matrix-{name}"), HLS_DIR=str(hls_dir), PORT="0",
                STATE_DIR=str(tmp_path / "state"), LOG_LEVEL="info")
     env.update(settings)
-    owncast = OwncastEmulator(hls_dir)
+    owncast = OwncastEmulator(hls_dir, ledger=Ledger())
     started = time.monotonic()
     service = ServiceProcess(env, tmp_path / "service")
     try:
@@ -566,7 +595,7 @@ async def chain(
             stack.push_async_exit(service.__aexit__)  # kills it and shows its log on a failure
             http = await stack.enter_async_context(aiohttp.ClientSession())
             matrix = Matrix(owncast, service.url, http, service_log=service.lines,
-                            floor=int(settings.get("TARGET_DURATION", "0")))
+                            floor=int(settings.get("TARGET_DURATION", "0")), late_tails=late_tails)
             matrix.watcher = asyncio.create_task(matrix.watch())
             try:
                 yield matrix
@@ -581,6 +610,16 @@ async def chain(
     finally:
         await owncast.close()
         print(f"\nOwncast matrix, chain {name}: {time.monotonic() - started:.1f} s")
+
+
+# Keyframes 3, 1, 2 s apart: at level 0 the copied segments are 3, 1, 2, 3, 1, 2 s, the longest first,
+# so the target is raised once, when the variants are found cut apart.
+LONGEST_FIRST = (3.0, 1.0, 2.0)
+
+# The chains with the source copied (passthrough), also run again and again by hand (the end of this file).
+COPIED = [Row(1, (SMALL, SMALLEST)), Row(1, (SOURCE, SMALLEST))]
+COPIED3 = [Row(3, (SMALL, SMALLER, SMALLEST)), Row(0, (SOURCE, SMALL, SMALLEST), LONGEST_FIRST)]
+RAISED = [Row(0, (SOURCE, SMALLEST), (2.0, 1.0, 3.5)), Row(0, (SOURCE, SMALLEST), (2.0, 1.0, 3.0))]
 
 
 async def play_all(matrix: Matrix, rows: list[Row]) -> None:
@@ -604,14 +643,9 @@ async def test_two_transcoded_variants_then_the_source_copied(tmp_path: Path, s3
     once, when it finds them cut apart (a new playlist at the same address)."""
     final: Metrics = {}
     async with chain(tmp_path, s3_url, "copied", final) as matrix:
-        await play_all(matrix, [Row(1, (SMALL, SMALLEST)), Row(1, (SOURCE, SMALLEST))])
+        await play_all(matrix, COPIED)
     assert counter(final, "hls_broadcaster_variants_cut_apart_total") == 1
     assert counter(final, "hls_broadcaster_target_duration_changes_total", reason="longer_segment") == 1
-
-
-# Keyframes 3, 1, 2 s apart: at level 0 the copied segments are 3, 1, 2, 3, 1, 2 s, the longest first,
-# so the target is raised once, when the variants are found cut apart.
-LONGEST_FIRST = (3.0, 1.0, 2.0)
 
 
 async def test_three_transcoded_variants_then_three_with_the_source_copied(
@@ -619,8 +653,7 @@ async def test_three_transcoded_variants_then_three_with_the_source_copied(
     """3 transcoded at level 3 -> the source copied + 2 transcoded at level 0."""
     final: Metrics = {}
     async with chain(tmp_path, s3_url, "copied3", final) as matrix:
-        await play_all(matrix, [Row(3, (SMALL, SMALLER, SMALLEST)),
-                                Row(0, (SOURCE, SMALL, SMALLEST), LONGEST_FIRST)])
+        await play_all(matrix, COPIED3)
     assert counter(final, "hls_broadcaster_variants_cut_apart_total") == 1
 
 
@@ -656,8 +689,7 @@ async def test_passthrough_segment_longer_after_the_cut_raises_the_target_at_one
     async with chain(tmp_path, s3_url, "raised", final) as matrix:
         # Then again with a 3 s copied segment (issue 32: the transcoded segment of the raise's moment
         # was once never listed, 72 of 73): each stream follows an end, so its target starts low again.
-        await play_all(matrix, [Row(0, (SOURCE, SMALLEST), (2.0, 1.0, 3.5)),
-                                Row(0, (SOURCE, SMALLEST), (2.0, 1.0, 3.0))])
+        await play_all(matrix, RAISED)
     # The first target is 1 or 2 (whichever variant's playlist the service read first advertises);
     # the 3.5 s (3 s) segment, listed long after the cut, raises it to 4 in every case.
     assert counter(final, "hls_broadcaster_variants_cut_apart_total") == 2
@@ -665,3 +697,47 @@ async def test_passthrough_segment_longer_after_the_cut_raises_the_target_at_one
     assert counter(final, "hls_broadcaster_target_duration_seconds") == 4
     # Every segment Owncast listed was listed (play() asserts it); none was counted lost either.
     assert not [k for k, value in final.items() if k[0] == "hls_broadcaster_segments_lost_total" and value]
+
+
+# -- by hand: the passthrough chains again and again (issue 39) ------------------------------------------
+
+PASSTHROUGH_CHAINS = {"copied": COPIED, "copied3": COPIED3, "raised": RAISED}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """--passthrough-runs N: the test below N times (tests/conftest.py leaves it out without it)."""
+    if "passthrough_run" in metafunc.fixturenames:
+        runs = int(metafunc.config.getoption("--passthrough-runs"))
+        metafunc.parametrize("passthrough_run", range(1, runs + 1), ids=lambda n: f"run{n}")
+
+
+@pytest.mark.timeout(600)  # three chains: about 70 s on a quiet VM
+async def test_the_passthrough_chains_again(
+        tmp_path: Path, s3_url: str, passthrough_run: int, request: pytest.FixtureRequest) -> None:
+    """One run of --passthrough-runs: the matrix's three chains with the source copied, one after the
+    other, each checked as in the matrix (every segment Owncast listed is listed, and is in the bucket the
+    file Owncast finished writing). A chain that fails does not stop the run: each says what it found."""
+    late_tails = bool(request.config.getoption("--passthrough-late-tails"))
+    said: list[str] = []
+    failed = 0
+    for name, rows in PASSTHROUGH_CHAINS.items():
+        started = time.monotonic()
+        (tmp_path / name).mkdir()
+        try:
+            async with chain(tmp_path / name, s3_url, f"again-{passthrough_run}-{name}", {},
+                             late_tails=late_tails) as matrix:
+                await play_all(matrix, rows)
+        except AssertionError as err:
+            failed += 1
+            lines = str(err).splitlines()
+            said.append(f"{name}: FAILED, " + "\n    ".join(lines[:8] + [f"({len(lines) - 8} more lines)"] * (
+                len(lines) > 8)))
+            continue
+        segments = [s for s in matrix.segments.values() if s.owncast_at is not None]
+        said.append(f"{name}: {len(rows)} streams, {len(segments)} segments listed by Owncast and by the "
+                    f"service, {sum(s.compared for s in segments)} of them byte for byte the finished file "
+                    f"({time.monotonic() - started:.0f} s)")
+    mode = "every tail held (LateTails)" if late_tails else "the race left to chance"
+    outcome = "clean" if not failed else f"{failed} chain(s) failed"
+    print(f"\npassthrough run {passthrough_run}, {mode}: {outcome}" + "".join(f"\n  {line}" for line in said))
+    assert not failed, "\n".join(said)

@@ -8,7 +8,8 @@
   first state event says so), and lists every segment Owncast lists from the next one on.
 
 Every playlist version the observer reads goes through the HLS checker (lined up by date where the
-variants are cut apart).
+variants are cut apart), and every segment listed is, in the bucket, the file Owncast finished writing
+(the emulator's ledger; issue 39).
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ from pathlib import Path
 
 import aiohttp
 
-from broadcaster.demo.emulator import OwncastEmulator, Variant
+from broadcaster.demo.emulator import Ledger, OwncastEmulator, Variant
 from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.hls_checker import VariantSetChecker
 from tests.support.observe import Observer
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.sse import SseReader
+from tests.support.whole import assert_whole
 
 
 def _owncast_lists(owncast: OwncastEmulator, variant: int) -> list[str]:
@@ -57,7 +59,8 @@ async def test_service_first_then_a_passthrough_stream_is_listed_from_its_first_
     hls = tmp_path / "hls"
     hls.mkdir()
     variants = [Variant(640, 360, 1200, passthrough=True, audio_passthrough=True), Variant(320, 180, 250)]
-    owncast = OwncastEmulator(hls, variants=variants, latency_level=0, source_keyframes=[1, 3, 2])
+    owncast = OwncastEmulator(hls, variants=variants, latency_level=0, source_keyframes=[1, 3, 2],
+                              ledger=Ledger())
     env = service_env(hls, seaweed, tmp_path / "state")
     checker = VariantSetChecker(allow_resume_after_endlist=True, allow_restart=True, align_by="time")
     async with ServiceProcess(env, tmp_path / "run") as service, aiohttp.ClientSession() as http:
@@ -73,12 +76,14 @@ async def test_service_first_then_a_passthrough_stream_is_listed_from_its_first_
             await owncast.close()
         for v in (0, 1):
             assert seen.names(v)[: len(expected[v])] == expected[v]  # from the first, in order, none skipped
+        await assert_whole(http, owncast.ledger,
+                           [(url, hls / str(v) / name) for (v, name), url in seen.urls.items()])
         assert service.problems() == [], service.problems()
 
 
 async def test_service_started_mid_stream_picks_it_up_at_once(tmp_path: Path, seaweed: SeaweedS3) -> None:
     hls = tmp_path / "hls"
-    async with OwncastEmulator(hls, variants=2, latency_level=0) as owncast:
+    async with OwncastEmulator(hls, variants=2, latency_level=0, ledger=Ledger()) as owncast:
         await owncast.wait_for_segments(0, 4, timeout=30)
         env = service_env(hls, seaweed, tmp_path / "state")
         async with ServiceProcess(env, tmp_path / "run") as service, aiohttp.ClientSession() as http:
@@ -106,5 +111,7 @@ async def test_service_started_mid_stream_picks_it_up_at_once(tmp_path: Path, se
                 assert names[names.index(newer[0]):][: len(newer)] == newer
             # Already on disk at start: the newest ones are listed too (a couple of segments back).
             assert at_start[0][-1] in seen.names(0)
+            await assert_whole(http, owncast.ledger,
+                               [(url, hls / str(v) / name) for (v, name), url in seen.urls.items()])
             print(f"picked up {picked_up:.2f}s after start; Owncast had listed {len(at_start[0])} segments")
             assert service.problems() == [], service.problems()

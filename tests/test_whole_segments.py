@@ -20,6 +20,8 @@ import boto3
 import pytest
 import pytest_asyncio
 
+from broadcaster.demo.ledger import Ledger
+from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.metrics import Metrics
 from broadcaster.playlist import hls
 from broadcaster.source import inotify, writes
@@ -29,7 +31,8 @@ from tests.support.fakes import Sink
 from tests.support.held_back import HeldBack
 from tests.support.observe import Observer
 from tests.support.owncast_writer import HandFedOwncast, real_ts_segment
-from tests.support.service_process import ServiceProcess, moto_env
+from tests.support.service_process import ServiceProcess, moto_env, service_env
+from tests.support.whole import assert_whole
 from tests.support.waiting import until
 from tests.support.world import World
 
@@ -316,3 +319,53 @@ async def test_the_service_lists_a_held_segment_only_once_it_is_whole_and_says_s
         assert not any(k[0] == "hls_broadcaster_segments_lost_total" and v for k, v in m.items()), m
         assert service.problems() == []
     assert os.path.exists(feed.folder(0) / first)
+
+
+# -- by hand, two variants, on SeaweedFS: the writer's ledger against the bucket -----------------------
+
+HOLD = 1.0  # seconds a tail is held at most once its playlist names it (Owncast's own: ~10 ms)
+LATE = 3  # slots whose tails are held
+
+
+async def listed_within(seen: Observer, name: str, seconds: float) -> bool:
+    """Whether every variant lists `name` within `seconds` (a bound on the hold; the test's outcome does
+    not depend on it: either way the tail comes and the bytes are compared)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while loop.time() < deadline:
+        await seen.poll()
+        if all(name in seen.names(v) for v in seen.variants):
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
+@pytest.mark.integration
+async def test_a_segment_named_before_its_last_bytes_are_written_is_listed_whole(
+    tmp_path: Path, seaweed: SeaweedS3
+) -> None:
+    ledger = Ledger()
+    feed = HandFedOwncast(tmp_path / "hls", real_ts_segment(tmp_path), ledger=ledger)
+    first = [feed.slot(), feed.slot()]
+    env = service_env(feed.root, seaweed, tmp_path / "state", WINDOW_SECONDS="10")
+    listed_while_held: list[str] = []
+    async with ServiceProcess(env, tmp_path) as service, aiohttp.ClientSession() as http:
+        seen = Observer(service.url, http, feed.variants)
+        await seen.listed_everywhere(*first)
+        late: list[str] = []
+        for _ in range(LATE):
+            slot = feed.late_slot()  # all but its last fifth on disk, the file open; then the playlists
+            try:
+                if await listed_within(seen, slot.name, HOLD):
+                    listed_while_held.append(slot.name)
+            finally:
+                slot.finish()
+            late.append(slot.name)
+        last = feed.slot()  # and a whole one after them
+        await seen.listed_everywhere(*late, last, timeout=20)
+        names = [*first, *late, last]
+        await assert_whole(http, ledger, [(seen.urls[(v, n)], feed.folder(v) / n)
+                                          for v in feed.variants for n in names])
+        assert listed_while_held == [], f"listed while Owncast was still writing them: {listed_while_held}"
+        assert await service.stop() == 0
+    assert service.problems() == [], "\n".join(service.problems())

@@ -27,13 +27,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
 from broadcaster.demo.ffmpeg import ffmpeg_exe
+from broadcaster.demo.late_tails import LateTails
+from broadcaster.demo.ledger import Ledger
 from broadcaster.demo.offline_clip import offline_clip
 from broadcaster.demo.owncast_files import (
     cleanup_old_segments,
@@ -42,6 +43,7 @@ from broadcaster.demo.owncast_files import (
     new_shortid,
     offline_tail_text,
     wipe,
+    write_in_place,
 )
 from broadcaster.demo.owncast_settings import (
     DEFAULT_SOURCE_KEYFRAMES,
@@ -58,8 +60,9 @@ from broadcaster.demo.transcoder_args import ffmpeg_command, keyframe_expr, sour
 
 # The names tests, benches and the demo import from here.
 __all__ = [
-    "LATENCY_LEVELS", "EmulatorError", "OwncastEmulator", "OwncastSettings", "SegmentType", "Variant",
-    "ffmpeg_command", "keyframe_expr", "listed_segments", "resolve_inside", "resolve_settings", "source_command",
+    "LATENCY_LEVELS", "EmulatorError", "LateTails", "Ledger", "OwncastEmulator", "OwncastSettings",
+    "SegmentType", "Variant", "ffmpeg_command", "keyframe_expr", "listed_segments", "resolve_inside",
+    "resolve_settings", "source_command",
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
@@ -81,13 +84,18 @@ class OwncastEmulator:
         cleanup_keep: int | None = None,
         cleanup_interval: float = 60.0,
         write_delay: float = 0.0,
+        ledger: Ledger | None = None,
+        late_tails: LateTails | None = None,
     ) -> None:
         """variants: how many of VARIANT_PRESETS, or the variants themselves. latency_level (0-4)
         sets segment_seconds and list_size from LATENCY_LEVELS; without it they default to 1 s
         and 10. source_keyframes: seconds between the broadcaster's keyframes, cycled; giving it
         (or any passthrough) makes the transcoder read an encoded stream, like Owncast.
         write_delay > 0 writes each file in 8 pieces with this pause before each, so
-        readers reliably catch empty, half-written segments and truncated playlists."""
+        readers reliably catch empty, half-written segments and truncated playlists.
+        ledger (tests): every file written is recorded there as closed, the reference a test
+        compares the bucket's bytes with. late_tails (tests): each segment's last bytes are written
+        only after its playlist names it, issue 39's race on every segment."""
         settings = resolve_settings(
             variants,
             latency_level=latency_level,
@@ -105,7 +113,7 @@ class OwncastEmulator:
         # those the next start() will use: Owncast reads its configuration once per stream.
         self.settings = settings
         self._next = settings
-        self._receiver = PutReceiver(self.hls_dir, write_delay)
+        self._receiver = PutReceiver(self.hls_dir, write_delay, ledger=ledger, late_tails=late_tails)
         self._transcoder = Transcoder()
         self._shortid: str | None = None
         self._cleanup_task: asyncio.Task[None] | None = None
@@ -204,6 +212,20 @@ class OwncastEmulator:
     @write_delay.setter
     def write_delay(self, delay: float) -> None:
         self._receiver.write_delay = delay
+
+    @property
+    def ledger(self) -> Ledger | None:
+        """What was finished writing, per file (None unless asked for)."""
+        return self._receiver.ledger
+
+    @property
+    def late_tails(self) -> LateTails | None:
+        return self._receiver.late_tails
+
+    @late_tails.setter
+    def late_tails(self, tails: LateTails | None) -> None:
+        """On or off from the next segment on (what is held now is finished at once)."""
+        self._receiver.late_tails = tails
 
     @property
     def master_playlist(self) -> Path:
@@ -342,15 +364,15 @@ class OwncastEmulator:
             vdir = self.variant_dir(i)
             if not vdir.is_dir():
                 continue
-            if clip.init is not None:
-                shutil.copyfile(clip.init, vdir / clip.init.name)
-            shutil.copyfile(clip.segment, vdir / clip.segment.name)
+            for made in (clip.init, clip.segment):  # utils.Copy: os.Create + io.Copy, in place
+                if made is not None:
+                    write_in_place(vdir / made.name, made.read_bytes(), ledger=self.ledger)
             try:
                 existing: str | None = self.variant_playlist(i).read_text()
             except FileNotFoundError:
                 existing = None
             text = offline_tail_text(existing, clip.segment.name, clip.init.name if clip.init else None)
-            move_into_place(text, self.variant_playlist(i), self._receiver.tmp_dir)
+            move_into_place(text, self.variant_playlist(i), self._receiver.tmp_dir, self.ledger)
         log.info(
             "appended the offline clip to %d variant playlist(s) in %s", len(self.variants), self.hls_dir
         )

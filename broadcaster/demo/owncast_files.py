@@ -20,10 +20,13 @@ import secrets
 import shutil
 import tempfile
 import time
-from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO
+
+from broadcaster.demo.ledger import Finished, Hashing, Ledger
 
 PLAYLIST = "stream.m3u8"  # the master in HLS_DIR and each variant's media playlist in HLS_DIR/<n>/
 PIECE = 64 * 1024  # bytes per write: a reader may see the file after any of them
@@ -53,12 +56,12 @@ def segment_name(shortid: str, number: int, ext: str = "ts") -> str:
 
 def write_in_place(
     path: Path, data: Body, *, piece: int = PIECE, cuts: Sequence[int] = (), pause: float = 0.0,
-    stop_after: int | None = None,
+    stop_after: int | None = None, ledger: Ledger | None = None,
 ) -> None:
     """Owncast copies each HTTP body into the final name: open, truncate, write in pieces (flushed, so a
     reader sees each one). `cuts`: byte offsets where a piece must end, with `pause` seconds after each
     (a reader then reliably sees the file cut there). `stop_after`: the writer is still busy after that
-    many bytes."""
+    many bytes (so `ledger` records nothing: the file is not finished)."""
     raw = data.encode() if isinstance(data, str) else data
     end = len(raw) if stop_after is None else stop_after
     bounds = sorted({*range(piece, end, piece), *(c for c in cuts if 0 < c < end), end})
@@ -70,36 +73,101 @@ def write_in_place(
             if pause > 0 and stop in cuts:
                 time.sleep(pause)
             start = stop
+    if ledger is not None and stop_after is None:
+        ledger.record(path, Finished.of(raw))
 
 
-async def copy_in_place(path: Path, chunks: AsyncIterable[bytes], *, delay: float = 0.0, pieces: int = 8) -> int:
+class OpenInPlace:
+    """A file written in place whose writer is still busy: its first `written` bytes are on disk and the
+    file stays open until `finish()` writes the rest and closes it (only then does `ledger` record it).
+    Owncast's receiver between a body's last bytes arriving and reaching the disk, held on purpose."""
+
+    def __init__(self, path: Path, data: Body, written: int, ledger: Ledger | None = None) -> None:
+        self.path = path
+        self._raw = data.encode() if isinstance(data, str) else bytes(data)
+        self._written = max(0, min(written, len(self._raw)))
+        self._ledger = ledger
+        self._file: IO[bytes] | None = open(path, "wb")
+        self._file.write(self._raw[: self._written])
+        self._file.flush()
+
+    @property
+    def finished(self) -> bool:
+        return self._file is None
+
+    def finish(self) -> None:
+        """The rest of the body, then close. Idempotent."""
+        if self._file is None:
+            return
+        f, self._file = self._file, None
+        with f:
+            f.write(self._raw[self._written :])
+        if self._ledger is not None:
+            self._ledger.record(self.path, Finished.of(self._raw))
+
+
+async def copy_in_place(path: Path, chunks: AsyncIterable[bytes], *, delay: float = 0.0, pieces: int = 8,
+                        ledger: Ledger | None = None) -> int:
     """The receiver's side of a PUT (os.Create + io.Copy): each chunk written as it arrives. delay > 0:
-    the whole body in `pieces` writes with this pause before each, so readers catch the file half-written."""
+    the whole body in `pieces` writes with this pause before each, so readers catch the file half-written.
+    `ledger` records the bytes once the file is closed."""
+    hashing = Hashing()
     with path.open("wb") as f:
         if delay <= 0:
-            size = 0
             async for chunk in chunks:
                 f.write(chunk)
                 f.flush()
-                size += len(chunk)
-            return size
-        data = bytearray()
-        async for chunk in chunks:
-            data += chunk
-        step = -(-len(data) // pieces) or 1
-        for start in range(0, len(data) or 1, step):
-            await asyncio.sleep(delay)
-            f.write(data[start : start + step])
+                hashing.update(chunk)
+        else:
+            data = bytearray()
+            async for chunk in chunks:
+                data += chunk
+            step = -(-len(data) // pieces) or 1
+            for start in range(0, len(data) or 1, step):
+                await asyncio.sleep(delay)
+                f.write(data[start : start + step])
+                f.flush()
+            hashing.update(data)
+    if ledger is not None:
+        ledger.record(path, hashing.finished())
+    return hashing.size
+
+
+async def copy_late_tail(path: Path, chunks: AsyncIterable[bytes], hold: Callable[[], Awaitable[None]], *,
+                         share: float = 0.2, ledger: Ledger | None = None) -> int:
+    """A PUT whose handler is still copying the body's last bytes when the playlist naming the file is
+    rewritten (issue 39), made certain: the file created, the whole body received, all but its last
+    `share` written, the file kept open while `hold()` runs, then the rest written and the file closed
+    (even if cancelled: the writer still finishes its file). `ledger` records the bytes as closed."""
+    finished = False
+    data = bytearray()
+    try:
+        with path.open("wb") as f:  # os.Create, before the body
+            async for chunk in chunks:
+                data += chunk
+            cut = len(data) - max(1, int(len(data) * share)) if data else 0
+            f.write(data[:cut])
             f.flush()
-        return len(data)
+            try:
+                await hold()
+            finally:
+                f.write(data[cut:])
+                finished = True
+    finally:
+        if finished and ledger is not None:
+            ledger.record(path, Finished.of(data))
+    return len(data)
 
 
-def move_into_place(text: str, target: Path, tmp_dir: Path) -> None:
+def move_into_place(text: str, target: Path, tmp_dir: Path, ledger: Ledger | None = None) -> None:
     """Owncast's other way (the offline tail only): a temp file in `tmp_dir` (same file system), then a move."""
     fd, tmp_name = tempfile.mkstemp(prefix=f"tmp-{target.name}", dir=tmp_dir)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
+    raw = text.encode()
+    with os.fdopen(fd, "wb") as f:
+        f.write(raw)
     shutil.move(tmp_name, target)
+    if ledger is not None:
+        ledger.record(target, Finished.of(raw))
 
 
 # -- the playlists' text --------------------------------------------------------------------------
@@ -227,11 +295,13 @@ class OwncastFolder:
 
     `slot()` is what ffmpeg does every segment: the segment in every variant folder, then every
     variant playlist rewritten in place to list it. The finer steps are there for writers that
-    break the order on purpose."""
+    break the order on purpose. `ledger`: where every file written is recorded once closed."""
 
     def __init__(self, root: Path, variants: Sequence[int] = (0,), *, shortid: str | None = None,
-                 list_size: int = 10, target: int = 1, piece: int = PIECE) -> None:
+                 list_size: int = 10, target: int = 1, piece: int = PIECE,
+                 ledger: Ledger | None = None) -> None:
         self.root = root
+        self.ledger = ledger
         self.variants = tuple(variants)
         self.shortid = shortid if shortid is not None else new_shortid()
         self.target = target
@@ -268,18 +338,23 @@ class OwncastFolder:
         self.lists = {v: RollingList(self.list_size, []) for v in self.variants}
 
     def write_master(self, entries: Sequence[MasterEntry]) -> None:
-        write_in_place(self.root / PLAYLIST, master_text(entries), piece=self.piece)
+        write_in_place(self.root / PLAYLIST, master_text(entries), piece=self.piece, ledger=self.ledger)
 
     def write_segment(self, v: int, name: str, body: Body) -> Path:
         path = self.folder(v) / name
-        write_in_place(path, body, piece=self.piece)
+        write_in_place(path, body, piece=self.piece, ledger=self.ledger)
         return path
+
+    def begin_segment(self, v: int, name: str, body: Body, written: int) -> OpenInPlace:
+        """A segment whose writer is still busy after `written` bytes: `finish()` the rest."""
+        return OpenInPlace(self.folder(v) / name, body, written, self.ledger)
 
     def playlist_text(self, v: int) -> str:
         return self.lists[v].text(self.target)
 
     def write_playlist(self, v: int, *, cuts: Sequence[int] = (), pause: float = 0.0) -> None:
-        write_in_place(self.playlist(v), self.playlist_text(v), piece=self.piece, cuts=cuts, pause=pause)
+        write_in_place(self.playlist(v), self.playlist_text(v), piece=self.piece, cuts=cuts, pause=pause,
+                       ledger=self.ledger)
 
     def slot(self, bodies: Body | Mapping[int, Body], *, duration: float = 1.0, at: float | None = None,
              ext: str = "ts") -> str:
@@ -297,7 +372,8 @@ class OwncastFolder:
         """The broadcaster left: the offline clip copied into each variant folder and appended."""
         for v in self.variants:
             self.write_segment(v, name, clip)
-            move_into_place(offline_tail_text(self.playlist_text(v), name), self.playlist(v), tmp_dir)
+            text = offline_tail_text(self.playlist_text(v), name)
+            move_into_place(text, self.playlist(v), tmp_dir, self.ledger)
 
     def cleanup(self, keep: int, may_remove: Callable[[Path], bool] | None = None) -> int:
         return sum(cleanup_old_segments(self.folder(v), keep, may_remove) for v in self.variants)

@@ -7,6 +7,7 @@ import asyncio
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
@@ -49,6 +50,11 @@ class Observed:
         if "#EXT-X-ENDLIST" in lines:
             self.ended.add(v)
 
+    def listed_files(self, oc: OwncastEmulator) -> list[tuple[str, Path]]:
+        """Every segment URL we listed, with the Owncast file it was made from (for tests.support.whole)."""
+        return [(uri, oc.variant_dir(v) / uri.rsplit("/", 1)[1])
+                for v in self.ours for uri, _ in self.ours[v].values()]
+
 
 async def poll(http: aiohttp.ClientSession, url: str, oc: OwncastEmulator, seen: Observed) -> None:
     seen.note_owncast(oc)
@@ -71,6 +77,7 @@ class Observer:
         default_factory=lambda: VariantSetChecker(allow_resume_after_endlist=True, allow_restart=True)
     )
     listed: dict[int, dict[int, str]] = field(default_factory=dict)  # variant -> msn -> segment name
+    urls: dict[tuple[int, str], str] = field(default_factory=dict)  # (variant, segment name) -> its URL
     versions: int = 0
 
     async def poll(self) -> None:
@@ -88,6 +95,7 @@ class Observer:
             for line in text.splitlines():
                 if line and not line.startswith("#"):
                     self.listed.setdefault(v, {})[seq] = line.rsplit("/", 1)[1]
+                    self.urls[(v, line.rsplit("/", 1)[1])] = line
                     seq += 1
 
     def names(self, v: int) -> list[str]:

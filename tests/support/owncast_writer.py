@@ -17,6 +17,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event as MpEvent
 from pathlib import Path
@@ -24,11 +25,13 @@ from typing import Protocol
 
 from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.demo.ffmpeg import ffmpeg_exe
+from broadcaster.demo.ledger import Ledger
 from broadcaster.demo.owncast_files import (
     PIECE,
     Body,
     Entry,
     MasterEntry,
+    OpenInPlace,
     OwncastFolder,
     entry_text,
     master_text,
@@ -39,8 +42,9 @@ from broadcaster.demo.owncast_files import (
 )
 
 __all__ = [
-    "PIECE", "SECONDS", "Body", "Entry", "HandFedOwncast", "OwncastReplay", "Prepare", "emulator_paused",
-    "entry_text", "media", "pdt", "playlist_head", "playlist_text", "real_ts_segment", "replay", "write_in_place",
+    "PIECE", "SECONDS", "Body", "Entry", "HandFedOwncast", "LateSlot", "Ledger", "OwncastReplay", "Prepare",
+    "emulator_paused", "entry_text", "media", "pdt", "playlist_head", "playlist_text", "real_ts_segment",
+    "replay", "write_in_place",
 ]  # fmt: skip
 
 SECONDS = 1.0  # HandFedOwncast's EXTINF: Owncast's lowest latency level
@@ -70,18 +74,37 @@ def real_ts_segment(folder: Path) -> bytes:
 Prepare = Callable[[Path], object]
 
 
+@dataclass
+class LateSlot:
+    """A slot whose segment files are listed while their writer still holds their last bytes."""
+
+    name: str
+    files: list[OpenInPlace]
+
+    def finish(self) -> None:
+        """The last bytes of every variant's file, and close them."""
+        for f in self.files:
+            f.finish()
+
+
 class HandFedOwncast:
     """HLS_DIR written by hand the way Owncast writes it: `slot()` puts one segment in every variant
     folder, then rewrites every variant playlist to list it (a rolling list of `list_size` entries).
-    A thin driver of OwncastFolder: a test may also add entries and rewrite playlists itself."""
+    A thin driver of OwncastFolder: a test may also add entries and rewrite playlists itself.
+    `ledger`: every file it writes is recorded there as closed (`write_in_place` takes one too)."""
 
     def __init__(self, root: Path, ts: bytes, *, variants: tuple[int, ...] = (0, 1), run: str = "f4ult",
-                 list_size: int = 10, with_pdt: bool = True, t0: float | None = None) -> None:
-        self.files = OwncastFolder(root, variants, shortid=run, list_size=list_size, target=1)
+                 list_size: int = 10, with_pdt: bool = True, t0: float | None = None,
+                 ledger: Ledger | None = None) -> None:
+        self.files = OwncastFolder(root, variants, shortid=run, list_size=list_size, target=1, ledger=ledger)
         self.root, self.ts, self.variants = root, ts, tuple(variants)
         self.with_pdt = with_pdt  # ffmpeg's program_date_time flag, which Owncast always sets
         self.t0 = time.time() if t0 is None else t0
-        write_in_place(root / "stream.m3u8", self.master_text())
+        write_in_place(root / "stream.m3u8", self.master_text(), ledger=ledger)
+
+    @property
+    def ledger(self) -> Ledger | None:
+        return self.files.ledger
 
     @property
     def list_size(self) -> int:
@@ -144,6 +167,25 @@ class HandFedOwncast:
             self.write_playlist(v)
         self.number += 1
         return name
+
+    def late_slot(self, share: float = 0.2) -> LateSlot:
+        """Issue 39's race, held as long as the test likes: the next segment in every variant with all
+        but its last `share` written and the file left open, then the playlists that list it. The
+        files are finished (and closed) by `LateSlot.finish()`."""
+        name = self.name(self.number)
+        written = len(self.ts) - max(1, int(len(self.ts) * share))
+        held = LateSlot(name, [])
+        try:
+            for v in self.variants:
+                held.files.append(self.files.begin_segment(v, name, self.ts, written))
+                self.add_entry(v, name, SECONDS)
+            for v in self.variants:
+                self.write_playlist(v)
+        except BaseException:
+            held.finish()
+            raise
+        self.number += 1
+        return held
 
 
 # -- a bench's Owncast: pre-encoded segments at a cadence, from a process of its own ----------------

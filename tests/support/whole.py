@@ -1,0 +1,57 @@
+"""The bucket's bytes against the files Owncast finished writing (issue 39): byte for byte, not by name.
+
+The reference is the writer's ledger (broadcaster/demo/ledger.py: each file's SHA-256 and size when its
+writer closed it), never a read of Owncast's folder, which may catch a file still being written (and so
+compare equal to an upload cut short the same way) or find it already cleaned up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from pathlib import Path
+
+import aiohttp
+
+from broadcaster.demo.ledger import Finished, Ledger
+
+FINISH_TIMEOUT = 10.0  # a writer holding a file back (LateTails) finishes it within seconds
+
+
+async def finished(ledger: Ledger, path: Path, timeout: float = FINISH_TIMEOUT) -> Finished | None:
+    """`path` as its writer finished it; waited for (a condition), None if it never was."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while (final := ledger.get(path)) is None and loop.time() < deadline:
+        await asyncio.sleep(0.05)
+    return final
+
+
+async def altered(http: aiohttp.ClientSession, ledger: Ledger, listed: Iterable[tuple[str, Path]],
+                  timeout: float = FINISH_TIMEOUT) -> list[str]:
+    """For each (URL listed, Owncast's file): what is wrong with the bucket's bytes at that URL."""
+    gate = asyncio.Semaphore(8)
+
+    async def check(url: str, path: Path) -> str | None:
+        async with gate, http.get(url) as r:
+            body = await r.read()
+        if r.status != 200:
+            return f"{url}: listed, but the bucket answers {r.status}"
+        await finished(ledger, path, timeout)
+        problem = ledger.mismatch(path, body)
+        return None if problem is None else f"{url} in the bucket: {problem}"
+
+    found = await asyncio.gather(*(check(url, path) for url, path in listed))
+    return [f for f in found if f is not None]
+
+
+async def assert_whole(http: aiohttp.ClientSession, ledger: Ledger | None, listed: Iterable[tuple[str, Path]],
+                       timeout: float = FINISH_TIMEOUT) -> int:
+    """Every listed object is, in the bucket, the file Owncast finished writing. Returns how many."""
+    assert ledger is not None, "the Owncast writer keeps no ledger: give it one to compare bytes"
+    pairs = list(listed)
+    assert pairs, "nothing listed to compare"
+    wrong = await altered(http, ledger, pairs, timeout)
+    assert not wrong, (f"{len(wrong)} of {len(pairs)} listed segments are not the file Owncast finished "
+                       "writing:\n" + "\n".join(wrong[:20]))
+    return len(pairs)
