@@ -18,7 +18,7 @@ import secrets
 from typing import Any, Protocol
 
 from ..metrics import Metrics
-from .disk import StateFile, no_collection
+from .disk import Replaced, StateFile, no_collection
 from .served import ServedRecord, Unknown
 from .validate import describe
 
@@ -158,6 +158,10 @@ class Snapshots:
             if self.error != err.strerror:
                 log.error("cannot save state to %s: %s", self.file.path, err.strerror)
             self._failed(err)
+            if isinstance(err, Replaced):
+                # Yet the files on disk hold this save: a start reads it, so what is shown past it from
+                # now on is recorded under its lease (record_shown), not under the one before.
+                self._on_disk(clean=False, lease=data[LEASE])
             return None
         self._succeeded(clean=False, lease=data[LEASE])
         return data
@@ -197,7 +201,12 @@ class Snapshots:
             self.file.save(data)
         except OSError as err:
             self._failed(err)
-            return self.error
+            if not isinstance(err, Replaced):
+                return self.error
+            # On disk, as a start reads it, though the step after its rename failed (a power cut may
+            # bring back the state before: its lease's record in `served` still holds).
+            log.error("saved state to %s at shutdown, but %s failed after: %s", self.file.path,
+                      "syncing its folder or the journal", self.error)
         self._succeeded(clean=True, lease=data[LEASE])
         return None
 
@@ -211,11 +220,15 @@ class Snapshots:
         if self.error is not None:
             log.info("state saved to %s again", self.file.path if self.file else "")
         self.error = None
-        self.disk_clean = clean
-        # The state on disk now holds every number shown: what `served` recorded before is moot.
-        self._lease, self._recorded, self.shown_past = lease, -1, None
+        self._on_disk(clean=clean, lease=lease)
         if self._metrics is not None:
             self._metrics.state_save_failing.set(0)
+
+    def _on_disk(self, *, clean: bool, lease: str) -> None:
+        """The state on disk is the one saved under `lease`: it holds every number shown, so what `served`
+        recorded before is moot."""
+        self.disk_clean = clean
+        self._lease, self._recorded, self.shown_past = lease, -1, None
 
     async def close(self) -> None:
         """A save still writing in its thread must finish before save_now() writes a newer one."""

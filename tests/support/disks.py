@@ -7,8 +7,9 @@ import contextlib
 import errno
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -92,3 +93,43 @@ def small_tmpfs(folder: Path) -> Iterator[Path]:
         yield folder
     finally:
         subprocess.run(["umount", "-l", str(folder)], check=False, capture_output=True, timeout=10)
+
+
+# The os calls the state modules make to write: a fault is injected at one of them (FaultPlan).
+WRITE_CALLS = frozenset({"open", "write", "pwrite", "fsync", "fdatasync", "ftruncate", "replace", "close", "fstat",
+                         "rename", "unlink"})
+
+
+class FaultPlan:
+    """Counts the write calls the state modules make while armed; raises OSError(`code`) at call number
+    `at` (and, `lasting`, at every call after it: the disk died). `calls` names each call seen, in order."""
+
+    def __init__(self, at: int | None = None, *, lasting: bool = False, code: int = errno.EIO) -> None:
+        self.at, self.lasting, self.code = at, lasting, code
+        self.armed = False
+        self.calls: list[str] = []
+        self.failed: list[str] = []
+
+    def call(self, name: str, real: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if self.armed:
+            n = len(self.calls)
+            self.calls.append(name)
+            if self.at is not None and (n == self.at or (self.lasting and n > self.at)):
+                self.failed.append(name)
+                raise OSError(self.code, os.strerror(self.code))
+        return real(*args, **kwargs)
+
+
+class FaultyOs:
+    """Stands in for the `os` module inside a state module (monkeypatch its `os`): every write call goes
+    through `plan`, the rest (os.path, constants, reads) is the real os."""
+
+    def __init__(self, plan: FaultPlan) -> None:
+        self._plan = plan
+
+    def __getattr__(self, name: str) -> Any:
+        real = getattr(os, name)
+        if name not in WRITE_CALLS:
+            return real
+        plan = self._plan
+        return lambda *args, **kwargs: plan.call(name, real, *args, **kwargs)
