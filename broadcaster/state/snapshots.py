@@ -118,24 +118,25 @@ class Snapshots:
         return False
 
     def _with_shown(self, saved: dict[str, Any]) -> dict[str, Any]:
-        """The state as the parts restore it. Not saved at a clean stop, with a lease: what `served`
-        records under it (SHOWN_PAST), or, recording nothing, the state is exact (marked clean_stop, as
-        nothing past it was shown). An older file, or a damaged record: as it is, taken at its worst."""
+        """The state as the parts restore it. With a lease: what `served` records under it (SHOWN_PAST:
+        a process that started from this state, or saved it, showed numbers past it), or, recording
+        nothing, the state is exact (marked clean_stop, as nothing past it was shown). An older file: as
+        it is; a damaged record: the state taken at its worst (not clean: its whole reserve)."""
         lease = saved.get(LEASE)
         if type(lease) is not str or not _LEASE_ID.fullmatch(lease):
             return saved
         self._lease = lease
-        if saved.get("clean_stop") is True or self.served is None:
+        if self.served is None:
             return saved
         try:
             recorded = self.served.read()
-        except Unknown:
-            return saved
+        except Unknown:  # even after a clean stop: a process started from it may have shown more
+            return {**saved, "clean_stop": False}
         high = recorded.get(lease)
         if high is None:
             return {**saved, "clean_stop": True}
         self.shown_past = self._recorded = high
-        return {**saved, SHOWN_PAST: high}
+        return {**saved, SHOWN_PAST: high, "clean_stop": False}
 
     async def save(self, root: dict[str, Any]) -> dict[str, Any] | None:
         """Write `root` (the top level) and the keyed parts' snapshots in a worker thread; returns what
