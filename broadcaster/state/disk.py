@@ -235,6 +235,11 @@ class StateFile:
         """On the event loop: the bytes a save of `data` writes (Tails read while they are as seen)."""
         return Prepared(dumps({**header(), **data}).encode())
 
+    @property
+    def trouble(self) -> str | None:
+        """Why the state on disk lags behind saves that succeed (journal.py: a compaction failing)."""
+        return None
+
     def write_prepared(self, prepared: Prepared) -> None:
         # Saves run in a worker thread and, at shutdown, in the caller's: one temporary file, one at a time.
         with self._lock:
@@ -246,13 +251,18 @@ class StateFile:
         folder is opened first: EMFILE there changes nothing)."""
         folder = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
             try:
-                write_all(fd, body)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(self._tmp, self.path)
+                fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+                try:
+                    write_all(fd, body)
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+                os.replace(self._tmp, self.path)
+            except OSError:
+                with contextlib.suppress(OSError):  # its blocks back: a full disk may still take lines
+                    os.unlink(self._tmp)
+                raise
             try:
                 os.fsync(folder)  # the rename itself must survive a power cut
             except OSError as err:

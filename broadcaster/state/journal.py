@@ -37,6 +37,11 @@ BASE = "$base"  # state.json's id, named by each line that follows it
 MIN_COMPACT = 1 << 20  # a journal this large is compacted even when the full snapshot is smaller
 MAX_LINES = 100_000  # and one with this many lines (each line is read back at start)
 RETRY_LINES = 100  # lines between tries of a compaction that failed
+# While compactions fail (a STATE_DIR out of inodes still takes lines), lines go on up to this many times
+# the threshold (at least MAX_JOURNAL bytes, MAX_LINES * 2 lines), far below what a start reads
+# (disk.MAX_BYTES): past it every save tries the compaction, and fails while it cannot be written.
+LIMIT_FACTOR = 4
+MAX_JOURNAL = 16 << 20
 _CUT_SHORT = ("%s: its last line was cut short by a crash (its save never returned, so its version was never "
               "shown); dropped it")
 
@@ -54,6 +59,7 @@ class JournaledState(StateFile):
         self._full_size = 0  # bytes of the last state.json written
         self._fd: int | None = None
         self._retry_at = 0  # the line count from which a compaction that failed is tried again
+        self._compaction_error: str | None = None
         self.compactions = 0
 
     # -- writing ----------------------------------------------------------------------------------
@@ -62,7 +68,8 @@ class JournaledState(StateFile):
         """On the event loop: a journal line holding only the Tails' new items, or, when a compaction is
         due (the journal at its threshold, or no state.json of this process yet), the full snapshot."""
         marks: dict[tuple[str, ...], int] = {}
-        due = (self._journal_size >= self.threshold or self._lines >= MAX_LINES) and self._lines >= self._retry_at
+        due = ((self._journal_size >= self.threshold or self._lines >= MAX_LINES) and self._lines >= self._retry_at
+               or self.full)
         if self._base is None or due:
             base = secrets.token_hex(8)
             starts: list[list[object]] = []
@@ -83,6 +90,18 @@ class JournaledState(StateFile):
         lines') and a start replays at most half a snapshot's worth of lines."""
         return max(MIN_COMPACT, self._full_size // 2)
 
+    @property
+    def full(self) -> bool:
+        """The journal took all the lines it may while compactions fail: no more before one works."""
+        return (self._journal_size >= max(MAX_JOURNAL, LIMIT_FACTOR * self.threshold)
+                or self._lines >= 2 * MAX_LINES)
+
+    @property
+    def trouble(self) -> str | None:
+        """Why state.json could not be rewritten at the last try, while lines still go on; None once a
+        compaction works (or none failed)."""
+        return self._compaction_error
+
     def write_prepared(self, prepared: Prepared) -> None:
         """In a worker thread (one at a time). Raises OSError: state.json and the journal hold what they
         held (a failed line is cut back); or Replaced: they hold this save (a compaction renamed its
@@ -101,19 +120,22 @@ class JournaledState(StateFile):
     def _compact(self, prepared: Prepared) -> None:
         try:
             self._write(prepared.body)
-        except Replaced:
-            self._renamed(prepared)
-            raise
-        except OSError:
-            # state.json and the journal on disk are as they were: lines go on after them, and the
-            # compaction is tried again RETRY_LINES lines later (a full disk may hold a line).
-            self._retry_at = self._lines + RETRY_LINES
+        except OSError as err:
+            self._compaction_error = str(err.strerror or err)
+            if isinstance(err, Replaced):
+                self._renamed(prepared)
+            else:
+                # state.json and the journal on disk are as they were: lines go on after them, and the
+                # compaction is tried again RETRY_LINES lines later (a full disk may hold a line).
+                self._retry_at = self._lines + RETRY_LINES
             raise
         self._renamed(prepared)
         try:
             self._reset_journal()
         except OSError as err:
+            self._compaction_error = str(err.strerror or err)
             raise Replaced(err) from err
+        self._compaction_error = None
         self._base = prepared.base  # lines follow the new state.json in an empty journal
         self._journal_size, self._lines = 0, 0
 

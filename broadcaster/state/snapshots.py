@@ -218,12 +218,15 @@ class Snapshots:
             self._metrics.state_save_failing.set(1)
 
     def _succeeded(self, *, clean: bool, lease: str) -> None:
-        if self.error is not None:
+        # Saved, yet state.json may still fail to be rewritten (a compaction: STATE_DIR out of inodes or
+        # space, while a journal line fits): still a failing save for /health and the alert.
+        trouble = self.file.trouble if self.file is not None else None
+        if self.error is not None and trouble is None:
             log.info("state saved to %s again", self.file.path if self.file else "")
-        self.error = None
+        self.error = trouble
         self._on_disk(clean=clean, lease=lease)
         if self._metrics is not None:
-            self._metrics.state_save_failing.set(0)
+            self._metrics.state_save_failing.set(0 if trouble is None else 1)
 
     def _on_disk(self, *, clean: bool, lease: str) -> None:
         """The state on disk is the one saved under `lease`: it holds every number shown, so what `served`
