@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -52,11 +53,25 @@ class SeamDisk(Disk):
 
 
 class TmpfsDisk(Disk):
-    """A real 1 MB tmpfs: filled up with a file (ENOSPC), or remounted read-only (EROFS)."""
+    """A real 1 MB tmpfs: filled up with a file (ENOSPC), or remounted read-only (EROFS); `inodes`: filled
+    up with empty files instead (ENOSPC for a new file, while files there still grow)."""
+
+    def __init__(self, folder: Path, *, inodes: bool = False) -> None:
+        super().__init__(folder)
+        self.inodes = inodes
 
     def fail(self, code: int) -> None:
         super().fail(code)
-        if code == errno.ENOSPC:
+        if code == errno.ENOSPC and self.inodes:
+            (self.folder / "fillers").mkdir()
+            try:
+                for n in range(1 << 16):
+                    (self.folder / "fillers" / str(n)).touch()
+            except OSError as err:
+                assert err.errno == errno.ENOSPC
+            else:
+                raise AssertionError("the tmpfs never ran out of inodes (mounted without nr_inodes?)")
+        elif code == errno.ENOSPC:
             fd = os.open(self.folder / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
             try:
                 while True:
@@ -69,7 +84,9 @@ class TmpfsDisk(Disk):
             _mount("-o", "remount,ro", "tmpfs", str(self.folder))
 
     def heal(self) -> None:
-        if self.fault == errno.ENOSPC:
+        if self.fault == errno.ENOSPC and self.inodes:
+            shutil.rmtree(self.folder / "fillers")
+        elif self.fault == errno.ENOSPC:
             (self.folder / "filler").unlink()
         elif self.fault is not None:
             _mount("-o", "remount,rw", "tmpfs", str(self.folder))
@@ -81,11 +98,13 @@ def _mount(*args: str) -> None:
 
 
 @contextlib.contextmanager
-def small_tmpfs(folder: Path) -> Iterator[Path]:
-    """A 1 MB tmpfs at `folder`, or a skip when this machine does not let the test mount one."""
+def small_tmpfs(folder: Path, inodes: int | None = None) -> Iterator[Path]:
+    """A 1 MB tmpfs at `folder` (with `inodes`, that many at most), or a skip when this machine does not
+    let the test mount one."""
     folder.mkdir()
+    options = "size=1m,mode=0700" + (f",nr_inodes={inodes}" if inodes else "")
     try:
-        _mount("-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(folder))
+        _mount("-t", "tmpfs", "-o", options, "tmpfs", str(folder))
     except (OSError, subprocess.SubprocessError) as err:
         detail = getattr(err, "stderr", b"") or b""
         pytest.skip(f"cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN): {detail.decode().strip() or err}")
