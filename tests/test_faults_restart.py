@@ -232,7 +232,8 @@ async def test_a_full_state_dir_then_a_restart_never_serves_a_number_twice(
                 await run_until(http, first, owncast, seen, 4)
                 disk.fail(errno.ENOSPC)
                 if out_of == "space":
-                    # A journal line may still fit in the last block its file holds: saves fail once none does.
+                    # A journal line may still fit in the last block its file holds: saves fail once
+                    # none does.
                     async with asyncio.timeout(30):
                         while True:
                             await poll(http, first.url, owncast, seen)
@@ -254,7 +255,8 @@ async def test_a_full_state_dir_then_a_restart_never_serves_a_number_twice(
                 assert at_stop == []  # a journal line, which fits
             before = {v: max(seen.ours[v]) for v in (0, 1)}
             async with ServiceProcess(env, tmp_path / "run") as second:  # the disk still full
-                assert any("not saved at a clean stop" in line for line in second.lines) is (out_of == "space")
+                unclean = any("not saved at a clean stop" in line for line in second.lines)
+                assert unclean is (out_of == "space")
                 # New segments are listed although no save works: within the reserve, recorded first.
                 await run_until(http, second, owncast, seen, len(seen.ours[0]) + 4)
                 async with http.get(f"{second.url}/health") as r:

@@ -151,5 +151,5 @@ def test_a_fault_at_any_write_call_then_kill_9_never_reuses_a_number(
         try:
             asyncio.run(run(tmp_path / f"at-{at}", plan, monkeypatch, compaction))
         except AssertionError as err:
-            raise AssertionError(f"fault at call {at} ({seen[at]}, {'lasting' if lasting else 'once'}): {err}") \
-                from err
+            how = "lasting" if lasting else "once"
+            raise AssertionError(f"fault at call {at} ({seen[at]}, {how}): {err}") from err

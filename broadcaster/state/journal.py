@@ -68,8 +68,8 @@ class JournaledState(StateFile):
         """On the event loop: a journal line holding only the Tails' new items, or, when a compaction is
         due (the journal at its threshold, or no state.json of this process yet), the full snapshot."""
         marks: dict[tuple[str, ...], int] = {}
-        due = ((self._journal_size >= self.threshold or self._lines >= MAX_LINES) and self._lines >= self._retry_at
-               or self.full)
+        grown = self._journal_size >= self.threshold or self._lines >= MAX_LINES
+        due = (grown and self._lines >= self._retry_at) or self.full
         if self._base is None or due:
             base = secrets.token_hex(8)
             starts: list[list[object]] = []

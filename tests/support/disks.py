@@ -115,8 +115,8 @@ def small_tmpfs(folder: Path, inodes: int | None = None) -> Iterator[Path]:
 
 
 # The os calls the state modules make to write: a fault is injected at one of them (FaultPlan).
-WRITE_CALLS = frozenset({"open", "write", "pwrite", "fsync", "fdatasync", "ftruncate", "replace", "close", "fstat",
-                         "rename", "unlink"})
+WRITE_CALLS = frozenset({"open", "write", "pwrite", "fsync", "fdatasync", "ftruncate", "replace", "close",
+                         "fstat", "rename", "unlink"})
 
 
 class FaultPlan:
