@@ -164,6 +164,33 @@ async def test_the_heartbeat_counts_answers_the_count_uncached_and_metrics_expor
     assert audience.watching == 7
 
 
+async def test_another_sites_page_cannot_beat(aiohttp_client: AiohttpClient) -> None:
+    """Issue 41, V2: the preflight a browser sends before another site's beat (a custom header) is
+    refused, with no CORS header; a beat a browser says another site or origin sent is not counted.
+    The page's own beats (same-origin, also in another site's frame) and clients that are no browser
+    (no Sec-Fetch-Site) count as before. Chromium's side: tests/test_viewers_browser.py."""
+    audience = Audience(30)
+    client = await client_for(aiohttp_client, audience)
+    preflight = await client.options("/live/watching", headers={
+        "Origin": "https://elsewhere.example", "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "hb-watching"})
+    assert preflight.status == 403
+    assert not [name for name in preflight.headers if name.lower().startswith("access-control-")]
+    for site in ("cross-site", "same-site", "junk"):
+        beat = await client.post("/live/watching", headers={"Hb-Watching": new_id(), "Sec-Fetch-Site": site,
+                                                            "Origin": "https://elsewhere.example"})
+        assert beat.status == 403 and "Access-Control-Allow-Origin" not in beat.headers
+    assert audience.watching == 0 and audience.refused["other_site"] == 3
+    for site in ("same-origin", None):
+        headers = {"Hb-Watching": new_id(), **({"Sec-Fetch-Site": site} if site else {})}
+        assert (await client.post("/live/watching", headers=headers)).status == 200
+    assert audience.watching == 2
+    # Every other path's preflight is still granted (players on other origins read the playlists).
+    other = await client.options("/live/master.m3u8", headers={
+        "Origin": "https://elsewhere.example", "Access-Control-Request-Method": "GET"})
+    assert other.status == 204 and other.headers["Access-Control-Allow-Origin"] == "*"
+
+
 async def test_with_the_count_hidden_the_heartbeat_still_counts_and_answers_nothing(
         aiohttp_client: AiohttpClient) -> None:
     audience = Audience(30)

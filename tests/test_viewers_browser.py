@@ -166,6 +166,8 @@ async def test_embed_plays_framed_by_a_named_site_and_is_refused_elsewhere(stack
             # The video alone: the title, status bar and panels are not shown in the embed form.
             assert await frame.is_visible("video")
             assert not await frame.is_visible("h1") and not await frame.is_visible(".bar")
+            # Framed by another site, the page is still this service's own: its beats count (issue 41).
+            await until(lambda: stack.service.audience.watching == 1, "the framed page counted", WAIT)
 
             refused: list[str] = []
             other = await browser.new_page()
@@ -176,3 +178,45 @@ async def test_embed_plays_framed_by_a_named_site_and_is_refused_elsewhere(stack
             await until(lambda: bool(refused), "Chromium's frame-ancestors refusal", WAIT)
         finally:
             await browser.close()
+
+
+_BEATS = """async (url) => {
+  const results = [];
+  for (let n = 0; n < 25; n++) {
+    const id = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(16))))
+      .replace(/[+]/g, '-').replace(/[/]/g, '_').replace(/=+$/, '');
+    try {
+      const response = await fetch(url, { method: 'POST', cache: 'no-store', credentials: 'omit',
+        headers: { 'Hb-Watching': id } });
+      results.push(String(response.status));
+    } catch (err) {
+      results.push(err.name);
+    }
+  }
+  return results;
+}"""
+
+
+async def test_another_sites_page_cannot_make_its_visitors_count(stack: Stack) -> None:
+    """Issue 41, V2: a page on another origin (127.0.0.1, another port) fetches the heartbeat 25 times as
+    the viewer does, in real Chromium: the preflight is refused, nothing is sent, nothing counted. The
+    same fetches from a document of the service's own origin count (the control)."""
+    from playwright.async_api import async_playwright
+
+    audience = stack.service.audience
+    async with async_playwright() as pw:
+        browser = await launch_chromium(pw)
+        try:
+            page = await browser.new_page()
+            await page.goto(stack.other.url)  # another site
+            before, refused = audience.watching, dict(audience.refused)
+            results = await page.evaluate(_BEATS, f"{stack.service.url}/live/watching")
+            assert results == ["TypeError"] * 25  # "Failed to fetch": the preflight was refused
+            assert audience.watching == before == 0 and audience.refused == refused
+            # The control: the same fetches from the service's own origin are counted.
+            await page.goto(f"{stack.service.url}/config.json")
+            results = await page.evaluate(_BEATS, "live/watching")
+            assert results == ["200"] * 25 and audience.watching == 25
+        finally:
+            await browser.close()
+    await until(lambda: audience.watching == 0, "the control's beats expired", WAIT)

@@ -29,7 +29,7 @@ from .keys import (DEFAULT_VARIANT, EVENTS, FRAME_ANCESTORS, HEALTH, METRICS, ST
                    VIEWER_FILES, HealthSource)
 from .playlists import MAX_HELD, PlaylistRoutes, PlaylistSource
 from .viewer_files import ViewerFiles
-from .watching import WatchingRoute
+from .watching import WatchingRoute, preflight
 
 # Owncast drops a viewer not seen for 15 s (10 s in older releases; activeViewerPurgeTimeout in its
 # services/stream/stats.go): the page pings it this often, so two lost pings still keep it counted.
@@ -148,6 +148,7 @@ def create_app(
             watching = WatchingRoute(audience, show=viewer_options.show_viewer_count,
                                      trust_cf_connecting_ip=options.trust_cf_connecting_ip)
             r.add_post("/live/watching", watching.beat)
+            r.add_route("OPTIONS", "/live/watching", preflight)  # never granted
         r.add_get("/", viewer.viewer_file)
         r.add_get("/embed", viewer.viewer_embed)
         r.add_get("/{file}", viewer.viewer_file)
