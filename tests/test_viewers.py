@@ -262,7 +262,10 @@ def test_frame_ancestors_setting(given: str | None, value: str) -> None:
 
 
 @pytest.mark.parametrize("bad", ["https://a.example/path", "javascript:alert(1)", "* https://a.example",
-                                 "'none' 'self'", "a.example", "https://a.example;script-src *"])
+                                 "'none' 'self'", "a.example", "https://a.example;script-src *",
+                                 # Issue 41, E2: every .com site, a port that cannot be, labels that cannot be.
+                                 "http://*.com", "https://*.com:443", "https://a.example:99999",
+                                 "https://a.example:0", "https://a..example", "https://-a.example"])
 def test_a_bad_frame_ancestors_is_one_line_naming_it(bad: str) -> None:
     with pytest.raises(SettingsError, match=r"^FRAME_ANCESTORS="):
         settings_with(FRAME_ANCESTORS=bad)
