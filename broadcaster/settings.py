@@ -246,6 +246,24 @@ def _frame_ancestors(value: str) -> str:
     return " ".join(dict.fromkeys(sources))
 
 
+_ORIGIN = re.compile(rf"https?://{_LABEL}(?:\.{_LABEL})*(?::(?P<port>[0-9]{{1,5}}))?")
+
+
+def _viewer_sources(value: str) -> tuple[str, ...]:
+    """Other sites whose playlists the viewer page's ?src= may play: origins (https://other.example), '*'
+    for any, or empty: this service's playlists only."""
+    words = tuple(dict.fromkeys(w.lower().rstrip("/") for w in re.split(r"[\s,]+", value.strip()) if w))
+    if words == ("*",):
+        return words
+    for word in words:
+        m = _ORIGIN.fullmatch(word)
+        if m is None or (m["port"] is not None and not 0 < int(m["port"]) < 65536):
+            raise ValueError(f"expected '*' or origins like https://other.example (no path), got {word!r}")
+    if len(words) > MAX_FRAME_ANCESTORS:
+        raise ValueError(f"expected at most {MAX_FRAME_ANCESTORS} origins")
+    return words
+
+
 def _choice(*options: str) -> Callable[[str], str]:
     def parse(value: str) -> str:
         if value.lower() not in options:
@@ -340,6 +358,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("FRAME_ANCESTORS", "sites allowed to show the viewer page in a frame (embedding, /embed): 'self', "
             "space-separated origins like https://example.com or https://*.example.com, '*' for any, or 'none'",
             _frame_ancestors, "'self'"),
+    Setting("VIEWER_SOURCES", "other sites whose playlists the viewer page (/ and /embed) may play with ?src=: "
+            "space-separated origins like https://other.example, or '*' for any; empty = this service's own "
+            "playlists only (a link to this site cannot make it play someone else's stream)", _viewer_sources, ""),
     Setting("LOG_LEVEL", "debug, info, warning or error", _choice("debug", "info", "warning", "error"), "info"),
 )
 
@@ -380,6 +401,7 @@ class Settings:
     show_viewer_count: bool
     owncast_url: str  # "" = off
     frame_ancestors: str  # a CSP frame-ancestors value
+    viewer_sources: tuple[str, ...]  # origins ?src= may name besides the service's own; ("*",) = any
     log_level: str
 
     def __repr__(self) -> str:  # never print the secret, even in a traceback

@@ -181,8 +181,8 @@ async def test_another_sites_page_cannot_beat(aiohttp_client: AiohttpClient) -> 
                                                             "Origin": "https://elsewhere.example"})
         assert beat.status == 403 and "Access-Control-Allow-Origin" not in beat.headers
     assert audience.watching == 0 and audience.refused["other_site"] == 3
-    for site in ("same-origin", None):
-        headers = {"Hb-Watching": new_id(), **({"Sec-Fetch-Site": site} if site else {})}
+    for own in ("same-origin", None):
+        headers = {"Hb-Watching": new_id(), **({"Sec-Fetch-Site": own} if own else {})}
         assert (await client.post("/live/watching", headers=headers)).status == 200
     assert audience.watching == 2
     # Every other path's preflight is still granted (players on other origins read the playlists).
@@ -269,6 +269,30 @@ def test_frame_ancestors_setting(given: str | None, value: str) -> None:
 def test_a_bad_frame_ancestors_is_one_line_naming_it(bad: str) -> None:
     with pytest.raises(SettingsError, match=r"^FRAME_ANCESTORS="):
         settings_with(FRAME_ANCESTORS=bad)
+
+
+@pytest.mark.parametrize(("given", "value"), [
+    (None, ()), ("", ()), ("*", ("*",)), ("https://A.example/ http://b.example:8080", ("https://a.example",
+                                                                                     "http://b.example:8080")),
+])
+def test_viewer_sources_setting(given: str | None, value: tuple[str, ...]) -> None:
+    """Issue 41, E1: what ?src= may play besides the service's own playlists (viewer.js checks it)."""
+    over = {} if given is None else {"VIEWER_SOURCES": given}
+    assert settings_with(**over).viewer_sources == value
+
+
+@pytest.mark.parametrize("bad", ["https://a.example/path", "a.example", "* https://a.example",
+                                 "https://a.example:99999", "javascript:alert(1)"])
+def test_a_bad_viewer_sources_is_one_line_naming_it(bad: str) -> None:
+    with pytest.raises(SettingsError, match=r"^VIEWER_SOURCES="):
+        settings_with(VIEWER_SOURCES=bad)
+
+
+async def test_config_names_the_other_sources_only_when_allowed(aiohttp_client: AiohttpClient) -> None:
+    config = await (await (await client_for(aiohttp_client, Audience(30))).get("/config.json")).json()
+    assert "sources" not in config  # this service's playlists only
+    client = await client_for(aiohttp_client, Audience(30), sources=("https://other.example",))
+    assert (await (await client.get("/config.json")).json())["sources"] == ["https://other.example"]
 
 
 def test_viewer_settings_defaults_and_bounds() -> None:

@@ -80,7 +80,8 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
             OwncastViewers(purge_timeout=TIMEOUT, prune_every=0.5) as owncast,
         ):
             env = service_env(tmp / "hls", s3, tmp / "state", WINDOW_SECONDS="8", VIEWER_TIMEOUT=str(TIMEOUT),
-                              OWNCAST_URL=owncast.url, FRAME_ANCESTORS=f"'self' {allowed.url}")
+                              OWNCAST_URL=owncast.url, FRAME_ANCESTORS=f"'self' {allowed.url}",
+                              VIEWER_SOURCES=allowed.url)
             async with running_service(env) as service:  # in this process: the test watches its audience
                 allowed.target = other.target = service.url
                 await emulator.wait_for_segments(0, 3, timeout=20)
@@ -220,3 +221,30 @@ async def test_another_sites_page_cannot_make_its_visitors_count(stack: Stack) -
         finally:
             await browser.close()
     await until(lambda: audience.watching == 0, "the control's beats expired", WAIT)
+
+
+async def test_src_plays_only_this_sites_streams_unless_the_operator_allows_more(stack: Stack) -> None:
+    """Issue 41, E1: a link to the service's page (/ or /embed) naming another site's playlist in ?src=
+    does not play it under the service's origin: the page says so and never asks that site. The
+    service's own playlists play; an origin VIEWER_SOURCES lists (here `allowed`) is asked."""
+    from playwright.async_api import async_playwright
+
+    service = stack.service.url
+    async with async_playwright() as pw:
+        browser = await launch_chromium(pw)
+        try:
+            page = await browser.new_page()
+            asked: list[str] = []
+            page.on("request", lambda r: asked.append(r.url))
+            for path in ("/", "/embed"):
+                await page.goto(f"{service}{path}?src={stack.other.url}/live/master.m3u8")
+                await page.wait_for_function("() => window.viewerStats && window.viewerStats.state === 'error'",
+                                             timeout=WAIT * 1000)
+                said = await page.evaluate("() => document.getElementById('status').textContent")
+                assert "only this site's own stream" in said
+            await page.goto(f"{service}/?src={stack.allowed.url}/live/master.m3u8")  # allowed: asked (a 404)
+            await until(lambda: any(u.startswith(f"{stack.allowed.url}/live/") for u in asked), "asked", WAIT)
+            await open_viewer(page, f"{service}/?src=/hls/stream.m3u8")  # this service's own: plays
+            assert not [u for u in asked if u.startswith(stack.other.url)], asked
+        finally:
+            await browser.close()

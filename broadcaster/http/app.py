@@ -61,11 +61,14 @@ class ViewerOptions:
     show_viewer_count: bool = True  # "N watching" on the page
     owncast_url: str = ""  # the page pings <this>/api/ping while playing; "" = off
     frame_ancestors: str = "'self'"  # the sites that may frame the page (a CSP frame-ancestors value)
+    sources: tuple[str, ...] = ()  # origins ?src= may play besides this service's playlists; ("*",) = any
 
     def config(self, counting: bool = False) -> dict[str, object]:
         """/config.json: where the viewer plays from, P2P (only when on: the page then loads its code),
         and when `counting` (the heartbeat route is served) its heartbeat and Owncast's ping."""
         config: dict[str, object] = {"src": self.stream_url}
+        if self.sources:  # without it the page plays only this service's playlists (viewer.js, ?src=)
+            config["sources"] = list(self.sources)
         if self.p2p_trackers:
             config["p2p"] = {"trackers": list(self.p2p_trackers), "swarm": self.p2p_swarm,
                              "stun": list(self.p2p_stun)}
