@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from tests.support.fakes import Bucket
 from tests.support.hls_checker import VariantSetChecker
 from tests.support.waiting import until
 from tests.support.world import World
+from tests.test_state_disk import listed, numbers
 
 VARIANTS = (0, 1)
 NAMES = [f"stream-a-{i}.ts" for i in range(40)]
@@ -63,11 +63,6 @@ def world(folder: Path) -> tuple[World, JournaledState]:
     return w, state
 
 
-def listed(w: World, name: str) -> bool:
-    shown = [w.playlists.media_playlist(v) for v in VARIANTS]
-    return all(r is not None and name.encode() in r.body for r in shown)
-
-
 async def writes(w: World, names: list[str], *, first_read: int | None = None, each: bool = True) -> None:
     """Owncast writes each segment in turn; `each`: each is listed, or held back (a save failed), before
     the next (after a restart that continues above, the new window is shown once it is long enough)."""
@@ -81,18 +76,6 @@ async def writes(w: World, names: list[str], *, first_read: int | None = None, e
         await w.settle()
         if each:
             await until(lambda: listed(w, name) or w.release.held, f"{name} listed or held back")
-
-
-def numbers(w: World) -> dict[int, dict[int, str]]:
-    """variant -> media sequence number -> segment name, over every version `w` made visible."""
-    out: dict[int, dict[int, str]] = {v: {} for v in VARIANTS}
-    for v, text in w.playlists.shown:
-        seq = int(re.search(r"#EXT-X-MEDIA-SEQUENCE:(\d+)", text).group(1))  # type: ignore[union-attr]
-        for line in text.splitlines():
-            if line and not line.startswith("#"):
-                out[v][seq] = line.rsplit("/", 1)[1]
-                seq += 1
-    return out
 
 
 async def run(folder: Path, plan: FaultPlan, monkeypatch: pytest.MonkeyPatch, compaction: bool) -> None:
@@ -125,7 +108,7 @@ async def run(folder: Path, plan: FaultPlan, monkeypatch: pytest.MonkeyPatch, co
     for w in (a, b):
         for v, text in w.playlists.shown:
             checker.assert_ok(str(v), text)  # one number one segment, one segment one number, never back
-    before, after = numbers(a), numbers(b)
+    before, after = numbers(a.playlists.shown), numbers(b.playlists.shown)
     for v in VARIANTS:
         assert max(after[v]) > max(before[v])  # and it goes on
 

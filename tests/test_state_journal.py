@@ -227,11 +227,8 @@ def metric(w: World, name: str) -> float:
     return value
 
 
-async def test_a_compaction_that_fails_leaves_the_lines_going_on(tmp_path: Path,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    """And says so all along (issue 41, S3): lines that work do not hide that state.json cannot be
-    rewritten (/health, state_save_failing), and each failed try is counted."""
-    monkeypatch.setattr(journal, "RETRY_LINES", 5)
+async def compactions_failing(tmp_path: Path) -> tuple[World, Cleaner, _FullFails]:
+    """A publisher two segments in, from then on unable to write state.json whole."""
     a, cleaner = world(tmp_path, cls=_FullFails)
     assert a.snapshots is not None and not a.snapshots.restore()
     await a.pub.start()
@@ -239,6 +236,16 @@ async def test_a_compaction_that_fails_leaves_the_lines_going_on(tmp_path: Path,
     assert isinstance(state, _FullFails)
     await stream(a, 0, 2)
     state.fail = True
+    return a, cleaner, state
+
+
+async def test_a_compaction_that_fails_leaves_the_lines_going_on(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """And says so all along (issue 41, S3): lines that work do not hide that state.json cannot be
+    rewritten (/health, state_save_failing), and each failed try is counted."""
+    monkeypatch.setattr(journal, "RETRY_LINES", 5)
+    a, cleaner, state = await compactions_failing(tmp_path)
+    assert a.snapshots is not None
     compactions = state.compactions
     state._journal_size = state.threshold  # a compaction is due
     failing = []
@@ -266,13 +273,7 @@ async def test_the_journal_is_bounded_while_compactions_fail(tmp_path: Path,
     journal's limit, then every save tries the compaction again and fails (the stream goes on within
     the reserve, recorded in STATE_DIR/served): the journal never grows to what a start would refuse."""
     monkeypatch.setattr(journal, "MAX_JOURNAL", 12 << 10)
-    a, _cleaner = world(tmp_path, cls=_FullFails)
-    assert a.snapshots is not None and not a.snapshots.restore()
-    await a.pub.start()
-    state = a.snapshots.file
-    assert isinstance(state, _FullFails)
-    await stream(a, 0, 2)
-    state.fail = True
+    a, _cleaner, state = await compactions_failing(tmp_path)
     limit = max(journal.MAX_JOURNAL, journal.LIMIT_FACTOR * state.threshold)
     path = tmp_path / "state" / JOURNAL
     sizes = []
