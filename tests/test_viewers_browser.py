@@ -124,13 +124,16 @@ async def test_playing_pages_are_counted_here_and_by_owncast_and_closed_ones_lea
 
             # Closing a page: out by its goodbye...
             await pages[0].close()
-            await until(lambda: audience.watching == 2 and len(left) == 1, "the closed page's goodbye", WAIT)
+            # One page's goodbye, maybe twice: a beat still on its way when the page closed is followed by
+            # a second goodbye (viewer/watching.js), in case it arrives after the first.
+            await until(lambda: audience.watching == 2 and len(set(left)) == 1, "the closed page's goodbye",
+                        WAIT)
             # ...or, when it never says goodbye (its renderer crashes), once VIEWER_TIMEOUT has passed.
             crash = await second.new_cdp_session(pages[2])
             with contextlib.suppress(Exception):  # the page dies under the command, which may never answer
                 await asyncio.wait_for(crash.send("Page.crash"), 5)
             await until(lambda: audience.watching == 1, "the crashed page expired", WAIT)
-            assert len(left) == 1  # no goodbye came from it
+            assert len(set(left)) == 1  # no goodbye came from it
             # Owncast drops viewer-B after its own purge timeout; viewer-A still plays in one tab.
             await until(lambda: stack.owncast.viewer_count == 1, "Owncast down to 1", WAIT)
             await watch(pages[1], 1)
@@ -205,6 +208,8 @@ async def test_another_sites_page_cannot_make_its_visitors_count(stack: Stack) -
     from playwright.async_api import async_playwright
 
     audience = stack.service.audience
+    # The framed page of the test before may still count (its goodbye lost): gone within VIEWER_TIMEOUT.
+    await until(lambda: audience.watching == 0, "earlier tests' pages gone", WAIT)
     async with async_playwright() as pw:
         browser = await launch_chromium(pw)
         try:
@@ -238,8 +243,8 @@ async def test_src_plays_only_this_sites_streams_unless_the_operator_allows_more
             page.on("request", lambda r: asked.append(r.url))
             for path in ("/", "/embed"):
                 await page.goto(f"{service}{path}?src={stack.other.url}/live/master.m3u8")
-                await page.wait_for_function("() => window.viewerStats && window.viewerStats.state === 'error'",
-                                             timeout=WAIT * 1000)
+                await page.wait_for_function(
+                    "() => window.viewerStats && window.viewerStats.state === 'error'", timeout=WAIT * 1000)
                 said = await page.evaluate("() => document.getElementById('status').textContent")
                 assert "only this site's own stream" in said
             await page.goto(f"{service}/?src={stack.allowed.url}/live/master.m3u8")  # allowed: asked (a 404)
