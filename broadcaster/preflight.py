@@ -161,9 +161,9 @@ def _check_settings(s: Settings, report: _Report) -> None:
         report.warn(f"S3_REGION is {s.s3_region!r}: R2 expects 'auto'")
     if _loopback(s.host) and not s.trust_cf_connecting_ip:
         report.warn(
-            f"HOST is {s.host} (cloudflared on this machine?) and TRUST_CF_CONNECTING_IP is false: every viewer "
-            "comes from loopback as one client, so one client can fill the viewer count and the held requests; "
-            "set TRUST_CF_CONNECTING_IP=true behind the tunnel (deploy/env.example)"
+            f"HOST is {s.host} (cloudflared on this machine?) and TRUST_CF_CONNECTING_IP is false: every "
+            "viewer comes from loopback as one client, so one client can fill the viewer count and the held "
+            "requests; set TRUST_CF_CONNECTING_IP=true behind the tunnel (deploy/env.example)"
         )
 
 

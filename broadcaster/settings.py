@@ -214,7 +214,8 @@ def _listen(value: str) -> str | Address:
 # A CSP frame-ancestors source: a scheme and host (a leading *. for any subdomain of a registered name:
 # two labels at least, so not *.com), an optional port (1-65535).
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_FRAME_SOURCE = re.compile(rf"https?://(?P<wild>\*\.)?(?P<host>{_LABEL}(?:\.{_LABEL})*)(?::(?P<port>[0-9]{{1,5}}))?")
+_FRAME_SOURCE = re.compile(
+    rf"https?://(?P<wild>\*\.)?(?P<host>{_LABEL}(?:\.{_LABEL})*)(?::(?P<port>[0-9]{{1,5}}))?")
 MAX_FRAME_ANCESTORS = 16
 
 
@@ -358,9 +359,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("FRAME_ANCESTORS", "sites allowed to show the viewer page in a frame (embedding, /embed): 'self', "
             "space-separated origins like https://example.com or https://*.example.com, '*' for any, or 'none'",
             _frame_ancestors, "'self'"),
-    Setting("VIEWER_SOURCES", "other sites whose playlists the viewer page (/ and /embed) may play with ?src=: "
-            "space-separated origins like https://other.example, or '*' for any; empty = this service's own "
-            "playlists only (a link to this site cannot make it play someone else's stream)", _viewer_sources, ""),
+    Setting("VIEWER_SOURCES", "other sites whose playlists the viewer page (/ and /embed) may play with "
+            "?src=: space-separated origins like https://other.example, or '*' for any; empty = this "
+            "service's own playlists only (a link to this site cannot make it play someone else's stream)",
+            _viewer_sources, ""),
     Setting("LOG_LEVEL", "debug, info, warning or error", _choice("debug", "info", "warning", "error"), "info"),
 )
 

@@ -134,8 +134,10 @@ if (given !== null && src === null) {
 } else if (src !== null) {
   allowedSource(src).then((allowed) => {
     if (allowed) player.start(src, null);
-    else status.set('error', "This page plays only this site's own stream: the src parameter names another site.",
-      'Not this site\'s stream');
+    else {
+      const why = "This page plays only this site's own stream: the src parameter names another site.";
+      status.set('error', why, 'Not this site\'s stream');
+    }
   });
 } else {
   configuredSource().then(([found, p2p]) => {

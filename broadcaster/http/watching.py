@@ -51,7 +51,8 @@ class WatchingRoute:
             sent_from = request.headers.get(SEC_FETCH_SITE)
             if sent_from is not None and sent_from not in _OWN_SITE:
                 self._audience.refused["other_site"] += 1
-                return web.Response(status=403, text="not counted: sent from another site\n", headers=_HEADERS)
+                return web.Response(status=403, text="not counted: sent from another site\n",
+                                    headers=_HEADERS)
             if flag == "leave":
                 self._audience.leave(viewer_id)
                 return web.Response(status=204, headers=_HEADERS)
@@ -68,7 +69,8 @@ class WatchingRoute:
 async def preflight(request: web.Request) -> web.Response:
     """OPTIONS /live/watching: refused, with no CORS header, so no browser sends another site's beat
     (every other path's preflight is granted: common.elsewhere)."""
-    return web.Response(status=403, text="heartbeats come from this site's own pages only\n", headers=_HEADERS)
+    return web.Response(status=403, text="heartbeats come from this site's own pages only\n",
+                        headers=_HEADERS)
 
 
 def client_key(request: web.Request, trust_cf: bool) -> str | None:
