@@ -17,7 +17,11 @@ request (head and body) and CPU per request (process time over --requests reques
 - canonical, no gzip: what ffmpeg sends (no Accept-Encoding). Before issue 32: the whole plain playlist
   (the row "whole, no gzip" shows what that cost, rendered here for comparison).
 - cache-busted, no gzip: the worst an attacker could ask before.
-- blocking, gzip: `?_HLS_msn=<last>`, a player's blocking reload for a segment already listed.
+- blocking, gzip: `?_HLS_msn=<last>`, a player's blocking reload for the newest segment, listed now.
+- The delivery directives as an attacker varies them (issue 41), a new URL each request: `_HLS_part=<random>`
+  (no partial segments are served), `_HLS_msn=<a random number listed already>`, `_HLS_msn=<last>` with
+  leading zeros, `_HLS_skip=YES&_HLS_msn=<last>` (another order), `_HLS_skip=v2`. Before issue 41 each was
+  the whole playlist; now a redirect to the canonical URL (the exit status says if one costs more than 1 KB).
 
 CPU figures scatter with the machine's load (2 shared cores); bytes do not.
 """
@@ -26,7 +30,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
+import random
 import re
 import secrets
 import statistics
@@ -123,6 +129,17 @@ def main() -> None:
         "cache-busted, no gzip": lambda: busted(False),
         "blocking, gzip": lambda: [_request(f"{path}?_HLS_msn={last}", True)] * args.requests,
     }
+    rng = random.Random(41)
+    directives: dict[str, Any] = {
+        "_HLS_part, gzip": lambda: [f"_HLS_msn={last}&_HLS_part={rng.randrange(10**9)}"],
+        "_HLS_msn listed, gzip": lambda: [f"_HLS_msn={rng.randrange(last)}"],
+        "leading zeros, gzip": lambda: [f"_HLS_msn={'0' * rng.randrange(1, 19 - len(str(last)))}{last}"],
+        "other order, gzip": lambda: [f"_HLS_skip=YES&_HLS_msn={last}"],
+        "_HLS_skip=v2, gzip": lambda: [f"_HLS_msn={last}&_HLS_skip=v2"],
+    }
+    for kind, query in directives.items():
+        kinds[kind] = functools.partial(
+            lambda query: [_request(f"{path}?{query()[0]}", True) for _ in range(args.requests)], query)
     _ = rendered.gzip_body, rendered.identity  # made once per version, before any request is timed
     results: dict[str, dict[str, float]] = {}
     samples = asyncio.run(_run_all(app, kinds, args.rounds))
@@ -145,6 +162,9 @@ def main() -> None:
         print(json.dumps(results, indent=1))
     if results["cache-busted, gzip"]["bytes"] > base["bytes"] or results["canonical, no gzip"]["bytes"] > base["bytes"]:
         sys.exit("a cache-busted or no-gzip request costs more bytes than the canonical answer")
+    costly = [kind for kind in directives if results[kind]["status"] != 302 or results[kind]["bytes"] > 1000]
+    if costly:
+        sys.exit(f"not a small redirect: {', '.join(costly)}")
 
 
 if __name__ == "__main__":

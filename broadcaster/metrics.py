@@ -153,7 +153,8 @@ class Metrics:
         )
         self.state_save_failing = Gauge(
             f"{_NS}_state_save_failing",
-            "1 while the last write of state.json failed: a restart now continues above the numbers reserved",
+            "1 while the last save failed, or state.json cannot be rewritten though journal lines work: "
+            "a restart now continues above the numbers shown",
             registry=r,
         )
         self.listing_held = Gauge(

@@ -10,6 +10,7 @@ secret is never printed, nor a presigned URL's signature.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -158,6 +159,21 @@ def _check_settings(s: Settings, report: _Report) -> None:
         _check_public_settings(s, public_host, report)
     if (endpoint.hostname or "").endswith(_R2_API_HOST) and s.s3_region not in ("auto", "us-east-1"):
         report.warn(f"S3_REGION is {s.s3_region!r}: R2 expects 'auto'")
+    if _loopback(s.host) and not s.trust_cf_connecting_ip:
+        report.warn(
+            f"HOST is {s.host} (cloudflared on this machine?) and TRUST_CF_CONNECTING_IP is false: every "
+            "viewer comes from loopback as one client, so one client can fill the viewer count and the held "
+            "requests; set TRUST_CF_CONNECTING_IP=true behind the tunnel (deploy/env.example)"
+        )
+
+
+def _loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _presigned(s: Settings) -> bool:

@@ -38,7 +38,19 @@ def _url(value: str) -> str:
         raise ValueError("expected an http:// or https:// URL")
     if parts.query or parts.fragment:
         raise ValueError("expected a URL without ?query or #fragment")
+    if "@" in parts.netloc:
+        # Viewers get these URLs (config.json, playlists) and the log shows them: a password there is
+        # published (Owncast's admin API logs in as admin:<stream key>).
+        raise ValueError("expected a URL without user:password@ (it is shown to viewers and in the log)")
     return value.rstrip("/")
+
+
+_USERINFO = re.compile(r"(?<=//)[^/?#@\s]*@")
+
+
+def _shown(value: str) -> str:
+    """A value as an error line shows it: a URL's user:password@ left out."""
+    return _USERINFO.sub("***@", value)
 
 
 def _optional_url(value: str) -> str:
@@ -199,8 +211,11 @@ def _listen(value: str) -> str | Address:
     return Address(host.strip("[]"), number)
 
 
-# A CSP frame-ancestors source: a scheme and host (a leading *. for any subdomain), an optional port.
-_FRAME_SOURCE = re.compile(r"https?://(\*\.)?[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?")
+# A CSP frame-ancestors source: a scheme and host (a leading *. for any subdomain of a registered name:
+# two labels at least, so not *.com), an optional port (1-65535).
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_FRAME_SOURCE = re.compile(
+    rf"https?://(?P<wild>\*\.)?(?P<host>{_LABEL}(?:\.{_LABEL})*)(?::(?P<port>[0-9]{{1,5}}))?")
 MAX_FRAME_ANCESTORS = 16
 
 
@@ -218,13 +233,36 @@ def _frame_ancestors(value: str) -> str:
     for word in words:
         if word.lower() in ("self", "'self'"):
             sources.append("'self'")
-        elif _FRAME_SOURCE.fullmatch(word):
-            sources.append(word.lower())
-        else:
+        elif (m := _FRAME_SOURCE.fullmatch(word)) is None:
             raise ValueError(f"expected 'self' or an origin like https://example.com (no path), got {word!r}")
+        elif m["port"] is not None and not 0 < int(m["port"]) < 65536:
+            raise ValueError(f"{word!r}: a port is 1 to 65535")
+        elif m["wild"] and "." not in m["host"]:
+            raise ValueError(f"{word!r} would let every site under a top-level domain frame the page: name "
+                             "the site (https://*.example.com)")
+        else:
+            sources.append(word.lower())
     if len(sources) > MAX_FRAME_ANCESTORS:
         raise ValueError(f"expected at most {MAX_FRAME_ANCESTORS} sources")
     return " ".join(dict.fromkeys(sources))
+
+
+_ORIGIN = re.compile(rf"https?://{_LABEL}(?:\.{_LABEL})*(?::(?P<port>[0-9]{{1,5}}))?")
+
+
+def _viewer_sources(value: str) -> tuple[str, ...]:
+    """Other sites whose playlists the viewer page's ?src= may play: origins (https://other.example), '*'
+    for any, or empty: this service's playlists only."""
+    words = tuple(dict.fromkeys(w.lower().rstrip("/") for w in re.split(r"[\s,]+", value.strip()) if w))
+    if words == ("*",):
+        return words
+    for word in words:
+        m = _ORIGIN.fullmatch(word)
+        if m is None or (m["port"] is not None and not 0 < int(m["port"]) < 65536):
+            raise ValueError(f"expected '*' or origins like https://other.example (no path), got {word!r}")
+    if len(words) > MAX_FRAME_ANCESTORS:
+        raise ValueError(f"expected at most {MAX_FRAME_ANCESTORS} origins")
+    return words
 
 
 def _choice(*options: str) -> Callable[[str], str]:
@@ -324,6 +362,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("FRAME_ANCESTORS", "sites allowed to show the viewer page in a frame (embedding, /embed): 'self', "
             "space-separated origins like https://example.com or https://*.example.com, '*' for any, or 'none'",
             _frame_ancestors, "'self'"),
+    Setting("VIEWER_SOURCES", "other sites whose playlists the viewer page (/ and /embed) may play with "
+            "?src=: space-separated origins like https://other.example, or '*' for any; empty = this "
+            "service's own playlists only (a link to this site cannot make it play someone else's stream)",
+            _viewer_sources, ""),
     Setting("LOG_LEVEL", "debug, info, warning or error", _choice("debug", "info", "warning", "error"), "info"),
 )
 
@@ -365,6 +407,7 @@ class Settings:
     show_viewer_count: bool
     owncast_url: str  # "" = off
     frame_ancestors: str  # a CSP frame-ancestors value
+    viewer_sources: tuple[str, ...]  # origins ?src= may name besides the service's own; ("*",) = any
     log_level: str
 
     def __repr__(self) -> str:  # never print the secret, even in a traceback
@@ -443,7 +486,7 @@ def load_settings(
         try:
             values[s.field] = s.parse(raw)
         except ValueError as err:
-            shown = "" if s.secret else f"={raw!r}"
+            shown = "" if s.secret else f"={_shown(raw)!r}"
             raise SettingsError(f"{source}{shown}: {err}") from None
     settings = Settings(**values)
     _check_together(settings)

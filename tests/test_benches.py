@@ -68,6 +68,11 @@ def test_amplification() -> None:
     for kind in ("canonical, gzip", "cache-busted, gzip", "canonical, no gzip", "cache-busted, no gzip",
                  "blocking, gzip"):
         has(out, rf"^\| {kind} \| \d+ \| {NUMBER} \| {NUMBER} \| {NUMBER} \| {NUMBER} \|$")
+    # Issue 41: each form of the directives an attacker may vary is a redirect (each was a 200 with the
+    # whole playlist before).
+    for kind in ("_HLS_part, gzip", "_HLS_msn listed, gzip", "leading zeros, gzip", "other order, gzip",
+                 "_HLS_skip=v2, gzip"):
+        has(out, rf"^\| {kind} \| 302 \| {NUMBER} \| {NUMBER} \| {NUMBER} \| {NUMBER} \|$")
     has(out, rf"^\| \(before issue 32\) whole, no gzip \| 200 \| {NUMBER} \+ head \| {NUMBER} \|")
 
 

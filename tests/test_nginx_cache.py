@@ -367,6 +367,13 @@ async def test_not_ready_is_never_cached(edge: Edge) -> None:
 
 @needs_nginx
 async def test_only_playlists_go_through(edge: Edge) -> None:
-    for path in ("/metrics", "/health", "/"):
+    for path in ("/metrics", "/health", "/", "/embed", "/config.json", "/live/events"):
         answer = await get(edge.nginx.port, path)
         assert answer.status == 404, path
+    async with edge.http.post(f"http://127.0.0.1:{edge.nginx.port}/live/watching",
+                              headers={"Hb-Watching": "a" * 22}) as r:
+        assert r.status == 404  # the heartbeat too: it must not be routed here
+    # So the set-up at the top routes the playlists alone here (issue 41, V5: it said the whole tunnel).
+    header = "\n".join(line for line in CONF.read_text().splitlines() if line.startswith("#"))
+    assert "PLAYLIST rules only" in header and "keep every other path on the service" in header
+    assert "instead of the service's" not in header

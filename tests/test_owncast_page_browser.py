@@ -74,7 +74,14 @@ async def test_owncasts_page_plays_from_the_bucket_through_the_same_hostname_tun
             assert playlists and {urlsplit(u).netloc for u in playlists} == {tunnel_host}, playlists
             assert {urlsplit(u).path for u in playlists} <= {"/hls/stream.m3u8", "/hls/0/stream.m3u8",
                                                               "/hls/1/stream.m3u8"}, playlists
-            assert all(status == 200 for url, status in responses if url in playlists), responses
+            # Issue 41: VHS puts _HLS_skip before _HLS_msn, and asks a number listed already when it is
+            # behind: each a small redirect (to the canonical order, to the newest number), which the
+            # browser follows; every other playlist answer is a 200.
+            answered = [(url, status) for url, status in responses if url in playlists]
+            odd = [(url, status) for url, status in answered
+                   if status != 200 and not (status == 302 and "_HLS_msn=" in urlsplit(url).query)]
+            assert odd == [], odd
+            assert [status for _, status in answered].count(200) >= 5, answered
             # The tunnel sent every playlist request to the service, and Owncast saw only its page.
             routed = [line.split() for line in tunnel.access_log()]
             assert routed and all(upstream == service_addr for _, uri, _, upstream, _ in routed

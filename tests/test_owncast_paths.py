@@ -200,8 +200,14 @@ async def test_query_strings_players_add_do_not_matter(served: tuple[World, Test
     # Owncast's page on a blocking reload: its buster after a second "?".
     (hls_media(0), "_HLS_msn={n}&_HLS_skip=YES?cachebust=ab12cd", "stream.m3u8?_HLS_msn={n}&_HLS_skip=YES"),
     (hls_media(1), "v=7&_HLS_msn={n}", "stream.m3u8?_HLS_msn={n}"),
-    (live_media(0), "_HLS_skip=YES&v=1&_HLS_msn={n}", "playlist.m3u8?_HLS_skip=YES&_HLS_msn={n}"),
+    (live_media(0), "_HLS_skip=YES&v=1&_HLS_msn={n}", "playlist.m3u8?_HLS_msn={n}&_HLS_skip=YES"),
     (live_media(0), "_HLS_msn={n}&_HLS_msn={n}", "playlist.m3u8?_HLS_msn={n}"),
+    # Issue 41: what the service does not use, or spells another way, is a second URL for one answer.
+    (live_media(0), "_HLS_msn={n}&_HLS_part=3", "playlist.m3u8?_HLS_msn={n}"),  # no partial segments
+    (live_media(0), "_HLS_msn={n}&_HLS_part=0&_HLS_skip=YES", "playlist.m3u8?_HLS_msn={n}&_HLS_skip=YES"),
+    (hls_media(1), "_HLS_msn=000{n}", "stream.m3u8?_HLS_msn={n}"),  # leading zeros
+    (live_media(0), "_HLS_skip=YES&_HLS_msn={n}", "playlist.m3u8?_HLS_msn={n}&_HLS_skip=YES"),  # another order
+    (live_media(1), "_HLS_msn={n}&_HLS_skip=v2", "playlist.m3u8?_HLS_msn={n}&_HLS_skip=YES"),  # the same delta
 ])
 async def test_a_query_the_service_does_not_use_is_a_small_redirect_to_the_canonical_url(
         served: tuple[World, TestClient[Any, Any]], path: str, query: str, location: str) -> None:
@@ -227,30 +233,73 @@ def test_the_canonical_query_keeps_only_the_directives_in_order_one_spelling_eac
     def canonical(raw: str, blocking: bool = True) -> str | None:
         return canonical_query(raw, MultiDict(parse_qsl(raw, keep_blank_values=True)), blocking)
 
-    assert canonical("_HLS_msn=12") is None and canonical("_HLS_msn=12&_HLS_part=0&_HLS_skip=v2") is None
+    assert canonical("_HLS_msn=12") is None and canonical("_HLS_msn=12&_HLS_skip=YES") is None
+    assert canonical("_HLS_skip=YES") is None and canonical("_HLS_msn=0") is None
     assert canonical("_HLS_msn=%312") == "_HLS_msn=12"  # a percent-encoded spelling of the same number
-    assert canonical("_HLS_skip=YES&cachebust=1&_HLS_msn=12") == "_HLS_skip=YES&_HLS_msn=12"  # the order sent
-    assert canonical("_HLS_skip=YES&_HLS_msn=12&_HLS_part=0") is None  # video.js's order
+    assert canonical("_HLS_msn=012") == canonical("_HLS_msn=00000000000000012") == "_HLS_msn=12"
+    assert canonical("_HLS_skip=YES&cachebust=1&_HLS_msn=12") == "_HLS_msn=12&_HLS_skip=YES"  # one order
+    assert canonical("_HLS_skip=YES&_HLS_msn=12&_HLS_part=0") == "_HLS_msn=12&_HLS_skip=YES"  # video.js's
+    assert canonical("_HLS_msn=12&_HLS_part=0&_HLS_skip=v2") == "_HLS_msn=12&_HLS_skip=YES"
+    assert canonical("_HLS_msn=12&_HLS_part=99") == canonical("_HLS_part=1&_HLS_msn=12") == "_HLS_msn=12"
     assert canonical("cachebust=1") == "" and canonical("_HLS_msn=12", blocking=False) == ""
-    for bad in ("_HLS_msn=x&v=1", "_HLS_skip=NO&v=1", "_HLS_msn=1&_HLS_part=-1"):
+    for bad in ("_HLS_msn=x&v=1", "_HLS_skip=NO&v=1", "_HLS_msn=1&_HLS_part=-1", "_HLS_part=1&v=1",
+                "_HLS_msn=" + "1" * 20):
         assert canonical(bad) is None  # answered 400 as it is, not redirected with its bad value
 
 
-@pytest.mark.parametrize("query", ["_HLS_msn={n}", "_HLS_msn={n}&_HLS_skip=YES", "_HLS_msn={n}&_HLS_skip=v2",
-                                   "_HLS_skip=YES", "_HLS_msn={n}&_HLS_part=0", "_HLS_msn={n}&_HLS_part=0&_HLS_skip=YES",
-                                   "_HLS_skip=YES&_HLS_msn={n}", "_HLS_skip=YES&_HLS_msn={n}&_HLS_part=0"])
+@pytest.mark.parametrize("query", ["_HLS_msn={n}", "_HLS_msn={n}&_HLS_skip=YES", "_HLS_skip=YES"])
 @pytest.mark.parametrize("path", [hls_media(0), live_media(1)])
-async def test_ll_hls_queries_as_players_send_them_are_answered_at_once(
+async def test_ll_hls_queries_as_hlsjs_sends_them_are_answered_at_once(
         served: tuple[World, TestClient[Any, Any]], path: str, query: str) -> None:
-    """hls.js and Shaka add only _HLS_msn, _HLS_part and _HLS_skip, in that order, video.js (VHS 3.17)
-    _HLS_skip first: canonical URLs, answered without a redirect (blocking reload and delta updates as
-    before)."""
+    """hls.js adds only _HLS_msn and _HLS_skip (in that order; _HLS_part only to a playlist that lists
+    parts, which the service never does): canonical URLs, answered without a redirect (blocking reload
+    and delta updates as before)."""
     world, client = served
     query = query.replace("{n}", str(last(world)))
     async with asyncio.timeout(2), client.get(f"{path}?{query}", headers=PLAIN, allow_redirects=False) as r:
         body = await r.read()
     assert r.status == 200, (r.status, r.headers.get("Location"))
     assert (b"#EXT-X-SKIP:SKIPPED-SEGMENTS=" in body) == ("_HLS_skip" in query)
+
+
+@pytest.mark.parametrize("query", ["_HLS_msn={n}&_HLS_skip=v2", "_HLS_msn={n}&_HLS_part=0",
+                                   "_HLS_msn={n}&_HLS_part=0&_HLS_skip=YES", "_HLS_skip=YES&_HLS_msn={n}",
+                                   "_HLS_skip=YES&_HLS_msn={n}&_HLS_part=0"])
+@pytest.mark.parametrize("path", [hls_media(0), live_media(1)])
+async def test_other_players_forms_are_redirected_once_then_answered(
+        served: tuple[World, TestClient[Any, Any]], path: str, query: str) -> None:
+    """video.js (VHS 3.17) puts _HLS_skip first, and a player may send _HLS_part=0 or v2: one redirect
+    of a few hundred bytes (cacheable), then the answer the canonical URL gets."""
+    world, client = served
+    query = query.replace("{n}", str(last(world)))
+    async with asyncio.timeout(2), client.get(f"{path}?{query}", headers=PLAIN, allow_redirects=False) as r:
+        assert r.status == 302 and r.headers["Cache-Control"] == "public, max-age=60"
+        location = urljoin(path, r.headers["Location"])
+    async with asyncio.timeout(2), client.get(location, headers=PLAIN, allow_redirects=False) as r:
+        body = await r.read()
+    assert r.status == 200 and (b"#EXT-X-SKIP:SKIPPED-SEGMENTS=" in body) == ("_HLS_skip" in query)
+
+
+@pytest.mark.parametrize("skip", [False, True])
+@pytest.mark.parametrize("path", [hls_media(0), live_media(1)])
+async def test_a_number_listed_already_is_redirected_to_the_newest(
+        served: tuple[World, TestClient[Any, Any]], path: str, skip: bool) -> None:
+    """Issue 41, R1b: `_HLS_msn` of any number listed (0 too) is answered at once with the newest
+    version (6.2.5.2): each was a URL of its own for the same whole playlist, a cache miss per number.
+    Now a small redirect, not kept (it depends on when it is asked), to the newest number's URL, which
+    every viewer's blocking reload shares."""
+    world, client = served
+    n = last(world)
+    tail = "&_HLS_skip=YES" if skip else ""
+    canonical = await get(client, f"{path}?_HLS_msn={n}{tail}")
+    assert canonical[0] == 200
+    for asked in (0, 1, n - 1):
+        async with client.get(f"{path}?_HLS_msn={asked}{tail}", headers=PLAIN, allow_redirects=False) as r:
+            assert (r.status, await r.read()) == (302, b"")
+            assert r.headers["Location"] == f"{path.rsplit('/', 1)[1]}?_HLS_msn={n}{tail}"
+            assert r.headers["Cache-Control"] == "no-cache" and r.headers["Access-Control-Allow-Origin"] == "*"
+        followed = await get(client, f"{path}?_HLS_msn={asked}{tail}")
+        assert followed[0] == 200 and followed[2] == canonical[2]
 
 
 # -- blocking reload and delta updates at /hls/ --------------------------------------------------

@@ -28,6 +28,7 @@ def settings_for(server: SeaweedS3, tmp_path: Path, **overrides: str) -> Setting
         "R2_PUBLIC_URL": server.public_url,
         "STATE_DIR": str(tmp_path / "state"),
         "UPLOAD_TIMEOUT": "5",
+        "TRUST_CF_CONNECTING_IP": "true",  # HOST is loopback: behind cloudflared, as deploy/env.example
         **overrides,
     }
     return load_settings(flags=flags, environ={})
@@ -77,6 +78,23 @@ async def test_passes_with_the_right_settings_and_leaves_nothing_behind(
     assert lines[-1].startswith("all checks passed")
     assert seaweed.secret_key not in text
     assert await keys_in(seaweed) == []
+
+
+@pytest.mark.parametrize(("host", "trust", "warned"), [
+    ("127.0.0.1", "false", True), ("::1", "false", True), ("localhost", "false", True),
+    ("127.0.0.1", "true", False), ("0.0.0.0", "false", False), ("192.0.2.10", "false", False),
+])
+async def test_loopback_without_trusting_cf_connecting_ip_is_a_warning(
+    seaweed: SeaweedS3, tmp_path: Path, host: str, trust: str, warned: bool
+) -> None:
+    """Issue 41, V3: behind cloudflared on loopback every viewer comes from 127.0.0.1: without
+    TRUST_CF_CONNECTING_IP one client fills the viewer count. A warning, not a failure (a local test
+    without the tunnel is fine)."""
+    ok, lines = await check(settings_for(seaweed, tmp_path, HOST=host, TRUST_CF_CONNECTING_IP=trust))
+    warnings = [line for line in lines if line.startswith("warn") and "TRUST_CF_CONNECTING_IP" in line]
+    assert ok and len(warnings) == int(warned), lines
+    if warned:
+        assert f"HOST is {host}" in warnings[0] and "TRUST_CF_CONNECTING_IP=true" in warnings[0]
 
 
 async def test_wrong_secret_fails_on_the_first_bucket_check_naming_the_setting(

@@ -140,6 +140,25 @@ def one_line_error(environ: dict[str, str]) -> str:
     return message
 
 
+@pytest.mark.parametrize("name", ["OWNCAST_URL", "R2_PUBLIC_URL", "S3_ENDPOINT_URL"])
+@pytest.mark.parametrize("userinfo", [f"admin:{SECRET}@", "admin@", f":{SECRET}@"])
+def test_a_url_with_a_user_or_password_is_refused_without_showing_it(tmp_path: Path, name: str,
+                                                                     userinfo: str) -> None:
+    """Issue 41, V4: OWNCAST_URL goes into /config.json and the start-up log (R2_PUBLIC_URL into every
+    playlist); Owncast's admin API logs in as admin:<stream key>. Refused with one line naming the
+    setting, the password not in it."""
+    message = one_line_error(env(tmp_path, **{name: f"https://{userinfo}stream.example.com"}))
+    assert message.startswith(f"{name}='https://***@stream.example.com': expected a URL without user:password@")
+    assert "admin" not in message
+
+
+def test_cli_refuses_owncast_url_with_a_password_in_one_line(tmp_path: Path) -> None:
+    r = run_cli("run", environ=env(tmp_path, OWNCAST_URL=f"https://admin:{SECRET}@owncast.example.com"),
+                cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.startswith("hls-broadcaster: error: OWNCAST_URL=")
+    assert r.stderr.count("\n") == 1 and SECRET not in r.stderr + r.stdout and "Traceback" not in r.stderr
+
+
 def test_r2_public_url_is_required_for_public_segment_urls_only(tmp_path: Path) -> None:
     e = env(tmp_path)
     del e["R2_PUBLIC_URL"]

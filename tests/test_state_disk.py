@@ -20,6 +20,7 @@ import pytest
 
 from broadcaster.playlist import hls
 from broadcaster.state.disk import StateFile
+from broadcaster.state.served import ServedRecord
 from tests.support.disks import Disk, SeamDisk, TmpfsDisk, small_tmpfs
 from tests.support.hls_checker import VariantSetChecker
 from tests.support.waiting import until
@@ -133,7 +134,9 @@ async def test_a_failing_state_dir_then_a_restart_never_serves_a_number_twice(
         assert a.snapshots.save_now(a.pub.snapshot()) == os.strerror(fault)
     before = numbers(a.playlists.shown)
 
-    # The restart, the disk still failing: the old file is read, nothing new is shown until a save works.
+    # The restart, the disk still failing: the old file is read, and the stream goes on as it did before
+    # the restart (issue 41, S2): above every number shown, each version recorded first under the state
+    # on disk, within that state's reserve.
     b = World(hls_dir, state=disk.state_file())
     assert b.snapshots is not None and b.snapshots.restore() and b.snapshots.disk_clean is False
     assert b.playlists.media_playlist(0) is None  # the old window is not served again: it went back
@@ -142,12 +145,13 @@ async def test_a_failing_state_dir_then_a_restart_never_serves_a_number_twice(
     for name in NAMES[11:14]:  # the new window is shown once three target durations long
         for v in VARIANTS:
             b.owncast_lists(v, name)
-    await until(lambda: b.release.held, "new versions are held back")
+    await until(lambda: listed(b, NAMES[13]), "the new window is shown, the disk still failing")
+    await owncast_writes(b, NAMES[14])
     ok, body = b.health()
-    assert not ok and "held back" in str(body["status"]) and metric(b, "listing_held") == 1
+    assert not ok and f"cannot save state ({os.strerror(fault)})" in str(body["status"])
+    assert not b.release.held and metric(b, "listing_held") == 0 and metric(b, "state_save_failing") == 1
     disk.heal()
-    await until(lambda: listed(b, NAMES[13]), "the held version is shown once a save works")  # no new segment
-    await owncast_writes(b, *NAMES[14:16])
+    await owncast_writes(b, NAMES[15])
     assert b.health()[0] and metric(b, "listing_held") == 0 and metric(b, "state_save_failing") == 0
     await b.pub.close()
     assert b.snapshots.save_now(b.pub.snapshot()) is None
@@ -205,6 +209,58 @@ async def _read_only_holds_then_continues_exactly(hls_dir: Path, disk: Disk, sto
     continues_exactly(a, b, 8)
 
 
+async def test_restarts_on_a_full_state_dir_go_on_within_the_reserve(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 41, S2: a deploy, crash or reboot while STATE_DIR stays full is no outage. Each start reads
+    the last state saved and how far versions went past it (STATE_DIR/served), continues above, and
+    shows new versions as the process before it did, each recorded first; only once that state's
+    reserve is used up are they held back, and a save that works again shows them."""
+    monkeypatch.setattr(hls, "SEQUENCE_RESERVE", 40)
+    (tmp_path / "hls").mkdir()
+    disk = SeamDisk(tmp_path)
+    a = World(tmp_path / "hls", state=disk.state_file())
+    await a.pub.start()
+    await owncast_writes(a, *NAMES[0:4])  # saved with next 4: numbers below 44 reserved
+    reserve = min(numbers(a.playlists.shown)[0]) + 4 + 40
+    disk.fail(errno.ENOSPC)
+    await owncast_writes(a, *NAMES[4:8])
+    await a.pub.close()  # killed
+    worlds, upto = [a], 8
+    # Killed once more, the disk full all along. (Each start from the same state skips as many numbers
+    # as were shown past it, to keep the discontinuity sequence legal: the reserve goes in a few starts
+    # here, in about fifteen at hls.SEQUENCE_RESERVE.)
+    for restart in range(2):
+        w = World(tmp_path / "hls", state=disk.state_file())
+        assert w.snapshots is not None and w.snapshots.restore() and not w.snapshots.disk_clean
+        await w.pub.start()
+        first_read(w, upto + 1)
+        for name in NAMES[upto + 1:upto + 4]:
+            for v in VARIANTS:
+                w.owncast_lists(v, name)
+        await until(lambda: listed(w, NAMES[upto + 3]), "a restart on a full disk lists new segments")
+        assert not w.health()[0] and not w.release.held
+        worlds.append(w)
+        upto += 4
+        if restart < 1:
+            await w.pub.close()
+    last = worlds[-1]
+    while not last.release.held:  # on until the reserve is used up
+        assert upto < len(NAMES) - 1, "never held back"
+        for v in VARIANTS:
+            last.owncast_lists(v, NAMES[upto])
+        await until(lambda: listed(last, NAMES[upto]) or last.release.held, "listed or held back")
+        upto += 1
+    held = NAMES[upto - 1]
+    assert not listed(last, held)
+    shown = numbers([s for w in worlds for s in w.playlists.shown])
+    assert max(max(shown[v]) for v in VARIANTS) < reserve  # nothing past the reserve of the state on disk
+    disk.heal()
+    await until(lambda: listed(last, held), "shown once a save works")
+    await last.pub.close()
+    check_all(*worlds)  # one number one segment, never back, across both restarts
+
+
 async def test_when_the_reserve_is_used_up_new_versions_wait_for_a_save(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -229,9 +285,15 @@ async def test_when_the_reserve_is_used_up_new_versions_wait_for_a_save(
     check_all(w)
 
 
-async def test_a_clean_state_then_a_disk_failing_from_the_start_shows_nothing_new(tmp_path: Path) -> None:
-    """A state saved at a clean stop promises nothing past its numbers was served: no new number is
-    shown before a save says otherwise, so a crash now still continues exactly."""
+@pytest.mark.parametrize("record", ["works", "fails"])
+async def test_a_clean_state_then_a_disk_failing_from_the_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, record: str
+) -> None:
+    """Issue 41, S2: a state saved at a clean stop, then a start on a disk that cannot take a save. New
+    numbers are shown within the state's reserve once STATE_DIR/served records them under it (the
+    stream goes on, as on a full disk, where the record is written in place), so a crash then continues
+    above them; when nothing can be recorded either, no new number is shown, and a crash continues
+    exactly."""
     (tmp_path / "hls").mkdir()
     disk = SeamDisk(tmp_path)
     a = World(tmp_path / "hls", state=disk.state_file())
@@ -240,25 +302,45 @@ async def test_a_clean_state_then_a_disk_failing_from_the_start_shows_nothing_ne
     await a.pub.close()
     assert a.snapshots is not None and a.snapshots.save_now(a.pub.snapshot()) is None
     disk.fail(errno.EROFS)
+    if record == "fails":
+        def refused(self: ServedRecord, lease: str, high: int) -> None:
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+        monkeypatch.setattr(ServedRecord, "write", refused)
     b = World(tmp_path / "hls", state=disk.state_file())
     assert b.snapshots is not None and b.snapshots.restore() and b.snapshots.disk_clean
     assert listed(b, NAMES[2])  # the window continues exactly
     await b.pub.start()
     for v in VARIANTS:
         b.owncast_lists(v, *NAMES[0:4])
-    await until(lambda: b.release.held, "held back")
-    assert not listed(b, NAMES[3])
-    await b.pub.close()  # a crash: the file still says clean, and nothing past it was served
+    if record == "fails":
+        await until(lambda: b.release.held, "held back")
+        assert not listed(b, NAMES[3])
+    else:
+        await until(lambda: listed(b, NAMES[3]), "shown, recorded")
+        await owncast_writes(b, NAMES[4])
+        assert not b.release.held and not b.health()[0]
+    await b.pub.close()  # a crash
     disk.heal()
+    monkeypatch.undo()
     c = World(tmp_path / "hls", state=disk.state_file())
-    assert c.snapshots is not None and c.snapshots.restore() and c.snapshots.disk_clean
+    assert c.snapshots is not None and c.snapshots.restore()
+    assert c.snapshots.disk_clean is (record == "fails")
     await c.pub.start()
+    upto = 5 if record == "fails" else 9
     for v in VARIANTS:
-        c.owncast_lists(v, *NAMES[0:5])
-    await until(lambda: listed(c, NAMES[4]), "listed")
+        c.owncast_lists(v, *NAMES[0:upto])
+    for name in NAMES[upto:upto + 3]:
+        for v in VARIANTS:
+            c.owncast_lists(v, name)
+    await until(lambda: listed(c, NAMES[upto + 2]), "listed")
     await c.pub.close()
     check_all(a, b, c)
-    assert [n for _, n in sorted(numbers(c.playlists.shown)[0].items())][-3:] == NAMES[2:5]
+    shown_c = [n for _, n in sorted(numbers(c.playlists.shown)[0].items())]
+    if record == "fails":
+        assert shown_c[-6:] == NAMES[2:8]  # exactly on, the backlog and all
+    else:
+        assert shown_c == NAMES[upto:upto + 3]  # above what b showed, after a discontinuity
+        assert min(numbers(c.playlists.shown)[0]) > max(numbers(b.playlists.shown)[0])
 
 
 async def test_a_crash_with_a_healthy_disk_continues_exactly(tmp_path: Path) -> None:

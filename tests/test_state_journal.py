@@ -221,9 +221,14 @@ class _FullFails(JournaledState):
         super()._write(body)
 
 
-async def test_a_compaction_that_fails_leaves_the_lines_going_on(tmp_path: Path,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(journal, "RETRY_LINES", 5)
+def metric(w: World, name: str) -> float:
+    value = w.metrics.registry.get_sample_value(f"hls_broadcaster_{name}")
+    assert value is not None, name
+    return value
+
+
+async def compactions_failing(tmp_path: Path) -> tuple[World, Cleaner, _FullFails]:
+    """A publisher two segments in, from then on unable to write state.json whole."""
     a, cleaner = world(tmp_path, cls=_FullFails)
     assert a.snapshots is not None and not a.snapshots.restore()
     await a.pub.start()
@@ -231,16 +236,61 @@ async def test_a_compaction_that_fails_leaves_the_lines_going_on(tmp_path: Path,
     assert isinstance(state, _FullFails)
     await stream(a, 0, 2)
     state.fail = True
+    return a, cleaner, state
+
+
+async def test_a_compaction_that_fails_leaves_the_lines_going_on(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """And says so all along (issue 41, S3): lines that work do not hide that state.json cannot be
+    rewritten (/health, state_save_failing), and each failed try is counted."""
+    monkeypatch.setattr(journal, "RETRY_LINES", 5)
+    a, cleaner, state = await compactions_failing(tmp_path)
+    assert a.snapshots is not None
     compactions = state.compactions
     state._journal_size = state.threshold  # a compaction is due
-    await stream(a, 2, 12)  # each shown: saved as lines, the compaction tried again every 5
-    assert state.compactions == compactions and a.snapshots.error is None
+    failing = []
+    for n in range(2, 12):  # each shown: saved as lines, the compaction tried again every 5
+        await stream(a, n, n + 1)
+        failing.append((a.health()[0], metric(a, "state_save_failing")))
+    assert state.compactions == compactions
+    assert failing == [(False, 1.0)] * 10 and metric(a, "state_save_failures_total") == 2
+    assert a.snapshots.error == os.strerror(errno.ENOSPC)
+    state.fail = False
+    await stream(a, 12, 18)  # the compaction is tried again within RETRY_LINES lines, and works
+    assert state.compactions == compactions + 1
+    assert a.health()[0] and metric(a, "state_save_failing") == 0 and a.snapshots.error is None
     before = memory(a, cleaner)
     await a.pub.close()
     b, cleaner_b = world(tmp_path)
     assert b.snapshots is not None and b.snapshots.restore()
     assert memory(b, cleaner_b) == before
     await b.pub.close()
+
+
+async def test_the_journal_is_bounded_while_compactions_fail(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 41, S3: STATE_DIR out of inodes takes lines but no new state.json. Lines go on up to the
+    journal's limit, then every save tries the compaction again and fails (the stream goes on within
+    the reserve, recorded in STATE_DIR/served): the journal never grows to what a start would refuse."""
+    monkeypatch.setattr(journal, "MAX_JOURNAL", 12 << 10)
+    a, _cleaner, state = await compactions_failing(tmp_path)
+    limit = max(journal.MAX_JOURNAL, journal.LIMIT_FACTOR * state.threshold)
+    path = tmp_path / "state" / JOURNAL
+    sizes = []
+    n = 2
+    while not state.full:
+        assert n < 2000, "the journal never reached its limit"
+        await stream(a, n, n + 1)
+        sizes.append(path.stat().st_size)
+        n += 1
+    failures = metric(a, "state_save_failures_total")
+    await stream(a, n, n + 20)  # shown, each save a failed compaction: the journal stays as it is
+    assert path.stat().st_size == sizes[-1] <= limit + max(b - a for a, b in zip(sizes, sizes[1:]))
+    assert metric(a, "state_save_failures_total") == failures + 20 and not a.health()[0]
+    state.fail = False
+    await stream(a, n + 20, n + 21)  # the next save compacts: an empty journal
+    assert path.stat().st_size == 0 and a.health()[0]
+    await a.pub.close()
 
 
 async def test_any_damage_to_the_journal_restores_or_sets_aside(tmp_path: Path) -> None:

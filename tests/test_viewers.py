@@ -164,6 +164,33 @@ async def test_the_heartbeat_counts_answers_the_count_uncached_and_metrics_expor
     assert audience.watching == 7
 
 
+async def test_another_sites_page_cannot_beat(aiohttp_client: AiohttpClient) -> None:
+    """Issue 41, V2: the preflight a browser sends before another site's beat (a custom header) is
+    refused, with no CORS header; a beat a browser says another site or origin sent is not counted.
+    The page's own beats (same-origin, also in another site's frame) and clients that are no browser
+    (no Sec-Fetch-Site) count as before. Chromium's side: tests/test_viewers_browser.py."""
+    audience = Audience(30)
+    client = await client_for(aiohttp_client, audience)
+    preflight = await client.options("/live/watching", headers={
+        "Origin": "https://elsewhere.example", "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "hb-watching"})
+    assert preflight.status == 403
+    assert not [name for name in preflight.headers if name.lower().startswith("access-control-")]
+    for site in ("cross-site", "same-site", "junk"):
+        beat = await client.post("/live/watching", headers={"Hb-Watching": new_id(), "Sec-Fetch-Site": site,
+                                                            "Origin": "https://elsewhere.example"})
+        assert beat.status == 403 and "Access-Control-Allow-Origin" not in beat.headers
+    assert audience.watching == 0 and audience.refused["other_site"] == 3
+    for own in ("same-origin", None):
+        headers = {"Hb-Watching": new_id(), **({"Sec-Fetch-Site": own} if own else {})}
+        assert (await client.post("/live/watching", headers=headers)).status == 200
+    assert audience.watching == 2
+    # Every other path's preflight is still granted (players on other origins read the playlists).
+    other = await client.options("/live/master.m3u8", headers={
+        "Origin": "https://elsewhere.example", "Access-Control-Request-Method": "GET"})
+    assert other.status == 204 and other.headers["Access-Control-Allow-Origin"] == "*"
+
+
 async def test_with_the_count_hidden_the_heartbeat_still_counts_and_answers_nothing(
         aiohttp_client: AiohttpClient) -> None:
     audience = Audience(30)
@@ -235,10 +262,37 @@ def test_frame_ancestors_setting(given: str | None, value: str) -> None:
 
 
 @pytest.mark.parametrize("bad", ["https://a.example/path", "javascript:alert(1)", "* https://a.example",
-                                 "'none' 'self'", "a.example", "https://a.example;script-src *"])
+                                 "'none' 'self'", "a.example", "https://a.example;script-src *",
+                                 # Issue 41, E2: every .com site, a port that cannot be, labels that cannot be.
+                                 "http://*.com", "https://*.com:443", "https://a.example:99999",
+                                 "https://a.example:0", "https://a..example", "https://-a.example"])
 def test_a_bad_frame_ancestors_is_one_line_naming_it(bad: str) -> None:
     with pytest.raises(SettingsError, match=r"^FRAME_ANCESTORS="):
         settings_with(FRAME_ANCESTORS=bad)
+
+
+@pytest.mark.parametrize(("given", "value"), [
+    (None, ()), ("", ()), ("*", ("*",)), ("https://A.example/ http://b.example:8080", ("https://a.example",
+                                                                                     "http://b.example:8080")),
+])
+def test_viewer_sources_setting(given: str | None, value: tuple[str, ...]) -> None:
+    """Issue 41, E1: what ?src= may play besides the service's own playlists (viewer.js checks it)."""
+    over = {} if given is None else {"VIEWER_SOURCES": given}
+    assert settings_with(**over).viewer_sources == value
+
+
+@pytest.mark.parametrize("bad", ["https://a.example/path", "a.example", "* https://a.example",
+                                 "https://a.example:99999", "javascript:alert(1)"])
+def test_a_bad_viewer_sources_is_one_line_naming_it(bad: str) -> None:
+    with pytest.raises(SettingsError, match=r"^VIEWER_SOURCES="):
+        settings_with(VIEWER_SOURCES=bad)
+
+
+async def test_config_names_the_other_sources_only_when_allowed(aiohttp_client: AiohttpClient) -> None:
+    config = await (await (await client_for(aiohttp_client, Audience(30))).get("/config.json")).json()
+    assert "sources" not in config  # this service's playlists only
+    client = await client_for(aiohttp_client, Audience(30), sources=("https://other.example",))
+    assert (await (await client.get("/config.json")).json())["sources"] == ["https://other.example"]
 
 
 def test_viewer_settings_defaults_and_bounds() -> None:

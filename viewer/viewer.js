@@ -89,6 +89,32 @@ async function configuredSource() {
   return [playlistUrl('/live/master.m3u8'), p2p];
 }
 
+/**
+ * Whether ?src= may play here (issue 41): a link to this site must not make it play someone else's
+ * stream. Allowed: this service's playlists (this origin, /live/ or /hls/), where config.json plays
+ * from (the bucket's copies, and its folder), and the origins the operator lists (VIEWER_SOURCES:
+ * config.sources, '*' for any). A page with no config.json is hosted elsewhere, by its operator: any.
+ */
+async function allowedSource(url) {
+  let config;
+  try {
+    const response = await fetch('config.json', { cache: 'no-cache' });
+    if (!response.ok) return true;
+    config = await response.json();
+  } catch (err) {
+    return true;
+  }
+  const wanted = new URL(url);
+  if (wanted.origin === location.origin && /^\/(live|hls)\//.test(wanted.pathname)) return true;
+  const home = config && typeof config.src === 'string' ? playlistUrl(config.src) : null;
+  if (home) {
+    const base = new URL('.', home);
+    if (wanted.origin === base.origin && wanted.pathname.startsWith(base.pathname)) return true;
+  }
+  const sources = config && Array.isArray(config.sources) ? config.sources : [];
+  return sources.includes('*') || sources.includes(wanted.origin);
+}
+
 function playlistUrl(text) {
   try {
     const url = new URL(text, location.href);
@@ -106,7 +132,13 @@ setInterval(tick, 1000);
 if (given !== null && src === null) {
   status.set('error', 'The src parameter is not an http(s) URL.', 'Bad src parameter');
 } else if (src !== null) {
-  player.start(src, null);
+  allowedSource(src).then((allowed) => {
+    if (allowed) player.start(src, null);
+    else {
+      const why = "This page plays only this site's own stream: the src parameter names another site.";
+      status.set('error', why, 'Not this site\'s stream');
+    }
+  });
 } else {
   configuredSource().then(([found, p2p]) => {
     viewerStats.src = found;

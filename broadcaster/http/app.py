@@ -29,7 +29,7 @@ from .keys import (DEFAULT_VARIANT, EVENTS, FRAME_ANCESTORS, HEALTH, METRICS, ST
                    VIEWER_FILES, HealthSource)
 from .playlists import MAX_HELD, PlaylistRoutes, PlaylistSource
 from .viewer_files import ViewerFiles
-from .watching import WatchingRoute
+from .watching import WatchingRoute, preflight
 
 # Owncast drops a viewer not seen for 15 s (10 s in older releases; activeViewerPurgeTimeout in its
 # services/stream/stats.go): the page pings it this often, so two lost pings still keep it counted.
@@ -61,11 +61,14 @@ class ViewerOptions:
     show_viewer_count: bool = True  # "N watching" on the page
     owncast_url: str = ""  # the page pings <this>/api/ping while playing; "" = off
     frame_ancestors: str = "'self'"  # the sites that may frame the page (a CSP frame-ancestors value)
+    sources: tuple[str, ...] = ()  # origins ?src= may play besides this service's playlists; ("*",) = any
 
     def config(self, counting: bool = False) -> dict[str, object]:
         """/config.json: where the viewer plays from, P2P (only when on: the page then loads its code),
         and when `counting` (the heartbeat route is served) its heartbeat and Owncast's ping."""
         config: dict[str, object] = {"src": self.stream_url}
+        if self.sources:  # without it the page plays only this service's playlists (viewer.js, ?src=)
+            config["sources"] = list(self.sources)
         if self.p2p_trackers:
             config["p2p"] = {"trackers": list(self.p2p_trackers), "swarm": self.p2p_swarm,
                              "stun": list(self.p2p_stun)}
@@ -148,6 +151,7 @@ def create_app(
             watching = WatchingRoute(audience, show=viewer_options.show_viewer_count,
                                      trust_cf_connecting_ip=options.trust_cf_connecting_ip)
             r.add_post("/live/watching", watching.beat)
+            r.add_route("OPTIONS", "/live/watching", preflight)  # never granted
         r.add_get("/", viewer.viewer_file)
         r.add_get("/embed", viewer.viewer_embed)
         r.add_get("/{file}", viewer.viewer_file)

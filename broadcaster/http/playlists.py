@@ -58,6 +58,9 @@ class PlaylistSource(Protocol):
 _BLOCKING_PARAMS = frozenset({"_HLS_msn", "_HLS_part", "_HLS_skip"})
 # A redirect to the canonical URL is a pure function of the URL asked: cacheable (a CDN may keep it).
 CANONICAL_CACHE_CONTROL = "public, max-age=60"
+# A redirect from a number listed already to the newest one depends on when it is asked: not kept.
+LISTED_CACHE_CONTROL = hls.UNREADY_CACHE_CONTROL
+_SKIP = "YES"  # the one spelling of _HLS_skip: "v2" (skip date ranges too) gets the same answer here
 
 
 def _blocking_param(value: str | None) -> str | None:
@@ -94,32 +97,40 @@ def canonical_query(query_string: str, query: MultiMapping[str], blocking: bool)
     it is (answer it), or when a directive's value is bad (answered 400 as it is).
 
     The canonical URL carries only what the service uses (docs/hls-rules.md, "One URL per answer"):
-    the delivery directives of a media playlist (when blocking reload is on), once each, a number in
-    plain digits, in the order the client sent them (hls.js and Shaka send msn, part, skip; video.js
-    skip, msn, part: neither is redirected). Anything else (Owncast's page adds `?cachebust=<random>`
-    to every playlist request; an attacker, a fresh value each time) would be a new cache key per
-    request: a CDN passes each to the origin, which would send the whole playlist every time. A
-    redirect to the canonical URL costs a few hundred bytes, and what follows it is the answer every
-    cache already holds."""
+    with blocking reload on, `_HLS_msn` then `_HLS_skip`, each once, the number in plain digits without
+    leading zeros, the skip as YES. `_HLS_part` goes: the service serves no partial segments, so the
+    answer is the same without it (hls.js sends it only to a playlist that lists parts). Anything else
+    (Owncast's page adds `?cachebust=<random>` to every playlist request; an attacker, a fresh value each
+    time) would be a new cache key per request: a CDN passes each to the origin, which would send the
+    whole playlist every time. A redirect to the canonical URL costs a few hundred bytes, and what
+    follows it is the answer every cache already holds. (A number listed already is the blocking
+    handler's to redirect: that depends on when it is asked.)"""
     if not blocking:
         return ""
-    parts: dict[str, str] = {}
-    for name in query:  # in the order sent; a repeated name once
-        if name not in _BLOCKING_PARAMS or name in parts:
+    values: dict[str, str] = {}
+    for name in _BLOCKING_PARAMS & query.keys():
+        value = _blocking_param(query.get(name)) or ""  # a repeated name: its first value
+        if name == "_HLS_skip":
+            if value not in hls.SKIP_REQUEST_VALUES:
+                return None
+            values[name] = _SKIP
             continue
-        value = _blocking_param(query.get(name)) or ""
-        if (value not in hls.SKIP_REQUEST_VALUES) if name == "_HLS_skip" else whole_number(value) is None:
+        number = whole_number(value)
+        if number is None:
             return None
-        parts[name] = f"{name}={value}"
-    canonical = "&".join(parts.values())
+        values[name] = str(number)
+    if "_HLS_part" in values and "_HLS_msn" not in values:
+        return None  # an error (6.2.5.2): answered 400
+    canonical = "&".join(f"{name}={values[name]}" for name in ("_HLS_msn", "_HLS_skip") if name in values)
     return None if canonical == query_string else canonical
 
 
-def _to_canonical(request: web.Request, query: str) -> web.Response:
+def _to_canonical(request: web.Request, query: str,
+                  cache_control: str = CANONICAL_CACHE_CONTROL) -> web.Response:
     """302 to the same playlist under its canonical query, relative (it works under a path prefix)."""
     name = request.path.rpartition("/")[2]
     return web.Response(status=302, headers=edge_headers({
-        hdrs.LOCATION: f"{name}?{query}" if query else name, hdrs.CACHE_CONTROL: CANONICAL_CACHE_CONTROL}))
+        hdrs.LOCATION: f"{name}?{query}" if query else name, hdrs.CACHE_CONTROL: cache_control}))
 
 
 class PlaylistRoutes:
@@ -201,20 +212,28 @@ class PlaylistRoutes:
         if skip_text is not None and skip_text not in hls.SKIP_REQUEST_VALUES:
             return self._bad_request(variant, "_HLS_skip must be YES or v2")
         skip = skip_text is not None
-        if current.ended:  # 6.2.5.2: after EXT-X-ENDLIST the parameters are ignored
-            return self._serve(request, variant)
         msn_text = _blocking_param(query.get("_HLS_msn"))
         if msn_text is None:
             # _HLS_part without _HLS_msn is an error; _HLS_skip alone asks for a delta update at once.
             if "_HLS_part" in query:
                 return self._bad_request(variant, "_HLS_part needs _HLS_msn")
-            return self._serve(request, variant, skip=skip)
+            return self._serve(request, variant, skip=skip and not current.ended)
         msn = whole_number(msn_text)
         if msn is None or whole_number(_blocking_param(query.get("_HLS_part", "0")) or "") is None:
             return self._bad_request(variant, "_HLS_msn and _HLS_part must be whole numbers")
-        if msn > current.last_sequence + hls.MSN_AHEAD_LIMIT:
-            return self._bad_request(variant, f"_HLS_msn {msn} is too far ahead of {current.last_sequence}")
-        if msn <= current.last_sequence:  # listed already: answered at once, nothing is held
+        newest = current.last_sequence
+        if msn < newest or (current.ended and msn != newest):
+            # Listed already (or the stream ended: 6.2.5.2, answered at once): the answer is the newest
+            # version, whose URL names the newest number. One URL per answer: any number up to it would
+            # be a new cache key for the same whole playlist.
+            self._count(str(variant), 302)
+            query_string = f"_HLS_msn={newest}&_HLS_skip={_SKIP}" if skip else f"_HLS_msn={newest}"
+            return _to_canonical(request, query_string, LISTED_CACHE_CONTROL)
+        if current.ended:  # 6.2.5.2: after EXT-X-ENDLIST the parameters are ignored
+            return self._serve(request, variant)
+        if msn > newest + hls.MSN_AHEAD_LIMIT:
+            return self._bad_request(variant, f"_HLS_msn {msn} is too far ahead of {newest}")
+        if msn == newest:  # listed already: answered at once, nothing is held
             rendered = await source.wait_for_sequence(variant, msn, hls.block_timeout(target))
         else:
             transport = request.transport

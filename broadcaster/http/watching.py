@@ -9,8 +9,13 @@ count (`{"watching": N}`) when the page shows it, else 204; 429 when this beat i
 As cheap as a playlist request (bench/heartbeat.py counts both): a header rather than a query string,
 because a query makes the request's URL the costly kind (yarl builds and decodes it; with the header a
 heartbeat went from 1.05 to 1.00 playlist requests); no middleware, nothing looked up in the app, response headers built
-once, the client's address hashed once and never kept (status/audience.py). A custom header also keeps
-other sites' pages out: a browser must ask first (a CORS preflight), and the service never says yes.
+once, the client's address hashed once and never kept (status/audience.py).
+
+Only this site's pages count (issue 41): a custom header makes a browser ask first (a CORS preflight),
+and the preflight for this path is refused with no CORS header at all (`preflight`), so another site's
+page never gets to send the beat. And a beat a browser marks as sent from another site or origin
+(`Sec-Fetch-Site`, which a page cannot set) is not counted either; the page's own beats are
+same-origin, also inside another site's frame (/embed).
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ WATCHING_HEADER = istr("Hb-Watching")  # folded once, not at every lookup
 # Built once, as a proxy: aiohttp copies a CIMultiDict's folded keys as they are, a dict's it folds per
 # request. No CORS headers: only the service's own page (or its embed, the same origin) beats.
 _HEADERS = CIMultiDictProxy(CIMultiDict({hdrs.CACHE_CONTROL: NO_STORE, hdrs.SERVER: SERVER_NAME}))
+SEC_FETCH_SITE = istr("Sec-Fetch-Site")
+_OWN_SITE = frozenset({"same-origin", "none"})  # "none": typed in the address bar, no page sent it
 _JSON_HEADERS = CIMultiDictProxy(CIMultiDict({hdrs.CACHE_CONTROL: NO_STORE, hdrs.SERVER: SERVER_NAME,
                                               hdrs.CONTENT_TYPE: "application/json"}))
 
@@ -41,6 +48,11 @@ class WatchingRoute:
     async def beat(self, request: web.Request) -> web.Response:
         try:
             viewer_id, _, flag = request.headers.get(WATCHING_HEADER, "").partition(" ")
+            sent_from = request.headers.get(SEC_FETCH_SITE)
+            if sent_from is not None and sent_from not in _OWN_SITE:
+                self._audience.refused["other_site"] += 1
+                return web.Response(status=403, text="not counted: sent from another site\n",
+                                    headers=_HEADERS)
             if flag == "leave":
                 self._audience.leave(viewer_id)
                 return web.Response(status=204, headers=_HEADERS)
@@ -52,6 +64,13 @@ class WatchingRoute:
             return web.Response(body=b'{"watching":%d}' % len(self._audience), headers=_JSON_HEADERS)
         except Exception as exc:  # noqa: BLE001 (logged by internal_error)
             return internal_error(request, exc)
+
+
+async def preflight(request: web.Request) -> web.Response:
+    """OPTIONS /live/watching: refused, with no CORS header, so no browser sends another site's beat
+    (every other path's preflight is granted: common.elsewhere)."""
+    return web.Response(status=403, text="heartbeats come from this site's own pages only\n",
+                        headers=_HEADERS)
 
 
 def client_key(request: web.Request, trust_cf: bool) -> str | None:

@@ -48,6 +48,9 @@ class Memory:
     # `clean`: saved at a clean stop, when nothing past next_sequence had been served.
     reserved: int = 0
     clean: bool = False
+    # Numbers below `allowed` may be shown before a save succeeds, each recorded first in STATE_DIR/served
+    # under this state: its reserve, so a restart on a full disk goes on as the process before it did.
+    allowed: int = 0
     discontinuity_floor: int = 0  # what a new playlist starts from after continuing above a state
     # Not `clean`: where every playlist continues, and the discontinuity number it starts above
     # (hls.continue_above).
@@ -183,11 +186,12 @@ def decode(data: dict[str, object], now: float, window: float, can_block_reload:
     # were shown (Snapshots); without a record (older files, a damaged record) the state is taken at its
     # worst: numbers up to a reserve past next_sequence may have been served.
     raw_reserved = data.get(RESERVED)
-    reserved = (next_sequence + hls.SEQUENCE_RESERVE if raw_reserved is None
-                else integer(raw_reserved, RESERVED, next_sequence))
+    reserved = allowed = (next_sequence + hls.SEQUENCE_RESERVE if raw_reserved is None
+                          else integer(raw_reserved, RESERVED, next_sequence))
     raw_shown = data.get(SHOWN_PAST)
     if raw_shown is not None:
         reserved = max(next_sequence, integer(raw_shown, SHOWN_PAST) + 1)
+        allowed = max(allowed, reserved)
     clean = flag(data.get("clean_stop", False), "clean_stop")
     floor = integer(data.get("discontinuity_floor", 0), "discontinuity_floor")
     start = above = 0
@@ -197,4 +201,4 @@ def decode(data: dict[str, object], now: float, window: float, can_block_reload:
         if max(start, above) > INT64:
             raise ValueError(f"reserved {reserved} leaves no numbers to continue above it")
     return Memory(variants, target, independent, next_sequence, last_run, key, runs, uploaded, reserved, clean,
-                  floor, start, above)
+                  allowed, floor, start, above)

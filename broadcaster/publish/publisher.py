@@ -297,18 +297,18 @@ class Publisher:
                 if v.generator is not None:
                     v.generator.drop_hashes()
         if m.clean:
-            limit = m.next_sequence  # nothing past it was served; new numbers need a save
             log.info("continuing from saved state: next media sequence %d, %d variant(s)",
                      self.lister.next_sequence, len(self._variants))
         else:
-            limit = self._continue_above(m.reserved, m.continue_at, m.continue_floor)
-        self.release.restored(self.lister.versions(), limit)
+            self._continue_above(m.reserved, m.continue_at, m.continue_floor)
+        # Below the state's reserve new numbers may be shown before a save, each recorded first under this
+        # state (STATE_DIR/served): a restart on a full disk goes on as the process before it did.
+        self.release.restored(self.lister.versions(), m.allowed)
 
-    def _continue_above(self, reserved: int, start: int, floor: int) -> int:
+    def _continue_above(self, reserved: int, start: int, floor: int) -> None:
         """The state was not saved at a clean stop: numbers up to `reserved` may have been served since
         (saves failed, or the service was killed before it could say). Every playlist gives up its
-        window and continues at `start`, a discontinuity first (hls.continue_above). Returns what the
-        file on disk allows to show: nothing new until a save."""
+        window and continues at `start`, a discontinuity first (hls.continue_above)."""
         now = self._mono()
         for v in self._variants.values():
             if v.generator is not None:
@@ -321,7 +321,6 @@ class Publisher:
         log.warning("state was not saved at a clean stop: media sequence numbers up to %d may have been "
                     "served since; continuing from %d with a discontinuity, at Owncast's next segment",
                     reserved - 1, start)
-        return reserved
 
     # -- what health and tests read ------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ aside and reported, never a crash loop.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import gc
 import json
@@ -134,6 +135,24 @@ class Tail:
         return "[" + ",".join(self.since(self.first)) + "]"
 
 
+class Replaced(OSError):
+    """A save failed after its rename: the file on disk is the one this save wrote (a process that
+    goes on must follow it; a power cut may still bring back the one before)."""
+
+    def __init__(self, cause: OSError) -> None:
+        super().__init__(cause.errno, cause.strerror or str(cause))
+
+
+def write_all(fd: int, body: bytes) -> None:
+    """All of `body` at the file's position; a short write (the disk filled up under it) is ENOSPC."""
+    view = memoryview(body)
+    while view:
+        written = os.write(fd, view)
+        if written <= 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        view = view[written:]
+
+
 @dataclass(frozen=True, slots=True)
 class Prepared:
     """A save encoded on the event loop, to be written in a worker thread."""
@@ -216,22 +235,41 @@ class StateFile:
         """On the event loop: the bytes a save of `data` writes (Tails read while they are as seen)."""
         return Prepared(dumps({**header(), **data}).encode())
 
+    @property
+    def trouble(self) -> str | None:
+        """Why the state on disk lags behind saves that succeed (journal.py: a compaction failing)."""
+        return None
+
     def write_prepared(self, prepared: Prepared) -> None:
         # Saves run in a worker thread and, at shutdown, in the caller's: one temporary file, one at a time.
         with self._lock:
             self._write(prepared.body)
 
     def _write(self, body: bytes) -> None:
-        with open(self._tmp, "wb") as f:
-            f.write(body)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(self._tmp, self.path)
-        fd = os.open(self.path.parent, os.O_RDONLY)
+        """Raises OSError: nothing changed on disk; or Replaced: state.json is `body` already, a step after
+        the rename failed. Every step that can fail without consequence comes before the rename (the
+        folder is opened first: EMFILE there changes nothing)."""
+        folder = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            os.fsync(fd)  # the rename itself must survive a power cut
+            try:
+                fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+                try:
+                    write_all(fd, body)
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+                os.replace(self._tmp, self.path)
+            except OSError:
+                with contextlib.suppress(OSError):  # its blocks back: a full disk may still take lines
+                    os.unlink(self._tmp)
+                raise
+            try:
+                os.fsync(folder)  # the rename itself must survive a power cut
+            except OSError as err:
+                raise Replaced(err) from err
         finally:
-            os.close(fd)
+            with contextlib.suppress(OSError):  # read-only: nothing to flush, and Linux frees it anyway
+                os.close(folder)
 
     def set_aside(self, kind: str, why: str) -> None:
         """Move the file aside, with one ERROR line saying why (`why` is one line, kept short)."""

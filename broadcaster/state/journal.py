@@ -26,7 +26,7 @@ from typing import Any
 
 from . import validate
 from ..source import hlsdir
-from .disk import MAX_BYTES, Prepared, RawJSON, StateFile, Tail, dumps, header
+from .disk import MAX_BYTES, Prepared, RawJSON, Replaced, StateFile, Tail, dumps, header
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,13 @@ BASE = "$base"  # state.json's id, named by each line that follows it
 MIN_COMPACT = 1 << 20  # a journal this large is compacted even when the full snapshot is smaller
 MAX_LINES = 100_000  # and one with this many lines (each line is read back at start)
 RETRY_LINES = 100  # lines between tries of a compaction that failed
+# While compactions fail (a STATE_DIR out of inodes still takes lines), lines go on up to this many times
+# the threshold (at least MAX_JOURNAL bytes, MAX_LINES * 2 lines), far below what a start reads
+# (disk.MAX_BYTES): past it every save tries the compaction, and fails while it cannot be written.
+LIMIT_FACTOR = 4
+MAX_JOURNAL = 16 << 20
+_CUT_SHORT = ("%s: its last line was cut short by a crash (its save never returned, so its version was never "
+              "shown); dropped it")
 
 
 class JournaledState(StateFile):
@@ -52,6 +59,7 @@ class JournaledState(StateFile):
         self._full_size = 0  # bytes of the last state.json written
         self._fd: int | None = None
         self._retry_at = 0  # the line count from which a compaction that failed is tried again
+        self._compaction_error: str | None = None
         self.compactions = 0
 
     # -- writing ----------------------------------------------------------------------------------
@@ -60,7 +68,8 @@ class JournaledState(StateFile):
         """On the event loop: a journal line holding only the Tails' new items, or, when a compaction is
         due (the journal at its threshold, or no state.json of this process yet), the full snapshot."""
         marks: dict[tuple[str, ...], int] = {}
-        due = (self._journal_size >= self.threshold or self._lines >= MAX_LINES) and self._lines >= self._retry_at
+        grown = self._journal_size >= self.threshold or self._lines >= MAX_LINES
+        due = (grown and self._lines >= self._retry_at) or self.full
         if self._base is None or due:
             base = secrets.token_hex(8)
             starts: list[list[object]] = []
@@ -81,24 +90,25 @@ class JournaledState(StateFile):
         lines') and a start replays at most half a snapshot's worth of lines."""
         return max(MIN_COMPACT, self._full_size // 2)
 
+    @property
+    def full(self) -> bool:
+        """The journal took all the lines it may while compactions fail: no more before one works."""
+        return (self._journal_size >= max(MAX_JOURNAL, LIMIT_FACTOR * self.threshold)
+                or self._lines >= 2 * MAX_LINES)
+
+    @property
+    def trouble(self) -> str | None:
+        """Why state.json could not be rewritten at the last try, while lines still go on; None once a
+        compaction works (or none failed)."""
+        return self._compaction_error
+
     def write_prepared(self, prepared: Prepared) -> None:
-        """In a worker thread (one at a time). Raises OSError; a failed line leaves the journal as it
-        was (cut back), or, if that fails too, makes the next save a compaction."""
+        """In a worker thread (one at a time). Raises OSError: state.json and the journal hold what they
+        held (a failed line is cut back); or Replaced: they hold this save (a compaction renamed its
+        state.json, or a line could not be cut back), and the process follows them."""
         with self._lock:
             if prepared.kind == "full":
-                try:
-                    self._write(prepared.body)
-                except OSError:
-                    # state.json and the journal on disk are as they were: lines go on after them, and
-                    # the compaction is tried again RETRY_LINES lines later (a full disk may hold a line).
-                    self._retry_at = self._lines + RETRY_LINES
-                    raise
-                self._base = None  # the new state.json is on disk: lines follow it once the journal is empty
-                self._reset_journal()
-                self._base = prepared.base
-                self._retry_at = 0
-                self._full_size, self._journal_size, self._lines = len(prepared.body), 0, 0
-                self.compactions += 1
+                self._compact(prepared)
             elif prepared.base != self._base:
                 raise OSError("the journal was started again since this line was made")
             else:
@@ -106,6 +116,37 @@ class JournaledState(StateFile):
                 self._journal_size += len(prepared.body)
                 self._lines += 1
             self._marks = prepared.marks or {}
+
+    def _compact(self, prepared: Prepared) -> None:
+        try:
+            self._write(prepared.body)
+        except OSError as err:
+            self._compaction_error = str(err.strerror or err)
+            if isinstance(err, Replaced):
+                self._renamed(prepared)
+            else:
+                # state.json and the journal on disk are as they were: lines go on after them, and the
+                # compaction is tried again RETRY_LINES lines later (a full disk may hold a line).
+                self._retry_at = self._lines + RETRY_LINES
+            raise
+        self._renamed(prepared)
+        try:
+            self._reset_journal()
+        except OSError as err:
+            self._compaction_error = str(err.strerror or err)
+            raise Replaced(err) from err
+        self._compaction_error = None
+        self._base = prepared.base  # lines follow the new state.json in an empty journal
+        self._journal_size, self._lines = 0, 0
+
+    def _renamed(self, prepared: Prepared) -> None:
+        """state.json is `prepared` now: every start ignores the journal's lines (they follow the one
+        before), so none is written after them; the next save writes state.json again unless the journal
+        is emptied (_compact)."""
+        self._base = None
+        self._retry_at = 0
+        self._full_size = len(prepared.body)
+        self.compactions += 1
 
     def close(self) -> None:
         """Lets go of the journal's file handle, kept open between lines (a later line opens it again)."""
@@ -127,16 +168,19 @@ class JournaledState(StateFile):
     def _append(self, line: bytes) -> None:
         if self._fd is None:
             self._fd = os.open(self.journal, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
-        size = self._journal_size
+        size, written = self._journal_size, 0
         try:
-            if os.write(self._fd, line) != len(line):  # a short write: the disk filled up under it
+            written = os.write(self._fd, line)
+            if written != len(line):  # a short write: the disk filled up under it
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
             os.fdatasync(self._fd)
-        except OSError:
+        except OSError as err:
             try:
                 os.ftruncate(self._fd, size)  # never a half line before the next one
             except OSError:
                 self._base = None  # the next save writes state.json and a new journal
+                if written == len(line):  # the whole line stays, and every start applies it
+                    raise Replaced(err) from err
             raise
 
     # -- reading ----------------------------------------------------------------------------------
@@ -170,13 +214,13 @@ class JournaledState(StateFile):
             items = validate.array(_at(data, path), "a tail", 10_000_000)
             tails[path] = _Rebuilt(validate.integer(entry[-1], "a tail's first id"), items)
         applied = 0
-        for n, (raw_line, last) in enumerate(self._read_journal()):
+        lines, torn = self._read_journal()
+        for n, raw_line in enumerate(lines):
             try:
                 line = RawJSON(raw_line.decode()).decode()
             except (ValueError, RecursionError) as err:
-                if last:
-                    log.warning("%s: its last line was cut short by a crash (its save never returned, so its "
-                                "version was never shown); dropped it", self.journal)
+                if n == len(lines) - 1 and not torn:
+                    log.warning(_CUT_SHORT, self.journal)
                     break
                 raise ValueError(f"line {n + 1} is not valid JSON ({validate.describe(str(err))})") from None
             line = validate.mapping(line, f"line {n + 1}", 10)
@@ -187,6 +231,9 @@ class JournaledState(StateFile):
                 raise ValueError(f"line {n + 1} follows another state.json")
             data = _apply(validate.mapping(validate.field(line, "doc", "a line"), "a line", 1000), (), tails)
             applied += 1
+        else:
+            if torn:
+                log.warning(_CUT_SHORT, self.journal)
         for path, rebuilt in tails.items():
             with contextlib.suppress(ValueError):
                 _put(data, path, rebuilt.items())
@@ -195,12 +242,13 @@ class JournaledState(StateFile):
         self._base = None  # this process starts with a full snapshot: its own ids
         return data
 
-    def _read_journal(self) -> list[tuple[bytes, bool]]:
-        """(line, is the last) for each line; a last one without its newline is cut short."""
+    def _read_journal(self) -> tuple[list[bytes], bool]:
+        """The journal's whole lines, and whether a last one without its newline followed them: a line
+        counts once its newline is written (its save returned), so that one is dropped, whatever it holds."""
         try:
             fd = os.open(self.journal, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
-            return []
+            return [], False
         except OSError as err:
             raise ValueError(f"cannot read it: {err.strerror or err}") from None
         try:
@@ -212,13 +260,7 @@ class JournaledState(StateFile):
         finally:
             os.close(fd)
         parts = raw.split(b"\n")
-        complete, rest = parts[:-1], parts[-1]
-        out = [(p, False) for p in complete]
-        if rest:
-            out.append((rest, True))
-        elif out:
-            out[-1] = (out[-1][0], True)
-        return out
+        return parts[:-1], bool(parts[-1])
 
     def set_aside(self, kind: str, why: str) -> None:
         super().set_aside(kind, why)

@@ -18,7 +18,7 @@ import secrets
 from typing import Any, Protocol
 
 from ..metrics import Metrics
-from .disk import StateFile, no_collection
+from .disk import Replaced, StateFile, no_collection
 from .served import ServedRecord, Unknown
 from .validate import describe
 
@@ -118,24 +118,25 @@ class Snapshots:
         return False
 
     def _with_shown(self, saved: dict[str, Any]) -> dict[str, Any]:
-        """The state as the parts restore it. Not saved at a clean stop, with a lease: what `served`
-        records under it (SHOWN_PAST), or, recording nothing, the state is exact (marked clean_stop, as
-        nothing past it was shown). An older file, or a damaged record: as it is, taken at its worst."""
+        """The state as the parts restore it. With a lease: what `served` records under it (SHOWN_PAST:
+        a process that started from this state, or saved it, showed numbers past it), or, recording
+        nothing, the state is exact (marked clean_stop, as nothing past it was shown). An older file: as
+        it is; a damaged record: the state taken at its worst (not clean: its whole reserve)."""
         lease = saved.get(LEASE)
         if type(lease) is not str or not _LEASE_ID.fullmatch(lease):
             return saved
         self._lease = lease
-        if saved.get("clean_stop") is True or self.served is None:
+        if self.served is None:
             return saved
         try:
             recorded = self.served.read()
-        except Unknown:
-            return saved
+        except Unknown:  # even after a clean stop: a process started from it may have shown more
+            return {**saved, "clean_stop": False}
         high = recorded.get(lease)
         if high is None:
             return {**saved, "clean_stop": True}
         self.shown_past = self._recorded = high
-        return {**saved, SHOWN_PAST: high}
+        return {**saved, SHOWN_PAST: high, "clean_stop": False}
 
     async def save(self, root: dict[str, Any]) -> dict[str, Any] | None:
         """Write `root` (the top level) and the keyed parts' snapshots in a worker thread; returns what
@@ -158,6 +159,10 @@ class Snapshots:
             if self.error != err.strerror:
                 log.error("cannot save state to %s: %s", self.file.path, err.strerror)
             self._failed(err)
+            if isinstance(err, Replaced):
+                # Yet the files on disk hold this save: a start reads it, so what is shown past it from
+                # now on is recorded under its lease (record_shown), not under the one before.
+                self._on_disk(clean=False, lease=data[LEASE])
             return None
         self._succeeded(clean=False, lease=data[LEASE])
         return data
@@ -197,7 +202,12 @@ class Snapshots:
             self.file.save(data)
         except OSError as err:
             self._failed(err)
-            return self.error
+            if not isinstance(err, Replaced):
+                return self.error
+            # On disk, as a start reads it, though the step after its rename failed (a power cut may
+            # bring back the state before: its lease's record in `served` still holds).
+            log.error("saved state to %s at shutdown, but %s failed after: %s", self.file.path,
+                      "syncing its folder or the journal", self.error)
         self._succeeded(clean=True, lease=data[LEASE])
         return None
 
@@ -208,14 +218,21 @@ class Snapshots:
             self._metrics.state_save_failing.set(1)
 
     def _succeeded(self, *, clean: bool, lease: str) -> None:
-        if self.error is not None:
+        # Saved, yet state.json may still fail to be rewritten (a compaction: STATE_DIR out of inodes or
+        # space, while a journal line fits): still a failing save for /health and the alert.
+        trouble = self.file.trouble if self.file is not None else None
+        if self.error is not None and trouble is None:
             log.info("state saved to %s again", self.file.path if self.file else "")
-        self.error = None
-        self.disk_clean = clean
-        # The state on disk now holds every number shown: what `served` recorded before is moot.
-        self._lease, self._recorded, self.shown_past = lease, -1, None
+        self.error = trouble
+        self._on_disk(clean=clean, lease=lease)
         if self._metrics is not None:
-            self._metrics.state_save_failing.set(0)
+            self._metrics.state_save_failing.set(0 if trouble is None else 1)
+
+    def _on_disk(self, *, clean: bool, lease: str) -> None:
+        """The state on disk is the one saved under `lease`: it holds every number shown, so what `served`
+        recorded before is moot."""
+        self.disk_clean = clean
+        self._lease, self._recorded, self.shown_past = lease, -1, None
 
     async def close(self) -> None:
         """A save still writing in its thread must finish before save_now() writes a newer one."""

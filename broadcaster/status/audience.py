@@ -55,7 +55,8 @@ class Audience:
         self._viewers: OrderedDict[str, _Viewer] = OrderedDict()  # least recently beaten first
         self._per_client: dict[int, int] = {}
         self._p2p = 0
-        self.refused = {"per_client": 0, "limit": 0, "bad_id": 0}
+        # "other_site": a beat a browser says another site's page sent (http/watching.py).
+        self.refused = {"per_client": 0, "limit": 0, "bad_id": 0, "other_site": 0}
 
     @property
     def watching(self) -> int:

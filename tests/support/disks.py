@@ -6,9 +6,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -51,11 +53,25 @@ class SeamDisk(Disk):
 
 
 class TmpfsDisk(Disk):
-    """A real 1 MB tmpfs: filled up with a file (ENOSPC), or remounted read-only (EROFS)."""
+    """A real 1 MB tmpfs: filled up with a file (ENOSPC), or remounted read-only (EROFS); `inodes`: filled
+    up with empty files instead (ENOSPC for a new file, while files there still grow)."""
+
+    def __init__(self, folder: Path, *, inodes: bool = False) -> None:
+        super().__init__(folder)
+        self.inodes = inodes
 
     def fail(self, code: int) -> None:
         super().fail(code)
-        if code == errno.ENOSPC:
+        if code == errno.ENOSPC and self.inodes:
+            (self.folder / "fillers").mkdir()
+            try:
+                for n in range(1 << 16):
+                    (self.folder / "fillers" / str(n)).touch()
+            except OSError as err:
+                assert err.errno == errno.ENOSPC
+            else:
+                raise AssertionError("the tmpfs never ran out of inodes (mounted without nr_inodes?)")
+        elif code == errno.ENOSPC:
             fd = os.open(self.folder / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
             try:
                 while True:
@@ -68,7 +84,9 @@ class TmpfsDisk(Disk):
             _mount("-o", "remount,ro", "tmpfs", str(self.folder))
 
     def heal(self) -> None:
-        if self.fault == errno.ENOSPC:
+        if self.fault == errno.ENOSPC and self.inodes:
+            shutil.rmtree(self.folder / "fillers")
+        elif self.fault == errno.ENOSPC:
             (self.folder / "filler").unlink()
         elif self.fault is not None:
             _mount("-o", "remount,rw", "tmpfs", str(self.folder))
@@ -80,11 +98,13 @@ def _mount(*args: str) -> None:
 
 
 @contextlib.contextmanager
-def small_tmpfs(folder: Path) -> Iterator[Path]:
-    """A 1 MB tmpfs at `folder`, or a skip when this machine does not let the test mount one."""
+def small_tmpfs(folder: Path, inodes: int | None = None) -> Iterator[Path]:
+    """A 1 MB tmpfs at `folder` (with `inodes`, that many at most), or a skip when this machine does not
+    let the test mount one."""
     folder.mkdir()
+    options = "size=1m,mode=0700" + (f",nr_inodes={inodes}" if inodes else "")
     try:
-        _mount("-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(folder))
+        _mount("-t", "tmpfs", "-o", options, "tmpfs", str(folder))
     except (OSError, subprocess.SubprocessError) as err:
         detail = getattr(err, "stderr", b"") or b""
         pytest.skip(f"cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN): {detail.decode().strip() or err}")
@@ -92,3 +112,43 @@ def small_tmpfs(folder: Path) -> Iterator[Path]:
         yield folder
     finally:
         subprocess.run(["umount", "-l", str(folder)], check=False, capture_output=True, timeout=10)
+
+
+# The os calls the state modules make to write: a fault is injected at one of them (FaultPlan).
+WRITE_CALLS = frozenset({"open", "write", "pwrite", "fsync", "fdatasync", "ftruncate", "replace", "close",
+                         "fstat", "rename", "unlink"})
+
+
+class FaultPlan:
+    """Counts the write calls the state modules make while armed; raises OSError(`code`) at call number
+    `at` (and, `lasting`, at every call after it: the disk died). `calls` names each call seen, in order."""
+
+    def __init__(self, at: int | None = None, *, lasting: bool = False, code: int = errno.EIO) -> None:
+        self.at, self.lasting, self.code = at, lasting, code
+        self.armed = False
+        self.calls: list[str] = []
+        self.failed: list[str] = []
+
+    def call(self, name: str, real: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if self.armed:
+            n = len(self.calls)
+            self.calls.append(name)
+            if self.at is not None and (n == self.at or (self.lasting and n > self.at)):
+                self.failed.append(name)
+                raise OSError(self.code, os.strerror(self.code))
+        return real(*args, **kwargs)
+
+
+class FaultyOs:
+    """Stands in for the `os` module inside a state module (monkeypatch its `os`): every write call goes
+    through `plan`, the rest (os.path, constants, reads) is the real os."""
+
+    def __init__(self, plan: FaultPlan) -> None:
+        self._plan = plan
+
+    def __getattr__(self, name: str) -> Any:
+        real = getattr(os, name)
+        if name not in WRITE_CALLS:
+            return real
+        plan = self._plan
+        return lambda *args, **kwargs: plan.call(name, real, *args, **kwargs)

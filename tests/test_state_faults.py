@@ -1,0 +1,138 @@
+"""Issue 41, S1: a fault at any os call of a save or of a compaction, then kill -9 and a restart: no
+media sequence number is ever served for two segments and none goes back.
+
+As tests/test_state_fuzz.py drives what state.json holds, this drives where a write fails: a real
+publisher and cleaner save through the real JournaledState and ServedRecord (the service's wiring),
+and the `os` of state/disk.py, state/journal.py and state/served.py is wrapped (tests/support/disks.py)
+so that the k-th write call made after the stream is running fails with EIO, for every k a save (a
+journal line) and a compaction make: once (a transient EIO, EMFILE), or from then on (the disk died;
+the served record, written in place, still works as on a full disk). The stream goes on for a few
+segments, the publisher is dropped without a clean stop (what kill -9 leaves on disk), and a new one
+starts on the same STATE_DIR, reads Owncast's playlists and lists a few more. Every version either
+process made visible goes through one checker: a number names one segment for good, a segment keeps
+its number, the media sequence never goes back; and the second process lists what Owncast writes."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from broadcaster.bucket.cleaner import Cleaner
+from broadcaster.state import disk, journal, served
+from broadcaster.state.journal import JournaledState
+from tests.support.disks import FaultPlan, FaultyOs
+from tests.support.fakes import Bucket
+from tests.support.hls_checker import VariantSetChecker
+from tests.support.waiting import until
+from tests.support.world import World
+from tests.test_state_disk import listed, numbers
+
+VARIANTS = (0, 1)
+NAMES = [f"stream-a-{i}.ts" for i in range(40)]
+BEFORE = 4  # segments saved before the fault is armed
+DURING = 6  # segments Owncast writes while it is armed (the fault, then saves that work again)
+
+
+@pytest.fixture(autouse=True)
+def _small_compaction(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(journal, "MIN_COMPACT", 4 << 10)
+
+
+@contextlib.contextmanager
+def faulty(plan: FaultPlan, monkeypatch: pytest.MonkeyPatch, *, record_too: bool) -> Iterator[None]:
+    with monkeypatch.context() as m:
+        m.setattr(disk, "os", FaultyOs(plan))
+        m.setattr(journal, "os", FaultyOs(plan))
+        if record_too:
+            m.setattr(served, "os", FaultyOs(plan))
+        yield
+
+
+def world(folder: Path) -> tuple[World, JournaledState]:
+    state = JournaledState(folder / "state")
+    w = World(folder / "hls", state=state, stepped=True)
+    assert w.snapshots is not None
+    w.snapshots._parts = {}  # the service's wiring: the cleaner under "cleaner", restored first
+    cleaner = Cleaner(Bucket(), w.metrics, margin=5)
+    w.snapshots.register("cleaner", cleaner, empty=[])
+    w.pub.lister.on_removed = cleaner.schedule
+    return w, state
+
+
+async def writes(w: World, names: list[str], *, first_read: int | None = None, each: bool = True) -> None:
+    """Owncast writes each segment in turn; `each`: each is listed, or held back (a save failed), before
+    the next (after a restart that continues above, the new window is shown once it is long enough)."""
+    for name in names:
+        w.now += 1.0
+        for v in VARIANTS:
+            if first_read is not None:
+                w.owncast_lists(v, *NAMES[max(0, first_read - 10):first_read])
+            w.owncast_lists(v, name)
+        first_read = None
+        await w.settle()
+        if each:
+            await until(lambda: listed(w, name) or w.release.held, f"{name} listed or held back")
+
+
+async def run(folder: Path, plan: FaultPlan, monkeypatch: pytest.MonkeyPatch, compaction: bool) -> None:
+    (folder / "hls").mkdir(parents=True)
+    (folder / "state").mkdir()
+    a, state = world(folder)
+    assert a.snapshots is not None and not a.snapshots.restore()
+    await a.pub.start()
+    await writes(a, NAMES[:BEFORE])
+    assert listed(a, NAMES[BEFORE - 1])
+    if compaction:
+        state.compact_next()  # the next save writes state.json whole and starts a new journal
+    with faulty(plan, monkeypatch, record_too=not plan.lasting):
+        plan.armed = True
+        await writes(a, NAMES[BEFORE:BEFORE + DURING])
+        plan.armed = False
+        await a.pub.close()  # kill -9: no save at a clean stop, what is on disk is what the next start reads
+    state.close()
+
+    b, _state = world(folder)
+    assert b.snapshots is not None and b.snapshots.restore()  # never set aside: every file on disk reads back
+    await b.pub.start()
+    upto = BEFORE + DURING + 2  # two segments written while no service ran
+    await writes(b, NAMES[upto:upto + 3], first_read=upto, each=False)
+    await until(lambda: listed(b, NAMES[upto + 2]), "the restarted service lists what Owncast writes")
+    await b.pub.close()
+    b.snapshots.file.close()  # type: ignore[union-attr]
+
+    checker = VariantSetChecker(allow_resume_after_endlist=True)
+    for w in (a, b):
+        for v, text in w.playlists.shown:
+            checker.assert_ok(str(v), text)  # one number one segment, one segment one number, never back
+    before, after = numbers(a.playlists.shown), numbers(b.playlists.shown)
+    for v in VARIANTS:
+        assert max(after[v]) > max(before[v])  # and it goes on
+
+
+def calls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compaction: bool) -> list[str]:
+    """The write calls the armed stretch makes without a fault (each is where one run injects it)."""
+    import asyncio
+    plan = FaultPlan()
+    asyncio.run(run(tmp_path / "dry", plan, monkeypatch, compaction))
+    assert "replace" in plan.calls if compaction else "write" in plan.calls
+    return plan.calls
+
+
+@pytest.mark.parametrize("lasting", [False, True], ids=["once", "from-then-on"])
+@pytest.mark.parametrize("compaction", [True, False], ids=["compaction", "line"])
+def test_a_fault_at_any_write_call_then_kill_9_never_reuses_a_number(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compaction: bool, lasting: bool
+) -> None:
+    import asyncio
+    seen = calls(tmp_path, monkeypatch, compaction)
+    for at in range(len(seen)):
+        plan = FaultPlan(at, lasting=lasting, code=errno.EIO)
+        try:
+            asyncio.run(run(tmp_path / f"at-{at}", plan, monkeypatch, compaction))
+        except AssertionError as err:
+            how = "lasting" if lasting else "once"
+            raise AssertionError(f"fault at call {at} ({seen[at]}, {how}): {err}") from err
