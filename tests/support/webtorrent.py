@@ -150,9 +150,11 @@ class Peer:
                          "to_peer_id": to["peer_id"], "offer_id": to["offer_id"],
                          "answer": {"type": "answer", "sdp": "v=0\r\nanswer"}})
 
-    async def next(self, match: Callable[[dict[str, Any]], bool], timeout: float = MEET_TIMEOUT) -> dict[str, Any] | None:
-        """The first message received that matches, waiting up to `timeout`; None if none came."""
-        seen = 0
+    async def next(self, match: Callable[[dict[str, Any]], bool], timeout: float = MEET_TIMEOUT,
+                   start: int = 0) -> dict[str, Any] | None:
+        """The first message received that matches (from the `start`th received on), waiting up to
+        `timeout`; None if none came."""
+        seen = start
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
                 while True:
