@@ -63,6 +63,13 @@ def has(out: str, *patterns: str) -> None:
 # -- in memory: the real app fed requests without a socket -----------------------------------------
 
 
+def test_hash_cost() -> None:
+    out = bench("hash_cost", "--windows", "300,14400", "--targets", "2")
+    has(out, rf"^\| 14400 s \| 2 s \| 7200 \| {NUMBER} / {NUMBER} \| {NUMBER} \({NUMBER}x\) / .* \| 30 \|$",
+        rf"^goal: at a 14400 s window, gzipped at most 1\.10x without hashes: worst {NUMBER}x, "
+        r"(met|NOT met)$")
+
+
 def test_amplification() -> None:
     out = bench("amplification", "--seconds", "14400", "--requests", "3", "--rounds", "1")
     for kind in ("canonical, gzip", "cache-busted, gzip", "canonical, no gzip", "cache-busted, no gzip",
