@@ -33,6 +33,53 @@ ALTER_P2P_UPLOADS = """(() => {
   };
 })();"""
 
+# Every hls.js player the page makes, in window.players (a subclass of hls.js's Hls, which viewer/p2p.js's
+# engine extends), and window.ownPeerIds(): the peer ids this page's P2P Media Loader announces.
+PLAYERS = """(() => {
+  window.players = [];
+  let Kept;
+  Object.defineProperty(window, 'Hls', {
+    configurable: true,
+    get: () => Kept,
+    set: (Hls) => {
+      Kept = class extends Hls {
+        constructor(...args) { super(...args); window.players.push(this); }
+      };
+    },
+  });
+  // The tracker client's class keeps them (a static map), whatever became of the players since.
+  const ids = new Set();
+  const look = () => {
+    for (const hls of window.players) {
+      const core = hls.p2pEngine && hls.p2pEngine.core;
+      const stream = core && core.mainStreamLoader;
+      for (const item of stream && stream.p2pLoaders ? stream.p2pLoaders.loaders.values() : []) {
+        for (const id of item.loader.trackerClient.constructor.PEER_ID_BY_INFO_HASH.values()) ids.add(id);
+      }
+    }
+  };
+  setInterval(look, 200);
+  window.ownPeerIds = () => {
+    look();
+    return [...ids];
+  };
+})();"""
+
+# The SHA-256 (hex) of every segment hls.js hands its transmuxer (worker), in order: what it plays.
+HANDED = """(() => {
+  window.handed = [];
+  const post = Worker.prototype.postMessage;
+  Worker.prototype.postMessage = function (message, ...rest) {
+    if (message && message.cmd === 'demux' && message.data instanceof ArrayBuffer) {
+      const slot = window.handed.push(null) - 1;
+      crypto.subtle.digest('SHA-256', message.data.slice(0)).then((d) => {
+        window.handed[slot] = [...new Uint8Array(d)].map((b) => b.toString(16).padStart(2, '0')).join('');
+      });
+    }
+    return post.call(this, message, ...rest);
+  };
+})();"""
+
 needs_chromium = pytest.mark.skipif(
     not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (scripts/test installs it)"
 )
