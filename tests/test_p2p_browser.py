@@ -3,9 +3,10 @@
 tracker share segments over WebRTC, so the bucket serves fewer than one GET per segment per viewer,
 and every viewer keeps playing; with the tracker unreachable the page plays as without P2P; with P2P
 off the page asks for no P2P file at all; a viewer that alters the bytes it shares (issue 31)
-changes nothing the others play: they reject its segments, ban it and play the bucket's bytes; and a
-segment the bucket itself serves damaged (issue 40, V4) stops the video only for a moment: the page
-recovers by itself.
+changes nothing the others play: they reject its segments, ban it and play the bucket's bytes; peers
+that withhold their "completed" command, announce a larger size or send half an altered segment (issue
+40) get no byte played, no honest peer banned and no extra GET; and a segment the bucket itself serves
+damaged (issue 40, V4) stops the video only for a moment: the page recovers by itself.
 
 The bucket's GETs are counted by a pass-through proxy in front of SeaweedFS (R2_PUBLIC_URL points at
 it): what the bucket sees, whatever the browsers cache, per viewer (each browser context names itself
@@ -34,8 +35,8 @@ from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.demo.tracker import LocalTracker, free_port
 from broadcaster.service import Service
 from broadcaster.settings import DEFAULT_REWIND_SECONDS
-from tests.support.browser import (ALTER_P2P_UPLOADS, HANDED, PLAYERS, WEBRTC_ARGS, launch_chromium,
-                                   needs_chromium, open_viewer, watch)
+from tests.support.browser import (ALTER_P2P_UPLOADS, HANDED, HOSTILE_MODES, PLAYERS, WEBRTC_ARGS,
+                                   hostile_peer, launch_chromium, needs_chromium, open_viewer, watch)
 from tests.support.counting_proxy import CountingProxy, closed_port, proxied_stream, sequence
 from tests.support.stun import stun_server
 
@@ -173,6 +174,11 @@ def p2p_requests(viewer: Viewer) -> list[str]:
     return [u for u in viewer.requests if urlsplit(u).path.lstrip("/") in P2P_FILES]
 
 
+async def until_pages(viewers: list[Viewer], condition: str, timeout_ms: int = 20_000) -> None:
+    for v in viewers:
+        await v.page.wait_for_function(condition, timeout=timeout_ms)
+
+
 def played_segments(proxy: CountingProxy, since: collections.Counter[str]) -> list[str]:
     """The segments first fetched since `since` (a copy of proxy.gets), in order, without the first and the
     last (some viewers fetched those before the window began or after it ended)."""
@@ -180,6 +186,42 @@ def played_segments(proxy: CountingProxy, since: collections.Counter[str]) -> li
 
 
 # -- (a) three viewers share ---------------------------------------------------------------------------
+
+
+# What viewer/p2p-trust.js decides, run in a page that loaded it (the module the viewer imports): who is
+# banned for a failed check (issue 40, V2), which sizes a peer may announce, and when the page stops
+# asking peers because of the bucket GETs it makes (V3).
+TRUST_DECISIONS = """async () => {
+  const { Checks, GetBudget, SegmentHashes } = await import('./p2p-trust.js');
+  const stats = { verifiedSegments: 0, verifiedBucketSegments: 0, verifyMs: 0, verifiedBytes: 0,
+                  httpMismatches: 0, oversizedAnnouncements: 0, httpGets: 0, deliveredSegments: 0 };
+  const hashes = new SegmentHashes();
+  const hash = 'A'.repeat(43);
+  hashes.learn('p', [{ url: 's1', duration: 2, tagList: [['EXT-HB-SHA256', hash]] },
+                     { url: 's2', duration: 2, tagList: [] }], 800000);
+  const checks = new Checks(hashes, stats);
+  const out = {};
+  out.sizes = [checks.sizeAllowed('s1', undefined, 100000), checks.sizeAllowed('s1', undefined, 5000000),
+               checks.sizeAllowed('s2', undefined, 1000)];
+  const wrong = new ArrayBuffer(1000);
+  // All 1000 bytes from peer A: banned. 600 of them from B after another source's 400: not banned.
+  checks.started({ downloadSource: 'p2p', peerId: 'A', segment: { url: 's1' } });
+  checks.received(1000, 'A');
+  out.alone = [await checks.fromPeer('s1', undefined, wrong),
+               checks.rejected({ peerId: 'A', segment: { url: 's1' } }).ban];
+  checks.started({ downloadSource: 'p2p', peerId: 'B', segment: { url: 's1' } });
+  checks.received(600, 'B');
+  out.mixed = [await checks.fromPeer('s1', undefined, wrong),
+               checks.rejected({ peerId: 'B', segment: { url: 's1' } }).ban];
+  out.bucket = [await checks.fromBucket('s1', undefined, wrong), stats.httpMismatches];
+  const reasons = [];
+  const budget = new GetBudget(stats, (why) => reasons.push(why));
+  for (let i = 0; i < 40; i += 1) { budget.get(); budget.delivered(); }  // one GET a segment: fine
+  out.oneEach = [reasons.length, stats.getsPerSegment];
+  for (let i = 0; i < 20; i += 1) { budget.get(); budget.get(); budget.delivered(); }  // two: too many
+  out.twoEach = [reasons.length, stats.getsPerSegment];
+  return out;
+}"""
 
 
 async def test_three_viewers_share_segments_and_all_keep_playing(
@@ -202,7 +244,8 @@ async def test_three_viewers_share_segments_and_all_keep_playing(
         await viewers[0].page.screenshot(path=str(ARTIFACTS / "viewer-p2p-stats.png"), full_page=True)
         panel = await viewers[0].page.inner_text("#stats")
         ice_servers = [await v.page.evaluate("() => window.iceServersGiven") for v in viewers]
-        problems = [list(v.problems) for v in viewers]
+        problems = [list(v.problems) for v in viewers]  # before TRUST_DECISIONS, which logs a mismatch
+        decisions = await viewers[0].page.evaluate(TRUST_DECISIONS)
 
     names = played_segments(demo.proxy, before)
     window = collections.Counter({name: (after - before)[name] for name in names})
@@ -214,7 +257,7 @@ async def test_three_viewers_share_segments_and_all_keep_playing(
         "segments": segments, "gets": sum(window.values()), "gets_per_segment_per_viewer": round(per_viewer, 3),
         "share_from_peers": round(from_peers / (from_peers + from_http), 3) if from_peers + from_http else 0,
         "viewers": [{k: s["p2p"][k] for k in ("bytesFromPeers", "bytesFromHttp", "bytesToPeers", "peers",
-                                              "verifiedSegments", "verifyMs")}
+                                              "verifiedSegments", "verifiedBucketSegments", "verifyMs")}
                     | {"latency": s["latency"], "errors": s["errors"]} for s in stats],
     }
     (ARTIFACTS / "p2p-figures.json").write_text(json.dumps(figures, indent=2) + "\n")
@@ -227,12 +270,18 @@ async def test_three_viewers_share_segments_and_all_keep_playing(
     assert sum(window.values()) < 3 * segments, figures  # fewer GETs than three per segment
     assert per_viewer <= 0.8, figures  # and not by a hair: peers deliver a good part at the live edge
     assert from_peers > 0, figures
-    # Every segment from a peer was checked against the playlist's hash (issue 31) and none failed.
+    # Every segment from a peer was checked against the playlist's hash (issue 31) and none failed; so
+    # was every one the engine loaded from the bucket (issue 40).
     assert sum(s["p2p"]["verifiedSegments"] for s in stats) > 0, stats
+    assert all(s["p2p"]["verifiedBucketSegments"] > 0 for s in stats), stats
+    assert all(s["p2p"]["httpMismatches"] == 0 for s in stats), stats
     assert all(s["p2p"]["rejectedSegments"] == 0 and s["p2p"]["unhashedSegments"] == 0 for s in stats), stats
+    assert all(s["p2p"]["peersOff"] is None for s in stats), stats
     assert "From peers" in panel and "Peers connected" in panel, panel
     assert all(given and all(servers == [stun] for servers in given) for given in ice_servers), ice_servers
     assert stun_seen.requests > 0
+    assert decisions == {"sizes": [True, False, False], "alone": [False, True], "mixed": [False, False],
+                         "bucket": [False, 1], "oneEach": [0, 1], "twoEach": [1, 2]}, decisions
 
 
 # -- (b) tracker unreachable ---------------------------------------------------------------------------
@@ -377,3 +426,76 @@ async def test_a_peer_sending_altered_bytes_is_refused_and_honest_viewers_play_t
     assert all(s["p2p"]["peers"] <= 1 for s in stats), stats  # connected to the other honest one at most
     assert "Rejected from peers" in panel and "1 peers banned" in panel, panel
     assert problems == [], problems
+
+
+# -- (f) peers that withhold, lie about sizes, send half (issue 40) --------------------------------------
+
+FIGURES = ("verifiedSegments", "verifiedBucketSegments", "rejectedSegments", "bannedPeers", "discardedBytes",
+           "unblamedRejections", "oversizedAnnouncements", "httpGets", "getsPerSegment", "bytesFromPeers",
+           "bytesFromHttp")
+
+
+async def test_peers_that_withhold_their_end_announce_a_larger_size_or_send_half_change_nothing_played(
+    tracker_dir: Path, tmp_path: Path, seaweed: SeaweedS3, browser: Any,
+) -> None:
+    """Three honest viewers (uploading to everyone) and three hostile ones (tests.support.browser
+    HOSTILE_MODES: the whole segment altered and never "completed"; the real one announced larger;
+    half of it altered, then nothing). Judged by what the honest viewers get: every fragment hls.js was
+    handed hashes as a segment the bucket served, no honest peer is banned, they play on, and none
+    makes more than one bucket GET per segment (the count without P2P). Before issue 40 the altered
+    bytes reached hls.js (decode errors, players paused), honest peers were banned for the attacker's
+    bytes, and each honest viewer made 2.8 GETs a segment."""
+    from playwright.async_api import TimeoutError as PlaywrightTimeout
+
+    honest = [PLAYERS, HANDED]
+    scripts = [honest, honest, honest, *([PLAYERS, hostile_peer(mode)] for mode in HOSTILE_MODES)]
+    async with demo_with_tracker(tmp_path, seaweed, tracker_dir) as demo, \
+            viewers_of(browser, f"{demo.service.url}/?stats=1", scripts) as viewers:
+        good, bad = viewers[:3], viewers[3:]
+        # Until every hostile viewer has been asked for segments by honest ones, and answered its way,
+        # twice at least (asserted below, after what the honest viewers got).
+        await until_pages(good, "() => window.ownPeerIds().length > 0")
+        first_ids = [set(await v.page.evaluate("() => window.ownPeerIds()")) for v in good]
+        with contextlib.suppress(PlaywrightTimeout):
+            for v in bad:
+                await v.page.wait_for_function(
+                    "ids => window.hostileLog.filter((u) => ids.includes(u.to)).length >= 2",
+                    arg=sorted(set().union(*first_ids)), timeout=45_000)
+        before = collections.Counter(demo.proxy.gets)
+        by_agent = collections.Counter(demo.proxy.gets_by_agent)
+        stats = await asyncio.gather(*(watch(v.page, 10, timeout_ms=40_000) for v in good))
+        gets = collections.Counter(demo.proxy.gets_by_agent) - by_agent
+        names = played_segments(demo.proxy, before)
+        handed = [await v.page.evaluate("() => window.handed") for v in good]
+        ids = [set(await v.page.evaluate("() => window.ownPeerIds()")) for v in viewers]
+        attacks = [await v.page.evaluate("() => window.hostileLog") for v in bad]
+        errors = [await v.page.evaluate("() => document.querySelector('video').error") for v in good]
+
+    honest_ids = set().union(*ids[:3])
+    hostile_ids = set().union(*ids[3:])
+    on_honest = [[u for u in log if u["to"] in honest_ids] for log in attacks]
+    print("hostile peers (issue 40):", json.dumps({
+        "attacks on honest viewers": on_honest, "segments": len(names),
+        "viewers": [{k: s["p2p"].get(k) for k in FIGURES} for s in stats]}))
+    assert len(honest_ids) == 3 and len(hostile_ids) == 3 and not honest_ids & hostile_ids, ids
+    assert len(names) >= 3, names
+    for v, s, got, error in zip(good, stats, handed, errors, strict=True):
+        # No altered byte reached hls.js: every segment it was handed is one the bucket served.
+        assert got and None not in got and set(got) <= demo.proxy.served, got
+        # No honest peer banned (whoever was banned is hostile).
+        assert set(s["p2p"]["bannedPeerIds"]) <= hostile_ids, (s["p2p"]["bannedPeerIds"], hostile_ids)
+        # Playback went on (watch: 10 s more of video), with no decode error.
+        assert s["state"] == "playing" and error is None, s
+        assert not [e for e in s["errors"] if "element error" in e or "mediaError" in e], s["errors"]
+        # No more bucket GETs per segment than a viewer without P2P makes: one.
+        mine = {name: gets[(v.agent, name)] for name in names}
+        assert sum(mine.values()) <= len(names), mine
+        assert s["p2p"]["httpMismatches"] == 0 and s["p2p"]["peersOff"] is None, s["p2p"]
+    # The hostile peers did attack the honest viewers: their bytes were dropped, and every honest viewer
+    # the size liar announced 4x + 1 MB to refused it (and dropped it).
+    assert all(len(attacked) >= 2 for attacked in on_honest), on_honest
+    assert sum(s["p2p"]["discardedBytes"] for s in stats) > 0, stats
+    lied_to = {u["to"] for u in on_honest[HOSTILE_MODES.index("larger")] if u["how"] == "x4 + 1 MB"}
+    for own, s in zip(ids[:3], stats, strict=True):
+        if own & lied_to:
+            assert s["p2p"]["oversizedAnnouncements"] >= 1, (s["p2p"], lied_to)
