@@ -20,8 +20,8 @@ from broadcaster.demo.tracker import LocalTracker
 from tests.support.waiting import until
 from broadcaster.status.trackers import info_hash, master_info_hashes, variant_key
 from tests.support.webtorrent import (
-    SWARM, VARIANTS, Peer, RawSocket, StandInService, connect, connected, meet, offer, random_id, serving,
-    unit_limits,
+    SWARM, VARIANTS, Peer, RawSocket, StandInService, connect, connected, meet, offer, random_id, reached,
+    serving, unit_limits,
 )
 
 pytestmark = pytest.mark.integration
@@ -307,19 +307,6 @@ async def joined(viewer: Peer, infohash: str = ALLOWED) -> None:
     assert reply is not None and "interval" in reply, (reply, viewer.closed_with)
 
 
-async def reached(viewer: Peer, url: str, infohash: str = ALLOWED) -> bool:
-    """A new honest viewer's offers reach `viewer` (the only other peer in the swarm), and its answer
-    comes back to the new one: they meet."""
-    async with connected(url) as newcomer:
-        await newcomer.announce(infohash, offers=5)
-        got = await viewer.next(lambda m: "offer" in m and m.get("peer_id") == newcomer.peer_id)
-        if got is None:
-            return False
-        await viewer.answer(infohash, got)
-        back = await newcomer.next(lambda m: "answer" in m and m.get("peer_id") == viewer.peer_id)
-        return back is not None and back["offer_id"] == got["offer_id"]
-
-
 async def test_t8_answers_to_offers_whose_sender_left_cost_the_viewer_nothing(tracker: LocalTracker) -> None:
     """The attacker announces 5 offers and leaves at once, again and again: every viewer's answer goes to
     an offer the tracker no longer knows. Those answers are dropped and cost the viewers nothing (each
@@ -342,7 +329,7 @@ async def test_t8_answers_to_offers_whose_sender_left_cost_the_viewer_nothing(tr
                 await viewer.answer(ALLOWED, got)
             await joined(viewer)  # read after every answer: the tracker has judged them all
             assert viewer.closed_with is None, viewer.closed_with
-            assert await reached(viewer, tracker.url)
+            assert await reached(viewer, tracker.url, ALLOWED)
         # Answers to offers a connection was never sent still cost it (nobody can aim answers for free).
         async with connected(tracker.url) as liar:
             await joined(liar)
@@ -368,7 +355,7 @@ async def test_t9_a_viewers_peer_id_cannot_be_taken_from_another_address(tracker
             reply = await attacker.next(lambda m: "failure reason" in m or "interval" in m)
             assert reply is not None and "another" in reply.get("failure reason", ""), reply
             assert attacker.closed_with is None
-        assert await reached(victim, tracker.url)
+        assert await reached(victim, tracker.url, ALLOWED)
     # The viewer's connection is gone (kicked, a network change): the attacker tries again...
     async with connected(tracker.url, away) as attacker:
         attacker.peer_id = victim.peer_id
@@ -379,12 +366,12 @@ async def test_t9_a_viewers_peer_id_cannot_be_taken_from_another_address(tracker
         async with connected(tracker.url, home) as back:
             back.peer_id = victim.peer_id
             await joined(back)
-            assert back.closed_with is None and await reached(back, tracker.url)
+            assert back.closed_with is None and await reached(back, tracker.url, ALLOWED)
             # The same viewer again on a new connection while the old one lingers: the new one takes it.
             async with connected(tracker.url, home) as again:
                 again.peer_id = victim.peer_id
                 await joined(again)
-                assert await reached(again, tracker.url)
+                assert await reached(again, tracker.url, ALLOWED)
                 assert back.closed_with is None
     await still_serves(tracker, pid)
 
@@ -404,7 +391,7 @@ async def test_e1_a_closing_connection_removes_only_its_own_peers(tracker: Local
             attacker.peer_id = own
             await joined(attacker, ALLOWED)
         for _ in range(5):
-            assert await reached(victim, tracker.url)
+            assert await reached(victim, tracker.url, ALLOWED)
     await still_serves(tracker, pid)
 
 
@@ -424,7 +411,7 @@ async def test_i1_ipv6_clients_count_by_their_48(tracker: LocalTracker) -> None:
         assert len(held) == cap and refused == 30, (len(held), refused)
         async with connected(tracker.url, "2001:db8:8:1::1") as other:
             await joined(other)
-            assert await reached(other, tracker.url)
+            assert await reached(other, tracker.url, ALLOWED)
         await asyncio.gather(*(p.close() for p in held))
     await still_serves(tracker, pid)
 
