@@ -2,6 +2,7 @@
 the bucket and for the viewers, against the same page with P2P off, in one run.
 
     python -m bench.p2p [--viewers 4] [--seconds 40] [--warmup 6] [--event-at 15] [--rewind 300] [--modes http,p2p,...]
+                        [--hostile flip,withhold,larger,half]
 
 Real parts: SeaweedFS on 127.0.0.1 (the bucket) behind a pass-through proxy that counts segment GETs
 (tests/support/counting_proxy.py: what the bucket sees, whatever the browsers cache), the Owncast
@@ -24,12 +25,18 @@ Modes:
   peer-vanishes        the local tracker; at half the run the viewer that has sent peers the most
                        bytes has its browser context closed (phases "all N" and "after close", the
                        latter over the N-1 left).
-  hostile              the local tracker; viewer 0 flips a byte in every segment chunk it sends to
-                       peers (tests.support.browser.ALTER_P2P_UPLOADS, issue 31). Figures over the
-                       N-1 honest viewers (phase "honest"), against p2p's room without it; the notes
-                       say how many segments each rejected and whom it banned. GETs/seg/viewer there
-                       divides every GET (the hostile viewer's too: once banned, no peer serves it)
-                       by the N-1 honest viewers.
+  hostile              the local tracker; the N viewers are honest, and one more viewer per kind in
+                       --hostile attacks them: flip (a byte flipped in every segment chunk it sends,
+                       tests.support.browser.ALTER_P2P_UPLOADS, issue 31), and issue 40's withhold (the
+                       segment altered, "completed" never sent), larger (the real segment announced
+                       larger, the end never sent) and half (half the segment altered, then nothing):
+                       tests.support.browser.hostile_peer. Figures over the N honest viewers (phase
+                       "honest"), against p2p's room without them; GETs/seg/viewer counts only the
+                       honest viewers' own GETs (each browser context names itself in its user agent).
+                       The notes say, per honest viewer, how many segments it rejected, whom it banned
+                       (hostile or honest), the bytes from peers it dropped, the sizes it refused, and
+                       how many segments hls.js was handed that the bucket never served (altered: must
+                       be 0).
 
 Figures per phase:
   GETs/seg/viewer  segment GETs the bucket saw / (segments x viewers playing): 1.0 is every viewer
@@ -47,7 +54,8 @@ Figures per phase:
   from peers       bytes from peers / (from peers + from HTTP) of window.viewerStats.p2p over the phase.
   peers            window.viewerStats.p2p.peers, median of the samples, and the most seen.
   verification     per mode with P2P: the time viewer/p2p.js spent hashing peers' segments
-                   (crypto.subtle.digest, viewerStats.p2p.verifyMs / verifiedSegments) against what a
+                   (crypto.subtle.digest, viewerStats.p2p.verifyMs over the segments hashed: peers' and, from
+                   issue 40 on, the bucket's, verifiedSegments + verifiedBucketSegments) against what a
                    segment costs the same page otherwise: its HTTP fetch (Resource Timing, median) and
                    its appends to the SourceBuffer (appendBuffer to updateend, summed per segment).
 
@@ -77,13 +85,16 @@ from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.demo.tracker import LocalTracker, TrackerUnavailable, install
 from broadcaster.service import Service
 from broadcaster.settings import DEFAULT_REWIND_SECONDS
-from tests.support.browser import ALTER_P2P_UPLOADS, CHROMIUM, WEBRTC_ARGS, launch_chromium
+from tests.support.browser import (ALTER_P2P_UPLOADS, CHROMIUM, HANDED, HOSTILE_MODES, PLAYERS, WEBRTC_ARGS,
+                                   hostile_peer, launch_chromium)
 from tests.support.counting_proxy import CountingProxy, closed_port, proxied_stream, sequence
 
 MODES = ("http", "p2p", "tracker-unreachable", "tracker-down", "peer-vanishes", "hostile")
+HOSTILE = ("flip", *HOSTILE_MODES)  # the kinds of hostile viewer (--hostile)
 SEGMENT_SECONDS = 2  # what tests/test_p2p_browser.py found workable (viewer/p2p.js: a segment's turn for peers)
 SAMPLE_EVERY = 1.0
 MAX_VIEWERS = 6  # two cores: more Chromium renderers than this and the machine, not P2P, is measured
+MAX_PAGES = 8  # honest and hostile viewers together (hostile mode)
 
 # Before any of the page's scripts: the video's playing/waiting/seeking events, on the epoch clock.
 RECORDER = """
@@ -121,7 +132,10 @@ SAMPLE = """() => {
     p2p: p && { fromPeers: p.bytesFromPeers - (p.rejectedBytes || 0), fromHttp: p.bytesFromHttp,
                 toPeers: p.bytesToPeers, peers: p.peers, peersSeen: p.peersSeen,
                 rejected: p.rejectedSegments, banned: p.bannedPeers, refused: p.refusedConnections,
-                verified: p.verifiedSegments, verifyMs: p.verifyMs, verifiedBytes: p.verifiedBytes },
+                verified: p.verifiedSegments, verifiedBucket: p.verifiedBucketSegments || 0,
+                verifyMs: p.verifyMs, verifiedBytes: p.verifiedBytes,
+                bannedIds: p.bannedPeerIds || [], discarded: p.discardedBytes || 0,
+                oversized: p.oversizedAnnouncements || 0, peersOff: p.peersOff || null },
   };
 }"""
 
@@ -157,21 +171,31 @@ async def live_stream(folder: Path, s3: SeaweedS3, trackers: str, rewind: int) -
 class Viewer:
     context: Any
     page: Any
+    agent: str = ""  # its user agent (the proxy counts GETs by it)
+    hostile: str | None = None  # its kind (HOSTILE), or None: honest
     samples: list[dict[str, Any]] = field(default_factory=list)
     events: dict[str, Any] = field(default_factory=dict)  # window.__bench, read last (or before closing)
     problems: list[str] = field(default_factory=list)
     closed_at: float | None = None
 
 
-async def open_viewers(browser: Any, url: str, count: int, hostile: int | None = None) -> list[Viewer]:
+async def open_viewers(browser: Any, url: str, count: int, hostile: tuple[str, ...] = ()) -> list[Viewer]:
+    """`count` honest viewers, then one hostile viewer per kind in `hostile`."""
+    probe = await browser.new_context()
+    agent = await (await probe.new_page()).evaluate("() => navigator.userAgent")
+    await probe.close()
     viewers = []
-    for i in range(count):
-        context = await browser.new_context()  # its own cache, storage and peer id: another viewer
+    for i, kind in enumerate([None] * count + list(hostile)):
+        name = f"{agent} hb-viewer/{i}"
+        context = await browser.new_context(user_agent=name)  # its own cache, storage and peer id
         await context.add_init_script(RECORDER)
-        if i == hostile:
-            await context.add_init_script(ALTER_P2P_UPLOADS)
+        await context.add_init_script(PLAYERS)
+        if kind is None:
+            await context.add_init_script(HANDED)
+        else:
+            await context.add_init_script(ALTER_P2P_UPLOADS if kind == "flip" else hostile_peer(kind))
         page = await context.new_page()
-        viewer = Viewer(context, page)
+        viewer = Viewer(context, page, name, kind)
         page.on("pageerror", lambda e, v=viewer: v.problems.append(str(e)))
         viewers.append(viewer)
 
@@ -237,13 +261,19 @@ def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-def phase_figures(phase: Phase, viewers: list[Viewer], proxy: CountingProxy) -> Figures:
+def phase_figures(phase: Phase, viewers: list[Viewer], proxy: CountingProxy,
+                  own_gets: bool = False) -> Figures:
+    """`own_gets`: count only the GETs of the phase's viewers (by user agent), not every GET."""
     start_ms, end_ms = phase.start * 1000, phase.end * 1000
     first: dict[str, float] = {}
     for t, path in proxy.log:
         first.setdefault(path, t)
     names = sorted((p for p, t in first.items() if phase.start <= t < phase.end), key=sequence)[1:-1]
-    gets = sum(proxy.gets[p] for p in names)
+    if own_gets:
+        agents = {viewers[i].agent for i in phase.viewers}
+        gets = sum(n for (agent, path), n in proxy.gets_by_agent.items() if agent in agents and path in names)
+    else:
+        gets = sum(proxy.gets[p] for p in names)
     per = gets / (len(names) * len(phase.viewers)) if names and phase.viewers else float("nan")
 
     stalls, stall_s, seeks, behind, peers, errors = 0, 0.0, 0, [], [], 0
@@ -312,8 +342,9 @@ async def run_mode(mode: str, args: argparse.Namespace, pw: Any, s3: SeaweedS3, 
         stream = await stack.enter_async_context(live_stream(folder, s3, trackers, args.rewind))
         browser = await launch_chromium(pw, WEBRTC_ARGS)
         stack.push_async_callback(browser.close)
-        print(f"[{mode}] opening {args.viewers} viewers ...", flush=True)
-        hostile = 0 if mode == "hostile" else None
+        hostile = tuple(args.hostile) if mode == "hostile" else ()
+        also = f" and hostile ones: {', '.join(hostile)}" if hostile else ""
+        print(f"[{mode}] opening {args.viewers} viewers{also} ...", flush=True)
         viewers = await open_viewers(browser, f"{stream.service.url}/", args.viewers, hostile)
         everyone = list(range(len(viewers)))
         notes: list[str] = []
@@ -349,7 +380,7 @@ async def run_mode(mode: str, args: argparse.Namespace, pw: Any, s3: SeaweedS3, 
             phases = [Phase(f"all {len(viewers)}", t0, closed, everyone), Phase("after close", closed, end, left)]
         elif mode == "hostile":
             await sample_until(viewers, end)
-            phases = [Phase("honest", t0, end, [i for i in everyone if i != hostile])]
+            phases = [Phase("honest", t0, end, [i for i in everyone if viewers[i].hostile is None])]
         else:
             await sample_until(viewers, end)
             phases = [Phase("run", t0, end, everyone)]
@@ -359,30 +390,62 @@ async def run_mode(mode: str, args: argparse.Namespace, pw: Any, s3: SeaweedS3, 
                 v.events = await v.page.evaluate(EVENTS)
                 fetches += await v.page.evaluate(FETCHES)
         if mode != "http":
-            notes += verification_notes(viewers, hostile, fetches)
-        startup = [v.events.get("firstPlaying", float("nan")) / 1000 for v in viewers]
+            notes += verification_notes(viewers, fetches)
+        if mode == "hostile":
+            notes += await hostile_notes(viewers, stream.proxy)
+        startup = [v.events.get("firstPlaying", float("nan")) / 1000 for v in viewers if v.hostile is None]
         for i, v in enumerate(viewers):
             if v.problems:
                 notes.append(f"viewer {i} page errors: {v.problems[:3]}")
-        return ModeResult(mode, startup, [(p, phase_figures(p, viewers, stream.proxy)) for p in phases], notes)
+        own = mode == "hostile"
+        figures = [(p, phase_figures(p, viewers, stream.proxy, own)) for p in phases]
+        return ModeResult(mode, startup, figures, notes)
     raise AssertionError("unreachable")
 
 
-def verification_notes(viewers: list[Viewer], hostile: int | None, fetches: list[float]) -> list[str]:
+async def hostile_notes(viewers: list[Viewer], proxy: CountingProxy) -> list[str]:
+    """What the hostile viewers did and what the honest ones got (issue 40)."""
+    ids: dict[int, set[str]] = {}
+    for i, v in enumerate(viewers):
+        with contextlib.suppress(Exception):
+            ids[i] = set(await v.page.evaluate("() => window.ownPeerIds()"))
+    hostile_ids = set().union(*(ids.get(i, set()) for i, v in enumerate(viewers) if v.hostile))
+    notes = []
+    for i, v in enumerate(viewers):
+        if v.hostile:
+            uploads = await v.page.evaluate("() => window.hostileUploads ?? null")
+            notes.append(f"hostile {i} ({v.hostile}): answered {uploads if uploads is not None else 'every'} "
+                         "segment request(s) its way")
+            continue
+        handed = await v.page.evaluate("() => window.handed")
+        altered = sum(1 for h in handed if h is not None and h not in proxy.served)
+        p = v.samples[-1]["p2p"] if v.samples and v.samples[-1]["p2p"] else {}
+        banned = set(p.get("bannedIds", []))
+        notes.append(f"honest {i}: {len(handed)} segments handed to hls.js, {altered} not the bucket's "
+                     f"(altered); banned {len(banned & hostile_ids)} hostile and {len(banned - hostile_ids)} "
+                     f"other peers; dropped {p.get('discarded', 0) / 1e6:.2f} MB from peers; refused "
+                     f"{p.get('oversized', 0)} sizes"
+                     + (f"; stopped asking peers: {p['peersOff']}" if p.get("peersOff") else ""))
+    return notes
+
+
+def verification_notes(viewers: list[Viewer], fetches: list[float]) -> list[str]:
     """What checking peers' segments cost and found (viewerStats.p2p at each viewer's last sample)."""
     last = [(i, v.samples[-1]["p2p"]) for i, v in enumerate(viewers) if v.samples and v.samples[-1]["p2p"]]
     if not last:
         return []
     verified = sum(p["verified"] for _, p in last)
+    hashed = verified + sum(p["verifiedBucket"] for _, p in last)
     ms = sum(p["verifyMs"] for _, p in last)
     mb = sum(p["verifiedBytes"] for _, p in last) / 1e6
     appends = [a for v in viewers for a in (v.events or {}).get("appends", [])]
-    notes = [f"verification: {verified} segments from peers hashed, {ms / verified:.2f} ms each "
-             f"({ms / mb:.2f} ms per MB)" if verified else "verification: no segment from peers to hash",
+    notes = [f"verification: {hashed} segments hashed ({verified} from peers, the rest from the bucket), "
+             f"{ms / hashed:.2f} ms each ({ms / mb:.2f} ms per MB)" if hashed
+             else "verification: nothing hashed",
              f"a segment otherwise: HTTP fetch median {median(fetches):.1f} ms ({len(fetches)} fetches), "
              f"appendBuffer to updateend median {median(appends):.1f} ms per call ({len(appends)} calls)"]
     for i, p in last:
-        who = "hostile" if i == hostile else "viewer"
+        who = f"hostile ({viewers[i].hostile})" if viewers[i].hostile else "viewer"
         notes.append(f"{who} {i}: rejected {p['rejected']} segments, banned {p['banned']} peers, "
                      f"refused {p['refused']} reconnections, verified {p['verified']}")
     return notes
@@ -481,6 +544,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "playlists list that much behind the live edge)")
     parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated, of {', '.join(MODES)}; "
                         "http first: the others' ratios are against it")
+    parser.add_argument("--hostile", default=",".join(HOSTILE),
+                        help="hostile mode: one more viewer per kind, comma-separated, of "
+                        f"{', '.join(HOSTILE)} (default: all)")
     args = parser.parse_args(argv)
     args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     unknown = [m for m in args.modes if m not in MODES]
@@ -488,6 +554,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"unknown modes {unknown}; known: {', '.join(MODES)}")
     if not 2 <= args.viewers <= MAX_VIEWERS:
         parser.error(f"--viewers must be 2..{MAX_VIEWERS} (two cores)")
+    args.hostile = [k.strip() for k in args.hostile.split(",") if k.strip()]
+    if not args.hostile or any(k not in HOSTILE for k in args.hostile):
+        parser.error(f"--hostile: comma-separated, of {', '.join(HOSTILE)}")
+    if "hostile" in args.modes and args.viewers + len(args.hostile) > MAX_PAGES:
+        parser.error(f"hostile mode: --viewers plus the --hostile kinds must be at most {MAX_PAGES} "
+                     "(two cores)")
     if not 0 < args.event_at < args.seconds:
         parser.error("--event-at must be inside --seconds")
     return args

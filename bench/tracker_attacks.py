@@ -1,5 +1,6 @@
-"""The tracker under issue 31's probes T1-T7: its CPU and memory while attacked, against an idle tracker
-measured in the same run, and whether honest viewers still meet afterwards.
+"""The tracker under issue 31's probes T1-T7 and issue 40's T8, T9, E1, I1: its CPU and memory while
+attacked, against an idle tracker measured in the same run, and whether honest viewers still meet
+afterwards (and, for issue 40's, whether the viewers attacked stay on).
 
     python -m bench.tracker_attacks            # every probe, one fresh tracker each
     python -m bench.tracker_attacks T1 T6      # some of them
@@ -31,7 +32,8 @@ from bench.rig import cpu_seconds, rss_kb
 from broadcaster.demo.tracker import LocalTracker, TrackerUnavailable, install
 from broadcaster.status.trackers import info_hash
 from tests.support.webtorrent import (
-    SWARM, VARIANTS, Peer, RawSocket, StandInService, connect, connected, meet, random_id, serving, unit_limits,
+    SWARM, VARIANTS, Peer, RawSocket, StandInService, connect, connected, meet, random_id, reached, serving,
+    unit_limits,
 )
 
 ALLOWED = VARIANTS[0]
@@ -137,6 +139,8 @@ async def meets_now(url: str) -> str:
         return "yes" if await meet(url, ALLOWED) else "no"
     except aiohttp.WSServerHandshakeError as err:
         return f"no (refused: HTTP {err.status})"
+    except (aiohttp.ClientError, OSError) as err:
+        return f"no ({type(err).__name__})"
 
 
 async def t4(url: str, addresses: int) -> tuple[str, str]:
@@ -210,8 +214,129 @@ async def t7(url: str) -> tuple[str, str]:
     return "100 connections x 25 announces with 5 offers, twice", "; ".join(notes)
 
 
+async def stays_on(viewer: Peer, url: str) -> bool:
+    """`viewer` is still connected, its announce answered, and a new viewer meets it."""
+    start = len(viewer.received)
+    await quietly(viewer.announce(ALLOWED))
+    if await viewer.next(lambda m: "interval" in m, start=start) is None:
+        return False
+    return await reached(viewer, url, ALLOWED)
+
+
+async def t8(url: str) -> tuple[str, str]:
+    """Offers that leave at once: 60 rounds of 5 offers from 10 addresses, each connection closed at once;
+    the two viewers answer every offer they got."""
+    async with connected(url) as a, connected(url) as b, session() as http:
+        for v in (a, b):
+            await v.announce(ALLOWED)
+        for i in range(60):
+            try:
+                attacker = await connect(http, url, ADDRESSES[i % 10])
+            except aiohttp.ClientError:
+                continue
+            await quietly(attacker.announce(ALLOWED, offers=5))
+            await attacker.next(lambda m: "interval" in m, timeout=2)
+            await quietly(attacker.close())
+        answered = 0
+        for v in (a, b):
+            for got in [m for m in v.received if "offer" in m]:
+                answered += 1
+                await quietly(v.answer(ALLOWED, got))
+        on = [await stays_on(v, url) for v in (a, b)]
+    return (f"60 x 5 offers whose sender left at once; {answered} answers to them",
+            f"viewers still on and reached: {sum(on)}/2")
+
+
+async def t9(url: str) -> tuple[str, str]:
+    """The victim's peer id announced from 100 other addresses while it is on, then while it is away; the
+    victim comes back with it."""
+    async with connected(url, "198.51.100.10") as victim, session() as http:
+        await victim.announce(ALLOWED)
+        squatters = await many(http, url, 100, 100)
+        for s in squatters:
+            s.peer_id = victim.peer_id
+        await asyncio.gather(*(quietly(s.announce(ALLOWED)) for s in squatters))
+        refused = sum([await s.next(refusal, timeout=2) is not None for s in squatters])
+        victim_id = victim.peer_id
+    async with session() as http:
+        squatters2 = await many(http, url, 100, 100)
+        for s in squatters2:
+            s.peer_id = victim_id
+        await asyncio.gather(*(quietly(s.announce(ALLOWED)) for s in squatters2))
+        refused2 = sum([await s.next(refusal, timeout=2) is not None for s in squatters2])
+        async with connected(url, "198.51.100.10") as back:
+            back.peer_id = victim_id
+            on = await stays_on(back, url)
+        await close_all(squatters + squatters2)
+    return ("the victim's peer id from 100 addresses, twice (victim on, then away)",
+            f"refused {refused}/100 and {refused2}/100; the victim back with its id and reached: "
+            f"{'yes' if on else 'no'}")
+
+
+def refusal(message: dict[str, object]) -> bool:
+    return "failure reason" in message
+
+
+async def e1(url: str) -> tuple[str, str]:
+    """100 connections from the victim's own address, each with the victim's id in the other swarm and
+    its own in the victim's, closed."""
+    async with connected(url, "198.51.100.30") as victim, session() as http:
+        await victim.announce(ALLOWED)
+        peers = [p for p in [await quietly_connect(http, url, "198.51.100.30") for _ in range(19)] if p]
+        for p in peers:
+            own = p.peer_id
+            p.peer_id = victim.peer_id
+            await quietly(p.announce(VARIANTS[1]))
+            p.peer_id = own
+            await quietly(p.announce(ALLOWED))
+        await close_all(peers)
+        on = await stays_on(victim, url)
+    return (f"{len(peers)} connections holding the victim's id in another swarm, closed",
+            f"the victim still in its swarm (a new viewer's offer reached it): {'yes' if on else 'no'}")
+
+
+async def quietly_connect(http: aiohttp.ClientSession, url: str, ip: str) -> Peer | None:
+    with contextlib.suppress(aiohttp.ClientError, OSError):
+        return await connect(http, url, ip)
+    return None
+
+
+async def i1(url: str) -> tuple[str, str]:
+    """2000 connections from 100 /64s of one /48 (a free tunnel broker's allocation)."""
+    async with session() as http:
+        peers: list[Peer] = []
+        for i in range(2000):
+            peer = await quietly_connect(http, url, f"2001:db8:7:{i % 100:x}::1")
+            if peer:
+                peers.append(peer)
+        during = await meets_now(url)
+        await close_all(peers)
+    return ("2000 connections from 100 /64s of one /48",
+            f"{len(peers)} accepted; honest viewers met during it: {during}")
+
+
+async def i1b(url: str) -> tuple[str, str]:
+    """2100 plain sockets from loopback that never send a byte."""
+    host, port = url.removeprefix("ws://").split(":")
+    t0 = time.monotonic()
+    silent = [await asyncio.open_connection(host, int(port)) for _ in range(2100)]
+    during = await meets_now(url)
+
+    async def ended(reader: asyncio.StreamReader) -> float:
+        with contextlib.suppress(TimeoutError, ConnectionError):
+            async with asyncio.timeout(60):
+                await reader.read()
+        return time.monotonic() - t0
+    ends = await asyncio.gather(*(ended(r) for r, _ in silent))
+    for _, writer in silent:
+        writer.close()
+    return ("2100 sockets that never send a byte",
+            f"honest viewers met during it: {during}; the last closed at {max(ends):.1f} s")
+
+
 PROBES: dict[str, Callable[[str], Awaitable[tuple[str, str]]]] = {
-    "idle": idle, "T1": t1, "T2": t2, "T3": t3, "T4": lambda url: t4(url, 1), "T4b": lambda url: t4(url, 100), "T5": t5, "T6": t6, "T7": t7,
+    "idle": idle, "T1": t1, "T2": t2, "T3": t3, "T4": lambda url: t4(url, 1), "T4b": lambda url: t4(url, 100),
+    "T5": t5, "T6": t6, "T7": t7, "T8": t8, "T9": t9, "E1": e1, "I1": i1, "I1b": i1b,
 }
 
 

@@ -5,15 +5,20 @@
 #   scripts/update-p2p-media-loader.sh         re-download the version recorded in viewer/VENDOR.md and
 #                                              check it, and the files in viewer/, against the recorded
 #                                              SHA-256s (changes nothing)
-#   scripts/update-p2p-media-loader.sh 2.3.2   vendor that version: copy both dist/*.es.min.js files and the
-#                                              LICENSE into viewer/ and record version, SHA-256s and npm
-#                                              integrity in VENDOR.md's "P2P Media Loader" section
+#   scripts/update-p2p-media-loader.sh 2.3.2   vendor that version: copy both dist/*.es.min.js files (the
+#                                              core patched) and the LICENSE into viewer/ and record
+#                                              version, SHA-256s and npm integrity in VENDOR.md's "P2P Media
+#                                              Loader" section
 #
-# The packages ship ES modules only (no UMD). The core file is copied byte for byte. The hls.js
-# integration imports the core by its bare npm name, `from "p2p-media-loader-core"`, which a browser
-# resolves only through an import map (an inline script: the page's CSP allows none). That one
-# specifier is rewritten to the relative file, `from "./p2p-media-loader-core.es.min.js"`; nothing else
-# changes, and this script checks both the published file's SHA-256 and the rewritten one's.
+# The packages ship ES modules only (no UMD). The core file gets scripts/p2p-media-loader-core.patch
+# (issue 40; VENDOR.md, "P2P Media Loader: the patch"): a failed or aborted attempt's bytes are dropped,
+# a segment is checked once all its bytes are in, and a peer's announced size goes through
+# validateP2PSegmentSize. A version the patch does not apply to is refused: review the patch against the
+# library's request.ts and peer.ts first. The hls.js integration imports the core by its bare npm name,
+# `from "p2p-media-loader-core"`, which a browser resolves only through an import map (an inline script:
+# the page's CSP allows none). That one specifier is rewritten to the relative file,
+# `from "./p2p-media-loader-core.es.min.js"`; nothing else changes. This script checks each published
+# file's SHA-256 and each vendored one's.
 #
 # npm pack checks each tarball against the registry's sha512 integrity before unpacking it.
 set -euo pipefail
@@ -27,10 +32,18 @@ license_name="p2p-media-loader-LICENSE.txt"
 bare='from "p2p-media-loader-core"'
 relative="from \"./$core_name\""
 
+patch_file="$root/scripts/p2p-media-loader-core.patch"
+
 field() {  # the first "- Name: `value`" line of our section of VENDOR.md (empty before the first run)
     [[ -f "$vendor_md" ]] || return 0
     awk -v s="$section" '/^## /{inside = ($0 == s)} inside' "$vendor_md" \
         | sed -n "s/^.*$1: \`\([^\`]*\)\`.*/\1/p" | head -n 1
+}
+
+published() {  # the recorded SHA-256 of the published dist file NAME
+    [[ -f "$vendor_md" ]] || return 0
+    awk -v s="$section" '/^## /{inside = ($0 == s)} inside' "$vendor_md" | grep -F "/dist/$1\`" \
+        | sed -n 's/^.*published SHA-256: `\([^`]*\)`.*/\1/p' | head -n 1
 }
 
 recorded_version="$(field 'P2P Media Loader version')"
@@ -51,7 +64,8 @@ for pkg in p2p-media-loader-core p2p-media-loader-hlsjs; do
     (cd "$work/$pkg" && npm pack --silent "$pkg@$version" >/dev/null)
     tar -xzf "$work/$pkg/$pkg-$version.tgz" -C "$work/$pkg"
 done
-core="$work/p2p-media-loader-core/package/dist/$core_name"
+core_published="$work/p2p-media-loader-core/package/dist/$core_name"
+core="$work/$core_name"
 hlsjs_published="$work/p2p-media-loader-hlsjs/package/dist/$hlsjs_name"
 hlsjs="$work/$hlsjs_name"
 license="$work/p2p-media-loader-core/package/LICENSE"
@@ -63,6 +77,11 @@ if [[ "$(grep -c "^import .* $bare;\$" "$hlsjs_published")" != 1 ]] \
     exit 1
 fi
 sed "s#^\(import .*\) $bare;\$#\1 $relative;#" "$hlsjs_published" >"$hlsjs"
+if ! patch --quiet --no-backup-if-mismatch --reject-file=- -o "$core" "$core_published" <"$patch_file" >&2; then
+    echo "FAIL scripts/p2p-media-loader-core.patch does not apply to $core_name $version: review it against the" \
+        "library's src/requests/request.ts and src/p2p/peer.ts (VENDOR.md, 'P2P Media Loader: the patch')" >&2
+    exit 1
+fi
 if ! cmp -s "$license" "$work/p2p-media-loader-hlsjs/package/LICENSE"; then
     echo "FAIL the two packages' LICENSE files differ: vendor both" >&2
     exit 1
@@ -80,6 +99,16 @@ if ! grep -qF 'await e(this.segment.url, this.segment.byteRange, this.data)' "$c
         "and the peer on a failed check; viewer/p2p.js depends on both: review the library's peer.ts and request.ts" >&2
     exit 1
 fi
+# What the patch must do, as the patched file shows it (issue 40): without it a peer's bytes can reach
+# hls.js unchecked (they seed the next attempt), and honest peers get banned for an attacker's bytes.
+for needle in 'this.setStatus("aborted"), this.dropAttemptBytes()' 'this.setStatus("failed"), this.dropAttemptBytes()' \
+    'validateP2PSegmentSize: void 0' 'this.peerConfig.validateP2PSegmentSize(t.segment.url' \
+    't.loadedBytes === t.totalBytes && this.onCommandReceived({'; do
+    if ! grep -qF "$needle" "$core"; then
+        echo "FAIL the patched $core_name $version lacks '$needle': review scripts/p2p-media-loader-core.patch" >&2
+        exit 1
+    fi
+done
 # Fields of the library's own (not exported) that viewer/p2p.js reaches: the segment manager (which
 # segments the engine may ask of peers), and the tracker client's peers (to close a banned one). Without
 # them p2p.js turns P2P off, or keeps banned peers connected (their segments still checked): warn.
@@ -92,6 +121,7 @@ done
 
 sha() { sha256sum "$1" | cut -d ' ' -f 1; }
 core_sha="$(sha "$core")"
+core_published_sha="$(sha "$core_published")"
 published_sha="$(sha "$hlsjs_published")"
 hlsjs_sha="$(sha "$hlsjs")"
 license_sha="$(sha "$license")"
@@ -116,11 +146,16 @@ if [[ $# -eq 0 ]]; then
     check "$core_name" "$core_sha"
     check "$hlsjs_name" "$hlsjs_sha"
     check "$license_name" "$license_sha"
-    if [[ "$published_sha" != "$(field 'published SHA-256')" ]]; then
+    if [[ "$published_sha" != "$(published "$hlsjs_name")" ]]; then
         echo "FAIL the published $hlsjs_name $version has SHA-256 $published_sha, VENDOR.md records another" >&2
         status=1
     fi
-    [[ $status -eq 0 ]] && echo "ok   viewer/p2p-media-loader-*.es.min.js are P2P Media Loader $version from npm"
+    if [[ "$core_published_sha" != "$(published "$core_name")" ]]; then
+        echo "FAIL the published $core_name $version has SHA-256 $core_published_sha, VENDOR.md records another" >&2
+        status=1
+    fi
+    [[ $status -eq 0 ]] && echo "ok   viewer/p2p-media-loader-*.es.min.js are P2P Media Loader $version from npm" \
+        "(the core with scripts/p2p-media-loader-core.patch)"
     exit $status
 fi
 
@@ -136,7 +171,7 @@ Loaded only when \`P2P_TRACKERS\` is set (viewer/p2p.js imports them; a page wit
 - P2P Media Loader version: \`$version\`
 - npm integrity: core \`$core_integrity\`, hlsjs \`$hlsjs_integrity\`
 - Files (ES modules; the packages ship no UMD build):
-  - \`p2p-media-loader-core/package/dist/$core_name\` -> \`$core_name\`, SHA-256: \`$core_sha\` (byte for byte)
+  - \`p2p-media-loader-core/package/dist/$core_name\` (published SHA-256: \`$core_published_sha\`) -> \`$core_name\`, SHA-256: \`$core_sha\` (with \`scripts/p2p-media-loader-core.patch\`: "P2P Media Loader: the patch" below)
   - \`p2p-media-loader-hlsjs/package/dist/$hlsjs_name\` (published SHA-256: \`$published_sha\`) -> \`$hlsjs_name\`, SHA-256: \`$hlsjs_sha\` (one change: its only import, \`$bare\`, made \`$relative\`, since the page's CSP allows no inline import map)
   - \`package/LICENSE\` (the same in both) -> \`$license_name\`, SHA-256: \`$license_sha\`
 - License: Apache-2.0, notice in \`viewer/$license_name\`
@@ -144,10 +179,11 @@ Loaded only when \`P2P_TRACKERS\` is set (viewer/p2p.js imports them; a page wit
   no peer dependency). The viewer's hls.js 1.7.4 is in that range, and tests/test_p2p_browser.py plays
   through it with P2P on.
 - Peers' bytes: the core hands \`validateP2PSegment(url, byteRange, data)\` the whole segment a peer sent
-  (from 2.1.0; 2.0.x gave no bytes) and drops it, and that peer's connection, on \`false\`. viewer/p2p.js
-  checks it against the SHA-256 the playlist lists (\`#EXT-HB-SHA256\`, issue 31); the update script
-  refuses a version whose core does not show both, and warns when fields of the library's own that
-  p2p.js reaches (\`segmentManager\`, the tracker client's \`_peers\`) are gone.
+  (from 2.1.0; 2.0.x gave no bytes) and drops it, and that peer's connection, on \`false\`; and
+  \`validateHTTPSegment\` the bucket's. viewer/p2p-trust.js checks both against the SHA-256 the playlist
+  lists (\`#EXT-HB-SHA256\`, issues 31 and 40); the update script refuses a version whose core does not
+  show this, or that the patch does not apply to, and warns when fields of the library's own that p2p.js
+  reaches (\`segmentManager\`, the tracker client's \`_peers\`) are gone.
 
 Both files end with a \`sourceMappingURL\` comment; the maps are not vendored.
 MD

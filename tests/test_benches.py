@@ -63,6 +63,13 @@ def has(out: str, *patterns: str) -> None:
 # -- in memory: the real app fed requests without a socket -----------------------------------------
 
 
+def test_hash_cost() -> None:
+    out = bench("hash_cost", "--windows", "300,14400", "--targets", "2")
+    has(out, rf"^\| 14400 s \| 2 s \| 7200 \| {NUMBER} / {NUMBER} \| {NUMBER} \({NUMBER}x\) / .* \| 30 \|$",
+        rf"^goal: at a 14400 s window, gzipped at most 1\.10x without hashes: worst {NUMBER}x, "
+        r"(met|NOT met)$")
+
+
 def test_amplification() -> None:
     out = bench("amplification", "--seconds", "14400", "--requests", "3", "--rounds", "1")
     for kind in ("canonical, gzip", "cache-busted, gzip", "canonical, no gzip", "cache-busted, no gzip",
@@ -233,6 +240,10 @@ def test_p2p() -> None:
         install()
     except TrackerUnavailable as err:
         pytest.skip(f"no tracker here (node, npm): {err}")
-    out = bench("p2p", "--viewers", "2", "--seconds", "4", "--warmup", "2", "--event-at", "2", "--modes", "http,p2p")
+    out = bench("p2p", "--viewers", "2", "--seconds", "4", "--warmup", "2", "--event-at", "2", "--modes",
+                "http,p2p,hostile", "--hostile", "half")
     has(out, r"^### summary: each figure and its ratio to http \(2 viewers, 4 s, ",
-        rf"^\| http / run \| .* \| {NUMBER} s \(1\.00x\) \|", rf"^\| p2p / run \| .* \| {NUMBER} s \({NUMBER}x\) \|")
+        rf"^\| http / run \| .* \| {NUMBER} s \(1\.00x\) \|", rf"^\| p2p / run \| .* \| {NUMBER} s \({NUMBER}x\) \|",
+        rf"^\| hostile / honest \| .* \| {NUMBER} s \({NUMBER}x\) \|",
+        r"^- honest 0: \d+ segments handed to hls\.js, \d+ not the bucket's",
+        r"^- hostile 2 \(half\): answered (\d+|every) segment request")

@@ -398,6 +398,34 @@ def test_vendored_p2p_media_loader_matches_the_recorded_checksums() -> None:
     assert re.findall(r"^import .* from \"([^\"]+)\";$", hlsjs, re.MULTILINE) == ["./p2p-media-loader-core.es.min.js"]
 
 
+def test_the_vendored_core_is_the_published_one_with_the_patch_only() -> None:
+    """Issue 40: the vendored core is the published file (its SHA-256 as VENDOR.md records it) plus
+    scripts/p2p-media-loader-core.patch, and nothing else: the patch taken back out gives the published
+    bytes (the update script applies it forward, from npm)."""
+    section = (VIEWER / "VENDOR.md").read_text().split("## P2P Media Loader\n", 1)[1]
+    published = re.search(r"dist/p2p-media-loader-core\.es\.min\.js` \(published SHA-256: `([0-9a-f]{64})`", section)
+    assert published, "VENDOR.md lost the published core's SHA-256"
+    vendored = (VIEWER / "p2p-media-loader-core.es.min.js").read_text()
+    patch = (ROOT / "scripts" / "p2p-media-loader-core.patch").read_text()
+    original = unpatch(vendored, patch)
+    assert hashlib.sha256(original.encode()).hexdigest() == published.group(1)
+    assert original != vendored
+
+
+def unpatch(text: str, patch: str) -> str:
+    """`text` with a unified diff taken back out: each hunk's new lines, found where the hunk says,
+    replaced by its old lines (exact context, no fuzz)."""
+    lines = text.split("\n")
+    hunks = re.split(r"^@@ -\d+(?:,\d+)? \+(\d+)(?:,\d+)? @@.*\n", patch, flags=re.MULTILINE)[1:]
+    for start, body in reversed(list(zip(hunks[::2], hunks[1::2], strict=True))):
+        old = [line[1:] for line in body.splitlines() if line[:1] in (" ", "-")]
+        new = [line[1:] for line in body.splitlines() if line[:1] in (" ", "+")]
+        at = int(start) - 1
+        assert lines[at:at + len(new)] == new, f"the patch's hunk at line {start} is not in the vendored file"
+        lines[at:at + len(new)] = old
+    return "\n".join(lines)
+
+
 def test_vendored_video_js_matches_the_recorded_checksums() -> None:
     folder = ROOT / "tests" / "support" / "videojs"
     vendor = (folder / "VENDOR.md").read_text()

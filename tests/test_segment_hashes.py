@@ -1,11 +1,14 @@
-"""Segment hashes for viewer-to-viewer delivery (issue 31): with P2P on, each live segment is listed with
-the SHA-256 of the bytes the service put in the bucket (hls.SEGMENT_HASH_TAG), which viewer/p2p.js checks
-every peer's copy against; with P2P off the playlists are as before. The hash lives with the listed
-segment in the saved state, and older state files still restore."""
+"""Segment hashes for viewer-to-viewer delivery (issue 31): with P2P on, each live segment near the live
+edge is listed with the SHA-256 of the bytes the service put in the bucket (hls.SEGMENT_HASH_TAG), which
+viewer/p2p.js checks every peer's copy against; older segments are listed without it (issue 40, H1: they
+are not shared, and the hashes made a long window's playlist 7x bigger gzipped); with P2P off the
+playlists are as before. The hash lives with the listed segment in the saved state, and older state
+files still restore."""
 
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import json
 import re
@@ -20,7 +23,7 @@ from broadcaster.state.disk import dumps
 from tests.support.hls_checker import VariantSetChecker
 from tests.support.world import World
 
-DIGESTS = [hashlib.sha256(bytes([n])).digest() for n in range(40)]
+DIGESTS = [hashlib.sha256(n.to_bytes(4, "big")).digest() for n in range(400)]
 TAG = re.compile(r"^#EXT-HB-SHA256:([A-Za-z0-9_-]{43})$", re.M)
 
 
@@ -50,6 +53,46 @@ def test_the_tag_names_each_segments_hash_before_its_extinf() -> None:
     VariantSetChecker().assert_ok("0", text)
     # 59 bytes a segment: the tag, 43 characters of base64url and a newline.
     assert len(text) - len(generator(3, hashed=False).render().body.decode()) == 3 * 59
+
+
+def test_only_the_segments_near_the_live_edge_show_their_hash() -> None:
+    edge = hls.hashed_segments(1)
+    assert edge == hls.HASHED_EDGE_SECONDS  # 1 s segments: the last minute
+    gen = ManifestGenerator(1, 300.0, can_block_reload=True)
+    for n in range(3 * edge):
+        gen.append(segment(n), float(n))
+    for rendered in (gen.render(), gen.render_edge()):
+        text = rendered.body.decode()
+        assert hashes_in(text) == DIGESTS[2 * edge:3 * edge], len(hashes_in(text))
+        assert text.count("#EXTINF") == 3 * edge  # the older ones listed as ever, without theirs
+        reference = gen._render_text(rendered is gen.render()).encode()
+        assert gzip.decompress(rendered.gzip_body) == rendered.body == reference
+        VariantSetChecker().assert_ok("0", text)
+    # One more segment: the oldest hashed one is past the edge, and shows its hash no more.
+    gen.append(segment(3 * edge), float(3 * edge))
+    assert hashes_in(gen.render().body.decode()) == DIGESTS[2 * edge + 1:3 * edge + 1]
+    # A delta update lists its segments (the newest few, all near the edge) with their hashes.
+    delta = gen.render().delta
+    assert delta is not None
+    listed = delta.body.decode().count("#EXTINF")
+    assert 0 < listed < edge and hashes_in(delta.body.decode()) == DIGESTS[3 * edge + 1 - listed:3 * edge + 1]
+    # The state keeps every listed segment's hash (a restart lists the edge's again).
+    saved = json.loads(dumps(playlist_memory.snapshot(gen, 400.0)))
+    assert all(len(entry) == 9 for entry in saved["entries"])
+    restored = playlist_memory.restore(saved, 400.0, 300.0, can_block_reload=True)
+    assert restored.render().body == gen.render().body
+
+
+@pytest.mark.parametrize("target", [1, 2, 6])
+def test_a_4_hour_window_gzipped_grows_by_at_most_a_tenth(target: int) -> None:
+    """H1's bound on bytes (deterministic; bench/hash_cost.py measures the rest): every segment's hash made
+    this playlist 7x bigger gzipped."""
+    from bench.hash_cost import playlist
+
+    without, hashed = playlist(14400, target, hashed=False), playlist(14400, target, hashed=True)
+    sizes = len(hashed.gzip_body), len(without.gzip_body)
+    assert sizes[0] <= 1.10 * sizes[1], sizes
+    assert hashed.body.count(b"#EXT-HB-SHA256:") == hls.hashed_segments(target)
 
 
 def test_without_hashes_the_playlist_is_as_before() -> None:

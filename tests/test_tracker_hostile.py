@@ -1,7 +1,8 @@
 """The shipped tracker (broadcaster/tracker/tracker.mjs) as its systemd unit runs it (the unit's
 Environment= and Node flags), attacked by scripted clients speaking the WebTorrent tracker protocol
-(issue 31's T1-T7). Each attack is judged by what viewers get: afterwards the same process is still
-running and two new honest viewers still meet (one's offer reaches the other, the answer comes back)."""
+(issue 31's T1-T7, issue 40's T8, T9, E1, I1). Each attack is judged by what viewers get: afterwards the
+same process is still running and two new honest viewers still meet (one's offer reaches the other, the
+answer comes back), and the viewers attacked are still connected and still meet peers."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from broadcaster.demo.tracker import LocalTracker
 from tests.support.waiting import until
 from broadcaster.status.trackers import info_hash, master_info_hashes, variant_key
 from tests.support.webtorrent import (
-    SWARM, VARIANTS, RawSocket, StandInService, connect, connected, meet, offer, random_id, serving, unit_limits,
+    SWARM, VARIANTS, Peer, RawSocket, StandInService, connect, connected, meet, offer, random_id, reached,
+    serving, unit_limits,
 )
 
 pytestmark = pytest.mark.integration
@@ -290,3 +292,151 @@ def test_the_info_hashes_are_p2p_media_loaders_own() -> None:
     out = subprocess.run([node, "-e", _VENDORED_HASHES, str(VENDORED_CORE), SWARM, json.dumps(odd_levels)],
                          capture_output=True, text=True, timeout=30, check=True).stdout
     assert json.loads(out) == [info_hash(SWARM, variant_key(line)) for line in odd]
+
+
+# -- issue 40: honest viewers stay on (T8, T9, E1, I1) -------------------------------------------------
+
+
+async def joined(viewer: Peer, infohash: str = ALLOWED) -> None:
+    """`viewer` announces and the tracker has taken it (its reply came back)."""
+    start = len(viewer.received)
+    await viewer.announce(infohash)
+    answered = {"interval", "failure reason"}
+    reply = await viewer.next(lambda m: m.get("info_hash") == infohash and bool(answered & m.keys()),
+                              start=start)
+    assert reply is not None and "interval" in reply, (reply, viewer.closed_with)
+
+
+async def test_t8_answers_to_offers_whose_sender_left_cost_the_viewer_nothing(tracker: LocalTracker) -> None:
+    """The attacker announces 5 offers and leaves at once, again and again: every viewer's answer goes to
+    an offer the tracker no longer knows. Those answers are dropped and cost the viewers nothing (each
+    used to cost a token: the viewers were closed after 20)."""
+    env, _ = unit_limits()
+    rounds = int(env["TRACKER_SOCKET_ANNOUNCES"]) + 10
+    pid = tracker.pid
+    async with connected(tracker.url) as a, connected(tracker.url) as b, aiohttp.ClientSession() as http:
+        for viewer in (a, b):
+            await joined(viewer)
+        for i in range(rounds):
+            attacker = await connect(http, tracker.url, f"203.0.113.{i % 10 + 1}")
+            await attacker.announce(ALLOWED, offers=5)
+            assert await attacker.next(lambda m: "interval" in m)  # sent with its offers, in one turn
+            await attacker.close()
+        for viewer in (a, b):
+            offers = [m for m in viewer.received if "offer" in m]
+            assert len(offers) >= rounds, len(offers)
+            for got in offers:  # as a page does: every offer it receives is answered
+                await viewer.answer(ALLOWED, got)
+            await joined(viewer)  # read after every answer: the tracker has judged them all
+            assert viewer.closed_with is None, viewer.closed_with
+            assert await reached(viewer, tracker.url, ALLOWED)
+        # Answers to offers a connection was never sent still cost it (nobody can aim answers for free).
+        async with connected(tracker.url) as liar:
+            await joined(liar)
+            for _ in range(int(env["TRACKER_SOCKET_ANNOUNCES"]) + 5):
+                if liar.closed_with is None:
+                    await liar.answer(ALLOWED, {"peer_id": a.peer_id, "offer_id": random_id()})
+            code, reason = await liar.closed() or (None, "")
+            assert code == 1008 and "no offer" in reason, (code, reason)
+    await still_serves(tracker, pid)
+
+
+async def test_t9_a_viewers_peer_id_cannot_be_taken_from_another_address(tracker: LocalTracker) -> None:
+    """An attacker that learnt a viewer's peer id (every offer names it) announces it: refused for that
+    announce, its connection kept; and while the viewer is away it cannot take the id either, so the
+    viewer comes back with it (a page keeps its id for life) and meets peers again."""
+    home, away = "198.51.100.10", "198.51.100.20"
+    pid = tracker.pid
+    async with connected(tracker.url, home) as victim:
+        await joined(victim)
+        async with connected(tracker.url, away) as attacker:
+            attacker.peer_id = victim.peer_id
+            await attacker.announce(ALLOWED)
+            reply = await attacker.next(lambda m: "failure reason" in m or "interval" in m)
+            assert reply is not None and "another" in reply.get("failure reason", ""), reply
+            assert attacker.closed_with is None
+        assert await reached(victim, tracker.url, ALLOWED)
+    # The viewer's connection is gone (kicked, a network change): the attacker tries again...
+    async with connected(tracker.url, away) as attacker:
+        attacker.peer_id = victim.peer_id
+        await attacker.announce(ALLOWED)
+        reply = await attacker.next(lambda m: "failure reason" in m or "interval" in m)
+        assert reply is not None and "another" in reply.get("failure reason", ""), reply
+        # ...and the viewer comes back with its id, from its address: in, and meeting.
+        async with connected(tracker.url, home) as back:
+            back.peer_id = victim.peer_id
+            await joined(back)
+            assert back.closed_with is None and await reached(back, tracker.url, ALLOWED)
+            # The same viewer again on a new connection while the old one lingers: the new one takes it.
+            async with connected(tracker.url, home) as again:
+                again.peer_id = victim.peer_id
+                await joined(again)
+                assert await reached(again, tracker.url, ALLOWED)
+                assert back.closed_with is None
+    await still_serves(tracker, pid)
+
+
+async def test_e1_a_closing_connection_removes_only_its_own_peers(tracker: LocalTracker) -> None:
+    """One connection holds the victim's peer id in one swarm and its own in the victim's swarm, then
+    closes: only its own peers leave (the library used to send "stopped" for the connection's first peer
+    id in every swarm it had joined: the victim left its swarm and new viewers' offers missed it)."""
+    home = "198.51.100.30"  # the same client as the victim: the id is not refused to it (T9)
+    pid = tracker.pid
+    async with connected(tracker.url, home) as victim:
+        await joined(victim)
+        async with connected(tracker.url, home) as attacker:
+            own = attacker.peer_id
+            attacker.peer_id = victim.peer_id
+            await joined(attacker, VARIANTS[1])
+            attacker.peer_id = own
+            await joined(attacker, ALLOWED)
+        for _ in range(5):
+            assert await reached(victim, tracker.url, ALLOWED)
+    await still_serves(tracker, pid)
+
+
+async def test_i1_ipv6_clients_count_by_their_48(tracker: LocalTracker) -> None:
+    """One /48 (what a free tunnel broker hands out) is one client: its /64s share one client's
+    connections (100 of them used to hold all 2000 slots). Another /48 is another client."""
+    cap = int(unit_limits()[0]["TRACKER_MAX_CLIENT_CONNECTIONS"])
+    pid = tracker.pid
+    async with aiohttp.ClientSession() as http:
+        held, refused = [], 0
+        for i in range(cap + 30):
+            try:
+                held.append(await connect(http, tracker.url, f"2001:db8:7:{i:x}::1"))
+            except aiohttp.WSServerHandshakeError as err:
+                assert err.status == 429, err
+                refused += 1
+        assert len(held) == cap and refused == 30, (len(held), refused)
+        async with connected(tracker.url, "2001:db8:8:1::1") as other:
+            await joined(other)
+            assert await reached(other, tracker.url, ALLOWED)
+        await asyncio.gather(*(p.close() for p in held))
+    await still_serves(tracker, pid)
+
+
+async def test_i1_sockets_that_never_upgrade_cannot_lock_viewers_out(tracker: LocalTracker) -> None:
+    """More plain sockets than there are connection slots, saying nothing (they all come from loopback,
+    as cloudflared's do): viewers still get in and meet at once, and those sockets are closed within
+    seconds (they used to fill the server until Node's header timeout, up to 45 s)."""
+    env, _ = unit_limits()
+    count = int(env["TRACKER_MAX_CONNECTIONS"]) + 100
+    host, port = tracker.url.removeprefix("ws://").split(":")
+    pid = tracker.pid
+    silent = [await asyncio.open_connection(host, int(port)) for _ in range(count)]
+    try:
+        assert await meet(tracker.url, ALLOWED)
+
+        async def ended(reader: asyncio.StreamReader) -> bool:
+            try:
+                async with asyncio.timeout(10):
+                    return await reader.read() == b""
+            except (TimeoutError, ConnectionError):
+                return False
+
+        assert all(await asyncio.gather(*(ended(r) for r, _ in silent)))
+    finally:
+        for _, writer in silent:
+            writer.close()
+    await still_serves(tracker, pid)

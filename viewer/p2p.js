@@ -14,25 +14,29 @@
  * So until the video first plays every segment is urgent (the first ones come over HTTP at once, as
  * without P2P); the one-segment window applies from then on.
  *
- * Nothing a peer sends reaches hls.js unchecked (issue 31): the service lists each segment's SHA-256
- * in the media playlist (#EXT-HB-SHA256, broadcaster/playlist/hls.py), which hls.js keeps in each
- * fragment's tagList. The engine learns a segment only together with its hash (a segment listed without
- * one is never asked of peers: hls.js loads it from the bucket), and validateP2PSegment hashes every
- * segment a peer delivers (WebCrypto) before the engine hands it on. A mismatch: the bytes are dropped,
- * the engine fetches the segment again (over HTTP when it is due), destroys that connection, and this
- * page refuses that peer for the rest of its life (the tracker may introduce it again). Without WebCrypto
- * (a page over plain http on another host than localhost) there is no P2P at all.
+ * Nothing reaches hls.js unchecked (issues 31 and 40; p2p-trust.js): the service lists the SHA-256 of
+ * each segment near the live edge in the media playlist (#EXT-HB-SHA256, broadcaster/playlist/hls.py),
+ * which hls.js keeps in each fragment's tagList. The engine learns a segment only together with its hash
+ * (a segment listed without one is never asked of peers: hls.js loads it from the bucket), and every
+ * segment the engine completes, from a peer or from the bucket, is hashed (WebCrypto) before the engine
+ * hands it on. The vendored engine is patched (VENDOR.md) so that a failed or aborted attempt's bytes
+ * never seed another. A peer's segment that fails: the bytes are dropped, the engine fetches the segment
+ * again (over HTTP when it is due), destroys that connection, and when every byte came from that peer
+ * alone this page refuses it for the rest of its life (the tracker may introduce it again). A peer that
+ * announces a size no segment of its variant has is dropped. Should the engine ever make more bucket
+ * GETs per segment than a page without P2P (one), the page stops asking peers. Without WebCrypto (a page
+ * over plain http on another host than localhost) there is no P2P at all.
  *
  * Test hook: window.viewerStats.p2p (see `stats` below).
  */
 import { HlsJsP2PEngine } from './p2p-media-loader-hlsjs.es.min.js';
+import { Checks, GetBudget, SegmentHashes } from './p2p-trust.js';
 
 const LIVE_SYNC_SEGMENTS = 3; // hls.js's default; without it the engine moves playback to the window's start
 const START_HIGH_DEMAND_SECONDS = 24 * 3600; // until the video plays: everything is urgent (see above)
 const RENDER_MS = 1000;
-const HASH_TAG = 'EXT-HB-SHA256'; // hls.SEGMENT_HASH_TAG without '#': hls.js keeps [name, value] in tagList
-const HASH_TEXT = /^[A-Za-z0-9_-]{43}$/; // 32 bytes, unpadded base64url
 const VALIDATION_FAILED = 'p2p-segment-validation-failed'; // P2P Media Loader's error type
+const P2P_OFF = { mainStream: { isP2PDisabled: true }, secondaryStream: { isP2PDisabled: true } };
 // Peer ids a page remembers as banned: a new id costs an attacker nothing, a connection each time, so
 // the list only needs to hold the ones seen lately; the oldest is forgotten first.
 const MAX_BANNED = 256;
@@ -70,11 +74,20 @@ export function create(options, viewerStats, formatBytes) {
     uploadDisabled: isCellular(),
     rejectedSegments: 0, // segments peers sent that did not hash as the playlist says: dropped, refetched
     rejectedBytes: 0,
+    discardedBytes: 0, // bytes from peers dropped: rejected ones, and attempts that failed or were aborted
+    unblamedRejections: 0, // rejected segments not wholly from the peer that completed them: nobody banned
+    oversizedAnnouncements: 0, // peers that announced a size no segment of the variant has: dropped
+    httpMismatches: 0, // segments from the bucket that did not hash as the playlist says (never expected)
+    httpGets: 0, // bucket GETs the engine made (hls.js loads segments without a hash itself, one GET each)
+    deliveredSegments: 0, // segments the engine delivered (from peers or the bucket)
+    getsPerSegment: null, // httpGets / deliveredSegments over the last window (p2p-trust.js GetBudget)
+    peersOff: null, // why this page stopped asking peers, if it did
     bannedPeers: 0, // peers that sent one: disconnected and refused for this page's life
     bannedPeerIds: [], // the latest MAX_BANNED
     refusedConnections: 0, // connections from a banned peer that the tracker introduced again, closed
     verifiedSegments: 0, // segments from peers whose SHA-256 matched
-    verifyMs: 0, // time spent hashing peers' segments (crypto.subtle.digest), all segments together
+    verifiedBucketSegments: 0, // segments the engine loaded from the bucket whose SHA-256 matched
+    verifyMs: 0, // time spent hashing segments (crypto.subtle.digest), peers' and the bucket's together
     verifiedBytes: 0,
     unhashedSegments: 0, // segments the newest playlist lists without a hash: never asked of peers
   };
@@ -82,14 +95,15 @@ export function create(options, viewerStats, formatBytes) {
   const rows = addRows([['s-p2p-peers-share', 'From peers'], ['s-p2p-http-share', 'From R2 (HTTP)'],
     ['s-p2p-peers', 'Peers connected'], ['s-p2p-rejected', 'Rejected from peers']]);
   const hashes = new SegmentHashes();
+  const checks = new Checks(hashes, stats);
+  const budget = new GetBudget(stats, (why) => stopAskingPeers(why));
   const banned = new Set(); // peer ids, for this page's life (the latest MAX_BANNED)
-  const verdicts = new Map(); // segment URL -> its last failed check: { why: 'mismatch' | 'unknown', bytes }
   let current = null; // the engine of the newest player: older ones' late events are ignored
   let peers = new Set();
   let shown = '';
 
   function render() {
-    const kept = stats.bytesFromPeers - stats.rejectedBytes;
+    const kept = stats.bytesFromPeers - stats.discardedBytes;
     const total = kept + stats.bytesFromHttp;
     stats.peerShare = total ? kept / total : 0;
     const peerPct = total ? Math.round(100 * stats.peerShare) + ' %' : '–';
@@ -97,7 +111,8 @@ export function create(options, viewerStats, formatBytes) {
     const text = [
       peerPct + ' · ' + formatBytes(kept),
       httpPct + ' · ' + formatBytes(stats.bytesFromHttp),
-      String(stats.peers) + (stats.uploadDisabled ? ' (not uploading: cellular)' : ''),
+      String(stats.peers) + (stats.uploadDisabled ? ' (not uploading: cellular)' : '')
+        + (stats.peersOff ? ' (not asking peers: ' + stats.peersOff + ')' : ''),
       stats.rejectedSegments + ' segments · ' + stats.bannedPeers + ' peers banned',
     ];
     const key = text.join('|');
@@ -115,9 +130,21 @@ export function create(options, viewerStats, formatBytes) {
     const mine = (listener) => (...args) => {
       if (engine === current) listener(...args);
     };
-    engine.addEventListener('onChunkDownloaded', mine((bytes, source) => {
-      if (source === 'p2p') stats.bytesFromPeers += bytes;
-      else stats.bytesFromHttp += bytes;
+    engine.addEventListener('onChunkDownloaded', mine((bytes, source, peerId) => {
+      if (source === 'p2p') {
+        stats.bytesFromPeers += bytes;
+        checks.received(bytes, peerId);
+      } else {
+        stats.bytesFromHttp += bytes;
+      }
+    }));
+    engine.addEventListener('onSegmentStart', mine((details) => checks.started(details)));
+    engine.addEventListener('onSegmentLoaded', mine((details) => {
+      budget.delivered();
+      if (details.downloadSource === 'p2p') checks.ended(details.peerId);
+    }));
+    engine.addEventListener('onSegmentAbort', mine((details) => {
+      if (details.downloadSource === 'p2p') stats.discardedBytes += checks.ended(details.peerId);
     }));
     engine.addEventListener('onChunkUploaded', mine((bytes) => { stats.bytesToPeers += bytes; }));
     engine.addEventListener('onPeerConnect', mine((peer) => {
@@ -135,14 +162,21 @@ export function create(options, viewerStats, formatBytes) {
       stats.peers = peers.size;
     }));
     engine.addEventListener('onSegmentError', mine((details) => {
-      if (!details || !details.error || details.error.type !== VALIDATION_FAILED) return;
-      stats.rejectedSegments += 1;
+      if (!details || !details.error || details.downloadSource !== 'p2p') return;
+      if (details.error.type !== VALIDATION_FAILED) {
+        stats.discardedBytes += checks.ended(details.peerId); // timed out, wrong size, closed: dropped
+        return;
+      }
       const url = details.segment && details.segment.url;
-      const verdict = verdicts.get(url) || {};
-      stats.rejectedBytes += verdict.bytes || 0;
-      // Dispatched before the engine destroys the connection. Only a peer that sent wrong bytes is
-      // banned: a segment with no hash here is not the peer's fault (and is not asked of peers anyway).
-      if (verdict.why === 'mismatch' && details.peerId && !banned.has(details.peerId)) {
+      const verdict = checks.rejected(details);
+      stats.rejectedSegments += 1;
+      stats.rejectedBytes += verdict.bytes;
+      stats.discardedBytes += checks.ended(details.peerId);
+      if (verdict.why === 'mismatch' && !verdict.ban) stats.unblamedRejections += 1;
+      // Dispatched before the engine destroys the connection. Only a peer that sent wrong bytes, all of
+      // them, is banned: a segment with no hash here is not the peer's fault (and is not asked of peers
+      // anyway), and bytes another source sent are not this peer's.
+      if (verdict.ban && !banned.has(details.peerId)) {
         banned.add(details.peerId);
         if (banned.size > MAX_BANNED) banned.delete(banned.values().next().value);
         stats.bannedPeers += 1;
@@ -150,7 +184,6 @@ export function create(options, viewerStats, formatBytes) {
         console.warn('P2P: peer ' + details.peerId + ' sent a segment that does not match its SHA-256 ('
           + url + '); it is refused from now on, the segment comes from the bucket');
       }
-      verdicts.delete(url);
     }));
     engine.addEventListener('onTrackerError', mine(() => { stats.trackerErrors += 1; }));
     engine.addEventListener('onTrackerWarning', mine(() => { stats.trackerWarnings += 1; }));
@@ -158,29 +191,13 @@ export function create(options, viewerStats, formatBytes) {
 
   const HlsWithP2P = HlsJsP2PEngine.injectMixin(window.Hls);
 
-  /** P2P Media Loader's validateP2PSegment: called with the whole segment a peer sent, before the engine
-   * hands it to hls.js or stores it for other peers; false drops it and destroys that connection. */
-  async function validate(url, byteRange, data) {
-    const expected = hashes.get(url);
-    if (!expected || byteRange !== undefined || !(data instanceof ArrayBuffer)) {
-      failed(url, 'unknown', data);
-      return false;
-    }
-    const started = performance.now();
-    const digest = await crypto.subtle.digest('SHA-256', data);
-    stats.verifyMs += performance.now() - started;
-    stats.verifiedBytes += data.byteLength;
-    if (base64url(digest) === expected) {
-      stats.verifiedSegments += 1;
-      return true;
-    }
-    failed(url, 'mismatch', data);
-    return false;
-  }
-
-  function failed(url, why, data) {
-    verdicts.set(url, { why, bytes: data && data.byteLength ? data.byteLength : 0 });
-    if (verdicts.size > 64) verdicts.delete(verdicts.keys().next().value); // bounded: a failure's event clears it
+  /** P2P would cost the bucket more than no P2P (GetBudget): no more asking peers, for this page's life
+   * (the engine still loads and checks every segment from the bucket). */
+  function stopAskingPeers(why) {
+    if (stats.peersOff) return;
+    stats.peersOff = why;
+    console.warn('P2P: not asking peers any more: ' + why);
+    if (current) current.applyDynamicConfig({ core: P2P_OFF });
   }
 
   function createHls(config) {
@@ -196,12 +213,17 @@ export function create(options, viewerStats, formatBytes) {
         highDemandTimeWindow: START_HIGH_DEMAND_SECONDS,
         isP2PUploadDisabled: stats.uploadDisabled,
         rtcConfig: { iceServers: stats.stun.length ? [{ urls: stats.stun }] : [] },
-        validateP2PSegment: validate,
+        // Every segment the engine completes, whatever filled it, and every size a peer announces.
+        validateP2PSegment: (url, byteRange, data) => checks.fromPeer(url, byteRange, data),
+        validateHTTPSegment: (url, byteRange, data) => checks.fromBucket(url, byteRange, data),
+        validateP2PSegmentSize: (url, byteRange, size) => checks.sizeAllowed(url, byteRange, size),
+        httpRequestSetup: () => budget.get(),
+        ...(stats.peersOff ? P2P_OFF : {}),
       },
       onHlsJsCreated(hls) {
         watch(hls.p2pEngine);
         hls.config.fLoader = copyingLoader(hls.config.fLoader);
-        teachPlaylists(hls.p2pEngine, hashes, stats);
+        teachPlaylists(hls, hashes, stats);
         // Once the video plays, one segment of buffer left before a segment: it comes over HTTP if no
         // peer has delivered it.
         let target = 0;
@@ -271,66 +293,23 @@ function copyingLoader(Base) {
  * segmentManager is the engine's own, unexported field in 2.3.1. Without it the engine would learn
  * segments with no hash recorded: P2P is then turned off for this player (every check would fail).
  */
-function teachPlaylists(engine, hashes, stats) {
+function teachPlaylists(hls, hashes, stats) {
+  const engine = hls.p2pEngine;
   const manager = engine.segmentManager;
   if (!manager || typeof manager.updatePlaylist !== 'function') {
     console.warn('P2P off: P2P Media Loader has no segmentManager.updatePlaylist (not 2.3.x?)');
-    engine.applyDynamicConfig({ core: { mainStream: { isP2PDisabled: true }, secondaryStream: { isP2PDisabled: true } } });
+    engine.applyDynamicConfig({ core: P2P_OFF });
     return;
   }
   const update = manager.updatePlaylist.bind(manager);
   manager.updatePlaylist = (data) => {
     const { url, fragments, live } = data.details;
     const key = withoutDirectives(url);
-    const checkable = hashes.learn(key, fragments);
+    const level = hls.levels && Number.isInteger(data.level) ? hls.levels[data.level] : null;
+    const checkable = hashes.learn(key, fragments, level && level.bitrate > 0 ? level.bitrate : 0);
     stats.unhashedSegments = fragments.length - checkable.length;
     update({ ...data, details: { url: key, fragments: checkable, live } });
   };
-}
-
-/** url -> SHA-256 (base64url) of the segments the playlists list, per playlist: the newest version's
- * and the one before (a segment that just left the window may still be arriving from a peer). */
-class SegmentHashes {
-  constructor() {
-    this.playlists = new Map(); // playlist URL -> { now: Map, before: Map }
-  }
-
-  learn(playlist, fragments) {
-    const known = new Map();
-    const checkable = [];
-    for (const fragment of fragments) {
-      const hash = hashOf(fragment);
-      if (hash && fragment.url) {
-        known.set(fragment.url, hash);
-        checkable.push(fragment);
-      }
-    }
-    const entry = this.playlists.get(playlist);
-    this.playlists.set(playlist, { now: known, before: entry ? entry.now : new Map() });
-    return checkable;
-  }
-
-  get(url) {
-    for (const { now, before } of this.playlists.values()) {
-      const hash = now.get(url) || before.get(url);
-      if (hash) return hash;
-    }
-    return null;
-  }
-}
-
-function hashOf(fragment) {
-  const tags = fragment.tagList || [];
-  for (const tag of tags) {
-    if (tag[0] === HASH_TAG && HASH_TEXT.test(tag[1] || '')) return tag[1];
-  }
-  return null;
-}
-
-function base64url(buffer) {
-  let text = '';
-  for (const byte of new Uint8Array(buffer)) text += String.fromCharCode(byte);
-  return btoa(text).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
 }
 
 /**

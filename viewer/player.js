@@ -2,6 +2,13 @@
  * anew; recovery from its errors with a backoff; a waiting/offline state that polls the playlist and
  * resumes by itself; stalls and the end of a stream noticed.
  *
+ * Media errors (issue 40, V4): a segment the browser cannot decode (bad bytes in the bucket, or any
+ * other bad segment) makes the video element fail and pause, and hls.js reports nothing fatal. The
+ * video's error, a fatal media error from hls.js, or no progress for MEDIA_STALL_MS while the page wants
+ * to play (not paused by the viewer) with data to play, is a media error: hls.js's media recovery first
+ * (then play again), and another within MEDIA_RETRY_WINDOW_MS a new player at the live edge (past the
+ * bad segment). Each is counted in stats.mediaErrors and listed in stats.errors.
+ *
  * create(deps) returns { start, hls, play, tick }:
  * - start(url, p2p) plays the playlist at `url` (p2p: viewer/p2p.js's player factory, or null); the
  *   player restarts itself from then on;
@@ -20,8 +27,10 @@ const RECREATE_MAX_MS = 5000; // ...up to this
 const POLL_WAITING_MS = 2000; // the playlist answered 503/404: the stream has not started yet
 const POLL_OFFLINE_MS = 3000; // the stream ended: look for the next one
 const NETWORK_RETRIES = 3; // hls.startLoad() attempts before the player is recreated
-const MEDIA_RECOVERY_WINDOW_MS = 3000; // a second media error within this swaps the audio codec
+const MEDIA_RETRY_WINDOW_MS = 20000; // a media error this soon after hls.js's recovery: a new player instead
 const STALL_MS = 2500; // no progress this long while playing: say so
+const MEDIA_STALL_MS = 6000; // no progress this long while the page wants to play, with data to play: recover
+const STALLED_BUFFER_S = 1; // "data to play": this much buffered ahead of the playhead (else it is loading)
 const ENDED_STALL_MS = 4000; // after #EXT-X-ENDLIST, no progress this long is the end too
 
 export function create(deps) {
@@ -34,7 +43,7 @@ export function create(deps) {
   let failures = 0; // fatal errors since playback last worked (for the backoff)
   let networkRetries = 0;
   let lastMediaRecovery = -Infinity;
-  let lastCodecSwap = -Infinity;
+  let userPaused = false; // the viewer paused the video (not an error, not the page)
   let sawLive = false; // this player has seen a live (no ENDLIST) playlist
   let endlist = false; // ...and then #EXT-X-ENDLIST: play to the end, then show "offline"
   let lastTime = -1;
@@ -51,6 +60,7 @@ export function create(deps) {
   function start() {
     stop();
     const gen = generation;
+    userPaused = false;
     sawLive = false;
     endlist = false;
     networkRetries = 0;
@@ -112,6 +122,11 @@ export function create(deps) {
       });
     }
     h.on(Hls.Events.FRAG_LOADED, (event, data) => onSegment(data));
+    // hls.js attaches the video again after its media recovery (ours, or its own after a failed append):
+    // the element comes back paused, and plays only if asked.
+    h.on(Hls.Events.MEDIA_ATTACHED, () => {
+      if (gen === generation && stats.state === 'playing' && !userPaused) play();
+    });
     h.on(Hls.Events.ERROR, (event, data) => {
       if (gen === generation && data.fatal) onFatal(data);
     });
@@ -152,25 +167,34 @@ export function create(deps) {
       networkRetries += 1;
       stats.recoveries += 1;
       hls.startLoad();
-    } else if (data.type === Hls.ErrorTypes.MEDIA_ERROR && now - lastMediaRecovery > MEDIA_RECOVERY_WINDOW_MS) {
-      lastMediaRecovery = now;
-      stats.recoveries += 1;
-      hls.recoverMediaError();
-    } else if (data.type === Hls.ErrorTypes.MEDIA_ERROR && now - lastCodecSwap > MEDIA_RECOVERY_WINDOW_MS) {
-      lastCodecSwap = now;
-      stats.recoveries += 1;
-      hls.swapAudioCodec();
-      hls.recoverMediaError();
+    } else if (data.type === Hls.ErrorTypes.MEDIA_ERROR) {
+      mediaError(null);
     } else {
-      restartLater();
+      restartLater(false);
     }
   }
 
-  function restartLater() {
+  /** A media error (issue 40, V4): `reason` is added to stats.errors (null: already added). */
+  function mediaError(reason) {
+    const now = performance.now();
+    stats.mediaErrors += 1;
+    if (reason) deps.addError(reason);
+    lastProgressAt = now;
+    if (hls && now - lastMediaRecovery > MEDIA_RETRY_WINDOW_MS) {
+      lastMediaRecovery = now;
+      stats.recoveries += 1;
+      hls.recoverMediaError(); // a new MediaSource from the playhead on; MEDIA_ATTACHED plays again
+    } else {
+      restartLater(true); // the same segment again, most likely: start past it
+    }
+  }
+
+  /** A new player after a pause that grows with each failure in a row; `atLiveEdge` after a media error,
+   * else a rewound viewer resumes where they were. */
+  function restartLater(atLiveEdge) {
     const delay = Math.min(RECREATE_MAX_MS, RECREATE_MIN_MS * 1.5 ** failures);
     failures += 1;
-    // A rewound viewer resumes where they were, not at the live edge.
-    if (deps.behind() && stats.playingDate !== null) rewind.resumeAt(stats.playingDate);
+    if (!atLiveEdge && deps.behind() && stats.playingDate !== null) rewind.resumeAt(stats.playingDate);
     stop();
     status.set('error', 'Playback error. Reconnecting in ' + Math.round(delay / 1000) + ' s…');
     timer = setTimeout(start, delay);
@@ -223,6 +247,7 @@ export function create(deps) {
 
   function play() {
     const gen = generation;
+    userPaused = false;
     const blocked = () => {
       if (gen === generation && stats.state === 'loading') status.overlay('Press play to start');
     };
@@ -244,8 +269,11 @@ export function create(deps) {
   function tick() {
     const now = performance.now();
     const t = video.currentTime;
-    // Progress: time moving with data to play, not a seek or a nudge a stalled player makes.
-    if (video.paused || (t !== lastTime && video.readyState >= HTMLMediaElement.HAVE_FUTURE_DATA)) {
+    const wantsPlay = stats.state === 'playing' && !userPaused;
+    // Progress: time moving with data to play, not a seek or a nudge a stalled player makes; or a video
+    // nobody wants playing (paused by the viewer, or before it first played). A video that paused by
+    // itself is not progress (issue 40, V4: it used to count, and the page sat paused for good).
+    if ((video.paused && !wantsPlay) || (t !== lastTime && video.readyState >= HTMLMediaElement.HAVE_FUTURE_DATA)) {
       lastProgressAt = now;
       if (stats.state === 'playing' && status.overlayText() === 'Buffering…') status.overlay('');
     }
@@ -254,6 +282,9 @@ export function create(deps) {
     const stalled = now - lastProgressAt;
     if (stats.state === 'playing' && endlist && stalled > ENDED_STALL_MS && stats.buffer < 0.5) {
       waitForStream('offline'); // the last segment played but no "ended" event came
+    } else if (wantsPlay && stalled > MEDIA_STALL_MS && (video.paused || stats.buffer >= STALLED_BUFFER_S)) {
+      mediaError('media/stalled ' + Math.round(stalled / 1000) + ' s' + (video.paused ? ', paused' : ' with '
+        + stats.buffer.toFixed(1) + ' s buffered'));
     } else if (stats.state === 'playing' && stalled > STALL_MS) {
       status.overlay('Buffering…');
     }
@@ -271,9 +302,21 @@ export function create(deps) {
   video.addEventListener('ended', () => {
     if (stats.state === 'playing' || stats.state === 'loading') waitForStream('offline');
   });
+  video.addEventListener('pause', () => {
+    // The viewer's pause (the controls, a key): not one the element makes when it fails.
+    if (!video.error && !video.ended) userPaused = true;
+  });
+  video.addEventListener('play', () => { userPaused = false; });
   video.addEventListener('error', async () => {
-    // hls.js reports its own errors; this is the native player (Safari) failing.
-    if (hls || !video.hasAttribute('src') || (stats.state !== 'loading' && stats.state !== 'playing')) return;
+    if (stats.state !== 'loading' && stats.state !== 'playing') return;
+    if (hls) {
+      // What hls.js does not report as fatal: the element could not decode what it was given.
+      const error = video.error;
+      mediaError('media/element error ' + (error ? error.code + (error.message ? ': ' + error.message : '') : '?'));
+      return;
+    }
+    // The native player (Safari) failing.
+    if (!video.hasAttribute('src')) return;
     const gen = generation;
     const found = await probe(src); // no stream (503/404, ended) is waiting, not an error
     if (gen !== generation) return;
@@ -281,7 +324,7 @@ export function create(deps) {
       waitForStream(found);
     } else {
       deps.addError('native/media error ' + (video.error ? video.error.code : '?'));
-      restartLater();
+      restartLater(false);
     }
   });
 

@@ -33,6 +33,7 @@ export function create({ src, video, hls, position, onToggle }) {
     latency: null, // seconds behind the live edge
     buffer: 0, // seconds buffered ahead of the playhead
     recoveries: 0,
+    mediaErrors: 0, // the video could not decode what it got, or stalled with data to play (player.js)
     errors: [], // 'networkError/fragLoadError (HTTP 403)', ...
     events: 0, // server events received on /live/events (only while the stats panel is open)
     eventStream: 'closed', // 'closed' | 'connecting' | 'open'
@@ -106,6 +107,7 @@ export function create({ src, video, hls, position, onToggle }) {
       's-offloaded': formatBytes(stats.offloadedBytes),
       's-saved': '$' + stats.egressSavedUsd.toFixed(4),
       's-recoveries': String(stats.recoveries),
+      's-media-errors': String(stats.mediaErrors),
     };
     for (const [id, value] of Object.entries(text)) {
       const el = $(id);

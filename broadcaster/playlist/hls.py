@@ -226,10 +226,24 @@ def offers_delta_updates(window_seconds: float, target_duration: int) -> bool:
 # A tag, not a comment (4.1: tags begin with #EXT), of this service's own (#EXT-X- is reserved for the
 # spec): clients ignore tags they do not know (6.3.1), so video.js, Shaka, Safari and ffmpeg play on.
 # Before EXTINF rather than between it and the URI, where naive parsers expect the URI. Live media
-# playlists only (their delta updates and the bucket's copy too): clips and recordings are not shared
-# between peers.
+# playlists only (their delta updates and the bucket's copy too), and only their newest segments (below):
+# clips and recordings are not shared between peers.
 SEGMENT_HASH_TAG = "#EXT-HB-SHA256"
 _SHA256_BYTES = 32
+# Only the segments near the live edge carry their hash (issue 40, H1): those are the ones peers share.
+# A viewer at the edge plays three target durations behind it (hls.js's liveSyncDurationCount) and asks
+# peers only for segments ahead of its playhead; one whose playback fell further behind, or a rewound
+# one, loads the rest from the bucket, as a segment listed without a hash always is (viewer/p2p.js). A
+# hash is 43 characters that do not compress (about 33 bytes gzipped each): on every segment of a 4 h
+# window of 1 s segments they made the gzipped playlist 7x bigger, which every first load and every
+# player without delta updates pays.
+HASHED_EDGE_SECONDS = 60
+HASHED_MIN_SEGMENTS = 6  # twice the distance hls.js keeps, whatever the target duration
+
+
+def hashed_segments(target_duration: int) -> int:
+    """How many of a media playlist's newest segments carry their hash (about HASHED_EDGE_SECONDS)."""
+    return max(HASHED_MIN_SEGMENTS, math.ceil(HASHED_EDGE_SECONDS / target_duration))
 
 
 def segment_hash_line(digest: bytes) -> str:

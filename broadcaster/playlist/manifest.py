@@ -69,10 +69,11 @@ _encode = json.JSONEncoder(separators=(",", ":")).encode
 
 class _Entry:
     """A listed segment with its lines rendered once: a long window (REWIND_SECONDS) is rendered and
-    saved after every new segment, so each costs a join, not a formatting, per segment listed."""
+    saved after every new segment, so each costs a join, not a formatting, per segment listed. Its
+    hash line, when it has a hash, is shown only while it is near the live edge (shown)."""
 
-    __slots__ = ("sequence", "segment", "discontinuity", "program_date_time", "listed_at", "text", "maps",
-                 "saved")
+    __slots__ = ("sequence", "segment", "discontinuity", "program_date_time", "listed_at", "text", "split",
+                 "maps", "saved")
 
     def __init__(self, sequence: int, segment: ListedSegment, discontinuity: bool, program_date_time: float,
                  listed_at: float, previous: _Entry | None) -> None:
@@ -85,14 +86,13 @@ class _Entry:
         # 4.4.4.5: EXT-X-MAP before the first segment it applies to; a playlist's (or a delta's) first
         # segment gets it at render time when its predecessor made it unneeded here.
         self.maps = bool(init) and (previous is None or init != previous.segment.init_uri or discontinuity)
-        self.text = "".join((
+        head = "".join((
             "#EXT-X-DISCONTINUITY\n" if discontinuity else "",
             f'#EXT-X-MAP:URI="{init}"\n' if self.maps else "",
             f"#EXT-X-PROGRAM-DATE-TIME:{hls.format_program_date_time(program_date_time)}\n",
-            hls.segment_hash_line(segment.sha256) if segment.sha256 else "",
-            f"#EXTINF:{segment.duration:.3f},\n",
-            segment.uri, "\n",
         ))
+        self.text = f"{head}#EXTINF:{segment.duration:.3f},\n{segment.uri}\n"  # without its hash
+        self.split = len(head)  # where its hash line goes: before EXTINF
         # Its record in the state file (read back by publish/playlist_memory.py), with the time it was
         # listed on the generator's clock (the save says what that clock read): the same text in every
         # save. Its hash, when it has one, is a ninth value (files from before it have eight: those
@@ -102,6 +102,12 @@ class _Entry:
         if segment.sha256:
             record.append(hls.encode_segment_hash(segment.sha256))
         self.saved = _encode(record)
+
+    def shown(self, hashed_from: int) -> str:
+        """Its text in a version whose segments from number `hashed_from` on show their hash."""
+        if self.segment.sha256 is None or self.sequence < hashed_from:
+            return self.text
+        return self.text[:self.split] + hls.segment_hash_line(self.segment.sha256) + self.text[self.split:]
 
 
 # A long window's playlist is kept as chunks of this many segments (by sequence number), each frozen
@@ -119,7 +125,7 @@ _ENDS_LEVEL = 1
 class _Chunk:
     """Segments group*CHUNK_ENTRIES .. +CHUNK_ENTRIES-1, frozen: the text, deflated once (referring
     back into the segment before it, which precedes it in every version that lists it), its CRC-32
-    and digest."""
+    and digest. Its segments, and the one before, are past the hashed edge: their hash is not shown."""
 
     __slots__ = ("group", "text", "deflated", "crc", "digest")
 
@@ -201,16 +207,20 @@ class _Frozen:
     def clear(self) -> None:
         self.chunks.clear()
 
-    def parts(self, entries: deque[_Entry], start: int, end: int, head: str, ended: bool) -> _Parts:
+    def parts(self, entries: deque[_Entry], start: int, end: int, head: str, ended: bool,
+              target_duration: int) -> _Parts:
         """The full playlist in parts: the segments are grouped by sequence number in chunks of
         CHUNK_ENTRIES; the chunks between the first and the last are frozen (made once, kept while
-        listed), the first (which loses segments as the window slides) and the last (which gains them)
-        are joined for this version. Costs the two open chunks, whatever the window."""
+        listed), the first (which loses segments as the window slides) and the last (which gains them,
+        and holds every segment near the edge, which shows its hash) are joined for this version.
+        Costs the two open chunks and the hashed edge, whatever the window."""
         size = CHUNK_ENTRIES
+        hashed_from = _hashed_from(end, target_duration)
         frozen = self.chunks
         if not entries:
             frozen.clear()
-        low, high = start // size + 1, end // size  # the groups frozen: low .. high - 1
+        # The groups frozen: low .. high - 1, all before the hashed edge (which only moves forward).
+        low, high = start // size + 1, min(end, max(hashed_from, start)) // size
         while frozen and frozen[0].group < low:
             frozen.popleft()
         if frozen and (frozen[0].group != low or frozen[-1].group >= high):
@@ -230,10 +240,10 @@ class _Frozen:
         tail_start = max(front_end, high * size)
         front = list(islice(entries, front_end - start))
         tail = _newest(entries, end - tail_start + (tail_start > start))  # with the segment before it
-        before = tail.pop(0).text.encode() if tail_start > start else b""
-        return _Parts("".join((head, *(e.text for e in front))).encode(), middle,
-                      "".join((*(e.text for e in tail), "#EXT-X-ENDLIST\n" if ended else "")).encode(),
-                      before)
+        before = tail.pop(0).shown(hashed_from).encode() if tail_start > start else b""
+        end_list = "#EXT-X-ENDLIST\n" if ended else ""
+        return _Parts("".join((head, *(e.shown(hashed_from) for e in front))).encode(), middle,
+                      "".join((*(e.shown(hashed_from) for e in tail), end_list)).encode(), before)
 
 
 class _Peaks:
@@ -752,15 +762,20 @@ class ManifestGenerator:
         delta update). The full playlist is rendered in parts instead (_parts); this is its reference."""
         entries = list(islice(reversed(self._entries), len(self._entries) - skipped))[::-1] if skipped \
             else self._entries
-        first = entries[0] if entries else None
-        return "".join((self._header(server_control, skipped, first), *(e.text for e in entries),
-                        "#EXT-X-ENDLIST\n" if self._ended else ""))
+        edge = _hashed_from(self._next_sequence, self.target_duration)
+        return "".join((self._header(server_control, skipped, entries[0] if entries else None),
+                        *(e.shown(edge) for e in entries), "#EXT-X-ENDLIST\n" if self._ended else ""))
 
     def _parts(self, server_control: bool) -> _Parts:
         """The full playlist in parts (_Frozen.parts)."""
         first = self._entries[0] if self._entries else None
         return self._frozen.parts(self._entries, self._media_sequence, self._next_sequence,
-                                  self._header(server_control, 0, first), self._ended)
+                                  self._header(server_control, 0, first), self._ended, self.target_duration)
+
+
+def _hashed_from(next_sequence: int, target_duration: int) -> int:
+    """The first sequence number whose hash is shown: the newest hls.hashed_segments ones' (H1)."""
+    return next_sequence - hls.hashed_segments(target_duration)
 
 
 def _skippable(entries: deque[_Entry], keep: float) -> int:

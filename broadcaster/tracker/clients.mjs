@@ -3,7 +3,15 @@
 // Behind the Cloudflare tunnel every connection comes from cloudflared on loopback, so the address
 // that counts is Cloudflare's CF-Connecting-IP header. It is believed only when the TCP peer is a
 // loopback address (cloudflared on this machine): a client reaching the port directly could name any
-// address in it. An IPv6 client counts by its /64, which one subscriber usually holds whole.
+// address in it.
+//
+// An IPv6 client counts by its /48 (TRACKER_IPV6_PREFIX). Per /64 (one LAN) an attacker multiplied
+// itself cheaply: a free tunnel broker account (Hurricane Electric's, for one) routes a whole /48, 65,536
+// /64s, and 100 of them held all 2000 connection slots (I1). A /56 (what many ISPs delegate to a home)
+// would still give that one free /48 256 clients. A /48 is one site (RFC 6177's assignment to an end
+// site); the honest viewers who share one (a campus, a mobile operator's pool) share one client's
+// connections, as viewers behind one IPv4 address (carrier-grade NAT) always have: past it they play from
+// the bucket alone.
 import net from 'node:net'
 
 function loopback (address) {
@@ -18,19 +26,27 @@ function expandV6 (address) {
   return groups.map((g) => g.padStart(4, '0').toLowerCase())
 }
 
-export function addressKey (address) {
+// The client an address counts as: an IPv4 address itself, an IPv6 address its first `prefix` bits.
+export function addressKey (address, prefix = 48) {
   if (address.startsWith('::ffff:') && net.isIPv4(address.slice(7))) return address.slice(7)
-  if (net.isIPv6(address) && !address.includes('.')) return expandV6(address).slice(0, 4).join(':') + '::/64'
-  return address
+  if (!net.isIPv6(address) || address.includes('.')) return address
+  const kept = expandV6(address).slice(0, Math.ceil(prefix / 16)).map((g, i) => {
+    const bits = Math.min(16, prefix - 16 * i)
+    return (parseInt(g, 16) & (0xffff << (16 - bits)) & 0xffff).toString(16).padStart(4, '0')
+  })
+  return `${kept.join(':')}${kept.length < 8 ? '::' : ''}/${prefix}`
 }
 
-export function clientOf (req) {
-  const peer = req.socket.remoteAddress || 'unknown'
-  if (loopback(peer)) {
-    const header = req.headers['cf-connecting-ip']
-    if (typeof header === 'string' && net.isIP(header.trim())) return addressKey(header.trim())
+// clientOf(req) for IPv6 clients counted by `prefix` bits.
+export function clientKeys (prefix = 48) {
+  return function clientOf (req) {
+    const peer = req.socket.remoteAddress || 'unknown'
+    if (loopback(peer)) {
+      const header = req.headers['cf-connecting-ip']
+      if (typeof header === 'string' && net.isIP(header.trim())) return addressKey(header.trim(), prefix)
+    }
+    return addressKey(peer, prefix)
   }
-  return addressKey(peer)
 }
 
 // `perMinute` tokens a minute, at most `perMinute` saved up.

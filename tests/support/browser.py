@@ -33,6 +33,117 @@ ALTER_P2P_UPLOADS = """(() => {
   };
 })();"""
 
+# Hostile viewers of issue 40: the page's P2P Media Loader (the vendored 2.3.1's own Peer class, reached
+# through its engine as viewer/p2p.js reaches it) answers every segment request it gets the hostile way,
+# and never sends the "completed" command. window.hostileUploads counts the segments it sent that way,
+# window.hostileLog says to whom (the peer id) and how ('altered', 'half', '+20 kB', 'x4 + 1 MB').
+#   withhold  the whole segment, one byte flipped in every 16 KiB, never "completed"
+#   larger    the real segment, announced larger (alternately by 20 kB, within any bound, and 4x + 1 MB),
+#             never "completed" (the end it announced never comes)
+#   half      the first half of the segment, altered, and then nothing
+# It needs window.players (PLAYERS below).
+HOSTILE_MODES = ("withhold", "larger", "half")
+_HOSTILE_PEER = """(() => {
+  const MODE = '__MODE__';
+  window.hostileUploads = 0;
+  window.hostileLog = [];
+  const alter = (buffer) => {
+    const bytes = new Uint8Array(buffer.slice(0));
+    for (let i = Math.min(8192, bytes.length >> 1); i < bytes.length; i += 16384) bytes[i] ^= 0xff;
+    return bytes.buffer;
+  };
+  const hostile = async function (segment, requestId, data) {
+    window.hostileUploads += 1;
+    let announced = data.byteLength;
+    let body = data;
+    let how = MODE === 'withhold' ? 'altered' : 'half';
+    if (MODE === 'withhold') body = alter(data);
+    if (MODE === 'half') body = alter(data).slice(0, data.byteLength >> 1);
+    if (MODE === 'larger') {
+      const big = window.hostileUploads % 2 === 0;
+      announced = big ? 4 * data.byteLength + (1 << 20) : data.byteLength + 20000;
+      how = big ? 'x4 + 1 MB' : '+20 kB';
+    }
+    window.hostileLog.push({ to: this.id, how });
+    this.peerProtocol.sendCommand({ c: 2, i: segment.externalId, r: requestId, s: announced }); // SegmentData
+    try {
+      await this.peerProtocol.splitSegmentDataToChunksAndUploadAsync(body, requestId);
+    } catch (err) {
+      // cancelled by the receiver
+    }
+  };
+  const timer = setInterval(() => {
+    for (const hls of window.players || []) {
+      const core = hls.p2pEngine && hls.p2pEngine.core;
+      const stream = core && core.mainStreamLoader;
+      const loaders = stream && stream.p2pLoaders && stream.p2pLoaders.loaders;
+      for (const item of loaders ? loaders.values() : []) {
+        const client = item && item.loader && item.loader.trackerClient;
+        for (const known of client && client._peers ? client._peers.values() : []) {
+          if (!known.peer) continue;
+          Object.getPrototypeOf(known.peer).uploadSegmentData = hostile;
+          clearInterval(timer);
+          return;
+        }
+      }
+    }
+  }, 50);
+})();"""
+
+
+def hostile_peer(mode: str) -> str:
+    """The init script of a hostile viewer of HOSTILE_MODES (with PLAYERS)."""
+    assert mode in HOSTILE_MODES, mode
+    return _HOSTILE_PEER.replace("__MODE__", mode)
+
+
+# Every hls.js player the page makes, in window.players (a subclass of hls.js's Hls, which viewer/p2p.js's
+# engine extends), and window.ownPeerIds(): the peer ids this page's P2P Media Loader announces.
+PLAYERS = """(() => {
+  window.players = [];
+  let Kept;
+  Object.defineProperty(window, 'Hls', {
+    configurable: true,
+    get: () => Kept,
+    set: (Hls) => {
+      Kept = class extends Hls {
+        constructor(...args) { super(...args); window.players.push(this); }
+      };
+    },
+  });
+  // The tracker client's class keeps them (a static map), whatever became of the players since.
+  const ids = new Set();
+  const look = () => {
+    for (const hls of window.players) {
+      const core = hls.p2pEngine && hls.p2pEngine.core;
+      const stream = core && core.mainStreamLoader;
+      for (const item of stream && stream.p2pLoaders ? stream.p2pLoaders.loaders.values() : []) {
+        for (const id of item.loader.trackerClient.constructor.PEER_ID_BY_INFO_HASH.values()) ids.add(id);
+      }
+    }
+  };
+  setInterval(look, 200);
+  window.ownPeerIds = () => {
+    look();
+    return [...ids];
+  };
+})();"""
+
+# The SHA-256 (hex) of every segment hls.js hands its transmuxer (worker), in order: what it plays.
+HANDED = """(() => {
+  window.handed = [];
+  const post = Worker.prototype.postMessage;
+  Worker.prototype.postMessage = function (message, ...rest) {
+    if (message && message.cmd === 'demux' && message.data instanceof ArrayBuffer) {
+      const slot = window.handed.push(null) - 1;
+      crypto.subtle.digest('SHA-256', message.data.slice(0)).then((d) => {
+        window.handed[slot] = [...new Uint8Array(d)].map((b) => b.toString(16).padStart(2, '0')).join('');
+      });
+    }
+    return post.call(this, message, ...rest);
+  };
+})();"""
+
 needs_chromium = pytest.mark.skipif(
     not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (scripts/test installs it)"
 )

@@ -1,13 +1,15 @@
 """A pass-through proxy in front of the S3 server that counts the GETs of segment files: what the
-bucket sees, whatever the browsers cache (the P2P browser test and bench.p2p)."""
+bucket sees, whatever the browsers cache (the P2P browser test and bench.p2p). It can also damage the
+segments it is told to (`corrupt`), as a bucket holding bad bytes would serve them."""
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import hashlib
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -37,16 +39,30 @@ class CountingProxy:
     upstream: str  # scheme://host:port
     gets: collections.Counter[str] = field(default_factory=collections.Counter)
     log: list[tuple[float, str]] = field(default_factory=list)  # (time.time(), path) of each segment GET
+    # Segment GETs by (User-Agent, path): a test names each browser context in its user agent.
+    gets_by_agent: collections.Counter[tuple[str, str]] = field(default_factory=collections.Counter)
+    served: set[str] = field(default_factory=set)  # SHA-256 (hex) of every segment body the bucket served
     url: str = ""
+    # Paths whose bytes are served damaged: one byte flipped in the middle of every 16 KiB (as
+    # tests.support.browser.ALTER_P2P_UPLOADS does to what a hostile peer sends).
+    corrupt: Callable[[str], bool] = lambda path: False
+    corrupted: list[str] = field(default_factory=list)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        if request.method == "GET" and request.path.endswith(SEGMENT_SUFFIXES):
+        segment = request.method == "GET" and request.path.endswith(SEGMENT_SUFFIXES)
+        if segment:
             self.gets[request.path] += 1
             self.log.append((time.time(), request.path))
+            self.gets_by_agent[(request.headers.get("User-Agent", ""), request.path)] += 1
         headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
         async with self.session.request(request.method, self.upstream + request.path_qs, headers=headers,
                                         data=await request.read(), allow_redirects=False) as upstream:
             body = await upstream.read()
+            if segment and upstream.status == 200:
+                self.served.add(hashlib.sha256(body).hexdigest())
+            if segment and upstream.status == 200 and self.corrupt(request.path):
+                body = damaged(body)
+                self.corrupted.append(request.path)
             passed = {k: v for k, v in upstream.headers.items()
                       if k.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding")}
             return web.Response(status=upstream.status, headers=passed, body=body)
@@ -60,6 +76,14 @@ class CountingProxy:
     async def close(self) -> None:
         await self.runner.cleanup()
         await self.session.close()
+
+
+def damaged(body: bytes) -> bytes:
+    """`body` with one byte flipped in the middle of every 16 KiB."""
+    out = bytearray(body)
+    for start in range(0, len(out), 16384):
+        out[start + min(8192, (len(out) - start) // 2)] ^= 0xFF
+    return bytes(out)
 
 
 def closed_port() -> int:

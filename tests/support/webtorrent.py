@@ -150,9 +150,11 @@ class Peer:
                          "to_peer_id": to["peer_id"], "offer_id": to["offer_id"],
                          "answer": {"type": "answer", "sdp": "v=0\r\nanswer"}})
 
-    async def next(self, match: Callable[[dict[str, Any]], bool], timeout: float = MEET_TIMEOUT) -> dict[str, Any] | None:
-        """The first message received that matches, waiting up to `timeout`; None if none came."""
-        seen = 0
+    async def next(self, match: Callable[[dict[str, Any]], bool], timeout: float = MEET_TIMEOUT,
+                   start: int = 0) -> dict[str, Any] | None:
+        """The first message received that matches (from the `start`th received on), waiting up to
+        `timeout`; None if none came."""
+        seen = start
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
                 while True:
@@ -210,18 +212,25 @@ async def serving(tracker: Any) -> None:
 
 async def meet(url: str, infohash: str) -> bool:
     """Two new honest viewers: one's offer reaches the other, whose answer comes back."""
-    async with connected(url) as a, connected(url) as b:
+    async with connected(url) as a:
         await a.announce(infohash)
         if await a.next(lambda m: "interval" in m or "failure reason" in m) is None:
             return False
         if any("failure reason" in m for m in a.received):
             return False
-        await b.announce(infohash, offers=5)
-        got = await a.next(lambda m: "offer" in m and m.get("peer_id") == b.peer_id)
+        return await reached(a, url, infohash)
+
+
+async def reached(viewer: Peer, url: str, infohash: str) -> bool:
+    """A new honest viewer's offers reach `viewer` (in the swarm already), and its answer comes back to
+    the new one: they meet."""
+    async with connected(url) as newcomer:
+        await newcomer.announce(infohash, offers=5)
+        got = await viewer.next(lambda m: "offer" in m and m.get("peer_id") == newcomer.peer_id)
         if got is None:
             return False
-        await a.answer(infohash, got)
-        back = await b.next(lambda m: "answer" in m and m.get("peer_id") == a.peer_id)
+        await viewer.answer(infohash, got)
+        back = await newcomer.next(lambda m: "answer" in m and m.get("peer_id") == viewer.peer_id)
         return back is not None and back["offer_id"] == got["offer_id"]
 
 
