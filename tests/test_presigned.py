@@ -240,7 +240,9 @@ async def check(s3: SeaweedS3, tmp_path: Path, **over: str) -> tuple[bool, list[
     settings = load_settings(environ={
         "HLS_DIR": str(tmp_path), "S3_ENDPOINT_URL": s3.endpoint_url, "AWS_ACCESS_KEY_ID": s3.access_key,
         "AWS_SECRET_ACCESS_KEY": s3.secret_key, "AWS_BUCKET_NAME": s3.bucket, "STATE_DIR": str(tmp_path / "state"),
-        "SEGMENT_URLS": "presigned", "PRESIGN_EXPIRY": str(EXPIRY), "REWIND_SECONDS": "0", **over,
+        "SEGMENT_URLS": "presigned", "PRESIGN_EXPIRY": str(EXPIRY), "REWIND_SECONDS": "0",
+        "TRUST_CF_CONNECTING_IP": "true",  # HOST is loopback: behind cloudflared, as deploy/env.example says
+        **over,
     })  # fmt: skip
     lines: list[str] = []
     ok = await run_checks(settings, print_line=lines.append)
