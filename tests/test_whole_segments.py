@@ -10,6 +10,7 @@ object in the bucket against the file as Owncast finished it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 from collections.abc import AsyncIterator
@@ -39,6 +40,27 @@ from tests.support.world import World
 KERNEL = pytest.mark.skipif(not inotify.available(), reason="inotify is Linux only")
 _PATHS = [pytest.param(True, id="inotify", marks=KERNEL), pytest.param(False, id="watchfiles")]
 CUT = 1000  # bytes held back: not a whole number of TS packets, as a cut in a body almost never is
+
+
+@contextlib.asynccontextmanager
+async def kernel_watch(root: Path, quiet: float = writes.QUIET) -> AsyncIterator[Writes]:
+    """Writes fed by the real watcher on inotify, once its watch has begun; variant folder 0 made."""
+    (root / "0").mkdir(exist_ok=True)
+    w = Writes(root, quiet=quiet)
+    watcher = HlsWatcher(root, Sink(), Metrics(), kernel=True, writes=w)
+    await watcher.start()
+    try:
+        await until(lambda: w._exact, "the kernel watch began")
+        yield w
+    finally:
+        await watcher.stop()
+
+
+async def still_waiting(wait: asyncio.Future[Finish], looks: int, every: float = 0.05) -> None:
+    """`wait` has not ended over `looks` looks `every` seconds apart (longer than a quiet period)."""
+    for _ in range(looks):
+        await asyncio.wait({wait}, timeout=every)
+        assert not wait.done(), wait.result()
 
 
 @pytest.fixture(scope="module")
@@ -87,37 +109,25 @@ async def test_the_kernel_tells_a_cut_on_a_packet_boundary_which_the_file_alone_
     tmp_path: Path, ts_bytes: bytes
 ) -> None:
     """Held back a whole number of packets, the file on disk looks whole: only the close tells."""
-    (tmp_path / "0").mkdir()
-    w = Writes(tmp_path, quiet=0.05)
-    watcher = HlsWatcher(tmp_path, Sink(), Metrics(), kernel=True, writes=w)
-    await watcher.start()
     held = HeldBack(ts_bytes, 188 * 4)
-    try:
-        await until(lambda: w._exact, "the kernel watch began")
-        held.begin(tmp_path / "0" / "seg.ts")
-        wait = asyncio.ensure_future(w.finished(tmp_path / "0" / "seg.ts", 30))
-        await until(lambda: w.waiting == 1, "the upload waits")
-        # Several times the quiet period: a judgement by the file alone would have taken it by now.
-        for _ in range(5):
-            await asyncio.wait({wait}, timeout=0.05)
-            assert not wait.done()
-        held.release()
-        assert await wait is Finish.WAITED
-    finally:
-        held.close()
-        await watcher.stop()
+    async with kernel_watch(tmp_path, quiet=0.05) as w:
+        try:
+            held.begin(tmp_path / "0" / "seg.ts")
+            wait = asyncio.ensure_future(w.finished(tmp_path / "0" / "seg.ts", 30))
+            await until(lambda: w.waiting == 1, "the upload waits")
+            # Several times the quiet period: a judgement by the file alone would have taken it by now.
+            await still_waiting(wait, 5)
+            held.release()
+            assert await wait is Finish.WAITED
+        finally:
+            held.close()
 
 
 @KERNEL
 async def test_a_file_closed_before_it_is_asked_for_costs_no_wait_and_no_look(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    (tmp_path / "0").mkdir()
-    w = Writes(tmp_path)
-    watcher = HlsWatcher(tmp_path, Sink(), Metrics(), kernel=True, writes=w)
-    await watcher.start()
-    try:
-        await until(lambda: w._exact, "the kernel watch began")
+    async with kernel_watch(tmp_path) as w:
         (tmp_path / "0" / "seg.ts").write_bytes(b"\x47" * 188)
         await until(lambda: w._writing.get(tmp_path / "0" / "seg.ts") is False, "the close was read")
         looks: list[object] = []
@@ -127,8 +137,6 @@ async def test_a_file_closed_before_it_is_asked_for_costs_no_wait_and_no_look(
             ask.send(None)  # returns on its first step: it never suspends
         assert done.value.value is Finish.READY
         assert looks == []
-    finally:
-        await watcher.stop()
 
 
 async def test_after_lost_events_a_file_is_judged_by_itself_never_taken_for_finished(tmp_path: Path) -> None:
@@ -145,10 +153,7 @@ async def test_after_lost_events_a_file_is_judged_by_itself_never_taken_for_fini
         wait = asyncio.ensure_future(w.finished(path, 30))
         await until(lambda: w.waiting == 1)
         w.forget_all()  # IN_Q_OVERFLOW: the watcher calls this
-        # Quiet for longer than `quiet`, but cut inside a packet: still being written.
-        for _ in range(8):
-            await asyncio.wait({wait}, timeout=0.05)
-            assert not wait.done()
+        await still_waiting(wait, 8)  # quiet for longer than `quiet`, but cut inside a packet
         held.release()
         assert await wait is Finish.WAITED
     finally:
@@ -188,9 +193,7 @@ async def test_the_watcher_forgets_what_the_kernel_said_when_its_queue_overflows
         await until(lambda: not overflow[0], "the overflow was read")
         assert path not in w._writing
         wait = asyncio.ensure_future(w.finished(path, 30))
-        for _ in range(8):  # longer than `quiet`: cut inside a packet, so still being written
-            await asyncio.wait({wait}, timeout=0.05)
-            assert not wait.done()
+        await still_waiting(wait, 8)  # longer than `quiet`: cut inside a packet, so still being written
         held.release()
         assert await wait is Finish.WAITED
     finally:
