@@ -144,5 +144,6 @@ def test_every_repository_path_a_doc_names_exists(doc: Path) -> None:
 
 def test_the_index_lists_every_doc() -> None:
     index = _read(DOCS / "README.md")
-    unlisted = [p.name for p in DOC_FILES if p.name != "README.md" and f"]({p.name})" not in index]
+    # index.md is the documentation site's front page (docs/conf.py), not a background doc.
+    unlisted = [p.name for p in DOC_FILES if p.name not in ("README.md", "index.md") and f"]({p.name})" not in index]
     assert not unlisted, f"docs/README.md does not link {unlisted}"

@@ -1,0 +1,118 @@
+"""Directives that write the reference tables from the code, at build time, so they cannot drift.
+
+- `{settings-reference}`: every setting of broadcaster/settings.py (SETTINGS), its default and its help.
+- `{metrics-reference}`: every series the service exports, from the registry a Service builds.
+- `{endpoints-reference}`: every route the service's app registers, from a Service built with every
+  feature on, described by its handler's docstring (the first line).
+
+A Service is built, never started: nothing listens and nothing reaches the bucket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from docutils import nodes
+from docutils.statemachine import StringList
+from sphinx.application import Sphinx
+from sphinx.util.docutils import SphinxDirective
+
+
+def _cell(text: str) -> str:
+    return " ".join(text.split()).replace("|", "\\|")
+
+
+@contextlib.contextmanager
+def _service() -> Iterator[Any]:
+    """A Service with every feature on, in a temporary folder; built, not started."""
+    from broadcaster.service import Service
+    from broadcaster.settings import load_settings
+
+    with tempfile.TemporaryDirectory(prefix="hls-broadcaster-docs-") as tmp:
+        (Path(tmp) / "hls").mkdir()
+        settings = load_settings(environ={
+            "HLS_DIR": f"{tmp}/hls", "STATE_DIR": f"{tmp}/state", "S3_ENDPOINT_URL": "http://127.0.0.1:9",
+            "AWS_ACCESS_KEY_ID": "docs", "AWS_SECRET_ACCESS_KEY": "docs", "AWS_BUCKET_NAME": "docs",
+            "R2_PUBLIC_URL": "https://cdn.example", "P2P_TRACKERS": "wss://tracker.example/",
+            "OWNCAST_URL": "https://owncast.example",
+        })  # fmt: skip
+        service = Service(settings)
+        try:
+            yield service
+        finally:
+            asyncio.run(service.stop())
+
+
+class _Table(SphinxDirective):
+    has_content = False
+
+    def lines(self) -> list[str]:
+        raise NotImplementedError
+
+    def run(self) -> list[nodes.Node]:
+        container = nodes.container()
+        self.state.nested_parse(StringList(self.lines(), source=self.get_source_info()[0]), self.content_offset,
+                                container)
+        return list(container.children)
+
+
+class SettingsReference(_Table):
+    def lines(self) -> list[str]:
+        from broadcaster.settings import SETTINGS
+
+        rows = ["| setting | default | what it does |", "| --- | --- | --- |"]
+        for s in SETTINGS:
+            default = "required" if s.default is None else (f"`{s.default}`" if s.default != "" else "empty")
+            rows.append(f"| `{s.name}` | {_cell(default)} | {_cell(s.help)} |")
+        return rows
+
+
+class MetricsReference(_Table):
+    def lines(self) -> list[str]:
+        suffix = {"counter": "_total", "histogram": " (`_bucket`, `_sum`, `_count`)", "info": "_info"}
+        rows = ["| series | type | labels | what it counts |", "| --- | --- | --- | --- |"]
+        with _service() as service:
+            registry = service.metrics.registry
+            labels_of = {getattr(c, "_name", None): tuple(getattr(c, "_labelnames", ()))
+                         for c in list(registry._collector_to_names)}  # noqa: SLF001 (the registry's own map)
+            for family in sorted(registry.collect(), key=lambda f: f.name):
+                labels = sorted({k for s in family.samples for k in s.labels if k not in ("le", "quantile")}
+                                | set(labels_of.get(family.name, ())))
+                shown = ", ".join(f"`{label}`" for label in labels) or "none"
+                name = f"`{family.name}{suffix.get(family.type, '')}`" if family.type != "histogram" else \
+                    f"`{family.name}`{suffix['histogram']}"
+                rows.append(f"| {name} | {family.type} | {shown} | {_cell(family.documentation)} |")
+        return rows
+
+
+class EndpointsReference(_Table):
+    def lines(self) -> list[str]:
+        rows = ["| path | methods | what it answers |", "| --- | --- | --- |"]
+        with _service() as service:
+            seen: dict[str, tuple[list[str], str]] = {}
+            for route in service.app.router.routes():
+                info = route.resource.get_info() if route.resource is not None else {}
+                path = str(info.get("path") or info.get("formatter") or "")
+                doc = (route.handler.__doc__ or "").strip().split("\n\n")[0]
+                methods, first = seen.setdefault(path, ([], doc))
+                if route.method not in methods:
+                    methods.append(route.method)
+                if not first and doc:
+                    seen[path] = (methods, doc)
+            for path, (methods, doc) in seen.items():
+                if not doc:
+                    raise ValueError(f"the handler of {path} has no docstring: the endpoints reference needs one")
+                rows.append(f"| `{path}` | {', '.join(methods)} | {_cell(doc)} |")
+        return rows
+
+
+def setup(app: Sphinx) -> dict[str, object]:
+    app.add_directive("settings-reference", SettingsReference)
+    app.add_directive("metrics-reference", MetricsReference)
+    app.add_directive("endpoints-reference", EndpointsReference)
+    return {"parallel_read_safe": True, "version": "1"}
