@@ -247,3 +247,15 @@ def test_p2p() -> None:
         rf"^\| hostile / honest \| .* \| {NUMBER} s \({NUMBER}x\) \|",
         r"^- honest 0: \d+ segments handed to hls\.js, \d+ not the bucket's",
         r"^- hostile 2 \(half\): answered (\d+|every) segment request")
+
+
+@browser_bench
+@needs("/usr/sbin/nginx")
+def test_startup() -> None:
+    out = bench("startup", "--rounds", "1", "--links", "150ms")
+    has(out, r"^\| link \| this page: first frame \| bare hls\.js \| this page / bare \| requests before ",
+        rf"^\| 150 ms round trip \| {NUMBER} s \| {NUMBER} s \| {NUMBER}x \| {NUMBER} vs {NUMBER} \| \d+ \|$",
+        rf"^- 150 ms round trip, first frame, fastest-slowest: this page {NUMBER}-{NUMBER} s; bare hls\.js ",
+        r"^- this page, 150ms, round 1, each request's start \(s\) until the first frame at ",
+        r"^goal: at 150 ms round trip, first frame within 1\.10x of bare .*: (met|NOT met)$")
+

@@ -1,6 +1,7 @@
 """The viewer in a real browser: hls.js in Debian's headless Chromium plays the live demo stream
 (SeaweedFS + the Owncast emulator + the service), fetches every segment from the S3 host, shows
-its stats, and shows the stream going offline and coming back."""
+its stats, and shows the stream going offline and coming back; and a first visit starts as a bare
+hls.js page would (issue 42): few requests before the first frame, none through a redirect."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+import pytest_asyncio
 
 from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.browser import launch_chromium, needs_chromium, open_viewer, watch
 from tests.support.service_process import ServiceProcess, service_env
+from tests.support.startup import StartupRecorder, emulate
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 
@@ -23,7 +26,11 @@ pytestmark = [
     pytest.mark.integration,
     pytest.mark.browser,
     needs_chromium,
+    pytest.mark.xdist_group("viewer_browser"),  # one worker starts the module's demo once (scripts/test)
+    pytest.mark.asyncio(loop_scope="module"),
 ]
+# Issue 42's goal for a first visit: at most this many requests before the first frame.
+MAX_REQUESTS_BEFORE_FIRST_FRAME = 12
 
 
 @dataclass
@@ -33,11 +40,13 @@ class Demo:
     service: ServiceProcess
 
 
-@pytest.fixture
-async def demo(tmp_path: Path, seaweed: SeaweedS3) -> AsyncIterator[Demo]:
-    async with OwncastEmulator(tmp_path / "hls", segment_seconds=1) as owncast:
-        env = service_env(tmp_path / "hls", seaweed, tmp_path / "state", WINDOW_SECONDS="8")
-        async with ServiceProcess(env, tmp_path / "service") as service:
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def demo(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Demo]:
+    tmp = tmp_path_factory.mktemp("viewer")
+    async with (SeaweedS3(tmp / "seaweed") as seaweed,
+                OwncastEmulator(tmp / "hls", segment_seconds=1) as owncast):
+        env = service_env(tmp / "hls", seaweed, tmp / "state", WINDOW_SECONDS="8")
+        async with ServiceProcess(env, tmp / "service") as service:
             yield Demo(seaweed, owncast, service)
 
 
@@ -100,3 +109,33 @@ async def test_viewer_plays_from_the_bucket_and_shows_offline_and_back(demo: Dem
     own = [e for e in console_errors if "Failed to load resource" not in e]
     assert own == [], own
     shutil.copy(ARTIFACTS / "viewer-playing.png", tmp_path / "viewer-playing.png")
+
+
+async def test_a_first_visit_starts_with_few_requests_and_no_redirect(demo: Demo) -> None:
+    """Issue 42: what the page needs to start comes with it or beside it. Counted by the browser (its own
+    account of its requests, each redirect one of them, up to the video's first frame: tests/support/
+    startup.py) on a first visit over a 150 ms round trip, the link the goal names."""
+    from playwright.async_api import async_playwright
+
+    await demo.owncast.wait_for_segments(0, 3, timeout=20)
+    async with async_playwright() as pw:
+        browser = await launch_chromium(pw)
+        try:
+            context = await browser.new_context()  # nothing cached, no connection open
+            page = await context.new_page()
+            recorder = StartupRecorder(page)
+            await recorder.install()
+            await emulate(context, page, latency_ms=150)
+            await page.goto(f"{demo.service.url}/", wait_until="commit")
+            start = await recorder.result(timeout_ms=30_000)
+        finally:
+            await browser.close()
+    asked = [f"{f.started:.2f} {f.url}{' (redirected)' if f.redirected else ''}" for f in start.before]
+    assert start.redirects() == [], asked
+    assert start.count() <= MAX_REQUESTS_BEFORE_FIRST_FRAME, asked
+    own = start.same_origin_files(demo.service.url)
+    # The page, its stylesheet, hls.js, viewer.js (its modules in it) and the playlist are the first
+    # five; config.json comes in the page, not on its own.
+    assert own[0] == "/" and "/config.json" not in own, asked
+    first = {p.split("?")[0] for p in own[1:5]}
+    assert first == {"/viewer.css", "/hls.min.js", "/viewer.js", "/live/master.m3u8"}, asked

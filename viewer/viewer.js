@@ -14,6 +14,10 @@
  * that needs one created after it (the player is at the centre of a few such loops) gets a callback,
  * called only once the page runs. A new module: import it here, create it with what it needs, and add
  * its name to the tunnel's viewer path (cloudflared.yml.example; tests/test_deploy.py checks).
+ *
+ * The service serves this file with the modules it imports statically inside it: one request, not one
+ * per module (issue 42). Keep to the import and export forms broadcaster/http/module_combine.py lists,
+ * or the modules come one by one (the service's log says why; tests/test_viewer_modules.py fails).
  */
 
 import * as Controls from './controls.js';
@@ -63,12 +67,28 @@ function tick() {
   stats.refresh();
 }
 
+/**
+ * config.json: in the page, where the service writes it (issue 42: the player starts without asking
+ * for it), else fetched; null when there is none (the page is hosted elsewhere).
+ */
+async function readConfig() {
+  const inline = document.querySelector('meta[name="viewer-config"]');
+  if (inline && inline.content) {
+    try {
+      return JSON.parse(inline.content);
+    } catch (err) {
+      // not JSON: ask the service
+    }
+  }
+  const response = await fetch('config.json', { cache: 'no-cache' });
+  return response.ok ? response.json() : null;
+}
+
 /** config.json's playlist URL (or the service's own), and viewer/p2p.js when it has "p2p". */
 async function configuredSource() {
   let p2p = null;
   try {
-    const response = await fetch('config.json', { cache: 'no-cache' });
-    const config = response.ok ? await response.json() : {};
+    const config = (await readConfig()) || {};
     if (config && config.p2p && window.Hls && window.Hls.isSupported()) {
       // Peer-to-peer segments, the bucket as the fallback; if it cannot load, play without it, and say
       // why in the console (a file missing, a config.json p2p.js refuses).
@@ -98,9 +118,8 @@ async function configuredSource() {
 async function allowedSource(url) {
   let config;
   try {
-    const response = await fetch('config.json', { cache: 'no-cache' });
-    if (!response.ok) return true;
-    config = await response.json();
+    config = await readConfig();
+    if (config === null) return true;
   } catch (err) {
     return true;
   }

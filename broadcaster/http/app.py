@@ -141,10 +141,11 @@ def create_app(
             raise ValueError(f"viewer folder {viewer_options.folder} is not a directory")
         on_timeout = (functools.partial(connection_metrics.rejected, "write_timeout")
                       if connection_metrics is not None else None)
-        app[VIEWER_FILES] = ViewerFiles(root, max_open=viewer_options.max_open,
-                                        write_timeout=viewer_options.write_timeout, on_write_timeout=on_timeout)
         # The viewer asks where to play from: here, or the bucket when playlists are published there.
         app[VIEWER_CONFIG] = json.dumps(viewer_options.config(counting=audience is not None)).encode()
+        app[VIEWER_FILES] = ViewerFiles(
+            root, max_open=viewer_options.max_open, write_timeout=viewer_options.write_timeout,
+            on_write_timeout=on_timeout, config=app[VIEWER_CONFIG])  # the page carries it (issue 42)
         app[FRAME_ANCESTORS] = viewer_options.frame_ancestors
         r.add_get("/config.json", viewer.viewer_config)
         if audience is not None:

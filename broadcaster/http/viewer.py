@@ -9,6 +9,10 @@ The page's files are cacheable by a CDN, so the VM sends each version of them ab
 - any other URL of a file (no query, a cache buster, an old version) is a `302` to the versioned one,
   cacheable briefly: a cache buster costs the VM a few hundred bytes, not the file.
 
+The page starts as fast as hls.js alone would (issue 42): it carries /config.json's content and asks for
+its playlist beside its scripts (viewer_page.py); its module comes combined with the modules it imports,
+and every module names what it imports by versioned URL (viewer_modules.py), so none takes that 302.
+
 The page, and its embed form (`/embed`: the video and its controls, nothing else), carry a
 `Content-Security-Policy: frame-ancestors` header naming the sites that may frame them (FRAME_ANCESTORS;
 a `<meta>` policy cannot say it). The rest of the page's policy stays in its `<meta>`, so it holds
@@ -28,7 +32,8 @@ from aiohttp import hdrs, web
 
 from .common import REVALIDATE, SERVER_NAME, edge_headers, elsewhere, guarded
 from .keys import DEFAULT_VARIANT, FRAME_ANCESTORS, VIEWER_CONFIG, VIEWER_FILES
-from .viewer_files import PAGE, REDIRECT_CACHE_CONTROL, VERSIONED, VIEWER_TYPES, ViewerFile
+from .viewer_files import REDIRECT_CACHE_CONTROL, VERSIONED, VIEWER_TYPES, ViewerFile
+from .viewer_page import PAGE
 
 
 @guarded

@@ -13,7 +13,10 @@ from pathlib import Path
 from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
 
+from . import viewer_page
 from .common import unavailable
+from .viewer_modules import ServedModules, ViewerModules
+from .viewer_page import PAGE
 
 log = logging.getLogger(__name__)
 
@@ -29,15 +32,12 @@ VIEWER_TYPES = {
     ".map": "application/json",
     ".svg": "image/svg+xml",
 }
-PAGE = "index.html"
 VERSIONED = "public, max-age=31536000, immutable"  # a versioned URL's content never changes
 # A redirect to the versioned URL: short, since the version changes when the file does.
 REDIRECT_CACHE_CONTROL = "public, max-age=60"
 SMALL = 64 * 1024  # files up to this size are answered from memory
 OPEN_WAIT = 10.0  # seconds a request may wait for one of the max_open file sends, then 503
 BUSY_RETRY_AFTER = "2"
-# What the page refers to its own files by: src="x" or href="x", a plain name (not a URL, not data:).
-_REFERENCE = re.compile(r"""\b(src|href)=(["'])([A-Za-z0-9][A-Za-z0-9_.-]{0,199})\2""")
 # The embed form is the page with class="embed" on its <html>: viewer.css then shows the video alone.
 _HTML_TAG = re.compile(rb"<html\b", re.IGNORECASE)
 
@@ -57,22 +57,55 @@ _StatKey = tuple[int, int, int]
 
 
 class ViewerFiles:
-    """The files of viewer_dir by name, each read and hashed once per change (by mtime, size, inode)."""
+    """The files of viewer_dir by name, each read and hashed once per change (by mtime, size, inode), as
+    served: the page (viewer_page.py) and its modules (viewer_modules.py) rewritten, the rest as they are."""
 
     def __init__(self, root: Path, *, max_open: int, write_timeout: float,
-                 on_write_timeout: Callable[[], None] | None = None) -> None:
+                 on_write_timeout: Callable[[], None] | None = None, config: bytes = b"") -> None:
+        """config: /config.json's content, which the page carries (empty: the page fetches it)."""
         self.root = root
+        self.config = viewer_page.Config(config)
+        self.modules = ViewerModules(self._find_file)  # the page's ES modules as served
         self.write_timeout = write_timeout
         self.on_write_timeout = on_write_timeout
         self.max_open = max_open
         self._open = asyncio.Semaphore(max_open)  # file sends at once: each holds the file's handle
         self._known: dict[str, tuple[_StatKey, ViewerFile]] = {}
+        self._entries: tuple[str, tuple[str, ...]] | None = None  # (the page's version, its module scripts)
         self._page: tuple[tuple[object, ...], ViewerFile] | None = None
         self._embed: tuple[str, ViewerFile] | None = None  # (the page's version, its embed form)
 
     def find(self, name: str) -> ViewerFile | None:
-        """The file `name` directly inside root (resolved), after symlinks; None for anything else.
-        Blocking (stat, and a read when it changed): run it in a thread."""
+        """The file `name` directly inside root (resolved), after symlinks, as served (a module of the
+        page's as viewer_modules.py serves it); None for anything else. Blocking (stat, and a read when
+        it changed): run it in a thread."""
+        found = self._find_file(name)
+        if found is None or not self._may_be_module(name):
+            return found
+        return self._served(self._modules(), name) or found
+
+    def _may_be_module(self, name: str) -> bool:
+        # Only a file of the module graph last seen, or any .js before one was: a client can know a
+        # module's served version only from a graph made since it last changed.
+        last = self.modules.last()
+        return name.endswith((".js", ".mjs")) and (last is None or name in last.files)
+
+    @staticmethod
+    def _served(modules: ServedModules, name: str) -> ViewerFile | None:
+        served = modules.files.get(name)
+        return None if served is None else ViewerFile(served.path, served.version, served.body)
+
+    def _modules(self) -> ServedModules:
+        raw = self._find_file(PAGE)
+        if raw is None:
+            return self.modules.served(())
+        if self._entries is None or self._entries[0] != raw.version:
+            text = _text(raw)
+            self._entries = (raw.version, viewer_page.module_entries(text or ""))
+        return self.modules.served(self._entries[1])
+
+    def _find_file(self, name: str) -> ViewerFile | None:
+        """The file as it is on disk, read and hashed once per change."""
         path = _find_viewer_file(self.root, name)
         if path is None:
             return None
@@ -90,28 +123,35 @@ class ViewerFiles:
         return found
 
     def page(self) -> ViewerFile | None:
-        """index.html naming each of its files by its versioned URL. Blocking, like find()."""
-        raw = self.find(PAGE)
-        if raw is None:
+        """index.html as served (viewer_page.py): its files by their versioned URLs, config.json in it,
+        its preloads. Blocking, like find()."""
+        raw = self._find_file(PAGE)
+        text = None if raw is None else _text(raw)
+        if raw is None or text is None:
             return None
-        try:
-            text = (raw.body if raw.body is not None else raw.path.read_bytes()).decode("utf-8", "replace")
-        except OSError:
-            return None
-        names = {m.group(3) for m in _REFERENCE.finditer(text)} - {PAGE}
-        files = {name: self.find(name) for name in sorted(names)}
-        key = (raw.version, *((name, f.version if f else None) for name, f in files.items()))
+        modules = self._modules()
+        names = viewer_page.referenced(text)
+        files = {name: self._served(modules, name) or self._find_file(name) for name in names}
+        versions = {name: f.version for name, f in files.items() if f is not None}
+        preload = [(name, modules.files[name].version) for name in self._preloads(modules, names)]
+        key = (raw.version, *sorted(versions.items()), *preload)
         if self._page is not None and self._page[0] == key:
             return self._page[1]
-
-        def versioned(m: re.Match[str]) -> str:
-            found = files.get(m.group(3))
-            return m.group(0) if found is None else f"{m.group(1)}={m.group(2)}{m.group(3)}?v={found.version}{m.group(2)}"
-
-        body = _REFERENCE.sub(versioned, text).encode()
+        body = viewer_page.render(text, versions, self.config, preload).encode()
         page = ViewerFile(raw.path, hashlib.sha256(body).hexdigest()[:16], body)
         self._page = (key, page)
         return page
+
+    def _preloads(self, modules: ServedModules, named: list[str]) -> list[str]:
+        """The modules the page asks for beside its own files: those its module scripts import (when
+        not combined into them), and those config.json turns on before the player starts."""
+        wanted: list[str] = []
+        for name in named:
+            wanted += modules.preload(name)
+        for name in self.config.preload:
+            if name in modules.files:
+                wanted += [name, *modules.preload(name)]
+        return [name for name in dict.fromkeys(wanted) if name not in named]
 
     def embed(self) -> ViewerFile | None:
         """The page's embed form (/embed): the same page, marked so its stylesheet shows the video alone.
@@ -160,6 +200,13 @@ class _SentFile(web.FileResponse):
         if self.prepared:
             return None
         return await super().prepare(request)
+
+
+def _text(found: ViewerFile) -> str | None:
+    try:
+        return (found.body if found.body is not None else found.path.read_bytes()).decode("utf-8", "replace")
+    except OSError:
+        return None
 
 
 def _find_viewer_file(root: Path, name: str) -> Path | None:

@@ -1,0 +1,105 @@
+"""A page's start-up as the browser sees it (issue 42): the time to its video's first frame, and the
+requests it made before that frame, each redirect among them. For tests/test_viewer_browser.py and
+bench/startup.py.
+
+The first frame is the browser's own: requestVideoFrameCallback on the page's <video> (the moment the
+frame went to the compositor), in the page's clock (performance.now(), from the navigation's start).
+A request counts when the browser started it before that moment (Playwright's request.timing, the
+browser's wall clock; the page's timeOrigin puts the frame on the same clock). Every redirect is a
+request of its own, as it is on the network: `/player.js` and the `/player.js?v=...` it leads to are two.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+# Installed before the page's own scripts (add_init_script): hooks every <video> the page makes.
+FIRST_FRAME = """(() => {
+  const start = window.startup = { firstFrame: null, playing: null };
+  const seen = new WeakSet();
+  const hook = (video) => {
+    if (seen.has(video)) return;
+    seen.add(video);
+    const frame = (now, meta) => {
+      if (start.firstFrame !== null) return;
+      start.firstFrame = meta && meta.presentationTime ? meta.presentationTime : now;
+    };
+    if (video.requestVideoFrameCallback) video.requestVideoFrameCallback(frame);
+    else video.addEventListener('loadeddata', () => frame(performance.now()), { once: true });
+    video.addEventListener('playing', () => {
+      if (start.playing === null) start.playing = performance.now();
+    });
+  };
+  new MutationObserver(() => document.querySelectorAll('video').forEach(hook))
+    .observe(document, { childList: true, subtree: true });
+})();"""
+
+
+@dataclass(frozen=True)
+class Fetched:
+    url: str
+    started: float  # seconds after the navigation started
+    redirected: bool  # answered by a redirect (the request that follows it is another Fetched)
+
+
+@dataclass(frozen=True)
+class Startup:
+    first_frame: float  # seconds from the navigation's start to the video's first frame
+    before: list[Fetched]  # the requests started before it, in order
+
+    def redirects(self) -> list[Fetched]:
+        return [f for f in self.before if f.redirected]
+
+    def count(self) -> int:
+        return len(self.before)
+
+    def same_origin_files(self, origin: str) -> list[str]:
+        """Paths (and queries) of what was asked of the page's own origin: the page, its files, config."""
+        out = []
+        for f in self.before:
+            parts = urlsplit(f.url)
+            if f"{parts.scheme}://{parts.netloc}" == origin:
+                out.append(parts.path + (f"?{parts.query}" if parts.query else ""))
+        return out
+
+
+async def emulate(context: Any, page: Any, latency_ms: float, throughput: float = -1) -> None:
+    """Chromium's network emulation for `page`: `latency_ms` added to every round trip, `throughput`
+    bytes/s each way (-1: no limit)."""
+    cdp = await context.new_cdp_session(page)
+    await cdp.send("Network.enable")
+    await cdp.send("Network.emulateNetworkConditions", {
+        "offline": False, "latency": latency_ms,
+        "downloadThroughput": throughput, "uploadThroughput": throughput})
+
+
+class StartupRecorder:
+    """`recorder = StartupRecorder(page)` before `page.goto(url)` (the page of a fresh context), then
+    `await recorder.result(timeout_ms)` once the page is loading."""
+
+    def __init__(self, page: Any) -> None:
+        self.page = page
+        self.requests: list[Any] = []
+        page.on("request", lambda request: self.requests.append(request))
+
+    async def install(self) -> None:
+        await self.page.add_init_script(FIRST_FRAME)
+
+    async def result(self, timeout_ms: float = 60_000) -> Startup:
+        await self.page.wait_for_function("() => window.startup && window.startup.firstFrame !== null",
+                                          timeout=timeout_ms)
+        origin, frame = await self.page.evaluate("() => [performance.timeOrigin, window.startup.firstFrame]")
+        frame_at = float(origin) + float(frame)  # epoch ms, the browser's clock
+        before: list[Fetched] = []
+        for request in self.requests:
+            if not request.url.startswith(("http:", "https:")):
+                continue  # data:, blob: (hls.js's worker)
+            started = float((request.timing or {}).get("startTime", -1))
+            if started <= 0 or started > frame_at:
+                continue
+            redirected = request.redirected_to is not None
+            before.append(Fetched(request.url, (started - float(origin)) / 1000, redirected))
+        before.sort(key=lambda f: f.started)
+        return Startup(float(frame) / 1000, before)
