@@ -24,7 +24,7 @@ from broadcaster.http import create_app
 from broadcaster.http.events import parse_last_event_id
 from broadcaster.metrics import Metrics
 from broadcaster.playlist import hls
-from broadcaster.playlist.manifest import Rendered
+from broadcaster.playlist.rendered import Rendered
 from broadcaster.service import Service
 from broadcaster.settings import load_settings
 from broadcaster.source.watcher import HlsWatcher

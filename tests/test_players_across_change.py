@@ -91,7 +91,9 @@ from aiohttp import web
 from broadcaster.playlist import hls
 from broadcaster.demo.ffmpeg import ffmpeg_exe
 from broadcaster.http.playlists import PlaylistRoutes
-from broadcaster.playlist.manifest import ListedSegment, ManifestGenerator, Rendered
+from broadcaster.playlist.manifest import ManifestGenerator
+from broadcaster.playlist.rendered import Rendered
+from broadcaster.playlist.segments import ListedSegment
 from broadcaster.metrics import Metrics
 from broadcaster.source.owncast import SourcePlaylist, SourceSegment, SourceVariant
 from broadcaster.publish.publisher import Publisher, PublisherConfig

@@ -18,8 +18,10 @@ from pytest_aiohttp import AiohttpClient
 
 from broadcaster.http import PlaylistOptions, create_app
 from broadcaster.metrics import Metrics
-from broadcaster.playlist import deflate, hls, manifest
-from broadcaster.playlist.manifest import ListedSegment, ManifestGenerator, Rendered, SegmentRejected
+from broadcaster.playlist import chunks, deflate, hls
+from broadcaster.playlist.manifest import ManifestGenerator, SegmentRejected
+from broadcaster.playlist.rendered import Rendered
+from broadcaster.playlist.segments import ListedSegment
 from broadcaster.publish import playlist_memory
 from tests.support.browser import launch_chromium, needs_chromium
 from tests.support.fakes import FakeHealth, FakePlaylists
@@ -55,7 +57,7 @@ OPS = ["append"] * 24 + ["gap", "end", "restart", "raise", "carry", "continue", 
 def run_history(chunk: int, window: float, fmp4: bool, hashes: bool, ops: list[tuple[str, int]],
                 edge: int = 6) -> None:
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(manifest, "CHUNK_ENTRIES", chunk)
+        mp.setattr(chunks, "CHUNK_ENTRIES", chunk)
         mp.setattr(hls, "hashed_segments", lambda target_duration: edge)  # the newest `edge` shown
         gen = ManifestGenerator(1, window, can_block_reload=True)
         now, n = T0, 0
@@ -124,7 +126,7 @@ def test_a_version_kept_while_the_window_moves_on_keeps_its_bytes() -> None:
     kept, expected = gen.render(), gen._render_text(True).encode()  # neither body nor gzip made yet
     edge, edge_expected = gen.render_edge(), gen._render_text(False).encode()
     etags: dict[str, bytes] = {}
-    for k in range(3 * manifest.CHUNK_ENTRIES):  # across chunk boundaries, frozen chunks leaving
+    for k in range(3 * chunks.CHUNK_ENTRIES):  # across chunk boundaries, frozen chunks leaving
         gen.append(seg(n + k), T0 + n + k)
         check(gen, etags)
     assert gzip.decompress(kept.gzip_body) == kept.body == expected

@@ -17,7 +17,9 @@ from pathlib import Path
 import pytest
 
 from broadcaster.playlist import hls
-from broadcaster.playlist.manifest import ListedSegment, ManifestGenerator, render_vod
+from broadcaster.playlist.manifest import ManifestGenerator
+from broadcaster.playlist.segments import ListedSegment
+from broadcaster.playlist.vod import render_vod
 from broadcaster.publish import playlist_memory
 from broadcaster.state.disk import dumps
 from tests.support.hls_checker import VariantSetChecker

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from broadcaster.bucket.cleaner import Cleaner
-from broadcaster.playlist.manifest import ListedSegment, ManifestGenerator
+from broadcaster.playlist.manifest import ManifestGenerator
+from broadcaster.playlist.segments import ListedSegment
 from broadcaster.publish import playlist_memory
 from broadcaster.publish.release import Versions
 from broadcaster.source.owncast import SourcePlaylist

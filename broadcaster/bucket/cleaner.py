@@ -20,7 +20,7 @@ from typing import Protocol
 
 from ..lograte import RateLimitedLog
 from ..metrics import Metrics
-from ..playlist.manifest import Removed
+from ..playlist.segments import Removed
 from ..state import validate
 from ..state.disk import RawJSON, Tail
 from .store import StoreError

@@ -21,7 +21,9 @@ from ..bucket.uploader import SegmentLost, Uploaded
 from ..bucket.urls import SegmentUrls
 from ..metrics import Metrics
 from ..playlist import hls
-from ..playlist.manifest import ListedSegment, Removed, Rendered, SegmentRejected
+from ..playlist.manifest import SegmentRejected
+from ..playlist.rendered import Rendered
+from ..playlist.segments import ListedSegment, Removed
 from ..source.owncast import SourceVariant
 from .lanes import Lanes
 from .memory import Memory, encode

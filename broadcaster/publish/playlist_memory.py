@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..playlist import hls
-from ..playlist.manifest import ListedSegment, ManifestGenerator, Saved, resume
+from ..playlist.manifest import ManifestGenerator, Saved, resume
+from ..playlist.segments import ListedSegment
 from ..state import validate
 from ..state.disk import RawJSON, Tail
 

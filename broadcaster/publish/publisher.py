@@ -27,7 +27,8 @@ from ..bucket.urls import SegmentUrls
 from ..lograte import RateLimitedLog
 from ..metrics import Metrics
 from ..playlist import hls
-from ..playlist.manifest import ListedSegment, ManifestGenerator, Removed
+from ..playlist.manifest import ManifestGenerator
+from ..playlist.segments import ListedSegment, Removed
 from ..source.owncast import SourcePlaylist, SourceSegment, SourceVariant, stream_id
 from ..state import validate
 from .lanes import Lanes, apart

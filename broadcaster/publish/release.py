@@ -26,7 +26,8 @@ from typing import Protocol
 from ..bucket.mirror import PlaylistMirror
 from ..metrics import Metrics
 from ..playlist import hls
-from ..playlist.manifest import Rendered, render_master
+from ..playlist.master import render_master
+from ..playlist.rendered import Rendered
 from ..source.owncast import SourceSegment, SourceVariant
 from ..state.snapshots import Snapshots
 from .memory import RESERVED

@@ -9,7 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from broadcaster.playlist import hls
-from broadcaster.playlist.manifest import ListedSegment, ManifestGenerator, Removed, Rendered, _Parts
+from broadcaster.playlist.chunks import Parts
+from broadcaster.playlist.manifest import ManifestGenerator
+from broadcaster.playlist.rendered import Rendered
+from broadcaster.playlist.segments import ListedSegment, Removed
 from broadcaster.source.owncast import SourcePlaylist, SourceVariant
 from broadcaster.status.assessment import Assessment
 from broadcaster.status.stream import StreamState
@@ -85,7 +88,7 @@ class CountingGenerator(ManifestGenerator):
         self.renders += 1
         return super()._render_text(server_control, skipped)
 
-    def _parts(self, server_control: bool) -> _Parts:  # the full playlist, rendered in parts
+    def _parts(self, server_control: bool) -> Parts:  # the full playlist, rendered in parts
         self.renders += 1
         return super()._parts(server_control)
 

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from broadcaster.playlist.manifest import Rendered
+from broadcaster.playlist.rendered import Rendered
 from broadcaster.metrics import Metrics
 from broadcaster.source.owncast import SourcePlaylist, SourceSegment
 from broadcaster.bucket.cleaner import Cleaner
