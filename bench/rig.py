@@ -30,9 +30,7 @@ import aiohttp
 from aiohttp import web
 
 from broadcaster.playlist.manifest import ManifestGenerator
-
 from broadcaster.playlist.rendered import Rendered
-
 from broadcaster.playlist.segments import ListedSegment
 
 if TYPE_CHECKING:

@@ -9,7 +9,6 @@ import random
 import pytest
 
 from broadcaster.playlist.manifest import ManifestGenerator
-
 from broadcaster.playlist.segments import ListedSegment
 from broadcaster.publish import playlist_memory
 from broadcaster.settings import MAX_REWIND_SECONDS, SettingsError, load_settings

@@ -10,7 +10,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "broadcaster"
 MAX_CLASS_LINES = 400
 STAGES = {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
-SHARED = {"metrics", "lograte", "numbers"}  # top-level modules every stage may use
+SHARED = {"metrics", "lograte", "numbers", "tails"}  # top-level modules every stage may use
 
 
 def modules() -> list[tuple[Path, ast.Module]]:

@@ -16,6 +16,7 @@ from itertools import islice
 
 from . import deflate
 from .entry import Entry, hashed_from
+from .window import Window
 
 # A long window's playlist is kept as chunks of this many segments (by sequence number), each frozen
 # once every segment of it is listed: its text, gzip piece, CRC and digest are made once, and a new
@@ -121,11 +122,6 @@ class Parts:
         return deflate.gzip_member(pieces, crc, len(head) + middle.length + len(tail))
 
 
-def _newest(entries: deque[Entry], count: int) -> list[Entry]:
-    """The last `count` entries, in order, taken from the end (a long window costs nothing)."""
-    return list(islice(reversed(entries), count))[::-1]
-
-
 class Frozen:
     """A window's chunks of CHUNK_ENTRIES segments between its first and its last (open) ones, each
     frozen once complete, and the middle they make; emptied whenever the entries are replaced."""
@@ -139,7 +135,7 @@ class Frozen:
     def clear(self) -> None:
         self.chunks.clear()
 
-    def parts(self, entries: deque[Entry], start: int, end: int, head: str, ended: bool,
+    def parts(self, entries: Window, start: int, end: int, head: str, ended: bool,
               target_duration: int) -> Parts:
         """The full playlist in parts: the segments are grouped by sequence number in chunks of
         CHUNK_ENTRIES; the chunks between the first and the last are frozen (made once, kept while
@@ -160,7 +156,7 @@ class Frozen:
         if high > low:
             have = frozen[-1].group + 1 if frozen else low
             if have < high:  # newly complete groups (or all of them, after the entries were replaced)
-                newest = _newest(entries, end - (have * size - 1))  # with the segment before the first
+                newest = entries.newest(end - (have * size - 1))  # with the segment before the first
                 for group in range(have, high):
                     at = group * size - (have * size - 1)
                     frozen.append(Chunk(group, newest[at:at + size], newest[at - 1]))
@@ -171,7 +167,7 @@ class Frozen:
         front_end = min(low * size, end)
         tail_start = max(front_end, high * size)
         front = list(islice(entries, front_end - start))
-        tail = _newest(entries, end - tail_start + (tail_start > start))  # with the segment before it
+        tail = entries.newest(end - tail_start + (tail_start > start))  # with the segment before it
         before = tail.pop(0).shown(edge).encode() if tail_start > start else b""
         end_list = "#EXT-X-ENDLIST\n" if ended else ""
         return Parts("".join((head, *(e.shown(edge) for e in front))).encode(), middle,

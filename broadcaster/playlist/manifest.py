@@ -8,17 +8,18 @@ rendering to every request.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from itertools import islice
 
+from ..tails import Tail
 from . import hls
 from .chunks import Frozen, Parts
 from .entry import Entry, hashed_from
 from .peaks import Peaks
 from .rendered import Rendered
 from .segments import ListedSegment, Removed
+from .window import Window
 
 
 class SegmentRejected(ValueError):
@@ -59,11 +60,8 @@ class ManifestGenerator:
         self.start_at_edge = start_at_edge
         # Delta updates are answered by the same origin, and only pay off in a long enough window.
         self.can_skip = can_block_reload and hls.offers_delta_updates(self.window_seconds, target_duration)
-        self._entries: deque[Entry] = deque()
-        self._appended = 0  # entries appended by this process: the last one's id in the saved Tail, plus one
+        self._window = Window()  # the entries listed (its records' ids count the entries appended)
         self._frozen = Frozen()  # the chunks between the first and the last (render)
-        self._mapped = 0  # entries with an EXT-X-MAP (fMP4): the playlist needs version 6
-        self._tagged = 0  # entries with EXT-X-DISCONTINUITY (asked per variant per slot: not summed)
         self._next_sequence = 0
         self._media_sequence = 0
         # The media sequence of the last version rendered, and the fewest segments a version under it
@@ -71,7 +69,6 @@ class ManifestGenerator:
         self._rendered_sequence: int | None = None
         self._fewest = 0
         self._discontinuity_sequence = 0
-        self._duration = 0.0
         self._ended = False
         self._pending_discontinuity = False
         # Emptied by a restart that keeps the timeline: the next segment's own discontinuity flag counts.
@@ -103,11 +100,11 @@ class ManifestGenerator:
 
     @property
     def segment_count(self) -> int:
-        return len(self._entries)
+        return len(self._window)
 
     @property
     def window_duration(self) -> float:
-        return self._duration
+        return self._window.duration
 
     @property
     def showable(self) -> bool:
@@ -118,58 +115,57 @@ class ManifestGenerator:
     @property
     def last_discontinuity(self) -> int:
         """The discontinuity number (hls.js's cc) of the last segment listed, or of the sequence."""
-        return self._discontinuity_sequence + self._tagged
+        return self._discontinuity_sequence + self._window.tagged
 
     def next_discontinuity(self, discontinuity: bool) -> int:
         """The discontinuity number the next segment appended gets, `discontinuity` being its flag."""
-        tagged = self._pending_discontinuity or ((bool(self._entries) or self._continues)
+        tagged = self._pending_discontinuity or ((bool(self._window) or self._continues)
                                                  and (discontinuity or self._ended))
         return self.last_discontinuity + tagged
 
     def join(self, discontinuity_number: int) -> None:
         """An empty playlist joins variants already listing (6.2.4): its first segment gets their
         discontinuity number, never a lower one than its own."""
-        if self._entries:
+        if self._window:
             raise ValueError("only an empty playlist joins at another's discontinuity number")
         self._discontinuity_sequence = max(self._discontinuity_sequence,
                                            discontinuity_number - self._pending_discontinuity)
         self._rendered = self._edge = None
 
     def uris(self) -> list[str]:
-        return [e.segment.uri for e in self._entries]
+        return [e.segment.uri for e in self._window]
 
     @property
     def listed_span(self) -> tuple[float, float] | None:
         """(start, end) of what the window lists by PROGRAM-DATE-TIME, or None when it lists nothing."""
-        if not self._entries:
+        first, last = self._window.first, self._window.last
+        if first is None or last is None:
             return None
-        last = self._entries[-1]
-        return self._entries[0].program_date_time, last.program_date_time + last.segment.duration
+        return first.program_date_time, last.program_date_time + last.segment.duration
 
     def listed_between(self, start: float, end: float) -> list[ListedSegment]:
         """The listed segments that overlap [start, end) by PROGRAM-DATE-TIME, each with its date and
         discontinuity as listed (a clip is made of them)."""
         return [replace(e.segment, program_date_time=e.program_date_time, discontinuity=e.discontinuity)
-                for e in self._entries
+                for e in self._window
                 if e.program_date_time < end and e.program_date_time + e.segment.duration > start]
 
     # -- changes -----------------------------------------------------------------------------------
 
     def mark_gap(self) -> None:
         """A segment between the last listed one and the next will never come (lost or rejected)."""
-        if self._entries:
+        if self._window:
             self._pending_discontinuity = True
 
     def continue_above(self, sequence: int, discontinuity_sequence: int, now: float) -> None:
         """Give up the window and continue at `sequence` (hls.continue_above): the numbers in between
         may have named other segments, so nothing listed before is listed again. The next segment
         carries EXT-X-DISCONTINUITY; the segments given up are drained as removed."""
-        while self._entries:
-            first = self._pop()
+        while self._window:
+            first = self._window.popleft()
             keep = first.segment.duration + self._peaks.longest(first.sequence)
             self._removed.append(Removed(first.segment, now, keep))
         self._peaks.clear()
-        self._duration = 0.0
         self._next_sequence = self._media_sequence = sequence
         self._discontinuity_sequence = discontinuity_sequence
         self._pending_discontinuity = True
@@ -189,7 +185,7 @@ class ManifestGenerator:
         `now`) dates a segment that came without PROGRAM-DATE-TIME.
         """
         if sequence is not None and sequence != self._next_sequence:
-            if self._entries:
+            if self._window:
                 raise SegmentRejected(f"sequence {sequence} does not follow {self._next_sequence - 1}")
             self._next_sequence = self._media_sequence = sequence
         # Judge the duration as it will be written (milliseconds), so 1.4996 cannot render as 1.500.
@@ -197,7 +193,7 @@ class ManifestGenerator:
             raise SegmentRejected(
                 f"EXTINF {segment.duration:.3f}s does not fit target duration {self.target_duration}s"
             )
-        previous = self._entries[-1] if self._entries else None
+        previous = self._window.last
         # A pending discontinuity applies to the first segment too: after continue_above.
         discontinuity = self._pending_discontinuity or (
             (previous is not None or self._continues) and (segment.discontinuity or self._ended)
@@ -210,20 +206,16 @@ class ManifestGenerator:
             else:
                 pdt = (now if wall is None else wall) - segment.duration
         entry = Entry(self._next_sequence, segment, discontinuity, pdt, now, previous)
-        if not self._entries:
+        if not self._window:
             self._peaks.clear()
             self._frozen.clear()  # a new run of numbers: nothing frozen applies
-        self._entries.append(entry)
-        self._appended += 1
-        self._mapped += bool(segment.init_uri)
-        self._tagged += discontinuity
+        self._window.append(entry)
         self._next_sequence += 1
-        self._duration += segment.duration
         self._pending_discontinuity = self._continues = False
         self._ended = False  # a stream that comes back continues the same playlist
-        if self._regrowing and self._duration >= hls.min_window_seconds(self.target_duration):
+        if self._regrowing and self._window.duration >= hls.min_window_seconds(self.target_duration):
             self._regrowing = False
-        self._peaks.appended(entry.sequence, self._duration)
+        self._peaks.appended(entry.sequence, self._window.duration)
         self._slide(now)
         self._rendered = self._edge = None
         return entry.sequence
@@ -249,16 +241,16 @@ class ManifestGenerator:
         segment marks the gap."""
         if target_duration < 1:
             raise ValueError("target duration must be an integer >= 1 (4.4.3.1)")
-        carried = [e for e in self._entries if served_through is not None and e.sequence > served_through]
+        carried = [e for e in self._window if served_through is not None and e.sequence > served_through]
         # After carried segments, the next one is tagged when it starts a new timeline too: the carried
         # ones stay on theirs.
         gap_after = bool(carried) and (new_timeline or self._pending_discontinuity or self._ended)
-        for e in islice(self._entries, len(self._entries) - len(carried)):
+        for e in islice(self._window, len(self._window) - len(carried)):
             keep = e.segment.duration + self._peaks.longest(e.sequence)
             self._removed.append(Removed(e.segment, now, keep))
             if e.discontinuity:
                 self._discontinuity_sequence += 1
-        served = len(self._entries) > len(carried)
+        served = len(self._window) > len(carried)
         if new_timeline:
             # The next segment starts a new timeline, counted here, in every variant alike (all restart
             # together, also one that listed nothing yet), so discontinuity numbers stay the same across them.
@@ -272,12 +264,10 @@ class ManifestGenerator:
             self._discontinuity_sequence = max(self._discontinuity_sequence, discontinuity_sequence)
             # With segments carried over, it comes after them (_carry).
             self._pending_discontinuity = (self._pending_discontinuity or (self._ended and served)) and not carried
-            self._continues = self._continues or bool(self._entries)
-        self._entries.clear()
-        self._mapped, self._tagged = 0, 0
+            self._continues = self._continues or bool(self._window)
+        self._window.clear()
         self._frozen.clear()
         self._peaks.clear()
-        self._duration = 0.0
         self._next_sequence = self._media_sequence = max(self._next_sequence, sequence)
         self._ended = False
         self.target_duration = target_duration
@@ -306,7 +296,7 @@ class ManifestGenerator:
 
     def end(self) -> None:
         """6.2.1: the stream ended; EXT-X-ENDLIST is appended and the playlist stops changing."""
-        if not self._ended and self._entries:
+        if not self._ended and self._window:
             self._ended = True
             self._rendered = self._edge = None
 
@@ -317,34 +307,30 @@ class ManifestGenerator:
         not slide segments out before a polling player had the chance to see them.
         """
         min_listed = self.window_seconds - self.target_duration
-        while len(self._entries) > 1:
-            first = self._entries[0]
-            if self._duration - first.segment.duration < self.window_seconds:
+        window = self._window
+        while len(window) > 1:
+            first = window.first
+            assert first is not None
+            if window.duration - first.segment.duration < self.window_seconds:
                 break
             if now - first.listed_at < min_listed:
                 break
-            self._pop()
+            window.popleft()
             keep = first.segment.duration + self._peaks.longest(first.sequence)
             self._removed.append(Removed(first.segment, now, keep))
-            self._duration -= first.segment.duration
             self._media_sequence += 1  # 6.2.2: +1 per removed segment
             if first.discontinuity:  # 4.4.3.3: its EXT-X-DISCONTINUITY left with it
                 self._discontinuity_sequence += 1
 
-    def _pop(self) -> Entry:
-        first = self._entries.popleft()
-        self._mapped -= bool(first.segment.init_uri)
-        self._tagged -= first.discontinuity
-        return first
-
     def drop_hashes(self) -> None:
         """List no segment's hash (P2P was turned off since the state these entries came from was saved)."""
-        if not any(e.segment.sha256 for e in self._entries):
+        if not any(e.segment.sha256 for e in self._window):
             return
-        entries, self._entries = self._entries, deque()
-        for e in entries:
-            self._entries.append(Entry(e.sequence, replace(e.segment, sha256=None), e.discontinuity,
-                                        e.program_date_time, e.listed_at, self._entries[-1] if self._entries else None))
+        entries: list[Entry] = []
+        for e in self._window:
+            entries.append(Entry(e.sequence, replace(e.segment, sha256=None), e.discontinuity,
+                                 e.program_date_time, e.listed_at, entries[-1] if entries else None))
+        self._window = self._window.replaced(entries)
         self._frozen.clear()  # every entry's text changed
         self._rendered = self._edge = None
 
@@ -355,11 +341,6 @@ class ManifestGenerator:
 
     # -- persistence (its format and checks: publish/playlist_memory.py) ----------------------------
 
-    @property
-    def appended(self) -> int:
-        """Entries appended by this process: the id after the last one's in the saved records."""
-        return self._appended
-
     def saved(self) -> Saved:
         """Everything but the entries needed to continue this playlist after a restart."""
         # Restored entries all count as listed in it: at worst they stay longer than needed.
@@ -367,16 +348,11 @@ class ManifestGenerator:
                      self._discontinuity_sequence, self._next_sequence, self._ended, self._pending_discontinuity,
                      self._continues, self._regrowing, self._peaks.longest(self._media_sequence))
 
-    def records_since(self, first: int, end: int | None = None) -> list[str]:
-        """The records of the entries with ids from `first` up to `end` (ids count appends; None: the
-        last): each encoded once, when it was listed, so a save after every listing costs the new ones,
-        however long the window."""
-        newer = 0 if end is None else max(0, self._appended - end)  # appended since `end`: left out
-        count = self._appended - newer - first
-        kept = len(self._entries) - newer
-        if count >= kept:
-            return [e.saved for e in islice(self._entries, 0, max(kept, 0))]
-        return [e.saved for e in islice(reversed(self._entries), newer, newer + count)][::-1]
+    def records(self) -> Tail:
+        """The entries' records, each encoded once, when it was listed (with the time it was listed on
+        this generator's clock), as a Tail: a value, and a save after every listing costs the new ones,
+        however long the window (state/journal.py)."""
+        return self._window.records()
 
     # -- output ------------------------------------------------------------------------------------
 
@@ -384,10 +360,11 @@ class ManifestGenerator:
         """The origin's playlist (with SERVER-CONTROL when it can block), and its delta update if offered."""
         if self._rendered is None:
             last, ended = self._next_sequence - 1, self._ended
-            count = len(self._entries)
+            count = len(self._window)
             if self._media_sequence != self._rendered_sequence:
                 self._rendered_sequence, self._fewest = self._media_sequence, count
-            skipped = _skippable(self._entries, hls.skip_until(self.target_duration)) if self.can_skip and not ended else 0
+            skippable = self.can_skip and not ended
+            skipped = _skippable(self._window, hls.skip_until(self.target_duration)) if skippable else 0
             delta = Rendered(self._render_text(self.can_block_reload, skipped).encode(), last_sequence=last,
                              ended=ended) if skipped else None
             # A delta listing fewer segments than any earlier version under its media sequence cannot
@@ -406,7 +383,8 @@ class ManifestGenerator:
         return self._edge
 
     def _header(self, server_control: bool, skipped: int, first: Entry | None) -> str:
-        version = hls.DELTA_PLAYLIST_VERSION if skipped else hls.playlist_version(has_map=self._mapped > 0)
+        has_map = self._window.mapped > 0
+        version = hls.DELTA_PLAYLIST_VERSION if skipped else hls.playlist_version(has_map=has_map)
         lines = [
             "#EXTM3U",
             f"#EXT-X-VERSION:{version}",
@@ -430,21 +408,20 @@ class ManifestGenerator:
     def _render_text(self, server_control: bool, skipped: int = 0) -> str:
         """The whole text, joined from every entry listed (or, `skipped`, from the last ones only: a
         delta update). The full playlist is rendered in parts instead (_parts); this is its reference."""
-        entries = list(islice(reversed(self._entries), len(self._entries) - skipped))[::-1] if skipped \
-            else self._entries
+        window = self._window
+        entries = window.newest(len(window) - skipped) if skipped else list(window)
         edge = hashed_from(self._next_sequence, self.target_duration)
         return "".join((self._header(server_control, skipped, entries[0] if entries else None),
                         *(e.shown(edge) for e in entries), "#EXT-X-ENDLIST\n" if self._ended else ""))
 
     def _parts(self, server_control: bool) -> Parts:
         """The full playlist in parts (Frozen.parts)."""
-        first = self._entries[0] if self._entries else None
-        return self._frozen.parts(self._entries, self._media_sequence, self._next_sequence,
-                                  self._header(server_control, 0, first), self._ended, self.target_duration)
+        head = self._header(server_control, 0, self._window.first)
+        return self._frozen.parts(self._window, self._media_sequence, self._next_sequence, head, self._ended,
+                                  self.target_duration)
 
 
-
-def _skippable(entries: deque[Entry], keep: float) -> int:
+def _skippable(entries: Window, keep: float) -> int:
     """How many segments a delta update replaces with EXT-X-SKIP: the oldest ones, keeping at least
     `keep` (CAN-SKIP-UNTIL) seconds of the playlist's end (6.2.5.1)."""
     tail = 0.0
@@ -468,20 +445,16 @@ def resume(
     gen._next_sequence, gen._ended = saved.next_sequence, saved.ended
     gen._pending_discontinuity, gen._continues, gen._regrowing = \
         saved.pending_discontinuity, saved.continues, saved.regrowing
+    window = gen._window
     for number, segment, listed_at in entries:
         if not hls.fits_target(round(segment.duration, 3), gen.target_duration):
             raise ValueError(f"a segment of {segment.duration:.3f}s does not fit target duration "
                              f"{gen.target_duration}s")
-        previous = gen._entries[-1] if gen._entries else None
-        gen._entries.append(Entry(number, segment, segment.discontinuity, segment.program_date_time or 0.0,
-                                   listed_at, previous))
-        gen._duration += segment.duration
-    gen._appended = len(gen._entries)
-    gen._mapped = sum(bool(e.segment.init_uri) for e in gen._entries)
-    gen._tagged = sum(e.discontinuity for e in gen._entries)
-    if gen._entries:
-        gen._peaks.appended(gen._entries[-1].sequence, max(saved.longest, gen._duration))
-    sequences = [e.sequence for e in gen._entries]
+        window.append(Entry(number, segment, segment.discontinuity, segment.program_date_time or 0.0,
+                            listed_at, window.last))
+    if window.last is not None:
+        gen._peaks.appended(window.last.sequence, max(saved.longest, window.duration))
+    sequences = [e.sequence for e in window]
     expected = list(range(gen._media_sequence, gen._media_sequence + len(sequences)))
     if sequences != expected or gen._next_sequence != gen._media_sequence + len(sequences):
         raise ValueError("playlist state is inconsistent (sequence numbers do not line up)")

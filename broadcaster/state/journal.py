@@ -26,7 +26,8 @@ from typing import Any
 
 from . import validate
 from ..source import hlsdir
-from .disk import MAX_BYTES, Prepared, RawJSON, Replaced, StateFile, Tail, dumps, header
+from ..tails import Tail
+from .disk import MAX_BYTES, Prepared, RawJSON, Replaced, StateFile, dumps, header
 
 log = logging.getLogger(__name__)
 
