@@ -28,7 +28,8 @@ from .http.connections import KEEPALIVE_TIMEOUT, GatedSite, install_accept_error
 from .http.control import create_control_app, prepare_socket
 from .http.serving import serving
 from .metrics import AudienceMetrics, ConnectionMetrics, Metrics
-from .publish.publisher import Publisher, PublisherConfig
+from .publish.config import PublisherConfig
+from .publish.publisher import Publisher
 from .publish.release import ListedHook, Outlets
 from .publish.visible import VisiblePlaylists
 from .settings import Address, Settings

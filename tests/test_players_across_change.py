@@ -96,7 +96,8 @@ from broadcaster.playlist.rendered import Rendered
 from broadcaster.playlist.segments import ListedSegment
 from broadcaster.metrics import Metrics
 from broadcaster.source.owncast import SourcePlaylist, SourceSegment, SourceVariant
-from broadcaster.publish.publisher import Publisher, PublisherConfig
+from broadcaster.publish.config import PublisherConfig
+from broadcaster.publish.publisher import Publisher
 from broadcaster.publish.release import Outlets
 from broadcaster.bucket.uploader import Backoff, Uploader
 from broadcaster.bucket.urls import PublicUrls

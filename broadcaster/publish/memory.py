@@ -6,7 +6,7 @@ used, and raises ValueError naming what does not add up.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Set as AbstractSet
 from dataclasses import dataclass
 
 from ..numbers import whole_number
@@ -29,14 +29,14 @@ _MAX_UPLOADED = 100_000
 class Memory:
     """What the publisher carries across a restart."""
 
-    variants: dict[int, Variant]
+    variants: Mapping[int, Variant]
     target: int | None
     independent: bool
     next_sequence: int
     last_run: int | None
     decided: SlotKey
-    runs: dict[str, int]  # Owncast run name -> order
-    uploaded: set[str]  # keys uploaded before a restart, not listed then
+    runs: Mapping[str, int]  # Owncast run name -> order
+    uploaded: AbstractSet[str]  # keys uploaded before a restart, not listed then
     # Numbers below `reserved` may have been served once this state was saved (what STATE_DIR/served
     # recorded, or at worst hls.SEQUENCE_RESERVE past next_sequence);
     # `clean`: saved at a clean stop, when nothing past next_sequence had been served.

@@ -94,6 +94,11 @@ class Variant:
     last_run: int | None = None  # run of the last segment this variant listed
     withdrawn: bool = False  # Owncast's multivariant playlist no longer names it (a new stream without it)
 
+    def listed(self, run: int, now: float) -> None:
+        """The lister listed a segment of `run` in this variant's playlist at `now` (monotonic): the
+        two fields listing writes, every other one being what the publisher read of Owncast."""
+        self.last_run, self.last_listed = run, now
+
 
 @dataclass(frozen=True, slots=True)
 class Ready:
