@@ -4,6 +4,6 @@ requests it releases on shutdown); serving.py runs an app on a site and cleans i
 common.py is what every response shares; playlists.py, events.py, health.py and viewer.py are the
 handlers; connections.py bounds the connections, control.py is the operator's socket."""
 
-from .app import PlaylistOptions, ViewerOptions, create_app, create_metrics_app
+from .app import LiveEvents, PlaylistOptions, ViewerOptions, create_app, create_metrics_app
 
-__all__ = ["PlaylistOptions", "ViewerOptions", "create_app", "create_metrics_app"]
+__all__ = ["LiveEvents", "PlaylistOptions", "ViewerOptions", "create_app", "create_metrics_app"]
