@@ -2,8 +2,8 @@
 move it (what is listed, numbered, tagged and dropped; docs/hls-rules.md, sections cited inline).
 
 Pure and synchronous: no I/O, the time is passed in, so every rule can be tested without sleeping.
-It renders the playlist once per change (rendered.py, in chunks: chunks.py) and hands out that cached
-rendering to every request.
+Its entries are a Window (window.py); its versions are rendered once per change (renderer.py) and
+that cached rendering (rendered.py) is handed out to every request.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from itertools import islice
 
 from ..tails import Tail
 from . import hls
-from .chunks import Frozen, Parts
-from .entry import Entry, hashed_from
+from .entry import Entry
 from .peaks import Peaks
+from .renderer import Renderer
 from .rendered import Rendered
 from .segments import ListedSegment, Removed
 from .window import Window
@@ -61,21 +61,15 @@ class ManifestGenerator:
         # Delta updates are answered by the same origin, and only pay off in a long enough window.
         self.can_skip = can_block_reload and hls.offers_delta_updates(self.window_seconds, target_duration)
         self._window = Window()  # the entries listed (its records' ids count the entries appended)
-        self._frozen = Frozen()  # the chunks between the first and the last (render)
+        self._versions = Renderer()  # its versions, rendered once per change
         self._next_sequence = 0
         self._media_sequence = 0
-        # The media sequence of the last version rendered, and the fewest segments a version under it
-        # listed: what a delta update must list fewer than (render).
-        self._rendered_sequence: int | None = None
-        self._fewest = 0
         self._discontinuity_sequence = 0
         self._ended = False
         self._pending_discontinuity = False
         # Emptied by a restart that keeps the timeline: the next segment's own discontinuity flag counts.
         self._continues = False
         self._regrowing = False  # continued above a state: not shown until three target durations long
-        self._rendered: Rendered | None = None
-        self._edge: Rendered | None = None
         self._removed: list[Removed] = []
         self._peaks = Peaks()
 
@@ -101,6 +95,11 @@ class ManifestGenerator:
     @property
     def segment_count(self) -> int:
         return len(self._window)
+
+    @property
+    def window(self) -> Window:
+        """The entries listed (what the renderer reads; changed only here)."""
+        return self._window
 
     @property
     def window_duration(self) -> float:
@@ -130,7 +129,7 @@ class ManifestGenerator:
             raise ValueError("only an empty playlist joins at another's discontinuity number")
         self._discontinuity_sequence = max(self._discontinuity_sequence,
                                            discontinuity_number - self._pending_discontinuity)
-        self._rendered = self._edge = None
+        self._versions.changed()
 
     def uris(self) -> list[str]:
         return [e.segment.uri for e in self._window]
@@ -172,7 +171,7 @@ class ManifestGenerator:
         self._continues = False
         self._regrowing = True
         self._ended = False
-        self._rendered = self._edge = None
+        self._versions.changed()
 
     def append(
         self, segment: ListedSegment, now: float, sequence: int | None = None, wall: float | None = None
@@ -208,7 +207,7 @@ class ManifestGenerator:
         entry = Entry(self._next_sequence, segment, discontinuity, pdt, now, previous)
         if not self._window:
             self._peaks.clear()
-            self._frozen.clear()  # a new run of numbers: nothing frozen applies
+            self._versions.replaced()  # a new run of numbers: nothing frozen applies
         self._window.append(entry)
         self._next_sequence += 1
         self._pending_discontinuity = self._continues = False
@@ -217,7 +216,7 @@ class ManifestGenerator:
             self._regrowing = False
         self._peaks.appended(entry.sequence, self._window.duration)
         self._slide(now)
-        self._rendered = self._edge = None
+        self._versions.changed()
         return entry.sequence
 
     def restart(self, target_duration: int, now: float, *, sequence: int = 0,
@@ -266,14 +265,14 @@ class ManifestGenerator:
             self._pending_discontinuity = (self._pending_discontinuity or (self._ended and served)) and not carried
             self._continues = self._continues or bool(self._window)
         self._window.clear()
-        self._frozen.clear()
+        self._versions.replaced()
         self._peaks.clear()
         self._next_sequence = self._media_sequence = max(self._next_sequence, sequence)
         self._ended = False
         self.target_duration = target_duration
         self.window_seconds = max(self._requested_window, hls.min_window_seconds(target_duration))
         self.can_skip = self.can_block_reload and hls.offers_delta_updates(self.window_seconds, target_duration)
-        self._rendered = self._edge = None
+        self._versions.changed()
         return self._carry(carried, now, gap_after)
 
     def _carry(self, carried: list[Entry], now: float, gap_after: bool) -> list[ListedSegment]:
@@ -298,7 +297,7 @@ class ManifestGenerator:
         """6.2.1: the stream ended; EXT-X-ENDLIST is appended and the playlist stops changing."""
         if not self._ended and self._window:
             self._ended = True
-            self._rendered = self._edge = None
+            self._versions.changed()
 
     def _slide(self, now: float) -> None:
         """Remove from the front while the rest still covers the window (6.2.2).
@@ -331,8 +330,8 @@ class ManifestGenerator:
             entries.append(Entry(e.sequence, replace(e.segment, sha256=None), e.discontinuity,
                                  e.program_date_time, e.listed_at, entries[-1] if entries else None))
         self._window = self._window.replaced(entries)
-        self._frozen.clear()  # every entry's text changed
-        self._rendered = self._edge = None
+        self._versions.replaced()  # every entry's text changed
+        self._versions.changed()
 
     def drain_removed(self) -> list[Removed]:
         """Segments that left the window since the last call."""
@@ -358,78 +357,11 @@ class ManifestGenerator:
 
     def render(self) -> Rendered:
         """The origin's playlist (with SERVER-CONTROL when it can block), and its delta update if offered."""
-        if self._rendered is None:
-            last, ended = self._next_sequence - 1, self._ended
-            count = len(self._window)
-            if self._media_sequence != self._rendered_sequence:
-                self._rendered_sequence, self._fewest = self._media_sequence, count
-            skippable = self.can_skip and not ended
-            skipped = _skippable(self._window, hls.skip_until(self.target_duration)) if skippable else 0
-            delta = Rendered(self._render_text(self.can_block_reload, skipped).encode(), last_sequence=last,
-                             ended=ended) if skipped else None
-            # A delta listing fewer segments than any earlier version under its media sequence cannot
-            # look unchanged to video.js whichever version it holds (Rendered.answer).
-            self._rendered = Rendered(self._parts(self.can_block_reload), last_sequence=last,
-                                      ended=ended, delta=delta, media_sequence=self._media_sequence,
-                                      delta_count=count - skipped, blind_delta=count - skipped < self._fewest)
-        return self._rendered
+        return self._versions.render(self)
 
     def render_edge(self) -> Rendered:
         """The same version for a static host (the bucket): it cannot block or answer _HLS_skip (6.2.5.2)."""
-        if not self.can_block_reload:
-            return self.render()
-        if self._edge is None:
-            self._edge = Rendered(self._parts(False), last_sequence=self._next_sequence - 1, ended=self._ended)
-        return self._edge
-
-    def _header(self, server_control: bool, skipped: int, first: Entry | None) -> str:
-        has_map = self._window.mapped > 0
-        version = hls.DELTA_PLAYLIST_VERSION if skipped else hls.playlist_version(has_map=has_map)
-        lines = [
-            "#EXTM3U",
-            f"#EXT-X-VERSION:{version}",
-            f"#EXT-X-TARGETDURATION:{self.target_duration}",
-            *([hls.server_control(self.target_duration, can_skip=self.can_skip)] if server_control else []),
-            *([hls.start_at_edge(self.target_duration)] if self.start_at_edge else []),
-            f"#EXT-X-MEDIA-SEQUENCE:{self._media_sequence}",
-            f"#EXT-X-DISCONTINUITY-SEQUENCE:{self._discontinuity_sequence}",
-        ]
-        if self.independent_segments:
-            lines.append("#EXT-X-INDEPENDENT-SEGMENTS")
-        if skipped:
-            # 4.4.5.2: replaces the skipped segments' URIs and every tag that applied to them.
-            lines.append(f"#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}")
-        lines.append("")
-        head = "\n".join(lines)
-        if first is not None and first.segment.init_uri and not first.maps:
-            head += f'#EXT-X-MAP:URI="{first.segment.init_uri}"\n'  # 4.4.4.5: the first needs it
-        return head
-
-    def _render_text(self, server_control: bool, skipped: int = 0) -> str:
-        """The whole text, joined from every entry listed (or, `skipped`, from the last ones only: a
-        delta update). The full playlist is rendered in parts instead (_parts); this is its reference."""
-        window = self._window
-        entries = window.newest(len(window) - skipped) if skipped else list(window)
-        edge = hashed_from(self._next_sequence, self.target_duration)
-        return "".join((self._header(server_control, skipped, entries[0] if entries else None),
-                        *(e.shown(edge) for e in entries), "#EXT-X-ENDLIST\n" if self._ended else ""))
-
-    def _parts(self, server_control: bool) -> Parts:
-        """The full playlist in parts (Frozen.parts)."""
-        head = self._header(server_control, 0, self._window.first)
-        return self._frozen.parts(self._window, self._media_sequence, self._next_sequence, head, self._ended,
-                                  self.target_duration)
-
-
-def _skippable(entries: Window, keep: float) -> int:
-    """How many segments a delta update replaces with EXT-X-SKIP: the oldest ones, keeping at least
-    `keep` (CAN-SKIP-UNTIL) seconds of the playlist's end (6.2.5.1)."""
-    tail = 0.0
-    for kept, e in enumerate(reversed(entries), 1):  # from the end: a long window costs nothing
-        tail += e.segment.duration
-        if tail >= keep:
-            return len(entries) - kept
-    return 0
+        return self._versions.render_edge(self)
 
 
 def resume(
