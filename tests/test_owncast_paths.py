@@ -30,6 +30,7 @@ from broadcaster.http.playlists import canonical_query
 from tests.support.world import World
 from tests.support.client import PLAIN, get
 from tests.support.fakes import CountingGenerator, FakeHealth, FakePlaylists
+from tests.support.waiting import until
 
 MASTER = "/hls/stream.m3u8"
 LIVE_MASTER = "/live/master.m3u8"
@@ -311,7 +312,7 @@ async def test_blocking_reload_holds_until_the_segment_is_listed(served: tuple[W
     world, client = served
     n = last(world) + 1
     request = asyncio.ensure_future(client.get(f"{hls_media(0)}?v=7&_HLS_msn={n}", headers=PLAIN))
-    await asyncio.sleep(0.05)  # let it reach the server and wait there
+    await until(lambda: world.playlists.held_requests == 1, "the request is held by the server")
     assert not request.done()
     world.now += 1
     world.owncast_lists(0, "stream-a-14.ts")
