@@ -1,6 +1,7 @@
 """The structure README's "How it works" promises, checked from the source (issue 33): no class over 400
-lines, no function over 10 parameters (issue 43), `source` and `playlist` import no other stage, and no
-stage imports `http` (only service.py, which composes them, does)."""
+lines, no function over 10 parameters (issue 43), `source` and `playlist` import no other stage, no
+stage imports `http` (only service.py, which composes them, does), and every stage's __init__.py says
+what comes in, what goes out and what it must never do (issue 43)."""
 
 from __future__ import annotations
 
@@ -87,3 +88,12 @@ def test_the_parameter_count_sees_every_kind() -> None:
                      "def g(self_like, cls): pass\n")
     counted = {node.name: parameters(node) for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)}
     assert counted == {"f": ["a", "b", "d", "e", "c", "f"], "g": ["self_like", "cls"]}
+
+
+def test_every_stage_says_what_comes_in_what_goes_out_and_what_it_must_never_do() -> None:
+    """Each stage's __init__.py docstring: In:, Out: and Never:, the first thing a newcomer reads."""
+    silent = {stage: [part for part in ("In:", "Out:", "Never:") if part not in (doc or "")]
+              for stage in sorted(STAGES)
+              if (doc := ast.get_docstring(ast.parse((PACKAGE / stage / "__init__.py").read_text())))
+              is None or not all(part in doc for part in ("In:", "Out:", "Never:"))}
+    assert silent == {}
