@@ -61,7 +61,8 @@ class _Collecting(MemoryTransport):
 
 
 def _app(seconds: int) -> tuple[Any, Any]:
-    from broadcaster.playlist.manifest import ListedSegment, ManifestGenerator
+    from broadcaster.playlist.manifest import ManifestGenerator
+    from broadcaster.playlist.segments import ListedSegment
 
     gen = ManifestGenerator(1, float(seconds), can_block_reload=True, start_at_edge=True)
     for i in range(seconds):

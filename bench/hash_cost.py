@@ -20,7 +20,9 @@ import sys
 from collections.abc import Iterator
 
 from broadcaster.playlist import hls
-from broadcaster.playlist.manifest import ListedSegment, ManifestGenerator, Rendered
+from broadcaster.playlist.manifest import ManifestGenerator
+from broadcaster.playlist.rendered import Rendered
+from broadcaster.playlist.segments import ListedSegment
 
 GOAL_WINDOW = 14400  # 4 h
 GOAL = 1.10  # at most 10 % more gzipped

@@ -30,7 +30,7 @@ from broadcaster.source import inotify
 from broadcaster.bucket.store import S3Store
 from broadcaster.demo.owncast_files import MasterEntry, OwncastFolder
 from broadcaster.demo.seaweed import SeaweedS3
-from broadcaster.playlist.manifest import Rendered
+from broadcaster.playlist.rendered import Rendered
 from broadcaster.service import Service
 from broadcaster.settings import load_settings
 from broadcaster.source.owncast import SourceSegment

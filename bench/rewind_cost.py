@@ -72,7 +72,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.rig import SERVER_CPU, WRK_CPU, cpu_seconds, free_port, pin, playlist_app, wait_listening
-from broadcaster.playlist.manifest import ListedSegment, ManifestGenerator, Rendered
+from broadcaster.playlist.manifest import ManifestGenerator
+from broadcaster.playlist.rendered import Rendered
+from broadcaster.playlist.segments import ListedSegment
 from broadcaster.publish import playlist_memory
 from broadcaster.state.disk import Prepared, no_collection
 from broadcaster.state.journal import JournaledState

@@ -29,7 +29,9 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 from aiohttp import web
 
-from broadcaster.playlist.manifest import ListedSegment, ManifestGenerator, Rendered
+from broadcaster.playlist.manifest import ManifestGenerator
+from broadcaster.playlist.rendered import Rendered
+from broadcaster.playlist.segments import ListedSegment
 
 if TYPE_CHECKING:
     from broadcaster.demo.seaweed import SeaweedS3

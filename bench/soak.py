@@ -70,7 +70,7 @@ from broadcaster.demo.owncast_files import (
     write_in_place,
 )
 from broadcaster.demo.seaweed import SeaweedS3
-from broadcaster.playlist.manifest import Rendered
+from broadcaster.playlist.rendered import Rendered
 from broadcaster.service import Service
 from broadcaster.settings import load_settings
 from broadcaster.source.owncast import SourceSegment

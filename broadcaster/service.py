@@ -23,12 +23,13 @@ from .bucket.store_thread import StoreThread
 from .bucket.uploader import Uploader
 from .bucket.urls import segment_urls
 from .clips.book import CLIPS_FILE, ClipBook
-from .http import PlaylistOptions, ViewerOptions, create_app, create_metrics_app, limits
+from .http import LiveEvents, PlaylistOptions, ViewerOptions, create_app, create_metrics_app, limits
 from .http.connections import KEEPALIVE_TIMEOUT, GatedSite, install_accept_error_handler
 from .http.control import create_control_app, prepare_socket
 from .http.serving import serving
 from .metrics import AudienceMetrics, ConnectionMetrics, Metrics
-from .publish.publisher import Publisher, PublisherConfig
+from .publish.config import PublisherConfig
+from .publish.publisher import Publisher
 from .publish.release import ListedHook, Outlets
 from .publish.visible import VisiblePlaylists
 from .settings import Address, Settings
@@ -212,7 +213,7 @@ class Service:
     def _build_app(self, s: Settings, viewer_folder: Path | None) -> web.Application:
         stream_url = f"{s.r2_public_url}/{self.release.master_key}" if self.mirror else "live/master.m3u8"
         return create_app(
-            self.playlists, self.report, self.metrics, events=self.events,
+            self.playlists, self.report, self.metrics, events=LiveEvents(self.events, self.status),
             playlist_options=PlaylistOptions(blocking_reload=s.blocking_reload, max_held=self.budget.held,
                                              trust_cf_connecting_ip=s.trust_cf_connecting_ip),
             viewer_options=None if viewer_folder is None else ViewerOptions(
@@ -222,7 +223,7 @@ class Service:
                 show_viewer_count=s.show_viewer_count, owncast_url=s.owncast_url,
                 frame_ancestors=s.frame_ancestors, sources=s.viewer_sources),
             expose_metrics=s.metrics_listen == "", connection_metrics=self.connection_metrics,
-            audience=self.audience, state_events=self.status, release_held=self.playlists.release_waiters,
+            audience=self.audience, release_held=self.playlists.release_waiters,
         )
 
     async def start(self) -> None:

@@ -134,6 +134,13 @@ def test_serve() -> None:
 
 
 @needs("wrk")
+def test_memory_cost() -> None:
+    out = bench("memory_cost", "--base", "HEAD", "--variants", "1", "--segments", "12", "--window", "6",
+                "--rounds", "1")
+    has(out, r"^# CPU per segment: this checkout against HEAD \([0-9a-f]+\)",
+        rf"^\| 1 \| {NUMBER} ms \| {NUMBER} ms \| x{NUMBER} \|")
+
+
 def test_rewind_cost() -> None:
     out = bench("rewind_cost", "--windows", "30", "--segments", "1", "--variants", "1", "--appends", "3",
                 "--connections", "4", "--duration", "1", "--rounds", "1")

@@ -27,7 +27,8 @@ from broadcaster.http.control import create_control_app, prepare_socket
 from broadcaster.demo.ffmpeg import ffmpeg_exe
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.metrics import Metrics
-from broadcaster.playlist.manifest import ListedSegment, ManifestGenerator, Removed
+from broadcaster.playlist.manifest import ManifestGenerator
+from broadcaster.playlist.segments import ListedSegment, Removed
 from broadcaster.settings import load_settings
 from broadcaster.state.disk import StateFile
 from tests.support.owncast_writer import emulator_paused

@@ -16,7 +16,8 @@ import pytest
 from pytest_aiohttp import AiohttpClient
 
 from broadcaster.playlist import hls
-from broadcaster.playlist.manifest import ListedSegment, ManifestGenerator
+from broadcaster.playlist.manifest import ManifestGenerator
+from broadcaster.playlist.segments import ListedSegment
 from broadcaster.http import create_app
 from tests.support.client import Client
 from tests.support.hls_checker import MediaPlaylistChecker

@@ -100,7 +100,9 @@ async def test_playlists_are_rewritten_in_place(owncast: OwncastEmulator) -> Non
 
 async def test_slow_writes_expose_partial_files(tmp_path: Path) -> None:
     """With write_delay a reader catches what Owncast's readers can: files still being written."""
-    async with OwncastEmulator(tmp_path / "hls", variants=1, write_delay=0.02) as owncast:
+    owncast = OwncastEmulator(tmp_path / "hls", variants=1)
+    owncast.write_delay = 0.02
+    async with owncast:
         vdir = owncast.variant_dir(0)
         seen: dict[str, int] = {}
         grew: list[str] = []

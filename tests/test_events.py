@@ -20,11 +20,11 @@ import pytest
 from aiohttp import web
 from pytest_aiohttp import AiohttpClient
 
-from broadcaster.http import create_app
+from broadcaster.http import LiveEvents, create_app
 from broadcaster.http.events import parse_last_event_id
 from broadcaster.metrics import Metrics
 from broadcaster.playlist import hls
-from broadcaster.playlist.manifest import Rendered
+from broadcaster.playlist.rendered import Rendered
 from broadcaster.service import Service
 from broadcaster.settings import load_settings
 from broadcaster.source.watcher import HlsWatcher
@@ -107,7 +107,7 @@ async def make_client(aiohttp_client: AiohttpClient) -> AsyncIterator[MakeClient
     async def make(**hub_options: Any) -> tuple[EventHub, Client]:
         hub = EventHub(**hub_options)
         hubs.append(hub)
-        app = create_app(NoPlaylists(), Healthy(), Metrics(), events=hub)
+        app = create_app(NoPlaylists(), Healthy(), Metrics(), events=LiveEvents(hub))
         return hub, await aiohttp_client(app)
 
     yield make
@@ -396,7 +396,7 @@ class Served:
 @pytest.fixture
 async def served() -> AsyncIterator[Served]:
     hub = EventHub(ping_interval=3600)
-    app = create_app(NoPlaylists(), Healthy(), Metrics(), events=hub)
+    app = create_app(NoPlaylists(), Healthy(), Metrics(), events=LiveEvents(hub))
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

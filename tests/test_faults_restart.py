@@ -104,7 +104,8 @@ async def test_kill_9_at_random_points_with_healthy_saves_loses_nothing(tmp_path
     Issue 39: every segment's last bytes reach Owncast's disk only after its playlist names it
     (LateTails), and every segment listed is, in the bucket, the file Owncast finished writing."""
     rng = random.Random(int(os.environ.get("KILL_SEED", "3201")))
-    owncast = OwncastEmulator(tmp_path / "hls", list_size=30, ledger=Ledger(), late_tails=LateTails())
+    owncast = OwncastEmulator(tmp_path / "hls", list_size=30, ledger=Ledger())
+    owncast.late_tails = LateTails()
     async with owncast:
         await _kill_9_three_times(tmp_path, seaweed, owncast, rng)
 

@@ -3,7 +3,8 @@
 Owncast can delete a segment before we upload it. The issue asked to mark the hole with whichever of
 `#EXT-X-GAP` and `#EXT-X-DISCONTINUITY` hls.js and ffmpeg handle best, and to test both. This is that
 experiment, kept: real MPEG-TS segments (the bundled ffmpeg, 12 x 1 s, H.264 + AAC) served by a small
-aiohttp app as a LIVE sliding playlist (no ENDLIST until the last segment), in three versions:
+aiohttp app (tests/support/gap_server.py) as a LIVE sliding playlist (no ENDLIST until the last
+segment), in three versions:
 
   A  baseline: all 12 segments.
   B  what the service renders: segment 5 left out, `#EXT-X-DISCONTINUITY` before segment 6 (version 3);
@@ -49,9 +50,7 @@ import asyncio
 import contextlib
 import re
 import subprocess
-import time
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,9 +58,9 @@ import pytest
 from aiohttp import web
 
 from broadcaster.demo.ffmpeg import ffmpeg_exe
+from tests.support.gap_server import FIRST_LISTED, LOST, SCENARIOS, GapServer, entries, render, segment_name
 
 CHROMIUM = "/usr/bin/chromium"
-VIEWER = Path(__file__).resolve().parent.parent / "viewer"
 
 pytestmark = [
     pytest.mark.integration,
@@ -73,190 +72,8 @@ pytestmark = [
 ]
 
 SEGMENTS = 12
-LOST = 5  # the segment Owncast deleted before it was uploaded
 FPS = 30
-FIRST_LISTED = 3  # listed at a client's first request; then one more per second
-WINDOW = 6  # segments in the sliding playlist (>= 3 target durations)
-EPOCH = datetime(2025, 1, 1, tzinfo=UTC).timestamp()
-SCENARIOS = ("A", "B", "C")
 PLAYER_TIMEOUT = 40.0  # a stuck player is caught by the page's own watchdog long before this
-
-
-def _name(i: int) -> str:
-    return f"seg{i:03d}.ts"
-
-
-# -- playlists -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Entry:
-    source: int  # index of the segment in the source stream
-    duration: float
-    discontinuity: bool = False
-    gap: bool = False
-
-
-def _entries(scenario: str, durations: list[float]) -> list[_Entry]:
-    out: list[_Entry] = []
-    for i, d in enumerate(durations):
-        if i == LOST and scenario == "B":
-            continue
-        disc, gap = scenario == "B" and i == LOST + 1, scenario == "C" and i == LOST
-        out.append(_Entry(i, d, discontinuity=disc, gap=gap))
-    return out
-
-
-def _render(scenario: str, durations: list[float], published: int) -> str:
-    """The playlist once source segments [0, published) exist: manifest.py's format, sliding."""
-    starts = [sum(durations[:i]) for i in range(len(durations))]
-    listed = [e for e in _entries(scenario, durations) if e.source < published]
-    first = max(0, len(listed) - WINDOW)
-    removed, window = listed[:first], listed[first:]
-    lines = [
-        "#EXTM3U",
-        f"#EXT-X-VERSION:{8 if scenario == 'C' else 3}",
-        "#EXT-X-TARGETDURATION:1",
-        f"#EXT-X-MEDIA-SEQUENCE:{first}",
-        f"#EXT-X-DISCONTINUITY-SEQUENCE:{sum(e.discontinuity for e in removed)}",
-        "#EXT-X-INDEPENDENT-SEGMENTS",
-    ]
-    for e in window:
-        if e.discontinuity:
-            lines.append("#EXT-X-DISCONTINUITY")
-        pdt = datetime.fromtimestamp(EPOCH + starts[e.source], tz=UTC).isoformat(timespec="milliseconds")
-        lines.append("#EXT-X-PROGRAM-DATE-TIME:" + pdt.replace("+00:00", "Z"))
-        lines.append(f"#EXTINF:{e.duration:.3f},")
-        if e.gap:
-            lines.append("#EXT-X-GAP")
-        lines.append(_name(e.source))
-    if published >= len(durations):
-        lines.append("#EXT-X-ENDLIST")
-    lines.append("")
-    return "\n".join(lines)
-
-
-# -- the server ------------------------------------------------------------------------------------
-
-PLAYER_HTML = """<!doctype html>
-<html><head><meta charset="utf-8"><title>gap test</title></head>
-<body><video id="v" muted playsinline></video>
-<script src="/hls.min.js"></script>
-<script src="/gap-player.js"></script>
-</body></html>
-"""
-
-# Records what the test asks about on window.gapLog; `done` when the video ended, a fatal error came,
-# or playback has not moved for STUCK_MS since it started. A stall is playback standing still for more
-# than 250 ms after the first 'playing' event (`at` is where it stood).
-PLAYER_JS = """
-(() => {
-  const STUCK_MS = 6000;
-  const src = new URLSearchParams(location.search).get('src');
-  const video = document.getElementById('v');
-  const log = window.gapLog = {
-    version: Hls.version, frags: [], errors: [], waiting: [], stalls: [], media: [],
-    ended: false, fatal: false, stuck: false, done: false, started: false, playError: null, mediaError: null,
-  };
-  const now = () => performance.now();
-  let lastTime = -1, lastMove = now();
-  const hls = new Hls({ liveDurationInfinity: true, backBufferLength: 30 });  // as viewer/player.js
-  hls.on(Hls.Events.MANIFEST_PARSED, () => {
-    video.play().catch((err) => { log.playError = String(err); });
-  });
-  hls.on(Hls.Events.FRAG_LOADED, (event, data) => {
-    log.frags.push({ sn: data.frag.sn, url: data.frag.url, gap: !!data.frag.gap, cc: data.frag.cc });
-  });
-  hls.on(Hls.Events.ERROR, (event, data) => {
-    log.errors.push({
-      type: data.type, details: data.details, fatal: !!data.fatal, t: video.currentTime,
-      sn: data.frag ? data.frag.sn : null, url: data.frag ? data.frag.url : (data.url || null),
-      code: data.response ? data.response.code : null,
-    });
-    if (data.fatal) { log.fatal = true; log.done = true; }
-  });
-  video.addEventListener('playing', () => {
-    log.started = true;
-    log.media.push(['playing', video.currentTime, Math.round(now())]);
-  });
-  video.addEventListener('waiting', () => {
-    log.waiting.push(video.currentTime);
-    log.media.push(['waiting', video.currentTime, Math.round(now())]);
-  });
-  video.addEventListener('seeking', () => log.media.push(['seeking', video.currentTime, Math.round(now())]));
-  video.addEventListener('ended', () => { log.ended = true; log.done = true; });
-  video.addEventListener('error', () => {
-    log.mediaError = video.error ? (video.error.message || String(video.error.code)) : '?';
-    log.done = true;
-  });
-  setInterval(() => {
-    const t = video.currentTime;
-    if (t !== lastTime) {
-      const still = now() - lastMove;
-      if (log.started && lastTime >= 0 && still > 250) {
-        log.stalls.push({ at: lastTime, ms: Math.round(still) });
-      }
-      lastTime = t;
-      lastMove = now();
-    } else if (log.started && !video.ended && now() - lastMove > STUCK_MS) {
-      log.stuck = true;
-      log.done = true;
-    }
-  }, 50);
-  hls.attachMedia(video);
-  hls.loadSource(src);
-})();
-"""
-
-
-@dataclass
-class _Server:
-    segments: dict[str, bytes]
-    durations: list[float]
-    requests: list[tuple[str, str, str, int]] = field(default_factory=list)  # scenario, client, name, status
-    clocks: dict[tuple[str, str], float] = field(default_factory=dict)
-
-    def app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_get("/player.html", self.page)
-        app.router.add_get("/gap-player.js", self.script)
-        app.router.add_get("/hls.min.js", self.hlsjs)
-        app.router.add_get("/p/{scenario}/{client}/index.m3u8", self.playlist)
-        app.router.add_get("/p/{scenario}/{client}/{name}", self.segment)
-        return app
-
-    async def page(self, request: web.Request) -> web.Response:
-        return web.Response(text=PLAYER_HTML, content_type="text/html")
-
-    async def script(self, request: web.Request) -> web.Response:
-        return web.Response(text=PLAYER_JS, content_type="text/javascript")
-
-    async def hlsjs(self, request: web.Request) -> web.FileResponse:
-        return web.FileResponse(VIEWER / "hls.min.js")
-
-    async def playlist(self, request: web.Request) -> web.Response:
-        scenario, client = request.match_info["scenario"], request.match_info["client"]
-        if scenario not in SCENARIOS:
-            raise web.HTTPNotFound()
-        started = self.clocks.setdefault((scenario, client), time.monotonic())
-        published = min(len(self.durations), FIRST_LISTED + int(time.monotonic() - started))
-        return web.Response(
-            text=_render(scenario, self.durations, published),
-            content_type="application/vnd.apple.mpegurl",
-            headers={"Cache-Control": "no-cache"},
-        )
-
-    async def segment(self, request: web.Request) -> web.Response:
-        scenario, client, name = (request.match_info[k] for k in ("scenario", "client", "name"))
-        lost = scenario != "A" and name == _name(LOST)
-        status = 404 if lost or name not in self.segments else 200
-        self.requests.append((scenario, client, name, status))
-        if status == 404:
-            raise web.HTTPNotFound()
-        return web.Response(body=self.segments[name], content_type="video/mp2t")
-
-    def asked(self, scenario: str, client: str) -> list[tuple[str, int]]:
-        return [(n, s) for sc, c, n, s in self.requests if sc == scenario and c == client]
 
 
 # -- the players -----------------------------------------------------------------------------------
@@ -375,7 +192,7 @@ async def _bounded_hlsjs(browser: Any, base: str, scenario: str) -> tuple[dict[s
             f"{scenario}: the hls.js page stopped answering within {PLAYER_TIMEOUT + 30:.0f} s") from None
 
 
-async def _observe(server: _Server) -> tuple[dict[str, FfmpegRun], dict[str, HlsJsRun]]:
+async def _observe(server: GapServer) -> tuple[dict[str, FfmpegRun], dict[str, HlsJsRun]]:
     from playwright.async_api import async_playwright
 
     runner = web.AppRunner(server.app(), access_log=None)
@@ -440,7 +257,7 @@ class Observations:
 
     def timeline(self, scenario: str) -> float:
         """Seconds the final playlist lists (B lacks the lost segment; C lists it as a gap)."""
-        return sum(e.duration for e in _entries(scenario, self.durations))
+        return sum(e.duration for e in entries(scenario, self.durations))
 
     def table(self) -> str:
         rows = []
@@ -449,9 +266,9 @@ class Observations:
             rows.append(
                 f"{s}: ffmpeg exit={f.exit_code} frames={f.frames} ({f.seconds:.2f}s)"
                 f" out_time={f.out_time:.2f}"
-                f" asked_lost={[a for a in f.asked if a[0] == _name(LOST)]} warnings={f.warnings}\n"
+                f" asked_lost={[a for a in f.asked if a[0] == segment_name(LOST)]} warnings={f.warnings}\n"
                 f"   hls.js {h.log['version']} t={h.current_time:.2f}/{h.duration:.2f} ended={h.log['ended']}"
-                f" stuck={h.log['stuck']} asked_lost={[a for a in h.asked if a[0] == _name(LOST)]}"
+                f" stuck={h.log['stuck']} asked_lost={[a for a in h.asked if a[0] == segment_name(LOST)]}"
                 f" stalls={h.log['stalls']} waiting={h.log['waiting']} played={h.played}"
                 f" waited_at_hole_ms={h.waited_ms(LOST - 1, LOST + 1)}"
                 f" errors={[(e['details'], e['fatal'], e['sn']) for e in h.errors]}"
@@ -511,7 +328,8 @@ def observed(tmp_path_factory: pytest.TempPathFactory) -> Observations:
     )
     durations = [float(d) for d in re.findall(r"#EXTINF:([\d.]+),", (out / "source.m3u8").read_text())]
     assert len(durations) == SEGMENTS and all(abs(d - 1.0) < 0.01 for d in durations), durations
-    server = _Server({_name(i): (out / _name(i)).read_bytes() for i in range(SEGMENTS)}, durations)
+    segments = {segment_name(i): (out / segment_name(i)).read_bytes() for i in range(SEGMENTS)}
+    server = GapServer(segments, durations)
     ffmpeg, hlsjs = asyncio.run(_observe(server))
     observations = Observations(durations, ffmpeg, hlsjs)
     print(observations.table())
@@ -529,19 +347,20 @@ HOLE_STALLS = {"bufferStalledError", "bufferSeekOverHole", "bufferNudgeOnStall"}
 
 
 def _lost_requests(asked: list[tuple[str, int]]) -> list[tuple[str, int]]:
-    return [a for a in asked if a[0] == _name(LOST)]
+    return [a for a in asked if a[0] == segment_name(LOST)]
 
 
 def test_the_playlists_are_the_three_cases(observed: Observations) -> None:
     d = observed.durations
-    b_first, b_last = _render("B", d, FIRST_LISTED), _render("B", d, SEGMENTS)
-    c_mid, c_last = _render("C", d, LOST + 2), _render("C", d, SEGMENTS)
+    b_first, b_last = render("B", d, FIRST_LISTED), render("B", d, SEGMENTS)
+    c_mid, c_last = render("C", d, LOST + 2), render("C", d, SEGMENTS)
     assert "#EXT-X-ENDLIST" not in b_first and "#EXT-X-PLAYLIST-TYPE" not in b_last  # live, sliding
-    assert "#EXT-X-VERSION:3" in b_last and _name(LOST) not in b_last
-    after_hole = f"#EXT-X-PROGRAM-DATE-TIME:2025-01-01T00:00:06.000Z\n#EXTINF:1.000,\n{_name(LOST + 1)}"
+    assert "#EXT-X-VERSION:3" in b_last and segment_name(LOST) not in b_last
+    after = segment_name(LOST + 1)
+    after_hole = f"#EXT-X-PROGRAM-DATE-TIME:2025-01-01T00:00:06.000Z\n#EXTINF:1.000,\n{after}"
     assert "#EXT-X-DISCONTINUITY\n" + after_hole in b_last
     assert "#EXT-X-MEDIA-SEQUENCE:5\n" in b_last  # 11 entries, a window of 6
-    assert "#EXT-X-VERSION:8" in c_mid and f"#EXTINF:1.000,\n#EXT-X-GAP\n{_name(LOST)}\n" in c_mid
+    assert "#EXT-X-VERSION:8" in c_mid and f"#EXTINF:1.000,\n#EXT-X-GAP\n{segment_name(LOST)}\n" in c_mid
     assert "#EXT-X-DISCONTINUITY\n" not in c_mid + c_last and "#EXT-X-MEDIA-SEQUENCE:6\n" in c_last
 
 

@@ -23,7 +23,7 @@ from yarl import URL
 
 from broadcaster.status.hub import EventHub
 from broadcaster.source.owncast import SourceVariant
-from broadcaster.http import ViewerOptions, create_app
+from broadcaster.http import LiveEvents, ViewerOptions, create_app
 from broadcaster.service import default_viewer_dir
 from tests.support.world import World
 
@@ -50,7 +50,7 @@ async def served(tmp_path: Path, aiohttp_client: Any,
     viewer = default_viewer_dir()
     assert viewer is not None
     hub = EventHub()
-    app = create_app(world.playlists, world.report, world.metrics, events=hub, viewer_options=ViewerOptions(viewer))
+    app = create_app(world.playlists, world.report, world.metrics, events=LiveEvents(hub), viewer_options=ViewerOptions(viewer))
     client: Client = await aiohttp_client(app)
     world.pub.on_master([SourceVariant(0, 1_000_000), SourceVariant(1, 500_000)])
     world.owncast_lists(0, "stream-a-0.ts", "stream-a-1.ts")

@@ -171,8 +171,10 @@ async def test_through_ffmpeg_every_segment_is_named_while_cut_then_finished_who
     as finished. (A long linger: the look below must come while the tail is held.)"""
     tails = LateTails(linger=2.0, longest=5.0)
     copied = Variant(320, 180, 600, passthrough=True, audio_passthrough=True)
-    async with OwncastEmulator(tmp_path / "hls", variants=[copied, Variant(128, 72, 100)], latency_level=0,
-                               source_keyframes=[1.0], ledger=Ledger(), late_tails=tails) as owncast:
+    owncast = OwncastEmulator(tmp_path / "hls", variants=[copied, Variant(128, 72, 100)], latency_level=0,
+                              source_keyframes=[1.0], ledger=Ledger())
+    owncast.late_tails = tails
+    async with owncast:
         ledger = owncast.ledger
         assert ledger is not None
         at_first_sight: dict[Path, int] = {}

@@ -9,7 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from broadcaster.playlist import hls
-from broadcaster.playlist.manifest import ListedSegment, ManifestGenerator, SegmentRejected, render_master
+from broadcaster.playlist.manifest import ManifestGenerator, SegmentRejected
+from broadcaster.playlist.master import render_master
+from broadcaster.playlist.segments import ListedSegment
 from broadcaster.publish import playlist_memory
 from broadcaster.source.owncast import SourceVariant
 from tests.support.hls_checker import MediaPlaylistChecker
@@ -399,7 +401,7 @@ def test_a_restart_to_a_lower_target_leaves_what_does_not_fit_and_marks_the_gap(
 def test_the_newest_segments_of_a_long_window_are_a_playlist_numbered_as_the_whole(limit: int, fmp4: bool) -> None:
     """issue 32: a client without gzip gets at most about MAX_IDENTITY_BYTES of a rewind window, its newest
     whole segments, each with the number, discontinuity number, date and init section it has in the whole."""
-    from broadcaster.playlist.manifest import newest_segments
+    from broadcaster.playlist.rendered import newest_segments
 
     gen = ManifestGenerator(2, 600.0, can_block_reload=True, start_at_edge=True)
     for n in range(120):

@@ -20,7 +20,9 @@ from aiohttp.test_utils import TestClient
 from multidict import MultiDict
 from prometheus_client.parser import text_string_to_metric_families
 
-from broadcaster.playlist import hls, manifest
+from broadcaster.playlist import hls, master
+from broadcaster.playlist.rendered import Rendered
+from broadcaster.playlist.segments import ListedSegment
 from broadcaster.metrics import Metrics
 from broadcaster.source.owncast import SourceVariant
 from broadcaster.http import create_app
@@ -28,6 +30,7 @@ from broadcaster.http.playlists import canonical_query
 from tests.support.world import World
 from tests.support.client import PLAIN, get
 from tests.support.fakes import CountingGenerator, FakeHealth, FakePlaylists
+from tests.support.waiting import until
 
 MASTER = "/hls/stream.m3u8"
 LIVE_MASTER = "/live/master.m3u8"
@@ -108,9 +111,9 @@ async def test_master_is_rendered_once_per_version_not_per_request(
         served: tuple[World, TestClient[Any, Any]], monkeypatch: pytest.MonkeyPatch) -> None:
     world, client = served
     names: list[str] = []
-    real = manifest.render_master
+    real = master.render_master
 
-    def counting(variants: list[SourceVariant], media_name: str = hls.MEDIA_PLAYLIST_NAME) -> manifest.Rendered:
+    def counting(variants: list[SourceVariant], media_name: str = hls.MEDIA_PLAYLIST_NAME) -> Rendered:
         names.append(media_name)
         return real(variants, media_name)
 
@@ -309,7 +312,7 @@ async def test_blocking_reload_holds_until_the_segment_is_listed(served: tuple[W
     world, client = served
     n = last(world) + 1
     request = asyncio.ensure_future(client.get(f"{hls_media(0)}?v=7&_HLS_msn={n}", headers=PLAIN))
-    await asyncio.sleep(0.05)  # let it reach the server and wait there
+    await until(lambda: world.playlists.held_requests == 1, "the request is held by the server")
     assert not request.done()
     world.now += 1
     world.owncast_lists(0, "stream-a-14.ts")
@@ -380,7 +383,7 @@ async def test_a_long_window_without_gzip_is_its_newest_segments_bounded(aiohttp
     playlists = FakePlaylists(target_duration=1, variants=1)
     gen = playlists.generators[0] = CountingGenerator(1, 3600.0, can_block_reload=True)
     for n in range(3600):
-        gen.append(manifest.ListedSegment(f"https://r2.example/live/0/stream-a-{n}.ts", 1.0, 1e9 + n), float(n))
+        gen.append(ListedSegment(f"https://r2.example/live/0/stream-a-{n}.ts", 1.0, 1e9 + n), float(n))
     full = gen.render()
     assert len(full.body) > 4 * hls.MAX_IDENTITY_BYTES
     client = await aiohttp_client(create_app(playlists, FakeHealth(), Metrics()), auto_decompress=False)

@@ -1,7 +1,7 @@
 """A long window's playlist rendered in parts (issue 32): frozen chunks of segments, each deflated once.
 
 Every version, whatever happened to the window, must be the whole window joined as before (the
-reference: ManifestGenerator._render_text, every entry's text after the header), and its gzip one
+reference: Renderer.text, every entry's text after the header), and its gzip one
 valid member of exactly those bytes, read back by Python's gzip and zlib, aiohttp's client and Chromium.
 """
 
@@ -18,8 +18,11 @@ from pytest_aiohttp import AiohttpClient
 
 from broadcaster.http import PlaylistOptions, create_app
 from broadcaster.metrics import Metrics
-from broadcaster.playlist import deflate, hls, manifest
-from broadcaster.playlist.manifest import ListedSegment, ManifestGenerator, Rendered, SegmentRejected
+from broadcaster.playlist import chunks, deflate, hls
+from broadcaster.playlist.manifest import ManifestGenerator, SegmentRejected
+from broadcaster.playlist.renderer import Renderer
+from broadcaster.playlist.rendered import Rendered
+from broadcaster.playlist.segments import ListedSegment
 from broadcaster.publish import playlist_memory
 from tests.support.browser import launch_chromium, needs_chromium
 from tests.support.fakes import FakeHealth, FakePlaylists
@@ -42,7 +45,7 @@ def single_member(body: bytes) -> bytes:
 def check(gen: ManifestGenerator, etags: dict[str, bytes]) -> None:
     """Both renderings (the origin's and the bucket's) against the whole window joined."""
     for server_control, rendered in ((gen.can_block_reload, gen.render()), (False, gen.render_edge())):
-        expected = gen._render_text(server_control).encode()
+        expected = Renderer().text(gen, server_control).encode()
         assert rendered.body == expected
         assert gzip.decompress(rendered.gzip_body) == expected == single_member(rendered.gzip_body)
         for etag in (rendered.etag, rendered.gzip_etag):  # one ETag, one body
@@ -55,7 +58,7 @@ OPS = ["append"] * 24 + ["gap", "end", "restart", "raise", "carry", "continue", 
 def run_history(chunk: int, window: float, fmp4: bool, hashes: bool, ops: list[tuple[str, int]],
                 edge: int = 6) -> None:
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(manifest, "CHUNK_ENTRIES", chunk)
+        mp.setattr(chunks, "CHUNK_ENTRIES", chunk)
         mp.setattr(hls, "hashed_segments", lambda target_duration: edge)  # the newest `edge` shown
         gen = ManifestGenerator(1, window, can_block_reload=True)
         now, n = T0, 0
@@ -121,10 +124,10 @@ def long_window(segments: int, window: float) -> tuple[ManifestGenerator, int]:
 
 def test_a_version_kept_while_the_window_moves_on_keeps_its_bytes() -> None:
     gen, n = long_window(300, 200.0)
-    kept, expected = gen.render(), gen._render_text(True).encode()  # neither body nor gzip made yet
-    edge, edge_expected = gen.render_edge(), gen._render_text(False).encode()
+    kept, expected = gen.render(), Renderer().text(gen, True).encode()  # neither body nor gzip made yet
+    edge, edge_expected = gen.render_edge(), Renderer().text(gen, False).encode()
     etags: dict[str, bytes] = {}
-    for k in range(3 * manifest.CHUNK_ENTRIES):  # across chunk boundaries, frozen chunks leaving
+    for k in range(3 * chunks.CHUNK_ENTRIES):  # across chunk boundaries, frozen chunks leaving
         gen.append(seg(n + k), T0 + n + k)
         check(gen, etags)
     assert gzip.decompress(kept.gzip_body) == kept.body == expected

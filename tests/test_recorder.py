@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from broadcaster.playlist.manifest import ListedSegment
+from broadcaster.playlist.segments import ListedSegment
 from broadcaster.metrics import Metrics
 from broadcaster.bucket.recorder import Recorder
 from broadcaster.bucket.uploader import Uploader

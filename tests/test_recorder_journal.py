@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from broadcaster.playlist.manifest import ListedSegment
+from broadcaster.playlist.segments import ListedSegment
 from broadcaster.metrics import Metrics
 from broadcaster.bucket.recorder import Recorder
 from broadcaster.bucket.uploader import Uploader

@@ -8,7 +8,8 @@ import random
 
 import pytest
 
-from broadcaster.playlist.manifest import ListedSegment, ManifestGenerator
+from broadcaster.playlist.manifest import ManifestGenerator
+from broadcaster.playlist.segments import ListedSegment
 from broadcaster.publish import playlist_memory
 from broadcaster.settings import MAX_REWIND_SECONDS, SettingsError, load_settings
 from broadcaster.state.disk import dumps

@@ -17,7 +17,10 @@ from pathlib import Path
 import pytest
 
 from broadcaster.playlist import hls
-from broadcaster.playlist.manifest import ListedSegment, ManifestGenerator, render_vod
+from broadcaster.playlist.manifest import ManifestGenerator
+from broadcaster.playlist.renderer import Renderer
+from broadcaster.playlist.segments import ListedSegment
+from broadcaster.playlist.vod import render_vod
 from broadcaster.publish import playlist_memory
 from broadcaster.state.disk import dumps
 from tests.support.hls_checker import VariantSetChecker
@@ -65,7 +68,7 @@ def test_only_the_segments_near_the_live_edge_show_their_hash() -> None:
         text = rendered.body.decode()
         assert hashes_in(text) == DIGESTS[2 * edge:3 * edge], len(hashes_in(text))
         assert text.count("#EXTINF") == 3 * edge  # the older ones listed as ever, without theirs
-        reference = gen._render_text(rendered is gen.render()).encode()
+        reference = Renderer().text(gen, rendered is gen.render()).encode()
         assert gzip.decompress(rendered.gzip_body) == rendered.body == reference
         VariantSetChecker().assert_ok("0", text)
     # One more segment: the oldest hashed one is past the edge, and shows its hash no more.

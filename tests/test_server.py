@@ -22,7 +22,7 @@ from pytest_aiohttp import AiohttpClient
 from yarl import URL
 
 from broadcaster.playlist import deflate, hls
-from broadcaster.playlist.manifest import Rendered
+from broadcaster.playlist.rendered import Rendered
 from broadcaster.metrics import ConnectionMetrics, Metrics
 from broadcaster.http import PlaylistOptions, ViewerOptions, create_app, create_metrics_app
 from tests.support.client import PLAIN, Client, get

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from broadcaster.bucket.cleaner import Cleaner
-from broadcaster.playlist.manifest import ListedSegment, ManifestGenerator
+from broadcaster.playlist.manifest import ManifestGenerator
+from broadcaster.playlist.segments import ListedSegment
 from broadcaster.publish import playlist_memory
 from broadcaster.publish.release import Versions
 from broadcaster.source.owncast import SourcePlaylist
@@ -310,5 +311,22 @@ async def test_a_memory_read_after_more_listings_still_ends_where_it_was_taken(t
     then = json.loads(dumps(taken))
     await _stream(w, range(3, 6), variants=(0,))
     assert json.loads(dumps(w.pub.snapshot())) != then  # the lists grew behind it...
+    assert json.loads(dumps(taken)) == then  # ...and the memory taken before still reads as it was
+    await w.pub.close()
+
+
+async def test_a_memory_read_after_the_window_slid_past_it_still_reads_as_it_was_taken(
+        tmp_path: Path) -> None:
+    """A version's memory is a value (tails.py): read by a save after the window slid past every entry
+    it holds (and the entries' log was compacted), it still holds them. Before, its Tails read the live
+    window, which had dropped them: the memory read back with fewer entries than its version listed."""
+    w = World(tmp_path, stepped=True)  # a 4 s window of 1 s segments
+    await _stream(w, range(3), variants=(0,))
+    taken = w.pub.snapshot()
+    then = json.loads(dumps(taken))
+    assert len(then["variants"]["0"]["generator"]["entries"]) == 3
+    await _stream(w, range(3, 80), variants=(0,))
+    now = json.loads(dumps(w.pub.snapshot()))["variants"]["0"]["generator"]["entries"]
+    assert now[0][0] > then["variants"]["0"]["generator"]["entries"][-1][0]  # every entry slid out...
     assert json.loads(dumps(taken)) == then  # ...and the memory taken before still reads as it was
     await w.pub.close()

@@ -18,6 +18,7 @@ from broadcaster.bucket.cleaner import Cleaner
 from broadcaster.state import journal
 from broadcaster.state.disk import Prepared, dumps
 from broadcaster.state.journal import JOURNAL, JournaledState
+from broadcaster.tails import Log
 from tests.support.fakes import Bucket
 from tests.support.world import World
 
@@ -343,3 +344,23 @@ async def test_any_damage_to_the_journal_restores_or_sets_aside(tmp_path: Path) 
         finally:
             logging.getLogger().removeHandler(handler)
     assert outcomes == {True, False}  # both ways were taken
+
+
+def test_a_list_the_last_line_no_longer_holds_is_gone_and_one_it_holds_is_whole(tmp_path: Path) -> None:
+    """Replay at the journal's own level: a Tail followed through lines is put where the last line holds
+    it; one the last line does not hold (its variant gone) is not brought back."""
+    state = JournaledState(tmp_path)
+    a, b = Log(), Log()
+    for n in range(6):
+        a.add(json.dumps(f"a{n}"))
+        b.add(json.dumps(f"b{n}"))
+        a.drop_to(n - 2)
+        doc: dict[str, Any] = {"x": {"a": a.tail(), "n": n}}
+        if n < 4:
+            doc["y"] = {"b": b.tail()}
+        state.write_prepared(state.prepare(doc))
+    state.close()
+    assert state.compactions == 1  # one full state.json, then lines
+    loaded = JournaledState(tmp_path).load()
+    assert loaded is not None and loaded["x"] == {"a": [f"a{n}" for n in range(3, 6)], "n": 5}
+    assert "y" not in loaded

@@ -1,6 +1,7 @@
 """The structure README's "How it works" promises, checked from the source (issue 33): no class over 400
-lines, `source` and `playlist` import no other stage, and no stage imports `http` (only service.py,
-which composes them, does)."""
+lines, no function over 10 parameters (issue 43), `source` and `playlist` import no other stage, no
+stage imports `http` (only service.py, which composes them, does), and every stage's __init__.py says
+what comes in, what goes out and what it must never do (issue 43)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "broadcaster"
 MAX_CLASS_LINES = 400
+MAX_PARAMETERS = 10  # a function that needs more takes a record of them, or does more than one thing
 STAGES = {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
-SHARED = {"metrics", "lograte", "numbers"}  # top-level modules every stage may use
+SHARED = {"metrics", "lograte", "numbers", "tails"}  # top-level modules every stage may use
 
 
 def modules() -> list[tuple[Path, ast.Module]]:
@@ -42,6 +44,21 @@ def test_no_class_is_over_400_lines() -> None:
     assert long == []
 
 
+def parameters(node: ast.FunctionDef | ast.AsyncFunctionDef) -> list[str]:
+    """Every parameter a caller may pass (positional, keyword-only, *args and **kwargs), self and cls aside."""
+    a = node.args
+    names = [p.arg for p in (*a.posonlyargs, *a.args, *a.kwonlyargs)]
+    names += [p.arg for p in (a.vararg, a.kwarg) if p is not None]
+    return names[1:] if names[:1] in (["self"], ["cls"]) else names
+
+
+def test_no_function_takes_over_10_parameters() -> None:
+    many = [(str(path.relative_to(PACKAGE)), node.name, len(parameters(node)))
+            for path, tree in modules() for node in ast.walk(tree)
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and len(parameters(node)) > MAX_PARAMETERS]
+    assert many == []
+
+
 def test_source_and_playlist_import_no_other_stage_and_no_stage_imports_http() -> None:
     wrong = []
     for path, tree in modules():
@@ -62,3 +79,21 @@ def test_the_checks_see_imports() -> None:
     names = imported(watcher, ast.parse(watcher.read_text()))
     assert {"metrics", "lograte", "source.owncast"} <= names
     assert {"source", "playlist", "publish", "http"} <= STAGES
+
+
+def test_the_parameter_count_sees_every_kind() -> None:
+    """The count takes every kind of parameter, and only self or cls first (so it cannot pass by
+    counting too few)."""
+    tree = ast.parse("class C:\n    def f(self, a, /, b, *c, d, e=1, **f): pass\n"
+                     "def g(self_like, cls): pass\n")
+    counted = {node.name: parameters(node) for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)}
+    assert counted == {"f": ["a", "b", "d", "e", "c", "f"], "g": ["self_like", "cls"]}
+
+
+def test_every_stage_says_what_comes_in_what_goes_out_and_what_it_must_never_do() -> None:
+    """Each stage's __init__.py docstring: In:, Out: and Never:, the first thing a newcomer reads."""
+    silent = {stage: [part for part in ("In:", "Out:", "Never:") if part not in (doc or "")]
+              for stage in sorted(STAGES)
+              if (doc := ast.get_docstring(ast.parse((PACKAGE / stage / "__init__.py").read_text())))
+              is None or not all(part in doc for part in ("In:", "Out:", "Never:"))}
+    assert silent == {}

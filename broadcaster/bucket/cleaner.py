@@ -10,19 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-import json
 import logging
 import time
-from collections import deque
 from collections.abc import Callable
-from itertools import islice
 from typing import Protocol
 
 from ..lograte import RateLimitedLog
 from ..metrics import Metrics
-from ..playlist.manifest import Removed
+from ..playlist.segments import Removed
 from ..state import validate
-from ..state.disk import RawJSON, Tail
+from ..state.disk import RawJSON
+from ..tails import Tail
+from .notes import DueNotes
 from .store import StoreError
 
 log = logging.getLogger(__name__)
@@ -61,12 +60,8 @@ class Cleaner:
         # The batch a DeleteObjects call is deleting: still part of the state until it answers, so a
         # stop (which cancels the call) or a save meanwhile never loses a key. Deleting twice is harmless.
         self._deleting: list[tuple[float, str]] = []
-        # What is saved: each key's due time, noted when it changes, in that order. A key's latest note
-        # is live until it is deleted; the saved list starts at the oldest live note (older ones are
-        # dropped as the front passes them), so a save writes only what changed (state/journal.py).
-        self._notes: deque[tuple[str, str]] = deque()  # (key, its saved [key, time])
-        self._first_note = 0  # the id of _notes[0]
-        self._live: dict[str, int] = {}  # key -> the id of its latest note
+        # What is saved: each key's due time, noted when it changes (notes.py).
+        self._notes = DueNotes()
         self._task: asyncio.Task[None] | None = None
         self.deleted = 0
         self._lines = RateLimitedLog(log)  # a run every `interval` fails all through an outage
@@ -110,33 +105,13 @@ class Cleaner:
         return len(self._kept)
 
     def _note(self, key: str, due: float) -> None:
-        self._live[key] = self._first_note + len(self._notes)
-        self._notes.append((key, json.dumps([key, round(due, 3)], separators=(",", ":"))))
+        self._notes.note(key, due)
 
     def snapshot(self) -> Tail:
         """Every key still to delete with its due time (those a clip keeps too: a restart asks the
-        clips again), as the notes from the oldest live one on; a key noted twice, the later wins."""
-        notes, live = self._notes, self._live
-        while notes and live.get(notes[0][0]) != self._first_note:
-            notes.popleft()
-            self._first_note += 1
-        if len(notes) > 2 * len(live) + 64:
-            # Keys a clip keeps hold the front while newer notes die behind them: note the live ones
-            # again, in order, and drop the rest (costs the live count, once per that many dead notes).
-            again = [(key, text) for n, (key, text) in enumerate(notes) if live.get(key) == self._first_note + n]
-            self._first_note += len(notes)
-            notes.clear()
-            for key, text in again:
-                live[key] = self._first_note + len(notes)
-                notes.append((key, text))
-        return Tail(self._first_note, self._first_note + len(notes), self._since)
-
-    def _since(self, first: int) -> list[str]:
-        """The notes from id `first` on, a dead one (deleted, or noted again since) as null."""
-        count = min(self._first_note + len(self._notes) - first, len(self._notes))
-        end, live = self._first_note + len(self._notes), self._live
-        return [text if live.get(key) == end - count + n else "null"
-                for n, (key, text) in enumerate(list(islice(reversed(self._notes), count))[::-1])]
+        clips again), as the notes from the oldest live one on (notes.py); a key noted twice, the later
+        wins."""
+        return self._notes.snapshot()
 
     def restore(self, data: object) -> None:
         """Continue from `snapshot`; raises ValueError (nothing changed) when it does not add up."""
@@ -155,7 +130,7 @@ class Cleaner:
         due = [(when, key) for key, when in latest.items()]
         heapq.heapify(due)
         self._due, self._kept, self._deleting = due, {}, []
-        self._notes, self._first_note, self._live = deque(), 0, {}
+        self._notes = DueNotes()
         for key, when in latest.items():
             self._note(key, when)
         self._metrics.cleanup_pending.set(self.pending)
@@ -210,7 +185,7 @@ class Cleaner:
             heapq.heappush(self._due, (now + self._retry_after, key))
             self._note(key, now + self._retry_after)
         for key in set(batch).difference(failed):
-            self._live.pop(key, None)
+            self._notes.forget(key)
         done = len(batch) - len(failed)
         self.deleted += done
         self._metrics.cleanup_deleted.inc(done)

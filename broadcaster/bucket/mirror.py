@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from ..lograte import RateLimitedLog
 from ..metrics import Metrics
 from ..playlist import hls
-from ..playlist.manifest import Rendered
+from ..playlist.rendered import Rendered
 from .store import StoreError
 from .uploader import ObjectStore
 

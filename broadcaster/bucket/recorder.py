@@ -16,7 +16,9 @@ from urllib.parse import urlsplit
 
 from ..numbers import whole_number
 from ..playlist import hls
-from ..playlist.manifest import ListedSegment, render_master, render_vod
+from ..playlist.master import render_master
+from ..playlist.segments import ListedSegment
+from ..playlist.vod import render_vod
 from ..source.owncast import SourceVariant
 from ..state import validate
 from .uploader import Uploader

@@ -21,7 +21,9 @@ from typing import Any, Protocol
 
 from ..bucket.store import StoreError
 from ..playlist import hls
-from ..playlist.manifest import ManifestGenerator, render_master, render_vod
+from ..playlist.manifest import ManifestGenerator
+from ..playlist.master import render_master
+from ..playlist.vod import render_vod
 from ..source.owncast import SourceVariant
 from ..state import validate
 from ..settings import MOST_CLIPS

@@ -1,6 +1,9 @@
 """`hls-broadcaster demo` and the parts it runs on this machine, which the tests reuse.
 
-Not the service: nothing outside this package (but the CLI's `demo` command) imports it.
+In: the demo command's options. Out: a local S3 server, a synthetic Owncast stream written into a folder
+as Owncast writes it, and the service and its viewer running on them, stopped together.
+Never: be the service: nothing outside this package (but the CLI's `demo` command) imports it, and it
+leaves no child process behind (children.py).
 - `run`: the demo itself (a local S3 server, a synthetic Owncast stream, the service, the viewer).
 - `seaweed`: a real local S3 server (SeaweedFS) standing in for R2.
 - `emulator`: a synthetic live stream written to a folder exactly the way Owncast writes it, from parts:

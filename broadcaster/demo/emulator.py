@@ -83,19 +83,18 @@ class OwncastEmulator:
         segment_type: SegmentType = "mpegts",
         cleanup_keep: int | None = None,
         cleanup_interval: float = 60.0,
-        write_delay: float = 0.0,
         ledger: Ledger | None = None,
-        late_tails: LateTails | None = None,
     ) -> None:
         """variants: how many of VARIANT_PRESETS, or the variants themselves. latency_level (0-4)
         sets segment_seconds and list_size from LATENCY_LEVELS; without it they default to 1 s
         and 10. source_keyframes: seconds between the broadcaster's keyframes, cycled; giving it
         (or any passthrough) makes the transcoder read an encoded stream, like Owncast.
-        write_delay > 0 writes each file in 8 pieces with this pause before each, so
-        readers reliably catch empty, half-written segments and truncated playlists.
         ledger (tests): every file written is recorded there as closed, the reference a test
-        compares the bucket's bytes with. late_tails (tests): each segment's last bytes are written
-        only after its playlist names it, issue 39's race on every segment."""
+        compares the bucket's bytes with. How files are written is set on the emulator, before its
+        start or while it runs: `write_delay` (> 0 writes each file in 8 pieces with this pause before
+        each, so readers reliably catch empty, half-written segments and truncated playlists) and
+        `late_tails` (tests: each segment's last bytes are written only after its playlist names it,
+        issue 39's race on every segment)."""
         settings = resolve_settings(
             variants,
             latency_level=latency_level,
@@ -113,7 +112,7 @@ class OwncastEmulator:
         # those the next start() will use: Owncast reads its configuration once per stream.
         self.settings = settings
         self._next = settings
-        self._receiver = PutReceiver(self.hls_dir, write_delay, ledger=ledger, late_tails=late_tails)
+        self._receiver = PutReceiver(self.hls_dir, ledger=ledger)
         self._transcoder = Transcoder()
         self._shortid: str | None = None
         self._cleanup_task: asyncio.Task[None] | None = None

@@ -1,9 +1,19 @@
-"""The HTTP side, split by concern: app.py builds the apps (every route, their keys in keys.py, and
-what is tied to the public app's life: the state events it starts with, the event streams and held
-requests it releases on shutdown); serving.py runs an app on a site and cleans it up however that ends;
-common.py is what every response shares; playlists.py, events.py, health.py and viewer.py are the
-handlers; connections.py bounds the connections, control.py is the operator's socket."""
+"""The HTTP side: the public app (playlists, event streams, health, metrics, the viewer and its
+heartbeat), a private metrics app, and the operator's control socket.
 
-from .app import PlaylistOptions, ViewerOptions, create_app, create_metrics_app
+In: the visible playlists and their waiters (publish/visible.py), the health and the event hub
+(status/), the viewer's files, the viewers' heartbeats, and requests from anyone the tunnel lets in.
+Out: answers, each bounded in what one client can cost (limits.py, connections.py), and on shutdown
+every held request and event stream released.
+app.py builds the apps (every route, their keys in keys.py, and what is tied to the public app's life:
+the state events it starts with, the event streams and held requests it releases on shutdown);
+serving.py runs an app on a site and cleans it up however that ends; common.py is what every response
+shares; playlists.py, events.py, health.py, viewer.py (with viewer_files.py) and watching.py are the
+handlers; connections.py bounds the connections, control.py is the operator's socket.
+Never: change a playlist, the bucket or the state (it reads what the other stages made; clips are made
+on the control socket, by clips/), or let one client cost more than the caps allow.
+"""
 
-__all__ = ["PlaylistOptions", "ViewerOptions", "create_app", "create_metrics_app"]
+from .app import LiveEvents, PlaylistOptions, ViewerOptions, create_app, create_metrics_app
+
+__all__ = ["LiveEvents", "PlaylistOptions", "ViewerOptions", "create_app", "create_metrics_app"]

@@ -47,6 +47,15 @@ class PlaylistOptions:
 
 
 @dataclass(frozen=True, slots=True)
+class LiveEvents:
+    """/live/events: the hub its streams read, and what publishes the service's state into it while
+    the app runs (None: the hub is fed by others only)."""
+
+    hub: EventHub
+    state: StatusWatcher | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ViewerOptions:
     """The viewer's page and files, served from `folder`."""
 
@@ -86,17 +95,17 @@ def create_app(
     health: HealthSource,
     metrics: Metrics,
     *,
-    events: EventHub | None = None,
+    events: LiveEvents | None = None,
     playlist_options: PlaylistOptions = PlaylistOptions(),
     viewer_options: ViewerOptions | None = None,
     expose_metrics: bool = True,
     connection_metrics: ConnectionMetrics | None = None,
     audience: Audience | None = None,
-    state_events: StatusWatcher | None = None,
     release_held: Callable[[], None] | None = None,
 ) -> web.Application:
     """The public web app. Without `events` there is no /live/events; with it, the app's shutdown ends
-    its streams, and `state_events` (publishing into it) runs from the app's startup to its shutdown.
+    its streams, and its `state` watcher (publishing into the hub) runs from the app's startup to its
+    shutdown.
     `release_held` answers every held blocking request at once (the source's release_waiters), called on
     shutdown. Without `viewer_options`, / is a line of text; with both it and `audience`, the page's
     heartbeats count its viewers (POST /live/watching).
@@ -122,10 +131,10 @@ def create_app(
     r.add_get(f"/hls/{hls.OWNCAST_PLAYLIST_NAME}", playlist_routes.owncast_master)
     r.add_get(rf"/hls/{{n:[0-9]+}}/{hls.OWNCAST_PLAYLIST_NAME}", playlist_routes.media)
     if events is not None:
-        app[EVENTS] = events
+        app[EVENTS] = events.hub
         r.add_get("/live/events", sse.events)
-        if state_events is not None:
-            app[STATE_EVENTS] = state_events
+        if events.state is not None:
+            app[STATE_EVENTS] = events.state
             app.cleanup_ctx.append(_running_state_events)
         app.on_shutdown.append(_end_event_streams)
     if release_held is not None:

@@ -18,7 +18,7 @@ from multidict import CIMultiDict, CIMultiDictProxy, MultiMapping, istr
 from ..metrics import ConnectionMetrics, Metrics
 from ..numbers import whole_number
 from ..playlist import hls
-from ..playlist.manifest import Rendered
+from ..playlist.rendered import Rendered
 from .common import EDGE_HEADERS, edge_headers, internal_error, unavailable
 
 # Blocking requests held at once when no cap is given; the service derives its cap from the file-handle

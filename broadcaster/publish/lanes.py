@@ -77,6 +77,14 @@ class Lanes:
                 lane.add_copy(again, index, copy)
         return max((c.source.duration for slot in moved for c in slot.copies.values()), default=0.0)
 
+    def restored(self, decided: SlotKey) -> None:
+        """Every slot up to `decided` is listed or dropped (a restored state's)."""
+        self.together.decided = decided
+
+    def counted(self) -> None:
+        """The upload queue gauge says how many copies wait in the slots now."""
+        self._metrics.upload_queue.set(self.queued)
+
     def undecided(self) -> list[Slot]:
         """Every slot not yet listed or dropped, together and variant by variant."""
         return [*self.together.slots(), *(s for lane in self._lanes.values() for s in lane.slots())]

@@ -7,24 +7,32 @@ done-callback is `on_done`), not back to the publisher. The lister takes the slo
 the recorder, sends what left the playlists to the cleaner (`on_removed`) and pushes every variant's
 new version to the Release, with the publisher's memory when a state file is kept (`memory`): every
 call that changes that memory ends in `advance`, so the latest version pushed carries the memory as
-it is now, and a save needs to ask nothing back. It owns the numbering the memory saves
-(next_sequence, last_run, runs, discontinuity_floor)."""
+it is now, and a save needs to ask nothing back.
+
+What it reads and records through belongs to its owners, which the publisher builds and hands over:
+the variants (read only: variants.Variants; a listing is recorded with Variant.listed), the slots
+(lanes.Lanes), the target (target.TargetPolicy), the numbering (numbering.Numbering) and the uploads
+(the keys a restored state says are in the bucket). Its own: the upload ratio and what Owncast
+announced last (for recordings)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from ..bucket.recorder import Recorder
 from ..bucket.uploader import SegmentLost, Uploaded
-from ..bucket.urls import SegmentUrls
 from ..metrics import Metrics
 from ..playlist import hls
-from ..playlist.manifest import ListedSegment, Removed, Rendered, SegmentRejected
+from ..playlist.manifest import SegmentRejected
+from ..playlist.rendered import Rendered
+from ..playlist.segments import ListedSegment, Removed
 from ..source.owncast import SourceVariant
+from .config import PublisherConfig
 from .lanes import Lanes
 from .memory import Memory, encode
+from .numbering import Numbering
 from .release import Release, Versions
 from .slots import END, Copy, Slot, SlotAligner, Variant
 from .target import TargetPolicy
@@ -36,32 +44,26 @@ RemovedHook = Callable[[list[Removed]], None]
 
 
 class Lister:
-    def __init__(self, *, urls: SegmentUrls, segment_hashes: bool, metrics: Metrics, release: Release,
-                 recorder: Recorder | None, wall_clock: Callable[[], float], monotonic: Callable[[], float],
-                 variants: dict[int, Variant], lanes: Lanes, target: TargetPolicy, uploads: Uploads,
-                 first_sequence: int, on_removed: RemovedHook | None) -> None:
-        """`variants`, `lanes` and `uploads` are the publisher's, shared: it adds to them, the lister
-        lists from them and puts them in the memory it pushes."""
-        self._urls = urls
+    def __init__(self, config: PublisherConfig, *, metrics: Metrics, release: Release,
+                 recorder: Recorder | None, on_removed: RemovedHook | None, variants: Mapping[int, Variant],
+                 lanes: Lanes, target: TargetPolicy, numbering: Numbering, uploads: Uploads) -> None:
+        self._urls = config.urls
         # P2P on (P2P_TRACKERS): each listed segment carries the SHA-256 of its bytes in the bucket, which
         # viewers check their peers' copies against (hls.SEGMENT_HASH_TAG).
-        self._hashes = segment_hashes
+        self._hashes = config.segment_hashes
+        self._wall = config.wall_clock
+        self._mono = config.monotonic
         self._metrics = metrics
         self._release = release
         self._recorder = recorder
-        self._wall = wall_clock
-        self._mono = monotonic
+        self.on_removed = on_removed  # segments that left every playlist go on to the cleaner
         self._variants = variants
         self._lanes = lanes
         self._target = target
+        self._numbering = numbering
         self._uploads = uploads
-        self.on_removed = on_removed  # segments that left every playlist go on to the cleaner
         self.upload_ratio = 0.0  # moving average of (PutObject time / segment duration)
-        self.next_sequence = first_sequence  # the highest number any variant has reached, plus one
-        self.last_run: int | None = None  # run of the last listed slot
-        self.runs: dict[str, int] = {}  # Owncast run name -> order (the publisher names them)
-        self.discontinuity_floor = 0  # where a new playlist starts after continuing above a state
-        self.announced: list[SourceVariant] | None = None  # as Owncast's master names them (recordings)
+        self._announced: list[SourceVariant] | None = None  # as Owncast's master names them (recordings)
         self._closed = False
 
     def drop(self, removed: list[Removed]) -> None:
@@ -69,8 +71,9 @@ class Lister:
         if removed and self.on_removed is not None:
             self.on_removed(removed)
 
-    def update_queue_gauge(self) -> None:
-        self._metrics.upload_queue.set(self._lanes.queued)
+    def announce(self, variants: list[SourceVariant]) -> None:
+        """Owncast's multivariant playlist names these variants (what a recording's master lists)."""
+        self._announced = variants
 
     def close(self) -> None:
         """Nothing is listed any more (the publisher is closing: uploads are cancelled)."""
@@ -90,7 +93,7 @@ class Lister:
             v = self._variants.get(index)
             if v is not None:
                 self._advance_with(lane, [v])
-        self.update_queue_gauge()
+        self._lanes.counted()
         self._release.changed(self.versions())
 
     def _advance_with(self, aligner: SlotAligner, variants: list[Variant]) -> None:
@@ -99,7 +102,8 @@ class Lister:
             key = slot.key
             if key[1] == END:
                 if self._recorder is not None and self._target.value is not None:
-                    self._recorder.finish(self._run_name(key[0]), self._target.value, self.announced)
+                    name = self._numbering.run_name(key[0])
+                    self._recorder.finish(name, self._target.value, self._announced)
                 for v in members:
                     if v.generator is not None and not v.generator.ended:
                         v.generator.end()
@@ -146,11 +150,13 @@ class Lister:
                 if v.index not in failed:
                     self._metrics.segments_lost.labels(variant=str(v.index), reason="sibling_lost").inc()
             return
-        self.drop(self._target.fit(slot, members, self._variants.values(), self.last_run, together, self._mono()))
-        base = self.next_sequence  # where an empty playlist starts: the same for every variant of the slot
+        numbering = self._numbering
+        variants = self._variants.values()
+        self.drop(self._target.fit(slot, members, variants, numbering.last_run, together, self._mono()))
+        base = numbering.next_sequence  # where an empty playlist starts: the same for every variant of it
         wall = self._wall()  # one clock reading per slot: a date made up here is the same in every variant
-        run_name = self._run_name(slot.key[0]) if self._recorder is not None else ""  # the recording's
-        flags = {v.index: slot.discontinuity or ((v.last_run if v.last_run is not None else self.last_run)
+        run_name = numbering.run_name(slot.key[0]) if self._recorder is not None else ""  # the recording's
+        flags = {v.index: slot.discontinuity or ((numbering.last_run if v.last_run is None else v.last_run)
                                                  not in (None, slot.key[0])) for v in members}
         # The discontinuity number the variants already listing at `base` give this slot: a variant
         # that is new, or back after streams without it, starts its playlist there too (6.2.4).
@@ -167,14 +173,12 @@ class Lister:
                     log.info("variant %d: back in Owncast's stream; its playlist starts again at %d", v.index, base)
                 elif not gen.segment_count:
                     gen.join(number)  # new in this stream: the discontinuities listed before it count
-            if self.list(v, slot.copies[v.index], base, flags[v.index], run_name, wall, self._mono()):
+            now = self._mono()
+            if self.list(v, slot.copies[v.index], base, flags[v.index], run_name, wall, now):
                 assert gen is not None
-                self.next_sequence = max(self.next_sequence, gen.next_sequence)
+                numbering.listed(gen.next_sequence, slot.key[0])
                 self.drop(gen.drain_removed())
-                v.last_run = self.last_run = slot.key[0]
-
-    def _run_name(self, run: int) -> str:
-        return next((name for name, order in self.runs.items() if order == run), f"run-{run}")
+                v.listed(slot.key[0], now)
 
     def lost(self, v: Variant, copy: Copy, err: BaseException) -> None:
         reason = err.reason if isinstance(err, SegmentLost) else "error"
@@ -212,7 +216,6 @@ class Lister:
             log.warning("variant %d: segment %s not listed: %s", v.index, src.name, err)
             gen.mark_gap()
             return False
-        v.last_listed = now
         label = str(v.index)
         self._metrics.segments_listed.labels(variant=label).inc()
         self._metrics.window_segments.labels(variant=label).set(gen.segment_count)
@@ -238,10 +241,10 @@ class Lister:
 
     def memory(self, now: float) -> dict[str, object]:
         """The publisher's memory, JSON-able (memory.py): numbering, windows, what is seen and uploaded."""
-        lanes, target = self._lanes, self._target
-        m = Memory(self._variants, target.value, target.independent, self.next_sequence, self.last_run,
-                   lanes.together.decided, self.runs, self._uploads.restored,
-                   discontinuity_floor=self.discontinuity_floor)
+        lanes, target, numbering = self._lanes, self._target, self._numbering
+        m = Memory(self._variants, target.value, target.independent, numbering.next_sequence,
+                   numbering.last_run, lanes.together.decided, numbering.runs, self._uploads.restored,
+                   discontinuity_floor=numbering.discontinuity_floor)
         return encode(m, lanes.undecided(), now)
 
 

@@ -6,25 +6,19 @@ used, and raises ValueError naming what does not add up.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Set as AbstractSet
 from dataclasses import dataclass
-from itertools import islice
 
 from ..numbers import whole_number
 from ..playlist import hls
-from ..state.disk import Tail
 from ..state.snapshots import SHOWN_PAST
 from ..state.validate import INT64, array, describe, field, flag, integer, mapping, text
 from . import playlist_memory
 from .playlist_memory import MAX_RESTORED_TARGET
-from .slots import SeenNames, Slot, SlotKey, Variant
+from .slots import Slot, SlotKey, Variant
 
 RESERVED = "reserved"  # the top-level key of the numbers a saved state reserves (hls.SEQUENCE_RESERVE)
 SEEN_LIMIT = 4096  # names remembered per variant, far more than Owncast ever lists at once
-# Names saved across a restart: Owncast lists at most ~25 per variant (plus its offline tail), so
-# older names cannot come back; keeping the state small keeps its fsync on the listing path cheap.
-_SEEN_SAVED = 200
 # Bounds on what a saved state may hold, far above what the service writes: more is not ours.
 _MAX_VARIANTS = 100
 _MAX_RUNS = 1_000_000  # Owncast transcoder runs seen over the service's life, one per stream start
@@ -35,14 +29,14 @@ _MAX_UPLOADED = 100_000
 class Memory:
     """What the publisher carries across a restart."""
 
-    variants: dict[int, Variant]
+    variants: Mapping[int, Variant]
     target: int | None
     independent: bool
     next_sequence: int
     last_run: int | None
     decided: SlotKey
-    runs: dict[str, int]  # Owncast run name -> order
-    uploaded: set[str]  # keys uploaded before a restart, not listed then
+    runs: Mapping[str, int]  # Owncast run name -> order
+    uploaded: AbstractSet[str]  # keys uploaded before a restart, not listed then
     # Numbers below `reserved` may have been served once this state was saved (what STATE_DIR/served
     # recorded, or at worst hls.SEQUENCE_RESERVE past next_sequence);
     # `clean`: saved at a clean stop, when nothing past next_sequence had been served.
@@ -75,7 +69,7 @@ def encode(m: Memory, undecided: Iterable[Slot], now: float) -> dict[str, object
             "generator": playlist_memory.snapshot(v.generator, now) if v.generator is not None else None,
             # The last names, and those still in flight apart: a restart forgets those, so it uploads
             # and lists them.
-            "seen": _seen(v.seen),
+            "seen": v.seen.saved(),
             "in_flight": sorted(in_flight),
             "first": {str(k): n for k, n in v.first.items()},
             "last_key": list(v.last_key) if v.last_key else None,
@@ -95,20 +89,6 @@ def encode(m: Memory, undecided: Iterable[Slot], now: float) -> dict[str, object
         "variants": variants,
         "uploaded": uploaded + sorted(m.uploaded),
     }
-
-
-def _seen(seen: SeenNames) -> Tail:
-    """The last _SEEN_SAVED names, as a Tail: ids count the names added. Read later (by the save), it
-    still ends at the names seen now."""
-    kept = min(len(seen), _SEEN_SAVED)
-    end = seen.added
-
-    def since(first: int) -> list[str]:
-        newer = seen.added - end  # seen since: left out
-        count = min(end - first, kept)
-        return [json.dumps(n) for n in islice(reversed(seen), newer, newer + count)][::-1]
-
-    return Tail(end - kept, end, since)
 
 
 def _number_key(key: str, what: str, digits: int) -> int:

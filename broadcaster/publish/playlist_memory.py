@@ -9,9 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 from ..playlist import hls
-from ..playlist.manifest import ListedSegment, ManifestGenerator, Saved, resume
+from ..playlist.manifest import ManifestGenerator, Saved, resume
+from ..playlist.segments import ListedSegment
 from ..state import validate
-from ..state.disk import RawJSON, Tail
+from ..state.disk import RawJSON
+from ..tails import Tail
 
 # More than any window lists (a 10-minute window of 1 s segments is 600; a day is 86,400): a restored
 # playlist larger than this was not written by the service.
@@ -25,8 +27,6 @@ _MIN_EPOCH, _MAX_EPOCH = -62_135_596_800.0, 253_402_300_799.0
 def snapshot(gen: ManifestGenerator, now: float) -> dict[str, Any]:
     """Everything needed to continue this playlist after a restart (JSON-able)."""
     saved = gen.saved()
-    # The Tail holds the entries listed up to now: read later (by the save), it still ends here.
-    first, end = gen.appended - gen.segment_count, gen.appended
     return {
         "target_duration": saved.target_duration,
         "independent": saved.independent,
@@ -42,7 +42,7 @@ def snapshot(gen: ManifestGenerator, now: float) -> dict[str, Any]:
         # this clock; the file is saved after every listing, and a window may hold hours: a Tail,
         # so the journal writes only the entries listed since its last line (state/journal.py).
         "clock": round(now, 3),
-        "entries": Tail(first, end, lambda n: gen.records_since(n, end)),
+        "entries": gen.records(),
     }
 
 

@@ -10,56 +10,41 @@ Release, with the publisher's memory, which Release saves (Snapshots) before the
 visible (VisiblePlaylists): a crash must not forget a number a client has seen. Nothing downstream
 calls the publisher back; only the service's last save, at a clean stop, asks for `snapshot` (the
 part's builder, after closing it).
+
+Each piece of the publisher's state has one owner, which the publisher builds: the variants
+(variants.Variants: what was read of Owncast, per variant), the numbering the playlists share
+(numbering.Numbering, Owncast's runs with it), the slots (lanes.Lanes), the uploads (uploads.Uploads),
+the target (target.TargetPolicy). The publisher changes them as it reads Owncast; the lister reads
+them and records each listing through their methods; a restore sets each through its own.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from ..bucket.recorder import Recorder
 from ..bucket.uploader import Uploader
-from ..bucket.urls import SegmentUrls
 from ..lograte import RateLimitedLog
 from ..metrics import Metrics
 from ..playlist import hls
-from ..playlist.manifest import ListedSegment, ManifestGenerator, Removed
+from ..playlist.manifest import ManifestGenerator
+from ..playlist.segments import ListedSegment, Removed
 from ..source.owncast import SourcePlaylist, SourceSegment, SourceVariant, stream_id
 from ..state import validate
+from .config import PublisherConfig
 from .lanes import Lanes, apart
 from .lister import Lister, RemovedHook
 from .memory import SEEN_LIMIT, decode
+from .numbering import Numbering
 from .release import Outlets, Release
 from .slots import END, Copy, SlotAligner, Variant
 from .target import TargetPolicy
-from .uploads import UNFINISHED_LIMIT, Uploads, WriteWatch
+from .uploads import Uploads, WriteWatch
+from .variants import Variants
 
 log = logging.getLogger(__name__)
-
-@dataclass(frozen=True)
-class PublisherConfig:
-    """Where segments come from and go, and how playlists are numbered and kept."""
-
-    hls_dir: Path
-    key_prefix: str
-    urls: SegmentUrls
-    window_seconds: float
-    target_duration: int | None = None  # None: from Owncast's first stream playlist
-    can_block_reload: bool = False
-    start_at_edge: bool = False  # a rewind window: playlists say players start at the live edge
-    first_sequence: int = 0  # the media sequence to start from without saved state
-    # P2P on (P2P_TRACKERS): each listed segment carries the SHA-256 of its bytes in the bucket, which
-    # viewers check their peers' copies against (hls.SEGMENT_HASH_TAG).
-    segment_hashes: bool = False
-    # How long a segment Owncast listed may still be written before it is given up (uploads.py).
-    unfinished_limit: float = UNFINISHED_LIMIT
-    wall_clock: Callable[[], float] = time.time
-    monotonic: Callable[[], float] = time.monotonic
-
 
 @dataclass(frozen=True, slots=True)
 class PublisherFacts:
@@ -100,14 +85,13 @@ class Publisher:
         self._lanes = Lanes(metrics)
         self._uploads = Uploads(uploader, writes, metrics, hls_dir=config.hls_dir, key_prefix=config.key_prefix,
                                 segment_hashes=config.segment_hashes, unfinished_limit=config.unfinished_limit)
-        self._variants: dict[int, Variant] = {}  # shared with the lister, which lists from it
-        # A finished upload goes on to the lister (its done-callback), never back here.
-        self.lister = Lister(urls=config.urls, segment_hashes=config.segment_hashes, metrics=metrics,
-                             release=self.release, recorder=recorder, wall_clock=config.wall_clock,
-                             monotonic=config.monotonic, variants=self._variants, lanes=self._lanes,
-                             target=self.target, uploads=self._uploads, first_sequence=config.first_sequence,
-                             on_removed=on_removed)
-        self._runs = self.lister.runs  # Owncast run name -> order
+        self._variants = Variants()
+        self._numbering = Numbering(config.first_sequence)
+        # A finished upload goes on to the lister (its done-callback), never back here. It reads the
+        # variants and records each listing through the owners it is given.
+        self.lister = Lister(config, metrics=metrics, release=self.release, recorder=recorder,
+                             on_removed=on_removed, variants=self._variants, lanes=self._lanes,
+                             target=self.target, numbering=self._numbering, uploads=self._uploads)
         self._closed = False
         # After continuing above a state not saved at a clean stop: the variants read since. What a
         # variant's first read lists may have been served, under numbers given up: never listed again.
@@ -131,7 +115,7 @@ class Publisher:
     # -- input from the watcher --------------------------------------------------------------------
 
     def on_master(self, variants: list[SourceVariant]) -> None:
-        self.lister.announced = variants
+        self.lister.announce(variants)
         self.release.announce(variants)
         named = {sv.index for sv in variants}
         for v in self._variants.values():
@@ -153,7 +137,7 @@ class Publisher:
             return
         v = self._variants.get(index)
         if v is None:
-            v = self._variants[index] = Variant(index, created=self._mono())
+            v = self._variants.add(index, self._mono())
             log.info("variant %d appeared", index)
         for name, why in playlist.rejected:
             if name not in v.seen:
@@ -173,9 +157,9 @@ class Publisher:
         if target is not None and v.generator is None:
             v.generator = ManifestGenerator(target, self._window, independent_segments=self.target.independent,
                                             can_block_reload=self._can_block, start_at_edge=self._start_at_edge)
-            lister = self.lister
-            if lister.discontinuity_floor:
-                v.generator.continue_above(lister.next_sequence, lister.discontinuity_floor, self._mono())
+            numbering = self._numbering
+            if floor := numbering.discontinuity_floor:
+                v.generator.continue_above(numbering.next_sequence, floor, self._mono())
         if playlist.media_sequence < v.last_media_sequence:
             v.restarts += 1  # Owncast restarted its transcoder: a new run
         v.last_media_sequence = playlist.media_sequence
@@ -235,8 +219,7 @@ class Publisher:
         self.lister.drop(self.target.raise_for(longest, "longer_segment", self._variants.values(), self._mono()))
 
     def _run_of(self, v: Variant, seg: SourceSegment) -> int:
-        name = stream_id(seg.name) or f"run-{v.restarts}"
-        return self._runs.setdefault(name, len(self._runs))
+        return self._numbering.run(stream_id(seg.name) or f"run-{v.restarts}")
 
     def _add(self, v: Variant, seg: SourceSegment, number: int, now: float) -> None:
         key = (self._run_of(v, seg), number)
@@ -259,7 +242,7 @@ class Publisher:
         aligner.add_copy(slot, v.index, Copy(seg, seg_key, init_key, now, task))
         if aligner is self.aligner and apart(seg, [c.source for i, c in slot.copies.items() if i != v.index]):
             self._cut_apart(key[0])
-        self.lister.update_queue_gauge()
+        self._lanes.counted()
 
     @property
     def queue_depth(self) -> int:
@@ -284,21 +267,18 @@ class Publisher:
             raise
         except Exception as err:  # noqa: BLE001 (a check missed above: still a bad file, not a crash)
             raise ValueError(f"publisher state does not parse: {validate.describe(err)}") from None
-        self._variants.clear()  # in place: the lister lists from the same dict
-        self._variants.update(m.variants)
+        self._variants.restored(m.variants)
         self.target.restored(m.target, m.independent)
-        self.lister.next_sequence, self.lister.last_run, self.aligner.decided = m.next_sequence, m.last_run, m.decided
-        self._runs.clear()
-        self._runs.update(m.runs)
-        self._uploads.restored = m.uploaded
-        self.lister.discontinuity_floor = m.discontinuity_floor
+        self._numbering.restored(m.next_sequence, m.last_run, m.runs, m.discontinuity_floor)
+        self._lanes.restored(m.decided)
+        self._uploads.restore(m.uploaded)
         if not self._hashes:  # P2P turned off since that save: the playlists say nothing of hashes
             for v in self._variants.values():
                 if v.generator is not None:
                     v.generator.drop_hashes()
         if m.clean:
             log.info("continuing from saved state: next media sequence %d, %d variant(s)",
-                     self.lister.next_sequence, len(self._variants))
+                     self._numbering.next_sequence, len(self._variants))
         else:
             self._continue_above(m.reserved, m.continue_at, m.continue_floor)
         # Below the state's reserve new numbers may be shown before a save, each recorded first under this
@@ -314,9 +294,8 @@ class Publisher:
             if v.generator is not None:
                 v.generator.continue_above(start, floor, now)
                 self.lister.drop(v.generator.drain_removed())
-        self._forget_uploads(sorted(self._uploads.restored), now)
-        self._uploads.restored = set()
-        self.lister.next_sequence, self.lister.discontinuity_floor = start, floor
+        self._forget_uploads(self._uploads.give_up_restored(), now)
+        self._numbering.continued(start, floor)
         self._read_since_restart = set()
         log.warning("state was not saved at a clean stop: media sequence numbers up to %d may have been "
                     "served since; continuing from %d with a discontinuity, at Owncast's next segment",

@@ -26,7 +26,8 @@ from typing import Protocol
 from ..bucket.mirror import PlaylistMirror
 from ..metrics import Metrics
 from ..playlist import hls
-from ..playlist.manifest import Rendered, render_master
+from ..playlist.master import render_master
+from ..playlist.rendered import Rendered
 from ..source.owncast import SourceSegment, SourceVariant
 from ..state.snapshots import Snapshots
 from .memory import RESERVED
@@ -58,8 +59,8 @@ class Versions:
     renderings: dict[int, Rendered]
     edges: dict[int, Rendered]  # the same versions for the bucket (no blocking reload); empty without a mirror
     target: int | None  # the target duration the publisher decided
-    # The publisher's memory when these versions were pushed (memory.encode: JSON-able, its Tails read
-    # by the save); None when no state file is kept (`Release.saves`).
+    # The publisher's memory when these versions were pushed (memory.encode: JSON-able, its long lists
+    # Tails, values however late the save reads them); None when no state file is kept (`Release.saves`).
     memory: dict[str, object] | None = None
 
 
@@ -178,7 +179,7 @@ class Release:
             if not self._unpublished and all(self._playlists.is_shown(i, r) for i, r in renderings.items()):
                 continue  # woken again for a change an earlier save already covered
             # The latest version's memory: every change to the publisher's memory pushes a version
-            # (Lister.advance), so it is the memory now, and its Tails are read before anything changes.
+            # (Lister.advance), so it is the memory now.
             assert versions.memory is not None, "a version pushed without the memory to save"
             listings = self._take_listings()
             saved = await snapshots.save(versions.memory)  # a failure is logged and shown by /health

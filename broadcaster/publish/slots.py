@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import json
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, ValuesView
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from ..bucket.uploader import Uploaded
 from ..playlist import hls
 from ..playlist.manifest import ManifestGenerator
 from ..source.owncast import SourceSegment
+from ..tails import Log, Tail
 
 SlotKey = tuple[int, int]
 END = 1 << 62  # an end-of-stream marker sorts after every segment of its run
@@ -29,18 +31,29 @@ NOTHING: SlotKey = (-1, -1)  # decided before anything was
 DECIDED_MEMORY = 64
 
 
+# Names saved across a restart: Owncast lists at most ~25 per variant (plus its offline tail), so
+# older names cannot come back; keeping the state small keeps its fsync on the listing path cheap.
+SAVED_NAMES = 200
+
+
 class SeenNames(OrderedDict[str, None]):
-    """Names a variant's playlists listed, oldest first; `added` counts every name put in (the id of
-    the next one), so a save writes only the names added since the last (state/journal.py)."""
+    """Names a variant's playlists listed, oldest first, and the last SAVED_NAMES of them as JSON, in a
+    Log whose ids count every name put in: a save writes only the names added since the last
+    (state/journal.py)."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.added = 0
+        self._saved = Log()
 
     def __setitem__(self, name: str, value: None) -> None:
         if name not in self:
-            self.added += 1
+            self._saved.add(json.dumps(name))
+            self._saved.drop_to(self._saved.end - SAVED_NAMES)
         super().__setitem__(name, value)
+
+    def saved(self) -> Tail:
+        """The last SAVED_NAMES names (fewer if fewer are remembered), as they are now: a value."""
+        return self._saved.tail(min(len(self), SAVED_NAMES))
 
 
 @dataclass(slots=True)
@@ -80,6 +93,11 @@ class Variant:
     advertised: int = 0  # EXT-X-TARGETDURATION of Owncast's last playlist with stream segments
     last_run: int | None = None  # run of the last segment this variant listed
     withdrawn: bool = False  # Owncast's multivariant playlist no longer names it (a new stream without it)
+
+    def listed(self, run: int, now: float) -> None:
+        """The lister listed a segment of `run` in this variant's playlist at `now` (monotonic): the
+        two fields listing writes, every other one being what the publisher read of Owncast."""
+        self.last_run, self.last_listed = run, now
 
 
 @dataclass(frozen=True, slots=True)

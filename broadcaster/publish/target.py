@@ -18,7 +18,8 @@ from collections.abc import Iterable, Mapping
 
 from ..metrics import Metrics
 from ..playlist import hls
-from ..playlist.manifest import Removed, Rendered
+from ..playlist.rendered import Rendered
+from ..playlist.segments import Removed
 from .slots import Slot, Variant
 
 log = logging.getLogger(__name__)

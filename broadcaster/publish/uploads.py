@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Set as AbstractSet
 from pathlib import Path
 from typing import Protocol
 
@@ -59,8 +59,22 @@ class Uploads:
         self._prefix = key_prefix
         self._hashes = segment_hashes  # P2P on: the SHA-256 of each segment's bytes, for viewers to check
         self._limit = unfinished_limit
-        self.restored: set[str] = set()  # keys uploaded before a restart, not listed then
+        self._restored: set[str] = set()  # keys uploaded before a restart, not listed then
         self._told: deque[str] = deque(maxlen=_TOLD_STREAMS)
+
+    @property
+    def restored(self) -> AbstractSet[str]:
+        """Keys a restored state says were uploaded and not listed yet (the publisher's memory saves them)."""
+        return self._restored
+
+    def restore(self, keys: AbstractSet[str]) -> None:
+        """A restored state's uploaded keys: not uploaded again when Owncast lists them."""
+        self._restored = set(keys)
+
+    def give_up_restored(self) -> list[str]:
+        """The restored keys, forgotten here (they are never listed: continuing above a state)."""
+        keys, self._restored = sorted(self._restored), set()
+        return keys
 
     def key(self, index: int, name: str) -> str:
         return hls.object_key(self._prefix, index, name)
@@ -80,8 +94,8 @@ class Uploads:
                 )
                 v.inits[init_key] = init_task
         seg_key = self.key(v.index, seg.name)
-        if seg_key in self.restored:  # uploaded before a restart, not yet listed then
-            self.restored.discard(seg_key)
+        if seg_key in self._restored:  # uploaded before a restart, not yet listed then
+            self._restored.discard(seg_key)
             # Its bytes are not at hand: no hash, so viewers take it from the bucket, never from peers.
             task: asyncio.Task[Uploaded] = asyncio.ensure_future(_already(Uploaded(0.0, None)))
         else:

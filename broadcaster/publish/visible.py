@@ -11,7 +11,8 @@ import asyncio
 import logging
 
 from ..playlist import hls
-from ..playlist.manifest import Rendered, render_master
+from ..playlist.master import render_master
+from ..playlist.rendered import Rendered
 from ..source.owncast import SourceVariant
 
 log = logging.getLogger(__name__)

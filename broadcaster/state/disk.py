@@ -18,13 +18,14 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..numbers import whole_number
 from ..source import hlsdir
+from ..tails import Tail
 from .validate import describe
 
 log = logging.getLogger(__name__)
@@ -115,24 +116,6 @@ class RawJSON:
 
     def decode(self) -> Any:
         return json.loads(self.text, parse_constant=_reject_constant, parse_float=_finite)
-
-
-class Tail:
-    """A list that grows at the end and loses items at the front, each item JSON text with an id
-    (consecutive: first, first + 1, ... end - 1). `since(n)` gives the items from id n to end - 1
-    (n >= first), read from the live list, whatever was added to it since; it must be called before
-    the list drops items at its front. The publisher's memory holds that: a save encodes the latest
-    version's memory, on the event loop, and every change to the lists pushes a newer version first
-    (publish/lister.py). A plain StateFile writes it whole; the journal (journal.py) writes only the
-    items added since its last line."""
-
-    __slots__ = ("first", "end", "since")
-
-    def __init__(self, first: int, end: int, since: Callable[[int], list[str]]) -> None:
-        self.first, self.end, self.since = first, end, since
-
-    def text(self) -> str:
-        return "[" + ",".join(self.since(self.first)) + "]"
 
 
 class Replaced(OSError):
@@ -232,7 +215,7 @@ class StateFile:
         self.write_prepared(self.prepare(data))
 
     def prepare(self, data: dict[str, Any]) -> Prepared:
-        """On the event loop: the bytes a save of `data` writes (Tails read while they are as seen)."""
+        """On the event loop: the bytes a save of `data` writes."""
         return Prepared(dumps({**header(), **data}).encode())
 
     @property

@@ -16,7 +16,6 @@ aside with one ERROR line, as a damaged state.json is (disk.py).
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import logging
 import os
@@ -26,7 +25,8 @@ from typing import Any
 
 from . import validate
 from ..source import hlsdir
-from .disk import MAX_BYTES, Prepared, RawJSON, Replaced, StateFile, Tail, dumps, header
+from ..tails import Tail
+from .disk import MAX_BYTES, Prepared, RawJSON, Replaced, StateFile, dumps, header
 
 log = logging.getLogger(__name__)
 
@@ -214,6 +214,7 @@ class JournaledState(StateFile):
             items = validate.array(_at(data, path), "a tail", 10_000_000)
             tails[path] = _Rebuilt(validate.integer(entry[-1], "a tail's first id"), items)
         applied = 0
+        placed: list[tuple[str, ...]] = []  # where the last line applied holds a Tail
         lines, torn = self._read_journal()
         for n, raw_line in enumerate(lines):
             try:
@@ -229,14 +230,17 @@ class JournaledState(StateFile):
                     log.info("%s follows an older state.json; ignored", self.journal)
                     break
                 raise ValueError(f"line {n + 1} follows another state.json")
-            data = _apply(validate.mapping(validate.field(line, "doc", "a line"), "a line", 1000), (), tails)
+            placed = []
+            data = _apply(validate.mapping(validate.field(line, "doc", "a line"), "a line", 1000), (), tails,
+                          placed)
             applied += 1
         else:
             if torn:
                 log.warning(_CUT_SHORT, self.journal)
-        for path, rebuilt in tails.items():
-            with contextlib.suppress(ValueError):
-                _put(data, path, rebuilt.items())
+        # Each Tail the last line holds, rebuilt through every line (one it does not hold is gone with its
+        # variant; without lines, state.json holds every list whole already).
+        for path in placed:
+            _at(data, path[:-1])[path[-1]] = tails[path].items()
         if applied:
             log.info("state: %s, then %d journal line(s)", self.path.name, applied)
         self._base = None  # this process starts with a full snapshot: its own ids
@@ -302,35 +306,44 @@ def _at(data: Any, path: tuple[str, ...]) -> Any:
 
 
 class _Rebuilt:
-    """A Tail read back: items[k] has id offset + k; ids below `first` are dropped lazily, so each line
-    costs its own items, not the list's length."""
+    """A Tail read back line by line: the items with ids `first` .. `end` - 1. They sit in `_items` from
+    id `_base` on (`_items[k]` has id `_base` + k); ids below `first` are deleted lazily, once they are
+    half of `_items`, so each line costs its own items, not the list's length."""
 
-    __slots__ = ("first", "offset", "list")
+    __slots__ = ("first", "_base", "_items")
 
     def __init__(self, first: int, items: list[Any]) -> None:
-        self.first = self.offset = first
-        self.list = items
+        self.first = self._base = first
+        self._items = items
+
+    @property
+    def end(self) -> int:
+        return self._base + len(self._items)
 
     def follow(self, first: int, start: int, added: list[Any], where: str) -> None:
-        end = self.offset + len(self.list)
-        if start > first and not (self.first <= first and start <= end):
+        """A line's value: the list now starts at id `first`, and its items from id `start` on are
+        `added` (the ones before `start`, from `first` on, are the line before's)."""
+        if start != first and not (self.first <= first and start <= self.end):
             raise ValueError(f"the list at {where} does not follow the line before")
         if start == first:  # given whole
-            self.list, self.offset = [], first
+            self._items, self._base = [], first
         else:
-            del self.list[start - self.offset:]
-        self.list.extend(added)
+            del self._items[start - self._base:]  # what the line gives again (none, when start is the end)
+        self._items.extend(added)
         self.first = first
-        if first - self.offset > len(self.list) // 2:
-            del self.list[:first - self.offset]
-            self.offset = first
+        dead = first - self._base
+        if dead > len(self._items) // 2:
+            del self._items[:dead]
+            self._base = first
 
     def items(self) -> list[Any]:
-        return self.list[self.first - self.offset:]
+        return self._items[self.first - self._base:]
 
 
-def _apply(line: Any, path: tuple[str, ...], tails: dict[tuple[str, ...], _Rebuilt]) -> Any:
-    """A line's doc, each Tail's value followed on from the line before (placed at the end: _put)."""
+def _apply(line: Any, path: tuple[str, ...], tails: dict[tuple[str, ...], _Rebuilt],
+           placed: list[tuple[str, ...]]) -> Any:
+    """A line's doc, each Tail's value followed on from the line before, and its path in `placed` (its
+    items are put there once every line is applied: _replay)."""
     if isinstance(line, dict):
         if _TAIL in line:
             value = validate.array(line[_TAIL], "a tail", 3)
@@ -345,17 +358,7 @@ def _apply(line: Any, path: tuple[str, ...], tails: dict[tuple[str, ...], _Rebui
                     raise ValueError(f"the list at {'/'.join(path)} does not follow the line before")
                 rebuilt = tails[path] = _Rebuilt(first, [])
             rebuilt.follow(first, start, added, "/".join(path))
+            placed.append(path)
             return None
-        return {k: _apply(v, (*path, k), tails) for k, v in line.items()}
+        return {k: _apply(v, (*path, k), tails, placed) for k, v in line.items()}
     return line
-
-
-def _put(data: Any, path: tuple[str, ...], value: Any) -> None:
-    """Set the value at `path` when the final doc has a Tail there (a variant gone since has none)."""
-    for key in path[:-1]:
-        if not isinstance(data, dict) or not isinstance(data.get(key), dict):
-            raise ValueError("gone")
-        data = data[key]
-    if not isinstance(data, dict) or path[-1] not in data or data[path[-1]] is not None:
-        raise ValueError("gone")
-    data[path[-1]] = value

@@ -140,7 +140,7 @@ class Snapshots:
 
     async def save(self, root: dict[str, Any]) -> dict[str, Any] | None:
         """Write `root` (the top level) and the keyed parts' snapshots in a worker thread; returns what
-        was saved, or None when the write failed. `root`'s Tails are read at once, before this yields.
+        was saved, or None when the write failed.
 
         A failure is logged (once per reason), counted and kept in `error`: the stream goes on within
         the numbers the last saved state reserved (Release), and a restart now continues above them."""
@@ -149,9 +149,8 @@ class Snapshots:
         # Saved while running: numbers past the state's own may be served before the next save.
         data = {**self.snapshot(root), "clean_stop": False, LEASE: secrets.token_hex(8)}
         try:
-            # Shielded: cancelling the caller cannot stop the thread, and close() waits for it.
-            # Encoded here, on the loop, before anything changes the lists its Tails read; written in a
-            # thread.
+            # Encoded on the loop (its Tails are values: tails.py), written in a thread. Shielded:
+            # cancelling the caller cannot stop the thread, and close() waits for it.
             prepared = self.file.prepare(data)
             self._saving = asyncio.ensure_future(asyncio.to_thread(self.file.write_prepared, prepared))
             await asyncio.shield(self._saving)

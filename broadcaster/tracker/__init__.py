@@ -1,6 +1,9 @@
 """The viewers' WebTorrent tracker (P2P_TRACKERS): Node files, not Python.
 
+In: viewers' WebSocket announces, with their WebRTC offers, for the service's own swarm(s) (swarms.mjs).
+Out: offers and answers relayed between viewers of one swarm; no video passes through it.
 tracker.mjs with its package.json and lock file, and a pm2 process file, shipped in the wheel so that
 `hls-broadcaster demo --p2p` runs them (broadcaster/demo/tracker.py); an operator copies this folder to
-the VM (README, "Viewer-to-viewer (P2P)"). Never: a public tracker by default.
+the VM (README, "Viewer-to-viewer (P2P)").
+Never: a public tracker by default, or a swarm other than the service's.
 """

@@ -9,7 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from broadcaster.playlist import hls
-from broadcaster.playlist.manifest import ListedSegment, ManifestGenerator, Removed, Rendered, _Parts
+from broadcaster.playlist.chunks import Parts
+from broadcaster.playlist.manifest import ManifestGenerator
+from broadcaster.playlist.rendered import Rendered
+from broadcaster.playlist.renderer import Listing, Renderer
+from broadcaster.playlist.segments import ListedSegment, Removed
 from broadcaster.source.owncast import SourcePlaylist, SourceVariant
 from broadcaster.status.assessment import Assessment
 from broadcaster.status.stream import StreamState
@@ -76,18 +80,31 @@ class WrittenWhole:
 # -- what the HTTP app reads -----------------------------------------------------------------------
 
 
-class CountingGenerator(ManifestGenerator):
-    """A real generator that counts how often it actually renders its text."""
+class CountingRenderer(Renderer):
+    """A real renderer that counts how often it actually renders a playlist's text."""
 
     renders = 0
 
-    def _render_text(self, server_control: bool, skipped: int = 0) -> str:
+    def text(self, p: Listing, server_control: bool, skipped: int = 0) -> str:
         self.renders += 1
-        return super()._render_text(server_control, skipped)
+        return super().text(p, server_control, skipped)
 
-    def _parts(self, server_control: bool) -> _Parts:  # the full playlist, rendered in parts
+    def _parts(self, p: Listing, server_control: bool) -> Parts:  # the full playlist, rendered in parts
         self.renders += 1
-        return super()._parts(server_control)
+        return super()._parts(p, server_control)
+
+
+class CountingGenerator(ManifestGenerator):
+    """A real generator that counts how often it actually renders its text."""
+
+    def __init__(self, target_duration: int, window_seconds: float, *,
+                 can_block_reload: bool = False) -> None:
+        super().__init__(target_duration, window_seconds, can_block_reload=can_block_reload)
+        self._versions = self._counting = CountingRenderer()
+
+    @property
+    def renders(self) -> int:
+        return self._counting.renders
 
 
 class FakePlaylists:

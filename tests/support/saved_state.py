@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from broadcaster.bucket.cleaner import Cleaner
-from broadcaster.playlist.manifest import ListedSegment, Removed
+from broadcaster.playlist.segments import ListedSegment, Removed
 from broadcaster.state.disk import StateFile
 from tests.support.fakes import Bucket
 from tests.support.world import PUBLIC, World, snapshots_of

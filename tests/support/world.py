@@ -9,12 +9,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from broadcaster.playlist.manifest import Rendered
+from broadcaster.playlist.rendered import Rendered
 from broadcaster.metrics import Metrics
 from broadcaster.source.owncast import SourcePlaylist, SourceSegment
 from broadcaster.bucket.cleaner import Cleaner
 from broadcaster.status.assessment import HealthReport
-from broadcaster.publish.publisher import Publisher, PublisherConfig
+from broadcaster.publish.config import PublisherConfig
+from broadcaster.publish.publisher import Publisher
 from broadcaster.publish.uploads import UNFINISHED_LIMIT, WriteWatch
 from broadcaster.publish.release import Outlets
 from broadcaster.state.snapshots import Snapshots, register_parts

@@ -1,0 +1,170 @@
+"""What a segment costs the publisher in CPU, this checkout against a baseline revision, in one process
+(issue 43: a version carries its memory as a value, tails.py).
+
+    python -m bench.memory_cost [--base REV] [--variants 1,3,5] [--segments 300] [--window 30]
+                                [--rounds 3]
+
+Each run is the real path a segment takes through the publisher with a state file kept: a Publisher
+with the real Uploader (a bucket in memory), Owncast's playlists fed a segment a second on a stepped
+clock (so the window slides), each version saved through the real JournaledState (on /dev/shm when
+there is one) before it is shown, as the service does. CPU is the process's (time.process_time: the
+saves' worker threads included), per segment (one slot listed in every variant), over the segments
+after the first window. The baseline is the same run of `--base`'s package (by default the commit of
+main this checkout started from: what it changed), exported from git into a temporary folder and
+imported under another name beside this checkout's; the two alternate, round by round, and each row
+gives the medians and their ratio. No goal: a figure to read (exit 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+BASE_NAME = "broadcaster_base"
+EPOCH = 1_800_000_000.0
+SEGMENT = b"\x47" * 188 * 20  # what each file holds: the bytes do not matter, the uploads read them
+
+
+def export(rev: str, into: Path) -> str:
+    """`rev`'s broadcaster package as BASE_NAME in `into` (its absolute imports renamed); its commit."""
+    commit = subprocess.run(["git", "rev-parse", "--short", rev], cwd=REPO, check=True, capture_output=True,
+                            text=True).stdout.strip()
+    archive = subprocess.run(["git", "archive", commit, "broadcaster"], cwd=REPO, check=True,
+                             capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    package = into / BASE_NAME
+    (into / "broadcaster").rename(package)
+    for path in package.rglob("*.py"):
+        text = path.read_text()
+        renamed = re.sub(r"\b(from|import) broadcaster\b", rf"\1 {BASE_NAME}", text)
+        if renamed != text:
+            path.write_text(renamed)
+    return commit
+
+
+def module(package: str, name: str) -> ModuleType:
+    return importlib.import_module(f"{package}.{name}")
+
+
+class MemoryBucket:
+    """The bucket: every put succeeds at once."""
+
+    async def put(self, key: str, body: bytes, *, content_type: str, cache_control: str) -> None:
+        return None
+
+    async def probe(self) -> None:
+        return None
+
+
+async def run(package: str, folder: Path, variants: int, segments: int, window: float) -> float:
+    """CPU seconds per segment, after the first window, of one run of `package`'s publisher."""
+    m: dict[str, ModuleType] = {n: module(package, n) for n in (
+        "metrics", "bucket.uploader", "bucket.urls", "publish.publisher", "publish.release",
+        "publish.visible", "state.snapshots", "state.journal", "source.owncast", "source.writes")}
+    has_config = (Path(m["publish.publisher"].__file__ or "").parent / "config.py").exists()
+    config_module = module(package, "publish.config") if has_config else m["publish.publisher"]
+    owncast, finish = m["source.owncast"], m["source.writes"].Finish
+
+    class Whole:  # every file is finished when asked
+        async def finished(self, path: Path, limit: float, on_writing: Any = None) -> Any:
+            return finish.READY
+
+    hls_dir, state_dir = folder / "hls", folder / "state"
+    hls_dir.mkdir()
+    state_dir.mkdir()
+    clock = [0.0]
+    metrics = m["metrics"].Metrics()
+    uploader = m["bucket.uploader"].Uploader(MemoryBucket(), metrics, concurrency=8, attempt_timeout=5,
+                                             backoff=m["bucket.uploader"].Backoff(base=0.001, cap=0.001))
+    listed = [0]
+    shown = asyncio.Event()
+    want = [0]
+
+    def on_listed(*_args: object) -> None:
+        listed[0] += 1
+        if listed[0] >= want[0]:
+            shown.set()
+
+    snapshots = m["state.snapshots"].Snapshots(m["state.journal"].JournaledState(state_dir), metrics)
+    outlets = m["publish.release"].Outlets(m["publish.visible"].VisiblePlaylists(), snapshots,
+                                           on_listed=(on_listed,))
+    config = config_module.PublisherConfig(
+        hls_dir=hls_dir, key_prefix="live", urls=m["bucket.urls"].PublicUrls("https://cdn.example"),
+        window_seconds=window, wall_clock=lambda: EPOCH + clock[0], monotonic=lambda: clock[0])
+    pub = m["publish.publisher"].Publisher(config, uploader=uploader, writes=Whole(), metrics=metrics,
+                                           outlets=outlets)
+    m["state.snapshots"].register_parts(snapshots, pub)
+    await pub.start()
+    names = [f"stream-bench-{n}.ts" for n in range(segments)]
+    for v in range(variants):
+        (hls_dir / str(v)).mkdir()
+        for name in names:
+            (hls_dir / str(v) / name).write_bytes(SEGMENT)
+    pub.on_master([owncast.SourceVariant(v, 1_000_000 // (v + 1)) for v in range(variants)])
+    warm = int(window) + 1 if segments > int(window) + 1 else 0  # the window slides from here on
+    started = 0.0
+    for n in range(segments):
+        if n == warm:
+            started = time.process_time()
+        clock[0] += 1.0
+        first = max(0, n - 9)  # Owncast lists its last 10
+        listing = tuple(owncast.SourceSegment(names[k], 1.0, EPOCH + k, False, None, position=k - first)
+                        for k in range(first, n + 1))
+        want[0] = variants * (n + 1)
+        shown.clear()
+        for v in range(variants):
+            pub.on_variant_playlist(v, owncast.SourcePlaylist(1, first, listing, False, True))
+        async with asyncio.timeout(30):
+            await shown.wait()  # listed, saved and shown in every variant
+    spent = time.process_time() - started
+    await pub.close()
+    return spent / max(1, segments - warm)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.memory_cost", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--base", default=None, help="the baseline revision (default: merge-base with main)")
+    parser.add_argument("--variants", default="1,3,5", help="variant counts, comma separated")
+    parser.add_argument("--segments", type=int, default=300, help="segments per run")
+    parser.add_argument("--window", type=float, default=30.0, help="WINDOW_SECONDS")
+    parser.add_argument("--rounds", type=int, default=3, help="runs of each, alternated")
+    args = parser.parse_args(argv)
+    counts = [int(c) for c in args.variants.split(",")]
+    base = args.base or subprocess.run(["git", "merge-base", "HEAD", "main"], cwd=REPO, check=True,
+                                       capture_output=True, text=True).stdout.strip()
+    shm = Path("/dev/shm")
+    with tempfile.TemporaryDirectory(prefix="bench-memory-", dir=shm if shm.is_dir() else None) as tmp:
+        work = Path(tmp)
+        commit = export(base, work)
+        sys.path.insert(0, str(work))
+        print(f"# CPU per segment: this checkout against {args.base or 'main'} ({commit}), {args.segments} "
+              f"segments, a {args.window:g} s window, {args.rounds} round(s), medians\n")
+        print("| variants | baseline | this checkout | ratio |")
+        print("|---|---|---|---|")
+        n = 0
+        for variants in counts:
+            times: dict[str, list[float]] = {BASE_NAME: [], "broadcaster": []}
+            for _ in range(args.rounds):
+                for package in times:
+                    n += 1
+                    (work / f"run-{n}").mkdir()
+                    spent = asyncio.run(run(package, work / f"run-{n}", variants, args.segments, args.window))
+                    times[package].append(spent)
+            base, new = (statistics.median(times[p]) for p in (BASE_NAME, "broadcaster"))
+            print(f"| {variants} | {base * 1000:.3f} ms | {new * 1000:.3f} ms | x{new / base:.3f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""Renderer: a playlist's versions, rendered once per change and handed out until the next.
+
+The origin's version (with SERVER-CONTROL when it can block, and its delta update when one is offered)
+and the bucket's (render_edge), the full playlist in chunks (chunks.py) so a long window costs its two
+ends per version, and a delta's text whole. What the playlist lists and says is read from it (Listing:
+the ManifestGenerator), which tells the renderer when it changed.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from . import hls
+from .chunks import Frozen, Parts
+from .entry import Entry, hashed_from
+from .rendered import Rendered
+from .window import Window
+
+
+class Listing(Protocol):
+    """What a playlist lists and says, read-only (manifest.ManifestGenerator)."""
+
+    @property
+    def window(self) -> Window: ...
+    @property
+    def target_duration(self) -> int: ...
+    @property
+    def media_sequence(self) -> int: ...
+    @property
+    def discontinuity_sequence(self) -> int: ...
+    @property
+    def next_sequence(self) -> int: ...
+    @property
+    def ended(self) -> bool: ...
+    @property
+    def independent_segments(self) -> bool: ...
+    @property
+    def can_block_reload(self) -> bool: ...
+    @property
+    def can_skip(self) -> bool: ...
+    @property
+    def start_at_edge(self) -> bool: ...
+
+
+class Renderer:
+    __slots__ = ("_frozen", "_rendered", "_edge", "_rendered_sequence", "_fewest")
+
+    def __init__(self) -> None:
+        self._frozen = Frozen()  # the chunks between the first and the last
+        self._rendered: Rendered | None = None
+        self._edge: Rendered | None = None
+        # The media sequence of the last version rendered, and the fewest segments a version under it
+        # listed: what a delta update must list fewer than (render).
+        self._rendered_sequence: int | None = None
+        self._fewest = 0
+
+    def changed(self) -> None:
+        """The playlist changed: the next version is rendered when asked."""
+        self._rendered = self._edge = None
+
+    def replaced(self) -> None:
+        """The entries were replaced (a new run of numbers, or new texts): nothing frozen applies."""
+        self._frozen.clear()
+
+    def render(self, p: Listing) -> Rendered:
+        """`p`'s origin playlist (with SERVER-CONTROL when it can block), and its delta update if offered."""
+        if self._rendered is None:
+            last, ended = p.next_sequence - 1, p.ended
+            count = len(p.window)
+            if p.media_sequence != self._rendered_sequence:
+                self._rendered_sequence, self._fewest = p.media_sequence, count
+            skippable = p.can_skip and not ended
+            skipped = _skippable(p.window, hls.skip_until(p.target_duration)) if skippable else 0
+            delta = Rendered(self.text(p, p.can_block_reload, skipped).encode(), last_sequence=last,
+                             ended=ended) if skipped else None
+            # A delta listing fewer segments than any earlier version under its media sequence cannot
+            # look unchanged to video.js whichever version it holds (Rendered.answer).
+            self._rendered = Rendered(self._parts(p, p.can_block_reload), last_sequence=last,
+                                      ended=ended, delta=delta, media_sequence=p.media_sequence,
+                                      delta_count=count - skipped, blind_delta=count - skipped < self._fewest)
+        return self._rendered
+
+    def render_edge(self, p: Listing) -> Rendered:
+        """The same version for a static host (the bucket): it cannot block or answer _HLS_skip (6.2.5.2)."""
+        if not p.can_block_reload:
+            return self.render(p)
+        if self._edge is None:
+            self._edge = Rendered(self._parts(p, False), last_sequence=p.next_sequence - 1, ended=p.ended)
+        return self._edge
+
+    def _header(self, p: Listing, server_control: bool, skipped: int, first: Entry | None) -> str:
+        has_map = p.window.mapped > 0
+        version = hls.DELTA_PLAYLIST_VERSION if skipped else hls.playlist_version(has_map=has_map)
+        lines = [
+            "#EXTM3U",
+            f"#EXT-X-VERSION:{version}",
+            f"#EXT-X-TARGETDURATION:{p.target_duration}",
+            *([hls.server_control(p.target_duration, can_skip=p.can_skip)] if server_control else []),
+            *([hls.start_at_edge(p.target_duration)] if p.start_at_edge else []),
+            f"#EXT-X-MEDIA-SEQUENCE:{p.media_sequence}",
+            f"#EXT-X-DISCONTINUITY-SEQUENCE:{p.discontinuity_sequence}",
+        ]
+        if p.independent_segments:
+            lines.append("#EXT-X-INDEPENDENT-SEGMENTS")
+        if skipped:
+            # 4.4.5.2: replaces the skipped segments' URIs and every tag that applied to them.
+            lines.append(f"#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}")
+        lines.append("")
+        head = "\n".join(lines)
+        if first is not None and first.segment.init_uri and not first.maps:
+            head += f'#EXT-X-MAP:URI="{first.segment.init_uri}"\n'  # 4.4.4.5: the first needs it
+        return head
+
+    def text(self, p: Listing, server_control: bool, skipped: int = 0) -> str:
+        """The whole text, joined from every entry listed (or, `skipped`, from the last ones only: a
+        delta update). The full playlist is rendered in parts instead (_parts); this is its reference."""
+        window = p.window
+        entries = window.newest(len(window) - skipped) if skipped else list(window)
+        edge = hashed_from(p.next_sequence, p.target_duration)
+        return "".join((self._header(p, server_control, skipped, entries[0] if entries else None),
+                        *(e.shown(edge) for e in entries), "#EXT-X-ENDLIST\n" if p.ended else ""))
+
+    def _parts(self, p: Listing, server_control: bool) -> Parts:
+        """The full playlist in parts (Frozen.parts)."""
+        head = self._header(p, server_control, 0, p.window.first)
+        return self._frozen.parts(p.window, p.media_sequence, p.next_sequence, head, p.ended,
+                                  p.target_duration)
+
+
+def _skippable(entries: Window, keep: float) -> int:
+    """How many segments a delta update replaces with EXT-X-SKIP: the oldest ones, keeping at least
+    `keep` (CAN-SKIP-UNTIL) seconds of the playlist's end (6.2.5.1)."""
+    tail = 0.0
+    for kept, e in enumerate(reversed(entries), 1):  # from the end: a long window costs nothing
+        tail += e.segment.duration
+        if tail >= keep:
+            return len(entries) - kept
+    return 0

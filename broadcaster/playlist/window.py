@@ -1,0 +1,88 @@
+"""Window: the entries one playlist lists, oldest first, with what is counted over them and the record
+of each as the state file keeps it.
+
+The one owner of the entries: the generator decides what is listed and dropped (manifest.py), the
+renderings read them (chunks.py), the publisher's memory saves their records (`records`: a Tail, a
+value that later changes to the window leave as it was).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Iterator
+from itertools import islice
+
+from ..tails import Log, Tail
+from .entry import Entry
+
+
+class Window:
+    __slots__ = ("_entries", "_records", "duration", "mapped", "tagged")
+
+    def __init__(self, entries: Iterable[Entry] = (), first_id: int = 0) -> None:
+        """`first_id`: the id of the first entry's record (ids count the entries appended)."""
+        self._entries: deque[Entry] = deque()
+        self._records = Log(first_id)
+        self.duration = 0.0  # seconds listed
+        self.mapped = 0  # entries with an EXT-X-MAP (fMP4): the playlist needs version 6
+        self.tagged = 0  # entries with EXT-X-DISCONTINUITY (asked per variant per slot: not summed)
+        for entry in entries:
+            self.append(entry)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __bool__(self) -> bool:
+        return bool(self._entries)
+
+    def __iter__(self) -> Iterator[Entry]:
+        return iter(self._entries)
+
+    def __reversed__(self) -> Iterator[Entry]:
+        return reversed(self._entries)
+
+    @property
+    def first(self) -> Entry | None:
+        return self._entries[0] if self._entries else None
+
+    @property
+    def last(self) -> Entry | None:
+        return self._entries[-1] if self._entries else None
+
+    def newest(self, count: int) -> list[Entry]:
+        """The last `count` entries, in order, taken from the end (a long window costs nothing)."""
+        return list(islice(reversed(self._entries), count))[::-1]
+
+    def append(self, entry: Entry) -> None:
+        self._entries.append(entry)
+        self._records.add(entry.saved)
+        self.mapped += bool(entry.segment.init_uri)
+        self.tagged += entry.discontinuity
+        self.duration += entry.segment.duration
+
+    def popleft(self) -> Entry:
+        first = self._entries.popleft()
+        self._records.drop_to(self._records.first + 1)
+        self.mapped -= bool(first.segment.init_uri)
+        self.tagged -= first.discontinuity
+        self.duration = self.duration - first.segment.duration if self._entries else 0.0
+        return first
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._records.drop_to(self._records.end)
+        self.duration, self.mapped, self.tagged = 0.0, 0, 0
+
+    def replaced(self, entries: Iterable[Entry]) -> Window:
+        """A window of `entries` in place of these (the same segments, rendered again), under the same
+        ids and with the same sums."""
+        window = Window(first_id=self._records.first)
+        for entry in entries:
+            window._entries.append(entry)
+            window._records.add(entry.saved)
+        window.duration, window.mapped, window.tagged = self.duration, self.mapped, self.tagged
+        return window
+
+    def records(self) -> Tail:
+        """The entries' records as they are now (ids count the entries appended to this window)."""
+        return self._records.tail()

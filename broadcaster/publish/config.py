@@ -1,0 +1,32 @@
+"""PublisherConfig: where segments come from and go, and how playlists are numbered and kept."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..bucket.urls import SegmentUrls
+from .uploads import UNFINISHED_LIMIT
+
+
+@dataclass(frozen=True)
+class PublisherConfig:
+    """Where segments come from and go, and how playlists are numbered and kept."""
+
+    hls_dir: Path
+    key_prefix: str
+    urls: SegmentUrls
+    window_seconds: float
+    target_duration: int | None = None  # None: from Owncast's first stream playlist
+    can_block_reload: bool = False
+    start_at_edge: bool = False  # a rewind window: playlists say players start at the live edge
+    first_sequence: int = 0  # the media sequence to start from without saved state
+    # P2P on (P2P_TRACKERS): each listed segment carries the SHA-256 of its bytes in the bucket, which
+    # viewers check their peers' copies against (hls.SEGMENT_HASH_TAG).
+    segment_hashes: bool = False
+    # How long a segment Owncast listed may still be written before it is given up (uploads.py).
+    unfinished_limit: float = UNFINISHED_LIMIT
+    wall_clock: Callable[[], float] = time.time
+    monotonic: Callable[[], float] = time.monotonic

@@ -1,0 +1,525 @@
+"""Players playing what the service made (tests/test_players_across_change.py): each client replays the
+versions one publisher run made (publish_scenario.Made) through the service's own PlaylistRoutes on its
+own clock, from its first request; the pages of hls.js (the viewer's options), video.js (Owncast's) and
+Shaka (defaults) record on window.probe what the picture shows (its barcode), their errors, stalls and
+switches; ffmpeg reads the same playlists. Played is what one player did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import contextlib
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from broadcaster.demo.ffmpeg import ffmpeg_exe
+from broadcaster.http.playlists import PlaylistRoutes
+from broadcaster.playlist import hls
+from broadcaster.playlist.rendered import Rendered
+from tests.support.publish_scenario import Made, Scenario, Version
+
+SUPPORT = Path(__file__).resolve().parent
+VIEWER = SUPPORT.parent.parent / "viewer"
+VIDEOJS = SUPPORT / "videojs"
+SHAKA = SUPPORT / "shaka"
+PLAYER_TIMEOUT = 75.0  # a stuck player is caught by the page's own watchdog long before this
+
+
+# -- serving: the service's own playlist routes, each client on its own clock ------------------------
+
+
+class Replay:
+    """The PlaylistSource of one client: the versions its publisher run made, shown on the client's own
+    clock, which starts at its first request at the scenario's `join` moment."""
+
+    def __init__(self, versions: list[Version], join: float) -> None:
+        self.versions = versions
+        self._times = [v.at for v in versions]
+        self.join = join
+        self._started: float | None = None
+        self.held_requests = 0  # not counted: one client each, never near the cap
+
+    def clock(self) -> float:
+        if self._started is None:
+            self._started = time.monotonic()
+        return self.join + time.monotonic() - self._started
+
+    def current(self) -> Version:
+        return self.versions[max(0, bisect.bisect_right(self._times, self.clock()) - 1)]
+
+    @property
+    def target_duration(self) -> int | None:
+        return self.current().target
+
+    def master_playlist(self, media_name: str = hls.MEDIA_PLAYLIST_NAME) -> Rendered | None:
+        return self.current().master
+
+    def media_playlist(self, variant: int) -> Rendered | None:
+        return self.current().media.get(variant)
+
+    async def wait_for_sequence(self, variant: int, sequence: int, timeout: float) -> Rendered | None:
+        """As VisiblePlaylists.wait_for_sequence: the version listing `sequence`, once this client's
+        clock reaches it, or None after `timeout`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            rendered = self.media_playlist(variant)
+            if rendered is not None and (rendered.last_sequence >= sequence or rendered.ended):
+                return rendered
+            i = bisect.bisect_right(self._times, self.clock())
+            left = deadline - time.monotonic()
+            if i >= len(self._times) or left <= 0:
+                return None
+            await asyncio.sleep(min(self._times[i] - self.clock(), left) + 0.001)
+
+
+@dataclass
+class Request:
+    at: float  # on the client's clock: seconds from the scenario's start
+    path: str
+    status: int
+
+
+@dataclass
+class Client:
+    """One player in one scenario: its own publisher run (segment URLs pointing at its own path), its
+    clock and its requests."""
+
+    scenario: Scenario
+    player: str
+    made: Made
+    replay: Replay
+    routes: PlaylistRoutes
+    requests: list[Request] = field(default_factory=list)
+
+
+# Records on window.probe: errors (fatal or not), media events, stalls (playback standing still for more
+# than 250 ms once started, with the position shown), a sample every 250 ms of [ms, currentTime,
+# position, picture height, seconds played], the switches it was made to do, and `done` once the video
+# ended, a fatal error came, or playback has not moved for STUCK_MS. A position is the moment (seconds
+# from the scenario's start) the picture shows, read from its barcode.
+PROBE_JS = """
+(() => {
+  const STUCK_MS = 10000;
+  const params = new URLSearchParams(location.search);
+  const switchAt = (params.get('switch') || '').split(',').filter(Boolean).map(Number);
+  const heights = (params.get('heights') || '').split(',').filter(Boolean).map(Number);
+  const video = document.getElementById('v');
+  const log = window.probe = {
+    player: null, version: null, errors: [], notes: [], media: [], samples: [], stalls: [], switches: [],
+    ended: false, fatal: false, stuck: false, done: false, started: false, playError: null, mediaError: null,
+    loads: 0,
+  };
+  const now = () => Math.round(performance.now());
+  let adapter = null, lastTime = -1, lastMove = performance.now(), lastSample = 0, played = 0, next = 0;
+  let showing = -1;  // the variant whose picture was last seen (by its height)
+  let position = null;
+  // The moment the picture shows, from its barcode (tests: barcode()): BITS boxes across the top sixth.
+  const BITS = 10, canvas = document.createElement('canvas');
+  canvas.width = 160; canvas.height = 90;
+  const ctx = canvas.getContext('2d', { willReadFrequently: true });
+  const shown = () => {
+    if (!video.videoWidth || video.readyState < 2) return null;
+    ctx.drawImage(video, 0, 0, 160, 90);
+    const row = ctx.getImageData(0, 7, 160, 1).data;
+    let tenths = 0;
+    for (let i = 0; i < BITS; i++) if (row[Math.floor((i + 0.5) * 160 / BITS) * 4] > 128) tenths |= 1 << i;
+    return tenths / 10;
+  };
+  window.probeAttach = (a) => { adapter = a; log.player = a.name; log.version = a.version; };
+  window.probeError = (e) => {
+    e.t = video.currentTime; e.ms = now(); e.position = position;
+    log.errors.push(e);
+    if (e.fatal) { log.fatal = true; log.done = true; }
+  };
+  window.probeNote = (n) => log.notes.push([now(), video.currentTime, n]);
+  window.probePlay = () => video.play().catch((err) => { log.playError = String(err); });
+  for (const kind of ['playing', 'waiting', 'seeking']) {
+    video.addEventListener(kind, () => {
+      if (kind === 'playing') log.started = true;
+      log.media.push([kind, video.currentTime, now(), position]);
+    });
+  }
+  video.addEventListener('ended', () => { log.ended = true; log.done = true; });
+  video.addEventListener('error', () => {
+    log.mediaError = video.error ? (video.error.message || String(video.error.code)) : '?';
+    log.done = true;
+  });
+  setInterval(() => {
+    const t = video.currentTime, ms = performance.now();
+    if (t !== lastTime) {
+      const still = ms - lastMove;
+      if (log.started && lastTime >= 0 && still > 250) {
+        log.stalls.push({ at: lastTime, ms: Math.round(still), position });
+      }
+      if (log.started && lastTime >= 0 && t > lastTime && t - lastTime < 1) played += t - lastTime;
+      lastTime = t;
+      lastMove = ms;
+    } else if (log.started && !video.ended && ms - lastMove > STUCK_MS) {
+      log.stuck = true;
+      log.done = true;
+    }
+    if (adapter && ms - lastSample >= 250) {
+      lastSample = ms;
+      try { position = shown(); } catch (err) { position = null; }
+      log.samples.push([now(), t, position, video.videoHeight, Math.round(played * 1000) / 1000]);
+      if (heights.includes(video.videoHeight)) showing = heights.indexOf(video.videoHeight);
+    }
+    if (adapter && next < switchAt.length && played >= switchAt[next]) {
+      const to = showing === 0 ? 1 : 0;
+      next += 1;
+      log.switches.push({ ms: now(), t, played, to, position });
+      try {
+        adapter.switchTo(to, heights[to]);
+      } catch (err) {
+        log.switches[log.switches.length - 1].error = String(err);
+      }
+    }
+  }, 50);
+})();
+"""
+
+# hls.js as the viewer runs it (viewer/player.js: the same options; a quality is chosen with nextLevel, as
+# viewer/controls.js does).
+HLSJS_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>hls.js</title></head>
+<body><video id="v" muted playsinline></video>
+<script src="/js/hls.min.js"></script>
+<script src="/js/probe.js"></script>
+<script>
+(() => {
+  const src = new URLSearchParams(location.search).get('src');
+  const video = document.getElementById('v');
+  const hls = window.hls = new Hls({ liveDurationInfinity: true, backBufferLength: 30 });
+  const variantOf = (url) => Number((/\\/live\\/(\\d+)\\//.exec(url) || [0, -1])[1]);
+  probeAttach({
+    name: 'hls.js', version: Hls.version,
+    switchTo: (to) => { hls.nextLevel = hls.levels.findIndex((l) => variantOf(l.url) === to); },
+  });
+  hls.on(Hls.Events.MANIFEST_LOADING, () => { probe.loads += 1; });
+  hls.on(Hls.Events.MANIFEST_PARSED, () => probePlay());
+  hls.on(Hls.Events.LEVEL_SWITCHED, (e, data) => probeNote('level ' + variantOf(hls.levels[data.level].url)));
+  hls.on(Hls.Events.ERROR, (e, data) => probeError({
+    fatal: !!data.fatal, details: data.details, sn: data.frag ? data.frag.sn : null,
+  }));
+  hls.attachMedia(video);
+  hls.loadSource(src);
+})();
+</script>
+</body></html>
+"""
+
+# video.js with its VHS, configured as Owncast's own player (tests/support/owncast_web.py). A quality
+# is forced by enabling only its representation (VHS's quality API).
+VIDEOJS_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>video.js</title>
+<link rel="stylesheet" href="/videojs/video-js.min.css">
+<script src="/videojs/video.min.js"></script></head>
+<body><video id="v" class="video-js" playsinline muted preload="auto"></video>
+<script src="/js/probe.js"></script>
+<script>
+(() => {
+  const src = new URLSearchParams(location.search).get('src');
+  const variantOf = (url) => Number((/\\/live\\/(\\d+)\\//.exec(url || '') || [0, -1])[1]);
+  const player = window.player = videojs('v', {
+    autoplay: 'muted', controls: true, playsinline: true, liveui: true, preload: 'auto',
+    html5: { vhs: { overrideNative: !videojs.browser.IS_SAFARI, enableLowInitialPlaylist: true,
+                    experimentalBufferBasedABR: true, useNetworkInformationApi: true,
+                    maxPlaylistRetries: 30 } },
+    liveTracker: { trackingThreshold: 0, liveTolerance: 15 },
+  });
+  const vhs = () => player.tech(true).vhs;
+  probeAttach({
+    name: 'video.js', version: videojs.VERSION,
+    switchTo: (to) => {
+      vhs().representations().forEach((r) => {
+        r.enabled(variantOf(r.playlist && r.playlist.resolvedUri) === to);
+      });
+    },
+  });
+  player.on('error', () => probeError({ fatal: true, details: JSON.stringify(player.error()) }));
+  player.on('loadstart', () => { probe.loads += 1; });
+  player.ready(() => {
+    const tech = player.tech(true);
+    // VHS reports trouble as usage events (a rendition disabled by the test's own switch is not one).
+    tech.on('usage', (e) => {
+      if (/exclu|error|retry|reload|timeout|stuck|gap/i.test(e.name)) {
+        probeError({ fatal: false, details: e.name });
+      }
+    });
+    tech.on('retryplaylist', () => probeError({ fatal: false, details: 'retryplaylist' }));
+    tech.on('mediachange', () => probeNote('media ' + variantOf(vhs().playlists.media().resolvedUri)));
+  });
+  player.src({ src, type: 'application/x-mpegURL' });
+})();
+</script>
+</body></html>
+"""
+
+# Shaka Player with its defaults. A quality is forced with selectVariantTrack (ABR off), clearing the
+# buffer so the switch shows within a segment, as hls.js's nextLevel and VHS's representations do.
+SHAKA_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>Shaka</title></head>
+<body><video id="v" muted playsinline></video>
+<script src="/shaka/shaka-player.compiled.js"></script>
+<script src="/js/probe.js"></script>
+<script>
+(async () => {
+  const src = new URLSearchParams(location.search).get('src');
+  const video = document.getElementById('v');
+  shaka.polyfill.installAll();
+  const player = window.player = new shaka.Player();
+  probeAttach({
+    name: 'shaka', version: shaka.Player.version,
+    switchTo: (to, height) => {
+      player.configure({ abr: { enabled: false } });
+      player.selectVariantTrack(player.getVariantTracks().find((t) => t.height === height), true);
+    },
+  });
+  player.addEventListener('error', (e) => probeError({
+    fatal: e.detail.severity === shaka.util.Error.Severity.CRITICAL, details: 'code ' + e.detail.code,
+  }));
+  player.addEventListener('variantchanged', () => {
+    const t = player.getVariantTracks().find((x) => x.active);
+    probeNote('variant ' + (t ? t.height : '?'));
+  });
+  await player.attach(video);
+  probe.loads += 1;
+  try {
+    await player.load(src);
+  } catch (err) {
+    probeError({ fatal: true, details: 'load: ' + (err && err.code) });
+    return;
+  }
+  probePlay();
+})();
+</script>
+</body></html>
+"""
+
+PAGES = {"hlsjs": HLSJS_PAGE, "videojs": VIDEOJS_PAGE, "shaka": SHAKA_PAGE}
+
+
+class Server:
+    """Pages and players, and per (scenario, player): the service's playlist routes over that client's
+    Replay, and the segments its publisher run uploaded (what the bucket would hold)."""
+
+    def __init__(self) -> None:
+        self.clients: dict[tuple[str, str], Client] = {}
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        r = app.router
+        r.add_get("/page/{player}", self.page)
+        r.add_get("/favicon.ico", self.no_icon)
+        r.add_get("/js/probe.js", self.probe)
+        r.add_static("/js/", VIEWER)  # hls.min.js
+        r.add_static("/shaka/", SHAKA)
+        r.add_static("/videojs/", VIDEOJS)
+        r.add_get("/p/{scenario}/{player}/live/master.m3u8", self.master)
+        r.add_get(r"/p/{scenario}/{player}/live/{n:\d+}/playlist.m3u8", self.media)
+        r.add_get("/s/{scenario}/{player}/{key:.+}", self.segment)
+        return app
+
+    @staticmethod
+    async def page(request: web.Request) -> web.Response:
+        return web.Response(text=PAGES[request.match_info["player"]], content_type="text/html")
+
+    @staticmethod
+    async def no_icon(_request: web.Request) -> web.Response:
+        return web.Response(status=204)
+
+    @staticmethod
+    async def probe(_request: web.Request) -> web.Response:
+        return web.Response(text=PROBE_JS, content_type="text/javascript")
+
+    def client(self, request: web.Request) -> Client:
+        client = self.clients.get((request.match_info["scenario"], request.match_info["player"]))
+        if client is None:
+            raise web.HTTPNotFound()
+        return client
+
+    async def _recorded(self, request: web.Request,
+                        handler: Callable[[web.Request], Awaitable[web.Response]]) -> web.Response:
+        client = self.client(request)
+        at = client.replay.clock()
+        response = await handler(request)
+        client.requests.append(Request(round(at, 3), request.path_qs, response.status))
+        return response
+
+    async def master(self, request: web.Request) -> web.Response:
+        return await self._recorded(request, self.client(request).routes.master)
+
+    async def media(self, request: web.Request) -> web.Response:
+        return await self._recorded(request, self.client(request).routes.media)
+
+    async def segment(self, request: web.Request) -> web.Response:
+        client = self.client(request)
+        body = client.made.bucket.get(request.match_info["key"])
+        status = 404 if body is None else 200
+        client.requests.append(Request(round(client.replay.clock(), 3), request.path, status))
+        if body is None:
+            raise web.HTTPNotFound()
+        return web.Response(body=body, content_type="video/mp2t")
+
+
+# -- the players --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Played:
+    """What one player did in one scenario."""
+
+    scenario: Scenario
+    player: str
+    client: Client
+    log: dict[str, Any] = field(default_factory=dict)  # window.probe (browsers)
+    console: list[str] = field(default_factory=list)  # browser console warnings and errors, page errors
+    navigations: int = 0  # page loads: 1 means the page never reloaded
+    exit_code: int | None = None  # ffmpeg
+    ffmpeg_log: list[str] = field(default_factory=list)
+    frames: int = 0
+
+    @staticmethod
+    def position(sample: Any) -> float | None:
+        return None if sample is None else float(sample)
+
+    def positions(self) -> list[tuple[float, float, int]]:
+        """(seconds played, position, picture height) for every sample whose position is known."""
+        return [(s[4], s[2], s[3]) for s in self.log.get("samples", []) if s[2] is not None]
+
+    def reached(self) -> float | None:
+        """How far past the scenario's start the playhead got (seconds)."""
+        return max((at for _, at, _ in self.positions()), default=None)
+
+    def jumps(self) -> list[tuple[float, float]]:
+        """Where the picture moved more than a second away from the seconds played between two
+        samples: (from, to)."""
+        out, samples = [], self.log.get("samples", [])
+        for (_, _, a0, _, p0), (_, _, a1, _, p1) in zip(samples, samples[1:]):
+            if a0 is not None and a1 is not None and abs((a1 - a0) - (p1 - p0)) > 1.0:
+                out.append((a0, a1))
+        return out
+
+    def heights(self) -> list[tuple[float, int]]:
+        """(position, picture height) each time the height changed."""
+        out: list[tuple[float, int]] = []
+        for _, at, height in self.positions():
+            if height and (not out or out[-1][1] != height):
+                out.append((at, height))
+        return out
+
+    def stalls(self) -> list[tuple[float | None, int]]:
+        """(position, ms) of every stall after the start."""
+        return [(self.position(s.get("position")), s["ms"]) for s in self.log.get("stalls", [])]
+
+    def stalls_near_change(self) -> list[tuple[float | None, int]]:
+        c = self.scenario.change
+        return [(at, ms) for at, ms in self.stalls() if at is not None and c - 1.5 <= at <= c + 2]
+
+    @property
+    def fatal(self) -> list[str]:
+        return [str(e.get("details")) for e in self.log.get("errors", []) if e.get("fatal")]
+
+    @property
+    def nonfatal(self) -> list[str]:
+        return [str(e.get("details")) for e in self.log.get("errors", []) if not e.get("fatal")]
+
+    def missing(self) -> list[str]:
+        return [r.path for r in self.client.requests if r.status == 404]
+
+    def masters(self) -> int:
+        return sum(1 for r in self.client.requests if r.path.endswith("master.m3u8"))
+
+    def playlist_errors(self) -> list[tuple[str, int]]:
+        return [(r.path.rsplit("/", 1)[-1], r.status) for r in self.client.requests
+                if ".m3u8" in r.path and r.status >= 400]
+
+    def segments_after_change(self) -> list[str]:
+        """The segments asked for that start at or after the change."""
+        cuts = self.scenario.by_key()
+        out = []
+        for r in self.client.requests:
+            cut = cuts.get(r.path.split(f"/s/{self.scenario.name}/{self.player}/", 1)[-1])
+            if cut is not None and cut.start >= self.scenario.change:
+                out.append(cut.name)
+        return out
+
+    def warnings(self) -> list[str]:
+        return [line for line in self.ffmpeg_log if re.search(r"\[(warning|error|fatal|panic)\] ", line)]
+
+    def summary(self) -> str:
+        if self.player == "ffmpeg":
+            return (f"  ffmpeg: exit={self.exit_code} frames={self.frames} masters={self.masters()}"
+                    f" after_change={len(self.segments_after_change())} missing={self.missing()}"
+                    f" playlist_errors={self.playlist_errors()} warnings={self.warnings()}")
+        log = self.log
+        return (f"  {self.player} {log.get('version')}: reached={self.reached()} ended={log.get('ended')}"
+                f" stuck={log.get('stuck')} fatal={self.fatal} nonfatal={self.nonfatal}"
+                f" stalls_at_change={self.stalls_near_change()} stalls={self.stalls()} jumps={self.jumps()}"
+                f" loads={log.get('loads')} masters={self.masters()} navigations={self.navigations}"
+                f" missing={self.missing()} playlist_errors={self.playlist_errors()} heights={self.heights()}"
+                f" switches={[(round(w['played'], 1), w['to'], w.get('position')) for w in log['switches']]}"
+                f" notes={[n[2] for n in log.get('notes', [])][:10]} console={self.console[:3]}")
+
+
+async def run_browser(browser: Any, base: str, played: Played) -> None:
+    """One player's run, bounded as a whole: a renderer that stops answering (seen once, under the full
+    suite's load: the module waited 17 minutes on it) becomes an observation, not a hung suite."""
+    try:
+        await asyncio.wait_for(_run_browser(browser, base, played), PLAYER_TIMEOUT + 45)
+    except TimeoutError:
+        played.console.append(f"harness: the page stopped answering within {PLAYER_TIMEOUT + 45:.0f} s")
+
+
+async def _run_browser(browser: Any, base: str, played: Played) -> None:
+    from playwright.async_api import TimeoutError as PlaywrightTimeoutError
+
+    s = played.scenario
+    context = await browser.new_context()
+    try:
+        page = await context.new_page()
+        page.on("console", lambda m: played.console.append(f"{m.type}: {m.text}"[:300])
+                if m.type in ("warning", "error") and "getManifest()" not in m.text else None)
+        page.on("pageerror", lambda err: played.console.append(f"pageerror: {err}"[:300]))
+
+        def navigated(frame: Any) -> None:
+            if frame == page.main_frame:
+                played.navigations += 1
+
+        page.on("framenavigated", navigated)
+        query = (f"src=/p/{s.name}/{played.player}/live/master.m3u8&heights={','.join(map(str, s.heights()))}"
+                 f"&switch={','.join(f'{x:g}' for x in s.switch_at)}")
+        await page.goto(f"{base}/page/{played.player}?{query}")
+        with contextlib.suppress(PlaywrightTimeoutError):  # an observation too: `done` stays false
+            await page.wait_for_function("() => window.probe && window.probe.done",
+                                         timeout=PLAYER_TIMEOUT * 1000)
+        played.log = await page.evaluate("() => JSON.parse(JSON.stringify(window.probe))")
+    finally:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(context.close(), 15)
+
+
+async def run_ffmpeg(base: str, played: Played) -> None:
+    s = played.scenario
+    proc = await asyncio.create_subprocess_exec(
+        ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "level+warning", "-nostats",
+        "-progress", "pipe:1",
+        "-i", f"{base}/p/{s.name}/ffmpeg/live/master.m3u8", "-c", "copy", "-f", "null", "-",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), PLAYER_TIMEOUT)
+    except TimeoutError:
+        proc.kill()
+        out, err = await proc.communicate()
+    played.exit_code = proc.returncode
+    played.ffmpeg_log = [line for line in err.decode(errors="replace").splitlines() if line.strip()]
+    frames = re.findall(r"^frame=(\d+)$", out.decode(errors="replace"), re.MULTILINE)
+    played.frames = int(frames[-1]) if frames else 0
