@@ -4,6 +4,7 @@ store (the bucket is the seam)."""
 from __future__ import annotations
 
 import asyncio
+import re
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -589,3 +590,35 @@ async def test_a_raise_from_one_lane_lists_what_the_other_lane_listed_meanwhile(
         assert f"stream-a-{n}.ts" in _shown(world, 1), world.text(1)
     assert "stream-a-3.ts" in _shown(world, 0), world.text(0)
     await world.pub.close()
+
+
+async def test_a_variant_a_passthrough_stream_adds_joins_at_the_others_discontinuity_number(
+    tmp_path: Path,
+) -> None:
+    """Two variants cut apart (a copied one beside a transcoded one), then a new stream with a third: the
+    new variant's first segment covers a moment the others list under a discontinuity number, and it must
+    list it under the same one (6.2.4; the checker lines variants up by date). It started at its own (found
+    by the matrix's passthrough chains: the new variant at 1, the others at 2)."""
+    world = World(tmp_path, align_by="time", window=60.0)
+    world.pub.on_master([SourceVariant(0, 3_000_000), SourceVariant(1, 300_000)])
+    for n in range(8):
+        world.owncast_lists(1, f"stream-a-{n}.ts", duration=1.0, date=n)
+        if n % 2 == 0:
+            world.owncast_lists(0, f"stream-a-{n // 2}.ts", duration=2.0, date=n, target=2)
+        await world.settle()
+    for v in (0, 1):
+        world.owncast_lists(v, ended=True, target=2 - v)
+    await world.settle()
+    for v in (0, 1):
+        world.segments[v] = []  # Owncast wipes its folder for a new stream
+    world.pub.on_master([SourceVariant(0, 3_000_000), SourceVariant(1, 300_000), SourceVariant(2, 200_000)])
+    for n in range(8):
+        for v in (1, 2):
+            world.owncast_lists(v, f"stream-b-{n}.ts", duration=1.0, date=20 + n)
+        if n % 2 == 0:
+            world.owncast_lists(0, f"stream-b-{n // 2}.ts", duration=2.0, date=20 + n, target=2)
+        await world.settle()
+    dnum = {v: re.findall(r"#EXT-X-DISCONTINUITY-SEQUENCE:(\d+)", world.text(v)) for v in (0, 1, 2)}
+    assert all(dnum.values()), dnum
+    listed = {v: [name for i, _, name in world.listed if i == v] for v in (0, 1, 2)}
+    assert listed[2] == [f"stream-b-{n}.ts" for n in range(8)]

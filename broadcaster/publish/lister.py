@@ -25,7 +25,7 @@ from ..bucket.recorder import Recorder
 from ..bucket.uploader import SegmentLost, Uploaded
 from ..metrics import Metrics
 from ..playlist import hls
-from ..playlist.manifest import SegmentRejected
+from ..playlist.manifest import ManifestGenerator, SegmentRejected
 from ..playlist.rendered import Rendered
 from ..playlist.segments import ListedSegment, Removed
 from ..source.owncast import SourceVariant
@@ -173,12 +173,27 @@ class Lister:
                     log.info("variant %d: back in Owncast's stream; its playlist starts again at %d", v.index, base)
                 elif not gen.segment_count:
                     gen.join(number)  # new in this stream: the discontinuities listed before it count
+            elif not together and gen is not None and not gen.segment_count:
+                self._join_apart(v, gen, slot.key[0])
             now = self._mono()
             if self.list(v, slot.copies[v.index], base, flags[v.index], run_name, wall, now):
                 assert gen is not None
                 numbering.listed(gen.next_sequence, slot.key[0])
                 self.drop(gen.drain_removed())
                 v.listed(slot.key[0], now)
+
+    def _join_apart(self, v: Variant, gen: ManifestGenerator, run: int) -> None:
+        """A variant new in a run whose variants are cut apart (each listed from its own lane) starts at
+        the discontinuity number the others give this run, as a new variant listed together does (6.2.4;
+        players line variants cut apart up by date and discontinuity number): theirs where they already
+        list this run, else the one their first segment of it will get."""
+        numbers = []
+        for o in self._variants.values():
+            g = o.generator
+            if o is not v and not o.withdrawn and g is not None and g.segment_count:
+                numbers.append(g.last_discontinuity if o.last_run == run else g.next_discontinuity(True))
+        if numbers:
+            gen.join(max(numbers))
 
     def lost(self, v: Variant, copy: Copy, err: BaseException) -> None:
         reason = err.reason if isinstance(err, SegmentLost) else "error"
