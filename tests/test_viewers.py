@@ -206,10 +206,12 @@ async def test_config_names_owncasts_ping_and_the_beat_from_the_timeout(aiohttp_
                               owncast_url="https://stream.example.com")
     config = await (await client.get("/config.json")).json()
     assert config["viewers"] == {"beat": 1.0, "show": True}
-    assert config["owncast"] == {"ping": "https://stream.example.com/api/ping", "every": 1.0}
+    assert config["owncast"] == {"ping": "https://stream.example.com/api/ping", "every": 1.0,
+                                 "metrics": "https://stream.example.com/api/metrics/playback", "report": 1.0}
     long = await client_for(aiohttp_client, Audience(60), viewer_timeout=60, owncast_url="https://o.example")
     config = await (await long.get("/config.json")).json()
     assert config["owncast"]["every"] == 5.0  # well inside Owncast's 15 s, whatever our timeout
+    assert config["owncast"]["report"] == 10.0  # as often as Owncast's own page reports (issue 42)
 
 
 def test_health_says_how_many_watch() -> None:
