@@ -9,6 +9,7 @@ from __future__ import annotations
 import binascii
 import logging
 import math
+import re
 import struct
 import time
 from pathlib import Path
@@ -339,3 +340,13 @@ async def test_config_asks_for_reports_and_names_owncasts_playback_report(
     assert config["owncast"] == {"ping": "https://owncast.example/api/ping", "every": 5.0,
                                  "metrics": "https://owncast.example/api/metrics/playback", "report": 10.0}
 
+
+def test_the_page_writes_the_fields_the_service_reads() -> None:
+    """viewer/playback.js's WIDTHS and WITHOUT_P2P are broadcaster/status/playback.py's FIELDS."""
+    assert VIEWER is not None
+    source = (VIEWER / "playback.js").read_text()
+    found = re.search(r"const WIDTHS = \[([^\]]*)\];", source)
+    assert found is not None
+    widths = [int(n) for n in re.findall(r"\d+", re.sub(r"/\*.*?\*/", "", found.group(1)))]
+    assert widths == [struct.calcsize(width) for _, width in FIELDS]
+    assert f"const WITHOUT_P2P = {pb.WITHOUT_P2P};" in source and f"const VERSION = {pb.VERSION};" in source
