@@ -1,5 +1,6 @@
-"""What the viewer count costs the VM: CPU instructions per heartbeat against per playlist request, and
-the traffic 1000 viewers add, counted (callgrind), not timed.
+"""What the viewer count costs the VM: CPU instructions per heartbeat, and per heartbeat carrying a
+playback report (issue 42), against per playlist request, and the traffic 1000 viewers add, counted
+(callgrind), not timed.
 
     python -m bench.heartbeat [--requests 2000] [--viewers 1000] [--target-duration 3] [--viewer-timeout 30]
 
@@ -11,7 +12,11 @@ route and a count already holding --viewers pages), one at a time on one connect
 - playlist: `GET /live/playlist.m3u8` (serve_cost.py's playlist);
 - heartbeat: `POST /live/watching` with `Hb-Watching: <id>` from --viewers pages in turn, each from its own address
   (CF-Connecting-IP, TRUST_CF_CONNECTING_IP on: the address is hashed on every beat), the count answered
-  as JSON (SHOW_VIEWER_COUNT on, the costlier answer).
+  as JSON (SHOW_VIEWER_COUNT on, the costlier answer);
+- report: the same heartbeat with a playback report (`Hb-Report`, a P2P page's, the longer form: 80
+  characters) as a viewer's page sends it, every report taken and added up (the service's rule of one report
+  per page per half interval is set to 0 here, so none is turned away as too soon: the costliest path),
+  and the answer with the service's clock.
 
 Both carry the same headers, as a browser sends them through Cloudflare's tunnel (about 600 bytes; the
 POST also its Content-Length: 0).
@@ -47,24 +52,34 @@ def _address(n: int) -> str:
     return f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}"
 
 
+# A P2P page's report after 10 s of 3 s segments from two sources: what viewer/playback.js sends
+# (broadcaster/status/playback.py's FIELDS).
+REPORT_VALUES = (842, 10012, 0, 0, 7213, 1, 0, 300, 0, 0, 0, 0, 0, 0, 0, 2, 412, 262144, 1, 1520, 131072,
+                 65536, 1, 0, 0)
+
+
 def _requests(kind: str, viewers: int) -> list[bytes]:
     if kind == "playlist":
         return [("GET /live/playlist.m3u8 HTTP/1.1\r\n" + _HEADERS.format(address=_address(n)) + "\r\n").encode()
                 for n in range(viewers)]
     # A POST without a body: browsers send its Content-Length.
+    from broadcaster.status.playback import encode
+
+    report = f"Hb-Report: {encode(*REPORT_VALUES)}\r\n" if kind == "report" else ""
     return [("POST /live/watching HTTP/1.1\r\n" + _HEADERS.format(address=_address(n))
-             + f"Hb-Watching: {secrets.token_urlsafe(16)}\r\nContent-Length: 0\r\n\r\n").encode()
+             + f"Hb-Watching: {secrets.token_urlsafe(16)}\r\n{report}Content-Length: 0\r\n\r\n").encode()
             for n in range(viewers)]
 
 
 async def _drive(kind: str, requests: int, viewers: int) -> None:
     import logging
 
-    from broadcaster.http import PlaylistOptions, ViewerOptions, create_app
+    from broadcaster.http import PlaylistOptions, ViewerOptions, Viewers, create_app
     from broadcaster.http.keys import HEALTH
     from broadcaster.metrics import Metrics
     from broadcaster.service import default_viewer_dir
     from broadcaster.status.audience import Audience
+    from broadcaster.status.playback import Playback
 
     logging.disable(logging.CRITICAL)
     playlist_app = live_app()  # its playlist source, the one serve_cost.py measures
@@ -72,12 +87,15 @@ async def _drive(kind: str, requests: int, viewers: int) -> None:
     viewer_dir = default_viewer_dir()
     assert viewer_dir is not None
     audience = Audience(3600)
-    app = create_app(source, source, Metrics(), audience=audience,
+    playback = Playback(audience, interval=1200, gap=0)  # every report taken (see above)
+    app = create_app(source, source, Metrics(), viewers=Viewers(audience, playback),
                      playlist_options=PlaylistOptions(trust_cf_connecting_ip=True),
                      viewer_options=ViewerOptions(viewer_dir))
     await feed(app, kind, _requests(kind, viewers), WARM_UP + requests)
-    if kind == "heartbeat" and audience.watching != min(viewers, WARM_UP + requests):
-        sys.exit(f"heartbeat: {audience.watching} pages counted, {viewers} expected")
+    if kind != "playlist" and audience.watching != min(viewers, WARM_UP + requests):
+        sys.exit(f"{kind}: {audience.watching} pages counted, {viewers} expected")
+    if kind == "report" and playback.reports != WARM_UP + requests:
+        sys.exit(f"report: {playback.reports} reports taken, {WARM_UP + requests} sent")
 
 
 def main() -> None:
@@ -94,11 +112,12 @@ def main() -> None:
     if shutil.which("valgrind") is None:
         sys.exit("bench/heartbeat.py needs valgrind: apt-get install valgrind")
     n, viewers = args.requests, args.viewers
-    cost = counted("bench.heartbeat", ("playlist", "heartbeat"), n, str(viewers))
+    cost = counted("bench.heartbeat", ("playlist", "heartbeat", "report"), n, str(viewers))
     print(f"instructions per request (callgrind, runs of {n} and {2 * n} subtracted; {viewers} pages counted)")
     for kind, value in cost.items():
         print(f"  {kind:>9}: {value:9,.0f}")
-    print(f"  a heartbeat costs {cost['heartbeat'] / cost['playlist']:.2f} playlist requests")
+    print(f"  a heartbeat costs {cost['heartbeat'] / cost['playlist']:.2f} playlist requests, "
+          f"one with a playback report {cost['report'] / cost['playlist']:.2f} (at most 1.2: issue 42)")
     playlists = viewers / args.target_duration
     beats = viewers / (args.viewer_timeout / 3)
     print(f"{viewers} viewers: {playlists:,.0f} playlist requests/s (one per {args.target_duration:g} s each), "

@@ -458,7 +458,7 @@ def instructions(module: str, kind: str, *child_args: str) -> int:
     return int(m.group(1))
 
 
-def counted(module: str, kinds: tuple[str, str], n: int, *child_args: str) -> dict[str, float]:
+def counted(module: str, kinds: tuple[str, ...], n: int, *child_args: str) -> dict[str, float]:
     """Instructions per request of each kind: runs of n and 2n requests under callgrind, subtracted
     (start-up and warm-up cancel out), the four runs on as many cores as there are."""
     jobs = [(kind, count) for kind in kinds for count in (n, 2 * n)]

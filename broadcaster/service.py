@@ -23,11 +23,11 @@ from .bucket.store_thread import StoreThread
 from .bucket.uploader import Uploader
 from .bucket.urls import segment_urls
 from .clips.book import CLIPS_FILE, ClipBook
-from .http import LiveEvents, PlaylistOptions, ViewerOptions, create_app, create_metrics_app, limits
+from .http import LiveEvents, PlaylistOptions, ViewerOptions, Viewers, create_app, create_metrics_app, limits
 from .http.connections import KEEPALIVE_TIMEOUT, GatedSite, install_accept_error_handler
 from .http.control import create_control_app, prepare_socket
 from .http.serving import serving
-from .metrics import AudienceMetrics, ConnectionMetrics, Metrics
+from .metrics import AudienceMetrics, ConnectionMetrics, Metrics, PlaybackMetrics
 from .publish.config import PublisherConfig
 from .publish.publisher import Publisher
 from .publish.release import ListedHook, Outlets
@@ -40,6 +40,7 @@ from .state.journal import JournaledState
 from .state.snapshots import Snapshots, register_parts
 from .status.assessment import HealthReport
 from .status.audience import Audience
+from .status.playback import Playback
 from .status.hub import EventHub, StatusWatcher
 from .status.trackers import TrackerProbe
 
@@ -199,13 +200,17 @@ class Service:
         # Viewer pages playing now (their heartbeats): /metrics, /health's body and the page itself.
         audience = self.audience = Audience(self.settings.viewer_timeout)
         AudienceMetrics(self.metrics.registry, lambda: audience.watching, lambda: audience.p2p,
-                        lambda: audience.refused)
+                        lambda: audience.refused, lambda: audience.stalled_recently)
+        # Their playback reports (issue 42), one per page per beat interval at most: /metrics.
+        self.playback = Playback(audience, interval=self.settings.viewer_timeout / 3)
+        PlaybackMetrics(self.metrics.registry, self.playback)
         self.report = HealthReport(self.publisher.facts, self.uploader,
                                    state_error=lambda: self.snapshots.error, mirror=self.mirror,
                                    listing_held=lambda: self.release.held,
                                    input_problem=self.watcher.master_missing,
                                    p2p_trackers=self.tracker_probe.readings if self.tracker_probe else None,
-                                   viewers=lambda: {"watching": audience.watching, "p2p": audience.p2p})
+                                   viewers=lambda: {"watching": audience.watching, "p2p": audience.p2p,
+                                                    "stalled_5min": audience.stalled_recently})
         # State events: run by the public app (create_app) from its startup, after the watcher's first
         # scan, to its shutdown, which stops them before it ends the event streams.
         self.status = StatusWatcher(self.events, self.report.assess)
@@ -223,7 +228,7 @@ class Service:
                 show_viewer_count=s.show_viewer_count, owncast_url=s.owncast_url,
                 frame_ancestors=s.frame_ancestors, sources=s.viewer_sources),
             expose_metrics=s.metrics_listen == "", connection_metrics=self.connection_metrics,
-            audience=self.audience, release_held=self.playlists.release_waiters,
+            viewers=Viewers(self.audience, self.playback), release_held=self.playlists.release_waiters,
         )
 
     async def start(self) -> None:

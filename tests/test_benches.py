@@ -85,9 +85,9 @@ def test_amplification() -> None:
 
 @pytest.mark.parametrize(("module", "kinds", "extra"), [
     ("serve_cost", ("baseline", "ours"), ()),
-    ("heartbeat", ("playlist", "heartbeat"), ("2",)),
+    ("heartbeat", ("playlist", "heartbeat", "report"), ("2",)),
 ])
-def test_counted_benches(module: str, kinds: tuple[str, str], extra: tuple[str, ...],
+def test_counted_benches(module: str, kinds: tuple[str, ...], extra: tuple[str, ...],
                          monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     """serve_cost and heartbeat count instructions under callgrind: four children of about 45 s of CPU
     each, too long for the suite. Here every child runs for real (the app, the requests, the answers
@@ -104,7 +104,7 @@ def test_counted_benches(module: str, kinds: tuple[str, str], extra: tuple[str, 
                              capture_output=True, text=True, timeout=60)
         assert run.returncode == 0, run.stderr[-3000:]
         children.append((kind, child_args[0]))
-        return 1_000_000 + (1000 if kind == kinds[1] else 900) * int(child_args[0])
+        return 1_000_000 + (900 if kind == kinds[0] else 1000) * int(child_args[0])
 
     monkeypatch.setattr(rig, "instructions", without_valgrind)
     monkeypatch.setattr(shutil, "which", lambda tool: f"/usr/bin/{tool}")  # valgrind is not called
@@ -118,7 +118,8 @@ def test_counted_benches(module: str, kinds: tuple[str, str], extra: tuple[str, 
     if module == "serve_cost":
         has(out, rf"ours adds {NUMBER} \({NUMBER}%\)", rf"ratio baseline/ours: {NUMBER}")
     else:
-        has(out, rf"a heartbeat costs {NUMBER} playlist requests", rf"heartbeats add {NUMBER}% requests and {NUMBER}% CPU")
+        has(out, rf"a heartbeat costs {NUMBER} playlist requests, one with a playback report {NUMBER}",
+            rf"heartbeats add {NUMBER}% requests and {NUMBER}% CPU")
 
 
 # -- wrk against the app in a process ---------------------------------------------------------------

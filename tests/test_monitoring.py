@@ -8,9 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import shutil
-import signal
-import socket
 import subprocess
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
@@ -23,20 +20,15 @@ import yaml
 
 from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.demo.seaweed import SeaweedS3
-from tests.support.service_process import ServiceProcess, service_env
+from broadcaster.status.playback import encode
 from tests.support.metrics import exported_series
+from tests.support.prometheus import SCRAPE, PromAPI, prometheus, tool
+from tests.support.service_process import ServiceProcess, service_env
 from tests.support.world import World
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 DASHBOARD = DEPLOY / "grafana-dashboard.json"
-
-
-def tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        pytest.fail(f"{name} is not installed: apt-get install prometheus (scripts/test does)")
-    return path
 
 
 # -- alerts ----------------------------------------------------------------------------------------
@@ -169,7 +161,6 @@ async def test_held_requests_counts_waiters_until_answered_timed_out_or_gone(tmp
 
 # -- a real Prometheus on the real service -------------------------------------------------------------
 
-SCRAPE = "1s"
 RATE_INTERVAL = "5s"  # what Grafana's $__rate_interval is at a 1 s scrape: at least four scrapes
 # Dashboard queries that must have data while a stream is live and a viewer watches: all but those
 # that count trouble (a healthy stream loses no segment and answers no error).
@@ -193,6 +184,16 @@ MUST_HAVE_DATA = {
     ("Egress avoided (estimated, time range)", "A"),
     ("Egress cost avoided (estimated, time range)", "A"),
     ("Viewers watching (this service's page)", "A"), ("Viewers watching (this service's page)", "B"),
+    ("Viewers watching (this service's page)", "C"),
+    # Stream health: what viewer_page reports (every series is there from the first report; errors,
+    # rejections and bans at 0).
+    ("Start-up time p50 / p95", "A"), ("Start-up time p50 / p95", "B"),
+    ("Rebuffering ratio", "A"), ("Rebuffering ratio", "B"),
+    ("Latency behind live p50 / p95", "A"), ("Latency behind live p50 / p95", "B"),
+    ("Playback errors per minute", "A"),
+    ("Segment download time p95 by source", "A"), ("Segment download time p95 by source", "B"),
+    ("P2P share", "A"),
+    ("P2P rejections per minute", "A"), ("P2P rejections per minute", "B"),
 }  # fmt: skip
 
 
@@ -206,97 +207,6 @@ def concrete(expr: str, target: str) -> str:
     values = {"job": "hls-broadcaster", "instance": target, "egress_price": "0.09",
               "__rate_interval": RATE_INTERVAL, "__interval": SCRAPE, "__range": "1m"}
     return re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: values.get(m.group(1) or m.group(2), m.group(0)), expr)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def scrape_config_for(target: str) -> dict[str, Any]:
-    """deploy/prometheus.yml as shipped, with only the target and the intervals substituted (a test
-    cannot wait 5 s scrapes): the job, its labels, metrics_path and rule_files are the operator's."""
-    config: dict[str, Any] = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())
-    config["global"].update(scrape_interval=SCRAPE, evaluation_interval=SCRAPE)
-    (job,) = [j for j in config["scrape_configs"] if j["job_name"] == "hls-broadcaster"]
-    job.update(scrape_interval=SCRAPE, scrape_timeout=SCRAPE)
-    (static,) = job["static_configs"]
-    static["targets"] = [target]
-    return config
-
-
-@asynccontextmanager
-async def prometheus(workdir: Path, target: str) -> AsyncIterator[str]:
-    """Debian's Prometheus on its own port and data folder; yields its URL; stopped by its PID."""
-    workdir.mkdir()
-    (workdir / "prometheus.yml").write_text(yaml.safe_dump(scrape_config_for(target)))
-    shutil.copy(DEPLOY / "alerts.yml", workdir / "alerts.yml")  # rule_files is relative to the config
-    url = f"http://127.0.0.1:{_free_port()}"
-    log = (workdir / "prometheus.log").open("wb")
-    proc = await asyncio.create_subprocess_exec(
-        tool("prometheus"), f"--config.file={workdir / 'prometheus.yml'}",
-        f"--web.listen-address={url.removeprefix('http://')}", f"--storage.tsdb.path={workdir / 'data'}",
-        stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-    )
-    try:
-        async with aiohttp.ClientSession() as http, asyncio.timeout(20):
-            while True:
-                if proc.returncode is not None:
-                    raise RuntimeError("prometheus exited")  # its log is printed below
-                try:
-                    async with http.get(f"{url}/-/ready") as r:
-                        if r.status == 200:
-                            break
-                except aiohttp.ClientConnectionError:
-                    pass
-                await asyncio.sleep(0.1)
-        yield url
-    except BaseException:
-        print("--- prometheus log ---", (workdir / "prometheus.log").read_text()[-3000:], sep="\n")
-        raise
-    finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                async with asyncio.timeout(10):
-                    await proc.wait()
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
-        log.close()
-
-
-class PromAPI:
-    def __init__(self, http: aiohttp.ClientSession, url: str) -> None:
-        self.http, self.url = http, url
-
-    async def get(self, path: str, **params: str) -> Any:
-        async with self.http.get(f"{self.url}/api/v1/{path}", params=params) as r:
-            body = await r.json()
-        assert body["status"] == "success", (path, params, body)
-        return body["data"]
-
-    async def query(self, expr: str) -> list[dict[str, Any]]:
-        data = await self.get("query", query=expr)
-        assert data["resultType"] == "vector", (expr, data)
-        result: list[dict[str, Any]] = data["result"]
-        return result
-
-    async def value(self, expr: str) -> float | None:
-        result = await self.query(expr)
-        return float(result[0]["value"][1]) if result else None
-
-    async def until(self, what: str, check: Any, timeout: float = 20) -> Any:
-        """Polls `check()` (async, returns a truthy value when done) until done; fails naming `what`."""
-        try:
-            async with asyncio.timeout(timeout):
-                while not (done := await check()):
-                    await asyncio.sleep(0.25)
-                return done
-        except TimeoutError:
-            pytest.fail(f"Prometheus: {what} within {timeout:.0f} s")
 
 
 def _last_sequence(playlist: str) -> int:
@@ -319,12 +229,24 @@ async def blocking_viewer(http: aiohttp.ClientSession, url: str) -> None:
                 await asyncio.sleep(0.1)
 
 
+# A P2P page's playback report after a beat interval (viewer/playback.js; the fields of
+# broadcaster/status/playback.py): 1 s played, a 0.8 s start-up, 6 s behind live on variant 0, a stall
+# now and then, segments from the bucket and from a peer.
+def report(stalled: bool) -> str:
+    return encode(842, 1000, int(stalled), 200 if stalled else 0, 6000, 0, 0, 30, 0, 0, 0, 0, 0, 0, 0, 1, 150,
+                  88000, 1, 400, 88000, 20000, 1, 0, 0)
+
+
 async def viewer_page(http: aiohttp.ClientSession, url: str) -> None:
-    """A viewer page's heartbeat, as viewer/watching.js sends it while playing (P2P on)."""
+    """A viewer page's heartbeat with its playback report, as viewer/watching.js sends it while playing
+    (P2P on), once a beat interval (VIEWER_TIMEOUT=3: a second)."""
+    beats = 0
     while True:
-        async with http.post(f"{url}/live/watching", headers={"Hb-Watching": "monitoring-test-page p2p"}) as r:
+        async with http.post(f"{url}/live/watching", headers={"Hb-Watching": "monitoring-test-page p2p",
+                                                              "Hb-Report": report(beats % 5 == 4)}) as r:
             assert r.status == 200, r.status
-        await asyncio.sleep(1)  # well within VIEWER_TIMEOUT (30 s): the page stays counted
+        beats += 1
+        await asyncio.sleep(1)
 
 
 async def sse_client(http: aiohttp.ClientSession, url: str) -> None:
@@ -349,7 +271,8 @@ async def running(*coroutines: Coroutine[Any, Any, None]) -> AsyncIterator[None]
 async def test_real_prometheus_scrapes_the_service_and_answers_every_dashboard_query(
     tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator
 ) -> None:
-    env = service_env(owncast.variant_dir(0).parent, seaweed, tmp_path / "state", WINDOW_SECONDS="6")
+    env = service_env(owncast.variant_dir(0).parent, seaweed, tmp_path / "state", WINDOW_SECONDS="6",
+                      VIEWER_TIMEOUT="3")  # a report a second from viewer_page
     async with (
         ServiceProcess(env, tmp_path / "service") as service,
         aiohttp.ClientSession() as http,
@@ -385,12 +308,16 @@ async def test_real_prometheus_scrapes_the_service_and_answers_every_dashboard_q
                 expr = concrete(queries()[key], target)
                 await api.until(f"data for {key}: {expr}", lambda e=expr: api.query(e))
             # The panels read what the service is doing: one SSE stream open, one blocking request held,
-            # one viewer page playing (with P2P).
+            # one viewer page playing (with P2P), reporting what viewer_page says.
             for key in [("Held requests and SSE streams", "A"), ("Held requests and SSE streams", "B"),
                         ("Viewers watching (this service's page)", "A"),
-                        ("Viewers watching (this service's page)", "B")]:
+                        ("Viewers watching (this service's page)", "B"),
+                        ("Viewers watching (this service's page)", "C"), ("Rebuffering ratio", "A"),
+                        ("P2P share", "A")]:
                 expr = concrete(queries()[key], target)
-                await api.until(f"{key} at 1", lambda e=expr: _above(api, e, 0))
+                await api.until(f"{key} above 0", lambda e=expr: _above(api, e, 0))
+            latency = await api.value(concrete(queries()[("Latency behind live p50 / p95", "A")], target))
+            assert latency is not None and 5 < latency <= 6, latency  # the 6 s reported, in (5, 6]
             assert await api.value(concrete(queries()[("Storage up", "A")], target)) == 1
             for key in [("Egress moved to R2 (estimated)", "A"),
                         ("Egress cost avoided (estimated, time range)", "A")]:

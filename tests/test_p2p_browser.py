@@ -28,8 +28,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import aiohttp
 import pytest
 import pytest_asyncio
+from prometheus_client.parser import text_string_to_metric_families
 
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.demo.tracker import LocalTracker, free_port
@@ -38,6 +40,7 @@ from broadcaster.settings import DEFAULT_REWIND_SECONDS
 from tests.support.browser import (ALTER_P2P_UPLOADS, HANDED, HOSTILE_MODES, PLAYERS, WEBRTC_ARGS,
                                    hostile_peer, launch_chromium, needs_chromium, open_viewer, watch)
 from tests.support.counting_proxy import CountingProxy, closed_port, proxied_stream, sequence
+from tests.support.prometheus import PromAPI, prometheus
 from tests.support.stun import stun_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -389,28 +392,79 @@ ANNOUNCE_AGAIN = """() => {
 async def test_a_peer_sending_altered_bytes_is_refused_and_honest_viewers_play_the_buckets_bytes(
     tracker_dir: Path, tmp_path: Path, seaweed: SeaweedS3, browser: Any,
 ) -> None:
+    """... and the honest viewers' pages report the rejections (issue 42): /metrics counts them and the
+    peers banned, and Debian's Prometheus, scraping the service with the shipped config and alerts (a
+    beat a second: VIEWER_TIMEOUT=3), fires HlsBroadcasterP2PSegmentsRejected."""
     honest = [PLAYERS, HANDED, NO_UPLOADS]
-    async with demo_with_tracker(tmp_path, seaweed, tracker_dir) as demo, \
-            viewers_of(browser, f"{demo.service.url}/?stats=1",
-                       [[ALTER_P2P_UPLOADS], honest, honest]) as viewers:
-        pages = [v.page for v in viewers]
-        # Each honest viewer takes a segment from the hostile one (the only peer that uploads), finds
-        # it altered, and bans it...
-        for page in pages[1:]:
-            await page.wait_for_function("() => window.viewerStats.p2p.bannedPeers >= 1", timeout=40_000)
-        # The tracker introduces the banned peer again when the viewers announce (every few minutes
-        # in production; now, here): the page closes that connection at once.
-        await asyncio.gather(*(p.evaluate(ANNOUNCE_AGAIN) for p in pages[1:]))
-        for page in pages[1:]:
-            await page.wait_for_function("() => window.viewerStats.p2p.refusedConnections >= 1",
-                                         timeout=20_000)
-        # ...and plays on, from the bucket (6 s of video more each).
-        stats = await asyncio.gather(*(watch(p, 6) for p in pages[1:]))
-        handed = [await p.evaluate("() => window.handed") for p in pages[1:]]
-        errors = [await p.evaluate("() => document.querySelector('video').error") for p in pages[1:]]
-        panel = await pages[1].inner_text("#stats")
-        problems = [e for v in viewers[1:] for e in v.problems]
+    async with demo_with_tracker(tmp_path, seaweed, tracker_dir, VIEWER_TIMEOUT="3") as demo, \
+            aiohttp.ClientSession() as http, \
+            prometheus(tmp_path / "prometheus", demo.service.url.removeprefix("http://")) as prom:
+        api = PromAPI(http, prom)
+        rejected = 'hls_broadcaster_playback_p2p_segments_total{job="hls-broadcaster", result="rejected"}'
+        await api.until("the first scrape: no rejection yet", lambda: api.query(rejected))
+        assert await api.value(rejected) == 0
+        async with viewers_of(browser, f"{demo.service.url}/?stats=1",
+                              [[ALTER_P2P_UPLOADS], honest, honest]) as viewers:
+            stats, handed, errors, panel, problems = await refused_and_played(viewers)
+            reported = await page_reports(viewers[1:])
+            # The rejections the honest pages saw, on /metrics once they reported them, and the alert.
+            async with asyncio.timeout(20):
+                while (got := await playback_metrics(http, demo.service.url))["rejected"] \
+                        < reported["rejected"]:
+                    await asyncio.sleep(0.2)
+            firing = await api.until("HlsBroadcasterP2PSegmentsRejected firing", lambda: alert_firing(
+                api, "HlsBroadcasterP2PSegmentsRejected"))
+    assert reported["rejected"] >= 2 and got["rejected"] >= reported["rejected"], (reported, got)
+    assert got["banned"] >= 2 and got["verified"] == 0, got  # each honest page banned the one hostile peer
+    assert firing["labels"]["severity"] == "warning", firing
+    check_refused_and_played(demo, stats, handed, errors, panel, problems)
 
+
+async def page_reports(viewers: list[Viewer]) -> dict[str, int]:
+    """What the pages saw, as their playback reports carry it (viewerStats.p2p)."""
+    p2p = [await v.page.evaluate("() => window.viewerStats.p2p") for v in viewers]
+    return {"rejected": sum(s["rejectedSegments"] for s in p2p), "banned": sum(s["bannedPeers"] for s in p2p)}
+
+
+async def playback_metrics(http: aiohttp.ClientSession, url: str) -> dict[str, float]:
+    async with http.get(f"{url}/metrics") as response:
+        text = await response.text()
+    found = {(s.name, s.labels.get("result")): s.value for f in text_string_to_metric_families(text)
+             for s in f.samples}
+    return {"rejected": found[("hls_broadcaster_playback_p2p_segments_total", "rejected")],
+            "verified": found[("hls_broadcaster_playback_p2p_segments_total", "verified")],
+            "banned": found[("hls_broadcaster_playback_p2p_peers_banned_total", None)]}
+
+
+async def alert_firing(api: PromAPI, name: str) -> dict[str, Any] | None:
+    alerts = (await api.get("alerts"))["alerts"]
+    return next((a for a in alerts if a["labels"]["alertname"] == name and a["state"] == "firing"), None)
+
+
+async def refused_and_played(viewers: list[Viewer]) -> tuple[Any, ...]:
+    """Test (e)'s part in the browsers: the honest viewers ban the hostile one, refuse it again, play on."""
+    pages = [v.page for v in viewers]
+    # Each honest viewer takes a segment from the hostile one (the only peer that uploads), finds
+    # it altered, and bans it...
+    for page in pages[1:]:
+        await page.wait_for_function("() => window.viewerStats.p2p.bannedPeers >= 1", timeout=40_000)
+    # The tracker introduces the banned peer again when the viewers announce (every few minutes
+    # in production; now, here): the page closes that connection at once.
+    await asyncio.gather(*(p.evaluate(ANNOUNCE_AGAIN) for p in pages[1:]))
+    for page in pages[1:]:
+        await page.wait_for_function("() => window.viewerStats.p2p.refusedConnections >= 1",
+                                     timeout=20_000)
+    # ...and plays on, from the bucket (6 s of video more each).
+    stats = await asyncio.gather(*(watch(p, 6) for p in pages[1:]))
+    handed = [await p.evaluate("() => window.handed") for p in pages[1:]]
+    errors = [await p.evaluate("() => document.querySelector('video').error") for p in pages[1:]]
+    panel = await pages[1].inner_text("#stats")
+    problems = [e for v in viewers[1:] for e in v.problems]
+    return stats, handed, errors, panel, problems
+
+
+def check_refused_and_played(demo: Demo, stats: list[dict[str, Any]], handed: list[list[str]],
+                             errors: list[Any], panel: str, problems: list[str]) -> None:
     banned = [s["p2p"]["bannedPeerIds"] for s in stats]
     print("hostile peer:", json.dumps([{k: s["p2p"][k] for k in (
         "rejectedSegments", "rejectedBytes", "bannedPeers", "refusedConnections", "verifiedSegments",

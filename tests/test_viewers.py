@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from pytest_aiohttp import AiohttpClient
 
-from broadcaster.http import PlaylistOptions, ViewerOptions, create_app
+from broadcaster.http import PlaylistOptions, ViewerOptions, Viewers, create_app
 from broadcaster.metrics import AudienceMetrics, Metrics
 from broadcaster.service import default_viewer_dir
 from broadcaster.settings import Settings, SettingsError, load_settings
@@ -130,7 +130,7 @@ async def client_for(aiohttp_client: AiohttpClient, audience: Audience, *, trust
     assert VIEWER is not None
     metrics = Metrics()
     AudienceMetrics(metrics.registry, lambda: audience.watching, lambda: audience.p2p, lambda: audience.refused)
-    app = create_app(FakePlaylists(6, 1), FakeHealth(), metrics, audience=audience,
+    app = create_app(FakePlaylists(6, 1), FakeHealth(), metrics, viewers=Viewers(audience),
                      playlist_options=PlaylistOptions(trust_cf_connecting_ip=trust_cf),
                      viewer_options=ViewerOptions(VIEWER, **options))
     return await aiohttp_client(app)
@@ -206,10 +206,12 @@ async def test_config_names_owncasts_ping_and_the_beat_from_the_timeout(aiohttp_
                               owncast_url="https://stream.example.com")
     config = await (await client.get("/config.json")).json()
     assert config["viewers"] == {"beat": 1.0, "show": True}
-    assert config["owncast"] == {"ping": "https://stream.example.com/api/ping", "every": 1.0}
+    assert config["owncast"] == {"ping": "https://stream.example.com/api/ping", "every": 1.0,
+                                 "metrics": "https://stream.example.com/api/metrics/playback", "report": 1.0}
     long = await client_for(aiohttp_client, Audience(60), viewer_timeout=60, owncast_url="https://o.example")
     config = await (await long.get("/config.json")).json()
     assert config["owncast"]["every"] == 5.0  # well inside Owncast's 15 s, whatever our timeout
+    assert config["owncast"]["report"] == 10.0  # as often as Owncast's own page reports (issue 42)
 
 
 def test_health_says_how_many_watch() -> None:

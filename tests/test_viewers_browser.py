@@ -3,6 +3,11 @@ the Owncast emulator, the service): pages that play are counted, here and in a s
 Owncast does (tests/support/owncast_viewers.py); closed pages leave the count; /embed plays inside a
 page of a site FRAME_ANCESTORS names, and a site it does not name is refused.
 
+And how their playback fares (issue 42): a viewer throttled (Chromium's network emulation) below the
+lowest variant's bitrate stalls and drops to that variant, which /metrics and /health show, and Owncast's
+Stream Health (the stand-in's, as Owncast's source computes it) shows one viewer of two in trouble; the
+latency behind live on /metrics is the page's own figure within a second, whatever the device's clock.
+
 P2P on or off does not change the count: tests/test_viewers.py proves it on the count itself (the page
 only reports the flag), rather than starting the tracker and WebRTC here too."""
 
@@ -10,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +25,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 from aiohttp import web
+from prometheus_client.parser import text_string_to_metric_families
 
 from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.demo.seaweed import SeaweedS3
@@ -117,7 +125,7 @@ async def test_playing_pages_are_counted_here_and_by_owncast_and_closed_ones_lea
             await pages[2].wait_for_function("() => document.getElementById('watching').textContent === "
                                              "'3 watching'", timeout=WAIT * 1000)
             async with http.get(f"{stack.service.url}/health") as response:
-                assert (await response.json())["viewers"] == {"watching": 3, "p2p": 0}
+                assert (await response.json())["viewers"] == {"watching": 3, "p2p": 0, "stalled_5min": 0}
             # Owncast's count: the two tabs of one browser are one viewer to it, as on its own page.
             await until(lambda: stack.owncast.viewer_count == 2, "Owncast counting 2", WAIT)
             assert {v.user_agent for v in stack.owncast.viewers.values()} == {"viewer-A", "viewer-B"}
@@ -253,3 +261,153 @@ async def test_src_plays_only_this_sites_streams_unless_the_operator_allows_more
             assert not [u for u in asked if u.startswith(stack.other.url)], asked
         finally:
             await browser.close()
+
+
+# -- how playback fares (issue 42) -----------------------------------------------------------------------
+
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+async def metrics(http: aiohttp.ClientSession, url: str) -> Samples:
+    async with http.get(f"{url}/metrics") as response:
+        text = await response.text()
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def by_variant(got: Samples, name: str, variant: str) -> float:
+    return got.get((f"hls_broadcaster_playback_{name}", (("variant", variant),)), 0.0)
+
+
+async def lowest_variant(http: aiohttp.ClientSession, url: str) -> tuple[str, int]:
+    """The variant of the multivariant playlist with the lowest BANDWIDTH: (its index, bits/s)."""
+    async with http.get(f"{url}/live/master.m3u8") as response:
+        text = await response.text()
+    found = re.findall(r"BANDWIDTH=(\d+)[^\n]*\n(\d+)/playlist\.m3u8", text)
+    bandwidth, index = min((int(b), i) for b, i in found)
+    return index, bandwidth
+
+
+async def test_a_viewer_below_the_lowest_variants_bitrate_stalls_on_it_here_and_in_owncasts_stream_health(
+        stack: Stack) -> None:
+    """Two viewers play; Chromium's network emulation then gives one of them half the lowest variant's
+    bitrate. Its page stalls and drops to that variant: /metrics counts stalls and stalled seconds on it,
+    /health a viewer stalled in the last 5 minutes, and Owncast's Stream Health (its playback reports,
+    the stand-in computing the overview as Owncast's source does) half the viewers in trouble."""
+    from playwright.async_api import async_playwright
+
+    url = stack.service.url
+    async with async_playwright() as pw, aiohttp.ClientSession() as http:
+        lowest, bandwidth = await lowest_variant(http, url)
+        browser = await launch_chromium(pw)
+        try:
+            fine = await browser.new_context(user_agent="viewer-fine")
+            slow = await browser.new_context(user_agent="viewer-slow")
+            pages = [await fine.new_page(), await slow.new_page()]
+            for page in pages:
+                await open_viewer(page, f"{url}/?stats=1")
+            await watch(pages[1], 2)
+            before = await metrics(http, url)
+            stack.owncast.poll()  # Owncast's window starts again (its poll, every 2 minutes)
+            cdp = await slow.new_cdp_session(pages[1])
+            await cdp.send("Network.enable")
+            await cdp.send("Network.emulateNetworkConditions", {
+                "offline": False, "latency": 0, "downloadThroughput": bandwidth / 8 / 2,
+                "uploadThroughput": -1})
+            # Its page stalls on the lowest variant and says so with its next reports.
+            await pages[1].wait_for_function(
+                "v => window.viewerStats.playback.variant === v && window.viewerStats.playback.stalls >= 2",
+                arg=int(lowest), timeout=WAIT * 1000)
+            got: Samples = {}
+            async with asyncio.timeout(WAIT):
+                while not (by_variant(got, "stalls_total", lowest)
+                           > by_variant(before, "stalls_total", lowest)
+                           and by_variant(got, "stalled_seconds_total", lowest) > 0.5):
+                    await asyncio.sleep(0.2)
+                    got = await metrics(http, url)
+            async with http.get(f"{url}/health") as response:
+                viewers = (await response.json())["viewers"]
+            # Owncast: both pages report; the slow one's errors (its stalls) make it a viewer in trouble.
+            await until(lambda: {"viewer-fine", "viewer-slow"}
+                        <= {ua for ua, _ in stack.owncast.playback_reports},
+                        "both pages' reports to Owncast", WAIT)
+            # Owncast keeps each viewer's latest report of its window: the overview once the slow page's
+            # latest says trouble (most do: it stalls about half the time) and the other's does not.
+            await until(lambda: (h := stack.owncast.stream_health()) is not None
+                        and h.healthy_percentage == 50,
+                        "Owncast's Stream Health: one viewer of two in trouble", WAIT)
+            health = stack.owncast.stream_health()
+            slow_reports = [r for ua, r in stack.owncast.playback_reports if ua == "viewer-slow"]
+        finally:
+            await browser.close()
+    assert got[("hls_broadcaster_viewers_stalled", ())] >= 1 and viewers["stalled_5min"] >= 1, (got, viewers)
+    def on_lowest(samples: Samples) -> float:
+        return (by_variant(samples, "watched_seconds_total", lowest)
+                + by_variant(samples, "stalled_seconds_total", lowest))
+
+    assert on_lowest(got) > on_lowest(before), (got, before)
+    assert health is not None and not health.healthy and health.representation > 0, health
+    assert all(r["downloadDuration"] > 0 and r["bandwidth"] > 0 for r in slow_reports), slow_reports
+
+
+# The device's clock an hour fast: Date and performance.timeOrigin alike (what a wrong clock changes).
+FAST_CLOCK = """(() => {
+  const SKEW = 3600 * 1000;
+  const Real = Date;
+  class Fast extends Real {
+    constructor(...args) { if (args.length === 0) super(Real.now() + SKEW); else super(...args); }
+    static now() { return Real.now() + SKEW; }
+  }
+  window.Date = Fast;
+  const origin = performance.timeOrigin + SKEW;
+  Object.defineProperty(Performance.prototype, 'timeOrigin', { get: () => origin });
+})();"""
+
+
+async def test_the_latency_on_metrics_is_the_pages_own_within_a_second_whatever_the_devices_clock(
+        stack: Stack) -> None:
+    """A page whose device clock is an hour fast plays: the latency /metrics shows for it (the mean of its
+    reports) is the page's own figure within a second, and the truth within a second too: the service's
+    clock (this process's) minus the PROGRAM-DATE-TIME of the frame it shows. Owncast gets the same."""
+    from playwright.async_api import async_playwright
+
+    url = stack.service.url
+    async with async_playwright() as pw, aiohttp.ClientSession() as http:
+        browser = await launch_chromium(pw)
+        try:
+            context = await browser.new_context(user_agent="viewer-fast-clock")
+            await context.add_init_script(FAST_CLOCK)
+            page = await context.new_page()
+            await open_viewer(page, f"{url}/")
+            await watch(page, 2)
+            await until(lambda: stack.service.audience.watching == 1, "this page alone counted", WAIT)
+            sent = await page.evaluate("() => window.viewerStats.playback.reports")
+            await page.wait_for_function("n => window.viewerStats.playback.reports >= n", arg=sent + 1,
+                                         timeout=WAIT * 1000)
+            before = await metrics(http, url)
+            sent = await page.evaluate("() => window.viewerStats.playback.reports")
+            await page.wait_for_function("n => window.viewerStats.playback.reports >= n", arg=sent + 3,
+                                         timeout=WAIT * 1000)
+            shown = await page.evaluate(
+                "() => [window.viewerStats.playback.latencyMs, window.viewerStats.playingDate, "
+                "window.viewerStats.playback.skewMs, Date.now()]")
+            now = time.time() * 1000
+            after = await metrics(http, url)
+            owncast = [r["latency"] for ua, r in stack.owncast.playback_reports if ua == "viewer-fast-clock"]
+        finally:
+            await browser.close()
+    own, date, skew, device_now = shown
+    count = after[("hls_broadcaster_playback_latency_seconds_count", ())] - \
+        before[("hls_broadcaster_playback_latency_seconds_count", ())]
+    total = after[("hls_broadcaster_playback_latency_seconds_sum", ())] - \
+        before[("hls_broadcaster_playback_latency_seconds_sum", ())]
+    exported = total / count
+    truth = (now - date) / 1000
+    print(f"latency: /metrics {exported:.3f} s over {count:.2f} reports, the page's {own / 1000:.3f} s, "
+          f"the service's clock {truth:.3f} s; the page's clock {device_now - now:+.0f} ms off, "
+          f"skew {skew} ms")
+    assert 2 <= count <= 5, count
+    assert abs(exported - own / 1000) < 1 and abs(exported - truth) < 1, (exported, own, truth)
+    assert abs(device_now - now - 3_600_000) < 1000 and abs(skew + 3_600_000) < 1000, (device_now - now, skew)
+    assert owncast and all(abs(latency - exported) < 1 for latency in owncast[-3:]), owncast

@@ -31,6 +31,7 @@
  */
 import { HlsJsP2PEngine } from './p2p-media-loader-hlsjs.es.min.js';
 import { Checks, GetBudget, SegmentHashes } from './p2p-trust.js';
+import { addRows } from './stats.js';
 
 const LIVE_SYNC_SEGMENTS = 3; // hls.js's default; without it the engine moves playback to the window's start
 const START_HIGH_DEMAND_SECONDS = 24 * 3600; // until the video plays: everything is urgent (see above)
@@ -56,7 +57,7 @@ export function create(options, viewerStats, formatBytes) {
     const reason = 'no WebCrypto to check peers\' segments (the page needs https, or http on localhost)';
     console.warn('P2P off:', reason);
     viewerStats.p2p = { off: reason };
-    addRows([['s-p2p-off', 'Peer-to-peer']]).forEach((dd) => { dd.textContent = 'off: ' + reason; });
+    addRows([['s-p2p-off', 'Peer-to-peer']], 's-hosts').forEach((dd) => { dd.textContent = 'off: ' + reason; });
     return null;
   }
   const stats = {
@@ -93,7 +94,7 @@ export function create(options, viewerStats, formatBytes) {
   };
   viewerStats.p2p = stats;
   const rows = addRows([['s-p2p-peers-share', 'From peers'], ['s-p2p-http-share', 'From R2 (HTTP)'],
-    ['s-p2p-peers', 'Peers connected'], ['s-p2p-rejected', 'Rejected from peers']]);
+    ['s-p2p-peers', 'Peers connected'], ['s-p2p-rejected', 'Rejected from peers']], 's-hosts');
   const hashes = new SegmentHashes();
   const checks = new Checks(hashes, stats);
   const budget = new GetBudget(stats, (why) => stopAskingPeers(why));
@@ -359,29 +360,4 @@ function withoutDirectives(text) {
 function isCellular() {
   // As PeerTube does: a viewer on a metered mobile connection downloads from peers but uploads nothing.
   return Boolean(navigator.connection && navigator.connection.type === 'cellular');
-}
-
-/** The stats panel's P2P rows ([id, name] each), after "Segment hosts" (or last). */
-function addRows(names) {
-  const list = document.querySelector('#stats dl');
-  const cells = [];
-  const after = document.getElementById('s-hosts');
-  let anchor = after ? after.parentElement : null;
-  for (const [id, name] of names) {
-    const row = document.createElement('div');
-    const dt = document.createElement('dt');
-    const dd = document.createElement('dd');
-    dt.textContent = name;
-    dd.id = id;
-    dd.textContent = '–';
-    row.append(dt, dd);
-    if (list && anchor) {
-      anchor.after(row);
-      anchor = row;
-    } else if (list) {
-      list.append(row);
-    }
-    cells.push(dd);
-  }
-  return cells;
 }

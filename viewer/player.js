@@ -17,6 +17,7 @@
  * - tick() once a second: progress, stalls and the end of a stream.
  * deps: video, stats (the stats object), status (status.js), position (position.js), rewind
  * (rewind.js: where to start), countSegment(url, bytes), addError(text), refresh() (the stats panel),
+ * onPlayer(hls) (each new hls.js player, before it loads: playback.js listens to it),
  * and the controls' side: onLevels(levels, hls), onMutedAutoplay(), onStart(live) (a player starts
  * at the live edge, or at a time; a time found to be at the edge says live again once it knows),
  * onStop(), behind() (the viewer watches behind the live edge).
@@ -110,6 +111,7 @@ export function create(deps) {
     const h = p2p ? p2p.createHls(config) : new Hls(config);
     hls = h;
     stats.engine = 'hls.js ' + Hls.version;
+    deps.onPlayer(h);
     h.on(Hls.Events.MANIFEST_PARSED, (event, data) => {
       deps.onLevels(data.levels, h);
       play();
@@ -161,15 +163,17 @@ export function create(deps) {
       return;
     }
     deps.addError(data.type + '/' + data.details + (code ? ' (HTTP ' + code + ')' : ''));
-    const now = performance.now();
+    const kind = data.type === Hls.ErrorTypes.NETWORK_ERROR ? 'network' : 'other';
     if (data.type === Hls.ErrorTypes.NETWORK_ERROR && !data.details.startsWith('manifest')
         && networkRetries < NETWORK_RETRIES) {
       networkRetries += 1;
       stats.recoveries += 1;
+      stats.errorKinds.network.recovered += 1;
       hls.startLoad();
     } else if (data.type === Hls.ErrorTypes.MEDIA_ERROR) {
       mediaError(null);
     } else {
+      stats.errorKinds[kind].fatal += 1;
       restartLater(false);
     }
   }
@@ -183,8 +187,10 @@ export function create(deps) {
     if (hls && now - lastMediaRecovery > MEDIA_RETRY_WINDOW_MS) {
       lastMediaRecovery = now;
       stats.recoveries += 1;
+      stats.errorKinds.media.recovered += 1;
       hls.recoverMediaError(); // a new MediaSource from the playhead on; MEDIA_ATTACHED plays again
     } else {
+      stats.errorKinds.media.fatal += 1;
       restartLater(true); // the same segment again, most likely: start past it
     }
   }
@@ -249,7 +255,9 @@ export function create(deps) {
     const gen = generation;
     userPaused = false;
     const blocked = () => {
-      if (gen === generation && stats.state === 'loading') status.overlay('Press play to start');
+      if (gen !== generation || stats.state !== 'loading') return;
+      stats.autoplayBlocked = true; // the first frame waits for the viewer (playback.js: no start-up time)
+      status.overlay('Press play to start');
     };
     const attempt = video.play();
     if (!attempt) return;
@@ -324,6 +332,7 @@ export function create(deps) {
       waitForStream(found);
     } else {
       deps.addError('native/media error ' + (video.error ? video.error.code : '?'));
+      stats.errorKinds.media.fatal += 1;
       restartLater(false);
     }
   });

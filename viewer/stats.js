@@ -34,7 +34,11 @@ export function create({ src, video, hls, position, onToggle }) {
     buffer: 0, // seconds buffered ahead of the playhead
     recoveries: 0,
     mediaErrors: 0, // the video could not decode what it got, or stalled with data to play (player.js)
+    // Every error by kind and outcome (player.js): recovered in place, or fatal (a new player).
+    errorKinds: { network: { recovered: 0, fatal: 0 }, media: { recovered: 0, fatal: 0 },
+      other: { recovered: 0, fatal: 0 } },
     errors: [], // 'networkError/fragLoadError (HTTP 403)', ...
+    autoplayBlocked: false, // the browser refused to start the video by itself: the viewer pressed play
     events: 0, // server events received on /live/events (only while the stats panel is open)
     eventStream: 'closed', // 'closed' | 'connecting' | 'open'
     playingDate: null, // ms since the epoch of the picture shown (EXT-X-PROGRAM-DATE-TIME), or null
@@ -144,6 +148,32 @@ export function create({ src, video, hls, position, onToggle }) {
   toggle.addEventListener('click', () => show(panel.hidden));
 
   return { values: stats, countSegment, addError, read, refresh, isOpen, show };
+}
+
+/** Rows added to the stats panel ([id, name] each) after the row of the value `afterId` (or last), each
+ * showing '–' until set; their value cells, in order (p2p.js, playback.js). */
+export function addRows(names, afterId) {
+  const list = document.querySelector('#stats dl');
+  const cells = [];
+  const after = document.getElementById(afterId);
+  let anchor = after ? after.parentElement : null;
+  for (const [id, name] of names) {
+    const row = document.createElement('div');
+    const dt = document.createElement('dt');
+    const dd = document.createElement('dd');
+    dt.textContent = name;
+    dd.id = id;
+    dd.textContent = '–';
+    row.append(dt, dd);
+    if (list && anchor) {
+      anchor.after(row);
+      anchor = row;
+    } else if (list) {
+      list.append(row);
+    }
+    cells.push(dd);
+  }
+  return cells;
 }
 
 export function formatBitrate(bps) {

@@ -7,6 +7,7 @@
  *   rewind.js    the seek bar, the clock, moment links and ?start=
  *   stats.js     window.viewerStats, the stats panel and the formatting helpers
  *   events.js    the server's events (/live/events) while the stats panel is open
+ *   playback.js  how playback fares (stalls, latency, errors, downloads), reported with the heartbeat
  *   p2p.js       viewer-to-viewer segments, imported only when /config.json has "p2p"
  *
  * Each exports create(deps): values and callbacks in, a few functions out. No globals but hls.min.js's
@@ -22,6 +23,7 @@
 
 import * as Controls from './controls.js';
 import * as Events from './events.js';
+import * as Playback from './playback.js';
 import * as Player from './player.js';
 import * as Position from './position.js';
 import * as Rewind from './rewind.js';
@@ -41,9 +43,11 @@ const stats = Stats.create({ src, video, hls, position, onToggle: (open) => (ope
 const viewerStats = stats.values; // the test hook, window.viewerStats
 const status = Status.create({ stats: viewerStats, onChange: stats.refresh });
 const rewind = Rewind.create({ video, stats: viewerStats, position, play: () => player.play(), toLive: () => controls.toLive() });
+const playback = Playback.create({ video, hls, stats: viewerStats, position });
 const player = Player.create({
   video, stats: viewerStats, status, position, rewind,
   countSegment: stats.countSegment, addError: stats.addError, refresh: stats.refresh,
+  onPlayer: playback.attach,
   onLevels: (levels, h) => controls.fillQualities(levels, h),
   onMutedAutoplay: () => controls.offerUnmute(),
   onStart: (live) => controls.starting(live),
@@ -99,7 +103,7 @@ async function configuredSource() {
     }
     if (config && config.viewers) {
       // "N watching" and the heartbeat that counts this page (watching.js; SHOW_VIEWER_COUNT, OWNCAST_URL).
-      import('./watching.js').then((m) => m.start(config, video, () => p2p !== null))
+      import('./watching.js').then((m) => m.start(config, video, () => p2p !== null, playback))
         .catch((err) => console.warn('viewer count off:', err));
     }
     if (config && typeof config.src === 'string' && playlistUrl(config.src)) return [playlistUrl(config.src), p2p];

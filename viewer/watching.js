@@ -6,20 +6,32 @@
 // (keepalive: it outlives the page). The id goes in a header, not the URL: the cheaper request for the
 // service (bench/heartbeat.py). Owncast counts a viewer per address and User-Agent (its /api/ping, as its own page
 // pings it); the ping needs no answer (no-cors: Owncast sends no CORS headers), only to arrive.
+//
+// With config.viewers.report (issue 42), a beat also carries this page's playback report (playback.js) in
+// the header Hb-Report, at most once per beat interval; the answer's "now" (the service's clock) is how
+// playback.js corrects this device's clock. With OWNCAST_URL, the page also sends Owncast the playback
+// report Owncast's own page sends (its web/components/video/metrics/playback.js, every 10 s: bandwidth
+// in kbit/s, latency and mean segment download time in seconds, errors and variant changes in the
+// window), to its /api/metrics/playback, so Owncast's Stream Health counts these viewers too. A POST
+// with a plain-text body needs no preflight, so no-cors delivers it (Owncast reads the body as JSON
+// whatever its type, and sends no CORS headers).
 
 function randomId() {
   const bytes = crypto.getRandomValues(new Uint8Array(16));
   return btoa(String.fromCharCode(...bytes)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
 }
 
-export function start(config, video, p2pOn) {
+export function start(config, video, p2pOn, playback = null) {
   const viewers = config.viewers || {};
   const owncast = config.owncast;
   const shown = document.getElementById('watching');
   const id = randomId();
   const url = 'live/watching';
+  const reporting = playback !== null && viewers.report === 1;
+  const forOwncast = playback !== null && owncast && owncast.metrics ? playback.changes() : null;
   let beatTimer = null;
   let pingTimer = null;
+  let reportTimer = null;
   let counted = false;
 
   const playing = () => !video.paused && !video.ended;
@@ -32,24 +44,29 @@ export function start(config, video, p2pOn) {
 
   async function beat() {
     if (!playing()) return stopped();
+    const report = reporting ? playback.report(viewers.beat * 1000) : null;
     try {
-      const response = await send(p2pOn() ? `${id} p2p` : id);
+      const sentAt = performance.now();
+      const response = await send(p2pOn() ? `${id} p2p` : id, false, report);
+      const receivedAt = performance.now();
+      const body = response.status === 200 ? await response.json() : null;
+      if (report !== null) playback.answered(report, sentAt, receivedAt, body);
       if (beatTimer === null) {
         // Paused or closed while this beat was on its way: its goodbye may have gone first.
         if (response.ok) leave();
         return;
       }
       counted = response.ok;
-      const body = viewers.show && response.status === 200 ? await response.json() : null;
-      if (body && beatTimer !== null) show(body.watching);
+      if (viewers.show && body && typeof body.watching === 'number') show(body.watching);
     } catch (err) {
       // offline for a moment: the next beat counts again
     }
   }
 
-  function send(value, keepalive = false) {
-    return fetch(url, { method: 'POST', cache: 'no-store', credentials: 'omit', keepalive,
-      headers: { 'Hb-Watching': value } });
+  function send(value, keepalive = false, report = null) {
+    const headers = { 'Hb-Watching': value };
+    if (report !== null) headers['Hb-Report'] = report;
+    return fetch(url, { method: 'POST', cache: 'no-store', credentials: 'omit', keepalive, headers });
   }
 
   function leave() {
@@ -58,6 +75,28 @@ export function start(config, video, p2pOn) {
 
   function ping() {
     fetch(owncast.ping, { mode: 'no-cors', cache: 'no-store', credentials: 'omit' }).catch(() => {});
+  }
+
+  /** Owncast's playback report for the window since the last one sent (as its own page: none while no
+   * segment was loaded, the window then goes on). */
+  function reportToOwncast() {
+    const [, stalls, , switches, , , ...rest] = forOwncast.take();
+    const errors = rest.slice(0, 6).reduce((a, b) => a + b, 0);
+    const segments = rest[6] + rest[9];
+    if (!segments) {
+      forOwncast.undo();
+      return;
+    }
+    const latency = playback.latency();
+    const body = {
+      bandwidth: Math.round(playback.bandwidth() / 1000), // kbit/s, as Owncast's page sends it
+      latency: latency >= 0 ? latency / 1000 : 0, // 0: Owncast keeps none
+      errors: stalls + errors + (playback.stalledNow() ? 1 : 0),
+      downloadDuration: (rest[7] + rest[10]) / segments / 1000,
+      qualityVariantChanges: switches,
+    };
+    fetch(owncast.metrics, { method: 'POST', mode: 'no-cors', cache: 'no-store', credentials: 'omit',
+      body: JSON.stringify(body) }).catch(() => {});
   }
 
   function started() {
@@ -69,12 +108,16 @@ export function start(config, video, p2pOn) {
       ping();
       pingTimer = setInterval(ping, owncast.every * 1000);
     }
+    if (forOwncast && reportTimer === null && owncast.report > 0) {
+      reportTimer = setInterval(reportToOwncast, owncast.report * 1000);
+    }
   }
 
   function stopped() {
     clearInterval(beatTimer);
     clearInterval(pingTimer);
-    beatTimer = pingTimer = null;
+    clearInterval(reportTimer);
+    beatTimer = pingTimer = reportTimer = null;
     if (counted) leave();
     counted = false;
     if (shown) shown.hidden = true;

@@ -14,6 +14,6 @@ Never: change a playlist, the bucket or the state (it reads what the other stage
 on the control socket, by clips/), or let one client cost more than the caps allow.
 """
 
-from .app import LiveEvents, PlaylistOptions, ViewerOptions, create_app, create_metrics_app
+from .app import LiveEvents, PlaylistOptions, ViewerOptions, Viewers, create_app, create_metrics_app
 
-__all__ = ["LiveEvents", "PlaylistOptions", "ViewerOptions", "create_app", "create_metrics_app"]
+__all__ = ["LiveEvents", "PlaylistOptions", "ViewerOptions", "Viewers", "create_app", "create_metrics_app"]

@@ -20,6 +20,8 @@ from aiohttp import web
 from ..metrics import ConnectionMetrics, Metrics
 from ..playlist import hls
 from ..status.audience import Audience
+from ..status.playback import VERSION as REPORT_VERSION
+from ..status.playback import Playback
 from ..status.hub import WRITE_TIMEOUT, EventHub, StatusWatcher
 from . import events as sse
 from . import health as readings
@@ -34,6 +36,9 @@ from .watching import WatchingRoute, preflight
 # Owncast drops a viewer not seen for 15 s (10 s in older releases; activeViewerPurgeTimeout in its
 # services/stream/stats.go): the page pings it this often, so two lost pings still keep it counted.
 OWNCAST_PING_EVERY = 5.0
+# Owncast's own page reports its playback this often (METRICS_SEND_INTERVAL in its
+# web/components/video/metrics/playback.js); Owncast keeps each viewer's latest report per window.
+OWNCAST_REPORT_EVERY = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,9 +77,10 @@ class ViewerOptions:
     frame_ancestors: str = "'self'"  # the sites that may frame the page (a CSP frame-ancestors value)
     sources: tuple[str, ...] = ()  # origins ?src= may play besides this service's playlists; ("*",) = any
 
-    def config(self, counting: bool = False) -> dict[str, object]:
+    def config(self, counting: bool = False, reporting: bool = False) -> dict[str, object]:
         """/config.json: where the viewer plays from, P2P (only when on: the page then loads its code),
-        and when `counting` (the heartbeat route is served) its heartbeat and Owncast's ping."""
+        and when `counting` (the heartbeat route is served) its heartbeat, Owncast's ping and playback
+        report, and with `reporting` the version of the playback report the heartbeat takes."""
         config: dict[str, object] = {"src": self.stream_url}
         if self.sources:  # without it the page plays only this service's playlists (viewer.js, ?src=)
             config["sources"] = list(self.sources)
@@ -84,10 +90,25 @@ class ViewerOptions:
         if not counting:
             return config
         beat = round(self.viewer_timeout / 3, 3)  # two beats may be lost before the page drops out
-        config["viewers"] = {"beat": beat, "show": self.show_viewer_count}
+        viewers: dict[str, object] = {"beat": beat, "show": self.show_viewer_count}
+        if reporting:
+            viewers["report"] = int(REPORT_VERSION)
+        config["viewers"] = viewers
         if self.owncast_url:
-            config["owncast"] = {"ping": f"{self.owncast_url}/api/ping", "every": min(OWNCAST_PING_EVERY, beat)}
+            config["owncast"] = {"ping": f"{self.owncast_url}/api/ping",
+                                 "every": min(OWNCAST_PING_EVERY, beat),
+                                 "metrics": f"{self.owncast_url}/api/metrics/playback",
+                                 "report": min(OWNCAST_REPORT_EVERY, beat)}
         return config
+
+
+@dataclass(frozen=True)
+class Viewers:
+    """The viewer page's heartbeats: the count they keep, and the playback reports they carry (None: not
+    taken)."""
+
+    audience: Audience
+    playback: Playback | None = None
 
 
 def create_app(
@@ -100,19 +121,21 @@ def create_app(
     viewer_options: ViewerOptions | None = None,
     expose_metrics: bool = True,
     connection_metrics: ConnectionMetrics | None = None,
-    audience: Audience | None = None,
+    viewers: Viewers | None = None,
     release_held: Callable[[], None] | None = None,
 ) -> web.Application:
     """The public web app. Without `events` there is no /live/events; with it, the app's shutdown ends
     its streams, and its `state` watcher (publishing into the hub) runs from the app's startup to its
     shutdown.
     `release_held` answers every held blocking request at once (the source's release_waiters), called on
-    shutdown. Without `viewer_options`, / is a line of text; with both it and `audience`, the page's
-    heartbeats count its viewers (POST /live/watching).
+    shutdown. Without `viewer_options`, / is a line of text; with both it and `viewers`, the page's
+    heartbeats count its viewers (POST /live/watching), and with their `playback` their playback reports
+    are taken.
 
     Run it with handler_cancellation=True, as the service does (aiohttp's test server does too): a handler
     whose client hangs up is then cancelled, so a held blocking request or an event stream gives its
     slot back at once and requests nobody waits for cannot fill the caps (issue 18)."""
+    audience, playback = (viewers.audience, viewers.playback) if viewers is not None else (None, None)
     # No middleware (common.py says why): the playlist handlers are the hot path.
     app = web.Application(client_max_size=CLIENT_MAX_SIZE, handler_args={"logger": CONNECTION_LOG})
     app[HEALTH] = health
@@ -151,7 +174,8 @@ def create_app(
         on_timeout = (functools.partial(connection_metrics.rejected, "write_timeout")
                       if connection_metrics is not None else None)
         # The viewer asks where to play from: here, or the bucket when playlists are published there.
-        app[VIEWER_CONFIG] = json.dumps(viewer_options.config(counting=audience is not None)).encode()
+        app[VIEWER_CONFIG] = json.dumps(viewer_options.config(
+            counting=audience is not None, reporting=audience is not None and playback is not None)).encode()
         app[VIEWER_FILES] = ViewerFiles(
             root, max_open=viewer_options.max_open, write_timeout=viewer_options.write_timeout,
             on_write_timeout=on_timeout, config=app[VIEWER_CONFIG])  # the page carries it (issue 42)
@@ -159,7 +183,7 @@ def create_app(
         r.add_get("/config.json", viewer.viewer_config)
         if audience is not None:
             watching = WatchingRoute(audience, show=viewer_options.show_viewer_count,
-                                     trust_cf_connecting_ip=options.trust_cf_connecting_ip)
+                                     trust_cf_connecting_ip=options.trust_cf_connecting_ip, playback=playback)
             r.add_post("/live/watching", watching.beat)
             r.add_route("OPTIONS", "/live/watching", preflight)  # never granted
         r.add_get("/", viewer.viewer_file)

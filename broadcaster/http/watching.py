@@ -16,39 +16,52 @@ and the preflight for this path is refused with no CORS header at all (`prefligh
 page never gets to send the beat. And a beat a browser marks as sent from another site or origin
 (`Sec-Fetch-Site`, which a page cannot set) is not counted either; the page's own beats are
 same-origin, also inside another site's frame (/embed).
+
+With a playback report (issue 42, `Hb-Report: 1 ...`, status/playback.py), the beat is parsed first (a
+malformed one: 400 with one line, not counted, nothing logged), counted as any, then its report taken
+when the count took the page; the answer carries the service's clock (`"now"`, ms since the epoch), from
+which the page corrects its own clock when it measures its latency behind live, and `"taken":0` when the
+report came too soon after the page's last (the page then counts it again in its next).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import time
 
 from aiohttp import hdrs, web
 from multidict import CIMultiDict, CIMultiDictProxy, istr
 
 from ..status.audience import Audience
+from ..status.playback import MALFORMED, Playback
 from .common import NO_STORE, SERVER_NAME, internal_error
 from .playlists import CF_CONNECTING_IP
 
 WATCHING_HEADER = istr("Hb-Watching")  # folded once, not at every lookup
+REPORT_HEADER = istr("Hb-Report")
 # Built once, as a proxy: aiohttp copies a CIMultiDict's folded keys as they are, a dict's it folds per
 # request. No CORS headers: only the service's own page (or its embed, the same origin) beats.
 _HEADERS = CIMultiDictProxy(CIMultiDict({hdrs.CACHE_CONTROL: NO_STORE, hdrs.SERVER: SERVER_NAME}))
 SEC_FETCH_SITE = istr("Sec-Fetch-Site")
 _OWN_SITE = frozenset({"same-origin", "none"})  # "none": typed in the address bar, no page sent it
+_MALFORMED = MALFORMED + "\n"
 _JSON_HEADERS = CIMultiDictProxy(CIMultiDict({hdrs.CACHE_CONTROL: NO_STORE, hdrs.SERVER: SERVER_NAME,
                                               hdrs.CONTENT_TYPE: "application/json"}))
 
 
 class WatchingRoute:
-    def __init__(self, audience: Audience, *, show: bool, trust_cf_connecting_ip: bool) -> None:
+    def __init__(self, audience: Audience, *, show: bool, trust_cf_connecting_ip: bool,
+                 playback: Playback | None = None) -> None:
         self._audience = audience
         self._show = show
         self._trust_cf = trust_cf_connecting_ip
+        self._playback = playback
 
     async def beat(self, request: web.Request) -> web.Response:
         try:
-            viewer_id, _, flag = request.headers.get(WATCHING_HEADER, "").partition(" ")
-            sent_from = request.headers.get(SEC_FETCH_SITE)
+            headers = request.headers
+            viewer_id, _, flag = headers.get(WATCHING_HEADER, "").partition(" ")
+            sent_from = headers.get(SEC_FETCH_SITE)
             if sent_from is not None and sent_from not in _OWN_SITE:
                 self._audience.refused["other_site"] += 1
                 return web.Response(status=403, text="not counted: sent from another site\n",
@@ -56,9 +69,23 @@ class WatchingRoute:
             if flag == "leave":
                 self._audience.leave(viewer_id)
                 return web.Response(status=204, headers=_HEADERS)
+            report = None
+            playback = self._playback
+            if playback is not None:
+                text = headers.get(REPORT_HEADER)
+                if text is not None:
+                    report = playback.parse(text)
+                    if report is None:
+                        return web.Response(status=400, text=_MALFORMED, headers=_HEADERS)
             address = client_key(request, self._trust_cf)
             if not self._audience.beat(viewer_id, address, flag == "p2p"):
                 return web.Response(status=429, text="not counted\n", headers=_HEADERS)
+            if report is not None and playback is not None:
+                taken = playback.take(viewer_id, report)
+                now = int(time.time() * 1000)
+                body = (b'{"watching":%d,"now":%d' % (len(self._audience), now) if self._show
+                        else b'{"now":%d' % now)
+                return web.Response(body=body + (b"}" if taken else b',"taken":0}'), headers=_JSON_HEADERS)
             if not self._show:
                 return web.Response(status=204, headers=_HEADERS)
             return web.Response(body=b'{"watching":%d}' % len(self._audience), headers=_JSON_HEADERS)

@@ -9,16 +9,22 @@ A hostile client cannot inflate the count beyond a stated bound nor cost more th
 
 - one client address (an IPv6 client: its /64) holds at most `per_client` ids at once; beats for more
   are refused (not counted) until some expire. So N addresses add at most N x per_client.
-- the table holds at most `limit` ids (about 340 bytes each: 265 measured with tracemalloc for the
-  table's entry, plus the id's string); past it new ids are refused
+- the table holds at most `limit` ids (about 340 bytes each: 235 to 265 measured with tracemalloc for
+  the table's entry, with issue 42's report state, plus the id's string; 66 more for a page that
+  reported a stall in the last STALLED_WINDOW); past it new ids are refused
   and the ones already counted keep beating. When the address is unknown (behind the tunnel without
   TRUST_CF_CONNECTING_IP every request comes from loopback) only this cap applies.
 - each beat is O(1): a hash, a dict lookup, a move to the end of an ordered dict, and expiry popping
   from its front (ids expire in the order they last beat), nothing else (bench/heartbeat.py).
+
+The page's playback reports (issue 42, status/playback.py) ride on its beats; per id the table also keeps
+when its last report was taken (a page counts once per interval), whether its start-up figure was taken
+(once per page), and, apart, the pages that reported a stall in the last STALLED_WINDOW seconds.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import string
 import time
@@ -27,7 +33,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 PER_CLIENT = 20  # ids one address may keep counted: a household, a small office behind one NAT
-LIMIT = 50_000  # ids counted at once, whatever the addresses (bounds the memory: ~17 MB)
+LIMIT = 50_000  # ids counted at once, whatever the addresses (bounds the memory: ~20 MB)
+STALLED_WINDOW = 300.0  # /health's "stalled in the last 5 minutes"
 # What the page makes up: 128 random bits, base64url (16 to 64 of these characters). A set, not a
 # regular expression: half the instructions, on the one path every heartbeat takes.
 _ID_CHARS = frozenset(string.ascii_letters + string.digits + "_-")
@@ -38,6 +45,9 @@ class _Viewer:
     seen: float  # monotonic time of its last beat
     p2p: bool
     client: int | None  # the keyed hash of its address, None when the address is unknown
+    since: float  # monotonic time it was first counted
+    reported: float = -math.inf  # monotonic time its last playback report was taken
+    started: bool = False  # its start-up figure was taken (once per page)
 
 
 class Audience:
@@ -55,6 +65,7 @@ class Audience:
         self._viewers: OrderedDict[str, _Viewer] = OrderedDict()  # least recently beaten first
         self._per_client: dict[int, int] = {}
         self._p2p = 0
+        self._stalled: OrderedDict[str, float] = OrderedDict()  # id -> its last stall reported, oldest first
         # "other_site": a beat a browser says another site's page sent (http/watching.py).
         self.refused = {"per_client": 0, "limit": 0, "bad_id": 0, "other_site": 0}
 
@@ -94,11 +105,46 @@ class Audience:
             return False
         if known is not None:  # the page moved to another network: counted there from now
             self._forget(viewer_id)
-        self._viewers[viewer_id] = _Viewer(now, p2p, client)
+        self._viewers[viewer_id] = _Viewer(now, p2p, client, now)
         if client is not None:
             self._per_client[client] = self._per_client.get(client, 0) + 1
         self._p2p += p2p
         return True
+
+    def may_report(self, viewer_id: str, gap: float, startup: bool) -> tuple[float, bool] | None:
+        """A page beat just now (counted) with a playback report: None when the page's last report was
+        taken, or the page first counted, less than `gap` seconds ago (its first beat's report is never
+        taken: it speaks for no time here); else the report is taken, and this answers the seconds it
+        speaks for (since that last report, or since the page was first counted) and whether its
+        start-up figure (when `startup`) counts: once per page, and, as any report, only from a page
+        counted `gap` seconds at least, so a client that makes up new ids adds at most per_client
+        start-ups per address per `gap`."""
+        viewer = self._viewers[viewer_id]
+        now = viewer.seen
+        elapsed = now - max(viewer.reported, viewer.since)
+        if elapsed < gap:
+            return None
+        viewer.reported = now
+        take_startup = startup and not viewer.started
+        if take_startup:
+            viewer.started = True
+        return elapsed, take_startup
+
+    def stalled(self, viewer_id: str) -> None:
+        """The page (counted) reported a stall just now."""
+        stalled = self._stalled
+        stalled[viewer_id] = self._viewers[viewer_id].seen
+        stalled.move_to_end(viewer_id)
+
+    @property
+    def stalled_recently(self) -> int:
+        """Of the pages playing now, those that reported a stall in the last STALLED_WINDOW seconds."""
+        now = self._clock()
+        self._expire(now)
+        stalled = self._stalled
+        while stalled and next(iter(stalled.values())) <= now - STALLED_WINDOW:
+            stalled.popitem(last=False)
+        return len(stalled)
 
     def leave(self, viewer_id: str) -> None:
         """The page stopped playing or closed: out of the count at once (whoever knows its id)."""
@@ -125,6 +171,7 @@ class Audience:
 
     def _forget(self, viewer_id: str) -> None:
         viewer = self._viewers.pop(viewer_id)
+        self._stalled.pop(viewer_id, None)
         self._p2p -= viewer.p2p
         if viewer.client is not None:
             left = self._per_client[viewer.client] - 1

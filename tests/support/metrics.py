@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from broadcaster.metrics import AudienceMetrics, ConnectionMetrics, Metrics
+from broadcaster.metrics import AudienceMetrics, ConnectionMetrics, Metrics, PlaybackMetrics
+from broadcaster.status.audience import Audience
+from broadcaster.status.playback import Playback
 
 
 def exported_series() -> set[str]:
@@ -17,4 +19,5 @@ def exported_series() -> set[str]:
     connections.watch("held", lambda: 0, 1)
     connections.watch("events", lambda: 0, 1)
     AudienceMetrics(registry, lambda: 0, lambda: 0, dict)  # and the viewer count its audience
+    PlaybackMetrics(registry, Playback(Audience(30), interval=10))  # and its pages' playback reports
     return {family.name + s for family in registry.collect() for s in suffixes[family.type]}

@@ -14,6 +14,28 @@
 - `GET /api/status`: `viewerCount` is the number of active viewers (what Owncast's page and admin show).
 
 The purge timeout and prune interval are parameters so a test needs not wait Owncast's 15 s.
+
+Its playback reports and "Stream Health" (issue 42), as Owncast's source does them:
+
+- `/api/metrics/playback` (webserver/handlers/playbackMetrics.go @05203d1f, ReportPlaybackMetrics, lines
+  15-53; the handler itself checks the method, lines 16-19): a method other than POST, or a body whose first
+  JSON value does not decode into {bandwidth, latency, errors, downloadDuration, qualityVariantChanges}
+  (float64 each; Go's encoding/json matches the names case-insensitively, ignores unknown ones, leaves
+  null and missing ones 0, refuses another type), is answered 400 `{"success":false,"message":...}`
+  (webserver/responses/responses.go @58fcfd9c, WriteSimpleResponse); else 200 with no body, and for the
+  viewer made from the request (client_id, as /api/ping): its error count and variant changes always,
+  bandwidth, latency and download duration when not 0, each replacing that client's value in the window
+  (services/metrics/playback.go @32b1dbea, lines 28-64, windowed maps keyed by client id). The request's
+  Content-Type is not looked at.
+- the window is emptied at each poll (same file, handlePlaybackPolling, lines 12-26; every 2 minutes:
+  services/metrics/metrics.go, playbackMetricsPollingInterval), after the overview is made from it while
+  online: `stream_health()` here, generateStreamHealthOverview (services/metrics/healthOverview.go
+  @a3a0a3c2, lines 26-52) with getClientErrorHeathyPercentage and getClientsWithErrorsCount (its last two
+  functions): healthy percentage = 100 - the share of reporting clients whose error count is above 0
+  (utils/utils.go, IntPercentage: int(x / total * 100)), healthy when above 75; representation = the
+  clients that reported a bandwidth over the active viewers; and errorCountHealthOverviewMessage's
+  "N of M viewers (P%) may be experiencing some issues." once 3 or more clients report. (The CPU,
+  bitrate and passthrough messages it tries first need Owncast's own hardware and settings.)
 """
 
 from __future__ import annotations
@@ -21,8 +43,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 
 from aiohttp import web
@@ -72,8 +95,67 @@ class Viewer:
     last_seen: float
 
 
+# reportPlaybackMetricsRequest's fields (playbackMetrics.go, lines 21-27), by the name Go matches them on.
+PLAYBACK_FIELDS = {name.lower(): name for name in
+                   ("bandwidth", "latency", "errors", "downloadDuration", "qualityVariantChanges")}
+HEALTHY_ABOVE = 75  # healthOverview.go, healthyPercentageMinValue
+DETAILS_FROM = 3  # minClientCountForDetails
+
+
+class PlaybackDecodeError(ValueError):
+    pass
+
+
+def decode_playback(body: str) -> dict[str, float]:
+    """json.NewDecoder(r.Body).Decode(&request): the first JSON value of the body, into the request's
+    fields (missing and null: 0); anything else is Go's decode error."""
+    try:
+        value, _ = json.JSONDecoder(parse_constant=_not_json).raw_decode(body.lstrip(" \t\r\n"))
+    except json.JSONDecodeError as err:
+        raise PlaybackDecodeError(f"invalid character: {err.msg}") from None
+    if value is None:
+        return dict.fromkeys(PLAYBACK_FIELDS.values(), 0.0)
+    if not isinstance(value, dict):
+        raise PlaybackDecodeError("json: cannot unmarshal into Go value of type reportPlaybackMetricsRequest")
+    out = dict.fromkeys(PLAYBACK_FIELDS.values(), 0.0)
+    for key, given in value.items():
+        name = PLAYBACK_FIELDS.get(key.lower())
+        if name is None or given is None:
+            continue
+        if isinstance(given, bool) or not isinstance(given, int | float):
+            raise PlaybackDecodeError(f"json: cannot unmarshal into Go struct field .{name} of type float64")
+        out[name] = float(given)
+    return out
+
+
+def _not_json(name: str) -> float:
+    raise PlaybackDecodeError(f"invalid character {name[0]!r} looking for beginning of value")
+
+
+@dataclass
+class PlaybackWindow:
+    """Owncast's windowed maps (services/metrics/metrics.go), client id -> the latest value."""
+
+    errors: dict[str, float] = field(default_factory=dict)
+    quality_variant_changes: dict[str, float] = field(default_factory=dict)
+    bandwidths: dict[str, float] = field(default_factory=dict)
+    latencies: dict[str, float] = field(default_factory=dict)
+    download_durations: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StreamHealth:
+    """models.StreamHealthOverview, as generateStreamHealthOverview fills it."""
+
+    healthy: bool
+    healthy_percentage: int
+    message: str
+    representation: int
+
+
 class OwncastViewers:
-    """Owncast's /api/ping and /api/status on 127.0.0.1; `viewers` is its active set."""
+    """Owncast's /api/ping, /api/status and /api/metrics/playback on 127.0.0.1; `viewers` is its active
+    set, `playback` its playback window."""
 
     def __init__(self, *, purge_timeout: float = 15.0, prune_every: float = 5.0,
                  stream_connected: bool = True) -> None:
@@ -82,6 +164,9 @@ class OwncastViewers:
         self.stream_connected = stream_connected
         self.viewers: dict[str, Viewer] = {}
         self.pings = 0
+        self.playback = PlaybackWindow()
+        self.playback_reports: list[tuple[str, dict[str, float]]] = []  # (User-Agent, report) as they came
+        self.playback_refused = 0
         self._runner: web.AppRunner | None = None
         self._pruner: asyncio.Task[None] | None = None
         self.url = ""
@@ -102,6 +187,51 @@ class OwncastViewers:
                                            time.monotonic())
         return web.Response(status=200)
 
+    async def _playback(self, request: web.Request) -> web.Response:
+        if request.method != "POST":
+            return _simple(False, f"{request.method} not supported")
+        try:
+            report = decode_playback((await request.read()).decode("utf-8", "replace"))
+        except PlaybackDecodeError as err:
+            self.playback_refused += 1
+            return _simple(False, str(err))
+        self.playback_reports.append((request.headers.get("User-Agent", ""), report))
+        client = client_id(request)
+        window = self.playback
+        window.errors[client] = report["errors"]
+        if report["bandwidth"] != 0.0:
+            window.bandwidths[client] = report["bandwidth"]
+        if report["latency"] != 0.0:
+            window.latencies[client] = report["latency"]
+        if report["downloadDuration"] != 0.0:
+            window.download_durations[client] = report["downloadDuration"]
+        window.quality_variant_changes[client] = report["qualityVariantChanges"]
+        return web.Response(status=200)
+
+    def stream_health(self) -> StreamHealth | None:
+        """generateStreamHealthOverview over the window as it is (None where Owncast shows none)."""
+        total_players = self.viewer_count
+        errors = self.playback.errors
+        if total_players == 0 or not errors:
+            return None
+        with_errors = sum(1 for count in errors.values() if count > 0)
+        pct = 100 - _int_percentage(with_errors, len(errors))
+        if pct < 1:
+            return None
+        message = ""
+        reporting = len(self.playback.bandwidths)
+        if reporting and with_errors and reporting >= DETAILS_FROM:
+            message = (f"{with_errors} of {reporting} viewers ({_int_percentage(with_errors, reporting)}%) "
+                       "may be experiencing some issues.")
+        representation = _int_percentage(reporting, total_players) if reporting else 0
+        return StreamHealth(pct > HEALTHY_ABOVE, pct, message, representation)
+
+    def poll(self) -> StreamHealth | None:
+        """handlePlaybackPolling: the overview from the window, then the window emptied."""
+        overview = self.stream_health() if self.stream_connected else None
+        self.playback = PlaybackWindow()
+        return overview
+
     async def _status(self, _request: web.Request) -> web.Response:
         return web.json_response({"online": self.stream_connected, "viewerCount": self.viewer_count})
 
@@ -119,6 +249,7 @@ class OwncastViewers:
         app = web.Application()
         app.router.add_get("/api/ping", self._ping)
         app.router.add_get("/api/status", self._status)
+        app.router.add_route("*", "/api/metrics/playback", self._playback)
         self._runner, self.url = await serve_local(app)
         self._pruner = asyncio.create_task(self._prune_loop())
         return self
@@ -131,3 +262,13 @@ class OwncastViewers:
                 await self._pruner
         if self._runner is not None:
             await self._runner.cleanup()
+
+
+def _simple(success: bool, message: str) -> web.Response:
+    """responses.WriteSimpleResponse."""
+    return web.json_response({"success": success, "message": message}, status=200 if success else 400)
+
+
+def _int_percentage(x: int, total: int) -> int:
+    """utils.IntPercentage."""
+    return int(x / total * 100)

@@ -1,0 +1,242 @@
+"""How viewers' playback fares, from the reports their pages send with the heartbeat (issue 42).
+
+The viewer page (viewer/playback.js) adds to a heartbeat, at most once per beat interval, the header
+`Hb-Report: <base64>`: a version byte (1), then FIELDS in that order, little-endian unsigned integers of
+the width each names (B: 1 byte, H: 2, I: 4), the P2P ones only when P2P is on. Counts are for the time
+since the page's previous report; the largest value of a field's width (NONE) where the page has no
+figure (a latency before it knows the service's clock, a variant the native player hides). Nothing names
+the viewer: the id in Hb-Watching is the page's random one, and no address, URL or peer id is in it.
+Binary, not text: decoding it is two C calls, where int() over 25 numbers in text cost a report about
+30,000 instructions (a playlist request costs 260,000; bench/heartbeat.py).
+
+Any client can send one, so what a report can do is bounded (README, "Stream health"):
+
+- only a page the count takes (status/audience.py: its per-address and total caps) is heard, once it
+  has been counted `gap` seconds (half a beat interval; its first beat's report is never taken) and at
+  most once per `gap`;
+- each report weighs in every distribution by the time it speaks for, since the page's previous report
+  (or since it was first counted) up to one interval: a page weighs at most one observation per
+  interval however often it reports, as much as an honest page reporting at each beat, so invented
+  pages move a distribution by their share of the pages counted and no more (tests/test_playback_reports.py
+  floods it). Its start-up time counts once per page (Audience.may_report);
+- every value is within its range: a field's width bounds it (255 errors of a kind per report at most,
+  65,535 segments), the start-up and the latency are clamped (STARTUP_CAP, LATENCY_CAP), and the seconds
+  watched and stalled together to the time the report speaks for (and a tenth), so no page claims more
+  time than it was there;
+- labels come from fixed lists: the variant index 0..MAX_VARIANT_LABEL ("unknown", "other"), the source
+  (bucket, peer), the error kind and outcome. Memory is the count's table and fixed arrays.
+
+A report that is not base64 of version 1 with or without its P2P fields is refused (the route answers
+400 with one line, logs nothing, and counts it).
+"""
+
+from __future__ import annotations
+
+import binascii
+import math
+import struct
+from bisect import bisect_left
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from .audience import Audience
+
+VERSION = 1
+# (name, width). Times in ms, sizes in bytes.
+FIELDS: tuple[tuple[str, str], ...] = (
+    ("startup_ms", "I"),  # navigation to the first frame; sent in every report, taken once per page
+    ("watched_ms", "I"),  # playing (the picture moving) since the previous report
+    ("stalls", "B"),  # stalls begun since (after the first frame; a seek is not one)
+    ("stalled_ms", "I"),
+    ("latency_ms", "I"),  # the service's clock minus the shown frame's PROGRAM-DATE-TIME, at live
+    ("variant", "B"),  # the variant playing: the number in its playlist's path
+    ("switches", "B"),  # variant switches since
+    ("frames", "H"),  # video frames since
+    ("dropped_frames", "H"),
+    ("network_recovered", "B"), ("network_fatal", "B"),  # errors by kind: recovered in place,
+    ("media_recovered", "B"), ("media_fatal", "B"),  # or fatal (a new player was made)
+    ("other_recovered", "B"), ("other_fatal", "B"),
+    ("bucket_segments", "H"), ("bucket_ms", "I"), ("bucket_bytes", "I"),
+    # With P2P on only:
+    ("peer_segments", "H"), ("peer_ms", "I"), ("peer_bytes", "I"),
+    ("uploaded_bytes", "I"), ("verified", "H"), ("rejected", "H"), ("banned", "B"),
+)  # fmt: skip
+WITHOUT_P2P = 18
+_WITH = struct.Struct("<B" + "".join(width for _, width in FIELDS))
+_WITHOUT = struct.Struct("<B" + "".join(width for _, width in FIELDS[:WITHOUT_P2P]))
+NONE = {"B": 0xFF, "H": 0xFFFF, "I": 0xFFFF_FFFF}  # a field's "no figure" (startup, latency, variant)
+_NO_P2P = (0,) * (len(FIELDS) - WITHOUT_P2P)
+(STARTUP, WATCHED, STALLS, STALLED, LATENCY, VARIANT, SWITCHES, FRAMES, DROPPED, NET_OK, NET_FATAL, MEDIA_OK,
+ MEDIA_FATAL, OTHER_OK, OTHER_FATAL, BUCKET_SEGMENTS, BUCKET_MS, BUCKET_BYTES, PEER_SEGMENTS, PEER_MS,
+ PEER_BYTES, UPLOADED, VERIFIED, REJECTED, BANNED) = range(len(FIELDS))
+STARTUP_CAP = 600_000  # ms: 10 minutes to start
+LATENCY_CAP = 3_600_000  # ms: an hour behind live
+
+
+def encode(*values: int, p2p: bool = True) -> str:
+    """A report of `values` (FIELDS' order, -1: no figure) as the page sends it (tests and benches)."""
+    widths = [width for _, width in FIELDS[: len(FIELDS) if p2p else WITHOUT_P2P]]
+    packed = [NONE[w] if v < 0 else v for v, w in zip(values, widths, strict=True)]
+    return binascii.b2a_base64((_WITH if p2p else _WITHOUT).pack(VERSION, *packed), newline=False).decode()
+
+
+MAX_VARIANT_LABEL = 15
+VARIANT_LABELS = tuple(str(i) for i in range(MAX_VARIANT_LABEL + 1))
+UNKNOWN, OTHER = "unknown", "other"
+ERROR_KINDS = ("network", "media", "other")
+OUTCOMES = ("recovered", "fatal")
+SOURCES = ("bucket", "peer")
+GAP = 0.5  # of the beat interval: a report sooner than this after the page's last is not taken
+BATCH = 256  # reports whose counts are summed at once (and at every scrape)
+MALFORMED = "malformed report: Hb-Report is base64 of a version 1 report (viewer/playback.js)"
+
+# Histogram bounds (the `le` of each bucket; +Inf last).
+STARTUP_BOUNDS = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 60.0)
+LATENCY_BOUNDS = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 12.0, 15.0, 20.0, 25.0, 30.0, 45.0, 60.0,
+                  90.0, 120.0, 300.0)
+DOWNLOAD_BOUNDS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 15.0, 20.0,
+                   30.0)
+SHARE_BOUNDS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+
+
+class Buckets:
+    """A histogram's counts (bucket i: observations <= bounds[i], the last +Inf) and sum, each observation
+    weighed: bisect and add, no lock, no label lookup (one event loop's; /metrics reads it in the same
+    thread)."""
+
+    __slots__ = ("bounds", "counts", "sum")
+
+    def __init__(self, bounds: Sequence[float]) -> None:
+        self.bounds = tuple(bounds)
+        self.counts = [0.0] * (len(self.bounds) + 1)
+        self.sum = 0.0
+
+    def observe(self, value: float, weight: float = 1.0) -> None:
+        self.counts[bisect_left(self.bounds, value)] += weight
+        self.sum += value * weight
+
+    def cumulative(self) -> list[tuple[str, float]]:
+        """Prometheus' buckets: (le, observations <= le), +Inf last."""
+        out, total = [], 0.0
+        for bound, count in zip((*self.bounds, math.inf), self.counts, strict=True):
+            total += count
+            out.append(("+Inf" if bound == math.inf else repr(bound), float(total)))
+        return out
+
+
+@dataclass(slots=True)
+class _Variant:
+    watched_ms: int = 0
+    stalled_ms: int = 0
+    stalls: int = 0
+
+
+@dataclass
+class Playback:
+    """The reports' aggregates, and the rules that take a report (parse, then take)."""
+
+    audience: Audience
+    interval: float  # the page's beat interval (VIEWER_TIMEOUT / 3)
+    gap: float = -1.0  # seconds between two reports of a page taken; < 0: GAP of the interval
+
+    reports: int = 0
+    refused: dict[str, int] = field(default_factory=lambda: {"malformed": 0, "too_soon": 0})
+    variants: dict[str, _Variant] = field(default_factory=dict)
+    totals: list[int] = field(default_factory=lambda: [0] * len(FIELDS))  # every field summed (counts read)
+    pending: list[list[int]] = field(default_factory=list)  # reports taken, not yet in totals
+    startup: Buckets = field(default_factory=lambda: Buckets(STARTUP_BOUNDS))
+    latency: Buckets = field(default_factory=lambda: Buckets(LATENCY_BOUNDS))
+    download: tuple[Buckets, Buckets] = field(default_factory=lambda: (Buckets(DOWNLOAD_BOUNDS),
+                                                                       Buckets(DOWNLOAD_BOUNDS)))
+    share: Buckets = field(default_factory=lambda: Buckets(SHARE_BOUNDS))
+
+    def __post_init__(self) -> None:
+        if self.gap < 0:
+            self.gap = GAP * self.interval
+
+    def parse(self, text: str) -> list[int] | None:
+        """The report's values (FIELDS' order, -1 where no figure, P2P's 0 when absent), or None when
+        malformed (counted)."""
+        try:
+            data = binascii.a2b_base64(text, strict_mode=True)
+        except (binascii.Error, ValueError):  # ValueError: not ASCII
+            self.refused["malformed"] += 1
+            return None
+        size = len(data)
+        if size == _WITH.size:
+            values = list(_WITH.unpack(data))
+        elif size == _WITHOUT.size:
+            values = list(_WITHOUT.unpack(data))
+            values += _NO_P2P
+        else:
+            values = [0]
+        if values[0] != VERSION:
+            self.refused["malformed"] += 1
+            return None
+        del values[0]
+        startup, latency = values[STARTUP], values[LATENCY]
+        values[STARTUP] = -1 if startup == 0xFFFF_FFFF else startup if startup < STARTUP_CAP else STARTUP_CAP
+        values[LATENCY] = -1 if latency == 0xFFFF_FFFF else latency if latency < LATENCY_CAP else LATENCY_CAP
+        if values[VARIANT] == 0xFF:
+            values[VARIANT] = -1
+        return values
+
+    def take(self, viewer_id: str, v: list[int]) -> bool:
+        """A parsed report of a page the count has just taken (Audience.beat said yes); False when it
+        came too soon (not taken: the page counts it again in its next). Kept to a few operations: it runs
+        on every report (bench/heartbeat.py)."""
+        window = self.audience.may_report(viewer_id, self.gap, v[STARTUP] >= 0)
+        if window is None:
+            self.refused["too_soon"] += 1
+            return False
+        elapsed, startup = window
+        self.reports += 1
+        weight = elapsed / self.interval if elapsed < self.interval else 1.0
+        # Never more time than the page was there (a tenth more: the page times its interval, we its
+        # beats' arrivals).
+        most = int(1100 * elapsed)
+        watched = v[WATCHED]
+        stalled = v[STALLED]
+        if watched + stalled > most:
+            watched = min(watched, most)
+            stalled = most - watched
+        index = v[VARIANT]
+        label = (VARIANT_LABELS[index] if 0 <= index <= MAX_VARIANT_LABEL
+                 else UNKNOWN if index < 0 else OTHER)
+        variant = self.variants.get(label)
+        if variant is None:
+            variant = self.variants[label] = _Variant()
+        variant.watched_ms += watched
+        variant.stalled_ms += stalled
+        variant.stalls += v[STALLS]
+        if v[STALLS] or stalled:
+            self.audience.stalled(viewer_id)
+        pending = self.pending
+        pending.append(v)  # the counting fields (SWITCHES on) are summed in batches: see count()
+        if len(pending) >= BATCH:
+            self._sum()
+        if startup:
+            self.startup.observe(v[STARTUP] / 1000)
+        if v[LATENCY] >= 0:
+            self.latency.observe(v[LATENCY] / 1000, weight)
+        # The page's mean download time per segment over the interval, by source.
+        if v[BUCKET_SEGMENTS]:
+            self.download[0].observe(v[BUCKET_MS] / v[BUCKET_SEGMENTS] / 1000, weight)
+        if v[PEER_SEGMENTS]:
+            self.download[1].observe(v[PEER_MS] / v[PEER_SEGMENTS] / 1000, weight)
+        loaded = v[BUCKET_BYTES] + v[PEER_BYTES]
+        if loaded:
+            self.share.observe(v[PEER_BYTES] / loaded, weight)
+        return True
+
+    def count(self, index: int) -> int:
+        """The sum over the reports taken of the counting field `index` (SWITCHES and after)."""
+        if self.pending:
+            self._sum()
+        return self.totals[index]
+
+    def _sum(self) -> None:
+        # C loops over a batch (zip, sum): an addition per field per report in Python cost each report
+        # about 11,000 instructions, this about 1,500.
+        self.totals = list(map(sum, zip(self.totals, *self.pending, strict=True)))
+        self.pending.clear()

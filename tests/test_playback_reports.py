@@ -1,0 +1,352 @@
+"""Viewers' playback reports (issue 42), in process: the report's format and its clamps
+(status/playback.py), the rules that keep one client from painting the picture (a page once per
+interval, the count's caps, its start-up once, no more time than it was there), the heartbeat's answer
+(400 for a malformed report, the service's clock), /metrics, /health and config.json. In Chromium:
+tests/test_viewers_browser.py; the P2P rejections with a real Prometheus: tests/test_p2p_browser.py."""
+
+from __future__ import annotations
+
+import binascii
+import logging
+import math
+import re
+import struct
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
+from pytest_aiohttp import AiohttpClient
+
+from broadcaster.http import PlaylistOptions, ViewerOptions, Viewers, create_app
+from broadcaster.metrics import AudienceMetrics, Metrics, PlaybackMetrics
+from broadcaster.service import default_viewer_dir
+from broadcaster.status import playback as pb
+from broadcaster.status.audience import LIMIT, STALLED_WINDOW, Audience
+from broadcaster.status.playback import FIELDS, Playback
+from tests.support.fakes import Clock, FakeHealth, FakePlaylists
+from tests.test_viewers import new_id
+
+VIEWER = default_viewer_dir()
+INTERVAL = 10.0  # the beat interval at VIEWER_TIMEOUT=30
+
+
+NO_FIGURE = {"startup_ms", "latency_ms", "variant"}
+
+
+def report(*, p2p: bool = True, **given: int) -> str:
+    """A version 1 report as the page sends it: every field 0 (startup, latency, variant: none) but those
+    given; without P2P's fields when `p2p` is False."""
+    values = {name: (-1 if name in NO_FIGURE else 0) for name, _ in FIELDS} | given
+    return pb.encode(*(values[name] for name, _ in FIELDS[: len(FIELDS) if p2p else pb.WITHOUT_P2P]), p2p=p2p)
+
+
+def counted(clock: Clock, **options: Any) -> tuple[Audience, Playback]:
+    audience = Audience(3 * INTERVAL, clock=clock, **options)
+    return audience, Playback(audience, interval=INTERVAL)
+
+
+def send(audience: Audience, playback: Playback, page: str, address: str, text: str) -> bool | None:
+    """What the route does with a beat carrying `text`: parsed, counted, taken. None: not counted or
+    malformed; else whether the report was taken."""
+    values = playback.parse(text)
+    if values is None or not audience.beat(page, address, p2p=False):
+        return None
+    return playback.take(page, values)
+
+
+# -- the report ------------------------------------------------------------------------------------------
+
+
+def test_a_report_is_base64_of_version_1_with_or_without_p2p_and_anything_else_is_refused() -> None:
+    _, playback = counted(Clock())
+    full = report(watched_ms=10_000, latency_ms=7_000, variant=1, bucket_segments=3, peer_segments=2)
+    values = playback.parse(full)
+    assert values is not None
+    assert (values[pb.WATCHED], values[pb.LATENCY], values[pb.VARIANT]) == (10_000, 7_000, 1)
+    assert values[pb.PEER_SEGMENTS] == 2 and values[pb.STARTUP] == -1
+    without = playback.parse(report(p2p=False, watched_ms=10_000))
+    assert without is not None and without[pb.WATCHED] == 10_000 and without[pb.PEER_SEGMENTS:] == [0] * 7
+    raw = binascii.a2b_base64(full)
+    bad = ["", "x", full[:-4], full + "AAAA", full.replace("A", "!", 1), "ä" + full[1:], full + "\n",
+           binascii.b2a_base64(b"\x02" + raw[1:], newline=False).decode(),  # version 2
+           binascii.b2a_base64(raw[:-1], newline=False).decode(), "1 842 10012 0 0 7213"]
+    for text in bad:
+        assert playback.parse(text) is None, text
+    assert playback.refused == {"malformed": len(bad), "too_soon": 0}
+
+
+def test_a_fields_width_bounds_it_and_the_start_up_and_the_latency_are_clamped() -> None:
+    _, playback = counted(Clock())
+    values = playback.parse(report(startup_ms=0xFFFF_FFFE, latency_ms=0xFFFF_FFFE, stalls=255, variant=254))
+    assert values is not None
+    assert (values[pb.STARTUP], values[pb.LATENCY]) == (pb.STARTUP_CAP, pb.LATENCY_CAP)
+    assert (values[pb.STALLS], values[pb.VARIANT]) == (255, 254)
+    with pytest.raises(struct.error):  # the page cannot even say more than a field holds
+        report(stalls=256)
+
+
+# -- nobody paints the picture ---------------------------------------------------------------------------
+
+
+def weight(buckets: pb.Buckets, above: float = -math.inf) -> float:
+    """The observations' weight in `buckets`' buckets whose bound is above `above`."""
+    bounds = (*buckets.bounds, math.inf)
+    return sum(c for c, bound in zip(buckets.counts, bounds, strict=True) if bound > above)
+
+
+def test_a_page_weighs_at_most_one_observation_per_interval_however_often_it_reports() -> None:
+    clock = Clock()
+    audience, playback = counted(clock)
+    page = new_id()
+    taken = []
+    start = clock.t
+    for n in range(200):  # a report every 50 ms for 10 s
+        clock.t = start + n * 0.05
+        taken.append(send(audience, playback, page, "192.0.2.1", report(latency_ms=300_000, watched_ms=1000)))
+    # Its first beat's report speaks for no time: not taken; then one every half interval, at most.
+    assert taken.count(True) == 1 and taken.index(True) == 100, taken.index(True)
+    assert playback.refused["too_soon"] == 199
+    assert weight(playback.latency) == 0.5  # half an interval since the page was first counted
+    clock.t = start + 10  # another half interval: as much again; an interval's reports weigh one observation
+    assert send(audience, playback, page, "192.0.2.1", report(latency_ms=300_000)) is True
+    assert weight(playback.latency) == 1.0
+    clock.t += 25  # a long silence (its beats without reports) weighs one interval, no more
+    assert send(audience, playback, page, "192.0.2.1", report(latency_ms=300_000)) is True
+    assert weight(playback.latency) == 2.0
+
+
+def test_a_page_claims_no_more_time_than_it_was_there() -> None:
+    clock = Clock()
+    audience, playback = counted(clock)
+    page = new_id()
+    assert send(audience, playback, page, "192.0.2.1", report()) is False  # its first beat
+    clock.t += 10
+    assert send(audience, playback, page, "192.0.2.1", report(watched_ms=3_600_000, stalled_ms=3_600_000))
+    clock.t += 20
+    assert send(audience, playback, page, "192.0.2.1", report(watched_ms=5_000, stalled_ms=3_600_000))
+    figures = playback.variants["unknown"]
+    # 11 s watched (10 s there, and a tenth for the clocks), none stalled; then 5 s watched and 17 s
+    # stalled (20 s there, and a tenth).
+    assert (figures.watched_ms, figures.stalled_ms) == (16_000, 17_000)
+
+
+def test_a_pages_start_up_counts_once() -> None:
+    clock = Clock()
+    audience, playback = counted(clock)
+    page = new_id()
+    for _ in range(5):  # the page sends its start-up time in every report
+        send(audience, playback, page, "192.0.2.1", report(startup_ms=900))
+        clock.t += INTERVAL
+    assert weight(playback.startup) == 1 and playback.startup.sum == 0.9
+    # A client making up ids and leaving at once adds nothing: an id must be counted half an interval.
+    for _ in range(50):
+        quick = new_id()
+        assert send(audience, playback, quick, "198.51.100.1", report(startup_ms=60_000)) is False
+        audience.leave(quick)
+    assert weight(playback.startup) == 1 and playback.reports == 4
+
+
+def test_a_flood_moves_each_distribution_by_its_share_of_the_pages_counted_and_no_more() -> None:
+    """10 honest pages (10 addresses) report a 6 s latency, a 1 s start-up and a 0.3 s download at each
+    beat for a minute. A flood from 5 addresses of 1000 made-up ids each, every 50 ms (its ids in turn,
+    and its first 20 at every turn), reports 300 s, 60 s and 30 s. The per-address cap counts 20 ids of
+    each address: 100 fake pages of 110. However fast they come, the fakes' share of each distribution is
+    at most 100/110 (their start-ups: one per fake page); with the count's total cap at 50, 40/50 (the
+    honest pages were counted first)."""
+    for limit, fake_pages in ((LIMIT, 100), (50, 40)):
+        clock = Clock()
+        audience, playback = counted(clock, limit=limit)
+        honest = [new_id() for _ in range(10)]
+        flood = [[new_id() for _ in range(1000)] for _ in range(5)]
+        honest_report = report(startup_ms=1000, latency_ms=6000, bucket_segments=3, bucket_ms=900,
+                               bucket_bytes=300_000, watched_ms=10_000)
+        fake_report = report(startup_ms=60_000, latency_ms=300_000, bucket_segments=1, bucket_ms=30_000,
+                             bucket_bytes=1, stalled_ms=10_000)
+        start = clock.t
+        for step in range(1201):  # 60 s, ending on the honest pages' beat
+            if step % 200 == 0:
+                for i, page in enumerate(honest):
+                    send(audience, playback, page, f"192.0.2.{i}", honest_report)
+            for n, ids in enumerate(flood):
+                for page in ids[:20] + ids[20 + step % 980:21 + step % 980]:
+                    send(audience, playback, page, f"203.0.113.{n}", fake_report)
+            clock.t = start + (step + 1) * 0.05
+        share = fake_pages / (fake_pages + len(honest))
+        assert audience.watching == fake_pages + len(honest)
+        for name, buckets, fake_above in (("latency", playback.latency, 100.0),
+                                          ("startup", playback.startup, 30.0),
+                                          ("download", playback.download[0], 10.0)):
+            total, fake = weight(buckets), weight(buckets, fake_above)
+            assert total and fake / total <= share + 1e-9, (limit, name, fake, total, share)
+            assert fake / total >= share - 0.05, (limit, name, fake, total)  # the flood did count, as pages
+        # Stalled time: at most the fake pages' time there, so the rebuffering ratio's numerator is bounded.
+        stalled = sum(v.stalled_ms for v in playback.variants.values()) / 1000
+        assert stalled <= fake_pages * 60 * 1.1, stalled
+
+
+def test_the_stalled_pages_of_the_last_five_minutes_are_those_still_counted() -> None:
+    clock = Clock()
+    audience, playback = counted(clock)
+    pages = [new_id() for _ in range(3)]
+    for _ in range(2):  # a first beat, then a report taken
+        for i, page in enumerate(pages):
+            send(audience, playback, page, f"192.0.2.{i}", report(stalls=i, watched_ms=1000))
+        clock.t += INTERVAL
+    assert audience.stalled_recently == 2  # pages 1 and 2 stalled
+    audience.leave(pages[1])
+    assert audience.stalled_recently == 1  # gone: no longer counted
+    for _ in range(int(STALLED_WINDOW / INTERVAL)):  # page 2 keeps playing, without stalls, 5 minutes
+        clock.t += INTERVAL
+        send(audience, playback, pages[2], "192.0.2.2", report(watched_ms=10_000))
+        send(audience, playback, pages[0], "192.0.2.0", report(watched_ms=10_000))
+    assert audience.stalled_recently == 0
+
+
+# -- over HTTP ---------------------------------------------------------------------------------------------
+
+
+async def client_for(aiohttp_client: AiohttpClient, clock: Clock, *, show: bool = True,
+                     ) -> tuple[TestClient[web.Request, web.Application], Audience, Playback, Metrics]:
+    assert VIEWER is not None
+    audience = Audience(3 * INTERVAL, clock=clock)
+    playback = Playback(audience, interval=INTERVAL)
+    metrics = Metrics(CollectorRegistry(auto_describe=True))
+    AudienceMetrics(metrics.registry, lambda: audience.watching, lambda: audience.p2p,
+                    lambda: audience.refused, lambda: audience.stalled_recently)
+    PlaybackMetrics(metrics.registry, playback)
+    app = create_app(FakePlaylists(6, 1), FakeHealth(), metrics, viewers=Viewers(audience, playback),
+                     playlist_options=PlaylistOptions(trust_cf_connecting_ip=True),
+                     viewer_options=ViewerOptions(VIEWER, show_viewer_count=show,
+                                                  owncast_url="https://owncast.example"))
+    return await aiohttp_client(app), audience, playback, metrics
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+async def test_a_malformed_report_is_a_400_of_one_line_not_counted_and_not_logged(
+        aiohttp_client: AiohttpClient, caplog: pytest.LogCaptureFixture) -> None:
+    client, audience, playback, _ = await client_for(aiohttp_client, Clock())
+    caplog.set_level(logging.DEBUG)
+    for text in ("1 2 3", report()[:-8], "!" + report()[1:], "x" * 4000):
+        response = await client.post("/live/watching", headers={"Hb-Watching": new_id(), "Hb-Report": text,
+                                                                 "CF-Connecting-IP": "192.0.2.1"})
+        body = await response.text()
+        assert response.status == 400 and body == pb.MALFORMED + "\n" and body.count("\n") == 1, body
+        assert "Access-Control-Allow-Origin" not in response.headers
+    assert audience.watching == 0 and playback.refused["malformed"] == 4 and playback.reports == 0
+    assert [r for r in caplog.records if r.name.startswith("broadcaster")] == []
+
+
+async def test_the_answer_carries_the_services_clock_and_says_when_a_report_was_not_taken(
+        aiohttp_client: AiohttpClient) -> None:
+    for show in (True, False):
+        clock = Clock()
+        client, audience, playback, _ = await client_for(aiohttp_client, clock, show=show)
+        page = new_id()
+        before = time.time() * 1000
+        first = await client.post("/live/watching", headers={"Hb-Watching": page, "Hb-Report": report()})
+        after = time.time() * 1000
+        answer = await first.json()
+        # The page's first beat: counted, its report not taken (it speaks for no time yet).
+        assert first.status == 200 and before - 1 <= answer["now"] <= after + 1, (before, answer, after)
+        assert answer["taken"] == 0 and ("watching" in answer) == show and audience.watching == 1
+        clock.t += INTERVAL
+        again = await (await client.post("/live/watching", headers={"Hb-Watching": page,
+                                                                     "Hb-Report": report()})).json()
+        assert "taken" not in again and playback.reports == 1 and audience.watching == 1
+        # A beat without a report answers as before issue 42.
+        plain = await client.post("/live/watching", headers={"Hb-Watching": page})
+        assert plain.status == (200 if show else 204)
+
+
+async def test_metrics_export_the_reports_with_bounded_labels_and_health_says_who_stalled(
+        aiohttp_client: AiohttpClient) -> None:
+    clock = Clock()
+    client, audience, playback, _ = await client_for(aiohttp_client, clock)
+    reports = [
+        report(startup_ms=800, watched_ms=9_000, stalls=1, stalled_ms=1_000, latency_ms=6_500, variant=1,
+               switches=1, frames=270, dropped_frames=3, media_recovered=1, bucket_segments=3, bucket_ms=600,
+               bucket_bytes=150_000),
+        report(p2p=False, watched_ms=10_000, latency_ms=7_500, variant=200, network_fatal=2,
+               bucket_segments=2, bucket_ms=400, bucket_bytes=100_000),
+        report(watched_ms=10_000, peer_segments=2, peer_ms=2_000, peer_bytes=200_000, bucket_segments=1,
+               bucket_ms=200, bucket_bytes=100_000, uploaded_bytes=50_000, verified=2, rejected=1, banned=1),
+    ]
+    pages = [new_id() for _ in reports]
+    for _ in range(2):  # each page's first beat, and an interval later its report
+        for i, (page, text) in enumerate(zip(pages, reports, strict=True)):
+            response = await client.post("/live/watching", headers={
+                "Hb-Watching": page, "Hb-Report": text, "CF-Connecting-IP": f"192.0.2.{i}"})
+            assert response.status == 200, await response.text()
+        clock.t += INTERVAL
+    got = samples(await (await client.get("/metrics")).text())
+    p = "hls_broadcaster_playback"
+    assert got[(f"{p}_reports_total", ())] == 3
+    assert got[(f"{p}_watched_seconds_total", (("variant", "1"),))] == 9
+    assert got[(f"{p}_watched_seconds_total", (("variant", "other"),))] == 10  # 200: not a label of its own
+    assert got[(f"{p}_watched_seconds_total", (("variant", "unknown"),))] == 10
+    assert got[(f"{p}_stalled_seconds_total", (("variant", "1"),))] == 1
+    assert got[(f"{p}_stalls_total", (("variant", "1"),))] == 1
+    assert got[(f"{p}_latency_seconds_count", ())] == 2 and got[(f"{p}_latency_seconds_sum", ())] == 14
+    assert got[(f"{p}_latency_seconds_bucket", (("le", "7.0"),))] == 1
+    assert got[(f"{p}_startup_seconds_count", ())] == 1 and got[(f"{p}_startup_seconds_sum", ())] == 0.8
+    assert got[(f"{p}_errors_total", (("kind", "media"), ("outcome", "recovered")))] == 1
+    assert got[(f"{p}_errors_total", (("kind", "network"), ("outcome", "fatal")))] == 2
+    assert got[(f"{p}_segments_total", (("source", "bucket"),))] == 6
+    assert got[(f"{p}_segment_bytes_total", (("source", "peer"),))] == 200_000
+    assert got[(f"{p}_segment_download_seconds_count", (("source", "bucket"),))] == 3
+    assert got[(f"{p}_segment_download_seconds_sum", (("source", "peer"),))] == 1.0  # 2 s over 2 segments
+    assert got[(f"{p}_segment_download_time_seconds_total", (("source", "peer"),))] == 2
+    assert got[(f"{p}_peer_share_ratio_count", ())] == 3
+    assert got[(f"{p}_peer_share_ratio_sum", ())] == pytest.approx(2 / 3)
+    assert got[(f"{p}_p2p_segments_total", (("result", "rejected"),))] == 1
+    assert got[(f"{p}_p2p_peers_banned_total", ())] == 1
+    assert got[(f"{p}_frames_total", ())] == 270 and got[(f"{p}_dropped_frames_total", ())] == 3
+    assert got[("hls_broadcaster_viewers_stalled", ())] == 1
+    labels = {dict(key[1]).get("variant") for key in got if "variant" in dict(key[1])}
+    assert labels == {"1", "other", "unknown"}
+
+
+def test_health_says_how_many_viewers_stalled_in_the_last_five_minutes() -> None:
+    from broadcaster.status.assessment import HealthReport
+    from tests.support.world import World  # noqa: PLC0415 (its publisher's facts, as the service's)
+
+    world = World(Path("/nonexistent"))
+    clock = Clock()
+    audience, playback = counted(clock)
+    pages = [new_id(), new_id()]
+    for _ in range(2):
+        send(audience, playback, pages[0], "192.0.2.1", report(stalls=2, stalled_ms=3000))
+        send(audience, playback, pages[1], "192.0.2.2", report(watched_ms=1000))
+        clock.t += INTERVAL
+    health = HealthReport(world.pub.facts, world.uploader, viewers=lambda: {
+        "watching": audience.watching, "p2p": audience.p2p, "stalled_5min": audience.stalled_recently})
+    assert health.assess().body["viewers"] == {"watching": 2, "p2p": 0, "stalled_5min": 1}
+
+
+async def test_config_asks_for_reports_and_names_owncasts_playback_report(
+        aiohttp_client: AiohttpClient) -> None:
+    client, *_ = await client_for(aiohttp_client, Clock())
+    config = await (await client.get("/config.json")).json()
+    assert config["viewers"] == {"beat": 10.0, "show": True, "report": 1}
+    assert config["owncast"] == {"ping": "https://owncast.example/api/ping", "every": 5.0,
+                                 "metrics": "https://owncast.example/api/metrics/playback", "report": 10.0}
+
+
+def test_the_page_writes_the_fields_the_service_reads() -> None:
+    """viewer/playback.js's WIDTHS and WITHOUT_P2P are broadcaster/status/playback.py's FIELDS."""
+    assert VIEWER is not None
+    source = (VIEWER / "playback.js").read_text()
+    found = re.search(r"const WIDTHS = \[([^\]]*)\];", source)
+    assert found is not None
+    widths = [int(n) for n in re.findall(r"\d+", re.sub(r"/\*.*?\*/", "", found.group(1)))]
+    assert widths == [struct.calcsize(width) for _, width in FIELDS]
+    assert f"const WITHOUT_P2P = {pb.WITHOUT_P2P};" in source and f"const VERSION = {pb.VERSION};" in source
