@@ -31,7 +31,6 @@
  */
 import { HlsJsP2PEngine } from './p2p-media-loader-hlsjs.es.min.js';
 import { Checks, GetBudget, SegmentHashes } from './p2p-trust.js';
-import { addRows } from './stats.js';
 
 const LIVE_SYNC_SEGMENTS = 3; // hls.js's default; without it the engine moves playback to the window's start
 const START_HIGH_DEMAND_SECONDS = 24 * 3600; // until the video plays: everything is urgent (see above)
@@ -43,9 +42,11 @@ const P2P_OFF = { mainStream: { isP2PDisabled: true }, secondaryStream: { isP2PD
 const MAX_BANNED = 256;
 
 /** Everything viewer.js needs: createHls(config) in place of `new Hls(config)`, or null when P2P cannot
- * be safe here (no WebCrypto: the page then plays from the bucket alone). formatBytes is the viewer's
- * own, so the stats panel writes sizes one way. */
-export function create(options, viewerStats, formatBytes) {
+ * be safe here (no WebCrypto: the page then plays from the bucket alone). formatBytes and addRows are
+ * the viewer's own stats.js functions, passed in rather than imported: stats.js is served inside the
+ * combined viewer.js (broadcaster/http/module_combine.py), and importing it again from here would run it
+ * twice. */
+export function create(options, viewerStats, { formatBytes, addRows }) {
   const valid = options && Array.isArray(options.trackers) && options.trackers.length
     && options.trackers.every((url) => /^wss?:\/\//.test(url)) && typeof options.swarm === 'string' && options.swarm
     && Array.isArray(options.stun) && options.stun.every((url) => /^stuns?:/i.test(url));

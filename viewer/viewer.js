@@ -96,7 +96,7 @@ async function configuredSource() {
     if (config && config.p2p && window.Hls && window.Hls.isSupported()) {
       // Peer-to-peer segments, the bucket as the fallback; if it cannot load, play without it, and say
       // why in the console (a file missing, a config.json p2p.js refuses).
-      p2p = await import('./p2p.js').then((m) => m.create(config.p2p, viewerStats, Stats.formatBytes)).catch((err) => {
+      p2p = await import('./p2p.js').then((m) => m.create(config.p2p, viewerStats, Stats)).catch((err) => {
         console.warn('P2P off:', err);
         return null;
       });
