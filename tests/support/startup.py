@@ -55,6 +55,15 @@ class Startup:
     def count(self) -> int:
         return len(self.before)
 
+    def to_first_segment(self) -> list[Fetched]:
+        """The requests up to the first media segment's: what the page asks for before the stream's bytes.
+        (After it, how many more segments and playlist reloads come before the first frame depends on how
+        long the machine takes to decode one, not on the page.)"""
+        for i, f in enumerate(self.before):
+            if urlsplit(f.url).path.endswith((".ts", ".m4s", ".mp4")):
+                return self.before[: i + 1]
+        return list(self.before)
+
     def same_origin_files(self, origin: str) -> list[str]:
         """Paths (and queries) of what was asked of the page's own origin: the page, its files, config."""
         out = []
