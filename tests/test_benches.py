@@ -248,10 +248,12 @@ def test_p2p() -> None:
         install()
     except TrackerUnavailable as err:
         pytest.skip(f"no tracker here (node, npm): {err}")
+    # http and hostile only: the hostile mode's honest viewers share as the p2p mode's do (the p2p mode,
+    # the same code path, cost the suite 20 s more on its worker).
     out = bench("p2p", "--viewers", "2", "--seconds", "4", "--warmup", "2", "--event-at", "2", "--modes",
-                "http,p2p,hostile", "--hostile", "half")
+                "http,hostile", "--hostile", "half")
     has(out, r"^### summary: each figure and its ratio to http \(2 viewers, 4 s, ",
-        rf"^\| http / run \| .* \| {NUMBER} s \(1\.00x\) \|", rf"^\| p2p / run \| .* \| {NUMBER} s \({NUMBER}x\) \|",
+        rf"^\| http / run \| .* \| {NUMBER} s \(1\.00x\) \|",
         rf"^\| hostile / honest \| .* \| {NUMBER} s \({NUMBER}x\) \|",
         r"^- honest 0: \d+ segments handed to hls\.js, \d+ not the bucket's",
         r"^- hostile 2 \(half\): answered (\d+|every) segment request")
