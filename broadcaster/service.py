@@ -109,7 +109,7 @@ class Service:
         # fails half way: the STATE_DIR lock first (the state is restored under it), so it goes last.
         with contextlib.ExitStack() as held:
             held.callback(_lock_state_dir(settings.state_dir).release)
-            # One stage after the other, as the README draws them: bucket, publishing, source, status, web.
+            # One stage after the other, as docs/how-it-works.md draws them: bucket, publishing, source, status, web.
             # The event hub first: publishing tells it each listing (an outlet of the Release).
             self.events = EventHub(max_streams=self.budget.events, write_timeout=self.settings.write_timeout,
                                    on_refused=functools.partial(self.connection_metrics.rejected, "events"))

@@ -23,9 +23,9 @@ from .numbers import whole_number
 MOST_CLIPS = 10_000
 
 # Past this a playlist reload without delta updates is over 1.9 MB (80 KB gzipped) with 1 s segments,
-# and every segment rewrites that much state: README, "Rewind and clips".
+# and every segment rewrites that much state: docs/rewind-and-clips.md.
 MAX_REWIND_SECONDS = 14_400
-DEFAULT_REWIND_SECONDS = 300  # five minutes behind the live edge (README, "Rewind and clips": the costs)
+DEFAULT_REWIND_SECONDS = 300  # five minutes behind the live edge (docs/rewind-and-clips.md: the costs)
 
 
 class SettingsError(ValueError):
@@ -281,6 +281,9 @@ class Setting:
     parse: Callable[[str], Any]
     default: str | None = None  # None: required
     secret: bool = False
+    # What the documentation's settings reference says of it (Markdown, docs/reference/settings.md, which
+    # is written from these when the site is built): `help` is the one line `--help` prints.
+    doc: str = ""
 
     @property
     def field(self) -> str:
@@ -292,81 +295,160 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("HLS_DIR", "Owncast's HLS folder (data/hls)", _existing_dir),
-    Setting("HLS_WATCH", "how HLS_DIR is watched: 'auto' (inotify on Linux, which says when Owncast closes a "
-            "file; watchfiles elsewhere) or 'watchfiles' (a segment then counts as finished once unchanged for "
-            "0.25 s, which every segment waits)", _choice("auto", "watchfiles"), "auto"),
-    Setting("S3_ENDPOINT_URL", "S3 API endpoint, e.g. https://<ACCOUNT_ID>.r2.cloudflarestorage.com", _url),
-    Setting("S3_REGION", "S3 region; R2 takes 'auto'", _nonempty, "auto"),
-    Setting("AWS_ACCESS_KEY_ID", "R2 API token's access key id", _nonempty),
+    Setting("HLS_DIR", "Owncast's HLS folder (data/hls)", _existing_dir,
+            doc="Owncast's HLS folder, e.g. `/opt/owncast/data/hls`"),
+    Setting("HLS_WATCH", "how HLS_DIR is watched: 'auto' (inotify on Linux, which says when Owncast closes "
+            "a file; watchfiles elsewhere) or 'watchfiles' (a segment then counts as finished once unchanged "
+            "for 0.25 s, which every segment waits)", _choice("auto", "watchfiles"), "auto",
+            doc="`auto`: inotify on Linux (it says when Owncast closes each segment), watchfiles elsewhere; "
+                "`watchfiles`: watchfiles on Linux too (each segment then waits until unchanged for 0.25 s, "
+                "see [Whole segments](../how-it-works.md#whole-segments-only))"),
+    Setting("S3_ENDPOINT_URL", "S3 API endpoint, e.g. https://<ACCOUNT_ID>.r2.cloudflarestorage.com", _url,
+            doc="`https://<ACCOUNT_ID>.r2.cloudflarestorage.com`"),
+    Setting("S3_REGION", "S3 region; R2 takes 'auto'", _nonempty, "auto",
+            doc="R2 takes `auto`"),
+    Setting("AWS_ACCESS_KEY_ID", "R2 API token's access key id", _nonempty,
+            doc="R2 API token's access key id"),
     Setting("AWS_SECRET_ACCESS_KEY", "R2 API token's secret (prefer the environment or .env to a flag)",
-            _nonempty, secret=True),
-    Setting("AWS_BUCKET_NAME", "bucket the segments go to", _bucket),
+            _nonempty, secret=True,
+            doc="R2 API token's secret (keep it in the environment or `.env`, not on the command line)"),
+    Setting("AWS_BUCKET_NAME", "bucket the segments go to", _bucket,
+            doc="the bucket"),
     Setting("R2_PUBLIC_URL", "public base URL viewers fetch segments from (custom domain or r2.dev); not used "
-            "with SEGMENT_URLS=presigned", _optional_url, ""),
-    Setting("R2_KEY_PREFIX", "folder in the bucket; keys are PREFIX/<variant>/<file>", _prefix, "live"),
-    Setting("HOST", "address to listen on; the tunnel connects locally", _nonempty, "127.0.0.1"),
-    Setting("PORT", "port to listen on (0 picks a free one)", _int(0, 65535), "3000"),
-    Setting("STATE_DIR", "folder for what the service remembers across restarts", _state_dir, "state"),
+            "with SEGMENT_URLS=presigned", _optional_url, "",
+            doc="Required (unless `SEGMENT_URLS=presigned`): base URL viewers fetch segments from: your "
+                "custom domain (production) or `https://pub-<id>.r2.dev` (testing only: rate limited)"),
+    Setting("R2_KEY_PREFIX", "folder in the bucket; keys are PREFIX/<variant>/<file>", _prefix, "live",
+            doc="folder in the bucket"),
+    Setting("HOST", "address to listen on; the tunnel connects locally", _nonempty, "127.0.0.1",
+            doc="listen address; the tunnel connects locally"),
+    Setting("PORT", "port to listen on (0 picks a free one)", _int(0, 65535), "3000",
+            doc="listen port (`0` picks a free one and logs it)"),
+    Setting("STATE_DIR", "folder for what the service remembers across restarts", _state_dir, "state",
+            doc="where the service keeps what it must remember across restarts: numbering, windows, pending "
+                "deletes (`state.json`, written whole and atomically at compaction, and `state.journal`, a "
+                "line appended per save), `served` (how far versions went while saves failed), and `lock`, "
+                "held while it runs: one service per `STATE_DIR`"),
     Setting("WINDOW_SECONDS", "length of the live playlist window (at least 3 target durations)",
-            _positive, "30"),
+            _positive, "30",
+            doc="live window length; never less than 3 target durations"),
     Setting("REWIND_SECONDS", "how far behind the live edge viewers can seek: the live playlists list this "
-            "much of the stream, players still start at the edge (0 = off; see the README for its costs)",
-            _int(0, MAX_REWIND_SECONDS), str(DEFAULT_REWIND_SECONDS)),
-    Setting("TARGET_DURATION", "playlist target duration in s; 0 takes Owncast's", _int(0, 60), "0"),
-    Setting("UPLOAD_CONCURRENCY", "uploads in flight at once", _int(1, 256), "8"),
+            "much of the stream, players still start at the edge (0 = off; docs/rewind-and-clips.md says what it costs)",
+            _int(0, MAX_REWIND_SECONDS), str(DEFAULT_REWIND_SECONDS),
+            doc="how far behind the live edge viewers can seek: the live playlists list this much of the "
+                "stream (players still start at the live edge), and clips can be made of it; `0` = off, at "
+                "most `14400` (4 h); see [Rewind and clips](../rewind-and-clips.md#rewind-and-clips) for "
+                "what it costs"),
+    Setting("TARGET_DURATION", "playlist target duration in s; 0 takes Owncast's", _int(0, 60), "0",
+            doc="playlist target duration; `0` takes Owncast's"),
+    Setting("UPLOAD_CONCURRENCY", "uploads in flight at once", _int(1, 256), "8",
+            doc="uploads in flight at once (also the connection pool size)"),
     # A hung PUT holds back its variant's listing: keep this near a couple of segment durations.
-    Setting("UPLOAD_TIMEOUT", "seconds one upload attempt may take before it is retried", _positive, "5"),
+    Setting("UPLOAD_TIMEOUT", "seconds one upload attempt may take before it is retried", _positive, "5",
+            doc="seconds one upload attempt may take before it is retried"),
     Setting("BLOCKING_RELOAD", "advertise and honour LL-HLS blocking playlist reload (_HLS_msn): players get "
-            "each new segment as soon as it is listed instead of polling", _bool, "true"),
+            "each new segment as soon as it is listed instead of polling", _bool, "true",
+            doc="advertise and honour LL-HLS blocking playlist reload (`_HLS_msn`), so players get a new "
+                "segment as soon as it is listed instead of polling"),
     Setting("PUBLISH_PLAYLISTS", "also upload every playlist version to the bucket (PREFIX/master.m3u8, "
             "PREFIX/<variant>/playlist.m3u8), so viewers can load playlists from the CDN and not from this VM",
-            _bool, "false"),
+            _bool, "false",
+            doc="also write every playlist version to the bucket (`PREFIX/master.m3u8`, "
+                "`PREFIX/<n>/playlist.m3u8`), so viewers load playlists from the CDN and the VM serves no "
+                "viewer at all; see [Playlists at the edge](../low-latency.md#playlists-at-the-edge)"),
     Setting("SEGMENT_URLS", "'public' (R2_PUBLIC_URL/key) or 'presigned' (private bucket: each segment is "
             "listed with a GET URL signed once for PRESIGN_EXPIRY seconds)", _choice("public", "presigned"),
-            "public"),
+            "public",
+            doc="`public`: segments listed as `R2_PUBLIC_URL/key`; `presigned`: a private bucket, each "
+                "segment listed with a GET URL signed once; see [Private "
+                "bucket](../low-latency.md#private-bucket-presigned-segment-urls)"),
     Setting("PRESIGN_EXPIRY", "lifetime in seconds of presigned segment URLs; must outlast a segment's whole "
-            "time in the playlists (at most 7 days)", _int(60, 604800), "3600"),
-    Setting("DELETE_OLD_SEGMENTS", "delete segments from the bucket once no playlist may list them", _bool, "true"),
+            "time in the playlists (at most 7 days)", _int(60, 604800), "3600",
+            doc="lifetime of presigned URLs in seconds; must be at least 3 × the window listed (the larger "
+                "of `WINDOW_SECONDS` and `REWIND_SECONDS`) + `CLEANUP_MARGIN` (checked at start-up), at most"
+                " 7 days"),
+    Setting("DELETE_OLD_SEGMENTS", "delete segments from the bucket once no playlist may list them", _bool, "true",
+            doc="delete segments from the bucket once no playlist may list them"),
     Setting("CLEANUP_MARGIN", "extra seconds a segment stays after the spec allows deleting it (CDN copies)",
-            _non_negative, "60"),
+            _non_negative, "60",
+            doc="seconds a segment stays beyond what the spec requires (copies a CDN still holds)"),
     Setting("KEEP_RECORDINGS", "keep every stream: nothing is deleted and a VOD playlist of it is written "
-            "to the bucket when it ends", _bool, "false"),
+            "to the bucket when it ends", _bool, "false",
+            doc="keep every stream: nothing is deleted, and a VOD playlist of the whole stream is written "
+                "next to its segments when it ends"),
     Setting("MAX_CLIPS", "clips kept at most (hls-broadcaster clip); past it a new clip is refused until one is "
-            "deleted", _int(1, MOST_CLIPS), "100"),
+            "deleted", _int(1, MOST_CLIPS), "100",
+            doc="clips kept at most (1 to 10,000); past it `hls-broadcaster clip` is refused with one line "
+                "until a clip is deleted; see [Rewind and clips](../rewind-and-clips.md#rewind-and-clips)"),
     Setting("METRICS_LISTEN", "where /metrics is served: empty = with the playlists, 'off', or HOST:PORT of "
-            "its own (keeps it off the public tunnel)", _listen, ""),
+            "its own (keeps it off the public tunnel)", _listen, "",
+            doc="where `/metrics` is served: empty = on `PORT`, `off`, or `HOST:PORT` of its own (keeps it "
+                "off the tunnel)"),
     Setting("HEADER_TIMEOUT", "seconds a new connection may take to send its first complete request head "
-            "before it is closed (idle and half-sent connections must not hold file handles)", _positive, "10"),
+            "before it is closed (idle and half-sent connections must not hold file handles)", _positive, "10",
+            doc="seconds a new connection may take to send its first request head before it is closed; see "
+                "[Limits](../limits.md#limits)"),
     Setting("WRITE_TIMEOUT", "seconds a client may take to accept what is being sent to it before its connection "
-            "is closed (a client that never reads must not hold memory and handles)", _positive, "30"),
+            "is closed (a client that never reads must not hold memory and handles)", _positive, "30",
+            doc="seconds a client may take to accept what is being sent to it (a playlist, a viewer file, an"
+                " event) before its connection is closed; see [Limits](../limits.md#limits)"),
     Setting("TRUST_CF_CONNECTING_IP", "take each viewer's address from Cloudflare's CF-Connecting-IP header, to "
             "cap held blocking requests per viewer; only when every connection comes through the Cloudflare "
             "tunnel (HOST=127.0.0.1), since a client reaching the port directly could name any address",
-            _bool, "false"),
+            _bool, "false",
+            doc="`true` when every connection comes through the Cloudflare tunnel (cloudflared on this "
+                "machine, `HOST=127.0.0.1`: `deploy/env.example` sets both): each viewer's address is then "
+                "read from Cloudflare's `CF-Connecting-IP` header, one address may hold at most 20 pages in "
+                "the viewer count and an eighth of the held blocking requests. Off behind the tunnel, every "
+                "viewer is one loopback client and one client can fill the count (`hls-broadcaster check` "
+                "warns when `HOST` is loopback and this is off). Keep it off when `HOST` is public: a client"
+                " reaching the port directly could name any address in that header; see "
+                "[Limits](../limits.md#limits)"),
     Setting("P2P_TRACKERS", "viewers share segments peer to peer (WebRTC), the bucket stays the fallback: "
             "comma-separated ws:// or wss:// WebTorrent tracker URLs (your own: broadcaster/tracker/); empty = off",
-            _trackers, ""),
+            _trackers, "",
+            doc="viewers of the bundled page share segments peer to peer (WebRTC, P2P Media Loader) with the"
+                " bucket as the fallback: comma-separated `ws://` or `wss://` WebTorrent tracker URLs, at "
+                "most 8. Run your own (`broadcaster/tracker/`, `deploy/tracker/`); never a public tracker. "
+                "Empty: `/config.json` says nothing about P2P and the page loads no P2P code"),
     Setting("P2P_STUN_SERVERS", "with P2P on: comma-separated stun:HOST[:PORT] URLs viewers' browsers ask for their "
             "public address (each sees every viewer's address), or 'none' (peers then meet only on one network); "
             "the default is Cloudflare's, which viewers already reach through the tunnel and the bucket",
-            _stun_servers, "stun:stun.cloudflare.com:3478"),
+            _stun_servers, "stun:stun.cloudflare.com:3478",
+            doc="with P2P on: the STUN servers viewers' browsers ask for their public address "
+                "(comma-separated `stun:HOST[:PORT]`, at most 4), each of which sees every viewer's address;"
+                " Cloudflare's is already in every viewer's path. `none`: peers meet only on one network"),
     Setting("VIEWER_TIMEOUT", "seconds a viewer page stays counted after its last heartbeat (it beats every "
             "third of this while playing); also how fast a closed tab leaves the count when its goodbye is lost",
-            _bounded(3, 600), "30"),
+            _bounded(3, 600), "30",
+            doc="seconds a viewer page stays counted after its last heartbeat (3 to 600); the page beats "
+                "every third of it while playing; see [Viewers watching](../viewers.md#viewers-watching)"),
     Setting("SHOW_VIEWER_COUNT", "show \"N watching\" on the viewer page (the count is in /metrics and /health "
-            "either way)", _bool, "true"),
+            "either way)", _bool, "true",
+            doc="show \"N watching\" on the viewer page; the count is in `/metrics` and `/health` either way"),
     Setting("OWNCAST_URL", "Owncast's public URL as viewers' browsers reach it (e.g. https://stream.example.com): "
             "the viewer page pings its /api/ping while playing, so Owncast's own viewer count includes this "
-            "page's viewers; empty = off", _optional_url, ""),
+            "page's viewers; empty = off", _optional_url, "",
+            doc="Owncast's public URL as viewers' browsers reach it (`https://owncast.example.com`): the "
+                "viewer page pings its `/api/ping` while playing, so Owncast's own count includes this "
+                "page's viewers, and sends its `/api/metrics/playback` the playback report Owncast's own "
+                "page sends, so its Stream Health includes them too"),
     Setting("FRAME_ANCESTORS", "sites allowed to show the viewer page in a frame (embedding, /embed): 'self', "
             "space-separated origins like https://example.com or https://*.example.com, '*' for any, or 'none'",
-            _frame_ancestors, "'self'"),
+            _frame_ancestors, "'self'",
+            doc="the sites allowed to show the viewer page in a frame: `'self'`, space-separated origins "
+                "(`https://www.example.com https://*.example.org`), `*` for any, or `none`; see [Embedding "
+                "the player](../viewers.md#embedding-the-player)"),
     Setting("VIEWER_SOURCES", "other sites whose playlists the viewer page (/ and /embed) may play with "
             "?src=: space-separated origins like https://other.example, or '*' for any; empty = this "
             "service's own playlists only (a link to this site cannot make it play someone else's stream)",
-            _viewer_sources, ""),
-    Setting("LOG_LEVEL", "debug, info, warning or error", _choice("debug", "info", "warning", "error"), "info"),
+            _viewer_sources, "",
+            doc="other sites whose playlists the viewer page (`/` and `/embed`) may play with `?src=`: "
+                "space-separated origins (`https://other.example`) or `*`; empty: only this service's "
+                "playlists (its `/live/` and `/hls/` paths, and the bucket's copies it plays from), so a "
+                "link to this site cannot make it play someone else's stream"),
+    Setting("LOG_LEVEL", "debug, info, warning or error", _choice("debug", "info", "warning", "error"), "info",
+            doc="`debug`, `info`, `warning` or `error`"),
 )
 
 

@@ -9,7 +9,7 @@
 //
 // Open files: pm2 has no setting for them; the service inherits the pm2 daemon's limit, which is the
 // limit of the shell that first started pm2 (often 1024: room for about 800 viewer connections; the
-// service logs its caps at start-up, see README, Limits). Raise it for the daemon and restart it:
+// service logs its caps at start-up, see docs/limits.md#limits). Raise it for the daemon and restart it:
 //   pm2 kill && ulimit -n 65536 && pm2 resurrect        # hard limit too low? /etc/security/limits.conf
 // With `pm2 startup` (systemd), add LimitNOFILE=65536 to the generated pm2-<user>.service instead.
 "use strict";

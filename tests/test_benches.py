@@ -1,7 +1,7 @@
 """Each bench's short run: its main, through its real code path, with tiny parameters, so that none
 can break unseen. Only the form of the output is checked (the figures are there and parse, the ratio
 line is there), never a figure's value: durations and ratios belong in the benches, which run by hand
-(README, Benchmarks). Exit status 1 is a goal the bench measured as not met on this loaded machine,
+(docs/development.md). Exit status 1 is a goal the bench measured as not met on this loaded machine,
 not a failure here; a traceback or a missing figure is.
 """
 

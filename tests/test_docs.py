@@ -26,7 +26,7 @@ _TEXT_SUFFIXES = {".py", ".md", ".txt", ".toml", ".yml", ".yaml", ".json", ".js"
 _OLD_NAMES = ("OWNCAST", "HLS_RULES", "R2")
 _OLD_CITATION = re.compile(r"\b(?:" + "|".join(_OLD_NAMES) + r")\.md\b")
 # docs/<name>.md[#anchor], not preceded by another folder (".../shared/docs/x.md" is someone else's docs).
-_CITATION = re.compile(r"(?<![\w./-])docs/([\w.-]+\.md)(?:#([\w-]+))?")
+_CITATION = re.compile(r"(?<![\w./-])docs/((?:[\w-]+/)?[\w.-]+\.md)(?:#([\w-]+))?")
 # Markdown links inside docs/: [text](target.md#anchor) to another doc or the top README.
 _LINK = re.compile(r"\]\(([^)\s#]+\.md)?(?:#([\w-]+))?\)")
 # Repository paths a doc names in backticks.
@@ -114,10 +114,10 @@ def test_nothing_cites_the_old_notes_outside_the_repository() -> None:
     assert not stale, "cite docs/owncast.md, docs/hls-rules.md or docs/r2.md instead:\n" + "\n".join(stale)
 
 
-DOC_FILES = sorted(DOCS.glob("*.md"))
+DOC_FILES = sorted(p for p in DOCS.rglob("*.md") if "_build" not in p.parts)
 
 
-@pytest.mark.parametrize("doc", DOC_FILES, ids=lambda p: p.name)
+@pytest.mark.parametrize("doc", DOC_FILES, ids=lambda p: p.relative_to(DOCS).as_posix())
 def test_links_between_docs_resolve(doc: Path) -> None:
     broken = []
     for lineno, line in enumerate(_read(doc).splitlines(), 1):
@@ -130,7 +130,7 @@ def test_links_between_docs_resolve(doc: Path) -> None:
     assert not broken, "\n".join(broken)
 
 
-@pytest.mark.parametrize("doc", DOC_FILES, ids=lambda p: p.name)
+@pytest.mark.parametrize("doc", DOC_FILES, ids=lambda p: p.relative_to(DOCS).as_posix())
 def test_every_repository_path_a_doc_names_exists(doc: Path) -> None:
     # Fails when a module the doc points at moves or is renamed: update the doc with the code.
     missing = [
@@ -144,6 +144,7 @@ def test_every_repository_path_a_doc_names_exists(doc: Path) -> None:
 
 def test_the_index_lists_every_doc() -> None:
     index = _read(DOCS / "README.md")
-    # index.md is the documentation site's front page (docs/conf.py), not a background doc.
-    unlisted = [p.name for p in DOC_FILES if p.name not in ("README.md", "index.md") and f"]({p.name})" not in index]
+    # index.md is the documentation site's front page (docs/conf.py); the rest are its pages.
+    pages = [p.relative_to(DOCS).as_posix() for p in DOC_FILES]
+    unlisted = [p for p in pages if p not in ("README.md", "index.md") and f"]({p})" not in index]
     assert not unlisted, f"docs/README.md does not link {unlisted}"

@@ -53,7 +53,7 @@ class Framer:
 
     async def _page(self, _request: web.Request) -> web.Response:
         snippet = (f'<iframe src="{self.target}/embed" width="640" height="360" allow="autoplay; fullscreen" '
-                   'allowfullscreen style="border:0"></iframe>')  # README, "Embedding"
+                   'allowfullscreen style="border:0"></iframe>')  # docs/viewers.md#embedding-the-player
         return web.Response(text=f"<!doctype html><title>a site</title><h1>My site</h1>{snippet}",
                             content_type="text/html")
 

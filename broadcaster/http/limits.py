@@ -42,14 +42,14 @@ MARGIN_MIN = 48
 MARGIN_SHARE = 32  # ... or 1/32 of the limit, whichever is more
 
 # -- how the client share is split ----------------------------------------------------------------------
-# One event loop serves about 2,000 blocking viewers on 2 cores (README, Capacity); well beyond that,
-# more connections only cost memory, so the cap stops here whatever the handle limit.
+# One event loop serves about 2,000 blocking viewers on 2 cores (docs/development.md, capacity); well
+# beyond that, more connections only cost memory, so the cap stops here whatever the handle limit.
 CONNECTIONS_CEILING = 16384
 EVENTS_SHARE = 4  # event streams: at most a quarter of the connections ...
 EVENTS_CEILING = 1000  # ... and never more than this many dashboards
 # Held blocking requests: at most a quarter of the connections. They all wake when a segment is listed,
 # and a request arriving meanwhile waits behind them: ~400 at once kept /health's p99 above 100 ms on
-# 2 busy cores, ~200 below it (bench/overload.py; README, Capacity).
+# 2 busy cores, ~200 below it (bench/overload.py; docs/development.md, capacity).
 HELD_SHARE = 4
 # Event streams and held requests together stay below the connection cap by at least half of it:
 # those connections are left for plain playlist requests, /health and /metrics.

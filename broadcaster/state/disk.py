@@ -107,7 +107,7 @@ class DirectoryBusy(Exception):
 class RawJSON:
     """JSON text encoded already (a playlist's entries, each encoded once when it was listed), written
     into the file as it is: a window of hours is saved after every segment, and encoding it again
-    each time would cost a core's share (README, "Rewind and clips")."""
+    each time would cost a core's share (docs/rewind-and-clips.md)."""
 
     __slots__ = ("text",)
 

@@ -9,7 +9,7 @@ the viewer: the id in Hb-Watching is the page's random one, and no address, URL 
 Binary, not text: decoding it is two C calls, where int() over 25 numbers in text cost a report about
 30,000 instructions (a playlist request costs 260,000; bench/heartbeat.py).
 
-Any client can send one, so what a report can do is bounded (README, "Stream health"):
+Any client can send one, so what a report can do is bounded (docs/viewers.md#how-viewers-playback-fares):
 
 - only a page the count takes (status/audience.py: its per-address and total caps) is heard, once it
   has been counted `gap` seconds (half a beat interval; its first beat's report is never taken) and at

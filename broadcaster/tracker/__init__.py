@@ -4,6 +4,6 @@ In: viewers' WebSocket announces, with their WebRTC offers, for the service's ow
 Out: offers and answers relayed between viewers of one swarm; no video passes through it.
 tracker.mjs with its package.json and lock file, and a pm2 process file, shipped in the wheel so that
 `hls-broadcaster demo --p2p` runs them (broadcaster/demo/tracker.py); an operator copies this folder to
-the VM (README, "Viewer-to-viewer (P2P)").
+the VM (docs/p2p.md).
 Never: a public tracker by default, or a swarm other than the service's.
 """

@@ -1,10 +1,10 @@
-// WebTorrent tracker for the viewer's peer-to-peer mode (P2P_TRACKERS; README, "Viewer-to-viewer").
+// WebTorrent tracker for the viewer's peer-to-peer mode (P2P_TRACKERS; docs/p2p.md).
 //
 // It only introduces viewers to each other: a viewer announces the swarm of the stream it plays, with
 // WebRTC offers, and the tracker relays offers and answers between viewers of that swarm. No video
 // passes through it. WebSocket only (no HTTP or UDP tracker), on loopback: the Cloudflare tunnel is
 // its only way in (cloudflared.yml.example, tracker.example.com). Anyone on the internet can reach it,
-// so (README, "The tracker facing the public"):
+// so (docs/p2p.md#the-tracker-facing-the-public):
 //   - every message is checked (messages.mjs) before bittorrent-tracker sees it, re-serialised with
 //     only the fields checked; anything a viewer does not send closes that connection (code 1008);
 //   - only the swarms of the service's own stream(s) exist (swarms.mjs), learnt from the service;

@@ -68,7 +68,7 @@ class SettingsReference(_Table):
         rows = ["| setting | default | what it does |", "| --- | --- | --- |"]
         for s in SETTINGS:
             default = "required" if s.default is None else (f"`{s.default}`" if s.default != "" else "empty")
-            rows.append(f"| `{s.name}` | {_cell(default)} | {_cell(s.help)} |")
+            rows.append(f"| `{s.name}` | {_cell(default)} | {_cell(s.doc or s.help)} |")
         return rows
 
 
@@ -92,23 +92,28 @@ class MetricsReference(_Table):
 
 class EndpointsReference(_Table):
     def lines(self) -> list[str]:
+        from broadcaster.http.route_docs import ROUTE_DOCS
+
         rows = ["| path | methods | what it answers |", "| --- | --- | --- |"]
         with _service() as service:
-            seen: dict[str, tuple[list[str], str]] = {}
-            for route in service.app.router.routes():
-                info = route.resource.get_info() if route.resource is not None else {}
-                path = str(info.get("path") or info.get("formatter") or "")
-                doc = (route.handler.__doc__ or "").strip().split("\n\n")[0]
-                methods, first = seen.setdefault(path, ([], doc))
-                if route.method not in methods:
-                    methods.append(route.method)
-                if not first and doc:
-                    seen[path] = (methods, doc)
-            for path, (methods, doc) in seen.items():
-                if not doc:
-                    raise ValueError(f"the handler of {path} has no docstring: the endpoints reference needs one")
-                rows.append(f"| `{path}` | {', '.join(methods)} | {_cell(doc)} |")
+            grouped: dict[str, tuple[str, list[str]]] = {}  # ROUTE_DOCS key -> path, methods
+            for path, method in routes(service.app):
+                key = f"{method} {path}" if f"{method} {path}" in ROUTE_DOCS else path
+                if key not in ROUTE_DOCS:
+                    raise ValueError(f"{method} {path} has no entry in broadcaster/http/route_docs.py")
+                grouped.setdefault(key, (path, []))[1].append(method)
+            for key, (path, methods) in grouped.items():
+                rows.append(f"| `{path}` | {', '.join(methods)} | {_cell(ROUTE_DOCS[key])} |")
         return rows
+
+
+def routes(app: Any) -> list[tuple[str, str]]:
+    """(path as aiohttp formats it, method) of every route of `app`, in the order they were added."""
+    out = []
+    for route in app.router.routes():
+        info = route.resource.get_info() if route.resource is not None else {}
+        out.append((str(info.get("path") or info.get("formatter") or ""), route.method))
+    return out
 
 
 def setup(app: Sphinx) -> dict[str, object]:
