@@ -1,4 +1,4 @@
-"""The structure README's "How it works" promises, checked from the source (issue 33): no class over 400
+"""The structure docs/how-it-works.md promises, checked from the source (issue 33): no class over 400
 lines, no function over 10 parameters (issue 43), `source` and `playlist` import no other stage, no
 stage imports `http` (only service.py, which composes them, does), and every stage's __init__.py says
 what comes in, what goes out and what it must never do (issue 43)."""

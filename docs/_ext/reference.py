@@ -3,7 +3,9 @@
 - `{settings-reference}`: every setting of broadcaster/settings.py (SETTINGS), its default and its help.
 - `{metrics-reference}`: every series the service exports, from the registry a Service builds.
 - `{endpoints-reference}`: every route the service's app registers, from a Service built with every
-  feature on, described by its handler's docstring (the first line).
+  feature on, described by broadcaster/http/route_docs.py.
+- `{modules-reference}`: every module of the folders named in its content, with its docstring's first
+  paragraph.
 
 A Service is built, never started: nothing listens and nothing reaches the bucket.
 """
@@ -116,8 +118,32 @@ def routes(app: Any) -> list[tuple[str, str]]:
     return out
 
 
+class ModulesReference(_Table):
+    """Every Python module under the folders given (relative to the repository), with the first sentence of its
+    docstring: what each file is for, read from the files themselves."""
+
+    has_content = True
+
+    def lines(self) -> list[str]:
+        import ast
+
+        root = Path(__file__).resolve().parents[2]
+        rows = ["| file | what it is for |", "| --- | --- |"]
+        for folder in self.content:
+            for path in sorted((root / folder.strip()).glob("*.py")):
+                doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
+                if path.name == "__init__.py" and not doc:
+                    continue
+                first = doc.split("\n\n")[0]
+                if not first:
+                    raise ValueError(f"{path.relative_to(root)} has no docstring: the modules reference needs one")
+                rows.append(f"| `{path.relative_to(root).as_posix()}` | {_cell(first)} |")
+        return rows
+
+
 def setup(app: Sphinx) -> dict[str, object]:
     app.add_directive("settings-reference", SettingsReference)
     app.add_directive("metrics-reference", MetricsReference)
     app.add_directive("endpoints-reference", EndpointsReference)
+    app.add_directive("modules-reference", ModulesReference)
     return {"parallel_read_safe": True, "version": "1"}
