@@ -144,7 +144,7 @@ async def test_after_lost_events_a_file_is_judged_by_itself_never_taken_for_fini
     folder = tmp_path / "0"
     folder.mkdir()
     path = folder / "seg.ts"
-    w = Writes(tmp_path, quiet=0.2)
+    w = Writes(tmp_path, quiet=0.2, unheard_quiet=0.2)
     w.exact(True)
     held = HeldBack(b"\x47" * 188 * 20, CUT)
     held.begin(path)
@@ -169,7 +169,7 @@ async def test_the_watcher_forgets_what_the_kernel_said_when_its_queue_overflows
     (tmp_path / "0").mkdir()
     path = tmp_path / "0" / "seg.ts"
     path.write_bytes(b"\x47" * 188 * 4)
-    w = Writes(tmp_path, quiet=0.2)
+    w = Writes(tmp_path, quiet=0.2, unheard_quiet=0.2)
     overflow = [False]
     read = inotify.FolderWatch.read
 
@@ -199,6 +199,27 @@ async def test_the_watcher_forgets_what_the_kernel_said_when_its_queue_overflows
     finally:
         held.close()
         await watcher.stop()
+
+
+@KERNEL
+async def test_a_file_written_since_before_the_watch_began_waits_longer_than_the_quiet_of_watchfiles(
+    tmp_path: Path, ts_bytes: bytes
+) -> None:
+    """A restart while Owncast writes a segment: the kernel never heard of the file, and its cut falls on a
+    packet boundary (whole packets: the file alone looks whole). Beside a kernel watch such a file must be
+    quiet for UNHEARD_QUIET, not QUIET (the kill -9 test caught 39,104 of 48,880 bytes listed when it was
+    QUIET, with a tail held 0.5 s)."""
+    (tmp_path / "0").mkdir()
+    held = HeldBack(ts_bytes, 188 * 4)
+    held.begin(tmp_path / "0" / "seg.ts")  # before the watch
+    try:
+        async with kernel_watch(tmp_path) as w:
+            wait = asyncio.ensure_future(w.finished(tmp_path / "0" / "seg.ts", 30))
+            await still_waiting(wait, 10)  # twice QUIET, and more: the file alone looked whole throughout
+            held.release()
+            assert await wait is Finish.WAITED
+    finally:
+        held.close()
 
 
 async def test_a_writer_that_never_finishes_is_given_up_at_the_limit(tmp_path: Path) -> None:
@@ -250,7 +271,7 @@ async def test_a_file_changed_during_its_upload_is_uploaded_again_before_it_is_l
 
 
 async def test_a_segment_never_finished_is_lost_with_its_gap_marked_never_uploaded_half(tmp_path: Path) -> None:
-    w = Writes(tmp_path, quiet=0.0)  # the files World writes whole are finished at once
+    w = Writes(tmp_path, quiet=0.0, unheard_quiet=0.0)  # the files World writes whole are finished at once
     w.exact(True)
     world = World(tmp_path, writes=w, unfinished_limit=0.2)
     world.owncast_lists(0, "stream-a-0.ts")

@@ -15,11 +15,14 @@ turns into "finished".
 
 A file the kernel said nothing of (watchfiles' path, which tells no close from a write; a file written
 before the watch began or before an overflow) is judged by the file itself: finished once it has not
-changed for QUIET seconds (its mtime that old, or the same stamp seen QUIET apart) and, for MPEG-TS, it
-is a whole number of packets. Owncast writes a body as it arrives and ffmpeg sends a segment in one
+changed for a quiet period (its mtime that old, or the same stamp seen that far apart) and, for MPEG-TS,
+it is a whole number of packets. Owncast writes a body as it arrives and ffmpeg sends a segment in one
 burst, so a pause that long inside one body is a stalled writer; the upload checks the file again after
-it is sent (publish/uploads.py) and sends it again if it changed. What that costs (QUIET on every
-segment that path lists at once) is measured by bench/ingest_latency.py.
+it is sent (publish/uploads.py) and sends it again if it changed. On watchfiles' path the period is
+QUIET, which every segment costs (bench/ingest_latency.py measures it). Beside a kernel watch it is
+UNHEARD_QUIET, much longer: only the files of the moment the watch began (a restart) or events were lost
+pay it, and such a file may be one whose writer was already slow then (a restart mid-segment on a busy
+VM: a held tail 0.5 s long was taken for finished at QUIET once its cut fell on a packet boundary).
 
 Every wait is bounded by the caller's limit: a file still being written then is given up, never read.
 """
@@ -41,6 +44,7 @@ from .hlsdir import Refused, Stamp, stamp_beneath
 # after the playlist); a quarter of a second is many times that on a busy VM, and is what a segment
 # costs on that path.
 QUIET = 0.25
+UNHEARD_QUIET = 2.0  # the same beside a kernel watch, for a file it never heard of (see above)
 POLL = 0.05  # seconds between two looks at a file the kernel cannot tell of
 # A file a playlist names that is not there: Owncast makes it when the segment's PUT begins, which is
 # before ffmpeg sends the playlist, so only a handler not yet scheduled is that late; after this long,
@@ -71,10 +75,12 @@ class Writes:
     """What the watcher's events said of each file in the variant folders under `root`, and the wait for
     one to be finished. Fed by the watcher (`exact`, `note`, `forget_all`), asked by the uploads."""
 
-    def __init__(self, root: Path, *, quiet: float = QUIET, poll: float = POLL,
+    def __init__(self, root: Path, *, quiet: float = QUIET, unheard_quiet: float = UNHEARD_QUIET,
+                 poll: float = POLL,
                  wall: Callable[[], float] = time.time, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._root = root
         self._quiet = quiet
+        self._unheard_quiet = unheard_quiet
         self._poll = poll
         self._wall = wall
         self._mono = monotonic
@@ -136,7 +142,7 @@ class Writes:
         meanwhile (told by the kernel, seen changing, or made after its playlist named it)."""
         parts = path.relative_to(self._root).parts
         start = self._mono()
-        settling = _Settling(self._quiet, self._wall, self._mono)
+        settling = _Settling(self._unheard_quiet if self._exact else self._quiet, self._wall, self._mono)
         seen = was_missing = False
         self.waiting += 1
         try:
