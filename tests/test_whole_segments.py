@@ -43,10 +43,11 @@ CUT = 1000  # bytes held back: not a whole number of TS packets, as a cut in a b
 
 
 @contextlib.asynccontextmanager
-async def kernel_watch(root: Path, quiet: float = writes.QUIET) -> AsyncIterator[Writes]:
+async def kernel_watch(root: Path, quiet: float = writes.QUIET,
+                       unheard_quiet: float = writes.UNHEARD_QUIET) -> AsyncIterator[Writes]:
     """Writes fed by the real watcher on inotify, once its watch has begun; variant folder 0 made."""
     (root / "0").mkdir(exist_ok=True)
-    w = Writes(root, quiet=quiet)
+    w = Writes(root, quiet=quiet, unheard_quiet=unheard_quiet)
     watcher = HlsWatcher(root, Sink(), Metrics(), kernel=True, writes=w)
     await watcher.start()
     try:
@@ -213,11 +214,33 @@ async def test_a_file_written_since_before_the_watch_began_waits_longer_than_the
     held = HeldBack(ts_bytes, 188 * 4)
     held.begin(tmp_path / "0" / "seg.ts")  # before the watch
     try:
-        async with kernel_watch(tmp_path) as w:
+        # The unheard period made long: under load the watch began seconds after the file was written.
+        async with kernel_watch(tmp_path, unheard_quiet=60) as w:
             wait = asyncio.ensure_future(w.finished(tmp_path / "0" / "seg.ts", 30))
             await still_waiting(wait, 10)  # twice QUIET, and more: the file alone looked whole throughout
             held.release()
             assert await wait is Finish.WAITED
+    finally:
+        held.close()
+
+
+async def test_between_two_kernel_watches_a_file_unheard_of_still_waits_the_longer_quiet(tmp_path: Path) -> None:
+    """Owncast wipes HLS_DIR for a new stream: the watch of the old folder ends before the new one begins,
+    and an upload asked meanwhile must judge by the kernel path's quiet, not watchfiles' (the outage test's
+    byte comparison caught 31,584 of 39,480 bytes listed from such a gap)."""
+    (tmp_path / "0").mkdir()
+    w = Writes(tmp_path, quiet=0.05, unheard_quiet=60)
+    w.exact(True)
+    w.exact(False)  # the old folder's watch ended; the new one has not begun
+    held = HeldBack(b"\x47" * 188 * 20, 188 * 4)  # a cut on a packet boundary: the file alone looks whole
+    held.begin(tmp_path / "0" / "seg.ts")
+    try:
+        wait = asyncio.ensure_future(w.finished(tmp_path / "0" / "seg.ts", 30))
+        await still_waiting(wait, 6)
+        held.release()
+        w.exact(True)  # the new watch, which hears the close
+        w.note([inotify.Event(tmp_path / "0" / "seg.ts", inotify.IN_CLOSE_WRITE)])
+        assert await wait in (Finish.READY, Finish.WAITED)
     finally:
         held.close()
 

@@ -85,6 +85,7 @@ class Writes:
         self._wall = wall
         self._mono = monotonic
         self._exact = False  # an unbroken kernel watch is feeding `note`
+        self._kernel = False  # a kernel watch has fed it: between two watches a file is still "unheard"
         self._writing: OrderedDict[Path, bool] = OrderedDict()  # file -> still being written (last event)
         self._changed = asyncio.Event()  # set at every note that may end a wait, then replaced
         self.waiting = 0  # calls of `finished` waiting now
@@ -95,6 +96,7 @@ class Writes:
         """A kernel watch begins (True: its events will come to `note`) or ends (False). Whatever was
         noted before is forgotten either way: events between two watches are lost."""
         self._exact = on
+        self._kernel |= on
         self.forget_all()
 
     def forget_all(self) -> None:
@@ -142,7 +144,7 @@ class Writes:
         meanwhile (told by the kernel, seen changing, or made after its playlist named it)."""
         parts = path.relative_to(self._root).parts
         start = self._mono()
-        settling = _Settling(self._unheard_quiet if self._exact else self._quiet, self._wall, self._mono)
+        settling = _Settling(self._unheard_quiet if self._kernel else self._quiet, self._wall, self._mono)
         seen = was_missing = False
         self.waiting += 1
         try:
