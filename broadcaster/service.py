@@ -33,6 +33,7 @@ from .publish.publisher import Publisher
 from .publish.release import ListedHook, Outlets
 from .publish.visible import VisiblePlaylists
 from .settings import Address, Settings
+from .source import inotify
 from .source.watcher import HlsWatcher
 from .source.writes import Writes
 from .state.disk import DirectoryBusy, DirectoryLock, StateFile
@@ -118,7 +119,7 @@ class Service:
             held.callback(self.state.close)  # the journal's file, after the last save
             self._build_clips(settings)
             self.watcher = HlsWatcher(settings.hls_dir, self.publisher, self.metrics, writes=self.writes,
-                                      kernel=None if settings.hls_watch == "auto" else False)
+                                      kernel=self._kernel_watch)
             self._build_status()
             self.app = self._build_app(settings, viewer_dir or default_viewer_dir())
             self._parts = contextlib.AsyncExitStack()
@@ -154,7 +155,8 @@ class Service:
         self.state = JournaledState(s.state_dir)
         self.playlists = VisiblePlaylists()
         # What the watcher's kernel events say of each file Owncast writes; an upload waits for its close.
-        self.writes = Writes(s.hls_dir)
+        self._kernel_watch = s.hls_watch == "auto" and inotify.available()
+        self.writes = Writes(s.hls_dir, kernel=self._kernel_watch)
         self.snapshots = Snapshots(self.state, self.metrics)
         self.publisher = Publisher(
             PublisherConfig(

@@ -47,7 +47,7 @@ async def kernel_watch(root: Path, quiet: float = writes.QUIET,
                        unheard_quiet: float = writes.UNHEARD_QUIET) -> AsyncIterator[Writes]:
     """Writes fed by the real watcher on inotify, once its watch has begun; variant folder 0 made."""
     (root / "0").mkdir(exist_ok=True)
-    w = Writes(root, quiet=quiet, unheard_quiet=unheard_quiet)
+    w = Writes(root, kernel=True, quiet=quiet, unheard_quiet=unheard_quiet)
     watcher = HlsWatcher(root, Sink(), Metrics(), kernel=True, writes=w)
     await watcher.start()
     try:
@@ -76,7 +76,7 @@ def ts_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 async def watched(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[tuple[Writes, Path]]:
     """Writes fed by a running HlsWatcher (inotify or watchfiles) on tmp_path, and its variant folder."""
     (tmp_path / "0").mkdir()
-    w = Writes(tmp_path)
+    w = Writes(tmp_path, kernel=request.param)
     watcher = HlsWatcher(tmp_path, Sink(), Metrics(), kernel=request.param, writes=w)
     await watcher.start()
     try:
@@ -145,7 +145,7 @@ async def test_after_lost_events_a_file_is_judged_by_itself_never_taken_for_fini
     folder = tmp_path / "0"
     folder.mkdir()
     path = folder / "seg.ts"
-    w = Writes(tmp_path, quiet=0.2, unheard_quiet=0.2)
+    w = Writes(tmp_path, kernel=True, quiet=0.2, unheard_quiet=0.2)
     w.exact(True)
     held = HeldBack(b"\x47" * 188 * 20, CUT)
     held.begin(path)
@@ -170,7 +170,7 @@ async def test_the_watcher_forgets_what_the_kernel_said_when_its_queue_overflows
     (tmp_path / "0").mkdir()
     path = tmp_path / "0" / "seg.ts"
     path.write_bytes(b"\x47" * 188 * 4)
-    w = Writes(tmp_path, quiet=0.2, unheard_quiet=0.2)
+    w = Writes(tmp_path, kernel=True, quiet=0.2, unheard_quiet=0.2)
     overflow = [False]
     read = inotify.FolderWatch.read
 
@@ -224,23 +224,28 @@ async def test_a_file_written_since_before_the_watch_began_waits_longer_than_the
         held.close()
 
 
-async def test_between_two_kernel_watches_a_file_unheard_of_still_waits_the_longer_quiet(tmp_path: Path) -> None:
-    """Owncast wipes HLS_DIR for a new stream: the watch of the old folder ends before the new one begins,
-    and an upload asked meanwhile must judge by the kernel path's quiet, not watchfiles' (the outage test's
-    byte comparison caught 31,584 of 39,480 bytes listed from such a gap)."""
+@pytest.mark.parametrize("before", ["first_watch", "second_watch"])
+async def test_before_a_kernel_watch_begins_a_file_unheard_of_still_waits_the_longer_quiet(
+    tmp_path: Path, before: str
+) -> None:
+    """Uploads asked before the kernel watch begins must judge by the kernel path's quiet, not watchfiles':
+    at start-up (the service read Owncast's playlists before its first watch began: the outage test's
+    byte comparison caught 31,584 of 39,480 bytes listed so, a tail held 0.5 s) and between two watches
+    (Owncast wipes HLS_DIR for a new stream: the old folder's watch ends before the new one begins)."""
     (tmp_path / "0").mkdir()
-    w = Writes(tmp_path, quiet=0.05, unheard_quiet=60)
-    w.exact(True)
-    w.exact(False)  # the old folder's watch ended; the new one has not begun
+    w = Writes(tmp_path, kernel=True, quiet=0.05, unheard_quiet=60)
+    if before == "second_watch":
+        w.exact(True)
+        w.exact(False)  # the old folder's watch ended; the new one has not begun
     held = HeldBack(b"\x47" * 188 * 20, 188 * 4)  # a cut on a packet boundary: the file alone looks whole
     held.begin(tmp_path / "0" / "seg.ts")
     try:
         wait = asyncio.ensure_future(w.finished(tmp_path / "0" / "seg.ts", 30))
         await still_waiting(wait, 6)
         held.release()
-        w.exact(True)  # the new watch, which hears the close
+        w.exact(True)  # the watch, which hears the close
         w.note([inotify.Event(tmp_path / "0" / "seg.ts", inotify.IN_CLOSE_WRITE)])
-        assert await wait in (Finish.READY, Finish.WAITED)
+        assert await wait is Finish.WAITED
     finally:
         held.close()
 
@@ -248,7 +253,7 @@ async def test_between_two_kernel_watches_a_file_unheard_of_still_waits_the_long
 async def test_a_writer_that_never_finishes_is_given_up_at_the_limit(tmp_path: Path) -> None:
     folder = tmp_path / "0"
     folder.mkdir()
-    w = Writes(tmp_path)
+    w = Writes(tmp_path, kernel=True)
     w.exact(True)
     held = HeldBack(b"\x47" * 188 * 20, 188)
     held.begin(folder / "seg.ts")
@@ -265,7 +270,7 @@ async def test_a_file_never_made_is_missing_after_a_short_wait(
     (tmp_path / "0").mkdir()
     monkeypatch.setattr(writes, "MISSING_WAIT", 0.1)
     told: list[int] = []
-    assert await Writes(tmp_path).finished(tmp_path / "0" / "gone.ts", 30, lambda: told.append(1)) is Finish.MISSING
+    assert await Writes(tmp_path, kernel=False).finished(tmp_path / "0" / "gone.ts", 30, lambda: told.append(1)) is Finish.MISSING
     assert told == []  # not "being written": never there
 
 
@@ -273,7 +278,7 @@ async def test_a_file_never_made_is_missing_after_a_short_wait(
 
 
 async def test_a_file_changed_during_its_upload_is_uploaded_again_before_it_is_listed(tmp_path: Path) -> None:
-    world = World(tmp_path, writes=Writes(tmp_path, quiet=0.0), segment_hashes=True)
+    world = World(tmp_path, writes=Writes(tmp_path, kernel=False, quiet=0.0), segment_hashes=True)
     world.owncast_lists(0, "stream-a-0.ts")
     await world.settle()
     key = "live/0/stream-a-1.ts"
@@ -294,7 +299,7 @@ async def test_a_file_changed_during_its_upload_is_uploaded_again_before_it_is_l
 
 
 async def test_a_segment_never_finished_is_lost_with_its_gap_marked_never_uploaded_half(tmp_path: Path) -> None:
-    w = Writes(tmp_path, quiet=0.0, unheard_quiet=0.0)  # the files World writes whole are finished at once
+    w = Writes(tmp_path, kernel=False, quiet=0.0, unheard_quiet=0.0)  # the files World writes whole are finished at once
     w.exact(True)
     world = World(tmp_path, writes=w, unfinished_limit=0.2)
     world.owncast_lists(0, "stream-a-0.ts")

@@ -108,7 +108,8 @@ class HlsWatcher:
         variant playlist may go without a multivariant playlist before master_missing says so.
         writes: told what the kernel says of each segment being written (the uploads ask it)."""
         self._notes = InputNotices(hls_dir, metrics, master_grace)
-        self.writes = writes or Writes(hls_dir)
+        self._kernel = inotify.available() if kernel is None else kernel
+        self.writes = writes or Writes(hls_dir, kernel=self._kernel)
         self._dir = hls_dir
         self._sink = sink
         self._metrics = metrics
@@ -119,7 +120,6 @@ class HlsWatcher:
         # only caps a storm.
         self._debounce_ms = debounce_ms
         self._step_ms = step_ms
-        self._kernel = inotify.available() if kernel is None else kernel
         self._last_text: dict[Path, str] = {}
         # The variant folders the last good multivariant playlist names; kept when Owncast wipes the
         # folder (its new master comes only after the variants' first playlists). None: none read yet.

@@ -73,9 +73,11 @@ class _State(enum.Enum):
 
 class Writes:
     """What the watcher's events said of each file in the variant folders under `root`, and the wait for
-    one to be finished. Fed by the watcher (`exact`, `note`, `forget_all`), asked by the uploads."""
+    one to be finished. Fed by the watcher (`exact`, `note`, `forget_all`), asked by the uploads.
+    kernel: the watcher reads inotify (or will once its watch begins), so a file unheard of waits
+    `unheard_quiet`; else every file is judged by `quiet`."""
 
-    def __init__(self, root: Path, *, quiet: float = QUIET, unheard_quiet: float = UNHEARD_QUIET,
+    def __init__(self, root: Path, *, kernel: bool, quiet: float = QUIET, unheard_quiet: float = UNHEARD_QUIET,
                  poll: float = POLL,
                  wall: Callable[[], float] = time.time, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._root = root
@@ -85,7 +87,9 @@ class Writes:
         self._wall = wall
         self._mono = monotonic
         self._exact = False  # an unbroken kernel watch is feeding `note`
-        self._kernel = False  # a kernel watch has fed it: between two watches a file is still "unheard"
+        # A kernel watch feeds it (or will: an upload asked before the first watch begins, at start-up,
+        # judges a file the kernel has not heard of yet) and between two watches a file is still unheard.
+        self._kernel = kernel
         self._writing: OrderedDict[Path, bool] = OrderedDict()  # file -> still being written (last event)
         self._changed = asyncio.Event()  # set at every note that may end a wait, then replaced
         self.waiting = 0  # calls of `finished` waiting now
@@ -145,7 +149,7 @@ class Writes:
         parts = path.relative_to(self._root).parts
         start = self._mono()
         settling = _Settling(self._unheard_quiet if self._kernel else self._quiet, self._wall, self._mono)
-        seen = was_missing = False
+        seen = was_missing = waited = False
         self.waiting += 1
         try:
             while True:
@@ -156,7 +160,12 @@ class Writes:
                     if on_writing is not None:
                         on_writing()
                 if state is _State.FINISHED:
-                    return Finish.WAITED if seen else Finish.READY
+                    # A close heard after this began waiting: the file was open for writing meanwhile
+                    # (its last write and the close may come in one read of the kernel's events).
+                    closed = waited and self._exact and self._writing.get(path) is False
+                    if closed and not seen and on_writing is not None:
+                        on_writing()
+                    return Finish.WAITED if seen or closed else Finish.READY
                 missing = state is _State.MISSING
                 left = start + (min(limit, MISSING_WAIT) if missing else limit) - self._mono()
                 if left <= 0:
@@ -164,6 +173,7 @@ class Writes:
                 # A close comes as an event; without the kernel's word, look again shortly.
                 told = self._exact and path in self._writing
                 await self._next_change(left if told else min(left, self._poll))
+                waited = True
         finally:
             self.waiting -= 1
 
