@@ -9,6 +9,7 @@ import contextlib
 import socket
 import struct
 from collections.abc import AsyncIterator
+from typing import cast
 
 MAGIC = struct.pack("!I", 0x2112A442)  # the magic cookie: bytes 4-8 of every STUN message
 BINDING_REQUEST = 0x0001
@@ -22,8 +23,9 @@ class StunServer(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self.transport = transport
+        # A cast, not an isinstance assert: in one full run the selector's datagram transport failed
+        # isinstance(asyncio.DatagramTransport) inside this callback, and the server answered nothing.
+        self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         if len(data) < 20 or struct.unpack("!H", data[:2])[0] != BINDING_REQUEST or data[4:8] != MAGIC:
@@ -33,8 +35,8 @@ class StunServer(asyncio.DatagramProtocol):
         xored = bytes(a ^ b for a, b in zip(socket.inet_aton(host), MAGIC, strict=True))
         attribute = struct.pack("!HHBBH", XOR_MAPPED_ADDRESS, 8, 0, 1, port ^ 0x2112) + xored  # family 1: IPv4
         header = struct.pack("!HH", BINDING_SUCCESS, len(attribute)) + MAGIC + data[8:20]  # same transaction id
-        assert self.transport is not None
-        self.transport.sendto(header + attribute, addr)
+        if self.transport is not None:
+            self.transport.sendto(header + attribute, addr)
 
 
 @contextlib.asynccontextmanager
