@@ -384,7 +384,9 @@ def table(results: list[Result]) -> str:
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in results:
         share = r.cpu_s / r.wall_s
-        ratio = f" ({share / idle_share:.0f}x idle)" if base and r is not base and idle_share > 0 else ""
+        ratio = ""
+        if base and r is not base:  # idle CPU is counted in 10 ms ticks: often none in 5 s, then no ratio
+            ratio = f" ({share / idle_share:.0f}x idle)" if idle_share > 0 else " (idle: under a 10 ms tick)"
         lines.append(f"| {r.probe} | {r.sent} | {r.cpu_s:.2f} s in {r.wall_s:.1f} s | {100 * share:.1f} %{ratio} | "
                      f"{r.rss_before_mb:.0f} -> {r.rss_peak_mb:.0f} MB | {'yes' if r.alive else 'NO'} | "
                      f"{r.meetings}/{ROUNDS} | {r.note} |")
