@@ -386,6 +386,7 @@ class Played:
     exit_code: int | None = None  # ffmpeg
     ffmpeg_log: list[str] = field(default_factory=list)
     frames: int = 0
+    first_try: Played | None = None  # the run before this one, when that one got stuck (observe())
 
     @staticmethod
     def position(sample: Any) -> float | None:
@@ -467,7 +468,11 @@ class Played:
                 f" loads={log.get('loads')} masters={self.masters()} navigations={self.navigations}"
                 f" missing={self.missing()} playlist_errors={self.playlist_errors()} heights={self.heights()}"
                 f" switches={[(round(w['played'], 1), w['to'], w.get('position')) for w in log['switches']]}"
-                f" notes={[n[2] for n in log.get('notes', [])][:10]} console={self.console[:3]}")
+                f" notes={[n[2] for n in log.get('notes', [])][:10]} console={self.console[:3]}"
+                + (f" last_media_events={log.get('media', [])[-4:]}"
+                   f" last_requests={[(r.at, r.path.rsplit('/', 1)[-1], r.status) for r in self.client.requests[-6:]]}"
+                   if log.get("stuck") else "")
+                + (f"\n    first try, {self.first_try.summary().strip()}" if self.first_try else ""))
 
 
 async def run_browser(browser: Any, base: str, played: Played) -> None:
