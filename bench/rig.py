@@ -83,7 +83,7 @@ async def workspace(name: str) -> AsyncIterator[Workspace]:
 
     work = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
     try:
-        async with SeaweedS3(work / "s3") as s3:
+        async with SeaweedS3(work / "s3", discard=True) as s3:
             yield Workspace(work, s3)
     finally:
         shutil.rmtree(work, ignore_errors=True)

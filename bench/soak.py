@@ -581,7 +581,7 @@ async def main(args: argparse.Namespace) -> int:
     steps = args.warmup + args.segments
 
     try:
-        async with SeaweedS3(work / "s3") as s3:
+        async with SeaweedS3(work / "s3", discard=True) as s3:
             settings = load_settings(environ={
                 "HLS_DIR": str(hls), "S3_ENDPOINT_URL": s3.endpoint_url, "AWS_ACCESS_KEY_ID": s3.access_key,
                 "AWS_SECRET_ACCESS_KEY": s3.secret_key, "AWS_BUCKET_NAME": s3.bucket,

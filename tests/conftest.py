@@ -40,7 +40,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture
 async def seaweed(tmp_path: Path) -> AsyncIterator[SeaweedS3]:
     """A running SeaweedFS S3 server with the bucket created (public-read, CORS on)."""
-    async with SeaweedS3(tmp_path / "seaweed") as server:
+    async with SeaweedS3(tmp_path / "seaweed", discard=True) as server:
         yield server
 
 

@@ -82,7 +82,7 @@ class Served:
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def served(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Served]:
     tmp = tmp_path_factory.mktemp("http-faults")
-    async with SeaweedS3(tmp / "seaweed") as s3:
+    async with SeaweedS3(tmp / "seaweed", discard=True) as s3:
         feed = HandFedOwncast(tmp / "hls", real_ts_segment(tmp), list_size=1000)
         names = [feed.slot() for _ in range(3)]
         env = service_env(feed.root, s3, tmp / "state", DELETE_OLD_SEGMENTS="false")

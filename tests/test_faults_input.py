@@ -151,7 +151,7 @@ class Rig:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def s3(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[SeaweedS3]:
-    async with SeaweedS3(tmp_path_factory.mktemp("seaweed")) as server:
+    async with SeaweedS3(tmp_path_factory.mktemp("seaweed"), discard=True) as server:
         yield server
 
 

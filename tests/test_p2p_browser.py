@@ -72,7 +72,7 @@ async def browser() -> AsyncIterator[Any]:
 @pytest_asyncio.fixture(loop_scope="module")
 async def seaweed(tmp_path: Path) -> AsyncIterator[SeaweedS3]:
     """conftest's, on the module's event loop."""
-    async with SeaweedS3(tmp_path / "seaweed") as server:
+    async with SeaweedS3(tmp_path / "seaweed", discard=True) as server:
         yield server
 
 

@@ -31,7 +31,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 async def private_s3(tmp_path: Path) -> AsyncIterator[SeaweedS3]:
     """SeaweedFS with no anonymous identity: only signed and presigned requests read the bucket."""
-    async with SeaweedS3(tmp_path / "seaweed", public_read=False) as server:
+    async with SeaweedS3(tmp_path / "seaweed", public_read=False, discard=True) as server:
         yield server
 
 

@@ -89,8 +89,10 @@ async def test_anonymous_reads_with_cors(seaweed: SeaweedS3) -> None:
             assert resp.status == 403
 
 
-async def test_close_stops_the_server(tmp_path: Path) -> None:
-    server = SeaweedS3(tmp_path / "s3", bucket="other")
+@pytest.mark.parametrize("discard", [False, True], ids=["sigterm", "discard"])
+async def test_close_stops_the_server(tmp_path: Path, discard: bool) -> None:
+    """Gracefully, or (discard: a test's data) killed at once; either way nothing is left behind."""
+    server = SeaweedS3(tmp_path / "s3", bucket="other", discard=discard)
     await server.start()
     pid = server.pid
     assert pid is not None and alive(pid)

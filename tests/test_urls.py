@@ -145,7 +145,7 @@ def test_the_init_cache_forgets_old_runs_not_the_one_in_use() -> None:
 
 @pytest.mark.integration
 async def test_presigned_urls_open_a_private_bucket_until_they_expire(tmp_path: Path) -> None:
-    async with SeaweedS3(tmp_path / "seaweed", public_read=False) as s3:
+    async with SeaweedS3(tmp_path / "seaweed", public_read=False, discard=True) as s3:
         key, body = "live/0/stream-x-1.ts", b"\x47" * 188 * 10
         async with get_session().create_client(
             "s3", endpoint_url=s3.endpoint_url, region_name="auto", aws_access_key_id=s3.access_key,

@@ -43,7 +43,7 @@ class Demo:
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def demo(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Demo]:
     tmp = tmp_path_factory.mktemp("viewer")
-    async with (SeaweedS3(tmp / "seaweed") as seaweed,
+    async with (SeaweedS3(tmp / "seaweed", discard=True) as seaweed,
                 OwncastEmulator(tmp / "hls", segment_seconds=1) as owncast):
         env = service_env(tmp / "hls", seaweed, tmp / "state", WINDOW_SECONDS="8")
         async with ServiceProcess(env, tmp / "service") as service:

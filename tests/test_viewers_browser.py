@@ -83,7 +83,7 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
     await other.start()
     try:
         async with (
-            SeaweedS3(tmp / "seaweed") as s3,
+            SeaweedS3(tmp / "seaweed", discard=True) as s3,
             OwncastEmulator(tmp / "hls", segment_seconds=1) as emulator,
             OwncastViewers(purge_timeout=TIMEOUT, prune_every=0.5) as owncast,
         ):
