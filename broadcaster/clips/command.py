@@ -8,10 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
 from ..settings import SettingsError, raw_setting
-from .book import ClipError, parse_time, socket_path
 
 
 class CommandError(Exception):
@@ -48,6 +45,8 @@ async def _ask(path: Path, method: str, route: str, body: dict[str, Any] | None 
     if not path.exists():
         raise CommandError(f"no service is running with STATE_DIR={path.parent.parent} (no {path}): start it, "
                            "or pass --state-dir")
+    import aiohttp  # here, not at the top: `hls-broadcaster --help` need not load it (see run)
+
     try:
         async with aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(path)),
                                          timeout=aiohttp.ClientTimeout(total=60)) as session:
@@ -64,6 +63,8 @@ def _line(clip: dict[str, Any]) -> str:
 
 
 async def _run(args: argparse.Namespace) -> int:
+    from .book import parse_time, socket_path
+
     path = socket_path(_state_dir(args))
     if args.list:
         status, data = await _ask(path, "GET", "/clips")
@@ -95,6 +96,11 @@ async def _run(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    # The clip book, and through it the bucket client, are imported only when a clip command runs: the
+    # CLI module imports this one for its parser, and `--help` or `--version` loaded 0.7 s of aiohttp and
+    # aiobotocore for nothing.
+    from .book import ClipError
+
     if args.end is not None and args.start is None:
         print("hls-broadcaster clip: error: --to goes with --from", file=sys.stderr)
         return 2
