@@ -235,7 +235,7 @@ def test_edge() -> None:
 
 @browser_bench
 def test_hlsjs_reload() -> None:
-    out = bench("hlsjs_reload", "--segments", "3", "--rounds", "1", "--warmup", "1")
+    out = bench("hlsjs_reload", "--segments", "2", "--rounds", "1", "--warmup", "0.5")
     for mode in ("blocking", "polling"):
         has(out, rf"^\s+{mode}\s+\d+(\s+{NUMBER}ms){{4}}\s+\d+\s+\d+ \(\d+ / \d+\)$")
     has(out, rf"^ratio polling/blocking: p50 {NUMBER}x, p95 {NUMBER}x$",
@@ -250,9 +250,9 @@ def test_p2p() -> None:
         pytest.skip(f"no tracker here (node, npm): {err}")
     # http and hostile only: the hostile mode's honest viewers share as the p2p mode's do (the p2p mode,
     # the same code path, cost the suite 20 s more on its worker).
-    out = bench("p2p", "--viewers", "2", "--seconds", "4", "--warmup", "2", "--event-at", "2", "--modes",
+    out = bench("p2p", "--viewers", "2", "--seconds", "2", "--warmup", "1", "--event-at", "1", "--modes",
                 "http,hostile", "--hostile", "half")
-    has(out, r"^### summary: each figure and its ratio to http \(2 viewers, 4 s, ",
+    has(out, r"^### summary: each figure and its ratio to http \(2 viewers, 2 s, ",
         rf"^\| http / run \| .* \| {NUMBER} s \(1\.00x\) \|",
         rf"^\| hostile / honest \| .* \| {NUMBER} s \({NUMBER}x\) \|",
         r"^- honest 0: \d+ segments handed to hls\.js, \d+ not the bucket's",
