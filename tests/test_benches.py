@@ -235,7 +235,7 @@ def test_edge() -> None:
 
 @browser_bench
 def test_hlsjs_reload() -> None:
-    out = bench("hlsjs_reload", "--segments", "2", "--rounds", "1", "--warmup", "0.5")
+    out = bench("hlsjs_reload", "--segments", "3", "--rounds", "1", "--warmup", "1")
     for mode in ("blocking", "polling"):
         has(out, rf"^\s+{mode}\s+\d+(\s+{NUMBER}ms){{4}}\s+\d+\s+\d+ \(\d+ / \d+\)$")
     has(out, rf"^ratio polling/blocking: p50 {NUMBER}x, p95 {NUMBER}x$",
