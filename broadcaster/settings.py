@@ -282,7 +282,7 @@ class Setting:
     default: str | None = None  # None: required
     secret: bool = False
     # What the documentation's settings reference says of it (Markdown, docs/reference/settings.md, which
-    # is written from these when the site is built): `help` is the one line `--help` prints.
+    # is written from these when the site is built; empty: `help`, the one line `--help` prints).
     doc: str = ""
 
     @property
@@ -307,8 +307,7 @@ SETTINGS: tuple[Setting, ...] = (
             doc="`https://<ACCOUNT_ID>.r2.cloudflarestorage.com`"),
     Setting("S3_REGION", "S3 region; R2 takes 'auto'", _nonempty, "auto",
             doc="R2 takes `auto`"),
-    Setting("AWS_ACCESS_KEY_ID", "R2 API token's access key id", _nonempty,
-            doc="R2 API token's access key id"),
+    Setting("AWS_ACCESS_KEY_ID", "R2 API token's access key id", _nonempty),
     Setting("AWS_SECRET_ACCESS_KEY", "R2 API token's secret (prefer the environment or .env to a flag)",
             _nonempty, secret=True,
             doc="R2 API token's secret (keep it in the environment or `.env`, not on the command line)"),
@@ -344,8 +343,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("UPLOAD_CONCURRENCY", "uploads in flight at once", _int(1, 256), "8",
             doc="uploads in flight at once (also the connection pool size)"),
     # A hung PUT holds back its variant's listing: keep this near a couple of segment durations.
-    Setting("UPLOAD_TIMEOUT", "seconds one upload attempt may take before it is retried", _positive, "5",
-            doc="seconds one upload attempt may take before it is retried"),
+    Setting("UPLOAD_TIMEOUT", "seconds one upload attempt may take before it is retried", _positive, "5"),
     Setting("BLOCKING_RELOAD", "advertise and honour LL-HLS blocking playlist reload (_HLS_msn): players get "
             "each new segment as soon as it is listed instead of polling", _bool, "true",
             doc="advertise and honour LL-HLS blocking playlist reload (`_HLS_msn`), so players get a new "
@@ -367,8 +365,7 @@ SETTINGS: tuple[Setting, ...] = (
             doc="lifetime of presigned URLs in seconds; must be at least 3 × the window listed (the larger "
                 "of `WINDOW_SECONDS` and `REWIND_SECONDS`) + `CLEANUP_MARGIN` (checked at start-up), at most"
                 " 7 days"),
-    Setting("DELETE_OLD_SEGMENTS", "delete segments from the bucket once no playlist may list them", _bool, "true",
-            doc="delete segments from the bucket once no playlist may list them"),
+    Setting("DELETE_OLD_SEGMENTS", "delete segments from the bucket once no playlist may list them", _bool, "true"),
     Setting("CLEANUP_MARGIN", "extra seconds a segment stays after the spec allows deleting it (CDN copies)",
             _non_negative, "60",
             doc="seconds a segment stays beyond what the spec requires (copies a CDN still holds)"),

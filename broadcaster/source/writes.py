@@ -81,15 +81,14 @@ class Writes:
                  poll: float = POLL,
                  wall: Callable[[], float] = time.time, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._root = root
-        self._quiet = quiet
-        self._unheard_quiet = unheard_quiet
+        # How long a file the kernel said nothing of must be unchanged. Beside a kernel watch (from the
+        # start: an upload asked before the first watch begins, or between two watches, judges a file the
+        # kernel has not heard of) that is the longer `unheard_quiet`.
+        self._quiet = unheard_quiet if kernel else quiet
         self._poll = poll
         self._wall = wall
         self._mono = monotonic
         self._exact = False  # an unbroken kernel watch is feeding `note`
-        # A kernel watch feeds it (or will: an upload asked before the first watch begins, at start-up,
-        # judges a file the kernel has not heard of yet) and between two watches a file is still unheard.
-        self._kernel = kernel
         self._writing: OrderedDict[Path, bool] = OrderedDict()  # file -> still being written (last event)
         self._changed = asyncio.Event()  # set at every note that may end a wait, then replaced
         self.waiting = 0  # calls of `finished` waiting now
@@ -100,7 +99,6 @@ class Writes:
         """A kernel watch begins (True: its events will come to `note`) or ends (False). Whatever was
         noted before is forgotten either way: events between two watches are lost."""
         self._exact = on
-        self._kernel |= on
         self.forget_all()
 
     def forget_all(self) -> None:
@@ -148,7 +146,7 @@ class Writes:
         meanwhile (told by the kernel, seen changing, or made after its playlist named it)."""
         parts = path.relative_to(self._root).parts
         start = self._mono()
-        settling = _Settling(self._unheard_quiet if self._kernel else self._quiet, self._wall, self._mono)
+        settling = _Settling(self._quiet, self._wall, self._mono)
         seen = was_missing = waited = False
         self.waiting += 1
         try:
