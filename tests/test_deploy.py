@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from dotenv import dotenv_values
 
-from broadcaster.settings import SETTINGS, load_settings
+from broadcaster.settings import SETTINGS, load_settings, lookalike_keys
 from tests.support.metrics import exported_series
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,11 +59,14 @@ def test_unit_file_has_the_required_settings() -> None:
     unit = unit_entries(UNIT)
     assert set(unit) == {"Unit", "Service", "Install"}
     svc = {key: values[-1] for key, values in unit["Service"].items()}  # the last assignment wins
-    assert svc["ExecStart"] == f"{EXEC_START} run"
-    assert svc["EnvironmentFile"] == "/etc/hls-broadcaster/env"
-    assert "STATE_DIR=/var/lib/hls-broadcaster" in unit["Service"]["Environment"]
-    assert svc["StateDirectory"] == "hls-broadcaster"
-    assert svc["ReadWritePaths"] == "/var/lib/hls-broadcaster"
+    # The service reads its env file itself, as check and pm2 do (no EnvironmentFile=: one reader).
+    assert svc["ExecStart"] == f"{EXEC_START} --env-file /etc/hls-broadcaster/env run"
+    assert "EnvironmentFile" not in svc and not any(v.startswith("STATE_DIR=") for v in unit["Service"]["Environment"])
+    # The env file's STATE_DIR is the folder systemd makes and opens for writing.
+    state_dir = dotenv_values(DEPLOY / "env.example")["STATE_DIR"]
+    assert svc["StateDirectory"] == "hls-broadcaster" and state_dir == "/var/lib/hls-broadcaster"
+    assert svc["ReadWritePaths"] == state_dir
+    assert "2" in svc["RestartPreventExitStatus"].split()  # a set-up mistake: no restart loop
     assert svc["User"] == "hls-broadcaster" or svc.get("DynamicUser") == "yes"
     assert svc["Restart"] == "on-failure" and float(svc["RestartSec"]) > 0
     assert float(svc["TimeoutStopSec"]) >= 2 * DRAIN_SECONDS  # the drain, then the rest of the stop
@@ -526,6 +529,12 @@ def test_env_example_documents_every_setting_and_loads(tmp_path: Path) -> None:
     values.update(HLS_DIR=str(tmp_path), STATE_DIR=str(tmp_path / "state"))
     settings = load_settings(environ=values)
     assert settings.s3_region == "auto" and settings.r2_key_prefix == "live" and settings.port == 3000
+    # Read as the service reads it (--env-file), every line taken and none looking like a misspelt key.
+    copy = tmp_path / "env"
+    copy.write_text(text.replace("HLS_DIR=/home/owncast/owncast/data/hls", f"HLS_DIR={tmp_path}")
+                    .replace("STATE_DIR=/var/lib/hls-broadcaster", f"STATE_DIR={tmp_path / 'state'}"))
+    assert load_settings(environ={}, env_file=copy) == settings
+    assert lookalike_keys(environ={}, env_file=copy) == []
 
 
 # -- the vendored player -------------------------------------------------------------------------
