@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import io
 import ipaddress
 import os
 import re
@@ -18,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
+from dotenv.parser import parse_stream
 
 from .numbers import whole_number
 from .source.access import closed_folder, enter_fix, user_name
@@ -587,7 +589,9 @@ def _env_file_values(env_file: Path | None) -> dict[str, str | None]:
     try:
         if env_file.is_file():
             with env_file.open(encoding="utf-8") as stream:
-                return dotenv_values(stream=stream)
+                text = stream.read()
+            _refuse_unparsed(env_file, text)
+            return dotenv_values(stream=io.StringIO(text))
         if env_file.exists():
             raise SettingsError(f"env file {env_file} is not a file")
     except PermissionError:
@@ -603,6 +607,21 @@ def _env_file_values(env_file: Path | None) -> dict[str, str | None]:
     if env_file != Path(".env"):
         raise SettingsError(f"env file {env_file} does not exist")
     return {}
+
+
+def _refuse_unparsed(env_file: Path, text: str) -> None:
+    """A line python-dotenv cannot read is dropped by it with a warning, and its setting silently keeps
+    its default: name each (its key only: the value may be the secret)."""
+    problems = []
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.error:
+            key = binding.original.string.split("=", 1)[0].strip() if "=" in binding.original.string else ""
+            problems.append(
+                f"env file {env_file}, line {binding.original.line}" + (f" ({key[:40]})" if key else "")
+                + ": not read as KEY=value: a value that starts with a quote must end with it (no quotes "
+                "are needed, even with spaces: FRAME_ANCESTORS=self https://a.example)")
+    if problems:
+        raise SettingsError(*problems)
 
 
 def _lookup(s: Setting, flags: Mapping[str, str | None], environ: Mapping[str, str],

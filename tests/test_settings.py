@@ -357,3 +357,28 @@ def test_env_file_after_the_command_wins_over_one_before(tmp_path: Path) -> None
     assert parser.parse_args(["run", "--env-file", "b"]).env_file == Path("b")
     assert parser.parse_args(["--env-file", "a", "check", "--env-file", "b"]).env_file == Path("b")
     assert parser.parse_args(["clip", "--list", "--env-file", "c"]).env_file == Path("c")
+
+
+@pytest.mark.parametrize("line", ["FRAME_ANCESTORS='self' https://www.example.com", 'AWS_SECRET_ACCESS_KEY="s3cr3t'])
+def test_a_line_the_env_file_reader_cannot_read_is_named_not_dropped(tmp_path: Path, line: str) -> None:
+    """python-dotenv drops a line it cannot parse (a quoted value with more after its closing quote, a quote
+    never closed) with a warning, and its setting silently kept its default: the docs' own example did."""
+    dotenv = tmp_path / "service.env"
+    dotenv.write_text(f"PORT=3000\n{line}\nLOG_LEVEL=info\n")
+    with pytest.raises(SettingsError) as err:
+        load_settings(environ=env(tmp_path), env_file=dotenv)
+    key = line.split("=")[0]
+    assert err.value.problems == [
+        f"env file {dotenv}, line 2 ({key}): not read as KEY=value: a value that starts with a quote must end "
+        "with it (no quotes are needed, even with spaces: FRAME_ANCESTORS=self https://a.example)"]
+    assert "s3cr3t" not in str(err.value)
+
+
+def test_values_survive_the_env_file_as_the_docs_write_them(tmp_path: Path) -> None:
+    """Spaces inside a value, quotes around one, a comment after one: as deploy/env.example says."""
+    dotenv = tmp_path / "service.env"
+    dotenv.write_text("FRAME_ANCESTORS=self https://a.example https://*.b.example\nVIEWER_SOURCES='https://c.example'\n"
+                      "LOG_LEVEL=warning # quieter\n")
+    s = load_settings(environ=env(tmp_path), env_file=dotenv)
+    assert s.frame_ancestors == "'self' https://a.example https://*.b.example"
+    assert s.viewer_sources == ("https://c.example",) and s.log_level == "warning"
