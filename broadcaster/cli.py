@@ -156,7 +156,9 @@ def _demo(args: argparse.Namespace) -> int:
             latency_level=args.latency_level, passthrough=args.passthrough, p2p=args.p2p,
         ))
     except (DemoError, StartupError) as err:
-        print(f"hls-broadcaster demo: error: {err}", file=sys.stderr)
+        # Its port is Grafana's default too: say how to move it.
+        hint = "; --port picks another (0: any free one)" if "(HOST/PORT)" in str(err) else ""
+        print(f"hls-broadcaster demo: error: {err}{hint}", file=sys.stderr)
         return 1
 
 
