@@ -161,7 +161,21 @@ def _state_dir(value: str) -> Path:
         raise ValueError(f"cannot create it as user {user_name()} ({err.strerror or err})") from None
     if not os.access(path, os.W_OK | os.X_OK):
         raise ValueError(f"not writable by user {user_name()}")
+    _refuse_foreign_files(path)
     return path.resolve()
+
+
+def _refuse_foreign_files(path: Path) -> None:
+    """What the service keeps there must be its user's to rewrite: a run by hand as root leaves files
+    only root may write, and the next start as the service's user fails on them."""
+    try:
+        entries = sorted([*path.iterdir(), *((path / "control").glob("*") if (path / "control").is_dir() else ())])
+    except OSError:
+        return
+    for entry in entries:
+        if not os.access(entry, os.R_OK | os.W_OK):
+            raise ValueError(f"user {user_name()} cannot rewrite {entry.name} in it (left by a run as another user?): "
+                             f"chown -R {user_name()} {path}")
 
 
 def _state_dir_as_is(value: str) -> Path:
@@ -173,6 +187,8 @@ def _state_dir_as_is(value: str) -> Path:
             raise ValueError("not a folder")
         if path.exists() and not os.access(path, os.W_OK | os.X_OK):
             raise ValueError(f"not writable by user {user_name()}")
+        if path.is_dir():
+            _refuse_foreign_files(path)
         return path.resolve()
     except PermissionError:
         closed = closed_folder(path)

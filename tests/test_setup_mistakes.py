@@ -30,6 +30,8 @@ from broadcaster.settings import SETTINGS, SettingsError, load_settings
 from tests.support.as_user import NOBODY, as_nobody, open_folder
 from tests.support.waiting import until
 
+pytestmark = pytest.mark.integration
+
 
 
 @pytest.fixture
@@ -60,13 +62,17 @@ def owncast_folder(place: Path) -> Path:
     return hls
 
 
-def env_file(place: Path, bucket: SeaweedS3, hls: Path, **over: str) -> Path:
-    """The service's env file, readable by anyone (the mistakes are the tests' to make)."""
+def env_file(place: Path, bucket: SeaweedS3 | None, hls: Path, **over: str) -> Path:
+    """The service's env file, readable by anyone (the mistakes are the tests' to make). No bucket: for
+    the mistakes found before any bucket call."""
     state = place / "state"
-    values = {"HLS_DIR": str(hls), "S3_ENDPOINT_URL": bucket.endpoint_url, "AWS_ACCESS_KEY_ID": bucket.access_key,
-              "AWS_SECRET_ACCESS_KEY": bucket.secret_key, "AWS_BUCKET_NAME": bucket.bucket,
-              "R2_PUBLIC_URL": bucket.public_url, "STATE_DIR": str(state), "PORT": "0",
-              "TRUST_CF_CONNECTING_IP": "true", **over}
+    s3 = {"S3_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_ACCESS_KEY_ID": "setupkey", "AWS_SECRET_ACCESS_KEY": "secret",
+          "AWS_BUCKET_NAME": "setup", "R2_PUBLIC_URL": "https://media.example.com"} if bucket is None else {
+          "S3_ENDPOINT_URL": bucket.endpoint_url, "AWS_ACCESS_KEY_ID": bucket.access_key,
+          "AWS_SECRET_ACCESS_KEY": bucket.secret_key, "AWS_BUCKET_NAME": bucket.bucket,
+          "R2_PUBLIC_URL": bucket.public_url}
+    values = {"HLS_DIR": str(hls), **s3, "STATE_DIR": str(state), "PORT": "0", "TRUST_CF_CONNECTING_IP": "true",
+              **over}
     path = place / "env"
     path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
     path.chmod(0o644)
@@ -147,9 +153,9 @@ def test_a_folder_the_user_cannot_read_is_named_with_its_fix_by_check_and_run(
 
 
 @pytest.mark.parametrize("mistake", ["unreadable", "closed-folder", "a-folder", "not-utf8", "missing"])
-def test_an_env_file_that_cannot_be_read_is_one_line_exit_2(place: Path, bucket: SeaweedS3, mistake: str) -> None:
+def test_an_env_file_that_cannot_be_read_is_one_line_exit_2(place: Path, mistake: str) -> None:
     hls = owncast_folder(place)
-    settings = env_file(place, bucket, hls)
+    settings = env_file(place, None, hls)
     if mistake == "unreadable":
         settings.chmod(0o600)  # root's 0600: as docs/production.md once installed it
         expected = f"env file {settings}: user "
@@ -174,12 +180,30 @@ def test_an_env_file_that_cannot_be_read_is_one_line_exit_2(place: Path, bucket:
         assert "Traceback" not in done.stderr
 
 
-def test_a_state_dir_the_user_cannot_write_is_named(place: Path, bucket: SeaweedS3) -> None:
+def test_a_state_dir_the_user_cannot_write_is_named(place: Path) -> None:
     hls = owncast_folder(place)
     (place / "state").mkdir(mode=0o755)  # root's, not the service user's
-    done = as_user(place, "check", "--env-file", str(env_file(place, bucket, hls)))
+    done = as_user(place, "check", "--env-file", str(env_file(place, None, hls)))
     assert done.returncode == 2 and "Traceback" not in done.stdout + done.stderr
     assert f"FAIL STATE_DIR (from {place / 'env'})='{place / 'state'}': not writable by user" in done.stdout
+
+
+def test_state_files_left_by_a_run_as_root_are_named_by_check_and_run(place: Path) -> None:
+    """`sudo hls-broadcaster run` by hand once leaves root's 0600 files in STATE_DIR: the service's user then
+    failed to lock it at every start (exit 1, restarted in a loop); now a line naming the file and the fix."""
+    hls = owncast_folder(place)
+    prepare_state(place)
+    for name in ("lock", "state.json"):
+        (place / "state" / name).write_text("")
+        (place / "state" / name).chmod(0o600)
+    settings = env_file(place, None, hls)
+    for argv in (["check", "--env-file", str(settings)], ["--env-file", str(settings), "run"]):
+        done = as_user(place, *argv)
+        said = [x for x in (done.stdout + done.stderr).splitlines() if "STATE_DIR" in x]
+        assert done.returncode == 2 and len(said) == 1, (argv, done.stdout, done.stderr)
+        assert f"user nobody cannot rewrite lock in it (left by a run as another user?): chown -R nobody " \
+               f"{place / 'state'}" in said[0], said
+        assert "Traceback" not in done.stdout + done.stderr
 
 
 def test_check_before_the_first_start_does_not_need_state_dir(place: Path, bucket: SeaweedS3) -> None:
