@@ -27,6 +27,7 @@ import pytest
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.preflight import _check_hls_dir, _check_listeners, _check_settings, _check_state_dir, _Report
 from broadcaster.settings import SETTINGS, SettingsError, load_settings
+from broadcaster.source.access import AccessWatch, problems
 from tests.support.as_user import NOBODY, as_nobody, open_folder
 from tests.support.waiting import until
 
@@ -281,6 +282,18 @@ async def until_async(condition: object, what: str, timeout: float) -> None:
     async with asyncio.timeout(timeout):
         while not await condition():
             await asyncio.sleep(0.5)
+
+
+def test_a_folder_gone_is_no_refusal(tmp_path: Path) -> None:
+    """Owncast deletes and makes HLS_DIR again at every stream: gone for a moment is not 'cannot enter'
+    (os.access says no for a missing path too), so /health does not turn degraded for it."""
+    hls = tmp_path / "hls"
+    (hls / "0").mkdir(parents=True)
+    watch = AccessWatch(hls)
+    assert watch.check() == [] and watch.problem is None
+    shutil.rmtree(hls)
+    assert watch.check() == [] and watch.problem is None
+    assert problems(tmp_path / "never" / "made", watch=True) == []
 
 
 # -- every setting, every file: no traceback --------------------------------------------------------------

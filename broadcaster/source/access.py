@@ -41,10 +41,11 @@ def _group_name(gid: int) -> str:
 
 
 def closed_folder(path: Path) -> Path | None:
-    """The first folder on the way to `path` (itself excluded) this user cannot enter, if any."""
+    """The first folder on the way to `path` (itself excluded) this user cannot enter, if any; None too
+    where one is missing (Owncast wiping HLS_DIR is no refusal)."""
     for folder in reversed(path.absolute().parents):
         if not os.access(folder, os.X_OK):
-            return folder
+            return folder if os.path.lexists(folder) else None
     return None
 
 
