@@ -160,8 +160,10 @@ def _check_hls_dir(s: Settings, report: _Report) -> None:
             variants = sum(1 for p in s.hls_dir.iterdir() if p.name.isdigit() and p.is_dir())
         except OSError:
             variants = 0  # Owncast replacing it just now
+        as_root = " (root reads any folder: run check as the service's user to learn what it may)"
         report.ok(f"HLS_DIR {s.hls_dir}: user {access.user_name()} can enter, list and read it and its "
-                  f"{variants} variant folder(s)" + (", and watch them (inotify)" if watch else ""))
+                  f"{variants} variant folder(s)" + (", and watch them (inotify)" if watch else "")
+                  + (as_root if os.geteuid() == 0 else ""))
 
 
 def _check_state_dir(s: Settings, report: _Report) -> None:

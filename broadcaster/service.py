@@ -276,7 +276,7 @@ class Service:
     async def _start_pipeline(self, stack: contextlib.AsyncExitStack) -> None:
         """Owncast's folder readable, the bucket, then what writes to it, then what feeds them; each stop
         entered as its part starts."""
-        refused = self.access.check()
+        refused = self.access.check(watch=self._kernel_watch)
         if refused:  # nothing could be served: name each folder and its fix, and do not restart
             raise SetupError(refused)
         await self.store.start()
