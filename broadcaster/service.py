@@ -34,6 +34,7 @@ from .publish.release import ListedHook, Outlets
 from .publish.visible import VisiblePlaylists
 from .settings import Address, Settings
 from .source import inotify
+from .source.access import AccessWatch
 from .source.watcher import HlsWatcher
 from .source.writes import Writes
 from .state.disk import DirectoryBusy, DirectoryLock, StateFile
@@ -54,6 +55,14 @@ DRAIN_TIMEOUT = 5.0  # seconds a stop gives uploads in flight, and then the buck
 
 class StartupError(RuntimeError):
     """The service cannot start; the message is one line for the operator."""
+
+
+class SetupError(StartupError):
+    """The service cannot start and a restart cannot change that (exit 2): a line for each problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
 
 
 def default_viewer_dir() -> Path | None:
@@ -120,6 +129,7 @@ class Service:
             self._build_clips(settings)
             self.watcher = HlsWatcher(settings.hls_dir, self.publisher, self.metrics, writes=self.writes,
                                       kernel=self._kernel_watch)
+            self.access = AccessWatch(settings.hls_dir)  # can this user still read Owncast's folder
             self._build_status()
             self.app = self._build_app(settings, viewer_dir or default_viewer_dir())
             self._parts = contextlib.AsyncExitStack()
@@ -210,6 +220,7 @@ class Service:
                                    state_error=lambda: self.snapshots.error, mirror=self.mirror,
                                    listing_held=lambda: self.release.held,
                                    input_problem=self.watcher.master_missing,
+                                   access_problem=lambda: self.access.problem,
                                    p2p_trackers=self.tracker_probe.readings if self.tracker_probe else None,
                                    viewers=lambda: {"watching": audience.watching, "p2p": audience.p2p,
                                                     "stalled_5min": audience.stalled_recently})
@@ -263,7 +274,11 @@ class Service:
                      s.r2_public_url, self.release.master_key)
 
     async def _start_pipeline(self, stack: contextlib.AsyncExitStack) -> None:
-        """The bucket, then what writes to it, then what feeds them; each stop entered as its part starts."""
+        """Owncast's folder readable, the bucket, then what writes to it, then what feeds them; each stop
+        entered as its part starts."""
+        refused = self.access.check(watch=self._kernel_watch)
+        if refused:  # nothing could be served: name each folder and its fix, and do not restart
+            raise SetupError(refused)
         await self.store.start()
         stack.push_async_callback(self.store.close)
         await self._check_bucket()
@@ -280,6 +295,8 @@ class Service:
         self.release.offer_to_mirror()  # a version saved but not written before a restart
         await self.watcher.start()
         stack.push_async_callback(self.watcher.stop)
+        await self.access.start()
+        stack.push_async_callback(self.access.stop)
         stack.push_async_callback(_cancel, asyncio.create_task(self._probe_loop(), name="storage-probe"))
         if self.tracker_probe is not None:
             await self.tracker_probe.start()

@@ -1,12 +1,15 @@
 """Settings: one table, read from flags, then the environment, then a .env file, then defaults.
 
-Every setting is validated at start-up; a bad one raises SettingsError with a single line that
-names it. Secrets are never echoed back in those lines.
+Every setting is validated at start-up; the bad ones raise one SettingsError with a line for each,
+naming it (every mistake at once, not one a run). Secrets are never echoed back in those lines.
 """
 
 from __future__ import annotations
 
+import difflib
 import hashlib
+import io
+import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -16,8 +19,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
+from dotenv.parser import parse_stream
 
 from .numbers import whole_number
+from .source.access import closed_folder, enter_fix, user_name
 
 # The most MAX_CLIPS allows, and the most clips.json entries read (broadcaster/clips/book.py).
 MOST_CLIPS = 10_000
@@ -29,7 +34,12 @@ DEFAULT_REWIND_SECONDS = 300  # five minutes behind the live edge (docs/rewind-a
 
 
 class SettingsError(ValueError):
-    """A setting is missing or invalid; the message names it and says what is expected."""
+    """Settings are missing or invalid: one line per problem (`problems`), each naming its setting or file
+    and saying what is expected."""
+
+    def __init__(self, *problems: str) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = list(problems)
 
 
 def _url(value: str) -> str:
@@ -55,6 +65,23 @@ def _shown(value: str) -> str:
 
 def _optional_url(value: str) -> str:
     return _url(value) if value.strip() else ""
+
+
+_HOSTNAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                       r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?")
+
+
+def _host(value: str) -> str:
+    """An address to listen on: an IP address or a host name (what getaddrinfo takes without an error
+    of another kind: a label over 63 characters is a UnicodeError there, not an OSError)."""
+    value = value.strip()
+    try:
+        ipaddress.ip_address(value.strip("[]"))
+    except ValueError:
+        if not _HOSTNAME.fullmatch(value):
+            raise ValueError("expected an IP address (127.0.0.1, ::1, 0.0.0.0) or a host name") from None
+        return value
+    return value.strip("[]")
 
 
 def _bucket(value: str) -> str:
@@ -100,24 +127,75 @@ def _nonempty(value: str) -> str:
     return value.strip()
 
 
+def _expanded(value: str) -> Path:
+    """A folder setting's path, ~ and ~user taken as the shell takes them."""
+    try:
+        return Path(value).expanduser()
+    except RuntimeError:  # ~nosuchuser
+        raise ValueError(f"no such user for {value.split('/', 1)[0]}") from None
+
+
 def _existing_dir(value: str) -> Path:
-    path = Path(value).expanduser()
-    if not path.exists():
-        raise ValueError("no such folder")
-    if not path.is_dir():
-        raise ValueError("not a folder")
-    return path.resolve()
+    path = _expanded(value)
+    try:
+        if not path.exists():
+            raise ValueError("no such folder")
+        if not path.is_dir():
+            raise ValueError("not a folder")
+        return path.resolve()
+    except PermissionError:
+        closed = closed_folder(path)
+        if closed is None:
+            raise ValueError(f"cannot reach it as user {user_name()} (permission denied)") from None
+        raise ValueError(f"user {user_name()} cannot enter {closed} (permission denied): {enter_fix(closed)}") \
+            from None
+    except OSError as err:
+        raise ValueError(f"cannot reach it ({err.strerror or err})") from None
 
 
 def _state_dir(value: str) -> Path:
-    path = Path(value).expanduser()
+    path = _expanded(value)
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise ValueError(f"cannot create it ({err.strerror})") from None
+        raise ValueError(f"cannot create it as user {user_name()} ({err.strerror or err})") from None
     if not os.access(path, os.W_OK | os.X_OK):
-        raise ValueError("not writable by this user")
+        raise ValueError(f"not writable by user {user_name()}")
+    _refuse_foreign_files(path)
     return path.resolve()
+
+
+def _refuse_foreign_files(path: Path) -> None:
+    """What the service keeps there must be its user's to rewrite: a run by hand as root leaves files
+    only root may write, and the next start as the service's user fails on them."""
+    try:
+        entries = sorted([*path.iterdir(), *((path / "control").glob("*") if (path / "control").is_dir() else ())])
+    except OSError:
+        return
+    for entry in entries:
+        if not os.access(entry, os.R_OK | os.W_OK):
+            raise ValueError(f"user {user_name()} cannot rewrite {entry.name} in it (left by a run as another user?): "
+                             f"chown -R {user_name()} {path}")
+
+
+def _state_dir_as_is(value: str) -> Path:
+    """STATE_DIR as `check` judges it: a folder there must be writable, but none need be there yet
+    (systemd's StateDirectory= makes it at the first start); nothing is created."""
+    path = _expanded(value)
+    try:
+        if path.exists() and not path.is_dir():
+            raise ValueError("not a folder")
+        if path.exists() and not os.access(path, os.W_OK | os.X_OK):
+            raise ValueError(f"not writable by user {user_name()}")
+        if path.is_dir():
+            _refuse_foreign_files(path)
+        return path.resolve()
+    except PermissionError:
+        closed = closed_folder(path)
+        where = f"cannot enter {closed}" if closed else "cannot reach it"
+        raise ValueError(f"user {user_name()} {where} (permission denied)") from None
+    except OSError as err:
+        raise ValueError(f"cannot reach it ({err.strerror or err})") from None
 
 
 def _bounded(low: float, high: float) -> Callable[[str], float]:
@@ -207,8 +285,11 @@ def _listen(value: str) -> str | Address:
     host, sep, port = value.rpartition(":")
     number = whole_number(port, 5)
     if not sep or not host or number is None or not 0 < number < 65536:
-        raise ValueError("expected HOST:PORT (e.g. 127.0.0.1:9100), 'off', or empty")
-    return Address(host.strip("[]"), number)
+        raise ValueError("expected HOST:PORT (e.g. 127.0.0.1:9464), 'off', or empty")
+    try:
+        return Address(_host(host), number)
+    except ValueError:
+        raise ValueError("expected HOST:PORT with an IP address or host name (e.g. 127.0.0.1:9464)") from None
 
 
 # A CSP frame-ancestors source: a scheme and host (a leading *. for any subdomain of a registered name:
@@ -319,7 +400,7 @@ SETTINGS: tuple[Setting, ...] = (
                 "custom domain (production) or `https://pub-<id>.r2.dev` (testing only: rate limited)"),
     Setting("R2_KEY_PREFIX", "folder in the bucket; keys are PREFIX/<variant>/<file>", _prefix, "live",
             doc="folder in the bucket"),
-    Setting("HOST", "address to listen on; the tunnel connects locally", _nonempty, "127.0.0.1",
+    Setting("HOST", "address to listen on; the tunnel connects locally", _host, "127.0.0.1",
             doc="listen address; the tunnel connects locally"),
     Setting("PORT", "port to listen on (0 picks a free one)", _int(0, 65535), "3000",
             doc="listen port (`0` picks a free one and logs it)"),
@@ -517,14 +598,46 @@ class Settings:
 
 
 def _env_file_values(env_file: Path | None) -> dict[str, str | None]:
-    """The .env file's values; none when there is no file at the default path, an error at another."""
+    """The .env file's values; none when there is no file at the default path, an error at another, and
+    an error naming the file when it cannot be read (never a traceback)."""
     if env_file is None:
         return {}
-    if env_file.is_file():
-        return dotenv_values(env_file)
+    try:
+        if env_file.is_file():
+            with env_file.open(encoding="utf-8") as stream:
+                text = stream.read()
+            _refuse_unparsed(env_file, text)
+            return dotenv_values(stream=io.StringIO(text))
+        if env_file.exists():
+            raise SettingsError(f"env file {env_file} is not a file")
+    except PermissionError:
+        closed = closed_folder(env_file)
+        how = f"cannot enter {closed}" if closed is not None else "cannot read it"
+        raise SettingsError(f"env file {env_file}: user {user_name()} {how} (permission denied); it is read by "
+                            "the user hls-broadcaster runs as: give that user's group read (chmod 0640, "
+                            "chgrp hls-broadcaster)") from None
+    except UnicodeDecodeError as err:
+        raise SettingsError(f"env file {env_file} is not UTF-8 text (byte {err.start})") from None
+    except OSError as err:
+        raise SettingsError(f"env file {env_file} cannot be read ({err.strerror or err})") from None
     if env_file != Path(".env"):
         raise SettingsError(f"env file {env_file} does not exist")
     return {}
+
+
+def _refuse_unparsed(env_file: Path, text: str) -> None:
+    """A line python-dotenv cannot read is dropped by it with a warning, and its setting silently keeps
+    its default: name each (its key only: the value may be the secret)."""
+    problems = []
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.error:
+            key = binding.original.string.split("=", 1)[0].strip() if "=" in binding.original.string else ""
+            problems.append(
+                f"env file {env_file}, line {binding.original.line}" + (f" ({key[:40]})" if key else "")
+                + ": not read as KEY=value: a value that starts with a quote must end with it (no quotes "
+                "are needed, even with spaces: FRAME_ANCESTORS=self https://a.example)")
+    if problems:
+        raise SettingsError(*problems)
 
 
 def _lookup(s: Setting, flags: Mapping[str, str | None], environ: Mapping[str, str],
@@ -548,46 +661,82 @@ def raw_setting(name: str, environ: Mapping[str, str] | None = None, env_file: P
     return _lookup(setting, {}, environ, _env_file_values(env_file), env_file)[0]
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def load_settings(
     flags: Mapping[str, str | None] | None = None,
     environ: Mapping[str, str] | None = None,
     env_file: Path | None = None,
+    *,
+    make_state_dir: bool = True,
 ) -> Settings:
-    """Flags (keyed by setting name) win over the environment, which wins over the .env file."""
+    """Flags (keyed by setting name) win over the environment, which wins over the .env file. Every
+    missing or bad setting is found before SettingsError is raised, with a line for each.
+    make_state_dir=False (`check`): STATE_DIR is judged but not created."""
     flags = flags or {}
     environ = os.environ if environ is None else environ
     file_values = _env_file_values(env_file)
     values: dict[str, Any] = {}
+    problems: list[str] = []
     for s in SETTINGS:
         raw, source = _lookup(s, flags, environ, file_values, env_file)
         if raw is None:
-            raise SettingsError(f"{s.name} is not set: {s.help} (set it in the environment, a .env file or {s.flag})")
+            problems.append(f"{s.name} is not set: {s.help} (set it in the environment, a .env file or {s.flag})")
+            continue
+        parse = _state_dir_as_is if s.name == "STATE_DIR" and not make_state_dir else s.parse
         try:
-            values[s.field] = s.parse(raw)
+            if _CONTROL.search(raw):  # no setting takes one; a line break would split the messages too
+                raise ValueError("contains a control character (a line break, a tab, NUL...)")
+            values[s.field] = parse(raw)
         except ValueError as err:
             shown = "" if s.secret else f"={_shown(raw)!r}"
-            raise SettingsError(f"{source}{shown}: {err}") from None
+            problems.append(f"{source}{shown}: {err}")
+    if problems:
+        raise SettingsError(*problems)
     settings = Settings(**values)
     _check_together(settings)
     return settings
 
 
+def lookalike_keys(environ: Mapping[str, str] | None = None, env_file: Path | None = None) -> list[str]:
+    """A line for each key that looks like a setting's name but is not one (HLS_DIRR, hls_dir): it is
+    ignored, so the setting it was meant to be keeps its default or is missing. Any unknown key in the
+    env file is named; in the environment, only those close to a setting's name."""
+    environ = os.environ if environ is None else environ
+    names = [s.name for s in SETTINGS]
+    file_keys = list(_env_file_values(env_file))
+    found = []
+    for key, where in [*((k, f" (in {env_file})") for k in file_keys), *((k, "") for k in environ)]:
+        if key in names or (where == "" and key in file_keys):
+            continue
+        close = difflib.get_close_matches(key.upper(), names, n=1, cutoff=0.8)
+        if close:
+            found.append(f"{key}{where} is not a setting, so it is ignored: did you mean {close[0]}?")
+        elif where:
+            found.append(f"{key}{where} is not a setting, so it is ignored")
+    return found
+
+
 def _check_together(s: Settings) -> None:
     """Settings that are each valid but do not work together."""
+    problems = []
     if s.segment_urls == "public" and not s.r2_public_url:
-        raise SettingsError(
+        problems.append(
             "R2_PUBLIC_URL is not set: the public base URL viewers fetch segments from (custom domain or "
             "r2.dev), or set SEGMENT_URLS=presigned for a private bucket"
         )
     if s.segment_urls == "presigned" and s.publish_playlists:
-        raise SettingsError(
+        problems.append(
             "PUBLISH_PLAYLISTS=true needs a publicly readable bucket, SEGMENT_URLS=presigned is for a private "
             "one: choose one of them"
         )
     needed = s.segment_url_life  # an expiry inside it breaks playback
     if s.segment_urls == "presigned" and s.presign_expiry < needed:
-        raise SettingsError(
+        problems.append(
             f"PRESIGN_EXPIRY={s.presign_expiry} is shorter than a segment's life in the playlists "
             f"(3 x the window listed, max(WINDOW_SECONDS, REWIND_SECONDS), + CLEANUP_MARGIN = {needed:.0f}s): "
             "raise it"
         )
+    if problems:
+        raise SettingsError(*problems)

@@ -167,7 +167,11 @@ def test_version_and_help_answer_from_the_console_script_and_python_m(installed:
             assert sub.returncode == 0 and sub.stdout.startswith("usage: hls-broadcaster"), (command, sub)
     bad = _run(installed, str(installed.venv.script("hls-broadcaster")), "run")
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
-    assert len(bad.stderr.strip().splitlines()) == 1 and "HLS_DIR" in bad.stderr, bad.stderr
+    # Every required setting missing, a line each (issue 47: all at once, not one a run).
+    lines = bad.stderr.strip().splitlines()
+    assert all(line.startswith("hls-broadcaster: error: ") for line in lines), bad.stderr
+    assert [line.split()[2] for line in lines] == [
+        "HLS_DIR", "S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_BUCKET_NAME"], bad.stderr
 
 
 @pytest.fixture

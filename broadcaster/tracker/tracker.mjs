@@ -17,7 +17,7 @@
 // bittorrent-tracker (as PeerTube runs it) keeps the swarms and relays; it gets its messages from
 // here, never from the socket.
 //
-//   npm ci --ignore-scripts             # in its folder (package-lock.json pins every version)
+//   npm ci --ignore-scripts --omit=dev  # in its folder (package-lock.json pins every version)
 //   node tracker.mjs                    # or the systemd unit / pm2 entry; TRACKER_PORT=8000 by default
 //
 // Environment (all optional):
