@@ -34,6 +34,16 @@ Observed in five runs (and asserted below where it must hold):
            (15 s) into B's first segment (17 s: the 2 s between streams), to the end; 4/4. ffmpeg:
            exit 0, reads all 8 segments of B, warns "Packet corrupt" at the join and "DTS ... out of
            order" (the new stream's timestamps start again).
+           Shaka late for its reload (a loaded machine, a slow phone) stood still at 18-19 s until
+           2026-11-25: in about 4 of 8 full runs of the suite, and 8 of 8 alone with Chromium pinned to
+           one CPU (taskset -c 0, four players at once). Its first reload after the join asked for a
+           number listed already; the service answered 302 to `?_HLS_msn=<newest>`; Shaka 4.16 keeps a
+           redirect's URL as the playlist's own and adds its next number after it (`?_HLS_msn=606&
+           _HLS_msn=607`), which the service read by its first value: a 302 back to 606's answer, which
+           the browser had cached for six target durations (18 s). No newer playlist reached it for
+           16-18 s, its buffer ran out. The service reads a repeated directive by its last value
+           now (tests/test_blocking_reload.py): 0 of 8 pinned runs stood still; each reload after such a
+           redirect costs Shaka one more round trip (its bug: it never drops the redirect's URL).
            As a new playlist with target 1 (five runs before 2026-11-23): hls.js and Shaka as above
            (Shaka once skipped 3.4 s of A's end); video.js raised no error, but mostly it jumped from
            A's end to B's live point (21-24 s, skipping 4-7 s of B), and in 2 runs of 14 the picture
@@ -222,16 +232,6 @@ async def observe(media: list[Scenario], folder: Path) -> Observations:
 
                 await asyncio.gather(*(bounded(p) if p.player in BROWSERS else run_ffmpeg(base, p)
                                        for p in played.values()))
-                # A browser player stuck (standing still STUCK_MS) plays its scenario once more, on a clock
-                # of its own, and that second run is the one judged; the first stays in the table. Shaka
-                # 4.16 stood still at 19.0 s of "shorter" (the picture gone, after a stall of 2.7 s) in
-                # 4 of some 8 full runs of the suite (2026-11-24), never alone nor beside two busy cores;
-                # the other players play the same playlists through. A second stuck run still fails.
-                for key, first in list(played.items()):
-                    if first.player in BROWSERS and first.log.get("stuck") and key not in KNOWN_STUCK:
-                        again = _client(first.scenario, first.player, first.client.made, server)
-                        played[key] = Played(first.scenario, first.player, again, first_try=first)
-                        await run_browser(browser, base, played[key])
             finally:
                 await browser.close()
     finally:
@@ -358,7 +358,6 @@ SWITCHES = [pytest.param(s, p, marks=VIDEOJS_BY_NUMBER if (s, p) == ("apart", "v
 # (seen once, with the suite loading both cores) skips the old ones it had not read; its demuxer keeps
 # no list of its own, as browser players do. Every segment after the change must still be read.
 SEQUENCE_TROUBLE = ("Media sequence changed",)
-KNOWN_STUCK = {("apart", "videojs")}  # VIDEOJS_BY_NUMBER: stuck every run, never played again
 
 
 def _assert_no_reload(p: Played, table: str) -> None:

@@ -386,7 +386,6 @@ class Played:
     exit_code: int | None = None  # ffmpeg
     ffmpeg_log: list[str] = field(default_factory=list)
     frames: int = 0
-    first_try: Played | None = None  # the run before this one, when that one got stuck (observe())
 
     @staticmethod
     def position(sample: Any) -> float | None:
@@ -471,8 +470,7 @@ class Played:
                 f" notes={[n[2] for n in log.get('notes', [])][:10]} console={self.console[:3]}"
                 + (f" last_media_events={log.get('media', [])[-4:]}"
                    f" last_requests={[(r.at, r.path.rsplit('/', 1)[-1], r.status) for r in self.client.requests[-6:]]}"
-                   if log.get("stuck") else "")
-                + (f"\n    first try, {self.first_try.summary().strip()}" if self.first_try else ""))
+                   if log.get("stuck") else ""))
 
 
 async def run_browser(browser: Any, base: str, played: Played) -> None:
