@@ -38,7 +38,7 @@ from tests.support.service_process import ServiceProcess, service_env
 from tests.support.hls_checker import VariantSetChecker
 from tests.support.whole import finished
 
-pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.timeout(90)]
+pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
 VARIANTS = (0, 1)
 TARGET = 1  # the emulator's segments last 1 s

@@ -24,8 +24,6 @@ import asyncio
 import gzip
 import os
 import re
-import signal
-import socket
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -39,12 +37,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from broadcaster.demo.ffmpeg import ffmpeg_exe
 from broadcaster.settings import SETTINGS
+from tests.support.nginx import Nginx, needs_nginx
 from tests.support.service_process import ServiceProcess
 from tests.support.owncast_writer import pdt, write_in_place
 
 pytestmark = pytest.mark.integration
 
-NGINX = Path("/usr/sbin/nginx")
 CONF = Path(__file__).resolve().parent.parent / "deploy" / "nginx-cache.conf"
 # The three strings the config's header says to change, as shipped.
 LISTEN = "listen 127.0.0.1:8081 "
@@ -54,7 +52,12 @@ TARGET = 4  # Owncast's 4 s latency level: the service holds a blocking request 
 CONCURRENT = 40  # identical blocking requests
 BUCKET = "live"
 
-needs_nginx = pytest.mark.skipif(not NGINX.exists(), reason="needs Debian's nginx (apt-get install nginx)")
+
+
+def shipped(work: Path, upstream: str) -> Nginx:
+    """nginx running the shipped config in the foreground as this user, everything it writes under
+    `work`, in front of `upstream`."""
+    return Nginx(work, conf=lambda port: render_conf(port, upstream, work))
 
 
 def render_conf(port: int, upstream: str, folder: Path) -> str:
@@ -65,59 +68,6 @@ def render_conf(port: int, upstream: str, folder: Path) -> str:
     return (text.replace(LISTEN, f"listen 127.0.0.1:{port} ")
             .replace(UPSTREAM, f"server {upstream};")
             .replace(FOLDER, str(folder)))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Nginx:
-    """nginx in the foreground as this user, everything it writes under `work`."""
-
-    def __init__(self, work: Path, upstream: str) -> None:
-        self.work = work
-        self.port = free_port()
-        work.mkdir(parents=True, exist_ok=True)
-        self.conf = work / "nginx.conf"
-        self.conf.write_text(render_conf(self.port, upstream, work))
-        self.error_log = work / "error.log"
-        main = f"pid {work / 'nginx.pid'}; error_log {self.error_log} info;"
-        if os.geteuid() == 0:  # else the workers would run as nobody, who cannot enter pytest's tmp folder
-            main += " user root;"
-        self.args = [str(NGINX), "-p", str(work), "-c", str(self.conf), "-g", main]
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def check(self) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*self.args, "-t"], capture_output=True, text=True, timeout=30)
-
-    def start(self, timeout: float = 10.0) -> None:
-        self.proc = subprocess.Popen([*self.args[:-1], self.args[-1] + " daemon off;"],
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"nginx exited with {self.proc.returncode}:\n{self.log()}")
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"nginx is not listening after {timeout} s:\n{self.log()}")
-            time.sleep(0.05)
-
-    def log(self) -> str:
-        return self.error_log.read_text() if self.error_log.exists() else ""
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)  # the master: fast shutdown, workers with it
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 def real_ts_segment(folder: Path, seconds: int) -> bytes:
@@ -216,16 +166,16 @@ async def edge(tmp_path: Path, bucket: str, ts_bytes: bytes) -> AsyncIterator[Ed
                R2_PUBLIC_URL=f"{bucket}/{BUCKET}", PORT="0", STATE_DIR=str(tmp_path / "state"),
                LOG_LEVEL="info")
     async with ServiceProcess(env, tmp_path / "cwd") as service:
-        nginx = Nginx(tmp_path / "nginx", service.url.removeprefix("http://"))
-        await asyncio.to_thread(nginx.start)
+        nginx = shipped(tmp_path / "nginx", service.url.removeprefix("http://"))
+        await nginx.start()
         try:
             async with aiohttp.ClientSession() as http:
                 yield Edge(owncast, service, nginx, http)
         except BaseException:
-            print("--- nginx error log ---", nginx.log(), sep="\n")
+            print("--- nginx error log ---", nginx.error_log(), sep="\n")
             raise
         finally:
-            await asyncio.to_thread(nginx.stop)
+            await nginx.stop()
         assert service.problems() == []
 
 
@@ -296,8 +246,7 @@ async def get(port: int, path: str) -> Answer:
 
 @needs_nginx
 def test_nginx_accepts_the_shipped_config(tmp_path: Path) -> None:
-    nginx = Nginx(tmp_path, "127.0.0.1:3000")
-    done = nginx.check()
+    done = shipped(tmp_path, "127.0.0.1:3000").check()
     assert done.returncode == 0, done.stderr
     assert "test is successful" in done.stderr
 

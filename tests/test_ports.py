@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from broadcaster.demo import ports
+from broadcaster.demo import ports  # bindable
 from broadcaster.demo.ports import PORT_HIGH, PORT_LOW, TWIN_OFFSET, reserve_ports
 
 
@@ -41,6 +41,6 @@ def test_a_port_reserved_or_bound_is_passed_over(monkeypatch: pytest.MonkeyPatch
         free = next(p for p in range(PORT_LOW, PORT_HIGH) if p != first.ports[0] and ports.bindable(p)
                     and not locked_elsewhere(p))
         offered = iter([first.ports[0], busy, free])
-        monkeypatch.setattr(ports.random, "randrange", lambda low, high: next(offered))
+        monkeypatch.setattr("broadcaster.demo.ports.random.randrange", lambda low, high: next(offered))
         with reserve_ports(1) as second:
             assert second.ports == [free]

@@ -234,9 +234,8 @@ class SeaweedS3:
         try:
             for attempt in range(1, _START_ATTEMPTS + 1):
                 self._reserve_ports()
-                await self._spawn(exe, config)
-                assert self._proc is not None
-                clock = StartClock(self._proc.pid, busy=self.startup_timeout, still=self.startup_timeout)
+                clock = StartClock(await self._spawn(exe, config), busy=self.startup_timeout,
+                                   still=self.startup_timeout)
                 try:
                     await self._wait_until_serving(clock)
                     log.debug("SeaweedFS answering after %.2f s", time.monotonic() - began)
@@ -291,7 +290,8 @@ class SeaweedS3:
                 argv.append(f"-{name}.localSocket={sock}")
         return argv
 
-    async def _spawn(self, exe: str, config: Path) -> None:
+    async def _spawn(self, exe: str, config: Path) -> int:
+        """Starts weed; returns its pid."""
         argv = self._argv(exe, config)
         setpriv = shutil.which("setpriv")
         if setpriv:  # the server dies with us even if Python is SIGKILLed
@@ -310,6 +310,7 @@ class SeaweedS3:
         ports = tuple(self._ports.values())
         self._killer = GroupKiller(self._proc.pid, after=lambda: remove_stale_sockets(ports))
         self._finalizer = weakref.finalize(self, self._killer)
+        return self._proc.pid
 
     def _run_log(self) -> list[str]:
         """Lines weed wrote since the current process started."""

@@ -149,9 +149,14 @@ needs_chromium = pytest.mark.skipif(
 )
 
 
+# Chromium's launch took over Playwright's 30 s default on a loaded machine (load average 25): a bound for
+# a launch that never comes, not for a slow one.
+LAUNCH_TIMEOUT_MS = 180_000
+
+
 async def launch_chromium(pw: Any, args: list[str] = CHROMIUM_ARGS) -> Any:
     """A headless Chromium from a playwright.async_api.Playwright (args: CHROMIUM_ARGS or WEBRTC_ARGS)."""
-    return await pw.chromium.launch(executable_path=CHROMIUM, args=args)
+    return await pw.chromium.launch(executable_path=CHROMIUM, args=args, timeout=LAUNCH_TIMEOUT_MS)
 
 
 async def open_viewer(page: Any, url: str) -> None:
