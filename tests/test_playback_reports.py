@@ -29,7 +29,7 @@ from broadcaster.status import playback as pb
 from broadcaster.status.audience import LIMIT, STALLED_WINDOW, Audience
 from broadcaster.status.playback import FIELDS, Playback
 from tests.support.fakes import Clock, FakeHealth, FakePlaylists
-from tests.test_viewers import new_id
+from tests.support.client import new_id
 
 VIEWER = default_viewer_dir()
 INTERVAL = 10.0  # the beat interval at VIEWER_TIMEOUT=30

@@ -27,9 +27,9 @@ from broadcaster.state.journal import JournaledState
 from tests.support.disks import FaultPlan, FaultyOs
 from tests.support.fakes import Bucket
 from tests.support.hls_checker import VariantSetChecker
+from tests.support.saved_state import listed, numbers
 from tests.support.waiting import until
 from tests.support.world import World
-from tests.test_state_disk import listed, numbers
 
 VARIANTS = (0, 1)
 NAMES = [f"stream-a-{i}.ts" for i in range(40)]

@@ -5,7 +5,6 @@ frame-ancestors header. Real browsers: tests/test_viewers_browser.py."""
 from __future__ import annotations
 
 import json
-import secrets
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +20,10 @@ from broadcaster.service import default_viewer_dir
 from broadcaster.settings import Settings, SettingsError, load_settings
 from broadcaster.status.assessment import HealthReport
 from broadcaster.status.audience import Audience
+from tests.support.client import new_id
 from tests.support.fakes import Clock, FakeHealth, FakePlaylists
 
 VIEWER = default_viewer_dir()
-
-
-def new_id() -> str:
-    return secrets.token_urlsafe(16)
 
 
 # -- the count ----------------------------------------------------------------------------------------
