@@ -146,7 +146,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from .demo import DemoError, run_demo
+    from .demo.run import DemoError, run_demo
     from .service import StartupError
 
     setup_logging("warning")

@@ -1,16 +1,20 @@
-"""Shared fixtures for the integration tests."""
+"""Shared fixtures for the integration tests.
+
+Each imports what it runs (moto, the demo's parts) when a test asks for it, not here: a unit test
+(tests/test_manifest.py, ...) imports neither moto nor broadcaster.demo (tests/test_suite_rules.py).
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from moto.server import ThreadedMotoServer
 
-from broadcaster.demo.emulator import Ledger, OwncastEmulator
-from broadcaster.demo.seaweed import SeaweedS3
-from broadcaster.demo.tracker import TrackerUnavailable, install
+if TYPE_CHECKING:
+    from broadcaster.demo.emulator import OwncastEmulator
+    from broadcaster.demo.seaweed import SeaweedS3
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -40,6 +44,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture
 async def seaweed(tmp_path: Path) -> AsyncIterator[SeaweedS3]:
     """A running SeaweedFS S3 server with the bucket created (public-read, CORS on)."""
+    from broadcaster.demo.seaweed import SeaweedS3
+
     async with SeaweedS3(tmp_path / "seaweed", discard=True) as server:
         yield server
 
@@ -48,6 +54,8 @@ async def seaweed(tmp_path: Path) -> AsyncIterator[SeaweedS3]:
 async def owncast(tmp_path: Path) -> AsyncIterator[OwncastEmulator]:
     """A live synthetic stream (2 variants, 1 s segments) written to tmp_path/hls like Owncast, with
     the ledger of what it finished writing (a hash per file) for the tests that compare bytes."""
+    from broadcaster.demo.emulator import Ledger, OwncastEmulator
+
     async with OwncastEmulator(tmp_path / "hls", ledger=Ledger()) as emulator:
         yield emulator
 
@@ -55,6 +63,8 @@ async def owncast(tmp_path: Path) -> AsyncIterator[OwncastEmulator]:
 @pytest.fixture(scope="module")
 def moto_url() -> Iterator[str]:
     """moto as a real S3 server over HTTP on 127.0.0.1 (fast; SeaweedFS is the thorough one)."""
+    from moto.server import ThreadedMotoServer
+
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
     server.start()
     host, port = server.get_host_and_port()
@@ -65,6 +75,8 @@ def moto_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def tracker_dir() -> Path:
     """broadcaster/tracker/ with its node_modules, installed once per lock file into a cache folder."""
+    from broadcaster.demo.tracker import TrackerUnavailable, install
+
     try:
         return install()
     except TrackerUnavailable as err:  # scripts/test installs Node.js: missing is a broken set-up, not a skip

@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from broadcaster.demo.emulator import Ledger, OwncastEmulator, Variant
 from broadcaster.demo.seaweed import SeaweedS3
@@ -29,6 +30,8 @@ from tests.support.observe import Observer
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.sse import SseReader
 from tests.support.whole import assert_whole
+
+pytestmark = pytest.mark.integration  # SeaweedFS, the emulator and the service process
 
 
 def _owncast_lists(owncast: OwncastEmulator, variant: int) -> list[str]:
