@@ -34,21 +34,16 @@ import pytest_asyncio
 from prometheus_client.parser import text_string_to_metric_families
 
 from broadcaster.demo.seaweed import SeaweedS3
-from broadcaster.demo.tracker import LocalTracker, free_port
-from broadcaster.service import Service
-from broadcaster.settings import DEFAULT_REWIND_SECONDS
 from tests.support.browser import (ALTER_P2P_UPLOADS, HANDED, HOSTILE_MODES, PLAYERS, WEBRTC_ARGS,
                                    hostile_peer, launch_chromium, needs_chromium, open_viewer, watch)
-from tests.support.counting_proxy import CountingProxy, closed_port, proxied_stream, sequence
+from tests.support.counting_proxy import CountingProxy, closed_port, sequence
 from tests.support.prometheus import PromAPI, prometheus
+from tests.support.p2p_demo import Demo, demo_with_tracker, running_demo
 from tests.support.stun import stun_server
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "artifacts"
 P2P_FILES = ("p2p.js", "p2p-media-loader-core.es.min.js", "p2p-media-loader-hlsjs.es.min.js")
-# 2 s, within Owncast's usual range: a segment is listed 2 target durations before hls.js plays it,
-# and the first of those is the peers' turn (viewer/p2p.js).
-SEGMENT_SECONDS = 2
 
 # One worker runs the module (scripts/test's --dist loadgroup), on one event loop, with one Chromium.
 pytestmark = [pytest.mark.integration, pytest.mark.browser, needs_chromium,
@@ -74,41 +69,6 @@ async def seaweed(tmp_path: Path) -> AsyncIterator[SeaweedS3]:
     """conftest's, on the module's event loop."""
     async with SeaweedS3(tmp_path / "seaweed", discard=True) as server:
         yield server
-
-
-# -- the bucket, behind a proxy that counts segment GETs (tests/support/counting_proxy.py) ----------
-
-
-@dataclass
-class Demo:
-    s3: SeaweedS3
-    proxy: CountingProxy
-    service: Service
-
-
-@contextlib.asynccontextmanager
-async def running_demo(tmp_path: Path, seaweed: SeaweedS3, trackers: str, **over: str) -> AsyncIterator[Demo]:
-    """The live demo stream, its segments served through a CountingProxy, P2P_TRACKERS=trackers, with the
-    service's own REWIND_SECONDS, as it ships. (The stream is young, so the playlists list only seconds
-    behind the edge here: the start-up path for a long window is bench.p2p's to measure.)"""
-    async with proxied_stream(tmp_path, seaweed, trackers, segment_seconds=SEGMENT_SECONDS,
-                              **{"REWIND_SECONDS": str(DEFAULT_REWIND_SECONDS), **over}) as (service, proxy):
-        yield Demo(seaweed, proxy, service)
-
-
-@contextlib.asynccontextmanager
-async def demo_with_tracker(tmp_path: Path, seaweed: SeaweedS3, tracker_dir: Path, **over: str
-                            ) -> AsyncIterator[Demo]:
-    """running_demo with the tracker as it runs on the VM: it serves only this service's swarms, read
-    from the service (TRACKER_SERVICE_URL), so the viewers meet through the same checks a stranger
-    meets. Its port is chosen first, since the service names it to the viewers."""
-    port = free_port()
-    async with running_demo(tmp_path, seaweed, f"ws://127.0.0.1:{port}", **over) as demo, \
-            LocalTracker(tracker_dir, service=demo.service.url, port=port) as tracker:
-        async with asyncio.timeout(30):  # it answers "not ready" until it has read the service
-            while not any("serving swarm" in line for line in tracker.lines):
-                await asyncio.sleep(0.1)
-        yield demo
 
 
 # Every RTCPeerConnection the page makes, with the ICE servers it was given (what WebRTC will ask).

@@ -7,17 +7,14 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 import pytest_asyncio
 
-from broadcaster.demo.emulator import OwncastEmulator
-from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.browser import launch_chromium, needs_chromium, open_viewer, watch
-from tests.support.service_process import ServiceProcess, service_env
+from tests.support.live_demo import LiveDemo, live_demo
 from tests.support.startup import StartupRecorder, emulate
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
@@ -33,21 +30,13 @@ pytestmark = [
 MAX_REQUESTS_BEFORE_FIRST_FRAME = 12
 
 
-@dataclass
-class Demo:
-    s3: SeaweedS3
-    owncast: OwncastEmulator
-    service: ServiceProcess
+Demo = LiveDemo
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def demo(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Demo]:
-    tmp = tmp_path_factory.mktemp("viewer")
-    async with (SeaweedS3(tmp / "seaweed", discard=True) as seaweed,
-                OwncastEmulator(tmp / "hls", segment_seconds=1) as owncast):
-        env = service_env(tmp / "hls", seaweed, tmp / "state", WINDOW_SECONDS="8")
-        async with ServiceProcess(env, tmp / "service") as service:
-            yield Demo(seaweed, owncast, service)
+    async with live_demo(tmp_path_factory.mktemp("viewer"), WINDOW_SECONDS="8") as running:
+        yield running
 
 
 async def test_viewer_plays_from_the_bucket_and_shows_offline_and_back(demo: Demo, tmp_path: Path) -> None:
