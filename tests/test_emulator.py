@@ -10,7 +10,6 @@ import shutil
 import signal
 import sys
 import textwrap
-from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
@@ -19,19 +18,11 @@ from yarl import URL
 
 from broadcaster.demo.emulator import LATENCY_LEVELS, EmulatorError, OwncastEmulator, Variant, ffmpeg_command
 from tests.support.processes import alive
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.integration
 
 TS_PACKET = 188
-
-
-async def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 def media_entries(text: str) -> list[tuple[float, str | None, str]]:
@@ -120,7 +111,7 @@ async def test_slow_writes_expose_partial_files(tmp_path: Path) -> None:
             truncated_playlist |= bool(text) and not text.endswith("\n")
             return bool(grew) and truncated_playlist
 
-        await wait_until(check, 20, "a growing segment and a truncated playlist")
+        await until(check, "a growing segment and a truncated playlist", 20, every=0.05)
         await owncast.wait_for_segments(0, 2, timeout=20)  # ffmpeg keeps up despite the slow writes
 
 
@@ -189,8 +180,8 @@ async def test_cleanup_keeps_newest_segments(tmp_path: Path) -> None:
             names = owncast.listed_segments(0)
             return segment_number(names[-1]) if names else -1
 
-        await wait_until(lambda: newest_listed() >= 6, 30, "segment 6 to be listed")
-        await wait_until(lambda: not (vdir / f"stream-{owncast.shortid}-0.ts").exists(), 5, "cleanup")
+        await until(lambda: newest_listed() >= 6, "segment 6 to be listed", 30, every=0.05)
+        await until(lambda: not (vdir / f"stream-{owncast.shortid}-0.ts").exists(), "cleanup", 5, every=0.05)
         await owncast.stop_stream(offline=False)
         owncast.cleanup_old_segments()
         kept = sorted(segment_number(p.name) for p in vdir.glob("*.ts"))
@@ -272,7 +263,7 @@ async def test_ffmpeg_dies_with_a_killed_python(tmp_path: Path) -> None:
     pids = [int(word) for word in out.split()]
     assert len(pids) == 3
     try:
-        await wait_until(lambda: not any(alive(pid) for pid in pids), 5, f"ffmpegs {pids} to die")
+        await until(lambda: not any(alive(pid) for pid in pids), f"ffmpegs {pids} to die", 5, every=0.05)
     finally:
         for pid in pids:
             if alive(pid):
@@ -377,7 +368,7 @@ async def test_passthrough_copies_irregular_keyframes(tmp_path: Path) -> None:
         await owncast.start()
         pids = [owncast.ffmpeg_pid, owncast.source_pid]
         assert all(pid is not None and alive(pid) for pid in pids)
-        await wait_until(watch, 30, "three copied segments")
+        await until(watch, "three copied segments", 30, every=0.05)
         assert not master_before_variants
         durations = [d for d, _, _ in media_entries(copied.read_text())]
         assert [round(d, 1) for d in durations[:3]] == [1.0, 3.0, 2.0]
@@ -413,4 +404,4 @@ async def test_configure_applies_at_restart(tmp_path: Path) -> None:
             text = owncast.variant_playlist(variant).read_text()
             assert target_duration(text) == 2
             assert [round(d, 1) for d, _, _ in media_entries(text)] == [2.0] * len(names)
-        await wait_until(owncast.master_playlist.exists, 10, "the multivariant playlist")
+        await until(owncast.master_playlist.exists, "the multivariant playlist", 10, every=0.05)

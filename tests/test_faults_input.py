@@ -54,6 +54,7 @@ from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.observe import Observer
 from tests.support.owncast_writer import SECONDS, HandFedOwncast, Prepare, real_ts_segment, write_in_place
+from tests.support.waiting import until
 
 # One SeaweedFS for the module (each test has its own service, HLS_DIR and key prefix): starting and
 # stopping it for every test would cost half the file's time budget.
@@ -84,14 +85,8 @@ def lines_with(service: ServiceProcess, *needles: str) -> list[str]:
 
 async def until_logged(service: ServiceProcess, *needles: str, count: int = 1, timeout: float = 10.0) -> None:
     """Until `count` lines hold every needle."""
-    try:
-        async with asyncio.timeout(timeout):
-            while len(lines_with(service, *needles)) < count:
-                await asyncio.sleep(0.05)
-    except TimeoutError:
-        raise AssertionError(
-            f"{count} log lines with {needles} expected: {lines_with(service, *needles)}"
-        ) from None
+    await until(lambda: len(lines_with(service, *needles)) >= count, f"{count} log lines with {needles}", timeout,
+                every=0.05, detail=lambda: lines_with(service, *needles))
 
 
 QUIET = 1.5  # the watcher rereads every playlist each time the folder has been quiet for a second

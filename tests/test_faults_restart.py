@@ -22,6 +22,7 @@ from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.observe import Observed, poll
 from tests.support.disks import TmpfsDisk, small_tmpfs
+from tests.support.waiting import until
 from tests.support.whole import assert_whole
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
@@ -188,10 +189,12 @@ async def _owncast_writes(owncast: OwncastEmulator, count: int) -> None:
 async def _until_ended(http: aiohttp.ClientSession, service: ServiceProcess, owncast: OwncastEmulator,
                        seen: Observed) -> None:
     await owncast.stop_stream(offline=True)
-    async with asyncio.timeout(20):
-        while seen.ended != {0, 1}:
-            await poll(http, service.url, owncast, seen)
-            await asyncio.sleep(0.1)
+
+    async def ended() -> bool:
+        await poll(http, service.url, owncast, seen)
+        return seen.ended == {0, 1}
+
+    await until(ended, "both playlists ended", 20, every=0.1)
 
 
 @pytest.mark.parametrize("content", [b"{not json", b'{"format": "something-else"}', b'{"format": "hls-broadcaster/state", "version": 1, "variants": 7}'],

@@ -36,6 +36,7 @@ from broadcaster.source.owncast import PlaylistError, parse_media_playlist
 from tests.support.fault_proxy import FaultProxy
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.hls_checker import VariantSetChecker
+from tests.support.waiting import until
 from tests.support.whole import finished
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
@@ -217,21 +218,22 @@ class Rig:
 
     async def until(self, probe: Callable[[], Awaitable[T | None]], timeout: float, what: str) -> T:
         """Poll `probe` every 150 ms until it returns something truthy; fail fast on a watch error."""
-        deadline = time.monotonic() + timeout
-        last: object = None
-        while True:
+        last: list[object] = [None]
+
+        async def probed() -> T | None:
             self.check_watch()
-            last = await probe()
-            if last:
-                return last
-            if time.monotonic() > deadline:
-                status, health = await self.health()
-                raise AssertionError(
-                    f"not within {timeout}s: {what}; last probe {last!r}; health {status} {health}; "
-                    f"proxy {dict(self.proxy.counts)}; service log tail:\n"
-                    + "\n".join(self.service.lines[-15:])
-                )
-            await asyncio.sleep(POLL)
+            last[0] = got = await probe()
+            return got
+
+        try:
+            found = await until(probed, what, timeout, every=POLL, detail=lambda: (
+                f"last probe {last[0]!r}; proxy {dict(self.proxy.counts)}; service log tail:\n"
+                + "\n".join(self.service.lines[-15:])))
+        except AssertionError as err:
+            status, health = await self.health()
+            raise AssertionError(f"{err}\nhealth {status} {health}") from None
+        assert found is not None
+        return found
 
     def check_watch(self) -> None:
         assert not self.watch.errors, "\n".join(self.watch.errors[:20])

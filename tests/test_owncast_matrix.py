@@ -119,6 +119,7 @@ from broadcaster.demo.ledger import Finished
 from broadcaster.settings import SETTINGS
 from tests.support.hls_checker import VariantSetChecker, check_master
 from tests.support.service_process import ServiceProcess
+from tests.support.waiting import until
 from tests.support.whole import finished
 
 pytestmark = [pytest.mark.integration]
@@ -391,17 +392,15 @@ class Matrix:
 
     async def until(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
         """Wait for a condition while watch() runs; a failed look or fetch fails at once."""
-        try:
-            async with asyncio.timeout(timeout):
-                while not condition():
-                    if self.watcher is not None and self.watcher.done():
-                        await self.watcher  # raises what it raised
-                    for task in self.fetches:
-                        if task.done() and task.exception() is not None:
-                            await task
-                    await asyncio.sleep(POLL)
-        except TimeoutError:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}") from None
+        async def met() -> bool:
+            if self.watcher is not None and self.watcher.done():
+                await self.watcher  # raises what it raised
+            for task in self.fetches:
+                if task.done() and task.exception() is not None:
+                    await task
+            return condition()
+
+        await until(met, what, timeout, every=POLL)
 
     async def play(self, row: Row) -> RowReport:
         """One stream with the row's settings, on until every variant listed a few segments; then the

@@ -10,7 +10,6 @@ sees no playlist and no segment request.
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,6 +24,7 @@ from tests.support.browser import launch_chromium, needs_chromium
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.nginx import Nginx, needs_nginx, tunnel_locations
 from tests.support.owncast_web import OwncastWeb
+from tests.support.waiting import until
 
 ROOT = Path(__file__).resolve().parent.parent
 HOSTNAME = "owncast.example.com"  # layout B's hostname in cloudflared.yml.example
@@ -37,12 +37,14 @@ pytestmark = [pytest.mark.integration, pytest.mark.browser, needs_chromium, need
 
 async def wait_until_served(url: str, timeout: float) -> str:
     """The playlist once the service lists segments (503 until then), fetched through the tunnel."""
-    async with aiohttp.ClientSession() as session, asyncio.timeout(timeout):
-        while True:
+    async with aiohttp.ClientSession() as session:
+        async def served() -> str | None:
             async with session.get(url) as resp:
-                if resp.status == 200:
-                    return await resp.text()
-            await asyncio.sleep(0.1)  # polling a condition under the timeout above
+                return await resp.text() if resp.status == 200 else None
+
+        text = await until(served, f"{url} served", timeout, every=0.1)
+        assert text is not None
+        return text
 
 
 # A window below nine target durations offers no delta updates; one of nine does once it slides, so the

@@ -260,28 +260,20 @@ async def test_a_folder_closed_while_running_makes_health_degraded_with_the_reas
                 seen.append(await health())
                 return seen[-1][0] == 503 and reason in str(seen[-1][1]["status"])
 
-            await until_async(degraded, f"/health naming {reason}", timeout=20)
+            await until(degraded, f"/health naming {reason}", 20, every=0.5)
             assert seen[-1][1]["stream"] == "live", seen[-1]  # degraded: live and not ok
             (hls / "0").chmod(0o755)
 
             async def recovered() -> bool:
                 return (await health())[0] == 200
 
-            await until_async(recovered, "/health ok again", timeout=20)
+            await until(recovered, "/health ok again", 20, every=0.5)
     finally:
         if proc.returncode is None:
             proc.terminate()
             await asyncio.wait_for(proc.wait(), 20)
         await reader
     assert "Traceback" not in "\n".join(lines)
-
-
-async def until_async(condition: object, what: str, timeout: float) -> None:
-    """Polls an async condition until true or the timeout (a failure names what was waited for)."""
-    assert callable(condition)
-    async with asyncio.timeout(timeout):
-        while not await condition():
-            await asyncio.sleep(0.5)
 
 
 def test_a_folder_gone_is_no_refusal(tmp_path: Path) -> None:

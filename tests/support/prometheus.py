@@ -18,6 +18,7 @@ import yaml
 
 from broadcaster.demo.children import StartClock
 from broadcaster.demo.ports import Reserved, reserve_port
+from tests.support.waiting import until
 
 DEPLOY = Path(__file__).resolve().parent.parent.parent / "deploy"
 SCRAPE = "1s"
@@ -124,10 +125,4 @@ class PromAPI:
 
     async def until(self, what: str, check: Any, timeout: float = 20) -> Any:
         """Polls `check()` (async, returns a truthy value when done) until done; fails naming `what`."""
-        try:
-            async with asyncio.timeout(timeout):
-                while not (done := await check()):
-                    await asyncio.sleep(0.25)
-                return done
-        except TimeoutError:
-            pytest.fail(f"Prometheus: {what} within {timeout:.0f} s")
+        return await until(check, f"Prometheus: {what}", timeout, every=0.25)
