@@ -6,6 +6,7 @@ Each imports what it runs (moto, the demo's parts) when a test asks for it, not 
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,6 +15,7 @@ import pytest
 
 if TYPE_CHECKING:
     from broadcaster.demo.emulator import OwncastEmulator
+    from broadcaster.demo.recordings import Recordings
     from broadcaster.demo.seaweed import SeaweedS3
 
 
@@ -50,13 +52,24 @@ async def seaweed(tmp_path: Path) -> AsyncIterator[SeaweedS3]:
         yield server
 
 
+@pytest.fixture(scope="session")
+def recordings(tmp_path_factory: pytest.TempPathFactory) -> Recordings:
+    """The transcoder's encodings, each made once per run and replayed by the emulators given them
+    (broadcaster/demo/recordings.py): one folder for every xdist worker of the run."""
+    from broadcaster.demo.recordings import Recordings
+
+    base = tmp_path_factory.getbasetemp()
+    return Recordings((base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "emulator-recordings")
+
+
 @pytest.fixture
-async def owncast(tmp_path: Path) -> AsyncIterator[OwncastEmulator]:
-    """A live synthetic stream (2 variants, 1 s segments) written to tmp_path/hls like Owncast, with
-    the ledger of what it finished writing (a hash per file) for the tests that compare bytes."""
+async def owncast(tmp_path: Path, recordings: Recordings) -> AsyncIterator[OwncastEmulator]:
+    """A live synthetic stream (2 variants, 1 s segments) written to tmp_path/hls like Owncast (the
+    transcoder's encoding replayed: recordings), with the ledger of what it finished writing (a hash
+    per file) for the tests that compare bytes."""
     from broadcaster.demo.emulator import Ledger, OwncastEmulator
 
-    async with OwncastEmulator(tmp_path / "hls", ledger=Ledger()) as emulator:
+    async with OwncastEmulator(tmp_path / "hls", ledger=Ledger(), recordings=recordings) as emulator:
         yield emulator
 
 

@@ -3,6 +3,7 @@ the control socket, kept from the cleaner, kept across restarts."""
 
 from __future__ import annotations
 
+from broadcaster.demo.recordings import Recordings
 from broadcaster.state.disk import dumps
 
 import asyncio
@@ -281,11 +282,11 @@ async def sizes_of(s3: SeaweedS3, keys: tuple[str, ...]) -> dict[str, int]:
 
 @pytest.mark.integration
 async def test_a_clip_from_the_cli_plays_in_ffmpeg_outlives_the_window_and_a_restart(
-    tmp_path: Path, seaweed: SeaweedS3, short_state: Path
+    tmp_path: Path, recordings: Recordings, seaweed: SeaweedS3, short_state: Path
 ) -> None:
     env = service_env(tmp_path / "hls", seaweed, short_state, REWIND_SECONDS=REWIND, WINDOW_SECONDS="4",
                       CLEANUP_MARGIN="0")
-    async with OwncastEmulator(tmp_path / "hls", segment_seconds=1) as owncast, AsyncExitStack() as running:
+    async with OwncastEmulator(tmp_path / "hls", segment_seconds=1, recordings=recordings) as owncast, AsyncExitStack() as running:
         settings = load_settings(environ=env)  # once Owncast's folder exists
         service = await running.enter_async_context(running_service(settings))
         await owncast.wait_for_segments(0, 6, timeout=30)

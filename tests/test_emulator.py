@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import signal
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -16,7 +17,9 @@ import aiohttp
 import pytest
 from yarl import URL
 
-from broadcaster.demo.emulator import LATENCY_LEVELS, EmulatorError, OwncastEmulator, Variant, ffmpeg_command
+from broadcaster.demo.emulator import (LATENCY_LEVELS, EmulatorError, OwncastEmulator, Recordings, Variant,
+                                      ffmpeg_command)
+from broadcaster.demo.ffmpeg import ffmpeg_exe
 from tests.support.processes import alive
 from tests.support.waiting import until
 
@@ -405,3 +408,51 @@ async def test_configure_applies_at_restart(tmp_path: Path) -> None:
             assert target_duration(text) == 2
             assert [round(d, 1) for d, _, _ in media_entries(text)] == [2.0] * len(names)
         await until(owncast.master_playlist.exists, "the multivariant playlist", 10, every=0.05)
+
+
+# -- the transcoder's encoding replayed (broadcaster/demo/recordings.py) ---------------------------------
+
+
+def stream_lines(segment: Path) -> list[str]:
+    """What ffmpeg finds in a segment: its streams (codec, profile, size, rate, layout), figures that
+    vary between runs (bitrates, the first timestamp to the microsecond) left out."""
+    done = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", str(segment)], capture_output=True, text=True,
+                          timeout=60)
+    found = [re.sub(r"\[0x[0-9a-f]+\]|, \d+ kb/s|\d+(\.\d+)? tbr, |, start [\d.]+", "", line.strip())
+             for line in done.stderr.splitlines() if line.strip().startswith("Stream #")]
+    assert found, done.stderr
+    return found
+
+
+def playlist_shape(text: str) -> list[str]:
+    """A playlist's lines with what differs between two runs (names, dates, sequence numbers, measured
+    bandwidths) replaced by placeholders."""
+    text = re.sub(r"stream-[\w-]+-\d+\.ts", "<segment>", text)
+    text = re.sub(r"(PROGRAM-DATE-TIME:|MEDIA-SEQUENCE:|BANDWIDTH=)[^,\n]+", r"\1<n>", text)
+    return text.splitlines()
+
+
+async def test_a_replayed_stream_is_written_as_a_live_one(tmp_path: Path) -> None:
+    """The same streams in each segment, the same playlists and master but for names, dates and measured
+    bandwidths, the segments cut as long; the encoding made once for both replays."""
+    recordings = Recordings(tmp_path / "recordings")
+    async with (OwncastEmulator(tmp_path / "live") as live,
+                OwncastEmulator(tmp_path / "replay", recordings=recordings) as replay,
+                OwncastEmulator(tmp_path / "again", recordings=recordings) as again):
+        assert (live.replaying, replay.replaying, again.replaying) == (False, True, True)
+        assert recordings.made == 1  # the second replay found it made
+        for emulator in (live, replay):
+            for v in (0, 1):
+                await emulator.wait_for_segments(v, 4, timeout=60)
+        for v in (0, 1):
+            shapes = [playlist_shape(e.variant_playlist(v).read_text())[:12] for e in (live, replay)]
+            assert shapes[0] == shapes[1], shapes
+            segments = [e.variant_dir(v) / e.listed_segments(v)[1] for e in (live, replay)]
+            assert stream_lines(segments[0]) == stream_lines(segments[1])
+        masters = [e.master_playlist.read_text() for e in (live, replay)]
+        assert playlist_shape(masters[0]) == playlist_shape(masters[1])  # BANDWIDTH: the live one's from its
+        # encoder's settings, the replay's measured from the recording (as Owncast's own is, by ffmpeg)
+        pid = replay.ffmpeg_pid
+        await replay.stop_stream()  # SIGTERM: the muxer ends its segment and playlist, then the offline tail
+        assert pid is not None and not alive(pid)
+        assert replay.variant_playlist(0).read_text().endswith("offline.ts\n#EXT-X-ENDLIST\n")

@@ -31,6 +31,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from broadcaster.demo.emulator import LateTails, Ledger, OwncastEmulator
 from broadcaster.demo.ffmpeg import ffmpeg_exe
+from broadcaster.demo.recordings import Recordings
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.source.owncast import PlaylistError, parse_media_playlist
 from tests.support.fault_proxy import FaultProxy
@@ -226,7 +227,7 @@ class Rig:
             return got
 
         try:
-            found = await until(probed, what, timeout, every=POLL, detail=lambda: (
+            found: T | None = await until(probed, what, timeout, every=POLL, detail=lambda: (
                 f"last probe {last[0]!r}; proxy {dict(self.proxy.counts)}; service log tail:\n"
                 + "\n".join(self.service.lines[-15:])))
         except AssertionError as err:
@@ -429,11 +430,11 @@ async def test_bucket_down_then_back_keeps_serving_and_lists_the_backlog_in_orde
 
 
 async def test_segments_deleted_during_an_outage_are_counted_and_marked_as_a_gap_ffmpeg_reads_across(
-    tmp_path: Path, seaweed: SeaweedS3
+    tmp_path: Path, recordings: Recordings, seaweed: SeaweedS3
 ) -> None:
     # Owncast keeps only the 3 newest segments per variant, cleaned twice a second.
     async with (
-        OwncastEmulator(tmp_path / "hls", cleanup_keep=3, cleanup_interval=0.5, ledger=Ledger()) as owncast,
+        OwncastEmulator(tmp_path / "hls", cleanup_keep=3, cleanup_interval=0.5, ledger=Ledger(), recordings=recordings) as owncast,
         running(tmp_path, seaweed, owncast) as rig,
     ):
         watch, proxy = rig.watch, rig.proxy

@@ -14,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from broadcaster.demo.emulator import Ledger, OwncastEmulator
 from broadcaster.demo.ffmpeg import ffmpeg_exe
+from broadcaster.demo.recordings import Recordings
 from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.hls_checker import check_master
@@ -98,8 +99,8 @@ async def test_every_segment_is_uploaded_and_listed_in_order_and_ffmpeg_plays_it
     assert service.problems() == []
 
 
-async def test_fmp4_stream_lists_its_init_section(tmp_path: Path, seaweed: SeaweedS3) -> None:
-    async with OwncastEmulator(tmp_path / "hls", segment_type="fmp4", ledger=Ledger()) as oc:
+async def test_fmp4_stream_lists_its_init_section(tmp_path: Path, recordings: Recordings, seaweed: SeaweedS3) -> None:
+    async with OwncastEmulator(tmp_path / "hls", segment_type="fmp4", ledger=Ledger(), recordings=recordings) as oc:
         env = service_env(tmp_path / "hls", seaweed, tmp_path / "state")
         seen = Observed()
         async with ServiceProcess(env, tmp_path) as service, aiohttp.ClientSession() as http:

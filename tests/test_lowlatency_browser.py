@@ -11,6 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from broadcaster.demo.emulator import OwncastEmulator
+from broadcaster.demo.recordings import Recordings
 from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.browser import launch_chromium, needs_chromium, open_viewer, watch
 from tests.support.service_process import ServiceProcess, service_env
@@ -23,8 +24,8 @@ pytestmark = [
 
 
 @pytest.fixture
-async def service(tmp_path: Path, seaweed: SeaweedS3) -> AsyncIterator[ServiceProcess]:
-    async with OwncastEmulator(tmp_path / "hls", segment_seconds=1):
+async def service(tmp_path: Path, recordings: Recordings, seaweed: SeaweedS3) -> AsyncIterator[ServiceProcess]:
+    async with OwncastEmulator(tmp_path / "hls", segment_seconds=1, recordings=recordings):
         env = service_env(tmp_path / "hls", seaweed, tmp_path / "state", WINDOW_SECONDS="9")  # >= 9 target durations
         async with ServiceProcess(env, tmp_path / "service") as svc:
             yield svc

@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from broadcaster.demo.emulator import OwncastEmulator
+from broadcaster.demo.recordings import Recordings
 from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.browser import launch_chromium, needs_chromium
 from tests.support.service_process import ServiceProcess, service_env
@@ -42,8 +43,7 @@ async def wait_until_served(url: str, timeout: float) -> str:
             async with session.get(url) as resp:
                 return await resp.text() if resp.status == 200 else None
 
-        text = await until(served, f"{url} served", timeout, every=0.1)
-        assert text is not None
+        text: str = await until(served, f"{url} served", timeout, every=0.1)
         return text
 
 
@@ -54,7 +54,7 @@ async def wait_until_served(url: str, timeout: float) -> str:
 @pytest.mark.parametrize(("window", "seconds", "deltas"), [("8", 5, False), ("9", 16, True)],
                          ids=["no-delta-updates", "delta-updates"])
 async def test_owncasts_page_plays_from_the_bucket_through_the_same_hostname_tunnel(
-        tmp_path: Path, seaweed: SeaweedS3, window: str, seconds: float, deltas: bool) -> None:
+        tmp_path: Path, recordings: Recordings, seaweed: SeaweedS3, window: str, seconds: float, deltas: bool) -> None:
     rules = yaml.safe_load((ROOT / "cloudflared.yml.example").read_text())["ingress"]
     hls_dir = tmp_path / "hls"
     hls_dir.mkdir()
@@ -62,7 +62,7 @@ async def test_owncasts_page_plays_from_the_bucket_through_the_same_hostname_tun
     async with ServiceProcess(env, tmp_path / "service") as service, OwncastWeb(hls_dir) as owncast:
         locations = tunnel_locations(rules, HOSTNAME, {SERVICE: service.url, OWNCAST: owncast.url})
         # Owncast streams once everything is up: the service started first, as under systemd.
-        async with Nginx(tmp_path / "tunnel", locations) as tunnel, OwncastEmulator(hls_dir, segment_seconds=1):
+        async with Nginx(tmp_path / "tunnel", locations) as tunnel, OwncastEmulator(hls_dir, segment_seconds=1, recordings=recordings):
             master = await wait_until_served(f"{tunnel.url}/hls/stream.m3u8", timeout=30)
             assert "0/stream.m3u8" in master and "playlist.m3u8" not in master
             requests, responses, errors, skipped = await play(tunnel.url, seconds=seconds)

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import pytest
 import pytest_asyncio
 
+from broadcaster.demo.recordings import Recordings
 from tests.support.browser import launch_chromium, needs_chromium, open_viewer, watch
 from tests.support.live_demo import LiveDemo, live_demo
 from tests.support.startup import StartupRecorder, emulate
@@ -34,8 +35,8 @@ Demo = LiveDemo
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def demo(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Demo]:
-    async with live_demo(tmp_path_factory.mktemp("viewer"), WINDOW_SECONDS="8") as running:
+async def demo(tmp_path_factory: pytest.TempPathFactory, recordings: Recordings) -> AsyncIterator[Demo]:
+    async with live_demo(tmp_path_factory.mktemp("viewer"), recordings, WINDOW_SECONDS="8") as running:
         yield running
 
 

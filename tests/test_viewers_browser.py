@@ -28,6 +28,7 @@ from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from broadcaster.demo.emulator import OwncastEmulator
+from broadcaster.demo.recordings import Recordings
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.service import Service
 from tests.support.browser import launch_chromium, needs_chromium, open_viewer, watch
@@ -76,7 +77,7 @@ class Stack:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+async def stack(tmp_path_factory: pytest.TempPathFactory, recordings: Recordings) -> AsyncIterator[Stack]:
     tmp = tmp_path_factory.mktemp("viewers")
     allowed, other = Framer(), Framer()
     await allowed.start()
@@ -84,7 +85,7 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
     try:
         async with (
             SeaweedS3(tmp / "seaweed", discard=True) as s3,
-            OwncastEmulator(tmp / "hls", segment_seconds=1) as emulator,
+            OwncastEmulator(tmp / "hls", segment_seconds=1, recordings=recordings) as emulator,
             OwncastViewers(purge_timeout=TIMEOUT, prune_every=0.5) as owncast,
         ):
             env = service_env(tmp / "hls", s3, tmp / "state", WINDOW_SECONDS="8", VIEWER_TIMEOUT=str(TIMEOUT),
