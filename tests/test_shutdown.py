@@ -48,8 +48,7 @@ async def until_listed_and_frozen(http: aiohttp.ClientSession, url: str, owncast
 
     await until(served, "both playlists served", 30, every=0.1)
     await owncast.stop_stream(offline=False)
-    frozen = await until(all_listed, "all Owncast wrote listed", 30, every=0.1)
-    assert frozen is not None
+    frozen: dict[int, int] = await until(all_listed, "all Owncast wrote listed", 30, every=0.1)
     return frozen
 
 

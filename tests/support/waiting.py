@@ -4,20 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar, overload
+from collections.abc import Callable
+from typing import Any
 
 WAIT = 10.0  # seconds any one condition may take before the test fails
-
-T = TypeVar("T")
-
-
-@overload
-async def until(condition: Callable[[], Awaitable[T]], what: str = "", timeout: float = WAIT, *,
-                every: float = 0.001, detail: Callable[[], object] | None = None) -> T: ...
-@overload
-async def until(condition: Callable[[], T], what: str = "", timeout: float = WAIT, *,
-                every: float = 0.001, detail: Callable[[], object] | None = None) -> T: ...
 
 
 async def until(condition: Callable[[], Any], what: str = "", timeout: float = WAIT, *,
