@@ -27,6 +27,7 @@ from broadcaster.demo.ledger import Ledger
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.metrics import Metrics
 from broadcaster.source import inotify, leases
+from broadcaster.source.owncast import SourceVariant
 from broadcaster.source.watcher import HlsWatcher
 from broadcaster.source.writes import QUIET, Finish, Writes
 from tests.support.fakes import Sink
@@ -37,6 +38,7 @@ from tests.support.owncast_writer import HandFedOwncast, real_ts_segment
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.waiting import until
 from tests.support.whole import assert_whole
+from tests.support.world import World
 
 KERNEL = pytest.mark.skipif(not inotify.available(), reason="inotify is Linux only")
 _PATHS = [pytest.param(True, id="inotify", marks=KERNEL), pytest.param(False, id="watchfiles")]
@@ -315,6 +317,45 @@ def test_asked_from_a_thread_it_cannot_set_the_signal_up_and_says_none(tmp_path:
     thread.start()
     thread.join()
     assert got == [None]
+
+
+# -- when its segment is listed, the file is still the version uploaded ----------------------------------
+
+
+@pytest.mark.parametrize("change", ["rewritten", "touched"])
+async def test_a_file_changed_after_its_upload_is_not_listed_as_uploaded(tmp_path: Path, change: str) -> None:
+    """Variant 0's copy is uploaded, but its slot waits for variant 1's. Meanwhile its writer opens it again
+    and rewrites it: the bucket's object is no longer its final file, so the slot is not listed (lost as
+    unfinished, the gap marked). A `touch` changes its stamp, not its bytes: still listed."""
+    world = World(tmp_path, writes=Writes(tmp_path, kernel=False, quiet=0.0))
+    world.pub.on_master([SourceVariant(0, 800_000), SourceVariant(1, 300_000)])
+    world.owncast_lists(0, "stream-a-0.ts")
+    world.owncast_lists(1, "stream-a-0.ts")
+    await world.settle()
+    world.store.hold("live/1/stream-a-1.ts")
+    world.owncast_lists(0, "stream-a-1.ts")
+    world.owncast_lists(1, "stream-a-1.ts")
+    await until(lambda: "live/0/stream-a-1.ts" in world.store.keys(), "variant 0's copy uploaded")
+    path = tmp_path / "0" / "stream-a-1.ts"
+    if change == "rewritten":
+        path.write_bytes(b"\x47" * 188 * 3)  # its writer came back (another size: the stamp surely moves)
+    else:
+        os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1_000_000_000))
+    world.store.release("live/1/stream-a-1.ts")
+    await world.settle()
+    world.owncast_lists(0, "stream-a-2.ts")
+    world.owncast_lists(1, "stream-a-2.ts")
+    await world.settle()
+    sample = world.metrics.registry.get_sample_value
+    if change == "rewritten":
+        assert world.uris(0) == world.uris(1) == ["stream-a-0.ts", "stream-a-2.ts"]
+        assert sample("hls_broadcaster_segments_lost_total", {"variant": "0", "reason": "unfinished"}) == 1
+        assert "#EXT-X-DISCONTINUITY\n" in world.text(0)
+    else:
+        assert world.uris(0) == world.uris(1) == ["stream-a-0.ts", "stream-a-1.ts", "stream-a-2.ts"]
+        put = [p.body for p in world.store.puts if p.key == "live/0/stream-a-1.ts"]
+        assert put == [path.read_bytes()]
+    await world.pub.close()
 
 
 # -- the service as it runs, on SeaweedFS: every odd writer, the bucket against the ledger ----------------
