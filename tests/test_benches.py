@@ -168,8 +168,8 @@ def test_tracker_attacks() -> None:
 # -- the service with a real bucket (SeaweedFS) and Owncast's folder written by the rig ---------------
 
 
-@pytest.mark.parametrize("options", [(), ("--writer", "held", "--tail-bytes", "1000", "--watch", "watchfiles")],
-                         ids=["closed", "held-watchfiles"])
+@pytest.mark.parametrize("options", [(), ("--writer", "held", "--tail-bytes", "1000", "--watch", "watchfiles"),
+                                     ("--unheard",)], ids=["closed", "held-watchfiles", "unheard"])
 def test_ingest_latency(options: tuple[str, ...]) -> None:
     out = bench("ingest_latency", "--segments", "3", "--warmup", "1", "--size", "50000", *options)
     for label in ("plain put_object", "service \\(listed\\)", "overhead"):

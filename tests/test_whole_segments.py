@@ -26,7 +26,7 @@ from broadcaster.demo.ledger import Ledger
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.metrics import Metrics
 from broadcaster.playlist import hls
-from broadcaster.source import hlsdir, inotify, leases, writes
+from broadcaster.source import hlsdir, inotify, writes
 from broadcaster.source.writes import Finish, Writes
 from broadcaster.source.watcher import HlsWatcher
 from tests.support.fakes import Sink
@@ -50,7 +50,7 @@ async def kernel_watch(root: Path, quiet: float = writes.QUIET, unheard_quiet: f
     lease=False: the kernel is not asked whether the file is open for writing (the events and the file
     decide, as where Owncast's files are another user's)."""
     (root / "0").mkdir(exist_ok=True)
-    w = Writes(root, kernel=True, quiet=quiet, unheard_quiet=unheard_quiet, writers=leases.writers if lease else None)
+    w = Writes(root, kernel=True, quiet=quiet, unheard_quiet=unheard_quiet, lease=lease)
     watcher = HlsWatcher(root, Sink(), Metrics(), kernel=True, writes=w)
     await watcher.start()
     try:
@@ -158,7 +158,7 @@ async def test_after_lost_events_a_file_is_judged_by_itself_never_taken_for_fini
     folder = tmp_path / "0"
     folder.mkdir()
     path = folder / "seg.ts"
-    w = Writes(tmp_path, kernel=True, quiet=0.2, unheard_quiet=0.2, writers=None)
+    w = Writes(tmp_path, kernel=True, quiet=0.2, unheard_quiet=0.2, lease=False)
     w.exact(True)
     held = HeldBack(b"\x47" * 188 * 20, CUT)
     held.begin(path)
@@ -183,7 +183,7 @@ async def test_the_watcher_forgets_what_the_kernel_said_when_its_queue_overflows
     (tmp_path / "0").mkdir()
     path = tmp_path / "0" / "seg.ts"
     path.write_bytes(b"\x47" * 188 * 4)
-    w = Writes(tmp_path, kernel=True, quiet=0.2, unheard_quiet=0.2, writers=None)  # the events alone
+    w = Writes(tmp_path, kernel=True, quiet=0.2, unheard_quiet=0.2, lease=False)  # the events alone
     overflow = [False]
     read = inotify.FolderWatch.read
 
@@ -247,7 +247,7 @@ async def test_before_a_kernel_watch_begins_a_file_unheard_of_still_waits_the_lo
     byte comparison caught 31,584 of 39,480 bytes listed so, a tail held 0.5 s) and between two watches
     (Owncast wipes HLS_DIR for a new stream: the old folder's watch ends before the new one begins)."""
     (tmp_path / "0").mkdir()
-    w = Writes(tmp_path, kernel=True, quiet=0.05, unheard_quiet=60, writers=None)  # the quiet, not the lease
+    w = Writes(tmp_path, kernel=True, quiet=0.05, unheard_quiet=60, lease=False)  # the quiet, not the lease
     if before == "second_watch":
         w.exact(True)
         w.exact(False)  # the old folder's watch ended; the new one has not begun

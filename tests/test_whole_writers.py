@@ -212,7 +212,7 @@ async def test_without_the_lease_a_close_inside_a_packet_or_a_rename_is_still_no
     """Without the kernel's answer (another owner, no CAP_LEASE): a close 100 bytes into a packet is not
     finished (the packet check on the kernel path too), and a file renamed into place is judged by the
     file itself (unheard quiet, 60 s here), not taken for closed."""
-    async with watching(tmp_path, True, writers=None, unheard_quiet=60) as w:
+    async with watching(tmp_path, True, lease=False, unheard_quiet=60) as w:
         path = tmp_path / "0" / "seg.ts"
         writer = OddWriter(kind, ts_bytes)
         writer.begin(path)

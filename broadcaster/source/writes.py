@@ -72,8 +72,6 @@ TS_PACKET = 188
 # which keeps SegmentCount + 10 per variant; the oldest are forgotten first (then judged as unknown).
 REMEMBERED = 4096
 
-# Whether a file open as `fd` is open for writing anywhere (leases.writers); None: cannot tell.
-Writers = Callable[[int, Path], bool | None]
 
 
 class Finish(enum.Enum):
@@ -94,14 +92,15 @@ class Writes:
     """What the watcher's events said of each file in the variant folders under `root`, and the wait for
     one to be finished. Fed by the watcher (`exact`, `note`, `forget_all`), asked by the uploads.
     kernel: the watcher reads inotify (or will once its watch begins), so a file unheard of waits
-    `unheard_quiet`; else every file is judged by `quiet`. writers: asked at each look whether the file
-    is open for writing anywhere (leases.writers; None: never asked, the events and the file decide)."""
+    `unheard_quiet`; else every file is judged by `quiet`. lease: the kernel is asked at each look
+    whether the file is open for writing anywhere (leases.writers); False: never, the events and the
+    file decide (as where the kernel will not answer)."""
 
     def __init__(self, root: Path, *, kernel: bool, quiet: float = QUIET, unheard_quiet: float = UNHEARD_QUIET,
-                 poll: float = POLL, writers: Writers | None = leases.writers,
+                 poll: float = POLL, lease: bool = True,
                  wall: Callable[[], float] = time.time, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._root = root
-        self._writers: Writers = writers or _not_asked
+        self._writers: Callable[[int, Path], bool | None] = leases.writers if lease else _not_asked
         # How long a file the kernel said nothing of must be unchanged. Beside a kernel watch (from the
         # start: an upload asked before the first watch begins, or between two watches, judges a file the
         # kernel has not heard of) that is the longer `unheard_quiet`.
