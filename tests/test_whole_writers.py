@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -255,7 +256,8 @@ def test_the_lease_tells_a_writer_anywhere_from_readers_and_from_none(tmp_path: 
 def test_a_writer_opening_the_file_while_the_lease_is_held_ends_nothing(tmp_path: Path) -> None:
     """The kernel signals the lease's holder (SIGIO, which ends a process by default) when a writer opens
     the file meanwhile: here a writer opens it while the lease is held on purpose, as the instant between
-    the two calls could in the service; this process lives on, the writer's open goes through once released."""
+    the two calls could in the service. The break is seen begun (F_GETLEASE: the lease is on its way to
+    F_UNLCK, the signal sent), this process lives on, and the writer's open goes through once released."""
     import fcntl
     import signal
 
@@ -266,11 +268,14 @@ def test_a_writer_opening_the_file_while_the_lease_is_held_ends_nothing(tmp_path
         assert leases.writers(fd, path) is False  # sets the handler up
         assert signal.getsignal(signal.SIGIO) is leases._on_sigio
         fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_RDLCK)
-        writer = subprocess.Popen([sys.executable, "-c", f"open({str(path)!r}, 'ab').close()"])
-        with pytest.raises(subprocess.TimeoutExpired):
-            writer.wait(timeout=0.3)  # its open waits for the lease: the signal came meanwhile
-        fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
-        assert writer.wait(timeout=30) == 0
+        with subprocess.Popen([sys.executable, "-c", f"open({str(path)!r}, 'ab').close()"]) as writer:
+            deadline = time.monotonic() + 30
+            while fcntl.fcntl(fd, fcntl.F_GETLEASE) != fcntl.F_UNLCK:  # not broken yet
+                assert time.monotonic() < deadline, "the writer never opened the file"
+                time.sleep(0.01)
+            assert writer.poll() is None  # its open waits for the lease
+            fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+            assert writer.wait(timeout=30) == 0
     finally:
         os.close(fd)
 

@@ -42,28 +42,28 @@ def _on_sigio(_signum: int, _frame: object) -> None:
     is released right after it is taken)."""
 
 
-def _sigio_handled() -> bool:
-    """SIGIO will not end the process: a handler of ours (or someone's) is in place."""
+def _sigio_unsafe() -> str | None:
+    """Why SIGIO could end the process (None: a handler of ours, or someone's, is in place)."""
     global _sigio_ready
     if _sigio_ready:
-        return True
+        return None
     current = signal.getsignal(signal.SIGIO)
     if current is signal.SIG_DFL:
         if threading.current_thread() is not threading.main_thread():
-            return False  # only the main thread may set a handler: cannot ask safely
+            return "asked from a thread other than the main one, which alone can set a SIGIO handler"
         signal.signal(signal.SIGIO, _on_sigio)
         signal.siginterrupt(signal.SIGIO, False)  # restart a system call it lands in (SA_RESTART)
     elif current is None:
-        return False  # a handler set outside Python: unknown, so not relied on
+        return "SIGIO has a handler set outside Python, which may end the process"
     _sigio_ready = True
-    return True
+    return None
 
 
 def writers(fd: int, path: Path) -> bool | None:
     """Whether the regular file open (read-only) as `fd` is open for writing anywhere: True, False, or
     None when the kernel will not say here (why is logged once per reason; `path` names the file)."""
-    if not _sigio_handled():
-        _tell("thread", "not asked from the main thread, which alone can set a SIGIO handler", path)
+    if (unsafe := _sigio_unsafe()) is not None:
+        _tell("sigio", unsafe, path)
         return None
     try:
         fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_RDLCK)
@@ -82,5 +82,5 @@ def _tell(kind: str, why: str, path: Path) -> None:
     _told.add(kind)
     log.warning("cannot ask the kernel whether %s is still open for writing: %s. Segments are judged by "
                 "what inotify says and by the file itself instead, which a writer that pauses, or another "
-                "process that opens and closes the file, can mislead (docs/how-it-works.md, whole segments)",
+                "process that opens and closes the file, can mislead (docs/how-it-works.md#whole-segments-only)",
                 path, why)

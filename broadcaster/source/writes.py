@@ -73,7 +73,6 @@ TS_PACKET = 188
 REMEMBERED = 4096
 
 
-
 class Finish(enum.Enum):
     READY = "ready"  # finished when asked
     WAITED = "waited"  # seen being written, then finished
