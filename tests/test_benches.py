@@ -177,6 +177,13 @@ def test_ingest_latency(options: tuple[str, ...]) -> None:
     has(out, rf"ratio service/plain(\s+{NUMBER}x){{3}}", r"^goal: p50 overhead <= 10 ms \((met|NOT met)\)")
 
 
+def test_killed_ffmpeg() -> None:
+    out = bench("killed_ffmpeg", "--kills", "1")
+    has(out, r"^watch: auto; kills: 1 \(seed 50\)$",
+        r"^objects listed: \d+; cut \(not whole packets\): \d+; different from the writer's final file: \d+; "
+        r"never finished by their writer: \d+$", r"^goal: every listed object is its final file: (met|NOT met)$")
+
+
 def test_soak() -> None:
     out = bench("soak", "--segments", "20", "--warmup", "5", "--rss-every", "10")
     has(out, r"^events: 1 x restart, 1 x offline tail \+ comeback",
