@@ -78,6 +78,12 @@ class Metrics:
             "upload is listed)",
             ["variant"], registry=r,
         )
+        self.inotify_overflows = Counter(
+            f"{_NS}_inotify_overflows",
+            "Times the kernel's inotify queue overflowed and events were lost (every playlist is read again; "
+            "a file written meanwhile is judged without its events, never taken for finished on them)",
+            registry=r,
+        )
         self.upload_failures = Counter(
             f"{_NS}_upload_failures", "Failed upload attempts (each is retried)", ["reason"], registry=r
         )

@@ -168,13 +168,20 @@ def test_tracker_attacks() -> None:
 # -- the service with a real bucket (SeaweedFS) and Owncast's folder written by the rig ---------------
 
 
-@pytest.mark.parametrize("options", [(), ("--writer", "held", "--tail-bytes", "1000", "--watch", "watchfiles")],
-                         ids=["closed", "held-watchfiles"])
+@pytest.mark.parametrize("options", [(), ("--writer", "held", "--tail-bytes", "1000", "--watch", "watchfiles"),
+                                     ("--unheard",)], ids=["closed", "held-watchfiles", "unheard"])
 def test_ingest_latency(options: tuple[str, ...]) -> None:
     out = bench("ingest_latency", "--segments", "3", "--warmup", "1", "--size", "50000", *options)
     for label in ("plain put_object", "service \\(listed\\)", "overhead"):
         has(out, rf"^\s+{label}(\s+{NUMBER}ms){{3}}")
     has(out, rf"ratio service/plain(\s+{NUMBER}x){{3}}", r"^goal: p50 overhead <= 10 ms \((met|NOT met)\)")
+
+
+def test_killed_ffmpeg() -> None:
+    out = bench("killed_ffmpeg", "--kills", "1")
+    has(out, r"^watch: auto; kills: 1 \(seed 50\)$",
+        r"^objects listed: \d+; cut \(not whole packets\): \d+; different from the writer's final file: \d+; "
+        r"never finished by their writer: \d+$", r"^goal: every listed object is its final file: (met|NOT met)$")
 
 
 def test_soak() -> None:

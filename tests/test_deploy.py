@@ -74,7 +74,7 @@ def test_unit_file_has_the_required_settings() -> None:
         "NoNewPrivileges": "yes", "ProtectSystem": "strict", "PrivateTmp": "yes",
         "ProtectKernelTunables": "yes", "ProtectKernelModules": "yes", "ProtectKernelLogs": "yes",
         "ProtectControlGroups": "yes", "LockPersonality": "yes", "MemoryDenyWriteExecute": "yes",
-        "CapabilityBoundingSet": "", "RestrictNamespaces": "yes",
+        "CapabilityBoundingSet": "CAP_LEASE", "AmbientCapabilities": "CAP_LEASE", "RestrictNamespaces": "yes",
     }  # fmt: skip
     assert {key: svc.get(key) for key in hardening} == hardening
     assert svc["ProtectHome"] in ("read-only", "yes", "tmpfs") or "ReadOnlyPaths" in svc

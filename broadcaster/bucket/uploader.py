@@ -16,7 +16,7 @@ from typing import NamedTuple, Protocol
 from ..lograte import RateLimitedLog
 from ..metrics import UPLOAD_FAILURE_REASONS, Metrics, bounded
 from ..playlist import hls
-from ..source.hlsdir import Refused, Stamp, is_temporary, read_stamped
+from ..source.hlsdir import MAX_FILE_BYTES, Refused, Stamp, is_temporary, read_stamped
 from .outage import OutageLog
 from .store import StoreError
 
@@ -110,7 +110,7 @@ class Uploader:
         *,
         concurrency: int,
         attempt_timeout: float,
-        max_file_bytes: int = 64 * 1024 * 1024,
+        max_file_bytes: int = MAX_FILE_BYTES,
         backoff: Backoff = Backoff(),
         clock: Callable[[], float] = time.monotonic,
         outage: OutageLog | None = None,

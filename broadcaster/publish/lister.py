@@ -131,7 +131,7 @@ class Lister:
                 log.warning("variant %d: Owncast never listed segment %d:%d", v.index, *slot.key)
             elif copy.task.cancelled():
                 return
-            elif (err := copy.task.exception()) is not None:
+            elif (err := copy.task.exception() or self._uploads.changed(v.index, copy)) is not None:
                 failed.add(v.index)
                 self.lost(v, copy, err)
             elif not hls.fits_target(round(copy.source.duration, 3), hls.MAX_TARGET_DURATION):

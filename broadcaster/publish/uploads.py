@@ -6,13 +6,17 @@ the playlist without waiting for the segment's answer, docs/owncast.md), so an u
 Owncast has finished the file (source.writes says when), at most UNFINISHED_LIMIT: a file still being
 written then is lost, its gap marked, never uploaded half. After the upload the file must still be the
 version that was read (same inode, size and mtime); if Owncast changed it meanwhile it is uploaded
-again, before it is listed, so the bucket, the hash carried for P2P, recordings and clips all hold the
-file as Owncast left it.
+again. When its segment is listed (it may wait for the same slot in other variants), the file is checked
+once more (`changed`): a writer that opened it again after the upload means the object is not its final
+file, and the copy is not listed (lost as unfinished), unless its bytes are still those uploaded (a
+`touch`). So the bucket, the hash carried for P2P, recordings and clips all hold the file as Owncast
+left it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections import deque
 from collections.abc import Callable, Set as AbstractSet
@@ -22,10 +26,10 @@ from typing import Protocol
 from ..bucket.uploader import SegmentLost, Uploaded, Uploader
 from ..metrics import Metrics
 from ..playlist import hls
-from ..source.hlsdir import Refused, Stamp, stamp_beneath
+from ..source.hlsdir import MAX_FILE_BYTES, Refused, Stamp, read_stamped, stamp_beneath
 from ..source.owncast import SourceSegment, stream_id
 from ..source.writes import Finish
-from .slots import Variant
+from .slots import Copy, Variant
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +112,8 @@ class Uploads:
                 await asyncio.shield(init)  # shared by every segment of the run
             except SegmentLost as err:
                 raise SegmentLost("init_lost", f"its init section could not be uploaded: {err}") from err
-        return await self._whole(path, key, index, hashed=self._hashes)
+        # Hashed whether P2P is on or not: `changed` compares the file with it when its stamp moved.
+        return await self._whole(path, key, index, hashed=True)
 
     async def _whole(self, path: Path, key: str, index: int, *, hashed: bool) -> Uploaded:
         """Upload `path` once Owncast has finished it, and again while it changed during the upload."""
@@ -137,6 +142,28 @@ class Uploads:
         except (OSError, Refused):
             return True  # not readable now: nothing says it changed; the next read would refuse it
         return now is None or now == read
+
+    def changed(self, index: int, copy: Copy) -> SegmentLost | None:
+        """As `copy` (uploaded) is listed in variant `index`: None while its file is the version uploaded,
+        or gone (Owncast's cleanup), or changed without a change of bytes (a `touch`, a truncate(2) to its
+        own length); else why it is not listed (its writer opened it again after the upload's own check:
+        the object in the bucket is not the file's final version)."""
+        done = copy.task.result()
+        if done.stamp is None or done.sha256 is None:
+            return None  # uploaded before a restart: its bytes were not at hand here
+        path = self._hls_dir / str(index) / copy.source.name
+        if self._unchanged(path, done.stamp):
+            return None
+        try:
+            data, now = read_stamped(self._hls_dir, path.relative_to(self._hls_dir).parts, MAX_FILE_BYTES)
+        except FileNotFoundError:
+            return None  # deleted since: what was read was finished when it was read
+        except (OSError, Refused):
+            data, now = b"", None
+        if now is not None and hashlib.sha256(data).digest() == done.sha256:
+            return None
+        return SegmentLost("unfinished", f"{path} changed after it was uploaded (its writer opened it again); "
+                           "not listed, as the bucket's copy is not the file's final version")
 
     def _unfinished(self, path: Path, index: int) -> None:
         """Owncast listed `path` while still writing it: counted, and said once per stream."""

@@ -14,12 +14,16 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 # Out of file handles or memory: says nothing about the file, so try again later.
 TEMPORARY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM})
+# The largest media file read (and uploaded) from HLS_DIR: Owncast's segments are a few MB at most.
+MAX_FILE_BYTES = 64 * 1024 * 1024
+T = TypeVar("T")
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # O_NONBLOCK: opening a FIFO must not wait for a writer (fstat then refuses it); O_NOCTTY: a terminal
@@ -78,18 +82,29 @@ def read_stamped(root: Path, parts: Sequence[str], max_bytes: int) -> tuple[byte
 def stamp_beneath(root: Path, parts: Sequence[str]) -> Stamp | None:
     """The stamp of root/parts..., opened as read_beneath opens it (no symlink followed); None when gone.
     Raises Refused or another OSError."""
+    look = look_beneath(root, parts, _nothing)
+    return None if look is None else look[0]
+
+
+def look_beneath(root: Path, parts: Sequence[str], ask: Callable[[int, Path], T]) -> tuple[Stamp, T] | None:
+    """stamp_beneath, and what `ask` says of the regular file while it is open (read-only, as `fd`):
+    source/writes.py asks whether anyone still has it open for writing."""
     try:
         fd = _open_beneath(root, parts)
     except FileNotFoundError:
         return None
     try:
         st = os.fstat(fd)
+        path = root.joinpath(*parts)
         if not stat.S_ISREG(st.st_mode):
-            path = root.joinpath(*parts)
             raise Refused("not_a_file", f"{path} is not a regular file", path)
-        return Stamp.of(st)
+        return Stamp.of(st), ask(fd, path)
     finally:
         os.close(fd)
+
+
+def _nothing(_fd: int, _path: Path) -> None:
+    return None
 
 
 def _open_beneath(root: Path, parts: Sequence[str]) -> int:

@@ -202,6 +202,11 @@ class HlsWatcher:
             self.writes.note(events)  # first: a playlist in this batch may name a segment written in it
             if any(e.mask & inotify.IN_Q_OVERFLOW for e in events):
                 self.writes.forget_all()  # what was written meanwhile is unknown, not finished
+                self._metrics.inotify_overflows.inc()
+                self._errors.warning("overflow", "the kernel's inotify queue for %s overflowed (more than "
+                                     "fs.inotify.max_queued_events waiting): events were lost; every playlist is "
+                                     "read again, and files written meanwhile are judged without their events",
+                                     self._dir)
                 self._safely(self.scan, False)  # the kernel dropped events: read everything
             else:
                 self._safely(self._on_paths, [e.path for e in events if self._to_read(e)])
