@@ -45,7 +45,7 @@ from tests.support.stun import stun_server
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "artifacts"
-P2P_FILES = ("p2p.js", "p2p-media-loader-core.es.min.js", "p2p-media-loader-hlsjs.es.min.js")
+P2P_FILES = ("p2p.min.js",)  # viewer/src/p2p.js with P2P Media Loader, as built (scripts/build-viewer)
 # 2 s, within Owncast's usual range: a segment is listed 2 target durations before hls.js plays it,
 # and the first of those is the peers' turn (viewer/p2p.js).
 SEGMENT_SECONDS = 2
@@ -191,9 +191,11 @@ def played_segments(proxy: CountingProxy, since: collections.Counter[str]) -> li
 # -- (a) three viewers share ---------------------------------------------------------------------------
 
 
-# What viewer/p2p-trust.js decides, run in a page that loaded it (the module the viewer imports): who is
-# banned for a failed check (issue 40, V2), which sizes a peer may announce, and when the page stops
-# asking peers because of the bucket GETs it makes (V3).
+# What viewer/src/p2p-trust.js decides, run in a viewer's page (the module is built into p2p.min.js, so the
+# page is handed its source at /p2p-trust.js: TRUST_MODULE): who is banned for a failed check (issue 40,
+# V2), which sizes a peer may announce, and when the page stops asking peers because of the bucket GETs it
+# makes (V3).
+TRUST_MODULE = ROOT / "viewer" / "src" / "p2p-trust.js"
 TRUST_DECISIONS = """async () => {
   const { Checks, GetBudget, SegmentHashes } = await import('./p2p-trust.js');
   const stats = { verifiedSegments: 0, verifiedBucketSegments: 0, verifyMs: 0, verifiedBytes: 0,
@@ -248,6 +250,8 @@ async def test_three_viewers_share_segments_and_all_keep_playing(
         panel = await viewers[0].page.inner_text("#stats")
         ice_servers = [await v.page.evaluate("() => window.iceServersGiven") for v in viewers]
         problems = [list(v.problems) for v in viewers]  # before TRUST_DECISIONS, which logs a mismatch
+        await viewers[0].page.route("**/p2p-trust.js", lambda route: route.fulfill(
+            path=str(TRUST_MODULE), content_type="text/javascript"))
         decisions = await viewers[0].page.evaluate(TRUST_DECISIONS)
 
     names = played_segments(demo.proxy, before)

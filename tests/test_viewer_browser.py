@@ -137,8 +137,8 @@ async def test_a_first_visit_starts_with_few_requests_and_no_redirect(demo: Demo
     # (bench/startup.py) reports the count up to the first frame itself.
     assert len(start.to_first_segment()) <= MAX_REQUESTS_BEFORE_FIRST_FRAME, asked
     own = start.same_origin_files(demo.service.url)
-    # The page, its stylesheet, hls.js, viewer.js (its modules in it) and the playlist are the first
+    # The page, its stylesheet, hls.js, viewer.min.js (its modules in it) and the playlist are the first
     # five; config.json comes in the page, not on its own.
     assert own[0] == "/" and "/config.json" not in own, asked
     first = {p.split("?")[0] for p in own[1:5]}
-    assert first == {"/viewer.css", "/hls.min.js", "/viewer.js", "/live/master.m3u8"}, asked
+    assert first == {"/viewer.min.css", "/hls.min.js", "/viewer.min.js", "/live/master.m3u8"}, asked

@@ -29,7 +29,7 @@
  *
  * Test hook: window.viewerStats.p2p (see `stats` below).
  */
-import { HlsJsP2PEngine } from './p2p-media-loader-hlsjs.es.min.js';
+import { HlsJsP2PEngine } from '../p2p-media-loader-hlsjs.es.min.js';
 import { Checks, GetBudget, SegmentHashes } from './p2p-trust.js';
 
 const LIVE_SYNC_SEGMENTS = 3; // hls.js's default; without it the engine moves playback to the window's start
