@@ -91,7 +91,7 @@ async def test_the_page_starts_with_its_config_one_module_and_no_redirect(
     assert {url.split("?")[0] for url in reached} == {"hls.min.js", "viewer.min.css", "viewer.min.js",
                                                       "watching.min.js", "p2p.min.js"}
     # Without P2P the page names nothing of it; /embed is the same page.
-    assert "p2p" not in page
+    assert "p2p.min.js" not in page
     assert await text(client, "/embed") == page.replace("<html", '<html class="embed"', 1)
 
 

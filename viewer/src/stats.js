@@ -1,27 +1,32 @@
-/* The stats for the streamer: the `stats` object (the test hook window.viewerStats, updated in place),
- * the stats panel's rows and its R2 badge, and the formatting the page shares.
+/* The stats for the streamer, in the viewer's words: the stats panel, the peer-to-peer line under the
+ * video, and window.viewerStats (the test hook), all composed from the modules' snapshots (issue 49: each
+ * module keeps its own state; none writes another's). What this module measures itself: the segments
+ * hls.js loaded, by host, and the player's quality, bitrate, bandwidth and distance to live. Plus the
+ * formatting the page shares.
  *
- * `errors` lists fatal player errors; a playlist answering 503/404 is not one: that is the "waiting"
- * state. p2p.js adds `.p2p` (its own rows too) when P2P is on. */
+ * The panel's downloads add up: "Video downloaded" is "From the storage bucket" plus "From other
+ * viewers", both from playback.js's count by source (the same one the playback report carries). */
+
+import { snapshot as frozen } from './snapshot.js';
 
 const EGRESS_USD_PER_GB = 0.09; // AWS EC2 data transfer out to the internet, first 10 TB a month
 const BYTES_PER_GB = 2 ** 30; // AWS bills data transfer in binary gigabytes
-const MAX_ERRORS = 50;
 
-/** create({ src, video, hls, position, onToggle }): hls() is the current hls.js player or null;
- * onToggle(open) is called when the panel opens or closes (the events panel follows it). */
-export function create({ src, video, hls, position, onToggle }) {
+/** create({ video, hls, position, onToggle }): hls() is the current hls.js player or null; onToggle(open)
+ * is called when the panel opens or closes (the events panel follows it). The modules it composes come
+ * later, by attach({ status, player, rewind, events, playback, p2p }) (each with snapshot(); p2p only
+ * when on). */
+export function create({ video, hls, position, onToggle }) {
   const $ = (id) => document.getElementById(id);
   const panel = $('stats');
   const toggle = $('stats-toggle');
-  const r2Badge = $('r2-badge');
+  const originBadge = $('origin-badge');
+  const sharingLine = $('sharing');
   const pageHost = location.host;
+  const parts = {};
 
-  const stats = {
-    state: 'loading', // 'loading' | 'playing' | 'offline' | 'waiting' | 'error'
-    engine: null, // 'hls.js <version>' or 'native'
-    src: src,
-    segments: 0, // segment (and init section) files loaded, this page's lifetime
+  const own = {
+    segments: 0, // segment (and init section) files hls.js loaded, this page's lifetime
     bytes: 0,
     segmentHosts: [], // hosts the segments came from
     originSegments: 0, // segments from the page's own host: the bucket should serve them all
@@ -30,24 +35,25 @@ export function create({ src, video, hls, position, onToggle }) {
     quality: null, // '1280x720'
     bitrate: null, // bits/s of the playing variant
     bandwidth: null, // hls.js's estimate, bits/s
-    latency: null, // seconds behind the live edge
-    buffer: 0, // seconds buffered ahead of the playhead
-    recoveries: 0,
-    mediaErrors: 0, // the video could not decode what it got, or stalled with data to play (player.js)
-    // Every error by kind and outcome (player.js): recovered in place, or fatal (a new player).
-    errorKinds: { network: { recovered: 0, fatal: 0 }, media: { recovered: 0, fatal: 0 },
-      other: { recovered: 0, fatal: 0 } },
-    errors: [], // 'networkError/fragLoadError (HTTP 403)', ...
-    autoplayBlocked: false, // the browser refused to start the video by itself: the viewer pressed play
-    events: 0, // server events received on /live/events (only while the stats panel is open)
-    eventStream: 'closed', // 'closed' | 'connecting' | 'open'
-    playingDate: null, // ms since the epoch of the picture shown (EXT-X-PROGRAM-DATE-TIME), or null
-    seekableStart: null, // the window one can seek in, in the video's seconds
-    seekableEnd: null,
+    latency: null, // seconds behind the live edge of the newest playlist (hls.js's figure)
     behindLive: null, // seconds behind where the live button goes
-    momentLink: null, // this page with ?start= the picture shown
   };
-  window.viewerStats = stats;
+
+  function attach(more) {
+    Object.assign(parts, more);
+  }
+
+  /** Every module's snapshot in one read-only object: window.viewerStats. */
+  function snapshot() {
+    const composed = { ...own };
+    for (const name of ['status', 'player', 'rewind', 'events']) {
+      if (parts[name]) Object.assign(composed, parts[name].snapshot());
+    }
+    if (parts.playback) composed.playback = parts.playback.snapshot();
+    if (parts.p2p) composed.p2p = parts.p2p.snapshot();
+    return frozen(composed);
+  }
+  Object.defineProperty(window, 'viewerStats', { get: snapshot, configurable: true, enumerable: true });
 
   /** A segment (or init section) loaded from `url`: counted, and by host. */
   function countSegment(url, loaded) {
@@ -57,76 +63,128 @@ export function create({ src, video, hls, position, onToggle }) {
     } catch (err) {
       host = '(unparsable URL)';
     }
-    stats.segments += 1;
-    stats.bytes += loaded;
-    if (!stats.segmentHosts.includes(host)) stats.segmentHosts.push(host);
+    own.segments += 1;
+    own.bytes += loaded;
+    if (!own.segmentHosts.includes(host)) own.segmentHosts.push(host);
     if (host === pageHost) {
-      stats.originSegments += 1;
+      own.originSegments += 1;
     } else {
-      stats.offloadedBytes += loaded;
-      stats.egressSavedUsd = (stats.offloadedBytes / BYTES_PER_GB) * EGRESS_USD_PER_GB;
+      own.offloadedBytes += loaded;
+      own.egressSavedUsd = (own.offloadedBytes / BYTES_PER_GB) * EGRESS_USD_PER_GB;
     }
   }
 
-  function addError(text) {
-    stats.errors.push(text);
-    if (stats.errors.length > MAX_ERRORS) stats.errors.shift();
-  }
-
-  /** The player's figures into `stats`: quality, bitrate, bandwidth, latency, distance to live. */
+  /** The player's figures: quality, bitrate, bandwidth, latency, distance to live. */
   function read() {
     const h = hls();
     const level = h && h.currentLevel >= 0 ? h.levels[h.currentLevel] : null;
     const width = (level && level.width) || video.videoWidth;
     const height = (level && level.height) || video.videoHeight;
-    stats.quality = width && height ? width + 'x' + height : null;
-    stats.bitrate = level ? level.bitrate : null;
-    stats.bandwidth = h ? Math.round(h.bandwidthEstimate) || null : null;
+    own.quality = width && height ? width + 'x' + height : null;
+    own.bitrate = level ? level.bitrate : null;
+    own.bandwidth = h ? Math.round(h.bandwidthEstimate) || null : null;
     const range = position.seekableRange();
+    const native = parts.player && parts.player.snapshot().engine === 'native';
     if (h) {
-      stats.latency = h.latency > 0 ? h.latency : null;
-    } else if (stats.engine === 'native' && range) {
-      stats.latency = Math.max(0, range.end - video.currentTime);
+      own.latency = h.latency > 0 ? h.latency : null;
+    } else if (native && range) {
+      own.latency = Math.max(0, range.end - video.currentTime);
     } else {
-      stats.latency = null;
+      own.latency = null;
     }
-    const live = range && stats.latency !== null ? position.livePosition(range) : null;
-    stats.behindLive = live === null ? null : Math.max(0, live - video.currentTime);
+    const live = range && own.latency !== null ? position.livePosition(range) : null;
+    own.behindLive = live === null ? null : Math.max(0, live - video.currentTime);
+  }
+
+  /** How far behind live the picture is, one figure: by the service's clock when the heartbeat told it
+   * (playback.js), else hls.js's distance to the newest playlist's end. */
+  function behindText() {
+    const byClock = parts.playback ? parts.playback.latencyNow() : -1;
+    if (byClock >= 0) return (byClock / 1000).toFixed(1) + ' s';
+    return own.latency !== null ? own.latency.toFixed(1) + ' s' : '–';
+  }
+
+  function share(bytes, total) {
+    return formatBytes(bytes) + (total ? ' · ' + Math.round((100 * bytes) / total) + ' %' : '');
   }
 
   function render() {
     const h = hls();
+    const player = parts.player ? parts.player.snapshot() : null;
+    const state = parts.status ? parts.status.state() : 'loading';
+    const figures = parts.playback ? parts.playback.snapshot() : null;
+    const p2p = parts.p2p ? parts.p2p.snapshot() : null;
+    const native = player && player.engine === 'native';
     const manual = h && h.manualLevel >= 0 ? '' : ' (auto)';
+    const fromBucket = figures ? figures.bucket.bytes : 0;
+    const fromPeers = figures ? figures.peer.bytes : 0;
+    const total = fromBucket + fromPeers;
     const text = {
-      's-state': stats.state,
-      's-engine': stats.engine || '–',
-      's-quality': stats.quality ? stats.quality + (h ? manual : '') : '–',
-      's-bitrate': stats.bitrate ? formatBitrate(stats.bitrate) : '–',
-      's-bandwidth': stats.bandwidth ? formatBitrate(stats.bandwidth) : '–',
-      's-latency': stats.latency !== null ? stats.latency.toFixed(1) + ' s' : '–',
-      's-buffer': stats.buffer.toFixed(1) + ' s',
-      's-segments': stats.engine === 'native' ? 'not counted by the native player' : String(stats.segments),
-      's-bytes': formatBytes(stats.bytes),
-      's-hosts': stats.segmentHosts.join(', ') || '–',
-      's-offloaded': formatBytes(stats.offloadedBytes),
-      's-saved': '$' + stats.egressSavedUsd.toFixed(4),
-      's-recoveries': String(stats.recoveries),
-      's-media-errors': String(stats.mediaErrors),
+      's-state': state,
+      's-engine': (player && player.engine) || '–',
+      's-quality': own.quality ? own.quality + (h ? manual : '') : '–',
+      's-bitrate': own.bitrate ? formatBitrate(own.bitrate) : '–',
+      's-bandwidth': own.bandwidth ? formatBitrate(own.bandwidth) : '–',
+      's-latency': behindText(),
+      's-buffer': (player ? player.buffer : 0).toFixed(1) + ' s',
+      's-startup': figures && figures.startupMs >= 0 ? (figures.startupMs / 1000).toFixed(2) + ' s' : '–',
+      's-stalls': figures ? figures.stalls + ' · ' + (figures.stalledMs / 1000).toFixed(1) + ' s' : '–',
+      's-segments': native ? 'not counted by the native player' : String(own.segments),
+      's-bytes': native ? 'not counted by the native player' : formatBytes(total),
+      's-from-bucket': native ? '–' : share(fromBucket, total),
+      's-from-peers': share(fromPeers, total),
+      's-hosts': own.segmentHosts.join(', ') || '–',
+      's-saved': '$' + own.egressSavedUsd.toFixed(4),
+      's-recoveries': String(player ? player.recoveries : 0),
+      's-media-errors': String(player ? player.mediaErrors : 0),
     };
+    if (p2p && !p2p.off) {
+      text['s-p2p-peers'] = String(p2p.peers) + (p2p.uploadDisabled ? ' (not sending: mobile data)' : '')
+        + (p2p.peersOff ? ' (no longer asked: ' + p2p.peersOff + ')' : '');
+      text['s-p2p-rejected'] = p2p.rejectedSegments + ' refused · ' + p2p.bannedPeers
+        + (p2p.bannedPeers === 1 ? ' viewer' : ' viewers') + ' blocked';
+    } else if (p2p) {
+      text['s-p2p-off'] = 'off: ' + p2p.off;
+    }
     for (const [id, value] of Object.entries(text)) {
       const el = $(id);
-      if (el.textContent !== value) el.textContent = value;
+      if (el && el.textContent !== value) el.textContent = value;
     }
-    const origin = stats.originSegments;
-    r2Badge.className = origin ? 'badge warn' : 'badge good';
-    r2Badge.textContent = origin
-      ? 'R2 optimization: warning, ' + origin + (origin === 1 ? ' segment' : ' segments')
-        + ' from this server instead of the bucket'
-      : 'R2 optimization: 0 segments from this server';
+    for (const id of ['s-from-peers', 's-p2p-peers', 's-p2p-rejected']) $(id).parentElement.hidden = !(p2p && !p2p.off);
+    $('s-p2p-off').parentElement.hidden = !(p2p && p2p.off);
+    const origin = own.originSegments;
+    originBadge.className = origin ? 'badge warn' : 'badge good';
+    originBadge.textContent = origin
+      ? origin + (origin === 1 ? ' segment' : ' segments') + ' came from this server instead of the storage bucket: '
+        + 'check R2_PUBLIC_URL'
+      : 'No video came from this server: the storage bucket' + (p2p && !p2p.off ? ' and other viewers' : '')
+        + ' sent it all.';
   }
 
-  /** Renders the panel when it is open (it costs nothing while closed). */
+  /** Under the video, with P2P on: whether this page shares with other viewers, and how much they sent. */
+  function renderSharing() {
+    const p2p = parts.p2p ? parts.p2p.snapshot() : null;
+    let text = '';
+    if (p2p && p2p.off) {
+      text = 'Sharing with other viewers is off here (' + p2p.off + ').';
+    } else if (p2p && p2p.peersOff) {
+      text = 'Not sharing with other viewers any more: everything comes from the storage bucket.';
+    } else if (p2p) {
+      const figures = parts.playback ? parts.playback.snapshot() : null;
+      const total = figures ? figures.bucket.bytes + figures.peer.bytes : 0;
+      const theirs = total && figures.peer.bytes ? ', ' + Math.round((100 * figures.peer.bytes) / total)
+        + ' % of the video from them' : '';
+      text = p2p.peers ? 'Sharing with ' + p2p.peers + (p2p.peers === 1 ? ' other viewer' : ' other viewers') + theirs
+        : 'Sharing with other viewers: none connected yet' + theirs;
+    }
+    sharingLine.hidden = !text;
+    if (sharingLine.textContent !== text) sharingLine.textContent = text;
+  }
+
+  /** Once a second and after every state change: the sharing line, and the panel when it is open (it
+   * costs nothing while closed). */
   function refresh() {
+    renderSharing();
     if (!panel.hidden) render();
   }
 
@@ -147,33 +205,7 @@ export function create({ src, video, hls, position, onToggle }) {
 
   toggle.addEventListener('click', () => show(panel.hidden));
 
-  return { values: stats, countSegment, addError, read, refresh, isOpen, show };
-}
-
-/** Rows added to the stats panel ([id, name] each) after the row of the value `afterId` (or last), each
- * showing '–' until set; their value cells, in order (p2p.js, playback.js). */
-export function addRows(names, afterId) {
-  const list = document.querySelector('#stats dl');
-  const cells = [];
-  const after = document.getElementById(afterId);
-  let anchor = after ? after.parentElement : null;
-  for (const [id, name] of names) {
-    const row = document.createElement('div');
-    const dt = document.createElement('dt');
-    const dd = document.createElement('dd');
-    dt.textContent = name;
-    dd.id = id;
-    dd.textContent = '–';
-    row.append(dt, dd);
-    if (list && anchor) {
-      anchor.after(row);
-      anchor = row;
-    } else if (list) {
-      list.append(row);
-    }
-    cells.push(dd);
-  }
-  return cells;
+  return { attach, snapshot, countSegment, read, refresh, isOpen, show, behindLive: () => own.behindLive };
 }
 
 export function formatBitrate(bps) {
