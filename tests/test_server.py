@@ -539,7 +539,8 @@ async def test_the_page_is_served_as_built_and_revalidated(make_client: MakeClie
 
 async def test_a_large_file_is_sent_within_the_write_timeout_and_a_client_that_never_reads_lets_go_of_it(
         aiohttp_client: AiohttpClient, metrics: Metrics, viewer_dir: Path) -> None:
-    """A large answer is sent at most max_open at once, each within write_timeout."""
+    """A large answer is sent at most max_open at once, each within write_timeout (from its file while it
+    is the one read: sendfile)."""
     big = os.urandom(16 << 20)  # more than the kernel buffers between the two ends of a loopback connection
     (viewer_dir / "big.js").write_bytes(big)
     registry = CollectorRegistry()

@@ -25,9 +25,8 @@ STATE = 4  # the lock file, state.journal (kept open), one of state.json's temp 
 LOGS = 2  # a log file or syslog socket, beyond stderr
 LISTENERS = 2  # PORT (an IPv4 and an IPv6 socket when HOST names both)
 METRICS_CONNECTIONS = 8  # METRICS_LISTEN: its socket plus this many scrapers at once
-# A large viewer answer (hls.min.js) is sent within the write timeout, at most this many at once
-# (http/viewer_files.py). It holds no file since issue 49 (every viewer file is read when the app is
-# made); the budget keeps these handles as slack.
+# A viewer file sent from disk (hls.min.js) holds its file besides its connection: at most this many at
+# once (http/viewer_files.py; smaller files are answered from memory and hold no file).
 VIEWER_FILES = 8
 # The event loop accepts up to ACCEPT_BACKLOG connections in one go (it is also the listen queue) before
 # any of them reaches the connection cap's check: asyncio creates their protocols on the next turn of

@@ -19,9 +19,10 @@ The page, and its embed form (`/embed`: the video and its controls, nothing else
 a `<meta>` policy cannot say it). The rest of the page's policy stays in its `<meta>`, so it holds
 wherever the page is hosted.
 
-Every file is read once, when the app is made (viewer_files.py): a request touches no file. Answers
-over 64 KB (hls.min.js, 624 KB) are sent within `write_timeout`, at most `max_open` at once, so a client
-that never reads holds its answer no longer than that.
+Every file is read and hashed once, when the app is made (viewer_files.py): a request is a lookup. A
+large one (hls.min.js, 624 KB) is sent from its file by sendfile while the file is the one read (else
+from memory): at most `max_open` at once (the file-handle budget reserves that many, limits.VIEWER_FILES),
+each within `write_timeout`, so a client that never reads holds its file no longer than that.
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 
 Every file is read and hashed once, when the app is made (issue 49: the page is built beforehand, by
 scripts/build-viewer, and nothing in it changes while the service runs): a request is a lookup, whatever
-its query string, and touches no file. The page and its embed form are rendered then too
-(viewer_page.py).
+its query string. The page and its embed form are rendered then too (viewer_page.py). A large file
+(hls.min.js) is sent from its file by sendfile, copying nothing into the process, when the file is still
+the one read (same size, time and inode; one stat); else from what was read.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from aiohttp import web
+from aiohttp import hdrs, web
+from aiohttp.abc import AbstractStreamWriter
+from aiohttp.helpers import ETag
 
 from . import viewer_page
 from .common import unavailable
@@ -46,11 +49,25 @@ BUSY_RETRY_AFTER = "2"
 _HTML_TAG = re.compile(rb"<html\b", re.IGNORECASE)
 
 
+_StatKey = tuple[int, int, int]
+
+
 @dataclasses.dataclass(frozen=True)
 class ViewerFile:
     name: str
     version: str  # a hash of the content: the `v` of its versioned URL, and its ETag
     body: bytes
+    path: Path | None = None  # where it was read from (None: made in memory, the page)
+    stat: _StatKey | None = None  # that file's (mtime, size, inode) when it was read
+
+    def unchanged_path(self) -> Path | None:
+        """The file it was read from, while that still holds these bytes (by stat); else None."""
+        if self.path is None:
+            return None
+        try:
+            return self.path if _stat_key(self.path) == self.stat else None
+        except OSError:
+            return None
 
     @property
     def etag(self) -> str:
@@ -61,8 +78,13 @@ class ViewerFile:
         return VIEWER_TYPES.get(Path(self.name).suffix.lower())
 
 
-def _file(name: str, body: bytes) -> ViewerFile:
-    return ViewerFile(name, hashlib.sha256(body).hexdigest()[:16], body)
+def _file(name: str, body: bytes, path: Path | None = None, stat: _StatKey | None = None) -> ViewerFile:
+    return ViewerFile(name, hashlib.sha256(body).hexdigest()[:16], body, path, stat)
+
+
+def _stat_key(path: Path) -> _StatKey:
+    st = path.stat()
+    return st.st_mtime_ns, st.st_size, st.st_ino
 
 
 class ViewerFiles:
@@ -110,19 +132,25 @@ class ViewerFiles:
 
     async def send(self, request: web.Request, found: ViewerFile, headers: dict[str, str]) -> web.StreamResponse:
         """A large answer, within one of the max_open slots and write_timeout: a client that never reads
-        holds neither longer than that."""
+        holds neither longer than that. Blocking for one stat (the file still as read?)."""
         try:
             async with asyncio.timeout(OPEN_WAIT):
                 await self._open.acquire()
         except TimeoutError:
             return unavailable("busy, try again shortly\n", BUSY_RETRY_AFTER)
         try:
-            response = web.StreamResponse(headers=headers)
-            response.content_length = len(found.body)
+            path = found.unchanged_path()
+            response: web.StreamResponse
+            if path is not None:
+                response = _SentFile(path, found.version, headers)
+            else:
+                response = web.StreamResponse(headers=headers)
+                response.content_length = len(found.body)
             try:
                 async with asyncio.timeout(self.write_timeout):
                     await response.prepare(request)
-                    await response.write(found.body)
+                    if path is None:
+                        await response.write(found.body)
                     await response.write_eof()
             except ConnectionError as err:  # the client left halfway
                 log.debug("viewer file client went away: %r", err)
@@ -137,15 +165,43 @@ class ViewerFiles:
             self._open.release()
 
 
+class _SentFile(web.FileResponse):
+    """A FileResponse sent within the handler (under its write timeout): aiohttp's own prepare after
+    the handler returns must not send it a second time. Its ETag is the file's version, as every other
+    answer's (FileResponse would put its own, made of the file's time and size)."""
+
+    def __init__(self, path: Path, version: str, headers: dict[str, str]) -> None:
+        self._version = version
+        super().__init__(path, headers=headers)
+
+    @property
+    def etag(self) -> ETag | None:
+        return super().etag
+
+    @etag.setter
+    def etag(self, value: ETag | str | None) -> None:
+        self.headers[hdrs.ETAG] = f'"{self._version}"'
+
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        if self.prepared:
+            return None
+        return await super().prepare(request)
+
+
 def _read_folder(root: Path) -> dict[str, ViewerFile]:
     """Every plain, visible file directly inside root (after symlinks that stay inside it), by name."""
     files: dict[str, ViewerFile] = {}
-    for entry in sorted(root.iterdir()):
+    try:
+        entries = sorted(root.iterdir())
+    except OSError as err:
+        raise ValueError(f"viewer folder {root} cannot be listed: {err.strerror or err}") from None
+    for entry in entries:
         path = _viewer_file(root, entry.name)
         if path is None:
             continue
         try:
-            files[entry.name] = _file(entry.name, path.read_bytes())
+            stat = _stat_key(path)
+            files[entry.name] = _file(entry.name, path.read_bytes(), path, stat)
         except OSError as err:
             log.warning("viewer: cannot read %s (%s); it is not served", entry, err.strerror or err)
     return files
