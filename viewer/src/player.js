@@ -9,13 +9,13 @@
  * (then play again), and another within MEDIA_RETRY_WINDOW_MS a new player at the live edge (past the
  * bad segment). Each is counted in mediaErrors and listed in errors (its snapshot).
  *
- * create(deps) returns { start, hls, play, tick, snapshot }:
+ * create(deps) returns { start, hls, play, tick, engine, snapshot }:
  * - start(url, p2p) plays the playlist at `url` (p2p: viewer/p2p.js's player factory, or null); the
  *   player restarts itself from then on;
  * - hls() is the current hls.js player, or null (none, or the native player);
  * - play() plays the video, muted if the browser allows only that;
  * - tick() once a second: progress, stalls and the end of a stream;
- * - snapshot(): what it keeps (below), read-only.
+ * - engine(): 'hls.js <version>', 'native' or null; snapshot(): what it keeps (below), read-only.
  * deps: video, status (status.js), position (position.js), rewind (rewind.js: where to start),
  * countSegment(url, bytes), refresh() (the stats panel),
  * onPlayer(hls) (each new hls.js player, before it loads: playback.js listens to it),
@@ -363,5 +363,5 @@ export function create(deps) {
     }
   });
 
-  return { start: begin, hls: () => hls, play, tick, snapshot: () => frozen(own) };
+  return { start: begin, hls: () => hls, play, tick, engine: () => own.engine, snapshot: () => frozen(own) };
 }

@@ -43,15 +43,21 @@ export function create({ video, hls, position, onToggle }) {
     Object.assign(parts, more);
   }
 
-  /** Every module's snapshot in one read-only object: window.viewerStats. */
+  /** Every module's snapshot in one read-only object: window.viewerStats. Made once per task (a test's
+   * `window.viewerStats.p2p && window.viewerStats.p2p.peers` reads one), made anew in the next. */
+  let composed = null;
   function snapshot() {
-    const composed = { ...own };
-    for (const name of ['status', 'player', 'rewind', 'events']) {
-      if (parts[name]) Object.assign(composed, parts[name].snapshot());
+    if (composed === null) {
+      const all = { ...own };
+      for (const name of ['status', 'player', 'rewind', 'events']) {
+        if (parts[name]) Object.assign(all, parts[name].snapshot());
+      }
+      if (parts.playback) all.playback = parts.playback.snapshot();
+      if (parts.p2p) all.p2p = parts.p2p.snapshot();
+      composed = frozen(all);
+      queueMicrotask(() => { composed = null; });
     }
-    if (parts.playback) composed.playback = parts.playback.snapshot();
-    if (parts.p2p) composed.p2p = parts.p2p.snapshot();
-    return frozen(composed);
+    return composed;
   }
   Object.defineProperty(window, 'viewerStats', { get: snapshot, configurable: true, enumerable: true });
 
@@ -84,7 +90,7 @@ export function create({ video, hls, position, onToggle }) {
     own.bitrate = level ? level.bitrate : null;
     own.bandwidth = h ? Math.round(h.bandwidthEstimate) || null : null;
     const range = position.seekableRange();
-    const native = parts.player && parts.player.snapshot().engine === 'native';
+    const native = parts.player && parts.player.engine() === 'native'; // on every timeupdate: no copy
     if (h) {
       own.latency = h.latency > 0 ? h.latency : null;
     } else if (native && range) {
