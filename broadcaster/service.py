@@ -239,7 +239,8 @@ class Service:
                 p2p_trackers=s.p2p_trackers, p2p_swarm=s.p2p_swarm,
                 p2p_stun=s.p2p_stun_servers, viewer_timeout=s.viewer_timeout,
                 show_viewer_count=s.show_viewer_count, owncast_url=s.owncast_url,
-                frame_ancestors=s.frame_ancestors, sources=s.viewer_sources),
+                frame_ancestors=s.frame_ancestors, sources=s.viewer_sources, title=s.stream_title,
+                description=s.stream_description),
             expose_metrics=s.metrics_listen == "", connection_metrics=self.connection_metrics,
             viewers=Viewers(self.audience, self.playback), release_held=self.playlists.release_waiters,
         )

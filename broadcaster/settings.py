@@ -346,6 +346,25 @@ def _viewer_sources(value: str) -> tuple[str, ...]:
     return words
 
 
+MAX_TITLE = 200  # characters of STREAM_TITLE; STREAM_DESCRIPTION takes MAX_DESCRIPTION
+MAX_DESCRIPTION = 1000
+
+
+def _page_text(most: int) -> Callable[[str], str]:
+    """Words the viewer page shows (its title, its description): one line of at most `most` characters,
+    no control characters; the page escapes them."""
+
+    def parse(value: str) -> str:
+        text = value.strip()
+        if len(text) > most:
+            raise ValueError(f"expected at most {most} characters, got {len(text)}")
+        if any(ord(c) < 32 or ord(c) == 127 for c in text):
+            raise ValueError("expected one line of text without control characters")
+        return text
+
+    return parse
+
+
 def _choice(*options: str) -> Callable[[str], str]:
     def parse(value: str) -> str:
         if value.lower() not in options:
@@ -511,6 +530,15 @@ SETTINGS: tuple[Setting, ...] = (
                 "viewer page pings its `/api/ping` while playing, so Owncast's own count includes this "
                 "page's viewers, and sends its `/api/metrics/playback` the playback report Owncast's own "
                 "page sends, so its Stream Health includes them too"),
+    Setting("STREAM_TITLE", "the viewer page's title and heading; empty = Owncast's server name (from its "
+            "/api/config) when OWNCAST_URL is set, else 'Live stream'", _page_text(MAX_TITLE), "",
+            doc="the viewer page's title and heading (one line, at most 200 characters); empty: the name "
+                "Owncast gives its server (its `/api/config`) when `OWNCAST_URL` is set, else \"Live stream\"; "
+                "see [The page's words](../viewers.md#the-pages-words)"),
+    Setting("STREAM_DESCRIPTION", "a line under the viewer page's heading; empty = Owncast's summary (from its "
+            "/api/config) when OWNCAST_URL is set, else none", _page_text(MAX_DESCRIPTION), "",
+            doc="a line under the viewer page's heading (at most 1000 characters); empty: Owncast's server "
+                "summary (its `/api/config`) when `OWNCAST_URL` is set, else none"),
     Setting("FRAME_ANCESTORS", "sites allowed to show the viewer page in a frame (embedding, /embed): 'self', "
             "space-separated origins like https://example.com or https://*.example.com, '*' for any, or 'none'",
             _frame_ancestors, "'self'",
@@ -566,6 +594,8 @@ class Settings:
     viewer_timeout: float
     show_viewer_count: bool
     owncast_url: str  # "" = off
+    stream_title: str  # "" = Owncast's name with OWNCAST_URL, else the page's own
+    stream_description: str  # "" = Owncast's summary with OWNCAST_URL, else none
     frame_ancestors: str  # a CSP frame-ancestors value
     viewer_sources: tuple[str, ...]  # origins ?src= may name besides the service's own; ("*",) = any
     log_level: str

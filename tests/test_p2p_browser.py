@@ -45,7 +45,7 @@ from tests.support.stun import stun_server
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "artifacts"
-P2P_FILES = ("p2p.js", "p2p-media-loader-core.es.min.js", "p2p-media-loader-hlsjs.es.min.js")
+P2P_FILES = ("p2p.min.js",)  # viewer/src/p2p.js with P2P Media Loader, as built (scripts/build-viewer)
 # 2 s, within Owncast's usual range: a segment is listed 2 target durations before hls.js plays it,
 # and the first of those is the peers' turn (viewer/p2p.js).
 SEGMENT_SECONDS = 2
@@ -173,6 +173,19 @@ def browser_network_error(text: str) -> bool:
     return "Failed to load resource" in text or (text.startswith("WebSocket connection to ") and " failed" in text)
 
 
+# The stats panel's visible rows, name to value.
+STAT_ROWS = ("() => Object.fromEntries([...document.querySelectorAll('#stats dl div:not([hidden])')]"
+             ".map((d) => [d.querySelector('dt').textContent, d.querySelector('dd').textContent]))")
+
+
+def size(text: str) -> tuple[float, float]:
+    """'1.6 MB · 46 %' -> (1.6e6, 1e5): the bytes shown, and what its rounding may hide (one shown digit)."""
+    m = re.match(r"([\d.]+) (B|kB|MB|GB)\b", text)
+    assert m is not None, text
+    unit = 1000 ** ("B", "kB", "MB", "GB").index(m.group(2))
+    return float(m.group(1)) * unit, (0.11 if m.group(2) != "B" else 0) * unit + 1
+
+
 def p2p_requests(viewer: Viewer) -> list[str]:
     return [u for u in viewer.requests if urlsplit(u).path.lstrip("/") in P2P_FILES]
 
@@ -191,9 +204,11 @@ def played_segments(proxy: CountingProxy, since: collections.Counter[str]) -> li
 # -- (a) three viewers share ---------------------------------------------------------------------------
 
 
-# What viewer/p2p-trust.js decides, run in a page that loaded it (the module the viewer imports): who is
-# banned for a failed check (issue 40, V2), which sizes a peer may announce, and when the page stops
-# asking peers because of the bucket GETs it makes (V3).
+# What viewer/src/p2p-trust.js decides, run in a viewer's page (the module is built into p2p.min.js, so the
+# page is handed its source at /p2p-trust.js: TRUST_MODULE): who is banned for a failed check (issue 40,
+# V2), which sizes a peer may announce, and when the page stops asking peers because of the bucket GETs it
+# makes (V3).
+TRUST_MODULE = ROOT / "viewer" / "src" / "p2p-trust.js"
 TRUST_DECISIONS = """async () => {
   const { Checks, GetBudget, SegmentHashes } = await import('./p2p-trust.js');
   const stats = { verifiedSegments: 0, verifiedBucketSegments: 0, verifyMs: 0, verifiedBytes: 0,
@@ -246,8 +261,12 @@ async def test_three_viewers_share_segments_and_all_keep_playing(
         ARTIFACTS.mkdir(exist_ok=True)
         await viewers[0].page.screenshot(path=str(ARTIFACTS / "viewer-p2p-stats.png"), full_page=True)
         panel = await viewers[0].page.inner_text("#stats")
+        rows = await viewers[0].page.evaluate(STAT_ROWS)
+        sharing = await viewers[0].page.inner_text("#sharing")
         ice_servers = [await v.page.evaluate("() => window.iceServersGiven") for v in viewers]
         problems = [list(v.problems) for v in viewers]  # before TRUST_DECISIONS, which logs a mismatch
+        await viewers[0].page.route("**/p2p-trust.js", lambda route: route.fulfill(
+            path=str(TRUST_MODULE), content_type="text/javascript"))
         decisions = await viewers[0].page.evaluate(TRUST_DECISIONS)
 
     names = played_segments(demo.proxy, before)
@@ -280,7 +299,14 @@ async def test_three_viewers_share_segments_and_all_keep_playing(
     assert all(s["p2p"]["httpMismatches"] == 0 for s in stats), stats
     assert all(s["p2p"]["rejectedSegments"] == 0 and s["p2p"]["unhashedSegments"] == 0 for s in stats), stats
     assert all(s["p2p"]["peersOff"] is None for s in stats), stats
-    assert "From peers" in panel and "Peers connected" in panel, panel
+    # The panel in the viewer's words (issue 47): what came from other viewers and from the bucket adds up
+    # to the video downloaded, and the page says outside the panel that it shares.
+    assert not re.search(r"\bR2\b|\bHTTP\b|\bpeers?\b", panel), panel
+    assert "From other viewers" in panel and "Other viewers connected" in panel, panel
+    total, bucket, peers = (size(rows[name]) for name in ("Video downloaded", "From the storage bucket",
+                                                         "From other viewers"))
+    assert peers[0] > 0 and abs(bucket[0] + peers[0] - total[0]) <= total[1], rows
+    assert re.fullmatch(r"Sharing with [12] other viewers?(, \d+ % of the video from them)?", sharing), sharing
     assert all(given and all(servers == [stun] for servers in given) for given in ice_servers), ice_servers
     assert stun_seen.requests > 0
     assert decisions == {"sizes": [True, False, False], "alone": [False, True], "mixed": [False, False],
@@ -331,7 +357,8 @@ async def test_without_p2p_the_page_requests_no_p2p_file(tmp_path: Path, seaweed
             viewers_of(browser, f"{demo.service.url}/?stats=1", [[]]) as (viewer,):
         stats = await watch(viewer.page, 3)
         config = await viewer.page.evaluate("() => fetch('config.json').then((r) => r.json())")
-        rows = await viewer.page.locator("#s-p2p-peers").count()
+        rows = await viewer.page.locator("#s-p2p-peers, #s-from-peers, #sharing").evaluate_all(
+            "(found) => found.filter((e) => e.checkVisibility()).length")
     assert "p2p" not in config and "p2p" not in stats and rows == 0, (config, stats)
     assert stats["errors"] == [] and viewer.problems == []
     loaded = [u for u in viewer.requests if "p2p" in urlsplit(u).path.lower()]
@@ -483,7 +510,7 @@ def check_refused_and_played(demo: Demo, stats: list[dict[str, Any]], handed: li
         assert set(got) <= demo.proxy.served, (got, demo.proxy.served)  # every one handed: the bucket's bytes
     assert banned[0] == banned[1] and len(banned[0]) == 1, banned  # the one peer that altered bytes
     assert all(s["p2p"]["peers"] <= 1 for s in stats), stats  # connected to the other honest one at most
-    assert "Rejected from peers" in panel and "1 peers banned" in panel, panel
+    assert "Bad segments from other viewers" in panel and "1 viewer blocked" in panel, panel
     assert problems == [], problems
 
 

@@ -344,7 +344,7 @@ async def test_config_asks_for_reports_and_names_owncasts_playback_report(
 def test_the_page_writes_the_fields_the_service_reads() -> None:
     """viewer/playback.js's WIDTHS and WITHOUT_P2P are broadcaster/status/playback.py's FIELDS."""
     assert VIEWER is not None
-    source = (VIEWER / "playback.js").read_text()
+    source = (Path(__file__).resolve().parent.parent / "viewer" / "src" / "playback.js").read_text()
     found = re.search(r"const WIDTHS = \[([^\]]*)\];", source)
     assert found is not None
     widths = [int(n) for n in re.findall(r"\d+", re.sub(r"/\*.*?\*/", "", found.group(1)))]

@@ -242,7 +242,7 @@ async def test_the_page_and_its_embed_form_say_who_may_frame_them(aiohttp_client
     assert '<html class="embed" lang="en">' in embed and "class=\"embed\"" not in page
     assert embed.replace('<html class="embed"', "<html") == page  # the same page, the same versioned files
     # The page's files are not documents: no framing policy on them.
-    css = await client.get("/viewer.css", allow_redirects=True)
+    css = await client.get("/viewer.min.css", allow_redirects=True)
     assert css.status == 200 and "Content-Security-Policy" not in css.headers
 
 

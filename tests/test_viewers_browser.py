@@ -166,6 +166,27 @@ async def _frame_of(page: Any, host_url: str) -> Any:
     return frame
 
 
+async def test_without_a_title_setting_the_page_shows_owncasts_name_and_summary(stack: Stack) -> None:
+    """OWNCAST_URL set, STREAM_TITLE and STREAM_DESCRIPTION not (issue 47): the page's title, heading and
+    description are the ones Owncast's admin gave its server, as plain text."""
+    from playwright.async_api import async_playwright
+
+    stack.owncast.name = "Friday <b>jazz</b> & friends"
+    stack.owncast.summary = "Live from the cellar <script>, every week"
+    async with async_playwright() as pw:
+        browser = await launch_chromium(pw)
+        try:
+            page = await browser.new_page()
+            await page.goto(f"{stack.service.url}/")
+            await page.wait_for_function("n => document.title === n", arg=stack.owncast.name, timeout=WAIT * 1000)
+            assert await page.inner_text("#title") == stack.owncast.name
+            assert await page.is_visible("#description")
+            assert await page.inner_text("#description") == stack.owncast.summary
+            assert await page.evaluate("() => document.querySelector('#title b, #description script')") is None
+        finally:
+            await browser.close()
+
+
 async def test_embed_plays_framed_by_a_named_site_and_is_refused_elsewhere(stack: Stack) -> None:
     from playwright.async_api import async_playwright
 

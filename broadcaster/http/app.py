@@ -31,6 +31,7 @@ from .keys import (DEFAULT_VARIANT, EVENTS, FRAME_ANCESTORS, HEALTH, METRICS, ST
                    VIEWER_FILES, HealthSource)
 from .playlists import MAX_HELD, PlaylistRoutes, PlaylistSource
 from .viewer_files import ViewerFiles
+from .viewer_page import Words
 from .watching import WatchingRoute, preflight
 
 # Owncast drops a viewer not seen for 15 s (10 s in older releases; activeViewerPurgeTimeout in its
@@ -76,6 +77,8 @@ class ViewerOptions:
     owncast_url: str = ""  # the page pings <this>/api/ping while playing; "" = off
     frame_ancestors: str = "'self'"  # the sites that may frame the page (a CSP frame-ancestors value)
     sources: tuple[str, ...] = ()  # origins ?src= may play besides this service's playlists; ("*",) = any
+    title: str = ""  # the page's title and heading (STREAM_TITLE); "" = Owncast's name, else the page's own
+    description: str = ""  # the line under it (STREAM_DESCRIPTION); "" = Owncast's summary, else none
 
     def config(self, counting: bool = False, reporting: bool = False) -> dict[str, object]:
         """/config.json: where the viewer plays from, P2P (only when on: the page then loads its code),
@@ -87,6 +90,11 @@ class ViewerOptions:
         if self.p2p_trackers:
             config["p2p"] = {"trackers": list(self.p2p_trackers), "swarm": self.p2p_swarm,
                              "stun": list(self.p2p_stun)}
+        if self.owncast_url and not (self.title and self.description):
+            # The words no setting gives, from Owncast's /api/config (its server name and summary, served
+            # with CORS to any origin): the page asks for them there (viewer.js).
+            config["details"] = {"url": f"{self.owncast_url}/api/config", "title": not self.title,
+                                 "description": not self.description}
         if not counting:
             return config
         beat = round(self.viewer_timeout / 3, 3)  # two beats may be lost before the page drops out
@@ -178,7 +186,8 @@ def create_app(
             counting=audience is not None, reporting=audience is not None and playback is not None)).encode()
         app[VIEWER_FILES] = ViewerFiles(
             root, max_open=viewer_options.max_open, write_timeout=viewer_options.write_timeout,
-            on_write_timeout=on_timeout, config=app[VIEWER_CONFIG])  # the page carries it (issue 42)
+            on_write_timeout=on_timeout, config=app[VIEWER_CONFIG],  # the page carries it (issue 42)
+            words=Words(viewer_options.title, viewer_options.description))
         app[FRAME_ANCESTORS] = viewer_options.frame_ancestors
         r.add_get("/config.json", viewer.viewer_config)
         if audience is not None:

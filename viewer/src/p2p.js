@@ -27,26 +27,25 @@
  * GETs per segment than a page without P2P (one), the page stops asking peers. Without WebCrypto (a page
  * over plain http on another host than localhost) there is no P2P at all.
  *
- * Test hook: window.viewerStats.p2p (see `stats` below).
+ * What it counts (`stats` below) is its own: snapshot() hands out a read-only copy (the stats panel's, and
+ * the test hook's window.viewerStats.p2p).
  */
-import { HlsJsP2PEngine } from './p2p-media-loader-hlsjs.es.min.js';
+import { HlsJsP2PEngine } from '../p2p-media-loader-hlsjs.es.min.js';
 import { Checks, GetBudget, SegmentHashes } from './p2p-trust.js';
+import { snapshot as frozen } from './snapshot.js';
 
 const LIVE_SYNC_SEGMENTS = 3; // hls.js's default; without it the engine moves playback to the window's start
 const START_HIGH_DEMAND_SECONDS = 24 * 3600; // until the video plays: everything is urgent (see above)
-const RENDER_MS = 1000;
 const VALIDATION_FAILED = 'p2p-segment-validation-failed'; // P2P Media Loader's error type
 const P2P_OFF = { mainStream: { isP2PDisabled: true }, secondaryStream: { isP2PDisabled: true } };
 // Peer ids a page remembers as banned: a new id costs an attacker nothing, a connection each time, so
 // the list only needs to hold the ones seen lately; the oldest is forgotten first.
 const MAX_BANNED = 256;
 
-/** Everything viewer.js needs: createHls(config) in place of `new Hls(config)`, or null when P2P cannot
- * be safe here (no WebCrypto: the page then plays from the bucket alone). formatBytes and addRows are
- * the viewer's own stats.js functions, passed in rather than imported: stats.js is served inside the
- * combined viewer.js (broadcaster/http/module_combine.py), and importing it again from here would run it
- * twice. */
-export function create(options, viewerStats, { formatBytes, addRows }) {
+/** Everything viewer.js needs: { createHls, snapshot }, createHls(config) in place of `new Hls(config)`,
+ * or null when P2P cannot be safe here (no WebCrypto: the page then plays from the bucket alone, and
+ * snapshot() says why, as `off`). */
+export function create(options) {
   const valid = options && Array.isArray(options.trackers) && options.trackers.length
     && options.trackers.every((url) => /^wss?:\/\//.test(url)) && typeof options.swarm === 'string' && options.swarm
     && Array.isArray(options.stun) && options.stun.every((url) => /^stuns?:/i.test(url));
@@ -57,9 +56,7 @@ export function create(options, viewerStats, { formatBytes, addRows }) {
     // Peers' bytes could not be checked: none are taken. WebCrypto needs a secure context.
     const reason = 'no WebCrypto to check peers\' segments (the page needs https, or http on localhost)';
     console.warn('P2P off:', reason);
-    viewerStats.p2p = { off: reason };
-    addRows([['s-p2p-off', 'Peer-to-peer']], 's-hosts').forEach((dd) => { dd.textContent = 'off: ' + reason; });
-    return null;
+    return { createHls: null, snapshot: () => frozen({ off: reason }) };
   }
   const stats = {
     trackers: options.trackers.slice(),
@@ -93,37 +90,20 @@ export function create(options, viewerStats, { formatBytes, addRows }) {
     verifiedBytes: 0,
     unhashedSegments: 0, // segments the newest playlist lists without a hash: never asked of peers
   };
-  viewerStats.p2p = stats;
-  const rows = addRows([['s-p2p-peers-share', 'From peers'], ['s-p2p-http-share', 'From R2 (HTTP)'],
-    ['s-p2p-peers', 'Peers connected'], ['s-p2p-rejected', 'Rejected from peers']], 's-hosts');
   const hashes = new SegmentHashes();
   const checks = new Checks(hashes, stats);
   const budget = new GetBudget(stats, (why) => stopAskingPeers(why));
   const banned = new Set(); // peer ids, for this page's life (the latest MAX_BANNED)
   let current = null; // the engine of the newest player: older ones' late events are ignored
   let peers = new Set();
-  let shown = '';
 
-  function render() {
+  /** What it counted, read-only, with the share of the engine's bytes peers gave (kept ones). */
+  function snapshot() {
     const kept = stats.bytesFromPeers - stats.discardedBytes;
     const total = kept + stats.bytesFromHttp;
     stats.peerShare = total ? kept / total : 0;
-    const peerPct = total ? Math.round(100 * stats.peerShare) + ' %' : '–';
-    const httpPct = total ? Math.round(100 * (1 - stats.peerShare)) + ' %' : '–';
-    const text = [
-      peerPct + ' · ' + formatBytes(kept),
-      httpPct + ' · ' + formatBytes(stats.bytesFromHttp),
-      String(stats.peers) + (stats.uploadDisabled ? ' (not uploading: cellular)' : '')
-        + (stats.peersOff ? ' (not asking peers: ' + stats.peersOff + ')' : ''),
-      stats.rejectedSegments + ' segments · ' + stats.bannedPeers + ' peers banned',
-    ];
-    const key = text.join('|');
-    if (key === shown) return;
-    shown = key;
-    rows.forEach((dd, i) => { dd.textContent = text[i]; });
+    return frozen(stats);
   }
-  setInterval(render, RENDER_MS);
-  render();
 
   function watch(engine) {
     current = engine;
@@ -261,7 +241,7 @@ export function create(options, viewerStats, { formatBytes, addRows }) {
     return new HlsWithP2P(hlsConfig);
   }
 
-  return { createHls };
+  return { createHls, snapshot };
 }
 
 /**
