@@ -219,6 +219,15 @@ _FRAME_SOURCE = re.compile(
 MAX_FRAME_ANCESTORS = 16
 
 
+def _public_suffix(host: str) -> bool:
+    """Whether `host` is a public suffix (co.uk, github.io, pages.dev: names under which anyone may have a
+    site), by the Public Suffix List that the publicsuffixlist package ships (no download at run time).
+    A name the list does not know counts as one by the list's own default rule (its last label)."""
+    from publicsuffixlist import PublicSuffixList  # only for a wildcard source: it reads its list (~0.1 s)
+
+    return bool(PublicSuffixList().is_public(host.lower()))
+
+
 def _frame_ancestors(value: str) -> str:
     """The sites that may frame the viewer page, as a CSP frame-ancestors value: 'self', 'none', '*' or
     space- or comma-separated origins (https://example.com, https://*.example.com, http://host:8080)."""
@@ -237,9 +246,9 @@ def _frame_ancestors(value: str) -> str:
             raise ValueError(f"expected 'self' or an origin like https://example.com (no path), got {word!r}")
         elif m["port"] is not None and not 0 < int(m["port"]) < 65536:
             raise ValueError(f"{word!r}: a port is 1 to 65535")
-        elif m["wild"] and "." not in m["host"]:
-            raise ValueError(f"{word!r} would let every site under a top-level domain frame the page: name "
-                             "the site (https://*.example.com)")
+        elif m["wild"] and ("." not in m["host"] or _public_suffix(m["host"])):
+            raise ValueError(f"{word!r} would let every site under {m['host']} (a public suffix: anyone can "
+                             "register a site there) frame the page: name the site (https://*.example.com)")
         else:
             sources.append(word.lower())
     if len(sources) > MAX_FRAME_ANCESTORS:

@@ -273,6 +273,24 @@ def test_a_bad_frame_ancestors_is_one_line_naming_it(bad: str) -> None:
         settings_with(FRAME_ANCESTORS=bad)
 
 
+@pytest.mark.parametrize("public", ["https://*.co.uk", "https://*.github.io", "https://*.pages.dev",
+                                    "https://*.CO.UK:8443", "http://*.blogspot.com", "https://*.s3.amazonaws.com"])
+def test_a_wildcard_over_a_public_suffix_is_refused(public: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 50, E2b: `*.github.io` lets anyone's GitHub Pages site frame the page. The Public Suffix
+    List says where anyone may register a site; the package ships it, so no network is needed (every
+    connection refused here)."""
+    def no_network(*_: object, **__: object) -> None:
+        raise OSError("no network in this test")
+
+    monkeypatch.setattr("socket.socket.connect", no_network)
+    with pytest.raises(SettingsError, match=r"^FRAME_ANCESTORS=") as raised:
+        settings_with(FRAME_ANCESTORS=f"'self' {public}")
+    assert "public suffix" in str(raised.value) and "\n" not in str(raised.value)
+    # A site under such a suffix is a name someone registered: its subdomains may frame the page.
+    site = public.replace("*.", "*.mine.")
+    assert settings_with(FRAME_ANCESTORS=site).frame_ancestors == site.lower()
+
+
 @pytest.mark.parametrize(("given", "value"), [
     (None, ()), ("", ()), ("*", ("*",)), ("https://A.example/ http://b.example:8080", ("https://a.example",
                                                                                      "http://b.example:8080")),
