@@ -7,6 +7,7 @@ names it. Secrets are never echoed back in those lines.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -274,6 +275,25 @@ def _viewer_sources(value: str) -> tuple[str, ...]:
     return words
 
 
+MAX_PROXIES = 16
+
+
+def _networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """Addresses or CIDR networks, comma- or space-separated ('*' refused: a proxy anyone may be is none)."""
+    networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    for word in text.replace(",", " ").split():
+        if word == "*":
+            raise ValueError("'*' would let any client name any address: name the proxies (addresses or "
+                             "CIDRs like 10.0.0.0/8)")
+        try:
+            networks.append(ipaddress.ip_network(word, strict=False))
+        except ValueError:
+            raise ValueError(f"expected addresses or CIDRs like 127.0.0.1 or 10.0.0.0/8, got {word!r}") from None
+    if len(networks) > MAX_PROXIES:
+        raise ValueError(f"expected at most {MAX_PROXIES} addresses or networks")
+    return tuple(dict.fromkeys(networks))
+
+
 def _choice(*options: str) -> Callable[[str], str]:
     def parse(value: str) -> str:
         if value.lower() not in options:
@@ -410,6 +430,16 @@ SETTINGS: tuple[Setting, ...] = (
                 "warns when `HOST` is loopback and this is off). Keep it off when `HOST` is public: a client"
                 " reaching the port directly could name any address in that header; see "
                 "[Limits](../limits.md#limits)"),
+    Setting("FORWARDED_ALLOW_IPS", "reverse proxies (nginx, Caddy) trusted to name the viewer in "
+            "X-Forwarded-For or Forwarded: comma-separated addresses or CIDRs; empty = none (each connection's "
+            "own address counts)", _networks, "",
+            doc="the reverse proxies in front of the service (nginx, Caddy, a load balancer) trusted to name "
+                "each viewer in `X-Forwarded-For` (or `Forwarded`): comma-separated addresses or CIDRs, e.g. "
+                "`127.0.0.1` for a proxy on this machine. The viewer is the right-most address in that header "
+                "that is not one of these proxies, as with uvicorn's `--forwarded-allow-ips`; a header from "
+                "any other peer is ignored. Empty: none, and behind such a proxy every viewer counts as the "
+                "proxy. The tunnel needs only `TRUST_CF_CONNECTING_IP`; see [Behind a reverse proxy]"
+                "(../production.md#behind-a-reverse-proxy)"),
     Setting("P2P_TRACKERS", "viewers share segments peer to peer (WebRTC), the bucket stays the fallback: "
             "comma-separated ws:// or wss:// WebTorrent tracker URLs (your own: broadcaster/tracker/); empty = off",
             _trackers, "",
@@ -489,6 +519,7 @@ class Settings:
     header_timeout: float
     write_timeout: float
     trust_cf_connecting_ip: bool
+    forwarded_allow_ips: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]  # () = no proxy named
     p2p_trackers: tuple[str, ...]  # () = P2P off
     p2p_stun_servers: tuple[str, ...]  # () = none: host candidates only
     viewer_timeout: float

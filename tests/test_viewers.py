@@ -362,13 +362,14 @@ async def test_the_owncast_stand_in_tells_viewers_apart_as_owncast_does() -> Non
 @pytest.mark.parametrize("peer", ["198.51.100.4", "127.0.0.1", "::1", "2001:db8:1:2:3:4:5:6", "::ffff:192.0.2.9",
                                   "::ffff:127.0.0.1"])
 def test_the_heartbeats_client_key_is_the_held_caps_address(peer: str, trust_cf: bool) -> None:
-    """watching.client_key skips parsing IPv4 but finds the address playlists.client_address finds."""
+    """watching.client_key skips parsing IPv4 but finds the address clients.client_address finds."""
     from aiohttp.test_utils import make_mocked_request
 
-    from broadcaster.http.playlists import client_address
+    from broadcaster.http.clients import Proxies, client_address
     from broadcaster.http.watching import client_key
 
+    proxies = Proxies(cloudflare=trust_cf)
     for headers in ({}, {"CF-Connecting-IP": peer}):
         request = make_mocked_request("POST", "/live/watching", headers=headers)
         request._transport_peername = (peer, 40000)
-        assert client_key(request, trust_cf) == client_address(request, trust_cf), headers
+        assert client_key(request, proxies) == client_address(request, proxies), headers

@@ -9,16 +9,16 @@ app per request (bench/serve.py, bench/serve_cost.py measure it).
 from __future__ import annotations
 
 import functools
-import ipaddress
 from typing import Protocol
 
 from aiohttp import hdrs, web
-from multidict import CIMultiDict, CIMultiDictProxy, MultiMapping, istr
+from multidict import CIMultiDict, CIMultiDictProxy, MultiMapping
 
 from ..metrics import ConnectionMetrics, Metrics
 from ..numbers import whole_number
 from ..playlist import hls
 from ..playlist.rendered import Rendered
+from .clients import Proxies, client_address
 from .common import EDGE_HEADERS, edge_headers, internal_error, unavailable
 
 # Blocking requests held at once when no cap is given; the service derives its cap from the file-handle
@@ -29,7 +29,6 @@ HELD_RETRY_AFTER = "1"  # seconds: held requests are answered within a target du
 # One client address may hold at most this share of the held cap: a crowd behind one NAT still gets
 # blocking reload (a player holds one request per playlist it follows), one client cannot take it all.
 HELD_CLIENT_SHARE = 8
-CF_CONNECTING_IP = istr("CF-Connecting-IP")  # the viewer's address, as Cloudflare's edge saw it (folded once)
 
 # A variant number longer than this cannot be one of ours; int() of a huge one is costly (and limited).
 _MAX_VARIANT_DIGITS = 4
@@ -67,29 +66,6 @@ def _blocking_param(value: str | None) -> str | None:
     """A blocking-reload parameter up to a stray `?`: old Owncast pages add their cache buster with a
     second `?` (`_HLS_msn=12?cachebust=3`), which makes it part of the value."""
     return value.partition("?")[0] if value is not None else None
-
-
-def client_address(request: web.Request, trust_cf: bool) -> str | None:
-    """The address the per-client held cap counts by, or None when it is unknown.
-
-    CF-Connecting-IP only when the operator says every connection comes through the Cloudflare tunnel
-    (anyone reaching the port directly could name any address). Otherwise the peer, unless it is
-    loopback: that is the tunnel or a local proxy speaking for every viewer at once. An IPv6 client
-    owns a /64 and may use any address in it: it counts as one."""
-    text = request.headers.get(CF_CONNECTING_IP) if trust_cf else None
-    if text is None:
-        text = request.remote
-    try:
-        address = ipaddress.ip_address((text or "").strip())
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    if address.is_loopback and not trust_cf:
-        return None
-    if isinstance(address, ipaddress.IPv6Address):
-        return str(ipaddress.IPv6Network((address, 64), strict=False))
-    return str(address)
 
 
 def request_target(request: web.Request) -> str:
@@ -194,7 +170,7 @@ class PlaylistRoutes:
 
     def __init__(self, source: PlaylistSource, metrics: Metrics, default_variant: int, blocking: bool, *,
                  max_held: int = MAX_HELD, connection_metrics: ConnectionMetrics | None = None,
-                 trust_cf_connecting_ip: bool = False) -> None:
+                 proxies: Proxies = Proxies()) -> None:
         self._source = source
         self._default = default_variant
         self._blocking_on = blocking  # off: _HLS_* parameters are ignored, as by a static host
@@ -203,7 +179,7 @@ class PlaylistRoutes:
         self._max_held = max_held
         self._max_per_client = max(2, max_held // HELD_CLIENT_SHARE)
         self._held_by: dict[str, int] = {}  # held requests per client address (client_address)
-        self._trust_cf = trust_cf_connecting_ip
+        self._proxies = proxies  # who may name the client (clients.py)
         self._connection_metrics = connection_metrics
         if connection_metrics is not None:
             connection_metrics.watch("held", lambda: source.held_requests, max_held)
@@ -301,7 +277,7 @@ class PlaylistRoutes:
                 return web.Response(status=499, headers=EDGE_HEADERS)  # never sent: nginx's "client closed"
             if source.held_requests >= self._max_held:
                 return self._too_many_held(variant, "held")
-            client = client_address(request, self._trust_cf)
+            client = client_address(request, self._proxies)
             held_by = self._held_by
             if client is not None and held_by.get(client, 0) >= self._max_per_client:
                 return self._too_many_held(variant, "held_per_client")
