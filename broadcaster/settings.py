@@ -429,7 +429,9 @@ SETTINGS: tuple[Setting, ...] = (
                 "viewer is one loopback client and one client can fill the count (`hls-broadcaster check` "
                 "warns when `HOST` is loopback and this is off). Keep it off when `HOST` is public: a client"
                 " reaching the port directly could name any address in that header; see "
-                "[Limits](../limits.md#limits)"),
+                "[Limits](../limits.md#limits). The header is believed from a loopback peer (cloudflared on "
+                "this machine) or a proxy named in `FORWARDED_ALLOW_IPS` (cloudflared elsewhere), from no "
+                "one else"),
     Setting("FORWARDED_ALLOW_IPS", "reverse proxies (nginx, Caddy) trusted to name the viewer in "
             "X-Forwarded-For or Forwarded: comma-separated addresses or CIDRs; empty = none (each connection's "
             "own address counts)", _networks, "",
