@@ -220,8 +220,8 @@ class PlaylistRequests(Collector):
 
 # -- connection limits (broadcaster/http/limits.py, broadcaster/http/connections.py) -------------------------
 
-REJECT_REASONS = ("connections", "events", "held", "held_per_client", "header_timeout", "idle_evicted",
-                  "write_timeout")
+REJECT_REASONS = ("connections", "events", "events_per_client", "held", "held_per_client", "header_timeout",
+                  "idle_evicted", "write_timeout")
 
 
 # Kinds also exported under a name of their own, kept for the dashboard and alerts that use it: the

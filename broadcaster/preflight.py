@@ -276,11 +276,12 @@ def _check_settings(s: Settings, report: _Report) -> None:
         _check_public_settings(s, public_host, report)
     if (endpoint.hostname or "").endswith(_R2_API_HOST) and s.s3_region not in ("auto", "us-east-1"):
         report.warn(f"S3_REGION is {s.s3_region!r}: R2 expects 'auto'")
-    if _loopback(s.host) and not s.trust_cf_connecting_ip:
+    if _loopback(s.host) and not s.trust_cf_connecting_ip and not s.forwarded_allow_ips:
         report.warn(
             f"HOST is {s.host} (cloudflared on this machine?) and TRUST_CF_CONNECTING_IP is false: every "
             "viewer comes from loopback as one client, so one client can fill the viewer count and the held "
-            "requests; set TRUST_CF_CONNECTING_IP=true behind the tunnel (deploy/env.example)"
+            "requests; set TRUST_CF_CONNECTING_IP=true behind the tunnel (deploy/env.example), or name a "
+            "reverse proxy on this machine in FORWARDED_ALLOW_IPS=127.0.0.1"
         )
 
 

@@ -233,7 +233,8 @@ class Service:
         return create_app(
             self.playlists, self.report, self.metrics, events=LiveEvents(self.events, self.status),
             playlist_options=PlaylistOptions(blocking_reload=s.blocking_reload, max_held=self.budget.held,
-                                             trust_cf_connecting_ip=s.trust_cf_connecting_ip),
+                                             trust_cf_connecting_ip=s.trust_cf_connecting_ip,
+                                             forwarded_allow_ips=s.forwarded_allow_ips),
             viewer_options=None if viewer_folder is None else ViewerOptions(
                 viewer_folder, stream_url=stream_url, max_open=self.budget.files, write_timeout=s.write_timeout,
                 p2p_trackers=s.p2p_trackers, p2p_swarm=s.p2p_swarm,

@@ -300,6 +300,15 @@ _FRAME_SOURCE = re.compile(
 MAX_FRAME_ANCESTORS = 16
 
 
+def _public_suffix(host: str) -> bool:
+    """Whether `host` is a public suffix (co.uk, github.io, pages.dev: names under which anyone may have a
+    site), by the Public Suffix List that the publicsuffixlist package ships (no download at run time).
+    A name the list does not know counts as one by the list's own default rule (its last label)."""
+    from publicsuffixlist import PublicSuffixList  # only for a wildcard source: it reads its list (~0.1 s)
+
+    return bool(PublicSuffixList().is_public(host.lower()))
+
+
 def _frame_ancestors(value: str) -> str:
     """The sites that may frame the viewer page, as a CSP frame-ancestors value: 'self', 'none', '*' or
     space- or comma-separated origins (https://example.com, https://*.example.com, http://host:8080)."""
@@ -318,9 +327,9 @@ def _frame_ancestors(value: str) -> str:
             raise ValueError(f"expected 'self' or an origin like https://example.com (no path), got {word!r}")
         elif m["port"] is not None and not 0 < int(m["port"]) < 65536:
             raise ValueError(f"{word!r}: a port is 1 to 65535")
-        elif m["wild"] and "." not in m["host"]:
-            raise ValueError(f"{word!r} would let every site under a top-level domain frame the page: name "
-                             "the site (https://*.example.com)")
+        elif m["wild"] and ("." not in m["host"] or _public_suffix(m["host"])):
+            raise ValueError(f"{word!r} would let every site under {m['host']} (a public suffix: anyone can "
+                             "register a site there) frame the page: name the site (https://*.example.com)")
         else:
             sources.append(word.lower())
     if len(sources) > MAX_FRAME_ANCESTORS:
@@ -363,6 +372,25 @@ def _page_text(most: int) -> Callable[[str], str]:
         return text
 
     return parse
+
+
+MAX_PROXIES = 16
+
+
+def _networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """Addresses or CIDR networks, comma- or space-separated ('*' refused: a proxy anyone may be is none)."""
+    networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    for word in text.replace(",", " ").split():
+        if word == "*":
+            raise ValueError("'*' would let any client name any address: name the proxies (addresses or "
+                             "CIDRs like 10.0.0.0/8)")
+        try:
+            networks.append(ipaddress.ip_network(word, strict=False))
+        except ValueError:
+            raise ValueError(f"expected addresses or CIDRs like 127.0.0.1 or 10.0.0.0/8, got {word!r}") from None
+    if len(networks) > MAX_PROXIES:
+        raise ValueError(f"expected at most {MAX_PROXIES} addresses or networks")
+    return tuple(dict.fromkeys(networks))
 
 
 def _choice(*options: str) -> Callable[[str], str]:
@@ -500,7 +528,19 @@ SETTINGS: tuple[Setting, ...] = (
                 "viewer is one loopback client and one client can fill the count (`hls-broadcaster check` "
                 "warns when `HOST` is loopback and this is off). Keep it off when `HOST` is public: a client"
                 " reaching the port directly could name any address in that header; see "
-                "[Limits](../limits.md#limits)"),
+                "[Limits](../limits.md#limits). The header is believed from a loopback peer (cloudflared on "
+                "this machine) or a proxy named in `FORWARDED_ALLOW_IPS` (cloudflared elsewhere), from no "
+                "one else"),
+    Setting("FORWARDED_ALLOW_IPS", "reverse proxies (nginx, Caddy) trusted to name the viewer in "
+            "X-Forwarded-For or Forwarded: comma-separated addresses or CIDRs; empty = none (each connection's "
+            "own address counts)", _networks, "",
+            doc="the reverse proxies in front of the service (nginx, Caddy, a load balancer) trusted to name "
+                "each viewer in `X-Forwarded-For` (or `Forwarded`): comma-separated addresses or CIDRs, e.g. "
+                "`127.0.0.1` for a proxy on this machine. The viewer is the right-most address in that header "
+                "that is not one of these proxies, as with uvicorn's `--forwarded-allow-ips`; a header from "
+                "any other peer is ignored. Empty: none, and behind such a proxy every viewer counts as the "
+                "proxy. The tunnel needs only `TRUST_CF_CONNECTING_IP`; see [Behind a reverse proxy]"
+                "(../production.md#behind-a-reverse-proxy)"),
     Setting("P2P_TRACKERS", "viewers share segments peer to peer (WebRTC), the bucket stays the fallback: "
             "comma-separated ws:// or wss:// WebTorrent tracker URLs (your own: broadcaster/tracker/); empty = off",
             _trackers, "",
@@ -589,6 +629,7 @@ class Settings:
     header_timeout: float
     write_timeout: float
     trust_cf_connecting_ip: bool
+    forwarded_allow_ips: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]  # () = no proxy named
     p2p_trackers: tuple[str, ...]  # () = P2P off
     p2p_stun_servers: tuple[str, ...]  # () = none: host candidates only
     viewer_timeout: float

@@ -75,10 +75,13 @@ def test_amplification() -> None:
     for kind in ("canonical, gzip", "cache-busted, gzip", "canonical, no gzip", "cache-busted, no gzip",
                  "blocking, gzip"):
         has(out, rf"^\| {kind} \| \d+ \| {NUMBER} \| {NUMBER} \| {NUMBER} \| {NUMBER} \|$")
-    # Issue 41: each form of the directives an attacker may vary is a redirect (each was a 200 with the
-    # whole playlist before).
-    for kind in ("_HLS_part, gzip", "_HLS_msn listed, gzip", "leading zeros, gzip", "other order, gzip",
-                 "_HLS_skip=v2, gzip"):
+    # Issue 47: video.js's order of a valid set, and a player a number or two behind, get a plain 200.
+    for kind in ("video.js's order, gzip", "behind, gzip"):
+        has(out, rf"^\| {kind} \| 200 \| {NUMBER} \| {NUMBER} \| {NUMBER} \| {NUMBER} \|$")
+    # Issues 41 and 50 (R1c): each form of the URL an attacker may vary is a redirect (each was a 200
+    # with the whole playlist before).
+    for kind in ("_HLS_part, gzip", "_HLS_msn listed, gzip", "leading zeros, gzip", "_HLS_skip=v2, gzip",
+                 "encoded query, gzip", "encoded path, gzip"):
         has(out, rf"^\| {kind} \| 302 \| {NUMBER} \| {NUMBER} \| {NUMBER} \| {NUMBER} \|$")
     has(out, rf"^\| \(before issue 32\) whole, no gzip \| 200 \| {NUMBER} \+ head \| {NUMBER} \|")
 

@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 from pytest_aiohttp import AiohttpClient
 
 from broadcaster.http import PlaylistOptions, create_app
-from broadcaster.http.playlists import CF_CONNECTING_IP, client_address
+from broadcaster.http.clients import CF_CONNECTING_IP, Proxies, client_address
 from broadcaster.metrics import ConnectionMetrics
 from tests.support.client import Client
 from tests.support.waiting import WAIT, until
@@ -240,7 +240,7 @@ def test_client_address(trust: bool) -> None:
     def address(remote: str, header: str | None = None) -> str | None:
         headers = {CF_CONNECTING_IP: header} if header is not None else {}
         return client_address(make_mocked_request("GET", "/", headers=headers,
-                                                  transport=_Peer(remote)), trust)
+                                                  transport=_Peer(remote)), Proxies(cloudflare=trust))
 
     assert address("192.0.2.1") == "192.0.2.1"  # a direct client: its own address
     assert address("::ffff:192.0.2.1") == "192.0.2.1"

@@ -273,6 +273,24 @@ def test_a_bad_frame_ancestors_is_one_line_naming_it(bad: str) -> None:
         settings_with(FRAME_ANCESTORS=bad)
 
 
+@pytest.mark.parametrize("public", ["https://*.co.uk", "https://*.github.io", "https://*.pages.dev",
+                                    "https://*.CO.UK:8443", "http://*.blogspot.com", "https://*.s3.amazonaws.com"])
+def test_a_wildcard_over_a_public_suffix_is_refused(public: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 50, E2b: `*.github.io` lets anyone's GitHub Pages site frame the page. The Public Suffix
+    List says where anyone may register a site; the package ships it, so no network is needed (every
+    connection refused here)."""
+    def no_network(*_: object, **__: object) -> None:
+        raise OSError("no network in this test")
+
+    monkeypatch.setattr("socket.socket.connect", no_network)
+    with pytest.raises(SettingsError, match=r"^FRAME_ANCESTORS=") as raised:
+        settings_with(FRAME_ANCESTORS=f"'self' {public}")
+    assert "public suffix" in str(raised.value) and "\n" not in str(raised.value)
+    # A site under such a suffix is a name someone registered: its subdomains may frame the page.
+    site = public.replace("*.", "*.mine.")
+    assert settings_with(FRAME_ANCESTORS=site).frame_ancestors == site.lower()
+
+
 @pytest.mark.parametrize(("given", "value"), [
     (None, ()), ("", ()), ("*", ("*",)), ("https://A.example/ http://b.example:8080", ("https://a.example",
                                                                                      "http://b.example:8080")),
@@ -344,13 +362,14 @@ async def test_the_owncast_stand_in_tells_viewers_apart_as_owncast_does() -> Non
 @pytest.mark.parametrize("peer", ["198.51.100.4", "127.0.0.1", "::1", "2001:db8:1:2:3:4:5:6", "::ffff:192.0.2.9",
                                   "::ffff:127.0.0.1"])
 def test_the_heartbeats_client_key_is_the_held_caps_address(peer: str, trust_cf: bool) -> None:
-    """watching.client_key skips parsing IPv4 but finds the address playlists.client_address finds."""
+    """watching.client_key skips parsing IPv4 but finds the address clients.client_address finds."""
     from aiohttp.test_utils import make_mocked_request
 
-    from broadcaster.http.playlists import client_address
+    from broadcaster.http.clients import Proxies, client_address
     from broadcaster.http.watching import client_key
 
+    proxies = Proxies(cloudflare=trust_cf)
     for headers in ({}, {"CF-Connecting-IP": peer}):
         request = make_mocked_request("POST", "/live/watching", headers=headers)
         request._transport_peername = (peer, 40000)
-        assert client_key(request, trust_cf) == client_address(request, trust_cf), headers
+        assert client_key(request, proxies) == client_address(request, proxies), headers

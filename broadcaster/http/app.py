@@ -26,6 +26,7 @@ from ..status.hub import WRITE_TIMEOUT, EventHub, StatusWatcher
 from . import events as sse
 from . import health as readings
 from . import limits, viewer
+from .clients import Network, Proxies
 from .common import CLIENT_MAX_SIZE, CONNECTION_LOG, elsewhere
 from .keys import (DEFAULT_VARIANT, EVENTS, FRAME_ANCESTORS, HEALTH, METRICS, STATE_EVENTS, VIEWER_CONFIG,
                    VIEWER_FILES, HealthSource)
@@ -50,6 +51,7 @@ class PlaylistOptions:
     blocking_reload: bool = True  # off: _HLS_* parameters are ignored, as by a static host
     max_held: int = MAX_HELD  # blocking requests held at once (the file-handle budget's share)
     trust_cf_connecting_ip: bool = False  # count held requests per CF-Connecting-IP (behind the tunnel)
+    forwarded_allow_ips: tuple[Network, ...] = ()  # proxies whose X-Forwarded-For names the client
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,9 +152,10 @@ def create_app(
     app[METRICS] = metrics
     options = playlist_options
     app[DEFAULT_VARIANT] = options.default_variant
+    proxies = Proxies(options.forwarded_allow_ips, options.trust_cf_connecting_ip)  # who names the client
     playlist_routes = PlaylistRoutes(playlists, metrics, options.default_variant, options.blocking_reload,
                                      max_held=options.max_held, connection_metrics=connection_metrics,
-                                     trust_cf_connecting_ip=options.trust_cf_connecting_ip)
+                                     proxies=proxies)
     r = app.router
     r.add_get("/live/master.m3u8", playlist_routes.master)
     r.add_get("/live/playlist.m3u8", playlist_routes.default_media)
@@ -163,7 +166,9 @@ def create_app(
     r.add_get(rf"/hls/{{n:[0-9]+}}/{hls.OWNCAST_PLAYLIST_NAME}", playlist_routes.media)
     if events is not None:
         app[EVENTS] = events.hub
-        r.add_get("/live/events", sse.events)
+        on_refused = (functools.partial(connection_metrics.rejected, "events_per_client")
+                      if connection_metrics is not None else None)
+        r.add_get("/live/events", sse.EventStreams(proxies, on_refused).handle)
         if events.state is not None:
             app[STATE_EVENTS] = events.state
             app.cleanup_ctx.append(_running_state_events)
@@ -191,8 +196,8 @@ def create_app(
         app[FRAME_ANCESTORS] = viewer_options.frame_ancestors
         r.add_get("/config.json", viewer.viewer_config)
         if audience is not None:
-            watching = WatchingRoute(audience, show=viewer_options.show_viewer_count,
-                                     trust_cf_connecting_ip=options.trust_cf_connecting_ip, playback=playback)
+            watching = WatchingRoute(audience, show=viewer_options.show_viewer_count, proxies=proxies,
+                                     playback=playback)
             r.add_post("/live/watching", watching.beat)
             r.add_route("OPTIONS", "/live/watching", preflight)  # never granted
         r.add_get("/", viewer.viewer_file)
