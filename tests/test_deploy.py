@@ -498,7 +498,8 @@ def test_every_nginx_file_is_checked_by_nginx_t() -> None:
     """nginx reads a shipped nginx file only with its documented paths replaced (they name this machine's
     folders), so `nginx -t` runs on each in the test named here, on the file so rendered; a new one must
     be added here with its own."""
-    checked = {"nginx-cache.conf": ("tests/test_nginx_cache.py", "def test_nginx_accepts_the_shipped_config")}
+    checked = {"nginx-cache.conf": ("tests/test_nginx_cache.py", "def test_nginx_accepts_the_shipped_config"),
+               "nginx-proxy.conf": ("tests/test_reverse_proxy.py", "def test_nginx_accepts_the_shipped_proxy_config")}
     found = {p.relative_to(DEPLOY).as_posix() for p in DEPLOY.rglob("*") if p.is_file() and "nginx" in p.name}
     assert found == set(checked), "an nginx file without its nginx -t test: add one and name it here"
     for test, function in checked.values():
