@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "broadcaster"
 MAX_CLASS_LINES = 400
 MAX_PARAMETERS = 10  # a function that needs more takes a record of them, or does more than one thing
 STAGES = {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
-SHARED = {"metrics", "lograte", "numbers", "tails"}  # top-level modules every stage may use
+SHARED = {"metrics", "lograte", "numbers", "tails", "files"}  # top-level modules every stage may use
 
 
 def modules() -> list[tuple[Path, ast.Module]]:

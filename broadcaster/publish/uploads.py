@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Protocol
 
 from ..bucket.uploader import SegmentLost, Uploaded, Uploader
+from ..files import Refused, Stamp, stamp_beneath
 from ..metrics import Metrics
 from ..playlist import hls
-from ..source.hlsdir import Refused, Stamp, stamp_beneath
 from ..source.owncast import SourceSegment, stream_id
 from ..source.writes import Finish
 from .slots import Variant

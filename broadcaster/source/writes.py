@@ -36,8 +36,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
+from ..files import Refused, Stamp, stamp_beneath
 from . import inotify
-from .hlsdir import Refused, Stamp, stamp_beneath
 
 # Seconds a file must be unchanged to count as finished when no close was seen. Owncast's writes of one
 # body follow each other within milliseconds (measured: a 465 KB passthrough segment's tail came 10 ms
