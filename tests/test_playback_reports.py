@@ -23,11 +23,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from pytest_aiohttp import AiohttpClient
 
 from broadcaster.http import PlaylistOptions, ViewerOptions, Viewers, create_app
-from broadcaster.metrics import AudienceMetrics, Metrics, PlaybackMetrics
+from broadcaster.metrics import AudienceMetrics, Metrics
 from broadcaster.service import default_viewer_dir
 from broadcaster.status import playback as pb
 from broadcaster.status.audience import LIMIT, STALLED_WINDOW, Audience
 from broadcaster.status.playback import FIELDS, Playback
+from broadcaster.status.playback_metrics import PlaybackMetrics
 from tests.support.fakes import Clock, FakeHealth, FakePlaylists
 from tests.test_viewers import new_id
 
