@@ -205,7 +205,9 @@ class Service:
         AudienceMetrics(self.metrics.registry, lambda: audience.watching, lambda: audience.p2p,
                         lambda: audience.refused, lambda: audience.stalled_recently)
         # Their playback reports (issue 42), one per page per beat interval at most: /metrics.
-        self.playback = Playback(audience, interval=self.settings.viewer_timeout / 3)
+        playlists = self.playlists
+        self.playback = Playback(audience, interval=self.settings.viewer_timeout / 3,
+                                 target_duration=lambda: playlists.target_duration)
         PlaybackMetrics(self.metrics.registry, self.playback)
         self.report = HealthReport(self.publisher.facts, self.uploader,
                                    state_error=lambda: self.snapshots.error, mirror=self.mirror,

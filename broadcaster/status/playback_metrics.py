@@ -4,7 +4,7 @@ the report's layout they read (a shared module such as metrics.py imports no sta
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from . import playback as p
@@ -33,10 +33,19 @@ class PlaybackMetrics(Collector):
                                 "interval)", value=pb.reports),
         ]
         refused = CounterMetricFamily(f"{name}_reports_refused", "Playback reports not taken: malformed "
-                                      "(answered 400), or too soon after the page's last", labels=("reason",))
+                                      "(answered 400), too soon after the page's last, or out of bounds "
+                                      "(more than the page could have had in the time since)", labels=("reason",))
         for reason, count in sorted(pb.refused.items()):
             refused.add_metric((reason,), count)
         out.append(refused)
+        problems = GaugeMetricFamily(f"{name}_problem_addresses", "Client addresses (an IPv6 client: its /48) "
+                                     "from which a page reported stalls, rejected peer segments or slow downloads "
+                                     "from the bucket (its mean above the target duration) within the alert's "
+                                     "window (5 min, rejections 10 min), each once however many pages it has; "
+                                     "the alerts need two", labels=("problem",))
+        for problem, count in pb.problem_addresses().items():
+            problems.add_metric((problem,), count)
+        out.append(problems)
         watched = CounterMetricFamily(f"{name}_watched_seconds", "Seconds viewers' pages played, by variant "
                                       "(the number in its playlist's path)", labels=("variant",))
         stalled = CounterMetricFamily(f"{name}_stalled_seconds", "Seconds viewers' pages stalled (after the "
