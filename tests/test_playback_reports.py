@@ -159,14 +159,15 @@ def test_a_pages_start_up_counts_once() -> None:
     assert weight(playback.startup) == 1 and playback.reports == 4
 
 
-# What a page could have had in a second at most (status/playback.py's RATES), written out here: a stall
-# or a variant switch a second, 2 errors of each kind, 4 segments from each source (and 4 checked from
+# What a page could have had in a second at most (status/playback.py's RATES), written out here: 2 stalls
+# or variant switches a second, 2 errors of each kind, 4 segments from each source (and 4 checked from
 # peers), 240 frames, 25 MB each way; a peer banned only with a rejection, a frame dropped only of those
-# decoded, a segment's download 120 s at most (hls.js's own limit). A page's first report also covers
-# the 10 s before its first beat (loading: it beats once playing).
+# decoded, a segment's download 120 s at most (hls.js's own limit). A page's reports may hold 10 s more
+# than the time between them (audience.SLACK): its first, the 10 s before its first beat (loading: it
+# beats once playing); a late one's time unused, for the next.
 CASES = [  # (the report's counts, over 20 s: 10 s since first counted, and the 10 s before)
-    ({"stalls": 20}, {"stalls": 21}),
-    ({"switches": 20}, {"switches": 21}),
+    ({"stalls": 40}, {"stalls": 41}),
+    ({"switches": 40}, {"switches": 41}),
     ({"network_fatal": 40, "media_recovered": 40}, {"network_fatal": 41}),
     ({"other_recovered": 40}, {"other_recovered": 41}),
     ({"bucket_segments": 80, "peer_segments": 80}, {"bucket_segments": 81}),
@@ -220,10 +221,10 @@ def flood(audience: Audience, playback: Playback, pages: list[str], address: str
 def test_one_address_with_20_pages_adds_no_more_than_20_pages_could_have_had() -> None:
     """Issue 50 P1 as found: one IPv4 address, 20 page ids, 40 s, a report every 50 ms, every count at its
     width's most: +35,560 stalls, +35,560 errors of each kind, +9.17 M rejected peer segments. Then an
-    attacker that knows the rules and claims exactly what the time allows. Either way: no more than 20
-    pages could have had in 40 s and the 10 s before (a stall a second: 1,000 stalls; 4 rejections a
-    second: 4,000), and the address counts once among those that reported a problem (what the alerts
-    read: they need two)."""
+    attacker that knows the rules and claims what the time allows. Either way: no more than 20 pages
+    could have had in 40 s and the 10 s before (2 stalls a second: 2,000 stalls; 4 rejections a second:
+    4,000), and the address counts once among those that reported a problem (what the alerts read: they
+    need two)."""
     most = {name: (255 if width == "B" else 65_535 if width == "H" else 0xFFFF_FFFE)
             for name, width in FIELDS if name not in NO_FIGURE}
     greedy = report_of(most)
@@ -236,7 +237,7 @@ def test_one_address_with_20_pages_adds_no_more_than_20_pages_could_have_had() -
         pages = [new_id() for _ in range(20)]
         flood(audience, playback, pages, "198.51.100.7", 40, clock, claim)
         stalls = sum(v.stalls for v in playback.variants.values())
-        assert stalls <= 20 * 50, stalls
+        assert stalls <= 20 * 50 * 2, stalls
         assert playback.count(pb.NET_FATAL) <= 20 * 50 * 2 and playback.count(pb.REJECTED) <= 20 * 50 * 4
         assert playback.count(pb.BANNED) <= playback.count(pb.REJECTED)
         if claim is careful:  # heard, within the bounds, as one address
@@ -515,7 +516,7 @@ async def test_a_hostile_client_moves_the_real_services_figures_no_further_than_
     - one IPv4 address, 20 page ids: 10 report every count at its width's most every 100 ms (before:
       255 stalls, 65,535 rejected peer segments a report, twice a second per page), 10 claim what the
       time since their last report taken allows and a start-up of 10 minutes. Added: no more than 20
-      pages could have had in that time and the 10 s before each (a stall a second, 4 rejections);
+      pages could have had in that time and the 10 s before each (2 stalls a second, 4 rejections);
       the greedy reports refused and counted; the address once among those with problems;
     - another address makes up a page every 250 ms, keeps it counted until its report is heard, with
       a 10-minute start-up, and leaves: one start-up counted for it (before: one per page);
@@ -538,7 +539,9 @@ async def test_a_hostile_client_moves_the_real_services_figures_no_further_than_
                 await asyncio.sleep(0.1)
 
         async def careful_page(page: str) -> None:
-            last = time.monotonic() - 10  # its first report also covers the 10 s before its first beat
+            # Counted from its first beat's arrival, before its answer; its first report may hold 10 s more.
+            await client.beat(page, "198.51.100.7")
+            last = time.monotonic() - 10
             while time.monotonic() < until:
                 s = time.monotonic() - last
                 text = report(startup_ms=600_000, stalls=min(255, int(s)), stalled_ms=int(1000 * s),
@@ -588,14 +591,14 @@ async def test_a_hostile_client_moves_the_real_services_figures_no_further_than_
             before.get((f"hls_broadcaster_playback_{name}", labels), 0)
 
     stalls = sum(v for (name, _), v in after.items() if name == "hls_broadcaster_playback_stalls_total")
-    bound = 20 * (seconds + 10)
+    bound = 20 * (seconds + 10) * 2  # 2 stalls a second
     print(f"{seconds:.1f} s: {stalls:.0f} stalls (at most {bound:.0f}), {added('p2p_segments_total', (('result', 'rejected'),)):.0f} "
           f"rejected, {added('reports_total'):.0f} reports taken, {added('reports_refused_total', (('reason', 'out_of_bounds'),)):.0f} "
           f"refused out of bounds, {added('startup_seconds_count'):.0f} start-ups ({heard} made-up pages heard), "
           f"problem addresses {problems}, {counted_ipv6} pages counted from one /48 (at most {most_ipv6})")
     assert stalls <= bound, (stalls, bound)
-    assert added("p2p_segments_total", (("result", "rejected"),)) <= 4 * bound
-    assert added("errors_total", (("kind", "network"), ("outcome", "fatal"))) <= 2 * bound
+    assert added("p2p_segments_total", (("result", "rejected"),)) <= 2 * bound  # 4 a second
+    assert added("errors_total", (("kind", "network"), ("outcome", "fatal"))) <= bound  # 2 a second
     assert added("reports_refused_total", (("reason", "out_of_bounds"),)) >= len(greedy)
     assert len(taken) >= len(careful) and stalls >= 10 * len(careful), (len(taken), stalls)  # heard
     assert heard >= 2 and added("startup_seconds_count") <= 2, heard  # one per address

@@ -20,7 +20,7 @@ A hostile client cannot inflate the count beyond a stated bound nor cost more th
 
 The page's playback reports (issue 42, status/playback.py) ride on its beats; per id the table also keeps
 when its last report was taken (a page counts once per interval, and its counts are bounded by the time
-since: may_report), whether its start-up figure was taken (once per page), and, apart, the pages that
+since and the time its earlier reports left unused: may_report), whether its start-up figure was taken (once per page), and, apart, the pages that
 reported a stall in the last STALLED_WINDOW seconds and the addresses whose start-up counted in the last
 STARTUP_EVERY seconds (issue 50: once a minute per address, whatever ids it makes up).
 """
@@ -39,8 +39,11 @@ PER_CLIENT = 20  # ids one address may keep counted: a household, a small office
 LIMIT = 50_000  # ids counted at once, whatever the addresses (bounds the memory: ~20 MB)
 STALLED_WINDOW = 300.0  # /health's "stalled in the last 5 minutes"
 STARTUP_EVERY = 60.0  # an address's start-up figure counts once in this many seconds
-# A page beats once it plays, so its first report also speaks for the time before: loading, starting.
-LOADING = 10.0
+# Seconds a page's reports may hold more than the time between their arrivals, at most: its first
+# report also speaks for the time before its first beat (it beats once playing: loading, starting),
+# and a report that arrives late leaves its page the time it did not use for the next, which may
+# arrive early (seen in Chromium under load: 6 segments counted over 1.4 s between arrivals).
+SLACK = 10.0
 # What the page makes up: 128 random bits, base64url (16 to 64 of these characters). A set, not a
 # regular expression: half the instructions, on the one path every heartbeat takes.
 _ID_CHARS = frozenset(string.ascii_letters + string.digits + "_-")
@@ -54,6 +57,7 @@ class _Viewer:
     since: float  # monotonic time it was first counted
     reported: float = -math.inf  # monotonic time its last playback report was taken
     started: bool = False  # its start-up figure was taken (once per page)
+    unused: float = SLACK  # seconds its reports may hold beyond the time since its last (at most SLACK)
 
 
 class Audience:
@@ -123,9 +127,9 @@ class Audience:
         least (status/playback.py's rates). Refused, with the reason: "too_soon" when the page's last
         report was taken, or the page first counted, less than `gap` seconds ago (its first beat's report
         is never taken: it speaks for no time here); "out_of_bounds" when the report holds more than the
-        time since could: that time, and for a page's first report LOADING more. Nothing of a refused
-        report is kept: the page carries its counts into its next, which speaks for the time since
-        this report's page was last heard, so a page never adds more than its time allows.
+        time since could, and the time its earlier reports left unused (SLACK at first and at most).
+        Nothing of a refused report is kept: the page carries its counts into its next, which speaks
+        for more time, so a page's reports never hold more than its time counted and SLACK.
 
         Else the report is taken: the seconds it speaks for (since that last report, or since the page
         was first counted) and whether its start-up figure (when `startup`) counts: once per page, and
@@ -133,13 +137,14 @@ class Audience:
         minute per address."""
         viewer = self._viewers[viewer_id]
         now = viewer.seen
-        first = viewer.reported == -math.inf
-        elapsed = now - (viewer.since if first else viewer.reported)
+        elapsed = now - max(viewer.reported, viewer.since)
         if elapsed < gap:
             return "too_soon"
-        if needs > (elapsed + LOADING if first else elapsed):
+        has = viewer.unused + elapsed
+        if needs > has:
             return "out_of_bounds"
         viewer.reported = now
+        viewer.unused = min(SLACK, has - needs)
         take_startup = startup and not viewer.started and self._may_start(viewer.client, now)
         if take_startup:
             viewer.started = True

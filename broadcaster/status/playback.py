@@ -22,10 +22,11 @@ Any client can send one, so what a report can do is bounded (docs/viewers.md#how
   (Audience.may_report);
 - its counts hold no more than the page could have had in the time the report speaks for (issue 50:
   one address's 20 pages added 35,560 stalls and 9.17 M rejected peer segments in 40 s, each field
-  bounded by its width only): at most RATES of each a second (a page's first report also covers its
-  loading, Audience.LOADING), a peer banned only with a rejection, a frame dropped only of those
-  decoded, a segment's download MAX_DOWNLOAD_MS at most. A report beyond is refused whole
-  ("out_of_bounds", counted; the page carries its counts into its next, as after "too_soon");
+  bounded by its width only): at most RATES of each a second of the time since its last report taken
+  (and of the time its earlier reports left unused, at most audience.SLACK: 10 s; so much at first,
+  for its loading), a peer banned only with a rejection, a frame dropped only of those decoded, a
+  segment's download MAX_DOWNLOAD_MS at most. A report beyond is refused whole ("out_of_bounds",
+  counted; the page carries its counts into its next, as after "too_soon");
 - every value is within its range: the start-up and the latency are clamped (STARTUP_CAP, LATENCY_CAP),
   and the seconds watched and stalled together to the time the report speaks for (and a tenth), so no
   page claims more time than it was there;
@@ -84,11 +85,10 @@ _NO_P2P = (0,) * (len(FIELDS) - WITHOUT_P2P)
 STARTUP_CAP = 600_000  # ms: 10 minutes to start
 LATENCY_CAP = 3_600_000  # ms: an hour behind live
 
-# What a page could have had in a second, at most: bounds, not estimates, twice what an honest page
-# reaches at least, so one refused is not an honest one (its counts cover its own beat interval, the
-# bound the time between its reports' arrivals: at least half an interval).
+# What a page could have had in a second, at most: bounds, not estimates, above what an honest page
+# reaches over several seconds (audience.SLACK takes up what arrives in bursts).
 RATES: dict[str, float] = {
-    "stalls": 1, "switches": 1,  # each begins once the picture moved
+    "stalls": 2, "switches": 2,  # each begins once the picture moved
     "frames": 240, "dropped_frames": 240,  # a 120 fps stream, twice
     # A fatal error makes a new player 2 s later at the soonest, a few recovered ones in between
     # (viewer/player.js: 3 network retries, a media recovery per 20 s).
