@@ -95,8 +95,8 @@ def test_the_checks_see_imports() -> None:
     names = imported(watcher, ast.parse(watcher.read_text()))
     assert {"metrics", "lograte", "source.owncast", "files"} <= names
     # ...in a shared module too, under TYPE_CHECKING and inside a function alike.
-    tree = ast.parse("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .status.playback import P\n"
-                     "def f():\n    from .status import playback\n")
+    tree = ast.parse("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+                     "    from .status.playback import P\ndef f():\n    from .status import playback\n")
     assert {"status.playback", "status"} <= imported(PACKAGE / "metrics.py", tree)
     assert {"source", "playlist", "publish", "http"} <= STAGES
 

@@ -343,7 +343,8 @@ async def test_the_owncast_stand_in_tells_viewers_apart_as_owncast_does() -> Non
 @pytest.mark.parametrize("trust_cf", [False, True])
 @pytest.mark.parametrize("peer", ["198.51.100.4", "127.0.0.1", "::1", "2001:db8:1:2:3:4:5:6", "::ffff:192.0.2.9",
                                   "::ffff:127.0.0.1"])
-def test_the_heartbeats_client_key_is_the_held_caps_address_but_an_ipv6_clients_48(peer: str, trust_cf: bool) -> None:
+def test_the_heartbeats_client_key_is_the_held_caps_address_but_an_ipv6_clients_48(peer: str,
+                                                                                     trust_cf: bool) -> None:
     """watching.client_key skips parsing IPv4 but finds the address playlists.client_address finds; an
     IPv6 client by its /48, as the tracker counts it (issue 50 P3: by /64, 2,000 ids from 100 /64s of one
     /48 were counted)."""

@@ -20,7 +20,8 @@ A hostile client cannot inflate the count beyond a stated bound nor cost more th
 
 The page's playback reports (issue 42, status/playback.py) ride on its beats; per id the table also keeps
 when its last report was taken (a page counts once per interval, and its counts are bounded by the time
-since and the time its earlier reports left unused: may_report), whether its start-up figure was taken (once per page), and, apart, the pages that
+since and the time its earlier reports left unused: may_report), whether its start-up figure was taken
+(once per page), and, apart, the pages that
 reported a stall in the last STALLED_WINDOW seconds and the addresses whose start-up counted in the last
 STARTUP_EVERY seconds (issue 50: once a minute per address, whatever ids it makes up).
 """
@@ -137,14 +138,16 @@ class Audience:
         minute per address."""
         viewer = self._viewers[viewer_id]
         now = viewer.seen
-        elapsed = now - max(viewer.reported, viewer.since)
+        # Conditionals, not the builtins max and min: each of those calls parses keyword arguments.
+        elapsed = now - (viewer.reported if viewer.reported > viewer.since else viewer.since)
         if elapsed < gap:
             return "too_soon"
         has = viewer.unused + elapsed
         if needs > has:
             return "out_of_bounds"
         viewer.reported = now
-        viewer.unused = min(SLACK, has - needs)
+        unused = has - needs
+        viewer.unused = unused if unused < SLACK else SLACK
         take_startup = startup and not viewer.started and self._may_start(viewer.client, now)
         if take_startup:
             viewer.started = True

@@ -22,7 +22,7 @@ Any client can send one, so what a report can do is bounded (docs/viewers.md#how
   (Audience.may_report);
 - its counts hold no more than the page could have had in the time the report speaks for (issue 50:
   one address's 20 pages added 35,560 stalls and 9.17 M rejected peer segments in 40 s, each field
-  bounded by its width only): at most RATES of each a second of the time since its last report taken
+  bounded by its width only): at most so many a second (MS_PER_*) of the time since its last report taken
   (and of the time its earlier reports left unused, at most audience.SLACK: 10 s; so much at first,
   for its loading), a peer banned only with a rejection, a frame dropped only of those decoded, a
   segment's download MAX_DOWNLOAD_MS at most. A report beyond is refused whole ("out_of_bounds",
@@ -50,7 +50,6 @@ from bisect import bisect_left
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from operator import mul
 
 from .audience import STALLED_WINDOW, Audience
 
@@ -86,22 +85,20 @@ STARTUP_CAP = 600_000  # ms: 10 minutes to start
 LATENCY_CAP = 3_600_000  # ms: an hour behind live
 
 # What a page could have had in a second, at most: bounds, not estimates, above what an honest page
-# reaches over several seconds (audience.SLACK takes up what arrives in bursts).
-RATES: dict[str, float] = {
-    "stalls": 2, "switches": 2,  # each begins once the picture moved
-    "frames": 240, "dropped_frames": 240,  # a 120 fps stream, twice
-    # A fatal error makes a new player 2 s later at the soonest, a few recovered ones in between
-    # (viewer/player.js: 3 network retries, a media recovery per 20 s).
-    "network_recovered": 2, "network_fatal": 2, "media_recovered": 2, "media_fatal": 2,
-    "other_recovered": 2, "other_fatal": 2,
-    # 1 s segments (Owncast's shortest) played, a variant switch loading one again, a seek refilling.
-    "bucket_segments": 4, "peer_segments": 4, "verified": 4, "rejected": 4, "banned": 4,
-    "bucket_bytes": 25e6, "peer_bytes": 25e6, "uploaded_bytes": 25e6,  # 200 Mbit/s each way
-}  # fmt: skip
+# reaches over several seconds (audience.SLACK takes up what arrives in bursts). As the milliseconds one
+# of each needs, whole numbers: a report's counts need the largest product (int arithmetic, one max).
+MS_PER_STALL = 500  # 2 stalls a second, and as many variant switches: each begins once the picture moved
+MS_PER_FRAME = 4  # 250 frames decoded a second (a 120 fps stream, twice); dropped ones of those
+# 4 player errors a second, every kind and outcome together: a fatal one makes a new player 2 s later
+# at the soonest, a few recovered ones in between (viewer/player.js: 3 network retries, a media
+# recovery per 20 s).
+MS_PER_ERROR = 250
+# 4 segments loaded a second, from the bucket and peers together, and as many checked from peers
+# (verified, rejected; a peer banned only with a rejection): 1 s segments (Owncast's shortest) played,
+# a variant switch loading one again, a seek refilling.
+MS_PER_SEGMENT = 250
+BYTES_PER_MS = 25_000  # 25 MB a second loaded (both sources together), and as much sent to peers: 200 Mbit/s
 MAX_DOWNLOAD_MS = 120_000  # one segment's download: hls.js gives up on it then (fragLoadPolicy maxLoadTimeMs)
-# The seconds one of each field needs (0: a field bounded otherwise, or not a count); a report's counts
-# need the largest of them times its count: one C loop (map), not a Python one per field.
-_SECONDS = tuple(1 / RATES[name] if name in RATES else 0.0 for name, _ in FIELDS)
 # The problems the alerts need two addresses for, and their windows (s): the alerts' own.
 PROBLEMS = {"stalls": STALLED_WINDOW, "rejections": 600.0, "slow_downloads": 300.0}
 
@@ -121,6 +118,7 @@ OUTCOMES = ("recovered", "fatal")
 SOURCES = ("bucket", "peer")
 GAP = 0.5  # of the beat interval: a report sooner than this after the page's last is not taken
 BATCH = 256  # reports whose counts are summed at once (and at every scrape)
+REFUSALS = ("malformed", "too_soon", "out_of_bounds")  # why a report was not taken
 MALFORMED = "malformed report: Hb-Report is base64 of a version 1 report (viewer/playback.js)"
 
 # Histogram bounds (the `le` of each bucket; +Inf last).
@@ -205,7 +203,7 @@ class Playback:
     target_duration: Callable[[], float | None] = lambda: None
 
     reports: int = 0
-    refused: dict[str, int] = field(default_factory=lambda: {"malformed": 0, "too_soon": 0, "out_of_bounds": 0})
+    refused: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REFUSALS, 0))
     variants: dict[str, _Variant] = field(default_factory=dict)
     totals: list[int] = field(default_factory=lambda: [0] * len(FIELDS))  # every field summed (counts read)
     pending: list[list[int]] = field(default_factory=list)  # reports taken, not yet in totals
@@ -252,8 +250,16 @@ class Playback:
         """A parsed report of a page the count has just taken (Audience.beat said yes); False when it
         came too soon or holds more than its time allows (not taken: the page counts it again in its
         next). Kept to a few operations: it runs on every report (bench/heartbeat.py)."""
-        needs = max(map(mul, v, _SECONDS))
-        if (v[BANNED] > v[REJECTED] or v[DROPPED] > v[FRAMES] or v[BUCKET_MS] > MAX_DOWNLOAD_MS * v[BUCKET_SEGMENTS]
+        # The seconds its counts need. One builtin max over whole numbers: per field in a loop (map, floats)
+        # cost 10,000 instructions a report, this about 2,000 (bench/heartbeat.py).
+        needs = max(v[STALLS] * MS_PER_STALL, v[SWITCHES] * MS_PER_STALL, v[FRAMES] * MS_PER_FRAME,
+                    (v[NET_OK] + v[NET_FATAL] + v[MEDIA_OK] + v[MEDIA_FATAL] + v[OTHER_OK] + v[OTHER_FATAL])
+                    * MS_PER_ERROR,
+                    (v[BUCKET_SEGMENTS] + v[PEER_SEGMENTS]) * MS_PER_SEGMENT,
+                    (v[VERIFIED] + v[REJECTED]) * MS_PER_SEGMENT,
+                    (v[BUCKET_BYTES] + v[PEER_BYTES]) // BYTES_PER_MS, v[UPLOADED] // BYTES_PER_MS) / 1000
+        if (v[BANNED] > v[REJECTED] or v[DROPPED] > v[FRAMES]
+                or v[BUCKET_MS] > MAX_DOWNLOAD_MS * v[BUCKET_SEGMENTS]
                 or v[PEER_MS] > MAX_DOWNLOAD_MS * v[PEER_SEGMENTS]):
             needs = math.inf
         window = self.audience.may_report(viewer_id, self.gap, v[STARTUP] >= 0, needs)
@@ -297,8 +303,7 @@ class Playback:
         if v[BUCKET_SEGMENTS]:
             mean = v[BUCKET_MS] / v[BUCKET_SEGMENTS] / 1000
             self.download[0].observe(mean, weight)
-            target = self.target_duration()
-            if target is not None and mean > target:
+            if mean > 1 and mean > (self.target_duration() or math.inf):  # no target is shorter than 1 s
                 self._problem("slow_downloads", viewer_id)
         if v[PEER_SEGMENTS]:
             self.download[1].observe(v[PEER_MS] / v[PEER_SEGMENTS] / 1000, weight)

@@ -1,5 +1,6 @@
 """hls_broadcaster_playback_*: the playback reports' aggregates (status/playback.py) for /metrics, beside
-the report's layout they read (a shared module such as metrics.py imports no stage: tests/test_structure.py)."""
+the report's layout they read (a shared module such as metrics.py imports no stage:
+tests/test_structure.py)."""
 
 from __future__ import annotations
 
@@ -34,15 +35,16 @@ class PlaybackMetrics(Collector):
         ]
         refused = CounterMetricFamily(f"{name}_reports_refused", "Playback reports not taken: malformed "
                                       "(answered 400), too soon after the page's last, or out of bounds "
-                                      "(more than the page could have had in the time since)", labels=("reason",))
+                                      "(more than the page could have had in the time since)",
+                                      labels=("reason",))
         for reason, count in sorted(pb.refused.items()):
             refused.add_metric((reason,), count)
         out.append(refused)
-        problems = GaugeMetricFamily(f"{name}_problem_addresses", "Client addresses (an IPv6 client: its /48) "
-                                     "from which a page reported stalls, rejected peer segments or slow downloads "
-                                     "from the bucket (its mean above the target duration) within the alert's "
-                                     "window (5 min, rejections 10 min), each once however many pages it has; "
-                                     "the alerts need two", labels=("problem",))
+        problems = GaugeMetricFamily(f"{name}_problem_addresses", "Client addresses (an IPv6 client: its "
+                                     "/48) from which a page reported stalls, rejected peer segments or slow "
+                                     "downloads from the bucket (its mean above the target duration) within "
+                                     "the alert's window (5 min, rejections 10 min), each once however many "
+                                     "pages it has; the alerts need two", labels=("problem",))
         for problem, count in pb.problem_addresses().items():
             problems.add_metric((problem,), count)
         out.append(problems)
