@@ -251,7 +251,7 @@ class Playback:
         came too soon or holds more than its time allows (not taken: the page counts it again in its
         next). Kept to a few operations: it runs on every report (bench/heartbeat.py)."""
         # The seconds its counts need. One builtin max over whole numbers: per field in a loop (map, floats)
-        # cost 10,000 instructions a report, this about 2,000 (bench/heartbeat.py).
+        # cost 10,000 instructions a report (bench/heartbeat.py: 1.22 playlist requests), this about 2,000.
         needs = max(v[STALLS] * MS_PER_STALL, v[SWITCHES] * MS_PER_STALL, v[FRAMES] * MS_PER_FRAME,
                     (v[NET_OK] + v[NET_FATAL] + v[MEDIA_OK] + v[MEDIA_FATAL] + v[OTHER_OK] + v[OTHER_FATAL])
                     * MS_PER_ERROR,
