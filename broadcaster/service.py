@@ -27,7 +27,7 @@ from .http import LiveEvents, PlaylistOptions, ViewerOptions, Viewers, create_ap
 from .http.connections import KEEPALIVE_TIMEOUT, GatedSite, install_accept_error_handler
 from .http.control import create_control_app, prepare_socket
 from .http.serving import serving
-from .metrics import AudienceMetrics, ConnectionMetrics, Metrics, PlaybackMetrics
+from .metrics import AudienceMetrics, ConnectionMetrics, Metrics
 from .publish.config import PublisherConfig
 from .publish.publisher import Publisher
 from .publish.release import ListedHook, Outlets
@@ -42,8 +42,9 @@ from .state.journal import JournaledState
 from .state.snapshots import Snapshots, register_parts
 from .status.assessment import HealthReport
 from .status.audience import Audience
-from .status.playback import Playback
 from .status.hub import EventHub, StatusWatcher
+from .status.playback import Playback
+from .status.playback_metrics import PlaybackMetrics
 from .status.trackers import TrackerProbe
 
 log = logging.getLogger(__name__)
@@ -214,7 +215,9 @@ class Service:
         AudienceMetrics(self.metrics.registry, lambda: audience.watching, lambda: audience.p2p,
                         lambda: audience.refused, lambda: audience.stalled_recently)
         # Their playback reports (issue 42), one per page per beat interval at most: /metrics.
-        self.playback = Playback(audience, interval=self.settings.viewer_timeout / 3)
+        playlists = self.playlists
+        self.playback = Playback(audience, interval=self.settings.viewer_timeout / 3,
+                                 target_duration=lambda: playlists.target_duration)
         PlaybackMetrics(self.metrics.registry, self.playback)
         self.report = HealthReport(self.publisher.facts, self.uploader,
                                    state_error=lambda: self.snapshots.error, mirror=self.mirror,

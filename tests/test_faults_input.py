@@ -729,7 +729,7 @@ async def test_a_variant_folder_swapped_with_a_symlink_never_leaks_outside_files
     """Owncast's variant 1 folder is swapped with a symlink to a folder outside, again and again,
     while segments are written and uploaded. Outside, every name Owncast uses (and its playlist)
     holds SECRET bytes: a read that follows the symlink at any moment would upload them. Before
-    hlsdir, 68 of 400 such files reached the bucket."""
+    broadcaster/files.py, 68 of 400 such files reached the bucket."""
     feed = rig.feed
     evil = rig.outside / "evil"
     evil.mkdir()

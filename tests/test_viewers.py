@@ -361,8 +361,13 @@ async def test_the_owncast_stand_in_tells_viewers_apart_as_owncast_does() -> Non
 @pytest.mark.parametrize("trust_cf", [False, True])
 @pytest.mark.parametrize("peer", ["198.51.100.4", "127.0.0.1", "::1", "2001:db8:1:2:3:4:5:6", "::ffff:192.0.2.9",
                                   "::ffff:127.0.0.1"])
-def test_the_heartbeats_client_key_is_the_held_caps_address(peer: str, trust_cf: bool) -> None:
-    """watching.client_key skips parsing IPv4 but finds the address clients.client_address finds."""
+def test_the_heartbeats_client_key_is_the_held_caps_address_but_an_ipv6_clients_48(peer: str,
+                                                                                     trust_cf: bool) -> None:
+    """watching.client_key skips parsing IPv4 but finds the address clients.client_address finds; an
+    IPv6 client by its /48, as the tracker counts it (issue 50 P3: by /64, 2,000 ids from 100 /64s of one
+    /48 were counted)."""
+    import ipaddress
+
     from aiohttp.test_utils import make_mocked_request
 
     from broadcaster.http.clients import Proxies, client_address
@@ -372,4 +377,14 @@ def test_the_heartbeats_client_key_is_the_held_caps_address(peer: str, trust_cf:
     for headers in ({}, {"CF-Connecting-IP": peer}):
         request = make_mocked_request("POST", "/live/watching", headers=headers)
         request._transport_peername = (peer, 40000)
-        assert client_key(request, proxies) == client_address(request, proxies), headers
+        found = client_address(request, proxies)
+        if found is not None and ":" in found:
+            found = str(ipaddress.IPv6Network(found).supernet(new_prefix=48))
+        assert client_key(request, proxies) == found, headers
+    for a, b in (("2001:db8:1:2::1", "2001:db8:1:ffff::9"), ("2001:db8:1::1", "2001:db8:1:8000::")):
+        keys = set()
+        for address in (a, b):
+            request = make_mocked_request("POST", "/live/watching", headers={"CF-Connecting-IP": address})
+            request._transport_peername = ("127.0.0.1", 40000)
+            keys.add(client_key(request, Proxies(cloudflare=True)))
+        assert keys == {"2001:db8:1::/48"}, keys

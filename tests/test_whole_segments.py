@@ -26,7 +26,8 @@ from broadcaster.demo.ledger import Ledger
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.metrics import Metrics
 from broadcaster.playlist import hls
-from broadcaster.source import hlsdir, inotify, writes
+from broadcaster import files
+from broadcaster.source import inotify, writes
 from broadcaster.source.writes import Finish, Writes
 from broadcaster.source.watcher import HlsWatcher
 from tests.support.fakes import Sink
@@ -142,7 +143,7 @@ async def test_a_file_closed_before_it_is_asked_for_costs_no_wait_and_one_look(
 
         def look(*args: Any) -> object:
             looks.append(args)
-            return hlsdir.look_beneath(*args)
+            return files.look_beneath(*args)
 
         monkeypatch.setattr(writes, "look_beneath", look)
         ask = w.finished(tmp_path / "0" / "seg.ts", 30)

@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Protocol
 
 from ..bucket.uploader import SegmentLost, Uploaded, Uploader
+from ..files import MAX_FILE_BYTES, Refused, Stamp, read_stamped, stamp_beneath
 from ..metrics import Metrics
 from ..playlist import hls
-from ..source.hlsdir import MAX_FILE_BYTES, Refused, Stamp, read_stamped, stamp_beneath
 from ..source.owncast import SourceSegment, stream_id
 from ..source.writes import Finish
 from .slots import Copy, Variant

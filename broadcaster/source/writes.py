@@ -50,8 +50,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
+from ..files import MAX_FILE_BYTES, Refused, Stamp, look_beneath
 from . import inotify, leases
-from .hlsdir import MAX_FILE_BYTES, Refused, Stamp, look_beneath
 
 # Seconds a file must be unchanged to count as finished when no close was seen. Owncast's writes of one
 # body follow each other within milliseconds (measured: a 465 KB passthrough segment's tail came 10 ms

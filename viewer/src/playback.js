@@ -19,7 +19,9 @@
  * the fields of its FIELDS, little-endian unsigned integers of the widths WIDTHS gives (each clamped to
  * what its width holds; the largest value: no figure), counts since the previous report, the P2P ones
  * only with P2P on; at most one per `minGapMs`. Nothing identifies the viewer. A report the service did
- * not take (too soon after the last one) is counted again in the next.
+ * not take (too soon after the last one, or more than its time allows) is counted again in the next.
+ * The start-up goes in every report until one with it is taken, then never again: once per page, also
+ * when the page pauses (it leaves the count) and plays on.
  *
  * create({ video, hls, position, player, p2p, behindLive }): hls() is the current hls.js player or
  * null; player() is player.js's snapshot (its errors by kind, autoplayBlocked), p2p() p2p.js's or null,
@@ -86,6 +88,8 @@ export function create({ video, hls, position, player, p2p, behindLive }) {
   let lastTime = 0; // the video's time at the last timeupdate (to tell a seek back from a nudge)
   let frames = { total: 0, dropped: 0 }; // the video's own counters, last read
   let reportedAt = -Infinity;
+  let startupSent = false; // the last report carried the start-up
+  let startupTaken = false; // a report with it was taken: the service has it
   const ours = changes();
 
   function set(next) {
@@ -244,7 +248,8 @@ export function create({ video, hls, position, player, p2p, behindLive }) {
     reportedAt = at;
     const d = ours.take();
     const whole = (v) => Math.max(0, Math.round(v));
-    const fields = [figures.startupMs < 0 ? -1 : Math.round(figures.startupMs), whole(d[0]), whole(d[1]),
+    startupSent = figures.startupMs >= 0 && !startupTaken;
+    const fields = [startupSent ? Math.round(figures.startupMs) : -1, whole(d[0]), whole(d[1]),
       whole(d[2]), Math.round(latency()), figures.variant, ...d.slice(3).map(whole)];
     const text = encode(sharing() ? fields : fields.slice(0, WITHOUT_P2P));
     figures.reports += 1;
@@ -266,6 +271,8 @@ export function create({ video, hls, position, player, p2p, behindLive }) {
       figures.notTaken += 1;
       ours.undo();
       reportedAt = -Infinity;
+    } else if (sent && startupSent) {
+      startupTaken = true;
     }
   }
 

@@ -1,8 +1,10 @@
-"""Reading files inside HLS_DIR so that nothing outside it is ever read.
+"""Reading files beneath a folder so that nothing outside it is ever read, and what an OSError's errno
+says: shared by every stage that reads a file (HLS_DIR's playlists and segments, STATE_DIR's state and
+journal) or meets a failing system call (the listener's accepts).
 
-Whoever can write to HLS_DIR can swap a folder for a symlink at any moment (rename(2) with
+Whoever can write to the folder can swap a subfolder for a symlink at any moment (rename(2) with
 RENAME_EXCHANGE swaps them atomically), so checking a path and then opening it proves nothing. Here
-HLS_DIR itself is opened (it is the operator's setting, and may be a symlink), then every name below
+the folder itself is opened (it is the operator's setting, and may be a symlink), then every name below
 it with O_NOFOLLOW, each relative to the descriptor of the folder above it: a symlink is refused at
 the very moment it is opened, whatever was swapped in before. Only regular files are read (a FIFO
 would block or never end, a device never ends), and never more than asked for (read_open, which
@@ -19,8 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-# Out of file handles or memory: says nothing about the file, so try again later.
+# What an errno says, by class (the kernel's, whatever the call):
+# out of file handles or memory: says nothing about the file, so try again later;
 TEMPORARY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM})
+# the path, or a folder on the way, is not there (any more): nothing to read, not a fault;
+GONE_ERRNOS = frozenset({errno.ENOENT, errno.ENOTDIR})
+# the process may not: the file's or a folder's permissions, or a security module;
+DENIED_ERRNOS = frozenset({errno.EACCES, errno.EPERM})
+# what O_NOFOLLOW answers for a symlink (ELOOP; ENOTDIR with O_DIRECTORY): see _open_at for which it was.
+NOT_FOLLOWED_ERRNOS = frozenset({errno.ELOOP, errno.ENOTDIR})
 # The largest media file read (and uploaded) from HLS_DIR: Owncast's segments are a few MB at most.
 MAX_FILE_BYTES = 64 * 1024 * 1024
 T = TypeVar("T")
@@ -43,6 +52,14 @@ class Refused(Exception):
 
 def is_temporary(err: OSError) -> bool:
     return err.errno in TEMPORARY_ERRNOS
+
+
+def is_gone(err: OSError) -> bool:
+    return err.errno in GONE_ERRNOS
+
+
+def is_denied(err: OSError) -> bool:
+    return err.errno in DENIED_ERRNOS
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +171,7 @@ def _open_at(dir_fd: int, name: str, flags: int, shown: Path) -> int:
         return os.open(name, flags, dir_fd=dir_fd)
     except OSError as err:
         # O_NOFOLLOW refuses a symlink with ELOOP (a file) or ENOTDIR (with O_DIRECTORY); say which.
-        if err.errno in (errno.ELOOP, errno.ENOTDIR):
+        if err.errno in NOT_FOLLOWED_ERRNOS:
             try:
                 link = stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
             except OSError:
