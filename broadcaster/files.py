@@ -14,7 +14,9 @@ reads STATE_DIR's state file too).
 from __future__ import annotations
 
 import errno
+import grp
 import os
+import pwd
 import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -181,3 +183,41 @@ def _open_at(dir_fd: int, name: str, flags: int, shown: Path) -> int:
             kind = "folder" if flags & os.O_DIRECTORY else "regular file"
             raise Refused("not_a_file", f"{shown} is not a {kind}", shown) from err
         raise
+
+
+# -- who may: the names and fixes a permission error's line gives (settings, check, /health) ----------
+
+
+def user_name() -> str:
+    """Who this process runs as, by name where there is one: the user the fixes name."""
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return str(os.geteuid())
+
+
+def group_name(gid: int) -> str:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)
+
+
+def closed_folder(path: Path) -> Path | None:
+    """The first folder on the way to `path` (itself excluded) this user cannot enter, if any; None too
+    where one is missing (Owncast wiping HLS_DIR is no refusal)."""
+    for folder in reversed(path.absolute().parents):
+        if not os.access(folder, os.X_OK):
+            return folder if os.path.lexists(folder) else None
+    return None
+
+
+def enter_fix(folder: Path) -> str:
+    """The usual ways to let this user into `folder` (only x: it need not list it)."""
+    user = user_name()
+    try:
+        group = group_name(folder.stat().st_gid)
+    except OSError:
+        group = "its group"
+    return (f"setfacl -m u:{user}:x {folder} (an ACL for {user} alone), or chmod g+x {folder} and "
+            f"usermod -aG {group} {user}")

@@ -28,6 +28,7 @@ import aiohttp
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .bucket.store import S3Store, StoreError
+from . import files
 from .bucket.urls import S3Signer
 from .playlist import hls
 from .settings import Address, Settings
@@ -161,13 +162,13 @@ def _check_hls_dir(s: Settings, report: _Report) -> None:
         except OSError:
             variants = 0  # Owncast replacing it just now
         as_root = " (root reads any folder: run check as the service's user to learn what it may)"
-        report.ok(f"HLS_DIR {s.hls_dir}: user {access.user_name()} can enter, list and read it and its "
+        report.ok(f"HLS_DIR {s.hls_dir}: user {files.user_name()} can enter, list and read it and its "
                   f"{variants} variant folder(s)" + (", and watch them (inotify)" if watch else "")
                   + (as_root if os.geteuid() == 0 else ""))
 
 
 def _check_state_dir(s: Settings, report: _Report) -> None:
-    user = access.user_name()
+    user = files.user_name()
     if s.state_dir.is_dir():
         report.ok(f"STATE_DIR {s.state_dir}: writable by user {user}")
         return

@@ -22,7 +22,7 @@ from dotenv import dotenv_values
 from dotenv.parser import parse_stream
 
 from .numbers import whole_number
-from .source.access import closed_folder, enter_fix, user_name
+from .files import closed_folder, enter_fix, user_name
 
 # The most MAX_CLIPS allows, and the most clips.json entries read (broadcaster/clips/book.py).
 MOST_CLIPS = 10_000
