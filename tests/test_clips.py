@@ -28,6 +28,7 @@ from broadcaster.demo.ffmpeg import ffmpeg_exe
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.metrics import Metrics
 from broadcaster.playlist.manifest import ManifestGenerator
+from broadcaster.playlist.options import WindowOptions
 from broadcaster.playlist.segments import ListedSegment, Removed
 from broadcaster.settings import load_settings
 from broadcaster.state.disk import StateFile
@@ -46,7 +47,7 @@ def seg(v: int, i: int) -> ListedSegment:
 
 class Source:
     def __init__(self, count: int = 20, variants: tuple[int, ...] = (0, 1)) -> None:
-        self.gens = {v: ManifestGenerator(1, 60) for v in variants}
+        self.gens = {v: ManifestGenerator(1, WindowOptions(60)) for v in variants}
         for i in range(count):
             for v, gen in self.gens.items():
                 gen.append(seg(v, i), float(i))

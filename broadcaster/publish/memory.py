@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from ..numbers import whole_number
 from ..playlist import hls
+from ..playlist.options import WindowOptions
 from ..state.snapshots import SHOWN_PAST
 from ..state.validate import INT64, array, describe, field, flag, integer, mapping, text
 from . import playlist_memory
@@ -99,8 +100,8 @@ def _number_key(key: str, what: str, digits: int) -> int:
     return number
 
 
-def decode(data: dict[str, object], now: float, window: float, can_block_reload: bool,
-           start_at_edge: bool = False) -> Memory:
+def decode(data: dict[str, object], now: float, options: WindowOptions) -> Memory:
+    """The memory `encode` wrote, every playlist in it restored under today's `options`."""
     what = "publisher state"
     data = mapping(data, what, 1000)
     raw_target = field(data, "target_duration", what)
@@ -112,8 +113,7 @@ def decode(data: dict[str, object], now: float, window: float, can_block_reload:
         gen_data = field(raw, "generator", what)
         gen = None
         if gen_data is not None:
-            gen = playlist_memory.restore(mapping(gen_data, "generator", 100), now, window,
-                                            can_block_reload=can_block_reload, start_at_edge=start_at_edge)
+            gen = playlist_memory.restore(mapping(gen_data, "generator", 100), now, options)
             if gen.target_duration != target:
                 raise ValueError(f"variant {name}: target duration {gen.target_duration}, not {target}")
         v = Variant(index, generator=gen, created=now)

@@ -10,6 +10,7 @@ from typing import Any
 
 from ..playlist import hls
 from ..playlist.manifest import ManifestGenerator, Saved, resume
+from ..playlist.options import WindowOptions
 from ..playlist.segments import ListedSegment
 from ..state import validate
 from ..state.disk import RawJSON
@@ -55,11 +56,9 @@ def _uri_or_none(value: object, what: str) -> str | None:
     return uri
 
 
-def restore(
-    data: dict[str, Any], now: float, window_seconds: float, *, can_block_reload: bool = False,
-    start_at_edge: bool = False,
-) -> ManifestGenerator:
-    """Rebuild from `snapshot`; raises ValueError (naming the value) when the data does not add up."""
+def restore(data: dict[str, Any], now: float, options: WindowOptions) -> ManifestGenerator:
+    """Rebuild from `snapshot` under today's `options` (none of them is saved); raises ValueError (naming
+    the value) when the data does not add up."""
     what = "playlist state"
     data = validate.mapping(data, what, 100)
     target = validate.integer(validate.field(data, "target_duration", what), "target_duration", 1,
@@ -105,4 +104,4 @@ def restore(
             age = round(clock - validate.number(age, "a segment's listing time", -1e15), 3)
         listed_at = now - validate.number(age, "a segment age", 0, 1e9)
         entries.append((validate.integer(seq, "a sequence number"), segment, listed_at))
-    return resume(saved, entries, window_seconds, can_block_reload=can_block_reload, start_at_edge=start_at_edge)
+    return resume(saved, entries, options)

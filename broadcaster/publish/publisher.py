@@ -74,7 +74,7 @@ class Publisher:
         through `outlets` (saved, shown, offered to the bucket, told): versions go to it, nothing comes
         back. `writes` says when Owncast has finished writing a file (an upload waits for it)."""
         self._metrics = metrics
-        self._window = config.window_seconds
+        self._window = config.window
         self._wall = config.wall_clock
         self._mono = config.monotonic
         self.target = TargetPolicy(config.target_duration, metrics)
@@ -96,8 +96,6 @@ class Publisher:
         # After continuing above a state not saved at a clean stop: the variants read since. What a
         # variant's first read lists may have been served, under numbers given up: never listed again.
         self._read_since_restart: set[int] | None = None
-        self._can_block = config.can_block_reload
-        self._start_at_edge = config.start_at_edge
         self._hashes = config.segment_hashes
         self._input_log = RateLimitedLog(log)
         self.release.changed(self.lister.versions())  # the target TARGET_DURATION sets, before any playlist
@@ -155,8 +153,7 @@ class Publisher:
             self.target.first(v.advertised, playlist.independent_segments, playlist.target_duration)
         target = self.target.value
         if target is not None and v.generator is None:
-            v.generator = ManifestGenerator(target, self._window, independent_segments=self.target.independent,
-                                            can_block_reload=self._can_block, start_at_edge=self._start_at_edge)
+            v.generator = ManifestGenerator(target, self._window, independent_segments=self.target.independent)
             numbering = self._numbering
             if floor := numbering.discontinuity_floor:
                 v.generator.continue_above(numbering.next_sequence, floor, self._mono())
@@ -200,7 +197,7 @@ class Publisher:
     def _forget_uploads(self, keys: list[str], now: float) -> None:
         """Objects that may be in the bucket and in a playlist served before the restart, never listed
         again: they go once such a playlist can no longer name them (a window and a half from now)."""
-        keep = self.target.keep_for(self._window)
+        keep = self.target.keep_for(self._window.seconds)
         self.lister.drop([Removed(ListedSegment("", 0.0, key=key), now, keep) for key in keys])
 
     def _remember(self, v: Variant, name: str) -> None:
@@ -262,7 +259,7 @@ class Publisher:
         anything changes, and any other error in here is turned into the same ValueError, so the
         service sets the file aside instead of failing to start."""
         try:
-            m = decode(data, self._mono(), self._window, self._can_block, self._start_at_edge)
+            m = decode(data, self._mono(), self._window)
         except ValueError:
             raise
         except Exception as err:  # noqa: BLE001 (a check missed above: still a bad file, not a crash)
