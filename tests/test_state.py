@@ -279,7 +279,7 @@ async def test_a_save_writes_the_memory_pushed_with_the_version_never_asking_the
     bare = World(tmp_path / "bare")
     bare.owncast_lists(0, "stream-a-0.ts")
     await bare.settle()
-    gen = bare.pub.generator(0)
+    gen = bare.pub.playlist(0)
     assert gen is not None and gen.segment_count == 1
     assert bare.pub.lister.versions().memory is None
     await bare.pub.close()

@@ -140,14 +140,6 @@ class ManifestGenerator:
     def uris(self) -> list[str]:
         return [e.segment.uri for e in self._window]
 
-    @property
-    def listed_span(self) -> tuple[float, float] | None:
-        """(start, end) of what the window lists by PROGRAM-DATE-TIME, or None when it lists nothing."""
-        first, last = self._window.first, self._window.last
-        if first is None or last is None:
-            return None
-        return first.program_date_time, last.program_date_time + last.segment.duration
-
     def listed_between(self, start: float, end: float) -> list[ListedSegment]:
         """The listed segments that overlap [start, end) by PROGRAM-DATE-TIME, each with its date and
         discontinuity as listed (a clip is made of them)."""

@@ -126,7 +126,7 @@ class World:
         return self.report.health()
 
     def uris(self, variant: int) -> list[str]:
-        gen = self.pub.generator(variant)
+        gen = self.pub.playlist(variant)
         assert gen is not None
         return [u.removeprefix(f"{PUBLIC}/live/{variant}/") for u in gen.uris()]
 
