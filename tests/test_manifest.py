@@ -103,6 +103,26 @@ def test_gap_marks_the_next_segment_but_not_the_first_ever() -> None:
     assert d.text().count("#EXT-X-DISCONTINUITY\n") == 1
 
 
+def test_a_gap_entry_keeps_its_number_date_and_duration_with_ext_x_gap_and_no_discontinuity() -> None:
+    """One variant's copy missing where the others list the moment (issue 50, W5): an entry with
+    EXT-X-GAP (4.4.4.7) before its EXTINF, counted as no discontinuity, at the same version (section 8
+    asks none for it), and saved and restored as such."""
+    d = Driven(window=6.0)
+    d.append(seg(0))
+    number = d.append(seg(1, gap=True))
+    d.append(seg(2))
+    text = d.check()
+    block = text.split("s-0.ts\n")[1].split("s-1.ts")[0]
+    assert block == (f"#EXT-X-PROGRAM-DATE-TIME:{hls.format_program_date_time(T0 + 1)}\n"
+                     "#EXT-X-GAP\n#EXTINF:1.000,\nhttps://r2.example/live/0/")
+    assert number == 1 and "#EXT-X-DISCONTINUITY\n" not in text and "#EXT-X-VERSION:3\n" in text
+    assert d.gen.last_discontinuity == 0
+    parsed = m3u8.loads(text)  # an independent parser reads it as a gap segment
+    assert [s.gap_tag for s in parsed.segments] == [None, True, None]
+    again = playlist_memory.restore(playlist_memory.snapshot(d.gen, d.now), d.now, WindowOptions(6.0))
+    assert again.render().body == d.gen.render().body
+
+
 @pytest.mark.parametrize("duration", [1.5, 1.4996, 2.0, 0.0, -1.0])
 def test_segment_that_does_not_fit_the_target_is_rejected(duration: float) -> None:
     gen = ManifestGenerator(1, WindowOptions(3))

@@ -85,12 +85,14 @@ def restore(data: dict[str, Any], now: float, options: WindowOptions) -> Manifes
         raw_entries = RawJSON(raw_entries.text()).decode()
     entries: list[tuple[int, ListedSegment, float]] = []
     for raw in validate.array(raw_entries, "entries", MAX_RESTORED_ENTRIES):
-        entry = validate.array(raw, "an entry", 9)
-        if len(entry) not in (8, 9):
-            raise ValueError(f"an entry has {len(entry)} values, not 8 or 9")
+        entry = validate.array(raw, "an entry", 10)
+        if len(entry) not in (8, 9, 10):
+            raise ValueError(f"an entry has {len(entry)} values, not 8 to 10")
         seq, uri, duration, pdt, disc, init, key, age = entry[:8]
-        digest = hls.decode_segment_hash(validate.text(entry[8], "a segment hash", 64)) \
-            if len(entry) == 9 else None
+        # A ninth value: its hash (null for a gap without one); a tenth: a gap entry (Entry.saved).
+        gap = len(entry) == 10 and validate.flag(entry[9], "a gap")
+        digest = None if len(entry) < 9 or (gap and entry[8] is None) \
+            else hls.decode_segment_hash(validate.text(entry[8], "a segment hash", 64))
         segment = ListedSegment(
             validate.text(uri, "a segment URI"),
             validate.number(duration, "a segment duration", 0.001, target + 1),
@@ -99,6 +101,7 @@ def restore(data: dict[str, Any], now: float, options: WindowOptions) -> Manifes
             _uri_or_none(init, "an init URI"),
             None if key is None else validate.text(key, "a segment key"),
             digest,
+            gap,
         )
         if clock is not None:
             age = round(clock - validate.number(age, "a segment's listing time", -1e15), 3)
