@@ -45,6 +45,7 @@ from .target import TargetPolicy
 from .uploads import Uploads, WriteWatch
 from .variant_playlist import RemovedHook, VariantPlaylist
 from .variants import Variants
+from .writing import WritesWaited
 
 log = logging.getLogger(__name__)
 
@@ -81,22 +82,26 @@ class Publisher:
         self._mono = config.monotonic
         self.target = TargetPolicy(config.target_duration, metrics)
         # Every playlist under the one WindowOptions; what leaves one goes on to the cleaner.
-        self._variants = Variants(config.window, lambda removed: self.lister.drop(removed))
+        self.on_removed = on_removed  # segments that left every playlist go on to the cleaner
+        self._variants = Variants(config.window, self._drop)
         # Nothing new is shown before a state is saved above the first sequence. What it shows, it tells
         # each variant's playlist (what a client may have seen before a new target, issue 32; what a clip
         # is cut from).
         self.release = Release(outlets, metrics, key_prefix=config.key_prefix, limit=config.first_sequence,
                                shown_to=self._variants, monotonic=config.monotonic)
         self._lanes = Lanes(metrics)
-        self._uploads = Uploads(uploader, writes, metrics, hls_dir=config.hls_dir, key_prefix=config.key_prefix,
+        # Which copies still wait for Owncast to finish their file: such a copy holds only its own variant.
+        waited = WritesWaited(writes)
+        self._uploads = Uploads(uploader, waited, metrics, hls_dir=config.hls_dir, key_prefix=config.key_prefix,
                                 segment_hashes=config.segment_hashes, unfinished_limit=config.unfinished_limit)
         self._numbering = Numbering(config.first_sequence)
         # A finished upload goes on to the lister (its done-callback), never back here. It lists through
         # each variant's playlist and records each listing in the numbering; the memory it pushes with
         # each version is the publisher's (`_memory`).
         self.lister = Lister(config, metrics=metrics, release=self.release, recorder=recorder,
-                             on_removed=on_removed, variants=self._variants, lanes=self._lanes,
-                             target=self.target, numbering=self._numbering, memory=self._memory)
+                             variants=self._variants, lanes=self._lanes,
+                             target=self.target, numbering=self._numbering, memory=self._memory,
+                             held=lambda index, copy: waited.waiting(config.hls_dir / str(index) / copy.source.name))
         self._closed = False
         # After continuing above a state not saved at a clean stop: the variants read since. What a
         # variant's first read lists may have been served, under numbers given up: never listed again.
@@ -128,7 +133,7 @@ class Publisher:
                 # A new stream without this variant: nothing waits for it, and a player still on it
                 # learns the playlist will not change (its copies yet to come are still listed).
                 v.withdrawn = True
-                v.playlist.end()
+                self.lister.end(v)
                 log.info("variant %d: no longer in Owncast's multivariant playlist; its playlist is closed",
                          v.index)
         if not self._closed:
@@ -202,7 +207,12 @@ class Publisher:
         """Objects that may be in the bucket and in a playlist served before the restart, never listed
         again: they go once such a playlist can no longer name them (a window and a half from now)."""
         keep = self.target.keep_for(self._window.seconds)
-        self.lister.drop([Removed(ListedSegment("", 0.0, key=key), now, keep) for key in keys])
+        self._drop([Removed(ListedSegment("", 0.0, key=key), now, keep) for key in keys])
+
+    def _drop(self, removed: list[Removed]) -> None:
+        """Segments that left every playlist (or objects no playlist will name) go on to the cleaner."""
+        if removed and self.on_removed is not None:
+            self.on_removed(removed)
 
     def _remember(self, v: Variant, name: str) -> None:
         v.seen[name] = None
@@ -247,7 +257,8 @@ class Publisher:
 
     @property
     def queue_depth(self) -> int:
-        return self._lanes.queued
+        """Copies not listed yet: in undecided slots, and waiting in a variant behind a stuck one."""
+        return self._lanes.queued + self.lister.queues.count
 
     # -- persistence (memory.py's format) ------------------------------------------------------------
 
@@ -262,7 +273,7 @@ class Publisher:
         m = Memory(self._variants, target.value, target.independent, numbering.next_sequence,
                    numbering.last_run, lanes.together.decided, numbering.runs, self._uploads.restored,
                    discontinuity_floor=numbering.discontinuity_floor)
-        return encode(m, lanes.undecided(), now)
+        return encode(m, lanes.undecided(), now, self.lister.queues.saved())
 
     def restore(self, data: dict[str, object]) -> None:
         """Continue from `snapshot`; raises ValueError (nothing changed) when it does not add up.
@@ -318,8 +329,13 @@ class Publisher:
         v = self._variants.get(index)
         return v.playlist if v else None
 
+    def _copies(self) -> list[Copy]:
+        """Every copy not listed yet: in undecided slots, and waiting in a variant behind a stuck one."""
+        return [*(c for s in self._lanes.undecided() for c in s.copies.values()),
+                *(w.copy for _index, w in self.lister.queues.waiting())]
+
     def facts(self) -> PublisherFacts:
-        oldest = min((c.seen_at for s in self._lanes.undecided() for c in s.copies.values()), default=None)
+        oldest = min((c.seen_at for c in self._copies()), default=None)
         return PublisherFacts(self._mono(), list(self._variants.values()), self.target.value,
                               self.lister.upload_ratio, oldest, self.queue_depth)
 
@@ -327,7 +343,7 @@ class Publisher:
 
     async def drain(self, timeout: float) -> bool:
         """Wait up to `timeout` for uploads in flight; True when nothing is left."""
-        tasks = [c.task for s in self._lanes.undecided() for c in s.copies.values() if not c.task.done()]
+        tasks = [c.task for c in self._copies() if not c.task.done()]
         if not tasks:
             return True
         _done, pending = await asyncio.wait(tasks, timeout=timeout)
@@ -340,7 +356,7 @@ class Publisher:
         self._closed = True
         self.lister.close()
         await self.release.close()
-        tasks = [c.task for s in self._lanes.undecided() for c in s.copies.values()]
+        tasks = [c.task for c in self._copies()]
         tasks += [t for v in self._variants.values() for t in v.inits.values()]
         for t in tasks:
             t.cancel()
