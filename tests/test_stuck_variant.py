@@ -13,14 +13,24 @@ hls.js in Chromium is below.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+import aiohttp
 import pytest
 
+from broadcaster.demo.ffmpeg import ffmpeg_exe
+from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.source.writes import Finish
 from broadcaster.state.disk import dumps
+from tests.support.browser import PLAYERS, launch_chromium, needs_chromium, open_viewer
+from tests.support.held_back import HeldBack
+from tests.support.observe import Observer
+from tests.support.owncast_writer import SECONDS, HandFedOwncast
+from tests.support.service_process import ServiceProcess, service_env
 from tests.support.waiting import until
 from tests.support.world import World
 
@@ -167,3 +177,178 @@ async def test_a_restart_while_a_variant_waits_lists_what_it_waited_for_as_gaps(
     assert list(numbered(again, 0)) == list(numbered(again, 1))
     again.check()
     await again.pub.close()
+
+
+# -- the service, with hls.js in Chromium on the variant whose file never finishes -------------------
+
+SECONDS_PLAYED = 8.0  # past the stuck moment, at least this much more played
+
+
+async def poll_until_cancelled(seen: Observer, name: str, texts: dict[int, str]) -> None:
+    """Every version through the checker (seen.poll), and each variant's first one listing `name`."""
+    while True:
+        await seen.poll()
+        for v in seen.variants:
+            if v not in texts and name in seen.names(v):
+                async with seen.http.get(f"{seen.url}/live/{v}/playlist.m3u8") as r:
+                    text = await r.text()
+                if name in text:
+                    texts[v] = text
+        await asyncio.sleep(0.2)
+
+
+@pytest.mark.integration
+@pytest.mark.browser
+@needs_chromium
+async def test_a_viewer_on_the_variant_whose_file_never_finishes_does_not_stand_still(
+    tmp_path: Path, seaweed: SeaweedS3
+) -> None:
+    """Owncast writes one 1 s segment a second in two variants; the viewer page (hls.js) plays variant
+    0; one of variant 0's files is then left open, never finished. Variant 1 lists that slot on time,
+    variant 0 lists a gap (EXT-X-GAP) under the same number, and the viewer plays on: before, every
+    variant froze until the upload gave the file up (10 s) and then dropped the slot everywhere."""
+    from playwright.async_api import async_playwright
+
+    bodies = await asyncio.to_thread(continuous, tmp_path / "encoded", STREAM_SECONDS)
+    feed = HandFedOwncast(tmp_path / "hls", bodies[0], variants=(0, 1), list_size=10)
+
+    def write(body: bytes) -> Callable[[Path], object]:
+        return lambda path: path.write_bytes(body)
+
+    def slot(hold_open: bool = False) -> str:
+        """The next second of the stream in both variants (`hold_open`: variant 0's file is left open,
+        its last bytes never written)."""
+        body = bodies[feed.number % len(bodies)]
+        if hold_open:
+            holding.append(HeldBack(body, 188 * 5 + 100))
+        return feed.slot({0: holding[-1].begin if hold_open else write(body), 1: write(body)})
+
+    holding: list[HeldBack] = []
+    asked: list[str] = []  # every segment the page requested
+
+    for _ in range(3):
+        slot()
+    env = service_env(feed.root, seaweed, tmp_path / "state", WINDOW_SECONDS="6")
+    hold = asyncio.Event()
+    stuck: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    async def owncast() -> None:
+        """One segment a second in every variant (Owncast's pace: a clock, not a wait on a condition);
+        the first slot after `hold` is set has variant 0's file held open."""
+        while True:
+            await asyncio.sleep(SECONDS)
+            if hold.is_set() and not stuck.done():
+                stuck.set_result(slot(hold_open=True))
+            else:
+                slot()
+
+    producing = asyncio.create_task(owncast())
+    try:
+        async with ServiceProcess(env, tmp_path / "run") as service, aiohttp.ClientSession() as http, \
+                async_playwright() as pw:
+            seen = Observer(service.url, http, (0, 1))
+            browser = await launch_chromium(pw)
+            try:
+                page = await browser.new_page()
+                page.on("request", lambda r: asked.append(r.url) if r.url.endswith(".ts") else None)
+                await page.add_init_script(PLAYERS)
+                await open_viewer(page, f"{service.url}/")
+                # Pin the player to variant 0, and watch it from there on.
+                await page.evaluate(PIN_AND_WATCH)
+                await page.wait_for_function("() => window.stuckLog.pinned && window.stuckLog.played > 2",
+                                             timeout=30_000)
+                hold.set()
+                name = await asyncio.wait_for(asyncio.shield(stuck), 10)
+                texts: dict[int, str] = {}
+                polling = asyncio.create_task(poll_until_cancelled(seen, name, texts))
+                try:
+                    start = await page.evaluate("() => window.stuckLog.played")
+                    await page.wait_for_function(f"() => window.stuckLog.played > {start + SECONDS_PLAYED}",
+                                                 timeout=40_000)
+                    log = await page.evaluate("() => JSON.parse(JSON.stringify(window.stuckLog))")
+                    print(f"\n[stuck] {name}: the video stood still {log['longest'] / 1000:.2f}s at most while "
+                          f"playing; hls.js errors {log['errors']}")
+                    # Variant 1 lists the slot; variant 0 a gap there (before, neither: both froze,
+                    # and the slot was dropped in both after 10 s).
+                    await seen.until(lambda: name in seen.names(1), 10, f"{name} listed in variant 1")
+                finally:
+                    polling.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await polling
+            finally:
+                await browser.close()
+            metrics = await seen.metrics()
+            problems = service.problems()
+    finally:
+        producing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await producing
+        for held in holding:
+            held.close()
+    number = next(n for n, listed in seen.listed[1].items() if listed == name)
+    print(f"[stuck] number {number}; hls.js's fragments from there (offset, variant, gap): "
+          f"{[(f['sn'] - number, f['url'].rsplit('/', 2)[1], f['gap']) for f in log['frags'] if f['sn'] >= number][:4]}")
+    assert not [e for e in log["errors"] if e["fatal"]], log["errors"]
+    # Not standing still: before, the video stood still about 7 s (every variant froze 10 s).
+    assert log["longest"] < STILL_MS, log
+    # The same number in both; in variant 0 a gap, whose URI hls.js never asks for (it loads that
+    # moment from variant 1).
+    assert seen.listed[0][number] == name
+    assert f"#EXT-X-GAP\n#EXTINF:1.000,\n{seen.urls[(0, name)]}\n" in texts[0], texts[0]
+    assert "#EXT-X-GAP" not in texts[1]
+    assert not any(url.endswith(f"/0/{name}") for url in asked), asked
+    assert metrics.get(("hls_broadcaster_segments_lost_total", (("reason", "unfinished"), ("variant", "0")))) == 1
+    assert not metrics.get(("hls_broadcaster_segments_lost_total", (("reason", "sibling_lost"), ("variant", "1"))))
+    assert problems == [], problems
+
+
+STREAM_SECONDS = 120  # more than the test plays, so no moment comes twice
+
+
+def continuous(folder: Path, seconds: int) -> list[bytes]:
+    """`seconds` 1 s MPEG-TS segments of one continuous stream (a small test picture with sound, a
+    keyframe every second), as Owncast's ffmpeg cuts them: the picture goes on from one to the next."""
+    folder.mkdir()
+    subprocess.run(
+        [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error",
+         "-f", "lavfi", "-i", "testsrc=size=160x90:rate=24", "-f", "lavfi", "-i", "sine=frequency=440",
+         "-t", str(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-g", "24", "-keyint_min", "24",
+         "-sc_threshold", "0", "-threads", "1", "-c:a", "aac", "-f", "hls", "-hls_time", "1",
+         "-hls_list_size", "0", "-hls_segment_filename", str(folder / "%03d.ts"), str(folder / "index.m3u8")],
+        check=True, timeout=120, capture_output=True,
+    )  # fmt: skip
+    return [(folder / f"{i:03d}.ts").read_bytes() for i in range(seconds)]
+
+
+# The longest the video may stand still while playing: the stuck variant waits one target duration (1 s)
+# for its copy, within the few seconds hls.js keeps buffered; before, it stood still about 7 s.
+STILL_MS = 3000
+
+# hls.js of the viewer page (window.players, tests.support.browser.PLAYERS) pinned to variant 0's level,
+# and window.stuckLog: the longest time the video stood still while not paused (ms, sampled every 100
+# ms), the seconds played since, every fragment it loaded and every error.
+PIN_AND_WATCH = """() => {
+  const hls = window.players[window.players.length - 1];
+  const video = document.querySelector('video');
+  const log = window.stuckLog = { pinned: false, played: 0, longest: 0, frags: [], errors: [] };
+  const level = hls.levels.findIndex((l) => /\\/0\\/playlist\\.m3u8/.test(l.url));
+  hls.on(window.Hls.Events.FRAG_LOADING, (_e, d) => log.frags.push(
+    { sn: d.frag.sn, level: d.frag.level, url: d.frag.url, gap: !!d.frag.gap }));
+  hls.on(window.Hls.Events.ERROR, (_e, d) => log.errors.push({ details: d.details, fatal: d.fatal }));
+  hls.on(window.Hls.Events.LEVEL_SWITCHED, (_e, d) => { if (d.level === level) log.pinned = true; });
+  hls.currentLevel = level;
+  if (hls.currentLevel === level && hls.levels[level].details) log.pinned = true;
+  let last = video.currentTime, at = performance.now(), still = 0;
+  setInterval(() => {
+    const now = performance.now();
+    if (!video.paused && video.currentTime === last) {
+      still += now - at;
+      if (log.pinned) log.longest = Math.max(log.longest, still);
+    } else {
+      if (log.pinned) log.played += Math.max(0, video.currentTime - last);
+      still = 0;
+    }
+    last = video.currentTime;
+    at = now;
+  }, 100);
+}"""
