@@ -29,6 +29,8 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
+from typing import Protocol
 
 from ..bucket.recorder import Recorder
 from ..bucket.uploader import SegmentLost, Uploaded
@@ -49,7 +51,17 @@ from .waiting import Mark, Queues, Waiting
 log = logging.getLogger(__name__)
 
 MemoryNow = Callable[[float], dict[str, object]]  # the publisher's memory at a moment (memory.encode's JSON)
-Held = Callable[[int, Copy], bool]  # (variant, copy): its upload still waits for Owncast to finish the file
+
+
+class OwncastWrites(Protocol):
+    """Whether an upload still waits for Owncast to finish a file (writing.WritesWaited)."""
+
+    def waiting(self, path: Path) -> bool:
+        """In the wait (being written, or not there yet): the copy holds only its own variant."""
+
+    def writing(self, path: Path) -> bool:
+        """In the wait, and seen being written: given up past its bound."""
+
 
 # How long a variant waits past the others for a copy Owncast is still writing, in target durations:
 # its next version then comes within about 1.5 of them of its last, as 6.2.1 asks of every playlist.
@@ -60,7 +72,7 @@ STUCK_TARGET_DURATIONS = 1.0
 class Lister:
     def __init__(self, config: PublisherConfig, *, metrics: Metrics, release: Release,
                  recorder: Recorder | None, variants: Variants, lanes: Lanes, target: TargetPolicy,
-                 numbering: Numbering, memory: MemoryNow, held: Held | None = None) -> None:
+                 numbering: Numbering, memory: MemoryNow, writes: OwncastWrites | None = None) -> None:
         self._urls = config.urls
         # P2P on (P2P_TRACKERS): each listed segment carries the SHA-256 of its bytes in the bucket, which
         # viewers check their peers' copies against (hls.SEGMENT_HASH_TAG).
@@ -75,7 +87,8 @@ class Lister:
         self._target = target
         self._numbering = numbering
         self._memory = memory
-        self._held = held
+        self._hls_dir = config.hls_dir
+        self._writes = writes
         self.queues = Queues()  # per variant, what waits behind a copy not yet in the bucket
         self._timer: asyncio.TimerHandle | None = None  # the next give-up of a stuck copy
         self.upload_ratio = 0.0  # moving average of (PutObject time / segment duration)
@@ -119,7 +132,7 @@ class Lister:
 
     def _advance_with(self, aligner: SlotAligner, variants: list[Variant]) -> None:
         while (ready := aligner.take_ready(variants, self._mono, self._target.value,
-                                           self._held if aligner is self._lanes.together else None)):
+                                           self._waiting if aligner is self._lanes.together else None)):
             slot, members, previous = ready.slot, ready.members, ready.previous
             key = slot.key
             if key[1] == END:
@@ -240,6 +253,13 @@ class Lister:
             elif self.list(v, copy, base, segment, run, run_name, wall, now):
                 numbering.listed(playlist.next_sequence, run)
 
+    def _path(self, index: int, copy: Copy) -> Path:
+        return self._hls_dir / str(index) / copy.source.name
+
+    def _waiting(self, index: int, copy: Copy) -> bool:
+        """The copy's upload still waits for Owncast to finish its file: it holds only its own variant."""
+        return self._writes is not None and self._writes.waiting(self._path(index, copy))
+
     def _last_run(self, v: Variant) -> int | None:
         """The run of the last slot decided for `v`: waiting in it, or listed."""
         waiting = self.queues.last_run(v.index)
@@ -262,13 +282,13 @@ class Lister:
                     if task.cancelled():
                         return  # closing
                     if not task.done():
-                        writing = self._held is not None and self._held(index, step.copy)
+                        writing = self._writes is not None and self._writes.writing(self._path(index, step.copy))
                         if not force and (now < step.give_up or not writing):
                             break
                         self._metrics.segments_lost.labels(variant=str(index), reason="unfinished").inc()
                         log.warning("variant %d: %s still %s %.1fs after the other variants listed it; listed "
                                     "as a gap (EXT-X-GAP) in this variant alone", index, step.copy.source.name,
-                                    "being written by Owncast" if writing else "uploading",
+                                    "being written by Owncast" if writing else "not in the bucket",
                                     now - step.give_up + STUCK_TARGET_DURATIONS * (self._target.value or 1))
                         self._give_up(step.copy)
                         self._list_gap(v, step.segment, step.run, step.wall, now, step.sequence)
