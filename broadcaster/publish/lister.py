@@ -170,14 +170,14 @@ class Lister:
         alone. When no copy is in the bucket, or one is missing or beyond any target, the slot is
         dropped in every member. `together`: the variants are numbered alike (not variants cut apart,
         each numbered on its own)."""
-        lost: set[int] = set()  # variants whose copy cannot be listed
+        lost: dict[int, BaseException | None] = {}  # variants whose copy cannot be listed (its error)
         held: set[int] = set()  # variants whose copy Owncast is still writing
         dropped = False  # no variant lists it
         for v in members:
             copy = slot.copies.get(v.index)
             if copy is None:
                 dropped = True
-                lost.add(v.index)
+                lost[v.index] = None
                 self._metrics.segments_lost.labels(variant=str(v.index), reason="missing").inc()
                 log.warning("variant %d: Owncast never listed segment %d:%d", v.index, *slot.key)
             elif copy.task.cancelled():
@@ -185,12 +185,11 @@ class Lister:
             elif not copy.task.done():
                 held.add(v.index)
             elif (err := copy.task.exception()) is not None:
-                lost.add(v.index)
-                self.lost(v, copy, err)
+                lost[v.index] = err  # told once it is decided where the gap goes
             elif not hls.fits_target(round(copy.source.duration, 3), hls.MAX_TARGET_DURATION):
                 # Beyond any Owncast setting: a broken playlist, not a reason to slow every viewer.
                 dropped = True
-                lost.add(v.index)
+                lost[v.index] = None
                 self._metrics.input_rejected.labels(reason="rejected").inc()
                 self._metrics.segments_lost.labels(variant=str(v.index), reason="rejected").inc()
                 log.warning("variant %d: segment %s not listed: EXTINF %.3fs is beyond the longest target "
@@ -201,9 +200,11 @@ class Lister:
             # and listing it in some only would number them differently. The next segment marks it.
             for v in members:
                 self._step(v, Mark.GAP)
-                if v.index not in lost:
-                    self._metrics.segments_lost.labels(variant=str(v.index), reason="sibling_lost").inc()
                 copy = slot.copies.get(v.index)
+                if (err := lost.get(v.index)) is not None and copy is not None:
+                    self.lost(v, copy, err)
+                elif v.index not in lost:
+                    self._metrics.segments_lost.labels(variant=str(v.index), reason="sibling_lost").inc()
                 if v.index in held and copy is not None:
                     self._give_up(copy)
             return
@@ -247,7 +248,8 @@ class Lister:
                     max(playlist.next_sequence, base) if not playlist.listing else playlist.next_sequence
                 self.queues.add(v.index, Waiting(copy, segment, sequence, run, run_name, wall, give_up))
                 numbering.listed(sequence + 1, run)
-            elif v.index in lost:
+            elif (err := lost.get(v.index)) is not None:
+                self.lost(v, copy, err)
                 if self._list_gap(v, segment, run, wall, now):
                     numbering.listed(playlist.next_sequence, run)
             elif self.list(v, copy, base, segment, run, run_name, wall, now):
