@@ -154,6 +154,23 @@ async def test_a_file_finished_within_the_bound_is_listed_late_in_its_variant_al
     await world.pub.close()
 
 
+async def test_a_copy_lost_behind_a_stuck_one_is_a_gap_in_its_place_counted_once(world: World, held: HeldWrites) -> None:
+    await list_slot(world, 0)
+    await list_slot(world, 1, held)
+    world.owncast_lists(0, "stream-a-2.ts", write=False)  # variant 0's copy of 2 is never there
+    world.owncast_lists(1, "stream-a-2.ts")
+    await until(lambda: world.playlists.media_playlist(1) is not None and names(world, 1)[-1] == "stream-a-2.ts")
+    assert names(world, 0) == ["stream-a-0.ts"]  # 2 waits behind 1, though its loss is known
+    world.now += 1.0
+    world.pub.lister.advance()
+    assert numbered(world, 0) == {n: (name, name != "stream-a-0.ts") for n, (name, _gap) in numbered(world, 1).items()}
+    sample = world.metrics.registry.get_sample_value
+    assert sample("hls_broadcaster_segments_lost_total", {"variant": "0", "reason": "unfinished"}) == 1
+    assert sample("hls_broadcaster_segments_lost_total", {"variant": "0", "reason": "deleted"}) == 1
+    world.check()
+    await world.pub.close()
+
+
 async def test_a_restart_while_a_variant_waits_lists_what_it_waited_for_as_gaps(
     tmp_path: Path, world: World, held: HeldWrites
 ) -> None:
