@@ -3,9 +3,10 @@
 A slot is one segment position, the same in every variant: (Owncast transcoder run, Owncast's
 sequence number). ffmpeg numbers all variants of one run in lockstep, so this key lines variants up
 (docs: HLS 6.2.4). A slot is decided (listed or dropped) once every variant taking part has its copy
-uploaded, or has moved on without one; slots are decided in order, so every variant lists the same
-slots under the same media sequence numbers. What deciding means (listing, metrics, gaps) is the
-Publisher's business.
+uploaded, or has moved on without one, or (once another copy is uploaded) still waits for Owncast to
+finish its file: that variant lists it later, or a gap there alone. Slots are decided in order, so
+every variant lists the same slots under the same media sequence numbers. What deciding means
+(listing, metrics, gaps) is the lister's business (lister.py, waiting.py).
 """
 
 from __future__ import annotations
