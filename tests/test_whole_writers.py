@@ -39,7 +39,7 @@ from tests.support.owncast_writer import HandFedOwncast, real_ts_segment
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.waiting import until
 from tests.support.whole import assert_whole
-from tests.support.world import World
+from tests.support.world import PUBLIC, World
 
 KERNEL = pytest.mark.skipif(not inotify.available(), reason="inotify is Linux only")
 _PATHS = [pytest.param(True, id="inotify", marks=KERNEL), pytest.param(False, id="watchfiles")]
@@ -330,8 +330,9 @@ def test_asked_from_a_thread_it_cannot_set_the_signal_up_and_says_none(tmp_path:
 @pytest.mark.parametrize("change", ["rewritten", "touched"])
 async def test_a_file_changed_after_its_upload_is_not_listed_as_uploaded(tmp_path: Path, change: str) -> None:
     """Variant 0's copy is uploaded, but its slot waits for variant 1's. Meanwhile its writer opens it again
-    and rewrites it: the bucket's object is no longer its final file, so the slot is not listed (lost as
-    unfinished, the gap marked). A `touch` changes its stamp, not its bytes: still listed."""
+    and rewrites it: the bucket's object is no longer its final file, so variant 0 does not list it as
+    uploaded (lost as unfinished: a gap there alone, EXT-X-GAP under the same number, while variant 1
+    lists its own copy). A `touch` changes its stamp, not its bytes: still listed."""
     world = World(tmp_path, writes=Writes(tmp_path, kernel=False, quiet=0.0))
     world.pub.on_master([SourceVariant(0, 800_000), SourceVariant(1, 300_000)])
     world.owncast_lists(0, "stream-a-0.ts")
@@ -353,9 +354,12 @@ async def test_a_file_changed_after_its_upload_is_not_listed_as_uploaded(tmp_pat
     await world.settle()
     sample = world.metrics.registry.get_sample_value
     if change == "rewritten":
-        assert world.uris(0) == world.uris(1) == ["stream-a-0.ts", "stream-a-2.ts"]
+        assert world.uris(0) == world.uris(1) == ["stream-a-0.ts", "stream-a-1.ts", "stream-a-2.ts"]
         assert sample("hls_broadcaster_segments_lost_total", {"variant": "0", "reason": "unfinished"}) == 1
-        assert "#EXT-X-DISCONTINUITY\n" in world.text(0)
+        gap = "#EXT-X-GAP\n#EXTINF:1.000,\n"
+        assert f"{gap}{PUBLIC}/live/0/stream-a-1.ts\n" in world.text(0), world.text(0)
+        assert "#EXT-X-GAP" not in world.text(1)
+        assert "#EXT-X-DISCONTINUITY\n" not in world.text(0) + world.text(1)
     else:
         assert world.uris(0) == world.uris(1) == ["stream-a-0.ts", "stream-a-1.ts", "stream-a-2.ts"]
         put = [p.body for p in world.store.puts if p.key == "live/0/stream-a-1.ts"]

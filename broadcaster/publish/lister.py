@@ -20,8 +20,8 @@ dropped in every variant, the next segment carrying EXT-X-DISCONTINUITY, as befo
 What it is given, it uses: the variants (what was read of Owncast, and each one's playlist), the
 slots (lanes.Lanes), the target policy, the numbering the playlists share (numbering.Numbering: read,
 and told each listing), the publisher's memory as a function (`memory`), whether an upload still
-waits for Owncast to finish a copy's file (`held`), and whether an uploaded copy's file changed since
-(`changed`: it is then a gap there, as a lost copy is). Its own: what waits per variant, the upload ratio
+waits for Owncast to finish a copy's file (`held`). An uploaded copy whose file changed since its
+upload (uploads.changed_since_upload) is a gap there, as a lost copy is. Its own: what waits per variant, the upload ratio
 and what Owncast announced last (for recordings)."""
 
 from __future__ import annotations
@@ -46,19 +46,13 @@ from .release import Release, Versions
 from .slots import END, Copy, Slot, SlotAligner, Variant
 from .target import Retarget, TargetPolicy
 from .variant_playlist import SegmentRejected
+from .uploads import changed_since_upload
 from .variants import Variants
 from .waiting import Mark, Queues, Waiting
 
 log = logging.getLogger(__name__)
 
 MemoryNow = Callable[[float], dict[str, object]]  # the publisher's memory at a moment (memory.encode's JSON)
-# As an uploaded copy is listed in a variant: None while its file is the version uploaded, else why it is
-# not listed (uploads.Uploads.changed: its writer opened it again after the upload's own check).
-Changed = Callable[[int, Copy], BaseException | None]
-
-
-def _unchanged(_index: int, _copy: Copy) -> BaseException | None:
-    return None
 
 
 class OwncastWrites(Protocol):
@@ -80,8 +74,7 @@ STUCK_TARGET_DURATIONS = 1.0
 class Lister:
     def __init__(self, config: PublisherConfig, *, metrics: Metrics, release: Release,
                  recorder: Recorder | None, variants: Variants, lanes: Lanes, target: TargetPolicy,
-                 numbering: Numbering, memory: MemoryNow, writes: OwncastWrites | None = None,
-                 changed: Changed | None = None) -> None:
+                 numbering: Numbering, memory: MemoryNow, writes: OwncastWrites | None = None) -> None:
         self._urls = config.urls
         # P2P on (P2P_TRACKERS): each listed segment carries the SHA-256 of its bytes in the bucket, which
         # viewers check their peers' copies against (hls.SEGMENT_HASH_TAG).
@@ -98,7 +91,6 @@ class Lister:
         self._memory = memory
         self._hls_dir = config.hls_dir
         self._writes = writes
-        self._changed: Changed = changed or _unchanged
         self.queues = Queues()  # per variant, what waits behind a copy not yet in the bucket
         self._timer: asyncio.TimerHandle | None = None  # the next give-up of a stuck copy
         self.upload_ratio = 0.0  # moving average of (PutObject time / segment duration)
@@ -264,6 +256,10 @@ class Lister:
                     numbering.listed(playlist.next_sequence, run)
             elif self.list(v, copy, base, segment, run, run_name, wall, now):
                 numbering.listed(playlist.next_sequence, run)
+
+    def _changed(self, index: int, copy: Copy) -> BaseException | None:
+        """Why an uploaded copy is not listed after all: its file changed since (its writer came back)."""
+        return changed_since_upload(self._hls_dir, index, copy)
 
     def _path(self, index: int, copy: Copy) -> Path:
         return self._hls_dir / str(index) / copy.source.name

@@ -100,8 +100,7 @@ class Publisher:
         # each version is the publisher's (`_memory`).
         self.lister = Lister(config, metrics=metrics, release=self.release, recorder=recorder,
                              variants=self._variants, lanes=self._lanes,
-                             target=self.target, numbering=self._numbering, memory=self._memory, writes=waited,
-                             changed=self._uploads.changed)
+                             target=self.target, numbering=self._numbering, memory=self._memory, writes=waited)
         self._closed = False
         # After continuing above a state not saved at a clean stop: the variants read since. What a
         # variant's first read lists may have been served, under numbers given up: never listed again.

@@ -126,44 +126,12 @@ class Uploads:
             if finish is Finish.MISSING:
                 raise SegmentLost("deleted", f"{path} was never there or deleted before it was uploaded")
             done = await self._uploader.upload_file(path, key, variant, root=self._hls_dir, hashed=hashed)
-            if self._unchanged(path, done.stamp):
+            if unchanged(self._hls_dir, path, done.stamp):
                 return done
             self._metrics.segment_reuploads.labels(variant=variant).inc()
             log.warning("variant %d: %s changed while it was uploaded (upload %d of at most %d); uploading it "
                         "again before it is listed", index, path.name, attempt + 1, MAX_UPLOADS)
         raise SegmentLost("unfinished", f"{path} changed during each of its {MAX_UPLOADS} uploads")
-
-    def _unchanged(self, path: Path, read: Stamp | None) -> bool:
-        """The file is still the version read (or gone: what was read was finished when it was read)."""
-        if read is None:
-            return False  # it changed while it was read
-        try:
-            now = stamp_beneath(self._hls_dir, path.relative_to(self._hls_dir).parts)
-        except (OSError, Refused):
-            return True  # not readable now: nothing says it changed; the next read would refuse it
-        return now is None or now == read
-
-    def changed(self, index: int, copy: Copy) -> SegmentLost | None:
-        """As `copy` (uploaded) is listed in variant `index`: None while its file is the version uploaded,
-        or gone (Owncast's cleanup), or changed without a change of bytes (a `touch`, a truncate(2) to its
-        own length); else why it is not listed (its writer opened it again after the upload's own check:
-        the object in the bucket is not the file's final version)."""
-        done = copy.task.result()
-        if done.stamp is None or done.sha256 is None:
-            return None  # uploaded before a restart: its bytes were not at hand here
-        path = self._hls_dir / str(index) / copy.source.name
-        if self._unchanged(path, done.stamp):
-            return None
-        try:
-            data, now = read_stamped(self._hls_dir, path.relative_to(self._hls_dir).parts, MAX_FILE_BYTES)
-        except FileNotFoundError:
-            return None  # deleted since: what was read was finished when it was read
-        except (OSError, Refused):
-            data, now = b"", None
-        if now is not None and hashlib.sha256(data).digest() == done.sha256:
-            return None
-        return SegmentLost("unfinished", f"{path} changed after it was uploaded (its writer opened it again); "
-                           "not listed, as the bucket's copy is not the file's final version")
 
     def _unfinished(self, path: Path, index: int) -> None:
         """Owncast listed `path` while still writing it: counted, and said once per stream."""
@@ -176,3 +144,37 @@ class Uploads:
                  "passthrough, take longer to write); uploads wait until Owncast has finished each file. "
                  "Counted in hls_broadcaster_segments_unfinished_total; said once per stream",
                  index, path.name)
+
+
+def unchanged(hls_dir: Path, path: Path, read: Stamp | None) -> bool:
+    """The file is still the version read (or gone: what was read was finished when it was read)."""
+    if read is None:
+        return False  # it changed while it was read
+    try:
+        now = stamp_beneath(hls_dir, path.relative_to(hls_dir).parts)
+    except (OSError, Refused):
+        return True  # not readable now: nothing says it changed; the next read would refuse it
+    return now is None or now == read
+
+
+def changed_since_upload(hls_dir: Path, index: int, copy: Copy) -> SegmentLost | None:
+    """As `copy` (uploaded) is listed in variant `index`: None while its file is the version uploaded,
+    or gone (Owncast's cleanup), or changed without a change of bytes (a `touch`, a truncate(2) to its
+    own length); else why it is not listed (its writer opened it again after the upload's own check:
+    the object in the bucket is not the file's final version)."""
+    done = copy.task.result()
+    if done.stamp is None or done.sha256 is None:
+        return None  # uploaded before a restart: its bytes were not at hand here
+    path = hls_dir / str(index) / copy.source.name
+    if unchanged(hls_dir, path, done.stamp):
+        return None
+    try:
+        data, now = read_stamped(hls_dir, path.relative_to(hls_dir).parts, MAX_FILE_BYTES)
+    except FileNotFoundError:
+        return None  # deleted since: what was read was finished when it was read
+    except (OSError, Refused):
+        data, now = b"", None
+    if now is not None and hashlib.sha256(data).digest() == done.sha256:
+        return None
+    return SegmentLost("unfinished", f"{path} changed after it was uploaded (its writer opened it again); "
+                       "not listed, as the bucket's copy is not the file's final version")
