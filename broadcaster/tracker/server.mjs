@@ -10,11 +10,15 @@
 //     only the fields checked; anything a viewer does not send closes that connection (code 1008);
 //   - only the swarms of the service's own stream(s) exist (swarms.mjs), learnt from the service;
 //   - one connection holds at most one peer per swarm, and only those leave when it closes; a peer id
-//     belongs to the client that announced it first (another client's announce of it is refused);
-//   - an answer to an offer relayed to that connection costs nothing, even when the offer is gone;
+//     is the connection's that announced it first, whatever the address, then its network's a while
+//     (peer-ids.mjs);
+//   - answering never costs a viewer anything: an answer to an offer relayed to that connection in the
+//     last 50 s goes on, any other is dropped; past `socketMessages` messages a minute the tracker
+//     reads a connection more slowly (it pauses it), never closes it for that;
 //   - a connection that does not read what it is sent is dropped, one that says nothing is closed, a
 //     socket that has not become a WebSocket within seconds is closed;
-//   - connections and announces are capped per client (clients.mjs: CF-Connecting-IP behind the tunnel).
+//   - connections are capped per site (an IPv4 address, an IPv6 /48), announces per network (an IPv4
+//     address, an IPv6 /64; clients.mjs: CF-Connecting-IP behind the tunnel).
 // bittorrent-tracker (as PeerTube runs it) keeps the swarms and relays; it gets its messages from
 // here, never from the socket.
 import EventEmitter from 'node:events'
@@ -23,7 +27,8 @@ import Server from 'bittorrent-tracker/server'
 import { WebSocketServer, WebSocket } from 'ws'
 
 import { Bucket, Clients, clientKeys } from './clients.mjs'
-import { MAX_OFFERS, Refused, parse } from './messages.mjs'
+import { Refused, parse } from './messages.mjs'
+import { PeerIds } from './peer-ids.mjs'
 
 // What tracker.mjs documents as TRACKER_*; a test passes only what it changes.
 export const DEFAULTS = Object.freeze({
@@ -34,18 +39,28 @@ export const DEFAULTS = Object.freeze({
   ipv6Prefix: 48, // an IPv6 client is its first this-many bits
   clientAnnounces: 120, // new connections and announces a minute from one client
   socketAnnounces: 20, // announces a minute on one connection
+  // Messages a minute read from one connection at most (answers and pings included; not a setting): a
+  // page sends an announce a swarm every 2 minutes and answers the offers it gets, a few a minute.
+  // Past it the connection is read more slowly, so that answers, which cost nothing, cannot be sent
+  // without bound; a burst of offers from one client (at most TRACKER_CLIENT_ANNOUNCES) is answered
+  // without it.
+  socketMessages: 120,
+  pongMs: 5_000, // a connection holding a peer id another announces is pinged; no pong within this, it is
+  //                dropped and the newcomer judged again (peer-ids.mjs)
   maxPeers: 1000, // peers remembered per swarm
   maxMessage: 65536, // bytes of one WebSocket message
   maxBuffered: 65536, // bytes waiting to be sent to one connection
   idleMs: 300_000 // a connection that sends nothing this long is closed
 })
 
-const OFFER_MS = 50_000 // the client gives up an offer after 50 s: an answer later goes nowhere
-const OFFERS_KEPT = 4 * MAX_OFFERS // per connection, for the answers still to come
+// The client gives up an offer after 50 s: an answer later goes nowhere. Offers are remembered this long
+// and no fewer (T8b: by count, 64 a connection, a burst of 110 pushed out the ones its answers were
+// for). What that holds is bounded by the announces that send them: at most 5 offers an announce,
+// TRACKER_SOCKET_ANNOUNCES a connection (100 a minute each way at the unit's settings, ~100 B each).
+const OFFER_MS = 50_000
 const CLOSE_GRACE_MS = 2_000 // a closed connection's peer gets this long to acknowledge, then it is cut
-const RECEIVED_KEPT = 64 // offers relayed to one connection, remembered for its answers (within OFFER_MS)
-// A peer id stays its client's this long after its last use: longer than a page's tracker client takes to
-// come back after its connection closed (10 s, then up to 300 s), so nobody takes it meanwhile (T9).
+// A peer id stays its network's this long after its connection went: longer than a page's tracker client
+// takes to come back (10 s, then up to 300 s), so nobody takes it meanwhile (T9).
 const PEER_ID_MS = 15 * 60_000
 const MAX_PEER_IDS = 100_000 // peer ids remembered at most, the least recently used forgotten first
 const PENDING_MS = 5_000 // a socket that has not asked for a WebSocket within this is closed...
@@ -76,10 +91,11 @@ export function createTracker (options) {
 
   // -- refusals, counted and logged once a minute (an attack must not flood the journal) -------------
   const refusals = new Map() // reason -> count
-  const refusedBy = new Map() // client -> count
+  const refusedBy = new Map() // client's site -> count
   function refused (reason, client) {
+    const who = typeof client === 'string' ? client : client.site
     refusals.set(reason, (refusals.get(reason) || 0) + 1)
-    refusedBy.set(client, (refusedBy.get(client) || 0) + 1)
+    refusedBy.set(who, (refusedBy.get(who) || 0) + 1)
   }
   function logRefusals () {
     if (!refusals.size) return
@@ -143,20 +159,12 @@ export function createTracker (options) {
   // -- connections -----------------------------------------------------------------------------------
   const sockets = new Set() // every Connection open
   const owners = new Map() // binary info hash -> Map(binary peer_id -> Connection)
-  // binary peer_id -> {client, until}: whose it is (the client that announced it first), until
-  // PEER_ID_MS after its last use; the Map's order is the order of last use.
-  const peerIds = new Map()
-
-  function claim (peerId, client, until) {
-    peerIds.delete(peerId)
-    peerIds.set(peerId, { client, until })
-    if (peerIds.size > MAX_PEER_IDS) peerIds.delete(peerIds.keys().next().value)
-  }
+  const peerIds = new PeerIds({ keepMs: PEER_ID_MS, max: MAX_PEER_IDS })
 
   class Connection {
     constructor (ws, client, at) {
       this.ws = ws
-      this.client = client
+      this.client = client // {site, network}
       this.opened = at
       this.lastMessage = at
       this.announced = false
@@ -165,6 +173,11 @@ export function createTracker (options) {
       this.offers = new Map() // `${info_hash}\n${offer_id}` -> time sent, for the answers to come
       this.received = new Map() // `${info_hash}\n${offer_id}` -> {at, from}: offers relayed to it, to answer
       this.socketBucket = new Bucket(o.socketAnnounces, at)
+      this.reads = new Bucket(o.socketMessages, at)
+      this.holds = new Set() // why its reading is paused: 'reads', 'waiting'
+      this.waiting = null // while an announce of it waits on a peer id's holder: what it sent since, in order
+      this.pinged = null // a ping in flight: Promise<heard back>
+      this.heard = null // while it is in flight: called on its pong or any message
       this.conduit = new Conduit(this)
     }
 
@@ -172,7 +185,6 @@ export function createTracker (options) {
       const key = `${offer.info_hash}\n${offer.offer_id}`
       this.received.delete(key) // set again last: the map keeps the order they came in
       this.received.set(key, { at, from: offer.peer_id })
-      while (this.received.size > RECEIVED_KEPT) this.received.delete(this.received.keys().next().value)
     }
   }
 
@@ -205,20 +217,13 @@ export function createTracker (options) {
     conn.peers.clear()
     conn.offers.clear()
     conn.received.clear()
-    const until = now() + PEER_ID_MS
-    for (const [, peerId] of peers) {
-      if (peerIds.get(peerId)?.client === conn.client) claim(peerId, conn.client, until)
-    }
+    conn.waiting = null
+    peerIds.release(conn, peers.map(([, peerId]) => peerId), now())
     // After the library's pending work: an announce handed to it in the same read as the one that
     // closed the connection adds its peer on a later tick (process.nextTick), which runs before this.
     setImmediate(() => {
       for (const [infoHash, peerId] of peers) {
-        const swarm = server.torrents[Buffer.from(infoHash, 'latin1').toString('hex')]
-        const hexId = Buffer.from(peerId, 'latin1').toString('hex')
-        const entry = swarm && Object.hasOwn(swarm.peers.cache, hexId) ? swarm.peers.cache[hexId].value : null
-        if (entry && entry.socket === conn.conduit) { // not the same viewer's peer on its new connection
-          swarm.announce({ type: 'ws', event: 'stopped', numwant: 0, peer_id: hexId })
-        }
+        unlist(conn, infoHash, peerId)
         const ours = owners.get(infoHash)
         if (ours && ours.get(peerId) === conn) ours.delete(peerId)
         if (ours && !ours.size) owners.delete(infoHash)
@@ -227,10 +232,49 @@ export function createTracker (options) {
     })
   }
 
+  // The library's entry for `peerId` in that swarm goes, if it is still `conn`'s (not the same viewer's
+  // peer on a new connection).
+  function unlist (conn, infoHash, peerId) {
+    const swarm = server.torrents[Buffer.from(infoHash, 'latin1').toString('hex')]
+    const hexId = Buffer.from(peerId, 'latin1').toString('hex')
+    const entry = swarm && Object.hasOwn(swarm.peers.cache, hexId) ? swarm.peers.cache[hexId].value : null
+    if (entry && entry.socket === conn.conduit) swarm.announce({ type: 'ws', event: 'stopped', numwant: 0, peer_id: hexId })
+  }
+
+  // Reading a connection pauses while any reason holds, and goes on when none does.
+  function hold (conn, why) {
+    conn.holds.add(why)
+    conn.ws.pause()
+  }
+  function release (conn, why) {
+    conn.holds.delete(why)
+    if (!conn.holds.size && !conn.closed) conn.ws.resume()
+  }
+
+  // Every message and ping takes one of the connection's reads; with none left, its reading pauses until
+  // there is one (what was already read is still handled: at most one read's worth).
+  function counted (conn, at) {
+    if (conn.reads.take(at) || conn.holds.has('reads')) return
+    hold(conn, 'reads')
+    const later = () => {
+      if (conn.closed) return
+      if (conn.reads.ready(now())) return release(conn, 'reads')
+      setTimeout(later, Math.max(10, conn.reads.wait(now()))).unref()
+    }
+    setTimeout(later, Math.max(10, conn.reads.wait(at))).unref()
+  }
+
   function onMessage (conn, data, isBinary) {
     if (conn.closed) return
     const at = now()
     conn.lastMessage = at
+    conn.heard?.()
+    counted(conn, at)
+    if (conn.waiting) return conn.waiting.push([data, isBinary])
+    handle(conn, data, isBinary, at)
+  }
+
+  function handle (conn, data, isBinary, at) {
     if (isBinary) return close(conn, 1003, 'binary message')
     let message
     try {
@@ -239,71 +283,115 @@ export function createTracker (options) {
       if (err instanceof Refused) return close(conn, 1008, err.message)
       throw err
     }
+    if (message.answer) return answer(conn, message)
+    if (!conn.socketBucket.take(at)) return close(conn, 1008, 'announces too often (TRACKER_SOCKET_ANNOUNCES)')
+    if (!clients.announce(conn.client, at)) return close(conn, 1008, 'announces too often from this client (TRACKER_CLIENT_ANNOUNCES)')
+    announce(conn, message, at)
+  }
+
+  // Only an answer to an offer the tracker relayed to this very connection in the last OFFER_MS, from
+  // that connection's own peer in the swarm, goes on (offer ids are random and only the peer they were
+  // sent to sees them), and only while the offer's sender is still there. Any other answer is dropped
+  // and costs nothing: a page answers every offer it gets, and an attacker's offers that leave at once
+  // (T8) or come in bursts (T8b) must not cost the viewers their budget; answers are merely read at a
+  // bounded pace (counted()).
+  function answer (conn, message) {
     const infoHash = message.info_hash
-    if (message.answer) {
-      // Only an answer to an offer the tracker relayed to this very connection goes on (offer ids are
-      // random and only the peer they were sent to sees them). One to an offer it was sent whose sender
-      // has gone, or that expired, is dropped and costs nothing: a page answers every offer it gets, and
-      // an attacker's offers that leave at once must not use up its budget (T8). One to an offer this
-      // connection was never sent is made up: it costs a token.
-      const key = `${infoHash}\n${message.offer_id}`
-      const sent = conn.received.get(key)
-      if (!sent || sent.from !== message.to_peer_id) {
-        if (!conn.socketBucket.take(at)) close(conn, 1008, 'too many answers to no offer (TRACKER_SOCKET_ANNOUNCES)')
-        return
-      }
-      conn.received.delete(key)
-      const from = owners.get(infoHash)?.get(message.to_peer_id)
-      if (!from || !from.offers.delete(key)) return
-    } else {
-      if (!conn.socketBucket.take(at)) return close(conn, 1008, 'announces too often (TRACKER_SOCKET_ANNOUNCES)')
-      if (!clients.announce(conn.client, at)) return close(conn, 1008, 'announces too often from this client (TRACKER_CLIENT_ANNOUNCES)')
+    const key = `${infoHash}\n${message.offer_id}`
+    const sent = conn.received.get(key)
+    if (!sent || sent.from !== message.to_peer_id || conn.peers.get(infoHash) !== message.peer_id) {
+      return refused('answer to no offer relayed to it (dropped)', conn.client)
     }
+    conn.received.delete(key)
+    const from = owners.get(infoHash)?.get(message.to_peer_id)
+    if (!from || from.closed || !from.offers.delete(key) || !swarms.has(infoHash)) return
+    conn.conduit.emit('message', JSON.stringify(message))
+  }
+
+  function announce (conn, message, at) {
+    const infoHash = message.info_hash
     if (!swarms.has(infoHash)) {
       refused('unknown swarm', conn.client)
       const why = swarms.ready ? 'unknown swarm: this tracker serves its own streams only' : 'tracker not ready: it does not know its swarms yet'
       return conn.conduit.send(JSON.stringify({ action: 'announce', 'failure reason': why, info_hash: infoHash }))
     }
+    const peerId = message.peer_id
     const mine = conn.peers.get(infoHash)
+    if (mine !== undefined && mine !== peerId) return close(conn, 1008, 'one peer per swarm on a connection')
     if (mine === undefined) {
-      // A peer id is its client's (T9): an attacker learns viewers' ids from their offers, and a page
-      // keeps its id for life, so one that took a viewer's id would keep it out. Another client's
-      // announce of it is refused, that announce only (the connection may hold other ids).
-      const owner = peerIds.get(message.peer_id)
-      if (owner && owner.client !== conn.client && at < owner.until) {
-        const why = 'peer_id is another client\'s'
-        refused(why, conn.client)
-        const reply = { action: 'announce', 'failure reason': why, info_hash: infoHash }
-        return conn.conduit.send(JSON.stringify(reply))
-      }
-      const holder = owners.get(infoHash)?.get(message.peer_id)
-      if (holder && holder !== conn && !holder.closed) takeOver(holder, infoHash, message.peer_id)
-      conn.peers.set(infoHash, message.peer_id)
+      const held = owners.get(infoHash)?.get(peerId)
+      const holder = peerIds.holder(peerId) ?? (held && !held.closed ? held : null)
+      if (holder && holder !== conn) return wait(conn, holder, message)
+      if (peerIds.kept(peerId, conn.client.network, at)) return refuseAnnounce(conn, infoHash, 'peer_id is another client\'s')
+      conn.peers.set(infoHash, peerId)
       if (!owners.has(infoHash)) owners.set(infoHash, new Map())
-      owners.get(infoHash).set(message.peer_id, conn)
-    } else if (mine !== message.peer_id) {
-      return close(conn, 1008, 'one peer per swarm on a connection')
+      owners.get(infoHash).set(peerId, conn)
     }
-    claim(message.peer_id, conn.client, at + PEER_ID_MS)
+    peerIds.bind(peerId, conn)
     if (message.offers) {
       for (const offer of message.offers) conn.offers.set(`${infoHash}\n${offer.offer_id}`, at)
-      while (conn.offers.size > OFFERS_KEPT) conn.offers.delete(conn.offers.keys().next().value)
     }
     conn.announced = true
     conn.conduit.emit('message', JSON.stringify(message))
   }
 
-  // The same client's new connection announces a peer id an older one holds in this swarm: the same page
-  // back on a new connection while the tracker has not yet seen the old one go. The new one takes it;
-  // the library's entry (which relays offers to the old connection) is removed first.
-  function takeOver (holder, infoHash, peerId) {
-    holder.peers.delete(infoHash)
-    const swarm = server.torrents[Buffer.from(infoHash, 'latin1').toString('hex')]
-    const hexId = Buffer.from(peerId, 'latin1').toString('hex')
-    const entry = swarm && Object.hasOwn(swarm.peers.cache, hexId) ? swarm.peers.cache[hexId].value : null
-    if (entry && entry.socket === holder.conduit) {
-      swarm.announce({ type: 'ws', event: 'stopped', numwant: 0, peer_id: hexId })
+  // That announce only is refused; the connection stays (it may hold other ids).
+  function refuseAnnounce (conn, infoHash, why) {
+    refused(why, conn.client)
+    conn.conduit.send(JSON.stringify({ action: 'announce', 'failure reason': why, info_hash: infoHash }))
+  }
+
+  // Another connection holds the peer id `conn` announces. If it is there (within pongMs it answers a
+  // ping or sends anything: a connection read slowly has its pong behind what it sent before), the id
+  // is its own: refused. If not, it is the same page's old connection, gone on the page's
+  // side but not yet on ours: it is dropped, and the announce judged again (the id is then its
+  // network's: the page back from there takes it, nobody else does). Meanwhile nothing more is read from
+  // `conn`, and what it already sent waits, in order.
+  function wait (conn, holder, message) {
+    conn.waiting = []
+    hold(conn, 'waiting')
+    alive(holder).then((there) => {
+      if (conn.closed) return
+      const queued = conn.waiting
+      conn.waiting = null
+      release(conn, 'waiting')
+      if (there && !holder.closed) {
+        refuseAnnounce(conn, message.info_hash, 'peer_id is another connection\'s')
+      } else {
+        const ids = [...holder.peers].filter(([, peerId]) => peerId === message.peer_id)
+        drop(holder, 'no pong (another connection announced its peer id)')
+        for (const [infoHash, peerId] of ids) unlist(holder, infoHash, peerId) // now: before the new one's
+        announce(conn, message, now())
+      }
+      for (const [data, isBinary] of queued) {
+        if (conn.closed) return
+        if (conn.waiting) conn.waiting.push([data, isBinary])
+        else handle(conn, data, isBinary, now())
+      }
+    })
+  }
+
+  function alive (conn) {
+    if (conn.closed) return Promise.resolve(false)
+    if (!conn.pinged) {
+      conn.pinged = new Promise((resolve) => {
+        const done = (there) => {
+          clearTimeout(timer)
+          conn.ws.off('pong', conn.heard)
+          conn.heard = conn.pinged = null
+          resolve(there && !conn.closed)
+        }
+        conn.heard = () => done(true)
+        const timer = setTimeout(() => done(false), o.pongMs)
+        conn.ws.on('pong', conn.heard)
+        try {
+          conn.ws.ping()
+        } catch {
+          done(false)
+        }
+      })
     }
+    return conn.pinged
   }
 
   function onConnection (ws, client) {
@@ -311,6 +399,7 @@ export function createTracker (options) {
     sockets.add(conn)
     server.onWebSocketConnection(conn.conduit)
     ws.on('message', (data, isBinary) => onMessage(conn, data, isBinary))
+    ws.on('ping', () => counted(conn, now())) // ws answers each with a pong: read at the same pace
     ws.on('error', () => drop(conn, 'connection error'))
     ws.on('close', () => forget(conn))
   }
@@ -333,10 +422,7 @@ export function createTracker (options) {
       }
     }
     clients.sweep(at)
-    for (const [peerId, { until }] of peerIds) { // in the order of last use: the expired ones come first
-      if (until > at) break
-      peerIds.delete(peerId)
-    }
+    peerIds.sweep(at)
     dropEmptySwarms()
   }
 

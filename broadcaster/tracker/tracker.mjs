@@ -15,9 +15,12 @@
 //   TRACKER_ANY_SWARM               1 = serve any info hash (tests of the viewer only; never in production)
 //   TRACKER_MAX_CONNECTIONS         WebSocket connections at once, 2000 (each viewer holds one per tracker;
 //                                   past it new ones are refused and those viewers play from the bucket alone)
-//   TRACKER_MAX_CLIENT_CONNECTIONS  connections at once from one client address, 20
-//   TRACKER_IPV6_PREFIX             an IPv6 client is its first this-many bits, 48 (clients.mjs says why)
-//   TRACKER_CLIENT_ANNOUNCES        new connections and announces a minute from one client address, 120
+//   TRACKER_MAX_CLIENT_CONNECTIONS  connections at once from one client's site (an IPv4 address, an IPv6
+//                                   /48), 20
+//   TRACKER_IPV6_PREFIX             an IPv6 client's site is its first this-many bits, 48; its network its
+//                                   first 64 (or this, if longer; clients.mjs says why)
+//   TRACKER_CLIENT_ANNOUNCES        new connections and announces a minute from one client's network (an
+//                                   IPv4 address, an IPv6 /64), 120; new connections a minute from one site too
 //   TRACKER_SOCKET_ANNOUNCES        announces a minute on one connection, 20 (a viewer sends one per swarm
 //                                   every 2 minutes, one more per variant it switches to)
 //   TRACKER_MAX_PEERS               peers remembered per swarm, 1000 (the least recently seen go first)
