@@ -625,11 +625,13 @@ async def test_a_peer_that_never_finishes_an_upload_is_dropped_and_costs_no_more
         assert first.get("droppedPeers") == 1 and set(first["droppedPeerIds"]) <= hostile_ids, first
         assert n <= UNFINISHED_BOUND + EARLY_CREDIT and m == n, (n, m, log)
         assert s["p2p"]["droppedPeers"] == 1 and s["p2p"]["bannedPeers"] == 0, s["p2p"]
-        # No more bucket GETs per segment than without P2P, and peers' segments again: from honest ones.
+        # No more bucket GETs per segment than without P2P.
         mine = {name: gets[(v.agent, name)] for name in names}
         assert sum(mine.values()) <= len(names), mine
-        assert s["p2p"]["verifiedSegments"] > first["verifiedSegments"], (first, s["p2p"])
         # Nothing but the bucket's bytes played, and playback went on.
         assert got and None not in got and set(got) <= demo.proxy.served, got
         assert s["state"] == "playing", s
+    # And the room shares again, from honest peers: segments from peers, checked, since the drop (one viewer
+    # alone may take none in 12 s on a loaded machine: a segment's turn for peers is short).
+    assert sum(s["p2p"]["verifiedSegments"] for s in stats) > sum(p["verifiedSegments"] for p in at_drop), stats
     assert "1 dropped (uploads never finished)" in panel, panel
