@@ -1,5 +1,5 @@
 // The tracker as a type: createTracker(options) returns { listen, close }; tracker.mjs builds the options
-// from the environment, and the tests (test/*.test.mjs) build their own, in-process.
+// from the environment, and the tests (node-tests/*.test.mjs) build their own, in-process.
 //
 // It only introduces viewers to each other: a viewer announces the swarm of the stream it plays, with
 // WebRTC offers, and the tracker relays offers and answers between viewers of that swarm. No video

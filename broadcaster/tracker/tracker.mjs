@@ -1,6 +1,6 @@
 // WebTorrent tracker for the viewer's peer-to-peer mode (P2P_TRACKERS; docs/p2p.md): this file reads the
 // environment and runs the tracker; server.mjs is the tracker (what it does and why), clients.mjs,
-// messages.mjs and swarms.mjs its parts, test/*.test.mjs its rules tested in-process (node --test).
+// messages.mjs and swarms.mjs its parts, node-tests/*.test.mjs its rules tested in-process (node --test).
 //
 //   npm ci --ignore-scripts             # in its folder (package-lock.json pins every version)
 //   node tracker.mjs                    # or the systemd unit / pm2 entry; TRACKER_PORT=8000 by default
