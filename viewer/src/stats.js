@@ -148,7 +148,8 @@ export function create({ video, hls, position, onToggle }) {
       text['s-p2p-peers'] = String(p2p.peers) + (p2p.uploadDisabled ? ' (not sending: mobile data)' : '')
         + (p2p.peersOff ? ' (no longer asked: ' + p2p.peersOff + ')' : '');
       text['s-p2p-rejected'] = p2p.rejectedSegments + ' refused · ' + p2p.bannedPeers
-        + (p2p.bannedPeers === 1 ? ' viewer' : ' viewers') + ' blocked';
+        + (p2p.bannedPeers === 1 ? ' viewer' : ' viewers') + ' blocked'
+        + (p2p.droppedPeers ? ' · ' + p2p.droppedPeers + ' dropped (never finished sending)' : '');
     } else if (p2p) {
       text['s-p2p-off'] = 'off: ' + p2p.off;
     }
