@@ -28,6 +28,7 @@ import aiohttp
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .bucket.store import S3Store, StoreError
+from . import files
 from .bucket.urls import S3Signer
 from .playlist import hls
 from .settings import Address, Settings
@@ -161,13 +162,13 @@ def _check_hls_dir(s: Settings, report: _Report) -> None:
         except OSError:
             variants = 0  # Owncast replacing it just now
         as_root = " (root reads any folder: run check as the service's user to learn what it may)"
-        report.ok(f"HLS_DIR {s.hls_dir}: user {access.user_name()} can enter, list and read it and its "
+        report.ok(f"HLS_DIR {s.hls_dir}: user {files.user_name()} can enter, list and read it and its "
                   f"{variants} variant folder(s)" + (", and watch them (inotify)" if watch else "")
                   + (as_root if os.geteuid() == 0 else ""))
 
 
 def _check_state_dir(s: Settings, report: _Report) -> None:
-    user = access.user_name()
+    user = files.user_name()
     if s.state_dir.is_dir():
         report.ok(f"STATE_DIR {s.state_dir}: writable by user {user}")
         return
@@ -276,11 +277,12 @@ def _check_settings(s: Settings, report: _Report) -> None:
         _check_public_settings(s, public_host, report)
     if (endpoint.hostname or "").endswith(_R2_API_HOST) and s.s3_region not in ("auto", "us-east-1"):
         report.warn(f"S3_REGION is {s.s3_region!r}: R2 expects 'auto'")
-    if _loopback(s.host) and not s.trust_cf_connecting_ip:
+    if _loopback(s.host) and not s.trust_cf_connecting_ip and not s.forwarded_allow_ips:
         report.warn(
             f"HOST is {s.host} (cloudflared on this machine?) and TRUST_CF_CONNECTING_IP is false: every "
             "viewer comes from loopback as one client, so one client can fill the viewer count and the held "
-            "requests; set TRUST_CF_CONNECTING_IP=true behind the tunnel (deploy/env.example)"
+            "requests; set TRUST_CF_CONNECTING_IP=true behind the tunnel (deploy/env.example), or name a "
+            "reverse proxy on this machine in FORWARDED_ALLOW_IPS=127.0.0.1"
         )
 
 

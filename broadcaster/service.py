@@ -27,7 +27,8 @@ from .http import LiveEvents, PlaylistOptions, ViewerOptions, Viewers, create_ap
 from .http.connections import KEEPALIVE_TIMEOUT, GatedSite, install_accept_error_handler
 from .http.control import create_control_app, prepare_socket
 from .http.serving import serving
-from .metrics import AudienceMetrics, ConnectionMetrics, Metrics, PlaybackMetrics
+from .metrics import AudienceMetrics, ConnectionMetrics, Metrics
+from .playlist.options import WindowOptions
 from .publish.config import PublisherConfig
 from .publish.publisher import Publisher
 from .publish.release import ListedHook, Outlets
@@ -42,8 +43,9 @@ from .state.journal import JournaledState
 from .state.snapshots import Snapshots, register_parts
 from .status.assessment import HealthReport
 from .status.audience import Audience
-from .status.playback import Playback
 from .status.hub import EventHub, StatusWatcher
+from .status.playback import Playback
+from .status.playback_metrics import PlaybackMetrics
 from .status.trackers import TrackerProbe
 
 log = logging.getLogger(__name__)
@@ -173,10 +175,9 @@ class Service:
                 hls_dir=s.hls_dir,
                 key_prefix=s.r2_key_prefix,
                 urls=segment_urls(s),
-                window_seconds=s.listed_seconds,
-                start_at_edge=s.rewind_seconds > s.window_seconds,
+                window=WindowOptions(s.listed_seconds, can_block_reload=s.blocking_reload,
+                                     start_at_edge=s.rewind_seconds > s.window_seconds),
                 target_duration=s.target_duration or None,
-                can_block_reload=s.blocking_reload,
                 segment_hashes=bool(s.p2p_trackers),  # viewers check what peers send against them
                 # Without saved state, number from the clock: segments are never much shorter than a
                 # second, so a lost STATE_DIR still never makes the media sequence go back.
@@ -214,7 +215,9 @@ class Service:
         AudienceMetrics(self.metrics.registry, lambda: audience.watching, lambda: audience.p2p,
                         lambda: audience.refused, lambda: audience.stalled_recently)
         # Their playback reports (issue 42), one per page per beat interval at most: /metrics.
-        self.playback = Playback(audience, interval=self.settings.viewer_timeout / 3)
+        playlists = self.playlists
+        self.playback = Playback(audience, interval=self.settings.viewer_timeout / 3,
+                                 target_duration=lambda: playlists.target_duration)
         PlaybackMetrics(self.metrics.registry, self.playback)
         self.report = HealthReport(self.publisher.facts, self.uploader,
                                    state_error=lambda: self.snapshots.error, mirror=self.mirror,
@@ -233,13 +236,15 @@ class Service:
         return create_app(
             self.playlists, self.report, self.metrics, events=LiveEvents(self.events, self.status),
             playlist_options=PlaylistOptions(blocking_reload=s.blocking_reload, max_held=self.budget.held,
-                                             trust_cf_connecting_ip=s.trust_cf_connecting_ip),
+                                             trust_cf_connecting_ip=s.trust_cf_connecting_ip,
+                                             forwarded_allow_ips=s.forwarded_allow_ips),
             viewer_options=None if viewer_folder is None else ViewerOptions(
                 viewer_folder, stream_url=stream_url, max_open=self.budget.files, write_timeout=s.write_timeout,
                 p2p_trackers=s.p2p_trackers, p2p_swarm=s.p2p_swarm,
                 p2p_stun=s.p2p_stun_servers, viewer_timeout=s.viewer_timeout,
                 show_viewer_count=s.show_viewer_count, owncast_url=s.owncast_url,
-                frame_ancestors=s.frame_ancestors, sources=s.viewer_sources),
+                frame_ancestors=s.frame_ancestors, sources=s.viewer_sources, title=s.stream_title,
+                description=s.stream_description),
             expose_metrics=s.metrics_listen == "", connection_metrics=self.connection_metrics,
             viewers=Viewers(self.audience, self.playback), release_held=self.playlists.release_waiters,
         )

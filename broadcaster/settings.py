@@ -22,7 +22,7 @@ from dotenv import dotenv_values
 from dotenv.parser import parse_stream
 
 from .numbers import whole_number
-from .source.access import closed_folder, enter_fix, user_name
+from .files import closed_folder, enter_fix, user_name
 
 # The most MAX_CLIPS allows, and the most clips.json entries read (broadcaster/clips/book.py).
 MOST_CLIPS = 10_000
@@ -300,6 +300,15 @@ _FRAME_SOURCE = re.compile(
 MAX_FRAME_ANCESTORS = 16
 
 
+def _public_suffix(host: str) -> bool:
+    """Whether `host` is a public suffix (co.uk, github.io, pages.dev: names under which anyone may have a
+    site), by the Public Suffix List that the publicsuffixlist package ships (no download at run time).
+    A name the list does not know counts as one by the list's own default rule (its last label)."""
+    from publicsuffixlist import PublicSuffixList  # only for a wildcard source: it reads its list (~0.1 s)
+
+    return bool(PublicSuffixList().is_public(host.lower()))
+
+
 def _frame_ancestors(value: str) -> str:
     """The sites that may frame the viewer page, as a CSP frame-ancestors value: 'self', 'none', '*' or
     space- or comma-separated origins (https://example.com, https://*.example.com, http://host:8080)."""
@@ -318,9 +327,9 @@ def _frame_ancestors(value: str) -> str:
             raise ValueError(f"expected 'self' or an origin like https://example.com (no path), got {word!r}")
         elif m["port"] is not None and not 0 < int(m["port"]) < 65536:
             raise ValueError(f"{word!r}: a port is 1 to 65535")
-        elif m["wild"] and "." not in m["host"]:
-            raise ValueError(f"{word!r} would let every site under a top-level domain frame the page: name "
-                             "the site (https://*.example.com)")
+        elif m["wild"] and ("." not in m["host"] or _public_suffix(m["host"])):
+            raise ValueError(f"{word!r} would let every site under {m['host']} (a public suffix: anyone can "
+                             "register a site there) frame the page: name the site (https://*.example.com)")
         else:
             sources.append(word.lower())
     if len(sources) > MAX_FRAME_ANCESTORS:
@@ -344,6 +353,44 @@ def _viewer_sources(value: str) -> tuple[str, ...]:
     if len(words) > MAX_FRAME_ANCESTORS:
         raise ValueError(f"expected at most {MAX_FRAME_ANCESTORS} origins")
     return words
+
+
+MAX_TITLE = 200  # characters of STREAM_TITLE; STREAM_DESCRIPTION takes MAX_DESCRIPTION
+MAX_DESCRIPTION = 1000
+
+
+def _page_text(most: int) -> Callable[[str], str]:
+    """Words the viewer page shows (its title, its description): one line of at most `most` characters,
+    no control characters; the page escapes them."""
+
+    def parse(value: str) -> str:
+        text = value.strip()
+        if len(text) > most:
+            raise ValueError(f"expected at most {most} characters, got {len(text)}")
+        if any(ord(c) < 32 or ord(c) == 127 for c in text):
+            raise ValueError("expected one line of text without control characters")
+        return text
+
+    return parse
+
+
+MAX_PROXIES = 16
+
+
+def _networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """Addresses or CIDR networks, comma- or space-separated ('*' refused: a proxy anyone may be is none)."""
+    networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    for word in text.replace(",", " ").split():
+        if word == "*":
+            raise ValueError("'*' would let any client name any address: name the proxies (addresses or "
+                             "CIDRs like 10.0.0.0/8)")
+        try:
+            networks.append(ipaddress.ip_network(word, strict=False))
+        except ValueError:
+            raise ValueError(f"expected addresses or CIDRs like 127.0.0.1 or 10.0.0.0/8, got {word!r}") from None
+    if len(networks) > MAX_PROXIES:
+        raise ValueError(f"expected at most {MAX_PROXIES} addresses or networks")
+    return tuple(dict.fromkeys(networks))
 
 
 def _choice(*options: str) -> Callable[[str], str]:
@@ -481,7 +528,19 @@ SETTINGS: tuple[Setting, ...] = (
                 "viewer is one loopback client and one client can fill the count (`hls-broadcaster check` "
                 "warns when `HOST` is loopback and this is off). Keep it off when `HOST` is public: a client"
                 " reaching the port directly could name any address in that header; see "
-                "[Limits](../limits.md#limits)"),
+                "[Limits](../limits.md#limits). The header is believed from a loopback peer (cloudflared on "
+                "this machine) or a proxy named in `FORWARDED_ALLOW_IPS` (cloudflared elsewhere), from no "
+                "one else"),
+    Setting("FORWARDED_ALLOW_IPS", "reverse proxies (nginx, Caddy) trusted to name the viewer in "
+            "X-Forwarded-For or Forwarded: comma-separated addresses or CIDRs; empty = none (each connection's "
+            "own address counts)", _networks, "",
+            doc="the reverse proxies in front of the service (nginx, Caddy, a load balancer) trusted to name "
+                "each viewer in `X-Forwarded-For` (or `Forwarded`): comma-separated addresses or CIDRs, e.g. "
+                "`127.0.0.1` for a proxy on this machine. The viewer is the right-most address in that header "
+                "that is not one of these proxies, as with uvicorn's `--forwarded-allow-ips`; a header from "
+                "any other peer is ignored. Empty: none, and behind such a proxy every viewer counts as the "
+                "proxy. The tunnel needs only `TRUST_CF_CONNECTING_IP`; see [Behind a reverse proxy]"
+                "(../production.md#behind-a-reverse-proxy)"),
     Setting("P2P_TRACKERS", "viewers share segments peer to peer (WebRTC), the bucket stays the fallback: "
             "comma-separated ws:// or wss:// WebTorrent tracker URLs (your own: broadcaster/tracker/); empty = off",
             _trackers, "",
@@ -511,6 +570,15 @@ SETTINGS: tuple[Setting, ...] = (
                 "viewer page pings its `/api/ping` while playing, so Owncast's own count includes this "
                 "page's viewers, and sends its `/api/metrics/playback` the playback report Owncast's own "
                 "page sends, so its Stream Health includes them too"),
+    Setting("STREAM_TITLE", "the viewer page's title and heading; empty = Owncast's server name (from its "
+            "/api/config) when OWNCAST_URL is set, else 'Live stream'", _page_text(MAX_TITLE), "",
+            doc="the viewer page's title and heading (one line, at most 200 characters); empty: the name "
+                "Owncast gives its server (its `/api/config`) when `OWNCAST_URL` is set, else \"Live stream\"; "
+                "see [The page's words](../viewers.md#the-pages-words)"),
+    Setting("STREAM_DESCRIPTION", "a line under the viewer page's heading; empty = Owncast's summary (from its "
+            "/api/config) when OWNCAST_URL is set, else none", _page_text(MAX_DESCRIPTION), "",
+            doc="a line under the viewer page's heading (at most 1000 characters); empty: Owncast's server "
+                "summary (its `/api/config`) when `OWNCAST_URL` is set, else none"),
     Setting("FRAME_ANCESTORS", "sites allowed to show the viewer page in a frame (embedding, /embed): 'self', "
             "space-separated origins like https://example.com or https://*.example.com, '*' for any, or 'none'",
             _frame_ancestors, "'self'",
@@ -561,11 +629,14 @@ class Settings:
     header_timeout: float
     write_timeout: float
     trust_cf_connecting_ip: bool
+    forwarded_allow_ips: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]  # () = no proxy named
     p2p_trackers: tuple[str, ...]  # () = P2P off
     p2p_stun_servers: tuple[str, ...]  # () = none: host candidates only
     viewer_timeout: float
     show_viewer_count: bool
     owncast_url: str  # "" = off
+    stream_title: str  # "" = Owncast's name with OWNCAST_URL, else the page's own
+    stream_description: str  # "" = Owncast's summary with OWNCAST_URL, else none
     frame_ancestors: str  # a CSP frame-ancestors value
     viewer_sources: tuple[str, ...]  # origins ?src= may name besides the service's own; ("*",) = any
     log_level: str

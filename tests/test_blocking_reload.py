@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 from pytest_aiohttp import AiohttpClient
 
 from broadcaster.http import PlaylistOptions, create_app
-from broadcaster.http.playlists import CF_CONNECTING_IP, client_address
+from broadcaster.http.clients import CF_CONNECTING_IP, Proxies, client_address
 from broadcaster.metrics import ConnectionMetrics
 from tests.support.client import Client
 from tests.support.waiting import WAIT, until
@@ -24,8 +24,7 @@ from tests.support.world import World
 
 @pytest.fixture
 async def served(tmp_path: Path, aiohttp_client: AiohttpClient) -> AsyncIterator[tuple[World, Client]]:
-    world = World(tmp_path)
-    world.pub._can_block = True
+    world = World(tmp_path, can_block_reload=True)
     client = await aiohttp_client(create_app(world.playlists, world.report, world.metrics))
     world.owncast_lists(0, "stream-a-0.ts", "stream-a-1.ts")
     await world.settle()
@@ -156,8 +155,7 @@ class Runner:
 
 @pytest.fixture
 async def running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Runner]:
-    world = World(tmp_path)
-    world.pub._can_block = True
+    world = World(tmp_path, can_block_reload=True)
     registry = CollectorRegistry()
     app = create_app(world.playlists, world.report, world.metrics, playlist_options=PlaylistOptions(max_held=16),
                      connection_metrics=ConnectionMetrics(registry))
@@ -224,8 +222,7 @@ async def test_one_address_cannot_take_the_whole_held_cap(tmp_path: Path, aiohtt
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """Behind the tunnel every request comes from cloudflared: with TRUST_CF_CONNECTING_IP the cap counts
     Cloudflare's CF-Connecting-IP, and one address holds at most an eighth of it (at least 2)."""
-    world = World(tmp_path)
-    world.pub._can_block = True
+    world = World(tmp_path, can_block_reload=True)
     registry = CollectorRegistry()
     client: Client = await aiohttp_client(create_app(
         world.playlists, world.report, world.metrics, connection_metrics=ConnectionMetrics(registry),
@@ -259,7 +256,7 @@ def test_client_address(trust: bool) -> None:
     def address(remote: str, header: str | None = None) -> str | None:
         headers = {CF_CONNECTING_IP: header} if header is not None else {}
         return client_address(make_mocked_request("GET", "/", headers=headers,
-                                                  transport=_Peer(remote)), trust)
+                                                  transport=_Peer(remote)), Proxies(cloudflare=trust))
 
     assert address("192.0.2.1") == "192.0.2.1"  # a direct client: its own address
     assert address("::ffff:192.0.2.1") == "192.0.2.1"

@@ -74,7 +74,7 @@ def test_unit_file_has_the_required_settings() -> None:
         "NoNewPrivileges": "yes", "ProtectSystem": "strict", "PrivateTmp": "yes",
         "ProtectKernelTunables": "yes", "ProtectKernelModules": "yes", "ProtectKernelLogs": "yes",
         "ProtectControlGroups": "yes", "LockPersonality": "yes", "MemoryDenyWriteExecute": "yes",
-        "CapabilityBoundingSet": "", "RestrictNamespaces": "yes",
+        "CapabilityBoundingSet": "CAP_LEASE", "AmbientCapabilities": "CAP_LEASE", "RestrictNamespaces": "yes",
     }  # fmt: skip
     assert {key: svc.get(key) for key in hardening} == hardening
     assert svc["ProtectHome"] in ("read-only", "yes", "tmpfs") or "ReadOnlyPaths" in svc
@@ -319,8 +319,8 @@ def test_the_playlist_rule_matches_exactly_owncasts_playlist_paths(head: str, mi
 @pytest.mark.parametrize(
     "path",
     ["/live/master.m3u8", "/live/playlist.m3u8", "/live/0/playlist.m3u8", "/live/12/playlist.m3u8",
-     "/", "/index.html", "/hls.min.js", "/viewer.js", "/viewer.css", "/config.json", "/health", "/live/events",
-     "/p2p.js", "/p2p-media-loader-core.es.min.js", "/p2p-media-loader-hlsjs.es.min.js"],
+     "/", "/index.html", "/hls.min.js", "/viewer.min.js", "/viewer.min.css", "/config.json", "/health",
+     "/live/events", "/watching.min.js", "/p2p.min.js"],
 )  # fmt: skip
 def test_tunnel_routes_the_public_paths(path: str) -> None:
     assert route(path) == SERVICE
@@ -420,22 +420,22 @@ class _Assets(HTMLParser):
 def test_the_viewer_files_exist_are_routed_and_need_no_csp_exception() -> None:
     assets = _Assets()
     assets.feed((VIEWER / "index.html").read_text())
-    assert sorted(assets.files) == ["hls.min.js", "viewer.css", "viewer.js"]
+    names = [url.split("?v=")[0] for url in assets.files]  # named by version (scripts/build-viewer)
+    assert sorted(names) == ["hls.min.js", "viewer.min.css", "viewer.min.js"]
     assert assets.inline == []
-    for name in assets.files:
+    for name in names:
         assert (VIEWER / name).is_file(), name
         assert route(f"/{name}") == SERVICE, name
 
 
-
-# A relative import in a viewer module, static or dynamic: from './x.js', import './x.js', import('./x.js').
-_IMPORT = re.compile(r"""\b(?:from|import)\s*\(?\s*(["'])\./([^"']+)\1""")
+# A module's dynamic import as built: import("./x.js?v=...") (viewer/src/build.mjs).
+_IMPORT = re.compile(r"""\bimport\(\s*(["'])\./([^"'?]+)(?:\?v=[0-9a-f]+)?\1""")
 
 
 def viewer_modules() -> set[str]:
-    """The files viewer.js reaches by its imports and theirs (p2p.js and P2P Media Loader's included)."""
+    """The files viewer.min.js imports, and theirs (p2p.min.js with P2P on, watching.min.js)."""
     found: set[str] = set()
-    todo = ["viewer.js"]
+    todo = ["viewer.min.js"]
     while todo:
         for m in _IMPORT.finditer((VIEWER / todo.pop()).read_text()):
             if m.group(2) not in found:
@@ -446,7 +446,7 @@ def viewer_modules() -> set[str]:
 
 def test_every_module_the_viewer_imports_exists_and_is_routed() -> None:
     modules = viewer_modules()
-    assert {"player.js", "stats.js", "p2p.js", "p2p-media-loader-core.es.min.js"} <= modules, modules
+    assert modules == {"p2p.min.js", "watching.min.js"}, modules
     for name in sorted(modules):
         assert (VIEWER / name).is_file(), name
         assert route(f"/{name}") == SERVICE, f"{name}: add it to the viewer's files in cloudflared.yml.example"
@@ -498,7 +498,8 @@ def test_every_nginx_file_is_checked_by_nginx_t() -> None:
     """nginx reads a shipped nginx file only with its documented paths replaced (they name this machine's
     folders), so `nginx -t` runs on each in the test named here, on the file so rendered; a new one must
     be added here with its own."""
-    checked = {"nginx-cache.conf": ("tests/test_nginx_cache.py", "def test_nginx_accepts_the_shipped_config")}
+    checked = {"nginx-cache.conf": ("tests/test_nginx_cache.py", "def test_nginx_accepts_the_shipped_config"),
+               "nginx-proxy.conf": ("tests/test_reverse_proxy.py", "def test_nginx_accepts_the_shipped_proxy_config")}
     found = {p.relative_to(DEPLOY).as_posix() for p in DEPLOY.rglob("*") if p.is_file() and "nginx" in p.name}
     assert found == set(checked), "an nginx file without its nginx -t test: add one and name it here"
     for test, function in checked.values():

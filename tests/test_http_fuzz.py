@@ -31,7 +31,7 @@ Client = TestClient[web.Request, web.Application]
 
 ROUTES = ["/live/master.m3u8", "/live/playlist.m3u8", "/live/0/playlist.m3u8", "/live/1/playlist.m3u8",
           "/live/playlist.m3u8", "/live/0/playlist.m3u8", "/live/1/playlist.m3u8",
-          "/live/7/playlist.m3u8", "/live/events", "/health", "/metrics", "/", "/config.json", "/viewer.js",
+          "/live/7/playlist.m3u8", "/live/events", "/health", "/metrics", "/", "/config.json", "/viewer.min.js",
           "/nothing-here"]
 # The 503s the README documents, told apart by their body.
 DOCUMENTED_503 = ("stream not ready yet", "the stream is not advancing", "too many event streams",
@@ -45,8 +45,7 @@ HEADERS = ["If-None-Match", "Accept-Encoding", "Last-Event-ID", "Access-Control-
 async def served(tmp_path: Path, aiohttp_client: Any,
                  monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[World, Client]]:
     monkeypatch.setattr("broadcaster.playlist.hls.BLOCK_TIMEOUT_TARGET_DURATIONS", 0.01)  # held requests end at once
-    world = World(tmp_path)
-    world.pub._can_block = True
+    world = World(tmp_path, can_block_reload=True)
     viewer = default_viewer_dir()
     assert viewer is not None
     hub = EventHub()

@@ -29,6 +29,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urljoin
 
 import aiohttp
 import boto3
@@ -326,3 +327,30 @@ async def test_only_playlists_go_through(edge: Edge) -> None:
     header = "\n".join(line for line in CONF.read_text().splitlines() if line.startswith("#"))
     assert "PLAYLIST rules only" in header and "keep every other path on the service" in header
     assert "instead of the service's" not in header
+
+
+@needs_nginx
+async def test_other_spellings_through_the_cache_cost_the_service_a_redirect_each(edge: Edge) -> None:
+    """Issue 50, R1c: nginx keys by $request_uri, so every spelling of a playlist URL (`_HLS_%6dsn=`,
+    `pl%61ylist.m3u8`, hex in either case) is a miss that reaches the service: 200 of 200 did, each
+    answered with the whole playlist. Each now gets a 302 of a few hundred bytes (kept by nginx for its
+    max-age like any answer), whose target is the canonical URL every viewer shares."""
+    for _ in range(3):
+        name = edge.owncast.slot()
+    last = await edge.listed_at_origin(name)
+    spellings = [f"/live/0/playlist.m3u8?_HLS_{''.join(f'%{ord(c):02{x}}' for c in 'msn')}={last}"
+                 for x in ("x", "X")]
+    spellings += ["/live/0/pl%61ylist.m3u8", f"/live/0/pl%61ylist.m3u8?_HLS_msn=%3{str(last)[0]}{str(last)[1:]}"]
+    spellings += [f"/live/%30/playlist.m3u8?_HLS_msn={last}", f"/l%69ve/0/playlist.m3u8?_HLS_msn={last}",
+                  f"/live/0/playlist.m3u8?_HLS_msn={last}&_HLS_%73kip=YES", "/live/0/playlist.m3u8?"]
+    before = await edge.origin_requests()
+    answers = [await get(edge.nginx.port, target) for target in spellings]
+    after = await edge.origin_requests()
+    assert [a.status for a in answers] == [302] * len(spellings), [(a.status, len(a.body)) for a in answers]
+    assert all(len(a.body) == 0 for a in answers)
+    reached = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+    assert {k: n for k, n in reached.items() if n} == {"302": len(spellings)}, reached
+    for target, answer in zip(spellings, answers):  # where each points is the one canonical URL
+        location = urljoin(f"http://h{target}", answer.headers["location"]).removeprefix("http://h")
+        assert location in ("/live/0/playlist.m3u8", f"/live/0/playlist.m3u8?_HLS_msn={last}",
+                            f"/live/0/playlist.m3u8?_HLS_msn={last}&_HLS_skip=YES"), (target, location)

@@ -59,7 +59,7 @@ def world(folder: Path) -> tuple[World, JournaledState]:
     w.snapshots._parts = {}  # the service's wiring: the cleaner under "cleaner", restored first
     cleaner = Cleaner(Bucket(), w.metrics, margin=5)
     w.snapshots.register("cleaner", cleaner, empty=[])
-    w.pub.lister.on_removed = cleaner.schedule
+    w.pub.on_removed = cleaner.schedule
     return w, state
 
 

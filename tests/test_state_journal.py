@@ -51,7 +51,7 @@ def world(folder: Path, window: float = 4.0, cls: type[JournaledState] = Journal
     assert w.snapshots is not None
     w.snapshots._parts = {}  # the service's wiring: the cleaner under "cleaner", restored first
     w.snapshots.register("cleaner", cleaner, empty=[])
-    w.pub.lister.on_removed = cleaner.schedule
+    w.pub.on_removed = cleaner.schedule
     return w, cleaner
 
 

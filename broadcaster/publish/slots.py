@@ -3,9 +3,10 @@
 A slot is one segment position, the same in every variant: (Owncast transcoder run, Owncast's
 sequence number). ffmpeg numbers all variants of one run in lockstep, so this key lines variants up
 (docs: HLS 6.2.4). A slot is decided (listed or dropped) once every variant taking part has its copy
-uploaded, or has moved on without one; slots are decided in order, so every variant lists the same
-slots under the same media sequence numbers. What deciding means (listing, metrics, gaps) is the
-Publisher's business.
+uploaded, or has moved on without one, or (once another copy is uploaded) still waits for Owncast to
+finish its file: that variant lists it later, or a gap there alone. Slots are decided in order, so
+every variant lists the same slots under the same media sequence numbers. What deciding means
+(listing, metrics, gaps) is the lister's business (lister.py, waiting.py).
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from dataclasses import dataclass, field
 
 from ..bucket.uploader import Uploaded
 from ..playlist import hls
-from ..playlist.manifest import ManifestGenerator
 from ..source.owncast import SourceSegment
 from ..tails import Log, Tail
+from .variant_playlist import VariantPlaylist
 
 SlotKey = tuple[int, int]
 END = 1 << 62  # an end-of-stream marker sorts after every segment of its run
@@ -76,10 +77,11 @@ class Slot:
 
 @dataclass(slots=True)
 class Variant:
-    """What the publisher knows of one of Owncast's variants."""
+    """One of Owncast's variants: what the publisher read of it (written by the publisher only; the
+    uploads keep its init sections' uploads), and its playlist, changed only through its intents."""
 
     index: int
-    generator: ManifestGenerator | None = None
+    playlist: VariantPlaylist
     seen: SeenNames = field(default_factory=SeenNames)
     inits: dict[str, asyncio.Task[Uploaded]] = field(default_factory=dict)  # key -> upload
     first: dict[int, int] = field(default_factory=dict)  # run -> first Owncast number it joined with
@@ -88,16 +90,9 @@ class Variant:
     restarts: int = 0  # times Owncast's numbering went back (runs without a stream id in names)
     source_ended: bool = False
     last_new_segment: float | None = None  # monotonic, Owncast listed something new
-    last_listed: float | None = None  # monotonic, we listed something
     created: float = 0.0  # monotonic
     advertised: int = 0  # EXT-X-TARGETDURATION of Owncast's last playlist with stream segments
-    last_run: int | None = None  # run of the last segment this variant listed
     withdrawn: bool = False  # Owncast's multivariant playlist no longer names it (a new stream without it)
-
-    def listed(self, run: int, now: float) -> None:
-        """The lister listed a segment of `run` in this variant's playlist at `now` (monotonic): the
-        two fields listing writes, every other one being what the publisher read of Owncast."""
-        self.last_run, self.last_listed = run, now
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,8 +149,13 @@ class SlotAligner:
         self._queued -= sum(len(s.copies) for s in slots)
         return slots
 
-    def take_ready(self, variants: Iterable[Variant], now: Callable[[], float], target: int | None) -> Ready | None:
-        """The first undecided slot once it can be decided (taken out of the queue), else None."""
+    def take_ready(self, variants: Iterable[Variant], now: Callable[[], float], target: int | None,
+                   held: Callable[[int, Copy], bool] | None = None) -> Ready | None:
+        """The first undecided slot once it can be decided (taken out of the queue), else None.
+
+        `held(variant, copy)`: the copy's file is still being written by Owncast. Such a copy holds only
+        its own variant once another copy of the slot is in the bucket: the slot is decided, and that
+        variant lists it later, or a gap there alone (lister.py); every other copy is waited for."""
         if not self._order:
             return None
         key = self._order[0]
@@ -166,7 +166,10 @@ class SlotAligner:
                 return None
         else:
             members = self._participants(key, variants, now(), target)
-            if not all(self._resolved(v, slot) for v in members):
+            unresolved = [v for v in members if not self._resolved(v, slot)]
+            if unresolved and (held is None or not any(_uploaded(c) for i, c in slot.copies.items()
+                                                       if any(v.index == i for v in members)) or not all(
+                    (c := slot.copies.get(v.index)) is not None and held(v.index, c) for v in unresolved)):
                 return None
         previous = self.decided
         self._order.pop(0)
@@ -196,9 +199,9 @@ class SlotAligner:
             if first is not None:
                 if first <= key[1]:
                     members.append(v)
-                elif v.generator is not None and v.generator.segment_count:
+                elif v.playlist.listing:
                     members.append(v)  # joined this run after the slot: absent, so the slot is dropped
-            elif (v.generator is not None and v.generator.segment_count and not v.withdrawn
+            elif (v.playlist.listing and not v.withdrawn
                   and v.last_new_segment is not None
                   and now - v.last_new_segment < gone_after and (v.last_key or (-1, -1))[0] < key[0]):
                 members.append(v)  # has not seen this run yet: wait for it (or for it to go quiet)
@@ -210,3 +213,8 @@ class SlotAligner:
         if copy is None:  # Owncast moved on without ever listing it in this variant
             return v.last_key is not None and v.last_key > slot.key
         return copy.task.done()
+
+
+def _uploaded(copy: Copy) -> bool:
+    t = copy.task
+    return t.done() and not t.cancelled() and t.exception() is None

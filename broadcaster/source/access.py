@@ -13,51 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import grp
 import os
-import pwd
 import stat
 from pathlib import Path
 
+from ..files import closed_folder, enter_fix, group_name, user_name
 from . import inotify
 
 ACCESS_INTERVAL = 5.0  # seconds between two checks while the service runs
 _SEGMENT_SUFFIXES = (".ts", ".m4s", ".mp4")
-
-
-def user_name() -> str:
-    """Who this process runs as, by name where there is one: the user the fixes name."""
-    try:
-        return pwd.getpwuid(os.geteuid()).pw_name
-    except KeyError:
-        return str(os.geteuid())
-
-
-def _group_name(gid: int) -> str:
-    try:
-        return grp.getgrgid(gid).gr_name
-    except KeyError:
-        return str(gid)
-
-
-def closed_folder(path: Path) -> Path | None:
-    """The first folder on the way to `path` (itself excluded) this user cannot enter, if any; None too
-    where one is missing (Owncast wiping HLS_DIR is no refusal)."""
-    for folder in reversed(path.absolute().parents):
-        if not os.access(folder, os.X_OK):
-            return folder if os.path.lexists(folder) else None
-    return None
-
-
-def enter_fix(folder: Path) -> str:
-    """The usual ways to let this user into `folder` (only x: it need not list it)."""
-    user = user_name()
-    try:
-        group = _group_name(folder.stat().st_gid)
-    except OSError:
-        group = "its group"
-    return (f"setfacl -m u:{user}:x {folder} (an ACL for {user} alone), or chmod g+x {folder} and "
-            f"usermod -aG {group} {user}")
 
 
 def _read_fix(hls_dir: Path, refused: Path) -> str:
@@ -68,7 +32,7 @@ def _read_fix(hls_dir: Path, refused: Path) -> str:
         st = refused.stat()
         wanted = (stat.S_IRGRP | stat.S_IXGRP) if stat.S_ISDIR(st.st_mode) else stat.S_IRGRP
         if st.st_mode & wanted == wanted and st.st_gid not in os.getgroups():
-            return f"usermod -aG {_group_name(st.st_gid)} {user} (then restart the service)"
+            return f"usermod -aG {group_name(st.st_gid)} {user} (then restart the service)"
     top = hls_dir.parent
     return (f"setfacl -R -m u:{user}:rX {top} && setfacl -R -d -m u:{user}:rX {top} (the default ACL, -d, "
             "covers the folders Owncast makes at each stream)")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from broadcaster.metrics import AudienceMetrics, ConnectionMetrics, Metrics, PlaybackMetrics
+from broadcaster.metrics import AudienceMetrics, ConnectionMetrics, Metrics
 from broadcaster.status.audience import Audience
 from broadcaster.status.playback import Playback
+from broadcaster.status.playback_metrics import PlaybackMetrics
 
 
 def exported_series() -> set[str]:

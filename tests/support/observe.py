@@ -78,6 +78,7 @@ class Observer:
     )
     listed: dict[int, dict[int, str]] = field(default_factory=dict)  # variant -> msn -> segment name
     urls: dict[tuple[int, str], str] = field(default_factory=dict)  # (variant, segment name) -> its URL
+    gaps: dict[int, set[int]] = field(default_factory=dict)  # variant -> msns listed with EXT-X-GAP
     versions: int = 0
 
     async def poll(self) -> None:
@@ -92,11 +93,16 @@ class Observer:
             found = re.search(r"#EXT-X-MEDIA-SEQUENCE:(\d+)", text)
             assert found is not None, text
             seq = int(found.group(1))
+            gap = False
             for line in text.splitlines():
-                if line and not line.startswith("#"):
+                if line == "#EXT-X-GAP":
+                    gap = True
+                elif line and not line.startswith("#"):
                     self.listed.setdefault(v, {})[seq] = line.rsplit("/", 1)[1]
                     self.urls[(v, line.rsplit("/", 1)[1])] = line
-                    seq += 1
+                    if gap:
+                        self.gaps.setdefault(v, set()).add(seq)
+                    seq, gap = seq + 1, False
 
     def names(self, v: int) -> list[str]:
         got = self.listed.get(v, {})

@@ -438,9 +438,10 @@ class Played:
     def masters(self) -> int:
         return sum(1 for r in self.client.requests if r.path.endswith("master.m3u8"))
 
-    def playlist_errors(self) -> list[tuple[str, int]]:
-        return [(r.path.rsplit("/", 1)[-1], r.status) for r in self.client.requests
-                if ".m3u8" in r.path and r.status >= 400]
+    def playlist_answers(self) -> dict[int, int]:
+        """How many playlist requests got each status: each request is one round trip (a 302 is two)."""
+        statuses = [r.status for r in self.client.requests if ".m3u8" in r.path]
+        return {status: statuses.count(status) for status in sorted(set(statuses))}
 
     def segments_after_change(self) -> list[str]:
         """The segments asked for that start at or after the change."""
@@ -459,13 +460,13 @@ class Played:
         if self.player == "ffmpeg":
             return (f"  ffmpeg: exit={self.exit_code} frames={self.frames} masters={self.masters()}"
                     f" after_change={len(self.segments_after_change())} missing={self.missing()}"
-                    f" playlist_errors={self.playlist_errors()} warnings={self.warnings()}")
+                    f" playlist_answers={self.playlist_answers()} warnings={self.warnings()}")
         log = self.log
         return (f"  {self.player} {log.get('version')}: reached={self.reached()} ended={log.get('ended')}"
                 f" stuck={log.get('stuck')} fatal={self.fatal} nonfatal={self.nonfatal}"
                 f" stalls_at_change={self.stalls_near_change()} stalls={self.stalls()} jumps={self.jumps()}"
                 f" loads={log.get('loads')} masters={self.masters()} navigations={self.navigations}"
-                f" missing={self.missing()} playlist_errors={self.playlist_errors()} heights={self.heights()}"
+                f" missing={self.missing()} playlist_answers={self.playlist_answers()} heights={self.heights()}"
                 f" switches={[(round(w['played'], 1), w['to'], w.get('position')) for w in log['switches']]}"
                 f" notes={[n[2] for n in log.get('notes', [])][:10]} console={self.console[:3]}"
                 + (f" last_media_events={log.get('media', [])[-4:]}"

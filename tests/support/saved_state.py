@@ -19,7 +19,7 @@ async def saved_state(tmp_path: Path) -> dict[str, object]:
     w = World(tmp_path / "hls")
     cleaner = Cleaner(Bucket(), w.metrics, margin=5)
     snapshots = snapshots_of(None, w.pub, cleaner)
-    w.pub.lister.on_removed = cleaner.schedule
+    w.pub.on_removed = cleaner.schedule
     for v in (0, 1):
         w.owncast_lists(v, *(f"stream-a-{i}.ts" for i in range(8)))
     await w.settle()
