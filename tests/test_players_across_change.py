@@ -372,9 +372,15 @@ def _assert_plain_answers(p: Played, table: str) -> None:
     """Issue 47: every playlist answer is a plain 200, one round trip each (no redirect), or the 304 of
     the browser revalidating its cached copy (a 200 to the player); "longer" also gets the 503 of a
     blocking request held across its gap between streams (the module docstring). 499 is no answer: the
-    player gave the request up (hls.js, switching variants) before it was held."""
+    player gave the request up (hls.js, switching variants) before it was held. A redirect only where
+    the service's rules make one (Played.redirects): a player more than two numbers late for its reload
+    (a loaded machine, a slow phone) is sent to the newest; and Shaka 4.16, once redirected, keeps that
+    URL and repeats _HLS_msn in every reload after it (its bug: 2 of 8 runs of "shorter" with Chromium
+    pinned to one CPU, 5 redirects each, each followed by its 200)."""
     plain = {200, 304, 499, 503} if p.scenario.name == "longer" else {200, 304, 499}
-    assert set(p.playlist_answers()) <= plain, table
+    assert set(p.playlist_answers()) <= plain | {302}, table
+    kinds = {"behind", "repeated"} if p.player == "shaka" else {"behind"}
+    assert [r for r in p.redirects() if r[1] not in kinds] == [], table
 
 
 @pytest.mark.integration

@@ -443,6 +443,30 @@ class Played:
         statuses = [r.status for r in self.client.requests if ".m3u8" in r.path]
         return {status: statuses.count(status) for status in sorted(set(statuses))}
 
+    def redirects(self) -> list[tuple[str, str]]:
+        """Each playlist request answered 302, and why: "behind" (a number more than
+        hls.MSN_BEHIND_LIMIT behind the newest when it was asked: a client late for its reload, sent to
+        the newest), "repeated" (_HLS_msn given twice: Shaka 4.16 keeps the URL a redirect took it to as
+        the playlist's own and adds its next number after the one there, so every reload after its first
+        redirect is one more), or "other"."""
+        out = []
+        for r in self.client.requests:
+            if ".m3u8" not in r.path or r.status != 302:
+                continue
+            asked = [int(n) for n in re.findall(r"[?&]_HLS_msn=(\d+)", r.path)]
+            variant = re.search(r"/live/(\d+)/", r.path)
+            version = self.client.replay.versions[
+                max(0, bisect.bisect_right([v.at for v in self.client.replay.versions], r.at) - 1)]
+            shown = version.media.get(int(variant.group(1))) if variant else None
+            if len(asked) > 1:
+                why = "repeated"
+            elif asked and shown is not None and asked[0] < shown.last_sequence - hls.MSN_BEHIND_LIMIT:
+                why = "behind"
+            else:
+                why = "other"
+            out.append((r.path.rsplit("/", 1)[-1], why))
+        return out
+
     def segments_after_change(self) -> list[str]:
         """The segments asked for that start at or after the change."""
         cuts = self.scenario.by_key()
