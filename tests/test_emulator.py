@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 from yarl import URL
 
-from broadcaster.demo.emulator import (LATENCY_LEVELS, EmulatorError, OwncastEmulator, Recordings, Variant,
+from broadcaster.demo.emulator import (LATENCY_LEVELS, Cleanup, EmulatorError, OwncastEmulator, Recordings, Variant,
                                       ffmpeg_command)
 from broadcaster.demo.ffmpeg import ffmpeg_exe
 from tests.support.processes import alive
@@ -175,7 +175,7 @@ async def test_fmp4_segments_with_init(tmp_path: Path) -> None:
 
 async def test_cleanup_keeps_newest_segments(tmp_path: Path) -> None:
     async with OwncastEmulator(
-        tmp_path / "hls", variants=1, list_size=2, cleanup_keep=3, cleanup_interval=0.3
+        tmp_path / "hls", variants=1, list_size=2, cleanup=Cleanup(keep=3, interval=0.3)
     ) as owncast:
         vdir = owncast.variant_dir(0)
 

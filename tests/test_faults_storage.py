@@ -29,7 +29,7 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from broadcaster.demo.emulator import LateTails, Ledger, OwncastEmulator
+from broadcaster.demo.emulator import Cleanup, LateTails, Ledger, OwncastEmulator
 from broadcaster.demo.ffmpeg import ffmpeg_exe
 from broadcaster.demo.recordings import Recordings
 from broadcaster.demo.seaweed import SeaweedS3
@@ -434,7 +434,7 @@ async def test_segments_deleted_during_an_outage_are_counted_and_marked_as_a_gap
 ) -> None:
     # Owncast keeps only the 3 newest segments per variant, cleaned twice a second.
     async with (
-        OwncastEmulator(tmp_path / "hls", cleanup_keep=3, cleanup_interval=0.5, ledger=Ledger(), recordings=recordings) as owncast,
+        OwncastEmulator(tmp_path / "hls", cleanup=Cleanup(keep=3, interval=0.5), ledger=Ledger(), recordings=recordings) as owncast,
         running(tmp_path, seaweed, owncast) as rig,
     ):
         watch, proxy = rig.watch, rig.proxy

@@ -9,7 +9,12 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from broadcaster.demo.tracker import TRACKER_FILES
+
+# Node with the tracker's installed packages (the tracker_dir fixture): not a unit test.
+pytestmark = pytest.mark.integration
 
 NODE_TIMEOUT = 120.0
 

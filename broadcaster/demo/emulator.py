@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -61,12 +62,21 @@ from broadcaster.demo.transcoder_args import ffmpeg_command, keyframe_expr, repl
 
 # The names tests, benches and the demo import from here.
 __all__ = [
-    "LATENCY_LEVELS", "EmulatorError", "LateTails", "Ledger", "OwncastEmulator", "OwncastSettings", "Recordings",
+    "LATENCY_LEVELS", "Cleanup", "EmulatorError", "LateTails", "Ledger", "OwncastEmulator", "OwncastSettings", "Recordings",
     "SegmentType", "Variant", "ffmpeg_command", "keyframe_expr", "listed_segments", "resolve_inside",
     "resolve_settings", "source_command",
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Cleanup:
+    """Owncast's local clean-up: keep the newest `keep` segments per variant folder (None: its
+    SegmentCount + 10), a pass every `interval` seconds."""
+
+    keep: int | None = None
+    interval: float = 60.0
 
 
 class OwncastEmulator:
@@ -82,8 +92,7 @@ class OwncastEmulator:
         list_size: int | None = None,
         source_keyframes: Sequence[float] | None = None,
         segment_type: SegmentType = "mpegts",
-        cleanup_keep: int | None = None,
-        cleanup_interval: float = 60.0,
+        cleanup: Cleanup = Cleanup(),
         ledger: Ledger | None = None,
         recordings: Recordings | None = None,
     ) -> None:
@@ -110,8 +119,8 @@ class OwncastEmulator:
             raise ValueError(f"segment_type must be 'mpegts' or 'fmp4', not {segment_type!r}")
         self.hls_dir = Path(hls_dir).absolute()
         self.segment_type: SegmentType = segment_type
-        self._cleanup_keep = cleanup_keep
-        self.cleanup_interval = cleanup_interval
+        self._cleanup_keep = cleanup.keep
+        self.cleanup_interval = cleanup.interval
         # The settings of the stream on air (or of the next one, before the first start), and
         # those the next start() will use: Owncast reads its configuration once per stream.
         self.settings = settings
