@@ -4,6 +4,7 @@ retries with exponential backoff and full jitter for as long as the file is stil
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import random
@@ -81,10 +82,14 @@ class Uploaded(NamedTuple):
 Read = Callable[[], tuple[bytes, Stamp | None]]
 
 
-def _read_and_hash(read: Read, hashed: bool) -> tuple[bytes, Stamp | None, bytes | None]:
+def _read_and_hash(read: Read, hashed: bool, keep: Callable[[bytes], object] | None = None,
+                   ) -> tuple[bytes, Stamp | None, bytes | None]:
     """The body an attempt sends, the stamp of its file and, when asked, its SHA-256, off the event loop
-    (~2 ms a MB): the hash is of that very object, the one PutObject is given."""
+    (~2 ms a MB): the hash is of that very object, the one PutObject is given. `keep` is given the body
+    too (the VM's copy: steering/copies.py), on the same thread."""
     body, stamp = read()
+    if keep is not None:
+        keep(body)
     return body, stamp, hashlib.sha256(body).digest() if hashed else None
 
 
@@ -114,8 +119,12 @@ class Uploader:
         backoff: Backoff = Backoff(),
         clock: Callable[[], float] = time.monotonic,
         outage: OutageLog | None = None,
+        keep: Callable[[str, bytes], object] | None = None,
     ) -> None:
         self._store = store
+        # Each segment file's bytes, as the first attempt reads them, are also kept as the VM's copy
+        # (steering/copies.py): read once for both.
+        self._keep = keep
         self._metrics = metrics
         self._slots = asyncio.Semaphore(concurrency)
         self._attempt_timeout = attempt_timeout
@@ -186,11 +195,15 @@ class Uploader:
         self, key: str, read: Read, content_type: str, cache_control: str, variant: str | None, hashed: bool,
     ) -> Uploaded:
         attempt = 0
+        keep = self._keep
+        kept = keep is None or variant is None  # a segment file's bytes are kept once per upload
         while True:
             bucket_failed = True
             async with self._slots:
                 try:
-                    body, stamp, digest = await asyncio.to_thread(_read_and_hash, read, hashed)
+                    keep_body = None if kept or keep is None else functools.partial(keep, key)
+                    body, stamp, digest = await asyncio.to_thread(_read_and_hash, read, hashed, keep_body)
+                    kept = True
                 except OSError as err:  # out of handles or memory (read_segment_file lets only those out)
                     if not is_temporary(err):
                         raise

@@ -35,6 +35,11 @@ CF_CONNECTING_IP = istr("CF-Connecting-IP")  # the viewer's address, as Cloudfla
 _MAX_VARIANT_DIGITS = 4
 
 
+class MasterSource(Protocol):
+    def master_playlist(self, media_name: str = hls.MEDIA_PLAYLIST_NAME) -> Rendered | None:
+        """Naming the variants `<n>/<media_name>`, rendered once per version; None: not ready yet."""
+
+
 class PlaylistSource(Protocol):
     def master_playlist(self, media_name: str = hls.MEDIA_PLAYLIST_NAME) -> Rendered | None:
         """Naming the variants `<n>/<media_name>`, rendered once per version; None: not ready yet."""
@@ -139,12 +144,18 @@ class PlaylistRoutes:
 
     def __init__(self, source: PlaylistSource, metrics: Metrics, default_variant: int, blocking: bool, *,
                  max_held: int = MAX_HELD, connection_metrics: ConnectionMetrics | None = None,
-                 trust_cf_connecting_ip: bool = False) -> None:
+                 trust_cf_connecting_ip: bool = False, masters: MasterSource | None = None,
+                 label_prefix: str = "") -> None:
+        """`masters`: where the multivariant playlists come from (the source's own by default; with
+        content steering, one that names every pathway); `label_prefix` marks this instance's requests in
+        hls_broadcaster_playlist_requests_total (the VM pathway's are "vm/<n>")."""
         self._source = source
+        self._masters = masters if masters is not None else source
         self._default = default_variant
         self._blocking_on = blocking  # off: _HLS_* parameters are ignored, as by a static host
         self._default_label = str(default_variant)
-        self._count = metrics.playlist_requests.inc
+        inc = metrics.playlist_requests.inc
+        self._count = inc if not label_prefix else lambda label, status: inc(label_prefix + label, status)
         self._max_held = max_held
         self._max_per_client = max(2, max_held // HELD_CLIENT_SHARE)
         self._held_by: dict[str, int] = {}  # held requests per client address (client_address)
@@ -305,7 +316,7 @@ class PlaylistRoutes:
                 response = _not_ready()
             else:
                 if variant is None:
-                    rendered = source.master_playlist(master_name)
+                    rendered = self._masters.master_playlist(master_name)
                 else:
                     rendered = source.media_playlist(variant)
                 if rendered is not None:

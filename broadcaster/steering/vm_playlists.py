@@ -1,0 +1,91 @@
+"""The VM pathway's media playlists: the bucket's, each segment named by its file name, which resolves
+beside the playlist (<folder>/vm/<n>/<file>) to the VM's own copy (http/pathway.py).
+
+Every version is the bucket's version with its URIs replaced (Rendered.replaced), made on first demand
+(nobody asks while players are on the bucket) and kept for as long as it is the one shown; the keys it
+lists are marked servable in the copies (`Copies.listed`) as it is made, so the VM never answers for a
+segment its playlists did not list. Same numbers, discontinuities, durations and dates as the bucket's
+(6.2.4, 4.4.6.6), only other URIs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+from urllib.parse import urlsplit
+
+from ..playlist import hls
+from ..playlist.rendered import Rendered
+
+_MAP = b'#EXT-X-MAP:URI="'
+
+
+class Shown(Protocol):
+    """The bucket pathway's playlists (publish/visible.py's VisiblePlaylists)."""
+
+    @property
+    def target_duration(self) -> int | None: ...
+
+    @property
+    def held_requests(self) -> int: ...
+
+    def media_playlist(self, variant: int) -> Rendered | None: ...
+
+    async def wait_for_sequence(self, variant: int, sequence: int, timeout: float) -> Rendered | None: ...
+
+
+class Listing(Protocol):
+    def listed(self, key: str) -> None: ...
+
+
+class VmPlaylists:
+    """The server's PlaylistSource for /live/vm/<n>/... and /hls/vm/<n>/...."""
+
+    def __init__(self, shown: Shown, copies: Listing, key_for: Callable[[int, str], str]) -> None:
+        self._shown = shown
+        self._copies = copies
+        self._key_for = key_for
+        self._made: dict[int, tuple[Rendered, Rendered]] = {}  # variant -> (the bucket's, ours)
+
+    @property
+    def target_duration(self) -> int | None:
+        return self._shown.target_duration
+
+    @property
+    def held_requests(self) -> int:
+        return self._shown.held_requests
+
+    def master_playlist(self, media_name: str = hls.MEDIA_PLAYLIST_NAME) -> Rendered | None:
+        return None  # the multivariant playlist names these; it has no VM copy of its own
+
+    def media_playlist(self, variant: int) -> Rendered | None:
+        return self._ours(variant, self._shown.media_playlist(variant))
+
+    async def wait_for_sequence(self, variant: int, sequence: int, timeout: float) -> Rendered | None:
+        return self._ours(variant, await self._shown.wait_for_sequence(variant, sequence, timeout))
+
+    def _ours(self, variant: int, bucket: Rendered | None) -> Rendered | None:
+        if bucket is None:
+            return None
+        made = self._made.get(variant)
+        if made is not None and made[0] is bucket:
+            return made[1]
+        ours = bucket.replaced(lambda body: self._replace(variant, body))
+        self._made[variant] = (bucket, ours)
+        return ours
+
+    def _replace(self, variant: int, body: bytes) -> bytes:
+        lines = body.split(b"\n")
+        for i, line in enumerate(lines):
+            if line.startswith(_MAP):
+                end = line.index(b'"', len(_MAP))
+                name = self._name(variant, line[len(_MAP):end])
+                lines[i] = _MAP + name + line[end:]
+            elif line and not line.startswith(b"#"):
+                lines[i] = self._name(variant, line)
+        return b"\n".join(lines)
+
+    def _name(self, variant: int, uri: bytes) -> bytes:
+        name = urlsplit(uri.decode()).path.rpartition("/")[2]
+        self._copies.listed(self._key_for(variant, name))
+        return hls.vm_segment_uri(name).encode()
