@@ -113,14 +113,35 @@ async def test_the_multivariant_playlist_offers_every_variant_on_both_pathways(m
     assert lines[:3] == ["#EXTM3U", "#EXT-X-VERSION:3",
                          '#EXT-X-CONTENT-STEERING:SERVER-URI="steering.json",PATHWAY-ID="bucket"']
     infs = [(line, uri) for line, uri in zip(lines, lines[1:]) if line.startswith("#EXT-X-STREAM-INF:")]
-    assert [uri for _, uri in infs] == ["0/playlist.m3u8", "1/playlist.m3u8",
-                                         "vm/0/playlist.m3u8", "vm/1/playlist.m3u8"]
+    here = f"//{rig.client.host}:{rig.client.port}/live/"  # named with the host asked (Shaka's bans)
+    assert [uri for _, uri in infs] == [f"{here}0/playlist.m3u8", f"{here}1/playlist.m3u8",
+                                         f"{here}vm/0/playlist.m3u8", f"{here}vm/1/playlist.m3u8"]
     # The same attributes on both pathways but for PATHWAY-ID: a player without steering sees
     # redundant streams.
     assert infs[0][0].replace('PATHWAY-ID="bucket"', 'PATHWAY-ID="vm"') == infs[2][0]
     assert 'STABLE-VARIANT-ID="v0"' in infs[0][0] and 'STABLE-VARIANT-ID="v1"' in infs[1][0]
     status, _, owncast = await get(rig.client, "/hls/stream.m3u8")
-    assert status == 200 and "vm/1/stream.m3u8" in owncast.decode() and "\n0/stream.m3u8" in owncast.decode()
+    assert status == 200 and f"\n//{rig.client.host}:{rig.client.port}/hls/vm/1/stream.m3u8" in owncast.decode()
+    assert f"\n//{rig.client.host}:{rig.client.port}/hls/0/stream.m3u8" in owncast.decode()
+
+
+@pytest.mark.parametrize("host", ["", "evil.example/x", 'a"b', "a b", "a\\b", "a:b:c", "x" * 300, "[::1",
+                                  "-bad.example", "a..b"])
+async def test_a_host_that_is_not_plain_names_the_vm_relatively(make_rig: MakeRig, host: str) -> None:
+    rig = await make_rig()
+    status, _, body = await get(rig.client, "/live/master.m3u8", {"Host": host, "Accept-Encoding": "identity"})
+    assert status in (200, 400), status  # aiohttp refuses some Host values itself
+    if status == 200:
+        assert "\nvm/0/playlist.m3u8" in body.decode() and "\n0/playlist.m3u8" in body.decode()
+
+
+async def test_the_hosts_rendered_for_are_bounded(make_rig: MakeRig) -> None:
+    rig = await make_rig()
+    for n in range(40):
+        _, _, body = await get(rig.client, "/live/master.m3u8", {"Host": f"h{n}.example", "Accept-Encoding": "identity"})
+        assert (f"//h{n}.example/live/vm/0/" in body.decode()) == (n < 16), n
+    _, _, body = await get(rig.client, "/live/master.m3u8", {"Host": "h3.example", "Accept-Encoding": "identity"})
+    assert "//h3.example/live/vm/0/playlist.m3u8" in body.decode()
 
 
 async def test_a_player_arriving_while_the_bucket_fails_starts_on_the_vm(make_rig: MakeRig) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import re
 from typing import Protocol
 
 from aiohttp import hdrs, web
@@ -36,8 +37,25 @@ _MAX_VARIANT_DIGITS = 4
 
 
 class MasterSource(Protocol):
-    def master_playlist(self, media_name: str = hls.MEDIA_PLAYLIST_NAME) -> Rendered | None:
-        """Naming the variants `<n>/<media_name>`, rendered once per version; None: not ready yet."""
+    def master_playlist(self, media_name: str = hls.MEDIA_PLAYLIST_NAME, here: str | None = None) -> Rendered | None:
+        """Naming the variants `<n>/<media_name>`, rendered once per version; None: not ready yet. `here`:
+        where the request found the playlist, `//host/folder/` (request_base), for the URIs that must name
+        a host (content steering's VM pathway)."""
+
+
+# A Host a multivariant playlist may name (RFC 9110 7.2: uri-host [ ":" port ]): a registered name or an
+# IPv4 address, or an IPv6 address in brackets. Anything else is not written into a playlist.
+_HOST = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}"
+                   r"[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?")
+
+
+def request_base(request: web.Request) -> str | None:
+    """`//host/folder/` of a multivariant playlist's request (a network-path reference, 4.1: the player
+    keeps its scheme), from its Host and its route's folder; None when the Host is not a plain host."""
+    host = request.headers.get(hdrs.HOST, "")
+    if len(host) > 260 or not _HOST.fullmatch(host):
+        return None
+    return "//" + host + request.path.rpartition("/")[0] + "/"
 
 
 class PlaylistSource(Protocol):
@@ -150,7 +168,7 @@ class PlaylistRoutes:
         content steering, one that names every pathway); `label_prefix` marks this instance's requests in
         hls_broadcaster_playlist_requests_total (the VM pathway's are "vm/<n>")."""
         self._source = source
-        self._masters = masters if masters is not None else source
+        self._masters = masters  # None: the source's own
         self._default = default_variant
         self._blocking_on = blocking  # off: _HLS_* parameters are ignored, as by a static host
         self._default_label = str(default_variant)
@@ -316,7 +334,9 @@ class PlaylistRoutes:
                 response = _not_ready()
             else:
                 if variant is None:
-                    rendered = self._masters.master_playlist(master_name)
+                    masters = self._masters
+                    rendered = (source.master_playlist(master_name) if masters is None
+                                else masters.master_playlist(master_name, request_base(request)))
                 else:
                     rendered = source.media_playlist(variant)
                 if rendered is not None:

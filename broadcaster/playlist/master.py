@@ -40,7 +40,9 @@ class Pathway:
 
     def variant_uri(self, index: int, media_name: str) -> str:
         uri = hls.variant_uri(index, self.media_name or media_name)
-        return f"{self.folder.rstrip('/')}/{uri}" if self.folder else uri
+        if not self.folder:
+            return uri
+        return self.folder + uri if self.folder.endswith("/") else f"{self.folder}/{uri}"
 
 
 @dataclass(frozen=True, slots=True)

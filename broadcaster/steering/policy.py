@@ -175,7 +175,9 @@ class SteeringPolicy:
         """Reads the signals and decides; True when the priority changed."""
         now = self.clock()
         self._forget(now)
-        target = self.target_duration() or 3
+        target = self.target_duration()
+        if target is None:  # nothing listed yet: nobody plays, and a start's first uploads are no outage
+            return False
         for pathway, state in self._state.items():
             self._judge(pathway, state, now, target)
         healthy = [p for p in self.pathways if p not in self._state or self._state[p].reason is None]

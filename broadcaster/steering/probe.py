@@ -3,9 +3,10 @@ viewers fetch it (R2_PUBLIC_URL, or its presigned URL). Writes can work while re
 domain's DNS or certificate, r2.dev's rate limit): the uploads cannot tell, this can.
 
 Only a segment listed within the last three target durations is probed (an older one may be deleted
-already, and nothing is live); every PROBE_EVERY seconds while players are on the bucket (about 17,000
-Class B reads a stream-day, within R2's free 10 million a month), every TTL while they are away from
-it (its return is seen within one).
+already, and nothing is live), about once a target duration (every TTL, at least PROBE_EVERY seconds:
+28,800 Class B reads a stream-day with 3 s segments, within R2's free 10 million a month even 24/7), and
+again after PROBE_AGAIN once one failed: two failures in a row put players on the VM's pathway
+(policy.PROBE_FAILURES) within a few seconds of the first, before their buffers run out.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from .policy import SteeringPolicy
 
 log = logging.getLogger(__name__)
 
-PROBE_EVERY = 5.0
+PROBE_EVERY = 2.0
+PROBE_AGAIN = 1.0
 EVALUATE_EVERY = 0.5  # seconds between the policy's readings of its signals
 
 
@@ -70,12 +72,13 @@ class SteeringLoop:
 
     async def _probing(self) -> None:
         policy = self._policy
+        ok = True
         while True:
-            away = policy.first != hls.BUCKET_PATHWAY
-            await asyncio.sleep(policy.ttl() if away else PROBE_EVERY)
+            await asyncio.sleep(max(PROBE_EVERY, policy.ttl()) if ok else PROBE_AGAIN)
             newest = self._newest
             target = policy.target_duration() or 3
             if newest is None or self._clock() - newest[1] > 3 * target:
+                ok = True
                 policy.probed(hls.BUCKET_PATHWAY, True)  # nothing live to look at: no evidence either way
                 continue
             ok, detail = await self._get(newest[0], timeout=float(max(2, target)))

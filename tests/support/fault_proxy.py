@@ -90,13 +90,13 @@ class Seen:
         return None if self.ended is None else self.ended - self.started
 
 
-def _free_port() -> int:
+def _free_port(host: str = "127.0.0.1") -> int:
     for _ in range(500):
         port = random.randrange(_PORT_LOW, _PORT_HIGH)
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
-                s.bind(("127.0.0.1", port))
+                s.bind((host, port))
             except OSError:
                 continue
         return port
@@ -104,12 +104,15 @@ def _free_port() -> int:
 
 
 class FaultProxy:
-    """Reverse proxy on 127.0.0.1 in front of `upstream` (e.g. SeaweedFS's S3 endpoint)."""
+    """Reverse proxy on `host` (a loopback address, 127.0.0.1 unless told) in front of `upstream` (e.g.
+    SeaweedFS's S3 endpoint)."""
 
     def __init__(
-        self, upstream: str, *, mode: Mode = "pass", endless_limit: int = 256 * 1024 * 1024, seed: int = 11
+        self, upstream: str, *, mode: Mode = "pass", endless_limit: int = 256 * 1024 * 1024, seed: int = 11,
+        host: str = "127.0.0.1",
     ) -> None:
         self.upstream = upstream.rstrip("/")
+        self.host = host
         self.counts: collections.Counter[str] = collections.Counter()
         self.requests: list[Seen] = []
         self._mode: Mode = mode
@@ -138,7 +141,7 @@ class FaultProxy:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     @property
     def listening(self) -> bool:
@@ -199,7 +202,7 @@ class FaultProxy:
             skip_auto_headers=("Accept", "Accept-Encoding", "User-Agent", "Content-Type"),
         )
         self._server = Server(self._handle, access_log=None)
-        self._port = _free_port()
+        self._port = _free_port(self.host)
         try:
             await self._listen()
         except BaseException:
@@ -232,7 +235,7 @@ class FaultProxy:
         while True:
             try:
                 self._listener = await loop.create_server(
-                    self._server, "127.0.0.1", self._port, reuse_address=True
+                    self._server, self.host, self._port, reuse_address=True
                 )
                 return
             except OSError:
