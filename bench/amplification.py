@@ -62,9 +62,10 @@ class _Collecting(MemoryTransport):
 
 def _app(seconds: int) -> tuple[Any, Any]:
     from broadcaster.playlist.manifest import ManifestGenerator
+    from broadcaster.playlist.options import WindowOptions
     from broadcaster.playlist.segments import ListedSegment
 
-    gen = ManifestGenerator(1, float(seconds), can_block_reload=True, start_at_edge=True)
+    gen = ManifestGenerator(1, WindowOptions(float(seconds), can_block_reload=True, start_at_edge=True))
     for i in range(seconds):
         gen.append(ListedSegment(f"https://media.example.com/live/0/stream-q1w2e3r4t-{i}.ts", 1.0, 1.8e9 + i,
                                  key=f"live/0/stream-q1w2e3r4t-{i}.ts"), float(i))

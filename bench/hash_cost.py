@@ -21,6 +21,7 @@ from collections.abc import Iterator
 
 from broadcaster.playlist import hls
 from broadcaster.playlist.manifest import ManifestGenerator
+from broadcaster.playlist.options import WindowOptions
 from broadcaster.playlist.rendered import Rendered
 from broadcaster.playlist.segments import ListedSegment
 
@@ -42,7 +43,7 @@ def every_segment_hashed() -> Iterator[None]:
 def playlist(window: int, target: int, hashed: bool) -> Rendered:
     """A full window of `target`-second segments (and three more than fit, so that it has slid)."""
     rng = random.Random(40)
-    gen = ManifestGenerator(target, float(window), can_block_reload=True, start_at_edge=True)
+    gen = ManifestGenerator(target, WindowOptions(float(window), can_block_reload=True, start_at_edge=True))
     for i in range(window // target + 3):
         name = f"stream-q1w2e3r4t-{100000 + i}.ts"
         gen.append(ListedSegment(f"https://media.example.com/live/0/{name}", float(target), 1.8e9 + i * target,

@@ -99,9 +99,14 @@ async def run(package: str, folder: Path, variants: int, segments: int, window: 
     snapshots = m["state.snapshots"].Snapshots(m["state.journal"].JournaledState(state_dir), metrics)
     outlets = m["publish.release"].Outlets(m["publish.visible"].VisiblePlaylists(), snapshots,
                                            on_listed=(on_listed,))
+    # Since issue 49 the window's options travel as one record (playlist/options.py); a baseline before
+    # it takes the seconds alone.
+    fields = getattr(config_module.PublisherConfig, "__dataclass_fields__", {})
+    window_option = ({"window": module(package, "playlist.options").WindowOptions(window)} if "window" in fields
+                     else {"window_seconds": window})
     config = config_module.PublisherConfig(
         hls_dir=hls_dir, key_prefix="live", urls=m["bucket.urls"].PublicUrls("https://cdn.example"),
-        window_seconds=window, wall_clock=lambda: EPOCH + clock[0], monotonic=lambda: clock[0])
+        wall_clock=lambda: EPOCH + clock[0], monotonic=lambda: clock[0], **window_option)
     pub = m["publish.publisher"].Publisher(config, uploader=uploader, writes=Whole(), metrics=metrics,
                                            outlets=outlets)
     m["state.snapshots"].register_parts(snapshots, pub)

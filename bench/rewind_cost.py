@@ -73,6 +73,7 @@ from typing import Any
 
 from bench.rig import SERVER_CPU, WRK_CPU, cpu_seconds, free_port, pin, playlist_app, wait_listening
 from broadcaster.playlist.manifest import ManifestGenerator
+from broadcaster.playlist.options import WindowOptions
 from broadcaster.playlist.rendered import Rendered
 from broadcaster.playlist.segments import ListedSegment
 from broadcaster.publish import playlist_memory
@@ -97,7 +98,7 @@ def listed(variant: int, n: int, seconds: float) -> ListedSegment:
 
 def filled(seconds: float, window: float, variant: int = 0) -> tuple[ManifestGenerator, int]:
     """A generator whose window is full and sliding, and the number of the next segment."""
-    gen = ManifestGenerator(math.ceil(seconds), window, can_block_reload=True)
+    gen = ManifestGenerator(math.ceil(seconds), WindowOptions(window, can_block_reload=True))
     count = math.ceil(window / seconds) + 10
     for n in range(count):
         gen.append(listed(variant, n, seconds), T0 + n * seconds)
@@ -246,8 +247,8 @@ def measure_playlist(case: Case, appends: int, variants: int) -> None:
             data = JournaledState(Path(folder)).load()
             assert data is not None
             for v in range(variants):
-                back = playlist_memory.restore(data["variants"][str(v)]["generator"], now, case.window,
-                                               can_block_reload=True)
+                back = playlist_memory.restore(data["variants"][str(v)]["generator"], now,
+                                               WindowOptions(case.window, can_block_reload=True))
                 assert back.segment_count == gen.segment_count
         case.restore_s = time.perf_counter() - t0
         case.restore_cpu_s = time.process_time() - c0

@@ -30,6 +30,8 @@ import aiohttp
 from aiohttp import web
 
 from broadcaster.playlist.manifest import ManifestGenerator
+
+from broadcaster.playlist.options import WindowOptions
 from broadcaster.playlist.rendered import Rendered
 from broadcaster.playlist.segments import ListedSegment
 
@@ -321,7 +323,7 @@ def rss_kb(pid: int) -> int:
 
 def live_generator(segments: int = 12, window: float = 10) -> ManifestGenerator:
     """A 1 s live playlist of `window` seconds after `segments` appends (the benches' usual one)."""
-    gen = ManifestGenerator(1, window)
+    gen = ManifestGenerator(1, WindowOptions(window))
     for i in range(segments):
         gen.append(ListedSegment(f"https://media.example.com/live/0/stream-abcdefghi-{i}.ts", 1.0, 1.8e9 + i), i)
     return gen

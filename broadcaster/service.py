@@ -29,6 +29,7 @@ from .http.control import create_control_app, prepare_socket
 from .http.pathway import BURST_SECONDS, ByteBudget, VmSegments
 from .http.serving import serving
 from .metrics import AudienceMetrics, ConnectionMetrics, Metrics, PlaybackMetrics
+from .playlist.options import WindowOptions
 from .publish.config import PublisherConfig
 from .publish.publisher import Publisher
 from .publish.release import ListedHook, Outlets
@@ -185,10 +186,9 @@ class Service:
                 hls_dir=s.hls_dir,
                 key_prefix=s.r2_key_prefix,
                 urls=segment_urls(s),
-                window_seconds=s.listed_seconds,
-                start_at_edge=s.rewind_seconds > s.window_seconds,
+                window=WindowOptions(s.listed_seconds, can_block_reload=s.blocking_reload,
+                                     start_at_edge=s.rewind_seconds > s.window_seconds),
                 target_duration=s.target_duration or None,
-                can_block_reload=s.blocking_reload,
                 segment_hashes=bool(s.p2p_trackers),  # viewers check what peers send against them
                 # Without saved state, number from the clock: segments are never much shorter than a
                 # second, so a lost STATE_DIR still never makes the media sequence go back.

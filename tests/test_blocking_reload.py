@@ -24,8 +24,7 @@ from tests.support.world import World
 
 @pytest.fixture
 async def served(tmp_path: Path, aiohttp_client: AiohttpClient) -> AsyncIterator[tuple[World, Client]]:
-    world = World(tmp_path)
-    world.pub._can_block = True
+    world = World(tmp_path, can_block_reload=True)
     client = await aiohttp_client(create_app(world.playlists, world.report, world.metrics))
     world.owncast_lists(0, "stream-a-0.ts", "stream-a-1.ts")
     await world.settle()
@@ -137,8 +136,7 @@ class Runner:
 
 @pytest.fixture
 async def running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Runner]:
-    world = World(tmp_path)
-    world.pub._can_block = True
+    world = World(tmp_path, can_block_reload=True)
     registry = CollectorRegistry()
     app = create_app(world.playlists, world.report, world.metrics, playlist_options=PlaylistOptions(max_held=16),
                      connection_metrics=ConnectionMetrics(registry))
@@ -205,8 +203,7 @@ async def test_one_address_cannot_take_the_whole_held_cap(tmp_path: Path, aiohtt
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """Behind the tunnel every request comes from cloudflared: with TRUST_CF_CONNECTING_IP the cap counts
     Cloudflare's CF-Connecting-IP, and one address holds at most an eighth of it (at least 2)."""
-    world = World(tmp_path)
-    world.pub._can_block = True
+    world = World(tmp_path, can_block_reload=True)
     registry = CollectorRegistry()
     client: Client = await aiohttp_client(create_app(
         world.playlists, world.report, world.metrics, connection_metrics=ConnectionMetrics(registry),

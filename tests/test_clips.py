@@ -27,7 +27,8 @@ from broadcaster.http.control import create_control_app, prepare_socket
 from broadcaster.demo.ffmpeg import ffmpeg_exe
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.metrics import Metrics
-from broadcaster.playlist.manifest import ManifestGenerator
+from broadcaster.playlist.options import WindowOptions
+from broadcaster.publish.variant_playlist import VariantPlaylist
 from broadcaster.playlist.segments import ListedSegment, Removed
 from broadcaster.settings import load_settings
 from broadcaster.state.disk import StateFile
@@ -45,17 +46,32 @@ def seg(v: int, i: int) -> ListedSegment:
 
 
 class Source:
+    """Each variant's live playlist with `count` segments listed, every one of them shown to clients."""
+
     def __init__(self, count: int = 20, variants: tuple[int, ...] = (0, 1)) -> None:
-        self.gens = {v: ManifestGenerator(1, 60) for v in variants}
+        self.playlists = {v: VariantPlaylist(v, WindowOptions(60), lambda _removed: None) for v in variants}
+        for p in self.playlists.values():
+            p.open(1, True, 0.0)
         for i in range(count):
-            for v, gen in self.gens.items():
-                gen.append(seg(v, i), float(i))
+            self.add(i)
+        self.show()
+
+    def add(self, i: int) -> None:
+        for v, p in self.playlists.items():
+            p.list(seg(v, i), 0, float(i), p.next_sequence, T0 + i)
+
+    def show(self) -> None:
+        """The Release made every playlist's current version visible."""
+        for p in self.playlists.values():
+            rendered = p.visible()
+            if rendered is not None:
+                p.shown(rendered)
 
     def variants(self) -> list[int]:
-        return sorted(self.gens)
+        return sorted(self.playlists)
 
-    def generator(self, index: int) -> ManifestGenerator | None:
-        return self.gens.get(index)
+    def playlist(self, index: int) -> VariantPlaylist | None:
+        return self.playlists.get(index)
 
 
 class Bucket:
@@ -105,6 +121,21 @@ async def test_a_clip_of_the_last_seconds_lists_the_segments_where_they_are(tmp_
     assert "#EXT-X-PROGRAM-DATE-TIME:" in media
     master = bucket.objects[f"{PREFIX}/clips/{clip.id}/master.m3u8"].decode()
     assert "0/playlist.m3u8" in master and "1/playlist.m3u8" in master
+
+
+async def test_a_clip_is_cut_from_what_clients_were_shown_not_from_what_is_listed_since(tmp_path: Path) -> None:
+    """Segments listed after the version clients see (their version waits for its save) are in no clip:
+    the clip would name moments no viewer could have seen, and numbers a restart may give out again."""
+    bucket, source = Bucket(), Source()
+    source.add(20)
+    source.add(21)  # listed, not yet saved and shown
+    book = book_for(tmp_path, source, bucket)
+    assert book.span() == (T0, T0 + 20)
+    clip = await book.make(last=3)
+    assert (clip.start, clip.end) == (T0 + 17, T0 + 20)
+    assert not any(k.endswith(("stream-a-20.ts", "stream-a-21.ts")) for k in clip.keys)
+    source.show()
+    assert book.span() == (T0, T0 + 22)
 
 
 async def test_clips_by_time_are_bounded_by_the_window_with_one_line_errors(tmp_path: Path) -> None:
@@ -307,9 +338,9 @@ async def test_a_clip_from_the_cli_plays_in_ffmpeg_outlives_the_window_and_a_res
         with emulator_paused(owncast):
             await running.aclose()  # the service stops
             service = await running.enter_async_context(running_service(settings))
-            generator = service.publisher.generator(0)
-            assert generator is not None
-            assert any(u.endswith(clip.keys[0].rsplit("/", 1)[1]) for u in generator.uris())
+            playlist = service.publisher.playlist(0)
+            assert playlist is not None
+            assert any(u.endswith(clip.keys[0].rsplit("/", 1)[1]) for u in playlist.uris())
         listed = await run_cli(short_state, "--list")
         assert listed.returncode == 0 and clip.id in listed.stdout and url in listed.stdout
         # ffmpeg reads the whole clip from the bucket's public URL: a VOD with every segment.

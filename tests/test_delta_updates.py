@@ -17,6 +17,7 @@ from pytest_aiohttp import AiohttpClient
 
 from broadcaster.playlist import hls
 from broadcaster.playlist.manifest import ManifestGenerator
+from broadcaster.playlist.options import WindowOptions
 from broadcaster.playlist.segments import ListedSegment
 from broadcaster.http import create_app
 from tests.support.client import Client
@@ -94,7 +95,7 @@ def comparable(segments: list[Seg]) -> list[tuple[object, ...]]:
 
 
 def test_long_window_offers_delta_updates_that_merge_back_into_the_full_playlist() -> None:
-    gen = ManifestGenerator(1, 12, can_block_reload=True)
+    gen = ManifestGenerator(1, WindowOptions(12, can_block_reload=True))
     checker = MediaPlaylistChecker(allow_resume_after_endlist=True)
     previous: Parsed | None = None
     now = T0
@@ -140,7 +141,7 @@ def test_long_window_offers_delta_updates_that_merge_back_into_the_full_playlist
 
 
 def test_fmp4_delta_repeats_the_map_before_its_first_segment() -> None:
-    gen = ManifestGenerator(1, 12, can_block_reload=True)
+    gen = ManifestGenerator(1, WindowOptions(12, can_block_reload=True))
     for i in range(12):
         gen.append(seg(i, init_uri="https://r2.example/live/0/init.mp4"), T0 + i)
     delta = gen.render().delta
@@ -151,14 +152,14 @@ def test_fmp4_delta_repeats_the_map_before_its_first_segment() -> None:
 
 @pytest.mark.parametrize(("window", "block"), [(8.0, True), (30.0, False)])
 def test_no_delta_updates_in_a_short_window_or_without_blocking_reload(window: float, block: bool) -> None:
-    gen = ManifestGenerator(1, window, can_block_reload=block)
+    gen = ManifestGenerator(1, WindowOptions(window, can_block_reload=block))
     for i in range(40):
         gen.append(seg(i), T0 + i)
     assert gen.render().delta is None and b"CAN-SKIP-UNTIL" not in gen.render().body
 
 
 def test_ended_playlist_has_no_delta() -> None:
-    gen = ManifestGenerator(1, 12, can_block_reload=True)
+    gen = ManifestGenerator(1, WindowOptions(12, can_block_reload=True))
     for i in range(12):
         gen.append(seg(i), T0 + i)
     assert gen.render().delta is not None
@@ -167,7 +168,7 @@ def test_ended_playlist_has_no_delta() -> None:
 
 
 def test_edge_rendering_is_the_same_version_without_server_control() -> None:
-    gen = ManifestGenerator(1, 12, can_block_reload=True)
+    gen = ManifestGenerator(1, WindowOptions(12, can_block_reload=True))
     for i in range(12):
         gen.append(seg(i), T0 + i)
     origin, edge = gen.render().body.decode(), gen.render_edge().body.decode()
@@ -184,8 +185,7 @@ def test_edge_rendering_is_the_same_version_without_server_control() -> None:
 
 @pytest.fixture
 async def served(tmp_path: Path, aiohttp_client: AiohttpClient) -> AsyncIterator[tuple[World, Client]]:
-    world = World(tmp_path, window=12.0, stepped=True)
-    world.pub._can_block = True
+    world = World(tmp_path, window=12.0, stepped=True, can_block_reload=True)
     client = await aiohttp_client(create_app(world.playlists, world.report, world.metrics))
     for i in range(14):  # one a second: the window slides, so delta updates are offered
         world.now += 1

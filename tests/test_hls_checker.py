@@ -113,6 +113,8 @@ def feed_variants(items: list[tuple[str, str]]) -> list[list[Violation]]:
 
 A4 = segs("a.ts", "b.ts", "c.ts", "d.ts")
 BASE = media(A4)
+# b.ts listed with EXT-X-GAP (4.4.4.7): its URI holds no media; no protocol version needed.
+GAPPED = media([A4[0], Seg("b.ts", tags=("#EXT-X-GAP",)), *A4[2:]])
 
 # ---------------------------------------------------------------------------------------------- rule table
 # (rule, good versions, bad versions, checker kwargs, rules that necessarily come with it).
@@ -167,6 +169,8 @@ PER_VERSION: list[Case] = [
      [media(A4, header=("#EXT-X-INDEPENDENT-SEGMENTS",) * 2)], {}, frozenset()),
     ("content-after-endlist", [media(A4, endlist=True)], [media(A4, endlist=True, trailer=("#EXTINF:6.000,", "e.ts"))],
      {}, frozenset()),
+    ("gap-invalid", [GAPPED], [media([A4[0], Seg("b.ts", tags=("#EXT-X-GAP:YES",)), *A4[2:]])], {}, frozenset()),
+    ("gap-invalid", [GAPPED], [media(A4, footer=("#EXT-X-GAP",))], {}, frozenset()),
     ("skip-invalid", [media(A4, version=9, header=("#EXT-X-SKIP:SKIPPED-SEGMENTS=0",))],
      [media(A4, version=9, header=("#EXT-X-SKIP:SKIPPED-SEGMENTS=x",))], {}, frozenset()),
     ("skip-invalid", [media(A4, version=9, header=("#EXT-X-SKIP:SKIPPED-SEGMENTS=0",))],
@@ -194,6 +198,8 @@ BETWEEN: list[Case] = [
      [BASE, media(segs("a.ts", "b.ts", "x.ts", "c.ts", "d.ts"))], {}, NUMBERING),
     ("segment-changed", [BASE, BASE], [BASE, media([A4[0], Seg("b.ts", "5.000"), *A4[2:]])], {}, frozenset()),
     ("segment-changed", [BASE, BASE], [BASE, media([A4[0], Seg("b.ts", disc=True), *A4[2:]])], {}, frozenset()),
+    ("segment-changed", [GAPPED, GAPPED], [GAPPED, BASE], {}, frozenset()),
+    ("segment-changed", [BASE, BASE], [BASE, GAPPED], {}, frozenset()),
     ("segment-changed", [media([Seg("a.ts", pdt=pdt(0))])] * 2,
      [media([Seg("a.ts", pdt=pdt(0))]), media([Seg("a.ts", pdt=pdt(1))])], {}, frozenset()),
     ("segment-changed", [media(A4, version=6, header=('#EXT-X-MAP:URI="i1.mp4"',))] * 2,

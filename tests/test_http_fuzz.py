@@ -45,8 +45,7 @@ HEADERS = ["If-None-Match", "Accept-Encoding", "Last-Event-ID", "Access-Control-
 async def served(tmp_path: Path, aiohttp_client: Any,
                  monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[World, Client]]:
     monkeypatch.setattr("broadcaster.playlist.hls.BLOCK_TIMEOUT_TARGET_DURATIONS", 0.01)  # held requests end at once
-    world = World(tmp_path)
-    world.pub._can_block = True
+    world = World(tmp_path, can_block_reload=True)
     viewer = default_viewer_dir()
     assert viewer is not None
     hub = EventHub()

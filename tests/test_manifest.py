@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from broadcaster.playlist import hls
 from broadcaster.playlist.manifest import ManifestGenerator, SegmentRejected
+from broadcaster.playlist.options import WindowOptions
 from broadcaster.playlist.master import render_master
 from broadcaster.playlist.segments import ListedSegment
 from broadcaster.publish import playlist_memory
@@ -28,7 +29,7 @@ class Driven:
     """A generator whose every new rendering is fed to the checker."""
 
     def __init__(self, target: int = 1, window: float = 3.0) -> None:
-        self.gen = ManifestGenerator(target, window)
+        self.gen = ManifestGenerator(target, WindowOptions(window))
         self.checker = MediaPlaylistChecker(allow_resume_after_endlist=True)
         self.now = T0
 
@@ -102,9 +103,29 @@ def test_gap_marks_the_next_segment_but_not_the_first_ever() -> None:
     assert d.text().count("#EXT-X-DISCONTINUITY\n") == 1
 
 
+def test_a_gap_entry_keeps_its_number_date_and_duration_with_ext_x_gap_and_no_discontinuity() -> None:
+    """One variant's copy missing where the others list the moment (issue 50, W5): an entry with
+    EXT-X-GAP (4.4.4.7) before its EXTINF, counted as no discontinuity, at the same version (section 8
+    asks none for it), and saved and restored as such."""
+    d = Driven(window=6.0)
+    d.append(seg(0))
+    number = d.append(seg(1, gap=True))
+    d.append(seg(2))
+    text = d.check()
+    block = text.split("s-0.ts\n")[1].split("s-1.ts")[0]
+    assert block == (f"#EXT-X-PROGRAM-DATE-TIME:{hls.format_program_date_time(T0 + 1)}\n"
+                     "#EXT-X-GAP\n#EXTINF:1.000,\nhttps://r2.example/live/0/")
+    assert number == 1 and "#EXT-X-DISCONTINUITY\n" not in text and "#EXT-X-VERSION:3\n" in text
+    assert d.gen.last_discontinuity == 0
+    parsed = m3u8.loads(text)  # an independent parser reads it as a gap segment
+    assert [s.gap_tag for s in parsed.segments] == [None, True, None]
+    again = playlist_memory.restore(playlist_memory.snapshot(d.gen, d.now), d.now, WindowOptions(6.0))
+    assert again.render().body == d.gen.render().body
+
+
 @pytest.mark.parametrize("duration", [1.5, 1.4996, 2.0, 0.0, -1.0])
 def test_segment_that_does_not_fit_the_target_is_rejected(duration: float) -> None:
-    gen = ManifestGenerator(1, 3)
+    gen = ManifestGenerator(1, WindowOptions(3))
     with pytest.raises(SegmentRejected):
         gen.append(seg(0, duration), T0)
     assert gen.segment_count == 0 and gen.next_sequence == 0
@@ -132,7 +153,7 @@ def test_endlist_then_resume_continues_with_a_discontinuity() -> None:
 
 
 def test_end_on_an_empty_playlist_does_nothing() -> None:
-    gen = ManifestGenerator(1, 3)
+    gen = ManifestGenerator(1, WindowOptions(3))
     gen.end()
     assert not gen.ended
 
@@ -160,7 +181,7 @@ def test_fmp4_map_precedes_first_segment_and_survives_sliding() -> None:
 
 
 def test_render_is_cached_until_the_playlist_changes() -> None:
-    gen = ManifestGenerator(1, 3)
+    gen = ManifestGenerator(1, WindowOptions(3))
     gen.append(seg(0), T0)
     first = gen.render()
     assert gen.render() is first
@@ -192,7 +213,7 @@ def test_removed_segment_is_kept_for_the_longest_playlist_that_listed_it_not_the
     assert keep[seg(0).uri] >= 1 + 10  # it was in the 10-segment burst
     assert keep[seg(25).uri] <= 1 + 5  # listed long after: only ever in a 3-4 s window (+ the next)
     # A restart knows no better than the longest playlist still-listed segments were in.
-    restored = playlist_memory.restore(playlist_memory.snapshot(d.gen, d.now), d.now, 3.0)
+    restored = playlist_memory.restore(playlist_memory.snapshot(d.gen, d.now), d.now, WindowOptions(3.0))
     restored.append(seg(30), d.now + 1)
     restored.append(seg(31), d.now + 2)
     assert all(r.keep <= 1 + 5 for r in restored.drain_removed())
@@ -248,7 +269,7 @@ def test_restart_starts_a_new_playlist_above_everything_before() -> None:
     for the new target from then on."""
     from tests.support.hls_checker import MediaPlaylistChecker
 
-    gen = ManifestGenerator(1, 6.0)
+    gen = ManifestGenerator(1, WindowOptions(6.0))
     checker = MediaPlaylistChecker(allow_restart=True)
     strict = MediaPlaylistChecker()
     now = 0.0
@@ -276,18 +297,18 @@ def test_the_checker_refuses_a_restart_that_goes_back() -> None:
     from tests.support.hls_checker import MediaPlaylistChecker
 
     checker = MediaPlaylistChecker(allow_restart=True)
-    gen = ManifestGenerator(1, 3.0)
+    gen = ManifestGenerator(1, WindowOptions(3.0))
     for n in range(4):
         gen.append(ListedSegment(f"a{n}.ts", 1.0, 1000.0 + n), float(n))
     checker.assert_ok(gen.render().body.decode())
     # Numbers above, but no new discontinuity number: only where the dates go on from the last segment.
     for date in (1002.0, 2000.0):  # back into the old window; far past anything missed
-        same_number = ManifestGenerator(2, 6.0)
+        same_number = ManifestGenerator(2, WindowOptions(6.0))
         same_number.append(ListedSegment("b0.ts", 2.0, date), 10.0, sequence=4)
         fresh = MediaPlaylistChecker(allow_restart=True)
         fresh.assert_ok(gen.render().body.decode())
         assert [v.rule for v in fresh.check(same_number.render().body.decode())] == ["restart-not-above"]
-    back = ManifestGenerator(2, 6.0)
+    back = ManifestGenerator(2, WindowOptions(6.0))
     back.append(ListedSegment("c0.ts", 2.0, 3000.0), 10.0, sequence=1)
     assert "msn-uri-changed" in [v.rule for v in checker.check(back.render().body.decode())]
 
@@ -298,7 +319,7 @@ def test_restart_within_a_stream_keeps_the_timeline() -> None:
     dates go on), unless a gap, an end or its own flag says otherwise; the checker takes it as a new
     playlist."""
     checker = MediaPlaylistChecker(allow_restart=True)
-    gen = ManifestGenerator(1, 3.0)
+    gen = ManifestGenerator(1, WindowOptions(3.0))
     for n in range(5):
         gen.append(ListedSegment(f"a{n}.ts", 1.0, 1000.0 + n, discontinuity=n == 2), float(n))
         checker.assert_ok(gen.render().body.decode())
@@ -315,7 +336,7 @@ def test_restart_within_a_stream_keeps_the_timeline() -> None:
 
     # What says "new timeline" still does, also on the first segment of the new playlist.
     for before, flag in (("gap", False), ("end", False), (None, True)):
-        g = ManifestGenerator(1, 3.0)
+        g = ManifestGenerator(1, WindowOptions(3.0))
         for n in range(4):
             g.append(ListedSegment(f"a{n}.ts", 1.0, 1000.0 + n), float(n))
         if before == "gap":
@@ -323,7 +344,7 @@ def test_restart_within_a_stream_keeps_the_timeline() -> None:
         elif before == "end":
             g.end()
         g.restart(3, 4.0, new_timeline=False)
-        g = playlist_memory.restore(playlist_memory.snapshot(g, 4.0), 4.0, 9.0)  # and across a restart of the service
+        g = playlist_memory.restore(playlist_memory.snapshot(g, 4.0), 4.0, WindowOptions(9.0))  # and across a restart of the service
         g.append(ListedSegment("b0.ts", 2.5, 1010.0, discontinuity=flag), 6.5)
         assert g.last_discontinuity == 1, before
         assert g.render().body.decode().count("#EXT-X-DISCONTINUITY\n") == 1, before
@@ -335,7 +356,7 @@ def test_a_restart_starts_the_new_playlist_with_what_was_never_served(new_timeli
     the new playlist under the numbers they had (never served), with their dates; a gap marked after
     them still comes after them. The checker takes it as a new playlist above all it saw."""
     checker = MediaPlaylistChecker(allow_restart=True)
-    gen = ManifestGenerator(1, 3.0)
+    gen = ManifestGenerator(1, WindowOptions(3.0))
     for n in range(4):
         gen.append(ListedSegment(f"a{n}.ts", 1.0, 1000.0 + n), float(n))
     checker.assert_ok(gen.render().body.decode())  # the last version served: up to a3, number 3
@@ -354,7 +375,7 @@ def test_a_restart_starts_the_new_playlist_with_what_was_never_served(new_timeli
     assert text.count("#EXT-X-DISCONTINUITY\n") == 1 and text.index("#EXT-X-DISCONTINUITY\n") < text.index("b0.ts")
     assert text.index("a5.ts") < text.index("#EXT-X-DISCONTINUITY\n")  # the gap after a5, not before a4
     # Without served_through (the default), everything leaves, as before.
-    again = ManifestGenerator(1, 3.0)
+    again = ManifestGenerator(1, WindowOptions(3.0))
     again.append(ListedSegment("c0.ts", 1.0, 1000.0), 0.0)
     assert again.restart(3, 1.0) == [] and again.uris() == []
 
@@ -364,12 +385,12 @@ def test_segments_carried_into_a_new_timeline_keep_theirs_and_the_next_segment_s
     timeline they were on, and the first new segment starts the new one with #EXT-X-DISCONTINUITY (its
     timestamps and date jump), numbered as a variant that carried nothing numbers it."""
     checker = MediaPlaylistChecker(allow_restart=True)
-    gen = ManifestGenerator(1, 3.0)
+    gen = ManifestGenerator(1, WindowOptions(3.0))
     for n in range(3):
         gen.append(ListedSegment(f"a{n}.ts", 1.0, 1000.0 + n), float(n))
     checker.assert_ok(gen.render().body.decode())
     gen.append(ListedSegment("a3.ts", 1.0, 1003.0), 3.0)  # listed, never shown
-    plain = ManifestGenerator(1, 3.0)  # a variant with nothing to carry, restarted alike
+    plain = ManifestGenerator(1, WindowOptions(3.0))  # a variant with nothing to carry, restarted alike
     plain.append(ListedSegment("p0.ts", 1.0, 1000.0), 0.0)
     assert gen.last_discontinuity == plain.last_discontinuity == 0
     assert gen.restart(6, 4.0, new_timeline=True, served_through=2) == []
@@ -384,7 +405,7 @@ def test_segments_carried_into_a_new_timeline_keep_theirs_and_the_next_segment_s
 
 
 def test_a_restart_to_a_lower_target_leaves_what_does_not_fit_and_marks_the_gap() -> None:
-    gen = ManifestGenerator(4, 12.0)
+    gen = ManifestGenerator(4, WindowOptions(12.0))
     for n, duration in enumerate((3.5, 1.0, 3.8, 1.0)):
         gen.append(ListedSegment(f"a{n}.ts", duration, 1000.0 + 4 * n), float(n))
     left = gen.restart(2, 5.0, served_through=0)
@@ -403,7 +424,7 @@ def test_the_newest_segments_of_a_long_window_are_a_playlist_numbered_as_the_who
     whole segments, each with the number, discontinuity number, date and init section it has in the whole."""
     from broadcaster.playlist.rendered import newest_segments
 
-    gen = ManifestGenerator(2, 600.0, can_block_reload=True, start_at_edge=True)
+    gen = ManifestGenerator(2, WindowOptions(600.0, can_block_reload=True, start_at_edge=True))
     for n in range(120):
         init = f"https://r2.example/live/0/init-{n // 40}.mp4" if fmp4 else None
         gen.append(ListedSegment(f"https://r2.example/live/0/s-{n}.ts", 1.5, T0 + 2 * n,

@@ -88,10 +88,9 @@ async def test_the_same_version_is_not_written_twice(mirror: tuple[PlaylistMirro
 
 
 async def test_publisher_mirrors_each_visible_version_without_blocking_reload(tmp_path: Path) -> None:
-    world = World(tmp_path, window=4.0)
+    world = World(tmp_path, window=4.0, can_block_reload=True)
     mirror = PlaylistMirror(world.store, world.metrics, attempt_timeout=1.0)
     world.release.mirror = mirror
-    world.pub._can_block = True
     try:
         world.pub.on_master([])  # no master yet: only media playlists go up
         world.owncast_lists(0, "stream-a-0.ts", "stream-a-1.ts")

@@ -21,6 +21,7 @@ from multidict import MultiDict
 from prometheus_client.parser import text_string_to_metric_families
 
 from broadcaster.playlist import hls, master
+from broadcaster.playlist.options import WindowOptions
 from broadcaster.playlist.rendered import Rendered
 from broadcaster.playlist.segments import ListedSegment
 from broadcaster.metrics import Metrics
@@ -49,8 +50,7 @@ def live_media(n: int | str) -> str:
 @pytest.fixture
 async def served(tmp_path: Path, aiohttp_client: Any) -> AsyncIterator[tuple[World, TestClient[Any, Any]]]:
     """Two variants live with 1 s segments; a 12 s window that slides, so delta updates are offered too."""
-    world = World(tmp_path, window=12.0, stepped=True)
-    world.pub._can_block = True
+    world = World(tmp_path, window=12.0, stepped=True, can_block_reload=True)
     client: TestClient[Any, Any] = await aiohttp_client(create_app(world.playlists, world.report, world.metrics),
                                                         auto_decompress=False)
     world.pub.on_master(VARIANTS)
@@ -381,7 +381,7 @@ async def test_a_long_window_without_gzip_is_its_newest_segments_bounded(aiohttp
     Accept-Encoding) gets its newest whole segments, at most hls.MAX_IDENTITY_BYTES, with an ETag of its
     own; gzip gets the whole window, as every browser, Cloudflare and the nginx cache ask."""
     playlists = FakePlaylists(target_duration=1, variants=1)
-    gen = playlists.generators[0] = CountingGenerator(1, 3600.0, can_block_reload=True)
+    gen = playlists.generators[0] = CountingGenerator(1, WindowOptions(3600.0, can_block_reload=True))
     for n in range(3600):
         gen.append(ListedSegment(f"https://r2.example/live/0/stream-a-{n}.ts", 1.0, 1e9 + n), float(n))
     full = gen.render()

@@ -86,6 +86,7 @@ from aiohttp import web
 from broadcaster.http.playlists import PlaylistRoutes
 from broadcaster.metrics import Metrics
 from broadcaster.playlist.manifest import ManifestGenerator
+from broadcaster.playlist.options import WindowOptions
 from broadcaster.playlist.segments import ListedSegment
 from broadcaster.source.owncast import SourceVariant
 from tests.support.browser import launch_chromium, needs_chromium
@@ -455,7 +456,7 @@ def test_no_delta_update_that_videojs_takes_for_unchanged() -> None:
     blocking request says which version the player holds (_HLS_msn - 1): that one count gets the full
     playlist, every other version its delta, also while the window grows (a rewind window grows for
     hours; full playlists all that time would cost the VM what the bucket saves)."""
-    gen = ManifestGenerator(1, DEFAULT_WINDOW, can_block_reload=True)
+    gen = ManifestGenerator(1, WindowOptions(DEFAULT_WINDOW, can_block_reload=True))
     held: tuple[int, int] | None = None  # (media sequence, segments) of the playlist video.js holds
     deltas = 0
     for i in range(2 * int(DEFAULT_WINDOW)):

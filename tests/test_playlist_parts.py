@@ -20,6 +20,7 @@ from broadcaster.http import PlaylistOptions, create_app
 from broadcaster.metrics import Metrics
 from broadcaster.playlist import chunks, deflate, hls
 from broadcaster.playlist.manifest import ManifestGenerator, SegmentRejected
+from broadcaster.playlist.options import WindowOptions
 from broadcaster.playlist.renderer import Renderer
 from broadcaster.playlist.rendered import Rendered
 from broadcaster.playlist.segments import ListedSegment
@@ -60,7 +61,7 @@ def run_history(chunk: int, window: float, fmp4: bool, hashes: bool, ops: list[t
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(chunks, "CHUNK_ENTRIES", chunk)
         mp.setattr(hls, "hashed_segments", lambda target_duration: edge)  # the newest `edge` shown
-        gen = ManifestGenerator(1, window, can_block_reload=True)
+        gen = ManifestGenerator(1, WindowOptions(window, can_block_reload=True))
         now, n = T0, 0
         etags: dict[str, bytes] = {}
         for op, r in ops:
@@ -87,7 +88,7 @@ def run_history(chunk: int, window: float, fmp4: bool, hashes: bool, ops: list[t
                 gen.drop_hashes()
             elif op == "restore":
                 before = gen.render()
-                gen = playlist_memory.restore(playlist_memory.snapshot(gen, now), now, window, can_block_reload=True)
+                gen = playlist_memory.restore(playlist_memory.snapshot(gen, now), now, WindowOptions(window, can_block_reload=True))
                 # The same bytes in the same parts: the same ETag, so a player's 304 survives a restart.
                 assert (gen.render().body, gen.render().etag) == (before.body, before.etag)
             check(gen, etags)
@@ -116,7 +117,7 @@ def test_long_random_histories_in_parts_are_the_whole_window_joined(chunk: int) 
 
 
 def long_window(segments: int, window: float) -> tuple[ManifestGenerator, int]:
-    gen = ManifestGenerator(1, window, can_block_reload=True)
+    gen = ManifestGenerator(1, WindowOptions(window, can_block_reload=True))
     for n in range(segments):
         gen.append(seg(n), T0 + n)
     return gen, segments

@@ -488,7 +488,7 @@ async def test_a_variant_added_after_a_discontinuity_counts_the_discontinuities_
         await world.settle()
     numbers = {v: [n for i, n, name in world.listed if i == v and name.startswith("stream-c")] for v in (0, 1)}
     assert numbers[0] == numbers[1] and len(numbers[0]) == 4, numbers
-    gens = [world.pub.generator(v) for v in (0, 1)]
+    gens = [world.pub.playlist(v) for v in (0, 1)]
     assert gens[0] is not None and gens[1] is not None
     assert gens[0].last_discontinuity == gens[1].last_discontinuity == 2
 
@@ -516,7 +516,7 @@ async def test_variants_removed_then_added_back_between_streams(tmp_path: Path) 
         world.owncast_lists(0, f"stream-b-{n}.ts")
         await world.settle()
     assert [name for v, _, name in world.listed if v == 0][-4:] == [f"stream-b-{n}.ts" for n in range(4)]
-    gen = world.pub.generator(1)
+    gen = world.pub.playlist(1)
     assert gen is not None and gen.ended
     assert world.health()[0], world.health()  # the variant gone is not a stalled one
 

@@ -9,6 +9,8 @@ import random
 import pytest
 
 from broadcaster.playlist.manifest import ManifestGenerator
+
+from broadcaster.playlist.options import WindowOptions
 from broadcaster.playlist.segments import ListedSegment
 from broadcaster.publish import playlist_memory
 from broadcaster.settings import MAX_REWIND_SECONDS, SettingsError, load_settings
@@ -29,15 +31,14 @@ def reference(gen: ManifestGenerator, now: float) -> bytes:
     """The same version rendered from scratch: a generator restored from a saved state joins every
     entry's text afresh, where the live one kept its text across appends and slides."""
     saved = json.loads(dumps(playlist_memory.snapshot(gen, now)))
-    again = playlist_memory.restore(saved, now, gen.window_seconds, can_block_reload=gen.can_block_reload,
-                                      start_at_edge=gen.start_at_edge)
+    again = playlist_memory.restore(saved, now, gen.options)
     assert again.last_discontinuity == gen.last_discontinuity  # counted as entries come and go
     return again.render().body
 
 
 def test_a_long_window_renders_and_saves_the_same_as_from_scratch_through_every_change() -> None:
     rng = random.Random(7)
-    gen = ManifestGenerator(2, 40, can_block_reload=True, start_at_edge=True)
+    gen = ManifestGenerator(2, WindowOptions(40, can_block_reload=True, start_at_edge=True))
     checker = MediaPlaylistChecker(allow_resume_after_endlist=True)
     now, n = 0.0, 0
     for step in range(400):
@@ -65,7 +66,7 @@ def test_a_long_window_renders_and_saves_the_same_as_from_scratch_through_every_
 
 def test_players_are_told_to_start_at_the_live_edge_only_with_a_rewind_window() -> None:
     for start_at_edge in (True, False):
-        gen = ManifestGenerator(3, 300, can_block_reload=True, start_at_edge=start_at_edge)
+        gen = ManifestGenerator(3, WindowOptions(300, can_block_reload=True, start_at_edge=start_at_edge))
         for i in range(120):
             gen.append(seg(i, 3.0), float(i * 3))
         body = gen.render().body.decode()
@@ -78,7 +79,7 @@ def test_players_are_told_to_start_at_the_live_edge_only_with_a_rewind_window() 
 def test_blocking_requests_get_delta_updates_while_a_rewind_window_grows() -> None:
     """Hours of growth under one media sequence must not mean hours of full reloads; only the one
     version video.js would take for unchanged (as many segments as it holds) is answered in full."""
-    gen = ManifestGenerator(1, 600, can_block_reload=True, start_at_edge=True)
+    gen = ManifestGenerator(1, WindowOptions(600, can_block_reload=True, start_at_edge=True))
     full_answers = deltas = 0
     for i in range(300):
         gen.append(seg(i), float(i))
@@ -112,7 +113,7 @@ def test_rewind_seconds_is_bounded_with_a_one_line_error() -> None:
 
 
 def test_a_four_hour_window_is_saved_as_entries_encoded_once() -> None:
-    gen = ManifestGenerator(1, 14_400, can_block_reload=True, start_at_edge=True)
+    gen = ManifestGenerator(1, WindowOptions(14_400, can_block_reload=True, start_at_edge=True))
     for i in range(14_410):
         gen.append(seg(i), float(i))
     saved = json.loads(dumps({"generator": playlist_memory.snapshot(gen, 14_410.0)}))["generator"]

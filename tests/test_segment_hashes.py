@@ -18,6 +18,7 @@ import pytest
 
 from broadcaster.playlist import hls
 from broadcaster.playlist.manifest import ManifestGenerator
+from broadcaster.playlist.options import WindowOptions
 from broadcaster.playlist.renderer import Renderer
 from broadcaster.playlist.segments import ListedSegment
 from broadcaster.playlist.vod import render_vod
@@ -40,7 +41,7 @@ def segment(n: int, *, hashed: bool = True) -> ListedSegment:
 
 
 def generator(count: int, *, hashed: bool = True, can_block_reload: bool = False) -> ManifestGenerator:
-    gen = ManifestGenerator(1, 30.0, can_block_reload=can_block_reload)
+    gen = ManifestGenerator(1, WindowOptions(30.0, can_block_reload=can_block_reload))
     for n in range(count):
         gen.append(segment(n, hashed=hashed), float(n))
     return gen
@@ -61,7 +62,7 @@ def test_the_tag_names_each_segments_hash_before_its_extinf() -> None:
 def test_only_the_segments_near_the_live_edge_show_their_hash() -> None:
     edge = hls.hashed_segments(1)
     assert edge == hls.HASHED_EDGE_SECONDS  # 1 s segments: the last minute
-    gen = ManifestGenerator(1, 300.0, can_block_reload=True)
+    gen = ManifestGenerator(1, WindowOptions(300.0, can_block_reload=True))
     for n in range(3 * edge):
         gen.append(segment(n), float(n))
     for rendered in (gen.render(), gen.render_edge()):
@@ -82,7 +83,7 @@ def test_only_the_segments_near_the_live_edge_show_their_hash() -> None:
     # The state keeps every listed segment's hash (a restart lists the edge's again).
     saved = json.loads(dumps(playlist_memory.snapshot(gen, 400.0)))
     assert all(len(entry) == 9 for entry in saved["entries"])
-    restored = playlist_memory.restore(saved, 400.0, 300.0, can_block_reload=True)
+    restored = playlist_memory.restore(saved, 400.0, WindowOptions(300.0, can_block_reload=True))
     assert restored.render().body == gen.render().body
 
 
@@ -124,13 +125,13 @@ def test_clips_and_recordings_carry_no_hashes() -> None:
 def test_hashes_are_saved_and_restored_and_older_states_still_restore() -> None:
     gen = generator(3)
     saved = json.loads(dumps(playlist_memory.snapshot(gen, 3.0)))
-    restored = playlist_memory.restore(saved, 3.0, 30.0)
+    restored = playlist_memory.restore(saved, 3.0, WindowOptions(30.0))
     assert restored.render().body == gen.render().body
     # A file from before the hashes: eight values an entry. Those segments are listed without one (so
     # viewers take them from the bucket), and the next segment has its own.
     for entry in saved["entries"]:
         del entry[8]
-    old = playlist_memory.restore(saved, 3.0, 30.0)
+    old = playlist_memory.restore(saved, 3.0, WindowOptions(30.0))
     old.append(segment(3), 4.0)
     assert hashes_in(old.render().body.decode()) == [DIGESTS[3]]
 
@@ -140,7 +141,7 @@ def test_a_damaged_hash_in_the_state_is_refused(bad: object) -> None:
     saved = json.loads(dumps(playlist_memory.snapshot(generator(1), 1.0)))
     saved["entries"][0][8] = bad
     with pytest.raises(ValueError):
-        playlist_memory.restore(saved, 1.0, 30.0)
+        playlist_memory.restore(saved, 1.0, WindowOptions(30.0))
 
 
 def test_drop_hashes_lists_the_same_segments_without_them() -> None:

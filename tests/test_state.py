@@ -12,6 +12,7 @@ import pytest
 
 from broadcaster.bucket.cleaner import Cleaner
 from broadcaster.playlist.manifest import ManifestGenerator
+from broadcaster.playlist.options import WindowOptions
 from broadcaster.playlist.segments import ListedSegment
 from broadcaster.publish import playlist_memory
 from broadcaster.publish.release import Versions
@@ -60,13 +61,13 @@ def test_bad_file_is_set_aside_once(tmp_path: Path, content: bytes, kind: str, c
 
 
 def test_generator_restore_rejects_inconsistent_numbers() -> None:
-    gen = ManifestGenerator(1, 3)
+    gen = ManifestGenerator(1, WindowOptions(3))
     for i in range(3):
         gen.append(ListedSegment(f"u{i}", 1.0, 1e9 + i), 10.0 + i)
     snap = playlist_memory.snapshot(gen, 20.0)
     snap["media_sequence"] = 5
     with pytest.raises(ValueError):
-        playlist_memory.restore(snap, 0.0, 3)
+        playlist_memory.restore(snap, 0.0, WindowOptions(3))
 
 
 async def test_publisher_restores_and_continues_numbering(tmp_path: Path) -> None:
@@ -278,7 +279,7 @@ async def test_a_save_writes_the_memory_pushed_with_the_version_never_asking_the
     bare = World(tmp_path / "bare")
     bare.owncast_lists(0, "stream-a-0.ts")
     await bare.settle()
-    gen = bare.pub.generator(0)
+    gen = bare.pub.playlist(0)
     assert gen is not None and gen.segment_count == 1
     assert bare.pub.lister.versions().memory is None
     await bare.pub.close()

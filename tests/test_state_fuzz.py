@@ -144,7 +144,7 @@ async def _check(folder: Path, content: bytes) -> None:
             w.owncast_lists(v, "stream-z-2.ts")
         await _settle(w)
         for v in w.pub.variants():
-            gen = w.pub.generator(v)
+            gen = w.pub.playlist(v)
             assert gen is not None and gen.uris()[-1].endswith("/stream-z-2.ts")  # a new stream is listed
             rendered = w.playlists.media_playlist(v)
             assert rendered is not None and b"stream-z-2.ts" in rendered.body

@@ -21,8 +21,8 @@ from typing import Any, Protocol
 
 from ..bucket.store import StoreError
 from ..playlist import hls
-from ..playlist.manifest import ManifestGenerator
 from ..playlist.master import render_master
+from ..playlist.segments import ListedSegment
 from ..playlist.vod import render_vod
 from ..source.owncast import SourceVariant
 from ..state import validate
@@ -51,10 +51,19 @@ class ClipError(ValueError):
     """What the operator asked cannot be made; one line that says why."""
 
 
+class Shown(Protocol):
+    """What one variant's live playlist showed clients and still lists (publish's VariantPlaylist): a
+    clip is cut from that, never from segments listed but not yet saved and shown."""
+
+    def shown_span(self) -> tuple[float, float] | None: ...
+
+    def shown_between(self, start: float, end: float) -> list[ListedSegment]: ...
+
+
 class ClipSource(Protocol):
     def variants(self) -> list[int]: ...
 
-    def generator(self, index: int) -> ManifestGenerator | None: ...
+    def playlist(self, index: int) -> Shown | None: ...
 
 
 class BytesUploader(Protocol):
@@ -205,7 +214,7 @@ class ClipBook:
         return sorted(self._clips.values(), key=lambda c: (c.start, c.id))
 
     def span(self) -> tuple[float, float] | None:
-        """What the window lists now, by PROGRAM-DATE-TIME, over every variant."""
+        """What the window shows now, by PROGRAM-DATE-TIME, over every variant."""
         spans = [s for s in (self._spans().values()) if s is not None]
         if not spans:
             return None
@@ -214,8 +223,8 @@ class ClipBook:
     def _spans(self) -> dict[int, tuple[float, float] | None]:
         out: dict[int, tuple[float, float] | None] = {}
         for index in self._source.variants():
-            gen = self._source.generator(index)
-            out[index] = gen.listed_span if gen is not None else None
+            shown = self._source.playlist(index)
+            out[index] = shown.shown_span() if shown is not None else None
         return out
 
     async def make(self, *, last: float | None = None, start: float | None = None,
@@ -278,8 +287,8 @@ class ClipBook:
         keys: list[str] = []
         first, stop = float("inf"), float("-inf")
         for index in self._source.variants():
-            gen = self._source.generator(index)
-            segments = gen.listed_between(start, end) if gen is not None else []
+            shown = self._source.playlist(index)
+            segments = shown.shown_between(start, end) if shown is not None else []
             segments = [s for s in segments if s.key]
             if not segments:
                 continue

@@ -38,17 +38,20 @@ class Entry:
             "#EXT-X-DISCONTINUITY\n" if discontinuity else "",
             f'#EXT-X-MAP:URI="{init}"\n' if self.maps else "",
             f"#EXT-X-PROGRAM-DATE-TIME:{hls.format_program_date_time(program_date_time)}\n",
+            f"{hls.GAP_TAG}\n" if segment.gap else "",
         ))
         self.text = f"{head}#EXTINF:{segment.duration:.3f},\n{segment.uri}\n"  # without its hash
         self.split = len(head)  # where its hash line goes: before EXTINF
         # Its record in the state file (read back by publish/playlist_memory.py), with the time it was
         # listed on the generator's clock (the save says what that clock read): the same text in every
         # save. Its hash, when it has one, is a ninth value (files from before it have eight: those
-        # segments never come from peers).
+        # segments never come from peers); a gap entry has a tenth, true (its ninth then null).
         record = [sequence, segment.uri, segment.duration, program_date_time, discontinuity, init, segment.key,
                   round(listed_at, 3)]
-        if segment.sha256:
-            record.append(hls.encode_segment_hash(segment.sha256))
+        if segment.sha256 or segment.gap:
+            record.append(hls.encode_segment_hash(segment.sha256) if segment.sha256 else None)
+        if segment.gap:
+            record.append(True)
         self.saved = _encode(record)
 
     def shown(self, hashed_from: int) -> str:

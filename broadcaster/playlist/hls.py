@@ -135,6 +135,16 @@ def playlist_version(*, has_map: bool) -> int:
     return 6 if has_map else 3
 
 
+# A segment one variant lacks where the others list it (issue 50, W5: its file never finished, or its
+# upload failed): 4.4.4.7's EXT-X-GAP says its URI holds no media and is not to be loaded. The entry keeps
+# its EXTINF and date, so the variant keeps the number every variant gives that moment (6.2.4), and no
+# discontinuity is counted. Section 8 asks no EXT-X-VERSION for it. Written before EXTINF, with the
+# entry's other tags. hls.js (1.7.4) never asks for such a URI and loads the moment from a variant that
+# has it (its fragGap switch); a moment lost in every variant is left out instead, the next segment
+# carrying EXT-X-DISCONTINUITY (docs/hls-rules.md, "Segments").
+GAP_TAG = "#EXT-X-GAP"
+
+
 def playlist_max_age(target_duration: int) -> int:
     """Media playlists are cached for about half a target duration (appendix B.1), at least 1 s."""
     return max(1, target_duration // 2)

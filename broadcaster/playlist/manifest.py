@@ -15,6 +15,7 @@ from itertools import islice
 from ..tails import Tail
 from . import hls
 from .entry import Entry
+from .options import WindowOptions
 from .peaks import Peaks
 from .renderer import Renderer
 from .rendered import Rendered
@@ -45,21 +46,16 @@ class Saved:
 class ManifestGenerator:
     """Sliding-window live playlist for one variant (docs/hls-rules.md, sections cited inline)."""
 
-    def __init__(self, target_duration: int, window_seconds: float, *, independent_segments: bool = True,
-                 can_block_reload: bool = False, start_at_edge: bool = False) -> None:
+    def __init__(self, target_duration: int, options: WindowOptions, *, independent_segments: bool = True) -> None:
         if target_duration < 1:
             raise ValueError("target duration must be an integer >= 1 (4.4.3.1)")
         self.target_duration = target_duration
-        self._requested_window = window_seconds
+        self.options = options
         # 6.2.2: never shorter than three target durations.
-        self.window_seconds = max(window_seconds, hls.min_window_seconds(target_duration))
+        self.window_seconds = max(options.seconds, hls.min_window_seconds(target_duration))
         self.independent_segments = independent_segments
-        # Only an origin that holds requests may say so; a playlist copied to a bucket must not (6.2.5.2).
-        self.can_block_reload = can_block_reload
-        # A window longer than players keep behind the edge (REWIND_SECONDS) says where to start.
-        self.start_at_edge = start_at_edge
         # Delta updates are answered by the same origin, and only pay off in a long enough window.
-        self.can_skip = can_block_reload and hls.offers_delta_updates(self.window_seconds, target_duration)
+        self.can_skip = options.can_block_reload and hls.offers_delta_updates(self.window_seconds, target_duration)
         self._window = Window()  # the entries listed (its records' ids count the entries appended)
         self._versions = Renderer()  # its versions, rendered once per change
         self._next_sequence = 0
@@ -74,6 +70,16 @@ class ManifestGenerator:
         self._peaks = Peaks()
 
     # -- state -------------------------------------------------------------------------------------
+
+    @property
+    def can_block_reload(self) -> bool:
+        """Only an origin that holds requests may say so; a playlist copied to a bucket must not (6.2.5.2)."""
+        return self.options.can_block_reload
+
+    @property
+    def start_at_edge(self) -> bool:
+        """A window longer than players keep behind the edge (REWIND_SECONDS) says where to start."""
+        return self.options.start_at_edge
 
     @property
     def media_sequence(self) -> int:
@@ -133,14 +139,6 @@ class ManifestGenerator:
 
     def uris(self) -> list[str]:
         return [e.segment.uri for e in self._window]
-
-    @property
-    def listed_span(self) -> tuple[float, float] | None:
-        """(start, end) of what the window lists by PROGRAM-DATE-TIME, or None when it lists nothing."""
-        first, last = self._window.first, self._window.last
-        if first is None or last is None:
-            return None
-        return first.program_date_time, last.program_date_time + last.segment.duration
 
     def listed_between(self, start: float, end: float) -> list[ListedSegment]:
         """The listed segments that overlap [start, end) by PROGRAM-DATE-TIME, each with its date and
@@ -270,7 +268,7 @@ class ManifestGenerator:
         self._next_sequence = self._media_sequence = max(self._next_sequence, sequence)
         self._ended = False
         self.target_duration = target_duration
-        self.window_seconds = max(self._requested_window, hls.min_window_seconds(target_duration))
+        self.window_seconds = max(self.options.seconds, hls.min_window_seconds(target_duration))
         self.can_skip = self.can_block_reload and hls.offers_delta_updates(self.window_seconds, target_duration)
         self._versions.changed()
         return self._carry(carried, now, gap_after)
@@ -364,15 +362,11 @@ class ManifestGenerator:
         return self._versions.render_edge(self)
 
 
-def resume(
-    saved: Saved, entries: Iterable[tuple[int, ListedSegment, float]], window_seconds: float, *,
-    can_block_reload: bool = False, start_at_edge: bool = False,
-) -> ManifestGenerator:
+def resume(saved: Saved, entries: Iterable[tuple[int, ListedSegment, float]], options: WindowOptions) -> ManifestGenerator:
     """The playlist `saved` describes, listing `entries` (number, the segment with its date and
     discontinuity as listed, when it was listed); raises ValueError when they do not line up. The
     generator's other constructor: beside it, as the state it sets is the generator's own."""
-    gen = ManifestGenerator(saved.target_duration, window_seconds, independent_segments=saved.independent,
-                            can_block_reload=can_block_reload, start_at_edge=start_at_edge)
+    gen = ManifestGenerator(saved.target_duration, options, independent_segments=saved.independent)
     gen._media_sequence, gen._discontinuity_sequence = saved.media_sequence, saved.discontinuity_sequence
     gen._next_sequence, gen._ended = saved.next_sequence, saved.ended
     gen._pending_discontinuity, gen._continues, gen._regrowing = \

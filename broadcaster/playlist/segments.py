@@ -18,6 +18,9 @@ class ListedSegment:
     # SHA-256 of the bytes in the bucket, listed for viewers' peers to be checked against (hls.py's
     # SEGMENT_HASH_TAG); only with P2P on, so a playlist without P2P says nothing of it.
     sha256: bytes | None = None
+    # Not in the bucket and never to be loaded: listed with EXT-X-GAP where the other variants list this
+    # moment (hls.GAP_TAG), so the numbers stay the same in every variant. Its URI is where it would be.
+    gap: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,15 @@ mirrored to the bucket (release.py, which the publisher builds, starts and close
 every playlist, for the cleaner. Segments are lined up across variants (slots.py, lanes.py), uploaded
 (uploads.py), listed only once uploaded (lister.py) under the one target duration (target.py), numbered
 so that no number is ever served twice (numbering.py, memory.py, playlist_memory.py,
-docs/hls-rules.md#numbers-across-restarts). Each piece of state has one owner (variants.py,
-numbering.py, lanes.py, uploads.py, target.py), built by the publisher (publisher.py, config.py).
+docs/hls-rules.md#numbers-across-restarts).
+
+Each variant's playlist has one owner, variant_playlist.VariantPlaylist: it alone holds the variant's
+ManifestGenerator and changes it through intents (open, list, gap, end, join; and the three places a
+playlist restarts: retarget, rejoin, continue_above). The target policy decides a new target and
+returns the decision; the lister applies it. Every playlist is made under one WindowOptions
+(config.py), new or restored (variants.py). The other state has one owner each too, built by the
+publisher (publisher.py): what was read of Owncast per variant (slots.Variant in variants.Variants,
+written by the publisher only), the numbering (numbering.py), the slots (lanes.py), the uploads
+(uploads.py), the target (target.py).
 Never: serve HTTP, or list a segment that is not in the bucket.
 """

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..bucket.urls import SegmentUrls
+from ..playlist.options import WindowOptions
 from .uploads import UNFINISHED_LIMIT
 
 
@@ -18,10 +19,8 @@ class PublisherConfig:
     hls_dir: Path
     key_prefix: str
     urls: SegmentUrls
-    window_seconds: float
+    window: WindowOptions  # every playlist's: how much it lists, blocking reload, where players start
     target_duration: int | None = None  # None: from Owncast's first stream playlist
-    can_block_reload: bool = False
-    start_at_edge: bool = False  # a rewind window: playlists say players start at the live edge
     first_sequence: int = 0  # the media sequence to start from without saved state
     # P2P on (P2P_TRACKERS): each listed segment carries the SHA-256 of its bytes in the bucket, which
     # viewers check their peers' copies against (hls.SEGMENT_HASH_TAG).

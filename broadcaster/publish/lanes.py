@@ -42,7 +42,7 @@ class Lanes:
             v = variants.get(index)
             # What was decided together stays decided; a variant that listed nothing of this run yet
             # (its playlist came after the others' first segments) lists the run from its start.
-            joined = v is not None and v.last_run == run
+            joined = v is not None and v.playlist.last_run == run
             lane.decided = self.together.decided if joined else min(self.together.decided, (run, -1))
         return lane
 
@@ -54,7 +54,7 @@ class Lanes:
         """A copy whose slot was decided together before it came, and which does not cover the moment
         that slot's copies covered: the variants are cut apart (a copied variant whose playlist came
         after the transcoded ones' first segments), not this variant late."""
-        if key[0] in self._apart or v.last_run == key[0]:
+        if key[0] in self._apart or v.playlist.last_run == key[0]:
             return False
         decided = self.together.decided_copy(key)
         return decided is not None and apart(seg, [decided])

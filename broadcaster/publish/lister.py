@@ -2,51 +2,49 @@
 
 The publisher gives each copy its slot and starts its upload; a finished upload comes here (its
 done-callback is `on_done`), not back to the publisher. The lister takes the slots that are ready
-(slots.SlotAligner), decides each in every member variant or in none, keeps the target fitting
-(target.TargetPolicy), makes each entry (the segment's URL, its date, its hash), counts it, hands it to
-the recorder, sends what left the playlists to the cleaner (`on_removed`) and pushes every variant's
-new version to the Release, with the publisher's memory when a state file is kept (`memory`): every
-call that changes that memory ends in `advance`, so the latest version pushed carries the memory as
-it is now, and a save needs to ask nothing back.
+(slots.SlotAligner), decides each in every member variant or in none, asks the target policy whether
+the target must change (target.TargetPolicy returns a Retarget, which the lister applies to every
+playlist), makes each entry (the segment's URL, its date, its hash), lists it through the variant's
+playlist (variant_playlist.VariantPlaylist, whose intents are the only way a playlist changes),
+counts it, hands it to the recorder and pushes every variant's new version to the Release, with the
+publisher's memory when a state file is kept: every call that changes that memory ends in `advance`,
+so the latest version pushed carries the memory as it is now, and a save needs to ask nothing back.
 
-What it reads and records through belongs to its owners, which the publisher builds and hands over:
-the variants (read only: variants.Variants; a listing is recorded with Variant.listed), the slots
-(lanes.Lanes), the target (target.TargetPolicy), the numbering (numbering.Numbering) and the uploads
-(the keys a restored state says are in the bucket). Its own: the upload ratio and what Owncast
-announced last (for recordings)."""
+What it is given, it uses: the variants (what was read of Owncast, and each one's playlist), the
+slots (lanes.Lanes), the target policy, the numbering the playlists share (numbering.Numbering: read,
+and told each listing), and the publisher's memory as a function (`memory`). Its own: the upload ratio
+and what Owncast announced last (for recordings)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 from ..bucket.recorder import Recorder
 from ..bucket.uploader import SegmentLost, Uploaded
 from ..metrics import Metrics
 from ..playlist import hls
-from ..playlist.manifest import ManifestGenerator, SegmentRejected
-from ..playlist.rendered import Rendered
 from ..playlist.segments import ListedSegment, Removed
 from ..source.owncast import SourceVariant
 from .config import PublisherConfig
 from .lanes import Lanes
-from .memory import Memory, encode
 from .numbering import Numbering
 from .release import Release, Versions
 from .slots import END, Copy, Slot, SlotAligner, Variant
-from .target import TargetPolicy
-from .uploads import Uploads
+from .target import Retarget, TargetPolicy
+from .variant_playlist import RemovedHook, SegmentRejected
+from .variants import Variants
 
 log = logging.getLogger(__name__)
 
-RemovedHook = Callable[[list[Removed]], None]
+MemoryNow = Callable[[float], dict[str, object]]  # the publisher's memory at a moment (memory.encode's JSON)
 
 
 class Lister:
     def __init__(self, config: PublisherConfig, *, metrics: Metrics, release: Release,
-                 recorder: Recorder | None, on_removed: RemovedHook | None, variants: Mapping[int, Variant],
-                 lanes: Lanes, target: TargetPolicy, numbering: Numbering, uploads: Uploads) -> None:
+                 recorder: Recorder | None, on_removed: RemovedHook | None, variants: Variants,
+                 lanes: Lanes, target: TargetPolicy, numbering: Numbering, memory: MemoryNow) -> None:
         self._urls = config.urls
         # P2P on (P2P_TRACKERS): each listed segment carries the SHA-256 of its bytes in the bucket, which
         # viewers check their peers' copies against (hls.SEGMENT_HASH_TAG).
@@ -61,7 +59,7 @@ class Lister:
         self._lanes = lanes
         self._target = target
         self._numbering = numbering
-        self._uploads = uploads
+        self._memory = memory
         self.upload_ratio = 0.0  # moving average of (PutObject time / segment duration)
         self._announced: list[SourceVariant] | None = None  # as Owncast's master names them (recordings)
         self._closed = False
@@ -105,8 +103,7 @@ class Lister:
                     name = self._numbering.run_name(key[0])
                     self._recorder.finish(name, self._target.value, self._announced)
                 for v in members:
-                    if v.generator is not None and not v.generator.ended:
-                        v.generator.end()
+                    if v.playlist.end():
                         log.info("variant %d: Owncast ended the stream; playlist closed with ENDLIST", v.index)
                 continue
             if previous[0] == key[0] and key[1] != previous[1] + 1:
@@ -115,8 +112,7 @@ class Lister:
                 log.warning("segments %d..%d of run %d were never seen; marking the gap", previous[1] + 1,
                             key[1] - 1, key[0])
                 for v in members:
-                    if v.generator is not None:
-                        v.generator.mark_gap()
+                    v.playlist.gap()
             self._decide(slot, members, together=aligner is self._lanes.together)
 
     def _decide(self, slot: Slot, members: list[Variant], together: bool = True) -> None:
@@ -145,55 +141,62 @@ class Lister:
         if failed:
             # Listing it in some variants only would number them differently: drop it everywhere.
             for v in members:
-                if v.generator is not None:
-                    v.generator.mark_gap()
+                v.playlist.gap()
                 if v.index not in failed:
                     self._metrics.segments_lost.labels(variant=str(v.index), reason="sibling_lost").inc()
             return
         numbering = self._numbering
         variants = self._variants.values()
-        self.drop(self._target.fit(slot, members, variants, numbering.last_run, together, self._mono()))
+        self.retarget(self._target.fit(slot, members, variants, numbering.last_run, together))
         base = numbering.next_sequence  # where an empty playlist starts: the same for every variant of it
         wall = self._wall()  # one clock reading per slot: a date made up here is the same in every variant
         run_name = numbering.run_name(slot.key[0]) if self._recorder is not None else ""  # the recording's
-        flags = {v.index: slot.discontinuity or ((numbering.last_run if v.last_run is None else v.last_run)
-                                                 not in (None, slot.key[0])) for v in members}
+        flags = {v.index: slot.discontinuity or ((numbering.last_run if v.playlist.last_run is None
+                                                  else v.playlist.last_run) not in (None, slot.key[0]))
+                 for v in members}
         # The discontinuity number the variants already listing at `base` give this slot: a variant
         # that is new, or back after streams without it, starts its playlist there too (6.2.4).
-        number = max((v.generator.next_discontinuity(flags[v.index]) for v in members
-                      if v.generator is not None and v.generator.segment_count
-                      and v.generator.next_sequence == base), default=None)
+        number = max((v.playlist.next_discontinuity(flags[v.index]) for v in members
+                      if v.playlist.listing and v.playlist.next_sequence == base), default=None)
         for v in members:
-            gen = v.generator
-            if together and gen is not None and number is not None:
-                if gen.segment_count and gen.next_sequence < base:
+            playlist = v.playlist
+            if not playlist.opened:
+                continue
+            if together and number is not None:
+                if playlist.listing and playlist.next_sequence < base:
                     # Back after streams without it (Owncast's variants 3 -> 1 -> 3): its numbers fell
                     # behind the others'. A new playlist at the same address, where the others are.
-                    gen.restart(gen.target_duration, self._mono(), sequence=base, discontinuity_sequence=number)
-                    log.info("variant %d: back in Owncast's stream; its playlist starts again at %d", v.index, base)
-                elif not gen.segment_count:
-                    gen.join(number)  # new in this stream: the discontinuities listed before it count
-            elif not together and gen is not None and not gen.segment_count:
-                self._join_apart(v, gen, slot.key[0])
-            now = self._mono()
-            if self.list(v, slot.copies[v.index], base, flags[v.index], run_name, wall, now):
-                assert gen is not None
-                numbering.listed(gen.next_sequence, slot.key[0])
-                self.drop(gen.drain_removed())
-                v.listed(slot.key[0], now)
+                    playlist.rejoin(base, number, self._mono())
+                elif not playlist.listing:
+                    playlist.join(number)  # new in this stream: the discontinuities listed before it count
+            elif not together and not playlist.listing:
+                self._join_apart(v, slot.key[0])
+            if self.list(v, slot.copies[v.index], base, flags[v.index], slot.key[0], run_name, wall, self._mono()):
+                numbering.listed(playlist.next_sequence, slot.key[0])
 
-    def _join_apart(self, v: Variant, gen: ManifestGenerator, run: int) -> None:
+    def retarget(self, decision: Retarget | None) -> None:
+        """Apply the target policy's decision to every variant's playlist at once."""
+        if decision is None:
+            return
+        now = self._mono()
+        for v in self._variants.values():
+            for segment in v.playlist.retarget(decision.target, now, new_timeline=decision.new_timeline):
+                self._metrics.segments_lost.labels(variant=str(v.index), reason="rejected").inc()
+                log.warning("variant %d: segment %s not listed: never shown before the new playlist, whose "
+                            "target duration %ds it does not fit", v.index, segment.uri, decision.target)
+
+    def _join_apart(self, v: Variant, run: int) -> None:
         """A variant new in a run whose variants are cut apart (each listed from its own lane) starts at
         the discontinuity number the others give this run, as a new variant listed together does (6.2.4;
         players line variants cut apart up by date and discontinuity number): theirs where they already
         list this run, else the one their first segment of it will get."""
         numbers = []
         for o in self._variants.values():
-            g = o.generator
-            if o is not v and not o.withdrawn and g is not None and g.segment_count:
-                numbers.append(g.last_discontinuity if o.last_run == run else g.next_discontinuity(True))
+            p = o.playlist
+            if o is not v and not o.withdrawn and p.listing:
+                numbers.append(p.last_discontinuity if p.last_run == run else p.next_discontinuity(True))
         if numbers:
-            gen.join(max(numbers))
+            v.playlist.join(max(numbers))
 
     def lost(self, v: Variant, copy: Copy, err: BaseException) -> None:
         reason = err.reason if isinstance(err, SegmentLost) else "error"
@@ -203,15 +206,14 @@ class Lister:
         else:
             log.error("variant %d: segment %s lost to an unexpected error: %r", v.index, copy.source.name, err)
 
-    def list(self, v: Variant, copy: Copy, base: int, discontinuity: bool, run_name: str, wall: float,
+    def list(self, v: Variant, copy: Copy, base: int, discontinuity: bool, run: int, run_name: str, wall: float,
              now: float) -> bool:
-        """List `copy` in `v`'s playlist (False when the playlist refuses it: the gap is marked)."""
-        gen = v.generator
-        assert gen is not None
+        """List `copy` (of `run`) in `v`'s playlist (False when the playlist refuses it: the gap is marked)."""
+        playlist = v.playlist
         # Each playlist numbers its own segments; an empty one (new, or after a new target) starts at
         # the highest number any variant has reached, so numbering never goes back and variants
         # listed together keep the same numbers.
-        sequence = max(gen.next_sequence, base) if not gen.segment_count else gen.next_sequence
+        sequence = max(playlist.next_sequence, base) if not playlist.listing else playlist.next_sequence
         src = copy.source
         uploaded = copy.task.result()
         segment = ListedSegment(
@@ -224,16 +226,15 @@ class Lister:
             sha256=uploaded.sha256 if self._hashes else None,
         )
         try:
-            gen.append(segment, now, sequence, wall=wall)
+            playlist.list(segment, run, now, sequence, wall)
         except SegmentRejected as err:
             self._metrics.input_rejected.labels(reason="rejected").inc()
             self._metrics.segments_lost.labels(variant=str(v.index), reason="rejected").inc()
             log.warning("variant %d: segment %s not listed: %s", v.index, src.name, err)
-            gen.mark_gap()
             return False
         label = str(v.index)
         self._metrics.segments_listed.labels(variant=label).inc()
-        self._metrics.window_segments.labels(variant=label).set(gen.segment_count)
+        self._metrics.window_segments.labels(variant=label).set(playlist.segment_count)
         self._metrics.last_segment.labels(variant=label).set(self._wall())
         # Moving average over ~10 segments of the successful PutObject's time against the media it
         # carries (like Owncast's "possible slow uploads"): above 1 the bucket cannot keep up. An
@@ -249,21 +250,6 @@ class Lister:
     def versions(self) -> Versions:
         """Every variant's current version, with the target it was rendered under and, when a state file
         is kept, the publisher's memory to save with it: pushed, never asked."""
-        variants = list(self._variants.values())
-        release = self._release
-        return Versions(_renderings(variants), _renderings(variants, edge=True) if release.mirrors else {},
-                        self._target.value, self.memory(self._mono()) if release.saves else None)
-
-    def memory(self, now: float) -> dict[str, object]:
-        """The publisher's memory, JSON-able (memory.py): numbering, windows, what is seen and uploaded."""
-        lanes, target, numbering = self._lanes, self._target, self._numbering
-        m = Memory(self._variants, target.value, target.independent, numbering.next_sequence,
-                   numbering.last_run, lanes.together.decided, numbering.runs, self._uploads.restored,
-                   discontinuity_floor=numbering.discontinuity_floor)
-        return encode(m, lanes.undecided(), now)
-
-
-def _renderings(variants: list[Variant], edge: bool = False) -> dict[int, Rendered]:
-    return {v.index: v.generator.render_edge() if edge else v.generator.render()
-            for v in variants
-            if v.generator is not None and v.generator.segment_count and v.generator.showable}
+        release, variants = self._release, self._variants
+        return Versions(variants.versions(), variants.versions(edge=True) if release.mirrors else {},
+                        self._target.value, self._memory(self._mono()) if release.saves else None)

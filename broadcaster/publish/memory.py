@@ -6,16 +6,21 @@ used, and raises ValueError naming what does not add up.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Set as AbstractSet
+from collections.abc import Callable, Iterable, Mapping, Set as AbstractSet
 from dataclasses import dataclass
+from typing import Any
 
 from ..numbers import whole_number
 from ..playlist import hls
 from ..state.snapshots import SHOWN_PAST
 from ..state.validate import INT64, array, describe, field, flag, integer, mapping, text
-from . import playlist_memory
 from .playlist_memory import MAX_RESTORED_TARGET
 from .slots import Slot, SlotKey, Variant
+from .variant_playlist import VariantPlaylist
+
+# A variant's playlist, not open yet (None) or restored from its saved form (variants.Variants.playlist:
+# every playlist under today's WindowOptions).
+PlaylistMaker = Callable[[int, dict[str, Any] | None, float], VariantPlaylist]
 
 RESERVED = "reserved"  # the top-level key of the numbers a saved state reserves (hls.SEQUENCE_RESERVE)
 SEEN_LIMIT = 4096  # names remembered per variant, far more than Owncast ever lists at once
@@ -66,7 +71,7 @@ def encode(m: Memory, undecided: Iterable[Slot], now: float) -> dict[str, object
     for v in m.variants.values():
         in_flight = pending.get(v.index, set())
         variants[str(v.index)] = {
-            "generator": playlist_memory.snapshot(v.generator, now) if v.generator is not None else None,
+            "generator": v.playlist.saved(now),
             # The last names, and those still in flight apart: a restart forgets those, so it uploads
             # and lists them.
             "seen": v.seen.saved(),
@@ -99,8 +104,8 @@ def _number_key(key: str, what: str, digits: int) -> int:
     return number
 
 
-def decode(data: dict[str, object], now: float, window: float, can_block_reload: bool,
-           start_at_edge: bool = False) -> Memory:
+def decode(data: dict[str, object], now: float, playlist: PlaylistMaker) -> Memory:
+    """The memory `encode` wrote, each variant's playlist made by `playlist`."""
     what = "publisher state"
     data = mapping(data, what, 1000)
     raw_target = field(data, "target_duration", what)
@@ -110,13 +115,10 @@ def decode(data: dict[str, object], now: float, window: float, can_block_reload:
         index = _number_key(name, "a variant", 4)
         raw = mapping(raw, f"variant {name}", 100)
         gen_data = field(raw, "generator", what)
-        gen = None
-        if gen_data is not None:
-            gen = playlist_memory.restore(mapping(gen_data, "generator", 100), now, window,
-                                            can_block_reload=can_block_reload, start_at_edge=start_at_edge)
-            if gen.target_duration != target:
-                raise ValueError(f"variant {name}: target duration {gen.target_duration}, not {target}")
-        v = Variant(index, generator=gen, created=now)
+        restored = playlist(index, None if gen_data is None else mapping(gen_data, "generator", 100), now)
+        if restored.opened and restored.target_duration != target:
+            raise ValueError(f"variant {name}: target duration {restored.target_duration}, not {target}")
+        v = Variant(index, restored, created=now)
         in_flight = {text(n, "a name in flight", 1 << 16, one_line=False)
                      for n in array(raw.get("in_flight", []), "in_flight", SEEN_LIMIT)}  # absent in older files
         for seen in array(field(raw, "seen", what), "seen", SEEN_LIMIT):
@@ -136,11 +138,11 @@ def decode(data: dict[str, object], now: float, window: float, can_block_reload:
         v.restarts = integer(field(raw, "restarts", what), "restarts")
         v.source_ended = flag(field(raw, "source_ended", what), "source_ended")
         variants[v.index] = v
-    if target is None and any(v.generator is not None for v in variants.values()):
+    if target is None and any(v.playlist.opened for v in variants.values()):
         raise ValueError("playlists without a target duration")
     independent = flag(field(data, "independent", what), "independent")
     next_sequence = integer(field(data, "next_sequence", what), "next_sequence")
-    if any(v.generator and v.generator.next_sequence > next_sequence for v in variants.values()):
+    if any(v.playlist.opened and v.playlist.next_sequence > next_sequence for v in variants.values()):
         raise ValueError("a playlist is ahead of the shared numbering")
     raw_last_run = field(data, "last_run", what)
     last_run = None if raw_last_run is None else integer(raw_last_run, "last_run")
@@ -176,8 +178,8 @@ def decode(data: dict[str, object], now: float, window: float, can_block_reload:
     floor = integer(data.get("discontinuity_floor", 0), "discontinuity_floor")
     start = above = 0
     if not clean:
-        gens = [v.generator for v in variants.values() if v.generator is not None]
-        start, above = hls.continue_above(reserved, next_sequence, [g.last_discontinuity for g in gens] + [floor])
+        opened = [v.playlist for v in variants.values() if v.playlist.opened]
+        start, above = hls.continue_above(reserved, next_sequence, [p.last_discontinuity for p in opened] + [floor])
         if max(start, above) > INT64:
             raise ValueError(f"reserved {reserved} leaves no numbers to continue above it")
     return Memory(variants, target, independent, next_sequence, last_run, key, runs, uploaded, reserved, clean,

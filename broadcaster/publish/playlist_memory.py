@@ -10,6 +10,7 @@ from typing import Any
 
 from ..playlist import hls
 from ..playlist.manifest import ManifestGenerator, Saved, resume
+from ..playlist.options import WindowOptions
 from ..playlist.segments import ListedSegment
 from ..state import validate
 from ..state.disk import RawJSON
@@ -55,11 +56,9 @@ def _uri_or_none(value: object, what: str) -> str | None:
     return uri
 
 
-def restore(
-    data: dict[str, Any], now: float, window_seconds: float, *, can_block_reload: bool = False,
-    start_at_edge: bool = False,
-) -> ManifestGenerator:
-    """Rebuild from `snapshot`; raises ValueError (naming the value) when the data does not add up."""
+def restore(data: dict[str, Any], now: float, options: WindowOptions) -> ManifestGenerator:
+    """Rebuild from `snapshot` under today's `options` (none of them is saved); raises ValueError (naming
+    the value) when the data does not add up."""
     what = "playlist state"
     data = validate.mapping(data, what, 100)
     target = validate.integer(validate.field(data, "target_duration", what), "target_duration", 1,
@@ -86,12 +85,14 @@ def restore(
         raw_entries = RawJSON(raw_entries.text()).decode()
     entries: list[tuple[int, ListedSegment, float]] = []
     for raw in validate.array(raw_entries, "entries", MAX_RESTORED_ENTRIES):
-        entry = validate.array(raw, "an entry", 9)
-        if len(entry) not in (8, 9):
-            raise ValueError(f"an entry has {len(entry)} values, not 8 or 9")
+        entry = validate.array(raw, "an entry", 10)
+        if len(entry) not in (8, 9, 10):
+            raise ValueError(f"an entry has {len(entry)} values, not 8 to 10")
         seq, uri, duration, pdt, disc, init, key, age = entry[:8]
-        digest = hls.decode_segment_hash(validate.text(entry[8], "a segment hash", 64)) \
-            if len(entry) == 9 else None
+        # A ninth value: its hash (null for a gap without one); a tenth: a gap entry (Entry.saved).
+        gap = len(entry) == 10 and validate.flag(entry[9], "a gap")
+        digest = None if len(entry) < 9 or (gap and entry[8] is None) \
+            else hls.decode_segment_hash(validate.text(entry[8], "a segment hash", 64))
         segment = ListedSegment(
             validate.text(uri, "a segment URI"),
             validate.number(duration, "a segment duration", 0.001, target + 1),
@@ -100,9 +101,10 @@ def restore(
             _uri_or_none(init, "an init URI"),
             None if key is None else validate.text(key, "a segment key"),
             digest,
+            gap,
         )
         if clock is not None:
             age = round(clock - validate.number(age, "a segment's listing time", -1e15), 3)
         listed_at = now - validate.number(age, "a segment age", 0, 1e9)
         entries.append((validate.integer(seq, "a sequence number"), segment, listed_at))
-    return resume(saved, entries, window_seconds, can_block_reload=can_block_reload, start_at_edge=start_at_edge)
+    return resume(saved, entries, options)

@@ -12,10 +12,12 @@ calls the publisher back; only the service's last save, at a clean stop, asks fo
 part's builder, after closing it).
 
 Each piece of the publisher's state has one owner, which the publisher builds: the variants
-(variants.Variants: what was read of Owncast, per variant), the numbering the playlists share
-(numbering.Numbering, Owncast's runs with it), the slots (lanes.Lanes), the uploads (uploads.Uploads),
-the target (target.TargetPolicy). The publisher changes them as it reads Owncast; the lister reads
-them and records each listing through their methods; a restore sets each through its own.
+(variants.Variants: what was read of Owncast, per variant, written here only), each variant's playlist
+(variant_playlist.VariantPlaylist, changed only through its intents), the numbering the playlists
+share (numbering.Numbering, Owncast's runs with it), the slots (lanes.Lanes), the uploads
+(uploads.Uploads), the target (target.TargetPolicy, which decides and returns a Retarget). The
+publisher changes what it read as it reads Owncast; the lister lists through each playlist's intents
+and records each listing in the numbering; a restore sets each through its own.
 """
 
 from __future__ import annotations
@@ -29,19 +31,19 @@ from ..bucket.uploader import Uploader
 from ..lograte import RateLimitedLog
 from ..metrics import Metrics
 from ..playlist import hls
-from ..playlist.manifest import ManifestGenerator
 from ..playlist.segments import ListedSegment, Removed
 from ..source.owncast import SourcePlaylist, SourceSegment, SourceVariant, stream_id
 from ..state import validate
 from .config import PublisherConfig
 from .lanes import Lanes, apart
-from .lister import Lister, RemovedHook
-from .memory import SEEN_LIMIT, decode
+from .lister import Lister
+from .memory import SEEN_LIMIT, Memory, decode, encode
 from .numbering import Numbering
 from .release import Outlets, Release
 from .slots import END, Copy, SlotAligner, Variant
 from .target import TargetPolicy
 from .uploads import Uploads, WriteWatch
+from .variant_playlist import RemovedHook, VariantPlaylist
 from .variants import Variants
 
 log = logging.getLogger(__name__)
@@ -74,30 +76,31 @@ class Publisher:
         through `outlets` (saved, shown, offered to the bucket, told): versions go to it, nothing comes
         back. `writes` says when Owncast has finished writing a file (an upload waits for it)."""
         self._metrics = metrics
-        self._window = config.window_seconds
+        self._window = config.window
         self._wall = config.wall_clock
         self._mono = config.monotonic
         self.target = TargetPolicy(config.target_duration, metrics)
+        # Every playlist under the one WindowOptions; what leaves one goes on to the cleaner.
+        self._variants = Variants(config.window, lambda removed: self.lister.drop(removed))
         # Nothing new is shown before a state is saved above the first sequence. What it shows, it tells
-        # the target policy (what a client may have seen before a new target, issue 32).
+        # each variant's playlist (what a client may have seen before a new target, issue 32; what a clip
+        # is cut from).
         self.release = Release(outlets, metrics, key_prefix=config.key_prefix, limit=config.first_sequence,
-                               shown_to=self.target, monotonic=config.monotonic)
+                               shown_to=self._variants, monotonic=config.monotonic)
         self._lanes = Lanes(metrics)
         self._uploads = Uploads(uploader, writes, metrics, hls_dir=config.hls_dir, key_prefix=config.key_prefix,
                                 segment_hashes=config.segment_hashes, unfinished_limit=config.unfinished_limit)
-        self._variants = Variants()
         self._numbering = Numbering(config.first_sequence)
-        # A finished upload goes on to the lister (its done-callback), never back here. It reads the
-        # variants and records each listing through the owners it is given.
+        # A finished upload goes on to the lister (its done-callback), never back here. It lists through
+        # each variant's playlist and records each listing in the numbering; the memory it pushes with
+        # each version is the publisher's (`_memory`).
         self.lister = Lister(config, metrics=metrics, release=self.release, recorder=recorder,
                              on_removed=on_removed, variants=self._variants, lanes=self._lanes,
-                             target=self.target, numbering=self._numbering, uploads=self._uploads)
+                             target=self.target, numbering=self._numbering, memory=self._memory)
         self._closed = False
         # After continuing above a state not saved at a clean stop: the variants read since. What a
         # variant's first read lists may have been served, under numbers given up: never listed again.
         self._read_since_restart: set[int] | None = None
-        self._can_block = config.can_block_reload
-        self._start_at_edge = config.start_at_edge
         self._hashes = config.segment_hashes
         self._input_log = RateLimitedLog(log)
         self.release.changed(self.lister.versions())  # the target TARGET_DURATION sets, before any playlist
@@ -125,8 +128,7 @@ class Publisher:
                 # A new stream without this variant: nothing waits for it, and a player still on it
                 # learns the playlist will not change (its copies yet to come are still listed).
                 v.withdrawn = True
-                if v.generator is not None and v.generator.segment_count and not v.generator.ended:
-                    v.generator.end()
+                v.playlist.end()
                 log.info("variant %d: no longer in Owncast's multivariant playlist; its playlist is closed",
                          v.index)
         if not self._closed:
@@ -154,12 +156,11 @@ class Publisher:
             v.advertised = hls.target_duration_for(playlist.target_duration)
             self.target.first(v.advertised, playlist.independent_segments, playlist.target_duration)
         target = self.target.value
-        if target is not None and v.generator is None:
-            v.generator = ManifestGenerator(target, self._window, independent_segments=self.target.independent,
-                                            can_block_reload=self._can_block, start_at_edge=self._start_at_edge)
+        if target is not None and not v.playlist.opened:
             numbering = self._numbering
-            if floor := numbering.discontinuity_floor:
-                v.generator.continue_above(numbering.next_sequence, floor, self._mono())
+            floor = numbering.discontinuity_floor
+            v.playlist.open(target, self.target.independent, self._mono(),
+                            (numbering.next_sequence, floor) if floor else None)
         if playlist.media_sequence < v.last_media_sequence:
             v.restarts += 1  # Owncast restarted its transcoder: a new run
         v.last_media_sequence = playlist.media_sequence
@@ -172,7 +173,7 @@ class Publisher:
             self._remember(v, seg.name)
             if seg.is_offline_clip:
                 log.info("variant %d: Owncast shows its offline clip %s; not published", index, seg.name)
-            elif v.generator is not None:
+            elif v.playlist.opened:
                 self._add(v, seg, playlist.media_sequence + seg.position, now)
         # Owncast's offline tail ends with ENDLIST; its idle transcoder only lists offline clips.
         ended = playlist.ended or (bool(playlist.segments) and playlist.segments[-1].is_offline_clip)
@@ -200,7 +201,7 @@ class Publisher:
     def _forget_uploads(self, keys: list[str], now: float) -> None:
         """Objects that may be in the bucket and in a playlist served before the restart, never listed
         again: they go once such a playlist can no longer name them (a window and a half from now)."""
-        keep = self.target.keep_for(self._window)
+        keep = self.target.keep_for(self._window.seconds)
         self.lister.drop([Removed(ListedSegment("", 0.0, key=key), now, keep) for key in keys])
 
     def _remember(self, v: Variant, name: str) -> None:
@@ -216,7 +217,7 @@ class Publisher:
         longest = max(longest, self._lanes.cut_apart(run, self._variants))
         # Raise the target now, while nothing of these slots is listed: every variant then starts its
         # new playlist at the same moment, and discontinuity numbers agree at every instant.
-        self.lister.drop(self.target.raise_for(longest, "longer_segment", self._variants.values(), self._mono()))
+        self.lister.retarget(self.target.raise_for(longest, "longer_segment"))
 
     def _run_of(self, v: Variant, seg: SourceSegment) -> int:
         return self._numbering.run(stream_id(seg.name) or f"run-{v.restarts}")
@@ -253,7 +254,15 @@ class Publisher:
     def snapshot(self) -> dict[str, object]:
         """The publisher's memory now, as the lister pushes it with each version (for the last save, at a
         clean stop, and for tests): numbering, windows, what is seen and uploaded."""
-        return self.lister.memory(self._mono())
+        return self._memory(self._mono())
+
+    def _memory(self, now: float) -> dict[str, object]:
+        """The publisher's memory, JSON-able (memory.py): numbering, windows, what is seen and uploaded."""
+        lanes, target, numbering = self._lanes, self.target, self._numbering
+        m = Memory(self._variants, target.value, target.independent, numbering.next_sequence,
+                   numbering.last_run, lanes.together.decided, numbering.runs, self._uploads.restored,
+                   discontinuity_floor=numbering.discontinuity_floor)
+        return encode(m, lanes.undecided(), now)
 
     def restore(self, data: dict[str, object]) -> None:
         """Continue from `snapshot`; raises ValueError (nothing changed) when it does not add up.
@@ -262,7 +271,7 @@ class Publisher:
         anything changes, and any other error in here is turned into the same ValueError, so the
         service sets the file aside instead of failing to start."""
         try:
-            m = decode(data, self._mono(), self._window, self._can_block, self._start_at_edge)
+            m = decode(data, self._mono(), self._variants.playlist)
         except ValueError:
             raise
         except Exception as err:  # noqa: BLE001 (a check missed above: still a bad file, not a crash)
@@ -274,8 +283,7 @@ class Publisher:
         self._uploads.restore(m.uploaded)
         if not self._hashes:  # P2P turned off since that save: the playlists say nothing of hashes
             for v in self._variants.values():
-                if v.generator is not None:
-                    v.generator.drop_hashes()
+                v.playlist.drop_hashes()
         if m.clean:
             log.info("continuing from saved state: next media sequence %d, %d variant(s)",
                      self._numbering.next_sequence, len(self._variants))
@@ -291,9 +299,7 @@ class Publisher:
         window and continues at `start`, a discontinuity first (hls.continue_above)."""
         now = self._mono()
         for v in self._variants.values():
-            if v.generator is not None:
-                v.generator.continue_above(start, floor, now)
-                self.lister.drop(v.generator.drain_removed())
+            v.playlist.continue_above(start, floor, now)
         self._forget_uploads(self._uploads.give_up_restored(), now)
         self._numbering.continued(start, floor)
         self._read_since_restart = set()
@@ -306,9 +312,11 @@ class Publisher:
     def variants(self) -> list[int]:
         return sorted(self._variants)
 
-    def generator(self, index: int) -> ManifestGenerator | None:
+    def playlist(self, index: int) -> VariantPlaylist | None:
+        """A variant's playlist (read it; it changes only through its intents, which the publishing
+        stage calls): what health, clips and tests read."""
         v = self._variants.get(index)
-        return v.generator if v else None
+        return v.playlist if v else None
 
     def facts(self) -> PublisherFacts:
         oldest = min((c.seen_at for s in self._lanes.undecided() for c in s.copies.values()), default=None)

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 
 from ..bucket.uploader import Uploaded
 from ..playlist import hls
-from ..playlist.manifest import ManifestGenerator
 from ..source.owncast import SourceSegment
 from ..tails import Log, Tail
+from .variant_playlist import VariantPlaylist
 
 SlotKey = tuple[int, int]
 END = 1 << 62  # an end-of-stream marker sorts after every segment of its run
@@ -76,10 +76,11 @@ class Slot:
 
 @dataclass(slots=True)
 class Variant:
-    """What the publisher knows of one of Owncast's variants."""
+    """One of Owncast's variants: what the publisher read of it (written by the publisher only; the
+    uploads keep its init sections' uploads), and its playlist, changed only through its intents."""
 
     index: int
-    generator: ManifestGenerator | None = None
+    playlist: VariantPlaylist
     seen: SeenNames = field(default_factory=SeenNames)
     inits: dict[str, asyncio.Task[Uploaded]] = field(default_factory=dict)  # key -> upload
     first: dict[int, int] = field(default_factory=dict)  # run -> first Owncast number it joined with
@@ -88,16 +89,9 @@ class Variant:
     restarts: int = 0  # times Owncast's numbering went back (runs without a stream id in names)
     source_ended: bool = False
     last_new_segment: float | None = None  # monotonic, Owncast listed something new
-    last_listed: float | None = None  # monotonic, we listed something
     created: float = 0.0  # monotonic
     advertised: int = 0  # EXT-X-TARGETDURATION of Owncast's last playlist with stream segments
-    last_run: int | None = None  # run of the last segment this variant listed
     withdrawn: bool = False  # Owncast's multivariant playlist no longer names it (a new stream without it)
-
-    def listed(self, run: int, now: float) -> None:
-        """The lister listed a segment of `run` in this variant's playlist at `now` (monotonic): the
-        two fields listing writes, every other one being what the publisher read of Owncast."""
-        self.last_run, self.last_listed = run, now
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,9 +190,9 @@ class SlotAligner:
             if first is not None:
                 if first <= key[1]:
                     members.append(v)
-                elif v.generator is not None and v.generator.segment_count:
+                elif v.playlist.listing:
                     members.append(v)  # joined this run after the slot: absent, so the slot is dropped
-            elif (v.generator is not None and v.generator.segment_count and not v.withdrawn
+            elif (v.playlist.listing and not v.withdrawn
                   and v.last_new_segment is not None
                   and now - v.last_new_segment < gone_after and (v.last_key or (-1, -1))[0] < key[0]):
                 members.append(v)  # has not seen this run yet: wait for it (or for it to go quiet)

@@ -2,27 +2,35 @@
 
 Decided from Owncast's first stream playlist (or TARGET_DURATION), then kept while Owncast changes
 underneath (docs/hls-rules.md, "A new target duration"): a new stream gets the target its own
-playlists advertise, a longer segment within a stream raises it, doubled. A new target restarts
-every variant's playlist at once (each renders the target it was started with); the value then goes
-forward with each version (Versions.target, which the view keeps for the server's Cache-Control and
-blocking timeouts) and each save (the publisher's memory), and nothing else decides or sets it.
-
-How far each playlist was shown (what a new target carries, issue 32) is pushed here by the Release
-with each version it shows (`shown`): the policy never reads the view.
+playlists advertise, a longer segment within a stream raises it, doubled. The policy decides and
+returns the decision (a Retarget); it touches no playlist. Whoever asked applies it to every
+variant's playlist at once (VariantPlaylist.retarget: each renders the target it was started with).
+The value then goes forward with each version (Versions.target, which the view keeps for the
+server's Cache-Control and blocking timeouts) and each save (the publisher's memory), and nothing
+else decides or sets it.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 from ..metrics import Metrics
 from ..playlist import hls
-from ..playlist.rendered import Rendered
-from ..playlist.segments import Removed
 from .slots import Slot, Variant
 
 log = logging.getLogger(__name__)
+
+@dataclass(frozen=True, slots=True)
+class Retarget:
+    """A new target duration: every variant's playlist starts again at the same address under it.
+    `new_timeline`: its next segment starts a new timeline (every case but a raise from one of the
+    variants cut apart, which keeps one moment under one discontinuity number: 6.2.4)."""
+
+    target: int
+    new_timeline: bool
+
 
 def doubled(need: int, current: int) -> int:
     """The target a segment needing `need` raises `current` to: at least doubled (capped), so a copied
@@ -37,15 +45,6 @@ class TargetPolicy:
         self.value: int | None = floor or None  # None until Owncast's first stream playlist was read
         self.independent = True  # Owncast's EXT-X-INDEPENDENT-SEGMENTS, read with the first target
         self._metrics = metrics
-        # The last number a client may have seen in each variant's playlist, as the Release shows them.
-        self._shown: dict[int, int] = {}
-
-    def shown(self, renderings: Mapping[int, Rendered], *, replace: bool = False) -> None:
-        """The Release made these versions visible (`replace`: a restored state, nothing else shown)."""
-        if replace:
-            self._shown = {}
-        for index, rendered in renderings.items():
-            self._shown[index] = rendered.last_sequence
 
     def restored(self, value: int | None, independent: bool) -> None:
         self.value, self.independent = value, independent
@@ -64,21 +63,22 @@ class TargetPolicy:
         return 1.5 * window + (self.value or 0)
 
     def fit(self, slot: Slot, members: list[Variant], variants: Iterable[Variant], last_run: int | None,
-            together: bool, now: float) -> list[Removed]:
+            together: bool) -> Retarget | None:
         """Keep 4.4.3.1 and 6.2.1 while Owncast changes underneath (docs/hls-rules.md, "A new target
         duration"): a new stream gets the target its own playlists advertise; a segment longer than
         the target within a stream raises it, doubled, so a copied variant's keyframe interval costs
-        a new playlist once or twice, not at every longer segment. Either way every playlist starts
-        again at the same address above all it served, and no segment is dropped. Returns what left the
-        playlists."""
+        a new playlist once or twice, not at every longer segment. The decision, if the target changes:
+        every playlist then starts again at the same address above all it served, and no segment is
+        dropped."""
         current = self.value
         if current is None:
-            return []
+            return None
         variants = list(variants)
         need = max(hls.rounded_duration(round(c.source.duration, 3)) for c in slot.copies.values())
         run = slot.key[0]
-        new_stream = any(v.last_run is not None and v.last_run != run for v in members) or (
-            last_run is not None and last_run != run and all(v.last_run is None for v in members))
+        runs = [v.playlist.last_run for v in members]
+        new_stream = any(r is not None and r != run for r in runs) or (
+            last_run is not None and last_run != run and all(r is None for r in runs))
         if new_stream:
             advertised = max((v.advertised for v in variants
                               if v.last_key is not None and v.last_key[0] == run), default=need)
@@ -92,45 +92,32 @@ class TargetPolicy:
                 log.warning("new stream with a target duration of %ds after one of %ds that did not end "
                             "(no EXT-X-ENDLIST): keeping %ds, players go on through a discontinuity; the "
                             "target drops at the next stream that follows an end", wanted, current, current)
-                return []
+                return None
         elif need > current:
             wanted, reason = doubled(need, current), "longer_segment"
         else:
-            return []
-        return self._set(wanted, reason, slot, variants, together, now)
+            return None
+        return self._set(wanted, reason, slot, together)
 
-    def raise_for(self, duration: float, reason: str, variants: Iterable[Variant], now: float) -> list[Removed]:
+    def raise_for(self, duration: float, reason: str) -> Retarget | None:
         """A segment of `duration` must fit: the target at least doubled, if it does not already."""
         current = self.value
         need = hls.rounded_duration(round(duration, 3))
         if current is not None and need > current:
-            return self._set(doubled(need, current), reason, None, list(variants), True, now)
-        return []
+            return self._set(doubled(need, current), reason, None, True)
+        return None
 
-    def _set(self, wanted: int, reason: str, slot: Slot | None, variants: list[Variant], together: bool,
-             now: float) -> list[Removed]:
+    def _set(self, wanted: int, reason: str, slot: Slot | None, together: bool) -> Retarget | None:
         current = self.value
         wanted = min(wanted, hls.MAX_TARGET_DURATION)
         if current is None or wanted == current:
-            return []
-        removed: list[Removed] = []
+            return None
         # Every variant starts its new playlist on a new timeline, also within a stream, where the
         # media goes on: video.js and Shaka re-anchor at a discontinuity (without one, video.js skipped
         # the longer segment in 5 runs of 11, and Shaka stalled in 2). Except for variants cut apart,
         # raised from one of them: the others have listed past that moment, so only keeping the
         # timeline keeps one moment under one number in every variant (6.2.4).
         new_timeline = reason == "new_stream" or together
-        for v in variants:
-            if v.generator is not None:
-                # What no client has seen yet (its version waited for a save, or was replaced in the
-                # same turn) starts the new playlist rather than leaving unseen (issue 32).
-                left = v.generator.restart(wanted, now, new_timeline=new_timeline,
-                                           served_through=self._shown.get(v.index, -1))
-                for segment in left:
-                    self._metrics.segments_lost.labels(variant=str(v.index), reason="rejected").inc()
-                    log.warning("variant %d: segment %s not listed: never shown before the new playlist, whose "
-                                "target duration %ds it does not fit", v.index, segment.uri, wanted)
-                removed += v.generator.drain_removed()
         self.value = wanted
         self._metrics.target_duration.set(wanted)
         self._metrics.target_changes.labels(reason=reason).inc()
@@ -146,9 +133,9 @@ class TargetPolicy:
             log.warning("segment %s lasts %.3fs, longer than the target duration %ds (video passthrough?): "
                         "target raised to %ds, the playlists start again at the same addresses; "
                         "TARGET_DURATION=%d avoids this", longest.name, longest.duration, current, wanted, wanted)
-        return removed
+        return Retarget(wanted, new_timeline)
 
 
 def _ended(variants: Iterable[Variant]) -> bool:
     """Every playlist that lists anything ends with EXT-X-ENDLIST: players stopped at its end."""
-    return all(v.generator.ended for v in variants if v.generator is not None and v.generator.segment_count)
+    return all(v.playlist.ended for v in variants if v.playlist.listing)

@@ -1,18 +1,29 @@
-"""Variants: Owncast's variants as the publisher knows them, by index, with one owner.
+"""Variants: Owncast's variants as the publisher knows them, by index, each with its playlist.
 
-The publisher adds a variant when its playlist first comes, and a restore replaces them all; everyone
-else (the lister, the memory, health) reads them through the Mapping, which has no way to change them.
+The publisher adds a variant when its playlist first comes, and a restore replaces them all; both
+build the variant's playlist here (a VariantPlaylist under the one WindowOptions, its removed segments
+going on to the cleaner), so a playlist is made in one place, new or restored. Others read the
+variants through the Mapping: what was read of Owncast is written by the publisher only, and a
+playlist changes only through its own intents (variant_playlist.py). The Release tells what it made
+visible here (`shown`), and each playlist keeps how far it was shown.
 """
 
 from __future__ import annotations
 
 from collections.abc import ItemsView, Iterator, Mapping, ValuesView
+from typing import Any
 
+from ..playlist.options import WindowOptions
+from ..playlist.rendered import Rendered
+from . import playlist_memory
 from .slots import Variant
+from .variant_playlist import RemovedHook, VariantPlaylist
 
 
 class Variants(Mapping[int, Variant]):
-    def __init__(self) -> None:
+    def __init__(self, options: WindowOptions, on_removed: RemovedHook) -> None:
+        self._options = options
+        self._on_removed = on_removed
         self._variants: dict[int, Variant] = {}
 
     def __getitem__(self, index: int) -> Variant:
@@ -37,8 +48,34 @@ class Variants(Mapping[int, Variant]):
         return self._variants.items()
 
     def add(self, index: int, created: float) -> Variant:
-        v = self._variants[index] = Variant(index, created=created)
+        v = self._variants[index] = Variant(index, self.playlist(index, None, created), created=created)
         return v
+
+    def playlist(self, index: int, saved: dict[str, Any] | None, now: float) -> VariantPlaylist:
+        """A variant's playlist: not open yet (`saved` None), or as `saved` (playlist_memory's format;
+        raises ValueError naming what does not add up)."""
+        generator = None if saved is None else playlist_memory.restore(saved, now, self._options)
+        return VariantPlaylist(index, self._options, self._on_removed, generator)
 
     def restored(self, variants: Mapping[int, Variant]) -> None:
         self._variants = dict(variants)
+
+    # -- what the Release made visible (release.ShownTo) ---------------------------------------------------
+
+    def shown(self, renderings: Mapping[int, Rendered], *, replace: bool = False) -> None:
+        if replace:
+            for v in self._variants.values():
+                v.playlist.forget_shown()
+        for index, rendered in renderings.items():
+            variant = self._variants.get(index)
+            if variant is not None:
+                variant.playlist.shown(rendered)
+
+    def versions(self, edge: bool = False) -> dict[int, Rendered]:
+        """Every variant's current version that can be shown (`edge`: the bucket's)."""
+        out = {}
+        for index, v in self._variants.items():
+            rendered = v.playlist.visible(edge)
+            if rendered is not None:
+                out[index] = rendered
+        return out

@@ -72,27 +72,27 @@ class HealthReport:
         if up.storage_ok is False:
             reasons.append(f"storage unreachable ({up.last_error})")
         current = [v for v in f.variants if not v.withdrawn]  # the variants Owncast still announces
-        live = any(v.generator and not v.source_ended and v.last_new_segment for v in current)
+        live = any(v.playlist.opened and not v.source_ended and v.last_new_segment for v in current)
         stall = hls.stalled_after(f.target_duration)
         variants: dict[str, object] = {}
         last_ages: list[float] = []
         for v in f.variants:
-            gen = v.generator
-            age = None if v.last_listed is None else round(now - v.last_listed, 3)
+            playlist = v.playlist
+            age = None if playlist.last_listed is None else round(now - playlist.last_listed, 3)
             if age is not None:
                 last_ages.append(age)
             variants[str(v.index)] = {
-                "segments": gen.segment_count if gen else 0,
-                "media_sequence": gen.media_sequence if gen else 0,
-                "ended": bool(gen and gen.ended),
+                "segments": playlist.segment_count,
+                "media_sequence": playlist.media_sequence,
+                "ended": playlist.ended,
                 "seconds_since_last_segment": age,
             }
             if v.withdrawn:
                 continue
             if live and not v.source_ended and v.last_new_segment and now - v.last_new_segment > stall:
                 reasons.append(f"variant {v.index}: no new segment from Owncast for {now - v.last_new_segment:.0f}s")
-            elif live and v.last_new_segment and v.last_new_segment > (v.last_listed or 0):
-                since = v.last_listed or v.created
+            elif live and v.last_new_segment and v.last_new_segment > (playlist.last_listed or 0):
+                since = playlist.last_listed or v.created
                 if now - since > stall:  # Owncast produces, we list nothing (rejected, lost, stuck)
                     reasons.append(f"variant {v.index}: nothing listed for {now - since:.0f}s")
         if f.upload_ratio > SLOW_RATIO and live:

@@ -11,6 +11,7 @@ from pathlib import Path
 from broadcaster.playlist import hls
 from broadcaster.playlist.chunks import Parts
 from broadcaster.playlist.manifest import ManifestGenerator
+from broadcaster.playlist.options import WindowOptions
 from broadcaster.playlist.rendered import Rendered
 from broadcaster.playlist.renderer import Listing, Renderer
 from broadcaster.playlist.segments import ListedSegment, Removed
@@ -97,9 +98,8 @@ class CountingRenderer(Renderer):
 class CountingGenerator(ManifestGenerator):
     """A real generator that counts how often it actually renders its text."""
 
-    def __init__(self, target_duration: int, window_seconds: float, *,
-                 can_block_reload: bool = False) -> None:
-        super().__init__(target_duration, window_seconds, can_block_reload=can_block_reload)
+    def __init__(self, target_duration: int, options: WindowOptions) -> None:
+        super().__init__(target_duration, options)
         self._versions = self._counting = CountingRenderer()
 
     @property
@@ -113,7 +113,7 @@ class FakePlaylists:
     def __init__(self, target_duration: int | None = 6, variants: int = 2) -> None:
         self.target_duration = target_duration
         self.generators = {
-            i: CountingGenerator(target_duration or 6, 0) for i in range(variants)
+            i: CountingGenerator(target_duration or 6, WindowOptions(0)) for i in range(variants)
         }
         self.master: Rendered | None = None
         self.held_requests = 0  # never holds (wait_for_sequence answers at once)

@@ -44,6 +44,7 @@ independent-segments-repeated        4.4.2.1    EXT-X-INDEPENDENT-SEGMENTS more 
 content-after-endlist                4.4.3.4    any non-blank line after EXT-X-ENDLIST
 skip-invalid                         4.4.5.2    EXT-X-SKIP without a valid SKIPPED-SEGMENTS, or after a
                                                 segment
+gap-invalid                          4.4.4.7    EXT-X-GAP with a value, or not followed by a segment
 ==================================== ========== =====================================================
 
 Between versions of one media playlist (the previous version, and for numbers/URIs all history):
@@ -56,7 +57,7 @@ segments-removed-not-from-front      6.2.2      a segment vanished that was not 
 segments-reordered                   6.2.1      retained segments changed their relative order
 segment-not-appended                 6.2.1      a new segment appears before a retained one
 segment-changed                      6.2.1      a retained segment changed duration, discontinuity
-                                                flag, program date-time or EXT-X-MAP
+                                                flag, program date-time, EXT-X-MAP or EXT-X-GAP
 discontinuity-sequence-mismatch      6.2.2      DISCONTINUITY-SEQUENCE != previous + removed segments
                                                 that carried EXT-X-DISCONTINUITY
 window-too-short                     6.2.2      segments were removed, no ENDLIST, and the playlist
@@ -211,6 +212,7 @@ class _Segment:
     pdt_text: str | None
     map_attrs: str | None
     dnum: int  # discontinuity number (hls.js "cc")
+    gap: bool = False  # EXT-X-GAP: its URI holds no media (4.4.4.7)
 
 
 @dataclass
@@ -256,7 +258,7 @@ def _renumber(segments: list[_Segment], media_sequence: int, disc_sequence: int)
             d += 1
         out.append(
             _Segment(
-                media_sequence + i, s.uri, s.duration, s.discontinuity, s.pdt, s.pdt_text, s.map_attrs, d
+                media_sequence + i, s.uri, s.duration, s.discontinuity, s.pdt, s.pdt_text, s.map_attrs, d, s.gap
             )
         )
     return out
@@ -282,6 +284,8 @@ def _parse_media(text: str, allow_playlist_type: bool) -> _Parsed:
     pending_extinf: tuple[Decimal, str] | None = None
     pending_disc = False
     pending_pdt: tuple[PdtKey, str] | None = None
+    pending_gap = False
+    gap_bad: list[str] = []
     current_map: str | None = None
     in_segments = False
     endlist_seen = False
@@ -305,8 +309,8 @@ def _parse_media(text: str, allow_playlist_type: bool) -> _Parsed:
             else:
                 duration = pending_extinf[0]
             pdt, pdt_text = pending_pdt if pending_pdt is not None else (None, None)
-            raw.append(_Segment(0, ln, duration, pending_disc, pdt, pdt_text, current_map, 0))
-            pending_extinf, pending_disc, pending_pdt = None, False, None
+            raw.append(_Segment(0, ln, duration, pending_disc, pdt, pdt_text, current_map, 0, pending_gap))
+            pending_extinf, pending_disc, pending_pdt, pending_gap = None, False, None, False
             in_segments = True
             continue
         if not ln.startswith("#EXT"):
@@ -328,6 +332,11 @@ def _parse_media(text: str, allow_playlist_type: bool) -> _Parsed:
                     fractional.append(m.group(1))
         elif name == "#EXT-X-DISCONTINUITY":
             pending_disc = True
+        elif name == "#EXT-X-GAP":
+            # 4.4.4.7: a tag without a value, applying to the next media segment only.
+            if value or ln != "#EXT-X-GAP":
+                gap_bad.append(ln)
+            pending_gap = True
         elif name == "#EXT-X-PROGRAM-DATE-TIME":
             instant, broken = _parse_pdt(value)
             for rule in broken:
@@ -414,6 +423,8 @@ def _parse_media(text: str, allow_playlist_type: bool) -> _Parsed:
             independent += 1
     if pending_extinf is not None:
         uri_missing.append(f"#EXTINF:{pending_extinf[1]}")
+    if pending_gap:
+        gap_bad.append("#EXT-X-GAP at the end, with no segment after it")
 
     p.segments = _renumber(raw, p.media_sequence + p.skipped, p.disc_sequence)
 
@@ -435,6 +446,8 @@ def _parse_media(text: str, allow_playlist_type: bool) -> _Parsed:
         )
     if uri_missing:
         add("segment-uri-missing", f"EXTINF not followed by a segment URI: {_summary(uri_missing)}")
+    if gap_bad:
+        add("gap-invalid", f"EXT-X-GAP takes no value and applies to the next segment: {_summary(gap_bad)}")
 
     # Protocol version (section 8).
     if fractional:
@@ -691,6 +704,8 @@ class MediaPlaylistChecker:
                     diffs.append(f"PROGRAM-DATE-TIME {a.pdt_text} -> {b.pdt_text}")
                 if a.map_attrs != b.map_attrs:
                     diffs.append(f"EXT-X-MAP {a.map_attrs} -> {b.map_attrs}")
+                if a.gap != b.gap:
+                    diffs.append(f"EXT-X-GAP {'removed' if a.gap else 'added'}")
                 if diffs:
                     changed.append(f"{b.uri}: {', '.join(diffs)}")
             if changed:

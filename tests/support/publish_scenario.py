@@ -21,6 +21,7 @@ from broadcaster.bucket.urls import PublicUrls
 from broadcaster.demo.ffmpeg import ffmpeg_exe
 from broadcaster.metrics import Metrics
 from broadcaster.playlist.rendered import Rendered
+from broadcaster.playlist.options import WindowOptions
 from broadcaster.publish.config import PublisherConfig
 from broadcaster.publish.publisher import Publisher
 from broadcaster.publish.release import Outlets
@@ -215,7 +216,7 @@ async def publish(scenario: Scenario, folder: Path, base_url: str) -> Made:
                         backoff=Backoff(base=0.001, cap=0.001))
     pub = Publisher(
         PublisherConfig(hls_dir=folder, key_prefix="live", urls=PublicUrls(base_url),
-                        window_seconds=scenario.window, can_block_reload=True, first_sequence=FIRST_SEQUENCE,
+                        window=WindowOptions(scenario.window, can_block_reload=True), first_sequence=FIRST_SEQUENCE,
                         wall_clock=lambda: EPOCH + now[0], monotonic=lambda: now[0],
                         # As with P2P on: every segment's #EXT-HB-SHA256 line (issue 31), which each
                         # player here must ignore (without P2P the playlists are these without them).

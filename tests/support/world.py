@@ -14,6 +14,7 @@ from broadcaster.metrics import Metrics
 from broadcaster.source.owncast import SourcePlaylist, SourceSegment
 from broadcaster.bucket.cleaner import Cleaner
 from broadcaster.status.assessment import HealthReport
+from broadcaster.playlist.options import WindowOptions
 from broadcaster.publish.config import PublisherConfig
 from broadcaster.publish.publisher import Publisher
 from broadcaster.publish.uploads import UNFINISHED_LIMIT, WriteWatch
@@ -55,7 +56,8 @@ class World:
 
     def __init__(self, tmp_path: Path, window: float = 4.0, state: StateFile | None = None,
                  align_by: str = "msn", stepped: bool = False, segment_hashes: bool = False,
-                 writes: WriteWatch | None = None, unfinished_limit: float = UNFINISHED_LIMIT) -> None:
+                 writes: WriteWatch | None = None, unfinished_limit: float = UNFINISHED_LIMIT,
+                 can_block_reload: bool = False) -> None:
         self.dir = tmp_path
         self.store = FakeStore()
         self.metrics = Metrics()
@@ -68,7 +70,7 @@ class World:
         self.playlists = Recording()
         self.snapshots = Snapshots(state, self.metrics) if state is not None else None
         self.pub = Publisher(PublisherConfig(hls_dir=tmp_path, key_prefix="live", urls=PublicUrls(PUBLIC),
-                                             window_seconds=window, wall_clock=lambda: self.clock, monotonic=mono,
+                                             window=WindowOptions(window, can_block_reload=can_block_reload), wall_clock=lambda: self.clock, monotonic=mono,
                                              segment_hashes=segment_hashes, unfinished_limit=unfinished_limit),
                              uploader=self.uploader, writes=writes or WrittenWhole(), metrics=self.metrics,
                              outlets=Outlets(self.playlists, self.snapshots,
@@ -124,7 +126,7 @@ class World:
         return self.report.health()
 
     def uris(self, variant: int) -> list[str]:
-        gen = self.pub.generator(variant)
+        gen = self.pub.playlist(variant)
         assert gen is not None
         return [u.removeprefix(f"{PUBLIC}/live/{variant}/") for u in gen.uris()]
 

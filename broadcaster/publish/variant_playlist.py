@@ -1,0 +1,236 @@
+"""VariantPlaylist: one variant's live playlist, and the one owner of its ManifestGenerator.
+
+Nobody else holds the generator (the pure window of playlist/manifest.py): every change goes through
+an intent here, named for what it means to the variant's playlist.
+
+- `open`: the first playlist, once the target duration is known.
+- `list`: a segment uploaded, under the number every variant listed together gives its slot.
+- `gap`: a segment that will never come: the next one carries EXT-X-DISCONTINUITY.
+- `end`: the stream ended: EXT-X-ENDLIST.
+- `join`: an empty playlist takes the discontinuity number the others give the next slot (6.2.4).
+- `drop_hashes`: P2P was turned off since the state it came from was saved.
+
+Where does a variant's playlist restart? Here, and only here (docs/hls-rules.md, "A new target
+duration" and "Numbers across restarts"); who decides when is named beside each:
+
+- `retarget`: a new target duration, every variant at once (target.TargetPolicy decides, a Retarget).
+- `rejoin`: a variant back after streams without it, where the others number (the lister, at a slot).
+- `continue_above`: a state not saved at a clean stop (the publisher's restore).
+
+Every segment that leaves the window goes to `on_removed` (on to the cleaner) as it leaves: no caller
+drains it. What clients were shown is told here by the Release (`shown`): a new target carries what no
+client saw (issue 32), and clips are cut from what was shown (`shown_between`), never from what is
+listed but not yet saved and shown.
+"""
+
+from __future__ import annotations
+
+import builtins
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+
+from ..playlist.manifest import ManifestGenerator, SegmentRejected
+from ..playlist.options import WindowOptions
+from ..playlist.rendered import Rendered
+from ..playlist.segments import ListedSegment, Removed
+from . import playlist_memory
+
+__all__ = ["RemovedHook", "SegmentRejected", "VariantPlaylist"]
+
+log = logging.getLogger(__name__)
+
+RemovedHook = Callable[[list[Removed]], None]
+
+
+class VariantPlaylist:
+    def __init__(self, index: int, options: WindowOptions, on_removed: RemovedHook,
+                 generator: ManifestGenerator | None = None) -> None:
+        """`generator`: a restored playlist's (None: opened once the target duration is known)."""
+        self.index = index
+        self._options = options
+        self._on_removed = on_removed
+        self._gen = generator
+        self._shown = -1  # the last number a client may have seen (told by the Release)
+        self.last_run: int | None = None  # the run of the last slot listed here
+        self.last_listed: float | None = None  # monotonic, when it last listed a segment
+
+    # -- what it is now (read only) -------------------------------------------------------------------
+
+    @property
+    def opened(self) -> bool:
+        return self._gen is not None
+
+    @property
+    def segment_count(self) -> int:
+        return self._gen.segment_count if self._gen is not None else 0
+
+    @property
+    def next_sequence(self) -> int:
+        return self._gen.next_sequence if self._gen is not None else 0
+
+    @property
+    def media_sequence(self) -> int:
+        return self._gen.media_sequence if self._gen is not None else 0
+
+    @property
+    def ended(self) -> bool:
+        return self._gen is not None and self._gen.ended
+
+    @property
+    def target_duration(self) -> int | None:
+        return self._gen.target_duration if self._gen is not None else None
+
+    @property
+    def last_discontinuity(self) -> int:
+        return self._gen.last_discontinuity if self._gen is not None else 0
+
+    def next_discontinuity(self, discontinuity: bool) -> int:
+        """The discontinuity number the next segment listed gets, `discontinuity` being its flag."""
+        return self._gen.next_discontinuity(discontinuity) if self._gen is not None else 0
+
+    @property
+    def listing(self) -> bool:
+        """Open and listing something: it takes part in every slot, and gives the others its numbers."""
+        return self.segment_count > 0
+
+    def uris(self) -> list[str]:
+        return self._gen.uris() if self._gen is not None else []
+
+    def visible(self, edge: bool = False) -> Rendered | None:
+        """Its current version (`edge`: for the bucket, which cannot block), or None while there is
+        nothing to show: not open, empty, or regrowing after continuing above a state (6.2.2)."""
+        gen = self._gen
+        if gen is None or not gen.segment_count or not gen.showable:
+            return None
+        return gen.render_edge() if edge else gen.render()
+
+    def saved(self, now: float) -> dict[str, object] | None:
+        """Its part of the publisher's memory (playlist_memory's format), None before it is open."""
+        return playlist_memory.snapshot(self._gen, now) if self._gen is not None else None
+
+    # -- what clients were shown (the Release tells), and what clips are cut from ------------------------
+
+    def shown(self, rendered: Rendered) -> None:
+        """The Release made `rendered` visible: numbers up to its last may have been seen."""
+        self._shown = rendered.last_sequence
+
+    def forget_shown(self) -> None:
+        """A restored state replaces what is visible: nothing of this playlist is shown until told."""
+        self._shown = -1
+
+    def shown_span(self) -> tuple[float, float] | None:
+        """(start, end) by PROGRAM-DATE-TIME of what it lists and clients were shown, or None."""
+        shown = self.shown_between(float("-inf"), float("inf"), newest=1)
+        gen = self._gen
+        first = gen.window.first if gen is not None else None
+        if not shown or first is None:
+            return None
+        return first.program_date_time, (shown[-1].program_date_time or 0.0) + shown[-1].duration
+
+    def shown_between(self, start: float, end: float, newest: int | None = None) -> list[ListedSegment]:
+        """The segments clients were shown, still listed, that overlap [start, end) by PROGRAM-DATE-TIME,
+        each with its date and discontinuity as listed (a clip is made of them); `newest`: only the last
+        that many of them (read from the end: a long window costs nothing)."""
+        gen = self._gen
+        if gen is None:
+            return []
+        out: list[ListedSegment] = []
+        for e in reversed(gen.window):
+            if newest is not None and len(out) >= newest:
+                break
+            if e.sequence <= self._shown and e.program_date_time < end and e.program_date_time + e.segment.duration > start:
+                out.append(replace(e.segment, program_date_time=e.program_date_time, discontinuity=e.discontinuity))
+        return out[::-1]
+
+    # -- the intents ------------------------------------------------------------------------------------
+
+    def open(self, target: int, independent: bool, now: float, above: tuple[int, int] | None = None) -> None:
+        """The first playlist, under `target`; `above`: (sequence, discontinuity floor) to continue at,
+        after a start that continued above a state (every playlist starts there, its first segment
+        after a discontinuity)."""
+        if self._gen is not None:
+            raise ValueError(f"variant {self.index}: its playlist is open already")
+        self._gen = ManifestGenerator(target, self._options, independent_segments=independent)
+        if above is not None:
+            self._gen.continue_above(above[0], above[1], now)
+            self._drain()
+
+    def list(self, segment: ListedSegment, run: int, now: float, sequence: int, wall: float) -> int:
+        """List an uploaded segment of `run` under `sequence` (an empty playlist starts at it: the number
+        the variants listed together are at); returns its number. Raises SegmentRejected when the
+        playlist refuses it (its gap is marked: the next segment carries a discontinuity)."""
+        gen = self._opened()
+        try:
+            number = gen.append(segment, now, sequence, wall=wall)
+        except SegmentRejected:
+            gen.mark_gap()
+            raise
+        self.last_run, self.last_listed = run, now
+        self._drain()
+        return number
+
+    def gap(self) -> None:
+        """A segment between the last listed and the next will never come: the next carries a
+        discontinuity."""
+        if self._gen is not None:
+            self._gen.mark_gap()
+
+    def end(self) -> bool:
+        """EXT-X-ENDLIST (6.2.1); True when that closed it now (it lists something, not ended yet)."""
+        gen = self._gen
+        if gen is None or not gen.segment_count or gen.ended:
+            return False
+        gen.end()
+        return True
+
+    def join(self, discontinuity_number: int) -> None:
+        """An empty playlist joins variants already listing: its first segment gets their number."""
+        self._opened().join(discontinuity_number)
+
+    def drop_hashes(self) -> None:
+        if self._gen is not None:
+            self._gen.drop_hashes()
+
+    # -- where it restarts -------------------------------------------------------------------------------
+
+    def retarget(self, target: int, now: float, *, new_timeline: bool) -> builtins.list[ListedSegment]:
+        """A new playlist at the same address under a new target duration (target.Retarget): what
+        clients saw leaves (kept downloadable as any removed segment), what they never saw starts the
+        new playlist under its own numbers (issue 32). Returns those of them that do not fit the new
+        target: they leave too, and the gap is marked."""
+        gen = self._gen
+        if gen is None:
+            return []
+        left = gen.restart(target, now, new_timeline=new_timeline, served_through=self._shown)
+        self._drain()
+        return left
+
+    def rejoin(self, sequence: int, discontinuity_sequence: int, now: float) -> None:
+        """Back in Owncast's stream after streams without it (Owncast's variants 3 -> 1 -> 3): its
+        numbers fell behind the others'. A new playlist at the same address, at `sequence` on the
+        others' timeline."""
+        gen = self._opened()
+        gen.restart(gen.target_duration, now, sequence=sequence, discontinuity_sequence=discontinuity_sequence)
+        self._drain()
+        log.info("variant %d: back in Owncast's stream; its playlist starts again at %d", self.index, sequence)
+
+    def continue_above(self, sequence: int, floor: int, now: float) -> None:
+        """Give up the window and continue at `sequence`, after a discontinuity above `floor`
+        (hls.continue_above): numbers up to there may have named other segments."""
+        if self._gen is not None:
+            self._gen.continue_above(sequence, floor, now)
+            self._drain()
+
+    # -- internals --------------------------------------------------------------------------------------
+
+    def _opened(self) -> ManifestGenerator:
+        if self._gen is None:
+            raise ValueError(f"variant {self.index}: its playlist is not open yet")
+        return self._gen
+
+    def _drain(self) -> None:
+        assert self._gen is not None
+        removed = self._gen.drain_removed()
+        if removed:
+            self._on_removed(removed)
