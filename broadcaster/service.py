@@ -160,7 +160,7 @@ class Service:
                        if hls.VM_PATHWAY in s.pathways else None)
         self.uploader = Uploader(
             self.store, self.metrics, concurrency=s.upload_concurrency, attempt_timeout=s.upload_timeout,
-            keep=self.copies.keep if self.copies is not None else None,
+            keeper=self.copies,
         )
         self.mirror = (
             PlaylistMirror(self.store, self.metrics, attempt_timeout=s.upload_timeout) if s.publish_playlists else None
@@ -176,6 +176,9 @@ class Service:
         """Owncast's playlists into ours, and the state file that remembers them (restored here)."""
         self.state = JournaledState(s.state_dir)
         self.playlists = VisiblePlaylists()
+        # The VM pathway's playlists (content steering): they list each segment as soon as the VM kept
+        # it, the bucket's (`playlists`) once it is uploaded.
+        self.ahead = VisiblePlaylists() if self.copies is not None else None
         self._build_steering(s)
         # What the watcher's kernel events say of each file Owncast writes; an upload waits for its close.
         self._kernel_watch = s.hls_watch == "auto" and inotify.available()
@@ -198,7 +201,7 @@ class Service:
             # Its Release's: saved first, then visible (and mirrored), then told.
             outlets=Outlets(self.playlists, self.snapshots, self.mirror, on_listed=(
                 self.events.listed, *((self.steering_loop.listed,) if self.steering_loop else ()),
-                *((self._on_listed,) if self._on_listed else ()))),
+                *((self._on_listed,) if self._on_listed else ())), ahead=self.ahead),
             on_removed=self.cleaner.schedule if self.cleaner else None,
         )
         self.release = self.publisher.release  # built, started and closed by the publisher
@@ -275,13 +278,19 @@ class Service:
             expose_metrics=s.metrics_listen == "", connection_metrics=self.connection_metrics,
             viewers=Viewers(self.audience, self.playback,
                             pathway=PathwayReports(self.steering.report) if self.steering else None),
-            release_held=self.playlists.release_waiters,
+            release_held=self._release_waiters,
         )
+
+    def _release_waiters(self) -> None:
+        """Stopping: every held blocking request is answered, on both pathways."""
+        self.playlists.release_waiters()
+        if self.ahead is not None:
+            self.ahead.release_waiters()
 
     def _pathways(self, s: Settings) -> Pathways | None:
         """The routes of content steering: the VM's pathway and the steering manifest."""
-        steering, copies = self.steering, self.copies
-        if steering is None or copies is None:
+        steering, copies, ahead = self.steering, self.copies, self.ahead
+        if steering is None or copies is None or ahead is None:
             return None
         prefix = s.r2_key_prefix
 
@@ -293,8 +302,12 @@ class Service:
         segments = VmSegments(copies, key_for, ByteBudget(rate, rate * BURST_SECONDS), on_sent=counts.sent,
                               trust_cf_connecting_ip=s.trust_cf_connecting_ip)
         offered = [Pathway(p, "" if p == hls.BUCKET_PATHWAY else hls.VM_FOLDER) for p in s.pathways]
-        return Pathways(masters=SteeredMasters(self.playlists, offered, lambda: steering.first),
-                        vm=VmPlaylists(self.playlists, copies, key_for), steering=steering,
+        def newest(variant: int) -> int | None:
+            rendered = ahead.media_playlist(variant)
+            return None if rendered is None else rendered.last_sequence
+
+        return Pathways(masters=SteeredMasters(ahead, offered, lambda: steering.first),
+                        vm=VmPlaylists(ahead, copies, key_for), newest=newest, steering=steering,
                         segments=segments, count_steering=counts.manifest)
 
     async def start(self) -> None:

@@ -29,6 +29,7 @@ from broadcaster.steering.policy import BucketSignals, SteeringPolicy
 from broadcaster.steering.vm_playlists import VmPlaylists
 from tests.support.client import Client, get
 from tests.support.fakes import Clock, FakeHealth, FakePlaylists
+from tests.support.hls_checker import check_master
 from tests.support.waiting import until
 
 PREFIX = "live"
@@ -79,7 +80,7 @@ def make_rig(aiohttp_client: AiohttpClient, tmp_path: Path) -> MakeRig:
         vm_segments = segments or VmSegments(copies, key_for, ByteBudget(rate, burst), on_sent=counts.sent)
         pathways = Pathways(
             masters=SteeredMasters(shown, [Pathway("bucket"), Pathway("vm", "vm")], lambda: policy.first),
-            vm=VmPlaylists(shown, copies, key_for), steering=policy, segments=vm_segments,
+            vm=VmPlaylists(shown, copies, key_for), newest=lambda v: None, steering=policy, segments=vm_segments,
             count_steering=counts.manifest)
         app = create_app(shown, FakeHealth(), Metrics(), playlist_options=PlaylistOptions(pathways=pathways))
         client = await aiohttp_client(app, auto_decompress=False)
@@ -114,6 +115,7 @@ async def test_the_multivariant_playlist_offers_every_variant_on_both_pathways(m
                          '#EXT-X-CONTENT-STEERING:SERVER-URI="steering.json",PATHWAY-ID="bucket"']
     infs = [(line, uri) for line, uri in zip(lines, lines[1:]) if line.startswith("#EXT-X-STREAM-INF:")]
     here = f"//{rig.client.host}:{rig.client.port}/live/"  # named with the host asked (Shaka's bans)
+    assert check_master(text, host=f"{rig.client.host}:{rig.client.port}") == []
     assert [uri for _, uri in infs] == [f"{here}0/playlist.m3u8", f"{here}1/playlist.m3u8",
                                          f"{here}vm/0/playlist.m3u8", f"{here}vm/1/playlist.m3u8"]
     # The same attributes on both pathways but for PATHWAY-ID: a player without steering sees
@@ -158,10 +160,10 @@ async def test_the_vm_playlists_are_the_buckets_with_the_vm_uris(make_rig: MakeR
     bucket = (await get(rig.client, "/live/0/playlist.m3u8"))[2].decode()
     vm = await vm_playlist(rig)
     assert "https://r2.example/0/seg0.ts" in bucket
-    assert vm == bucket.replace("https://r2.example/0/", "")
+    assert vm == bucket.replace("https://r2.example/0/", "/live/vm/0/")
     assert vm == await vm_playlist(rig, "/hls/vm/0/stream.m3u8")
     rig.shown.add_segment(0)
-    assert "\nseg3.ts\n" in await vm_playlist(rig)
+    assert "\n/live/vm/0/seg3.ts\n" in await vm_playlist(rig)
 
 
 # -- the steering manifest ----------------------------------------------------------------------------

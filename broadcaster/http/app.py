@@ -48,7 +48,8 @@ class Pathways:
     media playlists and segments, and the steering manifest players reload."""
 
     masters: MasterSource
-    vm: PlaylistSource
+    vm: PlaylistSource  # ahead of the bucket's by the uploads on their way
+    newest: Callable[[int], int | None]  # the newest number the VM's pathway lists, per variant
     steering: SteeringSource
     segments: VmSegments
     count_steering: Callable[[str], None] = lambda pathway: None  # a manifest request, by _HLS_pathway
@@ -162,7 +163,8 @@ def create_app(
     playlist_routes = PlaylistRoutes(playlists, metrics, options.default_variant, options.blocking_reload,
                                      max_held=options.max_held, connection_metrics=connection_metrics,
                                      trust_cf_connecting_ip=options.trust_cf_connecting_ip,
-                                     masters=options.pathways.masters if options.pathways is not None else None)
+                                     masters=options.pathways.masters if options.pathways is not None else None,
+                                     horizon=options.pathways.newest if options.pathways is not None else None)
     r = app.router
     r.add_get("/live/master.m3u8", playlist_routes.master)
     r.add_get("/live/playlist.m3u8", playlist_routes.default_media)

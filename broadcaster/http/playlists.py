@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
+from collections.abc import Callable
 from typing import Protocol
 
 from aiohttp import hdrs, web
@@ -163,12 +164,16 @@ class PlaylistRoutes:
     def __init__(self, source: PlaylistSource, metrics: Metrics, default_variant: int, blocking: bool, *,
                  max_held: int = MAX_HELD, connection_metrics: ConnectionMetrics | None = None,
                  trust_cf_connecting_ip: bool = False, masters: MasterSource | None = None,
-                 label_prefix: str = "") -> None:
+                 label_prefix: str = "", horizon: Callable[[int], int | None] | None = None) -> None:
         """`masters`: where the multivariant playlists come from (the source's own by default; with
         content steering, one that names every pathway); `label_prefix` marks this instance's requests in
-        hls_broadcaster_playlist_requests_total (the VM pathway's are "vm/<n>")."""
+        hls_broadcaster_playlist_requests_total (the VM pathway's are "vm/<n>"); `horizon(variant)`: the
+        newest number another pathway lists already (the VM's, ahead of the bucket's by the uploads on
+        their way): a player that comes from there asks for its next one, which is coming here too, so
+        it is held rather than refused as too far ahead."""
         self._source = source
         self._masters = masters  # None: the source's own
+        self._horizon = horizon
         self._default = default_variant
         self._blocking_on = blocking  # off: _HLS_* parameters are ignored, as by a static host
         self._default_label = str(default_variant)
@@ -260,7 +265,8 @@ class PlaylistRoutes:
             return _to_canonical(request, query_string, LISTED_CACHE_CONTROL)
         if current.ended:  # 6.2.5.2: after EXT-X-ENDLIST the parameters are ignored
             return self._serve(request, variant)
-        if msn > newest + hls.MSN_AHEAD_LIMIT:
+        if msn > newest + hls.MSN_AHEAD_LIMIT and (
+                self._horizon is None or msn > (self._horizon(variant) or newest) + hls.MSN_AHEAD_LIMIT):
             return self._bad_request(variant, f"_HLS_msn {msn} is too far ahead of {newest}")
         if msn == newest:  # listed already: answered at once, nothing is held
             rendered = await source.wait_for_sequence(variant, msn, hls.block_timeout(target))
@@ -286,6 +292,11 @@ class PlaylistRoutes:
                         del held_by[client]
                     else:
                         held_by[client] -= 1
+        if rendered is None and self._horizon is not None and (self._horizon(variant) or -1) >= msn:
+            # The stream advances on another pathway (the VM's) while this one (the bucket's) waits for
+            # its uploads: the playlist as it is, not an error. Shaka takes a 503 from this host for a
+            # failure of every pathway it serves (the VM's too) and holds to the failing one for 60 s.
+            rendered = source.media_playlist(variant)
         if rendered is None:
             self._count(str(variant), 503)
             # Retry-After like every 503 here: a player (or a cache in front) asks again, not at once.

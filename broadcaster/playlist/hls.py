@@ -305,10 +305,13 @@ def is_pathway_id(text: str) -> bool:
 STEERING_MANIFEST_NAME = "steering.json"
 STEERING_VERSION = 1
 STEERING_CONTENT_TYPE = "application/json"
-# The VM's pathway: its media playlists at <folder>/vm/<n>/<media name>, each listing its segments by
-# their bare file name, so they resolve to <folder>/vm/<n>/<file>: relative throughout, nothing for the
-# operator to configure but the tunnel's route.
+# The VM's pathway: its media playlists at <folder>/vm/<n>/<media name>, listing its segments at
+# /live/vm/<n>/<file> (an absolute-path reference: the host the player asked, nothing for the operator
+# to configure but the tunnel's route; one URL per segment however the playlist was reached, /live/ or
+# Owncast's /hls/, so a CDN keeps one copy; and Shaka 4.16, which resolves a segment against the playlist
+# of the pathway it started on after it changed pathway, finds it too).
 VM_FOLDER = "vm"
+VM_SEGMENT_FOLDER = "/live/vm"
 
 
 def vm_variant_uri(index: int, media_name: str) -> str:
@@ -316,11 +319,11 @@ def vm_variant_uri(index: int, media_name: str) -> str:
     return f"{VM_FOLDER}/{variant_uri(index, media_name)}"
 
 
-def vm_segment_uri(key: str) -> str:
-    """A segment's (or init section's) URI in a VM pathway media playlist: its file name, relative to
-    the playlist, which the VM answers from its copy of that very key (never from a file named by the
-    URL: http/pathway.py looks the key up)."""
-    return PurePosixPath(key).name
+def vm_segment_uri(index: int, key: str) -> str:
+    """A segment's (or init section's) URI in variant `index`'s VM pathway media playlist:
+    /live/vm/<n>/<its file name>, which the VM answers from its copy of that very key (never from a
+    file named by the URL: http/pathway.py looks the key up)."""
+    return f"{VM_SEGMENT_FOLDER}/{index}/{PurePosixPath(key).name}"
 
 
 def stable_variant_id(index: int) -> str:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from ..bucket.recorder import Recorder
 from ..bucket.uploader import SegmentLost, Uploaded
@@ -61,6 +62,9 @@ class Lister:
         self._numbering = numbering
         self._memory = memory
         self.upload_ratio = 0.0  # moving average of (PutObject time / segment duration)
+        # The VM keeps each copy (content steering): a slot is listed once kept, the bucket's playlists
+        # show it once uploaded.
+        self.ahead = False
         self._announced: list[SourceVariant] | None = None  # as Owncast's master names them (recordings)
         self._closed = False
 
@@ -79,8 +83,22 @@ class Lister:
 
     # -- listing, in order, the same slots in every variant ------------------------------------------
 
-    def on_done(self, _task: asyncio.Future[Uploaded]) -> None:
-        """An upload finished (its done-callback): what it completes is listed now."""
+    def on_done(self, _ready: asyncio.Future[Any]) -> None:
+        """A copy may be listed now (the done-callback of its `ready`): what it completes is listed."""
+        if not self._closed:
+            self.advance()
+
+    def on_uploaded(self, index: int, duration: float, task: asyncio.Future[Uploaded]) -> None:
+        """An upload finished (its done-callback): the upload ratio learns its time, what it completes is
+        listed (without the VM's pathway a copy is ready once uploaded), and the bucket's playlists show
+        what is now in the bucket."""
+        if not task.cancelled() and task.exception() is None:
+            # Moving average over ~10 segments of the successful PutObject's time against the media it
+            # carries (like Owncast's "possible slow uploads"): above 1 the bucket cannot keep up. An
+            # outage does not count here: it shows as storage unreachable instead.
+            ratio = task.result().took / max(duration, 0.001)
+            self.upload_ratio += (ratio - self.upload_ratio) * 0.2
+            self._metrics.upload_realtime_ratio.set(round(self.upload_ratio, 3))
         if not self._closed:
             self.advance()
 
@@ -125,9 +143,9 @@ class Lister:
                 failed.add(v.index)
                 self._metrics.segments_lost.labels(variant=str(v.index), reason="missing").inc()
                 log.warning("variant %d: Owncast never listed segment %d:%d", v.index, *slot.key)
-            elif copy.task.cancelled():
+            elif copy.ready.cancelled():
                 return
-            elif (err := copy.task.exception()) is not None:
+            elif (err := copy.ready.exception()) is not None:
                 failed.add(v.index)
                 self.lost(v, copy, err)
             elif not hls.fits_target(round(copy.source.duration, 3), hls.MAX_TARGET_DURATION):
@@ -215,7 +233,7 @@ class Lister:
         # listed together keep the same numbers.
         sequence = max(playlist.next_sequence, base) if not playlist.listing else playlist.next_sequence
         src = copy.source
-        uploaded = copy.task.result()
+        sha256 = copy.ready.result()
         segment = ListedSegment(
             uri=self._urls.segment(copy.key),
             duration=src.duration,
@@ -223,10 +241,10 @@ class Lister:
             discontinuity=discontinuity,
             init_uri=self._urls.init(copy.init_key) if copy.init_key else None,
             key=copy.key,
-            sha256=uploaded.sha256 if self._hashes else None,
+            sha256=sha256 if self._hashes else None,
         )
         try:
-            playlist.list(segment, run, now, sequence, wall)
+            playlist.list(segment, run, now, sequence, wall, upload=copy.task)
         except SegmentRejected as err:
             self._metrics.input_rejected.labels(reason="rejected").inc()
             self._metrics.segments_lost.labels(variant=str(v.index), reason="rejected").inc()
@@ -236,12 +254,6 @@ class Lister:
         self._metrics.segments_listed.labels(variant=label).inc()
         self._metrics.window_segments.labels(variant=label).set(playlist.segment_count)
         self._metrics.last_segment.labels(variant=label).set(self._wall())
-        # Moving average over ~10 segments of the successful PutObject's time against the media it
-        # carries (like Owncast's "possible slow uploads"): above 1 the bucket cannot keep up. An
-        # outage does not count here: it shows as storage unreachable instead.
-        ratio = uploaded.took / max(src.duration, 0.001)
-        self.upload_ratio += (ratio - self.upload_ratio) * 0.2
-        self._metrics.upload_realtime_ratio.set(round(self.upload_ratio, 3))
         self._release.listed((v.index, sequence, src, copy.seen_at, segment.uri))
         if self._recorder is not None:
             self._recorder.record(run_name, v.index, segment)
@@ -249,7 +261,12 @@ class Lister:
 
     def versions(self) -> Versions:
         """Every variant's current version, with the target it was rendered under and, when a state file
-        is kept, the publisher's memory to save with it: pushed, never asked."""
+        is kept, the publisher's memory to save with it: pushed, never asked. With the VM's pathway
+        ahead (`ahead`), also the bucket's versions, which list only what is in the bucket."""
         release, variants = self._release, self._variants
-        return Versions(variants.versions(), variants.versions(edge=True) if release.mirrors else {},
-                        self._target.value, self._memory(self._mono()) if release.saves else None)
+        if not self.ahead:
+            return Versions(variants.versions(), variants.versions(edge=True) if release.mirrors else {},
+                            self._target.value, self._memory(self._mono()) if release.saves else None)
+        return Versions(variants.versions(), variants.bucket_versions(edge=True) if release.mirrors else {},
+                        self._target.value, self._memory(self._mono()) if release.saves else None,
+                        bucket=variants.bucket_versions())

@@ -214,6 +214,17 @@ class Copies:
         copy = self.get(key)
         return copy if copy is not None and copy.listed else None
 
+    def read_kept(self, key: str) -> bytes | None:
+        """`key`'s copy (blocking: run it in a thread), None when there is none (any more): what its upload
+        sends, so the bucket gets the very bytes the VM serves."""
+        copy = self.get(key)
+        if copy is None:
+            return None
+        try:
+            return self.read(copy)
+        except (FileNotFoundError, OSError):
+            return None
+
     def read(self, copy: Copy) -> bytes:
         """The copy's bytes (blocking: run it in a thread). FileNotFoundError once it was dropped."""
         fd = self._dir

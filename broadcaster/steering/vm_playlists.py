@@ -1,11 +1,13 @@
-"""The VM pathway's media playlists: the bucket's, each segment named by its file name, which resolves
-beside the playlist (<folder>/vm/<n>/<file>) to the VM's own copy (http/pathway.py).
+"""The VM pathway's media playlists: each segment named /live/vm/<n>/<file> (hls.vm_segment_uri), the VM's
+own copy (http/pathway.py).
 
-Every version is the bucket's version with its URIs replaced (Rendered.replaced), made on first demand
-(nobody asks while players are on the bucket) and kept for as long as it is the one shown; the keys it
-lists are marked servable in the copies (`Copies.listed`) as it is made, so the VM never answers for a
-segment its playlists did not list. Same numbers, discontinuities, durations and dates as the bucket's
-(6.2.4, 4.4.6.6), only other URIs.
+The publisher shows the VM pathway's versions (publish/release.py's `ahead`: every segment the VM kept,
+its upload landed or not), rendered with the bucket's URLs; each is served here with its URIs replaced
+(Rendered.replaced), made on first demand (nobody asks while players are on the bucket) and kept for
+as long as it is the one shown. The keys it lists are marked servable in the copies (`Copies.listed`)
+as it is made, so the VM never answers for a segment its playlists did not list. The same numbers,
+discontinuities, durations and dates as the bucket's (6.2.4, 4.4.6.6), ahead of it by the uploads
+still on their way, only other URIs.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ _MAP = b'#EXT-X-MAP:URI="'
 
 
 class Shown(Protocol):
-    """The bucket pathway's playlists (publish/visible.py's VisiblePlaylists)."""
+    """The VM pathway's versions as the publisher shows them (publish/visible.py's VisiblePlaylists)."""
 
     @property
     def target_duration(self) -> int | None: ...
@@ -88,4 +90,4 @@ class VmPlaylists:
     def _name(self, variant: int, uri: bytes) -> bytes:
         name = urlsplit(uri.decode()).path.rpartition("/")[2]
         self._copies.listed(self._key_for(variant, name))
-        return hls.vm_segment_uri(name).encode()
+        return hls.vm_segment_uri(variant, name).encode()

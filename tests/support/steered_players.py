@@ -81,6 +81,7 @@ class Watched:
     fetched: list[Fetched] = field(default_factory=list)
     console: list[str] = field(default_factory=list)
     pending: set[asyncio.Task[None]] = field(default_factory=set)
+    refused: list[tuple[float, int, str]] = field(default_factory=list)  # (when, status, URL) of each 4xx/5xx
 
     async def stalls(self) -> list[dict[str, Any]]:
         """Stalls so far, the one going on included (its `at` and `ms` so far)."""
@@ -165,6 +166,8 @@ class Players:
     def _record(self, watched: Watched, response: Any) -> None:
         url = response.url
         parts = urlsplit(url)
+        if response.status >= 400:
+            watched.refused.append((round(time.monotonic(), 1), response.status, url))
         if not parts.path.endswith(".ts"):
             return
         pieces = parts.path.split("/")
