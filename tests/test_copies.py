@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from broadcaster.steering.copies import FOLDER, Copies
+from broadcaster.steering.copies import DISK_RESERVE, FOLDER, Copies
 from tests.support.fakes import Clock
 
 
@@ -120,3 +120,24 @@ def test_a_copy_that_cannot_be_written_is_counted_and_logged_once(
     assert "No space left on device" in caplog.text
     assert files(tmp_path) == [] and len(copies) == 0  # no half file left behind
     assert copies.keep("live/0/c.ts", b"c") is not None
+
+
+def test_the_copies_leave_the_disk_to_the_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    """STATE_DIR's disk nearly full: the oldest copies go first, then none is kept (saves come first)."""
+    copies, _ = make(tmp_path, max_bytes=1 << 30)
+    for i in range(3):
+        assert copies.keep(f"live/0/s{i}.ts", b"x" * 1000) is not None
+    free = {"bytes": DISK_RESERVE + 8192}  # room for one more copy above the reserve (blocks of 4 KiB)
+    real = os.statvfs
+
+    def statvfs(fd: int) -> object:
+        st = real(fd)
+        return type("S", (), {"f_bavail": free["bytes"] // st.f_frsize, "f_frsize": st.f_frsize,
+                              "f_blocks": 1000})()
+
+    monkeypatch.setattr(os, "statvfs", statvfs)
+    assert copies.keep("live/0/s3.ts", b"x" * 1000) is not None
+    free["bytes"] = DISK_RESERVE  # no room: what was kept goes, oldest first, and still no room
+    assert copies.keep("live/0/s4.ts", b"x" * 1000) is None
+    assert len(copies) == 0 and copies.failures == 1 and "nearly full" in caplog.text

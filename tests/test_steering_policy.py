@@ -214,3 +214,23 @@ def test_anything_else_is_ignored_and_counted(text: str) -> None:
     hook = reports.PathwayReports(lambda *args: told.append(args))
     hook("page", text)
     assert told == [] and hook.malformed == 1 and reports.parse(text) is None
+
+
+def test_with_one_second_segments_an_upload_waits_two_seconds_before_it_counts() -> None:
+    clock = Clock()
+    behind = [1.5]
+    policy = SteeringPolicy(("bucket", "vm"), {"bucket": BucketSignals(behind=lambda: behind[0])}, lambda: 1,
+                            interval=INTERVAL, clock=clock)
+    clock.t += 0.5
+    policy.evaluate()
+    assert policy.first == "bucket"  # a busy machine's upload
+    behind[0] = 2.5
+    clock.t += 0.5
+    policy.evaluate()
+    assert policy.first == "vm"
+
+
+def test_nothing_is_decided_before_a_target_duration_is_known() -> None:
+    policy = SteeringPolicy(("bucket", "vm"), {"bucket": BucketSignals(behind=lambda: 100.0)}, lambda: None,
+                            interval=INTERVAL, clock=Clock())
+    assert not policy.evaluate() and policy.first == "bucket"  # a start's first uploads are no outage

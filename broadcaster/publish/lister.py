@@ -267,6 +267,7 @@ class Lister:
         if not self.ahead:
             return Versions(variants.versions(), variants.versions(edge=True) if release.mirrors else {},
                             self._target.value, self._memory(self._mono()) if release.saves else None)
-        return Versions(variants.versions(), variants.bucket_versions(edge=True) if release.mirrors else {},
-                        self._target.value, self._memory(self._mono()) if release.saves else None,
-                        bucket=variants.bucket_versions())
+        now = self._mono()
+        bucket = variants.bucket_versions(now)
+        return Versions(variants.versions(), variants.bucket_versions(now, edge=True) if release.mirrors else {},
+                        self._target.value, self._memory(now) if release.saves else None, bucket=bucket)

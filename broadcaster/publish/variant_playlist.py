@@ -75,6 +75,7 @@ class VariantPlaylist:
         self._shown = -1  # the last number a client may have seen (told by the Release)
         self._bucket_shown = -1  # ... and the last shown in the bucket's playlist (what clips may cut)
         self._pending: dict[str, Landing] = {}  # key -> its upload, listed before it landed
+        self._leaving: builtins.list[Removed] = []  # left the window while the bucket's playlist lagged
         # Versions by their last number, (served, edge): the bucket's shows one of them while uploads land.
         self._history: tuple[dict[int, Rendered], dict[int, Rendered]] = ({}, {})
         self.last_run: int | None = None  # the run of the last slot listed here
@@ -166,11 +167,11 @@ class VariantPlaylist:
         gen = self._gen
         return {e.segment.key: e.segment.uri for e in gen.window if e.segment.key} if gen is not None else {}
 
-    def bucket_visible(self, edge: bool = False) -> Rendered | None:
+    def bucket_visible(self, edge: bool = False, now: float | None = None) -> Rendered | None:
         """The bucket's version: the newest that lists only what is in the bucket (every version while
         nothing listed is still uploading). An upload that failed for good counts as landed: the bucket
         then lists a segment it does not have (counted lost), rather than stop for ever."""
-        if not self._settle():
+        if not self._settle(now):
             self._history[0].clear()
             self._history[1].clear()
             return self.visible(edge)
@@ -205,12 +206,18 @@ class VariantPlaylist:
         for history in self._history:
             history.clear()
 
-    def _settle(self) -> bool:
-        """Forget uploads that landed (or failed for good); True while some are still pending."""
+    def _settle(self, now: float | None = None) -> bool:
+        """Forget uploads that landed (or failed for good), each landed one kept listed about a window
+        from `now` (ManifestGenerator.landed); True while some are still pending."""
         pending = self._pending
         if pending:
             for key in [k for k, upload in pending.items() if upload.done()]:
                 del pending[key]
+                if now is not None and self._gen is not None:
+                    self._gen.landed(key, now)
+        if not pending and self._leaving and now is not None:
+            leaving, self._leaving = self._leaving, []
+            self._on_removed([replace(r, removed_at=max(r.removed_at, now)) for r in leaving])
         return bool(pending)
 
     def saved(self, now: float) -> dict[str, object] | None:
@@ -358,5 +365,11 @@ class VariantPlaylist:
     def _drain(self) -> None:
         assert self._gen is not None
         removed = self._gen.drain_removed()
-        if removed:
+        if not removed:
+            return
+        if self._pending:
+            # The bucket's playlist shows an earlier version, which may still list these: they leave its
+            # playlist only once it catches up (_settle), and stay downloadable from then on.
+            self._leaving += removed
+        else:
             self._on_removed(removed)

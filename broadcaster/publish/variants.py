@@ -82,11 +82,11 @@ class Variants(Mapping[int, Variant]):
                 out[index] = rendered
         return out
 
-    def bucket_versions(self, edge: bool = False) -> dict[int, Rendered]:
+    def bucket_versions(self, now: float, edge: bool = False) -> dict[int, Rendered]:
         """Every variant's version the bucket's pathway shows (listing only what is in the bucket)."""
         out = {}
         for index, v in self._variants.items():
-            rendered = v.playlist.bucket_visible(edge)
+            rendered = v.playlist.bucket_visible(edge, now)
             if rendered is not None:
                 out[index] = rendered
         return out

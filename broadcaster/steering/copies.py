@@ -31,6 +31,10 @@ from ..playlist import hls
 log = logging.getLogger(__name__)
 
 FOLDER = "segments"  # under STATE_DIR
+# The copies never take the last of STATE_DIR's disk: the state must still be saved (numbers served,
+# docs/hls-rules.md#numbers-across-restarts). This much stays free, or a fiftieth of the disk if more;
+# past it the oldest copies go, then new ones are not kept.
+DISK_RESERVE = 64 * 1024 * 1024
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _SUFFIX = ".seg"
 _TEMP = ".tmp"
@@ -127,6 +131,12 @@ class Copies:
             self.failures += 1
             return None
         etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+        if not self._room(fd, len(body)):
+            self.failures += 1
+            self._failed.warning("full", "STATE_DIR's disk (%s) is nearly full: the VM keeps no more segment "
+                                 "copies (its pathway cannot serve %s) so that the state can still be saved",
+                                 self._path, key)
+            return None
         with self._lock:
             self._counter += 1
             name = f"{self._counter:012d}{_SUFFIX}"
@@ -156,6 +166,25 @@ class Copies:
                 gone += self._expire_locked()
         self._unlink(fd, gone)
         return copy
+
+    def _room(self, fd: int, size: int) -> bool:
+        """Room for `size` more bytes with DISK_RESERVE left free, the oldest copies dropped for it."""
+        while True:
+            try:
+                st = os.statvfs(fd)
+            except OSError:
+                return True  # cannot tell: the write says
+            reserve = max(DISK_RESERVE, st.f_blocks * st.f_frsize // 50)
+            if st.f_bavail * st.f_frsize - size >= reserve:
+                return True
+            with self._lock:
+                if not self._index:
+                    return False
+                _, oldest = self._index.popitem(last=False)
+                self._bytes -= oldest.size
+                self.evicted += 1
+            with contextlib.suppress(OSError):
+                os.unlink(oldest.name, dir_fd=fd)
 
     def _write(self, fd: int, name: str, body: bytes) -> None:
         temp = name + _TEMP

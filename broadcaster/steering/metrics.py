@@ -48,10 +48,12 @@ class SteeringMetrics(Collector):
 
     def collect(self) -> list[Metric]:
         policy, copies, counts = self._policy, self._copies, self._counts
-        first = GaugeMetricFamily(f"{_NS}_pathway", "The pathway players are steered to (1), by the reason "
-                                  "it is first: normal (the bucket), or why the bucket is not (uploads, "
-                                  "public_url, viewers)", labels=("pathway", "reason"))
-        first.add_metric((policy.first, policy.reason), 1)
+        first = GaugeMetricFamily(f"{_NS}_pathway", "1 for the pathway players are steered to and the reason it "
+                                  "is first: normal (the bucket), or why the bucket is not (uploads, "
+                                  "public_url, viewers); 0 for every other pair", labels=("pathway", "reason"))
+        for pathway in policy.pathways:
+            for reason in REASONS:
+                first.add_metric((pathway, reason), int((pathway, reason) == (policy.first, policy.reason)))
         switches = CounterMetricFamily(f"{_NS}_pathway_switches", "Times players were steered to a pathway, by "
                                        "the reason", labels=("pathway", "reason"))
         for pathway in policy.pathways:

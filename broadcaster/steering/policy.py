@@ -3,8 +3,9 @@
 Normally the configured order (PATHWAYS, the bucket first), and the VM sends no segment bytes. A bucket
 pathway is put behind the others, for a reason, when:
 
-- `uploads`: an upload to it has waited longer than a target duration (failing, or slower than the
-  stream): its playlists stop growing while the VM's list every finished segment at once;
+- `uploads`: an upload to it has waited longer than a target duration (and MIN_UPLOAD_WAIT: with 1 s
+  segments a busy machine's upload often takes one) (failing, or slower than the stream): its
+  playlists stop growing while the VM's list every finished segment at once;
 - `public_url`: the service cannot fetch the newest segment at the URL viewers fetch it at (a custom
   domain's DNS or certificate broken, r2.dev's rate limit: writes work, reads do not; probe.py);
 - `viewers`: the viewer pages' playback reports show their segment fetches from it failing: at least
@@ -38,6 +39,7 @@ NORMAL = "normal"
 UPLOADS, PUBLIC_URL, VIEWERS = "uploads", "public_url", "viewers"
 REASONS = (NORMAL, UPLOADS, PUBLIC_URL, VIEWERS)
 VIEWER_SHARE = 0.5  # of the pages that reported on a pathway, failing ones needed to call it failing
+MIN_UPLOAD_WAIT = 2.0  # seconds an upload waits before it says the bucket fails, whatever the target
 PROBE_FAILURES = 2  # probes failing in a row that call a pathway failing (one lost request is not an outage)
 HOLD_TTLS = 4  # the hold after the last viewer failure, in TTLs...
 HOLD_MAX = 300.0  # ... doubling per relapse up to this (seconds)
@@ -198,7 +200,7 @@ class SteeringPolicy:
         failing, reporting = self._viewers_on(pathway, now)
         reason: str | None = None
         detail = ""
-        if behind > target:
+        if behind > max(target, MIN_UPLOAD_WAIT):
             reason, detail = UPLOADS, _DESCRIBED[UPLOADS].format(behind=behind, target=target)
         elif state.probe_failures >= PROBE_FAILURES:
             reason, detail = PUBLIC_URL, _DESCRIBED[PUBLIC_URL].format(detail=state.probe_detail or "no answer")
