@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import json
 import os
 import re
 import signal
@@ -195,6 +196,13 @@ class Edge:
                     counts[s.labels["status"]] = counts.get(s.labels["status"], 0.0) + s.value
         return counts
 
+    async def origin_counts(self, name: str) -> float:
+        """The sum of a counter's samples, straight from the service."""
+        async with self.http.get(f"{self.service.url}/metrics") as r:
+            text = await r.text()
+        return sum(s.value for family in text_string_to_metric_families(text) for s in family.samples
+                   if s.name == name)
+
     async def listed_at_origin(self, name: str, timeout: float = 20.0) -> int:
         """Until the service's playlist lists segment `name` (asked directly, not through nginx); the
         service's media sequence number of its last segment (its own numbers, not Owncast's)."""
@@ -256,9 +264,9 @@ class Viewer:
         self.reader, self.writer = reader, writer
 
     @classmethod
-    async def send(cls, port: int, path: str) -> Viewer:
+    async def send(cls, port: int, path: str, host: str = "live.example.com") -> Viewer:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(f"GET {path} HTTP/1.1\r\nHost: live.example.com\r\nAccept-Encoding: gzip\r\n"
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept-Encoding: gzip\r\n"
                      "Connection: close\r\n\r\n".encode())
         await writer.drain()
         return cls(reader, writer)
@@ -287,8 +295,8 @@ def _unchunk(data: bytes) -> bytes:
         data = data[size + 2:]
 
 
-async def get(port: int, path: str) -> Answer:
-    return await (await Viewer.send(port, path)).answer()
+async def get(port: int, path: str, host: str = "live.example.com") -> Answer:
+    return await (await Viewer.send(port, path, host)).answer()
 
 
 # -- the tests ---------------------------------------------------------------------------------------
@@ -377,3 +385,34 @@ async def test_only_playlists_go_through(edge: Edge) -> None:
     header = "\n".join(line for line in CONF.read_text().splitlines() if line.startswith("#"))
     assert "PLAYLIST rules only" in header and "keep every other path on the service" in header
     assert "instead of the service's" not in header
+
+
+@needs_nginx
+async def test_content_steering_through_the_cache(edge: Edge) -> None:
+    """Issue 48: the multivariant playlist names its variants with the Host the viewer asked (port
+    included) and is cached per host; the steering manifest is one entry per host whatever the query;
+    a VM pathway segment reaches the service once and is Owncast's bytes."""
+    name = edge.owncast.slot()
+    await edge.listed_at_origin(name)
+    port = edge.nginx.port
+    for host in ("live.example.com:8443", "other.example.net"):
+        master = await get(port, "/live/master.m3u8", host)
+        assert master.status == 200, master.body
+        assert f"\n//{host}/live/vm/0/playlist.m3u8\n".encode() in master.body, master.body.decode()
+        assert f"\n//{host}/live/0/playlist.m3u8\n".encode() in master.body
+    before = await edge.origin_counts("hls_broadcaster_steering_requests_total")
+    first = await get(port, "/live/steering.json?_HLS_pathway=bucket", "live.example.com:8443")
+    again = await get(port, "/live/steering.json?_HLS_pathway=vm&_HLS_throughput=800000", "live.example.com:8443")
+    assert (first.status, again.status, again.cache, again.body) == (200, 200, "HIT", first.body)
+    assert json.loads(first.body)["PATHWAY-PRIORITY"][0] == "bucket"
+    assert await edge.origin_counts("hls_broadcaster_steering_requests_total") == before + 1
+    vm = await get(port, "/live/vm/0/playlist.m3u8")
+    assert vm.status == 200, vm.body
+    uri = vm.body.decode().rstrip().rsplit("\n", 1)[-1]
+    assert uri.startswith("/live/vm/0/") and uri.endswith(name), uri
+    before = await edge.origin_counts("hls_broadcaster_vm_segment_requests_total")
+    answers = [await get(port, uri) for _ in range(3)]
+    assert [(a.status, a.cache) for a in answers] == [(200, "MISS"), (200, "HIT"), (200, "HIT")]
+    assert all(a.body == edge.owncast.ts for a in answers)
+    assert "immutable" in answers[0].headers["cache-control"]
+    assert await edge.origin_counts("hls_broadcaster_vm_segment_requests_total") == before + 1
