@@ -46,7 +46,7 @@ from .playlist.master import Pathway
 from .steering.copies import Copies
 from .steering.masters import SteeredMasters
 from .steering.metrics import PathwayCounts, SteeringMetrics
-from .steering.policy import BucketSignals, SteeringPolicy
+from .steering.policy import MIN_UPLOAD_WAIT, BucketSignals, SteeringPolicy
 from .steering.probe import SteeringLoop
 from .steering.reports import PathwayReports
 from .steering.vm_playlists import VmPlaylists
@@ -299,15 +299,26 @@ class Service:
 
         rate = s.vm_segment_mbps * 125_000  # bytes a second
         counts = self.pathway_counts
+        vm = VmPlaylists(ahead, copies, key_for, landed=self.playlists)
+
+        async def elsewhere(variant: int, name: str) -> str | None:
+            """The bucket's copy while the bucket serves, once its upload landed (if within the wait that
+            would steer players away: then the VM answers)."""
+            if not steering.bucket_serves():
+                return None
+            wait = max(steering.target_duration() or 3, MIN_UPLOAD_WAIT)
+            url = await vm.landed_url_within(variant, name, wait)
+            return url if steering.bucket_serves() else None
+
         segments = VmSegments(copies, key_for, ByteBudget(rate, rate * BURST_SECONDS), on_sent=counts.sent,
-                              trust_cf_connecting_ip=s.trust_cf_connecting_ip)
+                              trust_cf_connecting_ip=s.trust_cf_connecting_ip, elsewhere=elsewhere)
         offered = [Pathway(p, "" if p == hls.BUCKET_PATHWAY else hls.VM_FOLDER) for p in s.pathways]
         def newest(variant: int) -> int | None:
             rendered = ahead.media_playlist(variant)
             return None if rendered is None else rendered.last_sequence
 
         return Pathways(masters=SteeredMasters(ahead, offered, lambda: steering.first),
-                        vm=VmPlaylists(ahead, copies, key_for), newest=newest, steering=steering,
+                        vm=vm, newest=newest, steering=steering,
                         segments=segments, count_steering=counts.manifest)
 
     async def start(self) -> None:

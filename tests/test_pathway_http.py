@@ -5,6 +5,7 @@ own copies as a CDN expects (conditional requests, ranges), only for what its pl
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import json
 import threading
@@ -25,7 +26,7 @@ from broadcaster.source.owncast import SourceVariant
 from broadcaster.steering.copies import Copies, Copy
 from broadcaster.steering.masters import SteeredMasters
 from broadcaster.steering.metrics import PathwayCounts
-from broadcaster.steering.policy import BucketSignals, SteeringPolicy
+from broadcaster.steering.policy import TRUSTED_AFTER, BucketSignals, SteeringPolicy
 from broadcaster.steering.vm_playlists import VmPlaylists
 from tests.support.client import Client, get
 from tests.support.fakes import Clock, FakeHealth, FakePlaylists
@@ -68,7 +69,7 @@ MakeRig = Callable[..., Awaitable[Rig]]
 
 @pytest.fixture
 def make_rig(aiohttp_client: AiohttpClient, tmp_path: Path) -> MakeRig:
-    async def make(*, rate: float = 1e9, burst: float = 1e9, segments: Any = None) -> Rig:
+    async def make(*, rate: float = 1e9, burst: float = 1e9, segments: Any = None, redirect: bool = False) -> Rig:
         shown = Shown()
         copies = Copies(tmp_path, max_bytes=10 * 1024 * 1024, keep_for=600)
         copies.open()
@@ -77,11 +78,17 @@ def make_rig(aiohttp_client: AiohttpClient, tmp_path: Path) -> MakeRig:
         policy = SteeringPolicy(("bucket", "vm"), {"bucket": BucketSignals(behind=lambda: behind[0])},
                                 lambda: shown.target_duration, interval=1.0, clock=clock)
         counts = PathwayCounts(lambda: policy.first != "bucket")
-        vm_segments = segments or VmSegments(copies, key_for, ByteBudget(rate, burst), on_sent=counts.sent)
+        # The same playlists stand for both pathways' here: every segment listed has landed.
+        vm = VmPlaylists(shown, copies, key_for, landed=shown)
+
+        async def elsewhere(variant: int, name: str) -> str | None:  # as the service wires it
+            return await vm.landed_url_within(variant, name, 0.5) if redirect and policy.bucket_serves() else None
+
+        vm_segments = segments or VmSegments(copies, key_for, ByteBudget(rate, burst), on_sent=counts.sent,
+                                             elsewhere=elsewhere)
         pathways = Pathways(
             masters=SteeredMasters(shown, [Pathway("bucket"), Pathway("vm", "vm")], lambda: policy.first),
-            vm=VmPlaylists(shown, copies, key_for), newest=lambda v: None, steering=policy, segments=vm_segments,
-            count_steering=counts.manifest)
+            vm=vm, newest=lambda v: None, steering=policy, segments=vm_segments, count_steering=counts.manifest)
         app = create_app(shown, FakeHealth(), Metrics(), playlist_options=PlaylistOptions(pathways=pathways))
         client = await aiohttp_client(app, auto_decompress=False)
         return Rig(client, shown, copies, policy, counts, behind, clock)
@@ -319,6 +326,79 @@ async def test_the_bytes_count_as_steered_only_while_players_are_steered(make_ri
     await get(rig.client, "/live/vm/0/seg0.ts")
     await get(rig.client, "/live/vm/0/seg0.ts")
     assert rig.counts.bytes == {False: len(BODY), True: 2 * len(BODY)}
+
+
+async def unfollowed(rig: Rig, path: str) -> tuple[int, Any, bytes]:
+    """GET without following a redirect (the VM's to the bucket)."""
+    async with rig.client.request("GET", path, allow_redirects=False) as resp:
+        return resp.status, resp.headers, await resp.read()
+
+
+async def test_while_the_bucket_serves_a_segment_it_holds_is_a_redirect_there(make_rig: MakeRig) -> None:
+    """A player without content steering may play the VM's variants (redundant streams to it): while the
+    bucket serves, it gets the bucket's copy by a redirect nobody caches, and the VM sends no bytes."""
+    rig = await make_rig(redirect=True)
+    rig.clock.t += 100  # long after any failure
+    listed(rig)
+    await vm_playlist(rig)
+    for path in ("/live/vm/0/seg0.ts", "/hls/vm/0/seg0.ts"):
+        status, headers, body = await unfollowed(rig, path)
+        assert (status, headers["Location"], headers["Cache-Control"]) == (302, "https://r2.example/0/seg0.ts",
+                                                                           "no-store"), body
+        assert headers["Access-Control-Allow-Origin"] == "*"
+    assert rig.counts.bytes == {True: 0, False: 0} and rig.counts.requests == {302: 2}
+    # Not listed by the VM's playlists: 404 as before, never a redirect built from the URL.
+    assert (await unfollowed(rig, "/live/vm/0/seg7.ts"))[0] == 404
+
+
+async def test_the_vm_sends_the_bytes_while_steered_or_the_bucket_just_failed(make_rig: MakeRig) -> None:
+    rig = await make_rig(redirect=True)
+    rig.clock.t += 100
+    listed(rig)
+    await vm_playlist(rig)
+    # A page reported a failure on the bucket: for policy.TRUSTED_AFTER the VM serves whoever asks (the
+    # page keeps the VM first meanwhile), though players are not steered yet.
+    rig.policy.report("page", "bucket", {"bucket": 1})
+    assert (await unfollowed(rig, "/live/vm/0/seg0.ts"))[0] == 200
+    rig.clock.t += TRUSTED_AFTER
+    assert (await unfollowed(rig, "/live/vm/0/seg0.ts"))[0] == 302
+    # The probe failed once: not trusted either.
+    rig.policy.probed("bucket", False, "503")
+    assert (await unfollowed(rig, "/live/vm/0/seg0.ts"))[0] == 200
+    rig.policy.probed("bucket", True)
+    # Steered to the VM (uploads failing): bytes.
+    rig.behind[0] = 10
+    rig.policy.evaluate()
+    assert rig.policy.first == "vm"
+    assert (await unfollowed(rig, "/live/vm/0/seg0.ts"))[0] == 200
+    assert rig.counts.bytes == {False: 2 * len(BODY), True: len(BODY)} and rig.counts.requests[302] == 1
+
+
+class Waiting(Shown):
+    """The bucket's playlists, holding a blocking request as VisiblePlaylists does (polling, here)."""
+
+    async def wait_for_sequence(self, variant: int, sequence: int, timeout: float) -> Any:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while (rendered := self.media_playlist(variant)) is None or rendered.last_sequence < sequence:
+                    await asyncio.sleep(0.01)
+                return rendered
+        return None
+
+
+async def test_landed_url_is_what_the_buckets_playlist_lists_once_it_does() -> None:
+    shown, bucket = Shown(), Waiting()
+    vm = VmPlaylists(shown, Copies.__new__(Copies), key_for, landed=bucket)
+    assert vm.landed_url(0, "seg2.ts") == "https://r2.example/0/seg2.ts"
+    assert vm.landed_url(0, "seg3.ts") is None and vm.landed_url(2, "seg0.ts") is None
+    # Listed by the VM's pathway first; the redirect waits for the upload to land (the bucket's pathway
+    # shows a new version), at most the time given.
+    waiting = asyncio.ensure_future(vm.landed_url_within(0, "seg3.ts", 5.0))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    bucket.add_segment(0)
+    assert await asyncio.wait_for(waiting, 1) == "https://r2.example/0/seg3.ts"
+    assert await vm.landed_url_within(0, "seg4.ts", 0.1) is None
 
 
 class SlowCopies:

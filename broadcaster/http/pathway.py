@@ -8,6 +8,12 @@ If-Modified-Since), one byte range (206, 416 past the end, If-Range honoured; se
 whole object, as RFC 9110 14.2 allows). Bounded: the bytes sent per second (VM_SEGMENT_MBPS, a token
 bucket with ten seconds' burst), the answers being read or sent at once, and per client address a
 share of those; past a bound, 503 with Retry-After. Nothing here runs for a playlist request.
+
+While the bucket serves (steering/policy.py's bucket_serves), a segment the bucket holds is a 302 to its
+copy there (not cached: `no-store`), not bytes: a player without content steering may play the VM's
+variants as redundant streams of the bucket's (6.3.4), and fetches its segments from the bucket all the
+same. The VM sends segment bytes while players are steered to it, for a segment the bucket does not
+have yet, and for a few seconds after a viewer page reported a failure on the bucket.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import email.utils
 import hashlib
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from aiohttp import hdrs, web
@@ -38,6 +44,11 @@ _FILE = r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}\.(?:ts|m4s|mp4|aac)"
 _RANGE = re.compile(r"bytes=(\d{0,19})-(\d{0,19})")
 _MAX_VARIANT_DIGITS = 4
 STEERING_QUERY_PATHWAY = "_HLS_pathway"
+# A redirect to the bucket holds only while the bucket serves: no cache in front may keep it.
+REDIRECT_CACHE_CONTROL = "no-store"
+# Requests waiting for their segment's upload to land before the redirect (each a coroutine on an event):
+# past this, 503 and the player asks again.
+MAX_WAITING = 1024
 
 
 class SteeringSource(Protocol):
@@ -112,9 +123,14 @@ class VmSegments:
 
     def __init__(self, copies: SegmentCopies, key_for: Callable[[int, str], str], budget: ByteBudget, *,
                  on_sent: Callable[[int, int], None] = lambda status, size: None, max_sending: int = MAX_SENDING,
-                 trust_cf_connecting_ip: bool = False) -> None:
+                 trust_cf_connecting_ip: bool = False,
+                 elsewhere: Callable[[int, str], Awaitable[str | None]] | None = None) -> None:
         self._copies = copies
         self._key_for = key_for
+        # (variant, file) -> the bucket's URL to send the player to (waiting a moment for its upload to
+        # land), or None: the VM answers.
+        self._elsewhere = elsewhere
+        self._waiting = 0
         self._budget = budget
         self._on_sent = on_sent  # (status, body bytes) of every answer
         self._max_sending = max_sending
@@ -135,6 +151,17 @@ class VmSegments:
         copy = self._copies.servable(self._key_for(int(digits), name))
         if copy is None:
             return self._answer(_not_here())
+        if self._elsewhere is not None:
+            if self._waiting >= MAX_WAITING:
+                return self._answer(unavailable("too many segment requests waiting, try again shortly\n", "1"))
+            self._waiting += 1
+            try:
+                there = await self._elsewhere(int(digits), name)
+            finally:
+                self._waiting -= 1
+            if there is not None:
+                return self._answer(web.Response(status=302, headers=edge_headers(
+                    {hdrs.LOCATION: there, hdrs.CACHE_CONTROL: REDIRECT_CACHE_CONTROL})))
         headers = _headers(copy)
         if _not_modified(request, copy):
             return self._answer(web.Response(status=304, headers=headers))

@@ -18,6 +18,12 @@ failure on it for a hold that starts at four TTLs (at least two report intervals
 it fails again within ten minutes of coming back (at most five minutes): a failure only viewers see
 cannot be probed, so its end is guessed, and a wrong guess costs a few seconds of their failover.
 
+While the bucket serves and nobody has seen it fail for TRUSTED_AFTER seconds (bucket_serves), the VM
+answers a request for one of its segments the bucket holds with a redirect to the bucket's copy: a
+player without content steering sees each pathway's variants as redundant streams (6.3.4) and may play
+the VM's (hls.js without its steering controller picks the last of equal variants), and must not cost
+the VM its segments' bytes for that.
+
 Each change of the first pathway is one log line and one count (`switches`); `first` and `reason` say
 where players are sent now and why (/health, hls_broadcaster_pathway). Pure but for the clock and the
 signals passed in: evaluate() is called every half second by the service, and by tests on a fake clock.
@@ -44,6 +50,10 @@ PROBE_FAILURES = 2  # probes failing in a row that call a pathway failing (one l
 HOLD_TTLS = 4  # the hold after the last viewer failure, in TTLs...
 HOLD_MAX = 300.0  # ... doubling per relapse up to this (seconds)
 RELAPSE_WITHIN = 600.0  # a failure this soon after coming back doubles the hold
+# Seconds after a page last reported a failure on the bucket during which the VM sends segment bytes to
+# whoever asks (the viewer page keeps the VM first for 10 s after such a failure: viewer/player.js's
+# LEAVE_BUCKET_MS), rather than redirecting to the bucket.
+TRUSTED_AFTER = 10.0
 _DESCRIBED = {
     UPLOADS: "uploads to it have waited {behind:.0f}s, more than a target duration ({target}s)",
     PUBLIC_URL: "its public URL does not answer the service ({detail})",
@@ -152,6 +162,14 @@ class SteeringPolicy:
             body = render_steering(self._priority, ttl, hls.STEERING_MANIFEST_NAME)
             self._manifest = cached = (self._priority, ttl, body)
         return cached[2]
+
+    def bucket_serves(self) -> bool:
+        """Whether the VM may send players to the bucket for a segment it holds: players are steered to
+        it, the last probe answered, and no page reported a failure on it for TRUSTED_AFTER seconds."""
+        if self.first != hls.BUCKET_PATHWAY:
+            return False
+        bucket = self._state[hls.BUCKET_PATHWAY]
+        return bucket.probe_failures == 0 and self.clock() - bucket.viewer_failure_at >= TRUSTED_AFTER
 
     def health_reason(self) -> str | None:
         """/health's reason while players are sent away from the bucket, None while it serves."""

@@ -12,6 +12,7 @@ still on their way, only other URIs.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -40,14 +41,27 @@ class Listing(Protocol):
     def listed(self, key: str) -> None: ...
 
 
-class VmPlaylists:
-    """The server's PlaylistSource for /live/vm/<n>/... and /hls/vm/<n>/...."""
+class Landed(Protocol):
+    """The bucket pathway's playlists as shown (publish/visible.py's VisiblePlaylists): only segments in
+    the bucket."""
 
-    def __init__(self, shown: Shown, copies: Listing, key_for: Callable[[int, str], str]) -> None:
+    def media_playlist(self, variant: int) -> Rendered | None: ...
+
+    async def wait_for_sequence(self, variant: int, sequence: int, timeout: float) -> Rendered | None: ...
+
+
+class VmPlaylists:
+    """The server's PlaylistSource for /live/vm/<n>/... and /hls/vm/<n>/....; `landed`: the bucket
+    pathway's playlists, for landed_url."""
+
+    def __init__(self, shown: Shown, copies: Listing, key_for: Callable[[int, str], str],
+                 landed: Landed | None = None) -> None:
         self._shown = shown
         self._copies = copies
         self._key_for = key_for
+        self._landed = landed
         self._made: dict[int, tuple[Rendered, Rendered]] = {}  # variant -> (the bucket's, ours)
+        self._urls: dict[int, tuple[Rendered, dict[str, str]]] = {}  # variant -> (landed, file -> its URL)
 
     @property
     def target_duration(self) -> int | None:
@@ -65,6 +79,37 @@ class VmPlaylists:
 
     async def wait_for_sequence(self, variant: int, sequence: int, timeout: float) -> Rendered | None:
         return self._ours(variant, await self._shown.wait_for_sequence(variant, sequence, timeout))
+
+    def landed_url(self, variant: int, name: str) -> str | None:
+        """The bucket's URL of segment (or init section) `name` of `variant`, as the bucket pathway's
+        playlist lists it now: it is in the bucket; None when that playlist does not list it."""
+        rendered = self._landed.media_playlist(variant) if self._landed is not None else None
+        if rendered is None:
+            return None
+        known = self._urls.get(variant)
+        if known is None or known[0] is not rendered:
+            known = (rendered, _urls(rendered.body))
+            self._urls[variant] = known
+        return known[1].get(name)
+
+    async def landed_url_within(self, variant: int, name: str, timeout: float) -> str | None:
+        """landed_url, once the bucket pathway's playlist lists it (the VM's lists a segment as soon as it
+        kept its copy, the bucket's once its upload landed: usually a moment later); None after `timeout`."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            url = self.landed_url(variant, name)
+            landed = self._landed
+            if url is not None or landed is None:
+                return url
+            rendered = landed.media_playlist(variant)
+            remaining = deadline - loop.time()
+            if remaining <= 0 or (rendered is not None and rendered.ended):
+                return None
+            newer = await landed.wait_for_sequence(variant, rendered.last_sequence + 1 if rendered else 0,
+                                                   remaining)
+            if newer is None or newer is rendered:  # the time is up, or the service stops
+                return self.landed_url(variant, name)
 
     def _ours(self, variant: int, bucket: Rendered | None) -> Rendered | None:
         if bucket is None:
@@ -91,3 +136,16 @@ class VmPlaylists:
         name = urlsplit(uri.decode()).path.rpartition("/")[2]
         self._copies.listed(self._key_for(variant, name))
         return hls.vm_segment_uri(variant, name).encode()
+
+
+def _urls(body: bytes) -> dict[str, str]:
+    """Each URI a media playlist lists (segments and EXT-X-MAP), by its file name."""
+    out: dict[str, str] = {}
+    for raw in body.split(b"\n"):
+        if raw.startswith(_MAP):
+            raw = raw[len(_MAP):raw.index(b'"', len(_MAP))]
+        elif not raw or raw.startswith(b"#"):
+            continue
+        uri = raw.decode()
+        out[urlsplit(uri).path.rpartition("/")[2]] = uri
+    return out

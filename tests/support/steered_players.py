@@ -1,11 +1,12 @@
-"""Players watched through an outage (tests/test_steering_browser.py, bench/steering.py): the viewer page,
-and plain hls.js, video.js (Owncast's player) and Shaka pages (tests/support/players.py's pages), each in
-its own Chromium context, every segment response it gets recorded with a hash of its body, and the
-picture watched for stalls.
+"""Players watched through an outage (tests/test_steering_browser.py): the viewer page, and plain hls.js
+(with and without its content steering), video.js (Owncast's player) and Shaka pages
+(tests/support/players.py's pages), each in its own Chromium context, every segment response it gets
+recorded with a hash of its body, and the picture watched for stalls.
 
 A stall is the video's time standing still for more than STALL_MS while it is neither paused nor
 seeking, once it has played (measured every 50 ms in the page: STALL_JS). Each segment response is
-named by the pathway that served it (`bucket`: the bucket's public URL, `vm`: the service) and compared
+named by the pathway that served it (`bucket`: the bucket's public URL, `vm`: the service; a redirect
+from the VM to the bucket is noted apart, the bucket's answer that follows is the fetch) and compared
 with the writers' ledger (broadcaster/demo/ledger.py): byte for byte Owncast's finished file.
 """
 
@@ -82,6 +83,7 @@ class Watched:
     console: list[str] = field(default_factory=list)
     pending: set[asyncio.Task[None]] = field(default_factory=set)
     refused: list[tuple[float, int, str]] = field(default_factory=list)  # (when, status, URL) of each 4xx/5xx
+    redirected: list[tuple[float, str]] = field(default_factory=list)  # (when, URL) of each segment redirect
 
     async def stalls(self) -> list[dict[str, Any]]:
         """Stalls so far, the one going on included (its `at` and `ms` so far)."""
@@ -169,6 +171,9 @@ class Players:
         if response.status >= 400:
             watched.refused.append((round(time.monotonic(), 1), response.status, url))
         if not parts.path.endswith(".ts"):
+            return
+        if 300 <= response.status < 400:  # the VM sending the player to the bucket: the next response is its
+            watched.redirected.append((round(time.monotonic(), 1), url))
             return
         pieces = parts.path.split("/")
         host = parts.netloc
