@@ -18,10 +18,17 @@ request (head and body) and CPU per request (process time over --requests reques
   (the row "whole, no gzip" shows what that cost, rendered here for comparison).
 - cache-busted, no gzip: the worst an attacker could ask before.
 - blocking, gzip: `?_HLS_msn=<last>`, a player's blocking reload for the newest segment, listed now.
+- video.js's order, gzip: `?_HLS_skip=YES&_HLS_msn=<last>`, a valid set of directives in another order:
+  answered as its canonical form is (issue 47; a redirect to it before), a delta update here. One more
+  URL per number, not one per request.
+- behind, gzip: `?_HLS_msn=<last - 2>`, a player slow to ask again: the newest version at once, a 200
+  (issue 47; a redirect before). Bounded: two numbers behind the newest (hls.MSN_BEHIND_LIMIT).
 - The delivery directives as an attacker varies them (issue 41), a new URL each request: `_HLS_part=<random>`
-  (no partial segments are served), `_HLS_msn=<a random number listed already>`, `_HLS_msn=<last>` with
-  leading zeros, `_HLS_skip=YES&_HLS_msn=<last>` (another order), `_HLS_skip=v2`. Before issue 41 each was
-  the whole playlist; now a redirect to the canonical URL (the exit status says if one costs more than 1 KB).
+  (no partial segments are served), `_HLS_msn=<a random number listed long before>`, `_HLS_msn=<last>` with
+  leading zeros, `_HLS_skip=v2`, and (issue 50, R1c) percent-encoding of a random choice of the URL's
+  characters, in the query (`_HLS_%6dsn=`) or the path (`pl%61ylist.m3u8`), hex digits in either case.
+  Before issue 41 (R1c: before issue 50) each was the whole playlist; now a redirect to the canonical URL
+  (the exit status says if one costs more than 1 KB).
 
 CPU figures scatter with the machine's load (2 shared cores); bytes do not.
 """
@@ -107,6 +114,17 @@ def _request(path: str, gzip: bool) -> bytes:
     return b"GET " + path.encode() + b" HTTP/1.1\r\n" + HOST + accept + b"\r\n"
 
 
+def _respelt(text: str, rng: random.Random) -> str:
+    """`text` with a random choice of its letters, digits and `_` percent-encoded, hex digits in either
+    case: the same URL to the router, another one to a cache (at least one character encoded)."""
+    chars = list(text)
+    spots = [i for i, c in enumerate(chars) if c.isalnum() or c == "_"]
+    for i in rng.sample(spots, rng.randrange(1, len(spots) + 1)):
+        code = f"{ord(chars[i]):02x}"
+        chars[i] = "%" + "".join(rng.choice((d.lower(), d.upper())) for d in code)
+    return "".join(chars)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=14_400, help="the window: REWIND_SECONDS of 1 s segments")
@@ -130,18 +148,22 @@ def main() -> None:
         "canonical, no gzip": lambda: [_request(path, False)] * args.requests,
         "cache-busted, no gzip": lambda: busted(False),
         "blocking, gzip": lambda: [_request(f"{path}?_HLS_msn={last}", True)] * args.requests,
+        "video.js's order, gzip": lambda: [_request(f"{path}?_HLS_skip=YES&_HLS_msn={last}", True)] * args.requests,
+        "behind, gzip": lambda: [_request(f"{path}?_HLS_msn={last - 2}", True)] * args.requests,
     }
     rng = random.Random(41)
+    behind = last - 3  # the numbers listed long before: below hls.MSN_BEHIND_LIMIT
     directives: dict[str, Any] = {
-        "_HLS_part, gzip": lambda: [f"_HLS_msn={last}&_HLS_part={rng.randrange(10**9)}"],
-        "_HLS_msn listed, gzip": lambda: [f"_HLS_msn={rng.randrange(last)}"],
-        "leading zeros, gzip": lambda: [f"_HLS_msn={'0' * rng.randrange(1, 19 - len(str(last)))}{last}"],
-        "other order, gzip": lambda: [f"_HLS_skip=YES&_HLS_msn={last}"],
-        "_HLS_skip=v2, gzip": lambda: [f"_HLS_msn={last}&_HLS_skip=v2"],
+        "_HLS_part, gzip": lambda: f"{path}?_HLS_msn={last}&_HLS_part={rng.randrange(10**9)}",
+        "_HLS_msn listed, gzip": lambda: f"{path}?_HLS_msn={rng.randrange(behind)}",
+        "leading zeros, gzip": lambda: f"{path}?_HLS_msn={'0' * rng.randrange(1, 19 - len(str(last)))}{last}",
+        "_HLS_skip=v2, gzip": lambda: f"{path}?_HLS_msn={last}&_HLS_skip=v2",
+        "encoded query, gzip": lambda: f"{path}?{_respelt(f'_HLS_msn={last}', rng)}",
+        "encoded path, gzip": lambda: _respelt(path, rng),
     }
-    for kind, query in directives.items():
+    for kind, target in directives.items():
         kinds[kind] = functools.partial(
-            lambda query: [_request(f"{path}?{query()[0]}", True) for _ in range(args.requests)], query)
+            lambda target: [_request(target(), True) for _ in range(args.requests)], target)
     _ = rendered.gzip_body, rendered.identity  # made once per version, before any request is timed
     results: dict[str, dict[str, float]] = {}
     samples = asyncio.run(_run_all(app, kinds, args.rounds))

@@ -15,8 +15,10 @@ route and a count already holding --viewers pages), one at a time on one connect
   as JSON (SHOW_VIEWER_COUNT on, the costlier answer);
 - report: the same heartbeat with a playback report (`Hb-Report`, a P2P page's, the longer form: 80
   characters) as a viewer's page sends it, every report taken and added up (the service's rule of one report
-  per page per half interval is set to 0 here, so none is turned away as too soon: the costliest path),
-  and the answer with the service's clock.
+  per page per half interval is set to 0 here, so none is turned away as too soon: the costliest path;
+  the count's clock moves 12 s / --viewers a reading (10 ms at the default 1000), so a page's reports,
+  --viewers beats apart, cover the 10 s their counts need: issue 50's bounds pass, none is refused), and
+  the answer with the service's clock.
 
 Both carry the same headers, as a browser sends them through Cloudflare's tunnel (about 600 bytes; the
 POST also its Content-Length: 0).
@@ -53,7 +55,8 @@ def _address(n: int) -> str:
 
 
 # A P2P page's report after 10 s of 3 s segments from two sources: what viewer/playback.js sends
-# (broadcaster/status/playback.py's FIELDS).
+# (broadcaster/status/playback.py's FIELDS); the seconds between two such reports of a page, with margin.
+REPORT_SECONDS = 12.0
 REPORT_VALUES = (842, 10012, 0, 0, 7213, 1, 0, 300, 0, 0, 0, 0, 0, 0, 0, 2, 412, 262144, 1, 1520, 131072,
                  65536, 1, 0, 0)
 
@@ -81,12 +84,16 @@ async def _drive(kind: str, requests: int, viewers: int) -> None:
     from broadcaster.status.audience import Audience
     from broadcaster.status.playback import Playback
 
+    import itertools
+    from functools import partial
+
     logging.disable(logging.CRITICAL)
     playlist_app = live_app()  # its playlist source, the one serve_cost.py measures
     source: Any = playlist_app[HEALTH]  # its Source is the playlists' too
     viewer_dir = default_viewer_dir()
     assert viewer_dir is not None
-    audience = Audience(3600)
+    step = max(0.01, REPORT_SECONDS / viewers)  # a page's reports cover their counts' time (see above)
+    audience = Audience(3600, clock=partial(next, itertools.count(0.0, step)))
     playback = Playback(audience, interval=1200, gap=0)  # every report taken (see above)
     app = create_app(source, source, Metrics(), viewers=Viewers(audience, playback),
                      playlist_options=PlaylistOptions(trust_cf_connecting_ip=True),

@@ -51,7 +51,7 @@ import aiohttp
 
 from bench.rig import parse_playlist, service_env, start_service, wait_listed, workspace
 from broadcaster.demo.emulator import OwncastEmulator
-from tests.support.browser import CHROMIUM
+from tests.support.browser import CHROMIUM, launch_chromium
 from tests.support.service_process import ServiceProcess
 from tests.support.stats import pct
 
@@ -220,12 +220,7 @@ async def main(args: argparse.Namespace) -> int:
                 print(f"services: blocking at {services['blocking'].url}, polling at {services['polling'].url}; "
                       f"Owncast emulator ffmpeg pid {owncast.ffmpeg_pid}", flush=True)
                 async with async_playwright() as pw:
-                    browser = await pw.chromium.launch(
-                        executable_path=CHROMIUM,
-                        args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                              "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                              "--autoplay-policy=no-user-gesture-required"],
-                    )
+                    browser = await launch_chromium(pw)
                     try:
                         for r in range(args.rounds):
                             order = MODES if r % 2 == 0 else MODES[::-1]

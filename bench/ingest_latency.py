@@ -3,13 +3,17 @@ put_object of the same bytes to the same S3 server, measured alternately in the 
 
     python -m bench.ingest_latency [--segments 200] [--size 400000] [--interval 0.1]
         [--writer closed|held] [--tail-bytes 90000] [--tail-ms 10] [--watch auto|watchfiles]
+        [--lease on|off] [--unheard]
 
 Owncast's side is emulated exactly: the segment is written in place, then the variant playlist is
 rewritten in place to list it; the clock starts when that playlist write is closed. With
 `--writer held` (video passthrough as measured, issue 39), the playlist names the segment while its last
 `--tail-bytes` are still to come; they follow `--tail-ms` later, then the close: the service must wait
-for them, so that wait is in the figure. `--watch watchfiles` takes the path that cannot see a close
-(the segment must be unchanged for a while). The service runs
+for them, so that wait is in the figure. `--watch watchfiles` takes the path that cannot see a close. `--lease off`: the
+kernel is not asked whether the segment is still open for writing (as where Owncast's files are another
+user's and CAP_LEASE is not granted): watchfiles' path then waits for the segment to be unchanged for a
+while. `--unheard`: the watcher's events say nothing of the segments (as for the files of a restart or
+an inotify overflow), so the wait is the one after those. The service runs
 in this process with its real watcher, uploader and publisher; the clock stops when the publisher
 has appended the segment and rendered the new playlist. The baseline is one put_object of the same
 bytes through the same kind of client to the same SeaweedFS. Reported: percentiles of both, and the
@@ -26,7 +30,7 @@ import time
 from pathlib import Path
 
 from bench.rig import workspace
-from broadcaster.source import inotify
+from broadcaster.source import inotify, leases
 from broadcaster.bucket.store import S3Store
 from broadcaster.demo.owncast_files import MasterEntry, OwncastFolder
 from broadcaster.demo.seaweed import SeaweedS3
@@ -40,8 +44,14 @@ from tests.support.stats import pct
 async def main(args: argparse.Namespace) -> None:
     if args.watch == "watchfiles":
         inotify.available = lambda: False  # what the service sees where inotify is not (no setting in older versions)
+    if args.lease == "off":
+        leases.writers = _unanswered  # what the service sees where the kernel will not answer
     async with workspace("ingest") as ws:
         await _bench(args, ws.work, ws.s3)
+
+
+def _unanswered(fd: int, path: Path) -> bool | None:  # noqa: ARG001
+    return None
 
 
 async def _bench(args: argparse.Namespace, work: Path, s3: SeaweedS3) -> None:
@@ -67,6 +77,8 @@ async def _bench(args: argparse.Namespace, work: Path, s3: SeaweedS3) -> None:
         arrived.set()
 
     service = Service(settings, on_listed=on_listed)
+    if args.unheard:
+        setattr(service.writes, "note", lambda _events: None)  # noqa: B010 (every segment unheard of)
     if args.no_state:
         service.release.snapshots = None  # measure what durability (fsync per listing) costs
     await service.start()
@@ -102,7 +114,9 @@ async def _bench(args: argparse.Namespace, work: Path, s3: SeaweedS3) -> None:
 
     print(f"state saved before listing: {'no (--no-state)' if args.no_state else 'yes'}; watch: "
           f"{'inotify' if inotify.available() else 'watchfiles'}; writer: {args.writer}"
-          + (f" ({args.tail_bytes} bytes {args.tail_ms:g} ms after the playlist)" if args.writer == "held" else ""))
+          + (f" ({args.tail_bytes} bytes {args.tail_ms:g} ms after the playlist)" if args.writer == "held" else "")
+          + f"; lease: {args.lease}" + ("; segments unheard of (as after a restart or an overflow)"
+                                        if args.unheard else ""))
     print(f"ingest latency, {args.segments} segments of {args.size} bytes, SeaweedFS on 127.0.0.1, "
           f"{args.interval * 1000:.0f} ms apart (after {args.warmup} warm-up)")
     print(f"{'':>22} {'p50':>9} {'p95':>9} {'p99':>9} {'mean':>9}")
@@ -146,4 +160,8 @@ if __name__ == "__main__":
     parser.add_argument("--tail-bytes", type=int, default=90_000, help="with --writer held: bytes still to come")
     parser.add_argument("--tail-ms", type=float, default=10.0, help="with --writer held: when they come")
     parser.add_argument("--watch", choices=("auto", "watchfiles"), default="auto")
+    parser.add_argument("--lease", choices=("on", "off"), default="on",
+                        help="off: never ask the kernel whether a segment is still open for writing")
+    parser.add_argument("--unheard", action="store_true",
+                        help="the watcher's events tell nothing of the segments (a restart, an overflow)")
     asyncio.run(main(parser.parse_args()))

@@ -30,7 +30,8 @@ Modes:
                        tests.support.browser.ALTER_P2P_UPLOADS, issue 31), and issue 40's withhold (the
                        segment altered, "completed" never sent), larger (the real segment announced
                        larger, the end never sent) and half (half the segment altered, then nothing):
-                       tests.support.browser.hostile_peer. Figures over the N honest viewers (phase
+                       tests.support.browser.hostile_peer; and, only when named, issue 50's end (the
+                       real segment but its last 1 KiB at once, then a byte a second). Figures over the N honest viewers (phase
                        "honest"), against p2p's room without them; GETs/seg/viewer counts only the
                        honest viewers' own GETs (each browser context names itself in its user agent).
                        The notes say, per honest viewer, how many segments it rejected, whom it banned
@@ -51,7 +52,8 @@ Figures per phase:
                    still a stall.
   behind live      viewerStats.latency (hls.js's latency: seconds behind the live edge), sampled each
                    second on every viewer, median.
-  from peers       bytes from peers / (from peers + from HTTP) of window.viewerStats.p2p over the phase.
+  from peers       bytes from peers kept / (kept + from HTTP) of window.viewerStats.p2p over the phase
+                   (kept: not rejected, nor thrown away with an attempt that failed or was aborted).
   peers            window.viewerStats.p2p.peers, median of the samples, and the most seen.
   verification     per mode with P2P: the time viewer/p2p.js spent hashing peers' segments
                    (crypto.subtle.digest, viewerStats.p2p.verifyMs over the segments hashed: peers' and, from
@@ -86,11 +88,12 @@ from broadcaster.demo.tracker import LocalTracker, TrackerUnavailable, install
 from broadcaster.service import Service
 from broadcaster.settings import DEFAULT_REWIND_SECONDS
 from tests.support.browser import (ALTER_P2P_UPLOADS, CHROMIUM, HANDED, HOSTILE_MODES, PLAYERS, WEBRTC_ARGS,
-                                   hostile_peer, launch_chromium)
+                                   WITHHOLDING, hostile_peer, launch_chromium)
 from tests.support.counting_proxy import CountingProxy, closed_port, proxied_stream, sequence
 
 MODES = ("http", "p2p", "tracker-unreachable", "tracker-down", "peer-vanishes", "hostile")
-HOSTILE = ("flip", *HOSTILE_MODES)  # the kinds of hostile viewer (--hostile)
+HOSTILE = ("flip", *HOSTILE_MODES, WITHHOLDING)  # the kinds of hostile viewer (--hostile)
+HOSTILE_DEFAULT = ("flip", *HOSTILE_MODES)  # issue 40's; WITHHOLDING (issue 50, V5) when named
 SEGMENT_SECONDS = 2  # what tests/test_p2p_browser.py found workable (viewer/p2p.js: a segment's turn for peers)
 SAMPLE_EVERY = 1.0
 MAX_VIEWERS = 6  # two cores: more Chromium renderers than this and the machine, not P2P, is measured
@@ -129,12 +132,13 @@ SAMPLE = """() => {
   return {
     t: performance.timeOrigin + performance.now(), state: s.state || null, latency: s.latency ?? null,
     errors: (s.errors || []).length,
-    p2p: p && { fromPeers: p.bytesFromPeers - (p.rejectedBytes || 0), fromHttp: p.bytesFromHttp,
+    p2p: p && { fromPeers: p.bytesFromPeers - (p.discardedBytes ?? p.rejectedBytes ?? 0), fromHttp: p.bytesFromHttp,
                 toPeers: p.bytesToPeers, peers: p.peers, peersSeen: p.peersSeen,
                 rejected: p.rejectedSegments, banned: p.bannedPeers, refused: p.refusedConnections,
                 verified: p.verifiedSegments, verifiedBucket: p.verifiedBucketSegments || 0,
                 verifyMs: p.verifyMs, verifiedBytes: p.verifiedBytes,
                 bannedIds: p.bannedPeerIds || [], discarded: p.discardedBytes || 0,
+                droppedIds: p.droppedPeerIds || [], unfinished: p.unfinishedAttempts || 0,
                 oversized: p.oversizedAnnouncements || 0, peersOff: p.peersOff || null },
   };
 }"""
@@ -421,10 +425,12 @@ async def hostile_notes(viewers: list[Viewer], proxy: CountingProxy) -> list[str
         altered = sum(1 for h in handed if h is not None and h not in proxy.served)
         p = v.samples[-1]["p2p"] if v.samples and v.samples[-1]["p2p"] else {}
         banned = set(p.get("bannedIds", []))
+        dropped = set(p.get("droppedIds", []))
         notes.append(f"honest {i}: {len(handed)} segments handed to hls.js, {altered} not the bucket's "
                      f"(altered); banned {len(banned & hostile_ids)} hostile and {len(banned - hostile_ids)} "
-                     f"other peers; dropped {p.get('discarded', 0) / 1e6:.2f} MB from peers; refused "
-                     f"{p.get('oversized', 0)} sizes"
+                     f"other peers; dropped {len(dropped & hostile_ids)} hostile and {len(dropped - hostile_ids)} "
+                     f"other peers for unfinished uploads ({p.get('unfinished', 0)} attempts left unfinished); "
+                     f"threw away {p.get('discarded', 0) / 1e6:.2f} MB from peers; refused {p.get('oversized', 0)} sizes"
                      + (f"; stopped asking peers: {p['peersOff']}" if p.get("peersOff") else ""))
     return notes
 
@@ -544,9 +550,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "playlists list that much behind the live edge)")
     parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated, of {', '.join(MODES)}; "
                         "http first: the others' ratios are against it")
-    parser.add_argument("--hostile", default=",".join(HOSTILE),
+    parser.add_argument("--hostile", default=",".join(HOSTILE_DEFAULT),
                         help="hostile mode: one more viewer per kind, comma-separated, of "
-                        f"{', '.join(HOSTILE)} (default: all)")
+                        f"{', '.join(HOSTILE)} (default: {', '.join(HOSTILE_DEFAULT)})")
     args = parser.parse_args(argv)
     args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     unknown = [m for m in args.modes if m not in MODES]

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 from aiohttp import web
 
+from broadcaster.demo.ports import kept_port
 from broadcaster.playlist.manifest import ManifestGenerator
 
 from broadcaster.playlist.options import WindowOptions
@@ -101,9 +102,9 @@ def ms(seconds: float) -> str:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port for a server started next, reserved on this machine until the bench ends
+    (broadcaster/demo/ports.py): none of our servers, nor an outgoing connection, takes it first."""
+    return kept_port()
 
 
 def wait_listening(port: int, timeout: float = 15) -> None:

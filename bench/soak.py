@@ -74,6 +74,7 @@ from broadcaster.playlist.rendered import Rendered
 from broadcaster.service import Service
 from broadcaster.settings import load_settings
 from broadcaster.source.owncast import SourceSegment
+from broadcaster.source.writes import TS_PACKET
 from tests.support.hls_checker import VariantSetChecker, Violation, check_master
 from tests.support.stats import pct
 
@@ -195,7 +196,8 @@ class Owncast:
         name = files.name(n)
         out: list[tuple[int, SlotKey, str, float]] = []
         for v in range(VARIANTS):
-            size = self.rng.randint(*self.sizes)
+            # Whole 188-byte MPEG-TS packets, as ffmpeg writes them: the service lists nothing cut inside one.
+            size = self.rng.randint(*self.sizes) // TS_PACKET * TS_PACKET
             start = self.rng.randrange(len(self.pool) - size)
             body = memoryview(self.pool)[start:start + size]
             self.files += 1
@@ -217,7 +219,7 @@ class Owncast:
     def offline_tail(self) -> None:
         """The broadcaster disconnected: Owncast's offline tail in every variant (offline.ts, EXTINF 8,
         ENDLIST, through a temporary file and a move)."""
-        self.folder.offline(self.pool[: self.sizes[0]], self.tmp)
+        self.folder.offline(self.pool[: self.sizes[0] // TS_PACKET * TS_PACKET], self.tmp)
 
     def cleanup(self, done: Callable[[int, SlotKey], bool]) -> None:
         """Owncast's cleanup (keep the newest 20 per variant), limited to segments the service is done with."""

@@ -1,9 +1,9 @@
-"""The tracker under issue 31's probes T1-T7 and issue 40's T8, T9, E1, I1: its CPU and memory while
-attacked, against an idle tracker measured in the same run, and whether honest viewers still meet
-afterwards (and, for issue 40's, whether the viewers attacked stay on).
+"""The tracker under issue 31's probes T1-T7, issue 40's T8, T9, E1, I1 and issue 50's T8b, T10, T9b: its
+CPU and memory while attacked, against an idle tracker measured in the same run, and whether honest
+viewers still meet afterwards (and, from issue 40's on, whether the viewers attacked stay on).
 
     python -m bench.tracker_attacks            # every probe, one fresh tracker each
-    python -m bench.tracker_attacks T1 T6      # some of them
+    python -m bench.tracker_attacks T1 T6      # some of them (A1: a flood of made-up answers)
 
 The tracker is the shipped one (broadcaster/tracker/tracker.mjs) with its systemd unit's environment
 and Node flags (as tests/test_tracker_hostile.py runs it). Attackers name their address in
@@ -334,9 +334,127 @@ async def i1b(url: str) -> tuple[str, str]:
             f"honest viewers met during it: {during}; the last closed at {max(ends):.1f} s")
 
 
+async def t8b(url: str) -> tuple[str, str]:
+    """Offers in bursts (issue 50): one address spends its whole budget (120 a minute) on announces of 5
+    offers, from one connection after the other (19 announces each, then it leaves), at three viewers;
+    each viewer answers every offer it got. Four bursts, a minute of the attacker's budget apart would be
+    the real pace; here the budget is spent once and the viewers answer all of it at once."""
+    async with contextlib.AsyncExitStack() as stack, session() as http:
+        viewers = [await stack.enter_async_context(connected(url)) for _ in range(3)]
+        for v in viewers:
+            await v.announce(ALLOWED)
+            await v.next(lambda m: "interval" in m)
+        for _ in range(6):
+            try:
+                attacker = await connect(http, url, "203.0.113.77")
+            except aiohttp.ClientError:
+                break
+            for _ in range(19):
+                await quietly(attacker.announce(ALLOWED, offers=5, event=None))
+            await attacker.next(lambda m: sum("interval" in x for x in attacker.received) >= 19, timeout=5)
+            await quietly(attacker.close())
+        offers = [len([m for m in v.received if "offer" in m]) for v in viewers]
+        for v in viewers:
+            for got in [m for m in v.received if "offer" in m]:
+                await quietly(v.answer(ALLOWED, got))
+        on = [await stays_on(v, url) for v in viewers]
+    return (f"one address's budget of offers, {min(offers)}-{max(offers)} per viewer; every one answered",
+            f"viewers still on and reached: {sum(on)}/3")
+
+
+async def t10(url: str) -> tuple[str, str]:
+    """A neighbour in the viewers' /48 (issue 50): five viewers in five /64s announce every 2 s while a
+    sixth /64 opens connections and announces as fast as it may, for 15 s."""
+    async with contextlib.AsyncExitStack() as stack, session() as http:
+        viewers = [await stack.enter_async_context(connected(url, f"2001:db8:a:{i}::1")) for i in range(1, 6)]
+        end = time.monotonic() + 15
+        refused = 0
+
+        async def neighbour() -> None:
+            nonlocal refused
+            while time.monotonic() < end:
+                try:
+                    p = await connect(http, url, "2001:db8:a:ff::1")
+                except aiohttp.ClientError:
+                    refused += 1
+                    await asyncio.sleep(0.05)
+                    continue
+                while p.closed_with is None and time.monotonic() < end:
+                    await quietly(p.announce(ALLOWED, event=None))
+                    await p.next(lambda m: False, timeout=0.01)
+                refused += 1
+                await quietly(p.close())
+
+        async def viewer(v: Peer) -> None:
+            while time.monotonic() < end and v.closed_with is None:
+                await quietly(v.announce(ALLOWED, event=None))
+                await v.next(lambda m: False, timeout=2)
+
+        await asyncio.gather(neighbour(), *(viewer(v) for v in viewers))
+        closed = [v.closed_with[1] for v in viewers if v.closed_with is not None]
+        met = await reached(viewers[0], url, ALLOWED) if viewers[0].closed_with is None else False
+    return ("5 viewers in 5 /64s of one /48, a neighbour's /64 announcing as fast as it may, 15 s",
+            f"viewers closed: {len(closed)}/5{' (' + closed[0] + ')' if closed else ''}; the neighbour refused or "
+            f"closed {refused} times; a viewer met after it: {'yes' if met else 'no'}")
+
+
+async def t9b(url: str) -> tuple[str, str]:
+    """The victim's peer id announced from the victim's own address by 20 connections, one after the
+    other; after each, a new viewer's offers go where the id is."""
+    home = "198.51.100.50"
+    async with connected(url, home) as victim, session() as http:
+        await victim.announce(ALLOWED)
+        await victim.next(lambda m: "interval" in m)
+        refused = reached_victim = 0
+        for _ in range(20):
+            attacker = await quietly_connect(http, url, home)
+            if attacker is None:
+                continue
+            attacker.peer_id = victim.peer_id
+            await quietly(attacker.announce(ALLOWED))
+            if await attacker.next(refusal, timeout=6) is not None:
+                refused += 1
+            reached_victim += await reached(victim, url, ALLOWED)
+            await quietly(attacker.close())
+    return ("the victim's peer id from its own address, 20 times while it is on",
+            f"refused {refused}/20; a new viewer's offers reached the victim {reached_victim}/20")
+
+
+async def answers(url: str) -> tuple[str, str]:
+    """Answers to offers never sent (issue 50: they cost the sender nothing now, and a connection is read
+    at most 120 messages a minute): 20 connections from one address send made-up answers of 16 kB as
+    fast as the tracker takes them, for 10 s."""
+    async with connected(url) as victim, session() as http:
+        await victim.announce(ALLOWED)
+        await victim.next(lambda m: "interval" in m)
+        peers = await many(http, url, 20, 1)
+        for p in peers:
+            await quietly(p.announce(ALLOWED))
+        end = time.monotonic() + 10
+        sent = 0
+
+        async def flood(p: Peer) -> None:
+            nonlocal sent
+            sdp = {"type": "answer", "sdp": "v" * 16000}
+            with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError):
+                while p.closed_with is None:
+                    async with asyncio.timeout(max(0.01, end - time.monotonic())):
+                        await p.send({"action": "announce", "info_hash": ALLOWED, "peer_id": p.peer_id,
+                                      "to_peer_id": victim.peer_id, "offer_id": random_id(), "answer": sdp})
+                    sent += 1
+        await asyncio.gather(*(flood(p) for p in peers))
+        closed = sum(p.closed_with is not None for p in peers)
+        relayed = sum("answer" in m for m in victim.received)
+        await close_all(peers)
+    return ("20 connections from 1 address sending made-up answers of 16 kB as fast as they go out, 10 s",
+            f"{sent} sent (the rest waited in the sockets); connections closed: {closed}/20; "
+            f"answers that reached the victim: {relayed}")
+
+
 PROBES: dict[str, Callable[[str], Awaitable[tuple[str, str]]]] = {
     "idle": idle, "T1": t1, "T2": t2, "T3": t3, "T4": lambda url: t4(url, 1), "T4b": lambda url: t4(url, 100),
     "T5": t5, "T6": t6, "T7": t7, "T8": t8, "T9": t9, "E1": e1, "I1": i1, "I1b": i1b,
+    "T8b": t8b, "T10": t10, "T9b": t9b, "A1": answers,
 }
 
 

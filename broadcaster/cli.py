@@ -11,7 +11,7 @@ from pathlib import Path
 
 from . import __version__
 from .clips import command as clips
-from .settings import SETTINGS, Settings, SettingsError, load_settings
+from .settings import SETTINGS, Settings, SettingsError, load_settings, lookalike_keys
 
 log = logging.getLogger("broadcaster")
 
@@ -28,7 +28,15 @@ def _settings_help() -> str:
     )
 
 
+def _add_env_file(parser: argparse.ArgumentParser, *, top: bool = False) -> None:
+    """--env-file before the command or after it (`hls-broadcaster check --env-file FILE`): a command's
+    own copy sets it only when given (SUPPRESS), so it never undoes one given before."""
+    parser.add_argument("--env-file", type=Path, default=Path(".env") if top else argparse.SUPPRESS,
+                        help="settings file (default: ./.env)")
+
+
 def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
+    _add_env_file(parser)
     group = parser.add_argument_group("settings (each also read from the environment variable of its name)")
     for s in SETTINGS:
         default = "required" if s.default is None else f"default {s.default}"
@@ -43,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("--env-file", type=Path, default=Path(".env"), help="settings file (default: ./.env)")
+    _add_env_file(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     run = sub.add_parser("run", help="run the service", epilog=_settings_help(),
                          formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -63,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--p2p", action="store_true",
                       help="viewers share segments peer to peer through a local tracker (needs Node.js)")
     clips.add_parser(sub)
+    _add_env_file(sub.choices["clip"])
     return parser
 
 
@@ -95,14 +104,21 @@ def setup_logging(level: str, secrets: list[str] | None = None) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .service import StartupError, run
+    from .service import SetupError, StartupError, run
 
     flags = {s.name: getattr(args, s.name, None) for s in SETTINGS}
     settings: Settings = load_settings(flags, env_file=args.env_file)
     setup_logging(settings.log_level, settings.secrets())
+    for line in lookalike_keys(env_file=args.env_file):
+        log.warning("%s", line)
     log.info("hls-broadcaster %s starting: %r", __version__, settings)
     try:
         return asyncio.run(run(settings))
+    except SetupError as err:
+        # A mistake a restart cannot fix (exit 2: systemd's RestartPreventExitStatus=2), a line for each.
+        for problem in err.problems:
+            print(f"hls-broadcaster: error: {problem}", file=sys.stderr)
+        return 2
     except StartupError as err:
         # One line, whatever LOG_LEVEL says (a log line as well would say it twice on the same stderr).
         print(f"hls-broadcaster: error: {err}", file=sys.stderr)
@@ -110,16 +126,27 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
+    """Every check, a line each: the settings first (all of them, each missing or bad one named), then
+    Owncast's folder, STATE_DIR, PORT and the bucket. Exit 0 when none failed, 2 when one did."""
     from .preflight import run_checks
 
     flags = {s.name: getattr(args, s.name, None) for s in SETTINGS}
-    settings = load_settings(flags, env_file=args.env_file)
+    lookalikes = lookalike_keys(env_file=args.env_file)  # an unreadable file: SettingsError, main's line
+    try:
+        settings = load_settings(flags, env_file=args.env_file, make_state_dir=False)
+    except SettingsError as err:
+        for line in lookalikes:
+            print(f"warn {line}")
+        for problem in err.problems:
+            print(f"FAIL {problem}")
+        print(f"{len(err.problems)} setting(s) to fix (named above); the other checks run once they are set.")
+        return 2
     setup_logging("error", settings.secrets())
-    return 0 if asyncio.run(run_checks(settings, print_line=print)) else 1
+    return 0 if asyncio.run(run_checks(settings, print_line=print, warnings=lookalikes)) else 2
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from .demo import DemoError, run_demo
+    from .demo.run import DemoError, run_demo
     from .service import StartupError
 
     setup_logging("warning")
@@ -129,7 +156,9 @@ def _demo(args: argparse.Namespace) -> int:
             latency_level=args.latency_level, passthrough=args.passthrough, p2p=args.p2p,
         ))
     except (DemoError, StartupError) as err:
-        print(f"hls-broadcaster demo: error: {err}", file=sys.stderr)
+        # Its port is Grafana's default too: say how to move it.
+        hint = "; --port picks another (0: any free one)" if "(HOST/PORT)" in str(err) else ""
+        print(f"hls-broadcaster demo: error: {err}{hint}", file=sys.stderr)
         return 1
 
 
@@ -143,7 +172,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return commands[args.command](args)
     except SettingsError as err:
-        print(f"hls-broadcaster: error: {err}", file=sys.stderr)
+        for problem in err.problems:
+            print(f"hls-broadcaster: error: {problem}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

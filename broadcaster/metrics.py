@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import platform
 from collections.abc import Callable
-from typing import TYPE_CHECKING
-
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from . import __version__
-
-if TYPE_CHECKING:
-    from .status.playback import Buckets, Playback
 
 _NS = "hls_broadcaster"
 
@@ -77,6 +72,12 @@ class Metrics:
             "Segments uploaded again because Owncast changed the file during the upload (only the last "
             "upload is listed)",
             ["variant"], registry=r,
+        )
+        self.inotify_overflows = Counter(
+            f"{_NS}_inotify_overflows",
+            "Times the kernel's inotify queue overflowed and events were lost (every playlist is read again; "
+            "a file written meanwhile is judged without its events, never taken for finished on them)",
+            registry=r,
         )
         self.upload_failures = Counter(
             f"{_NS}_upload_failures", "Failed upload attempts (each is retried)", ["reason"], registry=r
@@ -214,8 +215,8 @@ class PlaylistRequests(Collector):
 
 # -- connection limits (broadcaster/http/limits.py, broadcaster/http/connections.py) -------------------------
 
-REJECT_REASONS = ("connections", "events", "held", "held_per_client", "header_timeout", "idle_evicted",
-                  "write_timeout")
+REJECT_REASONS = ("connections", "events", "events_per_client", "held", "held_per_client", "header_timeout",
+                  "idle_evicted", "write_timeout")
 
 
 # Kinds also exported under a name of their own, kept for the dashboard and alerts that use it: the
@@ -296,96 +297,3 @@ class AudienceMetrics(Collector):
                               "reported a stall in the last 5 minutes", value=self._stalled()),
             refused,
         ]
-
-
-# -- viewers' playback, as their pages report it (broadcaster/status/playback.py) -----------------------
-
-
-class PlaybackMetrics(Collector):
-    """hls_broadcaster_playback_*: the reports' aggregates, read when scraped (nothing on the report's path
-    but the additions of status/playback.py). Labels from fixed lists only: variant index, source, error
-    kind and outcome, P2P result, refusal reason."""
-
-    def __init__(self, registry: CollectorRegistry, playback: Playback) -> None:
-        self._playback = playback
-        registry.register(self)
-
-    def describe(self) -> list[Metric]:
-        return self.collect()
-
-    def collect(self) -> list[Metric]:
-        from .status import playback as p  # noqa: PLC0415 (status imports metrics' users, not metrics)
-
-        pb = self._playback
-        name = f"{_NS}_playback"
-        out: list[Metric] = [
-            CounterMetricFamily(f"{name}_reports", "Playback reports taken (at most one per page per beat "
-                                "interval)", value=pb.reports),
-        ]
-        refused = CounterMetricFamily(f"{name}_reports_refused", "Playback reports not taken: malformed "
-                                      "(answered 400), or too soon after the page's last", labels=("reason",))
-        for reason, count in sorted(pb.refused.items()):
-            refused.add_metric((reason,), count)
-        out.append(refused)
-        watched = CounterMetricFamily(f"{name}_watched_seconds", "Seconds viewers' pages played, by variant "
-                                      "(the number in its playlist's path)", labels=("variant",))
-        stalled = CounterMetricFamily(f"{name}_stalled_seconds", "Seconds viewers' pages stalled (after the "
-                                      "first frame, seeks aside), by variant", labels=("variant",))
-        stalls = CounterMetricFamily(f"{name}_stalls", "Stalls viewers' pages saw, by variant",
-                                     labels=("variant",))
-        for label, figures in sorted(pb.variants.items()):
-            watched.add_metric((label,), figures.watched_ms / 1000)
-            stalled.add_metric((label,), figures.stalled_ms / 1000)
-            stalls.add_metric((label,), figures.stalls)
-        out += [watched, stalled, stalls]
-        out.append(_histogram(f"{name}_startup_seconds", "From a page's navigation to its first frame, once "
-                              "per page", pb.startup))
-        out.append(_histogram(f"{name}_latency_seconds", "How far behind live viewers watch: the service's "
-                              "clock minus the shown frame's PROGRAM-DATE-TIME, one per page per report",
-                              pb.latency))
-        out.append(CounterMetricFamily(f"{name}_variant_switches", "Variant switches in viewers' players",
-                                       value=pb.count(p.SWITCHES)))
-        out.append(CounterMetricFamily(f"{name}_frames", "Video frames viewers' pages decoded",
-                                       value=pb.count(p.FRAMES)))
-        out.append(CounterMetricFamily(f"{name}_dropped_frames", "Of those, frames dropped",
-                                       value=pb.count(p.DROPPED)))
-        errors = CounterMetricFamily(f"{name}_errors", "Player errors by kind (network, media, other) and "
-                                     "outcome (recovered in place, or fatal: a new player)",
-                                     labels=("kind", "outcome"))
-        for i, kind in enumerate(p.ERROR_KINDS):
-            for j, outcome in enumerate(p.OUTCOMES):
-                errors.add_metric((kind, outcome), pb.count(p.NET_OK + 2 * i + j))
-        out.append(errors)
-        segments = CounterMetricFamily(f"{name}_segments", "Segments viewers loaded, by source (bucket: over "
-                                       "HTTP, peer: P2P)", labels=("source",))
-        size = CounterMetricFamily(f"{name}_segment_bytes", "Segment bytes viewers loaded, by source",
-                                   labels=("source",))
-        took = CounterMetricFamily(f"{name}_segment_download_time_seconds", "Time viewers' segment downloads "
-                                   "took, by source (over the bytes: the throughput)", labels=("source",))
-        download = HistogramMetricFamily(f"{name}_segment_download_seconds", "A page's mean segment download "
-                                         "time over a report's interval, by source", labels=("source",))
-        for i, source in enumerate(p.SOURCES):
-            segments.add_metric((source,), pb.count((p.BUCKET_SEGMENTS, p.PEER_SEGMENTS)[i]))
-            size.add_metric((source,), pb.count((p.BUCKET_BYTES, p.PEER_BYTES)[i]))
-            took.add_metric((source,), pb.count((p.BUCKET_MS, p.PEER_MS)[i]) / 1000)
-            download.add_metric((source,), pb.download[i].cumulative(), pb.download[i].sum)
-        out += [segments, size, took, download]
-        out.append(_histogram(f"{name}_peer_share_ratio", "Of the segment bytes a page loaded in a report's "
-                              "interval, the part from peers (0 without P2P)", pb.share))
-        out.append(CounterMetricFamily(f"{name}_p2p_uploaded_bytes", "Segment bytes viewers sent to peers",
-                                       value=pb.count(p.UPLOADED)))
-        checked = CounterMetricFamily(f"{name}_p2p_segments", "Segments from peers, by result of the "
-                                      "SHA-256 check (verified, or rejected: altered bytes, dropped)",
-                                      labels=("result",))
-        checked.add_metric(("verified",), pb.count(p.VERIFIED))
-        checked.add_metric(("rejected",), pb.count(p.REJECTED))
-        out.append(checked)
-        out.append(CounterMetricFamily(f"{name}_p2p_peers_banned", "Peers viewers' pages banned for altered "
-                                       "bytes", value=pb.count(p.BANNED)))
-        return out
-
-
-def _histogram(name: str, documentation: str, buckets: Buckets) -> HistogramMetricFamily:
-    family = HistogramMetricFamily(name, documentation)
-    family.add_metric((), buckets.cumulative(), buckets.sum)
-    return family

@@ -1,17 +1,24 @@
-"""`hls-broadcaster check`: proves the settings and the bucket work before the first stream.
+"""`hls-broadcaster check`: proves the settings, this machine and the bucket work before the first stream.
 
 One line per check, "ok   ...", "warn ...", "FAIL ..." or "skip ...", and for each failure the
-setting to fix. It stores a small probe object under R2_KEY_PREFIX, reads it back with the S3 API
-and as a viewer would (with and without CORS): through R2_PUBLIC_URL, or with SEGMENT_URLS=presigned
-through a presigned URL, then deletes it: the same calls the service makes for every segment. The
-secret is never printed, nor a presigned URL's signature.
+setting to fix. On this machine, as the user it runs as: that Owncast's folder can be entered, listed,
+read and watched (HLS_DIR), that STATE_DIR is or can be made writable, and that HOST:PORT (and
+METRICS_LISTEN) can be bound. Then it stores a small probe object under R2_KEY_PREFIX, as a segment is
+stored, reads it back with the S3 API and as a viewer would (with and without CORS): through
+R2_PUBLIC_URL, or with SEGMENT_URLS=presigned through a presigned URL, then deletes it: the same calls
+the service makes for every segment. The secret is never printed, nor a presigned URL's signature.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
+import fcntl
 import ipaddress
+import os
 import secrets
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -21,17 +28,24 @@ import aiohttp
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .bucket.store import S3Store, StoreError
+from . import files
 from .bucket.urls import S3Signer
 from .playlist import hls
-from .settings import Settings
+from .settings import Address, Settings
+from .source import access
 
 PrintLine = Callable[[str], None]
 T = TypeVar("T")
 
 # A made-up viewer origin: the bucket's CORS policy must allow any origin (or the viewer's own).
 CHECK_ORIGIN = "https://viewer.example"
-PROBE_CONTENT_TYPE = "text/plain; charset=utf-8"
-PROBE_CACHE_CONTROL = "no-store"  # never cached by Cloudflare or a browser
+# Stored as a segment is (a .ts name, its type, a cacheable answer), so the viewer's GET through
+# R2_PUBLIC_URL meets the Cache Rule a segment meets; cacheable for a minute only, the probe being
+# deleted at once (segments say a year: they never change).
+PROBE_CONTENT_TYPE = "video/mp2t"
+PROBE_CACHE_CONTROL = "public, max-age=60"
+# Cloudflare's CF-Cache-Status for an answer its cache took or could take; DYNAMIC and BYPASS are not.
+_CACHED = {"HIT", "MISS", "EXPIRED", "STALE", "UPDATING", "REVALIDATED"}
 _R2_API_HOST = ".r2.cloudflarestorage.com"
 _LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 
@@ -102,10 +116,16 @@ class _Report:
         self.line("FAIL", text)
 
 
-async def run_checks(settings: Settings, *, print_line: PrintLine) -> bool:
-    """Run every check, printing one line each; True when none failed (warnings do not count)."""
+async def run_checks(settings: Settings, *, print_line: PrintLine, warnings: list[str] | None = None) -> bool:
+    """Run every check, printing one line each; True when none failed (warnings do not count).
+    `warnings`: found before the settings loaded (keys that look like a setting's name)."""
     report = _Report(print_line, [s for s in settings.secrets() if s])
+    for line in warnings or []:
+        report.warn(line)
     _check_settings(settings, report)
+    _check_hls_dir(settings, report)
+    _check_state_dir(settings, report)
+    _check_listeners(settings, report)
     store = S3Store(
         endpoint_url=settings.s3_endpoint_url,
         region=settings.s3_region,
@@ -121,10 +141,108 @@ async def run_checks(settings: Settings, *, print_line: PrintLine) -> bool:
     finally:
         await store.close()
     if report.failures:
-        report.note(f"{report.failures} check(s) failed: fix the settings named above and run it again.")
+        report.note(f"{report.failures} check(s) failed: fix what is named above and run it again.")
     else:
         report.note("all checks passed: the service can store segments and viewers can fetch them.")
     return report.failures == 0
+
+
+# -- this machine -----------------------------------------------------------------------------------
+
+
+def _check_hls_dir(s: Settings, report: _Report) -> None:
+    """As the user this runs as (run it as the service's user: deploy/hls-broadcaster.service)."""
+    watch = s.hls_watch == "auto"
+    found = access.problems(s.hls_dir, watch=watch)
+    for problem in found:
+        report.fail(problem)
+    if not found:
+        try:
+            variants = sum(1 for p in s.hls_dir.iterdir() if p.name.isdigit() and p.is_dir())
+        except OSError:
+            variants = 0  # Owncast replacing it just now
+        as_root = " (root reads any folder: run check as the service's user to learn what it may)"
+        report.ok(f"HLS_DIR {s.hls_dir}: user {files.user_name()} can enter, list and read it and its "
+                  f"{variants} variant folder(s)" + (", and watch them (inotify)" if watch else "")
+                  + (as_root if os.geteuid() == 0 else ""))
+
+
+def _check_state_dir(s: Settings, report: _Report) -> None:
+    user = files.user_name()
+    if s.state_dir.is_dir():
+        report.ok(f"STATE_DIR {s.state_dir}: writable by user {user}")
+        return
+    parent = next((p for p in s.state_dir.parents if p.is_dir()), None)
+    if parent is not None and os.access(parent, os.W_OK | os.X_OK):
+        report.ok(f"STATE_DIR {s.state_dir} does not exist yet: `run` makes it (user {user} may)")
+    else:
+        report.warn(f"STATE_DIR {s.state_dir} does not exist yet and user {user} cannot make it: under systemd "
+                    "StateDirectory= makes it at the first start (deploy/hls-broadcaster.service); otherwise "
+                    f"make it: install -d -o {user} {s.state_dir}")
+
+
+def _running_pid(s: Settings) -> str | None:
+    """The pid of the hls-broadcaster holding STATE_DIR's lock (running now), else None. A shared lock
+    tried without waiting: it is let go at once, and never taken while the service holds its own."""
+    try:
+        fd = os.open(s.state_dir / "lock", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return None
+
+
+def _check_listeners(s: Settings, report: _Report) -> None:
+    """Bind HOST:PORT (and METRICS_LISTEN) as the service will, and let go at once."""
+    running = _running_pid(s)
+    wanted = [(Address(s.host, s.port), "HOST/PORT")]
+    if isinstance(s.metrics_listen, Address):
+        wanted.append((s.metrics_listen, "METRICS_LISTEN"))
+    for where, setting in wanted:
+        if where.port == 0:
+            report.ok(f"{setting} {where}: port 0, the service picks a free one (and logs it)")
+        elif running is not None:
+            report.skip(f"{setting} {where}: hls-broadcaster runs with this STATE_DIR (pid {running}) and holds it")
+        else:
+            problem = _bind(where)
+            if problem is None:
+                report.ok(f"{setting} {where}: free, and this user may listen on it")
+            else:
+                report.fail(f"{setting} {where}: {problem}")
+
+
+def _bind(where: Address) -> str | None:
+    try:
+        infos = socket.getaddrinfo(where.host, where.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (OSError, UnicodeError) as err:
+        return f"cannot resolve {where.host} ({getattr(err, 'strerror', None) or err})"
+    for family, kind, proto, _name, address in infos:
+        with contextlib.closing(socket.socket(family, kind, proto)) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as aiohttp binds it
+            try:
+                sock.bind(address)
+                sock.listen(1)
+            except OSError as err:
+                return _bind_hint(err, where)
+    return None
+
+
+def _bind_hint(err: OSError, where: Address) -> str:
+    if err.errno == errno.EADDRINUSE:
+        return (f"already in use by another program (`ss -ltnp 'sport = :{where.port}'` names it): stop it or "
+                "choose another port")
+    if err.errno == errno.EACCES:
+        return "this user may not listen below port 1024: use a port above it (the tunnel does not care)"
+    if err.errno == errno.EADDRNOTAVAIL:
+        return f"{where.host} is not an address of this machine"
+    return f"cannot listen ({err.strerror or err})"
 
 
 # -- the settings ---------------------------------------------------------------------------------
@@ -159,11 +277,12 @@ def _check_settings(s: Settings, report: _Report) -> None:
         _check_public_settings(s, public_host, report)
     if (endpoint.hostname or "").endswith(_R2_API_HOST) and s.s3_region not in ("auto", "us-east-1"):
         report.warn(f"S3_REGION is {s.s3_region!r}: R2 expects 'auto'")
-    if _loopback(s.host) and not s.trust_cf_connecting_ip:
+    if _loopback(s.host) and not s.trust_cf_connecting_ip and not s.forwarded_allow_ips:
         report.warn(
             f"HOST is {s.host} (cloudflared on this machine?) and TRUST_CF_CONNECTING_IP is false: every "
             "viewer comes from loopback as one client, so one client can fill the viewer count and the held "
-            "requests; set TRUST_CF_CONNECTING_IP=true behind the tunnel (deploy/env.example)"
+            "requests; set TRUST_CF_CONNECTING_IP=true behind the tunnel (deploy/env.example), or name a "
+            "reverse proxy on this machine in FORWARDED_ALLOW_IPS=127.0.0.1"
         )
 
 
@@ -189,8 +308,8 @@ def _segment_urls(s: Settings) -> str:
 def _check_public_settings(s: Settings, public_host: str, report: _Report) -> None:
     if public_host.endswith(".r2.dev"):
         report.warn(
-            "R2_PUBLIC_URL is an r2.dev URL: rate limited (429s) and not cached; fine for testing, "
-            "use a custom domain for viewers"
+            "R2_PUBLIC_URL is an r2.dev address: rate-limited (429s) and never cached, not for production; "
+            "connect a custom domain to the bucket and use it (deploy/r2-setup.md, step 2)"
         )
     if s.r2_public_url.startswith("http://") and public_host not in _LOCAL_HOSTS:
         report.warn("R2_PUBLIC_URL is http://: browsers block its segments on an https:// viewer page")
@@ -214,7 +333,7 @@ def _shorten(value: str) -> str:
 
 async def _check_bucket(s: Settings, store: S3Store, report: _Report) -> None:
     token = secrets.token_hex(8)
-    name = f".hls-broadcaster-check-{token}.txt"  # a dotfile: never mistaken for a segment
+    name = f".hls-broadcaster-check-{token}.ts"  # a dotfile: never mistaken for one of Owncast's segments
     key = hls.bucket_key(s.r2_key_prefix, name)
     body = f"hls-broadcaster check {token}\n".encode()
 
@@ -308,6 +427,8 @@ async def _check_public(s: Settings, key: str, body: bytes, report: _Report) -> 
             async with http.get(url) as resp:
                 got = await resp.read()
                 status, cache_control = resp.status, resp.headers.get("Cache-Control")
+                cf_cache_status = resp.headers.get("CF-Cache-Status")
+                by_cloudflare = "CF-Ray" in resp.headers or resp.headers.get("Server", "").lower() == "cloudflare"
         except (aiohttp.ClientError, OSError, TimeoutError) as err:
             report.fail(f"public GET {url} -> {type(err).__name__}: cannot reach R2_PUBLIC_URL ({err})")
             report.skip("CORS: the public URL does not answer")
@@ -327,12 +448,27 @@ async def _check_public(s: Settings, key: str, body: bytes, report: _Report) -> 
             report.skip("CORS: the public URL does not serve the object")
             return
         report.ok(f"public GET {url} -> 200, same bytes")
-        if cache_control not in (None, PROBE_CACHE_CONTROL):
-            report.warn(
-                f"the public URL answered Cache-Control {cache_control!r}, not the object's "
-                f"{PROBE_CACHE_CONTROL!r}: set the zone's Browser Cache TTL to 'Respect Existing Headers'"
-            )
+        _check_cacheable(cache_control, cf_cache_status, by_cloudflare, report)
         await _check_cors(http, url, report)
+
+
+def _check_cacheable(cache_control: str | None, cf_cache_status: str | None, by_cloudflare: bool,
+                     report: _Report) -> None:
+    """A segment fetched through R2_PUBLIC_URL must come with an answer a cache keeps: else every viewer's
+    GET reaches the bucket (r2.dev: rate-limited, and Class B reads on a custom domain)."""
+    rule = "add the Cache Rule for the bucket's custom domain (cloudflared.yml.example's comments)"
+    if cache_control != PROBE_CACHE_CONTROL:
+        report.warn(
+            f"the public URL answered Cache-Control {cache_control!r}, not the object's {PROBE_CACHE_CONTROL!r}: "
+            "segments would lose theirs; set the zone's Browser Cache TTL to 'Respect Existing Headers'"
+        )
+    elif by_cloudflare and (cf_cache_status or "").upper() not in _CACHED:
+        report.warn(
+            f"a segment fetched through R2_PUBLIC_URL is not cached (CF-Cache-Status: {cf_cache_status or 'none'}): "
+            f"every viewer's GET goes to the bucket; {rule}"
+        )
+    elif by_cloudflare:
+        report.ok(f"a segment fetched through R2_PUBLIC_URL is cacheable (CF-Cache-Status: {cf_cache_status})")
 
 
 async def _check_presigned(s: Settings, key: str, body: bytes, report: _Report) -> None:

@@ -26,9 +26,9 @@ from .clips.book import CLIPS_FILE, ClipBook
 from .http import LiveEvents, Pathways, PlaylistOptions, ViewerOptions, Viewers, create_app, create_metrics_app, limits
 from .http.connections import KEEPALIVE_TIMEOUT, GatedSite, install_accept_error_handler
 from .http.control import create_control_app, prepare_socket
-from .http.pathway import BURST_SECONDS, ByteBudget, VmSegments
 from .http.serving import serving
-from .metrics import AudienceMetrics, ConnectionMetrics, Metrics, PlaybackMetrics
+from .http.steered import pathways as steered_pathways
+from .metrics import AudienceMetrics, ConnectionMetrics, Metrics
 from .playlist.options import WindowOptions
 from .publish.config import PublisherConfig
 from .publish.publisher import Publisher
@@ -36,24 +36,23 @@ from .publish.release import ListedHook, Outlets
 from .publish.visible import VisiblePlaylists
 from .settings import Address, Settings
 from .source import inotify
+from .source.access import AccessWatch
 from .source.watcher import HlsWatcher
 from .source.writes import Writes
 from .state.disk import DirectoryBusy, DirectoryLock, StateFile
 from .state.journal import JournaledState
 from .state.snapshots import Snapshots, register_parts
 from .playlist import hls
-from .playlist.master import Pathway
 from .steering.copies import Copies
-from .steering.masters import SteeredMasters
 from .steering.metrics import PathwayCounts, SteeringMetrics
-from .steering.policy import MIN_UPLOAD_WAIT, BucketSignals, SteeringPolicy
+from .steering.policy import BucketSignals, SteeringPolicy
 from .steering.probe import SteeringLoop
 from .steering.reports import PathwayReports
-from .steering.vm_playlists import VmPlaylists
 from .status.assessment import HealthReport
 from .status.audience import Audience
-from .status.playback import Playback
 from .status.hub import EventHub, StatusWatcher
+from .status.playback import Playback
+from .status.playback_metrics import PlaybackMetrics
 from .status.trackers import TrackerProbe
 
 log = logging.getLogger(__name__)
@@ -65,6 +64,14 @@ DRAIN_TIMEOUT = 5.0  # seconds a stop gives uploads in flight, and then the buck
 
 class StartupError(RuntimeError):
     """The service cannot start; the message is one line for the operator."""
+
+
+class SetupError(StartupError):
+    """The service cannot start and a restart cannot change that (exit 2): a line for each problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
 
 
 def default_viewer_dir() -> Path | None:
@@ -138,6 +145,7 @@ class Service:
             self._build_clips(settings)
             self.watcher = HlsWatcher(settings.hls_dir, self.publisher, self.metrics, writes=self.writes,
                                       kernel=self._kernel_watch)
+            self.access = AccessWatch(settings.hls_dir)  # can this user still read Owncast's folder
             self._build_status()
             self.app = self._build_app(settings, viewer_dir or default_viewer_dir())
             self._parts = contextlib.AsyncExitStack()
@@ -242,7 +250,9 @@ class Service:
         AudienceMetrics(self.metrics.registry, lambda: audience.watching, lambda: audience.p2p,
                         lambda: audience.refused, lambda: audience.stalled_recently)
         # Their playback reports (issue 42), one per page per beat interval at most: /metrics.
-        self.playback = Playback(audience, interval=self.settings.viewer_timeout / 3)
+        playlists = self.playlists
+        self.playback = Playback(audience, interval=self.settings.viewer_timeout / 3,
+                                 target_duration=lambda: playlists.target_duration)
         PlaybackMetrics(self.metrics.registry, self.playback)
         steering = self.steering
         if steering is not None and self.copies is not None:
@@ -253,6 +263,7 @@ class Service:
                                    state_error=lambda: self.snapshots.error, mirror=self.mirror,
                                    listing_held=lambda: self.release.held,
                                    input_problem=self.watcher.master_missing,
+                                   access_problem=lambda: self.access.problem,
                                    p2p_trackers=self.tracker_probe.readings if self.tracker_probe else None,
                                    viewers=lambda: {"watching": audience.watching, "p2p": audience.p2p,
                                                     "stalled_5min": audience.stalled_recently},
@@ -268,13 +279,15 @@ class Service:
             self.playlists, self.report, self.metrics, events=LiveEvents(self.events, self.status),
             playlist_options=PlaylistOptions(blocking_reload=s.blocking_reload, max_held=self.budget.held,
                                              trust_cf_connecting_ip=s.trust_cf_connecting_ip,
+                                             forwarded_allow_ips=s.forwarded_allow_ips,
                                              pathways=self._pathways(s)),
             viewer_options=None if viewer_folder is None else ViewerOptions(
                 viewer_folder, stream_url=stream_url, max_open=self.budget.files, write_timeout=s.write_timeout,
                 p2p_trackers=s.p2p_trackers, p2p_swarm=s.p2p_swarm,
                 p2p_stun=s.p2p_stun_servers, viewer_timeout=s.viewer_timeout,
                 show_viewer_count=s.show_viewer_count, owncast_url=s.owncast_url,
-                frame_ancestors=s.frame_ancestors, sources=s.viewer_sources),
+                frame_ancestors=s.frame_ancestors, sources=s.viewer_sources, title=s.stream_title,
+                description=s.stream_description),
             expose_metrics=s.metrics_listen == "", connection_metrics=self.connection_metrics,
             viewers=Viewers(self.audience, self.playback,
                             pathway=PathwayReports(self.steering.report) if self.steering else None),
@@ -292,34 +305,7 @@ class Service:
         steering, copies, ahead = self.steering, self.copies, self.ahead
         if steering is None or copies is None or ahead is None:
             return None
-        prefix = s.r2_key_prefix
-
-        def key_for(variant: int, name: str) -> str:
-            return hls.object_key(prefix, variant, name)
-
-        rate = s.vm_segment_mbps * 125_000  # bytes a second
-        counts = self.pathway_counts
-        vm = VmPlaylists(ahead, copies, key_for, landed=self.playlists)
-
-        async def elsewhere(variant: int, name: str) -> str | None:
-            """The bucket's copy while the bucket serves, once its upload landed (if within the wait that
-            would steer players away: then the VM answers)."""
-            if not steering.bucket_serves():
-                return None
-            wait = max(steering.target_duration() or 3, MIN_UPLOAD_WAIT)
-            url = await vm.landed_url_within(variant, name, wait)
-            return url if steering.bucket_serves() else None
-
-        segments = VmSegments(copies, key_for, ByteBudget(rate, rate * BURST_SECONDS), on_sent=counts.sent,
-                              trust_cf_connecting_ip=s.trust_cf_connecting_ip, elsewhere=elsewhere)
-        offered = [Pathway(p, "" if p == hls.BUCKET_PATHWAY else hls.VM_FOLDER) for p in s.pathways]
-        def newest(variant: int) -> int | None:
-            rendered = ahead.media_playlist(variant)
-            return None if rendered is None else rendered.last_sequence
-
-        return Pathways(masters=SteeredMasters(ahead, offered, lambda: steering.first),
-                        vm=vm, newest=newest, steering=steering,
-                        segments=segments, count_steering=counts.manifest)
+        return steered_pathways(s, steering, copies, ahead, self.playlists, self.pathway_counts)
 
     async def start(self) -> None:
         """Starts each part after the ones it needs; stop (or a step here that fails) undoes them in the
@@ -351,7 +337,11 @@ class Service:
                      s.r2_public_url, self.release.master_key)
 
     async def _start_pipeline(self, stack: contextlib.AsyncExitStack) -> None:
-        """The bucket, then what writes to it, then what feeds them; each stop entered as its part starts."""
+        """Owncast's folder readable, the bucket, then what writes to it, then what feeds them; each stop
+        entered as its part starts."""
+        refused = self.access.check(watch=self._kernel_watch)
+        if refused:  # nothing could be served: name each folder and its fix, and do not restart
+            raise SetupError(refused)
         await self.store.start()
         stack.push_async_callback(self.store.close)
         await self._check_bucket()
@@ -368,6 +358,8 @@ class Service:
         self.release.offer_to_mirror()  # a version saved but not written before a restart
         await self.watcher.start()
         stack.push_async_callback(self.watcher.stop)
+        await self.access.start()
+        stack.push_async_callback(self.access.stop)
         stack.push_async_callback(_cancel, asyncio.create_task(self._probe_loop(), name="storage-probe"))
         if self.tracker_probe is not None:
             await self.tracker_probe.start()

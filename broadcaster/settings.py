@@ -1,12 +1,15 @@
 """Settings: one table, read from flags, then the environment, then a .env file, then defaults.
 
-Every setting is validated at start-up; a bad one raises SettingsError with a single line that
-names it. Secrets are never echoed back in those lines.
+Every setting is validated at start-up; the bad ones raise one SettingsError with a line for each,
+naming it (every mistake at once, not one a run). Secrets are never echoed back in those lines.
 """
 
 from __future__ import annotations
 
+import difflib
 import hashlib
+import io
+import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -16,8 +19,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
+from dotenv.parser import parse_stream
 
 from .numbers import whole_number
+from .files import closed_folder, enter_fix, user_name
 
 # The most MAX_CLIPS allows, and the most clips.json entries read (broadcaster/clips/book.py).
 MOST_CLIPS = 10_000
@@ -29,7 +34,12 @@ DEFAULT_REWIND_SECONDS = 300  # five minutes behind the live edge (docs/rewind-a
 
 
 class SettingsError(ValueError):
-    """A setting is missing or invalid; the message names it and says what is expected."""
+    """Settings are missing or invalid: one line per problem (`problems`), each naming its setting or file
+    and saying what is expected."""
+
+    def __init__(self, *problems: str) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = list(problems)
 
 
 def _url(value: str) -> str:
@@ -55,6 +65,23 @@ def _shown(value: str) -> str:
 
 def _optional_url(value: str) -> str:
     return _url(value) if value.strip() else ""
+
+
+_HOSTNAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                       r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?")
+
+
+def _host(value: str) -> str:
+    """An address to listen on: an IP address or a host name (what getaddrinfo takes without an error
+    of another kind: a label over 63 characters is a UnicodeError there, not an OSError)."""
+    value = value.strip()
+    try:
+        ipaddress.ip_address(value.strip("[]"))
+    except ValueError:
+        if not _HOSTNAME.fullmatch(value):
+            raise ValueError("expected an IP address (127.0.0.1, ::1, 0.0.0.0) or a host name") from None
+        return value
+    return value.strip("[]")
 
 
 def _bucket(value: str) -> str:
@@ -100,24 +127,75 @@ def _nonempty(value: str) -> str:
     return value.strip()
 
 
+def _expanded(value: str) -> Path:
+    """A folder setting's path, ~ and ~user taken as the shell takes them."""
+    try:
+        return Path(value).expanduser()
+    except RuntimeError:  # ~nosuchuser
+        raise ValueError(f"no such user for {value.split('/', 1)[0]}") from None
+
+
 def _existing_dir(value: str) -> Path:
-    path = Path(value).expanduser()
-    if not path.exists():
-        raise ValueError("no such folder")
-    if not path.is_dir():
-        raise ValueError("not a folder")
-    return path.resolve()
+    path = _expanded(value)
+    try:
+        if not path.exists():
+            raise ValueError("no such folder")
+        if not path.is_dir():
+            raise ValueError("not a folder")
+        return path.resolve()
+    except PermissionError:
+        closed = closed_folder(path)
+        if closed is None:
+            raise ValueError(f"cannot reach it as user {user_name()} (permission denied)") from None
+        raise ValueError(f"user {user_name()} cannot enter {closed} (permission denied): {enter_fix(closed)}") \
+            from None
+    except OSError as err:
+        raise ValueError(f"cannot reach it ({err.strerror or err})") from None
 
 
 def _state_dir(value: str) -> Path:
-    path = Path(value).expanduser()
+    path = _expanded(value)
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise ValueError(f"cannot create it ({err.strerror})") from None
+        raise ValueError(f"cannot create it as user {user_name()} ({err.strerror or err})") from None
     if not os.access(path, os.W_OK | os.X_OK):
-        raise ValueError("not writable by this user")
+        raise ValueError(f"not writable by user {user_name()}")
+    _refuse_foreign_files(path)
     return path.resolve()
+
+
+def _refuse_foreign_files(path: Path) -> None:
+    """What the service keeps there must be its user's to rewrite: a run by hand as root leaves files
+    only root may write, and the next start as the service's user fails on them."""
+    try:
+        entries = sorted([*path.iterdir(), *((path / "control").glob("*") if (path / "control").is_dir() else ())])
+    except OSError:
+        return
+    for entry in entries:
+        if not os.access(entry, os.R_OK | os.W_OK):
+            raise ValueError(f"user {user_name()} cannot rewrite {entry.name} in it (left by a run as another user?): "
+                             f"chown -R {user_name()} {path}")
+
+
+def _state_dir_as_is(value: str) -> Path:
+    """STATE_DIR as `check` judges it: a folder there must be writable, but none need be there yet
+    (systemd's StateDirectory= makes it at the first start); nothing is created."""
+    path = _expanded(value)
+    try:
+        if path.exists() and not path.is_dir():
+            raise ValueError("not a folder")
+        if path.exists() and not os.access(path, os.W_OK | os.X_OK):
+            raise ValueError(f"not writable by user {user_name()}")
+        if path.is_dir():
+            _refuse_foreign_files(path)
+        return path.resolve()
+    except PermissionError:
+        closed = closed_folder(path)
+        where = f"cannot enter {closed}" if closed else "cannot reach it"
+        raise ValueError(f"user {user_name()} {where} (permission denied)") from None
+    except OSError as err:
+        raise ValueError(f"cannot reach it ({err.strerror or err})") from None
 
 
 def _bounded(low: float, high: float) -> Callable[[str], float]:
@@ -207,8 +285,11 @@ def _listen(value: str) -> str | Address:
     host, sep, port = value.rpartition(":")
     number = whole_number(port, 5)
     if not sep or not host or number is None or not 0 < number < 65536:
-        raise ValueError("expected HOST:PORT (e.g. 127.0.0.1:9100), 'off', or empty")
-    return Address(host.strip("[]"), number)
+        raise ValueError("expected HOST:PORT (e.g. 127.0.0.1:9464), 'off', or empty")
+    try:
+        return Address(_host(host), number)
+    except ValueError:
+        raise ValueError("expected HOST:PORT with an IP address or host name (e.g. 127.0.0.1:9464)") from None
 
 
 # A CSP frame-ancestors source: a scheme and host (a leading *. for any subdomain of a registered name:
@@ -217,6 +298,15 @@ _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _FRAME_SOURCE = re.compile(
     rf"https?://(?P<wild>\*\.)?(?P<host>{_LABEL}(?:\.{_LABEL})*)(?::(?P<port>[0-9]{{1,5}}))?")
 MAX_FRAME_ANCESTORS = 16
+
+
+def _public_suffix(host: str) -> bool:
+    """Whether `host` is a public suffix (co.uk, github.io, pages.dev: names under which anyone may have a
+    site), by the Public Suffix List that the publicsuffixlist package ships (no download at run time).
+    A name the list does not know counts as one by the list's own default rule (its last label)."""
+    from publicsuffixlist import PublicSuffixList  # only for a wildcard source: it reads its list (~0.1 s)
+
+    return bool(PublicSuffixList().is_public(host.lower()))
 
 
 def _frame_ancestors(value: str) -> str:
@@ -237,9 +327,9 @@ def _frame_ancestors(value: str) -> str:
             raise ValueError(f"expected 'self' or an origin like https://example.com (no path), got {word!r}")
         elif m["port"] is not None and not 0 < int(m["port"]) < 65536:
             raise ValueError(f"{word!r}: a port is 1 to 65535")
-        elif m["wild"] and "." not in m["host"]:
-            raise ValueError(f"{word!r} would let every site under a top-level domain frame the page: name "
-                             "the site (https://*.example.com)")
+        elif m["wild"] and ("." not in m["host"] or _public_suffix(m["host"])):
+            raise ValueError(f"{word!r} would let every site under {m['host']} (a public suffix: anyone can "
+                             "register a site there) frame the page: name the site (https://*.example.com)")
         else:
             sources.append(word.lower())
     if len(sources) > MAX_FRAME_ANCESTORS:
@@ -282,6 +372,42 @@ def _megabits(value: str) -> float:
     if n > 100_000:
         raise ValueError("expected megabits per second, above 0 and at most 100000")
     return n
+MAX_TITLE = 200  # characters of STREAM_TITLE; STREAM_DESCRIPTION takes MAX_DESCRIPTION
+MAX_DESCRIPTION = 1000
+
+
+def _page_text(most: int) -> Callable[[str], str]:
+    """Words the viewer page shows (its title, its description): one line of at most `most` characters,
+    no control characters; the page escapes them."""
+
+    def parse(value: str) -> str:
+        text = value.strip()
+        if len(text) > most:
+            raise ValueError(f"expected at most {most} characters, got {len(text)}")
+        if any(ord(c) < 32 or ord(c) == 127 for c in text):
+            raise ValueError("expected one line of text without control characters")
+        return text
+
+    return parse
+
+
+MAX_PROXIES = 16
+
+
+def _networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """Addresses or CIDR networks, comma- or space-separated ('*' refused: a proxy anyone may be is none)."""
+    networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    for word in text.replace(",", " ").split():
+        if word == "*":
+            raise ValueError("'*' would let any client name any address: name the proxies (addresses or "
+                             "CIDRs like 10.0.0.0/8)")
+        try:
+            networks.append(ipaddress.ip_network(word, strict=False))
+        except ValueError:
+            raise ValueError(f"expected addresses or CIDRs like 127.0.0.1 or 10.0.0.0/8, got {word!r}") from None
+    if len(networks) > MAX_PROXIES:
+        raise ValueError(f"expected at most {MAX_PROXIES} addresses or networks")
+    return tuple(dict.fromkeys(networks))
 
 
 def _choice(*options: str) -> Callable[[str], str]:
@@ -338,7 +464,7 @@ SETTINGS: tuple[Setting, ...] = (
                 "custom domain (production) or `https://pub-<id>.r2.dev` (testing only: rate limited)"),
     Setting("R2_KEY_PREFIX", "folder in the bucket; keys are PREFIX/<variant>/<file>", _prefix, "live",
             doc="folder in the bucket"),
-    Setting("HOST", "address to listen on; the tunnel connects locally", _nonempty, "127.0.0.1",
+    Setting("HOST", "address to listen on; the tunnel connects locally", _host, "127.0.0.1",
             doc="listen address; the tunnel connects locally"),
     Setting("PORT", "port to listen on (0 picks a free one)", _int(0, 65535), "3000",
             doc="listen port (`0` picks a free one and logs it)"),
@@ -419,7 +545,19 @@ SETTINGS: tuple[Setting, ...] = (
                 "viewer is one loopback client and one client can fill the count (`hls-broadcaster check` "
                 "warns when `HOST` is loopback and this is off). Keep it off when `HOST` is public: a client"
                 " reaching the port directly could name any address in that header; see "
-                "[Limits](../limits.md#limits)"),
+                "[Limits](../limits.md#limits). The header is believed from a loopback peer (cloudflared on "
+                "this machine) or a proxy named in `FORWARDED_ALLOW_IPS` (cloudflared elsewhere), from no "
+                "one else"),
+    Setting("FORWARDED_ALLOW_IPS", "reverse proxies (nginx, Caddy) trusted to name the viewer in "
+            "X-Forwarded-For or Forwarded: comma-separated addresses or CIDRs; empty = none (each connection's "
+            "own address counts)", _networks, "",
+            doc="the reverse proxies in front of the service (nginx, Caddy, a load balancer) trusted to name "
+                "each viewer in `X-Forwarded-For` (or `Forwarded`): comma-separated addresses or CIDRs, e.g. "
+                "`127.0.0.1` for a proxy on this machine. The viewer is the right-most address in that header "
+                "that is not one of these proxies, as with uvicorn's `--forwarded-allow-ips`; a header from "
+                "any other peer is ignored. Empty: none, and behind such a proxy every viewer counts as the "
+                "proxy. The tunnel needs only `TRUST_CF_CONNECTING_IP`; see [Behind a reverse proxy]"
+                "(../production.md#behind-a-reverse-proxy)"),
     Setting("P2P_TRACKERS", "viewers share segments peer to peer (WebRTC), the bucket stays the fallback: "
             "comma-separated ws:// or wss:// WebTorrent tracker URLs (your own: broadcaster/tracker/); empty = off",
             _trackers, "",
@@ -449,6 +587,15 @@ SETTINGS: tuple[Setting, ...] = (
                 "viewer page pings its `/api/ping` while playing, so Owncast's own count includes this "
                 "page's viewers, and sends its `/api/metrics/playback` the playback report Owncast's own "
                 "page sends, so its Stream Health includes them too"),
+    Setting("STREAM_TITLE", "the viewer page's title and heading; empty = Owncast's server name (from its "
+            "/api/config) when OWNCAST_URL is set, else 'Live stream'", _page_text(MAX_TITLE), "",
+            doc="the viewer page's title and heading (one line, at most 200 characters); empty: the name "
+                "Owncast gives its server (its `/api/config`) when `OWNCAST_URL` is set, else \"Live stream\"; "
+                "see [The page's words](../viewers.md#the-pages-words)"),
+    Setting("STREAM_DESCRIPTION", "a line under the viewer page's heading; empty = Owncast's summary (from its "
+            "/api/config) when OWNCAST_URL is set, else none", _page_text(MAX_DESCRIPTION), "",
+            doc="a line under the viewer page's heading (at most 1000 characters); empty: Owncast's server "
+                "summary (its `/api/config`) when `OWNCAST_URL` is set, else none"),
     Setting("FRAME_ANCESTORS", "sites allowed to show the viewer page in a frame (embedding, /embed): 'self', "
             "space-separated origins like https://example.com or https://*.example.com, '*' for any, or 'none'",
             _frame_ancestors, "'self'",
@@ -518,11 +665,14 @@ class Settings:
     header_timeout: float
     write_timeout: float
     trust_cf_connecting_ip: bool
+    forwarded_allow_ips: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]  # () = no proxy named
     p2p_trackers: tuple[str, ...]  # () = P2P off
     p2p_stun_servers: tuple[str, ...]  # () = none: host candidates only
     viewer_timeout: float
     show_viewer_count: bool
     owncast_url: str  # "" = off
+    stream_title: str  # "" = Owncast's name with OWNCAST_URL, else the page's own
+    stream_description: str  # "" = Owncast's summary with OWNCAST_URL, else none
     frame_ancestors: str  # a CSP frame-ancestors value
     viewer_sources: tuple[str, ...]  # origins ?src= may name besides the service's own; ("*",) = any
     pathways: tuple[str, ...]  # ("bucket",) = no content steering
@@ -563,14 +713,46 @@ class Settings:
 
 
 def _env_file_values(env_file: Path | None) -> dict[str, str | None]:
-    """The .env file's values; none when there is no file at the default path, an error at another."""
+    """The .env file's values; none when there is no file at the default path, an error at another, and
+    an error naming the file when it cannot be read (never a traceback)."""
     if env_file is None:
         return {}
-    if env_file.is_file():
-        return dotenv_values(env_file)
+    try:
+        if env_file.is_file():
+            with env_file.open(encoding="utf-8") as stream:
+                text = stream.read()
+            _refuse_unparsed(env_file, text)
+            return dotenv_values(stream=io.StringIO(text))
+        if env_file.exists():
+            raise SettingsError(f"env file {env_file} is not a file")
+    except PermissionError:
+        closed = closed_folder(env_file)
+        how = f"cannot enter {closed}" if closed is not None else "cannot read it"
+        raise SettingsError(f"env file {env_file}: user {user_name()} {how} (permission denied); it is read by "
+                            "the user hls-broadcaster runs as: give that user's group read (chmod 0640, "
+                            "chgrp hls-broadcaster)") from None
+    except UnicodeDecodeError as err:
+        raise SettingsError(f"env file {env_file} is not UTF-8 text (byte {err.start})") from None
+    except OSError as err:
+        raise SettingsError(f"env file {env_file} cannot be read ({err.strerror or err})") from None
     if env_file != Path(".env"):
         raise SettingsError(f"env file {env_file} does not exist")
     return {}
+
+
+def _refuse_unparsed(env_file: Path, text: str) -> None:
+    """A line python-dotenv cannot read is dropped by it with a warning, and its setting silently keeps
+    its default: name each (its key only: the value may be the secret)."""
+    problems = []
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.error:
+            key = binding.original.string.split("=", 1)[0].strip() if "=" in binding.original.string else ""
+            problems.append(
+                f"env file {env_file}, line {binding.original.line}" + (f" ({key[:40]})" if key else "")
+                + ": not read as KEY=value: a value that starts with a quote must end with it (no quotes "
+                "are needed, even with spaces: FRAME_ANCESTORS=self https://a.example)")
+    if problems:
+        raise SettingsError(*problems)
 
 
 def _lookup(s: Setting, flags: Mapping[str, str | None], environ: Mapping[str, str],
@@ -594,46 +776,82 @@ def raw_setting(name: str, environ: Mapping[str, str] | None = None, env_file: P
     return _lookup(setting, {}, environ, _env_file_values(env_file), env_file)[0]
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def load_settings(
     flags: Mapping[str, str | None] | None = None,
     environ: Mapping[str, str] | None = None,
     env_file: Path | None = None,
+    *,
+    make_state_dir: bool = True,
 ) -> Settings:
-    """Flags (keyed by setting name) win over the environment, which wins over the .env file."""
+    """Flags (keyed by setting name) win over the environment, which wins over the .env file. Every
+    missing or bad setting is found before SettingsError is raised, with a line for each.
+    make_state_dir=False (`check`): STATE_DIR is judged but not created."""
     flags = flags or {}
     environ = os.environ if environ is None else environ
     file_values = _env_file_values(env_file)
     values: dict[str, Any] = {}
+    problems: list[str] = []
     for s in SETTINGS:
         raw, source = _lookup(s, flags, environ, file_values, env_file)
         if raw is None:
-            raise SettingsError(f"{s.name} is not set: {s.help} (set it in the environment, a .env file or {s.flag})")
+            problems.append(f"{s.name} is not set: {s.help} (set it in the environment, a .env file or {s.flag})")
+            continue
+        parse = _state_dir_as_is if s.name == "STATE_DIR" and not make_state_dir else s.parse
         try:
-            values[s.field] = s.parse(raw)
+            if _CONTROL.search(raw):  # no setting takes one; a line break would split the messages too
+                raise ValueError("contains a control character (a line break, a tab, NUL...)")
+            values[s.field] = parse(raw)
         except ValueError as err:
             shown = "" if s.secret else f"={_shown(raw)!r}"
-            raise SettingsError(f"{source}{shown}: {err}") from None
+            problems.append(f"{source}{shown}: {err}")
+    if problems:
+        raise SettingsError(*problems)
     settings = Settings(**values)
     _check_together(settings)
     return settings
 
 
+def lookalike_keys(environ: Mapping[str, str] | None = None, env_file: Path | None = None) -> list[str]:
+    """A line for each key that looks like a setting's name but is not one (HLS_DIRR, hls_dir): it is
+    ignored, so the setting it was meant to be keeps its default or is missing. Any unknown key in the
+    env file is named; in the environment, only those close to a setting's name."""
+    environ = os.environ if environ is None else environ
+    names = [s.name for s in SETTINGS]
+    file_keys = list(_env_file_values(env_file))
+    found = []
+    for key, where in [*((k, f" (in {env_file})") for k in file_keys), *((k, "") for k in environ)]:
+        if key in names or (where == "" and key in file_keys):
+            continue
+        close = difflib.get_close_matches(key.upper(), names, n=1, cutoff=0.8)
+        if close:
+            found.append(f"{key}{where} is not a setting, so it is ignored: did you mean {close[0]}?")
+        elif where:
+            found.append(f"{key}{where} is not a setting, so it is ignored")
+    return found
+
+
 def _check_together(s: Settings) -> None:
     """Settings that are each valid but do not work together."""
+    problems = []
     if s.segment_urls == "public" and not s.r2_public_url:
-        raise SettingsError(
+        problems.append(
             "R2_PUBLIC_URL is not set: the public base URL viewers fetch segments from (custom domain or "
             "r2.dev), or set SEGMENT_URLS=presigned for a private bucket"
         )
     if s.segment_urls == "presigned" and s.publish_playlists:
-        raise SettingsError(
+        problems.append(
             "PUBLISH_PLAYLISTS=true needs a publicly readable bucket, SEGMENT_URLS=presigned is for a private "
             "one: choose one of them"
         )
     needed = s.segment_url_life  # an expiry inside it breaks playback
     if s.segment_urls == "presigned" and s.presign_expiry < needed:
-        raise SettingsError(
+        problems.append(
             f"PRESIGN_EXPIRY={s.presign_expiry} is shorter than a segment's life in the playlists "
             f"(3 x the window listed, max(WINDOW_SECONDS, REWIND_SECONDS), + CLEANUP_MARGIN = {needed:.0f}s): "
             "raise it"
         )
+    if problems:
+        raise SettingsError(*problems)

@@ -1,16 +1,22 @@
-"""Shared fixtures for the integration tests."""
+"""Shared fixtures for the integration tests.
+
+Each imports what it runs (moto, the demo's parts) when a test asks for it, not here: a unit test
+(tests/test_manifest.py, ...) imports neither moto nor broadcaster.demo (tests/test_suite_rules.py).
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from moto.server import ThreadedMotoServer
 
-from broadcaster.demo.emulator import Ledger, OwncastEmulator
-from broadcaster.demo.seaweed import SeaweedS3
-from broadcaster.demo.tracker import TrackerUnavailable, install
+if TYPE_CHECKING:
+    from broadcaster.demo.emulator import OwncastEmulator
+    from broadcaster.demo.recordings import Recordings
+    from broadcaster.demo.seaweed import SeaweedS3
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -40,21 +46,38 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture
 async def seaweed(tmp_path: Path) -> AsyncIterator[SeaweedS3]:
     """A running SeaweedFS S3 server with the bucket created (public-read, CORS on)."""
+    from broadcaster.demo.seaweed import SeaweedS3
+
     async with SeaweedS3(tmp_path / "seaweed", discard=True) as server:
         yield server
 
 
+@pytest.fixture(scope="session")
+def recordings(tmp_path_factory: pytest.TempPathFactory) -> Recordings:
+    """The transcoder's encodings, each made once per run and replayed by the emulators given them
+    (broadcaster/demo/recordings.py): one folder for every xdist worker of the run."""
+    from broadcaster.demo.recordings import Recordings
+
+    base = tmp_path_factory.getbasetemp()
+    return Recordings((base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "emulator-recordings")
+
+
 @pytest.fixture
-async def owncast(tmp_path: Path) -> AsyncIterator[OwncastEmulator]:
-    """A live synthetic stream (2 variants, 1 s segments) written to tmp_path/hls like Owncast, with
-    the ledger of what it finished writing (a hash per file) for the tests that compare bytes."""
-    async with OwncastEmulator(tmp_path / "hls", ledger=Ledger()) as emulator:
+async def owncast(tmp_path: Path, recordings: Recordings) -> AsyncIterator[OwncastEmulator]:
+    """A live synthetic stream (2 variants, 1 s segments) written to tmp_path/hls like Owncast (the
+    transcoder's encoding replayed: recordings), with the ledger of what it finished writing (a hash
+    per file) for the tests that compare bytes."""
+    from broadcaster.demo.emulator import Ledger, OwncastEmulator
+
+    async with OwncastEmulator(tmp_path / "hls", ledger=Ledger(), recordings=recordings) as emulator:
         yield emulator
 
 
 @pytest.fixture(scope="module")
 def moto_url() -> Iterator[str]:
     """moto as a real S3 server over HTTP on 127.0.0.1 (fast; SeaweedFS is the thorough one)."""
+    from moto.server import ThreadedMotoServer
+
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
     server.start()
     host, port = server.get_host_and_port()
@@ -65,6 +88,8 @@ def moto_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def tracker_dir() -> Path:
     """broadcaster/tracker/ with its node_modules, installed once per lock file into a cache folder."""
+    from broadcaster.demo.tracker import TrackerUnavailable, install
+
     try:
         return install()
     except TrackerUnavailable as err:  # scripts/test installs Node.js: missing is a broken set-up, not a skip

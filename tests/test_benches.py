@@ -75,10 +75,13 @@ def test_amplification() -> None:
     for kind in ("canonical, gzip", "cache-busted, gzip", "canonical, no gzip", "cache-busted, no gzip",
                  "blocking, gzip"):
         has(out, rf"^\| {kind} \| \d+ \| {NUMBER} \| {NUMBER} \| {NUMBER} \| {NUMBER} \|$")
-    # Issue 41: each form of the directives an attacker may vary is a redirect (each was a 200 with the
-    # whole playlist before).
-    for kind in ("_HLS_part, gzip", "_HLS_msn listed, gzip", "leading zeros, gzip", "other order, gzip",
-                 "_HLS_skip=v2, gzip"):
+    # Issue 47: video.js's order of a valid set, and a player a number or two behind, get a plain 200.
+    for kind in ("video.js's order, gzip", "behind, gzip"):
+        has(out, rf"^\| {kind} \| 200 \| {NUMBER} \| {NUMBER} \| {NUMBER} \| {NUMBER} \|$")
+    # Issues 41 and 50 (R1c): each form of the URL an attacker may vary is a redirect (each was a 200
+    # with the whole playlist before).
+    for kind in ("_HLS_part, gzip", "_HLS_msn listed, gzip", "leading zeros, gzip", "_HLS_skip=v2, gzip",
+                 "encoded query, gzip", "encoded path, gzip"):
         has(out, rf"^\| {kind} \| 302 \| {NUMBER} \| {NUMBER} \| {NUMBER} \| {NUMBER} \|$")
     has(out, rf"^\| \(before issue 32\) whole, no gzip \| 200 \| {NUMBER} \+ head \| {NUMBER} \|")
 
@@ -168,13 +171,20 @@ def test_tracker_attacks() -> None:
 # -- the service with a real bucket (SeaweedFS) and Owncast's folder written by the rig ---------------
 
 
-@pytest.mark.parametrize("options", [(), ("--writer", "held", "--tail-bytes", "1000", "--watch", "watchfiles")],
-                         ids=["closed", "held-watchfiles"])
+@pytest.mark.parametrize("options", [(), ("--writer", "held", "--tail-bytes", "1000", "--watch", "watchfiles"),
+                                     ("--unheard",)], ids=["closed", "held-watchfiles", "unheard"])
 def test_ingest_latency(options: tuple[str, ...]) -> None:
     out = bench("ingest_latency", "--segments", "3", "--warmup", "1", "--size", "50000", *options)
     for label in ("plain put_object", "service \\(listed\\)", "overhead"):
         has(out, rf"^\s+{label}(\s+{NUMBER}ms){{3}}")
     has(out, rf"ratio service/plain(\s+{NUMBER}x){{3}}", r"^goal: p50 overhead <= 10 ms \((met|NOT met)\)")
+
+
+def test_killed_ffmpeg() -> None:
+    out = bench("killed_ffmpeg", "--kills", "1")
+    has(out, r"^watch: auto; kills: 1 \(seed 50\)$",
+        r"^objects listed: \d+; cut \(not whole packets\): \d+; different from the writer's final file: \d+; "
+        r"never finished by their writer: \d+$", r"^goal: every listed object is its final file: (met|NOT met)$")
 
 
 def test_soak() -> None:

@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 from pytest_aiohttp import AiohttpClient
 
 from broadcaster.http import PlaylistOptions, create_app
-from broadcaster.http.playlists import CF_CONNECTING_IP, client_address
+from broadcaster.http.clients import CF_CONNECTING_IP, Proxies, client_address
 from broadcaster.metrics import ConnectionMetrics
 from tests.support.client import Client
 from tests.support.waiting import WAIT, until
@@ -61,6 +61,25 @@ async def test_request_for_the_next_segment_is_held_until_it_is_listed(served: t
     async with asyncio.timeout(5):
         r = await request
     assert r.status == 200 and "stream-a-2.ts" in await r.text()
+
+
+@pytest.mark.parametrize("skip", ["", "&_HLS_skip=YES"])
+async def test_a_number_added_after_a_redirects_own_is_the_one_asked(served: tuple[World, Client],
+                                                                     skip: str) -> None:
+    """Shaka 4.16 keeps the URL a redirect took it to as the playlist's own and adds its next directives
+    after the ones there: `?_HLS_msn=<old>&_HLS_msn=<next>`. The last is what it asks for now, and is
+    held until listed. (Taking the first, the service sent it back to <old>'s answer, which the browser
+    held for six target durations: Shaka stood still at the next stream's join, issue 49.)"""
+    world, client = served
+    old, n = last(world) - 1, last(world) + 1
+    r = await client.get(f"/live/0/playlist.m3u8?_HLS_msn={old}{skip}&_HLS_msn={n}{skip}", allow_redirects=False)
+    assert r.status == 302 and r.headers["Location"] == f"playlist.m3u8?_HLS_msn={n}{skip}", r.headers
+    request = asyncio.ensure_future(client.get(f"/live/0/{r.headers['Location']}"))
+    await until(lambda: world.playlists.held_requests == 1, "the request held at the server")
+    world.owncast_lists(0, "stream-a-2.ts")
+    async with asyncio.timeout(5):
+        answer = await request
+    assert answer.status == 200 and "stream-a-2.ts" in await answer.text()
 
 
 @pytest.mark.parametrize("query", ["_HLS_part=1", "_HLS_msn=abc", "_HLS_msn=-1", "_HLS_msn=1&_HLS_part=x"])
@@ -237,7 +256,7 @@ def test_client_address(trust: bool) -> None:
     def address(remote: str, header: str | None = None) -> str | None:
         headers = {CF_CONNECTING_IP: header} if header is not None else {}
         return client_address(make_mocked_request("GET", "/", headers=headers,
-                                                  transport=_Peer(remote)), trust)
+                                                  transport=_Peer(remote)), Proxies(cloudflare=trust))
 
     assert address("192.0.2.1") == "192.0.2.1"  # a direct client: its own address
     assert address("::ffff:192.0.2.1") == "192.0.2.1"

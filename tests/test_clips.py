@@ -3,6 +3,7 @@ the control socket, kept from the cleaner, kept across restarts."""
 
 from __future__ import annotations
 
+from broadcaster.demo.recordings import Recordings
 from broadcaster.state.disk import dumps
 
 import asyncio
@@ -312,30 +313,32 @@ async def sizes_of(s3: SeaweedS3, keys: tuple[str, ...]) -> dict[str, int]:
 
 @pytest.mark.integration
 async def test_a_clip_from_the_cli_plays_in_ffmpeg_outlives_the_window_and_a_restart(
-    tmp_path: Path, seaweed: SeaweedS3, short_state: Path
+    tmp_path: Path, recordings: Recordings, seaweed: SeaweedS3, short_state: Path
 ) -> None:
     env = service_env(tmp_path / "hls", seaweed, short_state, REWIND_SECONDS=REWIND, WINDOW_SECONDS="4",
                       CLEANUP_MARGIN="0")
-    async with OwncastEmulator(tmp_path / "hls", segment_seconds=1) as owncast, AsyncExitStack() as running:
+    async with OwncastEmulator(tmp_path / "hls", segment_seconds=1, recordings=recordings) as owncast, AsyncExitStack() as running:
         settings = load_settings(environ=env)  # once Owncast's folder exists
         service = await running.enter_async_context(running_service(settings))
         await owncast.wait_for_segments(0, 6, timeout=30)
         await wait_until(lambda: (service.clips.span() or (0, 0))[1] - (service.clips.span() or (0, 0))[0] >= 5,
                          timeout=30, what="5 s listed")
-        made = await run_cli(short_state, "--last", "4")
-        assert made.returncode == 0, made.stderr
-        url = made.stdout.strip().splitlines()[-1]
-        assert url.startswith(seaweed.public_url) and url.endswith("/master.m3u8"), made.stdout
-        clip = service.clips.clips()[0]
-        # The public port knows no /clips: making one takes the operator's socket.
-        async with aiohttp.ClientSession() as http:
-            for method in ("GET", "POST"):
-                async with http.request(method, f"{service.url}/clips", json={"last": 4}) as r:
-                    assert r.status in (404, 405), (method, r.status)
-        assert len(service.clips.clips()) == 1
-        # A restart in the middle, with Owncast paused so the window cannot slide past the clip
-        # however long the restart takes: the window and the clip are both still there.
+        # Owncast paused from the clip's making to the restart's end, so the 4 s window cannot slide past
+        # the clip however long the CLI (a Python process: seconds on a loaded machine, where the window
+        # had moved past the clip's first segment by the restart) and the restart take.
         with emulator_paused(owncast):
+            made = await run_cli(short_state, "--last", "4")
+            assert made.returncode == 0, made.stderr
+            url = made.stdout.strip().splitlines()[-1]
+            assert url.startswith(seaweed.public_url) and url.endswith("/master.m3u8"), made.stdout
+            clip = service.clips.clips()[0]
+            # The public port knows no /clips: making one takes the operator's socket.
+            async with aiohttp.ClientSession() as http:
+                for method in ("GET", "POST"):
+                    async with http.request(method, f"{service.url}/clips", json={"last": 4}) as r:
+                        assert r.status in (404, 405), (method, r.status)
+            assert len(service.clips.clips()) == 1
+            # A restart in the middle: the window and the clip are both still there.
             await running.aclose()  # the service stops
             service = await running.enter_async_context(running_service(settings))
             playlist = service.publisher.playlist(0)

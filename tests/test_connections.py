@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry
 from broadcaster.http.connections import GatedSite, install_accept_error_handler
 from broadcaster.lograte import RateLimitedLog
 from broadcaster.metrics import ConnectionMetrics
+from tests.support.waiting import until
 
 HELLO = b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"
 HOLD = b"GET /hold HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -55,9 +56,8 @@ class Listener:
         return reader, writer
 
     async def until_open(self, n: int) -> None:
-        async with asyncio.timeout(5):
-            while self.site.gate.open != n:
-                await asyncio.sleep(0.01)
+        await until(lambda: self.site.gate.open == n, f"{n} connections open", 5, every=0.01,
+                    detail=lambda: self.site.gate.open)
 
 
 BIG = b"x" * (16 << 20)  # more than the kernel buffers between the two ends of a loopback connection

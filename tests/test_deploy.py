@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import re2
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from dotenv import dotenv_values
 
-from broadcaster.settings import SETTINGS, load_settings
+from broadcaster.settings import SETTINGS, load_settings, lookalike_keys
 from tests.support.metrics import exported_series
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,11 +59,14 @@ def test_unit_file_has_the_required_settings() -> None:
     unit = unit_entries(UNIT)
     assert set(unit) == {"Unit", "Service", "Install"}
     svc = {key: values[-1] for key, values in unit["Service"].items()}  # the last assignment wins
-    assert svc["ExecStart"] == f"{EXEC_START} run"
-    assert svc["EnvironmentFile"] == "/etc/hls-broadcaster/env"
-    assert "STATE_DIR=/var/lib/hls-broadcaster" in unit["Service"]["Environment"]
-    assert svc["StateDirectory"] == "hls-broadcaster"
-    assert svc["ReadWritePaths"] == "/var/lib/hls-broadcaster"
+    # The service reads its env file itself, as check and pm2 do (no EnvironmentFile=: one reader).
+    assert svc["ExecStart"] == f"{EXEC_START} --env-file /etc/hls-broadcaster/env run"
+    assert "EnvironmentFile" not in svc and not any(v.startswith("STATE_DIR=") for v in unit["Service"]["Environment"])
+    # The env file's STATE_DIR is the folder systemd makes and opens for writing.
+    state_dir = dotenv_values(DEPLOY / "env.example")["STATE_DIR"]
+    assert svc["StateDirectory"] == "hls-broadcaster" and state_dir == "/var/lib/hls-broadcaster"
+    assert svc["ReadWritePaths"] == state_dir
+    assert "2" in svc["RestartPreventExitStatus"].split()  # a set-up mistake: no restart loop
     assert svc["User"] == "hls-broadcaster" or svc.get("DynamicUser") == "yes"
     assert svc["Restart"] == "on-failure" and float(svc["RestartSec"]) > 0
     assert float(svc["TimeoutStopSec"]) >= 2 * DRAIN_SECONDS  # the drain, then the rest of the stop
@@ -70,7 +74,7 @@ def test_unit_file_has_the_required_settings() -> None:
         "NoNewPrivileges": "yes", "ProtectSystem": "strict", "PrivateTmp": "yes",
         "ProtectKernelTunables": "yes", "ProtectKernelModules": "yes", "ProtectKernelLogs": "yes",
         "ProtectControlGroups": "yes", "LockPersonality": "yes", "MemoryDenyWriteExecute": "yes",
-        "CapabilityBoundingSet": "", "RestrictNamespaces": "yes",
+        "CapabilityBoundingSet": "CAP_LEASE", "AmbientCapabilities": "CAP_LEASE", "RestrictNamespaces": "yes",
     }  # fmt: skip
     assert {key: svc.get(key) for key in hardening} == hardening
     assert svc["ProtectHome"] in ("read-only", "yes", "tmpfs") or "ReadOnlyPaths" in svc
@@ -79,14 +83,23 @@ def test_unit_file_has_the_required_settings() -> None:
     assert unit["Install"]["WantedBy"] == ["multi-user.target"]
 
 
+UNITS = sorted(DEPLOY.rglob("*.service"))
+
+
+def test_every_unit_is_found() -> None:
+    assert [p.relative_to(DEPLOY).as_posix() for p in UNITS] == [
+        "hls-broadcaster.service", "tracker/hls-broadcaster-tracker.service"]
+
+
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
-def test_unit_file_passes_systemd_analyze_verify() -> None:
-    result = run(["systemd-analyze", "verify", str(UNIT)])
-    # The venv is not installed on this machine; anything else (unknown keys, bad values) is a bug.
-    missing_binary = f"Command {EXEC_START} is not executable"
-    problems = [
-        line for line in (result.stdout + result.stderr).splitlines() if line and missing_binary not in line
-    ]
+@pytest.mark.parametrize("unit", UNITS, ids=lambda p: p.name)
+def test_every_unit_passes_systemd_analyze_verify(unit: Path) -> None:
+    result = run(["systemd-analyze", "verify", str(unit)])
+    # What the unit runs is not installed on this machine (the venv, or Node.js where it is missing);
+    # anything else (unknown keys, bad values, a bad section) is a bug.
+    not_installed = re.compile(r"Command (/opt/hls-broadcaster/\S+|/usr/bin/node) is not executable")
+    problems = [line for line in (result.stdout + result.stderr).splitlines()
+                if line and not not_installed.search(line)]
     assert problems == []
 
 
@@ -121,27 +134,97 @@ def test_pm2_file_loads_and_runs_the_console_script(tmp_path: Path) -> None:
     assert app["out_file"] and app["error_file"]
 
 
+# -- YAML as yaml.v3 reads it -----------------------------------------------------------------------
+
+
+class StrictLoader(yaml.SafeLoader):  # type: ignore[misc]  # (PyYAML without stubs)
+    """PyYAML's safe loader with yaml.v3's rule (cloudflared's config, Prometheus' files): a mapping key
+    defined twice is an error ("mapping key already defined"), not the last value kept silently."""
+
+
+def _unique_mapping(loader: StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: dict[Any, int] = {}
+    for key_node, _value in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"mapping key {key!r} already defined at line {seen[key] + 1}", key_node.start_mark)
+        seen[key] = key_node.start_mark.line
+    mapping: dict[Any, Any] = loader.construct_mapping(node, deep=True)
+    return mapping
+
+
+StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
+def strict_yaml(path: Path) -> Any:
+    return yaml.load(path.read_text(), Loader=StrictLoader)  # noqa: S506 (a SafeLoader subclass)
+
+
+def tracked(*patterns: str) -> list[Path]:
+    """The repository's files matching the patterns, as git tracks them (every file a user copies)."""
+    done = run(["git", "ls-files", "-z", "--", *patterns], cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    return sorted(ROOT / name for name in done.stdout.split("\0") if name)
+
+
+YAML_FILES = tracked("*.yml", "*.yaml", "*.yml.example", "*.yaml.example")
+
+
+def test_the_strict_loader_refuses_a_key_defined_twice_as_yaml_v3_does() -> None:
+    twice = "tunnel: the playlists point at the bucket\n# a comment\ntunnel: x0\ningress: []\n"
+    with pytest.raises(yaml.constructor.ConstructorError, match="'tunnel' already defined at line 1"):
+        yaml.load(twice, Loader=StrictLoader)  # noqa: S506
+    assert yaml.safe_load(twice)["tunnel"] == "x0"  # what PyYAML alone makes of it: no error
+    nested = "a:\n  b: 1\n  b: 2\n"
+    with pytest.raises(yaml.constructor.ConstructorError):
+        yaml.load(nested, Loader=StrictLoader)  # noqa: S506
+
+
+def test_every_yaml_file_is_found() -> None:
+    names = {p.relative_to(ROOT).as_posix() for p in YAML_FILES}
+    assert {"cloudflared.yml.example", "deploy/alerts.yml", "deploy/alerts.test.yml", "deploy/prometheus.yml"} <= names
+
+
+@pytest.mark.parametrize("path", YAML_FILES, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_every_yaml_file_loads_without_a_key_defined_twice(path: Path) -> None:
+    assert strict_yaml(path) is not None
+
+
+@pytest.mark.parametrize("path", sorted(DEPLOY.rglob("*.json")), ids=lambda p: p.name)
+def test_every_json_file_loads_without_a_key_defined_twice(path: Path) -> None:
+    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        keys = [key for key, _ in pairs]
+        assert len(keys) == len(set(keys)), f"{path.name}: a key defined twice among {keys}"
+        return dict(pairs)
+
+    json.loads(path.read_text(), object_pairs_hook=unique)
+
+
 # -- cloudflared ---------------------------------------------------------------------------------
 
 
 def tunnel_rules() -> list[dict[str, Any]]:
-    config = yaml.safe_load((ROOT / "cloudflared.yml.example").read_text())
+    config = strict_yaml(ROOT / "cloudflared.yml.example")
     assert config["tunnel"] and config["credentials-file"]
+    assert re.fullmatch(r"[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}", config["tunnel"]), config["tunnel"]
     rules: list[dict[str, Any]] = config["ingress"]
     return rules
 
 
 def go_search(pattern: str, text: str) -> bool:
-    """Go's regexp.MatchString, which cloudflared uses, with Python's re as the stand-in: the same on
-    these simple patterns, except that Go's $ (without the m flag) is the end of the text only, while
-    Python's also matches before a final newline (a path with %0A). Python's \\Z is Go's $."""
-    return re.search(re.sub(r"\$$", r"\\Z", pattern), text) is not None
+    """Go's regexp.MatchString, which cloudflared applies to the request's path (ingress/rule.go), with
+    RE2's own engine (google-re2): Go's regexp is a port of RE2, with its syntax (no lookaround, no
+    backreferences) and its meaning where Python's re differs: $ (without the m flag) is the end of
+    the text only, never before a final newline (a path with %0A), and \\d, \\w are ASCII only."""
+    return re2.search(pattern, text) is not None
 
 
 def route(path: str, host: str = "live.example.com") -> str:
-    """cloudflared's matching: the first rule whose hostname and (unanchored) path regex match."""
+    """cloudflared's matching: the first rule whose hostname and (unanchored) path regex match. `path` is
+    the request's path as Go's net/url decodes it (req.URL.Path: %2e%2e is already .., %0A a newline)."""
     for rule in tunnel_rules():
-        if "hostname" in rule and rule["hostname"] != host:
+        if "hostname" in rule and rule["hostname"].lower() != host.lower():
             continue
         if "path" in rule and not go_search(rule["path"], path):
             continue
@@ -149,8 +232,15 @@ def route(path: str, host: str = "live.example.com") -> str:
     raise AssertionError("no catch-all rule")
 
 
-def test_go_search_stands_in_for_gos_dollar() -> None:
+def test_go_search_has_re2s_meaning_not_pythons() -> None:
     assert go_search("^/a$", "/a") and not go_search("^/a$", "/a\n") and re.search("^/a$", "/a\n")
+    assert not go_search(r"^\d$", "٣") and re.search(r"^\d$", "٣")  # Go's \d is [0-9]
+
+
+def test_every_path_rule_compiles_as_re2() -> None:
+    for rule in tunnel_rules():
+        if "path" in rule:
+            re2.compile(rule["path"])  # raises on what Go's regexp refuses (lookaround, backreferences)
 
 
 def test_tunnel_ends_with_a_catch_all_404_and_every_other_rule_is_narrow() -> None:
@@ -246,8 +336,8 @@ def test_the_playlist_rule_matches_exactly_owncasts_playlist_paths(head: str, mi
 @pytest.mark.parametrize(
     "path",
     ["/live/master.m3u8", "/live/playlist.m3u8", "/live/0/playlist.m3u8", "/live/12/playlist.m3u8",
-     "/", "/index.html", "/hls.min.js", "/viewer.js", "/viewer.css", "/config.json", "/health", "/live/events",
-     "/p2p.js", "/p2p-media-loader-core.es.min.js", "/p2p-media-loader-hlsjs.es.min.js"],
+     "/", "/index.html", "/hls.min.js", "/viewer.min.js", "/viewer.min.css", "/config.json", "/health",
+     "/live/events", "/watching.min.js", "/p2p.min.js"],
 )  # fmt: skip
 def test_tunnel_routes_the_public_paths(path: str) -> None:
     assert route(path) == SERVICE
@@ -268,6 +358,61 @@ def test_tunnel_routes_the_tracker_hostname_to_the_tracker_alone() -> None:
         assert route(path, host=TRACKER_HOST) == TRACKER
     assert route("/live/master.m3u8", host=TRACKER_HOST) == TRACKER  # the tracker's own 404
     assert route("/", host="live.example.com") == SERVICE
+
+
+# -- the routes docs/production.md names ----------------------------------------------------------------
+
+ROUTE_WORDS = {"service": SERVICE, "Owncast": OWNCAST, "404": "http_status:404"}
+
+
+def documented_routes() -> list[tuple[list[str], str, str]]:
+    """docs/production.md's table of where each path goes: (paths, layout A, layout B) per row."""
+    text = (ROOT / "docs" / "production.md").read_text()
+    section = text[text.index("## The tunnel and its routes"):]
+    rows = []
+    for line in section.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and cells[1] in ROUTE_WORDS and cells[2] in ROUTE_WORDS:
+            paths = [p.replace("\\n", "\n") for p in re.findall(r"`([^`]+)`", cells[0])]
+            rows.append((paths, cells[1], cells[2]))
+    return rows
+
+
+def test_the_docs_route_table_is_found() -> None:
+    rows = documented_routes()
+    assert len(rows) >= 8 and sum(len(paths) for paths, _a, _b in rows) >= 30, rows
+
+
+@pytest.mark.parametrize(("layout", "host"), [("A", "live.example.com"), ("B", OWNCAST_HOST)])
+def test_every_path_the_docs_name_goes_where_they_say(layout: str, host: str) -> None:
+    wrong = []
+    for paths, a, b in documented_routes():
+        expected = ROUTE_WORDS[a if layout == "A" else b]
+        wrong += [f"{path!r}: {route(path, host)} (the docs say {expected})" for path in paths
+                  if route(path, host) != expected]
+    assert wrong == [], f"layout {layout} in cloudflared.yml.example against docs/production.md:\n" + "\n".join(wrong)
+
+
+def test_the_docs_route_table_names_every_route_the_service_has() -> None:
+    """broadcaster/http/route_docs.py has an entry per route of the app (tests/test_docs_site.py checks
+    both ways); each one must be in the table, with {n} as 0, a viewer file for /{file}, and a row for
+    anything else (/{tail})."""
+    from broadcaster.http.route_docs import ROUTE_DOCS
+
+    rows = documented_routes()
+    named = {path for paths, _a, _b in rows for path in paths}
+    missing = []
+    for key in ROUTE_DOCS:
+        path = key.split()[-1]
+        if path == "/{file}":
+            if not any((VIEWER / p.lstrip("/")).is_file() and p not in ("/", "/index.html") for p in named):
+                missing.append(path)
+        elif path == "/{tail}":
+            if not any("anything else" in " ".join(paths) or "/state" in paths for paths, _a, _b in rows):
+                missing.append(path)
+        elif path.replace("{n}", "0") not in named:
+            missing.append(path)
+    assert missing == [], f"routes of the service docs/production.md's table leaves out: {missing}"
 
 
 class _Assets(HTMLParser):
@@ -292,22 +437,22 @@ class _Assets(HTMLParser):
 def test_the_viewer_files_exist_are_routed_and_need_no_csp_exception() -> None:
     assets = _Assets()
     assets.feed((VIEWER / "index.html").read_text())
-    assert sorted(assets.files) == ["hls.min.js", "viewer.css", "viewer.js"]
+    names = [url.split("?v=")[0] for url in assets.files]  # named by version (scripts/build-viewer)
+    assert sorted(names) == ["hls.min.js", "viewer.min.css", "viewer.min.js"]
     assert assets.inline == []
-    for name in assets.files:
+    for name in names:
         assert (VIEWER / name).is_file(), name
         assert route(f"/{name}") == SERVICE, name
 
 
-
-# A relative import in a viewer module, static or dynamic: from './x.js', import './x.js', import('./x.js').
-_IMPORT = re.compile(r"""\b(?:from|import)\s*\(?\s*(["'])\./([^"']+)\1""")
+# A module's dynamic import as built: import("./x.js?v=...") (viewer/src/build.mjs).
+_IMPORT = re.compile(r"""\bimport\(\s*(["'])\./([^"'?]+)(?:\?v=[0-9a-f]+)?\1""")
 
 
 def viewer_modules() -> set[str]:
-    """The files viewer.js reaches by its imports and theirs (p2p.js and P2P Media Loader's included)."""
+    """The files viewer.min.js imports, and theirs (p2p.min.js with P2P on, watching.min.js)."""
     found: set[str] = set()
-    todo = ["viewer.js"]
+    todo = ["viewer.min.js"]
     while todo:
         for m in _IMPORT.finditer((VIEWER / todo.pop()).read_text()):
             if m.group(2) not in found:
@@ -318,7 +463,7 @@ def viewer_modules() -> set[str]:
 
 def test_every_module_the_viewer_imports_exists_and_is_routed() -> None:
     modules = viewer_modules()
-    assert {"player.js", "stats.js", "p2p.js", "p2p-media-loader-core.es.min.js"} <= modules, modules
+    assert modules == {"p2p.min.js", "watching.min.js"}, modules
     for name in sorted(modules):
         assert (VIEWER / name).is_file(), name
         assert route(f"/{name}") == SERVICE, f"{name}: add it to the viewer's files in cloudflared.yml.example"
@@ -363,6 +508,21 @@ def test_promtool_accepts_the_config_and_the_rules() -> None:
     assert config.returncode == 0, config.stdout + config.stderr
 
 
+# -- nginx ---------------------------------------------------------------------------------------------
+
+
+def test_every_nginx_file_is_checked_by_nginx_t() -> None:
+    """nginx reads a shipped nginx file only with its documented paths replaced (they name this machine's
+    folders), so `nginx -t` runs on each in the test named here, on the file so rendered; a new one must
+    be added here with its own."""
+    checked = {"nginx-cache.conf": ("tests/test_nginx_cache.py", "def test_nginx_accepts_the_shipped_config"),
+               "nginx-proxy.conf": ("tests/test_reverse_proxy.py", "def test_nginx_accepts_the_shipped_proxy_config")}
+    found = {p.relative_to(DEPLOY).as_posix() for p in DEPLOY.rglob("*") if p.is_file() and "nginx" in p.name}
+    assert found == set(checked), "an nginx file without its nginx -t test: add one and name it here"
+    for test, function in checked.values():
+        assert function in (ROOT / test).read_text(), test
+
+
 # -- R2 and settings -----------------------------------------------------------------------------
 
 
@@ -387,6 +547,12 @@ def test_env_example_documents_every_setting_and_loads(tmp_path: Path) -> None:
     values.update(HLS_DIR=str(tmp_path), STATE_DIR=str(tmp_path / "state"))
     settings = load_settings(environ=values)
     assert settings.s3_region == "auto" and settings.r2_key_prefix == "live" and settings.port == 3000
+    # Read as the service reads it (--env-file), every line taken and none looking like a misspelt key.
+    copy = tmp_path / "env"
+    copy.write_text(text.replace("HLS_DIR=/home/owncast/owncast/data/hls", f"HLS_DIR={tmp_path}")
+                    .replace("STATE_DIR=/var/lib/hls-broadcaster", f"STATE_DIR={tmp_path / 'state'}"))
+    assert load_settings(environ={}, env_file=copy) == settings
+    assert lookalike_keys(environ={}, env_file=copy) == []
 
 
 # -- the vendored player -------------------------------------------------------------------------

@@ -148,3 +148,167 @@ def test_the_index_lists_every_doc() -> None:
     pages = [p.relative_to(DOCS).as_posix() for p in DOC_FILES]
     unlisted = [p for p in pages if p not in ("README.md", "index.md") and f"]({p})" not in index]
     assert not unlisted, f"docs/README.md does not link {unlisted}"
+
+
+# -- the facts that drift between the docs, the deploy files and the code (issue 47) ----------------------
+
+# What an operator reads and copies: the README, the docs' pages, the deploy files and the tunnel example,
+# and the tracker's own comments on how to install it.
+OPERATOR_TEXT = sorted({ROOT / "README.md", ROOT / "cloudflared.yml.example", *DOC_FILES,
+                        *(p for p in (ROOT / "deploy").rglob("*") if p.is_file()),
+                        *(ROOT / "broadcaster" / "tracker").glob("*.?js")})
+
+
+def operator_lines() -> Iterator[tuple[str, int, str]]:
+    for path in OPERATOR_TEXT:
+        for lineno, line in enumerate(_read(path).splitlines(), 1):
+            yield str(path.relative_to(ROOT)), lineno, line
+
+
+def alert_names() -> list[str]:
+    import yaml
+
+    groups = yaml.safe_load(_read(ROOT / "deploy" / "alerts.yml"))["groups"]
+    return [rule["alert"] for group in groups for rule in group["rules"] if "alert" in rule]
+
+
+def test_the_monitoring_page_lists_every_alert_of_alerts_yml() -> None:
+    table = re.findall(r"^\| `(HlsBroadcaster\w+)` \|", _read(DOCS / "monitoring.md"), re.MULTILINE)
+    assert sorted(table) == sorted(alert_names()) and len(table) == len(set(table)), (
+        f"docs/monitoring.md's table: {len(table)} alerts, deploy/alerts.yml: {len(alert_names())}; "
+        f"only in the table {sorted(set(table) - set(alert_names()))}, only in the file "
+        f"{sorted(set(alert_names()) - set(table))}")
+    counted = [(f, n, int(m.group(1))) for f, n, line in operator_lines()
+               for m in re.finditer(r"\b(\d+) alerts\b", line)]
+    assert all(count == len(alert_names()) for _f, _n, count in counted), counted
+
+
+# A default quoted in prose: `NAME=VALUE` (the default), default `NAME=VALUE`, `NAME` (default VALUE...
+_DEFAULT_AFTER = re.compile(r"`([A-Z][A-Z0-9_]{2,})=([^`]*)` \(the default|default `([A-Z][A-Z0-9_]{2,})=([^`]*)`")
+_DEFAULT_IN = re.compile(r"`([A-Z][A-Z0-9_]{2,})`[^.|\n`]{0,40}?\(default:? `?([^`),;\s]+)`?")
+
+
+def _same(quoted: str, default: str) -> bool:
+    quoted, default = quoted.strip("'\""), default.strip("'\"")
+    try:
+        return float(quoted) == float(default)
+    except ValueError:
+        return quoted.lower() == default.lower()
+
+
+def test_defaults_quoted_in_prose_are_the_code_s() -> None:
+    from broadcaster.settings import SETTINGS
+
+    defaults = {s.name: s.default for s in SETTINGS}
+    found, wrong = 0, []
+    for file, lineno, line in operator_lines():
+        pairs = [(m.group(1) or m.group(3), m.group(2) if m.group(1) else m.group(4))
+                 for m in _DEFAULT_AFTER.finditer(line)]
+        pairs += [(m.group(1), m.group(2)) for m in _DEFAULT_IN.finditer(line)]
+        for name, value in pairs:
+            if name not in defaults or defaults[name] is None:
+                continue
+            found += 1
+            if not _same(value, defaults[name] or ""):
+                wrong.append(f"{file}:{lineno}: {name} default {value!r}, the code's is {defaults[name]!r}")
+    assert found >= 5, "the finder found almost no default quoted in the docs: is it still right?"
+    assert wrong == [], "\n".join(wrong)
+
+
+def test_the_presign_expiry_figure_is_the_code_s() -> None:
+    from broadcaster.settings import load_settings
+
+    life = load_settings(environ={"HLS_DIR": str(ROOT), "S3_ENDPOINT_URL": "https://a.example", "AWS_ACCESS_KEY_ID": "k",
+                                  "AWS_SECRET_ACCESS_KEY": "s", "AWS_BUCKET_NAME": "bucket", "SEGMENT_URLS": "presigned",
+                                  "STATE_DIR": "/nonexistent"}, make_state_dir=False).segment_url_life
+    figures = [(f, n, int(m.group(1))) for f, n, line in operator_lines()
+               for m in re.finditer(r"\b(\d+) s with the defaults", line)]
+    assert figures and all(figure == life for _f, _n, figure in figures), (life, figures)
+
+
+def test_one_metrics_listen_example_and_the_ports_agree() -> None:
+    from broadcaster.cli import build_parser
+    from broadcaster.settings import SETTINGS
+
+    # METRICS_LISTEN=..., or an example of it ("e.g. 127.0.0.1:9464"): a 9xxx port on loopback.
+    texts = [*((f, line) for f, _n, line in operator_lines()), ("settings.py", _read(ROOT / "broadcaster" / "settings.py"))]
+    listens = {(f, m.group(0)) for f, text in texts
+               for m in re.finditer(r"METRICS_LISTEN=[\w.:\[\]]+:\d+|127\.0\.0\.1:9\d{3}\b", text)}
+    assert {where.removeprefix("METRICS_LISTEN=") for _f, where in listens} == {"127.0.0.1:9464"}, listens
+    port = next(s.default for s in SETTINGS if s.name == "PORT")
+    demo = build_parser().parse_args(["demo"]).port
+    tunnel = _read(ROOT / "cloudflared.yml.example")
+    unit = _read(ROOT / "deploy" / "tracker" / "hls-broadcaster-tracker.service")
+    assert str(demo) == port and f"service: http://127.0.0.1:{port}" in tunnel
+    assert f"Environment=TRACKER_SERVICE_URL=http://127.0.0.1:{port}" in unit
+    assert f'"127.0.0.1:{port}"' in _read(ROOT / "deploy" / "prometheus.yml")
+    tracker_port = re.search(r"^Environment=TRACKER_PORT=(\d+)$", unit, re.MULTILINE)
+    assert tracker_port and f"service: http://127.0.0.1:{tracker_port.group(1)}" in tunnel
+
+
+def _command(line: str) -> str:
+    """A shell line as written in a doc, a comment or a code block: its prompt, comment mark and sudo off."""
+    line = re.sub(r"^\s*(?:#|//)?\s*(?:\d+\.\s+)?", "", line).strip().strip("`")
+    return re.sub(r"\s+#.*$", "", line).removeprefix("sudo ").strip()
+
+
+def test_one_useradd_per_user_and_one_tracker_install() -> None:
+    useradds: dict[str, set[str]] = {}
+    npm: set[str] = set()
+    copies: set[str] = set()
+    for _f, _n, line in operator_lines():
+        command = _command(line)
+        if command.startswith("useradd "):
+            useradds.setdefault(command.split()[-1], set()).add(command)
+        for m in re.finditer(r"npm (?:ci|install)\b[^`#;&|)]*", line):
+            npm.add(m.group(0).strip())
+        if "broadcaster/tracker/{" in line:
+            copies.add(command)
+    assert set(useradds) == {"hls-broadcaster", "hls-tracker"}, useradds
+    assert all(len(forms) == 1 for forms in useradds.values()), useradds
+    assert npm == {"npm ci --ignore-scripts --omit=dev"}, npm
+    assert len(copies) == 1, copies
+
+
+ENV_FILE = "/etc/hls-broadcaster/env"
+CHECK = f"-u hls-broadcaster /opt/hls-broadcaster/venv/bin/hls-broadcaster --env-file {ENV_FILE} check"
+
+
+def test_one_story_for_the_env_file() -> None:
+    """Owned by root, group hls-broadcaster, 0640; read by the service itself (--env-file) under systemd,
+    pm2 and check alike; check run as the service's user; never sourced by a shell or EnvironmentFile=."""
+    installs, checks, wrong = set(), set(), []
+    for file, lineno, line in operator_lines():
+        command = _command(line)
+        if command.startswith("install ") and command.endswith(ENV_FILE):
+            installs.add(command)
+        if re.search(r"hls-broadcaster\S* .*\bcheck\b", command) and "/opt/" in command:
+            checks.add(command)
+        if re.search(r"\. /etc/hls-broadcaster/env|^EnvironmentFile=|set -a", line):
+            wrong.append(f"{file}:{lineno}: {line.strip()}")
+        if ENV_FILE in line and re.search(r"\b0?600\b", line):
+            wrong.append(f"{file}:{lineno}: {line.strip()}")
+    assert installs == {f"install -m 0640 -o root -g hls-broadcaster deploy/env.example {ENV_FILE}"}, installs
+    assert checks == {CHECK}, checks
+    assert wrong == [], "\n".join(wrong)
+    unit = _read(ROOT / "deploy" / "hls-broadcaster.service")
+    assert f"ExecStart=/opt/hls-broadcaster/venv/bin/hls-broadcaster --env-file {ENV_FILE} run" in unit
+    assert f'"--env-file", envFile, "run"' in _read(ROOT / "deploy" / "ecosystem.config.js")
+    assert f'const envFile = process.env.HLS_BROADCASTER_ENV_FILE || "{ENV_FILE}";' in _read(
+        ROOT / "deploy" / "ecosystem.config.js")
+
+
+# Not shown whole: the alerts' unit tests (promtool's input), and the dashboard (Grafana imports it: 1000s
+# of lines of JSON no one reads on a page).
+NOT_INCLUDED = {"deploy/alerts.test.yml", "deploy/grafana-dashboard.json"}
+
+
+def test_the_site_shows_every_file_an_operator_copies_as_it_is() -> None:
+    """The pages include the files themselves ({literalinclude} or {include}): what they show cannot drift
+    from what ships."""
+    included = {(doc.parent / m.group(1)).resolve() for doc in DOC_FILES
+                for m in re.finditer(r"^```\{(?:literal)?include\} (\S+)$", _read(doc), re.MULTILINE)}
+    shipped = {ROOT / "cloudflared.yml.example", *(p for p in (ROOT / "deploy").rglob("*") if p.is_file())}
+    missing = sorted(str(p.relative_to(ROOT)) for p in shipped
+                     if p.resolve() not in included and str(p.relative_to(ROOT)) not in NOT_INCLUDED)
+    assert missing == [], f"deploy files no page of the site includes: {missing}"

@@ -16,6 +16,7 @@ import pytest
 
 from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.demo.ffmpeg import ffmpeg_exe
+from broadcaster.demo.recordings import Recordings
 from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.browser import launch_chromium, needs_chromium, open_viewer, watch
 from tests.support.hls_checker import VariantSetChecker, check_master
@@ -36,8 +37,8 @@ class Edge:
 
 
 @pytest.fixture
-async def edge(tmp_path: Path, seaweed: SeaweedS3) -> AsyncIterator[Edge]:
-    async with OwncastEmulator(tmp_path / "hls", segment_seconds=1) as owncast:
+async def edge(tmp_path: Path, recordings: Recordings, seaweed: SeaweedS3) -> AsyncIterator[Edge]:
+    async with OwncastEmulator(tmp_path / "hls", segment_seconds=1, recordings=recordings) as owncast:
         env = service_env(tmp_path / "hls", seaweed, tmp_path / "state", WINDOW_SECONDS="6", PUBLISH_PLAYLISTS="true")
         async with ServiceProcess(env, tmp_path / "service") as service:
             yield Edge(seaweed, owncast, service)

@@ -8,30 +8,24 @@ import os
 import re
 import shutil
 import signal
+import subprocess
 import sys
 import textwrap
-from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
 import pytest
 from yarl import URL
 
-from broadcaster.demo.emulator import LATENCY_LEVELS, EmulatorError, OwncastEmulator, Variant, ffmpeg_command
+from broadcaster.demo.emulator import (LATENCY_LEVELS, EmulatorError, OwncastEmulator, Recordings, Variant,
+                                      ffmpeg_command)
+from broadcaster.demo.ffmpeg import ffmpeg_exe
 from tests.support.processes import alive
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.integration
 
 TS_PACKET = 188
-
-
-async def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 def media_entries(text: str) -> list[tuple[float, str | None, str]]:
@@ -120,7 +114,7 @@ async def test_slow_writes_expose_partial_files(tmp_path: Path) -> None:
             truncated_playlist |= bool(text) and not text.endswith("\n")
             return bool(grew) and truncated_playlist
 
-        await wait_until(check, 20, "a growing segment and a truncated playlist")
+        await until(check, "a growing segment and a truncated playlist", 20, every=0.05)
         await owncast.wait_for_segments(0, 2, timeout=20)  # ffmpeg keeps up despite the slow writes
 
 
@@ -189,8 +183,8 @@ async def test_cleanup_keeps_newest_segments(tmp_path: Path) -> None:
             names = owncast.listed_segments(0)
             return segment_number(names[-1]) if names else -1
 
-        await wait_until(lambda: newest_listed() >= 6, 30, "segment 6 to be listed")
-        await wait_until(lambda: not (vdir / f"stream-{owncast.shortid}-0.ts").exists(), 5, "cleanup")
+        await until(lambda: newest_listed() >= 6, "segment 6 to be listed", 30, every=0.05)
+        await until(lambda: not (vdir / f"stream-{owncast.shortid}-0.ts").exists(), "cleanup", 5, every=0.05)
         await owncast.stop_stream(offline=False)
         owncast.cleanup_old_segments()
         kept = sorted(segment_number(p.name) for p in vdir.glob("*.ts"))
@@ -272,7 +266,7 @@ async def test_ffmpeg_dies_with_a_killed_python(tmp_path: Path) -> None:
     pids = [int(word) for word in out.split()]
     assert len(pids) == 3
     try:
-        await wait_until(lambda: not any(alive(pid) for pid in pids), 5, f"ffmpegs {pids} to die")
+        await until(lambda: not any(alive(pid) for pid in pids), f"ffmpegs {pids} to die", 5, every=0.05)
     finally:
         for pid in pids:
             if alive(pid):
@@ -377,7 +371,7 @@ async def test_passthrough_copies_irregular_keyframes(tmp_path: Path) -> None:
         await owncast.start()
         pids = [owncast.ffmpeg_pid, owncast.source_pid]
         assert all(pid is not None and alive(pid) for pid in pids)
-        await wait_until(watch, 30, "three copied segments")
+        await until(watch, "three copied segments", 30, every=0.05)
         assert not master_before_variants
         durations = [d for d, _, _ in media_entries(copied.read_text())]
         assert [round(d, 1) for d in durations[:3]] == [1.0, 3.0, 2.0]
@@ -413,4 +407,52 @@ async def test_configure_applies_at_restart(tmp_path: Path) -> None:
             text = owncast.variant_playlist(variant).read_text()
             assert target_duration(text) == 2
             assert [round(d, 1) for d, _, _ in media_entries(text)] == [2.0] * len(names)
-        await wait_until(owncast.master_playlist.exists, 10, "the multivariant playlist")
+        await until(owncast.master_playlist.exists, "the multivariant playlist", 10, every=0.05)
+
+
+# -- the transcoder's encoding replayed (broadcaster/demo/recordings.py) ---------------------------------
+
+
+def stream_lines(segment: Path) -> list[str]:
+    """What ffmpeg finds in a segment: its streams (codec, profile, size, rate, layout), figures that
+    vary between runs (bitrates, the first timestamp to the microsecond) left out."""
+    done = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", str(segment)], capture_output=True, text=True,
+                          timeout=60)
+    found = [re.sub(r"\[0x[0-9a-f]+\]|, \d+ kb/s|\d+(\.\d+)? tbr, |, start [\d.]+", "", line.strip())
+             for line in done.stderr.splitlines() if line.strip().startswith("Stream #")]
+    assert found, done.stderr
+    return found
+
+
+def playlist_shape(text: str) -> list[str]:
+    """A playlist's lines with what differs between two runs (names, dates, sequence numbers, measured
+    bandwidths) replaced by placeholders."""
+    text = re.sub(r"stream-[\w-]+-\d+\.ts", "<segment>", text)
+    text = re.sub(r"(PROGRAM-DATE-TIME:|MEDIA-SEQUENCE:|BANDWIDTH=)[^,\n]+", r"\1<n>", text)
+    return text.splitlines()
+
+
+async def test_a_replayed_stream_is_written_as_a_live_one(tmp_path: Path) -> None:
+    """The same streams in each segment, the same playlists and master but for names, dates and measured
+    bandwidths, the segments cut as long; the encoding made once for both replays."""
+    recordings = Recordings(tmp_path / "recordings")
+    async with (OwncastEmulator(tmp_path / "live") as live,
+                OwncastEmulator(tmp_path / "replay", recordings=recordings) as replay,
+                OwncastEmulator(tmp_path / "again", recordings=recordings) as again):
+        assert (live.replaying, replay.replaying, again.replaying) == (False, True, True)
+        assert recordings.made == 1  # the second replay found it made
+        for emulator in (live, replay):
+            for v in (0, 1):
+                await emulator.wait_for_segments(v, 4, timeout=60)
+        for v in (0, 1):
+            shapes = [playlist_shape(e.variant_playlist(v).read_text())[:12] for e in (live, replay)]
+            assert shapes[0] == shapes[1], shapes
+            segments = [e.variant_dir(v) / e.listed_segments(v)[1] for e in (live, replay)]
+            assert stream_lines(segments[0]) == stream_lines(segments[1])
+        masters = [e.master_playlist.read_text() for e in (live, replay)]
+        assert playlist_shape(masters[0]) == playlist_shape(masters[1])  # BANDWIDTH: the live one's from its
+        # encoder's settings, the replay's measured from the recording (as Owncast's own is, by ffmpeg)
+        pid = replay.ffmpeg_pid
+        await replay.stop_stream()  # SIGTERM: the muxer ends its segment and playlist, then the offline tail
+        assert pid is not None and not alive(pid)
+        assert replay.variant_playlist(0).read_text().endswith("offline.ts\n#EXT-X-ENDLIST\n")

@@ -367,6 +367,42 @@ async def test_streams_beyond_the_cap_get_503_with_retry_after(make_client: Make
     await open_stream(client)
 
 
+async def test_one_client_holds_at_most_an_eighth_of_the_streams(aiohttp_client: AiohttpClient) -> None:
+    """Issue 50, P3b: one client could hold all 1,000 /live/events slots. Now one client address (the
+    key of the held requests' cap: here named by the tunnel's CF-Connecting-IP) holds at most an eighth
+    of them, counted as hls_broadcaster_connections_rejected_total{reason="events_per_client"}; other
+    clients still get theirs, and a closed stream gives its slot back."""
+    from prometheus_client import CollectorRegistry
+
+    from broadcaster.http import PlaylistOptions
+    from broadcaster.metrics import ConnectionMetrics
+
+    hub = EventHub(max_streams=32, ping_interval=0.05)
+    registry = CollectorRegistry()
+    app = create_app(NoPlaylists(), Healthy(), Metrics(), events=LiveEvents(hub),
+                     playlist_options=PlaylistOptions(trust_cf_connecting_ip=True),
+                     connection_metrics=ConnectionMetrics(registry))
+    client = await aiohttp_client(app)
+    one = {"CF-Connecting-IP": "203.0.113.7"}
+    try:
+        mine = [await open_stream(client, headers=one) for _ in range(4)]
+        refused = await client.get(PATH, headers=one)
+        assert refused.status == 503 and int(refused.headers["Retry-After"]) > 0
+        assert registry.get_sample_value("hls_broadcaster_connections_rejected_total",
+                                         {"reason": "events_per_client"}) == 1
+        # Another address, and an IPv6 client (its /64 counted once), still get streams.
+        others = [await open_stream(client, headers={"CF-Connecting-IP": address})
+                  for address in ("198.51.100.1", "2001:db8:1:2::1", "2001:db8:1:2::2")]
+        assert hub.streams == 7
+        mine[0].response.close()
+        await until(lambda: hub.streams == 6, "the server to notice the closed stream (at its next ping)")
+        await open_stream(client, headers=one)
+        for reader in mine + others:
+            reader.response.close()
+    finally:
+        hub.close()
+
+
 async def test_head_answers_the_headers_without_holding_a_stream(make_client: MakeClient) -> None:
     hub, client = await make_client()
     async with client.head(PATH) as response:

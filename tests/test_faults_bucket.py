@@ -5,7 +5,6 @@ the whole stream; and /metrics can live on a listener of its own."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import pytest
 
 from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.demo.ffmpeg import ffmpeg_exe
+from broadcaster.demo.ports import kept_port
 from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.hls_checker import MediaPlaylistChecker
@@ -168,9 +168,8 @@ async def test_kept_stream_gets_a_vod_playlist_and_nothing_is_deleted(
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port for the service to bind, reserved on this machine (broadcaster/demo/ports.py)."""
+    return kept_port()
 
 
 async def test_metrics_on_a_listener_of_their_own(tmp_path: Path, seaweed: SeaweedS3) -> None:

@@ -298,7 +298,7 @@ async def test_symlinks_in_the_viewer_folder_do_not_lead_out(tmp_path: Path, svc
     (viewer / "unhide.txt").symlink_to(viewer / ".hidden")
     (viewer / "outside").symlink_to(root / "outside", target_is_directory=True)
     (viewer / "loop").symlink_to(viewer / "loop")
-    (viewer / "alias.js").symlink_to(viewer / "viewer.js")  # inside the folder: fine
+    (viewer / "alias.js").symlink_to(viewer / "viewer.min.js")  # inside the folder: fine
     (tmp_path / "hls").mkdir()
     env = service_env(tmp_path / "hls", svc.s3, tmp_path / "state", R2_KEY_PREFIX="viewer-copy")
     env["PYTHONPATH"] = ""  # `python -m broadcaster` from `root` imports the copy (the cwd comes first)
@@ -308,7 +308,7 @@ async def test_symlinks_in_the_viewer_folder_do_not_lead_out(tmp_path: Path, svc
         assert url.host is not None and url.port is not None
         copy = Served(other, url.host, url.port, svc.http, b"", b"", svc.s3)
         async with svc.http.get(f"{other.url}/alias.js") as r:
-            assert r.status == 200 and await r.read() == (viewer / "viewer.js").read_bytes()
+            assert r.status == 200 and await r.read() == (viewer / "viewer.min.js").read_bytes()
         await traverse(copy)
         assert await other.stop() == 0
     assert other.problems() == [], "\n".join(other.problems())

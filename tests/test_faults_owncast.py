@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -16,17 +17,21 @@ from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.hls_checker import VariantSetChecker
 from tests.support.observe import Observed, poll
+from tests.support.waiting import until
 from tests.support.whole import assert_whole
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
 
-async def until(http: aiohttp.ClientSession, service: ServiceProcess, oc: OwncastEmulator, seen: Observed,
-                done: object, timeout: float = 30) -> None:
-    async with asyncio.timeout(timeout):
-        while not done():  # type: ignore[operator]
-            await poll(http, service.url, oc, seen)
-            await asyncio.sleep(0.1)
+async def seen_until(http: aiohttp.ClientSession, service: ServiceProcess, oc: OwncastEmulator, seen: Observed,
+                     done: Callable[[], bool], timeout: float = 30) -> None:
+    """Until `done()`, with what the service and Owncast list looked at before each check."""
+    async def polled() -> bool:
+        await poll(http, service.url, oc, seen)
+        return done()
+
+    await until(polled, "the stream seen as the test needs", timeout, every=0.1,
+                detail=lambda: {v: len(n) for v, n in seen.ours.items()})
 
 
 async def text(http: aiohttp.ClientSession, url: str) -> str:
@@ -53,13 +58,13 @@ async def test_restart_offline_wipe_idle_and_back(tmp_path: Path, seaweed: Seawe
     env = service_env(hls, seaweed, tmp_path / "state", WINDOW_SECONDS="5")
     seen = Observed(checker=VariantSetChecker(allow_resume_after_endlist=True))
     async with aiohttp.ClientSession() as http, ServiceProcess(env, tmp_path) as service:
-        await until(http, service, owncast, seen, lambda: min(map(len, seen.ours.values())) >= 4)
+        await seen_until(http, service, owncast, seen, lambda: min(map(len, seen.ours.values())) >= 4)
 
         # 1. Owncast's transcoder restarts with no goodbye (crash): folder wiped, new id, numbers from 0.
         first_id = owncast.shortid
         before = max(seen.ours[0])
         await owncast.restart_stream()
-        await until(http, service, owncast, seen,
+        await seen_until(http, service, owncast, seen,
                     lambda: any(owncast.shortid in uri for uri, _ in seen.ours[0].values()) and
                     any(owncast.shortid in uri for uri, _ in seen.ours[1].values()))
         playlist = await text(http, f"{service.url}/live/playlist.m3u8")
@@ -78,7 +83,7 @@ async def test_restart_offline_wipe_idle_and_back(tmp_path: Path, seaweed: Seawe
 
         # 2. The broadcaster disconnects: Owncast's offline tail; our playlists end.
         await owncast.stop_stream(offline=True)
-        await until(http, service, owncast, seen, lambda: seen.ended == {0, 1})
+        await seen_until(http, service, owncast, seen, lambda: seen.ended == {0, 1})
         async with http.get(f"{service.url}/health") as r:
             health = await r.json()
         assert r.status == 200 and health["stream"] == "ended"
@@ -97,7 +102,7 @@ async def test_restart_offline_wipe_idle_and_back(tmp_path: Path, seaweed: Seawe
         # 4. The stream comes back: the same playlists continue after a discontinuity.
         seen.ended.clear()
         await owncast.restart_stream()
-        await until(http, service, owncast, seen,
+        await seen_until(http, service, owncast, seen,
                     lambda: sum(owncast.shortid in u for u, _ in seen.ours[0].values()) >= 3)
         back = await text(http, f"{service.url}/live/playlist.m3u8")
         assert "#EXT-X-ENDLIST" not in back and "#EXT-X-DISCONTINUITY" in back

@@ -16,12 +16,14 @@ import pytest
 import re
 from collections import Counter
 
+from broadcaster.demo.recordings import Recordings
 from broadcaster.playlist import hls
 from broadcaster.demo.emulator import LateTails, Ledger, OwncastEmulator
 from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.observe import Observed, poll
 from tests.support.disks import TmpfsDisk, small_tmpfs
+from tests.support.waiting import until
 from tests.support.whole import assert_whole
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
@@ -94,7 +96,7 @@ class _Versions(Observed):
 _GAP = re.compile(r"segments (\d+)\.\.(\d+) of run \d+ were never seen")
 
 
-async def test_kill_9_at_random_points_with_healthy_saves_loses_nothing(tmp_path: Path, seaweed: SeaweedS3) -> None:
+async def test_kill_9_at_random_points_with_healthy_saves_loses_nothing(tmp_path: Path, recordings: Recordings, seaweed: SeaweedS3) -> None:
     """Issue 32: kill -9 (as an OOM kill, a power cut or a watchdog does) at random points of a stream,
     three times, each restart at once on the same STATE_DIR: every segment Owncast listed is listed
     once, in order, under consecutive numbers, with no discontinuity, and one checker sees every
@@ -104,7 +106,7 @@ async def test_kill_9_at_random_points_with_healthy_saves_loses_nothing(tmp_path
     Issue 39: every segment's last bytes reach Owncast's disk only after its playlist names it
     (LateTails), and every segment listed is, in the bucket, the file Owncast finished writing."""
     rng = random.Random(int(os.environ.get("KILL_SEED", "3201")))
-    owncast = OwncastEmulator(tmp_path / "hls", list_size=30, ledger=Ledger())
+    owncast = OwncastEmulator(tmp_path / "hls", list_size=30, ledger=Ledger(), recordings=recordings)
     owncast.late_tails = LateTails()
     async with owncast:
         await _kill_9_three_times(tmp_path, seaweed, owncast, rng)
@@ -188,10 +190,12 @@ async def _owncast_writes(owncast: OwncastEmulator, count: int) -> None:
 async def _until_ended(http: aiohttp.ClientSession, service: ServiceProcess, owncast: OwncastEmulator,
                        seen: Observed) -> None:
     await owncast.stop_stream(offline=True)
-    async with asyncio.timeout(20):
-        while seen.ended != {0, 1}:
-            await poll(http, service.url, owncast, seen)
-            await asyncio.sleep(0.1)
+
+    async def ended() -> bool:
+        await poll(http, service.url, owncast, seen)
+        return seen.ended == {0, 1}
+
+    await until(ended, "both playlists ended", 20, every=0.1)
 
 
 @pytest.mark.parametrize("content", [b"{not json", b'{"format": "something-else"}', b'{"format": "hls-broadcaster/state", "version": 1, "variants": 7}'],

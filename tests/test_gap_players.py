@@ -47,206 +47,26 @@ C works in hls.js too (no fatal error), at the cost of three non-fatal error eve
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import subprocess
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 
 from broadcaster.demo.ffmpeg import ffmpeg_exe
+from tests.support.browser import needs_chromium
+from tests.support.gap_players import FPS, FfmpegRun, HlsJsRun, observe
 from tests.support.gap_server import FIRST_LISTED, LOST, SCENARIOS, GapServer, entries, render, segment_name
-
-CHROMIUM = "/usr/bin/chromium"
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.browser,
     pytest.mark.xdist_group("gap_players"),  # one worker plays the module's fixture once (scripts/test)
-    pytest.mark.skipif(
-        not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (scripts/test installs it)"
-    ),
+    needs_chromium,
 ]
 
 SEGMENTS = 12
-FPS = 30
-PLAYER_TIMEOUT = 40.0  # a stuck player is caught by the page's own watchdog long before this
-
-
-# -- the players -----------------------------------------------------------------------------------
-
-
-@dataclass
-class FfmpegRun:
-    exit_code: int
-    log: list[str]  # every line it printed at warning level or above
-    frames: int  # video frames read (with -c copy: demuxed, not decoded)
-    out_time: float  # seconds, the last output timestamp
-    asked: list[tuple[str, int]]
-
-    @property
-    def seconds(self) -> float:
-        return self.frames / FPS
-
-    @property
-    def warnings(self) -> list[str]:
-        return [line for line in self.log if re.search(r"\[(warning|error|fatal|panic)\] ", line)]
-
-
-@dataclass
-class HlsJsRun:
-    log: dict[str, Any]  # window.gapLog
-    current_time: float
-    duration: float
-    played: list[tuple[float, float]]
-    asked: list[tuple[str, int]]
-
-    @property
-    def errors(self) -> list[dict[str, Any]]:
-        return list(self.log["errors"])
-
-    @property
-    def fatal(self) -> list[dict[str, Any]]:
-        return [e for e in self.errors if e["fatal"]]
-
-    def waited_ms(self, start: float, end: float) -> int | None:
-        """Wall time from the first 'waiting' with currentTime in [start, end) to 'playing' at >= end."""
-        waited = None
-        for kind, t, ms in self.log["media"]:
-            if waited is None and kind == "waiting" and start <= t < end:
-                waited = ms
-            elif waited is not None and kind == "playing" and t >= end:
-                return int(ms - waited)
-        return None
-
-
-async def _run_ffmpeg(exe: str, base: str, scenario: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        exe,
-        "-hide_banner",
-        "-nostdin",
-        "-loglevel",
-        "level+warning",
-        "-nostats",
-        "-progress",
-        "pipe:1",
-        "-i",
-        f"{base}/p/{scenario}/ffmpeg/index.m3u8",
-        "-c",
-        "copy",
-        "-f",
-        "null",
-        "-",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), PLAYER_TIMEOUT)
-    except TimeoutError:
-        proc.kill()
-        out, err = await proc.communicate()
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
-
-
-def _progress(out: str, key: str) -> str:
-    values = re.findall(rf"^{key}=(\S+)$", out, re.MULTILINE)
-    return values[-1] if values else "0"
-
-
-async def _run_hlsjs(browser: Any, base: str, scenario: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    from playwright.async_api import TimeoutError as PlaywrightTimeoutError
-
-    context = await browser.new_context()
-    try:
-        page = await context.new_page()
-        await page.goto(f"{base}/player.html?src=/p/{scenario}/hlsjs/index.m3u8")
-        with contextlib.suppress(PlaywrightTimeoutError):  # an observation too: `done` stays false
-            await page.wait_for_function(
-                "() => window.gapLog && window.gapLog.done", timeout=PLAYER_TIMEOUT * 1000
-            )
-        log = await page.evaluate("() => JSON.parse(JSON.stringify(window.gapLog))")
-        video = await page.evaluate(
-            """() => {
-                const v = document.getElementById('v');
-                const played = [];
-                for (let i = 0; i < v.played.length; i++) played.push([v.played.start(i), v.played.end(i)]);
-                return { currentTime: v.currentTime, duration: v.duration, played };
-            }"""
-        )
-        return log, video
-    finally:
-        await context.close()
-
-
-async def _bounded_hlsjs(browser: Any, base: str, scenario: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """One page, bounded as a whole: a renderer that stops answering fails its scenario by name instead
-    of holding the module until pytest's timeout."""
-    try:
-        return await asyncio.wait_for(_run_hlsjs(browser, base, scenario), PLAYER_TIMEOUT + 30)
-    except TimeoutError:
-        raise AssertionError(
-            f"{scenario}: the hls.js page stopped answering within {PLAYER_TIMEOUT + 30:.0f} s") from None
-
-
-async def _observe(server: GapServer) -> tuple[dict[str, FfmpegRun], dict[str, HlsJsRun]]:
-    from playwright.async_api import async_playwright
-
-    runner = web.AppRunner(server.app(), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    base = f"http://{host}:{port}"
-    exe = ffmpeg_exe()
-    try:
-        async with async_playwright() as pw:
-            browser = await pw.chromium.launch(
-                executable_path=CHROMIUM,
-                args=[
-                    "--headless",
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-quic",
-                    "--no-first-run",
-                    "--disable-background-networking",
-                    "--disable-component-update",
-                    "--disable-sync",
-                    "--autoplay-policy=no-user-gesture-required",
-                ],
-            )
-            try:
-                ffmpeg_runs, hlsjs_runs = await asyncio.gather(
-                    asyncio.gather(*(_run_ffmpeg(exe, base, s) for s in SCENARIOS)),
-                    asyncio.gather(*(_bounded_hlsjs(browser, base, s) for s in SCENARIOS)),
-                )
-            finally:
-                await browser.close()
-    finally:
-        await runner.cleanup()
-
-    ffmpeg: dict[str, FfmpegRun] = {}
-    for scenario, (code, out, err) in zip(SCENARIOS, ffmpeg_runs):
-        ffmpeg[scenario] = FfmpegRun(
-            exit_code=code,
-            log=[line for line in err.splitlines() if line.strip()],
-            frames=int(_progress(out, "frame")),
-            out_time=int(_progress(out, "out_time_us").lstrip("-") or 0) / 1e6,
-            asked=server.asked(scenario, "ffmpeg"),
-        )
-    hlsjs: dict[str, HlsJsRun] = {}
-    for scenario, (log, video) in zip(SCENARIOS, hlsjs_runs):
-        hlsjs[scenario] = HlsJsRun(
-            log=log,
-            current_time=float(video["currentTime"]),
-            duration=float(video["duration"] or 0),
-            played=[(float(a), float(b)) for a, b in video["played"]],
-            asked=server.asked(scenario, "hlsjs"),
-        )
-    return ffmpeg, hlsjs
 
 
 @dataclass
@@ -330,7 +150,7 @@ def observed(tmp_path_factory: pytest.TempPathFactory) -> Observations:
     assert len(durations) == SEGMENTS and all(abs(d - 1.0) < 0.01 for d in durations), durations
     segments = {segment_name(i): (out / segment_name(i)).read_bytes() for i in range(SEGMENTS)}
     server = GapServer(segments, durations)
-    ffmpeg, hlsjs = asyncio.run(_observe(server))
+    ffmpeg, hlsjs = asyncio.run(observe(server))
     observations = Observations(durations, ffmpeg, hlsjs)
     print(observations.table())
     return observations

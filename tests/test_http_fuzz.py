@@ -31,7 +31,7 @@ Client = TestClient[web.Request, web.Application]
 
 ROUTES = ["/live/master.m3u8", "/live/playlist.m3u8", "/live/0/playlist.m3u8", "/live/1/playlist.m3u8",
           "/live/playlist.m3u8", "/live/0/playlist.m3u8", "/live/1/playlist.m3u8",
-          "/live/7/playlist.m3u8", "/live/events", "/health", "/metrics", "/", "/config.json", "/viewer.js",
+          "/live/7/playlist.m3u8", "/live/events", "/health", "/metrics", "/", "/config.json", "/viewer.min.js",
           "/nothing-here"]
 # The 503s the README documents, told apart by their body.
 DOCUMENTED_503 = ("stream not ready yet", "the stream is not advancing", "too many event streams",

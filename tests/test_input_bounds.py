@@ -348,7 +348,7 @@ def test_real_handle_exhaustion_is_waited_out_in_a_child_process(hls: Path) -> N
 
 
 def test_read_beneath_reads_regular_files_only_and_stays_inside(tmp_path: Path) -> None:
-    from broadcaster.source.hlsdir import Refused, read_beneath
+    from broadcaster.files import Refused, read_beneath
 
     root = tmp_path / "hls"
     (root / "0").mkdir(parents=True)

@@ -26,6 +26,7 @@ import pytest
 from broadcaster.bucket.cleaner import Cleaner
 from broadcaster.bucket.store import S3Store
 from broadcaster.clips.book import socket_path
+from broadcaster.demo.ports import kept_port
 from broadcaster.publish.publisher import Publisher
 from broadcaster.service import Service, StartupError
 from broadcaster.settings import SETTINGS, Address, Settings, load_settings
@@ -41,9 +42,8 @@ Stack = contextlib.ExitStack[bool | None]
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port for the service to bind, reserved on this machine (broadcaster/demo/ports.py)."""
+    return kept_port()
 
 
 @pytest.fixture(scope="module")

@@ -4,13 +4,16 @@ bench/hlsjs_reload.py, not asserted here."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+import aiohttp
 import pytest
 
 from broadcaster.demo.emulator import OwncastEmulator
+from broadcaster.demo.recordings import Recordings
 from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.browser import launch_chromium, needs_chromium, open_viewer, watch
 from tests.support.service_process import ServiceProcess, service_env
@@ -23,23 +26,34 @@ pytestmark = [
 
 
 @pytest.fixture
-async def service(tmp_path: Path, seaweed: SeaweedS3) -> AsyncIterator[ServiceProcess]:
-    async with OwncastEmulator(tmp_path / "hls", segment_seconds=1):
+async def service(tmp_path: Path, recordings: Recordings, seaweed: SeaweedS3) -> AsyncIterator[ServiceProcess]:
+    async with OwncastEmulator(tmp_path / "hls", segment_seconds=1, recordings=recordings):
         env = service_env(tmp_path / "hls", seaweed, tmp_path / "state", WINDOW_SECONDS="9")  # >= 9 target durations
         async with ServiceProcess(env, tmp_path / "service") as svc:
             yield svc
+
+
+async def served(url: str, timeout: float = 30.0) -> None:
+    async with aiohttp.ClientSession() as http, asyncio.timeout(timeout):
+        while True:
+            async with http.get(url) as r:
+                if r.status == 200:
+                    return
+            await asyncio.sleep(0.1)  # polling a condition under the timeout above
 
 
 async def test_hlsjs_blocks_on_the_next_segment_and_takes_delta_updates(service: ServiceProcess) -> None:
     from playwright.async_api import async_playwright
 
     playlist_requests: list[str] = []
+    statuses: list[tuple[str, int]] = []  # every playlist answer: one round trip each, a plain 200
     answers: dict[str, bytes] = {}
     async with async_playwright() as pw:
         browser = await launch_chromium(pw)
         try:
             page = await browser.new_page()
             page.on("request", lambda r: playlist_requests.append(r.url) if "/playlist.m3u8" in r.url else None)
+            page.on("response", lambda r: statuses.append((r.url, r.status)) if ".m3u8" in r.url else None)
 
             async def keep(response: object) -> None:
                 url = response.url  # type: ignore[attr-defined]
@@ -47,6 +61,7 @@ async def test_hlsjs_blocks_on_the_next_segment_and_takes_delta_updates(service:
                     answers[url] = await response.body()  # type: ignore[attr-defined]
 
             page.on("response", keep)
+            await served(f"{service.url}/live/master.m3u8")  # no 503 "not ready" before the stream is listed
             await open_viewer(page, f"{service.url}/")
             # Past the window's length: deltas are offered once the window slides (9 s listed).
             stats = await watch(page, 12, timeout_ms=40_000)
@@ -58,3 +73,4 @@ async def test_hlsjs_blocks_on_the_next_segment_and_takes_delta_updates(service:
     assert [q for q in blocking if q.get("_HLS_skip") == ["YES"]], playlist_requests
     assert any(b"#EXT-X-SKIP:SKIPPED-SEGMENTS=" in body for body in answers.values())
     assert stats["errors"] == [] and stats["originSegments"] == 0
+    assert [a for a in statuses if a[1] != 200] == [], f"{len(statuses)} playlist answers"

@@ -25,13 +25,12 @@ import gzip
 import json
 import os
 import re
-import signal
-import socket
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urljoin
 
 import aiohttp
 import boto3
@@ -40,12 +39,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from broadcaster.demo.ffmpeg import ffmpeg_exe
 from broadcaster.settings import SETTINGS
+from tests.support.nginx import Nginx, needs_nginx
 from tests.support.service_process import ServiceProcess
 from tests.support.owncast_writer import pdt, write_in_place
 
 pytestmark = pytest.mark.integration
 
-NGINX = Path("/usr/sbin/nginx")
 CONF = Path(__file__).resolve().parent.parent / "deploy" / "nginx-cache.conf"
 # The three strings the config's header says to change, as shipped.
 LISTEN = "listen 127.0.0.1:8081 "
@@ -55,7 +54,12 @@ TARGET = 4  # Owncast's 4 s latency level: the service holds a blocking request 
 CONCURRENT = 40  # identical blocking requests
 BUCKET = "live"
 
-needs_nginx = pytest.mark.skipif(not NGINX.exists(), reason="needs Debian's nginx (apt-get install nginx)")
+
+
+def shipped(work: Path, upstream: str) -> Nginx:
+    """nginx running the shipped config in the foreground as this user, everything it writes under
+    `work`, in front of `upstream`."""
+    return Nginx(work, conf=lambda port: render_conf(port, upstream, work))
 
 
 def render_conf(port: int, upstream: str, folder: Path) -> str:
@@ -66,59 +70,6 @@ def render_conf(port: int, upstream: str, folder: Path) -> str:
     return (text.replace(LISTEN, f"listen 127.0.0.1:{port} ")
             .replace(UPSTREAM, f"server {upstream};")
             .replace(FOLDER, str(folder)))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Nginx:
-    """nginx in the foreground as this user, everything it writes under `work`."""
-
-    def __init__(self, work: Path, upstream: str) -> None:
-        self.work = work
-        self.port = free_port()
-        work.mkdir(parents=True, exist_ok=True)
-        self.conf = work / "nginx.conf"
-        self.conf.write_text(render_conf(self.port, upstream, work))
-        self.error_log = work / "error.log"
-        main = f"pid {work / 'nginx.pid'}; error_log {self.error_log} info;"
-        if os.geteuid() == 0:  # else the workers would run as nobody, who cannot enter pytest's tmp folder
-            main += " user root;"
-        self.args = [str(NGINX), "-p", str(work), "-c", str(self.conf), "-g", main]
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def check(self) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*self.args, "-t"], capture_output=True, text=True, timeout=30)
-
-    def start(self, timeout: float = 10.0) -> None:
-        self.proc = subprocess.Popen([*self.args[:-1], self.args[-1] + " daemon off;"],
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"nginx exited with {self.proc.returncode}:\n{self.log()}")
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"nginx is not listening after {timeout} s:\n{self.log()}")
-            time.sleep(0.05)
-
-    def log(self) -> str:
-        return self.error_log.read_text() if self.error_log.exists() else ""
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)  # the master: fast shutdown, workers with it
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 def real_ts_segment(folder: Path, seconds: int) -> bytes:
@@ -224,16 +175,16 @@ async def edge(tmp_path: Path, bucket: str, ts_bytes: bytes) -> AsyncIterator[Ed
                R2_PUBLIC_URL=f"{bucket}/{BUCKET}", PORT="0", STATE_DIR=str(tmp_path / "state"),
                LOG_LEVEL="info")
     async with ServiceProcess(env, tmp_path / "cwd") as service:
-        nginx = Nginx(tmp_path / "nginx", service.url.removeprefix("http://"))
-        await asyncio.to_thread(nginx.start)
+        nginx = shipped(tmp_path / "nginx", service.url.removeprefix("http://"))
+        await nginx.start()
         try:
             async with aiohttp.ClientSession() as http:
                 yield Edge(owncast, service, nginx, http)
         except BaseException:
-            print("--- nginx error log ---", nginx.log(), sep="\n")
+            print("--- nginx error log ---", nginx.error_log(), sep="\n")
             raise
         finally:
-            await asyncio.to_thread(nginx.stop)
+            await nginx.stop()
         assert service.problems() == []
 
 
@@ -304,8 +255,7 @@ async def get(port: int, path: str, host: str = "live.example.com") -> Answer:
 
 @needs_nginx
 def test_nginx_accepts_the_shipped_config(tmp_path: Path) -> None:
-    nginx = Nginx(tmp_path, "127.0.0.1:3000")
-    done = nginx.check()
+    done = shipped(tmp_path, "127.0.0.1:3000").check()
     assert done.returncode == 0, done.stderr
     assert "test is successful" in done.stderr
 
@@ -416,3 +366,27 @@ async def test_content_steering_through_the_cache(edge: Edge) -> None:
     assert all(a.body == edge.owncast.ts for a in answers)
     assert "immutable" in answers[0].headers["cache-control"]
     assert await edge.origin_counts("hls_broadcaster_vm_segment_requests_total") == before + 1
+async def test_other_spellings_through_the_cache_cost_the_service_a_redirect_each(edge: Edge) -> None:
+    """Issue 50, R1c: nginx keys by $request_uri, so every spelling of a playlist URL (`_HLS_%6dsn=`,
+    `pl%61ylist.m3u8`, hex in either case) is a miss that reaches the service: 200 of 200 did, each
+    answered with the whole playlist. Each now gets a 302 of a few hundred bytes (kept by nginx for its
+    max-age like any answer), whose target is the canonical URL every viewer shares."""
+    for _ in range(3):
+        name = edge.owncast.slot()
+    last = await edge.listed_at_origin(name)
+    spellings = [f"/live/0/playlist.m3u8?_HLS_{''.join(f'%{ord(c):02{x}}' for c in 'msn')}={last}"
+                 for x in ("x", "X")]
+    spellings += ["/live/0/pl%61ylist.m3u8", f"/live/0/pl%61ylist.m3u8?_HLS_msn=%3{str(last)[0]}{str(last)[1:]}"]
+    spellings += [f"/live/%30/playlist.m3u8?_HLS_msn={last}", f"/l%69ve/0/playlist.m3u8?_HLS_msn={last}",
+                  f"/live/0/playlist.m3u8?_HLS_msn={last}&_HLS_%73kip=YES", "/live/0/playlist.m3u8?"]
+    before = await edge.origin_requests()
+    answers = [await get(edge.nginx.port, target) for target in spellings]
+    after = await edge.origin_requests()
+    assert [a.status for a in answers] == [302] * len(spellings), [(a.status, len(a.body)) for a in answers]
+    assert all(len(a.body) == 0 for a in answers)
+    reached = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+    assert {k: n for k, n in reached.items() if n} == {"302": len(spellings)}, reached
+    for target, answer in zip(spellings, answers):  # where each points is the one canonical URL
+        location = urljoin(f"http://h{target}", answer.headers["location"]).removeprefix("http://h")
+        assert location in ("/live/0/playlist.m3u8", f"/live/0/playlist.m3u8?_HLS_msn={last}",
+                            f"/live/0/playlist.m3u8?_HLS_msn={last}&_HLS_skip=YES"), (target, location)

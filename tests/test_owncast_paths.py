@@ -27,7 +27,7 @@ from broadcaster.playlist.segments import ListedSegment
 from broadcaster.metrics import Metrics
 from broadcaster.source.owncast import SourceVariant
 from broadcaster.http import create_app
-from broadcaster.http.playlists import canonical_query
+from broadcaster.http.playlists import answered_as_sent, canonical_query
 from tests.support.world import World
 from tests.support.client import PLAIN, get
 from tests.support.fakes import CountingGenerator, FakeHealth, FakePlaylists
@@ -209,8 +209,8 @@ async def test_query_strings_players_add_do_not_matter(served: tuple[World, Test
     (live_media(0), "_HLS_msn={n}&_HLS_part=3", "playlist.m3u8?_HLS_msn={n}"),  # no partial segments
     (live_media(0), "_HLS_msn={n}&_HLS_part=0&_HLS_skip=YES", "playlist.m3u8?_HLS_msn={n}&_HLS_skip=YES"),
     (hls_media(1), "_HLS_msn=000{n}", "stream.m3u8?_HLS_msn={n}"),  # leading zeros
-    (live_media(0), "_HLS_skip=YES&_HLS_msn={n}", "playlist.m3u8?_HLS_msn={n}&_HLS_skip=YES"),  # another order
     (live_media(1), "_HLS_msn={n}&_HLS_skip=v2", "playlist.m3u8?_HLS_msn={n}&_HLS_skip=YES"),  # the same delta
+    (live_media(0), "_HLS_skip=YES&_HLS_msn={n}&_HLS_skip=YES", "playlist.m3u8?_HLS_msn={n}&_HLS_skip=YES"),
 ])
 async def test_a_query_the_service_does_not_use_is_a_small_redirect_to_the_canonical_url(
         served: tuple[World, TestClient[Any, Any]], path: str, query: str, location: str) -> None:
@@ -234,20 +234,118 @@ async def test_a_query_the_service_does_not_use_is_a_small_redirect_to_the_canon
 
 def test_the_canonical_query_keeps_only_the_directives_in_order_one_spelling_each() -> None:
     def canonical(raw: str, blocking: bool = True) -> str | None:
-        return canonical_query(raw, MultiDict(parse_qsl(raw, keep_blank_values=True)), blocking)
+        return canonical_query(MultiDict(parse_qsl(raw, keep_blank_values=True)), blocking)
 
-    assert canonical("_HLS_msn=12") is None and canonical("_HLS_msn=12&_HLS_skip=YES") is None
-    assert canonical("_HLS_skip=YES") is None and canonical("_HLS_msn=0") is None
+    assert canonical("_HLS_msn=12") == "_HLS_msn=12" and canonical("_HLS_skip=YES") == "_HLS_skip=YES"
+    assert canonical("_HLS_msn=12&_HLS_skip=YES") == "_HLS_msn=12&_HLS_skip=YES"
     assert canonical("_HLS_msn=%312") == "_HLS_msn=12"  # a percent-encoded spelling of the same number
     assert canonical("_HLS_msn=012") == canonical("_HLS_msn=00000000000000012") == "_HLS_msn=12"
     assert canonical("_HLS_skip=YES&cachebust=1&_HLS_msn=12") == "_HLS_msn=12&_HLS_skip=YES"  # one order
-    assert canonical("_HLS_skip=YES&_HLS_msn=12&_HLS_part=0") == "_HLS_msn=12&_HLS_skip=YES"  # video.js's
+    assert canonical("_HLS_skip=YES&_HLS_msn=12&_HLS_part=0") == "_HLS_msn=12&_HLS_skip=YES"
     assert canonical("_HLS_msn=12&_HLS_part=0&_HLS_skip=v2") == "_HLS_msn=12&_HLS_skip=YES"
     assert canonical("_HLS_msn=12&_HLS_part=99") == canonical("_HLS_part=1&_HLS_msn=12") == "_HLS_msn=12"
     assert canonical("cachebust=1") == "" and canonical("_HLS_msn=12", blocking=False) == ""
     for bad in ("_HLS_msn=x&v=1", "_HLS_skip=NO&v=1", "_HLS_msn=1&_HLS_part=-1", "_HLS_part=1&v=1",
                 "_HLS_msn=" + "1" * 20):
         assert canonical(bad) is None  # answered 400 as it is, not redirected with its bad value
+
+
+def test_a_valid_set_of_directives_is_answered_as_sent_in_either_order_and_only_as_spelt() -> None:
+    """Issue 47: the order of a valid set needs no redirect; issue 50 (R1c): any other spelling does."""
+    for sent in ("_HLS_msn=12", "_HLS_skip=YES", "_HLS_msn=0", "_HLS_msn=12&_HLS_skip=YES",
+                 "_HLS_skip=YES&_HLS_msn=12"):
+        assert answered_as_sent(sent, True), sent
+        assert not answered_as_sent(sent, False), sent  # blocking reload off: the query is not ours
+    for sent in ("", "_HLS_msn=012", "_HLS_msn=%312", "_HLS_%6dsn=12", "_HLS_msn=12&_HLS_msn=12",
+                 "_HLS_skip=YES&_HLS_skip=YES", "_HLS_skip=v2", "_HLS_skip=yes", "_HLS_skip=Y%45S",
+                 "_hls_msn=12", "_HLS_MSN=12", "_HLS_msn=12&_HLS_part=0", "_HLS_msn=12&", "&_HLS_msn=12",
+                 "_HLS_msn", "_HLS_msn=", "_HLS_msn=12?cachebust=1", "_HLS_msn=12&cachebust=1",
+                 "_HLS_msn=+12", "_HLS_msn=１２", "_HLS_msn=" + "1" * 20, "_HLS_msn=12#x"):
+        assert not answered_as_sent(sent, True), sent
+
+
+@pytest.mark.parametrize(("target", "location"), [
+    # Issue 50, R1c: percent-encoding anywhere is another cache key for the same whole playlist.
+    ("/live/0/playlist.m3u8?_HLS_%6dsn={n}", "playlist.m3u8?_HLS_msn={n}"),
+    ("/live/0/playlist.m3u8?_HLS_%6Dsn={n}&_HLS_skip=YES", "playlist.m3u8?_HLS_msn={n}&_HLS_skip=YES"),
+    ("/live/0/playlist.m3u8?_HLS_msn=%3{n}", None),  # (filled in below: the number's first digit encoded)
+    ("/live/0/playlist.m3u8?_HLS_msn={n}&_HLS_skip=Y%45S", "playlist.m3u8?_HLS_msn={n}&_HLS_skip=YES"),
+    ("/live/0/pl%61ylist.m3u8", "playlist.m3u8"),
+    ("/live/0/pl%61ylist.m3u8?_HLS_msn={n}", "playlist.m3u8?_HLS_msn={n}"),
+    ("/live/pl%61ylist.m3u8", "playlist.m3u8"),
+    ("/live/%30/playlist.m3u8", "../../live/0/playlist.m3u8"),
+    ("/l%69ve/1/playlist.m3u8?_HLS_skip=YES", "../../live/1/playlist.m3u8?_HLS_skip=YES"),
+    ("/live/m%61ster.m3u8", "master.m3u8"),
+    ("/live/master.m3u8?", "master.m3u8"),  # an empty query is another key too
+    ("/live/0/playlist.m3u8?", "playlist.m3u8"),
+    ("/%68ls/stream.m3u8", "../hls/stream.m3u8"),
+    ("/hls/0/stre%61m.m3u8?_HLS_skip=YES&_HLS_msn={n}", "stream.m3u8?_HLS_msn={n}&_HLS_skip=YES"),
+    # Case: a name the service does not use (it is not a directive), so it goes.
+    ("/hls/0/stream.m3u8?_hls_msn={n}", "stream.m3u8"),
+    ("/hls/0/stream.m3u8?_HLS_MSN={n}&_HLS_skip=YES", "stream.m3u8?_HLS_skip=YES"),
+])
+async def test_any_other_spelling_of_a_playlist_url_is_redirected_to_the_canonical_one(
+        served: tuple[World, TestClient[Any, Any]], target: str, location: str | None) -> None:
+    """Issue 50, R1c: the router matches the decoded path and the query is read decoded, so
+    `_HLS_%6dsn=`, `pl%61ylist.m3u8`, `%30/` each reached the playlist with `public, max-age`: a new key
+    per spelling for a cache in front (nginx keys by $request_uri), the whole playlist each time. Now a
+    302 of a few hundred bytes to the canonical URL, which resolves (relative, so under a path prefix
+    too) to an answer with no second redirect. Sent byte for byte, as an attacker would."""
+    world, client = served
+    n = last(world)
+    if location is None:
+        target = target.replace("%3{n}", f"%3{str(n)[0]}{str(n)[1:]}")
+        location = "playlist.m3u8?_HLS_msn={n}"
+    target, location = target.replace("{n}", str(n)), location.replace("{n}", str(n))
+    status, headers, body = await raw_get(client, target)
+    assert (status, headers.get("location"), body) == (302, location, b""), target
+    assert headers["cache-control"] == "public, max-age=60" and headers["access-control-allow-origin"] == "*"
+    for prefix in ("", "/tv"):  # the same under a path prefix a proxy strips
+        canonical = urljoin(f"http://h{prefix}{target}", location).removeprefix(f"http://h{prefix}")
+        assert "%" not in canonical and not canonical.endswith("?"), canonical
+        async with client.get(canonical, headers=PLAIN, allow_redirects=False) as r:
+            assert r.status == 200, (target, canonical)  # no second redirect
+
+
+@pytest.mark.parametrize("target", ["/live%2Fplaylist.m3u8", "/live%2F0/playlist.m3u8", "/live/0%2Fplaylist.m3u8",
+                                    "/hls%2Fstream.m3u8", "/live/./playlist.m3u8", "/live/x/../playlist.m3u8",
+                                    "//live/playlist.m3u8", "/live/playlist.m3u8;x", "/Live/playlist.m3u8",
+                                    "/live/Playlist.m3u8", "/live/0/playlist.M3U8", "/HLS/stream.m3u8"])
+async def test_other_paths_that_a_server_might_take_for_a_playlist_are_not_one(
+        served: tuple[World, TestClient[Any, Any]], target: str) -> None:
+    """An encoded slash, dot segments, a doubled slash, a parameter, another case: no playlist (404,
+    `no-cache`), so no cache key holds one."""
+    _, client = served
+    status, headers, _ = await raw_get(client, target)
+    assert (status, headers["cache-control"]) == (404, hls.UNREADY_CACHE_CONTROL), target
+
+
+async def test_an_absolute_form_target_counts_from_its_path(served: tuple[World, TestClient[Any, Any]]) -> None:
+    """`GET http://host/live/0/playlist.m3u8` (as a proxy may send it) is the same URL, not a spelling to
+    redirect (a redirect would point at the URL asked: a loop)."""
+    _, client = served
+    host = f"{client.server.host}:{client.server.port}"
+    for path in (LIVE_MASTER, MASTER, live_media(0), hls_media(1)):
+        status, _, body = await raw_get(client, f"http://{host}{path}")
+        assert status == 200 and body.startswith(b"#EXTM3U"), path
+    status, headers, _ = await raw_get(client, f"http://{host}{live_media(0)}?x=1")
+    assert (status, headers["location"]) == (302, "playlist.m3u8")
+
+
+async def raw_get(client: TestClient[Any, Any], target: str) -> tuple[int, dict[str, str], bytes]:
+    """One GET of `target` exactly as written (no client in between that requotes it)."""
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    try:
+        writer.write(f"GET {target} HTTP/1.1\r\nHost: h\r\nAccept-Encoding: identity\r\n"
+                     "Connection: close\r\n\r\n".encode())
+        async with asyncio.timeout(5):
+            data = await reader.read()
+    finally:
+        writer.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    return int(lines[0].split()[1]), headers, body
 
 
 @pytest.mark.parametrize("query", ["_HLS_msn={n}", "_HLS_msn={n}&_HLS_skip=YES", "_HLS_skip=YES"])
@@ -266,13 +364,13 @@ async def test_ll_hls_queries_as_hlsjs_sends_them_are_answered_at_once(
 
 
 @pytest.mark.parametrize("query", ["_HLS_msn={n}&_HLS_skip=v2", "_HLS_msn={n}&_HLS_part=0",
-                                   "_HLS_msn={n}&_HLS_part=0&_HLS_skip=YES", "_HLS_skip=YES&_HLS_msn={n}",
+                                   "_HLS_msn={n}&_HLS_part=0&_HLS_skip=YES",
                                    "_HLS_skip=YES&_HLS_msn={n}&_HLS_part=0"])
 @pytest.mark.parametrize("path", [hls_media(0), live_media(1)])
 async def test_other_players_forms_are_redirected_once_then_answered(
         served: tuple[World, TestClient[Any, Any]], path: str, query: str) -> None:
-    """video.js (VHS 3.17) puts _HLS_skip first, and a player may send _HLS_part=0 or v2: one redirect
-    of a few hundred bytes (cacheable), then the answer the canonical URL gets."""
+    """A player may send _HLS_part=0 or v2: one redirect of a few hundred bytes (cacheable), then the
+    answer the canonical URL gets."""
     world, client = served
     query = query.replace("{n}", str(last(world)))
     async with asyncio.timeout(2), client.get(f"{path}?{query}", headers=PLAIN, allow_redirects=False) as r:
@@ -283,26 +381,72 @@ async def test_other_players_forms_are_redirected_once_then_answered(
     assert r.status == 200 and (b"#EXT-X-SKIP:SKIPPED-SEGMENTS=" in body) == ("_HLS_skip" in query)
 
 
+SAME_HEADERS = ("Content-Type", "Content-Encoding", "Content-Length", "ETag", "Cache-Control", "Vary",
+                "Access-Control-Allow-Origin", "Access-Control-Expose-Headers", "Server")
+
+
+@pytest.mark.parametrize("encoding", [PLAIN, {"Accept-Encoding": "gzip"}])
+@pytest.mark.parametrize("path", [hls_media(0), live_media(1), "/live/playlist.m3u8"])
+async def test_videojs_order_of_the_directives_is_answered_as_the_canonical_one_without_a_redirect(
+        served: tuple[World, TestClient[Any, Any]], path: str, encoding: dict[str, str]) -> None:
+    """Issue 47: video.js (VHS 3.17, Owncast's player) asks `_HLS_skip=YES&_HLS_msn=N` on every reload.
+    A valid set of directives in another order gets what its canonical form gets: the same status,
+    bytes and headers (so the same caching), at once for a listed number, held for the next one."""
+    world, client = served
+    n = last(world)
+
+    async def get(client: TestClient[Any, Any], url: str, headers: dict[str, str]) -> tuple[int, Any, bytes]:
+        async with client.get(url, headers=headers, allow_redirects=False) as r:  # one round trip
+            return r.status, r.headers, await r.read()
+
+    for msn in (n - 1, n):  # listed: answered at once
+        ours = await get(client, f"{path}?_HLS_skip=YES&_HLS_msn={msn}", encoding)
+        canonical = await get(client, f"{path}?_HLS_msn={msn}&_HLS_skip=YES", encoding)
+        assert ours[0] == canonical[0] == 200 and ours[2] == canonical[2]
+        assert b"#EXT-X-SKIP:SKIPPED-SEGMENTS=" in (gzip.decompress(ours[2]) if encoding != PLAIN else ours[2])
+        assert {h: ours[1].get(h) for h in SAME_HEADERS} == {h: canonical[1].get(h) for h in SAME_HEADERS}
+    # The next number is held until it is listed, in either order, and both get the same answer.
+    held = [asyncio.ensure_future(get(client, f"{path}?{q}", encoding))
+            for q in (f"_HLS_skip=YES&_HLS_msn={n + 1}", f"_HLS_msn={n + 1}&_HLS_skip=YES")]
+    await until(lambda: world.playlists.held_requests == 2, "both held")
+    world.now += 1
+    for v in (0, 1):
+        world.owncast_lists(v, "stream-a-14.ts")
+    async with asyncio.timeout(5):
+        ours, canonical = await asyncio.gather(*held)
+    assert ours[0] == canonical[0] == 200 and ours[2] == canonical[2]
+    assert {h: ours[1].get(h) for h in SAME_HEADERS} == {h: canonical[1].get(h) for h in SAME_HEADERS}
+    assert ours[1]["Cache-Control"] == hls.blocking_cache_control(1)
+
+
 @pytest.mark.parametrize("skip", [False, True])
 @pytest.mark.parametrize("path", [hls_media(0), live_media(1)])
-async def test_a_number_listed_already_is_redirected_to_the_newest(
+async def test_a_number_listed_long_before_is_redirected_to_the_newest(
         served: tuple[World, TestClient[Any, Any]], path: str, skip: bool) -> None:
     """Issue 41, R1b: `_HLS_msn` of any number listed (0 too) is answered at once with the newest
     version (6.2.5.2): each was a URL of its own for the same whole playlist, a cache miss per number.
     Now a small redirect, not kept (it depends on when it is asked), to the newest number's URL, which
-    every viewer's blocking reload shares."""
+    every viewer's blocking reload shares. Issue 47: up to hls.MSN_BEHIND_LIMIT (2) behind the newest,
+    a player slow to ask again gets the answer itself, a plain 200 with the newest version."""
     world, client = served
     n = last(world)
     tail = "&_HLS_skip=YES" if skip else ""
     canonical = await get(client, f"{path}?_HLS_msn={n}{tail}")
     assert canonical[0] == 200
-    for asked in (0, 1, n - 1):
+    for asked in (0, 1, n - 3):
         async with client.get(f"{path}?_HLS_msn={asked}{tail}", headers=PLAIN, allow_redirects=False) as r:
             assert (r.status, await r.read()) == (302, b"")
             assert r.headers["Location"] == f"{path.rsplit('/', 1)[1]}?_HLS_msn={n}{tail}"
             assert r.headers["Cache-Control"] == "no-cache" and r.headers["Access-Control-Allow-Origin"] == "*"
         followed = await get(client, f"{path}?_HLS_msn={asked}{tail}")
         assert followed[0] == 200 and followed[2] == canonical[2]
+    for asked in (n - 2, n - 1):
+        async with client.get(f"{path}?_HLS_msn={asked}{tail}", headers=PLAIN, allow_redirects=False) as r:
+            body = await r.read()
+            assert r.status == 200 and r.headers["Cache-Control"] == canonical[1]["Cache-Control"]
+        assert f"stream-a-{n - 1}.ts".encode() in body or body == canonical[2]  # the newest version
+        if not skip:  # a delta depends on the version the player holds (_HLS_msn - 1); the full one not
+            assert body == canonical[2]
 
 
 # -- blocking reload and delta updates at /hls/ --------------------------------------------------

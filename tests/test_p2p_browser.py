@@ -5,8 +5,10 @@ and every viewer keeps playing; with the tracker unreachable the page plays as w
 off the page asks for no P2P file at all; a viewer that alters the bytes it shares (issue 31)
 changes nothing the others play: they reject its segments, ban it and play the bucket's bytes; peers
 that withhold their "completed" command, announce a larger size or send half an altered segment (issue
-40) get no byte played, no honest peer banned and no extra GET; and a segment the bucket itself serves
-damaged (issue 40, V4) stops the video only for a moment: the page recovers by itself.
+40) get no byte played, no honest peer banned and no extra GET; a peer that never finishes an upload
+(issue 50, V5) is dropped after a few and costs no GET beyond a page without P2P; and a segment the
+bucket itself serves damaged (issue 40, V4) stops the video only for a moment: the page recovers by
+itself.
 
 The bucket's GETs are counted by a pass-through proxy in front of SeaweedFS (R2_PUBLIC_URL points at
 it): what the bucket sees, whatever the browsers cache, per viewer (each browser context names itself
@@ -34,21 +36,16 @@ import pytest_asyncio
 from prometheus_client.parser import text_string_to_metric_families
 
 from broadcaster.demo.seaweed import SeaweedS3
-from broadcaster.demo.tracker import LocalTracker, free_port
-from broadcaster.service import Service
-from broadcaster.settings import DEFAULT_REWIND_SECONDS
-from tests.support.browser import (ALTER_P2P_UPLOADS, HANDED, HOSTILE_MODES, PLAYERS, WEBRTC_ARGS,
+from tests.support.browser import (ALTER_P2P_UPLOADS, HANDED, HOSTILE_MODES, PLAYERS, WEBRTC_ARGS, WITHHOLDING,
                                    hostile_peer, launch_chromium, needs_chromium, open_viewer, watch)
-from tests.support.counting_proxy import CountingProxy, closed_port, proxied_stream, sequence
+from tests.support.counting_proxy import CountingProxy, closed_port, sequence
 from tests.support.prometheus import PromAPI, prometheus
+from tests.support.p2p_demo import Demo, demo_with_tracker, running_demo
 from tests.support.stun import stun_server
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "artifacts"
-P2P_FILES = ("p2p.js", "p2p-media-loader-core.es.min.js", "p2p-media-loader-hlsjs.es.min.js")
-# 2 s, within Owncast's usual range: a segment is listed 2 target durations before hls.js plays it,
-# and the first of those is the peers' turn (viewer/p2p.js).
-SEGMENT_SECONDS = 2
+P2P_FILES = ("p2p.min.js",)  # viewer/src/p2p.js with P2P Media Loader, as built (scripts/build-viewer)
 
 # One worker runs the module (scripts/test's --dist loadgroup), on one event loop, with one Chromium.
 pytestmark = [pytest.mark.integration, pytest.mark.browser, needs_chromium,
@@ -74,41 +71,6 @@ async def seaweed(tmp_path: Path) -> AsyncIterator[SeaweedS3]:
     """conftest's, on the module's event loop."""
     async with SeaweedS3(tmp_path / "seaweed", discard=True) as server:
         yield server
-
-
-# -- the bucket, behind a proxy that counts segment GETs (tests/support/counting_proxy.py) ----------
-
-
-@dataclass
-class Demo:
-    s3: SeaweedS3
-    proxy: CountingProxy
-    service: Service
-
-
-@contextlib.asynccontextmanager
-async def running_demo(tmp_path: Path, seaweed: SeaweedS3, trackers: str, **over: str) -> AsyncIterator[Demo]:
-    """The live demo stream, its segments served through a CountingProxy, P2P_TRACKERS=trackers, with the
-    service's own REWIND_SECONDS, as it ships. (The stream is young, so the playlists list only seconds
-    behind the edge here: the start-up path for a long window is bench.p2p's to measure.)"""
-    async with proxied_stream(tmp_path, seaweed, trackers, segment_seconds=SEGMENT_SECONDS,
-                              **{"REWIND_SECONDS": str(DEFAULT_REWIND_SECONDS), **over}) as (service, proxy):
-        yield Demo(seaweed, proxy, service)
-
-
-@contextlib.asynccontextmanager
-async def demo_with_tracker(tmp_path: Path, seaweed: SeaweedS3, tracker_dir: Path, **over: str
-                            ) -> AsyncIterator[Demo]:
-    """running_demo with the tracker as it runs on the VM: it serves only this service's swarms, read
-    from the service (TRACKER_SERVICE_URL), so the viewers meet through the same checks a stranger
-    meets. Its port is chosen first, since the service names it to the viewers."""
-    port = free_port()
-    async with running_demo(tmp_path, seaweed, f"ws://127.0.0.1:{port}", **over) as demo, \
-            LocalTracker(tracker_dir, service=demo.service.url, port=port) as tracker:
-        async with asyncio.timeout(30):  # it answers "not ready" until it has read the service
-            while not any("serving swarm" in line for line in tracker.lines):
-                await asyncio.sleep(0.1)
-        yield demo
 
 
 # Every RTCPeerConnection the page makes, with the ICE servers it was given (what WebRTC will ask).
@@ -173,6 +135,19 @@ def browser_network_error(text: str) -> bool:
     return "Failed to load resource" in text or (text.startswith("WebSocket connection to ") and " failed" in text)
 
 
+# The stats panel's visible rows, name to value.
+STAT_ROWS = ("() => Object.fromEntries([...document.querySelectorAll('#stats dl div:not([hidden])')]"
+             ".map((d) => [d.querySelector('dt').textContent, d.querySelector('dd').textContent]))")
+
+
+def size(text: str) -> tuple[float, float]:
+    """'1.6 MB · 46 %' -> (1.6e6, 1e5): the bytes shown, and what its rounding may hide (one shown digit)."""
+    m = re.match(r"([\d.]+) (B|kB|MB|GB)\b", text)
+    assert m is not None, text
+    unit = 1000 ** ("B", "kB", "MB", "GB").index(m.group(2))
+    return float(m.group(1)) * unit, (0.11 if m.group(2) != "B" else 0) * unit + 1
+
+
 def p2p_requests(viewer: Viewer) -> list[str]:
     return [u for u in viewer.requests if urlsplit(u).path.lstrip("/") in P2P_FILES]
 
@@ -191,9 +166,11 @@ def played_segments(proxy: CountingProxy, since: collections.Counter[str]) -> li
 # -- (a) three viewers share ---------------------------------------------------------------------------
 
 
-# What viewer/p2p-trust.js decides, run in a page that loaded it (the module the viewer imports): who is
-# banned for a failed check (issue 40, V2), which sizes a peer may announce, and when the page stops
-# asking peers because of the bucket GETs it makes (V3).
+# What viewer/src/p2p-trust.js decides, run in a viewer's page (the module is built into p2p.min.js, so the
+# page is handed its source at /p2p-trust.js: TRUST_MODULE): who is banned for a failed check (issue 40,
+# V2), which sizes a peer may announce, and when the page stops asking peers because of the bucket GETs it
+# makes (V3).
+TRUST_MODULE = ROOT / "viewer" / "src" / "p2p-trust.js"
 TRUST_DECISIONS = """async () => {
   const { Checks, GetBudget, SegmentHashes } = await import('./p2p-trust.js');
   const stats = { verifiedSegments: 0, verifiedBucketSegments: 0, verifyMs: 0, verifiedBytes: 0,
@@ -246,8 +223,12 @@ async def test_three_viewers_share_segments_and_all_keep_playing(
         ARTIFACTS.mkdir(exist_ok=True)
         await viewers[0].page.screenshot(path=str(ARTIFACTS / "viewer-p2p-stats.png"), full_page=True)
         panel = await viewers[0].page.inner_text("#stats")
+        rows = await viewers[0].page.evaluate(STAT_ROWS)
+        sharing = await viewers[0].page.inner_text("#sharing")
         ice_servers = [await v.page.evaluate("() => window.iceServersGiven") for v in viewers]
         problems = [list(v.problems) for v in viewers]  # before TRUST_DECISIONS, which logs a mismatch
+        await viewers[0].page.route("**/p2p-trust.js", lambda route: route.fulfill(
+            path=str(TRUST_MODULE), content_type="text/javascript"))
         decisions = await viewers[0].page.evaluate(TRUST_DECISIONS)
 
     names = played_segments(demo.proxy, before)
@@ -280,7 +261,14 @@ async def test_three_viewers_share_segments_and_all_keep_playing(
     assert all(s["p2p"]["httpMismatches"] == 0 for s in stats), stats
     assert all(s["p2p"]["rejectedSegments"] == 0 and s["p2p"]["unhashedSegments"] == 0 for s in stats), stats
     assert all(s["p2p"]["peersOff"] is None for s in stats), stats
-    assert "From peers" in panel and "Peers connected" in panel, panel
+    # The panel in the viewer's words (issue 47): what came from other viewers and from the bucket adds up
+    # to the video downloaded, and the page says outside the panel that it shares.
+    assert not re.search(r"\bR2\b|\bHTTP\b|\bpeers?\b", panel), panel
+    assert "From other viewers" in panel and "Other viewers connected" in panel, panel
+    total, bucket, peers = (size(rows[name]) for name in ("Video downloaded", "From the storage bucket",
+                                                         "From other viewers"))
+    assert peers[0] > 0 and abs(bucket[0] + peers[0] - total[0]) <= total[1], rows
+    assert re.fullmatch(r"Sharing with [12] other viewers?(, \d+ % of the video from them)?", sharing), sharing
     assert all(given and all(servers == [stun] for servers in given) for given in ice_servers), ice_servers
     assert stun_seen.requests > 0
     assert decisions == {"sizes": [True, False, False], "alone": [False, True], "mixed": [False, False],
@@ -331,7 +319,8 @@ async def test_without_p2p_the_page_requests_no_p2p_file(tmp_path: Path, seaweed
             viewers_of(browser, f"{demo.service.url}/?stats=1", [[]]) as (viewer,):
         stats = await watch(viewer.page, 3)
         config = await viewer.page.evaluate("() => fetch('config.json').then((r) => r.json())")
-        rows = await viewer.page.locator("#s-p2p-peers").count()
+        rows = await viewer.page.locator("#s-p2p-peers, #s-from-peers, #sharing").evaluate_all(
+            "(found) => found.filter((e) => e.checkVisibility()).length")
     assert "p2p" not in config and "p2p" not in stats and rows == 0, (config, stats)
     assert stats["errors"] == [] and viewer.problems == []
     loaded = [u for u in viewer.requests if "p2p" in urlsplit(u).path.lower()]
@@ -483,15 +472,15 @@ def check_refused_and_played(demo: Demo, stats: list[dict[str, Any]], handed: li
         assert set(got) <= demo.proxy.served, (got, demo.proxy.served)  # every one handed: the bucket's bytes
     assert banned[0] == banned[1] and len(banned[0]) == 1, banned  # the one peer that altered bytes
     assert all(s["p2p"]["peers"] <= 1 for s in stats), stats  # connected to the other honest one at most
-    assert "Rejected from peers" in panel and "1 peers banned" in panel, panel
+    assert "Bad segments from other viewers" in panel and "1 viewer blocked" in panel, panel
     assert problems == [], problems
 
 
 # -- (f) peers that withhold, lie about sizes, send half (issue 40) --------------------------------------
 
-FIGURES = ("verifiedSegments", "verifiedBucketSegments", "rejectedSegments", "bannedPeers", "discardedBytes",
-           "unblamedRejections", "oversizedAnnouncements", "httpGets", "getsPerSegment", "bytesFromPeers",
-           "bytesFromHttp")
+FIGURES = ("verifiedSegments", "verifiedBucketSegments", "rejectedSegments", "bannedPeers", "droppedPeers",
+           "discardedBytes", "unblamedRejections", "oversizedAnnouncements", "httpGets", "getsPerSegment",
+           "bytesFromPeers", "bytesFromHttp")
 
 
 async def test_peers_that_withhold_their_end_announce_a_larger_size_or_send_half_change_nothing_played(
@@ -541,8 +530,9 @@ async def test_peers_that_withhold_their_end_announce_a_larger_size_or_send_half
     for v, s, got, error in zip(good, stats, handed, errors, strict=True):
         # No altered byte reached hls.js: every segment it was handed is one the bucket served.
         assert got and None not in got and set(got) <= demo.proxy.served, got
-        # No honest peer banned (whoever was banned is hostile).
+        # No honest peer banned, nor dropped for unfinished uploads (whoever was is hostile).
         assert set(s["p2p"]["bannedPeerIds"]) <= hostile_ids, (s["p2p"]["bannedPeerIds"], hostile_ids)
+        assert set(s["p2p"]["droppedPeerIds"]) <= hostile_ids, (s["p2p"]["droppedPeerIds"], hostile_ids)
         # Playback went on (watch: 10 s more of video), with no decode error.
         assert s["state"] == "playing" and error is None, s
         assert not [e for e in s["errors"] if "element error" in e or "mediaError" in e], s["errors"]
@@ -558,3 +548,77 @@ async def test_peers_that_withhold_their_end_announce_a_larger_size_or_send_half
     for own, s in zip(ids[:3], stats, strict=True):
         if own & lied_to:
             assert s["p2p"]["oversizedAnnouncements"] >= 1, (s["p2p"], lied_to)
+
+
+# -- (g) a peer that never finishes an upload (issue 50, V5) ----------------------------------------------
+
+UNFINISHED_BOUND = 4  # viewer/p2p-trust.js: dropped at its 4th unfinished upload with none delivered
+# The withholder's script takes over its engine's uploads once it has a first peer: a request or two that
+# came before may have been answered honestly, and each delivered segment allows one more unfinished.
+EARLY_CREDIT = 1
+
+
+async def test_a_peer_that_never_finishes_an_upload_is_dropped_and_costs_no_more_gets_than_no_p2p(
+    tracker_dir: Path, tmp_path: Path, seaweed: SeaweedS3, browser: Any,
+) -> None:
+    """Three honest viewers and one that announces every listed segment as its own and answers every
+    request with all of the segment but its end, then a byte a second (tests.support.browser WITHHOLDING):
+    it is asked first for every segment, no upload of it ever completes, and none is ever checked. Each
+    honest viewer drops it after its 4th unfinished upload and never asks it again; afterwards they make
+    no more bucket GETs per segment than a page without P2P (one), and take segments from each other
+    again. It used to be asked for nearly every segment for as long as it stayed (0.81 GETs per segment
+    per honest viewer against 0.43 without it, megabytes a minute thrown away; the issue's runs: 0.95,
+    nothing from peers)."""
+    from playwright.async_api import TimeoutError as PlaywrightTimeout
+
+    honest = [PLAYERS, HANDED]
+    async with demo_with_tracker(tmp_path, seaweed, tracker_dir) as demo, \
+            viewers_of(browser, f"{demo.service.url}/?stats=1",
+                       [honest, honest, honest, [PLAYERS, hostile_peer(WITHHOLDING)]]) as viewers:
+        good, bad = viewers[:3], viewers[3]
+        await until_pages(good, "() => window.ownPeerIds().length > 0")
+        ids = [set(await v.page.evaluate("() => window.ownPeerIds()")) for v in good]
+        # Until the withholder has been asked by every honest viewer as often as the bound allows...
+        await bad.page.wait_for_function(
+            """(ids) => ids.every((own) => window.hostileLog.filter((u) => own.includes(u.to)).length >= %d)"""
+            % UNFINISHED_BOUND, arg=[sorted(own) for own in ids], timeout=90_000)
+        # ...and then dropped by each (as soon as the last of those attempts ends).
+        with contextlib.suppress(PlaywrightTimeout):
+            await until_pages(good, "() => window.viewerStats.p2p.droppedPeers >= 1", timeout_ms=15_000)
+        at_drop = await asyncio.gather(*(v.page.evaluate("() => window.viewerStats.p2p") for v in good))
+        log_at_drop = await bad.page.evaluate("() => window.hostileLog")
+        before = collections.Counter(demo.proxy.gets)
+        by_agent = collections.Counter(demo.proxy.gets_by_agent)
+        stats = await asyncio.gather(*(watch(v.page, 12, timeout_ms=40_000) for v in good))
+        gets = collections.Counter(demo.proxy.gets_by_agent) - by_agent
+        names = played_segments(demo.proxy, before)
+        handed = [await v.page.evaluate("() => window.handed") for v in good]
+        log = await bad.page.evaluate("() => window.hostileLog")
+        hostile_ids = set(await bad.page.evaluate("() => window.ownPeerIds()"))
+        panel = await good[0].page.inner_text("#stats")
+
+    asked = [sum(1 for u in log if u["to"] in own) for own in ids]
+    asked_at_drop = [sum(1 for u in log_at_drop if u["to"] in own) for own in ids]
+    print("a peer that never finishes (issue 50, V5):", json.dumps({
+        "asked per honest viewer": asked_at_drop, "and at the end": asked, "segments": len(names),
+        "gets": [sum(gets[(v.agent, name)] for name in names) for v in good],
+        "at drop": [{k: p.get(k) for k in ("droppedPeers", "unfinishedAttempts", "verifiedSegments", "discardedBytes")}
+                    for p in at_drop],
+        "after": [{k: s["p2p"].get(k) for k in ("droppedPeers", "unfinishedAttempts", "verifiedSegments",
+                                                "discardedBytes", "httpGets", "bytesFromPeers")} for s in stats]}))
+    assert len(names) >= 3, names
+    for v, s, first, got, n, m in zip(good, stats, at_drop, handed, asked_at_drop, asked, strict=True):
+        # Dropped by each honest viewer, after at most the bound, and never asked again since.
+        assert first.get("droppedPeers") == 1 and set(first["droppedPeerIds"]) <= hostile_ids, first
+        assert n <= UNFINISHED_BOUND + EARLY_CREDIT and m == n, (n, m, log)
+        assert s["p2p"]["droppedPeers"] == 1 and s["p2p"]["bannedPeers"] == 0, s["p2p"]
+        # No more bucket GETs per segment than without P2P.
+        mine = {name: gets[(v.agent, name)] for name in names}
+        assert sum(mine.values()) <= len(names), mine
+        # Nothing but the bucket's bytes played, and playback went on.
+        assert got and None not in got and set(got) <= demo.proxy.served, got
+        assert s["state"] == "playing", s
+    # And the room shares again, from honest peers: segments from peers, checked, since the drop (one viewer
+    # alone may take none in 12 s on a loaded machine: a segment's turn for peers is short).
+    assert sum(s["p2p"]["verifiedSegments"] for s in stats) > sum(p["verifiedSegments"] for p in at_drop), stats
+    assert "1 dropped (never finished sending)" in panel, panel

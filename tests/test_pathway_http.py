@@ -18,6 +18,7 @@ import pytest
 from pytest_aiohttp import AiohttpClient
 
 from broadcaster.http import Pathways, PlaylistOptions, create_app
+from broadcaster.http.clients import Proxies
 from broadcaster.http.pathway import ByteBudget, VmSegments
 from broadcaster.metrics import Metrics
 from broadcaster.playlist import hls
@@ -419,7 +420,8 @@ class SlowCopies:
 async def test_answers_in_flight_are_bounded_per_client_and_in_all(make_rig: MakeRig, tmp_path: Path) -> None:
     copy = Copy(key_for(0, "seg0.ts"), "x", len(BODY), '"e"', 1e9, "video/mp2t", 0.0, True)
     slow = SlowCopies(copy)
-    segments = VmSegments(slow, key_for, ByteBudget(1e9, 1e9), max_sending=8, trust_cf_connecting_ip=True)
+    segments = VmSegments(slow, key_for, ByteBudget(1e9, 1e9), max_sending=8,
+                          proxies=Proxies(cloudflare=True))
     rig = await make_rig(segments=segments)
 
     def ask(address: str) -> asyncio.Task[tuple[int, Any, bytes]]:

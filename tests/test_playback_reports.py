@@ -6,6 +6,7 @@ tests/test_viewers_browser.py; the P2P rejections with a real Prometheus: tests/
 
 from __future__ import annotations
 
+import asyncio
 import binascii
 import logging
 import math
@@ -15,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
@@ -23,13 +25,15 @@ from prometheus_client.parser import text_string_to_metric_families
 from pytest_aiohttp import AiohttpClient
 
 from broadcaster.http import PlaylistOptions, ViewerOptions, Viewers, create_app
-from broadcaster.metrics import AudienceMetrics, Metrics, PlaybackMetrics
+from broadcaster.metrics import AudienceMetrics, Metrics
 from broadcaster.service import default_viewer_dir
 from broadcaster.status import playback as pb
 from broadcaster.status.audience import LIMIT, STALLED_WINDOW, Audience
 from broadcaster.status.playback import FIELDS, Playback
+from broadcaster.status.playback_metrics import PlaybackMetrics
+from tests.support.client import new_id
 from tests.support.fakes import Clock, FakeHealth, FakePlaylists
-from tests.test_viewers import new_id
+from tests.support.service_process import ServiceProcess, moto_env
 
 VIEWER = default_viewer_dir()
 INTERVAL = 10.0  # the beat interval at VIEWER_TIMEOUT=30
@@ -41,6 +45,10 @@ NO_FIGURE = {"startup_ms", "latency_ms", "variant"}
 def report(*, p2p: bool = True, **given: int) -> str:
     """A version 1 report as the page sends it: every field 0 (startup, latency, variant: none) but those
     given; without P2P's fields when `p2p` is False."""
+    return report_of(given, p2p=p2p)
+
+
+def report_of(given: dict[str, int], *, p2p: bool = True) -> str:
     values = {name: (-1 if name in NO_FIGURE else 0) for name, _ in FIELDS} | given
     return pb.encode(*(values[name] for name, _ in FIELDS[: len(FIELDS) if p2p else pb.WITHOUT_P2P]), p2p=p2p)
 
@@ -77,7 +85,7 @@ def test_a_report_is_base64_of_version_1_with_or_without_p2p_and_anything_else_i
            binascii.b2a_base64(raw[:-1], newline=False).decode(), "1 842 10012 0 0 7213"]
     for text in bad:
         assert playback.parse(text) is None, text
-    assert playback.refused == {"malformed": len(bad), "too_soon": 0}
+    assert playback.refused == {"malformed": len(bad), "too_soon": 0, "out_of_bounds": 0}
 
 
 def test_a_fields_width_bounds_it_and_the_start_up_and_the_latency_are_clamped() -> None:
@@ -151,13 +159,169 @@ def test_a_pages_start_up_counts_once() -> None:
     assert weight(playback.startup) == 1 and playback.reports == 4
 
 
+# What a page could have had in a second at most (status/playback.py's MS_PER_*), written out here: 2
+# stalls and 2 variant switches a second, 4 player errors (all kinds together), 4 segments loaded (both
+# sources together) and 4 checked from peers, 250 frames, 25 MB loaded and 25 MB sent; a peer banned only
+# with a rejection, a frame dropped only of those decoded, a segment's download 120 s at most (hls.js's
+# own limit). A page's reports may hold 10 s more
+# than the time between them (audience.SLACK): its first, the 10 s before its first beat (loading: it
+# beats once playing); a late one's time unused, for the next.
+CASES = [  # (the report's counts, over 20 s: 10 s since first counted, and the 10 s before)
+    ({"stalls": 40}, {"stalls": 41}),
+    ({"switches": 40}, {"switches": 41}),
+    ({"network_fatal": 40, "media_recovered": 40}, {"network_fatal": 41, "media_recovered": 40}),
+    ({"other_recovered": 80}, {"other_recovered": 81}),
+    ({"bucket_segments": 40, "peer_segments": 40}, {"bucket_segments": 81}),
+    ({"verified": 40, "rejected": 40, "banned": 40}, {"rejected": 81}),
+    ({"frames": 5000, "dropped_frames": 5000}, {"frames": 5001}),
+    ({"bucket_bytes": 250_000_000, "peer_bytes": 250_000_000, "uploaded_bytes": 500_000_000},
+     {"peer_bytes": 500_025_000}),
+]
+NEVER = [  # (within, beyond) whatever the time
+    ({"rejected": 1, "banned": 1}, {"rejected": 1, "banned": 2}),
+    ({"frames": 10, "dropped_frames": 10}, {"frames": 10, "dropped_frames": 11}),
+    ({"bucket_segments": 1, "bucket_ms": 120_000}, {"bucket_segments": 1, "bucket_ms": 120_001}),
+    ({"peer_segments": 2, "peer_ms": 240_000}, {"peer_segments": 0, "peer_ms": 1}),
+]
+
+
+@pytest.mark.parametrize(("within", "beyond", "in_time"), [(*case, True) for case in CASES]
+                         + [(*case, False) for case in NEVER])
+def test_a_report_holds_no_more_than_a_page_could_have_had_since_its_last_else_it_is_refused(
+        within: dict[str, int], beyond: dict[str, int], in_time: bool) -> None:
+    """Issue 50 P1: each count was bounded by its field's width only (255 stalls, 65,535 rejected peer
+    segments a report). Now by the time the report covers: beyond it, the report is refused whole
+    (counted: reason="out_of_bounds"; the page carries its counts into its next, as after "too soon")."""
+    clock = Clock()
+    audience, playback = counted(clock)
+    pages = [new_id(), new_id()]
+    for page in pages:
+        assert send(audience, playback, page, "192.0.2.1", report()) is False  # the first beat: counted
+    clock.t += 10
+    assert send(audience, playback, pages[0], "192.0.2.1", report_of(beyond)) is False
+    assert playback.refused["out_of_bounds"] == 1 and playback.reports == 0
+    assert all(playback.count(i) == 0 for i in range(pb.SWITCHES, len(FIELDS))) and playback.variants == {}
+    assert send(audience, playback, pages[1], "192.0.2.1", report_of(within)) is True
+    # The refused page's report, carried into its next: taken once the time covers it (a bound on rates).
+    clock.t += 10
+    assert send(audience, playback, pages[0], "192.0.2.1", report_of(beyond)) is in_time
+    assert playback.reports == 1 + in_time and playback.refused["out_of_bounds"] == 2 - in_time
+
+
+def flood(audience: Audience, playback: Playback, pages: list[str], address: str, seconds: float,
+          clock: Clock, claim: Any) -> None:
+    """`pages` from `address` beat every 50 ms for `seconds`, each report `claim(seconds covered)`."""
+    last = dict.fromkeys(pages, clock.t - 10)  # the attacker knows the rules: first report, 10 s more
+    start = clock.t
+    for step in range(int(seconds / 0.05)):
+        clock.t = start + step * 0.05
+        for page in pages:
+            if send(audience, playback, page, address, claim(clock.t - last[page])):
+                last[page] = clock.t
+
+
+def test_one_address_with_20_pages_adds_no_more_than_20_pages_could_have_had() -> None:
+    """Issue 50 P1 as found: one IPv4 address, 20 page ids, 40 s, a report every 50 ms, every count at its
+    width's most: +35,560 stalls, +35,560 errors of each kind, +9.17 M rejected peer segments. Then an
+    attacker that knows the rules and claims what the time allows. Either way: no more than 20 pages
+    could have had in 40 s and the 10 s before (2 stalls a second: 2,000 stalls; 4 rejections a second:
+    4,000), and the address counts once among those that reported a problem (what the alerts read: they
+    need two)."""
+    most = {name: (255 if width == "B" else 65_535 if width == "H" else 0xFFFF_FFFE)
+            for name, width in FIELDS if name not in NO_FIGURE}
+    greedy = report_of(most)
+    careful = (lambda s: report(stalls=min(255, int(s)), network_fatal=min(255, int(2 * s)),
+                                rejected=min(65_535, int(4 * s)), banned=min(255, int(4 * s)),
+                                stalled_ms=int(1000 * s), bucket_segments=1, bucket_ms=120_000))
+    for claim in (lambda _: greedy, careful):
+        clock = Clock()
+        audience, playback = counted(clock)
+        pages = [new_id() for _ in range(20)]
+        flood(audience, playback, pages, "198.51.100.7", 40, clock, claim)
+        stalls = sum(v.stalls for v in playback.variants.values())
+        assert stalls <= 20 * 50 * 2, stalls
+        assert playback.count(pb.NET_FATAL) <= 20 * 50 * 4 and playback.count(pb.REJECTED) <= 20 * 50 * 4
+        assert playback.count(pb.BANNED) <= playback.count(pb.REJECTED)
+        if claim is careful:  # heard, within the bounds, as one address
+            assert stalls >= 20 * 30 and playback.count(pb.REJECTED) >= 20 * 30 * 4, stalls
+            assert playback.problem_addresses() == {"stalls": 1, "rejections": 1, "slow_downloads": 0}
+        else:  # every report beyond them: refused and counted
+            assert playback.reports == 0 and playback.refused["out_of_bounds"] >= 20 * 7
+
+
+def test_start_ups_count_once_per_page_and_once_a_minute_per_address() -> None:
+    """Issue 50 P2: a client made up page ids, kept each counted half an interval, sent a start-up of
+    10 minutes and left: 160 start-ups of 600 s in 40 s (30 honest ones). Now an address's start-up
+    counts once a minute, a page's once."""
+    clock = Clock()
+    audience, playback = counted(clock)
+    start = clock.t
+    made: list[str] = []
+    for step in range(180):  # 4 new pages a second for 45 s, each heard 5 s after its first beat, then gone
+        clock.t = start + step * 0.25
+        if step >= 20:
+            page = made[step - 20]
+            assert send(audience, playback, page, "203.0.113.9", report(startup_ms=600_000)) is True
+            audience.leave(page)
+        made.append(new_id())
+        assert send(audience, playback, made[-1], "203.0.113.9", report()) is False  # counted
+    assert playback.reports == 160 and weight(playback.startup) == 1, weight(playback.startup)
+    # Another address counts its own; this one again a minute after its last.
+    honest = new_id()
+    send(audience, playback, honest, "192.0.2.77", report())
+    clock.t += 10
+    assert send(audience, playback, honest, "192.0.2.77", report(startup_ms=900)) is True
+    assert weight(playback.startup) == 2 and playback.startup.sum == pytest.approx(600.9)
+    clock.t = start + 80  # its last 20 pages expired (a minute and more after its start-up was taken)
+    again = new_id()
+    send(audience, playback, again, "203.0.113.9", report())
+    clock.t += 10
+    assert send(audience, playback, again, "203.0.113.9", report(startup_ms=600_000)) is True
+    assert weight(playback.startup) == 3
+    # A page that goes on reporting its start-up (the page sends it until a report with it is taken:
+    # viewer/playback.js; a client may not): once.
+    for _ in range(3):
+        clock.t += 10
+        assert send(audience, playback, again, "203.0.113.9", report(startup_ms=600_000)) is True
+    assert weight(playback.startup) == 3
+
+
+def test_the_addresses_that_reported_a_problem_are_counted_once_each_within_their_window() -> None:
+    """What the alerts read (deploy/alerts.yml: they need two addresses): 20 pages of one address that
+    stall count once; a page of another address twice as many; a page whose address is unknown counts
+    by itself (no address to share). Stalls and slow downloads are forgotten after 5 minutes, rejections
+    after 10 (the alerts' windows)."""
+    clock = Clock()
+    audience = Audience(3 * INTERVAL, clock=clock)
+    playback = Playback(audience, interval=INTERVAL, target_duration=lambda: 3)
+    one = [new_id() for _ in range(20)]
+    troubled = report(stalls=1, stalled_ms=1000, rejected=1, bucket_segments=1, bucket_ms=3_500)
+    for _ in range(2):
+        for page in one:
+            send(audience, playback, page, "198.51.100.1", troubled)
+        clock.t += INTERVAL
+    assert playback.problem_addresses() == {"stalls": 1, "rejections": 1, "slow_downloads": 1}
+    others = [("192.0.2.5", new_id()), (None, new_id()), (None, new_id())]
+    for _ in range(2):
+        for address, page in others:
+            values = playback.parse(report(stalls=1, bucket_segments=1, bucket_ms=2_900))
+            assert values is not None and audience.beat(page, address, p2p=False)
+            playback.take(page, values)
+        clock.t += INTERVAL
+    assert playback.problem_addresses() == {"stalls": 4, "rejections": 1, "slow_downloads": 1}
+    clock.t += 300 - 2 * INTERVAL  # the first address's last problems: 5 minutes ago
+    assert playback.problem_addresses() == {"stalls": 3, "rejections": 1, "slow_downloads": 0}
+    clock.t += 300
+    assert playback.problem_addresses() == {"stalls": 0, "rejections": 0, "slow_downloads": 0}
+
+
 def test_a_flood_moves_each_distribution_by_its_share_of_the_pages_counted_and_no_more() -> None:
     """10 honest pages (10 addresses) report a 6 s latency, a 1 s start-up and a 0.3 s download at each
     beat for a minute. A flood from 5 addresses of 1000 made-up ids each, every 50 ms (its ids in turn,
     and its first 20 at every turn), reports 300 s, 60 s and 30 s. The per-address cap counts 20 ids of
     each address: 100 fake pages of 110. However fast they come, the fakes' share of each distribution is
-    at most 100/110 (their start-ups: one per fake page); with the count's total cap at 50, 40/50 (the
-    honest pages were counted first)."""
+    at most 100/110 (their start-ups: one per address, 5 of 15); with the count's total cap at 50, 40/50
+    (the honest pages were counted first; start-ups 2 of 12)."""
     for limit, fake_pages in ((LIMIT, 100), (50, 40)):
         clock = Clock()
         audience, playback = counted(clock, limit=limit)
@@ -176,11 +340,13 @@ def test_a_flood_moves_each_distribution_by_its_share_of_the_pages_counted_and_n
                 for page in ids[:20] + ids[20 + step % 980:21 + step % 980]:
                     send(audience, playback, page, f"203.0.113.{n}", fake_report)
             clock.t = start + (step + 1) * 0.05
-        share = fake_pages / (fake_pages + len(honest))
+        pages_share = fake_pages / (fake_pages + len(honest))
+        # Start-ups count once a minute per address: the flood's addresses with pages counted, of 20 each.
+        addresses_share = (fake_pages // 20) / (fake_pages // 20 + len(honest))
         assert audience.watching == fake_pages + len(honest)
-        for name, buckets, fake_above in (("latency", playback.latency, 100.0),
-                                          ("startup", playback.startup, 30.0),
-                                          ("download", playback.download[0], 10.0)):
+        for name, buckets, fake_above, share in (("latency", playback.latency, 100.0, pages_share),
+                                                 ("startup", playback.startup, 30.0, addresses_share),
+                                                 ("download", playback.download[0], 10.0, pages_share)):
             total, fake = weight(buckets), weight(buckets, fake_above)
             assert total and fake / total <= share + 1e-9, (limit, name, fake, total, share)
             assert fake / total >= share - 0.05, (limit, name, fake, total)  # the flood did count, as pages
@@ -311,8 +477,138 @@ async def test_metrics_export_the_reports_with_bounded_labels_and_health_says_wh
     assert got[(f"{p}_p2p_peers_banned_total", ())] == 1
     assert got[(f"{p}_frames_total", ())] == 270 and got[(f"{p}_dropped_frames_total", ())] == 3
     assert got[("hls_broadcaster_viewers_stalled", ())] == 1
+    # What the alerts read: the addresses that reported each problem (one each here, of three).
+    assert {problem: got[(f"{p}_problem_addresses", (("problem", problem),))]
+            for problem in ("stalls", "rejections", "slow_downloads")} == {"stalls": 1, "rejections": 1,
+                                                                           "slow_downloads": 0}
+    assert got[(f"{p}_reports_refused_total", (("reason", "out_of_bounds"),))] == 0
     labels = {dict(key[1]).get("variant") for key in got if "variant" in dict(key[1])}
     assert labels == {"1", "other", "unknown"}
+
+
+class Hostile:
+    """A client of the real service over HTTP, naming its address as Cloudflare's edge would."""
+
+    def __init__(self, http: aiohttp.ClientSession, url: str) -> None:
+        self.http, self.url = http, url
+
+    async def beat(self, page: str, address: str, text: str | None = None) -> bool:
+        """A beat (with a report); whether the report was taken."""
+        headers = {"Hb-Watching": page, "CF-Connecting-IP": address}
+        if text is not None:
+            headers["Hb-Report"] = text
+        async with self.http.post(f"{self.url}/live/watching", headers=headers) as response:
+            body = await response.json() if response.status == 200 else {}
+        return response.status == 200 and "now" in body and "taken" not in body
+
+    async def leave(self, page: str, address: str) -> None:
+        await self.beat(f"{page} leave", address)
+
+    async def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        async with self.http.get(f"{self.url}/metrics") as response:
+            return samples(await response.text())
+
+
+@pytest.mark.integration
+async def test_a_hostile_client_moves_the_real_services_figures_no_further_than_its_pages_could(
+        tmp_path: Path, moto_url: str) -> None:
+    """Issue 50 P1-P3 on `python -m broadcaster run` over HTTP, set up as behind the tunnel
+    (TRUST_CF_CONNECTING_IP=true), pages beating every second (VIEWER_TIMEOUT=3):
+
+    - one IPv4 address, 20 page ids: 10 report every count at its width's most every 100 ms (before:
+      255 stalls, 65,535 rejected peer segments a report, twice a second per page), 10 claim what the
+      time since their last report taken allows and a start-up of 10 minutes. Added: no more than 20
+      pages could have had in that time and the 10 s before each (2 stalls a second, 4 rejections);
+      the greedy reports refused and counted; the address once among those with problems;
+    - another address makes up a page every 250 ms, keeps it counted until its report is heard, with
+      a 10-minute start-up, and leaves: one start-up counted for it (before: one per page);
+    - 100 /64s of one IPv6 /48, 20 ids each: 20 pages counted at once (before: 2,000)."""
+    env = moto_env(moto_url, tmp_path, TRUST_CF_CONNECTING_IP="true", VIEWER_TIMEOUT="3")
+    async with ServiceProcess(env, tmp_path / "run") as service, aiohttp.ClientSession() as http:
+        client = Hostile(http, service.url)
+        before = await client.metrics()
+        most = {name: (255 if width == "B" else 65_535 if width == "H" else 0xFFFF_FFFE)
+                for name, width in FIELDS if name not in NO_FIGURE}
+        greedy_report = report_of(most)
+        greedy, careful = [new_id() for _ in range(10)], [new_id() for _ in range(10)]
+        taken: list[int] = []
+        started = time.monotonic()
+        until = started + 6
+
+        async def greedy_page(page: str) -> None:
+            while time.monotonic() < until:
+                await client.beat(page, "198.51.100.7", greedy_report)
+                await asyncio.sleep(0.1)
+
+        async def careful_page(page: str) -> None:
+            # Counted from its first beat's arrival, before its answer; its first report may hold 10 s more.
+            await client.beat(page, "198.51.100.7")
+            last = time.monotonic() - 10
+            while time.monotonic() < until:
+                s = time.monotonic() - last
+                text = report(startup_ms=600_000, stalls=min(255, int(s)), stalled_ms=int(1000 * s),
+                              rejected=min(65_535, int(4 * s)), network_fatal=min(255, int(2 * s)))
+                if await client.beat(page, "198.51.100.7", text):
+                    last = time.monotonic()
+                    taken.append(1)
+                await asyncio.sleep(0.25)
+
+        heard = 0
+
+        async def made_up() -> None:
+            nonlocal heard
+            while time.monotonic() < until:
+                page = new_id()
+                await client.beat(page, "203.0.113.9", report())
+                await asyncio.sleep(0.25)
+                for _ in range(20):  # until its report is taken (half a beat interval after its first)
+                    if await client.beat(page, "203.0.113.9", report(startup_ms=600_000)):
+                        heard += 1
+                        break
+                    await asyncio.sleep(0.1)
+                await client.leave(page, "203.0.113.9")
+
+        await asyncio.gather(*map(greedy_page, greedy), *map(careful_page, careful), made_up())
+        seconds = time.monotonic() - started
+        after = await client.metrics()
+        gauge = "hls_broadcaster_playback_problem_addresses"
+        problems = {problem: after.get((gauge, (("problem", problem),)), -1)
+                    for problem in ("stalls", "rejections", "slow_downloads")}
+        # P3: 100 /64s of one /48 (a free tunnel broker hands out a /48), 20 pages each: 20 counted at
+        # once, and as they expire (3 s after their beat) 20 more, no more.
+        lock = asyncio.Semaphore(8)
+        first = time.monotonic()
+
+        async def neighbour(n: int) -> int:
+            async with lock:
+                headers = {"Hb-Watching": new_id(), "CF-Connecting-IP": f"2001:db8:5:{n:x}::1"}
+                async with http.post(f"{service.url}/live/watching", headers=headers) as response:
+                    return int(response.status in (200, 204))
+
+        counted_ipv6 = sum(await asyncio.gather(*(neighbour(n) for n in range(100) for _ in range(20))))
+        most_ipv6 = 20 * (1 + int((time.monotonic() - first) / 3))
+        assert await service.stop() == 0 and service.problems() == [], service.problems()
+
+    def added(name: str, labels: tuple[tuple[str, str], ...] = ()) -> float:
+        return after.get((f"hls_broadcaster_playback_{name}", labels), 0) - \
+            before.get((f"hls_broadcaster_playback_{name}", labels), 0)
+
+    stalls = sum(v for (name, _), v in after.items() if name == "hls_broadcaster_playback_stalls_total")
+    bound = 20 * (seconds + 10) * 2  # 2 stalls a second
+    rejected = added("p2p_segments_total", (("result", "rejected"),))
+    out_of_bounds = added("reports_refused_total", (("reason", "out_of_bounds"),))
+    print(f"{seconds:.1f} s: {stalls:.0f} stalls (at most {bound:.0f}), {rejected:.0f} rejected, "
+          f"{added('reports_total'):.0f} reports taken, {out_of_bounds:.0f} refused out of bounds, "
+          f"{added('startup_seconds_count'):.0f} start-ups ({heard} made-up pages heard), "
+          f"problem addresses {problems}, {counted_ipv6} pages counted from one /48 (at most {most_ipv6})")
+    assert stalls <= bound, (stalls, bound)
+    assert added("p2p_segments_total", (("result", "rejected"),)) <= 2 * bound  # 4 a second
+    assert added("errors_total", (("kind", "network"), ("outcome", "fatal"))) <= 2 * bound  # 4 a second
+    assert added("reports_refused_total", (("reason", "out_of_bounds"),)) >= len(greedy)
+    assert len(taken) >= len(careful) and stalls >= 10 * len(careful), (len(taken), stalls)  # heard
+    assert heard >= 2 and added("startup_seconds_count") <= 2, heard  # one per address
+    assert problems == {"stalls": 1, "rejections": 1, "slow_downloads": 0}, problems
+    assert 20 <= counted_ipv6 <= most_ipv6, (counted_ipv6, most_ipv6)
 
 
 def test_health_says_how_many_viewers_stalled_in_the_last_five_minutes() -> None:
@@ -344,7 +640,7 @@ async def test_config_asks_for_reports_and_names_owncasts_playback_report(
 def test_the_page_writes_the_fields_the_service_reads() -> None:
     """viewer/playback.js's WIDTHS and WITHOUT_P2P are broadcaster/status/playback.py's FIELDS."""
     assert VIEWER is not None
-    source = (VIEWER / "playback.js").read_text()
+    source = (Path(__file__).resolve().parent.parent / "viewer" / "src" / "playback.js").read_text()
     found = re.search(r"const WIDTHS = \[([^\]]*)\];", source)
     assert found is not None
     widths = [int(n) for n in re.findall(r"\d+", re.sub(r"/\*.*?\*/", "", found.group(1)))]

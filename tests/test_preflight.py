@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiobotocore.session import get_session
+from aiohttp import web
 
 from broadcaster.demo.seaweed import SeaweedS3
-from broadcaster.preflight import run_checks
+from broadcaster.preflight import _check_settings, _Report, run_checks
 from broadcaster.settings import Settings, load_settings
+from broadcaster.state.disk import DirectoryLock
+from tests.support.local_http import serve_local
 
 pytestmark = pytest.mark.integration
 
@@ -29,6 +35,7 @@ def settings_for(server: SeaweedS3, tmp_path: Path, **overrides: str) -> Setting
         "STATE_DIR": str(tmp_path / "state"),
         "UPLOAD_TIMEOUT": "5",
         "TRUST_CF_CONNECTING_IP": "true",  # HOST is loopback: behind cloudflared, as deploy/env.example
+        "PORT": "0",  # no port to find free (the tests of binding PORT choose theirs)
         **overrides,
     }
     return load_settings(flags=flags, environ={})
@@ -55,6 +62,12 @@ async def keys_in(server: SeaweedS3) -> list[str]:
 
 def statuses(lines: list[str]) -> list[str]:
     return [line.split(" ", 1)[0] for line in lines[:-1]]  # the last line is the summary
+
+
+def bucket_lines(lines: list[str]) -> list[str]:
+    """The lines from the first bucket call on (the settings and this machine's checks come before)."""
+    first = next(i for i, line in enumerate(lines) if " probe object " in line)
+    return lines[first:]
 
 
 async def test_passes_with_the_right_settings_and_leaves_nothing_behind(
@@ -104,21 +117,24 @@ async def test_wrong_secret_fails_on_the_first_bucket_check_naming_the_setting(
     ok, lines = await check(settings_for(seaweed, tmp_path, AWS_SECRET_ACCESS_KEY=wrong))
 
     assert not ok
-    assert statuses(lines)[:2] == ["ok", "FAIL"], lines  # the settings themselves are fine
-    first_bucket_check = lines[1]
+    before = lines[:len(lines) - len(bucket_lines(lines))]
+    assert {line.split(" ", 1)[0] for line in before} == {"ok"}, lines  # the settings themselves are fine
+    first_bucket_check = bucket_lines(lines)[0]
     assert first_bucket_check.startswith("FAIL put probe object"), lines
     assert "SignatureDoesNotMatch" in first_bucket_check and "AWS_SECRET_ACCESS_KEY" in first_bucket_check
-    assert not any(line.startswith("ok") for line in lines[2:]), lines
+    assert not any(line.startswith("ok") for line in bucket_lines(lines)[1:]), lines
     text = "\n".join(lines)
     assert wrong not in text and seaweed.secret_key not in text
 
 
 async def test_wrong_bucket_and_key_name_their_settings(seaweed: SeaweedS3, tmp_path: Path) -> None:
     ok, lines = await check(settings_for(seaweed, tmp_path, AWS_BUCKET_NAME="no-such-bucket"))
-    assert not ok and "NoSuchBucket" in lines[1] and "AWS_BUCKET_NAME" in lines[1], lines
+    first = bucket_lines(lines)[0]
+    assert not ok and "NoSuchBucket" in first and "AWS_BUCKET_NAME" in first, lines
 
     ok, lines = await check(settings_for(seaweed, tmp_path, AWS_ACCESS_KEY_ID="nobody-here"))
-    assert not ok and "InvalidAccessKeyId" in lines[1] and "AWS_ACCESS_KEY_ID" in lines[1], lines
+    first = bucket_lines(lines)[0]
+    assert not ok and "InvalidAccessKeyId" in first and "AWS_ACCESS_KEY_ID" in first, lines
 
 
 async def test_a_public_url_that_does_not_serve_the_bucket_fails_and_still_cleans_up(
@@ -140,7 +156,8 @@ async def test_a_public_url_that_does_not_serve_the_bucket_fails_and_still_clean
 async def test_unreachable_endpoint_names_it(seaweed: SeaweedS3, tmp_path: Path) -> None:
     ok, lines = await check(settings_for(seaweed, tmp_path, S3_ENDPOINT_URL="http://127.0.0.1:9"))
 
-    assert not ok and lines[1].startswith("FAIL put probe object") and "S3_ENDPOINT_URL" in lines[1], lines
+    first = bucket_lines(lines)[0]
+    assert not ok and first.startswith("FAIL put probe object") and "S3_ENDPOINT_URL" in first, lines
 
 
 async def test_an_endpoint_with_the_bucket_in_its_path_is_caught(seaweed: SeaweedS3, tmp_path: Path) -> None:
@@ -177,3 +194,99 @@ async def test_the_deploy_cors_policy_satisfies_the_check(seaweed: SeaweedS3, tm
     ok, lines = await check(settings_for(seaweed, tmp_path))
 
     assert ok, "\n".join(lines)
+
+
+# -- this machine: PORT, STATE_DIR (issue 47) -----------------------------------------------------------
+
+
+async def test_a_port_in_use_fails_naming_the_setting_and_a_free_one_passes(seaweed: SeaweedS3, tmp_path: Path) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen(1)
+        port = holder.getsockname()[1]
+        ok, lines = await check(settings_for(seaweed, tmp_path, PORT=str(port)))
+    failed = [line for line in lines if line.startswith("FAIL")]
+    assert not ok and failed == [f"FAIL HOST/PORT 127.0.0.1:{port}: already in use by another program "
+                                 f"(`ss -ltnp 'sport = :{port}'` names it): stop it or choose another port"], lines
+    ok, lines = await check(settings_for(seaweed, tmp_path, PORT=str(port)))  # let go: free now
+    assert ok and f"ok   HOST/PORT 127.0.0.1:{port}: free, and this user may listen on it" in lines, lines
+
+
+async def test_the_port_of_a_running_service_is_not_a_failure(seaweed: SeaweedS3, tmp_path: Path) -> None:
+    """Run beside the service (same STATE_DIR, whose lock it holds): its port is in use, by it."""
+    (tmp_path / "state").mkdir()
+    lock = DirectoryLock(tmp_path / "state")
+    lock.acquire()
+    try:
+        with socket.socket() as holder:
+            holder.bind(("127.0.0.1", 0))
+            holder.listen(1)
+            port = holder.getsockname()[1]
+            ok, lines = await check(settings_for(seaweed, tmp_path, PORT=str(port), METRICS_LISTEN=f"127.0.0.1:{port}"))
+    finally:
+        lock.release()
+    skipped = [line for line in lines if line.startswith("skip") and "holds it" in line]
+    assert ok and len(skipped) == 2 and f"(pid {os.getpid()})" in skipped[0], lines
+
+
+def settings_only(**over: str) -> Settings:
+    return load_settings(environ={"HLS_DIR": "/", "S3_ENDPOINT_URL": "https://acc.r2.cloudflarestorage.com",
+                                  "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s", "AWS_BUCKET_NAME": "b1b",
+                                  "R2_PUBLIC_URL": "https://media.example.com", "STATE_DIR": "/nonexistent/state",
+                                  "TRUST_CF_CONNECTING_IP": "true", **over}, make_state_dir=False)
+
+
+@pytest.mark.parametrize(("url", "warned"), [("https://pub-0123abcd.r2.dev", True),
+                                             ("https://media.example.com", False)])
+def test_an_r2_dev_public_url_is_a_warning_not_for_production(url: str, warned: bool) -> None:
+    lines: list[str] = []
+    _check_settings(settings_only(R2_PUBLIC_URL=url), _Report(lines.append, []))
+    said = [line for line in lines if line.startswith("warn") and "r2.dev" in line]
+    assert len(said) == int(warned), lines
+    if warned:
+        assert said[0].startswith("warn R2_PUBLIC_URL is an r2.dev address: rate-limited (429s) and never cached, "
+                                  "not for production"), said
+
+
+async def cloudflare_in_front(target: str, cache_status: str | None) -> tuple[web.AppRunner, str]:
+    """A stand-in for Cloudflare's edge before the bucket's public URL: it passes GETs and OPTIONS on and
+    adds what Cloudflare adds (CF-Ray, and CF-Cache-Status when given)."""
+    async def forward(request: web.Request) -> web.Response:
+        async with aiohttp.ClientSession() as http, http.request(
+            request.method, target + request.path_qs,
+            headers={k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")},
+        ) as r:
+            body = await r.read()
+            headers = {k: v for k, v in r.headers.items()
+                       if k.lower() not in ("content-length", "transfer-encoding", "content-encoding", "server")}
+        headers.update({"CF-Ray": "8f0000000000abcd-AMS", "Server": "cloudflare"})
+        if cache_status is not None:
+            headers["CF-Cache-Status"] = cache_status
+        return web.Response(status=r.status, body=body, headers=headers)
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", forward)
+    return await serve_local(app)
+
+
+@pytest.mark.parametrize(("cache_status", "cached"), [("DYNAMIC", False), (None, False), ("MISS", True),
+                                                     ("HIT", True)])
+async def test_a_segment_fetched_through_the_public_url_must_be_cacheable(
+    seaweed: SeaweedS3, tmp_path: Path, cache_status: str | None, cached: bool
+) -> None:
+    """Behind Cloudflare, DYNAMIC (or no CF-Cache-Status) means no Cache Rule made segments eligible:
+    every viewer's GET would reach the bucket. A warning naming the rule; MISS or HIT is an ok line."""
+    runner, edge = await cloudflare_in_front(seaweed.public_url, cache_status)
+    try:
+        ok, lines = await check(settings_for(seaweed, tmp_path, R2_PUBLIC_URL=edge))
+    finally:
+        await runner.cleanup()
+    assert ok, lines
+    cache_lines = [line for line in lines if "CF-Cache-Status" in line]
+    assert len(cache_lines) == 1, lines
+    if cached:
+        assert cache_lines[0].startswith("ok   a segment fetched through R2_PUBLIC_URL is cacheable"), lines
+    else:
+        assert cache_lines[0].startswith(f"warn a segment fetched through R2_PUBLIC_URL is not cached "
+                                         f"(CF-Cache-Status: {cache_status or 'none'})"), lines
+        assert "Cache Rule" in cache_lines[0]

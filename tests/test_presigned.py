@@ -17,6 +17,7 @@ import pytest
 
 from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.demo.ffmpeg import ffmpeg_exe
+from broadcaster.demo.recordings import Recordings
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.preflight import run_checks
 from broadcaster.settings import load_settings
@@ -170,8 +171,8 @@ async def test_a_restart_keeps_the_listed_urls_byte_for_byte(
     assert first.problems() == [] and second.problems() == []
 
 
-async def test_an_fmp4_init_section_is_listed_presigned(tmp_path: Path, private_s3: SeaweedS3) -> None:
-    async with OwncastEmulator(tmp_path / "hls", segment_type="fmp4"):
+async def test_an_fmp4_init_section_is_listed_presigned(tmp_path: Path, recordings: Recordings, private_s3: SeaweedS3) -> None:
+    async with OwncastEmulator(tmp_path / "hls", segment_type="fmp4", recordings=recordings):
         env = presigned_env(tmp_path / "hls", private_s3, tmp_path / "state")
         listed = Listed()
         async with ServiceProcess(env, tmp_path) as service, aiohttp.ClientSession() as http:
@@ -265,7 +266,8 @@ async def test_check_reads_through_a_presigned_url_and_says_the_bucket_is_privat
     wrong = "not-the-secret-0123456789"  # nothing stored: the presigned GET is skipped, not failed
     ok, lines = await check(private_s3, tmp_path, AWS_SECRET_ACCESS_KEY=wrong)
     text = "\n".join(lines)
-    assert not ok and "AWS_SECRET_ACCESS_KEY" in lines[1], text
+    failed = [line for line in lines if line.startswith("FAIL")]
+    assert not ok and len(failed) == 1 and "AWS_SECRET_ACCESS_KEY" in failed[0], text
     assert any(line.startswith("skip head, presigned GET, CORS and delete") for line in lines), text
     assert wrong not in text
 

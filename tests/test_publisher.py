@@ -172,17 +172,38 @@ async def test_variants_list_the_same_slots_under_the_same_numbers(world: World)
     assert world.uris(0) == world.uris(1) == ["stream-a-0.ts", "stream-a-1.ts"]
 
 
-async def test_a_loss_in_one_variant_drops_the_slot_in_all(world: World) -> None:
+async def test_a_loss_in_one_variant_is_a_gap_there_alone_the_others_keep_their_copy(world: World) -> None:
+    """Issue 50, W5: a copy lost in one variant no longer drops the good copies of the others. That
+    variant lists its moment as a gap (EXT-X-GAP) under the same number, so the numbers and the
+    discontinuity numbers stay those of every variant, and hls.js loads the moment from another."""
     for i in range(3):
         world.owncast_lists(0, f"stream-a-{i}.ts")
         world.owncast_lists(1, f"stream-a-{i}.ts", write=i != 1)  # variant 1's copy of 1 vanished
     await world.settle()
-    assert world.uris(0) == world.uris(1) == ["stream-a-0.ts", "stream-a-2.ts"]
+    assert world.uris(0) == world.uris(1) == ["stream-a-0.ts", "stream-a-1.ts", "stream-a-2.ts"]
+    assert "#EXT-X-GAP" not in world.text(0)
+    assert world.text(1).count("#EXT-X-GAP\n") == 1
+    assert world.text(1).split("#EXT-X-GAP\n")[1].split("\n")[1].endswith("/1/stream-a-1.ts")
     for v in (0, 1):
-        assert world.text(v).count("#EXT-X-DISCONTINUITY\n") == 1
+        assert "#EXT-X-DISCONTINUITY\n" not in world.text(v)
+    assert "live/1/stream-a-1.ts" not in world.store.keys()
+    assert [n for v, _s, n in world.listed if v == 1] == ["stream-a-0.ts", "stream-a-2.ts"]  # a gap is not told
     sample = world.metrics.registry.get_sample_value
     assert sample("hls_broadcaster_segments_lost_total", {"variant": "1", "reason": "deleted"}) == 1
-    assert sample("hls_broadcaster_segments_lost_total", {"variant": "0", "reason": "sibling_lost"}) == 1
+    assert sample("hls_broadcaster_segments_lost_total", {"variant": "0", "reason": "sibling_lost"}) is None
+
+
+async def test_a_loss_in_every_variant_drops_the_slot_in_all_with_a_discontinuity(world: World) -> None:
+    for i in range(3):
+        for v in (0, 1):
+            world.owncast_lists(v, f"stream-a-{i}.ts", write=i != 1)
+    await world.settle()
+    assert world.uris(0) == world.uris(1) == ["stream-a-0.ts", "stream-a-2.ts"]
+    for v in (0, 1):
+        assert world.text(v).count("#EXT-X-DISCONTINUITY\n") == 1 and "#EXT-X-GAP" not in world.text(v)
+    sample = world.metrics.registry.get_sample_value
+    assert sample("hls_broadcaster_segments_lost_total", {"variant": "0", "reason": "deleted"}) == 1
+    assert sample("hls_broadcaster_segments_lost_total", {"variant": "1", "reason": "deleted"}) == 1
 
 
 async def test_starting_between_two_variant_writes_keeps_numbers_aligned(world: World) -> None:

@@ -18,8 +18,6 @@ from broadcaster.bucket.store import S3Store, StoreError
 from broadcaster.bucket.uploader import Backoff, Uploader
 from tests.support.fault_proxy import FaultProxy
 
-pytestmark = pytest.mark.timeout(60)
-
 # Kernel socket buffers on loopback hold a few MB between the proxy and the client; reading an
 # endless body whole would take hundreds of MB within the attempt's timeout.
 SENT_BOUND = 16 * 1024 * 1024

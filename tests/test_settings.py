@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from broadcaster.settings import SETTINGS, Address, SettingsError, load_settings, raw_setting
+from broadcaster.settings import SETTINGS, Address, SettingsError, load_settings, lookalike_keys, raw_setting
 
 SECRET = "s3cr3t-value-never-shown"
 
@@ -271,3 +271,114 @@ def test_one_setting_alone_is_found_as_load_settings_finds_it(tmp_path: Path) ->
     assert raw_setting("HLS_DIR", environ={}) is None  # required, not set
     with pytest.raises(SettingsError, match="missing.env does not exist"):
         raw_setting("STATE_DIR", environ={}, env_file=tmp_path / "missing.env")
+
+
+# -- every mistake at once (issue 47) ------------------------------------------------------------
+
+
+def test_every_missing_or_bad_setting_is_named_in_one_error(tmp_path: Path) -> None:
+    e = env(tmp_path, PORT="nope", WINDOW_SECONDS="-1", HLS_DIR=str(tmp_path / "missing"))
+    del e["AWS_BUCKET_NAME"]
+    with pytest.raises(SettingsError) as err:
+        load_settings(environ=e)
+    assert [p.split("=")[0].split(" ")[0] for p in err.value.problems] == [
+        "HLS_DIR", "AWS_BUCKET_NAME", "PORT", "WINDOW_SECONDS"], err.value.problems  # in the table's order
+    assert all("\n" not in p for p in err.value.problems)
+
+
+def test_cli_names_every_bad_setting_a_line_each_exit_2(tmp_path: Path) -> None:
+    e = env(tmp_path, PORT="nope", LOG_LEVEL="loud")
+    del e["AWS_ACCESS_KEY_ID"]
+    for command in ("run", "check"):
+        r = run_cli(command, environ=e, cwd=tmp_path)
+        said = r.stdout + r.stderr
+        assert r.returncode == 2, said
+        assert "AWS_ACCESS_KEY_ID is not set" in said and "PORT='nope'" in said and "LOG_LEVEL='loud'" in said, said
+        assert "Traceback" not in said and SECRET not in said
+    r = run_cli("check", environ=e, cwd=tmp_path)
+    assert [line.split(" ", 2)[1].split("=")[0] for line in r.stdout.splitlines() if line.startswith("FAIL")] == [
+        "AWS_ACCESS_KEY_ID", "PORT", "LOG_LEVEL"], r.stdout
+
+
+@pytest.mark.parametrize("value", ["a\nb", "a\x00b", "tab\there", "bell\x07"])
+def test_a_control_character_in_a_value_is_refused_in_one_line(tmp_path: Path, value: str) -> None:
+    message = one_line_error(env(tmp_path, S3_REGION=value))
+    assert message.startswith("S3_REGION=") and "control character" in message
+
+
+@pytest.mark.parametrize("value", ["a" * 64 + ".example.com", "exa mple", "-x", "x" * 300, "a..b"])
+def test_host_must_be_an_address_or_a_host_name(tmp_path: Path, value: str) -> None:
+    assert one_line_error(env(tmp_path, HOST=value)).startswith("HOST=")
+    assert one_line_error(env(tmp_path, METRICS_LISTEN=f"{value}:9464")).startswith("METRICS_LISTEN=")
+
+
+@pytest.mark.parametrize("value", ["127.0.0.1", "::1", "[::1]", "0.0.0.0", "localhost", "vm.example.com"])
+def test_host_takes_addresses_and_host_names(tmp_path: Path, value: str) -> None:
+    assert load_settings(environ=env(tmp_path, HOST=value)).host == value.strip("[]")
+
+
+def test_a_folder_under_a_user_that_does_not_exist_is_one_line(tmp_path: Path) -> None:
+    assert "no such user for ~nobody-here" in one_line_error(env(tmp_path, HLS_DIR="~nobody-here/hls"))
+
+
+def test_a_key_that_looks_like_a_setting_is_named_with_the_setting(tmp_path: Path) -> None:
+    dotenv = tmp_path / "service.env"
+    dotenv.write_text("HLS_DIRR=/srv/hls\nhls_watch=auto\nPYTHONUNBUFFERED=1\nPORT=3000\n")
+    found = lookalike_keys(environ={"AWS_SECRET_KEY": "x", "HOME": "/root", "PATH": "/bin"}, env_file=dotenv)
+    assert found == [
+        f"HLS_DIRR (in {dotenv}) is not a setting, so it is ignored: did you mean HLS_DIR?",
+        f"hls_watch (in {dotenv}) is not a setting, so it is ignored: did you mean HLS_WATCH?",
+        f"PYTHONUNBUFFERED (in {dotenv}) is not a setting, so it is ignored",
+        "AWS_SECRET_KEY is not a setting, so it is ignored: did you mean AWS_SECRET_ACCESS_KEY?",
+    ]
+
+
+def test_check_warns_of_a_misspelt_key_and_takes_env_file_before_or_after_the_command(tmp_path: Path) -> None:
+    dotenv = tmp_path / "service.env"
+    values = env(tmp_path)
+    del values["HLS_DIR"]
+    dotenv.write_text("".join(f"{k}={v}\n" for k, v in values.items()) + f"HLS_DIRR={tmp_path}\n")
+    after = run_cli("check", "--env-file", str(dotenv), environ={}, cwd=tmp_path)
+    before = run_cli("--env-file", str(dotenv), "check", environ={}, cwd=tmp_path)
+    assert after.returncode == before.returncode == 2 and after.stdout == before.stdout, (after, before)
+    assert after.stdout.splitlines()[:2] == [
+        f"warn HLS_DIRR (in {dotenv}) is not a setting, so it is ignored: did you mean HLS_DIR?",
+        "FAIL HLS_DIR is not set: Owncast's HLS folder (data/hls) (set it in the environment, a .env file or "
+        "--hls-dir)"], after.stdout
+    assert "Traceback" not in after.stderr + before.stderr
+
+
+def test_env_file_after_the_command_wins_over_one_before(tmp_path: Path) -> None:
+    from broadcaster.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["run"]).env_file == Path(".env")
+    assert parser.parse_args(["--env-file", "a", "run"]).env_file == Path("a")
+    assert parser.parse_args(["run", "--env-file", "b"]).env_file == Path("b")
+    assert parser.parse_args(["--env-file", "a", "check", "--env-file", "b"]).env_file == Path("b")
+    assert parser.parse_args(["clip", "--list", "--env-file", "c"]).env_file == Path("c")
+
+
+@pytest.mark.parametrize("line", ["FRAME_ANCESTORS='self' https://www.example.com", 'AWS_SECRET_ACCESS_KEY="s3cr3t'])
+def test_a_line_the_env_file_reader_cannot_read_is_named_not_dropped(tmp_path: Path, line: str) -> None:
+    """python-dotenv drops a line it cannot parse (a quoted value with more after its closing quote, a quote
+    never closed) with a warning, and its setting silently kept its default: the docs' own example did."""
+    dotenv = tmp_path / "service.env"
+    dotenv.write_text(f"PORT=3000\n{line}\nLOG_LEVEL=info\n")
+    with pytest.raises(SettingsError) as err:
+        load_settings(environ=env(tmp_path), env_file=dotenv)
+    key = line.split("=")[0]
+    assert err.value.problems == [
+        f"env file {dotenv}, line 2 ({key}): not read as KEY=value: a value that starts with a quote must end "
+        "with it (no quotes are needed, even with spaces: FRAME_ANCESTORS=self https://a.example)"]
+    assert "s3cr3t" not in str(err.value)
+
+
+def test_values_survive_the_env_file_as_the_docs_write_them(tmp_path: Path) -> None:
+    """Spaces inside a value, quotes around one, a comment after one: as deploy/env.example says."""
+    dotenv = tmp_path / "service.env"
+    dotenv.write_text("FRAME_ANCESTORS=self https://a.example https://*.b.example\nVIEWER_SOURCES='https://c.example'\n"
+                      "LOG_LEVEL=warning # quieter\n")
+    s = load_settings(environ=env(tmp_path), env_file=dotenv)
+    assert s.frame_ancestors == "'self' https://a.example https://*.b.example"
+    assert s.viewer_sources == ("https://c.example",) and s.log_level == "warning"

@@ -16,6 +16,7 @@ from broadcaster.demo.emulator import OwncastEmulator
 from tests.support.fault_proxy import FaultProxy
 from tests.support.service_process import ServiceProcess
 from tests.support.service_process import moto_env
+from tests.support.waiting import until
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 HELD = 100
@@ -36,15 +37,19 @@ def next_number(text: str) -> int:
 async def until_listed_and_frozen(http: aiohttp.ClientSession, url: str, owncast: OwncastEmulator) -> dict[int, int]:
     """Stop Owncast's stream (no ENDLIST), then wait until the service lists all it wrote: from then
     on a request for the next segment can only be answered by the service stopping."""
-    async with asyncio.timeout(30):
-        while None in [await playlist(http, url, v) for v in (0, 1)]:
-            await asyncio.sleep(0.1)
-        await owncast.stop_stream(offline=False)
-        while True:
-            texts = {v: await playlist(http, url, v) for v in (0, 1)}
-            if all(t is not None and owncast.listed_segments(v)[-1] in t for v, t in texts.items()):
-                return {v: next_number(t) for v, t in texts.items() if t is not None}
-            await asyncio.sleep(0.1)
+    async def served() -> bool:
+        return None not in [await playlist(http, url, v) for v in (0, 1)]
+
+    async def all_listed() -> dict[int, int] | None:
+        texts = {v: await playlist(http, url, v) for v in (0, 1)}
+        if all(t is not None and owncast.listed_segments(v)[-1] in t for v, t in texts.items()):
+            return {v: next_number(t) for v, t in texts.items() if t is not None}
+        return None
+
+    await until(served, "both playlists served", 30, every=0.1)
+    await owncast.stop_stream(offline=False)
+    frozen: dict[int, int] = await until(all_listed, "all Owncast wrote listed", 30, every=0.1)
+    return frozen
 
 
 Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]

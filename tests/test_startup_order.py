@@ -21,14 +21,18 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from broadcaster.demo.emulator import Ledger, OwncastEmulator, Variant
+from broadcaster.demo.recordings import Recordings
 from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.hls_checker import VariantSetChecker
 from tests.support.observe import Observer
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.sse import SseReader
 from tests.support.whole import assert_whole
+
+pytestmark = pytest.mark.integration  # SeaweedFS, the emulator and the service process
 
 
 def _owncast_lists(owncast: OwncastEmulator, variant: int) -> list[str]:
@@ -81,9 +85,9 @@ async def test_service_first_then_a_passthrough_stream_is_listed_from_its_first_
         assert service.problems() == [], service.problems()
 
 
-async def test_service_started_mid_stream_picks_it_up_at_once(tmp_path: Path, seaweed: SeaweedS3) -> None:
+async def test_service_started_mid_stream_picks_it_up_at_once(tmp_path: Path, recordings: Recordings, seaweed: SeaweedS3) -> None:
     hls = tmp_path / "hls"
-    async with OwncastEmulator(hls, variants=2, latency_level=0, ledger=Ledger()) as owncast:
+    async with OwncastEmulator(hls, variants=2, latency_level=0, ledger=Ledger(), recordings=recordings) as owncast:
         await owncast.wait_for_segments(0, 4, timeout=30)
         env = service_env(hls, seaweed, tmp_path / "state")
         async with ServiceProcess(env, tmp_path / "run") as service, aiohttp.ClientSession() as http:

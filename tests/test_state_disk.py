@@ -12,7 +12,6 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from broadcaster.state.disk import StateFile
 from broadcaster.state.served import ServedRecord
 from tests.support.disks import Disk, SeamDisk, TmpfsDisk, small_tmpfs
 from tests.support.hls_checker import VariantSetChecker
+from tests.support.saved_state import listed, numbers
 from tests.support.waiting import until
 from tests.support.world import World
 
@@ -47,12 +47,6 @@ def disk(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Disk]:
 # -- helpers ---------------------------------------------------------------------------------------------
 
 
-def listed(w: World, name: str) -> bool:
-    """`name` is in every variant's visible playlist."""
-    shown = [w.playlists.media_playlist(v) for v in VARIANTS]
-    return all(r is not None and name.encode() in r.body for r in shown)
-
-
 async def owncast_writes(w: World, *names: str) -> None:
     """Owncast writes each segment in turn; each is shown in every variant before the next."""
     for name in names:
@@ -71,18 +65,6 @@ def metric(w: World, name: str) -> float:
     value = w.metrics.registry.get_sample_value(f"hls_broadcaster_{name}")
     assert value is not None, name
     return value
-
-
-def numbers(shown: list[tuple[int, str]]) -> dict[int, dict[int, str]]:
-    """variant -> media sequence number -> segment name, over every version shown."""
-    out: dict[int, dict[int, str]] = {v: {} for v in VARIANTS}
-    for v, text in shown:
-        seq = int(re.search(r"#EXT-X-MEDIA-SEQUENCE:(\d+)", text).group(1))  # type: ignore[union-attr]
-        for line in text.splitlines():
-            if line and not line.startswith("#"):
-                out[v][seq] = line.rsplit("/", 1)[1]
-                seq += 1
-    return out
 
 
 def check_all(*worlds: World) -> VariantSetChecker:

@@ -27,9 +27,9 @@ from broadcaster.state.journal import JournaledState
 from tests.support.disks import FaultPlan, FaultyOs
 from tests.support.fakes import Bucket
 from tests.support.hls_checker import VariantSetChecker
+from tests.support.saved_state import listed, numbers
 from tests.support.waiting import until
 from tests.support.world import World
-from tests.test_state_disk import listed, numbers
 
 VARIANTS = (0, 1)
 NAMES = [f"stream-a-{i}.ts" for i in range(40)]
@@ -59,7 +59,7 @@ def world(folder: Path) -> tuple[World, JournaledState]:
     w.snapshots._parts = {}  # the service's wiring: the cleaner under "cleaner", restored first
     cleaner = Cleaner(Bucket(), w.metrics, margin=5)
     w.snapshots.register("cleaner", cleaner, empty=[])
-    w.pub.lister.on_removed = cleaner.schedule
+    w.pub.on_removed = cleaner.schedule
     return w, state
 
 

@@ -20,6 +20,7 @@ from broadcaster.state.disk import Prepared, dumps
 from broadcaster.state.journal import JOURNAL, JournaledState
 from broadcaster.tails import Log
 from tests.support.fakes import Bucket
+from tests.support.waiting import until
 from tests.support.world import World
 
 VARIANTS = (0, 1)
@@ -50,7 +51,7 @@ def world(folder: Path, window: float = 4.0, cls: type[JournaledState] = Journal
     assert w.snapshots is not None
     w.snapshots._parts = {}  # the service's wiring: the cleaner under "cleaner", restored first
     w.snapshots.register("cleaner", cleaner, empty=[])
-    w.pub.lister.on_removed = cleaner.schedule
+    w.pub.on_removed = cleaner.schedule
     return w, cleaner
 
 
@@ -65,10 +66,8 @@ async def stream(w: World, first: int, last: int) -> None:
 
 async def until_saved(w: World, name: str) -> None:
     """The version listing `name` is shown: it was saved first."""
-    import asyncio
-    async with asyncio.timeout(5):
-        while not all((r := w.playlists.media_playlist(v)) is not None and name.encode() in r.body for v in VARIANTS):
-            await asyncio.sleep(0.002)
+    await until(lambda: all((r := w.playlists.media_playlist(v)) is not None and name.encode() in r.body
+                            for v in VARIANTS), f"{name} shown", 5)
 
 
 def memory(w: World, cleaner: Cleaner) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """The structure docs/how-it-works.md promises, checked from the source (issue 33): no class over 400
 lines, no function over 10 parameters (issue 43), `source` and `playlist` import no other stage, no
-stage imports `http` (only service.py, which composes them, does), and every stage's __init__.py says
-what comes in, what goes out and what it must never do (issue 43)."""
+stage imports `http` (only service.py, which composes them, does), the shared top-level modules import
+no stage (issue 49: metrics.py imported status/playback.py), and every stage's __init__.py says what
+comes in, what goes out and what it must never do (issue 43)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ PACKAGE = Path(__file__).resolve().parent.parent / "broadcaster"
 MAX_CLASS_LINES = 400
 MAX_PARAMETERS = 10  # a function that needs more takes a record of them, or does more than one thing
 STAGES = {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
-SHARED = {"metrics", "lograte", "numbers", "tails"}  # top-level modules every stage may use
+# Top-level modules: shared ones every stage may use (they import no stage), and the ones that compose the
+# stages into a program (they import any). Every top-level module is one or the other.
+SHARED = {"metrics", "lograte", "numbers", "tails", "files", "settings"}
+COMPOSERS = {"__init__", "__main__", "cli", "service", "preflight"}
 
 
 def modules() -> list[tuple[Path, ast.Module]]:
@@ -66,10 +70,22 @@ def test_source_and_playlist_import_no_other_stage_and_no_stage_imports_http() -
         stage = parts[0] if len(parts) > 1 else None
         for name in imported(path, tree):
             top = name.split(".")[0]
-            if stage in ("source", "playlist") and top != stage and top not in SHARED:
+            if stage in ("source", "playlist") and top != stage and top not in SHARED - {"settings"}:
                 wrong.append(f"{'/'.join(parts)} imports {name}")
             if stage is not None and stage != "http" and top == "http":
                 wrong.append(f"{'/'.join(parts)} imports {name}")
+    assert wrong == []
+
+
+def test_shared_modules_import_no_stage_and_every_top_level_module_is_shared_or_composes() -> None:
+    """A shared module (metrics.py, files.py...) that imported a stage would make every stage using it
+    depend on that stage too, unseen by the checks above (metrics.py imported status/playback.py, and
+    under TYPE_CHECKING: the walk sees those imports too)."""
+    top_level = {path.stem for path in PACKAGE.glob("*.py")}
+    assert top_level == SHARED | COMPOSERS, top_level ^ (SHARED | COMPOSERS)
+    wrong = [f"{path.name} imports {name}" for path, tree in modules()
+             if path.parent == PACKAGE and path.stem in SHARED
+             for name in imported(path, tree) if name.split(".")[0] in STAGES]
     assert wrong == []
 
 
@@ -77,7 +93,11 @@ def test_the_checks_see_imports() -> None:
     """The import walk finds what it must (so the test above cannot pass by finding nothing)."""
     watcher = PACKAGE / "source" / "watcher.py"
     names = imported(watcher, ast.parse(watcher.read_text()))
-    assert {"metrics", "lograte", "source.owncast"} <= names
+    assert {"metrics", "lograte", "source.owncast", "files"} <= names
+    # ...in a shared module too, under TYPE_CHECKING and inside a function alike.
+    tree = ast.parse("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+                     "    from .status.playback import P\ndef f():\n    from .status import playback\n")
+    assert {"status.playback", "status"} <= imported(PACKAGE / "metrics.py", tree)
     assert {"source", "playlist", "publish", "http"} <= STAGES
 
 

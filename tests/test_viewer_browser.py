@@ -5,19 +5,19 @@ hls.js page would (issue 42): few requests before the first frame, none through 
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 import pytest_asyncio
 
-from broadcaster.demo.emulator import OwncastEmulator
-from broadcaster.demo.seaweed import SeaweedS3
+from broadcaster.demo.recordings import Recordings
 from tests.support.browser import launch_chromium, needs_chromium, open_viewer, watch
-from tests.support.service_process import ServiceProcess, service_env
+from tests.support.live_demo import LiveDemo, live_demo
 from tests.support.startup import StartupRecorder, emulate
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
@@ -33,21 +33,21 @@ pytestmark = [
 MAX_REQUESTS_BEFORE_FIRST_FRAME = 12
 
 
-@dataclass
-class Demo:
-    s3: SeaweedS3
-    owncast: OwncastEmulator
-    service: ServiceProcess
+Demo = LiveDemo
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def demo(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Demo]:
-    tmp = tmp_path_factory.mktemp("viewer")
-    async with (SeaweedS3(tmp / "seaweed", discard=True) as seaweed,
-                OwncastEmulator(tmp / "hls", segment_seconds=1) as owncast):
-        env = service_env(tmp / "hls", seaweed, tmp / "state", WINDOW_SECONDS="8")
-        async with ServiceProcess(env, tmp / "service") as service:
-            yield Demo(seaweed, owncast, service)
+async def demo(tmp_path_factory: pytest.TempPathFactory, recordings: Recordings) -> AsyncIterator[Demo]:
+    async with live_demo(tmp_path_factory.mktemp("viewer"), recordings, WINDOW_SECONDS="8") as running:
+        yield running
+
+
+async def stat_rows(page: Any) -> dict[str, str]:
+    """The stats panel's visible rows, name to value."""
+    rows: dict[str, str] = await page.evaluate(
+        "() => Object.fromEntries([...document.querySelectorAll('#stats dl div:not([hidden])')]"
+        ".map((d) => [d.querySelector('dt').textContent, d.querySelector('dd').textContent]))")
+    return rows
 
 
 async def test_viewer_plays_from_the_bucket_and_shows_offline_and_back(demo: Demo, tmp_path: Path) -> None:
@@ -77,7 +77,15 @@ async def test_viewer_plays_from_the_bucket_and_shows_offline_and_back(demo: Dem
             assert stats["segmentHosts"] == [s3_host] and stats["errors"] == []
             await page.get_by_role("button", name="Show stats").click()  # as a person would
             panel = await page.inner_text("body")
-            assert s3_host in panel and "R2" in panel
+            assert s3_host in panel
+            # In the viewer's words (issue 47): no jargon, one latency figure and what it means, and the
+            # downloads add up: all of it from the bucket here (no P2P), none from this server.
+            assert not re.search(r"\bR2\b|\bHTTP\b|egress|optimization", panel), panel
+            assert panel.count("Behind live") == 2 and "Behind live: how long ago" in panel, panel
+            rows = await stat_rows(page)
+            assert rows["Video downloaded"] == rows["From the storage bucket"].split(" · ")[0], rows
+            assert rows["From the storage bucket"].endswith(" · 100 %"), rows
+            assert "No video came from this server" in panel and not await page.is_visible("#sharing")
             await page.screenshot(path=str(ARTIFACTS / "viewer-stats.png"), full_page=True)
 
             # Owncast's broadcaster disconnects: offline clip + ENDLIST. The viewer says so.
@@ -137,8 +145,8 @@ async def test_a_first_visit_starts_with_few_requests_and_no_redirect(demo: Demo
     # (bench/startup.py) reports the count up to the first frame itself.
     assert len(start.to_first_segment()) <= MAX_REQUESTS_BEFORE_FIRST_FRAME, asked
     own = start.same_origin_files(demo.service.url)
-    # The page, its stylesheet, hls.js, viewer.js (its modules in it) and the playlist are the first
+    # The page, its stylesheet, hls.js, viewer.min.js (its modules in it) and the playlist are the first
     # five; config.json comes in the page, not on its own.
     assert own[0] == "/" and "/config.json" not in own, asked
     first = {p.split("?")[0] for p in own[1:5]}
-    assert first == {"/viewer.css", "/hls.min.js", "/viewer.js", "/live/master.m3u8"}, asked
+    assert first == {"/viewer.min.css", "/hls.min.js", "/viewer.min.js", "/live/master.m3u8"}, asked

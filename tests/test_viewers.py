@@ -5,7 +5,6 @@ frame-ancestors header. Real browsers: tests/test_viewers_browser.py."""
 from __future__ import annotations
 
 import json
-import secrets
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +20,10 @@ from broadcaster.service import default_viewer_dir
 from broadcaster.settings import Settings, SettingsError, load_settings
 from broadcaster.status.assessment import HealthReport
 from broadcaster.status.audience import Audience
+from tests.support.client import new_id
 from tests.support.fakes import Clock, FakeHealth, FakePlaylists
 
 VIEWER = default_viewer_dir()
-
-
-def new_id() -> str:
-    return secrets.token_urlsafe(16)
 
 
 # -- the count ----------------------------------------------------------------------------------------
@@ -242,7 +238,7 @@ async def test_the_page_and_its_embed_form_say_who_may_frame_them(aiohttp_client
     assert '<html class="embed" lang="en">' in embed and "class=\"embed\"" not in page
     assert embed.replace('<html class="embed"', "<html") == page  # the same page, the same versioned files
     # The page's files are not documents: no framing policy on them.
-    css = await client.get("/viewer.css", allow_redirects=True)
+    css = await client.get("/viewer.min.css", allow_redirects=True)
     assert css.status == 200 and "Content-Security-Policy" not in css.headers
 
 
@@ -271,6 +267,24 @@ def test_frame_ancestors_setting(given: str | None, value: str) -> None:
 def test_a_bad_frame_ancestors_is_one_line_naming_it(bad: str) -> None:
     with pytest.raises(SettingsError, match=r"^FRAME_ANCESTORS="):
         settings_with(FRAME_ANCESTORS=bad)
+
+
+@pytest.mark.parametrize("public", ["https://*.co.uk", "https://*.github.io", "https://*.pages.dev",
+                                    "https://*.CO.UK:8443", "http://*.blogspot.com", "https://*.s3.amazonaws.com"])
+def test_a_wildcard_over_a_public_suffix_is_refused(public: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 50, E2b: `*.github.io` lets anyone's GitHub Pages site frame the page. The Public Suffix
+    List says where anyone may register a site; the package ships it, so no network is needed (every
+    connection refused here)."""
+    def no_network(*_: object, **__: object) -> None:
+        raise OSError("no network in this test")
+
+    monkeypatch.setattr("socket.socket.connect", no_network)
+    with pytest.raises(SettingsError, match=r"^FRAME_ANCESTORS=") as raised:
+        settings_with(FRAME_ANCESTORS=f"'self' {public}")
+    assert "public suffix" in str(raised.value) and "\n" not in str(raised.value)
+    # A site under such a suffix is a name someone registered: its subdomains may frame the page.
+    site = public.replace("*.", "*.mine.")
+    assert settings_with(FRAME_ANCESTORS=site).frame_ancestors == site.lower()
 
 
 @pytest.mark.parametrize(("given", "value"), [
@@ -343,14 +357,30 @@ async def test_the_owncast_stand_in_tells_viewers_apart_as_owncast_does() -> Non
 @pytest.mark.parametrize("trust_cf", [False, True])
 @pytest.mark.parametrize("peer", ["198.51.100.4", "127.0.0.1", "::1", "2001:db8:1:2:3:4:5:6", "::ffff:192.0.2.9",
                                   "::ffff:127.0.0.1"])
-def test_the_heartbeats_client_key_is_the_held_caps_address(peer: str, trust_cf: bool) -> None:
-    """watching.client_key skips parsing IPv4 but finds the address playlists.client_address finds."""
+def test_the_heartbeats_client_key_is_the_held_caps_address_but_an_ipv6_clients_48(peer: str,
+                                                                                     trust_cf: bool) -> None:
+    """watching.client_key skips parsing IPv4 but finds the address clients.client_address finds; an
+    IPv6 client by its /48, as the tracker counts it (issue 50 P3: by /64, 2,000 ids from 100 /64s of one
+    /48 were counted)."""
+    import ipaddress
+
     from aiohttp.test_utils import make_mocked_request
 
-    from broadcaster.http.playlists import client_address
+    from broadcaster.http.clients import Proxies, client_address
     from broadcaster.http.watching import client_key
 
+    proxies = Proxies(cloudflare=trust_cf)
     for headers in ({}, {"CF-Connecting-IP": peer}):
         request = make_mocked_request("POST", "/live/watching", headers=headers)
         request._transport_peername = (peer, 40000)
-        assert client_key(request, trust_cf) == client_address(request, trust_cf), headers
+        found = client_address(request, proxies)
+        if found is not None and ":" in found:
+            found = str(ipaddress.IPv6Network(found).supernet(new_prefix=48))
+        assert client_key(request, proxies) == found, headers
+    for a, b in (("2001:db8:1:2::1", "2001:db8:1:ffff::9"), ("2001:db8:1::1", "2001:db8:1:8000::")):
+        keys = set()
+        for address in (a, b):
+            request = make_mocked_request("POST", "/live/watching", headers={"CF-Connecting-IP": address})
+            request._transport_peername = ("127.0.0.1", 40000)
+            keys.add(client_key(request, Proxies(cloudflare=True)))
+        assert keys == {"2001:db8:1::/48"}, keys

@@ -6,7 +6,8 @@ page of a site FRAME_ANCESTORS names, and a site it does not name is refused.
 And how their playback fares (issue 42): a viewer throttled (Chromium's network emulation) below the
 lowest variant's bitrate stalls and drops to that variant, which /metrics and /health show, and Owncast's
 Stream Health (the stand-in's, as Owncast's source computes it) shows one viewer of two in trouble; the
-latency behind live on /metrics is the page's own figure within a second, whatever the device's clock.
+latency behind live on /metrics is the page's own figure within a second, whatever the device's clock;
+and the bounds on reports (issue 50) refuse none of an honest page's, each counting its start-up once.
 
 P2P on or off does not change the count: tests/test_viewers.py proves it on the count itself (the page
 only reports the flag), rather than starting the tracker and WebRTC here too."""
@@ -28,6 +29,7 @@ from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from broadcaster.demo.emulator import OwncastEmulator
+from broadcaster.demo.recordings import Recordings
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.service import Service
 from tests.support.browser import launch_chromium, needs_chromium, open_viewer, watch
@@ -76,7 +78,7 @@ class Stack:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+async def stack(tmp_path_factory: pytest.TempPathFactory, recordings: Recordings) -> AsyncIterator[Stack]:
     tmp = tmp_path_factory.mktemp("viewers")
     allowed, other = Framer(), Framer()
     await allowed.start()
@@ -84,7 +86,7 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
     try:
         async with (
             SeaweedS3(tmp / "seaweed", discard=True) as s3,
-            OwncastEmulator(tmp / "hls", segment_seconds=1) as emulator,
+            OwncastEmulator(tmp / "hls", segment_seconds=1, recordings=recordings) as emulator,
             OwncastViewers(purge_timeout=TIMEOUT, prune_every=0.5) as owncast,
         ):
             env = service_env(tmp / "hls", s3, tmp / "state", WINDOW_SECONDS="8", VIEWER_TIMEOUT=str(TIMEOUT),
@@ -164,6 +166,27 @@ async def _frame_of(page: Any, host_url: str) -> Any:
     assert frame is not None
     await frame.wait_for_load_state("load", timeout=WAIT * 1000)
     return frame
+
+
+async def test_without_a_title_setting_the_page_shows_owncasts_name_and_summary(stack: Stack) -> None:
+    """OWNCAST_URL set, STREAM_TITLE and STREAM_DESCRIPTION not (issue 47): the page's title, heading and
+    description are the ones Owncast's admin gave its server, as plain text."""
+    from playwright.async_api import async_playwright
+
+    stack.owncast.name = "Friday <b>jazz</b> & friends"
+    stack.owncast.summary = "Live from the cellar <script>, every week"
+    async with async_playwright() as pw:
+        browser = await launch_chromium(pw)
+        try:
+            page = await browser.new_page()
+            await page.goto(f"{stack.service.url}/")
+            await page.wait_for_function("n => document.title === n", arg=stack.owncast.name, timeout=WAIT * 1000)
+            assert await page.inner_text("#title") == stack.owncast.name
+            assert await page.is_visible("#description")
+            assert await page.inner_text("#description") == stack.owncast.summary
+            assert await page.evaluate("() => document.querySelector('#title b, #description script')") is None
+        finally:
+            await browser.close()
 
 
 async def test_embed_plays_framed_by_a_named_site_and_is_refused_elsewhere(stack: Stack) -> None:
@@ -346,6 +369,9 @@ async def test_a_viewer_below_the_lowest_variants_bitrate_stalls_on_it_here_and_
         finally:
             await browser.close()
     assert got[("hls_broadcaster_viewers_stalled", ())] >= 1 and viewers["stalled_5min"] >= 1, (got, viewers)
+    # A page stalling on a link too slow for it reports no more than it could have had (issue 50).
+    refused = ("hls_broadcaster_playback_reports_refused_total", (("reason", "out_of_bounds"),))
+    assert got[refused] == before[refused], (got[refused], before[refused])
     def on_lowest(samples: Samples) -> float:
         return (by_variant(samples, "watched_seconds_total", lowest)
                 + by_variant(samples, "stalled_seconds_total", lowest))
@@ -415,3 +441,49 @@ async def test_the_latency_on_metrics_is_the_pages_own_within_a_second_whatever_
     assert abs(exported - own / 1000) < 1 and abs(exported - truth) < 1, (exported, own, truth)
     assert abs(device_now - now - 3_600_000) < 1000 and abs(skew + 3_600_000) < 1000, (device_now - now, skew)
     assert owncast and all(abs(latency - exported) < 1 for latency in owncast[-3:]), owncast
+
+
+async def test_honest_pages_reports_are_all_within_bounds_and_each_start_up_counts_once(stack: Stack) -> None:
+    """Issue 50: a report holding more than its page could have had in the time since its last is
+    refused, a page's start-up counts once (and an address's once a minute: loopback here, so each page
+    by itself). Two pages play and report every second on a busy machine; one pauses (it leaves the
+    count) and plays on under the same id. None of their reports is refused as out of bounds, their
+    start-ups count once each, and the page that played on sends no start-up again (viewer/playback.js:
+    until a report with it is taken; the count could not tell its id's new entry from a new page)."""
+    from playwright.async_api import async_playwright
+
+    url = stack.service.url
+    async with async_playwright() as pw, aiohttp.ClientSession() as http:
+        browser = await launch_chromium(pw)
+        try:
+            contexts = [await browser.new_context(user_agent=f"viewer-{n}") for n in range(2)]
+            pages = [await context.new_page() for context in contexts]
+            before = await metrics(http, url)
+            for page in pages:
+                await open_viewer(page, f"{url}/")
+            for page in pages:  # each page's first beat is never taken; its start-up comes with a later one
+                await page.wait_for_function("() => window.viewerStats.playback.reports >= 4",
+                                             timeout=WAIT * 1000)
+            await pages[0].evaluate("() => document.querySelector('video').pause()")
+            await until(lambda: stack.service.audience.watching == 1, "the paused page left", WAIT)
+            sent = await pages[0].evaluate("() => window.viewerStats.playback.reports")
+            await pages[0].evaluate("() => document.querySelector('video').play()")
+            await pages[0].wait_for_function("n => window.viewerStats.playback.reports >= n", arg=sent + 3,
+                                             timeout=WAIT * 1000)
+            await until(lambda: stack.service.audience.watching == 2, "it plays on, counted again", WAIT)
+            figures = [await page.evaluate("() => window.viewerStats.playback") for page in pages]
+            after = await metrics(http, url)
+        finally:
+            await browser.close()
+
+    def added(name: str, labels: tuple[tuple[str, str], ...] = ()) -> float:
+        return after.get((f"hls_broadcaster_playback_{name}", labels), 0.0) - \
+            before.get((f"hls_broadcaster_playback_{name}", labels), 0.0)
+
+    print("reports sent", [f["reports"] for f in figures], "not taken", [f["notTaken"] for f in figures],
+          "taken", added("reports_total"), "start-ups", added("startup_seconds_count"))
+    assert added("reports_refused_total", (("reason", "out_of_bounds"),)) == 0, after
+    assert added("reports_total") >= 2 * 3, (added("reports_total"), figures)
+    assert added("startup_seconds_count") == 2, (added("startup_seconds_count"), figures)
+    assert all(f["startupMs"] > 0 and f["lastReport"][0] == -1 for f in figures), figures
+

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
+from ..files import MAX_FILE_BYTES, Refused, Stamp, is_temporary, read_stamped
 from ..lograte import RateLimitedLog
 from ..metrics import UPLOAD_FAILURE_REASONS, Metrics, bounded
 from ..playlist import hls
-from ..source.hlsdir import Refused, Stamp, is_temporary, read_stamped
 from .outage import OutageLog
 from .store import StoreError
 
@@ -37,7 +37,7 @@ class SegmentLost(Exception):
 
 def read_segment_file(path: Path, max_bytes: int, *, root: Path | None = None) -> bytes:
     """Read a regular file, refusing symlinks, special files, empty and oversized files. With `root`
-    (HLS_DIR), no folder below it is entered through a symlink either (see hlsdir).
+    (HLS_DIR), no folder below it is entered through a symlink either (see broadcaster/files.py).
 
     Raises SegmentLost when it can never be read, OSError when it may be later (out of handles).
     """
@@ -136,7 +136,7 @@ class Uploader:
         *,
         concurrency: int,
         attempt_timeout: float,
-        max_file_bytes: int = 64 * 1024 * 1024,
+        max_file_bytes: int = MAX_FILE_BYTES,
         backoff: Backoff = Backoff(),
         clock: Callable[[], float] = time.monotonic,
         outage: OutageLog | None = None,

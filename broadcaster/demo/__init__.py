@@ -11,9 +11,23 @@ leaves no child process behind (children.py).
   lines and processes), `receiver` (the PUT receiver), `offline_clip`, and `owncast_files`, the one copy
   of how Owncast's folder is written (in place, playlists, names), which the tests' and benches' hand-fed
   writers drive too.
-- `ffmpeg`: the ffmpeg binary `imageio-ffmpeg` ships; `children`: the child processes, never left behind.
+- `ffmpeg`: the ffmpeg binary `imageio-ffmpeg` ships; `children`: the child processes, never left behind,
+  their start-up waited for while they get on; `ports`: ports reserved on this machine for servers
+  told their port before they bind it.
 """
 
-from .run import DemoError, run_demo
+from __future__ import annotations
+
+from typing import Any
 
 __all__ = ["DemoError", "run_demo"]
+
+
+def __getattr__(name: str) -> Any:
+    """run_demo and DemoError, imported when asked for: a test that uses one part (owncast_files, say)
+    does not load them all (the service, SeaweedFS's client, the emulator)."""
+    if name in __all__:
+        from . import run
+
+        return getattr(run, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

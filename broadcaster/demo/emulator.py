@@ -55,12 +55,13 @@ from broadcaster.demo.owncast_settings import (
     resolve_settings,
 )
 from broadcaster.demo.receiver import PutReceiver, resolve_inside
+from broadcaster.demo.recordings import Recordings
 from broadcaster.demo.transcoder import EmulatorError, Transcoder
-from broadcaster.demo.transcoder_args import ffmpeg_command, keyframe_expr, source_command
+from broadcaster.demo.transcoder_args import ffmpeg_command, keyframe_expr, replay_command, source_command
 
 # The names tests, benches and the demo import from here.
 __all__ = [
-    "LATENCY_LEVELS", "EmulatorError", "LateTails", "Ledger", "OwncastEmulator", "OwncastSettings",
+    "LATENCY_LEVELS", "EmulatorError", "LateTails", "Ledger", "OwncastEmulator", "OwncastSettings", "Recordings",
     "SegmentType", "Variant", "ffmpeg_command", "keyframe_expr", "listed_segments", "resolve_inside",
     "resolve_settings", "source_command",
 ]  # fmt: skip
@@ -84,6 +85,7 @@ class OwncastEmulator:
         cleanup_keep: int | None = None,
         cleanup_interval: float = 60.0,
         ledger: Ledger | None = None,
+        recordings: Recordings | None = None,
     ) -> None:
         """variants: how many of VARIANT_PRESETS, or the variants themselves. latency_level (0-4)
         sets segment_seconds and list_size from LATENCY_LEVELS; without it they default to 1 s
@@ -94,7 +96,9 @@ class OwncastEmulator:
         start or while it runs: `write_delay` (> 0 writes each file in 8 pieces with this pause before
         each, so readers reliably catch empty, half-written segments and truncated playlists) and
         `late_tails` (tests: each segment's last bytes are written only after its playlist names it,
-        issue 39's race on every segment)."""
+        issue 39's race on every segment). recordings (tests): a stream of transcoded variants only is
+        the transcoder's encoding made once there and replayed by the same ffmpeg muxer (recordings.py);
+        without it, and with anything copied, ffmpeg encodes as it goes, as Owncast's does."""
         settings = resolve_settings(
             variants,
             latency_level=latency_level,
@@ -114,6 +118,8 @@ class OwncastEmulator:
         self._next = settings
         self._receiver = PutReceiver(self.hls_dir, ledger=ledger)
         self._transcoder = Transcoder()
+        self._recordings = recordings
+        self.replaying = False  # the stream on air is a recording's replay
         self._shortid: str | None = None
         self._cleanup_task: asyncio.Task[None] | None = None
         self._closed = False
@@ -258,28 +264,32 @@ class OwncastEmulator:
         exe = ffmpeg_exe()
         await self._receiver.start()
         self.settings = settings = self._next
+        source = settings.source_variant() if settings.needs_source else None
+        recording = None
+        if self._recordings is not None and source is None:  # made (once) before Owncast's wipe
+            recording = await self._recordings.get(exe, settings.variants, settings.segment_seconds)
         wipe(self.hls_dir, range(len(self.variants)))
         self._shortid = new_shortid()
-        source = settings.source_variant() if settings.needs_source else None
-        argv = ffmpeg_command(
-            exe,
-            f"http://127.0.0.1:{self.port}",
-            self._shortid,
-            settings.variants,
-            segment_seconds=settings.segment_seconds,
-            list_size=settings.list_size,
-            segment_type=self.segment_type,
-            source=source,
-        )
+        base_url = f"http://127.0.0.1:{self.port}"
+        if recording is not None:
+            argv = replay_command(exe, str(recording), base_url, self._shortid, settings.variants,
+                                  segment_seconds=settings.segment_seconds, list_size=settings.list_size,
+                                  segment_type=self.segment_type)
+        else:
+            argv = ffmpeg_command(exe, base_url, self._shortid, settings.variants,
+                                  segment_seconds=settings.segment_seconds, list_size=settings.list_size,
+                                  segment_type=self.segment_type, source=source)
+        self.replaying = recording is not None
         log.debug("starting ffmpeg: %s", " ".join(argv))
         gaps = settings.source_keyframes or DEFAULT_SOURCE_KEYFRAMES
         await self._transcoder.start(argv, None if source is None else source_command(exe, source, gaps))
         self._cleanup_task = asyncio.create_task(self._cleanup_loop())
         source_pid = self.source_pid
         log.info(
-            "owncast emulator streaming into %s: %s (shortid %s, ffmpeg pid %s%s)",
+            "owncast emulator streaming into %s: %s (shortid %s, ffmpeg pid %s%s%s)",
             self.hls_dir, describe(settings), self._shortid, self.ffmpeg_pid,
             f", broadcaster pid {source_pid}" if source_pid is not None else "",
+            ", replaying its encoding" if self.replaying else "",
         )  # fmt: skip
 
     async def stop_stream(self, offline: bool = True) -> None:

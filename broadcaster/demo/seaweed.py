@@ -14,10 +14,8 @@ import importlib.metadata
 import json
 import logging
 import os
-import random
 import re
 import shutil
-import socket
 import time
 import weakref
 from collections.abc import Iterable
@@ -30,7 +28,8 @@ from aiobotocore.session import get_session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from broadcaster.demo.children import GroupKiller, stop_child
+from broadcaster.demo.children import GroupKiller, StartClock, stop_child
+from broadcaster.demo.ports import TWIN_OFFSET, NoFreePort, Reserved, reserve_ports
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +37,12 @@ log = logging.getLogger(__name__)
 # proxy's hung and refused uploads: 10 s, then killed); its data is a demo's or a test's, so do not wait long.
 _STOP_TIMEOUT = 3.0
 _MAX_UNIX_SOCKET_PATH = 100  # sun_path holds 108 bytes; stay clear of it
-# Ports below the kernel's ephemeral range (32768+) so an outgoing connection cannot
-# grab one between our check and weed's bind; each also needs its +10000 gRPC twin.
-_PORT_LOW, _PORT_HIGH, _GRPC_OFFSET = 10000, 22000, 10000
+_GRPC_OFFSET = TWIN_OFFSET  # each port's gRPC twin (weed's default: +10000)
 _PORT_NAMES = ("master", "volume", "filer", "s3", "admin")
+_START_ATTEMPTS = 5  # with fresh ports each time a port was taken before weed bound it
+# weed's words when a port it was given is taken: its own check at start-up (mini.go), or the bind
+# itself when the port went between that check and the bind.
+_PORT_TAKEN = re.compile(r"Port allocation failed|is not available|address already in use", re.IGNORECASE)
 # glog's E/F prefixes plus Go's flag and bind errors
 _LOG_ERROR = re.compile(r"^[EF]\d{4} |error|panic|fatal|flag provided|address already in use", re.IGNORECASE)
 
@@ -71,29 +72,15 @@ def weed_exe() -> str:
     )
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def pick_ports(count: int) -> list[int]:
-    """count distinct free ports whose +10000 gRPC twins are free too."""
-    chosen: list[int] = []
-    taken: set[int] = set()
-    for _ in range(2000):
-        port = random.randrange(_PORT_LOW, _PORT_HIGH)
-        twin = port + _GRPC_OFFSET
-        if {port, twin} & taken or not (_port_free(port) and _port_free(twin)):
-            continue
-        chosen.append(port)
-        taken |= {port, twin}
-        if len(chosen) == count:
-            return chosen
-    raise SeaweedError("could not find free ports for SeaweedFS")
+    """count distinct free ports whose +10000 gRPC twins are free too (not reserved: see SeaweedS3,
+    which holds its ports reserved while it runs)."""
+    try:
+        reserved = reserve_ports(count, twins=True)
+    except NoFreePort as err:
+        raise SeaweedError(str(err)) from None
+    reserved.release()
+    return reserved.ports
 
 
 def _s3_identities(bucket: str, access_key: str, secret_key: str, *, public_read: bool) -> dict[str, Any]:
@@ -152,7 +139,9 @@ class SeaweedS3:
         discard: bool = False,
     ) -> None:
         """discard: close() kills weed at once, for a server whose data is thrown away (a test's): weed's
-        own shutdown on SIGTERM takes 1.2 s, some 100 times a run of the suite."""
+        own shutdown on SIGTERM takes 1.2 s, some 100 times a run of the suite. startup_timeout: the
+        seconds of CPU weed may spend starting, and of standing still (children.StartClock): on a
+        busy machine its start-up takes many times its wall time (under a second alone)."""
         self.work_dir = Path(work_dir).absolute()
         self._discard = discard
         self._bucket = bucket
@@ -161,6 +150,7 @@ class SeaweedS3:
         self._secret_key = secret_key
         self.startup_timeout = startup_timeout
         self._ports: dict[str, int] = {}
+        self._reserved: Reserved | None = None  # the ports, held while weed runs
         self._proc: asyncio.subprocess.Process | None = None
         self._killer: GroupKiller | None = None
         self._finalizer: weakref.finalize[[], SeaweedS3] | None = None
@@ -242,21 +232,23 @@ class SeaweedS3:
         )
         config.chmod(0o600)
         try:
-            for attempt in range(3):
-                self._ports = dict(zip(_PORT_NAMES, pick_ports(len(_PORT_NAMES)), strict=True))
-                await self._spawn(exe, config)
+            for attempt in range(1, _START_ATTEMPTS + 1):
+                self._reserve_ports()
+                clock = StartClock(await self._spawn(exe, config), busy=self.startup_timeout,
+                                   still=self.startup_timeout)
                 try:
-                    await self._wait_until_serving(began + self.startup_timeout)
+                    await self._wait_until_serving(clock)
                     log.debug("SeaweedFS answering after %.2f s", time.monotonic() - began)
                     break
                 except SeaweedError:
-                    # Another process may have bound one of our ports after we checked it.
-                    if attempt < 2 and any("address already in use" in line for line in self._run_log()):
-                        log.warning("SeaweedFS port clash; retrying with other ports")
+                    # A port taken between our check and weed's bind, by a program that does not share
+                    # our reservations: again, on other ports.
+                    if attempt < _START_ATTEMPTS and any(_PORT_TAKEN.search(line) for line in self._run_log()):
+                        log.warning("SeaweedFS: a port was taken before it bound it; trying other ports")
                         await self._terminate()
                         continue
                     raise
-            await self._create_bucket(began + self.startup_timeout)
+            await self._create_bucket(clock)
         except BaseException:
             await self._terminate()
             raise
@@ -298,7 +290,8 @@ class SeaweedS3:
                 argv.append(f"-{name}.localSocket={sock}")
         return argv
 
-    async def _spawn(self, exe: str, config: Path) -> None:
+    async def _spawn(self, exe: str, config: Path) -> int:
+        """Starts weed; returns its pid."""
         argv = self._argv(exe, config)
         setpriv = shutil.which("setpriv")
         if setpriv:  # the server dies with us even if Python is SIGKILLed
@@ -317,6 +310,7 @@ class SeaweedS3:
         ports = tuple(self._ports.values())
         self._killer = GroupKiller(self._proc.pid, after=lambda: remove_stale_sockets(ports))
         self._finalizer = weakref.finalize(self, self._killer)
+        return self._proc.pid
 
     def _run_log(self) -> list[str]:
         """Lines weed wrote since the current process started."""
@@ -337,7 +331,16 @@ class SeaweedS3:
     def _fail(self, what: str) -> SeaweedError:
         return SeaweedError(f"SeaweedFS {what}; from {self.log_path}:\n{self._log_excerpt()}")
 
-    async def _wait_until_serving(self, deadline: float) -> None:
+    def _reserve_ports(self) -> None:
+        if self._reserved is not None:
+            self._reserved.release()
+        try:
+            self._reserved = reserve_ports(len(_PORT_NAMES), twins=True)
+        except NoFreePort as err:
+            raise SeaweedError(str(err)) from None
+        self._ports = dict(zip(_PORT_NAMES, self._reserved.ports, strict=True))
+
+    async def _wait_until_serving(self, clock: StartClock) -> None:
         """Poll the S3 port until it answers HTTP at all (403 for an unsigned list is fine)."""
         assert self._proc is not None
         timeout = aiohttp.ClientTimeout(total=2)
@@ -351,11 +354,11 @@ class SeaweedS3:
                         return
                 except (aiohttp.ClientError, TimeoutError):
                     pass
-                if time.monotonic() >= deadline:
-                    raise self._fail(f"did not answer on {self.endpoint_url} within {self.startup_timeout} s")
+                if (why := clock.expired()) is not None:
+                    raise self._fail(f"did not answer on {self.endpoint_url}: {why}")
                 await asyncio.sleep(0.05)
 
-    async def _create_bucket(self, deadline: float) -> None:
+    async def _create_bucket(self, clock: StartClock) -> None:
         """Create the bucket and its CORS rule, retrying while the filer finishes starting."""
         session = get_session()
         async with session.create_client(
@@ -378,8 +381,8 @@ class SeaweedS3:
                 except (ClientError, BotoCoreError) as exc:
                     if self._proc is None or self._proc.returncode is not None:
                         raise self._fail("exited while creating the bucket") from exc
-                    if time.monotonic() >= deadline:
-                        raise self._fail(f"could not create bucket {self._bucket!r}: {exc}") from exc
+                    if (why := clock.expired()) is not None:
+                        raise self._fail(f"could not create bucket {self._bucket!r} ({why}): {exc}") from exc
                     log.debug("bucket not ready yet: %s", exc)
                     await asyncio.sleep(0.1)
 
@@ -397,4 +400,7 @@ class SeaweedS3:
             self._proc = None
             self._killer = self._finalizer = None
             remove_stale_sockets(self._ports.values())
+            if self._reserved is not None:
+                self._reserved.release()
+                self._reserved = None
         log.debug("SeaweedFS pid %d stopped with code %s", proc.pid, proc.returncode)

@@ -9,27 +9,26 @@ import hashlib
 import logging
 import os
 import shutil
-import socket
 import subprocess
 import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from .children import GroupKiller, stop_child
+from .children import GroupKiller, StartClock, stop_child
+from .ports import kept_port
 
 log = logging.getLogger(__name__)
 
 TRACKER_FILES = Path(__file__).resolve().parent.parent / "tracker"  # shipped in the wheel
-_START_TIMEOUT = 15.0
 _RESTART_DELAYS = (0.5, 1.0, 2.0, 5.0)  # after each death in a row; reset once it runs a minute
 _STEADY = 60.0
 
 
 def free_port() -> int:
-    """A loopback port free now, for a tracker whose URL must be known before it starts."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A loopback port for a tracker whose URL must be known before it starts: below the ephemeral
+    range and reserved on this machine while this process runs (ports.py), so nothing of ours takes it
+    before the tracker binds it (a port from bind(0), released, may go to any outgoing connection)."""
+    return kept_port()
 
 
 class TrackerUnavailable(RuntimeError):
@@ -108,11 +107,17 @@ class LocalTracker:
         self._killer = GroupKiller(proc.pid)
         self._finalizer = weakref.finalize(self, self._killer)
         assert proc.stdout is not None
-        try:
-            async with asyncio.timeout(_START_TIMEOUT):
-                line = (await proc.stdout.readline()).decode(errors="replace").strip()
-        except TimeoutError:
-            line = "no answer"
+        # Its first line says where it listens: waited for while Node gets on (StartClock), not for a
+        # fixed time a loaded machine may not give it.
+        clock = StartClock(proc.pid)
+        first = asyncio.ensure_future(proc.stdout.readline())
+        while not first.done() and clock.expired() is None:
+            await asyncio.wait({first}, timeout=0.5)
+        if first.done():
+            line = first.result().decode(errors="replace").strip()
+        else:
+            first.cancel()
+            line = f"no answer ({clock.expired()})"
         if "listening on ws://" not in line:
             await self._stop()
             raise TrackerUnavailable(f"the tracker did not start: {line or 'it exited'}")

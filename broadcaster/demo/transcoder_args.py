@@ -95,20 +95,78 @@ def ffmpeg_command(
     ffmpeg reads the broadcaster's encoded stream of that size from stdin, like Owncast.
     """
     if source is None:
-        width = max(v.width for v in variants)
-        height = max(v.height for v in variants)
-        rate = max(v.framerate for v in variants)
-        input_args = ["-nostdin", "-re", "-f", "lavfi", "-i", _test_picture(width, height, rate)]
+        input_args = ["-nostdin", "-re", *_test_picture_input(variants)]
+    else:
+        input_args = ["-i", "pipe:0"]
+    return [*_head(exe), *_ENCODING_FLAGS, *input_args, *_encode_args(variants, segment_seconds, source),
+            *_hls_args(base_url, shortid, len(variants), segment_seconds=segment_seconds, list_size=list_size,
+                       segment_type=segment_type)]
+
+
+def recording_command(exe: str, out: str, variants: tuple[Variant, ...], *, segment_seconds: int,
+                      seconds: int) -> list[str]:
+    """The transcoder's encoding of the test picture (ffmpeg_command's, flag for flag) for `seconds`, as
+    fast as it goes, into one MP4 file (each variant's video, then its audio), for replay_command."""
+    return [*_head(exe), *_ENCODING_FLAGS, "-nostdin", *_test_picture_input(variants), "-t", str(seconds),
+            *_encode_args(variants, segment_seconds, None), *_ENCODER_OUTPUT_ARGS,
+            "-max_muxing_queue_size", "400", "-f", "mp4", out]
+
+
+def replay_command(
+    exe: str,
+    recording: str,
+    base_url: str,
+    shortid: str,
+    variants: tuple[Variant, ...],
+    *,
+    segment_seconds: int,
+    list_size: int,
+    segment_type: SegmentType,
+) -> list[str]:
+    """ffmpeg_command's output from a recording_command file, looped, in real time (-re): the same hls
+    muxer PUTting the same segments and playlists to Owncast's receiver, the encoding done once. Its
+    streams are copied (-c copy): a few % of the CPU the encoding takes."""
+    maps = [a for i in range(2 * len(variants)) for a in ("-map", f"0:{i}")]
+    # MP4 names every stream's language ("und"), which the live transcoder's segments do not carry.
+    return [*_head(exe), "-nostdin", "-re", "-stream_loop", "-1", "-i", recording, *maps, "-c", "copy",
+            "-metadata:s", "language=",
+            *_hls_args(base_url, shortid, len(variants), segment_seconds=segment_seconds, list_size=list_size,
+                       segment_type=segment_type, encoding=False)]
+
+
+def _head(exe: str) -> list[str]:
+    return [exe, "-hide_banner", "-nostats", "-loglevel", "warning"]
+
+
+_ENCODING_FLAGS = ("-fflags", "+genpts", "-flags", "+cgop")
+
+
+def _test_picture_input(variants: tuple[Variant, ...]) -> list[str]:
+    width = max(v.width for v in variants)
+    height = max(v.height for v in variants)
+    rate = max(v.framerate for v in variants)
+    return ["-f", "lavfi", "-i", _test_picture(width, height, rate)]
+
+
+def _encode_args(variants: tuple[Variant, ...], segment_seconds: int, source: Variant | None) -> list[str]:
+    """Owncast's flags before its input's, then each variant's (getVariantString)."""
+    if source is None:
+        width, height = max(v.width for v in variants), max(v.height for v in variants)
     else:
         width, height = source.width, source.height
-        input_args = ["-i", "pipe:0"]
-    args = [
-        exe, "-hide_banner", "-nostats", "-loglevel", "warning",
-        "-fflags", "+genpts", "-flags", "+cgop", *input_args,
-    ]  # fmt: skip
+    args: list[str] = []
     for i, v in enumerate(variants):
         scale = (v.width, v.height) != (width, height)
         args += _variant_args(i, v, segment_seconds=segment_seconds, scale=scale)
+    return args
+
+
+# Encoder options Owncast passes among its output's (they apply to every encoder).
+_ENCODER_OUTPUT_ARGS = ("-tune", "zerolatency", "-pix_fmt", "yuv420p", "-sc_threshold", "0")
+
+
+def _hls_args(base_url: str, shortid: str, count: int, *, segment_seconds: int, list_size: int,
+              segment_type: SegmentType, encoding: bool = True) -> list[str]:
     ext = "ts" if segment_type == "mpegts" else "m4s"
     if segment_type == "mpegts":
         # Owncast's exact (odd) string: ffmpeg reads it as mpegts_flags set to nothing it knows.
@@ -116,18 +174,17 @@ def ffmpeg_command(
     else:
         # ffmpeg names the init file init_<variant>.mp4 in each variant folder.
         type_args = ["-hls_segment_type", "fmp4"]
-    args += [
-        "-var_stream_map", " ".join(f"v:{i},a:{i}" for i in range(len(variants))),
+    return [
+        "-var_stream_map", " ".join(f"v:{i},a:{i}" for i in range(count)),
         "-f", "hls",
         "-hls_time", str(segment_seconds),
         "-hls_list_size", str(list_size),
         "-hls_flags", "program_date_time+independent_segments+omit_endlist",
         *type_args,
-        "-tune", "zerolatency", "-pix_fmt", "yuv420p", "-sc_threshold", "0",
+        *(_ENCODER_OUTPUT_ARGS if encoding else ()),
         "-master_pl_name", "stream.m3u8",
         "-hls_segment_filename", f"{base_url}/%v/stream-{shortid}-%d.{ext}",
         "-max_muxing_queue_size", "400",
         "-method", "PUT", "-http_persistent", "0",
         f"{base_url}/%v/stream.m3u8",
     ]  # fmt: skip
-    return args

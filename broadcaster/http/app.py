@@ -26,12 +26,14 @@ from ..status.hub import WRITE_TIMEOUT, EventHub, StatusWatcher
 from . import events as sse
 from . import health as readings
 from . import limits, viewer
+from .clients import Network, Proxies
 from .common import CLIENT_MAX_SIZE, CONNECTION_LOG, elsewhere
 from .keys import (DEFAULT_VARIANT, EVENTS, FRAME_ANCESTORS, HEALTH, METRICS, STATE_EVENTS, VIEWER_CONFIG,
                    VIEWER_FILES, HealthSource)
 from .pathway import SteeringRoute, SteeringSource, VmSegments
 from .playlists import MAX_HELD, MasterSource, PlaylistRoutes, PlaylistSource
 from .viewer_files import ViewerFiles
+from .viewer_page import Words
 from .watching import WatchingRoute, preflight
 
 # Owncast drops a viewer not seen for 15 s (10 s in older releases; activeViewerPurgeTimeout in its
@@ -64,6 +66,7 @@ class PlaylistOptions:
     max_held: int = MAX_HELD  # blocking requests held at once (the file-handle budget's share)
     trust_cf_connecting_ip: bool = False  # count held requests per CF-Connecting-IP (behind the tunnel)
     pathways: Pathways | None = None  # content steering: the VM's pathway and the steering manifest
+    forwarded_allow_ips: tuple[Network, ...] = ()  # proxies whose X-Forwarded-For names the client
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +94,8 @@ class ViewerOptions:
     owncast_url: str = ""  # the page pings <this>/api/ping while playing; "" = off
     frame_ancestors: str = "'self'"  # the sites that may frame the page (a CSP frame-ancestors value)
     sources: tuple[str, ...] = ()  # origins ?src= may play besides this service's playlists; ("*",) = any
+    title: str = ""  # the page's title and heading (STREAM_TITLE); "" = Owncast's name, else the page's own
+    description: str = ""  # the line under it (STREAM_DESCRIPTION); "" = Owncast's summary, else none
 
     def config(self, counting: bool = False, reporting: bool = False) -> dict[str, object]:
         """/config.json: where the viewer plays from, P2P (only when on: the page then loads its code),
@@ -102,6 +107,11 @@ class ViewerOptions:
         if self.p2p_trackers:
             config["p2p"] = {"trackers": list(self.p2p_trackers), "swarm": self.p2p_swarm,
                              "stun": list(self.p2p_stun)}
+        if self.owncast_url and not (self.title and self.description):
+            # The words no setting gives, from Owncast's /api/config (its server name and summary, served
+            # with CORS to any origin): the page asks for them there (viewer.js).
+            config["details"] = {"url": f"{self.owncast_url}/api/config", "title": not self.title,
+                                 "description": not self.description}
         if not counting:
             return config
         beat = round(self.viewer_timeout / 3, 3)  # two beats may be lost before the page drops out
@@ -160,9 +170,10 @@ def create_app(
     app[METRICS] = metrics
     options = playlist_options
     app[DEFAULT_VARIANT] = options.default_variant
+    proxies = Proxies(options.forwarded_allow_ips, options.trust_cf_connecting_ip)  # who names the client
     playlist_routes = PlaylistRoutes(playlists, metrics, options.default_variant, options.blocking_reload,
                                      max_held=options.max_held, connection_metrics=connection_metrics,
-                                     trust_cf_connecting_ip=options.trust_cf_connecting_ip,
+                                     proxies=proxies,
                                      masters=options.pathways.masters if options.pathways is not None else None,
                                      horizon=options.pathways.newest if options.pathways is not None else None)
     r = app.router
@@ -173,10 +184,12 @@ def create_app(
     # these two paths here and everything else on that hostname to Owncast (cloudflared.yml.example).
     r.add_get(f"/hls/{hls.OWNCAST_PLAYLIST_NAME}", playlist_routes.owncast_master)
     r.add_get(rf"/hls/{{n:[0-9]+}}/{hls.OWNCAST_PLAYLIST_NAME}", playlist_routes.media)
-    _add_pathways(app, options.pathways, metrics, options)
+    _add_pathways(app, options.pathways, metrics, options, proxies)
     if events is not None:
         app[EVENTS] = events.hub
-        r.add_get("/live/events", sse.events)
+        on_refused = (functools.partial(connection_metrics.rejected, "events_per_client")
+                      if connection_metrics is not None else None)
+        r.add_get("/live/events", sse.EventStreams(proxies, on_refused).handle)
         if events.state is not None:
             app[STATE_EVENTS] = events.state
             app.cleanup_ctx.append(_running_state_events)
@@ -199,13 +212,13 @@ def create_app(
             counting=audience is not None, reporting=audience is not None and playback is not None)).encode()
         app[VIEWER_FILES] = ViewerFiles(
             root, max_open=viewer_options.max_open, write_timeout=viewer_options.write_timeout,
-            on_write_timeout=on_timeout, config=app[VIEWER_CONFIG])  # the page carries it (issue 42)
+            on_write_timeout=on_timeout, config=app[VIEWER_CONFIG],  # the page carries it (issue 42)
+            words=Words(viewer_options.title, viewer_options.description))
         app[FRAME_ANCESTORS] = viewer_options.frame_ancestors
         r.add_get("/config.json", viewer.viewer_config)
         if audience is not None:
-            watching = WatchingRoute(audience, show=viewer_options.show_viewer_count,
-                                     trust_cf_connecting_ip=options.trust_cf_connecting_ip, playback=playback,
-                                     pathway=viewers.pathway if viewers is not None else None)
+            watching = WatchingRoute(audience, show=viewer_options.show_viewer_count, proxies=proxies,
+                                     playback=playback, pathway=viewers.pathway if viewers is not None else None)
             r.add_post("/live/watching", watching.beat)
             r.add_route("OPTIONS", "/live/watching", preflight)  # never granted
         r.add_get("/", viewer.viewer_file)
@@ -217,7 +230,7 @@ def create_app(
 
 
 def _add_pathways(app: web.Application, pathways: Pathways | None, metrics: Metrics,
-                  options: PlaylistOptions) -> None:
+                  options: PlaylistOptions, proxies: Proxies) -> None:
     """The steering manifest beside each multivariant playlist, and the VM pathway's playlists and
     segments under <folder>/vm/ (the playlists name them relatively: hls.vm_variant_uri)."""
     r = app.router
@@ -228,7 +241,7 @@ def _add_pathways(app: web.Application, pathways: Pathways | None, metrics: Metr
     if pathways is None:
         return
     vm = PlaylistRoutes(pathways.vm, metrics, options.default_variant, options.blocking_reload,
-                        max_held=options.max_held, trust_cf_connecting_ip=options.trust_cf_connecting_ip,
+                        max_held=options.max_held, proxies=proxies,
                         label_prefix=f"{hls.VM_FOLDER}/")
     r.add_get(rf"/live/{hls.VM_FOLDER}/{{n:[0-9]+}}/{hls.MEDIA_PLAYLIST_NAME}", vm.media)
     r.add_get(rf"/hls/{hls.VM_FOLDER}/{{n:[0-9]+}}/{hls.OWNCAST_PLAYLIST_NAME}", vm.media)

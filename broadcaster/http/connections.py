@@ -47,9 +47,9 @@ from typing import Any
 
 from aiohttp import web
 
+from ..files import TEMPORARY_ERRNOS
 from ..lograte import RateLimitedLog
 from ..metrics import ConnectionMetrics
-from ..source.hlsdir import TEMPORARY_ERRNOS
 from .common import EDGE_HEADERS
 
 log = logging.getLogger(__name__)

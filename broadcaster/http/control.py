@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
 import math
 import os
@@ -25,6 +24,7 @@ from typing import Any
 from aiohttp import web
 
 from ..clips.book import CLIP_ID, LATEST, SOCKET_NAME, ClipBook, ClipError, socket_path
+from ..files import NOT_FOLLOWED_ERRNOS
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ def prepare_socket(state_dir: Path) -> Path:
     try:
         fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError as err:
-        if err.errno in (errno.ELOOP, errno.ENOTDIR):
+        if err.errno in NOT_FOLLOWED_ERRNOS:
             raise ValueError(f"{folder} is not a folder but a symlink or a file: remove it, the service makes "
                              "its own") from None
         raise

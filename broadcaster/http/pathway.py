@@ -32,7 +32,7 @@ from ..numbers import whole_number
 from ..playlist import hls
 from ..steering.copies import Copy
 from .common import EDGE_HEADERS, edge_headers, unavailable
-from .playlists import client_address
+from .clients import Proxies, client_address
 
 # Answers being read or sent at once (each holds its segment in memory, up to a few MB), and one client
 # address's share of them: a CDN in front asks for a few at a time, a crowd without one is bounded here.
@@ -123,7 +123,7 @@ class VmSegments:
 
     def __init__(self, copies: SegmentCopies, key_for: Callable[[int, str], str], budget: ByteBudget, *,
                  on_sent: Callable[[int, int], None] = lambda status, size: None, max_sending: int = MAX_SENDING,
-                 trust_cf_connecting_ip: bool = False,
+                 proxies: Proxies = Proxies(),
                  elsewhere: Callable[[int, str], Awaitable[str | None]] | None = None) -> None:
         self._copies = copies
         self._key_for = key_for
@@ -137,7 +137,7 @@ class VmSegments:
         self._max_per_client = max(1, max_sending // CLIENT_SHARE)
         self._sending = 0
         self._by_client: dict[str, int] = {}
-        self._trust_cf = trust_cf_connecting_ip
+        self._proxies = proxies  # who names the client (its share of the answers in flight)
 
     @property
     def sending(self) -> int:
@@ -177,7 +177,7 @@ class VmSegments:
         if request.method == hdrs.METH_HEAD:
             headers[hdrs.CONTENT_LENGTH] = str(size)
             return self._answer(web.Response(status=206 if partial else 200, headers=headers))
-        client = client_address(request, self._trust_cf)
+        client = client_address(request, self._proxies)
         if self._sending >= self._max_sending or (
                 client is not None and self._by_client.get(client, 0) >= self._max_per_client):
             return self._answer(unavailable("too many segment requests at once, try again shortly\n", "1"))

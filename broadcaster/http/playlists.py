@@ -9,18 +9,18 @@ app per request (bench/serve.py, bench/serve_cost.py measure it).
 from __future__ import annotations
 
 import functools
-import ipaddress
 import re
 from collections.abc import Callable
 from typing import Protocol
 
 from aiohttp import hdrs, web
-from multidict import CIMultiDict, CIMultiDictProxy, MultiMapping, istr
+from multidict import CIMultiDict, CIMultiDictProxy, MultiMapping
 
 from ..metrics import ConnectionMetrics, Metrics
 from ..numbers import whole_number
 from ..playlist import hls
 from ..playlist.rendered import Rendered
+from .clients import Proxies, client_address
 from .common import EDGE_HEADERS, edge_headers, internal_error, unavailable
 
 # Blocking requests held at once when no cap is given; the service derives its cap from the file-handle
@@ -31,7 +31,6 @@ HELD_RETRY_AFTER = "1"  # seconds: held requests are answered within a target du
 # One client address may hold at most this share of the held cap: a crowd behind one NAT still gets
 # blocking reload (a player holds one request per playlist it follows), one client cannot take it all.
 HELD_CLIENT_SHARE = 8
-CF_CONNECTING_IP = istr("CF-Connecting-IP")  # the viewer's address, as Cloudflare's edge saw it (folded once)
 
 # A variant number longer than this cannot be one of ours; int() of a huge one is costly (and limited).
 _MAX_VARIANT_DIGITS = 4
@@ -93,32 +92,21 @@ def _blocking_param(value: str | None) -> str | None:
     return value.partition("?")[0] if value is not None else None
 
 
-def client_address(request: web.Request, trust_cf: bool) -> str | None:
-    """The address the per-client held cap counts by, or None when it is unknown.
-
-    CF-Connecting-IP only when the operator says every connection comes through the Cloudflare tunnel
-    (anyone reaching the port directly could name any address). Otherwise the peer, unless it is
-    loopback: that is the tunnel or a local proxy speaking for every viewer at once. An IPv6 client
-    owns a /64 and may use any address in it: it counts as one."""
-    text = request.headers.get(CF_CONNECTING_IP) if trust_cf else None
-    if text is None:
-        text = request.remote
-    try:
-        address = ipaddress.ip_address((text or "").strip())
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    if address.is_loopback and not trust_cf:
-        return None
-    if isinstance(address, ipaddress.IPv6Address):
-        return str(ipaddress.IPv6Network((address, 64), strict=False))
-    return str(address)
+def request_target(request: web.Request) -> str:
+    """The request's path and query exactly as sent (percent-encoding and all): what a cache in front
+    keys the answer by (nginx's $request_uri). An absolute-form target (`GET http://host/path`, as a
+    proxy may send it) counts from its path."""
+    raw = request.raw_path
+    if raw.startswith("/"):
+        return raw
+    _, scheme, rest = raw.partition("://")
+    slash = rest.find("/")
+    return rest[slash:] if scheme and slash >= 0 else "/"
 
 
-def canonical_query(query_string: str, query: MultiMapping[str], blocking: bool) -> str | None:
-    """The query string of the canonical URL of a playlist request whose query is not it; None when
-    it is (answer it), or when a directive's value is bad (answered 400 as it is).
+def canonical_query(query: MultiMapping[str], blocking: bool) -> str | None:
+    """The query string of the canonical URL of a playlist request, from its decoded `query`; None when
+    a directive's value is bad (answered 400 as it is).
 
     The canonical URL carries only what the service uses (docs/hls-rules.md, "One URL per answer"):
     with blocking reload on, `_HLS_msn` then `_HLS_skip`, each once, the number in plain digits without
@@ -133,7 +121,11 @@ def canonical_query(query_string: str, query: MultiMapping[str], blocking: bool)
         return ""
     values: dict[str, str] = {}
     for name in _BLOCKING_PARAMS & query.keys():
-        value = _blocking_param(query.get(name)) or ""  # a repeated name: its first value
+        # A repeated name: its last value. Shaka 4.16 keeps the URL a redirect took it to as the
+        # playlist's own and adds its next _HLS_msn after the one there (`?_HLS_msn=7&_HLS_msn=9`):
+        # the last is what it asks for now. (The first, 7, was redirected to 7's answer, which its
+        # browser kept for six target durations: Shaka stood still there, issue 49.)
+        value = _blocking_param(query.getall(name)[-1]) or ""
         if name == "_HLS_skip":
             if value not in hls.SKIP_REQUEST_VALUES:
                 return None
@@ -145,16 +137,59 @@ def canonical_query(query_string: str, query: MultiMapping[str], blocking: bool)
         values[name] = str(number)
     if "_HLS_part" in values and "_HLS_msn" not in values:
         return None  # an error (6.2.5.2): answered 400
-    canonical = "&".join(f"{name}={values[name]}" for name in ("_HLS_msn", "_HLS_skip") if name in values)
-    return None if canonical == query_string else canonical
+    return "&".join(f"{name}={values[name]}" for name in ("_HLS_msn", "_HLS_skip") if name in values)
 
 
-def _to_canonical(request: web.Request, query: str,
+def answered_as_sent(query: str, blocking: bool) -> bool:
+    """Whether a query, exactly as sent, is a valid set of delivery directives in the canonical spelling,
+    in any order: `_HLS_msn=<digits, no leading zero>` and `_HLS_skip=YES`, each at most once, nothing
+    else. Such a query is answered as the canonical form is, with no redirect: video.js (VHS 3.17) asks
+    `_HLS_skip=YES&_HLS_msn=N` on every reload, and a 302 cost it a round trip each time (issue 47). Two
+    orders of one set: at most twice the canonical URLs per playlist version (docs/hls-rules.md)."""
+    if not blocking or not query:
+        return False
+    seen: list[str] = []
+    for item in query.split("&"):
+        name, equals, value = item.partition("=")
+        if not equals or name in seen:
+            return False
+        if name == "_HLS_msn":
+            if whole_number(value) is None or (value[0] == "0" and value != "0"):
+                return False
+        elif name != "_HLS_skip" or value != _SKIP:
+            return False
+        seen.append(name)
+    return True
+
+
+def respelt(target: str, path: str, query: MultiMapping[str], blocking: bool) -> str | None:
+    """Where a playlist request goes whose target (request_target) is not its decoded path alone: the
+    canonical URL, relative to the request's (so it works under a path prefix), or None when it is
+    answered as it is (answered_as_sent, or a bad directive: 400).
+
+    Any other spelling of the same request would be one more cache key for a whole playlist (issue 50,
+    R1c): a query the service does not use, a directive another way (`_HLS_msn=012`, `_HLS_skip=v2`,
+    twice, with `_HLS_part`), percent-encoding anywhere (`_HLS_%6dsn=`, `pl%61ylist.m3u8`, `%30/`), an
+    empty `?`. The router matches the decoded path, so each reached the playlist."""
+    sent_path, _, sent_query = target.partition("?")
+    if sent_path == path and answered_as_sent(sent_query, blocking):
+        return None
+    canonical = canonical_query(query, blocking)
+    if canonical is None:
+        return None
+    name = path.rpartition("/")[2]
+    if sent_path.rpartition("/")[0] == path.rpartition("/")[0]:
+        location = name
+    else:  # a folder spelt another way: from the folder as sent, back up to the root of the route
+        location = "../" * (sent_path.count("/") - 1) + path[1:]
+    return f"{location}?{canonical}" if canonical else location
+
+
+def _to_canonical(request: web.Request, location: str,
                   cache_control: str = CANONICAL_CACHE_CONTROL) -> web.Response:
-    """302 to the same playlist under its canonical query, relative (it works under a path prefix)."""
-    name = request.path.rpartition("/")[2]
+    """302 to the same playlist under its canonical URL, `location` relative to the request's."""
     return web.Response(status=302, headers=edge_headers({
-        hdrs.LOCATION: f"{name}?{query}" if query else name, hdrs.CACHE_CONTROL: cache_control}))
+        hdrs.LOCATION: location, hdrs.CACHE_CONTROL: cache_control}))
 
 
 class PlaylistRoutes:
@@ -163,7 +198,7 @@ class PlaylistRoutes:
 
     def __init__(self, source: PlaylistSource, metrics: Metrics, default_variant: int, blocking: bool, *,
                  max_held: int = MAX_HELD, connection_metrics: ConnectionMetrics | None = None,
-                 trust_cf_connecting_ip: bool = False, masters: MasterSource | None = None,
+                 proxies: Proxies = Proxies(), masters: MasterSource | None = None,
                  label_prefix: str = "", horizon: Callable[[int], int | None] | None = None) -> None:
         """`masters`: where the multivariant playlists come from (the source's own by default; with
         content steering, one that names every pathway); `label_prefix` marks this instance's requests in
@@ -182,15 +217,16 @@ class PlaylistRoutes:
         self._max_held = max_held
         self._max_per_client = max(2, max_held // HELD_CLIENT_SHARE)
         self._held_by: dict[str, int] = {}  # held requests per client address (client_address)
-        self._trust_cf = trust_cf_connecting_ip
+        self._proxies = proxies  # who may name the client (clients.py)
         self._connection_metrics = connection_metrics
         if connection_metrics is not None:
             connection_metrics.watch("held", lambda: source.held_requests, max_held)
 
     async def master(self, request: web.Request) -> web.Response:
         try:
-            if request.query_string:  # a multivariant playlist uses no query at all
-                return self._redirect(request, "master", "")
+            target = request_target(request)
+            if target != request.path:  # a multivariant playlist uses no query at all
+                return self._redirect(request, "master", respelt(target, request.path, request.query, False))
             return self._serve(request, None)
         except Exception as exc:  # noqa: BLE001 (logged by internal_error)
             return internal_error(request, exc)
@@ -198,18 +234,20 @@ class PlaylistRoutes:
     async def owncast_master(self, request: web.Request) -> web.Response:
         """/hls/stream.m3u8: the same master, naming its variants as Owncast does (<n>/stream.m3u8)."""
         try:
-            if request.query_string:
-                return self._redirect(request, "master", "")
+            target = request_target(request)
+            if target != request.path:
+                return self._redirect(request, "master", respelt(target, request.path, request.query, False))
             return self._serve(request, None, master_name=hls.OWNCAST_PLAYLIST_NAME)
         except Exception as exc:  # noqa: BLE001 (logged by internal_error)
             return internal_error(request, exc)
 
     async def default_media(self, request: web.Request) -> web.Response:
         try:
-            if request.query_string:
-                canonical = canonical_query(request.query_string, request.query, self._blocking_on)
-                if canonical is not None:
-                    return self._redirect(request, self._default_label, canonical)
+            target = request_target(request)
+            if target != request.path:  # a query, or the path spelt another way
+                location = respelt(target, request.path, request.query, self._blocking_on)
+                if location is not None:
+                    return self._redirect(request, self._default_label, location)
                 if self._blocking_on and _BLOCKING_PARAMS & request.query.keys():
                     return await self._blocking(request, self._default)
             return self._serve(request, self._default)
@@ -224,10 +262,11 @@ class PlaylistRoutes:
                     or (digits != "0" and digits.startswith("0"))):
                 self._count("unknown", 404)
                 return _unknown_variant()
-            if request.query_string:
-                canonical = canonical_query(request.query_string, request.query, self._blocking_on)
-                if canonical is not None:
-                    return self._redirect(request, "unknown", canonical)
+            target = request_target(request)
+            if target != request.path:
+                location = respelt(target, request.path, request.query, self._blocking_on)
+                if location is not None:
+                    return self._redirect(request, "unknown", location)
                 if self._blocking_on and _BLOCKING_PARAMS & request.query.keys():
                     return await self._blocking(request, int(digits))
             return self._serve(request, int(digits))
@@ -256,19 +295,20 @@ class PlaylistRoutes:
         if msn is None or whole_number(_blocking_param(query.get("_HLS_part", "0")) or "") is None:
             return self._bad_request(variant, "_HLS_msn and _HLS_part must be whole numbers")
         newest = current.last_sequence
-        if msn < newest or (current.ended and msn != newest):
-            # Listed already (or the stream ended: 6.2.5.2, answered at once): the answer is the newest
-            # version, whose URL names the newest number. One URL per answer: any number up to it would
-            # be a new cache key for the same whole playlist.
+        if msn < newest - hls.MSN_BEHIND_LIMIT or (current.ended and msn > newest):
+            # Listed well before (or never to be, the stream ended: 6.2.5.2, answered at once): the
+            # answer is the newest version, whose URL names the newest number. Bounded URLs per answer:
+            # any number up to it would be a new cache key for the same whole playlist.
             self._count(str(variant), 302)
-            query_string = f"_HLS_msn={newest}&_HLS_skip={_SKIP}" if skip else f"_HLS_msn={newest}"
-            return _to_canonical(request, query_string, LISTED_CACHE_CONTROL)
+            name = request.path.rpartition("/")[2]
+            location = f"{name}?_HLS_msn={newest}&_HLS_skip={_SKIP}" if skip else f"{name}?_HLS_msn={newest}"
+            return _to_canonical(request, location, LISTED_CACHE_CONTROL)
         if current.ended:  # 6.2.5.2: after EXT-X-ENDLIST the parameters are ignored
             return self._serve(request, variant)
         if msn > newest + hls.MSN_AHEAD_LIMIT and (
                 self._horizon is None or msn > (self._horizon(variant) or newest) + hls.MSN_AHEAD_LIMIT):
             return self._bad_request(variant, f"_HLS_msn {msn} is too far ahead of {newest}")
-        if msn == newest:  # listed already: answered at once, nothing is held
+        if msn <= newest:  # listed already (hls.MSN_BEHIND_LIMIT): answered at once, nothing is held
             rendered = await source.wait_for_sequence(variant, msn, hls.block_timeout(target))
         else:
             transport = request.transport
@@ -276,7 +316,7 @@ class PlaylistRoutes:
                 return web.Response(status=499, headers=EDGE_HEADERS)  # never sent: nginx's "client closed"
             if source.held_requests >= self._max_held:
                 return self._too_many_held(variant, "held")
-            client = client_address(request, self._trust_cf)
+            client = client_address(request, self._proxies)
             held_by = self._held_by
             if client is not None and held_by.get(client, 0) >= self._max_per_client:
                 return self._too_many_held(variant, "held_per_client")
@@ -312,9 +352,9 @@ class PlaylistRoutes:
         self._count(str(variant), response.status)
         return response
 
-    def _redirect(self, request: web.Request, label: str, query: str) -> web.Response:
+    def _redirect(self, request: web.Request, label: str, location: str | None) -> web.Response:
         self._count(label, 302)  # labels stay bounded: a variant is named once served
-        return _to_canonical(request, query)
+        return _to_canonical(request, location or request.path.rpartition("/")[2])
 
     def _too_many_held(self, variant: int, reason: str) -> web.Response:
         self._count(str(variant), 503)

@@ -54,8 +54,9 @@ ROUTE_DOCS: dict[str, str] = {
     "/live/events": (
         "Server-Sent Events for dashboards: `segment` per segment listed (variant, media sequence, duration, "
         "URL) and `state` per change (`online`/`offline`/`degraded`); resumes from `Last-Event-ID` (or "
-        "`?lastEventId=`). Open streams are capped (a quarter of the connection cap, at most 1000; 503 with "
-        "`Retry-After` beyond: see [Limits](../limits.md#limits)); see [Events](../low-latency.md#events)"
+        "`?lastEventId=`). Open streams are capped (a quarter of the connection cap, at most 1000, and an "
+        "eighth of that per client address; 503 with `Retry-After` beyond: see [Limits](../limits.md#limits)); "
+        "see [Events](../low-latency.md#events)"
     ),
     "/health": (
         "JSON: `status` (`ok` or the reasons it is not), `stream` (`idle`/`live`/`ended`), per-variant "

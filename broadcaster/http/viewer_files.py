@@ -1,4 +1,11 @@
-"""The viewer's files, as the viewer handlers (viewer.py) answer them: see there for the rules."""
+"""The viewer's files, as the viewer handlers (viewer.py) answer them: see there for the rules.
+
+Every file is read and hashed once, when the app is made (issue 49: the page is built beforehand, by
+scripts/build-viewer, and nothing in it changes while the service runs): a request is a lookup, whatever
+its query string. The page and its embed form are rendered then too (viewer_page.py). A large file
+(hls.min.js) is sent from its file by sendfile, copying nothing into the process, when the file is still
+the one read (same size, time and inode; one stat); else from what was read.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +17,13 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.abc import AbstractStreamWriter
+from aiohttp.helpers import ETag
 
 from . import viewer_page
 from .common import unavailable
-from .viewer_modules import ServedModules, ViewerModules
-from .viewer_page import PAGE
+from .viewer_page import PAGE, Words
 
 log = logging.getLogger(__name__)
 
@@ -35,154 +42,120 @@ VIEWER_TYPES = {
 VERSIONED = "public, max-age=31536000, immutable"  # a versioned URL's content never changes
 # A redirect to the versioned URL: short, since the version changes when the file does.
 REDIRECT_CACHE_CONTROL = "public, max-age=60"
-SMALL = 64 * 1024  # files up to this size are answered from memory
-OPEN_WAIT = 10.0  # seconds a request may wait for one of the max_open file sends, then 503
+SMALL = 64 * 1024  # answers up to this size are left to aiohttp; larger ones are sent within write_timeout
+OPEN_WAIT = 10.0  # seconds a request may wait for one of the max_open large sends, then 503
 BUSY_RETRY_AFTER = "2"
 # The embed form is the page with class="embed" on its <html>: viewer.css then shows the video alone.
 _HTML_TAG = re.compile(rb"<html\b", re.IGNORECASE)
 
 
+_StatKey = tuple[int, int, int]
+
+
 @dataclasses.dataclass(frozen=True)
 class ViewerFile:
-    path: Path
+    name: str
     version: str  # a hash of the content: the `v` of its versioned URL, and its ETag
-    body: bytes | None  # the content, when it is small (and the page, rewritten); else sent from the file
+    body: bytes
+    path: Path | None = None  # where it was read from (None: made in memory, the page)
+    stat: _StatKey | None = None  # that file's (mtime, size, inode) when it was read
+
+    def unchanged_path(self) -> Path | None:
+        """The file it was read from, while that still holds these bytes (by stat); else None."""
+        if self.path is None:
+            return None
+        try:
+            return self.path if _stat_key(self.path) == self.stat else None
+        except OSError:
+            return None
 
     @property
     def etag(self) -> str:
         return f'"{self.version}"'
 
+    @property
+    def content_type(self) -> str | None:
+        return VIEWER_TYPES.get(Path(self.name).suffix.lower())
 
-_StatKey = tuple[int, int, int]
+
+def _file(name: str, body: bytes, path: Path | None = None, stat: _StatKey | None = None) -> ViewerFile:
+    return ViewerFile(name, hashlib.sha256(body).hexdigest()[:16], body, path, stat)
+
+
+def _stat_key(path: Path) -> _StatKey:
+    st = path.stat()
+    return st.st_mtime_ns, st.st_size, st.st_ino
 
 
 class ViewerFiles:
-    """The files of viewer_dir by name, each read and hashed once per change (by mtime, size, inode), as
-    served: the page (viewer_page.py) and its modules (viewer_modules.py) rewritten, the rest as they are."""
+    """The files of viewer_dir by name, read once: the page (viewer_page.py) with config.json and the
+    stream's words in it, and its embed form; the rest as they are."""
 
     def __init__(self, root: Path, *, max_open: int, write_timeout: float,
-                 on_write_timeout: Callable[[], None] | None = None, config: bytes = b"") -> None:
-        """config: /config.json's content, which the page carries (empty: the page fetches it)."""
-        self.root = root
-        self.config = viewer_page.Config(config)
-        self.modules = ViewerModules(self._find_file)  # the page's ES modules as served
+                 on_write_timeout: Callable[[], None] | None = None, config: bytes = b"",
+                 words: Words = Words()) -> None:
+        """config: /config.json's content, which the page carries (empty: the page fetches it). Blocking
+        (reads every file of root)."""
         self.write_timeout = write_timeout
         self.on_write_timeout = on_write_timeout
         self.max_open = max_open
-        self._open = asyncio.Semaphore(max_open)  # file sends at once: each holds the file's handle
-        self._known: dict[str, tuple[_StatKey, ViewerFile]] = {}
-        self._entries: tuple[str, tuple[str, ...]] | None = None  # (the page's version, its module scripts)
-        self._page: tuple[tuple[object, ...], ViewerFile] | None = None
-        self._embed: tuple[str, ViewerFile] | None = None  # (the page's version, its embed form)
+        self._open = asyncio.Semaphore(max_open)  # large sends at once: each holds a slow client's buffer
+        self._files = _read_folder(root)
+        self._page: ViewerFile | None = None
+        self._embed: ViewerFile | None = None
+        raw = self._files.pop(PAGE, None)
+        if raw is None:
+            return
+        text = raw.body.decode("utf-8", "replace")
+        versions = {name: found.version for name, found in self._files.items()}
+        wrong = viewer_page.stale(viewer_page.versions_named(text), versions)
+        if wrong:
+            log.warning("viewer: %s names %s at another version than the file's: run scripts/build-viewer "
+                        "(those URLs each take a redirect)", root / PAGE, ", ".join(wrong))
+        config_read = viewer_page.Config(config)
+        preload = [(name, versions[name]) for name in config_read.preload if name in versions]
+        body = viewer_page.render(text, config_read, words, preload).encode()
+        self._page = _file(PAGE, body)
+        self._embed = _file(PAGE, _HTML_TAG.sub(b'<html class="embed"', body, count=1))
 
     def find(self, name: str) -> ViewerFile | None:
-        """The file `name` directly inside root (resolved), after symlinks, as served (a module of the
-        page's as viewer_modules.py serves it); None for anything else. Blocking (stat, and a read when
-        it changed): run it in a thread."""
-        found = self._find_file(name)
-        if found is None or not self._may_be_module(name):
-            return found
-        return self._served(self._modules(), name) or found
-
-    def _may_be_module(self, name: str) -> bool:
-        # Only a file of the module graph last seen, or any .js before one was: a client can know a
-        # module's served version only from a graph made since it last changed.
-        last = self.modules.last()
-        return name.endswith((".js", ".mjs")) and (last is None or name in last.files)
-
-    @staticmethod
-    def _served(modules: ServedModules, name: str) -> ViewerFile | None:
-        served = modules.files.get(name)
-        return None if served is None else ViewerFile(served.path, served.version, served.body)
-
-    def _modules(self) -> ServedModules:
-        raw = self._find_file(PAGE)
-        if raw is None:
-            return self.modules.served(())
-        if self._entries is None or self._entries[0] != raw.version:
-            text = _text(raw)
-            self._entries = (raw.version, viewer_page.module_entries(text or ""))
-        return self.modules.served(self._entries[1])
-
-    def _find_file(self, name: str) -> ViewerFile | None:
-        """The file as it is on disk, read and hashed once per change."""
-        path = _find_viewer_file(self.root, name)
-        if path is None:
-            return None
-        try:
-            st = path.stat()
-            key = (st.st_mtime_ns, st.st_size, st.st_ino)
-            known = self._known.get(name)
-            if known is not None and known[0] == key:
-                return known[1]
-            content = path.read_bytes()
-        except OSError:
-            return None
-        found = ViewerFile(path, hashlib.sha256(content).hexdigest()[:16], content if len(content) <= SMALL else None)
-        self._known[name] = (key, found)
-        return found
+        """The file `name` as read (not the page: page() is); None for anything else."""
+        return self._files.get(name)
 
     def page(self) -> ViewerFile | None:
-        """index.html as served (viewer_page.py): its files by their versioned URLs, config.json in it,
-        its preloads. Blocking, like find()."""
-        raw = self._find_file(PAGE)
-        text = None if raw is None else _text(raw)
-        if raw is None or text is None:
-            return None
-        modules = self._modules()
-        names = viewer_page.referenced(text)
-        files = {name: self._served(modules, name) or self._find_file(name) for name in names}
-        versions = {name: f.version for name, f in files.items() if f is not None}
-        preload = [(name, modules.files[name].version) for name in self._preloads(modules, names)]
-        key = (raw.version, *sorted(versions.items()), *preload)
-        if self._page is not None and self._page[0] == key:
-            return self._page[1]
-        body = viewer_page.render(text, versions, self.config, preload).encode()
-        page = ViewerFile(raw.path, hashlib.sha256(body).hexdigest()[:16], body)
-        self._page = (key, page)
-        return page
-
-    def _preloads(self, modules: ServedModules, named: list[str]) -> list[str]:
-        """The modules the page asks for beside its own files: those its module scripts import (when
-        not combined into them), and those config.json turns on before the player starts."""
-        wanted: list[str] = []
-        for name in named:
-            wanted += modules.preload(name)
-        for name in self.config.preload:
-            if name in modules.files:
-                wanted += [name, *modules.preload(name)]
-        return [name for name in dict.fromkeys(wanted) if name not in named]
+        """index.html as served (viewer_page.py)."""
+        return self._page
 
     def embed(self) -> ViewerFile | None:
-        """The page's embed form (/embed): the same page, marked so its stylesheet shows the video alone.
-        Blocking, like find()."""
-        page = self.page()
-        if page is None or page.body is None:
-            return None
-        if self._embed is not None and self._embed[0] == page.version:
-            return self._embed[1]
-        body = _HTML_TAG.sub(b'<html class="embed"', page.body, count=1)
-        embed = ViewerFile(page.path, hashlib.sha256(body).hexdigest()[:16], body)
-        self._embed = (page.version, embed)
-        return embed
+        """The page's embed form (/embed): the same page, marked so its stylesheet shows the video alone."""
+        return self._embed
 
     async def send(self, request: web.Request, found: ViewerFile, headers: dict[str, str]) -> web.StreamResponse:
-        """A large file from disk, within one of the max_open slots and write_timeout."""
+        """A large answer, within one of the max_open slots and write_timeout: a client that never reads
+        holds neither longer than that. Blocking for one stat (the file still as read?)."""
         try:
             async with asyncio.timeout(OPEN_WAIT):
                 await self._open.acquire()
         except TimeoutError:
             return unavailable("busy, try again shortly\n", BUSY_RETRY_AFTER)
         try:
-            response = _SentFile(found.path, headers=headers)
+            path = found.unchanged_path()
+            response: web.StreamResponse
+            if path is not None:
+                response = _SentFile(path, found.version, headers)
+            else:
+                response = web.StreamResponse(headers=headers)
+                response.content_length = len(found.body)
             try:
                 async with asyncio.timeout(self.write_timeout):
                     await response.prepare(request)
+                    if path is None:
+                        await response.write(found.body)
                     await response.write_eof()
             except ConnectionError as err:  # the client left halfway
                 log.debug("viewer file client went away: %r", err)
             except TimeoutError:
-                log.debug("a client took over %.0f s to accept %s; dropped", self.write_timeout, found.path.name)
+                log.debug("a client took over %.0f s to accept %s; dropped", self.write_timeout, found.name)
                 if self.on_write_timeout is not None:
                     self.on_write_timeout()
                 if request.transport is not None:
@@ -194,7 +167,20 @@ class ViewerFiles:
 
 class _SentFile(web.FileResponse):
     """A FileResponse sent within the handler (under its write timeout): aiohttp's own prepare after
-    the handler returns must not send it a second time."""
+    the handler returns must not send it a second time. Its ETag is the file's version, as every other
+    answer's (FileResponse would put its own, made of the file's time and size)."""
+
+    def __init__(self, path: Path, version: str, headers: dict[str, str]) -> None:
+        self._version = version
+        super().__init__(path, headers=headers)
+
+    @property
+    def etag(self) -> ETag | None:
+        return super().etag
+
+    @etag.setter
+    def etag(self, value: ETag | str | None) -> None:
+        self.headers[hdrs.ETAG] = f'"{self._version}"'
 
     async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
         if self.prepared:
@@ -202,14 +188,26 @@ class _SentFile(web.FileResponse):
         return await super().prepare(request)
 
 
-def _text(found: ViewerFile) -> str | None:
+def _read_folder(root: Path) -> dict[str, ViewerFile]:
+    """Every plain, visible file directly inside root (after symlinks that stay inside it), by name."""
+    files: dict[str, ViewerFile] = {}
     try:
-        return (found.body if found.body is not None else found.path.read_bytes()).decode("utf-8", "replace")
-    except OSError:
-        return None
+        entries = sorted(root.iterdir())
+    except OSError as err:
+        raise ValueError(f"viewer folder {root} cannot be listed: {err.strerror or err}") from None
+    for entry in entries:
+        path = _viewer_file(root, entry.name)
+        if path is None:
+            continue
+        try:
+            stat = _stat_key(path)
+            files[entry.name] = _file(entry.name, path.read_bytes(), path, stat)
+        except OSError as err:
+            log.warning("viewer: cannot read %s (%s); it is not served", entry, err.strerror or err)
+    return files
 
 
-def _find_viewer_file(root: Path, name: str) -> Path | None:
+def _viewer_file(root: Path, name: str) -> Path | None:
     """The file `name` directly inside `root` (resolved), after symlinks; None for anything else."""
     if not _VIEWER_NAME.fullmatch(name):
         return None

@@ -1,13 +1,14 @@
-"""The viewer page as served (viewer/index.html rewritten in memory, once per change): its files named
-by their versioned URLs, and what it needs to start with it or asked for beside it (issue 42):
+"""The viewer page as served: viewer/index.html as scripts/build-viewer wrote it (its files already named
+by version), with what only the running service knows written in once, when the app is made:
 
 - /config.json's content in its `<meta name="viewer-config">` (viewer.js reads it there; a page hosted
   elsewhere, with that meta left empty, fetches config.json);
+- the stream's title and description (STREAM_TITLE, STREAM_DESCRIPTION) in its `<title>`, heading and
+  description line;
 - `<link rel="preload">` of the playlist config.json names, so it comes beside the page's scripts instead
   of after them (hls.js's request for it takes the preloaded answer);
-- `<link rel="modulepreload">` of the modules the page's module imports when they are not combined into
-  it, and of those config.json turns on before the player starts (PRELOAD_WHEN: P2P's engine), so none
-  waits for the one importing it.
+- `<link rel="modulepreload">` of the modules config.json turns on before the player starts
+  (PRELOAD_WHEN: P2P's engine, which the player waits for), so it does not wait for viewer.js.
 """
 
 from __future__ import annotations
@@ -16,27 +17,28 @@ import html
 import json
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 PAGE = "index.html"
-# What the page refers to its own files by: src="x" or href="x", a plain name (not a URL, not data:).
-_REFERENCE = re.compile(r"""\b(src|href)=(["'])([A-Za-z0-9][A-Za-z0-9_.-]{0,199})\2""")
-# The page's module scripts (<script type="module" src="viewer.js">): the roots of its module graph.
-_MODULE_SCRIPT = re.compile(
-    r"""<script\b(?=[^>]*\btype=["']module["'])[^>]*\bsrc=(["'])([A-Za-z0-9][A-Za-z0-9_.-]{0,199})\1""")
 _CONFIG_META = '<meta name="viewer-config" content="">'
+# The page's own words, as viewer/src/index.html has them: replaced by the settings' when they are set.
+DEFAULT_TITLE = "Live stream"
+_TITLE = f"<title>{DEFAULT_TITLE}</title>"
+_HEADING = f'<h1 id="title">{DEFAULT_TITLE}</h1>'
+_DESCRIPTION = '<p id="description" class="description" hidden></p>'
 # Modules viewer.js imports before its player starts when config.json has the key: the page asks for
-# them beside its own files (P2P: the player waits for its engine, p2p.js and what it imports).
-PRELOAD_WHEN = {"p2p": "p2p.js"}
+# them beside its own files (P2P: the player waits for its engine, p2p.js).
+PRELOAD_WHEN = {"p2p": "p2p.min.js"}
+# A file the built page names by version: src="x?v=<16 hex digits>" or href="x?v=...".
+_VERSIONED = re.compile(r"""\b(?:src|href)=(["'])([A-Za-z0-9][A-Za-z0-9_.-]{0,199})\?v=([0-9a-f]{16})\1""")
 
 
-def referenced(text: str) -> list[str]:
-    """The page's own files it names (src="x", href="x"), each once."""
-    return [name for name in dict.fromkeys(m.group(3) for m in _REFERENCE.finditer(text)) if name != PAGE]
+@dataclass(frozen=True)
+class Words:
+    """The stream's title and description as the page shows them ("": the page's own)."""
 
-
-def module_entries(text: str) -> tuple[str, ...]:
-    """The files of its `<script type="module">`s."""
-    return tuple(dict.fromkeys(m.group(2) for m in _MODULE_SCRIPT.finditer(text)))
+    title: str = ""
+    description: str = ""
 
 
 class Config:
@@ -54,20 +56,25 @@ class Config:
         self.preload = tuple(PRELOAD_WHEN[key] for key in sorted(parsed.keys() & PRELOAD_WHEN.keys()))
 
 
-def render(text: str, versions: Mapping[str, str], config: Config, modules: Sequence[tuple[str, str]]) -> str:
-    """The page: each file it names at `name?v=<version>` (versions: those found), config.json in its
-    meta, and the preloads (modules: (name, version) of each module to preload) before </head>."""
+def versions_named(text: str) -> dict[str, str]:
+    """The files the page names by version: {name: version}."""
+    return {m.group(2): m.group(3) for m in _VERSIONED.finditer(text)}
 
-    def versioned(m: re.Match[str]) -> str:
-        attribute, quote, name = m.groups()
-        version = versions.get(name)
-        return m.group(0) if version is None else f"{attribute}={quote}{name}?v={version}{quote}"
 
-    text = _REFERENCE.sub(versioned, text)
+def render(text: str, config: Config, words: Words, modules: Sequence[tuple[str, str]]) -> str:
+    """The page: config.json in its meta, the stream's words, and the preloads (modules: (name, version)
+    of each module to preload) before </head>."""
     if config.body:
         # Attribute-escaped JSON: data, never run (the page's policy allows no inline script).
         meta = f'<meta name="viewer-config" content="{html.escape(config.body.decode(), quote=True)}">'
         text = text.replace(_CONFIG_META, meta, 1)
+    if words.title:
+        title = html.escape(words.title, quote=False)
+        text = text.replace(_TITLE, f"<title>{title}</title>", 1)
+        text = text.replace(_HEADING, f'<h1 id="title">{title}</h1>', 1)
+    if words.description:
+        text = text.replace(_DESCRIPTION, '<p id="description" class="description">'
+                            f"{html.escape(words.description, quote=False)}</p>", 1)
     links = "".join(f'  <link rel="modulepreload" href="{name}?v={version}">\n' for name, version in modules)
     if config.playlist:
         # crossorigin: hls.js asks in CORS mode (the bucket's master too), and a preload serves only a
@@ -75,3 +82,9 @@ def render(text: str, versions: Mapping[str, str], config: Config, modules: Sequ
         href = html.escape(config.playlist)
         links += f'  <link rel="preload" href="{href}" as="fetch" crossorigin="anonymous">\n'
     return text.replace("</head>", links + "</head>", 1) if links else text
+
+
+def stale(named: Mapping[str, str], versions: Mapping[str, str]) -> list[str]:
+    """The files the page names at a version they do not have (a page not built from the files beside
+    it: scripts/build-viewer was not run), as 'name' each."""
+    return sorted(name for name, version in named.items() if versions.get(name) != version)

@@ -40,7 +40,7 @@ from multidict import CIMultiDict, CIMultiDictProxy, istr
 from ..status.audience import Audience
 from ..status.playback import MALFORMED, Playback
 from .common import NO_STORE, SERVER_NAME, internal_error
-from .playlists import CF_CONNECTING_IP
+from .clients import Proxies
 
 WATCHING_HEADER = istr("Hb-Watching")  # folded once, not at every lookup
 REPORT_HEADER = istr("Hb-Report")
@@ -51,19 +51,23 @@ _HEADERS = CIMultiDictProxy(CIMultiDict({hdrs.CACHE_CONTROL: NO_STORE, hdrs.SERV
 SEC_FETCH_SITE = istr("Sec-Fetch-Site")
 _OWN_SITE = frozenset({"same-origin", "none"})  # "none": typed in the address bar, no page sent it
 _MALFORMED = MALFORMED + "\n"
+# An IPv6 client counts by its /48, as the tracker counts its connections (TRACKER_IPV6_PREFIX's
+# default, tracker/clients.mjs says why): by /64, 100 /64s of one free tunnel broker's /48 held 2,000 ids
+# (issue 50 P3).
+IPV6_PREFIX = 48
 _JSON_HEADERS = CIMultiDictProxy(CIMultiDict({hdrs.CACHE_CONTROL: NO_STORE, hdrs.SERVER: SERVER_NAME,
                                               hdrs.CONTENT_TYPE: "application/json"}))
 
 
 class WatchingRoute:
-    def __init__(self, audience: Audience, *, show: bool, trust_cf_connecting_ip: bool,
+    def __init__(self, audience: Audience, *, show: bool, proxies: Proxies,
                  playback: Playback | None = None, pathway: Callable[[str, str], None] | None = None) -> None:
         """`pathway(viewer id, Hb-Pathway)`: a counted page's word on the pathway it plays and the segment
         fetches that failed on each (steering/reports.py reads it)."""
         self._audience = audience
         self._pathway = pathway
         self._show = show
-        self._trust_cf = trust_cf_connecting_ip
+        self._proxies = proxies
         self._playback = playback
 
     async def beat(self, request: web.Request) -> web.Response:
@@ -86,7 +90,7 @@ class WatchingRoute:
                     report = playback.parse(text)
                     if report is None:
                         return web.Response(status=400, text=_MALFORMED, headers=_HEADERS)
-            address = client_key(request, self._trust_cf)
+            address = client_key(request, self._proxies)
             if not self._audience.beat(viewer_id, address, flag == "p2p"):
                 return web.Response(status=429, text="not counted\n", headers=_HEADERS)
             if self._pathway is not None and (said := headers.get(PATHWAY_HEADER)) is not None:
@@ -111,27 +115,19 @@ async def preflight(request: web.Request) -> web.Response:
                         headers=_HEADERS)
 
 
-def client_key(request: web.Request, trust_cf: bool) -> str | None:
-    """The address a page's beats count under, as playlists.client_address finds it (CF-Connecting-IP
-    only when trusted; a loopback peer speaks for everyone: None; an IPv6 client is its /64), without
-    parsing the usual IPv4 address: it comes from the socket, or from Cloudflare's edge, and is only hashed."""
-    text = request.headers.get(CF_CONNECTING_IP) if trust_cf else None
-    if text is None:
-        text = request.remote
+def client_key(request: web.Request, proxies: Proxies) -> str | None:
+    """The address a page's beats count under, as clients.client_address finds it (named by a proxy
+    only when trusted; a loopback peer speaks for everyone: None; an IPv6 client is its /48, as the tracker counts it), without
+    parsing the usual IPv4 address: it comes from the socket, or from a proxy's header, and is only hashed."""
+    text = proxies.client(request)
     if not text:
         return None
     if ":" not in text:  # IPv4, the usual case: inline
-        return None if text.startswith("127.") and not trust_cf else text
+        return text
     try:
         address = ipaddress.IPv6Address(text.strip())
     except ValueError:
         return None
     if address.ipv4_mapped is not None:
-        return _ipv4_key(str(address.ipv4_mapped), trust_cf)
-    if address.is_loopback and not trust_cf:
-        return None
-    return str(ipaddress.IPv6Network((address, 64), strict=False))
-
-
-def _ipv4_key(text: str, trust_cf: bool) -> str | None:
-    return None if text.startswith("127.") and not trust_cf else text
+        return str(address.ipv4_mapped)
+    return str(ipaddress.IPv6Network((address, IPV6_PREFIX), strict=False))

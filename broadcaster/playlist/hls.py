@@ -171,6 +171,10 @@ def format_program_date_time(epoch_seconds: float) -> str:
 HOLD_BACK_TARGET_DURATIONS = 3
 # A request for a segment more than two past the last listed one is an error (400).
 MSN_AHEAD_LIMIT = 2
+# A request for a segment listed already is answered at once (6.2.5.2). Up to this many behind the last
+# one it is a plain answer: a player slow to ask again (a busy browser, 1 s segments) is not sent round
+# a redirect. Further behind, its URL would be one more cache key per number for the same playlist.
+MSN_BEHIND_LIMIT = 2
 # A held request that waited three target durations gets 503: the stream is not advancing.
 BLOCK_TIMEOUT_TARGET_DURATIONS = 3
 

@@ -4,7 +4,8 @@ In: Owncast's parsed playlists and finished segments (source/). Out: playlist ve
 shows (visible.py), each saved (state/) before it is visible, then announced (the listing hook) and
 mirrored to the bucket (release.py, which the publisher builds, starts and closes); segments that left
 every playlist, for the cleaner. Segments are lined up across variants (slots.py, lanes.py), uploaded
-(uploads.py), listed only once uploaded (lister.py) under the one target duration (target.py), numbered
+(uploads.py), listed only once uploaded (lister.py; a copy Owncast has not finished holds only its own
+variant: waiting.py, writing.py) under the one target duration (target.py), numbered
 so that no number is ever served twice (numbering.py, memory.py, playlist_memory.py,
 docs/hls-rules.md#numbers-across-restarts).
 

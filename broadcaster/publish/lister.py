@@ -10,9 +10,18 @@ counts it, hands it to the recorder and pushes every variant's new version to th
 publisher's memory when a state file is kept: every call that changes that memory ends in `advance`,
 so the latest version pushed carries the memory as it is now, and a save needs to ask nothing back.
 
+One stuck file holds only its own variant (issue 50, W5): a slot is decided once one copy is in the
+bucket and the others are too or are still being written by Owncast (`held`); a variant whose copy is
+not in the bucket keeps the slot, and what is decided for it after, in order (waiting.Queues), and lists
+it once uploaded, or a gap there alone (EXT-X-GAP) when the copy is lost or Owncast has not finished the
+file a target duration after the others listed it. A slot no variant has a copy of in the bucket is
+dropped in every variant, the next segment carrying EXT-X-DISCONTINUITY, as before.
+
 What it is given, it uses: the variants (what was read of Owncast, and each one's playlist), the
 slots (lanes.Lanes), the target policy, the numbering the playlists share (numbering.Numbering: read,
-and told each listing), and the publisher's memory as a function (`memory`). Its own: the upload ratio
+and told each listing), the publisher's memory as a function (`memory`), whether an upload still
+waits for Owncast to finish a copy's file (`held`). An uploaded copy whose file changed since its
+upload (uploads.changed_since_upload) is a gap there, as a lost copy is. Its own: what waits per variant, the upload ratio
 and what Owncast announced last (for recordings)."""
 
 from __future__ import annotations
@@ -20,13 +29,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Protocol
 
 from ..bucket.recorder import Recorder
 from ..bucket.uploader import SegmentLost, Uploaded
 from ..metrics import Metrics
 from ..playlist import hls
-from ..playlist.segments import ListedSegment, Removed
+from ..playlist.segments import ListedSegment
 from ..source.owncast import SourceVariant
 from .config import PublisherConfig
 from .lanes import Lanes
@@ -34,18 +45,36 @@ from .numbering import Numbering
 from .release import Release, Versions
 from .slots import END, Copy, Slot, SlotAligner, Variant
 from .target import Retarget, TargetPolicy
-from .variant_playlist import RemovedHook, SegmentRejected
+from .variant_playlist import SegmentRejected
+from .uploads import changed_since_upload
 from .variants import Variants
+from .waiting import Mark, Queues, Waiting
 
 log = logging.getLogger(__name__)
 
 MemoryNow = Callable[[float], dict[str, object]]  # the publisher's memory at a moment (memory.encode's JSON)
 
 
+class OwncastWrites(Protocol):
+    """Whether an upload still waits for Owncast to finish a file (writing.WritesWaited)."""
+
+    def waiting(self, path: Path) -> bool:
+        """In the wait (being written, or not there yet): the copy holds only its own variant."""
+
+    def writing(self, path: Path) -> bool:
+        """In the wait, and seen being written: given up past its bound."""
+
+
+# How long a variant waits past the others for a copy Owncast is still writing, in target durations:
+# its next version then comes within about 1.5 of them of its last, as 6.2.1 asks of every playlist.
+# Owncast has a body within milliseconds of the playlist that names it, so by then the writer is stuck.
+STUCK_TARGET_DURATIONS = 1.0
+
+
 class Lister:
     def __init__(self, config: PublisherConfig, *, metrics: Metrics, release: Release,
-                 recorder: Recorder | None, on_removed: RemovedHook | None, variants: Variants,
-                 lanes: Lanes, target: TargetPolicy, numbering: Numbering, memory: MemoryNow) -> None:
+                 recorder: Recorder | None, variants: Variants, lanes: Lanes, target: TargetPolicy,
+                 numbering: Numbering, memory: MemoryNow, writes: OwncastWrites | None = None) -> None:
         self._urls = config.urls
         # P2P on (P2P_TRACKERS): each listed segment carries the SHA-256 of its bytes in the bucket, which
         # viewers check their peers' copies against (hls.SEGMENT_HASH_TAG).
@@ -55,23 +84,21 @@ class Lister:
         self._metrics = metrics
         self._release = release
         self._recorder = recorder
-        self.on_removed = on_removed  # segments that left every playlist go on to the cleaner
         self._variants = variants
         self._lanes = lanes
         self._target = target
         self._numbering = numbering
         self._memory = memory
+        self._hls_dir = config.hls_dir
+        self._writes = writes
+        self.queues = Queues()  # per variant, what waits behind a copy not yet in the bucket
+        self._timer: asyncio.TimerHandle | None = None  # the next give-up of a stuck copy
         self.upload_ratio = 0.0  # moving average of (PutObject time / segment duration)
         # The VM keeps each copy (content steering): a slot is listed once kept, the bucket's playlists
         # show it once uploaded.
         self.ahead = False
         self._announced: list[SourceVariant] | None = None  # as Owncast's master names them (recordings)
         self._closed = False
-
-    def drop(self, removed: list[Removed]) -> None:
-        """Segments that left every playlist go on to the cleaner."""
-        if removed and self.on_removed is not None:
-            self.on_removed(removed)
 
     def announce(self, variants: list[SourceVariant]) -> None:
         """Owncast's multivariant playlist names these variants (what a recording's master lists)."""
@@ -80,6 +107,13 @@ class Lister:
     def close(self) -> None:
         """Nothing is listed any more (the publisher is closing: uploads are cancelled)."""
         self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def end(self, v: Variant) -> None:
+        """The variant's playlist ends (EXT-X-ENDLIST), after whatever waits in it."""
+        self._step(v, Mark.END)
 
     # -- listing, in order, the same slots in every variant ------------------------------------------
 
@@ -103,17 +137,21 @@ class Lister:
             self.advance()
 
     def advance(self) -> None:
-        """List every slot that is ready, then push the new versions to the Release."""
+        """List every slot that is ready, and what waited for a copy that is in the bucket now, then
+        push the new versions to the Release."""
+        self._catch_up()
         self._advance_with(self._lanes.together, list(self._variants.values()))
         for index, lane in self._lanes.own().items():
             v = self._variants.get(index)
             if v is not None:
                 self._advance_with(lane, [v])
+        self._catch_up()
         self._lanes.counted()
         self._release.changed(self.versions())
 
     def _advance_with(self, aligner: SlotAligner, variants: list[Variant]) -> None:
-        while (ready := aligner.take_ready(variants, self._mono, self._target.value)):
+        while (ready := aligner.take_ready(variants, self._mono, self._target.value,
+                                           self._waiting if aligner is self._lanes.together else None)):
             slot, members, previous = ready.slot, ready.members, ready.previous
             key = slot.key
             if key[1] == END:
@@ -121,8 +159,7 @@ class Lister:
                     name = self._numbering.run_name(key[0])
                     self._recorder.finish(name, self._target.value, self._announced)
                 for v in members:
-                    if v.playlist.end():
-                        log.info("variant %d: Owncast ended the stream; playlist closed with ENDLIST", v.index)
+                    self._step(v, Mark.END)
                 continue
             if previous[0] == key[0] and key[1] != previous[1] + 1:
                 # Owncast's numbering jumped: segments we never saw (e.g. written while we were down
@@ -130,72 +167,197 @@ class Lister:
                 log.warning("segments %d..%d of run %d were never seen; marking the gap", previous[1] + 1,
                             key[1] - 1, key[0])
                 for v in members:
-                    v.playlist.gap()
+                    self._step(v, Mark.GAP)
             self._decide(slot, members, together=aligner is self._lanes.together)
 
+    def _step(self, v: Variant, mark: Mark) -> None:
+        """A gap or the end in `v`'s playlist: now, or after what waits in it."""
+        if self.queues.lagging(v.index):
+            self.queues.add(v.index, mark)
+        else:
+            self._apply(v, mark)
+
+    def _apply(self, v: Variant, mark: Mark) -> None:
+        if mark is Mark.GAP:
+            v.playlist.gap()
+        elif v.playlist.end():
+            log.info("variant %d: Owncast ended the stream; playlist closed with ENDLIST", v.index)
+
     def _decide(self, slot: Slot, members: list[Variant], together: bool = True) -> None:
-        """List the slot in every member, or in none; `together`: the variants are numbered alike (not
-        variants cut apart, each numbered on its own)."""
-        failed: set[int] = set()  # variants whose own copy cannot be listed
+        """List the slot in every member whose copy is in the bucket, and keep it in those whose copy
+        Owncast is still writing (listed later, or a gap there alone); a copy lost gets a gap there
+        alone. When no copy is in the bucket, or one is missing or beyond any target, the slot is
+        dropped in every member. `together`: the variants are numbered alike (not variants cut apart,
+        each numbered on its own)."""
+        lost: dict[int, BaseException | None] = {}  # variants whose copy cannot be listed (its error)
+        held: set[int] = set()  # variants whose copy Owncast is still writing
+        dropped = False  # no variant lists it
         for v in members:
             copy = slot.copies.get(v.index)
             if copy is None:
-                failed.add(v.index)
+                dropped = True
+                lost[v.index] = None
                 self._metrics.segments_lost.labels(variant=str(v.index), reason="missing").inc()
                 log.warning("variant %d: Owncast never listed segment %d:%d", v.index, *slot.key)
             elif copy.ready.cancelled():
                 return
-            elif (err := copy.ready.exception()) is not None:
-                failed.add(v.index)
-                self.lost(v, copy, err)
+            elif not copy.ready.done():
+                held.add(v.index)
+            elif (err := copy.ready.exception() or self._changed(v.index, copy)) is not None:
+                lost[v.index] = err  # told once it is decided where the gap goes
             elif not hls.fits_target(round(copy.source.duration, 3), hls.MAX_TARGET_DURATION):
                 # Beyond any Owncast setting: a broken playlist, not a reason to slow every viewer.
-                failed.add(v.index)
+                dropped = True
+                lost[v.index] = None
                 self._metrics.input_rejected.labels(reason="rejected").inc()
                 self._metrics.segments_lost.labels(variant=str(v.index), reason="rejected").inc()
                 log.warning("variant %d: segment %s not listed: EXTINF %.3fs is beyond the longest target "
                             "duration served (%ds)", v.index, copy.source.name, copy.source.duration,
                             hls.MAX_TARGET_DURATION)
-        if failed:
-            # Listing it in some variants only would number them differently: drop it everywhere.
+        if dropped or len(lost) + len(held) == len(members):
+            # In none: a gap in every variant helps no player (hls.js loads a gap from another variant),
+            # and listing it in some only would number them differently. The next segment marks it.
             for v in members:
-                v.playlist.gap()
-                if v.index not in failed:
+                self._step(v, Mark.GAP)
+                copy = slot.copies.get(v.index)
+                if (err := lost.get(v.index)) is not None and copy is not None:
+                    self.lost(v, copy, err)
+                elif v.index not in lost:
                     self._metrics.segments_lost.labels(variant=str(v.index), reason="sibling_lost").inc()
+                if v.index in held and copy is not None:
+                    self._give_up(copy)
             return
         numbering = self._numbering
         variants = self._variants.values()
         self.retarget(self._target.fit(slot, members, variants, numbering.last_run, together))
         base = numbering.next_sequence  # where an empty playlist starts: the same for every variant of it
+        now = self._mono()
         wall = self._wall()  # one clock reading per slot: a date made up here is the same in every variant
-        run_name = numbering.run_name(slot.key[0]) if self._recorder is not None else ""  # the recording's
-        flags = {v.index: slot.discontinuity or ((numbering.last_run if v.playlist.last_run is None
-                                                  else v.playlist.last_run) not in (None, slot.key[0]))
-                 for v in members}
+        run = slot.key[0]
+        run_name = numbering.run_name(run) if self._recorder is not None else ""  # the recording's
+        flags = {v.index: slot.discontinuity or ((numbering.last_run if (r := self._last_run(v)) is None else r)
+                                                 not in (None, run)) for v in members}
         # The discontinuity number the variants already listing at `base` give this slot: a variant
         # that is new, or back after streams without it, starts its playlist there too (6.2.4).
         number = max((v.playlist.next_discontinuity(flags[v.index]) for v in members
-                      if v.playlist.listing and v.playlist.next_sequence == base), default=None)
+                      if v.playlist.listing and v.playlist.next_sequence == base
+                      and not self.queues.lagging(v.index)), default=None)
+        give_up = now + STUCK_TARGET_DURATIONS * (self._target.value or 1)
         for v in members:
             playlist = v.playlist
             if not playlist.opened:
                 continue
-            if together and number is not None:
+            lagging = self.queues.lagging(v.index)
+            if lagging:
+                pass  # its numbers are promised up to `base` already: it takes its place behind them
+            elif together and number is not None:
                 if playlist.listing and playlist.next_sequence < base:
                     # Back after streams without it (Owncast's variants 3 -> 1 -> 3): its numbers fell
                     # behind the others'. A new playlist at the same address, where the others are.
-                    playlist.rejoin(base, number, self._mono())
+                    playlist.rejoin(base, number, now)
                 elif not playlist.listing:
                     playlist.join(number)  # new in this stream: the discontinuities listed before it count
             elif not together and not playlist.listing:
-                self._join_apart(v, slot.key[0])
-            if self.list(v, slot.copies[v.index], base, flags[v.index], slot.key[0], run_name, wall, self._mono()):
-                numbering.listed(playlist.next_sequence, slot.key[0])
+                self._join_apart(v, run)
+            copy = slot.copies[v.index]
+            segment = self._segment(copy, flags[v.index])
+            if lagging or v.index in held:
+                promised = self.queues.next_sequence(v.index)  # after what waits in it already
+                sequence = promised if promised is not None else \
+                    max(playlist.next_sequence, base) if not playlist.listing else playlist.next_sequence
+                self.queues.add(v.index, Waiting(copy, segment, sequence, run, run_name, wall, give_up))
+                numbering.listed(sequence + 1, run)
+            elif (err := lost.get(v.index)) is not None:
+                self.lost(v, copy, err)
+                if self._list_gap(v, segment, run, wall, now):
+                    numbering.listed(playlist.next_sequence, run)
+            elif self.list(v, copy, base, segment, run, run_name, wall, now):
+                numbering.listed(playlist.next_sequence, run)
+
+    def _changed(self, index: int, copy: Copy) -> BaseException | None:
+        """Why an uploaded copy is not listed after all: its file changed since (its writer came back)."""
+        return changed_since_upload(self._hls_dir, index, copy)
+
+    def _path(self, index: int, copy: Copy) -> Path:
+        return self._hls_dir / str(index) / copy.source.name
+
+    def _waiting(self, index: int, copy: Copy) -> bool:
+        """The copy's upload still waits for Owncast to finish its file: it holds only its own variant."""
+        return self._writes is not None and self._writes.waiting(self._path(index, copy))
+
+    def _last_run(self, v: Variant) -> int | None:
+        """The run of the last slot decided for `v`: waiting in it, or listed."""
+        waiting = self.queues.last_run(v.index)
+        return waiting if waiting is not None else v.playlist.last_run
+
+    def _catch_up(self, force: bool = False) -> None:
+        """List what waits in each variant as far as it can: copies uploaded, gaps where a copy is lost
+        or still being written past its bound (`force`: every copy not in the bucket now, before the
+        playlists start again under a new target). Then wake again at the next bound."""
+        if self._closed:
+            return
+        now = self._mono()
+        for index in self.queues.variants():
+            v = self._variants.get(index)
+            while v is not None and (step := self.queues.head(index)) is not None:
+                if isinstance(step, Mark):
+                    self._apply(v, step)
+                else:
+                    ready = step.copy.ready  # in the bucket, or kept by the VM (its pathway lists it)
+                    if ready.cancelled():
+                        return  # closing
+                    if not ready.done():
+                        writing = self._writes is not None and self._writes.writing(self._path(index, step.copy))
+                        if not force and (now < step.give_up or not writing):
+                            break
+                        self._metrics.segments_lost.labels(variant=str(index), reason="unfinished").inc()
+                        log.warning("variant %d: %s still %s %.1fs after the other variants listed it; listed "
+                                    "as a gap (EXT-X-GAP) in this variant alone", index, step.copy.source.name,
+                                    "being written by Owncast" if writing else "not in the bucket",
+                                    now - step.give_up + STUCK_TARGET_DURATIONS * (self._target.value or 1))
+                        self._give_up(step.copy)
+                        self._list_gap(v, step.segment, step.run, step.wall, now, step.sequence)
+                    elif (err := ready.exception() or self._changed(index, step.copy)) is not None:
+                        self.lost(v, step.copy, err)
+                        self._list_gap(v, step.segment, step.run, step.wall, now, step.sequence)
+                    else:
+                        self.list(v, step.copy, step.sequence, step.segment, step.run, step.run_name, step.wall,
+                                  now)
+                self.queues.pop(index)
+        self._arm(now)
+
+    def _arm(self, now: float) -> None:
+        """Wake at the first bound of a copy that holds its variant (none: no timer)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        bounds = [step.give_up for index in self.queues.variants()
+                  if isinstance(step := self.queues.head(index), Waiting) and not step.copy.ready.done()]
+        if not bounds:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop (a test driving it by hand): the next event catches up
+        self._timer = loop.call_later(max(0.0, min(bounds) - now) + 0.001, self._wake)
+
+    def _wake(self) -> None:
+        self._timer = None
+        if not self._closed:
+            self.advance()
+
+    def _give_up(self, copy: Copy) -> None:
+        """Never list this copy: its upload stops (it waits for Owncast's file; if it got further, the
+        object goes with the gap entry that names its key, or with the cleaner's next run)."""
+        copy.task.cancel()
 
     def retarget(self, decision: Retarget | None) -> None:
-        """Apply the target policy's decision to every variant's playlist at once."""
+        """Apply the target policy's decision to every variant's playlist at once, after listing what
+        waits in each (a copy not in the bucket by now is a gap there): every playlist is then where
+        every other is."""
         if decision is None:
             return
+        self._catch_up(force=True)
         now = self._mono()
         for v in self._variants.values():
             for segment in v.playlist.retarget(decision.target, now, new_timeline=decision.new_timeline):
@@ -224,25 +386,46 @@ class Lister:
         else:
             log.error("variant %d: segment %s lost to an unexpected error: %r", v.index, copy.source.name, err)
 
-    def list(self, v: Variant, copy: Copy, base: int, discontinuity: bool, run: int, run_name: str, wall: float,
-             now: float) -> bool:
-        """List `copy` (of `run`) in `v`'s playlist (False when the playlist refuses it: the gap is marked)."""
-        playlist = v.playlist
-        # Each playlist numbers its own segments; an empty one (new, or after a new target) starts at
-        # the highest number any variant has reached, so numbering never goes back and variants
-        # listed together keep the same numbers.
-        sequence = max(playlist.next_sequence, base) if not playlist.listing else playlist.next_sequence
+    def _segment(self, copy: Copy, discontinuity: bool) -> ListedSegment:
+        """The entry a copy is listed as (its hash added once its upload is done)."""
         src = copy.source
-        sha256 = copy.ready.result()
-        segment = ListedSegment(
+        return ListedSegment(
             uri=self._urls.segment(copy.key),
             duration=src.duration,
             program_date_time=src.program_date_time,
             discontinuity=discontinuity,
             init_uri=self._urls.init(copy.init_key) if copy.init_key else None,
             key=copy.key,
-            sha256=sha256 if self._hashes else None,
         )
+
+    def _list_gap(self, v: Variant, segment: ListedSegment, run: int, wall: float, now: float,
+                  sequence: int | None = None) -> bool:
+        """List `segment` as a gap (EXT-X-GAP) in `v` alone: the others list its moment under this
+        number (False when the playlist refuses it: the gap is marked with a discontinuity)."""
+        playlist = v.playlist
+        at = sequence if sequence is not None else playlist.next_sequence if playlist.listing \
+            else max(playlist.next_sequence, self._numbering.next_sequence)
+        try:
+            playlist.list(replace(segment, gap=True, sha256=None), run, now, at, wall)
+        except SegmentRejected as err:
+            log.warning("variant %d: gap for %s not listed: %s", v.index, segment.uri, err)
+            return False
+        self._metrics.window_segments.labels(variant=str(v.index)).set(playlist.segment_count)
+        return True
+
+    def list(self, v: Variant, copy: Copy, base: int, segment: ListedSegment, run: int, run_name: str,
+             wall: float, now: float) -> bool:
+        """List `copy` (of `run`) in `v`'s playlist as `segment`, its hash added (False when the playlist
+        refuses it: the gap is marked)."""
+        playlist = v.playlist
+        # Each playlist numbers its own segments; an empty one (new, or after a new target) starts at
+        # the highest number any variant has reached, so numbering never goes back and variants
+        # listed together keep the same numbers.
+        sequence = max(playlist.next_sequence, base) if not playlist.listing else playlist.next_sequence
+        src = copy.source
+        sha256 = copy.ready.result()  # of the bytes uploaded, or kept by the VM: the same read
+        if self._hashes:
+            segment = replace(segment, sha256=sha256)
         try:
             playlist.list(segment, run, now, sequence, wall, upload=copy.task)
         except SegmentRejected as err:

@@ -13,10 +13,11 @@ from typing import Any
 from ..numbers import whole_number
 from ..playlist import hls
 from ..state.snapshots import SHOWN_PAST
-from ..state.validate import INT64, array, describe, field, flag, integer, mapping, text
+from ..playlist.segments import ListedSegment
+from ..state.validate import INT64, array, describe, field, flag, integer, mapping, number, text
 from .playlist_memory import MAX_RESTORED_TARGET
 from .slots import Slot, SlotKey, Variant
-from .variant_playlist import VariantPlaylist
+from .variant_playlist import SegmentRejected, VariantPlaylist
 
 # A variant's playlist, not open yet (None) or restored from its saved form (variants.Variants.playlist:
 # every playlist under today's WindowOptions).
@@ -57,8 +58,10 @@ class Memory:
     continue_floor: int = 0
 
 
-def encode(m: Memory, undecided: Iterable[Slot], now: float) -> dict[str, object]:
-    """The publisher's memory, JSON-able: numbering, windows, what is seen and uploaded."""
+def encode(m: Memory, undecided: Iterable[Slot], now: float,
+           waiting: Mapping[int, list[object]] | None = None) -> dict[str, object]:
+    """The publisher's memory, JSON-able: numbering, windows, what is seen and uploaded, and per variant
+    what waits behind a copy not yet in the bucket (waiting.Queues.saved)."""
     pending: dict[int, set[str]] = {}
     uploaded: list[str] = []
     for slot in undecided:
@@ -67,7 +70,7 @@ def encode(m: Memory, undecided: Iterable[Slot], now: float) -> dict[str, object
             t = copy.task
             if t.done() and not t.cancelled() and t.exception() is None:
                 uploaded.append(copy.key)
-    variants = {}
+    variants: dict[str, dict[str, object]] = {}
     for v in m.variants.values():
         in_flight = pending.get(v.index, set())
         variants[str(v.index)] = {
@@ -84,6 +87,8 @@ def encode(m: Memory, undecided: Iterable[Slot], now: float) -> dict[str, object
             "restarts": v.restarts,
             "source_ended": v.source_ended,
         }
+        if waiting and waiting.get(v.index):
+            variants[str(v.index)]["waiting"] = waiting[v.index]
     return {
         "target_duration": m.target,
         "independent": m.independent,
@@ -106,6 +111,35 @@ def _number_key(key: str, what: str, digits: int) -> int:
     return number
 
 
+def _restore_waiting(playlist: VariantPlaylist, raw: object, now: float) -> None:
+    """What waited in a variant when the state was saved: its slots were shown in the other variants
+    under these numbers, so this one lists each as a gap (EXT-X-GAP), then the marks that followed."""
+    for item in array(raw, "waiting", 10_000):
+        if item in ("gap", "end"):
+            playlist.gap() if item == "gap" else playlist.end()
+            continue
+        entry = array(item, "a waiting slot", 7)
+        if len(entry) != 7 or not playlist.opened:
+            raise ValueError(f"a waiting slot is {describe(entry)}, not [number, uri, duration, date, "
+                             "discontinuity, init, key] of an open playlist")
+        seq, uri, duration, pdt, disc, init, key = entry
+        init_uri = None if init is None else text(init, "an init URI")
+        if init_uri is not None and '"' in init_uri:
+            raise ValueError("an init URI contains a quote")
+        segment = ListedSegment(text(uri, "a segment URI"), number(duration, "a segment duration", 0.001, 3600),
+                                None if pdt is None else number(pdt, "a segment date", -62_135_596_800.0,
+                                                                  253_402_300_799.0),
+                                flag(disc, "a discontinuity"), init_uri,
+                                None if key is None else text(key, "a segment key"), gap=True)
+        sequence = integer(seq, "a waiting number")
+        if playlist.listing and sequence != playlist.next_sequence:
+            raise ValueError(f"waiting slot {sequence} does not follow the playlist's {playlist.next_sequence - 1}")
+        try:
+            playlist.list(segment, None, now, sequence, now)
+        except SegmentRejected as err:
+            raise ValueError(f"waiting slot {sequence}: {err}") from None
+
+
 def decode(data: dict[str, object], now: float, playlist: PlaylistMaker) -> Memory:
     """The memory `encode` wrote, each variant's playlist made by `playlist`."""
     what = "publisher state"
@@ -120,6 +154,7 @@ def decode(data: dict[str, object], now: float, playlist: PlaylistMaker) -> Memo
         restored = playlist(index, None if gen_data is None else mapping(gen_data, "generator", 100), now)
         if restored.opened and restored.target_duration != target:
             raise ValueError(f"variant {name}: target duration {restored.target_duration}, not {target}")
+        _restore_waiting(restored, raw.get("waiting", []), now)  # absent in older files
         v = Variant(index, restored, created=now)
         restored.awaiting(text(k, "an uploading key") for k in array(raw.get("uploading", []), "uploading",
                                                                       _MAX_UPLOADED))  # absent in older files

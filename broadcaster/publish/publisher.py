@@ -47,6 +47,7 @@ from .target import TargetPolicy
 from .uploads import Uploads, WriteWatch
 from .variant_playlist import RemovedHook, VariantPlaylist
 from .variants import Variants
+from .writing import WritesWaited
 
 log = logging.getLogger(__name__)
 
@@ -83,22 +84,25 @@ class Publisher:
         self._mono = config.monotonic
         self.target = TargetPolicy(config.target_duration, metrics)
         # Every playlist under the one WindowOptions; what leaves one goes on to the cleaner.
-        self._variants = Variants(config.window, lambda removed: self.lister.drop(removed))
+        self.on_removed = on_removed  # segments that left every playlist go on to the cleaner
+        self._variants = Variants(config.window, self._drop)
         # Nothing new is shown before a state is saved above the first sequence. What it shows, it tells
         # each variant's playlist (what a client may have seen before a new target, issue 32; what a clip
         # is cut from).
         self.release = Release(outlets, metrics, key_prefix=config.key_prefix, limit=config.first_sequence,
                                shown_to=self._variants, monotonic=config.monotonic)
         self._lanes = Lanes(metrics)
-        self._uploads = Uploads(uploader, writes, metrics, hls_dir=config.hls_dir, key_prefix=config.key_prefix,
+        # Which copies still wait for Owncast to finish their file: such a copy holds only its own variant.
+        waited = WritesWaited(writes)
+        self._uploads = Uploads(uploader, waited, metrics, hls_dir=config.hls_dir, key_prefix=config.key_prefix,
                                 segment_hashes=config.segment_hashes, unfinished_limit=config.unfinished_limit)
         self._numbering = Numbering(config.first_sequence)
         # A finished upload goes on to the lister (its done-callback), never back here. It lists through
         # each variant's playlist and records each listing in the numbering; the memory it pushes with
         # each version is the publisher's (`_memory`).
         self.lister = Lister(config, metrics=metrics, release=self.release, recorder=recorder,
-                             on_removed=on_removed, variants=self._variants, lanes=self._lanes,
-                             target=self.target, numbering=self._numbering, memory=self._memory)
+                             variants=self._variants, lanes=self._lanes,
+                             target=self.target, numbering=self._numbering, memory=self._memory, writes=waited)
         self.lister.ahead = self._uploads.keeping
         self._again: list[asyncio.Task[Uploaded]] = []  # uploads a restored state had not seen land
         self._closed = False
@@ -132,7 +136,7 @@ class Publisher:
                 # A new stream without this variant: nothing waits for it, and a player still on it
                 # learns the playlist will not change (its copies yet to come are still listed).
                 v.withdrawn = True
-                v.playlist.end()
+                self.lister.end(v)
                 log.info("variant %d: no longer in Owncast's multivariant playlist; its playlist is closed",
                          v.index)
         if not self._closed:
@@ -206,7 +210,12 @@ class Publisher:
         """Objects that may be in the bucket and in a playlist served before the restart, never listed
         again: they go once such a playlist can no longer name them (a window and a half from now)."""
         keep = self.target.keep_for(self._window.seconds)
-        self.lister.drop([Removed(ListedSegment("", 0.0, key=key), now, keep) for key in keys])
+        self._drop([Removed(ListedSegment("", 0.0, key=key), now, keep) for key in keys])
+
+    def _drop(self, removed: list[Removed]) -> None:
+        """Segments that left every playlist (or objects no playlist will name) go on to the cleaner."""
+        if removed and self.on_removed is not None:
+            self.on_removed(removed)
 
     def _remember(self, v: Variant, name: str) -> None:
         v.seen[name] = None
@@ -254,7 +263,8 @@ class Publisher:
 
     @property
     def queue_depth(self) -> int:
-        return self._lanes.queued
+        """Copies not listed yet: in undecided slots, and waiting in a variant behind a stuck one."""
+        return self._lanes.queued + self.lister.queues.count
 
     # -- persistence (memory.py's format) ------------------------------------------------------------
 
@@ -269,7 +279,7 @@ class Publisher:
         m = Memory(self._variants, target.value, target.independent, numbering.next_sequence,
                    numbering.last_run, lanes.together.decided, numbering.runs, self._uploads.restored,
                    discontinuity_floor=numbering.discontinuity_floor)
-        return encode(m, lanes.undecided(), now)
+        return encode(m, lanes.undecided(), now, self.lister.queues.saved())
 
     def restore(self, data: dict[str, object]) -> None:
         """Continue from `snapshot`; raises ValueError (nothing changed) when it does not add up.
@@ -325,8 +335,13 @@ class Publisher:
         v = self._variants.get(index)
         return v.playlist if v else None
 
+    def _copies(self) -> list[Copy]:
+        """Every copy not listed yet: in undecided slots, and waiting in a variant behind a stuck one."""
+        return [*(c for s in self._lanes.undecided() for c in s.copies.values()),
+                *(w.copy for _index, w in self.lister.queues.waiting())]
+
     def facts(self) -> PublisherFacts:
-        oldest = min((c.seen_at for s in self._lanes.undecided() for c in s.copies.values()), default=None)
+        oldest = min((c.seen_at for c in self._copies()), default=None)
         return PublisherFacts(self._mono(), list(self._variants.values()), self.target.value,
                               self.lister.upload_ratio, oldest, self.queue_depth)
 
@@ -334,8 +349,7 @@ class Publisher:
 
     async def drain(self, timeout: float) -> bool:
         """Wait up to `timeout` for uploads in flight; True when nothing is left."""
-        tasks: list[asyncio.Future[Any]] = [c.task for s in self._lanes.undecided() for c in s.copies.values()
-                                             if not c.task.done()]
+        tasks: list[asyncio.Future[Any]] = [c.task for c in self._copies() if not c.task.done()]
         tasks += [t for v in self._variants.values() for t in v.playlist.uploads()]  # listed ahead on the VM's
         if not tasks:
             return True
@@ -367,7 +381,7 @@ class Publisher:
         self._closed = True
         self.lister.close()
         await self.release.close()
-        tasks: list[asyncio.Future[Any]] = [c.task for s in self._lanes.undecided() for c in s.copies.values()]
+        tasks: list[asyncio.Future[Any]] = [c.task for c in self._copies()]
         tasks += [t for v in self._variants.values() for t in v.inits.values()]
         tasks += [t for v in self._variants.values() for t in v.playlist.uploads()]
         tasks += self._again

@@ -3,9 +3,10 @@
 A slot is one segment position, the same in every variant: (Owncast transcoder run, Owncast's
 sequence number). ffmpeg numbers all variants of one run in lockstep, so this key lines variants up
 (docs: HLS 6.2.4). A slot is decided (listed or dropped) once every variant taking part has its copy
-uploaded, or has moved on without one; slots are decided in order, so every variant lists the same
-slots under the same media sequence numbers. What deciding means (listing, metrics, gaps) is the
-Publisher's business.
+uploaded, or has moved on without one, or (once another copy is uploaded) still waits for Owncast to
+finish its file: that variant lists it later, or a gap there alone. Slots are decided in order, so
+every variant lists the same slots under the same media sequence numbers. What deciding means
+(listing, metrics, gaps) is the lister's business (lister.py, waiting.py).
 """
 
 from __future__ import annotations
@@ -152,8 +153,13 @@ class SlotAligner:
         self._queued -= sum(len(s.copies) for s in slots)
         return slots
 
-    def take_ready(self, variants: Iterable[Variant], now: Callable[[], float], target: int | None) -> Ready | None:
-        """The first undecided slot once it can be decided (taken out of the queue), else None."""
+    def take_ready(self, variants: Iterable[Variant], now: Callable[[], float], target: int | None,
+                   held: Callable[[int, Copy], bool] | None = None) -> Ready | None:
+        """The first undecided slot once it can be decided (taken out of the queue), else None.
+
+        `held(variant, copy)`: the copy's file is still being written by Owncast. Such a copy holds only
+        its own variant once another copy of the slot is in the bucket: the slot is decided, and that
+        variant lists it later, or a gap there alone (lister.py); every other copy is waited for."""
         if not self._order:
             return None
         key = self._order[0]
@@ -164,7 +170,10 @@ class SlotAligner:
                 return None
         else:
             members = self._participants(key, variants, now(), target)
-            if not all(self._resolved(v, slot) for v in members):
+            unresolved = [v for v in members if not self._resolved(v, slot)]
+            if unresolved and (held is None or not any(_uploaded(c) for i, c in slot.copies.items()
+                                                       if any(v.index == i for v in members)) or not all(
+                    (c := slot.copies.get(v.index)) is not None and held(v.index, c) for v in unresolved)):
                 return None
         previous = self.decided
         self._order.pop(0)
@@ -208,3 +217,9 @@ class SlotAligner:
         if copy is None:  # Owncast moved on without ever listing it in this variant
             return v.last_key is not None and v.last_key > slot.key
         return copy.ready.done()
+
+
+def _uploaded(copy: Copy) -> bool:
+    """In the bucket, or (content steering) kept by the VM: listable."""
+    t = copy.ready
+    return t.done() and not t.cancelled() and t.exception() is None

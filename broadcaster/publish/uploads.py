@@ -6,14 +6,18 @@ the playlist without waiting for the segment's answer, docs/owncast.md), so an u
 Owncast has finished the file (source.writes says when), at most UNFINISHED_LIMIT: a file still being
 written then is lost, its gap marked, never uploaded half. After the upload the file must still be the
 version that was read (same inode, size and mtime); if Owncast changed it meanwhile it is uploaded
-again, before it is listed, so the bucket, the hash carried for P2P, recordings and clips all hold the
-file as Owncast left it.
+again. When its segment is listed (it may wait for the same slot in other variants), the file is checked
+once more (`changed`): a writer that opened it again after the upload means the object is not its final
+file, and the copy is not listed (lost as unfinished), unless its bytes are still those uploaded (a
+`touch`). So the bucket, the hash carried for P2P, recordings and clips all hold the file as Owncast
+left it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import logging
 from collections import deque
 from collections.abc import Callable, Set as AbstractSet
@@ -21,12 +25,12 @@ from pathlib import Path
 from typing import Protocol
 
 from ..bucket.uploader import Kept, SegmentLost, Uploaded, Uploader
+from ..files import MAX_FILE_BYTES, Refused, Stamp, read_stamped, stamp_beneath
 from ..metrics import Metrics
 from ..playlist import hls
-from ..source.hlsdir import Refused, Stamp, stamp_beneath
 from ..source.owncast import SourceSegment, stream_id
 from ..source.writes import Finish
-from .slots import Variant
+from .slots import Copy, Variant
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +152,8 @@ class Uploads:
         try:
             if init is not None:
                 await asyncio.shield(init_kept if self.keeping and init_kept is not None else init)
-            done = await self._whole(path, key, index, hashed=self._hashes, ready=ready)
+            # Hashed whether P2P is on or not: `changed` compares the file with it when its stamp moved.
+            done = await self._whole(path, key, index, hashed=True, ready=ready)
             if init is not None:
                 await asyncio.shield(init)  # shared by every segment of the run
             return done
@@ -170,22 +175,12 @@ class Uploads:
             done = await self._uploader.upload_file(
                 path, key, variant, root=self._hls_dir, hashed=hashed,
                 on_kept=None if ready is None else functools.partial(_ready_when_kept, ready))
-            if self._unchanged(path, done.stamp):
+            if unchanged(self._hls_dir, path, done.stamp):
                 return done
             self._metrics.segment_reuploads.labels(variant=variant).inc()
             log.warning("variant %d: %s changed while it was uploaded (upload %d of at most %d); uploading it "
                         "again before it is listed", index, path.name, attempt + 1, MAX_UPLOADS)
         raise SegmentLost("unfinished", f"{path} changed during each of its {MAX_UPLOADS} uploads")
-
-    def _unchanged(self, path: Path, read: Stamp | None) -> bool:
-        """The file is still the version read (or gone: what was read was finished when it was read)."""
-        if read is None:
-            return False  # it changed while it was read
-        try:
-            now = stamp_beneath(self._hls_dir, path.relative_to(self._hls_dir).parts)
-        except (OSError, Refused):
-            return True  # not readable now: nothing says it changed; the next read would refuse it
-        return now is None or now == read
 
     def _unfinished(self, path: Path, index: int) -> None:
         """Owncast listed `path` while still writing it: counted, and said once per stream."""
@@ -198,3 +193,40 @@ class Uploads:
                  "passthrough, take longer to write); uploads wait until Owncast has finished each file. "
                  "Counted in hls_broadcaster_segments_unfinished_total; said once per stream",
                  index, path.name)
+
+
+def unchanged(hls_dir: Path, path: Path, read: Stamp | None) -> bool:
+    """The file is still the version read (or gone: what was read was finished when it was read)."""
+    if read is None:
+        return False  # it changed while it was read
+    try:
+        now = stamp_beneath(hls_dir, path.relative_to(hls_dir).parts)
+    except (OSError, Refused):
+        return True  # not readable now: nothing says it changed; the next read would refuse it
+    return now is None or now == read
+
+
+def changed_since_upload(hls_dir: Path, index: int, copy: Copy) -> SegmentLost | None:
+    """As `copy` (uploaded) is listed in variant `index`: None while its file is the version uploaded,
+    or gone (Owncast's cleanup), or changed without a change of bytes (a `touch`, a truncate(2) to its
+    own length); else why it is not listed (its writer opened it again after the upload's own check:
+    the object in the bucket is not the file's final version)."""
+    task = copy.task
+    if not task.done() or task.cancelled() or task.exception() is not None:
+        return None  # listed once the VM kept it (content steering): the VM's copy is the bytes read
+    done = task.result()
+    if done.stamp is None or done.sha256 is None:
+        return None  # uploaded before a restart: its bytes were not at hand here
+    path = hls_dir / str(index) / copy.source.name
+    if unchanged(hls_dir, path, done.stamp):
+        return None
+    try:
+        data, now = read_stamped(hls_dir, path.relative_to(hls_dir).parts, MAX_FILE_BYTES)
+    except FileNotFoundError:
+        return None  # deleted since: what was read was finished when it was read
+    except (OSError, Refused):
+        data, now = b"", None
+    if now is not None and hashlib.sha256(data).digest() == done.sha256:
+        return None
+    return SegmentLost("unfinished", f"{path} changed after it was uploaded (its writer opened it again); "
+                       "not listed, as the bucket's copy is not the file's final version")

@@ -4,7 +4,8 @@ Nobody else holds the generator (the pure window of playlist/manifest.py): every
 an intent here, named for what it means to the variant's playlist.
 
 - `open`: the first playlist, once the target duration is known.
-- `list`: a segment uploaded, under the number every variant listed together gives its slot.
+- `list`: a segment uploaded, under the number every variant listed together gives its slot; or a gap
+  there (EXT-X-GAP), where this variant alone lacks the segment.
 - `gap`: a segment that will never come: the next one carries EXT-X-DISCONTINUITY.
 - `end`: the stream ended: EXT-X-ENDLIST.
 - `join`: an empty playlist takes the discontinuity number the others give the next slot (6.2.4).
@@ -273,11 +274,12 @@ class VariantPlaylist:
             self._gen.continue_above(above[0], above[1], now)
             self._drain()
 
-    def list(self, segment: ListedSegment, run: int, now: float, sequence: int, wall: float,
+    def list(self, segment: ListedSegment, run: int | None, now: float, sequence: int, wall: float,
              upload: asyncio.Future[Any] | None = None) -> int:
         """List a segment of `run` under `sequence` (an empty playlist starts at it: the number the
-        variants listed together are at); returns its number. It is uploaded, or its `upload` is pending
-        (the VM kept it: the bucket's playlist lists it once it lands). Raises SegmentRejected when the
+        variants listed together are at), or, `segment.gap`, a gap there (EXT-X-GAP: this variant lacks
+        a moment the others list); returns its number. It is uploaded, or its `upload` is pending (the
+        VM kept it: the bucket's playlist lists it once it lands). Raises SegmentRejected when the
         playlist refuses it (its gap is marked: the next segment carries a discontinuity)."""
         gen = self._opened()
         pending = upload is not None and not upload.done() and bool(segment.key)
@@ -296,7 +298,10 @@ class VariantPlaylist:
             self._history[False][number] = gen.render()
             if self._history[True]:
                 self._history[True][number] = gen.render_edge()
-        self.last_run, self.last_listed = run, now
+        if run is not None:
+            self.last_run = run
+        if not segment.gap:
+            self.last_listed = now  # a gap is nothing listed: /health says so past three target durations
         self._drain()
         return number
 

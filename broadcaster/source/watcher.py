@@ -6,7 +6,7 @@ then: the events of the variant folders go to writes.Writes, which the uploads a
 half-written fails to parse and is simply read again on the next event.
 
 What is read is bounded: only the variants the multivariant playlist names, only regular files, never
-through a symlink or outside HLS_DIR (hlsdir), at most MAX_PLAYLIST_BYTES each and the newest
+through a symlink or outside HLS_DIR (broadcaster/files.py), at most MAX_PLAYLIST_BYTES each and the newest
 MAX_PLAYLIST_ENTRIES entries. Nothing read here can stop the watch: an error in one read is logged
 (at most once per 30 s) and the watch goes on.
 """
@@ -24,11 +24,11 @@ from typing import Protocol
 
 import watchfiles
 
+from ..files import Refused, is_temporary, read_beneath
 from ..lograte import RateLimitedLog
 from ..metrics import Metrics
 from . import inotify
 from .notices import InputNotices
-from .hlsdir import Refused, is_temporary, read_beneath
 from .writes import Writes
 from .owncast import (
     MASTER_PLAYLIST,
@@ -202,6 +202,11 @@ class HlsWatcher:
             self.writes.note(events)  # first: a playlist in this batch may name a segment written in it
             if any(e.mask & inotify.IN_Q_OVERFLOW for e in events):
                 self.writes.forget_all()  # what was written meanwhile is unknown, not finished
+                self._metrics.inotify_overflows.inc()
+                self._errors.warning("overflow", "the kernel's inotify queue for %s overflowed (more than "
+                                     "fs.inotify.max_queued_events waiting): events were lost; every playlist is "
+                                     "read again, and files written meanwhile are judged without their events",
+                                     self._dir)
                 self._safely(self.scan, False)  # the kernel dropped events: read everything
             else:
                 self._safely(self._on_paths, [e.path for e in events if self._to_read(e)])

@@ -1,4 +1,5 @@
-"""Whether Owncast has finished writing a file: what the kernel said of it, or else a quiet file.
+"""Whether Owncast has finished writing a file: nobody has it open for writing any more and, for
+MPEG-TS, it is a whole number of 188-byte packets.
 
 Owncast copies each PUT body into the file under its final name and closes the file once the body is
 in (fileWriterReceiverService.go: os.Create, io.Copy, a deferred Close). ffmpeg PUTs the playlist that
@@ -6,23 +7,36 @@ names a segment on another connection without waiting for the segment's answer, 
 name a segment whose last bytes Owncast is still copying (docs/owncast.md, "How files are written"):
 listed is necessary, not sufficient. An upload asks `finished` first.
 
-On Linux the watcher reads inotify, which tells when a file is written (IN_MODIFY, a truncation too)
-and when its writer closes it (IN_CLOSE_WRITE): a file whose last event is a close is finished, at no
-cost; one written since is waited for until its close (a change made without an open writer, such as
-truncate(2) by name, never closes: it is given up at the limit). Events are believed only while the watch
-that saw them is unbroken: a queue overflow (events lost) or a new watch forgets them all, and never
-turns into "finished".
+Whether anyone has the file open for writing is asked of the kernel at each look (leases.py: a read
+lease is refused while it is): exact whoever the writer is, whatever inotify heard or missed. A close
+event alone is not that answer: another process's open and close (`touch`) closes too, a writer may
+close early and open the file again, a rename hides the writer's open, and a restart or a queue overflow
+loses the events. Closed but cut inside a packet is not finished either (a writer that closed early):
+it is waited for, until it is written again or the caller's limit. A file changed by name with no
+writer (truncate(2)) is judged as it is then. After the upload the file's version is checked again, and
+again when its segment is listed (publish/uploads.py): a writer that opens it again after a look is
+caught up to the listing.
 
-A file the kernel said nothing of (watchfiles' path, which tells no close from a write; a file written
-before the watch began or before an overflow) is judged by the file itself: finished once it has not
-changed for a quiet period (its mtime that old, or the same stamp seen that far apart) and, for MPEG-TS,
-it is a whole number of packets. Owncast writes a body as it arrives and ffmpeg sends a segment in one
-burst, so a pause that long inside one body is a stalled writer; the upload checks the file again after
-it is sent (publish/uploads.py) and sends it again if it changed. On watchfiles' path the period is
-QUIET, which every segment costs (bench/ingest_latency.py measures it). Beside a kernel watch it is
-UNHEARD_QUIET, much longer: only the files of the moment the watch began (a restart) or events were lost
-pay it, and such a file may be one whose writer was already slow then (a restart mid-segment on a busy
-VM: a held tail 0.5 s long was taken for finished at QUIET once its cut fell on a packet boundary).
+On Linux the watcher reads inotify, which tells when a file is written (IN_MODIFY, a truncation too)
+and when a writer closes it (IN_CLOSE_WRITE): those events wake a waiting upload, so nothing polls.
+Where the kernel will not answer the lease (Owncast's files owned by another user and no CAP_LEASE, a
+file system without leases), inotify's word is taken instead: a file whose last event is a close is
+finished (if whole packets), one written since is waited for until its close (a change made without an
+open writer, such as truncate(2) by name, never closes: it is given up at the limit). Events are
+believed only while the watch that saw them is unbroken: a queue overflow (events lost) or a new watch
+forgets them all, and never turns into "finished".
+
+A file neither the lease nor the kernel's events tell of (watchfiles' path, which tells no close from a
+write; a file written before the watch began or before an overflow) is judged by the file itself:
+finished once it has not changed for a quiet period (its mtime that old, or the same stamp seen that far
+apart) and, for MPEG-TS, it is a whole number of packets. Owncast writes a body as it arrives and ffmpeg
+sends a segment in one burst, so a pause that long inside one body is a stalled writer. On watchfiles'
+path the period is QUIET, which every segment costs (bench/ingest_latency.py measures it). Beside a
+kernel watch it is UNHEARD_QUIET, much longer: only the files of the moment the watch began (a restart)
+or events were lost pay it, and such a file may be one whose writer was already slow then (a restart
+mid-segment on a busy VM: a held tail 0.5 s long was taken for finished at QUIET once its cut fell on a
+packet boundary). Without the lease, a writer paused longer than that, or a `touch` while it writes,
+can still be taken for finished: only the checks of the file's version afterwards remain.
 
 Every wait is bounded by the caller's limit: a file still being written then is given up, never read.
 """
@@ -36,8 +50,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
-from . import inotify
-from .hlsdir import Refused, Stamp, stamp_beneath
+from ..files import MAX_FILE_BYTES, Refused, Stamp, look_beneath
+from . import inotify, leases
 
 # Seconds a file must be unchanged to count as finished when no close was seen. Owncast's writes of one
 # body follow each other within milliseconds (measured: a 465 KB passthrough segment's tail came 10 ms
@@ -45,7 +59,10 @@ from .hlsdir import Refused, Stamp, stamp_beneath
 # costs on that path.
 QUIET = 0.25
 UNHEARD_QUIET = 2.0  # the same beside a kernel watch, for a file it never heard of (see above)
-POLL = 0.05  # seconds between two looks at a file the kernel cannot tell of
+POLL = 0.01  # seconds between two looks at a file no event tells of (a look: ~10 us)
+# Seconds at most between two looks at a file whose events the watch hears: an event wakes the wait
+# sooner; a writer through another name of the file (a hard link elsewhere) sends none here.
+EVENT_WAIT = 1.0
 # A file a playlist names that is not there: Owncast makes it when the segment's PUT begins, which is
 # before ffmpeg sends the playlist, so only a handler not yet scheduled is that late; after this long,
 # it was deleted (a wipe, Owncast's cleanup after an outage) and will not come.
@@ -54,7 +71,6 @@ TS_PACKET = 188
 # Files remembered (their last event): every segment of every variant for well over Owncast's cleanup,
 # which keeps SegmentCount + 10 per variant; the oldest are forgotten first (then judged as unknown).
 REMEMBERED = 4096
-_CLOSED = inotify.IN_CLOSE_WRITE | inotify.IN_MOVED_TO
 
 
 class Finish(enum.Enum):
@@ -75,12 +91,15 @@ class Writes:
     """What the watcher's events said of each file in the variant folders under `root`, and the wait for
     one to be finished. Fed by the watcher (`exact`, `note`, `forget_all`), asked by the uploads.
     kernel: the watcher reads inotify (or will once its watch begins), so a file unheard of waits
-    `unheard_quiet`; else every file is judged by `quiet`."""
+    `unheard_quiet`; else every file is judged by `quiet`. lease: the kernel is asked at each look
+    whether the file is open for writing anywhere (leases.writers); False: never, the events and the
+    file decide (as where the kernel will not answer)."""
 
     def __init__(self, root: Path, *, kernel: bool, quiet: float = QUIET, unheard_quiet: float = UNHEARD_QUIET,
-                 poll: float = POLL,
+                 poll: float = POLL, lease: bool = True,
                  wall: Callable[[], float] = time.time, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._root = root
+        self._writers: Callable[[int, Path], bool | None] = leases.writers if lease else _not_asked
         # How long a file the kernel said nothing of must be unchanged. Beside a kernel watch (from the
         # start: an upload asked before the first watch begins, or between two watches, judges a file the
         # kernel has not heard of) that is the longer `unheard_quiet`.
@@ -115,13 +134,14 @@ class Writes:
             path = event.path
             if event.mask & inotify.IN_ISDIR or path.parent == self._root or path.suffix == ".m3u8":
                 continue  # playlists are read whole or read again; only a variant folder's media counts
-            if event.mask & _CLOSED:
+            if event.mask & inotify.IN_CLOSE_WRITE:
                 self._writing[path] = False
             elif event.mask & inotify.IN_MODIFY:  # a write, or a truncation (O_TRUNC: a rewrite begins)
                 self._writing[path] = True
-            elif event.mask & inotify.IN_CREATE:
-                # A new file: nothing is known of it until it is written or closed (a symlink, a FIFO or
-                # a folder made there never is: those are judged, and refused, as files).
+            elif event.mask & (inotify.IN_CREATE | inotify.IN_MOVED_TO):
+                # A new file, or one renamed to this name (its writer may still have it open: a rename
+                # is no close): nothing is known of it until it is written or closed (a symlink, a FIFO
+                # or a folder made there never is: those are judged, and refused, as files).
                 self._writing.pop(path, None)
                 woke = True
                 continue
@@ -170,24 +190,34 @@ class Writes:
                     return Finish.MISSING if missing else Finish.UNFINISHED
                 # A close comes as an event; without the kernel's word, look again shortly.
                 told = self._exact and path in self._writing
-                await self._next_change(left if told else min(left, self._poll))
+                await self._next_change(min(left, EVENT_WAIT if told else self._poll))
                 waited = True
         finally:
             self.waiting -= 1
 
     def _look(self, path: Path, parts: tuple[str, ...], settling: _Settling) -> _State:
-        writing = self._writing.get(path) if self._exact else None
-        if writing is not None:  # the kernel's word
-            return _State.WRITING if writing else _State.FINISHED
+        heard = self._writing.get(path) if self._exact else None  # the events: written since a close, or closed
         try:
-            stamp = stamp_beneath(self._root, parts)
+            look = look_beneath(self._root, parts, self._writers)
         except Refused:
             return _State.FINISHED  # not a file we read: the upload refuses it and says why
         except OSError:
             return _State.YOUNG  # out of handles, say: look again
-        if stamp is None:
+        if look is None:
             return _State.MISSING
-        return settling.judge(stamp, path.suffix == ".ts")
+        stamp, writing = look  # the kernel's answer now: open for writing anywhere, or None
+        if stamp.size > MAX_FILE_BYTES:
+            return _State.FINISHED  # the upload refuses it for its size, at once: nothing to wait for
+        ts = path.suffix == ".ts"
+        if writing is None:
+            if heard is None:
+                return settling.judge(stamp, ts)
+            writing = heard  # without the answer, the events' word: written since its last close
+        if writing or ts and stamp.size % TS_PACKET:
+            # Still open for writing; or closed inside a packet (a writer that closed early): the rest
+            # is still to come, or never will (then the caller's limit gives it up).
+            return _State.WRITING
+        return _State.FINISHED
 
     async def _next_change(self, timeout: float) -> None:
         changed = self._changed
@@ -196,6 +226,10 @@ class Writes:
                 await changed.wait()
         except TimeoutError:
             pass
+
+
+def _not_asked(_fd: int, _path: Path) -> bool | None:
+    return None
 
 
 class _Settling:

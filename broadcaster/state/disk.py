@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .. import files
 from ..numbers import whole_number
-from ..source import hlsdir
 from ..tails import Tail
 from .validate import describe
 
@@ -182,7 +182,7 @@ class StateFile:
         except OSError as err:
             self.set_aside("unreadable", f"cannot read it: {err.strerror or err}")
             return None
-        except hlsdir.Refused as err:
+        except files.Refused as err:
             too_large = f"too large: more than {MAX_BYTES >> 20} MB"
             self.set_aside("unreadable", too_large if err.reason == "too_large" else "not a regular file")
             return None
@@ -207,7 +207,7 @@ class StateFile:
         Owncast's files are: a regular file only, never past MAX_BYTES (a huge one is not read whole)."""
         fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         try:
-            return hlsdir.read_open(fd, self.path, MAX_BYTES)
+            return files.read_open(fd, self.path, MAX_BYTES)
         finally:
             os.close(fd)
 

@@ -23,9 +23,9 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from . import validate
-from ..source import hlsdir
+from .. import files
 from ..tails import Tail
+from . import validate
 from .disk import MAX_BYTES, Prepared, RawJSON, Replaced, StateFile, dumps, header
 
 log = logging.getLogger(__name__)
@@ -256,8 +256,8 @@ class JournaledState(StateFile):
         except OSError as err:
             raise ValueError(f"cannot read it: {err.strerror or err}") from None
         try:
-            raw = hlsdir.read_open(fd, self.journal, MAX_BYTES)
-        except hlsdir.Refused as err:
+            raw = files.read_open(fd, self.journal, MAX_BYTES)
+        except files.Refused as err:
             raise ValueError("too large" if err.reason == "too_large" else "not a regular file") from None
         except OSError as err:
             raise ValueError(f"cannot read it: {err.strerror or err}") from None

@@ -40,10 +40,13 @@ class HealthReport:
                  mirror: PlaylistMirror | None = None,
                  listing_held: Callable[[], bool] = lambda: False,
                  input_problem: Callable[[], str | None] = lambda: None,
+                 access_problem: Callable[[], str | None] = lambda: None,
                  p2p_trackers: Callable[[], dict[str, Reading]] | None = None,
                  viewers: Callable[[], dict[str, int]] | None = None,
                  steering: Callable[[], tuple[str, str | None]] | None = None) -> None:
         """input_problem: why nothing Owncast writes can be served (HlsWatcher.master_missing).
+        access_problem: a folder or file of HLS_DIR this user is refused (AccessWatch), which may hide
+        a stream: live and degraded, whatever was listed.
         p2p_trackers: the trackers' readings (TrackerProbe), shown but never making the status other
         than ok: without a tracker, viewers play from the bucket as without P2P.
         viewers: the viewer pages playing now, for the body (never a reason to be unhealthy).
@@ -54,6 +57,7 @@ class HealthReport:
         self._viewers = viewers
         self._facts = facts
         self._input_problem = input_problem
+        self._access_problem = access_problem
         self._listing_held = listing_held
         self._uploader = uploader
         self._state_error = state_error
@@ -119,6 +123,10 @@ class HealthReport:
         if problem is not None:
             reasons.append(problem)
             live = True  # Owncast is writing a stream: never idle or ended, whatever was listed
+        refused = self._access_problem()
+        if refused is not None:
+            reasons.append(f"cannot read Owncast's folder: {refused}")
+            live = True  # a stream may be there, unseen
         state = StreamState.of("live" if live else ("idle" if not f.variants else "ended"), not reasons)
         status = "ok" if not reasons else "; ".join(reasons)
         body: dict[str, object] = {

@@ -7,8 +7,9 @@ never written): addresses are never stored, logged or exported, and the table al
 
 A hostile client cannot inflate the count beyond a stated bound nor cost more than a playlist request:
 
-- one client address (an IPv6 client: its /64) holds at most `per_client` ids at once; beats for more
-  are refused (not counted) until some expire. So N addresses add at most N x per_client.
+- one client address (an IPv6 client: its /48, as the tracker counts it: http/watching.py) holds at most
+  `per_client` ids at once; beats for more are refused (not counted) until some expire. So N addresses
+  add at most N x per_client.
 - the table holds at most `limit` ids (about 340 bytes each: 235 to 265 measured with tracemalloc for
   the table's entry, with issue 42's report state, plus the id's string; 66 more for a page that
   reported a stall in the last STALLED_WINDOW); past it new ids are refused
@@ -18,8 +19,11 @@ A hostile client cannot inflate the count beyond a stated bound nor cost more th
   from its front (ids expire in the order they last beat), nothing else (bench/heartbeat.py).
 
 The page's playback reports (issue 42, status/playback.py) ride on its beats; per id the table also keeps
-when its last report was taken (a page counts once per interval), whether its start-up figure was taken
-(once per page), and, apart, the pages that reported a stall in the last STALLED_WINDOW seconds.
+when its last report was taken (a page counts once per interval, and its counts are bounded by the time
+since and the time its earlier reports left unused: may_report), whether its start-up figure was taken
+(once per page), and, apart, the pages that
+reported a stall in the last STALLED_WINDOW seconds and the addresses whose start-up counted in the last
+STARTUP_EVERY seconds (issue 50: once a minute per address, whatever ids it makes up).
 """
 
 from __future__ import annotations
@@ -35,6 +39,12 @@ from dataclasses import dataclass
 PER_CLIENT = 20  # ids one address may keep counted: a household, a small office behind one NAT
 LIMIT = 50_000  # ids counted at once, whatever the addresses (bounds the memory: ~20 MB)
 STALLED_WINDOW = 300.0  # /health's "stalled in the last 5 minutes"
+STARTUP_EVERY = 60.0  # an address's start-up figure counts once in this many seconds
+# Seconds a page's reports may hold more than the time between their arrivals, at most: its first
+# report also speaks for the time before its first beat (it beats once playing: loading, starting),
+# and a report that arrives late leaves its page the time it did not use for the next, which may
+# arrive early (seen in Chromium under load: 6 segments counted over 1.4 s between arrivals).
+SLACK = 10.0
 # What the page makes up: 128 random bits, base64url (16 to 64 of these characters). A set, not a
 # regular expression: half the instructions, on the one path every heartbeat takes.
 _ID_CHARS = frozenset(string.ascii_letters + string.digits + "_-")
@@ -48,6 +58,7 @@ class _Viewer:
     since: float  # monotonic time it was first counted
     reported: float = -math.inf  # monotonic time its last playback report was taken
     started: bool = False  # its start-up figure was taken (once per page)
+    unused: float = SLACK  # seconds its reports may hold beyond the time since its last (at most SLACK)
 
 
 class Audience:
@@ -66,6 +77,7 @@ class Audience:
         self._per_client: dict[int, int] = {}
         self._p2p = 0
         self._stalled: OrderedDict[str, float] = OrderedDict()  # id -> its last stall reported, oldest first
+        self._started: OrderedDict[int, float] = OrderedDict()  # client -> its start-up taken, oldest first
         # "other_site": a beat a browser says another site's page sent (http/watching.py).
         self.refused = {"per_client": 0, "limit": 0, "bad_id": 0, "other_site": 0}
 
@@ -111,24 +123,56 @@ class Audience:
         self._p2p += p2p
         return True
 
-    def may_report(self, viewer_id: str, gap: float, startup: bool) -> tuple[float, bool] | None:
-        """A page beat just now (counted) with a playback report: None when the page's last report was
-        taken, or the page first counted, less than `gap` seconds ago (its first beat's report is never
-        taken: it speaks for no time here); else the report is taken, and this answers the seconds it
-        speaks for (since that last report, or since the page was first counted) and whether its
-        start-up figure (when `startup`) counts: once per page, and, as any report, only from a page
-        counted `gap` seconds at least, so a client that makes up new ids adds at most per_client
-        start-ups per address per `gap`."""
+    def may_report(self, viewer_id: str, gap: float, startup: bool, needs: float) -> tuple[float, bool] | str:
+        """A page beat just now (counted) with a playback report whose counts need `needs` seconds at
+        least (status/playback.py's rates). Refused, with the reason: "too_soon" when the page's last
+        report was taken, or the page first counted, less than `gap` seconds ago (its first beat's report
+        is never taken: it speaks for no time here); "out_of_bounds" when the report holds more than the
+        time since could, and the time its earlier reports left unused (SLACK at first and at most).
+        Nothing of a refused report is kept: the page carries its counts into its next, which speaks
+        for more time, so a page's reports never hold more than its time counted and SLACK.
+
+        Else the report is taken: the seconds it speaks for (since that last report, or since the page
+        was first counted) and whether its start-up figure (when `startup`) counts: once per page, and
+        once per STARTUP_EVERY per address, so a client that makes up new ids adds one start-up a
+        minute per address."""
         viewer = self._viewers[viewer_id]
         now = viewer.seen
-        elapsed = now - max(viewer.reported, viewer.since)
+        # Conditionals, not the builtins max and min: each of those calls parses keyword arguments.
+        elapsed = now - (viewer.reported if viewer.reported > viewer.since else viewer.since)
         if elapsed < gap:
-            return None
+            return "too_soon"
+        has = viewer.unused + elapsed
+        if needs > has:
+            return "out_of_bounds"
         viewer.reported = now
-        take_startup = startup and not viewer.started
+        unused = has - needs
+        viewer.unused = unused if unused < SLACK else SLACK
+        take_startup = startup and not viewer.started and self._may_start(viewer.client, now)
         if take_startup:
             viewer.started = True
         return elapsed, take_startup
+
+    def _may_start(self, client: int | None, now: float) -> bool:
+        """Whether the address `client` may add a start-up now (taken as added when it may)."""
+        if client is None:  # no address known: the page's own once is all there is
+            return True
+        started = self._started
+        while started and next(iter(started.values())) <= now - STARTUP_EVERY:
+            started.popitem(last=False)
+        if client in started or len(started) >= self.limit:
+            return False
+        started[client] = now
+        return True
+
+    def address(self, viewer_id: str) -> int | str:
+        """What the counted page's address is known by (its client's keyed hash), or the page's own id when
+        its address is unknown: what status/playback.py counts the addresses that reported a problem by."""
+        client = self._viewers[viewer_id].client
+        return viewer_id if client is None else client
+
+    def now(self) -> float:
+        return self._clock()
 
     def stalled(self, viewer_id: str) -> None:
         """The page (counted) reported a stall just now."""

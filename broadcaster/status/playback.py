@@ -18,13 +18,24 @@ Any client can send one, so what a report can do is bounded (docs/viewers.md#how
   (or since it was first counted) up to one interval: a page weighs at most one observation per
   interval however often it reports, as much as an honest page reporting at each beat, so invented
   pages move a distribution by their share of the pages counted and no more (tests/test_playback_reports.py
-  floods it). Its start-up time counts once per page (Audience.may_report);
-- every value is within its range: a field's width bounds it (255 errors of a kind per report at most,
-  65,535 segments), the start-up and the latency are clamped (STARTUP_CAP, LATENCY_CAP), and the seconds
-  watched and stalled together to the time the report speaks for (and a tenth), so no page claims more
-  time than it was there;
+  floods it). Its start-up time counts once per page, and once a minute per address
+  (Audience.may_report);
+- its counts hold no more than the page could have had in the time the report speaks for (issue 50:
+  one address's 20 pages added 35,560 stalls and 9.17 M rejected peer segments in 40 s, each field
+  bounded by its width only): at most so many a second (MS_PER_*) of the time since its last report taken
+  (and of the time its earlier reports left unused, at most audience.SLACK: 10 s; so much at first,
+  for its loading), a peer banned only with a rejection, a frame dropped only of those decoded, a
+  segment's download MAX_DOWNLOAD_MS at most. A report beyond is refused whole ("out_of_bounds",
+  counted; the page carries its counts into its next, as after "too_soon");
+- every value is within its range: the start-up and the latency are clamped (STARTUP_CAP, LATENCY_CAP),
+  and the seconds watched and stalled together to the time the report speaks for (and a tenth), so no
+  page claims more time than it was there;
 - labels come from fixed lists: the variant index 0..MAX_VARIANT_LABEL ("unknown", "other"), the source
-  (bucket, peer), the error kind and outcome. Memory is the count's table and fixed arrays.
+  (bucket, peer), the error kind and outcome. Memory is the count's table, fixed arrays, and the
+  addresses that reported a problem lately (PROBLEMS, at most the count's limit each);
+- what the alerts read is how many addresses reported a problem (stalls, rejected peer segments, slow
+  downloads from the bucket) within the alert's window, each address once however many pages it has
+  (a page whose address is unknown counts by itself): an alert needs two (deploy/alerts.yml).
 
 A report that is not base64 of version 1 with or without its P2P fields is refused (the route answers
 400 with one line, logs nothing, and counts it).
@@ -36,10 +47,11 @@ import binascii
 import math
 import struct
 from bisect import bisect_left
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from .audience import Audience
+from .audience import STALLED_WINDOW, Audience
 
 VERSION = 1
 # (name, width). Times in ms, sizes in bytes.
@@ -72,6 +84,24 @@ _NO_P2P = (0,) * (len(FIELDS) - WITHOUT_P2P)
 STARTUP_CAP = 600_000  # ms: 10 minutes to start
 LATENCY_CAP = 3_600_000  # ms: an hour behind live
 
+# What a page could have had in a second, at most: bounds, not estimates, above what an honest page
+# reaches over several seconds (audience.SLACK takes up what arrives in bursts). As the milliseconds one
+# of each needs, whole numbers: a report's counts need the largest product (int arithmetic, one max).
+MS_PER_STALL = 500  # 2 stalls a second, and as many variant switches: each begins once the picture moved
+MS_PER_FRAME = 4  # 250 frames decoded a second (a 120 fps stream, twice); dropped ones of those
+# 4 player errors a second, every kind and outcome together: a fatal one makes a new player 2 s later
+# at the soonest, a few recovered ones in between (viewer/player.js: 3 network retries, a media
+# recovery per 20 s).
+MS_PER_ERROR = 250
+# 4 segments loaded a second, from the bucket and peers together, and as many checked from peers
+# (verified, rejected; a peer banned only with a rejection): 1 s segments (Owncast's shortest) played,
+# a variant switch loading one again, a seek refilling.
+MS_PER_SEGMENT = 250
+BYTES_PER_MS = 25_000  # 25 MB a second loaded (both sources together), and as much sent to peers: 200 Mbit/s
+MAX_DOWNLOAD_MS = 120_000  # one segment's download: hls.js gives up on it then (fragLoadPolicy maxLoadTimeMs)
+# The problems the alerts need two addresses for, and their windows (s): the alerts' own.
+PROBLEMS = {"stalls": STALLED_WINDOW, "rejections": 600.0, "slow_downloads": 300.0}
+
 
 def encode(*values: int, p2p: bool = True) -> str:
     """A report of `values` (FIELDS' order, -1: no figure) as the page sends it (tests and benches)."""
@@ -88,6 +118,7 @@ OUTCOMES = ("recovered", "fatal")
 SOURCES = ("bucket", "peer")
 GAP = 0.5  # of the beat interval: a report sooner than this after the page's last is not taken
 BATCH = 256  # reports whose counts are summed at once (and at every scrape)
+REFUSALS = ("malformed", "too_soon", "out_of_bounds")  # why a report was not taken
 MALFORMED = "malformed report: Hb-Report is base64 of a version 1 report (viewer/playback.js)"
 
 # Histogram bounds (the `le` of each bucket; +Inf last).
@@ -124,6 +155,35 @@ class Buckets:
         return out
 
 
+class Recent:
+    """Keys marked within the last `window` seconds, each once, at most `cap` of them (the oldest go
+    first; past the cap new keys are not marked until some expire)."""
+
+    __slots__ = ("window", "cap", "_marked")
+
+    def __init__(self, window: float, cap: int) -> None:
+        self.window, self.cap = window, cap
+        self._marked: OrderedDict[object, float] = OrderedDict()
+
+    def mark(self, key: object, now: float) -> None:
+        marked = self._marked
+        self._expire(now)
+        if key in marked:
+            marked.move_to_end(key)
+        elif len(marked) >= self.cap:
+            return
+        marked[key] = now
+
+    def count(self, now: float) -> int:
+        self._expire(now)
+        return len(self._marked)
+
+    def _expire(self, now: float) -> None:
+        marked = self._marked
+        while marked and next(iter(marked.values())) <= now - self.window:
+            marked.popitem(last=False)
+
+
 @dataclass(slots=True)
 class _Variant:
     watched_ms: int = 0
@@ -138,9 +198,12 @@ class Playback:
     audience: Audience
     interval: float  # the page's beat interval (VIEWER_TIMEOUT / 3)
     gap: float = -1.0  # seconds between two reports of a page taken; < 0: GAP of the interval
+    # The target duration (s) of the playlists served, None before any: a page's mean download from the
+    # bucket above it is a slow download (a problem the alerts count addresses for).
+    target_duration: Callable[[], float | None] = lambda: None
 
     reports: int = 0
-    refused: dict[str, int] = field(default_factory=lambda: {"malformed": 0, "too_soon": 0})
+    refused: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REFUSALS, 0))
     variants: dict[str, _Variant] = field(default_factory=dict)
     totals: list[int] = field(default_factory=lambda: [0] * len(FIELDS))  # every field summed (counts read)
     pending: list[list[int]] = field(default_factory=list)  # reports taken, not yet in totals
@@ -149,10 +212,12 @@ class Playback:
     download: tuple[Buckets, Buckets] = field(default_factory=lambda: (Buckets(DOWNLOAD_BOUNDS),
                                                                        Buckets(DOWNLOAD_BOUNDS)))
     share: Buckets = field(default_factory=lambda: Buckets(SHARE_BOUNDS))
+    problems: dict[str, Recent] = field(default_factory=dict)  # addresses that reported each lately
 
     def __post_init__(self) -> None:
         if self.gap < 0:
             self.gap = GAP * self.interval
+        self.problems = {kind: Recent(window, self.audience.limit) for kind, window in PROBLEMS.items()}
 
     def parse(self, text: str) -> list[int] | None:
         """The report's values (FIELDS' order, -1 where no figure, P2P's 0 when absent), or None when
@@ -183,11 +248,23 @@ class Playback:
 
     def take(self, viewer_id: str, v: list[int]) -> bool:
         """A parsed report of a page the count has just taken (Audience.beat said yes); False when it
-        came too soon (not taken: the page counts it again in its next). Kept to a few operations: it runs
-        on every report (bench/heartbeat.py)."""
-        window = self.audience.may_report(viewer_id, self.gap, v[STARTUP] >= 0)
-        if window is None:
-            self.refused["too_soon"] += 1
+        came too soon or holds more than its time allows (not taken: the page counts it again in its
+        next). Kept to a few operations: it runs on every report (bench/heartbeat.py)."""
+        # The seconds its counts need. One builtin max over whole numbers: per field in a loop (map, floats)
+        # cost 10,000 instructions a report (bench/heartbeat.py: 1.22 playlist requests), this about 2,000.
+        needs = max(v[STALLS] * MS_PER_STALL, v[SWITCHES] * MS_PER_STALL, v[FRAMES] * MS_PER_FRAME,
+                    (v[NET_OK] + v[NET_FATAL] + v[MEDIA_OK] + v[MEDIA_FATAL] + v[OTHER_OK] + v[OTHER_FATAL])
+                    * MS_PER_ERROR,
+                    (v[BUCKET_SEGMENTS] + v[PEER_SEGMENTS]) * MS_PER_SEGMENT,
+                    (v[VERIFIED] + v[REJECTED]) * MS_PER_SEGMENT,
+                    (v[BUCKET_BYTES] + v[PEER_BYTES]) // BYTES_PER_MS, v[UPLOADED] // BYTES_PER_MS) / 1000
+        if (v[BANNED] > v[REJECTED] or v[DROPPED] > v[FRAMES]
+                or v[BUCKET_MS] > MAX_DOWNLOAD_MS * v[BUCKET_SEGMENTS]
+                or v[PEER_MS] > MAX_DOWNLOAD_MS * v[PEER_SEGMENTS]):
+            needs = math.inf
+        window = self.audience.may_report(viewer_id, self.gap, v[STARTUP] >= 0, needs)
+        if isinstance(window, str):
+            self.refused[window] += 1
             return False
         elapsed, startup = window
         self.reports += 1
@@ -211,6 +288,9 @@ class Playback:
         variant.stalls += v[STALLS]
         if v[STALLS] or stalled:
             self.audience.stalled(viewer_id)
+            self._problem("stalls", viewer_id)
+        if v[REJECTED]:
+            self._problem("rejections", viewer_id)
         pending = self.pending
         pending.append(v)  # the counting fields (SWITCHES on) are summed in batches: see count()
         if len(pending) >= BATCH:
@@ -221,13 +301,25 @@ class Playback:
             self.latency.observe(v[LATENCY] / 1000, weight)
         # The page's mean download time per segment over the interval, by source.
         if v[BUCKET_SEGMENTS]:
-            self.download[0].observe(v[BUCKET_MS] / v[BUCKET_SEGMENTS] / 1000, weight)
+            mean = v[BUCKET_MS] / v[BUCKET_SEGMENTS] / 1000
+            self.download[0].observe(mean, weight)
+            if mean > 1 and mean > (self.target_duration() or math.inf):  # no target is shorter than 1 s
+                self._problem("slow_downloads", viewer_id)
         if v[PEER_SEGMENTS]:
             self.download[1].observe(v[PEER_MS] / v[PEER_SEGMENTS] / 1000, weight)
         loaded = v[BUCKET_BYTES] + v[PEER_BYTES]
         if loaded:
             self.share.observe(v[PEER_BYTES] / loaded, weight)
         return True
+
+    def _problem(self, kind: str, viewer_id: str) -> None:
+        self.problems[kind].mark(self.audience.address(viewer_id), self.audience.now())
+
+    def problem_addresses(self) -> dict[str, int]:
+        """Of each problem, the addresses (a page whose address is unknown: by itself) from which a page
+        reported it within its window (PROBLEMS)."""
+        now = self.audience.now()
+        return {kind: recent.count(now) for kind, recent in self.problems.items()}
 
     def count(self, index: int) -> int:
         """The sum over the reports taken of the counting field `index` (SWITCHES and after)."""

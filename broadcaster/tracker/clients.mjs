@@ -5,13 +5,17 @@
 // loopback address (cloudflared on this machine): a client reaching the port directly could name any
 // address in it.
 //
-// An IPv6 client counts by its /48 (TRACKER_IPV6_PREFIX). Per /64 (one LAN) an attacker multiplied
-// itself cheaply: a free tunnel broker account (Hurricane Electric's, for one) routes a whole /48, 65,536
-// /64s, and 100 of them held all 2000 connection slots (I1). A /56 (what many ISPs delegate to a home)
-// would still give that one free /48 256 clients. A /48 is one site (RFC 6177's assignment to an end
-// site); the honest viewers who share one (a campus, a mobile operator's pool) share one client's
-// connections, as viewers behind one IPv4 address (carrier-grade NAT) always have: past it they play from
-// the bucket alone.
+// A client is two keys. Its site holds at most TRACKER_MAX_CLIENT_CONNECTIONS connections at once and
+// opens at most TRACKER_CLIENT_ANNOUNCES a minute; its network makes at most TRACKER_CLIENT_ANNOUNCES
+// new connections and announces a minute. An IPv4 address is both. For IPv6 the site is the /48
+// (TRACKER_IPV6_PREFIX) and the network the /64 (one LAN, what SLAAC gives a link). Connections per
+// /64 let an attacker multiply itself cheaply: a free tunnel broker account (Hurricane Electric's, for
+// one) routes a whole /48, 65,536 /64s, and 100 of them held all 2000 connection slots (I1). A /56
+// (what many ISPs delegate to a home) would still give that one free /48 256 clients. A /48 is one site
+// (RFC 6177's assignment to an end site); the honest viewers who share one (a campus, a mobile
+// operator's pool) share one client's connections, as viewers behind one IPv4 address (carrier-grade
+// NAT) always have: past it they play from the bucket alone. Announces are the network's own (T10): with
+// the site's, one neighbour in the /48 spent every viewer's budget there and had them closed.
 import net from 'node:net'
 
 function loopback (address) {
@@ -37,15 +41,19 @@ export function addressKey (address, prefix = 48) {
   return `${kept.join(':')}${kept.length < 8 ? '::' : ''}/${prefix}`
 }
 
-// clientOf(req) for IPv6 clients counted by `prefix` bits.
+export const NETWORK_BITS = 64 // an IPv6 network: one LAN
+
+// clientOf(req) -> { site, network }: an IPv6 site is its first `prefix` bits, its network its first
+// max(64, prefix); an IPv4 address is both.
 export function clientKeys (prefix = 48) {
+  const networkBits = Math.max(NETWORK_BITS, prefix)
   return function clientOf (req) {
-    const peer = req.socket.remoteAddress || 'unknown'
-    if (loopback(peer)) {
+    let address = req.socket.remoteAddress || 'unknown'
+    if (loopback(address)) {
       const header = req.headers['cf-connecting-ip']
-      if (typeof header === 'string' && net.isIP(header.trim())) return addressKey(header.trim(), prefix)
+      if (typeof header === 'string' && net.isIP(header.trim())) address = header.trim()
     }
-    return addressKey(peer, prefix)
+    return { site: addressKey(address, prefix), network: addressKey(address, networkBits) }
   }
 }
 
@@ -66,6 +74,15 @@ export class Bucket {
     return true
   }
 
+  ready (now) {
+    return this.tokens + (now - this.at) * this.rate >= 1
+  }
+
+  // When a token will be there, in ms from `now` (0: now).
+  wait (now) {
+    return Math.max(0, Math.ceil((1 - this.tokens - (now - this.at) * this.rate) / this.rate))
+  }
+
   full (now) {
     return this.tokens + (now - this.at) * this.rate >= this.capacity
   }
@@ -75,40 +92,56 @@ export class Clients {
   constructor ({ maxConnections, perMinute }) {
     this.maxConnections = maxConnections
     this.perMinute = perMinute
-    this.byKey = new Map() // key -> {connections, bucket}
+    this.sites = new Map() // site -> {connections, opens: Bucket}
+    this.networks = new Map() // network -> Bucket: its new connections and announces
   }
 
-  get (key, now) {
-    let client = this.byKey.get(key)
-    if (!client) {
-      client = { connections: 0, bucket: new Bucket(this.perMinute, now) }
-      this.byKey.set(key, client)
+  site (key, now) {
+    let site = this.sites.get(key)
+    if (!site) {
+      site = { connections: 0, opens: new Bucket(this.perMinute, now) }
+      this.sites.set(key, site)
     }
-    return client
+    return site
   }
 
-  // A new connection: null if allowed (it is counted), else why not.
-  open (key, now) {
-    const client = this.get(key, now)
-    if (client.connections >= this.maxConnections) return 'TRACKER_MAX_CLIENT_CONNECTIONS'
-    if (!client.bucket.take(now)) return 'TRACKER_CLIENT_ANNOUNCES'
-    client.connections += 1
+  budget (key, now) {
+    let bucket = this.networks.get(key)
+    if (!bucket) {
+      bucket = new Bucket(this.perMinute, now)
+      this.networks.set(key, bucket)
+    }
+    return bucket
+  }
+
+  // A new connection from `client` ({site, network}): null if allowed (it is counted), else why not.
+  open (client, now) {
+    const site = this.site(client.site, now)
+    if (site.connections >= this.maxConnections) return 'TRACKER_MAX_CLIENT_CONNECTIONS'
+    const budget = this.budget(client.network, now)
+    if (!site.opens.ready(now) || !budget.ready(now)) return 'TRACKER_CLIENT_ANNOUNCES'
+    site.opens.take(now)
+    budget.take(now)
+    site.connections += 1
     return null
   }
 
-  close (key) {
-    const client = this.byKey.get(key)
-    if (client) client.connections -= 1
+  close (client) {
+    const site = this.sites.get(client.site)
+    if (site) site.connections -= 1
   }
 
-  announce (key, now) {
-    return this.get(key, now).bucket.take(now)
+  announce (client, now) {
+    return this.budget(client.network, now).take(now)
   }
 
-  // Forget clients with nothing open and nothing owed, so the map stays as small as the crowd.
+  // Forget clients with nothing open and nothing owed, so the maps stay as small as the crowd.
   sweep (now) {
-    for (const [key, client] of this.byKey) {
-      if (client.connections <= 0 && client.bucket.full(now)) this.byKey.delete(key)
+    for (const [key, site] of this.sites) {
+      if (site.connections <= 0 && site.opens.full(now)) this.sites.delete(key)
+    }
+    for (const [key, bucket] of this.networks) {
+      if (bucket.full(now)) this.networks.delete(key)
     }
   }
 }

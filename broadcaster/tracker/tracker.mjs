@@ -1,23 +1,8 @@
-// WebTorrent tracker for the viewer's peer-to-peer mode (P2P_TRACKERS; docs/p2p.md).
+// WebTorrent tracker for the viewer's peer-to-peer mode (P2P_TRACKERS; docs/p2p.md): this file reads the
+// environment and runs the tracker; server.mjs is the tracker (what it does and why), clients.mjs,
+// messages.mjs and swarms.mjs its parts, node-tests/*.test.mjs its rules tested in-process (node --test).
 //
-// It only introduces viewers to each other: a viewer announces the swarm of the stream it plays, with
-// WebRTC offers, and the tracker relays offers and answers between viewers of that swarm. No video
-// passes through it. WebSocket only (no HTTP or UDP tracker), on loopback: the Cloudflare tunnel is
-// its only way in (cloudflared.yml.example, tracker.example.com). Anyone on the internet can reach it,
-// so (docs/p2p.md#the-tracker-facing-the-public):
-//   - every message is checked (messages.mjs) before bittorrent-tracker sees it, re-serialised with
-//     only the fields checked; anything a viewer does not send closes that connection (code 1008);
-//   - only the swarms of the service's own stream(s) exist (swarms.mjs), learnt from the service;
-//   - one connection holds at most one peer per swarm, and only those leave when it closes; a peer id
-//     belongs to the client that announced it first (another client's announce of it is refused);
-//   - an answer to an offer relayed to that connection costs nothing, even when the offer is gone;
-//   - a connection that does not read what it is sent is dropped, one that says nothing is closed, a
-//     socket that has not become a WebSocket within seconds is closed;
-//   - connections and announces are capped per client (clients.mjs: CF-Connecting-IP behind the tunnel).
-// bittorrent-tracker (as PeerTube runs it) keeps the swarms and relays; it gets its messages from
-// here, never from the socket.
-//
-//   npm ci --ignore-scripts             # in its folder (package-lock.json pins every version)
+//   npm ci --ignore-scripts --omit=dev  # in its folder (package-lock.json pins every version)
 //   node tracker.mjs                    # or the systemd unit / pm2 entry; TRACKER_PORT=8000 by default
 //
 // Environment (all optional):
@@ -30,9 +15,12 @@
 //   TRACKER_ANY_SWARM               1 = serve any info hash (tests of the viewer only; never in production)
 //   TRACKER_MAX_CONNECTIONS         WebSocket connections at once, 2000 (each viewer holds one per tracker;
 //                                   past it new ones are refused and those viewers play from the bucket alone)
-//   TRACKER_MAX_CLIENT_CONNECTIONS  connections at once from one client address, 20
-//   TRACKER_IPV6_PREFIX             an IPv6 client is its first this-many bits, 48 (clients.mjs says why)
-//   TRACKER_CLIENT_ANNOUNCES        new connections and announces a minute from one client address, 120
+//   TRACKER_MAX_CLIENT_CONNECTIONS  connections at once from one client's site (an IPv4 address, an IPv6
+//                                   /48), 20
+//   TRACKER_IPV6_PREFIX             an IPv6 client's site is its first this-many bits, 48; its network its
+//                                   first 64 (or this, if longer; clients.mjs says why)
+//   TRACKER_CLIENT_ANNOUNCES        new connections and announces a minute from one client's network (an
+//                                   IPv4 address, an IPv6 /64), 120; new connections a minute from one site too
 //   TRACKER_SOCKET_ANNOUNCES        announces a minute on one connection, 20 (a viewer sends one per swarm
 //                                   every 2 minutes, one more per variant it switches to)
 //   TRACKER_MAX_PEERS               peers remembered per swarm, 1000 (the least recently seen go first)
@@ -46,13 +34,7 @@
 //
 // `--ignore-scripts`: bittorrent-tracker's client half depends on node-datachannel, whose install script
 // downloads a native binary. The server half used here never loads it.
-import EventEmitter from 'node:events'
-import http from 'node:http'
-import Server from 'bittorrent-tracker/server'
-import { WebSocketServer, WebSocket } from 'ws'
-
-import { Bucket, Clients, clientKeys } from './clients.mjs'
-import { MAX_OFFERS, Refused, parse } from './messages.mjs'
+import { DEFAULTS, createTracker } from './server.mjs'
 import { AllowedSwarms } from './swarms.mjs'
 
 function setting (name, fallback, low, high) {
@@ -70,388 +52,42 @@ function list (name, fallback) {
   return (process.env[name] ?? fallback).split(',').map((s) => s.trim()).filter(Boolean)
 }
 
-const host = process.env.TRACKER_HOST || '127.0.0.1'
-const port = setting('TRACKER_PORT', 8000, 0, 65535)
-const maxConnections = setting('TRACKER_MAX_CONNECTIONS', 2000, 1, 1_000_000)
-const maxClientConnections = setting('TRACKER_MAX_CLIENT_CONNECTIONS', 20, 1, 1_000_000)
-const ipv6Prefix = setting('TRACKER_IPV6_PREFIX', 48, 16, 128)
-const clientAnnounces = setting('TRACKER_CLIENT_ANNOUNCES', 120, 1, 1_000_000)
-const socketAnnounces = setting('TRACKER_SOCKET_ANNOUNCES', 20, 1, 1_000_000)
-const maxPeers = setting('TRACKER_MAX_PEERS', 1000, 2, 100_000)
-const maxMessage = setting('TRACKER_MAX_MESSAGE', 65536, 1024, 16 * 1024 * 1024)
-const maxBuffered = setting('TRACKER_MAX_BUFFERED', 65536, 1024, 64 * 1024 * 1024)
-const idleMs = setting('TRACKER_IDLE_SECONDS', 300, 1, 86_400) * 1000
-const firstAnnounceMs = Math.min(10_000, idleMs)
-const OFFER_MS = 50_000 // the client gives up an offer after 50 s: an answer later goes nowhere
-const OFFERS_KEPT = 4 * MAX_OFFERS // per connection, for the answers still to come
-const CLOSE_GRACE_MS = 2_000 // a closed connection's peer gets this long to acknowledge, then it is cut
-const RECEIVED_KEPT = 64 // offers relayed to one connection, remembered for its answers (within OFFER_MS)
-// A peer id stays its client's this long after its last use: longer than a page's tracker client takes to
-// come back after its connection closed (10 s, then up to 300 s), so nobody takes it meanwhile (T9).
-const PEER_ID_MS = 15 * 60_000
-const MAX_PEER_IDS = 100_000 // peer ids remembered at most, the least recently used forgotten first
-const PENDING_MS = 5_000 // a socket that has not asked for a WebSocket within this is closed...
-const PENDING_MAX = 256 // ...and past this many such sockets the oldest is closed at once
-
+const options = {
+  host: process.env.TRACKER_HOST || DEFAULTS.host,
+  port: setting('TRACKER_PORT', DEFAULTS.port, 0, 65535),
+  maxConnections: setting('TRACKER_MAX_CONNECTIONS', DEFAULTS.maxConnections, 1, 1_000_000),
+  maxClientConnections: setting('TRACKER_MAX_CLIENT_CONNECTIONS', DEFAULTS.maxClientConnections, 1, 1_000_000),
+  ipv6Prefix: setting('TRACKER_IPV6_PREFIX', DEFAULTS.ipv6Prefix, 16, 128),
+  clientAnnounces: setting('TRACKER_CLIENT_ANNOUNCES', DEFAULTS.clientAnnounces, 1, 1_000_000),
+  socketAnnounces: setting('TRACKER_SOCKET_ANNOUNCES', DEFAULTS.socketAnnounces, 1, 1_000_000),
+  maxPeers: setting('TRACKER_MAX_PEERS', DEFAULTS.maxPeers, 2, 100_000),
+  maxMessage: setting('TRACKER_MAX_MESSAGE', DEFAULTS.maxMessage, 1024, 16 * 1024 * 1024),
+  maxBuffered: setting('TRACKER_MAX_BUFFERED', DEFAULTS.maxBuffered, 1024, 64 * 1024 * 1024),
+  idleMs: setting('TRACKER_IDLE_SECONDS', DEFAULTS.idleMs / 1000, 1, 86_400) * 1000
+}
 const swarms = new AllowedSwarms({
   serviceUrls: list('TRACKER_SERVICE_URL', 'http://127.0.0.1:3000'),
   any: process.env.TRACKER_ANY_SWARM === '1',
   pollMs: setting('TRACKER_SERVICE_POLL_SECONDS', 30, 1, 3600) * 1000,
   log: (line) => console.log(line)
 })
-const clients = new Clients({ maxConnections: maxClientConnections, perMinute: clientAnnounces })
-const clientOf = clientKeys(ipv6Prefix)
+const tracker = createTracker({ ...options, swarms })
 
-// -- refusals, counted and logged once a minute (an attack must not flood the journal) ---------------
-const refusals = new Map() // reason -> count
-const refusedBy = new Map() // client -> count
-function refused (reason, client) {
-  refusals.set(reason, (refusals.get(reason) || 0) + 1)
-  refusedBy.set(client, (refusedBy.get(client) || 0) + 1)
-}
-function logRefusals () {
-  if (!refusals.size) return
-  const total = [...refusals.values()].reduce((a, b) => a + b, 0)
-  const reasons = [...refusals].sort((a, b) => b[1] - a[1]).slice(0, 6).map(([r, n]) => `${n} ${r}`).join(', ')
-  const [top, most] = [...refusedBy].sort((a, b) => b[1] - a[1])[0]
-  console.log(`tracker: refused ${total} in the last minute (${reasons}); most from ${top} (${most}), ` +
-    `${refusedBy.size} client${refusedBy.size === 1 ? '' : 's'} in all; ${sockets.size} connections open`)
-  refusals.clear()
-  refusedBy.clear()
-}
-
-// -- the library: swarms and relaying, fed only checked messages -------------------------------------
-const server = new Server({
-  http: false,
-  udp: false,
-  ws: false, // our own WebSocket server below hands it connections
-  stats: false,
-  peersCacheLength: maxPeers,
-  filter (infoHash, params, cb) { // already checked; kept so nothing else can ever make a swarm
-    cb(allowedHex(infoHash) ? null : new Error('unknown swarm'))
-  }
-})
-function allowedHex (hex) {
-  return swarms.has(Buffer.from(hex, 'hex').toString('latin1'))
-}
-// One swarm per info hash even for two announces in one tick (the library's own would make two).
-server.createSwarm = (infoHash, cb) => {
-  process.nextTick(() => {
-    if (!server.torrents[infoHash]) server.torrents[infoHash] = new Server.Swarm(infoHash, server)
-    cb(null, server.torrents[infoHash])
-  })
-}
-server.on('warning', (err) => {
-  if (process.env.TRACKER_DEBUG) console.warn(`tracker: warning: ${err.message}`)
-})
-function dropEmptySwarms () {
-  for (const [infoHash, swarm] of Object.entries(server.torrents)) {
-    if (swarm.peers.length === 0) delete server.torrents[infoHash]
-  }
-}
-
-// What the library holds as a socket: sends go through the limit on what may wait unsent, and the offers
-// it relays to this connection are noted (its answers to them are the only ones it may send for free).
-const RELAYED_OFFER = '{"action":"announce","offer":' // how the library serialises an offer it relays
-class Conduit extends EventEmitter {
-  constructor (conn) {
-    super()
-    this.conn = conn
-  }
-
-  send (data, cb) {
-    const ws = this.conn.ws
-    if (ws.readyState !== WebSocket.OPEN) return
-    if (ws.bufferedAmount > maxBuffered) return drop(this.conn, 'not reading (TRACKER_MAX_BUFFERED)')
-    if (data.startsWith(RELAYED_OFFER)) this.conn.relayed(JSON.parse(data), Date.now())
-    ws.send(data, cb)
-  }
-}
-
-// -- connections -------------------------------------------------------------------------------------
-const sockets = new Set() // every Connection open
-const owners = new Map() // binary info hash -> Map(binary peer_id -> Connection)
-// binary peer_id -> {client, until}: whose it is (the client that announced it first), until PEER_ID_MS
-// after its last use; the Map's order is the order of last use.
-const peerIds = new Map()
-
-function claim (peerId, client, until) {
-  peerIds.delete(peerId)
-  peerIds.set(peerId, { client, until })
-  if (peerIds.size > MAX_PEER_IDS) peerIds.delete(peerIds.keys().next().value)
-}
-
-class Connection {
-  constructor (ws, client, now) {
-    this.ws = ws
-    this.client = client
-    this.opened = now
-    this.lastMessage = now
-    this.announced = false
-    this.closed = false
-    this.peers = new Map() // binary info hash -> its one binary peer_id on this connection
-    this.offers = new Map() // `${info_hash}\n${offer_id}` -> time sent, for the answers to come
-    this.received = new Map() // `${info_hash}\n${offer_id}` -> {at, from}: offers relayed to it, to answer
-    this.socketBucket = new Bucket(socketAnnounces, now)
-    this.conduit = new Conduit(this)
-  }
-
-  relayed (offer, now) {
-    const key = `${offer.info_hash}\n${offer.offer_id}`
-    this.received.delete(key) // set again last: the map keeps the order they came in
-    this.received.set(key, { at: now, from: offer.peer_id })
-    while (this.received.size > RECEIVED_KEPT) this.received.delete(this.received.keys().next().value)
-  }
-}
-
-function close (conn, code, reason) {
-  if (conn.closed) return
-  refused(reason, conn.client)
-  conn.ws.close(code, reason.slice(0, 120))
-  setTimeout(() => conn.ws.terminate(), CLOSE_GRACE_MS).unref()
-  forget(conn) // it leaves its swarms now, not when the peer acknowledges
-}
-
-function drop (conn, reason) {
-  if (conn.closed) return
-  refused(reason, conn.client)
-  conn.ws.terminate()
-  forget(conn)
-}
-
-function forget (conn) {
-  if (conn.closed) return
-  conn.closed = true
-  sockets.delete(conn)
-  clients.close(conn.client)
-  // The library would send "stopped" for the first peer id this connection used, in every swarm it
-  // joined, whosever that id is there (E1): it is told none, and the loop below removes this
-  // connection's own peers, each in its swarm.
-  conn.conduit.peerId = null
-  conn.conduit.emit('close') // the library forgets the connection first, then every peer of it leaves
-  const peers = [...conn.peers]
-  conn.peers.clear()
-  conn.offers.clear()
-  conn.received.clear()
-  const until = Date.now() + PEER_ID_MS
-  for (const [, peerId] of peers) {
-    if (peerIds.get(peerId)?.client === conn.client) claim(peerId, conn.client, until)
-  }
-  // After the library's pending work: an announce handed to it in the same read as the one that closed
-  // the connection adds its peer on a later tick (process.nextTick), which runs before this.
-  setImmediate(() => {
-    for (const [infoHash, peerId] of peers) {
-      const swarm = server.torrents[Buffer.from(infoHash, 'latin1').toString('hex')]
-      const hexId = Buffer.from(peerId, 'latin1').toString('hex')
-      const entry = swarm && Object.hasOwn(swarm.peers.cache, hexId) ? swarm.peers.cache[hexId].value : null
-      if (entry && entry.socket === conn.conduit) { // not the same viewer's peer on its new connection
-        swarm.announce({ type: 'ws', event: 'stopped', numwant: 0, peer_id: hexId })
-      }
-      const ours = owners.get(infoHash)
-      if (ours && ours.get(peerId) === conn) ours.delete(peerId)
-      if (ours && !ours.size) owners.delete(infoHash)
-    }
-    dropEmptySwarms()
-  })
-}
-
-function onMessage (conn, data, isBinary) {
-  if (conn.closed) return
-  const now = Date.now()
-  conn.lastMessage = now
-  if (isBinary) return close(conn, 1003, 'binary message')
-  let message
-  try {
-    message = parse(data.toString('utf8'))
-  } catch (err) {
-    if (err instanceof Refused) return close(conn, 1008, err.message)
-    throw err
-  }
-  const infoHash = message.info_hash
-  if (message.answer) {
-    // Only an answer to an offer the tracker relayed to this very connection goes on (offer ids are
-    // random and only the peer they were sent to sees them). One to an offer it was sent whose sender
-    // has gone, or that expired, is dropped and costs nothing: a page answers every offer it gets, and an
-    // attacker's offers that leave at once must not use up its budget (T8). One to an offer this
-    // connection was never sent is made up: it costs a token.
-    const key = `${infoHash}\n${message.offer_id}`
-    const sent = conn.received.get(key)
-    if (!sent || sent.from !== message.to_peer_id) {
-      if (!conn.socketBucket.take(now)) close(conn, 1008, 'too many answers to no offer (TRACKER_SOCKET_ANNOUNCES)')
-      return
-    }
-    conn.received.delete(key)
-    const from = owners.get(infoHash)?.get(message.to_peer_id)
-    if (!from || !from.offers.delete(key)) return
-  } else {
-    if (!conn.socketBucket.take(now)) return close(conn, 1008, 'announces too often (TRACKER_SOCKET_ANNOUNCES)')
-    if (!clients.announce(conn.client, now)) return close(conn, 1008, 'announces too often from this client (TRACKER_CLIENT_ANNOUNCES)')
-  }
-  if (!swarms.has(infoHash)) {
-    refused('unknown swarm', conn.client)
-    const why = swarms.ready ? 'unknown swarm: this tracker serves its own streams only' : 'tracker not ready: it does not know its swarms yet'
-    return conn.conduit.send(JSON.stringify({ action: 'announce', 'failure reason': why, info_hash: infoHash }))
-  }
-  const mine = conn.peers.get(infoHash)
-  if (mine === undefined) {
-    // A peer id is its client's (T9): an attacker learns viewers' ids from their offers, and a page keeps
-    // its id for life, so one that took a viewer's id would keep it out. Another client's announce of it
-    // is refused, that announce only (the connection may hold other ids).
-    const owner = peerIds.get(message.peer_id)
-    if (owner && owner.client !== conn.client && now < owner.until) {
-      const why = 'peer_id is another client\'s'
-      refused(why, conn.client)
-      const reply = { action: 'announce', 'failure reason': why, info_hash: infoHash }
-      return conn.conduit.send(JSON.stringify(reply))
-    }
-    const holder = owners.get(infoHash)?.get(message.peer_id)
-    if (holder && holder !== conn && !holder.closed) takeOver(holder, infoHash, message.peer_id)
-    conn.peers.set(infoHash, message.peer_id)
-    if (!owners.has(infoHash)) owners.set(infoHash, new Map())
-    owners.get(infoHash).set(message.peer_id, conn)
-  } else if (mine !== message.peer_id) {
-    return close(conn, 1008, 'one peer per swarm on a connection')
-  }
-  claim(message.peer_id, conn.client, now + PEER_ID_MS)
-  if (message.offers) {
-    for (const offer of message.offers) conn.offers.set(`${infoHash}\n${offer.offer_id}`, now)
-    while (conn.offers.size > OFFERS_KEPT) conn.offers.delete(conn.offers.keys().next().value)
-  }
-  conn.announced = true
-  conn.conduit.emit('message', JSON.stringify(message))
-}
-
-// The same client's new connection announces a peer id an older one holds in this swarm: the same page
-// back on a new connection while the tracker has not yet seen the old one go. The new one takes it;
-// the library's entry (which relays offers to the old connection) is removed first.
-function takeOver (holder, infoHash, peerId) {
-  holder.peers.delete(infoHash)
-  const swarm = server.torrents[Buffer.from(infoHash, 'latin1').toString('hex')]
-  const hexId = Buffer.from(peerId, 'latin1').toString('hex')
-  const entry = swarm && Object.hasOwn(swarm.peers.cache, hexId) ? swarm.peers.cache[hexId].value : null
-  if (entry && entry.socket === holder.conduit) {
-    swarm.announce({ type: 'ws', event: 'stopped', numwant: 0, peer_id: hexId })
-  }
-}
-
-function onConnection (ws, client) {
-  const now = Date.now()
-  const conn = new Connection(ws, client, now)
-  sockets.add(conn)
-  server.onWebSocketConnection(conn.conduit)
-  ws.on('message', (data, isBinary) => onMessage(conn, data, isBinary))
-  ws.on('error', () => drop(conn, 'connection error'))
-  ws.on('close', () => forget(conn))
-}
-
-// Idle connections, old offers and forgotten clients, a few times per idle period.
-function sweep () {
-  const now = Date.now()
-  for (const conn of sockets) {
-    if (now - conn.lastMessage > idleMs) close(conn, 1000, 'idle (TRACKER_IDLE_SECONDS)')
-    else if (!conn.announced && now - conn.opened > firstAnnounceMs) close(conn, 1000, 'no announce (TRACKER_IDLE_SECONDS)')
-    else {
-      for (const [key, at] of conn.offers) {
-        if (now - at <= OFFER_MS) break // in the order sent
-        conn.offers.delete(key)
-      }
-      for (const [key, { at }] of conn.received) {
-        if (now - at <= OFFER_MS) break
-        conn.received.delete(key)
-      }
-    }
-  }
-  clients.sweep(now)
-  for (const [peerId, { until }] of peerIds) { // in the order of last use: the expired ones come first
-    if (until > now) break
-    peerIds.delete(peerId)
-  }
-  dropEmptySwarms()
-}
-
-// -- the HTTP server the WebSockets ride on ----------------------------------------------------------
-const wss = new WebSocketServer({ noServer: true, maxPayload: maxMessage, perMessageDeflate: false, clientTracking: false })
-const web = http.createServer((req, res) => {
-  res.writeHead(404, { 'Content-Type': 'text/plain' }).end('404 Not Found: a WebTorrent tracker (WebSocket)\n')
-})
-web.headersTimeout = 10_000
-web.requestTimeout = 15_000
-// A backstop only: WebSockets are counted below, and sockets that have not become one are few and
-// short-lived (`pending`). Node counts a socket here until it closes, upgraded or not.
-web.maxConnections = maxConnections + PENDING_MAX + 64
-
-// Sockets that have not (yet) asked for a WebSocket. Behind the tunnel they all come from cloudflared on
-// loopback, so they cannot be told apart per client before their headers: each gets PENDING_MS to
-// upgrade, and past PENDING_MAX of them the oldest goes. A page's upgrade comes at once, so sockets
-// that say nothing cannot hold the server (I1: 2064 of them used to fill it until Node's header
-// timeout, up to 45 s).
-const pending = new Set() // in the order they came
-web.on('connection', (socket) => {
-  pending.add(socket)
-  socket.pendingTimer = setTimeout(() => socket.destroy(), PENDING_MS)
-  socket.pendingTimer.unref()
-  socket.once('close', () => settled(socket))
-  if (pending.size > PENDING_MAX) {
-    const oldest = pending.values().next().value
-    settled(oldest)
-    refused('no WebSocket (too many sockets waiting)', oldest.remoteAddress || 'unknown')
-    oldest.destroy()
-  }
-})
-function settled (socket) {
-  pending.delete(socket)
-  clearTimeout(socket.pendingTimer)
-}
-
-function refuse (socket, status, text) {
-  socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Type: text/plain\r\n\r\n${text}\n`)
-  socket.destroy()
-}
-
-web.on('upgrade', (req, socket, head) => {
-  settled(socket)
-  socket.on('error', () => {})
-  const client = clientOf(req)
-  if (sockets.size >= maxConnections) {
-    refused('TRACKER_MAX_CONNECTIONS', client)
-    return refuse(socket, '503 Service Unavailable', 'too many connections (TRACKER_MAX_CONNECTIONS)')
-  }
-  const why = clients.open(client, Date.now())
-  if (why) {
-    refused(why, client)
-    return refuse(socket, '429 Too Many Requests', `too many connections from one client (${why})`)
-  }
-  let handed = false // a handshake ws refuses (400) never becomes a connection: it is not counted then
-  socket.once('close', () => { if (!handed) clients.close(client) })
-  wss.handleUpgrade(req, socket, head, (ws) => {
-    handed = true
-    onConnection(ws, client)
-  })
-})
-web.on('error', (err) => {
-  console.error(`tracker: cannot listen on ${host}:${port} (TRACKER_HOST/TRACKER_PORT): ${err.message}`)
+tracker.listen().then(({ address, port }) => {
+  // The first line: broadcaster/demo/tracker.py reads the URL from it.
+  console.log(`tracker: listening on ws://${address}:${port} (max ${options.maxConnections} connections, ` +
+    `${options.maxClientConnections} a client, IPv6 by /${options.ipv6Prefix}; ${options.maxPeers} peers a swarm; ` +
+    `${options.maxMessage} B a message; ` +
+    `${options.idleMs / 1000} s idle); serving ${swarms.describe()}`)
+}, (err) => {
+  console.error(`tracker: cannot listen on ${options.host}:${options.port} (TRACKER_HOST/TRACKER_PORT): ${err.message}`)
   process.exit(1)
 })
-web.on('listening', () => {
-  const { address, port: bound } = web.address()
-  console.log(`tracker: listening on ws://${address}:${bound} (max ${maxConnections} connections, ` +
-    `${maxClientConnections} a client, IPv6 by /${ipv6Prefix}; ${maxPeers} peers a swarm; ` +
-    `${maxMessage} B a message; ` +
-    `${idleMs / 1000} s idle); serving ${swarms.describe()}`)
-  swarms.start()
-})
-
-const timers = [setInterval(sweep, Math.min(5_000, Math.max(250, idleMs / 4))), setInterval(logRefusals, 60_000)]
-for (const timer of timers) timer.unref()
 
 function stop (signal) {
   console.log(`tracker: ${signal}, closing`)
-  swarms.stop()
-  for (const conn of sockets) conn.ws.terminate()
-  web.close(() => process.exit(0))
+  tracker.close().then(() => process.exit(0))
   setTimeout(() => process.exit(0), 3000).unref()
 }
 process.on('SIGTERM', () => stop('SIGTERM'))
 process.on('SIGINT', () => stop('SIGINT'))
-
-web.listen(port, host)

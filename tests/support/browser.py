@@ -41,8 +41,15 @@ ALTER_P2P_UPLOADS = """(() => {
 #   larger    the real segment, announced larger (alternately by 20 kB, within any bound, and 4x + 1 MB),
 #             never "completed" (the end it announced never comes)
 #   half      the first half of the segment, altered, and then nothing
+#   end       (issue 50, V5) announces every segment the playlists list as its own as soon as it is listed
+#             (so that it is asked first, before anyone has it), and answers every request with the
+#             segment's bytes (made-up ones when it has none yet, 200 KiB) but the last 1 KiB at once, then
+#             a byte a second, so that the engine's 2 s "no bytes" timeout never ends the attempt: no
+#             upload ever completes (nor is ever checked), and each costs its receiver the bytes and the
+#             wait until the segment falls due and comes from the bucket
 # It needs window.players (PLAYERS below).
 HOSTILE_MODES = ("withhold", "larger", "half")
+WITHHOLDING = "end"  # not in HOSTILE_MODES: tests/test_p2p_browser.py's V5 test and bench.p2p use it apart
 _HOSTILE_PEER = """(() => {
   const MODE = '__MODE__';
   window.hostileUploads = 0;
@@ -53,11 +60,13 @@ _HOSTILE_PEER = """(() => {
     return bytes.buffer;
   };
   const hostile = async function (segment, requestId, data) {
+    this.trickle = null; // a trickle for the segment asked before stops
     window.hostileUploads += 1;
     let announced = data.byteLength;
     let body = data;
-    let how = MODE === 'withhold' ? 'altered' : 'half';
+    let how = MODE === 'withhold' ? 'altered' : MODE === 'end' ? 'all but its end' : 'half';
     if (MODE === 'withhold') body = alter(data);
+    if (MODE === 'end') body = data.slice(0, Math.max(0, data.byteLength - 1024));
     if (MODE === 'half') body = alter(data).slice(0, data.byteLength >> 1);
     if (MODE === 'larger') {
       const big = window.hostileUploads % 2 === 0;
@@ -69,22 +78,57 @@ _HOSTILE_PEER = """(() => {
     try {
       await this.peerProtocol.splitSegmentDataToChunksAndUploadAsync(body, requestId);
     } catch (err) {
-      // cancelled by the receiver
+      return; // cancelled by the receiver
+    }
+    if (MODE !== 'end') return;
+    // A byte a second of the 1 KiB left, never the last one, until this peer is asked for another segment.
+    const mine = {};
+    this.trickle = mine;
+    for (let left = 1023; left > 0 && this.trickle === mine; left -= 1) {
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      if (this.trickle !== mine || this.connection.destroyed) return;
+      try {
+        this.connection.write(new Uint8Array([data.byteLength & 0xff]));
+      } catch (err) {
+        return;
+      }
     }
   };
-  const timer = setInterval(() => {
+  const loaders = () => {
+    const found = [];
     for (const hls of window.players || []) {
       const core = hls.p2pEngine && hls.p2pEngine.core;
       const stream = core && core.mainStreamLoader;
-      const loaders = stream && stream.p2pLoaders && stream.p2pLoaders.loaders;
-      for (const item of loaders ? loaders.values() : []) {
-        const client = item && item.loader && item.loader.trackerClient;
-        for (const known of client && client._peers ? client._peers.values() : []) {
-          if (!known.peer) continue;
-          Object.getPrototypeOf(known.peer).uploadSegmentData = hostile;
-          clearInterval(timer);
-          return;
+      const items = stream && stream.p2pLoaders && stream.p2pLoaders.loaders;
+      for (const item of items ? items.values() : []) if (item && item.loader) found.push(item.loader);
+    }
+    return found;
+  };
+  // 'end': every listed segment announced as this peer's own, to every peer, again and again.
+  const listed = () => loaders().flatMap((loader) => [...loader.stream.segments.values()].map((s) => s.externalId));
+  let announce = null;
+  const timer = setInterval(() => {
+    for (const loader of loaders()) {
+      const client = loader.trackerClient;
+      for (const known of client && client._peers ? client._peers.values() : []) {
+        if (!known.peer) continue;
+        const Peer = Object.getPrototypeOf(known.peer);
+        Peer.uploadSegmentData = hostile;
+        if (MODE === 'end') {
+          announce = Peer.sendSegmentsAnnouncementCommand;
+          Peer.sendSegmentsAnnouncementCommand = function () { announce.call(this, listed(), []); };
+          Peer.sendSegmentAbsentCommand = function (id, requestId) {
+            hostile.call(this, { externalId: id }, requestId, new Uint8Array(200 * 1024).fill(0x5a).buffer);
+          };
+          setInterval(() => {
+            for (const l of loaders()) {
+              const peers = l.trackerClient && l.trackerClient._peers;
+              for (const k of peers ? peers.values() : []) if (k.peer) k.peer.sendSegmentsAnnouncementCommand();
+            }
+          }, 500);
         }
+        clearInterval(timer);
+        return;
       }
     }
   }, 50);
@@ -92,8 +136,8 @@ _HOSTILE_PEER = """(() => {
 
 
 def hostile_peer(mode: str) -> str:
-    """The init script of a hostile viewer of HOSTILE_MODES (with PLAYERS)."""
-    assert mode in HOSTILE_MODES, mode
+    """The init script of a hostile viewer of HOSTILE_MODES or WITHHOLDING (with PLAYERS)."""
+    assert mode in (*HOSTILE_MODES, WITHHOLDING), mode
     return _HOSTILE_PEER.replace("__MODE__", mode)
 
 
@@ -149,9 +193,14 @@ needs_chromium = pytest.mark.skipif(
 )
 
 
+# Chromium's launch took over Playwright's 30 s default on a loaded machine (load average 25): a bound for
+# a launch that never comes, not for a slow one.
+LAUNCH_TIMEOUT_MS = 180_000
+
+
 async def launch_chromium(pw: Any, args: list[str] = CHROMIUM_ARGS) -> Any:
     """A headless Chromium from a playwright.async_api.Playwright (args: CHROMIUM_ARGS or WEBRTC_ARGS)."""
-    return await pw.chromium.launch(executable_path=CHROMIUM, args=args)
+    return await pw.chromium.launch(executable_path=CHROMIUM, args=args, timeout=LAUNCH_TIMEOUT_MS)
 
 
 async def open_viewer(page: Any, url: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from aiohttp import web
@@ -17,3 +18,8 @@ async def get(client: Client, path: str | URL, headers: dict[str, str] | None = 
               method: str = "GET") -> tuple[int, Any, bytes]:
     async with client.request(method, path, headers=PLAIN if headers is None else headers) as resp:
         return resp.status, resp.headers, await resp.read()
+
+
+def new_id() -> str:
+    """A viewer page's id, as the page makes one (its heartbeats name it)."""
+    return secrets.token_urlsafe(16)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import hashlib
-import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ import aiohttp
 from aiohttp import web
 
 from broadcaster.demo.emulator import OwncastEmulator
+from broadcaster.demo.ports import kept_port
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.service import Service
 from tests.support.local_http import serve_local
@@ -87,10 +87,9 @@ def damaged(body: bytes) -> bytes:
 
 
 def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port  # nothing listens there now: connections are refused
+    """A port nothing listens on (connections are refused), reserved until this process ends so none
+    of our servers binds it meanwhile (broadcaster/demo/ports.py)."""
+    return kept_port()
 
 
 @contextlib.asynccontextmanager

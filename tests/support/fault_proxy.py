@@ -35,7 +35,6 @@ import asyncio
 import collections
 import logging
 import random
-import socket
 import time
 from dataclasses import dataclass
 from types import TracebackType
@@ -46,6 +45,8 @@ from aiohttp import web
 from aiohttp.web_server import Server
 from multidict import CIMultiDict
 from yarl import URL
+
+from broadcaster.demo.ports import Reserved, reserve_port
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +62,8 @@ _HOP_BY_HOP = frozenset(
         "Transfer-Encoding", "Upgrade", "Expect", "Content-Length",
     )
 )  # fmt: skip
-# Ports below Linux's ephemeral range (32768-60999) and below SeaweedFS's picks (10000-32000):
-# while `refuse` has the port closed, no outgoing connection can take it as its local port.
-_PORT_LOW, _PORT_HIGH = 6000, 9999
+# Its port is below Linux's ephemeral range (32768-60999) and reserved for it (broadcaster/demo/ports.py):
+# while `refuse` has the port closed, no outgoing connection and none of our servers can take it.
 _REBIND_TIMEOUT = 3.0
 
 _ERROR_MESSAGES = {
@@ -90,19 +90,6 @@ class Seen:
         return None if self.ended is None else self.ended - self.started
 
 
-def _free_port(host: str = "127.0.0.1") -> int:
-    for _ in range(500):
-        port = random.randrange(_PORT_LOW, _PORT_HIGH)
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                s.bind((host, port))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no free port for the fault proxy")
-
-
 class FaultProxy:
     """Reverse proxy on `host` (a loopback address, 127.0.0.1 unless told) in front of `upstream` (e.g.
     SeaweedFS's S3 endpoint)."""
@@ -119,6 +106,7 @@ class FaultProxy:
         self._bytes_per_second = 0.0
         self._error_code = "SlowDown"
         self._port = 0
+        self._reserved: Reserved | None = None  # its port, held for it while it lives (it binds it again)
         self._server: Server | None = None
         self._listener: asyncio.AbstractServer | None = None
         self._client: aiohttp.ClientSession | None = None
@@ -202,13 +190,28 @@ class FaultProxy:
             skip_auto_headers=("Accept", "Accept-Encoding", "User-Agent", "Content-Type"),
         )
         self._server = Server(self._handle, access_log=None)
-        self._port = _free_port(self.host)
         try:
-            await self._listen()
+            for attempt in range(5):
+                # A port below the ephemeral range, reserved for it on this machine (ports.py): while it
+                # "goes down" and comes back on the same port, none of our servers takes it meanwhile.
+                self._release()
+                self._reserved = reserve_port()
+                self._port = self._reserved.ports[0]
+                try:
+                    await self._listen(rebind=False)
+                    break
+                except OSError:  # taken by a program we do not know: another one
+                    if attempt == 4:
+                        raise
         except BaseException:
             await self.close()
             raise
         return self
+
+    def _release(self) -> None:
+        if self._reserved is not None:
+            self._reserved.release()
+            self._reserved = None
 
     async def close(self) -> None:
         self._closing.set()  # releases hanging requests
@@ -219,6 +222,7 @@ class FaultProxy:
         if self._client is not None:
             await self._client.close()
             self._client = None
+        self._release()
 
     async def __aenter__(self) -> Self:
         return await self.start()
@@ -228,10 +232,12 @@ class FaultProxy:
     ) -> None:
         await self.close()
 
-    async def _listen(self) -> None:
+    async def _listen(self, rebind: bool = True) -> None:
+        """Listen on its port; when it binds it again (rebind), for a while: the old listener's
+        connections may hold it a moment."""
         assert self._server is not None
         loop = asyncio.get_running_loop()
-        deadline = time.monotonic() + _REBIND_TIMEOUT
+        deadline = time.monotonic() + (_REBIND_TIMEOUT if rebind else 0.0)
         while True:
             try:
                 self._listener = await loop.create_server(

@@ -254,6 +254,16 @@ async def demo_plays(demo: DemoRun, timeout: float = 60.0) -> None:
         assert "hls.min.js" in page, page[:500]
         async with http.get(f"{demo.url}/hls.min.js") as resp:
             assert resp.status == 200 and len(await resp.read()) > 100_000
+        # Every file the page names, and every module its viewer.js imports, is in the package: each
+        # answers at the versioned URL named (scripts/build-viewer), with no redirect.
+        todo = re.findall(r'(?:src|href)="([\w.-]+\?v=[0-9a-f]{16})"', page)
+        assert {"hls.min.js", "viewer.min.css", "viewer.min.js"} <= {u.split("?")[0] for u in todo}, page[:2000]
+        while todo:
+            url = todo.pop()
+            async with http.get(f"{demo.url}/{url}", allow_redirects=False) as resp:
+                assert resp.status == 200, (url, resp.status)
+                body = await resp.read()
+            todo += [m.decode() for m in re.findall(rb'import\("\./([\w.-]+\?v=[0-9a-f]{16})"\)', body)]
 
 
 async def poll(check: Callable[[], Awaitable[bool]], what: str, timeout: float) -> None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from broadcaster.metrics import AudienceMetrics, ConnectionMetrics, Metrics, PlaybackMetrics
+from broadcaster.metrics import AudienceMetrics, ConnectionMetrics, Metrics
 from broadcaster.status.audience import Audience
 from broadcaster.status.playback import Playback
 from broadcaster.steering.copies import Copies
 from broadcaster.steering.metrics import PathwayCounts, SteeringMetrics
 from broadcaster.steering.policy import BucketSignals, SteeringPolicy
+from broadcaster.status.playback_metrics import PlaybackMetrics
 
 
 def exported_series() -> set[str]:

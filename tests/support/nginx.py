@@ -13,13 +13,16 @@ import asyncio
 import os
 import re
 import signal
-import socket
-from collections.abc import Mapping, Sequence
+import subprocess
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import pytest
+
+from broadcaster.demo.children import StartClock
+from broadcaster.demo.ports import Reserved, kept_port, reserve_port
 
 NGINX = "/usr/sbin/nginx"
 
@@ -32,23 +35,28 @@ ACCESS_LOG_FORMAT = "'$request_method $request_uri $status $upstream_addr $upstr
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    """A port reserved on this machine until this process ends (broadcaster/demo/ports.py)."""
+    return kept_port()
 
 
 class Nginx:
     """`async with Nginx(folder, server_block) as proxy:` then `proxy.url`. `access_log()` lists the
-    requests it answered, one line each in ACCESS_LOG_FORMAT."""
+    requests it answered, one line each in ACCESS_LOG_FORMAT.
 
-    def __init__(self, folder: Path, server: str, *, http: str = "", worker_connections: int = 1024) -> None:
+    conf: a whole configuration of the port it listens on instead (a shipped file with its listen
+    address replaced, tests/test_nginx_cache.py); the run's own pid, error log and user come on the
+    command line, as for a foreground run of a packaged config."""
+
+    def __init__(self, folder: Path, server: str = "", *, http: str = "", worker_connections: int = 1024,
+                 conf: Callable[[int], str] | None = None) -> None:
         self.folder = folder
         self._server = server
+        self._whole = conf
         self._http = http
         self._worker_connections = worker_connections
         self.port = 0
         self.proc: asyncio.subprocess.Process | None = None
+        self._reserved: Reserved | None = None  # its port, reserved while it runs
 
     @property
     def url(self) -> str:
@@ -63,7 +71,26 @@ class Nginx:
     def conf(self) -> Path:
         return self.folder / "nginx.conf"
 
+    def _args(self) -> list[str]:
+        main = f"daemon off; pid {self.folder / 'nginx.pid'};"
+        if self._whole is not None:
+            main += f" error_log {self.folder / 'error.log'} info;"
+            if os.geteuid() == 0:  # as in _config
+                main += " user root;"
+        return [NGINX, "-p", str(self.folder), "-c", str(self.conf), "-e", str(self.folder / "error.log"),
+                "-g", main]
+
+    def check(self) -> subprocess.CompletedProcess[str]:
+        """`nginx -t` on its configuration (on a port reserved for the check)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with reserve_port() as held:
+            self.port = held.ports[0]
+            self.conf.write_text(self._config())
+            return subprocess.run([*self._args(), "-t"], capture_output=True, text=True, timeout=60)
+
     def _config(self) -> str:
+        if self._whole is not None:
+            return self._whole(self.port)
         d = self.folder
         temps = "\n".join(f"    {kind}_temp_path {d / ('temp_' + kind)};"
                           for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
@@ -87,47 +114,59 @@ http {{
 }}
 """
 
-    async def start(self, timeout: float = 10.0) -> Nginx:
+    async def start(self, timeout: float = 30.0, attempts: int = 5) -> Nginx:
+        """Starts it on a port reserved for it (ports.py), on another if a program we do not know took
+        that one before nginx bound it; waited for while it gets on (StartClock: `timeout` s of CPU, or
+        of none), not a fixed time a loaded machine may not give it."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        for attempt in range(3):  # the free port may be taken between our probe and nginx's bind
-            self.port = free_port()
+        for attempt in range(attempts):
+            self._release()
+            self._reserved = reserve_port()
+            self.port = self._reserved.ports[0]
             self.conf.write_text(self._config())
             self.proc = await asyncio.create_subprocess_exec(
-                NGINX, "-p", str(self.folder), "-c", str(self.conf), "-e", str(self.folder / "error.log"),
-                "-g", f"daemon off; pid {self.folder / 'nginx.pid'};",
-                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+                *self._args(), stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.DEVNULL,
             )
             if await self._listening(timeout):
                 return self
-            if attempt == 2 or "Address already in use" not in self.error_log():
+            await self.stop()
+            if attempt == attempts - 1 or "Address already in use" not in self.error_log():
                 break
         raise RuntimeError(f"nginx did not start:\n{self.error_log()[-2000:]}")
 
     async def _listening(self, timeout: float) -> bool:
         assert self.proc is not None
-        async with asyncio.timeout(timeout):
-            while self.proc.returncode is None:
-                try:
-                    _, writer = await asyncio.open_connection("127.0.0.1", self.port)
-                except OSError:
-                    await asyncio.sleep(0.02)  # polling a condition: nginx has not bound yet
-                    continue
-                writer.close()
-                await writer.wait_closed()
-                return True
+        clock = StartClock(self.proc.pid, busy=timeout, still=timeout)
+        while self.proc.returncode is None and clock.expired() is None:
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", self.port)
+            except OSError:
+                await asyncio.sleep(0.02)  # polling a condition: nginx has not bound yet
+                continue
+            writer.close()
+            await writer.wait_closed()
+            return True
         return False
 
+    def _release(self) -> None:
+        if self._reserved is not None:
+            self._reserved.release()
+            self._reserved = None
+
     async def stop(self, timeout: float = 10.0) -> None:
-        if self.proc is None or self.proc.returncode is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)  # nginx's fast shutdown; the master stops its workers
         try:
-            async with asyncio.timeout(timeout):
+            if self.proc is None or self.proc.returncode is not None:
+                return
+            self.proc.send_signal(signal.SIGTERM)  # nginx's fast shutdown; the master stops its workers
+            try:
+                async with asyncio.timeout(timeout):
+                    await self.proc.wait()
+            except TimeoutError:
+                self.proc.kill()
                 await self.proc.wait()
-        except TimeoutError:
-            self.proc.kill()
-            await self.proc.wait()
+        finally:
+            self._release()
 
     def error_log(self) -> str:
         path = self.folder / "error.log"

@@ -3,7 +3,6 @@ HLS checker, remember what each variant listed."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.source.owncast import parse_media_playlist
 from tests.support.hls_checker import VariantSetChecker
+from tests.support.waiting import until
 
 
 @dataclass
@@ -78,6 +78,7 @@ class Observer:
     )
     listed: dict[int, dict[int, str]] = field(default_factory=dict)  # variant -> msn -> segment name
     urls: dict[tuple[int, str], str] = field(default_factory=dict)  # (variant, segment name) -> its URL
+    gaps: dict[int, set[int]] = field(default_factory=dict)  # variant -> msns listed with EXT-X-GAP
     versions: int = 0
 
     async def poll(self) -> None:
@@ -92,26 +93,28 @@ class Observer:
             found = re.search(r"#EXT-X-MEDIA-SEQUENCE:(\d+)", text)
             assert found is not None, text
             seq = int(found.group(1))
+            gap = False
             for line in text.splitlines():
-                if line and not line.startswith("#"):
+                if line == "#EXT-X-GAP":
+                    gap = True
+                elif line and not line.startswith("#"):
                     self.listed.setdefault(v, {})[seq] = line.rsplit("/", 1)[1]
                     self.urls[(v, line.rsplit("/", 1)[1])] = line
-                    seq += 1
+                    if gap:
+                        self.gaps.setdefault(v, set()).add(seq)
+                    seq, gap = seq + 1, False
 
     def names(self, v: int) -> list[str]:
         got = self.listed.get(v, {})
         return [got[n] for n in sorted(got)]
 
     async def until(self, condition: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
-        try:
-            async with asyncio.timeout(timeout):
-                while True:
-                    await self.poll()
-                    if condition():
-                        return
-                    await asyncio.sleep(0.05)
-        except TimeoutError:
-            raise AssertionError(f"timed out waiting for {what or condition}: listed {self.listed}") from None
+        """Until `condition()`, the service's playlists looked at before each check."""
+        async def polled() -> bool:
+            await self.poll()
+            return condition()
+
+        await until(polled, what, timeout, every=0.05, detail=lambda: f"listed {self.listed}")
 
     async def listed_everywhere(self, *names: str, timeout: float = 10.0) -> None:
         await self.until(
@@ -140,11 +143,10 @@ async def listed_at_least(url: str, count: int, timeout: float = 60.0) -> None:
     order: on a loaded machine that takes seconds, and a player that came sooner would see part of it)."""
     listed = 0
     async with aiohttp.ClientSession() as http:
-        try:
-            async with asyncio.timeout(timeout):
-                while listed < count:
-                    async with http.get(url) as r:
-                        listed = (await r.text()).count("#EXTINF") if r.status == 200 else 0
-                    await asyncio.sleep(0.2)
-        except TimeoutError:
-            raise AssertionError(f"{url} lists {listed} segments after {timeout} s, not {count}") from None
+        async def enough() -> bool:
+            nonlocal listed
+            async with http.get(url) as r:
+                listed = (await r.text()).count("#EXTINF") if r.status == 200 else 0
+            return listed >= count
+
+        await until(enough, f"{url} listing {count} segments", timeout, every=0.2, detail=lambda: f"{listed} listed")

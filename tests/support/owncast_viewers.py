@@ -12,6 +12,10 @@
 - pruneViewerCount (same file, lines 99-111, run every 5 s from setupStats, line 25): viewers whose
   LastSeen is activeViewerPurgeTimeout (15 s) old or older are dropped.
 - `GET /api/status`: `viewerCount` is the number of active viewers (what Owncast's page and admin show).
+- `GET /api/config` (webserver/handlers/config.go, GetWebConfig): the server's `name` and `summary` (and
+  the current `streamTitle`, left out when empty) among its web config, JSON, with
+  `Access-Control-Allow-Origin: *` (middleware.EnableCors) and caching off; the viewer page reads its name
+  and summary (issue 47).
 
 The purge timeout and prune interval are parameters so a test needs not wait Owncast's 15 s.
 
@@ -162,6 +166,8 @@ class OwncastViewers:
         self.purge_timeout = purge_timeout
         self.prune_every = prune_every
         self.stream_connected = stream_connected
+        self.name = "New Owncast Server"  # its server name and summary, as an admin set them (/api/config)
+        self.summary = "This is a new live video streaming server powered by Owncast."
         self.viewers: dict[str, Viewer] = {}
         self.pings = 0
         self.playback = PlaybackWindow()
@@ -235,6 +241,12 @@ class OwncastViewers:
     async def _status(self, _request: web.Request) -> web.Response:
         return web.json_response({"online": self.stream_connected, "viewerCount": self.viewer_count})
 
+    async def _config(self, _request: web.Request) -> web.Response:
+        body = {"name": self.name, "summary": self.summary, "offlineMessage": "", "logo": "/logo",
+                "version": "Owncast v0.2.3-stand-in", "tags": [], "nsfw": False}
+        return web.json_response(body, headers={"Access-Control-Allow-Origin": "*",
+                                                "Cache-Control": "no-cache, no-store, must-revalidate"})
+
     def prune(self) -> None:
         """pruneViewerCount."""
         now = time.monotonic()
@@ -249,6 +261,7 @@ class OwncastViewers:
         app = web.Application()
         app.router.add_get("/api/ping", self._ping)
         app.router.add_get("/api/status", self._status)
+        app.router.add_get("/api/config", self._config)
         app.router.add_route("*", "/api/metrics/playback", self._playback)
         self._runner, self.url = await serve_local(app)
         self._pruner = asyncio.create_task(self._prune_loop())

@@ -21,9 +21,8 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event as MpEvent
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.demo.ffmpeg import ffmpeg_exe
 from broadcaster.demo.ledger import Ledger
 from broadcaster.demo.owncast_files import (
@@ -40,6 +39,9 @@ from broadcaster.demo.owncast_files import (
     playlist_text,
     write_in_place,
 )
+
+if TYPE_CHECKING:
+    from broadcaster.demo.emulator import OwncastEmulator
 
 __all__ = [
     "PIECE", "SECONDS", "Body", "Entry", "HandFedOwncast", "LateSlot", "Ledger", "OwncastReplay", "Prepare",

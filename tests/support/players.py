@@ -394,7 +394,6 @@ class Played:
     exit_code: int | None = None  # ffmpeg
     ffmpeg_log: list[str] = field(default_factory=list)
     frames: int = 0
-    first_try: Played | None = None  # the run before this one, when that one got stuck (observe())
 
     @staticmethod
     def position(sample: Any) -> float | None:
@@ -447,9 +446,34 @@ class Played:
     def masters(self) -> int:
         return sum(1 for r in self.client.requests if r.path.endswith("master.m3u8"))
 
-    def playlist_errors(self) -> list[tuple[str, int]]:
-        return [(r.path.rsplit("/", 1)[-1], r.status) for r in self.client.requests
-                if ".m3u8" in r.path and r.status >= 400]
+    def playlist_answers(self) -> dict[int, int]:
+        """How many playlist requests got each status: each request is one round trip (a 302 is two)."""
+        statuses = [r.status for r in self.client.requests if ".m3u8" in r.path]
+        return {status: statuses.count(status) for status in sorted(set(statuses))}
+
+    def redirects(self) -> list[tuple[str, str]]:
+        """Each playlist request answered 302, and why: "behind" (a number more than
+        hls.MSN_BEHIND_LIMIT behind the newest when it was asked: a client late for its reload, sent to
+        the newest), "repeated" (_HLS_msn given twice: Shaka 4.16 keeps the URL a redirect took it to as
+        the playlist's own and adds its next number after the one there, so every reload after its first
+        redirect is one more), or "other"."""
+        out = []
+        for r in self.client.requests:
+            if ".m3u8" not in r.path or r.status != 302:
+                continue
+            asked = [int(n) for n in re.findall(r"[?&]_HLS_msn=(\d+)", r.path)]
+            variant = re.search(r"/live/(\d+)/", r.path)
+            version = self.client.replay.versions[
+                max(0, bisect.bisect_right([v.at for v in self.client.replay.versions], r.at) - 1)]
+            shown = version.media.get(int(variant.group(1))) if variant else None
+            if len(asked) > 1:
+                why = "repeated"
+            elif asked and shown is not None and asked[0] < shown.last_sequence - hls.MSN_BEHIND_LIMIT:
+                why = "behind"
+            else:
+                why = "other"
+            out.append((r.path.rsplit("/", 1)[-1], why))
+        return out
 
     def segments_after_change(self) -> list[str]:
         """The segments asked for that start at or after the change."""
@@ -468,19 +492,18 @@ class Played:
         if self.player == "ffmpeg":
             return (f"  ffmpeg: exit={self.exit_code} frames={self.frames} masters={self.masters()}"
                     f" after_change={len(self.segments_after_change())} missing={self.missing()}"
-                    f" playlist_errors={self.playlist_errors()} warnings={self.warnings()}")
+                    f" playlist_answers={self.playlist_answers()} warnings={self.warnings()}")
         log = self.log
         return (f"  {self.player} {log.get('version')}: reached={self.reached()} ended={log.get('ended')}"
                 f" stuck={log.get('stuck')} fatal={self.fatal} nonfatal={self.nonfatal}"
                 f" stalls_at_change={self.stalls_near_change()} stalls={self.stalls()} jumps={self.jumps()}"
                 f" loads={log.get('loads')} masters={self.masters()} navigations={self.navigations}"
-                f" missing={self.missing()} playlist_errors={self.playlist_errors()} heights={self.heights()}"
+                f" missing={self.missing()} playlist_answers={self.playlist_answers()} heights={self.heights()}"
                 f" switches={[(round(w['played'], 1), w['to'], w.get('position')) for w in log['switches']]}"
                 f" notes={[n[2] for n in log.get('notes', [])][:10]} console={self.console[:3]}"
                 + (f" last_media_events={log.get('media', [])[-4:]}"
                    f" last_requests={[(r.at, r.path.rsplit('/', 1)[-1], r.status) for r in self.client.requests[-6:]]}"
-                   if log.get("stuck") else "")
-                + (f"\n    first try, {self.first_try.summary().strip()}" if self.first_try else ""))
+                   if log.get("stuck") else ""))
 
 
 async def run_browser(browser: Any, base: str, played: Played) -> None:

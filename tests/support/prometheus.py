@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import shutil
 import signal
-import socket
 import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,6 +16,10 @@ import aiohttp
 import pytest
 import yaml
 
+from broadcaster.demo.children import StartClock
+from broadcaster.demo.ports import Reserved, reserve_port
+from tests.support.waiting import until
+
 DEPLOY = Path(__file__).resolve().parent.parent.parent / "deploy"
 SCRAPE = "1s"
 
@@ -26,13 +29,6 @@ def tool(name: str) -> str:
     if path is None:
         pytest.fail(f"{name} is not installed: apt-get install prometheus (scripts/test does)")
     return path
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def scrape_config_for(target: str, scrape: str = SCRAPE) -> dict[str, Any]:
@@ -53,31 +49,30 @@ async def prometheus(workdir: Path, target: str) -> AsyncIterator[str]:
     workdir.mkdir()
     (workdir / "prometheus.yml").write_text(yaml.safe_dump(scrape_config_for(target)))
     shutil.copy(DEPLOY / "alerts.yml", workdir / "alerts.yml")  # rule_files is relative to the config
-    url = f"http://127.0.0.1:{_free_port()}"
     log = (workdir / "prometheus.log").open("wb")
-    proc = await asyncio.create_subprocess_exec(
-        tool("prometheus"), f"--config.file={workdir / 'prometheus.yml'}",
-        f"--web.listen-address={url.removeprefix('http://')}", f"--storage.tsdb.path={workdir / 'data'}",
-        stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-    )
+    proc: asyncio.subprocess.Process | None = None
+    held: Reserved | None = None
     try:
-        async with aiohttp.ClientSession() as http, asyncio.timeout(20):
-            while True:
-                if proc.returncode is not None:
-                    raise RuntimeError("prometheus exited")  # its log is printed below
-                try:
-                    async with http.get(f"{url}/-/ready") as r:
-                        if r.status == 200:
-                            break
-                except aiohttp.ClientConnectionError:
-                    pass
-                await asyncio.sleep(0.1)
+        for attempt in range(5):  # on a fresh port if a program we do not know took it before the bind
+            held = reserve_port()
+            url = f"http://127.0.0.1:{held.ports[0]}"
+            proc = await asyncio.create_subprocess_exec(
+                tool("prometheus"), f"--config.file={workdir / 'prometheus.yml'}",
+                f"--web.listen-address={url.removeprefix('http://')}", f"--storage.tsdb.path={workdir / 'data'}",
+                stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            )
+            if await _ready(proc, url):
+                break
+            held.release()
+            taken = "address already in use" in (workdir / "prometheus.log").read_text(errors="replace")
+            if attempt == 4 or not taken:
+                raise RuntimeError("prometheus did not start")  # its log is printed below
         yield url
     except BaseException:
         print("--- prometheus log ---", (workdir / "prometheus.log").read_text()[-3000:], sep="\n")
         raise
     finally:
-        if proc.returncode is None:
+        if proc is not None and proc.returncode is None:
             proc.send_signal(signal.SIGTERM)
             try:
                 async with asyncio.timeout(10):
@@ -85,7 +80,27 @@ async def prometheus(workdir: Path, target: str) -> AsyncIterator[str]:
             except TimeoutError:
                 proc.kill()
                 await proc.wait()
+        if held is not None:
+            held.release()
         log.close()
+
+
+async def _ready(proc: asyncio.subprocess.Process, url: str) -> bool:
+    """Until /-/ready answers 200 (True) or it exits or stops getting on (False; StartClock)."""
+    clock = StartClock(proc.pid)
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
+        while proc.returncode is None and clock.expired() is None:
+            try:
+                async with http.get(f"{url}/-/ready") as r:
+                    if r.status == 200:
+                        return True
+            except (aiohttp.ClientError, TimeoutError):
+                pass
+            await asyncio.sleep(0.1)
+    if proc.returncode is None:
+        proc.kill()
+    await proc.wait()
+    return False
 
 
 class PromAPI:
@@ -110,10 +125,4 @@ class PromAPI:
 
     async def until(self, what: str, check: Any, timeout: float = 20) -> Any:
         """Polls `check()` (async, returns a truthy value when done) until done; fails naming `what`."""
-        try:
-            async with asyncio.timeout(timeout):
-                while not (done := await check()):
-                    await asyncio.sleep(0.25)
-                return done
-        except TimeoutError:
-            pytest.fail(f"Prometheus: {what} within {timeout:.0f} s")
+        return await until(check, f"Prometheus: {what}", timeout, every=0.25)

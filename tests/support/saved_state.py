@@ -1,7 +1,9 @@
-"""A real saved state: what a running publisher writes to STATE_DIR, for tests of restoring it."""
+"""A real saved state: what a running publisher writes to STATE_DIR, for tests of restoring it; and what
+a World shows (listed, numbers), for tests that save and restore it."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from broadcaster.bucket.cleaner import Cleaner
@@ -17,7 +19,7 @@ async def saved_state(tmp_path: Path) -> dict[str, object]:
     w = World(tmp_path / "hls")
     cleaner = Cleaner(Bucket(), w.metrics, margin=5)
     snapshots = snapshots_of(None, w.pub, cleaner)
-    w.pub.lister.on_removed = cleaner.schedule
+    w.pub.on_removed = cleaner.schedule
     for v in (0, 1):
         w.owncast_lists(v, *(f"stream-a-{i}.ts" for i in range(8)))
     await w.settle()
@@ -30,3 +32,26 @@ async def saved_state(tmp_path: Path) -> dict[str, object]:
     data = state.load()
     assert data is not None and cleaner.pending and data["variants"]
     return data
+
+
+# -- what a World shows, two variants (tests of saving and restoring what was shown) -----------------
+
+VARIANTS = (0, 1)
+
+
+def listed(w: World, name: str) -> bool:
+    """`name` is in every variant's visible playlist."""
+    shown = [w.playlists.media_playlist(v) for v in VARIANTS]
+    return all(r is not None and name.encode() in r.body for r in shown)
+
+
+def numbers(shown: list[tuple[int, str]]) -> dict[int, dict[int, str]]:
+    """variant -> media sequence number -> segment name, over every version shown."""
+    out: dict[int, dict[int, str]] = {v: {} for v in VARIANTS}
+    for v, text in shown:
+        seq = int(re.search(r"#EXT-X-MEDIA-SEQUENCE:(\d+)", text).group(1))  # type: ignore[union-attr]
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                out[v][seq] = line.rsplit("/", 1)[1]
+                seq += 1
+    return out

@@ -18,12 +18,16 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import boto3
 
-from broadcaster.demo.seaweed import SeaweedS3
+from broadcaster.demo.children import StartClock
 from broadcaster.service import Service
 from broadcaster.settings import SETTINGS, Settings, load_settings
+
+if TYPE_CHECKING:
+    from broadcaster.demo.seaweed import SeaweedS3
 
 _SERVING = re.compile(r"serving (http://\S+?)/live/master\.m3u8")
 
@@ -67,7 +71,8 @@ class ServiceProcess:
     def __init__(self, env: dict[str, str], cwd: Path, *, nofile: int | None = None,
                  start_timeout: float = 20.0) -> None:
         """nofile: the child's RLIMIT_NOFILE, soft and hard (as systemd's default 1024 is).
-        start_timeout: how long `async with` waits for it to serve."""
+        start_timeout: how long `async with` waits for it to serve, in seconds of its CPU or of its
+        standing still (StartClock), not of wall time."""
         self._env, self._cwd = env, cwd
         self._nofile = nofile
         self._start_timeout = start_timeout
@@ -87,14 +92,18 @@ class ServiceProcess:
         self._reader = asyncio.create_task(self._read())
         done = asyncio.ensure_future(self.proc.wait())
         ready = asyncio.ensure_future(self._ready.wait())
-        await asyncio.wait({done, ready}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        # Waited for while it gets on: on a loaded machine its start-up (imports, the bucket, the first
+        # scan) took over 20 s of wall time for a second or two of CPU.
+        clock, why = StartClock(self.proc.pid, busy=timeout, still=timeout), None
+        while not (done.done() or ready.done()) and (why := clock.expired()) is None:
+            await asyncio.wait({done, ready}, timeout=0.25, return_when=asyncio.FIRST_COMPLETED)
         ready.cancel()
         done.cancel()
         if not self.url:
             if self.proc.returncode is None:
                 self.proc.kill()
                 await self.proc.wait()
-            raise RuntimeError("service did not start:\n" + "\n".join(self.lines[-20:]))
+            raise RuntimeError(f"service did not start ({why or 'it exited'}):\n" + "\n".join(self.lines[-20:]))
         return self
 
     async def refused(self, timeout: float = 20.0) -> list[str]:

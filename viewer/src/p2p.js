@@ -23,30 +23,31 @@
  * never seed another. A peer's segment that fails: the bytes are dropped, the engine fetches the segment
  * again (over HTTP when it is due), destroys that connection, and when every byte came from that peer
  * alone this page refuses it for the rest of its life (the tracker may introduce it again). A peer that
- * announces a size no segment of its variant has is dropped. Should the engine ever make more bucket
- * GETs per segment than a page without P2P (one), the page stops asking peers. Without WebCrypto (a page
- * over plain http on another host than localhost) there is no P2P at all.
+ * announces a size no segment of its variant has is dropped; one that leaves its uploads unfinished (more
+ * than 3 beyond those it delivered) is dropped and refused the same way. Should the engine ever make more
+ * bucket GETs per segment than a page without P2P (one), the page stops asking peers. Without WebCrypto
+ * (a page over plain http on another host than localhost) there is no P2P at all.
  *
- * Test hook: window.viewerStats.p2p (see `stats` below).
+ * What it counts (`stats` below) is its own: snapshot() hands out a read-only copy (the stats panel's, and
+ * the test hook's window.viewerStats.p2p).
  */
-import { HlsJsP2PEngine } from './p2p-media-loader-hlsjs.es.min.js';
-import { Checks, GetBudget, SegmentHashes } from './p2p-trust.js';
+import { HlsJsP2PEngine } from '../p2p-media-loader-hlsjs.es.min.js';
+import { Checks, GetBudget, SegmentHashes, Unfinished } from './p2p-trust.js';
+import { snapshot as frozen } from './snapshot.js';
 
 const LIVE_SYNC_SEGMENTS = 3; // hls.js's default; without it the engine moves playback to the window's start
 const START_HIGH_DEMAND_SECONDS = 24 * 3600; // until the video plays: everything is urgent (see above)
-const RENDER_MS = 1000;
 const VALIDATION_FAILED = 'p2p-segment-validation-failed'; // P2P Media Loader's error type
+const ABSENT = 'peer-segment-absent'; // the peer no longer has the segment: not an upload it left unfinished
 const P2P_OFF = { mainStream: { isP2PDisabled: true }, secondaryStream: { isP2PDisabled: true } };
 // Peer ids a page remembers as banned: a new id costs an attacker nothing, a connection each time, so
 // the list only needs to hold the ones seen lately; the oldest is forgotten first.
 const MAX_BANNED = 256;
 
-/** Everything viewer.js needs: createHls(config) in place of `new Hls(config)`, or null when P2P cannot
- * be safe here (no WebCrypto: the page then plays from the bucket alone). formatBytes and addRows are
- * the viewer's own stats.js functions, passed in rather than imported: stats.js is served inside the
- * combined viewer.js (broadcaster/http/module_combine.py), and importing it again from here would run it
- * twice. */
-export function create(options, viewerStats, { formatBytes, addRows }) {
+/** Everything viewer.js needs: { createHls, snapshot }, createHls(config) in place of `new Hls(config)`,
+ * or null when P2P cannot be safe here (no WebCrypto: the page then plays from the bucket alone, and
+ * snapshot() says why, as `off`). */
+export function create(options) {
   const valid = options && Array.isArray(options.trackers) && options.trackers.length
     && options.trackers.every((url) => /^wss?:\/\//.test(url)) && typeof options.swarm === 'string' && options.swarm
     && Array.isArray(options.stun) && options.stun.every((url) => /^stuns?:/i.test(url));
@@ -57,9 +58,7 @@ export function create(options, viewerStats, { formatBytes, addRows }) {
     // Peers' bytes could not be checked: none are taken. WebCrypto needs a secure context.
     const reason = 'no WebCrypto to check peers\' segments (the page needs https, or http on localhost)';
     console.warn('P2P off:', reason);
-    viewerStats.p2p = { off: reason };
-    addRows([['s-p2p-off', 'Peer-to-peer']], 's-hosts').forEach((dd) => { dd.textContent = 'off: ' + reason; });
-    return null;
+    return { createHls: null, snapshot: () => frozen({ off: reason }) };
   }
   const stats = {
     trackers: options.trackers.slice(),
@@ -86,6 +85,9 @@ export function create(options, viewerStats, { formatBytes, addRows }) {
     peersOff: null, // why this page stopped asking peers, if it did
     bannedPeers: 0, // peers that sent one: disconnected and refused for this page's life
     bannedPeerIds: [], // the latest MAX_BANNED
+    unfinishedAttempts: 0, // peers' attempts that ended without a segment (timed out, aborted, cut short)
+    droppedPeers: 0, // peers that left too many uploads unfinished: disconnected and refused for this page's life
+    droppedPeerIds: [], // the latest MAX_BANNED
     refusedConnections: 0, // connections from a banned peer that the tracker introduced again, closed
     verifiedSegments: 0, // segments from peers whose SHA-256 matched
     verifiedBucketSegments: 0, // segments the engine loaded from the bucket whose SHA-256 matched
@@ -93,37 +95,22 @@ export function create(options, viewerStats, { formatBytes, addRows }) {
     verifiedBytes: 0,
     unhashedSegments: 0, // segments the newest playlist lists without a hash: never asked of peers
   };
-  viewerStats.p2p = stats;
-  const rows = addRows([['s-p2p-peers-share', 'From peers'], ['s-p2p-http-share', 'From R2 (HTTP)'],
-    ['s-p2p-peers', 'Peers connected'], ['s-p2p-rejected', 'Rejected from peers']], 's-hosts');
   const hashes = new SegmentHashes();
   const checks = new Checks(hashes, stats);
   const budget = new GetBudget(stats, (why) => stopAskingPeers(why));
+  const unfinished = new Unfinished();
   const banned = new Set(); // peer ids, for this page's life (the latest MAX_BANNED)
+  const dropped = new Set(); // peer ids dropped for unfinished uploads, refused as banned ones are (the same)
   let current = null; // the engine of the newest player: older ones' late events are ignored
   let peers = new Set();
-  let shown = '';
 
-  function render() {
+  /** What it counted, read-only, with the share of the engine's bytes peers gave (kept ones). */
+  function snapshot() {
     const kept = stats.bytesFromPeers - stats.discardedBytes;
     const total = kept + stats.bytesFromHttp;
     stats.peerShare = total ? kept / total : 0;
-    const peerPct = total ? Math.round(100 * stats.peerShare) + ' %' : '–';
-    const httpPct = total ? Math.round(100 * (1 - stats.peerShare)) + ' %' : '–';
-    const text = [
-      peerPct + ' · ' + formatBytes(kept),
-      httpPct + ' · ' + formatBytes(stats.bytesFromHttp),
-      String(stats.peers) + (stats.uploadDisabled ? ' (not uploading: cellular)' : '')
-        + (stats.peersOff ? ' (not asking peers: ' + stats.peersOff + ')' : ''),
-      stats.rejectedSegments + ' segments · ' + stats.bannedPeers + ' peers banned',
-    ];
-    const key = text.join('|');
-    if (key === shown) return;
-    shown = key;
-    rows.forEach((dd, i) => { dd.textContent = text[i]; });
+    return frozen(stats);
   }
-  setInterval(render, RENDER_MS);
-  render();
 
   function watch(engine) {
     current = engine;
@@ -143,14 +130,19 @@ export function create(options, viewerStats, { formatBytes, addRows }) {
     engine.addEventListener('onSegmentStart', mine((details) => checks.started(details)));
     engine.addEventListener('onSegmentLoaded', mine((details) => {
       budget.delivered();
-      if (details.downloadSource === 'p2p') checks.ended(details.peerId);
+      if (details.downloadSource === 'p2p') {
+        checks.ended(details.peerId);
+        unfinished.delivered(details.peerId);
+      }
     }));
     engine.addEventListener('onSegmentAbort', mine((details) => {
-      if (details.downloadSource === 'p2p') stats.discardedBytes += checks.ended(details.peerId);
+      if (details.downloadSource !== 'p2p') return;
+      stats.discardedBytes += checks.ended(details.peerId);
+      leftUnfinished(engine, details.peerId);
     }));
     engine.addEventListener('onChunkUploaded', mine((bytes) => { stats.bytesToPeers += bytes; }));
     engine.addEventListener('onPeerConnect', mine((peer) => {
-      if (banned.has(peer.peerId)) {
+      if (banned.has(peer.peerId) || dropped.has(peer.peerId)) {
         // The engine finishes setting the connection up after this event: close it right after.
         queueMicrotask(() => { if (refuse(engine, peer.peerId)) stats.refusedConnections += 1; });
         return;
@@ -167,6 +159,7 @@ export function create(options, viewerStats, { formatBytes, addRows }) {
       if (!details || !details.error || details.downloadSource !== 'p2p') return;
       if (details.error.type !== VALIDATION_FAILED) {
         stats.discardedBytes += checks.ended(details.peerId); // timed out, wrong size, closed: dropped
+        if (details.error.type !== ABSENT) leftUnfinished(engine, details.peerId);
         return;
       }
       const url = details.segment && details.segment.url;
@@ -189,6 +182,25 @@ export function create(options, viewerStats, { formatBytes, addRows }) {
     }));
     engine.addEventListener('onTrackerError', mine(() => { stats.trackerErrors += 1; }));
     engine.addEventListener('onTrackerWarning', mine(() => { stats.trackerWarnings += 1; }));
+  }
+
+  /** A peer's attempt ended without a segment; past the bound (Unfinished) the peer is dropped and refused
+   * for this page's life, as a banned one is (the engine would otherwise keep asking it). */
+  function leftUnfinished(engine, peerId) {
+    stats.unfinishedAttempts += 1;
+    if (!unfinished.unfinished(peerId) || banned.has(peerId) || dropped.has(peerId)) return;
+    dropped.add(peerId);
+    if (dropped.size > MAX_BANNED) dropped.delete(dropped.values().next().value);
+    stats.droppedPeers += 1;
+    stats.droppedPeerIds = [...dropped];
+    console.warn('P2P: peer ' + peerId + ' leaves its uploads unfinished (more than it delivers); it is '
+      + 'dropped and refused from now on, its segments come from other peers or the bucket');
+    // Now, the segments the engine believes it has (its announcement) go, so that the engine, still in the
+    // turn that ended this attempt, asks it for no other; its connection is closed once that turn is done.
+    for (const peer of peersOf(engine, peerId)) {
+      if (peer.loadedSegments instanceof Set) peer.loadedSegments.clear();
+    }
+    queueMicrotask(() => refuse(engine, peerId));
   }
 
   const HlsWithP2P = HlsJsP2PEngine.injectMixin(window.Hls);
@@ -261,7 +273,7 @@ export function create(options, viewerStats, { formatBytes, addRows }) {
     return new HlsWithP2P(hlsConfig);
   }
 
-  return { createHls };
+  return { createHls, snapshot };
 }
 
 /**
@@ -324,18 +336,11 @@ function teachPlaylists(hls, hashes, stats) {
  */
 let warnedCannotRefuse = false;
 function refuse(engine, peerId) {
-  const core = engine.core;
   let closed = false;
-  for (const streamLoader of [core && core.mainStreamLoader, core && core.secondaryStreamLoader]) {
-    const loaders = streamLoader && streamLoader.p2pLoaders && streamLoader.p2pLoaders.loaders;
-    if (!loaders || typeof loaders.values !== 'function') continue;
-    for (const item of loaders.values()) {
-      const client = item && item.loader && item.loader.trackerClient;
-      const known = client && client._peers && client._peers.get(peerId);
-      if (known && known.peer && typeof known.peer.destroy === 'function') {
-        known.peer.destroy();
-        closed = true;
-      }
+  for (const peer of peersOf(engine, peerId)) {
+    if (typeof peer.destroy === 'function') {
+      peer.destroy();
+      closed = true;
     }
   }
   if (!closed && !warnedCannotRefuse) {
@@ -344,6 +349,22 @@ function refuse(engine, peerId) {
       + 'its segments are still checked');
   }
   return closed;
+}
+
+/** The engine's own connections to `peerId` (its Peer objects), through the same fields as refuse(). */
+function peersOf(engine, peerId) {
+  const core = engine.core;
+  const found = [];
+  for (const streamLoader of [core && core.mainStreamLoader, core && core.secondaryStreamLoader]) {
+    const loaders = streamLoader && streamLoader.p2pLoaders && streamLoader.p2pLoaders.loaders;
+    if (!loaders || typeof loaders.values !== 'function') continue;
+    for (const item of loaders.values()) {
+      const client = item && item.loader && item.loader.trackerClient;
+      const known = client && client._peers && client._peers.get(peerId);
+      if (known && known.peer) found.push(known.peer);
+    }
+  }
+  return found;
 }
 
 function withoutDirectives(text) {

@@ -1,14 +1,15 @@
 /* The viewer's controls: quality (kept across player restarts), unmute (offered when the browser
  * allowed only muted autoplay) and "Go live" (offered while behind the live edge).
  *
- * create({ video, hls, position, stats, play }): hls() is the current hls.js player or null; play()
- * starts the video (the player's, with its autoplay fallback). */
+ * create({ video, hls, position, state, behindLive, play }): hls() is the current hls.js player or null;
+ * state() is the page's (status.js); behindLive() the seconds behind where the live button goes, or null
+ * (stats.js); play() starts the video (the player's, with its autoplay fallback). */
 
 import { formatBitrate } from './stats.js';
 
 const BEHIND_TICKS = 3; // seconds behind the live edge before "Go live" is offered
 
-export function create({ video, hls, position, stats, play }) {
+export function create({ video, hls, position, state, behindLive, play }) {
   const quality = document.getElementById('quality');
   const unmute = document.getElementById('unmute');
   const goLive = document.getElementById('go-live');
@@ -19,7 +20,7 @@ export function create({ video, hls, position, stats, play }) {
   // A seek once the video plays is the viewer's (the seek bar, a key) or the live button's: the start's
   // catch-up must never undo it. hls.js's own first seek comes before it plays.
   video.addEventListener('seeking', () => {
-    if (stats.state === 'playing') catchUp = false;
+    if (state() === 'playing') catchUp = false;
   });
 
   video.addEventListener('volumechange', () => {
@@ -72,10 +73,12 @@ export function create({ video, hls, position, stats, play }) {
     const details = h && h.latestLevelDetails;
     const live = h ? Boolean(details && details.live) : video.duration === Infinity;
     // Behind for a few seconds in a row: a new player briefly reports nonsense before its first seek.
-    const behindNow = live && stats.behindLive !== null && stats.behindLive > 2 * position.targetDuration();
+    const lag = behindLive();
+    const playing = state() === 'playing';
+    const behindNow = live && lag !== null && lag > 2 * position.targetDuration();
     // Seen at the edge once playing: nothing to catch up (a later seek back is the viewer's own).
-    if (catchUp && stats.state === 'playing' && stats.behindLive !== null && !behindNow) catchUp = false;
-    if (catchUp && stats.state === 'playing' && !video.seeking && video.readyState >= 3 && stats.behindLive !== null) {
+    if (catchUp && playing && lag !== null && !behindNow) catchUp = false;
+    if (catchUp && playing && !video.seeking && video.readyState >= 3 && lag !== null) {
       catchUp = false;
       // hls.js picks the live edge on its first playlist; a start slower than a couple of target
       // durations (a busy device) plays from behind it, and with liveMaxLatencyDuration left at Infinity

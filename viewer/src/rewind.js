@@ -4,17 +4,20 @@
  * the same (the CDN's cache and blocking reload still apply): the page picks the position once it has
  * the first playlist.
  *
- * create({ video, stats, position, play, toLive }): play() starts the video; toLive() goes back to the
- * live edge. Returns { pending, resumeAt, startHlsJsAt, startNative, update }: the player asks
- * pending() before it starts and calls startHlsJsAt or startNative once it can seek. */
+ * create({ video, state, position, play, toLive }): state() is the page's (status.js); play() starts the
+ * video; toLive() goes back to the live edge. Returns { pending, resumeAt, startHlsJsAt, startNative,
+ * update, playingDate, snapshot }: the player asks pending() before it starts and calls startHlsJsAt or
+ * startNative once it can seek; update() reads where the video is, which playingDate() and snapshot()
+ * tell. */
 
 import { NATIVE_TARGET_S, START_MARGIN_TDS } from './position.js';
+import { snapshot as frozen } from './snapshot.js';
 import { formatDuration } from './stats.js';
 
 const SEEK_MIN_WINDOW_S = 45; // shorter windows (the default WINDOW_SECONDS is 30) get no seek bar
 const NOTICE_MS = 8000;
 
-export function create({ video, stats, position, play, toLive }) {
+export function create({ video, state, position, play, toLive }) {
   const $ = (id) => document.getElementById(id);
   const timeline = $('timeline');
   const seek = $('seek');
@@ -22,6 +25,12 @@ export function create({ video, stats, position, play, toLive }) {
   const behind = $('behind');
   const moment = $('moment');
   const notice = $('notice');
+  const own = {
+    playingDate: null, // ms since the epoch of the picture shown (EXT-X-PROGRAM-DATE-TIME), or null
+    seekableStart: null, // the window one can seek in, in the video's seconds
+    seekableEnd: null,
+    momentLink: null, // this page with ?start= the picture shown
+  };
   let dragging = false; // the viewer holds the seek bar's thumb: ticks must not move it
   let noticeTimer = null;
   // ms since the epoch: the next player starts there instead of at the live edge (?start, or where a
@@ -105,27 +114,27 @@ export function create({ video, stats, position, play, toLive }) {
     return Math.max(wanted, earliest);
   }
 
-  /** The seek bar, the clock and the moment link (and their stats), from where the video is. */
+  /** The seek bar, the clock and the moment link, from where the video is. */
   function update() {
     const range = position.seekableRange();
-    stats.seekableStart = range ? range.start : null;
-    stats.seekableEnd = range ? range.end : null;
-    stats.playingDate = position.playingDate();
-    stats.momentLink = stats.playingDate === null ? null : momentLink(stats.playingDate);
-    const shown = stats.state === 'playing' && range !== null && range.end - range.start >= SEEK_MIN_WINDOW_S;
+    own.seekableStart = range ? range.start : null;
+    own.seekableEnd = range ? range.end : null;
+    own.playingDate = position.playingDate();
+    own.momentLink = own.playingDate === null ? null : momentLink(own.playingDate);
+    const shown = state() === 'playing' && range !== null && range.end - range.start >= SEEK_MIN_WINDOW_S;
     timeline.hidden = !shown;
     if (!shown || dragging) return;
     seek.min = String(Math.floor(range.start - range.end));
     seek.value = String(Math.min(0, Math.round(video.currentTime - range.end)));
     showPosition(video.currentTime);
-    if (stats.momentLink !== null) moment.href = stats.momentLink;
+    if (own.momentLink !== null) moment.href = own.momentLink;
   }
 
   /** The time of day and the distance to live at `at` (the playhead, or the thumb while dragged). */
   function showPosition(at) {
     const range = position.seekableRange();
     const offset = at - video.currentTime;
-    const date = stats.playingDate === null ? null : new Date(stats.playingDate + offset * 1000);
+    const date = own.playingDate === null ? null : new Date(own.playingDate + offset * 1000);
     const lag = range ? Math.max(0, position.livePosition(range) - at) : 0;
     const live = lag <= 2 * position.targetDuration(); // as the live button's rule, without its ticks of patience
     const time = date ? date.toLocaleTimeString([], { hour12: false }) : '';
@@ -163,5 +172,6 @@ export function create({ video, stats, position, play, toLive }) {
     return null;
   }
 
-  return { pending, resumeAt, startHlsJsAt, startNative, update };
+  return { pending, resumeAt, startHlsJsAt, startNative, update, playingDate: () => own.playingDate,
+    snapshot: () => frozen(own) };
 }

@@ -1,24 +1,24 @@
-/* Live viewer: composes the page's parts, each an ES module of its own (no build step):
+/* Live viewer: composes the page's parts, each an ES module of its own:
  *
  *   player.js    the player's life: hls.js or native, errors and backoff, waiting for the stream
  *   status.js    the status line and the overlay on the video
  *   position.js  where the playhead is in the stream (the seekable window, the live edge, the date)
  *   controls.js  quality, unmute, "Go live"
  *   rewind.js    the seek bar, the clock, moment links and ?start=
- *   stats.js     window.viewerStats, the stats panel and the formatting helpers
+ *   stats.js     the stats panel, the sharing line and window.viewerStats, composed from the others
  *   events.js    the server's events (/live/events) while the stats panel is open
  *   playback.js  how playback fares (stalls, latency, errors, downloads), reported with the heartbeat
  *   p2p.js       viewer-to-viewer segments, imported only when /config.json has "p2p"
  *
- * Each exports create(deps): values and callbacks in, a few functions out. No globals but hls.min.js's
- * window.Hls (a classic script that runs before this one) and the test hook window.viewerStats. A part
- * that needs one created after it (the player is at the centre of a few such loops) gets a callback,
- * called only once the page runs. A new module: import it here, create it with what it needs, and add
- * its name to the tunnel's viewer path (cloudflared.yml.example; tests/test_deploy.py checks).
+ * Each exports create(deps): values and callbacks in, a few functions out, and snapshot(): a read-only
+ * copy of the state it keeps (issue 49: no module writes another's; stats.js composes the snapshots for
+ * the panel and the test hook window.viewerStats). No globals but hls.min.js's window.Hls (a classic
+ * script that runs before this one) and that hook. A part that needs one created after it (the player is
+ * at the centre of a few such loops) gets a callback, called only once the page runs.
  *
- * The service serves this file with the modules it imports statically inside it: one request, not one
- * per module (issue 42). Keep to the import and export forms broadcaster/http/module_combine.py lists,
- * or the modules come one by one (the service's log says why; tests/test_viewer_modules.py fails).
+ * scripts/build-viewer builds this file with every module it imports statically into viewer.min.js
+ * (esbuild), and the two it imports later, import('./watching.js') and import('./p2p.js'), into files of
+ * their own that it names by version: keep those two as plain import('./x.js') calls.
  */
 
 import * as Controls from './controls.js';
@@ -38,24 +38,30 @@ const given = params.get('src') || null;
 const src = given === null ? null : playlistUrl(given);
 
 const hls = () => player.hls();
+let p2p = null; // p2p.js's { createHls, snapshot } once config.json turned it on and it loaded
+let sharing = null; // ...when it can share here (createHls is null without WebCrypto)
 const position = Position.create({ video, hls });
-const stats = Stats.create({ src, video, hls, position, onToggle: (open) => (open ? events.open() : events.close()) });
-const viewerStats = stats.values; // the test hook, window.viewerStats
-const status = Status.create({ stats: viewerStats, onChange: stats.refresh });
-const rewind = Rewind.create({ video, stats: viewerStats, position, play: () => player.play(), toLive: () => controls.toLive() });
-const playback = Playback.create({ video, hls, stats: viewerStats, position });
+const stats = Stats.create({ video, hls, position, onToggle: (open) => (open ? events.open() : events.close()) });
+const status = Status.create({ onChange: stats.refresh });
+const rewind = Rewind.create({ video, state: status.state, position, play: () => player.play(),
+  toLive: () => controls.toLive() });
 const player = Player.create({
-  video, stats: viewerStats, status, position, rewind,
-  countSegment: stats.countSegment, addError: stats.addError, refresh: stats.refresh,
-  onPlayer: playback.attach,
+  video, status, position, rewind,
+  countSegment: stats.countSegment, refresh: stats.refresh,
+  onPlayer: (h) => playback.attach(h),
   onLevels: (levels, h) => controls.fillQualities(levels, h),
   onMutedAutoplay: () => controls.offerUnmute(),
   onStart: (live) => controls.starting(live),
   onStop: () => controls.reset(),
   behind: () => controls.behind(),
 });
-const controls = Controls.create({ video, hls, position, stats: viewerStats, play: player.play });
-const events = Events.create({ stats: viewerStats, isOpen: stats.isOpen });
+// After the player: its snapshot is where playback.js starts counting errors from.
+const playback = Playback.create({ video, hls, position, player: player.snapshot,
+  p2p: () => (p2p ? p2p.snapshot() : null), behindLive: stats.behindLive });
+const controls = Controls.create({ video, hls, position, state: status.state, behindLive: stats.behindLive,
+  play: player.play });
+const events = Events.create({ isOpen: stats.isOpen });
+stats.attach({ status, player, rewind, events, playback });
 
 video.addEventListener('timeupdate', () => {
   // The clock and the test hooks, between ticks (a seek shows at once, not up to a second later).
@@ -88,29 +94,58 @@ async function readConfig() {
   return response.ok ? response.json() : null;
 }
 
-/** config.json's playlist URL (or the service's own), and viewer/p2p.js when it has "p2p". */
+/** config.json's playlist URL (or the service's own); p2p.js loaded first when it has "p2p". */
 async function configuredSource() {
-  let p2p = null;
   try {
     const config = (await readConfig()) || {};
     if (config && config.p2p && window.Hls && window.Hls.isSupported()) {
       // Peer-to-peer segments, the bucket as the fallback; if it cannot load, play without it, and say
       // why in the console (a file missing, a config.json p2p.js refuses).
-      p2p = await import('./p2p.js').then((m) => m.create(config.p2p, viewerStats, Stats)).catch((err) => {
+      p2p = await import('./p2p.js').then((m) => m.create(config.p2p)).catch((err) => {
         console.warn('P2P off:', err);
         return null;
       });
+      sharing = p2p && p2p.createHls ? p2p : null;
+      if (p2p) stats.attach({ p2p });
     }
     if (config && config.viewers) {
       // "N watching" and the heartbeat that counts this page (watching.js; SHOW_VIEWER_COUNT, OWNCAST_URL).
-      import('./watching.js').then((m) => m.start(config, video, () => p2p !== null, playback))
+      import('./watching.js').then((m) => m.start(config, video, () => sharing !== null, playback))
         .catch((err) => console.warn('viewer count off:', err));
     }
-    if (config && typeof config.src === 'string' && playlistUrl(config.src)) return [playlistUrl(config.src), p2p];
+    if (config && typeof config.src === 'string' && playlistUrl(config.src)) return playlistUrl(config.src);
   } catch (err) {
     // no config (the page is hosted elsewhere) or not JSON: the service's default path
   }
-  return [playlistUrl('/live/master.m3u8'), p2p];
+  return playlistUrl('/live/master.m3u8');
+}
+
+/**
+ * The stream's title and description from Owncast's /api/config (its server name and summary, served
+ * to any origin), where config.json says to ("details": OWNCAST_URL is set and a setting is not): the
+ * service wrote the settings' words into the page already.
+ */
+async function owncastWords() {
+  const config = await readConfig().catch(() => null);
+  const details = config && config.details;
+  if (!details || typeof details.url !== 'string') return;
+  try {
+    const response = await fetch(details.url, { cache: 'no-store', credentials: 'omit' });
+    const body = response.ok ? await response.json() : null;
+    const name = body && typeof body.name === 'string' ? body.name.trim().slice(0, 200) : '';
+    const summary = body && typeof body.summary === 'string' ? body.summary.trim().slice(0, 1000) : '';
+    if (details.title && name) {
+      document.getElementById('title').textContent = name;
+      document.title = name;
+    }
+    const line = document.getElementById('description');
+    if (details.description && summary && line) {
+      line.textContent = summary;
+      line.hidden = false;
+    }
+  } catch (err) {
+    console.warn('Owncast\'s title and description not read:', err); // the page's own words stay
+  }
 }
 
 /**
@@ -163,8 +198,6 @@ if (given !== null && src === null) {
     }
   });
 } else {
-  configuredSource().then(([found, p2p]) => {
-    viewerStats.src = found;
-    player.start(found, p2p);
-  });
+  configuredSource().then((found) => player.start(found, sharing));
 }
+owncastWords();

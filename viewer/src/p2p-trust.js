@@ -9,6 +9,8 @@
  * - GetBudget: the bucket GETs the engine makes per segment it delivers. Without P2P a viewer makes one;
  *   past MAX_GETS_PER_SEGMENT over a window of segments, the page stops asking peers (whatever a peer
  *   does, P2P must not cost the bucket more than no P2P).
+ * - Unfinished: each peer's uploads that never finished against those it delivered; past a bound the
+ *   page drops that peer for good (a peer that withholds the end of every upload, issue 50's V5).
  *
  * The vendored engine is patched (viewer/VENDOR.md, "P2P Media Loader: the patch") so that a failed or
  * aborted attempt's bytes are dropped (never resumed by another source), a segment is checked as soon
@@ -26,6 +28,13 @@ const GET_WINDOW = 20; // segments the engine delivered, per look at its GETs
 const MAX_GETS_PER_SEGMENT = 1.25; // without P2P: 1; retries after a network error may add a few
 const MAX_VERDICTS = 64;
 const MAX_ATTEMPTS = 256;
+// A peer may leave this many more uploads unfinished than it delivered before it is dropped. An honest
+// peer delivers nearly all it starts (one left when a segment falls due as it sends, or the player moves
+// on); a withholder delivers none, and is dropped at its fourth. Each unfinished attempt costs the page at
+// most one segment's bytes (SIZE_FACTOR) and the segment's GET (it falls due and comes from the bucket),
+// as without P2P.
+const MAX_UNFINISHED = 3;
+const MAX_TALLIES = 256; // peers tallied, the least recently seen forgotten first
 
 /** url -> { hash (base64url), maxBytes } of the segments the playlists list with a hash, per playlist:
  * the newest version's and the one before (a segment that just left may still be arriving). */
@@ -147,6 +156,40 @@ export class Checks {
     const attempt = this.attempts.get(peerId);
     this.attempts.delete(peerId);
     return attempt ? attempt.bytes : 0;
+  }
+}
+
+/** Uploads each peer left unfinished and delivered (issue 50, V5). A peer that sends a segment but
+ * never its end (a byte now and then, so that the engine's 2 s timeout never fires) was never dropped:
+ * each attempt lasted until the segment fell due and came from the bucket, so peers saved no GET and the
+ * page downloaded megabytes a minute from it only to throw them away. Unfinished: an attempt that timed
+ * out, was aborted or was cut short (not a segment the peer says it no longer has, nor one that failed
+ * its hash: Checks bans for that). */
+export class Unfinished {
+  constructor() {
+    this.peers = new Map(); // peer id -> { delivered, unfinished }
+  }
+
+  tally(peerId) {
+    let tally = this.peers.get(peerId);
+    if (tally) this.peers.delete(peerId); // set again last: the least recently seen are first
+    else tally = { delivered: 0, unfinished: 0 };
+    this.peers.set(peerId, tally);
+    if (this.peers.size > MAX_TALLIES) this.peers.delete(this.peers.keys().next().value);
+    return tally;
+  }
+
+  /** A segment from this peer passed its check. */
+  delivered(peerId) {
+    if (peerId) this.tally(peerId).delivered += 1;
+  }
+
+  /** An attempt at this peer ended without a segment: true the once it goes past the bound (drop it). */
+  unfinished(peerId) {
+    if (!peerId) return false;
+    const tally = this.tally(peerId);
+    tally.unfinished += 1;
+    return tally.unfinished - tally.delivered === MAX_UNFINISHED + 1;
   }
 }
 

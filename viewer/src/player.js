@@ -7,26 +7,29 @@
  * video's error, a fatal media error from hls.js, or no progress for MEDIA_STALL_MS while the page wants
  * to play (not paused by the viewer) with data to play, is a media error: hls.js's media recovery first
  * (then play again), and another within MEDIA_RETRY_WINDOW_MS a new player at the live edge (past the
- * bad segment). Each is counted in stats.mediaErrors and listed in stats.errors.
+ * bad segment). Each is counted in mediaErrors and listed in errors (its snapshot).
  *
  * Content steering (PATHWAYS): when a segment fetch from the bucket's pathway fails, this page moves to
  * the VM's pathway at once (hls.pathwayPriority) rather than after hls.js's retries, and keeps it first
  * for LEAVE_BUCKET_MS after the last such failure, whatever the steering manifests it reloads meanwhile
  * say (the service hears of the failure with the next beat and steers everyone by then).
  *
- * create(deps) returns { start, hls, play, tick }:
+ * create(deps) returns { start, hls, play, tick, engine, snapshot }:
  * - start(url, p2p) plays the playlist at `url` (p2p: viewer/p2p.js's player factory, or null); the
  *   player restarts itself from then on;
  * - hls() is the current hls.js player, or null (none, or the native player);
  * - play() plays the video, muted if the browser allows only that;
- * - tick() once a second: progress, stalls and the end of a stream.
- * deps: video, stats (the stats object), status (status.js), position (position.js), rewind
- * (rewind.js: where to start), countSegment(url, bytes), addError(text), refresh() (the stats panel),
+ * - tick() once a second: progress, stalls and the end of a stream;
+ * - engine(): 'hls.js <version>', 'native' or null; snapshot(): what it keeps (below), read-only.
+ * deps: video, status (status.js), position (position.js), rewind (rewind.js: where to start),
+ * countSegment(url, bytes), refresh() (the stats panel),
  * onPlayer(hls) (each new hls.js player, before it loads: playback.js listens to it),
  * and the controls' side: onLevels(levels, hls), onMutedAutoplay(), onStart(live) (a player starts
  * at the live edge, or at a time; a time found to be at the edge says live again once it knows),
  * onStop(), behind() (the viewer watches behind the live edge).
  */
+
+import { snapshot as frozen } from './snapshot.js';
 
 const RECREATE_MIN_MS = 2000; // pause before a new player after a fatal error, backing off...
 const RECREATE_MAX_MS = 5000; // ...up to this
@@ -40,9 +43,24 @@ const STALLED_BUFFER_S = 1; // "data to play": this much buffered ahead of the p
 const ENDED_STALL_MS = 4000; // after #EXT-X-ENDLIST, no progress this long is the end too
 const LEAVE_BUCKET_MS = 10000; // the VM's pathway stays first this long after a failed bucket fetch
 const FRAG_ERRORS = ['fragLoadError', 'fragLoadTimeOut'];
+const MAX_ERRORS = 50; // errors kept, the newest
 
 export function create(deps) {
-  const { video, stats, status, position, rewind } = deps;
+  const { video, status, position, rewind } = deps;
+  // What this module keeps, as snapshot() hands it out. `errors` lists fatal player errors and media
+  // errors; a playlist answering 503/404 is not one: that is the "waiting" state.
+  const own = {
+    engine: null, // 'hls.js <version>' or 'native'
+    src: null, // the playlist playing
+    recoveries: 0,
+    mediaErrors: 0, // the video could not decode what it got, or stalled with data to play
+    // Every error by kind and outcome: recovered in place, or fatal (a new player).
+    errorKinds: { network: { recovered: 0, fatal: 0 }, media: { recovered: 0, fatal: 0 },
+      other: { recovered: 0, fatal: 0 } },
+    errors: [], // 'networkError/fragLoadError (HTTP 403)', ...
+    autoplayBlocked: false, // the browser refused to start the video by itself: the viewer pressed play
+    buffer: 0, // seconds buffered ahead of the playhead
+  };
   let src = null;
   let p2p = null;
   let hls = null;
@@ -61,6 +79,7 @@ export function create(deps) {
 
   function begin(url, sharing) {
     src = url;
+    own.src = url;
     p2p = sharing;
     start();
   }
@@ -82,7 +101,7 @@ export function create(deps) {
     if (window.Hls && window.Hls.isSupported()) {
       startHlsJs(gen);
     } else if (video.canPlayType('application/vnd.apple.mpegurl')) {
-      stats.engine = 'native';
+      own.engine = 'native';
       if (rewind.pending()) {
         video.addEventListener('loadedmetadata', () => {
           if (!rewind.startNative(gen === generation) && gen === generation) deps.onStart(true);
@@ -117,7 +136,7 @@ export function create(deps) {
     const config = { liveDurationInfinity: true, backBufferLength: 30, enableInterstitialPlayback: false };
     const h = p2p ? p2p.createHls(config) : new Hls(config);
     hls = h;
-    stats.engine = 'hls.js ' + Hls.version;
+    own.engine = 'hls.js ' + Hls.version;
     deps.onPlayer(h);
     h.on(Hls.Events.MANIFEST_PARSED, (event, data) => {
       deps.onLevels(data.levels, h);
@@ -134,7 +153,7 @@ export function create(deps) {
     // hls.js attaches the video again after its media recovery (ours, or its own after a failed append):
     // the element comes back paused, and plays only if asked.
     h.on(Hls.Events.MEDIA_ATTACHED, () => {
-      if (gen === generation && stats.state === 'playing' && !userPaused) play();
+      if (gen === generation && status.state() === 'playing' && !userPaused) play();
     });
     let vmFirstUntil = -Infinity;
     const vmFirst = () => {
@@ -189,35 +208,40 @@ export function create(deps) {
       waitForStream('waiting'); // the server says there is no stream (yet)
       return;
     }
-    deps.addError(data.type + '/' + data.details + (code ? ' (HTTP ' + code + ')' : ''));
+    addError(data.type + '/' + data.details + (code ? ' (HTTP ' + code + ')' : ''));
     const kind = data.type === Hls.ErrorTypes.NETWORK_ERROR ? 'network' : 'other';
     if (data.type === Hls.ErrorTypes.NETWORK_ERROR && !data.details.startsWith('manifest')
         && networkRetries < NETWORK_RETRIES) {
       networkRetries += 1;
-      stats.recoveries += 1;
-      stats.errorKinds.network.recovered += 1;
+      own.recoveries += 1;
+      own.errorKinds.network.recovered += 1;
       hls.startLoad();
     } else if (data.type === Hls.ErrorTypes.MEDIA_ERROR) {
       mediaError(null);
     } else {
-      stats.errorKinds[kind].fatal += 1;
+      own.errorKinds[kind].fatal += 1;
       restartLater(false);
     }
   }
 
-  /** A media error (issue 40, V4): `reason` is added to stats.errors (null: already added). */
+  function addError(text) {
+    own.errors.push(text);
+    if (own.errors.length > MAX_ERRORS) own.errors.shift();
+  }
+
+  /** A media error (issue 40, V4): `reason` is added to the errors (null: already added). */
   function mediaError(reason) {
     const now = performance.now();
-    stats.mediaErrors += 1;
-    if (reason) deps.addError(reason);
+    own.mediaErrors += 1;
+    if (reason) addError(reason);
     lastProgressAt = now;
     if (hls && now - lastMediaRecovery > MEDIA_RETRY_WINDOW_MS) {
       lastMediaRecovery = now;
-      stats.recoveries += 1;
-      stats.errorKinds.media.recovered += 1;
+      own.recoveries += 1;
+      own.errorKinds.media.recovered += 1;
       hls.recoverMediaError(); // a new MediaSource from the playhead on; MEDIA_ATTACHED plays again
     } else {
-      stats.errorKinds.media.fatal += 1;
+      own.errorKinds.media.fatal += 1;
       restartLater(true); // the same segment again, most likely: start past it
     }
   }
@@ -227,7 +251,8 @@ export function create(deps) {
   function restartLater(atLiveEdge) {
     const delay = Math.min(RECREATE_MAX_MS, RECREATE_MIN_MS * 1.5 ** failures);
     failures += 1;
-    if (!atLiveEdge && deps.behind() && stats.playingDate !== null) rewind.resumeAt(stats.playingDate);
+    const date = rewind.playingDate();
+    if (!atLiveEdge && deps.behind() && date !== null) rewind.resumeAt(date);
     stop();
     status.set('error', 'Playback error. Reconnecting in ' + Math.round(delay / 1000) + ' s…');
     timer = setTimeout(start, delay);
@@ -248,9 +273,9 @@ export function create(deps) {
           start();
           return;
         }
-        if (found && found !== stats.state) status.set(found);
+        if (found && found !== status.state()) status.set(found);
         poll();
-      }, stats.state === 'offline' ? POLL_OFFLINE_MS : POLL_WAITING_MS);
+      }, status.state() === 'offline' ? POLL_OFFLINE_MS : POLL_WAITING_MS);
     };
     poll();
   }
@@ -282,8 +307,8 @@ export function create(deps) {
     const gen = generation;
     userPaused = false;
     const blocked = () => {
-      if (gen !== generation || stats.state !== 'loading') return;
-      stats.autoplayBlocked = true; // the first frame waits for the viewer (playback.js: no start-up time)
+      if (gen !== generation || status.state() !== 'loading') return;
+      own.autoplayBlocked = true; // the first frame waits for the viewer (playback.js: no start-up time)
       status.overlay('Press play to start');
     };
     const attempt = video.play();
@@ -304,23 +329,24 @@ export function create(deps) {
   function tick() {
     const now = performance.now();
     const t = video.currentTime;
-    const wantsPlay = stats.state === 'playing' && !userPaused;
+    const playing = status.state() === 'playing';
+    const wantsPlay = playing && !userPaused;
     // Progress: time moving with data to play, not a seek or a nudge a stalled player makes; or a video
     // nobody wants playing (paused by the viewer, or before it first played). A video that paused by
     // itself is not progress (issue 40, V4: it used to count, and the page sat paused for good).
     if ((video.paused && !wantsPlay) || (t !== lastTime && video.readyState >= HTMLMediaElement.HAVE_FUTURE_DATA)) {
       lastProgressAt = now;
-      if (stats.state === 'playing' && status.overlayText() === 'Buffering…') status.overlay('');
+      if (playing && status.overlayText() === 'Buffering…') status.overlay('');
     }
     lastTime = t;
-    stats.buffer = position.bufferAhead();
+    own.buffer = position.bufferAhead();
     const stalled = now - lastProgressAt;
-    if (stats.state === 'playing' && endlist && stalled > ENDED_STALL_MS && stats.buffer < 0.5) {
+    if (playing && endlist && stalled > ENDED_STALL_MS && own.buffer < 0.5) {
       waitForStream('offline'); // the last segment played but no "ended" event came
-    } else if (wantsPlay && stalled > MEDIA_STALL_MS && (video.paused || stats.buffer >= STALLED_BUFFER_S)) {
+    } else if (wantsPlay && stalled > MEDIA_STALL_MS && (video.paused || own.buffer >= STALLED_BUFFER_S)) {
       mediaError('media/stalled ' + Math.round(stalled / 1000) + ' s' + (video.paused ? ', paused' : ' with '
-        + stats.buffer.toFixed(1) + ' s buffered'));
-    } else if (stats.state === 'playing' && stalled > STALL_MS) {
+        + own.buffer.toFixed(1) + ' s buffered'));
+    } else if (playing && stalled > STALL_MS) {
       status.overlay('Buffering…');
     }
   }
@@ -328,14 +354,14 @@ export function create(deps) {
   video.addEventListener('playing', () => {
     failures = 0;
     lastProgressAt = performance.now();
-    if (stats.state !== 'playing') status.set('playing');
+    if (status.state() !== 'playing') status.set('playing');
     status.overlay('');
   });
   video.addEventListener('waiting', () => {
-    if (stats.state === 'playing') status.overlay('Buffering…');
+    if (status.state() === 'playing') status.overlay('Buffering…');
   });
   video.addEventListener('ended', () => {
-    if (stats.state === 'playing' || stats.state === 'loading') waitForStream('offline');
+    if (status.state() === 'playing' || status.state() === 'loading') waitForStream('offline');
   });
   video.addEventListener('pause', () => {
     // The viewer's pause (the controls, a key): not one the element makes when it fails.
@@ -343,7 +369,7 @@ export function create(deps) {
   });
   video.addEventListener('play', () => { userPaused = false; });
   video.addEventListener('error', async () => {
-    if (stats.state !== 'loading' && stats.state !== 'playing') return;
+    if (status.state() !== 'loading' && status.state() !== 'playing') return;
     if (hls) {
       // What hls.js does not report as fatal: the element could not decode what it was given.
       const error = video.error;
@@ -358,11 +384,11 @@ export function create(deps) {
     if (found === 'waiting' || found === 'offline') {
       waitForStream(found);
     } else {
-      deps.addError('native/media error ' + (video.error ? video.error.code : '?'));
-      stats.errorKinds.media.fatal += 1;
+      addError('native/media error ' + (video.error ? video.error.code : '?'));
+      own.errorKinds.media.fatal += 1;
       restartLater(false);
     }
   });
 
-  return { start: begin, hls: () => hls, play, tick };
+  return { start: begin, hls: () => hls, play, tick, engine: () => own.engine, snapshot: () => frozen(own) };
 }

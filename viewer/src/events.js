@@ -2,15 +2,19 @@
  * EventSource on /live/events. It is open only while the panel is, so ordinary viewers hold no
  * connection.
  *
- * create({ stats, isOpen }): counts into stats.events and stats.eventStream; isOpen() says whether the
- * panel still wants the stream when a refused one is tried again. Returns { open, close }. */
+ * create({ isOpen }): isOpen() says whether the panel still wants the stream when a refused one is
+ * tried again. Returns { open, close, snapshot }: snapshot() has `events` (received while the panel was
+ * open) and `eventStream` ('closed' | 'connecting' | 'open'). */
+
+import { snapshot as frozen } from './snapshot.js';
 
 const EVENTS_SHOWN = 10; // server events listed in the stats panel, newest first
 const EVENTS_REOPEN_MS = 5000; // the server refused the stream (503: busy or restarting): try again
 
-export function create({ stats, isOpen }) {
+export function create({ isOpen }) {
   const list = document.getElementById('events');
   const status = document.getElementById('events-status');
+  const own = { events: 0, eventStream: 'closed' };
   let eventSource = null;
   let reopenTimer = null;
 
@@ -48,7 +52,7 @@ export function create({ stats, isOpen }) {
   }
 
   function setEventStream(state) {
-    stats.eventStream = state;
+    own.eventStream = state;
     status.textContent = state;
   }
 
@@ -60,7 +64,7 @@ export function create({ stats, isOpen }) {
       return; // not ours: ignore it rather than break the panel
     }
     if (body === null || typeof body !== 'object') return;
-    stats.events += 1;
+    own.events += 1;
     const item = document.createElement('li');
     item.dataset.type = type;
     const time = document.createElement('time');
@@ -83,5 +87,5 @@ export function create({ stats, isOpen }) {
     while (list.children.length > EVENTS_SHOWN) list.lastElementChild.remove();
   }
 
-  return { open, close };
+  return { open, close, snapshot: () => frozen(own) };
 }

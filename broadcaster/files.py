@@ -1,8 +1,10 @@
-"""Reading files inside HLS_DIR so that nothing outside it is ever read.
+"""Reading files beneath a folder so that nothing outside it is ever read, and what an OSError's errno
+says: shared by every stage that reads a file (HLS_DIR's playlists and segments, STATE_DIR's state and
+journal) or meets a failing system call (the listener's accepts).
 
-Whoever can write to HLS_DIR can swap a folder for a symlink at any moment (rename(2) with
+Whoever can write to the folder can swap a subfolder for a symlink at any moment (rename(2) with
 RENAME_EXCHANGE swaps them atomically), so checking a path and then opening it proves nothing. Here
-HLS_DIR itself is opened (it is the operator's setting, and may be a symlink), then every name below
+the folder itself is opened (it is the operator's setting, and may be a symlink), then every name below
 it with O_NOFOLLOW, each relative to the descriptor of the folder above it: a symlink is refused at
 the very moment it is opened, whatever was swapped in before. Only regular files are read (a FIFO
 would block or never end, a device never ends), and never more than asked for (read_open, which
@@ -12,14 +14,27 @@ reads STATE_DIR's state file too).
 from __future__ import annotations
 
 import errno
+import grp
 import os
+import pwd
 import stat
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
-# Out of file handles or memory: says nothing about the file, so try again later.
+# What an errno says, by class (the kernel's, whatever the call):
+# out of file handles or memory: says nothing about the file, so try again later;
 TEMPORARY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM})
+# the path, or a folder on the way, is not there (any more): nothing to read, not a fault;
+GONE_ERRNOS = frozenset({errno.ENOENT, errno.ENOTDIR})
+# the process may not: the file's or a folder's permissions, or a security module;
+DENIED_ERRNOS = frozenset({errno.EACCES, errno.EPERM})
+# what O_NOFOLLOW answers for a symlink (ELOOP; ENOTDIR with O_DIRECTORY): see _open_at for which it was.
+NOT_FOLLOWED_ERRNOS = frozenset({errno.ELOOP, errno.ENOTDIR})
+# The largest media file read (and uploaded) from HLS_DIR: Owncast's segments are a few MB at most.
+MAX_FILE_BYTES = 64 * 1024 * 1024
+T = TypeVar("T")
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # O_NONBLOCK: opening a FIFO must not wait for a writer (fstat then refuses it); O_NOCTTY: a terminal
@@ -39,6 +54,14 @@ class Refused(Exception):
 
 def is_temporary(err: OSError) -> bool:
     return err.errno in TEMPORARY_ERRNOS
+
+
+def is_gone(err: OSError) -> bool:
+    return err.errno in GONE_ERRNOS
+
+
+def is_denied(err: OSError) -> bool:
+    return err.errno in DENIED_ERRNOS
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,18 +101,29 @@ def read_stamped(root: Path, parts: Sequence[str], max_bytes: int) -> tuple[byte
 def stamp_beneath(root: Path, parts: Sequence[str]) -> Stamp | None:
     """The stamp of root/parts..., opened as read_beneath opens it (no symlink followed); None when gone.
     Raises Refused or another OSError."""
+    look = look_beneath(root, parts, _nothing)
+    return None if look is None else look[0]
+
+
+def look_beneath(root: Path, parts: Sequence[str], ask: Callable[[int, Path], T]) -> tuple[Stamp, T] | None:
+    """stamp_beneath, and what `ask` says of the regular file while it is open (read-only, as `fd`):
+    source/writes.py asks whether anyone still has it open for writing."""
     try:
         fd = _open_beneath(root, parts)
     except FileNotFoundError:
         return None
     try:
         st = os.fstat(fd)
+        path = root.joinpath(*parts)
         if not stat.S_ISREG(st.st_mode):
-            path = root.joinpath(*parts)
             raise Refused("not_a_file", f"{path} is not a regular file", path)
-        return Stamp.of(st)
+        return Stamp.of(st), ask(fd, path)
     finally:
         os.close(fd)
+
+
+def _nothing(_fd: int, _path: Path) -> None:
+    return None
 
 
 def _open_beneath(root: Path, parts: Sequence[str]) -> int:
@@ -139,7 +173,7 @@ def _open_at(dir_fd: int, name: str, flags: int, shown: Path) -> int:
         return os.open(name, flags, dir_fd=dir_fd)
     except OSError as err:
         # O_NOFOLLOW refuses a symlink with ELOOP (a file) or ENOTDIR (with O_DIRECTORY); say which.
-        if err.errno in (errno.ELOOP, errno.ENOTDIR):
+        if err.errno in NOT_FOLLOWED_ERRNOS:
             try:
                 link = stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
             except OSError:
@@ -149,3 +183,41 @@ def _open_at(dir_fd: int, name: str, flags: int, shown: Path) -> int:
             kind = "folder" if flags & os.O_DIRECTORY else "regular file"
             raise Refused("not_a_file", f"{shown} is not a {kind}", shown) from err
         raise
+
+
+# -- who may: the names and fixes a permission error's line gives (settings, check, /health) ----------
+
+
+def user_name() -> str:
+    """Who this process runs as, by name where there is one: the user the fixes name."""
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return str(os.geteuid())
+
+
+def group_name(gid: int) -> str:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)
+
+
+def closed_folder(path: Path) -> Path | None:
+    """The first folder on the way to `path` (itself excluded) this user cannot enter, if any; None too
+    where one is missing (Owncast wiping HLS_DIR is no refusal)."""
+    for folder in reversed(path.absolute().parents):
+        if not os.access(folder, os.X_OK):
+            return folder if os.path.lexists(folder) else None
+    return None
+
+
+def enter_fix(folder: Path) -> str:
+    """The usual ways to let this user into `folder` (only x: it need not list it)."""
+    user = user_name()
+    try:
+        group = group_name(folder.stat().st_gid)
+    except OSError:
+        group = "its group"
+    return (f"setfacl -m u:{user}:x {folder} (an ACL for {user} alone), or chmod g+x {folder} and "
+            f"usermod -aG {group} {user}")

@@ -1,8 +1,10 @@
 /* What the page says about playback: the status line (announced by screen readers) and the overlay
- * on the video. The state is also stats.state.
+ * on the video. Keeps the page's state ('loading' | 'playing' | 'offline' | 'waiting' | 'error').
  *
- * create({ stats, onChange }): onChange() after every state change (the stats panel's state row must
- * not lag the overlay). Returns { set, overlay, overlayText }. */
+ * create({ onChange }): onChange() after every state change (the stats panel's state row must not lag
+ * the overlay). Returns { set, state, overlay, overlayText, snapshot }. */
+
+import { snapshot as frozen } from './snapshot.js';
 
 const MESSAGES = { // [the status line, the overlay]
   loading: ['Loading the stream…', 'Loading the stream…'],
@@ -12,14 +14,15 @@ const MESSAGES = { // [the status line, the overlay]
   error: ['Playback error. Reconnecting…', 'Reconnecting…'],
 };
 
-export function create({ stats, onChange }) {
+export function create({ onChange }) {
   const status = document.getElementById('status');
   const overlayBox = document.getElementById('overlay');
   const overlayLine = document.getElementById('overlay-text');
+  let current = 'loading';
 
   /** state: a key of MESSAGES; message and overlayMessage replace its words. */
   function set(state, message, overlayMessage) {
-    stats.state = state;
+    current = state;
     const [said, shown] = MESSAGES[state];
     status.dataset.state = state;
     const text = message || said;
@@ -38,5 +41,5 @@ export function create({ stats, onChange }) {
     return overlayLine.textContent;
   }
 
-  return { set, overlay, overlayText };
+  return { set, state: () => current, overlay, overlayText, snapshot: () => frozen({ state: current }) };
 }

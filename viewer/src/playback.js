@@ -9,7 +9,7 @@
  *   wrong clock on the viewer's device does not matter) minus the shown frame's PROGRAM-DATE-TIME; none
  *   while the viewer chose to watch behind (sought back, or ?start=) until back near the live edge;
  * - the variant playing (the number in its playlist's path, as the service's variants are numbered) and
- *   the switches; frames decoded and dropped; errors by kind and outcome (stats.errorKinds, player.js);
+ *   the switches; frames decoded and dropped; errors by kind and outcome (player.js's errorKinds);
  * - segments loaded by source, with their download time and bytes: from the bucket over HTTP (hls.js's
  *   own timing), or, with P2P, each as P2P Media Loader completed it, from a peer or the bucket (its
  *   attempt's start to its end: hls.js's figures for those are made up from the engine's bandwidth);
@@ -19,7 +19,9 @@
  * the fields of its FIELDS, little-endian unsigned integers of the widths WIDTHS gives (each clamped to
  * what its width holds; the largest value: no figure), counts since the previous report, the P2P ones
  * only with P2P on; at most one per `minGapMs`. Nothing identifies the viewer. A report the service did
- * not take (too soon after the last one) is counted again in the next.
+ * not take (too soon after the last one, or more than its time allows) is counted again in the next.
+ * The start-up goes in every report until one with it is taken, then never again: once per page, also
+ * when the page pauses (it leaves the count) and plays on.
  *
  * Content steering (PATHWAYS): the pathway the page plays (its hls.js level's PATHWAY-ID) and its segment
  * fetches that failed on each pathway go with every beat in the header Hb-Pathway (pathwayWord(),
@@ -27,20 +29,20 @@
  * fails for its viewers; onFailure(fn) is told of each failed fetch from a bucket pathway at once
  * (watching.js then beats without waiting for its interval).
  *
- * create({ video, hls, stats, position }): hls() is the current hls.js player or null; stats is
- * window.viewerStats (its .playback is the test hook); returns { attach(hls), report(minGapMs),
- * answered(report, sentAt, receivedAt, body), changes() (totals' changes, take() and undo(): FIELDS' order
- * from watched on, without latency and variant), latency(), stalledNow(), bandwidth(), pathwayWord(),
- * onFailure(fn) }.
+ * create({ video, hls, position, player, p2p, behindLive }): hls() is the current hls.js player or
+ * null; player() is player.js's snapshot (its errors by kind, autoplayBlocked), p2p() p2p.js's or null,
+ * behindLive() the seconds behind the live button's position or null (stats.js). Returns { attach(hls),
+ * report(minGapMs), answered(report, sentAt, receivedAt, body), changes() (totals' changes, take() and
+ * undo(): FIELDS' order from watched on, without latency and variant), latency(), latencyNow(),
+ * stalledNow(), bandwidth(), pathwayWord(), onFailure(fn), snapshot() (the figures below, read-only: the
+ * stats panel's, and the test hook's viewerStats.playback) }.
  */
 
-import { addRows } from './stats.js';
+import { snapshot as frozen } from './snapshot.js';
 
 const VARIANT_IN_PATH = /\/(\d+)\/(?:playlist|stream)\.m3u8(?:[?#]|$)/; // the service's and Owncast's paths
 const REWOUND_S = 4; // a seek this far back is the viewer's choice to watch behind live
 const KEPT_URLS = 64; // segment URLs remembered between the engine's events and hls.js's
-const ROWS = [['s-behind-clock', 'Behind live (by the clock)'], ['s-stalls', 'Stalls'],
-  ['s-startup', 'Start-up']];
 // broadcaster/status/playback.py's FIELDS, in order: bytes per field (1, 2 or 4).
 const WIDTHS = [4, 4, 1, 4, 4, 1, 1, 2, 2, 1, 1, 1, 1, 1, 1, 2, 4, 4, /* P2P: */ 2, 4, 4, 4, 2, 2, 1];
 const WITHOUT_P2P = 18;
@@ -74,7 +76,7 @@ function encode(values) {
   return btoa(String.fromCharCode(...new Uint8Array(view.buffer)));
 }
 
-export function create({ video, hls, stats, position }) {
+export function create({ video, hls, position, player, p2p, behindLive }) {
   const figures = {
     startupMs: -1,
     watchedMs: 0,
@@ -96,8 +98,6 @@ export function create({ video, hls, stats, position }) {
     notTaken: 0, // answered as not taken (too soon): counted again in the next
     lastReport: null,
   };
-  stats.playback = figures;
-  const rows = addRows(ROWS, 's-latency');
   const params = new URLSearchParams(location.search);
   let rewound = params.has('start'); // watching behind live by choice: no latency figure
   let state = 'idle'; // 'idle' | 'playing' | 'stalled'
@@ -107,6 +107,8 @@ export function create({ video, hls, stats, position }) {
   let frames = { total: 0, dropped: 0 }; // the video's own counters, last read
   let reportedAt = -Infinity;
   const failureListeners = [];
+  let startupSent = false; // the last report carried the start-up
+  let startupTaken = false; // a report with it was taken: the service has it
   const ours = changes();
 
   function set(next) {
@@ -122,7 +124,7 @@ export function create({ video, hls, stats, position }) {
     if (!everPlayed) {
       everPlayed = true;
       // Navigation to the first frame, unless the viewer had to start it (autoplay refused: player.js).
-      if (!stats.autoplayBlocked) figures.startupMs = performance.now();
+      if (!player().autoplayBlocked) figures.startupMs = performance.now();
     }
     set('playing');
   });
@@ -196,8 +198,8 @@ export function create({ video, hls, stats, position }) {
   function totals() {
     set(state);
     readFrames();
-    const e = stats.errorKinds;
-    const p = stats.p2p && !stats.p2p.off ? stats.p2p : null;
+    const e = player().errorKinds;
+    const p = sharing();
     return [figures.watchedMs, figures.stalls, figures.stalledMs, figures.switches, figures.frames,
       figures.droppedFrames, e.network.recovered, e.network.fatal, e.media.recovered, e.media.fatal,
       e.other.recovered, e.other.fatal, figures.bucket.segments, figures.bucket.ms, figures.bucket.bytes,
@@ -241,13 +243,27 @@ export function create({ video, hls, stats, position }) {
     return performance.timeOrigin + performance.now() + figures.clockOffsetMs;
   }
 
-  function latency() {
+  /** P2P's figures when it is on, else null. */
+  function sharing() {
+    const p = p2p();
+    return p && !p.off ? p : null;
+  }
+
+  /** ms from the shown frame's PROGRAM-DATE-TIME to the service's clock now; -1 without one (no clock
+   * yet, no date, or the viewer chose to watch behind). */
+  function latencyNow() {
     const date = position.playingDate();
     const now = serviceNow();
     // Back near the live edge (the live button, or caught up): following live again.
-    const near = stats.behindLive !== null && stats.behindLive <= 2 * position.targetDuration();
+    const lag = behindLive();
+    const near = lag !== null && lag <= 2 * position.targetDuration();
     if (rewound && date !== null && near) rewound = false;
-    figures.latencyMs = date === null || now === null || rewound ? -1 : Math.max(0, now - date);
+    return date === null || now === null || rewound ? -1 : Math.max(0, now - date);
+  }
+
+  /** latencyNow(), kept as the figure reported. */
+  function latency() {
+    figures.latencyMs = latencyNow();
     return figures.latencyMs;
   }
 
@@ -258,13 +274,12 @@ export function create({ video, hls, stats, position }) {
     reportedAt = at;
     const d = ours.take();
     const whole = (v) => Math.max(0, Math.round(v));
-    const fields = [figures.startupMs < 0 ? -1 : Math.round(figures.startupMs), whole(d[0]), whole(d[1]),
+    startupSent = figures.startupMs >= 0 && !startupTaken;
+    const fields = [startupSent ? Math.round(figures.startupMs) : -1, whole(d[0]), whole(d[1]),
       whole(d[2]), Math.round(latency()), figures.variant, ...d.slice(3).map(whole)];
-    const p2p = stats.p2p && !stats.p2p.off;
-    const text = encode(p2p ? fields : fields.slice(0, WITHOUT_P2P));
+    const text = encode(sharing() ? fields : fields.slice(0, WITHOUT_P2P));
     figures.reports += 1;
     figures.lastReport = fields;
-    render();
     return text;
   }
 
@@ -282,17 +297,9 @@ export function create({ video, hls, stats, position }) {
       figures.notTaken += 1;
       ours.undo();
       reportedAt = -Infinity;
+    } else if (sent && startupSent) {
+      startupTaken = true;
     }
-  }
-
-  function render() {
-    const stalled = (figures.stalledMs / 1000).toFixed(1);
-    const text = [figures.latencyMs >= 0 ? (figures.latencyMs / 1000).toFixed(1) + ' s' : '–',
-      figures.stalls + ' · ' + stalled + ' s',
-      figures.startupMs >= 0 ? (figures.startupMs / 1000).toFixed(2) + ' s' : '–'];
-    rows.forEach((dd, i) => {
-      if (dd.textContent !== text[i]) dd.textContent = text[i];
-    });
   }
 
   /** Hb-Pathway's value: the pathway played now ('-' when not known) and the fetches that failed on each
@@ -305,7 +312,6 @@ export function create({ video, hls, stats, position }) {
     PATHWAYS.forEach((p) => { figures.failed[p] = 0; });
     return word;
   }
-
   /** hls.js's bandwidth estimate (bits/s), 0 without one. */
   function bandwidth() {
     const h = hls();
@@ -319,8 +325,13 @@ export function create({ video, hls, stats, position }) {
     changes,
     stalledNow: () => state === 'stalled',
     latency,
+    latencyNow,
     bandwidth,
     pathwayWord,
     onFailure: (fn) => failureListeners.push(fn),
+    snapshot: () => {
+      set(state); // the time in the current state counted
+      return frozen(figures);
+    },
   };
 }

@@ -1,0 +1,132 @@
+"""Who a request comes from: the client address the per-client caps count by (held blocking requests,
+event streams, the viewer count), behind the Cloudflare tunnel or a reverse proxy of the operator's.
+
+A request names its client in a header only through a proxy the operator trusts (`Proxies`): anyone
+reaching the port directly could name any address. So:
+
+- the connection's peer is the client, unless it is a trusted proxy;
+- a trusted proxy's `CF-Connecting-IP` (with TRUST_CF_CONNECTING_IP: Cloudflare's edge sets it, and
+  cloudflared, on this machine, is a loopback peer) names the client;
+- else its `X-Forwarded-For` (or, without one, the `for=` of RFC 7239 `Forwarded`), read from the right:
+  each proxy appends the address it was reached from, so the right-most address that is not itself a
+  trusted proxy (FORWARDED_ALLOW_IPS) is the client; what lies left of it the client wrote itself (as
+  uvicorn's --forwarded-allow-ips and nginx's real_ip_recursive do);
+- a trusted proxy that names nobody is the client itself.
+
+None: the client is unknown, and only the global caps apply: a loopback peer that is not trusted (the
+tunnel or a local proxy, before the operator says so, speaks for every viewer at once), or a trusted
+proxy's header that does not parse.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+from dataclasses import dataclass
+
+from aiohttp import web
+from multidict import istr
+
+CF_CONNECTING_IP = istr("CF-Connecting-IP")  # the viewer's address, as Cloudflare's edge saw it (folded once)
+X_FORWARDED_FOR = istr("X-Forwarded-For")
+FORWARDED = istr("Forwarded")
+MAX_HOPS = 16  # addresses of a forwarding header looked at, from the right: no proxy chain is longer
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+@dataclass(frozen=True)
+class Proxies:
+    """The proxies trusted to name the client: `networks` (the operator's FORWARDED_ALLOW_IPS), and with
+    `cloudflare` (TRUST_CF_CONNECTING_IP) every loopback peer, for CF-Connecting-IP: cloudflared runs on
+    this machine and reaches the service on 127.0.0.1 (cloudflared.yml.example, `HOST=127.0.0.1`)."""
+
+    networks: tuple[Network, ...] = ()
+    cloudflare: bool = False
+
+    def client(self, request: web.Request) -> str | None:
+        """The client's address as text (not normalised: IPv4 as it came, the usual case, is only
+        hashed or counted), or None when unknown (see the module docstring)."""
+        peer = request.remote or ""
+        if not self.networks and not self.cloudflare:  # the default: headers mean nothing
+            return None if _loopback(peer) else peer
+        cloudflare = self.cloudflare and _loopback(peer)
+        if not cloudflare and not (self.networks and _within(self.networks, peer)):
+            return None if _loopback(peer) else peer  # a direct client: its own address, whatever it says
+        headers = request.headers
+        if self.cloudflare:
+            named = headers.get(CF_CONNECTING_IP)
+            if named is not None:
+                return named.strip()
+        hops = _forwarded_for(headers.getall(X_FORWARDED_FOR, []), headers.getall(FORWARDED, []))
+        if hops is None:
+            return peer  # a trusted proxy that names nobody: itself
+        address: Address | None = None
+        for hop in reversed(hops[-MAX_HOPS:]):
+            address = _address(hop)
+            if address is None:
+                return None  # a proxy we trust wrote something we cannot read: the client is unknown
+            if not (self.networks and _within(self.networks, str(address))):
+                return str(address)
+        # Every hop a proxy of ours: the first one asked for itself (beyond MAX_HOPS: unknown).
+        return str(address) if len(hops) <= MAX_HOPS else None
+
+
+def client_address(request: web.Request, proxies: Proxies) -> str | None:
+    """The key the per-client caps count by (held requests, event streams), or None when the client is
+    unknown: its address, IPv4 as such; an IPv6 client owns a /64 and may use any address in it: it
+    counts as one."""
+    address = _address(proxies.client(request) or "")
+    if address is None:
+        return None
+    if isinstance(address, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
+def _forwarded_for(x_forwarded_for: list[str], forwarded: list[str]) -> list[str] | None:
+    """The addresses a proxy chain names, oldest first: X-Forwarded-For's, else Forwarded's for= (RFC
+    7239 4, 6); None when neither header is there."""
+    if x_forwarded_for:
+        return [hop.strip() for line in x_forwarded_for for hop in line.split(",")]
+    if not forwarded:
+        return None
+    hops = []
+    for line in forwarded:
+        for element in line.split(","):
+            for pair in element.split(";"):
+                name, _, value = pair.strip().partition("=")
+                if name.lower() == "for":
+                    hops.append(value.strip().strip('"'))
+    return hops or None
+
+
+@functools.lru_cache(maxsize=4096)  # the same few proxies and clients, request after request
+def _address(text: str) -> Address | None:
+    """An address as a forwarding header writes it: bare, `[v6]` or `[v6]:port`, `v4:port`; an IPv4
+    mapped into IPv6 as the IPv4 it is. None: not an address (`unknown`, an obfuscated RFC 7239 name)."""
+    if text.startswith("["):
+        text = text[1:].partition("]")[0]
+    elif text.count(":") == 1:
+        text = text.partition(":")[0]
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+@functools.lru_cache(maxsize=4096)
+def _within(networks: tuple[Network, ...], text: str) -> bool:
+    address = _address(text)
+    return address is not None and any(address in network for network in networks)
+
+
+def _loopback(peer: str) -> bool:
+    if peer.startswith("127."):
+        return True
+    address = _address(peer) if ":" in peer else None
+    return address is not None and address.is_loopback

@@ -1,0 +1,109 @@
+"""What a variant still has to list after the others (issue 50, W5): one stuck file holds only its own
+variant.
+
+A slot is decided once one of its copies is in the bucket and every other copy is too, or is a file
+Owncast is still writing (slots.SlotAligner.take_ready). The variants whose copy is in the bucket list
+it then; a variant whose copy is not keeps the slot here, under the number every variant gives it, and
+everything decided for it after that (later slots, a gap, the end) waits behind it, in order. The lister
+lists the head once its copy is uploaded, or lists a gap there (EXT-X-GAP, hls.GAP_TAG) when the copy
+is lost or Owncast has still not finished the file at `give_up`: the variant's numbers stay those of
+every other variant, and only its own playlist waited.
+
+The saved form (`saved`, in the publisher's memory) lists what waits: a start from that state lists
+each as a gap (memory.decode), since the slot was shown in the other variants under that number.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from ..playlist.segments import ListedSegment
+from .slots import Copy
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """A decided slot one variant lists once its copy is uploaded: `segment` as it is listed (its hash
+    added once uploaded), under `sequence`; a gap there if the copy is lost, or not finished by Owncast
+    at `give_up` (monotonic)."""
+
+    copy: Copy
+    segment: ListedSegment
+    sequence: int
+    run: int
+    run_name: str  # the recording's
+    wall: float  # the clock reading of its slot: a date made up for it is the same in every variant
+    give_up: float
+
+
+class Mark(enum.Enum):
+    GAP = "gap"  # a slot dropped in every variant: the next segment carries EXT-X-DISCONTINUITY
+    END = "end"  # the stream ended: EXT-X-ENDLIST
+
+
+Step = Waiting | Mark
+
+
+class Queues:
+    """Per variant, the steps decided for it that wait behind a copy not yet uploaded, oldest first."""
+
+    def __init__(self) -> None:
+        self._queues: dict[int, deque[Step]] = {}
+
+    def lagging(self, index: int) -> bool:
+        """Something waits in this variant: whatever is decided for it next waits behind."""
+        return index in self._queues
+
+    def add(self, index: int, step: Step) -> None:
+        self._queues.setdefault(index, deque()).append(step)
+
+    def head(self, index: int) -> Step | None:
+        queue = self._queues.get(index)
+        return queue[0] if queue else None
+
+    def pop(self, index: int) -> None:
+        queue = self._queues[index]
+        queue.popleft()
+        if not queue:
+            del self._queues[index]
+
+    def variants(self) -> list[int]:
+        return list(self._queues)
+
+    def next_sequence(self, index: int) -> int | None:
+        """The number the next slot decided for this variant gets: after the last one waiting in it."""
+        for step in reversed(self._queues.get(index, ())):
+            if isinstance(step, Waiting):
+                return step.sequence + 1
+        return None
+
+    def last_run(self, index: int) -> int | None:
+        """The run of the last slot waiting in this variant (None: none waits)."""
+        for step in reversed(self._queues.get(index, ())):
+            if isinstance(step, Waiting):
+                return step.run
+        return None
+
+    def waiting(self) -> Iterator[tuple[int, Waiting]]:
+        for index, queue in self._queues.items():
+            for step in queue:
+                if isinstance(step, Waiting):
+                    yield index, step
+
+    @property
+    def count(self) -> int:
+        return sum(1 for _ in self.waiting())
+
+    def saved(self) -> dict[int, list[object]]:
+        """Per variant, what waits (JSON-able): each slot as [number, URI, duration, date, discontinuity,
+        init URI, key], each mark as its name."""
+        out: dict[int, list[object]] = {}
+        for index, queue in self._queues.items():
+            out[index] = [step.value if isinstance(step, Mark) else
+                          [step.sequence, step.segment.uri, step.segment.duration,
+                           step.segment.program_date_time, step.segment.discontinuity, step.segment.init_uri,
+                           step.segment.key] for step in queue]
+        return out

@@ -1,0 +1,50 @@
+"""WritesWaited: the uploads' WriteWatch, and which files an upload is waiting on now.
+
+An upload first waits until Owncast has finished its file (source.writes). A copy whose upload is still
+in that wait (`waiting`) when another copy of its slot is in the bucket holds only its own variant
+(lister.py). One seen being written meanwhile (`writing`) is given up a bounded time later: Owncast gets
+a body over loopback within milliseconds of the playlist that names it, so a file still being written
+by then has a stuck writer; one not there at all ends its wait as deleted (source.writes.MISSING_WAIT).
+A copy that is uploading is waited for: its bytes are whole, the bucket is merely slower for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from ..source.writes import Finish
+from .uploads import WriteWatch
+
+
+class WritesWaited:
+    def __init__(self, writes: WriteWatch) -> None:
+        self._writes = writes
+        self._waiting: dict[Path, int] = {}  # file -> uploads waiting on it now
+        self._writing: set[Path] = set()  # of those, files seen being written during the wait
+
+    async def finished(self, path: Path, limit: float, on_writing: Callable[[], None] | None = None) -> Finish:
+        self._waiting[path] = self._waiting.get(path, 0) + 1
+
+        def seen_writing() -> None:
+            self._writing.add(path)
+            if on_writing is not None:
+                on_writing()
+
+        try:
+            return await self._writes.finished(path, limit, seen_writing)
+        finally:
+            left = self._waiting[path] - 1
+            if left:
+                self._waiting[path] = left
+            else:
+                del self._waiting[path]
+                self._writing.discard(path)
+
+    def waiting(self, path: Path) -> bool:
+        """An upload waits for Owncast to finish `path` now (being written, or not there yet)."""
+        return path in self._waiting
+
+    def writing(self, path: Path) -> bool:
+        """An upload waits for `path`, which was seen being written meanwhile."""
+        return path in self._writing

@@ -1,0 +1,133 @@
+"""Can this user read Owncast's folder: enter every folder on the way to HLS_DIR, list it and its variant
+folders, read their files, and watch them (inotify)?
+
+The likeliest set-up mistake: Owncast lives under /home/owncast (0700 on Debian 12, 0750 on Ubuntu) and
+the service's user cannot get in. Each problem is one line naming the folder and the usual fix (an ACL
+for this user, or the folder's group), for `check`, for `run` before anything starts (exit 2), and for
+/health while it runs (`AccessWatch`: Owncast recreates its folders at every stream, and an ACL set on
+them by hand goes with them). Only a refusal counts: a folder gone in between (Owncast wiping it) is
+the watcher's business.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import stat
+from pathlib import Path
+
+from ..files import closed_folder, enter_fix, group_name, user_name
+from . import inotify
+
+ACCESS_INTERVAL = 5.0  # seconds between two checks while the service runs
+_SEGMENT_SUFFIXES = (".ts", ".m4s", ".mp4")
+
+
+def _read_fix(hls_dir: Path, refused: Path) -> str:
+    """The folder's group where it grants reading and this user is not in it; else an ACL on the folder
+    above HLS_DIR, with a default ACL, which the folders Owncast makes at each stream inherit."""
+    user = user_name()
+    with contextlib.suppress(OSError):
+        st = refused.stat()
+        wanted = (stat.S_IRGRP | stat.S_IXGRP) if stat.S_ISDIR(st.st_mode) else stat.S_IRGRP
+        if st.st_mode & wanted == wanted and st.st_gid not in os.getgroups():
+            return f"usermod -aG {group_name(st.st_gid)} {user} (then restart the service)"
+    top = hls_dir.parent
+    return (f"setfacl -R -m u:{user}:rX {top} && setfacl -R -d -m u:{user}:rX {top} (the default ACL, -d, "
+            "covers the folders Owncast makes at each stream)")
+
+
+def problems(hls_dir: Path, *, watch: bool) -> list[str]:
+    """One line per folder or file of HLS_DIR this user is refused, naming it and the fix; with `watch`,
+    an inotify watch is also tried on HLS_DIR and its folders, as the watcher sets them."""
+    user = user_name()
+    closed = closed_folder(hls_dir / "x")  # HLS_DIR itself included
+    if closed is not None:
+        where = "HLS_DIR" if closed == hls_dir else "on the way to HLS_DIR"
+        return [f"user {user} cannot enter {closed} ({where}): {enter_fix(closed)}"]
+    found: list[str] = []
+    folders = [hls_dir]
+    try:
+        with os.scandir(hls_dir) as entries:
+            folders += sorted(Path(e.path) for e in entries if e.name.isdigit() and _is_dir(e))
+    except PermissionError:
+        return [f"user {user} cannot list HLS_DIR {hls_dir}: {_read_fix(hls_dir, hls_dir)}"]
+    except OSError:
+        return []  # gone (Owncast replacing it): nothing refused
+    for folder in folders:
+        problem = _folder_problem(hls_dir, folder, user)
+        if problem is not None:
+            found.append(problem)
+    if watch and not found and inotify.available():
+        try:
+            inotify.FolderWatch(hls_dir).close()
+        except OSError as err:
+            found.append(f"user {user} cannot watch HLS_DIR {hls_dir} with inotify ({err.strerror or err}): "
+                         "raise fs.inotify.max_user_instances / max_user_watches (sysctl), or set "
+                         "HLS_WATCH=watchfiles")
+    return found
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir(follow_symlinks=False)
+    except OSError:
+        return False
+
+
+def _folder_problem(hls_dir: Path, folder: Path, user: str) -> str | None:
+    """Enter and list `folder`, then read its playlist and one segment: the first refusal, as a line."""
+    what = "HLS_DIR" if folder == hls_dir else f"HLS_DIR's variant folder {folder.name}"
+    try:
+        with os.scandir(folder) as entries:
+            names = sorted(e.name for e in entries)
+    except PermissionError:
+        return f"user {user} cannot list {folder} ({what}): {_read_fix(hls_dir, folder)}"
+    except OSError:
+        return None
+    files = [n for n in ("stream.m3u8",) if n in names]
+    files += [n for n in names if n.endswith(_SEGMENT_SUFFIXES)][-1:]  # one segment stands for them all
+    for name in files:
+        path = folder / name
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except PermissionError:
+            return f"user {user} cannot read {path} ({what}): {_read_fix(hls_dir, path)}"
+        except OSError:
+            continue  # gone, or a symlink (the watcher refuses those itself)
+        os.close(fd)
+    return None
+
+
+class AccessWatch:
+    """`problem`: the first refusal found by the last check of HLS_DIR (None: none), checked every
+    `interval` seconds while started, for /health's reasons."""
+
+    def __init__(self, hls_dir: Path, interval: float = ACCESS_INTERVAL) -> None:
+        self._hls_dir = hls_dir
+        self._interval = interval
+        self.problem: str | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def check(self, *, watch: bool = False) -> list[str]:
+        """Every refusal now (with `watch`, an inotify watch tried too: at start-up, not every few seconds)."""
+        found = problems(self._hls_dir, watch=watch)
+        self.problem = found[0] if found else None
+        return found
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="hls-access")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            self.check()

@@ -1,0 +1,86 @@
+"""Whether any process has a file open for writing, asked of the kernel: one read lease, taken and
+released at once.
+
+Linux refuses a read lease (fcntl F_SETLEASE F_RDLCK) with EAGAIN while the file is open for writing
+anywhere (fs/locks.c, check_conflicting_open: the inode's write count), whoever the writer is. That is
+the one exact answer to "has Owncast finished this file": a close event can be another process's (a
+`touch`), a rename or a restart hides the writer's open from inotify, and a quiet file may be a stalled
+writer's. It costs an open, two fcntl calls and a close (3 us measured).
+
+The kernel grants a lease only to the file's owner or a process with CAP_LEASE (else EACCES), on file
+systems that support leases (else EINVAL), while fs.leases-enable is on: where it cannot, the answer is
+None and the caller falls back on what inotify said (said once per reason in the log). While the lease is
+held (the microseconds between the two calls) a writer's open of that file waits for its release, and the
+kernel tells the holder with SIGIO, whose default action ends the process: a no-op handler is put in
+first (not inherited by children, unlike SIG_IGN), from the main thread; elsewhere the answer is None.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import logging
+import signal
+import threading
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+_UNSUPPORTED = {
+    errno.EACCES: "the files are not this user's and it lacks CAP_LEASE (run it as Owncast's user, or "
+                  "grant AmbientCapabilities=CAP_LEASE)",
+    errno.EPERM: "leases are not allowed here (a seccomp filter or a security module refuses fcntl F_SETLEASE)",
+    errno.EINVAL: "the file system takes no leases, or fs.leases-enable is 0",
+    errno.ENOLCK: "the kernel is out of lock records",
+}
+_told: set[str] = set()
+_sigio_ready = False
+
+
+def _on_sigio(_signum: int, _frame: object) -> None:
+    """A writer opened a file while this process held its lease for an instant: nothing to do (the lease
+    is released right after it is taken)."""
+
+
+def _sigio_unsafe() -> str | None:
+    """Why SIGIO could end the process (None: a handler of ours, or someone's, is in place)."""
+    global _sigio_ready
+    if _sigio_ready:
+        return None
+    current = signal.getsignal(signal.SIGIO)
+    if current is signal.SIG_DFL:
+        if threading.current_thread() is not threading.main_thread():
+            return "asked from a thread other than the main one, which alone can set a SIGIO handler"
+        signal.signal(signal.SIGIO, _on_sigio)
+        signal.siginterrupt(signal.SIGIO, False)  # restart a system call it lands in (SA_RESTART)
+    elif current is None:
+        return "SIGIO has a handler set outside Python, which may end the process"
+    _sigio_ready = True
+    return None
+
+
+def writers(fd: int, path: Path) -> bool | None:
+    """Whether the regular file open (read-only) as `fd` is open for writing anywhere: True, False, or
+    None when the kernel will not say here (why is logged once per reason; `path` names the file)."""
+    if (unsafe := _sigio_unsafe()) is not None:
+        _tell("sigio", unsafe, path)
+        return None
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_RDLCK)
+    except OSError as err:
+        if err.errno == errno.EAGAIN:
+            return True
+        _tell(errno.errorcode.get(err.errno or 0, str(err.errno)), _UNSUPPORTED.get(err.errno or 0, str(err)), path)
+        return None
+    fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+    return False
+
+
+def _tell(kind: str, why: str, path: Path) -> None:
+    if kind in _told:
+        return
+    _told.add(kind)
+    log.warning("cannot ask the kernel whether %s is still open for writing: %s. Segments are judged by "
+                "what inotify says and by the file itself instead, which a writer that pauses, or another "
+                "process that opens and closes the file, can mislead (docs/how-it-works.md#whole-segments-only)",
+                path, why)

@@ -1,0 +1,111 @@
+"""Running a command as another user, so file permissions are the kernel's, not a fake's.
+
+The tests run as root here (as on CI), and root reads every folder whatever its mode: a test of "the
+service's user cannot enter Owncast's home folder" must run the service as someone else. `as_nobody`
+wraps a command with setpriv (util-linux) to uid/gid 65534 (nobody/nogroup) with no supplementary groups
+and no capabilities, so the folders root makes are another user's to it. Run by a user other than root,
+the tests skip: they cannot make folders owned by someone else.
+
+Python itself may live where nobody can enter (pyenv under /root, 0700). Then the command runs in a
+mount namespace of its own (unshare -m, private propagation: nothing changes for the rest of the
+machine) where each such folder is covered by a tmpfs of mode 0755 holding bind mounts of just the
+entries on the way to what Python needs (the interpreter, its libraries and site-packages, this
+checkout); the folders the test is about keep their real modes. Where neither can be done, the test is
+skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import site
+import stat
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+NOBODY = 65534
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+def _others_enter(folder: Path) -> bool:
+    try:
+        return bool(folder.stat().st_mode & stat.S_IXOTH)
+    except OSError:
+        return False
+
+
+def _needed() -> list[Path]:
+    """What a Python process of this checkout reads: the interpreter, its libraries, site-packages
+    (editable installs point elsewhere through .pth files: those folders too), and the checkout."""
+    paths = {Path(sys.executable).resolve(), Path(sys.prefix), Path(sys.base_prefix), ROOT,
+             Path(sysconfig.get_paths()["stdlib"]), Path(sysconfig.get_paths()["purelib"])}
+    paths.update(Path(p) for p in site.getsitepackages())
+    paths.update(Path(p) for p in sys.path if p and Path(p).is_dir())
+    return sorted(p for p in paths if p.exists())
+
+
+def _blocked() -> dict[Path, set[str]]:
+    """Folders others cannot enter on the way to what Python needs -> the entries needed inside each
+    (one closed folder per path: a second one further down cannot be opened this way)."""
+    blocked: dict[Path, set[str]] = {}
+    for path in _needed():
+        resolved = path.resolve()
+        closed = [f for f in [*reversed(resolved.parents), resolved] if f.is_dir() and not _others_enter(f)]
+        if len(closed) > 1 or (closed and closed[0] == resolved):
+            pytest.skip(f"{resolved} lies behind folders another user cannot enter: {closed}")
+        if closed:
+            blocked.setdefault(closed[0], set()).add(resolved.relative_to(closed[0]).parts[0])
+    return blocked
+
+
+def _setpriv() -> list[str]:
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("setpriv (util-linux) is not installed: cannot run a command as another user")
+    return [setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--inh-caps=-all", "--"]
+
+
+def as_nobody(argv: list[str], stage: Path) -> list[str]:
+    """`argv` as uid 65534. `stage`: an empty folder of the caller's, the namespace's scratch mount point
+    (the caller removes it)."""
+    if os.geteuid() != 0:
+        pytest.skip("not root: cannot make folders owned by another user, nor run as one")
+    drop = _setpriv()
+    blocked = _blocked()
+    if not blocked:
+        return [*drop, *argv]
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        pytest.skip(f"{', '.join(map(str, blocked))} cannot be entered by another user and unshare is missing")
+    lines = ["set -e", f"mount -t tmpfs -o mode=0755 as-nobody-stage {shlex.quote(str(stage))}"]
+    moves = []
+    for n, (folder, children) in enumerate(sorted(blocked.items())):
+        for m, child in enumerate(sorted(children)):
+            source, held = folder / child, stage / f"{n}-{m}"
+            make = "mkdir" if source.is_dir() else "touch"
+            lines += [f"{make} {shlex.quote(str(held))}",
+                      f"mount --bind {shlex.quote(str(source))} {shlex.quote(str(held))}"]
+            moves.append((folder, held, source, make))
+    for folder in blocked:
+        lines.append(f"mount -t tmpfs -o mode=0755 as-nobody {shlex.quote(str(folder))}")
+    for _folder, held, source, make in moves:
+        lines += [f"{make} {shlex.quote(str(source))}",
+                  f"mount --bind {shlex.quote(str(held))} {shlex.quote(str(source))}"]
+    lines.append("exec " + shlex.join([*drop, *argv]))
+    probe = subprocess.run([unshare, "-m", "true"], capture_output=True, text=True, timeout=30)
+    if probe.returncode != 0:
+        pytest.skip(f"{', '.join(map(str, blocked))} cannot be entered by another user, and no mount namespace "
+                    f"can be made here to let it in ({probe.stderr.strip()[:200]})")
+    return [unshare, "-m", "--propagation", "private", "sh", "-c", "\n".join(lines)]
+
+
+def open_folder(base: Path) -> Path:
+    """A folder anyone may enter (pytest's tmp_path is under a 0700 folder of root's)."""
+    base.mkdir(parents=True, exist_ok=True)
+    base.chmod(0o755)
+    return base

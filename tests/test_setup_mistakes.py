@@ -1,0 +1,321 @@
+"""Issue 47, item 2: every set-up mistake is named at once, a line each, exit 2, and no traceback.
+
+The permission mistakes are tried as a user other than root (tests/support/as_user.py: uid 65534 with
+setpriv, root's folders kept out of its way in a mount namespace of its own), since root reads every
+folder whatever its mode: Owncast's home folder closed to the service's user, HLS_DIR or a variant
+folder that cannot be listed, a playlist that cannot be read, an env file the user cannot read, a
+STATE_DIR it cannot write. `check` names each with its fix, `run` ends with exit 2 (systemd's
+RestartPreventExitStatus=2: no restart loop), and a folder closed while the service runs makes /health
+degraded with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from broadcaster.demo.seaweed import SeaweedS3
+from broadcaster.preflight import _check_hls_dir, _check_listeners, _check_settings, _check_state_dir, _Report
+from broadcaster.settings import SETTINGS, SettingsError, load_settings
+from broadcaster.source.access import AccessWatch, problems
+from tests.support.as_user import NOBODY, as_nobody, open_folder
+from tests.support.waiting import until
+
+pytestmark = pytest.mark.integration
+
+
+
+@pytest.fixture
+async def bucket(seaweed: SeaweedS3) -> SeaweedS3:
+    """The real S3 server (public reads and CORS as R2 with deploy/r2-cors.json)."""
+    return seaweed
+
+
+@pytest.fixture
+def place() -> Iterator[Path]:
+    """A folder under /tmp anyone may enter (pytest's tmp_path is in root's 0700 folder), removed after."""
+    folder = Path(tempfile.mkdtemp(prefix="hlsb-setup-"))
+    try:
+        yield open_folder(folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def owncast_folder(place: Path) -> Path:
+    """Owncast's data/hls as Owncast leaves it (0755 folders, 0644 files), with one variant."""
+    hls = place / "home" / "owncast" / "data" / "hls"
+    (hls / "0").mkdir(parents=True)
+    (hls / "stream.m3u8").write_text("#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1000\n0/stream.m3u8\n")
+    (hls / "0" / "stream.m3u8").write_text("#EXTM3U\n#EXT-X-TARGETDURATION:2\n")
+    (hls / "0" / "stream-abc-1.ts").write_bytes(b"\x47" * 188)
+    for folder in (place / "home", place / "home" / "owncast", hls.parent, hls, hls / "0"):
+        folder.chmod(0o755)
+    return hls
+
+
+def env_file(place: Path, bucket: SeaweedS3 | None, hls: Path, **over: str) -> Path:
+    """The service's env file, readable by anyone (the mistakes are the tests' to make). No bucket: for
+    the mistakes found before any bucket call."""
+    state = place / "state"
+    s3 = {"S3_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_ACCESS_KEY_ID": "setupkey", "AWS_SECRET_ACCESS_KEY": "secret",
+          "AWS_BUCKET_NAME": "setup", "R2_PUBLIC_URL": "https://media.example.com"} if bucket is None else {
+          "S3_ENDPOINT_URL": bucket.endpoint_url, "AWS_ACCESS_KEY_ID": bucket.access_key,
+          "AWS_SECRET_ACCESS_KEY": bucket.secret_key, "AWS_BUCKET_NAME": bucket.bucket,
+          "R2_PUBLIC_URL": bucket.public_url}
+    values = {"HLS_DIR": str(hls), **s3, "STATE_DIR": str(state), "PORT": "0", "TRUST_CF_CONNECTING_IP": "true",
+              **over}
+    path = place / "env"
+    path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+    path.chmod(0o644)
+    return path
+
+
+def environ(place: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in {s.name for s in SETTINGS}}
+    env.update(HOME=str(place), PYTHONDONTWRITEBYTECODE="1")
+    return env
+
+
+def as_user(place: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    stage = place / ".stage"
+    stage.mkdir(exist_ok=True)
+    argv = as_nobody([sys.executable, "-m", "broadcaster", *args], stage)
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=environ(place), cwd=place)
+
+
+def prepare_state(place: Path) -> None:
+    """STATE_DIR as systemd's StateDirectory= leaves it: the service user's."""
+    state = place / "state"
+    state.mkdir()
+    os.chown(state, NOBODY, NOBODY)
+
+
+# -- as another user ------------------------------------------------------------------------------------
+
+
+def test_the_check_runs_as_another_user(place: Path, bucket: SeaweedS3) -> None:
+    """The rig itself: the command really runs as uid 65534, and a clean set-up passes."""
+    hls = owncast_folder(place)
+    prepare_state(place)
+    done = as_user(place, "check", "--env-file", str(env_file(place, bucket, hls)))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"ok   HLS_DIR {hls}: user nobody can enter, list and read it" in done.stdout, done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(("closing", "expected"), [
+    ("owncast", "cannot enter {place}/home/owncast (permission denied): setfacl -m u:{user}:x "
+                "{place}/home/owncast"),
+    ("hls-list", "cannot list HLS_DIR {hls}: setfacl -R -m u:{user}:rX {hls.parent} && setfacl -R -d -m "
+                 "u:{user}:rX {hls.parent}"),
+    ("variant", "cannot list {hls}/0 (HLS_DIR's variant folder 0): setfacl -R -m u:{user}:rX"),
+    ("playlist", "cannot read {hls}/0/stream.m3u8 (HLS_DIR's variant folder 0): setfacl"),
+    ("group", "cannot list {hls}/0 (HLS_DIR's variant folder 0): usermod -aG "),
+])
+def test_a_folder_the_user_cannot_read_is_named_with_its_fix_by_check_and_run(
+    place: Path, bucket: SeaweedS3, closing: str, expected: str
+) -> None:
+    hls = owncast_folder(place)
+    prepare_state(place)
+    if closing == "owncast":
+        (place / "home" / "owncast").chmod(0o700)  # Debian 12's home folders
+    elif closing == "hls-list":
+        hls.chmod(0o711)  # entered, not listed
+    elif closing == "variant":
+        (hls / "0").chmod(0o700)
+    elif closing == "playlist":
+        (hls / "0" / "stream.m3u8").chmod(0o600)
+    else:  # its group may read it, the user is not in the group
+        os.chown(hls / "0", 0, 4242)
+        (hls / "0").chmod(0o750)
+    line = expected.format(place=place, hls=hls, user="nobody")
+    settings = env_file(place, bucket, hls)
+
+    checked = as_user(place, "check", "--env-file", str(settings))
+    assert checked.returncode == 2, checked.stdout + checked.stderr
+    fails = [x for x in checked.stdout.splitlines() if x.startswith("FAIL")]
+    assert len(fails) == 1 and line in fails[0], checked.stdout
+    assert "Traceback" not in checked.stdout + checked.stderr
+
+    ran = as_user(place, "--env-file", str(settings), "run")
+    errors = [x for x in ran.stderr.splitlines() if x.startswith("hls-broadcaster: error:")]
+    assert ran.returncode == 2 and len(errors) == 1 and line in errors[0], ran.stderr
+    assert "Traceback" not in ran.stderr + ran.stdout
+
+
+@pytest.mark.parametrize("mistake", ["unreadable", "closed-folder", "a-folder", "not-utf8", "missing"])
+def test_an_env_file_that_cannot_be_read_is_one_line_exit_2(place: Path, mistake: str) -> None:
+    hls = owncast_folder(place)
+    settings = env_file(place, None, hls)
+    if mistake == "unreadable":
+        settings.chmod(0o600)  # root's 0600: as docs/production.md once installed it
+        expected = f"env file {settings}: user "
+    elif mistake == "closed-folder":
+        (place / "etc").mkdir(mode=0o700)
+        settings = settings.rename(place / "etc" / "env")
+        expected = f"env file {settings}: user nobody cannot enter {place / 'etc'}"
+    elif mistake == "a-folder":
+        settings.unlink()
+        settings.mkdir()
+        expected = f"env file {settings} is not a file"
+    elif mistake == "not-utf8":
+        settings.write_bytes(b"HLS_DIR=/tmp/\xff\xfe\n")
+        expected = f"env file {settings} is not UTF-8 text"
+    else:
+        settings.unlink()
+        expected = f"env file {settings} does not exist"
+    for argv in (["check", "--env-file", str(settings)], ["--env-file", str(settings), "run"]):
+        done = as_user(place, *argv)
+        said = (done.stdout + done.stderr).strip().splitlines()
+        assert done.returncode == 2 and len(said) == 1 and expected in said[0], (argv, said)
+        assert "Traceback" not in done.stderr
+
+
+def test_a_state_dir_the_user_cannot_write_is_named(place: Path) -> None:
+    hls = owncast_folder(place)
+    (place / "state").mkdir(mode=0o755)  # root's, not the service user's
+    done = as_user(place, "check", "--env-file", str(env_file(place, None, hls)))
+    assert done.returncode == 2 and "Traceback" not in done.stdout + done.stderr
+    assert f"FAIL STATE_DIR (from {place / 'env'})='{place / 'state'}': not writable by user" in done.stdout
+
+
+def test_state_files_left_by_a_run_as_root_are_named_by_check_and_run(place: Path) -> None:
+    """`sudo hls-broadcaster run` by hand once leaves root's 0600 files in STATE_DIR: the service's user then
+    failed to lock it at every start (exit 1, restarted in a loop); now a line naming the file and the fix."""
+    hls = owncast_folder(place)
+    prepare_state(place)
+    for name in ("lock", "state.json"):
+        (place / "state" / name).write_text("")
+        (place / "state" / name).chmod(0o600)
+    settings = env_file(place, None, hls)
+    for argv in (["check", "--env-file", str(settings)], ["--env-file", str(settings), "run"]):
+        done = as_user(place, *argv)
+        said = [x for x in (done.stdout + done.stderr).splitlines() if "STATE_DIR" in x]
+        assert done.returncode == 2 and len(said) == 1, (argv, done.stdout, done.stderr)
+        assert f"user nobody cannot rewrite lock in it (left by a run as another user?): chown -R nobody " \
+               f"{place / 'state'}" in said[0], said
+        assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_check_before_the_first_start_does_not_need_state_dir(place: Path, bucket: SeaweedS3) -> None:
+    """STATE_DIR does not exist before systemd's StateDirectory= makes it, and this user cannot make it in
+    /var/lib: check says so and passes; it never creates it."""
+    hls = owncast_folder(place)
+    (place / "lib").mkdir(mode=0o755)  # as /var/lib: root's
+    settings = env_file(place, bucket, hls, STATE_DIR=str(place / "lib" / "hls-broadcaster"))
+    done = as_user(place, "check", "--env-file", str(settings))
+    assert done.returncode == 0, done.stdout + done.stderr
+    warned = [x for x in done.stdout.splitlines() if x.startswith("warn STATE_DIR")]
+    assert len(warned) == 1 and "StateDirectory= makes it at the first start" in warned[0], done.stdout
+    assert not (place / "lib" / "hls-broadcaster").exists()
+
+
+async def test_a_folder_closed_while_running_makes_health_degraded_with_the_reason(place: Path, bucket: SeaweedS3) -> None:
+    hls = owncast_folder(place)
+    prepare_state(place)
+    stage = place / ".stage"
+    stage.mkdir()
+    argv = as_nobody([sys.executable, "-m", "broadcaster", "--env-file", str(env_file(place, bucket, hls)), "run"],
+                     stage)
+    proc = await asyncio.create_subprocess_exec(*argv, env=environ(place), cwd=place, stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.STDOUT)
+    lines: list[str] = []
+    url = ""
+
+    async def read() -> None:
+        nonlocal url
+        assert proc.stdout is not None
+        async for raw in proc.stdout:
+            line = raw.decode(errors="replace").rstrip()
+            lines.append(line)
+            if "serving http://" in line and not url:
+                url = line.split("serving ", 1)[1].split("/live/", 1)[0]
+
+    reader = asyncio.create_task(read())
+    try:
+        await until(lambda: bool(url) or proc.returncode is not None, "the service serving", timeout=30)
+        assert url, lines
+        async with aiohttp.ClientSession() as http:
+            async def health() -> tuple[int, dict[str, object]]:
+                async with http.get(f"{url}/health") as r:
+                    return r.status, json.loads(await r.text())
+
+            status, body = await health()
+            assert status == 200 and body["stream"] == "idle", body
+            (hls / "0").chmod(0o700)  # Owncast made it again, closed
+            reason = f"cannot read Owncast's folder: user nobody cannot list {hls}/0"
+            seen: list[tuple[int, dict[str, object]]] = []
+
+            async def degraded() -> bool:
+                seen.append(await health())
+                return seen[-1][0] == 503 and reason in str(seen[-1][1]["status"])
+
+            await until(degraded, f"/health naming {reason}", 20, every=0.5)
+            assert seen[-1][1]["stream"] == "live", seen[-1]  # degraded: live and not ok
+            (hls / "0").chmod(0o755)
+
+            async def recovered() -> bool:
+                return (await health())[0] == 200
+
+            await until(recovered, "/health ok again", 20, every=0.5)
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            await asyncio.wait_for(proc.wait(), 20)
+        await reader
+    assert "Traceback" not in "\n".join(lines)
+
+
+def test_a_folder_gone_is_no_refusal(tmp_path: Path) -> None:
+    """Owncast deletes and makes HLS_DIR again at every stream: gone for a moment is not 'cannot enter'
+    (os.access says no for a missing path too), so /health does not turn degraded for it."""
+    hls = tmp_path / "hls"
+    (hls / "0").mkdir(parents=True)
+    watch = AccessWatch(hls)
+    assert watch.check() == [] and watch.problem is None
+    shutil.rmtree(hls)
+    assert watch.check() == [] and watch.problem is None
+    assert problems(tmp_path / "never" / "made", watch=True) == []
+
+
+# -- every setting, every file: no traceback --------------------------------------------------------------
+
+HOSTILE = ["", " ", "\t", "0", "-1", "1e309", "nan", "inf", "\u0663", "x" * 5000, "a\x00b", "\udcff", "../../..",
+           "~nobody-here/x", "http://", "https://a b", "'self'", '"quoted"', "a\nb", "[::1]:99999", ":", "*",
+           "a" * 64 + ".example.com", "-"]
+
+
+@pytest.mark.parametrize("name", [s.name for s in SETTINGS])
+def test_no_value_of_any_setting_gives_a_traceback(tmp_path: Path, name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each hostile value of each setting: SettingsError with a line per problem, naming the setting, or
+    settings that load and pass this machine's checks without an exception (the bucket's are test_preflight's)."""
+    monkeypatch.chdir(tmp_path)  # a STATE_DIR of '0' is made here, not in the checkout
+    (tmp_path / "hls").mkdir()
+    base = {"HLS_DIR": str(tmp_path / "hls"), "S3_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_ACCESS_KEY_ID": "k",
+            "AWS_SECRET_ACCESS_KEY": "s", "AWS_BUCKET_NAME": "bucket", "R2_PUBLIC_URL": "https://media.example.com",
+            "STATE_DIR": str(tmp_path / "state"), "PORT": "0"}
+    for value in HOSTILE:
+        for make in (False, True):  # as `check` reads STATE_DIR, and as `run` does
+            try:
+                settings = load_settings(environ={**base, name: value}, make_state_dir=make)
+            except SettingsError as err:
+                assert err.problems and all(p and "\n" not in p for p in err.problems), (value, err.problems)
+                assert any(s.name in p for p in err.problems for s in SETTINGS), (value, err.problems)
+                continue
+            lines: list[str] = []
+            report = _Report(lines.append, [])
+            _check_settings(settings, report)
+            _check_hls_dir(settings, report)
+            _check_state_dir(settings, report)
+            _check_listeners(settings, report)
+            assert all("\n" not in line for line in lines), (value, lines)

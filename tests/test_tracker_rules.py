@@ -1,0 +1,34 @@
+"""The tracker's rules in-process, by Node's own test runner: broadcaster/tracker/node-tests/*.test.mjs run with
+`node --test` against the tracker's modules as this checkout has them (createTracker, with a clock the
+tests move), beside the installed node_modules. Fails with Node's report. The tracker as its unit runs it
+is tests/test_tracker_hostile.py's."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+from broadcaster.demo.tracker import TRACKER_FILES
+
+NODE_TIMEOUT = 120.0
+
+
+def test_the_trackers_rules_hold_in_process(tracker_dir: Path, tmp_path: Path) -> None:
+    node = shutil.which("node")
+    assert node is not None, "node is needed (scripts/test installs it)"
+    folder = tmp_path / "tracker"
+    (folder / "node-tests").mkdir(parents=True)
+    for path in [*TRACKER_FILES.glob("*.mjs"), TRACKER_FILES / "package.json"]:
+        shutil.copy(path, folder / path.name)
+    tests = sorted((TRACKER_FILES / "node-tests").glob("*.mjs"))
+    for path in tests:
+        shutil.copy(path, folder / "node-tests" / path.name)
+    (folder / "node_modules").symlink_to(tracker_dir / "node_modules", target_is_directory=True)
+    files = [f"node-tests/{p.name}" for p in tests if p.name.endswith(".test.mjs")]
+    assert len(files) >= 3, files
+    done = subprocess.run([node, "--test", "--test-reporter=spec", *files], cwd=folder, capture_output=True,
+                          text=True, timeout=NODE_TIMEOUT, check=False, stdin=subprocess.DEVNULL)
+    report = (done.stdout + done.stderr).strip()
+    assert done.returncode == 0, f"node --test failed:\n{report[-6000:]}"
+    assert "ℹ fail 0" in report and "ℹ pass" in report, report[-2000:]

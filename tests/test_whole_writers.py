@@ -1,0 +1,442 @@
+"""Whole means whole whatever the writer does (issue 50, W1-W5): a close that is not the last writer's,
+a writer that closes early and comes back, a rename while open, a restart or a lost event while a file is
+open, a truncate(2) by name. Whether anyone still has the file open for writing is asked of the kernel
+(broadcaster/source/leases.py); the events and the file itself decide only where it will not answer.
+
+The writers are tests/support/odd_writers.py's. What is compared in the end is bytes: the object in the
+bucket against the file as its writer finally left it (the ledger), on both watch paths.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from broadcaster.demo.ledger import Ledger
+from broadcaster.demo.seaweed import SeaweedS3
+from broadcaster.metrics import Metrics
+from broadcaster.source import inotify, leases
+from broadcaster.source.owncast import SourceVariant
+from broadcaster.source.watcher import HlsWatcher
+from broadcaster.source.writes import QUIET, Finish, Writes
+from tests.support.fakes import Sink
+from tests.support.held_back import HeldBack
+from tests.support.observe import Observer
+from tests.support.odd_writers import OddWriter
+from tests.support.owncast_writer import HandFedOwncast, real_ts_segment
+from tests.support.service_process import ServiceProcess, service_env
+from tests.support.waiting import until
+from tests.support.whole import assert_whole
+from tests.support.world import PUBLIC, World
+
+KERNEL = pytest.mark.skipif(not inotify.available(), reason="inotify is Linux only")
+_PATHS = [pytest.param(True, id="inotify", marks=KERNEL), pytest.param(False, id="watchfiles")]
+LOOKS = 12  # still_waiting's looks, 0.05 s apart: 0.6 s, over twice watchfiles' quiet (and the short quiets below)
+assert LOOKS * 0.05 > 2 * QUIET
+
+
+@pytest.fixture(scope="module")
+def ts_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    return real_ts_segment(tmp_path_factory.mktemp("ts"))
+
+
+async def still_waiting(wait: asyncio.Future[Finish], looks: int = LOOKS, every: float = 0.05) -> None:
+    """`wait` has not ended over `looks` looks `every` seconds apart."""
+    for _ in range(looks):
+        await asyncio.wait({wait}, timeout=every)
+        assert not wait.done(), f"taken for {wait.result()} while its writer had not finished it"
+
+
+@contextlib.asynccontextmanager
+async def watching(root: Path, kernel: bool, **writes_args: object) -> AsyncIterator[Writes]:
+    """Writes fed by a running HlsWatcher (inotify or watchfiles) on `root`, once its watch has begun."""
+    (root / "0").mkdir(exist_ok=True)
+    w = Writes(root, kernel=kernel, **writes_args)  # type: ignore[arg-type]
+    watcher = HlsWatcher(root, Sink(), Metrics(), kernel=kernel, writes=w)
+    await watcher.start()
+    try:
+        if kernel:
+            await until(lambda: w._exact, "the kernel watch began")
+        yield w
+    finally:
+        await watcher.stop()
+
+
+# -- W1, W2: a writer that has not finished is waited for, whatever the events and the file say ----------
+
+
+@pytest.mark.parametrize("kernel", _PATHS)
+@pytest.mark.parametrize("kind", ["closed_early", "reopened", "renamed", "touched"])
+async def test_a_writer_that_has_not_finished_is_waited_for_whatever_its_events_said(
+    tmp_path: Path, ts_bytes: bytes, kernel: bool, kind: str
+) -> None:
+    """closed_early: a close 100 bytes into a packet (the inotify path took the close for finished: 94,100
+    of 188,000 bytes listed). reopened, renamed, touched: the file on a packet boundary and quiet, its
+    writer's last event a close (its own, or `touch`'s) or a rename, or none at all (watchfiles)."""
+    async with watching(tmp_path, kernel) as w:
+        path = tmp_path / "0" / "seg.ts"
+        writer = OddWriter(kind, ts_bytes)
+        writer.begin(path)
+        try:
+            wait = asyncio.ensure_future(w.finished(path, 30))
+            await until(lambda: w.waiting == 1 or wait.done(), "the upload asked")
+            if kind == "touched":
+                writer.touch()
+                if kernel:
+                    await until(lambda: w._writing.get(path) is False, "touch's close was read")
+            await still_waiting(wait)
+            writer.finish()
+            assert await wait is Finish.WAITED
+        finally:
+            writer.close()
+
+
+@pytest.mark.parametrize("kernel", _PATHS)
+async def test_a_whole_segment_truncated_by_name_to_its_own_length_is_finished_not_unfinished(
+    tmp_path: Path, ts_bytes: bytes, kernel: bool
+) -> None:
+    """W5: truncate(2) by name writes (IN_MODIFY) with no open, so no close ever follows: the inotify path
+    waited for one until the limit and lost a whole segment. Nobody holds it open: it is finished as it is."""
+    async with watching(tmp_path, kernel) as w:
+        path = tmp_path / "0" / "seg.ts"
+        OddWriter("truncated", ts_bytes).begin(path)
+        if kernel:
+            await until(lambda: w._writing.get(path) is True, "the truncation was read (written, never closed)")
+        assert await w.finished(path, 3) in (Finish.READY, Finish.WAITED)
+
+
+@pytest.mark.parametrize("kernel", _PATHS)
+async def test_a_segment_truncated_by_name_inside_a_packet_is_given_up_never_finished(
+    tmp_path: Path, ts_bytes: bytes, kernel: bool
+) -> None:
+    """The other outcome of truncate(2) by name, decided: cut inside a packet, the file is not a whole
+    segment, and nobody will finish it: it is waited for until the limit, then lost (never listed)."""
+    async with watching(tmp_path, kernel) as w:
+        path = tmp_path / "0" / "seg.ts"
+        path.write_bytes(ts_bytes)
+        os.truncate(path, len(ts_bytes) - 100)
+        assert await w.finished(path, 0.5) is Finish.UNFINISHED
+
+
+# -- W3: after a restart or a lost event, an open file is never finished, however quiet ------------------
+
+
+@KERNEL
+async def test_after_a_restart_a_file_still_open_on_a_packet_boundary_is_never_finished_however_quiet(
+    tmp_path: Path, ts_bytes: bytes
+) -> None:
+    """The watch begins while the file is open (a restart mid-segment): the kernel never heard of it, and
+    the file alone looks whole and quiet. It counted as finished after UNHEARD_QUIET (2 s; 0.2 s here)."""
+    (tmp_path / "0").mkdir()
+    held = HeldBack(ts_bytes, 188 * 4)
+    held.begin(tmp_path / "0" / "seg.ts")
+    try:
+        async with watching(tmp_path, True, unheard_quiet=0.2) as w:
+            wait = asyncio.ensure_future(w.finished(tmp_path / "0" / "seg.ts", 30))
+            await still_waiting(wait)
+            held.release()
+            assert await wait is Finish.WAITED
+    finally:
+        held.close()
+
+
+def _flood(folder: Path, events: int) -> None:
+    """More than `events` inotify events in `folder`, written while the event loop is blocked: writes to
+    two files in turn, each an IN_MODIFY (the kernel merges an event only into an identical one just
+    before it in the queue)."""
+    fds = [os.open(folder / f"flood-{i}.ts", os.O_WRONLY | os.O_CREAT, 0o644) for i in (0, 1)]
+    try:
+        for i in range(events + 100):
+            os.write(fds[i % 2], b"\x47")
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+@KERNEL
+async def test_a_real_queue_overflow_is_logged_counted_and_an_open_file_is_never_taken_for_finished(
+    tmp_path: Path, ts_bytes: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The kernel's own IN_Q_OVERFLOW (its queue filled while the loop was blocked): logged, counted in
+    hls_broadcaster_inotify_overflows_total, what was heard forgotten; a file still open then, cut on a
+    packet boundary, is not finished after the unheard quiet (0.2 s here; it was, at 2 s in the service)."""
+    limit = int(Path("/proc/sys/fs/inotify/max_queued_events").read_text())
+    if limit > 100_000:
+        pytest.skip(f"fs.inotify.max_queued_events is {limit}: too many files to make to fill it")
+    caplog.set_level(logging.WARNING, logger="broadcaster.source.watcher")
+    (tmp_path / "0").mkdir()
+    metrics = Metrics()
+    w = Writes(tmp_path, kernel=True, unheard_quiet=0.2)
+    watcher = HlsWatcher(tmp_path, Sink(), metrics, kernel=True, writes=w)
+    await watcher.start()
+    path = tmp_path / "0" / "seg.ts"
+    held = HeldBack(ts_bytes, 188 * 4)
+    try:
+        await until(lambda: w._exact, "the kernel watch began")
+        held.begin(path)
+        await until(lambda: w._writing.get(path) is True, "the write was heard")
+        _flood(tmp_path / "0", limit)  # the loop is blocked meanwhile: nothing is read
+        sample = metrics.registry.get_sample_value
+        await until(lambda: sample("hls_broadcaster_inotify_overflows_total") == 1, "the overflow read and counted")
+        assert path not in w._writing  # what was heard before it is forgotten
+        said = [r.getMessage() for r in caplog.records if "overflowed" in r.getMessage()]
+        assert len(said) == 1 and str(tmp_path) in said[0] and "max_queued_events" in said[0], said
+        wait = asyncio.ensure_future(w.finished(path, 30))
+        await still_waiting(wait)
+        held.release()
+        assert await wait is Finish.WAITED
+    finally:
+        held.close()
+        await watcher.stop()
+
+
+# -- where the kernel will not answer: the events and the file, with what that cannot tell -----------------
+
+
+@KERNEL
+@pytest.mark.parametrize("kind", ["closed_early", "renamed"])
+async def test_without_the_lease_a_close_inside_a_packet_or_a_rename_is_still_not_finished(
+    tmp_path: Path, ts_bytes: bytes, kind: str
+) -> None:
+    """Without the kernel's answer (another owner, no CAP_LEASE): a close 100 bytes into a packet is not
+    finished (the packet check on the kernel path too), and a file renamed into place is judged by the
+    file itself (unheard quiet, 60 s here), not taken for closed."""
+    async with watching(tmp_path, True, lease=False, unheard_quiet=60) as w:
+        path = tmp_path / "0" / "seg.ts"
+        writer = OddWriter(kind, ts_bytes)
+        writer.begin(path)
+        try:
+            wait = asyncio.ensure_future(w.finished(path, 30))
+            await still_waiting(wait)
+            writer.finish()
+            assert await wait is Finish.WAITED
+        finally:
+            writer.close()
+
+
+def test_the_lease_tells_a_writer_anywhere_from_readers_and_from_none(tmp_path: Path) -> None:
+    """Open for writing in this process or another: True; only readers, or nobody: False."""
+    path = tmp_path / "seg.ts"
+    path.write_bytes(b"\x47" * 188)
+
+    def ask() -> bool | None:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            return leases.writers(fd, path)
+        finally:
+            os.close(fd)
+
+    assert ask() is False
+    with open(path, "rb"):
+        assert ask() is False
+    with open(path, "ab"):
+        assert ask() is True
+    with subprocess.Popen([sys.executable, "-c", f"f = open({str(path)!r}, 'ab'); print('open', flush=True); "
+                           "import sys; sys.stdin.read()"], stdin=subprocess.PIPE, stdout=subprocess.PIPE) as other:
+        assert other.stdin is not None and other.stdout is not None
+        assert other.stdout.readline() == b"open\n"
+        assert ask() is True
+        other.stdin.close()
+        assert other.wait(timeout=30) == 0
+    assert ask() is False
+
+
+def test_a_writer_opening_the_file_while_the_lease_is_held_ends_nothing(tmp_path: Path) -> None:
+    """The kernel signals the lease's holder (SIGIO, which ends a process by default) when a writer opens
+    the file meanwhile: here a writer opens it while the lease is held on purpose, as the instant between
+    the two calls could in the service. The break is seen begun (F_GETLEASE: the lease is on its way to
+    F_UNLCK, the signal sent), this process lives on, and the writer's open goes through once released."""
+    import fcntl
+    import signal
+
+    path = tmp_path / "seg.ts"
+    path.write_bytes(b"\x47" * 188)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        assert leases.writers(fd, path) is False  # sets the handler up
+        assert signal.getsignal(signal.SIGIO) is leases._on_sigio
+        fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_RDLCK)
+        with subprocess.Popen([sys.executable, "-c", f"open({str(path)!r}, 'ab').close()"]) as writer:
+            deadline = time.monotonic() + 30
+            while fcntl.fcntl(fd, fcntl.F_GETLEASE) != fcntl.F_UNLCK:  # not broken yet
+                assert time.monotonic() < deadline, "the writer never opened the file"
+                time.sleep(0.01)
+            assert writer.poll() is None  # its open waits for the lease
+            fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+            assert writer.wait(timeout=30) == 0
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None,
+                    reason="needs root and setpriv, to give a file away and drop CAP_LEASE")
+def test_where_the_kernel_will_not_answer_it_says_why_once_and_the_answer_is_none(tmp_path: Path) -> None:
+    """Not the file's owner and no CAP_LEASE (Owncast's files, read by the service as another user): None,
+    and one WARNING naming the file and the way out. Asked by a process of its own without CAP_LEASE."""
+    path = tmp_path / "seg.ts"
+    path.write_bytes(b"\x47" * 188)
+    os.chown(path, 65534, 65534)  # another user's file
+    code = ("import logging, os, sys; from pathlib import Path; from broadcaster.source import leases; "
+            "logging.basicConfig(level=logging.WARNING, stream=sys.stdout, format='%(message)s'); "
+            f"p = Path({str(path)!r}); fd = os.open(p, os.O_RDONLY); "
+            "print(leases.writers(fd, p), leases.writers(fd, p))")
+    run = subprocess.run(["setpriv", "--bounding-set=-lease", sys.executable, "-c", code],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[-1] == "None None", run.stdout
+    warned = [line for line in lines if "cannot ask the kernel" in line]
+    assert len(warned) == 1 and str(path) in warned[0] and "CAP_LEASE" in warned[0], run.stdout
+
+
+def test_asked_from_a_thread_it_cannot_set_the_signal_up_and_says_none(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import signal
+
+    monkeypatch.setattr(leases, "_sigio_ready", False)
+    monkeypatch.setattr(signal, "getsignal", lambda _s: signal.SIG_DFL)  # as in a process that never asked
+    path = tmp_path / "seg.ts"
+    path.write_bytes(b"\x47" * 188)
+    got: list[bool | None] = []
+
+    def ask() -> None:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            got.append(leases.writers(fd, path))
+        finally:
+            os.close(fd)
+
+    thread = threading.Thread(target=ask)
+    thread.start()
+    thread.join()
+    assert got == [None]
+
+
+# -- when its segment is listed, the file is still the version uploaded ----------------------------------
+
+
+@pytest.mark.parametrize("change", ["rewritten", "touched"])
+async def test_a_file_changed_after_its_upload_is_not_listed_as_uploaded(tmp_path: Path, change: str) -> None:
+    """Variant 0's copy is uploaded, but its slot waits for variant 1's. Meanwhile its writer opens it again
+    and rewrites it: the bucket's object is no longer its final file, so variant 0 does not list it as
+    uploaded (lost as unfinished: a gap there alone, EXT-X-GAP under the same number, while variant 1
+    lists its own copy). A `touch` changes its stamp, not its bytes: still listed."""
+    world = World(tmp_path, writes=Writes(tmp_path, kernel=False, quiet=0.0))
+    world.pub.on_master([SourceVariant(0, 800_000), SourceVariant(1, 300_000)])
+    world.owncast_lists(0, "stream-a-0.ts")
+    world.owncast_lists(1, "stream-a-0.ts")
+    await world.settle()
+    world.store.hold("live/1/stream-a-1.ts")
+    world.owncast_lists(0, "stream-a-1.ts")
+    world.owncast_lists(1, "stream-a-1.ts")
+    await until(lambda: "live/0/stream-a-1.ts" in world.store.keys(), "variant 0's copy uploaded")
+    path = tmp_path / "0" / "stream-a-1.ts"
+    if change == "rewritten":
+        path.write_bytes(b"\x47" * 188 * 3)  # its writer came back (another size: the stamp surely moves)
+    else:
+        os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1_000_000_000))
+    world.store.release("live/1/stream-a-1.ts")
+    await world.settle()
+    world.owncast_lists(0, "stream-a-2.ts")
+    world.owncast_lists(1, "stream-a-2.ts")
+    await world.settle()
+    sample = world.metrics.registry.get_sample_value
+    if change == "rewritten":
+        assert world.uris(0) == world.uris(1) == ["stream-a-0.ts", "stream-a-1.ts", "stream-a-2.ts"]
+        assert sample("hls_broadcaster_segments_lost_total", {"variant": "0", "reason": "unfinished"}) == 1
+        gap = "#EXT-X-GAP\n#EXTINF:1.000,\n"
+        assert f"{gap}{PUBLIC}/live/0/stream-a-1.ts\n" in world.text(0), world.text(0)
+        assert "#EXT-X-GAP" not in world.text(1)
+        assert "#EXT-X-DISCONTINUITY\n" not in world.text(0) + world.text(1)
+    else:
+        assert world.uris(0) == world.uris(1) == ["stream-a-0.ts", "stream-a-1.ts", "stream-a-2.ts"]
+        put = [p.body for p in world.store.puts if p.key == "live/0/stream-a-1.ts"]
+        assert put == [path.read_bytes()]
+    await world.pub.close()
+
+
+# -- the service as it runs, on SeaweedFS: every odd writer, the bucket against the ledger ----------------
+
+WAITED = 20.0  # seconds the service may take to start waiting on a file (a loaded machine)
+HOLD = 1.0  # seconds a `touch`ed file is held after it, the service free to take it meanwhile
+
+
+async def listed_within(seen: Observer, name: str, seconds: float) -> bool:
+    """Whether the service lists `name` within `seconds` (a bound on a hold, not on the outcome: either way
+    the writer finishes the file and the bytes are compared)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while loop.time() < deadline:
+        await seen.poll()
+        if name in seen.names(0):
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("watch", [pytest.param("auto", id="inotify", marks=KERNEL),
+                                   pytest.param("watchfiles", id="watchfiles")])
+async def test_the_service_lists_each_odd_writers_segment_whole_or_not_at_all(
+    tmp_path: Path, seaweed: SeaweedS3, watch: str
+) -> None:
+    """One slot per odd writer, each named by the playlist while its writer has not finished it (or, for
+    the truncation, finished by name). The service must be seen waiting (never listing it meanwhile), and
+    in the end every object listed is byte for byte the file its writer left: nothing listed half."""
+    ledger = Ledger()
+    ts = real_ts_segment(tmp_path)
+    feed = HandFedOwncast(tmp_path / "hls", ts, variants=(0,), ledger=ledger)
+    first = feed.slot()
+    env = service_env(feed.root, seaweed, tmp_path / "state", HLS_WATCH=watch, WINDOW_SECONDS="30",
+                      DELETE_OLD_SEGMENTS="false")
+    async with ServiceProcess(env, tmp_path) as service, aiohttp.ClientSession() as http:
+        seen = Observer(service.url, http, feed.variants)
+        await seen.listed_everywhere(first, timeout=WAITED)
+
+        async def unfinished() -> float:
+            return (await seen.metrics()).get(("hls_broadcaster_segments_unfinished_total", (("variant", "0"),)), 0)
+
+        names = [first]
+        listed_unfinished: list[str] = []
+        waited = 0.0
+        for kind in ("closed_early", "reopened", "renamed", "touched", "truncated"):
+            writer = OddWriter(kind, ts, ledger)
+            name = feed.slot({0: writer.begin})
+            names.append(name)
+            try:
+                if kind == "truncated":
+                    await seen.listed_everywhere(name, timeout=WAITED)  # was: lost after 10 s
+                    continue
+                # The service waits on it (counted), or lists it (what this test is against).
+                async with asyncio.timeout(WAITED):
+                    while await unfinished() == waited:
+                        await seen.poll()
+                        if name in seen.names(0):
+                            break
+                        await asyncio.sleep(0.05)
+                waited = await unfinished()
+                if kind == "touched":
+                    writer.touch()
+                if await listed_within(seen, name, HOLD if kind == "touched" else 0.05):
+                    listed_unfinished.append(f"{kind}: {name}")
+            finally:
+                writer.finish()
+            await seen.listed_everywhere(name, timeout=WAITED)
+        await assert_whole(http, ledger, [(seen.urls[(0, n)], feed.folder(0) / n) for n in names])
+        assert listed_unfinished == [], f"listed before their writers finished them: {listed_unfinished}"
+        m = await seen.metrics()
+        assert not any(k[0] == "hls_broadcaster_segments_lost_total" and v for k, v in m.items()), m
+        assert await service.stop() == 0
+    assert service.problems() == [], "\n".join(service.problems())
