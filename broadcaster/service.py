@@ -226,7 +226,7 @@ class Service:
         self.steering = SteeringPolicy(
             s.pathways, {hls.BUCKET_PATHWAY: BucketSignals(behind=lambda: uploader.waiting()[1] or 0.0)},
             lambda: self.playlists.target_duration, interval=s.viewer_timeout / 3)
-        self.steering_loop = SteeringLoop(self.steering)
+        self.steering_loop = SteeringLoop(self.steering, on_away=self.playlists.answer_held)
 
     def _build_clips(self, s: Settings) -> None:
         """The operator's clips, held against the cleaner from before the first run (a restart keeps them)."""

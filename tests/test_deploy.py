@@ -410,6 +410,10 @@ def test_the_docs_route_table_names_every_route_the_service_has() -> None:
         elif path == "/{tail}":
             if not any("anything else" in " ".join(paths) or "/state" in paths for paths, _a, _b in rows):
                 missing.append(path)
+        elif "{" in path.replace("{n}", "0"):  # e.g. /{folder}/vm/{n}/{file}: a path of its form
+            form = re.escape(path).replace(r"\{n\}", "[0-9]+").replace(r"\{folder\}", "(live|hls)")
+            if not any(re.fullmatch(form.replace(r"\{file\}", "[^/]+"), p) for p in named):
+                missing.append(path)
         elif path.replace("{n}", "0") not in named:
             missing.append(path)
     assert missing == [], f"routes of the service docs/production.md's table leaves out: {missing}"

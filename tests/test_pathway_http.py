@@ -23,6 +23,8 @@ from broadcaster.http.pathway import ByteBudget, VmSegments
 from broadcaster.metrics import Metrics
 from broadcaster.playlist import hls
 from broadcaster.playlist.master import Pathway
+from broadcaster.playlist.rendered import Rendered
+from broadcaster.publish.visible import VisiblePlaylists
 from broadcaster.source.owncast import SourceVariant
 from broadcaster.steering.copies import Copies, Copy
 from broadcaster.steering.masters import SteeredMasters
@@ -70,8 +72,9 @@ MakeRig = Callable[..., Awaitable[Rig]]
 
 @pytest.fixture
 def make_rig(aiohttp_client: AiohttpClient, tmp_path: Path) -> MakeRig:
-    async def make(*, rate: float = 1e9, burst: float = 1e9, segments: Any = None, redirect: bool = False) -> Rig:
-        shown = Shown()
+    async def make(*, rate: float = 1e9, burst: float = 1e9, segments: Any = None, redirect: bool = False,
+                   shown: Shown | None = None, newest: Callable[[int], int | None] = lambda v: None) -> Rig:
+        shown = shown or Shown()
         copies = Copies(tmp_path, max_bytes=10 * 1024 * 1024, keep_for=600)
         copies.open()
         clock = Clock()
@@ -89,7 +92,8 @@ def make_rig(aiohttp_client: AiohttpClient, tmp_path: Path) -> MakeRig:
                                              elsewhere=elsewhere)
         pathways = Pathways(
             masters=SteeredMasters(shown, [Pathway("bucket"), Pathway("vm", "vm")], lambda: policy.first),
-            vm=vm, newest=lambda v: None, steering=policy, segments=vm_segments, count_steering=counts.manifest)
+            vm=vm, newest=newest, steering=policy, segments=vm_segments, count_steering=counts.manifest,
+            away=lambda: policy.first != "bucket")
         app = create_app(shown, FakeHealth(), Metrics(), playlist_options=PlaylistOptions(pathways=pathways))
         client = await aiohttp_client(app, auto_decompress=False)
         return Rig(client, shown, copies, policy, counts, behind, clock)
@@ -435,3 +439,49 @@ async def test_answers_in_flight_are_bounded_per_client_and_in_all(make_rig: Mak
     assert (await ask("198.51.100.1"))[0] == 503  # all 8 taken
     slow.go.set()
     assert [(await t)[0] for t in first + others] == [200] * 8
+
+
+class Holding(Shown):
+    """The bucket's playlists, noting how long each blocking request would be held."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.timeouts: list[float] = []
+
+    async def wait_for_sequence(self, variant: int, sequence: int, timeout: float) -> Any:
+        self.timeouts.append(timeout)
+        return await super().wait_for_sequence(variant, sequence, timeout)
+
+
+async def test_steered_away_the_buckets_playlists_hold_no_player_for_uploads_that_fail(make_rig: MakeRig) -> None:
+    """Shaka 4.16 moves to the pathway the steering manifest puts first with its next playlist load: a
+    blocking request held three target durations on the failing bucket's pathway stalled it 2 s."""
+    vm_newest = [10]
+    rig = await make_rig(shown=Holding(), newest=lambda v: vm_newest[0])
+    shown = rig.shown
+    assert isinstance(shown, Holding)
+    newest = shown.media_playlist(0).last_sequence  # type: ignore[union-attr]
+    ask = f"/live/0/playlist.m3u8?_HLS_msn={newest + 1}"
+    assert (await get(rig.client, ask))[0] == 200  # the fake holds nothing: the timeout is what counts
+    assert shown.timeouts == [hls.block_timeout(2)]  # the bucket serves: held three target durations
+    rig.behind[0] = 10
+    rig.policy.evaluate()
+    assert rig.policy.first == "vm"
+    shown.timeouts.clear()
+    status, _headers, body = await get(rig.client, ask)  # the VM lists it: answered at once, as it is
+    assert (status, body, shown.timeouts) == (200, shown.media_playlist(0).body, [])  # type: ignore[union-attr]
+    vm_newest[0] = newest  # the VM does not list it yet either: held one target duration, then as it is
+    status, _headers, body = await get(rig.client, ask)
+    assert (status, shown.timeouts) == (200, [2.0])
+
+
+async def test_a_request_held_before_players_are_steered_away_is_answered_then() -> None:
+    playlists = VisiblePlaylists()
+    playlists.show({0: Rendered(b"#EXTM3U\n", last_sequence=4)})
+    held = asyncio.ensure_future(playlists.wait_for_sequence(0, 5, 30))
+    await asyncio.sleep(0.05)
+    assert not held.done()
+    playlists.answer_held()
+    assert (await asyncio.wait_for(held, 1)).last_sequence == 4  # type: ignore[union-attr]
+    later = asyncio.ensure_future(playlists.wait_for_sequence(0, 5, 0.2))  # after it: held as before
+    assert await later is None

@@ -131,6 +131,7 @@ async def outage(demo: Demo, *, service: bool, viewers: bool) -> None:
     """Close the gates for OUTAGE seconds, open them, and check every player through it."""
     pages = demo.pages
     stalls_before = {name: len(await w.stalls()) for name, w in pages.items()}
+    fatal_before = {name: len(await w.fatal()) for name, w in pages.items()}  # each outage judged on its own
     sent_before = await metric(demo.service, "hls_broadcaster_vm_segment_bytes_total")
     closed_at = time.monotonic()
     # Before: every player on the bucket, and the VM sent no segment since the last outage ended.
@@ -161,11 +162,16 @@ async def outage(demo: Demo, *, service: bool, viewers: bool) -> None:
     problems = []
     for name, watched in pages.items():
         stalls = (await watched.stalls())[stalls_before[name]:]
+        print(f"{name}: {len(watched.segments(since=closed_at, pathway='vm'))} segments from the VM, "
+              f"{len(watched.segments(since=closed_at, pathway='bucket'))} from the bucket "
+              f"({sum(at >= closed_at for at, _u in watched.redirected)} by the VM's redirect), longest stall "
+              f"{max((s['ms'] for s in stalls), default=0):.0f} ms")
         long = [s for s in stalls if s["ms"] > 1000 * TARGET]
         if long:
             problems.append(f"{name} stalled longer than a target duration: {long}; refused "
-                            f"{refused(watched, closed_at)}")
-        fatal = await watched.fatal()
+                            f"{refused(watched, closed_at)}; timeline {timeline(watched, closed_at)}; playlists "
+                            f"{[(round(at - closed_at, 1), st, u.split('/', 3)[-1]) for at, st, u in watched.playlists if at >= closed_at - 4]}")
+        fatal = (await watched.fatal())[fatal_before[name]:]
         if fatal:
             problems.append(f"{name} fatal errors: {fatal}; refused {refused(watched, closed_at)}; redirected "
                             f"{[(round(at - closed_at, 1), u.rsplit('/', 1)[-1]) for at, u in watched.redirected if at > closed_at]}")

@@ -31,7 +31,7 @@ from .common import CLIENT_MAX_SIZE, CONNECTION_LOG, elsewhere
 from .keys import (DEFAULT_VARIANT, EVENTS, FRAME_ANCESTORS, HEALTH, METRICS, STATE_EVENTS, VIEWER_CONFIG,
                    VIEWER_FILES, HealthSource)
 from .pathway import SteeringRoute, SteeringSource, VmSegments
-from .playlists import MAX_HELD, MasterSource, PlaylistRoutes, PlaylistSource
+from .playlists import MAX_HELD, Horizon, MasterSource, PlaylistRoutes, PlaylistSource
 from .viewer_files import ViewerFiles
 from .viewer_page import Words
 from .watching import WatchingRoute, preflight
@@ -55,6 +55,7 @@ class Pathways:
     steering: SteeringSource
     segments: VmSegments
     count_steering: Callable[[str], None] = lambda pathway: None  # a manifest request, by _HLS_pathway
+    away: Callable[[], bool] = lambda: False  # players are steered away from the bucket's pathway now
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +176,8 @@ def create_app(
                                      max_held=options.max_held, connection_metrics=connection_metrics,
                                      proxies=proxies,
                                      masters=options.pathways.masters if options.pathways is not None else None,
-                                     horizon=options.pathways.newest if options.pathways is not None else None)
+                                     horizon=Horizon(options.pathways.newest, options.pathways.away)
+                                     if options.pathways is not None else None)
     r = app.router
     r.add_get("/live/master.m3u8", playlist_routes.master)
     r.add_get("/live/playlist.m3u8", playlist_routes.default_media)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import re
+from dataclasses import dataclass
 from collections.abc import Callable
 from typing import Protocol
 
@@ -192,6 +193,16 @@ def _to_canonical(request: web.Request, location: str,
         hdrs.LOCATION: location, hdrs.CACHE_CONTROL: cache_control}))
 
 
+@dataclass(frozen=True, slots=True)
+class Horizon:
+    """Another pathway ahead of this one (content steering: the VM's, ahead of the bucket's by the
+    uploads on their way): the newest number it lists per variant, and whether players are steered away
+    from this one now."""
+
+    newest: Callable[[int], int | None]
+    away: Callable[[], bool] = lambda: False
+
+
 class PlaylistRoutes:
     """The playlist handlers, with what they need at hand: the hot path, so no app lookups per
     request, and `guarded`'s try inlined (free in Python 3.11) rather than worn (a coroutine)."""
@@ -199,13 +210,14 @@ class PlaylistRoutes:
     def __init__(self, source: PlaylistSource, metrics: Metrics, default_variant: int, blocking: bool, *,
                  max_held: int = MAX_HELD, connection_metrics: ConnectionMetrics | None = None,
                  proxies: Proxies = Proxies(), masters: MasterSource | None = None,
-                 label_prefix: str = "", horizon: Callable[[int], int | None] | None = None) -> None:
+                 label_prefix: str = "", horizon: Horizon | None = None) -> None:
         """`masters`: where the multivariant playlists come from (the source's own by default; with
         content steering, one that names every pathway); `label_prefix` marks this instance's requests in
         hls_broadcaster_playlist_requests_total (the VM pathway's are "vm/<n>"); `horizon(variant)`: the
         newest number another pathway lists already (the VM's, ahead of the bucket's by the uploads on
         their way): a player that comes from there asks for its next one, which is coming here too, so
-        it is held rather than refused as too far ahead."""
+        it is held rather than refused as too far ahead; and while players are steered away from this
+        pathway (`horizon.away()`), a number the other lists is not held for uploads that do not land."""
         self._source = source
         self._masters = masters  # None: the source's own
         self._horizon = horizon
@@ -306,7 +318,7 @@ class PlaylistRoutes:
         if current.ended:  # 6.2.5.2: after EXT-X-ENDLIST the parameters are ignored
             return self._serve(request, variant)
         if msn > newest + hls.MSN_AHEAD_LIMIT and (
-                self._horizon is None or msn > (self._horizon(variant) or newest) + hls.MSN_AHEAD_LIMIT):
+                self._horizon is None or msn > (self._horizon.newest(variant) or newest) + hls.MSN_AHEAD_LIMIT):
             return self._bad_request(variant, f"_HLS_msn {msn} is too far ahead of {newest}")
         if msn <= newest:  # listed already (hls.MSN_BEHIND_LIMIT): answered at once, nothing is held
             rendered = await source.wait_for_sequence(variant, msn, hls.block_timeout(target))
@@ -324,15 +336,22 @@ class PlaylistRoutes:
             # service runs it): the finally gives the slot back at once, not when the segment comes.
             if client is not None:
                 held_by[client] = held_by.get(client, 0) + 1
+            timeout = hls.block_timeout(target)
+            if self._horizon is not None and self._horizon.away():
+                # Steered away (its uploads fail): a player still here reads the steering manifest with
+                # its next reloads, and must not wait three target durations for a number (Shaka 4.16
+                # moves to another pathway with its next playlist load: it stalled 2 s on the held one).
+                timeout = 0.0 if (self._horizon.newest(variant) or -1) >= msn else float(target)
             try:
-                rendered = await source.wait_for_sequence(variant, msn, hls.block_timeout(target))
+                rendered = await source.wait_for_sequence(variant, msn, timeout) if timeout else None
             finally:
                 if client is not None:
                     if held_by[client] == 1:
                         del held_by[client]
                     else:
                         held_by[client] -= 1
-        if rendered is None and self._horizon is not None and (self._horizon(variant) or -1) >= msn:
+        if rendered is None and self._horizon is not None and (
+                (self._horizon.newest(variant) or -1) >= msn or self._horizon.away()):
             # The stream advances on another pathway (the VM's) while this one (the bucket's) waits for
             # its uploads: the playlist as it is, not an error. Shaka takes a 503 from this host for a
             # failure of every pathway it serves (the VM's too) and holds to the failing one for 60 s.

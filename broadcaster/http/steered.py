@@ -48,4 +48,5 @@ def pathways(s: Settings, steering: SteeringPolicy, copies: Copies, ahead: Visib
         return None if rendered is None else rendered.last_sequence
 
     return Pathways(masters=SteeredMasters(ahead, offered, lambda: steering.first), vm=vm, newest=newest,
-                    steering=steering, segments=segments, count_steering=counts.manifest)
+                    steering=steering, segments=segments, count_steering=counts.manifest,
+                    away=lambda: steering.first != hls.BUCKET_PATHWAY)

@@ -33,8 +33,12 @@ class SteeringLoop:
     """Runs the policy: evaluates it every EVALUATE_EVERY s and probes the bucket's public URL."""
 
     def __init__(self, policy: SteeringPolicy, *, probe: bool = True,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 on_away: Callable[[], None] = lambda: None) -> None:
+        """`on_away`: called when players are steered away from the bucket (its held playlist requests
+        are answered then: publish/visible.py's answer_held)."""
         self._policy = policy
+        self._on_away = on_away
         self._probe = probe
         self._clock = clock
         self._newest: tuple[str, float] | None = None  # the newest segment's URL, when it was listed
@@ -65,7 +69,8 @@ class SteeringLoop:
     async def _evaluating(self) -> None:
         while True:
             try:
-                self._policy.evaluate()
+                if self._policy.evaluate() and self._policy.first != hls.BUCKET_PATHWAY:
+                    self._on_away()
             except Exception:  # noqa: BLE001 (a bug here must not stop steering for good: logged, next turn)
                 log.exception("steering: evaluating the pathways failed")
             await asyncio.sleep(EVALUATE_EVERY)

@@ -84,6 +84,7 @@ class Watched:
     pending: set[asyncio.Task[None]] = field(default_factory=set)
     refused: list[tuple[float, int, str]] = field(default_factory=list)  # (when, status, URL) of each 4xx/5xx
     redirected: list[tuple[float, str]] = field(default_factory=list)  # (when, URL) of each segment redirect
+    playlists: list[tuple[float, int, str]] = field(default_factory=list)  # (when, status, URL) of each playlist answer
 
     async def stalls(self) -> list[dict[str, Any]]:
         """Stalls so far, the one going on included (its `at` and `ms` so far)."""
@@ -170,6 +171,8 @@ class Players:
         parts = urlsplit(url)
         if response.status >= 400:
             watched.refused.append((round(time.monotonic(), 1), response.status, url))
+        if parts.path.endswith((".m3u8", ".json")):
+            watched.playlists.append((round(time.monotonic(), 1), response.status, url))
         if not parts.path.endswith(".ts"):
             return
         if 300 <= response.status < 400:  # the VM sending the player to the bucket: the next response is its
