@@ -360,7 +360,8 @@ PATHWAY_NAMES = ("bucket", "vm")  # playlist/hls.py's pathway IDs
 
 def _pathways(value: str) -> tuple[str, ...]:
     """The delivery pathways offered, in the order players should prefer them: the bucket's first, then
-    `vm` (the service serves segments from its own copy) and/or `backup` (a second bucket)."""
+    `vm` (the service serves segments from its own copy). (`backup`, a second bucket, is an ID the
+    playback reports already count, not a pathway the service offers yet: refused here.)"""
     names = tuple(part.strip().lower() for part in value.split(",") if part.strip())
     if not names or names[0] != "bucket" or len(set(names)) != len(names) or not set(names) <= set(PATHWAY_NAMES):
         raise ValueError("expected 'bucket,vm' (content steering) or 'bucket' alone (none)")
