@@ -117,6 +117,25 @@ async def vm_playlist(rig: Rig, path: str = "/live/vm/0/playlist.m3u8") -> str:
 # -- playlists --------------------------------------------------------------------------------------
 
 
+def test_the_multivariant_playlist_waits_for_the_pathway_players_start_on() -> None:
+    """At a stream's start the VM lists a segment once it kept its copy and the bucket once the upload
+    landed: the multivariant playlist waits for the bucket's playlists while players start there (a
+    player offered a variant the bucket does not list yet got a 503 before its first frame: the
+    installed demo's first request did), and not while they start on the VM."""
+    vm_view = Shown()
+    bucket = FakePlaylists(2, variants=2)  # nothing landed yet
+    first = ["bucket"]
+    masters = SteeredMasters(vm_view, [Pathway("bucket"), Pathway("vm", "vm")], lambda: first[0], bucket)
+    assert masters.master_playlist() is None
+    first[0] = "vm"
+    assert masters.master_playlist() is not None  # the bucket fails: the VM's pathway alone is enough
+    first[0] = "bucket"
+    bucket.add_segment(0)
+    assert masters.master_playlist() is None  # variant 1 not landed yet
+    bucket.add_segment(1)
+    assert masters.master_playlist() is not None
+
+
 async def test_the_multivariant_playlist_offers_every_variant_on_both_pathways(make_rig: MakeRig) -> None:
     rig = await make_rig()
     status, headers, body = await get(rig.client, "/live/master.m3u8")

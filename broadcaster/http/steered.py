@@ -47,6 +47,6 @@ def pathways(s: Settings, steering: SteeringPolicy, copies: Copies, ahead: Visib
         rendered = ahead.media_playlist(variant)
         return None if rendered is None else rendered.last_sequence
 
-    return Pathways(masters=SteeredMasters(ahead, offered, lambda: steering.first), vm=vm, newest=newest,
+    return Pathways(masters=SteeredMasters(ahead, offered, lambda: steering.first, landed), vm=vm, newest=newest,
                     steering=steering, segments=segments, count_steering=counts.manifest,
                     away=lambda: steering.first != hls.BUCKET_PATHWAY)

@@ -10,6 +10,12 @@ host names, and a relative URI's is empty, so it matches every ban), then stays 
 multivariant playlist named first whatever the steering manifest says. The host comes from the request (through the tunnel: the hostname the viewer used); a shared
 cache in front must key on the host, as every CDN and deploy/nginx-cache.conf do. At most MAX_HOSTS hosts
 are rendered for; past them (or with a Host that is not a plain host) the variants are relative.
+
+It is answered once every variant has a playlist on the pathways players start on (`shown`, and
+`landed` for the bucket's while the bucket is first): at a stream's start the VM lists a segment once it
+kept its copy, the bucket once its upload landed, and a player told of a variant the bucket did not list
+yet got its 503 (a retry, or a pathway switch, before its first frame). While players are steered to the
+VM, the bucket's playlists are not waited for.
 """
 
 from __future__ import annotations
@@ -32,6 +38,12 @@ class Announced(Protocol):
     def media_playlist(self, variant: int) -> Rendered | None: ...
 
 
+class Listed(Protocol):
+    """The bucket pathway's playlists (only what landed in the bucket)."""
+
+    def media_playlist(self, variant: int) -> Rendered | None: ...
+
+
 MAX_HOSTS = 16  # hosts a multivariant playlist is rendered for at once (a hostile client may name many)
 
 
@@ -39,8 +51,10 @@ class SteeredMasters:
     """master_playlist(media_name, here): the multivariant playlist on every pathway of `pathways`, the
     ones served by the VM (relative: the bucket's and "vm") named under `here` (`//host/folder/`)."""
 
-    def __init__(self, shown: Announced, pathways: Sequence[Pathway], first: Callable[[], str]) -> None:
+    def __init__(self, shown: Announced, pathways: Sequence[Pathway], first: Callable[[], str],
+                 landed: Listed | None = None) -> None:
         self._shown = shown
+        self._landed = landed
         self._pathways = tuple(pathways)
         self._first = first
         self._variants: Sequence[VariantStream] | None = None
@@ -58,8 +72,11 @@ class SteeredMasters:
         key = (media_name, first, base)
         rendered = self._rendered.get(key)
         if rendered is None:
-            if not variants or any(shown.media_playlist(v.index) is None for v in variants):
-                return None  # a player must find every variant it is offered
+            sources: list[Listed] = [shown]
+            if self._landed is not None and first == hls.BUCKET_PATHWAY:
+                sources.append(self._landed)
+            if not variants or any(source.media_playlist(v.index) is None for v in variants for source in sources):
+                return None  # a player must find every variant it is offered where it starts
             pathways = self._hosts.get(base)
             if pathways is None:
                 pathways = self._hosts[base] = tuple(
