@@ -118,11 +118,13 @@ class CaddyProxy:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         text = CADDYFILE.read_text()
-        for old in ("live.example.com {", "reverse_proxy 127.0.0.1:3000 {"):
+        for old in ("live.example.com {", "reverse_proxy 127.0.0.1:3000 {", "\tgrace_period 10s\n"):
             assert old in text, f"deploy/Caddyfile no longer contains {old!r}"
         conf = self.folder / "Caddyfile"
-        conf.write_text("{\n\tadmin off\n}\n\n"
-                        + text.replace("live.example.com {", f"http://127.0.0.1:{self.port} {{")
+        # Its admin endpoint off (tests run side by side), and 2 s of grace at the test's end: the streams
+        # the test left would hold its teardown the shipped 10 s.
+        conf.write_text(text.replace("\tgrace_period 10s\n", "\tadmin off\n\tgrace_period 2s\n")
+                        .replace("live.example.com {", f"http://127.0.0.1:{self.port} {{")
                         .replace("reverse_proxy 127.0.0.1:3000 {", f"reverse_proxy {self.upstream} {{"))
         return conf
 
