@@ -127,6 +127,22 @@ def timeline(watched: Watched, since: float) -> list[tuple[float, str, int, str]
     return [(round(f.at - since, 1), f.pathway, f.status, f.name) for f in watched.segments(since=since - 4)]
 
 
+def told_back(watched: Watched, back_at: float) -> float:
+    """When a page was told the bucket serves again, by its own requests (on a loaded machine a
+    browser's reloads come late, and a wall-clock bound after the service steered back failed runs
+    where every player did as told): its first steering manifest answered after `back_at` (players
+    with content steering), its first segment request the VM redirected to the bucket (without), and
+    for the viewer page no sooner than LEAVE_BUCKET_MS (10 s) after its last failed bucket fetch, as
+    viewer/src/player.js keeps the VM first that long."""
+    told = [at for at, _status, url in watched.playlists if at >= back_at and url.split("?")[0].endswith(".json")]
+    told += [at for at, _url in watched.redirected if at >= back_at]
+    when = min(told, default=back_at)
+    if watched.name == "viewer":
+        failed = [at for at, status, url in watched.refused if "127.0.0.2" in url]
+        when = max(when, max(failed, default=0.0) + 10)
+    return max(when, back_at)
+
+
 async def outage(demo: Demo, *, service: bool, viewers: bool) -> None:
     """Close the gates for OUTAGE seconds, open them, and check every player through it."""
     pages = demo.pages
@@ -175,9 +191,11 @@ async def outage(demo: Demo, *, service: bool, viewers: bool) -> None:
         if fatal:
             problems.append(f"{name} fatal errors: {fatal}; refused {refused(watched, closed_at)}; redirected "
                             f"{[(round(at - closed_at, 1), u.rsplit('/', 1)[-1]) for at, u in watched.redirected if at > closed_at]}")
-        vm_after = [f.name for f in watched.segments(since=back_at + 2 * TARGET + 3, pathway="vm")]
+        back = told_back(watched, back_at)
+        vm_after = [f.name for f in watched.segments(since=back + 2 * TARGET + 3, pathway="vm")]
         if vm_after:
-            problems.append(f"{name} still fetched from the VM after steering back: {vm_after}")
+            problems.append(f"{name} still fetched from the VM {round(back - back_at, 1)} s after steering back "
+                            f"and {2 * TARGET + 3} s after it was told: {vm_after}")
     await demo.players.settle()
     problems += demo.players.mismatches()
     # What the VM sent is what the players got from it (no CDN here), counted as steered but for the
