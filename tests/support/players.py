@@ -283,10 +283,19 @@ SHAKA_PAGE = """<!doctype html>
       player.selectVariantTrack(player.getVariantTracks().find((t) => t.height === height), true);
     },
   });
-  player.addEventListener('error', (e) => probeError({
-    fatal: e.detail.severity === shaka.util.Error.Severity.CRITICAL,
-    details: 'code ' + e.detail.code + (e.detail.data && e.detail.data.length ? ' ' + String(e.detail.data[0]).slice(0, 120) + ' ' + String(e.detail.data[1]) : ''),
-  }));
+  // Fatal is the severity Shaka leaves on the error, read a task later: its streaming engine dispatches
+  // the event first and then calls streaming.failureCallback, whose default for a live stream turns a
+  // segment's HTTP error (1001, 1002) or timeout (1003) RECOVERABLE and retries streaming itself a
+  // second later (shaka-player.compiled.js 4.16: `a.g.onError(c);c.handled||a.i.failureCallback(c)`).
+  player.addEventListener('error', (e) => {
+    const err = e.detail;
+    const seen = err.severity;
+    setTimeout(() => probeError({
+      fatal: err.severity === shaka.util.Error.Severity.CRITICAL,
+      details: 'code ' + err.code + (err.data && err.data.length ? ' ' + String(err.data[0]).slice(0, 120) + ' ' + String(err.data[1]) : '')
+        + (seen !== err.severity ? ' (made recoverable by Shaka, retried)' : ''),
+    }), 0);
+  });
   player.addEventListener('variantchanged', () => {
     const t = player.getVariantTracks().find((x) => x.active);
     probeNote('variant ' + (t ? t.height : '?'));
