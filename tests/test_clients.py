@@ -107,7 +107,7 @@ def test_the_key_is_the_address_or_an_ipv6_clients_64() -> None:
     ("10.1.2.3/8", ("10.0.0.0/8",)),
 ])
 def test_forwarded_allow_ips_setting(given: str, networks: tuple[str, ...]) -> None:
-    settings = load_settings(environ={**ENV, "FORWARDED_ALLOW_IPS": given})
+    settings = load_settings(environ={**ENV, "FORWARDED_ALLOW_IPS": given}, make_state_dir=False)
     assert tuple(map(str, settings.forwarded_allow_ips)) == networks
 
 
@@ -115,9 +115,11 @@ def test_forwarded_allow_ips_setting(given: str, networks: tuple[str, ...]) -> N
                                  + "," + ",".join(f"10.0.{i}.0/24" for i in range(20))])
 def test_a_bad_forwarded_allow_ips_is_one_line_naming_it(bad: str) -> None:
     with pytest.raises(SettingsError, match=r"^FORWARDED_ALLOW_IPS=") as raised:
-        load_settings(environ={**ENV, "FORWARDED_ALLOW_IPS": bad})
+        load_settings(environ={**ENV, "FORWARDED_ALLOW_IPS": bad}, make_state_dir=False)
     assert "\n" not in str(raised.value)
 
 
 ENV = {"HLS_DIR": "/", "S3_ENDPOINT_URL": "http://s3.example", "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s",
-       "AWS_BUCKET_NAME": "bucket", "R2_PUBLIC_URL": "https://cdn.example", "STATE_DIR": "/tmp"}
+       "AWS_BUCKET_NAME": "bucket", "R2_PUBLIC_URL": "https://cdn.example",
+       # Not a shared folder: STATE_DIR's check reads what is in it, and /tmp holds other tests' files.
+       "STATE_DIR": "/nonexistent/state"}

@@ -245,8 +245,8 @@ async def test_the_page_and_its_embed_form_say_who_may_frame_them(aiohttp_client
 def settings_with(**over: str) -> Settings:
     env = {"HLS_DIR": "/", "S3_ENDPOINT_URL": "http://s3.example", "AWS_ACCESS_KEY_ID": "k",
            "AWS_SECRET_ACCESS_KEY": "s", "AWS_BUCKET_NAME": "bucket", "R2_PUBLIC_URL": "https://cdn.example",
-           "STATE_DIR": "/tmp", **over}
-    return load_settings(environ=env)
+           "STATE_DIR": "/nonexistent/state", **over}  # not /tmp: STATE_DIR's check reads what is in it
+    return load_settings(environ=env, make_state_dir=False)
 
 
 @pytest.mark.parametrize(("given", "value"), [
