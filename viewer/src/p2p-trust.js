@@ -151,6 +151,13 @@ export class Checks {
     return { bytes: verdict.bytes || 0, ban: verdict.why === 'mismatch' && alone, why: verdict.why };
   }
 
+  /** Bytes peers have sent for attempts still going on: neither kept nor dropped yet. */
+  pending() {
+    let bytes = 0;
+    for (const attempt of this.attempts.values()) bytes += attempt.bytes;
+    return bytes;
+  }
+
   /** A peer's attempt ended without a segment (failed or aborted): the bytes it had sent, dropped. */
   ended(peerId) {
     const attempt = this.attempts.get(peerId);

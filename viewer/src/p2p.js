@@ -104,9 +104,10 @@ export function create(options) {
   let current = null; // the engine of the newest player: older ones' late events are ignored
   let peers = new Set();
 
-  /** What it counted, read-only, with the share of the engine's bytes peers gave (kept ones). */
+  /** What it counted, read-only, with the share of the engine's bytes peers gave (kept ones: a segment
+   * a peer is still sending is not kept yet, and may be rejected or dropped). */
   function snapshot() {
-    const kept = stats.bytesFromPeers - stats.discardedBytes;
+    const kept = stats.bytesFromPeers - stats.discardedBytes - checks.pending();
     const total = kept + stats.bytesFromHttp;
     stats.peerShare = total ? kept / total : 0;
     return frozen(stats);
