@@ -23,7 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.nginx import NGINX, free_port, needs_nginx
+from broadcaster.demo.children import StartClock
+from tests.support.nginx import Nginx, free_port, needs_nginx
 from tests.support.service_process import ServiceProcess, moto_env
 
 pytestmark = [pytest.mark.integration]
@@ -51,57 +52,29 @@ def render(port: int, http_port: int, upstream: str, cert: Path, key: Path) -> s
     return text
 
 
-class Proxy:
-    """nginx in the foreground with the shipped site in its http block, everything under `folder`."""
+class Proxy(Nginx):
+    """nginx in the foreground with the shipped site in its http block, everything under `folder`: the
+    rig's Nginx (a reserved port, waited for while it gets on), its whole configuration this one."""
 
     def __init__(self, folder: Path, upstream: str) -> None:
-        self.folder, self.upstream = folder, upstream
+        super().__init__(folder, conf=self._site)
+        self.upstream = upstream
         self.cert, self.key = folder / "cert.pem", folder / "key.pem"
-        self.port = 0
-        self.proc: asyncio.subprocess.Process | None = None
+        self.http_port = free_port()  # the shipped site's plain-HTTP listener (a redirect to TLS)
 
-    def write(self) -> Path:
-        self.folder.mkdir(parents=True, exist_ok=True)
+    async def __aenter__(self) -> Proxy:
+        await self.start()
+        return self
+
+    def _site(self, port: int) -> str:
         if not self.cert.exists():
             subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
                             "-subj", "/CN=live.example.com", "-keyout", str(self.key), "-out", str(self.cert)],
                            check=True, capture_output=True, timeout=60)
-        self.port = free_port()
-        d = self.folder
-        temps = "\n".join(f"    {kind}_temp_path {d / ('temp_' + kind)};"
+        temps = "\n".join(f"    {kind}_temp_path {self.folder / ('temp_' + kind)};"
                           for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-        user = "user root root;\n" if os.geteuid() == 0 else ""
-        conf = d / "nginx.conf"
-        conf.write_text(f"{user}worker_processes 1;\nevents {{ worker_connections 1024; }}\nhttp {{\n{temps}\n"
-                        f"    access_log off;\n{render(self.port, free_port(), self.upstream, self.cert, self.key)}\n}}\n")
-        return conf
-
-    def args(self, conf: Path) -> list[str]:
-        return [NGINX, "-p", str(self.folder), "-c", str(conf), "-e", str(self.folder / "error.log"),
-                "-g", f"pid {self.folder / 'nginx.pid'};"]
-
-    async def __aenter__(self) -> Proxy:
-        for _ in range(3):  # a free port may be taken between our probe and nginx's bind
-            conf = self.write()
-            args = self.args(conf)
-            args[-1] += " daemon off;"
-            self.proc = await asyncio.create_subprocess_exec(*args, stdin=subprocess.DEVNULL,
-                                                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            async with asyncio.timeout(10):
-                while self.proc.returncode is None:
-                    try:
-                        _, writer = await asyncio.open_connection("127.0.0.1", self.port)
-                    except OSError:
-                        await asyncio.sleep(0.02)  # polling a condition: nginx has not bound yet
-                        continue
-                    writer.close()
-                    return self
-        raise RuntimeError((self.folder / "error.log").read_text())
-
-    async def __aexit__(self, *_: object) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGTERM)
-            await self.proc.wait()
+        return (f"worker_processes 1;\nevents {{ worker_connections 1024; }}\nhttp {{\n{temps}\n"
+                f"    access_log off;\n{render(port, self.http_port, self.upstream, self.cert, self.key)}\n}}\n")
 
 
 class CaddyProxy:
@@ -136,15 +109,16 @@ class CaddyProxy:
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 env={**os.environ, "HOME": str(self.folder), "XDG_DATA_HOME": str(self.folder),
                      "XDG_CONFIG_HOME": str(self.folder)})
-            async with asyncio.timeout(20):
-                while self.proc.returncode is None:
-                    try:
-                        _, writer = await asyncio.open_connection("127.0.0.1", self.port)
-                    except OSError:
-                        await asyncio.sleep(0.05)  # polling a condition: Caddy has not bound yet
-                        continue
-                    writer.close()
-                    return self
+            clock = StartClock(self.proc.pid)  # waited for while it gets on, not a fixed wall time
+            while self.proc.returncode is None and clock.expired() is None:
+                try:
+                    _, writer = await asyncio.open_connection("127.0.0.1", self.port)
+                except OSError:
+                    await asyncio.sleep(0.05)  # polling a condition: Caddy has not bound yet
+                    continue
+                writer.close()
+                return self
+            await self.__aexit__()
         raise RuntimeError("caddy did not start")
 
     async def __aexit__(self, *_: object) -> None:
@@ -155,8 +129,7 @@ class CaddyProxy:
 
 @needs_nginx
 def test_nginx_accepts_the_shipped_proxy_config(tmp_path: Path) -> None:
-    proxy = Proxy(tmp_path, "127.0.0.1:3000")
-    done = subprocess.run([*proxy.args(proxy.write()), "-t"], capture_output=True, text=True, timeout=30)
+    done = Proxy(tmp_path, "127.0.0.1:3000").check()
     assert done.returncode == 0 and "test is successful" in done.stderr, done.stderr
 
 
