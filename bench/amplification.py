@@ -28,7 +28,10 @@ request (head and body) and CPU per request (process time over --requests reques
   leading zeros, `_HLS_skip=v2`, and (issue 50, R1c) percent-encoding of a random choice of the URL's
   characters, in the query (`_HLS_%6dsn=`) or the path (`pl%61ylist.m3u8`), hex digits in either case.
   Before issue 41 (R1c: before issue 50) each was the whole playlist; now a redirect to the canonical URL
-  (the exit status says if one costs more than 1 KB).
+  (the exit status says if one costs more than 1 KB). A number listed long before is the exception
+  (issue 47: every player gets a 200): the whole newest version, within the client's budget
+  (broadcaster/http/late.py), then the redirect. Its row is the mix; the exit status says if the run
+  sent more whole playlists for it than the budget allows in the run's time.
 
 CPU figures scatter with the machine's load (2 shared cores); bytes do not.
 """
@@ -100,12 +103,15 @@ async def _measure(protocol: Any, transport: _Collecting, requests: list[bytes])
 
 
 async def _run_all(app: Any, kinds: dict[str, Any], rounds: int) -> dict[str, list[tuple[float, float, int]]]:
+    """Every kind's samples per round, and (as "wall") the run's wall-clock seconds."""
     transport = _Collecting()
+    started = time.monotonic()
     samples: dict[str, list[tuple[float, float, int]]] = {kind: [] for kind in kinds}
     async with in_memory(app, transport) as protocol:
         for _round in range(rounds):
             for kind, make in kinds.items():  # interleaved: the machine's load falls on every kind alike
                 samples[kind].append(await _measure(protocol, transport, make()))
+    samples["wall"] = [(time.monotonic() - started, 0.0, 0)]
     return samples
 
 
@@ -167,6 +173,8 @@ def main() -> None:
     _ = rendered.gzip_body, rendered.identity  # made once per version, before any request is timed
     results: dict[str, dict[str, float]] = {}
     samples = asyncio.run(_run_all(app, kinds, args.rounds))
+    wall = samples.pop("wall")[0][0]
+    late_bytes = sum(run[1] for run in samples["_HLS_msn listed, gzip"])
     for kind, runs in samples.items():
         results[kind] = {"status": runs[-1][2], "bytes": runs[-1][1] / args.requests,
                          "cpu_us": statistics.median(r[0] for r in runs) / args.requests * 1e6}
@@ -186,7 +194,20 @@ def main() -> None:
         print(json.dumps(results, indent=1))
     if results["cache-busted, gzip"]["bytes"] > base["bytes"] or results["canonical, no gzip"]["bytes"] > base["bytes"]:
         sys.exit("a cache-busted or no-gzip request costs more bytes than the canonical answer")
-    costly = [kind for kind in directives if results[kind]["status"] != 302 or results[kind]["bytes"] > 1000]
+    # The bench's requests come from a loopback peer: a client the service cannot tell apart from others
+    # (clients.py), so the shared budget applies.
+    from broadcaster.http import late
+
+    whole_gzip = len(rendered.gzip_body) + 1000
+    allowed = late.UNKNOWN_SHARE * (late.BURST + late.PER_TARGET_DURATION * wall) * whole_gzip
+    allowed += args.rounds * args.requests * 1000
+    print(f"\nLate numbers (`_HLS_msn listed`): {late_bytes / 1e6:.2f} MB in {wall:.1f} s for "
+          f"{args.rounds * args.requests} requests, about {late_bytes / whole_gzip:.0f} whole answers; the budget "
+          f"allows at most {allowed / 1e6:.2f} MB")
+    if late_bytes > allowed:
+        sys.exit("late numbers cost more than their budget allows")
+    costly = [kind for kind in directives if kind != "_HLS_msn listed, gzip"
+              and (results[kind]["status"] != 302 or results[kind]["bytes"] > 1000)]
     if costly:
         sys.exit(f"not a small redirect: {', '.join(costly)}")
 

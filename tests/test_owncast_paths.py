@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import ipaddress
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,8 @@ from broadcaster.playlist.rendered import Rendered
 from broadcaster.playlist.segments import ListedSegment
 from broadcaster.metrics import Metrics
 from broadcaster.source.owncast import SourceVariant
-from broadcaster.http import create_app
+from broadcaster.http import create_app, late
+from broadcaster.http.app import PlaylistOptions
 from broadcaster.http.playlists import answered_as_sent, canonical_query
 from tests.support.world import World
 from tests.support.client import PLAIN, get
@@ -421,26 +423,24 @@ async def test_videojs_order_of_the_directives_is_answered_as_the_canonical_one_
 
 @pytest.mark.parametrize("skip", [False, True])
 @pytest.mark.parametrize("path", [hls_media(0), live_media(1)])
-async def test_a_number_listed_long_before_is_redirected_to_the_newest(
+async def test_a_number_listed_long_before_is_answered_with_the_newest_version(
         served: tuple[World, TestClient[Any, Any]], path: str, skip: bool) -> None:
-    """Issue 41, R1b: `_HLS_msn` of any number listed (0 too) is answered at once with the newest
-    version (6.2.5.2): each was a URL of its own for the same whole playlist, a cache miss per number.
-    Now a small redirect, not kept (it depends on when it is asked), to the playlist's URL without a
-    number (the newest version, every cache holds it; with a number, Shaka kept it and repeated
-    _HLS_msn in every reload after). Issue 47: up to hls.MSN_BEHIND_LIMIT (2) behind the newest,
-    a player slow to ask again gets the answer itself, a plain 200 with the newest version."""
+    """6.2.5.2: `_HLS_msn` of any number listed (0 too) is answered at once with the newest version.
+    Issue 47: every player gets a plain 200, a player late for its reload too (a busy browser, a slow
+    phone, a background tab). More than hls.MSN_BEHIND_LIMIT (2) behind it is the whole version, never a
+    delta (which skips what a player that late may not hold), cacheable as any blocking answer; up to
+    two behind, what the newest number gets (a delta if asked)."""
     world, client = served
     n = last(world)
     tail = "&_HLS_skip=YES" if skip else ""
+    whole = await get(client, path)
     canonical = await get(client, f"{path}?_HLS_msn={n}{tail}")
-    assert canonical[0] == 200
+    assert whole[0] == canonical[0] == 200
     for asked in (0, 1, n - 3):
         async with client.get(f"{path}?_HLS_msn={asked}{tail}", headers=PLAIN, allow_redirects=False) as r:
-            assert (r.status, await r.read()) == (302, b"")
-            assert r.headers["Location"] == path.rsplit('/', 1)[1] + ("?_HLS_skip=YES" if skip else "")
-            assert r.headers["Cache-Control"] == "no-cache" and r.headers["Access-Control-Allow-Origin"] == "*"
-        followed = await get(client, f"{path}?_HLS_msn={asked}{tail}")
-        assert followed[0] == 200 and followed[2] == canonical[2]
+            assert (r.status, await r.read()) == (200, whole[2])
+            assert r.headers["Cache-Control"] == hls.blocking_cache_control(1) == canonical[1]["Cache-Control"]
+            assert r.headers["Access-Control-Allow-Origin"] == "*"
     for asked in (n - 2, n - 1):
         async with client.get(f"{path}?_HLS_msn={asked}{tail}", headers=PLAIN, allow_redirects=False) as r:
             body = await r.read()
@@ -448,6 +448,79 @@ async def test_a_number_listed_long_before_is_redirected_to_the_newest(
         assert f"stream-a-{n - 1}.ts".encode() in body or body == canonical[2]  # the newest version
         if not skip:  # a delta depends on the version the player holds (_HLS_msn - 1); the full one not
             assert body == canonical[2]
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize("skip", [False, True])
+async def test_late_numbers_past_a_clients_budget_are_a_small_redirect(
+        tmp_path: Path, aiohttp_client: Any, skip: bool) -> None:
+    """Issue 41, R1b: each late number is a URL (a CDN cache key) of its own for the whole playlist, so
+    one client naming number after number made the VM send the whole playlist each time. A client gets
+    late.BURST such answers at once and late.PER_TARGET_DURATION more per target duration; past that, a
+    redirect, not kept (it depends on when it is asked), to the playlist's URL without a number (every
+    cache holds it; with a number, Shaka kept it and repeated _HLS_msn in every reload after). Another
+    client has its own budget."""
+    world = World(tmp_path, window=12.0, stepped=True, can_block_reload=True)
+    clock = _Clock()
+    options = PlaylistOptions(forwarded_allow_ips=(ipaddress.ip_network("127.0.0.0/8"),))
+    client: TestClient[Any, Any] = await aiohttp_client(
+        create_app(world.playlists, world.report, world.metrics, playlist_options=options,
+                   late=late.LateAnswers(clock=clock)), auto_decompress=False)
+    world.pub.on_master(VARIANTS)
+    for i in range(14):
+        world.now += 1
+        for v in (0, 1):
+            world.owncast_lists(v, f"stream-a-{i}.ts")
+        await world.settle()
+    path = live_media(0)
+    tail = "&_HLS_skip=YES" if skip else ""
+
+    async def ask(number: int, who: str | None) -> tuple[int, str | None]:
+        headers = dict(PLAIN, **({"X-Forwarded-For": who} if who else {}))
+        async with client.get(f"{path}?_HLS_msn={number}{tail}", headers=headers, allow_redirects=False) as r:
+            await r.read()
+            if r.status == 302:
+                assert r.headers["Cache-Control"] == "no-cache" and r.headers["Access-Control-Allow-Origin"] == "*"
+            return r.status, r.headers.get("Location")
+
+    try:
+        plain = "playlist.m3u8" + ("?_HLS_skip=YES" if skip else "")
+        answers = [await ask(i, "203.0.113.7") for i in range(late.BURST + 1)]
+        assert answers == [(200, None)] * late.BURST + [(302, plain)]
+        assert await ask(0, "203.0.113.8") == (200, None)  # another client: a budget of its own
+        assert await ask(last(world), "203.0.113.7") == (200, None)  # keeping up is never budgeted
+        clock.now += 1.0 / late.PER_TARGET_DURATION  # a target duration of 1 s: one more comes back
+        assert [await ask(2, "203.0.113.7") for _ in range(2)] == [(200, None), (302, plain)]
+    finally:
+        await world.pub.close()
+
+
+def test_late_answers_remember_a_bounded_number_of_clients() -> None:
+    """Clients the service cannot tell apart (None: the tunnel before the operator trusts it) share one
+    budget late.UNKNOWN_SHARE times larger; a forgotten client comes back with a full one."""
+    clock = _Clock()
+    budget = late.LateAnswers(clock=clock, max_clients=3)
+    shared = late.BURST * late.UNKNOWN_SHARE
+    assert [budget.take(None, 1) for _ in range(shared + 1)] == [True] * shared + [False]
+    for _ in range(late.BURST):
+        assert budget.take("a", 1)
+    assert not budget.take("a", 1)
+    for who in ("b", "c", "d"):  # "a" is forgotten: the bound is per remembered client
+        assert budget.take(who, 1)
+    assert budget.take("a", 1)
+    while budget.take("e", 4):
+        pass
+    clock.now += 1.0  # a longer target duration refills more slowly: 2 per 4 s here
+    assert not budget.take("e", 4)
+    clock.now += 1.0
+    assert budget.take("e", 4) and not budget.take("e", 4)
 
 
 # -- blocking reload and delta updates at /hls/ --------------------------------------------------

@@ -373,14 +373,14 @@ def _assert_plain_answers(p: Played, table: str) -> None:
     """Issue 47: every playlist answer is a plain 200, one round trip each (no redirect), or the 304 of
     the browser revalidating its cached copy (a 200 to the player); "longer" also gets the 503 of a
     blocking request held across its gap between streams (the module docstring). 499 is no answer: the
-    player gave the request up (hls.js, switching variants) before it was held. A redirect only where
-    the service's rules make one (Played.redirects): a player more than two numbers late for its reload
-    (a loaded machine, a slow phone) is sent to the playlist's plain URL, once: no "repeated" redirect
-    follows it (Shaka 4.16 keeps a redirect's URL and adds its next _HLS_msn after what is there: with a
-    number in the redirect, 2 of 8 runs of "shorter" with Chromium pinned to one CPU had 5 in a row)."""
+    player gave the request up (hls.js, switching variants) before it was held. No redirect: a player
+    more than two numbers late for its reload (a loaded machine, a slow phone) gets the newest version
+    at once, a 200, as one that keeps up does (before: a redirect to the playlist's plain URL, and with
+    a number in it Shaka 4.16 kept it and added its next _HLS_msn after what was there, 5 redirects in a
+    row in 2 of 8 runs of "shorter" with Chromium pinned to one CPU; Played.redirects says why each one
+    came, should one come)."""
     plain = {200, 304, 499, 503} if p.scenario.name == "longer" else {200, 304, 499}
-    assert set(p.playlist_answers()) <= plain | {302}, table
-    assert [r for r in p.redirects() if r[1] != "behind"] == [], table
+    assert set(p.playlist_answers()) <= plain, (p.redirects(), table)
 
 
 @pytest.mark.integration

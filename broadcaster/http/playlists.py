@@ -20,6 +20,7 @@ from ..playlist import hls
 from ..playlist.rendered import Rendered
 from .clients import Proxies, client_address
 from .common import EDGE_HEADERS, edge_headers, internal_error, unavailable
+from .late import LateAnswers
 
 # Blocking requests held at once when no cap is given; the service derives its cap from the file-handle
 # budget (broadcaster/http/limits.py). Past it: 503 with Retry-After, so held requests never take the
@@ -57,7 +58,8 @@ class PlaylistSource(Protocol):
 _BLOCKING_PARAMS = frozenset({"_HLS_msn", "_HLS_part", "_HLS_skip"})
 # A redirect to the canonical URL is a pure function of the URL asked: cacheable (a CDN may keep it).
 CANONICAL_CACHE_CONTROL = "public, max-age=60"
-# A redirect from a number listed already to the newest one depends on when it is asked: not kept.
+# A redirect from a number listed long before to the newest version depends on when it is asked: not
+# kept. Sent only to a client past its budget of late answers (late.py).
 LISTED_CACHE_CONTROL = hls.UNREADY_CACHE_CONTROL
 _SKIP = "YES"  # the one spelling of _HLS_skip: "v2" (skip date ranges too) gets the same answer here
 
@@ -174,8 +176,9 @@ class PlaylistRoutes:
 
     def __init__(self, source: PlaylistSource, metrics: Metrics, default_variant: int, blocking: bool, *,
                  max_held: int = MAX_HELD, connection_metrics: ConnectionMetrics | None = None,
-                 proxies: Proxies = Proxies()) -> None:
+                 proxies: Proxies = Proxies(), late: LateAnswers | None = None) -> None:
         self._source = source
+        self._late = late if late is not None else LateAnswers()
         self._default = default_variant
         self._blocking_on = blocking  # off: _HLS_* parameters are ignored, as by a static host
         self._default_label = str(default_variant)
@@ -262,13 +265,16 @@ class PlaylistRoutes:
             return self._bad_request(variant, "_HLS_msn and _HLS_part must be whole numbers")
         newest = current.last_sequence
         if msn < newest - hls.MSN_BEHIND_LIMIT or (current.ended and msn > newest):
-            # Listed well before (or never to be, the stream ended: 6.2.5.2, answered at once): the
-            # answer is the newest version. Bounded URLs per answer: any number up to it would be a new
-            # cache key for the same whole playlist. The redirect names no number: Shaka 4.16 keeps the
-            # URL a redirect took it to as the playlist's own and adds its next _HLS_msn after what is
-            # there, so a number in it made every later reload `?_HLS_msn=A&_HLS_msn=B`, one more 302
-            # each (5 in a row, 2 of 8 runs with Chromium on one CPU); from the plain URL its next
-            # reload is the canonical one.
+            # Listed long before, or never to be (the stream ended): answered at once with the newest
+            # version (6.2.5.2), in full (a delta skips what a player this late may not hold). Each
+            # number is a URL, so a cache key, of its own: what a client may cost that way is bounded
+            # (late.py); past its budget, a redirect to the plain URL every cache holds. It names no
+            # number: Shaka 4.16 keeps the URL a redirect took it to as the playlist's own and adds its
+            # next _HLS_msn after what is there (`?_HLS_msn=A&_HLS_msn=B`, one more 302 each reload).
+            if self._late.take(client_address(request, self._proxies), target):
+                response = _rendered(request, current, hls.blocking_cache_control(target))
+                self._count(str(variant), response.status)
+                return response
             self._count(str(variant), 302)
             name = request.path.rpartition("/")[2]
             location = f"{name}?_HLS_skip={_SKIP}" if skip else name

@@ -172,8 +172,9 @@ HOLD_BACK_TARGET_DURATIONS = 3
 # A request for a segment more than two past the last listed one is an error (400).
 MSN_AHEAD_LIMIT = 2
 # A request for a segment listed already is answered at once (6.2.5.2). Up to this many behind the last
-# one it is a plain answer: a player slow to ask again (a busy browser, 1 s segments) is not sent round
-# a redirect. Further behind, its URL would be one more cache key per number for the same playlist.
+# one, as for the newest (a delta if asked: it lists more than this). Further behind, the whole newest
+# version: a delta skips what a player that late may not hold; and as each number is a cache key of its
+# own, what one client may cost that way is bounded (broadcaster/http/late.py).
 MSN_BEHIND_LIMIT = 2
 # A held request that waited three target durations gets 503: the stream is not advancing.
 BLOCK_TIMEOUT_TARGET_DURATIONS = 3

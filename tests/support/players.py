@@ -454,9 +454,9 @@ class Played:
         return {status: statuses.count(status) for status in sorted(set(statuses))}
 
     def redirects(self) -> list[tuple[str, str]]:
-        """Each playlist request answered 302, and why: "behind" (a number more than
-        hls.MSN_BEHIND_LIMIT behind the newest when it was asked: a client late for its reload, sent to
-        the newest), "repeated" (_HLS_msn given twice: Shaka 4.16 keeps the URL a redirect took it to as
+        """Each playlist request answered 302, and why (a failed test says): "behind" (a number more than
+        hls.MSN_BEHIND_LIMIT behind the newest when it was asked: a client late for its reload, past its
+        budget of such answers, broadcaster/http/late.py), "repeated" (_HLS_msn given twice: Shaka 4.16 keeps the URL a redirect took it to as
         the playlist's own and adds its next number after the one there, so every reload after its first
         redirect is one more), or "other"."""
         out = []

@@ -1,0 +1,52 @@
+"""What answering a late blocking request may cost, per client.
+
+A player late for its reload asks `_HLS_msn` of a number listed long before (a busy browser, a
+background tab, 1 s segments). The spec answers it at once (6.2.5.2), and so does the service: a plain
+200 with the newest version, as every player expects (issue 47). But each such number is a URL of its
+own, so a cache in front passes each one to the origin, which sends the whole playlist: one client
+naming number after number made the VM send 558 MB/s at a 4 h window (issue 41, R1b).
+
+So each client gets a few such answers per target duration (a token bucket), enough for any player
+however late it is; past that it gets the small redirect to the playlist's plain URL instead, which
+every cache holds (still an answer it plays on). Clients the service cannot tell apart (the tunnel
+before the operator trusts it: clients.py) share one larger bucket.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+
+# Late answers a client may get at once, and how many come back per target duration: a player asks
+# for one playlist per target duration (two or three while it switches variants).
+BURST = 4
+PER_TARGET_DURATION = 2
+# Clients the service cannot tell apart: one bucket for all, this many times larger.
+UNKNOWN_SHARE = 16
+# Clients remembered at once; the least recently seen is forgotten first (it comes back with a full
+# bucket: the bound is per client, and per remembered client in memory).
+MAX_CLIENTS = 4096
+
+
+class LateAnswers:
+    """A token bucket per client address for answers to a late `_HLS_msn` (see the module docstring)."""
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic, max_clients: int = MAX_CLIENTS) -> None:
+        self._clock = clock
+        self._max_clients = max_clients
+        self._buckets: OrderedDict[str | None, tuple[float, float]] = OrderedDict()  # client: (tokens, at)
+
+    def take(self, client: str | None, target_duration: int) -> bool:
+        """True: answer this one in full. False: over the client's budget, redirect it."""
+        share = UNKNOWN_SHARE if client is None else 1
+        burst = BURST * share
+        now = self._clock()
+        buckets = self._buckets
+        tokens, at = buckets.pop(client, (float(burst), now))
+        tokens = min(float(burst), tokens + (now - at) * PER_TARGET_DURATION * share / max(target_duration, 1))
+        took = tokens >= 1.0
+        buckets[client] = (tokens - 1.0 if took else tokens, now)  # the most recently seen last
+        if len(buckets) > self._max_clients:
+            buckets.popitem(last=False)
+        return took
