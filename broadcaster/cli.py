@@ -156,8 +156,9 @@ def _demo(args: argparse.Namespace) -> int:
             latency_level=args.latency_level, passthrough=args.passthrough, p2p=args.p2p,
         ))
     except (DemoError, StartupError) as err:
-        # Its port is Grafana's default too: say how to move it.
-        hint = "; --port picks another (0: any free one)" if "(HOST/PORT)" in str(err) else ""
+        # Its port is Grafana's default too: say so, and how to move it.
+        grafana = " (Grafana's default port is 3000 too)" if args.port == 3000 else ""
+        hint = f"{grafana}; --port picks another (0: any free one)" if "(HOST/PORT)" in str(err) else ""
         print(f"hls-broadcaster demo: error: {err}{hint}", file=sys.stderr)
         return 1
 

@@ -234,10 +234,15 @@ def _bind(where: Address) -> str | None:
     return None
 
 
+# Grafana's default port is also PORT's: on a VM that runs the dashboard too, the likeliest clash.
+GRAFANA_PORT = 3000
+
+
 def _bind_hint(err: OSError, where: Address) -> str:
     if err.errno == errno.EADDRINUSE:
-        return (f"already in use by another program (`ss -ltnp 'sport = :{where.port}'` names it): stop it or "
-                "choose another port")
+        grafana = " (Grafana's default port is 3000 too)" if where.port == GRAFANA_PORT else ""
+        return (f"already in use by another program{grafana} (`ss -ltnp 'sport = :{where.port}'` names it): stop "
+                "it or choose another port")
     if err.errno == errno.EACCES:
         return "this user may not listen below port 1024: use a port above it (the tunnel does not care)"
     if err.errno == errno.EADDRNOTAVAIL:

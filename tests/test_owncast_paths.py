@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl, urljoin
 
 import m3u8
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 from multidict import MultiDict
 from prometheus_client.parser import text_string_to_metric_families
@@ -28,7 +29,8 @@ from broadcaster.playlist.segments import ListedSegment
 from broadcaster.metrics import Metrics
 from broadcaster.source.owncast import SourceVariant
 from broadcaster.http import create_app, late
-from broadcaster.http.app import PlaylistOptions
+from broadcaster.http.clients import Proxies
+from broadcaster.http.playlists import PlaylistRoutes
 from broadcaster.http.playlists import answered_as_sent, canonical_query
 from tests.support.world import World
 from tests.support.client import PLAIN, get
@@ -469,10 +471,12 @@ async def test_late_numbers_past_a_clients_budget_are_a_small_redirect(
     client has its own budget."""
     world = World(tmp_path, window=12.0, stepped=True, can_block_reload=True)
     clock = _Clock()
-    options = PlaylistOptions(forwarded_allow_ips=(ipaddress.ip_network("127.0.0.0/8"),))
-    client: TestClient[Any, Any] = await aiohttp_client(
-        create_app(world.playlists, world.report, world.metrics, playlist_options=options,
-                   late=late.LateAnswers(clock=clock)), auto_decompress=False)
+    # The playlist route as create_app adds it, with a budget on a clock of the test's.
+    routes = PlaylistRoutes(world.playlists, world.metrics, 0, True, late=late.LateAnswers(clock=clock),
+                            proxies=Proxies((ipaddress.ip_network("127.0.0.0/8"),)))
+    app = web.Application()
+    app.router.add_get(r"/live/{n:[0-9]+}/playlist.m3u8", routes.media)
+    client: TestClient[Any, Any] = await aiohttp_client(app, auto_decompress=False)
     world.pub.on_master(VARIANTS)
     for i in range(14):
         world.now += 1

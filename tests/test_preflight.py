@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import socket
@@ -14,8 +15,8 @@ from aiobotocore.session import get_session
 from aiohttp import web
 
 from broadcaster.demo.seaweed import SeaweedS3
-from broadcaster.preflight import _check_settings, _Report, run_checks
-from broadcaster.settings import Settings, load_settings
+from broadcaster.preflight import _bind_hint, _check_settings, _Report, run_checks
+from broadcaster.settings import Address, Settings, load_settings
 from broadcaster.state.disk import DirectoryLock
 from tests.support.local_http import serve_local
 
@@ -210,6 +211,16 @@ async def test_a_port_in_use_fails_naming_the_setting_and_a_free_one_passes(seaw
                                  f"(`ss -ltnp 'sport = :{port}'` names it): stop it or choose another port"], lines
     ok, lines = await check(settings_for(seaweed, tmp_path, PORT=str(port)))  # let go: free now
     assert ok and f"ok   HOST/PORT 127.0.0.1:{port}: free, and this user may listen on it" in lines, lines
+
+
+def test_port_3000_in_use_names_grafana() -> None:
+    """Grafana's default port is PORT's default: on a VM that runs the dashboard too, the likeliest
+    clash, named (issue 47). Told by the error alone: binding 3000 here could meet the demo of another test."""
+    taken = OSError(errno.EADDRINUSE, "Address already in use")
+    assert _bind_hint(taken, Address("127.0.0.1", 3000)) == (
+        "already in use by another program (Grafana's default port is 3000 too) (`ss -ltnp 'sport = :3000'` "
+        "names it): stop it or choose another port")
+    assert "Grafana" not in _bind_hint(taken, Address("127.0.0.1", 3001))
 
 
 async def test_the_port_of_a_running_service_is_not_a_failure(seaweed: SeaweedS3, tmp_path: Path) -> None:

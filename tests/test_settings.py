@@ -382,3 +382,22 @@ def test_values_survive_the_env_file_as_the_docs_write_them(tmp_path: Path) -> N
     s = load_settings(environ=env(tmp_path), env_file=dotenv)
     assert s.frame_ancestors == "'self' https://a.example https://*.b.example"
     assert s.viewer_sources == ("https://c.example",) and s.log_level == "warning"
+
+
+@pytest.mark.parametrize(("port", "grafana"), [(3000, True), (3001, False)])
+def test_the_demo_on_a_taken_port_says_how_to_move_it(monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str], port: int,
+                                                      grafana: bool) -> None:
+    """Its default port is Grafana's default too (issue 47): one line naming the clash and --port."""
+    from broadcaster import cli
+    from broadcaster.demo import run
+    from broadcaster.service import StartupError
+
+    async def taken(**_: object) -> int:
+        raise StartupError(f"cannot listen on 127.0.0.1:{port} (HOST/PORT): address already in use")
+
+    monkeypatch.setattr(run, "run_demo", taken)
+    assert cli.main(["demo", "--port", str(port)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.endswith("; --port picks another (0: any free one)"), err
+    assert ("Grafana's default port is 3000 too" in err) is grafana, err

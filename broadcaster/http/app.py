@@ -28,7 +28,6 @@ from . import health as readings
 from . import limits, viewer
 from .clients import Network, Proxies
 from .common import CLIENT_MAX_SIZE, CONNECTION_LOG, elsewhere
-from .late import LateAnswers
 from .keys import (DEFAULT_VARIANT, EVENTS, FRAME_ANCESTORS, HEALTH, METRICS, STATE_EVENTS, VIEWER_CONFIG,
                    VIEWER_FILES, HealthSource)
 from .playlists import MAX_HELD, PlaylistRoutes, PlaylistSource
@@ -134,14 +133,12 @@ def create_app(
     connection_metrics: ConnectionMetrics | None = None,
     viewers: Viewers | None = None,
     release_held: Callable[[], None] | None = None,
-    late: LateAnswers | None = None,
 ) -> web.Application:
     """The public web app. Without `events` there is no /live/events; with it, the app's shutdown ends
     its streams, and its `state` watcher (publishing into the hub) runs from the app's startup to its
     shutdown.
     `release_held` answers every held blocking request at once (the source's release_waiters), called on
-    shutdown. `late` budgets the answers to late blocking requests per client (late.py; its own clock by
-    default). Without `viewer_options`, / is a line of text; with both it and `viewers`, the page's
+    shutdown. Without `viewer_options`, / is a line of text; with both it and `viewers`, the page's
     heartbeats count its viewers (POST /live/watching), and with their `playback` their playback reports
     are taken.
 
@@ -158,7 +155,7 @@ def create_app(
     proxies = Proxies(options.forwarded_allow_ips, options.trust_cf_connecting_ip)  # who names the client
     playlist_routes = PlaylistRoutes(playlists, metrics, options.default_variant, options.blocking_reload,
                                      max_held=options.max_held, connection_metrics=connection_metrics,
-                                     proxies=proxies, late=late)
+                                     proxies=proxies)
     r = app.router
     r.add_get("/live/master.m3u8", playlist_routes.master)
     r.add_get("/live/playlist.m3u8", playlist_routes.default_media)
