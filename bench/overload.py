@@ -400,10 +400,12 @@ async def main(args: argparse.Namespace) -> int:
 async def measure(args: argparse.Namespace, service: ServiceProcess, writer: OwncastReplay) -> int:
     host, port_text = service.url.removeprefix("http://").rsplit(":", 1)
     port = int(port_text)
-    async with asyncio.timeout(60):  # the stream is listed
+    # The stream is listed and the service says it is healthy: the baseline is a healthy service's (on a
+    # loaded machine /health said 503 through a whole 2 s baseline just after the third segment).
+    async with asyncio.timeout(60):
         while True:
             status, body, _ = await get(host, port, "/live/0/playlist.m3u8")
-            if status == 200 and body.count(b"#EXTINF") >= 3:
+            if status == 200 and body.count(b"#EXTINF") >= 3 and (await get(host, port, "/health"))[0] == 200:
                 break
             await asyncio.sleep(0.2)
     _, text, _ = await get(host, port, "/metrics")
