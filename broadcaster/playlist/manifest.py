@@ -319,6 +319,15 @@ class ManifestGenerator:
             if first.discontinuity:  # 4.4.3.3: its EXT-X-DISCONTINUITY left with it
                 self._discontinuity_sequence += 1
 
+    def landed(self, key: str, now: float) -> None:
+        """The segment listed under `key` reached its pathway only now (the bucket's, behind the VM's: an
+        upload after an outage): it stays listed about a window from now, as if listed now, so a burst of
+        backlog does not slide out before a polling player of that pathway had the chance to see it."""
+        for entry in reversed(self._window):
+            if entry.segment.key == key:
+                entry.listed_at = max(entry.listed_at, now)
+                return
+
     def drop_hashes(self) -> None:
         """List no segment's hash (P2P was turned off since the state these entries came from was saved)."""
         if not any(e.segment.sha256 for e in self._window):

@@ -62,20 +62,31 @@ class Variants(Mapping[int, Variant]):
 
     # -- what the Release made visible (release.ShownTo) ---------------------------------------------------
 
-    def shown(self, renderings: Mapping[int, Rendered], *, replace: bool = False) -> None:
+    def shown(self, renderings: Mapping[int, Rendered], *, replace: bool = False,
+              bucket: Mapping[int, Rendered] | None = None) -> None:
+        """`bucket`: what the bucket's playlists show, when not `renderings` (the VM's pathway ahead)."""
         if replace:
             for v in self._variants.values():
                 v.playlist.forget_shown()
         for index, rendered in renderings.items():
             variant = self._variants.get(index)
             if variant is not None:
-                variant.playlist.shown(rendered)
+                variant.playlist.shown(rendered, None if bucket is None else bucket.get(index))
 
     def versions(self, edge: bool = False) -> dict[int, Rendered]:
         """Every variant's current version that can be shown (`edge`: the bucket's)."""
         out = {}
         for index, v in self._variants.items():
             rendered = v.playlist.visible(edge)
+            if rendered is not None:
+                out[index] = rendered
+        return out
+
+    def bucket_versions(self, now: float, edge: bool = False) -> dict[int, Rendered]:
+        """Every variant's version the bucket's pathway shows (listing only what is in the bucket)."""
+        out = {}
+        for index, v in self._variants.items():
+            rendered = v.playlist.bucket_visible(edge, now)
             if rendered is not None:
                 out[index] = rendered
         return out
