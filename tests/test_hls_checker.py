@@ -578,3 +578,27 @@ def test_soak_work_per_version_does_not_grow_with_history() -> None:
             checker.assert_ok(text)
     early, late = [work[k] for k in range(50, 64)], [work[k] for k in range(286, 300)]
     assert max(late) <= max(early) + 100, (early, late)
+
+
+def test_observed_compares_no_gaps_bytes() -> None:
+    """A variant that lacks a moment the others list has a gap there (EXT-X-GAP, 4.4.4.7: its URI holds no
+    media, players never ask): tests/support/whole compares the bytes of every segment listed, not of
+    gaps (in test_faults_owncast a restart wiped a file before its upload, and the gap's URI got 404)."""
+    from pathlib import Path
+    from typing import cast
+
+    from broadcaster.demo.emulator import OwncastEmulator
+    from tests.support.observe import Observed
+
+    class Folders:
+        def variant_dir(self, variant: int) -> Path:
+            return Path("/hls") / str(variant)
+
+    seen = Observed()
+    seen.note_ours(1, "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:3\n"
+                      "#EXT-X-PROGRAM-DATE-TIME:2027-01-15T08:00:03.000Z\n#EXTINF:1.000,\nlive/1/s-3.ts\n"
+                      "#EXT-X-PROGRAM-DATE-TIME:2027-01-15T08:00:04.000Z\n#EXT-X-GAP\n#EXTINF:1.000,\nlive/1/s-4.ts\n"
+                      "#EXT-X-PROGRAM-DATE-TIME:2027-01-15T08:00:05.000Z\n#EXTINF:1.000,\nlive/1/s-5.ts\n")
+    assert sorted(seen.ours[1]) == [3, 4, 5]
+    assert seen.listed_files(cast(OwncastEmulator, Folders())) == [
+        ("live/1/s-3.ts", Path("/hls/1/s-3.ts")), ("live/1/s-5.ts", Path("/hls/1/s-5.ts"))]

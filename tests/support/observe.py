@@ -25,6 +25,7 @@ class Observed:
     ours: dict[int, dict[int, tuple[str, float]]] = field(default_factory=lambda: {0: {}, 1: {}})
     checker: VariantSetChecker = field(default_factory=VariantSetChecker)
     ended: set[int] = field(default_factory=set)
+    gaps: dict[int, set[str]] = field(default_factory=dict)  # variant -> URIs listed with EXT-X-GAP
 
     def note_owncast(self, oc: OwncastEmulator) -> None:
         for v in (0, 1):
@@ -40,20 +41,25 @@ class Observed:
         self.checker.assert_ok(str(v), text)
         lines = text.splitlines()
         seq = int(next(line for line in lines if line.startswith("#EXT-X-MEDIA-SEQUENCE:")).split(":")[1])
-        duration = 0.0
+        duration, gap = 0.0, False
         for line in lines:
             if line.startswith("#EXTINF:"):
                 duration = float(line[8:].split(",")[0])
+            elif line == "#EXT-X-GAP":
+                gap = True
             elif line and not line.startswith("#"):
                 self.ours[v][seq] = (line, duration)
-                seq += 1
+                if gap:
+                    self.gaps.setdefault(v, set()).add(line)
+                seq, gap = seq + 1, False
         if "#EXT-X-ENDLIST" in lines:
             self.ended.add(v)
 
     def listed_files(self, oc: OwncastEmulator) -> list[tuple[str, Path]]:
-        """Every segment URL we listed, with the Owncast file it was made from (for tests.support.whole)."""
+        """Every segment URL we listed, with the Owncast file it was made from (for tests.support.whole);
+        not a gap's (EXT-X-GAP: its URI holds no media and is not to be loaded, 4.4.4.7)."""
         return [(uri, oc.variant_dir(v) / uri.rsplit("/", 1)[1])
-                for v in self.ours for uri, _ in self.ours[v].values()]
+                for v in self.ours for uri, _ in self.ours[v].values() if uri not in self.gaps.get(v, ())]
 
 
 async def poll(http: aiohttp.ClientSession, url: str, oc: OwncastEmulator, seen: Observed) -> None:
