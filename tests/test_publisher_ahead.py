@@ -124,3 +124,67 @@ async def test_without_a_keeper_nothing_changes(tmp_path: Path, bucket_down: boo
     assert w.playlists.media_playlist(0) is None
     w.store.release("live/0/stream-abc-0.ts")
     await until(lambda: w.playlists.media_playlist(0) is not None)
+
+
+def gaps(world: World, view: str, variant: int) -> list[str]:
+    """The segment names the newest version of a view lists with EXT-X-GAP."""
+    playlists = world.ahead if view == "ahead" else world.playlists
+    assert playlists is not None
+    rendered = playlists.media_playlist(variant)
+    lines = [] if rendered is None else rendered.body.decode().splitlines()
+    return [lines[i + 2].rsplit("/", 1)[1] for i, line in enumerate(lines) if line == "#EXT-X-GAP"]
+
+
+async def test_an_upload_lost_after_it_was_listed_ahead_is_a_gap_on_both_pathways(tmp_path: Path) -> None:
+    """The VM's copy goes (VM_COPIES_MB reached during an outage) and Owncast deleted the file: the upload
+    can never land. The bucket's playlist never lists it as a segment (the bucket would answer 404): a
+    gap (EXT-X-GAP, 4.4.4.7) from the first version that shows it; the VM's, which cannot serve it either,
+    lists it as a gap from then on."""
+    (tmp_path / "state").mkdir()
+    copies = Copies(tmp_path / "state", max_bytes=500, keep_for=600)  # room for one 376-byte copy
+    copies.open()
+    (tmp_path / "hls").mkdir()
+    w = World(tmp_path / "hls", keeper=copies)
+    key = "live/0/stream-abc-0.ts"
+    w.store.hold(key)
+    w.store.fail[key] = 1  # the attempt under way fails: the next one reads the copy again
+    w.owncast_lists(0, "stream-abc-0.ts")
+    await until(lambda: listed(w, "ahead", 0) == ["stream-abc-0.ts"])
+    w.owncast_lists(0, "stream-abc-1.ts")  # its copy takes the room: segment 0's copy goes
+    await until(lambda: listed(w, "ahead", 0) == ["stream-abc-0.ts", "stream-abc-1.ts"])
+    assert copies.get(key) is None
+    (tmp_path / "hls" / "0" / "stream-abc-0.ts").unlink()  # Owncast's cleanup
+    w.store.release(key)
+    await until(lambda: listed(w, "bucket", 0) == ["stream-abc-0.ts", "stream-abc-1.ts"])
+    assert key not in w.store.keys()
+    assert gaps(w, "bucket", 0) == ["stream-abc-0.ts"]
+    await until(lambda: gaps(w, "ahead", 0) == ["stream-abc-0.ts"])
+    # No version of the bucket's playlist ever listed it without EXT-X-GAP.
+    for v, body in w.playlists.shown:
+        lines = body.splitlines()
+        for i, line in enumerate(lines):
+            if line.endswith("/stream-abc-0.ts"):
+                assert "#EXT-X-GAP" in lines[max(0, i - 3):i], body
+    checker = VariantSetChecker()
+    for v, body in w.playlists.shown:
+        checker.assert_ok(str(v), body)
+    await w.pub.close()
+
+
+async def test_a_file_the_vm_could_not_keep_is_listed_once_uploaded(tmp_path: Path) -> None:
+    """The VM could not keep its copy (larger than VM_COPIES_MB, a full disk): its pathway, which would
+    answer 404, does not list it ahead of the bucket; both list it once it landed."""
+    (tmp_path / "state").mkdir()
+    copies = Copies(tmp_path / "state", max_bytes=100, keep_for=600)  # no room for a 376-byte copy
+    copies.open()
+    (tmp_path / "hls").mkdir()
+    w = World(tmp_path / "hls", keeper=copies)
+    key = "live/0/stream-abc-0.ts"
+    w.store.hold(key)
+    w.owncast_lists(0, "stream-abc-0.ts")
+    await until(lambda: w.store.attempts == [key])  # read, not kept, its upload under way
+    assert copies.get(key) is None
+    assert listed(w, "ahead", 0) == [] and listed(w, "bucket", 0) == []
+    w.store.release(key)
+    await until(lambda: listed(w, "bucket", 0) == ["stream-abc-0.ts"] == listed(w, "ahead", 0))
+    await w.pub.close()

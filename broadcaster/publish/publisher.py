@@ -372,8 +372,8 @@ class Publisher:
     def _landed_again(self, index: int, key: str, task: asyncio.Future[Uploaded]) -> None:
         if not task.cancelled() and task.exception() is not None:
             self._metrics.segments_lost.labels(variant=str(index), reason="not_uploaded").inc()
-            log.warning("variant %d: %s was listed before a restart but cannot be uploaded (%s); the bucket's "
-                        "playlist lists it without it", index, key, task.exception())
+            log.warning("variant %d: %s was listed before a restart but cannot be uploaded (%s); its "
+                        "playlists list it as a gap", index, key, task.exception())
         if not self._closed:
             self.lister.advance()
 

@@ -70,7 +70,9 @@ def _ready_when_uploaded(ready: Ready, task: asyncio.Future[Uploaded]) -> None:
 
 
 def _ready_when_kept(ready: Ready, kept: Kept) -> None:
-    if not ready.done():
+    """Its first read: listed on the VM's pathway at once only if the VM kept the copy (it would answer
+    404 for one it could not keep: too large, a full disk); else once uploaded, as without steering."""
+    if kept.kept and not ready.done():
         ready.set_result(kept.sha256)
 
 

@@ -65,6 +65,11 @@ class _Restored:
         return False
 
 
+def _failed(upload: Landing) -> bool:
+    """An upload that ended without landing (an error; not a cancel: the publisher is closing)."""
+    return isinstance(upload, asyncio.Future) and not upload.cancelled() and upload.exception() is not None
+
+
 class VariantPlaylist:
     def __init__(self, index: int, options: WindowOptions, on_removed: RemovedHook,
                  generator: ManifestGenerator | None = None) -> None:
@@ -170,8 +175,8 @@ class VariantPlaylist:
 
     def bucket_visible(self, edge: bool = False, now: float | None = None) -> Rendered | None:
         """The bucket's version: the newest that lists only what is in the bucket (every version while
-        nothing listed is still uploading). An upload that failed for good counts as landed: the bucket
-        then lists a segment it does not have (counted lost), rather than stop for ever."""
+        nothing listed is still uploading). An upload that failed for good is a gap from then on
+        (`_unavailable`): the bucket never lists a segment it does not have, nor stops for ever."""
         if not self._settle(now):
             self._history[0].clear()
             self._history[1].clear()
@@ -213,13 +218,33 @@ class VariantPlaylist:
         pending = self._pending
         if pending:
             for key in [k for k, upload in pending.items() if upload.done()]:
-                del pending[key]
-                if now is not None and self._gen is not None:
+                upload = pending.pop(key)
+                if _failed(upload):
+                    self._unavailable(key, upload)
+                elif now is not None and self._gen is not None:
                     self._gen.landed(key, now)
         if not pending and self._leaving and now is not None:
             leaving, self._leaving = self._leaving, []
             self._on_removed([replace(r, removed_at=max(r.removed_at, now)) for r in leaving])
         return bool(pending)
+
+    def _unavailable(self, key: str, upload: Landing) -> None:
+        """An upload that failed for good, its segment listed ahead on the VM's pathway: the bucket does
+        not have it, and the VM's copy is gone (an upload sends that copy: it fails only once the copy
+        and Owncast's file are both gone). A gap from now on in both pathways' playlists (4.4.4.7): the
+        bucket's never showed it (it shows the version before it until then), the VM's cannot serve it.
+        The bucket's versions that list it as a segment are forgotten."""
+        if self._gen is None:
+            return
+        number = self._gen.unavailable(key)
+        if number is None:
+            return
+        for history in self._history:
+            for n in [n for n in history if n >= number]:
+                del history[n]
+        err = upload.exception() if isinstance(upload, asyncio.Future) else None
+        log.warning("variant %d: segment %s, listed on the VM's pathway before its upload, cannot be uploaded "
+                    "(%s); listed as a gap (EXT-X-GAP)", self.index, key, err)
 
     def saved(self, now: float) -> dict[str, object] | None:
         """Its part of the publisher's memory (playlist_memory's format), None before it is open."""
