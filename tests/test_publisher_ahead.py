@@ -188,3 +188,31 @@ async def test_a_file_the_vm_could_not_keep_is_listed_once_uploaded(tmp_path: Pa
     w.store.release(key)
     await until(lambda: listed(w, "bucket", 0) == ["stream-abc-0.ts"] == listed(w, "ahead", 0))
     await w.pub.close()
+
+
+async def test_a_new_target_reaches_every_variant_of_the_bucket_at_once(tmp_path: Path) -> None:
+    """Longer segments raise the target while one variant's upload is still on its way: the bucket's
+    playlists move to the new target together, once that variant's has a version under it (6.2.4:
+    variants share a target duration; test_owncast_matrix saw the bucket's variants differ after
+    2 -> 3 variants), while the VM's move at once."""
+    w, _ = make(tmp_path)
+    for n in range(2):
+        for v in (0, 1):
+            w.owncast_lists(v, f"stream-abc-{n}.ts")
+    await until(lambda: all(len(listed(w, "bucket", v)) == 2 for v in (0, 1)))
+    w.store.hold("live/1/stream-abc-2.ts")
+    for v in (0, 1):
+        w.owncast_lists(v, "stream-abc-2.ts", duration=3.0, target=3)
+    assert w.ahead is not None
+    await until(lambda: all(b"#EXT-X-TARGETDURATION:3\n" in r.body for v in (0, 1)
+                            if (r := w.ahead.media_playlist(v)) is not None))  # type: ignore[union-attr]
+    for v in (0, 1):
+        rendered = w.playlists.media_playlist(v)
+        assert rendered is not None and b"#EXT-X-TARGETDURATION:1\n" in rendered.body, v
+    w.store.release("live/1/stream-abc-2.ts")
+    await until(lambda: all(b"#EXT-X-TARGETDURATION:3\n" in r.body for v in (0, 1)
+                            if (r := w.playlists.media_playlist(v)) is not None))
+    checker = VariantSetChecker(allow_restart=True)
+    for v, body in w.playlists.shown:  # in the order shown: what a player polling both could see
+        checker.assert_ok(str(v), body)
+    await w.pub.close()

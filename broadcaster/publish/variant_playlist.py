@@ -80,6 +80,7 @@ class VariantPlaylist:
         self._gen = generator
         self._shown = -1  # the last number a client may have seen (told by the Release)
         self._bucket_shown = -1  # ... and the last shown in the bucket's playlist (what clips may cut)
+        self._bucket_target: int | None = None  # the target duration of the bucket's version shown
         self._pending: dict[str, Landing] = {}  # key -> its upload, listed before it landed
         self._leaving: builtins.list[Removed] = []  # left the window while the bucket's playlist lagged
         # Versions by their last number, (served, edge): the bucket's shows one of them while uploads land.
@@ -257,6 +258,17 @@ class VariantPlaylist:
         numbers up to its last may have been seen."""
         self._shown = rendered.last_sequence
         self._bucket_shown = (bucket or rendered).last_sequence
+        self._bucket_target = self.target_duration
+
+    def shown_ahead(self, rendered: Rendered) -> None:
+        """The Release made `rendered` visible on the VM's pathway, the bucket's version unchanged."""
+        self._shown = rendered.last_sequence
+
+    @property
+    def bucket_retargets(self) -> bool:
+        """Its bucket's version shown is not under its target duration now (or none was shown): a
+        new one would change the target the bucket's playlist shows (a retarget restarts every variant)."""
+        return self._bucket_target != self.target_duration
 
     def forget_shown(self) -> None:
         """A restored state replaces what is visible: nothing of this playlist is shown until told."""
