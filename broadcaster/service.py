@@ -224,7 +224,8 @@ class Service:
             return
         uploader = self.uploader
         self.steering = SteeringPolicy(
-            s.pathways, {hls.BUCKET_PATHWAY: BucketSignals(behind=lambda: uploader.waiting()[1] or 0.0)},
+            s.pathways, {hls.BUCKET_PATHWAY: BucketSignals(behind=lambda: uploader.waiting()[1] or 0.0,
+                                                           failing=lambda: uploader.storage_ok is False)},
             lambda: self.playlists.target_duration, interval=s.viewer_timeout / 3)
         self.steering_loop = SteeringLoop(self.steering, on_away=self.playlists.answer_held)
 

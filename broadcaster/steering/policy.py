@@ -4,8 +4,11 @@ Normally the configured order (PATHWAYS, the bucket first), and the VM sends no 
 pathway is put behind the others, for a reason, when:
 
 - `uploads`: an upload to it has waited longer than a target duration (and MIN_UPLOAD_WAIT: with 1 s
-  segments a busy machine's upload often takes one) (failing, or slower than the stream): its
-  playlists stop growing while the VM's list every finished segment at once;
+  segments a busy machine's upload often takes one) while its last attempt failed, or longer than
+  SLOW_TARGETS target durations however it goes (slower than the stream by a player's buffer): its
+  playlists stop growing while the VM's list every finished segment at once. An upload that is only
+  slow on a busy machine, and succeeds, is no outage: sending players to the VM then would add the
+  segments' bytes to the busy machine's work (bench.p2p's start at load steered them);
 - `public_url`: the service cannot fetch the newest segment at the URL viewers fetch it at (a custom
   domain's DNS or certificate broken, r2.dev's rate limit: writes work, reads do not; probe.py);
 - `viewers`: the viewer pages' playback reports show their segment fetches from it failing: at least
@@ -46,6 +49,7 @@ UPLOADS, PUBLIC_URL, VIEWERS = "uploads", "public_url", "viewers"
 REASONS = (NORMAL, UPLOADS, PUBLIC_URL, VIEWERS)
 VIEWER_SHARE = 0.5  # of the pages that reported on a pathway, failing ones needed to call it failing
 MIN_UPLOAD_WAIT = 2.0  # seconds an upload waits before it says the bucket fails, whatever the target
+SLOW_TARGETS = 3  # target durations an upload waits, its attempts not failing, before the bucket counts as failing
 PROBE_FAILURES = 2  # probes failing in a row that call a pathway failing (one lost request is not an outage)
 HOLD_TTLS = 4  # the hold after the last viewer failure, in TTLs...
 HOLD_MAX = 300.0  # ... doubling per relapse up to this (seconds)
@@ -66,6 +70,7 @@ class BucketSignals:
     """What the policy reads of one bucket pathway."""
 
     behind: Callable[[], float]  # seconds the oldest upload to it not done yet has waited; 0: none waits
+    failing: Callable[[], bool] = lambda: True  # its last upload attempt failed (the uploader's storage_ok)
 
 
 @dataclass(slots=True)
@@ -218,7 +223,7 @@ class SteeringPolicy:
         failing, reporting = self._viewers_on(pathway, now)
         reason: str | None = None
         detail = ""
-        if behind > max(target, MIN_UPLOAD_WAIT):
+        if behind > max(target, MIN_UPLOAD_WAIT) and (state.signals.failing() or behind > SLOW_TARGETS * target):
             reason, detail = UPLOADS, _DESCRIBED[UPLOADS].format(behind=behind, target=target)
         elif state.probe_failures >= PROBE_FAILURES:
             reason, detail = PUBLIC_URL, _DESCRIBED[PUBLIC_URL].format(detail=state.probe_detail or "no answer")
