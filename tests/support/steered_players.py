@@ -97,6 +97,19 @@ class Watched:
     async def played(self) -> float:
         return float(await self.page.evaluate("() => window.__stalls.played"))
 
+    async def buffered(self) -> float:
+        """Seconds of media the video holds ahead of its position (what it plays with no fetch at all)."""
+        return float(await self.page.evaluate("""() => {
+          const v = document.querySelector('video');
+          if (!v) return 0;
+          for (let i = 0; i < v.buffered.length; i++) {
+            if (v.buffered.start(i) <= v.currentTime + 0.1 && v.currentTime <= v.buffered.end(i)) {
+              return v.buffered.end(i) - v.currentTime;
+            }
+          }
+          return 0;
+        }"""))
+
     async def fatal(self) -> list[str]:
         """Fatal errors the page's player reported: players.py's probe, or the viewer page's own count of
         errors it had to make a new player for (viewerStats.errorKinds, with its error list)."""
