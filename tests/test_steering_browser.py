@@ -101,8 +101,7 @@ async def demo(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Demo]:
                 await owncast.wait_for_segments(0, 3, timeout=30)
                 async with Players(browser, service.url, gates.public_url, owncast.hls_dir, ledger) as players:
                     pages = {name: await players.open(name) for name in PLAYERS}
-                    for watched in pages.values():
-                        await until_played(watched, 4)
+                    await asyncio.gather(*(until_played(watched, 4) for watched in pages.values()))
                     yield Demo(s3, gates, owncast, service, players, pages)
             finally:
                 await browser.close()
@@ -218,8 +217,7 @@ async def outage(demo: Demo, *, service: bool, viewers: bool) -> None:
     assert not away, f"players not back on the bucket {give_up - back_at:.0f}s after the service steered back: {away}"
     late = {name: round(w.segments(since=back_at, pathway="bucket")[0].at - back_at, 1) for name, w in pages.items()
             if w.segments(since=back_at, pathway="bucket")[0].at > deadline}
-    for watched in pages.values():  # and play on from it
-        await until_played(watched, 2 * TARGET)
+    await asyncio.gather(*(until_played(w, 2 * TARGET) for w in pages.values()))  # and play on from it
     problems = []
     for name, watched in pages.items():
         stalls = (await watched.stalls())[stalls_before[name]:]
