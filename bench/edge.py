@@ -41,8 +41,6 @@ import random
 import re
 import resource
 import shutil
-import signal
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -53,6 +51,9 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.rig import (
+    NGINX,
+    NginxCache,
+    nofile_to_hard,
     cpu_seconds,
     free_port,
     machine_idle,
@@ -62,87 +63,8 @@ from bench.crowd import PATH, Server, last_sequence, serve_ours, start_server
 from tests.support.stats import pct
 
 REPO = Path(__file__).resolve().parent.parent
-CONF = REPO / "deploy" / "nginx-cache.conf"
 LUA = Path(__file__).resolve().parent / "edge.lua"
-NGINX = "/usr/sbin/nginx"
-# The three strings deploy/nginx-cache.conf's header names, as shipped.
-LISTEN, UPSTREAM, FOLDER = "listen 127.0.0.1:8081 ", "server 127.0.0.1:3000;", "/var/cache/nginx/hls-broadcaster"
 FD_SPARE = 200
-
-
-def render_conf(port: int, upstream: str, folder: Path) -> str:
-    text = CONF.read_text()
-    for old in (LISTEN, UPSTREAM, FOLDER):
-        if old not in text:
-            sys.exit(f"bench/edge.py: deploy/nginx-cache.conf no longer contains {old!r}")
-    return (text.replace(LISTEN, f"listen 127.0.0.1:{port} ")
-            .replace(UPSTREAM, f"server {upstream};")
-            .replace(FOLDER, str(folder)))
-
-
-def _raise_nofile() -> None:
-    """In a child before exec: soft RLIMIT_NOFILE up to the hard limit."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-def _children(pid: int) -> list[int]:
-    kids = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rpartition(")")[2].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            kids.append(int(stat.parent.name))
-    return kids
-
-
-class NginxCache:
-    """nginx in the foreground as this user, everything it writes under `work`."""
-
-    def __init__(self, work: Path, upstream: str) -> None:
-        work.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
-        self.work = work
-        conf = work / "nginx.conf"
-        conf.write_text(render_conf(self.port, upstream, work))
-        main = f"daemon off; pid {work / 'nginx.pid'}; error_log {work / 'error.log'} warn;"
-        if os.geteuid() == 0:  # else the workers run as nobody, who cannot enter our private tmp folder
-            main += " user root;"
-        self.args = [NGINX, "-p", str(work), "-c", str(conf), "-g", main]
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        check = subprocess.run([*self.args, "-t"], capture_output=True, text=True)
-        if check.returncode != 0:
-            sys.exit(f"bench/edge.py: nginx -t failed:\n{check.stderr}")
-        self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL, preexec_fn=_raise_nofile)
-        deadline = time.monotonic() + 10
-        while not self.workers():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                sys.exit(f"bench/edge.py: nginx did not start:\n{self.log()}")
-            time.sleep(0.05)
-
-    def workers(self) -> list[int]:
-        """The master's children: its workers, the cache manager and the cache loader."""
-        return _children(self.proc.pid) if self.proc is not None else []
-
-    def pids(self) -> list[int]:
-        return ([self.proc.pid] if self.proc is not None else []) + self.workers()
-
-    def log(self) -> str:
-        path = self.work / "error.log"
-        return path.read_text() if path.exists() else ""
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 # -- wrk -------------------------------------------------------------------------------------------
@@ -193,7 +115,7 @@ async def start_wrk(url: str, mode: str, connections: int, threads: int, seconds
     proc = await asyncio.create_subprocess_exec(
         "wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", str(LUA), url,
         env=env, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, preexec_fn=_raise_nofile,
+        stderr=asyncio.subprocess.PIPE, preexec_fn=nofile_to_hard,
     )
     return WrkRun(mode, connections, proc)
 

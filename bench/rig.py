@@ -14,6 +14,8 @@ import contextlib
 import math
 import os
 import re
+import signal
+import resource
 import shutil
 import socket
 import subprocess
@@ -214,6 +216,89 @@ def service_env(hls_dir: Path, s3: SeaweedS3, state_dir: Path, **over: str) -> d
 
     path = os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])
     return _service_env(hls_dir, s3, state_dir, **{"PYTHONPATH": path, **over})
+
+
+# -- nginx with deploy/nginx-cache.conf (the CDN stand-in: bench/edge.py, bench/steering.py) ----------
+
+CONF = REPO / "deploy" / "nginx-cache.conf"
+NGINX = "/usr/sbin/nginx"
+# The three strings deploy/nginx-cache.conf's header names, as shipped.
+LISTEN, UPSTREAM, FOLDER = "listen 127.0.0.1:8081 ", "server 127.0.0.1:3000;", "/var/cache/nginx/hls-broadcaster"
+
+
+def render_conf(port: int, upstream: str, folder: Path) -> str:
+    text = CONF.read_text()
+    for old in (LISTEN, UPSTREAM, FOLDER):
+        if old not in text:
+            sys.exit(f"bench: deploy/nginx-cache.conf no longer contains {old!r}")
+    return (text.replace(LISTEN, f"listen 127.0.0.1:{port} ")
+            .replace(UPSTREAM, f"server {upstream};")
+            .replace(FOLDER, str(folder)))
+
+
+def nofile_to_hard() -> None:
+    """In a child before exec: soft RLIMIT_NOFILE up to the hard limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            kids.append(int(stat.parent.name))
+    return kids
+
+
+class NginxCache:
+    """nginx in the foreground as this user, everything it writes under `work`."""
+
+    def __init__(self, work: Path, upstream: str) -> None:
+        work.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.work = work
+        conf = work / "nginx.conf"
+        conf.write_text(render_conf(self.port, upstream, work))
+        main = f"daemon off; pid {work / 'nginx.pid'}; error_log {work / 'error.log'} warn;"
+        if os.geteuid() == 0:  # else the workers run as nobody, who cannot enter our private tmp folder
+            main += " user root;"
+        self.args = [NGINX, "-p", str(work), "-c", str(conf), "-g", main]
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        check = subprocess.run([*self.args, "-t"], capture_output=True, text=True)
+        if check.returncode != 0:
+            sys.exit(f"bench: nginx -t failed:\n{check.stderr}")
+        self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL, preexec_fn=nofile_to_hard)
+        deadline = time.monotonic() + 10
+        while not self.workers():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                sys.exit(f"bench: nginx did not start:\n{self.log()}")
+            time.sleep(0.05)
+
+    def workers(self) -> list[int]:
+        """The master's children: its workers, the cache manager and the cache loader."""
+        return _children(self.proc.pid) if self.proc is not None else []
+
+    def pids(self) -> list[int]:
+        return ([self.proc.pid] if self.proc is not None else []) + self.workers()
+
+    def log(self) -> str:
+        path = self.work / "error.log"
+        return path.read_text() if path.exists() else ""
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
 
 
 # -- /metrics ------------------------------------------------------------------------------------

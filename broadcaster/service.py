@@ -23,10 +23,11 @@ from .bucket.store_thread import StoreThread
 from .bucket.uploader import Uploader
 from .bucket.urls import segment_urls
 from .clips.book import CLIPS_FILE, ClipBook
-from .http import LiveEvents, PlaylistOptions, ViewerOptions, Viewers, create_app, create_metrics_app, limits
+from .http import LiveEvents, Pathways, PlaylistOptions, ViewerOptions, Viewers, create_app, create_metrics_app, limits
 from .http.connections import KEEPALIVE_TIMEOUT, GatedSite, install_accept_error_handler
 from .http.control import create_control_app, prepare_socket
 from .http.serving import serving
+from .http.steered import pathways as steered_pathways
 from .metrics import AudienceMetrics, ConnectionMetrics, Metrics
 from .playlist.options import WindowOptions
 from .publish.config import PublisherConfig
@@ -41,6 +42,12 @@ from .source.writes import Writes
 from .state.disk import DirectoryBusy, DirectoryLock, StateFile
 from .state.journal import JournaledState
 from .state.snapshots import Snapshots, register_parts
+from .playlist import hls
+from .steering.copies import Copies
+from .steering.metrics import PathwayCounts, SteeringMetrics
+from .steering.policy import BucketSignals, SteeringPolicy
+from .steering.probe import SteeringLoop
+from .steering.reports import PathwayReports
 from .status.assessment import HealthReport
 from .status.audience import Audience
 from .status.hub import EventHub, StatusWatcher
@@ -126,6 +133,13 @@ class Service:
             self.events = EventHub(max_streams=self.budget.events, write_timeout=self.settings.write_timeout,
                                    on_refused=functools.partial(self.connection_metrics.rejected, "events"))
             self._build_bucket(settings)
+            if self.copies is not None:
+                try:
+                    self.copies.open()
+                except OSError as err:
+                    raise StartupError(f"cannot keep the VM's segment copies in {self.copies.folder} "
+                                       f"(PATHWAYS includes vm): {err.strerror or err}") from None
+                held.callback(self.copies.close)
             self._build_publishing(settings)
             held.callback(self.state.close)  # the journal's file, after the last save
             self._build_clips(settings)
@@ -149,8 +163,12 @@ class Service:
             max_connections=s.upload_concurrency,
             read_timeout=s.upload_timeout,
         ))
+        # The VM's pathway serves its own copy of each finished segment (content steering, PATHWAYS).
+        self.copies = (Copies(s.state_dir, max_bytes=s.vm_copies_mb * 1024 * 1024, keep_for=s.segment_url_life)
+                       if hls.VM_PATHWAY in s.pathways else None)
         self.uploader = Uploader(
-            self.store, self.metrics, concurrency=s.upload_concurrency, attempt_timeout=s.upload_timeout
+            self.store, self.metrics, concurrency=s.upload_concurrency, attempt_timeout=s.upload_timeout,
+            keeper=self.copies,
         )
         self.mirror = (
             PlaylistMirror(self.store, self.metrics, attempt_timeout=s.upload_timeout) if s.publish_playlists else None
@@ -166,6 +184,10 @@ class Service:
         """Owncast's playlists into ours, and the state file that remembers them (restored here)."""
         self.state = JournaledState(s.state_dir)
         self.playlists = VisiblePlaylists()
+        # The VM pathway's playlists (content steering): they list each segment as soon as the VM kept
+        # it, the bucket's (`playlists`) once it is uploaded.
+        self.ahead = VisiblePlaylists() if self.copies is not None else None
+        self._build_steering(s)
         # What the watcher's kernel events say of each file Owncast writes; an upload waits for its close.
         self._kernel_watch = s.hls_watch == "auto" and inotify.available()
         self.writes = Writes(s.hls_dir, kernel=self._kernel_watch)
@@ -186,12 +208,26 @@ class Service:
             uploader=self.uploader, writes=self.writes, metrics=self.metrics, recorder=self.recorder,
             # Its Release's: saved first, then visible (and mirrored), then told.
             outlets=Outlets(self.playlists, self.snapshots, self.mirror, on_listed=(
-                (self.events.listed, self._on_listed) if self._on_listed else (self.events.listed,))),
+                self.events.listed, *((self.steering_loop.listed,) if self.steering_loop else ()),
+                *((self._on_listed,) if self._on_listed else ())), ahead=self.ahead),
             on_removed=self.cleaner.schedule if self.cleaner else None,
         )
         self.release = self.publisher.release  # built, started and closed by the publisher
         register_parts(self.snapshots, self.publisher, self.cleaner)
         self.snapshots.restore()
+
+    def _build_steering(self, s: Settings) -> None:
+        """Content steering (PATHWAYS): the policy that orders the pathways, and what runs it."""
+        self.steering: SteeringPolicy | None = None
+        self.steering_loop: SteeringLoop | None = None
+        if not s.steering:
+            return
+        uploader = self.uploader
+        self.steering = SteeringPolicy(
+            s.pathways, {hls.BUCKET_PATHWAY: BucketSignals(behind=lambda: uploader.waiting()[1] or 0.0,
+                                                           failing=lambda: uploader.storage_ok is False)},
+            lambda: self.playlists.target_duration, interval=s.viewer_timeout / 3)
+        self.steering_loop = SteeringLoop(self.steering, on_away=self.playlists.answer_held)
 
     def _build_clips(self, s: Settings) -> None:
         """The operator's clips, held against the cleaner from before the first run (a restart keeps them)."""
@@ -219,6 +255,11 @@ class Service:
         self.playback = Playback(audience, interval=self.settings.viewer_timeout / 3,
                                  target_duration=lambda: playlists.target_duration)
         PlaybackMetrics(self.metrics.registry, self.playback)
+        steering = self.steering
+        if steering is not None and self.copies is not None:
+            self.pathway_counts = PathwayCounts(lambda: steering.first != hls.BUCKET_PATHWAY)
+            SteeringMetrics(self.metrics.registry, steering, self.copies, self.pathway_counts,
+                            self.settings.vm_segment_mbps * 125_000)
         self.report = HealthReport(self.publisher.facts, self.uploader,
                                    state_error=lambda: self.snapshots.error, mirror=self.mirror,
                                    listing_held=lambda: self.release.held,
@@ -226,7 +267,9 @@ class Service:
                                    access_problem=lambda: self.access.problem,
                                    p2p_trackers=self.tracker_probe.readings if self.tracker_probe else None,
                                    viewers=lambda: {"watching": audience.watching, "p2p": audience.p2p,
-                                                    "stalled_5min": audience.stalled_recently})
+                                                    "stalled_5min": audience.stalled_recently},
+                                   steering=(lambda: (steering.first, steering.health_reason()))
+                                   if steering is not None else None)
         # State events: run by the public app (create_app) from its startup, after the watcher's first
         # scan, to its shutdown, which stops them before it ends the event streams.
         self.status = StatusWatcher(self.events, self.report.assess)
@@ -237,7 +280,8 @@ class Service:
             self.playlists, self.report, self.metrics, events=LiveEvents(self.events, self.status),
             playlist_options=PlaylistOptions(blocking_reload=s.blocking_reload, max_held=self.budget.held,
                                              trust_cf_connecting_ip=s.trust_cf_connecting_ip,
-                                             forwarded_allow_ips=s.forwarded_allow_ips),
+                                             forwarded_allow_ips=s.forwarded_allow_ips,
+                                             pathways=self._pathways(s)),
             viewer_options=None if viewer_folder is None else ViewerOptions(
                 viewer_folder, stream_url=stream_url, max_open=self.budget.files, write_timeout=s.write_timeout,
                 p2p_trackers=s.p2p_trackers, p2p_swarm=s.p2p_swarm,
@@ -246,8 +290,23 @@ class Service:
                 frame_ancestors=s.frame_ancestors, sources=s.viewer_sources, title=s.stream_title,
                 description=s.stream_description),
             expose_metrics=s.metrics_listen == "", connection_metrics=self.connection_metrics,
-            viewers=Viewers(self.audience, self.playback), release_held=self.playlists.release_waiters,
+            viewers=Viewers(self.audience, self.playback,
+                            pathway=PathwayReports(self.steering.report) if self.steering else None),
+            release_held=self._release_waiters,
         )
+
+    def _release_waiters(self) -> None:
+        """Stopping: every held blocking request is answered, on both pathways."""
+        self.playlists.release_waiters()
+        if self.ahead is not None:
+            self.ahead.release_waiters()
+
+    def _pathways(self, s: Settings) -> Pathways | None:
+        """The routes of content steering: the VM's pathway and the steering manifest."""
+        steering, copies, ahead = self.steering, self.copies, self.ahead
+        if steering is None or copies is None or ahead is None:
+            return None
+        return steered_pathways(s, steering, copies, ahead, self.playlists, self.pathway_counts)
 
     async def start(self) -> None:
         """Starts each part after the ones it needs; stop (or a step here that fails) undoes them in the
@@ -306,6 +365,9 @@ class Service:
         if self.tracker_probe is not None:
             await self.tracker_probe.start()
             stack.push_async_callback(self.tracker_probe.stop)
+        if self.steering_loop is not None:
+            await self.steering_loop.start()
+            stack.push_async_callback(self.steering_loop.stop)
 
     async def _listen(self, stack: contextlib.AsyncExitStack, app: web.Application, where: Address,
                       setting: str, *, limit: int, kind: str = "connections", backlog: int = 128,

@@ -355,6 +355,24 @@ def _viewer_sources(value: str) -> tuple[str, ...]:
     return words
 
 
+PATHWAY_NAMES = ("bucket", "vm")  # playlist/hls.py's pathway IDs
+
+
+def _pathways(value: str) -> tuple[str, ...]:
+    """The delivery pathways offered, in the order players should prefer them: the bucket's first, then
+    `vm` (the service serves segments from its own copy). (`backup`, a second bucket, is an ID the
+    playback reports already count, not a pathway the service offers yet: refused here.)"""
+    names = tuple(part.strip().lower() for part in value.split(",") if part.strip())
+    if not names or names[0] != "bucket" or len(set(names)) != len(names) or not set(names) <= set(PATHWAY_NAMES):
+        raise ValueError("expected 'bucket,vm' (content steering) or 'bucket' alone (none)")
+    return names
+
+
+def _megabits(value: str) -> float:
+    n = _positive(value)
+    if n > 100_000:
+        raise ValueError("expected megabits per second, above 0 and at most 100000")
+    return n
 MAX_TITLE = 200  # characters of STREAM_TITLE; STREAM_DESCRIPTION takes MAX_DESCRIPTION
 MAX_DESCRIPTION = 1000
 
@@ -593,6 +611,25 @@ SETTINGS: tuple[Setting, ...] = (
                 "space-separated origins (`https://other.example`) or `*`; empty: only this service's "
                 "playlists (its `/live/` and `/hls/` paths, and the bucket's copies it plays from), so a "
                 "link to this site cannot make it play someone else's stream"),
+    Setting("PATHWAYS", "delivery pathways players are offered, best first (HLS content steering): 'bucket,vm' "
+            "(the default: when the bucket fails, the service steers players to segments it serves from its own "
+            "copy, through the tunnel), or 'bucket' alone: no steering", _pathways, "bucket,vm",
+            doc="the delivery pathways the multivariant playlist offers, in the order players should prefer "
+                "them (HLS content steering): `bucket,vm` (default: when the bucket fails for a target "
+                "duration, or viewers' reports show it failing, the service steers players to segments it "
+                "serves itself from its own copy, through the tunnel, and back when the bucket has caught "
+                "up), or `bucket` alone: no steering; see [Steering](../steering.md)"),
+    Setting("VM_SEGMENT_MBPS", "the most segment bytes the VM sends while players are steered to it, in "
+            "megabits per second (behind a CDN that caches them it sends about one copy per data center)",
+            _megabits, "50",
+            doc="the most segment bytes the VM's pathway sends, in megabits per second averaged over 10 s "
+                "(past it: 503, and players retry); behind a Cloudflare cache rule the VM sends about one "
+                "copy per data center, see [what it costs](../steering.md#what-it-costs)"),
+    Setting("VM_COPIES_MB", "disk space for the VM's copy of finished segments (STATE_DIR/segments), in MB: "
+            "enough for the window and REWIND_SECONDS at the stream's bitrate", _int(16, 10_000_000), "1024",
+            doc="disk space for the VM's own copy of each finished segment, kept for the live window and "
+                "`REWIND_SECONDS` under `STATE_DIR/segments`, oldest dropped first past it; 1024 MB holds "
+                "about 28 minutes of a 5 Mbit/s stream (all variants together)"),
     Setting("LOG_LEVEL", "debug, info, warning or error", _choice("debug", "info", "warning", "error"), "info",
             doc="`debug`, `info`, `warning` or `error`"),
 )
@@ -639,6 +676,9 @@ class Settings:
     stream_description: str  # "" = Owncast's summary with OWNCAST_URL, else none
     frame_ancestors: str  # a CSP frame-ancestors value
     viewer_sources: tuple[str, ...]  # origins ?src= may name besides the service's own; ("*",) = any
+    pathways: tuple[str, ...]  # ("bucket",) = no content steering
+    vm_segment_mbps: float
+    vm_copies_mb: int
     log_level: str
 
     def __repr__(self) -> str:  # never print the secret, even in a traceback
@@ -663,6 +703,11 @@ class Settings:
         numbers, P2P Media Loader's segment ids, would collide)."""
         stream = "\n".join((self.s3_endpoint_url, self.aws_bucket_name, self.r2_key_prefix))
         return "hls-broadcaster-" + hashlib.sha256(stream.encode()).hexdigest()[:32]
+
+    @property
+    def steering(self) -> bool:
+        """Content steering on: more than the bucket's pathway is offered."""
+        return len(self.pathways) > 1
 
     def secrets(self) -> list[str]:
         return [str(getattr(self, s.field)) for s in SETTINGS if s.secret]

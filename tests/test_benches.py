@@ -245,6 +245,19 @@ def test_edge() -> None:
         r"^goals \(cache\): zero errors and origin share < 1 %: (met|NOT met)")
 
 
+@needs("/usr/sbin/nginx")
+def test_steering() -> None:
+    out = bench("steering", "--viewers", "2", "--seconds", "2", "--warmup", "2")
+    for phase in ("no steering", "steering", "steered", "steered, nginx"):
+        has(out, rf"^{phase}: 2 viewers, 2 s \.\.\.$")
+    has(out, rf"^one copy of the stream: {NUMBER} KB/s ", rf"^\s+vm segment bytes(\s+{NUMBER} KB){{4}}$",
+        rf"^\s+copies of the stream(\s+{NUMBER}){{4}}$", rf"^\s+steering answers/s(\s+{NUMBER}){{4}}$",
+        rf"^steering/no steering: service CPU {NUMBER}x; the manifest adds {NUMBER} requests and {NUMBER} MB ",
+        rf"^steered/bucket: the VM sends {NUMBER} copies of the stream per viewer straight ",
+        r"^goals: no VM segment bytes on the bucket: (met|NOT met); steered straight, one copy per viewer "
+        r"\(0\.9 to 1\.1\): (met|NOT met); through nginx, at most two copies in all: (met|NOT met)$")
+
+
 # -- hls.js in Chromium: one browser bench at a time, on one worker ------------------------------------
 
 

@@ -247,6 +247,10 @@ def test_tunnel_ends_with_a_catch_all_404_and_every_other_rule_is_narrow() -> No
     rules = tunnel_rules()
     assert rules[-1] == {"service": "http_status:404"}
     for rule in rules[:-1]:
+        if "hostname" not in rule:  # content steering's paths, the same on every hostname: narrow too
+            assert rule["service"] == SERVICE and rule["path"].startswith("^/(live|hls)/"), rule
+            assert rule["path"].endswith("$"), rule
+            continue
         if rule["hostname"] == OWNCAST_HOST:
             continue  # layout B: checked on its own below
         if rule["hostname"] == TRACKER_HOST:
@@ -275,6 +279,19 @@ def test_same_hostname_layout_is_the_playlist_rule_then_owncast() -> None:
     # In this order, and after every rule of the other layout: nothing else decides for this hostname.
     everything = tunnel_rules()
     assert everything.index(rules[0]) + 1 == everything.index(rules[1]) == len(everything) - 2
+
+
+@pytest.mark.parametrize("host", ["live.example.com", OWNCAST_HOST])
+@pytest.mark.parametrize("path", ["/live/steering.json", "/hls/steering.json", "/live/vm/0/playlist.m3u8",
+                                  "/hls/vm/1/stream.m3u8", "/live/vm/0/stream-abc-12.ts", "/live/vm/2/x-init.mp4"])
+def test_content_steering_paths_reach_the_service_on_both_hostnames(host: str, path: str) -> None:
+    assert route(path, host=host) == SERVICE
+
+
+@pytest.mark.parametrize("path", ["/live/vm/0/../../metrics", "/live/vm/0/a.ts/x", "/live/vm/x/a.ts",
+                                  "/live/steering.json.bak", "/hls/vm/0/.a.ts", "/live/vm/0/a.m3u8%0A"])
+def test_content_steering_paths_are_narrow(path: str) -> None:
+    assert route(path, host="live.example.com") != SERVICE
 
 
 @pytest.mark.parametrize(
@@ -392,6 +409,10 @@ def test_the_docs_route_table_names_every_route_the_service_has() -> None:
                 missing.append(path)
         elif path == "/{tail}":
             if not any("anything else" in " ".join(paths) or "/state" in paths for paths, _a, _b in rows):
+                missing.append(path)
+        elif "{" in path.replace("{n}", "0"):  # e.g. /{folder}/vm/{n}/{file}: a path of its form
+            form = re.escape(path).replace(r"\{n\}", "[0-9]+").replace(r"\{folder\}", "(live|hls)")
+            if not any(re.fullmatch(form.replace(r"\{file\}", "[^/]+"), p) for p in named):
                 missing.append(path)
         elif path.replace("{n}", "0") not in named:
             missing.append(path)

@@ -268,6 +268,19 @@ MASTER: list[tuple[str, str]] = [
                                 "#EXT-X-STREAM-INF:BANDWIDTH=1", "a.m3u8")),
     ("independent-segments-repeated", master("#EXT-X-INDEPENDENT-SEGMENTS", "#EXT-X-INDEPENDENT-SEGMENTS",
                                              "#EXT-X-STREAM-INF:BANDWIDTH=1", "a.m3u8")),
+    ("uri-not-relative", master("#EXT-X-STREAM-INF:BANDWIDTH=1", "//other.example/live/a.m3u8")),
+    ("steering-repeated", master('#EXT-X-CONTENT-STEERING:SERVER-URI="s.json"',
+                                 '#EXT-X-CONTENT-STEERING:SERVER-URI="s.json"', "#EXT-X-STREAM-INF:BANDWIDTH=1",
+                                 "a.m3u8")),
+    ("steering-server-uri-missing", master('#EXT-X-CONTENT-STEERING:PATHWAY-ID="a"',
+                                           '#EXT-X-STREAM-INF:BANDWIDTH=1,PATHWAY-ID="a"', "a.m3u8")),
+    ("steering-pathway-unknown", master('#EXT-X-CONTENT-STEERING:SERVER-URI="s.json",PATHWAY-ID="c"',
+                                        '#EXT-X-STREAM-INF:BANDWIDTH=1,PATHWAY-ID="a"', "a.m3u8",
+                                        '#EXT-X-STREAM-INF:BANDWIDTH=1,PATHWAY-ID="b"', "b/a.m3u8")),
+    ("steering-pathways-differ", master('#EXT-X-CONTENT-STEERING:SERVER-URI="s.json",PATHWAY-ID="a"',
+                                        '#EXT-X-STREAM-INF:BANDWIDTH=1,PATHWAY-ID="a"', "a.m3u8",
+                                        '#EXT-X-STREAM-INF:BANDWIDTH=2,PATHWAY-ID="b"', "b/a.m3u8")),
+    ("pathway-id-invalid", master('#EXT-X-STREAM-INF:BANDWIDTH=1,PATHWAY-ID="a b"', "a.m3u8")),
 ]
 
 
@@ -302,6 +315,17 @@ def test_good_master_passes() -> None:
     assert check_master(GOOD_MASTER) == []
     assert check_master(master('#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="a",NAME="en",URI="audio/en.m3u8"',
                                '#EXT-X-STREAM-INF:BANDWIDTH=1,AUDIO="a"', "# comment", "", "v.m3u8")) == []
+
+
+def test_a_steered_master_naming_the_host_asked_passes() -> None:
+    text = master('#EXT-X-CONTENT-STEERING:SERVER-URI="steering.json",PATHWAY-ID="bucket"',
+                  '#EXT-X-STREAM-INF:BANDWIDTH=1,STABLE-VARIANT-ID="v0",PATHWAY-ID="bucket"',
+                  "//live.example:8080/live/0/playlist.m3u8",
+                  '#EXT-X-STREAM-INF:BANDWIDTH=1,STABLE-VARIANT-ID="v0",PATHWAY-ID="vm"',
+                  "//live.example:8080/live/vm/0/playlist.m3u8")
+    assert check_master(text, host="live.example:8080") == []
+    assert rules(check_master(text)) == {"uri-not-relative"}  # only for the host asked
+    assert rules(check_master(text, host="other.example")) == {"uri-not-relative"}
 
 
 @pytest.mark.parametrize("case", MASTER, ids=[f"{c[0]}-{i}" for i, c in enumerate(MASTER)])

@@ -58,8 +58,11 @@ async def test_every_segment_is_uploaded_and_listed_in_order_and_ffmpeg_plays_it
 
         async with http.get(f"{service.url}/live/master.m3u8") as r:
             master = await r.text()
-        assert check_master(master) == []
-        assert "0/playlist.m3u8" in master and "1/playlist.m3u8" in master and "RESOLUTION=" in master
+        host = service.url.removeprefix("http://")
+        assert check_master(master, host=host) == []
+        # Content steering (PATHWAYS=bucket,vm): each variant on the bucket's pathway and the VM's.
+        assert f"//{host}/live/0/playlist.m3u8" in master and f"//{host}/live/vm/1/playlist.m3u8" in master
+        assert "RESOLUTION=" in master and 'PATHWAY-ID="vm"' in master
 
         for v in (0, 1):
             ours = [seen.ours[v][n] for n in sorted(seen.ours[v])]

@@ -169,6 +169,8 @@ MAY_BE_EMPTY = {
     ("Playlist requests per second by kind", "B"),  # answers other than 200/304
     # Segments Owncast listed before it finished them, and re-uploads: only where Owncast's timing has them.
     ("Segments listed before Owncast finished them", "A"), ("Segments listed before Owncast finished them", "B"),
+    # Content steering: pages say which pathway they play once they report it (this test's page does not).
+    ("Delivery pathway", "B"),
 }
 MUST_HAVE_DATA = {
     ("Segments listed and lost", "A"),
@@ -194,6 +196,8 @@ MUST_HAVE_DATA = {
     ("Segment download time p95 by source", "A"), ("Segment download time p95 by source", "B"),
     ("P2P share", "A"),
     ("P2P rejections per minute", "A"), ("P2P rejections per minute", "B"),
+    # Content steering (PATHWAYS=bucket,vm, the default): the bucket first, nothing sent by the VM.
+    ("Delivery pathway", "A"), ("VM segment egress", "A"), ("VM segment egress", "B"),
 }  # fmt: skip
 
 

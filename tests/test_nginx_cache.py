@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import json
 import os
 import re
 import subprocess
@@ -146,6 +147,13 @@ class Edge:
                     counts[s.labels["status"]] = counts.get(s.labels["status"], 0.0) + s.value
         return counts
 
+    async def origin_counts(self, name: str) -> float:
+        """The sum of a counter's samples, straight from the service."""
+        async with self.http.get(f"{self.service.url}/metrics") as r:
+            text = await r.text()
+        return sum(s.value for family in text_string_to_metric_families(text) for s in family.samples
+                   if s.name == name)
+
     async def listed_at_origin(self, name: str, timeout: float = 20.0) -> int:
         """Until the service's playlist lists segment `name` (asked directly, not through nginx); the
         service's media sequence number of its last segment (its own numbers, not Owncast's)."""
@@ -207,9 +215,9 @@ class Viewer:
         self.reader, self.writer = reader, writer
 
     @classmethod
-    async def send(cls, port: int, path: str) -> Viewer:
+    async def send(cls, port: int, path: str, host: str = "live.example.com") -> Viewer:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(f"GET {path} HTTP/1.1\r\nHost: live.example.com\r\nAccept-Encoding: gzip\r\n"
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept-Encoding: gzip\r\n"
                      "Connection: close\r\n\r\n".encode())
         await writer.drain()
         return cls(reader, writer)
@@ -238,8 +246,8 @@ def _unchunk(data: bytes) -> bytes:
         data = data[size + 2:]
 
 
-async def get(port: int, path: str) -> Answer:
-    return await (await Viewer.send(port, path)).answer()
+async def get(port: int, path: str, host: str = "live.example.com") -> Answer:
+    return await (await Viewer.send(port, path, host)).answer()
 
 
 # -- the tests ---------------------------------------------------------------------------------------
@@ -330,6 +338,36 @@ async def test_only_playlists_go_through(edge: Edge) -> None:
 
 
 @needs_nginx
+async def test_content_steering_through_the_cache(edge: Edge) -> None:
+    """Issue 48: the multivariant playlist names its variants with the Host the viewer asked (port
+    included) and is cached per host; the steering manifest is one entry per host whatever the query;
+    while the bucket serves, a VM pathway segment is a redirect to the bucket's copy that the cache never
+    keeps (it holds only while the bucket serves). The cached 200s of a steered VM: bench/steering.py."""
+    name = edge.owncast.slot()
+    await edge.listed_at_origin(name)
+    port = edge.nginx.port
+    for host in ("live.example.com:8443", "other.example.net"):
+        master = await get(port, "/live/master.m3u8", host)
+        assert master.status == 200, master.body
+        assert f"\n//{host}/live/vm/0/playlist.m3u8\n".encode() in master.body, master.body.decode()
+        assert f"\n//{host}/live/0/playlist.m3u8\n".encode() in master.body
+    before = await edge.origin_counts("hls_broadcaster_steering_requests_total")
+    first = await get(port, "/live/steering.json?_HLS_pathway=bucket", "live.example.com:8443")
+    again = await get(port, "/live/steering.json?_HLS_pathway=vm&_HLS_throughput=800000", "live.example.com:8443")
+    assert (first.status, again.status, again.cache, again.body) == (200, 200, "HIT", first.body)
+    assert json.loads(first.body)["PATHWAY-PRIORITY"][0] == "bucket"
+    assert await edge.origin_counts("hls_broadcaster_steering_requests_total") == before + 1
+    vm = await get(port, "/live/vm/0/playlist.m3u8")
+    assert vm.status == 200, vm.body
+    uri = vm.body.decode().rstrip().rsplit("\n", 1)[-1]
+    assert uri.startswith("/live/vm/0/") and uri.endswith(name), uri
+    before = await edge.origin_counts("hls_broadcaster_vm_segment_requests_total")
+    answers = [await get(port, uri) for _ in range(3)]
+    assert [a.status for a in answers] == [302] * 3, [(a.status, a.cache, a.body[:80]) for a in answers]
+    assert all(a.cache != "HIT" and a.headers["cache-control"] == "no-store" for a in answers)
+    bucket = answers[0].headers["location"]
+    assert bucket.endswith("/0/" + name) and bucket.startswith("http") and "/vm/" not in bucket, bucket
+    assert await edge.origin_counts("hls_broadcaster_vm_segment_requests_total") == before + 3
 async def test_other_spellings_through_the_cache_cost_the_service_a_redirect_each(edge: Edge) -> None:
     """Issue 50, R1c: nginx keys by $request_uri, so every spelling of a playlist URL (`_HLS_%6dsn=`,
     `pl%61ylist.m3u8`, hex in either case) is a miss that reaches the service: 200 of 200 did, each

@@ -29,7 +29,7 @@ from broadcaster.playlist.segments import ListedSegment
 from broadcaster.metrics import Metrics
 from broadcaster.source.owncast import SourceVariant
 from broadcaster.http import create_app, late
-from broadcaster.http.clients import Proxies
+from broadcaster.http.clients import Clients, Proxies
 from broadcaster.http.playlists import PlaylistRoutes
 from broadcaster.http.playlists import answered_as_sent, canonical_query
 from tests.support.world import World
@@ -472,8 +472,8 @@ async def test_late_numbers_past_a_clients_budget_are_a_small_redirect(
     world = World(tmp_path, window=12.0, stepped=True, can_block_reload=True)
     clock = _Clock()
     # The playlist route as create_app adds it, with a budget on a clock of the test's.
-    routes = PlaylistRoutes(world.playlists, world.metrics, 0, True, late=late.LateAnswers(clock=clock),
-                            proxies=Proxies((ipaddress.ip_network("127.0.0.0/8"),)))
+    routes = PlaylistRoutes(world.playlists, world.metrics, 0, True, clients=Clients(
+        Proxies((ipaddress.ip_network("127.0.0.0/8"),)), late.LateAnswers(clock=clock)))
     app = web.Application()
     app.router.add_get(r"/live/{n:[0-9]+}/playlist.m3u8", routes.media)
     client: TestClient[Any, Any] = await aiohttp_client(app, auto_decompress=False)

@@ -278,11 +278,22 @@ async def test_three_viewers_share_segments_and_all_keep_playing(
 # -- (b) tracker unreachable ---------------------------------------------------------------------------
 
 
+async def steered_to_vm(service_url: str) -> bool:
+    """Whether the service has steered players to the VM's pathway since it started (its switches metric,
+    read as Prometheus reads it)."""
+    async with aiohttp.ClientSession() as session, session.get(f"{service_url}/metrics") as response:
+        text = await response.text()
+    return any(sample.value > 0 for family in text_string_to_metric_families(text)
+               if family.name == "hls_broadcaster_pathway_switches" for sample in family.samples
+               if sample.name.endswith("_total") and sample.labels.get("pathway") == "vm")
+
+
 async def test_an_unreachable_tracker_plays_as_without_p2p(tmp_path: Path, seaweed: SeaweedS3,
                                                            browser: Any) -> None:
     async with running_demo(tmp_path, seaweed, f"ws://127.0.0.1:{closed_port()}") as demo:
         async with viewers_of(browser, f"{demo.service.url}/", [[]]) as (viewer,):
             stats = await watch(viewer.page, 6)
+        steered = await steered_to_vm(demo.service.url)
         # A page without WebCrypto (plain http from another host than localhost) cannot check peers'
         # segments (issue 31): P2P turns itself off, says why, and the page plays from the bucket.
         context = await browser.new_context()
@@ -296,7 +307,9 @@ async def test_an_unreachable_tracker_plays_as_without_p2p(tmp_path: Path, seawe
             panel = await page.inner_text("#stats")
         finally:
             await context.close()
-    assert stats["errors"] == [] and stats["state"] == "playing" and stats["originSegments"] == 0, stats
+    # From the bucket, but where the service steered players to the VM meanwhile (content steering: uploads
+    # waiting over a target duration on a loaded machine), as it would any page.
+    assert stats["errors"] == [] and stats["state"] == "playing" and (stats["originSegments"] == 0 or steered), stats
     assert stats["segments"] >= 3 and stats["p2p"]["bytesFromPeers"] == 0 and stats["p2p"]["peers"] == 0
     assert viewer.problems == [], viewer.problems
     assert p2p_requests(viewer)  # P2P was on: the page loaded it, and played on without a tracker

@@ -274,9 +274,10 @@ async def test_videojs_starts_live_seeks_back_a_minute_and_returns(
                     self_check(owncast, s)
                     await screenshot(page, "videojs-rewind-back-live.png")
                     assert errors == [] and await page.evaluate("() => window.playerErrors") == []
-                    # Owncast's playlist paths on the service; every segment from the bucket.
+                    # Owncast's playlist paths on the service (and the steering manifest beside them,
+                    # VHS steers: docs/steering.md), never the VM's pathway; every segment from the bucket.
                     playlists = {urlsplit(u).path for u in requests if u.startswith(service.url)}
-                    assert playlists == {"/hls/stream.m3u8", "/hls/0/stream.m3u8"}, playlists
+                    assert playlists == {"/hls/stream.m3u8", "/hls/0/stream.m3u8", "/hls/steering.json"}, playlists
                     # One round trip per playlist request: video.js's `_HLS_skip=YES&_HLS_msn=N` is a valid
                     # set of directives in another order, answered as the canonical form is, no 302.
                     assert [a for a in answers if a[1] != 200] == [], f"{len(answers)} playlist answers"

@@ -311,7 +311,8 @@ async def lowest_variant(http: aiohttp.ClientSession, url: str) -> tuple[str, in
     """The variant of the multivariant playlist with the lowest BANDWIDTH: (its index, bits/s)."""
     async with http.get(f"{url}/live/master.m3u8") as response:
         text = await response.text()
-    found = re.findall(r"BANDWIDTH=(\d+)[^\n]*\n(\d+)/playlist\.m3u8", text)
+    # The bucket's pathway (with content steering each variant is offered on the VM's too: /live/vm/n/).
+    found = re.findall(r"BANDWIDTH=(\d+)[^\n]*\n(?:[^\n]*/live/)?(\d+)/playlist\.m3u8", text)
     bandwidth, index = min((int(b), i) for b, i in found)
     return index, bandwidth
 

@@ -88,6 +88,32 @@ def _read_and_hash(read: Read, hashed: bool) -> tuple[bytes, Stamp | None, bytes
     return body, stamp, hashlib.sha256(body).digest() if hashed else None
 
 
+class Keeper(Protocol):
+    """The VM's own copies of finished segments (steering/copies.py), for its content steering pathway."""
+
+    def keep(self, key: str, body: bytes) -> object | None:
+        """Keep `body` as `key`'s copy (called on a worker thread); None when it could not be kept."""
+
+    def read_kept(self, key: str) -> bytes | None:
+        """`key`'s copy (called on a worker thread), None when there is none (any more)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Kept:
+    """A file's first read, kept as the VM's copy: its stamp and SHA-256, and whether the copy is there."""
+
+    stamp: Stamp | None
+    sha256: bytes | None
+    kept: bool
+
+
+def _keep_first(read: Read, keeper: Keeper, key: str, hashed: bool) -> Kept:
+    """Read the file once, keep it as the VM's copy and hash it (on a worker thread)."""
+    body, stamp = read()
+    kept = keeper.keep(key, body) is not None
+    return Kept(stamp, hashlib.sha256(body).digest() if hashed else None, kept)
+
+
 @dataclass(frozen=True, slots=True)
 class Backoff:
     """How long to wait before retry number `attempt` (from 0): exponential, capped, with full jitter
@@ -114,8 +140,13 @@ class Uploader:
         backoff: Backoff = Backoff(),
         clock: Callable[[], float] = time.monotonic,
         outage: OutageLog | None = None,
+        keeper: Keeper | None = None,
     ) -> None:
+        """`keeper`: each segment file is first read once, outside the upload slots, and kept as the VM's
+        own copy (content steering), which the VM's pathway lists at once; its upload then sends that
+        copy, however long the bucket takes and whatever Owncast deletes meanwhile."""
         self._store = store
+        self._keeper = keeper
         self._metrics = metrics
         self._slots = asyncio.Semaphore(concurrency)
         self._attempt_timeout = attempt_timeout
@@ -136,6 +167,11 @@ class Uploader:
         # Outages are told in a few lines (outage.py); each failed attempt is a DEBUG line.
         self._outage = outage or OutageLog(log, waiting=self.waiting, clock=clock)
 
+    @property
+    def keeps(self) -> bool:
+        """Each segment file is kept as the VM's copy first (a keeper was given)."""
+        return self._keeper is not None
+
     def waiting(self) -> tuple[int, float | None]:
         """Uploads not done yet (each retried until it succeeds or its file is gone), and how long
         the oldest has waited in seconds (None when none waits)."""
@@ -155,18 +191,48 @@ class Uploader:
             self._outage.failed(reason or "unknown")
 
     async def upload_file(self, path: Path, key: str, variant: str, *, root: Path | None = None,
-                          hashed: bool = False) -> Uploaded:
+                          hashed: bool = False, on_kept: Callable[[Kept], None] | None = None) -> Uploaded:
         """Upload one file (inside `root`, see read_segment_file); returns how long the successful
-        PutObject took and, when `hashed`, the SHA-256 of the bytes it sent (only P2P needs it).
+        PutObject took and, when `hashed`, the SHA-256 of the bytes it sent (only P2P needs it). With a
+        keeper, the file is read and kept first, `on_kept` told at once, and the copy uploaded.
 
         Raises SegmentLost when it can never succeed.
         """
         content_type = hls.segment_content_type(path.name)
         if content_type is None:
             raise SegmentLost("bad_type", f"{path} is not a segment type we publish")
-        # Read again on every attempt: if Owncast deleted the file meanwhile, it is lost.
-        return await self._put(key, lambda: read_segment_stamped(path, self._max_file_bytes, root=root),
-                               content_type, hls.SEGMENT_CACHE_CONTROL, variant, hashed)
+
+        def read() -> tuple[bytes, Stamp | None]:
+            return read_segment_stamped(path, self._max_file_bytes, root=root)
+
+        keeper = self._keeper
+        if keeper is None:
+            # Read again on every attempt: if Owncast deleted the file meanwhile, it is lost.
+            return await self._put(key, read, content_type, hls.SEGMENT_CACHE_CONTROL, variant, hashed)
+        first = await self._first_read(read, keeper, key, hashed)
+        if on_kept is not None:
+            on_kept(first)
+
+        def copy() -> tuple[bytes, Stamp | None]:
+            body = keeper.read_kept(key) if first.kept else None
+            return (body, first.stamp) if body is not None else read()  # the copy gone: the file, if any
+
+        done = await self._put(key, copy, content_type, hls.SEGMENT_CACHE_CONTROL, variant, False)
+        return done._replace(sha256=first.sha256)
+
+    async def _first_read(self, read: Read, keeper: Keeper, key: str, hashed: bool) -> Kept:
+        """The file read and kept once, off the event loop; out of handles or memory, tried again."""
+        attempt = 0
+        while True:
+            try:
+                return await asyncio.to_thread(_keep_first, read, keeper, key, hashed)
+            except OSError as err:
+                if not is_temporary(err):
+                    raise
+                self._unreadable.warning("unreadable", "cannot read the file for %s for now (%s); trying again",
+                                         key, err.strerror)
+            await self._sleep(self._retry.delay(attempt))
+            attempt += 1
 
     async def upload_bytes(self, key: str, body: bytes, *, content_type: str, cache_control: str) -> float:
         """Upload bytes made here (a recording's playlist); retried until it succeeds."""

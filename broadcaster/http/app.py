@@ -26,11 +26,12 @@ from ..status.hub import WRITE_TIMEOUT, EventHub, StatusWatcher
 from . import events as sse
 from . import health as readings
 from . import limits, viewer
-from .clients import Network, Proxies
+from .clients import Clients, Network, Proxies
 from .common import CLIENT_MAX_SIZE, CONNECTION_LOG, elsewhere
 from .keys import (DEFAULT_VARIANT, EVENTS, FRAME_ANCESTORS, HEALTH, METRICS, STATE_EVENTS, VIEWER_CONFIG,
                    VIEWER_FILES, HealthSource)
-from .playlists import MAX_HELD, PlaylistRoutes, PlaylistSource
+from .pathway import SteeringRoute, SteeringSource, VmSegments
+from .playlists import MAX_HELD, Horizon, MasterSource, PlaylistRoutes, PlaylistSource
 from .viewer_files import ViewerFiles
 from .viewer_page import Words
 from .watching import WatchingRoute, preflight
@@ -43,6 +44,20 @@ OWNCAST_PING_EVERY = 5.0
 OWNCAST_REPORT_EVERY = 10.0
 
 
+@dataclass(frozen=True)
+class Pathways:
+    """Content steering (PATHWAYS): the multivariant playlists naming every pathway, the VM pathway's
+    media playlists and segments, and the steering manifest players reload."""
+
+    masters: MasterSource
+    vm: PlaylistSource  # ahead of the bucket's by the uploads on their way
+    newest: Callable[[int], int | None]  # the newest number the VM's pathway lists, per variant
+    steering: SteeringSource
+    segments: VmSegments
+    count_steering: Callable[[str], None] = lambda pathway: None  # a manifest request, by _HLS_pathway
+    away: Callable[[], bool] = lambda: False  # players are steered away from the bucket's pathway now
+
+
 @dataclass(frozen=True, slots=True)
 class PlaylistOptions:
     """How the playlist routes answer."""
@@ -51,6 +66,7 @@ class PlaylistOptions:
     blocking_reload: bool = True  # off: _HLS_* parameters are ignored, as by a static host
     max_held: int = MAX_HELD  # blocking requests held at once (the file-handle budget's share)
     trust_cf_connecting_ip: bool = False  # count held requests per CF-Connecting-IP (behind the tunnel)
+    pathways: Pathways | None = None  # content steering: the VM's pathway and the steering manifest
     forwarded_allow_ips: tuple[Network, ...] = ()  # proxies whose X-Forwarded-For names the client
 
 
@@ -119,6 +135,7 @@ class Viewers:
 
     audience: Audience
     playback: Playback | None = None
+    pathway: Callable[[str, str], None] | None = None  # what a beat's Hb-Pathway says (content steering)
 
 
 def create_app(
@@ -144,7 +161,9 @@ def create_app(
 
     Run it with handler_cancellation=True, as the service does (aiohttp's test server does too): a handler
     whose client hangs up is then cancelled, so a held blocking request or an event stream gives its
-    slot back at once and requests nobody waits for cannot fill the caps (issue 18)."""
+    slot back at once and requests nobody waits for cannot fill the caps (issue 18).
+    With `playlist_options.pathways` the playlists offer the VM's pathway too (content steering); without, the steering
+    manifest's path answers 410, so players holding an older multivariant playlist stop asking."""
     audience, playback = (viewers.audience, viewers.playback) if viewers is not None else (None, None)
     # No middleware (common.py says why): the playlist handlers are the hot path.
     app = web.Application(client_max_size=CLIENT_MAX_SIZE, handler_args={"logger": CONNECTION_LOG})
@@ -153,9 +172,13 @@ def create_app(
     options = playlist_options
     app[DEFAULT_VARIANT] = options.default_variant
     proxies = Proxies(options.forwarded_allow_ips, options.trust_cf_connecting_ip)  # who names the client
+    clients = Clients(proxies)  # one budget of late answers per client for every pathway's playlists
     playlist_routes = PlaylistRoutes(playlists, metrics, options.default_variant, options.blocking_reload,
                                      max_held=options.max_held, connection_metrics=connection_metrics,
-                                     proxies=proxies)
+                                     clients=clients,
+                                     masters=options.pathways.masters if options.pathways is not None else None,
+                                     horizon=Horizon(options.pathways.newest, options.pathways.away)
+                                     if options.pathways is not None else None)
     r = app.router
     r.add_get("/live/master.m3u8", playlist_routes.master)
     r.add_get("/live/playlist.m3u8", playlist_routes.default_media)
@@ -164,6 +187,7 @@ def create_app(
     # these two paths here and everything else on that hostname to Owncast (cloudflared.yml.example).
     r.add_get(f"/hls/{hls.OWNCAST_PLAYLIST_NAME}", playlist_routes.owncast_master)
     r.add_get(rf"/hls/{{n:[0-9]+}}/{hls.OWNCAST_PLAYLIST_NAME}", playlist_routes.media)
+    _add_pathways(app, options.pathways, metrics, options, clients)
     if events is not None:
         app[EVENTS] = events.hub
         on_refused = (functools.partial(connection_metrics.rejected, "events_per_client")
@@ -197,7 +221,7 @@ def create_app(
         r.add_get("/config.json", viewer.viewer_config)
         if audience is not None:
             watching = WatchingRoute(audience, show=viewer_options.show_viewer_count, proxies=proxies,
-                                     playback=playback)
+                                     playback=playback, pathway=viewers.pathway if viewers is not None else None)
             r.add_post("/live/watching", watching.beat)
             r.add_route("OPTIONS", "/live/watching", preflight)  # never granted
         r.add_get("/", viewer.viewer_file)
@@ -206,6 +230,26 @@ def create_app(
     # Last: every path no route above takes ([\s\S]: a %0A in the path as well).
     r.add_route("*", r"/{tail:[\s\S]*}", elsewhere)
     return app
+
+
+def _add_pathways(app: web.Application, pathways: Pathways | None, metrics: Metrics,
+                  options: PlaylistOptions, clients: Clients) -> None:
+    """The steering manifest beside each multivariant playlist, and the VM pathway's playlists and
+    segments under <folder>/vm/ (the playlists name them relatively: hls.vm_variant_uri)."""
+    r = app.router
+    steering = SteeringRoute(pathways.steering if pathways else None,
+                             pathways.count_steering if pathways else lambda pathway: None)
+    for folder in ("live", "hls"):
+        r.add_get(f"/{folder}/{hls.STEERING_MANIFEST_NAME}", steering.manifest)
+    if pathways is None:
+        return
+    vm = PlaylistRoutes(pathways.vm, metrics, options.default_variant, options.blocking_reload,
+                        max_held=options.max_held, clients=clients,
+                        label_prefix=f"{hls.VM_FOLDER}/")
+    r.add_get(rf"/live/{hls.VM_FOLDER}/{{n:[0-9]+}}/{hls.MEDIA_PLAYLIST_NAME}", vm.media)
+    r.add_get(rf"/hls/{hls.VM_FOLDER}/{{n:[0-9]+}}/{hls.OWNCAST_PLAYLIST_NAME}", vm.media)
+    segment = r"/{folder:live|hls}/" + hls.VM_FOLDER + r"/{n:[0-9]+}/{file:[^/]+\.(?:ts|m4s|mp4|aac)}"
+    r.add_get(segment, pathways.segments.segment)
 
 
 async def _running_state_events(app: web.Application) -> AsyncIterator[None]:

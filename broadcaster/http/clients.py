@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 from multidict import istr
+
+from .late import LateAnswers
 
 CF_CONNECTING_IP = istr("CF-Connecting-IP")  # the viewer's address, as Cloudflare's edge saw it (folded once)
 X_FORWARDED_FOR = istr("X-Forwarded-For")
@@ -130,3 +132,12 @@ def _loopback(peer: str) -> bool:
         return True
     address = _address(peer) if ":" in peer else None
     return address is not None and address.is_loopback
+
+
+@dataclass(frozen=True)
+class Clients:
+    """What the playlist routes know of their clients: who may name them (`proxies`), and what one's
+    late blocking requests may cost (`late`; one budget for every pathway's routes)."""
+
+    proxies: Proxies = Proxies()
+    late: LateAnswers = field(default_factory=LateAnswers)

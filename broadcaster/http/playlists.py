@@ -9,6 +9,9 @@ app per request (bench/serve.py, bench/serve_cost.py measure it).
 from __future__ import annotations
 
 import functools
+import re
+from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Protocol
 
 from aiohttp import hdrs, web
@@ -18,9 +21,8 @@ from ..metrics import ConnectionMetrics, Metrics
 from ..numbers import whole_number
 from ..playlist import hls
 from ..playlist.rendered import Rendered
-from .clients import Proxies, client_address
+from .clients import Clients, client_address
 from .common import EDGE_HEADERS, edge_headers, internal_error, unavailable
-from .late import LateAnswers
 
 # Blocking requests held at once when no cap is given; the service derives its cap from the file-handle
 # budget (broadcaster/http/limits.py). Past it: 503 with Retry-After, so held requests never take the
@@ -33,6 +35,28 @@ HELD_CLIENT_SHARE = 8
 
 # A variant number longer than this cannot be one of ours; int() of a huge one is costly (and limited).
 _MAX_VARIANT_DIGITS = 4
+
+
+class MasterSource(Protocol):
+    def master_playlist(self, media_name: str = hls.MEDIA_PLAYLIST_NAME, here: str | None = None) -> Rendered | None:
+        """Naming the variants `<n>/<media_name>`, rendered once per version; None: not ready yet. `here`:
+        where the request found the playlist, `//host/folder/` (request_base), for the URIs that must name
+        a host (content steering's VM pathway)."""
+
+
+# A Host a multivariant playlist may name (RFC 9110 7.2: uri-host [ ":" port ]): a registered name or an
+# IPv4 address, or an IPv6 address in brackets. Anything else is not written into a playlist.
+_HOST = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}"
+                   r"[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?")
+
+
+def request_base(request: web.Request) -> str | None:
+    """`//host/folder/` of a multivariant playlist's request (a network-path reference, 4.1: the player
+    keeps its scheme), from its Host and its route's folder; None when the Host is not a plain host."""
+    host = request.headers.get(hdrs.HOST, "")
+    if len(host) > 260 or not _HOST.fullmatch(host):
+        return None
+    return "//" + host + request.path.rpartition("/")[0] + "/"
 
 
 class PlaylistSource(Protocol):
@@ -170,23 +194,44 @@ def _to_canonical(request: web.Request, location: str,
         hdrs.LOCATION: location, hdrs.CACHE_CONTROL: cache_control}))
 
 
+@dataclass(frozen=True, slots=True)
+class Horizon:
+    """Another pathway ahead of this one (content steering: the VM's, ahead of the bucket's by the
+    uploads on their way): the newest number it lists per variant, and whether players are steered away
+    from this one now."""
+
+    newest: Callable[[int], int | None]
+    away: Callable[[], bool] = lambda: False
+
+
 class PlaylistRoutes:
     """The playlist handlers, with what they need at hand: the hot path, so no app lookups per
     request, and `guarded`'s try inlined (free in Python 3.11) rather than worn (a coroutine)."""
 
     def __init__(self, source: PlaylistSource, metrics: Metrics, default_variant: int, blocking: bool, *,
                  max_held: int = MAX_HELD, connection_metrics: ConnectionMetrics | None = None,
-                 proxies: Proxies = Proxies(), late: LateAnswers | None = None) -> None:
+                 clients: Clients = Clients(), masters: MasterSource | None = None,
+                 label_prefix: str = "", horizon: Horizon | None = None) -> None:
+        """`masters`: where the multivariant playlists come from (the source's own by default; with
+        content steering, one that names every pathway); `label_prefix` marks this instance's requests in
+        hls_broadcaster_playlist_requests_total (the VM pathway's are "vm/<n>"); `horizon(variant)`: the
+        newest number another pathway lists already (the VM's, ahead of the bucket's by the uploads on
+        their way): a player that comes from there asks for its next one, which is coming here too, so
+        it is held rather than refused as too far ahead; and while players are steered away from this
+        pathway (`horizon.away()`), a number the other lists is not held for uploads that do not land."""
         self._source = source
-        self._late = late if late is not None else LateAnswers()
+        self._late = clients.late  # what a client's late _HLS_msn may cost (late.py)
+        self._masters = masters  # None: the source's own
+        self._horizon = horizon
         self._default = default_variant
         self._blocking_on = blocking  # off: _HLS_* parameters are ignored, as by a static host
         self._default_label = str(default_variant)
-        self._count = metrics.playlist_requests.inc
+        inc = metrics.playlist_requests.inc
+        self._count = inc if not label_prefix else lambda label, status: inc(label_prefix + label, status)
         self._max_held = max_held
         self._max_per_client = max(2, max_held // HELD_CLIENT_SHARE)
         self._held_by: dict[str, int] = {}  # held requests per client address (client_address)
-        self._proxies = proxies  # who may name the client (clients.py)
+        self._proxies = clients.proxies  # who may name the client (clients.py)
         self._connection_metrics = connection_metrics
         if connection_metrics is not None:
             connection_metrics.watch("held", lambda: source.held_requests, max_held)
@@ -281,7 +326,8 @@ class PlaylistRoutes:
             return _to_canonical(request, location, LISTED_CACHE_CONTROL)
         if current.ended:  # 6.2.5.2: after EXT-X-ENDLIST the parameters are ignored
             return self._serve(request, variant)
-        if msn > newest + hls.MSN_AHEAD_LIMIT:
+        if msn > newest + hls.MSN_AHEAD_LIMIT and (
+                self._horizon is None or msn > (self._horizon.newest(variant) or newest) + hls.MSN_AHEAD_LIMIT):
             return self._bad_request(variant, f"_HLS_msn {msn} is too far ahead of {newest}")
         if msn <= newest:  # listed already (hls.MSN_BEHIND_LIMIT): answered at once, nothing is held
             rendered = await source.wait_for_sequence(variant, msn, hls.block_timeout(target))
@@ -299,14 +345,26 @@ class PlaylistRoutes:
             # service runs it): the finally gives the slot back at once, not when the segment comes.
             if client is not None:
                 held_by[client] = held_by.get(client, 0) + 1
+            timeout = hls.block_timeout(target)
+            if self._horizon is not None and self._horizon.away():
+                # Steered away (its uploads fail): a player still here reads the steering manifest with
+                # its next reloads, and must not wait three target durations for a number (Shaka 4.16
+                # moves to another pathway with its next playlist load: it stalled 2 s on the held one).
+                timeout = 0.0 if (self._horizon.newest(variant) or -1) >= msn else float(target)
             try:
-                rendered = await source.wait_for_sequence(variant, msn, hls.block_timeout(target))
+                rendered = await source.wait_for_sequence(variant, msn, timeout) if timeout else None
             finally:
                 if client is not None:
                     if held_by[client] == 1:
                         del held_by[client]
                     else:
                         held_by[client] -= 1
+        if rendered is None and self._horizon is not None and (
+                (self._horizon.newest(variant) or -1) >= msn or self._horizon.away()):
+            # The stream advances on another pathway (the VM's) while this one (the bucket's) waits for
+            # its uploads: the playlist as it is, not an error. Shaka takes a 503 from this host for a
+            # failure of every pathway it serves (the VM's too) and holds to the failing one for 60 s.
+            rendered = source.media_playlist(variant)
         if rendered is None:
             self._count(str(variant), 503)
             # Retry-After like every 503 here: a player (or a cache in front) asks again, not at once.
@@ -355,7 +413,9 @@ class PlaylistRoutes:
                 response = _not_ready()
             else:
                 if variant is None:
-                    rendered = source.master_playlist(master_name)
+                    masters = self._masters
+                    rendered = (source.master_playlist(master_name) if masters is None
+                                else masters.master_playlist(master_name, request_base(request)))
                 else:
                     rendered = source.media_playlist(variant)
                 if rendered is not None:

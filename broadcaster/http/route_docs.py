@@ -27,6 +27,30 @@ ROUTE_DOCS: dict[str, str] = {
         " updates, ETag, gzip, CORS alike). A query the service does not use (Owncast's pages add "
         "`?cachebust=<random>`) is a `302` to the same playlist without it; see [Limits](../limits.md#limits)"
     ),
+    "/live/steering.json": (
+        "the steering manifest players with content steering reload every `TTL` seconds (JSON: `VERSION`, "
+        "`TTL` (a target duration), `RELOAD-URI`, `PATHWAY-PRIORITY`: `bucket` first, or `vm` while the "
+        "bucket fails); their query (`_HLS_pathway`, `_HLS_throughput`) changes nothing in the answer; "
+        "`410` with `PATHWAYS=bucket` (a player holding an older multivariant playlist stops asking); see "
+        "[Steering](../steering.md#steering)"
+    ),
+    "/hls/steering.json": (
+        "the same steering manifest, beside Owncast's path for the multivariant playlist"
+    ),
+    "/live/vm/{n}/playlist.m3u8": (
+        "the VM pathway's media playlist of variant n: the same numbers, durations and discontinuities as "
+        "`/live/{n}/playlist.m3u8`, every segment the VM has kept listed at once, each at "
+        "`/live/vm/{n}/<file>` (blocking reload and delta updates alike); see [Steering](../steering.md#steering)"
+    ),
+    "/hls/vm/{n}/stream.m3u8": (
+        "the same, at Owncast's paths (the multivariant playlist at `/hls/stream.m3u8` names it)"
+    ),
+    "/{folder}/vm/{n}/{file}": (
+        "a segment of the VM's own copy, for players steered to the VM: only a file a VM playlist listed "
+        "(`404` else), `Cache-Control` as the bucket's objects (immutable), `ETag`, `Last-Modified`, "
+        "`304` to `If-None-Match`, one byte `Range`; `503` with `Retry-After` past `VM_SEGMENT_MBPS` or "
+        "the answers in flight; see [Steering](../steering.md#what-it-costs)"
+    ),
     "/live/events": (
         "Server-Sent Events for dashboards: `segment` per segment listed (variant, media sequence, duration, "
         "URL) and `state` per change (`online`/`offline`/`degraded`); resumes from `Last-Event-ID` (or "

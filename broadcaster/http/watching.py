@@ -22,12 +22,17 @@ malformed one: 400 with one line, not counted, nothing logged), counted as any, 
 when the count took the page; the answer carries the service's clock (`"now"`, ms since the epoch), from
 which the page corrects its own clock when it measures its latency behind live, and `"taken":0` when the
 report came too soon after the page's last (the page then counts it again in its next).
+
+With content steering (PATHWAYS), a counted beat may also say which pathway the page plays and how many
+of its segment fetches failed on each since its last beat (`Hb-Pathway`, steering/reports.py): the
+steering policy hears it, taken or not, since it keeps one word per page whatever the page sends.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import time
+from collections.abc import Callable
 
 from aiohttp import hdrs, web
 from multidict import CIMultiDict, CIMultiDictProxy, istr
@@ -39,6 +44,7 @@ from .clients import Proxies
 
 WATCHING_HEADER = istr("Hb-Watching")  # folded once, not at every lookup
 REPORT_HEADER = istr("Hb-Report")
+PATHWAY_HEADER = istr("Hb-Pathway")  # content steering: the pathway the page plays, its failed fetches
 # Built once, as a proxy: aiohttp copies a CIMultiDict's folded keys as they are, a dict's it folds per
 # request. No CORS headers: only the service's own page (or its embed, the same origin) beats.
 _HEADERS = CIMultiDictProxy(CIMultiDict({hdrs.CACHE_CONTROL: NO_STORE, hdrs.SERVER: SERVER_NAME}))
@@ -55,8 +61,11 @@ _JSON_HEADERS = CIMultiDictProxy(CIMultiDict({hdrs.CACHE_CONTROL: NO_STORE, hdrs
 
 class WatchingRoute:
     def __init__(self, audience: Audience, *, show: bool, proxies: Proxies,
-                 playback: Playback | None = None) -> None:
+                 playback: Playback | None = None, pathway: Callable[[str, str], None] | None = None) -> None:
+        """`pathway(viewer id, Hb-Pathway)`: a counted page's word on the pathway it plays and the segment
+        fetches that failed on each (steering/reports.py reads it)."""
         self._audience = audience
+        self._pathway = pathway
         self._show = show
         self._proxies = proxies
         self._playback = playback
@@ -84,6 +93,8 @@ class WatchingRoute:
             address = client_key(request, self._proxies)
             if not self._audience.beat(viewer_id, address, flag == "p2p"):
                 return web.Response(status=429, text="not counted\n", headers=_HEADERS)
+            if self._pathway is not None and (said := headers.get(PATHWAY_HEADER)) is not None:
+                self._pathway(viewer_id, said)
             if report is not None and playback is not None:
                 taken = playback.take(viewer_id, report)
                 now = int(time.time() * 1000)

@@ -283,3 +283,73 @@ def decode_segment_hash(text: str) -> bytes:
 
 
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
+
+
+# -- Content steering: pathways and the steering manifest (4.4.6.6, 7; Apple's "HLS Content Steering
+# Specification") ------------------------------------------------------------------------------------
+
+# A pathway is a whole copy of the variants at other URIs; every variant is offered once per pathway,
+# its EXT-X-STREAM-INF carrying PATHWAY-ID (4.4.6.2). The bucket's pathway is the one viewers play
+# normally; the VM's serves segments from the service's own copy (steering/copies.py); a second bucket
+# (another provider) may be a third.
+BUCKET_PATHWAY = "bucket"
+VM_PATHWAY = "vm"
+BACKUP_PATHWAY = "backup"
+PATHWAYS = (BUCKET_PATHWAY, VM_PATHWAY, BACKUP_PATHWAY)
+# 7.1: a pathway ID is made of [a-z], [A-Z], [0-9], '.', '-' and '_' only.
+_PATHWAY_ID = re.compile(r"[A-Za-z0-9._-]+")
+
+
+def is_pathway_id(text: str) -> bool:
+    return bool(_PATHWAY_ID.fullmatch(text))
+
+
+# The steering manifest, at <the multivariant playlist's folder>/steering.json: its SERVER-URI is
+# relative (a URI in a playlist resolves against the playlist's, 4.1), so /live/master.m3u8 and Owncast's
+# /hls/stream.m3u8 each find theirs through the tunnel. JSON (7.1), VERSION 1.
+STEERING_MANIFEST_NAME = "steering.json"
+STEERING_VERSION = 1
+STEERING_CONTENT_TYPE = "application/json"
+# The VM's pathway: its media playlists at <folder>/vm/<n>/<media name>, listing its segments at
+# /live/vm/<n>/<file> (an absolute-path reference: the host the player asked, nothing for the operator
+# to configure but the tunnel's route; one URL per segment however the playlist was reached, /live/ or
+# Owncast's /hls/, so a CDN keeps one copy; and Shaka 4.16, which resolves a segment against the playlist
+# of the pathway it started on after it changed pathway, finds it too).
+VM_FOLDER = "vm"
+VM_SEGMENT_FOLDER = "/live/vm"
+
+
+def vm_variant_uri(index: int, media_name: str) -> str:
+    """A variant's URI on the VM's pathway, relative to the multivariant playlist (4.4.6.2)."""
+    return f"{VM_FOLDER}/{variant_uri(index, media_name)}"
+
+
+def vm_segment_uri(index: int, key: str) -> str:
+    """A segment's (or init section's) URI in variant `index`'s VM pathway media playlist:
+    /live/vm/<n>/<its file name>, which the VM answers from its copy of that very key (never from a
+    file named by the URL: http/pathway.py looks the key up)."""
+    return f"{VM_SEGMENT_FOLDER}/{index}/{PurePosixPath(key).name}"
+
+
+def stable_variant_id(index: int) -> str:
+    """STABLE-VARIANT-ID (4.4.6.2): the same variant on every pathway, so a player keeps its quality
+    when it changes pathway (hls.js compares it) and a pathway clone can name variants (7.2)."""
+    return f"v{index}"
+
+
+def steering_ttl(target_duration: int) -> int:
+    """TTL (7.1): how long a player keeps a steering manifest before it asks again. One target duration:
+    a player plays about three behind the live edge (HOLD_BACK_TARGET_DURATIONS), so a change of pathway
+    reaches it with about two still in its buffer."""
+    return max(1, target_duration)
+
+
+def steering_cache_control(ttl: int) -> str:
+    """A CDN may keep the steering manifest for half its TTL: a player then sees a change within one and
+    a half TTLs, and the VM answers each data center about twice per TTL however many viewers ask."""
+    return f"public, max-age={max(1, ttl // 2)}"
+
+
+# A steering manifest nobody should ask for (the service runs without pathways now): 410 tells a
+# player to stop asking for the rest of its session (7.1); it keeps the pathways it has.
+STEERING_GONE_STATUS = 410

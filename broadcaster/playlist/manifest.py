@@ -319,6 +319,30 @@ class ManifestGenerator:
             if first.discontinuity:  # 4.4.3.3: its EXT-X-DISCONTINUITY left with it
                 self._discontinuity_sequence += 1
 
+    def landed(self, key: str, now: float) -> None:
+        """The segment listed under `key` reached its pathway only now (the bucket's, behind the VM's: an
+        upload after an outage): it stays listed about a window from now, as if listed now, so a burst of
+        backlog does not slide out before a polling player of that pathway had the chance to see it."""
+        for entry in reversed(self._window):
+            if entry.segment.key == key:
+                entry.listed_at = max(entry.listed_at, now)
+                return
+
+    def unavailable(self, key: str) -> int | None:
+        """The segment listed under `key` can be had from no pathway after all (its upload, listed ahead
+        of it on the VM's pathway, failed for good, and the VM's copy is gone): a gap from now on
+        (EXT-X-GAP, 4.4.4.7), so no player asks for it. Returns its number (None: not listed)."""
+        entries = list(self._window)
+        for i, e in enumerate(entries):
+            if e.segment.key == key and not e.segment.gap:
+                entries[i] = Entry(e.sequence, replace(e.segment, gap=True, sha256=None), e.discontinuity,
+                                   e.program_date_time, e.listed_at, entries[i - 1] if i else None)
+                self._window = self._window.replaced(entries)
+                self._versions.replaced()
+                self._versions.changed()
+                return e.sequence
+        return None
+
     def drop_hashes(self) -> None:
         """List no segment's hash (P2P was turned off since the state these entries came from was saved)."""
         if not any(e.segment.sha256 for e in self._window):

@@ -1,8 +1,10 @@
-"""The multivariant playlist (4.4.6.2): Owncast's variants, each naming its media playlist here."""
+"""The multivariant playlist (4.4.6.2): Owncast's variants, each naming its media playlist here, on
+every pathway when content steering is on (4.4.6.6)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from . import hls
@@ -26,20 +28,66 @@ class VariantStream(Protocol):
     def frame_rate(self) -> float | None: ...
 
 
-def render_master(variants: Sequence[VariantStream], media_name: str = hls.MEDIA_PLAYLIST_NAME) -> Rendered:
-    """The multivariant playlist (4.4.6.2), naming each variant's playlist `<index>/<media_name>`."""
+@dataclass(frozen=True, slots=True)
+class Pathway:
+    """One pathway of the multivariant playlist: its ID and where its variant playlists are, relative to
+    the multivariant playlist (`<folder>/<n>/<media name>`; "" for the bucket's, `0/playlist.m3u8`) or
+    at an absolute base (a second bucket's copies)."""
+
+    id: str
+    folder: str = ""
+    media_name: str = ""  # the variant playlists' own name there ("": the multivariant playlist's)
+
+    def variant_uri(self, index: int, media_name: str) -> str:
+        uri = hls.variant_uri(index, self.media_name or media_name)
+        if not self.folder:
+            return uri
+        return self.folder + uri if self.folder.endswith("/") else f"{self.folder}/{uri}"
+
+
+@dataclass(frozen=True, slots=True)
+class Steering:
+    """EXT-X-CONTENT-STEERING (4.4.6.6): the pathways offered, in the order the playlist lists them, the
+    one a player starts on before it has the steering manifest, and where that manifest is."""
+
+    pathways: tuple[Pathway, ...]
+    first: str  # PATHWAY-ID: applied until the first steering manifest is read
+    server_uri: str = hls.STEERING_MANIFEST_NAME
+
+    def __post_init__(self) -> None:
+        ids = [p.id for p in self.pathways]
+        if not ids or len(set(ids)) != len(ids) or not all(hls.is_pathway_id(i) for i in ids):
+            raise ValueError(f"pathway IDs must be unique and of [A-Za-z0-9._-] (7.1): {ids}")
+        if self.first not in ids:
+            raise ValueError(f"the first pathway {self.first!r} is not one of {ids}")
+
+
+def render_master(variants: Sequence[VariantStream], media_name: str = hls.MEDIA_PLAYLIST_NAME,
+                  steering: Steering | None = None) -> Rendered:
+    """The multivariant playlist (4.4.6.2), naming each variant's playlist `<index>/<media_name>`; with
+    `steering`, each variant once per pathway, with PATHWAY-ID and STABLE-VARIANT-ID, every pathway's
+    variants alike but for their URIs (4.4.6.6: a player without steering takes them for redundant
+    streams and fails over between them on errors)."""
     lines = ["#EXTM3U", "#EXT-X-VERSION:3"]
-    for v in variants:  # Owncast's order: hls.js starts with the first listed
-        attrs = [f"BANDWIDTH={v.bandwidth}"]
-        if v.average_bandwidth:
-            attrs.append(f"AVERAGE-BANDWIDTH={v.average_bandwidth}")
-        if v.resolution:
-            attrs.append(f"RESOLUTION={v.resolution[0]}x{v.resolution[1]}")
-        if v.frame_rate:
-            attrs.append(f"FRAME-RATE={v.frame_rate:.3f}")
-        if v.codecs:
-            attrs.append(f'CODECS="{v.codecs}"')
-        lines.append("#EXT-X-STREAM-INF:" + ",".join(attrs))
-        lines.append(hls.variant_uri(v.index, media_name))
+    pathways: tuple[Pathway | None, ...] = (None,)
+    if steering is not None:
+        lines.append(f'#EXT-X-CONTENT-STEERING:SERVER-URI="{steering.server_uri}",PATHWAY-ID="{steering.first}"')
+        pathways = steering.pathways
+    for pathway in pathways:  # a pathway's variants together, in Owncast's order: hls.js starts with the first
+        for v in variants:
+            attrs = [f"BANDWIDTH={v.bandwidth}"]
+            if v.average_bandwidth:
+                attrs.append(f"AVERAGE-BANDWIDTH={v.average_bandwidth}")
+            if v.resolution:
+                attrs.append(f"RESOLUTION={v.resolution[0]}x{v.resolution[1]}")
+            if v.frame_rate:
+                attrs.append(f"FRAME-RATE={v.frame_rate:.3f}")
+            if v.codecs:
+                attrs.append(f'CODECS="{v.codecs}"')
+            if pathway is not None:
+                attrs.append(f'STABLE-VARIANT-ID="{hls.stable_variant_id(v.index)}"')
+                attrs.append(f'PATHWAY-ID="{pathway.id}"')
+            lines.append("#EXT-X-STREAM-INF:" + ",".join(attrs))
+            lines.append(pathway.variant_uri(v.index, media_name) if pathway else hls.variant_uri(v.index, media_name))
     lines.append("")
     return Rendered("\n".join(lines).encode())

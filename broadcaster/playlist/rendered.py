@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import re
+from collections.abc import Callable
 
 from . import hls
 from .chunks import Parts
@@ -72,6 +73,14 @@ class Rendered:
         if msn is None:
             return delta if self._blind_delta else self
         return self if msn - self._media_sequence == self._delta_count else delta
+
+    def replaced(self, body_of: Callable[[bytes], bytes]) -> Rendered:
+        """The same version with another body made by `body_of` from this one (and its delta's from its
+        delta): the same playlist, its URIs on another pathway."""
+        delta = self.delta.replaced(body_of) if self.delta is not None else None
+        return Rendered(body_of(self.body), last_sequence=self.last_sequence, ended=self.ended, delta=delta,
+                        media_sequence=self._media_sequence, delta_count=self._delta_count,
+                        blind_delta=self._blind_delta)
 
     @property
     def identity(self) -> Rendered:

@@ -31,7 +31,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..bucket.recorder import Recorder
 from ..bucket.uploader import SegmentLost, Uploaded
@@ -94,6 +94,9 @@ class Lister:
         self.queues = Queues()  # per variant, what waits behind a copy not yet in the bucket
         self._timer: asyncio.TimerHandle | None = None  # the next give-up of a stuck copy
         self.upload_ratio = 0.0  # moving average of (PutObject time / segment duration)
+        # The VM keeps each copy (content steering): a slot is listed once kept, the bucket's playlists
+        # show it once uploaded.
+        self.ahead = False
         self._announced: list[SourceVariant] | None = None  # as Owncast's master names them (recordings)
         self._closed = False
 
@@ -114,8 +117,22 @@ class Lister:
 
     # -- listing, in order, the same slots in every variant ------------------------------------------
 
-    def on_done(self, _task: asyncio.Future[Uploaded]) -> None:
-        """An upload finished (its done-callback): what it completes is listed now."""
+    def on_done(self, _ready: asyncio.Future[Any]) -> None:
+        """A copy may be listed now (the done-callback of its `ready`): what it completes is listed."""
+        if not self._closed:
+            self.advance()
+
+    def on_uploaded(self, index: int, duration: float, task: asyncio.Future[Uploaded]) -> None:
+        """An upload finished (its done-callback): the upload ratio learns its time, what it completes is
+        listed (without the VM's pathway a copy is ready once uploaded), and the bucket's playlists show
+        what is now in the bucket."""
+        if not task.cancelled() and task.exception() is None:
+            # Moving average over ~10 segments of the successful PutObject's time against the media it
+            # carries (like Owncast's "possible slow uploads"): above 1 the bucket cannot keep up. An
+            # outage does not count here: it shows as storage unreachable instead.
+            ratio = task.result().took / max(duration, 0.001)
+            self.upload_ratio += (ratio - self.upload_ratio) * 0.2
+            self._metrics.upload_realtime_ratio.set(round(self.upload_ratio, 3))
         if not self._closed:
             self.advance()
 
@@ -182,11 +199,11 @@ class Lister:
                 lost[v.index] = None
                 self._metrics.segments_lost.labels(variant=str(v.index), reason="missing").inc()
                 log.warning("variant %d: Owncast never listed segment %d:%d", v.index, *slot.key)
-            elif copy.task.cancelled():
+            elif copy.ready.cancelled():
                 return
-            elif not copy.task.done():
+            elif not copy.ready.done():
                 held.add(v.index)
-            elif (err := copy.task.exception() or self._changed(v.index, copy)) is not None:
+            elif (err := copy.ready.exception() or self._changed(v.index, copy)) is not None:
                 lost[v.index] = err  # told once it is decided where the gap goes
             elif not hls.fits_target(round(copy.source.duration, 3), hls.MAX_TARGET_DURATION):
                 # Beyond any Owncast setting: a broken playlist, not a reason to slow every viewer.
@@ -286,10 +303,10 @@ class Lister:
                 if isinstance(step, Mark):
                     self._apply(v, step)
                 else:
-                    task = step.copy.task
-                    if task.cancelled():
+                    ready = step.copy.ready  # in the bucket, or kept by the VM (its pathway lists it)
+                    if ready.cancelled():
                         return  # closing
-                    if not task.done():
+                    if not ready.done():
                         writing = self._writes is not None and self._writes.writing(self._path(index, step.copy))
                         if not force and (now < step.give_up or not writing):
                             break
@@ -300,7 +317,7 @@ class Lister:
                                     now - step.give_up + STUCK_TARGET_DURATIONS * (self._target.value or 1))
                         self._give_up(step.copy)
                         self._list_gap(v, step.segment, step.run, step.wall, now, step.sequence)
-                    elif (err := task.exception() or self._changed(index, step.copy)) is not None:
+                    elif (err := ready.exception() or self._changed(index, step.copy)) is not None:
                         self.lost(v, step.copy, err)
                         self._list_gap(v, step.segment, step.run, step.wall, now, step.sequence)
                     else:
@@ -315,7 +332,7 @@ class Lister:
             self._timer.cancel()
             self._timer = None
         bounds = [step.give_up for index in self.queues.variants()
-                  if isinstance(step := self.queues.head(index), Waiting) and not step.copy.task.done()]
+                  if isinstance(step := self.queues.head(index), Waiting) and not step.copy.ready.done()]
         if not bounds:
             return
         try:
@@ -406,11 +423,11 @@ class Lister:
         # listed together keep the same numbers.
         sequence = max(playlist.next_sequence, base) if not playlist.listing else playlist.next_sequence
         src = copy.source
-        uploaded = copy.task.result()
+        sha256 = copy.ready.result()  # of the bytes uploaded, or kept by the VM: the same read
         if self._hashes:
-            segment = replace(segment, sha256=uploaded.sha256)
+            segment = replace(segment, sha256=sha256)
         try:
-            playlist.list(segment, run, now, sequence, wall)
+            playlist.list(segment, run, now, sequence, wall, upload=copy.task)
         except SegmentRejected as err:
             self._metrics.input_rejected.labels(reason="rejected").inc()
             self._metrics.segments_lost.labels(variant=str(v.index), reason="rejected").inc()
@@ -420,12 +437,6 @@ class Lister:
         self._metrics.segments_listed.labels(variant=label).inc()
         self._metrics.window_segments.labels(variant=label).set(playlist.segment_count)
         self._metrics.last_segment.labels(variant=label).set(self._wall())
-        # Moving average over ~10 segments of the successful PutObject's time against the media it
-        # carries (like Owncast's "possible slow uploads"): above 1 the bucket cannot keep up. An
-        # outage does not count here: it shows as storage unreachable instead.
-        ratio = uploaded.took / max(src.duration, 0.001)
-        self.upload_ratio += (ratio - self.upload_ratio) * 0.2
-        self._metrics.upload_realtime_ratio.set(round(self.upload_ratio, 3))
         self._release.listed((v.index, sequence, src, copy.seen_at, segment.uri))
         if self._recorder is not None:
             self._recorder.record(run_name, v.index, segment)
@@ -433,7 +444,13 @@ class Lister:
 
     def versions(self) -> Versions:
         """Every variant's current version, with the target it was rendered under and, when a state file
-        is kept, the publisher's memory to save with it: pushed, never asked."""
+        is kept, the publisher's memory to save with it: pushed, never asked. With the VM's pathway
+        ahead (`ahead`), also the bucket's versions, which list only what is in the bucket."""
         release, variants = self._release, self._variants
-        return Versions(variants.versions(), variants.versions(edge=True) if release.mirrors else {},
-                        self._target.value, self._memory(self._mono()) if release.saves else None)
+        if not self.ahead:
+            return Versions(variants.versions(), variants.versions(edge=True) if release.mirrors else {},
+                            self._target.value, self._memory(self._mono()) if release.saves else None)
+        now = self._mono()
+        bucket = variants.bucket_versions(now)
+        return Versions(variants.versions(), variants.bucket_versions(now, edge=True) if release.mirrors else {},
+                        self._target.value, self._memory(now) if release.saves else None, bucket=bucket)

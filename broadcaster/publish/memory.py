@@ -79,6 +79,8 @@ def encode(m: Memory, undecided: Iterable[Slot], now: float,
             # and lists them.
             "seen": v.seen.saved(),
             "in_flight": sorted(in_flight),
+            # Listed on the VM's pathway before their upload landed (content steering): uploaded again.
+            "uploading": v.playlist.uploading_keys(),
             "first": {str(k): n for k, n in v.first.items()},
             "last_key": list(v.last_key) if v.last_key else None,
             "last_media_sequence": v.last_media_sequence,
@@ -154,6 +156,8 @@ def decode(data: dict[str, object], now: float, playlist: PlaylistMaker) -> Memo
             raise ValueError(f"variant {name}: target duration {restored.target_duration}, not {target}")
         _restore_waiting(restored, raw.get("waiting", []), now)  # absent in older files
         v = Variant(index, restored, created=now)
+        restored.awaiting(text(k, "an uploading key") for k in array(raw.get("uploading", []), "uploading",
+                                                                      _MAX_UPLOADED))  # absent in older files
         in_flight = {text(n, "a name in flight", 1 << 16, one_line=False)
                      for n in array(raw.get("in_flight", []), "in_flight", SEEN_LIMIT)}  # absent in older files
         for seen in array(field(raw, "seen", what), "seen", SEEN_LIMIT):

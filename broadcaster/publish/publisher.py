@@ -23,11 +23,13 @@ and records each listing in the numbering; a restore sets each through its own.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from ..bucket.recorder import Recorder
-from ..bucket.uploader import Uploader
+from ..bucket.uploader import Uploaded, Uploader
 from ..lograte import RateLimitedLog
 from ..metrics import Metrics
 from ..playlist import hls
@@ -101,6 +103,8 @@ class Publisher:
         self.lister = Lister(config, metrics=metrics, release=self.release, recorder=recorder,
                              variants=self._variants, lanes=self._lanes,
                              target=self.target, numbering=self._numbering, memory=self._memory, writes=waited)
+        self.lister.ahead = self._uploads.keeping
+        self._again: list[asyncio.Task[Uploaded]] = []  # uploads a restored state had not seen land
         self._closed = False
         # After continuing above a state not saved at a clean stop: the variants read since. What a
         # variant's first read lists may have been served, under numbers given up: never listed again.
@@ -247,9 +251,12 @@ class Publisher:
         v.last_key = key if v.last_key is None else max(v.last_key, key)
         slot = aligner.slot(key)
         slot.discontinuity |= seg.discontinuity
-        task, seg_key, init_key = self._uploads.start(v, seg, key[0])
-        task.add_done_callback(self.lister.on_done)
-        aligner.add_copy(slot, v.index, Copy(seg, seg_key, init_key, now, task))
+        task, ready, seg_key, init_key = self._uploads.start(v, seg, key[0])
+        # Listed once ready (uploaded, or kept by the VM), shown in the bucket's playlists once uploaded.
+        task.add_done_callback(functools.partial(self.lister.on_uploaded, v.index, seg.duration))
+        if self._uploads.keeping:
+            ready.add_done_callback(self.lister.on_done)
+        aligner.add_copy(slot, v.index, Copy(seg, seg_key, init_key, now, task, ready))
         if aligner is self.aligner and apart(seg, [c.source for i, c in slot.copies.items() if i != v.index]):
             self._cut_apart(key[0])
         self._lanes.counted()
@@ -342,7 +349,8 @@ class Publisher:
 
     async def drain(self, timeout: float) -> bool:
         """Wait up to `timeout` for uploads in flight; True when nothing is left."""
-        tasks = [c.task for c in self._copies() if not c.task.done()]
+        tasks: list[asyncio.Future[Any]] = [c.task for c in self._copies() if not c.task.done()]
+        tasks += [t for v in self._variants.values() for t in v.playlist.uploads()]  # listed ahead on the VM's
         if not tasks:
             return True
         _done, pending = await asyncio.wait(tasks, timeout=timeout)
@@ -350,13 +358,33 @@ class Publisher:
 
     async def start(self) -> None:
         await self.release.start()
+        self._upload_again()
+
+    def _upload_again(self) -> None:
+        """Uploads a restored state listed on the VM's pathway before they landed: started again."""
+        for v in self._variants.values():
+            for key in v.playlist.uploading_keys():
+                task = self._uploads.again(v.index, key)
+                v.playlist.landing(key, task)
+                task.add_done_callback(functools.partial(self._landed_again, v.index, key))
+                self._again.append(task)
+
+    def _landed_again(self, index: int, key: str, task: asyncio.Future[Uploaded]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            self._metrics.segments_lost.labels(variant=str(index), reason="not_uploaded").inc()
+            log.warning("variant %d: %s was listed before a restart but cannot be uploaded (%s); its "
+                        "playlists list it as a gap", index, key, task.exception())
+        if not self._closed:
+            self.lister.advance()
 
     async def close(self) -> None:
         self._closed = True
         self.lister.close()
         await self.release.close()
-        tasks = [c.task for c in self._copies()]
+        tasks: list[asyncio.Future[Any]] = [c.task for c in self._copies()]
         tasks += [t for v in self._variants.values() for t in v.inits.values()]
+        tasks += [t for v in self._variants.values() for t in v.playlist.uploads()]
+        tasks += self._again
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -44,8 +44,10 @@ class ShownTo(Protocol):
     """Told how far each playlist was shown, as it becomes visible (TargetPolicy: what a new target
     carries, issue 32)."""
 
-    def shown(self, renderings: Mapping[int, Rendered], *, replace: bool = False) -> None:
-        """`replace`: a restored state's versions, nothing else visible."""
+    def shown(self, renderings: Mapping[int, Rendered], *, replace: bool = False,
+              bucket: Mapping[int, Rendered] | None = None) -> None:
+        """`replace`: a restored state's versions, nothing else visible; `bucket`: the bucket's versions
+        when they differ (the VM's pathway ahead)."""
 
 
 HELD_RETRY = 1.0  # seconds between saves while versions are held back, new segments or not
@@ -57,11 +59,18 @@ class Versions:
     they were rendered under (TargetPolicy's): Release keeps no copy of its own beyond the latest."""
 
     renderings: dict[int, Rendered]
-    edges: dict[int, Rendered]  # the same versions for the bucket (no blocking reload); empty without a mirror
+    edges: dict[int, Rendered]  # the bucket's versions for the bucket (no blocking reload); empty without a mirror
     target: int | None  # the target duration the publisher decided
     # The publisher's memory when these versions were pushed (memory.encode: JSON-able, its long lists
     # Tails, values however late the save reads them); None when no state file is kept (`Release.saves`).
     memory: dict[str, object] | None = None
+    # With the VM's pathway (content steering): `renderings` are its versions, which list what the VM
+    # kept, and these the bucket's, which list only what is in the bucket. None: the same.
+    bucket: dict[int, Rendered] | None = None
+
+    @property
+    def in_bucket(self) -> dict[int, Rendered]:
+        return self.renderings if self.bucket is None else self.bucket
 
 
 @dataclass(frozen=True)
@@ -74,6 +83,9 @@ class Outlets:
     snapshots: Snapshots | None = None
     mirror: PlaylistMirror | None = None
     on_listed: tuple[ListedHook, ...] = ()
+    # The VM pathway's playlists (content steering), shown with each version: they list every segment the
+    # VM kept, the bucket's (`playlists`) only what is in the bucket.
+    ahead: VisiblePlaylists | None = None
 
 
 class Release:
@@ -82,6 +94,7 @@ class Release:
         """`limit`: numbers below it may be shown before the first save (the publisher's first number);
         `shown_to`: told each version as it becomes visible."""
         self._playlists = outlets.playlists
+        self._ahead = outlets.ahead
         self._shown_to = shown_to
         self._metrics = metrics
         self._latest = Versions({}, {}, None)
@@ -120,18 +133,27 @@ class Release:
         """The playlists may have changed: release the new versions now, or once saved."""
         self._latest = versions
         self._playlists.target_duration = versions.target
-        if all(self._playlists.is_shown(i, r) for i, r in versions.renderings.items()):
+        if self._ahead is not None:
+            self._ahead.target_duration = versions.target
+        if self._all_shown(versions):
             return
         if not self.saves or self._saver is None:
             self._apply(versions, self._take_listings())
         else:
             self._dirty.set()
 
+    def _all_shown(self, versions: Versions) -> bool:
+        ahead = self._ahead
+        return (all(self._playlists.is_shown(i, r) for i, r in versions.in_bucket.items())
+                and (ahead is None or all(ahead.is_shown(i, r) for i, r in versions.renderings.items())))
+
     def announce(self, variants: list[SourceVariant]) -> None:
         """Owncast's multivariant playlist names these variants: the view's master follows at once."""
         if variants != self._announced:
             self._announced, self._master = variants, None
         self._playlists.announce(variants)
+        if self._ahead is not None:
+            self._ahead.announce(variants)
 
     def restored(self, versions: Versions, limit: int) -> None:
         """What a restored state shows, before anything is served: visible at once, nothing told.
@@ -139,28 +161,34 @@ class Release:
         self._latest = versions
         self._playlists.target_duration = versions.target
         self.limit = limit
-        self._in_view = set(versions.renderings)
-        self._playlists.replace(versions.renderings)
+        self._in_view = set(versions.in_bucket)
+        self._playlists.replace(versions.in_bucket)
+        if self._ahead is not None:
+            self._ahead.target_duration = versions.target
+            self._ahead.replace(versions.renderings)
         if self._shown_to is not None:
-            self._shown_to.shown(versions.renderings, replace=True)
+            self._shown_to.shown(versions.renderings, replace=True, bucket=versions.bucket)
 
     def _take_listings(self) -> list[Listing]:
         listings, self._unpublished = self._unpublished, []
         return listings
 
     def _apply(self, versions: Versions, listings: list[Listing]) -> None:
-        renderings = versions.renderings
+        renderings = versions.in_bucket
         self._in_view.update(renderings)
+        if self._ahead is not None:
+            self._ahead.show(versions.renderings)
         self._playlists.show(renderings)  # wakes requests held for a newer version (blocking reload)
         if self._shown_to is not None:
-            self._shown_to.shown(renderings)
+            self._shown_to.shown(versions.renderings, bucket=versions.bucket)
         self._offer(versions)
         now = self._mono()
-        # A variant not shown yet (regrowing after a restart) is told once it is.
-        self._unpublished[:0] = [listing for listing in listings if listing[0] not in renderings]
-        for index, sequence, src, seen_at, uri in listings:
-            if index not in renderings:
-                continue
+        # A listing is told once the bucket's playlist shows it: not yet visible (regrowing after a
+        # restart), or still uploading (listed ahead on the VM's pathway), it waits for a later version.
+        shown = [listing for listing in listings
+                 if listing[0] in renderings and listing[1] <= renderings[listing[0]].last_sequence]
+        self._unpublished[:0] = [listing for listing in listings if listing not in shown]
+        for index, sequence, src, seen_at, uri in shown:
             self._metrics.listing_delay.observe(now - seen_at)
             for told in self._on_listed:
                 told(index, sequence, src, uri)
@@ -176,7 +204,7 @@ class Release:
             self._dirty.clear()
             versions = self._latest
             renderings = versions.renderings
-            if not self._unpublished and all(self._playlists.is_shown(i, r) for i, r in renderings.items()):
+            if not self._unpublished and self._all_shown(versions):
                 continue  # woken again for a change an earlier save already covered
             # The latest version's memory: every change to the publisher's memory pushes a version
             # (Lister.advance), so it is the memory now.

@@ -65,7 +65,10 @@ class Copy:
     key: str
     init_key: str | None
     seen_at: float  # monotonic
-    task: asyncio.Task[Uploaded]
+    task: asyncio.Task[Uploaded]  # its upload: in the bucket once done
+    # Its SHA-256 (None: not asked for) once it may be listed: when it is uploaded, or, with the VM's
+    # pathway (content steering), as soon as the VM has kept its copy (uploads.Uploads.start).
+    ready: asyncio.Future[bytes | None]
 
 
 @dataclass(slots=True)
@@ -84,6 +87,7 @@ class Variant:
     playlist: VariantPlaylist
     seen: SeenNames = field(default_factory=SeenNames)
     inits: dict[str, asyncio.Task[Uploaded]] = field(default_factory=dict)  # key -> upload
+    inits_kept: dict[str, asyncio.Future[bytes | None]] = field(default_factory=dict)  # key -> the VM kept it
     first: dict[int, int] = field(default_factory=dict)  # run -> first Owncast number it joined with
     last_key: SlotKey | None = None
     last_media_sequence: int = -1
@@ -212,9 +216,10 @@ class SlotAligner:
         copy = slot.copies.get(v.index)
         if copy is None:  # Owncast moved on without ever listing it in this variant
             return v.last_key is not None and v.last_key > slot.key
-        return copy.task.done()
+        return copy.ready.done()
 
 
 def _uploaded(copy: Copy) -> bool:
-    t = copy.task
+    """In the bucket, or (content steering) kept by the VM: listable."""
+    t = copy.ready
     return t.done() and not t.cancelled() and t.exception() is None

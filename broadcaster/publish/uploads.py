@@ -16,6 +16,7 @@ left it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 from collections import deque
@@ -23,7 +24,7 @@ from collections.abc import Callable, Set as AbstractSet
 from pathlib import Path
 from typing import Protocol
 
-from ..bucket.uploader import SegmentLost, Uploaded, Uploader
+from ..bucket.uploader import Kept, SegmentLost, Uploaded, Uploader
 from ..files import MAX_FILE_BYTES, Refused, Stamp, read_stamped, stamp_beneath
 from ..metrics import Metrics
 from ..playlist import hls
@@ -51,6 +52,28 @@ class WriteWatch(Protocol):
 
 async def _already(done: Uploaded) -> Uploaded:
     return done
+
+
+Ready = asyncio.Future[bytes | None]
+
+
+def _ready_when_uploaded(ready: Ready, task: asyncio.Future[Uploaded]) -> None:
+    """The task's done-callback: `ready` follows it (unless the copy was kept before)."""
+    if ready.done():
+        return
+    if task.cancelled():
+        ready.cancel()
+    elif (err := task.exception()) is not None:
+        ready.set_exception(err)
+    else:
+        ready.set_result(task.result().sha256)
+
+
+def _ready_when_kept(ready: Ready, kept: Kept) -> None:
+    """Its first read: listed on the VM's pathway at once only if the VM kept the copy (it would answer
+    404 for one it could not keep: too large, a full disk); else once uploaded, as without steering."""
+    if kept.kept and not ready.done():
+        ready.set_result(kept.sha256)
 
 
 class Uploads:
@@ -83,39 +106,65 @@ class Uploads:
     def key(self, index: int, name: str) -> str:
         return hls.object_key(self._prefix, index, name)
 
-    def start(self, v: Variant, seg: SourceSegment, run: int) -> tuple[asyncio.Task[Uploaded], str, str | None]:
-        """The upload of `seg` (after its init section's): the task, its key and the init section's."""
+    @property
+    def keeping(self) -> bool:
+        """The VM keeps its own copy of each file (content steering): a copy may be listed once kept."""
+        return self._uploader.keeps
+
+    def start(self, v: Variant, seg: SourceSegment, run: int) -> tuple[asyncio.Task[Uploaded], Ready, str, str | None]:
+        """The upload of `seg` (after its init section's): the task, when it may be listed (`ready`: its
+        SHA-256, once uploaded, or once kept by the VM), its key and the init section's."""
         folder = self._hls_dir / str(v.index)
         init_key: str | None = None
         init_task: asyncio.Task[Uploaded] | None = None
+        init_kept: Ready | None = None
         if seg.init_name is not None:
             # Init sections keep their name across transcoder runs; the run keeps keys unique.
             init_key = self.key(v.index, f"{stream_id(seg.name) or f'run{run}'}-{seg.init_name}")
             init_task = v.inits.get(init_key)
             if init_task is None:
-                init_task = asyncio.ensure_future(
-                    self._whole(folder / seg.init_name, init_key, v.index, hashed=False)  # never shared by peers
-                )
+                init_kept = v.inits_kept[init_key] = asyncio.get_running_loop().create_future()
+                init_task = asyncio.ensure_future(  # never shared by peers: no hash
+                    self._whole(folder / seg.init_name, init_key, v.index, hashed=False, ready=init_kept))
+                init_task.add_done_callback(functools.partial(_ready_when_uploaded, init_kept))
                 v.inits[init_key] = init_task
+            init_kept = v.inits_kept.get(init_key)
+        ready: Ready = asyncio.get_running_loop().create_future()
         seg_key = self.key(v.index, seg.name)
         if seg_key in self._restored:  # uploaded before a restart, not yet listed then
             self._restored.discard(seg_key)
             # Its bytes are not at hand: no hash, so viewers take it from the bucket, never from peers.
             task: asyncio.Task[Uploaded] = asyncio.ensure_future(_already(Uploaded(0.0, None)))
         else:
-            task = asyncio.ensure_future(self._upload(folder / seg.name, seg_key, v.index, init_task))
-        return task, seg_key, init_key
+            task = asyncio.ensure_future(self._upload(folder / seg.name, seg_key, v.index, init_task, init_kept,
+                                                      ready))
+        task.add_done_callback(functools.partial(_ready_when_uploaded, ready))
+        return task, ready, seg_key, init_key
 
-    async def _upload(self, path: Path, key: str, index: int, init: asyncio.Task[Uploaded] | None) -> Uploaded:
-        if init is not None:
-            try:
+    def again(self, index: int, key: str) -> asyncio.Task[Uploaded]:
+        """The upload of a listed segment whose upload had not landed before a restart: from Owncast's
+        file if it is still there (the VM's copies do not outlive a restart)."""
+        name = key.rpartition("/")[2]
+        return asyncio.ensure_future(self._whole(self._hls_dir / str(index) / name, key, index, hashed=False))
+
+    async def _upload(self, path: Path, key: str, index: int, init: asyncio.Task[Uploaded] | None,
+                      init_kept: Ready | None, ready: Ready) -> Uploaded:
+        """Its init section first: kept (the VM's pathway lists the segment once both are kept) and
+        uploaded (the bucket's once both are in the bucket)."""
+        try:
+            if init is not None:
+                await asyncio.shield(init_kept if self.keeping and init_kept is not None else init)
+            # Hashed whether P2P is on or not: `changed` compares the file with it when its stamp moved.
+            done = await self._whole(path, key, index, hashed=True, ready=ready)
+            if init is not None:
                 await asyncio.shield(init)  # shared by every segment of the run
-            except SegmentLost as err:
+            return done
+        except SegmentLost as err:
+            if init is not None and init.done() and not init.cancelled() and init.exception() is not None:
                 raise SegmentLost("init_lost", f"its init section could not be uploaded: {err}") from err
-        # Hashed whether P2P is on or not: `changed` compares the file with it when its stamp moved.
-        return await self._whole(path, key, index, hashed=True)
+            raise
 
-    async def _whole(self, path: Path, key: str, index: int, *, hashed: bool) -> Uploaded:
+    async def _whole(self, path: Path, key: str, index: int, *, hashed: bool, ready: Ready | None = None) -> Uploaded:
         """Upload `path` once Owncast has finished it, and again while it changed during the upload."""
         variant = str(index)
         for attempt in range(MAX_UPLOADS):
@@ -125,7 +174,9 @@ class Uploads:
                                   "Owncast listed it; not uploaded half")
             if finish is Finish.MISSING:
                 raise SegmentLost("deleted", f"{path} was never there or deleted before it was uploaded")
-            done = await self._uploader.upload_file(path, key, variant, root=self._hls_dir, hashed=hashed)
+            done = await self._uploader.upload_file(
+                path, key, variant, root=self._hls_dir, hashed=hashed,
+                on_kept=None if ready is None else functools.partial(_ready_when_kept, ready))
             if unchanged(self._hls_dir, path, done.stamp):
                 return done
             self._metrics.segment_reuploads.labels(variant=variant).inc()
@@ -162,7 +213,10 @@ def changed_since_upload(hls_dir: Path, index: int, copy: Copy) -> SegmentLost |
     or gone (Owncast's cleanup), or changed without a change of bytes (a `touch`, a truncate(2) to its
     own length); else why it is not listed (its writer opened it again after the upload's own check:
     the object in the bucket is not the file's final version)."""
-    done = copy.task.result()
+    task = copy.task
+    if not task.done() or task.cancelled() or task.exception() is not None:
+        return None  # listed once the VM kept it (content steering): the VM's copy is the bytes read
+    done = task.result()
     if done.stamp is None or done.sha256 is None:
         return None  # uploaded before a restart: its bytes were not at hand here
     path = hls_dir / str(index) / copy.source.name

@@ -18,6 +18,12 @@ duration" and "Numbers across restarts"); who decides when is named beside each:
 - `rejoin`: a variant back after streams without it, where the others number (the lister, at a slot).
 - `continue_above`: a state not saved at a clean stop (the publisher's restore).
 
+With the VM's pathway (content steering) a segment is listed as soon as the VM kept its copy, its
+upload pending (`list(..., upload=)`): the playlist's versions are the VM pathway's, and the bucket's
+playlist is the newest version that lists nothing still uploading (`bucket_visible`): an earlier
+version of the same playlist, kept for that (`_history`), so the two pathways carry the same numbers,
+discontinuities, durations and dates (6.2.4), the bucket's behind by its uploads.
+
 Every segment that leaves the window goes to `on_removed` (on to the cleaner) as it leaves: no caller
 drains it. What clients were shown is told here by the Release (`shown`): a new target carries what no
 client saw (issue 32), and clips are cut from what was shown (`shown_between`), never from what is
@@ -26,10 +32,12 @@ listed but not yet saved and shown.
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
+from typing import Any, Protocol
 
 from ..playlist.manifest import ManifestGenerator, SegmentRejected
 from ..playlist.options import WindowOptions
@@ -44,6 +52,24 @@ log = logging.getLogger(__name__)
 RemovedHook = Callable[[list[Removed]], None]
 
 
+class Landing(Protocol):
+    """An upload not landed yet (an asyncio future, or a restored one waiting for its upload to start)."""
+
+    def done(self) -> bool: ...
+
+
+class _Restored:
+    """A restored state's upload that had not landed: pending until the publisher starts it again."""
+
+    def done(self) -> bool:
+        return False
+
+
+def _failed(upload: Landing) -> bool:
+    """An upload that ended without landing (an error; not a cancel: the publisher is closing)."""
+    return isinstance(upload, asyncio.Future) and not upload.cancelled() and upload.exception() is not None
+
+
 class VariantPlaylist:
     def __init__(self, index: int, options: WindowOptions, on_removed: RemovedHook,
                  generator: ManifestGenerator | None = None) -> None:
@@ -53,6 +79,12 @@ class VariantPlaylist:
         self._on_removed = on_removed
         self._gen = generator
         self._shown = -1  # the last number a client may have seen (told by the Release)
+        self._bucket_shown = -1  # ... and the last shown in the bucket's playlist (what clips may cut)
+        self._bucket_target: int | None = None  # the target duration of the bucket's version shown
+        self._pending: dict[str, Landing] = {}  # key -> its upload, listed before it landed
+        self._leaving: builtins.list[Removed] = []  # left the window while the bucket's playlist lagged
+        # Versions by their last number, (served, edge): the bucket's shows one of them while uploads land.
+        self._history: tuple[dict[int, Rendered], dict[int, Rendered]] = ({}, {})
         self.last_run: int | None = None  # the run of the last slot listed here
         self.last_listed: float | None = None  # monotonic, when it last listed a segment
 
@@ -104,7 +136,116 @@ class VariantPlaylist:
         gen = self._gen
         if gen is None or not gen.segment_count or not gen.showable:
             return None
-        return gen.render_edge() if edge else gen.render()
+        rendered = gen.render_edge() if edge else gen.render()
+        if self._pending:
+            self._history[edge][rendered.last_sequence] = rendered
+        return rendered
+
+    @property
+    def uploading(self) -> int:
+        """Segments it lists whose upload has not landed yet."""
+        self._settle()
+        return len(self._pending)
+
+    def uploading_keys(self) -> builtins.list[str]:
+        """Their keys (what a restart uploads again: the publisher's memory saves them)."""
+        self._settle()
+        return sorted(self._pending)
+
+    def awaiting(self, keys: Iterable[str]) -> builtins.list[str]:
+        """A restored state's uploads that had not landed, of segments this playlist lists: pending until
+        `landing` gives each its upload again. Returns those it lists (the others left its window)."""
+        listed = set(self.uris_by_key())
+        kept = [key for key in keys if key in listed]
+        for key in kept:
+            self._pending[key] = _Restored()
+        return kept
+
+    def landing(self, key: str, upload: asyncio.Future[Any]) -> None:
+        """The upload of a segment it lists, started again after a restart."""
+        if key in self._pending:
+            self._pending[key] = upload
+
+    def uploads(self) -> builtins.list[asyncio.Future[Any]]:
+        """The uploads of what it lists that have not landed (a stop waits for them, then cancels them)."""
+        return [u for u in self._pending.values() if isinstance(u, asyncio.Future) and not u.done()]
+
+    def uris_by_key(self) -> dict[str, str]:
+        gen = self._gen
+        return {e.segment.key: e.segment.uri for e in gen.window if e.segment.key} if gen is not None else {}
+
+    def bucket_visible(self, edge: bool = False, now: float | None = None) -> Rendered | None:
+        """The bucket's version: the newest that lists only what is in the bucket (every version while
+        nothing listed is still uploading). An upload that failed for good is a gap from then on
+        (`_unavailable`): the bucket never lists a segment it does not have, nor stops for ever."""
+        if not self._settle(now):
+            self._history[0].clear()
+            self._history[1].clear()
+            return self.visible(edge)
+        gen = self._gen
+        assert gen is not None
+        first = None  # the first number still uploading
+        for entry in reversed(gen.window):
+            if entry.segment.key in self._pending:
+                first = entry.sequence
+        history = self._history[edge]
+        through = gen.next_sequence - 1 if first is None else first - 1
+        older = [n for n in history if n <= through]
+        if not older:
+            return None
+        best = max(older)
+        for n in [n for n in history if n < best]:
+            del history[n]
+        return history[best]
+
+    def _remember_current(self) -> None:
+        for edge in (False, True):
+            history = self._history[edge]
+            history.clear()
+            gen = self._gen
+            if gen is not None and gen.segment_count and gen.showable:
+                rendered = gen.render_edge() if edge else gen.render()
+                history[rendered.last_sequence] = rendered
+
+    def _forget_history(self) -> None:
+        """A restart: no version from before it is shown again (the bucket's shows the new playlist's
+        versions as their uploads land)."""
+        for history in self._history:
+            history.clear()
+
+    def _settle(self, now: float | None = None) -> bool:
+        """Forget uploads that landed (or failed for good), each landed one kept listed about a window
+        from `now` (ManifestGenerator.landed); True while some are still pending."""
+        pending = self._pending
+        if pending:
+            for key in [k for k, upload in pending.items() if upload.done()]:
+                upload = pending.pop(key)
+                if _failed(upload):
+                    self._unavailable(key, upload)
+                elif now is not None and self._gen is not None:
+                    self._gen.landed(key, now)
+        if not pending and self._leaving and now is not None:
+            leaving, self._leaving = self._leaving, []
+            self._on_removed([replace(r, removed_at=max(r.removed_at, now)) for r in leaving])
+        return bool(pending)
+
+    def _unavailable(self, key: str, upload: Landing) -> None:
+        """An upload that failed for good, its segment listed ahead on the VM's pathway: the bucket does
+        not have it, and the VM's copy is gone (an upload sends that copy: it fails only once the copy
+        and Owncast's file are both gone). A gap from now on in both pathways' playlists (4.4.4.7): the
+        bucket's never showed it (it shows the version before it until then), the VM's cannot serve it.
+        The bucket's versions that list it as a segment are forgotten."""
+        if self._gen is None:
+            return
+        number = self._gen.unavailable(key)
+        if number is None:
+            return
+        for history in self._history:
+            for n in [n for n in history if n >= number]:
+                del history[n]
+        err = upload.exception() if isinstance(upload, asyncio.Future) else None
+        log.warning("variant %d: segment %s, listed on the VM's pathway before its upload, cannot be uploaded "
+                    "(%s); listed as a gap (EXT-X-GAP)", self.index, key, err)
 
     def saved(self, now: float) -> dict[str, object] | None:
         """Its part of the publisher's memory (playlist_memory's format), None before it is open."""
@@ -112,13 +253,26 @@ class VariantPlaylist:
 
     # -- what clients were shown (the Release tells), and what clips are cut from ------------------------
 
-    def shown(self, rendered: Rendered) -> None:
-        """The Release made `rendered` visible: numbers up to its last may have been seen."""
+    def shown(self, rendered: Rendered, bucket: Rendered | None = None) -> None:
+        """The Release made `rendered` visible (and `bucket` in the bucket's playlist, when it differs):
+        numbers up to its last may have been seen."""
         self._shown = rendered.last_sequence
+        self._bucket_shown = (bucket or rendered).last_sequence
+        self._bucket_target = self.target_duration
+
+    def shown_ahead(self, rendered: Rendered) -> None:
+        """The Release made `rendered` visible on the VM's pathway, the bucket's version unchanged."""
+        self._shown = rendered.last_sequence
+
+    @property
+    def bucket_retargets(self) -> bool:
+        """Its bucket's version shown is not under its target duration now (or none was shown): a
+        new one would change the target the bucket's playlist shows (a retarget restarts every variant)."""
+        return self._bucket_target != self.target_duration
 
     def forget_shown(self) -> None:
         """A restored state replaces what is visible: nothing of this playlist is shown until told."""
-        self._shown = -1
+        self._shown = self._bucket_shown = -1
 
     def shown_span(self) -> tuple[float, float] | None:
         """(start, end) by PROGRAM-DATE-TIME of what it lists and clients were shown, or None."""
@@ -140,7 +294,7 @@ class VariantPlaylist:
         for e in reversed(gen.window):
             if newest is not None and len(out) >= newest:
                 break
-            if e.sequence <= self._shown and e.program_date_time < end and e.program_date_time + e.segment.duration > start:
+            if e.sequence <= self._bucket_shown and e.program_date_time < end and e.program_date_time + e.segment.duration > start:
                 out.append(replace(e.segment, program_date_time=e.program_date_time, discontinuity=e.discontinuity))
         return out[::-1]
 
@@ -157,17 +311,30 @@ class VariantPlaylist:
             self._gen.continue_above(above[0], above[1], now)
             self._drain()
 
-    def list(self, segment: ListedSegment, run: int | None, now: float, sequence: int, wall: float) -> int:
-        """List an uploaded segment of `run` under `sequence` (an empty playlist starts at it: the number
-        the variants listed together are at), or, `segment.gap`, a gap there (EXT-X-GAP: this variant
-        lacks a moment the others list); returns its number. Raises SegmentRejected when the playlist
-        refuses it (its gap is marked: the next segment carries a discontinuity)."""
+    def list(self, segment: ListedSegment, run: int | None, now: float, sequence: int, wall: float,
+             upload: asyncio.Future[Any] | None = None) -> int:
+        """List a segment of `run` under `sequence` (an empty playlist starts at it: the number the
+        variants listed together are at), or, `segment.gap`, a gap there (EXT-X-GAP: this variant lacks
+        a moment the others list); returns its number. It is uploaded, or its `upload` is pending (the
+        VM kept it: the bucket's playlist lists it once it lands). Raises SegmentRejected when the
+        playlist refuses it (its gap is marked: the next segment carries a discontinuity)."""
         gen = self._opened()
+        pending = upload is not None and not upload.done() and bool(segment.key)
+        if pending and not self._settle():
+            # The bucket shows the version before this one until it lands.
+            self._remember_current()
         try:
             number = gen.append(segment, now, sequence, wall=wall)
         except SegmentRejected:
             gen.mark_gap()
             raise
+        if pending and upload is not None and segment.key:
+            self._pending[segment.key] = upload
+        if self._pending and gen.showable:
+            # Every version listed while uploads lag: the bucket shows each once what it lists has landed.
+            self._history[False][number] = gen.render()
+            if self._history[True]:
+                self._history[True][number] = gen.render_edge()
         if run is not None:
             self.last_run = run
         if not segment.gap:
@@ -208,6 +375,7 @@ class VariantPlaylist:
         if gen is None:
             return []
         left = gen.restart(target, now, new_timeline=new_timeline, served_through=self._shown)
+        self._forget_history()
         self._drain()
         return left
 
@@ -217,6 +385,7 @@ class VariantPlaylist:
         others' timeline."""
         gen = self._opened()
         gen.restart(gen.target_duration, now, sequence=sequence, discontinuity_sequence=discontinuity_sequence)
+        self._forget_history()
         self._drain()
         log.info("variant %d: back in Owncast's stream; its playlist starts again at %d", self.index, sequence)
 
@@ -225,6 +394,7 @@ class VariantPlaylist:
         (hls.continue_above): numbers up to there may have named other segments."""
         if self._gen is not None:
             self._gen.continue_above(sequence, floor, now)
+            self._forget_history()
             self._drain()
 
     # -- internals --------------------------------------------------------------------------------------
@@ -237,5 +407,11 @@ class VariantPlaylist:
     def _drain(self) -> None:
         assert self._gen is not None
         removed = self._gen.drain_removed()
-        if removed:
+        if not removed:
+            return
+        if self._pending:
+            # The bucket's playlist shows an earlier version, which may still list these: they leave its
+            # playlist only once it catches up (_settle), and stay downloadable from then on.
+            self._leaving += removed
+        else:
             self._on_removed(removed)

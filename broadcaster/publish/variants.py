@@ -62,14 +62,20 @@ class Variants(Mapping[int, Variant]):
 
     # -- what the Release made visible (release.ShownTo) ---------------------------------------------------
 
-    def shown(self, renderings: Mapping[int, Rendered], *, replace: bool = False) -> None:
+    def shown(self, renderings: Mapping[int, Rendered], *, replace: bool = False,
+              bucket: Mapping[int, Rendered] | None = None) -> None:
+        """`bucket`: what the bucket's playlists show, when not `renderings` (the VM's pathway ahead)."""
         if replace:
             for v in self._variants.values():
                 v.playlist.forget_shown()
         for index, rendered in renderings.items():
             variant = self._variants.get(index)
-            if variant is not None:
-                variant.playlist.shown(rendered)
+            if variant is None:
+                continue
+            if bucket is not None and index not in bucket:
+                variant.playlist.shown_ahead(rendered)
+            else:
+                variant.playlist.shown(rendered, None if bucket is None else bucket[index])
 
     def versions(self, edge: bool = False) -> dict[int, Rendered]:
         """Every variant's current version that can be shown (`edge`: the bucket's)."""
@@ -78,4 +84,21 @@ class Variants(Mapping[int, Variant]):
             rendered = v.playlist.visible(edge)
             if rendered is not None:
                 out[index] = rendered
+        return out
+
+    def bucket_versions(self, now: float, edge: bool = False) -> dict[int, Rendered]:
+        """Every variant's version the bucket's pathway shows (listing only what is in the bucket). A new
+        target duration reaches every variant's at once (6.2.4: variants share one): while one still
+        shows an earlier target's version, its upload under the new one not landed, the others show none
+        under the new target yet (the VM's pathway has them)."""
+        out = {}
+        behind = False
+        for index, v in self._variants.items():
+            rendered = v.playlist.bucket_visible(edge, now)
+            if rendered is not None:
+                out[index] = rendered
+            elif v.playlist.listing and not v.withdrawn and v.playlist.bucket_retargets:
+                behind = True
+        if behind:
+            out = {i: r for i, r in out.items() if not self._variants[i].playlist.bucket_retargets}
         return out

@@ -31,6 +31,7 @@ class VisiblePlaylists:
         self._changed = asyncio.Event()
         self.held_requests = 0  # in wait_for_sequence now: the one count (the HTTP cap and /metrics read it)
         self._released = False  # stopping: held requests are answered at once
+        self._nudges = 0  # answer_held calls: requests held before one are answered
 
     # -- written by release.py only (what Owncast announces, show, replace) ---------------------------
 
@@ -86,19 +87,27 @@ class VisiblePlaylists:
         Once the service stops (release_waiters), every waiter gets the playlist as it is, at once.
         """
         self.held_requests += 1
+        nudges = self._nudges
         try:
             async with asyncio.timeout(timeout):
                 while True:
                     rendered = self._visible.get(variant)
                     if rendered is not None and (rendered.last_sequence >= sequence or rendered.ended):
                         return rendered
-                    if self._released:
+                    if self._released or self._nudges != nudges:
                         return rendered
                     await self._changed.wait()
         except TimeoutError:
             return None
         finally:
             self.held_requests -= 1
+
+    def answer_held(self) -> None:
+        """Players were steered away from this pathway (content steering): every request held now gets
+        the playlist as it is, rather than waiting for uploads that fail, and reads the new priority."""
+        self._nudges += 1
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
 
     def release_waiters(self) -> None:
         """Stopping: answer every held request now, and hold no new one."""

@@ -42,13 +42,17 @@ class HealthReport:
                  input_problem: Callable[[], str | None] = lambda: None,
                  access_problem: Callable[[], str | None] = lambda: None,
                  p2p_trackers: Callable[[], dict[str, Reading]] | None = None,
-                 viewers: Callable[[], dict[str, int]] | None = None) -> None:
+                 viewers: Callable[[], dict[str, int]] | None = None,
+                 steering: Callable[[], tuple[str, str | None]] | None = None) -> None:
         """input_problem: why nothing Owncast writes can be served (HlsWatcher.master_missing).
         access_problem: a folder or file of HLS_DIR this user is refused (AccessWatch), which may hide
         a stream: live and degraded, whatever was listed.
         p2p_trackers: the trackers' readings (TrackerProbe), shown but never making the status other
         than ok: without a tracker, viewers play from the bucket as without P2P.
-        viewers: the viewer pages playing now, for the body (never a reason to be unhealthy)."""
+        viewers: the viewer pages playing now, for the body (never a reason to be unhealthy).
+        steering: (the pathway players are steered to, why when it is not the bucket's): a reason while
+        they are away from the bucket (steering/policy.py)."""
+        self._steering = steering
         self._p2p_trackers = p2p_trackers
         self._viewers = viewers
         self._facts = facts
@@ -110,6 +114,11 @@ class HealthReport:
             reason = self._mirror.health_reason(hls.block_timeout(f.target_duration or 3))
             if reason is not None:
                 reasons.append(reason)
+        pathway = None
+        if self._steering is not None:
+            pathway, away = self._steering()
+            if away is not None:
+                reasons.append(away)
         problem = self._input_problem()
         if problem is not None:
             reasons.append(problem)
@@ -133,6 +142,8 @@ class HealthReport:
         }
         if mirror_lag is not None:
             body["playlists_in_bucket_lag_seconds"] = mirror_lag
+        if pathway is not None:
+            body["pathway"] = pathway
         if self._p2p_trackers is not None:
             clock = time.monotonic()
             body["p2p_trackers"] = {

@@ -91,12 +91,15 @@ class Seen:
 
 
 class FaultProxy:
-    """Reverse proxy on 127.0.0.1 in front of `upstream` (e.g. SeaweedFS's S3 endpoint)."""
+    """Reverse proxy on `host` (a loopback address, 127.0.0.1 unless told) in front of `upstream` (e.g.
+    SeaweedFS's S3 endpoint)."""
 
     def __init__(
-        self, upstream: str, *, mode: Mode = "pass", endless_limit: int = 256 * 1024 * 1024, seed: int = 11
+        self, upstream: str, *, mode: Mode = "pass", endless_limit: int = 256 * 1024 * 1024, seed: int = 11,
+        host: str = "127.0.0.1",
     ) -> None:
         self.upstream = upstream.rstrip("/")
+        self.host = host
         self.counts: collections.Counter[str] = collections.Counter()
         self.requests: list[Seen] = []
         self._mode: Mode = mode
@@ -126,7 +129,7 @@ class FaultProxy:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     @property
     def listening(self) -> bool:
@@ -238,7 +241,7 @@ class FaultProxy:
         while True:
             try:
                 self._listener = await loop.create_server(
-                    self._server, "127.0.0.1", self._port, reuse_address=True
+                    self._server, self.host, self._port, reuse_address=True
                 )
                 return
             except OSError:

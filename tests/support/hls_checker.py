@@ -933,8 +933,14 @@ def _relative(uri: str) -> bool:
     return not uri.startswith("/") and _SCHEME_RE.match(uri) is None
 
 
-def check_master(text: str) -> list[Violation]:
-    """Check a multivariant (master) playlist on its own."""
+def check_master(text: str, host: str | None = None) -> list[Violation]:
+    """Check a multivariant (master) playlist on its own. `host`: variant URIs may also be network-path
+    references to that host (`//host/...`, RFC 3986 4.2: the player keeps its scheme), as the service's
+    playlists with content steering name them (broadcaster/steering/masters.py says why)."""
+
+    def _ok(uri: str) -> bool:
+        return _relative(uri) or (host is not None and uri.startswith(f"//{host}/"))
+
     lines = [ln.rstrip() for ln in text.split("\n")]
     out: list[Violation] = []
     if not lines or lines[0] != "#EXTM3U":
@@ -944,6 +950,8 @@ def check_master(text: str) -> list[Violation]:
             )
         )
     independent = 0
+    steering: dict[str, str] | None = None  # EXT-X-CONTENT-STEERING's attributes
+    offered: dict[str, list[str]] = {}  # pathway -> its variants' attributes but PATHWAY-ID, in order
     expect_uri: str | None = None  # the EXT-X-STREAM-INF line waiting for its URI
     # A damaged first line is reported above; it is parsed like the others unless it holds the header.
     for ln in lines[1:] if "#EXTM3U" in lines[0] else lines:
@@ -956,7 +964,7 @@ def check_master(text: str) -> list[Violation]:
                         "stream-inf-uri-missing", f"{expect_uri!r} must be followed by a URI line, got {ln!r}"
                     )
                 )
-            elif not _relative(ln):
+            elif not _ok(ln):
                 out.append(Violation("uri-not-relative", f"variant URI {ln!r} must be relative"))
             expect_uri = None
             if not ln.startswith("#"):
@@ -967,7 +975,17 @@ def check_master(text: str) -> list[Violation]:
         attrs = _attrs(value)
         if name == "#EXT-X-INDEPENDENT-SEGMENTS":
             independent += 1
+        elif name == "#EXT-X-CONTENT-STEERING":
+            if steering is not None:
+                out.append(Violation("steering-repeated", "EXT-X-CONTENT-STEERING appears more than once (4.4.6.6)"))
+            steering = attrs
+            if not steering.get("SERVER-URI"):
+                out.append(Violation("steering-server-uri-missing", f"{ln!r} has no SERVER-URI (4.4.6.6)"))
         elif name == "#EXT-X-STREAM-INF":
+            pathway = attrs.get('PATHWAY-ID', ".").strip('"')
+            if not re.fullmatch(r"[A-Za-z0-9._-]+", pathway):
+                out.append(Violation("pathway-id-invalid", f"PATHWAY-ID {pathway!r} in {ln!r} (7.1)"))
+            offered.setdefault(pathway, []).append(re.sub(r',?PATHWAY-ID="[^"]*"', "", value))
             bw = attrs.get("BANDWIDTH")
             if bw is None:
                 out.append(Violation("stream-inf-bandwidth-missing", f"{ln!r} has no BANDWIDTH attribute"))
@@ -980,10 +998,19 @@ def check_master(text: str) -> list[Violation]:
                 )
             expect_uri = ln
         uri = attrs.get("URI")
-        if uri is not None and not _relative(uri):
+        if uri is not None and not _ok(uri):
             out.append(Violation("uri-not-relative", f"URI {uri!r} in {name[1:]} must be relative"))
     if expect_uri is not None:
         out.append(Violation("stream-inf-uri-missing", f"{expect_uri!r} must be followed by a URI line"))
+    if steering is not None:
+        first = steering.get("PATHWAY-ID", "").strip('"')
+        if first and first not in offered:
+            out.append(Violation("steering-pathway-unknown", f"PATHWAY-ID {first!r} names no pathway of "
+                                 f"{sorted(offered)} (4.4.6.6)"))
+        variants = list(offered.values())
+        if any(v != variants[0] for v in variants[1:]):
+            out.append(Violation("steering-pathways-differ", "every pathway must offer the same variants, "
+                                 f"only other URIs (4.4.6.6): {offered}"))
     if independent > 1:
         out.append(
             Violation(

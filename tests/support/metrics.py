@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 from broadcaster.metrics import AudienceMetrics, ConnectionMetrics, Metrics
 from broadcaster.status.audience import Audience
 from broadcaster.status.playback import Playback
+from broadcaster.steering.copies import Copies
+from broadcaster.steering.metrics import PathwayCounts, SteeringMetrics
+from broadcaster.steering.policy import BucketSignals, SteeringPolicy
 from broadcaster.status.playback_metrics import PlaybackMetrics
 
 
@@ -21,4 +27,11 @@ def exported_series() -> set[str]:
     connections.watch("events", lambda: 0, 1)
     AudienceMetrics(registry, lambda: 0, lambda: 0, dict)  # and the viewer count its audience
     PlaybackMetrics(registry, Playback(Audience(30), interval=10))  # and its pages' playback reports
-    return {family.name + s for family in registry.collect() for s in suffixes[family.type]}
+    # and content steering (PATHWAYS=bucket,vm, the default)
+    policy = SteeringPolicy(("bucket", "vm"), {"bucket": BucketSignals(behind=lambda: 0.0)}, lambda: 3, interval=10)
+    counts = PathwayCounts(lambda: False)
+    counts.sent(200, 1)
+    counts.manifest("bucket")
+    with tempfile.TemporaryDirectory() as folder:
+        SteeringMetrics(registry, policy, Copies(Path(folder), max_bytes=1, keep_for=1), counts, 1.0)
+        return {family.name + s for family in registry.collect() for s in suffixes[family.type]}

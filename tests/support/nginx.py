@@ -213,5 +213,7 @@ def tunnel_locations(rules: Sequence[Mapping[str, Any]], hostname: str, services
     else:
         raise ValueError(f"no rule takes everything else for {hostname}")
     # HTTP/1.1 to the origins, as cloudflared speaks it; a blocking playlist request may be held 3
-    # target durations, well within nginx's 60 s read timeout.
-    return "\n".join(["        proxy_http_version 1.1;", *blocks])
+    # target durations, well within nginx's 60 s read timeout. The viewer's own Host, as cloudflared
+    # passes it (its httpService.RoundTrip changes it only when originRequest.httpHostHeader is set): the
+    # service names its playlists' variants with it (broadcaster/steering/masters.py).
+    return "\n".join(["        proxy_http_version 1.1;", "        proxy_set_header Host $http_host;", *blocks])

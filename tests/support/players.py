@@ -314,7 +314,14 @@ SHAKA_PAGE = """<!doctype html>
 </body></html>
 """
 
-PAGES = {"hlsjs": HLSJS_PAGE, "videojs": VIDEOJS_PAGE, "shaka": SHAKA_PAGE}
+# hls.js without content steering (its controller left out, as in a build without it, or any player that
+# does not know EXT-X-CONTENT-STEERING): each pathway's variants are redundant streams to it (HLS 6.3.4).
+HLSJS_NO_STEERING_PAGE = HLSJS_PAGE.replace(
+    "new Hls({ liveDurationInfinity: true, backBufferLength: 30 })",
+    "new Hls({ liveDurationInfinity: true, backBufferLength: 30, contentSteeringController: null })")
+assert HLSJS_NO_STEERING_PAGE != HLSJS_PAGE
+
+PAGES = {"hlsjs": HLSJS_PAGE, "videojs": VIDEOJS_PAGE, "shaka": SHAKA_PAGE, "hlsjs_no_steering": HLSJS_NO_STEERING_PAGE}
 
 
 class Server:

@@ -21,7 +21,7 @@ from broadcaster.publish.uploads import UNFINISHED_LIMIT, WriteWatch
 from broadcaster.publish.release import Outlets
 from broadcaster.state.snapshots import Snapshots, register_parts
 from broadcaster.state.disk import StateFile
-from broadcaster.bucket.uploader import Backoff, Uploader
+from broadcaster.bucket.uploader import Backoff, Keeper, Uploader
 from broadcaster.bucket.urls import PublicUrls
 from broadcaster.publish.visible import VisiblePlaylists
 from tests.support.fakes import FakeStore, WrittenWhole
@@ -57,12 +57,15 @@ class World:
     def __init__(self, tmp_path: Path, window: float = 4.0, state: StateFile | None = None,
                  align_by: str = "msn", stepped: bool = False, segment_hashes: bool = False,
                  writes: WriteWatch | None = None, unfinished_limit: float = UNFINISHED_LIMIT,
-                 can_block_reload: bool = False) -> None:
+                 can_block_reload: bool = False, keeper: Keeper | None = None) -> None:
+        """`keeper`: the VM keeps each file first (content steering): `ahead` records the VM pathway's
+        versions, which list each segment once kept, `playlists` the bucket's."""
         self.dir = tmp_path
         self.store = FakeStore()
         self.metrics = Metrics()
         self.uploader = Uploader(self.store, self.metrics, concurrency=4, attempt_timeout=5,
-                                 backoff=Backoff(base=0.001, cap=0.001))
+                                 backoff=Backoff(base=0.001, cap=0.001), keeper=keeper)
+        self.ahead = Recording() if keeper is not None else None
         self.listed: list[tuple[int, int, str]] = []
         self.clock = 1_800_000_000.0
         self.now = 0.0
@@ -74,7 +77,8 @@ class World:
                                              segment_hashes=segment_hashes, unfinished_limit=unfinished_limit),
                              uploader=self.uploader, writes=writes or WrittenWhole(), metrics=self.metrics,
                              outlets=Outlets(self.playlists, self.snapshots,
-                                             on_listed=(lambda v, n, s, _u: self.listed.append((v, n, s.name)),)))
+                                             on_listed=(lambda v, n, s, _u: self.listed.append((v, n, s.name)),),
+                                             ahead=self.ahead))
         self.release = self.pub.release
         if self.snapshots is not None:
             register_parts(self.snapshots, self.pub)  # as the service does (without a cleaner)

@@ -23,13 +23,19 @@
  * The start-up goes in every report until one with it is taken, then never again: once per page, also
  * when the page pauses (it leaves the count) and plays on.
  *
+ * Content steering (PATHWAYS): the pathway the page plays (its hls.js level's PATHWAY-ID) and its segment
+ * fetches that failed on each pathway go with every beat in the header Hb-Pathway (pathwayWord(),
+ * broadcaster/steering/reports.py reads it): the service steers every player away from a bucket that
+ * fails for its viewers; onFailure(fn) is told of each failed fetch from a bucket pathway at once
+ * (watching.js then beats without waiting for its interval).
+ *
  * create({ video, hls, position, player, p2p, behindLive }): hls() is the current hls.js player or
  * null; player() is player.js's snapshot (its errors by kind, autoplayBlocked), p2p() p2p.js's or null,
  * behindLive() the seconds behind the live button's position or null (stats.js). Returns { attach(hls),
  * report(minGapMs), answered(report, sentAt, receivedAt, body), changes() (totals' changes, take() and
  * undo(): FIELDS' order from watched on, without latency and variant), latency(), latencyNow(),
- * stalledNow(), bandwidth(), snapshot() (the figures below, read-only: the stats panel's, and the test
- * hook's viewerStats.playback) }.
+ * stalledNow(), bandwidth(), pathwayWord(), onFailure(fn), snapshot() (the figures below, read-only: the
+ * stats panel's, and the test hook's viewerStats.playback) }.
  */
 
 import { snapshot as frozen } from './snapshot.js';
@@ -41,6 +47,16 @@ const KEPT_URLS = 64; // segment URLs remembered between the engine's events and
 const WIDTHS = [4, 4, 1, 4, 4, 1, 1, 2, 2, 1, 1, 1, 1, 1, 1, 2, 4, 4, /* P2P: */ 2, 4, 4, 4, 2, 2, 1];
 const WITHOUT_P2P = 18;
 const VERSION = 1;
+// broadcaster/playlist/hls.py's PATHWAYS, in Hb-Pathway's order; a pathway whose ID starts with one of
+// them (the service's own aliases of it, e.g. bucket-2) counts as that one.
+const PATHWAYS = ['bucket', 'vm', 'backup'];
+const FRAG_ERRORS = ['fragLoadError', 'fragLoadTimeOut'];
+
+/** The pathway (of PATHWAYS) an hls.js level belongs to, or null. */
+export function pathwayOf(level) {
+  const id = level && (level.pathwayId || (level.attrs && level.attrs['PATHWAY-ID']));
+  return (id && PATHWAYS.find((p) => id === p || id.startsWith(p + '-'))) || null;
+}
 
 /** The report's bytes, base64: each value clamped to its width, -1 (no figure) its largest value. */
 function encode(values) {
@@ -76,6 +92,8 @@ export function create({ video, hls, position, player, p2p, behindLive }) {
     peer: { segments: 0, ms: 0, bytes: 0 },
     frames: 0,
     droppedFrames: 0,
+    pathway: null, // the pathway the page plays (content steering), as last told
+    failed: { bucket: 0, vm: 0, backup: 0 }, // segment fetches that failed, by pathway, since the last word
     reports: 0, // sent with a heartbeat
     notTaken: 0, // answered as not taken (too soon): counted again in the next
     lastReport: null,
@@ -88,6 +106,7 @@ export function create({ video, hls, position, player, p2p, behindLive }) {
   let lastTime = 0; // the video's time at the last timeupdate (to tell a seek back from a nudge)
   let frames = { total: 0, dropped: 0 }; // the video's own counters, last read
   let reportedAt = -Infinity;
+  const failureListeners = [];
   let startupSent = false; // the last report carried the start-up
   let startupTaken = false; // a report with it was taken: the service has it
   const ours = changes();
@@ -151,6 +170,13 @@ export function create({ video, hls, position, player, p2p, behindLive }) {
       if (frag.sn === 'initSegment' || engineLoaded.delete(frag.url)) return;
       const s = (data.part || frag).stats;
       add(figures.bucket, Math.max(0, s.loading.end - s.loading.start), s.loaded);
+    });
+    h.on(Hls.Events.ERROR, (event, data) => {
+      if (data.fatal || !FRAG_ERRORS.includes(data.details) || !data.frag) return;
+      const pathway = pathwayOf(h.levels[data.frag.level]);
+      if (!pathway) return;
+      figures.failed[pathway] += 1;
+      if (pathway !== 'vm') failureListeners.forEach((fn) => fn(pathway));
     });
     h.on(Hls.Events.LEVEL_SWITCHED, (event, data) => {
       if (switched) figures.switches += 1; // the first is the start, not a switch
@@ -276,6 +302,16 @@ export function create({ video, hls, position, player, p2p, behindLive }) {
     }
   }
 
+  /** Hb-Pathway's value: the pathway played now ('-' when not known) and the fetches that failed on each
+   * since the last word (counted from zero again); null without content steering (one pathway). */
+  function pathwayWord() {
+    const h = hls();
+    if (!h || !h.pathways || h.pathways.length < 2) return null;
+    figures.pathway = pathwayOf(h.levels[h.currentLevel] || h.levels[h.loadLevel]);
+    const word = [figures.pathway || '-', ...PATHWAYS.map((p) => Math.min(255, figures.failed[p]))].join(' ');
+    PATHWAYS.forEach((p) => { figures.failed[p] = 0; });
+    return word;
+  }
   /** hls.js's bandwidth estimate (bits/s), 0 without one. */
   function bandwidth() {
     const h = hls();
@@ -291,6 +327,8 @@ export function create({ video, hls, position, player, p2p, behindLive }) {
     latency,
     latencyNow,
     bandwidth,
+    pathwayWord,
+    onFailure: (fn) => failureListeners.push(fn),
     snapshot: () => {
       set(state); // the time in the current state counted
       return frozen(figures);

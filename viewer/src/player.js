@@ -9,6 +9,11 @@
  * (then play again), and another within MEDIA_RETRY_WINDOW_MS a new player at the live edge (past the
  * bad segment). Each is counted in mediaErrors and listed in errors (its snapshot).
  *
+ * Content steering (PATHWAYS): when a segment fetch from the bucket's pathway fails, this page moves to
+ * the VM's pathway at once (hls.pathwayPriority) rather than after hls.js's retries, and keeps it first
+ * for LEAVE_BUCKET_MS after the last such failure, whatever the steering manifests it reloads meanwhile
+ * say (the service hears of the failure with the next beat and steers everyone by then).
+ *
  * create(deps) returns { start, hls, play, tick, engine, snapshot }:
  * - start(url, p2p) plays the playlist at `url` (p2p: viewer/p2p.js's player factory, or null); the
  *   player restarts itself from then on;
@@ -36,6 +41,8 @@ const STALL_MS = 2500; // no progress this long while playing: say so
 const MEDIA_STALL_MS = 6000; // no progress this long while the page wants to play, with data to play: recover
 const STALLED_BUFFER_S = 1; // "data to play": this much buffered ahead of the playhead (else it is loading)
 const ENDED_STALL_MS = 4000; // after #EXT-X-ENDLIST, no progress this long is the end too
+const LEAVE_BUCKET_MS = 10000; // the VM's pathway stays first this long after a failed bucket fetch
+const FRAG_ERRORS = ['fragLoadError', 'fragLoadTimeOut'];
 const MAX_ERRORS = 50; // errors kept, the newest
 
 export function create(deps) {
@@ -148,8 +155,28 @@ export function create(deps) {
     h.on(Hls.Events.MEDIA_ATTACHED, () => {
       if (gen === generation && status.state() === 'playing' && !userPaused) play();
     });
+    let vmFirstUntil = -Infinity;
+    const vmFirst = () => {
+      const known = h.pathways || [];
+      if (!known.includes('vm')) return;
+      const order = h.pathwayPriority || known;
+      if (order[0] !== 'vm') h.pathwayPriority = ['vm', ...order.filter((p) => p !== 'vm')];
+    };
     h.on(Hls.Events.ERROR, (event, data) => {
-      if (gen === generation && data.fatal) onFatal(data);
+      if (gen !== generation) return;
+      if (data.fatal) {
+        onFatal(data);
+      } else if (FRAG_ERRORS.includes(data.details) && data.frag) {
+        const level = h.levels[data.frag.level];
+        if (level && /^bucket/.test(level.pathwayId || '')) {
+          vmFirstUntil = performance.now() + LEAVE_BUCKET_MS;
+          vmFirst();
+        }
+      }
+    });
+    // hls.js applies the manifest's priority after this event: ours goes on top of it, a turn later.
+    h.on(Hls.Events.STEERING_MANIFEST_LOADED, () => {
+      if (performance.now() < vmFirstUntil) setTimeout(() => { if (gen === generation) vmFirst(); }, 0);
     });
     h.attachMedia(video);
     h.loadSource(src);

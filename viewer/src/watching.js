@@ -9,7 +9,10 @@
 //
 // With config.viewers.report (issue 42), a beat also carries this page's playback report (playback.js) in
 // the header Hb-Report, at most once per beat interval; the answer's "now" (the service's clock) is how
-// playback.js corrects this device's clock. With OWNCAST_URL, the page also sends Owncast the playback
+// playback.js corrects this device's clock. With content steering (PATHWAYS) every beat also says which
+// pathway the page plays and its failed segment fetches (Hb-Pathway, playback.js), and a fetch from a
+// bucket pathway that fails makes the page beat at once (once per half interval at most): the service
+// steers every player away from a bucket its viewers cannot reach. With OWNCAST_URL, the page also sends Owncast the playback
 // report Owncast's own page sends (its web/components/video/metrics/playback.js, every 10 s: bandwidth
 // in kbit/s, latency and mean segment download time in seconds, errors and variant changes in the
 // window), to its /api/metrics/playback, so Owncast's Stream Health counts these viewers too. A POST
@@ -33,6 +36,7 @@ export function start(config, video, p2pOn, playback = null) {
   let pingTimer = null;
   let reportTimer = null;
   let counted = false;
+  let lastBeat = -Infinity;
 
   const playing = () => !video.paused && !video.ended;
 
@@ -42,12 +46,13 @@ export function start(config, video, p2pOn, playback = null) {
     shown.hidden = false;
   }
 
-  async function beat() {
+  async function beat(urgent = false) {
     if (!playing()) return stopped();
-    const report = reporting ? playback.report(viewers.beat * 1000) : null;
+    lastBeat = performance.now();
+    const report = reporting && !urgent ? playback.report(viewers.beat * 1000) : null;
     try {
       const sentAt = performance.now();
-      const response = await send(p2pOn() ? `${id} p2p` : id, false, report);
+      const response = await send(p2pOn() ? `${id} p2p` : id, false, report, playback ? playback.pathwayWord() : null);
       const receivedAt = performance.now();
       const body = response.status === 200 ? await response.json() : null;
       if (report !== null) playback.answered(report, sentAt, receivedAt, body);
@@ -63,9 +68,10 @@ export function start(config, video, p2pOn, playback = null) {
     }
   }
 
-  function send(value, keepalive = false, report = null) {
+  function send(value, keepalive = false, report = null, pathway = null) {
     const headers = { 'Hb-Watching': value };
     if (report !== null) headers['Hb-Report'] = report;
+    if (pathway !== null) headers['Hb-Pathway'] = pathway;
     return fetch(url, { method: 'POST', cache: 'no-store', credentials: 'omit', keepalive, headers });
   }
 
@@ -123,6 +129,11 @@ export function start(config, video, p2pOn, playback = null) {
     if (shown) shown.hidden = true;
   }
 
+  if (playback !== null) {
+    playback.onFailure(() => {
+      if (beatTimer !== null && performance.now() - lastBeat > (viewers.beat * 1000) / 2) beat(true);
+    });
+  }
   video.addEventListener('playing', started);
   video.addEventListener('pause', stopped);
   video.addEventListener('ended', stopped);

@@ -1,0 +1,52 @@
+"""What content steering hands the HTTP server (http.Pathways): the multivariant playlists that name
+every pathway, the VM pathway's playlists and segments, and the steering manifest; wired from the
+service's parts (the policy, the VM's copies, both pathways' playlists) and its settings."""
+
+from __future__ import annotations
+
+from ..playlist import hls
+from ..playlist.master import Pathway
+from ..publish.visible import VisiblePlaylists
+from ..settings import Settings
+from ..steering.copies import Copies
+from ..steering.masters import SteeredMasters
+from ..steering.metrics import PathwayCounts
+from ..steering.policy import MIN_UPLOAD_WAIT, SteeringPolicy
+from ..steering.vm_playlists import Landed, VmPlaylists
+from .app import Pathways
+from .clients import Proxies
+from .pathway import BURST_SECONDS, ByteBudget, VmSegments
+
+
+def pathways(s: Settings, steering: SteeringPolicy, copies: Copies, ahead: VisiblePlaylists, landed: Landed,
+             counts: PathwayCounts) -> Pathways:
+    """`ahead`: the playlists as the VM's pathway lists them (every segment the VM kept); `landed`: the
+    bucket pathway's (only what is in the bucket); `counts`: what the VM's pathway answers."""
+    prefix = s.r2_key_prefix
+
+    def key_for(variant: int, name: str) -> str:
+        return hls.object_key(prefix, variant, name)
+
+    rate = s.vm_segment_mbps * 125_000  # bytes a second
+    vm = VmPlaylists(ahead, copies, key_for, landed=landed)
+
+    async def elsewhere(variant: int, name: str) -> str | None:
+        """The bucket's copy while the bucket serves, once its upload landed (if within the wait that
+        would steer players away: then the VM answers)."""
+        if not steering.bucket_serves():
+            return None
+        wait = max(steering.target_duration() or 3, MIN_UPLOAD_WAIT)
+        url = await vm.landed_url_within(variant, name, wait)
+        return url if steering.bucket_serves() else None
+
+    segments = VmSegments(copies, key_for, ByteBudget(rate, rate * BURST_SECONDS), on_sent=counts.sent,
+                          proxies=Proxies(s.forwarded_allow_ips, s.trust_cf_connecting_ip), elsewhere=elsewhere)
+    offered = [Pathway(p, "" if p == hls.BUCKET_PATHWAY else hls.VM_FOLDER) for p in s.pathways]
+
+    def newest(variant: int) -> int | None:
+        rendered = ahead.media_playlist(variant)
+        return None if rendered is None else rendered.last_sequence
+
+    return Pathways(masters=SteeredMasters(ahead, offered, lambda: steering.first, landed), vm=vm, newest=newest,
+                    steering=steering, segments=segments, count_steering=counts.manifest,
+                    away=lambda: steering.first != hls.BUCKET_PATHWAY)

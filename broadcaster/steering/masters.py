@@ -1,0 +1,87 @@
+"""The multivariant playlists with their pathways (playlist/master.py's Steering): what the server
+answers at /live/master.m3u8 and /hls/stream.m3u8 while content steering is on.
+
+Each is rendered once per change of Owncast's variants, of the variant file name, of the pathway a
+player starts on (the policy's first: a viewer who arrives while the bucket fails starts on the VM) and
+of the host it was asked at. The variants are named with that host (`//host/live/0/playlist.m3u8`,
+`//host/live/vm/0/playlist.m3u8`: network-path references, the player keeps its scheme): Shaka 4.16
+drops every pathway whose URI has no host as soon as any host failed (for 60 s: its ban filter compares
+host names, and a relative URI's is empty, so it matches every ban), then stays on the pathway the
+multivariant playlist named first whatever the steering manifest says. The host comes from the request (through the tunnel: the hostname the viewer used); a shared
+cache in front must key on the host, as every CDN and deploy/nginx-cache.conf do. At most MAX_HOSTS hosts
+are rendered for; past them (or with a Host that is not a plain host) the variants are relative.
+
+It is answered once every variant has a playlist on the pathways players start on (`shown`, and
+`landed` for the bucket's while the bucket is first): at a stream's start the VM lists a segment once it
+kept its copy, the bucket once its upload landed, and a player told of a variant the bucket did not list
+yet got its 503 (a retry, or a pathway switch, before its first frame). While players are steered to the
+VM, the bucket's playlists are not waited for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Protocol
+
+from ..playlist import hls
+from ..playlist.master import Pathway, Steering, VariantStream, render_master
+from ..playlist.rendered import Rendered
+
+
+class Announced(Protocol):
+    """What the publisher shows (publish/visible.py's VisiblePlaylists is one)."""
+
+    @property
+    def announced(self) -> Sequence[VariantStream] | None: ...
+
+    def media_playlist(self, variant: int) -> Rendered | None: ...
+
+
+class Listed(Protocol):
+    """The bucket pathway's playlists (only what landed in the bucket)."""
+
+    def media_playlist(self, variant: int) -> Rendered | None: ...
+
+
+MAX_HOSTS = 16  # hosts a multivariant playlist is rendered for at once (a hostile client may name many)
+
+
+class SteeredMasters:
+    """master_playlist(media_name, here): the multivariant playlist on every pathway of `pathways`, the
+    ones served by the VM (relative: the bucket's and "vm") named under `here` (`//host/folder/`)."""
+
+    def __init__(self, shown: Announced, pathways: Sequence[Pathway], first: Callable[[], str],
+                 landed: Listed | None = None) -> None:
+        self._shown = shown
+        self._landed = landed
+        self._pathways = tuple(pathways)
+        self._first = first
+        self._variants: Sequence[VariantStream] | None = None
+        self._rendered: dict[tuple[str, str, str], Rendered] = {}
+        self._hosts: dict[str, tuple[Pathway, ...]] = {}
+
+    def master_playlist(self, media_name: str = hls.MEDIA_PLAYLIST_NAME, here: str | None = None) -> Rendered | None:
+        shown = self._shown
+        variants = shown.announced
+        if variants is not self._variants:
+            self._variants = variants
+            self._rendered.clear()
+        first = self._first()
+        base = here if here is not None and (here in self._hosts or len(self._hosts) < MAX_HOSTS) else ""
+        key = (media_name, first, base)
+        rendered = self._rendered.get(key)
+        if rendered is None:
+            sources: list[Listed] = [shown]
+            if self._landed is not None and first == hls.BUCKET_PATHWAY:
+                sources.append(self._landed)
+            if not variants or any(source.media_playlist(v.index) is None for v in variants for source in sources):
+                return None  # a player must find every variant it is offered where it starts
+            pathways = self._hosts.get(base)
+            if pathways is None:
+                pathways = self._hosts[base] = tuple(
+                    replace(p, folder=base + p.folder) if base and "//" not in p.folder else p
+                    for p in self._pathways)
+            rendered = render_master(variants, media_name, Steering(pathways, first))
+            self._rendered[key] = rendered
+        return rendered

@@ -1,0 +1,94 @@
+"""The steering metrics, read when scraped: where players are sent and why, what the VM's pathway
+sends, its copies, the steering manifest's requests and the pathways viewers' pages report playing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from ..playlist import hls
+from .copies import Copies
+from .policy import REASONS, SteeringPolicy
+
+_NS = "hls_broadcaster"
+STEERING_LABELS = (*hls.PATHWAYS, "none", "other")  # a manifest request's _HLS_pathway, bounded
+
+
+class PathwayCounts:
+    """What the VM's pathway answered (bytes by whether players were steered to it then, requests by
+    status) and the steering manifest's requests by the pathway the player said it plays."""
+
+    def __init__(self, steered: Callable[[], bool]) -> None:
+        self._steered = steered
+        self.bytes = {True: 0, False: 0}
+        self.requests: dict[int, int] = {}
+        self.steering: dict[str, int] = {}
+
+    def sent(self, status: int, size: int) -> None:
+        self.requests[status] = self.requests.get(status, 0) + 1
+        if size:
+            self.bytes[self._steered()] += size
+
+    def manifest(self, pathway: str) -> None:
+        label = pathway if pathway in STEERING_LABELS else "other"
+        self.steering[label] = self.steering.get(label, 0) + 1
+
+
+class SteeringMetrics(Collector):
+    def __init__(self, registry: CollectorRegistry, policy: SteeringPolicy, copies: Copies, counts: PathwayCounts,
+                 cap_bytes_per_second: float) -> None:
+        self._policy, self._copies, self._counts, self._cap = policy, copies, counts, cap_bytes_per_second
+        registry.register(self)
+
+    def describe(self) -> list[Metric]:
+        return self.collect()
+
+    def collect(self) -> list[Metric]:
+        policy, copies, counts = self._policy, self._copies, self._counts
+        first = GaugeMetricFamily(f"{_NS}_pathway", "1 for the pathway players are steered to and the reason it "
+                                  "is first: normal (the bucket), or why the bucket is not (uploads, "
+                                  "public_url, viewers); 0 for every other pair", labels=("pathway", "reason"))
+        for pathway in policy.pathways:
+            for reason in REASONS:
+                first.add_metric((pathway, reason), int((pathway, reason) == (policy.first, policy.reason)))
+        switches = CounterMetricFamily(f"{_NS}_pathway_switches", "Times players were steered to a pathway, by "
+                                       "the reason", labels=("pathway", "reason"))
+        for pathway in policy.pathways:
+            for reason in REASONS:
+                switches.add_metric((pathway, reason), policy.switches.get((pathway, reason), 0))
+        rank = GaugeMetricFamily(f"{_NS}_pathway_priority", "Each pathway's place in the steering manifest's "
+                                 "PATHWAY-PRIORITY (0: first)", labels=("pathway",))
+        for i, pathway in enumerate(policy.priority):
+            rank.add_metric((pathway,), i)
+        sent = CounterMetricFamily(f"{_NS}_vm_segment_bytes", "Segment bytes the VM's pathway sent, by whether "
+                                   "players were steered to it then (no: players that left the bucket on "
+                                   "their own errors)", labels=("steered",))
+        sent.add_metric(("yes",), counts.bytes[True])
+        sent.add_metric(("no",), counts.bytes[False])
+        requests = CounterMetricFamily(f"{_NS}_vm_segment_requests", "Segment requests the VM's pathway "
+                                       "answered, by status (503: a bound reached)", labels=("status",))
+        for status, n in sorted(counts.requests.items()):
+            requests.add_metric((str(status),), n)
+        manifests = CounterMetricFamily(f"{_NS}_steering_requests", "Steering manifest requests, by the "
+                                        "pathway the player said it plays (_HLS_pathway)", labels=("pathway",))
+        for label, n in sorted(counts.steering.items()):
+            manifests.add_metric((label,), n)
+        pages = GaugeMetricFamily(f"{_NS}_viewers_pathway", "Viewer pages by the pathway their last playback "
+                                  "report says they play", labels=("pathway",))
+        for pathway, n in sorted(policy.pages().items()):
+            pages.add_metric((pathway,), n)
+        return [
+            first, switches, rank, sent, requests, manifests, pages,
+            GaugeMetricFamily(f"{_NS}_vm_segment_cap_bytes_per_second", "The most segment bytes a second the "
+                              "VM's pathway sends (VM_SEGMENT_MBPS)", value=self._cap),
+            GaugeMetricFamily(f"{_NS}_vm_copies_bytes", "Bytes of the VM's copies of finished segments on disk",
+                              value=copies.total_bytes),
+            GaugeMetricFamily(f"{_NS}_vm_copies_limit_bytes", "VM_COPIES_MB in bytes", value=copies.max_bytes),
+            CounterMetricFamily(f"{_NS}_vm_copies_failed", "Segments the VM could not keep a copy of (disk "
+                                "full...): its pathway cannot serve them", value=copies.failures),
+            CounterMetricFamily(f"{_NS}_vm_copies_evicted", "Copies dropped for VM_COPIES_MB before the "
+                                "playlists were done with them", value=copies.evicted),
+        ]

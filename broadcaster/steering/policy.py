@@ -1,0 +1,285 @@
+"""Which pathway players should use, best first: the steering manifest's PATHWAY-PRIORITY (7.1).
+
+Normally the configured order (PATHWAYS, the bucket first), and the VM sends no segment bytes. A bucket
+pathway is put behind the others, for a reason, when:
+
+- `uploads`: an upload to it has waited longer than a target duration (and MIN_UPLOAD_WAIT: with 1 s
+  segments a busy machine's upload often takes one) while its last attempt failed, or longer than
+  SLOW_TARGETS target durations however it goes (slower than the stream by a player's buffer): its
+  playlists stop growing while the VM's list every finished segment at once. An upload that is only
+  slow on a busy machine, and succeeds, is no outage: sending players to the VM then would add the
+  segments' bytes to the busy machine's work (bench.p2p's start at load steered them);
+- `public_url`: the service cannot fetch the newest segment at the URL viewers fetch it at (a custom
+  domain's DNS or certificate broken, r2.dev's rate limit: writes work, reads do not; probe.py);
+- `viewers`: the viewer pages' playback reports show their segment fetches from it failing: at least
+  one page, and at least half of the pages that reported on it within two report intervals (a
+  hostile page or two among many cannot move everyone; see docs/steering.md for what one can cost).
+
+It comes back once every signal is clear: uploads current again for a target duration (the backlog
+listed, so its playlists have caught up with the VM's), the probe answered, and no page reported a
+failure on it for a hold that starts at four TTLs (at least two report intervals) and doubles each time
+it fails again within ten minutes of coming back (at most five minutes): a failure only viewers see
+cannot be probed, so its end is guessed, and a wrong guess costs a few seconds of their failover.
+
+While the bucket serves and nobody has seen it fail for TRUSTED_AFTER seconds (bucket_serves), the VM
+answers a request for one of its segments the bucket holds with a redirect to the bucket's copy: a
+player without content steering sees each pathway's variants as redundant streams (6.3.4) and may play
+the VM's (hls.js without its steering controller picks the last of equal variants), and must not cost
+the VM its segments' bytes for that.
+
+Each change of the first pathway is one log line and one count (`switches`); `first` and `reason` say
+where players are sent now and why (/health, hls_broadcaster_pathway). Pure but for the clock and the
+signals passed in: evaluate() is called every half second by the service, and by tests on a fake clock.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from ..playlist import hls
+from ..playlist.steering import render_steering
+
+log = logging.getLogger(__name__)
+
+NORMAL = "normal"
+UPLOADS, PUBLIC_URL, VIEWERS = "uploads", "public_url", "viewers"
+REASONS = (NORMAL, UPLOADS, PUBLIC_URL, VIEWERS)
+VIEWER_SHARE = 0.5  # of the pages that reported on a pathway, failing ones needed to call it failing
+MIN_UPLOAD_WAIT = 2.0  # seconds an upload waits before it says the bucket fails, whatever the target
+SLOW_TARGETS = 3  # target durations an upload waits, its attempts not failing, before the bucket counts as failing
+PROBE_FAILURES = 2  # probes failing in a row that call a pathway failing (one lost request is not an outage)
+HOLD_TTLS = 4  # the hold after the last viewer failure, in TTLs...
+HOLD_MAX = 300.0  # ... doubling per relapse up to this (seconds)
+RELAPSE_WITHIN = 600.0  # a failure this soon after coming back doubles the hold
+# Seconds after a page last reported a failure on the bucket during which the VM sends segment bytes to
+# whoever asks (the viewer page keeps the VM first for 10 s after such a failure: viewer/player.js's
+# LEAVE_BUCKET_MS), rather than redirecting to the bucket.
+TRUSTED_AFTER = 10.0
+_DESCRIBED = {
+    UPLOADS: "uploads to it have waited {behind:.0f}s, more than a target duration ({target}s)",
+    PUBLIC_URL: "its public URL does not answer the service ({detail})",
+    VIEWERS: "{failing} of {reporting} viewer pages reporting on it saw its segment fetches fail",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class BucketSignals:
+    """What the policy reads of one bucket pathway."""
+
+    behind: Callable[[], float]  # seconds the oldest upload to it not done yet has waited; 0: none waits
+    failing: Callable[[], bool] = lambda: True  # its last upload attempt failed (the uploader's storage_ok)
+
+
+@dataclass(slots=True)
+class _Report:
+    at: float
+    pathway: str | None
+    failed: dict[str, int]
+
+
+@dataclass(slots=True)
+class _Bucket:
+    signals: BucketSignals
+    reason: str | None = None  # why it is put behind now, None while it serves
+    since: float = 0.0  # when that began (or when it last came back)
+    clear_since: float | None = None  # every signal clear since then
+    detail: str = ""
+    probe_failures: int = 0
+    probe_detail: str = ""
+    viewer_failure_at: float = -1e18  # the last report of a failure on it
+    hold: float = 0.0  # the current hold after a viewer failure
+    back_at: float = -1e18  # when it last came back
+
+
+class SteeringPolicy:
+    """The pathway priority and why; `pathways` as PATHWAYS configures them (the bucket's first),
+    `buckets` the signals of each bucket pathway, `interval` the viewer pages' report interval."""
+
+    def __init__(self, pathways: tuple[str, ...], buckets: Mapping[str, BucketSignals],
+                 target_duration: Callable[[], int | None], *, interval: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if not pathways or pathways[0] != hls.BUCKET_PATHWAY or len(set(pathways)) != len(pathways):
+            raise ValueError(f"pathways start with the bucket's, each once: {pathways}")
+        if hls.BUCKET_PATHWAY not in buckets:
+            raise ValueError("the bucket pathway's signals are needed")
+        self.pathways = pathways
+        self.target_duration = target_duration
+        self.interval = interval
+        self.clock = clock
+        self.switches: dict[tuple[str, str], int] = {}  # (first pathway, reason) -> times it became first
+        self._state = {p: _Bucket(s) for p, s in buckets.items() if p in pathways}
+        self._reports: dict[str, _Report] = {}  # viewer page id -> its last report
+        self._priority = pathways
+        self._first_reason = NORMAL
+        self._first_since = clock()
+        self._manifest: tuple[tuple[str, ...], int, bytes] | None = None
+
+    # -- what it hears ----------------------------------------------------------------------------------
+
+    def report(self, viewer: str, pathway: str | None, failed: Mapping[str, int]) -> None:
+        """A page's playback report (taken by status/playback.py): the pathway it plays now, and its
+        segment fetches that failed since its last report, by pathway."""
+        now = self.clock()
+        counts = {p: n for p, n in failed.items() if n > 0 and p in self._state}
+        self._reports[viewer] = _Report(now, pathway, counts)
+        for p in counts:
+            self._state[p].viewer_failure_at = now
+
+    def probed(self, pathway: str, ok: bool, detail: str = "") -> None:
+        """The service's own fetch of the newest segment at `pathway`'s public URL (probe.py)."""
+        state = self._state.get(pathway)
+        if state is None:
+            return
+        state.probe_failures = 0 if ok else state.probe_failures + 1
+        state.probe_detail = detail
+
+    # -- what it says -----------------------------------------------------------------------------------
+
+    @property
+    def priority(self) -> tuple[str, ...]:
+        return self._priority
+
+    @property
+    def first(self) -> str:
+        return self._priority[0]
+
+    @property
+    def reason(self) -> str:
+        """Why the first pathway is first: NORMAL, or why the bucket's is not."""
+        return self._first_reason
+
+    @property
+    def steered_for(self) -> float:
+        """Seconds since players were last sent away from the bucket (0 while it is first)."""
+        return 0.0 if self.first == hls.BUCKET_PATHWAY else self.clock() - self._first_since
+
+    def ttl(self) -> int:
+        return hls.steering_ttl(self.target_duration() or 3)
+
+    def manifest(self) -> bytes:
+        """The steering manifest as it is now, rendered once per change of priority or TTL."""
+        ttl = self.ttl()
+        cached = self._manifest
+        if cached is None or cached[0] != self._priority or cached[1] != ttl:
+            body = render_steering(self._priority, ttl, hls.STEERING_MANIFEST_NAME)
+            self._manifest = cached = (self._priority, ttl, body)
+        return cached[2]
+
+    def bucket_serves(self) -> bool:
+        """Whether the VM may send players to the bucket for a segment it holds: players are steered to
+        it, the last probe answered, and no page reported a failure on it for TRUSTED_AFTER seconds."""
+        if self.first != hls.BUCKET_PATHWAY:
+            return False
+        bucket = self._state[hls.BUCKET_PATHWAY]
+        return bucket.probe_failures == 0 and self.clock() - bucket.viewer_failure_at >= TRUSTED_AFTER
+
+    def health_reason(self) -> str | None:
+        """/health's reason while players are sent away from the bucket, None while it serves."""
+        if self.first == hls.BUCKET_PATHWAY:
+            return None
+        bucket = self._state[hls.BUCKET_PATHWAY]
+        return (f"players steered to the {self.first} pathway for {self.steered_for:.0f}s: the bucket's "
+                f"{bucket.detail}")
+
+    def pages(self) -> dict[str, int]:
+        """Viewer pages by the pathway their last report (within two report intervals) said they play."""
+        now = self.clock()
+        out: dict[str, int] = {}
+        for r in self._reports.values():
+            if now - r.at <= 2 * self.interval:
+                key = r.pathway or "unknown"
+                out[key] = out.get(key, 0) + 1
+        return out
+
+    # -- deciding ---------------------------------------------------------------------------------------
+
+    def evaluate(self) -> bool:
+        """Reads the signals and decides; True when the priority changed."""
+        now = self.clock()
+        self._forget(now)
+        target = self.target_duration()
+        if target is None:  # nothing listed yet: nobody plays, and a start's first uploads are no outage
+            return False
+        for pathway, state in self._state.items():
+            self._judge(pathway, state, now, target)
+        healthy = [p for p in self.pathways if p not in self._state or self._state[p].reason is None]
+        failing = [p for p in self.pathways if p not in healthy]
+        priority = tuple(healthy + failing)
+        if priority == self._priority:
+            return False
+        before, self._priority = self._priority, priority
+        if priority[0] != before[0]:
+            self._switched(before[0], now)
+        else:
+            log.info("pathway priority now %s (players stay on %s)%s", ", ".join(priority), priority[0],
+                     "".join(f"; the {p} pathway's {self._state[p].detail}" for p in failing))
+        return True
+
+    def _judge(self, pathway: str, state: _Bucket, now: float, target: int) -> None:
+        behind = state.signals.behind()
+        failing, reporting = self._viewers_on(pathway, now)
+        reason: str | None = None
+        detail = ""
+        if behind > max(target, MIN_UPLOAD_WAIT) and (state.signals.failing() or behind > SLOW_TARGETS * target):
+            reason, detail = UPLOADS, _DESCRIBED[UPLOADS].format(behind=behind, target=target)
+        elif state.probe_failures >= PROBE_FAILURES:
+            reason, detail = PUBLIC_URL, _DESCRIBED[PUBLIC_URL].format(detail=state.probe_detail or "no answer")
+        elif failing and failing >= VIEWER_SHARE * reporting:
+            reason, detail = VIEWERS, _DESCRIBED[VIEWERS].format(failing=failing, reporting=reporting)
+        if reason is not None:
+            state.clear_since = None
+            if state.reason is None:  # put behind now
+                relapse = now - state.back_at < RELAPSE_WITHIN
+                base = max(HOLD_TTLS * hls.steering_ttl(target), 2 * self.interval)
+                state.hold = min(HOLD_MAX, 2 * state.hold if relapse and state.hold else base)
+                state.since = now
+            state.reason, state.detail = reason, detail
+            return
+        if state.reason is None:
+            return
+        # Every signal clear: back once that has lasted a target duration, and the hold after the last
+        # failure a page reported is over.
+        if state.clear_since is None:
+            state.clear_since = now
+        if now - state.clear_since >= target and now - state.viewer_failure_at >= state.hold:
+            state.reason = None
+            state.back_at = now
+            state.clear_since = None
+
+    def _viewers_on(self, pathway: str, now: float) -> tuple[int, int]:
+        """(pages whose reports within two intervals had failures on `pathway`, pages that reported on it:
+        those playing it, and those that failed on it)."""
+        failing = reporting = 0
+        horizon = 2 * self.interval
+        for r in self._reports.values():
+            if now - r.at > horizon:
+                continue
+            failed = r.failed.get(pathway, 0) > 0
+            failing += failed
+            reporting += failed or r.pathway == pathway
+        return failing, reporting
+
+    def _forget(self, now: float) -> None:
+        horizon = 2 * self.interval
+        stale = [viewer for viewer, r in self._reports.items() if now - r.at > horizon]
+        for viewer in stale:
+            del self._reports[viewer]
+
+    def _switched(self, was: str, now: float) -> None:
+        first = self._priority[0]
+        bucket = self._state[hls.BUCKET_PATHWAY]
+        if first == hls.BUCKET_PATHWAY:
+            reason = NORMAL
+            log.info("steering players back to the bucket pathway after %.0fs on %s: it serves again "
+                     "(priority %s)", now - self._first_since, was, ", ".join(self._priority))
+        else:
+            reason = bucket.reason or NORMAL
+            log.warning("steering players to the %s pathway (priority %s): the bucket's %s", first,
+                        ", ".join(self._priority), bucket.detail)
+        self._first_reason = reason
+        self._first_since = now
+        key = (first, reason)
+        self.switches[key] = self.switches.get(key, 0) + 1

@@ -1,0 +1,103 @@
+"""The service's own look at the bucket's public URL: a GET of the newest segment's first byte, where
+viewers fetch it (R2_PUBLIC_URL, or its presigned URL). Writes can work while reads fail (a custom
+domain's DNS or certificate, r2.dev's rate limit): the uploads cannot tell, this can.
+
+Only a segment listed within the last three target durations is probed (an older one may be deleted
+already, and nothing is live), about once a target duration (every TTL, at least PROBE_EVERY seconds:
+28,800 Class B reads a stream-day with 3 s segments, within R2's free 10 million a month even 24/7), and
+again after PROBE_AGAIN once one failed: two failures in a row put players on the VM's pathway
+(policy.PROBE_FAILURES) within a few seconds of the first, before their buffers run out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+
+import aiohttp
+
+from ..playlist import hls
+from .policy import SteeringPolicy
+
+log = logging.getLogger(__name__)
+
+PROBE_EVERY = 2.0
+PROBE_AGAIN = 1.0
+EVALUATE_EVERY = 0.5  # seconds between the policy's readings of its signals
+
+
+class SteeringLoop:
+    """Runs the policy: evaluates it every EVALUATE_EVERY s and probes the bucket's public URL."""
+
+    def __init__(self, policy: SteeringPolicy, *, probe: bool = True,
+                 clock: Callable[[], float] = time.monotonic,
+                 on_away: Callable[[], None] = lambda: None) -> None:
+        """`on_away`: called when players are steered away from the bucket (its held playlist requests
+        are answered then: publish/visible.py's answer_held)."""
+        self._policy = policy
+        self._on_away = on_away
+        self._probe = probe
+        self._clock = clock
+        self._newest: tuple[str, float] | None = None  # the newest segment's URL, when it was listed
+        self._tasks: list[asyncio.Task[None]] = []
+        self._session: aiohttp.ClientSession | None = None
+
+    def listed(self, variant: int, sequence: int, segment: object, url: str) -> None:
+        """The Release's listing outlet (publish/release.py ListedHook): the newest segment to probe."""
+        self._newest = (url, self._clock())
+
+    async def start(self) -> None:
+        self._tasks.append(asyncio.create_task(self._evaluating(), name="steering"))
+        if self._probe:
+            self._session = aiohttp.ClientSession(auto_decompress=False)
+            self._tasks.append(asyncio.create_task(self._probing(), name="steering-probe"))
+
+    async def stop(self) -> None:
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def _evaluating(self) -> None:
+        while True:
+            try:
+                if self._policy.evaluate() and self._policy.first != hls.BUCKET_PATHWAY:
+                    self._on_away()
+            except Exception:  # noqa: BLE001 (a bug here must not stop steering for good: logged, next turn)
+                log.exception("steering: evaluating the pathways failed")
+            await asyncio.sleep(EVALUATE_EVERY)
+
+    async def _probing(self) -> None:
+        policy = self._policy
+        ok = True
+        while True:
+            await asyncio.sleep(max(PROBE_EVERY, policy.ttl()) if ok else PROBE_AGAIN)
+            newest = self._newest
+            target = policy.target_duration() or 3
+            if newest is None or self._clock() - newest[1] > 3 * target:
+                ok = True
+                policy.probed(hls.BUCKET_PATHWAY, True)  # nothing live to look at: no evidence either way
+                continue
+            ok, detail = await self._get(newest[0], timeout=float(max(2, target)))
+            policy.probed(hls.BUCKET_PATHWAY, ok, detail)
+
+    async def _get(self, url: str, timeout: float) -> tuple[bool, str]:
+        session = self._session
+        assert session is not None
+        try:
+            async with session.get(url, headers={"Range": "bytes=0-0"}, allow_redirects=False,
+                                   timeout=aiohttp.ClientTimeout(total=timeout)) as response:
+                await response.read()
+                return response.status in (200, 206), f"HTTP {response.status}"
+        except TimeoutError:
+            return False, f"no answer in {timeout:.0f}s"
+        except aiohttp.ClientError as err:
+            return False, type(err).__name__

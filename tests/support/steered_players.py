@@ -1,0 +1,232 @@
+"""Players watched through an outage (tests/test_steering_browser.py): the viewer page, and plain hls.js
+(with and without its content steering), video.js (Owncast's player) and Shaka pages
+(tests/support/players.py's pages), each in its own Chromium context, every segment response it gets
+recorded with a hash of its body, and the picture watched for stalls.
+
+A stall is the video's time standing still for more than STALL_MS while it is neither paused nor
+seeking, once it has played (measured every 50 ms in the page: STALL_JS). Each segment response is
+named by the pathway that served it (`bucket`: the bucket's public URL, `vm`: the service; a redirect
+from the VM to the bucket is noted apart, the bucket's answer that follows is the fetch) and compared
+with the writers' ledger (broadcaster/demo/ledger.py): byte for byte Owncast's finished file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from broadcaster.demo.ledger import Finished, Ledger
+from tests.support.local_http import serve_local
+from tests.support.players import PAGES, PROBE_JS, SHAKA, VIDEOJS, VIEWER
+
+STALL_MS = 250
+STALL_JS = """
+(() => {
+  const watch = window.__stalls = { stalls: [], played: 0, started: false, current: 0 };
+  let last = -1, lastMove = performance.now();
+  setInterval(() => {
+    const v = document.querySelector('video');
+    if (!v) return;
+    const now = performance.now();
+    if (v.currentTime !== last) {
+      const still = now - lastMove;
+      if (watch.started && last >= 0 && still > %d) watch.stalls.push({ at: Math.round(lastMove), ms: Math.round(still) });
+      if (watch.started && v.currentTime > last && v.currentTime - last < 1) watch.played += v.currentTime - last;
+      if (!v.paused && v.currentTime > 0) watch.started = true;
+      last = v.currentTime;
+      lastMove = now;
+      watch.current = 0;
+    } else if (v.paused || v.seeking) {
+      lastMove = now;
+    } else {
+      watch.current = Math.round(now - lastMove);
+    }
+  }, 50);
+})();
+""" % STALL_MS
+
+
+_FATAL_JS = """() => {
+  if (window.probe) return window.probe.errors.filter((e) => e.fatal).map((e) => String(e.details));
+  const s = window.viewerStats;
+  if (!s) return [];
+  const k = s.errorKinds;
+  return k.network.fatal + k.media.fatal + k.other.fatal > 0 ? s.errors.map(String) : [];
+}"""
+
+
+@dataclass
+class Fetched:
+    at: float  # time.monotonic() when the response came
+    pathway: str  # bucket | vm | other
+    url: str
+    status: int
+    variant: int
+    name: str
+    body: Finished | None = None  # of a 200
+
+
+@dataclass
+class Watched:
+    """One page: what it fetched and how its picture moved."""
+
+    name: str
+    page: Any
+    fetched: list[Fetched] = field(default_factory=list)
+    console: list[str] = field(default_factory=list)
+    pending: set[asyncio.Task[None]] = field(default_factory=set)
+    refused: list[tuple[float, int, str]] = field(default_factory=list)  # (when, status, URL) of each 4xx/5xx
+    redirected: list[tuple[float, str]] = field(default_factory=list)  # (when, URL) of each segment redirect
+    playlists: list[tuple[float, int, str]] = field(default_factory=list)  # (when, status, URL) of each playlist answer
+
+    async def stalls(self) -> list[dict[str, Any]]:
+        """Stalls so far, the one going on included (its `at` and `ms` so far)."""
+        got: dict[str, Any] = await self.page.evaluate("() => window.__stalls")
+        stalls = list(got["stalls"])
+        if got["current"] > STALL_MS:
+            stalls.append({"at": None, "ms": got["current"], "ongoing": True})
+        return stalls
+
+    async def played(self) -> float:
+        return float(await self.page.evaluate("() => window.__stalls.played"))
+
+    async def buffered(self) -> float:
+        """Seconds of media the video holds ahead of its position (what it plays with no fetch at all)."""
+        return float(await self.page.evaluate("""() => {
+          const v = document.querySelector('video');
+          if (!v) return 0;
+          for (let i = 0; i < v.buffered.length; i++) {
+            if (v.buffered.start(i) <= v.currentTime + 0.1 && v.currentTime <= v.buffered.end(i)) {
+              return v.buffered.end(i) - v.currentTime;
+            }
+          }
+          return 0;
+        }"""))
+
+    async def fatal(self) -> list[str]:
+        """Fatal errors the page's player reported: players.py's probe, or the viewer page's own count of
+        errors it had to make a new player for (viewerStats.errorKinds, with its error list)."""
+        return list(await self.page.evaluate(_FATAL_JS))
+
+    def segments(self, since: float = 0.0, pathway: str | None = None) -> list[Fetched]:
+        return [f for f in self.fetched if f.at >= since and (pathway is None or f.pathway == pathway)]
+
+
+class Players:
+    """The pages, served from 127.0.0.1 (the players' pages) or the service (its viewer page)."""
+
+    def __init__(self, browser: Any, service_url: str, bucket_url: str, hls_dir: Path, ledger: Ledger) -> None:
+        self.browser = browser
+        self.service_url = service_url
+        self.bucket_host = urlsplit(bucket_url).netloc
+        self.service_host = urlsplit(service_url).netloc
+        self.hls_dir = hls_dir
+        self.ledger = ledger
+        self.watched: list[Watched] = []
+        self._runner: web.AppRunner | None = None
+        self.pages_url = ""
+        self._contexts: list[Any] = []
+
+    async def __aenter__(self) -> Players:
+        app = web.Application()
+        app.router.add_get("/page/{player}", self._page)
+        app.router.add_get("/js/probe.js", self._probe)
+        app.router.add_static("/js/", VIEWER)
+        app.router.add_static("/shaka/", SHAKA)
+        app.router.add_static("/videojs/", VIDEOJS)
+        self._runner, self.pages_url = await serve_local(app)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for context in self._contexts:
+            try:
+                await asyncio.wait_for(context.close(), 15)
+            except Exception:  # noqa: BLE001 (closing what is left: the test's outcome stands)
+                pass
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    @staticmethod
+    async def _probe(_request: web.Request) -> web.Response:
+        return web.Response(text=PROBE_JS, content_type="text/javascript")
+
+    @staticmethod
+    async def _page(request: web.Request) -> web.Response:
+        return web.Response(text=PAGES[request.match_info["player"]], content_type="text/html")
+
+    async def open(self, name: str) -> Watched:
+        """`viewer` (the service's page) or one of players.py's PAGES, playing the service's master."""
+        context = await self.browser.new_context()
+        self._contexts.append(context)
+        page = await context.new_page()
+        watched = Watched(name, page)
+        await page.add_init_script(STALL_JS)
+        page.on("console", lambda m: watched.console.append(f"{m.type}: {m.text}"[:300])
+                if m.type in ("warning", "error") else None)
+        page.on("response", lambda response: self._record(watched, response))
+        if name == "viewer":
+            await page.goto(f"{self.service_url}/")
+        else:
+            src = getattr(self, "service_url_for_src", f"{self.service_url}/live/master.m3u8")
+            await page.goto(f"{self.pages_url}/page/{name}?src={src}")
+        self.watched.append(watched)
+        return watched
+
+    def _record(self, watched: Watched, response: Any) -> None:
+        url = response.url
+        parts = urlsplit(url)
+        if response.status >= 400:
+            watched.refused.append((round(time.monotonic(), 1), response.status, url))
+        if parts.path.endswith((".m3u8", ".json")):
+            watched.playlists.append((round(time.monotonic(), 1), response.status, url))
+        if not parts.path.endswith(".ts"):
+            return
+        if 300 <= response.status < 400:  # the VM sending the player to the bucket: the next response is its
+            watched.redirected.append((round(time.monotonic(), 1), url))
+            return
+        pieces = parts.path.split("/")
+        host = parts.netloc
+        pathway = "bucket" if host == self.bucket_host else "vm" if host == self.service_host else "other"
+        try:
+            variant = int(pieces[-2])
+        except ValueError:
+            variant = -1
+        fetched = Fetched(time.monotonic(), pathway, url, response.status, variant, pieces[-1])
+        watched.fetched.append(fetched)
+        if response.status == 200:
+            task = asyncio.ensure_future(self._hash(response, fetched))
+            watched.pending.add(task)
+            task.add_done_callback(watched.pending.discard)
+
+    @staticmethod
+    async def _hash(response: Any, fetched: Fetched) -> None:
+        try:
+            body = await response.body()
+        except Exception:  # noqa: BLE001 (the page went, or the body was dropped: nothing to compare)
+            return
+        fetched.body = Finished(hashlib.sha256(body).hexdigest(), len(body))
+
+    def mismatches(self) -> list[str]:
+        """Segments a page got (200) that are not byte for byte what Owncast finished writing."""
+        out = []
+        for watched in self.watched:
+            for f in watched.fetched:
+                if f.status != 200 or f.body is None:
+                    continue
+                reason = self.ledger.mismatch(self.hls_dir / str(f.variant) / f.name, f.body)
+                if reason is not None:
+                    out.append(f"{watched.name} {f.pathway} {f.name}: {reason}")
+        return out
+
+    async def settle(self) -> None:
+        """Wait for the bodies still being hashed."""
+        pending = [t for w in self.watched for t in w.pending]
+        if pending:
+            await asyncio.wait(pending, timeout=10)

@@ -1,0 +1,506 @@
+"""The VM's pathway over real HTTP (broadcaster/http/pathway.py, steering/): the multivariant playlist
+with its pathways, the steering manifest, the VM's media playlists and its segments, answered from its
+own copies as a CDN expects (conditional requests, ranges), only for what its playlists list, bounded."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import json
+import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pytest_aiohttp import AiohttpClient
+
+from broadcaster.http import Pathways, PlaylistOptions, create_app
+from broadcaster.http.clients import Proxies
+from broadcaster.http.pathway import ByteBudget, VmSegments
+from broadcaster.metrics import Metrics
+from broadcaster.playlist import hls
+from broadcaster.playlist.master import Pathway
+from broadcaster.playlist.rendered import Rendered
+from broadcaster.publish.visible import VisiblePlaylists
+from broadcaster.source.owncast import SourceVariant
+from broadcaster.steering.copies import Copies, Copy
+from broadcaster.steering.masters import SteeredMasters
+from broadcaster.steering.metrics import PathwayCounts
+from broadcaster.steering.policy import TRUSTED_AFTER, BucketSignals, SteeringPolicy
+from broadcaster.steering.vm_playlists import VmPlaylists
+from tests.support.client import Client, get
+from tests.support.fakes import Clock, FakeHealth, FakePlaylists
+from tests.support.hls_checker import check_master
+from tests.support.waiting import until
+
+PREFIX = "live"
+BODY = bytes(range(256)) * 40  # 10,240 bytes
+
+
+def key_for(variant: int, name: str) -> str:
+    return hls.object_key(PREFIX, variant, name)
+
+
+class Shown(FakePlaylists):
+    """The bucket's playlists as the publisher shows them, with the variants Owncast announces."""
+
+    def __init__(self) -> None:
+        super().__init__(2, variants=2)
+        self.announced = [SourceVariant(0, 1_200_000, resolution=(1280, 720), codecs="avc1.64001f,mp4a.40.2"),
+                          SourceVariant(1, 400_000, resolution=(640, 360), codecs="avc1.64001e,mp4a.40.2")]
+        for v in (0, 1):
+            for _ in range(3):
+                self.add_segment(v)
+
+
+@dataclass
+class Rig:
+    client: Client
+    shown: Shown
+    copies: Copies
+    policy: SteeringPolicy
+    counts: PathwayCounts
+    behind: list[float]
+    clock: Clock
+
+
+MakeRig = Callable[..., Awaitable[Rig]]
+
+
+@pytest.fixture
+def make_rig(aiohttp_client: AiohttpClient, tmp_path: Path) -> MakeRig:
+    async def make(*, rate: float = 1e9, burst: float = 1e9, segments: Any = None, redirect: bool = False,
+                   shown: Shown | None = None, newest: Callable[[int], int | None] = lambda v: None) -> Rig:
+        shown = shown or Shown()
+        copies = Copies(tmp_path, max_bytes=10 * 1024 * 1024, keep_for=600)
+        copies.open()
+        clock = Clock()
+        behind = [0.0]
+        policy = SteeringPolicy(("bucket", "vm"), {"bucket": BucketSignals(behind=lambda: behind[0])},
+                                lambda: shown.target_duration, interval=1.0, clock=clock)
+        counts = PathwayCounts(lambda: policy.first != "bucket")
+        # The same playlists stand for both pathways' here: every segment listed has landed.
+        vm = VmPlaylists(shown, copies, key_for, landed=shown)
+
+        async def elsewhere(variant: int, name: str) -> str | None:  # as the service wires it
+            return await vm.landed_url_within(variant, name, 0.5) if redirect and policy.bucket_serves() else None
+
+        vm_segments = segments or VmSegments(copies, key_for, ByteBudget(rate, burst), on_sent=counts.sent,
+                                             elsewhere=elsewhere)
+        pathways = Pathways(
+            masters=SteeredMasters(shown, [Pathway("bucket"), Pathway("vm", "vm")], lambda: policy.first),
+            vm=vm, newest=newest, steering=policy, segments=vm_segments, count_steering=counts.manifest,
+            away=lambda: policy.first != "bucket")
+        app = create_app(shown, FakeHealth(), Metrics(), playlist_options=PlaylistOptions(pathways=pathways))
+        client = await aiohttp_client(app, auto_decompress=False)
+        return Rig(client, shown, copies, policy, counts, behind, clock)
+
+    return make
+
+
+def listed(rig: Rig, variant: int = 0, n: int = 0, body: bytes = BODY) -> Copy:
+    """Keep segment n of `variant` as the uploader would, and let the VM's playlist list it."""
+    copy = rig.copies.keep(key_for(variant, f"seg{n}.ts"), body)
+    assert copy is not None
+    return copy
+
+
+async def vm_playlist(rig: Rig, path: str = "/live/vm/0/playlist.m3u8") -> str:
+    status, _, body = await get(rig.client, path)
+    assert status == 200
+    return body.decode()
+
+
+# -- playlists --------------------------------------------------------------------------------------
+
+
+def test_the_multivariant_playlist_waits_for_the_pathway_players_start_on() -> None:
+    """At a stream's start the VM lists a segment once it kept its copy and the bucket once the upload
+    landed: the multivariant playlist waits for the bucket's playlists while players start there (a
+    player offered a variant the bucket does not list yet got a 503 before its first frame: the
+    installed demo's first request did), and not while they start on the VM."""
+    vm_view = Shown()
+    bucket = FakePlaylists(2, variants=2)  # nothing landed yet
+    first = ["bucket"]
+    masters = SteeredMasters(vm_view, [Pathway("bucket"), Pathway("vm", "vm")], lambda: first[0], bucket)
+    assert masters.master_playlist() is None
+    first[0] = "vm"
+    assert masters.master_playlist() is not None  # the bucket fails: the VM's pathway alone is enough
+    first[0] = "bucket"
+    bucket.add_segment(0)
+    assert masters.master_playlist() is None  # variant 1 not landed yet
+    bucket.add_segment(1)
+    assert masters.master_playlist() is not None
+
+
+async def test_the_multivariant_playlist_offers_every_variant_on_both_pathways(make_rig: MakeRig) -> None:
+    rig = await make_rig()
+    status, headers, body = await get(rig.client, "/live/master.m3u8")
+    assert status == 200 and headers["Content-Type"] == hls.PLAYLIST_CONTENT_TYPE
+    text = body.decode()
+    lines = text.splitlines()
+    assert lines[:3] == ["#EXTM3U", "#EXT-X-VERSION:3",
+                         '#EXT-X-CONTENT-STEERING:SERVER-URI="steering.json",PATHWAY-ID="bucket"']
+    infs = [(line, uri) for line, uri in zip(lines, lines[1:]) if line.startswith("#EXT-X-STREAM-INF:")]
+    here = f"//{rig.client.host}:{rig.client.port}/live/"  # named with the host asked (Shaka's bans)
+    assert check_master(text, host=f"{rig.client.host}:{rig.client.port}") == []
+    assert [uri for _, uri in infs] == [f"{here}0/playlist.m3u8", f"{here}1/playlist.m3u8",
+                                         f"{here}vm/0/playlist.m3u8", f"{here}vm/1/playlist.m3u8"]
+    # The same attributes on both pathways but for PATHWAY-ID: a player without steering sees
+    # redundant streams.
+    assert infs[0][0].replace('PATHWAY-ID="bucket"', 'PATHWAY-ID="vm"') == infs[2][0]
+    assert 'STABLE-VARIANT-ID="v0"' in infs[0][0] and 'STABLE-VARIANT-ID="v1"' in infs[1][0]
+    status, _, owncast = await get(rig.client, "/hls/stream.m3u8")
+    assert status == 200 and f"\n//{rig.client.host}:{rig.client.port}/hls/vm/1/stream.m3u8" in owncast.decode()
+    assert f"\n//{rig.client.host}:{rig.client.port}/hls/0/stream.m3u8" in owncast.decode()
+
+
+@pytest.mark.parametrize("host", ["", "evil.example/x", 'a"b', "a b", "a\\b", "a:b:c", "x" * 300, "[::1",
+                                  "-bad.example", "a..b"])
+async def test_a_host_that_is_not_plain_names_the_vm_relatively(make_rig: MakeRig, host: str) -> None:
+    rig = await make_rig()
+    status, _, body = await get(rig.client, "/live/master.m3u8", {"Host": host, "Accept-Encoding": "identity"})
+    assert status in (200, 400), status  # aiohttp refuses some Host values itself
+    if status == 200:
+        assert "\nvm/0/playlist.m3u8" in body.decode() and "\n0/playlist.m3u8" in body.decode()
+
+
+async def test_the_hosts_rendered_for_are_bounded(make_rig: MakeRig) -> None:
+    rig = await make_rig()
+    for n in range(40):
+        _, _, body = await get(rig.client, "/live/master.m3u8", {"Host": f"h{n}.example", "Accept-Encoding": "identity"})
+        assert (f"//h{n}.example/live/vm/0/" in body.decode()) == (n < 16), n
+    _, _, body = await get(rig.client, "/live/master.m3u8", {"Host": "h3.example", "Accept-Encoding": "identity"})
+    assert "//h3.example/live/vm/0/playlist.m3u8" in body.decode()
+
+
+async def test_a_player_arriving_while_the_bucket_fails_starts_on_the_vm(make_rig: MakeRig) -> None:
+    rig = await make_rig()
+    rig.behind[0] = 10
+    rig.clock.t += 0.5
+    rig.policy.evaluate()
+    _, _, body = await get(rig.client, "/live/master.m3u8")
+    assert 'PATHWAY-ID="vm"\n' in body.decode().split("#EXT-X-STREAM-INF")[0]
+
+
+async def test_the_vm_playlists_are_the_buckets_with_the_vm_uris(make_rig: MakeRig) -> None:
+    rig = await make_rig()
+    bucket = (await get(rig.client, "/live/0/playlist.m3u8"))[2].decode()
+    vm = await vm_playlist(rig)
+    assert "https://r2.example/0/seg0.ts" in bucket
+    assert vm == bucket.replace("https://r2.example/0/", "/live/vm/0/")
+    assert vm == await vm_playlist(rig, "/hls/vm/0/stream.m3u8")
+    rig.shown.add_segment(0)
+    assert "\n/live/vm/0/seg3.ts\n" in await vm_playlist(rig)
+
+
+# -- the steering manifest ----------------------------------------------------------------------------
+
+
+async def test_the_steering_manifest_is_short_lived_json_with_an_etag(make_rig: MakeRig) -> None:
+    rig = await make_rig()
+    status, headers, body = await get(rig.client, "/live/steering.json?_HLS_pathway=bucket&_HLS_throughput=5000000")
+    assert status == 200 and headers["Content-Type"] == "application/json"
+    assert headers["Cache-Control"] == "public, max-age=1" and headers["Access-Control-Allow-Origin"] == "*"
+    assert json.loads(body) == {"VERSION": 1, "TTL": 2, "RELOAD-URI": "steering.json",
+                                "PATHWAY-PRIORITY": ["bucket", "vm"]}
+    status, _, body = await get(rig.client, "/hls/steering.json", {"If-None-Match": headers["ETag"]})
+    assert status == 304 and body == b""
+    rig.behind[0] = 10
+    rig.clock.t += 0.5
+    rig.policy.evaluate()
+    status, changed, body = await get(rig.client, "/live/steering.json?_HLS_pathway=evil",
+                                      {"If-None-Match": headers["ETag"]})
+    assert status == 200 and json.loads(body)["PATHWAY-PRIORITY"] == ["vm", "bucket"]
+    assert changed["ETag"] != headers["ETag"]
+    assert rig.counts.steering == {"bucket": 1, "none": 1, "other": 1}
+
+
+async def test_without_pathways_the_steering_manifest_is_gone(aiohttp_client: AiohttpClient) -> None:
+    client = await aiohttp_client(create_app(FakePlaylists(), FakeHealth(), Metrics()))
+    status, _, _ = await get(client, "/live/steering.json")
+    assert status == 410
+    assert (await get(client, "/live/vm/0/playlist.m3u8"))[0] == 404
+    assert (await get(client, "/live/vm/0/seg0.ts"))[0] == 404
+
+
+# -- the VM's segments ----------------------------------------------------------------------------------
+
+
+async def test_a_listed_segment_is_served_as_the_bucket_serves_it(make_rig: MakeRig) -> None:
+    rig = await make_rig()
+    copy = listed(rig)
+    await vm_playlist(rig)  # the VM's playlist lists it
+    for path in ("/live/vm/0/seg0.ts", "/hls/vm/0/seg0.ts"):
+        status, headers, body = await get(rig.client, path)
+        assert status == 200 and body == BODY
+        assert headers["Cache-Control"] == hls.SEGMENT_CACHE_CONTROL == "public, max-age=31536000, immutable"
+        assert headers["Content-Type"] == "video/mp2t" and headers["ETag"] == copy.etag
+        assert headers["Accept-Ranges"] == "bytes" and headers["Access-Control-Allow-Origin"] == "*"
+        assert email.utils.parsedate_to_datetime(headers["Last-Modified"]).timestamp() == copy.modified
+    assert rig.counts.bytes == {True: 0, False: 2 * len(BODY)}
+
+
+async def test_only_what_the_vm_playlists_list_is_served(make_rig: MakeRig) -> None:
+    rig = await make_rig()
+    listed(rig, n=0)
+    rig.copies.keep(key_for(0, "seg9.ts"), BODY)  # kept, never listed (a slot dropped)
+    await vm_playlist(rig)
+    assert (await get(rig.client, "/live/vm/0/seg0.ts"))[0] == 200
+    for path in ("/live/vm/0/seg9.ts", "/live/vm/1/seg0.ts", "/live/vm/0/seg1.ts", "/live/vm/00/seg0.ts",
+                 "/live/vm/0/..%2Fseg0.ts", "/live/vm/0/.seg0.ts", "/live/vm/0/seg0.m3u8",
+                 "/live/vm/0/%2e%2e%2f%2e%2e%2fstate.json", "/live/vm/0/seg0.ts%00.ts"):
+        assert (await get(rig.client, path))[0] == 404, path
+
+
+async def test_conditional_requests_are_answered_304(make_rig: MakeRig) -> None:
+    rig = await make_rig()
+    copy = listed(rig)
+    await vm_playlist(rig)
+    path = "/live/vm/0/seg0.ts"
+    for headers in ({"If-None-Match": copy.etag}, {"If-None-Match": f'W/{copy.etag}'},
+                    {"If-None-Match": f'"other", {copy.etag}'}, {"If-None-Match": "*"},
+                    {"If-Modified-Since": email.utils.formatdate(copy.modified, usegmt=True)},
+                    {"If-Modified-Since": email.utils.formatdate(copy.modified + 60, usegmt=True)}):
+        status, answer, body = await get(rig.client, path, headers)
+        assert status == 304 and body == b"", headers
+        assert answer["ETag"] == copy.etag and answer["Cache-Control"] == hls.SEGMENT_CACHE_CONTROL
+    for headers in ({"If-None-Match": '"other"'},
+                    {"If-Modified-Since": email.utils.formatdate(copy.modified - 60, usegmt=True)},
+                    # If-None-Match wins over If-Modified-Since (RFC 9110 13.1.3)
+                    {"If-None-Match": '"other"',
+                     "If-Modified-Since": email.utils.formatdate(copy.modified + 60, usegmt=True)}):
+        status, _, body = await get(rig.client, path, headers)
+        assert status == 200 and body == BODY, headers
+
+
+@pytest.mark.parametrize(("asked", "status", "first", "last"), [
+    ("bytes=0-99", 206, 0, 99),
+    ("bytes=100-", 206, 100, len(BODY) - 1),
+    ("bytes=-100", 206, len(BODY) - 100, len(BODY) - 1),
+    ("bytes=10000-99999", 206, 10000, len(BODY) - 1),
+    ("bytes=-99999", 200, 0, len(BODY) - 1),  # the whole object
+    ("bytes=0-", 200, 0, len(BODY) - 1),
+    ("bytes=0-10,20-30", 200, 0, len(BODY) - 1),  # several ranges: the whole (RFC 9110 14.2)
+    ("items=0-10", 200, 0, len(BODY) - 1),
+    ("bytes=50-10", 200, 0, len(BODY) - 1),  # invalid: ignored
+])
+async def test_one_byte_range_is_answered(make_rig: MakeRig, asked: str, status: int, first: int, last: int) -> None:
+    rig = await make_rig()
+    listed(rig)
+    await vm_playlist(rig)
+    got, headers, body = await get(rig.client, "/live/vm/0/seg0.ts", {"Range": asked})
+    assert got == status and body == BODY[first:last + 1]
+    if status == 206:
+        assert headers["Content-Range"] == f"bytes {first}-{last}/{len(BODY)}"
+    assert rig.counts.bytes[False] == len(body)
+
+
+async def test_a_range_past_the_end_is_416_and_if_range_guards_ranges(make_rig: MakeRig) -> None:
+    rig = await make_rig()
+    copy = listed(rig)
+    await vm_playlist(rig)
+    path = "/live/vm/0/seg0.ts"
+    status, headers, body = await get(rig.client, path, {"Range": f"bytes={len(BODY)}-"})
+    assert status == 416 and headers["Content-Range"] == f"bytes */{len(BODY)}"
+    status, _, body = await get(rig.client, path, {"Range": "bytes=0-9", "If-Range": copy.etag})
+    assert status == 206 and body == BODY[:10]
+    date = email.utils.formatdate(copy.modified, usegmt=True)
+    status, _, body = await get(rig.client, path, {"Range": "bytes=0-9", "If-Range": date})
+    assert status == 206 and body == BODY[:10]
+    for stale in ('"other"', f"W/{copy.etag}", email.utils.formatdate(copy.modified - 1, usegmt=True), "junk"):
+        status, _, body = await get(rig.client, path, {"Range": "bytes=0-9", "If-Range": stale})
+        assert status == 200 and body == BODY, stale
+
+
+async def test_head_says_the_length_and_sends_nothing(make_rig: MakeRig) -> None:
+    rig = await make_rig()
+    listed(rig)
+    await vm_playlist(rig)
+    status, headers, body = await get(rig.client, "/live/vm/0/seg0.ts", method="HEAD")
+    assert status == 200 and body == b"" and headers["Content-Length"] == str(len(BODY))
+    status, headers, _ = await get(rig.client, "/live/vm/0/seg0.ts", {"Range": "bytes=0-9"}, method="HEAD")
+    assert status == 206 and headers["Content-Length"] == "10"
+    assert rig.counts.bytes == {True: 0, False: 0}
+
+
+async def test_the_byte_cap_answers_503_past_it(make_rig: MakeRig) -> None:
+    rig = await make_rig(rate=1.0, burst=2.5 * len(BODY))
+    listed(rig)
+    await vm_playlist(rig)
+    statuses = [(await get(rig.client, "/live/vm/0/seg0.ts"))[0] for _ in range(4)]
+    assert statuses == [200, 200, 503, 503]
+    status, headers, _ = await get(rig.client, "/live/vm/0/seg0.ts")
+    assert status == 503 and headers["Retry-After"] == "1"
+    assert (await get(rig.client, "/live/vm/0/seg0.ts", {"Range": "bytes=0-99"}))[0] == 206  # what is left
+    assert rig.counts.bytes[False] == 2 * len(BODY) + 100 and rig.counts.requests[503] == 3
+
+
+async def test_the_bytes_count_as_steered_only_while_players_are_steered(make_rig: MakeRig) -> None:
+    rig = await make_rig()
+    listed(rig)
+    await vm_playlist(rig)
+    await get(rig.client, "/live/vm/0/seg0.ts")
+    rig.behind[0] = 10
+    rig.clock.t += 0.5
+    rig.policy.evaluate()
+    await get(rig.client, "/live/vm/0/seg0.ts")
+    await get(rig.client, "/live/vm/0/seg0.ts")
+    assert rig.counts.bytes == {False: len(BODY), True: 2 * len(BODY)}
+
+
+async def unfollowed(rig: Rig, path: str) -> tuple[int, Any, bytes]:
+    """GET without following a redirect (the VM's to the bucket)."""
+    async with rig.client.request("GET", path, allow_redirects=False) as resp:
+        return resp.status, resp.headers, await resp.read()
+
+
+async def test_while_the_bucket_serves_a_segment_it_holds_is_a_redirect_there(make_rig: MakeRig) -> None:
+    """A player without content steering may play the VM's variants (redundant streams to it): while the
+    bucket serves, it gets the bucket's copy by a redirect nobody caches, and the VM sends no bytes."""
+    rig = await make_rig(redirect=True)
+    rig.clock.t += 100  # long after any failure
+    listed(rig)
+    await vm_playlist(rig)
+    for path in ("/live/vm/0/seg0.ts", "/hls/vm/0/seg0.ts"):
+        status, headers, body = await unfollowed(rig, path)
+        assert (status, headers["Location"], headers["Cache-Control"]) == (302, "https://r2.example/0/seg0.ts",
+                                                                           "no-store"), body
+        assert headers["Access-Control-Allow-Origin"] == "*"
+    assert rig.counts.bytes == {True: 0, False: 0} and rig.counts.requests == {302: 2}
+    # Not listed by the VM's playlists: 404 as before, never a redirect built from the URL.
+    assert (await unfollowed(rig, "/live/vm/0/seg7.ts"))[0] == 404
+
+
+async def test_the_vm_sends_the_bytes_while_steered_or_the_bucket_just_failed(make_rig: MakeRig) -> None:
+    rig = await make_rig(redirect=True)
+    rig.clock.t += 100
+    listed(rig)
+    await vm_playlist(rig)
+    # A page reported a failure on the bucket: for policy.TRUSTED_AFTER the VM serves whoever asks (the
+    # page keeps the VM first meanwhile), though players are not steered yet.
+    rig.policy.report("page", "bucket", {"bucket": 1})
+    assert (await unfollowed(rig, "/live/vm/0/seg0.ts"))[0] == 200
+    rig.clock.t += TRUSTED_AFTER
+    assert (await unfollowed(rig, "/live/vm/0/seg0.ts"))[0] == 302
+    # The probe failed once: not trusted either.
+    rig.policy.probed("bucket", False, "503")
+    assert (await unfollowed(rig, "/live/vm/0/seg0.ts"))[0] == 200
+    rig.policy.probed("bucket", True)
+    # Steered to the VM (uploads failing): bytes.
+    rig.behind[0] = 10
+    rig.policy.evaluate()
+    assert rig.policy.first == "vm"
+    assert (await unfollowed(rig, "/live/vm/0/seg0.ts"))[0] == 200
+    assert rig.counts.bytes == {False: 2 * len(BODY), True: len(BODY)} and rig.counts.requests[302] == 1
+
+
+class Waiting(Shown):
+    """The bucket's playlists, holding a blocking request as VisiblePlaylists does (polling, here)."""
+
+    async def wait_for_sequence(self, variant: int, sequence: int, timeout: float) -> Any:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while (rendered := self.media_playlist(variant)) is None or rendered.last_sequence < sequence:
+                    await asyncio.sleep(0.01)
+                return rendered
+        return None
+
+
+async def test_landed_url_is_what_the_buckets_playlist_lists_once_it_does() -> None:
+    shown, bucket = Shown(), Waiting()
+    vm = VmPlaylists(shown, Copies.__new__(Copies), key_for, landed=bucket)
+    assert vm.landed_url(0, "seg2.ts") == "https://r2.example/0/seg2.ts"
+    assert vm.landed_url(0, "seg3.ts") is None and vm.landed_url(2, "seg0.ts") is None
+    # Listed by the VM's pathway first; the redirect waits for the upload to land (the bucket's pathway
+    # shows a new version), at most the time given.
+    waiting = asyncio.ensure_future(vm.landed_url_within(0, "seg3.ts", 5.0))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    bucket.add_segment(0)
+    assert await asyncio.wait_for(waiting, 1) == "https://r2.example/0/seg3.ts"
+    assert await vm.landed_url_within(0, "seg4.ts", 0.1) is None
+
+
+class SlowCopies:
+    """Copies whose reads (on the executor's threads) wait for the test: answers being sent pile up."""
+
+    def __init__(self, copy: Copy) -> None:
+        self.copy = copy
+        self.go = threading.Event()
+
+    def servable(self, key: str) -> Copy | None:
+        return self.copy
+
+    def read(self, copy: Copy) -> bytes:
+        self.go.wait(timeout=30)
+        return BODY
+
+
+async def test_answers_in_flight_are_bounded_per_client_and_in_all(make_rig: MakeRig, tmp_path: Path) -> None:
+    copy = Copy(key_for(0, "seg0.ts"), "x", len(BODY), '"e"', 1e9, "video/mp2t", 0.0, True)
+    slow = SlowCopies(copy)
+    segments = VmSegments(slow, key_for, ByteBudget(1e9, 1e9), max_sending=8,
+                          proxies=Proxies(cloudflare=True))
+    rig = await make_rig(segments=segments)
+
+    def ask(address: str) -> asyncio.Task[tuple[int, Any, bytes]]:
+        return asyncio.ensure_future(get(rig.client, "/live/vm/0/seg0.ts", {"CF-Connecting-IP": address}))
+
+    first = [ask("203.0.113.1") for _ in range(2)]
+    await until(lambda: segments.sending == 2)
+    assert (await ask("203.0.113.1"))[0] == 503  # its share: 8 // 4
+    others = [ask(f"203.0.113.{n}") for n in range(2, 8)]
+    await until(lambda: segments.sending == 8)
+    assert (await ask("198.51.100.1"))[0] == 503  # all 8 taken
+    slow.go.set()
+    assert [(await t)[0] for t in first + others] == [200] * 8
+
+
+class Holding(Shown):
+    """The bucket's playlists, noting how long each blocking request would be held."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.timeouts: list[float] = []
+
+    async def wait_for_sequence(self, variant: int, sequence: int, timeout: float) -> Any:
+        self.timeouts.append(timeout)
+        return await super().wait_for_sequence(variant, sequence, timeout)
+
+
+async def test_steered_away_the_buckets_playlists_hold_no_player_for_uploads_that_fail(make_rig: MakeRig) -> None:
+    """Shaka 4.16 moves to the pathway the steering manifest puts first with its next playlist load: a
+    blocking request held three target durations on the failing bucket's pathway stalled it 2 s."""
+    vm_newest = [10]
+    rig = await make_rig(shown=Holding(), newest=lambda v: vm_newest[0])
+    shown = rig.shown
+    assert isinstance(shown, Holding)
+    newest = shown.media_playlist(0).last_sequence  # type: ignore[union-attr]
+    ask = f"/live/0/playlist.m3u8?_HLS_msn={newest + 1}"
+    assert (await get(rig.client, ask))[0] == 200  # the fake holds nothing: the timeout is what counts
+    assert shown.timeouts == [hls.block_timeout(2)]  # the bucket serves: held three target durations
+    rig.behind[0] = 10
+    rig.policy.evaluate()
+    assert rig.policy.first == "vm"
+    shown.timeouts.clear()
+    status, _headers, body = await get(rig.client, ask)  # the VM lists it: answered at once, as it is
+    assert (status, body, shown.timeouts) == (200, shown.media_playlist(0).body, [])  # type: ignore[union-attr]
+    vm_newest[0] = newest  # the VM does not list it yet either: held one target duration, then as it is
+    status, _headers, body = await get(rig.client, ask)
+    assert (status, shown.timeouts) == (200, [2.0])
+
+
+async def test_a_request_held_before_players_are_steered_away_is_answered_then() -> None:
+    playlists = VisiblePlaylists()
+    playlists.show({0: Rendered(b"#EXTM3U\n", last_sequence=4)})
+    held = asyncio.ensure_future(playlists.wait_for_sequence(0, 5, 30))
+    await asyncio.sleep(0.05)
+    assert not held.done()
+    playlists.answer_held()
+    assert (await asyncio.wait_for(held, 1)).last_sequence == 4  # type: ignore[union-attr]
+    later = asyncio.ensure_future(playlists.wait_for_sequence(0, 5, 0.2))  # after it: held as before
+    assert await later is None

@@ -1,0 +1,218 @@
+"""The VM's pathway ahead of the bucket's (content steering, issue 48): with the VM keeping its own copy
+of each file (steering/copies.py), the publisher lists a segment on the VM's pathway as soon as the
+copy is kept and on the bucket's once its upload lands, under the same numbers, discontinuities,
+durations and dates; its upload sends the VM's copy, whatever Owncast deleted meanwhile; a restart
+uploads again what was listed ahead. A real Publisher and Uploader over a scripted bucket (World)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from broadcaster.state.disk import StateFile
+from broadcaster.steering.copies import Copies
+from tests.support.hls_checker import VariantSetChecker
+from tests.support.waiting import until
+from tests.support.world import World, snapshots_of
+
+KEYS = [f"live/{v}/stream-abc-{n}.ts" for v in (0, 1) for n in range(4)]
+
+
+def make(tmp_path: Path, **options: object) -> tuple[World, Copies]:
+    (tmp_path / "state").mkdir(parents=True, exist_ok=True)
+    copies = Copies(tmp_path / "state", max_bytes=1 << 20, keep_for=600)
+    copies.open()
+    (tmp_path / "hls").mkdir(exist_ok=True)
+    return World(tmp_path / "hls", keeper=copies, **options), copies  # type: ignore[arg-type]
+
+
+def listed(world: World, view: str, variant: int) -> list[str]:
+    """The segment names the newest version of a view lists (`ahead`: the VM's, `bucket`)."""
+    playlists = world.ahead if view == "ahead" else world.playlists
+    assert playlists is not None
+    rendered = playlists.media_playlist(variant)
+    if rendered is None:
+        return []
+    return [line.rsplit("/", 1)[1] for line in rendered.body.decode().splitlines() if line.startswith("https://")]
+
+
+async def test_the_vm_lists_what_it_kept_at_once_and_the_bucket_what_landed(tmp_path: Path) -> None:
+    w, copies = make(tmp_path)
+    for key in KEYS:
+        w.store.hold(key)  # the bucket takes nothing
+    for n in range(3):
+        for v in (0, 1):
+            w.owncast_lists(v, f"stream-abc-{n}.ts")
+        count = n + 1
+        await until(lambda: all(len(listed(w, "ahead", v)) == count for v in (0, 1)))
+    assert listed(w, "bucket", 0) == [] and listed(w, "bucket", 1) == []
+    assert w.listed == []  # told (events, the probe) only once in the bucket
+    assert all(copies.get(k) is not None for k in KEYS if not k.endswith("-3.ts"))
+    # Uploads land in any order: the bucket shows what is in it, in order, never a gap.
+    w.store.release("live/0/stream-abc-1.ts")
+    w.store.release("live/1/stream-abc-1.ts")
+    await asyncio.sleep(0.05)  # nothing to wait for: the point is that nothing happens
+    assert listed(w, "bucket", 0) == []
+    for v in (0, 1):
+        w.store.release(f"live/{v}/stream-abc-0.ts")
+    await until(lambda: all(listed(w, "bucket", v) == ["stream-abc-0.ts", "stream-abc-1.ts"] for v in (0, 1)))
+    for v in (0, 1):
+        w.store.release(f"live/{v}/stream-abc-2.ts")
+    await until(lambda: all(len(listed(w, "bucket", v)) == 3 for v in (0, 1)))
+    assert sorted(w.listed) == [(v, n, f"stream-abc-{i}.ts") for v in (0, 1)
+                                for i, n in enumerate(sorted({s for vv, s, _ in w.listed if vv == v}))]
+    # Every version the bucket showed is one the VM's pathway showed before it: the same playlist.
+    assert w.ahead is not None
+    ahead = {(v, body) for v, body in w.ahead.shown}
+    assert all((v, body) in ahead for v, body in w.playlists.shown), "the bucket showed a version the VM never did"
+    for view in (w.ahead.shown, w.playlists.shown):
+        checker = VariantSetChecker()
+        for v, body in view:
+            checker.assert_ok(str(v), body)
+
+
+async def test_an_upload_sends_the_vms_copy_though_owncast_deleted_the_file(tmp_path: Path) -> None:
+    w, copies = make(tmp_path)
+    key = "live/0/stream-abc-0.ts"
+    w.store.hold(key)
+    w.owncast_lists(0, "stream-abc-0.ts")
+    await until(lambda: listed(w, "ahead", 0) == ["stream-abc-0.ts"])
+    kept = copies.read_kept(key)
+    (tmp_path / "hls" / "0" / "stream-abc-0.ts").unlink()  # Owncast's cleanup, during the outage
+    w.store.release(key)
+    await until(lambda: listed(w, "bucket", 0) == ["stream-abc-0.ts"])
+    assert [p.body for p in w.store.puts if p.key == key] == [kept]
+
+
+async def test_a_restart_uploads_again_what_was_listed_ahead(tmp_path: Path) -> None:
+    w, _ = make(tmp_path)
+    key = "live/0/stream-abc-1.ts"
+    w.store.hold(key)
+    for n in range(2):
+        w.owncast_lists(0, f"stream-abc-{n}.ts")
+    await until(lambda: listed(w, "ahead", 0) == ["stream-abc-0.ts", "stream-abc-1.ts"])
+    await until(lambda: listed(w, "bucket", 0) == ["stream-abc-0.ts"])
+    assert w.pub.snapshot()["variants"]["0"]["uploading"] == [key]  # type: ignore[index]
+    # Saved at a stop with that upload still on its way, as the service saves.
+    (tmp_path / "saved").mkdir()
+    state = StateFile(tmp_path / "saved")
+    assert snapshots_of(state, w.pub).save_now(w.pub.snapshot()) is None
+    await w.pub.close()
+    # A new process from that file: the bucket shows nothing it has not got, and gets it again.
+    w2, _ = make(tmp_path / "again")
+    (tmp_path / "again" / "hls" / "0").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "again" / "hls" / "0" / "stream-abc-1.ts").write_bytes(b"\x47" * 376)
+    assert snapshots_of(StateFile(tmp_path / "saved"), w2.pub).restore()
+    assert w2.pub.playlist(0) is not None and w2.pub.playlist(0).uploading == 1  # type: ignore[union-attr]
+    assert listed(w2, "bucket", 0) == [] and listed(w2, "ahead", 0) == ["stream-abc-0.ts", "stream-abc-1.ts"]
+    await w2.pub.start()
+    await until(lambda: listed(w2, "bucket", 0) == ["stream-abc-0.ts", "stream-abc-1.ts"])
+    assert [p.key for p in w2.store.puts] == [key]
+    await w2.pub.close()
+
+
+@pytest.mark.parametrize("bucket_down", [False, True])
+async def test_without_a_keeper_nothing_changes(tmp_path: Path, bucket_down: bool) -> None:
+    """PATHWAYS=bucket: listed once uploaded, as before (the bucket's playlists are the only ones)."""
+    w = World(tmp_path)
+    assert w.ahead is None and not w.pub.lister.ahead
+    w.store.hold("live/0/stream-abc-0.ts")
+    w.owncast_lists(0, "stream-abc-0.ts")
+    await asyncio.sleep(0.05)
+    assert w.playlists.media_playlist(0) is None
+    w.store.release("live/0/stream-abc-0.ts")
+    await until(lambda: w.playlists.media_playlist(0) is not None)
+
+
+def gaps(world: World, view: str, variant: int) -> list[str]:
+    """The segment names the newest version of a view lists with EXT-X-GAP."""
+    playlists = world.ahead if view == "ahead" else world.playlists
+    assert playlists is not None
+    rendered = playlists.media_playlist(variant)
+    lines = [] if rendered is None else rendered.body.decode().splitlines()
+    return [lines[i + 2].rsplit("/", 1)[1] for i, line in enumerate(lines) if line == "#EXT-X-GAP"]
+
+
+async def test_an_upload_lost_after_it_was_listed_ahead_is_a_gap_on_both_pathways(tmp_path: Path) -> None:
+    """The VM's copy goes (VM_COPIES_MB reached during an outage) and Owncast deleted the file: the upload
+    can never land. The bucket's playlist never lists it as a segment (the bucket would answer 404): a
+    gap (EXT-X-GAP, 4.4.4.7) from the first version that shows it; the VM's, which cannot serve it either,
+    lists it as a gap from then on."""
+    (tmp_path / "state").mkdir()
+    copies = Copies(tmp_path / "state", max_bytes=500, keep_for=600)  # room for one 376-byte copy
+    copies.open()
+    (tmp_path / "hls").mkdir()
+    w = World(tmp_path / "hls", keeper=copies)
+    key = "live/0/stream-abc-0.ts"
+    w.store.hold(key)
+    w.store.fail[key] = 1  # the attempt under way fails: the next one reads the copy again
+    w.owncast_lists(0, "stream-abc-0.ts")
+    await until(lambda: listed(w, "ahead", 0) == ["stream-abc-0.ts"])
+    w.owncast_lists(0, "stream-abc-1.ts")  # its copy takes the room: segment 0's copy goes
+    await until(lambda: listed(w, "ahead", 0) == ["stream-abc-0.ts", "stream-abc-1.ts"])
+    assert copies.get(key) is None
+    (tmp_path / "hls" / "0" / "stream-abc-0.ts").unlink()  # Owncast's cleanup
+    w.store.release(key)
+    await until(lambda: listed(w, "bucket", 0) == ["stream-abc-0.ts", "stream-abc-1.ts"])
+    assert key not in w.store.keys()
+    assert gaps(w, "bucket", 0) == ["stream-abc-0.ts"]
+    await until(lambda: gaps(w, "ahead", 0) == ["stream-abc-0.ts"])
+    # No version of the bucket's playlist ever listed it without EXT-X-GAP.
+    for v, body in w.playlists.shown:
+        lines = body.splitlines()
+        for i, line in enumerate(lines):
+            if line.endswith("/stream-abc-0.ts"):
+                assert "#EXT-X-GAP" in lines[max(0, i - 3):i], body
+    checker = VariantSetChecker()
+    for v, body in w.playlists.shown:
+        checker.assert_ok(str(v), body)
+    await w.pub.close()
+
+
+async def test_a_file_the_vm_could_not_keep_is_listed_once_uploaded(tmp_path: Path) -> None:
+    """The VM could not keep its copy (larger than VM_COPIES_MB, a full disk): its pathway, which would
+    answer 404, does not list it ahead of the bucket; both list it once it landed."""
+    (tmp_path / "state").mkdir()
+    copies = Copies(tmp_path / "state", max_bytes=100, keep_for=600)  # no room for a 376-byte copy
+    copies.open()
+    (tmp_path / "hls").mkdir()
+    w = World(tmp_path / "hls", keeper=copies)
+    key = "live/0/stream-abc-0.ts"
+    w.store.hold(key)
+    w.owncast_lists(0, "stream-abc-0.ts")
+    await until(lambda: w.store.attempts == [key])  # read, not kept, its upload under way
+    assert copies.get(key) is None
+    assert listed(w, "ahead", 0) == [] and listed(w, "bucket", 0) == []
+    w.store.release(key)
+    await until(lambda: listed(w, "bucket", 0) == ["stream-abc-0.ts"] == listed(w, "ahead", 0))
+    await w.pub.close()
+
+
+async def test_a_new_target_reaches_every_variant_of_the_bucket_at_once(tmp_path: Path) -> None:
+    """Longer segments raise the target while one variant's upload is still on its way: the bucket's
+    playlists move to the new target together, once that variant's has a version under it (6.2.4:
+    variants share a target duration; test_owncast_matrix saw the bucket's variants differ after
+    2 -> 3 variants), while the VM's move at once."""
+    w, _ = make(tmp_path)
+    for n in range(2):
+        for v in (0, 1):
+            w.owncast_lists(v, f"stream-abc-{n}.ts")
+    await until(lambda: all(len(listed(w, "bucket", v)) == 2 for v in (0, 1)))
+    w.store.hold("live/1/stream-abc-2.ts")
+    for v in (0, 1):
+        w.owncast_lists(v, "stream-abc-2.ts", duration=3.0, target=3)
+    assert w.ahead is not None
+    await until(lambda: all(b"#EXT-X-TARGETDURATION:3\n" in r.body for v in (0, 1)
+                            if (r := w.ahead.media_playlist(v)) is not None))  # type: ignore[union-attr]
+    for v in (0, 1):
+        rendered = w.playlists.media_playlist(v)
+        assert rendered is not None and b"#EXT-X-TARGETDURATION:1\n" in rendered.body, v
+    w.store.release("live/1/stream-abc-2.ts")
+    await until(lambda: all(b"#EXT-X-TARGETDURATION:3\n" in r.body for v in (0, 1)
+                            if (r := w.playlists.media_playlist(v)) is not None))
+    checker = VariantSetChecker(allow_restart=True)
+    for v, body in w.playlists.shown:  # in the order shown: what a player polling both could see
+        checker.assert_ok(str(v), body)
+    await w.pub.close()

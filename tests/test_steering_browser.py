@@ -1,0 +1,272 @@
+"""Issue 48, end to end: R2 taken away for real while players play. A real S3 server (SeaweedFS) behind
+two gates (tests/support/gates.py): closed for the viewers and the service together, then for the
+viewers only, then for the service's writes only, each until every player has played past what it had
+buffered when the gate closed, and a target duration more, from the VM (at least STEERING_OUTAGE_SECONDS:
+the issue's minute with STEERING_OUTAGE_SECONDS=60). Five players in headless Chromium: the viewer page, a
+plain hls.js page, Owncast's player (video.js with its VHS), Shaka, and hls.js without its content
+steering controller (a player that does not know EXT-X-CONTENT-STEERING: the pathways' variants are
+redundant streams to it, and it plays the last, the VM's, which sends it to the bucket by redirect while
+the bucket serves). STEERING_PLAYERS=viewer,shaka picks some.
+
+Each keeps playing (no stall longer than one target duration, no fatal error) on the VM's pathway, every
+segment it plays is byte for byte what Owncast finished writing, and once the gate opens and the bucket
+has caught up, the service steers back and each is fetching from the bucket again within a steering
+reload and a segment; the VM sends segment bytes only while players are away from the bucket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import pytest_asyncio
+
+from broadcaster.demo.emulator import Ledger, OwncastEmulator
+from broadcaster.demo.seaweed import SeaweedS3
+from broadcaster.playlist import hls
+from broadcaster.steering import policy
+from tests.support.browser import launch_chromium, needs_chromium
+from tests.support.gates import BucketGates
+from tests.support.service_process import ServiceProcess, service_env
+from tests.support.steered_players import Players, Watched
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.browser,
+    needs_chromium,
+    pytest.mark.xdist_group("steering_browser"),
+    pytest.mark.asyncio(loop_scope="module"),
+]
+
+TARGET = 2  # seconds: the emulator's segments, and so the target duration and the steering TTL
+OUTAGE = float(os.environ.get("STEERING_OUTAGE_SECONDS", "0"))  # at least; players decide the rest
+# Bounds of waits for a condition (never how long anything takes): the service steers within a few seconds,
+# players reload within a TTL; a machine with ten processes per core is slower.
+WAIT = 60.0
+PLAYERS = tuple(os.environ.get("STEERING_PLAYERS", "viewer,hlsjs,videojs,shaka,hlsjs_no_steering").split(","))
+
+
+@dataclass
+class Demo:
+    s3: SeaweedS3
+    gates: BucketGates
+    owncast: OwncastEmulator
+    service: ServiceProcess
+    players: Players
+    pages: dict[str, Watched]
+    outages: int = 0  # outages so far: the policy's hold doubles for each within RELAPSE_WITHIN
+
+
+async def health(service: ServiceProcess) -> dict[str, Any]:
+    async with aiohttp.ClientSession() as session, session.get(f"{service.url}/health") as response:
+        body: dict[str, Any] = json.loads(await response.text())
+        return body
+
+
+async def metric(service: ServiceProcess, name: str) -> dict[str, float]:
+    """A metric's samples by their labels' values joined by ','."""
+    async with aiohttp.ClientSession() as session, session.get(f"{service.url}/metrics") as response:
+        text = await response.text()
+    out = {}
+    for line in text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            key, _, value = line.rpartition(" ")
+            labels = key[len(name):].strip("{}")
+            out[",".join(part.split("=", 1)[1].strip('"') for part in labels.split(",") if part)] = float(value)
+    return out
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def demo(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Demo]:
+    from playwright.async_api import async_playwright
+
+    tmp = tmp_path_factory.mktemp("steering")
+    ledger = Ledger()
+    async with (SeaweedS3(tmp / "seaweed", discard=True) as s3, BucketGates(s3) as gates,
+                OwncastEmulator(tmp / "hls", segment_seconds=TARGET, ledger=ledger) as owncast):
+        env = service_env(tmp / "hls", s3, tmp / "state", S3_ENDPOINT_URL=gates.service_url,
+                          R2_PUBLIC_URL=gates.public_url, WINDOW_SECONDS="20", UPLOAD_TIMEOUT="2",
+                          VIEWER_TIMEOUT="6")  # the pages beat every 2 s
+        async with ServiceProcess(env, tmp / "service") as service, async_playwright() as pw:
+            browser = await launch_chromium(pw)
+            try:
+                await owncast.wait_for_segments(0, 3, timeout=30)
+                async with Players(browser, service.url, gates.public_url, owncast.hls_dir, ledger) as players:
+                    pages = {name: await players.open(name) for name in PLAYERS}
+                    await asyncio.gather(*(until_played(watched, 4) for watched in pages.values()))
+                    yield Demo(s3, gates, owncast, service, players, pages)
+            finally:
+                await browser.close()
+
+
+async def until_played(watched: Watched, seconds: float, timeout: float = 60) -> None:
+    start = await watched.played()
+    async with asyncio.timeout(timeout):
+        while await watched.played() < start + seconds:
+            await asyncio.sleep(0.25)  # polling the page's own clock; the timeout decides
+
+
+async def until_all(what: str, done: Callable[[], Awaitable[bool]], detail: Callable[[], object],
+                    timeout: float = WAIT) -> None:
+    """Until `done()`, polled every 0.1 s; past `timeout` the test fails saying what it waited for."""
+    deadline = time.monotonic() + timeout
+    while not await done():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not {what} within {timeout:.0f}s: {detail()}")
+        await asyncio.sleep(0.1)
+
+
+def hold_after(outages: int) -> float:
+    """The policy's hold after the last viewer failure, in the outage after `outages` others within
+    RELAPSE_WITHIN (it doubles each time: steering/policy.py), at this TARGET."""
+    return float(min(policy.HOLD_MAX, policy.HOLD_TTLS * hls.steering_ttl(TARGET) * 2 ** outages))
+
+
+async def until_pathway(service: ServiceProcess, pathway: str, timeout: float) -> float:
+    """When /health says players are steered to `pathway` (time.monotonic())."""
+    async with asyncio.timeout(timeout):
+        while (await health(service)).get("pathway") != pathway:
+            await asyncio.sleep(0.1)
+    return time.monotonic()
+
+
+def refused(watched: Watched, since: float) -> list[tuple[float, int, str]]:
+    """The answers of 400 and above a page got since `since`, but the closed gate's 503s."""
+    return [(round(at - since, 1), status, url.split("/", 3)[-1]) for at, status, url in watched.refused
+            if at >= since - 4 and not (status == 503 and "127.0.0.2" in url)]
+
+
+def timeline(watched: Watched, since: float) -> list[tuple[float, str, int, str]]:
+    """What a page fetched since `since`: (seconds after it, pathway, status, segment)."""
+    return [(round(f.at - since, 1), f.pathway, f.status, f.name) for f in watched.segments(since=since - 4)]
+
+
+def told_back(watched: Watched, back_at: float) -> float:
+    """When a page was told the bucket serves again, by its own requests (on a loaded machine a
+    browser's reloads come late, and a wall-clock bound after the service steered back failed runs
+    where every player did as told): its first steering manifest answered after `back_at` (players
+    with content steering), its first segment request the VM redirected to the bucket (without), and
+    for the viewer page no sooner than LEAVE_BUCKET_MS (10 s) after its last failed bucket fetch, as
+    viewer/src/player.js keeps the VM first that long."""
+    told = [at for at, _status, url in watched.playlists if at >= back_at and url.split("?")[0].endswith(".json")]
+    told += [at for at, _url in watched.redirected if at >= back_at]
+    when = min(told, default=back_at)
+    if watched.name == "viewer":
+        failed = [at for at, status, url in watched.refused if "127.0.0.2" in url]
+        when = max(when, max(failed, default=0.0) + 10)
+    return max(when, back_at)
+
+
+async def outage(demo: Demo, *, service: bool, viewers: bool) -> None:
+    """Close the gates until every player played from the VM past its buffer, open them, and check every
+    player through it. Each outage is judged on its own: it starts once every player is back on the
+    bucket from the one before, and counts only its own stalls, errors and bytes."""
+    pages = demo.pages
+    since_bucket: dict[str, list[tuple[float, str, int, str]]] = {}
+
+    async def on_the_bucket() -> bool:
+        # Before: every player fetching from the bucket, none from the VM, for two target durations.
+        recent = time.monotonic() - 2 * TARGET
+        since_bucket.update({n: timeline(w, recent + 4) for n, w in pages.items()})
+        return all(w.segments(since=recent) and not w.segments(since=recent, pathway="vm") for w in pages.values())
+
+    await until_all("every player on the bucket before the outage", on_the_bucket, lambda: since_bucket)
+    stalls_before = {name: len(await w.stalls()) for name, w in pages.items()}
+    fatal_before = {name: len(await w.fatal()) for name, w in pages.items()}
+    sent_before = await metric(demo.service, "hls_broadcaster_vm_segment_bytes_total")
+    ahead = {name: await w.buffered() for name, w in pages.items()}  # what each plays with no fetch at all
+    played_before = {name: await w.played() for name, w in pages.items()}
+    closed_at = time.monotonic()
+    await demo.gates.close(service=service, viewers=viewers)
+    demo.outages += 1
+    try:
+        steered_at = await until_pathway(demo.service, "vm", timeout=15)
+        played: dict[str, float] = {}
+
+        async def past_their_buffers() -> bool:
+            # Each played what it had buffered, and a target duration more, with the bucket gone: the
+            # VM's segments kept it playing. STEERING_OUTAGE_SECONDS makes it last longer.
+            for name, w in pages.items():
+                played[name] = round(await w.played() - played_before[name], 1)
+            return time.monotonic() >= closed_at + OUTAGE and all(
+                played[n] >= ahead[n] + TARGET and w.segments(since=steered_at, pathway="vm") for n, w in pages.items())
+
+        await until_all("every player playing from the VM past its buffer", past_their_buffers,
+                        lambda: {n: (played.get(n), round(ahead[n], 1), timeline(w, closed_at), refused(w, closed_at))
+                                 for n, w in pages.items()})
+    finally:  # a failure here leaves the next test a bucket that works
+        opened_at = time.monotonic()
+        await demo.gates.open()
+    # The service steers back once uploads are current and the hold after the last failure a page reported
+    # is over (a page reports within two beats of 2 s): that hold doubles with each outage here.
+    back_at = await until_pathway(demo.service, "bucket", timeout=hold_after(demo.outages - 1) + 6 * TARGET + 10)
+    # Back on the bucket within a steering reload (the TTL) and a segment after the service steered back.
+    deadline = back_at + 2 * TARGET + 3
+    give_up = deadline + 10
+    while not all(w.segments(since=back_at, pathway="bucket") for w in pages.values()) and time.monotonic() < give_up:
+        await asyncio.sleep(0.1)  # polling what the pages fetched; give_up decides
+    away = {name: timeline(w, back_at) for name, w in pages.items() if not w.segments(since=back_at, pathway="bucket")}
+    assert not away, f"players not back on the bucket {give_up - back_at:.0f}s after the service steered back: {away}"
+    late = {name: round(w.segments(since=back_at, pathway="bucket")[0].at - back_at, 1) for name, w in pages.items()
+            if w.segments(since=back_at, pathway="bucket")[0].at > deadline}
+    await asyncio.gather(*(until_played(w, 2 * TARGET) for w in pages.values()))  # and play on from it
+    problems = []
+    for name, watched in pages.items():
+        stalls = (await watched.stalls())[stalls_before[name]:]
+        print(f"{name}: {len(watched.segments(since=closed_at, pathway='vm'))} segments from the VM, "
+              f"{len(watched.segments(since=closed_at, pathway='bucket'))} from the bucket "
+              f"({sum(at >= closed_at for at, _u in watched.redirected)} by the VM's redirect), longest stall "
+              f"{max((s['ms'] for s in stalls), default=0):.0f} ms")
+        long = [s for s in stalls if s["ms"] > 1000 * TARGET]
+        if long:
+            problems.append(f"{name} stalled longer than a target duration: {long}; refused "
+                            f"{refused(watched, closed_at)}; timeline {timeline(watched, closed_at)}; playlists "
+                            f"{[(round(at - closed_at, 1), st, u.split('/', 3)[-1]) for at, st, u in watched.playlists if at >= closed_at - 4]}")
+        fatal = (await watched.fatal())[fatal_before[name]:]
+        if fatal:
+            problems.append(f"{name} fatal errors: {fatal}; refused {refused(watched, closed_at)}; redirected "
+                            f"{[(round(at - closed_at, 1), u.rsplit('/', 1)[-1]) for at, u in watched.redirected if at > closed_at]}")
+        back = told_back(watched, back_at)
+        vm_after = [f.name for f in watched.segments(since=back + 2 * TARGET + 3, pathway="vm")]
+        if vm_after:
+            problems.append(f"{name} still fetched from the VM {round(back - back_at, 1)} s after steering back "
+                            f"and {2 * TARGET + 3} s after it was told: {vm_after}")
+    await demo.players.settle()
+    problems += demo.players.mismatches()
+    # What the VM sent is what the players got from it (no CDN here), counted as steered but for the
+    # players that left the bucket on their own errors before the service steered them (a few segments).
+    sent = await metric(demo.service, "hls_broadcaster_vm_segment_bytes_total")
+    got = sum(f.body.size for w in pages.values() for f in w.segments(since=closed_at, pathway="vm")
+              if f.body is not None)
+    steered, unsteered = (sent["yes"] - sent_before.get("yes", 0.0), sent["no"] - sent_before.get("no", 0.0))
+    print(f"VM segment bytes: {steered:.0f} while steered, {unsteered:.0f} not; the players got {got}")
+    if steered + unsteered != got:
+        problems.append(f"the VM sent {steered + unsteered:.0f} segment bytes, the players got {got}")
+    print(f"closed {closed_at:.1f}, steered to vm after {steered_at - closed_at:.1f}s, opened after "
+          f"{opened_at - closed_at:.1f}s (buffers {ahead}), back on the bucket {back_at - opened_at:.1f}s after "
+          f"that; late: {late}")
+    assert not late, f"players not back on the bucket within a reload and a segment: {late}"
+    assert problems == [], "\n".join(problems)
+
+
+async def test_players_keep_playing_when_the_bucket_fails_for_everyone(demo: Demo) -> None:
+    await outage(demo, service=True, viewers=True)
+
+
+# The outages that viewers see (their pages report failures) first: the policy's hold after the last
+# report doubles with each outage within ten minutes of the last (8 s, 16 s, 32 s here), and the
+# writes-only outage has none to wait out.
+async def test_players_keep_playing_when_the_bucket_fails_for_its_viewers_only(demo: Demo) -> None:
+    await outage(demo, service=False, viewers=True)
+
+
+async def test_players_keep_playing_when_the_buckets_writes_fail(demo: Demo) -> None:
+    await outage(demo, service=True, viewers=False)

@@ -1,0 +1,252 @@
+"""The steering policy (broadcaster/steering/policy.py) on a fake clock: which pathway players are sent
+to, for which reason, when they come back, and what a hostile page can move; the steering manifest it
+renders (playlist/steering.py) and what a page's Hb-Pathway says (steering/reports.py)."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+
+import pytest
+
+from broadcaster.playlist import hls
+from broadcaster.playlist.steering import Clone, render_steering
+from broadcaster.steering import reports
+from broadcaster.steering.policy import (HOLD_MAX, PUBLIC_URL, SLOW_TARGETS, UPLOADS, VIEWERS, BucketSignals,
+                                         SteeringPolicy)
+from tests.support.fakes import Clock
+
+TARGET = 2
+INTERVAL = 1.0  # the pages' report interval
+
+
+class World:
+    def __init__(self) -> None:
+        self.clock = Clock()
+        self.behind = 0.0
+        self.failing = True  # the uploads' last attempt failed
+        self.policy = SteeringPolicy(("bucket", "vm"), {"bucket": BucketSignals(behind=lambda: self.behind,
+                                                                               failing=lambda: self.failing)},
+                                     lambda: TARGET, interval=INTERVAL, clock=self.clock)
+
+    def run(self, seconds: float, step: float = 0.5) -> None:
+        """Evaluate every `step` for `seconds`, as the service's loop does."""
+        end = self.clock.t + seconds
+        while self.clock.t < end:
+            self.clock.t += step
+            self.policy.evaluate()
+
+
+@pytest.fixture
+def world() -> World:
+    return World()
+
+
+def test_normally_the_bucket_is_first_and_the_manifest_says_so(world: World) -> None:
+    world.run(10)
+    policy = world.policy
+    assert policy.priority == ("bucket", "vm") and policy.reason == "normal" and policy.health_reason() is None
+    assert json.loads(policy.manifest()) == {"VERSION": 1, "TTL": TARGET, "RELOAD-URI": "steering.json",
+                                             "PATHWAY-PRIORITY": ["bucket", "vm"]}
+    assert policy.switches == {}
+
+
+def test_uploads_waiting_longer_than_a_target_duration_send_players_to_the_vm_and_back(
+        world: World, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, "broadcaster.steering.policy")
+    policy = world.policy
+    world.behind = TARGET  # a target duration: not yet
+    world.run(2)
+    assert policy.first == "bucket"
+    world.behind = TARGET + 0.5
+    world.run(0.5)
+    assert policy.priority == ("vm", "bucket") and policy.reason == UPLOADS
+    assert json.loads(policy.manifest())["PATHWAY-PRIORITY"] == ["vm", "bucket"]
+    health = policy.health_reason()
+    assert health is not None and "steered to the vm pathway" in health and "uploads" in health
+    world.run(30)  # the outage goes on: one switch, one line
+    world.behind = 0.0  # caught up: back after a target duration of it
+    world.run(TARGET - 0.5)
+    assert policy.first == "vm"
+    world.run(1.0)
+    assert policy.priority == ("bucket", "vm") and policy.reason == "normal"
+    assert policy.switches == {("vm", UPLOADS): 1, ("bucket", "normal"): 1}
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert len(lines) == 2, lines
+    assert lines[0][0] == "WARNING" and "steering players to the vm pathway" in lines[0][1]
+    assert "uploads to it have waited" in lines[0][1]
+    assert lines[1][0] == "INFO" and lines[1][1].startswith("steering players back to the bucket pathway after")
+
+
+def test_the_public_url_failing_twice_in_a_row_sends_players_away(world: World) -> None:
+    policy = world.policy
+    policy.probed("bucket", False, "HTTP 503")
+    world.run(1)
+    assert policy.first == "bucket"  # one lost request is not an outage
+    policy.probed("bucket", False, "HTTP 503")
+    world.run(0.5)
+    assert policy.first == "vm" and policy.reason == PUBLIC_URL
+    assert "HTTP 503" in (policy.health_reason() or "")
+    policy.probed("bucket", True)
+    world.run(TARGET + 0.5)
+    assert policy.first == "bucket"
+
+
+def test_viewers_failing_on_the_bucket_send_everyone_away_when_half_of_those_reporting_fail(world: World) -> None:
+    policy = world.policy
+    for page in ("a", "b", "c"):
+        policy.report(page, "bucket", {})
+    policy.report("d", "bucket", {"bucket": 2})
+    world.run(0.5)
+    assert policy.first == "bucket"  # one of four
+    policy.report("b", "bucket", {"bucket": 1})
+    world.run(0.5)
+    assert policy.first == "vm" and policy.reason == VIEWERS
+    assert "2 of 4 viewer pages" in (policy.health_reason() or "")
+    assert policy.pages() == {"bucket": 4}
+
+
+def test_a_lone_viewer_failing_counts_when_it_is_the_only_one_reporting(world: World) -> None:
+    world.policy.report("a", "bucket", {"bucket": 1})
+    world.run(0.5)
+    assert world.policy.first == "vm"
+
+
+def test_after_viewer_failures_the_bucket_comes_back_after_a_hold_that_doubles_on_relapse(world: World) -> None:
+    policy = world.policy
+    ttl = hls.steering_ttl(TARGET)
+    hold = 4 * ttl
+    policy.report("a", "bucket", {"bucket": 1})
+    world.run(0.5)
+    assert policy.first == "vm"
+    policy.report("a", "vm", {})  # the page moved: no failure since
+    world.run(hold - 1)
+    assert policy.first == "vm"
+    world.run(1.5)
+    assert policy.first == "bucket"
+    # It fails again soon after: away again, and the hold is twice as long.
+    world.run(5)
+    policy.report("a", "bucket", {"bucket": 1})
+    world.run(0.5)
+    assert policy.first == "vm"
+    policy.report("a", "vm", {})
+    world.run(2 * hold - 1)
+    assert policy.first == "vm"
+    world.run(1.5)
+    assert policy.first == "bucket"
+    assert policy.switches[("vm", VIEWERS)] == 2
+
+
+def test_the_hold_is_bounded(world: World) -> None:
+    policy = world.policy
+    for _ in range(12):  # relapse after relapse
+        policy.report("a", "bucket", {"bucket": 1})
+        world.run(0.5)
+        assert policy.first == "vm"
+        policy.report("a", "vm", {})
+        world.run(HOLD_MAX + 1)
+        assert policy.first == "bucket"
+
+
+def test_a_hostile_page_among_many_honest_ones_moves_nobody(world: World) -> None:
+    policy = world.policy
+    for tick in range(50):  # the same page saying it again and again is still one page
+        if tick % 10 == 0:  # the honest pages beat once an interval
+            for page in range(10):
+                policy.report(f"honest{page}", "bucket", {})
+        policy.report("hostile", "bucket", {"bucket": 255})
+        world.run(0.1, step=0.1)
+        assert policy.first == "bucket"
+
+
+def test_reports_older_than_two_intervals_are_forgotten(world: World) -> None:
+    policy = world.policy
+    for page in ("a", "b", "c"):
+        policy.report(page, "bucket", {})
+    world.run(2 * INTERVAL + 0.5)  # they stopped beating (closed)
+    policy.report("d", "bucket", {"bucket": 1})
+    world.run(0.5)
+    assert policy.first == "vm"  # d is the only page reporting now
+    assert policy.pages() == {"bucket": 1}
+
+
+def test_a_second_bucket_is_offered_before_the_vm_when_configured_so() -> None:
+    clock = Clock()
+    behind = {"bucket": 0.0, "backup": 0.0}
+    policy = SteeringPolicy(("bucket", "backup", "vm"),
+                            {p: BucketSignals(behind=functools.partial(behind.__getitem__, p))
+                             for p in ("bucket", "backup")},
+                            lambda: TARGET, interval=INTERVAL, clock=clock)
+    behind["bucket"] = 10
+    clock.t += 0.5
+    policy.evaluate()
+    assert policy.priority == ("backup", "vm", "bucket")
+    behind["backup"] = 10
+    clock.t += 0.5
+    policy.evaluate()
+    assert policy.priority == ("vm", "bucket", "backup")
+
+
+def test_the_steering_manifest_is_rendered_as_the_spec_orders_it() -> None:
+    body = render_steering(["vm", "bucket"], 3, "steering.json", [Clone("bucket.2", "bucket")])
+    assert body == (b'{"VERSION":1,"TTL":3,"RELOAD-URI":"steering.json","PATHWAY-PRIORITY":["vm","bucket"],'
+                    b'"PATHWAY-CLONES":[{"BASE-ID":"bucket","ID":"bucket.2","URI-REPLACEMENT":{}}]}')
+    for bad in ([], ["vm", "vm"], ["a b"], ['x"']):
+        with pytest.raises(ValueError):
+            render_steering(bad, 3)
+    with pytest.raises(ValueError):
+        render_steering(["vm"], 0)
+
+
+@pytest.mark.parametrize(("text", "said"), [
+    ("vm 0 0 0", ("vm", {})),
+    ("bucket 3 0 0", ("bucket", {"bucket": 3})),
+    ("- 1 2 0", (None, {"bucket": 1, "vm": 2})),
+    ("backup 0 0 900", ("backup", {"backup": 255})),
+])
+def test_a_pages_word_on_its_pathway_is_read(text: str, said: tuple[str | None, dict[str, int]]) -> None:
+    assert reports.parse(text) == said
+
+
+@pytest.mark.parametrize("text", ["", "vm", "vm 0 0", "vm 0 0 0 0", "evil 0 0 0", "vm -1 0 0", "vm 1e3 0 0",
+                                  "vm ٣ 0 0", "vm 0  0 0", "vm 9999999 0 0"])
+def test_anything_else_is_ignored_and_counted(text: str) -> None:
+    told: list[object] = []
+    hook = reports.PathwayReports(lambda *args: told.append(args))
+    hook("page", text)
+    assert told == [] and hook.malformed == 1 and reports.parse(text) is None
+
+
+def test_with_one_second_segments_an_upload_waits_two_seconds_before_it_counts() -> None:
+    clock = Clock()
+    behind = [1.5]
+    policy = SteeringPolicy(("bucket", "vm"), {"bucket": BucketSignals(behind=lambda: behind[0])}, lambda: 1,
+                            interval=INTERVAL, clock=clock)
+    clock.t += 0.5
+    policy.evaluate()
+    assert policy.first == "bucket"  # a busy machine's upload
+    behind[0] = 2.5
+    clock.t += 0.5
+    policy.evaluate()
+    assert policy.first == "vm"
+
+
+def test_nothing_is_decided_before_a_target_duration_is_known() -> None:
+    policy = SteeringPolicy(("bucket", "vm"), {"bucket": BucketSignals(behind=lambda: 100.0)}, lambda: None,
+                            interval=INTERVAL, clock=Clock())
+    assert not policy.evaluate() and policy.first == "bucket"  # a start's first uploads are no outage
+
+
+def test_uploads_only_slow_on_a_busy_machine_are_no_outage(world: World) -> None:
+    """Uploads that take longer than a target duration but succeed (a busy machine: bench.p2p at load, with
+    nothing failing, sent its players to the VM): players stay on the bucket until an upload has waited
+    SLOW_TARGETS target durations (the bucket's playlists that stale are a player's whole buffer)."""
+    policy = world.policy
+    world.failing = False
+    world.behind = 2 * TARGET
+    world.run(5)
+    assert policy.first == "bucket" and policy.switches == {}
+    world.behind = SLOW_TARGETS * TARGET + 0.5
+    world.run(0.5)
+    assert policy.priority == ("vm", "bucket") and policy.reason == UPLOADS
