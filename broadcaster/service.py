@@ -170,7 +170,8 @@ class Service:
         # second bucket's uploads send that copy too.
         self.copies = (Copies(s.state_dir, max_bytes=s.vm_copies_mb * 1024 * 1024, keep_for=s.segment_url_life)
                        if s.steering else None)
-        self.second = SecondBucket.of(s, self.copies, lambda: self.playlists.target_duration)
+        self.second = SecondBucket.of(s, self.copies, lambda: self.playlists.target_duration,
+                                      self.metrics.registry)
         self.uploader = Uploader(
             self.store, self.metrics, concurrency=s.upload_concurrency, attempt_timeout=s.upload_timeout,
             keeper=self.second.teed if self.second is not None else self.copies,

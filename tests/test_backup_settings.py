@@ -11,6 +11,7 @@ import pytest
 
 from broadcaster.settings import SettingsError, load_settings
 
+from .test_deploy import OWNCAST_HOST, SERVICE, route
 from .test_settings import env
 
 SECRET = "backup-s3cr3t-never-shown"
@@ -83,3 +84,16 @@ def test_check_validates_the_backup_settings(tmp_path: Path) -> None:
                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert out.returncode != 0 and "Traceback" not in out.stderr + out.stdout
     assert "BACKUP_PUBLIC_URL is not set: PATHWAYS names backup" in out.stderr + out.stdout
+
+
+@pytest.mark.parametrize("host", ["live.example.com", OWNCAST_HOST])
+@pytest.mark.parametrize("path", ["/live/backup/0/playlist.m3u8", "/hls/backup/1/stream.m3u8"])
+def test_the_tunnel_routes_the_backup_pathways_playlists(host: str, path: str) -> None:
+    assert route(path, host=host) == SERVICE
+
+
+@pytest.mark.parametrize("path", ["/live/backup/0/stream-abc-1.ts", "/live/backup/0/../../metrics",
+                                  "/live/backup/x/playlist.m3u8", "/hls/backup/0/playlist.m3u8.bak"])
+def test_the_backup_pathways_segments_are_not_routed_to_the_service(path: str) -> None:
+    """They are in the second bucket: the service has none to serve."""
+    assert route(path, host="live.example.com") != SERVICE

@@ -10,6 +10,10 @@ import functools
 import logging
 from collections.abc import Callable
 
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
 from ..metrics import Metrics
 from ..playlist import hls
 from ..playlist.segments import Removed
@@ -28,7 +32,7 @@ class SecondBucket:
     its pathway's media playlists; `signals`: what the policy reads of it."""
 
     def __init__(self, s: Settings, copies: KeptCopies, target_duration: Callable[[], int | None], *,
-                 cleans: bool) -> None:
+                 cleans: bool, registry: CollectorRegistry | None = None) -> None:
         """`cleans`: its segments are deleted when the first bucket's are (DELETE_OLD_SEGMENTS): its own
         Cleaner, with a Metrics of its own (not exported), not saved with the state: what was due there at
         a stop stays for the bucket's lifecycle rule (docs/steering.md#a-second-bucket)."""
@@ -44,12 +48,16 @@ class SecondBucket:
         self.playlists = BackupPlaylists(self.uploads, functools.partial(hls.object_key, s.r2_key_prefix),
                                          s.backup_public_url, target_duration)
         self.signals = BucketSignals(behind=self.uploads.behind)
+        if registry is not None:
+            registry.register(BackupMetrics(self.uploads))
 
     @classmethod
-    def of(cls, s: Settings, copies: KeptCopies | None, target_duration: Callable[[], int | None]) -> SecondBucket | None:
+    def of(cls, s: Settings, copies: KeptCopies | None, target_duration: Callable[[], int | None],
+           registry: CollectorRegistry) -> SecondBucket | None:
         if hls.BACKUP_PATHWAY not in s.pathways or copies is None:
             return None
-        return cls(s, copies, target_duration, cleans=s.delete_old_segments and not s.keep_recordings)
+        return cls(s, copies, target_duration, cleans=s.delete_old_segments and not s.keep_recordings,
+                   registry=registry)
 
     def removed(self, removed: list[Removed]) -> None:
         if self.cleaner is not None:
@@ -72,3 +80,31 @@ class SecondBucket:
         s = self._settings
         log.info("a second bucket, %s at %s, is the backup pathway: viewers fetch its segments at %s",
                  s.backup_bucket_name, s.backup_s3_endpoint_url, s.backup_public_url)
+
+
+class BackupMetrics(Collector):
+    """The second bucket's uploads, read when scraped (labels: a fixed set of outcomes)."""
+
+    def __init__(self, uploads: BackupUploads) -> None:
+        self._uploads = uploads
+
+    def describe(self) -> list[Metric]:
+        return self.collect()
+
+    def collect(self) -> list[Metric]:
+        u = self._uploads
+        outcomes = CounterMetricFamily("hls_broadcaster_backup_uploads", "Uploads to the second bucket (backup "
+                                       "pathway): landed, failed attempts (retried), given up (the VM's copy "
+                                       "was gone)", labels=("outcome",))
+        outcomes.add_metric(("landed",), u.landed)
+        outcomes.add_metric(("failed",), u.failed_attempts)
+        outcomes.add_metric(("given_up",), u.given_up)
+        return [
+            outcomes,
+            GaugeMetricFamily("hls_broadcaster_backup_storage_up", "1 while the last upload to the second bucket "
+                              "landed (1 before the first)", value=int(u.ok is not False)),
+            GaugeMetricFamily("hls_broadcaster_backup_behind_seconds", "How long the oldest upload to the second "
+                              "bucket not landed yet has waited", value=u.behind()),
+            CounterMetricFamily("hls_broadcaster_backup_bytes", "Segment bytes uploaded to the second bucket",
+                                value=u.bytes),
+        ]

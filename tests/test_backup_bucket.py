@@ -1,0 +1,137 @@
+"""A second bucket as a pathway (issue 48 item 1), on two real S3 servers: the first bucket is SeaweedFS
+behind BucketGates (tests/support/gates.py), the second moto in server mode (another provider). The
+installed service offers both buckets' pathways and the VM's; when the test closes the first bucket's
+gate (for the service and the viewers together), the steering manifest puts the second bucket first,
+before the VM, and what its pathway lists is fetched from the second bucket and is byte for byte what
+Owncast wrote; /health and /metrics say which pathway is first and why, one log line says so; once the
+gate opens, players are steered back to the first bucket."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import aiohttp
+import boto3
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from broadcaster.demo.emulator import OwncastEmulator
+from broadcaster.demo.seaweed import SeaweedS3
+from tests.support.gates import BucketGates
+from tests.support.service_process import ServiceProcess, service_env
+from tests.support.whole import assert_whole
+
+pytestmark = [pytest.mark.integration, pytest.mark.faults]
+
+START_TIMEOUT = 60.0
+SWITCH_TIMEOUT = 30.0  # a target duration of failing uploads, or two failed probes, at most a few seconds
+BACK_TIMEOUT = 60.0  # clear for a target duration, and the viewers' hold (none reported here)
+BACKUP = "second-live"
+
+
+async def text(http: aiohttp.ClientSession, url: str) -> tuple[int, str]:
+    async with http.get(url) as r:
+        return r.status, await r.text()
+
+
+async def until(what: str, check: Callable[[], object], timeout: float) -> None:
+    """Waits for an async `check()` to return something true, polling every 0.2 s."""
+    try:
+        async with asyncio.timeout(timeout):
+            while not await check():  # type: ignore[misc]
+                await asyncio.sleep(0.2)
+    except TimeoutError:
+        pytest.fail(f"not within {timeout:.0f}s: {what}")
+
+
+def segments(body: str) -> list[str]:
+    return [line for line in body.splitlines() if line and not line.startswith("#")]
+
+
+async def test_with_the_first_bucket_closed_players_are_steered_to_the_second(
+    tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator, moto_url: str
+) -> None:
+    s3 = boto3.client("s3", endpoint_url=moto_url, aws_access_key_id="second-key",
+                      aws_secret_access_key="second-secret", region_name="us-east-1")
+    s3.create_bucket(Bucket=BACKUP)
+    # Public reads, as a CDN in front of it gives viewers (the service never sends an ACL header).
+    s3.put_bucket_policy(Bucket=BACKUP, Policy=json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{BACKUP}/*"}]}))
+    public = f"{moto_url}/{BACKUP}"
+    async with BucketGates(seaweed) as gates, aiohttp.ClientSession() as http:
+        env = service_env(owncast.variant_dir(0).parent, seaweed, tmp_path / "state",
+                          S3_ENDPOINT_URL=gates.service_url, R2_PUBLIC_URL=gates.public_url,
+                          PATHWAYS="bucket,vm,backup", BACKUP_S3_ENDPOINT_URL=moto_url,
+                          BACKUP_S3_REGION="us-east-1", BACKUP_ACCESS_KEY_ID="second-key",
+                          BACKUP_SECRET_ACCESS_KEY="second-secret", BACKUP_BUCKET_NAME=BACKUP,
+                          BACKUP_PUBLIC_URL=public)
+        async with ServiceProcess(env, tmp_path, start_timeout=START_TIMEOUT) as service:
+            url = service.url
+
+            async def priority() -> list[str]:
+                status, body = await text(http, f"{url}/live/steering.json")
+                return list(json.loads(body)["PATHWAY-PRIORITY"]) if status == 200 else []
+
+            def steered(expected: list[str]) -> Callable[[], object]:
+                async def check() -> bool:
+                    return await priority() == expected
+                return check
+
+            async def backup_lists(n: int) -> bool:
+                lists = [await text(http, f"{url}/live/backup/{v}/playlist.m3u8") for v in (0, 1)]
+                return all(status == 200 and len(segments(body)) >= n for status, body in lists)
+
+            async def offered() -> bool:
+                status, body = await text(http, f"{url}/live/master.m3u8")
+                return status == 200 and body.count('PATHWAY-ID="backup"') == 2
+
+            await until("the multivariant playlist offers both variants on the backup pathway", offered, 60)
+            # Healthy: the second bucket before the VM (at a start on a busy machine, uploads may lag a moment).
+            await until("the first bucket first, then the second", steered(["bucket", "backup", "vm"]), 30)
+            await until("the backup pathway lists segments", lambda: backup_lists(2), 30)
+            status, body = await text(http, f"{url}/live/backup/0/playlist.m3u8")
+            assert all(uri.startswith(f"{public}/live/0/") for uri in segments(body)), body
+
+            await gates.close(service=True, viewers=True)
+
+            await until("the steering manifest puts the second bucket first, before the VM",
+                        steered(["backup", "vm", "bucket"]), SWITCH_TIMEOUT)
+            switched = {v: segments((await text(http, f"{url}/live/backup/{v}/playlist.m3u8"))[1]) for v in (0, 1)}
+
+            async def grown() -> bool:
+                for v in (0, 1):
+                    now = segments((await text(http, f"{url}/live/backup/{v}/playlist.m3u8"))[1])
+                    if len([uri for uri in now if uri not in switched[v]]) < 3:
+                        return False
+                return True
+
+            # The stream goes on there while the first bucket takes nothing.
+            await until("the backup pathway lists 3 new segments per variant", grown, 30)
+            listed = []
+            for v in (0, 1):
+                status, body = await text(http, f"{url}/live/backup/{v}/playlist.m3u8")
+                listed += [(uri, owncast.variant_dir(v) / uri.rpartition("/")[2]) for uri in segments(body)]
+            assert await assert_whole(http, owncast.ledger, listed) >= 6  # fetched from moto, Owncast's bytes
+            async with http.get(f"{url}/health") as r:
+                health = await r.json()
+            assert health["pathway"] == "backup" and "players steered to the backup pathway" in health["status"] \
+                and "the bucket's uploads to it have waited" in health["status"], health
+            async with http.get(f"{url}/metrics") as r:
+                families = {f.name: f for f in text_string_to_metric_families(await r.text())}
+            first = {(s.labels["pathway"], s.labels["reason"]) for s in families["hls_broadcaster_pathway"].samples
+                     if s.value == 1}
+            assert len(first) == 1 and next(iter(first))[0] == "backup", first
+            landed = {s.labels["outcome"]: s.value for s in families["hls_broadcaster_backup_uploads"].samples
+                      if s.name.endswith("_total")}
+            assert landed["landed"] >= 6 and landed["given_up"] == 0, landed
+            assert [s.value for s in families["hls_broadcaster_backup_storage_up"].samples] == [1.0]
+            assert any("steering players to the backup pathway" in line for line in service.lines)
+
+            await gates.open()
+
+            await until("players are steered back to the first bucket", steered(["bucket", "backup", "vm"]),
+                        BACK_TIMEOUT)
+            assert service.problems() == []
