@@ -20,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.demo.seaweed import SeaweedS3
+from tests.support.fault_proxy import FaultProxy
 from tests.support.gates import BucketGates
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.whole import assert_whole
@@ -30,6 +31,7 @@ START_TIMEOUT = 60.0
 SWITCH_TIMEOUT = 30.0  # a target duration of failing uploads, or two failed probes, at most a few seconds
 BACK_TIMEOUT = 60.0  # clear for a target duration, and the viewers' hold (none reported here)
 BACKUP = "second-live"
+SECOND_HOST = "127.0.0.3"
 
 
 async def text(http: aiohttp.ClientSession, url: str) -> tuple[int, str]:
@@ -60,8 +62,10 @@ async def test_with_the_first_bucket_closed_players_are_steered_to_the_second(
     # Public reads, as a CDN in front of it gives viewers (the service never sends an ACL header).
     s3.put_bucket_policy(Bucket=BACKUP, Policy=json.dumps({"Version": "2012-10-17", "Statement": [{
         "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{BACKUP}/*"}]}))
-    public = f"{moto_url}/{BACKUP}"
-    async with BucketGates(seaweed) as gates, aiohttp.ClientSession() as http:
+    # Viewers reach the second bucket through a gate of its own (another host: another provider's CDN).
+    async with BucketGates(seaweed) as gates, FaultProxy(moto_url, host=SECOND_HOST) as second, \
+            aiohttp.ClientSession() as http:
+        public = f"{second.url}/{BACKUP}"
         env = service_env(owncast.variant_dir(0).parent, seaweed, tmp_path / "state",
                           S3_ENDPOINT_URL=gates.service_url, R2_PUBLIC_URL=gates.public_url,
                           PATHWAYS="bucket,vm,backup", BACKUP_S3_ENDPOINT_URL=moto_url,
@@ -130,6 +134,19 @@ async def test_with_the_first_bucket_closed_players_are_steered_to_the_second(
             assert [s.value for s in families["hls_broadcaster_backup_storage_up"].samples] == [1.0]
             assert any("steering players to the backup pathway" in line for line in service.lines)
 
+            # The second bucket fails for viewers too (its CDN): only the service's probe can tell; two
+            # failures in a row and the VM comes first.
+            await second.down_503()
+            await until("the VM first once the second bucket's public URL fails too",
+                        steered(["vm", "bucket", "backup"]), SWITCH_TIMEOUT)
+            async with http.get(f"{url}/health") as r:
+                health = await r.json()
+            assert health["pathway"] == "vm" and "the backup pathway: its public URL does not answer the " \
+                "service (HTTP 503)" in health["status"], health
+
+            await second.pass_through()
+            await until("the second bucket first again once its public URL answers",
+                        steered(["backup", "vm", "bucket"]), SWITCH_TIMEOUT)
             await gates.open()
 
             await until("players are steered back to the first bucket", steered(["bucket", "backup", "vm"]),

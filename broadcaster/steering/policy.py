@@ -220,8 +220,8 @@ class SteeringPolicy:
         return tuple(healthy + [p for p in self.pathways if p not in state] + failing)
 
     def _failing_details(self, but: str = "") -> str:
-        """'; the backup pathway's uploads ...' for each failing bucket pathway but `but`."""
-        return "".join(f"; the {p} pathway's {s.detail}" for p, s in self._state.items()
+        """'; the backup pathway: uploads to it ...' for each failing bucket pathway but `but`."""
+        return "".join(f"; the {p} pathway: {s.detail}" for p, s in self._state.items()
                        if s.reason is not None and p != but)
 
     def _judge(self, pathway: str, state: _Bucket, now: float, target: int) -> None:
