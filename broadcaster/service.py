@@ -363,8 +363,8 @@ class Service:
         await self.store.start()
         stack.push_async_callback(self.store.close)
         await self._check_bucket()
-        if self.second is not None:
-            await self.second.start(stack, self.steering)
+        if self.second is not None and (wrong := await self.second.start(stack, self.steering)) is not None:
+            raise StartupError(wrong)  # the second bucket refused its settings, as a wrong first one stops it
         if self.mirror is not None:
             stack.push_async_callback(self._close_mirror)  # after the last save: it writes what was saved
         stack.callback(self._save_at_stop)  # once nothing above it changes the state any more

@@ -1,7 +1,7 @@
 """A second bucket as a pathway (issue 48 item 1), on two real S3 servers: the first bucket is SeaweedFS
 behind BucketGates (tests/support/gates.py), the second moto in server mode (another provider). The
-service (`python -m broadcaster run`) offers both buckets' pathways and the VM's; when the test closes the first bucket's
-gate (for the service and the viewers together), the steering manifest puts the second bucket first,
+service (`python -m broadcaster run`) offers both buckets' pathways and the VM's; when the test closes the
+first bucket's gate (for the service and the viewers together), the steering manifest puts the second bucket first,
 before the VM, and what its pathway lists is fetched from the second bucket and is byte for byte what
 Owncast wrote; /health and /metrics say which pathway is first and why, one log line says so. The second
 bucket's public URL failing too (a gate of its own, which only the service's probe sees) puts the VM

@@ -90,7 +90,8 @@ async def test_a_segment_is_listed_on_the_backup_only_once_it_landed_there() -> 
         teed.keep(KEY(0, "seg3.ts"), b"bytes 3")
         await asyncio.sleep(0)
         ahead.show({0: playlist(1, 3)})
-        assert ahead.media_playlist(0) is not None and ahead.media_playlist(0).last_sequence == 3  # type: ignore[union-attr]
+        vm = ahead.media_playlist(0)
+        assert vm is not None and vm.last_sequence == 3
         await until(lambda: uploads.failed_attempts >= 2)
         assert playlists.media_playlist(0) is shown and list(uploads.pending) == [KEY(0, "seg3.ts")]
         assert uploads.ok is False and uploads.last_error == "SlowDown" and uploads.behind() > 0

@@ -20,6 +20,7 @@ from ..playlist.segments import Removed
 from ..settings import Settings
 from ..steering.backup import BackupPlaylists, BackupProbe, BackupUploads, KeptCopies, Teed
 from ..steering.policy import BucketSignals, SteeringPolicy
+from . import second_check
 from .cleaner import Cleaner
 from .store import S3Store
 from .store_thread import StoreThread
@@ -63,11 +64,15 @@ class SecondBucket:
         if self.cleaner is not None:
             self.cleaner.schedule(removed)
 
-    async def start(self, stack: contextlib.AsyncExitStack, policy: SteeringPolicy | None) -> None:
-        """Unreachable, it does not stop the service's start: its pathway stays behind until uploads land;
-        `policy` is told what its probe finds."""
+    async def start(self, stack: contextlib.AsyncExitStack, policy: SteeringPolicy | None) -> str | None:
+        """A line naming the BACKUP_ setting the second bucket refused (the service does not start then);
+        unreachable, it does not stop the start: its pathway stays behind until uploads land. `policy` is
+        told what its probe finds."""
         await self.store.start()
         stack.push_async_callback(self.store.close)
+        wrong = await second_check.refused(self._settings, self.store)
+        if wrong is not None:
+            return wrong
         stack.push_async_callback(self.uploads.close)  # before the store closes
         self.teed.bind(asyncio.get_running_loop())
         if self.cleaner is not None:
@@ -80,6 +85,7 @@ class SecondBucket:
         s = self._settings
         log.info("a second bucket, %s at %s, is the backup pathway: viewers fetch its segments at %s",
                  s.backup_bucket_name, s.backup_s3_endpoint_url, s.backup_public_url)
+        return None
 
 
 class BackupMetrics(Collector):

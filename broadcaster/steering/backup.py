@@ -163,7 +163,8 @@ class Teed:
     told to the second bucket's uploads (from the uploader's worker thread onto the event loop, before
     the uploader's own `on_kept`: the VM's pathway cannot list it before the backup knows it waits)."""
 
-    def __init__(self, copies: KeptCopies, uploads: BackupUploads, loop: asyncio.AbstractEventLoop | None = None) -> None:
+    def __init__(self, copies: KeptCopies, uploads: BackupUploads,
+                 loop: asyncio.AbstractEventLoop | None = None) -> None:
         self._copies = copies
         self._uploads = uploads
         self._loop = loop
