@@ -225,3 +225,24 @@ def test_players_who_start_on_the_backup_find_its_playlists_first() -> None:
     text = rendered.body.decode()
     assert 'PATHWAY-ID="backup"' in text and "backup/0/playlist.m3u8" in text
     assert '#EXT-X-CONTENT-STEERING:SERVER-URI="steering.json",PATHWAY-ID="backup"' in text
+
+
+async def test_a_copy_kept_again_while_its_upload_runs_is_uploaded_again() -> None:
+    """Owncast rewrote the file: the second bucket ends with the bytes kept last, as the VM's copy."""
+    class Slow(GatedStore):
+        async def put(self, key: str, body: bytes, *, content_type: str, cache_control: str) -> None:
+            if body == b"first":
+                self.opened.set()  # its put has begun with the first bytes
+                await asyncio.sleep(0.2)
+            await super().put(key, body, content_type=content_type, cache_control=cache_control)
+
+    store = Slow()
+    kept, uploads, playlists, teed = rig(store)
+    try:
+        teed.keep(KEY(0, "seg0.ts"), b"first")
+        await asyncio.wait_for(store.opened.wait(), 5)
+        teed.keep(KEY(0, "seg0.ts"), b"second")
+        await until(lambda: uploads.landed == 2)
+        assert store.objects[KEY(0, "seg0.ts")] == b"second" and uploads.pending == {}
+    finally:
+        await uploads.close()

@@ -75,6 +75,7 @@ class BackupUploads:
         self._clock = clock
         self.pending: dict[str, float] = {}  # key -> when it was added (in order)
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._again: set[str] = set()  # kept again while its upload ran: uploaded once more after it
         self._working = asyncio.Event()
         self._said = RateLimitedLog(log)
         self.on_settled: Callable[[str], None] = lambda key: None
@@ -91,7 +92,10 @@ class BackupUploads:
         return 0.0 if oldest is None else self._clock() - oldest
 
     def add(self, key: str) -> None:
-        if self._closed or key in self._tasks:
+        if self._closed:
+            return
+        if key in self._tasks:  # Owncast rewrote it: the upload running may send the bytes before
+            self._again.add(key)
             return
         self.pending.pop(key, None)  # kept again (Owncast rewrote it): uploaded again, waiting from now
         self.pending[key] = self._clock()
@@ -134,6 +138,12 @@ class BackupUploads:
                 attempt += 1
         finally:
             self._tasks.pop(key, None)
+            if key in self._again:
+                self._again.discard(key)
+                if not self._closed:
+                    self._tasks[key] = asyncio.get_running_loop().create_task(self._upload(key),
+                                                                              name="backup-upload")
+                    return  # still pending: listed once the copy kept last landed
             if self.pending.pop(key, None) is not None:
                 self.on_settled(key)
 
