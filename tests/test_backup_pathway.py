@@ -17,7 +17,7 @@ from broadcaster.playlist import hls
 from broadcaster.playlist.master import Pathway
 from broadcaster.playlist.rendered import Rendered
 from broadcaster.source.owncast import SourceVariant
-from broadcaster.steering.backup import AheadPlaylists, BackupPlaylists, BackupUploads, Teed
+from broadcaster.steering.backup import AheadPlaylists, BackupPlaylists, BackupProbe, BackupUploads, Teed
 from broadcaster.steering.masters import SteeredMasters
 from broadcaster.steering.policy import BucketSignals, SteeringPolicy
 from tests.support.fakes import Clock
@@ -245,4 +245,40 @@ async def test_a_copy_kept_again_while_its_upload_runs_is_uploaded_again() -> No
         await until(lambda: uploads.landed == 2)
         assert store.objects[KEY(0, "seg0.ts")] == b"second" and uploads.pending == {}
     finally:
+        await uploads.close()
+
+
+async def test_steered_away_from_the_backup_its_held_requests_are_answered_at_once() -> None:
+    """As the first bucket's (probe.py's on_away): a player held there for uploads that do not land gets
+    the playlist as it is, and reads the new priority at once."""
+    class Policy:
+        first = "backup"
+
+        def ttl(self) -> int:
+            return 1
+
+        def target_duration(self) -> int | None:
+            return 1
+
+        def probed(self, pathway: str, ok: bool, detail: str = "") -> None:
+            pass
+
+    store = GatedStore()
+    kept, uploads, playlists, teed = rig(store)
+    ahead = AheadPlaylists(playlists)
+    policy = Policy()
+    probe = BackupProbe(policy, playlists)  # type: ignore[arg-type]
+    await probe.start()
+    try:
+        teed.keep(KEY(0, "seg0.ts"), b"zero")
+        await until(lambda: uploads.landed == 1)
+        ahead.show({0: playlist(0, 0)})
+        held = asyncio.ensure_future(playlists.wait_for_sequence(0, 1, timeout=30))
+        await until(lambda: playlists.held_requests == 1)
+        policy.first = "vm"
+        async with asyncio.timeout(5):
+            rendered = await held
+        assert rendered is not None and rendered.last_sequence == 0
+    finally:
+        await probe.stop()
         await uploads.close()

@@ -39,7 +39,7 @@ from ..lograte import RateLimitedLog
 from ..playlist import hls
 from ..playlist.rendered import Rendered
 from ..publish.visible import VisiblePlaylists
-from .probe import PROBE_AGAIN, PROBE_EVERY
+from .probe import EVALUATE_EVERY, PROBE_AGAIN, PROBE_EVERY
 from .policy import SteeringPolicy
 
 log = logging.getLogger(__name__)
@@ -327,29 +327,42 @@ class AheadPlaylists(VisiblePlaylists):
 
 
 class BackupProbe:
-    """The service's own look at the second bucket's public URL (as probe.py's at the first's)."""
+    """The service's own look at the second bucket's public URL (as probe.py's at the first's); and when
+    players are steered away from the second bucket, the requests held on its playlists are answered at
+    once (as the first bucket's are, probe.py's on_away: a player reads the new priority sooner)."""
 
     def __init__(self, policy: SteeringPolicy, playlists: BackupPlaylists,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._policy = policy
         self._playlists = playlists
         self._clock = clock
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
         self._session = aiohttp.ClientSession(auto_decompress=False)
-        self._task = asyncio.create_task(self._probing(), name="backup-probe")
+        self._tasks = [asyncio.create_task(self._probing(), name="backup-probe"),
+                       asyncio.create_task(self._watching(), name="backup-away")]
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
             task.cancel()
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+    async def _watching(self) -> None:
+        was = self._policy.first
+        while True:
+            await asyncio.sleep(EVALUATE_EVERY)
+            first = self._policy.first
+            if was == hls.BACKUP_PATHWAY and first != was:
+                self._playlists.answer_held()
+            was = first
 
     async def _probing(self) -> None:
         policy = self._policy
