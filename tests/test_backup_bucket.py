@@ -74,7 +74,9 @@ async def test_with_the_first_bucket_closed_players_are_steered_to_the_second(
                           PATHWAYS="bucket,vm,backup", BACKUP_S3_ENDPOINT_URL=moto_url,
                           BACKUP_S3_REGION="us-east-1", BACKUP_ACCESS_KEY_ID="second-key",
                           BACKUP_SECRET_ACCESS_KEY="second-secret", BACKUP_BUCKET_NAME=BACKUP,
-                          BACKUP_PUBLIC_URL=public)
+                          BACKUP_PUBLIC_URL=public,
+                          # A short window and no margin: segments leave it, and each bucket, within seconds.
+                          WINDOW_SECONDS="3", CLEANUP_MARGIN="0")
         async with ServiceProcess(env, tmp_path, start_timeout=START_TIMEOUT) as service:
             url = service.url
 
@@ -118,6 +120,7 @@ async def test_with_the_first_bucket_closed_players_are_steered_to_the_second(
             await until("the backup pathway lists segments", lambda: backup_lists(2), 30)
             status, body = await text(http, f"{url}/live/backup/0/playlist.m3u8")
             assert all(uri.startswith(f"{public}/live/0/") for uri in segments(body)), body
+            early = [uri.removeprefix(f"{public}/") for uri in segments(body)]  # keys in the second bucket
 
             await gates.close(service=True, viewers=True)
 
@@ -164,4 +167,13 @@ async def test_with_the_first_bucket_closed_players_are_steered_to_the_second(
 
             await until("players are steered back to the first bucket", steered(["bucket", "backup", "vm"]),
                         BACK_TIMEOUT)
+
+            def in_second() -> set[str]:
+                return {o["Key"] for o in s3.list_objects_v2(Bucket=BACKUP).get("Contents", [])}
+
+            async def cleaned() -> bool:
+                return not set(early) & in_second()
+
+            # The first segments left the window long ago: deleted from the second bucket as from the first.
+            await until("the second bucket's old segments deleted", cleaned, 30)
             assert service.problems() == []
