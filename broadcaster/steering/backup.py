@@ -261,7 +261,7 @@ class BackupPlaylists:
         for variant, history in self._history.items():
             best = None
             for i in range(len(history) - 1, -1, -1):
-                if pending.keys().isdisjoint(history[i][1]):
+                if history[i][1].isdisjoint(pending):  # walks `pending` (a few keys), not the version
                     best = i
                     break
             if best is None:
