@@ -25,7 +25,7 @@ from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.fault_proxy import FaultProxy
 from tests.support.gates import BucketGates
-from tests.support.service_process import ServiceProcess, service_env
+from tests.support.service_process import ServiceProcess, moto_env, service_env
 from tests.support.whole import assert_whole
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
@@ -50,6 +50,12 @@ async def until(what: str, check: Callable[[], object], timeout: float) -> None:
                 await asyncio.sleep(0.2)
     except TimeoutError:
         pytest.fail(f"not within {timeout:.0f}s: {what}")
+
+
+def offers(master: str, pathway: str) -> int:
+    """The variants a multivariant playlist offers on `pathway`."""
+    return sum(line.startswith("#EXT-X-STREAM-INF:") and f'PATHWAY-ID="{pathway}"' in line
+               for line in master.splitlines())
 
 
 def segments(body: str) -> list[str]:
@@ -112,7 +118,7 @@ async def test_with_the_first_bucket_closed_players_are_steered_to_the_second(
 
             async def offered() -> bool:
                 status, body = await text(http, f"{url}/live/master.m3u8")
-                return status == 200 and body.count('PATHWAY-ID="backup"') == 2
+                return status == 200 and offers(body, "backup") == 2
 
             await until("the multivariant playlist offers both variants on the backup pathway", offered, 60)
             # Healthy: the second bucket before the VM (at a start on a busy machine, uploads may lag a moment).
@@ -177,3 +183,43 @@ async def test_with_the_first_bucket_closed_players_are_steered_to_the_second(
             # The first segments left the window long ago: deleted from the second bucket as from the first.
             await until("the second bucket's old segments deleted", cleaned, 30)
             assert service.problems() == []
+
+
+def public_bucket(s3: Any, name: str) -> None:
+    if name not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
+        s3.create_bucket(Bucket=name)
+    s3.put_bucket_policy(Bucket=name, Policy=json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{name}/*"}]}))
+
+
+async def test_with_pathways_bucket_backup_the_vm_serves_no_pathway(
+    tmp_path: Path, owncast: OwncastEmulator, moto_url: str
+) -> None:
+    """PATHWAYS=bucket,backup: the second bucket instead of the VM (both buckets on moto here)."""
+    s3 = boto3.client("s3", endpoint_url=moto_url, aws_access_key_id="k", aws_secret_access_key="s",
+                      region_name="us-east-1")
+    env = moto_env(moto_url, tmp_path, PATHWAYS="bucket,backup", BACKUP_S3_ENDPOINT_URL=moto_url,
+                   BACKUP_S3_REGION="us-east-1", BACKUP_ACCESS_KEY_ID="k", BACKUP_SECRET_ACCESS_KEY="s",
+                   BACKUP_BUCKET_NAME="instead-of-vm", BACKUP_PUBLIC_URL=f"{moto_url}/instead-of-vm")
+    assert env["HLS_DIR"] == str(owncast.variant_dir(0).parent)
+    public_bucket(s3, "locktest")
+    public_bucket(s3, "instead-of-vm")
+    async with ServiceProcess(env, tmp_path, start_timeout=START_TIMEOUT) as service, \
+            aiohttp.ClientSession() as http:
+        url = service.url
+
+        async def offered() -> bool:
+            status, body = await text(http, f"{url}/live/master.m3u8")
+            return status == 200 and offers(body, "backup") == 2
+
+        await until("the multivariant playlist offers the backup pathway", offered, 60)
+        status, body = await text(http, f"{url}/live/master.m3u8")
+        assert offers(body, "bucket") == 2 and offers(body, "vm") == 0 and "/vm/" not in body, body
+        status, body = await text(http, f"{url}/live/steering.json")
+        assert json.loads(body)["PATHWAY-PRIORITY"] in (["bucket", "backup"], ["backup", "bucket"])
+        listed = segments((await text(http, f"{url}/live/backup/0/playlist.m3u8"))[1])
+        assert listed and all(uri.startswith(f"{moto_url}/instead-of-vm/live/0/") for uri in listed)
+        name = listed[-1].rpartition("/")[2]
+        for path in ("/live/vm/0/playlist.m3u8", "/hls/vm/0/stream.m3u8", f"/live/vm/0/{name}"):
+            assert (await text(http, url + path))[0] == 404, path
+        assert service.problems() == []
