@@ -27,6 +27,7 @@ from urllib.parse import quote, urlsplit
 import aiohttp
 from botocore.exceptions import BotoCoreError, ClientError
 
+from .bucket import second_check
 from .bucket.store import S3Store, StoreError
 from . import files
 from .bucket.urls import S3Signer
@@ -140,6 +141,9 @@ async def run_checks(settings: Settings, *, print_line: PrintLine, warnings: lis
         await _check_bucket(settings, store, report)
     finally:
         await store.close()
+    if hls.BACKUP_PATHWAY in settings.pathways:
+        said = {"ok": report.ok, "FAIL": report.fail, "skip": report.skip}
+        await second_check.check(settings, lambda status, text: said[status](text))
     if report.failures:
         report.note(f"{report.failures} check(s) failed: fix what is named above and run it again.")
     else:

@@ -34,6 +34,7 @@ from .publish.config import PublisherConfig
 from .publish.publisher import Publisher
 from .publish.release import ListedHook, Outlets
 from .publish.visible import VisiblePlaylists
+from .playlist.segments import Removed
 from .settings import Address, Settings
 from .source import inotify
 from .source.access import AccessWatch
@@ -43,6 +44,8 @@ from .state.disk import DirectoryBusy, DirectoryLock, StateFile
 from .state.journal import JournaledState
 from .state.snapshots import Snapshots, register_parts
 from .playlist import hls
+from .bucket.second import SecondBucket
+from .steering.backup import AheadPlaylists
 from .steering.copies import Copies
 from .steering.metrics import PathwayCounts, SteeringMetrics
 from .steering.policy import BucketSignals, SteeringPolicy
@@ -138,7 +141,7 @@ class Service:
                     self.copies.open()
                 except OSError as err:
                     raise StartupError(f"cannot keep the VM's segment copies in {self.copies.folder} "
-                                       f"(PATHWAYS includes vm): {err.strerror or err}") from None
+                                       f"(PATHWAYS names a second pathway): {err.strerror or err}") from None
                 held.callback(self.copies.close)
             self._build_publishing(settings)
             held.callback(self.state.close)  # the journal's file, after the last save
@@ -163,12 +166,15 @@ class Service:
             max_connections=s.upload_concurrency,
             read_timeout=s.upload_timeout,
         ))
-        # The VM's pathway serves its own copy of each finished segment (content steering, PATHWAYS).
+        # The VM's pathway serves its own copy of each finished segment (content steering, PATHWAYS); a
+        # second bucket's uploads send that copy too.
         self.copies = (Copies(s.state_dir, max_bytes=s.vm_copies_mb * 1024 * 1024, keep_for=s.segment_url_life)
-                       if hls.VM_PATHWAY in s.pathways else None)
+                       if s.steering else None)
+        self.second = SecondBucket.of(s, self.copies, lambda: self.playlists.target_duration,
+                                      self.metrics.registry)
         self.uploader = Uploader(
             self.store, self.metrics, concurrency=s.upload_concurrency, attempt_timeout=s.upload_timeout,
-            keeper=self.copies,
+            keeper=self.second.teed if self.second is not None else self.copies,
         )
         self.mirror = (
             PlaylistMirror(self.store, self.metrics, attempt_timeout=s.upload_timeout) if s.publish_playlists else None
@@ -186,7 +192,8 @@ class Service:
         self.playlists = VisiblePlaylists()
         # The VM pathway's playlists (content steering): they list each segment as soon as the VM kept
         # it, the bucket's (`playlists`) once it is uploaded.
-        self.ahead = VisiblePlaylists() if self.copies is not None else None
+        self.ahead = ((AheadPlaylists(self.second.playlists) if self.second is not None else VisiblePlaylists())
+                      if self.copies is not None else None)
         self._build_steering(s)
         # What the watcher's kernel events say of each file Owncast writes; an upload waits for its close.
         self._kernel_watch = s.hls_watch == "auto" and inotify.available()
@@ -210,7 +217,7 @@ class Service:
             outlets=Outlets(self.playlists, self.snapshots, self.mirror, on_listed=(
                 self.events.listed, *((self.steering_loop.listed,) if self.steering_loop else ()),
                 *((self._on_listed,) if self._on_listed else ())), ahead=self.ahead),
-            on_removed=self.cleaner.schedule if self.cleaner else None,
+            on_removed=self._removed if self.cleaner else None,
         )
         self.release = self.publisher.release  # built, started and closed by the publisher
         register_parts(self.snapshots, self.publisher, self.cleaner)
@@ -222,11 +229,10 @@ class Service:
         self.steering_loop: SteeringLoop | None = None
         if not s.steering:
             return
-        uploader = self.uploader
-        self.steering = SteeringPolicy(
-            s.pathways, {hls.BUCKET_PATHWAY: BucketSignals(behind=lambda: uploader.waiting()[1] or 0.0,
-                                                           failing=lambda: uploader.storage_ok is False)},
-            lambda: self.playlists.target_duration, interval=s.viewer_timeout / 3)
+        buckets = {hls.BUCKET_PATHWAY: _bucket_signals(self.uploader),
+                   **({hls.BACKUP_PATHWAY: self.second.signals} if self.second is not None else {})}
+        self.steering = SteeringPolicy(s.pathways, buckets, lambda: self.playlists.target_duration,
+                                       interval=s.viewer_timeout / 3)
         self.steering_loop = SteeringLoop(self.steering, on_away=self.playlists.answer_held)
 
     def _build_clips(self, s: Settings) -> None:
@@ -300,13 +306,23 @@ class Service:
         self.playlists.release_waiters()
         if self.ahead is not None:
             self.ahead.release_waiters()
+        if self.second is not None:
+            self.second.playlists.release_waiters()
+
+    def _removed(self, removed: list[Removed]) -> None:
+        """Segments no playlist may list any more: deleted from each bucket in its time."""
+        if self.cleaner is not None:
+            self.cleaner.schedule(removed)
+        if self.second is not None:
+            self.second.removed(removed)
 
     def _pathways(self, s: Settings) -> Pathways | None:
         """The routes of content steering: the VM's pathway and the steering manifest."""
         steering, copies, ahead = self.steering, self.copies, self.ahead
         if steering is None or copies is None or ahead is None:
             return None
-        return steered_pathways(s, steering, copies, ahead, self.playlists, self.pathway_counts)
+        return steered_pathways(s, steering, copies, ahead, self.playlists, self.pathway_counts,
+                                self.second.playlists if self.second is not None else None)
 
     async def start(self) -> None:
         """Starts each part after the ones it needs; stop (or a step here that fails) undoes them in the
@@ -346,6 +362,8 @@ class Service:
         await self.store.start()
         stack.push_async_callback(self.store.close)
         await self._check_bucket()
+        if self.second is not None and (wrong := await self.second.start(stack, self.steering)) is not None:
+            raise StartupError(wrong)  # the second bucket refused its settings, as a wrong first one stops it
         if self.mirror is not None:
             stack.push_async_callback(self._close_mirror)  # after the last save: it writes what was saved
         stack.callback(self._save_at_stop)  # once nothing above it changes the state any more
@@ -525,3 +543,9 @@ async def run(settings: Settings) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
     return 0
+
+
+def _bucket_signals(uploader: Uploader) -> BucketSignals:
+    """What the steering policy reads of the first bucket: how long uploads have waited, and whether the
+    last attempt failed."""
+    return BucketSignals(behind=lambda: uploader.waiting()[1] or 0.0, failing=lambda: uploader.storage_ok is False)

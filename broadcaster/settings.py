@@ -355,17 +355,23 @@ def _viewer_sources(value: str) -> tuple[str, ...]:
     return words
 
 
-PATHWAY_NAMES = ("bucket", "vm")  # playlist/hls.py's pathway IDs
+PATHWAY_NAMES = ("bucket", "vm", "backup")  # playlist/hls.py's pathway IDs
 
 
 def _pathways(value: str) -> tuple[str, ...]:
-    """The delivery pathways offered, in the order players should prefer them: the bucket's first, then
-    `vm` (the service serves segments from its own copy). (`backup`, a second bucket, is an ID the
-    playback reports already count, not a pathway the service offers yet: refused here.)"""
+    """The delivery pathways offered, in the order the multivariant playlist lists them: the bucket's
+    first, then `vm` (the service serves segments from its own copy) and/or `backup` (a second bucket,
+    BACKUP_*), each at most once."""
     names = tuple(part.strip().lower() for part in value.split(",") if part.strip())
     if not names or names[0] != "bucket" or len(set(names)) != len(names) or not set(names) <= set(PATHWAY_NAMES):
-        raise ValueError("expected 'bucket,vm' (content steering) or 'bucket' alone (none)")
+        raise ValueError("expected 'bucket,vm' (content steering to the VM), 'bucket,backup' (to a second "
+                         "bucket, BACKUP_*), 'bucket,backup,vm' (both) or 'bucket' alone (none)")
     return names
+
+
+def _optional(parse: Callable[[str], str]) -> Callable[[str], str]:
+    """A setting that may be left empty (needed only with another one: _check_together says which)."""
+    return lambda value: parse(value) if value.strip() else ""
 
 
 def _megabits(value: str) -> float:
@@ -619,6 +625,24 @@ SETTINGS: tuple[Setting, ...] = (
                 "duration, or viewers' reports show it failing, the service steers players to segments it "
                 "serves itself from its own copy, through the tunnel, and back when the bucket has caught "
                 "up), or `bucket` alone: no steering; see [Steering](../steering.md)"),
+    Setting("BACKUP_S3_ENDPOINT_URL", "with 'backup' in PATHWAYS: the S3 API endpoint of a second bucket, at "
+            "another provider (e.g. https://s3.eu-central-1.amazonaws.com)", _optional(_url), "",
+            doc="with `backup` in `PATHWAYS`: the S3 API endpoint of a second bucket, best at another provider "
+                "than Cloudflare (a Cloudflare-wide failure takes R2 down with it); see [A second "
+                "bucket](../steering.md#a-second-bucket)"),
+    Setting("BACKUP_S3_REGION", "the second bucket's S3 region", _nonempty, "auto",
+            doc="the second bucket's region (`auto` for R2; AWS wants the bucket's own, e.g. `eu-central-1`)"),
+    Setting("BACKUP_ACCESS_KEY_ID", "the second bucket's access key id", _optional(_nonempty), ""),
+    Setting("BACKUP_SECRET_ACCESS_KEY", "the second bucket's secret (prefer the environment or .env to a flag)",
+            _optional(_nonempty), "", secret=True,
+            doc="the second bucket's secret (keep it in the environment or `.env`, not on the command line)"),
+    Setting("BACKUP_BUCKET_NAME", "the second bucket; segments get the same keys as in the first "
+            "(R2_KEY_PREFIX/<variant>/<file>)", _optional(_bucket), "",
+            doc="the second bucket; each segment gets the same key as in the first (`R2_KEY_PREFIX/<n>/<file>`)"),
+    Setting("BACKUP_PUBLIC_URL", "public base URL viewers fetch the second bucket's segments from (its "
+            "CDN or public bucket URL)", _optional_url, "",
+            doc="the public base URL viewers fetch the second bucket's segments from (its CDN, or the "
+                "bucket's public URL); it must answer cross-origin GETs (CORS) like R2_PUBLIC_URL"),
     Setting("VM_SEGMENT_MBPS", "the most segment bytes the VM sends while players are steered to it, in "
             "megabits per second (behind a CDN that caches them it sends about one copy per data center)",
             _megabits, "50",
@@ -677,6 +701,12 @@ class Settings:
     frame_ancestors: str  # a CSP frame-ancestors value
     viewer_sources: tuple[str, ...]  # origins ?src= may name besides the service's own; ("*",) = any
     pathways: tuple[str, ...]  # ("bucket",) = no content steering
+    backup_s3_endpoint_url: str  # the second bucket ("" unless PATHWAYS names backup)
+    backup_s3_region: str
+    backup_access_key_id: str
+    backup_secret_access_key: str
+    backup_bucket_name: str
+    backup_public_url: str
     vm_segment_mbps: float
     vm_copies_mb: int
     log_level: str
@@ -854,5 +884,27 @@ def _check_together(s: Settings) -> None:
             f"(3 x the window listed, max(WINDOW_SECONDS, REWIND_SECONDS), + CLEANUP_MARGIN = {needed:.0f}s): "
             "raise it"
         )
+    problems += _backup_problems(s)
     if problems:
         raise SettingsError(*problems)
+
+
+BACKUP_SETTINGS = ("BACKUP_S3_ENDPOINT_URL", "BACKUP_ACCESS_KEY_ID", "BACKUP_SECRET_ACCESS_KEY", "BACKUP_BUCKET_NAME",
+                   "BACKUP_PUBLIC_URL")
+
+
+def _backup_problems(s: Settings) -> list[str]:
+    """The second bucket: all of it with 'backup' in PATHWAYS, none of it without (a bucket named and
+    never written to is a mistake the operator would find in an outage)."""
+    named = [name for name in BACKUP_SETTINGS if getattr(s, name.lower())]
+    if "backup" in s.pathways:
+        problems = [f"{name} is not set: PATHWAYS names backup, a second bucket, which needs it"
+                    for name in BACKUP_SETTINGS if name not in named]
+        if not problems and (s.backup_s3_endpoint_url, s.backup_bucket_name) == (s.s3_endpoint_url, s.aws_bucket_name):
+            problems.append("BACKUP_BUCKET_NAME: the second bucket is the first one (same S3_ENDPOINT_URL and "
+                            "bucket): name a bucket elsewhere, best at another provider")
+        return problems
+    if named:
+        return [f"{', '.join(named)} set but PATHWAYS ({','.join(s.pathways)}) does not name backup: add it "
+                "(e.g. PATHWAYS=bucket,backup,vm) or remove the BACKUP_* settings"]
+    return []

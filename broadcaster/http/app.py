@@ -56,6 +56,9 @@ class Pathways:
     segments: VmSegments
     count_steering: Callable[[str], None] = lambda pathway: None  # a manifest request, by _HLS_pathway
     away: Callable[[], bool] = lambda: False  # players are steered away from the bucket's pathway now
+    backup: PlaylistSource | None = None  # a second bucket's pathway's media playlists (PATHWAYS: backup)
+    backup_away: Callable[[], bool] = lambda: True  # players are not steered to the second bucket now
+    vm_offered: bool = True  # the VM's pathway is offered (PATHWAYS: vm): its playlists and segments served
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +245,14 @@ def _add_pathways(app: web.Application, pathways: Pathways | None, metrics: Metr
     for folder in ("live", "hls"):
         r.add_get(f"/{folder}/{hls.STEERING_MANIFEST_NAME}", steering.manifest)
     if pathways is None:
+        return
+    if pathways.backup is not None:
+        backup = PlaylistRoutes(pathways.backup, metrics, options.default_variant, options.blocking_reload,
+                                max_held=options.max_held, clients=clients, label_prefix=f"{hls.BACKUP_FOLDER}/",
+                                horizon=Horizon(pathways.newest, pathways.backup_away))
+        r.add_get(rf"/live/{hls.BACKUP_FOLDER}/{{n:[0-9]+}}/{hls.MEDIA_PLAYLIST_NAME}", backup.media)
+        r.add_get(rf"/hls/{hls.BACKUP_FOLDER}/{{n:[0-9]+}}/{hls.OWNCAST_PLAYLIST_NAME}", backup.media)
+    if not pathways.vm_offered:
         return
     vm = PlaylistRoutes(pathways.vm, metrics, options.default_variant, options.blocking_reload,
                         max_held=options.max_held, clients=clients,

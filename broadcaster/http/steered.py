@@ -8,6 +8,7 @@ from ..playlist import hls
 from ..playlist.master import Pathway
 from ..publish.visible import VisiblePlaylists
 from ..settings import Settings
+from ..steering.backup import BackupPlaylists
 from ..steering.copies import Copies
 from ..steering.masters import SteeredMasters
 from ..steering.metrics import PathwayCounts
@@ -19,9 +20,10 @@ from .pathway import BURST_SECONDS, ByteBudget, VmSegments
 
 
 def pathways(s: Settings, steering: SteeringPolicy, copies: Copies, ahead: VisiblePlaylists, landed: Landed,
-             counts: PathwayCounts) -> Pathways:
+             counts: PathwayCounts, backup: BackupPlaylists | None = None) -> Pathways:
     """`ahead`: the playlists as the VM's pathway lists them (every segment the VM kept); `landed`: the
-    bucket pathway's (only what is in the bucket); `counts`: what the VM's pathway answers."""
+    bucket pathway's (only what is in the bucket); `counts`: what the VM's pathway answers; `backup`: a
+    second bucket's pathway's playlists (only what landed there)."""
     prefix = s.r2_key_prefix
 
     def key_for(variant: int, name: str) -> str:
@@ -41,12 +43,16 @@ def pathways(s: Settings, steering: SteeringPolicy, copies: Copies, ahead: Visib
 
     segments = VmSegments(copies, key_for, ByteBudget(rate, rate * BURST_SECONDS), on_sent=counts.sent,
                           proxies=Proxies(s.forwarded_allow_ips, s.trust_cf_connecting_ip), elsewhere=elsewhere)
-    offered = [Pathway(p, "" if p == hls.BUCKET_PATHWAY else hls.VM_FOLDER) for p in s.pathways]
+    folders = {hls.BUCKET_PATHWAY: "", hls.VM_PATHWAY: hls.VM_FOLDER, hls.BACKUP_PATHWAY: hls.BACKUP_FOLDER}
+    offered = [Pathway(p, folders[p]) for p in s.pathways]
 
     def newest(variant: int) -> int | None:
         rendered = ahead.media_playlist(variant)
         return None if rendered is None else rendered.last_sequence
 
-    return Pathways(masters=SteeredMasters(ahead, offered, lambda: steering.first, landed), vm=vm, newest=newest,
-                    steering=steering, segments=segments, count_steering=counts.manifest,
-                    away=lambda: steering.first != hls.BUCKET_PATHWAY)
+    others = {hls.BACKUP_PATHWAY: backup} if backup is not None else {}
+    return Pathways(masters=SteeredMasters(ahead, offered, lambda: steering.first, landed, others), vm=vm,
+                    newest=newest, steering=steering, segments=segments, count_steering=counts.manifest,
+                    away=lambda: steering.first != hls.BUCKET_PATHWAY, backup=backup,
+                    backup_away=lambda: steering.first != hls.BACKUP_PATHWAY,
+                    vm_offered=hls.VM_PATHWAY in s.pathways)

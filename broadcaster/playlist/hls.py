@@ -317,6 +317,9 @@ STEERING_CONTENT_TYPE = "application/json"
 # of the pathway it started on after it changed pathway, finds it too).
 VM_FOLDER = "vm"
 VM_SEGMENT_FOLDER = "/live/vm"
+# A second bucket's pathway: its media playlists served here at <folder>/backup/<n>/<media name>, listing
+# its segments at BACKUP_PUBLIC_URL/<key> (steering/backup.py).
+BACKUP_FOLDER = "backup"
 
 
 def vm_variant_uri(index: int, media_name: str) -> str:

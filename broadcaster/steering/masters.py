@@ -20,7 +20,7 @@ VM, the bucket's playlists are not waited for.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Protocol
 
@@ -52,9 +52,12 @@ class SteeredMasters:
     ones served by the VM (relative: the bucket's and "vm") named under `here` (`//host/folder/`)."""
 
     def __init__(self, shown: Announced, pathways: Sequence[Pathway], first: Callable[[], str],
-                 landed: Listed | None = None) -> None:
+                 landed: Listed | None = None, others: Mapping[str, Listed] | None = None) -> None:
+        """`others`: the playlists of other bucket pathways (a second bucket's), waited for like the
+        bucket's while players start on them."""
         self._shown = shown
         self._landed = landed
+        self._others = dict(others or {})
         self._pathways = tuple(pathways)
         self._first = first
         self._variants: Sequence[VariantStream] | None = None
@@ -75,6 +78,8 @@ class SteeredMasters:
             sources: list[Listed] = [shown]
             if self._landed is not None and first == hls.BUCKET_PATHWAY:
                 sources.append(self._landed)
+            if first in self._others:
+                sources.append(self._others[first])
             if not variants or any(source.media_playlist(v.index) is None for v in variants for source in sources):
                 return None  # a player must find every variant it is offered where it starts
             pathways = self._hosts.get(base)

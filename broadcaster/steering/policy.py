@@ -112,7 +112,7 @@ class SteeringPolicy:
         self.switches: dict[tuple[str, str], int] = {}  # (first pathway, reason) -> times it became first
         self._state = {p: _Bucket(s) for p, s in buckets.items() if p in pathways}
         self._reports: dict[str, _Report] = {}  # viewer page id -> its last report
-        self._priority = pathways
+        self._priority = self._ordered()
         self._first_reason = NORMAL
         self._first_since = clock()
         self._manifest: tuple[tuple[str, ...], int, bytes] | None = None
@@ -182,7 +182,7 @@ class SteeringPolicy:
             return None
         bucket = self._state[hls.BUCKET_PATHWAY]
         return (f"players steered to the {self.first} pathway for {self.steered_for:.0f}s: the bucket's "
-                f"{bucket.detail}")
+                f"{bucket.detail}{self._failing_details(hls.BUCKET_PATHWAY)}")
 
     def pages(self) -> dict[str, int]:
         """Viewer pages by the pathway their last report (within two report intervals) said they play."""
@@ -205,9 +205,7 @@ class SteeringPolicy:
             return False
         for pathway, state in self._state.items():
             self._judge(pathway, state, now, target)
-        healthy = [p for p in self.pathways if p not in self._state or self._state[p].reason is None]
-        failing = [p for p in self.pathways if p not in healthy]
-        priority = tuple(healthy + failing)
+        priority = self._ordered()
         if priority == self._priority:
             return False
         before, self._priority = self._priority, priority
@@ -215,8 +213,21 @@ class SteeringPolicy:
             self._switched(before[0], now)
         else:
             log.info("pathway priority now %s (players stay on %s)%s", ", ".join(priority), priority[0],
-                     "".join(f"; the {p} pathway's {self._state[p].detail}" for p in failing))
+                     self._failing_details())
         return True
+
+    def _ordered(self) -> tuple[str, ...]:
+        """Healthy buckets first (a second bucket before the VM: it costs the VM no egress), then the
+        VM's pathway, then the failing buckets; each group in PATHWAYS' order."""
+        state = self._state
+        healthy = [p for p in self.pathways if p in state and state[p].reason is None]
+        failing = [p for p in self.pathways if p in state and state[p].reason is not None]
+        return tuple(healthy + [p for p in self.pathways if p not in state] + failing)
+
+    def _failing_details(self, but: str = "") -> str:
+        """'; the backup pathway: uploads to it ...' for each failing bucket pathway but `but`."""
+        return "".join(f"; the {p} pathway: {s.detail}" for p, s in self._state.items()
+                       if s.reason is not None and p != but)
 
     def _judge(self, pathway: str, state: _Bucket, now: float, target: int) -> None:
         behind = state.signals.behind()
@@ -277,8 +288,8 @@ class SteeringPolicy:
                      "(priority %s)", now - self._first_since, was, ", ".join(self._priority))
         else:
             reason = bucket.reason or NORMAL
-            log.warning("steering players to the %s pathway (priority %s): the bucket's %s", first,
-                        ", ".join(self._priority), bucket.detail)
+            log.warning("steering players to the %s pathway (priority %s): the bucket's %s%s", first,
+                        ", ".join(self._priority), bucket.detail, self._failing_details(hls.BUCKET_PATHWAY))
         self._first_reason = reason
         self._first_since = now
         key = (first, reason)

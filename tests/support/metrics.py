@@ -5,9 +5,11 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+from broadcaster.bucket.second import BackupMetrics
 from broadcaster.metrics import AudienceMetrics, ConnectionMetrics, Metrics
 from broadcaster.status.audience import Audience
 from broadcaster.status.playback import Playback
+from broadcaster.steering.backup import BackupUploads
 from broadcaster.steering.copies import Copies
 from broadcaster.steering.metrics import PathwayCounts, SteeringMetrics
 from broadcaster.steering.policy import BucketSignals, SteeringPolicy
@@ -32,6 +34,8 @@ def exported_series() -> set[str]:
     counts = PathwayCounts(lambda: False)
     counts.sent(200, 1)
     counts.manifest("bucket")
+    # and a second bucket's (PATHWAYS=bucket,backup,vm): its uploads, never started here
+    registry.register(BackupMetrics(BackupUploads(None, None, concurrency=1, attempt_timeout=1)))  # type: ignore[arg-type]
     with tempfile.TemporaryDirectory() as folder:
         SteeringMetrics(registry, policy, Copies(Path(folder), max_bytes=1, keep_for=1), counts, 1.0)
         return {family.name + s for family in registry.collect() for s in suffixes[family.type]}

@@ -1,0 +1,392 @@
+"""A second bucket as a pathway (PATHWAYS names `backup`; BACKUP_* settings): its uploads, its media
+playlists and its probe.
+
+Uploads: every finished segment the VM keeps a copy of (copies.py: the uploader reads each file once
+and keeps it, Teed tells us) is put into the second bucket under the same key, read from that copy,
+with its own retries (uploader.py's Backoff), concurrency and record of what landed: one failing bucket
+never waits for the other, and the first bucket's uploader is unchanged. A segment whose copy is gone
+before it landed (VM_COPIES_MB, disk full) is given up and counted.
+
+Playlists: the VM pathway's versions (publish/release.py's `ahead`: every segment kept) as the backup
+shows them: for each variant, the newest version none of whose segments is still on its way to the
+second bucket, its URIs replaced by BACKUP_PUBLIC_URL/<key>. So a segment is listed there only once its
+upload to THAT bucket landed (or was given up: its copy gone, as the first bucket lists an upload that
+failed for good), with the same numbers, discontinuities and dates as the other pathways (6.2.4), behind
+them by its uploads on their way. A segment listed before the service started (a restored state) was
+never told to this uploader and counts as settled.
+
+Probe: like the first bucket's (probe.py), a GET of the newest listed segment's first byte at the URL
+viewers fetch it at; two failures in a row put the pathway behind (policy.PROBE_FAILURES).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import Protocol
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from ..bucket.store import StoreError
+from ..bucket.uploader import Backoff
+from ..lograte import RateLimitedLog
+from ..playlist import hls
+from ..playlist.rendered import Rendered
+from ..publish.visible import VisiblePlaylists
+from .probe import EVALUATE_EVERY, PROBE_AGAIN, PROBE_EVERY
+from .policy import SteeringPolicy
+
+log = logging.getLogger(__name__)
+
+_MAP = b'#EXT-X-MAP:URI="'
+HISTORY = 64  # versions kept per variant while the newest wait for their uploads to the second bucket
+
+
+class Store(Protocol):
+    async def put(self, key: str, body: bytes, *, content_type: str, cache_control: str) -> None: ...
+
+
+class KeptCopies(Protocol):
+    """The VM's copies (copies.py): what the second bucket's uploads send."""
+
+    def keep(self, key: str, body: bytes) -> object | None: ...
+
+    def read_kept(self, key: str) -> bytes | None: ...
+
+
+class BackupUploads:
+    """The second bucket's uploads: `add(key)` (on the event loop) puts `key`'s kept copy there, retried
+    until it lands or the copy is gone. `pending`: keys not landed yet; `behind()`: how long the oldest
+    has waited (the policy's signal); `on_settled` is called with each key that landed or was given up."""
+
+    def __init__(self, store: Store, copies: KeptCopies, *, concurrency: int, attempt_timeout: float,
+                 backoff: Backoff = Backoff(), clock: Callable[[], float] = time.monotonic) -> None:
+        self._store = store
+        self._copies = copies
+        self._slots = asyncio.Semaphore(concurrency)
+        self._timeout = attempt_timeout
+        self._backoff = backoff
+        self._clock = clock
+        self.pending: dict[str, float] = {}  # key -> when it was added (in order)
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._again: set[str] = set()  # kept again while its upload ran: uploaded once more after it
+        self._working = asyncio.Event()
+        self._said = RateLimitedLog(log)
+        self.on_settled: Callable[[str], None] = lambda key: None
+        self.ok: bool | None = None  # None until the first outcome
+        self.last_error: str | None = None
+        self.landed = 0
+        self.failed_attempts = 0
+        self.given_up = 0
+        self.bytes = 0
+        self._closed = False
+
+    def behind(self) -> float:
+        oldest = next(iter(self.pending.values()), None)
+        return 0.0 if oldest is None else self._clock() - oldest
+
+    def add(self, key: str) -> None:
+        if self._closed:
+            return
+        if key in self._tasks:  # Owncast rewrote it: the upload running may send the bytes before
+            self._again.add(key)
+            return
+        self.pending.pop(key, None)  # kept again (Owncast rewrote it): uploaded again, waiting from now
+        self.pending[key] = self._clock()
+        self._tasks[key] = asyncio.get_running_loop().create_task(self._upload(key), name="backup-upload")
+
+    async def close(self) -> None:
+        self._closed = True
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _upload(self, key: str) -> None:
+        content_type = hls.segment_content_type(key) or "application/octet-stream"
+        attempt = 0
+        try:
+            while True:
+                async with self._slots:
+                    body = await asyncio.to_thread(self._copies.read_kept, key)
+                    if body is None:
+                        self.given_up += 1
+                        self._said.warning("gone", "the second bucket never got %s: the VM's copy is gone "
+                                           "(VM_COPIES_MB, disk): its pathway lists it anyway, as a gap", key)
+                        return
+                    try:
+                        async with asyncio.timeout(self._timeout):
+                            await self._store.put(key, body, content_type=content_type,
+                                                  cache_control=hls.SEGMENT_CACHE_CONTROL)
+                    except (StoreError, TimeoutError) as err:
+                        self.failed_attempts += 1
+                        self._record(False, err.reason if isinstance(err, StoreError) else "Timeout")
+                    else:
+                        self.landed += 1
+                        self.bytes += len(body)
+                        self._record(True)
+                        return
+                await self._wait(self._backoff.delay(attempt))
+                attempt += 1
+        finally:
+            self._tasks.pop(key, None)
+            if key in self._again:
+                self._again.discard(key)
+                if not self._closed:
+                    self._tasks[key] = asyncio.get_running_loop().create_task(self._upload(key),
+                                                                              name="backup-upload")
+                    return  # still pending: listed once the copy kept last landed
+            if self.pending.pop(key, None) is not None:
+                self.on_settled(key)
+
+    def _record(self, ok: bool, reason: str | None = None) -> None:
+        was, self.ok = self.ok, ok
+        if ok:
+            self._working.set()
+            self.last_error = None
+            if was is False:
+                log.info("the second bucket (backup pathway) takes uploads again")
+        else:
+            self._working.clear()
+            self.last_error = reason
+            if was is not False:
+                log.warning("uploads to the second bucket (backup pathway) fail (%s); retried while the VM "
+                            "keeps each copy; its pathway lists only what landed", reason)
+
+    async def _wait(self, delay: float) -> None:
+        """`delay`, or less once the second bucket is seen working again."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(delay):
+                await self._working.wait()
+
+
+class Teed:
+    """The uploader's keeper (bucket/uploader.py Keeper): the VM keeps each copy, and each kept copy is
+    told to the second bucket's uploads (from the uploader's worker thread onto the event loop, before
+    the uploader's own `on_kept`: the VM's pathway cannot list it before the backup knows it waits)."""
+
+    def __init__(self, copies: KeptCopies, uploads: BackupUploads,
+                 loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self._copies = copies
+        self._uploads = uploads
+        self._loop = loop
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+
+    def keep(self, key: str, body: bytes) -> object | None:
+        kept = self._copies.keep(key, body)
+        loop = self._loop
+        if loop is not None and hls.segment_content_type(key) is not None:
+            loop.call_soon_threadsafe(self._uploads.add, key)  # not kept: given up there, counted
+        return kept
+
+    def read_kept(self, key: str) -> bytes | None:
+        return self._copies.read_kept(key)
+
+
+class BackupPlaylists:
+    """The backup pathway's media playlists (the server's PlaylistSource for /live/backup/<n>/...):
+    `ahead_shown` is told each version the VM's pathway shows, `settled` each key that landed in the
+    second bucket (or was given up)."""
+
+    def __init__(self, uploads: BackupUploads, key_for: Callable[[int, str], str], public_url: str,
+                 target_duration: Callable[[], int | None], clock: Callable[[], float] = time.monotonic) -> None:
+        self._uploads = uploads
+        self._key_for = key_for
+        self._base = public_url.rstrip("/")
+        self._target = target_duration
+        self._clock = clock
+        self._shown = VisiblePlaylists()
+        self._history: dict[int, deque[tuple[Rendered, frozenset[str]]]] = {}
+        self._current: dict[int, Rendered] = {}  # variant -> the VM pathway's version shown here
+        self.newest: tuple[str, float] | None = None  # the newest segment's URL here, when it was listed
+        uploads.on_settled = self.settled
+
+    # -- the PlaylistSource ------------------------------------------------------------------------
+
+    @property
+    def target_duration(self) -> int | None:
+        return self._target()
+
+    @property
+    def held_requests(self) -> int:
+        return self._shown.held_requests
+
+    def master_playlist(self, media_name: str = hls.MEDIA_PLAYLIST_NAME) -> Rendered | None:
+        return None  # the multivariant playlist names these; it has no copy of its own here
+
+    def media_playlist(self, variant: int) -> Rendered | None:
+        return self._shown.media_playlist(variant)
+
+    async def wait_for_sequence(self, variant: int, sequence: int, timeout: float) -> Rendered | None:
+        return await self._shown.wait_for_sequence(variant, sequence, timeout)
+
+    def answer_held(self) -> None:
+        self._shown.answer_held()
+
+    def release_waiters(self) -> None:
+        self._shown.release_waiters()
+
+    # -- told --------------------------------------------------------------------------------------
+
+    def ahead_shown(self, renderings: Mapping[int, Rendered]) -> None:
+        for variant, rendered in renderings.items():
+            history = self._history.setdefault(variant, deque(maxlen=HISTORY))
+            if history and history[-1][0] is rendered:
+                continue
+            history.append((rendered, frozenset(self._keys(variant, rendered.body))))
+        self._advance()
+
+    def ahead_replaced(self, renderings: Mapping[int, Rendered]) -> None:
+        """A restored state's versions: their segments were never told to these uploads."""
+        self._history.clear()
+        self._current.clear()
+        self.ahead_shown(renderings)
+
+    def settled(self, key: str) -> None:
+        self._advance()
+
+    def _advance(self) -> None:
+        pending = self._uploads.pending
+        shown: dict[int, Rendered] = {}
+        for variant, history in self._history.items():
+            best = None
+            for i in range(len(history) - 1, -1, -1):
+                if history[i][1].isdisjoint(pending):  # walks `pending` (a few keys), not the version
+                    best = i
+                    break
+            if best is None:
+                continue
+            rendered = history[best][0]
+            for _ in range(best):  # older versions are never shown again here
+                history.popleft()
+            if self._current.get(variant) is not rendered:
+                self._current[variant] = rendered
+                shown[variant] = rendered.replaced(functools.partial(self._replace, variant))
+        if shown:
+            self._shown.show(shown)
+
+    # -- URIs ----------------------------------------------------------------------------------------
+
+    def _keys(self, variant: int, body: bytes) -> list[str]:
+        return [self._key_for(variant, name) for name in _names(body)]
+
+    def _replace(self, variant: int, body: bytes) -> bytes:
+        lines = body.split(b"\n")
+        newest = None
+        for i, line in enumerate(lines):
+            if line.startswith(_MAP):
+                end = line.index(b'"', len(_MAP))
+                lines[i] = _MAP + self._uri(variant, line[len(_MAP):end]) + line[end:]
+            elif line and not line.startswith(b"#"):
+                lines[i] = newest = self._uri(variant, line)
+        if newest is not None:
+            self.newest = (newest.decode(), self._clock())
+        return b"\n".join(lines)
+
+    def _uri(self, variant: int, uri: bytes) -> bytes:
+        name = urlsplit(uri.decode()).path.rpartition("/")[2]
+        return f"{self._base}/{self._key_for(variant, name)}".encode()
+
+
+def _names(body: bytes) -> list[str]:
+    """The file name of each URI a media playlist lists (segments and EXT-X-MAP)."""
+    out = []
+    for raw in body.split(b"\n"):
+        if raw.startswith(_MAP):
+            raw = raw[len(_MAP):raw.index(b'"', len(_MAP))]
+        elif not raw or raw.startswith(b"#"):
+            continue
+        out.append(urlsplit(raw.decode()).path.rpartition("/")[2])
+    return out
+
+
+class AheadPlaylists(VisiblePlaylists):
+    """The VM pathway's playlists (publish/release.py's `ahead`), telling the backup each version shown."""
+
+    def __init__(self, backup: BackupPlaylists) -> None:
+        super().__init__()
+        self._backup = backup
+
+    def show(self, renderings: dict[int, Rendered]) -> None:
+        super().show(renderings)
+        self._backup.ahead_shown(renderings)
+
+    def replace(self, renderings: dict[int, Rendered]) -> None:
+        super().replace(renderings)
+        self._backup.ahead_replaced(renderings)
+
+
+class BackupProbe:
+    """The service's own look at the second bucket's public URL (as probe.py's at the first's); and when
+    players are steered away from the second bucket, the requests held on its playlists are answered at
+    once (as the first bucket's are, probe.py's on_away: a player reads the new priority sooner)."""
+
+    def __init__(self, policy: SteeringPolicy, playlists: BackupPlaylists,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._policy = policy
+        self._playlists = playlists
+        self._clock = clock
+        self._tasks: list[asyncio.Task[None]] = []
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        self._session = aiohttp.ClientSession(auto_decompress=False)
+        self._tasks = [asyncio.create_task(self._probing(), name="backup-probe"),
+                       asyncio.create_task(self._watching(), name="backup-away")]
+
+    async def stop(self) -> None:
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def _watching(self) -> None:
+        was = self._policy.first
+        while True:
+            await asyncio.sleep(EVALUATE_EVERY)
+            first = self._policy.first
+            if was == hls.BACKUP_PATHWAY and first != was:
+                self._playlists.answer_held()
+            was = first
+
+    async def _probing(self) -> None:
+        policy = self._policy
+        ok = True
+        while True:
+            await asyncio.sleep(max(PROBE_EVERY, policy.ttl()) if ok else PROBE_AGAIN)
+            newest = self._playlists.newest
+            target = policy.target_duration() or 3
+            if newest is None or self._clock() - newest[1] > 3 * target:
+                ok = True
+                policy.probed(hls.BACKUP_PATHWAY, True)  # nothing live to look at
+                continue
+            ok, detail = await self._get(newest[0], float(max(2, target)))
+            policy.probed(hls.BACKUP_PATHWAY, ok, detail)
+
+    async def _get(self, url: str, timeout: float) -> tuple[bool, str]:
+        session = self._session
+        assert session is not None
+        try:
+            async with session.get(url, headers={"Range": "bytes=0-0"}, allow_redirects=False,
+                                   timeout=aiohttp.ClientTimeout(total=timeout)) as response:
+                await response.read()
+                return response.status in (200, 206), f"HTTP {response.status}"
+        except TimeoutError:
+            return False, f"no answer in {timeout:.0f}s"
+        except aiohttp.ClientError as err:
+            return False, type(err).__name__

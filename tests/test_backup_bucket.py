@@ -1,0 +1,225 @@
+"""A second bucket as a pathway (issue 48 item 1), on two real S3 servers: the first bucket is SeaweedFS
+behind BucketGates (tests/support/gates.py), the second moto in server mode (another provider). The
+service (`python -m broadcaster run`) offers both buckets' pathways and the VM's; when the test closes the
+first bucket's gate (for the service and the viewers together), the steering manifest puts the second bucket first,
+before the VM, and what its pathway lists is fetched from the second bucket and is byte for byte what
+Owncast wrote; /health and /metrics say which pathway is first and why, one log line says so. The second
+bucket's public URL failing too (a gate of its own, which only the service's probe sees) puts the VM
+first; once each gate opens, players are steered back."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import boto3
+import pytest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
+
+from broadcaster.demo.emulator import OwncastEmulator
+from broadcaster.demo.seaweed import SeaweedS3
+from tests.support.fault_proxy import FaultProxy
+from tests.support.gates import BucketGates
+from tests.support.service_process import ServiceProcess, moto_env, service_env
+from tests.support.whole import assert_whole
+
+pytestmark = [pytest.mark.integration, pytest.mark.faults]
+
+START_TIMEOUT = 60.0
+SWITCH_TIMEOUT = 30.0  # a target duration of failing uploads, or two failed probes, at most a few seconds
+BACK_TIMEOUT = 60.0  # clear for a target duration, and the viewers' hold (none reported here)
+BACKUP = "second-live"
+SECOND_HOST = "127.0.0.3"
+
+
+async def text(http: aiohttp.ClientSession, url: str) -> tuple[int, str]:
+    async with http.get(url) as r:
+        return r.status, await r.text()
+
+
+async def until(what: str, check: Callable[[], object], timeout: float) -> None:
+    """Waits for an async `check()` to return something true, polling every 0.2 s."""
+    try:
+        async with asyncio.timeout(timeout):
+            while not await check():  # type: ignore[misc]
+                await asyncio.sleep(0.2)
+    except TimeoutError:
+        pytest.fail(f"not within {timeout:.0f}s: {what}")
+
+
+def offers(master: str, pathway: str) -> int:
+    """The variants a multivariant playlist offers on `pathway`."""
+    return sum(line.startswith("#EXT-X-STREAM-INF:") and f'PATHWAY-ID="{pathway}"' in line
+               for line in master.splitlines())
+
+
+def segments(body: str) -> list[str]:
+    return [line for line in body.splitlines() if line and not line.startswith("#")]
+
+
+async def test_with_the_first_bucket_closed_players_are_steered_to_the_second(
+    tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator, moto_url: str
+) -> None:
+    s3 = boto3.client("s3", endpoint_url=moto_url, aws_access_key_id="second-key",
+                      aws_secret_access_key="second-secret", region_name="us-east-1")
+    s3.create_bucket(Bucket=BACKUP)
+    # Public reads, as a CDN in front of it gives viewers (the service never sends an ACL header).
+    s3.put_bucket_policy(Bucket=BACKUP, Policy=json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{BACKUP}/*"}]}))
+    # Viewers reach the second bucket through a gate of its own (another host: another provider's CDN).
+    async with BucketGates(seaweed) as gates, FaultProxy(moto_url, host=SECOND_HOST) as second, \
+            aiohttp.ClientSession() as http:
+        public = f"{second.url}/{BACKUP}"
+        env = service_env(owncast.variant_dir(0).parent, seaweed, tmp_path / "state",
+                          S3_ENDPOINT_URL=gates.service_url, R2_PUBLIC_URL=gates.public_url,
+                          PATHWAYS="bucket,vm,backup", BACKUP_S3_ENDPOINT_URL=moto_url,
+                          BACKUP_S3_REGION="us-east-1", BACKUP_ACCESS_KEY_ID="second-key",
+                          BACKUP_SECRET_ACCESS_KEY="second-secret", BACKUP_BUCKET_NAME=BACKUP,
+                          BACKUP_PUBLIC_URL=public,
+                          # A short window and no margin: segments leave it, and each bucket, within seconds.
+                          WINDOW_SECONDS="3", CLEANUP_MARGIN="0")
+        async with ServiceProcess(env, tmp_path, start_timeout=START_TIMEOUT) as service:
+            url = service.url
+
+            async def priority() -> list[str]:
+                status, body = await text(http, f"{url}/live/steering.json")
+                return list(json.loads(body)["PATHWAY-PRIORITY"]) if status == 200 else []
+
+            def steered(expected: list[str]) -> Callable[[], object]:
+                async def check() -> bool:
+                    return await priority() == expected
+                return check
+
+            async def told(pathway: str) -> tuple[dict[str, Any], dict[str, Metric]]:
+                """/health and /metrics, once both say players are steered to `pathway` (they are read
+                apart from the steering manifest: on a busy machine a pathway may lag a moment)."""
+                said: list[tuple[dict[str, Any], dict[str, Metric]]] = []
+
+                async def agree() -> bool:
+                    async with http.get(f"{url}/health") as r:
+                        health = await r.json()
+                    async with http.get(f"{url}/metrics") as r:
+                        families = {f.name: f for f in text_string_to_metric_families(await r.text())}
+                    first = [s.labels["pathway"] for s in families["hls_broadcaster_pathway"].samples if s.value == 1]
+                    said[:] = [(health, families)]
+                    return health["pathway"] == pathway and first == [pathway]
+
+                await until(f"/health and /metrics say players are steered to {pathway}", agree, SWITCH_TIMEOUT)
+                return said[0]
+
+            async def backup_lists(n: int) -> bool:
+                lists = [await text(http, f"{url}/live/backup/{v}/playlist.m3u8") for v in (0, 1)]
+                return all(status == 200 and len(segments(body)) >= n for status, body in lists)
+
+            async def offered() -> bool:
+                status, body = await text(http, f"{url}/live/master.m3u8")
+                return status == 200 and offers(body, "backup") == 2
+
+            await until("the multivariant playlist offers both variants on the backup pathway", offered, 60)
+            # Healthy: the second bucket before the VM (at a start on a busy machine, uploads may lag a moment).
+            await until("the first bucket first, then the second", steered(["bucket", "backup", "vm"]), 30)
+            await until("the backup pathway lists segments", lambda: backup_lists(2), 30)
+            status, body = await text(http, f"{url}/live/backup/0/playlist.m3u8")
+            assert all(uri.startswith(f"{public}/live/0/") for uri in segments(body)), body
+            early = [uri.removeprefix(f"{public}/") for uri in segments(body)]  # keys in the second bucket
+
+            await gates.close(service=True, viewers=True)
+
+            await until("the steering manifest puts the second bucket first, before the VM",
+                        steered(["backup", "vm", "bucket"]), SWITCH_TIMEOUT)
+            switched = {v: segments((await text(http, f"{url}/live/backup/{v}/playlist.m3u8"))[1]) for v in (0, 1)}
+
+            async def grown() -> bool:
+                for v in (0, 1):
+                    now = segments((await text(http, f"{url}/live/backup/{v}/playlist.m3u8"))[1])
+                    if len([uri for uri in now if uri not in switched[v]]) < 3:
+                        return False
+                return True
+
+            # The stream goes on there while the first bucket takes nothing.
+            await until("the backup pathway lists 3 new segments per variant", grown, 30)
+            listed = []
+            for v in (0, 1):
+                status, body = await text(http, f"{url}/live/backup/{v}/playlist.m3u8")
+                listed += [(uri, owncast.variant_dir(v) / uri.rpartition("/")[2]) for uri in segments(body)]
+            assert await assert_whole(http, owncast.ledger, listed) >= 6  # fetched from moto, Owncast's bytes
+            health, families = await told("backup")
+            assert "players steered to the backup pathway" in health["status"] \
+                and "the bucket's uploads to it have waited" in health["status"], health
+            landed = {s.labels["outcome"]: s.value for s in families["hls_broadcaster_backup_uploads"].samples
+                      if s.name.endswith("_total")}
+            assert landed["landed"] >= 6 and landed["given_up"] == 0, landed
+            assert [s.value for s in families["hls_broadcaster_backup_storage_up"].samples] == [1.0]
+            assert any("steering players to the backup pathway" in line for line in service.lines)
+
+            # The second bucket fails for viewers too (its CDN): only the service's probe can tell; two
+            # failures in a row and the VM comes first.
+            await second.down_503()
+            await until("the VM first once the second bucket's public URL fails too",
+                        steered(["vm", "bucket", "backup"]), SWITCH_TIMEOUT)
+            health, _ = await told("vm")
+            assert "the backup pathway: its public URL does not answer the service (HTTP 503)" \
+                in health["status"], health
+
+            await second.pass_through()
+            await until("the second bucket first again once its public URL answers",
+                        steered(["backup", "vm", "bucket"]), SWITCH_TIMEOUT)
+            await gates.open()
+
+            await until("players are steered back to the first bucket", steered(["bucket", "backup", "vm"]),
+                        BACK_TIMEOUT)
+
+            def in_second() -> set[str]:
+                return {o["Key"] for o in s3.list_objects_v2(Bucket=BACKUP).get("Contents", [])}
+
+            async def cleaned() -> bool:
+                return not set(early) & in_second()
+
+            # The first segments left the window long ago: deleted from the second bucket as from the first.
+            await until("the second bucket's old segments deleted", cleaned, 30)
+            assert service.problems() == []
+
+
+def public_bucket(s3: Any, name: str) -> None:
+    if name not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
+        s3.create_bucket(Bucket=name)
+    s3.put_bucket_policy(Bucket=name, Policy=json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{name}/*"}]}))
+
+
+async def test_with_pathways_bucket_backup_the_vm_serves_no_pathway(
+    tmp_path: Path, owncast: OwncastEmulator, moto_url: str
+) -> None:
+    """PATHWAYS=bucket,backup: the second bucket instead of the VM (both buckets on moto here)."""
+    s3 = boto3.client("s3", endpoint_url=moto_url, aws_access_key_id="k", aws_secret_access_key="s",
+                      region_name="us-east-1")
+    env = moto_env(moto_url, tmp_path, PATHWAYS="bucket,backup", BACKUP_S3_ENDPOINT_URL=moto_url,
+                   BACKUP_S3_REGION="us-east-1", BACKUP_ACCESS_KEY_ID="k", BACKUP_SECRET_ACCESS_KEY="s",
+                   BACKUP_BUCKET_NAME="instead-of-vm", BACKUP_PUBLIC_URL=f"{moto_url}/instead-of-vm")
+    assert env["HLS_DIR"] == str(owncast.variant_dir(0).parent)
+    public_bucket(s3, "locktest")
+    public_bucket(s3, "instead-of-vm")
+    async with ServiceProcess(env, tmp_path, start_timeout=START_TIMEOUT) as service, \
+            aiohttp.ClientSession() as http:
+        url = service.url
+
+        async def offered() -> bool:
+            status, body = await text(http, f"{url}/live/master.m3u8")
+            return status == 200 and offers(body, "backup") == 2
+
+        await until("the multivariant playlist offers the backup pathway", offered, 60)
+        status, body = await text(http, f"{url}/live/master.m3u8")
+        assert offers(body, "bucket") == 2 and offers(body, "vm") == 0 and "/vm/" not in body, body
+        status, body = await text(http, f"{url}/live/steering.json")
+        assert json.loads(body)["PATHWAY-PRIORITY"] in (["bucket", "backup"], ["backup", "bucket"])
+        listed = segments((await text(http, f"{url}/live/backup/0/playlist.m3u8"))[1])
+        assert listed and all(uri.startswith(f"{moto_url}/instead-of-vm/live/0/") for uri in listed)
+        name = listed[-1].rpartition("/")[2]
+        for path in ("/live/vm/0/playlist.m3u8", "/hls/vm/0/stream.m3u8", f"/live/vm/0/{name}"):
+            assert (await text(http, url + path))[0] == 404, path
+        assert service.problems() == []

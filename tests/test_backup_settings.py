@@ -1,0 +1,99 @@
+"""The second bucket's settings (issue 48 item 1): all of them with 'backup' in PATHWAYS, none without,
+each error line naming its setting, the secret never shown."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from broadcaster.settings import SettingsError, load_settings
+
+from .test_deploy import OWNCAST_HOST, SERVICE, route
+from .test_settings import env
+
+SECRET = "backup-s3cr3t-never-shown"
+BACKUP = {
+    "BACKUP_S3_ENDPOINT_URL": "https://s3.eu-central-1.amazonaws.com/",
+    "BACKUP_S3_REGION": "eu-central-1",
+    "BACKUP_ACCESS_KEY_ID": "AKIABACKUP",
+    "BACKUP_SECRET_ACCESS_KEY": SECRET,
+    "BACKUP_BUCKET_NAME": "stream-backup",
+    "BACKUP_PUBLIC_URL": "https://backup.example.net/",
+}
+
+
+def test_backup_pathway_with_its_bucket(tmp_path: Path) -> None:
+    s = load_settings(environ=env(tmp_path, PATHWAYS="bucket,backup,vm", **BACKUP))
+    assert s.pathways == ("bucket", "backup", "vm") and s.steering
+    assert (s.backup_s3_endpoint_url, s.backup_public_url) == ("https://s3.eu-central-1.amazonaws.com",
+                                                               "https://backup.example.net")
+    assert s.backup_bucket_name == "stream-backup" and s.backup_s3_region == "eu-central-1"
+    assert SECRET not in repr(s)
+    instead = load_settings(environ=env(tmp_path, PATHWAYS="bucket,backup", **BACKUP))
+    assert instead.pathways == ("bucket", "backup")
+
+
+def test_backup_pathway_without_its_bucket_names_each_missing_setting(tmp_path: Path) -> None:
+    partial = {k: v for k, v in BACKUP.items() if k not in ("BACKUP_BUCKET_NAME", "BACKUP_SECRET_ACCESS_KEY")}
+    with pytest.raises(SettingsError) as err:
+        load_settings(environ=env(tmp_path, PATHWAYS="bucket,vm,backup", **partial))
+    assert len(err.value.problems) == 2, err.value.problems
+    assert err.value.problems[0].startswith("BACKUP_SECRET_ACCESS_KEY is not set: PATHWAYS names backup")
+    assert err.value.problems[1].startswith("BACKUP_BUCKET_NAME is not set")
+
+
+def test_backup_bucket_without_the_pathway_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError) as err:
+        load_settings(environ=env(tmp_path, **BACKUP))
+    assert err.value.problems == [
+        "BACKUP_S3_ENDPOINT_URL, BACKUP_ACCESS_KEY_ID, BACKUP_SECRET_ACCESS_KEY, BACKUP_BUCKET_NAME, "
+        "BACKUP_PUBLIC_URL set but PATHWAYS (bucket,vm) does not name backup: add it (e.g. "
+        "PATHWAYS=bucket,backup,vm) or remove the BACKUP_* settings"]
+    assert SECRET not in str(err.value)
+
+
+def test_backup_bucket_that_is_the_first_one_is_refused(tmp_path: Path) -> None:
+    same = dict(BACKUP, BACKUP_S3_ENDPOINT_URL="https://acc.r2.cloudflarestorage.com", BACKUP_BUCKET_NAME="my-bucket")
+    with pytest.raises(SettingsError) as err:
+        load_settings(environ=env(tmp_path, PATHWAYS="bucket,backup", **same))
+    assert err.value.problems[0].startswith("BACKUP_BUCKET_NAME: the second bucket is the first one")
+
+
+@pytest.mark.parametrize(("name", "value", "says"), [
+    ("BACKUP_S3_ENDPOINT_URL", "s3.example.com", "expected an http:// or https:// URL"),
+    ("BACKUP_BUCKET_NAME", "Bad_Name", "expected 3-63 lowercase letters"),
+    ("BACKUP_PUBLIC_URL", "https://user:pw@cdn.example", "without user:password@"),
+    ("PATHWAYS", "bucket,backup,backup", "expected 'bucket,vm'"),
+    ("PATHWAYS", "backup,bucket", "expected 'bucket,vm'"),
+])
+def test_bad_backup_values_name_their_setting(tmp_path: Path, name: str, value: str, says: str) -> None:
+    with pytest.raises(SettingsError) as err:
+        load_settings(environ=env(tmp_path, **{**BACKUP, "PATHWAYS": "bucket,backup", name: value}))
+    assert len(err.value.problems) == 1 and err.value.problems[0].startswith(f"{name}=") \
+        and says in err.value.problems[0], err.value.problems
+
+
+def test_check_validates_the_backup_settings(tmp_path: Path) -> None:
+    """`hls-broadcaster check`: one line naming the setting, no traceback."""
+    environ = env(tmp_path, PATHWAYS="bucket,backup", **{k: v for k, v in BACKUP.items() if k != "BACKUP_PUBLIC_URL"})
+    out = subprocess.run([sys.executable, "-m", "broadcaster", "check"], env={**environ, "PATH": "/usr/bin:/bin",
+                         "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+                         capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert out.returncode != 0 and "Traceback" not in out.stderr + out.stdout
+    assert "BACKUP_PUBLIC_URL is not set: PATHWAYS names backup" in out.stderr + out.stdout
+
+
+@pytest.mark.parametrize("host", ["live.example.com", OWNCAST_HOST])
+@pytest.mark.parametrize("path", ["/live/backup/0/playlist.m3u8", "/hls/backup/1/stream.m3u8"])
+def test_the_tunnel_routes_the_backup_pathways_playlists(host: str, path: str) -> None:
+    assert route(path, host=host) == SERVICE
+
+
+@pytest.mark.parametrize("path", ["/live/backup/0/stream-abc-1.ts", "/live/backup/0/../../metrics",
+                                  "/live/backup/x/playlist.m3u8", "/hls/backup/0/playlist.m3u8.bak"])
+def test_the_backup_pathways_segments_are_not_routed_to_the_service(path: str) -> None:
+    """They are in the second bucket: the service has none to serve."""
+    assert route(path, host="live.example.com") != SERVICE
