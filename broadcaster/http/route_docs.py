@@ -45,6 +45,15 @@ ROUTE_DOCS: dict[str, str] = {
     "/hls/vm/{n}/stream.m3u8": (
         "the same, at Owncast's paths (the multivariant playlist at `/hls/stream.m3u8` names it)"
     ),
+    "/live/backup/{n}/playlist.m3u8": (
+        "the second bucket's pathway (`PATHWAYS` naming `backup`): variant n's media playlist with the same "
+        "numbers, durations and discontinuities as `/live/{n}/playlist.m3u8`, listing a segment only once "
+        "its upload to the second bucket landed, each at `BACKUP_PUBLIC_URL/<key>` (blocking reload and "
+        "delta updates alike); see [Steering](../steering.md#a-second-bucket)"
+    ),
+    "/hls/backup/{n}/stream.m3u8": (
+        "the same, at Owncast's paths (the multivariant playlist at `/hls/stream.m3u8` names it)"
+    ),
     "/{folder}/vm/{n}/{file}": (
         "a segment of the VM's own copy, for players steered to the VM: only a file a VM playlist listed "
         "(`404` else), `Cache-Control` as the bucket's objects (immutable), `ETag`, `Last-Modified`, "
