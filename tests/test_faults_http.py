@@ -46,7 +46,10 @@ from tests.support.service_process import ServiceProcess, service_env
 from tests.support.owncast_writer import HandFedOwncast, real_ts_segment, write_in_place
 from tests.support.observe import Observer
 
-pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.asyncio(loop_scope="module")]
+# One worker runs the module, its served fixture once (scripts/test's --dist loadgroup; spread, four
+# workers each started it: 26 of the module's 30 s in a full run at load 15).
+pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.asyncio(loop_scope="module"),
+              pytest.mark.xdist_group("faults_http")]
 
 REPO = Path(__file__).resolve().parent.parent
 SECRET = b"SECRET-NEXT-TO-THE-VIEWER-41c2"
