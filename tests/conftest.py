@@ -29,12 +29,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "it, as the matrix's rows do, rather than leave the race to chance")
 
 
-# Each xdist_group's seconds in a full run at load 15-30 (2026-11-25, tests/conftest's order below): the
+# Each xdist_group's seconds in a full run from a fresh clone at load 9-14 (2026-11-25, 9:07 in all): the
 # longest are begun first, one to a worker, while the others take the short tests. A group not named here
 # is taken as a long one (NEW_GROUP_SECONDS) until it is measured.
-GROUP_SECONDS = {"p2p_browser": 345, "bench_browsers": 234, "players_across_change": 191, "package": 188,
-                 "package_readme": 166, "viewer_browser": 91, "faults_input": 80, "gap_players": 32,
-                 "nginx_cache": 30, "faults_http": 28, "docs_site": 25}
+GROUP_SECONDS = {"p2p_browser": 234, "players_across_change": 125, "faults_input": 112, "bench_browsers": 112,
+                 "package_readme": 105, "package": 57, "viewer_browser": 41, "nginx_cache": 27, "gap_players": 26,
+                 "faults_http": 11, "docs_site": 8}
 NEW_GROUP_SECONDS = 150
 
 
