@@ -16,6 +16,10 @@ from tests.support.metrics import exported_series
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# One worker builds the site once for the module (scripts/test's --dist loadgroup): spread over three
+# workers, each built it again (3 x 19 s in a full run at load 15).
+pytestmark = pytest.mark.xdist_group("docs_site")
+
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -57,8 +57,10 @@ from tests.support.owncast_writer import SECONDS, HandFedOwncast, Prepare, real_
 from tests.support.waiting import until
 
 # One SeaweedFS for the module (each test has its own service, HLS_DIR and key prefix): starting and
-# stopping it for every test would cost half the file's time budget.
-pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.asyncio(loop_scope="module")]
+# stopping it for every test would cost half the file's time budget; one worker runs the module
+# (scripts/test's --dist loadgroup), or each worker given one of its tests starts it again.
+pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.asyncio(loop_scope="module"),
+              pytest.mark.xdist_group("faults_input")]
 
 MAX_FILE_BYTES = 64 * 1024 * 1024  # broadcaster.bucket.uploader.Uploader's default limit
 SECRET = b"SECRET-OUTSIDE-HLS-DIR-7f3a9c"  # in every file outside HLS_DIR a test tempts the service with

@@ -43,7 +43,9 @@ from tests.support.nginx import Nginx, needs_nginx
 from tests.support.service_process import ServiceProcess
 from tests.support.owncast_writer import pdt, write_in_place
 
-pytestmark = pytest.mark.integration
+# One worker runs the module, its fixtures once (scripts/test's --dist loadgroup): spread over the
+# workers, five of its six tests made them again (29 of the module's 34 s in a full run at load 15).
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("nginx_cache")]
 
 CONF = Path(__file__).resolve().parent.parent / "deploy" / "nginx-cache.conf"
 # The three strings the config's header says to change, as shipped.

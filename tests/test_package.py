@@ -227,7 +227,10 @@ def fresh_clone(tmp_path: Path) -> Iterator[Path]:
     yield copy_tree(tmp_path / "hls-broadcaster")
 
 
+# Its own unit of work (scripts/test's --dist loadgroup: xdist names it package_readme): it shares no
+# fixture with the module, and one worker ran its 50 s (pip in a clean venv) after the module's 100.
 @pytest.mark.readme
+@pytest.mark.xdist_group("readme")
 async def test_the_readmes_first_command_in_a_clean_venv(fresh_clone: Path, tmp_path: Path) -> None:
     """Exactly the README's first command, in a venv that has nothing but pip: every dependency comes
     from the package index (pip's cache, warm from the test command's own install, makes it quick)."""
