@@ -243,9 +243,11 @@ async def outage(demo: Demo, *, service: bool, viewers: bool) -> None:
     problems += demo.players.mismatches()
     # What the VM sent is what the players got from it (no CDN here), counted as steered but for the
     # players that left the bucket on their own errors before the service steered them (a few segments).
+    # A fetch the player aborted once the answer was sent (a full run: one segment, 140,624 bytes) has no
+    # body to read: its Content-Length says what was sent.
     sent = await metric(demo.service, "hls_broadcaster_vm_segment_bytes_total")
-    got = sum(f.body.size for w in pages.values() for f in w.segments(since=closed_at, pathway="vm")
-              if f.body is not None)
+    got = sum(f.sent for w in pages.values() for f in w.segments(since=closed_at, pathway="vm")
+              if f.status == 200)
     steered, unsteered = (sent["yes"] - sent_before.get("yes", 0.0), sent["no"] - sent_before.get("no", 0.0))
     print(f"VM segment bytes: {steered:.0f} while steered, {unsteered:.0f} not; the players got {got}")
     if steered + unsteered != got:

@@ -71,6 +71,12 @@ class Fetched:
     variant: int
     name: str
     body: Finished | None = None  # of a 200
+    length: int | None = None  # its Content-Length: what was sent, the body read or not (an aborted fetch)
+
+    @property
+    def sent(self) -> int:
+        """The bytes of this answer: its body as read, else what its Content-Length said was sent."""
+        return self.body.size if self.body is not None else (self.length or 0)
 
 
 @dataclass
@@ -198,7 +204,9 @@ class Players:
             variant = int(pieces[-2])
         except ValueError:
             variant = -1
-        fetched = Fetched(time.monotonic(), pathway, url, response.status, variant, pieces[-1])
+        length = response.headers.get("content-length", "")
+        fetched = Fetched(time.monotonic(), pathway, url, response.status, variant, pieces[-1],
+                          length=int(length) if length.isdigit() else None)
         watched.fetched.append(fetched)
         if response.status == 200:
             task = asyncio.ensure_future(self._hash(response, fetched))
