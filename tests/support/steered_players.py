@@ -88,7 +88,7 @@ class Watched:
     fetched: list[Fetched] = field(default_factory=list)
     console: list[str] = field(default_factory=list)
     pending: set[asyncio.Task[None]] = field(default_factory=set)
-    refused: list[tuple[float, int, str]] = field(default_factory=list)  # (when, status, URL) of each 4xx/5xx
+    refused: list[tuple[float, int, str]] = field(default_factory=list)  # (when, status, URL): 4xx/5xx, 0 no answer
     redirected: list[tuple[float, str]] = field(default_factory=list)  # (when, URL) of each segment redirect
     playlists: list[tuple[float, int, str]] = field(default_factory=list)  # (when, status, URL) of each playlist answer
 
@@ -177,6 +177,9 @@ class Players:
         page.on("console", lambda m: watched.console.append(f"{m.type}: {m.text}"[:300])
                 if m.type in ("warning", "error") else None)
         page.on("response", lambda response: self._record(watched, response))
+        # A fetch that got no answer at all (the gate's connection refused or reset, a player's abort):
+        # refused too, status 0; the viewer page leaves the bucket on these as on a 5xx (player.js).
+        page.on("requestfailed", lambda request: watched.refused.append((round(time.monotonic(), 1), 0, request.url)))
         if name == "viewer":
             await page.goto(f"{self.service_url}/")
         else:
