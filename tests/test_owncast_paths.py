@@ -57,14 +57,19 @@ async def served(tmp_path: Path, aiohttp_client: Any) -> AsyncIterator[tuple[Wor
     world = World(tmp_path, window=12.0, stepped=True, can_block_reload=True)
     client: TestClient[Any, Any] = await aiohttp_client(create_app(world.playlists, world.report, world.metrics),
                                                         auto_decompress=False)
+    await _live(world)
+    yield world, client
+    await world.pub.close()
+
+
+async def _live(world: World) -> None:
+    """Two variants, 14 segments of 1 s each listed."""
     world.pub.on_master(VARIANTS)
     for i in range(14):
         world.now += 1
         for v in (0, 1):
             world.owncast_lists(v, f"stream-a-{i}.ts")
         await world.settle()
-    yield world, client
-    await world.pub.close()
 
 
 def last(world: World, variant: int = 0) -> int:
@@ -477,12 +482,7 @@ async def test_late_numbers_past_a_clients_budget_are_a_small_redirect(
     app = web.Application()
     app.router.add_get(r"/live/{n:[0-9]+}/playlist.m3u8", routes.media)
     client: TestClient[Any, Any] = await aiohttp_client(app, auto_decompress=False)
-    world.pub.on_master(VARIANTS)
-    for i in range(14):
-        world.now += 1
-        for v in (0, 1):
-            world.owncast_lists(v, f"stream-a-{i}.ts")
-        await world.settle()
+    await _live(world)
     path = live_media(0)
     tail = "&_HLS_skip=YES" if skip else ""
 

@@ -39,7 +39,7 @@ from ..lograte import RateLimitedLog
 from ..playlist import hls
 from ..playlist.rendered import Rendered
 from ..publish.visible import VisiblePlaylists
-from .probe import EVALUATE_EVERY, PROBE_AGAIN, PROBE_EVERY
+from .probe import EVALUATE_EVERY, probe_pathway
 from .policy import SteeringPolicy
 
 log = logging.getLogger(__name__)
@@ -365,28 +365,6 @@ class BackupProbe:
             was = first
 
     async def _probing(self) -> None:
-        policy = self._policy
-        ok = True
-        while True:
-            await asyncio.sleep(max(PROBE_EVERY, policy.ttl()) if ok else PROBE_AGAIN)
-            newest = self._playlists.newest
-            target = policy.target_duration() or 3
-            if newest is None or self._clock() - newest[1] > 3 * target:
-                ok = True
-                policy.probed(hls.BACKUP_PATHWAY, True)  # nothing live to look at
-                continue
-            ok, detail = await self._get(newest[0], float(max(2, target)))
-            policy.probed(hls.BACKUP_PATHWAY, ok, detail)
-
-    async def _get(self, url: str, timeout: float) -> tuple[bool, str]:
-        session = self._session
-        assert session is not None
-        try:
-            async with session.get(url, headers={"Range": "bytes=0-0"}, allow_redirects=False,
-                                   timeout=aiohttp.ClientTimeout(total=timeout)) as response:
-                await response.read()
-                return response.status in (200, 206), f"HTTP {response.status}"
-        except TimeoutError:
-            return False, f"no answer in {timeout:.0f}s"
-        except aiohttp.ClientError as err:
-            return False, type(err).__name__
+        assert self._session is not None
+        await probe_pathway(self._policy, hls.BACKUP_PATHWAY, lambda: self._playlists.newest, self._session,
+                            self._clock)

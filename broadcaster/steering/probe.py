@@ -76,28 +76,35 @@ class SteeringLoop:
             await asyncio.sleep(EVALUATE_EVERY)
 
     async def _probing(self) -> None:
-        policy = self._policy
-        ok = True
-        while True:
-            await asyncio.sleep(max(PROBE_EVERY, policy.ttl()) if ok else PROBE_AGAIN)
-            newest = self._newest
-            target = policy.target_duration() or 3
-            if newest is None or self._clock() - newest[1] > 3 * target:
-                ok = True
-                policy.probed(hls.BUCKET_PATHWAY, True)  # nothing live to look at: no evidence either way
-                continue
-            ok, detail = await self._get(newest[0], timeout=float(max(2, target)))
-            policy.probed(hls.BUCKET_PATHWAY, ok, detail)
+        assert self._session is not None
+        await probe_pathway(self._policy, hls.BUCKET_PATHWAY, lambda: self._newest, self._session, self._clock)
 
-    async def _get(self, url: str, timeout: float) -> tuple[bool, str]:
-        session = self._session
-        assert session is not None
-        try:
-            async with session.get(url, headers={"Range": "bytes=0-0"}, allow_redirects=False,
-                                   timeout=aiohttp.ClientTimeout(total=timeout)) as response:
-                await response.read()
-                return response.status in (200, 206), f"HTTP {response.status}"
-        except TimeoutError:
-            return False, f"no answer in {timeout:.0f}s"
-        except aiohttp.ClientError as err:
-            return False, type(err).__name__
+
+async def probe_pathway(policy: SteeringPolicy, pathway: str, newest: Callable[[], tuple[str, float] | None],
+                        session: aiohttp.ClientSession, clock: Callable[[], float]) -> None:
+    """Probe `pathway`'s newest segment (its URL and when it was listed: `newest()`) for ever, telling
+    the policy each outcome (the module docstring says when). The first bucket's and a second's."""
+    ok = True
+    while True:
+        await asyncio.sleep(max(PROBE_EVERY, policy.ttl()) if ok else PROBE_AGAIN)
+        latest = newest()
+        target = policy.target_duration() or 3
+        if latest is None or clock() - latest[1] > 3 * target:
+            ok = True
+            policy.probed(pathway, True)  # nothing live to look at: no evidence either way
+            continue
+        ok, detail = await first_byte(session, latest[0], timeout=float(max(2, target)))
+        policy.probed(pathway, ok, detail)
+
+
+async def first_byte(session: aiohttp.ClientSession, url: str, timeout: float) -> tuple[bool, str]:
+    """GET the first byte of `url` as a viewer would: (answered 200/206, what it answered or why not)."""
+    try:
+        async with session.get(url, headers={"Range": "bytes=0-0"}, allow_redirects=False,
+                               timeout=aiohttp.ClientTimeout(total=timeout)) as response:
+            await response.read()
+            return response.status in (200, 206), f"HTTP {response.status}"
+    except TimeoutError:
+        return False, f"no answer in {timeout:.0f}s"
+    except aiohttp.ClientError as err:
+        return False, type(err).__name__
