@@ -74,6 +74,7 @@ class Watch:
     first_seen: dict[str, float] = field(default_factory=dict)  # URI -> monotonic
     last_seen: dict[str, float] = field(default_factory=dict)
     discontinuity: dict[str, bool] = field(default_factory=dict)  # URI -> carried EXT-X-DISCONTINUITY
+    gaps: dict[int, set[str]] = field(default_factory=lambda: {v: set() for v in VARIANTS})  # EXT-X-GAP URIs
     current: dict[int, list[str]] = field(default_factory=lambda: {v: [] for v in VARIANTS})
     owncast_names: dict[int, set[str]] = field(default_factory=lambda: {v: set() for v in VARIANTS})
     statuses: collections.Counter[int] = field(default_factory=collections.Counter)
@@ -131,17 +132,22 @@ class Watch:
         lines = text.splitlines()
         seq = int(next(ln for ln in lines if ln.startswith("#EXT-X-MEDIA-SEQUENCE:")).split(":")[1])
         uris: list[str] = []
-        disc = False
+        disc = gap = False
         for line in lines:
             if line == "#EXT-X-DISCONTINUITY":
                 disc = True
+            elif line == "#EXT-X-GAP":
+                gap = True
             elif line and not line.startswith("#"):
                 if self.msn[v].setdefault(seq, line) != line:
                     self.errors.append(f"variant {v}: media sequence {seq} is {line}, was {self.msn[v][seq]}")
                 self.discontinuity.setdefault(line, disc)
-                uris.append(line)
+                if gap:  # lost in this variant alone (issue 50): its URI holds no media (4.4.4.7)
+                    self.gaps[v].add(line)
+                else:
+                    uris.append(line)
                 seq += 1
-                disc = False
+                disc = gap = False
         if "#EXT-X-ENDLIST" in lines:
             self.ended.add(v)
         self.current[v] = uris
@@ -510,13 +516,17 @@ async def test_segments_deleted_during_an_outage_are_counted_and_marked_as_a_gap
             for before, after in itertools.pairwise(listing):
                 jump = number(after) != number(before) + 1
                 assert watch.discontinuity[after] == jump, (v, name(before), name(after))
-        assert missing[0] and missing[0] == missing[1], missing  # one gap, dropped in every variant
+        # One hole, dropped in every variant; a segment deleted in one variant alone just as the bucket
+        # came back (the other's copy uploaded) is an EXT-X-GAP entry there (issue 50, W5), not a hole.
+        assert missing[0] and missing[0] == missing[1], missing
+        gapped = {v: sorted(number(u) for u in watch.gaps[v]) for v in VARIANTS}
         lost = {k: n - lost_at_start.get(k, 0.0) for k, n in (await rig.lost()).items()}
         assert {reason for (_, reason), n in lost.items() if n} <= {"deleted", "sibling_lost"}, lost
-        for v in VARIANTS:  # every hole in the listing is a counted loss
-            assert sum(n for (var, _), n in lost.items() if var == str(v)) == len(missing[v]), (lost, missing)
+        for v in VARIANTS:  # every hole and every gap entry in the listing is a counted loss
+            counted = sum(n for (var, _), n in lost.items() if var == str(v))
+            assert counted == len(missing[v]) + len(gapped[v]), (lost, missing, gapped)
         print(
-            f"\n[gap] lost {missing[0]} ({len(missing[0])} slots), metrics {lost}; listing resumed "
+            f"\n[gap] lost {missing[0]} ({len(missing[0])} slots), gap entries {gapped}, metrics {lost}; listing resumed "
             f"{resumed_after:.2f}s after the bucket came back; ffmpeg exit 0, opened {opened} URLs and "
             "said:\n  " + "\n  ".join(said)
         )
