@@ -88,8 +88,11 @@ def make_rig(aiohttp_client: AiohttpClient, tmp_path: Path) -> MakeRig:
         async def elsewhere(variant: int, name: str) -> str | None:  # as the service wires it
             return await vm.landed_url_within(variant, name, 0.5) if redirect and policy.bucket_serves() else None
 
+        def landed(variant: int, name: str) -> str | None:
+            return vm.landed_url(variant, name) if redirect and policy.bucket_serves() else None
+
         vm_segments = segments or VmSegments(copies, key_for, ByteBudget(rate, burst), on_sent=counts.sent,
-                                             elsewhere=elsewhere)
+                                             elsewhere=elsewhere, landed=landed)
         pathways = Pathways(
             masters=SteeredMasters(shown, [Pathway("bucket"), Pathway("vm", "vm")], lambda: policy.first),
             vm=vm, newest=newest, steering=policy, segments=vm_segments, count_steering=counts.manifest,
@@ -373,6 +376,23 @@ async def test_while_the_bucket_serves_a_segment_it_holds_is_a_redirect_there(ma
     assert rig.counts.bytes == {True: 0, False: 0} and rig.counts.requests == {302: 2}
     # Not listed by the VM's playlists: 404 as before, never a redirect built from the URL.
     assert (await unfollowed(rig, "/live/vm/0/seg7.ts"))[0] == 404
+
+
+async def test_a_listed_segment_the_vm_has_no_copy_of_is_the_buckets_while_it_serves(make_rig: MakeRig) -> None:
+    """A copy dropped after its listing (the byte cap, the disk) is not a 404 while the bucket holds the
+    segment: the player is sent there at once, as for a copy the VM has; steered away, a 404."""
+    rig = await make_rig(redirect=True)
+    rig.clock.t += 100
+    listed(rig)
+    await vm_playlist(rig)
+    rig.copies.close()  # every copy gone
+    status, headers, _ = await unfollowed(rig, "/live/vm/0/seg0.ts")
+    assert (status, headers.get("Location")) == (302, "https://r2.example/0/seg0.ts")
+    assert (await unfollowed(rig, "/live/vm/0/seg7.ts"))[0] == 404  # nobody lists it: still nothing
+    rig.behind[0] = 10  # uploads fail: players steered to the VM, which has no copy to send
+    rig.policy.evaluate()
+    assert rig.policy.first == "vm"
+    assert (await unfollowed(rig, "/live/vm/0/seg0.ts"))[0] == 404
 
 
 async def test_the_vm_sends_the_bytes_while_steered_or_the_bucket_just_failed(make_rig: MakeRig) -> None:

@@ -6,6 +6,7 @@ across a restart; `check` proves the presigned path."""
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -189,9 +190,22 @@ async def test_an_fmp4_init_section_is_listed_presigned(tmp_path: Path, recordin
             )  # fmt: skip
             async with asyncio.timeout(30):
                 _, err = await player.communicate()
-            assert player.returncode == 0, err.decode()
+            assert player.returncode == 0, err.decode() + await what_it_got(http, err.decode())
             assert await service.stop() == 0
         assert service.problems() == []
+
+
+async def what_it_got(http: aiohttp.ClientSession, said: str) -> str:
+    """Each URL a player's error names, asked again now: its answer, and where a redirect leads."""
+    out = []
+    for url in sorted(set(re.findall(r"'(https?://[^']+)'", said))):
+        async with http.get(url, allow_redirects=False) as r:
+            line = f"\n{url}: {r.status} {(await r.read())[:80]!r}"
+            if (there := r.headers.get("Location")) is not None:
+                async with http.get(there) as followed:
+                    line += f" -> {there}: {followed.status}"
+        out.append(line)
+    return "".join(out)
 
 
 # -- hls.js in a real browser ----------------------------------------------------------------------------

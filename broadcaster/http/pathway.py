@@ -124,12 +124,14 @@ class VmSegments:
     def __init__(self, copies: SegmentCopies, key_for: Callable[[int, str], str], budget: ByteBudget, *,
                  on_sent: Callable[[int, int], None] = lambda status, size: None, max_sending: int = MAX_SENDING,
                  proxies: Proxies = Proxies(),
-                 elsewhere: Callable[[int, str], Awaitable[str | None]] | None = None) -> None:
+                 elsewhere: Callable[[int, str], Awaitable[str | None]] | None = None,
+                 landed: Callable[[int, str], str | None] = lambda variant, name: None) -> None:
         self._copies = copies
         self._key_for = key_for
         # (variant, file) -> the bucket's URL to send the player to (waiting a moment for its upload to
         # land), or None: the VM answers.
         self._elsewhere = elsewhere
+        self._landed = landed  # (variant, file) -> the bucket's URL now, while it serves, or None
         self._waiting = 0
         self._budget = budget
         self._on_sent = on_sent  # (status, body bytes) of every answer
@@ -150,7 +152,12 @@ class VmSegments:
             return self._answer(_not_here())
         copy = self._copies.servable(self._key_for(int(digits), name))
         if copy is None:
-            return self._answer(_not_here())
+            # Listed, but no copy here (dropped for the byte cap or the disk): the bucket's, if it has it
+            # now. Looked up, never waited for: a name nobody listed must cost nothing.
+            there = self._landed(int(digits), name)
+            if there is None:
+                return self._answer(_not_here())
+            return self._answer(_redirect(there))
         if self._elsewhere is not None:
             if self._waiting >= MAX_WAITING:
                 return self._answer(unavailable("too many segment requests waiting, try again shortly\n", "1"))
@@ -160,8 +167,7 @@ class VmSegments:
             finally:
                 self._waiting -= 1
             if there is not None:
-                return self._answer(web.Response(status=302, headers=edge_headers(
-                    {hdrs.LOCATION: there, hdrs.CACHE_CONTROL: REDIRECT_CACHE_CONTROL})))
+                return self._answer(_redirect(there))
         headers = _headers(copy)
         if _not_modified(request, copy):
             return self._answer(web.Response(status=304, headers=headers))
@@ -209,6 +215,11 @@ class VmSegments:
     def _answer(self, response: web.Response) -> web.Response:
         self._on_sent(response.status, 0)
         return response
+
+
+def _redirect(there: str) -> web.Response:
+    return web.Response(status=302, headers=edge_headers({hdrs.LOCATION: there,
+                                                          hdrs.CACHE_CONTROL: REDIRECT_CACHE_CONTROL}))
 
 
 def _not_here() -> web.Response:

@@ -41,8 +41,13 @@ def pathways(s: Settings, steering: SteeringPolicy, copies: Copies, ahead: Visib
         url = await vm.landed_url_within(variant, name, wait)
         return url if steering.bucket_serves() else None
 
+    def landed_now(variant: int, name: str) -> str | None:
+        """The bucket's copy of a segment the VM has none of (any more), while the bucket serves."""
+        return vm.landed_url(variant, name) if steering.bucket_serves() else None
+
     segments = VmSegments(copies, key_for, ByteBudget(rate, rate * BURST_SECONDS), on_sent=counts.sent,
-                          proxies=Proxies(s.forwarded_allow_ips, s.trust_cf_connecting_ip), elsewhere=elsewhere)
+                          proxies=Proxies(s.forwarded_allow_ips, s.trust_cf_connecting_ip), elsewhere=elsewhere,
+                          landed=landed_now)
     folders = {hls.BUCKET_PATHWAY: "", hls.VM_PATHWAY: hls.VM_FOLDER, hls.BACKUP_PATHWAY: hls.BACKUP_FOLDER}
     offered = [Pathway(p, folders[p]) for p in s.pathways]
 
