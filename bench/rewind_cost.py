@@ -324,7 +324,7 @@ def measure_http(cases: list[Case], variants: int, connections: int, duration: f
             proc.start()
             procs[case.window] = (proc, port)
         for proc, port in procs.values():
-            wait_listening(port, timeout=120)
+            wait_listening(port, timeout=120, alive=proc.is_alive)
         for proc, port in procs.values():  # warm-up
             for path in PATHS.values():
                 wrk(port, path, connections, 1)

@@ -107,15 +107,19 @@ def free_port() -> int:
     return kept_port()
 
 
-def wait_listening(port: int, timeout: float = 15) -> None:
-    """Until something accepts on 127.0.0.1:port (a server started in another process)."""
+def wait_listening(port: int, timeout: float = 120, alive: Callable[[], bool] = lambda: True) -> None:
+    """Until something accepts on 127.0.0.1:port (a server started in another process, `alive` while it
+    runs). The bound is for a server that never comes: a new interpreter pinned to one busy CPU of a
+    loaded machine took more than 15 s to import the service (a full run of the suite)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", port)) == 0:
                 return
+        if not alive():
+            raise RuntimeError(f"the server for 127.0.0.1:{port} exited before it listened")
         time.sleep(0.05)
-    raise RuntimeError(f"server on {port} did not start")
+    raise RuntimeError(f"server on {port} did not start within {timeout:.0f}s")
 
 
 # Servers on one CPU, the load generator (wrk) on the other: on a VM the two vCPUs can differ for

@@ -73,7 +73,7 @@ def main() -> None:
         ports[kind] = free_port()
         procs[kind] = ctx.Process(target=_serve, args=(kind, ports[kind]), daemon=True)
         procs[kind].start()
-        wait_listening(ports[kind])
+        wait_listening(ports[kind], alive=procs[kind].is_alive)
     try:
         for kind in results:  # warm-up
             _wrk(ports[kind], args.connections, 2)
