@@ -104,10 +104,12 @@ def setup_logging(level: str, secrets: list[str] | None = None) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .service import SetupError, StartupError, run
-
     flags = {s.name: getattr(args, s.name, None) for s in SETTINGS}
     settings: Settings = load_settings(flags, env_file=args.env_file)
+    # Imported once the settings hold (1.2 s of aiohttp and botocore on a busy machine): a setting's
+    # mistake is told at once.
+    from .service import SetupError, StartupError, run
+
     setup_logging(settings.log_level, settings.secrets())
     for line in lookalike_keys(env_file=args.env_file):
         log.warning("%s", line)
