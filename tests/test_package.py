@@ -231,6 +231,9 @@ def fresh_clone(tmp_path: Path) -> Iterator[Path]:
 # fixture with the module, and one worker ran its 50 s (pip in a clean venv) after the module's 100.
 @pytest.mark.readme
 @pytest.mark.xdist_group("readme")
+# A guard against a hang, not a time it must keep: 65 s in a quiet full run, over 300 s (the suite's
+# guard) in one beside a browser test at a load average of 19 on two cores, pip installing into the venv.
+@pytest.mark.timeout(900)
 async def test_the_readmes_first_command_in_a_clean_venv(fresh_clone: Path, tmp_path: Path) -> None:
     """Exactly the README's first command, in a venv that has nothing but pip: every dependency comes
     from the package index (pip's cache, warm from the test command's own install, makes it quick)."""
