@@ -9,10 +9,9 @@
  * (then play again), and another within MEDIA_RETRY_WINDOW_MS a new player at the live edge (past the
  * bad segment). Each is counted in mediaErrors and listed in errors (its snapshot).
  *
- * Content steering (PATHWAYS): when a segment fetch from the bucket's pathway fails, this page moves to
- * the VM's pathway at once (hls.pathwayPriority) rather than after hls.js's retries, and keeps it first
- * for LEAVE_BUCKET_MS after the last such failure, whatever the steering manifests it reloads meanwhile
- * say (the service hears of the failure with the next beat and steers everyone by then).
+ * Content steering (PATHWAYS): when a segment fetch from a bucket's pathway fails, this page moves that
+ * pathway behind the others at once (hls.pathwayPriority; pathways.js says which comes first: the second
+ * bucket if there is one, else the VM) and keeps it there a while, whatever the steering manifests say.
  *
  * create(deps) returns { start, hls, play, tick, engine, snapshot }:
  * - start(url, p2p) plays the playlist at `url` (p2p: viewer/p2p.js's player factory, or null); the
@@ -29,6 +28,7 @@
  * onStop(), behind() (the viewer watches behind the live edge).
  */
 
+import { demoted } from './pathways.js';
 import { snapshot as frozen } from './snapshot.js';
 
 const RECREATE_MIN_MS = 2000; // pause before a new player after a fatal error, backing off...
@@ -41,7 +41,6 @@ const STALL_MS = 2500; // no progress this long while playing: say so
 const MEDIA_STALL_MS = 6000; // no progress this long while the page wants to play, with data to play: recover
 const STALLED_BUFFER_S = 1; // "data to play": this much buffered ahead of the playhead (else it is loading)
 const ENDED_STALL_MS = 4000; // after #EXT-X-ENDLIST, no progress this long is the end too
-const LEAVE_BUCKET_MS = 10000; // the VM's pathway stays first this long after a failed bucket fetch
 const FRAG_ERRORS = ['fragLoadError', 'fragLoadTimeOut'];
 const MAX_ERRORS = 50; // errors kept, the newest
 
@@ -155,12 +154,13 @@ export function create(deps) {
     h.on(Hls.Events.MEDIA_ATTACHED, () => {
       if (gen === generation && status.state() === 'playing' && !userPaused) play();
     });
-    let vmFirstUntil = -Infinity;
-    const vmFirst = () => {
+    const failedAt = new Map(); // pathway -> when a segment fetch from it last failed (performance.now())
+    const leaveFailing = () => {
       const known = h.pathways || [];
-      if (!known.includes('vm')) return;
+      if (known.length < 2) return;
       const order = h.pathwayPriority || known;
-      if (order[0] !== 'vm') h.pathwayPriority = ['vm', ...order.filter((p) => p !== 'vm')];
+      const next = demoted(order, failedAt, performance.now());
+      if (next !== order) h.pathwayPriority = next;
     };
     h.on(Hls.Events.ERROR, (event, data) => {
       if (gen !== generation) return;
@@ -168,15 +168,15 @@ export function create(deps) {
         onFatal(data);
       } else if (FRAG_ERRORS.includes(data.details) && data.frag) {
         const level = h.levels[data.frag.level];
-        if (level && /^bucket/.test(level.pathwayId || '')) {
-          vmFirstUntil = performance.now() + LEAVE_BUCKET_MS;
-          vmFirst();
+        if (level && level.pathwayId) {
+          failedAt.set(level.pathwayId, performance.now());
+          leaveFailing();
         }
       }
     });
     // hls.js applies the manifest's priority after this event: ours goes on top of it, a turn later.
     h.on(Hls.Events.STEERING_MANIFEST_LOADED, () => {
-      if (performance.now() < vmFirstUntil) setTimeout(() => { if (gen === generation) vmFirst(); }, 0);
+      if (failedAt.size) setTimeout(() => { if (gen === generation) leaveFailing(); }, 0);
     });
     h.attachMedia(video);
     h.loadSource(src);
