@@ -242,10 +242,7 @@ async def outage(demo: Demo, *, service: bool, viewers: bool) -> None:
               f"({sum(at >= closed_at for at, _u in watched.redirected)} by the VM's redirect), longest stall "
               f"{max((s['ms'] for s in stalls), default=0):.0f} ms")
         long = [s for s in stalls if s["ms"] > 1000 * TARGET]
-        if long and name == "videojs" and service and not viewers:  # the module docstring's exception
-            print(f"videojs stalled {max(s['ms'] for s in long):.0f} ms in the writes-only outage (VHS moves "
-                  f"pathway only on an error): {long}")
-        elif long:
+        if long:
             problems.append(f"{name} stalled longer than a target duration: {long}; refused "
                             f"{refused(watched, closed_at)}; timeline {timeline(watched, closed_at)}; playlists "
                             f"{[(round(at - closed_at, 1), st, u.split('/', 3)[-1]) for at, st, u in watched.playlists if at >= closed_at - 4]}")
