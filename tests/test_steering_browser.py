@@ -36,14 +36,14 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from broadcaster.demo.emulator import Ledger, OwncastEmulator
+from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.playlist import hls
 from broadcaster.steering import policy
 from tests.support.browser import launch_chromium, needs_chromium
 from tests.support.gates import BucketGates
 from tests.support.service_process import ServiceProcess, service_env
-from tests.support.steered_players import Players, Watched
+from tests.support.steered_players import Players, TimedLedger, Watched
 
 # Run by hand (STEERING_BROWSER=1 python -m pytest tests/test_steering_browser.py -n 0), not in the suite:
 # it failed 2 of the last 4 full runs from a fresh clone (run16, run19 on 2026-11-25: a player still on
@@ -105,7 +105,7 @@ async def demo(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Demo]:
     from playwright.async_api import async_playwright
 
     tmp = tmp_path_factory.mktemp("steering")
-    ledger = Ledger()
+    ledger = TimedLedger()
     async with (SeaweedS3(tmp / "seaweed", discard=True) as s3, BucketGates(s3) as gates,
                 OwncastEmulator(tmp / "hls", segment_seconds=TARGET, ledger=ledger) as owncast):
         env = service_env(tmp / "hls", s3, tmp / "state", S3_ENDPOINT_URL=gates.service_url,
@@ -181,6 +181,42 @@ def told_back(watched: Watched, back_at: float) -> float:
     return max(when, back_at)
 
 
+def charged(players: Players, watched: Watched, stall: dict[str, Any]) -> float:
+    """Seconds of a stall the service is answerable for: from when the segment it waited for existed
+    (Owncast had finished it: on a loaded machine the emulator's ffmpeg falls behind, and no server
+    can list what the source has not made), or from its start, to its end."""
+    end = stall["start"] + stall["ms"] / 1000
+    waited = watched.waited_for(stall)
+    made = players.finished_at(waited) if waited is not None else None
+    return float(end - max(stall["start"], made if made is not None else stall["start"]))
+
+
+def source_late(players: Players, watched: Watched, stall: dict[str, Any]) -> str:
+    waited = watched.waited_for(stall)
+    if waited is None:
+        return "no segment came while it stood still"
+    made = players.finished_at(waited)
+    end = stall["start"] + stall["ms"] / 1000
+    when = "never finished" if made is None else f"finished {made - stall['start']:+.1f}s after it began"
+    return (f"waited for {waited.pathway} {waited.variant}/{waited.name} ({when}, got {waited.at - stall['start']:+.1f}s); "
+            f"charged {charged(players, watched, stall):.1f}s of {end - stall['start']:.1f}s")
+
+
+def from_the_vm(watched: Watched, since: float) -> list[Any]:
+    """The VM's segment answers (200) a page got since `since`, but those its browser's cache gave it
+    (the same immutable URL fetched again: the VM sent nothing)."""
+    cached = list(watched.cached)
+    out = []
+    for f in watched.segments(since=since, pathway="vm"):
+        if f.status != 200:
+            continue
+        if f.url in cached:
+            cached.remove(f.url)
+            continue
+        out.append(f)
+    return out
+
+
 async def outage(demo: Demo, *, service: bool, viewers: bool) -> None:
     """Close the gates until every player played from the VM past its buffer, open them, and check every
     player through it. Each outage is judged on its own: it starts once every player is back on the
@@ -238,10 +274,14 @@ async def outage(demo: Demo, *, service: bool, viewers: bool) -> None:
     for name, watched in pages.items():
         stalls = (await watched.stalls())[stalls_before[name]:]
         print(f"{name}: {len(watched.segments(since=closed_at, pathway='vm'))} segments from the VM, "
-              f"{len(watched.segments(since=closed_at, pathway='bucket'))} from the bucket "
+              f"{len(watched.segments(since=closed_at, pathway='bucket'))} from the bucket, "
+              f"{len(watched.cached)} from its cache "
               f"({sum(at >= closed_at for at, _u in watched.redirected)} by the VM's redirect), longest stall "
               f"{max((s['ms'] for s in stalls), default=0):.0f} ms")
-        long = [s for s in stalls if s["ms"] > 1000 * TARGET]
+        long = [s for s in stalls if charged(demo.players, watched, s) > TARGET]
+        for s in stalls:
+            if s["ms"] > 1000 * TARGET:
+                print(f"{name} stall at {s['start'] - closed_at:.1f}s for {s['ms']} ms: {source_late(demo.players, watched, s)}")
         if long:
             problems.append(f"{name} stalled longer than a target duration: {long}; refused "
                             f"{refused(watched, closed_at)}; timeline {timeline(watched, closed_at)}; playlists "
@@ -262,12 +302,13 @@ async def outage(demo: Demo, *, service: bool, viewers: bool) -> None:
     # A fetch the player aborted once the answer was sent (a full run: one segment, 140,624 bytes) has no
     # body to read: its Content-Length says what was sent.
     sent = await metric(demo.service, "hls_broadcaster_vm_segment_bytes_total")
-    got = sum(f.sent for w in pages.values() for f in w.segments(since=closed_at, pathway="vm")
-              if f.status == 200)
+    got = sum(f.sent for w in pages.values() for f in from_the_vm(w, closed_at))
     steered, unsteered = (sent["yes"] - sent_before.get("yes", 0.0), sent["no"] - sent_before.get("no", 0.0))
     print(f"VM segment bytes: {steered:.0f} while steered, {unsteered:.0f} not; the players got {got}")
     if steered + unsteered != got:
-        problems.append(f"the VM sent {steered + unsteered:.0f} segment bytes, the players got {got}")
+        problems.append(f"the VM sent {steered + unsteered:.0f} segment bytes, the players got {got}: "
+                        + "; ".join(f"{n}: {[(round(f.at - closed_at, 1), f.name, f.sent) for f in from_the_vm(w, closed_at)]}"
+                                    f" (cached {w.cached})" for n, w in pages.items()))
     print(f"closed {closed_at:.1f}, steered to vm after {steered_at - closed_at:.1f}s, opened after "
           f"{opened_at - closed_at:.1f}s (buffers {ahead}), back on the bucket {back_at - opened_at:.1f}s after "
           f"that; late: {late}")
