@@ -208,6 +208,17 @@ def from_the_vm(watched: Watched, since: float) -> list[Any]:
     return out
 
 
+def uploads(demo: Demo, watched: Watched, back_at: float) -> list[tuple[float, str, str, list[tuple[float, int | None]]]]:
+    """For a failure's message: each VM answer a page got since `back_at` (seconds after it), and its
+    segment's uploads as the service's gate saw them (seconds after `back_at` each began, and the status)."""
+    out = []
+    for f in watched.segments(since=back_at, pathway="vm"):
+        puts = [(round(r.started - back_at, 1), r.status) for r in demo.gates.service.requests
+                if r.method == "PUT" and r.path.split("?")[0].endswith(f"/{f.variant}/{f.name}")]
+        out.append((round(f.at - back_at, 1), f"{f.variant}/{f.name}", str(f.status), puts))
+    return out
+
+
 async def outage(demo: Demo, *, service: bool, viewers: bool) -> None:
     """Close the gates until every player played from the VM past its buffer, open them, and check every
     player through it. Each outage is judged on its own: it starts once every player is back on the
@@ -284,6 +295,7 @@ async def outage(demo: Demo, *, service: bool, viewers: bool) -> None:
         back = told_back(watched, back_at)
         vm_after = [f.name for f in watched.segments(since=back + 2 * TARGET + 3, pathway="vm")]
         if vm_after:
+            print(f"{name} from the VM after it was told: {uploads(demo, watched, back_at)}")
             problems.append(f"{name} still fetched from the VM {round(back - back_at, 1)} s after steering back "
                             f"and {2 * TARGET + 3} s after it was told: {vm_after}")
     await demo.players.settle()
