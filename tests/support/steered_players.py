@@ -109,7 +109,7 @@ class Watched:
     refused: list[tuple[float, int, str]] = field(default_factory=list)  # (when, status, URL): 4xx/5xx, 0 no answer
     redirected: list[tuple[float, str]] = field(default_factory=list)  # (when, URL) of each segment redirect
     playlists: list[tuple[float, int, str]] = field(default_factory=list)  # (when, status, URL) of each playlist answer
-    cached: list[str] = field(default_factory=list)  # URLs the browser's cache answered (no byte from a server)
+    cached: list[str] = field(default_factory=list)  # segment URLs the browser's cache answered (no byte sent)
     clock: float = 0.0  # time.monotonic() - performance.now() / 1000 in the page: its stalls on our clock
 
     async def stalls(self) -> list[dict[str, Any]]:
@@ -226,7 +226,8 @@ class Players:
         from_cache: set[str] = set()
         cdp.on("Network.requestServedFromCache", lambda e: from_cache.add(e["requestId"]))
         cdp.on("Network.responseReceived", lambda e: watched.cached.append(e["response"]["url"])
-               if e["requestId"] in from_cache or e["response"].get("fromDiskCache") else None)
+               if (e["requestId"] in from_cache or e["response"].get("fromDiskCache"))
+               and urlsplit(e["response"]["url"]).path.endswith(".ts") else None)
         await cdp.send("Network.enable")
         if name == "viewer":
             await page.goto(f"{self.service_url}/")
