@@ -149,3 +149,39 @@ async def test_while_the_bucket_serves_nothing_changes(tmp_path: Path, aiohttp_c
     await until(lambda: (r := w.playlists.media_playlist(0)) is not None and b"stream-abc-1" in r.body)
     assert await rig.bucket_playlist() == [("bucket", "stream-abc-0.ts"), ("bucket", "stream-abc-1.ts")]
     await w.pub.close()
+
+
+async def test_steered_back_before_the_bucket_caught_up_no_version_goes_back(
+        tmp_path: Path, aiohttp_client: AiohttpClient) -> None:
+    """Players steered back while an upload the bucket pathway listed at its VM URI has not landed (the
+    policy's signals can clear before the backlog lands): its playlist does not fall back to the bucket's
+    older version, which would drop numbers a player holds (6.2.2); the VM's goes on being served until
+    the bucket's catches up with it."""
+    rig = await make(tmp_path, aiohttp_client)
+    w = rig.world
+    w.owncast_lists(0, "stream-abc-0.ts")
+    await until(lambda: w.playlists.media_playlist(0) is not None)
+    w.store.hold("live/0/stream-abc-1.ts")
+    w.owncast_lists(0, "stream-abc-1.ts")
+    await until(lambda: (r := w.ahead.media_playlist(0)) is not None and b"stream-abc-1" in r.body)  # type: ignore[union-attr]
+    rig.steer(behind=10.0)
+    assert await rig.bucket_playlist() == [("bucket", "stream-abc-0.ts"), ("vm", "stream-abc-1.ts")]
+    rig.steer(behind=0.0)
+    rig.clock.t += 60
+    rig.steer(behind=0.0)
+    assert rig.policy.first == "bucket"
+    assert await rig.bucket_playlist() == [("bucket", "stream-abc-0.ts"), ("vm", "stream-abc-1.ts")]
+    w.owncast_lists(0, "stream-abc-2.ts")  # lands at once, but the bucket's version waits for 1
+    await until(lambda: (r := w.ahead.media_playlist(0)) is not None and b"stream-abc-2" in r.body)  # type: ignore[union-attr]
+    assert await rig.bucket_playlist() == [("bucket", "stream-abc-0.ts"), ("vm", "stream-abc-1.ts"),
+                                           ("vm", "stream-abc-2.ts")]
+    w.store.release("live/0/stream-abc-1.ts")
+    await until(lambda: (r := w.playlists.media_playlist(0)) is not None and b"stream-abc-2" in r.body)
+    w.owncast_lists(0, "stream-abc-3.ts")
+    await until(lambda: (r := w.playlists.media_playlist(0)) is not None and b"stream-abc-3" in r.body)
+    assert await rig.bucket_playlist() == [("bucket", "stream-abc-0.ts"), ("vm", "stream-abc-1.ts"),
+                                           ("vm", "stream-abc-2.ts"), ("bucket", "stream-abc-3.ts")]
+    checker = VariantSetChecker()
+    for text in rig.served:
+        checker.assert_ok("0", text)
+    await w.pub.close()
