@@ -295,7 +295,8 @@ async def outage(demo: Demo, *, service: bool, viewers: bool) -> None:
         back = told_back(watched, back_at)
         vm_after = [f.name for f in watched.segments(since=back + 2 * TARGET + 3, pathway="vm")]
         if vm_after:
-            print(f"{name} from the VM after it was told: {uploads(demo, watched, back_at)}")
+            print(f"{name} from the VM after it was told: {uploads(demo, watched, back_at)}; the service's "
+                  f"steering lines: {[line for line in demo.service.lines if 'pathway' in line][-6:]}")
             problems.append(f"{name} still fetched from the VM {round(back - back_at, 1)} s after steering back "
                             f"and {2 * TARGET + 3} s after it was told: {vm_after}")
     await demo.players.settle()
