@@ -185,3 +185,47 @@ async def test_steered_back_before_the_bucket_caught_up_no_version_goes_back(
     for text in rig.served:
         checker.assert_ok("0", text)
     await w.pub.close()
+
+
+async def vm_playlist(rig: Rig) -> list[str]:
+    status, _, body = await get(rig.client, "/live/vm/0/playlist.m3u8")
+    assert status == 200, body
+    return [line.removeprefix(VM) for line in body.decode().splitlines() if line.startswith(VM)]
+
+
+async def test_while_the_bucket_serves_the_vm_pathway_lists_only_what_the_vm_redirects(
+        tmp_path: Path, aiohttp_client: AiohttpClient) -> None:
+    """A player on the VM's pathway while the bucket serves (one without content steering; hls.js keeping
+    the bucket in its penalty box for five minutes after an error there) is sent to the bucket for every
+    segment: the VM's pathway lists a segment once it landed, so the VM never sends the bytes of one still
+    uploading. Steered to the VM, it lists each as soon as the VM kept it; steered back, it does not go
+    back below what it showed."""
+    rig = await make(tmp_path, aiohttp_client)
+    w = rig.world
+    w.owncast_lists(0, "stream-abc-0.ts")
+    await until(lambda: w.playlists.media_playlist(0) is not None)
+    rig.clock.t += 60  # nobody saw the bucket fail for a while: the VM redirects (policy.TRUSTED_AFTER)
+    assert rig.policy.bucket_serves()
+    w.store.hold("live/0/stream-abc-1.ts")
+    w.owncast_lists(0, "stream-abc-1.ts")  # kept by the VM, uploading
+    await until(lambda: (r := w.ahead.media_playlist(0)) is not None and b"stream-abc-1" in r.body)  # type: ignore[union-attr]
+    assert await vm_playlist(rig) == ["stream-abc-0.ts"]
+    async with rig.client.get(f"{VM}stream-abc-0.ts", allow_redirects=False) as response:
+        assert response.status == 302 and response.headers["Location"] == f"{BUCKET}stream-abc-0.ts"
+    # Steered to the VM (the uploads wait): it lists what it kept, and serves it.
+    rig.steer(behind=10.0)
+    assert await vm_playlist(rig) == ["stream-abc-0.ts", "stream-abc-1.ts"]
+    # Back before segment 1 landed: the VM's pathway goes on showing its own version until the bucket's
+    # catches up with it, then the bucket's.
+    rig.steer(behind=0.0)
+    rig.clock.t += 60
+    rig.steer(behind=0.0)
+    assert rig.policy.bucket_serves()
+    assert await vm_playlist(rig) == ["stream-abc-0.ts", "stream-abc-1.ts"]
+    w.store.release("live/0/stream-abc-1.ts")
+    await until(lambda: (r := w.playlists.media_playlist(0)) is not None and b"stream-abc-1" in r.body)
+    w.store.hold("live/0/stream-abc-2.ts")
+    w.owncast_lists(0, "stream-abc-2.ts")
+    await until(lambda: (r := w.ahead.media_playlist(0)) is not None and b"stream-abc-2" in r.body)  # type: ignore[union-attr]
+    assert await vm_playlist(rig) == ["stream-abc-0.ts", "stream-abc-1.ts"]
+    await w.pub.close()

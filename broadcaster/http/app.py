@@ -260,7 +260,7 @@ def _add_pathways(app: web.Application, pathways: Pathways | None, metrics: Metr
         return
     vm = PlaylistRoutes(pathways.vm, metrics, options.default_variant, options.blocking_reload,
                         max_held=options.max_held, clients=clients,
-                        label_prefix=f"{hls.VM_FOLDER}/")
+                        label_prefix=f"{hls.VM_FOLDER}/", horizon=Horizon(pathways.newest))
     r.add_get(rf"/live/{hls.VM_FOLDER}/{{n:[0-9]+}}/{hls.MEDIA_PLAYLIST_NAME}", vm.media)
     r.add_get(rf"/hls/{hls.VM_FOLDER}/{{n:[0-9]+}}/{hls.OWNCAST_PLAYLIST_NAME}", vm.media)
     segment = r"/{folder:live|hls}/" + hls.VM_FOLDER + r"/{n:[0-9]+}/{file:[^/]+\.(?:ts|m4s|mp4|aac)}"

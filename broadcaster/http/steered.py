@@ -15,6 +15,7 @@ from ..steering.masters import SteeredMasters
 from ..steering.metrics import PathwayCounts
 from ..steering.policy import MIN_UPLOAD_WAIT, SteeringPolicy
 from ..steering.vm_playlists import VmPlaylists
+from ..steering.vm_versions import VmVersions
 from .app import Pathways
 from .clients import Proxies
 from .pathway import BURST_SECONDS, ByteBudget, VmSegments
@@ -31,7 +32,8 @@ def pathways(s: Settings, steering: SteeringPolicy, copies: Copies, ahead: Visib
         return hls.object_key(prefix, variant, name)
 
     rate = s.vm_segment_mbps * 125_000  # bytes a second
-    vm = VmPlaylists(ahead, copies, key_for, landed=landed)
+    # While the bucket serves, the VM's pathway lists what the bucket has (the VM redirects each there).
+    vm = VmPlaylists(VmVersions(landed, ahead, steering.bucket_serves), copies, key_for, landed=landed)
 
     async def elsewhere(variant: int, name: str) -> str | None:
         """The bucket's copy while the bucket serves, once its upload landed (if within the wait that
