@@ -19,6 +19,11 @@ segment existed is the service's. In the writes-only outage video.js (VHS 3.17, 
 not leave the bucket's pathway, whose playlists still answer (VHS changes pathway only on an error): it
 plays on from the VM's URIs that the bucket's playlists list while players are steered to the VM
 (steering/bucket_pathway.py; before that, it stalled 13.3 s and 5.4 s in 2 of about 12 runs).
+
+Still failing now and then (2 of 17 runs on 2026-11-25, load average 9-33 on 2 cores): Shaka in the
+outage for everyone, when it had under 5 s buffered. It retries the segment the bucket listed before the
+gate closed and moves only with the steering manifest, 1.5-4 s after reading it, and the service steers
+2-3.3 s after the gate closes (docs/steering.md, "Known gap").
 """
 
 from __future__ import annotations
