@@ -59,6 +59,9 @@ class Pathways:
     backup: PlaylistSource | None = None  # a second bucket's pathway's media playlists (PATHWAYS: backup)
     backup_away: Callable[[], bool] = lambda: True  # players are not steered to the second bucket now
     vm_offered: bool = True  # the VM's pathway is offered (PATHWAYS: vm): its playlists and segments served
+    # The bucket pathway's media playlists as served (steering/bucket_pathway.py: segments not in the bucket
+    # at their VM URIs while players are steered to the VM); None: the publisher's bucket versions as shown.
+    bucket: PlaylistSource | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,7 +179,8 @@ def create_app(
     app[DEFAULT_VARIANT] = options.default_variant
     proxies = Proxies(options.forwarded_allow_ips, options.trust_cf_connecting_ip)  # who names the client
     clients = Clients(proxies)  # one budget of late answers per client for every pathway's playlists
-    playlist_routes = PlaylistRoutes(playlists, metrics, options.default_variant, options.blocking_reload,
+    bucket = options.pathways.bucket if options.pathways is not None else None
+    playlist_routes = PlaylistRoutes(bucket or playlists, metrics, options.default_variant, options.blocking_reload,
                                      max_held=options.max_held, connection_metrics=connection_metrics,
                                      clients=clients,
                                      masters=options.pathways.masters if options.pathways is not None else None,
@@ -256,7 +260,7 @@ def _add_pathways(app: web.Application, pathways: Pathways | None, metrics: Metr
         return
     vm = PlaylistRoutes(pathways.vm, metrics, options.default_variant, options.blocking_reload,
                         max_held=options.max_held, clients=clients,
-                        label_prefix=f"{hls.VM_FOLDER}/")
+                        label_prefix=f"{hls.VM_FOLDER}/", horizon=Horizon(pathways.newest))
     r.add_get(rf"/live/{hls.VM_FOLDER}/{{n:[0-9]+}}/{hls.MEDIA_PLAYLIST_NAME}", vm.media)
     r.add_get(rf"/hls/{hls.VM_FOLDER}/{{n:[0-9]+}}/{hls.OWNCAST_PLAYLIST_NAME}", vm.media)
     segment = r"/{folder:live|hls}/" + hls.VM_FOLDER + r"/{n:[0-9]+}/{file:[^/]+\.(?:ts|m4s|mp4|aac)}"

@@ -9,17 +9,19 @@ from ..playlist.master import Pathway
 from ..publish.visible import VisiblePlaylists
 from ..settings import Settings
 from ..steering.backup import BackupPlaylists
+from ..steering.bucket_pathway import BucketPathway
 from ..steering.copies import Copies
 from ..steering.masters import SteeredMasters
 from ..steering.metrics import PathwayCounts
 from ..steering.policy import MIN_UPLOAD_WAIT, SteeringPolicy
-from ..steering.vm_playlists import Landed, VmPlaylists
+from ..steering.vm_playlists import VmPlaylists
+from ..steering.vm_versions import VmVersions
 from .app import Pathways
 from .clients import Proxies
 from .pathway import BURST_SECONDS, ByteBudget, VmSegments
 
 
-def pathways(s: Settings, steering: SteeringPolicy, copies: Copies, ahead: VisiblePlaylists, landed: Landed,
+def pathways(s: Settings, steering: SteeringPolicy, copies: Copies, ahead: VisiblePlaylists, landed: VisiblePlaylists,
              counts: PathwayCounts, backup: BackupPlaylists | None = None) -> Pathways:
     """`ahead`: the playlists as the VM's pathway lists them (every segment the VM kept); `landed`: the
     bucket pathway's (only what is in the bucket); `counts`: what the VM's pathway answers; `backup`: a
@@ -30,7 +32,8 @@ def pathways(s: Settings, steering: SteeringPolicy, copies: Copies, ahead: Visib
         return hls.object_key(prefix, variant, name)
 
     rate = s.vm_segment_mbps * 125_000  # bytes a second
-    vm = VmPlaylists(ahead, copies, key_for, landed=landed)
+    # While the bucket serves, the VM's pathway lists what the bucket has (the VM redirects each there).
+    vm = VmPlaylists(VmVersions(landed, ahead, steering.bucket_serves), copies, key_for, landed=landed)
 
     async def elsewhere(variant: int, name: str) -> str | None:
         """The bucket's copy while the bucket serves, once its upload landed (if within the wait that
@@ -56,8 +59,12 @@ def pathways(s: Settings, steering: SteeringPolicy, copies: Copies, ahead: Visib
         return None if rendered is None else rendered.last_sequence
 
     others = {hls.BACKUP_PATHWAY: backup} if backup is not None else {}
+    vm_offered = hls.VM_PATHWAY in s.pathways
+    # Steered to the VM, the bucket pathway lists what is not in the bucket yet at its VM URI: a player
+    # that stays there (video.js, one without content steering) plays on from the VM too.
+    bucket = BucketPathway(landed, ahead, vm.uri, lambda: steering.first == hls.VM_PATHWAY) if vm_offered else None
     return Pathways(masters=SteeredMasters(ahead, offered, lambda: steering.first, landed, others), vm=vm,
                     newest=newest, steering=steering, segments=segments, count_steering=counts.manifest,
                     away=lambda: steering.first != hls.BUCKET_PATHWAY, backup=backup,
                     backup_away=lambda: steering.first != hls.BACKUP_PATHWAY,
-                    vm_offered=hls.VM_PATHWAY in s.pathways)
+                    vm_offered=vm_offered, bucket=bucket)

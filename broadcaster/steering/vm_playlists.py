@@ -111,6 +111,11 @@ class VmPlaylists:
             if newer is None or newer is rendered:  # the time is up, or the service stops
                 return self.landed_url(variant, name)
 
+    def uri(self, variant: int, uri: bytes) -> bytes:
+        """The VM's URI for a segment (or init section) the bucket's version of `variant` lists at `uri`,
+        servable by the VM from now on (steering/bucket_pathway.py lists such URIs too)."""
+        return self._name(variant, uri)
+
     def _ours(self, variant: int, bucket: Rendered | None) -> Rendered | None:
         if bucket is None:
             return None

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,6 +63,23 @@ _FATAL_JS = """() => {
 }"""
 
 
+class TimedLedger(Ledger):
+    """The writers' ledger, with when (time.monotonic()) each file was last closed: when Owncast had
+    finished a segment, which a stall is judged against (a player cannot play what the source has not
+    made yet; on a loaded machine the emulator's ffmpeg falls behind the clock)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.finished_at: dict[str, float] = {}
+
+    def record(self, path: Path, finished: Finished) -> None:
+        super().record(path, finished)
+        self.finished_at[os.path.abspath(path)] = time.monotonic()
+
+    def when(self, path: Path) -> float | None:
+        return self.finished_at.get(os.path.abspath(path))
+
+
 @dataclass
 class Fetched:
     at: float  # time.monotonic() when the response came
@@ -91,14 +109,30 @@ class Watched:
     refused: list[tuple[float, int, str]] = field(default_factory=list)  # (when, status, URL): 4xx/5xx, 0 no answer
     redirected: list[tuple[float, str]] = field(default_factory=list)  # (when, URL) of each segment redirect
     playlists: list[tuple[float, int, str]] = field(default_factory=list)  # (when, status, URL) of each playlist answer
+    cached: list[str] = field(default_factory=list)  # segment URLs the browser's cache answered (no byte sent)
+    clock: float = 0.0  # time.monotonic() - performance.now() / 1000 in the page: its stalls on our clock
 
     async def stalls(self) -> list[dict[str, Any]]:
-        """Stalls so far, the one going on included (its `at` and `ms` so far)."""
+        """Stalls so far, the one going on included (its `at` and `ms` so far); `start`: its start on
+        time.monotonic()'s clock."""
         got: dict[str, Any] = await self.page.evaluate("() => window.__stalls")
-        stalls = list(got["stalls"])
+        stalls = [dict(s, start=self.clock + s["at"] / 1000) for s in got["stalls"]]
         if got["current"] > STALL_MS:
-            stalls.append({"at": None, "ms": got["current"], "ongoing": True})
+            stalls.append({"at": None, "ms": got["current"], "ongoing": True,
+                           "start": time.monotonic() - got["current"] / 1000})
         return stalls
+
+    async def set_clock(self) -> None:
+        before = time.monotonic()
+        now_ms = float(await self.page.evaluate("() => performance.now()"))
+        self.clock = (before + time.monotonic()) / 2 - now_ms / 1000
+
+    def waited_for(self, stall: dict[str, Any]) -> Fetched | None:
+        """The segment a stall waited for: of those the page got (200) while it stood still, the first in
+        the stream (the next after what it had buffered; a burst fetched at its end lists later ones)."""
+        end = stall["start"] + stall["ms"] / 1000
+        got = [f for f in self.fetched if f.status == 200 and stall["start"] <= f.at <= end + 0.2]
+        return min(got, key=lambda f: _number(f.name)) if got else None
 
     async def played(self) -> float:
         return float(await self.page.evaluate("() => window.__stalls.played"))
@@ -125,10 +159,16 @@ class Watched:
         return [f for f in self.fetched if f.at >= since and (pathway is None or f.pathway == pathway)]
 
 
+def _number(name: str) -> int:
+    """Owncast's number of a segment file (stream-<id>-<n>.ts)."""
+    digits = name.rsplit("-", 1)[-1].split(".")[0]
+    return int(digits) if digits.isdigit() else -1
+
+
 class Players:
     """The pages, served from 127.0.0.1 (the players' pages) or the service (its viewer page)."""
 
-    def __init__(self, browser: Any, service_url: str, bucket_url: str, hls_dir: Path, ledger: Ledger) -> None:
+    def __init__(self, browser: Any, service_url: str, bucket_url: str, hls_dir: Path, ledger: TimedLedger) -> None:
         self.browser = browser
         self.service_url = service_url
         self.bucket_host = urlsplit(bucket_url).netloc
@@ -180,11 +220,21 @@ class Players:
         # A fetch that got no answer at all (the gate's connection refused or reset, a player's abort):
         # refused too, status 0; the viewer page leaves the bucket on these as on a 5xx (player.js).
         page.on("requestfailed", lambda request: watched.refused.append((round(time.monotonic(), 1), 0, request.url)))
+        # What the browser's own cache answered (an immutable segment the page fetched before, at the same
+        # URL: the VM's URI listed on both pathways): Chromium's DevTools protocol tells, Playwright not.
+        cdp = await context.new_cdp_session(page)
+        from_cache: set[str] = set()
+        cdp.on("Network.requestServedFromCache", lambda e: from_cache.add(e["requestId"]))
+        cdp.on("Network.responseReceived", lambda e: watched.cached.append(e["response"]["url"])
+               if (e["requestId"] in from_cache or e["response"].get("fromDiskCache"))
+               and urlsplit(e["response"]["url"]).path.endswith(".ts") else None)
+        await cdp.send("Network.enable")
         if name == "viewer":
             await page.goto(f"{self.service_url}/")
         else:
             src = getattr(self, "service_url_for_src", f"{self.service_url}/live/master.m3u8")
             await page.goto(f"{self.pages_url}/page/{name}?src={src}")
+        await watched.set_clock()
         self.watched.append(watched)
         return watched
 
@@ -235,6 +285,10 @@ class Players:
                 if reason is not None:
                     out.append(f"{watched.name} {f.pathway} {f.name}: {reason}")
         return out
+
+    def finished_at(self, fetched: Fetched) -> float | None:
+        """When Owncast finished writing the segment `fetched` is (time.monotonic())."""
+        return self.ledger.when(self.hls_dir / str(fetched.variant) / fetched.name)
 
     async def settle(self) -> None:
         """Wait for the bodies still being hashed."""

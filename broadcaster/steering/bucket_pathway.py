@@ -1,0 +1,168 @@
+"""The bucket pathway's media playlists as the service serves them (/live/<n>/, /hls/<n>/), for a player
+that stays on that pathway while players are steered to the VM's.
+
+Normally they are the publisher's bucket versions (publish/release.py's `playlists`): only what is in the
+bucket, and this adds nothing but a look at the steering policy. While the VM's pathway is first and
+uploads are behind (R2 refuses writes, viewers still read it: its versions stop advancing while the VM's
+list every finished segment), a player that does not leave a pathway whose playlists still answer would
+stall once its buffer ran out: video.js (VHS 3.17, Owncast's page) changes pathway only on an error,
+not on the steering manifest alone, and a player without content steering that picked the bucket's
+variants has no manifest to read. So while the VM is first, the bucket pathway serves the VM pathway's
+version, every segment not in the bucket yet listed at its VM URI (hls.vm_segment_uri, an absolute path
+on the service's host): such a player keeps playing, from the VM, as the steered ones do, and the VM's
+bytes count as steered (the cap applies as to any VM answer).
+
+A media sequence number keeps its URI for as long as the playlist lists it (6.2.2; hls.js >= 1.6 raises
+"media sequence mismatch" otherwise): a segment listed here at its VM URI stays there, its upload landed
+or not, until it leaves the window; the VM redirects a request for it to the bucket's copy once the
+bucket serves again (http/steered.py's `elsewhere`). Nor does a version go back: after players are
+steered back, the VM's version is served (new segments at their VM URIs) until the bucket's has caught
+up with the last one served here. The same numbers, discontinuities, durations and dates on every
+version: only URIs differ from the bucket's own (6.2.4).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+from urllib.parse import urlsplit
+
+from ..playlist import hls
+from ..playlist.rendered import Rendered
+
+_MAP = b'#EXT-X-MAP:URI="'
+
+
+class Versions(Protocol):
+    """One pathway's versions as the publisher shows them (publish/visible.py's VisiblePlaylists)."""
+
+    @property
+    def target_duration(self) -> int | None: ...
+
+    @property
+    def held_requests(self) -> int: ...
+
+    def media_playlist(self, variant: int) -> Rendered | None: ...
+
+    async def wait_for_sequence(self, variant: int, sequence: int, timeout: float) -> Rendered | None: ...
+
+
+VmUri = Callable[[int, bytes], bytes]  # (variant, a URI the bucket's version lists) -> the VM's URI for it
+
+
+@dataclass(slots=True)
+class _Variant:
+    at_vm: set[bytes] = field(default_factory=set)  # file names listed here at their VM URI, still listed
+    through: int = -1  # the last number a version with VM URIs listed (never go back below it)
+    made: tuple[Rendered, Rendered | None, Rendered] | None = None  # (base, landed, served) last made
+
+
+class BucketPathway:
+    """The server's PlaylistSource for the bucket pathway's media playlists. `landed`: the bucket's
+    versions (only what is in the bucket); `ahead`: the VM's (every segment the VM kept, with the bucket's
+    URLs); `vm_uri`: a segment's VM URI (steering/vm_playlists.py's, which also lets the VM serve it);
+    `vm_first`: players are steered to the VM now."""
+
+    def __init__(self, landed: Versions, ahead: Versions, vm_uri: VmUri, vm_first: Callable[[], bool]) -> None:
+        self._landed = landed
+        self._ahead = ahead
+        self._vm_uri = vm_uri
+        self._vm_first = vm_first
+        self._variants: dict[int, _Variant] = {}
+        self._held = 0  # requests held on the VM's versions
+
+    @property
+    def target_duration(self) -> int | None:
+        return self._landed.target_duration
+
+    @property
+    def held_requests(self) -> int:
+        return self._landed.held_requests + self._held
+
+    def master_playlist(self, media_name: str = hls.MEDIA_PLAYLIST_NAME) -> Rendered | None:
+        return None  # the multivariant playlists are steering/masters.py's
+
+    def media_playlist(self, variant: int) -> Rendered | None:
+        landed = self._landed.media_playlist(variant)
+        state = self._variants.get(variant)
+        if state is None and not self._vm_first():
+            return landed  # the bucket serves, and nothing was listed here at a VM URI: the hot path
+        if state is None:
+            state = self._variants[variant] = _Variant()
+        if self._mixing(state, landed):
+            base = self._ahead.media_playlist(variant) or landed
+        else:
+            base = landed
+        if base is None:
+            return None
+        made = state.made
+        if made is not None and made[0] is base and made[1] is landed:
+            return made[2]
+        served = self._make(variant, state, base, landed)
+        state.made = (base, landed, served)
+        if not state.at_vm and not self._vm_first():
+            del self._variants[variant]  # every VM URI left the window: back to the bucket's own versions
+        return served
+
+    async def wait_for_sequence(self, variant: int, sequence: int, timeout: float) -> Rendered | None:
+        if self._mixing(self._variants.get(variant), self._landed.media_playlist(variant)):
+            self._held += 1
+            try:
+                rendered = await self._ahead.wait_for_sequence(variant, sequence, timeout)
+            finally:
+                self._held -= 1
+        else:
+            rendered = await self._landed.wait_for_sequence(variant, sequence, timeout)
+        return None if rendered is None else self.media_playlist(variant)
+
+    def _mixing(self, state: _Variant | None, landed: Rendered | None) -> bool:
+        """The VM's version is served: players are steered to the VM, or one with VM URIs listed more than
+        the bucket's version does yet."""
+        return self._vm_first() or (state is not None and state.through > (-1 if landed is None else landed.last_sequence))
+
+    def _make(self, variant: int, state: _Variant, base: Rendered, landed: Rendered | None) -> Rendered:
+        in_bucket = set(_names(landed.body)) if landed is not None and base is not landed else None
+        at_vm = state.at_vm
+        changed = False
+
+        def uri(raw: bytes) -> bytes:
+            nonlocal changed
+            name = _name(raw)
+            if name in at_vm or (in_bucket is not None and name not in in_bucket):
+                at_vm.add(name)
+                changed = True
+                return self._vm_uri(variant, raw)
+            return raw
+
+        def body_of(body: bytes) -> bytes:
+            lines = body.split(b"\n")
+            for i, line in enumerate(lines):
+                if line.startswith(_MAP):
+                    end = line.index(b'"', len(_MAP))
+                    lines[i] = _MAP + uri(line[len(_MAP):end]) + line[end:]
+                elif line and not line.startswith(b"#"):
+                    lines[i] = uri(line)
+            return b"\n".join(lines)
+
+        served = base.replaced(body_of)
+        at_vm.intersection_update(_names(base.body))  # those that left the window (a delta lists fewer)
+        if not changed:
+            return base
+        state.through = max(state.through, base.last_sequence)
+        return served
+
+
+def _name(uri: bytes) -> bytes:
+    return urlsplit(uri).path.rpartition(b"/")[2]
+
+
+def _names(body: bytes) -> list[bytes]:
+    """The file name of each URI a media playlist lists (segments and EXT-X-MAP)."""
+    out = []
+    for raw in body.split(b"\n"):
+        if raw.startswith(_MAP):
+            out.append(_name(raw[len(_MAP):raw.index(b'"', len(_MAP))]))
+        elif raw and not raw.startswith(b"#"):
+            out.append(_name(raw))
+    return out
