@@ -4,7 +4,7 @@ to the bucket (policy.bucket_serves: players are steered to the bucket and nobod
 
 A player may be on the VM's pathway while the bucket serves: one without content steering that plays the
 last of equal variants (hls.js), hls.js after an error on the bucket's (it keeps a failed pathway in its
-penalty box for five minutes, whatever the steering manifest says), the viewer page for LEAVE_BUCKET_MS.
+penalty box for five minutes, whatever the steering manifest says), the viewer page for 10 s after a failed fetch (viewer/src/pathways.js).
 The VM redirects each of its segment requests to the bucket's copy, once that landed. Listing a segment
 before its upload landed sent such a player to the VM for it at once, and the VM waited up to a target
 duration for the upload, then sent the bytes itself: on a busy machine, where Owncast's segments come in
