@@ -164,6 +164,19 @@ async def test_a_copy_gone_before_it_landed_is_given_up_and_no_longer_holds_the_
         await until(lambda: uploads.given_up == 1)
         shown = playlists.media_playlist(0)
         assert shown is not None and shown.last_sequence == 0 and uploads.pending == {}
+        # Listed as a gap there (the second bucket has nothing at its URI), as the first bucket lists an
+        # upload that failed for good; the entry keeps its number and duration, and the probe skips it.
+        assert shown.body.decode().endswith(f"{hls.GAP_TAG}\n#EXTINF:1.0,\n{PUBLIC}/{KEY(0, 'seg0.ts')}\n")
+        assert playlists.newest is None
+        store.closed = False
+        teed.keep(KEY(0, "seg1.ts"), b"one")
+        await asyncio.sleep(0)
+        ahead.show({0: playlist(0, 1)})
+        await until(lambda: store.objects.get(KEY(0, "seg1.ts")) == b"one")
+        await until(lambda: (shown := playlists.media_playlist(0)) is not None and shown.last_sequence == 1)
+        body = playlists.media_playlist(0).body.decode()  # type: ignore[union-attr]
+        assert body.count(hls.GAP_TAG) == 1 and body.endswith(f"#EXTINF:1.0,\n{PUBLIC}/{KEY(0, 'seg1.ts')}\n")
+        assert playlists.newest is not None and playlists.newest[0] == f"{PUBLIC}/{KEY(0, 'seg1.ts')}"
     finally:
         await uploads.close()
 

@@ -10,8 +10,8 @@ before it landed (VM_COPIES_MB, disk full) is given up and counted.
 Playlists: the VM pathway's versions (publish/release.py's `ahead`: every segment kept) as the backup
 shows them: for each variant, the newest version none of whose segments is still on its way to the
 second bucket, its URIs replaced by BACKUP_PUBLIC_URL/<key>. So a segment is listed there only once its
-upload to THAT bucket landed (or was given up: its copy gone, as the first bucket lists an upload that
-failed for good), with the same numbers, discontinuities and dates as the other pathways (6.2.4), behind
+upload to THAT bucket landed, or as an EXT-X-GAP entry once given up (its copy gone before it landed,
+as the first bucket lists an upload that failed for good), with the same numbers, discontinuities and dates as the other pathways (6.2.4), behind
 them by its uploads on their way. A segment listed before the service started (a restored state) was
 never told to this uploader and counts as settled.
 
@@ -45,7 +45,10 @@ from .policy import SteeringPolicy
 log = logging.getLogger(__name__)
 
 _MAP = b'#EXT-X-MAP:URI="'
+_EXTINF = b"#EXTINF:"
+_GAP = hls.GAP_TAG.encode()
 HISTORY = 64  # versions kept per variant while the newest wait for their uploads to the second bucket
+MAX_GIVEN_UP = 65536  # keys given up remembered (each listed as a gap while a window lists it)
 
 
 class Store(Protocol):
@@ -84,6 +87,9 @@ class BackupUploads:
         self.landed = 0
         self.failed_attempts = 0
         self.given_up = 0
+        # Listed as gaps there: the newest MAX_GIVEN_UP (a 4 h rewind of three variants of 1 s segments
+        # is 43,200 keys; older ones left every window listed).
+        self.given_up_keys: dict[str, None] = {}
         self.bytes = 0
         self._closed = False
 
@@ -119,8 +125,11 @@ class BackupUploads:
                     body = await asyncio.to_thread(self._copies.read_kept, key)
                     if body is None:
                         self.given_up += 1
+                        self.given_up_keys[key] = None
+                        if len(self.given_up_keys) > MAX_GIVEN_UP:
+                            del self.given_up_keys[next(iter(self.given_up_keys))]
                         self._said.warning("gone", "the second bucket never got %s: the VM's copy is gone "
-                                           "(VM_COPIES_MB, disk): its pathway lists it anyway, as a gap", key)
+                                           "(VM_COPIES_MB, disk): its pathway lists it as a gap (EXT-X-GAP)", key)
                         return
                     try:
                         async with asyncio.timeout(self._timeout):
@@ -281,14 +290,32 @@ class BackupPlaylists:
         return [self._key_for(variant, name) for name in _names(body)]
 
     def _replace(self, variant: int, body: bytes) -> bytes:
+        """The VM pathway's version with this bucket's URIs; a segment given up here (its copy gone
+        before it landed) an EXT-X-GAP entry, as the first bucket lists an upload that failed for good
+        (hls.GAP_TAG: no player asks for its URI, which holds nothing)."""
         lines = body.split(b"\n")
         newest = None
+        given_up = self._uploads.given_up_keys
+        gaps: list[int] = []  # where a gap tag goes (before the entry's EXTINF)
+        extinf, gap = 0, False  # the entry's EXTINF line; it is a gap already (the VM lacked it too)
         for i, line in enumerate(lines):
             if line.startswith(_MAP):
                 end = line.index(b'"', len(_MAP))
                 lines[i] = _MAP + self._uri(variant, line[len(_MAP):end]) + line[end:]
+            elif line.startswith(_EXTINF):
+                extinf = i
+            elif line == _GAP:
+                gap = True
             elif line and not line.startswith(b"#"):
-                lines[i] = newest = self._uri(variant, line)
+                lines[i] = uri = self._uri(variant, line)
+                name = urlsplit(line.decode()).path.rpartition("/")[2]
+                if not gap and given_up and self._key_for(variant, name) in given_up:
+                    gaps.append(extinf)
+                elif not gap:
+                    newest = uri  # what the probe fetches: never a gap's URI
+                gap = False
+        for at in reversed(gaps):
+            lines.insert(at, _GAP)
         if newest is not None:
             self.newest = (newest.decode(), self._clock())
         return b"\n".join(lines)
