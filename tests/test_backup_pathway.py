@@ -41,6 +41,12 @@ class GatedStore:
         assert cache_control == hls.SEGMENT_CACHE_CONTROL
         self.objects[key] = body
 
+    async def exists(self, key: str) -> bool:
+        await asyncio.sleep(0)
+        if self.closed:
+            raise StoreError("SlowDown", "closed")
+        return key in self.objects
+
 
 class Kept(dict[str, bytes]):
     def keep(self, key: str, body: bytes) -> object | None:
@@ -177,6 +183,30 @@ async def test_a_copy_gone_before_it_landed_is_given_up_and_no_longer_holds_the_
         body = playlists.media_playlist(0).body.decode()  # type: ignore[union-attr]
         assert body.count(hls.GAP_TAG) == 1 and body.endswith(f"#EXTINF:1.0,\n{PUBLIC}/{KEY(0, 'seg1.ts')}\n")
         assert playlists.newest is not None and playlists.newest[0] == f"{PUBLIC}/{KEY(0, 'seg1.ts')}"
+    finally:
+        await uploads.close()
+
+
+async def test_a_restored_window_is_listed_there_once_looked_up_and_what_it_lacks_as_gaps() -> None:
+    """After a restart the restored playlists list segments this run never uploaded: each is looked up in
+    the second bucket (retried while it fails) before a version lists it, and one it lacks (a former run
+    gave it up, or stopped first) is a gap there, not a 404 for players."""
+    store = GatedStore()
+    store.objects[KEY(0, "seg0.ts")] = b"zero"  # landed before the restart; seg1 never did
+    store.closed = True
+    kept, uploads, playlists, teed = rig(store)
+    ahead = AheadPlaylists(playlists)
+    try:
+        ahead.replace({0: playlist(0, 1)})
+        await until(lambda: uploads.failed_attempts >= 1)
+        assert playlists.media_playlist(0) is None and set(uploads.pending) == {KEY(0, "seg0.ts"), KEY(0, "seg1.ts")}
+        store.closed = False
+        await until(lambda: playlists.media_playlist(0) is not None)
+        body = playlists.media_playlist(0).body.decode()  # type: ignore[union-attr]
+        assert body.endswith(f"#EXTINF:1.0,\n{PUBLIC}/{KEY(0, 'seg0.ts')}\n{hls.GAP_TAG}\n"
+                             f"#EXTINF:1.0,\n{PUBLIC}/{KEY(0, 'seg1.ts')}\n"), body
+        assert uploads.pending == {} and uploads.given_up == 1 and store.objects.keys() == {KEY(0, "seg0.ts")}
+        assert playlists.newest is not None and playlists.newest[0] == f"{PUBLIC}/{KEY(0, 'seg0.ts')}"
     finally:
         await uploads.close()
 

@@ -13,7 +13,8 @@ second bucket, its URIs replaced by BACKUP_PUBLIC_URL/<key>. So a segment is lis
 upload to THAT bucket landed, or as an EXT-X-GAP entry once given up (its copy gone before it landed,
 as the first bucket lists an upload that failed for good), with the same numbers, discontinuities and dates as the other pathways (6.2.4), behind
 them by its uploads on their way. A segment listed before the service started (a restored state) was
-never told to this uploader and counts as settled.
+never told to this uploader: it is looked up in the second bucket first (a HEAD each), listed once
+found there, and as a gap where it is not.
 
 Probe: like the first bucket's (probe.py), a GET of the newest listed segment's first byte at the URL
 viewers fetch it at; two failures in a row put the pathway behind (policy.PROBE_FAILURES).
@@ -53,6 +54,8 @@ MAX_GIVEN_UP = 65536  # keys given up remembered (each listed as a gap while a w
 
 class Store(Protocol):
     async def put(self, key: str, body: bytes, *, content_type: str, cache_control: str) -> None: ...
+
+    async def exists(self, key: str) -> bool: ...
 
 
 class KeptCopies(Protocol):
@@ -107,6 +110,50 @@ class BackupUploads:
         self.pending[key] = self._clock()
         self._tasks[key] = asyncio.get_running_loop().create_task(self._upload(key), name="backup-upload")
 
+    def verify(self, keys: list[str]) -> None:
+        """Keys a restored state lists that this run never uploaded (a former run did, or gave up, or
+        stopped first): each is looked up in the second bucket (retried while it fails) and settles as
+        landed when there, else as given up (a gap there), so no player is sent to a key it lacks."""
+        if self._closed:
+            return
+        loop = asyncio.get_running_loop()
+        for key in keys:
+            if key in self._tasks or key in self.pending:
+                continue
+            self.pending[key] = self._clock()
+            self._tasks[key] = loop.create_task(self._look_up(key), name="backup-verify")
+
+    async def _look_up(self, key: str) -> None:
+        attempt = 0
+        try:
+            while True:
+                async with self._slots:
+                    try:
+                        async with asyncio.timeout(self._timeout):
+                            there = await self._store.exists(key)
+                    except (StoreError, TimeoutError) as err:
+                        self.failed_attempts += 1
+                        self._record(False, err.reason if isinstance(err, StoreError) else "Timeout")
+                    else:
+                        self._record(True)
+                        if not there:
+                            self._give_up(key)
+                            self._said.warning("restored", "the second bucket lacks %s, which the restored "
+                                               "playlists list: its pathway lists it as a gap (EXT-X-GAP)", key)
+                        return
+                await self._wait(self._backoff.delay(attempt))
+                attempt += 1
+        finally:
+            self._tasks.pop(key, None)
+            if self.pending.pop(key, None) is not None:
+                self.on_settled(key)
+
+    def _give_up(self, key: str) -> None:
+        self.given_up += 1
+        self.given_up_keys[key] = None
+        if len(self.given_up_keys) > MAX_GIVEN_UP:
+            del self.given_up_keys[next(iter(self.given_up_keys))]
+
     async def close(self) -> None:
         self._closed = True
         tasks = list(self._tasks.values())
@@ -124,10 +171,7 @@ class BackupUploads:
                 async with self._slots:
                     body = await asyncio.to_thread(self._copies.read_kept, key)
                     if body is None:
-                        self.given_up += 1
-                        self.given_up_keys[key] = None
-                        if len(self.given_up_keys) > MAX_GIVEN_UP:
-                            del self.given_up_keys[next(iter(self.given_up_keys))]
+                        self._give_up(key)
                         self._said.warning("gone", "the second bucket never got %s: the VM's copy is gone "
                                            "(VM_COPIES_MB, disk): its pathway lists it as a gap (EXT-X-GAP)", key)
                         return
@@ -256,9 +300,17 @@ class BackupPlaylists:
         self._advance()
 
     def ahead_replaced(self, renderings: Mapping[int, Rendered]) -> None:
-        """A restored state's versions: their segments were never told to these uploads."""
+        """A restored state's versions: their segments were never told to these uploads, and each is
+        looked up in the second bucket before a version lists it (BackupUploads.verify)."""
         self._history.clear()
         self._current.clear()
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass  # no loop (a test driving it by hand): listed as they are
+        else:
+            self._uploads.verify([key for variant, rendered in renderings.items()
+                                  for key in self._keys(variant, rendered.body)])
         self.ahead_shown(renderings)
 
     def settled(self, key: str) -> None:
