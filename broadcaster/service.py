@@ -220,7 +220,8 @@ class Service:
             on_removed=self._removed if self.cleaner else None,
         )
         self.release = self.publisher.release  # built, started and closed by the publisher
-        register_parts(self.snapshots, self.publisher, self.cleaner)
+        register_parts(self.snapshots, self.publisher, self.cleaner,
+                       self.second.cleaner if self.second is not None else None)
         self.snapshots.restore()
 
     def _build_steering(self, s: Settings) -> None:

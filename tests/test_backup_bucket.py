@@ -223,3 +223,52 @@ async def test_with_pathways_bucket_backup_the_vm_serves_no_pathway(
         for path in ("/live/vm/0/playlist.m3u8", "/hls/vm/0/stream.m3u8", f"/live/vm/0/{name}"):
             assert (await text(http, url + path))[0] == 404, path
         assert service.problems() == []
+
+
+async def test_deletions_due_in_the_second_bucket_outlive_a_restart(
+    tmp_path: Path, owncast: OwncastEmulator, moto_url: str
+) -> None:
+    """Segments that left the window shortly before a stop are still due for deletion in the second bucket
+    (CLEANUP_MARGIN): the state keeps them ("backup_cleaner"), so the next run deletes them, as the first
+    bucket's. Without it they stayed there for good (only a lifecycle rule would take them)."""
+    s3 = boto3.client("s3", endpoint_url=moto_url, aws_access_key_id="k", aws_secret_access_key="s",
+                      region_name="us-east-1")
+    second = "due-after-restart"
+    env = moto_env(moto_url, tmp_path, PATHWAYS="bucket,backup", BACKUP_S3_ENDPOINT_URL=moto_url,
+                   BACKUP_S3_REGION="us-east-1", BACKUP_ACCESS_KEY_ID="k", BACKUP_SECRET_ACCESS_KEY="s",
+                   BACKUP_BUCKET_NAME=second, BACKUP_PUBLIC_URL=f"{moto_url}/{second}",
+                   WINDOW_SECONDS="2", REWIND_SECONDS="0", CLEANUP_MARGIN="6")
+    public_bucket(s3, "locktest")
+    public_bucket(s3, second)
+
+    def in_second() -> set[str]:
+        return {o["Key"] for o in s3.list_objects_v2(Bucket=second).get("Contents", [])}
+
+    async def window(http: aiohttp.ClientSession, url: str) -> set[str]:
+        """The keys variant 0's backup playlist lists now."""
+        status, body = await text(http, f"{url}/live/backup/0/playlist.m3u8")
+        return {uri.removeprefix(f"{moto_url}/{second}/") for uri in segments(body)} if status == 200 else set()
+
+    async with aiohttp.ClientSession() as http:
+        listed: set[str] = set()
+        due: set[str] = set()
+        async with ServiceProcess(env, tmp_path, start_timeout=START_TIMEOUT) as service:
+            async def some_wait_for_deletion() -> bool:
+                now = await window(http, service.url)
+                listed.update(now)
+                due.clear()
+                due.update((listed - now) & in_second())  # left the window, not deleted yet
+                return len(due) >= 2
+
+            await until("segments that left the backup window and wait for their deletion",
+                        some_wait_for_deletion, 60)
+            assert await service.stop() == 0
+        due &= in_second()  # still there at the stop
+        assert due
+        async with ServiceProcess(env, tmp_path, start_timeout=START_TIMEOUT) as again:
+            async def deleted() -> bool:
+                return not due & in_second()
+
+            # Due within CLEANUP_MARGIN and the spec's time after they left the window: deleted by this run.
+            await until("the keys due for deletion at the stop deleted by the next run", deleted, 60)
+            assert again.problems() == []

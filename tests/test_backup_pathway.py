@@ -197,7 +197,10 @@ async def test_a_restored_window_is_listed_there_once_looked_up_and_what_it_lack
     kept, uploads, playlists, teed = rig(store)
     ahead = AheadPlaylists(playlists)
     try:
-        ahead.replace({0: playlist(0, 1)})
+        ahead.replace({0: playlist(0, 1)})  # the service restores its state before the store runs
+        await asyncio.sleep(0.05)
+        assert uploads.failed_attempts == 0 and playlists.media_playlist(0) is None
+        uploads.start()
         await until(lambda: uploads.failed_attempts >= 1)
         assert playlists.media_playlist(0) is None and set(uploads.pending) == {KEY(0, "seg0.ts"), KEY(0, "seg1.ts")}
         store.closed = False

@@ -74,6 +74,7 @@ class SecondBucket:
         if wrong is not None:
             return wrong
         stack.push_async_callback(self.uploads.close)  # before the store closes
+        self.uploads.start()  # the restored window's look-ups, held until the store runs
         self.teed.bind(asyncio.get_running_loop())
         if self.cleaner is not None:
             await self.cleaner.start()

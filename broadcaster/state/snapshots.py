@@ -241,10 +241,16 @@ class Snapshots:
                 self._saving.exception()  # retrieved: its OSError was logged or is moot now
 
 
-def register_parts(snapshots: Snapshots, publisher: Restorable, cleaner: Durable | None = None) -> None:
+def register_parts(snapshots: Snapshots, publisher: Restorable, cleaner: Durable | None = None,
+                   second_cleaner: Durable | None = None) -> None:
     """The service's parts in one state, saved before a version becomes visible: the publisher's memory
-    at the top level (pushed with each version, restored last), the cleaner's under "cleaner" (asked at
-    each save, restored first), so a publisher that refuses its part leaves nothing restored."""
+    at the top level (pushed with each version, restored last), the cleaner's under "cleaner" and the
+    second bucket's (PATHWAYS: backup) under "backup_cleaner" (asked at each save, restored first), so a
+    publisher that refuses its part leaves nothing restored. A state saved without the second bucket
+    restores its cleaner empty; one saved with it and read without it leaves those keys to the bucket's
+    lifecycle rule."""
     if cleaner is not None:
         snapshots.register("cleaner", cleaner, empty=[])
+    if second_cleaner is not None:
+        snapshots.register("backup_cleaner", second_cleaner, empty=[])
     snapshots.register_root(publisher)

@@ -95,6 +95,8 @@ class BackupUploads:
         self.given_up_keys: dict[str, None] = {}
         self.bytes = 0
         self._closed = False
+        self._started = False
+        self._to_verify: list[str] = []  # keys `verify` was given before `start`
 
     def behind(self) -> float:
         oldest = next(iter(self.pending.values()), None)
@@ -116,12 +118,24 @@ class BackupUploads:
         landed when there, else as given up (a gap there), so no player is sent to a key it lacks."""
         if self._closed:
             return
-        loop = asyncio.get_running_loop()
         for key in keys:
             if key in self._tasks or key in self.pending:
                 continue
             self.pending[key] = self._clock()
-            self._tasks[key] = loop.create_task(self._look_up(key), name="backup-verify")
+            if self._started:
+                self._tasks[key] = asyncio.get_running_loop().create_task(self._look_up(key), name="backup-verify")
+            else:
+                self._to_verify.append(key)
+
+    def start(self) -> None:
+        """The store runs: the look-ups `verify` was given before start on their way (the service
+        restores its state before it starts the second bucket's store)."""
+        self._started = True
+        keys, self._to_verify = self._to_verify, []
+        loop = asyncio.get_running_loop()
+        for key in keys:
+            if key in self.pending and key not in self._tasks:
+                self._tasks[key] = loop.create_task(self._look_up(key), name="backup-verify")
 
     async def _look_up(self, key: str) -> None:
         attempt = 0
@@ -304,13 +318,8 @@ class BackupPlaylists:
         looked up in the second bucket before a version lists it (BackupUploads.verify)."""
         self._history.clear()
         self._current.clear()
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            pass  # no loop (a test driving it by hand): listed as they are
-        else:
-            self._uploads.verify([key for variant, rendered in renderings.items()
-                                  for key in self._keys(variant, rendered.body)])
+        self._uploads.verify([key for variant, rendered in renderings.items()
+                              for key in self._keys(variant, rendered.body)])
         self.ahead_shown(renderings)
 
     def settled(self, key: str) -> None:
