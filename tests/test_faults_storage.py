@@ -33,6 +33,7 @@ from broadcaster.demo.emulator import Cleanup, LateTails, Ledger, OwncastEmulato
 from broadcaster.demo.ffmpeg import ffmpeg_exe
 from broadcaster.demo.recordings import Recordings
 from broadcaster.demo.seaweed import SeaweedS3
+from broadcaster.playlist import hls
 from broadcaster.source.owncast import PlaylistError, parse_media_playlist
 from tests.support.fault_proxy import FaultProxy
 from tests.support.service_process import ServiceProcess, service_env
@@ -161,7 +162,12 @@ class Watch:
             self.last_seen[uri] = now
 
     async def fetch_from_bucket(self, v: int, uri: str) -> None:
-        """A listed segment must already be in the bucket, whole (HLS_RULES: upload first, list second)."""
+        """A listed segment must already be in the bucket, whole (HLS_RULES: upload first, list second),
+        or, while players are steered to the VM, at its VM URI (a path on the service: the VM's copy, or a
+        redirect to the bucket's once it landed; steering/bucket_pathway.py)."""
+        if uri.startswith("/"):
+            assert uri.startswith(f"/live/{hls.VM_FOLDER}/"), uri
+            uri = self.url + uri
         try:
             async with self.http.get(uri) as r:
                 body = await r.read()
@@ -346,7 +352,10 @@ async def test_bucket_down_then_back_keeps_serving_and_lists_the_backlog_in_orde
     tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator, fault: str
 ) -> None:
     owncast.late_tails = LateTails()  # issue 39's race on every segment, before, during and after
-    async with running(tmp_path, seaweed, owncast) as rig:
+    # Without content steering: the bucket's playlists list only what landed, so a backlog waits for the
+    # bucket and is listed in order when it is back. With it (the default), they list what is not in the
+    # bucket yet at its VM URI while players are steered there (tests/test_steering_bucket_pathway.py).
+    async with running(tmp_path, seaweed, owncast, PATHWAYS="bucket") as rig:
         watch, proxy = rig.watch, rig.proxy
         await rig.ready()
         failures_before = await rig.metric("hls_broadcaster_upload_failures_total")
