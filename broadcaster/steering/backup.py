@@ -11,10 +11,10 @@ Playlists: the VM pathway's versions (publish/release.py's `ahead`: every segmen
 shows them: for each variant, the newest version none of whose segments is still on its way to the
 second bucket, its URIs replaced by BACKUP_PUBLIC_URL/<key>. So a segment is listed there only once its
 upload to THAT bucket landed, or as an EXT-X-GAP entry once given up (its copy gone before it landed,
-as the first bucket lists an upload that failed for good), with the same numbers, discontinuities and dates as the other pathways (6.2.4), behind
-them by its uploads on their way. A segment listed before the service started (a restored state) was
-never told to this uploader: it is looked up in the second bucket first (a HEAD each), listed once
-found there, and as a gap where it is not.
+as the first bucket lists an upload that failed for good), with the same numbers, discontinuities and
+dates as the other pathways (6.2.4), behind them by its uploads on their way. A segment listed before
+the service started (a restored state) was never told to this uploader: it is looked up in the second
+bucket first (a HEAD each), listed once found there, and as a gap where it is not.
 
 Probe: like the first bucket's (probe.py), a GET of the newest listed segment's first byte at the URL
 viewers fetch it at; two failures in a row put the pathway behind (policy.PROBE_FAILURES).
@@ -123,7 +123,8 @@ class BackupUploads:
                 continue
             self.pending[key] = self._clock()
             if self._started:
-                self._tasks[key] = asyncio.get_running_loop().create_task(self._look_up(key), name="backup-verify")
+                loop = asyncio.get_running_loop()
+                self._tasks[key] = loop.create_task(self._look_up(key), name="backup-verify")
             else:
                 self._to_verify.append(key)
 
