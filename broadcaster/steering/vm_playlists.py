@@ -19,22 +19,9 @@ from urllib.parse import urlsplit
 
 from ..playlist import hls
 from ..playlist.rendered import Rendered
+from .bucket_pathway import Versions  # the VM pathway's versions as the publisher shows them
 
 _MAP = b'#EXT-X-MAP:URI="'
-
-
-class Shown(Protocol):
-    """The VM pathway's versions as the publisher shows them (publish/visible.py's VisiblePlaylists)."""
-
-    @property
-    def target_duration(self) -> int | None: ...
-
-    @property
-    def held_requests(self) -> int: ...
-
-    def media_playlist(self, variant: int) -> Rendered | None: ...
-
-    async def wait_for_sequence(self, variant: int, sequence: int, timeout: float) -> Rendered | None: ...
 
 
 class Listing(Protocol):
@@ -54,7 +41,7 @@ class VmPlaylists:
     """The server's PlaylistSource for /live/vm/<n>/... and /hls/vm/<n>/....; `landed`: the bucket
     pathway's playlists, for landed_url."""
 
-    def __init__(self, shown: Shown, copies: Listing, key_for: Callable[[int, str], str],
+    def __init__(self, shown: Versions, copies: Listing, key_for: Callable[[int, str], str],
                  landed: Landed | None = None) -> None:
         self._shown = shown
         self._copies = copies
