@@ -48,7 +48,7 @@ from .bucket.second import SecondBucket
 from .steering.backup import AheadPlaylists
 from .steering.copies import Copies
 from .steering.metrics import PathwayCounts, SteeringMetrics
-from .steering.policy import BucketSignals, SteeringPolicy
+from .steering.policy import BucketSignals, SteeringPolicy, refusal
 from .steering.probe import SteeringLoop
 from .steering.reports import PathwayReports
 from .status.assessment import HealthReport
@@ -547,6 +547,7 @@ async def run(settings: Settings) -> int:
 
 
 def _bucket_signals(uploader: Uploader) -> BucketSignals:
-    """What the steering policy reads of the first bucket: how long uploads have waited, and whether the
-    last attempt failed."""
-    return BucketSignals(behind=lambda: uploader.waiting()[1] or 0.0, failing=lambda: uploader.storage_ok is False)
+    """What the steering policy reads of the first bucket: how long uploads have waited, whether the
+    last attempt failed, and why, when the bucket refused it."""
+    return BucketSignals(behind=lambda: uploader.waiting()[1] or 0.0, failing=lambda: uploader.storage_ok is False,
+                         refused=lambda: refusal(uploader.storage_ok, uploader.last_error))

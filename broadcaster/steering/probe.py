@@ -6,7 +6,9 @@ Only a segment listed within the last three target durations is probed (an older
 already, and nothing is live), about once a target duration (every TTL, at least PROBE_EVERY seconds:
 28,800 Class B reads a stream-day with 3 s segments, within R2's free 10 million a month even 24/7), and
 again after PROBE_AGAIN once one failed: two failures in a row put players on the VM's pathway
-(policy.PROBE_FAILURES) within a few seconds of the first, before their buffers run out.
+(policy.PROBE_FAILURES) within a few seconds of the first, before their buffers run out. An upload the
+bucket refuses sends the probe at once (policy.probe_wanted): one failure then, with the refusal, is the
+bucket down for everyone (policy.DOWN), and players are steered within a second of the refusal.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ class SteeringLoop:
         self._clock = clock
         self._newest: tuple[str, float] | None = None  # the newest segment's URL, when it was listed
         self._tasks: list[asyncio.Task[None]] = []
+        self._probe_now = asyncio.Event()  # set when the policy wants the bucket probed before its turn
+        self._probed = asyncio.Event()  # set after each probe: the policy evaluates its outcome at once
         self._session: aiohttp.ClientSession | None = None
 
     def listed(self, variant: int, sequence: int, segment: object, url: str) -> None:
@@ -71,22 +75,35 @@ class SteeringLoop:
             try:
                 if self._policy.evaluate() and self._policy.first != hls.BUCKET_PATHWAY:
                     self._on_away()
+                if self._policy.probe_wanted(hls.BUCKET_PATHWAY):
+                    self._probe_now.set()
             except Exception:  # noqa: BLE001 (a bug here must not stop steering for good: logged, next turn)
                 log.exception("steering: evaluating the pathways failed")
-            await asyncio.sleep(EVALUATE_EVERY)
+            with contextlib.suppress(TimeoutError):  # or at once after a probe: its outcome may decide
+                await asyncio.wait_for(self._probed.wait(), EVALUATE_EVERY)
+            self._probed.clear()
 
     async def _probing(self) -> None:
         assert self._session is not None
-        await probe_pathway(self._policy, hls.BUCKET_PATHWAY, lambda: self._newest, self._session, self._clock)
+        await probe_pathway(self._policy, hls.BUCKET_PATHWAY, lambda: self._newest, self._session, self._clock,
+                            now=self._probe_now, probed=self._probed.set)
 
 
 async def probe_pathway(policy: SteeringPolicy, pathway: str, newest: Callable[[], tuple[str, float] | None],
-                        session: aiohttp.ClientSession, clock: Callable[[], float]) -> None:
+                        session: aiohttp.ClientSession, clock: Callable[[], float], *,
+                        now: asyncio.Event | None = None, probed: Callable[[], None] = lambda: None) -> None:
     """Probe `pathway`'s newest segment (its URL and when it was listed: `newest()`) for ever, telling
-    the policy each outcome (the module docstring says when). The first bucket's and a second's."""
+    the policy each outcome (the module docstring says when), then `probed()`. The first bucket's and a
+    second's. `now`, once set, cuts the wait for the next probe short (and is cleared)."""
     ok = True
     while True:
-        await asyncio.sleep(max(PROBE_EVERY, policy.ttl()) if ok else PROBE_AGAIN)
+        wait = max(PROBE_EVERY, policy.ttl()) if ok else PROBE_AGAIN
+        if now is None:
+            await asyncio.sleep(wait)
+        else:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(now.wait(), wait)
+            now.clear()
         latest = newest()
         target = policy.target_duration() or 3
         if latest is None or clock() - latest[1] > 3 * target:
@@ -95,6 +112,7 @@ async def probe_pathway(policy: SteeringPolicy, pathway: str, newest: Callable[[
             continue
         ok, detail = await first_byte(session, latest[0], timeout=float(max(2, target)))
         policy.probed(pathway, ok, detail)
+        probed()
 
 
 async def first_byte(session: aiohttp.ClientSession, url: str, timeout: float) -> tuple[bool, str]:
