@@ -234,7 +234,8 @@ class Service:
                    **({hls.BACKUP_PATHWAY: self.second.signals} if self.second is not None else {})}
         self.steering = SteeringPolicy(s.pathways, buckets, lambda: self.playlists.target_duration,
                                        interval=s.viewer_timeout / 3)
-        self.steering_loop = SteeringLoop(self.steering, on_away=self.playlists.answer_held)
+        self.steering_loop = SteeringLoop(self.steering, on_away=self.playlists.answer_held,
+                                          check_writes=self._check_writes)
 
     def _build_clips(self, s: Settings) -> None:
         """The operator's clips, held against the cleaner from before the first run (a restart keeps them)."""
@@ -449,6 +450,20 @@ class Service:
             self.uploader.record(False, "Timeout")
         else:
             self.uploader.record(True)
+
+    async def _check_writes(self) -> None:
+        """The bucket's API asked once, when the steering probe finds its public URL failing: a refusal
+        here too is the bucket down for everyone (steering/policy.py's `down`). Only recorded when it is
+        a refusal: an answer says nothing of the uploads, which tell on their own, and a timeout on a busy
+        machine would make its slow uploads count as failing."""
+        try:
+            async with asyncio.timeout(self.settings.upload_timeout):
+                await self.store.probe()
+        except StoreError as err:
+            if refusal(False, err.reason) is not None:
+                self.uploader.record(False, err.reason)
+        except TimeoutError:
+            pass
 
     async def _probe_loop(self) -> None:
         while True:

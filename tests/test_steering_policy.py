@@ -4,15 +4,19 @@ renders (playlist/steering.py) and what a page's Hb-Pathway says (steering/repor
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import logging
+import time
 
 import pytest
+from aiohttp import web
 
 from broadcaster.playlist import hls
 from broadcaster.playlist.steering import Clone, render_steering
 from broadcaster.steering import reports
+from broadcaster.steering.probe import SteeringLoop
 from broadcaster.steering.policy import (DOWN, HOLD_MAX, PUBLIC_URL, SLOW_TARGETS, UPLOADS, VIEWERS, BucketSignals,
                                          SteeringPolicy, refusal)
 from tests.support.fakes import Clock
@@ -305,3 +309,39 @@ def test_uploads_timing_out_with_a_probe_failing_are_a_busy_machine_not_a_refusa
     policy.probed("bucket", False, "no answer in 2s")
     world.run(0.5)
     assert policy.first == "bucket" and not policy.probe_wanted("bucket")
+
+
+async def test_a_failed_probe_asks_the_buckets_api_at_once_and_its_refusal_steers() -> None:
+    """The loop that runs the policy (steering/probe.py), on the real clock and a real HTTP server for the
+    bucket's public URL, answering 503 as R2 did: the probe's first failure asks the bucket's API
+    (check_writes), whose refusal steers players away for `down`, not after a second probe."""
+    asked: list[float] = []
+    refused: dict[str, str | None] = {"bucket": None}
+
+    async def down(request: web.Request) -> web.Response:
+        return web.Response(status=503, text="SlowDown")
+
+    async def check_writes() -> None:
+        asked.append(time.monotonic())
+        refused["bucket"] = "SlowDown"
+
+    runner = web.AppRunner(web.Application(), access_log=None, handle_signals=False)
+    runner.app.router.add_get("/{key:.*}", down)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}/bucket/0/stream-0.ts"
+    policy = SteeringPolicy(("bucket", "vm"), {"bucket": BucketSignals(behind=lambda: 0.0, failing=lambda: False,
+                                                                       refused=lambda: refused["bucket"])},
+                            lambda: TARGET, interval=INTERVAL)
+    loop = SteeringLoop(policy, check_writes=check_writes)
+    await loop.start()
+    try:
+        async with asyncio.timeout(30):  # the first probe goes after a TTL; the rest at once
+            while policy.first == "bucket":
+                loop.listed(0, 0, None, url)  # live: the newest segment is fresh
+                await asyncio.sleep(0.05)
+    finally:
+        await loop.stop()
+        await runner.cleanup()
+    assert policy.reason == DOWN and len(asked) == 1
+    assert "HTTP 503" in (policy.health_reason() or "")

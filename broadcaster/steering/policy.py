@@ -158,6 +158,11 @@ class SteeringPolicy:
         state.probe_detail = detail
         state.probed_at = self.clock()
 
+    def refused(self, pathway: str) -> bool:
+        """Whether `pathway`'s last upload attempt was refused (BucketSignals.refused)."""
+        state = self._state.get(pathway)
+        return state is not None and state.signals.refused() is not None
+
     def probe_wanted(self, pathway: str) -> bool:
         """Whether `pathway`'s uploads are refused and no probe answered since: its probe should go now,
         not at its next turn, so that a bucket down both ways is told as soon as it can be (`down`)."""

@@ -8,7 +8,10 @@ already, and nothing is live), about once a target duration (every TTL, at least
 again after PROBE_AGAIN once one failed: two failures in a row put players on the VM's pathway
 (policy.PROBE_FAILURES) within a few seconds of the first, before their buffers run out. An upload the
 bucket refuses sends the probe at once (policy.probe_wanted): one failure then, with the refusal, is the
-bucket down for everyone (policy.DOWN), and players are steered within a second of the refusal.
+bucket down for everyone (policy.DOWN), and players are steered within a second of the refusal. The other
+way round, a failed probe asks the bucket's API at once (`check_writes`, one GetObject of a missing key,
+as the service's start does) rather than waiting for the next segment's upload: whichever side sees the
+outage first, the other is asked at once.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 
@@ -36,10 +39,14 @@ class SteeringLoop:
 
     def __init__(self, policy: SteeringPolicy, *, probe: bool = True,
                  clock: Callable[[], float] = time.monotonic,
-                 on_away: Callable[[], None] = lambda: None) -> None:
+                 on_away: Callable[[], None] = lambda: None,
+                 check_writes: Callable[[], Awaitable[None]] | None = None) -> None:
         """`on_away`: called when players are steered away from the bucket (its held playlist requests
-        are answered then: publish/visible.py's answer_held)."""
+        are answered then: publish/visible.py's answer_held). `check_writes`: asks the bucket's API once,
+        telling what it answers where BucketSignals.refused reads it; called when a probe fails."""
         self._policy = policy
+        self._check_writes = check_writes
+        self._checking: asyncio.Task[None] | None = None
         self._on_away = on_away
         self._probe = probe
         self._clock = clock
@@ -61,6 +68,9 @@ class SteeringLoop:
 
     async def stop(self) -> None:
         tasks, self._tasks = self._tasks, []
+        if self._checking is not None:
+            tasks.append(self._checking)
+            self._checking = None
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -86,14 +96,28 @@ class SteeringLoop:
     async def _probing(self) -> None:
         assert self._session is not None
         await probe_pathway(self._policy, hls.BUCKET_PATHWAY, lambda: self._newest, self._session, self._clock,
-                            now=self._probe_now, probed=self._probed.set)
+                            now=self._probe_now, probed=self._after_probe)
+
+    def _after_probe(self, ok: bool) -> None:
+        self._probed.set()
+        if ok or self._check_writes is None or self._policy.refused(hls.BUCKET_PATHWAY):
+            return
+        if self._checking is None or self._checking.done():
+            self._checking = asyncio.create_task(self._writes_checked(self._check_writes), name="steering-check")
+
+    async def _writes_checked(self, check: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await check()
+        except Exception:  # noqa: BLE001 (logged; the uploads still tell)
+            log.exception("steering: asking the bucket's API failed")
+        self._probed.set()  # its answer evaluated at once
 
 
 async def probe_pathway(policy: SteeringPolicy, pathway: str, newest: Callable[[], tuple[str, float] | None],
                         session: aiohttp.ClientSession, clock: Callable[[], float], *,
-                        now: asyncio.Event | None = None, probed: Callable[[], None] = lambda: None) -> None:
+                        now: asyncio.Event | None = None, probed: Callable[[bool], None] = lambda ok: None) -> None:
     """Probe `pathway`'s newest segment (its URL and when it was listed: `newest()`) for ever, telling
-    the policy each outcome (the module docstring says when), then `probed()`. The first bucket's and a
+    the policy each outcome (the module docstring says when), then `probed(ok)`. The first bucket's and a
     second's. `now`, once set, cuts the wait for the next probe short (and is cleared)."""
     ok = True
     while True:
@@ -112,7 +136,7 @@ async def probe_pathway(policy: SteeringPolicy, pathway: str, newest: Callable[[
             continue
         ok, detail = await first_byte(session, latest[0], timeout=float(max(2, target)))
         policy.probed(pathway, ok, detail)
-        probed()
+        probed(ok)
 
 
 async def first_byte(session: aiohttp.ClientSession, url: str, timeout: float) -> tuple[bool, str]:
