@@ -48,7 +48,7 @@ from .bucket.second import SecondBucket
 from .steering.backup import AheadPlaylists
 from .steering.copies import Copies
 from .steering.metrics import PathwayCounts, SteeringMetrics
-from .steering.policy import BucketSignals, SteeringPolicy
+from .steering.policy import BucketSignals, SteeringPolicy, refusal
 from .steering.probe import SteeringLoop
 from .steering.reports import PathwayReports
 from .status.assessment import HealthReport
@@ -234,7 +234,8 @@ class Service:
                    **({hls.BACKUP_PATHWAY: self.second.signals} if self.second is not None else {})}
         self.steering = SteeringPolicy(s.pathways, buckets, lambda: self.playlists.target_duration,
                                        interval=s.viewer_timeout / 3)
-        self.steering_loop = SteeringLoop(self.steering, on_away=self.playlists.answer_held)
+        self.steering_loop = SteeringLoop(self.steering, on_away=self.playlists.answer_held,
+                                          check_writes=self._check_writes)
 
     def _build_clips(self, s: Settings) -> None:
         """The operator's clips, held against the cleaner from before the first run (a restart keeps them)."""
@@ -450,6 +451,20 @@ class Service:
         else:
             self.uploader.record(True)
 
+    async def _check_writes(self) -> None:
+        """The bucket's API asked once, when the steering probe finds its public URL failing: a refusal
+        here too is the bucket down for everyone (steering/policy.py's `down`). Only recorded when it is
+        a refusal: an answer says nothing of the uploads, which tell on their own, and a timeout on a busy
+        machine would make its slow uploads count as failing."""
+        try:
+            async with asyncio.timeout(self.settings.upload_timeout):
+                await self.store.probe()
+        except StoreError as err:
+            if refusal(False, err.reason) is not None:
+                self.uploader.record(False, err.reason)
+        except TimeoutError:
+            pass
+
     async def _probe_loop(self) -> None:
         while True:
             await asyncio.sleep(PROBE_INTERVAL if self.uploader.storage_ok is not False else PROBE_INTERVAL_DOWN)
@@ -547,6 +562,7 @@ async def run(settings: Settings) -> int:
 
 
 def _bucket_signals(uploader: Uploader) -> BucketSignals:
-    """What the steering policy reads of the first bucket: how long uploads have waited, and whether the
-    last attempt failed."""
-    return BucketSignals(behind=lambda: uploader.waiting()[1] or 0.0, failing=lambda: uploader.storage_ok is False)
+    """What the steering policy reads of the first bucket: how long uploads have waited, whether the
+    last attempt failed, and why, when the bucket refused it."""
+    return BucketSignals(behind=lambda: uploader.waiting()[1] or 0.0, failing=lambda: uploader.storage_ok is False,
+                         refused=lambda: refusal(uploader.storage_ok, uploader.last_error))

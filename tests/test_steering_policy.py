@@ -4,17 +4,21 @@ renders (playlist/steering.py) and what a page's Hb-Pathway says (steering/repor
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import logging
+import time
 
 import pytest
+from aiohttp import web
 
 from broadcaster.playlist import hls
 from broadcaster.playlist.steering import Clone, render_steering
 from broadcaster.steering import reports
-from broadcaster.steering.policy import (HOLD_MAX, PUBLIC_URL, SLOW_TARGETS, UPLOADS, VIEWERS, BucketSignals,
-                                         SteeringPolicy)
+from broadcaster.steering.probe import SteeringLoop
+from broadcaster.steering.policy import (DOWN, HOLD_MAX, PUBLIC_URL, SLOW_TARGETS, UPLOADS, VIEWERS, BucketSignals,
+                                         SteeringPolicy, refusal)
 from tests.support.fakes import Clock
 
 TARGET = 2
@@ -26,8 +30,10 @@ class World:
         self.clock = Clock()
         self.behind = 0.0
         self.failing = True  # the uploads' last attempt failed
+        self.refused: str | None = None  # why the bucket refused the last attempt
         self.policy = SteeringPolicy(("bucket", "vm"), {"bucket": BucketSignals(behind=lambda: self.behind,
-                                                                               failing=lambda: self.failing)},
+                                                                               failing=lambda: self.failing,
+                                                                               refused=lambda: self.refused)},
                                      lambda: TARGET, interval=INTERVAL, clock=self.clock)
 
     def run(self, seconds: float, step: float = 0.5) -> None:
@@ -250,3 +256,92 @@ def test_uploads_only_slow_on_a_busy_machine_are_no_outage(world: World) -> None
     world.behind = SLOW_TARGETS * TARGET + 0.5
     world.run(0.5)
     assert policy.priority == ("vm", "bucket") and policy.reason == UPLOADS
+
+
+def test_an_upload_refused_and_a_probe_failed_together_send_players_away_at_once(
+        world: World, caplog: pytest.LogCaptureFixture) -> None:
+    """The bucket down for everyone (R2 on 6 February 2025): its first refused upload and the probe's first
+    failure, together, steer at the next evaluation, where either waited for a target duration of
+    uploads or a second probe (Shaka, which does not leave a failing pathway on its own, stalled)."""
+    caplog.set_level(logging.INFO, "broadcaster.steering.policy")
+    policy = world.policy
+    world.run(2)
+    world.behind, world.refused = 0.1, "SlowDown"  # the first attempt of the first upload since
+    world.run(0.5)
+    assert policy.first == "bucket" and policy.probe_wanted("bucket")  # its probe goes now
+    policy.probed("bucket", False, "HTTP 503")
+    assert not policy.probe_wanted("bucket")
+    world.behind = 0.6
+    world.run(0.5)
+    assert policy.priority == ("vm", "bucket") and policy.reason == DOWN
+    health = policy.health_reason() or ""
+    assert "uploads to it are refused (SlowDown)" in health and "HTTP 503" in health
+    assert policy.switches == {("vm", DOWN): 1}
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert len(lines) == 1 and lines[0][0] == "WARNING" and "refused (SlowDown)" in lines[0][1], lines
+    world.refused, world.behind = None, 0.0  # back: uploads land, the probe answers
+    policy.probed("bucket", True)
+    world.run(TARGET + 0.5)
+    assert policy.first == "bucket" and policy.reason == "normal"
+
+
+def test_a_refused_upload_or_a_failed_probe_alone_moves_nobody(world: World) -> None:
+    policy = world.policy
+    world.behind, world.refused = 1.0, "SlowDown"  # a 503 now and then: retried, under a target duration
+    world.run(5)
+    assert policy.first == "bucket"
+    policy.probed("bucket", True)  # the probe answers: the reads work
+    world.run(5)
+    assert policy.first == "bucket" and not policy.probe_wanted("bucket")
+    world.behind, world.refused = 0.0, None
+    policy.probed("bucket", False, "no answer in 2s")  # one probe lost, the uploads fine
+    world.run(5)
+    assert policy.first == "bucket" and policy.switches == {}
+
+
+def test_uploads_timing_out_with_a_probe_failing_are_a_busy_machine_not_a_refusal(world: World) -> None:
+    """A timeout is no refusal (refusal()): a busy machine times out its uploads and its probe alike."""
+    assert refusal(False, "Timeout") is None and refusal(False, "ReadTimeoutError") is None
+    assert refusal(True, None) is None and refusal(None, None) is None
+    assert refusal(False, "SlowDown") == "SlowDown" and refusal(False, "ConnectionRefusedError") == "ConnectionRefusedError"
+    policy = world.policy
+    world.behind, world.refused = 1.5, refusal(False, "Timeout")
+    policy.probed("bucket", False, "no answer in 2s")
+    world.run(0.5)
+    assert policy.first == "bucket" and not policy.probe_wanted("bucket")
+
+
+async def test_a_failed_probe_asks_the_buckets_api_at_once_and_its_refusal_steers() -> None:
+    """The loop that runs the policy (steering/probe.py), on the real clock and a real HTTP server for the
+    bucket's public URL, answering 503 as R2 did: the probe's first failure asks the bucket's API
+    (check_writes), whose refusal steers players away for `down`, not after a second probe."""
+    asked: list[float] = []
+    refused: dict[str, str | None] = {"bucket": None}
+
+    async def down(request: web.Request) -> web.Response:
+        return web.Response(status=503, text="SlowDown")
+
+    async def check_writes() -> None:
+        asked.append(time.monotonic())
+        refused["bucket"] = "SlowDown"
+
+    runner = web.AppRunner(web.Application(), access_log=None, handle_signals=False)
+    runner.app.router.add_get("/{key:.*}", down)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}/bucket/0/stream-0.ts"
+    policy = SteeringPolicy(("bucket", "vm"), {"bucket": BucketSignals(behind=lambda: 0.0, failing=lambda: False,
+                                                                       refused=lambda: refused["bucket"])},
+                            lambda: TARGET, interval=INTERVAL)
+    loop = SteeringLoop(policy, check_writes=check_writes)
+    await loop.start()
+    try:
+        async with asyncio.timeout(30):  # the first probe goes after a TTL; the rest at once
+            while policy.first == "bucket":
+                loop.listed(0, 0, None, url)  # live: the newest segment is fresh
+                await asyncio.sleep(0.05)
+    finally:
+        await loop.stop()
+        await runner.cleanup()
+    assert policy.reason == DOWN and len(asked) == 1
+    assert "HTTP 503" in (policy.health_reason() or "")

@@ -50,7 +50,7 @@ class SteeringMetrics(Collector):
         policy, copies, counts = self._policy, self._copies, self._counts
         first = GaugeMetricFamily(f"{_NS}_pathway", "1 for the pathway players are steered to and the reason it "
                                   "is first: normal (the bucket), or why the bucket is not (uploads, "
-                                  "public_url, viewers); 0 for every other pair", labels=("pathway", "reason"))
+                                  "public_url, viewers, down); 0 for every other pair", labels=("pathway", "reason"))
         for pathway in policy.pathways:
             for reason in REASONS:
                 first.add_metric((pathway, reason), int((pathway, reason) == (policy.first, policy.reason)))

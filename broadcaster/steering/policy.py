@@ -11,6 +11,12 @@ pathway is put behind the others, for a reason, when:
   segments' bytes to the busy machine's work (bench.p2p's start at load steered them);
 - `public_url`: the service cannot fetch the newest segment at the URL viewers fetch it at (a custom
   domain's DNS or certificate broken, r2.dev's rate limit: writes work, reads do not; probe.py);
+- `down`: the bucket refuses an upload (it answered an error, or refused the connection: not a timeout,
+  which a busy machine gives too) while the probe of its public URL fails: both ways at once is the bucket
+  down for everyone, told on the first such evidence rather than after a target duration of waiting or
+  two probes (a player that does not fail over on its own, Shaka, has only its buffer meanwhile). The
+  probe goes at once when an upload is refused (probe_wanted). Either alone moves nobody: a lost request
+  or a single 503 happens, and a probe failing alone waits for its second failure (`public_url`);
 - `viewers`: the viewer pages' playback reports show their segment fetches from it failing: at least
   one page, and at least half of the pages that reported on it within two report intervals (a
   hostile page or two among many cannot move everyone; see docs/steering.md for what one can cost).
@@ -45,8 +51,8 @@ from ..playlist.steering import render_steering
 log = logging.getLogger(__name__)
 
 NORMAL = "normal"
-UPLOADS, PUBLIC_URL, VIEWERS = "uploads", "public_url", "viewers"
-REASONS = (NORMAL, UPLOADS, PUBLIC_URL, VIEWERS)
+UPLOADS, PUBLIC_URL, VIEWERS, DOWN = "uploads", "public_url", "viewers", "down"
+REASONS = (NORMAL, UPLOADS, PUBLIC_URL, VIEWERS, DOWN)
 VIEWER_SHARE = 0.5  # of the pages that reported on a pathway, failing ones needed to call it failing
 MIN_UPLOAD_WAIT = 2.0  # seconds an upload waits before it says the bucket fails, whatever the target
 SLOW_TARGETS = 3  # target durations an upload waits, its attempts not failing, before the bucket counts as failing
@@ -58,7 +64,10 @@ RELAPSE_WITHIN = 600.0  # a failure this soon after coming back doubles the hold
 # whoever asks (the viewer page keeps the VM first for 10 s after such a failure: viewer/player.js's
 # LEAVE_BUCKET_MS), rather than redirecting to the bucket.
 TRUSTED_AFTER = 10.0
+# A StoreError's reasons that say only that the bucket was slow to answer (store.py): no refusal.
+SLOW_REASONS = frozenset({"Timeout", "ReadTimeoutError", "ConnectTimeoutError", "ServerTimeoutError"})
 _DESCRIBED = {
+    DOWN: "uploads to it are refused ({refused}) and its public URL does not answer the service ({detail})",
     UPLOADS: "uploads to it have waited {behind:.0f}s, more than a target duration ({target}s)",
     PUBLIC_URL: "its public URL does not answer the service ({detail})",
     VIEWERS: "{failing} of {reporting} viewer pages reporting on it saw its segment fetches fail",
@@ -71,6 +80,16 @@ class BucketSignals:
 
     behind: Callable[[], float]  # seconds the oldest upload to it not done yet has waited; 0: none waits
     failing: Callable[[], bool] = lambda: True  # its last upload attempt failed (the uploader's storage_ok)
+    # Why its last upload attempt was refused (an error it answered, a connection refused; refusal()),
+    # None when it did not fail or only timed out.
+    refused: Callable[[], str | None] = lambda: None
+
+
+def refusal(ok: bool | None, reason: str | None) -> str | None:
+    """The uploader's last outcome (storage_ok, last_error) as BucketSignals.refused reads it."""
+    if ok is not False or reason in SLOW_REASONS:
+        return None
+    return reason or "unknown"
 
 
 @dataclass(slots=True)
@@ -92,6 +111,8 @@ class _Bucket:
     viewer_failure_at: float = -1e18  # the last report of a failure on it
     hold: float = 0.0  # the current hold after a viewer failure
     back_at: float = -1e18  # when it last came back
+    refused_at: float | None = None  # since when its uploads are refused (seen by evaluate), None: they are not
+    probed_at: float = -1e18  # its last probe's outcome
 
 
 class SteeringPolicy:
@@ -135,6 +156,18 @@ class SteeringPolicy:
             return
         state.probe_failures = 0 if ok else state.probe_failures + 1
         state.probe_detail = detail
+        state.probed_at = self.clock()
+
+    def refused(self, pathway: str) -> bool:
+        """Whether `pathway`'s last upload attempt was refused (BucketSignals.refused)."""
+        state = self._state.get(pathway)
+        return state is not None and state.signals.refused() is not None
+
+    def probe_wanted(self, pathway: str) -> bool:
+        """Whether `pathway`'s uploads are refused and no probe answered since: its probe should go now,
+        not at its next turn, so that a bucket down both ways is told as soon as it can be (`down`)."""
+        state = self._state.get(pathway)
+        return state is not None and state.refused_at is not None and state.probed_at < state.refused_at
 
     # -- what it says -----------------------------------------------------------------------------------
 
@@ -231,10 +264,18 @@ class SteeringPolicy:
 
     def _judge(self, pathway: str, state: _Bucket, now: float, target: int) -> None:
         behind = state.signals.behind()
+        refused = state.signals.refused()
+        if refused is None:
+            state.refused_at = None
+        elif state.refused_at is None:
+            state.refused_at = now
         failing, reporting = self._viewers_on(pathway, now)
         reason: str | None = None
         detail = ""
-        if behind > max(target, MIN_UPLOAD_WAIT) and (state.signals.failing() or behind > SLOW_TARGETS * target):
+        if refused is not None and state.probe_failures:  # both ways at once: down for everyone
+            reason, detail = DOWN, _DESCRIBED[DOWN].format(refused=refused,
+                                                           detail=state.probe_detail or "no answer")
+        elif behind > max(target, MIN_UPLOAD_WAIT) and (state.signals.failing() or behind > SLOW_TARGETS * target):
             reason, detail = UPLOADS, _DESCRIBED[UPLOADS].format(behind=behind, target=target)
         elif state.probe_failures >= PROBE_FAILURES:
             reason, detail = PUBLIC_URL, _DESCRIBED[PUBLIC_URL].format(detail=state.probe_detail or "no answer")

@@ -6,7 +6,12 @@ Only a segment listed within the last three target durations is probed (an older
 already, and nothing is live), about once a target duration (every TTL, at least PROBE_EVERY seconds:
 28,800 Class B reads a stream-day with 3 s segments, within R2's free 10 million a month even 24/7), and
 again after PROBE_AGAIN once one failed: two failures in a row put players on the VM's pathway
-(policy.PROBE_FAILURES) within a few seconds of the first, before their buffers run out.
+(policy.PROBE_FAILURES) within a few seconds of the first, before their buffers run out. An upload the
+bucket refuses sends the probe at once (policy.probe_wanted): one failure then, with the refusal, is the
+bucket down for everyone (policy.DOWN), and players are steered within a second of the refusal. The other
+way round, a failed probe asks the bucket's API at once (`check_writes`, one GetObject of a missing key,
+as the service's start does) rather than waiting for the next segment's upload: whichever side sees the
+outage first, the other is asked at once.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 
@@ -34,15 +39,21 @@ class SteeringLoop:
 
     def __init__(self, policy: SteeringPolicy, *, probe: bool = True,
                  clock: Callable[[], float] = time.monotonic,
-                 on_away: Callable[[], None] = lambda: None) -> None:
+                 on_away: Callable[[], None] = lambda: None,
+                 check_writes: Callable[[], Awaitable[None]] | None = None) -> None:
         """`on_away`: called when players are steered away from the bucket (its held playlist requests
-        are answered then: publish/visible.py's answer_held)."""
+        are answered then: publish/visible.py's answer_held). `check_writes`: asks the bucket's API once,
+        telling what it answers where BucketSignals.refused reads it; called when a probe fails."""
         self._policy = policy
+        self._check_writes = check_writes
+        self._checking: asyncio.Task[None] | None = None
         self._on_away = on_away
         self._probe = probe
         self._clock = clock
         self._newest: tuple[str, float] | None = None  # the newest segment's URL, when it was listed
         self._tasks: list[asyncio.Task[None]] = []
+        self._probe_now = asyncio.Event()  # set when the policy wants the bucket probed before its turn
+        self._probed = asyncio.Event()  # set after each probe: the policy evaluates its outcome at once
         self._session: aiohttp.ClientSession | None = None
 
     def listed(self, variant: int, sequence: int, segment: object, url: str) -> None:
@@ -57,6 +68,9 @@ class SteeringLoop:
 
     async def stop(self) -> None:
         tasks, self._tasks = self._tasks, []
+        if self._checking is not None:
+            tasks.append(self._checking)
+            self._checking = None
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -71,22 +85,49 @@ class SteeringLoop:
             try:
                 if self._policy.evaluate() and self._policy.first != hls.BUCKET_PATHWAY:
                     self._on_away()
+                if self._policy.probe_wanted(hls.BUCKET_PATHWAY):
+                    self._probe_now.set()
             except Exception:  # noqa: BLE001 (a bug here must not stop steering for good: logged, next turn)
                 log.exception("steering: evaluating the pathways failed")
-            await asyncio.sleep(EVALUATE_EVERY)
+            with contextlib.suppress(TimeoutError):  # or at once after a probe: its outcome may decide
+                await asyncio.wait_for(self._probed.wait(), EVALUATE_EVERY)
+            self._probed.clear()
 
     async def _probing(self) -> None:
         assert self._session is not None
-        await probe_pathway(self._policy, hls.BUCKET_PATHWAY, lambda: self._newest, self._session, self._clock)
+        await probe_pathway(self._policy, hls.BUCKET_PATHWAY, lambda: self._newest, self._session, self._clock,
+                            now=self._probe_now, probed=self._after_probe)
+
+    def _after_probe(self, ok: bool) -> None:
+        self._probed.set()
+        if ok or self._check_writes is None or self._policy.refused(hls.BUCKET_PATHWAY):
+            return
+        if self._checking is None or self._checking.done():
+            self._checking = asyncio.create_task(self._writes_checked(self._check_writes), name="steering-check")
+
+    async def _writes_checked(self, check: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await check()
+        except Exception:  # noqa: BLE001 (logged; the uploads still tell)
+            log.exception("steering: asking the bucket's API failed")
+        self._probed.set()  # its answer evaluated at once
 
 
 async def probe_pathway(policy: SteeringPolicy, pathway: str, newest: Callable[[], tuple[str, float] | None],
-                        session: aiohttp.ClientSession, clock: Callable[[], float]) -> None:
+                        session: aiohttp.ClientSession, clock: Callable[[], float], *,
+                        now: asyncio.Event | None = None, probed: Callable[[bool], None] = lambda ok: None) -> None:
     """Probe `pathway`'s newest segment (its URL and when it was listed: `newest()`) for ever, telling
-    the policy each outcome (the module docstring says when). The first bucket's and a second's."""
+    the policy each outcome (the module docstring says when), then `probed(ok)`. The first bucket's and a
+    second's. `now`, once set, cuts the wait for the next probe short (and is cleared)."""
     ok = True
     while True:
-        await asyncio.sleep(max(PROBE_EVERY, policy.ttl()) if ok else PROBE_AGAIN)
+        wait = max(PROBE_EVERY, policy.ttl()) if ok else PROBE_AGAIN
+        if now is None:
+            await asyncio.sleep(wait)
+        else:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(now.wait(), wait)
+            now.clear()
         latest = newest()
         target = policy.target_duration() or 3
         if latest is None or clock() - latest[1] > 3 * target:
@@ -95,6 +136,7 @@ async def probe_pathway(policy: SteeringPolicy, pathway: str, newest: Callable[[
             continue
         ok, detail = await first_byte(session, latest[0], timeout=float(max(2, target)))
         policy.probed(pathway, ok, detail)
+        probed(ok)
 
 
 async def first_byte(session: aiohttp.ClientSession, url: str, timeout: float) -> tuple[bool, str]:
