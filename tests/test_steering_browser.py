@@ -20,10 +20,11 @@ not leave the bucket's pathway, whose playlists still answer (VHS changes pathwa
 plays on from the VM's URIs that the bucket's playlists list while players are steered to the VM
 (steering/bucket_pathway.py; before that, it stalled 13.3 s and 5.4 s in 2 of about 12 runs).
 
-Still failing now and then (2 of 17 runs on 2026-11-25, load average 9-33 on 2 cores): Shaka in the
-outage for everyone, when it had under 5 s buffered. It retries the segment the bucket listed before the
-gate closed and moves only with the steering manifest, 1.5-4 s after reading it, and the service steers
-2-3.3 s after the gate closes (docs/steering.md, "Known gap").
+Shaka in the outage for everyone stalled 2.4-3.6 s in 2 of 17 runs while the service took 2-3.3 s to
+steer (it retries the segment the bucket listed before the gate closed and moves only with the steering
+manifest); since the `down` reason (steering/policy.py: an upload refused while the probe fails) the
+service steers 0.6-1.4 s after the gate closes, and 6 of 6 runs passed (Shaka's longest stall there
+0.63 s).
 """
 
 from __future__ import annotations
@@ -51,10 +52,11 @@ from tests.support.service_process import ServiceProcess, service_env
 from tests.support.steered_players import Players, TimedLedger, Watched
 
 # Run by hand (STEERING_BROWSER=1 python -m pytest tests/test_steering_browser.py -n 0), not in the suite,
-# while it fails now and then: Shaka's stall in the outage for everyone (above) failed 2 of the last 10
-# runs alone. A test failing one run in five would block every submission; issue 48 stays open for it.
+# until it has passed many runs in a row beside the suite's load: it failed 2 of 10 runs alone before the
+# `down` reason and passed 6 of 6 after it, too few to tell a one-in-twenty failure, which would block
+# every submission. Issue 48 stays open for it.
 BY_HAND = pytest.mark.skipif(os.environ.get("STEERING_BROWSER") != "1",
-                             reason="by hand: STEERING_BROWSER=1 (Shaka stalls in 2 of 10 runs; issue 48 open)")
+                             reason="by hand: STEERING_BROWSER=1 (6 of 6 runs since the down reason; issue 48 open)")
 
 pytestmark = [
     BY_HAND,

@@ -61,8 +61,8 @@ HOLD_TTLS = 4  # the hold after the last viewer failure, in TTLs...
 HOLD_MAX = 300.0  # ... doubling per relapse up to this (seconds)
 RELAPSE_WITHIN = 600.0  # a failure this soon after coming back doubles the hold
 # Seconds after a page last reported a failure on the bucket during which the VM sends segment bytes to
-# whoever asks (the viewer page keeps the VM first for 10 s after such a failure: viewer/player.js's
-# LEAVE_BUCKET_MS), rather than redirecting to the bucket.
+# whoever asks (the viewer page keeps a failing bucket behind for 10 s after such a failure:
+# viewer/src/pathways.js's LEAVE_MS), rather than redirecting to the bucket.
 TRUSTED_AFTER = 10.0
 # A StoreError's reasons that say only that the bucket was slow to answer (store.py): no refusal.
 SLOW_REASONS = frozenset({"Timeout", "ReadTimeoutError", "ConnectTimeoutError", "ServerTimeoutError"})
