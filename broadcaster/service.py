@@ -18,7 +18,8 @@ from aiohttp import web
 from .bucket.cleaner import Cleaner
 from .bucket.mirror import PlaylistMirror
 from .bucket.recorder import Recorder
-from .bucket.store import S3Store, StoreError
+from .bucket.checks import BucketChecks
+from .bucket.store import S3Store
 from .bucket.store_thread import StoreThread
 from .bucket.uploader import Uploader
 from .bucket.urls import segment_urls
@@ -60,8 +61,6 @@ from .status.trackers import TrackerProbe
 
 log = logging.getLogger(__name__)
 
-PROBE_INTERVAL = 15.0  # seconds between bucket checks while no upload proves the bucket works
-PROBE_INTERVAL_DOWN = 2.0  # while it is down: uploads waiting out a backoff go as soon as it is back
 DRAIN_TIMEOUT = 5.0  # seconds a stop gives uploads in flight, and then the bucket's playlists
 
 
@@ -176,6 +175,9 @@ class Service:
             self.store, self.metrics, concurrency=s.upload_concurrency, attempt_timeout=s.upload_timeout,
             keeper=self.second.teed if self.second is not None else self.copies,
         )
+        self.checks = BucketChecks(self.store, self.uploader, timeout=s.upload_timeout,
+                                   uploads_pending=lambda: self.publisher.queue_depth,
+                                   refused=lambda reason: refusal(False, reason) is not None)
         self.mirror = (
             PlaylistMirror(self.store, self.metrics, attempt_timeout=s.upload_timeout) if s.publish_playlists else None
         )
@@ -235,7 +237,7 @@ class Service:
         self.steering = SteeringPolicy(s.pathways, buckets, lambda: self.playlists.target_duration,
                                        interval=s.viewer_timeout / 3)
         self.steering_loop = SteeringLoop(self.steering, on_away=self.playlists.answer_held,
-                                          check_writes=self._check_writes)
+                                          check_writes=self.checks.writes)
 
     def _build_clips(self, s: Settings) -> None:
         """The operator's clips, held against the cleaner from before the first run (a restart keeps them)."""
@@ -363,7 +365,9 @@ class Service:
             raise SetupError(refused)
         await self.store.start()
         stack.push_async_callback(self.store.close)
-        await self._check_bucket()
+        if (refused_by := await self.checks.at_start()) is not None:
+            raise StartupError(f"bucket {self.settings.aws_bucket_name!r} refused us ({refused_by.reason}): "
+                               f"check {refused_by.setting}") from None
         if self.second is not None and (wrong := await self.second.start(stack, self.steering)) is not None:
             raise StartupError(wrong)  # the second bucket refused its settings, as a wrong first one stops it
         if self.mirror is not None:
@@ -381,7 +385,7 @@ class Service:
         stack.push_async_callback(self.watcher.stop)
         await self.access.start()
         stack.push_async_callback(self.access.stop)
-        stack.push_async_callback(_cancel, asyncio.create_task(self._probe_loop(), name="storage-probe"))
+        stack.push_async_callback(_cancel, asyncio.create_task(self.checks.run(), name="storage-probe"))
         if self.tracker_probe is not None:
             await self.tracker_probe.start()
             stack.push_async_callback(self.tracker_probe.stop)
@@ -433,55 +437,6 @@ class Service:
         self.control_socket = None
         with contextlib.suppress(OSError):
             path.unlink()
-
-    async def _check_bucket(self) -> None:
-        """Wrong credentials or bucket stop start-up; a bucket that is merely unreachable does not:
-        the service starts, reports it in /health, and catches up when the bucket is back."""
-        try:
-            async with asyncio.timeout(self.settings.upload_timeout):
-                await self.store.probe()
-        except StoreError as err:
-            if err.setting is not None:
-                raise StartupError(
-                    f"bucket {self.settings.aws_bucket_name!r} refused us ({err.reason}): check {err.setting}"
-                ) from None
-            self.uploader.record(False, err.reason)  # its outage log says so, once
-        except TimeoutError:
-            self.uploader.record(False, "Timeout")
-        else:
-            self.uploader.record(True)
-
-    async def _check_writes(self) -> None:
-        """The bucket's API asked once, when the steering probe finds its public URL failing: a refusal
-        here too is the bucket down for everyone (steering/policy.py's `down`). Only recorded when it is
-        a refusal: an answer says nothing of the uploads, which tell on their own, and a timeout on a busy
-        machine would make its slow uploads count as failing."""
-        try:
-            async with asyncio.timeout(self.settings.upload_timeout):
-                await self.store.probe()
-        except StoreError as err:
-            if refusal(False, err.reason) is not None:
-                self.uploader.record(False, err.reason)
-        except TimeoutError:
-            pass
-
-    async def _probe_loop(self) -> None:
-        while True:
-            await asyncio.sleep(PROBE_INTERVAL if self.uploader.storage_ok is not False else PROBE_INTERVAL_DOWN)
-            before = self.uploader.uploads_done
-            if self.uploader.storage_ok and self.publisher.queue_depth:
-                continue  # uploads are proving it right now
-            try:
-                async with asyncio.timeout(self.settings.upload_timeout):
-                    await self.store.probe()
-            except StoreError as err:
-                if self.uploader.uploads_done == before:
-                    self.uploader.record(False, err.reason)
-            except TimeoutError:
-                if self.uploader.uploads_done == before:
-                    self.uploader.record(False, "Timeout")
-            else:
-                self.uploader.record(True)
 
     async def stop(self, drain_timeout: float = DRAIN_TIMEOUT) -> None:
         """Stops what start started, in the reverse order, and lets go of STATE_DIR last (a second call
