@@ -219,6 +219,11 @@ async def test_with_pathways_bucket_backup_the_vm_serves_no_pathway(
         assert offers(body, "bucket") == 2 and offers(body, "vm") == 0 and "/vm/" not in body, body
         status, body = await text(http, f"{url}/live/steering.json")
         assert json.loads(body)["PATHWAY-PRIORITY"] in (["bucket", "backup"], ["backup", "bucket"])
+        async def backup_lists() -> bool:  # the master names the pathway before its first upload landed
+            status, body = await text(http, f"{url}/live/backup/0/playlist.m3u8")
+            return status == 200 and bool(segments(body))
+
+        await until("the backup pathway lists a segment", backup_lists, 30)
         listed = segments((await text(http, f"{url}/live/backup/0/playlist.m3u8"))[1])
         assert listed and all(uri.startswith(f"{moto_url}/instead-of-vm/live/0/") for uri in listed)
         name = listed[-1].rpartition("/")[2]

@@ -78,6 +78,15 @@ async def make(tmp_path: Path, aiohttp_client: AiohttpClient) -> Rig:
     return Rig(world, await aiohttp_client(app, auto_decompress=False), policy, counts, behind, clock)
 
 
+async def one_landed_one_uploading(w: World) -> None:
+    """Segment 0 in the bucket; segment 1 kept by the VM, its upload held."""
+    w.owncast_lists(0, "stream-abc-0.ts")
+    await until(lambda: w.playlists.media_playlist(0) is not None)
+    w.store.hold("live/0/stream-abc-1.ts")
+    w.owncast_lists(0, "stream-abc-1.ts")
+    await until(lambda: (r := w.ahead.media_playlist(0)) is not None and b"stream-abc-1" in r.body)  # type: ignore[union-attr]
+
+
 async def test_steered_to_the_vm_the_bucket_pathway_lists_what_is_not_in_the_bucket_at_the_vms_uris(
         tmp_path: Path, aiohttp_client: AiohttpClient) -> None:
     rig = await make(tmp_path, aiohttp_client)
@@ -139,11 +148,7 @@ async def test_while_the_bucket_serves_nothing_changes(tmp_path: Path, aiohttp_c
     object the publisher showed), never a VM URI."""
     rig = await make(tmp_path, aiohttp_client)
     w = rig.world
-    w.owncast_lists(0, "stream-abc-0.ts")
-    await until(lambda: w.playlists.media_playlist(0) is not None)
-    w.store.hold("live/0/stream-abc-1.ts")
-    w.owncast_lists(0, "stream-abc-1.ts")
-    await until(lambda: (r := w.ahead.media_playlist(0)) is not None and b"stream-abc-1" in r.body)  # type: ignore[union-attr]
+    await one_landed_one_uploading(w)
     assert await rig.bucket_playlist() == [("bucket", "stream-abc-0.ts")]
     w.store.release("live/0/stream-abc-1.ts")
     await until(lambda: (r := w.playlists.media_playlist(0)) is not None and b"stream-abc-1" in r.body)
@@ -159,11 +164,7 @@ async def test_steered_back_before_the_bucket_caught_up_no_version_goes_back(
     the bucket's catches up with it."""
     rig = await make(tmp_path, aiohttp_client)
     w = rig.world
-    w.owncast_lists(0, "stream-abc-0.ts")
-    await until(lambda: w.playlists.media_playlist(0) is not None)
-    w.store.hold("live/0/stream-abc-1.ts")
-    w.owncast_lists(0, "stream-abc-1.ts")
-    await until(lambda: (r := w.ahead.media_playlist(0)) is not None and b"stream-abc-1" in r.body)  # type: ignore[union-attr]
+    await one_landed_one_uploading(w)
     rig.steer(behind=10.0)
     assert await rig.bucket_playlist() == [("bucket", "stream-abc-0.ts"), ("vm", "stream-abc-1.ts")]
     rig.steer(behind=0.0)
@@ -202,13 +203,9 @@ async def test_while_the_bucket_serves_the_vm_pathway_lists_only_what_the_vm_red
     back below what it showed."""
     rig = await make(tmp_path, aiohttp_client)
     w = rig.world
-    w.owncast_lists(0, "stream-abc-0.ts")
-    await until(lambda: w.playlists.media_playlist(0) is not None)
+    await one_landed_one_uploading(w)
     rig.clock.t += 60  # nobody saw the bucket fail for a while: the VM redirects (policy.TRUSTED_AFTER)
     assert rig.policy.bucket_serves()
-    w.store.hold("live/0/stream-abc-1.ts")
-    w.owncast_lists(0, "stream-abc-1.ts")  # kept by the VM, uploading
-    await until(lambda: (r := w.ahead.media_playlist(0)) is not None and b"stream-abc-1" in r.body)  # type: ignore[union-attr]
     assert await vm_playlist(rig) == ["stream-abc-0.ts"]
     async with rig.client.get(f"{VM}stream-abc-0.ts", allow_redirects=False) as response:
         assert response.status == 302 and response.headers["Location"] == f"{BUCKET}stream-abc-0.ts"

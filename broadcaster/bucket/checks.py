@@ -46,34 +46,34 @@ class BucketChecks:
         self._pending = uploads_pending
         self._refused = refused
 
-    async def at_start(self) -> StoreError | None:
-        """The bucket's error naming a setting (the start must stop), None otherwise: a bucket merely
-        unreachable is recorded (its outage log says so, once) and the service starts."""
+    async def _ask(self) -> StoreError | None:
+        """One probe: None when the bucket answered as it should, else why not (StoreError("Timeout")
+        when it did not answer within the timeout)."""
         try:
             async with asyncio.timeout(self._timeout):
                 await self._store.probe()
         except StoreError as err:
-            if err.setting is not None:
-                return err
-            self._record.record(False, err.reason)
+            return err
         except TimeoutError:
-            self._record.record(False, "Timeout")
-        else:
-            self._record.record(True)
+            return StoreError("Timeout")
+        return None
+
+    async def at_start(self) -> StoreError | None:
+        """The bucket's error naming a setting (the start must stop), None otherwise: a bucket merely
+        unreachable is recorded (its outage log says so, once) and the service starts."""
+        err = await self._ask()
+        if err is not None and err.setting is not None:
+            return err
+        self._record.record(err is None, None if err is None else err.reason)
         return None
 
     async def writes(self) -> None:
         """Asked once by the steering probe: only a refusal is recorded (an answer says nothing of the
         uploads, which tell on their own, and a timeout on a busy machine would make its slow uploads
         count as failing)."""
-        try:
-            async with asyncio.timeout(self._timeout):
-                await self._store.probe()
-        except StoreError as err:
-            if self._refused(err.reason):
-                self._record.record(False, err.reason)
-        except TimeoutError:
-            pass
+        err = await self._ask()
+        if err is not None and self._refused(err.reason):
+            self._record.record(False, err.reason)
 
     async def run(self) -> None:
         """Until cancelled: a check while no upload proves the bucket; what an upload told meanwhile wins."""
@@ -83,14 +83,8 @@ class BucketChecks:
             before = self._record.uploads_done
             if self._record.storage_ok and self._pending():
                 continue  # uploads are proving it right now
-            try:
-                async with asyncio.timeout(self._timeout):
-                    await self._store.probe()
-            except StoreError as err:
-                if self._record.uploads_done == before:
-                    self._record.record(False, err.reason)
-            except TimeoutError:
-                if self._record.uploads_done == before:
-                    self._record.record(False, "Timeout")
-            else:
+            err = await self._ask()
+            if err is None:
                 self._record.record(True)
+            elif self._record.uploads_done == before:
+                self._record.record(False, err.reason)

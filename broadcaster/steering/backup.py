@@ -28,8 +28,8 @@ import functools
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Protocol, TypeVar
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 _MAP = b'#EXT-X-MAP:URI="'
 _EXTINF = b"#EXTINF:"
 _GAP = hls.GAP_TAG.encode()
+T = TypeVar("T")
 HISTORY = 64  # versions kept per variant while the newest wait for their uploads to the second bucket
 MAX_GIVEN_UP = 65536  # keys given up remembered (each listed as a gap while a window lists it)
 
@@ -64,6 +65,10 @@ class KeptCopies(Protocol):
     def keep(self, key: str, body: bytes) -> object | None: ...
 
     def read_kept(self, key: str) -> bytes | None: ...
+
+
+class _CopyGone(Exception):
+    """The VM's copy a second-bucket upload sends is gone (VM_COPIES_MB, the disk)."""
 
 
 class BackupUploads:
@@ -139,29 +144,33 @@ class BackupUploads:
                 self._tasks[key] = loop.create_task(self._look_up(key), name="backup-verify")
 
     async def _look_up(self, key: str) -> None:
-        attempt = 0
         try:
-            while True:
-                async with self._slots:
-                    try:
-                        async with asyncio.timeout(self._timeout):
-                            there = await self._store.exists(key)
-                    except (StoreError, TimeoutError) as err:
-                        self.failed_attempts += 1
-                        self._record(False, err.reason if isinstance(err, StoreError) else "Timeout")
-                    else:
-                        self._record(True)
-                        if not there:
-                            self._give_up(key)
-                            self._said.warning("restored", "the second bucket lacks %s, which the restored "
-                                               "playlists list: its pathway lists it as a gap (EXT-X-GAP)", key)
-                        return
-                await self._wait(self._backoff.delay(attempt))
-                attempt += 1
+            if not await self._answered(lambda: self._store.exists(key)):
+                self._give_up(key)
+                self._said.warning("restored", "the second bucket lacks %s, which the restored playlists "
+                                   "list: its pathway lists it as a gap (EXT-X-GAP)", key)
         finally:
             self._tasks.pop(key, None)
             if self.pending.pop(key, None) is not None:
                 self.on_settled(key)
+
+    async def _answered(self, ask: Callable[[], Awaitable[T]]) -> T:
+        """`ask()`, one request to the second bucket within a slot and the attempt timeout, made again
+        after a backoff until the bucket answers it; each outcome recorded (ok, last_error)."""
+        attempt = 0
+        while True:
+            async with self._slots:
+                try:
+                    async with asyncio.timeout(self._timeout):
+                        answer = await ask()
+                except (StoreError, TimeoutError) as err:
+                    self.failed_attempts += 1
+                    self._record(False, err.reason if isinstance(err, StoreError) else "Timeout")
+                else:
+                    self._record(True)
+                    return answer
+            await self._wait(self._backoff.delay(attempt))
+            attempt += 1
 
     def _give_up(self, key: str) -> None:
         self.given_up += 1
@@ -180,30 +189,22 @@ class BackupUploads:
 
     async def _upload(self, key: str) -> None:
         content_type = hls.segment_content_type(key) or "application/octet-stream"
-        attempt = 0
+
+        async def put() -> None:
+            # The copy read again for each attempt: one gone meanwhile is given up, not retried.
+            body = await asyncio.to_thread(self._copies.read_kept, key)
+            if body is None:
+                raise _CopyGone
+            await self._store.put(key, body, content_type=content_type, cache_control=hls.SEGMENT_CACHE_CONTROL)
+            self.landed += 1
+            self.bytes += len(body)
+
         try:
-            while True:
-                async with self._slots:
-                    body = await asyncio.to_thread(self._copies.read_kept, key)
-                    if body is None:
-                        self._give_up(key)
-                        self._said.warning("gone", "the second bucket never got %s: the VM's copy is gone "
-                                           "(VM_COPIES_MB, disk): its pathway lists it as a gap (EXT-X-GAP)", key)
-                        return
-                    try:
-                        async with asyncio.timeout(self._timeout):
-                            await self._store.put(key, body, content_type=content_type,
-                                                  cache_control=hls.SEGMENT_CACHE_CONTROL)
-                    except (StoreError, TimeoutError) as err:
-                        self.failed_attempts += 1
-                        self._record(False, err.reason if isinstance(err, StoreError) else "Timeout")
-                    else:
-                        self.landed += 1
-                        self.bytes += len(body)
-                        self._record(True)
-                        return
-                await self._wait(self._backoff.delay(attempt))
-                attempt += 1
+            await self._answered(put)
+        except _CopyGone:
+            self._give_up(key)
+            self._said.warning("gone", "the second bucket never got %s: the VM's copy is gone "
+                               "(VM_COPIES_MB, disk): its pathway lists it as a gap (EXT-X-GAP)", key)
         finally:
             self._tasks.pop(key, None)
             if key in self._again:
