@@ -233,6 +233,59 @@ async def test_both_variants_end_then_the_next_stream_continues_both(world: Worl
     assert world.pub.queue_depth == 0 and not world.pub.aligner._order
 
 
+async def test_after_an_ended_stream_a_variant_read_late_at_the_next_still_joins_its_first_slot(tmp_path: Path) -> None:
+    """Between streams every variant is quiet: at the next stream, a variant whose first segment is read
+    a moment after another's uploaded is waited for (as long as a live one would be), not left out of
+    the first slot and then restarted, which dropped its whole window without ENDLIST (seen in
+    test_faults_owncast under load)."""
+    world = World(tmp_path, window=30.0, stepped=True)
+    for v in (0, 1):
+        world.owncast_lists(v, "stream-a-0.ts", "stream-a-1.ts", "stream-a-2.ts")
+    for v in (0, 1):
+        world.owncast_lists(v, "offline.ts", ended=True, duration=8.0, discontinuity_before="offline.ts")
+    await world.settle()
+    world.now += 60.0  # the streamer comes back a minute later
+    for v in (0, 1):
+        world.segments[v] = []
+    world.owncast_lists(0, "stream-b-0.ts", media_sequence=0)
+    assert await world.pub.drain(5)  # uploaded, its done-callback run
+    assert world.uris(0)[-1] == "stream-a-2.ts"  # held for variant 1
+    world.now += 0.5
+    world.owncast_lists(1, "stream-b-0.ts", media_sequence=0)
+    for v in (0, 1):
+        world.owncast_lists(v, "stream-b-1.ts")
+    await world.settle()
+    for v in (0, 1):  # both keep the last stream's window and list the new one after it, in step
+        assert world.uris(v) == ["stream-a-0.ts", "stream-a-1.ts", "stream-a-2.ts", "stream-b-0.ts",
+                                 "stream-b-1.ts"], v
+    numbers = {v: [n for i, n, _ in world.listed if i == v] for v in (0, 1)}
+    assert numbers[0] == numbers[1], numbers
+    await world.pub.close()
+
+
+async def test_a_variant_announced_but_silent_at_a_new_stream_holds_it_only_three_target_durations(tmp_path: Path) -> None:
+    world = World(tmp_path, window=30.0, stepped=True)
+    for v in (0, 1):
+        world.owncast_lists(v, "stream-a-0.ts")
+    for v in (0, 1):
+        world.owncast_lists(v, "offline.ts", ended=True, duration=8.0, discontinuity_before="offline.ts")
+    await world.settle()
+    world.now += 60.0
+    world.segments[0] = []
+    world.owncast_lists(0, "stream-b-0.ts", media_sequence=0)
+    assert await world.pub.drain(5)
+    world.now += 2.9
+    world.owncast_lists(0, "stream-b-1.ts")
+    assert await world.pub.drain(5)
+    assert world.uris(0)[-1] == "stream-a-0.ts"  # still waiting for variant 1
+    world.now += 0.2  # 3.1 s (three target durations) after the stream's first segment: it goes on alone
+    world.owncast_lists(0, "stream-b-2.ts")
+    await world.settle()
+    assert world.uris(0)[-3:] == ["stream-b-0.ts", "stream-b-1.ts", "stream-b-2.ts"]
+    assert world.uris(1) == ["stream-a-0.ts"]
+    await world.pub.close()
+
+
 async def test_owncast_idle_transcoder_ends_the_playlist(world: World) -> None:
     world.owncast_lists(0, "stream-a-0.ts", "stream-a-1.ts")
     await world.settle()

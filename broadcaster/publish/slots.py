@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import json
+import math
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, ValuesView
 from dataclasses import dataclass, field
@@ -119,6 +120,7 @@ class SlotAligner:
         # Copies in undecided slots, kept as a running count: summing the slots on every new segment
         # made one long playlist quadratic.
         self._queued = 0
+        self._run_seen: dict[int, float] = {}  # run -> when its first copy was seen (the last few runs)
 
     @property
     def queued(self) -> int:
@@ -141,6 +143,11 @@ class SlotAligner:
         return slot
 
     def add_copy(self, slot: Slot, index: int, copy: Copy) -> None:
+        run = slot.key[0]
+        if run not in self._run_seen:
+            self._run_seen[run] = copy.seen_at
+            if len(self._run_seen) > 4:
+                del self._run_seen[min(self._run_seen)]
         if index not in slot.copies:
             self._queued += 1
         slot.copies[index] = copy
@@ -190,13 +197,15 @@ class SlotAligner:
         after its slot was decided is compared with (the variants cut apart, or this one late)."""
         return self._recent.get(key)
 
-    @staticmethod
-    def _participants(key: SlotKey, variants: Iterable[Variant], now: float, target: int | None) -> list[Variant]:
+    def _participants(self, key: SlotKey, variants: Iterable[Variant], now: float, target: int | None) -> list[Variant]:
         """Variants that take part in a slot: those that had joined its run by then, and every variant
         that has listed before and is still producing, even if it has not read the new run's playlist
         yet. A variant that has listed must be in every slot, or its numbering would fall behind the
         others' for good; an empty one may join at any number."""
         gone_after = hls.stalled_after(target)
+        # A new stream after an ended one: every variant was quiet, so each announced one is waited for
+        # from the run's first copy on (its first segment may be read a moment after another's).
+        run_seen = self._run_seen.get(key[0])
         members = []
         for v in variants:
             first = v.first.get(key[0])
@@ -206,8 +215,8 @@ class SlotAligner:
                 elif v.playlist.listing:
                     members.append(v)  # joined this run after the slot: absent, so the slot is dropped
             elif (v.playlist.listing and not v.withdrawn
-                  and v.last_new_segment is not None
-                  and now - v.last_new_segment < gone_after and (v.last_key or (-1, -1))[0] < key[0]):
+                  and now - max(t for t in (run_seen, v.last_new_segment, -math.inf) if t is not None) < gone_after
+                  and (v.last_key or (-1, -1))[0] < key[0]):
                 members.append(v)  # has not seen this run yet: wait for it (or for it to go quiet)
         return members
 
