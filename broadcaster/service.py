@@ -62,6 +62,10 @@ from .status.trackers import TrackerProbe
 log = logging.getLogger(__name__)
 
 DRAIN_TIMEOUT = 5.0  # seconds a stop gives uploads in flight, and then the bucket's playlists
+# Seconds a stop gives a request handler still running (held requests and event streams are answered at
+# once; a segment being sent to a client that reads slowly is one), then it is cancelled: aiohttp's own
+# 60 s would outlast systemd's TimeoutStopSec (30) and pm2's kill_timeout (20), killing the last save.
+HANDLER_STOP_TIMEOUT = 3.0
 
 
 class StartupError(RuntimeError):
@@ -398,7 +402,8 @@ class Service:
                       **options: Any) -> int:
         """Serves `app` on `where`, through a ConnectionGate, until the stack closes; returns the port."""
         s = self.settings
-        runner = web.AppRunner(app, access_log=None, handle_signals=False, **options)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=HANDLER_STOP_TIMEOUT,
+                               **options)
         try:
             await stack.enter_async_context(serving(runner, lambda r: GatedSite(
                 r, where.host, where.port, limit=limit, header_timeout=s.header_timeout,

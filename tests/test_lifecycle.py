@@ -236,3 +236,32 @@ async def test_a_start_and_stop_leaves_nothing_and_ends_the_event_streams(settin
         await service.stop()
     await nothing_left(settings, before)
     await service.stop()  # once more: nothing to do
+
+
+async def test_a_handler_still_running_at_stop_is_cut_off_after_a_few_seconds(settings: Settings) -> None:
+    """A request whose handler has not finished (here one that never would) does not hold the stop for
+    aiohttp's 60 s, past systemd's TimeoutStopSec and pm2's kill_timeout: it is cancelled after
+    HANDLER_STOP_TIMEOUT and the service stops cleanly, leaving nothing."""
+    before = _before()
+    service = Service(settings)
+    entered = asyncio.Event()
+
+    async def never_done(_request: aiohttp.web.Request) -> aiohttp.web.Response:
+        entered.set()
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    service.app.router.add_get("/test-never-done", never_done)  # a seam: the app before it is frozen
+    await service.start()
+    try:
+        async with aiohttp.ClientSession() as http:
+            request = asyncio.create_task(http.get(f"{service.url}/test-never-done"))
+            async with asyncio.timeout(WAIT):
+                await entered.wait()
+            async with asyncio.timeout(WAIT):  # 60 s without the bound
+                await service.stop()
+            with contextlib.suppress(aiohttp.ClientError):
+                (await request).close()
+    finally:
+        await service.stop()
+    await nothing_left(settings, before)
