@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+import pytest_asyncio
 
 if TYPE_CHECKING:
     from broadcaster.demo.emulator import OwncastEmulator
@@ -64,13 +65,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=longest_first)
 
 
-@pytest.fixture
-async def seaweed(tmp_path: Path) -> AsyncIterator[SeaweedS3]:
-    """A running SeaweedFS S3 server with the bucket created (public-read, CORS on)."""
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def seaweed_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[SeaweedS3]:
+    """One SeaweedFS S3 server per worker, shared by its tests' buckets (`seaweed`): a server of its own
+    cost each test 2-3 s of start-up, some 60 times a run."""
     from broadcaster.demo.seaweed import SeaweedS3
 
-    async with SeaweedS3(tmp_path / "seaweed", discard=True) as server:
+    async with SeaweedS3(tmp_path_factory.mktemp("seaweed"), discard=True, shared=True) as server:
         yield server
+
+
+@pytest.fixture
+async def seaweed(seaweed_server: SeaweedS3) -> AsyncIterator[SeaweedS3]:
+    """A bucket of its own on the worker's running SeaweedFS S3 server (public-read, CORS on), deleted
+    with its objects afterwards: what a test does to its bucket, no other test sees."""
+    from tests.support.s3 import bucket_of_its_own
+
+    async with bucket_of_its_own(seaweed_server) as bucket:
+        yield bucket
 
 
 @pytest.fixture(scope="session")

@@ -40,6 +40,7 @@ from tests.support.browser import (ALTER_P2P_UPLOADS, HANDED, HOSTILE_MODES, PLA
                                    hostile_peer, launch_chromium, needs_chromium, open_viewer, watch)
 from tests.support.counting_proxy import CountingProxy, closed_port, sequence
 from tests.support.prometheus import PromAPI, prometheus
+from tests.support.s3 import bucket_of_its_own
 from tests.support.p2p_demo import Demo, demo_with_tracker, running_demo
 from tests.support.stun import stun_server
 
@@ -67,10 +68,10 @@ async def browser() -> AsyncIterator[Any]:
 
 
 @pytest_asyncio.fixture(loop_scope="module")
-async def seaweed(tmp_path: Path) -> AsyncIterator[SeaweedS3]:
-    """conftest's, on the module's event loop."""
-    async with SeaweedS3(tmp_path / "seaweed", discard=True) as server:
-        yield server
+async def seaweed(seaweed_server: SeaweedS3) -> AsyncIterator[SeaweedS3]:
+    """conftest's (a bucket of its own on the worker's server), on the module's event loop."""
+    async with bucket_of_its_own(seaweed_server) as bucket:
+        yield bucket
 
 
 # Every RTCPeerConnection the page makes, with the ICE servers it was given (what WebRTC will ask).

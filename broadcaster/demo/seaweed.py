@@ -10,6 +10,7 @@ from any origin, like the CORS policy a viewer on another origin needs.
 from __future__ import annotations
 
 import asyncio
+import copy
 import importlib.metadata
 import json
 import logging
@@ -83,7 +84,8 @@ def pick_ports(count: int) -> list[int]:
     return reserved.ports
 
 
-def _s3_identities(bucket: str, access_key: str, secret_key: str, *, public_read: bool) -> dict[str, Any]:
+def _s3_identities(bucket: str | None, access_key: str, secret_key: str, *, public_read: bool) -> dict[str, Any]:
+    """`bucket` None: anonymous reads of every bucket (a server shared by several buckets)."""
     identities: list[dict[str, Any]] = [
         {
             "name": "owner",
@@ -93,7 +95,7 @@ def _s3_identities(bucket: str, access_key: str, secret_key: str, *, public_read
     ]
     if public_read:
         # Unsigned requests map to this identity: GET of objects, no listing, no writes.
-        identities.append({"name": "anonymous", "actions": [f"Read:{bucket}"]})
+        identities.append({"name": "anonymous", "actions": ["Read" if bucket is None else f"Read:{bucket}"]})
     return {"identities": identities}
 
 
@@ -137,13 +139,18 @@ class SeaweedS3:
         startup_timeout: float = 30.0,
         public_read: bool = True,
         discard: bool = False,
+        shared: bool = False,
     ) -> None:
         """discard: close() kills weed at once, for a server whose data is thrown away (a test's): weed's
         own shutdown on SIGTERM takes 1.2 s, some 100 times a run of the suite. startup_timeout: the
         seconds of CPU weed may spend starting, and of standing still (children.StartClock): on a
-        busy machine its start-up takes many times its wall time (under a second alone)."""
+        busy machine its start-up takes many times its wall time (under a second alone). shared: a
+        server for many buckets (make_bucket), each publicly readable with `public_read`: a test suite's
+        worker runs one rather than one per test (2-3 s of start-up each)."""
         self.work_dir = Path(work_dir).absolute()
         self._discard = discard
+        self._shared = shared
+        self._view = False  # a bucket of a shared server (make_bucket): close() leaves the server be
         self._bucket = bucket
         self.public_read = public_read
         self._access_key = access_key
@@ -226,7 +233,8 @@ class SeaweedS3:
         config = self.work_dir / "s3.json"
         config.write_text(
             json.dumps(
-                _s3_identities(self._bucket, self._access_key, self._secret_key, public_read=self.public_read),
+                _s3_identities(None if self._shared else self._bucket, self._access_key, self._secret_key,
+                               public_read=self.public_read),
                 indent=2,
             )
         )
@@ -259,13 +267,44 @@ class SeaweedS3:
         )  # fmt: skip
 
     async def close(self) -> None:
-        """SIGTERM the process group, SIGKILL after a timeout. Idempotent."""
-        if self._closed:
+        """SIGTERM the process group, SIGKILL after a timeout. Idempotent. A bucket's view of a shared
+        server (make_bucket) stops nothing."""
+        if self._closed or self._view:
             return
         self._closed = True
         await self._terminate()
 
+    async def make_bucket(self, bucket: str) -> SeaweedS3:
+        """A new bucket on this running server (`shared`), and the server seen through it: the same
+        endpoint and keys, its own public URL. drop_bucket deletes it with its objects (weed frees the
+        volumes only then: about 75 buckets fill a `weed mini`)."""
+        if not self._shared or self._view:
+            raise RuntimeError("make_bucket needs the SeaweedS3 started with shared=True")
+        pid = self.pid
+        if pid is None:
+            raise self._fail("is not running")
+        clock = StartClock(pid, busy=self.startup_timeout, still=self.startup_timeout)
+        await self._create_bucket(clock, bucket)
+        view = copy.copy(self)
+        view._bucket = bucket
+        view._view = True
+        return view
+
+    async def drop_bucket(self, bucket: str) -> None:
+        async with self._client() as s3:
+            await s3.delete_bucket(Bucket=bucket)  # weed deletes a bucket's objects with it
+
     # -- internals
+
+    def _client(self) -> Any:
+        return get_session().create_client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            region_name="auto",
+            aws_access_key_id=self._access_key,
+            aws_secret_access_key=self._secret_key,
+            config=self.client_config(),
+        )
 
     def _argv(self, exe: str, config: Path) -> list[str]:
         p = self._ports
@@ -358,31 +397,24 @@ class SeaweedS3:
                     raise self._fail(f"did not answer on {self.endpoint_url}: {why}")
                 await asyncio.sleep(0.05)
 
-    async def _create_bucket(self, clock: StartClock) -> None:
+    async def _create_bucket(self, clock: StartClock, bucket: str | None = None) -> None:
         """Create the bucket and its CORS rule, retrying while the filer finishes starting."""
-        session = get_session()
-        async with session.create_client(
-            "s3",
-            endpoint_url=self.endpoint_url,
-            region_name="auto",
-            aws_access_key_id=self._access_key,
-            aws_secret_access_key=self._secret_key,
-            config=self.client_config(),
-        ) as s3:
+        bucket = self._bucket if bucket is None else bucket
+        async with self._client() as s3:
             while True:
                 try:
                     try:
-                        await s3.create_bucket(Bucket=self._bucket)
+                        await s3.create_bucket(Bucket=bucket)
                     except ClientError as exc:
                         if exc.response.get("Error", {}).get("Code") != "BucketAlreadyOwnedByYou":
                             raise
-                    await s3.put_bucket_cors(Bucket=self._bucket, CORSConfiguration=CORS_RULES)
+                    await s3.put_bucket_cors(Bucket=bucket, CORSConfiguration=CORS_RULES)
                     return
                 except (ClientError, BotoCoreError) as exc:
                     if self._proc is None or self._proc.returncode is not None:
                         raise self._fail("exited while creating the bucket") from exc
                     if (why := clock.expired()) is not None:
-                        raise self._fail(f"could not create bucket {self._bucket!r} ({why}): {exc}") from exc
+                        raise self._fail(f"could not create bucket {bucket!r} ({why}): {exc}") from exc
                     log.debug("bucket not ready yet: %s", exc)
                     await asyncio.sleep(0.1)
 
