@@ -68,6 +68,33 @@ def test_copies_past_their_time_go(tmp_path: Path) -> None:
     assert copies.evicted == 0  # its time was up: not a loss
 
 
+def test_an_init_section_lives_as_long_as_the_segments_that_need_it(tmp_path: Path) -> None:
+    """An fMP4 run's init section is kept once, before the run's first segment, and every segment after
+    it lists it (EXT-X-MAP): its copy goes keep_for after the last segment of its run kept in its folder,
+    not after its own keeping (a few minutes into any fMP4 stream the VM's pathway answered 404 for it
+    while players were steered there), and the byte cap takes the segments before it."""
+    copies, clock = make(tmp_path, max_bytes=2500, keep_for=10)
+    first = "live/0/stream-a-init_0.mp4"
+    copies.keep(first, b"i" * 100)
+    copies.listed(first)
+    for n in range(30):
+        clock.t += 1
+        copies.keep(f"live/1/stream-a-{n}.m4s", b"t" * 10)  # another variant's: its own init section
+        copies.keep(f"live/0/stream-a-{n}.m4s", b"s" * 400)
+        assert copies.servable(first) is not None, n
+    assert copies.evicted > 0  # the byte cap took segments meanwhile
+    clock.t += 1
+    second = "live/0/stream-b-init_0.mp4"  # the next transcoder run
+    copies.keep(second, b"j" * 100)
+    for n in range(10):
+        clock.t += 1
+        copies.keep(f"live/0/stream-b-{n}.m4s", b"s" * 10)
+        # the former run's segments are listed for keep_for after their keeping, and their init with them
+        last = copies.get("live/0/stream-a-29.m4s")
+        assert (copies.get(first) is not None) == (n < 9) == (last is not None), n
+        assert copies.get(second) is not None
+
+
 def test_a_key_kept_again_is_replaced_and_stays_listed(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     copies, _ = make(tmp_path)
     copies.keep("live/0/a.ts", b"first")

@@ -18,6 +18,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from dotenv import dotenv_values
 
+from broadcaster.playlist import hls
+from broadcaster.publish.uploads import init_section_name
 from broadcaster.settings import SETTINGS, load_settings, lookalike_keys
 from tests.support.metrics import exported_series
 
@@ -286,6 +288,20 @@ def test_same_hostname_layout_is_the_playlist_rule_then_owncast() -> None:
                                   "/hls/vm/1/stream.m3u8", "/live/vm/0/stream-abc-12.ts", "/live/vm/2/x-init.mp4"])
 def test_content_steering_paths_reach_the_service_on_both_hostnames(host: str, path: str) -> None:
     assert route(path, host=host) == SERVICE
+
+
+@pytest.mark.parametrize("shortid", ["_mN9yQ90a", "-mN9yQ90a", "amN9yQ90a"])
+def test_an_init_section_the_vm_lists_reaches_the_service(shortid: str) -> None:
+    """Every name the VM's pathway lists passes the tunnel's rule and nginx-cache.conf's: a segment and its
+    init section as the uploads name it, whatever Owncast's shortid begins with ('_' and '-' too)."""
+    conf = (ROOT / "deploy" / "nginx-cache.conf").read_text()
+    location = re.search(r"location ~ (\^/\(live\|hls\)/vm/\S+) \{", conf)
+    assert location is not None
+    segment = f"stream-{shortid}-0.m4s"
+    for name in (segment, init_section_name(segment, "init_0.mp4", 1)):
+        path = hls.vm_segment_uri(0, name)
+        assert route(path) == SERVICE and route(path, host=OWNCAST_HOST) == SERVICE, path
+        assert re.search(location[1], path), path
 
 
 @pytest.mark.parametrize("path", ["/live/vm/0/../../metrics", "/live/vm/0/a.ts/x", "/live/vm/x/a.ts",

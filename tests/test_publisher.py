@@ -111,9 +111,9 @@ async def test_fmp4_init_section_is_uploaded_before_its_first_media_segment(worl
     world.write(0, "init_0.mp4")
     world.owncast_lists(0, "stream-a-0.m4s", "stream-a-1.m4s", init="init_0.mp4")
     await world.settle()
-    assert world.store.keys()[0] == "live/0/a-init_0.mp4"
-    assert world.store.keys().count("live/0/a-init_0.mp4") == 1
-    assert f'#EXT-X-MAP:URI="{PUBLIC}/live/0/a-init_0.mp4"' in world.text()
+    assert world.store.keys()[0] == "live/0/stream-a-init_0.mp4"
+    assert world.store.keys().count("live/0/stream-a-init_0.mp4") == 1
+    assert f'#EXT-X-MAP:URI="{PUBLIC}/live/0/stream-a-init_0.mp4"' in world.text()
 
 
 async def test_missing_init_section_loses_its_segments(world: World) -> None:

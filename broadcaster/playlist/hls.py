@@ -95,6 +95,11 @@ def segment_content_type(name: str) -> str | None:
     return _SEGMENT_TYPES.get(PurePosixPath(name).suffix.lower())
 
 
+def is_init_section(name: str) -> bool:
+    """An fMP4 init section (EXT-X-MAP, 4.4.4.5): every later segment of its run needs it."""
+    return PurePosixPath(name).suffix.lower() == ".mp4"
+
+
 def rounded_duration(duration: float) -> int:
     """EXTINF rounded to the nearest integer, as 4.4.3.1 compares it with the target duration."""
     return math.floor(duration + 0.5)

@@ -76,6 +76,17 @@ def _ready_when_kept(ready: Ready, kept: Kept) -> None:
         ready.set_result(kept.sha256)
 
 
+def init_section_name(segment: str, init: str, run: int) -> str:
+    """The name of the init section `init` (Owncast's) of `segment`'s transcoder run in the bucket,
+    where the VM's pathway lists it too. Init sections keep their name across transcoder runs; the
+    run's id keeps keys unique: stream-<shortid>-<init>, as Owncast names the run's segments. Never the
+    shortid first: its alphabet has '_' and '-', and every route of the VM's pathway (http/pathway.py,
+    cloudflared.yml.example, deploy/nginx-cache.conf) takes a name beginning with a letter or digit, as
+    Owncast's are: a run whose shortid began so had its init section answered 404 there."""
+    shortid = stream_id(segment)
+    return f"stream-{shortid}-{init}" if shortid is not None else f"run{run}-{init}"
+
+
 class Uploads:
     def __init__(self, uploader: Uploader, writes: WriteWatch, metrics: Metrics, *, hls_dir: Path, key_prefix: str,
                  segment_hashes: bool, unfinished_limit: float = UNFINISHED_LIMIT) -> None:
@@ -119,8 +130,7 @@ class Uploads:
         init_task: asyncio.Task[Uploaded] | None = None
         init_kept: Ready | None = None
         if seg.init_name is not None:
-            # Init sections keep their name across transcoder runs; the run keeps keys unique.
-            init_key = self.key(v.index, f"{stream_id(seg.name) or f'run{run}'}-{seg.init_name}")
+            init_key = self.key(v.index, init_section_name(seg.name, seg.init_name, run))
             init_task = v.inits.get(init_key)
             if init_task is None:
                 init_kept = v.inits_kept[init_key] = asyncio.get_running_loop().create_future()

@@ -4,9 +4,11 @@ soon after it lists them; a viewer steered here may ask for any segment the wind
 On disk, in a folder of its own under STATE_DIR (a 4 h rewind of three variants is gigabytes): one
 file per segment, written under a name of ours (a counter), never one taken from a URL or from Owncast;
 a key is found in an index kept in memory. Bounded in bytes (oldest first) and in age (a segment's
-whole life in the playlists, Settings.segment_url_life). The folder is emptied at start (what a former
-run kept is not in its index) and at a clean stop. A copy is served only once a VM playlist listed it
-(`listed`): kept but never listed (a slot dropped) is never served.
+whole life in the playlists, Settings.segment_url_life); an fMP4 init section, kept once per transcoder
+run but listed with each of its segments, lives as long as the last segment kept after it in its folder.
+The folder is emptied at start (what a former run kept is not in its index) and at a clean stop. A copy
+is served only once a VM playlist listed it (`listed`): kept but never listed (a slot dropped) is never
+served.
 
 Written from the uploader's worker threads (the bytes it read once, off the event loop), read by the
 event loop (the index) and its executor (the bytes): the index is behind a lock.
@@ -64,6 +66,7 @@ class Copies:
         self._wall = wall
         self._lock = threading.Lock()
         self._index: OrderedDict[str, Copy] = OrderedDict()  # oldest first
+        self._inits: dict[str, str] = {}  # folder (a variant's) -> the init section kept last there
         self._bytes = 0
         self._counter = 0
         self._dir: int | None = None
@@ -106,6 +109,7 @@ class Copies:
             fd, self._dir = self._dir, None
             names = [c.name for c in self._index.values()]
             self._index.clear()
+            self._inits.clear()
             self._bytes = 0
         if fd is None:
             return
@@ -163,9 +167,23 @@ class Copies:
                 self._index[key] = copy
                 self._bytes += copy.size
                 self.kept += 1
+                self._renew_init_locked(key)
                 gone += self._expire_locked()
         self._unlink(fd, gone)
         return copy
+
+    def _renew_init_locked(self, key: str) -> None:
+        """A segment kept: the init section its run kept last in its folder lives on with it (its run's
+        segments list it), the newest again (the byte cap takes the segments before it)."""
+        folder = key.rpartition("/")[0]
+        if hls.is_init_section(key):
+            self._inits[folder] = key
+            return
+        init = self._inits.get(folder)
+        copy = self._index.get(init) if init is not None else None
+        if init is not None and copy is not None:
+            self._index[init] = replace(copy, kept_at=self._clock())
+            self._index.move_to_end(init)
 
     def _room(self, fd: int, size: int) -> bool:
         """Room for `size` more bytes with DISK_RESERVE left free, the oldest copies dropped for it."""
