@@ -336,7 +336,7 @@ async def test_a_failed_probe_asks_the_buckets_api_at_once_and_its_refusal_steer
     loop = SteeringLoop(policy, check_writes=check_writes)
     await loop.start()
     try:
-        async with asyncio.timeout(30):  # the first probe goes after a TTL; the rest at once
+        async with asyncio.timeout(30):  # the first probe goes after PROBE_EVERY; the rest at once
             while policy.first == "bucket":
                 loop.listed(0, 0, None, url)  # live: the newest segment is fresh
                 await asyncio.sleep(0.05)

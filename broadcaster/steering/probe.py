@@ -3,10 +3,14 @@ viewers fetch it (R2_PUBLIC_URL, or its presigned URL). Writes can work while re
 domain's DNS or certificate, r2.dev's rate limit): the uploads cannot tell, this can.
 
 Only a segment listed within the last three target durations is probed (an older one may be deleted
-already, and nothing is live), about once a target duration (every TTL, at least PROBE_EVERY seconds:
-28,800 Class B reads a stream-day with 3 s segments, within R2's free 10 million a month even 24/7), and
-again after PROBE_AGAIN once one failed: two failures in a row put players on the VM's pathway
-(policy.PROBE_FAILURES) within a few seconds of the first, before their buffers run out. An upload the
+already, and nothing is live), every PROBE_EVERY seconds (86,400 Class B reads a stream-day, 2.6 million
+a month even live 24/7: within R2's free 10 million), and again after PROBE_AGAIN once one failed: two
+failures in a row put players on the VM's pathway (policy.PROBE_FAILURES) within about a second and a
+half of the outage. When only viewers' reads fail, this and the viewer pages' reports are all the service
+has, and a player that moves only with the steering manifest (Shaka: about 4.5 s buffered with 2 s
+segments) has its buffer alone meanwhile: every TTL of probing waited was a stall there (the probe went
+every TTL, at least every 2 s, and again after 1 s: steered 2.4-2.8 s after the outage, Shaka stalled
+3.4-3.9 s in 2 of 5 browser runs). An upload the
 bucket refuses sends the probe at once (policy.probe_wanted): one failure then, with the refusal, is the
 bucket down for everyone (policy.DOWN), and players are steered within a second of the refusal. The other
 way round, a failed probe asks the bucket's API at once (`check_writes`, one GetObject of a missing key,
@@ -29,8 +33,8 @@ from .policy import SteeringPolicy
 
 log = logging.getLogger(__name__)
 
-PROBE_EVERY = 2.0
-PROBE_AGAIN = 1.0
+PROBE_EVERY = 1.0
+PROBE_AGAIN = 0.5
 EVALUATE_EVERY = 0.5  # seconds between the policy's readings of its signals
 
 
@@ -121,7 +125,7 @@ async def probe_pathway(policy: SteeringPolicy, pathway: str, newest: Callable[[
     second's. `now`, once set, cuts the wait for the next probe short (and is cleared)."""
     ok = True
     while True:
-        wait = max(PROBE_EVERY, policy.ttl()) if ok else PROBE_AGAIN
+        wait = PROBE_EVERY if ok else PROBE_AGAIN
         if now is None:
             await asyncio.sleep(wait)
         else:
