@@ -148,6 +148,16 @@ async def test_with_the_first_bucket_closed_players_are_steered_to_the_second(
                 status, body = await text(http, f"{url}/live/backup/{v}/playlist.m3u8")
                 listed += [(uri, owncast.variant_dir(v) / uri.rpartition("/")[2]) for uri in segments(body)]
             assert await assert_whole(http, owncast.ledger, listed) >= 6  # fetched from moto, Owncast's bytes
+            # A player that stays on the first bucket's pathway (video.js leaves a pathway only on an error,
+            # not for the steering manifest) plays on: its playlists list what the first bucket lacks at its
+            # VM URI, and the VM sends Owncast's bytes.
+            at_vm = []
+            for v in (0, 1):
+                status, body = await text(http, f"{url}/live/{v}/playlist.m3u8")
+                uris = [uri for uri in segments(body) if uri.startswith(f"/live/vm/{v}/")]
+                assert status == 200 and len(uris) >= 3, body
+                at_vm += [(f"{url}{uri}", owncast.variant_dir(v) / uri.rpartition("/")[2]) for uri in uris]
+            assert await assert_whole(http, owncast.ledger, at_vm) >= 6
             health, families = await told("backup")
             # Down both ways: its uploads refused (and, while a fresh segment is there to probe, its
             # public URL failing too: policy.DOWN), or waiting (policy.UPLOADS) once none is.

@@ -60,9 +60,10 @@ def pathways(s: Settings, steering: SteeringPolicy, copies: Copies, ahead: Visib
 
     others = {hls.BACKUP_PATHWAY: backup} if backup is not None else {}
     vm_offered = hls.VM_PATHWAY in s.pathways
-    # Steered to the VM, the bucket pathway lists what is not in the bucket yet at its VM URI: a player
-    # that stays there (video.js, one without content steering) plays on from the VM too.
-    bucket = BucketPathway(landed, ahead, vm.uri, lambda: steering.first == hls.VM_PATHWAY) if vm_offered else None
+    # Steered away from the bucket (to the VM, or to a second bucket), the bucket pathway lists what is not
+    # in the bucket yet at its VM URI: a player that stays there (video.js, one without content steering)
+    # plays on from the VM. Without the VM's pathway (PATHWAYS=bucket,backup) it cannot: docs/steering.md.
+    bucket = BucketPathway(landed, ahead, vm.uri, lambda: steering.first != hls.BUCKET_PATHWAY) if vm_offered else None
     return Pathways(masters=SteeredMasters(ahead, offered, lambda: steering.first, landed, others), vm=vm,
                     newest=newest, steering=steering, segments=segments, count_steering=counts.manifest,
                     away=lambda: steering.first != hls.BUCKET_PATHWAY, backup=backup,

@@ -1,5 +1,5 @@
 """The bucket pathway's media playlists as the service serves them (/live/<n>/, /hls/<n>/), for a player
-that stays on that pathway while players are steered to the VM's.
+that stays on that pathway while players are steered away from it (to the VM's, or to a second bucket's).
 
 Normally they are the publisher's bucket versions (publish/release.py's `playlists`): only what is in the
 bucket, and this adds nothing but a look at the steering policy. While the VM's pathway is first and
@@ -7,7 +7,9 @@ uploads are behind (R2 refuses writes, viewers still read it: its versions stop 
 list every finished segment), a player that does not leave a pathway whose playlists still answer would
 stall once its buffer ran out: video.js (VHS 3.17, Owncast's page) changes pathway only on an error,
 not on the steering manifest alone, and a player without content steering that picked the bucket's
-variants has no manifest to read. So while the VM is first, the bucket pathway serves the VM pathway's
+variants has no manifest to read. So while players are steered away from the bucket (to the VM, or to a
+second bucket: PATHWAYS=bucket,backup,vm, where such a player would stall all the same), the bucket
+pathway serves the VM pathway's
 version, every segment not in the bucket yet listed at its VM URI (hls.vm_segment_uri, an absolute path
 on the service's host): such a player keeps playing, from the VM, as the steered ones do, and the VM's
 bytes count as steered (the cap applies as to any VM answer).
@@ -62,13 +64,13 @@ class BucketPathway:
     """The server's PlaylistSource for the bucket pathway's media playlists. `landed`: the bucket's
     versions (only what is in the bucket); `ahead`: the VM's (every segment the VM kept, with the bucket's
     URLs); `vm_uri`: a segment's VM URI (steering/vm_playlists.py's, which also lets the VM serve it);
-    `vm_first`: players are steered to the VM now."""
+    `away`: players are steered away from the bucket now (the VM, or a second bucket, is first)."""
 
-    def __init__(self, landed: Versions, ahead: Versions, vm_uri: VmUri, vm_first: Callable[[], bool]) -> None:
+    def __init__(self, landed: Versions, ahead: Versions, vm_uri: VmUri, away: Callable[[], bool]) -> None:
         self._landed = landed
         self._ahead = ahead
         self._vm_uri = vm_uri
-        self._vm_first = vm_first
+        self._away = away
         self._variants: dict[int, _Variant] = {}
         self._held = 0  # requests held on the VM's versions
 
@@ -86,7 +88,7 @@ class BucketPathway:
     def media_playlist(self, variant: int) -> Rendered | None:
         landed = self._landed.media_playlist(variant)
         state = self._variants.get(variant)
-        if state is None and not self._vm_first():
+        if state is None and not self._away():
             return landed  # the bucket serves, and nothing was listed here at a VM URI: the hot path
         if state is None:
             state = self._variants[variant] = _Variant()
@@ -101,7 +103,7 @@ class BucketPathway:
             return made[2]
         served = self._make(variant, state, base, landed)
         state.made = (base, landed, served)
-        if not state.at_vm and not self._vm_first():
+        if not state.at_vm and not self._away():
             del self._variants[variant]  # every VM URI left the window: back to the bucket's own versions
         return served
 
@@ -117,9 +119,9 @@ class BucketPathway:
         return None if rendered is None else self.media_playlist(variant)
 
     def _mixing(self, state: _Variant | None, landed: Rendered | None) -> bool:
-        """The VM's version is served: players are steered to the VM, or one with VM URIs listed more than
-        the bucket's version does yet."""
-        return self._vm_first() or (state is not None and state.through > (-1 if landed is None else landed.last_sequence))
+        """The VM's version is served: players are steered away from the bucket, or one with VM URIs listed
+        more than the bucket's version does yet."""
+        return self._away() or (state is not None and state.through > (-1 if landed is None else landed.last_sequence))
 
     def _make(self, variant: int, state: _Variant, base: Rendered, landed: Rendered | None) -> Rendered:
         in_bucket = set(_names(landed.body)) if landed is not None and base is not landed else None
