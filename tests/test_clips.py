@@ -19,7 +19,6 @@ from pathlib import Path
 import aiohttp
 import pytest
 from pytest_aiohttp import AiohttpClient
-from aiobotocore.session import get_session
 
 from broadcaster.bucket.cleaner import Cleaner
 from broadcaster.clips.book import ClipBook, ClipError, parse_time
@@ -293,10 +292,7 @@ def short_state(tmp_path: Path) -> Iterator[Path]:
 
 
 async def keys_in(s3: SeaweedS3) -> set[str]:
-    async with get_session().create_client(
-        "s3", endpoint_url=s3.endpoint_url, region_name="auto", aws_access_key_id=s3.access_key,
-        aws_secret_access_key=s3.secret_key, config=s3.client_config(),
-    ) as client:
+    async with s3.client() as client:
         found: set[str] = set()
         async for page in client.get_paginator("list_objects_v2").paginate(Bucket=s3.bucket):
             found |= {o["Key"] for o in page.get("Contents", [])}
@@ -304,10 +300,7 @@ async def keys_in(s3: SeaweedS3) -> set[str]:
 
 
 async def sizes_of(s3: SeaweedS3, keys: tuple[str, ...]) -> dict[str, int]:
-    async with get_session().create_client(
-        "s3", endpoint_url=s3.endpoint_url, region_name="auto", aws_access_key_id=s3.access_key,
-        aws_secret_access_key=s3.secret_key, config=s3.client_config(),
-    ) as client:
+    async with s3.client() as client:
         return {k: (await client.head_object(Bucket=s3.bucket, Key=k))["ContentLength"] for k in keys}
 
 

@@ -48,7 +48,6 @@ from pathlib import Path
 import aiohttp
 import pytest
 import pytest_asyncio
-from aiobotocore.session import get_session
 
 from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.service_process import ServiceProcess, service_env
@@ -106,16 +105,8 @@ async def quiet_for(service: ServiceProcess, seconds: float, *needles: str) -> N
 
 async def bucket_objects(s3: SeaweedS3) -> dict[str, bytes]:
     """Every object in the bucket with its bytes, read with the S3 API (not the public URL)."""
-    session = get_session()
     out: dict[str, bytes] = {}
-    async with session.create_client(
-        "s3",
-        endpoint_url=s3.endpoint_url,
-        region_name="auto",
-        aws_access_key_id=s3.access_key,
-        aws_secret_access_key=s3.secret_key,
-        config=s3.client_config(),
-    ) as client:
+    async with s3.client() as client:
         async for page in client.get_paginator("list_objects_v2").paginate(Bucket=s3.bucket):
             for obj in page.get("Contents", []):
                 got = await client.get_object(Bucket=s3.bucket, Key=obj["Key"])

@@ -11,7 +11,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiobotocore.session import get_session
 from aiohttp import web
 
 from broadcaster.demo.seaweed import SeaweedS3
@@ -49,10 +48,7 @@ async def check(settings: Settings) -> tuple[bool, list[str]]:
 
 
 def s3_client(server: SeaweedS3) -> Any:  # aiobotocore's client context manager is untyped
-    return get_session().create_client(
-        "s3", endpoint_url=server.endpoint_url, region_name="auto", aws_access_key_id=server.access_key,
-        aws_secret_access_key=server.secret_key, config=server.client_config(),
-    )  # fmt: skip
+    return server.client()
 
 
 async def keys_in(server: SeaweedS3) -> list[str]:

@@ -291,12 +291,11 @@ class SeaweedS3:
         return view
 
     async def drop_bucket(self, bucket: str) -> None:
-        async with self._client() as s3:
+        async with self.client() as s3:
             await s3.delete_bucket(Bucket=bucket)  # weed deletes a bucket's objects with it
 
-    # -- internals
-
-    def _client(self) -> Any:
+    def client(self) -> Any:
+        """An S3 client (aiobotocore's, an async context manager: untyped) with the owner's key."""
         return get_session().create_client(
             "s3",
             endpoint_url=self.endpoint_url,
@@ -305,6 +304,8 @@ class SeaweedS3:
             aws_secret_access_key=self._secret_key,
             config=self.client_config(),
         )
+
+    # -- internals
 
     def _argv(self, exe: str, config: Path) -> list[str]:
         p = self._ports
@@ -400,7 +401,7 @@ class SeaweedS3:
     async def _create_bucket(self, clock: StartClock, bucket: str | None = None) -> None:
         """Create the bucket and its CORS rule, retrying while the filer finishes starting."""
         bucket = self._bucket if bucket is None else bucket
-        async with self._client() as s3:
+        async with self.client() as s3:
             while True:
                 try:
                     try:
