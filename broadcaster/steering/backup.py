@@ -40,7 +40,7 @@ from ..lograte import RateLimitedLog
 from ..playlist import hls
 from ..playlist.rendered import Rendered
 from ..publish.visible import VisiblePlaylists
-from .probe import EVALUATE_EVERY, probe_pathway
+from .probe import EVALUATE_EVERY, PROBE_HEADERS, probe_pathway
 from .policy import SteeringPolicy
 
 log = logging.getLogger(__name__)
@@ -430,7 +430,7 @@ class BackupProbe:
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
-        self._session = aiohttp.ClientSession(auto_decompress=False)
+        self._session = aiohttp.ClientSession(auto_decompress=False, headers=PROBE_HEADERS)
         self._tasks = [asyncio.create_task(self._probing(), name="backup-probe"),
                        asyncio.create_task(self._watching(), name="backup-away")]
 

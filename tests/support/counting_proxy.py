@@ -34,7 +34,8 @@ def sequence(path: str) -> int:
 
 @dataclass
 class CountingProxy:
-    """Passes every request to the S3 server; counts the GETs of segment files by path."""
+    """Passes every request to the S3 server; counts viewers' GETs of segment files by path (not the
+    service's probe, which names itself: steering/probe.py's PROBE_HEADERS)."""
 
     upstream: str  # scheme://host:port
     gets: collections.Counter[str] = field(default_factory=collections.Counter)
@@ -49,7 +50,9 @@ class CountingProxy:
     corrupted: list[str] = field(default_factory=list)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        segment = request.method == "GET" and request.path.endswith(SEGMENT_SUFFIXES)
+        # The service's own probe of the public URL (every second) is not a viewer's GET.
+        segment = (request.method == "GET" and request.path.endswith(SEGMENT_SUFFIXES)
+                   and not request.headers.get("User-Agent", "").startswith("hls-broadcaster/"))
         if segment:
             self.gets[request.path] += 1
             self.log.append((time.time(), request.path))
