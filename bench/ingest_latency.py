@@ -26,6 +26,7 @@ import argparse
 import asyncio
 import os
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -47,6 +48,7 @@ async def main(args: argparse.Namespace) -> None:
     if args.lease == "off":
         leases.writers = _unanswered  # what the service sees where the kernel will not answer
     async with workspace("ingest") as ws:
+        print("SeaweedFS ready", file=sys.stderr)  # stages on stderr: a run that hangs says where
         await _bench(args, ws.work, ws.s3)
 
 
@@ -82,6 +84,7 @@ async def _bench(args: argparse.Namespace, work: Path, s3: SeaweedS3) -> None:
     if args.no_state:
         service.release.snapshots = None  # measure what durability (fsync per listing) costs
     await service.start()
+    print("service started", file=sys.stderr)
     baseline = S3Store(endpoint_url=s3.endpoint_url, region="auto", access_key=s3.access_key,
                        secret_key=s3.secret_key, bucket=s3.bucket)
     await baseline.start()
@@ -104,12 +107,14 @@ async def _bench(args: argparse.Namespace, work: Path, s3: SeaweedS3) -> None:
                 while name not in listed:
                     await arrived.wait()
                     arrived.clear()
+            print(f"segment {i} listed", file=sys.stderr)
             if i >= args.warmup:
                 ours.append(listed[name] - t)
                 plain.append(plain_time)
             await asyncio.sleep(args.interval)
     finally:
         await baseline.close()
+        print("stopping the service", file=sys.stderr)
         await service.stop()
 
     print(f"state saved before listing: {'no (--no-state)' if args.no_state else 'yes'}; watch: "

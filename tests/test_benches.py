@@ -46,8 +46,14 @@ def browser_bench(test: Callable[[], None]) -> Callable[[], None]:
 
 def bench(module: str, *args: str, timeout: float = 240) -> str:
     """`python -m bench.<module> args` from the checkout; its standard output."""
-    run = subprocess.run([sys.executable, "-m", f"bench.{module}", *args], cwd=REPO, capture_output=True,
-                         text=True, timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        run = subprocess.run([sys.executable, "-m", f"bench.{module}", *args], cwd=REPO, capture_output=True,
+                             text=True, timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    except subprocess.TimeoutExpired as hung:  # what it printed says where it stood
+        said = [(hung.stdout or b"")[-3000:], (hung.stderr or b"")[-3000:]]
+        text_of = [part.decode(errors="replace") if isinstance(part, bytes) else part for part in said]
+        raise AssertionError(f"bench.{module} still running after {timeout:.0f} s\n--- stdout\n{text_of[0]}\n"
+                             f"--- stderr\n{text_of[1]}") from None
     shown = f"exit {run.returncode}\n--- stdout\n{run.stdout[-4000:]}\n--- stderr\n{run.stderr[-4000:]}"
     assert run.returncode in (0, 1), shown  # 1: a goal not met; a crash is another code or a traceback
     assert "Traceback" not in run.stderr, shown
