@@ -97,8 +97,12 @@ class SteeringLoop:
                     self._probe_now.set()
             except Exception:  # noqa: BLE001 (a bug here must not stop steering for good: logged, next turn)
                 log.exception("steering: evaluating the pathways failed")
-            with contextlib.suppress(TimeoutError):  # or at once after a probe: its outcome may decide
-                await asyncio.wait_for(self._probed.wait(), EVALUATE_EVERY)
+            # Or at once after a probe: its outcome may decide. asyncio.timeout, not wait_for: on 3.11
+            # wait_for loses a cancel that comes as the event is set, and stop() then waited for ever
+            # (test_steering_policy hung 300 s once the probe went every second).
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(EVALUATE_EVERY):
+                    await self._probed.wait()
             self._probed.clear()
 
     async def _probing(self) -> None:
@@ -134,7 +138,8 @@ async def probe_pathway(policy: SteeringPolicy, pathway: str, newest: Callable[[
             await asyncio.sleep(wait)
         else:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(now.wait(), wait)
+                async with asyncio.timeout(wait):  # not wait_for (above)
+                    await now.wait()
             now.clear()
         latest = newest()
         target = policy.target_duration() or 3
