@@ -215,7 +215,8 @@ class SlotAligner:
                 elif v.playlist.listing:
                     members.append(v)  # joined this run after the slot: absent, so the slot is dropped
             elif (v.playlist.listing and not v.withdrawn
-                  and now - max(t for t in (run_seen, v.last_new_segment, -math.inf) if t is not None) < gone_after
+                  and now - max(-math.inf if run_seen is None else run_seen,
+                                -math.inf if v.last_new_segment is None else v.last_new_segment) < gone_after
                   and (v.last_key or (-1, -1))[0] < key[0]):
                 members.append(v)  # has not seen this run yet: wait for it (or for it to go quiet)
         return members

@@ -5,17 +5,14 @@ domain's DNS or certificate, r2.dev's rate limit): the uploads cannot tell, this
 Only a segment listed within the last three target durations is probed (an older one may be deleted
 already, and nothing is live), every PROBE_EVERY seconds (86,400 Class B reads a stream-day, 2.6 million
 a month even live 24/7: within R2's free 10 million), and again after PROBE_AGAIN once one failed: two
-failures in a row put players on the VM's pathway (policy.PROBE_FAILURES) within about a second and a
-half of the outage. When only viewers' reads fail, this and the viewer pages' reports are all the service
-has, and a player that moves only with the steering manifest (Shaka: about 4.5 s buffered with 2 s
-segments) has its buffer alone meanwhile: every TTL of probing waited was a stall there (the probe went
-every TTL, at least every 2 s, and again after 1 s: steered 2.4-2.8 s after the outage, Shaka stalled
-3.4-3.9 s in 2 of 5 browser runs). An upload the
-bucket refuses sends the probe at once (policy.probe_wanted): one failure then, with the refusal, is the
-bucket down for everyone (policy.DOWN), and players are steered within a second of the refusal. The other
-way round, a failed probe asks the bucket's API at once (`check_writes`, one GetObject of a missing key,
-as the service's start does) rather than waiting for the next segment's upload: whichever side sees the
-outage first, the other is asked at once.
+failures in a row put players on the VM's pathway (policy.PROBE_FAILURES) about a second and a half into
+an outage. When only viewers' reads fail, this and the viewer pages' reports are all the service has, and
+a player that moves only with the steering manifest (Shaka, about 4.5 s buffered with 2 s segments) has
+its buffer alone meanwhile (probing every TTL, Shaka stalled 3.4-3.9 s in 2 of 5 browser runs). An upload
+the bucket refuses sends the probe at once (policy.probe_wanted): one failure then, with the refusal, is
+the bucket down for everyone (policy.DOWN), and players are steered within a second of the refusal. The
+other way round, a failed probe asks the bucket's API at once (`check_writes`, one GetObject of a missing
+key, as the service's start does): whichever side sees the outage first, the other is asked at once.
 """
 
 from __future__ import annotations
