@@ -198,9 +198,35 @@ needs_chromium = pytest.mark.skipif(
 LAUNCH_TIMEOUT_MS = 180_000
 
 
+# The pages' size where a test does not set its own (it does where it checks the layout): Chromium draws
+# every frame of a playing page in software here, at Playwright's default of 1280x720 about 4.5 s of CPU
+# per 15 s of the viewer playing, at 480x270 3.1-3.2 s (2026-11-25, /tmp/chrome_res2.py, four runs each).
+# The browser tests are the suite's largest share of its two cores.
+VIEWPORT = {"width": 480, "height": 270}
+
+
+class Chromium:
+    """A launched Playwright Browser whose new contexts and pages are VIEWPORT-sized unless told
+    otherwise; everything else is the Browser's own."""
+
+    def __init__(self, browser: Any) -> None:
+        self._browser = browser
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._browser, name)
+
+    async def new_context(self, **options: Any) -> Any:
+        options.setdefault("viewport", dict(VIEWPORT))
+        return await self._browser.new_context(**options)
+
+    async def new_page(self, **options: Any) -> Any:
+        options.setdefault("viewport", dict(VIEWPORT))
+        return await self._browser.new_page(**options)
+
+
 async def launch_chromium(pw: Any, args: list[str] = CHROMIUM_ARGS) -> Any:
     """A headless Chromium from a playwright.async_api.Playwright (args: CHROMIUM_ARGS or WEBRTC_ARGS)."""
-    return await pw.chromium.launch(executable_path=CHROMIUM, args=args, timeout=LAUNCH_TIMEOUT_MS)
+    return Chromium(await pw.chromium.launch(executable_path=CHROMIUM, args=args, timeout=LAUNCH_TIMEOUT_MS))
 
 
 async def open_viewer(page: Any, url: str) -> None:
