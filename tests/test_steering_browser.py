@@ -56,6 +56,7 @@ from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.playlist import hls
 from broadcaster.steering import policy
 from tests.support.browser import launch_chromium, needs_chromium
+from tests.support.counting_proxy import CountingProxy
 from tests.support.gates import BucketGates
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.steered_players import Players, TimedLedger, Watched
@@ -93,6 +94,7 @@ class Demo:
     service: ServiceProcess
     players: Players
     pages: dict[str, Watched]
+    wire: CountingProxy  # between the pages and the service: every answer the VM put on the wire
     outages: int = 0  # outages so far: the policy's hold doubles for each within RELAPSE_WITHIN
 
 
@@ -127,15 +129,18 @@ async def demo(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Demo]:
                           R2_PUBLIC_URL=gates.public_url, WINDOW_SECONDS="20", UPLOAD_TIMEOUT="2",
                           VIEWER_TIMEOUT="6")  # the pages beat every 2 s
         async with ServiceProcess(env, tmp / "service") as service, async_playwright() as pw:
+            wire = CountingProxy(service.url)
+            await wire.start()
             browser = await launch_chromium(pw)
             try:
                 await owncast.wait_for_segments(0, 3, timeout=30)
-                async with Players(browser, service.url, gates.public_url, owncast.hls_dir, ledger) as players:
+                async with Players(browser, wire.url, gates.public_url, owncast.hls_dir, ledger) as players:
                     pages = {name: await players.open(name) for name in PLAYERS}
                     await asyncio.gather(*(until_played(watched, 4) for watched in pages.values()))
-                    yield Demo(s3, gates, owncast, service, players, pages)
+                    yield Demo(s3, gates, owncast, service, players, pages, wire)
             finally:
                 await browser.close()
+                await wire.close()
 
 
 async def until_played(watched: Watched, seconds: float, timeout: float = 60) -> None:
@@ -260,6 +265,7 @@ async def outage(demo: Demo, *, service: bool, viewers: bool) -> None:
     stalls_before = {name: len(await w.stalls()) for name, w in pages.items()}
     fatal_before = {name: len(await w.fatal()) for name, w in pages.items()}
     sent_before = await metric(demo.service, "hls_broadcaster_vm_segment_bytes_total")
+    wire_from = len(demo.wire.answers)
     ahead = {name: await w.buffered() for name, w in pages.items()}  # what each plays with no fetch at all
     played_before = {name: await w.played() for name, w in pages.items()}
     closed_at = time.monotonic()
@@ -325,18 +331,28 @@ async def outage(demo: Demo, *, service: bool, viewers: bool) -> None:
                             f"and {2 * TARGET + 3} s after it was told: {vm_after}")
     await demo.players.settle()
     problems += demo.players.mismatches()
-    # What the VM sent is what the players got from it (no CDN here), counted as steered but for the
-    # players that left the bucket on their own errors before the service steered them (a few segments).
-    # A fetch the player aborted once the answer was sent (a full run: one segment, 140,624 bytes) has no
-    # body to read: its Content-Length says what was sent.
+    # What the VM counted is what it put on the wire (the proxy in front of it counts every answer's body,
+    # those a player gave up on before its browser showed them included: run39's count of what the
+    # pages saw came 1.86 MB short at load), and the players got no more than that. Counted as steered
+    # but for the players that left the bucket on their own errors before the service steered them.
     sent = await metric(demo.service, "hls_broadcaster_vm_segment_bytes_total")
-    got = sum(f.sent for w in pages.values() for f in from_the_vm(w, closed_at))
     steered, unsteered = (sent["yes"] - sent_before.get("yes", 0.0), sent["no"] - sent_before.get("no", 0.0))
-    print(f"VM segment bytes: {steered:.0f} while steered, {unsteered:.0f} not; the players got {got}")
-    if steered + unsteered != got:
-        problems.append(f"the VM sent {steered + unsteered:.0f} segment bytes, the players got {got}: "
+    answers = [a for a in demo.wire.answers[wire_from:] if a.status in (200, 206)]
+    on_wire = sum(a.size for a in answers)
+    got = sum(f.sent for w in pages.values() for f in from_the_vm(w, closed_at))
+    print(f"VM segment bytes: {steered:.0f} while steered, {unsteered:.0f} not; {on_wire} on the wire in "
+          f"{len(answers)} answers; the players were seen to get {got}")
+    if steered + unsteered != on_wire or got > on_wire:
+        problems.append(f"the VM counted {steered + unsteered:.0f} segment bytes sent, {on_wire} went on the wire, "
+                        f"the players were seen to get {got}: wire {[(round(a.at - closed_at, 1), a.path, a.size) for a in answers]}; "
                         + "; ".join(f"{n}: {[(round(f.at - closed_at, 1), f.name, f.sent) for f in from_the_vm(w, closed_at)]}"
                                     f" (cached {w.cached})" for n, w in pages.items()))
+    # and only while players were away from the bucket: none after the last page was told to go back, a
+    # steering reload and a segment's fetch later.
+    last_told = max(told_back(w, back_at) for w in pages.values()) + 2 * TARGET + 3
+    after = [(round(a.at - back_at, 1), a.path) for a in answers if a.at > last_told]
+    if after:
+        problems.append(f"the VM sent segments after every player was told to go back to the bucket: {after}")
     print(f"closed {closed_at:.1f}, steered to vm after {steered_at - closed_at:.1f}s, opened after "
           f"{opened_at - closed_at:.1f}s (buffers {ahead}), back on the bucket {back_at - opened_at:.1f}s after "
           f"that; late: {late}")

@@ -1,6 +1,8 @@
-"""A pass-through proxy in front of the S3 server that counts the GETs of segment files: what the
-bucket sees, whatever the browsers cache (the P2P browser test and bench.p2p). It can also damage the
-segments it is told to (`corrupt`), as a bucket holding bad bytes would serve them."""
+"""A pass-through proxy that counts the GETs of segment files and the bytes of their answers: in front
+of the S3 server, what the bucket sees whatever the browsers cache (the P2P browser test and bench.p2p);
+in front of the service, what the VM's pathway put on the wire, answers a player gave up on included
+(tests/test_steering_browser.py). It can also damage the segments it is told to (`corrupt`), as a bucket
+holding bad bytes would serve them."""
 
 from __future__ import annotations
 
@@ -32,6 +34,16 @@ def sequence(path: str) -> int:
     return int(digits[-1]) if digits else -1
 
 
+@dataclass(frozen=True)
+class Answer:
+    """One answer to a segment request, as the proxy passed it on."""
+
+    at: float  # time.monotonic() when the upstream's whole answer was read
+    path: str
+    status: int
+    size: int  # body bytes
+
+
 @dataclass
 class CountingProxy:
     """Passes every request to the S3 server; counts viewers' GETs of segment files by path (not the
@@ -48,6 +60,7 @@ class CountingProxy:
     # tests.support.browser.ALTER_P2P_UPLOADS does to what a hostile peer sends).
     corrupt: Callable[[str], bool] = lambda path: False
     corrupted: list[str] = field(default_factory=list)
+    answers: list[Answer] = field(default_factory=list)  # every segment request's answer, the probe's too
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         # The service's own probe of the public URL (every second) is not a viewer's GET.
@@ -61,13 +74,17 @@ class CountingProxy:
         async with self.session.request(request.method, self.upstream + request.path_qs, headers=headers,
                                         data=await request.read(), allow_redirects=False) as upstream:
             body = await upstream.read()
+            if request.path.endswith(SEGMENT_SUFFIXES):
+                self.answers.append(Answer(time.monotonic(), request.path, upstream.status, len(body)))
             if segment and upstream.status == 200:
                 self.served.add(hashlib.sha256(body).hexdigest())
             if segment and upstream.status == 200 and self.corrupt(request.path):
                 body = damaged(body)
                 self.corrupted.append(request.path)
+            # The body as it came (auto_decompress off), so its Content-Encoding stays with it (the
+            # service gzips playlists).
             passed = {k: v for k, v in upstream.headers.items()
-                      if k.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding")}
+                      if k.lower() not in ("content-length", "transfer-encoding", "connection")}
             return web.Response(status=upstream.status, headers=passed, body=body)
 
     async def start(self) -> None:
