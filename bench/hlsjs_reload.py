@@ -45,6 +45,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
@@ -119,10 +120,10 @@ class Result:
     reaction: list[float] = field(default_factory=list)  # browser has that playlist -> hls.js requests the segment
 
 
-async def play_round(browser: object, url: str, mode: str, args: argparse.Namespace) -> Round:
-    from playwright.async_api import Browser, Request
+async def play_round(browser: Any, url: str, mode: str, args: argparse.Namespace) -> Round:
+    """One page playing `url` (browser: tests.support.browser.launch_chromium's)."""
+    from playwright.async_api import Request
 
-    assert isinstance(browser, Browser)
     requests: list[tuple[float, Request]] = []
     context = await browser.new_context()
     try:
