@@ -61,16 +61,7 @@ from tests.support.gates import BucketGates
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.steered_players import Players, TimedLedger, Watched
 
-# Run by hand (STEERING_BROWSER=1 python -m pytest tests/test_steering_browser.py -n 0), not in the suite,
-# until it passes many runs in a row beside the suite's load: 2 of 10 runs failed before the `down` reason,
-# 6 of 6 passed after it alone, 2 of 5 passed beside other tests (the module docstring says how the others
-# failed), 10 of 10 since the probe looks every second, and it failed once in the suite (module docstring).
-# A test failing one run in twenty would block every submission. Issue 48 stays open for it.
-BY_HAND = pytest.mark.skipif(os.environ.get("STEERING_BROWSER") != "1",
-                             reason="by hand: STEERING_BROWSER=1 (failed once in the suite; issue 48 open)")
-
 pytestmark = [
-    BY_HAND,
     pytest.mark.integration,
     pytest.mark.browser,
     needs_chromium,
@@ -129,7 +120,7 @@ async def demo(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Demo]:
                           R2_PUBLIC_URL=gates.public_url, WINDOW_SECONDS="20", UPLOAD_TIMEOUT="2",
                           VIEWER_TIMEOUT="6")  # the pages beat every 2 s
         async with ServiceProcess(env, tmp / "service") as service, async_playwright() as pw:
-            wire = CountingProxy(service.url)
+            wire = CountingProxy(service.url, keep_host=True)
             await wire.start()
             browser = await launch_chromium(pw)
             try:

@@ -61,6 +61,9 @@ class CountingProxy:
     corrupt: Callable[[str], bool] = lambda path: False
     corrupted: list[str] = field(default_factory=list)
     answers: list[Answer] = field(default_factory=list)  # every segment request's answer, the probe's too
+    # Pass the client's Host on, as a reverse proxy in front of the service does (cloudflared, nginx with
+    # deploy/nginx-cache.conf): the service names it in the multivariant playlist's VM pathway URIs.
+    keep_host: bool = False
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         # The service's own probe of the public URL (every second) is not a viewer's GET.
@@ -70,7 +73,8 @@ class CountingProxy:
             self.gets[request.path] += 1
             self.log.append((time.time(), request.path))
             self.gets_by_agent[(request.headers.get("User-Agent", ""), request.path)] += 1
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
+        dropped = ("content-length",) if self.keep_host else ("host", "content-length")
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in dropped}
         async with self.session.request(request.method, self.upstream + request.path_qs, headers=headers,
                                         data=await request.read(), allow_redirects=False) as upstream:
             body = await upstream.read()
