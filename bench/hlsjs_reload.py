@@ -24,7 +24,9 @@ blocking mode, split there into listed -> the browser has the blocking playlist 
 responseEnd) and that -> hls.js requests the segment.
 
 Rounds alternate blocking/polling: a fresh browser context opens the service's page, waits until
-the viewer says it is playing, lets --warmup seconds pass, then measures --segments seconds. Per
+the viewer says it is playing, lets --warmup seconds pass, then measures until the service has listed
+--segments more segments (a window of seconds had none in it when the emulator fell behind on a
+loaded machine: run48's short run). Per
 mode: p50/p95/max over every segment listed in the measured windows of (hls.js requests the
 segment - the service listed it), segments listed but never requested, and what hls.js's playlist
 requests carried (_HLS_msn: blocking reload in use; _HLS_skip: a delta update, which hls.js asks
@@ -120,8 +122,9 @@ class Result:
     reaction: list[float] = field(default_factory=list)  # browser has that playlist -> hls.js requests the segment
 
 
-async def play_round(browser: Any, url: str, mode: str, args: argparse.Namespace) -> Round:
-    """One page playing `url` (browser: tests.support.browser.launch_chromium's)."""
+async def play_round(browser: Any, url: str, mode: str, listed: dict[str, Stamp], args: argparse.Namespace) -> Round:
+    """One page playing `url` (browser: tests.support.browser.launch_chromium's), measured while the
+    service lists --segments segments (`listed`: the listed clock's, filled as they come)."""
     from playwright.async_api import Request
 
     requests: list[tuple[float, Request]] = []
@@ -136,8 +139,12 @@ async def play_round(browser: Any, url: str, mode: str, args: argparse.Namespace
         await page.goto(f"{url}/")
         await page.wait_for_function("() => window.viewerStats && window.viewerStats.state === 'playing'",
                                      timeout=45_000)
-        start = time.monotonic() + args.warmup
-        await asyncio.sleep(args.warmup + args.segments)
+        await asyncio.sleep(args.warmup)
+        start = time.monotonic()
+        # A bound for a stream that stopped, not a time it must keep.
+        async with asyncio.timeout(10 * args.segments + 30):
+            while sum(at >= start for at, _wall in listed.values()) < args.segments:
+                await asyncio.sleep(0.05)  # polling the listed clock's record; the timeout decides
         end = time.monotonic()
         await asyncio.sleep(1.5)  # requests for the window's last segments
         stats = await page.evaluate("() => JSON.parse(JSON.stringify(window.viewerStats))")
@@ -226,9 +233,9 @@ async def main(args: argparse.Namespace) -> int:
                         for r in range(args.rounds):
                             order = MODES if r % 2 == 0 else MODES[::-1]
                             for mode in order:
-                                print(f"round {r + 1}/{args.rounds}: {mode}: playing {args.warmup + args.segments} s ...",
-                                      flush=True)
-                                rounds.append(await play_round(browser, services[mode].url, mode, args))
+                                print(f"round {r + 1}/{args.rounds}: {mode}: playing {args.warmup} s, then "
+                                      f"{args.segments} segments ...", flush=True)
+                                rounds.append(await play_round(browser, services[mode].url, mode, listed[mode], args))
                     finally:
                         await browser.close()
                 for task in clocks:
@@ -248,7 +255,8 @@ async def main(args: argparse.Namespace) -> int:
         analyse(rnd, listed[rnd.mode], by_msn[rnd.mode], results[rnd.mode])
     print()
     print(f"hls.js {rounds[0].stats.get('engine', '?')} in Chromium (headless), the service's own viewer page; "
-          f"{args.rounds} rounds x {args.segments} s per mode, alternating; 1 s segments from the Owncast emulator")
+          f"{args.rounds} rounds x {args.segments} segments per mode, alternating; 1 s segments from the Owncast "
+          "emulator")
     print("delay from the service listing a segment to hls.js requesting it:")
     print(f"{'':>10} {'n':>5} {'p50':>9} {'p95':>9} {'max':>9} {'mean':>9}  never requested  "
           f"playlist requests (_HLS_msn / _HLS_skip)")
@@ -302,7 +310,7 @@ async def main(args: argparse.Namespace) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--segments", type=int, default=15, help="measured seconds (segments) per round (default 15)")
+    parser.add_argument("--segments", type=int, default=15, help="segments measured per round (default 15)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of blocking + polling (default 3)")
     parser.add_argument("--warmup", type=float, default=4.0, help="seconds after playback starts (default 4)")
     return parser

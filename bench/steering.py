@@ -28,7 +28,7 @@ Between the steered phases the gates open and the service steers back to the buc
 Reported: per phase, requests and bytes (headers and body as sent, gzip where the service zips) each
 viewer got from the VM (the service, or nginx) and from the bucket, the VM's segment bytes (steered
 and not), the service's (and nginx's) CPU, the steering manifests the service answered, and the
-bucket reads the service's own probe made (one every 2 s or TTL, whatever the audience). Goals: no VM
+bucket reads the service's own probe made (one a second, whatever the audience). Goals: no VM
 segment bytes while the bucket serves; steered straight, about one copy of the stream per viewer (0.9
 to 1.1); through nginx, at most two copies in all, whatever the audience.
 """
