@@ -35,6 +35,7 @@ import pytest
 import pytest_asyncio
 from prometheus_client.parser import text_string_to_metric_families
 
+from broadcaster.demo.recordings import Recordings
 from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.browser import (ALTER_P2P_UPLOADS, HANDED, HOSTILE_MODES, PLAYERS, WEBRTC_ARGS, WITHHOLDING,
                                    hostile_peer, launch_chromium, needs_chromium, open_viewer, watch)
@@ -206,12 +207,12 @@ TRUST_DECISIONS = """async () => {
 
 
 async def test_three_viewers_share_segments_and_all_keep_playing(
-    tracker_dir: Path, tmp_path: Path, seaweed: SeaweedS3, browser: Any,
+    tracker_dir: Path, tmp_path: Path, seaweed: SeaweedS3, browser: Any, recordings: Recordings,
 ) -> None:
     # The STUN server the operator names (P2P_STUN_SERVERS), a local one: WebRTC gets it in place of the
     # library's Google and Twilio servers, and the browsers ask it.
     async with stun_server() as (stun, stun_seen), \
-            demo_with_tracker(tmp_path, seaweed, tracker_dir, P2P_STUN_SERVERS=stun) as demo, \
+            demo_with_tracker(tmp_path, seaweed, tracker_dir, recordings=recordings, P2P_STUN_SERVERS=stun) as demo, \
             viewers_of(browser, f"{demo.service.url}/?stats=1", [[], [], []]) as viewers:
         # Peers find each other through the tracker...
         for v in viewers:
@@ -293,8 +294,8 @@ async def steered_to_vm(service_url: str) -> bool:
 
 
 async def test_an_unreachable_tracker_plays_as_without_p2p(tmp_path: Path, seaweed: SeaweedS3,
-                                                           browser: Any) -> None:
-    async with running_demo(tmp_path, seaweed, f"ws://127.0.0.1:{closed_port()}") as demo:
+                                                           browser: Any, recordings: Recordings) -> None:
+    async with running_demo(tmp_path, seaweed, f"ws://127.0.0.1:{closed_port()}", recordings=recordings) as demo:
         async with viewers_of(browser, f"{demo.service.url}/", [[]]) as (viewer,):
             stats = await watch(viewer.page, 6)
         steered = await steered_to_vm(demo.service.url)
@@ -331,8 +332,8 @@ NO_WEBCRYPTO = "Object.defineProperty(Crypto.prototype, 'subtle', { get: () => u
 
 
 async def test_without_p2p_the_page_requests_no_p2p_file(tmp_path: Path, seaweed: SeaweedS3,
-                                                         browser: Any) -> None:
-    async with running_demo(tmp_path, seaweed, "") as demo, \
+                                                         browser: Any, recordings: Recordings) -> None:
+    async with running_demo(tmp_path, seaweed, "", recordings=recordings) as demo, \
             viewers_of(browser, f"{demo.service.url}/?stats=1", [[]]) as (viewer,):
         stats = await watch(viewer.page, 3)
         config = await viewer.page.evaluate("() => fetch('config.json').then((r) => r.json())")
@@ -348,13 +349,13 @@ async def test_without_p2p_the_page_requests_no_p2p_file(tmp_path: Path, seaweed
 
 
 async def test_a_damaged_segment_from_the_bucket_stops_the_video_only_for_a_moment(
-    tmp_path: Path, seaweed: SeaweedS3, browser: Any,
+    tmp_path: Path, seaweed: SeaweedS3, browser: Any, recordings: Recordings,
 ) -> None:
     """The bucket serves one segment with bytes flipped (the proxy damages it, as a bad upload or a bad
     transcoder would): the browser cannot decode it, the video fails and pauses. The page sees it, counts
     it, recovers (hls.js's media recovery, then a new player at the live edge, past the segment) and
     plays again within seconds, with no P2P involved. It used to stay paused for good, 'playing'."""
-    async with running_demo(tmp_path, seaweed, "") as demo, \
+    async with running_demo(tmp_path, seaweed, "", recordings=recordings) as demo, \
             viewers_of(browser, f"{demo.service.url}/?stats=1", [[]]) as (viewer,):
         page = viewer.page
         await watch(page, 2)
@@ -401,13 +402,13 @@ ANNOUNCE_AGAIN = """() => {
 
 
 async def test_a_peer_sending_altered_bytes_is_refused_and_honest_viewers_play_the_buckets_bytes(
-    tracker_dir: Path, tmp_path: Path, seaweed: SeaweedS3, browser: Any,
+    tracker_dir: Path, tmp_path: Path, seaweed: SeaweedS3, browser: Any, recordings: Recordings,
 ) -> None:
     """... and the honest viewers' pages report the rejections (issue 42): /metrics counts them and the
     peers banned, and Debian's Prometheus, scraping the service with the shipped config and alerts (a
     beat a second: VIEWER_TIMEOUT=3), fires HlsBroadcasterP2PSegmentsRejected."""
     honest = [PLAYERS, HANDED, NO_UPLOADS]
-    async with demo_with_tracker(tmp_path, seaweed, tracker_dir, VIEWER_TIMEOUT="3") as demo, \
+    async with demo_with_tracker(tmp_path, seaweed, tracker_dir, recordings=recordings, VIEWER_TIMEOUT="3") as demo, \
             aiohttp.ClientSession() as http, \
             prometheus(tmp_path / "prometheus", demo.service.url.removeprefix("http://")) as prom:
         api = PromAPI(http, prom)
@@ -501,7 +502,7 @@ FIGURES = ("verifiedSegments", "verifiedBucketSegments", "rejectedSegments", "ba
 
 
 async def test_peers_that_withhold_their_end_announce_a_larger_size_or_send_half_change_nothing_played(
-    tracker_dir: Path, tmp_path: Path, seaweed: SeaweedS3, browser: Any,
+    tracker_dir: Path, tmp_path: Path, seaweed: SeaweedS3, browser: Any, recordings: Recordings,
 ) -> None:
     """Three honest viewers (uploading to everyone) and three hostile ones (tests.support.browser
     HOSTILE_MODES: the whole segment altered and never "completed"; the real one announced larger;
@@ -514,7 +515,7 @@ async def test_peers_that_withhold_their_end_announce_a_larger_size_or_send_half
 
     honest = [PLAYERS, HANDED]
     scripts = [honest, honest, honest, *([PLAYERS, hostile_peer(mode)] for mode in HOSTILE_MODES)]
-    async with demo_with_tracker(tmp_path, seaweed, tracker_dir) as demo, \
+    async with demo_with_tracker(tmp_path, seaweed, tracker_dir, recordings=recordings) as demo, \
             viewers_of(browser, f"{demo.service.url}/?stats=1", scripts) as viewers:
         good, bad = viewers[:3], viewers[3:]
         # Until every hostile viewer has been asked for segments by honest ones, and answered its way,
@@ -576,7 +577,7 @@ EARLY_CREDIT = 1
 
 
 async def test_a_peer_that_never_finishes_an_upload_is_dropped_and_costs_no_more_gets_than_no_p2p(
-    tracker_dir: Path, tmp_path: Path, seaweed: SeaweedS3, browser: Any,
+    tracker_dir: Path, tmp_path: Path, seaweed: SeaweedS3, browser: Any, recordings: Recordings,
 ) -> None:
     """Three honest viewers and one that announces every listed segment as its own and answers every
     request with all of the segment but its end, then a byte a second (tests.support.browser WITHHOLDING):
@@ -589,7 +590,7 @@ async def test_a_peer_that_never_finishes_an_upload_is_dropped_and_costs_no_more
     from playwright.async_api import TimeoutError as PlaywrightTimeout
 
     honest = [PLAYERS, HANDED]
-    async with demo_with_tracker(tmp_path, seaweed, tracker_dir) as demo, \
+    async with demo_with_tracker(tmp_path, seaweed, tracker_dir, recordings=recordings) as demo, \
             viewers_of(browser, f"{demo.service.url}/?stats=1",
                        [honest, honest, honest, [PLAYERS, hostile_peer(WITHHOLDING)]]) as viewers:
         good, bad = viewers[:3], viewers[3]

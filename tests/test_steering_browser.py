@@ -52,6 +52,7 @@ import pytest
 import pytest_asyncio
 
 from broadcaster.demo.emulator import OwncastEmulator
+from broadcaster.demo.recordings import Recordings
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.playlist import hls
 from broadcaster.steering import policy
@@ -109,13 +110,13 @@ async def metric(service: ServiceProcess, name: str) -> dict[str, float]:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def demo(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Demo]:
+async def demo(tmp_path_factory: pytest.TempPathFactory, recordings: Recordings) -> AsyncIterator[Demo]:
     from playwright.async_api import async_playwright
 
     tmp = tmp_path_factory.mktemp("steering")
     ledger = TimedLedger()
     async with (SeaweedS3(tmp / "seaweed", discard=True) as s3, BucketGates(s3) as gates,
-                OwncastEmulator(tmp / "hls", segment_seconds=TARGET, ledger=ledger) as owncast):
+                OwncastEmulator(tmp / "hls", segment_seconds=TARGET, ledger=ledger, recordings=recordings) as owncast):
         env = service_env(tmp / "hls", s3, tmp / "state", S3_ENDPOINT_URL=gates.service_url,
                           R2_PUBLIC_URL=gates.public_url, WINDOW_SECONDS="20", UPLOAD_TIMEOUT="2",
                           VIEWER_TIMEOUT="6")  # the pages beat every 2 s

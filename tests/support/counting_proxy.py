@@ -20,6 +20,7 @@ from aiohttp import web
 
 from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.demo.ports import kept_port
+from broadcaster.demo.recordings import Recordings
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.service import Service
 from tests.support.local_http import serve_local
@@ -118,14 +119,18 @@ def closed_port() -> int:
 
 @contextlib.asynccontextmanager
 async def proxied_stream(folder: Path, s3: SeaweedS3, trackers: str, *, segment_seconds: int,
-                         **over: str) -> AsyncIterator[tuple[Service, CountingProxy]]:
+                         recordings: Recordings | None = None, **over: str
+                         ) -> AsyncIterator[tuple[Service, CountingProxy]]:
     """The emulator's live stream (one variant: every viewer on the same segments, one swarm) through
-    the service, its segments served through a CountingProxy in front of `s3`; P2P_TRACKERS=trackers."""
+    the service, its segments served through a CountingProxy in front of `s3`; P2P_TRACKERS=trackers.
+    recordings: the transcoder's encoding made once and replayed (conftest's `recordings`), else
+    encoded as it goes."""
     parts = urlsplit(s3.public_url)
     proxy = CountingProxy(f"{parts.scheme}://{parts.netloc}")
     await proxy.start()
     try:
-        async with OwncastEmulator(folder / "hls", segment_seconds=segment_seconds, variants=1) as owncast:
+        async with OwncastEmulator(folder / "hls", segment_seconds=segment_seconds, variants=1,
+                                   recordings=recordings) as owncast:
             env = service_env(
                 folder / "hls", s3, folder / "state", WINDOW_SECONDS="8",
                 R2_PUBLIC_URL=proxy.url + parts.path, P2P_TRACKERS=trackers,

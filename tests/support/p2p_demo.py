@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from broadcaster.demo.recordings import Recordings
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.demo.tracker import LocalTracker, free_port
 from broadcaster.service import Service
@@ -29,23 +30,25 @@ class Demo:
 
 
 @contextlib.asynccontextmanager
-async def running_demo(tmp_path: Path, seaweed: SeaweedS3, trackers: str, **over: str) -> AsyncIterator[Demo]:
-    """The live demo stream, its segments served through a CountingProxy, P2P_TRACKERS=trackers, with the
-    service's own REWIND_SECONDS, as it ships. (The stream is young, so the playlists list only seconds
-    behind the edge here: the start-up path for a long window is bench.p2p's to measure.)"""
-    async with proxied_stream(tmp_path, seaweed, trackers, segment_seconds=SEGMENT_SECONDS,
+async def running_demo(tmp_path: Path, seaweed: SeaweedS3, trackers: str, *, recordings: Recordings,
+                       **over: str) -> AsyncIterator[Demo]:
+    """The live demo stream (the transcoder's encoding replayed: conftest's `recordings`), its segments
+    served through a CountingProxy, P2P_TRACKERS=trackers, with the service's own REWIND_SECONDS, as it
+    ships. (The stream is young, so the playlists list only seconds behind the edge here: the start-up
+    path for a long window is bench.p2p's to measure.)"""
+    async with proxied_stream(tmp_path, seaweed, trackers, segment_seconds=SEGMENT_SECONDS, recordings=recordings,
                               **{"REWIND_SECONDS": str(DEFAULT_REWIND_SECONDS), **over}) as (service, proxy):
         yield Demo(seaweed, proxy, service)
 
 
 @contextlib.asynccontextmanager
-async def demo_with_tracker(tmp_path: Path, seaweed: SeaweedS3, tracker_dir: Path, **over: str
-                            ) -> AsyncIterator[Demo]:
+async def demo_with_tracker(tmp_path: Path, seaweed: SeaweedS3, tracker_dir: Path, *, recordings: Recordings,
+                            **over: str) -> AsyncIterator[Demo]:
     """running_demo with the tracker as it runs on the VM: it serves only this service's swarms, read
     from the service (TRACKER_SERVICE_URL), so the viewers meet through the same checks a stranger
     meets. Its port is chosen first, since the service names it to the viewers."""
     port = free_port()
-    async with running_demo(tmp_path, seaweed, f"ws://127.0.0.1:{port}", **over) as demo, \
+    async with running_demo(tmp_path, seaweed, f"ws://127.0.0.1:{port}", recordings=recordings, **over) as demo, \
             LocalTracker(tracker_dir, service=demo.service.url, port=port) as tracker:
         # It answers "not ready" until it has read the service.
         await until(lambda: any("serving swarm" in line for line in tracker.lines), "the tracker serving the swarm",
