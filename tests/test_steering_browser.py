@@ -57,7 +57,7 @@ from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.playlist import hls
 from broadcaster.steering import policy
 from tests.support.browser import launch_chromium, needs_chromium
-from tests.support.counting_proxy import CountingProxy
+from tests.support.counting_proxy import Answer, CountingProxy
 from tests.support.gates import BucketGates
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.steered_players import Players, TimedLedger, Watched
@@ -284,6 +284,7 @@ async def outage(demo: Demo, *, service: bool, viewers: bool) -> None:
     # The service steers back once uploads are current and the hold after the last failure a page reported
     # is over (a page reports within two beats of 2 s): that hold doubles with each outage here.
     back_at = await until_pathway(demo.service, "bucket", timeout=hold_after(demo.outages - 1) + 6 * TARGET + 10)
+    steered_by_then = (await metric(demo.service, "hls_broadcaster_vm_segment_bytes_total")).get("yes", 0.0)
     # Back on the bucket within a steering reload (the TTL) and a segment after the service steered back.
     deadline = back_at + 2 * TARGET + 3
     give_up = deadline + 10
@@ -325,11 +326,26 @@ async def outage(demo: Demo, *, service: bool, viewers: bool) -> None:
     problems += demo.players.mismatches()
     # What the VM counted is what it put on the wire (the proxy in front of it counts every answer's body,
     # those a player gave up on before its browser showed them included: run39's count of what the
-    # pages saw came 1.86 MB short at load), and the players got no more than that. Counted as steered
-    # but for the players that left the bucket on their own errors before the service steered them.
-    sent = await metric(demo.service, "hls_broadcaster_vm_segment_bytes_total")
-    steered, unsteered = (sent["yes"] - sent_before.get("yes", 0.0), sent["no"] - sent_before.get("no", 0.0))
-    answers = [a for a in demo.wire.answers[wire_from:] if a.status in (200, 206)]
+    # pages saw came 1.86 MB short at load), and the players got no more than that. A page may be
+    # fetching from the VM as this is read (a player without steering stays on the VM's pathway, which
+    # sends the newest segment itself while its upload is late: run53 at load, counted as not steered),
+    # so the two are read until they agree, once no answer is between them.
+    answers: list[Answer] = []
+    counted: dict[str, float] = {}
+
+    async def agreed() -> bool:
+        nonlocal answers, counted
+        counted = await metric(demo.service, "hls_broadcaster_vm_segment_bytes_total")
+        answers = [a for a in demo.wire.answers[wire_from:] if a.status in (200, 206)]
+        before = sent_before.get("yes", 0.0) + sent_before.get("no", 0.0)
+        return counted.get("yes", 0.0) + counted.get("no", 0.0) - before == sum(a.size for a in answers)
+
+    try:
+        await until_all("the VM's count and the wire's agreeing", agreed, lambda: None, timeout=15)
+    except AssertionError:
+        pass  # said below, with the figures
+    steered = counted.get("yes", 0.0) - sent_before.get("yes", 0.0)
+    unsteered = counted.get("no", 0.0) - sent_before.get("no", 0.0)
     on_wire = sum(a.size for a in answers)
     got = sum(f.sent for w in pages.values() for f in from_the_vm(w, closed_at))
     print(f"VM segment bytes: {steered:.0f} while steered, {unsteered:.0f} not; {on_wire} on the wire in "
@@ -339,12 +355,10 @@ async def outage(demo: Demo, *, service: bool, viewers: bool) -> None:
                         f"the players were seen to get {got}: wire {[(round(a.at - closed_at, 1), a.path, a.size) for a in answers]}; "
                         + "; ".join(f"{n}: {[(round(f.at - closed_at, 1), f.name, f.sent) for f in from_the_vm(w, closed_at)]}"
                                     f" (cached {w.cached})" for n, w in pages.items()))
-    # and only while players were away from the bucket: none after the last page was told to go back, a
-    # steering reload and a segment's fetch later.
-    last_told = max(told_back(w, back_at) for w in pages.values()) + 2 * TARGET + 3
-    after = [(round(a.at - back_at, 1), a.path) for a in answers if a.at > last_told]
-    if after:
-        problems.append(f"the VM sent segments after every player was told to go back to the bucket: {after}")
+    # and none of it as steered once the service steered back.
+    if counted.get("yes", 0.0) != steered_by_then:
+        problems.append(f"the VM counted {counted.get('yes', 0.0) - steered_by_then:.0f} segment bytes as steered "
+                        "after the service steered back to the bucket")
     print(f"closed {closed_at:.1f}, steered to vm after {steered_at - closed_at:.1f}s, opened after "
           f"{opened_at - closed_at:.1f}s (buffers {ahead}), back on the bucket {back_at - opened_at:.1f}s after "
           f"that; late: {late}")
