@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 
 from broadcaster.settings import SettingsError, load_settings
-
-from .test_deploy import OWNCAST_HOST, SERVICE, route
-from .test_settings import env
+from tests.support.settings_env import env
+from tests.support.tunnel import OWNCAST_HOST, SERVICE, route
 
 SECRET = "backup-s3cr3t-never-shown"
 BACKUP = {

@@ -22,13 +22,15 @@ from broadcaster.playlist import hls
 from broadcaster.publish.uploads import init_section_name
 from broadcaster.settings import SETTINGS, load_settings, lookalike_keys
 from tests.support.metrics import exported_series
+from tests.support.strict_yaml import StrictLoader, strict_yaml
+from tests.support.tunnel import (OWNCAST, OWNCAST_HOST, OWNCAST_PLAYLISTS, SERVICE, TRACKER, TRACKER_HOST, go_search,
+                                  route, tunnel_rules)
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 VIEWER = ROOT / "viewer"
 UNIT = DEPLOY / "hls-broadcaster.service"
 EXEC_START = "/opt/hls-broadcaster/venv/bin/hls-broadcaster"
-SERVICE = "http://127.0.0.1:3000"
 DRAIN_SECONDS = 5  # Service.stop()'s default drain timeout
 
 
@@ -139,30 +141,6 @@ def test_pm2_file_loads_and_runs_the_console_script(tmp_path: Path) -> None:
 # -- YAML as yaml.v3 reads it -----------------------------------------------------------------------
 
 
-class StrictLoader(yaml.SafeLoader):  # type: ignore[misc]  # (PyYAML without stubs)
-    """PyYAML's safe loader with yaml.v3's rule (cloudflared's config, Prometheus' files): a mapping key
-    defined twice is an error ("mapping key already defined"), not the last value kept silently."""
-
-
-def _unique_mapping(loader: StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    seen: dict[Any, int] = {}
-    for key_node, _value in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"mapping key {key!r} already defined at line {seen[key] + 1}", key_node.start_mark)
-        seen[key] = key_node.start_mark.line
-    mapping: dict[Any, Any] = loader.construct_mapping(node, deep=True)
-    return mapping
-
-
-StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
-
-
-def strict_yaml(path: Path) -> Any:
-    return yaml.load(path.read_text(), Loader=StrictLoader)  # noqa: S506 (a SafeLoader subclass)
-
-
 def tracked(*patterns: str) -> list[Path]:
     """The repository's files matching the patterns, as git tracks them (every file a user copies)."""
     done = run(["git", "ls-files", "-z", "--", *patterns], cwd=ROOT)
@@ -204,34 +182,7 @@ def test_every_json_file_loads_without_a_key_defined_twice(path: Path) -> None:
 
 
 # -- cloudflared ---------------------------------------------------------------------------------
-
-
-def tunnel_rules() -> list[dict[str, Any]]:
-    config = strict_yaml(ROOT / "cloudflared.yml.example")
-    assert config["tunnel"] and config["credentials-file"]
-    assert re.fullmatch(r"[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}", config["tunnel"]), config["tunnel"]
-    rules: list[dict[str, Any]] = config["ingress"]
-    return rules
-
-
-def go_search(pattern: str, text: str) -> bool:
-    """Go's regexp.MatchString, which cloudflared applies to the request's path (ingress/rule.go), with
-    RE2's own engine (google-re2): Go's regexp is a port of RE2, with its syntax (no lookaround, no
-    backreferences) and its meaning where Python's re differs: $ (without the m flag) is the end of
-    the text only, never before a final newline (a path with %0A), and \\d, \\w are ASCII only."""
-    return re2.search(pattern, text) is not None
-
-
-def route(path: str, host: str = "live.example.com") -> str:
-    """cloudflared's matching: the first rule whose hostname and (unanchored) path regex match. `path` is
-    the request's path as Go's net/url decodes it (req.URL.Path: %2e%2e is already .., %0A a newline)."""
-    for rule in tunnel_rules():
-        if "hostname" in rule and rule["hostname"].lower() != host.lower():
-            continue
-        if "path" in rule and not go_search(rule["path"], path):
-            continue
-        return str(rule["service"])
-    raise AssertionError("no catch-all rule")
+# The rules and cloudflared's routing of a request are in tests/support/tunnel.py (test_backup_settings uses them too).
 
 
 def test_go_search_has_re2s_meaning_not_pythons() -> None:
@@ -260,16 +211,6 @@ def test_tunnel_ends_with_a_catch_all_404_and_every_other_rule_is_narrow() -> No
             continue
         assert rule["service"] == SERVICE and rule["hostname"] and rule["path"].startswith("^"), rule
         assert rule["path"].endswith("$") or rule["path"] == "^/$", rule
-
-
-# Layout B: Owncast and the playlists on the same hostname. Owncast's two playlist paths go to the
-# service, everything else on the hostname to Owncast (its page, API, chat, its own /hls/ files).
-OWNCAST_HOST = "owncast.example.com"
-OWNCAST = "http://127.0.0.1:8080"
-OWNCAST_PLAYLISTS = r"^/hls/(stream|[0-9]+/stream)\.m3u8$"
-# The viewers' WebTorrent tracker (P2P_TRACKERS, deploy/tracker/): WebSockets on a hostname of its own.
-TRACKER_HOST = "tracker.example.com"
-TRACKER = "http://127.0.0.1:8000"
 
 
 def test_same_hostname_layout_is_the_playlist_rule_then_owncast() -> None:

@@ -10,22 +10,7 @@ from pathlib import Path
 import pytest
 
 from broadcaster.settings import SETTINGS, Address, SettingsError, load_settings, lookalike_keys, raw_setting
-
-SECRET = "s3cr3t-value-never-shown"
-
-
-def env(tmp_path: Path, **over: str) -> dict[str, str]:
-    base = {
-        "HLS_DIR": str(tmp_path),
-        "S3_ENDPOINT_URL": "https://acc.r2.cloudflarestorage.com",
-        "AWS_ACCESS_KEY_ID": "key",
-        "AWS_SECRET_ACCESS_KEY": SECRET,
-        "AWS_BUCKET_NAME": "my-bucket",
-        "R2_PUBLIC_URL": "https://media.example.com/",
-        "STATE_DIR": str(tmp_path / "state"),
-    }
-    base.update(over)
-    return base
+from tests.support.settings_env import SECRET, env
 
 
 def test_defaults_and_normalisation(tmp_path: Path) -> None:

@@ -22,10 +22,9 @@ from broadcaster.steering.policy import BucketSignals, SteeringPolicy
 from tests.support.client import Client, get
 from tests.support.fakes import Clock, FakeHealth
 from tests.support.hls_checker import VariantSetChecker
+from tests.support.settings_env import env
 from tests.support.waiting import until
 from tests.support.world import PUBLIC, World
-
-from .test_settings import env
 
 VM = "/live/vm/0/"
 BUCKET = f"{PUBLIC}/live/0/"

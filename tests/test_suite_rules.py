@@ -22,19 +22,36 @@ def modules() -> list[Path]:
     return sorted(TESTS.glob("test_*.py"))
 
 
-def imports(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text(), str(path))
+def imports(path: Path, source: str | None = None) -> set[str]:
+    """Every module the file (or `source`, read as if it were that file) imports, anywhere in it, by its
+    absolute name: a relative import (`from .test_x import y`, `from . import test_x`) resolved from the
+    file's package, each name of a `from` import counted too (it may be a module)."""
+    tree = ast.parse(path.read_text() if source is None else source, str(path))
+    package = path.resolve().parent.relative_to(ROOT).parts
     found: set[str] = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module:
-            found.add(node.module)
+        if isinstance(node, ast.ImportFrom):
+            base = package[:len(package) - node.level + 1] if node.level else ()
+            module = ".".join([*base, *(node.module.split(".") if node.module else [])])
+            found.add(module)
+            found.update(f"{module}.{a.name}" for a in node.names)
         elif isinstance(node, ast.Import):
             found.update(a.name for a in node.names)
     return found
 
 
+def test_relative_imports_are_seen_by_their_absolute_names() -> None:
+    source = "from .test_x import env\nfrom . import test_y, conftest\nfrom .support.world import World\n"
+    assert {"tests.test_x", "tests.test_y", "tests.support.world"} <= imports(TESTS / "test_probe.py", source)
+    assert "tests.support.test_w" in imports(TESTS / "support" / "probe.py", "from .test_w import b\n")
+    assert "tests.test_v" in imports(TESTS / "support" / "probe.py", "from ..test_v import c\n")
+
+
 def test_no_test_file_imports_another() -> None:
-    wrong = {p.name: sorted(m for m in imports(p) if m.startswith("tests.test_")) for p in modules()}
+    """Neither a test file nor a module of tests/support imports a test file: what they share is in tests/support."""
+    files = [*modules(), *sorted((TESTS / "support").rglob("*.py"))]
+    wrong = {p.relative_to(TESTS).as_posix(): sorted({".".join(m.split(".")[:2]) for m in imports(p)
+                                                      if m.startswith("tests.test_")}) for p in files}
     assert {k: v for k, v in wrong.items() if v} == {}
 
 
