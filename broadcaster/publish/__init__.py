@@ -15,7 +15,8 @@ playlist restarts: retarget, rejoin, continue_above). The target policy decides 
 returns the decision; the lister applies it. Every playlist is made under one WindowOptions
 (config.py), new or restored (variants.py). The other state has one owner each too, built by the
 publisher (publisher.py): what was read of Owncast per variant (slots.Variant in variants.Variants,
-written by the publisher only), the numbering (numbering.py), the slots (lanes.py), the uploads
-(uploads.py), the target (target.py).
+written by the publisher only; a restore builds each whole, memory.decode), the numbering
+(numbering.py), the slots (lanes.py), the uploads and their init sections' (uploads.py), the target
+(target.py).
 Never: serve HTTP, or list a segment that is not in the bucket.
 """

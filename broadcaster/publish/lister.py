@@ -20,9 +20,9 @@ dropped in every variant, the next segment carrying EXT-X-DISCONTINUITY, as befo
 What it is given, it uses: the variants (what was read of Owncast, and each one's playlist), the
 slots (lanes.Lanes), the target policy, the numbering the playlists share (numbering.Numbering: read,
 and told each listing), the publisher's memory as a function (`memory`), whether an upload still
-waits for Owncast to finish a copy's file (`held`). An uploaded copy whose file changed since its
-upload (uploads.changed_since_upload) is a gap there, as a lost copy is. Its own: what waits per variant, the upload ratio
-and what Owncast announced last (for recordings)."""
+waits for Owncast to finish a copy's file (`writes`: such a copy is `held`). An uploaded copy whose
+file changed since its upload (uploads.changed_since_upload) is a gap there, as a lost copy is. Its
+own: what waits per variant, the upload ratio and what Owncast announced last (for recordings)."""
 
 from __future__ import annotations
 

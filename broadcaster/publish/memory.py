@@ -16,7 +16,7 @@ from ..state.snapshots import SHOWN_PAST
 from ..playlist.segments import ListedSegment
 from ..state.validate import INT64, array, describe, field, flag, integer, mapping, number, text
 from .playlist_memory import MAX_RESTORED_TARGET
-from .slots import Slot, SlotKey, Variant
+from .slots import SeenNames, Slot, SlotKey, Variant
 from .variant_playlist import SegmentRejected, VariantPlaylist
 
 # A variant's playlist, not open yet (None) or restored from its saved form (variants.Variants.playlist:
@@ -155,28 +155,33 @@ def decode(data: dict[str, object], now: float, playlist: PlaylistMaker) -> Memo
         if restored.opened and restored.target_duration != target:
             raise ValueError(f"variant {name}: target duration {restored.target_duration}, not {target}")
         _restore_waiting(restored, raw.get("waiting", []), now)  # absent in older files
-        v = Variant(index, restored, created=now)
         restored.awaiting(text(k, "an uploading key") for k in array(raw.get("uploading", []), "uploading",
                                                                       _MAX_UPLOADED))  # absent in older files
         in_flight = {text(n, "a name in flight", 1 << 16, one_line=False)
                      for n in array(raw.get("in_flight", []), "in_flight", SEEN_LIMIT)}  # absent in older files
-        for seen in array(field(raw, "seen", what), "seen", SEEN_LIMIT):
+        seen = SeenNames()
+        for item in array(field(raw, "seen", what), "seen", SEEN_LIMIT):
             # Rejected names are remembered too, escapes and all: never written anywhere.
-            name = text(seen, "a seen name", 1 << 16, one_line=False)
+            name = text(item, "a seen name", 1 << 16, one_line=False)
             if name not in in_flight:
-                v.seen[name] = None
+                seen[name] = None
         first = mapping(field(raw, "first", what), "first", _MAX_RUNS)
-        v.first = {_number_key(k, "a run", 18): integer(n, "a first number") for k, n in first.items()}
-        last_key = field(raw, "last_key", what)
-        if last_key is not None:
-            pair = array(last_key, "last_key", 2)
+        last_key: SlotKey | None = None
+        raw_last_key = field(raw, "last_key", what)
+        if raw_last_key is not None:
+            pair = array(raw_last_key, "last_key", 2)
             if len(pair) != 2:
                 raise ValueError(f"last_key is {describe(pair)}, not [run, number]")
-            v.last_key = (integer(pair[0], "last_key"), integer(pair[1], "last_key"))
-        v.last_media_sequence = integer(field(raw, "last_media_sequence", what), "last_media_sequence", -1)
-        v.restarts = integer(field(raw, "restarts", what), "restarts")
-        v.source_ended = flag(field(raw, "source_ended", what), "source_ended")
-        variants[v.index] = v
+            last_key = (integer(pair[0], "last_key"), integer(pair[1], "last_key"))
+        # Built whole, as it was saved: after this only the publisher writes it.
+        variants[index] = Variant(
+            index, restored, seen,
+            first={_number_key(k, "a run", 18): integer(n, "a first number") for k, n in first.items()},
+            last_key=last_key,
+            last_media_sequence=integer(field(raw, "last_media_sequence", what), "last_media_sequence", -1),
+            restarts=integer(field(raw, "restarts", what), "restarts"),
+            source_ended=flag(field(raw, "source_ended", what), "source_ended"),
+            created=now)
     if target is None and any(v.playlist.opened for v in variants.values()):
         raise ValueError("playlists without a target duration")
     independent = flag(field(data, "independent", what), "independent")

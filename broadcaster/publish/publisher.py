@@ -3,21 +3,24 @@
 Uploads run in parallel (across variants and across a backlog); a segment that finishes early waits
 for the ones before it (slots.SlotAligner says when, lanes.Lanes which aligner). What a new stream, a
 gap or the end of a stream looks like in Owncast's files is decided here; what that means for the
-playlist (discontinuities, ENDLIST, the window) is the ManifestGenerator's business, the target
-duration is target.TargetPolicy's. A finished upload goes forward to lister.Lister (its
-done-callback), which lists the slots that are ready and pushes each new version to the publisher's
-Release, with the publisher's memory, which Release saves (Snapshots) before the version becomes
-visible (VisiblePlaylists): a crash must not forget a number a client has seen. Nothing downstream
-calls the publisher back; only the service's last save, at a clean stop, asks for `snapshot` (the
-part's builder, after closing it).
+playlist (discontinuities, ENDLIST, the window) is each variant's VariantPlaylist's business (its
+intents, over the pure window of playlist/manifest.py), the target duration is target.TargetPolicy's.
+A finished upload goes forward to lister.Lister (its done-callback), which lists the slots that are
+ready and pushes each new version to the publisher's Release, with the publisher's memory (read through
+the function the publisher handed it), which Release saves (Snapshots) before the version becomes
+visible (VisiblePlaylists): a crash must not forget a number a client has seen. Nothing else downstream
+calls the publisher back, but for `_drop`, the hook that takes what leaves a playlist on to the
+cleaner; only the service's last save, at a clean stop, asks for `snapshot` (the part's builder, after
+closing it).
 
 Each piece of the publisher's state has one owner, which the publisher builds: the variants
-(variants.Variants: what was read of Owncast, per variant, written here only), each variant's playlist
-(variant_playlist.VariantPlaylist, changed only through its intents), the numbering the playlists
-share (numbering.Numbering, Owncast's runs with it), the slots (lanes.Lanes), the uploads
-(uploads.Uploads), the target (target.TargetPolicy, which decides and returns a Retarget). The
-publisher changes what it read as it reads Owncast; the lister lists through each playlist's intents
-and records each listing in the numbering; a restore sets each through its own.
+(variants.Variants: what was read of Owncast, per variant, written here only, built whole by a
+restore), each variant's playlist (variant_playlist.VariantPlaylist, changed only through its
+intents), the numbering the playlists share (numbering.Numbering, Owncast's runs with it), the slots
+(lanes.Lanes), the uploads and the init sections' (uploads.Uploads), the target (target.TargetPolicy,
+which decides and returns a Retarget). The publisher changes what it read as it reads Owncast; the
+lister lists through each playlist's intents and records each listing in the numbering; a restore
+sets each through its own.
 """
 
 from __future__ import annotations
@@ -251,7 +254,7 @@ class Publisher:
         v.last_key = key if v.last_key is None else max(v.last_key, key)
         slot = aligner.slot(key)
         slot.discontinuity |= seg.discontinuity
-        task, ready, seg_key, init_key = self._uploads.start(v, seg, key[0])
+        task, ready, seg_key, init_key = self._uploads.start(v.index, seg, key[0])
         # Listed once ready (uploaded, or kept by the VM), shown in the bucket's playlists once uploaded.
         task.add_done_callback(functools.partial(self.lister.on_uploaded, v.index, seg.duration))
         if self._uploads.keeping:
@@ -382,7 +385,7 @@ class Publisher:
         self.lister.close()
         await self.release.close()
         tasks: list[asyncio.Future[Any]] = [c.task for c in self._copies()]
-        tasks += [t for v in self._variants.values() for t in v.inits.values()]
+        tasks += self._uploads.inits()
         tasks += [t for v in self._variants.values() for t in v.playlist.uploads()]
         tasks += self._again
         for t in tasks:

@@ -3,9 +3,9 @@ forget a number a client has seen), then visible to clients and offered to the b
 (the listing outlets, the listing-delay metric). Built, started and closed by the Publisher, whose
 lister pushes each version (Versions, the publisher's memory with it, which is what a save writes)
 and what Owncast announces: Release asks the publisher nothing, renders the bucket's master itself
-rather than reading back the view it wrote, tells the target policy how far each playlist was shown
-(`shown_to`) and tells each listing to the parts that consume it (Outlets.on_listed, e.g. the event
-hub).
+rather than reading back the view it wrote, tells each variant's playlist how far it was shown
+(`shown_to`: variants.Variants) and tells each listing to the parts that consume it
+(Outlets.on_listed, e.g. the event hub).
 
 When the save fails (a full STATE_DIR) a version is still shown if all its numbers are below the
 reserve the last saved state recorded, once STATE_DIR/served records the highest of them: a restart
@@ -41,8 +41,8 @@ Listing = tuple[int, int, SourceSegment, float, str]  # a listing not yet visibl
 log = logging.getLogger(__name__)
 
 class ShownTo(Protocol):
-    """Told how far each playlist was shown, as it becomes visible (TargetPolicy: what a new target
-    carries, issue 32)."""
+    """Told how far each playlist was shown, as it becomes visible (variants.Variants, for each
+    VariantPlaylist: what a new target carries, issue 32, and what clips are cut from)."""
 
     def shown(self, renderings: Mapping[int, Rendered], *, replace: bool = False,
               bucket: Mapping[int, Rendered] | None = None) -> None:

@@ -81,14 +81,12 @@ class Slot:
 
 @dataclass(slots=True)
 class Variant:
-    """One of Owncast's variants: what the publisher read of it (written by the publisher only; the
-    uploads keep its init sections' uploads), and its playlist, changed only through its intents."""
+    """One of Owncast's variants: what the publisher read of it (written by the publisher only; a
+    restore builds one whole, memory.decode), and its playlist, changed only through its intents."""
 
     index: int
     playlist: VariantPlaylist
     seen: SeenNames = field(default_factory=SeenNames)
-    inits: dict[str, asyncio.Task[Uploaded]] = field(default_factory=dict)  # key -> upload
-    inits_kept: dict[str, asyncio.Future[bytes | None]] = field(default_factory=dict)  # key -> the VM kept it
     first: dict[int, int] = field(default_factory=dict)  # run -> first Owncast number it joined with
     last_key: SlotKey | None = None
     last_media_sequence: int = -1

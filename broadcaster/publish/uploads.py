@@ -30,7 +30,7 @@ from ..metrics import Metrics
 from ..playlist import hls
 from ..source.owncast import SourceSegment, stream_id
 from ..source.writes import Finish
-from .slots import Copy, Variant
+from .slots import Copy
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +99,9 @@ class Uploads:
         self._limit = unfinished_limit
         self._restored: set[str] = set()  # keys uploaded before a restart, not listed then
         self._told: deque[str] = deque(maxlen=_TOLD_STREAMS)
+        # Each init section's upload, once per run and variant (its key names both), and when the VM kept it.
+        self._inits: dict[str, asyncio.Task[Uploaded]] = {}
+        self._inits_kept: dict[str, Ready] = {}
 
     @property
     def restored(self) -> AbstractSet[str]:
@@ -122,31 +125,35 @@ class Uploads:
         """The VM keeps its own copy of each file (content steering): a copy may be listed once kept."""
         return self._uploader.keeps
 
-    def start(self, v: Variant, seg: SourceSegment, run: int) -> tuple[asyncio.Task[Uploaded], Ready, str, str | None]:
-        """The upload of `seg` (after its init section's): the task, when it may be listed (`ready`: its
-        SHA-256, once uploaded, or once kept by the VM), its key and the init section's."""
-        folder = self._hls_dir / str(v.index)
+    def inits(self) -> list[asyncio.Task[Uploaded]]:
+        """Every init section's upload (the publisher cancels them at close)."""
+        return list(self._inits.values())
+
+    def start(self, index: int, seg: SourceSegment, run: int) -> tuple[asyncio.Task[Uploaded], Ready, str, str | None]:
+        """The upload of `seg`, variant `index`'s (after its init section's): the task, when it may be
+        listed (`ready`: its SHA-256, once uploaded, or once kept by the VM), its key and the init section's."""
+        folder = self._hls_dir / str(index)
         init_key: str | None = None
         init_task: asyncio.Task[Uploaded] | None = None
         init_kept: Ready | None = None
         if seg.init_name is not None:
-            init_key = self.key(v.index, init_section_name(seg.name, seg.init_name, run))
-            init_task = v.inits.get(init_key)
+            init_key = self.key(index, init_section_name(seg.name, seg.init_name, run))
+            init_task = self._inits.get(init_key)
             if init_task is None:
-                init_kept = v.inits_kept[init_key] = asyncio.get_running_loop().create_future()
+                init_kept = self._inits_kept[init_key] = asyncio.get_running_loop().create_future()
                 init_task = asyncio.ensure_future(  # never shared by peers: no hash
-                    self._whole(folder / seg.init_name, init_key, v.index, hashed=False, ready=init_kept))
+                    self._whole(folder / seg.init_name, init_key, index, hashed=False, ready=init_kept))
                 init_task.add_done_callback(functools.partial(_ready_when_uploaded, init_kept))
-                v.inits[init_key] = init_task
-            init_kept = v.inits_kept.get(init_key)
+                self._inits[init_key] = init_task
+            init_kept = self._inits_kept.get(init_key)
         ready: Ready = asyncio.get_running_loop().create_future()
-        seg_key = self.key(v.index, seg.name)
+        seg_key = self.key(index, seg.name)
         if seg_key in self._restored:  # uploaded before a restart, not yet listed then
             self._restored.discard(seg_key)
             # Its bytes are not at hand: no hash, so viewers take it from the bucket, never from peers.
             task: asyncio.Task[Uploaded] = asyncio.ensure_future(_already(Uploaded(0.0, None)))
         else:
-            task = asyncio.ensure_future(self._upload(folder / seg.name, seg_key, v.index, init_task, init_kept,
+            task = asyncio.ensure_future(self._upload(folder / seg.name, seg_key, index, init_task, init_kept,
                                                       ready))
         task.add_done_callback(functools.partial(_ready_when_uploaded, ready))
         return task, ready, seg_key, init_key

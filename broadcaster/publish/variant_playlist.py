@@ -1,7 +1,9 @@
 """VariantPlaylist: one variant's live playlist, and the one owner of its ManifestGenerator.
 
-Nobody else holds the generator (the pure window of playlist/manifest.py): every change goes through
-an intent here, named for what it means to the variant's playlist.
+Nobody else holds the generator (the pure window of playlist/manifest.py; a saved one is rebuilt by
+playlist_memory.restore and handed straight here by variants.Variants.playlist, and
+tests/test_structure.py checks that no other module names one): every change goes through an intent
+here, named for what it means to the variant's playlist.
 
 - `open`: the first playlist, once the target duration is known.
 - `list`: a segment uploaded, under the number every variant listed together gives its slot; or a gap
