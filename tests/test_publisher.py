@@ -4,6 +4,7 @@ store (the bucket is the seam)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import logging
 from collections.abc import AsyncIterator
@@ -11,6 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from broadcaster.bucket.uploader import Uploaded
+from broadcaster.publish.slots import Copy, Slot
+from broadcaster.publish.target import Retarget
 from broadcaster.state.disk import StateFile
 from broadcaster.status.assessment import HealthReport
 from broadcaster.source.owncast import SourcePlaylist, SourceSegment, SourceVariant
@@ -150,6 +154,46 @@ async def test_a_longer_segment_raises_the_target_with_a_new_playlist(world: Wor
                                                    {"reason": "rejected"}) is None
     numbers = [n for v, n, _ in world.listed if v == 0]
     assert numbers == sorted(set(numbers))  # never reused, never back
+
+
+async def test_the_target_policy_returns_a_retarget_and_changes_no_playlist(world: World) -> None:
+    """The target policy decides, and only decides (issue 49): `fit` (a slot's segment longer than the
+    target) and `raise_for` (variants cut apart) each return a Retarget and leave every variant's
+    playlist as it was, saved form and shown version alike; the lister is what applies a decision."""
+    world.pub.on_master([SourceVariant(0, 800_000), SourceVariant(1, 300_000)])
+    for v in (0, 1):
+        world.owncast_lists(v, "stream-a-0.ts", "stream-a-1.ts")
+    await world.settle()
+    policy, now = world.pub.target, 0.0
+    variants = world.pub.facts().variants
+    playlists = [v.playlist for v in variants]
+
+    def state() -> list[tuple[str, bytes | None]]:
+        """Each playlist as saved (its window's every entry) and as shown."""
+        return [(json.dumps(p.saved(now), default=lambda tail: tail.text()),
+                 None if (r := p.visible()) is None else r.body) for p in playlists]
+
+    before = state()
+    assert policy.value == 1 and all(p.target_duration == 1 for p in playlists)
+
+    async def uploaded() -> Uploaded:
+        return Uploaded(0.0, None)
+
+    task = asyncio.ensure_future(uploaded())
+    ready: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
+    longer = SourceSegment("stream-a-2.ts", 2.6, None, False, None)
+    slot = Slot((0, 2), {0: Copy(longer, "live/0/stream-a-2.ts", None, 0.0, task, ready)})
+    decision = policy.fit(slot, variants, variants, 0, True)
+    assert decision == Retarget(3, new_timeline=True) and policy.value == 3
+    assert state() == before and all(p.target_duration == 1 for p in playlists)
+
+    assert policy.raise_for(4.4, "longer_segment") == Retarget(6, new_timeline=True) and policy.value == 6
+    assert policy.raise_for(4.4, "longer_segment") is None  # it fits now: no decision
+    assert state() == before and all(p.target_duration == 1 for p in playlists)
+    await task
+
+    world.pub.lister.retarget(Retarget(6, new_timeline=True))  # what applies it: every playlist at once
+    assert all(p.target_duration == 6 for p in playlists)
 
 
 async def test_variants_list_the_same_slots_under_the_same_numbers(world: World) -> None:

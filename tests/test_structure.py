@@ -2,7 +2,8 @@
 lines, no function over 10 parameters (issue 43), `source` and `playlist` import no other stage, no
 stage imports `http` (only service.py, which composes them, does), the shared top-level modules import
 no stage (issue 49: metrics.py imported status/playback.py), and every stage's __init__.py says what
-comes in, what goes out and what it must never do (issue 43)."""
+comes in, what goes out and what it must never do (issue 43), and only a variant's playlist
+(publish/variant_playlist.py) holds a ManifestGenerator (issue 49)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,11 @@ STAGES = {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py"
 # stages into a program (they import any). Every top-level module is one or the other.
 SHARED = {"metrics", "lograte", "numbers", "tails", "files", "settings"}
 COMPOSERS = {"__init__", "__main__", "cli", "service", "preflight"}
+# Each variant's playlist has one owner, VariantPlaylist (issue 49): only these modules name a
+# ManifestGenerator or build one (manifest.resume does): the window itself, its owner, and the restore
+# that builds a saved one for the owner (playlist_memory.restore, called by variants.Variants.playlist).
+GENERATOR_HOLDERS = {"playlist/manifest.py", "publish/variant_playlist.py", "publish/playlist_memory.py"}
+GENERATOR_MAKERS = {"ManifestGenerator", "resume"}
 
 
 def modules() -> list[tuple[Path, ast.Module]]:
@@ -87,6 +93,68 @@ def test_shared_modules_import_no_stage_and_every_top_level_module_is_shared_or_
              if path.parent == PACKAGE and path.stem in SHARED
              for name in imported(path, tree) if name.split(".")[0] in STAGES]
     assert wrong == []
+
+
+def generator_uses(path: Path, tree: ast.Module) -> list[str]:
+    """How `path` reaches a ManifestGenerator: an import of the class or of manifest.resume (by any
+    route: relative, absolute, re-exported, `*`), of the manifest module whole, or the name itself
+    (`manifest.ManifestGenerator`, a subclass, an annotation)."""
+    here = path.relative_to(PACKAGE).with_suffix("").parts[:-1]
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                module = ".".join([*here[: len(here) - node.level + 1], *([node.module] if node.module else [])])
+            elif node.module and node.module.startswith("broadcaster"):
+                module = node.module.removeprefix("broadcaster").lstrip(".")
+            else:
+                continue
+            for a in node.names:
+                name = f"{module}.{a.name}".strip(".")
+                if (name == "playlist.manifest" or a.name == "ManifestGenerator"
+                        or (module == "playlist.manifest" and a.name in GENERATOR_MAKERS | {"*"})):
+                    found.append(f"imports {name}")
+        elif isinstance(node, ast.Import):
+            found += [f"imports {a.name}" for a in node.names if a.name == "broadcaster.playlist.manifest"]
+        elif isinstance(node, ast.Name) and node.id == "ManifestGenerator":
+            found.append(f"names ManifestGenerator (line {node.lineno})")
+        elif isinstance(node, ast.Attribute) and node.attr == "ManifestGenerator":
+            found.append(f"names ManifestGenerator (line {node.lineno})")
+    return found
+
+
+def test_only_a_variants_playlist_holds_a_manifest_generator() -> None:
+    """Where does a variant's playlist change? In VariantPlaylist's intents, and nowhere else: no other
+    module may build or hold the window it owns (the publisher, the lister and the target policy each
+    changed it once)."""
+    wrong = [f"{rel} {use}" for path, tree in modules()
+             if (rel := path.relative_to(PACKAGE).as_posix()) not in GENERATOR_HOLDERS
+             for use in generator_uses(path, tree)]
+    assert wrong == []
+    holders = {path.relative_to(PACKAGE).as_posix() for path, tree in modules() if generator_uses(path, tree)}
+    assert holders == GENERATOR_HOLDERS  # each one listed still needs to be (none is listed for nothing)
+
+
+def test_the_generator_check_sees_every_route() -> None:
+    """The check finds the forms a module could reach a ManifestGenerator by (so it cannot pass by
+    finding nothing), and not the playlist stage's other names."""
+    lister = PACKAGE / "publish" / "lister.py"
+    routes = {
+        "from ..playlist.manifest import ManifestGenerator\n": ["imports playlist.manifest.ManifestGenerator"],
+        "from ..playlist.manifest import resume\n": ["imports playlist.manifest.resume"],
+        "from ..playlist.manifest import *\n": ["imports playlist.manifest.*"],
+        "from ..playlist import manifest\n": ["imports playlist.manifest"],
+        "from broadcaster.playlist.manifest import ManifestGenerator as G\n":
+            ["imports playlist.manifest.ManifestGenerator"],
+        "import broadcaster.playlist.manifest\n": ["imports broadcaster.playlist.manifest"],
+        "from ..playlist import ManifestGenerator\n": ["imports playlist.ManifestGenerator"],
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from ..playlist.manifest import ManifestGenerator\n":
+            ["imports playlist.manifest.ManifestGenerator"],
+        "def f(m):\n    return m.ManifestGenerator(1, None)\n": ["names ManifestGenerator (line 2)"],
+        "from ..playlist.manifest import SegmentRejected\nfrom ..playlist.options import WindowOptions\n": [],
+    }
+    seen = {source: generator_uses(lister, ast.parse(source)) for source in routes}
+    assert seen == routes
 
 
 def test_the_checks_see_imports() -> None:
