@@ -23,98 +23,26 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
-import os
-import re
-import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urljoin
 
-import aiohttp
 import boto3
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
-from broadcaster.demo.ffmpeg import ffmpeg_exe
-from broadcaster.settings import SETTINGS
-from tests.support.nginx import Nginx, needs_nginx
-from tests.support.service_process import ServiceProcess
-from tests.support.owncast_writer import pdt, write_in_place
+from tests.support.cache_edge import Edge, cache_edge, last_sequence
+from tests.support.nginx import CACHE_CONF, needs_nginx, shipped_cache
+from tests.support.owncast_writer import real_ts_segment
 
 # One worker runs the module, its fixtures once (scripts/test's --dist loadgroup): spread over the
 # workers, five of its six tests made them again (29 of the module's 34 s in a full run at load 15).
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("nginx_cache")]
 
-CONF = Path(__file__).resolve().parent.parent / "deploy" / "nginx-cache.conf"
-# The three strings the config's header says to change, as shipped.
-LISTEN = "listen 127.0.0.1:8081 "
-UPSTREAM = "server 127.0.0.1:3000;"
-FOLDER = "/var/cache/nginx/hls-broadcaster"
 TARGET = 4  # Owncast's 4 s latency level: the service holds a blocking request for up to 12 s
 CONCURRENT = 40  # identical blocking requests
 BUCKET = "live"
-
-
-
-def shipped(work: Path, upstream: str) -> Nginx:
-    """nginx running the shipped config in the foreground as this user, everything it writes under
-    `work`, in front of `upstream`."""
-    return Nginx(work, conf=lambda port: render_conf(port, upstream, work))
-
-
-def render_conf(port: int, upstream: str, folder: Path) -> str:
-    """The shipped config with its three documented strings replaced, and nothing else."""
-    text = CONF.read_text()
-    for old in (LISTEN, UPSTREAM, FOLDER):
-        assert old in text, f"deploy/nginx-cache.conf no longer contains {old!r}"
-    return (text.replace(LISTEN, f"listen 127.0.0.1:{port} ")
-            .replace(UPSTREAM, f"server {upstream};")
-            .replace(FOLDER, str(folder)))
-
-
-def real_ts_segment(folder: Path, seconds: int) -> bytes:
-    """One real MPEG-TS segment (H.264 + AAC) of `seconds`, made by the ffmpeg the tests use."""
-    out = folder / "segment.ts"
-    subprocess.run(
-        [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error",
-         "-f", "lavfi", "-i", "testsrc=size=160x90:rate=30", "-f", "lavfi", "-i", "sine=frequency=440",
-         "-t", str(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-g", "30", "-c:a", "aac",
-         "-f", "mpegts", str(out)],
-        check=True, timeout=60, capture_output=True,
-    )  # fmt: skip
-    return out.read_bytes()
-
-
-@dataclass
-class Owncast:
-    """One variant, written like Owncast: the segment under its final name, then the playlist in place."""
-
-    root: Path
-    ts: bytes
-    entries: list[str] = field(default_factory=list)
-    number: int = 0
-    t0: float = field(default_factory=time.time)
-
-    def __post_init__(self) -> None:
-        (self.root / "0").mkdir(parents=True)
-
-    def slot(self) -> str:
-        """The next segment; returns its name."""
-        name = f"stream-c4che-{self.number}.ts"
-        write_in_place(self.root / "0" / name, self.ts)
-        stamp = f"#EXT-X-PROGRAM-DATE-TIME:{pdt(self.t0 + self.number * TARGET)}"
-        self.entries.append(f"{stamp}\n#EXTINF:{TARGET:.6f},\n{name}")
-        if self.number == 0:
-            info = 'BANDWIDTH=300000,RESOLUTION=160x90,CODECS="avc1.64000c,mp4a.40.2"'
-            master = f"#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-STREAM-INF:{info}\n0/stream.m3u8\n"
-            write_in_place(self.root / "stream.m3u8", master)
-        head = ["#EXTM3U", "#EXT-X-VERSION:3", f"#EXT-X-TARGETDURATION:{TARGET}", "#EXT-X-MEDIA-SEQUENCE:0",
-                "#EXT-X-INDEPENDENT-SEGMENTS"]
-        write_in_place(self.root / "0" / "stream.m3u8", "\n".join(head + self.entries) + "\n")
-        self.number += 1
-        return name
 
 
 @pytest.fixture(scope="module")
@@ -136,73 +64,10 @@ def bucket(moto_url: str) -> Iterator[str]:
     yield moto_url
 
 
-@dataclass
-class Edge:
-    owncast: Owncast
-    service: ServiceProcess
-    nginx: Nginx
-    http: aiohttp.ClientSession
-
-    async def origin_requests(self) -> dict[str, float]:
-        """hls_broadcaster_playlist_requests_total by status, straight from the service."""
-        async with self.http.get(f"{self.service.url}/metrics") as r:
-            assert r.status == 200
-            text = await r.text()
-        counts: dict[str, float] = {}
-        for family in text_string_to_metric_families(text):
-            for s in family.samples:
-                if s.name == "hls_broadcaster_playlist_requests_total":
-                    counts[s.labels["status"]] = counts.get(s.labels["status"], 0.0) + s.value
-        return counts
-
-    async def origin_counts(self, name: str) -> float:
-        """The sum of a counter's samples, straight from the service."""
-        async with self.http.get(f"{self.service.url}/metrics") as r:
-            text = await r.text()
-        return sum(s.value for family in text_string_to_metric_families(text) for s in family.samples
-                   if s.name == name)
-
-    async def listed_at_origin(self, name: str, timeout: float = 20.0) -> int:
-        """Until the service's playlist lists segment `name` (asked directly, not through nginx); the
-        service's media sequence number of its last segment (its own numbers, not Owncast's)."""
-        async with asyncio.timeout(timeout):
-            while True:
-                async with self.http.get(f"{self.service.url}/live/0/playlist.m3u8") as r:
-                    body = await r.read()
-                    if r.status == 200 and body.rstrip().endswith(f"/{name}".encode()):
-                        return last_sequence(body)
-                await asyncio.sleep(0.05)
-
-
 @pytest.fixture
 async def edge(tmp_path: Path, bucket: str, ts_bytes: bytes) -> AsyncIterator[Edge]:
-    owncast = Owncast(tmp_path / "hls", ts_bytes)
-    env = {k: v for k, v in os.environ.items() if k not in {s.name for s in SETTINGS}}
-    env.update(HLS_DIR=str(owncast.root), S3_ENDPOINT_URL=bucket, AWS_ACCESS_KEY_ID="test-key",
-               AWS_SECRET_ACCESS_KEY="test-secret", AWS_BUCKET_NAME=BUCKET, R2_KEY_PREFIX=tmp_path.name,
-               R2_PUBLIC_URL=f"{bucket}/{BUCKET}", PORT="0", STATE_DIR=str(tmp_path / "state"),
-               LOG_LEVEL="info")
-    async with ServiceProcess(env, tmp_path / "cwd") as service:
-        nginx = shipped(tmp_path / "nginx", service.url.removeprefix("http://"))
-        await nginx.start()
-        try:
-            async with aiohttp.ClientSession() as http:
-                yield Edge(owncast, service, nginx, http)
-        except BaseException:
-            print("--- nginx error log ---", nginx.error_log(), sep="\n")
-            raise
-        finally:
-            await nginx.stop()
-        assert service.problems() == []
-
-
-_MSN = re.compile(rb"#EXT-X-MEDIA-SEQUENCE:(\d+)")
-
-
-def last_sequence(body: bytes) -> int:
-    m = _MSN.search(body)
-    assert m is not None, body
-    return int(m.group(1)) + body.count(b"#EXTINF") - 1
+    async with cache_edge(tmp_path, bucket, BUCKET, ts_bytes, seconds=TARGET) as rig:
+        yield rig
 
 
 @dataclass
@@ -263,7 +128,7 @@ async def get(port: int, path: str, host: str = "live.example.com") -> Answer:
 
 @needs_nginx
 def test_nginx_accepts_the_shipped_config(tmp_path: Path) -> None:
-    done = shipped(tmp_path, "127.0.0.1:3000").check()
+    done = shipped_cache(tmp_path, "127.0.0.1:3000").check()
     assert done.returncode == 0, done.stderr
     assert "test is successful" in done.stderr
 
@@ -340,7 +205,7 @@ async def test_only_playlists_go_through(edge: Edge) -> None:
                               headers={"Hb-Watching": "a" * 22}) as r:
         assert r.status == 404  # the heartbeat too: it must not be routed here
     # So the set-up at the top routes the playlists alone here (issue 41, V5: it said the whole tunnel).
-    header = "\n".join(line for line in CONF.read_text().splitlines() if line.startswith("#"))
+    header = "\n".join(line for line in CACHE_CONF.read_text().splitlines() if line.startswith("#"))
     assert "PLAYLIST rules only" in header and "keep every other path on the service" in header
     assert "instead of the service's" not in header
 

@@ -5,6 +5,8 @@ config, logs, pid and temp files in one folder, stopped by its PID.
 proxy_cache_path), so a test can make it a reverse proxy, a cache, or a stand-in for the tunnel.
 `tunnel_locations` turns cloudflared ingress rules into that server block, routing by path exactly
 as cloudflared does, so the tunnel's routing can be tried with real HTTP before it is deployed.
+The shipped configs run as they are, with only the strings their headers name replaced: `shipped_cache`
+(deploy/nginx-cache.conf) and `ShippedProxy` (deploy/nginx-proxy.conf, with a self-signed certificate).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from broadcaster.demo.children import StartClock
 from broadcaster.demo.ports import Reserved, kept_port, reserve_port
 
 NGINX = "/usr/sbin/nginx"
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 
 needs_nginx = pytest.mark.skipif(
     not Path(NGINX).exists(), reason="Debian's nginx is not installed (scripts/test installs it)"
@@ -44,7 +47,7 @@ class Nginx:
     requests it answered, one line each in ACCESS_LOG_FORMAT.
 
     conf: a whole configuration of the port it listens on instead (a shipped file with its listen
-    address replaced, tests/test_nginx_cache.py); the run's own pid, error log and user come on the
+    address replaced: shipped_cache, ShippedProxy); the run's own pid, error log and user come on the
     command line, as for a foreground run of a packaged config."""
 
     def __init__(self, folder: Path, server: str = "", *, http: str = "", worker_connections: int = 1024,
@@ -217,3 +220,75 @@ def tunnel_locations(rules: Sequence[Mapping[str, Any]], hostname: str, services
     # passes it (its httpService.RoundTrip changes it only when originRequest.httpHostHeader is set): the
     # service names its playlists' variants with it (broadcaster/steering/masters.py).
     return "\n".join(["        proxy_http_version 1.1;", "        proxy_set_header Host $http_host;", *blocks])
+
+
+# -- the shipped configs ---------------------------------------------------------------------------
+
+CACHE_CONF = DEPLOY / "nginx-cache.conf"
+# The three strings deploy/nginx-cache.conf's header says to change, as shipped.
+CACHE_LISTEN = "listen 127.0.0.1:8081 "
+CACHE_UPSTREAM = "server 127.0.0.1:3000;"
+CACHE_FOLDER = "/var/cache/nginx/hls-broadcaster"
+
+
+def shipped_cache(work: Path, upstream: str) -> Nginx:
+    """nginx running deploy/nginx-cache.conf in the foreground as this user, everything it writes under
+    `work`, in front of `upstream` (HOST:PORT)."""
+    return Nginx(work, conf=lambda port: render_cache_conf(port, upstream, work))
+
+
+def render_cache_conf(port: int, upstream: str, folder: Path) -> str:
+    """deploy/nginx-cache.conf with its three documented strings replaced, and nothing else."""
+    text = CACHE_CONF.read_text()
+    for old in (CACHE_LISTEN, CACHE_UPSTREAM, CACHE_FOLDER):
+        assert old in text, f"deploy/nginx-cache.conf no longer contains {old!r}"
+    return (text.replace(CACHE_LISTEN, f"listen 127.0.0.1:{port} ")
+            .replace(CACHE_UPSTREAM, f"server {upstream};")
+            .replace(CACHE_FOLDER, str(folder)))
+
+
+PROXY_CONF = DEPLOY / "nginx-proxy.conf"
+
+
+def render_proxy_site(port: int, http_port: int, upstream: str, cert: Path, key: Path) -> str:
+    """deploy/nginx-proxy.conf with the strings its header names replaced (the listen lines, the
+    certificate paths, the upstream), and nothing else."""
+    text = PROXY_CONF.read_text()
+    swaps = {
+        "listen 80;": f"listen 127.0.0.1:{http_port};", "listen [::]:80;": "",
+        "listen 443 ssl http2;": f"listen 127.0.0.1:{port} ssl http2;", "listen [::]:443 ssl http2;": "",
+        "/etc/letsencrypt/live/live.example.com/fullchain.pem": str(cert),
+        "/etc/letsencrypt/live/live.example.com/privkey.pem": str(key),
+        "server 127.0.0.1:3000;": f"server {upstream};",
+    }
+    for old, new in swaps.items():
+        assert old in text, f"deploy/nginx-proxy.conf no longer contains {old!r}"
+        text = text.replace(old, new)
+    return text
+
+
+class ShippedProxy(Nginx):
+    """nginx in the foreground with deploy/nginx-proxy.conf in its http block, everything under `folder`:
+    Nginx's start (a reserved port, waited for while it gets on), its whole configuration this one, with
+    a self-signed certificate for live.example.com made on the first start."""
+
+    def __init__(self, folder: Path, upstream: str) -> None:
+        super().__init__(folder, conf=self._site)
+        self.upstream = upstream
+        self.cert, self.key = folder / "cert.pem", folder / "key.pem"
+        self.http_port = free_port()  # the shipped site's plain-HTTP listener (a redirect to TLS)
+
+    async def __aenter__(self) -> ShippedProxy:
+        await self.start()
+        return self
+
+    def _site(self, port: int) -> str:
+        if not self.cert.exists():
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                            "-subj", "/CN=live.example.com", "-keyout", str(self.key), "-out", str(self.cert)],
+                           check=True, capture_output=True, timeout=60)
+        temps = "\n".join(f"    {kind}_temp_path {self.folder / ('temp_' + kind)};"
+                          for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+        site = render_proxy_site(port, self.http_port, self.upstream, self.cert, self.key)
+        return (f"worker_processes 1;\nevents {{ worker_connections 1024; }}\nhttp {{\n{temps}\n"
+                f"    access_log off;\n{site}\n}}\n")

@@ -58,13 +58,13 @@ def media(*names: str, ended: bool = False) -> str:
     return text + ("#EXT-X-ENDLIST\n" if ended else "")
 
 
-def real_ts_segment(folder: Path) -> bytes:
-    """One real 1 s MPEG-TS segment (H.264 + AAC), made by the ffmpeg the tests use."""
+def real_ts_segment(folder: Path, seconds: int = 1) -> bytes:
+    """One real MPEG-TS segment (H.264 + AAC) of `seconds`, made by the ffmpeg the tests use."""
     out = folder / "segment.ts"
     subprocess.run(
         [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error",
          "-f", "lavfi", "-i", "testsrc=size=160x90:rate=30", "-f", "lavfi", "-i", "sine=frequency=440",
-         "-t", "1", "-c:v", "libx264", "-preset", "ultrafast", "-g", "30", "-c:a", "aac",
+         "-t", str(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-g", "30", "-c:a", "aac",
          "-f", "mpegts", str(out)],
         check=True, timeout=60, capture_output=True,
     )  # fmt: skip
@@ -93,13 +93,14 @@ class HandFedOwncast:
     """HLS_DIR written by hand the way Owncast writes it: `slot()` puts one segment in every variant
     folder, then rewrites every variant playlist to list it (a rolling list of `list_size` entries).
     A thin driver of OwncastFolder: a test may also add entries and rewrite playlists itself.
+    `seconds`: each segment's EXTINF and the playlists' target duration (Owncast's latency level).
     `ledger`: every file it writes is recorded there as closed (`write_in_place` takes one too)."""
 
     def __init__(self, root: Path, ts: bytes, *, variants: tuple[int, ...] = (0, 1), run: str = "f4ult",
                  list_size: int = 10, with_pdt: bool = True, t0: float | None = None,
-                 ledger: Ledger | None = None) -> None:
-        self.files = OwncastFolder(root, variants, shortid=run, list_size=list_size, target=1, ledger=ledger)
-        self.root, self.ts, self.variants = root, ts, tuple(variants)
+                 ledger: Ledger | None = None, seconds: int = int(SECONDS)) -> None:
+        self.files = OwncastFolder(root, variants, shortid=run, list_size=list_size, target=seconds, ledger=ledger)
+        self.root, self.ts, self.variants, self.seconds = root, ts, tuple(variants), seconds
         self.with_pdt = with_pdt  # ffmpeg's program_date_time flag, which Owncast always sets
         self.t0 = time.time() if t0 is None else t0
         write_in_place(root / "stream.m3u8", self.master_text(), ledger=ledger)
@@ -148,10 +149,10 @@ class HandFedOwncast:
     def write_playlist(self, v: int) -> None:
         self.files.write_playlist(v)
 
-    def add_entry(self, v: int, uri: str, duration: float = SECONDS, number: int | None = None) -> None:
-        """One more entry in variant v's list (without rewriting the file)."""
-        at = self.t0 + (self.number if number is None else number) * SECONDS
-        self.files.lists[v].add(uri, duration, at if self.with_pdt else None)
+    def add_entry(self, v: int, uri: str, duration: float | None = None, number: int | None = None) -> None:
+        """One more entry in variant v's list (without rewriting the file); `duration` by default its `seconds`."""
+        at = self.t0 + (self.number if number is None else number) * self.seconds
+        self.files.lists[v].add(uri, self.seconds if duration is None else duration, at if self.with_pdt else None)
 
     def slot(self, prepare: dict[int, Prepare] | None = None, *, duration: dict[int, float] | None = None,
              ext: str = "ts") -> str:
@@ -164,7 +165,7 @@ class HandFedOwncast:
                 self.files.write_segment(v, name, self.ts)
             else:
                 make(self.folder(v) / name)
-            self.add_entry(v, name, (duration or {}).get(v, SECONDS))
+            self.add_entry(v, name, (duration or {}).get(v))
         for v in self.variants:
             self.write_playlist(v)
         self.number += 1
@@ -180,7 +181,7 @@ class HandFedOwncast:
         try:
             for v in self.variants:
                 held.files.append(self.files.begin_segment(v, name, self.ts, written))
-                self.add_entry(v, name, SECONDS)
+                self.add_entry(v, name)
             for v in self.variants:
                 self.write_playlist(v)
         except BaseException:

@@ -1,0 +1,99 @@
+"""The shipped cache (deploy/nginx-cache.conf in Debian's nginx) in front of the service process, with
+Owncast's folder fed by hand (one variant, `seconds` a segment), so each segment appears exactly when a
+test says: tests/test_nginx_cache.py's rig. The service's own /metrics, read straight from it and never
+through nginx, is the witness of what reached it."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
+
+from broadcaster.settings import SETTINGS
+from tests.support.nginx import Nginx, shipped_cache
+from tests.support.owncast_writer import HandFedOwncast
+from tests.support.service_process import ServiceProcess
+from tests.support.waiting import until
+
+
+@dataclass
+class Edge:
+    owncast: HandFedOwncast
+    service: ServiceProcess
+    nginx: Nginx
+    http: aiohttp.ClientSession
+
+    async def origin_requests(self) -> dict[str, float]:
+        """hls_broadcaster_playlist_requests_total by status, straight from the service."""
+        async with self.http.get(f"{self.service.url}/metrics") as r:
+            assert r.status == 200
+            text = await r.text()
+        counts: dict[str, float] = {}
+        for family in text_string_to_metric_families(text):
+            for s in family.samples:
+                if s.name == "hls_broadcaster_playlist_requests_total":
+                    counts[s.labels["status"]] = counts.get(s.labels["status"], 0.0) + s.value
+        return counts
+
+    async def origin_counts(self, name: str) -> float:
+        """The sum of a counter's samples, straight from the service."""
+        async with self.http.get(f"{self.service.url}/metrics") as r:
+            text = await r.text()
+        return sum(s.value for family in text_string_to_metric_families(text) for s in family.samples
+                   if s.name == name)
+
+    async def listed_at_origin(self, name: str, timeout: float = 20.0) -> int:
+        """Until the service's playlist lists segment `name` (asked directly, not through nginx); the
+        service's media sequence number of its last segment (its own numbers, not Owncast's)."""
+        seen: list[tuple[int, bytes]] = []
+
+        async def listed() -> tuple[int] | None:  # (a tuple: sequence number 0 is an answer too)
+            async with self.http.get(f"{self.service.url}/live/0/playlist.m3u8") as r:
+                body = await r.read()
+            seen[:] = [(r.status, body)]
+            return (last_sequence(body),) if r.status == 200 and body.rstrip().endswith(f"/{name}".encode()) else None
+
+        (sequence,) = await until(listed, f"the service to list {name}", timeout, every=0.05,
+                                  detail=lambda: seen[-1] if seen else "no answer")
+        return int(sequence)
+
+
+@asynccontextmanager
+async def cache_edge(work: Path, s3_url: str, bucket: str, ts: bytes, *, seconds: int) -> AsyncIterator[Edge]:
+    """The service over `bucket` at `s3_url` (its public URL the bucket's, as R2's), Owncast's folder under
+    `work`/hls written with `ts` for every segment, and the shipped cache in front of the service; the
+    service's problems must be none at the end, nginx's error log is shown when the test fails."""
+    owncast = HandFedOwncast(work / "hls", ts, variants=(0,), run="c4che", seconds=seconds)
+    env = {k: v for k, v in os.environ.items() if k not in {s.name for s in SETTINGS}}
+    env.update(HLS_DIR=str(owncast.root), S3_ENDPOINT_URL=s3_url, AWS_ACCESS_KEY_ID="test-key",
+               AWS_SECRET_ACCESS_KEY="test-secret", AWS_BUCKET_NAME=bucket, R2_KEY_PREFIX=work.name,
+               R2_PUBLIC_URL=f"{s3_url}/{bucket}", PORT="0", STATE_DIR=str(work / "state"),
+               LOG_LEVEL="info")
+    async with ServiceProcess(env, work / "cwd") as service:
+        nginx = shipped_cache(work / "nginx", service.url.removeprefix("http://"))
+        await nginx.start()
+        try:
+            async with aiohttp.ClientSession() as http:
+                yield Edge(owncast, service, nginx, http)
+        except BaseException:
+            print("--- nginx error log ---", nginx.error_log(), sep="\n")
+            raise
+        finally:
+            await nginx.stop()
+        assert service.problems() == []
+
+
+_MSN = re.compile(rb"#EXT-X-MEDIA-SEQUENCE:(\d+)")
+
+
+def last_sequence(body: bytes) -> int:
+    """The media sequence number of a media playlist's last segment."""
+    m = _MSN.search(body)
+    assert m is not None, body
+    return int(m.group(1)) + body.count(b"#EXTINF") - 1
