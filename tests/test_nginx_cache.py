@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -160,22 +159,24 @@ async def test_identical_blocking_requests_reach_the_service_once(edge: Edge) ->
 
 @needs_nginx
 async def test_a_plain_reload_within_its_max_age_comes_from_the_cache(edge: Edge) -> None:
+    """A plain playlist answer (max-age half a target duration) is kept by nginx: of identical reloads, one
+    reaches the service and every other is answered from that copy. The reloads are all in nginx's socket
+    before any answer is read, so they come within its max-age by construction (nginx takes the first to
+    the service and the others wait on the cache lock or find the copy), not because the machine was quick
+    enough to ask twice within the 2 s: the test used to repeat its pair of requests until it had."""
     last = await edge.listed_at_origin(edge.owncast.slot())
     max_age = TARGET // 2
+    before = await edge.origin_requests()
+    viewers = await asyncio.gather(*(Viewer.send(edge.nginx.port, "/live/0/playlist.m3u8")
+                                     for _ in range(CONCURRENT)))
     async with asyncio.timeout(30):
-        while True:
-            first = await get(edge.nginx.port, "/live/0/playlist.m3u8")
-            cached_at = time.monotonic()
-            before = await edge.origin_requests()
-            second = await get(edge.nginx.port, "/live/0/playlist.m3u8")
-            # nginx keeps it from when it stored it (before `first` arrived) until max-age whole seconds
-            # later at least; half a second of margin for the request's way there.
-            if time.monotonic() - cached_at < max_age - 0.5:
-                break  # else the machine was too slow to ask again in time: try again
-    assert first.headers["cache-control"] == f"public, max-age={max_age}"
-    assert (first.status, second.status) == (200, 200)
-    assert second.cache == "HIT" and second.body == first.body
-    assert await edge.origin_requests() == before
+        answers = await asyncio.gather(*(v.answer() for v in viewers))
+    after = await edge.origin_requests()
+    assert [a.status for a in answers] == [200] * CONCURRENT, [(a.status, a.body[:80]) for a in answers]
+    assert all(a.headers["cache-control"] == f"public, max-age={max_age}" for a in answers)
+    assert all(a.body == answers[0].body for a in answers) and last_sequence(answers[0].body) == last
+    assert sorted(a.cache for a in answers) == ["HIT"] * (CONCURRENT - 1) + ["MISS"]
+    assert sum(after.values()) - sum(before.values()) == 1, (before, after)
     # gunzip: a client that does not take gzip gets the same playlist from the same cached copy.
     async with edge.http.get(f"http://127.0.0.1:{edge.nginx.port}/live/0/playlist.m3u8",
                              headers={"Accept-Encoding": "identity"}) as r:
