@@ -175,13 +175,11 @@ def played_segments(proxy: CountingProxy, since: collections.Counter[str]) -> li
 TRUST_MODULE = ROOT / "viewer" / "src" / "p2p-trust.js"
 TRUST_DECISIONS = """async () => {
   const { Checks, GetBudget, SegmentHashes } = await import('./p2p-trust.js');
-  const stats = { verifiedSegments: 0, verifiedBucketSegments: 0, verifyMs: 0, verifiedBytes: 0,
-                  httpMismatches: 0, oversizedAnnouncements: 0, httpGets: 0, deliveredSegments: 0 };
   const hashes = new SegmentHashes();
   const hash = 'A'.repeat(43);
   hashes.learn('p', [{ url: 's1', duration: 2, tagList: [['EXT-HB-SHA256', hash]] },
                      { url: 's2', duration: 2, tagList: [] }], 800000);
-  const checks = new Checks(hashes, stats);
+  const checks = new Checks(hashes);
   const out = {};
   out.sizes = [checks.sizeAllowed('s1', undefined, 100000), checks.sizeAllowed('s1', undefined, 5000000),
                checks.sizeAllowed('s2', undefined, 1000)];
@@ -195,13 +193,16 @@ TRUST_DECISIONS = """async () => {
   checks.received(600, 'B');
   out.mixed = [await checks.fromPeer('s1', undefined, wrong),
                checks.rejected({ peerId: 'B', segment: { url: 's1' } }).ban];
-  out.bucket = [await checks.fromBucket('s1', undefined, wrong), stats.httpMismatches];
+  out.bucket = [await checks.fromBucket('s1', undefined, wrong), checks.snapshot().httpMismatches];
+  out.counted = checks.snapshot();  // its own counts: read-only
+  out.frozen = Object.isFrozen(out.counted);
   const reasons = [];
-  const budget = new GetBudget(stats, (why) => reasons.push(why));
+  const budget = new GetBudget((why) => reasons.push(why));
   for (let i = 0; i < 40; i += 1) { budget.get(); budget.delivered(); }  // one GET a segment: fine
-  out.oneEach = [reasons.length, stats.getsPerSegment];
+  out.oneEach = [reasons.length, budget.snapshot().getsPerSegment];
   for (let i = 0; i < 20; i += 1) { budget.get(); budget.get(); budget.delivered(); }  // two: too many
-  out.twoEach = [reasons.length, stats.getsPerSegment];
+  out.twoEach = [reasons.length, budget.snapshot().getsPerSegment];
+  out.gets = [budget.snapshot().httpGets, budget.snapshot().deliveredSegments];
   return out;
 }"""
 
@@ -276,8 +277,14 @@ async def test_three_viewers_share_segments_and_all_keep_playing(
     assert re.fullmatch(r"Sharing with [12] other viewers?(, \d+ % of the video from them)?", sharing), sharing
     assert all(given and all(servers == [stun] for servers in given) for given in ice_servers), ice_servers
     assert stun_seen.requests > 0
+    counted = decisions.pop("counted")
+    assert counted.pop("verifyMs") >= 0, counted
+    # Two sizes refused (too large; no hash known), three segments of 1000 bytes hashed, none matching.
+    assert counted == {"verifiedSegments": 0, "verifiedBucketSegments": 0, "verifiedBytes": 3000,
+                       "httpMismatches": 1, "oversizedAnnouncements": 2}, counted
     assert decisions == {"sizes": [True, False, False], "alone": [False, True], "mixed": [False, False],
-                         "bucket": [False, 1], "oneEach": [0, 1], "twoEach": [1, 2]}, decisions
+                         "bucket": [False, 1], "frozen": True, "oneEach": [0, 1], "twoEach": [1, 2],
+                         "gets": [80, 60]}, decisions
 
 
 # -- (b) tracker unreachable ---------------------------------------------------------------------------

@@ -71,22 +71,34 @@ export class SegmentHashes {
   }
 }
 
-/** The engine's validators and the bookkeeping behind a ban. stats: viewerStats.p2p (counted here:
- * verifiedSegments, verifiedBucketSegments, verifyMs, verifiedBytes, httpMismatches,
- * oversizedAnnouncements). */
+/** The engine's validators and the bookkeeping behind a ban. What it counts is its own; snapshot()
+ * hands out a read-only copy (p2p.js's snapshot() puts it in viewerStats.p2p). */
 export class Checks {
-  constructor(hashes, stats) {
+  #counts = {
+    verifiedSegments: 0, // segments from peers whose SHA-256 matched
+    verifiedBucketSegments: 0, // segments the engine loaded from the bucket whose SHA-256 matched
+    verifyMs: 0, // time spent hashing segments (crypto.subtle.digest), peers' and the bucket's together
+    verifiedBytes: 0,
+    httpMismatches: 0, // segments from the bucket that did not hash as the playlist says (never expected)
+    oversizedAnnouncements: 0, // peers that announced a size no segment of the variant has: dropped
+  };
+
+  constructor(hashes) {
     this.hashes = hashes;
-    this.stats = stats;
     this.verdicts = new Map(); // segment URL -> its last failed check from a peer: { why, bytes }
     this.attempts = new Map(); // peer id -> { url, bytes }: its current attempt, bytes it sent for it
+  }
+
+  /** What it counted, read-only. */
+  snapshot() {
+    return Object.freeze({ ...this.#counts });
   }
 
   /** validateP2PSegment: the whole segment a peer sent (as soon as all its bytes are in). */
   async fromPeer(url, byteRange, data) {
     const why = await this.check(url, byteRange, data);
     if (why === null) {
-      this.stats.verifiedSegments += 1;
+      this.#counts.verifiedSegments += 1;
       return true;
     }
     this.verdicts.set(url, { why, bytes: data && data.byteLength ? data.byteLength : 0 });
@@ -98,9 +110,9 @@ export class Checks {
    * the engine's patch drops a failed attempt's, but this check does not rely on it). */
   async fromBucket(url, byteRange, data) {
     const why = await this.check(url, byteRange, data);
-    if (why === null) this.stats.verifiedBucketSegments += 1;
+    if (why === null) this.#counts.verifiedBucketSegments += 1;
     if (why === 'mismatch') {
-      this.stats.httpMismatches += 1;
+      this.#counts.httpMismatches += 1;
       console.error('P2P: the bucket\'s bytes of ' + url + ' do not match the SHA-256 its playlist lists');
     }
     return why === null;
@@ -112,8 +124,8 @@ export class Checks {
     if (!known || byteRange !== undefined || !(data instanceof ArrayBuffer)) return 'unknown';
     const started = performance.now();
     const digest = await crypto.subtle.digest('SHA-256', data);
-    this.stats.verifyMs += performance.now() - started;
-    this.stats.verifiedBytes += data.byteLength;
+    this.#counts.verifyMs += performance.now() - started;
+    this.#counts.verifiedBytes += data.byteLength;
     return base64url(digest) === known.hash ? null : 'mismatch';
   }
 
@@ -121,7 +133,7 @@ export class Checks {
   sizeAllowed(url, byteRange, size) {
     const known = this.hashes.get(url);
     if (known && Number.isInteger(size) && size > 0 && size <= known.maxBytes) return true;
-    this.stats.oversizedAnnouncements += 1;
+    this.#counts.oversizedAnnouncements += 1;
     return false;
   }
 
@@ -200,29 +212,41 @@ export class Unfinished {
   }
 }
 
-/** Bucket GETs the engine makes per segment it delivers (engine-wide: a new player keeps counting). */
+/** Bucket GETs the engine makes per segment it delivers (engine-wide: a new player keeps counting). What
+ * it counts is its own; snapshot() hands out a read-only copy (p2p.js's snapshot() puts it in
+ * viewerStats.p2p). */
 export class GetBudget {
-  constructor(stats, onExceeded) {
-    this.stats = stats;
+  #counts = {
+    httpGets: 0, // bucket GETs the engine made (hls.js loads segments without a hash itself, one GET each)
+    deliveredSegments: 0, // segments the engine delivered (from peers or the bucket)
+    getsPerSegment: null, // httpGets / deliveredSegments over the last window of GET_WINDOW segments
+  };
+
+  constructor(onExceeded) {
     this.onExceeded = onExceeded;
-    this.gets = 0;
+    this.gets = 0; // in the current window
     this.segments = 0;
+  }
+
+  /** What it counted, read-only. */
+  snapshot() {
+    return Object.freeze({ ...this.#counts });
   }
 
   /** httpRequestSetup: called for every GET the engine sends; the engine makes the request itself. */
   get() {
     this.gets += 1;
-    this.stats.httpGets += 1;
+    this.#counts.httpGets += 1;
     return undefined;
   }
 
   /** onSegmentLoaded: the engine delivered a segment (from a peer or the bucket). */
   delivered() {
     this.segments += 1;
-    this.stats.deliveredSegments += 1;
+    this.#counts.deliveredSegments += 1;
     if (this.segments < GET_WINDOW) return;
     const rate = this.gets / this.segments;
-    this.stats.getsPerSegment = Math.round(rate * 100) / 100;
+    this.#counts.getsPerSegment = Math.round(rate * 100) / 100;
     this.gets = 0;
     this.segments = 0;
     if (rate > MAX_GETS_PER_SEGMENT) {

@@ -28,8 +28,9 @@
  * bucket GETs per segment than a page without P2P (one), the page stops asking peers. Without WebCrypto
  * (a page over plain http on another host than localhost) there is no P2P at all.
  *
- * What it counts (`stats` below) is its own: snapshot() hands out a read-only copy (the stats panel's, and
- * the test hook's window.viewerStats.p2p).
+ * What it counts (`stats` below) is its own, and so are the checks' and the GET budget's counts
+ * (p2p-trust.js: Checks, GetBudget): snapshot() composes the three into one read-only copy (the stats
+ * panel's, and the test hook's window.viewerStats.p2p).
  */
 import { HlsJsP2PEngine } from '../p2p-media-loader-hlsjs.es.min.js';
 import { Checks, GetBudget, SegmentHashes, Unfinished } from './p2p-trust.js';
@@ -77,11 +78,6 @@ export function create(options) {
     rejectedBytes: 0,
     discardedBytes: 0, // bytes from peers dropped: rejected ones, and attempts that failed or were aborted
     unblamedRejections: 0, // rejected segments not wholly from the peer that completed them: nobody banned
-    oversizedAnnouncements: 0, // peers that announced a size no segment of the variant has: dropped
-    httpMismatches: 0, // segments from the bucket that did not hash as the playlist says (never expected)
-    httpGets: 0, // bucket GETs the engine made (hls.js loads segments without a hash itself, one GET each)
-    deliveredSegments: 0, // segments the engine delivered (from peers or the bucket)
-    getsPerSegment: null, // httpGets / deliveredSegments over the last window (p2p-trust.js GetBudget)
     peersOff: null, // why this page stopped asking peers, if it did
     bannedPeers: 0, // peers that sent one: disconnected and refused for this page's life
     bannedPeerIds: [], // the latest MAX_BANNED
@@ -89,28 +85,27 @@ export function create(options) {
     droppedPeers: 0, // peers that left too many uploads unfinished: disconnected and refused for this page's life
     droppedPeerIds: [], // the latest MAX_BANNED
     refusedConnections: 0, // connections from a banned peer that the tracker introduced again, closed
-    verifiedSegments: 0, // segments from peers whose SHA-256 matched
-    verifiedBucketSegments: 0, // segments the engine loaded from the bucket whose SHA-256 matched
-    verifyMs: 0, // time spent hashing segments (crypto.subtle.digest), peers' and the bucket's together
-    verifiedBytes: 0,
     unhashedSegments: 0, // segments the newest playlist lists without a hash: never asked of peers
   };
   const hashes = new SegmentHashes();
-  const checks = new Checks(hashes, stats);
-  const budget = new GetBudget(stats, (why) => stopAskingPeers(why));
+  // Their own counts (verified*, verifyMs, httpMismatches, oversizedAnnouncements; httpGets,
+  // deliveredSegments, getsPerSegment), read through their snapshot().
+  const checks = new Checks(hashes);
+  const budget = new GetBudget((why) => stopAskingPeers(why));
   const unfinished = new Unfinished();
   const banned = new Set(); // peer ids, for this page's life (the latest MAX_BANNED)
   const dropped = new Set(); // peer ids dropped for unfinished uploads, refused as banned ones are (the same)
   let current = null; // the engine of the newest player: older ones' late events are ignored
   let peers = new Set();
 
-  /** What it counted, read-only, with the share of the engine's bytes peers gave (kept ones: a segment
-   * a peer is still sending is not kept yet, and may be rejected or dropped). */
+  /** What it and its checks and GET budget counted, read-only, with the share of the engine's bytes
+   * peers gave (kept ones: a segment a peer is still sending is not kept yet, and may be rejected or
+   * dropped). */
   function snapshot() {
     const kept = stats.bytesFromPeers - stats.discardedBytes - checks.pending();
     const total = kept + stats.bytesFromHttp;
     stats.peerShare = total ? kept / total : 0;
-    return frozen(stats);
+    return frozen({ ...stats, ...checks.snapshot(), ...budget.snapshot() });
   }
 
   function watch(engine) {
