@@ -8,11 +8,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from tests.support.hls_checker import MediaPlaylistChecker, VariantSetChecker, Violation, check_master
+
+if TYPE_CHECKING:  # a type only: a unit test loads no emulator (tests/test_suite_rules.py)
+    from broadcaster.demo.emulator import OwncastEmulator
 
 # ---------------------------------------------------------------------------------------------- builders
 
@@ -587,7 +590,6 @@ def test_observed_compares_no_gaps_bytes() -> None:
     from pathlib import Path
     from typing import cast
 
-    from broadcaster.demo.emulator import OwncastEmulator
     from tests.support.observe import Observed
 
     class Folders:
@@ -600,5 +602,5 @@ def test_observed_compares_no_gaps_bytes() -> None:
                       "#EXT-X-PROGRAM-DATE-TIME:2027-01-15T08:00:04.000Z\n#EXT-X-GAP\n#EXTINF:1.000,\nlive/1/s-4.ts\n"
                       "#EXT-X-PROGRAM-DATE-TIME:2027-01-15T08:00:05.000Z\n#EXTINF:1.000,\nlive/1/s-5.ts\n")
     assert sorted(seen.ours[1]) == [3, 4, 5]
-    assert seen.listed_files(cast(OwncastEmulator, Folders())) == [
+    assert seen.listed_files(cast("OwncastEmulator", Folders())) == [
         ("live/1/s-3.ts", Path("/hls/1/s-3.ts")), ("live/1/s-5.ts", Path("/hls/1/s-5.ts"))]

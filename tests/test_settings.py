@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -373,15 +374,19 @@ def test_values_survive_the_env_file_as_the_docs_write_them(tmp_path: Path) -> N
 def test_the_demo_on_a_taken_port_says_how_to_move_it(monkeypatch: pytest.MonkeyPatch,
                                                       capsys: pytest.CaptureFixture[str], port: int,
                                                       grafana: bool) -> None:
-    """Its default port is Grafana's default too (issue 47): one line naming the clash and --port."""
+    """Its default port is Grafana's default too (issue 47): one line naming the clash and --port. The
+    command's runner (broadcaster.demo.run) is a stand-in put where the command imports it from: the test
+    runs no demo, and a unit test loads neither its emulator nor SeaweedFS (tests/test_suite_rules.py)."""
     from broadcaster import cli
-    from broadcaster.demo import run
     from broadcaster.service import StartupError
 
     async def taken(**_: object) -> int:
         raise StartupError(f"cannot listen on 127.0.0.1:{port} (HOST/PORT): address already in use")
 
-    monkeypatch.setattr(run, "run_demo", taken)
+    runner = types.ModuleType("broadcaster.demo.run")
+    monkeypatch.setattr(runner, "run_demo", taken, raising=False)
+    monkeypatch.setattr(runner, "DemoError", type("DemoError", (RuntimeError,), {}), raising=False)
+    monkeypatch.setitem(sys.modules, "broadcaster.demo.run", runner)
     assert cli.main(["demo", "--port", str(port)]) == 1
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and err.endswith("; --port picks another (0: any free one)"), err

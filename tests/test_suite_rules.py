@@ -74,3 +74,57 @@ def test_unit_tests_import_neither_moto_nor_the_demos_processes() -> None:
                           check=True)
     loaded = json.loads(done.stdout)
     assert {name: heavy for name, heavy in loaded.items() if heavy} == {}
+
+
+def marked_integration(decorators: list[ast.expr]) -> bool:
+    """`@pytest.mark.integration` (or a call of it) among the decorators, or in a `pytestmark` value."""
+    return any(isinstance(n, ast.Attribute) and n.attr == "integration" and ast.unparse(n.value).endswith("mark")
+               for d in decorators for n in ast.walk(d))
+
+
+def heavy_imports_in_unit_functions(path: Path, source: str | None = None) -> list[str]:
+    """Each import of a HEAVY module inside a function (a test, fixture or helper) that runs without the
+    `integration` mark (on itself, its class or the module's pytestmark): it loads when the test runs,
+    where the module-level check above cannot see it. Imports under `if TYPE_CHECKING:` load nothing."""
+    tree = ast.parse(path.read_text() if source is None else source, str(path))
+    module_marks = [node.value for node in tree.body if isinstance(node, ast.Assign)
+                    and any(isinstance(t, ast.Name) and t.id == "pytestmark" for t in node.targets)]
+    found: list[str] = []
+
+    def visit(node: ast.AST, marked: bool, where: str) -> None:
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            return
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            marked = marked or marked_integration(node.decorator_list)
+            where = f"{where}.{node.name}" if where else node.name
+        if where and not marked and isinstance(node, (ast.Import, ast.ImportFrom)):
+            names = [a.name for a in node.names]
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or "", *(f"{node.module}.{name}" for name in names)]
+            heavy = sorted({n for n in names if any(n == h or n.startswith(f"{h}.") for h in HEAVY)})
+            if heavy:
+                found.append(f"{path.name}:{node.lineno} {where}: {', '.join(heavy)}")
+        for child in ast.iter_child_nodes(node):
+            visit(child, marked, where)
+
+    visit(tree, marked_integration(module_marks), "")
+    return found
+
+
+def test_the_heavy_import_check_sees_a_test_function_import() -> None:
+    source = ("import pytest\nfrom typing import TYPE_CHECKING\n"
+              "if TYPE_CHECKING:\n    from broadcaster.demo.emulator import OwncastEmulator\n"
+              "def test_a() -> None:\n    from broadcaster.demo import run\n"
+              "@pytest.mark.integration\nasync def test_b() -> None:\n    import moto\n"
+              "class TestC:\n    def test_d(self) -> None:\n        import moto.server\n"
+              "def test_e() -> None:\n    from broadcaster.demo.owncast_files import pdt\n    import motorway\n")
+    assert heavy_imports_in_unit_functions(TESTS / "test_probe.py", source) == [
+        "test_probe.py:6 test_a: broadcaster.demo.run", "test_probe.py:12 TestC.test_d: moto.server"]
+    marked = "import pytest\npytestmark = [pytest.mark.integration]\ndef test_a() -> None:\n    import moto\n"
+    assert heavy_imports_in_unit_functions(TESTS / "test_probe.py", marked) == []
+
+
+def test_unit_tests_import_no_heavy_module_inside_a_function() -> None:
+    """A test without the `integration` mark imports none of HEAVY where it runs either: one that only
+    needs a type takes it under TYPE_CHECKING, one that stubs the demo's runner puts a stand-in in its place."""
+    assert [hit for p in modules() for hit in heavy_imports_in_unit_functions(p)] == []
