@@ -5,6 +5,7 @@ started again on that port if it dies (the viewers were told its URL)."""
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import hashlib
 import logging
 import os
@@ -40,25 +41,36 @@ def which(name: str) -> str | None:
 
 
 def install(cache: Path | None = None) -> Path:
-    """The tracker's folder with its node_modules (`npm ci --ignore-scripts`, once per lock file)."""
+    """The tracker's folder with its node_modules (`npm ci --ignore-scripts`, once per lock file) and this
+    package's modules. Several processes may ask at once (the test workers, two checkouts, a demo beside
+    them): the install is done under a lock, and each module is replaced whole (a tracker starting from
+    the folder never reads one half copied: run2 of 2026-11-25 failed on server.mjs:29)."""
     node, npm = which("node"), which("npm")
     if node is None or npm is None:
         raise TrackerUnavailable("Node.js (node and npm) is not installed; apt install nodejs npm to try P2P")
     lock = (TRACKER_FILES / "package-lock.json").read_bytes()
     root = cache or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hls-broadcaster"
     folder = root / f"tracker-{hashlib.sha256(lock).hexdigest()[:16]}"
-    if not (folder / "node_modules" / "bittorrent-tracker" / "server.js").is_file():
-        folder.mkdir(parents=True, exist_ok=True)
-        for name in ("package.json", "package-lock.json"):
-            shutil.copy(TRACKER_FILES / name, folder / name)
-        # --ignore-scripts: the library's client half would build a native module the server never loads.
-        done = subprocess.run([npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund"], cwd=folder,
-                              capture_output=True, text=True, timeout=300, check=False, stdin=subprocess.DEVNULL)
-        if done.returncode != 0:
-            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-            raise TrackerUnavailable(f"npm could not install the tracker ({last})")
-    for module in TRACKER_FILES.glob("*.mjs"):  # always the package's own
-        shutil.copy(module, folder / module.name)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder.with_name(folder.name + ".lock"), "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        if not (folder / "node_modules" / "bittorrent-tracker" / "server.js").is_file():
+            for name in ("package.json", "package-lock.json"):
+                shutil.copy(TRACKER_FILES / name, folder / name)
+            # --ignore-scripts: the library's client half would build a native module the server never loads.
+            done = subprocess.run([npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund"], cwd=folder,
+                                  capture_output=True, text=True, timeout=300, check=False,
+                                  stdin=subprocess.DEVNULL)
+            if done.returncode != 0:
+                last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+                raise TrackerUnavailable(f"npm could not install the tracker ({last})")
+        for module in TRACKER_FILES.glob("*.mjs"):  # always the package's own, each replaced whole
+            data = module.read_bytes()
+            target = folder / module.name
+            if not target.is_file() or target.read_bytes() != data:
+                part = target.with_name(f".{module.name}.{os.getpid()}")
+                part.write_bytes(data)
+                os.replace(part, target)
     return folder
 
 
