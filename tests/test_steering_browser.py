@@ -97,16 +97,13 @@ async def health(service: ServiceProcess) -> dict[str, Any]:
 
 
 async def metric(service: ServiceProcess, name: str) -> dict[str, float]:
-    """A metric's samples by their labels' values joined by ','."""
+    """A metric's samples by their labels' values joined by ',', read by Prometheus's own text parser."""
+    from prometheus_client.parser import text_string_to_metric_families
+
     async with aiohttp.ClientSession() as session, session.get(f"{service.url}/metrics") as response:
         text = await response.text()
-    out = {}
-    for line in text.splitlines():
-        if line.startswith(name + "{") or line.startswith(name + " "):
-            key, _, value = line.rpartition(" ")
-            labels = key[len(name):].strip("{}")
-            out[",".join(part.split("=", 1)[1].strip('"') for part in labels.split(",") if part)] = float(value)
-    return out
+    return {",".join(sample.labels.values()): sample.value for family in text_string_to_metric_families(text)
+            for sample in family.samples if sample.name == name}
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -118,8 +115,11 @@ async def demo(tmp_path_factory: pytest.TempPathFactory, recordings: Recordings)
     async with (SeaweedS3(tmp / "seaweed", discard=True) as s3, BucketGates(s3) as gates,
                 OwncastEmulator(tmp / "hls", segment_seconds=TARGET, ledger=ledger, recordings=recordings) as owncast):
         env = service_env(tmp / "hls", s3, tmp / "state", S3_ENDPOINT_URL=gates.service_url,
-                          R2_PUBLIC_URL=gates.public_url, WINDOW_SECONDS="20", UPLOAD_TIMEOUT="2",
+                          R2_PUBLIC_URL=gates.public_url, WINDOW_SECONDS="20",
                           VIEWER_TIMEOUT="6")  # the pages beat every 2 s
+        # UPLOAD_TIMEOUT stays at its default (5 s): a closed gate answers 503 at once, and with 2 s a PUT
+        # that a machine at load 20 made slow timed out after the gate opened, the service steered players
+        # to the VM again for it (`uploads`), and they fetched from the VM after being told to go back.
         async with ServiceProcess(env, tmp / "service") as service, async_playwright() as pw:
             wire = CountingProxy(service.url, keep_host=True)
             await wire.start()
@@ -150,6 +150,15 @@ async def until_all(what: str, done: Callable[[], Awaitable[bool]], detail: Call
         if time.monotonic() > deadline:
             raise AssertionError(f"not {what} within {timeout:.0f}s: {detail()}")
         await asyncio.sleep(0.1)
+
+
+async def reported_on(demo: Demo, pathway: str) -> bool:
+    """Whether the viewer page's last playback report said it plays `pathway` (the other players send
+    none): the service's hls_broadcaster_viewers_pathway, read as Prometheus scrapes it."""
+    if "viewer" not in demo.pages:
+        return True
+    pages = await metric(demo.service, "hls_broadcaster_viewers_pathway")
+    return pages.get(pathway, 0.0) >= 1 and sum(pages.values()) == 1
 
 
 def hold_after(outages: int) -> float:
@@ -214,6 +223,21 @@ def source_late(players: Players, watched: Watched, stall: dict[str, Any]) -> st
             f"charged {charged(players, watched, stall):.1f}s of {end - stall['start']:.1f}s")
 
 
+def asked(demo: Demo, watched: Watched, stalls: list[dict[str, Any]], since: float) -> str:
+    """For a stall's message: what the page asked for around each stall (seconds after `since`), and what
+    went through the proxy in front of the service then (came, answered, path), to tell a request the
+    page never made from one the service was slow to answer."""
+    out = []
+    for s in stalls:
+        start, end = s["start"] - 3, s["start"] + s["ms"] / 1000
+        made = [(round(at - since, 1), url.split("/", 3)[-1]) for at, url in watched.requests if start <= at <= end]
+        passed = [(round(came - since, 1), round(answered - since, 1), path, status)
+                  for came, answered, path, status in demo.wire.trace
+                  if answered >= start and came <= end and not path.endswith(".ts")]
+        out.append(f"asked {made}; through the proxy {passed}")
+    return "; ".join(out)
+
+
 def from_the_vm(watched: Watched, since: float) -> list[Any]:
     """The VM's segment answers (200) a page got since `since`, but those its browser's cache gave it
     (the same immutable URL fetched again: the VM sent nothing)."""
@@ -273,7 +297,8 @@ async def outage(demo: Demo, *, service: bool, viewers: bool) -> None:
             for name, w in pages.items():
                 played[name] = round(await w.played() - played_before[name], 1)
             return time.monotonic() >= closed_at + OUTAGE and all(
-                played[n] >= ahead[n] + TARGET and w.segments(since=steered_at, pathway="vm") for n, w in pages.items())
+                played[n] >= ahead[n] + TARGET and w.segments(since=steered_at, pathway="vm") for n, w in pages.items()
+            ) and await reported_on(demo, "vm")
 
         await until_all("every player playing from the VM past its buffer", past_their_buffers,
                         lambda: {n: (played.get(n), round(ahead[n], 1), timeline(w, closed_at), refused(w, closed_at))
@@ -284,6 +309,8 @@ async def outage(demo: Demo, *, service: bool, viewers: bool) -> None:
     # The service steers back once uploads are current and the hold after the last failure a page reported
     # is over (a page reports within two beats of 2 s): that hold doubles with each outage here.
     back_at = await until_pathway(demo.service, "bucket", timeout=hold_after(demo.outages - 1) + 6 * TARGET + 10)
+    steered_by_then = (await metric(demo.service, "hls_broadcaster_vm_segment_bytes_total")).get("yes", 0.0)
+    steering_lines = len(demo.service.lines)
     # Back on the bucket within a steering reload (the TTL) and a segment after the service steered back.
     deadline = back_at + 2 * TARGET + 3
     give_up = deadline + 10
@@ -293,6 +320,9 @@ async def outage(demo: Demo, *, service: bool, viewers: bool) -> None:
     assert not away, f"players not back on the bucket {give_up - back_at:.0f}s after the service steered back: {away}"
     late = {name: round(w.segments(since=back_at, pathway="bucket")[0].at - back_at, 1) for name, w in pages.items()
             if w.segments(since=back_at, pathway="bucket")[0].at > deadline}
+    # The viewer page's playback reports say which pathway it plays (hls_broadcaster_viewers_pathway).
+    await until_all("the viewer page's reports saying it plays the bucket", lambda: reported_on(demo, "bucket"),
+                    lambda: demo.service.lines[-3:])
     await asyncio.gather(*(until_played(w, 2 * TARGET) for w in pages.values()))  # and play on from it
     problems = []
     for name, watched in pages.items():
@@ -307,7 +337,7 @@ async def outage(demo: Demo, *, service: bool, viewers: bool) -> None:
             if s["ms"] > 1000 * TARGET:
                 print(f"{name} stall at {s['start'] - closed_at:.1f}s for {s['ms']} ms: {source_late(demo.players, watched, s)}")
         if long:
-            problems.append(f"{name} stalled longer than a target duration: {long}; refused "
+            problems.append(f"{name} stalled longer than a target duration: {long}; {asked(demo, watched, long, closed_at)}; refused "
                             f"{refused(watched, closed_at)}; timeline {timeline(watched, closed_at)}; playlists "
                             f"{[(round(at - closed_at, 1), st, u.split('/', 3)[-1]) for at, st, u in watched.playlists if at >= closed_at - 4]}")
         fatal = (await watched.fatal())[fatal_before[name]:]
@@ -354,6 +384,18 @@ async def outage(demo: Demo, *, service: bool, viewers: bool) -> None:
                         f"the players were seen to get {got}: wire {[(round(a.at - closed_at, 1), a.path, a.size) for a in answers]}; "
                         + "; ".join(f"{n}: {[(round(f.at - closed_at, 1), f.name, f.sent) for f in from_the_vm(w, closed_at)]}"
                                     f" (cached {w.cached})" for n, w in pages.items()))
+    # and none of it as steered once the service steered back (the label is the pathway when the answer
+    # was sent: steering/metrics.py's PathwayCounts), unless the service sent players away again.
+    if counted.get("yes", 0.0) != steered_by_then:
+        problems.append(f"the VM counted {counted.get('yes', 0.0) - steered_by_then:.0f} segment bytes as steered "
+                        "after the service steered back to the bucket; its steering lines since: "
+                        f"{[line for line in demo.service.lines[steering_lines:] if 'pathway' in line]}")
+    # What the bucket itself answered in error once the gates were open (a loaded SeaweedFS's own 503s
+    # send the service's probe, and so its players, away again): (seconds after opening, side, status, path).
+    print("bucket errors after the gates opened:", [
+        (round(r.started - opened_at, 1), side, r.status, r.outcome, r.path.split("?")[0][-40:])
+        for side, gate in (("service", demo.gates.service), ("viewers", demo.gates.viewers))
+        for r in gate.requests if r.started >= opened_at and (r.status or 0) >= 500])
     print(f"closed {closed_at:.1f}, steered to vm after {steered_at - closed_at:.1f}s, opened after "
           f"{opened_at - closed_at:.1f}s (buffers {ahead}), back on the bucket {back_at - opened_at:.1f}s after "
           f"that; late: {late}")

@@ -62,6 +62,9 @@ class CountingProxy:
     corrupt: Callable[[str], bool] = lambda path: False
     corrupted: list[str] = field(default_factory=list)
     answers: list[Answer] = field(default_factory=list)  # every segment request's answer, the probe's too
+    # (came, answered, path and query, status) of every request passed on: when a page stands still, whether
+    # its request reached the service, and how long the service took to answer it.
+    trace: list[tuple[float, float, str, int]] = field(default_factory=list)
     # Pass the client's Host on, as a reverse proxy in front of the service does (cloudflared, nginx with
     # deploy/nginx-cache.conf): the service names it in the multivariant playlist's VM pathway URIs.
     keep_host: bool = False
@@ -74,11 +77,13 @@ class CountingProxy:
             self.gets[request.path] += 1
             self.log.append((time.time(), request.path))
             self.gets_by_agent[(request.headers.get("User-Agent", ""), request.path)] += 1
+        came = time.monotonic()
         dropped = ("content-length",) if self.keep_host else ("host", "content-length")
         headers = {k: v for k, v in request.headers.items() if k.lower() not in dropped}
         async with self.session.request(request.method, self.upstream + request.path_qs, headers=headers,
                                         data=await request.read(), allow_redirects=False) as upstream:
             body = await upstream.read()
+            self.trace.append((came, time.monotonic(), request.path_qs, upstream.status))
             if request.path.endswith(SEGMENT_SUFFIXES):
                 self.answers.append(Answer(time.monotonic(), request.path, upstream.status, len(body)))
             if segment and upstream.status == 200:

@@ -110,6 +110,7 @@ class Watched:
     redirected: list[tuple[float, str]] = field(default_factory=list)  # (when, URL) of each segment redirect
     playlists: list[tuple[float, int, str]] = field(default_factory=list)  # (when, status, URL) of each playlist answer
     cached: list[str] = field(default_factory=list)  # segment URLs the browser's cache answered (no byte sent)
+    requests: list[tuple[float, str]] = field(default_factory=list)  # (when, URL) of each request the page made
     clock: float = 0.0  # time.monotonic() - performance.now() / 1000 in the page: its stalls on our clock
 
     async def stalls(self) -> list[dict[str, Any]]:
@@ -217,6 +218,7 @@ class Players:
         page.on("console", lambda m: watched.console.append(f"{m.type}: {m.text}"[:300])
                 if m.type in ("warning", "error") else None)
         page.on("response", lambda response: self._record(watched, response))
+        page.on("request", lambda request: watched.requests.append((time.monotonic(), request.url)))
         # A fetch that got no answer at all (the gate's connection refused or reset, a player's abort):
         # refused too, status 0; the viewer page leaves the bucket on these as on a 5xx (player.js).
         page.on("requestfailed", lambda request: watched.refused.append((round(time.monotonic(), 1), 0, request.url)))
