@@ -42,9 +42,8 @@ import asyncio
 import json
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -61,6 +60,7 @@ from tests.support.counting_proxy import Answer, CountingProxy
 from tests.support.gates import BucketGates
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.steered_players import Players, TimedLedger, Watched
+from tests.support.waiting import until
 
 pytestmark = [
     pytest.mark.integration,
@@ -137,19 +137,12 @@ async def demo(tmp_path_factory: pytest.TempPathFactory, recordings: Recordings)
 
 async def until_played(watched: Watched, seconds: float, timeout: float = 60) -> None:
     start = await watched.played()
-    async with asyncio.timeout(timeout):
-        while await watched.played() < start + seconds:
-            await asyncio.sleep(0.25)  # polling the page's own clock; the timeout decides
 
+    async def played_on() -> bool:
+        return await watched.played() >= start + seconds
 
-async def until_all(what: str, done: Callable[[], Awaitable[bool]], detail: Callable[[], object],
-                    timeout: float = WAIT) -> None:
-    """Until `done()`, polled every 0.1 s; past `timeout` the test fails saying what it waited for."""
-    deadline = time.monotonic() + timeout
-    while not await done():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not {what} within {timeout:.0f}s: {detail()}")
-        await asyncio.sleep(0.1)
+    await until(played_on, f"{watched.name} playing {seconds:g} s more", timeout, every=0.25,
+                detail=lambda: watched.fetched[-3:])
 
 
 async def reported_on(demo: Demo, pathway: str) -> bool:
@@ -169,9 +162,12 @@ def hold_after(outages: int) -> float:
 
 async def until_pathway(service: ServiceProcess, pathway: str, timeout: float) -> float:
     """When /health says players are steered to `pathway` (time.monotonic())."""
-    async with asyncio.timeout(timeout):
-        while (await health(service)).get("pathway") != pathway:
-            await asyncio.sleep(0.1)
+
+    async def there() -> bool:
+        return (await health(service)).get("pathway") == pathway
+
+    await until(there, f"/health saying players are steered to the {pathway} pathway", timeout, every=0.1,
+                detail=lambda: [line for line in service.lines if "pathway" in line][-3:])
     return time.monotonic()
 
 
@@ -277,7 +273,8 @@ async def outage(demo: Demo, *, service: bool, viewers: bool) -> None:
         since_bucket.update({n: timeline(w, recent + 4) for n, w in pages.items()})
         return all(w.segments(since=recent) and not w.segments(since=recent, pathway="vm") for w in pages.values())
 
-    await until_all("every player on the bucket before the outage", on_the_bucket, lambda: since_bucket)
+    await until(on_the_bucket, "every player on the bucket before the outage", WAIT, every=0.1,
+                detail=lambda: since_bucket)
     stalls_before = {name: len(await w.stalls()) for name, w in pages.items()}
     fatal_before = {name: len(await w.fatal()) for name, w in pages.items()}
     sent_before = await metric(demo.service, "hls_broadcaster_vm_segment_bytes_total")
@@ -300,9 +297,9 @@ async def outage(demo: Demo, *, service: bool, viewers: bool) -> None:
                 played[n] >= ahead[n] + TARGET and w.segments(since=steered_at, pathway="vm") for n, w in pages.items()
             ) and await reported_on(demo, "vm")
 
-        await until_all("every player playing from the VM past its buffer", past_their_buffers,
-                        lambda: {n: (played.get(n), round(ahead[n], 1), timeline(w, closed_at), refused(w, closed_at))
-                                 for n, w in pages.items()})
+        await until(past_their_buffers, "every player playing from the VM past its buffer", WAIT, every=0.1,
+                    detail=lambda: {n: (played.get(n), round(ahead[n], 1), timeline(w, closed_at), refused(w, closed_at))
+                                    for n, w in pages.items()})
     finally:  # a failure here leaves the next test a bucket that works
         opened_at = time.monotonic()
         await demo.gates.open()
@@ -313,16 +310,15 @@ async def outage(demo: Demo, *, service: bool, viewers: bool) -> None:
     steering_lines = len(demo.service.lines)
     # Back on the bucket within a steering reload (the TTL) and a segment after the service steered back.
     deadline = back_at + 2 * TARGET + 3
-    give_up = deadline + 10
-    while not all(w.segments(since=back_at, pathway="bucket") for w in pages.values()) and time.monotonic() < give_up:
-        await asyncio.sleep(0.1)  # polling what the pages fetched; give_up decides
-    away = {name: timeline(w, back_at) for name, w in pages.items() if not w.segments(since=back_at, pathway="bucket")}
-    assert not away, f"players not back on the bucket {give_up - back_at:.0f}s after the service steered back: {away}"
+    await until(lambda: all(w.segments(since=back_at, pathway="bucket") for w in pages.values()),
+                "every player fetching from the bucket after the service steered back", deadline + 10 - time.monotonic(),
+                every=0.1, detail=lambda: {name: timeline(w, back_at) for name, w in pages.items()
+                                           if not w.segments(since=back_at, pathway="bucket")})
     late = {name: round(w.segments(since=back_at, pathway="bucket")[0].at - back_at, 1) for name, w in pages.items()
             if w.segments(since=back_at, pathway="bucket")[0].at > deadline}
     # The viewer page's playback reports say which pathway it plays (hls_broadcaster_viewers_pathway).
-    await until_all("the viewer page's reports saying it plays the bucket", lambda: reported_on(demo, "bucket"),
-                    lambda: demo.service.lines[-3:])
+    await until(lambda: reported_on(demo, "bucket"), "the viewer page's reports saying it plays the bucket", WAIT,
+                every=0.1, detail=lambda: demo.service.lines[-3:])
     await asyncio.gather(*(until_played(w, 2 * TARGET) for w in pages.values()))  # and play on from it
     problems = []
     for name, watched in pages.items():
@@ -370,7 +366,7 @@ async def outage(demo: Demo, *, service: bool, viewers: bool) -> None:
         return counted.get("yes", 0.0) + counted.get("no", 0.0) - before == sum(a.size for a in answers)
 
     try:
-        await until_all("the VM's count and the wire's agreeing", agreed, lambda: None, timeout=15)
+        await until(agreed, "the VM's count and the wire's agreeing", 15, every=0.1)
     except AssertionError:
         pass  # said below, with the figures
     steered = counted.get("yes", 0.0) - sent_before.get("yes", 0.0)
