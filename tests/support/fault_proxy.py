@@ -47,6 +47,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from broadcaster.demo.ports import Reserved, reserve_port
+from tests.support.waiting import until
 
 log = logging.getLogger(__name__)
 
@@ -235,19 +236,21 @@ class FaultProxy:
     async def _listen(self, rebind: bool = True) -> None:
         """Listen on its port; when it binds it again (rebind), for a while: the old listener's
         connections may hold it a moment."""
-        assert self._server is not None
+        server = self._server
+        assert server is not None
         loop = asyncio.get_running_loop()
-        deadline = time.monotonic() + (_REBIND_TIMEOUT if rebind else 0.0)
-        while True:
+        if not rebind:  # a first bind: a port taken says so at once (OSError)
+            self._listener = await loop.create_server(server, self.host, self._port, reuse_address=True)
+            return
+
+        async def bound() -> bool:
             try:
-                self._listener = await loop.create_server(
-                    self._server, self.host, self._port, reuse_address=True
-                )
-                return
+                self._listener = await loop.create_server(server, self.host, self._port, reuse_address=True)
             except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                await asyncio.sleep(0.05)
+                return False
+            return True
+
+        await until(bound, f"port {self._port} to listen on again", _REBIND_TIMEOUT, every=0.05)
 
     def _stop_listening(self) -> None:
         listener, self._listener = self._listener, None

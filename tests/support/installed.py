@@ -275,17 +275,13 @@ async def demo_plays(demo: DemoRun, timeout: float = 60.0) -> None:
 
 async def poll(check: Callable[[], Awaitable[bool]], what: str, timeout: float) -> None:
     """Asks `check` again until it says yes; a refused connection counts as no."""
-    try:
-        async with asyncio.timeout(timeout):
-            while True:
-                try:
-                    if await check():
-                        return
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.1)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting for {what}") from None
+    async def answered() -> bool:
+        try:
+            return await check()
+        except aiohttp.ClientError:
+            return False
+
+    await until(answered, what, timeout, every=0.1)
 
 
 async def all_gone(pids: set[int], timeout: float = 10.0) -> None:

@@ -25,6 +25,7 @@ import pytest
 
 from broadcaster.demo.children import StartClock
 from broadcaster.demo.ports import Reserved, kept_port, reserve_port
+from tests.support.waiting import until
 
 NGINX = "/usr/sbin/nginx"
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
@@ -139,18 +140,24 @@ http {{
         raise RuntimeError(f"nginx did not start:\n{self.error_log()[-2000:]}")
 
     async def _listening(self, timeout: float) -> bool:
-        assert self.proc is not None
-        clock = StartClock(self.proc.pid, busy=timeout, still=timeout)
-        while self.proc.returncode is None and clock.expired() is None:
+        """Until nginx takes connections (True), or it exits or stops getting on (False; StartClock)."""
+        proc = self.proc
+        assert proc is not None
+        clock = StartClock(proc.pid, busy=timeout, still=timeout)
+
+        async def verdict() -> str | None:
+            if proc.returncode is not None or clock.expired() is not None:
+                return "gave up"
             try:
                 _, writer = await asyncio.open_connection("127.0.0.1", self.port)
             except OSError:
-                await asyncio.sleep(0.02)  # polling a condition: nginx has not bound yet
-                continue
+                return None  # not bound yet
             writer.close()
             await writer.wait_closed()
-            return True
-        return False
+            return "listening"
+
+        said: str = await until(verdict, "nginx's start", None, every=0.02)
+        return said == "listening"
 
     def _release(self) -> None:
         if self._reserved is not None:

@@ -4,7 +4,7 @@ HLS checker, remember what each variant listed."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,6 +55,10 @@ class Observed:
         if "#EXT-X-ENDLIST" in lines:
             self.ended.add(v)
 
+    def counts(self) -> dict[int, int]:
+        """Segments listed so far per variant (what a wait shows when it fails)."""
+        return {v: len(listed) for v, listed in self.ours.items()}
+
     def listed_files(self, oc: OwncastEmulator) -> list[tuple[str, Path]]:
         """Every segment URL we listed, with the Owncast file it was made from (for tests.support.whole);
         not a gap's (EXT-X-GAP: its URI holds no media and is not to be loaded, 4.4.4.7)."""
@@ -69,6 +73,16 @@ async def poll(http: aiohttp.ClientSession, url: str, oc: OwncastEmulator, seen:
             if r.status == 200:
                 assert r.headers["Content-Type"] == "application/vnd.apple.mpegurl"
                 seen.note_ours(v, await r.text())
+
+
+def looking(http: aiohttp.ClientSession, url: str, oc: OwncastEmulator, seen: Observed,
+            done: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
+    """A probe for `until`: what Owncast and the service list looked at (`poll`), then `done()`."""
+    async def probe() -> bool:
+        await poll(http, url, oc, seen)
+        return done()
+
+    return probe
 
 
 

@@ -89,14 +89,17 @@ async def _ready(proc: asyncio.subprocess.Process, url: str) -> bool:
     """Until /-/ready answers 200 (True) or it exits or stops getting on (False; StartClock)."""
     clock = StartClock(proc.pid)
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
-        while proc.returncode is None and clock.expired() is None:
+        async def verdict() -> str | None:
+            if proc.returncode is not None or clock.expired() is not None:
+                return "gave up"
             try:
                 async with http.get(f"{url}/-/ready") as r:
-                    if r.status == 200:
-                        return True
+                    return "ready" if r.status == 200 else None
             except (aiohttp.ClientError, TimeoutError):
-                pass
-            await asyncio.sleep(0.1)
+                return None
+
+        if await until(verdict, "Prometheus' start", None, every=0.1) == "ready":
+            return True
     if proc.returncode is None:
         proc.kill()
     await proc.wait()

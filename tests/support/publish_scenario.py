@@ -9,7 +9,6 @@ that follows the media, and every version it makes visible is kept (Made).
 
 from __future__ import annotations
 
-import asyncio
 import re
 import subprocess
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from broadcaster.publish.release import Outlets
 from broadcaster.source.owncast import SourcePlaylist, SourceSegment, SourceVariant
 from tests.support.fakes import FakeStore, WrittenWhole
 from tests.support.world import Recording
+from tests.support.waiting import until
 
 FPS = 20  # every cut (a multiple of 0.5 s) falls on a frame
 EPOCH = datetime(2025, 1, 1, tzinfo=UTC).timestamp()
@@ -240,9 +240,7 @@ async def publish(scenario: Scenario, folder: Path, base_url: str) -> Made:
         if at >= scenario.end:  # the broadcaster stops: Owncast's offline tail ends every playlist
             for v, current in listed.items():
                 pub.on_variant_playlist(v, owncast_playlist(current, ended=True))
-        async with asyncio.timeout(10):
-            while pub.queue_depth:
-                await asyncio.sleep(0.001)
+        await until(lambda: not pub.queue_depth, "the publisher's queue drained", 10, every=0.001)
         media = {v: r for v in pub.variants() if (r := playlists.media_playlist(v)) is not None}
         master, last = playlists.master_playlist(), versions[-1] if versions else None
         if media and (last is None or master is not last.master

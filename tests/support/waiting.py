@@ -10,14 +10,22 @@ from typing import Any
 WAIT = 10.0  # seconds any one condition may take before the test fails
 
 
-async def until(condition: Callable[[], Any], what: str = "", timeout: float = WAIT, *,
+class TimedOut(AssertionError):
+    """The condition was not met within the timeout: a failure, unless the caller's question was only
+    "within that time?" (it catches this, never AssertionError, which a probe's own checks raise)."""
+
+
+async def until(condition: Callable[[], Any], what: str = "", timeout: float | None = WAIT, *,
                 every: float = 0.001, detail: Callable[[], object] | None = None) -> Any:
     """Waits for `condition` (a function, or a coroutine function: a probe that polls something) to
     give something true, checked every `every` seconds; returns it. No fixed sleep decides anything:
     the pace is a poll's, the timeout a bound. A failure names `what` and, when given, `detail()`
-    (what the test saw last). An exception from the condition ends the wait at once."""
+    (what the test saw last). An exception from the condition ends the wait at once.
+    `timeout` None: no bound in wall time, for a condition that gives a verdict either way by itself (a
+    child's start-up, judged by its CPU with broadcaster/demo/children.StartClock, not by the clock)."""
+    bound = asyncio.timeout(timeout)
     try:
-        async with asyncio.timeout(timeout):
+        async with bound:
             while True:
                 got = condition()
                 value = await got if inspect.isawaitable(got) else got
@@ -25,5 +33,7 @@ async def until(condition: Callable[[], Any], what: str = "", timeout: float = W
                     return value
                 await asyncio.sleep(every)
     except TimeoutError:
+        if not bound.expired():
+            raise  # the condition's own (a request's timeout, say): it ends the wait as any exception does
         seen = f": {detail()}" if detail is not None else ""
-        raise AssertionError(f"timed out after {timeout:g} s waiting for {what or condition}{seen}") from None
+        raise TimedOut(f"timed out after {timeout:g} s waiting for {what or condition}{seen}") from None

@@ -25,6 +25,7 @@ from aiohttp import web
 
 from broadcaster.status.trackers import master_info_hashes
 from tests.support.local_http import serve_local
+from tests.support.waiting import until
 
 UNIT = Path(__file__).resolve().parents[2] / "deploy" / "tracker" / "hls-broadcaster-tracker.service"
 SWARM = "hls-broadcaster-0123456789abcdef0123456789abcdef"  # as Settings.p2p_swarm makes them
@@ -205,9 +206,8 @@ async def connect(http: aiohttp.ClientSession, url: str, ip: str) -> Peer:
 
 async def serving(tracker: Any) -> None:
     """Until the tracker (a LocalTracker) has read the stream's variants from the service."""
-    async with asyncio.timeout(MEET_TIMEOUT):
-        while not any("tracker: serving swarm" in line for line in tracker.lines):
-            await asyncio.sleep(0.02)  # a poll's pace, nothing decided by it
+    await until(lambda: any("tracker: serving swarm" in line for line in tracker.lines),
+                "the tracker serving the swarm", MEET_TIMEOUT, every=0.02)
 
 
 async def meet(url: str, infohash: str) -> bool:

@@ -14,16 +14,19 @@ from pathlib import Path
 import aiohttp
 
 from broadcaster.demo.ledger import Finished, Ledger
+from tests.support.waiting import TimedOut, until
 
 FINISH_TIMEOUT = 10.0  # a writer holding a file back (LateTails) finishes it within seconds
 
 
 async def finished(ledger: Ledger, path: Path, timeout: float = FINISH_TIMEOUT) -> Finished | None:
-    """`path` as its writer finished it; waited for (a condition), None if it never was."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while (final := ledger.get(path)) is None and loop.time() < deadline:
-        await asyncio.sleep(0.05)
+    """`path` as its writer finished it; waited for (a condition), None if it never was (the comparison
+    then says so)."""
+    try:
+        final: Finished = await until(lambda: ledger.get(path), f"{path} finished by its writer", timeout,
+                                      every=0.05)
+    except TimedOut:
+        return None
     return final
 
 

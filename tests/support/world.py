@@ -3,7 +3,6 @@ playlist version it renders checked by the HLS checker. Tests tell it what Ownca
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import time
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from broadcaster.bucket.urls import PublicUrls
 from broadcaster.publish.visible import VisiblePlaylists
 from tests.support.fakes import FakeStore, WrittenWhole
 from tests.support.hls_checker import VariantSetChecker
+from tests.support.waiting import until
 
 PUBLIC = "https://cdn.example"
 
@@ -115,9 +115,7 @@ class World:
 
     async def settle(self) -> None:
         """Wait until every upload finished and was drained (condition, not a sleep)."""
-        async with asyncio.timeout(5):
-            while self.pub.queue_depth:
-                await asyncio.sleep(0.001)
+        await until(lambda: not self.pub.queue_depth, "the publisher's queue drained", 5, every=0.001)
         self.check()
 
     def check(self) -> None:
