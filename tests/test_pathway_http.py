@@ -210,7 +210,7 @@ async def test_the_steering_manifest_is_short_lived_json_with_an_etag(make_rig: 
     status, headers, body = await get(rig.client, "/live/steering.json?_HLS_pathway=bucket&_HLS_throughput=5000000")
     assert status == 200 and headers["Content-Type"] == "application/json"
     assert headers["Cache-Control"] == "public, max-age=1" and headers["Access-Control-Allow-Origin"] == "*"
-    assert json.loads(body) == {"VERSION": 1, "TTL": 2, "RELOAD-URI": "steering.json",
+    assert json.loads(body) == {"VERSION": 1, "TTL": 1, "RELOAD-URI": "steering.json",
                                 "PATHWAY-PRIORITY": ["bucket", "vm"]}
     status, _, body = await get(rig.client, "/hls/steering.json", {"If-None-Match": headers["ETag"]})
     assert status == 304 and body == b""

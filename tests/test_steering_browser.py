@@ -70,7 +70,7 @@ pytestmark = [
     pytest.mark.asyncio(loop_scope="module"),
 ]
 
-TARGET = 2  # seconds: the emulator's segments, and so the target duration and the steering TTL
+TARGET = 2  # seconds: the emulator's segments, and so the target duration (the steering TTL is half)
 OUTAGE = float(os.environ.get("STEERING_OUTAGE_SECONDS", "0"))  # at least; players decide the rest
 # Bounds of waits for a condition (never how long anything takes): the service steers within a few seconds,
 # players reload within a TTL; a machine with ten processes per core is slower.
@@ -157,7 +157,7 @@ async def reported_on(demo: Demo, pathway: str) -> bool:
 def hold_after(outages: int) -> float:
     """The policy's hold after the last viewer failure, in the outage after `outages` others within
     RELAPSE_WITHIN (it doubles each time: steering/policy.py), at this TARGET."""
-    return float(min(policy.HOLD_MAX, policy.HOLD_TTLS * hls.steering_ttl(TARGET) * 2 ** outages))
+    return float(min(policy.HOLD_MAX, policy.HOLD_TARGETS * TARGET * 2 ** outages))
 
 
 async def until_pathway(service: ServiceProcess, pathway: str, timeout: float) -> float:

@@ -29,7 +29,7 @@ ROUTE_DOCS: dict[str, str] = {
     ),
     "/live/steering.json": (
         "the steering manifest players with content steering reload every `TTL` seconds (JSON: `VERSION`, "
-        "`TTL` (a target duration), `RELOAD-URI`, `PATHWAY-PRIORITY`: `bucket` first, or `vm` while the "
+        "`TTL` (half a target duration), `RELOAD-URI`, `PATHWAY-PRIORITY`: `bucket` first, or `vm` while the "
         "bucket fails); their query (`_HLS_pathway`, `_HLS_throughput`) changes nothing in the answer; "
         "`410` with `PATHWAYS=bucket` (a player holding an older multivariant playlist stops asking); see "
         "[Steering](../steering.md#steering)"

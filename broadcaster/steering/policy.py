@@ -23,7 +23,7 @@ pathway is put behind the others, for a reason, when:
 
 It comes back once every signal is clear: uploads current again for a target duration (the backlog
 listed, so its playlists have caught up with the VM's), the probe answered, and no page reported a
-failure on it for a hold that starts at four TTLs (at least two report intervals) and doubles each time
+failure on it for a hold that starts at four target durations (at least two report intervals) and doubles each time
 it fails again within ten minutes of coming back (at most five minutes): a failure only viewers see
 cannot be probed, so its end is guessed, and a wrong guess costs a few seconds of their failover.
 
@@ -57,7 +57,7 @@ VIEWER_SHARE = 0.5  # of the pages that reported on a pathway, failing ones need
 MIN_UPLOAD_WAIT = 2.0  # seconds an upload waits before it says the bucket fails, whatever the target
 SLOW_TARGETS = 3  # target durations an upload waits, its attempts not failing, before the bucket counts as failing
 PROBE_FAILURES = 2  # probes failing in a row that call a pathway failing (one lost request is not an outage)
-HOLD_TTLS = 4  # the hold after the last viewer failure, in TTLs...
+HOLD_TARGETS = 4  # the hold after the last viewer failure, in target durations...
 HOLD_MAX = 300.0  # ... doubling per relapse up to this (seconds)
 RELAPSE_WITHIN = 600.0  # a failure this soon after coming back doubles the hold
 # Seconds after a page last reported a failure on the bucket during which the VM sends segment bytes to
@@ -285,7 +285,7 @@ class SteeringPolicy:
             state.clear_since = None
             if state.reason is None:  # put behind now
                 relapse = now - state.back_at < RELAPSE_WITHIN
-                base = max(HOLD_TTLS * hls.steering_ttl(target), 2 * self.interval)
+                base = max(HOLD_TARGETS * target, 2 * self.interval)
                 state.hold = min(HOLD_MAX, 2 * state.hold if relapse and state.hold else base)
                 state.since = now
             state.reason, state.detail = reason, detail
