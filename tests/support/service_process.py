@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import boto3
 
+import broadcaster
 from broadcaster.demo.children import StartClock
 from broadcaster.service import Service
 from broadcaster.settings import SETTINGS, Settings, load_settings
@@ -67,6 +68,14 @@ def moto_env(moto_url: str, tmp_path: Path, **over: str) -> dict[str, str]:
     return env
 
 
+def with_this_code(env: dict[str, str]) -> dict[str, str]:
+    """`env` for a child `python -m broadcaster`: it imports the package this process imported (the
+    checkout under test), not whichever copy pip last installed in editable mode (another clone's, a
+    timing run's), which it did from its own working folder otherwise."""
+    code = str(Path(broadcaster.__file__).resolve().parent.parent)
+    return {**env, "PYTHONPATH": os.pathsep.join(p for p in (code, env.get("PYTHONPATH", "")) if p)}
+
+
 class ServiceProcess:
     def __init__(self, env: dict[str, str], cwd: Path, *, nofile: int | None = None,
                  start_timeout: float = 20.0) -> None:
@@ -85,7 +94,7 @@ class ServiceProcess:
     async def start(self, timeout: float = 20.0) -> ServiceProcess:
         self._cwd.mkdir(parents=True, exist_ok=True)  # its own folder: no stray .env is read
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "broadcaster", "run", env=self._env, cwd=self._cwd,
+            sys.executable, "-m", "broadcaster", "run", env=with_this_code(self._env), cwd=self._cwd,
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
             preexec_fn=self._limit if self._nofile is not None else None,
         )
