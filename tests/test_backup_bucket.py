@@ -9,7 +9,6 @@ first; once each gate opens, players are steered back."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +25,7 @@ from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.fault_proxy import FaultProxy
 from tests.support.gates import BucketGates
 from tests.support.service_process import ServiceProcess, moto_env, service_env
+from tests.support.waiting import until
 from tests.support.whole import assert_whole
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
@@ -40,16 +40,6 @@ SECOND_HOST = "127.0.0.3"
 async def text(http: aiohttp.ClientSession, url: str) -> tuple[int, str]:
     async with http.get(url) as r:
         return r.status, await r.text()
-
-
-async def until(what: str, check: Callable[[], object], timeout: float) -> None:
-    """Waits for an async `check()` to return something true, polling every 0.2 s."""
-    try:
-        async with asyncio.timeout(timeout):
-            while not await check():  # type: ignore[misc]
-                await asyncio.sleep(0.2)
-    except TimeoutError:
-        pytest.fail(f"not within {timeout:.0f}s: {what}")
 
 
 def offers(master: str, pathway: str) -> int:
@@ -109,7 +99,8 @@ async def test_with_the_first_bucket_closed_players_are_steered_to_the_second(
                     said[:] = [(health, families)]
                     return health["pathway"] == pathway and first == [pathway]
 
-                await until(f"/health and /metrics say players are steered to {pathway}", agree, SWITCH_TIMEOUT)
+                await until(agree, f"/health and /metrics say players are steered to {pathway}",
+                            SWITCH_TIMEOUT, every=0.2)
                 return said[0]
 
             async def backup_lists(n: int) -> bool:
@@ -120,18 +111,21 @@ async def test_with_the_first_bucket_closed_players_are_steered_to_the_second(
                 status, body = await text(http, f"{url}/live/master.m3u8")
                 return status == 200 and offers(body, "backup") == 2
 
-            await until("the multivariant playlist offers both variants on the backup pathway", offered, 60)
+            await until(offered, "the multivariant playlist offers both variants on the backup pathway", 60,
+                        every=0.2)
             # Healthy: the second bucket before the VM (at a start on a busy machine, uploads may lag a moment).
-            await until("the first bucket first, then the second", steered(["bucket", "backup", "vm"]), 30)
-            await until("the backup pathway lists segments", lambda: backup_lists(2), 30)
+            await until(steered(["bucket", "backup", "vm"]), "the first bucket first, then the second", 30,
+                        every=0.2)
+            await until(lambda: backup_lists(2), "the backup pathway lists segments", 30, every=0.2)
             status, body = await text(http, f"{url}/live/backup/0/playlist.m3u8")
             assert all(uri.startswith(f"{public}/live/0/") for uri in segments(body)), body
             early = [uri.removeprefix(f"{public}/") for uri in segments(body)]  # keys in the second bucket
 
             await gates.close(service=True, viewers=True)
 
-            await until("the steering manifest puts the second bucket first, before the VM",
-                        steered(["backup", "vm", "bucket"]), SWITCH_TIMEOUT)
+            await until(steered(["backup", "vm", "bucket"]),
+                        "the steering manifest puts the second bucket first, before the VM", SWITCH_TIMEOUT,
+                        every=0.2)
             switched = {v: segments((await text(http, f"{url}/live/backup/{v}/playlist.m3u8"))[1]) for v in (0, 1)}
 
             async def grown() -> bool:
@@ -142,7 +136,7 @@ async def test_with_the_first_bucket_closed_players_are_steered_to_the_second(
                 return True
 
             # The stream goes on there while the first bucket takes nothing.
-            await until("the backup pathway lists 3 new segments per variant", grown, 30)
+            await until(grown, "the backup pathway lists 3 new segments per variant", 30, every=0.2)
             listed = []
             for v in (0, 1):
                 status, body = await text(http, f"{url}/live/backup/{v}/playlist.m3u8")
@@ -172,19 +166,21 @@ async def test_with_the_first_bucket_closed_players_are_steered_to_the_second(
             # The second bucket fails for viewers too (its CDN): only the service's probe can tell; two
             # failures in a row and the VM comes first.
             await second.down_503()
-            await until("the VM first once the second bucket's public URL fails too",
-                        steered(["vm", "bucket", "backup"]), SWITCH_TIMEOUT)
+            await until(steered(["vm", "bucket", "backup"]),
+                        "the VM first once the second bucket's public URL fails too", SWITCH_TIMEOUT,
+                        every=0.2)
             health, _ = await told("vm")
             assert "the backup pathway: its public URL does not answer the service (HTTP 503)" \
                 in health["status"], health
 
             await second.pass_through()
-            await until("the second bucket first again once its public URL answers",
-                        steered(["backup", "vm", "bucket"]), SWITCH_TIMEOUT)
+            await until(steered(["backup", "vm", "bucket"]),
+                        "the second bucket first again once its public URL answers", SWITCH_TIMEOUT,
+                        every=0.2)
             await gates.open()
 
-            await until("players are steered back to the first bucket", steered(["bucket", "backup", "vm"]),
-                        BACK_TIMEOUT)
+            await until(steered(["bucket", "backup", "vm"]), "players are steered back to the first bucket",
+                        BACK_TIMEOUT, every=0.2)
 
             def in_second() -> set[str]:
                 return {o["Key"] for o in s3.list_objects_v2(Bucket=BACKUP).get("Contents", [])}
@@ -193,7 +189,7 @@ async def test_with_the_first_bucket_closed_players_are_steered_to_the_second(
                 return not set(early) & in_second()
 
             # The first segments left the window long ago: deleted from the second bucket as from the first.
-            await until("the second bucket's old segments deleted", cleaned, 30)
+            await until(cleaned, "the second bucket's old segments deleted", 30, every=0.2)
             assert service.problems() == []
 
 
@@ -224,7 +220,7 @@ async def test_with_pathways_bucket_backup_the_vm_serves_no_pathway(
             status, body = await text(http, f"{url}/live/master.m3u8")
             return status == 200 and offers(body, "backup") == 2
 
-        await until("the multivariant playlist offers the backup pathway", offered, 60)
+        await until(offered, "the multivariant playlist offers the backup pathway", 60, every=0.2)
         status, body = await text(http, f"{url}/live/master.m3u8")
         assert offers(body, "bucket") == 2 and offers(body, "vm") == 0 and "/vm/" not in body, body
         status, body = await text(http, f"{url}/live/steering.json")
@@ -233,7 +229,7 @@ async def test_with_pathways_bucket_backup_the_vm_serves_no_pathway(
             status, body = await text(http, f"{url}/live/backup/0/playlist.m3u8")
             return status == 200 and bool(segments(body))
 
-        await until("the backup pathway lists a segment", backup_lists, 30)
+        await until(backup_lists, "the backup pathway lists a segment", 30, every=0.2)
         listed = segments((await text(http, f"{url}/live/backup/0/playlist.m3u8"))[1])
         assert listed and all(uri.startswith(f"{moto_url}/instead-of-vm/live/0/") for uri in listed)
         name = listed[-1].rpartition("/")[2]
@@ -277,8 +273,8 @@ async def test_deletions_due_in_the_second_bucket_outlive_a_restart(
                 due.update((listed - now) & in_second())  # left the window, not deleted yet
                 return len(due) >= 2
 
-            await until("segments that left the backup window and wait for their deletion",
-                        some_wait_for_deletion, 60)
+            await until(some_wait_for_deletion,
+                        "segments that left the backup window and wait for their deletion", 60, every=0.2)
             assert await service.stop() == 0
         due &= in_second()  # still there at the stop
         assert due
@@ -287,5 +283,6 @@ async def test_deletions_due_in_the_second_bucket_outlive_a_restart(
                 return not due & in_second()
 
             # Due within CLEANUP_MARGIN and the spec's time after they left the window: deleted by this run.
-            await until("the keys due for deletion at the stop deleted by the next run", deleted, 60)
+            await until(deleted, "the keys due for deletion at the stop deleted by the next run", 60,
+                        every=0.2)
             assert again.problems() == []

@@ -21,9 +21,11 @@ from broadcaster.steering.backup import AheadPlaylists, BackupPlaylists, BackupP
 from broadcaster.steering.masters import SteeredMasters
 from broadcaster.steering.policy import BucketSignals, SteeringPolicy
 from tests.support.fakes import Clock
+from tests.support.waiting import until
 
 KEY = functools.partial(hls.object_key, "live")
 PUBLIC = "https://backup.example.net"
+WAIT = 5.0  # seconds any one condition may take
 
 
 class GatedStore:
@@ -63,12 +65,6 @@ def playlist(first: int, last: int) -> Rendered:
     return Rendered(body.encode(), last_sequence=last)
 
 
-async def until(condition: object, timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():  # type: ignore[operator]
-            await asyncio.sleep(0.01)
-
-
 def rig(store: GatedStore, clock: Clock | None = None) -> tuple[Kept, BackupUploads, BackupPlaylists, Teed]:
     kept = Kept()
     uploads = BackupUploads(store, kept, concurrency=4, attempt_timeout=1.0,
@@ -85,7 +81,7 @@ async def test_a_segment_is_listed_on_the_backup_only_once_it_landed_there() -> 
     try:
         for n in range(3):
             teed.keep(KEY(0, f"seg{n}.ts"), b"bytes %d" % n)
-        await until(lambda: uploads.landed == 3)
+        await until(lambda: uploads.landed == 3, "three uploads landed", WAIT, every=0.01)
         ahead.show({0: playlist(0, 2)})
         shown = playlists.media_playlist(0)
         assert shown is not None and shown.last_sequence == 2
@@ -98,13 +94,14 @@ async def test_a_segment_is_listed_on_the_backup_only_once_it_landed_there() -> 
         ahead.show({0: playlist(1, 3)})
         vm = ahead.media_playlist(0)
         assert vm is not None and vm.last_sequence == 3
-        await until(lambda: uploads.failed_attempts >= 2)
+        await until(lambda: uploads.failed_attempts >= 2, "two failed attempts", WAIT, every=0.01)
         assert playlists.media_playlist(0) is shown and list(uploads.pending) == [KEY(0, "seg3.ts")]
         assert uploads.ok is False and uploads.last_error == "SlowDown" and uploads.behind() > 0
 
         store.closed = False  # back: what waited lands, and the newest version is shown
-        await until(lambda: KEY(0, "seg3.ts") in store.objects)
-        await until(lambda: (playlists.media_playlist(0) or shown).last_sequence == 3)
+        await until(lambda: KEY(0, "seg3.ts") in store.objects, "seg3 in the bucket", WAIT, every=0.01)
+        await until(lambda: (playlists.media_playlist(0) or shown).last_sequence == 3,
+                    "the playlist listing seg3", WAIT, every=0.01)
         assert uploads.pending == {} and uploads.behind() == 0.0
     finally:
         await uploads.close()
@@ -116,14 +113,14 @@ async def test_a_held_blocking_request_on_the_backup_gets_its_segment_once_it_la
     ahead = AheadPlaylists(playlists)
     try:
         teed.keep(KEY(0, "seg0.ts"), b"zero")
-        await until(lambda: uploads.landed == 1)
+        await until(lambda: uploads.landed == 1, "one upload landed", WAIT, every=0.01)
         ahead.show({0: playlist(0, 0)})
         store.closed = True
         teed.keep(KEY(0, "seg1.ts"), b"one")
         await asyncio.sleep(0)
         ahead.show({0: playlist(0, 1)})
         held = asyncio.ensure_future(playlists.wait_for_sequence(0, 1, timeout=5))
-        await until(lambda: playlists.held_requests == 1)
+        await until(lambda: playlists.held_requests == 1, "a request held", WAIT, every=0.01)
         assert not held.done()
         store.closed = False
         rendered = await held
@@ -147,9 +144,10 @@ async def test_one_failing_bucket_never_stalls_the_other(caplog: pytest.LogCaptu
         with caplog.at_level(logging.WARNING):
             assert teed.keep(KEY(0, "seg0.ts"), b"zero") is not None  # the first bucket's uploader goes on
             teed.keep(KEY(0, "seg1.ts"), b"one")
-            await until(lambda: KEY(0, "seg1.ts") in store.objects)
+            await until(lambda: KEY(0, "seg1.ts") in store.objects, "seg1 in the bucket", WAIT, every=0.01)
             assert list(uploads.pending) == [KEY(0, "seg0.ts")]
-            await until(lambda: uploads.failed_attempts >= 1)  # its attempt timed out (1 s), retried
+            # its attempt timed out (1 s), retried
+            await until(lambda: uploads.failed_attempts >= 1, "a failed attempt", WAIT, every=0.01)
         assert "uploads to the second bucket (backup pathway) fail (Timeout)" in caplog.text
     finally:
         await uploads.close()
@@ -164,10 +162,10 @@ async def test_a_copy_gone_before_it_landed_is_given_up_and_no_longer_holds_the_
         teed.keep(KEY(0, "seg0.ts"), b"zero")
         await asyncio.sleep(0)
         ahead.show({0: playlist(0, 0)})
-        await until(lambda: uploads.failed_attempts >= 1)
+        await until(lambda: uploads.failed_attempts >= 1, "a failed attempt", WAIT, every=0.01)
         assert playlists.media_playlist(0) is None  # nothing landed: nothing to list there
         del kept[KEY(0, "seg0.ts")]  # VM_COPIES_MB dropped it
-        await until(lambda: uploads.given_up == 1)
+        await until(lambda: uploads.given_up == 1, "an upload given up", WAIT, every=0.01)
         shown = playlists.media_playlist(0)
         assert shown is not None and shown.last_sequence == 0 and uploads.pending == {}
         # Listed as a gap there (the second bucket has nothing at its URI), as the first bucket lists an
@@ -178,8 +176,10 @@ async def test_a_copy_gone_before_it_landed_is_given_up_and_no_longer_holds_the_
         teed.keep(KEY(0, "seg1.ts"), b"one")
         await asyncio.sleep(0)
         ahead.show({0: playlist(0, 1)})
-        await until(lambda: store.objects.get(KEY(0, "seg1.ts")) == b"one")
-        await until(lambda: (shown := playlists.media_playlist(0)) is not None and shown.last_sequence == 1)
+        await until(lambda: store.objects.get(KEY(0, "seg1.ts")) == b"one", "seg1's bytes in the bucket",
+                    WAIT, every=0.01)
+        await until(lambda: (shown := playlists.media_playlist(0)) is not None and shown.last_sequence == 1,
+                    "the playlist listing seg1", WAIT, every=0.01)
         body = playlists.media_playlist(0).body.decode()  # type: ignore[union-attr]
         assert body.count(hls.GAP_TAG) == 1 and body.endswith(f"#EXTINF:1.0,\n{PUBLIC}/{KEY(0, 'seg1.ts')}\n")
         assert playlists.newest is not None and playlists.newest[0] == f"{PUBLIC}/{KEY(0, 'seg1.ts')}"
@@ -201,10 +201,10 @@ async def test_a_restored_window_is_listed_there_once_looked_up_and_what_it_lack
         await asyncio.sleep(0.05)
         assert uploads.failed_attempts == 0 and playlists.media_playlist(0) is None
         uploads.start()
-        await until(lambda: uploads.failed_attempts >= 1)
+        await until(lambda: uploads.failed_attempts >= 1, "a failed attempt", WAIT, every=0.01)
         assert playlists.media_playlist(0) is None and set(uploads.pending) == {KEY(0, "seg0.ts"), KEY(0, "seg1.ts")}
         store.closed = False
-        await until(lambda: playlists.media_playlist(0) is not None)
+        await until(lambda: playlists.media_playlist(0) is not None, "a playlist shown", WAIT, every=0.01)
         body = playlists.media_playlist(0).body.decode()  # type: ignore[union-attr]
         assert body.endswith(f"#EXTINF:1.0,\n{PUBLIC}/{KEY(0, 'seg0.ts')}\n{hls.GAP_TAG}\n"
                              f"#EXTINF:1.0,\n{PUBLIC}/{KEY(0, 'seg1.ts')}\n"), body
@@ -288,7 +288,7 @@ async def test_a_copy_kept_again_while_its_upload_runs_is_uploaded_again() -> No
         teed.keep(KEY(0, "seg0.ts"), b"first")
         await asyncio.wait_for(store.opened.wait(), 5)
         teed.keep(KEY(0, "seg0.ts"), b"second")
-        await until(lambda: uploads.landed == 2)
+        await until(lambda: uploads.landed == 2, "two uploads landed", WAIT, every=0.01)
         assert store.objects[KEY(0, "seg0.ts")] == b"second" and uploads.pending == {}
     finally:
         await uploads.close()
@@ -317,10 +317,10 @@ async def test_steered_away_from_the_backup_its_held_requests_are_answered_at_on
     await probe.start()
     try:
         teed.keep(KEY(0, "seg0.ts"), b"zero")
-        await until(lambda: uploads.landed == 1)
+        await until(lambda: uploads.landed == 1, "one upload landed", WAIT, every=0.01)
         ahead.show({0: playlist(0, 0)})
         held = asyncio.ensure_future(playlists.wait_for_sequence(0, 1, timeout=30))
-        await until(lambda: playlists.held_requests == 1)
+        await until(lambda: playlists.held_requests == 1, "a request held", WAIT, every=0.01)
         policy.first = "vm"
         async with asyncio.timeout(5):
             rendered = await held

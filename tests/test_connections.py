@@ -124,9 +124,7 @@ async def test_past_the_cap_with_every_connection_busy_a_quick_503_or_a_little_o
     busy = [await listener.connect() for _ in range(2)]
     for _, w in busy:
         w.write(HOLD)
-    async with asyncio.timeout(5):
-        while len(listener.held) < 2:
-            await asyncio.sleep(0.01)
+    await until(lambda: len(listener.held) >= 2, "two held requests", 5, every=0.01)
     reader, _ = await listener.connect()  # nothing sent yet, nothing idle to close: 503
     text = await answer(reader)
     assert text.startswith(b"HTTP/1.1 503 ")
@@ -160,9 +158,7 @@ async def test_at_the_cap_a_kept_alive_connection_between_requests_makes_room(li
     assert (await response(first[0])).endswith(b"hello")  # kept alive, idle now
     second = await listener.connect()
     second[1].write(HOLD)
-    async with asyncio.timeout(5):
-        while not listener.held:
-            await asyncio.sleep(0.01)
+    await until(lambda: listener.held, "a held request", 5, every=0.01)
     reader, _ = await listener.sent_before_accepted(HELLO)
     assert (await response(reader)).endswith(b"hello")
     assert await closed_by_server(first[0])
@@ -181,9 +177,7 @@ async def test_a_flood_accepted_in_one_batch_cannot_lock_a_newcomer_out(sent: bo
     try:
         busy = await lst.connect()
         busy[1].write(HOLD)
-        async with asyncio.timeout(5):
-            while not lst.held:
-                await asyncio.sleep(0.01)
+        await until(lambda: lst.held, "a held request", 5, every=0.01)
         # Blocking sockets, no await: the loop does not run, so all of them wait in the listen queue (the
         # kernel completes the handshakes) and the loop accepts them in one go (backlog 128).
         for i in range(60):
@@ -245,9 +239,7 @@ async def test_a_client_that_never_reads_its_answers_is_closed_after_the_write_t
         sock.connect(("127.0.0.1", lst.port))
         sock.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n" * pipelined)
         await lst.until_open(1)
-        async with asyncio.timeout(10):
-            while lst.rejected("write_timeout") < 1:
-                await asyncio.sleep(0.01)
+        await until(lambda: lst.rejected("write_timeout") >= 1, "a write timeout counted", 10, every=0.01)
         await lst.until_open(0)  # its place (and handle) given back
         # A client that reads is served as ever.
         reader, writer = await lst.connect()

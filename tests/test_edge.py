@@ -21,6 +21,7 @@ from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.browser import launch_chromium, needs_chromium, open_viewer, watch
 from tests.support.hls_checker import VariantSetChecker, check_master
 from tests.support.service_process import ServiceProcess, service_env
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.integration
 
@@ -53,32 +54,34 @@ async def test_bucket_playlists_name_only_stored_segments_and_never_block(edge: 
     checker = VariantSetChecker()
     versions: dict[str, set[bytes]] = {"0": set(), "1": set()}
     async with aiohttp.ClientSession() as http:
-        async with asyncio.timeout(40):
-            while min(len(v) for v in versions.values()) < 6:
-                status, headers, body = await fetch(http, edge.master_url)
-                if status != 200:  # not written yet
-                    await asyncio.sleep(0.1)
-                    continue
+        async def six_versions_each() -> bool:
+            """Every version read is checked; True once each variant showed six."""
+            status, headers, body = await fetch(http, edge.master_url)
+            if status != 200:  # not written yet
+                return False
+            assert headers["Content-Type"] == "application/vnd.apple.mpegurl"
+            assert check_master(body.decode()) == []
+            for variant in versions:
+                url = urljoin(edge.master_url, f"{variant}/playlist.m3u8")
+                assert f"{variant}/playlist.m3u8" in body.decode()
+                status, headers, text = await fetch(http, url)
+                assert status == 200, url
                 assert headers["Content-Type"] == "application/vnd.apple.mpegurl"
-                assert check_master(body.decode()) == []
-                for variant in versions:
-                    url = urljoin(edge.master_url, f"{variant}/playlist.m3u8")
-                    assert f"{variant}/playlist.m3u8" in body.decode()
-                    status, headers, text = await fetch(http, url)
-                    assert status == 200, url
-                    assert headers["Content-Type"] == "application/vnd.apple.mpegurl"
-                    assert headers["Cache-Control"] == "public, max-age=1"  # half of 1 s, at least 1 s
-                    assert headers.get("Access-Control-Allow-Origin")  # the bucket's CORS rule
-                    playlist = text.decode()
-                    assert "#EXT-X-SERVER-CONTROL" not in playlist  # a bucket cannot block
-                    checker.assert_ok(variant, playlist)
-                    if text not in versions[variant]:
-                        versions[variant].add(text)
-                        # The newest segment it names is already there (segment first, then playlist).
-                        newest = [line for line in playlist.splitlines() if line and not line.startswith("#")][-1]
-                        seg_status, seg_headers, _ = await fetch(http, newest)
-                        assert seg_status == 200 and seg_headers["Content-Type"] == "video/mp2t", newest
-                await asyncio.sleep(0.2)
+                assert headers["Cache-Control"] == "public, max-age=1"  # half of 1 s, at least 1 s
+                assert headers.get("Access-Control-Allow-Origin")  # the bucket's CORS rule
+                playlist = text.decode()
+                assert "#EXT-X-SERVER-CONTROL" not in playlist  # a bucket cannot block
+                checker.assert_ok(variant, playlist)
+                if text not in versions[variant]:
+                    versions[variant].add(text)
+                    # The newest segment it names is already there (segment first, then playlist).
+                    newest = [line for line in playlist.splitlines() if line and not line.startswith("#")][-1]
+                    seg_status, seg_headers, _ = await fetch(http, newest)
+                    assert seg_status == 200 and seg_headers["Content-Type"] == "video/mp2t", newest
+            return min(len(v) for v in versions.values()) >= 6
+
+        await until(six_versions_each, "six versions of each variant's playlist in the bucket", 40, every=0.2,
+                    detail=lambda: {variant: len(seen) for variant, seen in versions.items()})
         # The service's own playlist is the same version plus SERVER-CONTROL.
         async with http.get(f"{edge.service.url}/live/0/playlist.m3u8") as r:
             assert "CAN-BLOCK-RELOAD=YES" in await r.text()
@@ -89,9 +92,10 @@ async def test_bucket_playlists_name_only_stored_segments_and_never_block(edge: 
 async def test_ffmpeg_reads_the_stream_from_the_bucket_alone(edge: Edge) -> None:
     await edge.owncast.wait_for_segments(0, 3, timeout=20)
     async with aiohttp.ClientSession() as http:
-        async with asyncio.timeout(20):
-            while (await fetch(http, edge.master_url))[0] != 200:
-                await asyncio.sleep(0.1)
+        async def written() -> bool:
+            return (await fetch(http, edge.master_url))[0] == 200
+
+        await until(written, "the multivariant playlist in the bucket", 20, every=0.1)
     proc = await asyncio.create_subprocess_exec(
         ffmpeg_exe(), "-hide_banner", "-loglevel", "warning", "-i", edge.master_url, "-map", "0",
         "-c", "copy", "-t", "3", "-f", "null", "-",

@@ -452,10 +452,12 @@ async def test_a_client_that_goes_away_is_one_debug_line(served: Served, caplog:
     reader = await served.open()
     reader.response.close()
     # Without handler cancellation the server notices on its next write; publish until it has.
-    async with asyncio.timeout(WAIT):
-        while hub.streams:
+    def gone() -> bool:
+        if hub.streams:
             segments(hub, 0, 1)
-            await asyncio.sleep(0.001)
+        return not hub.streams
+
+    await until(gone, "the server noticing the closed stream", WAIT, every=0.001)
     loud = [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
     assert loud == [], [r.getMessage() for r in loud]
     assert any(r.name == "broadcaster.http.events" and "went away" in r.getMessage() for r in caplog.records)

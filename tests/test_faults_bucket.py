@@ -17,8 +17,9 @@ from broadcaster.demo.ports import kept_port
 from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.hls_checker import MediaPlaylistChecker
-from tests.support.observe import Observed, poll
+from tests.support.observe import Observed, looking, poll
 from tests.support.whole import assert_whole
+from tests.support.waiting import until
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
@@ -62,64 +63,67 @@ async def test_segments_leave_the_bucket_only_after_every_playlist_let_go(
     keep: dict[str, float] = {}
     async with aiohttp.ClientSession() as http:
         async with ServiceProcess(env, tmp_path, start_timeout=START_TIMEOUT) as service:
-            async with asyncio.timeout(60):
-                while True:
-                    await poll(http, service.url, owncast, seen)
-                    listed_now: set[str] = set()
-                    answered = True
-                    for v in (0, 1):
-                        async with http.get(f"{service.url}/live/{v}/playlist.m3u8") as r:
-                            answered &= r.status == 200
-                            text = await r.text() if r.status == 200 else ""
-                        listed = listed_segments(text)
-                        listed_now.update(listed)
-                        length = sum(listed.values())
-                        for uri, duration in listed.items():
-                            keep[uri] = max(keep.get(uri, 0.0), duration + length)
-                        if listed:  # the oldest listed segment is the one a cleaner would hit first
-                            assert await status(http, next(iter(listed))) == 200, next(iter(listed))
-                    now = time.monotonic()
-                    for uri in listed_now:
-                        last_listed[uri] = now
-                    if answered:  # a playlist not served this round says nothing about what left it
-                        for uri in last_listed.keys() - listed_now:
-                            missing_since.setdefault(uri, now)
-                    # Left longer ago than its keep, the 5 s between cleaner runs, and slack (a playlist
-                    # version the polls missed): due to go.
-                    gone = [u for u, t in missing_since.items()
-                            if now - t > keep[u] + CLEANER_INTERVAL + SLACK]
-                    if len(gone) >= 6:
-                        break
-                    await asyncio.sleep(0.2)
+            async def six_due() -> list[str] | None:
+                """One look at the playlists and the bucket (the oldest listed segment still there); the
+                segments due to go once there are six."""
+                await poll(http, service.url, owncast, seen)
+                listed_now: set[str] = set()
+                answered = True
+                for v in (0, 1):
+                    async with http.get(f"{service.url}/live/{v}/playlist.m3u8") as r:
+                        answered &= r.status == 200
+                        text = await r.text() if r.status == 200 else ""
+                    listed = listed_segments(text)
+                    listed_now.update(listed)
+                    length = sum(listed.values())
+                    for uri, duration in listed.items():
+                        keep[uri] = max(keep.get(uri, 0.0), duration + length)
+                    if listed:  # the oldest listed segment is the one a cleaner would hit first
+                        assert await status(http, next(iter(listed))) == 200, next(iter(listed))
+                now = time.monotonic()
+                for uri in listed_now:
+                    last_listed[uri] = now
+                if answered:  # a playlist not served this round says nothing about what left it
+                    for uri in last_listed.keys() - listed_now:
+                        missing_since.setdefault(uri, now)
+                # Left longer ago than its keep, the 5 s between cleaner runs, and slack (a playlist
+                # version the polls missed): due to go.
+                gone = [u for u, t in missing_since.items()
+                        if now - t > keep[u] + CLEANER_INTERVAL + SLACK]
+                return gone if len(gone) >= 6 else None
+
+            gone: list[str] = await until(six_due, "six segments due to leave the bucket", 60, every=0.2,
+                                          detail=lambda: f"missing from the playlists since {missing_since}")
             # Each due segment goes: waited for (a loaded machine runs the cleaner late), not judged at
             # one instant. That one goes too soon is the check above, on every segment still listed.
             still = gone
-            try:
-                async with asyncio.timeout(30 + SLACK):
-                    while still := [u for u in gone if await status(http, u) not in (403, 404)]:
-                        await asyncio.sleep(0.5)
-            except TimeoutError:
-                pytest.fail(f"left the playlists and never deleted: {still} {[keep[u] for u in still]}")
+
+            async def deleted() -> bool:
+                nonlocal still
+                still = [u for u in gone if await status(http, u) not in (403, 404)]
+                return not still
+
+            await until(deleted, "the segments due to go deleted", 30 + SLACK, every=0.5, detail=lambda: (
+                f"left the playlists and never deleted: {still} {[keep[u] for u in still]}"))
             # Some that left recently are still pending: stop now, and they must still go after a restart.
             assert await service.stop() == 0
         pending = [u for u, t in last_listed.items() if u not in gone and await status(http, u) == 200]
         async with ServiceProcess(env, tmp_path, start_timeout=START_TIMEOUT) as again:
             # Each goes at its due time, at the latest one failed DeleteObjects later (its retry, 30 s).
             left: list[str] = pending
-            try:
-                async with asyncio.timeout(CLEANER_INTERVAL + 30 + SLACK + max(keep.values(), default=0)):
-                    while True:
-                        current = set()
-                        for v in (0, 1):
-                            async with http.get(f"{again.url}/live/{v}/playlist.m3u8") as r:
-                                current |= {line for line in (await r.text()).splitlines()
-                                            if line.startswith("http")}
-                        left = [u for u in pending if u not in current and await status(http, u) == 200]
-                        if not left:
-                            break
-                        await asyncio.sleep(0.5)
-            except TimeoutError:
-                pytest.fail(f"left the playlists before the restart and never deleted after it: {left}")
+
+            async def deleted_after_the_restart() -> bool:
+                nonlocal left
+                current = set()
+                for v in (0, 1):
+                    async with http.get(f"{again.url}/live/{v}/playlist.m3u8") as r:
+                        current |= {line for line in (await r.text()).splitlines() if line.startswith("http")}
+                left = [u for u in pending if u not in current and await status(http, u) == 200]
+                return not left
+
+            await until(deleted_after_the_restart, "the pending segments deleted after the restart",
+                        CLEANER_INTERVAL + 30 + SLACK + max(keep.values(), default=0), every=0.5,
+                        detail=lambda: f"left the playlists before the restart, not deleted after it: {left}")
             assert await again.stop() == 0
         assert service.problems() == [] and again.problems() == []
 
@@ -133,16 +137,17 @@ async def test_kept_stream_gets_a_vod_playlist_and_nothing_is_deleted(
     shortid = owncast.shortid
     async with (aiohttp.ClientSession() as http,
                 ServiceProcess(env, tmp_path, start_timeout=START_TIMEOUT) as service):
-        async with asyncio.timeout(30):
-            while len(seen.ours[0]) < 10 or len(seen.ours[1]) < 10:
-                await poll(http, service.url, owncast, seen)
-                await asyncio.sleep(0.2)
+        await until(looking(http, service.url, owncast, seen, lambda: min(seen.counts().values()) >= 10),
+                    "10 segments listed in each variant", 30, every=0.2, detail=seen.counts)
         await owncast.stop_stream(offline=True)
         vod_url = f"{seaweed.public_url}/live/recording-{shortid}.m3u8"
-        async with asyncio.timeout(20):
-            while await status(http, vod_url) != 200:
-                await poll(http, service.url, owncast, seen)
-                await asyncio.sleep(0.2)
+        async def recorded() -> bool:
+            if await status(http, vod_url) == 200:
+                return True
+            await poll(http, service.url, owncast, seen)
+            return False
+
+        await until(recorded, "the recording's playlist in the bucket", 20, every=0.2, detail=seen.counts)
         # The final version (with ENDLIST) is served before the recording is written; polling may have
         # stopped just before it, so read it once more for the last segments.
         await poll(http, service.url, owncast, seen)

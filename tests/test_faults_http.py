@@ -47,6 +47,7 @@ from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.owncast_writer import HandFedOwncast, real_ts_segment, write_in_place
 from tests.support.observe import Observer
+from tests.support.waiting import until
 
 # One worker runs the module, its served fixture once (scripts/test's --dist loadgroup; spread, four
 # workers each started it: 26 of the module's 30 s in a full run at load 15).
@@ -102,19 +103,19 @@ async def served(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Serv
                 # stream without new segments would soon be reported as stalled).
                 for v in feed.variants:
                     write_in_place(feed.playlist(v), feed.playlist_text(v) + "#EXT-X-ENDLIST\n")
-                async with asyncio.timeout(10):
-                    while (await seen.health())[1]["stream"] != "ended":
-                        await asyncio.sleep(0.05)
+                async def ended() -> bool:
+                    return (await seen.health())[1]["stream"] == "ended"
+
+                await until(ended, "/health saying the stream ended", 10, every=0.05)
                 await seen.poll()  # the ended versions pass the checker too
             # "ended" in /health comes from Owncast's playlist; the ENDLIST version is served once saved.
-            async with asyncio.timeout(10):
-                while True:
-                    async with http.get(f"{service.url}/live/0/playlist.m3u8",
-                                        headers={"Accept-Encoding": "identity"}) as r:
-                        media = await r.read()
-                    if media.endswith(b"#EXT-X-ENDLIST\n"):
-                        break
-                    await asyncio.sleep(0.05)
+            async def ended_version() -> bytes | None:
+                async with http.get(f"{service.url}/live/0/playlist.m3u8",
+                                    headers={"Accept-Encoding": "identity"}) as r:
+                    media = await r.read()
+                return media if media.endswith(b"#EXT-X-ENDLIST\n") else None
+
+            media: bytes = await until(ended_version, "the ENDLIST version served", 10, every=0.05)
             async with http.get(f"{service.url}/live/master.m3u8", headers={"Accept-Encoding": "identity"}) as r:
                 master = await r.read()
             assert media.endswith(b"#EXT-X-ENDLIST\n")
@@ -456,9 +457,9 @@ async def test_a_thousand_idle_connections_do_not_slow_a_normal_client(svc: Serv
         for _ in range(0, count, 100):  # in batches: the listen backlog is finite
             batch = min(100, count - len(idle))
             idle += await asyncio.gather(*(asyncio.open_connection(svc.host, svc.port) for _ in range(batch)))
-        async with asyncio.timeout(60):  # a net: accepting a thousand takes a busy machine a while
-            while accepted(pid, svc.port) < count:  # the service has accepted every one of them
-                await asyncio.sleep(0.05)
+        # The service has accepted every one of them (60 s: a net, accepting a thousand takes a busy machine a
+        # while).
+        await until(lambda: accepted(pid, svc.port) >= count, "the connections accepted", 60, every=0.05)
         # A normal client is still answered on every route (its latency under such load is a bench's
         # figure, bench/overload.py; the timeout only guards against a hang).
         for path in ("/health", "/live/master.m3u8", "/live/0/playlist.m3u8", "/live/1/playlist.m3u8",
@@ -478,9 +479,7 @@ async def test_a_thousand_idle_connections_do_not_slow_a_normal_client(svc: Serv
             writer.close()
         await asyncio.gather(*(w.wait_closed() for _, w in idle), return_exceptions=True)
     # ...and when they go, the service lets go of them.
-    async with asyncio.timeout(10):
-        while accepted(pid, svc.port) > 10:
-            await asyncio.sleep(0.05)
+    await until(lambda: accepted(pid, svc.port) <= 10, "the connections closed down to 10", 10, every=0.05)
 
 
 ODD_ACCEPT_ENCODINGS = [

@@ -3,7 +3,6 @@ process keeps its playlists valid throughout (one checker across the whole story
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -92,9 +91,8 @@ async def test_restart_offline_wipe_idle_and_back(tmp_path: Path, seaweed: Seawe
         # 3. Five minutes later: the wipe and the idle transcoder. Nothing changes for viewers.
         ended = await text(http, f"{service.url}/live/playlist.m3u8")
         idle_transcoder(hls, clip)
-        async with asyncio.timeout(10):
-            while not any("stream-offline" in line for line in service.lines):
-                await asyncio.sleep(0.1)
+        await until(lambda: any("stream-offline" in line for line in service.lines),
+                    "the service logging stream-offline", 10, every=0.1)
         assert await text(http, f"{service.url}/live/playlist.m3u8") == ended
         async with http.get(f"{service.url}/health") as r:
             assert r.status == 200 and (await r.json())["stream"] == "ended"

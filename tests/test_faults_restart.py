@@ -21,7 +21,7 @@ from broadcaster.playlist import hls
 from broadcaster.demo.emulator import LateTails, Ledger, OwncastEmulator
 from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.service_process import ServiceProcess, service_env
-from tests.support.observe import Observed, poll
+from tests.support.observe import Observed, looking, poll
 from tests.support.disks import TmpfsDisk, small_tmpfs
 from tests.support.waiting import until
 from tests.support.whole import assert_whole
@@ -35,12 +35,11 @@ def uploads(*services: ServiceProcess) -> Counter[str]:
     return Counter(m.group(1) for s in services for line in s.lines if (m := _UPLOADED.search(line)))
 
 
-async def run_until(http: aiohttp.ClientSession, service: ServiceProcess, oc: OwncastEmulator, seen: Observed,
-                    count: int, timeout: float = 30) -> None:
-    async with asyncio.timeout(timeout):
-        while min(len(seen.ours[0]), len(seen.ours[1])) < count:
-            await poll(http, service.url, oc, seen)
-            await asyncio.sleep(0.1)
+async def listed_in_each(http: aiohttp.ClientSession, service: ServiceProcess, oc: OwncastEmulator,
+                         seen: Observed, count: int) -> None:
+    """Until the service lists `count` segments in each variant (what Owncast and it list looked at)."""
+    await until(looking(http, service.url, oc, seen, lambda: min(seen.counts().values()) >= count),
+                f"{count} segments listed in each variant", 30, every=0.1, detail=seen.counts)
 
 
 async def test_playlists_continue_across_a_clean_restart(
@@ -51,14 +50,14 @@ async def test_playlists_continue_across_a_clean_restart(
     seen = Observed()  # one checker across both runs: the restart must be invisible to it
     async with aiohttp.ClientSession() as http:
         async with ServiceProcess(env, tmp_path) as first:
-            await run_until(http, first, owncast, seen, 4)
+            await listed_in_each(http, first, owncast, seen, 4)
             assert await first.stop() == 0
             assert any("stopping" in line for line in first.lines)
             assert first.problems() == []
         await _owncast_writes(owncast, 2)  # while the service is down
         async with ServiceProcess(env, tmp_path) as second:
             assert any("continuing from saved state" in line for line in second.lines)
-            await run_until(http, second, owncast, seen, len(seen.ours[0]) + 5)
+            await listed_in_each(http, second, owncast, seen, len(seen.ours[0]) + 5)
             await _until_ended(http, second, owncast, seen)
             assert await second.stop() == 0
         assert second.problems() == []
@@ -129,7 +128,7 @@ async def _kill_9_three_times(tmp_path: Path, seaweed: SeaweedS3, owncast: Ownca
                 if kill:
                     assert any("continuing from saved state" in line for line in service.lines)
                     assert not any("not saved at a clean stop" in line for line in service.lines)
-                await run_until(http, service, owncast, seen, len(seen.ours[0]) + rng.randint(1, 4))
+                await listed_in_each(http, service, owncast, seen, len(seen.ours[0]) + rng.randint(1, 4))
                 if kill == 3:
                     await _until_ended(http, service, owncast, seen)
                     assert await service.stop() == 0
@@ -182,9 +181,8 @@ async def _note_owncast(owncast: OwncastEmulator, seen: Observed) -> None:
 async def _owncast_writes(owncast: OwncastEmulator, count: int) -> None:
     """Owncast writes `count` new segments (counted by its numbering: its playlist holds list_size)."""
     newest = _newest_number(owncast)
-    async with asyncio.timeout(30):
-        while _newest_number(owncast) < newest + count:
-            await asyncio.sleep(0.05)
+    await until(lambda: _newest_number(owncast) >= newest + count, "Owncast writing new segments", 30,
+                every=0.05)
 
 
 async def _until_ended(http: aiohttp.ClientSession, service: ServiceProcess, owncast: OwncastEmulator,
@@ -209,7 +207,7 @@ async def test_a_bad_state_file_is_set_aside_not_a_crash_loop(
     env = service_env(owncast.variant_dir(0).parent, seaweed, state)
     seen = Observed()
     async with aiohttp.ClientSession() as http, ServiceProcess(env, tmp_path) as service:
-        await run_until(http, service, owncast, seen, 2)
+        await listed_in_each(http, service, owncast, seen, 2)
         errors = [line for line in service.lines if " ERROR " in line]
         assert len(errors) == 1 and "state.json" in errors[0] and "moved it to" in errors[0]
         assert "Traceback" not in "\n".join(service.lines)
@@ -242,21 +240,19 @@ async def test_a_full_state_dir_then_a_restart_never_serves_a_number_twice(
         seen = Observed()
         async with aiohttp.ClientSession() as http:
             async with ServiceProcess(env, tmp_path / "run") as first:
-                await run_until(http, first, owncast, seen, 4)
+                await listed_in_each(http, first, owncast, seen, 4)
                 disk.fail(errno.ENOSPC)
                 if out_of == "space":
                     # A journal line may still fit in the last block its file holds: saves fail once
                     # none does.
-                    async with asyncio.timeout(30):
-                        while True:
-                            await poll(http, first.url, owncast, seen)
-                            async with http.get(f"{first.url}/health") as r:
-                                if r.status == 503:
-                                    status = (await r.json())["status"]
-                                    break
-                            await asyncio.sleep(0.1)
+                    async def refused() -> str | None:
+                        await poll(http, first.url, owncast, seen)
+                        async with http.get(f"{first.url}/health") as r:
+                            return str((await r.json())["status"]) if r.status == 503 else None
+
+                    status = await until(refused, "/health answering 503", 30, every=0.1)
                     assert "cannot save state (No space left on device)" in status
-                await run_until(http, first, owncast, seen, len(seen.ours[0]) + 4)  # the stream goes on
+                await listed_in_each(http, first, owncast, seen, len(seen.ours[0]) + 4)  # the stream goes on
                 async with http.get(f"{first.url}/metrics") as r:
                     failing = "hls_broadcaster_state_save_failing 1.0" in await r.text()
                     assert failing is (out_of == "space")
@@ -271,17 +267,15 @@ async def test_a_full_state_dir_then_a_restart_never_serves_a_number_twice(
                 unclean = any("not saved at a clean stop" in line for line in second.lines)
                 assert unclean is (out_of == "space")
                 # New segments are listed although no save works: within the reserve, recorded first.
-                await run_until(http, second, owncast, seen, len(seen.ours[0]) + 4)
+                await listed_in_each(http, second, owncast, seen, len(seen.ours[0]) + 4)
                 async with http.get(f"{second.url}/health") as r:
                     assert r.status == 503 and "cannot save state" in (await r.json())["status"]
                 assert not any("held back" in line for line in second.lines)
                 disk.heal()
-                await run_until(http, second, owncast, seen, len(seen.ours[0]) + 4)
+                await listed_in_each(http, second, owncast, seen, len(seen.ours[0]) + 4)
                 await owncast.stop_stream(offline=True)
-                async with asyncio.timeout(20):
-                    while seen.ended != {0, 1}:
-                        await poll(http, second.url, owncast, seen)
-                        await asyncio.sleep(0.1)
+                await until(looking(http, second.url, owncast, seen, lambda: seen.ended == {0, 1}),
+                            "both variants ended", 20, every=0.1, detail=seen.counts)
                 assert await second.stop() == 0
             assert not [line for line in second.lines if "Traceback" in line]
     for v in (0, 1):

@@ -657,9 +657,8 @@ async def test_every_attempt_the_bucket_refuses_is_counted(
         await rig.proxy.down_503()
         # Until several PUTs were refused (retries of one segment and first tries of the next), however
         # slowly a loaded machine makes them.
-        async with asyncio.timeout(30):
-            while len(rig.proxy.seen("down_503", "PUT")) < 4:
-                await asyncio.sleep(POLL)
+        await until(lambda: len(rig.proxy.seen("down_503", "PUT")) >= 4, "four PUTs answered 503", 30,
+                    every=POLL)
         await rig.proxy.pass_through()
         await rig.healthy(timeout=30)
         counted = await rig.metric("hls_broadcaster_upload_failures_total", reason="SlowDown") - before

@@ -18,6 +18,7 @@ from broadcaster.source.owncast import PlaylistError, parse_media_playlist
 from broadcaster.source.watcher import HlsWatcher
 from tests.support.fakes import Sink
 from tests.support.owncast_writer import media, write_in_place
+from tests.support.waiting import until
 
 
 def master(*indices: int) -> str:
@@ -78,9 +79,7 @@ async def test_a_fifo_playlist_at_start_up_neither_raises_nor_stops_the_watcher(
     w = HlsWatcher(hls, sink, metrics, rescan_interval=0.2)
     await w.start()  # the scan at start-up reads the FIFO
     try:
-        async with asyncio.timeout(5):
-            while not rejected(metrics, "bad_playlist"):
-                await asyncio.sleep(0.02)
+        await until(lambda: rejected(metrics, "bad_playlist"), "the bad playlist rejected", 5, every=0.02)
         (hls / "0" / "stream.m3u8").unlink()
         write_in_place(hls / "0" / "stream.m3u8", media("stream-a-0.ts"))
         await sink.wait_for(lambda: sink.names(0) == ["stream-a-0.ts"])
@@ -99,9 +98,7 @@ async def test_a_fifo_swapped_in_while_running_does_not_stop_the_watcher(
     await sink.wait_for(lambda: sink.names(0) == ["stream-a-0.ts"])
     held_fifo(hls / "0" / "fifo")
     os.replace(hls / "0" / "fifo", playlist)
-    async with asyncio.timeout(5):
-        while not rejected(metrics, "bad_playlist"):
-            await asyncio.sleep(0.02)
+    await until(lambda: rejected(metrics, "bad_playlist"), "the bad playlist rejected", 5, every=0.02)
     playlist.unlink()
     write_in_place(playlist, media("stream-a-0.ts", "stream-a-1.ts"))
     await sink.wait_for(lambda: sink.names(0) == ["stream-a-0.ts", "stream-a-1.ts"])
@@ -128,9 +125,7 @@ async def test_any_error_in_a_scan_is_logged_once_and_the_watcher_goes_on(
         for _ in range(5):  # several rescans and events hit the same bug: each write, then a rescan
             write_in_place(hls / "0" / "stream.m3u8", media("stream-a-0.ts"))
             scans = w.scans
-            async with asyncio.timeout(5):
-                while w.scans <= scans:
-                    await asyncio.sleep(0.01)
+            await until(lambda: w.scans > scans, "another scan", 5, every=0.01)
         broken[0] = False
         write_in_place(hls / "0" / "stream.m3u8", media("stream-a-0.ts", "stream-a-1.ts"))
         await sink.wait_for(lambda: sink.names(0) == ["stream-a-0.ts", "stream-a-1.ts"])
@@ -153,17 +148,15 @@ async def test_only_the_variants_the_master_names_are_read(
     write_in_place(hls / "5" / "stream.m3u8", media("stream-x-0.ts"))
     write_in_place(hls / "0" / "stream.m3u8", media("stream-a-0.ts"))
     await sink.wait_for(lambda: sink.names(0) == ["stream-a-0.ts"])
-    async with asyncio.timeout(5):
-        while not rejected(metrics, "not_a_variant"):
-            await asyncio.sleep(0.02)
+    await until(lambda: rejected(metrics, "not_a_variant"), "a playlist that is no variant rejected", 5,
+                every=0.02)
     for i in range(1, 4):  # events and rescans go on; 5 stays out and is not named again
         write_in_place(hls / "5" / "stream.m3u8", media(*[f"stream-x-{j}.ts" for j in range(i + 1)]))
         write_in_place(hls / "0" / "stream.m3u8", media(*[f"stream-a-{j}.ts" for j in range(i + 1)]))
         await sink.wait_for(lambda i=i: len(sink.names(0)) == i + 1)  # type: ignore[misc]
         scans = watcher.scans
-        async with asyncio.timeout(5):  # at least one rescan after this write, so 5 had its chance
-            while watcher.scans <= scans:
-                await asyncio.sleep(0.02)
+        # at least one rescan after this write, so 5 had its chance
+        await until(lambda: watcher.scans > scans, "another scan", 5, every=0.02)
     assert [i for i, _ in sink.playlists if i == 5] == []
     assert rejected(metrics, "not_a_variant") == 1
     assert len(lines(caplog, repr(str(hls / "5")))) == 1
@@ -246,11 +239,17 @@ async def test_a_playlist_unopenable_for_lack_of_handles_is_read_again(
     sink, metrics = Sink(), Metrics()
     w = HlsWatcher(hls, sink, metrics, rescan_interval=30)  # no rescan comes to the rescue here
     await w.start()
-    n = 0
-    while not sink.names(0):  # until an event was seen: the watch is up
-        n += 1
-        write_in_place(hls / "0" / "stream.m3u8", media(*[f"stream-a-{i}.ts" for i in range(n)]))
-        await asyncio.sleep(0.05)
+    written = [0]
+
+    def seen() -> bool:
+        if sink.names(0):
+            return True
+        written[0] += 1
+        write_in_place(hls / "0" / "stream.m3u8", media(*[f"stream-a-{i}.ts" for i in range(written[0])]))
+        return False
+
+    # Until an event was seen: the watch is up (60 s: a net, it takes a moment).
+    await until(seen, "the watch up (an event seen)", 60, every=0.05)
     real_open = os.open
     failures = [3]
 
@@ -262,7 +261,7 @@ async def test_a_playlist_unopenable_for_lack_of_handles_is_read_again(
 
     monkeypatch.setattr(os, "open", scarce_open)
     try:
-        names = [f"stream-a-{i}.ts" for i in range(n + 1)]
+        names = [f"stream-a-{i}.ts" for i in range(written[0] + 1)]
         write_in_place(hls / "0" / "stream.m3u8", media(*names))  # one event, then quiet
         await sink.wait_for(lambda: sink.names(0) == names, timeout=10)
     finally:
@@ -282,6 +281,7 @@ from broadcaster.metrics import Metrics
 from broadcaster.bucket.uploader import Backoff, Uploader
 from broadcaster.source.watcher import HlsWatcher
 from tests.support.fakes import FakeStore
+from tests.support.waiting import until
 
 logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(levelname)s %(message)s")
 root = Path(sys.argv[1])

@@ -178,17 +178,19 @@ async def test_through_ffmpeg_every_segment_is_named_while_cut_then_finished_who
         ledger = owncast.ledger
         assert ledger is not None
         at_first_sight: dict[Path, int] = {}
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 40
-        while min(sum(p.parent.name == str(v) for p in at_first_sight) for v in (0, 1)) < 3:
-            assert loop.time() < deadline, f"too few segments: {at_first_sight}"
+
+        def three_each() -> bool:
+            """Each segment newly listed is not finished yet (LateTails holds its last bytes)."""
             for v in (0, 1):
                 for name in owncast.listed_segments(v):
                     path = owncast.variant_dir(v) / name
                     if path not in at_first_sight:
                         assert ledger.get(path) is None, f"{name} was finished before its playlist named it"
                         at_first_sight[path] = path.stat().st_size if path.exists() else -1
-            await asyncio.sleep(0.02)
+            return min(sum(p.parent.name == str(v) for p in at_first_sight) for v in (0, 1)) >= 3
+
+        await until(three_each, "three segments listed in each variant", 40, every=0.02,
+                    detail=lambda: f"too few segments: {at_first_sight}")
         await owncast.stop_stream()
         assert tails.held >= len(at_first_sight) and tails.timed_out == 0
         for path, size in at_first_sight.items():

@@ -4,7 +4,6 @@ bench/hlsjs_reload.py, not asserted here."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -17,6 +16,7 @@ from broadcaster.demo.recordings import Recordings
 from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.browser import launch_chromium, needs_chromium, open_viewer, watch
 from tests.support.service_process import ServiceProcess, service_env
+from tests.support.waiting import until
 
 pytestmark = [
     pytest.mark.integration,
@@ -34,12 +34,12 @@ async def service(tmp_path: Path, recordings: Recordings, seaweed: SeaweedS3) ->
 
 
 async def served(url: str, timeout: float = 30.0) -> None:
-    async with aiohttp.ClientSession() as http, asyncio.timeout(timeout):
-        while True:
+    async with aiohttp.ClientSession() as http:
+        async def answered() -> bool:
             async with http.get(url) as r:
-                if r.status == 200:
-                    return
-            await asyncio.sleep(0.1)  # polling a condition under the timeout above
+                return r.status == 200
+
+        await until(answered, f"{url} served", timeout, every=0.1)
 
 
 async def test_hlsjs_blocks_on_the_next_segment_and_takes_delta_updates(service: ServiceProcess) -> None:

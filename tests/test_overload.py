@@ -21,6 +21,7 @@ from broadcaster.demo.emulator import Ledger, OwncastEmulator
 from broadcaster.demo.recordings import Recordings
 from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.service_process import ServiceProcess, service_env
+from tests.support.waiting import until
 from tests.support.whole import assert_whole
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
@@ -79,12 +80,11 @@ async def test_one_client_past_every_cap_gets_503s_and_the_stream_goes_on(
             aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as http:
         host, port = service.url.removeprefix("http://").rsplit(":", 1)
         try:
-            async with asyncio.timeout(30):  # the stream is listed
-                while True:
-                    async with http.get(f"{service.url}/live/0/playlist.m3u8") as r:
-                        if r.status == 200 and (await r.text()).count("#EXTINF") >= 2:
-                            break
-                    await asyncio.sleep(0.1)
+            async def two_listed() -> bool:
+                async with http.get(f"{service.url}/live/0/playlist.m3u8") as r:
+                    return r.status == 200 and (await r.text()).count("#EXTINF") >= 2
+
+            await until(two_listed, "the stream listed", 30, every=0.1)
             text = await metrics(http, service.url)
             caps = {kind: sample(text, "hls_broadcaster_connections_limit", kind=kind)
                     for kind in ("connections", "events", "held")}
@@ -134,13 +134,12 @@ async def test_one_client_past_every_cap_gets_503s_and_the_stream_goes_on(
 
             # Every segment Owncast listed meanwhile is listed by the service: none missed.
             newest = stream.listed_segments(0)[-1]
-            async with asyncio.timeout(20):
-                while True:
-                    async with http.get(f"{service.url}/live/0/playlist.m3u8") as r:
-                        served = await r.text()
-                    if newest in served:
-                        break
-                    await asyncio.sleep(0.2)
+            async def listing_newest() -> str | None:
+                async with http.get(f"{service.url}/live/0/playlist.m3u8") as r:
+                    text = await r.text()
+                return text if newest in text else None
+
+            served: str = await until(listing_newest, f"{newest} listed by the service", 20, every=0.2)
             listed = {line.rsplit("/", 1)[-1] for line in served.splitlines() if line and not line.startswith("#")}
             assert written <= listed, sorted(written - listed)
             # ...each, in the bucket, the file Owncast finished writing (issue 39).

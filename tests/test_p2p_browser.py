@@ -44,6 +44,7 @@ from tests.support.prometheus import PromAPI, prometheus
 from tests.support.s3 import bucket_of_its_own
 from tests.support.p2p_demo import Demo, demo_with_tracker, running_demo
 from tests.support.stun import stun_server
+from tests.support.waiting import until
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "artifacts"
@@ -427,10 +428,11 @@ async def test_a_peer_sending_altered_bytes_is_refused_and_honest_viewers_play_t
             stats, handed, errors, panel, problems = await refused_and_played(viewers)
             reported = await page_reports(viewers[1:])
             # The rejections the honest pages saw, on /metrics once they reported them, and the alert.
-            async with asyncio.timeout(20):
-                while (got := await playback_metrics(http, demo.service.url))["rejected"] \
-                        < reported["rejected"]:
-                    await asyncio.sleep(0.2)
+            async def counted() -> dict[str, float] | None:
+                got = await playback_metrics(http, demo.service.url)
+                return got if got["rejected"] >= reported["rejected"] else None
+
+            got = await until(counted, "the pages' rejections on /metrics", 20, every=0.2)
             firing = await api.until("HlsBroadcasterP2PSegmentsRejected firing", lambda: alert_firing(
                 api, "HlsBroadcasterP2PSegmentsRejected"))
     assert reported["rejected"] >= 2 and got["rejected"] >= reported["rejected"], (reported, got)

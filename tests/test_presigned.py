@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -25,6 +25,7 @@ from broadcaster.settings import load_settings
 from tests.support.browser import launch_chromium, needs_chromium, open_viewer, watch
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.hls_checker import VariantSetChecker
+from tests.support.waiting import until
 
 EXPIRY = 900
 pytestmark = pytest.mark.integration
@@ -78,11 +79,19 @@ async def poll(http: aiohttp.ClientSession, url: str, listed: Listed) -> None:
                 listed.note(v, await r.text())
 
 
-async def poll_until(http: aiohttp.ClientSession, url: str, listed: Listed, count: int, timeout: float = 30) -> None:
-    async with asyncio.timeout(timeout):
-        while min(len(listed.uris[0]), len(listed.uris[1])) < count:
-            await poll(http, url, listed)
-            await asyncio.sleep(0.1)
+def listing(http: aiohttp.ClientSession, url: str, listed: Listed,
+            done: Callable[[Listed], bool]) -> Callable[[], Awaitable[bool]]:
+    """A probe for `until`: the service's playlists looked at, then `done(listed)`."""
+    async def probe() -> bool:
+        await poll(http, url, listed)
+        return done(listed)
+
+    return probe
+
+
+async def listed_in_each(http: aiohttp.ClientSession, url: str, listed: Listed, count: int) -> None:
+    await until(listing(http, url, listed, lambda seen: min(len(seen.uris[0]), len(seen.uris[1])) >= count),
+                f"{count} segments listed in each variant", 30, every=0.1, detail=lambda: listed.uris)
 
 
 def assert_presigned(uri: str, s3: SeaweedS3) -> None:
@@ -107,7 +116,7 @@ async def test_every_listed_url_is_presigned_serves_its_segment_and_never_change
     env = presigned_env(owncast.variant_dir(0).parent, private_s3, tmp_path / "state", WINDOW_SECONDS="4")
     listed = Listed()
     async with ServiceProcess(env, tmp_path) as service, aiohttp.ClientSession() as http:
-        await poll_until(http, service.url, listed, 3)
+        await listed_in_each(http, service.url, listed, 3)
         first = listed.uris[0][min(listed.uris[0])]
         assert (await get(http, first.split("?")[0]))[0] == 403  # private: the signature is what opens it
         player = await asyncio.create_subprocess_exec(
@@ -115,12 +124,10 @@ async def test_every_listed_url_is_presigned_serves_its_segment_and_never_change
             "-c", "copy", "-f", "mpegts", str(tmp_path / "played.ts"),
             stdin=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
-        await poll_until(http, service.url, listed, 10)
+        await listed_in_each(http, service.url, listed, 10)
         await owncast.stop_stream(offline=True)  # Owncast's offline tail + ENDLIST: ffmpeg finishes
-        async with asyncio.timeout(20):
-            while listed.ended != {0, 1}:
-                await poll(http, service.url, listed)
-                await asyncio.sleep(0.1)
+        await until(listing(http, service.url, listed, lambda seen: seen.ended == {0, 1}),
+                    "both variants ended", 20, every=0.1, detail=lambda: listed.ended)
         async with asyncio.timeout(30):
             _, player_err = await player.communicate()
         assert player.returncode == 0, player_err.decode()
@@ -150,7 +157,7 @@ async def test_a_restart_keeps_the_listed_urls_byte_for_byte(
     before, after = Listed(), Listed()
     async with aiohttp.ClientSession() as http:
         async with ServiceProcess(env, tmp_path) as first:
-            await poll_until(http, first.url, before, 4)
+            await listed_in_each(http, first.url, before, 4)
             assert await first.stop(signal.SIGTERM) == 0
         async with ServiceProcess(env, tmp_path) as second:
             assert any("continuing from saved state" in line for line in second.lines)
@@ -159,10 +166,9 @@ async def test_a_restart_keeps_the_listed_urls_byte_for_byte(
             assert len(kept) >= 4, (before.uris, after.uris)
             # New segments come and go; the ones listed before the restart keep their URIs (not re-signed).
             newest = max(before.uris[0])
-            async with asyncio.timeout(20):
-                while max(after.uris[0]) < newest + 3:
-                    await poll(http, second.url, after)
-                    await asyncio.sleep(0.1)
+            await until(listing(http, second.url, after, lambda seen: max(seen.uris[0]) >= newest + 3),
+                        "3 new segments listed after the restart", 20, every=0.1,
+                        detail=lambda: after.uris[0])
             assert await second.stop(signal.SIGTERM) == 0
     for v in (0, 1):
         for n in after.uris[v].keys() & before.uris[v].keys():
@@ -177,7 +183,7 @@ async def test_an_fmp4_init_section_is_listed_presigned(tmp_path: Path, recordin
         env = presigned_env(tmp_path / "hls", private_s3, tmp_path / "state")
         listed = Listed()
         async with ServiceProcess(env, tmp_path) as service, aiohttp.ClientSession() as http:
-            await poll_until(http, service.url, listed, 3)
+            await listed_in_each(http, service.url, listed, 3)
             assert listed.inits
             for init in listed.inits:
                 assert_presigned(init, private_s3)

@@ -17,6 +17,7 @@ from broadcaster.metrics import UPLOAD_FAILURE_REASONS, Metrics
 from broadcaster.bucket.store import S3Store, StoreError
 from broadcaster.bucket.uploader import Backoff, Uploader
 from tests.support.fault_proxy import FaultProxy
+from tests.support.waiting import until
 
 # Kernel socket buffers on loopback hold a few MB between the proxy and the client; reading an
 # endless body whole would take hundreds of MB within the attempt's timeout.
@@ -63,9 +64,8 @@ async def test_an_endless_error_body_fails_the_attempt_at_once_with_a_clear_reas
     assert "500" in str(err) and "bytes" in str(err)
     seen = proxy.seen("endless_500")
     assert len(seen) == 1
-    async with asyncio.timeout(5):  # the proxy notices the client hung up
-        while seen[0].ended is None:
-            await asyncio.sleep(0.01)
+    # the proxy notices the client hung up
+    await until(lambda: seen[0].ended is not None, "the upload ended", 5, every=0.01)
     assert seen[0].outcome == "client_gave_up", seen[0]
     assert seen[0].sent < SENT_BOUND, f"the client let the proxy send {seen[0].sent} bytes"
     print(f"\n[{operation}] {err}; the proxy sent {seen[0].sent} bytes before the client hung up")
@@ -85,8 +85,7 @@ async def test_invented_status_codes_are_counted_under_known_labels(
     await proxy.set_mode("random_status")
 
     async def pass_after_60_failures() -> None:
-        while up.uploads_failed < 60:
-            await asyncio.sleep(0.01)
+        await until(lambda: up.uploads_failed >= 60, "60 failed uploads", 30, every=0.01)
         await proxy.pass_through()
 
     async with asyncio.timeout(30):

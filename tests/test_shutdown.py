@@ -125,17 +125,13 @@ async def test_a_second_signal_while_stopping_exits_at_once(
     async with FaultProxy(moto_url) as proxy:
         env = moto_env(moto_url, tmp_path, HLS_DIR=str(owncast.variant_dir(0).parent), S3_ENDPOINT_URL=proxy.url)
         async with ServiceProcess(env, tmp_path) as service:
-            async with asyncio.timeout(30):
-                while await playlist(http, service.url, 0) is None:
-                    await asyncio.sleep(0.1)
-                await proxy.hang()  # uploads now never finish: the stop waits its 5 s for them
-                while not proxy.seen("hang", "PUT"):
-                    await asyncio.sleep(0.1)
+            await until(lambda: playlist(http, service.url, 0), "a playlist served", 30, every=0.1)
+            await proxy.hang()  # uploads now never finish: the stop waits its 5 s for them
+            await until(lambda: proxy.seen("hang", "PUT"), "a PUT held by the proxy", 30, every=0.1)
             assert service.proc is not None
             service.proc.send_signal(signal.SIGTERM)
-            async with asyncio.timeout(20):
-                while not any(line.endswith("stopping") for line in service.lines):
-                    await asyncio.sleep(0.01)
+            await until(lambda: any(line.endswith("stopping") for line in service.lines),
+                        "the service logging stopping", 20, every=0.01)
             service.proc.send_signal(signal.SIGINT)
             assert await service.exited() == 128 + signal.SIGINT
             after = service.lines[next(i for i, line in enumerate(service.lines) if line.endswith("stopping")) + 1:]

@@ -28,6 +28,7 @@ from broadcaster.state.disk import StateFile
 from tests.support.fakes import Bucket
 from tests.support.world import World, snapshots_of
 from tests.support.saved_state import saved_state
+from tests.support.waiting import until
 
 Path_ = list[str | int]
 
@@ -109,9 +110,7 @@ class _Errors(logging.Handler):
 
 
 async def _settle(w: World) -> None:
-    async with asyncio.timeout(5):
-        while w.pub.queue_depth:
-            await asyncio.sleep(0.001)
+    await until(lambda: not w.pub.queue_depth, "the publisher's queue drained", 5, every=0.001)
 
 
 async def _check(folder: Path, content: bytes) -> None:

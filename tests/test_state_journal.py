@@ -196,10 +196,8 @@ async def test_a_failed_append_leaves_no_half_line(tmp_path: Path) -> None:
     for v in VARIANTS:
         a.owncast_lists(v, "stream-a-4.ts")
     await a.settle()
-    import asyncio
-    async with asyncio.timeout(5):
-        while a.snapshots.error is None:
-            await asyncio.sleep(0.002)
+    snapshots = a.snapshots
+    await until(lambda: snapshots.error is not None, "a snapshot error", 5, every=0.002)
     state.fail = False
     await stream(a, 5, 7)
     before = memory(a, cleaner)

@@ -12,6 +12,7 @@ from botocore.exceptions import ClientError
 
 from broadcaster.bucket.store import S3Store, StoreError
 from broadcaster.bucket.store_thread import StoreThread
+from tests.support.waiting import until
 
 
 class RecordingStore(S3Store):
@@ -122,9 +123,7 @@ async def test_close_cancels_calls_still_running(moto_url: str) -> None:
     store = StoreThread(inner)
     await store.start()
     held = asyncio.ensure_future(store.put("hold.ts", b"h", content_type="video/mp2t", cache_control="x"))
-    async with asyncio.timeout(5):
-        while not inner.threads:  # running on the store's loop
-            await asyncio.sleep(0.01)
+    await until(lambda: inner.threads, "a thread started on the store's loop", 5, every=0.01)
     await store.close()
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(held, 5)

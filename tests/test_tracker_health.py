@@ -6,7 +6,6 @@ from the bucket without a tracker)."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +22,7 @@ from broadcaster.demo.tracker import LocalTracker, free_port
 from broadcaster.settings import SETTINGS
 from broadcaster.status import trackers
 from tests.support.service_process import running_service
-from tests.support.waiting import WAIT
+from tests.support.waiting import WAIT, until
 from tests.support.webtorrent import StandInService
 
 pytestmark = pytest.mark.integration
@@ -74,17 +73,13 @@ async def test_health_and_the_gauge_follow_the_tracker(tmp_path: Path, s3_url: s
 
         async def wait(up: bool, what: str, problem: str = "") -> None:
             """Until the probe's next readings say `up` in both /health and the gauge (polled, bounded)."""
-            try:
-                async with asyncio.timeout(WAIT):
-                    while True:
-                        await read()
-                        reading = state["body"]["p2p_trackers"][url]
-                        if (reading["up"] is up and state["gauge"] == (1.0 if up else 0.0)
-                                and problem in (reading["problem"] or "")):
-                            return
-                        await asyncio.sleep(0.05)  # a poll's pace, nothing decided by it
-            except TimeoutError:
-                raise AssertionError(f"timed out waiting for: {what}: {state}") from None
+            async def said() -> bool:
+                await read()
+                reading = state["body"]["p2p_trackers"][url]
+                return bool(reading["up"] is up and state["gauge"] == (1.0 if up else 0.0)
+                            and problem in (reading["problem"] or ""))
+
+            await until(said, what, WAIT, every=0.05, detail=lambda: state)
 
         try:
             await wait(True, "the tracker answers")

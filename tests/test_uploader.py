@@ -14,6 +14,7 @@ from broadcaster.metrics import Metrics
 from broadcaster.bucket.store import S3Store, StoreError
 from broadcaster.bucket.uploader import Backoff, SegmentLost, Uploader, read_segment_file
 from tests.support.fakes import FakeStore
+from tests.support.waiting import until
 
 
 @pytest.fixture
@@ -158,9 +159,7 @@ async def test_waiting_retries_go_at_once_when_the_bucket_works_again(tmp_path: 
     up = Uploader(fake, Metrics(), concurrency=2, attempt_timeout=1,
                   backoff=Backoff(base=100, sleep=long_sleep))
     task = asyncio.ensure_future(up.upload_file(segment(tmp_path), "k", "0"))
-    async with asyncio.timeout(5):
-        while not slept:
-            await asyncio.sleep(0.001)
+    await until(lambda: slept, "the backoff's sleep begun", 5, every=0.001)
     fake.down = False
     up.record(True)  # e.g. the storage probe or another upload saw the bucket work
     async with asyncio.timeout(5):
@@ -179,9 +178,7 @@ async def test_a_bucket_outage_is_one_warning_then_one_info_with_per_attempt_lin
     up = Uploader(fake, Metrics(), concurrency=4, attempt_timeout=1, backoff=Backoff(base=0.001, cap=0.002))
     uploads = [asyncio.ensure_future(up.upload_file(segment(tmp_path, f"stream-a-{n}.ts"), f"k{n}", "0"))
                for n in range(6)]
-    async with asyncio.timeout(10):
-        while up.uploads_failed < 60:
-            await asyncio.sleep(0.001)
+    await until(lambda: up.uploads_failed >= 60, "60 failed uploads", 10, every=0.001)
     assert up.waiting()[0] == 6
     fake.down = False
     async with asyncio.timeout(10):

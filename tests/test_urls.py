@@ -3,7 +3,6 @@ until they expire; the init section's URL reused, then signed anew before it can
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -16,6 +15,7 @@ from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.settings import Settings, SettingsError, load_settings
 from broadcaster.bucket.urls import PresignedUrls, PublicUrls, S3Signer, segment_urls
 from tests.support.fakes import Clock
+from tests.support.waiting import until
 
 SECRET = "s3cr3t-never-shown-anywhere"
 
@@ -174,8 +174,10 @@ async def test_presigned_urls_open_a_private_bucket_until_they_expire(tmp_path: 
             # before its first use (a 1 s one could be dead on arrival), then waited out.
             short = signer(key, 3)
             assert await get(short) == (200, body)
-            async with asyncio.timeout(8):
-                while (answer := await get(short))[0] == 200:
-                    await asyncio.sleep(0.05)
+            async def refused() -> tuple[int, bytes] | None:
+                got = await get(short)
+                return got if got[0] != 200 else None
+
+            answer = await until(refused, "the short URL expired", 8, every=0.05)
             assert answer[0] == 403 and b"expired" in answer[1], answer
             assert await get(urls.segment(key)) == (200, body)  # the long one still works

@@ -348,12 +348,14 @@ async def test_a_viewer_below_the_lowest_variants_bitrate_stalls_on_it_here_and_
                 "v => window.viewerStats.playback.variant === v && window.viewerStats.playback.stalls >= 2",
                 arg=int(lowest), timeout=WAIT * 1000)
             got: Samples = {}
-            async with asyncio.timeout(WAIT):
-                while not (by_variant(got, "stalls_total", lowest)
-                           > by_variant(before, "stalls_total", lowest)
-                           and by_variant(got, "stalled_seconds_total", lowest) > 0.5):
-                    await asyncio.sleep(0.2)
-                    got = await metrics(http, url)
+
+            async def stalls_counted() -> bool:
+                nonlocal got
+                got = await metrics(http, url)
+                return (by_variant(got, "stalls_total", lowest) > by_variant(before, "stalls_total", lowest)
+                        and by_variant(got, "stalled_seconds_total", lowest) > 0.5)
+
+            await until(stalls_counted, "the slow page's stalls on /metrics", WAIT, every=0.2)
             async with http.get(f"{url}/health") as response:
                 viewers = (await response.json())["viewers"]
             # Owncast: both pages report; the slow one's errors (its stalls) make it a viewer in trouble.

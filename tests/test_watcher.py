@@ -91,17 +91,14 @@ async def test_garbage_playlist_is_warned_once_and_stray_files_logged_once(
         return bool(sample("hls_broadcaster_input_rejected_total", {"reason": "bad_playlist"})) and bool(
             sample("hls_broadcaster_input_rejected_total", {"reason": "stray_file"}))
 
-    async with asyncio.timeout(5):
-        while not counted():
-            await asyncio.sleep(0.02)
+    await until(counted, "both rejections counted", 5, every=0.02)
     # a few more rescans must not repeat the warnings
     before = len(caplog.records)
     write_in_place(hls / "0" / "stream.m3u8", "#EXTM3U\nthis is not\x00 a playlist\n#EXTINF:x,\n")
     await asyncio.sleep(0)  # let the event be handled, then wait for two quiet rescans below
-    async with asyncio.timeout(5):
-        while metrics.registry.get_sample_value(
-                "hls_broadcaster_input_rejected_total", {"reason": "bad_playlist"}) != 1:
-            await asyncio.sleep(0.02)
+    await until(lambda: metrics.registry.get_sample_value(
+                "hls_broadcaster_input_rejected_total", {"reason": "bad_playlist"}) == 1,
+                "the bad playlist counted once", 5, every=0.02)
     warnings = [r for r in caplog.records if "stream.m3u8" in r.getMessage() and r.levelno == logging.WARNING]
     assert len(warnings) == 1 and str(hls / "0" / "stream.m3u8") in warnings[0].getMessage()
     strays = [r for r in caplog.records[before:] if "notes.txt" in r.getMessage()]

@@ -36,7 +36,7 @@ from tests.support.observe import Observer
 from tests.support.owncast_writer import HandFedOwncast, real_ts_segment
 from tests.support.service_process import ServiceProcess, moto_env, service_env
 from tests.support.whole import assert_whole
-from tests.support.waiting import until
+from tests.support.waiting import TimedOut, until
 from tests.support.world import World
 
 KERNEL = pytest.mark.skipif(not inotify.available(), reason="inotify is Linux only")
@@ -362,10 +362,10 @@ async def test_the_service_lists_a_held_segment_only_once_it_is_whole_and_says_s
             held = HeldBack(ts_bytes[: len(ts_bytes) - 188 * round_], CUT)
             name = feed.slot({0: held.begin})
             try:
-                for _ in range(400):
-                    if await unfinished() == round_:
-                        break
-                    await asyncio.sleep(0.05)
+                async def counted() -> bool:
+                    return await unfinished() == round_  # noqa: B023 (awaited at once, in this round)
+
+                await until(counted, "the service seeing the segment being written", 20, every=0.05)
                 assert await unfinished() == round_, "the service never saw the segment being written"
                 await seen.poll()
                 assert name not in seen.names(0)  # listed only once whole
@@ -397,14 +397,14 @@ LATE = 3  # slots whose tails are held
 async def listed_within(seen: Observer, name: str, seconds: float) -> bool:
     """Whether every variant lists `name` within `seconds` (a bound on the hold; the test's outcome does
     not depend on it: either way the tail comes and the bytes are compared)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    while loop.time() < deadline:
+    async def listed() -> bool:
         await seen.poll()
-        if all(name in seen.names(v) for v in seen.variants):
-            return True
-        await asyncio.sleep(0.05)
-    return False
+        return all(name in seen.names(v) for v in seen.variants)
+
+    try:
+        return bool(await until(listed, f"{name} listed in every variant", seconds, every=0.05))
+    except TimedOut:
+        return False
 
 
 @pytest.mark.integration

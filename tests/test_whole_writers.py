@@ -17,7 +17,6 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -37,7 +36,7 @@ from tests.support.observe import Observer
 from tests.support.odd_writers import OddWriter
 from tests.support.owncast_writer import HandFedOwncast, real_ts_segment
 from tests.support.service_process import ServiceProcess, service_env
-from tests.support.waiting import until
+from tests.support.waiting import TimedOut, until
 from tests.support.whole import assert_whole
 from tests.support.world import PUBLIC, World
 
@@ -253,7 +252,7 @@ def test_the_lease_tells_a_writer_anywhere_from_readers_and_from_none(tmp_path: 
     assert ask() is False
 
 
-def test_a_writer_opening_the_file_while_the_lease_is_held_ends_nothing(tmp_path: Path) -> None:
+async def test_a_writer_opening_the_file_while_the_lease_is_held_ends_nothing(tmp_path: Path) -> None:
     """The kernel signals the lease's holder (SIGIO, which ends a process by default) when a writer opens
     the file meanwhile: here a writer opens it while the lease is held on purpose, as the instant between
     the two calls could in the service. The break is seen begun (F_GETLEASE: the lease is on its way to
@@ -269,10 +268,8 @@ def test_a_writer_opening_the_file_while_the_lease_is_held_ends_nothing(tmp_path
         assert signal.getsignal(signal.SIGIO) is leases._on_sigio
         fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_RDLCK)
         with subprocess.Popen([sys.executable, "-c", f"open({str(path)!r}, 'ab').close()"]) as writer:
-            deadline = time.monotonic() + 30
-            while fcntl.fcntl(fd, fcntl.F_GETLEASE) != fcntl.F_UNLCK:  # not broken yet
-                assert time.monotonic() < deadline, "the writer never opened the file"
-                time.sleep(0.01)
+            await until(lambda: fcntl.fcntl(fd, fcntl.F_GETLEASE) == fcntl.F_UNLCK,  # the break begun
+                        "the writer opening the file", 30, every=0.01)
             assert writer.poll() is None  # its open waits for the lease
             fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
             assert writer.wait(timeout=30) == 0
@@ -376,14 +373,14 @@ HOLD = 1.0  # seconds a `touch`ed file is held after it, the service free to tak
 async def listed_within(seen: Observer, name: str, seconds: float) -> bool:
     """Whether the service lists `name` within `seconds` (a bound on a hold, not on the outcome: either way
     the writer finishes the file and the bytes are compared)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    while loop.time() < deadline:
+    async def listed() -> bool:
         await seen.poll()
-        if name in seen.names(0):
-            return True
-        await asyncio.sleep(0.05)
-    return False
+        return name in seen.names(0)
+
+    try:
+        return bool(await until(listed, f"{name} listed", seconds, every=0.05))
+    except TimedOut:
+        return False
 
 
 @pytest.mark.integration
@@ -420,12 +417,14 @@ async def test_the_service_lists_each_odd_writers_segment_whole_or_not_at_all(
                     await seen.listed_everywhere(name, timeout=WAITED)  # was: lost after 10 s
                     continue
                 # The service waits on it (counted), or lists it (what this test is against).
-                async with asyncio.timeout(WAITED):
-                    while await unfinished() == waited:
-                        await seen.poll()
-                        if name in seen.names(0):
-                            break
-                        await asyncio.sleep(0.05)
+                async def counted_or_listed() -> bool:  # awaited at once, in this round
+                    if await unfinished() != waited:  # noqa: B023
+                        return True
+                    await seen.poll()
+                    return name in seen.names(0)  # noqa: B023
+
+                await until(counted_or_listed, f"{kind}: the service waiting on {name} or listing it", WAITED,
+                            every=0.05)
                 waited = await unfinished()
                 if kind == "touched":
                     writer.touch()
