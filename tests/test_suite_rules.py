@@ -1,6 +1,7 @@
 """Rules the suite keeps about itself (issue 49): a test file imports from tests/support, never from
 another test file; a unit test (no `integration` mark) pays for no S3 server or emulator it does not
-run: importing it (and conftest.py) loads neither moto nor the demo's process-running parts."""
+run: importing it (and conftest.py) loads neither moto nor the demo's process-running parts, nor does
+running it; a wait on a condition is the one `until` (tests/support/waiting.py), never a loop of sleeps."""
 
 from __future__ import annotations
 
@@ -128,3 +129,100 @@ def test_unit_tests_import_no_heavy_module_inside_a_function() -> None:
     """A test without the `integration` mark imports none of HEAVY where it runs either: one that only
     needs a type takes it under TYPE_CHECKING, one that stubs the demo's runner puts a stand-in in its place."""
     assert [hit for p in modules() for hit in heavy_imports_in_unit_functions(p)] == []
+
+
+_HOSTILE = ("test_playback_reports.py::"
+            "test_a_hostile_client_moves_the_real_services_figures_no_further_than_its_pages_could")
+_STUCK = "test_stuck_variant.py::test_a_viewer_on_the_variant_whose_file_never_finishes_does_not_stand_still"
+_BUSY = "test_input_bounds.py::test_a_variant_folder_that_appears_while_the_others_are_busy_is_noticed"
+# Loops that sleep and are not waits: they pace a writer, a load or an observer (each ends when its task is
+# cancelled or its time is up), or stand in for a clock. Every wait on a condition is `until`
+# (tests/support/waiting.py). "file::function" -> why it is not a wait.
+PACING = {
+    "support/fault_proxy.py::FaultProxy._read_slowly": "reads a slow client's body at the rate it was set to",
+    "support/owncast_viewers.py::OwncastViewers._prune_loop": "Owncast's viewer pruning, every prune_every",
+    "support/players.py::Replay.wait_for_sequence": "a held request on the client's scripted clock, as the "
+                                                    "service holds one (None at its timeout)",
+    "test_faults_http.py::test_a_request_split_across_slow_writes_is_answered":
+        "other clients' requests while the slow one writes: each answer is the check",
+    "test_faults_input.py::quiet_for": "a negative (nothing logged again) watched for a time: no condition",
+    "test_faults_input.py::_swap_loop": "the fault: swaps two folders back and forth until told to stop",
+    "test_faults_restart.py::_note_owncast": "an observer: notes Owncast's playlists until cancelled",
+    "test_faults_storage.py::Watch.run": "an observer: polls the service until cancelled",
+    f"{_BUSY}.owncast_writes": "Owncast's writes, paced, until told to stop",
+    "test_mirror.py::test_writes_to_one_key_start_at_least_a_second_apart.fake_sleep":
+        "the fake clock's sleep handed to the code under test",
+    "test_monitoring.py::blocking_viewer": "a viewer's load, until cancelled",
+    "test_monitoring.py::viewer_page": "a page's heartbeats, one a second, until cancelled",
+    "test_owncast_matrix.py::Matrix.watch": "an observer: Owncast's and the service's playlists",
+    "test_pathway_http.py::Waiting.wait_for_sequence": "a fake of VisiblePlaylists' held request (None at "
+                                                       "its timeout, as the service's)",
+    f"{_HOSTILE}.greedy_page": "a page's beats for the test's 6 s",
+    f"{_HOSTILE}.careful_page": "a page's beats for the test's 6 s",
+    f"{_HOSTILE}.made_up": "made-up pages' beats for the test's 6 s",
+    "test_rewind_videojs.py::keep_streaming": "Owncast's writes, one segment a second on the stream's clock",
+    "test_start_clock.py::expiry": "measures StartClock itself: the clock under test ends the loop",
+    "test_startup_order.py::_polling.poll": "an observer: reads every version until cancelled",
+    "test_stuck_variant.py::poll_until_cancelled": "an observer: reads every version until cancelled",
+    f"{_STUCK}.owncast": "Owncast's writes, one segment a second",
+    "test_steering_browser.py": "being reworked",
+}
+
+
+def sleeping_loops(path: Path, source: str | None = None) -> list[str]:
+    """The function (dotted, within the file) of each `while` whose body awaits asyncio.sleep or calls
+    time.sleep (as `sleep` too, when imported so), once per loop."""
+    tree = ast.parse(path.read_text() if source is None else source, str(path))
+    bare = {a.asname or a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
+            and n.module in ("asyncio", "time") for a in n.names if a.name == "sleep"}
+
+    def sleeps(node: ast.AST) -> bool:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            return False  # defined here, run elsewhere
+        if isinstance(node, ast.Call):
+            f = node.func
+            if (isinstance(f, ast.Attribute) and f.attr == "sleep" and isinstance(f.value, ast.Name)
+                    and f.value.id in ("asyncio", "time")) or (isinstance(f, ast.Name) and f.id in bare):
+                return True
+        return any(sleeps(child) for child in ast.iter_child_nodes(node))
+
+    found: list[str] = []
+
+    def visit(node: ast.AST, where: str) -> None:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            where = f"{where}.{node.name}" if where else node.name
+        if isinstance(node, ast.While) and any(sleeps(statement) for statement in node.body):
+            found.append(where or "<module>")
+        for child in ast.iter_child_nodes(node):
+            visit(child, where)
+
+    visit(tree, "")
+    return found
+
+
+def test_sleeping_loops_are_found() -> None:
+    source = ("import asyncio, time\nfrom asyncio import sleep as nap\n"
+              "async def a() -> None:\n    while True:\n        if x():\n"
+              "            await asyncio.sleep(0.1)\n"
+              "def b() -> None:\n    while x():\n        time.sleep(1)\n"
+              "class C:\n    async def d(self) -> None:\n        while x():\n            await nap(1)\n"
+              "async def e() -> None:\n    while x():\n        await other.sleep(1)\n"
+              "        def later() -> None:\n            time.sleep(1)\n"
+              "async def f() -> None:\n    for _ in range(3):\n        await asyncio.sleep(1)\n")
+    assert sleeping_loops(TESTS / "test_probe.py", source) == ["a", "b", "C.d"]
+
+
+def test_waits_are_until_and_only_pacing_loops_sleep() -> None:
+    """A test or support module waits on a condition with `until` (one implementation, bounded, naming what
+    it waits for): a `while` that sleeps is a hand-made wait, unless PACING says why it is not one."""
+    found: dict[str, list[str]] = {}
+    for path in [*modules(), *sorted((TESTS / "support").rglob("*.py"))]:
+        if path.name == "waiting.py":
+            continue
+        name = path.relative_to(TESTS).as_posix()
+        found[name] = [f"{name}::{where}" for where in sleeping_loops(path)]
+    loops = {loop for file, found_in in found.items() if file not in PACING for loop in found_in}
+    assert sorted(loops - PACING.keys()) == []
+    # An entry for a loop that is gone goes too (a whole file's entry, for a file being changed, may outlast
+    # its loops until it is removed).
+    assert sorted(key for key in PACING if "::" in key and key not in loops) == []
