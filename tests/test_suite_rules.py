@@ -165,7 +165,6 @@ PACING = {
     "test_startup_order.py::_polling.poll": "an observer: reads every version until cancelled",
     "test_stuck_variant.py::poll_until_cancelled": "an observer: reads every version until cancelled",
     f"{_STUCK}.owncast": "Owncast's writes, one segment a second",
-    "test_steering_browser.py": "being reworked",
 }
 
 
