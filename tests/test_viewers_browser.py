@@ -308,11 +308,20 @@ def by_variant(got: Samples, name: str, variant: str) -> float:
 
 
 async def lowest_variant(http: aiohttp.ClientSession, url: str) -> tuple[str, int]:
-    """The variant of the multivariant playlist with the lowest BANDWIDTH: (its index, bits/s)."""
-    async with http.get(f"{url}/live/master.m3u8") as response:
-        text = await response.text()
-    # The bucket's pathway (with content steering each variant is offered on the VM's too: /live/vm/n/).
-    found = re.findall(r"BANDWIDTH=(\d+)[^\n]*\n(?:[^\n]*/live/)?(\d+)/playlist\.m3u8", text)
+    """The variant of the multivariant playlist with the lowest BANDWIDTH: (its index, bits/s). Waited
+    for: at a new stream (the emulator's replay starting over) the service answers 503 until every variant
+    it announces is listed (steering/masters.py), and run3 of 2026-11-25 asked just then."""
+    seen: list[tuple[int, str]] = []  # (status, body) of the last answer
+
+    async def variants() -> list[tuple[str, str]]:
+        async with http.get(f"{url}/live/master.m3u8") as response:
+            seen[:] = [(response.status, await response.text())]
+        # The bucket's pathway (with content steering each variant is offered on the VM's too: /live/vm/n/).
+        found: list[tuple[str, str]] = re.findall(
+            r"BANDWIDTH=(\d+)[^\n]*\n(?:[^\n]*/live/)?(\d+)/playlist\.m3u8", seen[0][1])
+        return found
+
+    found = await until(variants, "a multivariant playlist listing the variants", WAIT, every=0.2, detail=lambda: seen)
     bandwidth, index = min((int(b), i) for b, i in found)
     return index, bandwidth
 
