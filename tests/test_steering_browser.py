@@ -234,6 +234,14 @@ def asked(demo: Demo, watched: Watched, stalls: list[dict[str, Any]], since: flo
     return "; ".join(out)
 
 
+def playing(watched: Watched, since: float) -> str:
+    """For a failure's message: what a page was refused, fetched and reloaded since `since` (seconds after
+    it), and the warnings and errors its console showed."""
+    return (f"refused {refused(watched, since)}; timeline {timeline(watched, since)}; playlists "
+            f"{[(round(at - since, 1), st, u.split('/', 3)[-1]) for at, st, u in watched.playlists if at >= since - 4]}; "
+            f"console {watched.console[-12:]}")
+
+
 def from_the_vm(watched: Watched, since: float) -> list[Any]:
     """The VM's segment answers (200) a page got since `since`, but those its browser's cache gave it
     (the same immutable URL fetched again: the VM sent nothing)."""
@@ -333,9 +341,8 @@ async def outage(demo: Demo, *, service: bool, viewers: bool) -> None:
             if s["ms"] > 1000 * TARGET:
                 print(f"{name} stall at {s['start'] - closed_at:.1f}s for {s['ms']} ms: {source_late(demo.players, watched, s)}")
         if long:
-            problems.append(f"{name} stalled longer than a target duration: {long}; {asked(demo, watched, long, closed_at)}; refused "
-                            f"{refused(watched, closed_at)}; timeline {timeline(watched, closed_at)}; playlists "
-                            f"{[(round(at - closed_at, 1), st, u.split('/', 3)[-1]) for at, st, u in watched.playlists if at >= closed_at - 4]}")
+            problems.append(f"{name} stalled longer than a target duration: {long}; {asked(demo, watched, long, closed_at)}; "
+                            f"{playing(watched, closed_at)}; errors {await watched.errors()}")
         fatal = (await watched.fatal())[fatal_before[name]:]
         if fatal:
             problems.append(f"{name} fatal errors: {fatal}; refused {refused(watched, closed_at)}; redirected "
@@ -395,7 +402,10 @@ async def outage(demo: Demo, *, service: bool, viewers: bool) -> None:
     print(f"closed {closed_at:.1f}, steered to vm after {steered_at - closed_at:.1f}s, opened after "
           f"{opened_at - closed_at:.1f}s (buffers {ahead}), back on the bucket {back_at - opened_at:.1f}s after "
           f"that; late: {late}")
-    assert not late, f"players not back on the bucket within a reload and a segment: {late}"
+    for name, seconds in late.items():
+        watched = pages[name]
+        problems.append(f"{name} not back on the bucket within a reload and a segment: {seconds} s after the service "
+                        f"steered back; {playing(watched, closed_at)}; errors {await watched.errors()}")
     assert problems == [], "\n".join(problems)
 
 

@@ -156,6 +156,13 @@ class Watched:
         errors it had to make a new player for (viewerStats.errorKinds, with its error list)."""
         return list(await self.page.evaluate(_FATAL_JS))
 
+    async def errors(self) -> list[str]:
+        """The last errors the page's player reported, fatal or not (players.py's probe; the viewer page
+        keeps its own list)."""
+        return list(await self.page.evaluate(
+            "() => (window.probe ? window.probe.errors.map((e) => String(e.details))"
+            " : (window.viewerStats ? window.viewerStats.errors.map(String) : [])).slice(-12)"))
+
     def segments(self, since: float = 0.0, pathway: str | None = None) -> list[Fetched]:
         return [f for f in self.fetched if f.at >= since and (pathway is None or f.pathway == pathway)]
 
