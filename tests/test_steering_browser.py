@@ -39,6 +39,7 @@ the service (tests/support/counting_proxy.py), and the module runs in the suite.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import time
@@ -271,7 +272,22 @@ def uploads(demo: Demo, watched: Watched, back_at: float) -> list[tuple[float, s
 async def outage(demo: Demo, *, service: bool, viewers: bool) -> None:
     """Close the gates until every player played from the VM past its buffer, open them, and check every
     player through it. Each outage is judged on its own: it starts once every player is back on the
-    bucket from the one before, and counts only its own stalls, errors and bytes."""
+    bucket from the one before, and counts only its own stalls, errors and bytes. On a failure the
+    service's own account of it follows: its warnings and steering lines since the outage began, and
+    /health."""
+    first_line = len(demo.service.lines)
+    try:
+        await judged_outage(demo, service=service, viewers=viewers)
+    except BaseException:
+        said = [line for line in demo.service.lines[first_line:]
+                if any(word in line for word in ("steering", "probe", "pathway", "WARNING", "ERROR"))]
+        print("--- the service during this outage:", *said[-40:], sep="\n")
+        with contextlib.suppress(Exception):
+            print("--- /health:", json.dumps(await health(demo.service)))
+        raise
+
+
+async def judged_outage(demo: Demo, *, service: bool, viewers: bool) -> None:
     pages = demo.pages
     since_bucket: dict[str, list[tuple[float, str, int, str]]] = {}
 
