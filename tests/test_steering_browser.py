@@ -334,10 +334,22 @@ async def judged_outage(demo: Demo, *, service: bool, viewers: bool) -> None:
     steering_lines = len(demo.service.lines)
     # Back on the bucket within a steering reload (the TTL) and a segment after the service steered back.
     deadline = back_at + 2 * TARGET + 3
-    await until(lambda: all(w.segments(since=back_at, pathway="bucket") for w in pages.values()),
-                "every player fetching from the bucket after the service steered back", deadline + 10 - time.monotonic(),
-                every=0.1, detail=lambda: {name: timeline(w, back_at) for name, w in pages.items()
-                                           if not w.segments(since=back_at, pathway="bucket")})
+    away: dict[str, object] = {}
+
+    async def all_back() -> bool:
+        # For a failure's message, each page not back yet: what it fetched since, and how far it played
+        # and has buffered now (a player far behind, its buffer full, fetches nothing for a while).
+        away.clear()
+        for name, w in pages.items():
+            if not w.segments(since=back_at, pathway="bucket"):
+                away[name] = {"played": round(await w.played(), 1), "buffered": round(await w.buffered(), 1),
+                              "fetched": timeline(w, back_at), "playlists": [
+                                  (round(at - back_at, 1), st, u.split("/", 3)[-1]) for at, st, u in w.playlists
+                                  if at >= back_at - 2]}
+        return not away
+
+    await until(all_back, "every player fetching from the bucket after the service steered back",
+                deadline + 10 - time.monotonic(), every=0.25, detail=lambda: away)
     late = {name: round(w.segments(since=back_at, pathway="bucket")[0].at - back_at, 1) for name, w in pages.items()
             if w.segments(since=back_at, pathway="bucket")[0].at > deadline}
     # The viewer page's playback reports say which pathway it plays (hls_broadcaster_viewers_pathway).
