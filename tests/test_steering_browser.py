@@ -238,7 +238,9 @@ def asked(demo: Demo, watched: Watched, stalls: list[dict[str, Any]], since: flo
 def playing(watched: Watched, since: float) -> str:
     """For a failure's message: what a page was refused, fetched and reloaded since `since` (seconds after
     it), and the warnings and errors its console showed."""
-    return (f"refused {refused(watched, since)}; timeline {timeline(watched, since)}; playlists "
+    manifests = [round(at - since, 1) for at, _st, u in watched.playlists if u.split("?")[0].endswith(".json")]
+    return (f"steering manifests answered at {manifests[-8:]} (of {len(manifests)}); "
+            f"refused {refused(watched, since)}; timeline {timeline(watched, since)}; playlists "
             f"{[(round(at - since, 1), st, u.split('/', 3)[-1]) for at, st, u in watched.playlists if at >= since - 4]}; "
             f"console {watched.console[-12:]}")
 
