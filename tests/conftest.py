@@ -30,21 +30,28 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "it, as the matrix's rows do, rather than leave the race to chance")
 
 
-# The order the xdist groups begin in (scripts/test: --dist loadgroup --no-loadscope-reorder). xdist hands
-# each of the five workers the next group in turn, then a second, so the first five run together and each
-# worker's second begins when its first ends. The first five hold one browser module only, the steering
+# The order the xdist groups begin in (group_order; scripts/test: --dist loadgroup --no-loadscope-reorder).
+# xdist hands each worker the next group in turn, then a second, so the first wave runs together and each
+# worker's second begins when its first ends. The first wave holds one browser module only, the steering
 # one, whose players are judged by the clock: begun beside p2p_browser, players_across_change and
 # bench_browsers (as when the longest went first), four browser modules' pages at once, it failed 5 of 6
 # full runs on 2026-11-25 (a player standing still, or not leaving or not coming back to the bucket in
-# time), where alone or beside two busy loops it passed 18 of 19 runs. The long browser modules are each a worker's second (p2p_browser about 230 s after
-# about 150 s: done well before the suite's end). Seconds each in a full run at load 9-14, for scale:
-# steering_browser 120, faults_input 112, package_readme 105, package 57, nginx_cache 27, p2p_browser 234,
-# players_across_change 125, bench_browsers 112, viewer_browser 41, gap_players 26, faults_http 11,
-# docs_site 8. A group not named here begins with the second wave, as a long one may be.
-GROUP_ORDER = ("steering_browser", "faults_input", "package_readme", "package", "nginx_cache",
-               "p2p_browser", "players_across_change", "bench_browsers", "viewer_browser", "gap_players",
-               "faults_http", "docs_site")
-FIRST_WAVE = 5  # scripts/test's workers
+# time), where alone or beside two busy loops it passed 18 of 19 runs. The long browser modules are each
+# a worker's second (p2p_browser about 230 s after about 150 s: done well before the suite's end).
+# Seconds each in a full run at load 9-14, for scale: steering_browser 120, faults_input 112,
+# package_readme 105, package 57, nginx_cache 27, faults_http 11, docs_site 8, p2p_browser 234,
+# players_across_change 125, bench_browsers 112, viewer_browser 41, gap_players 26. A group not named here
+# begins with the second wave, as a long one may be.
+FIRST = ("steering_browser",)
+QUIET = ("faults_input", "package_readme", "package", "nginx_cache", "faults_http", "docs_site")  # no browser
+LOUD = ("p2p_browser", "players_across_change", "bench_browsers", "viewer_browser", "gap_players")
+
+
+def group_order(workers: int) -> tuple[str, ...]:
+    """The first wave (one group per worker): the steering module and groups without a browser; then the
+    browser groups, each a worker's second; then the rest."""
+    quiet = max(0, workers - len(FIRST))
+    return FIRST + QUIET[:quiet] + LOUD + QUIET[quiet:]
 
 
 def xdist_group(item: pytest.Item) -> str | None:
@@ -65,11 +72,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             config.hook.pytest_deselected(items=by_hand)
             items[:] = [item for item in items if item not in by_hand]
 
+    workers = config.getoption("numprocesses", None)
+    workers = workers if isinstance(workers, int) and workers > 0 else 1
+    order = group_order(workers)
+    second_wave = min(workers, len(order))
+
     def in_order(item: pytest.Item) -> float:
         group = xdist_group(item)
         if group is None:
-            return len(GROUP_ORDER) + 1.0  # after every group
-        return GROUP_ORDER.index(group) if group in GROUP_ORDER else FIRST_WAVE - 0.5
+            return len(order) + 1.0  # after every group
+        return order.index(group) if group in order else second_wave + 0.5
 
     items.sort(key=in_order)
 
