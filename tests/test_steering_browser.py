@@ -33,7 +33,11 @@ bucket's public URL looks every second and again after half a second (steering/p
 passed by hand (5 beside two busy loops). Tried in the suite (run39), it failed on its own byte count:
 the pages were seen to get 1.86 MB less than the VM counted (answers a loaded player gave up on before
 its browser showed them). What the VM sent is now counted on the wire, by a proxy between the pages and
-the service (tests/support/counting_proxy.py), and the module runs in the suite.
+the service (tests/support/counting_proxy.py), and the module runs in the suite. The gates and that proxy
+answer from an event loop of their own (tests/support/loop_thread.py): in the test's loop, behind
+Playwright's events and the polling of five pages, the pages' requests waited seconds whenever a gate opened
+and the service's backlog of uploads went through it (run8 of 2026-11-25: the viewer page and Shaka stood
+still 4.5 s and 2.6 s just after the gates opened on a 61 s outage, where the service had their segments).
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ from broadcaster.steering import policy
 from tests.support.browser import launch_chromium, needs_chromium
 from tests.support.counting_proxy import Answer, CountingProxy
 from tests.support.gates import BucketGates
+from tests.support.loop_thread import LoopThread
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.steered_players import Players, TimedLedger, Watched
 from tests.support.waiting import until
@@ -88,6 +93,7 @@ class Demo:
     players: Players
     pages: dict[str, Watched]
     wire: CountingProxy  # between the pages and the service: every answer the VM put on the wire
+    rig: LoopThread  # where the gates and the wire run: their coroutines go through rig.run()
     outages: int = 0  # outages so far: the policy's hold doubles for each within RELAPSE_WITHIN
 
 
@@ -113,7 +119,9 @@ async def demo(tmp_path_factory: pytest.TempPathFactory, recordings: Recordings)
 
     tmp = tmp_path_factory.mktemp("steering")
     ledger = TimedLedger()
-    async with (SeaweedS3(tmp / "seaweed", discard=True) as s3, BucketGates(s3) as gates,
+    # The gates and the wire answer from a loop of their own (tests/support/loop_thread.py).
+    async with (SeaweedS3(tmp / "seaweed", discard=True) as s3, LoopThread("steering-rig") as rig,
+                threaded(rig, BucketGates(s3)) as gates,
                 OwncastEmulator(tmp / "hls", segment_seconds=TARGET, ledger=ledger, recordings=recordings) as owncast):
         env = service_env(tmp / "hls", s3, tmp / "state", S3_ENDPOINT_URL=gates.service_url,
                           R2_PUBLIC_URL=gates.public_url, WINDOW_SECONDS="20",
@@ -123,17 +131,27 @@ async def demo(tmp_path_factory: pytest.TempPathFactory, recordings: Recordings)
         # to the VM again for it (`uploads`), and they fetched from the VM after being told to go back.
         async with ServiceProcess(env, tmp / "service") as service, async_playwright() as pw:
             wire = CountingProxy(service.url, keep_host=True)
-            await wire.start()
+            await rig.run(wire.start())
             browser = await launch_chromium(pw)
             try:
                 await owncast.wait_for_segments(0, 3, timeout=30)
                 async with Players(browser, wire.url, gates.public_url, owncast.hls_dir, ledger) as players:
                     pages = {name: await players.open(name) for name in PLAYERS}
                     await asyncio.gather(*(until_played(watched, 4) for watched in pages.values()))
-                    yield Demo(s3, gates, owncast, service, players, pages, wire)
+                    yield Demo(s3, gates, owncast, service, players, pages, wire, rig)
             finally:
                 await browser.close()
-                await wire.close()
+                await rig.run(wire.close())
+
+
+@contextlib.asynccontextmanager
+async def threaded(rig: LoopThread, gates: BucketGates) -> AsyncIterator[BucketGates]:
+    """`gates` started and stopped on the rig's loop."""
+    await rig.run(gates.__aenter__())
+    try:
+        yield gates
+    finally:
+        await rig.run(gates.__aexit__(None, None, None))
 
 
 async def until_played(watched: Watched, seconds: float, timeout: float = 60) -> None:
@@ -308,7 +326,7 @@ async def judged_outage(demo: Demo, *, service: bool, viewers: bool) -> None:
     ahead = {name: await w.buffered() for name, w in pages.items()}  # what each plays with no fetch at all
     played_before = {name: await w.played() for name, w in pages.items()}
     closed_at = time.monotonic()
-    await demo.gates.close(service=service, viewers=viewers)
+    await demo.rig.run(demo.gates.close(service=service, viewers=viewers))
     demo.outages += 1
     try:
         steered_at = await until_pathway(demo.service, "vm", timeout=15)
@@ -328,7 +346,7 @@ async def judged_outage(demo: Demo, *, service: bool, viewers: bool) -> None:
                                     for n, w in pages.items()})
     finally:  # a failure here leaves the next test a bucket that works
         opened_at = time.monotonic()
-        await demo.gates.open()
+        await demo.rig.run(demo.gates.open())
     # The service steers back once uploads are current and the hold after the last failure a page reported
     # is over (a page reports within two beats of 2 s): that hold doubles with each outage here.
     back_at = await until_pathway(demo.service, "bucket", timeout=hold_after(demo.outages - 1) + 6 * TARGET + 10)

@@ -1,0 +1,50 @@
+"""An event loop in a thread of its own, for the servers a test puts between its players and the service
+(tests/support/gates.py's proxies, counting_proxy.CountingProxy): in the test's own loop they answered
+only when Playwright's events, the test's polling of its pages and the rest let them, so when a closed
+gate opened and the service's backlog of uploads went through it at once, the pages' requests through
+the proxies waited seconds behind it (test_steering_browser, run8 of 2026-11-25: the viewer page and
+Shaka stood still 4.5 s and 2.6 s just after the gate opened, while the service had their segments)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+T = TypeVar("T")
+
+
+class LoopThread:
+    """`async with LoopThread() as rig:` then `await rig.run(coroutine)` runs it on the thread's loop and
+    gives its result (or its exception) to the caller's. Objects made there (servers, client sessions)
+    are used there: call their coroutines through run()."""
+
+    def __init__(self, name: str = "rig") -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    async def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coroutine, self.loop))
+
+    async def __aenter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        async def drained() -> None:  # what the servers left (their close() ran through run())
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        await self.run(drained())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        await asyncio.to_thread(self._thread.join, 10)
+        self.loop.close()
