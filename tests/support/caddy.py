@@ -8,14 +8,12 @@ import os
 import shutil
 import signal
 import subprocess
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
-from broadcaster.demo.children import StartClock
 from tests.support.nginx import free_port
-from tests.support.waiting import until
+from tests.support.processes import until_listening
 
 CADDYFILE = Path(__file__).resolve().parents[2] / "deploy" / "Caddyfile"
 CADDY = shutil.which("caddy") or "/usr/bin/caddy"
@@ -54,27 +52,10 @@ class CaddyProxy:
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 env={**os.environ, "HOME": str(self.folder), "XDG_DATA_HOME": str(self.folder),
                      "XDG_CONFIG_HOME": str(self.folder)})
-            if await until(self._verdict(self.proc), "Caddy's start", None, every=0.05) == "listening":
+            if await until_listening(self.proc, self.port, "Caddy's start", every=0.05):
                 return self
             await self.__aexit__()
         raise RuntimeError("caddy did not start")
-
-    def _verdict(self, proc: asyncio.subprocess.Process) -> Callable[[], Awaitable[str | None]]:
-        """A probe for `until`: "listening" once Caddy takes connections, "gave up" once it exited or stopped
-        getting on (StartClock: waited for while it gets on, not a fixed wall time)."""
-        clock = StartClock(proc.pid)
-
-        async def verdict() -> str | None:
-            if proc.returncode is not None or clock.expired() is not None:
-                return "gave up"
-            try:
-                _, writer = await asyncio.open_connection("127.0.0.1", self.port)
-            except OSError:
-                return None  # not bound yet
-            writer.close()
-            return "listening"
-
-        return verdict
 
     async def __aexit__(self, *_: object) -> None:
         if self.proc is not None and self.proc.returncode is None:

@@ -23,9 +23,8 @@ from typing import Any
 
 import pytest
 
-from broadcaster.demo.children import StartClock
 from broadcaster.demo.ports import Reserved, kept_port, reserve_port
-from tests.support.waiting import until
+from tests.support.processes import until_listening
 
 NGINX = "/usr/sbin/nginx"
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
@@ -141,23 +140,8 @@ http {{
 
     async def _listening(self, timeout: float) -> bool:
         """Until nginx takes connections (True), or it exits or stops getting on (False; StartClock)."""
-        proc = self.proc
-        assert proc is not None
-        clock = StartClock(proc.pid, busy=timeout, still=timeout)
-
-        async def verdict() -> str | None:
-            if proc.returncode is not None or clock.expired() is not None:
-                return "gave up"
-            try:
-                _, writer = await asyncio.open_connection("127.0.0.1", self.port)
-            except OSError:
-                return None  # not bound yet
-            writer.close()
-            await writer.wait_closed()
-            return "listening"
-
-        said: str = await until(verdict, "nginx's start", None, every=0.02)
-        return said == "listening"
+        assert self.proc is not None
+        return await until_listening(self.proc, self.port, "nginx's start", busy=timeout, still=timeout)
 
     def _release(self) -> None:
         if self._reserved is not None:

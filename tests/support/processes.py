@@ -1,8 +1,13 @@
-"""Whether a process the test started is still there, read from /proc."""
+"""Processes a test started: whether one is still there (read from /proc), and when a server it started
+takes connections."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+
+from broadcaster.demo.children import StartClock
+from tests.support.waiting import until
 
 
 def alive(pid: int) -> bool:
@@ -12,3 +17,25 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+async def until_listening(proc: asyncio.subprocess.Process, port: int, what: str, *, busy: float | None = None,
+                          still: float | None = None, every: float = 0.02) -> bool:
+    """Until 127.0.0.1:`port` takes connections (True), or `proc` exits or stops getting on (False):
+    waited for while it gets on (StartClock, `busy`/`still` seconds when given), not for a fixed wall time
+    a loaded machine may not give it."""
+    clock = StartClock(proc.pid, **{k: v for k, v in (("busy", busy), ("still", still)) if v is not None})
+
+    async def verdict() -> str | None:
+        if proc.returncode is not None or clock.expired() is not None:
+            return "gave up"
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            return None  # not bound yet
+        writer.close()
+        await writer.wait_closed()
+        return "listening"
+
+    said: str = await until(verdict, what, None, every=every)
+    return said == "listening"
