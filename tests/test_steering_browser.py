@@ -13,9 +13,9 @@ segment it plays is byte for byte what Owncast finished writing, and once the ga
 has caught up, the service steers back and each is fetching from the bucket again within a steering
 reload and a segment; the VM sends segment bytes only while players are away from the bucket.
 
-A stall is judged against when Owncast finished the segment the player waited for (TimedLedger): on a
-loaded machine the emulator's ffmpeg falls behind the clock, and only the part of a stall after that
-segment existed is the service's. In the writes-only outage video.js (VHS 3.17, Owncast's page) does
+A stall is judged from when Owncast finished the segment the player waited for (TimedLedger) until the
+page had it: on a loaded machine the emulator's ffmpeg falls behind the clock, and Chromium, starved, may
+hold a segment seconds before it plays it; only the part of a stall between the two is the service's. In the writes-only outage video.js (VHS 3.17, Owncast's page) does
 not leave the bucket's pathway, whose playlists still answer (VHS changes pathway only on an error): it
 plays on from the VM's URIs that the bucket's playlists list while players are steered to the VM
 (steering/bucket_pathway.py; before that, it stalled 13.3 s and 5.4 s in 2 of about 12 runs).
@@ -220,11 +220,16 @@ def told_back(watched: Watched, back_at: float) -> float:
 def charged(players: Players, watched: Watched, stall: dict[str, Any]) -> float:
     """Seconds of a stall the service is answerable for: from when the segment it waited for existed
     (Owncast had finished it: on a loaded machine the emulator's ffmpeg falls behind, and no server
-    can list what the source has not made), or from its start, to its end."""
+    can list what the source has not made), or from its start, until the page had that segment, or its
+    end if it had none. What a page does with a segment it has is its machine's: run10 of 2026-11-25
+    failed on Shaka standing still 3.2 s with the bucket serving it, the segment it waited for in hand
+    from 0.9 s on (Chromium starved beside four workers on two cores)."""
     end = stall["start"] + stall["ms"] / 1000
     waited = watched.waited_for(stall)
-    made = players.finished_at(waited) if waited is not None else None
-    return float(end - max(stall["start"], made if made is not None else stall["start"]))
+    if waited is None:
+        return float(end - stall["start"])
+    made = players.finished_at(waited)
+    return float(max(0.0, min(end, waited.at) - max(stall["start"], made if made is not None else stall["start"])))
 
 
 def source_late(players: Players, watched: Watched, stall: dict[str, Any]) -> str:
