@@ -7,7 +7,7 @@ Each imports what it runs (moto, the demo's parts) when a test asks for it, not 
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Collection, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,14 +32,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 # The order the xdist groups begin in (group_order; scripts/test: --dist loadgroup --no-loadscope-reorder).
 # xdist hands each worker the next group in turn, then a second, so the first wave runs together and each
-# worker's second begins when its first ends. The first wave holds one browser module only, the steering
-# one, whose players are judged by the clock: begun beside p2p_browser, players_across_change and
-# bench_browsers (as when the longest went first), four browser modules' pages at once, it failed 5 of 6
-# full runs on 2026-11-25 (a player standing still, or not leaving or not coming back to the bucket in
-# time), where alone or beside two busy loops it passed 18 of 19 runs. The long browser modules are each
-# a worker's second (p2p_browser about 230 s after about 150 s: done well before the suite's end).
-# Seconds each in a full run at load 9-14, for scale: steering_browser 120, faults_input 112,
-# package_readme 105, package 57, nginx_cache 27, faults_http 11, docs_site 8, p2p_browser 234,
+# worker's second begins when its first ends. The first wave holds no browser module but the steering one,
+# when a run has it among the workers (scripts/test's full run plays it alone first: its players are
+# judged by the clock, and beside p2p_browser, players_across_change and bench_browsers, as when the
+# longest went first, it failed 5 of 6 full runs on 2026-11-25). The long browser modules are each a
+# worker's second (p2p_browser about 230 s after a first of at most about 150 s: done well before the
+# suite's end). Seconds each in a full run at load 9-14, for scale: steering_browser 120, faults_input
+# 112, package_readme 105, package 57, nginx_cache 27, faults_http 11, docs_site 8, p2p_browser 234,
 # players_across_change 125, bench_browsers 112, viewer_browser 41, gap_players 26. A group not named here
 # begins with the second wave, as a long one may be.
 FIRST = ("steering_browser",)
@@ -47,11 +46,13 @@ QUIET = ("faults_input", "package_readme", "package", "nginx_cache", "faults_htt
 LOUD = ("p2p_browser", "players_across_change", "bench_browsers", "viewer_browser", "gap_players")
 
 
-def group_order(workers: int) -> tuple[str, ...]:
-    """The first wave (one group per worker): the steering module and groups without a browser; then the
-    browser groups, each a worker's second; then the rest."""
-    quiet = max(0, workers - len(FIRST))
-    return FIRST + QUIET[:quiet] + LOUD + QUIET[quiet:]
+def group_order(workers: int, present: Collection[str] = (*FIRST, *QUIET, *LOUD)) -> tuple[str, ...]:
+    """The first wave (one group per worker): the steering module, if this run has it, and groups without
+    a browser; then the browser groups, each a worker's second; then the rest."""
+    first = tuple(g for g in FIRST if g in present)
+    quiet = tuple(g for g in QUIET if g in present)
+    calm = max(0, workers - len(first))
+    return first + quiet[:calm] + tuple(g for g in LOUD if g in present) + quiet[calm:]
 
 
 def xdist_group(item: pytest.Item) -> str | None:
@@ -74,7 +75,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
     workers = config.getoption("numprocesses", None)
     workers = workers if isinstance(workers, int) and workers > 0 else 1
-    order = group_order(workers)
+    order = group_order(workers, {g for item in items if (g := xdist_group(item)) is not None})
     second_wave = min(workers, len(order))
 
     def in_order(item: pytest.Item) -> float:
