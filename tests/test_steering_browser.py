@@ -307,6 +307,14 @@ async def outage(demo: Demo, *, service: bool, viewers: bool) -> None:
         said = [line for line in demo.service.lines[first_line:]
                 if any(word in line for word in ("steering", "probe", "pathway", "WARNING", "ERROR"))]
         print("--- the service during this outage:", *said[-40:], sep="\n")
+        # What the bucket's side answered in error lately, and who answered (the gate closed, or the
+        # S3 server itself through an open gate): (seconds ago, side, mode, status, outcome, path).
+        now = time.monotonic()
+        print("--- the gates' last errors:", [
+            (round(now - r.started, 1), side, r.mode, r.status, r.outcome, r.path.split("?")[0][-40:])
+            for side, gate in (("service", demo.gates.service), ("viewers", demo.gates.viewers))
+            for r in list(gate.requests)[-400:] if (r.status or 0) >= 500 or r.outcome not in ("forwarded", "answered")
+        ][-20:])
         with contextlib.suppress(Exception):
             print("--- /health:", json.dumps(await health(demo.service)))
         raise
