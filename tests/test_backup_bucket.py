@@ -27,6 +27,7 @@ from tests.support.gates import BucketGates
 from tests.support.service_process import ServiceProcess, moto_env, service_env
 from tests.support.waiting import until
 from tests.support.whole import assert_whole
+from tests.support.public_bucket import readable_by_anyone
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
@@ -59,8 +60,7 @@ async def test_with_the_first_bucket_closed_players_are_steered_to_the_second(
                       aws_secret_access_key="second-secret", region_name="us-east-1")
     s3.create_bucket(Bucket=BACKUP)
     # Public reads, as a CDN in front of it gives viewers (the service never sends an ACL header).
-    s3.put_bucket_policy(Bucket=BACKUP, Policy=json.dumps({"Version": "2012-10-17", "Statement": [{
-        "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{BACKUP}/*"}]}))
+    readable_by_anyone(s3, BACKUP)
     # Viewers reach the second bucket through a gate of its own (another host: another provider's CDN).
     async with BucketGates(seaweed) as gates, FaultProxy(moto_url, host=SECOND_HOST) as second, \
             aiohttp.ClientSession() as http:
@@ -196,8 +196,7 @@ async def test_with_the_first_bucket_closed_players_are_steered_to_the_second(
 def public_bucket(s3: Any, name: str) -> None:
     if name not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
         s3.create_bucket(Bucket=name)
-    s3.put_bucket_policy(Bucket=name, Policy=json.dumps({"Version": "2012-10-17", "Statement": [{
-        "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{name}/*"}]}))
+    readable_by_anyone(s3, name)
 
 
 async def test_with_pathways_bucket_backup_the_vm_serves_no_pathway(

@@ -5,7 +5,6 @@ its settings (as with a wrong first bucket), on real S3 servers (moto, a bucket 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import boto3
@@ -14,6 +13,7 @@ import pytest
 from broadcaster.preflight import run_checks
 from broadcaster.settings import Settings, load_settings
 from tests.support.service_process import ServiceProcess, moto_env
+from tests.support.public_bucket import readable_by_anyone
 
 pytestmark = pytest.mark.integration
 
@@ -28,8 +28,7 @@ def second_bucket(moto_url: str, name: str = SECOND, *, public: bool = True, exi
         return
     s3.create_bucket(Bucket=name)
     if public:
-        s3.put_bucket_policy(Bucket=name, Policy=json.dumps({"Version": "2012-10-17", "Statement": [{
-            "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{name}/*"}]}))
+        readable_by_anyone(s3, name)
 
 
 def objects(moto_url: str, name: str) -> list[str]:

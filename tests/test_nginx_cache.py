@@ -34,6 +34,7 @@ import pytest
 from tests.support.cache_edge import Edge, cache_edge, last_sequence
 from tests.support.nginx import CACHE_CONF, needs_nginx, shipped_cache
 from tests.support.owncast_writer import real_ts_segment
+from tests.support.public_bucket import readable_by_anyone
 
 # One worker runs the module, its fixtures once (scripts/test's --dist loadgroup): spread over the
 # workers, five of its six tests made them again (29 of the module's 34 s in a full run at load 15).
@@ -54,12 +55,9 @@ def bucket(moto_url: str) -> Iterator[str]:
     s3 = boto3.client("s3", endpoint_url=moto_url, region_name="us-east-1",
                       aws_access_key_id="test-key", aws_secret_access_key="test-secret")
     s3.create_bucket(Bucket=BUCKET)
-    # As an R2 bucket behind its public URL: the service's probe and players fetch without credentials.
-    # Without it the probe got 403 and the VM's pathway rightly sent bytes where the test expects a
-    # redirect: a full run on a loaded machine, where the first probe came before the test's requests.
-    anyone_reads = {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
-                    "Resource": f"arn:aws:s3:::{BUCKET}/*"}
-    s3.put_bucket_policy(Bucket=BUCKET, Policy=json.dumps({"Version": "2012-10-17", "Statement": [anyone_reads]}))
+    # As an R2 bucket behind its public URL: without it the probe got 403 and the VM's pathway rightly
+    # sent bytes where the test expects a redirect (a full run on a loaded machine).
+    readable_by_anyone(s3, BUCKET)
     yield moto_url
 
 

@@ -97,7 +97,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import re
 import statistics
@@ -121,6 +120,7 @@ from tests.support.hls_checker import VariantSetChecker, check_master
 from tests.support.service_process import ServiceProcess
 from tests.support.waiting import until
 from tests.support.whole import finished
+from tests.support.public_bucket import readable_by_anyone
 
 pytestmark = [pytest.mark.integration]
 
@@ -555,11 +555,7 @@ def moto_bucket(moto_url: str, bucket: str) -> dict[str, str]:
     s3 = boto3.client("s3", endpoint_url=moto_url, aws_access_key_id="matrixkey",
                       aws_secret_access_key="matrixsecret", region_name="us-east-1")
     s3.create_bucket(Bucket=bucket)
-    # As an R2 bucket behind its public URL: players fetch segments without credentials.
-    anyone_reads = {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
-                    "Resource": f"arn:aws:s3:::{bucket}/*"}
-    policy = {"Version": "2012-10-17", "Statement": [anyone_reads]}
-    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+    readable_by_anyone(s3, bucket)  # as an R2 bucket behind its public URL
     return dict(S3_ENDPOINT_URL=moto_url, AWS_ACCESS_KEY_ID="matrixkey", AWS_SECRET_ACCESS_KEY="matrixsecret",
                 AWS_BUCKET_NAME=bucket, R2_PUBLIC_URL=f"{moto_url}/{bucket}")
 
