@@ -166,6 +166,19 @@ def played_segments(proxy: CountingProxy, since: collections.Counter[str]) -> li
     return sorted(collections.Counter(proxy.gets) - since, key=sequence)[1:-1]
 
 
+# The fewest segments a window judged by played_segments must hold.
+WINDOW_SEGMENTS = 3
+
+
+async def fetched_in_window(proxy: CountingProxy, since: collections.Counter[str]) -> None:
+    """Until the bucket has served WINDOW_SEGMENTS segments (played_segments) since `since`. A page
+    playing slower than the stream on a loaded machine drifts behind the live edge with a longer buffer,
+    and may play its seconds of video with fewer new segments: in a full run on 2026-11-25 (r22) three
+    honest viewers played 10 s while only 4 new segments were fetched (2 once the ends are trimmed)."""
+    await until(lambda: len(played_segments(proxy, since)) >= WINDOW_SEGMENTS,
+                f"{WINDOW_SEGMENTS} segments fetched from the bucket in the window", 60)
+
+
 # -- (a) three viewers share ---------------------------------------------------------------------------
 
 
@@ -539,6 +552,7 @@ async def test_peers_that_withhold_their_end_announce_a_larger_size_or_send_half
         before = collections.Counter(demo.proxy.gets)
         by_agent = collections.Counter(demo.proxy.gets_by_agent)
         stats = await asyncio.gather(*(watch(v.page, 10, timeout_ms=40_000) for v in good))
+        await fetched_in_window(demo.proxy, before)
         gets = collections.Counter(demo.proxy.gets_by_agent) - by_agent
         names = played_segments(demo.proxy, before)
         handed = [await v.page.evaluate("() => window.handed") for v in good]
@@ -553,7 +567,7 @@ async def test_peers_that_withhold_their_end_announce_a_larger_size_or_send_half
         "attacks on honest viewers": on_honest, "segments": len(names),
         "viewers": [{k: s["p2p"].get(k) for k in FIGURES} for s in stats]}))
     assert len(honest_ids) == 3 and len(hostile_ids) == 3 and not honest_ids & hostile_ids, ids
-    assert len(names) >= 3, names
+    assert len(names) >= WINDOW_SEGMENTS, names
     for v, s, got, error in zip(good, stats, handed, errors, strict=True):
         # No altered byte reached hls.js: every segment it was handed is one the bucket served.
         assert got and None not in got and set(got) <= demo.proxy.served, got
@@ -617,6 +631,7 @@ async def test_a_peer_that_never_finishes_an_upload_is_dropped_and_costs_no_more
         before = collections.Counter(demo.proxy.gets)
         by_agent = collections.Counter(demo.proxy.gets_by_agent)
         stats = await asyncio.gather(*(watch(v.page, 12, timeout_ms=40_000) for v in good))
+        await fetched_in_window(demo.proxy, before)
         gets = collections.Counter(demo.proxy.gets_by_agent) - by_agent
         names = played_segments(demo.proxy, before)
         handed = [await v.page.evaluate("() => window.handed") for v in good]
@@ -633,7 +648,7 @@ async def test_a_peer_that_never_finishes_an_upload_is_dropped_and_costs_no_more
                     for p in at_drop],
         "after": [{k: s["p2p"].get(k) for k in ("droppedPeers", "unfinishedAttempts", "verifiedSegments",
                                                 "discardedBytes", "httpGets", "bytesFromPeers")} for s in stats]}))
-    assert len(names) >= 3, names
+    assert len(names) >= WINDOW_SEGMENTS, names
     for v, s, first, got, n, m in zip(good, stats, at_drop, handed, asked_at_drop, asked, strict=True):
         # Dropped by each honest viewer, after at most the bound, and never asked again since.
         assert first.get("droppedPeers") == 1 and set(first["droppedPeerIds"]) <= hostile_ids, first
