@@ -24,10 +24,10 @@ from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.fault_proxy import FaultProxy
 from tests.support.gates import BucketGates
+from tests.support.public_bucket import readable_by_anyone
 from tests.support.service_process import ServiceProcess, moto_env, service_env
 from tests.support.waiting import until
 from tests.support.whole import assert_whole
-from tests.support.public_bucket import readable_by_anyone
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
@@ -58,9 +58,8 @@ async def test_with_the_first_bucket_closed_players_are_steered_to_the_second(
 ) -> None:
     s3 = boto3.client("s3", endpoint_url=moto_url, aws_access_key_id="second-key",
                       aws_secret_access_key="second-secret", region_name="us-east-1")
-    s3.create_bucket(Bucket=BACKUP)
     # Public reads, as a CDN in front of it gives viewers (the service never sends an ACL header).
-    readable_by_anyone(s3, BACKUP)
+    public_bucket(s3, BACKUP)
     # Viewers reach the second bucket through a gate of its own (another host: another provider's CDN).
     async with BucketGates(seaweed) as gates, FaultProxy(moto_url, host=SECOND_HOST) as second, \
             aiohttp.ClientSession() as http:

@@ -12,8 +12,8 @@ import pytest
 
 from broadcaster.preflight import run_checks
 from broadcaster.settings import Settings, load_settings
-from tests.support.service_process import ServiceProcess, moto_env
 from tests.support.public_bucket import readable_by_anyone
+from tests.support.service_process import ServiceProcess, moto_env
 
 pytestmark = pytest.mark.integration
 

@@ -117,10 +117,10 @@ from broadcaster.demo.emulator import LATENCY_LEVELS, LateTails, Ledger, Owncast
 from broadcaster.demo.ledger import Finished
 from broadcaster.settings import SETTINGS
 from tests.support.hls_checker import VariantSetChecker, check_master
+from tests.support.public_bucket import readable_by_anyone
 from tests.support.service_process import ServiceProcess
 from tests.support.waiting import until
 from tests.support.whole import finished
-from tests.support.public_bucket import readable_by_anyone
 
 pytestmark = [pytest.mark.integration]
 

@@ -15,10 +15,11 @@ reload and a segment; the VM sends segment bytes only while players are away fro
 
 A stall is judged from when Owncast finished the segment the player waited for (TimedLedger) until the
 page had it: on a loaded machine the emulator's ffmpeg falls behind the clock, and Chromium, starved, may
-hold a segment seconds before it plays it; only the part of a stall between the two is the service's. In the writes-only outage video.js (VHS 3.17, Owncast's page) does
-not leave the bucket's pathway, whose playlists still answer (VHS changes pathway only on an error): it
-plays on from the VM's URIs that the bucket's playlists list while players are steered to the VM
-(steering/bucket_pathway.py; before that, it stalled 13.3 s and 5.4 s in 2 of about 12 runs).
+hold a segment seconds before it plays it; only the part of a stall between the two is the service's.
+In the writes-only outage video.js (VHS 3.17, Owncast's page) does not leave the bucket's pathway,
+whose playlists still answer (VHS changes pathway only on an error): it plays on from the VM's URIs
+that the bucket's playlists list while players are steered to the VM (steering/bucket_pathway.py;
+before that, it stalled 13.3 s and 5.4 s in 2 of about 12 runs).
 
 Shaka in the outage for everyone stalled 2.4-3.6 s in 2 of 17 runs while the service took 2-3.3 s to
 steer (it retries the segment the bucket listed before the gate closed and moves only with the steering
@@ -230,7 +231,8 @@ def charged(players: Players, watched: Watched, stall: dict[str, Any]) -> float:
     if waited is None:
         return float(end - stall["start"])
     made = players.finished_at(waited)
-    return float(max(0.0, min(end, waited.at) - max(stall["start"], made if made is not None else stall["start"])))
+    since = stall["start"] if made is None else max(stall["start"], made)
+    return float(max(0.0, min(end, waited.at) - since))
 
 
 def source_late(players: Players, watched: Watched, stall: dict[str, Any]) -> str:
@@ -259,14 +261,21 @@ def asked(demo: Demo, watched: Watched, stalls: list[dict[str, Any]], since: flo
     return "; ".join(out)
 
 
+def reloads(watched: Watched, since: float, before: float = 4) -> list[tuple[float, int, str]]:
+    """The playlists and steering manifests a page was answered from `before` seconds ahead of `since`
+    on: (seconds after `since`, status, path)."""
+    return [(round(at - since, 1), status, url.split("/", 3)[-1]) for at, status, url in watched.playlists
+            if at >= since - before]
+
+
 def playing(watched: Watched, since: float) -> str:
     """For a failure's message: what a page was refused, fetched and reloaded since `since` (seconds after
     it), and the warnings and errors its console showed."""
-    manifests = [round(at - since, 1) for at, _st, u in watched.playlists if u.split("?")[0].endswith(".json")]
+    manifests = [round(at - since, 1) for at, _st, url in watched.playlists
+                 if url.split("?")[0].endswith(".json")]
     return (f"steering manifests answered at {manifests[-8:]} (of {len(manifests)}); "
-            f"refused {refused(watched, since)}; timeline {timeline(watched, since)}; playlists "
-            f"{[(round(at - since, 1), st, u.split('/', 3)[-1]) for at, st, u in watched.playlists if at >= since - 4]}; "
-            f"console {watched.console[-12:]}")
+            f"refused {refused(watched, since)}; timeline {timeline(watched, since)}; "
+            f"playlists {reloads(watched, since)}; console {watched.console[-12:]}")
 
 
 def from_the_vm(watched: Watched, since: float) -> list[Any]:
@@ -314,7 +323,8 @@ async def outage(demo: Demo, *, service: bool, viewers: bool) -> None:
         print("--- the gates' last errors:", [
             (round(now - r.started, 1), side, r.mode, r.status, r.outcome, r.path.split("?")[0][-40:])
             for side, gate in (("service", demo.gates.service), ("viewers", demo.gates.viewers))
-            for r in list(gate.requests)[-400:] if (r.status or 0) >= 500 or r.outcome not in ("forwarded", "answered")
+            for r in list(gate.requests)[-400:]
+            if (r.status or 0) >= 500 or r.outcome not in ("forwarded", "answered")
         ][-20:])
         with contextlib.suppress(Exception):
             print("--- /health:", json.dumps(await health(demo.service)))
@@ -377,9 +387,7 @@ async def judged_outage(demo: Demo, *, service: bool, viewers: bool) -> None:
         for name, w in pages.items():
             if not w.segments(since=back_at, pathway="bucket"):
                 away[name] = {"played": round(await w.played(), 1), "buffered": round(await w.buffered(), 1),
-                              "fetched": timeline(w, back_at), "playlists": [
-                                  (round(at - back_at, 1), st, u.split("/", 3)[-1]) for at, st, u in w.playlists
-                                  if at >= back_at - 2]}
+                              "fetched": timeline(w, back_at), "playlists": reloads(w, back_at, 2)}
         return not away
 
     await until(all_back, "every player fetching from the bucket after the service steered back",
@@ -403,8 +411,9 @@ async def judged_outage(demo: Demo, *, service: bool, viewers: bool) -> None:
             if s["ms"] > 1000 * TARGET:
                 print(f"{name} stall at {s['start'] - closed_at:.1f}s for {s['ms']} ms: {source_late(demo.players, watched, s)}")
         if long:
-            problems.append(f"{name} stalled longer than a target duration: {long}; {asked(demo, watched, long, closed_at)}; "
-                            f"{playing(watched, closed_at)}; errors {await watched.errors()}")
+            problems.append(f"{name} stalled longer than a target duration: {long}; "
+                            f"{asked(demo, watched, long, closed_at)}; {playing(watched, closed_at)}; "
+                            f"errors {await watched.errors()}")
         fatal = (await watched.fatal())[fatal_before[name]:]
         if fatal:
             problems.append(f"{name} fatal errors: {fatal}; refused {refused(watched, closed_at)}; redirected "
@@ -466,8 +475,9 @@ async def judged_outage(demo: Demo, *, service: bool, viewers: bool) -> None:
           f"that; late: {late}")
     for name, seconds in late.items():
         watched = pages[name]
-        problems.append(f"{name} not back on the bucket within a reload and a segment: {seconds} s after the service "
-                        f"steered back; {playing(watched, closed_at)}; errors {await watched.errors()}")
+        problems.append(f"{name} not back on the bucket within a reload and a segment: {seconds} s after the "
+                        f"service steered back; {playing(watched, closed_at)}; "
+                        f"errors {await watched.errors()}")
     assert problems == [], "\n".join(problems)
 
 

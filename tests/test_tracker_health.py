@@ -21,10 +21,10 @@ from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.demo.tracker import LocalTracker, free_port
 from broadcaster.settings import SETTINGS
 from broadcaster.status import trackers
+from tests.support.public_bucket import readable_by_anyone
 from tests.support.service_process import running_service
 from tests.support.waiting import WAIT, until
 from tests.support.webtorrent import StandInService
-from tests.support.public_bucket import readable_by_anyone
 
 pytestmark = pytest.mark.integration
 

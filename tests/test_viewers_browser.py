@@ -321,7 +321,8 @@ async def lowest_variant(http: aiohttp.ClientSession, url: str) -> tuple[str, in
             r"BANDWIDTH=(\d+)[^\n]*\n(?:[^\n]*/live/)?(\d+)/playlist\.m3u8", seen[0][1])
         return found
 
-    found = await until(variants, "a multivariant playlist listing the variants", WAIT, every=0.2, detail=lambda: seen)
+    found = await until(variants, "a multivariant playlist listing the variants", WAIT, every=0.2,
+                        detail=lambda: seen)
     bandwidth, index = min((int(b), i) for b, i in found)
     return index, bandwidth
 

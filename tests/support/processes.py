@@ -19,8 +19,8 @@ def alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
-async def until_listening(proc: asyncio.subprocess.Process, port: int, what: str, *, busy: float | None = None,
-                          still: float | None = None, every: float = 0.02) -> bool:
+async def until_listening(proc: asyncio.subprocess.Process, port: int, what: str, *,
+                          busy: float | None = None, still: float | None = None, every: float = 0.02) -> bool:
     """Until 127.0.0.1:`port` takes connections (True), or `proc` exits or stops getting on (False):
     waited for while it gets on (StartClock, `busy`/`still` seconds when given), not for a fixed wall time
     a loaded machine may not give it."""
