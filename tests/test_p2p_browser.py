@@ -208,6 +208,13 @@ TRUST_DECISIONS = """async () => {
   out.mixed = [await checks.fromPeer('s1', undefined, wrong),
                checks.rejected({ peerId: 'B', segment: { url: 's1' } }).ban];
   out.bucket = [await checks.fromBucket('s1', undefined, wrong), checks.snapshot().httpMismatches];
+  // Bytes a peer sends for no attempt going on are nobody's; a peer's attempt that no event ended is given
+  // back as dropped when its next one starts (a full run of 2026-11-26: an honest page counted 152,656
+  // bytes from the banned peer as kept, none of them verified).
+  const fresh = new Checks(hashes);
+  const attempt = (url) => ({ downloadSource: 'p2p', peerId: 'C', segment: { url } });
+  out.stray = [fresh.received(500, 'C'), fresh.started(attempt('s1')), fresh.received(700, 'C'),
+               fresh.started(attempt('s2')), fresh.pending()];
   out.counted = checks.snapshot();  // its own counts: read-only
   out.frozen = Object.isFrozen(out.counted);
   const reasons = [];
@@ -297,7 +304,8 @@ async def test_three_viewers_share_segments_and_all_keep_playing(
     assert counted == {"verifiedSegments": 0, "verifiedBucketSegments": 0, "verifiedBytes": 3000,
                        "httpMismatches": 1, "oversizedAnnouncements": 2}, counted
     assert decisions == {"sizes": [True, False, False], "alone": [False, True], "mixed": [False, False],
-                         "bucket": [False, 1], "frozen": True, "oneEach": [0, 1], "twoEach": [1, 2],
+                         "bucket": [False, 1], "stray": [False, 0, True, 700, 0], "frozen": True,
+                         "oneEach": [0, 1], "twoEach": [1, 2],
                          "gets": [80, 60]}, decisions
 
 

@@ -137,18 +137,25 @@ export class Checks {
     return false;
   }
 
-  /** The engine's onSegmentStart: a peer's attempt at a segment begins (its bytes are counted from 0). */
+  /** The engine's onSegmentStart: a peer's attempt at a segment begins (its bytes are counted from 0).
+   * Returns the bytes of attempts it forgets, which delivered nothing: the peer's previous one, if no event
+   * ended it, and the oldest when there are too many. */
   started(details) {
-    if (details.downloadSource !== 'p2p' || !details.peerId || !details.segment) return;
-    this.attempts.delete(details.peerId);
+    if (details.downloadSource !== 'p2p' || !details.peerId || !details.segment) return 0;
+    let forgotten = this.ended(details.peerId);
     this.attempts.set(details.peerId, { url: details.segment.url, bytes: 0 });
-    if (this.attempts.size > MAX_ATTEMPTS) this.attempts.delete(this.attempts.keys().next().value);
+    if (this.attempts.size > MAX_ATTEMPTS) forgotten += this.ended(this.attempts.keys().next().value);
+    return forgotten;
   }
 
-  /** The engine's onChunkDownloaded from a peer. */
+  /** The engine's onChunkDownloaded from a peer: whether the bytes belong to an attempt going on. The
+   * engine reports every chunk a peer's connection brings, also those of a segment it no longer waits
+   * for (a peer goes on sending for a moment after an abort, or after its connection is closed for a
+   * rejected segment): those are kept by nobody. */
   received(bytes, peerId) {
     const attempt = this.attempts.get(peerId);
     if (attempt) attempt.bytes += bytes;
+    return attempt !== undefined;
   }
 
   /** A peer's segment failed its check (the engine's onSegmentError, p2p-segment-validation-failed):

@@ -76,7 +76,8 @@ export function create(options) {
     uploadDisabled: isCellular(),
     rejectedSegments: 0, // segments peers sent that did not hash as the playlist says: dropped, refetched
     rejectedBytes: 0,
-    discardedBytes: 0, // bytes from peers dropped: rejected ones, and attempts that failed or were aborted
+    discardedBytes: 0, // bytes from peers dropped: rejected ones, attempts that failed or were aborted, and
+    // bytes that came for no attempt going on (the rest of a segment the page stopped waiting for)
     unblamedRejections: 0, // rejected segments not wholly from the peer that completed them: nobody banned
     peersOff: null, // why this page stopped asking peers, if it did
     bannedPeers: 0, // peers that sent one: disconnected and refused for this page's life
@@ -118,12 +119,14 @@ export function create(options) {
     engine.addEventListener('onChunkDownloaded', mine((bytes, source, peerId) => {
       if (source === 'p2p') {
         stats.bytesFromPeers += bytes;
-        checks.received(bytes, peerId);
+        if (!checks.received(bytes, peerId)) stats.discardedBytes += bytes;
       } else {
         stats.bytesFromHttp += bytes;
       }
     }));
-    engine.addEventListener('onSegmentStart', mine((details) => checks.started(details)));
+    engine.addEventListener('onSegmentStart', mine((details) => {
+      stats.discardedBytes += checks.started(details);
+    }));
     engine.addEventListener('onSegmentLoaded', mine((details) => {
       budget.delivered();
       if (details.downloadSource === 'p2p') {
