@@ -62,6 +62,14 @@ window.player = videojs('video', {
   sources: [{ src: new URLSearchParams(location.search).get('src'), type: 'application/x-mpegURL' }],
 });
 player.on('error', () => window.playerErrors.push(JSON.stringify(player.error())));
+// The player's last events with its clock and the page's (ms), for a failure's message.
+window.playerEvents = [];
+for (const name of ['seeking', 'seeked', 'waiting', 'playing', 'pause', 'stalled', 'ended', 'error']) {
+  player.on(name, () => {
+    window.playerEvents.push([name, Number(player.currentTime().toFixed(2)), Math.round(performance.now())]);
+    if (window.playerEvents.length > 40) window.playerEvents.shift();
+  });
+}
 // What the player shows and plays now: its clock, the seekable range, the live UI (liveui's seek bar
 // and its LIVE button), and the segment under the playhead as VHS's segment-metadata track names it,
 // with the PROGRAM-DATE-TIME VHS parsed for that segment of its media playlist.
@@ -160,10 +168,22 @@ async def page_server() -> AsyncIterator[str]:
         await runner.cleanup()
 
 
-async def state_when(page: Any, condition: str, t: float, timeout: float = 20_000) -> dict[str, Any]:
-    """state() at the first frame at which `condition` (of `t`) holds and a segment is playing."""
-    handle = await page.wait_for_function(f"t => ({condition}) && state().segment ? state() : null", arg=t,
-                                          timeout=timeout)
+async def state_when(page: Any, condition: str, t: float, timeout: float = 30_000) -> dict[str, Any]:
+    """state() at the first frame at which `condition` (of `t`) holds and a segment is playing. A seek
+    back or to live fetches and appends a segment away from the buffer, as the start does: the same 30 s.
+    Not met: a failure that says where the player stood and what it did last."""
+    from playwright.async_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        handle = await page.wait_for_function(f"t => ({condition}) && state().segment ? state() : null",
+                                              arg=t, timeout=timeout)
+    except PlaywrightTimeout:
+        now = await page.evaluate("""() => ({ state: state(), seeking: player.seeking(),
+          readyState: player.readyState(), buffered: Array.from({ length: player.buffered().length },
+            (_, i) => [player.buffered().start(i), player.buffered().end(i)]),
+          events: window.playerEvents, now: Math.round(performance.now()) })""")
+        raise AssertionError(f"video.js not at `{condition}` (t={t:g}) within {timeout / 1000:g} s: "
+                             f"{now}") from None
     got: dict[str, Any] = await handle.json_value()
     return got
 
