@@ -33,7 +33,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 # The order the xdist groups begin in (group_order; scripts/test: --dist loadgroup --no-loadscope-reorder).
 # xdist hands each worker the next group in turn, then a second, so the first wave runs together and each
 # worker's second begins when its first ends. The first wave holds no browser module but the steering one,
-# when a run has it among the workers (scripts/test's full run plays it alone first: its players are
+# when a run has it among the workers (scripts/test's full run plays it first, apart: its players are
 # judged by the clock, and beside p2p_browser, players_across_change and bench_browsers, as when the
 # longest went first, it failed 5 of 6 full runs on 2026-11-25). The long browser modules are each a
 # worker's second (p2p_browser about 230 s after a first of at most about 150 s: done well before the
