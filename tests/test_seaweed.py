@@ -8,9 +8,9 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiobotocore.session import get_session
 from botocore.exceptions import ClientError
 
+from broadcaster.bucket.sessions import aio_session
 from broadcaster.demo.seaweed import SeaweedError, SeaweedS3
 from tests.support.processes import alive
 
@@ -22,7 +22,7 @@ SEGMENT_HEADERS = {"ContentType": "video/mp2t", "CacheControl": "public, max-age
 def s3_client(
     server: SeaweedS3, *, access_key: str | None = None, secret_key: str | None = None
 ) -> Any:  # aiobotocore's client context manager is untyped
-    return get_session().create_client(
+    return aio_session().create_client(
         "s3",
         endpoint_url=server.endpoint_url,
         region_name="auto",

@@ -9,7 +9,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import pytest
-from aiobotocore.session import get_session
 
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.settings import Settings, SettingsError, load_settings
@@ -147,10 +146,7 @@ def test_the_init_cache_forgets_old_runs_not_the_one_in_use() -> None:
 async def test_presigned_urls_open_a_private_bucket_until_they_expire(tmp_path: Path) -> None:
     async with SeaweedS3(tmp_path / "seaweed", public_read=False, discard=True) as s3:
         key, body = "live/0/stream-x-1.ts", b"\x47" * 188 * 10
-        async with get_session().create_client(
-            "s3", endpoint_url=s3.endpoint_url, region_name="auto", aws_access_key_id=s3.access_key,
-            aws_secret_access_key=s3.secret_key, config=s3.client_config(),
-        ) as client:  # fmt: skip
+        async with s3.client() as client:
             await client.put_object(Bucket=s3.bucket, Key=key, Body=body, ContentType="video/mp2t")
         s = settings(
             tmp_path, S3_ENDPOINT_URL=s3.endpoint_url, AWS_ACCESS_KEY_ID=s3.access_key,

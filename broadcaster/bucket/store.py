@@ -14,10 +14,10 @@ from typing import Any
 
 import aiohttp
 from aiobotocore.config import AioConfig
-from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .s3session import BoundedAIOHTTPSession
+from .sessions import aio_session
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ class S3Store:
         if self._client is not None:
             return
         stack = contextlib.AsyncExitStack()
-        session = get_session()
+        session = aio_session()
         self._client = await stack.enter_async_context(session.create_client("s3", **self._client_args))
         self._stack = stack
 

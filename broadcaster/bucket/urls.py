@@ -12,10 +12,10 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Protocol
 
-import botocore.session
 from botocore.config import Config
 
 from ..settings import Settings
+from .sessions import sync_session
 
 # An init section is shared by every segment of one transcoder run of one variant: a few are in use at
 # once, so remembering the last 64 signed ones bounds the cache over months of restarts.
@@ -63,7 +63,7 @@ class S3Signer:
     def __init__(self, *, endpoint_url: str, region: str, access_key: str, secret_key: str, bucket: str) -> None:
         self._endpoint = endpoint_url
         self._bucket = bucket
-        self._client: Any = botocore.session.get_session().create_client(
+        self._client: Any = sync_session().create_client(
             "s3",
             endpoint_url=endpoint_url,
             region_name=region,

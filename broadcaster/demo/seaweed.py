@@ -25,10 +25,10 @@ from types import TracebackType
 from typing import Any, Self
 
 import aiohttp
-from aiobotocore.session import get_session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from broadcaster.bucket.sessions import aio_session
 from broadcaster.demo.children import GroupKiller, StartClock, stop_child
 from broadcaster.demo.ports import TWIN_OFFSET, NoFreePort, Reserved, reserve_ports
 
@@ -296,7 +296,7 @@ class SeaweedS3:
 
     def client(self) -> Any:
         """An S3 client (aiobotocore's, an async context manager: untyped) with the owner's key."""
-        return get_session().create_client(
+        return aio_session().create_client(
             "s3",
             endpoint_url=self.endpoint_url,
             region_name="auto",
