@@ -32,26 +32,28 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 # The order the xdist groups begin in (group_order; scripts/test: --dist loadgroup --no-loadscope-reorder).
 # xdist hands each worker the next group in turn, then a second, so the first wave runs together and each
-# worker's second begins when its first ends. The first wave holds no browser module but the steering one,
-# when a run has it among the workers (scripts/test's full run plays it first, apart: its players are
-# judged by the clock, and beside p2p_browser, players_across_change and bench_browsers, as when the
-# longest went first, it failed 5 of 6 full runs on 2026-11-25). The long browser modules are each a
-# worker's second (p2p_browser about 230 s after a first of at most about 150 s: done well before the
-# suite's end). Seconds each in a full run at load 9-14, for scale: steering_browser 120, faults_input
-# 112, package_readme 105, package 57, nginx_cache 27, faults_http 11, docs_site 8, p2p_browser 234,
-# players_across_change 125, bench_browsers 112, viewer_browser 41, gap_players 26. A group not named here
-# begins with the second wave, as a long one may be.
+# worker's second begins when its first ends. When a run has the steering module among the workers, the
+# first wave holds no other browser module (its players are judged by the clock, and beside p2p_browser,
+# players_across_change and bench_browsers it failed 5 of 6 full runs on 2026-11-25; scripts/test's full
+# run plays it apart, first). Without it (scripts/test's integration tests), the browser groups begin at
+# once beside the longest quiet one, and the other quiet ones follow: so the suite ran until 2026-11-26,
+# when it showed that xdist's workers, not given -n, had ordered for one worker; the quiet groups first, as
+# intended, took 445 s against 422 s, and Shaka stood still in players_across_change beside three browser
+# groups begun together in the second wave. Seconds each in a full run at load 9-14, for scale:
+# steering_browser 120, faults_input 112, package_readme 105, package 57, nginx_cache 27, faults_http 11,
+# docs_site 8, p2p_browser 234, players_across_change 125, bench_browsers 112, viewer_browser 41,
+# gap_players 26. A group not named here begins with the second wave, as a long one may be.
 FIRST = ("steering_browser",)
 QUIET = ("faults_input", "package_readme", "package", "nginx_cache", "faults_http", "docs_site")  # no browser
 LOUD = ("p2p_browser", "players_across_change", "bench_browsers", "viewer_browser", "gap_players")
 
 
 def group_order(workers: int, present: Collection[str] = (*FIRST, *QUIET, *LOUD)) -> tuple[str, ...]:
-    """The first wave (one group per worker): the steering module, if this run has it, and groups without
-    a browser; then the browser groups, each a worker's second; then the rest."""
+    """The first wave (one group per worker): the steering module and groups without a browser, if this run
+    has the steering module; else the longest group without one beside the browser groups. Then the rest."""
     first = tuple(g for g in FIRST if g in present)
     quiet = tuple(g for g in QUIET if g in present)
-    calm = max(0, workers - len(first))
+    calm = max(0, workers - len(first)) if first else 1
     return first + quiet[:calm] + tuple(g for g in LOUD if g in present) + quiet[calm:]
 
 
@@ -73,7 +75,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             config.hook.pytest_deselected(items=by_hand)
             items[:] = [item for item in items if item not in by_hand]
 
-    workers = config.getoption("numprocesses", None)
+    # xdist's workers, where the order counts, are not given -n: they learn the count from workerinput.
+    workerinput = getattr(config, "workerinput", None)
+    workers = workerinput["workercount"] if workerinput else config.getoption("numprocesses", None)
     workers = workers if isinstance(workers, int) and workers > 0 else 1
     order = group_order(workers, {g for item in items if (g := xdist_group(item)) is not None})
     second_wave = min(workers, len(order))
