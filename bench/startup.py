@@ -187,7 +187,7 @@ async def main(args: argparse.Namespace) -> int:
                 where = ", ".join(f"{p.name} at {p.url}" for p in pages)
                 print(f"pages: {where}; Owncast emulator ffmpeg pid {owncast.ffmpeg_pid}", flush=True)
                 async with async_playwright() as pw:
-                    browser = await launch_chromium(pw)
+                    browser = await launch_chromium(pw, draw_video=True)  # to the first frame drawn
                     try:
                         for r in range(args.rounds):
                             for link in links:

@@ -14,7 +14,7 @@ import pytest
 
 from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.demo.seaweed import SeaweedS3
-from tests.support.browser import launch_chromium, needs_chromium, open_viewer
+from tests.support.browser import launch_chromium, needs_chromium, open_viewer, show_video
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.sse import Event, SseReader
 
@@ -151,6 +151,7 @@ async def test_viewer_shows_server_events_only_while_the_stats_panel_is_open(
             # Never more than the last ten.
             await page.wait_for_function("() => window.viewerStats.events > 12", timeout=30_000)
             assert await items.count() == 10
+            await show_video(page)
             await page.screenshot(path=str(ARTIFACTS / "viewer-events.png"), full_page=True)
 
             # Closing the panel closes the stream.

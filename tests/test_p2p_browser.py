@@ -38,7 +38,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from broadcaster.demo.recordings import Recordings
 from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.browser import (ALTER_P2P_UPLOADS, HANDED, HOSTILE_MODES, PLAYERS, WEBRTC_ARGS, WITHHOLDING,
-                                   hostile_peer, launch_chromium, needs_chromium, open_viewer, watch)
+                                   hostile_peer, launch_chromium, needs_chromium, open_viewer, show_video, watch)
 from tests.support.counting_proxy import CountingProxy, closed_port, sequence
 from tests.support.prometheus import PromAPI, prometheus
 from tests.support.s3 import bucket_of_its_own
@@ -245,6 +245,7 @@ async def test_three_viewers_share_segments_and_all_keep_playing(
         stats = await asyncio.gather(*(watch(v.page, 16, timeout_ms=40_000) for v in viewers))
         after = collections.Counter(demo.proxy.gets)
         ARTIFACTS.mkdir(exist_ok=True)
+        await show_video(viewers[0].page)
         await viewers[0].page.screenshot(path=str(ARTIFACTS / "viewer-p2p-stats.png"), full_page=True)
         panel = await viewers[0].page.inner_text("#stats")
         rows = await viewers[0].page.evaluate(STAT_ROWS)

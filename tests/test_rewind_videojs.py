@@ -25,7 +25,7 @@ from aiohttp import web
 from broadcaster.demo.ffmpeg import ffmpeg_exe
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.settings import load_settings
-from tests.support.browser import launch_chromium, needs_chromium
+from tests.support.browser import launch_chromium, needs_chromium, show_video
 from tests.support.observe import listed_at_least
 from tests.support.owncast_web import VIDEOJS_DIR
 from tests.support.owncast_writer import HandFedOwncast, write_in_place
@@ -195,6 +195,7 @@ async def state(page: Any) -> dict[str, Any]:
 
 async def screenshot(page: Any, name: str) -> None:
     """The player with its control bar shown (it hides while nobody moves the mouse), in artifacts/."""
+    await show_video(page)
     await page.evaluate("() => player.userActive(true)")
     await page.screenshot(path=str(ARTIFACTS / name))
 

@@ -63,7 +63,7 @@ async def test_viewer_plays_from_the_bucket_and_shows_offline_and_back(demo: Dem
     requests: list[str] = []
     console_errors: list[str] = []
     async with async_playwright() as pw:
-        browser = await launch_chromium(pw)
+        browser = await launch_chromium(pw, draw_video=True)  # screenshots, the first frame drawn
         try:
             page = await browser.new_page(viewport={"width": 1100, "height": 800})
             page.on("request", lambda r: requests.append(r.url))
@@ -132,7 +132,7 @@ async def test_a_first_visit_starts_with_few_requests_and_no_redirect(demo: Demo
 
     await demo.owncast.wait_for_segments(0, 3, timeout=20)
     async with async_playwright() as pw:
-        browser = await launch_chromium(pw)
+        browser = await launch_chromium(pw, draw_video=True)  # screenshots, the first frame drawn
         try:
             context = await browser.new_context()  # nothing cached, no connection open
             page = await context.new_page()

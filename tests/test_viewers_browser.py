@@ -193,7 +193,7 @@ async def test_embed_plays_framed_by_a_named_site_and_is_refused_elsewhere(stack
     from playwright.async_api import async_playwright
 
     async with async_playwright() as pw:
-        browser = await launch_chromium(pw)
+        browser = await launch_chromium(pw, draw_video=True)  # it looks at what the embed shows
         try:
             page = await browser.new_page()
             frame = await _frame_of(page, stack.allowed.url)

@@ -205,28 +205,59 @@ LAUNCH_TIMEOUT_MS = 180_000
 VIEWPORT = {"width": 480, "height": 270}
 
 
+# The pages do not draw their <video> (visibility: hidden, adopted before any script of the page runs): it
+# is still fetched, decoded, timed and played, its frames still reach requestVideoFrameCallback (Shaka's
+# playhead and the first-frame clock use it) and its box keeps its size (hls.js and Shaka choose by it).
+# Drawing it was 38 % of a playing page's CPU here (2.29 s of CPU per 15 s played against 1.41 s, the GPU
+# process 0.56 s against 0.08 s; the demo's viewer at VIEWPORT, 2026-11-26), and the browser tests are the
+# suite's largest share of its two cores. A test that looks at the picture (a screenshot, the first frame
+# drawn) launches with draw_video=True or calls show_video(page) before it looks.
+UNDRAWN_VIDEO = """(() => {
+  const sheet = new CSSStyleSheet();
+  sheet.replaceSync('video { visibility: hidden !important; }');
+  sheet.undrawnVideo = true;
+  document.adoptedStyleSheets = [...document.adoptedStyleSheets, sheet];
+})();"""
+
+
+async def show_video(page: Any) -> None:
+    """Draw the page's <video> again (UNDRAWN_VIDEO), e.g. before a screenshot."""
+    await page.evaluate("() => { document.adoptedStyleSheets = document.adoptedStyleSheets"
+                        ".filter((s) => !s.undrawnVideo); }")
+
+
 class Chromium:
     """A launched Playwright Browser whose new contexts and pages are VIEWPORT-sized unless told
-    otherwise; everything else is the Browser's own."""
+    otherwise and do not draw their video unless launched with draw_video=True (UNDRAWN_VIDEO);
+    everything else is the Browser's own."""
 
-    def __init__(self, browser: Any) -> None:
+    def __init__(self, browser: Any, draw_video: bool = False) -> None:
         self._browser = browser
+        self._draw_video = draw_video
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._browser, name)
 
     async def new_context(self, **options: Any) -> Any:
         options.setdefault("viewport", dict(VIEWPORT))
-        return await self._browser.new_context(**options)
+        context = await self._browser.new_context(**options)
+        if not self._draw_video:
+            await context.add_init_script(UNDRAWN_VIDEO)
+        return context
 
     async def new_page(self, **options: Any) -> Any:
         options.setdefault("viewport", dict(VIEWPORT))
-        return await self._browser.new_page(**options)
+        page = await self._browser.new_page(**options)
+        if not self._draw_video:
+            await page.add_init_script(UNDRAWN_VIDEO)
+        return page
 
 
-async def launch_chromium(pw: Any, args: list[str] = CHROMIUM_ARGS) -> Any:
-    """A headless Chromium from a playwright.async_api.Playwright (args: CHROMIUM_ARGS or WEBRTC_ARGS)."""
-    return Chromium(await pw.chromium.launch(executable_path=CHROMIUM, args=args, timeout=LAUNCH_TIMEOUT_MS))
+async def launch_chromium(pw: Any, args: list[str] = CHROMIUM_ARGS, *, draw_video: bool = False) -> Any:
+    """A headless Chromium from a playwright.async_api.Playwright (args: CHROMIUM_ARGS or WEBRTC_ARGS);
+    its pages draw their video only with draw_video=True (UNDRAWN_VIDEO)."""
+    browser = await pw.chromium.launch(executable_path=CHROMIUM, args=args, timeout=LAUNCH_TIMEOUT_MS)
+    return Chromium(browser, draw_video)
 
 
 async def open_viewer(page: Any, url: str) -> None:
