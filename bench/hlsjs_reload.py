@@ -54,7 +54,7 @@ import aiohttp
 
 from bench.rig import parse_playlist, service_env, start_service, wait_listed, workspace
 from broadcaster.demo.emulator import OwncastEmulator
-from tests.support.browser import CHROMIUM, launch_chromium
+from tests.support.browser import CHROMIUM, POLL_MS, launch_chromium
 from tests.support.service_process import ServiceProcess
 from tests.support.stats import pct
 
@@ -138,7 +138,7 @@ async def play_round(browser: Any, url: str, mode: str, listed: dict[str, Stamp]
         page.on("request", on_request)
         await page.goto(f"{url}/")
         await page.wait_for_function("() => window.viewerStats && window.viewerStats.state === 'playing'",
-                                     timeout=45_000)
+                                     timeout=45_000, polling=POLL_MS)
         await asyncio.sleep(args.warmup)
         start = time.monotonic()
         # A bound for a stream that stopped, not a time it must keep.

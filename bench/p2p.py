@@ -87,8 +87,8 @@ from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.demo.tracker import LocalTracker, TrackerUnavailable, install
 from broadcaster.service import Service
 from broadcaster.settings import DEFAULT_REWIND_SECONDS
-from tests.support.browser import (ALTER_P2P_UPLOADS, CHROMIUM, HANDED, HOSTILE_MODES, PLAYERS, WEBRTC_ARGS,
-                                   WITHHOLDING, hostile_peer, launch_chromium)
+from tests.support.browser import (ALTER_P2P_UPLOADS, CHROMIUM, HANDED, HOSTILE_MODES, PLAYERS, POLL_MS,
+                                   WEBRTC_ARGS, WITHHOLDING, hostile_peer, launch_chromium)
 from tests.support.counting_proxy import CountingProxy, closed_port, proxied_stream, sequence
 
 MODES = ("http", "p2p", "tracker-unreachable", "tracker-down", "peer-vanishes", "hostile")
@@ -206,7 +206,7 @@ async def open_viewers(browser: Any, url: str, count: int, hostile: tuple[str, .
     async def start(v: Viewer) -> None:
         await v.page.goto(url)
         await v.page.wait_for_function("() => window.viewerStats && window.viewerStats.state === 'playing'",
-                                       timeout=60_000)
+                                       timeout=60_000, polling=POLL_MS)
 
     await asyncio.gather(*(start(v) for v in viewers))
     return viewers

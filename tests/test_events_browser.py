@@ -14,7 +14,7 @@ import pytest
 
 from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.demo.seaweed import SeaweedS3
-from tests.support.browser import launch_chromium, needs_chromium, open_viewer, show_video
+from tests.support.browser import POLL_MS, launch_chromium, needs_chromium, open_viewer, show_video
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.sse import Event, SseReader
 
@@ -139,30 +139,34 @@ async def test_viewer_shows_server_events_only_while_the_stats_panel_is_open(
 
             await page.get_by_role("button", name="Show stats").click()
             await page.wait_for_function(
-                "() => window.viewerStats.eventStream === 'open' && window.viewerStats.events >= 4", timeout=30_000)
+                "() => window.viewerStats.eventStream === 'open' && window.viewerStats.events >= 4",
+                timeout=30_000, polling=POLL_MS)
             assert len(event_requests) == 1
             assert urlsplit(event_requests[0].url).netloc == urlsplit(service.url).netloc
             items = page.locator("#events li")
             await page.wait_for_function("() => document.querySelectorAll('#events li[data-type=segment]').length >= 3",
-                                         timeout=30_000)
+                                         timeout=30_000, polling=POLL_MS)
             text = await page.inner_text("#events")
             assert "variant 0" in text and "variant 1" in text and " s" in text
             assert await page.locator("#events li[data-type=state]").count() >= 1  # the current state first
             # Never more than the last ten.
-            await page.wait_for_function("() => window.viewerStats.events > 12", timeout=30_000)
+            await page.wait_for_function("() => window.viewerStats.events > 12",
+                                         timeout=30_000, polling=POLL_MS)
             assert await items.count() == 10
             await show_video(page)
             await page.screenshot(path=str(ARTIFACTS / "viewer-events.png"), full_page=True)
 
             # Closing the panel closes the stream.
             await page.get_by_role("button", name="Hide stats").click()
-            await page.wait_for_function("() => window.viewerStats.eventStream === 'closed'", timeout=5_000)
+            await page.wait_for_function("() => window.viewerStats.eventStream === 'closed'",
+                                         timeout=5_000, polling=POLL_MS)
             async with asyncio.timeout(10):
                 await ended.get()
             count = await page.evaluate("() => window.viewerStats.events")
             # Reopening opens a new one, which counts on from where it was.
             await page.get_by_role("button", name="Show stats").click()
-            await page.wait_for_function("n => window.viewerStats.events > n", arg=count, timeout=30_000)
+            await page.wait_for_function("n => window.viewerStats.events > n", arg=count,
+                                         timeout=30_000, polling=POLL_MS)
             assert len(event_requests) == 2
         finally:
             await browser.close()

@@ -21,7 +21,7 @@ import yaml
 from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.demo.recordings import Recordings
 from broadcaster.demo.seaweed import SeaweedS3
-from tests.support.browser import launch_chromium, needs_chromium
+from tests.support.browser import POLL_MS, launch_chromium, needs_chromium
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.nginx import Nginx, needs_nginx, tunnel_locations
 from tests.support.owncast_web import OwncastWeb
@@ -124,9 +124,11 @@ async def play(origin: str, seconds: float) -> tuple[list[str], list[tuple[str, 
             page.on("pageerror", lambda e: errors.append(str(e)))
             await page.goto(f"{origin}/")
             # VHS plays it (not the browser's own HLS), and the clock moves.
-            await page.wait_for_function("() => player.tech(true).vhs && player.currentTime() > 0", timeout=30_000)
+            await page.wait_for_function("() => player.tech(true).vhs && player.currentTime() > 0",
+                                         timeout=30_000, polling=POLL_MS)
             start = await page.evaluate("() => player.currentTime()")
-            await page.wait_for_function("t => player.currentTime() >= t", arg=start + seconds, timeout=30_000)
+            await page.wait_for_function("t => player.currentTime() >= t", arg=start + seconds,
+                                         timeout=30_000, polling=POLL_MS)
             errors += await page.evaluate("() => window.playerErrors")
         finally:
             await browser.close()

@@ -37,8 +37,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from broadcaster.demo.recordings import Recordings
 from broadcaster.demo.seaweed import SeaweedS3
-from tests.support.browser import (ALTER_P2P_UPLOADS, HANDED, HOSTILE_MODES, PLAYERS, WEBRTC_ARGS, WITHHOLDING,
-                                   hostile_peer, launch_chromium, needs_chromium, open_viewer, show_video, watch)
+from tests.support.browser import (ALTER_P2P_UPLOADS, HANDED, HOSTILE_MODES, PLAYERS, POLL_MS, WEBRTC_ARGS,
+                                   WITHHOLDING, hostile_peer, launch_chromium, needs_chromium, open_viewer,
+                                   show_video, watch)
 from tests.support.counting_proxy import CountingProxy, closed_port, sequence
 from tests.support.prometheus import PromAPI, prometheus
 from tests.support.s3 import bucket_of_its_own
@@ -157,7 +158,7 @@ def p2p_requests(viewer: Viewer) -> list[str]:
 
 async def until_pages(viewers: list[Viewer], condition: str, timeout_ms: int = 20_000) -> None:
     for v in viewers:
-        await v.page.wait_for_function(condition, timeout=timeout_ms)
+        await v.page.wait_for_function(condition, timeout=timeout_ms, polling=POLL_MS)
 
 
 def played_segments(proxy: CountingProxy, since: collections.Counter[str]) -> list[str]:
@@ -239,7 +240,8 @@ async def test_three_viewers_share_segments_and_all_keep_playing(
         # Peers find each other through the tracker...
         for v in viewers:
             await v.page.wait_for_function(
-                "() => window.viewerStats.p2p && window.viewerStats.p2p.peers >= 1", timeout=20_000)
+                "() => window.viewerStats.p2p && window.viewerStats.p2p.peers >= 1",
+                timeout=20_000, polling=POLL_MS)
         # ...and from then on all three play on (16 s of video each) while the bucket is counted.
         before = collections.Counter(demo.proxy.gets)
         stats = await asyncio.gather(*(watch(v.page, 16, timeout_ms=40_000) for v in viewers))
@@ -391,18 +393,19 @@ async def test_a_damaged_segment_from_the_bucket_stops_the_video_only_for_a_mome
         await watch(page, 2)
         bad = max(sequence(path) for path in demo.proxy.gets) + 2  # one the player has not asked for yet
         demo.proxy.corrupt = lambda path: sequence(path) == bad
-        await page.wait_for_function("() => window.viewerStats.mediaErrors >= 1", timeout=40_000)
+        await page.wait_for_function("() => window.viewerStats.mediaErrors >= 1",
+                                     timeout=40_000, polling=POLL_MS)
         # Within seconds: playing again, and 4 s of video played since.
         await page.wait_for_function(
             "() => window.viewerStats.state === 'playing' && !document.querySelector('video').paused",
-            timeout=15_000)
+            timeout=15_000, polling=POLL_MS)
         stats = await watch(page, 4, timeout_ms=15_000)
         # Playing at the end too. The damaged object stays in the bucket: under load the new player at the
         # live edge may meet it once more (a full run ended its 4 s in "error", recovering again), so
         # this waits for playing rather than reading one instant.
         await page.wait_for_function(
             "() => window.viewerStats.state === 'playing' && !document.querySelector('video').paused",
-            timeout=15_000)
+            timeout=15_000, polling=POLL_MS)
         panel = await page.inner_text("#stats")
     assert demo.proxy.corrupted, "the damaged segment was never asked for"
     assert stats["mediaErrors"] >= 1 and stats["recoveries"] >= 1, stats
@@ -490,13 +493,14 @@ async def refused_and_played(viewers: list[Viewer]) -> tuple[Any, ...]:
     # Each honest viewer takes a segment from the hostile one (the only peer that uploads), finds
     # it altered, and bans it...
     for page in pages[1:]:
-        await page.wait_for_function("() => window.viewerStats.p2p.bannedPeers >= 1", timeout=40_000)
+        await page.wait_for_function("() => window.viewerStats.p2p.bannedPeers >= 1",
+                                     timeout=40_000, polling=POLL_MS)
     # The tracker introduces the banned peer again when the viewers announce (every few minutes
     # in production; now, here): the page closes that connection at once.
     await asyncio.gather(*(p.evaluate(ANNOUNCE_AGAIN) for p in pages[1:]))
     for page in pages[1:]:
         await page.wait_for_function("() => window.viewerStats.p2p.refusedConnections >= 1",
-                                     timeout=20_000)
+                                     timeout=20_000, polling=POLL_MS)
     # ...and plays on, from the bucket (6 s of video more each).
     stats = await asyncio.gather(*(watch(p, 6) for p in pages[1:]))
     handed = [await p.evaluate("() => window.handed") for p in pages[1:]]
@@ -557,7 +561,7 @@ async def test_peers_that_withhold_their_end_announce_a_larger_size_or_send_half
             for v in bad:
                 await v.page.wait_for_function(
                     "ids => window.hostileLog.filter((u) => ids.includes(u.to)).length >= 2",
-                    arg=sorted(set().union(*first_ids)), timeout=45_000)
+                    arg=sorted(set().union(*first_ids)), timeout=45_000, polling=POLL_MS)
         before = collections.Counter(demo.proxy.gets)
         by_agent = collections.Counter(demo.proxy.gets_by_agent)
         stats = await asyncio.gather(*(watch(v.page, 10, timeout_ms=40_000) for v in good))
@@ -631,7 +635,7 @@ async def test_a_peer_that_never_finishes_an_upload_is_dropped_and_costs_no_more
         # Until the withholder has been asked by every honest viewer as often as the bound allows...
         await bad.page.wait_for_function(
             """(ids) => ids.every((own) => window.hostileLog.filter((u) => own.includes(u.to)).length >= %d)"""
-            % UNFINISHED_BOUND, arg=[sorted(own) for own in ids], timeout=90_000)
+            % UNFINISHED_BOUND, arg=[sorted(own) for own in ids], timeout=90_000, polling=POLL_MS)
         # ...and then dropped by each (as soon as the last of those attempts ends).
         with contextlib.suppress(PlaywrightTimeout):
             await until_pages(good, "() => window.viewerStats.p2p.droppedPeers >= 1", timeout_ms=15_000)

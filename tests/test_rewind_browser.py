@@ -25,7 +25,7 @@ import pytest
 
 from broadcaster.demo.ffmpeg import ffmpeg_exe
 from broadcaster.demo.seaweed import SeaweedS3
-from tests.support.browser import launch_chromium, needs_chromium
+from tests.support.browser import POLL_MS, launch_chromium, needs_chromium
 from tests.support.observe import listed_at_least
 from tests.support.owncast_writer import HandFedOwncast, write_in_place
 from tests.support.service_process import ServiceProcess, service_env
@@ -144,7 +144,8 @@ async def test_seek_back_go_live_and_start_at_a_time(stream: Stream) -> None:
         page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: console_errors.append(str(e)))
         await page.goto(url)
-        await page.wait_for_function("() => window.viewerStats.state === 'playing'", timeout=30_000)
+        await page.wait_for_function("() => window.viewerStats.state === 'playing'",
+                                     timeout=30_000, polling=POLL_MS)
         return page
 
     # The players come once the services list their backlogs (uploaded first, in order: seconds under load).
@@ -157,15 +158,17 @@ async def test_seek_back_go_live_and_start_at_a_time(stream: Stream) -> None:
             # At the live edge (once hls.js has caught up with its first seek, or the page with a start
             # that landed behind it), with the whole backlog seekable and the seek bar shown.
             try:
-                await page.wait_for_function(AT_EDGE, timeout=40_000)
+                await page.wait_for_function(AT_EDGE, timeout=40_000, polling=POLL_MS)
             except Exception as err:
                 raise AssertionError(f"never at the live edge: {await page.evaluate(STATS)}") from err
             await page.wait_for_function(
-                "() => window.viewerStats.seekableEnd - window.viewerStats.seekableStart >= 80", timeout=40_000)
+                "() => window.viewerStats.seekableEnd - window.viewerStats.seekableStart >= 80",
+                timeout=40_000, polling=POLL_MS)
             # The seek bar shows on the next tick (timeupdate) once the player plays: waited for, with the
             # page's stats in the message if it never does.
             try:
-                await page.wait_for_function("() => !document.querySelector('#timeline').hidden", timeout=40_000)
+                await page.wait_for_function("() => !document.querySelector('#timeline').hidden",
+                                             timeout=40_000, polling=POLL_MS)
             except Exception as err:
                 raise AssertionError(f"no seek bar: {await page.evaluate(STATS)} {console_errors}") from err
             # The clock says LIVE once the player is at the edge by the viewer's own rule (within 2 target
@@ -175,7 +178,7 @@ async def test_seek_back_go_live_and_start_at_a_time(stream: Stream) -> None:
             try:
                 await page.wait_for_function(
                     f"() => document.querySelector('#behind').textContent === 'LIVE'"
-                    f" && window.viewerStats.behindLive <= {2 * TD}", timeout=40_000)
+                    f" && window.viewerStats.behindLive <= {2 * TD}", timeout=40_000, polling=POLL_MS)
             except Exception as err:
                 raise AssertionError(f"never LIVE: {await page.inner_text('#behind')!r} "
                                      f"{await page.evaluate(STATS)}") from err
@@ -191,7 +194,7 @@ async def test_seek_back_go_live_and_start_at_a_time(stream: Stream) -> None:
             await page.wait_for_function(
                 "t => { const v = document.querySelector('video');"
                 " return !v.seeking && v.currentTime > t && v.currentTime < t + 10 && v.readyState >= 3; }",
-                arg=before["t"] - 60 + 1, timeout=40_000)
+                arg=before["t"] - 60 + 1, timeout=40_000, polling=POLL_MS)
             after = await page.evaluate(NOW)
             # A minute back (the seek bar counts whole seconds), not more: how far it has played on since
             # is the machine's pace, bounded by the wait above and by the distance to live below.
@@ -206,7 +209,8 @@ async def test_seek_back_go_live_and_start_at_a_time(stream: Stream) -> None:
             # About a minute behind live (the seek bar's whole seconds and hls.js's live delay, a second
             # longer after each stall, move it a little): the clock says so.
             await page.wait_for_function(
-                f"() => /^-{ABOUT_A_MINUTE}$/.test(document.querySelector('#behind').textContent)", timeout=40_000)
+                f"() => /^-{ABOUT_A_MINUTE}$/.test(document.querySelector('#behind').textContent)",
+                timeout=40_000, polling=POLL_MS)
             assert 55 <= (await page.evaluate(STATS))["behindLive"] < 66
             # What a screen reader says of the seek bar: the time of day and the distance to live.
             said = await page.get_attribute("#seek", "aria-valuetext")
@@ -219,9 +223,9 @@ async def test_seek_back_go_live_and_start_at_a_time(stream: Stream) -> None:
             await page.get_by_role("button", name="Go live").click(timeout=40_000)
             await page.wait_for_function(
                 "() => window.viewerStats.behindLive !== null && window.viewerStats.behindLive < 2"
-                " && window.viewerStats.latency < 5", timeout=40_000)
+                " && window.viewerStats.latency < 5", timeout=40_000, polling=POLL_MS)
             await page.wait_for_function("() => document.querySelector('#behind').textContent === 'LIVE'",
-                                         timeout=40_000)
+                                         timeout=40_000, polling=POLL_MS)
             await page.close()
 
             # /?start=<45 s before the edge>: starts there and plays on at live pace.
@@ -230,12 +234,13 @@ async def test_seek_back_go_live_and_start_at_a_time(stream: Stream) -> None:
             # The date of the first picture it played: the date shown less what it has played since (the
             # range of video.played it is in begins where it began), not the date when this poll came: on a
             # loaded machine it came 1.5 s in (a full run of 2026-11-26).
-            seen = await (await page.wait_for_function(PLAYED_FROM, timeout=40_000)).json_value()
+            seen = await (await page.wait_for_function(PLAYED_FROM,
+                                                       timeout=40_000, polling=POLL_MS)).json_value()
             first = seen["date"] - 1000 * (seen["t"] - seen["from"])
             assert -1000 * TD <= first - at * 1000 <= 1500 * TD, (first / 1000, at, seen)
             t1, w1 = (await page.evaluate(NOW))["t"], time.time()
             await page.wait_for_function("t => document.querySelector('video').currentTime > t", arg=t1 + 4,
-                                         timeout=40_000)
+                                         timeout=40_000, polling=POLL_MS)
             t2, w2 = (await page.evaluate(NOW))["t"], time.time()
             assert t2 - t1 >= 0.5 * (w2 - w1), (t1, t2, w2 - w1)  # playing on, not stalled (a loaded machine slows it)
             stats = await page.evaluate(STATS)
@@ -246,7 +251,8 @@ async def test_seek_back_go_live_and_start_at_a_time(stream: Stream) -> None:
 
             # A time already gone (here in Unix seconds): the earliest moment kept, and the page says so.
             page = await new_page(f"{stream.long.url}/?start={int(stream.t0) - 600}")
-            await page.wait_for_function("() => window.viewerStats.playingDate", timeout=40_000)
+            await page.wait_for_function("() => window.viewerStats.playingDate",
+                                         timeout=40_000, polling=POLL_MS)
             stats = await page.evaluate(STATS)
             assert 0 <= stats["playingDate"] / 1000 - stream.t0 < 10, (stats, stream.t0)  # the backlog's start
             assert "no longer available" in await page.inner_text("#notice")
@@ -255,7 +261,7 @@ async def test_seek_back_go_live_and_start_at_a_time(stream: Stream) -> None:
             # A time after the live edge: live.
             page = await new_page(f"{stream.long.url}/?start={rfc3339(time.time() + 3600)}")
             try:
-                await page.wait_for_function(AT_EDGE, timeout=40_000)
+                await page.wait_for_function(AT_EDGE, timeout=40_000, polling=POLL_MS)
             except Exception as err:
                 raise AssertionError(f"a time ahead, not live: {await page.evaluate(STATS)}") from err
             await page.close()
@@ -266,8 +272,10 @@ async def test_seek_back_go_live_and_start_at_a_time(stream: Stream) -> None:
             page = await new_page(f"{stream.short.url}/")
             await page.wait_for_function(
                 "() => window.viewerStats.seekableEnd - window.viewerStats.seekableStart >= 25"
-                " && window.viewerStats.seekableEnd - window.viewerStats.seekableStart < 45", timeout=40_000)
-            await page.wait_for_function("() => document.querySelector('#timeline').hidden", timeout=40_000)
+                " && window.viewerStats.seekableEnd - window.viewerStats.seekableStart < 45",
+                timeout=40_000, polling=POLL_MS)
+            await page.wait_for_function("() => document.querySelector('#timeline').hidden",
+                                         timeout=40_000, polling=POLL_MS)
         finally:
             await browser.close()
     playlists = [u for u in requests if ".m3u8" in u]

@@ -25,7 +25,7 @@ from aiohttp import web
 from broadcaster.demo.ffmpeg import ffmpeg_exe
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.settings import load_settings
-from tests.support.browser import launch_chromium, needs_chromium, show_video
+from tests.support.browser import POLL_MS, launch_chromium, needs_chromium, show_video
 from tests.support.observe import listed_at_least
 from tests.support.owncast_web import VIDEOJS_DIR
 from tests.support.owncast_writer import HandFedOwncast, write_in_place
@@ -176,7 +176,7 @@ async def state_when(page: Any, condition: str, t: float, timeout: float = 30_00
 
     try:
         handle = await page.wait_for_function(f"t => ({condition}) && state().segment ? state() : null",
-                                              arg=t, timeout=timeout)
+                                              arg=t, timeout=timeout, polling=POLL_MS)
     except PlaywrightTimeout:
         now = await page.evaluate("""() => ({ state: state(), seeking: player.seeking(),
           readyState: player.readyState(), buffered: Array.from({ length: player.buffered().length },
@@ -237,7 +237,8 @@ async def test_videojs_starts_live_seeks_back_a_minute_and_returns(
                     await page.goto(f"{origin}/?src={service.url}/hls/stream.m3u8")
 
                     # 1. It starts at the live edge (EXT-X-START), the whole backlog seekable behind it.
-                    await page.wait_for_function("() => !player.paused() && state().segment", timeout=30_000)
+                    await page.wait_for_function("() => !player.paused() && state().segment",
+                                                 timeout=30_000, polling=POLL_MS)
                     s = await state(page)
                     seen.append(s)
                     start, edge = s["seekable"]

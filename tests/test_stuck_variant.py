@@ -26,7 +26,7 @@ from broadcaster.demo.ffmpeg import ffmpeg_exe
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.source.writes import Finish
 from broadcaster.state.disk import dumps
-from tests.support.browser import PLAYERS, launch_chromium, needs_chromium, open_viewer
+from tests.support.browser import PLAYERS, POLL_MS, launch_chromium, needs_chromium, open_viewer
 from tests.support.held_back import HeldBack
 from tests.support.observe import Observer
 from tests.support.owncast_writer import SECONDS, HandFedOwncast
@@ -273,7 +273,7 @@ async def test_a_viewer_on_the_variant_whose_file_never_finishes_does_not_stand_
                 # Pin the player to variant 0, and watch it from there on.
                 await page.evaluate(PIN_AND_WATCH)
                 await page.wait_for_function("() => window.stuckLog.pinned && window.stuckLog.played > 2",
-                                             timeout=30_000)
+                                             timeout=30_000, polling=POLL_MS)
                 hold.set()
                 name = await asyncio.wait_for(asyncio.shield(stuck), 10)
                 texts: dict[int, str] = {}
@@ -281,7 +281,7 @@ async def test_a_viewer_on_the_variant_whose_file_never_finishes_does_not_stand_
                 try:
                     start = await page.evaluate("() => window.stuckLog.played")
                     await page.wait_for_function(f"() => window.stuckLog.played > {start + SECONDS_PLAYED}",
-                                                 timeout=40_000)
+                                                 timeout=40_000, polling=POLL_MS)
                     log = await page.evaluate("() => JSON.parse(JSON.stringify(window.stuckLog))")
                     print(f"\n[stuck] {name}: the video stood still {log['longest'] / 1000:.2f}s at most while "
                           f"playing; hls.js errors {log['errors']}")

@@ -1,7 +1,8 @@
 """Rules the suite keeps about itself (issue 49): a test file imports from tests/support, never from
 another test file; a unit test (no `integration` mark) pays for no S3 server or emulator it does not
 run: importing it (and conftest.py) loads neither moto nor the demo's process-running parts, nor does
-running it; a wait on a condition is the one `until` (tests/support/waiting.py), never a loop of sleeps."""
+running it; a wait on a condition is the one `until` (tests/support/waiting.py), never a loop of sleeps;
+a browser page waited on checks its condition on a timer (POLL_MS), not on every frame."""
 
 from __future__ import annotations
 
@@ -225,3 +226,21 @@ def test_waits_are_until_and_only_pacing_loops_sleep() -> None:
     # An entry for a loop that is gone goes too (a whole file's entry, for a file being changed, may outlast
     # its loops until it is removed).
     assert sorted(key for key in PACING if "::" in key and key not in loops) == []
+
+
+def frame_polled_waits(path: Path, source: str | None = None) -> list[int]:
+    """The lines of the file's (or `source`'s) wait_for_function calls given no `polling` (Playwright's
+    default: every animation frame, which keeps Chromium drawing for as long as the wait lasts)."""
+    tree = ast.parse(path.read_text() if source is None else source, str(path))
+    return [node.lineno for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "wait_for_function" and not any(k.arg == "polling" for k in node.keywords)]
+
+
+def test_browser_waits_poll_on_a_timer() -> None:
+    source = "async def f(page):\n    await page.wait_for_function('x', timeout=1)\n" \
+             "    await page.frames[0].wait_for_function('y', polling=POLL_MS)\n"
+    assert frame_polled_waits(TESTS / "test_probe.py", source) == [2]
+    files = [*modules(), *sorted((TESTS / "support").rglob("*.py")), *sorted((ROOT / "bench").glob("*.py"))]
+    found = {p.relative_to(ROOT).as_posix(): lines for p in files if (lines := frame_polled_waits(p))}
+    assert found == {}

@@ -32,7 +32,7 @@ from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.demo.recordings import Recordings
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.service import Service
-from tests.support.browser import launch_chromium, needs_chromium, open_viewer, watch
+from tests.support.browser import POLL_MS, launch_chromium, needs_chromium, open_viewer, watch
 from tests.support.local_http import serve_local
 from tests.support.owncast_viewers import OwncastViewers
 from tests.support.service_process import running_service, service_env
@@ -125,7 +125,7 @@ async def test_playing_pages_are_counted_here_and_by_owncast_and_closed_ones_lea
                 await open_viewer(page, f"{stack.service.url}/")
             await until(lambda: audience.watching == 3, "3 pages counted", WAIT)
             await pages[2].wait_for_function("() => document.getElementById('watching').textContent === "
-                                             "'3 watching'", timeout=WAIT * 1000)
+                                             "'3 watching'", timeout=WAIT * 1000, polling=POLL_MS)
             async with http.get(f"{stack.service.url}/health") as response:
                 viewers = (await response.json())["viewers"]
             # Stalls are another test's (below); here a page may stall on a loaded machine (seen once in a
@@ -180,7 +180,8 @@ async def test_without_a_title_setting_the_page_shows_owncasts_name_and_summary(
         try:
             page = await browser.new_page()
             await page.goto(f"{stack.service.url}/")
-            await page.wait_for_function("n => document.title === n", arg=stack.owncast.name, timeout=WAIT * 1000)
+            await page.wait_for_function("n => document.title === n", arg=stack.owncast.name,
+                                         timeout=WAIT * 1000, polling=POLL_MS)
             assert await page.inner_text("#title") == stack.owncast.name
             assert await page.is_visible("#description")
             assert await page.inner_text("#description") == stack.owncast.summary
@@ -198,10 +199,10 @@ async def test_embed_plays_framed_by_a_named_site_and_is_refused_elsewhere(stack
             page = await browser.new_page()
             frame = await _frame_of(page, stack.allowed.url)
             await frame.wait_for_function("() => window.viewerStats && window.viewerStats.state === 'playing'",
-                                          timeout=WAIT * 1000)
+                                          timeout=WAIT * 1000, polling=POLL_MS)
             start = await frame.evaluate("() => document.querySelector('video').currentTime")
             await frame.wait_for_function("t => document.querySelector('video').currentTime > t", arg=start + 2,
-                                          timeout=WAIT * 1000)
+                                          timeout=WAIT * 1000, polling=POLL_MS)
             # The video alone: the title, status bar and panels are not shown in the embed form.
             assert await frame.is_visible("video")
             assert not await frame.is_visible("h1") and not await frame.is_visible(".bar")
@@ -279,7 +280,8 @@ async def test_src_plays_only_this_sites_streams_unless_the_operator_allows_more
             for path in ("/", "/embed"):
                 await page.goto(f"{service}{path}?src={stack.other.url}/live/master.m3u8")
                 await page.wait_for_function(
-                    "() => window.viewerStats && window.viewerStats.state === 'error'", timeout=WAIT * 1000)
+                    "() => window.viewerStats && window.viewerStats.state === 'error'",
+                    timeout=WAIT * 1000, polling=POLL_MS)
                 said = await page.evaluate("() => document.getElementById('status').textContent")
                 assert "only this site's own stream" in said
             await page.goto(f"{service}/?src={stack.allowed.url}/live/master.m3u8")  # allowed: asked (a 404)
@@ -356,7 +358,7 @@ async def test_a_viewer_below_the_lowest_variants_bitrate_stalls_on_it_here_and_
             # Its page stalls on the lowest variant and says so with its next reports.
             await pages[1].wait_for_function(
                 "v => window.viewerStats.playback.variant === v && window.viewerStats.playback.stalls >= 2",
-                arg=int(lowest), timeout=WAIT * 1000)
+                arg=int(lowest), timeout=WAIT * 1000, polling=POLL_MS)
             got: Samples = {}
 
             async def stalls_counted() -> bool:
@@ -427,11 +429,11 @@ async def test_the_latency_on_metrics_is_the_pages_own_within_a_second_whatever_
             await until(lambda: stack.service.audience.watching == 1, "this page alone counted", WAIT)
             sent = await page.evaluate("() => window.viewerStats.playback.reports")
             await page.wait_for_function("n => window.viewerStats.playback.reports >= n", arg=sent + 1,
-                                         timeout=WAIT * 1000)
+                                         timeout=WAIT * 1000, polling=POLL_MS)
             before = await metrics(http, url)
             sent = await page.evaluate("() => window.viewerStats.playback.reports")
             await page.wait_for_function("n => window.viewerStats.playback.reports >= n", arg=sent + 3,
-                                         timeout=WAIT * 1000)
+                                         timeout=WAIT * 1000, polling=POLL_MS)
             shown = await page.evaluate(
                 "() => [window.viewerStats.playback.latencyMs, window.viewerStats.playingDate, "
                 "window.viewerStats.playback.skewMs, Date.now()]")
@@ -476,13 +478,13 @@ async def test_honest_pages_reports_are_all_within_bounds_and_each_start_up_coun
                 await open_viewer(page, f"{url}/")
             for page in pages:  # each page's first beat is never taken; its start-up comes with a later one
                 await page.wait_for_function("() => window.viewerStats.playback.reports >= 4",
-                                             timeout=WAIT * 1000)
+                                             timeout=WAIT * 1000, polling=POLL_MS)
             await pages[0].evaluate("() => document.querySelector('video').pause()")
             await until(lambda: stack.service.audience.watching == 1, "the paused page left", WAIT)
             sent = await pages[0].evaluate("() => window.viewerStats.playback.reports")
             await pages[0].evaluate("() => document.querySelector('video').play()")
             await pages[0].wait_for_function("n => window.viewerStats.playback.reports >= n", arg=sent + 3,
-                                             timeout=WAIT * 1000)
+                                             timeout=WAIT * 1000, polling=POLL_MS)
             await until(lambda: stack.service.audience.watching == 2, "it plays on, counted again", WAIT)
             figures = [await page.evaluate("() => window.viewerStats.playback") for page in pages]
             after = await metrics(http, url)

@@ -205,6 +205,14 @@ LAUNCH_TIMEOUT_MS = 180_000
 VIEWPORT = {"width": 480, "height": 270}
 
 
+# How often a page checks a wait_for_function condition, in ms. Playwright's default polls on every
+# animation frame, which makes Chromium produce a frame 60 times a second for as long as the wait lasts:
+# a playing page took 2.6-2.7 s of CPU per 15 s so, against 1.6-1.8 s polling every 250 ms and 1.5-1.6 s
+# with no wait (2026-11-26, the demo's viewer, its video not drawn). The conditions waited on take
+# seconds; a tenth of a second more to see one costs nothing. Every call passes it (tests/test_suite_rules.py).
+POLL_MS = 100
+
+
 # The pages do not draw their <video> (visibility: hidden, adopted before any script of the page runs): it
 # is still fetched, decoded, timed and played, its frames still reach requestVideoFrameCallback (Shaka's
 # playhead and the first-frame clock use it) and its box keeps its size (hls.js and Shaka choose by it).
@@ -264,13 +272,13 @@ async def open_viewer(page: Any, url: str) -> None:
     """Load the viewer page at `url` and wait until hls.js plays."""
     await page.goto(url)
     await page.wait_for_function("() => window.viewerStats && window.viewerStats.state === 'playing'",
-                                 timeout=30_000)
+                                 timeout=30_000, polling=POLL_MS)
 
 
 async def watch(page: Any, seconds: float, timeout_ms: int = 30_000) -> dict[str, Any]:
     """Until the video has played `seconds` more; then the viewer's stats (window.viewerStats)."""
     start = await page.evaluate("() => document.querySelector('video').currentTime")
     await page.wait_for_function("t => document.querySelector('video').currentTime > t", arg=start + seconds,
-                                 timeout=timeout_ms)
+                                 timeout=timeout_ms, polling=POLL_MS)
     stats: dict[str, Any] = await page.evaluate("() => JSON.parse(JSON.stringify(window.viewerStats))")
     return stats

@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from broadcaster.demo.ffmpeg import ffmpeg_exe
-from tests.support.browser import launch_chromium
+from tests.support.browser import POLL_MS, launch_chromium
 from tests.support.gap_server import SCENARIOS, GapServer
 
 FPS = 30
@@ -112,7 +112,7 @@ async def _run_hlsjs(browser: Any, base: str, scenario: str) -> tuple[dict[str, 
         await page.goto(f"{base}/player.html?src=/p/{scenario}/hlsjs/index.m3u8")
         with contextlib.suppress(PlaywrightTimeoutError):  # an observation too: `done` stays false
             await page.wait_for_function(
-                "() => window.gapLog && window.gapLog.done", timeout=PLAYER_TIMEOUT * 1000
+                "() => window.gapLog && window.gapLog.done", timeout=PLAYER_TIMEOUT * 1000, polling=POLL_MS
             )
         log = await page.evaluate("() => JSON.parse(JSON.stringify(window.gapLog))")
         video = await page.evaluate(

@@ -23,6 +23,7 @@ from broadcaster.demo.ffmpeg import ffmpeg_exe
 from broadcaster.http.playlists import PlaylistRoutes
 from broadcaster.playlist import hls
 from broadcaster.playlist.rendered import Rendered
+from tests.support.browser import POLL_MS
 from tests.support.publish_scenario import Made, Scenario, Version
 
 SUPPORT = Path(__file__).resolve().parent
@@ -545,7 +546,7 @@ async def _run_browser(browser: Any, base: str, played: Played) -> None:
         await page.goto(f"{base}/page/{played.player}?{query}")
         with contextlib.suppress(PlaywrightTimeoutError):  # an observation too: `done` stays false
             await page.wait_for_function("() => window.probe && window.probe.done",
-                                         timeout=PLAYER_TIMEOUT * 1000)
+                                         timeout=PLAYER_TIMEOUT * 1000, polling=POLL_MS)
         played.log = await page.evaluate("() => JSON.parse(JSON.stringify(window.probe))")
     finally:
         with contextlib.suppress(TimeoutError):

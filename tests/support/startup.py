@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from tests.support.browser import POLL_MS
+
 # Installed before the page's own scripts (add_init_script): hooks every <video> the page makes.
 FIRST_FRAME = """(() => {
   const start = window.startup = { firstFrame: null, playing: null };
@@ -98,7 +100,7 @@ class StartupRecorder:
 
     async def result(self, timeout_ms: float = 60_000) -> Startup:
         await self.page.wait_for_function("() => window.startup && window.startup.firstFrame !== null",
-                                          timeout=timeout_ms)
+                                          timeout=timeout_ms, polling=POLL_MS)
         origin, frame = await self.page.evaluate("() => [performance.timeOrigin, window.startup.firstFrame]")
         frame_at = float(origin) + float(frame)  # epoch ms, the browser's clock
         before: list[Fetched] = []
