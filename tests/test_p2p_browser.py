@@ -612,7 +612,7 @@ async def test_peers_that_withhold_their_end_announce_a_larger_size_or_send_half
     lied_to = {u["to"] for u in on_honest[HOSTILE_MODES.index("larger")] if u["how"] == "x4 + 1 MB"}
     for own, s, count in zip(ids[:3], stats, oversized, strict=True):
         if own & lied_to:
-            assert count >= 1, (count, s["p2p"], lied_to)
+            assert count >= 1, (count, s["p2p"], lied_to)  # s: when watch ended; count: after the logs
 
 
 # -- (g) a peer that never finishes an upload (issue 50, V5) ----------------------------------------------

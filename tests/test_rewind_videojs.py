@@ -169,7 +169,7 @@ async def page_server() -> AsyncIterator[str]:
 
 
 async def state_when(page: Any, condition: str, t: float, timeout: float = 30_000) -> dict[str, Any]:
-    """state() at the first frame at which `condition` (of `t`) holds and a segment is playing. A seek
+    """state() at the first check (every POLL_MS) at which `condition` (of `t`) holds and a segment is playing. A seek
     back or to live fetches and appends a segment away from the buffer, as the start does: the same 30 s.
     Not met: a failure that says where the player stood and what it did last."""
     from playwright.async_api import TimeoutError as PlaywrightTimeout

@@ -229,18 +229,22 @@ def test_waits_are_until_and_only_pacing_loops_sleep() -> None:
 
 
 def frame_polled_waits(path: Path, source: str | None = None) -> list[int]:
-    """The lines of the file's (or `source`'s) wait_for_function calls given no `polling` (Playwright's
-    default: every animation frame, which keeps Chromium drawing for as long as the wait lasts)."""
+    """The lines of the file's (or `source`'s) wait_for_function calls not given `polling=POLL_MS`
+    (Playwright's default polls on every animation frame, which keeps Chromium drawing for as long as the
+    wait lasts)."""
     tree = ast.parse(path.read_text() if source is None else source, str(path))
     return [node.lineno for node in ast.walk(tree)
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-            and node.func.attr == "wait_for_function" and not any(k.arg == "polling" for k in node.keywords)]
+            and node.func.attr == "wait_for_function"
+            and not any(k.arg == "polling" and isinstance(k.value, ast.Name) and k.value.id == "POLL_MS"
+                        for k in node.keywords)]
 
 
 def test_browser_waits_poll_on_a_timer() -> None:
     source = "async def f(page):\n    await page.wait_for_function('x', timeout=1)\n" \
-             "    await page.frames[0].wait_for_function('y', polling=POLL_MS)\n"
-    assert frame_polled_waits(TESTS / "test_probe.py", source) == [2]
+             "    await page.frames[0].wait_for_function('y', polling=POLL_MS)\n" \
+             "    await page.wait_for_function('z', polling='raf')\n"
+    assert frame_polled_waits(TESTS / "test_probe.py", source) == [2, 4]
     files = [*modules(), *sorted((TESTS / "support").rglob("*.py")), *sorted((ROOT / "bench").glob("*.py"))]
     found = {p.relative_to(ROOT).as_posix(): lines for p in files if (lines := frame_polled_waits(p))}
     assert found == {}

@@ -134,7 +134,7 @@ async def test_a_first_visit_starts_with_few_requests_and_no_redirect(demo: Demo
 
     await demo.owncast.wait_for_segments(0, 3, timeout=20)
     async with async_playwright() as pw:
-        browser = await launch_chromium(pw, draw_video=True)  # screenshots, the first frame drawn
+        browser = await launch_chromium(pw, draw_video=True)  # the first frame drawn
         try:
             context = await browser.new_context()  # nothing cached, no connection open
             page = await context.new_page()

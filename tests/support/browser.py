@@ -209,13 +209,15 @@ VIEWPORT = {"width": 480, "height": 270}
 # animation frame, which makes Chromium produce a frame 60 times a second for as long as the wait lasts:
 # a playing page took 2.6-2.7 s of CPU per 15 s so, against 1.6-1.8 s polling every 250 ms and 1.5-1.6 s
 # with no wait (2026-11-26, the demo's viewer, its video not drawn). The conditions waited on take
-# seconds; a tenth of a second more to see one costs nothing. Every call passes it (tests/test_suite_rules.py).
+# seconds; a tenth of a second more to see one costs nothing. Every call passes it
+# (tests/test_suite_rules.py).
 POLL_MS = 100
 
 
 # The pages do not draw their <video> (visibility: hidden, adopted before any script of the page runs): it
-# is still fetched, decoded, timed and played, its frames still reach requestVideoFrameCallback (Shaka's
-# playhead and the first-frame clock use it) and its box keeps its size (hls.js and Shaka choose by it).
+# is still fetched, decoded, timed and played, its frames still reach requestVideoFrameCallback (71 in 3 s
+# at 24 frames a second; Shaka's timeline observer and the first-frame clock use it) and its box keeps
+# its size (hls.js and Shaka choose by it).
 # Drawing it was 38 % of a playing page's CPU here (2.29 s of CPU per 15 s played against 1.41 s, the GPU
 # process 0.56 s against 0.08 s; the demo's viewer at VIEWPORT, 2026-11-26), and the browser tests are the
 # suite's largest share of its two cores. A test that looks at the picture (a screenshot, the first frame
