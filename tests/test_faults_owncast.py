@@ -30,7 +30,7 @@ async def seen_until(http: aiohttp.ClientSession, service: ServiceProcess, oc: O
         return done()
 
     await until(polled, "the stream seen as the test needs", timeout, every=0.1,
-                detail=lambda: {v: len(n) for v, n in seen.ours.items()})
+                detail=seen.describe)
 
 
 async def text(http: aiohttp.ClientSession, url: str) -> str:

@@ -16,7 +16,7 @@ import pytest
 import pytest_asyncio
 
 from broadcaster.demo.recordings import Recordings
-from tests.support.browser import POLL_MS, launch_chromium, needs_chromium, open_viewer, watch
+from tests.support.browser import launch_chromium, needs_chromium, open_viewer, wait_for_state, watch
 from tests.support.live_demo import LiveDemo, live_demo
 from tests.support.startup import StartupRecorder, emulate
 
@@ -95,16 +95,14 @@ async def test_viewer_plays_from_the_bucket_and_shows_offline_and_back(demo: Dem
 
             # Owncast's broadcaster disconnects: offline clip + ENDLIST. The viewer says so.
             await demo.owncast.stop_stream(offline=True)
-            await page.wait_for_function("() => window.viewerStats.state === 'offline'",
-                                         timeout=45_000, polling=POLL_MS)
+            await wait_for_state(page, "offline", 45_000, f"{demo.service.url}/live/0/playlist.m3u8")
             assert "offline" in (await page.inner_text("body")).lower()
             assert await page.inner_text("#s-state") == "offline"  # the stats panel agrees at once
             await page.screenshot(path=str(ARTIFACTS / "viewer-offline.png"), full_page=True)
 
             # ...and comes back as a new stream: the viewer plays again by itself.
             await demo.owncast.restart_stream()
-            await page.wait_for_function("() => window.viewerStats.state === 'playing'",
-                                         timeout=45_000, polling=POLL_MS)
+            await wait_for_state(page, "playing", 45_000, f"{demo.service.url}/live/0/playlist.m3u8")
             final = await watch(page, 2)
             await page.screenshot(path=str(ARTIFACTS / "viewer-back.png"), full_page=True)
 

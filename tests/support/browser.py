@@ -277,6 +277,32 @@ async def open_viewer(page: Any, url: str) -> None:
                                  timeout=30_000, polling=POLL_MS)
 
 
+async def wait_for_state(page: Any, state: str, timeout_ms: int, playlist: str | None = None) -> None:
+    """Until the viewer's state (window.viewerStats.state) is `state`. A wait that fails says where the
+    player stood (its state, errors, the video's time, buffer and flags) and, given `playlist` (a URL the
+    page can fetch), the last lines of what that playlist says now."""
+    from playwright.async_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        await page.wait_for_function("s => window.viewerStats && window.viewerStats.state === s", arg=state,
+                                     timeout=timeout_ms, polling=POLL_MS)
+    except PlaywrightTimeout:
+        where = await page.evaluate("""async (url) => {
+          const s = window.viewerStats || {}, v = document.querySelector('video');
+          let tail = null;
+          if (url) {
+            try {
+              const r = await fetch(url, { cache: 'no-store' });
+              tail = r.status + ': ' + (await r.text()).trim().split('\\n').slice(-6).join(' | ');
+            } catch (err) { tail = String(err); }
+          }
+          return { state: s.state, errors: s.errors, engine: s.engine, buffer: s.buffer,
+                   time: v && v.currentTime, ended: v && v.ended, paused: v && v.paused,
+                   readyState: v && v.readyState, playlist: tail };
+        }""", playlist)
+        raise AssertionError(f"the viewer not {state!r} after {timeout_ms / 1000:g} s: {where}") from None
+
+
 async def watch(page: Any, seconds: float, timeout_ms: int = 30_000) -> dict[str, Any]:
     """Until the video has played `seconds` more; then the viewer's stats (window.viewerStats)."""
     start = await page.evaluate("() => document.querySelector('video').currentTime")

@@ -26,6 +26,7 @@ class Observed:
     checker: VariantSetChecker = field(default_factory=VariantSetChecker)
     ended: set[int] = field(default_factory=set)
     gaps: dict[int, set[str]] = field(default_factory=dict)  # variant -> URIs listed with EXT-X-GAP
+    answers: dict[int, str] = field(default_factory=dict)  # variant -> its playlist's last answer, in short
 
     def note_owncast(self, oc: OwncastEmulator) -> None:
         for v in (0, 1):
@@ -55,6 +56,10 @@ class Observed:
         if "#EXT-X-ENDLIST" in lines:
             self.ended.add(v)
 
+    def describe(self) -> str:
+        """What a wait shows when it fails: segments listed per variant, which ended, the last answers."""
+        return f"listed {self.counts()}, ended {sorted(self.ended)}, last answers {self.answers}"
+
     def counts(self) -> dict[int, int]:
         """Segments listed so far per variant (what a wait shows when it fails)."""
         return {v: len(listed) for v, listed in self.ours.items()}
@@ -70,9 +75,14 @@ async def poll(http: aiohttp.ClientSession, url: str, oc: OwncastEmulator, seen:
     seen.note_owncast(oc)
     for v in (0, 1):
         async with http.get(f"{url}/live/{v}/playlist.m3u8") as r:
+            body = await r.text()
+            # Any other answer (503 before the first segment, 404 for a variant not seen yet) is looked at
+            # again; the last one is kept for the message of a wait that fails.
+            tail = " | ".join(body.splitlines()[-3:])
+            seen.answers[v] = f"{r.status}: ...{tail[-160:]}"
             if r.status == 200:
                 assert r.headers["Content-Type"] == "application/vnd.apple.mpegurl"
-                seen.note_ours(v, await r.text())
+                seen.note_ours(v, body)
 
 
 def looking(http: aiohttp.ClientSession, url: str, oc: OwncastEmulator, seen: Observed,
