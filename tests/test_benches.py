@@ -195,15 +195,20 @@ def test_killed_ffmpeg() -> None:
     out = bench("killed_ffmpeg", "--kills", "1")
     has(out, r"^watch: auto; kills: 1 \(seed 50\)$",
         r"^objects listed: \d+; cut \(not whole packets\): \d+; different from the writer's final file: \d+; "
-        r"never finished by their writer: \d+$", r"^goal: every listed object is its final file: (met|NOT met)$")
+        r"never finished by their writer: \d+$",
+        r"^goal: every listed object is its final file: met$")  # whole files whatever the machine's speed
 
 
 def test_soak() -> None:
     out = bench("soak", "--segments", "20", "--warmup", "5", "--rss-every", "10")
     has(out, r"^events: 1 x restart, 1 x offline tail \+ comeback",
         r"^segments written:\s+\d+ ", r"^segments listed:\s+\d+ \(variant 0: \d+, variant 1: \d+\)",
-        r"^rule violations:\s+\d+ ", rf"^\s+end\s+{NUMBER} MB", rf"^listing delay \(ours\):\s+p50 {NUMBER} ms",
-        r"^goal: no rule violation: (met|NOT met)")
+        rf"^\s+end\s+{NUMBER} MB", rf"^listing delay \(ours\):\s+p50 {NUMBER} ms",
+        r"^goal: memory flat, growth under 5 MB: (met|NOT met)")
+    # What it checks does not depend on the machine's speed, even in so short a run: each holds (a stale
+    # rule of the bench's own once said "NOT met" here unseen: the steering master's host-named URIs).
+    has(out, r"^rule violations:\s+0 ", r"^goal: no unexpected loss: met", r"^goal: no rule violation: met",
+        r"^goal: no error in the service log: met")
 
 
 def test_glass_to_request() -> None:
