@@ -2,7 +2,7 @@
 
     python -m bench.killed_ffmpeg [--kills 32] [--seed 50] [--watch auto|watchfiles]
 
-Run by hand, not a test (the suite runs one kill, to check the form). Owncast is the demo's emulator:
+Run by hand, not a test (the suite runs one kill: the form, and every listed object its final file). Owncast is the demo's emulator:
 real ffmpeg PUTs each segment and playlist to an emulation of Owncast's receiver, which copies each body
 into its file as it arrives and records in a ledger each file as it closed it. The service runs as its
 own process on SeaweedFS. `--kills` times, at a random moment 0.3-2.5 s into a run, ffmpeg gets SIGKILL

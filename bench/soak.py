@@ -805,6 +805,6 @@ if __name__ == "__main__":
     parser.add_argument("--rss-every", type=int, default=1000, help="segments between memory samples")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", action="store_true",
-                        help="keep the work folder (HLS_DIR, bucket, state, service.log); without it only the "
-                             "service log is kept, and only when a goal is not met")
+                        help="keep the work folder (HLS_DIR, bucket, state, service.log); without it only "
+                             "the service log is kept, and only when a goal is not met")
     raise SystemExit(asyncio.run(main(parser.parse_args())))

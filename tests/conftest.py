@@ -36,8 +36,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 # first wave holds no other browser module (its players are judged by the clock, and beside p2p_browser,
 # players_across_change and bench_browsers it failed 5 of 6 full runs on 2026-11-25; scripts/test's full
 # run plays it in a process of its own, the workers beside it at the lowest CPU priority). Without it
-# (scripts/test's workers), the browser groups begin at
-# once beside the longest quiet one, and the other quiet ones follow: so the suite ran until 2026-11-26,
+# (scripts/test's workers), the browser groups begin at once beside the longest quiet one (two on seven
+# workers), and the other quiet ones follow: so the suite ran until 2026-11-26,
 # when it showed that xdist's workers, not given -n, had ordered for one worker; the quiet groups first, as
 # intended, took 445 s against 422 s, and Shaka stood still in players_across_change beside three browser
 # groups begun together in the second wave. Seconds each in a full run at load 9-14, for scale:

@@ -34,8 +34,8 @@ bucket's public URL looks every second and again after half a second (steering/p
 passed by hand (5 beside two busy loops). Tried in the suite (run39), it failed on its own byte count:
 the pages were seen to get 1.86 MB less than the VM counted (answers a loaded player gave up on before
 its browser showed them). What the VM sent is now counted on the wire, by a proxy between the pages and the
-service (tests/support/counting_proxy.py), and the module runs in the suite (scripts/test plays it before the
-workers, beside only the unit tests at the lowest CPU priority). The gates and that proxy answer from an event
+service (tests/support/counting_proxy.py), and the module runs in the suite (scripts/test plays it at normal
+priority, every other test beside it on seven workers at the lowest CPU priority). The gates and that proxy answer from an event
 loop of their own (tests/support/loop_thread.py): in the test's loop, behind Playwright's events and the
 polling of five pages, the pages' requests waited seconds whenever a gate opened and the service's backlog of
 uploads went through it (run8 of 2026-11-25: the viewer page and Shaka stood still 4.5 s and 2.6 s just after

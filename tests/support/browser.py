@@ -292,7 +292,7 @@ async def wait_for_state(page: Any, state: str, timeout_ms: int, playlist: str |
           let tail = null;
           if (url) {
             try {
-              const r = await fetch(url, { cache: 'no-store' });
+              const r = await fetch(url, { cache: 'no-store', signal: AbortSignal.timeout(5000) });
               tail = r.status + ': ' + (await r.text()).trim().split('\\n').slice(-6).join(' | ');
             } catch (err) { tail = String(err); }
           }

@@ -61,7 +61,7 @@ class Observed:
         return f"listed {self.counts()}, ended {sorted(self.ended)}, last answers {self.answers}"
 
     def counts(self) -> dict[int, int]:
-        """Segments listed so far per variant (what a wait shows when it fails)."""
+        """Segments listed so far per variant."""
         return {v: len(listed) for v, listed in self.ours.items()}
 
     def listed_files(self, oc: OwncastEmulator) -> list[tuple[str, Path]]:
