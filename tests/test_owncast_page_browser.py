@@ -58,7 +58,10 @@ async def test_owncasts_page_plays_from_the_bucket_through_the_same_hostname_tun
     rules = yaml.safe_load((ROOT / "cloudflared.yml.example").read_text())["ingress"]
     hls_dir = tmp_path / "hls"
     hls_dir.mkdir()
-    env = service_env(hls_dir, seaweed, tmp_path / "state", WINDOW_SECONDS=window)
+    # The bucket's pathway alone: the claim is every segment from the bucket, and with the VM's pathway a
+    # probe of a loaded SeaweedFS steers video.js to the VM by design (video.js with steering:
+    # tests/test_steering_browser.py).
+    env = service_env(hls_dir, seaweed, tmp_path / "state", WINDOW_SECONDS=window, PATHWAYS="bucket")
     async with ServiceProcess(env, tmp_path / "service") as service, OwncastWeb(hls_dir) as owncast:
         locations = tunnel_locations(rules, HOSTNAME, {SERVICE: service.url, OWNCAST: owncast.url})
         # Owncast streams once everything is up: the service started first, as under systemd.
