@@ -3,6 +3,7 @@ process keeps its playlists valid throughout (one checker across the whole story
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -15,7 +16,8 @@ from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.hls_checker import VariantSetChecker
-from tests.support.observe import Observed, poll
+from tests.support.observe import Observed, Observer, poll
+from tests.support.owncast_writer import HandFedOwncast, real_ts_segment
 from tests.support.waiting import until
 from tests.support.whole import assert_whole
 
@@ -110,3 +112,37 @@ async def test_restart_offline_wipe_idle_and_back(tmp_path: Path, seaweed: Seawe
     assert service.problems() == []
     for v in (0, 1):  # nothing from the offline clip or the idle transcoder was ever listed
         assert not [u for u, _ in seen.ours[v].values() if "offline" in u]
+
+
+async def test_variants_ffmpeg_ends_one_segment_apart_both_end(tmp_path: Path, seaweed: SeaweedS3) -> None:
+    """ffmpeg stopped mid-segment can give one variant a last short segment the other never gets (a full
+    run: variant 0 listed a 0.04 s segment 32, variant 1 ended at 31). The real service ends both playlists
+    with EXT-X-ENDLIST, in step, that segment in neither; it used to wait for variant 1 for good, and
+    players stood at the end of the stream without ever being told it ended."""
+    ts = await asyncio.to_thread(real_ts_segment, tmp_path)
+    feed = HandFedOwncast(tmp_path / "hls", ts, variants=(0, 1))
+    for _ in range(3):
+        feed.slot()
+    env = service_env(feed.root, seaweed, tmp_path / "state", WINDOW_SECONDS="10")
+    async with aiohttp.ClientSession() as http, ServiceProcess(env, tmp_path / "run") as service:
+        seen = Observer(service.url, http, (0, 1))
+        await seen.until(lambda: all(len(seen.names(v)) == 3 for v in (0, 1)), 20, "three slots listed")
+        last = feed.name(feed.number)  # variant 0 alone: its last frame, cut when ffmpeg stopped
+        feed.files.write_segment(0, last, ts)
+        feed.add_entry(0, last, duration=0.041667)
+        feed.write_playlist(0)
+        (tmp_path / "tmp").mkdir()
+        feed.files.offline(ts, tmp_path / "tmp")  # Owncast's offline tail in both
+
+        async def ended() -> bool:
+            texts = [await text(http, f"{service.url}/live/{v}/playlist.m3u8") for v in (0, 1)]
+            return all(t.endswith("#EXT-X-ENDLIST\n") for t in texts)
+
+        await until(ended, "both playlists ending with EXT-X-ENDLIST", 20, every=0.1,
+                    detail=lambda: {v: seen.names(v) for v in (0, 1)})
+        await seen.poll()
+        for v in (0, 1):  # the same slots in both, the one variant 1 never got in neither
+            assert seen.names(v) == [feed.name(n) for n in range(3)], (v, seen.names(v))
+        assert any("variant 1: Owncast ended it before segment" in line for line in service.lines)
+        assert await service.stop() == 0
+    assert service.problems() == []

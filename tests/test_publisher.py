@@ -273,6 +273,31 @@ async def test_both_variants_end_then_the_next_stream_continues_both(world: Worl
     assert world.pub.queue_depth == 0 and not world.pub.aligner._order
 
 
+async def test_variants_that_end_one_segment_apart_both_end(world: World) -> None:
+    """ffmpeg stopped mid-segment may close one variant with a last short segment the other never gets
+    (a full run: variant 0 listed stream-…-32.ts, 0.04 s, variant 1 ended at 31). Variant 1 will never list
+    it: the slot is decided without it (dropped, as any slot a variant never listed), and both playlists
+    end. It used to wait for variant 1 for good: no EXT-X-ENDLIST in either, players stood still."""
+    for v in (0, 1):
+        world.owncast_lists(v, "stream-a-0.ts", "stream-a-1.ts")
+    world.owncast_lists(0, "stream-a-2.ts", duration=0.041667)
+    for v in (0, 1):
+        world.owncast_lists(v, "offline.ts", ended=True, duration=8.0, discontinuity_before="offline.ts")
+    await world.settle()
+    for v in (0, 1):
+        assert world.text(v).endswith("#EXT-X-ENDLIST\n"), (v, world.text(v))
+        assert world.uris(v) == ["stream-a-0.ts", "stream-a-1.ts"], v
+    assert world.pub.queue_depth == 0 and not world.pub.aligner._order
+    # The next stream continues both playlists, in step.
+    for v in (0, 1):
+        world.segments[v] = []
+        world.owncast_lists(v, "stream-b-0.ts", "stream-b-1.ts", media_sequence=0)
+    await world.settle()
+    for v in (0, 1):
+        assert "ENDLIST" not in world.text(v) and world.uris(v)[-2:] == ["stream-b-0.ts", "stream-b-1.ts"]
+    assert "#EXT-X-MEDIA-SEQUENCE" in world.text(0) and world.text(0).count("\n") == world.text(1).count("\n")
+
+
 async def test_after_an_ended_stream_a_variant_read_late_at_the_next_still_joins_its_first_slot(tmp_path: Path) -> None:
     """Between streams every variant is quiet: at the next stream, a variant whose first segment is read
     a moment after another's uploaded is waited for (as long as a live one would be), not left out of

@@ -198,7 +198,11 @@ class Lister:
                 dropped = True
                 lost[v.index] = None
                 self._metrics.segments_lost.labels(variant=str(v.index), reason="missing").inc()
-                log.warning("variant %d: Owncast never listed segment %d:%d", v.index, *slot.key)
+                if v.source_ended:  # ffmpeg stopped: a last short segment one variant got, another not
+                    log.info("variant %d: Owncast ended it before segment %d:%d; that segment is dropped in "
+                             "every variant, which end together", v.index, *slot.key)
+                else:
+                    log.warning("variant %d: Owncast never listed segment %d:%d", v.index, *slot.key)
             elif copy.ready.cancelled():
                 return
             elif not copy.ready.done():

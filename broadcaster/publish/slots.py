@@ -3,8 +3,8 @@
 A slot is one segment position, the same in every variant: (Owncast transcoder run, Owncast's
 sequence number). ffmpeg numbers all variants of one run in lockstep, so this key lines variants up
 (docs: HLS 6.2.4). A slot is decided (listed or dropped) once every variant taking part has its copy
-uploaded, or has moved on without one, or (once another copy is uploaded) still waits for Owncast to
-finish its file: that variant lists it later, or a gap there alone. Slots are decided in order, so
+uploaded, or has moved on (or ended) without one, or (once another copy is uploaded) still waits for
+Owncast to finish its file: that variant lists it later, or a gap there alone. Slots are decided in order, so
 every variant lists the same slots under the same media sequence numbers. What deciding means
 (listing, metrics, gaps) is the lister's business (lister.py, waiting.py).
 """
@@ -222,8 +222,13 @@ class SlotAligner:
     @staticmethod
     def _resolved(v: Variant, slot: Slot) -> bool:
         copy = slot.copies.get(v.index)
-        if copy is None:  # Owncast moved on without ever listing it in this variant
-            return v.last_key is not None and v.last_key > slot.key
+        if copy is None:
+            # Owncast moved on without ever listing it in this variant, or ended this run before it:
+            # ffmpeg stopped mid-segment can close one variant with a last short segment another never
+            # gets (that one waited for good: no ENDLIST anywhere). A variant that has not read this run
+            # yet is still waited for (see _participants).
+            last = v.last_key
+            return last is not None and (last > slot.key or v.source_ended and last[0] == slot.key[0])
         return copy.ready.done()
 
 
