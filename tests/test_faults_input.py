@@ -245,7 +245,10 @@ async def test_bad_segment_files_are_lost_once_and_nothing_outside_is_uploaded(
     after = await good_slots(rig, 3)
     await seen.listed_everywhere(garbage_name)
     status, health = await seen.health()
-    assert status == 200 and health["status"] == "ok", health
+    # Nothing of the bad input is left in /health. A loaded machine can make the bucket slower than real
+    # time (run f2: 1.1 s per second of media, SeaweedFS at the lowest CPU priority): a reason of its own.
+    reasons = [r for r in health["status"].split("; ") if not r.startswith("uploads slower than real time")]
+    assert status == 200 and reasons in ([], ["ok"]), health
 
     # Every good slot is listed once, in order, in both variants under the same numbers. A slot broken
     # in variant 0 alone is a gap there (EXT-X-GAP) and a segment in variant 1 (issue 50, W5: the good
