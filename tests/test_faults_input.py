@@ -246,9 +246,10 @@ async def test_bad_segment_files_are_lost_once_and_nothing_outside_is_uploaded(
     await seen.listed_everywhere(garbage_name)
     status, health = await seen.health()
     # Nothing of the bad input is left in /health. A loaded machine can make the bucket slower than real
-    # time (run f2: 1.1 s per second of media, SeaweedFS at the lowest CPU priority): a reason of its own.
+    # time (runs f2 and g1: 1.1 and 1.9 s per second of media, SeaweedFS at the lowest CPU priority): a
+    # reason of its own, answered 503 as any reason is.
     reasons = [r for r in health["status"].split("; ") if not r.startswith("uploads slower than real time")]
-    assert status == 200 and reasons in ([], ["ok"]), health
+    assert (status, reasons) in ((200, ["ok"]), (503, [])), (status, health)
 
     # Every good slot is listed once, in order, in both variants under the same numbers. A slot broken
     # in variant 0 alone is a gap there (EXT-X-GAP) and a segment in variant 1 (issue 50, W5: the good
