@@ -187,6 +187,42 @@ async def test_steered_back_before_the_bucket_caught_up_no_version_goes_back(
     await w.pub.close()
 
 
+async def test_steered_away_before_anything_landed_nothing_is_listed_at_the_buckets_uri(
+        tmp_path: Path, aiohttp_client: AiohttpClient) -> None:
+    """Players steered away before the bucket holds a single segment of the stream (a start while R2
+    refuses writes, or a probe a loaded machine failed): the bucket pathway has no version of its own
+    yet, and serves the VM's with every segment at its VM URI, not at a bucket URI that answers 404;
+    steered back, it goes on doing so until the bucket's catches up, so no version drops a number
+    (seen: [0, 1] then [0] in run j1 of 2026-11-26, test_faults_input, on SeaweedFS at nice 19)."""
+    rig = await make(tmp_path, aiohttp_client)
+    w = rig.world
+    names = [f"stream-abc-{n}.ts" for n in range(3)]
+    for name in names[:2]:
+        w.store.hold(f"live/0/{name}")
+        w.owncast_lists(0, name)
+    await until(lambda: (r := w.ahead.media_playlist(0)) is not None and names[1].encode() in r.body)  # type: ignore[union-attr]
+    assert w.playlists.media_playlist(0) is None
+    rig.steer(behind=10.0)
+    assert rig.policy.first == "vm"
+    assert await rig.bucket_playlist() == [("vm", n) for n in names[:2]]
+    # 0 lands and players are steered back: the bucket's own version ([0]) is behind what was served.
+    w.store.release(f"live/0/{names[0]}")
+    await until(lambda: w.playlists.media_playlist(0) is not None)
+    rig.steer(behind=0.0)
+    rig.clock.t += 60
+    rig.steer(behind=0.0)
+    assert rig.policy.first == "bucket"
+    assert await rig.bucket_playlist() == [("vm", n) for n in names[:2]]
+    w.store.release(f"live/0/{names[1]}")
+    w.owncast_lists(0, names[2])
+    await until(lambda: (r := w.playlists.media_playlist(0)) is not None and names[2].encode() in r.body)
+    assert await rig.bucket_playlist() == [("vm", n) for n in names[:2]] + [("bucket", names[2])]
+    checker = VariantSetChecker()
+    for text in rig.served:
+        checker.assert_ok("0", text)
+    await w.pub.close()
+
+
 async def vm_playlist(rig: Rig) -> list[str]:
     status, _, body = await get(rig.client, "/live/vm/0/playlist.m3u8")
     assert status == 200, body

@@ -124,7 +124,9 @@ class BucketPathway:
         return self._away() or (state is not None and state.through > (-1 if landed is None else landed.last_sequence))
 
     def _make(self, variant: int, state: _Variant, base: Rendered, landed: Rendered | None) -> Rendered:
-        in_bucket = set(_names(landed.body)) if landed is not None and base is not landed else None
+        # Serving the VM's version, whatever the bucket's does not list is not in the bucket: all of it
+        # while the bucket has no version yet (players steered away before the first upload landed).
+        in_bucket = None if base is landed else set(_names(landed.body)) if landed is not None else set()
         at_vm = state.at_vm
         changed = False
 
