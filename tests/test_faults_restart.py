@@ -17,9 +17,9 @@ import re
 from collections import Counter
 
 from broadcaster.demo.recordings import Recordings
-from broadcaster.playlist import hls
 from broadcaster.demo.emulator import LateTails, Ledger, OwncastEmulator
 from broadcaster.demo.seaweed import SeaweedS3
+from broadcaster.playlist import hls
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.observe import Observed, looking, poll
 from tests.support.disks import TmpfsDisk, small_tmpfs
@@ -33,6 +33,12 @@ _UPLOADED = re.compile(r"uploaded (\S+) \(")
 def uploads(*services: ServiceProcess) -> Counter[str]:
     """Keys uploaded, from the services' debug log (one line per successful PutObject)."""
     return Counter(m.group(1) for s in services for line in s.lines if (m := _UPLOADED.search(line)))
+
+
+def listed_keys(seen: Observed) -> set[str]:
+    """The bucket key of each segment listed (R2_KEY_PREFIX "live"): from its variant and name, whichever
+    pathway's URL it was listed at (the VM's while players are steered away from the bucket)."""
+    return {hls.object_key("live", v, uri.rsplit("/", 1)[1]) for v in (0, 1) for uri, _ in seen.ours[v].values()}
 
 
 async def listed_in_each(http: aiohttp.ClientSession, service: ServiceProcess, oc: OwncastEmulator,
@@ -64,7 +70,7 @@ async def test_playlists_continue_across_a_clean_restart(
     _assert_exact(seen)
     async with aiohttp.ClientSession() as http:  # and each is, in the bucket, the file Owncast finished
         await assert_whole(http, owncast.ledger, seen.listed_files(owncast))
-    listed = {uri.removeprefix(f"{seaweed.public_url}/") for v in (0, 1) for uri, _ in seen.ours[v].values()}
+    listed = listed_keys(seen)
     counts = uploads(first, second)
     assert listed <= set(counts)
     assert [k for k, n in counts.items() if n > 1] == []  # nothing uploaded twice
@@ -78,8 +84,8 @@ class _Versions(Observed):
         self.after_discontinuity: set[str] = set()
         self.sequences: set[int] = set()
 
-    def note_ours(self, v: int, text: str) -> None:
-        super().note_ours(v, text)
+    def note_ours(self, v: int, text: str, base: str = "") -> None:
+        super().note_ours(v, text, base)
         m = re.search(r"#EXT-X-DISCONTINUITY-SEQUENCE:(\d+)", text)
         self.sequences.add(int(m.group(1)) if m else 0)
         tagged = False
@@ -150,7 +156,7 @@ async def _kill_9_three_times(tmp_path: Path, seaweed: SeaweedS3, owncast: Ownca
     assert all(_number(name) - 1 in gaps for name in seen.after_discontinuity), (seen.after_discontinuity, gaps)
     assert gaps or seen.sequences == {0}
     counts = uploads(*runs)
-    listed = {uri.removeprefix(f"{seaweed.public_url}/") for v in (0, 1) for uri, _ in seen.ours[v].values()}
+    listed = listed_keys(seen)
     assert listed <= set(counts)
     # kill -9 may land between an upload and the save that records it: only those go again.
     assert len([k for k, n in counts.items() if n > 1]) <= 3 * 2 * 8

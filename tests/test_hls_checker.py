@@ -604,3 +604,11 @@ def test_observed_compares_no_gaps_bytes() -> None:
     assert sorted(seen.ours[1]) == [3, 4, 5]
     assert seen.listed_files(cast("OwncastEmulator", Folders())) == [
         ("live/1/s-3.ts", Path("/hls/1/s-3.ts")), ("live/1/s-5.ts", Path("/hls/1/s-5.ts"))]
+    # Fetched from a URL, each URI is kept as a player resolves it: a bucket URL as it is, the VM's path
+    # (players steered away from the bucket) on the service's host.
+    seen = Observed()
+    seen.note_ours(0, "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:7\n"
+                      "#EXTINF:1.000,\nhttp://bucket.example/live/0/s-7.ts\n#EXTINF:1.000,\n/live/vm/0/s-8.ts\n",
+                   "http://127.0.0.1:8080/live/0/playlist.m3u8")
+    assert [uri for uri, _ in seen.ours[0].values()] == [
+        "http://bucket.example/live/0/s-7.ts", "http://127.0.0.1:8080/live/vm/0/s-8.ts"]

@@ -81,7 +81,7 @@ async def test_service_first_then_a_passthrough_stream_is_listed_from_its_first_
         for v in (0, 1):
             assert seen.names(v)[: len(expected[v])] == expected[v]  # from the first, in order, none skipped
         await assert_whole(http, owncast.ledger,
-                           [(url, hls / str(v) / name) for (v, name), url in seen.urls.items()])
+                           [(seen.segment_url(v, name), hls / str(v) / name) for v, name in seen.urls])
         assert service.problems() == [], service.problems()
 
 
@@ -116,6 +116,6 @@ async def test_service_started_mid_stream_picks_it_up_at_once(tmp_path: Path, re
             # Already on disk at start: the newest ones are listed too (a couple of segments back).
             assert at_start[0][-1] in seen.names(0)
             await assert_whole(http, owncast.ledger,
-                               [(url, hls / str(v) / name) for (v, name), url in seen.urls.items()])
+                               [(seen.segment_url(v, name), hls / str(v) / name) for v, name in seen.urls])
             print(f"picked up {picked_up:.2f}s after start; Owncast had listed {len(at_start[0])} segments")
             assert service.problems() == [], service.problems()

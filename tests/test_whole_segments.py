@@ -431,7 +431,7 @@ async def test_a_segment_named_before_its_last_bytes_are_written_is_listed_whole
         last = feed.slot()  # and a whole one after them
         await seen.listed_everywhere(*late, last, timeout=20)
         names = [*first, *late, last]
-        await assert_whole(http, ledger, [(seen.urls[(v, n)], feed.folder(v) / n)
+        await assert_whole(http, ledger, [(seen.segment_url(v, n), feed.folder(v) / n)
                                           for v in feed.variants for n in names])
         assert listed_while_held == [], f"listed while Owncast was still writing them: {listed_while_held}"
         assert await service.stop() == 0

@@ -433,7 +433,7 @@ async def test_the_service_lists_each_odd_writers_segment_whole_or_not_at_all(
             finally:
                 writer.finish()
             await seen.listed_everywhere(name, timeout=WAITED)
-        await assert_whole(http, ledger, [(seen.urls[(0, n)], feed.folder(0) / n) for n in names])
+        await assert_whole(http, ledger, [(seen.segment_url(0, n), feed.folder(0) / n) for n in names])
         assert listed_unfinished == [], f"listed before their writers finished them: {listed_unfinished}"
         m = await seen.metrics()
         assert not any(k[0] == "hls_broadcaster_segments_lost_total" and v for k, v in m.items()), m

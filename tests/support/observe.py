@@ -7,6 +7,7 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urljoin
 
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
@@ -38,7 +39,10 @@ class Observed:
                 if not s.is_offline_clip:
                     self.owncast[v][s.name] = s.duration
 
-    def note_ours(self, v: int, text: str) -> None:
+    def note_ours(self, v: int, text: str, base: str = "") -> None:
+        """A version of variant `v`'s playlist, fetched from `base` (its URL): each URI is kept resolved
+        against it, as a player resolves it (the bucket's URL, or the VM's path on the service's host while
+        players are steered away from the bucket: steering/bucket_pathway.py)."""
         self.checker.assert_ok(str(v), text)
         lines = text.splitlines()
         seq = int(next(line for line in lines if line.startswith("#EXT-X-MEDIA-SEQUENCE:")).split(":")[1])
@@ -49,9 +53,10 @@ class Observed:
             elif line == "#EXT-X-GAP":
                 gap = True
             elif line and not line.startswith("#"):
-                self.ours[v][seq] = (line, duration)
+                uri = urljoin(base, line)
+                self.ours[v][seq] = (uri, duration)
                 if gap:
-                    self.gaps.setdefault(v, set()).add(line)
+                    self.gaps.setdefault(v, set()).add(uri)
                 seq, gap = seq + 1, False
         if "#EXT-X-ENDLIST" in lines:
             self.ended.add(v)
@@ -74,7 +79,8 @@ class Observed:
 async def poll(http: aiohttp.ClientSession, url: str, oc: OwncastEmulator, seen: Observed) -> None:
     seen.note_owncast(oc)
     for v in (0, 1):
-        async with http.get(f"{url}/live/{v}/playlist.m3u8") as r:
+        playlist = f"{url}/live/{v}/playlist.m3u8"
+        async with http.get(playlist) as r:
             body = await r.text()
             # Any other answer (503 before the first segment, 404 for a variant not seen yet) is looked at
             # again; the last one is kept for the message of a wait that fails.
@@ -82,7 +88,7 @@ async def poll(http: aiohttp.ClientSession, url: str, oc: OwncastEmulator, seen:
             seen.answers[v] = f"{r.status}: ...{tail[-160:]}"
             if r.status == 200:
                 assert r.headers["Content-Type"] == "application/vnd.apple.mpegurl"
-                seen.note_ours(v, body)
+                seen.note_ours(v, body, playlist)
 
 
 def looking(http: aiohttp.ClientSession, url: str, oc: OwncastEmulator, seen: Observed,
@@ -107,7 +113,7 @@ class Observer:
         default_factory=lambda: VariantSetChecker(allow_resume_after_endlist=True, allow_restart=True)
     )
     listed: dict[int, dict[int, str]] = field(default_factory=dict)  # variant -> msn -> segment name
-    urls: dict[tuple[int, str], str] = field(default_factory=dict)  # (variant, segment name) -> its URL
+    urls: dict[tuple[int, str], str] = field(default_factory=dict)  # (variant, segment name) -> its URI as listed
     gaps: dict[int, set[int]] = field(default_factory=dict)  # variant -> msns listed with EXT-X-GAP
     versions: int = 0
 
@@ -133,6 +139,12 @@ class Observer:
                     if gap:
                         self.gaps.setdefault(v, set()).add(seq)
                     seq, gap = seq + 1, False
+
+    def segment_url(self, v: int, name: str) -> str:
+        """Where a player fetches the segment: its URI resolved against the playlist's URL (the bucket's
+        URL, or the VM's path on this host while players are steered away from the bucket: content
+        steering's bucket pathway, steering/bucket_pathway.py)."""
+        return urljoin(f"{self.url}/live/{v}/playlist.m3u8", self.urls[(v, name)])
 
     def names(self, v: int) -> list[str]:
         got = self.listed.get(v, {})

@@ -1,4 +1,6 @@
-"""The bucket's bytes against the files Owncast finished writing (issue 39): byte for byte, not by name.
+"""What each listed URL serves against the file Owncast finished writing (issue 39): byte for byte, not by
+name. A listed URL is the bucket's, or, while players are steered away from the bucket, the VM's path on the
+service's host (content steering's bucket pathway), which serves the copy it kept of the same read.
 
 The reference is the writer's ledger (broadcaster/demo/ledger.py: each file's SHA-256 and size when its
 writer closed it), never a read of Owncast's folder, which may catch a file still being written (and so
@@ -32,17 +34,18 @@ async def finished(ledger: Ledger, path: Path, timeout: float = FINISH_TIMEOUT) 
 
 async def altered(http: aiohttp.ClientSession, ledger: Ledger, listed: Iterable[tuple[str, Path]],
                   timeout: float = FINISH_TIMEOUT) -> list[str]:
-    """For each (URL listed, Owncast's file): what is wrong with the bucket's bytes at that URL."""
+    """For each (URL listed, Owncast's file): what is wrong with the bytes at that URL (the bucket's, or the
+    VM's while players are steered away from the bucket)."""
     gate = asyncio.Semaphore(8)
 
     async def check(url: str, path: Path) -> str | None:
         async with gate, http.get(url) as r:
             body = await r.read()
         if r.status != 200:
-            return f"{url}: listed, but the bucket answers {r.status}"
+            return f"{url}: listed, but answers {r.status}"
         await finished(ledger, path, timeout)
         problem = ledger.mismatch(path, body)
-        return None if problem is None else f"{url} in the bucket: {problem}"
+        return None if problem is None else f"{url}: {problem}"
 
     found = await asyncio.gather(*(check(url, path) for url, path in listed))
     return [f for f in found if f is not None]
@@ -50,7 +53,7 @@ async def altered(http: aiohttp.ClientSession, ledger: Ledger, listed: Iterable[
 
 async def assert_whole(http: aiohttp.ClientSession, ledger: Ledger | None, listed: Iterable[tuple[str, Path]],
                        timeout: float = FINISH_TIMEOUT) -> int:
-    """Every listed object is, in the bucket, the file Owncast finished writing. Returns how many."""
+    """Every listed URL serves the file Owncast finished writing. Returns how many."""
     assert ledger is not None, "the Owncast writer keeps no ledger: give it one to compare bytes"
     pairs = list(listed)
     assert pairs, "nothing listed to compare"
