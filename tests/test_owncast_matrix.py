@@ -107,6 +107,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import urljoin
 
 import aiohttp
 import boto3
@@ -258,11 +259,69 @@ class Matrix:
     late_tails: bool = True  # passthrough rows hold each segment's tail until its playlist names it
 
     async def watch(self) -> None:
-        """Until cancelled: Owncast's playlists, then the service's, every POLL seconds."""
+        """Until cancelled: Owncast's playlists, then the service's, every POLL seconds; and each variant's
+        playlist followed by blocking reload (`follow`)."""
+        followers: dict[int, asyncio.Task[None]] = {}
+        try:
+            while True:
+                for v in range(max((len(r.variants) for r in self.rows), default=0)):
+                    if v not in followers:
+                        followers[v] = asyncio.create_task(self.follow(v))
+                for task in followers.values():
+                    if task.done():
+                        await task  # raises what it raised
+                self.note_owncast()
+                await self.poll_service()
+                await asyncio.sleep(POLL)
+        finally:
+            for task in followers.values():
+                task.cancel()
+            await asyncio.gather(*followers.values(), return_exceptions=True)
+
+    async def follow(self, v: int) -> None:
+        """Until cancelled: variant `v`'s playlist by blocking reload (_HLS_msn, 6.2.5.2: each request
+        answered once the next segment is listed), so that a version shown only for a moment is seen too.
+        The version listing the segment just before a new target restarts the playlists lives a fraction
+        of a second (the target raised for the next copied segment; what a client may have seen is not
+        carried into the new playlist, issue 32): a look every POLL missed one on a loaded machine (run n1
+        of 2026-11-26, the 72p segment of the raise's moment), as a player reloading every target duration
+        may. Only which segments are listed, and when, is taken from here: the checker reads poll_service's
+        looks, each consistent across the variants."""
+        url = f"{self.url}/live/{v}/playlist.m3u8"
+        msn: int | None = None
         while True:
-            self.note_owncast()
-            await self.poll_service()
-            await asyncio.sleep(POLL)
+            async with self.http.get(url if msn is None else f"{url}?_HLS_msn={msn}") as r:
+                text = await r.text() if r.status == 200 else None
+            if text is not None:
+                self.note_listed(v, text, url, time.monotonic())
+            found = re.search(r"^#EXT-X-MEDIA-SEQUENCE:(\d+)$", text or "", re.MULTILINE)
+            if text is None or found is None or "#EXT-X-ENDLIST" in text or "CAN-BLOCK-RELOAD=YES" not in text:
+                msn = None  # not listing (yet), ended, or not blocking: looked at again after POLL
+                await asyncio.sleep(POLL)
+                continue
+            msn = int(found.group(1)) + sum(1 for line in text.splitlines() if line and not line.startswith("#"))
+
+    def note_listed(self, v: int, text: str, base: str, now: float) -> list[Segment]:
+        """The segments of the stream on that a version of `v`'s playlist (fetched from `base`) lists:
+        each first seen now is noted and its bytes fetched (at its URI resolved as a player resolves it)."""
+        out = []
+        for line in text.splitlines():
+            if not line or line.startswith("#"):
+                continue
+            name = line.rsplit("/", 1)[1]
+            seg = self.segments.get((v, name))
+            if seg is None:
+                m = _NAME.match(name)
+                if m is None or m.group(1) not in self.runs:
+                    continue
+                # Listed before the next look at Owncast's playlist: that look sets its EXTINF.
+                seg = self.segments[(v, name)] = Segment(self.runs[m.group(1)], v, name, m.group(1),
+                                                         int(m.group(2)))
+            out.append(seg)
+            if seg.service_at is None:
+                seg.service_at = now
+                self.fetches.append(asyncio.create_task(self.fetch(seg, urljoin(base, line))))
+        return out
 
     def note_owncast(self) -> None:
         """Owncast's variant playlists of the stream on, as its files are now."""
@@ -333,24 +392,13 @@ class Matrix:
         self.versions[row] = self.versions.get(row, 0) + 1
         lines = text.splitlines()
         target = int(next(ln for ln in lines if ln.startswith("#EXT-X-TARGETDURATION:")).split(":")[1])
-        listed_rows: list[int] = []
         for line in lines:
-            if not line or line.startswith("#"):
-                continue
-            name = line.rsplit("/", 1)[1]
-            seg = self.segments.get((v, name))
-            if seg is None:
+            if line and not line.startswith("#"):
+                name = line.rsplit("/", 1)[1]
                 m = _NAME.match(name)
-                if m is None or m.group(1) not in self.runs:
+                if (v, name) not in self.segments and (m is None or m.group(1) not in self.runs):
                     self.unknown.append(f"{v}/{name}")
-                    continue
-                # Listed before the next look at Owncast's playlist: that look sets its EXTINF.
-                seg = self.segments[(v, name)] = Segment(self.runs[m.group(1)], v, name, m.group(1),
-                                                         int(m.group(2)))
-            listed_rows.append(seg.row)
-            if seg.service_at is None:
-                seg.service_at = now
-                self.fetches.append(asyncio.create_task(self.fetch(seg, line)))
+        listed_rows = [seg.row for seg in self.note_listed(v, text, f"{self.url}/live/{v}/playlist.m3u8", now)]
         for listed in set(listed_rows):
             self.targets.setdefault(listed, set()).add(target)
         if "#EXT-X-ENDLIST" in lines and listed_rows:
