@@ -40,17 +40,19 @@ class Replay:
     """The PlaylistSource of one client: the versions its publisher run made, shown on the client's own
     clock, which starts at its first request at the scenario's `join` moment."""
 
-    def __init__(self, versions: list[Version], join: float) -> None:
+    def __init__(self, versions: list[Version], join: float, rate: float = 1.0) -> None:
+        """`rate`: the client's clock against the wall's (below 1: each version shown longer)."""
         self.versions = versions
         self._times = [v.at for v in versions]
         self.join = join
+        self.rate = rate
         self._started: float | None = None
         self.held_requests = 0  # not counted: one client each, never near the cap
 
     def clock(self) -> float:
         if self._started is None:
             self._started = time.monotonic()
-        return self.join + time.monotonic() - self._started
+        return self.join + (time.monotonic() - self._started) * self.rate
 
     def current(self) -> Version:
         return self.versions[max(0, bisect.bisect_right(self._times, self.clock()) - 1)]
@@ -77,7 +79,7 @@ class Replay:
             left = deadline - time.monotonic()
             if i >= len(self._times) or left <= 0:
                 return None
-            await asyncio.sleep(min(self._times[i] - self.clock(), left) + 0.001)
+            await asyncio.sleep(min((self._times[i] - self.clock()) / self.rate, left) + 0.001)
 
 
 @dataclass
