@@ -287,13 +287,13 @@ class Matrix:
         of 2026-11-26, the 72p segment of the raise's moment), as a player reloading every target duration
         may. Only which segments are listed, and when, is taken from here: the checker reads poll_service's
         looks, each consistent across the variants."""
-        url = f"{self.url}/live/{v}/playlist.m3u8"
+        url = self.playlist_url(v)
         msn: int | None = None
         while True:
             async with self.http.get(url if msn is None else f"{url}?_HLS_msn={msn}") as r:
                 text = await r.text() if r.status == 200 else None
             if text is not None:
-                self.note_listed(v, text, url, time.monotonic())
+                self.note_listed(v, text, time.monotonic())  # a name of no stream on: poll_service's to tell
             found = re.search(r"^#EXT-X-MEDIA-SEQUENCE:(\d+)$", text or "", re.MULTILINE)
             if text is None or found is None or "#EXT-X-ENDLIST" in text or "CAN-BLOCK-RELOAD=YES" not in text:
                 msn = None  # not listing (yet), ended, or not blocking: looked at again after POLL
@@ -301,10 +301,14 @@ class Matrix:
                 continue
             msn = int(found.group(1)) + sum(1 for line in text.splitlines() if line and not line.startswith("#"))
 
-    def note_listed(self, v: int, text: str, base: str, now: float) -> list[Segment]:
-        """The segments of the stream on that a version of `v`'s playlist (fetched from `base`) lists:
-        each first seen now is noted and its bytes fetched (at its URI resolved as a player resolves it)."""
-        out = []
+    def playlist_url(self, v: int) -> str:
+        return f"{self.url}/live/{v}/playlist.m3u8"
+
+    def note_listed(self, v: int, text: str, now: float) -> tuple[list[Segment], list[str]]:
+        """What a version of `v`'s playlist lists: the segments of the streams started, each first seen now
+        noted and its bytes fetched (at its URI resolved against the playlist's URL, as a player resolves
+        it), and the names of no stream started."""
+        out, unknown = [], []
         for line in text.splitlines():
             if not line or line.startswith("#"):
                 continue
@@ -313,6 +317,7 @@ class Matrix:
             if seg is None:
                 m = _NAME.match(name)
                 if m is None or m.group(1) not in self.runs:
+                    unknown.append(name)
                     continue
                 # Listed before the next look at Owncast's playlist: that look sets its EXTINF.
                 seg = self.segments[(v, name)] = Segment(self.runs[m.group(1)], v, name, m.group(1),
@@ -320,8 +325,8 @@ class Matrix:
             out.append(seg)
             if seg.service_at is None:
                 seg.service_at = now
-                self.fetches.append(asyncio.create_task(self.fetch(seg, urljoin(base, line))))
-        return out
+                self.fetches.append(asyncio.create_task(self.fetch(seg, urljoin(self.playlist_url(v), line))))
+        return out, unknown
 
     def note_owncast(self) -> None:
         """Owncast's variant playlists of the stream on, as its files are now."""
@@ -352,7 +357,7 @@ class Matrix:
         """Every variant's media playlist as served now (a removed variant keeps its last one)."""
         texts: dict[int, str] = {}
         for v in range(max(len(r.variants) for r in self.rows)):
-            async with self.http.get(f"{self.url}/live/{v}/playlist.m3u8") as r:
+            async with self.http.get(self.playlist_url(v)) as r:
                 if r.status in (503, 404):
                     continue  # nothing listed yet (404: a variant no stream has had yet)
                 assert r.status == 200, (v, r.status, await r.text())
@@ -392,13 +397,9 @@ class Matrix:
         self.versions[row] = self.versions.get(row, 0) + 1
         lines = text.splitlines()
         target = int(next(ln for ln in lines if ln.startswith("#EXT-X-TARGETDURATION:")).split(":")[1])
-        for line in lines:
-            if line and not line.startswith("#"):
-                name = line.rsplit("/", 1)[1]
-                m = _NAME.match(name)
-                if (v, name) not in self.segments and (m is None or m.group(1) not in self.runs):
-                    self.unknown.append(f"{v}/{name}")
-        listed_rows = [seg.row for seg in self.note_listed(v, text, f"{self.url}/live/{v}/playlist.m3u8", now)]
+        segments, unknown = self.note_listed(v, text, now)
+        self.unknown += [f"{v}/{name}" for name in unknown]
+        listed_rows = [seg.row for seg in segments]
         for listed in set(listed_rows):
             self.targets.setdefault(listed, set()).add(target)
         if "#EXT-X-ENDLIST" in lines and listed_rows:
