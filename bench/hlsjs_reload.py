@@ -1,7 +1,7 @@
 """hls.js in a real browser: from the service listing a new segment to hls.js requesting it, with
 blocking playlist reload against the same service polled (BLOCKING_RELOAD=false), in one run.
 
-    python -m bench.hlsjs_reload [--segments 15] [--rounds 3] [--warmup 4]
+    python -m bench.hlsjs_reload [--segments 15] [--rounds 3] [--warmup 4] [--recordings DIR]
 
 Real parts: SeaweedFS on 127.0.0.1 (the bucket), the Owncast emulator (broadcaster.demo.emulator: real
 ffmpeg writing 1 s MPEG-TS segments the way Owncast does, one variant), and two services as an
@@ -52,7 +52,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 
-from bench.rig import parse_playlist, service_env, start_service, wait_listed, workspace
+from bench.rig import (add_recordings_option, parse_playlist, recordings_of, service_env, start_service, wait_listed,
+                       workspace)
 from broadcaster.demo.emulator import OwncastEmulator
 from tests.support.browser import CHROMIUM, POLL_MS, launch_chromium
 from tests.support.service_process import ServiceProcess
@@ -215,7 +216,7 @@ async def main(args: argparse.Namespace) -> int:
         clocks: list[asyncio.Task[None]] = []
         session = aiohttp.ClientSession()
         try:
-            async with OwncastEmulator(hls_dir, variants=1, segment_seconds=1) as owncast:
+            async with OwncastEmulator(hls_dir, variants=1, segment_seconds=1, recordings=recordings_of(args)) as owncast:
                 for mode in MODES:
                     env = service_env(hls_dir, s3, work / f"state-{mode}", R2_KEY_PREFIX=mode,
                                       BLOCKING_RELOAD="true" if mode == "blocking" else "false")
@@ -313,6 +314,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--segments", type=int, default=15, help="segments measured per round (default 15)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of blocking + polling (default 3)")
     parser.add_argument("--warmup", type=float, default=4.0, help="seconds after playback starts (default 4)")
+    add_recordings_option(parser)
     return parser
 
 

@@ -2,7 +2,7 @@
 the bucket and for the viewers, against the same page with P2P off, in one run.
 
     python -m bench.p2p [--viewers 4] [--seconds 40] [--warmup 6] [--event-at 15] [--rewind 300] [--modes http,p2p,...]
-                        [--hostile flip,withhold,larger,half]
+                        [--hostile flip,withhold,larger,half] [--recordings DIR]
 
 Real parts: SeaweedFS on 127.0.0.1 (the bucket) behind a pass-through proxy that counts segment GETs
 (tests/support/counting_proxy.py: what the bucket sees, whatever the browsers cache), the Owncast
@@ -82,7 +82,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.rig import workspace
+from bench.rig import add_recordings_option, recordings_of, workspace
+from broadcaster.demo.recordings import Recordings
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.demo.tracker import LocalTracker, TrackerUnavailable, install
 from broadcaster.service import Service
@@ -161,9 +162,10 @@ class Stream:
 
 
 @contextlib.asynccontextmanager
-async def live_stream(folder: Path, s3: SeaweedS3, trackers: str, rewind: int) -> AsyncIterator[Stream]:
+async def live_stream(folder: Path, s3: SeaweedS3, trackers: str, rewind: int,
+                      recordings: Recordings | None) -> AsyncIterator[Stream]:
     """Emulator -> service -> SeaweedFS, segments served through a CountingProxy; P2P_TRACKERS=trackers."""
-    async with proxied_stream(folder, s3, trackers, segment_seconds=SEGMENT_SECONDS,
+    async with proxied_stream(folder, s3, trackers, segment_seconds=SEGMENT_SECONDS, recordings=recordings,
                               LOG_LEVEL="warning", REWIND_SECONDS=str(rewind)) as (service, proxy):
         yield Stream(service, proxy)
 
@@ -343,7 +345,8 @@ async def run_mode(mode: str, args: argparse.Namespace, pw: Any, s3: SeaweedS3, 
             assert tracker_dir is not None
             tracker = await stack.enter_async_context(LocalTracker(tracker_dir))
             trackers = tracker.url
-        stream = await stack.enter_async_context(live_stream(folder, s3, trackers, args.rewind))
+        stream = await stack.enter_async_context(live_stream(folder, s3, trackers, args.rewind,
+                                                                      recordings_of(args)))
         browser = await launch_chromium(pw, WEBRTC_ARGS)
         stack.push_async_callback(browser.close)
         hostile = tuple(args.hostile) if mode == "hostile" else ()
@@ -553,6 +556,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--hostile", default=",".join(HOSTILE_DEFAULT),
                         help="hostile mode: one more viewer per kind, comma-separated, of "
                         f"{', '.join(HOSTILE)} (default: {', '.join(HOSTILE_DEFAULT)})")
+    add_recordings_option(parser)
     args = parser.parse_args(argv)
     args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     unknown = [m for m in args.modes if m not in MODES]

@@ -9,6 +9,7 @@ Owncast writes them), and the readings benches take (/metrics, CPU and memory fr
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import math
@@ -39,6 +40,7 @@ from broadcaster.playlist.rendered import Rendered
 from broadcaster.playlist.segments import ListedSegment
 
 if TYPE_CHECKING:
+    from broadcaster.demo.recordings import Recordings
     from broadcaster.demo.seaweed import SeaweedS3
     from tests.support.owncast_writer import OwncastReplay
     from tests.support.service_process import ServiceProcess
@@ -220,6 +222,24 @@ def service_env(hls_dir: Path, s3: SeaweedS3, state_dir: Path, **over: str) -> d
 
     path = os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])
     return _service_env(hls_dir, s3, state_dir, **{"PYTHONPATH": path, **over})
+
+
+# -- the emulator's encoding: live, or recorded once and replayed ----------------------------------
+
+
+def add_recordings_option(parser: argparse.ArgumentParser) -> None:
+    """--recordings DIR: the benches whose figures are not the encoder's own replay the transcoder's
+    encoding, recorded once in DIR (broadcaster/demo/recordings.py), rather than encode as they go. The
+    suite's short runs pass the tests' folder: the recordings are made there once per run, and a short
+    run no longer spends a core-second of x264 per few seconds of stream beside the suite."""
+    parser.add_argument("--recordings", type=Path, default=None, metavar="DIR",
+                        help="replay the emulator's encoding recorded once in DIR (default: encode live)")
+
+
+def recordings_of(args: argparse.Namespace) -> Recordings | None:
+    from broadcaster.demo.recordings import Recordings
+
+    return Recordings(args.recordings) if args.recordings is not None else None
 
 
 # -- nginx with deploy/nginx-cache.conf (the CDN stand-in: bench/edge.py, bench/steering.py) ----------

@@ -1,6 +1,6 @@
 """The viewer page's start-up against a bare hls.js page on the same stream (issue 42's table), in one run.
 
-    python -m bench.startup [--rounds 5] [--links local,150ms,300ms-3mbit] [--before CHECKOUT]
+    python -m bench.startup [--rounds 5] [--links local,150ms,300ms-3mbit] [--before CHECKOUT] [--recordings DIR]
 
 Real parts, as the demo runs them: SeaweedFS on 127.0.0.1 (the bucket), the Owncast emulator
 (broadcaster.demo.emulator: real ffmpeg, the demo's 2 variants of 2 s MPEG-TS segments) and the
@@ -42,7 +42,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import yaml
 
-from bench.rig import REPO, service_env, start_service, workspace
+from bench.rig import REPO, add_recordings_option, recordings_of, service_env, start_service, workspace
 from broadcaster.demo.emulator import OwncastEmulator
 from tests.support.browser import CHROMIUM, launch_chromium
 from tests.support.nginx import NGINX, Nginx, tunnel_locations
@@ -162,7 +162,8 @@ async def main(args: argparse.Namespace) -> int:
     async with workspace("startup") as ws:
         hls_dir = ws.folder("hls")
         try:
-            async with OwncastEmulator(hls_dir, variants=2, segment_seconds=SEGMENT_SECONDS) as owncast:
+            async with OwncastEmulator(hls_dir, variants=2, segment_seconds=SEGMENT_SECONDS,
+                                       recordings=recordings_of(args)) as owncast:
                 checkouts = [("this page", REPO)] + ([("before", before)] if before is not None else [])
                 for i, (name, checkout) in enumerate(checkouts):
                     env = service_env(hls_dir, ws.s3, ws.work / f"state-{i}", R2_KEY_PREFIX=f"live{i}",
@@ -283,6 +284,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--links", default=",".join(LINKS), help=f"comma-separated, of {', '.join(LINKS)}")
     parser.add_argument("--before", default="", help="another checkout whose page is measured too")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds a load may take (default 60)")
+    add_recordings_option(parser)
     return parser
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from broadcaster.demo.recordings import Recordings
 from broadcaster.demo.tracker import TrackerUnavailable, install
 from tests.support.browser import CHROMIUM
 
@@ -35,7 +36,7 @@ def needs(*tools: str) -> pytest.MarkDecorator:
     return pytest.mark.skipif(bool(missing), reason=f"needs {', '.join(missing)} (scripts/test installs it)")
 
 
-def browser_bench(test: Callable[[], None]) -> Callable[[], None]:
+def browser_bench(test: Callable[..., None]) -> Callable[..., None]:
     """A bench playing hls.js in Chromium: on one worker with the other such bench, one after the other
     (scripts/test's --dist loadgroup; run alone, this module needs -n 0 for the group's mark)."""
     marks = (pytest.mark.browser, pytest.mark.xdist_group("bench_browsers"),
@@ -59,6 +60,13 @@ def bench(module: str, *args: str, timeout: float = 240) -> str:
     assert run.returncode in (0, 1), shown  # 1: a goal not met; a crash is another code or a traceback
     assert "Traceback" not in run.stderr, shown
     return run.stdout + run.stderr
+
+
+def replayed(recordings: Recordings) -> tuple[str, ...]:
+    """A bench's emulator replays the tests' recordings (bench.rig.add_recordings_option): what these
+    benches measure is the service and the page, and a short run encoding live cost the suite's two
+    cores x264 for every second it ran."""
+    return ("--recordings", str(recordings.folder))
 
 
 def has(out: str, *patterns: str) -> None:
@@ -276,8 +284,8 @@ def test_steering() -> None:
 
 
 @browser_bench
-def test_hlsjs_reload() -> None:
-    out = bench("hlsjs_reload", "--segments", "3", "--rounds", "1", "--warmup", "1")
+def test_hlsjs_reload(recordings: Recordings) -> None:
+    out = bench("hlsjs_reload", "--segments", "3", "--rounds", "1", "--warmup", "1", *replayed(recordings))
     for mode in ("blocking", "polling"):
         has(out, rf"^\s+{mode}\s+\d+(\s+{NUMBER}ms){{4}}\s+\d+\s+\d+ \(\d+ / \d+\)$")
     has(out, rf"^ratio polling/blocking: p50 {NUMBER}x, p95 {NUMBER}x$",
@@ -285,7 +293,7 @@ def test_hlsjs_reload() -> None:
 
 
 @browser_bench
-def test_p2p() -> None:
+def test_p2p(recordings: Recordings) -> None:
     try:
         install()
     except TrackerUnavailable as err:
@@ -293,7 +301,7 @@ def test_p2p() -> None:
     # http and hostile only: the hostile mode's honest viewers share as the p2p mode's do (the p2p mode,
     # the same code path, cost the suite 20 s more on its worker).
     out = bench("p2p", "--viewers", "2", "--seconds", "2", "--warmup", "1", "--event-at", "1", "--modes",
-                "http,hostile", "--hostile", "half")
+                "http,hostile", "--hostile", "half", *replayed(recordings))
     has(out, r"^### summary: each figure and its ratio to http \(2 viewers, 2 s, ",
         rf"^\| http / run \| .* \| {NUMBER} s \(1\.00x\) \|",
         rf"^\| hostile / honest \| .* \| {NUMBER} s \({NUMBER}x\) \|",
@@ -303,8 +311,8 @@ def test_p2p() -> None:
 
 @browser_bench
 @needs("/usr/sbin/nginx")
-def test_startup() -> None:
-    out = bench("startup", "--rounds", "1", "--links", "150ms")
+def test_startup(recordings: Recordings) -> None:
+    out = bench("startup", "--rounds", "1", "--links", "150ms", *replayed(recordings))
     has(out, r"^\| link \| this page: first frame \| bare hls\.js \| this page / bare \| requests before ",
         rf"^\| 150 ms round trip \| {NUMBER} s \| {NUMBER} s \| {NUMBER}x \| {NUMBER} vs {NUMBER} \| \d+ \|$",
         rf"^- 150 ms round trip, first frame, fastest-slowest: this page {NUMBER}-{NUMBER} s; bare hls\.js ",
