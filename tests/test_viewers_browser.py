@@ -32,7 +32,7 @@ from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.demo.recordings import Recordings
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.service import Service
-from tests.support.browser import POLL_MS, launch_chromium, needs_chromium, open_viewer, watch
+from tests.support.browser import POLL_MS, Chromium, OwnedPages, launch_chromium, needs_chromium, open_viewer, watch
 from tests.support.local_http import serve_local
 from tests.support.owncast_viewers import OwncastViewers
 from tests.support.service_process import running_service, service_env
@@ -101,10 +101,42 @@ async def stack(tmp_path_factory: pytest.TempPathFactory, recordings: Recordings
         await other.stop()
 
 
-async def test_playing_pages_are_counted_here_and_by_owncast_and_closed_ones_leave(
-        stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def chromium() -> AsyncIterator[Chromium]:
+    """One Chromium for the module's tests (a launch of Playwright's driver and the browser costs about a
+    second of CPU); each test opens its own contexts and pages in it (`browser`, `drawing`)."""
     from playwright.async_api import async_playwright
 
+    async with async_playwright() as pw:
+        launched = await launch_chromium(pw)
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def browser(chromium: Chromium) -> AsyncIterator[OwnedPages]:
+    """This test's contexts and pages in the module's Chromium, closed when it ends."""
+    own = chromium.own()
+    try:
+        yield own
+    finally:
+        await own.close()
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def drawing(chromium: Chromium) -> AsyncIterator[OwnedPages]:
+    """`browser` for a test that looks at the picture: its pages draw their video."""
+    own = chromium.own(draw_video=True)
+    try:
+        yield own
+    finally:
+        await own.close()
+
+
+async def test_playing_pages_are_counted_here_and_by_owncast_and_closed_ones_leave(
+        stack: Stack, browser: OwnedPages, monkeypatch: pytest.MonkeyPatch) -> None:
     audience = stack.service.audience
     left: list[str] = []  # the goodbyes the service got
     leave = audience.leave
@@ -114,48 +146,44 @@ async def test_playing_pages_are_counted_here_and_by_owncast_and_closed_ones_lea
         leave(viewer_id)
 
     monkeypatch.setattr(audience, "leave", recorded)
-    async with async_playwright() as pw, aiohttp.ClientSession() as http:
-        browser = await launch_chromium(pw)
-        try:
-            # Two browsers on one machine: Owncast tells viewers apart by address and User-Agent only.
-            first = await browser.new_context(user_agent="viewer-A")
-            second = await browser.new_context(user_agent="viewer-B")
-            pages = [await first.new_page(), await first.new_page(), await second.new_page()]
-            for page in pages:
-                await open_viewer(page, f"{stack.service.url}/")
-            await until(lambda: audience.watching == 3, "3 pages counted", WAIT)
-            await pages[2].wait_for_function("() => document.getElementById('watching').textContent === "
-                                             "'3 watching'", timeout=WAIT * 1000, polling=POLL_MS)
-            async with http.get(f"{stack.service.url}/health") as response:
-                viewers = (await response.json())["viewers"]
-            # Stalls are another test's (below); here a page may stall on a loaded machine (seen once in a
-            # full run from a fresh clone), and counts only among these three.
-            assert viewers.keys() == {"watching", "p2p", "stalled_5min"}, viewers
-            assert (viewers["watching"], viewers["p2p"]) == (3, 0) and 0 <= viewers["stalled_5min"] <= 3, viewers
-            # Owncast's count: the two tabs of one browser are one viewer to it, as on its own page.
-            await until(lambda: stack.owncast.viewer_count == 2, "Owncast counting 2", WAIT)
-            assert {v.user_agent for v in stack.owncast.viewers.values()} == {"viewer-A", "viewer-B"}
+    async with aiohttp.ClientSession() as http:
+        # Two browsers on one machine: Owncast tells viewers apart by address and User-Agent only.
+        first = await browser.new_context(user_agent="viewer-A")
+        second = await browser.new_context(user_agent="viewer-B")
+        pages = [await first.new_page(), await first.new_page(), await second.new_page()]
+        for page in pages:
+            await open_viewer(page, f"{stack.service.url}/")
+        await until(lambda: audience.watching == 3, "3 pages counted", WAIT)
+        await pages[2].wait_for_function("() => document.getElementById('watching').textContent === "
+                                         "'3 watching'", timeout=WAIT * 1000, polling=POLL_MS)
+        async with http.get(f"{stack.service.url}/health") as response:
+            viewers = (await response.json())["viewers"]
+        # Stalls are another test's (below); here a page may stall on a loaded machine (seen once in a
+        # full run from a fresh clone), and counts only among these three.
+        assert viewers.keys() == {"watching", "p2p", "stalled_5min"}, viewers
+        assert (viewers["watching"], viewers["p2p"]) == (3, 0) and 0 <= viewers["stalled_5min"] <= 3, viewers
+        # Owncast's count: the two tabs of one browser are one viewer to it, as on its own page.
+        await until(lambda: stack.owncast.viewer_count == 2, "Owncast counting 2", WAIT)
+        assert {v.user_agent for v in stack.owncast.viewers.values()} == {"viewer-A", "viewer-B"}
 
-            # Closing a page: out by its goodbye...
-            await pages[0].close()
-            # One page's goodbye, maybe twice: a beat still on its way when the page closed is followed by
-            # a second goodbye (viewer/watching.js), in case it arrives after the first.
-            await until(lambda: audience.watching == 2 and len(set(left)) == 1, "the closed page's goodbye",
-                        WAIT)
-            # ...or, when it never says goodbye (its renderer crashes), once VIEWER_TIMEOUT has passed.
-            crash = await second.new_cdp_session(pages[2])
-            with contextlib.suppress(Exception):  # the page dies under the command, which may never answer
-                await asyncio.wait_for(crash.send("Page.crash"), 5)
-            await until(lambda: audience.watching == 1, "the crashed page expired", WAIT)
-            assert len(set(left)) == 1  # no goodbye came from it
-            # Owncast drops viewer-B after its own purge timeout; viewer-A still plays in one tab.
-            await until(lambda: stack.owncast.viewer_count == 1, "Owncast down to 1", WAIT)
-            await watch(pages[1], 1)
-            assert audience.watching == 1 and stack.owncast.viewer_count == 1
-            await first.close()
-            await until(lambda: audience.watching == 0, "every page gone", WAIT)
-        finally:
-            await browser.close()
+        # Closing a page: out by its goodbye...
+        await pages[0].close()
+        # One page's goodbye, maybe twice: a beat still on its way when the page closed is followed by
+        # a second goodbye (viewer/watching.js), in case it arrives after the first.
+        await until(lambda: audience.watching == 2 and len(set(left)) == 1, "the closed page's goodbye",
+                    WAIT)
+        # ...or, when it never says goodbye (its renderer crashes), once VIEWER_TIMEOUT has passed.
+        crash = await second.new_cdp_session(pages[2])
+        with contextlib.suppress(Exception):  # the page dies under the command, which may never answer
+            await asyncio.wait_for(crash.send("Page.crash"), 5)
+        await until(lambda: audience.watching == 1, "the crashed page expired", WAIT)
+        assert len(set(left)) == 1  # no goodbye came from it
+        # Owncast drops viewer-B after its own purge timeout; viewer-A still plays in one tab.
+        await until(lambda: stack.owncast.viewer_count == 1, "Owncast down to 1", WAIT)
+        await watch(pages[1], 1)
+        assert audience.watching == 1 and stack.owncast.viewer_count == 1
+        await first.close()
+        await until(lambda: audience.watching == 0, "every page gone", WAIT)
 
 
 async def _frame_of(page: Any, host_url: str) -> Any:
@@ -168,56 +196,45 @@ async def _frame_of(page: Any, host_url: str) -> Any:
     return frame
 
 
-async def test_without_a_title_setting_the_page_shows_owncasts_name_and_summary(stack: Stack) -> None:
+async def test_without_a_title_setting_the_page_shows_owncasts_name_and_summary(stack: Stack,
+                                                                             browser: OwnedPages) -> None:
     """OWNCAST_URL set, STREAM_TITLE and STREAM_DESCRIPTION not (issue 47): the page's title, heading and
     description are the ones Owncast's admin gave its server, as plain text."""
-    from playwright.async_api import async_playwright
-
     stack.owncast.name = "Friday <b>jazz</b> & friends"
     stack.owncast.summary = "Live from the cellar <script>, every week"
-    async with async_playwright() as pw:
-        browser = await launch_chromium(pw)
-        try:
-            page = await browser.new_page()
-            await page.goto(f"{stack.service.url}/")
-            await page.wait_for_function("n => document.title === n", arg=stack.owncast.name,
-                                         timeout=WAIT * 1000, polling=POLL_MS)
-            assert await page.inner_text("#title") == stack.owncast.name
-            assert await page.is_visible("#description")
-            assert await page.inner_text("#description") == stack.owncast.summary
-            assert await page.evaluate("() => document.querySelector('#title b, #description script')") is None
-        finally:
-            await browser.close()
+    page = await browser.new_page()
+    await page.goto(f"{stack.service.url}/")
+    await page.wait_for_function("n => document.title === n", arg=stack.owncast.name,
+                                 timeout=WAIT * 1000, polling=POLL_MS)
+    assert await page.inner_text("#title") == stack.owncast.name
+    assert await page.is_visible("#description")
+    assert await page.inner_text("#description") == stack.owncast.summary
+    assert await page.evaluate("() => document.querySelector('#title b, #description script')") is None
 
 
-async def test_embed_plays_framed_by_a_named_site_and_is_refused_elsewhere(stack: Stack) -> None:
-    from playwright.async_api import async_playwright
+async def test_embed_plays_framed_by_a_named_site_and_is_refused_elsewhere(stack: Stack,
+                                                                        drawing: OwnedPages) -> None:
+    browser = drawing  # it looks at what the embed shows
+    page = await browser.new_page()
+    frame = await _frame_of(page, stack.allowed.url)
+    await frame.wait_for_function("() => window.viewerStats && window.viewerStats.state === 'playing'",
+                                  timeout=WAIT * 1000, polling=POLL_MS)
+    start = await frame.evaluate("() => document.querySelector('video').currentTime")
+    await frame.wait_for_function("t => document.querySelector('video').currentTime > t", arg=start + 2,
+                                  timeout=WAIT * 1000, polling=POLL_MS)
+    # The video alone: the title, status bar and panels are not shown in the embed form.
+    assert await frame.is_visible("video")
+    assert not await frame.is_visible("h1") and not await frame.is_visible(".bar")
+    # Framed by another site, the page is still this service's own: its beats count (issue 41).
+    await until(lambda: stack.service.audience.watching == 1, "the framed page counted", WAIT)
 
-    async with async_playwright() as pw:
-        browser = await launch_chromium(pw, draw_video=True)  # it looks at what the embed shows
-        try:
-            page = await browser.new_page()
-            frame = await _frame_of(page, stack.allowed.url)
-            await frame.wait_for_function("() => window.viewerStats && window.viewerStats.state === 'playing'",
-                                          timeout=WAIT * 1000, polling=POLL_MS)
-            start = await frame.evaluate("() => document.querySelector('video').currentTime")
-            await frame.wait_for_function("t => document.querySelector('video').currentTime > t", arg=start + 2,
-                                          timeout=WAIT * 1000, polling=POLL_MS)
-            # The video alone: the title, status bar and panels are not shown in the embed form.
-            assert await frame.is_visible("video")
-            assert not await frame.is_visible("h1") and not await frame.is_visible(".bar")
-            # Framed by another site, the page is still this service's own: its beats count (issue 41).
-            await until(lambda: stack.service.audience.watching == 1, "the framed page counted", WAIT)
-
-            refused: list[str] = []
-            other = await browser.new_page()
-            other.on("console", lambda m: refused.append(m.text) if "frame-ancestors" in m.text else None)
-            frame = await _frame_of(other, stack.other.url)
-            # Chromium shows its error page in place of the viewer; the viewer's script never runs there.
-            assert await frame.evaluate("() => document.querySelector('video') === null && !window.viewerStats")
-            await until(lambda: bool(refused), "Chromium's frame-ancestors refusal", WAIT)
-        finally:
-            await browser.close()
+    refused: list[str] = []
+    other = await browser.new_page()
+    other.on("console", lambda m: refused.append(m.text) if "frame-ancestors" in m.text else None)
+    frame = await _frame_of(other, stack.other.url)
+    # Chromium shows its error page in place of the viewer; the viewer's script never runs there.
+    assert await frame.evaluate("() => document.querySelector('video') === null && !window.viewerStats")
+    await until(lambda: bool(refused), "Chromium's frame-ancestors refusal", WAIT)
 
 
 _BEATS = """async (url) => {
@@ -237,59 +254,46 @@ _BEATS = """async (url) => {
 }"""
 
 
-async def test_another_sites_page_cannot_make_its_visitors_count(stack: Stack) -> None:
+async def test_another_sites_page_cannot_make_its_visitors_count(stack: Stack, browser: OwnedPages) -> None:
     """Issue 41, V2: a page on another origin (127.0.0.1, another port) fetches the heartbeat 25 times as
     the viewer does, in real Chromium: the preflight is refused, nothing is sent, nothing counted. The
     same fetches from a document of the service's own origin count (the control)."""
-    from playwright.async_api import async_playwright
-
     audience = stack.service.audience
     # The framed page of the test before may still count (its goodbye lost): gone within VIEWER_TIMEOUT.
     await until(lambda: audience.watching == 0, "earlier tests' pages gone", WAIT)
-    async with async_playwright() as pw:
-        browser = await launch_chromium(pw)
-        try:
-            page = await browser.new_page()
-            await page.goto(stack.other.url)  # another site
-            before, refused = audience.watching, dict(audience.refused)
-            results = await page.evaluate(_BEATS, f"{stack.service.url}/live/watching")
-            assert results == ["TypeError"] * 25  # "Failed to fetch": the preflight was refused
-            assert audience.watching == before == 0 and audience.refused == refused
-            # The control: the same fetches from the service's own origin are counted.
-            await page.goto(f"{stack.service.url}/config.json")
-            results = await page.evaluate(_BEATS, "live/watching")
-            assert results == ["200"] * 25 and audience.watching == 25
-        finally:
-            await browser.close()
+    page = await browser.new_page()
+    await page.goto(stack.other.url)  # another site
+    before, refused = audience.watching, dict(audience.refused)
+    results = await page.evaluate(_BEATS, f"{stack.service.url}/live/watching")
+    assert results == ["TypeError"] * 25  # "Failed to fetch": the preflight was refused
+    assert audience.watching == before == 0 and audience.refused == refused
+    # The control: the same fetches from the service's own origin are counted.
+    await page.goto(f"{stack.service.url}/config.json")
+    results = await page.evaluate(_BEATS, "live/watching")
+    assert results == ["200"] * 25 and audience.watching == 25
     await until(lambda: audience.watching == 0, "the control's beats expired", WAIT)
 
 
-async def test_src_plays_only_this_sites_streams_unless_the_operator_allows_more(stack: Stack) -> None:
+async def test_src_plays_only_this_sites_streams_unless_the_operator_allows_more(stack: Stack,
+                                                                               browser: OwnedPages) -> None:
     """Issue 41, E1: a link to the service's page (/ or /embed) naming another site's playlist in ?src=
     does not play it under the service's origin: the page says so and never asks that site. The
     service's own playlists play; an origin VIEWER_SOURCES lists (here `allowed`) is asked."""
-    from playwright.async_api import async_playwright
-
     service = stack.service.url
-    async with async_playwright() as pw:
-        browser = await launch_chromium(pw)
-        try:
-            page = await browser.new_page()
-            asked: list[str] = []
-            page.on("request", lambda r: asked.append(r.url))
-            for path in ("/", "/embed"):
-                await page.goto(f"{service}{path}?src={stack.other.url}/live/master.m3u8")
-                await page.wait_for_function(
-                    "() => window.viewerStats && window.viewerStats.state === 'error'",
-                    timeout=WAIT * 1000, polling=POLL_MS)
-                said = await page.evaluate("() => document.getElementById('status').textContent")
-                assert "only this site's own stream" in said
-            await page.goto(f"{service}/?src={stack.allowed.url}/live/master.m3u8")  # allowed: asked (a 404)
-            await until(lambda: any(u.startswith(f"{stack.allowed.url}/live/") for u in asked), "asked", WAIT)
-            await open_viewer(page, f"{service}/?src=/hls/stream.m3u8")  # this service's own: plays
-            assert not [u for u in asked if u.startswith(stack.other.url)], asked
-        finally:
-            await browser.close()
+    page = await browser.new_page()
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url))
+    for path in ("/", "/embed"):
+        await page.goto(f"{service}{path}?src={stack.other.url}/live/master.m3u8")
+        await page.wait_for_function(
+            "() => window.viewerStats && window.viewerStats.state === 'error'",
+            timeout=WAIT * 1000, polling=POLL_MS)
+        said = await page.evaluate("() => document.getElementById('status').textContent")
+        assert "only this site's own stream" in said
+    await page.goto(f"{service}/?src={stack.allowed.url}/live/master.m3u8")  # allowed: asked (a 404)
+    await until(lambda: any(u.startswith(f"{stack.allowed.url}/live/") for u in asked), "asked", WAIT)
+    await open_viewer(page, f"{service}/?src=/hls/stream.m3u8")  # this service's own: plays
+    assert not [u for u in asked if u.startswith(stack.other.url)], asked
 
 
 # -- how playback fares (issue 42) -----------------------------------------------------------------------
@@ -330,59 +334,53 @@ async def lowest_variant(http: aiohttp.ClientSession, url: str) -> tuple[str, in
 
 
 async def test_a_viewer_below_the_lowest_variants_bitrate_stalls_on_it_here_and_in_owncasts_stream_health(
-        stack: Stack) -> None:
+        stack: Stack, browser: OwnedPages) -> None:
     """Two viewers play; Chromium's network emulation then gives one of them half the lowest variant's
     bitrate. Its page stalls and drops to that variant: /metrics counts stalls and stalled seconds on it,
     /health a viewer stalled in the last 5 minutes, and Owncast's Stream Health (its playback reports,
     the stand-in computing the overview as Owncast's source does) half the viewers in trouble."""
-    from playwright.async_api import async_playwright
-
     url = stack.service.url
-    async with async_playwright() as pw, aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession() as http:
         lowest, bandwidth = await lowest_variant(http, url)
-        browser = await launch_chromium(pw)
-        try:
-            fine = await browser.new_context(user_agent="viewer-fine")
-            slow = await browser.new_context(user_agent="viewer-slow")
-            pages = [await fine.new_page(), await slow.new_page()]
-            for page in pages:
-                await open_viewer(page, f"{url}/?stats=1")
-            await watch(pages[1], 2)
-            before = await metrics(http, url)
-            stack.owncast.poll()  # Owncast's window starts again (its poll, every 2 minutes)
-            cdp = await slow.new_cdp_session(pages[1])
-            await cdp.send("Network.enable")
-            await cdp.send("Network.emulateNetworkConditions", {
-                "offline": False, "latency": 0, "downloadThroughput": bandwidth / 8 / 2,
-                "uploadThroughput": -1})
-            # Its page stalls on the lowest variant and says so with its next reports.
-            await pages[1].wait_for_function(
-                "v => window.viewerStats.playback.variant === v && window.viewerStats.playback.stalls >= 2",
-                arg=int(lowest), timeout=WAIT * 1000, polling=POLL_MS)
-            got: Samples = {}
+        fine = await browser.new_context(user_agent="viewer-fine")
+        slow = await browser.new_context(user_agent="viewer-slow")
+        pages = [await fine.new_page(), await slow.new_page()]
+        for page in pages:
+            await open_viewer(page, f"{url}/?stats=1")
+        await watch(pages[1], 2)
+        before = await metrics(http, url)
+        stack.owncast.poll()  # Owncast's window starts again (its poll, every 2 minutes)
+        cdp = await slow.new_cdp_session(pages[1])
+        await cdp.send("Network.enable")
+        await cdp.send("Network.emulateNetworkConditions", {
+            "offline": False, "latency": 0, "downloadThroughput": bandwidth / 8 / 2,
+            "uploadThroughput": -1})
+        # Its page stalls on the lowest variant and says so with its next reports.
+        await pages[1].wait_for_function(
+            "v => window.viewerStats.playback.variant === v && window.viewerStats.playback.stalls >= 2",
+            arg=int(lowest), timeout=WAIT * 1000, polling=POLL_MS)
+        got: Samples = {}
 
-            async def stalls_counted() -> bool:
-                nonlocal got
-                got = await metrics(http, url)
-                return (by_variant(got, "stalls_total", lowest) > by_variant(before, "stalls_total", lowest)
-                        and by_variant(got, "stalled_seconds_total", lowest) > 0.5)
+        async def stalls_counted() -> bool:
+            nonlocal got
+            got = await metrics(http, url)
+            return (by_variant(got, "stalls_total", lowest) > by_variant(before, "stalls_total", lowest)
+                    and by_variant(got, "stalled_seconds_total", lowest) > 0.5)
 
-            await until(stalls_counted, "the slow page's stalls on /metrics", WAIT, every=0.2)
-            async with http.get(f"{url}/health") as response:
-                viewers = (await response.json())["viewers"]
-            # Owncast: both pages report; the slow one's errors (its stalls) make it a viewer in trouble.
-            await until(lambda: {"viewer-fine", "viewer-slow"}
-                        <= {ua for ua, _ in stack.owncast.playback_reports},
-                        "both pages' reports to Owncast", WAIT)
-            # Owncast keeps each viewer's latest report of its window: the overview once the slow page's
-            # latest says trouble (most do: it stalls about half the time) and the other's does not.
-            await until(lambda: (h := stack.owncast.stream_health()) is not None
-                        and h.healthy_percentage == 50,
-                        "Owncast's Stream Health: one viewer of two in trouble", WAIT)
-            health = stack.owncast.stream_health()
-            slow_reports = [r for ua, r in stack.owncast.playback_reports if ua == "viewer-slow"]
-        finally:
-            await browser.close()
+        await until(stalls_counted, "the slow page's stalls on /metrics", WAIT, every=0.2)
+        async with http.get(f"{url}/health") as response:
+            viewers = (await response.json())["viewers"]
+        # Owncast: both pages report; the slow one's errors (its stalls) make it a viewer in trouble.
+        await until(lambda: {"viewer-fine", "viewer-slow"}
+                    <= {ua for ua, _ in stack.owncast.playback_reports},
+                    "both pages' reports to Owncast", WAIT)
+        # Owncast keeps each viewer's latest report of its window: the overview once the slow page's
+        # latest says trouble (most do: it stalls about half the time) and the other's does not.
+        await until(lambda: (h := stack.owncast.stream_health()) is not None
+                    and h.healthy_percentage == 50,
+                    "Owncast's Stream Health: one viewer of two in trouble", WAIT)
+        health = stack.owncast.stream_health()
+        slow_reports = [r for ua, r in stack.owncast.playback_reports if ua == "viewer-slow"]
     assert got[("hls_broadcaster_viewers_stalled", ())] >= 1 and viewers["stalled_5min"] >= 1, (got, viewers)
     # A page stalling on a link too slow for it reports no more than it could have had (issue 50).
     refused = ("hls_broadcaster_playback_reports_refused_total", (("reason", "out_of_bounds"),))
@@ -411,41 +409,35 @@ FAST_CLOCK = """(() => {
 
 
 async def test_the_latency_on_metrics_is_the_pages_own_within_a_second_whatever_the_devices_clock(
-        stack: Stack) -> None:
+        stack: Stack, browser: OwnedPages) -> None:
     """A page whose device clock is an hour fast plays: the latency /metrics shows for it (the mean of its
     reports) is the page's own figure within a second, and the truth within a second too: the service's
     clock (this process's) minus the PROGRAM-DATE-TIME of the frame it shows. Owncast gets the same."""
-    from playwright.async_api import async_playwright
-
     url = stack.service.url
-    async with async_playwright() as pw, aiohttp.ClientSession() as http:
-        browser = await launch_chromium(pw)
-        try:
-            context = await browser.new_context(user_agent="viewer-fast-clock")
-            await context.add_init_script(FAST_CLOCK)
-            page = await context.new_page()
-            await open_viewer(page, f"{url}/")
-            await watch(page, 2)
-            await until(lambda: stack.service.audience.watching == 1, "this page alone counted", WAIT)
-            sent = await page.evaluate("() => window.viewerStats.playback.reports")
-            await page.wait_for_function("n => window.viewerStats.playback.reports >= n", arg=sent + 1,
-                                         timeout=WAIT * 1000, polling=POLL_MS)
-            before = await metrics(http, url)
-            sent = await page.evaluate("() => window.viewerStats.playback.reports")
-            await page.wait_for_function("n => window.viewerStats.playback.reports >= n", arg=sent + 3,
-                                         timeout=WAIT * 1000, polling=POLL_MS)
-            # This machine's clock read on both sides of the page's reading: on a loaded machine the answer
-            # came back 1.8 s after the page read its figures (run e3), which a single read after took for
-            # latency.
-            asked = time.time() * 1000
-            shown = await page.evaluate(
-                "() => [window.viewerStats.playback.latencyMs, window.viewerStats.playingDate, "
-                "window.viewerStats.playback.skewMs, Date.now()]")
-            answered = time.time() * 1000
-            after = await metrics(http, url)
-            owncast = [r["latency"] for ua, r in stack.owncast.playback_reports if ua == "viewer-fast-clock"]
-        finally:
-            await browser.close()
+    async with aiohttp.ClientSession() as http:
+        context = await browser.new_context(user_agent="viewer-fast-clock")
+        await context.add_init_script(FAST_CLOCK)
+        page = await context.new_page()
+        await open_viewer(page, f"{url}/")
+        await watch(page, 2)
+        await until(lambda: stack.service.audience.watching == 1, "this page alone counted", WAIT)
+        sent = await page.evaluate("() => window.viewerStats.playback.reports")
+        await page.wait_for_function("n => window.viewerStats.playback.reports >= n", arg=sent + 1,
+                                     timeout=WAIT * 1000, polling=POLL_MS)
+        before = await metrics(http, url)
+        sent = await page.evaluate("() => window.viewerStats.playback.reports")
+        await page.wait_for_function("n => window.viewerStats.playback.reports >= n", arg=sent + 3,
+                                     timeout=WAIT * 1000, polling=POLL_MS)
+        # This machine's clock read on both sides of the page's reading: on a loaded machine the answer
+        # came back 1.8 s after the page read its figures (run e3), which a single read after took for
+        # latency.
+        asked = time.time() * 1000
+        shown = await page.evaluate(
+            "() => [window.viewerStats.playback.latencyMs, window.viewerStats.playingDate, "
+            "window.viewerStats.playback.skewMs, Date.now()]")
+        answered = time.time() * 1000
+        after = await metrics(http, url)
+        owncast = [r["latency"] for ua, r in stack.owncast.playback_reports if ua == "viewer-fast-clock"]
     own, date, skew, device_now = shown
     count = after[("hls_broadcaster_playback_latency_seconds_count", ())] - \
         before[("hls_broadcaster_playback_latency_seconds_count", ())]
@@ -466,38 +458,33 @@ async def test_the_latency_on_metrics_is_the_pages_own_within_a_second_whatever_
     assert owncast and all(abs(latency - exported) < 1 for latency in owncast[-3:]), owncast
 
 
-async def test_honest_pages_reports_are_all_within_bounds_and_each_start_up_counts_once(stack: Stack) -> None:
+async def test_honest_pages_reports_are_all_within_bounds_and_each_start_up_counts_once(stack: Stack,
+                                                                                      browser: OwnedPages) -> None:
     """Issue 50: a report holding more than its page could have had in the time since its last is
     refused, a page's start-up counts once (and an address's once a minute: loopback here, so each page
     by itself). Two pages play and report every second on a busy machine; one pauses (it leaves the
     count) and plays on under the same id. None of their reports is refused as out of bounds, their
     start-ups count once each, and the page that played on sends no start-up again (viewer/playback.js:
     until a report with it is taken; the count could not tell its id's new entry from a new page)."""
-    from playwright.async_api import async_playwright
-
     url = stack.service.url
-    async with async_playwright() as pw, aiohttp.ClientSession() as http:
-        browser = await launch_chromium(pw)
-        try:
-            contexts = [await browser.new_context(user_agent=f"viewer-{n}") for n in range(2)]
-            pages = [await context.new_page() for context in contexts]
-            before = await metrics(http, url)
-            for page in pages:
-                await open_viewer(page, f"{url}/")
-            for page in pages:  # each page's first beat is never taken; its start-up comes with a later one
-                await page.wait_for_function("() => window.viewerStats.playback.reports >= 4",
-                                             timeout=WAIT * 1000, polling=POLL_MS)
-            await pages[0].evaluate("() => document.querySelector('video').pause()")
-            await until(lambda: stack.service.audience.watching == 1, "the paused page left", WAIT)
-            sent = await pages[0].evaluate("() => window.viewerStats.playback.reports")
-            await pages[0].evaluate("() => document.querySelector('video').play()")
-            await pages[0].wait_for_function("n => window.viewerStats.playback.reports >= n", arg=sent + 3,
-                                             timeout=WAIT * 1000, polling=POLL_MS)
-            await until(lambda: stack.service.audience.watching == 2, "it plays on, counted again", WAIT)
-            figures = [await page.evaluate("() => window.viewerStats.playback") for page in pages]
-            after = await metrics(http, url)
-        finally:
-            await browser.close()
+    async with aiohttp.ClientSession() as http:
+        contexts = [await browser.new_context(user_agent=f"viewer-{n}") for n in range(2)]
+        pages = [await context.new_page() for context in contexts]
+        before = await metrics(http, url)
+        for page in pages:
+            await open_viewer(page, f"{url}/")
+        for page in pages:  # each page's first beat is never taken; its start-up comes with a later one
+            await page.wait_for_function("() => window.viewerStats.playback.reports >= 4",
+                                         timeout=WAIT * 1000, polling=POLL_MS)
+        await pages[0].evaluate("() => document.querySelector('video').pause()")
+        await until(lambda: stack.service.audience.watching == 1, "the paused page left", WAIT)
+        sent = await pages[0].evaluate("() => window.viewerStats.playback.reports")
+        await pages[0].evaluate("() => document.querySelector('video').play()")
+        await pages[0].wait_for_function("n => window.viewerStats.playback.reports >= n", arg=sent + 3,
+                                         timeout=WAIT * 1000, polling=POLL_MS)
+        await until(lambda: stack.service.audience.watching == 2, "it plays on, counted again", WAIT)
+        figures = [await page.evaluate("() => window.viewerStats.playback") for page in pages]
+        after = await metrics(http, url)
 
     def added(name: str, labels: tuple[tuple[str, str], ...] = ()) -> float:
         return after.get((f"hls_broadcaster_playback_{name}", labels), 0.0) - \

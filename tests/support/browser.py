@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -261,6 +262,37 @@ class Chromium:
         if not self._draw_video:
             await page.add_init_script(UNDRAWN_VIDEO)
         return page
+
+
+    def own(self, *, draw_video: bool | None = None) -> OwnedPages:
+        """The contexts and pages one test opens in this browser, shared with other tests (drawing their
+        video as this browser does unless told)."""
+        return OwnedPages(Chromium(self._browser, self._draw_video if draw_video is None else draw_video))
+
+
+class OwnedPages:
+    """One test's contexts and pages in a browser a module's tests share (a launch of Playwright's
+    driver and Chromium is about a second of CPU): `close` closes what this test opened, and only that,
+    so that what one test leaves playing the next does not count among its viewers."""
+
+    def __init__(self, chromium: Chromium) -> None:
+        self._chromium = chromium
+        self._opened: list[Any] = []  # contexts, and pages opened with a context of their own
+
+    async def new_context(self, **options: Any) -> Any:
+        context = await self._chromium.new_context(**options)
+        self._opened.append(context)
+        return context
+
+    async def new_page(self, **options: Any) -> Any:
+        page = await self._chromium.new_page(**options)
+        self._opened.append(page)
+        return page
+
+    async def close(self) -> None:
+        while self._opened:
+            with contextlib.suppress(Exception):  # closed already, or its renderer gone: nothing to close
+                await self._opened.pop().close()
 
 
 async def launch_chromium(pw: Any, args: list[str] = CHROMIUM_ARGS, *, draw_video: bool = False) -> Any:
