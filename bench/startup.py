@@ -1,6 +1,7 @@
 """The viewer page's start-up against a bare hls.js page on the same stream (issue 42's table), in one run.
 
-    python -m bench.startup [--rounds 5] [--links local,150ms,300ms-3mbit] [--before CHECKOUT] [--recordings DIR]
+    python -m bench.startup [--rounds 5] [--links local,150ms,300ms-3mbit] [--before CHECKOUT]
+                            [--recordings DIR]
 
 Real parts, as the demo runs them: SeaweedFS on 127.0.0.1 (the bucket), the Owncast emulator
 (broadcaster.demo.emulator: real ffmpeg, the demo's 2 variants of 2 s MPEG-TS segments) and the

@@ -38,7 +38,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from broadcaster.demo.recordings import Recordings
 from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.browser import (ALTER_P2P_UPLOADS, HANDED, HOSTILE_MODES, PLAYERS, POLL_MS, WEBRTC_ARGS,
-                                   WITHHOLDING, hostile_peer, launch_chromium, needs_chromium, open_viewer,
+                                   WITHHOLDING, hostile_peer, needs_chromium, open_viewer, shared_chromium,
                                    show_video, watch)
 from tests.support.counting_proxy import CountingProxy, closed_port, sequence
 from tests.support.prometheus import PromAPI, prometheus
@@ -60,14 +60,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.browser, needs_chromium,
 async def browser() -> AsyncIterator[Any]:
     """Debian's Chromium with WEBRTC_ARGS, shared by the module's tests: each makes its own contexts
     (its viewers) and closes them."""
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        launched = await launch_chromium(pw, WEBRTC_ARGS)
-        try:
-            yield launched
-        finally:
-            await launched.close()
+    async with shared_chromium(WEBRTC_ARGS) as launched:
+        yield launched
 
 
 @pytest_asyncio.fixture(loop_scope="module")

@@ -32,7 +32,8 @@ from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.demo.recordings import Recordings
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.service import Service
-from tests.support.browser import POLL_MS, Chromium, OwnedPages, launch_chromium, needs_chromium, open_viewer, watch
+from tests.support.browser import (POLL_MS, Chromium, OwnedPages, needs_chromium, open_viewer, shared_chromium,
+                                   watch)
 from tests.support.local_http import serve_local
 from tests.support.owncast_viewers import OwncastViewers
 from tests.support.service_process import running_service, service_env
@@ -104,35 +105,16 @@ async def stack(tmp_path_factory: pytest.TempPathFactory, recordings: Recordings
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def chromium() -> AsyncIterator[Chromium]:
     """One Chromium for the module's tests (a launch of Playwright's driver and the browser costs about a
-    second of CPU); each test opens its own contexts and pages in it (`browser`, `drawing`)."""
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        launched = await launch_chromium(pw)
-        try:
-            yield launched
-        finally:
-            await launched.close()
+    second of CPU); each test opens its own contexts and pages in it (`browser`)."""
+    async with shared_chromium() as launched:
+        yield launched
 
 
 @pytest_asyncio.fixture(loop_scope="module")
 async def browser(chromium: Chromium) -> AsyncIterator[OwnedPages]:
     """This test's contexts and pages in the module's Chromium, closed when it ends."""
-    own = chromium.own()
-    try:
+    async with chromium.own() as own:
         yield own
-    finally:
-        await own.close()
-
-
-@pytest_asyncio.fixture(loop_scope="module")
-async def drawing(chromium: Chromium) -> AsyncIterator[OwnedPages]:
-    """`browser` for a test that looks at the picture: its pages draw their video."""
-    own = chromium.own(draw_video=True)
-    try:
-        yield own
-    finally:
-        await own.close()
 
 
 async def test_playing_pages_are_counted_here_and_by_owncast_and_closed_ones_leave(
@@ -213,28 +195,28 @@ async def test_without_a_title_setting_the_page_shows_owncasts_name_and_summary(
 
 
 async def test_embed_plays_framed_by_a_named_site_and_is_refused_elsewhere(stack: Stack,
-                                                                        drawing: OwnedPages) -> None:
-    browser = drawing  # it looks at what the embed shows
-    page = await browser.new_page()
-    frame = await _frame_of(page, stack.allowed.url)
-    await frame.wait_for_function("() => window.viewerStats && window.viewerStats.state === 'playing'",
-                                  timeout=WAIT * 1000, polling=POLL_MS)
-    start = await frame.evaluate("() => document.querySelector('video').currentTime")
-    await frame.wait_for_function("t => document.querySelector('video').currentTime > t", arg=start + 2,
-                                  timeout=WAIT * 1000, polling=POLL_MS)
-    # The video alone: the title, status bar and panels are not shown in the embed form.
-    assert await frame.is_visible("video")
-    assert not await frame.is_visible("h1") and not await frame.is_visible(".bar")
-    # Framed by another site, the page is still this service's own: its beats count (issue 41).
-    await until(lambda: stack.service.audience.watching == 1, "the framed page counted", WAIT)
+                                                                        chromium: Chromium) -> None:
+    async with chromium.own(draw_video=True) as browser:  # it looks at what the embed shows
+        page = await browser.new_page()
+        frame = await _frame_of(page, stack.allowed.url)
+        await frame.wait_for_function("() => window.viewerStats && window.viewerStats.state === 'playing'",
+                                      timeout=WAIT * 1000, polling=POLL_MS)
+        start = await frame.evaluate("() => document.querySelector('video').currentTime")
+        await frame.wait_for_function("t => document.querySelector('video').currentTime > t", arg=start + 2,
+                                      timeout=WAIT * 1000, polling=POLL_MS)
+        # The video alone: the title, status bar and panels are not shown in the embed form.
+        assert await frame.is_visible("video")
+        assert not await frame.is_visible("h1") and not await frame.is_visible(".bar")
+        # Framed by another site, the page is still this service's own: its beats count (issue 41).
+        await until(lambda: stack.service.audience.watching == 1, "the framed page counted", WAIT)
 
-    refused: list[str] = []
-    other = await browser.new_page()
-    other.on("console", lambda m: refused.append(m.text) if "frame-ancestors" in m.text else None)
-    frame = await _frame_of(other, stack.other.url)
-    # Chromium shows its error page in place of the viewer; the viewer's script never runs there.
-    assert await frame.evaluate("() => document.querySelector('video') === null && !window.viewerStats")
-    await until(lambda: bool(refused), "Chromium's frame-ancestors refusal", WAIT)
+        refused: list[str] = []
+        other = await browser.new_page()
+        other.on("console", lambda m: refused.append(m.text) if "frame-ancestors" in m.text else None)
+        frame = await _frame_of(other, stack.other.url)
+        # Chromium shows its error page in place of the viewer; the viewer's script never runs there.
+        assert await frame.evaluate("() => document.querySelector('video') === null && !window.viewerStats")
+        await until(lambda: bool(refused), "Chromium's frame-ancestors refusal", WAIT)
 
 
 _BEATS = """async (url) => {
@@ -458,8 +440,8 @@ async def test_the_latency_on_metrics_is_the_pages_own_within_a_second_whatever_
     assert owncast and all(abs(latency - exported) < 1 for latency in owncast[-3:]), owncast
 
 
-async def test_honest_pages_reports_are_all_within_bounds_and_each_start_up_counts_once(stack: Stack,
-                                                                                      browser: OwnedPages) -> None:
+async def test_honest_pages_reports_are_all_within_bounds_and_each_start_up_counts_once(
+        stack: Stack, browser: OwnedPages) -> None:
     """Issue 50: a report holding more than its page could have had in the time since its last is
     refused, a page's start-up counts once (and an address's once a minute: loopback here, so each page
     by itself). Two pages play and report every second on a busy machine; one pauses (it leaves the

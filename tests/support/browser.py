@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -294,12 +295,32 @@ class OwnedPages:
             with contextlib.suppress(Exception):  # closed already, or its renderer gone: nothing to close
                 await self._opened.pop().close()
 
+    async def __aenter__(self) -> OwnedPages:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
 
 async def launch_chromium(pw: Any, args: list[str] = CHROMIUM_ARGS, *, draw_video: bool = False) -> Any:
     """A headless Chromium from a playwright.async_api.Playwright (args: CHROMIUM_ARGS or WEBRTC_ARGS);
     its pages draw their video only with draw_video=True (UNDRAWN_VIDEO)."""
     browser = await pw.chromium.launch(executable_path=CHROMIUM, args=args, timeout=LAUNCH_TIMEOUT_MS)
     return Chromium(browser, draw_video)
+
+
+@contextlib.asynccontextmanager
+async def shared_chromium(args: list[str] = CHROMIUM_ARGS) -> AsyncIterator[Chromium]:
+    """Playwright's driver and a Chromium for a module's tests (a module-scoped fixture's), closed with it:
+    each test opens its own contexts and pages there (Chromium.own) and closes them."""
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        launched = await launch_chromium(pw, args)
+        try:
+            yield launched
+        finally:
+            await launched.close()
 
 
 async def open_viewer(page: Any, url: str) -> None:
