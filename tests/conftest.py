@@ -6,10 +6,11 @@ Each imports what it runs (moto, the demo's parts) when a test asks for it, not 
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import AsyncIterator, Collection, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import pytest_asyncio
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from broadcaster.demo.emulator import OwncastEmulator
     from broadcaster.demo.recordings import Recordings
     from broadcaster.demo.seaweed import SeaweedS3
+    from tests.support.s3 import RunWideServer
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -92,19 +94,60 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=in_order)
 
 
+# The run's one SeaweedFS server (tests/support/s3.py), in the xdist controller: started before the workers,
+# named to each (its workerinput), stopped after them.
+_RUN_WIDE_SEAWEED = pytest.StashKey[tuple["RunWideServer", str]]()  # the server, and its describe() in JSON
+_SEAWEED_INPUT = "seaweed_s3"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if hasattr(config, "workerinput") or not config.getoption("numprocesses", None) or config.option.collectonly:
+        return  # a worker, a run without workers, or no test to run
+    from broadcaster.demo.seaweed import SeaweedError
+    from tests.support.s3 import RunWideServer
+
+    server = RunWideServer()
+    try:
+        described = server.start()
+    except SeaweedError as err:  # each worker starts its own, and a test that needs one says why it failed
+        print(f"tests/conftest.py: no SeaweedFS for the whole run, each worker starts its own: {err}")
+        return
+    config.stash[_RUN_WIDE_SEAWEED] = (server, json.dumps(described))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """pytest-xdist, in the controller: each worker is told where the run's SeaweedFS is."""
+    started = node.config.stash.get(_RUN_WIDE_SEAWEED, None)
+    if started is not None:
+        node.workerinput[_SEAWEED_INPUT] = started[1]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    started = config.stash.get(_RUN_WIDE_SEAWEED, None)
+    if started is not None:
+        started[0].stop()
+
+
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def seaweed_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[SeaweedS3]:
-    """One SeaweedFS S3 server per worker, shared by its tests' buckets (`seaweed`): a server of its own
-    cost each test 2-3 s of start-up, some 60 times a run."""
+async def seaweed_server(request: pytest.FixtureRequest,
+                         tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[SeaweedS3]:
+    """The run's one SeaweedFS S3 server, shared by every test's bucket (`seaweed`): the xdist
+    controller's (pytest_configure), else one of this session's own. A server of its own cost each test
+    2-3 s of start-up, some 60 times a run; one per worker, 1.1-1.4 % of a core each for the whole run."""
     from broadcaster.demo.seaweed import SeaweedS3
 
+    described = getattr(request.config, "workerinput", {}).get(_SEAWEED_INPUT)
+    if described is not None:
+        yield SeaweedS3.attach(json.loads(described))
+        return
     async with SeaweedS3(tmp_path_factory.mktemp("seaweed"), discard=True, shared=True) as server:
         yield server
 
 
 @pytest.fixture
 async def seaweed(seaweed_server: SeaweedS3) -> AsyncIterator[SeaweedS3]:
-    """A bucket of its own on the worker's running SeaweedFS S3 server (public-read, CORS on), deleted
+    """A bucket of its own on the run's SeaweedFS S3 server (public-read, CORS on), deleted
     with its objects afterwards: what a test does to its bucket, no other test sees."""
     from tests.support.s3 import bucket_of_its_own
 

@@ -66,7 +66,7 @@ async def browser() -> AsyncIterator[Any]:
 
 @pytest_asyncio.fixture(loop_scope="module")
 async def seaweed(seaweed_server: SeaweedS3) -> AsyncIterator[SeaweedS3]:
-    """conftest's (a bucket of its own on the worker's server), on the module's event loop."""
+    """conftest's (a bucket of its own on the run's server), on the module's event loop."""
     async with bucket_of_its_own(seaweed_server) as bucket:
         yield bucket
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,30 @@ async def test_anonymous_reads_with_cors(seaweed: SeaweedS3) -> None:
             assert resp.status == 403
         async with http.get(f"{seaweed.public_url}/?list-type=2") as resp:
             assert resp.status == 403
+
+
+async def test_another_process_attached_to_a_shared_server_makes_buckets_and_stops_nothing(
+        seaweed_server: SeaweedS3) -> None:
+    """What each xdist worker has of the run's one server (tests/support/s3.py): SeaweedS3.attach of its
+    describe() makes, fills and drops buckets of its own, publicly readable; its close() leaves the server
+    running, and it cannot start one."""
+    attached = SeaweedS3.attach(seaweed_server.describe())
+    assert attached.pid == seaweed_server.pid and attached.endpoint_url == seaweed_server.endpoint_url
+    name = f"attached-{os.getpid()}"
+    bucket = await attached.make_bucket(name)
+    try:
+        async with s3_client(bucket) as s3:
+            await s3.put_object(Bucket=name, Key="a/seg.ts", Body=b"segment bytes", **SEGMENT_HEADERS)
+        async with aiohttp.ClientSession() as http, http.get(f"{bucket.public_url}/a/seg.ts") as resp:
+            assert resp.status == 200 and await resp.read() == b"segment bytes"
+    finally:
+        await attached.drop_bucket(name)
+    await bucket.close()
+    await attached.close()
+    pid = seaweed_server.pid
+    assert pid is not None and alive(pid) and attached.pid == pid
+    with pytest.raises(RuntimeError, match="runs in the process that started it"):
+        await attached.start()
 
 
 @pytest.mark.parametrize("discard", [False, True], ids=["sigterm", "discard"])

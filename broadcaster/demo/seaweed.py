@@ -48,6 +48,16 @@ _PORT_TAKEN = re.compile(r"Port allocation failed|is not available|address alrea
 _LOG_ERROR = re.compile(r"^[EF]\d{4} |error|panic|fatal|flag provided|address already in use", re.IGNORECASE)
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
 class SeaweedError(RuntimeError):
     """weed is missing, did not start, or is not answering."""
 
@@ -151,6 +161,7 @@ class SeaweedS3:
         self._discard = discard
         self._shared = shared
         self._view = False  # a bucket of a shared server (make_bucket): close() leaves the server be
+        self._attached: int | None = None  # the pid of a shared server another process runs (attach)
         self._bucket = bucket
         self.public_read = public_read
         self._access_key = access_key
@@ -192,6 +203,8 @@ class SeaweedS3:
 
     @property
     def pid(self) -> int | None:
+        if self._attached is not None:
+            return self._attached if _alive(self._attached) else None
         proc = self._proc
         return proc.pid if proc is not None and proc.returncode is None else None
 
@@ -210,6 +223,25 @@ class SeaweedS3:
             read_timeout=10,
         )
 
+    # -- one shared server, many processes
+
+    def describe(self) -> dict[str, Any]:
+        """What another process needs to make buckets on this running shared server (attach)."""
+        if not self._shared or self.pid is None:
+            raise RuntimeError("describe needs a running SeaweedS3 started with shared=True")
+        return {"work_dir": str(self.work_dir), "ports": self._ports, "pid": self.pid,
+                "access_key": self._access_key, "secret_key": self._secret_key, "public_read": self.public_read}
+
+    @classmethod
+    def attach(cls, described: dict[str, Any]) -> SeaweedS3:
+        """The shared server another process started (its describe()), for make_bucket and drop_bucket:
+        close() leaves it running, for the process that started it to stop."""
+        server = cls(Path(described["work_dir"]), access_key=described["access_key"],
+                     secret_key=described["secret_key"], public_read=described["public_read"], shared=True)
+        server._ports = {name: int(port) for name, port in described["ports"].items()}
+        server._attached = int(described["pid"])
+        return server
+
     # -- life cycle
 
     async def __aenter__(self) -> Self:
@@ -226,6 +258,8 @@ class SeaweedS3:
             raise RuntimeError("SeaweedS3 is closed")
         if self._proc is not None:
             raise RuntimeError("SeaweedS3 is already running")
+        if self._attached is not None:
+            raise RuntimeError("an attached SeaweedS3 runs in the process that started it")
         began = time.monotonic()
         exe = weed_exe()
         self.work_dir.mkdir(parents=True, exist_ok=True)
@@ -269,7 +303,7 @@ class SeaweedS3:
     async def close(self) -> None:
         """SIGTERM the process group, SIGKILL after a timeout. Idempotent. A bucket's view of a shared
         server (make_bucket) stops nothing."""
-        if self._closed or self._view:
+        if self._closed or self._view or self._attached is not None:
             return
         self._closed = True
         await self._terminate()
@@ -412,7 +446,7 @@ class SeaweedS3:
                     await s3.put_bucket_cors(Bucket=bucket, CORSConfiguration=CORS_RULES)
                     return
                 except (ClientError, BotoCoreError) as exc:
-                    if self._proc is None or self._proc.returncode is not None:
+                    if self.pid is None:
                         raise self._fail("exited while creating the bucket") from exc
                     if (why := clock.expired()) is not None:
                         raise self._fail(f"could not create bucket {bucket!r} ({why}): {exc}") from exc
