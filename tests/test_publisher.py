@@ -125,6 +125,36 @@ async def test_missing_init_section_loses_its_segments(world: World) -> None:
         "hls_broadcaster_segments_lost_total", {"variant": "0", "reason": "init_lost"}) == 1
 
 
+def test_a_lost_init_section_is_reported_once_not_as_an_unretrieved_future(tmp_path: Path) -> None:
+    """Without the VM's copies nobody awaits an init section's "kept" future: its error (the init
+    task's, counted as init_lost) was logged again at ERROR, with a traceback, whenever the future was
+    collected ("Future exception was never retrieved"), in whatever ran next. Run on a loop of its own,
+    its log records not kept (a kept record's traceback holds the future), so that once the loop is
+    gone a collection frees every future it made."""
+    import gc
+
+    unretrieved: list[str] = []
+
+    async def lose_an_init_section() -> float | None:
+        asyncio.get_running_loop().set_exception_handler(lambda _loop, context: unretrieved.append(context["message"]))
+        world = World(tmp_path)
+        world.owncast_lists(0, "stream-a-0.m4s", init="init_0.mp4", write=False)
+        (tmp_path / "0").mkdir(exist_ok=True)
+        (tmp_path / "0" / "stream-a-0.m4s").write_bytes(b"\x00" * 376)
+        await world.settle()
+        await world.pub.close()
+        return world.metrics.registry.get_sample_value(
+            "hls_broadcaster_segments_lost_total", {"variant": "0", "reason": "init_lost"})
+
+    logging.disable(logging.CRITICAL)
+    try:
+        assert asyncio.run(lose_an_init_section()) == 1
+    finally:
+        logging.disable(logging.NOTSET)
+    gc.collect()
+    assert unretrieved == []
+
+
 async def test_a_longer_segment_raises_the_target_with_a_new_playlist(world: World) -> None:
     """Passthrough: a segment longer than the target is never dropped. The target is doubled (at
     least), every variant starts a new playlist above all it served, and the checker (allow_restart)

@@ -113,6 +113,39 @@ async def test_a_restart_uploads_again_what_was_listed_ahead(tmp_path: Path) -> 
     await w2.pub.close()
 
 
+async def test_what_left_the_window_while_an_upload_lagged_is_deleted_after_a_restart(tmp_path: Path) -> None:
+    """Segments that leave the window while an upload it lists has not landed wait for the bucket's
+    playlist to catch up before the cleaner gets them. A stop meanwhile saves them with the window, and
+    the next run hands them on once its uploads land: before, they were in neither the saved window nor
+    the cleaner, and stayed in the bucket for good (seen in test_backup_bucket under load)."""
+    w, _ = make(tmp_path, window=2.0, stepped=True)
+    gone: list[str] = []
+    w.pub.on_removed = lambda removed: gone.extend(r.segment.key or "" for r in removed)
+    held = "live/0/stream-abc-3.ts"
+    w.store.hold(held)
+    for n in range(8):
+        w.owncast_lists(0, f"stream-abc-{n}.ts")
+        await until(lambda: listed(w, "ahead", 0)[-1:] == [f"stream-abc-{n}.ts"])
+        w.now += 1.0
+    assert listed(w, "ahead", 0)[0] != "stream-abc-0.ts"  # 0 left the window...
+    assert gone == []  # ... and waits: segment 3's upload has not landed
+    saved = w.pub.snapshot()
+    leaving = [key for key, _keep in saved["variants"]["0"]["leaving"]]  # type: ignore[index]
+    assert "live/0/stream-abc-0.ts" in leaving
+    (tmp_path / "saved").mkdir()
+    assert snapshots_of(StateFile(tmp_path / "saved"), w.pub).save_now(saved) is None
+    await w.pub.close()
+    w2, _ = make(tmp_path / "again", window=2.0, stepped=True)
+    w2.pub.on_removed = lambda removed: gone.extend(r.segment.key or "" for r in removed)
+    for n in range(8):  # the files of segments still listed, as Owncast keeps them
+        w2.write(0, f"stream-abc-{n}.ts")
+    assert snapshots_of(StateFile(tmp_path / "saved"), w2.pub).restore()
+    await w2.pub.start()
+    await until(lambda: set(leaving) <= set(gone), "the keys that left before the stop handed to the cleaner",
+                detail=lambda: sorted(set(leaving) - set(gone)))
+    await w2.pub.close()
+
+
 @pytest.mark.parametrize("bucket_down", [False, True])
 async def test_without_a_keeper_nothing_changes(tmp_path: Path, bucket_down: bool) -> None:
     """PATHWAYS=bucket: listed once uploaded, as before (the bucket's playlists are the only ones)."""

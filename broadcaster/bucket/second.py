@@ -35,8 +35,8 @@ class SecondBucket:
     def __init__(self, s: Settings, copies: KeptCopies, target_duration: Callable[[], int | None], *,
                  cleans: bool, registry: CollectorRegistry | None = None) -> None:
         """`cleans`: its segments are deleted when the first bucket's are (DELETE_OLD_SEGMENTS): its own
-        Cleaner, with a Metrics of its own (not exported), not saved with the state: what was due there at
-        a stop stays for the bucket's lifecycle rule (docs/steering.md#a-second-bucket)."""
+        Cleaner, with a Metrics of its own (not exported), saved with the state under "backup_cleaner"
+        (state/snapshots.register_parts), so a restart deletes what was due there at the stop."""
         self._settings = s
         self.store = StoreThread(S3Store(
             endpoint_url=s.backup_s3_endpoint_url, region=s.backup_s3_region, access_key=s.backup_access_key_id,

@@ -302,7 +302,7 @@ class SeaweedS3:
 
     async def close(self) -> None:
         """SIGTERM the process group, SIGKILL after a timeout. Idempotent. A bucket's view of a shared
-        server (make_bucket) stops nothing."""
+        server (make_bucket), or a server another process runs (attach), stops nothing."""
         if self._closed or self._view or self._attached is not None:
             return
         self._closed = True

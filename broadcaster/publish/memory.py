@@ -29,6 +29,10 @@ SEEN_LIMIT = 4096  # names remembered per variant, far more than Owncast ever li
 _MAX_VARIANTS = 100
 _MAX_RUNS = 1_000_000  # Owncast transcoder runs seen over the service's life, one per stream start
 _MAX_UPLOADED = 100_000
+# Keys that left a window while the bucket's playlist lagged: as many as the cleaner restores (a day's
+# outage at 1 s segments is 86,400 a variant).
+_MAX_LEAVING = 2_000_000
+_MAX_KEEP = 7 * 86400.0  # a removed segment's time kept (its duration and the longest playlist): a week is not ours
 
 
 @dataclass(slots=True)
@@ -89,6 +93,9 @@ def encode(m: Memory, undecided: Iterable[Slot], now: float,
         }
         if waiting and waiting.get(v.index):
             variants[str(v.index)]["waiting"] = waiting[v.index]
+        leaving = v.playlist.leaving_saved()
+        if leaving:  # left the window, waiting for the bucket's playlist to catch up before the cleaner has them
+            variants[str(v.index)]["leaving"] = leaving
     return {
         "target_duration": m.target,
         "independent": m.independent,
@@ -109,6 +116,14 @@ def _number_key(key: str, what: str, digits: int) -> int:
     if number is None:
         raise ValueError(f"{what} numbered {describe(key)} is not one of ours")
     return number
+
+
+def _leaving(item: object) -> tuple[str, float]:
+    """One of a variant's keys that left its window, [key, keep] (VariantPlaylist.leaving_saved)."""
+    pair = array(item, "a leaving key", 2)
+    if len(pair) != 2:
+        raise ValueError(f"a leaving key is {describe(pair)}, not [key, seconds kept]")
+    return text(pair[0], "a leaving key"), number(pair[1], "a leaving key's time kept", 0, _MAX_KEEP)
 
 
 def _restore_waiting(playlist: VariantPlaylist, raw: object, now: float) -> None:
@@ -157,6 +172,8 @@ def decode(data: dict[str, object], now: float, playlist: PlaylistMaker) -> Memo
         _restore_waiting(restored, raw.get("waiting", []), now)  # absent in older files
         restored.awaiting(text(k, "an uploading key") for k in array(raw.get("uploading", []), "uploading",
                                                                       _MAX_UPLOADED))  # absent in older files
+        restored.restore_leaving((_leaving(item) for item in array(raw.get("leaving", []), "leaving", _MAX_LEAVING)),
+                                 now)  # absent in older files
         in_flight = {text(n, "a name in flight", 1 << 16, one_line=False)
                      for n in array(raw.get("in_flight", []), "in_flight", SEEN_LIMIT)}  # absent in older files
         seen = SeenNames()

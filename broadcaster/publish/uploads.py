@@ -69,6 +69,11 @@ def _ready_when_uploaded(ready: Ready, task: asyncio.Future[Uploaded]) -> None:
         ready.set_result(task.result().sha256)
 
 
+def _retrieved(future: Ready) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 def _ready_when_kept(ready: Ready, kept: Kept) -> None:
     """Its first read: listed on the VM's pathway at once only if the VM kept the copy (it would answer
     404 for one it could not keep: too large, a full disk); else once uploaded, as without steering."""
@@ -144,6 +149,9 @@ class Uploads:
                 init_task = asyncio.ensure_future(  # never shared by peers: no hash
                     self._whole(folder / seg.init_name, init_key, index, hashed=False, ready=init_kept))
                 init_task.add_done_callback(functools.partial(_ready_when_uploaded, init_kept))
+                # Awaited only while the VM keeps copies: its error is the init task's, reported through
+                # the segments' uploads, not logged again as "Future exception was never retrieved".
+                init_kept.add_done_callback(_retrieved)
                 self._inits[init_key] = init_task
             init_kept = self._inits_kept.get(init_key)
         ready: Ready = asyncio.get_running_loop().create_future()

@@ -249,6 +249,16 @@ class VariantPlaylist:
         log.warning("variant %d: segment %s, listed on the VM's pathway before its upload, cannot be uploaded "
                     "(%s); listed as a gap (EXT-X-GAP)", self.index, key, err)
 
+    def leaving_saved(self) -> builtins.list[builtins.list[object]]:
+        """What left the window while the bucket's playlist lagged and is not on to the cleaner yet, as
+        [key, keep]: the publisher's memory saves it beside the window, so a stop or a crash meanwhile
+        loses no key (the cleaner saves only what it was given)."""
+        return [[r.segment.key, r.keep] for r in self._leaving if r.segment.key]
+
+    def restore_leaving(self, leaving: Iterable[tuple[str, float]], now: float) -> None:
+        """A restored state's `leaving_saved`: handed on once the bucket's playlist catches up, as before."""
+        self._leaving = [Removed(ListedSegment("", 0.0, key=key), now, keep) for key, keep in leaving]
+
     def saved(self, now: float) -> dict[str, object] | None:
         """Its part of the publisher's memory (playlist_memory's format), None before it is open."""
         return playlist_memory.snapshot(self._gen, now) if self._gen is not None else None

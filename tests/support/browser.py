@@ -264,7 +264,6 @@ class Chromium:
             await page.add_init_script(UNDRAWN_VIDEO)
         return page
 
-
     def own(self, *, draw_video: bool | None = None) -> OwnedPages:
         """The contexts and pages one test opens in this browser, shared with other tests (drawing their
         video as this browser does unless told)."""
