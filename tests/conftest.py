@@ -46,6 +46,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 # steering_browser 120, faults_input 112, package_readme 105, package 57, nginx_cache 27, faults_http 11,
 # docs_site 8, p2p_browser 234, players_across_change 125, bench_browsers 112, viewer_browser 41,
 # gap_players 26. A group not named here begins with the second wave, as a long one may be.
+# Tests in no group go to whichever worker is free, in this order: the modules whose tests each take tens
+# of seconds of a real stream and no browser first (they pace themselves by the stream's clock, beside
+# the groups' busy browsers), then those with a browser each (after the groups' browsers, mostly), then
+# every other module in file order, short tests that fill the end. In file order, test_viewers_browser's
+# eight tests of 10-30 s began last, at 368 s of a 399 s run (2026-11-26, h1), the cores idle around them.
+# Seconds per test, mean of two full runs (h1, h2).
+LONG_QUIET = ("owncast_matrix", "backup_bucket", "faults_bucket", "faults_restart", "faults_storage",
+              "startup_order", "faults_owncast", "state_faults", "integration")  # 24 to 5 s
+LONG_WITH_A_BROWSER = ("rewind_browser", "owncast_page_browser", "lowlatency_browser", "events_browser",
+                       "rewind_videojs", "viewers_browser", "edge", "presigned", "stuck_variant")  # 36 to 6 s
 FIRST = ("steering_browser",)
 QUIET = ("faults_input", "package_readme", "package", "nginx_cache", "faults_http", "docs_site")  # no browser
 LOUD = ("p2p_browser", "players_across_change", "bench_browsers", "viewer_browser", "gap_players")
@@ -85,10 +95,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     order = group_order(workers, {g for item in items if (g := xdist_group(item)) is not None})
     second_wave = min(workers, len(order))
 
+    ungrouped = {f"test_{name}.py": rank for rank, name in enumerate(LONG_QUIET + LONG_WITH_A_BROWSER)}
+
     def in_order(item: pytest.Item) -> float:
         group = xdist_group(item)
-        if group is None:
-            return len(order) + 1.0  # after every group
+        if group is None:  # after every group: the long modules first, then the rest in file order
+            return len(order) + 1.0 + ungrouped.get(item.path.name, len(ungrouped)) / (len(ungrouped) + 1)
         return order.index(group) if group in order else second_wave + 0.5
 
     items.sort(key=in_order)

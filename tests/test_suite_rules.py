@@ -249,3 +249,25 @@ def test_browser_waits_poll_on_a_timer() -> None:
     files = [*modules(), *sorted((TESTS / "support").rglob("*.py")), *sorted((ROOT / "bench").glob("*.py"))]
     found = {p.relative_to(ROOT).as_posix(): lines for p in files if (lines := frame_polled_waits(p))}
     assert found == {}
+
+
+def test_the_modules_named_for_the_runs_order_exist() -> None:
+    """conftest.py orders the run by module names (its groups, the long modules in no group): a name that
+    no longer names a test file would silently leave that module to file order, at the run's end."""
+    from tests.conftest import FIRST, LONG_QUIET, LONG_WITH_A_BROWSER, LOUD, QUIET
+
+    grouped = {name for path in modules() for name in _groups(path.read_text())}
+    for name in LONG_QUIET + LONG_WITH_A_BROWSER:
+        assert (TESTS / f"test_{name}.py").is_file(), name
+        assert name not in grouped, f"{name} is an xdist group: its order is the groups'"
+    # A test marked with two groups is in the group of both names, sorted and joined by _ (xdist_group).
+    joined = grouped | {"_".join(sorted((a, b))) for a in grouped for b in grouped if a != b}
+    for name in FIRST + QUIET + LOUD:
+        assert name in joined, f"no test module is in the xdist group {name}"
+
+
+def _groups(source: str) -> set[str]:
+    """The xdist_group names a test file marks (xdist_group("name"))."""
+    import re
+
+    return set(re.findall(r"""xdist_group\(\s*["']([\w-]+)["']""", source))
