@@ -432,15 +432,16 @@ def playlist_shape(text: str) -> list[str]:
     return text.splitlines()
 
 
-async def test_a_replayed_stream_is_written_as_a_live_one(tmp_path: Path) -> None:
+async def test_a_replayed_stream_is_written_as_a_live_one(tmp_path: Path, recordings: Recordings) -> None:
     """The same streams in each segment, the same playlists and master but for names, dates and measured
-    bandwidths, the segments cut as long; the encoding made once for both replays."""
-    recordings = Recordings(tmp_path / "recordings")
+    bandwidths, the segments cut as long; the encoding made at most once for both replays (the run's
+    recordings: another test may have made it, a 30 s encoding this test no longer repeats)."""
+    made = recordings.made
     async with (OwncastEmulator(tmp_path / "live") as live,
                 OwncastEmulator(tmp_path / "replay", recordings=recordings) as replay,
                 OwncastEmulator(tmp_path / "again", recordings=recordings) as again):
         assert (live.replaying, replay.replaying, again.replaying) == (False, True, True)
-        assert recordings.made == 1  # the second replay found it made
+        assert recordings.made - made <= 1  # a second replay found it made
         for emulator in (live, replay):
             for v in (0, 1):
                 await emulator.wait_for_segments(v, 4, timeout=60)
