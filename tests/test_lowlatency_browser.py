@@ -5,6 +5,7 @@ bench/hlsjs_reload.py, not asserted here."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -25,9 +26,12 @@ pytestmark = [
 ]
 
 
+TARGET = 1  # the emulator's segments, and so the playlists' target duration, in seconds
+
+
 @pytest.fixture
 async def service(tmp_path: Path, recordings: Recordings, seaweed: SeaweedS3) -> AsyncIterator[ServiceProcess]:
-    async with OwncastEmulator(tmp_path / "hls", segment_seconds=1, recordings=recordings):
+    async with OwncastEmulator(tmp_path / "hls", segment_seconds=TARGET, recordings=recordings):
         env = service_env(tmp_path / "hls", seaweed, tmp_path / "state", WINDOW_SECONDS="9")  # >= 9 target durations
         async with ServiceProcess(env, tmp_path / "service") as svc:
             yield svc
@@ -46,19 +50,24 @@ async def test_hlsjs_blocks_on_the_next_segment_and_takes_delta_updates(service:
     from playwright.async_api import async_playwright
 
     playlist_requests: list[str] = []
-    statuses: list[tuple[str, int]] = []  # every playlist answer: one round trip each, a plain 200
+    # Every playlist answer, with how long the browser waited for it (its own clock: request.timing) and,
+    # for a 503, its text: one round trip each.
+    statuses: list[tuple[str, int, float, str]] = []
     answers: dict[str, bytes] = {}
     async with async_playwright() as pw:
         browser = await launch_chromium(pw)
         try:
             page = await browser.new_page()
             page.on("request", lambda r: playlist_requests.append(r.url) if "/playlist.m3u8" in r.url else None)
-            page.on("response", lambda r: statuses.append((r.url, r.status)) if ".m3u8" in r.url else None)
 
-            async def keep(response: object) -> None:
-                url = response.url  # type: ignore[attr-defined]
-                if "_HLS_skip" in url and response.status == 200:  # type: ignore[attr-defined]
-                    answers[url] = await response.body()  # type: ignore[attr-defined]
+            async def keep(response: Any) -> None:
+                url, status = response.url, response.status
+                if ".m3u8" not in url:
+                    return
+                waited = response.request.timing["responseStart"] / 1000  # ms after the request started
+                statuses.append((url, status, waited, await response.text() if status == 503 else ""))
+                if "_HLS_skip" in url and status == 200:
+                    answers[url] = await response.body()
 
             page.on("response", keep)
             await served(f"{service.url}/live/master.m3u8")  # no 503 "not ready" before the stream is listed
@@ -73,4 +82,10 @@ async def test_hlsjs_blocks_on_the_next_segment_and_takes_delta_updates(service:
     assert [q for q in blocking if q.get("_HLS_skip") == ["YES"]], playlist_requests
     assert any(b"#EXT-X-SKIP:SKIPPED-SEGMENTS=" in body for body in answers.values())
     assert stats["errors"] == [] and stats["originSegments"] == 0
-    assert [a for a in statuses if a[1] != 200] == [], f"{len(statuses)} playlist answers"
+    # A plain 200 each (no redirect: video.js's reloads once took one each), but for the answer LL-HLS
+    # gives a blocking request whose segment has not come within three target durations: 503, the
+    # stream is not advancing, which hls.js retries. On a loaded machine the emulator's segment can be
+    # that late (a full run of 2026-11-26, k1): held the three seconds, never sooner, and said so.
+    late = [a for a in statuses if a[1] == 503 and "_HLS_msn" in a[0] and a[2] >= 3 * TARGET - 0.1
+            and a[3] == "the stream is not advancing\n"]
+    assert [a for a in statuses if a[1] != 200 and a not in late] == [], f"{len(statuses)} playlist answers"

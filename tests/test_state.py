@@ -133,6 +133,8 @@ _GEN = ["variants", "0", "generator"]
     (["decided"], '["a", 1]'),
     (["cleaner"], '[[1, 2, 3]]'),
     (["variants", "0", "seen"], '"not a list"'),
+    (["variants", "0", "leaving"], '[["live/0/a.ts", -1]]'),  # a negative time kept
+    (["variants", "0", "leaving"], '[["live/0/a.ts"]]'),
     (_GEN + ["entries", 0, 1], '"https://x/a.ts\\n#EXT-X-ENDLIST"'),  # would be written into the playlist
 ])
 async def test_a_crafted_value_sets_the_file_aside(tmp_path: Path, path: list[str | int], raw: str,
