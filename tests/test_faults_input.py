@@ -149,8 +149,10 @@ BeforeStart = Callable[[HandFedOwncast, Path], None]
 def variants_named(master: str) -> tuple[list[str], list[tuple[str, str]]]:
     """A multivariant playlist's other lines in order, and its variants (EXT-X-STREAM-INF and URI) in any
     order: the pathways' order follows the service's probe of the bucket (content steering), which a
-    loaded machine can fail between two reads (the VM's pathway first then)."""
-    lines = master.splitlines()
+    loaded machine can fail between two reads (the VM's pathway first then), and so does the pathway
+    EXT-X-CONTENT-STEERING names first (PATHWAY-ID: "vm" then, in a full run of 2026-11-26, k2)."""
+    lines = [re.sub(r'^(#EXT-X-CONTENT-STEERING:.*PATHWAY-ID=)"[^"]*"', r'\1"<the pathway first now>"', line)
+             for line in master.splitlines()]
     paired = {i for i, line in enumerate(lines[:-1]) if line.startswith("#EXT-X-STREAM-INF:")}
     rest = [line for i, line in enumerate(lines) if i not in paired and i - 1 not in paired]
     return rest, sorted((lines[i], lines[i + 1]) for i in paired)
