@@ -47,6 +47,7 @@ from .state.snapshots import Snapshots, register_parts
 from .playlist import hls
 from .bucket.second import SecondBucket
 from .steering.backup import AheadPlaylists
+from .steering.bucket_pathway import ListedAtVm
 from .steering.copies import Copies
 from .steering.metrics import PathwayCounts, SteeringMetrics
 from .steering.policy import BucketSignals, SteeringPolicy, refusal
@@ -226,8 +227,10 @@ class Service:
             on_removed=self._removed if self.cleaner else None,
         )
         self.release = self.publisher.release  # built, started and closed by the publisher
+        # What the bucket pathway listed at VM URIs while players were steered away (steering/bucket_pathway.py).
+        self.listed_at_vm = ListedAtVm() if self.copies is not None and s.steering else None
         register_parts(self.snapshots, self.publisher, self.cleaner,
-                       self.second.cleaner if self.second is not None else None)
+                       self.second.cleaner if self.second is not None else None, self.listed_at_vm)
         self.snapshots.restore()
 
     def _build_steering(self, s: Settings) -> None:
@@ -330,7 +333,7 @@ class Service:
         if steering is None or copies is None or ahead is None:
             return None
         return steered_pathways(s, steering, copies, ahead, self.playlists, self.pathway_counts,
-                                self.second.playlists if self.second is not None else None)
+                                self.second.playlists if self.second is not None else None, self.listed_at_vm)
 
     async def start(self) -> None:
         """Starts each part after the ones it needs; stop (or a step here that fails) undoes them in the

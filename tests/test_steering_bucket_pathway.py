@@ -8,7 +8,10 @@ policy and the service's own wiring of the routes (http/steered.py), over real H
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
+
+import pytest
 
 from pytest_aiohttp import AiohttpClient
 
@@ -16,6 +19,7 @@ from broadcaster.http import PlaylistOptions, create_app
 from broadcaster.http.steered import pathways
 from broadcaster.metrics import Metrics
 from broadcaster.settings import load_settings
+from broadcaster.steering.bucket_pathway import ListedAtVm
 from broadcaster.steering.copies import Copies
 from broadcaster.steering.metrics import PathwayCounts
 from broadcaster.steering.policy import BucketSignals, SteeringPolicy
@@ -36,6 +40,7 @@ class Rig:
         self.world, self.client, self.policy, self.counts, self.behind, self.clock = (
             world, client, policy, counts, behind, clock)
         self.served: list[str] = []  # every version of the bucket pathway's playlist a player got, in order
+        self.copies: Copies | None = None  # the VM's copies (make)
 
     async def bucket_playlist(self, query: str = "") -> list[tuple[str, str]]:
         """(where, name) of each segment the bucket pathway's playlist lists: `bucket` or `vm`."""
@@ -58,12 +63,18 @@ class Rig:
         self.policy.evaluate()
 
 
-async def make(tmp_path: Path, aiohttp_client: AiohttpClient) -> Rig:
-    (tmp_path / "state").mkdir()
-    copies = Copies(tmp_path / "state", max_bytes=1 << 20, keep_for=600)
-    copies.open()
-    (tmp_path / "hls").mkdir()
-    world = World(tmp_path / "hls", window=30.0, keeper=copies, can_block_reload=True)
+async def make(tmp_path: Path, aiohttp_client: AiohttpClient, listed: ListedAtVm | None = None,
+               on: tuple[World, Copies] | None = None) -> Rig:
+    """`listed`: the service's record of what was listed at VM URIs; `on`: the world (and the VM's
+    copies) of another rig, served by new routes (as a restarted service continues its playlists)."""
+    if on is None:
+        (tmp_path / "state").mkdir()
+        copies = Copies(tmp_path / "state", max_bytes=1 << 20, keep_for=600)
+        copies.open()
+        (tmp_path / "hls").mkdir()
+        world = World(tmp_path / "hls", window=30.0, keeper=copies, can_block_reload=True)
+    else:
+        world, copies = on
     settings = load_settings(environ=env(tmp_path))
     assert settings.pathways == ("bucket", "vm") and settings.r2_key_prefix == "live"
     clock = Clock()
@@ -72,9 +83,11 @@ async def make(tmp_path: Path, aiohttp_client: AiohttpClient) -> Rig:
                             lambda: world.playlists.target_duration, interval=2.0, clock=clock)
     counts = PathwayCounts(lambda: policy.first != "bucket")
     assert world.ahead is not None
-    routes = pathways(settings, policy, copies, world.ahead, world.playlists, counts)
+    routes = pathways(settings, policy, copies, world.ahead, world.playlists, counts, listed_at_vm=listed)
     app = create_app(world.playlists, FakeHealth(), Metrics(), playlist_options=PlaylistOptions(pathways=routes))
-    return Rig(world, await aiohttp_client(app, auto_decompress=False), policy, counts, behind, clock)
+    rig = Rig(world, await aiohttp_client(app, auto_decompress=False), policy, counts, behind, clock)
+    rig.copies = copies
+    return rig
 
 
 async def one_landed_one_uploading(w: World) -> None:
@@ -140,6 +153,53 @@ async def test_steered_to_the_vm_the_bucket_pathway_lists_what_is_not_in_the_buc
     for text in rig.served:
         checker.assert_ok("0", text)
     await w.pub.close()
+
+
+async def test_a_restart_lists_each_number_at_the_uri_it_had(tmp_path: Path, aiohttp_client: AiohttpClient) -> None:
+    """What the bucket pathway listed at VM URIs is saved with the state (ListedAtVm): a restarted
+    service, the bucket serving again, lists those numbers at the same VM URIs until they leave the
+    window (6.2.2). Without it the restart listed them at the bucket's URLs (test_presigned's restart,
+    under load: a player's media sequence mismatch)."""
+    listed = ListedAtVm()
+    rig = await make(tmp_path, aiohttp_client, listed)
+    w = rig.world
+    names = [f"stream-abc-{n}.ts" for n in range(3)]
+    w.owncast_lists(0, names[0])
+    await until(lambda: (r := w.playlists.media_playlist(0)) is not None and names[0].encode() in r.body)
+    w.store.hold(f"live/0/{names[1]}")
+    w.owncast_lists(0, names[1])
+    await until(lambda: (r := w.ahead.media_playlist(0)) is not None and names[1].encode() in r.body)  # type: ignore[union-attr]
+    rig.steer(behind=10.0)
+    assert await rig.bucket_playlist() == [("bucket", names[0]), ("vm", names[1])]
+    saved = json.loads(json.dumps(listed.snapshot()))  # as state.json holds it
+    # The next run: its uploads landed, nothing steered away (a new policy), the window continued.
+    w.store.release(f"live/0/{names[1]}")
+    w.owncast_lists(0, names[2])
+    await until(lambda: (r := w.playlists.media_playlist(0)) is not None and names[2].encode() in r.body)
+    restored = ListedAtVm()
+    restored.restore(saved)
+    assert rig.copies is not None
+    again = await make(tmp_path, aiohttp_client, restored, on=(w, rig.copies))
+    assert again.policy.first == "bucket"
+    assert await again.bucket_playlist() == [("bucket", names[0]), ("vm", names[1]), ("bucket", names[2])]
+    forgetting = await make(tmp_path, aiohttp_client, ListedAtVm(), on=(w, rig.copies))  # as before
+    assert await forgetting.bucket_playlist() == [("bucket", n) for n in names]
+    checker = VariantSetChecker()
+    for text in rig.served + again.served:
+        checker.assert_ok("0", text)
+    await w.pub.close()
+
+
+@pytest.mark.parametrize("saved", [
+    [], {"0": []}, {"x": {"at_vm": [], "through": 1}}, {"0": {"at_vm": ["a/b.ts"], "through": 1}},
+    {"0": {"at_vm": ["a.ts"], "through": -2}}, {"0": {"at_vm": ["a.ts"]}}, {"0": {"at_vm": [1], "through": 1}},
+])
+def test_a_crafted_record_of_vm_uris_is_refused_and_changes_nothing(saved: object) -> None:
+    listed = ListedAtVm()
+    listed.restore({"0": {"at_vm": ["stream-abc-1.ts"], "through": 4}})
+    with pytest.raises(ValueError):
+        listed.restore(saved)
+    assert listed.snapshot() == {"0": {"at_vm": ["stream-abc-1.ts"], "through": 4}}
 
 
 async def test_while_the_bucket_serves_nothing_changes(tmp_path: Path, aiohttp_client: AiohttpClient) -> None:

@@ -9,7 +9,7 @@ from ..playlist.master import Pathway
 from ..publish.visible import VisiblePlaylists
 from ..settings import Settings
 from ..steering.backup import BackupPlaylists
-from ..steering.bucket_pathway import BucketPathway
+from ..steering.bucket_pathway import BucketPathway, ListedAtVm
 from ..steering.copies import Copies
 from ..steering.masters import SteeredMasters
 from ..steering.metrics import PathwayCounts
@@ -22,10 +22,12 @@ from .pathway import BURST_SECONDS, ByteBudget, VmSegments
 
 
 def pathways(s: Settings, steering: SteeringPolicy, copies: Copies, ahead: VisiblePlaylists, landed: VisiblePlaylists,
-             counts: PathwayCounts, backup: BackupPlaylists | None = None) -> Pathways:
+             counts: PathwayCounts, backup: BackupPlaylists | None = None,
+             listed_at_vm: ListedAtVm | None = None) -> Pathways:
     """`ahead`: the playlists as the VM's pathway lists them (every segment the VM kept); `landed`: the
     bucket pathway's (only what is in the bucket); `counts`: what the VM's pathway answers; `backup`: a
-    second bucket's pathway's playlists (only what landed there)."""
+    second bucket's pathway's playlists (only what landed there); `listed_at_vm`: what the bucket pathway
+    listed at VM URIs (saved with the state)."""
     prefix = s.r2_key_prefix
 
     def key_for(variant: int, name: str) -> str:
@@ -63,7 +65,8 @@ def pathways(s: Settings, steering: SteeringPolicy, copies: Copies, ahead: Visib
     # Steered away from the bucket (to the VM, or to a second bucket), the bucket pathway lists what is not
     # in the bucket yet at its VM URI: a player that stays there (video.js, one without content steering)
     # plays on from the VM. Without the VM's pathway (PATHWAYS=bucket,backup) it cannot: docs/steering.md.
-    bucket = BucketPathway(landed, ahead, vm.uri, lambda: steering.first != hls.BUCKET_PATHWAY) if vm_offered else None
+    bucket = (BucketPathway(landed, ahead, vm.uri, lambda: steering.first != hls.BUCKET_PATHWAY, listed_at_vm)
+              if vm_offered else None)
     return Pathways(masters=SteeredMasters(ahead, offered, lambda: steering.first, landed, others), vm=vm,
                     newest=newest, steering=steering, segments=segments, count_steering=counts.manifest,
                     away=lambda: steering.first != hls.BUCKET_PATHWAY, backup=backup,

@@ -16,7 +16,7 @@ bytes count as steered (the cap applies as to any VM answer).
 
 A media sequence number keeps its URI for as long as the playlist lists it (6.2.2; hls.js >= 1.6 raises
 "media sequence mismatch" otherwise): a segment listed here at its VM URI stays there, its upload landed
-or not, until it leaves the window; the VM redirects a request for it to the bucket's copy once the
+or not, until it leaves the window, across a restart too (`ListedAtVm`, saved with the state); the VM redirects a request for it to the bucket's copy once the
 bucket serves again (http/steered.py's `elsewhere`). Nor does a version go back: after players are
 steered back, the VM's version is served (new segments at their VM URIs) until the bucket's has caught
 up with the last one served here. The same numbers, discontinuities, durations and dates on every
@@ -30,8 +30,10 @@ from dataclasses import dataclass, field
 from typing import Protocol
 from urllib.parse import urlsplit
 
+from ..numbers import whole_number
 from ..playlist import hls
 from ..playlist.rendered import Rendered
+from ..state import validate
 
 _MAP = b'#EXT-X-MAP:URI="'
 
@@ -60,19 +62,63 @@ class _Variant:
     made: tuple[Rendered, Rendered | None, Rendered] | None = None  # (base, landed, served) last made
 
 
+# Bounds on what a saved state may hold here, far above what the service writes.
+_MAX_VARIANTS = 100
+_MAX_NAMES = 100_000  # names listed at their VM URI and still in a window (REWIND_SECONDS at 1 s segments)
+
+
+class ListedAtVm:
+    """What each variant's bucket-pathway playlist listed at VM URIs, still in its window: saved with the
+    state (state/snapshots.py, "bucket_pathway"), so that after a restart each such number is listed at
+    the same URI until it leaves the window, as before the stop (6.2.2). Before, a restart listed it at
+    the bucket's URL (seen in test_presigned's restart under load: a player's media sequence mismatch)."""
+
+    def __init__(self) -> None:
+        self.variants: dict[int, _Variant] = {}
+
+    def snapshot(self) -> dict[str, object]:
+        return {str(v): {"at_vm": sorted(name.decode() for name in state.at_vm), "through": state.through}
+                for v, state in self.variants.items() if state.at_vm}
+
+    def restore(self, data: object) -> None:
+        """Continue from `snapshot`; raises ValueError (nothing changed) when it does not add up."""
+        variants: dict[int, _Variant] = {}
+        for key, raw in validate.mapping(data, "the bucket pathway's VM URIs", _MAX_VARIANTS).items():
+            variant = whole_number(key, 4)
+            if variant is None:
+                raise ValueError(f"a variant listing VM URIs is named {validate.describe(key)}")
+            raw = validate.mapping(raw, f"variant {variant}'s VM URIs", 2)
+            names = validate.array(validate.field(raw, "at_vm", "VM URIs"), "at_vm", _MAX_NAMES)
+            at_vm = set()
+            for name in names:
+                text = validate.text(name, "a name listed at its VM URI", 256)
+                if not text or "/" in text or not text.isascii():
+                    raise ValueError(f"a name listed at its VM URI is {validate.describe(text)}")
+                at_vm.add(text.encode())
+            through = validate.integer(validate.field(raw, "through", "VM URIs"), "through", -1)
+            variants[variant] = _Variant(at_vm, through)
+        self.variants = variants
+
+
 class BucketPathway:
     """The server's PlaylistSource for the bucket pathway's media playlists. `landed`: the bucket's
     versions (only what is in the bucket); `ahead`: the VM's (every segment the VM kept, with the bucket's
     URLs); `vm_uri`: a segment's VM URI (steering/vm_playlists.py's, which also lets the VM serve it);
     `away`: players are steered away from the bucket now (the VM, or a second bucket, is first)."""
 
-    def __init__(self, landed: Versions, ahead: Versions, vm_uri: VmUri, away: Callable[[], bool]) -> None:
+    def __init__(self, landed: Versions, ahead: Versions, vm_uri: VmUri, away: Callable[[], bool],
+                 listed: ListedAtVm | None = None) -> None:
+        """`listed`: what was listed at VM URIs (the service's, restored from the state)."""
         self._landed = landed
         self._ahead = ahead
         self._vm_uri = vm_uri
         self._away = away
-        self._variants: dict[int, _Variant] = {}
+        self._listed = listed if listed is not None else ListedAtVm()
         self._held = 0  # requests held on the VM's versions
+
+    @property
+    def _variants(self) -> dict[int, _Variant]:
+        return self._listed.variants
 
     @property
     def target_duration(self) -> int | None:
