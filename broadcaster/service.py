@@ -227,7 +227,7 @@ class Service:
             on_removed=self._removed if self.cleaner else None,
         )
         self.release = self.publisher.release  # built, started and closed by the publisher
-        # What the bucket pathway listed at VM URIs while players were steered away (steering/bucket_pathway.py).
+        # What the bucket pathway listed at VM URIs while players were steered away (bucket_pathway.py).
         self.listed_at_vm = ListedAtVm() if self.copies is not None and s.steering else None
         register_parts(self.snapshots, self.publisher, self.cleaner,
                        self.second.cleaner if self.second is not None else None, self.listed_at_vm)

@@ -12,7 +12,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from pytest_aiohttp import AiohttpClient
 
 from broadcaster.http import PlaylistOptions, create_app
@@ -155,7 +154,8 @@ async def test_steered_to_the_vm_the_bucket_pathway_lists_what_is_not_in_the_buc
     await w.pub.close()
 
 
-async def test_a_restart_lists_each_number_at_the_uri_it_had(tmp_path: Path, aiohttp_client: AiohttpClient) -> None:
+async def test_a_restart_lists_each_number_at_the_uri_it_had(
+        tmp_path: Path, aiohttp_client: AiohttpClient) -> None:
     """What the bucket pathway listed at VM URIs is saved with the state (ListedAtVm): a restarted
     service, the bucket serving again, lists those numbers at the same VM URIs until they leave the
     window (6.2.2). Without it the restart listed them at the bucket's URLs (test_presigned's restart,
@@ -192,7 +192,8 @@ async def test_a_restart_lists_each_number_at_the_uri_it_had(tmp_path: Path, aio
 
 @pytest.mark.parametrize("saved", [
     [], {"0": []}, {"x": {"at_vm": [], "through": 1}}, {"0": {"at_vm": ["a/b.ts"], "through": 1}},
-    {"0": {"at_vm": ["a.ts"], "through": -2}}, {"0": {"at_vm": ["a.ts"]}}, {"0": {"at_vm": [1], "through": 1}},
+    {"0": {"at_vm": ["a.ts"], "through": -2}}, {"0": {"at_vm": ["a.ts"]}},
+    {"0": {"at_vm": [1], "through": 1}},
 ])
 def test_a_crafted_record_of_vm_uris_is_refused_and_changes_nothing(saved: object) -> None:
     listed = ListedAtVm()

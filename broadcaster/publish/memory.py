@@ -32,7 +32,8 @@ _MAX_UPLOADED = 100_000
 # Keys that left a window while the bucket's playlist lagged: as many as the cleaner restores (a day's
 # outage at 1 s segments is 86,400 a variant).
 _MAX_LEAVING = 2_000_000
-_MAX_KEEP = 7 * 86400.0  # a removed segment's time kept (its duration and the longest playlist): a week is not ours
+# A removed segment's time kept (its duration and the longest playlist that listed it): a week is not ours.
+_MAX_KEEP = 7 * 86400.0
 
 
 @dataclass(slots=True)
@@ -94,7 +95,7 @@ def encode(m: Memory, undecided: Iterable[Slot], now: float,
         if waiting and waiting.get(v.index):
             variants[str(v.index)]["waiting"] = waiting[v.index]
         leaving = v.playlist.leaving_saved()
-        if leaving:  # left the window, waiting for the bucket's playlist to catch up before the cleaner has them
+        if leaving:  # left the window; the cleaner has them once the bucket's playlist catches up
             variants[str(v.index)]["leaving"] = leaving
     return {
         "target_duration": m.target,
@@ -172,8 +173,8 @@ def decode(data: dict[str, object], now: float, playlist: PlaylistMaker) -> Memo
         _restore_waiting(restored, raw.get("waiting", []), now)  # absent in older files
         restored.awaiting(text(k, "an uploading key") for k in array(raw.get("uploading", []), "uploading",
                                                                       _MAX_UPLOADED))  # absent in older files
-        restored.restore_leaving((_leaving(item) for item in array(raw.get("leaving", []), "leaving", _MAX_LEAVING)),
-                                 now)  # absent in older files
+        leaving = array(raw.get("leaving", []), "leaving", _MAX_LEAVING)  # absent in older files
+        restored.restore_leaving((_leaving(item) for item in leaving), now)
         in_flight = {text(n, "a name in flight", 1 << 16, one_line=False)
                      for n in array(raw.get("in_flight", []), "in_flight", SEEN_LIMIT)}  # absent in older files
         seen = SeenNames()

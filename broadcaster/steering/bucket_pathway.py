@@ -16,11 +16,12 @@ bytes count as steered (the cap applies as to any VM answer).
 
 A media sequence number keeps its URI for as long as the playlist lists it (6.2.2; hls.js >= 1.6 raises
 "media sequence mismatch" otherwise): a segment listed here at its VM URI stays there, its upload landed
-or not, until it leaves the window, across a restart too (`ListedAtVm`, saved with the state); the VM redirects a request for it to the bucket's copy once the
-bucket serves again (http/steered.py's `elsewhere`). Nor does a version go back: after players are
-steered back, the VM's version is served (new segments at their VM URIs) until the bucket's has caught
-up with the last one served here. The same numbers, discontinuities, durations and dates on every
-version: only URIs differ from the bucket's own (6.2.4).
+or not, until it leaves the window, across a restart too (`ListedAtVm`, saved with the state); the VM
+redirects a request for it to the bucket's copy once the bucket serves again (http/steered.py's
+`elsewhere`). Nor does a version go back: after players are steered back, the VM's version is served
+(new segments at their VM URIs) until the bucket's has caught up with the last one served here. The
+same numbers, discontinuities, durations and dates on every version: only URIs differ from the bucket's
+own (6.2.4).
 """
 
 from __future__ import annotations
