@@ -66,14 +66,16 @@ Observed in five runs (and asserted below where it must hold):
   apart    hls.js: both switches show 2-7 s after they were asked (nextLevel lets the buffer ahead
            play out), no stall, no error, to the end; 5/5. Shaka: both show within 0.1-0.7 s (its
            buffer is cleared); twice it started the other variant's segment from its beginning,
-           replaying 1-2 s; no error. video.js: the first switch to the copied variant throws
-           "TypeError: Cannot read properties of undefined (reading 'duration')" in
+           replaying 1-2 s; no error; but on a loaded machine it stood still for good, or jumped to the
+           live edge, after its switch in about 1 run of 8, by a bug of its own (SHAKA_APART below), so
+           it plays "aligned" instead since 2026-11-26. video.js: the first switch to the copied variant
+           throws "TypeError: Cannot read properties of undefined (reading 'duration')" in
            MediaSequenceSync.calculateBaseTime_, the switch never shows and playback freezes
            (stuck, 5/5): VHS lines variants up by media sequence number. ffmpeg reads the 360p
            variant only ("Could not find codec parameters" for the other's audio), exit 0.
   aligned  All three switch both ways without error: hls.js within 1-6 s, Shaka 0.1-2.7 s,
-           video.js 1-8 s. Played by video.js alone since 2026-11-23 (the suite's budget): hls.js
-           and Shaka switch in "apart", which is the harder case.
+           video.js 1-8 s. Played by video.js and Shaka (the players that fail "apart"); hls.js
+           switches in "apart", which is the harder case.
 No player asked for a segment that was not there, reloaded the multivariant playlist, or reloaded
 the page, in any scenario. A 'waiting' at the start or the odd stall elsewhere comes from running
 many players on two cores and is not asserted.
@@ -124,6 +126,22 @@ ONE_VARIANT = (SourceVariant(0, 300_000, resolution=(320, 180)),)
 KEYFRAME_GAPS = [3, 1, 2, 1.5, 2.5, 1, 2, 1.5, 1.5, 1, 2, 1, 2, 1.5, 1.5, 1, 2, 3]
 SWITCH_AT = (3.0, 14.0)  # seconds played: to the other variant, then back (players take up to 8 s)
 APART_JOIN = 72.0
+# SHAKA_APART: Shaka 4.16.50 does not play "apart" reliably, by a bug of its own (docs/hls-rules.md,
+# "Variants cut apart"). Its HLS parser keeps one map from media sequence number to time for all video
+# variants. At a switch to a variant whose numbers it has not seen, it guesses that the playlist's first
+# segment starts at the presentation's availability start, and its next reload evicts every segment
+# that ends before the guess. Read with its debug build: mostly the guess was within 2.1 s of the truth
+# (harmless, the playhead is further in); once it was the live edge (28.3 s for a segment at 3.0 s),
+# the variant's whole index went, and its streaming engine found no next segment ("advancing to next
+# segment null"): it stood still for good, or jumped 18 s to the live edge. The playlists it was given
+# were the service's usual ones, every segment listed in order at its date (RFC 8216 6.3.2: "Playlists
+# MAY have independent Media Sequence Numbers"). Rate, 2026-11-26: 4 of 32 runs with Chromium pinned
+# to one CPU beside a busy loop, four at once (this page with Shaka's build, or its debug build); 0 of
+# 8 pinned alone; 1 of 11 full runs of the suite. Not a strict xfail, which a player that mostly
+# passes would break: Shaka switches between variants numbered in lockstep instead ("aligned"), which
+# its map gets right (8 of 8 passed there, pinned beside the busy loop).
+APART_PLAYERS = ("hlsjs", "videojs", "ffmpeg")
+ALIGNED_PLAYERS = ("videojs", "shaka")
 RAISED_CUTS = [*every(1, 6), 8.5, 9.5, 10.5, 11.5, 12.5, 13.5, 14.5]  # one 2.5 s segment at 6 s
 
 
@@ -158,12 +176,11 @@ def scenarios(folder: Path) -> list[Scenario]:
         Scenario("apart", (*run_of(0, "fffffff", m["f0"], 0.0, 1, copied=True),
                            *run_of(1, "fffffff", m["f1"], 0.0, 1)),
                  two, join=APART_JOIN, change=APART_JOIN, past=3.0, window=24.0, first_read=3.0,
-                 switch_at=SWITCH_AT),
-        # 3b. The same switches between variants cut in lockstep (both every second), for comparison:
-        # video.js only, the one player that fails "apart" (hls.js and Shaka switch there, the harder
-        # case, so a run of theirs here would prove nothing more).
+                 players=APART_PLAYERS, switch_at=SWITCH_AT),
+        # 3b. The same switches between variants cut in lockstep (both every second): the players that
+        # fail "apart", video.js always and Shaka at a rate (SHAKA_APART), where their numbering holds.
         Scenario("aligned", (*run_of(0, "hhhhhhh", m["h0"], 0.0, 1), *run_of(1, "hhhhhhh", m["h1"], 0.0, 1)),
-                 two, join=12.0, change=12.0, past=3.0, players=("videojs",), switch_at=SWITCH_AT),
+                 two, join=12.0, change=12.0, past=3.0, players=ALIGNED_PLAYERS, switch_at=SWITCH_AT),
     ]
 
 
@@ -363,7 +380,8 @@ VIDEOJS_BY_NUMBER = pytest.mark.xfail(
            "playlist is long throws TypeError, and the switch never shows",
 )
 SWITCHES = [pytest.param(s, p, marks=VIDEOJS_BY_NUMBER if (s, p) == ("apart", "videojs") else ())
-            for s, players in (("aligned", ("videojs",)), ("apart", BROWSERS)) for p in players]
+            for s, players in (("aligned", ALIGNED_PLAYERS), ("apart", APART_PLAYERS)) for p in players
+            if p in BROWSERS]
 # ffmpeg's "skipping N segments ahead, expired from playlists" is not among them: at a new playlist
 # (a new target) the old segments leave the list at once, and an ffmpeg that lagged behind the edge
 # (seen once, with the suite loading both cores) skips the old ones it had not read; its demuxer keeps
