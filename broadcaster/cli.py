@@ -130,8 +130,6 @@ def _run(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     """Every check, a line each: the settings first (all of them, each missing or bad one named), then
     Owncast's folder, STATE_DIR, PORT and the bucket. Exit 0 when none failed, 2 when one did."""
-    from .preflight import run_checks
-
     flags = {s.name: getattr(args, s.name, None) for s in SETTINGS}
     lookalikes = lookalike_keys(env_file=args.env_file)  # an unreadable file: SettingsError, main's line
     try:
@@ -143,6 +141,9 @@ def _check(args: argparse.Namespace) -> int:
             print(f"FAIL {problem}")
         print(f"{len(err.problems)} setting(s) to fix (named above); the other checks run once they are set.")
         return 2
+    # As in _run: aiohttp and botocore only once the settings hold, so a mistake is told at once.
+    from .preflight import run_checks
+
     setup_logging("error", settings.secrets())
     return 0 if asyncio.run(run_checks(settings, print_line=print, warnings=lookalikes)) else 2
 
