@@ -64,8 +64,8 @@ class Lanes:
         Returns the longest copy moved (the target must fit it before any of them is listed)."""
         self._metrics.variants_cut_apart.inc()
         log.warning("Owncast cuts the variants of this stream at different instants (video passthrough?); "
-                    "listing each variant on its own, lined up by time. hls.js and Shaka switch between them; "
-                    "video.js (Owncast's own page) freezes when it switches (docs/hls-rules.md, "
+                    "listing each variant on its own, lined up by time. hls.js switches between them (Shaka 4.16 "
+                    "mostly); video.js (Owncast's own page) freezes when it switches (docs/hls-rules.md, "
                     "\"Variants cut apart\")")
         self._apart.add(run)
         moved = self.together.take_run(run)
