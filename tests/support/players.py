@@ -89,10 +89,48 @@ class Request:
     status: int
 
 
+class SwitchRace:
+    """One client's playlist answers in the order a slow link or a busy machine sometimes gives them at a
+    switch between variants: the reload of the variant it plays that is pending when it switches is
+    answered while the other variant's first playlist is on its way, and that playlist LATENCY later.
+    To have a reload pending then, the first variant's blocking reloads are held until the switch (at
+    most HOLD, three target durations of "apart", the longest a server may hold one). Shaka 4.16.50
+    loses the new variant's segments in this order (test_players_across_change, SHAKA_APART)."""
+
+    HOLD = 9.0
+    LATENCY = 0.3
+
+    def __init__(self) -> None:
+        self.first: int | None = None  # the variant whose playlist was asked for first
+        self.switched = asyncio.Event()  # a first playlist of another variant was asked for
+        self.answered = asyncio.Event()  # the held reload has its answer
+        self.held = 0  # reloads answered at the switch (1 when the race happened)
+
+    async def answer(self, request: web.Request,
+                     respond: Callable[[], Awaitable[web.Response]]) -> web.Response:
+        variant, blocking = int(request.match_info["n"]), "_HLS_msn" in request.query
+        if self.first is None and not blocking:
+            self.first = variant
+        elif variant == self.first and blocking and not self.switched.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.switched.wait(), self.HOLD)
+            try:
+                return await respond()
+            finally:
+                self.held += self.switched.is_set()
+                self.answered.set()
+        elif variant != self.first and not blocking and not self.switched.is_set():
+            self.switched.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.answered.wait(), self.HOLD)
+            await asyncio.sleep(self.LATENCY)  # the link's latency, not a wait for a condition
+        return await respond()
+
+
 @dataclass
 class Client:
     """One player in one scenario: its own publisher run (segment URLs pointing at its own path), its
-    clock and its requests."""
+    clock and its requests; `race` orders its answers at a switch (SwitchRace)."""
 
     scenario: Scenario
     player: str
@@ -100,6 +138,7 @@ class Client:
     replay: Replay
     routes: PlaylistRoutes
     requests: list[Request] = field(default_factory=list)
+    race: SwitchRace | None = None
 
 
 # Records on window.probe: errors (fatal or not), media events, stalls (playback standing still for more
@@ -378,7 +417,10 @@ class Server:
         return await self._recorded(request, self.client(request).routes.master)
 
     async def media(self, request: web.Request) -> web.Response:
-        return await self._recorded(request, self.client(request).routes.media)
+        client = self.client(request)
+        if client.race is not None:
+            return await client.race.answer(request, lambda: self._recorded(request, client.routes.media))
+        return await self._recorded(request, client.routes.media)
 
     async def segment(self, request: web.Request) -> web.Response:
         client = self.client(request)
