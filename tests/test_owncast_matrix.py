@@ -62,7 +62,8 @@ For every row:
 3. The listing latency: from the first sight of a segment in Owncast's playlist to the first sight of
    it in the service's playlist (both looked at every 100 ms, in turn: 0 means "in the same look").
    Only a generous bound is asserted ("within a couple of segments"): listed before Owncast lists
-   the segment two after it, or within 2 x max(segment length, its EXTINF) + 3 s, where a passthrough
+   the segment two after it, or within 2 x max(segment length, its EXTINF) + 3 s (12.5 s at least:
+   LOADED, what the suite's load costs), where a passthrough
    row's segment length is its longest copied segment (a transcoded segment of a new stream waits
    for the copied one of its moment: 6.07 s for a 1 s segment behind a 3 s copied one, under the
    full suite's load, 2026-11-26). p50 and max per
@@ -131,7 +132,12 @@ pytestmark = [pytest.mark.integration]
 POLL = 0.1  # seconds between two looks at Owncast's files and the service's playlists
 MIN_SEGMENTS = 3  # each variant of a row lists at least this many segments before the stream stops
 MIN_SECONDS = 4.0  # and the stream has been on at least this long (8 made level-0 rows twice as long)
-SLACK = 3.0  # the latency bound: 2 x the segment's length + SLACK seconds
+SLACK = 3.0  # the latency bound: 2 x the segment's length + SLACK seconds, and at least LOADED
+# The suite's workers run at the lowest CPU priority beside browsers, and the service they start with
+# them: a 1 s segment was listed 6.07 and 6.09 s late in 2 of 6 full runs (2026-11-26), 6.2 s at level
+# 3-4 before. The bound is for a segment held back by the service (till the next stream, or a timer),
+# not for a starved machine: twice the worst seen under load.
+LOADED = 12.5
 START_TIMEOUT = 60.0  # seconds the service may take to start
 
 # Small pictures: ffmpeg encodes every transcoded variant in real time, next to the rest of the suite.
@@ -528,7 +534,7 @@ class Matrix:
         copied = [x.duration for x in segs if row.variants[x.variant].passthrough]
         for s in segs:
             assert s.fetched, s
-            bound = 2 * max(row.seconds, s.duration, *copied) + SLACK
+            bound = max(2 * max(row.seconds, s.duration, *copied) + SLACK, LOADED)
             two_after = self.segments.get((s.variant, f"stream-{s.stream}-{s.number + 2}.ts"))
             before_two_after = (two_after is not None and two_after.owncast_at is not None
                                 and s.service_at is not None and s.service_at <= two_after.owncast_at)
