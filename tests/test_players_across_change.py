@@ -171,6 +171,7 @@ def scenarios(folder: Path) -> list[Scenario]:
         m = {name: future.result() for name, future in done.items()}
     two = (SourceVariant(0, 1_500_000, resolution=(640, 360)),
            SourceVariant(1, 300_000, resolution=(320, 180)))
+    apart = (*run_of(0, "fffffff", m["f0"], 0.0, 1, copied=True), *run_of(1, "fffffff", m["f1"], 0.0, 1))
     return [
         # 1a. Latency level 2 (3 s) then, in a new stream, level 0 (1 s): a new playlist, target 1.
         Scenario("shorter", (*run_of(0, "aaaaaaa", m["a"], 0.0, 3), *run_of(0, "bbbbbbb", m["b"], b, 1)),
@@ -186,16 +187,12 @@ def scenarios(folder: Path) -> list[Scenario]:
         # first segment (see test_a_late_copied_variant_is_listed). The window is as long as it can be
         # without delta updates (below nine target durations). Viewers join 72 s in, when the variants'
         # numbers are further apart than a playlist is long, and are made to switch twice.
-        Scenario("apart", (*run_of(0, "fffffff", m["f0"], 0.0, 1, copied=True),
-                           *run_of(1, "fffffff", m["f1"], 0.0, 1)),
-                 two, join=APART_JOIN, change=APART_JOIN, past=3.0, window=24.0, first_read=3.0,
-                 players=APART_PLAYERS, switch_at=SWITCH_AT),
+        Scenario("apart", apart, two, join=APART_JOIN, change=APART_JOIN, past=3.0, window=24.0,
+                 first_read=3.0, players=APART_PLAYERS, switch_at=SWITCH_AT),
         # 3a. "apart" for Shaka alone, with its playlist answers ordered as SHAKA_APART's bug needs
         # (SwitchRace), and its second switch late enough that a stall comes first.
-        Scenario("race", (*run_of(0, "fffffff", m["f0"], 0.0, 1, copied=True),
-                          *run_of(1, "fffffff", m["f1"], 0.0, 1)),
-                 two, join=APART_JOIN, change=APART_JOIN, past=3.0, window=24.0, first_read=3.0,
-                 players=("shaka",), switch_at=RACE_SWITCH_AT),
+        Scenario("race", apart, two, join=APART_JOIN, change=APART_JOIN, past=3.0, window=24.0,
+                 first_read=3.0, players=("shaka",), switch_at=RACE_SWITCH_AT),
         # 3b. The same switches between variants cut in lockstep (both every second): the players that
         # fail "apart", video.js always and Shaka at a rate (SHAKA_APART), where their numbering holds.
         Scenario("aligned", (*run_of(0, "hhhhhhh", m["h0"], 0.0, 1), *run_of(1, "hhhhhhh", m["h1"], 0.0, 1)),
