@@ -249,3 +249,72 @@ async def test_a_new_target_reaches_every_variant_of_the_bucket_at_once(tmp_path
     for v, body in w.playlists.shown:  # in the order shown: what a player polling both could see
         checker.assert_ok(str(v), body)
     await w.pub.close()
+
+
+async def test_a_segment_shown_ahead_when_the_target_rises_is_listed_in_the_bucket_too(tmp_path: Path) -> None:
+    """A segment the VM's pathway showed while its upload was on its way, then a longer segment raises
+    the target: the new playlist starts after it (the VM's viewers saw it), and the bucket's playlist
+    still lists it once it lands, before moving to the new target. Before, it was in no version the
+    bucket showed (test_owncast_matrix, 1 run in 73 of its raised chain)."""
+    w, _ = make(tmp_path)
+    for n in range(2):
+        for v in (0, 1):
+            w.owncast_lists(v, f"stream-abc-{n}.ts")
+    await until(lambda: all(len(listed(w, "bucket", v)) == 2 for v in (0, 1)))
+    held = "live/1/stream-abc-2.ts"
+    w.store.hold(held)
+    for v in (0, 1):
+        w.owncast_lists(v, "stream-abc-2.ts")
+    await until(lambda: listed(w, "ahead", 1)[-1:] == ["stream-abc-2.ts"])
+    assert listed(w, "bucket", 1)[-1:] == ["stream-abc-1.ts"]
+    for v in (0, 1):
+        w.owncast_lists(v, "stream-abc-3.ts", duration=3.0, target=3)
+    assert w.ahead is not None
+    await until(lambda: all(b"#EXT-X-TARGETDURATION:3\n" in r.body for v in (0, 1)
+                            if (r := w.ahead.media_playlist(v)) is not None))  # type: ignore[union-attr]
+    w.store.release(held)
+    await until(lambda: all(b"#EXT-X-TARGETDURATION:3\n" in r.body for v in (0, 1)
+                            if (r := w.playlists.media_playlist(v)) is not None))
+    for v in (0, 1):
+        seen = {line.rsplit("/", 1)[1] for x, body in w.playlists.shown if x == v
+                for line in body.splitlines() if line.startswith("https://")}
+        assert {f"stream-abc-{n}.ts" for n in range(4)} <= seen, (v, sorted(seen))
+    for view in (w.playlists.shown, w.ahead.shown):
+        checker = VariantSetChecker(allow_restart=True)
+        for v, body in view:
+            checker.assert_ok(str(v), body)
+    await w.pub.close()
+
+
+async def test_a_segment_shown_ahead_that_can_never_land_does_not_hold_the_new_target(tmp_path: Path) -> None:
+    """As above, but the upload of the segment shown ahead fails for good (its copy and Owncast's file
+    gone): the bucket's playlist moves to the new target without it, and never lists it as a segment."""
+    (tmp_path / "state").mkdir()
+    copies = Copies(tmp_path / "state", max_bytes=500, keep_for=600)  # room for one 376-byte copy
+    copies.open()
+    (tmp_path / "hls").mkdir()
+    w = World(tmp_path / "hls", keeper=copies)
+    for n in range(2):
+        w.owncast_lists(0, f"stream-abc-{n}.ts")
+    await until(lambda: len(listed(w, "bucket", 0)) == 2)
+    key = "live/0/stream-abc-2.ts"
+    w.store.hold(key)
+    w.store.fail[key] = 1  # the attempt under way fails: the next one reads the copy again
+    w.owncast_lists(0, "stream-abc-2.ts")
+    await until(lambda: listed(w, "ahead", 0)[-1:] == ["stream-abc-2.ts"])
+    w.owncast_lists(0, "stream-abc-3.ts", duration=3.0, target=3)  # its copy takes the room
+    assert w.ahead is not None
+    await until(lambda: (r := w.ahead.media_playlist(0)) is not None  # type: ignore[union-attr]
+                and b"#EXT-X-TARGETDURATION:3\n" in r.body)
+    assert copies.get(key) is None
+    (tmp_path / "hls" / "0" / "stream-abc-2.ts").unlink()  # Owncast's cleanup
+    w.store.release(key)
+    await until(lambda: (r := w.playlists.media_playlist(0)) is not None
+                and b"#EXT-X-TARGETDURATION:3\n" in r.body and listed(w, "bucket", 0) == ["stream-abc-3.ts"])
+    assert key not in w.store.keys()
+    for _v, body in w.playlists.shown:
+        assert "stream-abc-2.ts" not in body, body
+    checker = VariantSetChecker(allow_restart=True)
+    for v, body in w.playlists.shown:
+        checker.assert_ok(str(v), body)
+    await w.pub.close()

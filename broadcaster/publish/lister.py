@@ -350,6 +350,16 @@ class Lister:
         if not self._closed:
             self.advance()
 
+    def again(self) -> None:
+        """Push the versions again soon, nothing new listed: the bucket's playlists have shown what they
+        owed from before a new target (variants.Variants.caught_up), and show the new ones next. Soon,
+        not now: the Release is telling what it showed."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop (a test driving it by hand): the next event pushes them
+        loop.call_soon(lambda: None if self._closed else self.advance())
+
     def _give_up(self, copy: Copy) -> None:
         """Never list this copy: its upload stops (it waits for Owncast's file; if it got further, the
         object goes with the gap entry that names its key, or with the cleaner's next run)."""

@@ -107,6 +107,7 @@ class Publisher:
                              variants=self._variants, lanes=self._lanes,
                              target=self.target, numbering=self._numbering, memory=self._memory, writes=waited)
         self.lister.ahead = self._uploads.keeping
+        self._variants.caught_up = self.lister.again
         self._again: list[asyncio.Task[Uploaded]] = []  # uploads a restored state had not seen land
         self._closed = False
         # After continuing above a state not saved at a clean stop: the variants read since. What a

@@ -24,7 +24,10 @@ With the VM's pathway (content steering) a segment is listed as soon as the VM k
 upload pending (`list(..., upload=)`): the playlist's versions are the VM pathway's, and the bucket's
 playlist is the newest version that lists nothing still uploading (`bucket_visible`): an earlier
 version of the same playlist, kept for that (`_history`), so the two pathways carry the same numbers,
-discontinuities, durations and dates (6.2.4), the bucket's behind by its uploads.
+discontinuities, durations and dates (6.2.4), the bucket's behind by its uploads. A new target while
+the bucket's lags (`retarget`) keeps the former playlist's versions the VM's pathway showed (`_Former`):
+the bucket's shows them, as their uploads land, up to the last the VM's showed, and only then the new
+playlist, so no segment shown on one pathway is missing from the other.
 
 Every segment that leaves the window goes to `on_removed` (on to the cleaner) as it leaves: no caller
 drains it. What clients were shown is told here by the Release (`shown`): a new target carries what no
@@ -38,7 +41,7 @@ import asyncio
 import builtins
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from ..playlist.manifest import ManifestGenerator, SegmentRejected
@@ -72,6 +75,38 @@ def _failed(upload: Landing) -> bool:
     return isinstance(upload, asyncio.Future) and not upload.cancelled() and upload.exception() is not None
 
 
+@dataclass(slots=True)
+class _Former:
+    """The playlist before a new target, as far as the VM's pathway showed it and the bucket's did not
+    yet: the bucket's shows these versions (as their uploads land) before any of the new playlist's."""
+
+    history: tuple[dict[int, Rendered], dict[int, Rendered]]  # (served, edge) by their last number
+    keys: dict[str, int]  # its segments that were still uploading -> their numbers
+    through: int  # the last number the VM's pathway showed: the bucket's shows that far, then moves on
+    target: int  # the target duration its versions were rendered under
+
+    @classmethod
+    def kept(cls, gen: ManifestGenerator, history: tuple[dict[int, Rendered], dict[int, Rendered]],
+             pending: Iterable[str], shown: int, bucket_shown: int) -> _Former | None:
+        """What to keep of `gen`'s playlist at a new target: its versions from the bucket's last shown to
+        the VM's (`history`, every version while the bucket's lags: VariantPlaylist.visible). None when
+        that version is not among them (it came before another restart): nothing to keep."""
+        served, edge = ({n: r for n, r in h.items() if bucket_shown <= n <= shown} for h in history)
+        if shown not in served:
+            return None
+        waiting = set(pending)
+        keys = {e.segment.key: e.sequence for e in gen.window if e.segment.key in waiting and e.sequence <= shown}
+        return cls((served, edge), keys, shown, gen.target_duration)
+
+    def visible(self, edge: bool, pending: Iterable[str]) -> Rendered | None:
+        """Its newest version that lists only what is in the bucket (`pending`: still uploading)."""
+        waiting = [self.keys[key] for key in pending if key in self.keys]
+        through = min(waiting) - 1 if waiting else self.through
+        history = self.history[edge]
+        older = [n for n in history if n <= through]
+        return history[max(older)] if older else None
+
+
 class VariantPlaylist:
     def __init__(self, index: int, options: WindowOptions, on_removed: RemovedHook,
                  generator: ManifestGenerator | None = None) -> None:
@@ -87,6 +122,7 @@ class VariantPlaylist:
         self._leaving: builtins.list[Removed] = []  # left the window while the bucket's playlist lagged
         # Versions by their last number, (served, edge): the bucket's shows one of them while uploads land.
         self._history: tuple[dict[int, Rendered], dict[int, Rendered]] = ({}, {})
+        self._former: _Former | None = None  # the playlist before a retarget, owed to the bucket's
         self.last_run: int | None = None  # the run of the last slot listed here
         self.last_listed: float | None = None  # monotonic, when it last listed a segment
 
@@ -139,8 +175,13 @@ class VariantPlaylist:
         if gen is None or not gen.segment_count or not gen.showable:
             return None
         rendered = gen.render_edge() if edge else gen.render()
-        if self._pending:
-            self._history[edge][rendered.last_sequence] = rendered
+        # While the bucket's playlist is behind the VM's pathway, every version from its last shown on:
+        # it shows each once its uploads land, also across a new target (_Former).
+        if self._pending or self._bucket_shown < self._shown:
+            history = self._history[edge]
+            history[rendered.last_sequence] = rendered
+            for n in [n for n in history if n < self._bucket_shown]:
+                del history[n]
         return rendered
 
     @property
@@ -179,10 +220,15 @@ class VariantPlaylist:
     def bucket_visible(self, edge: bool = False, now: float | None = None) -> Rendered | None:
         """The bucket's version: the newest that lists only what is in the bucket (every version while
         nothing listed is still uploading). An upload that failed for good is a gap from then on
-        (`_unavailable`): the bucket never lists a segment it does not have, nor stops for ever."""
-        if not self._settle(now):
-            self._history[0].clear()
-            self._history[1].clear()
+        (`_unavailable`): the bucket never lists a segment it does not have, nor stops for ever. After a
+        new target, the former playlist's versions come first, as far as the VM's pathway showed it."""
+        pending = self._settle(now)
+        former = self._former
+        if former is not None:
+            if self._bucket_shown < former.through:
+                return former.visible(edge, self._pending)
+            self._former = None  # shown that far: the new playlist's versions from now on
+        if not pending:
             return self.visible(edge)
         gen = self._gen
         assert gen is not None
@@ -199,6 +245,12 @@ class VariantPlaylist:
         for n in [n for n in history if n < best]:
             del history[n]
         return history[best]
+
+    @property
+    def owes_former(self) -> bool:
+        """The bucket's playlist has not shown its former playlist as far as the VM's pathway did (a new
+        target came while its uploads lagged): it shows that first, under the former target."""
+        return self._former is not None
 
     def _remember_current(self) -> None:
         for edge in (False, True):
@@ -222,7 +274,14 @@ class VariantPlaylist:
         if pending:
             for key in [k for k, upload in pending.items() if upload.done()]:
                 upload = pending.pop(key)
-                if _failed(upload):
+                former = self._former
+                if _failed(upload) and former is not None and key in former.keys:
+                    # The bucket cannot show the former playlist past it (nor can the VM's pathway serve it).
+                    former.through = min(former.through, former.keys[key] - 1)
+                    log.warning("variant %d: segment %s, shown on the VM's pathway before a new target, cannot "
+                                "be uploaded (%s); the bucket's playlist moves to the new target without it",
+                                self.index, key, upload.exception() if isinstance(upload, asyncio.Future) else None)
+                elif _failed(upload):
                     self._unavailable(key, upload)
                 elif now is not None and self._gen is not None:
                     self._gen.landed(key, now)
@@ -265,12 +324,18 @@ class VariantPlaylist:
 
     # -- what clients were shown (the Release tells), and what clips are cut from ------------------------
 
-    def shown(self, rendered: Rendered, bucket: Rendered | None = None) -> None:
+    def shown(self, rendered: Rendered, bucket: Rendered | None = None) -> bool:
         """The Release made `rendered` visible (and `bucket` in the bucket's playlist, when it differs):
-        numbers up to its last may have been seen."""
+        numbers up to its last may have been seen. True when that showed the former playlist as far as
+        the VM's pathway did: the new playlist's versions are due in the bucket's."""
         self._shown = rendered.last_sequence
         self._bucket_shown = (bucket or rendered).last_sequence
+        former = self._former
+        if former is not None and self._bucket_shown <= former.through:
+            self._bucket_target = former.target
+            return self._bucket_shown == former.through
         self._bucket_target = self.target_duration
+        return False
 
     def shown_ahead(self, rendered: Rendered) -> None:
         """The Release made `rendered` visible on the VM's pathway, the bucket's version unchanged."""
@@ -285,6 +350,7 @@ class VariantPlaylist:
     def forget_shown(self) -> None:
         """A restored state replaces what is visible: nothing of this playlist is shown until told."""
         self._shown = self._bucket_shown = -1
+        self._former = None
 
     def shown_span(self) -> tuple[float, float] | None:
         """(start, end) by PROGRAM-DATE-TIME of what it lists and clients were shown, or None."""
@@ -386,6 +452,11 @@ class VariantPlaylist:
         gen = self._gen
         if gen is None:
             return []
+        if self._former is None and self._bucket_shown < self._shown:
+            # The VM's pathway showed segments the bucket's did not yet (uploads lagging, or a version not
+            # saved and shown yet): they leave as seen, and the bucket's shows them from the former
+            # playlist first, as they land.
+            self._former = _Former.kept(gen, self._history, self._pending, self._shown, self._bucket_shown)
         left = gen.restart(target, now, new_timeline=new_timeline, served_through=self._shown)
         self._forget_history()
         self._drain()

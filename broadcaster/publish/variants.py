@@ -11,7 +11,7 @@ visible here (`shown`), and each playlist keeps how far it was shown.
 
 from __future__ import annotations
 
-from collections.abc import ItemsView, Iterator, Mapping, ValuesView
+from collections.abc import Callable, ItemsView, Iterator, Mapping, ValuesView
 from typing import Any
 
 from ..playlist.options import WindowOptions
@@ -26,6 +26,9 @@ class Variants(Mapping[int, Variant]):
         self._options = options
         self._on_removed = on_removed
         self._variants: dict[int, Variant] = {}
+        # Called when the bucket's playlist showed a former playlist as far as the VM's pathway did: the
+        # new playlist's versions are due there, new segment or not (the publisher asks its lister).
+        self.caught_up: Callable[[], None] | None = None
 
     def __getitem__(self, index: int) -> Variant:
         return self._variants[index]
@@ -69,6 +72,7 @@ class Variants(Mapping[int, Variant]):
         if replace:
             for v in self._variants.values():
                 v.playlist.forget_shown()
+        due = False
         for index, rendered in renderings.items():
             variant = self._variants.get(index)
             if variant is None:
@@ -76,7 +80,9 @@ class Variants(Mapping[int, Variant]):
             if bucket is not None and index not in bucket:
                 variant.playlist.shown_ahead(rendered)
             else:
-                variant.playlist.shown(rendered, None if bucket is None else bucket[index])
+                due = variant.playlist.shown(rendered, None if bucket is None else bucket[index]) or due
+        if due and self.caught_up is not None:
+            self.caught_up()
 
     def versions(self, edge: bool = False) -> dict[int, Rendered]:
         """Every variant's current version that can be shown (`edge`: the bucket's)."""
@@ -91,15 +97,20 @@ class Variants(Mapping[int, Variant]):
         """Every variant's version the bucket's pathway shows (listing only what is in the bucket). A new
         target duration reaches every variant's at once (6.2.4: variants share one): while one still
         shows an earlier target's version, its upload under the new one not landed, the others show none
-        under the new target yet (the VM's pathway has them)."""
+        under the new target yet (the VM's pathway has them). One that still shows its former playlist
+        (`owes_former`) shows it under the former target, and holds the others the same way."""
         out = {}
+        former = set()
         behind = False
         for index, v in self._variants.items():
             rendered = v.playlist.bucket_visible(edge, now)
+            if v.playlist.owes_former:
+                behind = True
+                former.add(index)
             if rendered is not None:
                 out[index] = rendered
             elif v.playlist.listing and not v.withdrawn and v.playlist.bucket_retargets:
                 behind = True
         if behind:
-            out = {i: r for i, r in out.items() if not self._variants[i].playlist.bucket_retargets}
+            out = {i: r for i, r in out.items() if i in former or not self._variants[i].playlist.bucket_retargets}
         return out
