@@ -4,8 +4,12 @@ which ships the tracker's files."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import shutil
 import signal
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -13,6 +17,7 @@ import pytest
 from broadcaster.cli import build_parser
 from broadcaster.demo import tracker as tracker_module
 from broadcaster.demo.tracker import LocalTracker, TrackerUnavailable, install
+from tests.support.processes import alive
 from tests.support.waiting import until
 from tests.support.webtorrent import VARIANTS, StandInService, meet, serving
 
@@ -40,3 +45,33 @@ async def test_the_demos_tracker_is_started_again_on_its_port_when_it_dies(track
         assert tracker.url == url  # the URL the viewers were given
         await until(lambda: sum("tracker: serving swarm" in line for line in tracker.lines) == 2, "it serves again")
         assert await meet(url, VARIANTS[0])
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs util-linux setpriv")
+async def test_the_demos_tracker_dies_with_a_killed_python(tracker_dir: Path) -> None:
+    """A SIGKILLed demo or test run (no teardown at all) leaves no tracker behind: it runs in a session of
+    its own, so before it stayed, parented to init, whenever a run was killed."""
+    script = textwrap.dedent(
+        f"""
+        import asyncio, os, signal
+        from pathlib import Path
+        from broadcaster.demo.tracker import LocalTracker
+
+        async def main():
+            tracker = await LocalTracker(Path({str(tracker_dir)!r}), service="http://127.0.0.1:9").__aenter__()
+            print(tracker.pid, flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        asyncio.run(main())
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), *sys.path])}
+    child = await asyncio.create_subprocess_exec(sys.executable, "-c", script, stdout=asyncio.subprocess.PIPE, env=env)
+    out, _ = await asyncio.wait_for(child.communicate(), 60)
+    assert child.returncode == -signal.SIGKILL
+    pid = int(out)
+    try:
+        await until(lambda: not alive(pid), f"tracker {pid} to die", 10, every=0.05)
+    finally:
+        if alive(pid):
+            os.killpg(pid, signal.SIGKILL)

@@ -29,7 +29,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from broadcaster.bucket.sessions import aio_session
-from broadcaster.demo.children import GroupKiller, StartClock, stop_child
+from broadcaster.demo.children import GroupKiller, StartClock, child_argv, stop_child
 from broadcaster.demo.ports import TWIN_OFFSET, NoFreePort, Reserved, reserve_ports
 
 log = logging.getLogger(__name__)
@@ -366,10 +366,7 @@ class SeaweedS3:
 
     async def _spawn(self, exe: str, config: Path) -> int:
         """Starts weed; returns its pid."""
-        argv = self._argv(exe, config)
-        setpriv = shutil.which("setpriv")
-        if setpriv:  # the server dies with us even if Python is SIGKILLed
-            argv = [setpriv, "--pdeathsig", "KILL", "--", *argv]
+        argv = child_argv(self._argv(exe, config))  # the server dies with us even if Python is SIGKILLed
         log.debug("starting SeaweedFS: %s", " ".join(argv))
         with self.log_path.open("ab") as out:
             self._log_offset = out.tell()

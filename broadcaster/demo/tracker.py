@@ -15,7 +15,7 @@ import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from .children import GroupKiller, StartClock, stop_child
+from .children import GroupKiller, StartClock, child_argv, stop_child
 from .ports import kept_port
 
 log = logging.getLogger(__name__)
@@ -112,8 +112,10 @@ class LocalTracker:
         node = which("node")
         if node is None:
             raise TrackerUnavailable("Node.js (node) is not installed")
+        # Its own session (a signal to the caller's group does not reach it), and it dies with this process
+        # even when that is SIGKILLed (child_argv): a killed test run or demo leaves no tracker behind.
         self._proc = proc = await asyncio.create_subprocess_exec(
-            node, *self._node_args, "tracker.mjs", cwd=self._folder, env=self._env,
+            *child_argv([node, *self._node_args, "tracker.mjs"]), cwd=self._folder, env=self._env,
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
             start_new_session=True)
         self._killer = GroupKiller(proc.pid)
