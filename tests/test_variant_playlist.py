@@ -1,4 +1,4 @@
-"""VariantPlaylist across a new target with the VM's pathway ahead (content steering): the bucket's
+"""VariantPlaylist (and Variants) across a new target with the VM's pathway ahead (content steering): the bucket's
 playlist shows the former playlist as far as the VM's pathway showed it before any version of the new
 one. Driven by hand, as the lister and the Release drive it: list, render, tell what was shown."""
 
@@ -10,6 +10,7 @@ from broadcaster.playlist.options import WindowOptions
 from broadcaster.playlist.rendered import Rendered
 from broadcaster.playlist.segments import ListedSegment
 from broadcaster.publish.variant_playlist import VariantPlaylist
+from broadcaster.publish.variants import Variants
 
 T0 = 1_795_000_000.0
 
@@ -80,3 +81,103 @@ async def test_nothing_is_owed_when_the_bucket_showed_as_far_as_the_vm() -> None
     p.list(seg(1, 3.0), 0, 1.0, p.next_sequence, T0 + 1)
     _vm, bucket, due = show(p)
     assert names(bucket) == ["stream-a-1.ts"] and not due
+
+
+class Shown:
+    """Variants pushed and shown as the lister and the Release do: what each pathway shows now (a variant
+    left out of a push keeps its version)."""
+
+    def __init__(self, variants: Variants) -> None:
+        self.variants = variants
+        self.vm: dict[int, Rendered] = {}
+        self.bucket: dict[int, Rendered] = {}
+        self.due = 0
+        variants.caught_up = self._caught_up
+
+    def _caught_up(self) -> None:
+        self.due += 1
+
+    def push(self) -> None:
+        vm, bucket = self.variants.versions(), self.variants.bucket_versions(0.0)
+        self.vm.update(vm)
+        self.bucket.update(bucket)
+        self.variants.shown(vm, bucket=bucket)
+        # 6.2.4, as bucket_versions keeps it: among the variants listing something (one whose new playlist
+        # is still empty shows its last version on both pathways until its first segment).
+        targets = {target(r) for i, r in self.bucket.items() if self.variants[i].playlist.listing}
+        assert len(targets) <= 1, f"the bucket's playlists show targets {targets} at once"
+
+
+def two_variants() -> tuple[Variants, Shown]:
+    variants = Variants(WindowOptions(10), lambda _removed: None)
+    for index in (0, 1):
+        variants.add(index, 0.0).playlist.open(1, True, 0.0)
+    return variants, Shown(variants)
+
+
+def list_in(variants: Variants, index: int, i: int, duration: float = 1.0,
+            upload: asyncio.Future[None] | None = None) -> None:
+    p = variants[index].playlist
+    key = f"live/{index}/stream-a-{i}.ts"
+    p.list(ListedSegment(f"https://cdn.example/{key}", duration, T0 + i, key=key), 0, float(i),
+           p.next_sequence, T0 + i, upload=upload)
+
+
+async def test_a_former_playlist_is_shown_though_the_new_one_is_still_empty() -> None:
+    """The VM's pathway has no version of a variant whose new playlist lists nothing yet: the bucket's
+    showing its former playlist still counts, and the other variants move to the new target (before,
+    they waited for that variant's next segment, for good if it had none)."""
+    loop = asyncio.get_running_loop()
+    variants, shown = two_variants()
+    list_in(variants, 0, 0)
+    list_in(variants, 1, 0)
+    shown.push()
+    upload: asyncio.Future[None] = loop.create_future()
+    list_in(variants, 0, 1)
+    list_in(variants, 1, 1, upload=upload)
+    shown.push()
+    assert names(shown.bucket[1])[-1] == "stream-a-0.ts"
+    variants.retarget(3, 2.0, new_timeline=True)
+    list_in(variants, 0, 2, duration=3.0)  # variant 1's new playlist stays empty
+    shown.push()
+    assert target(shown.vm[0]) == 3 and target(shown.bucket[0]) == 1
+    upload.set_result(None)
+    shown.push()
+    assert names(shown.bucket[1])[-1] == "stream-a-1.ts" and shown.due == 1
+    shown.push()
+    assert names(shown.bucket[0]) == ["stream-a-2.ts"] and target(shown.bucket[0]) == 3
+
+
+async def test_a_second_new_target_before_the_bucket_caught_up_never_shows_two_targets() -> None:
+    """One former at a time: a new target while one is still owed keeps it, keeps no other, and the
+    bucket's playlists go from the first target to the last together."""
+    loop = asyncio.get_running_loop()
+    variants, shown = two_variants()
+    list_in(variants, 0, 0)
+    list_in(variants, 1, 0)
+    shown.push()
+    first: asyncio.Future[None] = loop.create_future()
+    list_in(variants, 0, 1, upload=first)
+    list_in(variants, 1, 1)
+    shown.push()
+    variants.retarget(3, 2.0, new_timeline=True)
+    second = [loop.create_future() for _ in (0, 1)]
+    list_in(variants, 0, 2, duration=3.0, upload=second[0])
+    list_in(variants, 1, 2, duration=3.0, upload=second[1])
+    shown.push()
+    assert variants[0].playlist.owes_former and not variants[1].playlist.owes_former
+    # Segment 2 was shown on the VM's pathway only, in both: variant 1 would owe its target-3 playlist
+    # while variant 0 still owes its target-1 one.
+    variants.retarget(6, 5.0, new_timeline=True)
+    assert not variants[1].playlist.owes_former
+    list_in(variants, 0, 3, duration=5.0)
+    list_in(variants, 1, 3, duration=5.0)
+    shown.push()
+    first.set_result(None)
+    for upload in second:
+        upload.set_result(None)
+    shown.push()
+    assert names(shown.bucket[0])[-1] == "stream-a-1.ts" and target(shown.bucket[0]) == 1
+    shown.push()
+    assert {target(r) for r in shown.bucket.values()} == {6}
+    assert names(shown.bucket[0]) == names(shown.bucket[1]) == ["stream-a-3.ts"]

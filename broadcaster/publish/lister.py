@@ -372,12 +372,12 @@ class Lister:
         if decision is None:
             return
         self._catch_up(force=True)
-        now = self._mono()
-        for v in self._variants.values():
-            for segment in v.playlist.retarget(decision.target, now, new_timeline=decision.new_timeline):
-                self._metrics.segments_lost.labels(variant=str(v.index), reason="rejected").inc()
+        left = self._variants.retarget(decision.target, self._mono(), new_timeline=decision.new_timeline)
+        for index, segments in left.items():
+            for segment in segments:
+                self._metrics.segments_lost.labels(variant=str(index), reason="rejected").inc()
                 log.warning("variant %d: segment %s not listed: never shown before the new playlist, whose "
-                            "target duration %ds it does not fit", v.index, segment.uri, decision.target)
+                            "target duration %ds it does not fit", index, segment.uri, decision.target)
 
     def _join_apart(self, v: Variant, run: int) -> None:
         """A variant new in a run whose variants are cut apart (each listed from its own lane) starts at

@@ -27,7 +27,8 @@ version of the same playlist, kept for that (`_history`), so the two pathways ca
 discontinuities, durations and dates (6.2.4), the bucket's behind by its uploads. A new target while
 the bucket's lags (`retarget`) keeps the former playlist's versions the VM's pathway showed (`_Former`):
 the bucket's shows them, as their uploads land, up to the last the VM's showed, and only then the new
-playlist, so no segment shown on one pathway is missing from the other.
+playlist, so no segment shown on one pathway is missing from the other (unless its upload fails for
+good, or a second new target comes before the bucket's caught up with the first: both logged).
 
 Every segment that leaves the window goes to `on_removed` (on to the cleaner) as it leaves: no caller
 drains it. What clients were shown is told here by the Release (`shown`): a new target carries what no
@@ -105,6 +106,20 @@ class _Former:
         history = self.history[edge]
         older = [n for n in history if n <= through]
         return history[max(older)] if older else None
+
+
+def _owed(index: int, gen: ManifestGenerator, history: tuple[dict[int, Rendered], dict[int, Rendered]],
+          pending: Iterable[str], shown: tuple[int, int], former: _Former | None, keep: bool) -> _Former | None:
+    """The former playlist a variant's bucket playlist owes after a new target, `shown` (bucket's, VM's)
+    apart: the one it still owes, or `gen`'s (`keep`: no variant owes one). Logs what it will never show."""
+    kept = _Former.kept(gen, history, pending, shown[1], shown[0]) if keep and former is None else None
+    if kept is None:
+        floor = max(shown[0], former.through if former is not None else -1)
+        unseen = [e.segment.uri.rsplit("/", 1)[-1] for e in gen.window if floor < e.sequence <= shown[1]]
+        if unseen:
+            log.warning("variant %d: %s shown on the VM's pathway only, not in the bucket's playlist: a new "
+                        "target came before the bucket's caught up with the last one", index, ", ".join(unseen))
+    return former if former is not None else kept
 
 
 class VariantPlaylist:
@@ -228,6 +243,7 @@ class VariantPlaylist:
             if self._bucket_shown < former.through:
                 return former.visible(edge, self._pending)
             self._former = None  # shown that far: the new playlist's versions from now on
+            pending = self._settle(now)  # what left with it goes on to the cleaner
         if not pending:
             return self.visible(edge)
         gen = self._gen
@@ -250,7 +266,7 @@ class VariantPlaylist:
     def owes_former(self) -> bool:
         """The bucket's playlist has not shown its former playlist as far as the VM's pathway did (a new
         target came while its uploads lagged): it shows that first, under the former target."""
-        return self._former is not None
+        return self._former is not None and self._bucket_shown < self._former.through
 
     def _remember_current(self) -> None:
         for edge in (False, True):
@@ -285,7 +301,7 @@ class VariantPlaylist:
                     self._unavailable(key, upload)
                 elif now is not None and self._gen is not None:
                     self._gen.landed(key, now)
-        if not pending and self._leaving and now is not None:
+        if not pending and self._leaving and now is not None and self._former is None:
             leaving, self._leaving = self._leaving, []
             self._on_removed([replace(r, removed_at=max(r.removed_at, now)) for r in leaving])
         return bool(pending)
@@ -324,12 +340,15 @@ class VariantPlaylist:
 
     # -- what clients were shown (the Release tells), and what clips are cut from ------------------------
 
-    def shown(self, rendered: Rendered, bucket: Rendered | None = None) -> bool:
-        """The Release made `rendered` visible (and `bucket` in the bucket's playlist, when it differs):
-        numbers up to its last may have been seen. True when that showed the former playlist as far as
-        the VM's pathway did: the new playlist's versions are due in the bucket's."""
-        self._shown = rendered.last_sequence
-        self._bucket_shown = (bucket or rendered).last_sequence
+    def shown(self, rendered: Rendered | None, bucket: Rendered | None = None) -> bool:
+        """The Release made `rendered` visible (and `bucket` in the bucket's playlist, when it differs; only
+        that when `rendered` is None, e.g. a new playlist still empty): numbers up to its last may have
+        been seen. True when that showed the former playlist as far as the VM's pathway did."""
+        shown = bucket or rendered
+        assert shown is not None
+        if rendered is not None:
+            self._shown = rendered.last_sequence
+        self._bucket_shown = shown.last_sequence
         former = self._former
         if former is not None and self._bucket_shown <= former.through:
             self._bucket_target = former.target
@@ -444,19 +463,24 @@ class VariantPlaylist:
 
     # -- where it restarts -------------------------------------------------------------------------------
 
-    def retarget(self, target: int, now: float, *, new_timeline: bool) -> builtins.list[ListedSegment]:
+    def retarget(self, target: int, now: float, *, new_timeline: bool,
+                 keep_former: bool = True) -> builtins.list[ListedSegment]:
         """A new playlist at the same address under a new target duration (target.Retarget): what
         clients saw leaves (kept downloadable as any removed segment), what they never saw starts the
         new playlist under its own numbers (issue 32). Returns those of them that do not fit the new
-        target: they leave too, and the gap is marked."""
+        target: they leave too, and the gap is marked. `keep_former`: no variant's bucket playlist still
+        owes a former playlist (variants.Variants.retarget: one former at a time, every variant alike)."""
         gen = self._gen
         if gen is None:
             return []
-        if self._former is None and self._bucket_shown < self._shown:
+        if self._former is not None and not self.owes_former:
+            self._former = None  # shown as far as it went
+        if self._bucket_shown < self._shown:
             # The VM's pathway showed segments the bucket's did not yet (uploads lagging, or a version not
             # saved and shown yet): they leave as seen, and the bucket's shows them from the former
             # playlist first, as they land.
-            self._former = _Former.kept(gen, self._history, self._pending, self._shown, self._bucket_shown)
+            self._former = _owed(self.index, gen, self._history, self._pending, (self._bucket_shown, self._shown),
+                                 self._former, keep_former)
         left = gen.restart(target, now, new_timeline=new_timeline, served_through=self._shown)
         self._forget_history()
         self._drain()
@@ -492,7 +516,7 @@ class VariantPlaylist:
         removed = self._gen.drain_removed()
         if not removed:
             return
-        if self._pending:
+        if self._pending or self._former is not None:
             # The bucket's playlist shows an earlier version, which may still list these: they leave its
             # playlist only once it catches up (_settle), and stay downloadable from then on.
             self._leaving += removed

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..playlist.options import WindowOptions
 from ..playlist.rendered import Rendered
+from ..playlist.segments import ListedSegment
 from . import playlist_memory
 from .slots import Variant
 from .variant_playlist import RemovedHook, VariantPlaylist
@@ -73,16 +74,28 @@ class Variants(Mapping[int, Variant]):
             for v in self._variants.values():
                 v.playlist.forget_shown()
         due = False
-        for index, rendered in renderings.items():
+        for index in renderings.keys() | (bucket or {}).keys():
             variant = self._variants.get(index)
             if variant is None:
                 continue
+            rendered = renderings.get(index)
             if bucket is not None and index not in bucket:
-                variant.playlist.shown_ahead(rendered)
+                if rendered is not None:
+                    variant.playlist.shown_ahead(rendered)
             else:
+                # Also a bucket's version alone: a former playlist shown while the new one is still empty.
                 due = variant.playlist.shown(rendered, None if bucket is None else bucket[index]) or due
         if due and self.caught_up is not None:
             self.caught_up()
+
+    def retarget(self, target: int, now: float, *, new_timeline: bool) -> dict[int, list[ListedSegment]]:
+        """Every variant's playlist starts again under `target` (VariantPlaylist.retarget); returns what
+        each leaves unlisted. A bucket's playlist behind the VM's pathway keeps its former playlist
+        until shown that far, one former at a time: while one is still owed, none is kept (the bucket's
+        playlists would show two targets at once), and what the VM's pathway alone showed is logged."""
+        keep = not any(v.playlist.owes_former for v in self._variants.values() if not v.withdrawn)
+        return {index: v.playlist.retarget(target, now, new_timeline=new_timeline, keep_former=keep)
+                for index, v in self._variants.items()}
 
     def versions(self, edge: bool = False) -> dict[int, Rendered]:
         """Every variant's current version that can be shown (`edge`: the bucket's)."""
@@ -104,7 +117,7 @@ class Variants(Mapping[int, Variant]):
         behind = False
         for index, v in self._variants.items():
             rendered = v.playlist.bucket_visible(edge, now)
-            if v.playlist.owes_former:
+            if v.playlist.owes_former and not v.withdrawn:
                 behind = True
                 former.add(index)
             if rendered is not None:
