@@ -108,11 +108,27 @@ class Shown:
         assert len(targets) <= 1, f"the bucket's playlists show targets {targets} at once"
 
 
-def two_variants() -> tuple[Variants, Shown]:
-    variants = Variants(WindowOptions(10), lambda _removed: None)
+def two_variants(removed: list[str] | None = None) -> tuple[Variants, Shown]:
+    """`removed`: the keys handed on to the cleaner, as they go."""
+    gone = removed if removed is not None else []
+    variants = Variants(WindowOptions(10), lambda left: gone.extend(r.segment.key or "" for r in left))
     for index in (0, 1):
         variants.add(index, 0.0).playlist.open(1, True, 0.0)
     return variants, Shown(variants)
+
+
+def shown_ahead_in_variant_1(variants: Variants, shown: Shown) -> asyncio.Future[None]:
+    """Segment 0 in both, shown on both pathways; segment 1 in both, variant 1's shown on the VM's pathway
+    only: its upload (returned) has not landed."""
+    list_in(variants, 0, 0)
+    list_in(variants, 1, 0)
+    shown.push()
+    upload: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    list_in(variants, 0, 1)
+    list_in(variants, 1, 1, upload=upload)
+    shown.push()
+    assert names(shown.bucket[1])[-1] == "stream-a-0.ts"
+    return upload
 
 
 def list_in(variants: Variants, index: int, i: int, duration: float = 1.0,
@@ -127,16 +143,8 @@ async def test_a_former_playlist_is_shown_though_the_new_one_is_still_empty() ->
     """The VM's pathway has no version of a variant whose new playlist lists nothing yet: the bucket's
     showing its former playlist still counts, and the other variants move to the new target (before,
     they waited for that variant's next segment, for good if it had none)."""
-    loop = asyncio.get_running_loop()
     variants, shown = two_variants()
-    list_in(variants, 0, 0)
-    list_in(variants, 1, 0)
-    shown.push()
-    upload: asyncio.Future[None] = loop.create_future()
-    list_in(variants, 0, 1)
-    list_in(variants, 1, 1, upload=upload)
-    shown.push()
-    assert names(shown.bucket[1])[-1] == "stream-a-0.ts"
+    upload = shown_ahead_in_variant_1(variants, shown)
     variants.retarget(3, 2.0, new_timeline=True)
     list_in(variants, 0, 2, duration=3.0)  # variant 1's new playlist stays empty
     shown.push()
@@ -181,3 +189,25 @@ async def test_a_second_new_target_before_the_bucket_caught_up_never_shows_two_t
     shown.push()
     assert {target(r) for r in shown.bucket.values()} == {6}
     assert names(shown.bucket[0]) == names(shown.bucket[1]) == ["stream-a-3.ts"]
+
+
+async def test_a_withdrawn_variant_shows_its_former_playlist_and_holds_no_other() -> None:
+    """Owncast's new stream no longer names variant 1: its former playlist is still shown in the bucket
+    (so it is done with, and what left its window goes on to the cleaner), and the others do not wait."""
+    removed: list[str] = []
+    variants, shown = two_variants(removed)
+    upload = shown_ahead_in_variant_1(variants, shown)
+    variants[1].withdrawn = True
+    variants.retarget(3, 2.0, new_timeline=True)
+    landing: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    list_in(variants, 0, 2, duration=3.0, upload=landing)  # variant 0 holds the new target meanwhile
+    shown.push()
+    upload.set_result(None)
+    shown.push()
+    assert names(shown.bucket[1])[-1] == "stream-a-1.ts" and shown.due == 1
+    shown.push()
+    assert not variants[1].playlist.owes_former
+    assert {"live/1/stream-a-0.ts", "live/1/stream-a-1.ts"} <= set(removed)
+    landing.set_result(None)
+    shown.push()
+    assert target(shown.bucket[0]) == 3  # not held by variant 1, whose bucket playlist still shows target 1

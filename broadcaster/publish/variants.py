@@ -111,15 +111,16 @@ class Variants(Mapping[int, Variant]):
         target duration reaches every variant's at once (6.2.4: variants share one): while one still
         shows an earlier target's version, its upload under the new one not landed, the others show none
         under the new target yet (the VM's pathway has them). One that still shows its former playlist
-        (`owes_former`) shows it under the former target, and holds the others the same way."""
+        (`owes_former`) shows it under the former target, and holds the others the same way (a withdrawn
+        one holds none: no master names it)."""
         out = {}
         former = set()
         behind = False
         for index, v in self._variants.items():
             rendered = v.playlist.bucket_visible(edge, now)
-            if v.playlist.owes_former and not v.withdrawn:
-                behind = True
-                former.add(index)
+            if v.playlist.owes_former:
+                former.add(index)  # shown, also withdrawn (no master names it: its target holds no other)
+                behind = behind or not v.withdrawn
             if rendered is not None:
                 out[index] = rendered
             elif v.playlist.listing and not v.withdrawn and v.playlist.bucket_retargets:
