@@ -107,6 +107,47 @@ async def test_a_segment_is_listed_on_the_backup_only_once_it_landed_there() -> 
         await uploads.close()
 
 
+async def test_the_second_buckets_signals_are_read_as_the_first_buckets() -> None:
+    """A slow upload there that succeeds is no outage before SLOW_TARGETS target durations (a busy
+    machine's moto took over 2 s with 1 s segments, and the policy put a healthy bucket behind); one it
+    refused is failing at once, and says why (with a failed probe: down)."""
+    clock = Clock()
+    store = GatedStore()
+    kept, uploads, playlists, teed = rig(store, clock)
+    signals = uploads.signals()
+    # A healthy second bucket comes before the VM, a failing one after it.
+    first_behind = [0.0]
+    policy = SteeringPolicy(("bucket", "vm", "backup"), {"bucket": BucketSignals(behind=lambda: first_behind[0]),
+                                                         "backup": signals}, lambda: 1, interval=1.0, clock=clock)
+    try:
+        teed.keep(KEY(0, "seg0.ts"), b"bytes 0")
+        await until(lambda: uploads.landed == 1, "an upload landed", WAIT, every=0.01)
+        assert signals.failing() is False and signals.refused() is None
+        policy.evaluate()
+        assert policy.priority == ("bucket", "backup", "vm")
+        uploads.pending["live/0/slow.ts"] = clock.t  # an upload on its way, its attempts not failing
+        clock.t += 2.5
+        policy.evaluate()
+        assert policy.priority == ("bucket", "backup", "vm")
+        clock.t += 1  # 3.5 s: slower than the stream by SLOW_TARGETS target durations
+        policy.evaluate()
+        assert policy.priority == ("bucket", "vm", "backup")
+        del uploads.pending["live/0/slow.ts"]
+        store.closed = True
+        teed.keep(KEY(0, "seg1.ts"), b"bytes 1")
+        await until(lambda: uploads.failed_attempts >= 1, "a refused attempt", WAIT, every=0.01)
+        assert signals.failing() is True and signals.refused() == "SlowDown"
+        policy.probed("backup", False, "HTTP 503")
+        first_behind[0] = 10.0  # the first bucket fails too: /health tells why of both
+        policy.evaluate()
+        assert policy.priority == ("vm", "bucket", "backup")
+        assert (policy.health_reason() or "").endswith(
+            "; the backup pathway: uploads to it are refused (SlowDown) and its public URL does not answer "
+            "the service (HTTP 503)"), policy.health_reason()
+    finally:
+        await uploads.close()
+
+
 async def test_a_held_blocking_request_on_the_backup_gets_its_segment_once_it_lands() -> None:
     store = GatedStore()
     kept, uploads, playlists, teed = rig(store)

@@ -85,6 +85,22 @@ def test_uploads_waiting_longer_than_a_target_duration_send_players_to_the_vm_an
     assert lines[1][0] == "INFO" and lines[1][1].startswith("steering players back to the bucket pathway after")
 
 
+def test_health_names_every_signal_that_holds_the_strongest_as_the_reason(world: World) -> None:
+    """Uploads waiting moved players first; the public URL failing meanwhile is named too, not hidden."""
+    policy = world.policy
+    world.behind = TARGET + 1
+    world.run(0.5)
+    assert policy.first == "vm" and policy.reason == UPLOADS
+    assert "public URL" not in (policy.health_reason() or "")
+    policy.probed("bucket", False, "HTTP 503")
+    policy.probed("bucket", False, "HTTP 503")
+    world.run(0.5)
+    health = policy.health_reason() or ""
+    assert policy.reason == UPLOADS and policy.switches == {("vm", UPLOADS): 1}
+    assert health.endswith(f"uploads to it have waited {TARGET + 1}s, more than a target duration ({TARGET}s), "
+                           "and its public URL does not answer the service (HTTP 503)"), health
+
+
 def test_the_public_url_failing_twice_in_a_row_sends_players_away(world: World) -> None:
     policy = world.policy
     policy.probed("bucket", False, "HTTP 503")

@@ -19,7 +19,7 @@ from ..playlist import hls
 from ..playlist.segments import Removed
 from ..settings import Settings
 from ..steering.backup import BackupPlaylists, BackupProbe, BackupUploads, KeptCopies, Teed
-from ..steering.policy import BucketSignals, SteeringPolicy
+from ..steering.policy import SteeringPolicy
 from . import second_check
 from .cleaner import Cleaner
 from .store import S3Store
@@ -48,7 +48,7 @@ class SecondBucket:
         self.cleaner = Cleaner(self.store, Metrics(), margin=s.cleanup_margin) if cleans else None
         self.playlists = BackupPlaylists(self.uploads, functools.partial(hls.object_key, s.r2_key_prefix),
                                          s.backup_public_url, target_duration)
-        self.signals = BucketSignals(behind=self.uploads.behind)
+        self.signals = self.uploads.signals()
         if registry is not None:
             registry.register(BackupMetrics(self.uploads))
 

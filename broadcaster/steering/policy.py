@@ -34,7 +34,8 @@ the VM's (hls.js without its steering controller picks the last of equal variant
 the VM its segments' bytes for that.
 
 Each change of the first pathway is one log line and one count (`switches`); `first` and `reason` say
-where players are sent now and why (/health, hls_broadcaster_pathway). Pure but for the clock and the
+where players are sent now and why (/health, hls_broadcaster_pathway): the
+first of the reasons above that holds, while /health's line names each that does. Pure but for the clock and the
 signals passed in: evaluate() is called every half second by the service, and by tests on a fake clock.
 """
 
@@ -270,18 +271,21 @@ class SteeringPolicy:
         elif state.refused_at is None:
             state.refused_at = now
         failing, reporting = self._viewers_on(pathway, now)
-        reason: str | None = None
-        detail = ""
-        if refused is not None and state.probe_failures:  # both ways at once: down for everyone
-            reason, detail = DOWN, _DESCRIBED[DOWN].format(refused=refused,
-                                                           detail=state.probe_detail or "no answer")
-        elif behind > max(target, MIN_UPLOAD_WAIT) and (state.signals.failing() or behind > SLOW_TARGETS * target):
-            reason, detail = UPLOADS, _DESCRIBED[UPLOADS].format(behind=behind, target=target)
-        elif state.probe_failures >= PROBE_FAILURES:
-            reason, detail = PUBLIC_URL, _DESCRIBED[PUBLIC_URL].format(detail=state.probe_detail or "no answer")
-        elif failing and failing >= VIEWER_SHARE * reporting:
-            reason, detail = VIEWERS, _DESCRIBED[VIEWERS].format(failing=failing, reporting=reporting)
-        if reason is not None:
+        # Every signal that holds, the strongest first: it is the reason; the detail names them all (a
+        # public URL failing is worth telling at 3 a.m. even while slow uploads already steer players).
+        found: list[tuple[str, str]] = []
+        probe_detail = state.probe_detail or "no answer"
+        down = refused is not None and state.probe_failures > 0  # both ways at once: down for everyone
+        if down:
+            found.append((DOWN, _DESCRIBED[DOWN].format(refused=refused, detail=probe_detail)))
+        if behind > max(target, MIN_UPLOAD_WAIT) and (state.signals.failing() or behind > SLOW_TARGETS * target):
+            found.append((UPLOADS, _DESCRIBED[UPLOADS].format(behind=behind, target=target)))
+        if state.probe_failures >= PROBE_FAILURES and not down:
+            found.append((PUBLIC_URL, _DESCRIBED[PUBLIC_URL].format(detail=probe_detail)))
+        if failing and failing >= VIEWER_SHARE * reporting:
+            found.append((VIEWERS, _DESCRIBED[VIEWERS].format(failing=failing, reporting=reporting)))
+        if found:
+            reason, detail = found[0][0], ", and ".join(d for _, d in found)
             state.clear_since = None
             if state.reason is None:  # put behind now
                 relapse = now - state.back_at < RELAPSE_WITHIN
