@@ -69,7 +69,7 @@ async def test_playlists_continue_across_a_clean_restart(
         assert second.problems() == []
     _assert_exact(seen)
     async with aiohttp.ClientSession() as http:  # and each is, in the bucket, the file Owncast finished
-        await assert_whole(http, owncast.ledger, seen.listed_files(owncast))
+        await assert_whole(http, owncast.ledger, seen.listed_files(owncast, bucket=seaweed.public_url))
     listed = listed_keys(seen)
     counts = uploads(first, second)
     assert listed <= set(counts)
@@ -149,8 +149,8 @@ async def _kill_9_three_times(tmp_path: Path, seaweed: SeaweedS3, owncast: Ownca
     gaps = {n for r in runs for line in r.lines if (m := _GAP.search(line))
             for n in range(int(m.group(1)), int(m.group(2)) + 1)}
     _assert_exact(seen, gaps)
-    async with aiohttp.ClientSession() as http:
-        await assert_whole(http, owncast.ledger, seen.listed_files(owncast))
+    async with aiohttp.ClientSession() as http:  # the services are gone: each looked for in the bucket
+        await assert_whole(http, owncast.ledger, seen.listed_files(owncast, bucket=seaweed.public_url))
     # A discontinuity only right after a gap Owncast made; without one, the discontinuity sequence
     # stays 0 in every version.
     assert all(_number(name) - 1 in gaps for name in seen.after_discontinuity), (seen.after_discontinuity, gaps)

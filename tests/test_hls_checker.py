@@ -612,3 +612,7 @@ def test_observed_compares_no_gaps_bytes() -> None:
                    "http://127.0.0.1:8080/live/0/playlist.m3u8")
     assert [uri for uri, _ in seen.ours[0].values()] == [
         "http://bucket.example/live/0/s-7.ts", "http://127.0.0.1:8080/live/vm/0/s-8.ts"]
+    # Checked once the service is gone (test_faults_restart): the VM's URI is looked for in the bucket.
+    assert seen.listed_files(cast("OwncastEmulator", Folders()), bucket="http://bucket.example") == [
+        ("http://bucket.example/live/0/s-7.ts", Path("/hls/0/s-7.ts")),
+        ("http://bucket.example/live/0/s-8.ts", Path("/hls/0/s-8.ts"))]

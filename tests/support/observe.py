@@ -7,12 +7,13 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from broadcaster.demo.emulator import OwncastEmulator
+from broadcaster.playlist import hls
 from broadcaster.source.owncast import parse_media_playlist
 from tests.support.hls_checker import VariantSetChecker
 from tests.support.waiting import until
@@ -69,10 +70,18 @@ class Observed:
         """Segments listed so far per variant."""
         return {v: len(listed) for v, listed in self.ours.items()}
 
-    def listed_files(self, oc: OwncastEmulator) -> list[tuple[str, Path]]:
+    def listed_files(self, oc: OwncastEmulator, bucket: str | None = None) -> list[tuple[str, Path]]:
         """Every segment URL we listed, with the Owncast file it was made from (for tests.support.whole);
-        not a gap's (EXT-X-GAP: its URI holds no media and is not to be loaded, 4.4.4.7)."""
-        return [(uri, oc.variant_dir(v) / uri.rsplit("/", 1)[1])
+        not a gap's (EXT-X-GAP: its URI holds no media and is not to be loaded, 4.4.4.7). `bucket`: the
+        bucket's public URL (R2_KEY_PREFIX "live"), where a segment last listed at the VM's URI (players
+        steered away from a busy machine's slow bucket) is looked for instead: for a check made once the
+        service that answered that URI has stopped."""
+        def url(v: int, uri: str) -> str:
+            name = uri.rsplit("/", 1)[1]
+            if bucket is not None and urlsplit(uri).path == f"{hls.VM_SEGMENT_FOLDER}/{v}/{name}":
+                return f"{bucket}/{hls.object_key('live', v, name)}"
+            return uri
+        return [(url(v, uri), oc.variant_dir(v) / uri.rsplit("/", 1)[1])
                 for v in self.ours for uri, _ in self.ours[v].values() if uri not in self.gaps.get(v, ())]
 
 
