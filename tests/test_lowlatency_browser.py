@@ -32,7 +32,11 @@ TARGET = 1  # the emulator's segments, and so the playlists' target duration, in
 @pytest.fixture
 async def service(tmp_path: Path, recordings: Recordings, seaweed: SeaweedS3) -> AsyncIterator[ServiceProcess]:
     async with OwncastEmulator(tmp_path / "hls", segment_seconds=TARGET, recordings=recordings):
-        env = service_env(tmp_path / "hls", seaweed, tmp_path / "state", WINDOW_SECONDS="9")  # >= 9 target durations
+        # The bucket's pathway alone: the claim is no segment from this server (originSegments == 0); with
+        # the VM's pathway a loaded machine's slow uploads steer the page there, by design (as in
+        # test_viewer_browser). The page with content steering: tests/test_steering_browser.py.
+        env = service_env(tmp_path / "hls", seaweed, tmp_path / "state", WINDOW_SECONDS="9",  # >= 9 targets
+                          PATHWAYS="bucket")
         async with ServiceProcess(env, tmp_path / "service") as svc:
             yield svc
 
