@@ -527,5 +527,5 @@ async def run(settings: Settings) -> int:
 def _bucket_signals(uploader: Uploader) -> BucketSignals:
     """What the steering policy reads of the first bucket: how long uploads have waited, whether the
     last attempt failed, and why, when the bucket refused it."""
-    return BucketSignals(behind=lambda: uploader.waiting()[1] or 0.0, failing=lambda: uploader.storage_ok is False,
-                         refused=lambda: refusal(uploader.storage_ok, uploader.last_error))
+    return BucketSignals.of_uploads(lambda: uploader.waiting()[1] or 0.0,
+                                    lambda: (uploader.storage_ok, uploader.last_error))

@@ -41,7 +41,7 @@ from ..playlist import hls
 from ..playlist.rendered import Rendered
 from ..publish.visible import VisiblePlaylists
 from .probe import EVALUATE_EVERY, PROBE_HEADERS, probe_pathway
-from .policy import BucketSignals, SteeringPolicy, refusal
+from .policy import BucketSignals, SteeringPolicy
 
 log = logging.getLogger(__name__)
 
@@ -108,11 +108,8 @@ class BackupUploads:
         return 0.0 if oldest is None else self._clock() - oldest
 
     def signals(self) -> BucketSignals:
-        """What the steering policy reads of the second bucket, as of the first (service._bucket_signals):
-        an upload only slow on a busy machine, its attempts succeeding, is no outage before SLOW_TARGETS
-        target durations, and a refusal with a failed probe is `down`."""
-        return BucketSignals(behind=self.behind, failing=lambda: self.ok is False,
-                             refused=lambda: refusal(self.ok, self.last_error))
+        """What the steering policy reads of the second bucket, read as the first's are."""
+        return BucketSignals.of_uploads(self.behind, lambda: (self.ok, self.last_error))
 
     def add(self, key: str) -> None:
         if self._closed:

@@ -34,9 +34,9 @@ the VM's (hls.js without its steering controller picks the last of equal variant
 the VM its segments' bytes for that.
 
 Each change of the first pathway is one log line and one count (`switches`); `first` and `reason` say
-where players are sent now and why (/health, hls_broadcaster_pathway): the
-first of the reasons above that holds, while /health's line names each that does. Pure but for the clock and the
-signals passed in: evaluate() is called every half second by the service, and by tests on a fake clock.
+where players are sent now and why (/health, hls_broadcaster_pathway): the first of the reasons above
+that holds, while /health's line names each that does. Pure but for the clock and the signals passed
+in: evaluate() is called every half second by the service, and by tests on a fake clock.
 """
 
 from __future__ import annotations
@@ -84,6 +84,14 @@ class BucketSignals:
     # Why its last upload attempt was refused (an error it answered, a connection refused; refusal()),
     # None when it did not fail or only timed out.
     refused: Callable[[], str | None] = lambda: None
+
+    @classmethod
+    def of_uploads(cls, behind: Callable[[], float],
+                   outcome: Callable[[], tuple[bool | None, str | None]]) -> BucketSignals:
+        """A bucket's signals read from its uploads, the same way for every bucket: `outcome()` is its
+        last attempt's (ok, None before the first; why it failed). An upload only slow on a busy machine,
+        its attempts succeeding, is then no outage before SLOW_TARGETS target durations."""
+        return cls(behind=behind, failing=lambda: outcome()[0] is False, refused=lambda: refusal(*outcome()))
 
 
 def refusal(ok: bool | None, reason: str | None) -> str | None:
