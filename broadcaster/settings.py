@@ -16,13 +16,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 from dotenv.parser import parse_stream
 
-from .numbers import whole_number
-from .files import closed_folder, enter_fix, user_name
+from . import setting_values as kinds
+from .files import closed_folder, user_name
+from .setting_values import MAX_DESCRIPTION, MAX_TITLE, Address
+
+__all__ = ["SETTINGS", "Address", "Setting", "Settings", "SettingsError", "load_settings", "lookalike_keys", "raw_setting"]
 
 # The most MAX_CLIPS allows, and the most clips.json entries read (broadcaster/clips/book.py).
 MOST_CLIPS = 10_000
@@ -41,389 +43,6 @@ class SettingsError(ValueError):
         super().__init__("\n".join(problems))
         self.problems = list(problems)
 
-
-def _url(value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError("expected an http:// or https:// URL")
-    if parts.query or parts.fragment:
-        raise ValueError("expected a URL without ?query or #fragment")
-    if "@" in parts.netloc:
-        # Viewers get these URLs (config.json, playlists) and the log shows them: a password there is
-        # published (Owncast's admin API logs in as admin:<stream key>).
-        raise ValueError("expected a URL without user:password@ (it is shown to viewers and in the log)")
-    return value.rstrip("/")
-
-
-_USERINFO = re.compile(r"(?<=//)[^/?#@\s]*@")
-
-
-def _shown(value: str) -> str:
-    """A value as an error line shows it: a URL's user:password@ left out."""
-    return _USERINFO.sub("***@", value)
-
-
-def _optional_url(value: str) -> str:
-    return _url(value) if value.strip() else ""
-
-
-_HOSTNAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-                       r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?")
-
-
-def _host(value: str) -> str:
-    """An address to listen on: an IP address or a host name (what getaddrinfo takes without an error
-    of another kind: a label over 63 characters is a UnicodeError there, not an OSError)."""
-    value = value.strip()
-    try:
-        ipaddress.ip_address(value.strip("[]"))
-    except ValueError:
-        if not _HOSTNAME.fullmatch(value):
-            raise ValueError("expected an IP address (127.0.0.1, ::1, 0.0.0.0) or a host name") from None
-        return value
-    return value.strip("[]")
-
-
-def _bucket(value: str) -> str:
-    if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", value):
-        raise ValueError("expected 3-63 lowercase letters, digits, '.' or '-'")
-    return value
-
-
-def _prefix(value: str) -> str:
-    value = value.strip("/")
-    if not re.fullmatch(r"[A-Za-z0-9._/-]*", value) or ".." in value or "//" in value:
-        raise ValueError("expected letters, digits, '.', '_', '-' and single '/' (no '..')")
-    return value
-
-
-def _int(low: int, high: int) -> Callable[[str], int]:
-    def parse(value: str) -> int:
-        text = value.strip()
-        n = whole_number(text.removeprefix("-"))  # int() would also take "٣" and "３" for 3
-        if n is None:
-            raise ValueError("expected a whole number")
-        n = -n if text.startswith("-") else n
-        if not low <= n <= high:
-            raise ValueError(f"expected a number from {low} to {high}")
-        return n
-
-    return parse
-
-
-def _positive(value: str) -> float:
-    try:
-        n = float(value)
-    except ValueError:
-        raise ValueError("expected a number") from None
-    if not n > 0 or n != n or n == float("inf"):
-        raise ValueError("expected a number above 0")
-    return n
-
-
-def _nonempty(value: str) -> str:
-    if not value.strip():
-        raise ValueError("must not be empty")
-    return value.strip()
-
-
-def _expanded(value: str) -> Path:
-    """A folder setting's path, ~ and ~user taken as the shell takes them."""
-    try:
-        return Path(value).expanduser()
-    except RuntimeError:  # ~nosuchuser
-        raise ValueError(f"no such user for {value.split('/', 1)[0]}") from None
-
-
-def _existing_dir(value: str) -> Path:
-    path = _expanded(value)
-    try:
-        if not path.exists():
-            raise ValueError("no such folder")
-        if not path.is_dir():
-            raise ValueError("not a folder")
-        return path.resolve()
-    except PermissionError:
-        closed = closed_folder(path)
-        if closed is None:
-            raise ValueError(f"cannot reach it as user {user_name()} (permission denied)") from None
-        raise ValueError(f"user {user_name()} cannot enter {closed} (permission denied): {enter_fix(closed)}") \
-            from None
-    except OSError as err:
-        raise ValueError(f"cannot reach it ({err.strerror or err})") from None
-
-
-def _state_dir(value: str) -> Path:
-    path = _expanded(value)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise ValueError(f"cannot create it as user {user_name()} ({err.strerror or err})") from None
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise ValueError(f"not writable by user {user_name()}")
-    _refuse_foreign_files(path)
-    return path.resolve()
-
-
-def _refuse_foreign_files(path: Path) -> None:
-    """What the service keeps there must be its user's to rewrite: a run by hand as root leaves files
-    only root may write, and the next start as the service's user fails on them."""
-    try:
-        entries = sorted([*path.iterdir(), *((path / "control").glob("*") if (path / "control").is_dir() else ())])
-    except OSError:
-        return
-    for entry in entries:
-        if not os.access(entry, os.R_OK | os.W_OK):
-            raise ValueError(f"user {user_name()} cannot rewrite {entry.name} in it (left by a run as another user?): "
-                             f"chown -R {user_name()} {path}")
-
-
-def _state_dir_as_is(value: str) -> Path:
-    """STATE_DIR as `check` judges it: a folder there must be writable, but none need be there yet
-    (systemd's StateDirectory= makes it at the first start); nothing is created."""
-    path = _expanded(value)
-    try:
-        if path.exists() and not path.is_dir():
-            raise ValueError("not a folder")
-        if path.exists() and not os.access(path, os.W_OK | os.X_OK):
-            raise ValueError(f"not writable by user {user_name()}")
-        if path.is_dir():
-            _refuse_foreign_files(path)
-        return path.resolve()
-    except PermissionError:
-        closed = closed_folder(path)
-        where = f"cannot enter {closed}" if closed else "cannot reach it"
-        raise ValueError(f"user {user_name()} {where} (permission denied)") from None
-    except OSError as err:
-        raise ValueError(f"cannot reach it ({err.strerror or err})") from None
-
-
-def _bounded(low: float, high: float) -> Callable[[str], float]:
-    def parse(value: str) -> float:
-        n = _positive(value)
-        if not low <= n <= high:
-            raise ValueError(f"expected a number of seconds from {low:g} to {high:g}")
-        return n
-
-    return parse
-
-
-def _bool(value: str) -> bool:
-    lowered = value.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise ValueError("expected true or false")
-
-
-def _non_negative(value: str) -> float:
-    try:
-        n = float(value)
-    except ValueError:
-        raise ValueError("expected a number") from None
-    if not 0 <= n < float("inf"):
-        raise ValueError("expected a number of seconds, 0 or more")
-    return n
-
-
-MAX_P2P_TRACKERS = 8  # each viewer holds a WebSocket to every tracker listed
-
-
-def _trackers(value: str) -> tuple[str, ...]:
-    """'' (P2P off) or comma-separated ws:// / wss:// WebTorrent tracker URLs, for the viewer's P2P."""
-    urls = tuple(part.strip() for part in value.split(",") if part.strip())
-    for url in urls:
-        parts = urlsplit(url)
-        if parts.scheme not in ("ws", "wss") or not parts.hostname:
-            raise ValueError(f"expected comma-separated ws:// or wss:// tracker URLs, got {url!r}")
-        if parts.fragment or any(c.isspace() or c in "\"\\" for c in url):
-            raise ValueError(f"expected a tracker URL without #fragment, spaces or quotes, got {url!r}")
-    if len(urls) > MAX_P2P_TRACKERS:
-        raise ValueError(f"expected at most {MAX_P2P_TRACKERS} tracker URLs")
-    return tuple(dict.fromkeys(urls))
-
-
-MAX_STUN_SERVERS = 4
-# RFC 7064: stun:host[:port] or stuns:host[:port] (the scheme in any case); an IPv6 host in brackets.
-_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
-_STUN_URL = re.compile(rf"(?i:stuns?):(\[[0-9A-Fa-f:.]+\]|{_LABEL}(?:\.{_LABEL})*)(:[0-9]{{1,5}})?")
-
-
-def _stun_servers(value: str) -> tuple[str, ...]:
-    """'none' or comma-separated stun: URLs, which P2P viewers' browsers ask for their public address."""
-    if value.strip().lower() == "none":
-        return ()
-    urls = tuple(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
-    if not urls:  # blanks or commas alone: say so rather than quietly meaning 'none'
-        raise ValueError("expected comma-separated stun:HOST[:PORT] URLs, or 'none'")
-    for url in urls:
-        match = _STUN_URL.fullmatch(url)
-        if match is None or (match[2] is not None and not 0 < int(match[2][1:]) < 65536):
-            raise ValueError(f"expected comma-separated stun:HOST[:PORT] URLs, or 'none', got {url!r}")
-    if len(urls) > MAX_STUN_SERVERS:
-        raise ValueError(f"expected at most {MAX_STUN_SERVERS} STUN URLs")
-    return urls
-
-
-@dataclass(frozen=True)
-class Address:
-    """Where a listener of its own binds (METRICS_LISTEN=HOST:PORT); an IPv6 host without its brackets."""
-
-    host: str
-    port: int
-
-    def __str__(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-
-
-def _listen(value: str) -> str | Address:
-    """'' (with the playlists), 'off', or HOST:PORT for a listener of its own."""
-    value = value.strip()
-    if value.lower() in ("", "off"):
-        return value.lower()
-    host, sep, port = value.rpartition(":")
-    number = whole_number(port, 5)
-    if not sep or not host or number is None or not 0 < number < 65536:
-        raise ValueError("expected HOST:PORT (e.g. 127.0.0.1:9464), 'off', or empty")
-    try:
-        return Address(_host(host), number)
-    except ValueError:
-        raise ValueError("expected HOST:PORT with an IP address or host name (e.g. 127.0.0.1:9464)") from None
-
-
-# A CSP frame-ancestors source: a scheme and host (a leading *. for any subdomain of a registered name:
-# two labels at least, so not *.com), an optional port (1-65535).
-_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_FRAME_SOURCE = re.compile(
-    rf"https?://(?P<wild>\*\.)?(?P<host>{_LABEL}(?:\.{_LABEL})*)(?::(?P<port>[0-9]{{1,5}}))?")
-MAX_FRAME_ANCESTORS = 16
-
-
-def _public_suffix(host: str) -> bool:
-    """Whether `host` is a public suffix (co.uk, github.io, pages.dev: names under which anyone may have a
-    site), by the Public Suffix List that the publicsuffixlist package ships (no download at run time).
-    A name the list does not know counts as one by the list's own default rule (its last label)."""
-    from publicsuffixlist import PublicSuffixList  # only for a wildcard source: it reads its list (~0.1 s)
-
-    return bool(PublicSuffixList().is_public(host.lower()))
-
-
-def _frame_ancestors(value: str) -> str:
-    """The sites that may frame the viewer page, as a CSP frame-ancestors value: 'self', 'none', '*' or
-    space- or comma-separated origins (https://example.com, https://*.example.com, http://host:8080)."""
-    words = [w for w in re.split(r"[\s,]+", value.strip()) if w]
-    if not words:
-        raise ValueError("expected 'self', 'none', '*' or space-separated origins like https://example.com")
-    if "*" in words or "'none'" in words or "none" in words:
-        if len(words) > 1:
-            raise ValueError("'*' and 'none' stand alone")
-        return "*" if words == ["*"] else "'none'"
-    sources = []
-    for word in words:
-        if word.lower() in ("self", "'self'"):
-            sources.append("'self'")
-        elif (m := _FRAME_SOURCE.fullmatch(word)) is None:
-            raise ValueError(f"expected 'self' or an origin like https://example.com (no path), got {word!r}")
-        elif m["port"] is not None and not 0 < int(m["port"]) < 65536:
-            raise ValueError(f"{word!r}: a port is 1 to 65535")
-        elif m["wild"] and ("." not in m["host"] or _public_suffix(m["host"])):
-            raise ValueError(f"{word!r} would let every site under {m['host']} (a public suffix: anyone can "
-                             "register a site there) frame the page: name the site (https://*.example.com)")
-        else:
-            sources.append(word.lower())
-    if len(sources) > MAX_FRAME_ANCESTORS:
-        raise ValueError(f"expected at most {MAX_FRAME_ANCESTORS} sources")
-    return " ".join(dict.fromkeys(sources))
-
-
-_ORIGIN = re.compile(rf"https?://{_LABEL}(?:\.{_LABEL})*(?::(?P<port>[0-9]{{1,5}}))?")
-
-
-def _viewer_sources(value: str) -> tuple[str, ...]:
-    """Other sites whose playlists the viewer page's ?src= may play: origins (https://other.example), '*'
-    for any, or empty: this service's playlists only."""
-    words = tuple(dict.fromkeys(w.lower().rstrip("/") for w in re.split(r"[\s,]+", value.strip()) if w))
-    if words == ("*",):
-        return words
-    for word in words:
-        m = _ORIGIN.fullmatch(word)
-        if m is None or (m["port"] is not None and not 0 < int(m["port"]) < 65536):
-            raise ValueError(f"expected '*' or origins like https://other.example (no path), got {word!r}")
-    if len(words) > MAX_FRAME_ANCESTORS:
-        raise ValueError(f"expected at most {MAX_FRAME_ANCESTORS} origins")
-    return words
-
-
-PATHWAY_NAMES = ("bucket", "vm", "backup")  # playlist/hls.py's pathway IDs
-
-
-def _pathways(value: str) -> tuple[str, ...]:
-    """The delivery pathways offered, in the order the multivariant playlist lists them: the bucket's
-    first, then `vm` (the service serves segments from its own copy) and/or `backup` (a second bucket,
-    BACKUP_*), each at most once."""
-    names = tuple(part.strip().lower() for part in value.split(",") if part.strip())
-    if not names or names[0] != "bucket" or len(set(names)) != len(names) or not set(names) <= set(PATHWAY_NAMES):
-        raise ValueError("expected 'bucket,vm' (content steering to the VM), 'bucket,backup' (to a second "
-                         "bucket, BACKUP_*), 'bucket,backup,vm' (both) or 'bucket' alone (none)")
-    return names
-
-
-def _optional(parse: Callable[[str], str]) -> Callable[[str], str]:
-    """A setting that may be left empty (needed only with another one: _check_together says which)."""
-    return lambda value: parse(value) if value.strip() else ""
-
-
-def _megabits(value: str) -> float:
-    n = _positive(value)
-    if n > 100_000:
-        raise ValueError("expected megabits per second, above 0 and at most 100000")
-    return n
-MAX_TITLE = 200  # characters of STREAM_TITLE; STREAM_DESCRIPTION takes MAX_DESCRIPTION
-MAX_DESCRIPTION = 1000
-
-
-def _page_text(most: int) -> Callable[[str], str]:
-    """Words the viewer page shows (its title, its description): one line of at most `most` characters,
-    no control characters; the page escapes them."""
-
-    def parse(value: str) -> str:
-        text = value.strip()
-        if len(text) > most:
-            raise ValueError(f"expected at most {most} characters, got {len(text)}")
-        if any(ord(c) < 32 or ord(c) == 127 for c in text):
-            raise ValueError("expected one line of text without control characters")
-        return text
-
-    return parse
-
-
-MAX_PROXIES = 16
-
-
-def _networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-    """Addresses or CIDR networks, comma- or space-separated ('*' refused: a proxy anyone may be is none)."""
-    networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
-    for word in text.replace(",", " ").split():
-        if word == "*":
-            raise ValueError("'*' would let any client name any address: name the proxies (addresses or "
-                             "CIDRs like 10.0.0.0/8)")
-        try:
-            networks.append(ipaddress.ip_network(word, strict=False))
-        except ValueError:
-            raise ValueError(f"expected addresses or CIDRs like 127.0.0.1 or 10.0.0.0/8, got {word!r}") from None
-    if len(networks) > MAX_PROXIES:
-        raise ValueError(f"expected at most {MAX_PROXIES} addresses or networks")
-    return tuple(dict.fromkeys(networks))
-
-
-def _choice(*options: str) -> Callable[[str], str]:
-    def parse(value: str) -> str:
-        if value.lower() not in options:
-            raise ValueError(f"expected one of {', '.join(options)}")
-        return value.lower()
-
-    return parse
 
 
 @dataclass(frozen=True)
@@ -447,104 +66,104 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("HLS_DIR", "Owncast's HLS folder (data/hls)", _existing_dir,
+    Setting("HLS_DIR", "Owncast's HLS folder (data/hls)", kinds.existing_dir,
             doc="Owncast's HLS folder, e.g. `/opt/owncast/data/hls`"),
     Setting("HLS_WATCH", "how HLS_DIR is watched: 'auto' (inotify on Linux, which says when Owncast closes "
             "a file; watchfiles elsewhere) or 'watchfiles' (a segment then counts as finished once unchanged "
-            "for 0.25 s, which every segment waits)", _choice("auto", "watchfiles"), "auto",
+            "for 0.25 s, which every segment waits)", kinds.choice("auto", "watchfiles"), "auto",
             doc="`auto`: inotify on Linux (it says when Owncast closes each segment), watchfiles elsewhere; "
                 "`watchfiles`: watchfiles on Linux too (each segment then waits until unchanged for 0.25 s, "
                 "see [Whole segments](../how-it-works.md#whole-segments-only))"),
-    Setting("S3_ENDPOINT_URL", "S3 API endpoint, e.g. https://<ACCOUNT_ID>.r2.cloudflarestorage.com", _url,
+    Setting("S3_ENDPOINT_URL", "S3 API endpoint, e.g. https://<ACCOUNT_ID>.r2.cloudflarestorage.com", kinds.url,
             doc="`https://<ACCOUNT_ID>.r2.cloudflarestorage.com`"),
-    Setting("S3_REGION", "S3 region; R2 takes 'auto'", _nonempty, "auto",
+    Setting("S3_REGION", "S3 region; R2 takes 'auto'", kinds.nonempty, "auto",
             doc="R2 takes `auto`"),
-    Setting("AWS_ACCESS_KEY_ID", "R2 API token's access key id", _nonempty),
+    Setting("AWS_ACCESS_KEY_ID", "R2 API token's access key id", kinds.nonempty),
     Setting("AWS_SECRET_ACCESS_KEY", "R2 API token's secret (prefer the environment or .env to a flag)",
-            _nonempty, secret=True,
+            kinds.nonempty, secret=True,
             doc="R2 API token's secret (keep it in the environment or `.env`, not on the command line)"),
-    Setting("AWS_BUCKET_NAME", "bucket the segments go to", _bucket,
+    Setting("AWS_BUCKET_NAME", "bucket the segments go to", kinds.bucket_name,
             doc="the bucket"),
     Setting("R2_PUBLIC_URL", "public base URL viewers fetch segments from (custom domain or r2.dev); not used "
-            "with SEGMENT_URLS=presigned", _optional_url, "",
+            "with SEGMENT_URLS=presigned", kinds.optional_url, "",
             doc="Required (unless `SEGMENT_URLS=presigned`): base URL viewers fetch segments from: your "
                 "custom domain (production) or `https://pub-<id>.r2.dev` (testing only: rate limited)"),
-    Setting("R2_KEY_PREFIX", "folder in the bucket; keys are PREFIX/<variant>/<file>", _prefix, "live",
+    Setting("R2_KEY_PREFIX", "folder in the bucket; keys are PREFIX/<variant>/<file>", kinds.key_prefix, "live",
             doc="folder in the bucket"),
-    Setting("HOST", "address to listen on; the tunnel connects locally", _host, "127.0.0.1",
+    Setting("HOST", "address to listen on; the tunnel connects locally", kinds.host, "127.0.0.1",
             doc="listen address; the tunnel connects locally"),
-    Setting("PORT", "port to listen on (0 picks a free one)", _int(0, 65535), "3000",
+    Setting("PORT", "port to listen on (0 picks a free one)", kinds.whole(0, 65535), "3000",
             doc="listen port (`0` picks a free one and logs it)"),
-    Setting("STATE_DIR", "folder for what the service remembers across restarts", _state_dir, "state",
+    Setting("STATE_DIR", "folder for what the service remembers across restarts", kinds.state_dir, "state",
             doc="where the service keeps what it must remember across restarts: numbering, windows, pending "
                 "deletes (`state.json`, written whole and atomically at compaction, and `state.journal`, a "
                 "line appended per save), `served` (how far versions went while saves failed), and `lock`, "
                 "held while it runs: one service per `STATE_DIR`"),
     Setting("WINDOW_SECONDS", "length of the live playlist window (at least 3 target durations)",
-            _positive, "30",
+            kinds.positive, "30",
             doc="live window length; never less than 3 target durations"),
     Setting("REWIND_SECONDS", "how far behind the live edge viewers can seek: the live playlists list this "
             "much of the stream, players still start at the edge (0 = off; docs/rewind-and-clips.md says what it costs)",
-            _int(0, MAX_REWIND_SECONDS), str(DEFAULT_REWIND_SECONDS),
+            kinds.whole(0, MAX_REWIND_SECONDS), str(DEFAULT_REWIND_SECONDS),
             doc="how far behind the live edge viewers can seek: the live playlists list this much of the "
                 "stream (players still start at the live edge), and clips can be made of it; `0` = off, at "
                 "most `14400` (4 h); see [Rewind and clips](../rewind-and-clips.md#rewind-and-clips) for "
                 "what it costs"),
-    Setting("TARGET_DURATION", "playlist target duration in s; 0 takes Owncast's", _int(0, 60), "0",
+    Setting("TARGET_DURATION", "playlist target duration in s; 0 takes Owncast's", kinds.whole(0, 60), "0",
             doc="playlist target duration; `0` takes Owncast's"),
-    Setting("UPLOAD_CONCURRENCY", "uploads in flight at once", _int(1, 256), "8",
+    Setting("UPLOAD_CONCURRENCY", "uploads in flight at once", kinds.whole(1, 256), "8",
             doc="uploads in flight at once (also the connection pool size)"),
     # A hung PUT holds back its variant's listing: keep this near a couple of segment durations.
-    Setting("UPLOAD_TIMEOUT", "seconds one upload attempt may take before it is retried", _positive, "5"),
+    Setting("UPLOAD_TIMEOUT", "seconds one upload attempt may take before it is retried", kinds.positive, "5"),
     Setting("BLOCKING_RELOAD", "advertise and honour LL-HLS blocking playlist reload (_HLS_msn): players get "
-            "each new segment as soon as it is listed instead of polling", _bool, "true",
+            "each new segment as soon as it is listed instead of polling", kinds.boolean, "true",
             doc="advertise and honour LL-HLS blocking playlist reload (`_HLS_msn`), so players get a new "
                 "segment as soon as it is listed instead of polling"),
     Setting("PUBLISH_PLAYLISTS", "also upload every playlist version to the bucket (PREFIX/master.m3u8, "
             "PREFIX/<variant>/playlist.m3u8), so viewers can load playlists from the CDN and not from this VM",
-            _bool, "false",
+            kinds.boolean, "false",
             doc="also write every playlist version to the bucket (`PREFIX/master.m3u8`, "
                 "`PREFIX/<n>/playlist.m3u8`), so viewers load playlists from the CDN and the VM serves no "
                 "viewer at all; see [Playlists at the edge](../low-latency.md#playlists-at-the-edge)"),
     Setting("SEGMENT_URLS", "'public' (R2_PUBLIC_URL/key) or 'presigned' (private bucket: each segment is "
-            "listed with a GET URL signed once for PRESIGN_EXPIRY seconds)", _choice("public", "presigned"),
+            "listed with a GET URL signed once for PRESIGN_EXPIRY seconds)", kinds.choice("public", "presigned"),
             "public",
             doc="`public`: segments listed as `R2_PUBLIC_URL/key`; `presigned`: a private bucket, each "
                 "segment listed with a GET URL signed once; see [Private "
                 "bucket](../low-latency.md#private-bucket-presigned-segment-urls)"),
     Setting("PRESIGN_EXPIRY", "lifetime in seconds of presigned segment URLs; must outlast a segment's whole "
-            "time in the playlists (at most 7 days)", _int(60, 604800), "3600",
+            "time in the playlists (at most 7 days)", kinds.whole(60, 604800), "3600",
             doc="lifetime of presigned URLs in seconds; must be at least 3 × the window listed (the larger "
                 "of `WINDOW_SECONDS` and `REWIND_SECONDS`) + `CLEANUP_MARGIN` (checked at start-up), at most"
                 " 7 days"),
-    Setting("DELETE_OLD_SEGMENTS", "delete segments from the bucket once no playlist may list them", _bool, "true"),
+    Setting("DELETE_OLD_SEGMENTS", "delete segments from the bucket once no playlist may list them", kinds.boolean, "true"),
     Setting("CLEANUP_MARGIN", "extra seconds a segment stays after the spec allows deleting it (CDN copies)",
-            _non_negative, "60",
+            kinds.non_negative, "60",
             doc="seconds a segment stays beyond what the spec requires (copies a CDN still holds)"),
     Setting("KEEP_RECORDINGS", "keep every stream: nothing is deleted and a VOD playlist of it is written "
-            "to the bucket when it ends", _bool, "false",
+            "to the bucket when it ends", kinds.boolean, "false",
             doc="keep every stream: nothing is deleted, and a VOD playlist of the whole stream is written "
                 "next to its segments when it ends"),
     Setting("MAX_CLIPS", "clips kept at most (hls-broadcaster clip); past it a new clip is refused until one is "
-            "deleted", _int(1, MOST_CLIPS), "100",
+            "deleted", kinds.whole(1, MOST_CLIPS), "100",
             doc="clips kept at most (1 to 10,000); past it `hls-broadcaster clip` is refused with one line "
                 "until a clip is deleted; see [Rewind and clips](../rewind-and-clips.md#rewind-and-clips)"),
     Setting("METRICS_LISTEN", "where /metrics is served: empty = with the playlists, 'off', or HOST:PORT of "
-            "its own (keeps it off the public tunnel)", _listen, "",
+            "its own (keeps it off the public tunnel)", kinds.listen, "",
             doc="where `/metrics` is served: empty = on `PORT`, `off`, or `HOST:PORT` of its own (keeps it "
                 "off the tunnel)"),
     Setting("HEADER_TIMEOUT", "seconds a new connection may take to send its first complete request head "
-            "before it is closed (idle and half-sent connections must not hold file handles)", _positive, "10",
+            "before it is closed (idle and half-sent connections must not hold file handles)", kinds.positive, "10",
             doc="seconds a new connection may take to send its first request head before it is closed; see "
                 "[Limits](../limits.md#limits)"),
     Setting("WRITE_TIMEOUT", "seconds a client may take to accept what is being sent to it before its connection "
-            "is closed (a client that never reads must not hold memory and handles)", _positive, "30",
+            "is closed (a client that never reads must not hold memory and handles)", kinds.positive, "30",
             doc="seconds a client may take to accept what is being sent to it (a playlist, a viewer file, an"
                 " event) before its connection is closed; see [Limits](../limits.md#limits)"),
     Setting("TRUST_CF_CONNECTING_IP", "take each viewer's address from Cloudflare's CF-Connecting-IP header, to "
             "cap held blocking requests per viewer; only when every connection comes through the Cloudflare "
             "tunnel (HOST=127.0.0.1), since a client reaching the port directly could name any address",
-            _bool, "false",
+            kinds.boolean, "false",
             doc="`true` when every connection comes through the Cloudflare tunnel (cloudflared on this "
                 "machine, `HOST=127.0.0.1`: `deploy/env.example` sets both): each viewer's address is then "
                 "read from Cloudflare's `CF-Connecting-IP` header, one address may hold at most 20 pages in "
@@ -557,7 +176,7 @@ SETTINGS: tuple[Setting, ...] = (
                 "one else"),
     Setting("FORWARDED_ALLOW_IPS", "reverse proxies (nginx, Caddy) trusted to name the viewer in "
             "X-Forwarded-For or Forwarded: comma-separated addresses or CIDRs; empty = none (each connection's "
-            "own address counts)", _networks, "",
+            "own address counts)", kinds.networks, "",
             doc="the reverse proxies in front of the service (nginx, Caddy, a load balancer) trusted to name "
                 "each viewer in `X-Forwarded-For` (or `Forwarded`): comma-separated addresses or CIDRs, e.g. "
                 "`127.0.0.1` for a proxy on this machine. The viewer is the right-most address in that header "
@@ -567,7 +186,7 @@ SETTINGS: tuple[Setting, ...] = (
                 "(../production.md#behind-a-reverse-proxy)"),
     Setting("P2P_TRACKERS", "viewers share segments peer to peer (WebRTC), the bucket stays the fallback: "
             "comma-separated ws:// or wss:// WebTorrent tracker URLs (your own: broadcaster/tracker/); empty = off",
-            _trackers, "",
+            kinds.trackers, "",
             doc="viewers of the bundled page share segments peer to peer (WebRTC, P2P Media Loader) with the"
                 " bucket as the fallback: comma-separated `ws://` or `wss://` WebTorrent tracker URLs, at "
                 "most 8. Run your own (`broadcaster/tracker/`, `deploy/tracker/`); never a public tracker. "
@@ -575,86 +194,86 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("P2P_STUN_SERVERS", "with P2P on: comma-separated stun:HOST[:PORT] URLs viewers' browsers ask for their "
             "public address (each sees every viewer's address), or 'none' (peers then meet only on one network); "
             "the default is Cloudflare's, which viewers already reach through the tunnel and the bucket",
-            _stun_servers, "stun:stun.cloudflare.com:3478",
+            kinds.stun_servers, "stun:stun.cloudflare.com:3478",
             doc="with P2P on: the STUN servers viewers' browsers ask for their public address "
                 "(comma-separated `stun:HOST[:PORT]`, at most 4), each of which sees every viewer's address;"
                 " Cloudflare's is already in every viewer's path. `none`: peers meet only on one network"),
     Setting("VIEWER_TIMEOUT", "seconds a viewer page stays counted after its last heartbeat (it beats every "
             "third of this while playing); also how fast a closed tab leaves the count when its goodbye is lost",
-            _bounded(3, 600), "30",
+            kinds.bounded(3, 600), "30",
             doc="seconds a viewer page stays counted after its last heartbeat (3 to 600); the page beats "
                 "every third of it while playing; see [Viewers watching](../viewers.md#viewers-watching)"),
     Setting("SHOW_VIEWER_COUNT", "show \"N watching\" on the viewer page (the count is in /metrics and /health "
-            "either way)", _bool, "true",
+            "either way)", kinds.boolean, "true",
             doc="show \"N watching\" on the viewer page; the count is in `/metrics` and `/health` either way"),
     Setting("OWNCAST_URL", "Owncast's public URL as viewers' browsers reach it (e.g. https://stream.example.com): "
             "the viewer page pings its /api/ping while playing, so Owncast's own viewer count includes this "
-            "page's viewers; empty = off", _optional_url, "",
+            "page's viewers; empty = off", kinds.optional_url, "",
             doc="Owncast's public URL as viewers' browsers reach it (`https://owncast.example.com`): the "
                 "viewer page pings its `/api/ping` while playing, so Owncast's own count includes this "
                 "page's viewers, and sends its `/api/metrics/playback` the playback report Owncast's own "
                 "page sends, so its Stream Health includes them too"),
     Setting("STREAM_TITLE", "the viewer page's title and heading; empty = Owncast's server name (from its "
-            "/api/config) when OWNCAST_URL is set, else 'Live stream'", _page_text(MAX_TITLE), "",
+            "/api/config) when OWNCAST_URL is set, else 'Live stream'", kinds.page_text(MAX_TITLE), "",
             doc="the viewer page's title and heading (one line, at most 200 characters); empty: the name "
                 "Owncast gives its server (its `/api/config`) when `OWNCAST_URL` is set, else \"Live stream\"; "
                 "see [The page's words](../viewers.md#the-pages-words)"),
     Setting("STREAM_DESCRIPTION", "a line under the viewer page's heading; empty = Owncast's summary (from its "
-            "/api/config) when OWNCAST_URL is set, else none", _page_text(MAX_DESCRIPTION), "",
+            "/api/config) when OWNCAST_URL is set, else none", kinds.page_text(MAX_DESCRIPTION), "",
             doc="a line under the viewer page's heading (at most 1000 characters); empty: Owncast's server "
                 "summary (its `/api/config`) when `OWNCAST_URL` is set, else none"),
     Setting("FRAME_ANCESTORS", "sites allowed to show the viewer page in a frame (embedding, /embed): 'self', "
             "space-separated origins like https://example.com or https://*.example.com, '*' for any, or 'none'",
-            _frame_ancestors, "'self'",
+            kinds.frame_ancestors, "'self'",
             doc="the sites allowed to show the viewer page in a frame: `'self'`, space-separated origins "
                 "(`https://www.example.com https://*.example.org`), `*` for any, or `none`; see [Embedding "
                 "the player](../viewers.md#embedding-the-player)"),
     Setting("VIEWER_SOURCES", "other sites whose playlists the viewer page (/ and /embed) may play with "
             "?src=: space-separated origins like https://other.example, or '*' for any; empty = this "
             "service's own playlists only (a link to this site cannot make it play someone else's stream)",
-            _viewer_sources, "",
+            kinds.viewer_sources, "",
             doc="other sites whose playlists the viewer page (`/` and `/embed`) may play with `?src=`: "
                 "space-separated origins (`https://other.example`) or `*`; empty: only this service's "
                 "playlists (its `/live/` and `/hls/` paths, and the bucket's copies it plays from), so a "
                 "link to this site cannot make it play someone else's stream"),
     Setting("PATHWAYS", "delivery pathways players are offered, best first (HLS content steering): 'bucket,vm' "
             "(the default: when the bucket fails, the service steers players to segments it serves from its own "
-            "copy, through the tunnel), or 'bucket' alone: no steering", _pathways, "bucket,vm",
+            "copy, through the tunnel), or 'bucket' alone: no steering", kinds.pathways, "bucket,vm",
             doc="the delivery pathways the multivariant playlist offers, in the order players should prefer "
                 "them (HLS content steering): `bucket,vm` (default: when the bucket fails for a target "
                 "duration, or viewers' reports show it failing, the service steers players to segments it "
                 "serves itself from its own copy, through the tunnel, and back when the bucket has caught "
                 "up), or `bucket` alone: no steering; see [Steering](../steering.md)"),
     Setting("BACKUP_S3_ENDPOINT_URL", "with 'backup' in PATHWAYS: the S3 API endpoint of a second bucket, at "
-            "another provider (e.g. https://s3.eu-central-1.amazonaws.com)", _optional(_url), "",
+            "another provider (e.g. https://s3.eu-central-1.amazonaws.com)", kinds.optional(kinds.url), "",
             doc="with `backup` in `PATHWAYS`: the S3 API endpoint of a second bucket, best at another provider "
                 "than Cloudflare (a Cloudflare-wide failure takes R2 down with it); see [A second "
                 "bucket](../steering.md#a-second-bucket)"),
-    Setting("BACKUP_S3_REGION", "the second bucket's S3 region", _nonempty, "auto",
+    Setting("BACKUP_S3_REGION", "the second bucket's S3 region", kinds.nonempty, "auto",
             doc="the second bucket's region (`auto` for R2; AWS wants the bucket's own, e.g. `eu-central-1`)"),
-    Setting("BACKUP_ACCESS_KEY_ID", "the second bucket's access key id", _optional(_nonempty), ""),
+    Setting("BACKUP_ACCESS_KEY_ID", "the second bucket's access key id", kinds.optional(kinds.nonempty), ""),
     Setting("BACKUP_SECRET_ACCESS_KEY", "the second bucket's secret (prefer the environment or .env to a flag)",
-            _optional(_nonempty), "", secret=True,
+            kinds.optional(kinds.nonempty), "", secret=True,
             doc="the second bucket's secret (keep it in the environment or `.env`, not on the command line)"),
     Setting("BACKUP_BUCKET_NAME", "the second bucket; segments get the same keys as in the first "
-            "(R2_KEY_PREFIX/<variant>/<file>)", _optional(_bucket), "",
+            "(R2_KEY_PREFIX/<variant>/<file>)", kinds.optional(kinds.bucket_name), "",
             doc="the second bucket; each segment gets the same key as in the first (`R2_KEY_PREFIX/<n>/<file>`)"),
     Setting("BACKUP_PUBLIC_URL", "public base URL viewers fetch the second bucket's segments from (its "
-            "CDN or public bucket URL)", _optional_url, "",
+            "CDN or public bucket URL)", kinds.optional_url, "",
             doc="the public base URL viewers fetch the second bucket's segments from (its CDN, or the "
                 "bucket's public URL); it must answer cross-origin GETs (CORS) like R2_PUBLIC_URL"),
     Setting("VM_SEGMENT_MBPS", "the most segment bytes the VM sends while players are steered to it, in "
             "megabits per second (behind a CDN that caches them it sends about one copy per data center)",
-            _megabits, "50",
+            kinds.megabits, "50",
             doc="the most segment bytes the VM's pathway sends, in megabits per second averaged over 10 s "
                 "(past it: 503, and players retry); behind a Cloudflare cache rule the VM sends about one "
                 "copy per data center, see [what it costs](../steering.md#what-it-costs)"),
     Setting("VM_COPIES_MB", "disk space for the VM's copy of finished segments (STATE_DIR/segments), in MB: "
-            "enough for the window and REWIND_SECONDS at the stream's bitrate", _int(16, 10_000_000), "1024",
+            "enough for the window and REWIND_SECONDS at the stream's bitrate", kinds.whole(16, 10_000_000), "1024",
             doc="disk space for the VM's own copy of each finished segment, kept for the live window and "
                 "`REWIND_SECONDS` under `STATE_DIR/segments`, oldest dropped first past it; 1024 MB holds "
                 "about 28 minutes of a 5 Mbit/s stream (all variants together)"),
-    Setting("LOG_LEVEL", "debug, info, warning or error", _choice("debug", "info", "warning", "error"), "info",
+    Setting("LOG_LEVEL", "debug, info, warning or error", kinds.choice("debug", "info", "warning", "error"), "info",
             doc="`debug`, `info`, `warning` or `error`"),
 )
 
@@ -830,13 +449,13 @@ def load_settings(
         if raw is None:
             problems.append(f"{s.name} is not set: {s.help} (set it in the environment, a .env file or {s.flag})")
             continue
-        parse = _state_dir_as_is if s.name == "STATE_DIR" and not make_state_dir else s.parse
+        parse = kinds.state_dir_as_is if s.name == "STATE_DIR" and not make_state_dir else s.parse
         try:
             if _CONTROL.search(raw):  # no setting takes one; a line break would split the messages too
                 raise ValueError("contains a control character (a line break, a tab, NUL...)")
             values[s.field] = parse(raw)
         except ValueError as err:
-            shown = "" if s.secret else f"={_shown(raw)!r}"
+            shown = "" if s.secret else f"={kinds.shown(raw)!r}"
             problems.append(f"{source}{shown}: {err}")
     if problems:
         raise SettingsError(*problems)
