@@ -6,7 +6,7 @@ manifest adds when nothing fails; every figure against a baseline of the same ru
 
 Real parts: SeaweedFS on 127.0.0.1 behind the test rig's two gates (tests/support/gates.py: one on the
 service's way to the bucket, one on the viewers'), the whole service in a process of its own as an
-operator runs it (PATHWAYS at its default, bucket,vm), fed by bench/rig.py's Owncast writer (real
+operator runs it with the VM's pathway (PATHWAYS=bucket,vm), fed by bench/rig.py's Owncast writer (real
 ffmpeg 1 s segments, 1200 kbit/s, written in place the way Owncast writes them), Debian's nginx running
 deploy/nginx-cache.conf as shipped but for the three strings its header names.
 
@@ -405,7 +405,7 @@ async def main(args: argparse.Namespace) -> int:
         try:
             async with BucketGates(ws.s3) as gates:
                 env = ws.env(hls_dir, S3_ENDPOINT_URL=gates.service_url, R2_PUBLIC_URL=gates.public_url,
-                             UPLOAD_TIMEOUT="2", WINDOW_SECONDS=str(WINDOW))
+                             UPLOAD_TIMEOUT="2", WINDOW_SECONDS=str(WINDOW), PATHWAYS="bucket,vm")
                 service = await start_service(env, ws.folder("service"))
                 nginx = NginxCache(ws.work / "nginx", service.url.removeprefix("http://"))
                 rig = Rig(service, gates, nginx)

@@ -50,8 +50,10 @@ class Metrics:
             f"{_NS}_segments_seen", "Segments Owncast listed that we have not seen before", ["variant"],
             registry=r,
         )
+        # The buckets' families: one series per bucket pathway (`pathway`: bucket, backup...), each bucket's
+        # uploader and cleaner writing through a BucketMetrics.
         self.segments_uploaded = Counter(
-            f"{_NS}_segments_uploaded", "Segments (and init sections) stored in the bucket", ["variant"],
+            f"{_NS}_segments_uploaded", "Segments (and init sections) stored in the bucket", ["pathway", "variant"],
             registry=r,
         )
         self.segments_listed = Counter(
@@ -80,10 +82,10 @@ class Metrics:
             registry=r,
         )
         self.upload_failures = Counter(
-            f"{_NS}_upload_failures", "Failed upload attempts (each is retried)", ["reason"], registry=r
+            f"{_NS}_upload_failures", "Failed upload attempts (each is retried)", ["pathway", "reason"], registry=r
         )
         self.bytes_uploaded = Counter(
-            f"{_NS}_uploaded_bytes", "Bytes stored in the bucket", ["variant"], registry=r
+            f"{_NS}_uploaded_bytes", "Bytes stored in the bucket", ["pathway", "variant"], registry=r
         )
         self.target_duration = Gauge(
             f"{_NS}_target_duration_seconds", "EXT-X-TARGETDURATION of the playlists served now", registry=r,
@@ -109,7 +111,7 @@ class Metrics:
             registry=r,
         )
         self.upload_duration = Histogram(
-            f"{_NS}_upload_duration_seconds", "Time of one successful PutObject, retries excluded",
+            f"{_NS}_upload_duration_seconds", "Time of one successful PutObject, retries excluded", ["pathway"],
             buckets=_LATENCY_BUCKETS, registry=r,
         )
         self.listing_delay = Histogram(
@@ -135,13 +137,18 @@ class Metrics:
             registry=r,
         )
         self.cleanup_deleted = Counter(
-            f"{_NS}_cleanup_deleted", "Old segments deleted from the bucket", registry=r
+            f"{_NS}_cleanup_deleted", "Old segments deleted from the bucket", ["pathway"], registry=r
         )
         self.cleanup_pending = Gauge(
-            f"{_NS}_cleanup_pending", "Old segments waiting until they may be deleted", registry=r
+            f"{_NS}_cleanup_pending", "Old segments waiting until they may be deleted", ["pathway"], registry=r
         )
         self.storage_up = Gauge(
-            f"{_NS}_storage_up", "1 if the last storage operation succeeded", registry=r
+            f"{_NS}_storage_up", "1 if the last storage operation succeeded", ["pathway"], registry=r
+        )
+        self.upload_wait = Gauge(
+            f"{_NS}_upload_wait_seconds",
+            "How long the oldest upload to the bucket not landed yet has waited (0: none waits)", ["pathway"],
+            registry=r,
         )
         self.playlist_uploads = Counter(
             f"{_NS}_playlist_uploads", "Playlist versions written to the bucket (PUBLISH_PLAYLISTS)", ["result"],
@@ -182,6 +189,37 @@ class Metrics:
         )
         self.build = Info(f"{_NS}_build", "Version of the service", registry=r)
         self.build.info({"version": __version__, "python": platform.python_version()})
+
+
+class _Labelled:
+    """A family with its `pathway` label given: `.labels(**others)` asks for the rest."""
+
+    def __init__(self, family: Counter, pathway: str) -> None:
+        self._family = family
+        self._pathway = pathway
+
+    def labels(self, **labels: str) -> Counter:
+        return self._family.labels(pathway=self._pathway, **labels)
+
+
+class BucketMetrics:
+    """One bucket's series of the buckets' families (Metrics), labelled with its pathway: what its
+    uploader and its cleaner write. Every bucket is one, the first included (`pathway="bucket"`)."""
+
+    def __init__(self, metrics: Metrics, pathway: str) -> None:
+        self.pathway = pathway
+        self.storage_up = metrics.storage_up.labels(pathway=pathway)
+        self.upload_wait = metrics.upload_wait.labels(pathway=pathway)
+        self.upload_duration = metrics.upload_duration.labels(pathway=pathway)
+        self.cleanup_deleted = metrics.cleanup_deleted.labels(pathway=pathway)
+        self.cleanup_pending = metrics.cleanup_pending.labels(pathway=pathway)
+        self.upload_failures = _Labelled(metrics.upload_failures, pathway)
+        self.segments_uploaded = _Labelled(metrics.segments_uploaded, pathway)
+        self.bytes_uploaded = _Labelled(metrics.bytes_uploaded, pathway)
+
+    @classmethod
+    def of(cls, metrics: Metrics | BucketMetrics, pathway: str = "bucket") -> BucketMetrics:
+        return metrics if isinstance(metrics, BucketMetrics) else cls(metrics, pathway)
 
 
 class PlaylistRequests(Collector):

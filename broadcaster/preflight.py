@@ -27,7 +27,7 @@ from urllib.parse import quote, urlsplit
 import aiohttp
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .bucket import second_check
+from .bucket import public_check
 from .bucket.store import S3Store, StoreError
 from . import files
 from .bucket.urls import S3Signer
@@ -141,14 +141,28 @@ async def run_checks(settings: Settings, *, print_line: PrintLine, warnings: lis
         await _check_bucket(settings, store, report)
     finally:
         await store.close()
-    if hls.BACKUP_PATHWAY in settings.pathways:
-        said = {"ok": report.ok, "FAIL": report.fail, "skip": report.skip}
-        await second_check.check(settings, lambda status, text: said[status](text))
+    said = {"ok": report.ok, "FAIL": report.fail, "skip": report.skip}
+    for bucket in settings.extra_buckets:
+        await public_check.check(bucket, settings.r2_key_prefix, settings.upload_timeout,
+                                 lambda status, text: said[status](text))
+    _check_cdn_terms(settings, report)
     if report.failures:
         report.note(f"{report.failures} check(s) failed: fix what is named above and run it again.")
     else:
         report.note("all checks passed: the service can store segments and viewers can fetch them.")
     return report.failures == 0
+
+
+def _check_cdn_terms(settings: Settings, report: _Report) -> None:
+    """The VM's pathway through the tunnel: video not hosted on R2 through Cloudflare's CDN, which its
+    self-serve terms do not allow (docs/steering.md#cloudflares-terms). Said each time, not refused: a
+    bounded emergency the operator may choose knowingly."""
+    if hls.VM_PATHWAY in settings.pathways and not settings.vm_pathway_url:
+        report.warn("PATHWAYS names vm without VM_PATHWAY_URL: while the bucket fails the VM's segments go to "
+                    "viewers through Cloudflare's CDN, which Cloudflare's self-serve terms allow only for video "
+                    "hosted on R2, Stream or Images (it may limit the zone). Prefer a second bucket at another "
+                    "provider (PATHWAYS=bucket,backup) or the VM's pathway on a hostname Cloudflare does not "
+                    "proxy (VM_PATHWAY_URL); docs/steering.md#cloudflares-terms")
 
 
 # -- this machine -----------------------------------------------------------------------------------

@@ -10,18 +10,16 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from .bucket.cleaner import Cleaner
+from .bucket.bucket import Bucket
+from .bucket.held import Held
 from .bucket.mirror import PlaylistMirror
 from .bucket.recorder import Recorder
-from .bucket.checks import BucketChecks
-from .bucket.store import S3Store
-from .bucket.store_thread import StoreThread
-from .bucket.uploader import Uploader
 from .bucket.urls import segment_urls
 from .clips.book import CLIPS_FILE, ClipBook
 from .http import LiveEvents, Pathways, PlaylistOptions, ViewerOptions, Viewers, create_app, create_metrics_app, limits
@@ -31,7 +29,9 @@ from .http.serving import serving
 from .http.steered import pathways as steered_pathways
 from .metrics import AudienceMetrics, ConnectionMetrics, Metrics
 from .playlist.options import WindowOptions
+from .playlist.pathway import BUCKET, VM, BaseUris, Pathway, VmUris
 from .publish.config import PublisherConfig
+from .publish.pathways import FIRST, PathwayPlan
 from .publish.publisher import Publisher
 from .publish.release import ListedHook, Outlets
 from .publish.visible import VisiblePlaylists
@@ -45,13 +45,10 @@ from .state.disk import DirectoryBusy, DirectoryLock, StateFile
 from .state.journal import JournaledState
 from .state.snapshots import Snapshots, register_parts
 from .playlist import hls
-from .bucket.second import SecondBucket
-from .steering.backup import AheadPlaylists
-from .steering.bucket_pathway import ListedAtVm
-from .steering.copies import Copies
 from .steering.metrics import PathwayCounts, SteeringMetrics
+from .steering.plan import steered_plan
 from .steering.policy import BucketSignals, SteeringPolicy, refusal
-from .steering.probe import SteeringLoop
+from .steering.probe import Newest, Probe, SteeringLoop
 from .steering.reports import PathwayReports
 from .status.assessment import HealthReport
 from .status.audience import Audience
@@ -139,14 +136,15 @@ class Service:
             # The event hub first: publishing tells it each listing (an outlet of the Release).
             self.events = EventHub(max_streams=self.budget.events, write_timeout=self.settings.write_timeout,
                                    on_refused=functools.partial(self.connection_metrics.rejected, "events"))
-            self._build_bucket(settings)
-            if self.copies is not None:
+            self._build_buckets(settings)
+            if self.held is not None:
                 try:
-                    self.copies.open()
+                    self.held.open()
                 except OSError as err:
-                    raise StartupError(f"cannot keep the VM's segment copies in {self.copies.folder} "
-                                       f"(PATHWAYS names a second pathway): {err.strerror or err}") from None
-                held.callback(self.copies.close)
+                    raise StartupError(f"cannot keep segment copies in {self.held.folder} (PATHWAYS names a "
+                                       f"second pathway): {err.strerror or err}") from None
+                held.callback(self.held.close)
+            self._build_steering(settings)
             self._build_publishing(settings)
             held.callback(self.state.close)  # the journal's file, after the last save
             self._build_clips(settings)
@@ -158,50 +156,58 @@ class Service:
             self._parts = contextlib.AsyncExitStack()
             self._parts.enter_context(held.pop_all())
 
-    def _build_bucket(self, s: Settings) -> None:
-        """Everything that writes to or deletes from the bucket."""
-        # On a loop of its own: a crowd of viewers on the serving loop must not time uploads out.
-        self.store = StoreThread(S3Store(
-            endpoint_url=s.s3_endpoint_url,
-            region=s.s3_region,
-            access_key=s.aws_access_key_id,
-            secret_key=s.aws_secret_access_key,
-            bucket=s.aws_bucket_name,
-            max_connections=s.upload_concurrency,
-            read_timeout=s.upload_timeout,
-        ))
-        # The VM's pathway serves its own copy of each finished segment (content steering, PATHWAYS); a
-        # second bucket's uploads send that copy too.
-        self.copies = (Copies(s.state_dir, max_bytes=s.vm_copies_mb * 1024 * 1024, keep_for=s.segment_url_life)
-                       if s.steering else None)
-        self.second = SecondBucket.of(s, self.copies, lambda: self.playlists.target_duration,
-                                      self.metrics.registry)
-        self.uploader = Uploader(
-            self.store, self.metrics, concurrency=s.upload_concurrency, attempt_timeout=s.upload_timeout,
-            keeper=self.second.teed if self.second is not None else self.copies,
-        )
-        self.checks = BucketChecks(self.store, self.uploader, timeout=s.upload_timeout,
-                                   uploads_pending=lambda: self.publisher.queue_depth,
-                                   refused=lambda reason: refusal(False, reason) is not None)
+    def _build_buckets(self, s: Settings) -> None:
+        """Every bucket PATHWAYS names, one Bucket each, the first bucket's first; what the service holds
+        of each segment for them (with a second pathway); what only the first bucket does."""
+        # With a second pathway each segment is read once and held: the VM's pathway serves it, every
+        # bucket's upload sends it, and a failed upload keeps a copy (bucket/held.py).
+        self.held = (Held(s.hls_dir, s.state_dir, max_bytes=s.vm_copies_mb * 1024 * 1024, keep_for=s.segment_url_life,
+                          buckets=[b.pathway for b in s.buckets]) if s.steering else None)
+        cleans = s.delete_old_segments and not s.keep_recordings  # kept streams are never cleaned up
+        self.buckets = {b.pathway: Bucket(b, self.metrics, concurrency=s.upload_concurrency, timeout=s.upload_timeout,
+                                          holder=self.held, cleans=cleans, cleanup_margin=s.cleanup_margin,
+                                          uploads_pending=lambda: self.publisher.queue_depth,
+                                          refused=lambda reason: refusal(False, reason) is not None)
+                        for b in s.buckets}
+        first = self.buckets[hls.BUCKET_PATHWAY]
+        self.store, self.uploader, self.checks, self.cleaner = first.store, first.uploader, first.checks, first.cleaner
         self.mirror = (
             PlaylistMirror(self.store, self.metrics, attempt_timeout=s.upload_timeout) if s.publish_playlists else None
         )
-        # Kept streams are never cleaned up; otherwise segments go once no playlist may list them.
         self.recorder = Recorder(self.uploader, s.state_dir, s.r2_key_prefix) if s.keep_recordings else None
-        self.cleaner = (
-            Cleaner(self.store, self.metrics, margin=s.cleanup_margin)
-            if s.delete_old_segments and not s.keep_recordings else None
-        )
+
+    def _build_steering(self, s: Settings) -> None:
+        """The pathways (PATHWAYS), and with more than one, the policy that orders them and what runs it."""
+        self.steering: SteeringPolicy | None = None
+        self.steering_loop: SteeringLoop | None = None
+        self.newest = Newest()  # the first bucket's newest listing: what its probe fetches
+        records = _pathways(s)
+        if not s.steering:
+            self.plan = PathwayPlan(records)
+            return
+        buckets = {pid: BucketSignals.of_uploads(b.behind, b.outcome) for pid, b in self.buckets.items()}
+        self.steering = SteeringPolicy(s.pathways, buckets, lambda: self.playlists.target_duration,
+                                       interval=s.viewer_timeout / 3)
+        self.plan = steered_plan(records, self.steering)
+        probes = {pid: Probe(self.newest if pid == hls.BUCKET_PATHWAY else _newest_landed(b), b.checks.writes)
+                  for pid, b in self.buckets.items()}
+        self.steering_loop = SteeringLoop(self.steering, probes, on_change=self._steered)
+
+    def _steered(self, priority: tuple[str, ...]) -> None:
+        """A new priority: requests held on the pathways players leave are answered (they read it
+        sooner), and every pathway's playlists are made again (what each lists follows the priority)."""
+        for pid, playlists in self.pathway_playlists.items():
+            if pid != priority[0]:
+                playlists.answer_held()
+        self.publisher.lister.advance()
 
     def _build_publishing(self, s: Settings) -> None:
         """Owncast's playlists into ours, and the state file that remembers them (restored here)."""
         self.state = JournaledState(s.state_dir)
+        # Each pathway's playlists: what the server serves on it (the first bucket's: `playlists`).
         self.playlists = VisiblePlaylists()
-        # The VM pathway's playlists (content steering): they list each segment as soon as the VM kept
-        # it, the bucket's (`playlists`) once it is uploaded.
-        self.ahead = ((AheadPlaylists(self.second.playlists) if self.second is not None else VisiblePlaylists())
-                      if self.copies is not None else None)
-        self._build_steering(s)
+        self.pathway_playlists = {p.id: self.playlists if p.id == hls.BUCKET_PATHWAY else VisiblePlaylists()
+                                  for p in self.plan.pathways}
         # What the watcher's kernel events say of each file Owncast writes; an upload waits for its close.
         self._kernel_watch = s.hls_watch == "auto" and inotify.available()
         self.writes = Writes(s.hls_dir, kernel=self._kernel_watch)
@@ -218,33 +224,21 @@ class Service:
                 # Without saved state, number from the clock: segments are never much shorter than a
                 # second, so a lost STATE_DIR still never makes the media sequence go back.
                 first_sequence=int(time.time()),
+                pathways=self.plan,
             ),
             uploader=self.uploader, writes=self.writes, metrics=self.metrics, recorder=self.recorder,
+            others={pid: b.uploader for pid, b in self.buckets.items() if pid != hls.BUCKET_PATHWAY},
             # Its Release's: saved first, then visible (and mirrored), then told.
             outlets=Outlets(self.playlists, self.snapshots, self.mirror, on_listed=(
-                self.events.listed, *((self.steering_loop.listed,) if self.steering_loop else ()),
-                *((self._on_listed,) if self._on_listed else ())), ahead=self.ahead),
-            on_removed=self._removed if self.cleaner else None,
+                self.events.listed, *((self.newest.listed,) if self.steering_loop else ()),
+                *((self._on_listed,) if self._on_listed else ())),
+                pathways={pid: p for pid, p in self.pathway_playlists.items() if pid != hls.BUCKET_PATHWAY}),
+            on_removed=self._removed if any(b.cleaner for b in self.buckets.values()) else None,
         )
         self.release = self.publisher.release  # built, started and closed by the publisher
-        # What the bucket pathway listed at VM URIs while players were steered away (bucket_pathway.py).
-        self.listed_at_vm = ListedAtVm() if self.copies is not None and s.steering else None
-        register_parts(self.snapshots, self.publisher, self.cleaner,
-                       self.second.cleaner if self.second is not None else None, self.listed_at_vm)
+        register_parts(self.snapshots, self.publisher,
+                       {pid: b.cleaner for pid, b in self.buckets.items() if b.cleaner is not None})
         self.snapshots.restore()
-
-    def _build_steering(self, s: Settings) -> None:
-        """Content steering (PATHWAYS): the policy that orders the pathways, and what runs it."""
-        self.steering: SteeringPolicy | None = None
-        self.steering_loop: SteeringLoop | None = None
-        if not s.steering:
-            return
-        buckets = {hls.BUCKET_PATHWAY: _bucket_signals(self.uploader),
-                   **({hls.BACKUP_PATHWAY: self.second.signals} if self.second is not None else {})}
-        self.steering = SteeringPolicy(s.pathways, buckets, lambda: self.playlists.target_duration,
-                                       interval=s.viewer_timeout / 3)
-        self.steering_loop = SteeringLoop(self.steering, on_away=self.playlists.answer_held,
-                                          check_writes=self.checks.writes)
 
     def _build_clips(self, s: Settings) -> None:
         """The operator's clips, held against the cleaner from before the first run (a restart keeps them)."""
@@ -273,9 +267,9 @@ class Service:
                                  target_duration=lambda: playlists.target_duration)
         PlaybackMetrics(self.metrics.registry, self.playback)
         steering = self.steering
-        if steering is not None and self.copies is not None:
-            self.pathway_counts = PathwayCounts(lambda: steering.first != hls.BUCKET_PATHWAY)
-            SteeringMetrics(self.metrics.registry, steering, self.copies, self.pathway_counts,
+        if steering is not None and self.held is not None:
+            self.pathway_counts = PathwayCounts(lambda: steering.first != hls.BUCKET_PATHWAY, s.pathways)
+            SteeringMetrics(self.metrics.registry, steering, self.held, self.pathway_counts,
                             self.settings.vm_segment_mbps * 125_000)
         self.report = HealthReport(self.publisher.facts, self.uploader,
                                    state_error=lambda: self.snapshots.error, mirror=self.mirror,
@@ -313,27 +307,22 @@ class Service:
         )
 
     def _release_waiters(self) -> None:
-        """Stopping: every held blocking request is answered, on both pathways."""
-        self.playlists.release_waiters()
-        if self.ahead is not None:
-            self.ahead.release_waiters()
-        if self.second is not None:
-            self.second.playlists.release_waiters()
+        """Stopping: every held blocking request is answered, on every pathway."""
+        for playlists in self.pathway_playlists.values():
+            playlists.release_waiters()
 
     def _removed(self, removed: list[Removed]) -> None:
         """Segments no playlist may list any more: deleted from each bucket in its time."""
-        if self.cleaner is not None:
-            self.cleaner.schedule(removed)
-        if self.second is not None:
-            self.second.removed(removed)
+        for bucket in self.buckets.values():
+            if bucket.cleaner is not None:
+                bucket.cleaner.schedule(removed)
 
     def _pathways(self, s: Settings) -> Pathways | None:
-        """The routes of content steering: the VM's pathway and the steering manifest."""
-        steering, copies, ahead = self.steering, self.copies, self.ahead
-        if steering is None or copies is None or ahead is None:
+        """The routes of content steering: every pathway's playlists, the VM's segments, the manifest."""
+        if self.steering is None:
             return None
-        return steered_pathways(s, steering, copies, ahead, self.playlists, self.pathway_counts,
-                                self.second.playlists if self.second is not None else None, self.listed_at_vm)
+        return steered_pathways(s, self.plan, self.steering, self.pathway_playlists, self.held, self.publisher,
+                                self.pathway_counts)
 
     async def start(self) -> None:
         """Starts each part after the ones it needs; stop (or a step here that fails) undoes them in the
@@ -370,21 +359,14 @@ class Service:
         refused = self.access.check(watch=self._kernel_watch)
         if refused:  # nothing could be served: name each folder and its fix, and do not restart
             raise SetupError(refused)
-        await self.store.start()
-        stack.push_async_callback(self.store.close)
-        if (refused_by := await self.checks.at_start()) is not None:
-            raise StartupError(f"bucket {self.settings.aws_bucket_name!r} refused us ({refused_by.reason}): "
-                               f"check {refused_by.setting}") from None
-        if self.second is not None and (wrong := await self.second.start(stack, self.steering)) is not None:
-            raise StartupError(wrong)  # the second bucket refused its settings, as a wrong first one stops it
+        for bucket in self.buckets.values():  # the first first: its refusal is the one to tell
+            if (wrong := await bucket.start(stack)) is not None:
+                raise StartupError(wrong)
         if self.mirror is not None:
             stack.push_async_callback(self._close_mirror)  # after the last save: it writes what was saved
         stack.callback(self._save_at_stop)  # once nothing above it changes the state any more
         if self.recorder is not None:
             stack.push_async_callback(self.recorder.close)
-        if self.cleaner is not None:
-            await self.cleaner.start()
-            stack.push_async_callback(self.cleaner.stop)
         await self.publisher.start()
         stack.push_async_callback(self._close_publisher)
         self.release.offer_to_mirror()  # a version saved but not written before a restart
@@ -392,7 +374,8 @@ class Service:
         stack.push_async_callback(self.watcher.stop)
         await self.access.start()
         stack.push_async_callback(self.access.stop)
-        stack.push_async_callback(_cancel, asyncio.create_task(self.checks.run(), name="storage-probe"))
+        for pid, bucket in self.buckets.items():
+            stack.push_async_callback(_cancel, asyncio.create_task(bucket.checks.run(), name=f"storage-probe-{pid}"))
         if self.tracker_probe is not None:
             await self.tracker_probe.start()
             stack.push_async_callback(self.tracker_probe.stop)
@@ -524,8 +507,26 @@ async def run(settings: Settings) -> int:
     return 0
 
 
-def _bucket_signals(uploader: Uploader) -> BucketSignals:
-    """What the steering policy reads of the first bucket: how long uploads have waited, whether the
-    last attempt failed, and why, when the bucket refused it."""
-    return BucketSignals.of_uploads(lambda: uploader.waiting()[1] or 0.0,
-                                    lambda: (uploader.storage_ok, uploader.last_error))
+def _pathways(s: Settings) -> tuple[Pathway, ...]:
+    """One record per pathway PATHWAYS names, in its order: the first bucket's (its segments at the URLs
+    they are listed with), the VM's (under VM_PATHWAY_URL, or on the host each viewer asked), every other
+    bucket's (its public URL and each segment's key)."""
+    extra = {b.pathway: b for b in s.extra_buckets}
+    records = [FIRST]
+    for pid in s.pathways[1:]:
+        if pid == hls.VM_PATHWAY:
+            records.append(Pathway(pid, VM, hls.VM_FOLDER, VmUris(s.vm_pathway_url)))
+        else:
+            records.append(Pathway(pid, BUCKET, pid, BaseUris(extra[pid].public_url)))
+    return tuple(records)
+
+
+def _newest_landed(bucket: Bucket) -> Callable[[], tuple[str, float] | None]:
+    """The newest segment a bucket other than the first stored, at its public URL: what its probe fetches."""
+    base = bucket.settings.public_url.rstrip("/")
+
+    def newest() -> tuple[str, float] | None:
+        landed = bucket.uploader.last_landed
+        return None if landed is None else (f"{base}/{landed[0]}", landed[1])
+
+    return newest

@@ -328,17 +328,24 @@ def viewer_sources(value: str) -> tuple[str, ...]:
     return words
 
 
-PATHWAY_NAMES = ("bucket", "vm", "backup")  # playlist/hls.py's pathway IDs
+MAX_PATHWAYS = 6
+# A pathway ID that names settings too (<ID>_BUCKET_NAME): a letter, then letters and digits (7.1 allows
+# more, but each must make an environment variable's name).
+_PATHWAY = re.compile(r"[a-z][a-z0-9]{0,15}")
 
 
 def pathways(value: str) -> tuple[str, ...]:
-    """The delivery pathways offered, in the order the multivariant playlist lists them: the bucket's
-    first, then `vm` (the service serves segments from its own copy) and/or `backup` (a second bucket,
-    BACKUP_*), each at most once."""
+    """The delivery pathways offered, in the order the multivariant playlist lists them: the first
+    bucket's (`bucket`), then `vm` (the service serves segments itself) and any other bucket, each named
+    by an ID of its own whose settings are <ID>_S3_ENDPOINT_URL ... <ID>_PUBLIC_URL (`backup`: BACKUP_*),
+    each at most once."""
     names = tuple(part.strip().lower() for part in value.split(",") if part.strip())
-    if not names or names[0] != "bucket" or len(set(names)) != len(names) or not set(names) <= set(PATHWAY_NAMES):
-        raise ValueError("expected 'bucket,vm' (content steering to the VM), 'bucket,backup' (to a second "
-                         "bucket, BACKUP_*), 'bucket,backup,vm' (both) or 'bucket' alone (none)")
+    if (not names or names[0] != "bucket" or len(set(names)) != len(names)
+            or not all(_PATHWAY.fullmatch(n) for n in names) or len(names) > MAX_PATHWAYS):
+        raise ValueError("expected 'bucket' alone (the default: no second pathway), or 'bucket' then other "
+                         "pathways: 'vm' (the VM serves segments itself while the bucket fails), or a second "
+                         "bucket's ID ('backup', set with BACKUP_*), e.g. 'bucket,backup' or 'bucket,backup,vm'; "
+                         f"IDs of a lowercase letter and letters or digits, at most {MAX_PATHWAYS}")
     return names
 
 

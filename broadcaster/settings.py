@@ -20,8 +20,10 @@ from typing import Any
 from dotenv import dotenv_values
 from dotenv.parser import parse_stream
 
+from . import pathway_settings
 from . import setting_values as kinds
 from .files import closed_folder, user_name
+from .pathway_settings import FIRST, BucketSettings
 from .setting_values import MAX_DESCRIPTION, MAX_TITLE, Address
 
 __all__ = ["SETTINGS", "Address", "Setting", "Settings", "SettingsError", "load_settings", "lookalike_keys", "raw_setting"]
@@ -236,14 +238,24 @@ SETTINGS: tuple[Setting, ...] = (
                 "space-separated origins (`https://other.example`) or `*`; empty: only this service's "
                 "playlists (its `/live/` and `/hls/` paths, and the bucket's copies it plays from), so a "
                 "link to this site cannot make it play someone else's stream"),
-    Setting("PATHWAYS", "delivery pathways players are offered, best first (HLS content steering): 'bucket,vm' "
-            "(the default: when the bucket fails, the service steers players to segments it serves from its own "
-            "copy, through the tunnel), or 'bucket' alone: no steering", kinds.pathways, "bucket,vm",
+    Setting("PATHWAYS", "delivery pathways players are offered, best first (HLS content steering): 'bucket' "
+            "alone (the default), or 'bucket' then 'vm' (while the bucket fails, the VM serves segments itself: "
+            "read docs/steering.md on Cloudflare's terms first) and/or a second bucket's ID ('backup', set "
+            "with BACKUP_*)", kinds.pathways, "bucket",
             doc="the delivery pathways the multivariant playlist offers, in the order players should prefer "
-                "them (HLS content steering): `bucket,vm` (default: when the bucket fails for a target "
-                "duration, or viewers' reports show it failing, the service steers players to segments it "
-                "serves itself from its own copy, through the tunnel, and back when the bucket has caught "
-                "up), or `bucket` alone: no steering; see [Steering](../steering.md)"),
+                "them (HLS content steering): `bucket` alone (the default), or `bucket` then `vm` (while the "
+                "service sees the bucket failing, it steers players to segments it serves itself, and back "
+                "once the bucket serves again) and/or a second bucket's ID (`backup`, set with the `BACKUP_*` "
+                "settings; another ID takes settings named after it, `B2_S3_ENDPOINT_URL`...). Cloudflare's "
+                "terms do not cover the VM's segments through the tunnel: read [Steering](../steering.md) "
+                "before you add `vm`"),
+    Setting("VM_PATHWAY_URL", "with 'vm' in PATHWAYS: the base URL the VM's pathway is reached at, on a "
+            "hostname Cloudflare does not proxy (e.g. https://vm.example.com); empty: the host each viewer "
+            "asked for, through the tunnel", kinds.optional_url, "",
+            doc="with `vm` in `PATHWAYS`: the base URL (scheme and host) at which viewers reach the VM's "
+                "pathway, on a hostname Cloudflare does not proxy, so its segments do not go through "
+                "Cloudflare's CDN ([Cloudflare's terms](../steering.md#cloudflares-terms)); empty: the host each "
+                "viewer asked for (through the tunnel)"),
     Setting("BACKUP_S3_ENDPOINT_URL", "with 'backup' in PATHWAYS: the S3 API endpoint of a second bucket, at "
             "another provider (e.g. https://s3.eu-central-1.amazonaws.com)", kinds.optional(kinds.url), "",
             doc="with `backup` in `PATHWAYS`: the S3 API endpoint of a second bucket, best at another provider "
@@ -320,6 +332,7 @@ class Settings:
     frame_ancestors: str  # a CSP frame-ancestors value
     viewer_sources: tuple[str, ...]  # origins ?src= may name besides the service's own; ("*",) = any
     pathways: tuple[str, ...]  # ("bucket",) = no content steering
+    vm_pathway_url: str  # "" = the host each viewer asked for
     backup_s3_endpoint_url: str  # the second bucket ("" unless PATHWAYS names backup)
     backup_s3_region: str
     backup_access_key_id: str
@@ -329,6 +342,8 @@ class Settings:
     vm_segment_mbps: float
     vm_copies_mb: int
     log_level: str
+    # Every bucket PATHWAYS names besides the first, from its <ID>_* settings (load_settings).
+    extra_buckets: tuple[BucketSettings, ...] = ()
 
     def __repr__(self) -> str:  # never print the secret, even in a traceback
         shown = {s.field: ("***" if s.secret else getattr(self, s.field)) for s in SETTINGS}
@@ -358,8 +373,19 @@ class Settings:
         """Content steering on: more than the bucket's pathway is offered."""
         return len(self.pathways) > 1
 
+    @property
+    def first_bucket(self) -> BucketSettings:
+        return BucketSettings(FIRST, self.s3_endpoint_url, self.s3_region, self.aws_access_key_id,
+                              self.aws_secret_access_key, self.aws_bucket_name, self.r2_public_url)
+
+    @property
+    def buckets(self) -> tuple[BucketSettings, ...]:
+        """Every bucket pathway's settings, the first bucket's first, then in PATHWAYS' order."""
+        return (self.first_bucket, *self.extra_buckets)
+
     def secrets(self) -> list[str]:
-        return [str(getattr(self, s.field)) for s in SETTINGS if s.secret]
+        return [str(getattr(self, s.field)) for s in SETTINGS if s.secret] + [
+            b.secret_access_key for b in self.extra_buckets]
 
 
 def _env_file_values(env_file: Path | None) -> dict[str, str | None]:
@@ -459,9 +485,37 @@ def load_settings(
             problems.append(f"{source}{shown}: {err}")
     if problems:
         raise SettingsError(*problems)
-    settings = Settings(**values)
+    buckets = _extra_buckets(values["pathways"], flags, environ, file_values, env_file)
+    settings = Settings(**values, extra_buckets=buckets)
     _check_together(settings)
     return settings
+
+
+def _extra_buckets(pathways: tuple[str, ...], flags: Mapping[str, str | None], environ: Mapping[str, str],
+                   file_values: Mapping[str, str | None], env_file: Path | None) -> tuple[BucketSettings, ...]:
+    """Every bucket PATHWAYS names besides the first, each from its <ID>_* settings, all required; a line
+    for each one missing or wrong."""
+    problems: list[str] = []
+    buckets = []
+    for pathway in pathway_settings.extra_buckets(pathways):
+        got: dict[str, str] = {}
+        for field, name, parse, default, secret, what in pathway_settings.fields(pathway):
+            setting = Setting(name, what, parse, default or None, secret)
+            raw, source = _lookup(setting, flags, environ, file_values, env_file)
+            if raw is None:
+                problems.append(f"{name} is not set: PATHWAYS names {pathway}, a bucket, which needs {what}")
+                continue
+            try:
+                if _CONTROL.search(raw):
+                    raise ValueError("contains a control character (a line break, a tab, NUL...)")
+                got[field] = parse(raw)
+            except ValueError as err:
+                problems.append(f"{source}{'' if secret else '=' + repr(kinds.shown(raw))}: {err}")
+        if len(got) == len(pathway_settings.fields(pathway)):
+            buckets.append(BucketSettings(pathway, **got))
+    if problems:
+        raise SettingsError(*problems)
+    return tuple(buckets)
 
 
 def lookalike_keys(environ: Mapping[str, str] | None = None, env_file: Path | None = None) -> list[str]:
@@ -469,8 +523,15 @@ def lookalike_keys(environ: Mapping[str, str] | None = None, env_file: Path | No
     ignored, so the setting it was meant to be keeps its default or is missing. Any unknown key in the
     env file is named; in the environment, only those close to a setting's name."""
     environ = os.environ if environ is None else environ
+    file_values = _env_file_values(env_file)
     names = [s.name for s in SETTINGS]
-    file_keys = list(_env_file_values(env_file))
+    raw_pathways = _lookup(next(s for s in SETTINGS if s.name == "PATHWAYS"), {}, environ, file_values, env_file)[0]
+    try:
+        names += [n for p in pathway_settings.extra_buckets(kinds.pathways(raw_pathways or FIRST))
+                  for n in pathway_settings.names(p)]
+    except ValueError:
+        pass  # a PATHWAYS that does not parse is said by load_settings
+    file_keys = list(file_values)
     found = []
     for key, where in [*((k, f" (in {env_file})") for k in file_keys), *((k, "") for k in environ)]:
         if key in names or (where == "" and key in file_keys):
@@ -508,22 +569,21 @@ def _check_together(s: Settings) -> None:
         raise SettingsError(*problems)
 
 
-BACKUP_SETTINGS = ("BACKUP_S3_ENDPOINT_URL", "BACKUP_ACCESS_KEY_ID", "BACKUP_SECRET_ACCESS_KEY", "BACKUP_BUCKET_NAME",
-                   "BACKUP_PUBLIC_URL")
+BACKUP_SETTINGS = tuple(pathway_settings.names("backup"))
 
 
 def _backup_problems(s: Settings) -> list[str]:
-    """The second bucket: all of it with 'backup' in PATHWAYS, none of it without (a bucket named and
-    never written to is a mistake the operator would find in an outage)."""
-    named = [name for name in BACKUP_SETTINGS if getattr(s, name.lower())]
-    if "backup" in s.pathways:
-        problems = [f"{name} is not set: PATHWAYS names backup, a second bucket, which needs it"
-                    for name in BACKUP_SETTINGS if name not in named]
-        if not problems and (s.backup_s3_endpoint_url, s.backup_bucket_name) == (s.s3_endpoint_url, s.aws_bucket_name):
-            problems.append("BACKUP_BUCKET_NAME: the second bucket is the first one (same S3_ENDPOINT_URL and "
-                            "bucket): name a bucket elsewhere, best at another provider")
-        return problems
-    if named:
-        return [f"{', '.join(named)} set but PATHWAYS ({','.join(s.pathways)}) does not name backup: add it "
-                "(e.g. PATHWAYS=bucket,backup,vm) or remove the BACKUP_* settings"]
-    return []
+    """Each bucket besides the first: not the first one again; and BACKUP_* (the settings table's
+    example of another bucket) set without PATHWAYS naming it (a bucket named and never written to is a
+    mistake the operator would find in an outage)."""
+    problems = []
+    for bucket in s.extra_buckets:
+        if (bucket.endpoint_url, bucket.bucket) == (s.s3_endpoint_url, s.aws_bucket_name):
+            problems.append(f"{bucket.setting('AWS_BUCKET_NAME')}: the {bucket.pathway} pathway's bucket is the first "
+                            "one (same S3_ENDPOINT_URL and bucket): name a bucket elsewhere, best at another provider")
+    if "backup" not in s.pathways:
+        named = [name for name in BACKUP_SETTINGS if name != "BACKUP_S3_REGION" and getattr(s, name.lower())]
+        if named:
+            problems.append(f"{', '.join(named)} set but PATHWAYS ({','.join(s.pathways)}) does not name backup: "
+                            "add it (e.g. PATHWAYS=bucket,backup) or remove the BACKUP_* settings")
+    return problems

@@ -160,10 +160,12 @@ async def test_with_the_first_bucket_closed_players_are_steered_to_the_second(
             # public URL failing too: policy.DOWN), or waiting (policy.UPLOADS) once none is.
             assert "players steered to the backup pathway" in health["status"] \
                 and "the bucket's uploads to it " in health["status"], health
-            landed = {s.labels["outcome"]: s.value for s in families["hls_broadcaster_backup_uploads"].samples
-                      if s.name.endswith("_total")}
-            assert landed["landed"] >= 6 and landed["given_up"] == 0, landed
-            assert [s.value for s in families["hls_broadcaster_backup_storage_up"].samples] == [1.0]
+            # The second bucket's uploads in the buckets' families, by its pathway.
+            landed = sum(s.value for s in families["hls_broadcaster_segments_uploaded"].samples
+                         if s.name.endswith("_total") and s.labels["pathway"] == "backup")
+            assert landed >= 6, landed
+            assert [s.value for s in families["hls_broadcaster_storage_up"].samples
+                    if s.labels["pathway"] == "backup"] == [1.0]
             assert any("steering players to the backup pathway" in line for line in service.lines)
 
             # The second bucket fails for viewers too (its CDN): only the service's probe can tell; two

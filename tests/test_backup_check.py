@@ -5,6 +5,8 @@ its settings (as with a wrong first bucket), on real S3 servers (moto, a bucket 
 
 from __future__ import annotations
 
+import dataclasses
+
 from pathlib import Path
 
 import boto3
@@ -44,7 +46,7 @@ def settings(moto_url: str, tmp_path: Path, name: str = SECOND) -> Settings:
         "HLS_DIR": str(tmp_path), "S3_ENDPOINT_URL": moto_url, "AWS_ACCESS_KEY_ID": "first-key",
         "AWS_SECRET_ACCESS_KEY": "first-secret", "AWS_BUCKET_NAME": FIRST,
         "R2_PUBLIC_URL": f"{moto_url}/{FIRST}", "STATE_DIR": str(tmp_path / "state"), "UPLOAD_TIMEOUT": "5",
-        "TRUST_CF_CONNECTING_IP": "true", "PORT": "0", "PATHWAYS": "bucket,backup,vm",
+        "TRUST_CF_CONNECTING_IP": "true", "PORT": "0", "PATHWAYS": "bucket,backup",
         "BACKUP_S3_ENDPOINT_URL": moto_url, "BACKUP_S3_REGION": "us-east-1", "BACKUP_ACCESS_KEY_ID": "second-key",
         "BACKUP_SECRET_ACCESS_KEY": "second-secret-never-shown", "BACKUP_BUCKET_NAME": name,
         "BACKUP_PUBLIC_URL": f"{moto_url}/{name}"}, environ={})
@@ -55,7 +57,7 @@ async def check(s: Settings) -> tuple[int, list[str]]:
     preflight 403, whatever its rules: that check fails here, and counts as one.)"""
     lines: list[str] = []
     await run_checks(s, print_line=lines.append)
-    return sum(line.startswith("FAIL") for line in lines), [line for line in lines if "second bucket" in line or "BACKUP_" in line]
+    return sum(line.startswith("FAIL") for line in lines), [line for line in lines if "backup pathway" in line]
 
 
 async def test_check_proves_the_second_bucket_and_leaves_nothing_there(
@@ -73,7 +75,7 @@ async def test_a_second_bucket_viewers_cannot_read_fails_naming_its_public_url(
     failed, lines = await check(settings(moto_url, tmp_path, "second-private"))
     assert failed == 2  # the first bucket's CORS preflight on moto, and this
     assert [line.split(" ", 1)[0] for line in lines] == ["ok", "FAIL", "ok"], lines
-    assert "-> HTTP 403: BACKUP_PUBLIC_URL must serve the second bucket's objects to anyone" in lines[1]
+    assert "-> HTTP 403: BACKUP_PUBLIC_URL must serve the bucket's objects to anyone" in lines[1]
     assert objects(moto_url, "second-private") == []  # deleted all the same
 
 
@@ -81,7 +83,7 @@ async def test_a_second_bucket_that_is_not_there_names_its_setting(
         moto_url: str, tmp_path: Path) -> None:
     failed, lines = await check(settings(moto_url, tmp_path, "second-missing"))
     assert failed == 2
-    assert lines[0].startswith("FAIL second bucket 'second-missing'") and lines[0].endswith(
+    assert lines[0].startswith("FAIL the backup pathway's bucket 'second-missing'") and lines[0].endswith(
         "-> NoSuchBucket: check BACKUP_BUCKET_NAME"), lines
     assert all("second-secret-never-shown" not in line for line in lines)
 
@@ -92,5 +94,20 @@ async def test_the_service_does_not_start_when_the_second_bucket_refuses_its_set
                    BACKUP_S3_REGION="us-east-1", BACKUP_ACCESS_KEY_ID="k", BACKUP_SECRET_ACCESS_KEY="s",
                    BACKUP_BUCKET_NAME="no-such-second", BACKUP_PUBLIC_URL=f"{moto_url}/no-such-second")
     lines = await ServiceProcess(env, tmp_path).refused(timeout=60)
-    assert lines == ["hls-broadcaster: error: the second bucket 'no-such-second' refused us (NoSuchBucket): "
+    assert lines == ["hls-broadcaster: error: the backup pathway's bucket 'no-such-second' refused us (NoSuchBucket): "
                      "check BACKUP_BUCKET_NAME"], lines
+
+
+async def test_check_says_what_the_vms_pathway_through_the_tunnel_means(moto_url: str, tmp_path: Path) -> None:
+    """Cloudflare's terms (docs/steering.md#cloudflares-terms): the VM's segments through the tunnel are
+    said each time `check` runs with that set-up; a warning, not a failure; not said on a hostname of its
+    own (VM_PATHWAY_URL)."""
+    second_bucket(moto_url)
+    s = dataclasses.replace(settings(moto_url, tmp_path), pathways=("bucket", "backup", "vm"))
+    lines: list[str] = []
+    await run_checks(s, print_line=lines.append)
+    said = [line for line in lines if "VM_PATHWAY_URL" in line]
+    assert len(said) == 1 and said[0].startswith("warn ") and "Cloudflare's self-serve terms" in said[0]
+    lines.clear()
+    await run_checks(dataclasses.replace(s, vm_pathway_url="https://vm.example.com"), print_line=lines.append)
+    assert not [line for line in lines if "VM_PATHWAY_URL" in line]

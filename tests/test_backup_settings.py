@@ -49,8 +49,8 @@ def test_backup_bucket_without_the_pathway_is_refused(tmp_path: Path) -> None:
         load_settings(environ=env(tmp_path, **BACKUP))
     assert err.value.problems == [
         "BACKUP_S3_ENDPOINT_URL, BACKUP_ACCESS_KEY_ID, BACKUP_SECRET_ACCESS_KEY, BACKUP_BUCKET_NAME, "
-        "BACKUP_PUBLIC_URL set but PATHWAYS (bucket,vm) does not name backup: add it (e.g. "
-        "PATHWAYS=bucket,backup,vm) or remove the BACKUP_* settings"]
+        "BACKUP_PUBLIC_URL set but PATHWAYS (bucket) does not name backup: add it (e.g. "
+        "PATHWAYS=bucket,backup) or remove the BACKUP_* settings"]
     assert SECRET not in str(err.value)
 
 
@@ -58,15 +58,15 @@ def test_backup_bucket_that_is_the_first_one_is_refused(tmp_path: Path) -> None:
     same = dict(BACKUP, BACKUP_S3_ENDPOINT_URL="https://acc.r2.cloudflarestorage.com", BACKUP_BUCKET_NAME="my-bucket")
     with pytest.raises(SettingsError) as err:
         load_settings(environ=env(tmp_path, PATHWAYS="bucket,backup", **same))
-    assert err.value.problems[0].startswith("BACKUP_BUCKET_NAME: the second bucket is the first one")
+    assert err.value.problems[0].startswith("BACKUP_BUCKET_NAME: the backup pathway's bucket is the first one")
 
 
 @pytest.mark.parametrize(("name", "value", "says"), [
     ("BACKUP_S3_ENDPOINT_URL", "s3.example.com", "expected an http:// or https:// URL"),
     ("BACKUP_BUCKET_NAME", "Bad_Name", "expected 3-63 lowercase letters"),
     ("BACKUP_PUBLIC_URL", "https://user:pw@cdn.example", "without user:password@"),
-    ("PATHWAYS", "bucket,backup,backup", "expected 'bucket,vm'"),
-    ("PATHWAYS", "backup,bucket", "expected 'bucket,vm'"),
+    ("PATHWAYS", "bucket,backup,backup", "expected 'bucket' alone"),
+    ("PATHWAYS", "backup,bucket", "expected 'bucket' alone"),
 ])
 def test_bad_backup_values_name_their_setting(tmp_path: Path, name: str, value: str, says: str) -> None:
     with pytest.raises(SettingsError) as err:
@@ -96,3 +96,21 @@ def test_the_tunnel_routes_the_backup_pathways_playlists(host: str, path: str) -
 def test_the_backup_pathways_segments_are_not_routed_to_the_service(path: str) -> None:
     """They are in the second bucket: the service has none to serve."""
     assert route(path, host="live.example.com") != SERVICE
+
+
+def test_a_third_bucket_is_settings_named_after_its_pathway(tmp_path: Path) -> None:
+    """Adding a bucket is a PATHWAYS entry and its six settings, <ID>_*: no code."""
+    third = {"B2_S3_ENDPOINT_URL": "https://s3.eu-central-003.backblazeb2.com", "B2_S3_REGION": "eu-central-003",
+             "B2_ACCESS_KEY_ID": "b2key", "B2_SECRET_ACCESS_KEY": "b2-secret-123", "B2_BUCKET_NAME": "third",
+             "B2_PUBLIC_URL": "https://f003.backblazeb2.com/file/third"}
+    s = load_settings(environ=env(tmp_path, PATHWAYS="bucket,backup,b2,vm", **BACKUP, **third))
+    assert [b.pathway for b in s.buckets] == ["bucket", "backup", "b2"]
+    b2 = s.buckets[2]
+    assert (b2.endpoint_url, b2.region, b2.bucket, b2.public_url) == (
+        "https://s3.eu-central-003.backblazeb2.com", "eu-central-003", "third", "https://f003.backblazeb2.com/file/third")
+    assert b2.setting("AWS_BUCKET_NAME") == "B2_BUCKET_NAME" and "b2-secret-123" not in repr(s)
+    with pytest.raises(SettingsError) as err:
+        load_settings(environ=env(tmp_path, PATHWAYS="bucket,b2", **{k: v for k, v in third.items()
+                                                                      if k != "B2_PUBLIC_URL"}))
+    assert err.value.problems == ["B2_PUBLIC_URL is not set: PATHWAYS names b2, a bucket, which needs the public "
+                                  "base URL viewers fetch its segments from"]

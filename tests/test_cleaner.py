@@ -55,7 +55,7 @@ async def test_failures_are_retried_later_not_lost() -> None:
     clock.t += 31
     await c.run_once()
     assert bucket.deleted[-1] == ["b"] and c.pending == 0
-    assert metrics.registry.get_sample_value("hls_broadcaster_cleanup_deleted_total") == 2
+    assert metrics.registry.get_sample_value("hls_broadcaster_cleanup_deleted_total", {"pathway": "bucket"}) == 2
 
 
 async def test_pending_deletes_survive_a_restart() -> None:
@@ -97,12 +97,12 @@ async def test_a_stop_during_a_delete_keeps_its_keys_in_the_saved_state() -> Non
         await bucket.called.wait()
     pending = "hls_broadcaster_cleanup_pending"
     assert [key for key, _ in _saved(c)] == ["a", "b", "c"]  # a save while the call is out
-    assert c.pending == 3 and metrics.registry.get_sample_value(pending) == 3
+    assert c.pending == 3 and metrics.registry.get_sample_value(pending, {"pathway": "bucket"}) == 3
     c.schedule([removed("d", 60)])  # the gauge counts the batch in flight too
-    assert metrics.registry.get_sample_value(pending) == 4
+    assert metrics.registry.get_sample_value(pending, {"pathway": "bucket"}) == 4
     await c.stop()
     assert [key for key, _ in _saved(c)] == ["a", "b", "c", "d"] and c.pending == 4
-    assert metrics.registry.get_sample_value(pending) == 4
+    assert metrics.registry.get_sample_value(pending, {"pathway": "bucket"}) == 4
     after = Bucket()
     again = Cleaner(after, Metrics(), margin=0, wall_clock=clock)
     again.restore(c.snapshot())

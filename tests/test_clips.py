@@ -63,9 +63,8 @@ class Source:
     def show(self) -> None:
         """The Release made every playlist's current version visible."""
         for p in self.playlists.values():
-            rendered = p.visible()
-            if rendered is not None:
-                p.shown(rendered)
+            for pathway, rendered in p.versions(0.0).items():
+                p.shown(pathway, rendered)
 
     def variants(self) -> list[int]:
         return sorted(self.playlists)

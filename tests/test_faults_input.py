@@ -182,6 +182,7 @@ async def rig(
         WINDOW_SECONDS="4",
         DELETE_OLD_SEGMENTS="false",
         R2_KEY_PREFIX=prefix,
+        PATHWAYS="bucket,vm",
     )
     async with ServiceProcess(env, tmp_path) as service, aiohttp.ClientSession() as http:
         seen = Observer(service.url, http, feed.variants)

@@ -31,7 +31,8 @@ pytestmark = pytest.mark.integration
 async def test_every_segment_is_uploaded_and_listed_in_order_and_ffmpeg_plays_it(
     tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator
 ) -> None:
-    env = service_env(owncast.variant_dir(0).parent, seaweed, tmp_path / "state", WINDOW_SECONDS="4")
+    env = service_env(owncast.variant_dir(0).parent, seaweed, tmp_path / "state", WINDOW_SECONDS="4",
+                      PATHWAYS="bucket,vm")
     seen = Observed()
     async with ServiceProcess(env, tmp_path) as service, aiohttp.ClientSession() as http:
         # A real HLS client reads the live stream while it runs.
@@ -109,7 +110,7 @@ async def test_fmp4_stream_lists_its_init_section(tmp_path: Path, recordings: Re
     # the multivariant playlist, failed on it ("Error when loading first segment").
     monkeypatch.setattr(emulator, "new_shortid", lambda: "_" + new_shortid()[1:])
     async with OwncastEmulator(tmp_path / "hls", segment_type="fmp4", ledger=Ledger(), recordings=recordings) as oc:
-        env = service_env(tmp_path / "hls", seaweed, tmp_path / "state")
+        env = service_env(tmp_path / "hls", seaweed, tmp_path / "state", PATHWAYS="bucket,vm")
         seen = Observed()
         async with ServiceProcess(env, tmp_path) as service, aiohttp.ClientSession() as http:
             await until(looking(http, service.url, oc, seen, lambda: min(seen.counts().values()) >= 4),

@@ -196,7 +196,7 @@ MUST_HAVE_DATA = {
     ("Segment download time p95 by source", "A"), ("Segment download time p95 by source", "B"),
     ("P2P share", "A"),
     ("P2P rejections per minute", "A"), ("P2P rejections per minute", "B"),
-    # Content steering (PATHWAYS=bucket,vm, the default): the bucket first, nothing sent by the VM.
+    # Content steering (PATHWAYS=bucket,vm): the bucket first, nothing sent by the VM.
     ("Delivery pathway", "A"), ("VM segment egress", "A"), ("VM segment egress", "B"),
 }  # fmt: skip
 
@@ -276,7 +276,7 @@ async def test_real_prometheus_scrapes_the_service_and_answers_every_dashboard_q
     tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator
 ) -> None:
     env = service_env(owncast.variant_dir(0).parent, seaweed, tmp_path / "state", WINDOW_SECONDS="6",
-                      VIEWER_TIMEOUT="3")  # a report a second from viewer_page
+                      VIEWER_TIMEOUT="3", PATHWAYS="bucket,vm")  # a report a second from viewer_page
     async with (
         ServiceProcess(env, tmp_path / "service") as service,
         aiohttp.ClientSession() as http,

@@ -642,8 +642,10 @@ async def chain(tmp_path: Path, s3_url: str, name: str, final: Metrics, late_tai
     hls_dir = tmp_path / "hls"
     hls_dir.mkdir()
     env = {k: v for k, v in os.environ.items() if k not in {s.name for s in SETTINGS}}
+    # Content steering on: every row's playlists on both pathways, the bucket's behind the VM's by its
+    # uploads (pathway_views.py's rules across every setting change).
     env.update(moto_bucket(s3_url, f"matrix-{name}"), HLS_DIR=str(hls_dir), PORT="0",
-               STATE_DIR=str(tmp_path / "state"), LOG_LEVEL="info")
+               STATE_DIR=str(tmp_path / "state"), LOG_LEVEL="info", PATHWAYS="bucket,vm")
     env.update(settings)
     owncast = OwncastEmulator(hls_dir, ledger=Ledger())
     started = time.monotonic()

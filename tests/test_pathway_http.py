@@ -1,6 +1,7 @@
-"""The VM's pathway over real HTTP (broadcaster/http/pathway.py, steering/): the multivariant playlist
-with its pathways, the steering manifest, the VM's media playlists and its segments, answered from its
-own copies as a CDN expects (conditional requests, ranges), only for what its playlists list, bounded."""
+"""The VM's pathway over real HTTP (broadcaster/http/pathway.py, steered.py): the multivariant playlist
+with its pathways, the steering manifest, the other pathways' media playlists and the VM's segments,
+answered from what the service holds (Owncast's own file, or a copy) as a CDN expects (conditional
+requests, ranges), only for what its playlists list, bounded."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import asyncio
 import contextlib
 import email.utils
 import json
+import os
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -17,9 +19,13 @@ from typing import Any
 import pytest
 from pytest_aiohttp import AiohttpClient
 
+from broadcaster.bucket.held import Held, HeldFile
+from broadcaster.files import Stamp
 from broadcaster.http import Pathways, PlaylistOptions, create_app
+from broadcaster.http.app import ServedPathway
 from broadcaster.http.clients import Proxies
 from broadcaster.http.pathway import ByteBudget, VmSegments
+from broadcaster.http.steered import HeldSegments, InBucket
 from broadcaster.metrics import Metrics
 from broadcaster.playlist import hls
 from broadcaster.playlist.master import Pathway
@@ -28,11 +34,9 @@ from broadcaster.playlist.segments import ListedSegment
 from broadcaster.publish.uploads import init_section_name
 from broadcaster.publish.visible import VisiblePlaylists
 from broadcaster.source.owncast import SourceVariant
-from broadcaster.steering.copies import Copies, Copy
 from broadcaster.steering.masters import SteeredMasters
 from broadcaster.steering.metrics import PathwayCounts
 from broadcaster.steering.policy import TRUSTED_AFTER, BucketSignals, SteeringPolicy
-from broadcaster.steering.vm_playlists import VmPlaylists
 from tests.support.client import Client, get
 from tests.support.fakes import Clock, FakeHealth, FakePlaylists
 from tests.support.hls_checker import check_master
@@ -58,11 +62,41 @@ class Shown(FakePlaylists):
                 self.add_segment(v)
 
 
+class Located:
+    """Where the publisher lists each segment, as the route asks it (Publisher.found): the keys the VM's
+    pathway lists, at the number the bucket's playlist gives them, at the bucket's URL once landed."""
+
+    def __init__(self, shown: FakePlaylists) -> None:
+        self.shown = shown
+        self.vm: set[str] = set()
+
+    def found(self, pathway: str, key: str) -> tuple[int, str | None] | None:
+        if key not in self.vm:
+            return None
+        variant, name = key.split("/")[-2:]
+        url = f"https://r2.example/{variant}/{name}"
+        for number, line in self._numbered(int(variant)):
+            if line == url:
+                return number, url
+        # Listed by the VM's pathway only, not landed in the bucket yet: the number after its last.
+        rendered = self.shown.media_playlist(int(variant))
+        return (rendered.last_sequence + 1 if rendered is not None else 0), None
+
+    def _numbered(self, variant: int) -> list[tuple[int, str]]:
+        rendered = self.shown.media_playlist(variant)
+        if rendered is None:
+            return []
+        uris = [line for line in rendered.body.decode().splitlines() if line and not line.startswith("#")]
+        return [(rendered.last_sequence - len(uris) + 1 + i, uri) for i, uri in enumerate(uris)]
+
+
 @dataclass
 class Rig:
     client: Client
     shown: Shown
-    copies: Copies
+    copies: Held
+    located: Located
+    folder: Path
     policy: SteeringPolicy
     counts: PathwayCounts
     behind: list[float]
@@ -77,40 +111,54 @@ def make_rig(aiohttp_client: AiohttpClient, tmp_path: Path) -> MakeRig:
     async def make(*, rate: float = 1e9, burst: float = 1e9, segments: Any = None, redirect: bool = False,
                    shown: Shown | None = None, newest: Callable[[int], int | None] = lambda v: None) -> Rig:
         shown = shown or Shown()
-        copies = Copies(tmp_path, max_bytes=10 * 1024 * 1024, keep_for=600)
+        (tmp_path / "hls").mkdir(exist_ok=True)
+        (tmp_path / "state").mkdir(exist_ok=True)
+        copies = Held(tmp_path / "hls", tmp_path / "state", max_bytes=10 * 1024 * 1024, keep_for=600)
         copies.open()
+        located = Located(shown)
         clock = Clock()
         behind = [0.0]
         policy = SteeringPolicy(("bucket", "vm"), {"bucket": BucketSignals(behind=lambda: behind[0])},
                                 lambda: shown.target_duration, interval=1.0, clock=clock)
-        counts = PathwayCounts(lambda: policy.first != "bucket")
-        # The same playlists stand for both pathways' here: every segment listed has landed.
-        vm = VmPlaylists(shown, copies, key_for, landed=shown)
+        counts = PathwayCounts(lambda: policy.first != "bucket", ("bucket", "vm"))
+        there = InBucket(policy, located, shown, key_for)  # as the service wires it
 
-        async def elsewhere(variant: int, name: str) -> str | None:  # as the service wires it
-            return await vm.landed_url_within(variant, name, 0.5) if redirect and policy.bucket_serves() else None
+        async def elsewhere(variant: int, name: str) -> str | None:
+            return await there.within(variant, name) if redirect else None
 
         def landed(variant: int, name: str) -> str | None:
-            return vm.landed_url(variant, name) if redirect and policy.bucket_serves() else None
+            return there.now(variant, name) if redirect else None
 
-        vm_segments = segments or VmSegments(copies, key_for, ByteBudget(rate, burst), on_sent=counts.sent,
-                                             elsewhere=elsewhere, landed=landed)
+        vm_segments = segments or VmSegments(HeldSegments(copies, located), key_for, ByteBudget(rate, burst),
+                                             on_sent=counts.sent, elsewhere=elsewhere, landed=landed)
+        # The VM's media playlists: the publisher's views (test_playlist_views); here the bucket's stand in.
         pathways = Pathways(
-            masters=SteeredMasters(shown, [Pathway("bucket"), Pathway("vm", "vm")], lambda: policy.first),
-            vm=vm, newest=newest, steering=policy, segments=vm_segments, count_steering=counts.manifest,
-            away=lambda: policy.first != "bucket")
+            masters=SteeredMasters(shown, [Pathway("bucket"), Pathway("vm", "vm")], lambda: policy.first,
+                                   {"bucket": shown, "vm": shown}),
+            steering=policy, newest=newest, others=(ServedPathway("vm", "vm", shown, lambda: policy.first != "vm"),),
+            segments=vm_segments, count_steering=counts.manifest, away=lambda: policy.first != "bucket")
         app = create_app(shown, FakeHealth(), Metrics(), playlist_options=PlaylistOptions(pathways=pathways))
         client = await aiohttp_client(app, auto_decompress=False)
-        return Rig(client, shown, copies, policy, counts, behind, clock)
+        return Rig(client, shown, copies, located, tmp_path / "hls", policy, counts, behind, clock)
 
     return make
 
 
-def listed(rig: Rig, variant: int = 0, n: int = 0, body: bytes = BODY) -> Copy:
-    """Keep segment n of `variant` as the uploader would, and let the VM's playlist list it."""
-    copy = rig.copies.keep(key_for(variant, f"seg{n}.ts"), body)
-    assert copy is not None
-    return copy
+def hold(rig: Rig, variant: int, name: str, body: bytes = BODY) -> HeldFile:
+    """Owncast's file of `name`, held as the uploads' first read holds it."""
+    folder = rig.folder / str(variant)
+    folder.mkdir(exist_ok=True)
+    (folder / name).write_bytes(body)
+    held = rig.copies.first(key_for(variant, name), (str(variant), name), Stamp.of(os.stat(folder / name)))
+    assert held is not None
+    return held
+
+
+def listed(rig: Rig, variant: int = 0, n: int = 0, body: bytes = BODY) -> HeldFile:
+    """Segment n of `variant` held as the uploads would, and listed by the VM's pathway."""
+    held = hold(rig, variant, f"seg{n}.ts", body)
+    rig.located.vm.add(held.key)
+    return held
 
 
 async def vm_playlist(rig: Rig, path: str = "/live/vm/0/playlist.m3u8") -> str:
@@ -123,14 +171,16 @@ async def vm_playlist(rig: Rig, path: str = "/live/vm/0/playlist.m3u8") -> str:
 
 
 def test_the_multivariant_playlist_waits_for_the_pathway_players_start_on() -> None:
-    """At a stream's start the VM lists a segment once it kept its copy and the bucket once the upload
-    landed: the multivariant playlist waits for the bucket's playlists while players start there (a
-    player offered a variant the bucket does not list yet got a 503 before its first frame: the
-    installed demo's first request did), and not while they start on the VM."""
+    """At a stream's start the VM lists a segment once it holds it and the bucket once the upload landed:
+    the multivariant playlist waits for the bucket's playlists while players start there (a player
+    offered a variant the bucket does not list yet got a 503 before its first frame: the installed
+    demo's first request did), and not while they start on the VM."""
     vm_view = Shown()
-    bucket = FakePlaylists(2, variants=2)  # nothing landed yet
+    bucket = Shown()
+    bucket.generators = FakePlaylists(2, variants=2).generators  # nothing landed yet
     first = ["bucket"]
-    masters = SteeredMasters(vm_view, [Pathway("bucket"), Pathway("vm", "vm")], lambda: first[0], bucket)
+    masters = SteeredMasters(bucket, [Pathway("bucket"), Pathway("vm", "vm")], lambda: first[0],
+                             {"bucket": bucket, "vm": vm_view})
     assert masters.master_playlist() is None
     first[0] = "vm"
     assert masters.master_playlist() is not None  # the bucket fails: the VM's pathway alone is enough
@@ -191,17 +241,6 @@ async def test_a_player_arriving_while_the_bucket_fails_starts_on_the_vm(make_ri
     assert 'PATHWAY-ID="vm"\n' in body.decode().split("#EXT-X-STREAM-INF")[0]
 
 
-async def test_the_vm_playlists_are_the_buckets_with_the_vm_uris(make_rig: MakeRig) -> None:
-    rig = await make_rig()
-    bucket = (await get(rig.client, "/live/0/playlist.m3u8"))[2].decode()
-    vm = await vm_playlist(rig)
-    assert "https://r2.example/0/seg0.ts" in bucket
-    assert vm == bucket.replace("https://r2.example/0/", "/live/vm/0/")
-    assert vm == await vm_playlist(rig, "/hls/vm/0/stream.m3u8")
-    rig.shown.add_segment(0)
-    assert "\n/live/vm/0/seg3.ts\n" in await vm_playlist(rig)
-
-
 # -- the steering manifest ----------------------------------------------------------------------------
 
 
@@ -252,7 +291,7 @@ async def test_a_listed_segment_is_served_as_the_bucket_serves_it(make_rig: Make
 async def test_only_what_the_vm_playlists_list_is_served(make_rig: MakeRig) -> None:
     rig = await make_rig()
     listed(rig, n=0)
-    rig.copies.keep(key_for(0, "seg9.ts"), BODY)  # kept, never listed (a slot dropped)
+    hold(rig, 0, "seg9.ts")  # held, never listed (a slot dropped)
     await vm_playlist(rig)
     assert (await get(rig.client, "/live/vm/0/seg0.ts"))[0] == 200
     for path in ("/live/vm/0/seg9.ts", "/live/vm/1/seg0.ts", "/live/vm/0/seg1.ts", "/live/vm/00/seg0.ts",
@@ -291,12 +330,10 @@ async def test_every_uri_of_an_fmp4_stream_the_vm_lists_is_served(make_rig: Make
     for n in range(3):
         for name in shown.names(0, n):
             kept[name] = body = name.encode() * 100
-            rig.copies.keep(key_for(0, name), body)
+            rig.located.vm.add(hold(rig, 0, name, body).key)
         shown.add_fmp4(0, n)
-    text = await vm_playlist(rig)
-    uris = [line.split('"')[1] if line.startswith("#EXT-X-MAP:") else line
-            for line in text.splitlines() if line.startswith("#EXT-X-MAP:") or not line.startswith("#")]
-    assert f'#EXT-X-MAP:URI="/live/vm/0/{shown.names(0, 0)[0]}"' in text and len(uris) == 4, text
+    uris = [f"/live/vm/0/{name}" for name in kept]
+    assert len(uris) == 4
     for uri in uris:
         status, headers, body = await get(rig.client, uri)
         assert (status, body) == (200, kept[uri.rpartition("/")[2]]), uri
@@ -429,7 +466,7 @@ async def test_a_listed_segment_the_vm_has_no_copy_of_is_the_buckets_while_it_se
     rig.clock.t += 100
     listed(rig)
     await vm_playlist(rig)
-    rig.copies.close()  # every copy gone
+    rig.copies.close()  # nothing held any more
     status, headers, _ = await unfollowed(rig, "/live/vm/0/seg0.ts")
     assert (status, headers.get("Location")) == (302, "https://r2.example/0/seg0.ts")
     assert (await unfollowed(rig, "/live/vm/0/seg7.ts"))[0] == 404  # nobody lists it: still nothing
@@ -474,38 +511,43 @@ class Waiting(Shown):
         return None
 
 
-async def test_landed_url_is_what_the_buckets_playlist_lists_once_it_does() -> None:
-    shown, bucket = Shown(), Waiting()
-    vm = VmPlaylists(shown, Copies.__new__(Copies), key_for, landed=bucket)
-    assert vm.landed_url(0, "seg2.ts") == "https://r2.example/0/seg2.ts"
-    assert vm.landed_url(0, "seg3.ts") is None and vm.landed_url(2, "seg0.ts") is None
+async def test_the_redirect_waits_for_the_upload_to_land_in_the_bucket() -> None:
+    shown = Waiting()
+    located = Located(shown)
+    steering = SteeringPolicy(("bucket", "vm"), {"bucket": BucketSignals(behind=lambda: 0.0)}, lambda: 2,
+                              interval=1.0)
+    there = InBucket(steering, located, shown, key_for)
+    located.vm.update({key_for(0, "seg2.ts"), key_for(0, "seg3.ts"), key_for(0, "seg4.ts")})
+    assert there.now(0, "seg2.ts") == "https://r2.example/0/seg2.ts"
+    assert there.now(0, "seg3.ts") is None and there.now(2, "seg0.ts") is None
     # Listed by the VM's pathway first; the redirect waits for the upload to land (the bucket's pathway
-    # shows a new version), at most the time given.
-    waiting = asyncio.ensure_future(vm.landed_url_within(0, "seg3.ts", 5.0))
+    # shows a new version), at most as long as an upload waits before players are steered away.
+    waiting = asyncio.ensure_future(there.within(0, "seg3.ts"))
     await asyncio.sleep(0.05)
     assert not waiting.done()
-    bucket.add_segment(0)
+    shown.add_segment(0)
     assert await asyncio.wait_for(waiting, 1) == "https://r2.example/0/seg3.ts"
-    assert await vm.landed_url_within(0, "seg4.ts", 0.1) is None
+    assert await there.within(0, "seg9.ts") is None  # not listed by the VM's pathway: never waited for
 
 
 class SlowCopies:
     """Copies whose reads (on the executor's threads) wait for the test: answers being sent pile up."""
 
-    def __init__(self, copy: Copy) -> None:
+    def __init__(self, copy: HeldFile) -> None:
         self.copy = copy
         self.go = threading.Event()
 
-    def servable(self, key: str) -> Copy | None:
+    def servable(self, key: str) -> HeldFile | None:
         return self.copy
 
-    def read(self, copy: Copy) -> bytes:
+    def read(self, copy: HeldFile) -> bytes:
         self.go.wait(timeout=30)
         return BODY
 
 
 async def test_answers_in_flight_are_bounded_per_client_and_in_all(make_rig: MakeRig, tmp_path: Path) -> None:
-    copy = Copy(key_for(0, "seg0.ts"), "x", len(BODY), '"e"', 1e9, "video/mp2t", 0.0, True)
+    copy = HeldFile(key_for(0, "seg0.ts"), ("0", "seg0.ts"), Stamp(1, len(BODY), 0), len(BODY), '"e"', 1e9,
+                    "video/mp2t", 0.0)
     slow = SlowCopies(copy)
     segments = VmSegments(slow, key_for, ByteBudget(1e9, 1e9), max_sending=8,
                           proxies=Proxies(cloudflare=True))

@@ -15,7 +15,7 @@ from aiohttp import web
 from broadcaster.playlist import hls
 from broadcaster.playlist.steering import Clone, render_steering
 from broadcaster.steering import reports
-from broadcaster.steering.probe import SteeringLoop
+from broadcaster.steering.probe import Newest, Probe, SteeringLoop
 from broadcaster.steering.policy import (DOWN, HOLD_MAX, PUBLIC_URL, SLOW_TARGETS, UPLOADS, VIEWERS, BucketSignals,
                                          SteeringPolicy, refusal)
 from tests.support.fakes import Clock
@@ -348,11 +348,12 @@ async def test_a_failed_probe_asks_the_buckets_api_at_once_and_its_refusal_steer
     policy = SteeringPolicy(("bucket", "vm"), {"bucket": BucketSignals(behind=lambda: 0.0, failing=lambda: False,
                                                                        refused=lambda: refused["bucket"])},
                             lambda: TARGET, interval=INTERVAL)
-    loop = SteeringLoop(policy, check_writes=check_writes)
+    newest = Newest()
+    loop = SteeringLoop(policy, {"bucket": Probe(newest, check_writes)})
     await loop.start()
     try:
         def steered_away() -> bool:
-            loop.listed(0, 0, None, url)  # live: the newest segment is fresh
+            newest.listed(0, 0, None, url)  # live: the newest segment is fresh
             return policy.first != "bucket"
 
         # The first probe goes after PROBE_EVERY; the rest at once.

@@ -49,7 +49,7 @@ async def test_upload_puts_bytes_with_segment_headers(tmp_path: Path, store: S3S
     assert stored == path.read_bytes()
     assert done.sha256 == hashlib.sha256(stored).digest()  # of the bytes in the bucket (viewers check peers')
     assert up.uploads_done == 1 and up.storage_ok is True
-    assert metrics.registry.get_sample_value("hls_broadcaster_uploaded_bytes_total", {"variant": "0"}) == 1880
+    assert metrics.registry.get_sample_value("hls_broadcaster_uploaded_bytes_total", {"pathway": "bucket", "variant": "0"}) == 1880
 
 
 async def test_fmp4_types(tmp_path: Path) -> None:
@@ -92,7 +92,7 @@ async def test_retries_with_capped_exponential_backoff_and_jitter(tmp_path: Path
     await up.upload_file(segment(tmp_path), "k", "0")
     assert sleeps.delays == [0.125, 0.25, 0.5, 1.0, 2.0, 2.0]
     assert up.uploads_failed == 6 and up.uploads_done == 1 and up.storage_ok
-    assert metrics.registry.get_sample_value("hls_broadcaster_upload_failures_total", {"reason": "InternalError"}) == 6
+    assert metrics.registry.get_sample_value("hls_broadcaster_upload_failures_total", {"pathway": "bucket", "reason": "InternalError"}) == 6
 
 
 async def test_attempt_timeout_is_a_retryable_failure(tmp_path: Path) -> None:

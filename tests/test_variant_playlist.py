@@ -1,18 +1,22 @@
-"""VariantPlaylist (and Variants) across a new target with the VM's pathway ahead (content steering): the bucket's
-playlist shows the former playlist as far as the VM's pathway showed it before any version of the new
-one. Driven by hand, as the lister and the Release drive it: list, render, tell what was shown."""
+"""VariantPlaylist (and Variants) on two pathways across a new target (content steering): a pathway behind
+the other when the target rises lists the former playlist as far as any pathway showed it before any
+version of the new one, every variant's at once. Driven by hand, as the lister and the Release drive
+it: list, push the versions, tell what was shown."""
 
 from __future__ import annotations
 
 import asyncio
 
 from broadcaster.playlist.options import WindowOptions
+from broadcaster.playlist.pathway import VM, Pathway, VmUris
 from broadcaster.playlist.rendered import Rendered
 from broadcaster.playlist.segments import ListedSegment
+from broadcaster.publish.pathways import FIRST, PathwayPlan
 from broadcaster.publish.variant_playlist import VariantPlaylist
 from broadcaster.publish.variants import Variants
 
 T0 = 1_795_000_000.0
+PLAN = PathwayPlan((FIRST, Pathway("vm", VM, "vm", VmUris())), redirects=lambda: False)
 
 
 def seg(i: int, duration: float = 1.0) -> ListedSegment:
@@ -22,7 +26,7 @@ def seg(i: int, duration: float = 1.0) -> ListedSegment:
 
 def names(rendered: Rendered | None) -> list[str]:
     assert rendered is not None
-    return [line.rsplit("/", 1)[1] for line in rendered.body.decode().splitlines() if line.startswith("https://")]
+    return [line.rsplit("/", 1)[1] for line in rendered.body.decode().splitlines() if line and not line.startswith("#")]
 
 
 def target(rendered: Rendered | None) -> int:
@@ -31,55 +35,63 @@ def target(rendered: Rendered | None) -> int:
     return int(line.split(":")[1])
 
 
-def show(p: VariantPlaylist) -> tuple[Rendered | None, Rendered | None, bool]:
-    """One push and one show, as the lister and the Release do: (the VM's, the bucket's, caught up)."""
-    vm, bucket = p.visible(), p.bucket_visible(now=0.0)
-    assert vm is not None
-    if bucket is None:
-        p.shown_ahead(vm)
-        return vm, bucket, False
-    return vm, bucket, p.shown(vm, bucket)
+def playlist() -> VariantPlaylist:
+    p = VariantPlaylist(0, WindowOptions(10), lambda _removed: None, plan=PLAN)
+    p.open(1, True, 0.0)
+    return p
+
+
+def show(p: VariantPlaylist, shown: dict[str, Rendered]) -> tuple[Rendered | None, Rendered | None, bool]:
+    """One push and one show, as the lister and the Release do (a pathway without a new version keeps
+    the one it showed): (the VM's, the bucket's, a former playlist caught up)."""
+    versions = p.versions(0.0)
+    due = False
+    for pid, rendered in versions.items():
+        shown[pid] = rendered
+        due = p.shown(pid, rendered) or due
+    return shown.get("vm"), shown.get("bucket"), due
 
 
 async def test_a_segment_landed_but_not_yet_shown_in_the_bucket_is_shown_there_before_the_new_target() -> None:
     """The race the publisher test cannot time: the upload of what the VM's pathway showed landed, but
     the bucket's version listing it was not shown yet (the Release saves first) when the target rose."""
     loop = asyncio.get_running_loop()
-    p = VariantPlaylist(0, WindowOptions(10), lambda _removed: None)
-    p.open(1, True, 0.0)
+    p, shown = playlist(), dict[str, Rendered]()
     for i in range(2):
         p.list(seg(i), 0, float(i), p.next_sequence, T0 + i)
-    show(p)
+    show(p, shown)
     upload: asyncio.Future[None] = loop.create_future()
-    p.list(seg(2), 0, 2.0, p.next_sequence, T0 + 2, upload=upload)
-    vm, bucket, _ = show(p)
+    p.list(seg(2), 0, 2.0, p.next_sequence, T0 + 2, landings={"bucket": upload})
+    vm, bucket, _ = show(p, shown)
     assert names(vm)[-1] == "stream-a-2.ts" and names(bucket)[-1] == "stream-a-1.ts"
     upload.set_result(None)
-    assert names(p.bucket_visible(now=0.0))[-1] == "stream-a-2.ts"  # pushed, not shown: a save is on its way
-    assert p.retarget(3, 3.0, new_timeline=True) == []
-    assert p.owes_former
+    assert names(p.versions(0.0)["bucket"])[-1] == "stream-a-2.ts"  # pushed, not shown: a save is on its way
+    assert p.behind() == {"bucket"}
+    assert p.retarget(3, 3.0, new_timeline=True, keep_former=frozenset({"bucket"})) == []
+    assert p.on_former == {"bucket"}
     p.list(seg(3, 3.0), 0, 3.0, p.next_sequence, T0 + 3)
-    vm, bucket, due = show(p)
+    vm, bucket, due = show(p, shown)
     assert names(vm) == ["stream-a-3.ts"] and target(vm) == 3
     assert names(bucket)[-1] == "stream-a-2.ts" and target(bucket) == 1
-    assert due and p.bucket_retargets  # the bucket still shows the former target
-    vm, bucket, due = show(p)
-    assert not p.owes_former and not due
+    assert due  # the bucket showed its former playlist as far as it went: the new one is next
+    p.leave_former("bucket")
+    vm, bucket, due = show(p, shown)
+    assert not p.on_former and not due
     assert names(bucket) == ["stream-a-3.ts"] and target(bucket) == 3
 
 
 async def test_nothing_is_owed_when_the_bucket_showed_as_far_as_the_vm() -> None:
     loop = asyncio.get_running_loop()
-    p = VariantPlaylist(0, WindowOptions(10), lambda _removed: None)
-    p.open(1, True, 0.0)
+    p, shown = playlist(), dict[str, Rendered]()
     upload: asyncio.Future[None] = loop.create_future()
-    p.list(seg(0), 0, 0.0, p.next_sequence, T0, upload=upload)
+    p.list(seg(0), 0, 0.0, p.next_sequence, T0, landings={"bucket": upload})
     upload.set_result(None)
-    show(p)
+    show(p, shown)
+    assert p.behind() == set()
     p.retarget(3, 1.0, new_timeline=True)
-    assert not p.owes_former
+    assert not p.on_former
     p.list(seg(1, 3.0), 0, 1.0, p.next_sequence, T0 + 1)
-    _vm, bucket, due = show(p)
+    _vm, bucket, due = show(p, shown)
     assert names(bucket) == ["stream-a-1.ts"] and not due
 
 
@@ -98,20 +110,21 @@ class Shown:
         self.due += 1
 
     def push(self) -> None:
-        vm, bucket = self.variants.versions(), self.variants.bucket_versions(0.0)
-        self.vm.update(vm)
-        self.bucket.update(bucket)
-        self.variants.shown(vm, bucket=bucket)
-        # 6.2.4, as bucket_versions keeps it: among the variants listing something (one whose new playlist
-        # is still empty shows its last version on both pathways until its first segment).
-        targets = {target(r) for i, r in self.bucket.items() if self.variants[i].playlist.listing}
-        assert len(targets) <= 1, f"the bucket's playlists show targets {targets} at once"
+        versions = self.variants.versions(0.0)
+        self.vm.update(versions["vm"])
+        self.bucket.update(versions["bucket"])
+        self.variants.shown(versions)
+        # 6.2.4: among the variants listing something, one target per pathway.
+        for view in (self.bucket, self.vm):
+            targets = {target(r) for i, r in view.items() if self.variants[i].playlist.listing
+                       and not self.variants[i].withdrawn}
+            assert len(targets) <= 1, f"a pathway's playlists show targets {targets} at once"
 
 
 def two_variants(removed: list[str] | None = None) -> tuple[Variants, Shown]:
     """`removed`: the keys handed on to the cleaner, as they go."""
     gone = removed if removed is not None else []
-    variants = Variants(WindowOptions(10), lambda left: gone.extend(r.segment.key or "" for r in left))
+    variants = Variants(WindowOptions(10), lambda left: gone.extend(r.segment.key or "" for r in left), PLAN)
     for index in (0, 1):
         variants.add(index, 0.0).playlist.open(1, True, 0.0)
     return variants, Shown(variants)
@@ -136,7 +149,7 @@ def list_in(variants: Variants, index: int, i: int, duration: float = 1.0,
     p = variants[index].playlist
     key = f"live/{index}/stream-a-{i}.ts"
     p.list(ListedSegment(f"https://cdn.example/{key}", duration, T0 + i, key=key), 0, float(i),
-           p.next_sequence, T0 + i, upload=upload)
+           p.next_sequence, T0 + i, landings={"bucket": upload} if upload is not None else None)
 
 
 async def test_a_former_playlist_is_shown_though_the_new_one_is_still_empty() -> None:
@@ -157,8 +170,8 @@ async def test_a_former_playlist_is_shown_though_the_new_one_is_still_empty() ->
 
 
 async def test_a_second_new_target_before_the_bucket_caught_up_never_shows_two_targets() -> None:
-    """One former at a time: a new target while one is still owed keeps it, keeps no other, and the
-    bucket's playlists go from the first target to the last together."""
+    """One former at a time: a new target while one is still owed gives it up (what only the VM's pathway
+    showed is logged), and the bucket's playlists go from the first target to the last together."""
     loop = asyncio.get_running_loop()
     variants, shown = two_variants()
     list_in(variants, 0, 0)
@@ -173,20 +186,16 @@ async def test_a_second_new_target_before_the_bucket_caught_up_never_shows_two_t
     list_in(variants, 0, 2, duration=3.0, upload=second[0])
     list_in(variants, 1, 2, duration=3.0, upload=second[1])
     shown.push()
-    assert variants[0].playlist.owes_former and not variants[1].playlist.owes_former
-    # Segment 2 was shown on the VM's pathway only, in both: variant 1 would owe its target-3 playlist
-    # while variant 0 still owes its target-1 one.
+    assert variants[0].playlist.on_former == {"bucket"}
     variants.retarget(6, 5.0, new_timeline=True)
-    assert not variants[1].playlist.owes_former
     list_in(variants, 0, 3, duration=5.0)
     list_in(variants, 1, 3, duration=5.0)
     shown.push()
     first.set_result(None)
     for upload in second:
         upload.set_result(None)
-    shown.push()
-    assert names(shown.bucket[0])[-1] == "stream-a-1.ts" and target(shown.bucket[0]) == 1
-    shown.push()
+    for _ in range(3):
+        shown.push()
     assert {target(r) for r in shown.bucket.values()} == {6}
     assert names(shown.bucket[0]) == names(shown.bucket[1]) == ["stream-a-3.ts"]
 
@@ -200,14 +209,14 @@ async def test_a_withdrawn_variant_shows_its_former_playlist_and_holds_no_other(
     variants[1].withdrawn = True
     variants.retarget(3, 2.0, new_timeline=True)
     landing: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    list_in(variants, 0, 2, duration=3.0, upload=landing)  # variant 0 holds the new target meanwhile
+    list_in(variants, 0, 2, duration=3.0, upload=landing)  # variant 0's bucket waits for it meanwhile
     shown.push()
     upload.set_result(None)
     shown.push()
-    assert names(shown.bucket[1])[-1] == "stream-a-1.ts" and shown.due == 1
-    shown.push()
-    assert not variants[1].playlist.owes_former
-    assert {"live/1/stream-a-0.ts", "live/1/stream-a-1.ts"} <= set(removed)
+    assert names(shown.bucket[1])[-1] == "stream-a-1.ts"
     landing.set_result(None)
     shown.push()
-    assert target(shown.bucket[0]) == 3  # not held by variant 1, whose bucket playlist still shows target 1
+    shown.push()
+    assert target(shown.bucket[0]) == 3  # not held by variant 1
+    assert not variants[1].playlist.on_former
+    assert {"live/1/stream-a-0.ts", "live/1/stream-a-1.ts"} <= set(removed)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from ..lograte import RateLimitedLog
-from ..metrics import Metrics
+from ..metrics import BucketMetrics, Metrics
 from ..playlist.segments import Removed
 from ..state import validate
 from ..state.disk import RawJSON
@@ -39,7 +39,7 @@ class Cleaner:
     def __init__(
         self,
         store: DeletingStore,
-        metrics: Metrics,
+        metrics: Metrics | BucketMetrics,
         *,
         margin: float,
         interval: float = 5.0,
@@ -47,7 +47,7 @@ class Cleaner:
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
-        self._metrics = metrics
+        self._metrics = BucketMetrics.of(metrics)
         self._margin = margin
         self._interval = interval
         self._retry_after = retry_after

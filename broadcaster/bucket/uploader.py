@@ -15,7 +15,7 @@ from typing import NamedTuple, Protocol
 
 from ..files import MAX_FILE_BYTES, Refused, Stamp, is_temporary, read_stamped
 from ..lograte import RateLimitedLog
-from ..metrics import UPLOAD_FAILURE_REASONS, Metrics, bounded
+from ..metrics import UPLOAD_FAILURE_REASONS, BucketMetrics, Metrics, bounded
 from ..playlist import hls
 from .outage import OutageLog
 from .store import StoreError
@@ -88,30 +88,34 @@ def _read_and_hash(read: Read, hashed: bool) -> tuple[bytes, Stamp | None, bytes
     return body, stamp, hashlib.sha256(body).digest() if hashed else None
 
 
-class Keeper(Protocol):
-    """The VM's own copies of finished segments (steering/copies.py), for its content steering pathway."""
+class Holder(Protocol):
+    """What the service holds of each finished segment (held.Held): the version read first, its bytes
+    (a copy, or Owncast's file while unchanged), a copy kept when an upload fails, each bucket's landing."""
 
-    def keep(self, key: str, body: bytes) -> object | None:
-        """Keep `body` as `key`'s copy (called on a worker thread); None when it could not be kept."""
+    def first(self, key: str, parts: tuple[str, ...], stamp: Stamp) -> object | None: ...
 
-    def read_kept(self, key: str) -> bytes | None:
-        """`key`'s copy (called on a worker thread), None when there is none (any more)."""
+    def body(self, key: str) -> bytes | None: ...
+
+    def keep(self, key: str, body: bytes) -> bool: ...
+
+    def landed(self, key: str, bucket: str) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
 class Kept:
-    """A file's first read, kept as the VM's copy: its stamp and SHA-256, and whether the copy is there."""
+    """A file's first read, held: its stamp and SHA-256, and whether the service holds it (the VM's
+    pathway may list it at once)."""
 
     stamp: Stamp | None
     sha256: bytes | None
     kept: bool
 
 
-def _keep_first(read: Read, keeper: Keeper, key: str, hashed: bool) -> Kept:
-    """Read the file once, keep it as the VM's copy and hash it (on a worker thread)."""
+def _hold_first(read: Read, holder: Holder, key: str, parts: tuple[str, ...], hashed: bool) -> tuple[Kept, bytes]:
+    """Read the file once, hold that version and hash it (on a worker thread)."""
     body, stamp = read()
-    kept = keeper.keep(key, body) is not None
-    return Kept(stamp, hashlib.sha256(body).digest() if hashed else None, kept)
+    held = stamp is not None and holder.first(key, parts, stamp) is not None
+    return Kept(stamp, hashlib.sha256(body).digest() if hashed else None, held), body
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +136,7 @@ class Uploader:
     def __init__(
         self,
         store: ObjectStore,
-        metrics: Metrics,
+        metrics: Metrics | BucketMetrics,
         *,
         concurrency: int,
         attempt_timeout: float,
@@ -140,14 +144,17 @@ class Uploader:
         backoff: Backoff = Backoff(),
         clock: Callable[[], float] = time.monotonic,
         outage: OutageLog | None = None,
-        keeper: Keeper | None = None,
+        holder: Holder | None = None,
+        pathway: str = "bucket",
     ) -> None:
-        """`keeper`: each segment file is first read once, outside the upload slots, and kept as the VM's
-        own copy (content steering), which the VM's pathway lists at once; its upload then sends that
-        copy, however long the bucket takes and whatever Owncast deletes meanwhile."""
+        """`holder`: each segment file is first read once, outside the upload slots, and held (content
+        steering: the VM's pathway may list it at once, and every bucket's upload sends that version);
+        a failed attempt keeps a copy, so the next ones survive Owncast's cleanup. `pathway`: the bucket's
+        pathway ID, which it tells the holder with each landing."""
         self._store = store
-        self._keeper = keeper
-        self._metrics = metrics
+        self._holder = holder
+        self.pathway = pathway
+        self._metrics = BucketMetrics.of(metrics, pathway)
         self._slots = asyncio.Semaphore(concurrency)
         self._attempt_timeout = attempt_timeout
         self._max_file_bytes = max_file_bytes
@@ -164,13 +171,15 @@ class Uploader:
         self._clock = clock
         self._waiting: dict[int, float] = {}  # each upload not done yet -> when it began (in order)
         self._next_id = 0
+        self.last_landed: tuple[str, float] | None = None  # the newest segment's key it stored, and when
         # Outages are told in a few lines (outage.py); each failed attempt is a DEBUG line.
         self._outage = outage or OutageLog(log, waiting=self.waiting, clock=clock)
+        self._metrics.upload_wait.set_function(lambda: self.waiting()[1] or 0.0)
 
     @property
-    def keeps(self) -> bool:
-        """Each segment file is kept as the VM's copy first (a keeper was given)."""
-        return self._keeper is not None
+    def holds(self) -> bool:
+        """Each segment file is held first (a holder was given)."""
+        return self._holder is not None
 
     def waiting(self) -> tuple[int, float | None]:
         """Uploads not done yet (each retried until it succeeds or its file is gone), and how long
@@ -194,7 +203,7 @@ class Uploader:
                           hashed: bool = False, on_kept: Callable[[Kept], None] | None = None) -> Uploaded:
         """Upload one file (inside `root`, see read_segment_file); returns how long the successful
         PutObject took and, when `hashed`, the SHA-256 of the bytes it sent (only P2P needs it). With a
-        keeper, the file is read and kept first, `on_kept` told at once, and the copy uploaded.
+        holder, the file is read and held first, `on_kept` told at once, and that version uploaded.
 
         Raises SegmentLost when it can never succeed.
         """
@@ -205,27 +214,52 @@ class Uploader:
         def read() -> tuple[bytes, Stamp | None]:
             return read_segment_stamped(path, self._max_file_bytes, root=root)
 
-        keeper = self._keeper
-        if keeper is None:
+        holder = self._holder
+        if holder is None:
             # Read again on every attempt: if Owncast deleted the file meanwhile, it is lost.
             return await self._put(key, read, content_type, hls.SEGMENT_CACHE_CONTROL, variant, hashed)
-        first = await self._first_read(read, keeper, key, hashed)
+        base = root if root is not None else path.parent
+        parts = path.relative_to(base).parts if path.is_relative_to(base) else (path.name,)
+        first, body = await self._first_read(read, holder, key, parts, hashed)
         if on_kept is not None:
             on_kept(first)
-
-        def copy() -> tuple[bytes, Stamp | None]:
-            body = keeper.read_kept(key) if first.kept else None
-            return (body, first.stamp) if body is not None else read()  # the copy gone: the file, if any
-
-        done = await self._put(key, copy, content_type, hls.SEGMENT_CACHE_CONTROL, variant, False)
+        if not first.kept:  # changed while it was read: read again for each attempt, as without a holder
+            return await self._put(key, read, content_type, hls.SEGMENT_CACHE_CONTROL, variant, hashed)
+        done = await self._send_held(key, content_type, variant, first.stamp, body)
         return done._replace(sha256=first.sha256)
 
-    async def _first_read(self, read: Read, keeper: Keeper, key: str, hashed: bool) -> Kept:
-        """The file read and kept once, off the event loop; out of handles or memory, tried again."""
+    async def upload_held(self, key: str, variant: str, stamp: Stamp | None = None) -> Uploaded:
+        """Upload a segment the holder holds (another bucket's upload of what the first read): its copy,
+        or Owncast's file while it is the version held. Raises SegmentLost once neither is there."""
+        content_type = hls.segment_content_type(key)
+        if content_type is None or self._holder is None:
+            raise SegmentLost("bad_type", f"{key} is not a segment type we publish")
+        return await self._send_held(key, content_type, variant, stamp, None)
+
+    async def _send_held(self, key: str, content_type: str, variant: str, stamp: Stamp | None,
+                         first: bytes | None) -> Uploaded:
+        holder = self._holder
+        assert holder is not None
+        given = [first] if first is not None else []
+
+        def body() -> tuple[bytes, Stamp | None]:
+            data = given.pop() if given else holder.body(key)
+            if data is None:
+                raise SegmentLost("deleted", f"{key}: Owncast deleted or rewrote its file, and no copy was kept")
+            return data, stamp
+
+        done = await self._put(key, body, content_type, hls.SEGMENT_CACHE_CONTROL, variant, False,
+                               on_failed=lambda data: holder.keep(key, data))
+        holder.landed(key, self.pathway)
+        return done
+
+    async def _first_read(self, read: Read, holder: Holder, key: str, parts: tuple[str, ...],
+                          hashed: bool) -> tuple[Kept, bytes]:
+        """The file read and held once, off the event loop; out of handles or memory, tried again."""
         attempt = 0
         while True:
             try:
-                return await asyncio.to_thread(_keep_first, read, keeper, key, hashed)
+                return await asyncio.to_thread(_hold_first, read, holder, key, parts, hashed)
             except OSError as err:
                 if not is_temporary(err):
                     raise
@@ -240,17 +274,21 @@ class Uploader:
 
     async def _put(
         self, key: str, read: Read, content_type: str, cache_control: str, variant: str | None, hashed: bool,
+        on_failed: Callable[[bytes], object] | None = None,
     ) -> Uploaded:
         upload_id, self._next_id = self._next_id, self._next_id + 1
         self._waiting[upload_id] = self._clock()
         try:
-            return await self._attempts(key, read, content_type, cache_control, variant, hashed)
+            return await self._attempts(key, read, content_type, cache_control, variant, hashed, on_failed)
         finally:
             del self._waiting[upload_id]
 
     async def _attempts(
         self, key: str, read: Read, content_type: str, cache_control: str, variant: str | None, hashed: bool,
+        on_failed: Callable[[bytes], object] | None = None,
     ) -> Uploaded:
+        """`on_failed(body)`: after an attempt the bucket failed, on a worker thread (the holder keeps a
+        copy for the next attempts)."""
         attempt = 0
         while True:
             bucket_failed = True
@@ -276,10 +314,13 @@ class Uploader:
                         self._metrics.upload_failures.labels(reason=bounded_reason).inc()
                         log.debug("upload of %s failed (attempt %d): %s", key, attempt + 1, reason)
                         self.record(False, reason)
+                        if on_failed is not None:
+                            await asyncio.to_thread(on_failed, body)
                     else:
                         took = time.perf_counter() - started
                         log.debug("uploaded %s (%d bytes) in %.0f ms", key, len(body), took * 1000)
                         if variant is not None:
+                            self.last_landed = (key, self._clock())
                             self._metrics.upload_duration.observe(took)
                             self._metrics.segments_uploaded.labels(variant=variant).inc()
                             self._metrics.bytes_uploaded.labels(variant=variant).inc(len(body))

@@ -82,6 +82,9 @@ async def run_demo(
                 "AWS_SECRET_ACCESS_KEY": s3.secret_key, "AWS_BUCKET_NAME": s3.bucket,
                 "R2_PUBLIC_URL": s3.public_url, "HOST": host, "PORT": str(port), "STATE_DIR": str(work / "state"),
                 "WINDOW_SECONDS": str(max(12, 6 * segment_seconds)),
+                # Content steering on, as an operator may set it up: here on one machine, no CDN between
+                # (docs/steering.md says what the VM's pathway means behind Cloudflare).
+                "PATHWAYS": "bucket,vm",
             })
             tracker_folder: Path | None = None
             if p2p:  # its URL first (the viewers are told it); it starts once the service does

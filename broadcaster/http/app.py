@@ -45,23 +45,29 @@ OWNCAST_REPORT_EVERY = 10.0
 
 
 @dataclass(frozen=True)
+class ServedPathway:
+    """A pathway whose media playlists the service serves at /live/<folder>/<n>/playlist.m3u8 and
+    /hls/<folder>/<n>/stream.m3u8: every pathway but the first bucket's (at /live/<n>/), a second bucket's
+    included (its playlists are the service's, its segments the bucket's)."""
+
+    id: str
+    folder: str
+    playlists: PlaylistSource
+    away: Callable[[], bool] = lambda: False  # players are steered away from it now
+
+
+@dataclass(frozen=True)
 class Pathways:
-    """Content steering (PATHWAYS): the multivariant playlists naming every pathway, the VM pathway's
-    media playlists and segments, and the steering manifest players reload."""
+    """Content steering (PATHWAYS): the multivariant playlists naming every pathway, the other pathways'
+    media playlists, the VM's segments (None without the VM's pathway), and the steering manifest."""
 
     masters: MasterSource
-    vm: PlaylistSource  # ahead of the bucket's by the uploads on their way
-    newest: Callable[[int], int | None]  # the newest number the VM's pathway lists, per variant
     steering: SteeringSource
-    segments: VmSegments
+    newest: Callable[[int], int | None]  # the newest number any pathway lists, per variant
+    others: tuple[ServedPathway, ...] = ()
+    segments: VmSegments | None = None
     count_steering: Callable[[str], None] = lambda pathway: None  # a manifest request, by _HLS_pathway
-    away: Callable[[], bool] = lambda: False  # players are steered away from the bucket's pathway now
-    backup: PlaylistSource | None = None  # a second bucket's pathway's media playlists (PATHWAYS: backup)
-    backup_away: Callable[[], bool] = lambda: True  # players are not steered to the second bucket now
-    vm_offered: bool = True  # the VM's pathway is offered (PATHWAYS: vm): its playlists and segments served
-    # The bucket pathway's media playlists as served (steering/bucket_pathway.py: segments not in the bucket
-    # at their VM URIs while players are steered to the VM); None: the publisher's bucket versions as shown.
-    bucket: PlaylistSource | None = None
+    away: Callable[[], bool] = lambda: False  # players are steered away from the first bucket's pathway now
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,8 +185,7 @@ def create_app(
     app[DEFAULT_VARIANT] = options.default_variant
     proxies = Proxies(options.forwarded_allow_ips, options.trust_cf_connecting_ip)  # who names the client
     clients = Clients(proxies)  # one budget of late answers per client for every pathway's playlists
-    bucket = options.pathways.bucket if options.pathways is not None else None
-    playlist_routes = PlaylistRoutes(bucket or playlists, metrics, options.default_variant, options.blocking_reload,
+    playlist_routes = PlaylistRoutes(playlists, metrics, options.default_variant, options.blocking_reload,
                                      max_held=options.max_held, connection_metrics=connection_metrics,
                                      clients=clients,
                                      masters=options.pathways.masters if options.pathways is not None else None,
@@ -241,8 +246,8 @@ def create_app(
 
 def _add_pathways(app: web.Application, pathways: Pathways | None, metrics: Metrics,
                   options: PlaylistOptions, clients: Clients) -> None:
-    """The steering manifest beside each multivariant playlist, and the VM pathway's playlists and
-    segments under <folder>/vm/ (the playlists name them relatively: hls.vm_variant_uri)."""
+    """The steering manifest beside each multivariant playlist, each other pathway's media playlists
+    under <folder>/<pathway's folder>/, and the VM's segments under <folder>/vm/."""
     r = app.router
     steering = SteeringRoute(pathways.steering if pathways else None,
                              pathways.count_steering if pathways else lambda pathway: None)
@@ -250,21 +255,15 @@ def _add_pathways(app: web.Application, pathways: Pathways | None, metrics: Metr
         r.add_get(f"/{folder}/{hls.STEERING_MANIFEST_NAME}", steering.manifest)
     if pathways is None:
         return
-    if pathways.backup is not None:
-        backup = PlaylistRoutes(pathways.backup, metrics, options.default_variant, options.blocking_reload,
-                                max_held=options.max_held, clients=clients, label_prefix=f"{hls.BACKUP_FOLDER}/",
-                                horizon=Horizon(pathways.newest, pathways.backup_away))
-        r.add_get(rf"/live/{hls.BACKUP_FOLDER}/{{n:[0-9]+}}/{hls.MEDIA_PLAYLIST_NAME}", backup.media)
-        r.add_get(rf"/hls/{hls.BACKUP_FOLDER}/{{n:[0-9]+}}/{hls.OWNCAST_PLAYLIST_NAME}", backup.media)
-    if not pathways.vm_offered:
-        return
-    vm = PlaylistRoutes(pathways.vm, metrics, options.default_variant, options.blocking_reload,
-                        max_held=options.max_held, clients=clients,
-                        label_prefix=f"{hls.VM_FOLDER}/", horizon=Horizon(pathways.newest))
-    r.add_get(rf"/live/{hls.VM_FOLDER}/{{n:[0-9]+}}/{hls.MEDIA_PLAYLIST_NAME}", vm.media)
-    r.add_get(rf"/hls/{hls.VM_FOLDER}/{{n:[0-9]+}}/{hls.OWNCAST_PLAYLIST_NAME}", vm.media)
-    segment = r"/{folder:live|hls}/" + hls.VM_FOLDER + r"/{n:[0-9]+}/{file:[^/]+\.(?:ts|m4s|mp4|aac)}"
-    r.add_get(segment, pathways.segments.segment)
+    for served in pathways.others:
+        routes = PlaylistRoutes(served.playlists, metrics, options.default_variant, options.blocking_reload,
+                                max_held=options.max_held, clients=clients, label_prefix=f"{served.folder}/",
+                                horizon=Horizon(pathways.newest, served.away))
+        r.add_get(rf"/live/{served.folder}/{{n:[0-9]+}}/{hls.MEDIA_PLAYLIST_NAME}", routes.media)
+        r.add_get(rf"/hls/{served.folder}/{{n:[0-9]+}}/{hls.OWNCAST_PLAYLIST_NAME}", routes.media)
+    if pathways.segments is not None:
+        segment = r"/{folder:live|hls}/" + hls.VM_FOLDER + r"/{n:[0-9]+}/{file:[^/]+\.(?:ts|m4s|mp4|aac)}"
+        r.add_get(segment, pathways.segments.segment)
 
 
 async def _running_state_events(app: web.Application) -> AsyncIterator[None]:

@@ -30,7 +30,7 @@ from aiohttp import hdrs, web
 
 from ..numbers import whole_number
 from ..playlist import hls
-from ..steering.copies import Copy
+from ..bucket.held import HeldFile as Copy
 from .common import EDGE_HEADERS, edge_headers, unavailable
 from .clients import Proxies, client_address
 

@@ -1,74 +1,126 @@
-"""What content steering hands the HTTP server (http.Pathways): the multivariant playlists that name
-every pathway, the VM pathway's playlists and segments, and the steering manifest; wired from the
-service's parts (the policy, the VM's copies, both pathways' playlists) and its settings."""
+"""What content steering hands the HTTP server (http.Pathways), wired from the service's parts: the
+multivariant playlists that name every pathway, every other pathway's media playlists (served here;
+their segments are where each pathway's URIs say), the VM's segments, and the steering manifest."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable, Mapping
+from typing import Protocol
+
+from ..bucket.held import Held, HeldFile
 from ..playlist import hls
-from ..playlist.master import Pathway
+from ..playlist.master import Pathway as Offered
+from ..publish.pathways import PathwayPlan
 from ..publish.visible import VisiblePlaylists
 from ..settings import Settings
-from ..steering.backup import BackupPlaylists
-from ..steering.bucket_pathway import BucketPathway, ListedAtVm
-from ..steering.copies import Copies
 from ..steering.masters import SteeredMasters
 from ..steering.metrics import PathwayCounts
 from ..steering.policy import MIN_UPLOAD_WAIT, SteeringPolicy
-from ..steering.vm_playlists import VmPlaylists
-from ..steering.vm_versions import VmVersions
-from .app import Pathways
+from .app import Pathways, ServedPathway
 from .clients import Proxies
 from .pathway import BURST_SECONDS, ByteBudget, VmSegments
 
 
-def pathways(s: Settings, steering: SteeringPolicy, copies: Copies, ahead: VisiblePlaylists, landed: VisiblePlaylists,
-             counts: PathwayCounts, backup: BackupPlaylists | None = None,
-             listed_at_vm: ListedAtVm | None = None) -> Pathways:
-    """`ahead`: the playlists as the VM's pathway lists them (every segment the VM kept); `landed`: the
-    bucket pathway's (only what is in the bucket); `counts`: what the VM's pathway answers; `backup`: a
-    second bucket's pathway's playlists (only what landed there); `listed_at_vm`: what the bucket pathway
-    listed at VM URIs (saved with the state)."""
+class Located(Protocol):
+    """Where the publisher lists a segment (publish/publisher.py's Publisher.found)."""
+
+    def found(self, pathway: str, key: str) -> tuple[int, str | None] | None: ...
+
+
+class HeldSegments:
+    """The VM's segments as the route reads them: what the service holds of a key the VM's pathway lists."""
+
+    def __init__(self, held: Held, located: Located) -> None:
+        self._held = held
+        self._located = located
+
+    def servable(self, key: str) -> HeldFile | None:
+        if self._located.found(hls.VM_PATHWAY, key) is None:
+            return None
+        return self._held.get(key)
+
+    def read(self, copy: HeldFile) -> bytes:
+        return self._held.read(copy)
+
+
+class Serving(Protocol):
+    """What the steering policy says of the first bucket (steering/policy.py)."""
+
+    def bucket_serves(self) -> bool: ...
+
+    def target_duration(self) -> int | None: ...
+
+
+class Waits(Protocol):
+    """The first bucket's pathway's playlists (publish/visible.py's VisiblePlaylists)."""
+
+    async def wait_for_sequence(self, variant: int, sequence: int, timeout: float) -> object | None: ...
+
+
+class InBucket:
+    """Where the VM sends a player for a segment while the first bucket serves: the bucket's copy, at the
+    URL the first bucket's playlist lists it (public, or presigned), once its upload landed."""
+
+    def __init__(self, steering: Serving, located: Located, first: Waits,
+                 key_for: Callable[[int, str], str]) -> None:
+        self._steering = steering
+        self._located = located
+        self._first = first
+        self._key_for = key_for
+
+    def now(self, variant: int, name: str) -> str | None:
+        """The bucket's copy of a segment the VM does not hold (any more), while the bucket serves."""
+        if not self._steering.bucket_serves():
+            return None
+        at = self._located.found(hls.VM_PATHWAY, self._key_for(variant, name))
+        return at[1] if at is not None else None
+
+    async def within(self, variant: int, name: str) -> str | None:
+        """The bucket's copy while the bucket serves, once its upload landed, waited for as long as an
+        upload may wait before it steers players away (then: None, and the VM answers)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(self._steering.target_duration() or 3, MIN_UPLOAD_WAIT)
+        key = self._key_for(variant, name)
+        while self._steering.bucket_serves():
+            at = self._located.found(hls.VM_PATHWAY, key)
+            if at is None or at[1] is not None:
+                return at[1] if at is not None else None
+            remaining = deadline - loop.time()
+            if remaining <= 0 or await self._first.wait_for_sequence(variant, at[0], remaining) is None:
+                return None
+        return None
+
+
+def pathways(s: Settings, plan: PathwayPlan, steering: SteeringPolicy, playlists: Mapping[str, VisiblePlaylists],
+             held: Held | None, located: Located, counts: PathwayCounts) -> Pathways:
+    """`playlists`: each pathway's, by ID (the first bucket's included); `held`: what the VM serves from
+    (None: no VM pathway); `located`: where the publisher lists each segment."""
     prefix = s.r2_key_prefix
+    first = playlists[hls.BUCKET_PATHWAY]
 
     def key_for(variant: int, name: str) -> str:
         return hls.object_key(prefix, variant, name)
 
-    rate = s.vm_segment_mbps * 125_000  # bytes a second
-    # While the bucket serves, the VM's pathway lists what the bucket has (the VM redirects each there).
-    vm = VmPlaylists(VmVersions(landed, ahead, steering.bucket_serves), copies, key_for, landed=landed)
-
-    async def elsewhere(variant: int, name: str) -> str | None:
-        """The bucket's copy while the bucket serves, once its upload landed (if within the wait that
-        would steer players away: then the VM answers)."""
-        if not steering.bucket_serves():
-            return None
-        wait = max(steering.target_duration() or 3, MIN_UPLOAD_WAIT)
-        url = await vm.landed_url_within(variant, name, wait)
-        return url if steering.bucket_serves() else None
-
-    def landed_now(variant: int, name: str) -> str | None:
-        """The bucket's copy of a segment the VM has none of (any more), while the bucket serves."""
-        return vm.landed_url(variant, name) if steering.bucket_serves() else None
-
-    segments = VmSegments(copies, key_for, ByteBudget(rate, rate * BURST_SECONDS), on_sent=counts.sent,
-                          proxies=Proxies(s.forwarded_allow_ips, s.trust_cf_connecting_ip), elsewhere=elsewhere,
-                          landed=landed_now)
-    folders = {hls.BUCKET_PATHWAY: "", hls.VM_PATHWAY: hls.VM_FOLDER, hls.BACKUP_PATHWAY: hls.BACKUP_FOLDER}
-    offered = [Pathway(p, folders[p]) for p in s.pathways]
+    segments = None
+    if held is not None and hls.VM_PATHWAY in s.pathways:
+        rate = s.vm_segment_mbps * 125_000  # bytes a second
+        there = InBucket(steering, located, first, key_for)
+        segments = VmSegments(HeldSegments(held, located), key_for, ByteBudget(rate, rate * BURST_SECONDS),
+                              on_sent=counts.sent, proxies=Proxies(s.forwarded_allow_ips, s.trust_cf_connecting_ip),
+                              elsewhere=there.within, landed=there.now)
+    offered = [Offered(p.id, p.folder) for p in plan.pathways]
+    others = tuple(ServedPathway(p.id, p.folder, playlists[p.id], _away(steering, p.id))
+                   for p in plan.pathways[1:])
 
     def newest(variant: int) -> int | None:
-        rendered = ahead.media_playlist(variant)
-        return None if rendered is None else rendered.last_sequence
+        numbers = [r.last_sequence for p in playlists.values() if (r := p.media_playlist(variant)) is not None]
+        return max(numbers, default=None)
 
-    others = {hls.BACKUP_PATHWAY: backup} if backup is not None else {}
-    vm_offered = hls.VM_PATHWAY in s.pathways
-    # Steered away from the bucket (to the VM, or to a second bucket), the bucket pathway lists what is not
-    # in the bucket yet at its VM URI: a player that stays there (video.js, one without content steering)
-    # plays on from the VM. Without the VM's pathway (PATHWAYS=bucket,backup) it cannot: docs/steering.md.
-    bucket = (BucketPathway(landed, ahead, vm.uri, lambda: steering.first != hls.BUCKET_PATHWAY, listed_at_vm)
-              if vm_offered else None)
-    return Pathways(masters=SteeredMasters(ahead, offered, lambda: steering.first, landed, others), vm=vm,
-                    newest=newest, steering=steering, segments=segments, count_steering=counts.manifest,
-                    away=lambda: steering.first != hls.BUCKET_PATHWAY, backup=backup,
-                    backup_away=lambda: steering.first != hls.BACKUP_PATHWAY,
-                    vm_offered=vm_offered, bucket=bucket)
+    return Pathways(masters=SteeredMasters(first, offered, lambda: steering.first, playlists),
+                    steering=steering, newest=newest, others=others, segments=segments,
+                    count_steering=counts.manifest, away=_away(steering, hls.BUCKET_PATHWAY))
+
+
+def _away(steering: SteeringPolicy, pathway: str) -> Callable[[], bool]:
+    return lambda: steering.first != pathway

@@ -15,8 +15,8 @@ from collections import deque
 from itertools import islice
 
 from . import deflate
-from .entry import Entry, hashed_from
-from .window import Window
+from .entry import LISTED_TEXTS, Entry, Texts, hashed_from
+from .window import Entries
 
 # A long window's playlist is kept as chunks of this many segments (by sequence number), each frozen
 # once every segment of it is listed: its text, gzip piece, CRC and digest are made once, and a new
@@ -37,10 +37,10 @@ class Chunk:
 
     __slots__ = ("group", "text", "deflated", "crc", "digest")
 
-    def __init__(self, group: int, entries: list[Entry], before: Entry) -> None:
+    def __init__(self, group: int, entries: list[Entry], before: Entry, texts: Texts = LISTED_TEXTS) -> None:
         self.group = group
-        self.text = "".join(e.text for e in entries).encode()
-        self.deflated = deflate.deflate_piece(self.text, _CHUNK_LEVEL, after=before.text.encode())
+        self.text = "".join(texts.text(e) for e in entries).encode()
+        self.deflated = deflate.deflate_piece(self.text, _CHUNK_LEVEL, after=texts.text(before).encode())
         self.crc = zlib.crc32(self.text)
         self.digest = hashlib.blake2b(self.text, digest_size=16).digest()
 
@@ -124,18 +124,20 @@ class Parts:
 
 class Frozen:
     """A window's chunks of CHUNK_ENTRIES segments between its first and its last (open) ones, each
-    frozen once complete, and the middle they make; emptied whenever the entries are replaced."""
+    frozen once complete, and the middle they make; emptied whenever the entries are replaced. `texts`:
+    how the pathway whose versions these are writes each entry (the listed URIs, or another pathway's)."""
 
-    __slots__ = ("chunks", "middle")
+    __slots__ = ("chunks", "middle", "texts")
 
-    def __init__(self) -> None:
+    def __init__(self, texts: Texts = LISTED_TEXTS) -> None:
         self.chunks: deque[Chunk] = deque()
         self.middle = NO_MIDDLE
+        self.texts = texts
 
     def clear(self) -> None:
         self.chunks.clear()
 
-    def parts(self, entries: Window, start: int, end: int, head: str, ended: bool,
+    def parts(self, entries: Entries, start: int, end: int, head: str, ended: bool,
               target_duration: int) -> Parts:
         """The full playlist in parts: the segments are grouped by sequence number in chunks of
         CHUNK_ENTRIES; the chunks between the first and the last are frozen (made once, kept while
@@ -159,7 +161,7 @@ class Frozen:
                 newest = entries.newest(end - (have * size - 1))  # with the segment before the first
                 for group in range(have, high):
                     at = group * size - (have * size - 1)
-                    frozen.append(Chunk(group, newest[at:at + size], newest[at - 1]))
+                    frozen.append(Chunk(group, newest[at:at + size], newest[at - 1], self.texts))
         middle = self.middle
         held = middle.chunks
         if len(held) != len(frozen) or (held and (held[0] is not frozen[0] or held[-1] is not frozen[-1])):
@@ -168,7 +170,8 @@ class Frozen:
         tail_start = max(front_end, high * size)
         front = list(islice(entries, front_end - start))
         tail = entries.newest(end - tail_start + (tail_start > start))  # with the segment before it
-        before = tail.pop(0).shown(edge).encode() if tail_start > start else b""
+        shown = self.texts.shown
+        before = shown(tail.pop(0), edge).encode() if tail_start > start else b""
         end_list = "#EXT-X-ENDLIST\n" if ended else ""
-        return Parts("".join((head, *(e.shown(edge) for e in front))).encode(), middle,
-                     "".join((*(e.shown(edge) for e in tail), end_list)).encode(), before)
+        return Parts("".join((head, *(shown(e, edge) for e in front))).encode(), middle,
+                     "".join((*(shown(e, edge) for e in tail), end_list)).encode(), before)

@@ -8,6 +8,7 @@ join, not a formatting, per version. Its hash line (P2P on) is shown only near t
 from __future__ import annotations
 
 import json
+from typing import Protocol
 
 from . import hls
 from .segments import ListedSegment
@@ -21,7 +22,7 @@ class Entry:
     while it is near the live edge (shown)."""
 
     __slots__ = ("sequence", "segment", "discontinuity", "program_date_time", "listed_at", "text", "split",
-                 "maps", "saved")
+                 "maps", "saved", "others")
 
     def __init__(self, sequence: int, segment: ListedSegment, discontinuity: bool, program_date_time: float,
                  listed_at: float, previous: Entry | None) -> None:
@@ -34,14 +35,9 @@ class Entry:
         # 4.4.4.5: EXT-X-MAP before the first segment it applies to; a playlist's (or a delta's) first
         # segment gets it at render time when its predecessor made it unneeded here.
         self.maps = bool(init) and (previous is None or init != previous.segment.init_uri or discontinuity)
-        head = "".join((
-            "#EXT-X-DISCONTINUITY\n" if discontinuity else "",
-            f'#EXT-X-MAP:URI="{init}"\n' if self.maps else "",
-            f"#EXT-X-PROGRAM-DATE-TIME:{hls.format_program_date_time(program_date_time)}\n",
-            f"{hls.GAP_TAG}\n" if segment.gap else "",
-        ))
-        self.text = f"{head}#EXTINF:{segment.duration:.3f},\n{segment.uri}\n"  # without its hash
-        self.split = len(head)  # where its hash line goes: before EXTINF
+        # Without its hash; `split`: where its hash line goes, before EXTINF.
+        self.text, self.split = self._lines(segment.uri, init if self.maps else None, segment.gap)
+        self.others: dict[str, tuple[str, int]] | None = None  # its text on other pathways (text_as)
         # Its record in the state file (read back by publish/playlist_memory.py), with the time it was
         # listed on the generator's clock (the save says what that clock read): the same text in every
         # save. Its hash, when it has one, is a ninth value (files from before it have eight: those
@@ -54,11 +50,63 @@ class Entry:
             record.append(True)
         self.saved = _encode(record)
 
+    def _lines(self, uri: str, map_uri: str | None, gap: bool) -> tuple[str, int]:
+        head = "".join((
+            "#EXT-X-DISCONTINUITY\n" if self.discontinuity else "",
+            f'#EXT-X-MAP:URI="{map_uri}"\n' if map_uri else "",
+            f"#EXT-X-PROGRAM-DATE-TIME:{hls.format_program_date_time(self.program_date_time)}\n",
+            f"{hls.GAP_TAG}\n" if gap else "",
+        ))
+        return f"{head}#EXTINF:{self.segment.duration:.3f},\n{uri}\n", len(head)
+
+    def text_as(self, tag: str, uri: str, map_uri: str | None, gap: bool) -> tuple[str, int]:
+        """Its text and hash split with another pathway's URIs (`map_uri`: its EXT-X-MAP's, when it
+        carries one there; `gap`: EXT-X-GAP there), made once per `tag` (the pathway and how it lists it)."""
+        others = self.others
+        if others is None:
+            others = self.others = {}
+        made = others.get(tag)
+        if made is None:
+            made = others[tag] = self._lines(uri, map_uri, gap or self.segment.gap)
+        return made
+
     def shown(self, hashed_from: int) -> str:
         """Its text in a version whose segments from number `hashed_from` on show their hash."""
+        return self.shown_as(self.text, self.split, hashed_from)
+
+    def shown_as(self, text: str, split: int, hashed_from: int) -> str:
+        """`text` (its text on some pathway, its hash line at `split`) with its hash when it is past
+        `hashed_from`."""
         if self.segment.sha256 is None or self.sequence < hashed_from:
-            return self.text
-        return self.text[:self.split] + hls.segment_hash_line(self.segment.sha256) + self.text[self.split:]
+            return text
+        return text[:split] + hls.segment_hash_line(self.segment.sha256) + text[split:]
+
+
+class Texts(Protocol):
+    """How one pathway writes its entries (playlist/views.py's PathwayTexts): each one's text without its
+    hash line, with it, and the EXT-X-MAP a version must put before its first entry (4.4.4.5)."""
+
+    def text(self, e: Entry) -> str: ...
+
+    def shown(self, e: Entry, hashed_from: int) -> str: ...
+
+    def first_map(self, e: Entry) -> str | None: ...
+
+
+class ListedTexts:
+    """The entries as they were listed: the first bucket's URIs (and every playlist without pathways)."""
+
+    def text(self, e: Entry) -> str:
+        return e.text
+
+    def shown(self, e: Entry, hashed_from: int) -> str:
+        return e.shown(hashed_from)
+
+    def first_map(self, e: Entry) -> str | None:
+        return e.segment.init_uri if not e.maps else None
+
+
+LISTED_TEXTS = ListedTexts()
 
 
 def hashed_from(next_sequence: int, target_duration: int) -> int:

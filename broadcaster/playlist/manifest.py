@@ -8,9 +8,10 @@ that cached rendering (rendered.py) is handed out to every request.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from itertools import islice
+from itertools import count, islice
 
 from ..tails import Tail
 from . import hls
@@ -21,6 +22,11 @@ from .renderer import Renderer
 from .rendered import Rendered
 from .segments import ListedSegment, Removed
 from .window import Window
+
+
+# Change marks, unique across every generator: a view that renders one playlist and then another (a
+# pathway still behind at a restart, views.py) never takes a version of one for the other's.
+_MARKS = count(1)
 
 
 class SegmentRejected(ValueError):
@@ -68,6 +74,32 @@ class ManifestGenerator:
         self._regrowing = False  # continued above a state: not shown until three target durations long
         self._removed: list[Removed] = []
         self._peaks = Peaks()
+        # Counted for the pathways' views (playlist/views.py), which render versions of their own.
+        self.changes = next(_MARKS)  # new at every change of what a version would say
+        self.replacements = next(_MARKS)  # new every time the entries were replaced (what a view froze is stale)
+        # The last number the pathway furthest behind lists (views.py), None when none is behind: an entry
+        # leaves only once that pathway's version is a window long without it (_slide).
+        self.hold: int | None = None
+
+    def _changed(self) -> None:
+        self.changes = next(_MARKS)
+        self._versions.changed()
+
+    def _replaced(self) -> None:
+        self.replacements = next(_MARKS)
+        self._versions.replaced()
+
+    def frozen(self) -> ManifestGenerator:
+        """This playlist as it is now, for the pathways still behind when it restarts (a new target): it
+        changes no more; they list the rest of it from here before they list the new one."""
+        twin = copy.copy(self)
+        twin._window = self._window.replaced(list(self._window))
+        twin._versions = Renderer()
+        twin._removed = []
+        twin._peaks = Peaks()
+        twin.hold = None
+        twin._changed()
+        return twin
 
     # -- state -------------------------------------------------------------------------------------
 
@@ -135,7 +167,7 @@ class ManifestGenerator:
             raise ValueError("only an empty playlist joins at another's discontinuity number")
         self._discontinuity_sequence = max(self._discontinuity_sequence,
                                            discontinuity_number - self._pending_discontinuity)
-        self._versions.changed()
+        self._changed()
 
     def uris(self) -> list[str]:
         return [e.segment.uri for e in self._window]
@@ -169,7 +201,7 @@ class ManifestGenerator:
         self._continues = False
         self._regrowing = True
         self._ended = False
-        self._versions.changed()
+        self._changed()
 
     def append(
         self, segment: ListedSegment, now: float, sequence: int | None = None, wall: float | None = None
@@ -205,7 +237,7 @@ class ManifestGenerator:
         entry = Entry(self._next_sequence, segment, discontinuity, pdt, now, previous)
         if not self._window:
             self._peaks.clear()
-            self._versions.replaced()  # a new run of numbers: nothing frozen applies
+            self._replaced()  # a new run of numbers: nothing frozen applies
         self._window.append(entry)
         self._next_sequence += 1
         self._pending_discontinuity = self._continues = False
@@ -214,7 +246,7 @@ class ManifestGenerator:
             self._regrowing = False
         self._peaks.appended(entry.sequence, self._window.duration)
         self._slide(now)
-        self._versions.changed()
+        self._changed()
         return entry.sequence
 
     def restart(self, target_duration: int, now: float, *, sequence: int = 0,
@@ -263,14 +295,14 @@ class ManifestGenerator:
             self._pending_discontinuity = (self._pending_discontinuity or (self._ended and served)) and not carried
             self._continues = self._continues or bool(self._window)
         self._window.clear()
-        self._versions.replaced()
+        self._replaced()
         self._peaks.clear()
         self._next_sequence = self._media_sequence = max(self._next_sequence, sequence)
         self._ended = False
         self.target_duration = target_duration
         self.window_seconds = max(self.options.seconds, hls.min_window_seconds(target_duration))
         self.can_skip = self.can_block_reload and hls.offers_delta_updates(self.window_seconds, target_duration)
-        self._versions.changed()
+        self._changed()
         return self._carry(carried, now, gap_after)
 
     def _carry(self, carried: list[Entry], now: float, gap_after: bool) -> list[ListedSegment]:
@@ -295,29 +327,45 @@ class ManifestGenerator:
         """6.2.1: the stream ended; EXT-X-ENDLIST is appended and the playlist stops changing."""
         if not self._ended and self._window:
             self._ended = True
-            self._versions.changed()
+            self._changed()
 
     def _slide(self, now: float) -> None:
         """Remove from the front while the rest still covers the window (6.2.2).
 
         A segment also stays until it has been listed for about a window, so a burst of backlog does
-        not slide segments out before a polling player had the chance to see them.
+        not slide segments out before a polling player had the chance to see it. With a pathway behind
+        the others (`hold`), the window measured is its version's: every pathway's is a window long.
         """
         min_listed = self.window_seconds - self.target_duration
         window = self._window
+        duration = window.duration
+        hold = self.hold
+        if hold is not None:
+            for e in reversed(window):
+                if e.sequence <= hold:
+                    break
+                duration -= e.segment.duration
         while len(window) > 1:
             first = window.first
             assert first is not None
-            if window.duration - first.segment.duration < self.window_seconds:
+            if hold is not None and first.sequence >= hold:
+                break  # the pathway behind lists nothing after it yet
+            if duration - first.segment.duration < self.window_seconds:
                 break
             if now - first.listed_at < min_listed:
                 break
             window.popleft()
+            duration -= first.segment.duration
             keep = first.segment.duration + self._peaks.longest(first.sequence)
             self._removed.append(Removed(first.segment, now, keep))
             self._media_sequence += 1  # 6.2.2: +1 per removed segment
             if first.discontinuity:  # 4.4.3.3: its EXT-X-DISCONTINUITY left with it
                 self._discontinuity_sequence += 1
+            self._changed()
+
+    def slide(self, now: float) -> None:
+        """The pathway furthest behind moved on (`hold`): what every pathway is done with leaves."""
+        self._slide(now)
 
     def landed(self, key: str, now: float) -> None:
         """The segment listed under `key` reached its pathway only now (the bucket's, behind the VM's: an
@@ -338,8 +386,8 @@ class ManifestGenerator:
                 entries[i] = Entry(e.sequence, replace(e.segment, gap=True, sha256=None), e.discontinuity,
                                    e.program_date_time, e.listed_at, entries[i - 1] if i else None)
                 self._window = self._window.replaced(entries)
-                self._versions.replaced()
-                self._versions.changed()
+                self._replaced()
+                self._changed()
                 return e.sequence
         return None
 
@@ -352,8 +400,8 @@ class ManifestGenerator:
             entries.append(Entry(e.sequence, replace(e.segment, sha256=None), e.discontinuity,
                                  e.program_date_time, e.listed_at, entries[-1] if entries else None))
         self._window = self._window.replaced(entries)
-        self._versions.replaced()  # every entry's text changed
-        self._versions.changed()
+        self._replaced()  # every entry's text changed
+        self._changed()
 
     def drain_removed(self) -> list[Removed]:
         """Segments that left the window since the last call."""

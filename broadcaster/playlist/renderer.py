@@ -12,16 +12,16 @@ from typing import Protocol
 
 from . import hls
 from .chunks import Frozen, Parts
-from .entry import Entry, hashed_from
+from .entry import LISTED_TEXTS, Entry, Texts, hashed_from
 from .rendered import Rendered
-from .window import Window
+from .window import Entries
 
 
 class Listing(Protocol):
     """What a playlist lists and says, read-only (manifest.ManifestGenerator)."""
 
     @property
-    def window(self) -> Window: ...
+    def window(self) -> Entries: ...
     @property
     def target_duration(self) -> int: ...
     @property
@@ -43,10 +43,13 @@ class Listing(Protocol):
 
 
 class Renderer:
-    __slots__ = ("_frozen", "_rendered", "_edge", "_rendered_sequence", "_fewest")
+    """`texts`: how the pathway whose versions these are writes each entry (the listed URIs by default)."""
 
-    def __init__(self) -> None:
-        self._frozen = Frozen()  # the chunks between the first and the last
+    __slots__ = ("_frozen", "_rendered", "_edge", "_rendered_sequence", "_fewest", "texts")
+
+    def __init__(self, texts: Texts = LISTED_TEXTS) -> None:
+        self.texts = texts
+        self._frozen = Frozen(texts)  # the chunks between the first and the last
         self._rendered: Rendered | None = None
         self._edge: Rendered | None = None
         # The media sequence of the last version rendered, and the fewest segments a version under it
@@ -107,8 +110,9 @@ class Renderer:
             lines.append(f"#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}")
         lines.append("")
         head = "\n".join(lines)
-        if first is not None and first.segment.init_uri and not first.maps:
-            head += f'#EXT-X-MAP:URI="{first.segment.init_uri}"\n'  # 4.4.4.5: the first needs it
+        map_uri = self.texts.first_map(first) if first is not None else None
+        if map_uri:
+            head += f'#EXT-X-MAP:URI="{map_uri}"\n'  # 4.4.4.5: the first needs it
         return head
 
     def text(self, p: Listing, server_control: bool, skipped: int = 0) -> str:
@@ -117,8 +121,9 @@ class Renderer:
         window = p.window
         entries = window.newest(len(window) - skipped) if skipped else list(window)
         edge = hashed_from(p.next_sequence, p.target_duration)
+        shown = self.texts.shown
         return "".join((self._header(p, server_control, skipped, entries[0] if entries else None),
-                        *(e.shown(edge) for e in entries), "#EXT-X-ENDLIST\n" if p.ended else ""))
+                        *(shown(e, edge) for e in entries), "#EXT-X-ENDLIST\n" if p.ended else ""))
 
     def _parts(self, p: Listing, server_control: bool) -> Parts:
         """The full playlist in parts (Frozen.parts)."""
@@ -127,7 +132,7 @@ class Renderer:
                                   p.target_duration)
 
 
-def _skippable(entries: Window, keep: float) -> int:
+def _skippable(entries: Entries, keep: float) -> int:
     """How many segments a delta update replaces with EXT-X-SKIP: the oldest ones, keeping at least
     `keep` (CAN-SKIP-UNTIL) seconds of the playlist's end (6.2.5.1)."""
     tail = 0.0

@@ -11,9 +11,28 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Iterator
 from itertools import islice
+from typing import Protocol
 
 from ..tails import Log, Tail
 from .entry import Entry
+
+
+class Entries(Protocol):
+    """What a rendering reads of the entries a version lists (a Window, or the first ones of it: Upto)."""
+
+    def __len__(self) -> int: ...
+
+    def __iter__(self) -> Iterator[Entry]: ...
+
+    def __reversed__(self) -> Iterator[Entry]: ...
+
+    @property
+    def first(self) -> Entry | None: ...
+
+    @property
+    def mapped(self) -> int: ...
+
+    def newest(self, count: int) -> list[Entry]: ...
 
 
 class Window:
@@ -86,3 +105,50 @@ class Window:
     def records(self) -> Tail:
         """The entries' records as they are now (ids count the entries appended to this window)."""
         return self._records.tail()
+
+    def upto(self, count: int) -> Upto:
+        """Its first `count` entries, as a version that lists fewer than the window (a pathway behind
+        the others: playlist/views.py)."""
+        return Upto(self, count)
+
+
+class Upto:
+    """The first `count` entries of a window, read as a window is (Entries). Reading from the end skips
+    the entries past it: a pathway's lag, a few segments (an outage's backlog at most)."""
+
+    __slots__ = ("_window", "_count", "_mapped")
+
+    def __init__(self, window: Window, count: int) -> None:
+        self._window = window
+        self._count = max(0, min(count, len(window)))
+        self._mapped: int | None = None
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[Entry]:
+        return islice(self._window, self._count)
+
+    def __reversed__(self) -> Iterator[Entry]:
+        return islice(reversed(self._window), len(self._window) - self._count, None)
+
+    @property
+    def first(self) -> Entry | None:
+        return self._window.first if self._count else None
+
+    @property
+    def mapped(self) -> int:
+        if self._mapped is None:
+            past = sum(bool(e.segment.init_uri) for e in islice(reversed(self._window),
+                                                                len(self._window) - self._count))
+            self._mapped = self._window.mapped - past
+        return self._mapped
+
+    @property
+    def duration(self) -> float:
+        past = sum(e.segment.duration for e in islice(reversed(self._window), len(self._window) - self._count))
+        return self._window.duration - past if self._count else 0.0
+
+    def newest(self, count: int) -> list[Entry]:
+        skip = len(self._window) - self._count
+        return list(islice(reversed(self._window), skip, skip + count))[::-1]

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..bucket.urls import SegmentUrls
 from ..playlist.options import WindowOptions
+from .pathways import PathwayPlan
 from .uploads import UNFINISHED_LIMIT
 
 
@@ -27,5 +28,7 @@ class PublisherConfig:
     segment_hashes: bool = False
     # How long a segment Owncast listed may still be written before it is given up (uploads.py).
     unfinished_limit: float = UNFINISHED_LIMIT
+    # The pathways each playlist is listed on (content steering): the first bucket's alone by default.
+    pathways: PathwayPlan = field(default_factory=PathwayPlan)
     wall_clock: Callable[[], float] = time.time
     monotonic: Callable[[], float] = time.monotonic

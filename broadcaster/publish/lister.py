@@ -94,9 +94,6 @@ class Lister:
         self.queues = Queues()  # per variant, what waits behind a copy not yet in the bucket
         self._timer: asyncio.TimerHandle | None = None  # the next give-up of a stuck copy
         self.upload_ratio = 0.0  # moving average of (PutObject time / segment duration)
-        # The VM keeps each copy (content steering): a slot is listed once kept, the bucket's playlists
-        # show it once uploaded.
-        self.ahead = False
         self._announced: list[SourceVariant] | None = None  # as Owncast's master names them (recordings)
         self._closed = False
 
@@ -351,9 +348,9 @@ class Lister:
             self.advance()
 
     def again(self) -> None:
-        """Push the versions again soon, nothing new listed: the bucket's playlists have shown what they
-        owed from before a new target (variants.Variants.caught_up), and show the new ones next. Soon,
-        not now: the Release is telling what it showed."""
+        """Push the versions again soon, nothing new listed: a pathway showed its former playlist as far
+        as it went (variants.Variants.caught_up), and shows the new one next. Soon, not now: the Release
+        is telling what it showed."""
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -441,7 +438,7 @@ class Lister:
         if self._hashes:
             segment = replace(segment, sha256=sha256)
         try:
-            playlist.list(segment, run, now, sequence, wall, upload=copy.task)
+            playlist.list(segment, run, now, sequence, wall, landings=copy.landings())
         except SegmentRejected as err:
             self._metrics.input_rejected.labels(reason="rejected").inc()
             self._metrics.segments_lost.labels(variant=str(v.index), reason="rejected").inc()
@@ -457,14 +454,10 @@ class Lister:
         return True
 
     def versions(self) -> Versions:
-        """Every variant's current version, with the target it was rendered under and, when a state file
-        is kept, the publisher's memory to save with it: pushed, never asked. With the VM's pathway
-        ahead (`ahead`), also the bucket's versions, which list only what is in the bucket."""
+        """Every variant's current version on each pathway, with the target it was rendered under and,
+        when a state file is kept, the publisher's memory to save with it: pushed, never asked."""
         release, variants = self._release, self._variants
-        if not self.ahead:
-            return Versions(variants.versions(), variants.versions(edge=True) if release.mirrors else {},
-                            self._target.value, self._memory(self._mono()) if release.saves else None)
         now = self._mono()
-        bucket = variants.bucket_versions(now)
-        return Versions(variants.versions(), variants.bucket_versions(now, edge=True) if release.mirrors else {},
-                        self._target.value, self._memory(now) if release.saves else None, bucket=bucket)
+        renderings = variants.versions(now)
+        edges = variants.versions(now, edge=True).get(hls.BUCKET_PATHWAY, {}) if release.mirrors else {}
+        return Versions(renderings, edges, self._target.value, self._memory(now) if release.saves else None)

@@ -84,8 +84,8 @@ def encode(m: Memory, undecided: Iterable[Slot], now: float,
             # and lists them.
             "seen": v.seen.saved(),
             "in_flight": sorted(in_flight),
-            # Listed on the VM's pathway before their upload landed (content steering): uploaded again.
-            "uploading": v.playlist.uploading_keys(),
+            # Listed before their upload to some bucket landed (content steering): uploaded again.
+            "uploading": _uploading_saved(v.playlist.uploading_keys()),
             "first": {str(k): n for k, n in v.first.items()},
             "last_key": list(v.last_key) if v.last_key else None,
             "last_media_sequence": v.last_media_sequence,
@@ -94,9 +94,9 @@ def encode(m: Memory, undecided: Iterable[Slot], now: float,
         }
         if waiting and waiting.get(v.index):
             variants[str(v.index)]["waiting"] = waiting[v.index]
-        leaving = v.playlist.leaving_saved()
-        if leaving:  # left the window; the cleaner has them once the bucket's playlist catches up
-            variants[str(v.index)]["leaving"] = leaving
+        views = v.playlist.views_saved()
+        if views:  # a pathway that lists less than the playlist, or at other URIs (pathway_views.py)
+            variants[str(v.index)]["views"] = views
     return {
         "target_duration": m.target,
         "independent": m.independent,
@@ -125,6 +125,24 @@ def _leaving(item: object) -> tuple[str, float]:
     if len(pair) != 2:
         raise ValueError(f"a leaving key is {describe(pair)}, not [key, seconds kept]")
     return text(pair[0], "a leaving key"), number(pair[1], "a leaving key's time kept", 0, _MAX_KEEP)
+
+
+def _uploading_saved(keys: Mapping[str, list[str]]) -> object:
+    """The uploads not landed, as files before pathways saved them (a list: the first bucket's) when no
+    other bucket's are on their way."""
+    if set(keys) <= {hls.BUCKET_PATHWAY}:
+        return keys.get(hls.BUCKET_PATHWAY, [])
+    return dict(keys)
+
+
+def _uploading(raw: object) -> dict[str, list[str]]:
+    """A variant's uploads not landed, by pathway (a list: the first bucket's, as files before pathway
+    views saved them)."""
+    if isinstance(raw, list):
+        raw = {hls.BUCKET_PATHWAY: raw}
+    by_pathway = mapping(raw, "uploading", 64)
+    return {text(pid, "a pathway", 64): [text(k, "an uploading key") for k in array(keys, "uploading", _MAX_UPLOADED)]
+            for pid, keys in by_pathway.items()}
 
 
 def _restore_waiting(playlist: VariantPlaylist, raw: object, now: float) -> None:
@@ -171,10 +189,12 @@ def decode(data: dict[str, object], now: float, playlist: PlaylistMaker) -> Memo
         if restored.opened and restored.target_duration != target:
             raise ValueError(f"variant {name}: target duration {restored.target_duration}, not {target}")
         _restore_waiting(restored, raw.get("waiting", []), now)  # absent in older files
-        restored.awaiting(text(k, "an uploading key") for k in array(raw.get("uploading", []), "uploading",
-                                                                      _MAX_UPLOADED))  # absent in older files
-        leaving = array(raw.get("leaving", []), "leaving", _MAX_LEAVING)  # absent in older files
-        restored.restore_leaving((_leaving(item) for item in leaving), now)
+        restored.awaiting(_uploading(raw.get("uploading", {})))  # absent in older files
+        restored.restore_views(raw.get("views", {}))  # absent in older files
+        # Files of the version before pathway views saved the keys that left a window while the bucket's
+        # playlist lagged: they left it, and go on to the cleaner.
+        leaving = array(raw.get("leaving", []), "leaving", _MAX_LEAVING)
+        restored.left([_leaving(item) for item in leaving], now)
         in_flight = {text(n, "a name in flight", 1 << 16, one_line=False)
                      for n in array(raw.get("in_flight", []), "in_flight", SEEN_LIMIT)}  # absent in older files
         seen = SeenNames()

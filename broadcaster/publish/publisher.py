@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,10 +78,12 @@ class Publisher:
         outlets: Outlets,
         on_removed: RemovedHook | None = None,
         recorder: Recorder | None = None,
+        others: Mapping[str, Uploader] | None = None,
     ) -> None:
         """The publisher builds, starts and closes its Release, which makes each new version public
         through `outlets` (saved, shown, offered to the bucket, told): versions go to it, nothing comes
-        back. `writes` says when Owncast has finished writing a file (an upload waits for it)."""
+        back. `writes` says when Owncast has finished writing a file (an upload waits for it); `uploader` is
+        the first bucket's, `others` every other bucket's by pathway ID (config.pathways names them)."""
         self._metrics = metrics
         self._window = config.window
         self._wall = config.wall_clock
@@ -88,7 +91,7 @@ class Publisher:
         self.target = TargetPolicy(config.target_duration, metrics)
         # Every playlist under the one WindowOptions; what leaves one goes on to the cleaner.
         self.on_removed = on_removed  # segments that left every playlist go on to the cleaner
-        self._variants = Variants(config.window, self._drop)
+        self._variants = Variants(config.window, self._drop, config.pathways)
         # Nothing new is shown before a state is saved above the first sequence. What it shows, it tells
         # each variant's playlist (what a client may have seen before a new target, issue 32; what a clip
         # is cut from).
@@ -98,7 +101,8 @@ class Publisher:
         # Which copies still wait for Owncast to finish their file: such a copy holds only its own variant.
         waited = WritesWaited(writes)
         self._uploads = Uploads(uploader, waited, metrics, hls_dir=config.hls_dir, key_prefix=config.key_prefix,
-                                segment_hashes=config.segment_hashes, unfinished_limit=config.unfinished_limit)
+                                segment_hashes=config.segment_hashes, unfinished_limit=config.unfinished_limit,
+                                others=others, list_held=config.pathways.held)
         self._numbering = Numbering(config.first_sequence)
         # A finished upload goes on to the lister (its done-callback), never back here. It lists through
         # each variant's playlist and records each listing in the numbering; the memory it pushes with
@@ -106,9 +110,8 @@ class Publisher:
         self.lister = Lister(config, metrics=metrics, release=self.release, recorder=recorder,
                              variants=self._variants, lanes=self._lanes,
                              target=self.target, numbering=self._numbering, memory=self._memory, writes=waited)
-        self.lister.ahead = self._uploads.keeping
         self._variants.caught_up = self.lister.again
-        self._again: list[asyncio.Task[Uploaded]] = []  # uploads a restored state had not seen land
+        self._again: list[asyncio.Future[Uploaded]] = []  # uploads a restored state had not seen land
         self._closed = False
         # After continuing above a state not saved at a clean stop: the variants read since. What a
         # variant's first read lists may have been served, under numbers given up: never listed again.
@@ -255,12 +258,14 @@ class Publisher:
         v.last_key = key if v.last_key is None else max(v.last_key, key)
         slot = aligner.slot(key)
         slot.discontinuity |= seg.discontinuity
-        task, ready, seg_key, init_key = self._uploads.start(v.index, seg, key[0])
-        # Listed once ready (uploaded, or kept by the VM), shown in the bucket's playlists once uploaded.
+        task, ready, seg_key, init_key, others = self._uploads.start(v.index, seg, key[0])
+        # Listed once ready (held by the VM, or uploaded to some bucket), shown on each bucket's pathway
+        # once uploaded there.
         task.add_done_callback(functools.partial(self.lister.on_uploaded, v.index, seg.duration))
-        if self._uploads.keeping:
-            ready.add_done_callback(self.lister.on_done)
-        aligner.add_copy(slot, v.index, Copy(seg, seg_key, init_key, now, task, ready))
+        ready.add_done_callback(self.lister.on_done)
+        for other in others.values():
+            other.add_done_callback(self.lister.on_done)
+        aligner.add_copy(slot, v.index, Copy(seg, seg_key, init_key, now, task, ready, others))
         if aligner is self.aligner and apart(seg, [c.source for i, c in slot.copies.items() if i != v.index]):
             self._cut_apart(key[0])
         self._lanes.counted()
@@ -339,6 +344,13 @@ class Publisher:
         v = self._variants.get(index)
         return v.playlist if v else None
 
+    def found(self, pathway: str, key: str) -> tuple[int, str | None] | None:
+        """A segment (or init section) `pathway` lists now, by its key (PREFIX/<n>/<file>): its number and
+        the first bucket's URL once it landed there (VariantPlaylist.found); None when not listed there."""
+        folder = key.rpartition("/")[0].rpartition("/")[2]
+        v = self._variants.get(int(folder)) if folder.isdigit() and len(folder) < 6 else None
+        return v.playlist.found(pathway, key) if v is not None else None
+
     def _copies(self) -> list[Copy]:
         """Every copy not listed yet: in undecided slots, and waiting in a variant behind a stuck one."""
         return [*(c for s in self._lanes.undecided() for c in s.copies.values()),
@@ -353,7 +365,7 @@ class Publisher:
 
     async def drain(self, timeout: float) -> bool:
         """Wait up to `timeout` for uploads in flight; True when nothing is left."""
-        tasks: list[asyncio.Future[Any]] = [c.task for c in self._copies() if not c.task.done()]
+        tasks: list[asyncio.Future[Any]] = [t for c in self._copies() for t in c.landings().values() if not t.done()]
         tasks += [t for v in self._variants.values() for t in v.playlist.uploads()]  # listed ahead on the VM's
         if not tasks:
             return True
@@ -367,11 +379,14 @@ class Publisher:
     def _upload_again(self) -> None:
         """Uploads a restored state listed on the VM's pathway before they landed: started again."""
         for v in self._variants.values():
-            for key in v.playlist.uploading_keys():
-                task = self._uploads.again(v.index, key)
-                v.playlist.landing(key, task)
-                task.add_done_callback(functools.partial(self._landed_again, v.index, key))
-                self._again.append(task)
+            for pathway, keys in v.playlist.uploading_keys().items():
+                for key in keys:
+                    task = self._uploads.again(pathway, v.index, key)
+                    if task is None:
+                        continue
+                    v.playlist.landing(pathway, key, task)
+                    task.add_done_callback(functools.partial(self._landed_again, v.index, key))
+                    self._again.append(task)
 
     def _landed_again(self, index: int, key: str, task: asyncio.Future[Uploaded]) -> None:
         if not task.cancelled() and task.exception() is not None:
@@ -385,7 +400,7 @@ class Publisher:
         self._closed = True
         self.lister.close()
         await self.release.close()
-        tasks: list[asyncio.Future[Any]] = [c.task for c in self._copies()]
+        tasks: list[asyncio.Future[Any]] = [t for c in self._copies() for t in c.landings().values()]
         tasks += self._uploads.inits()
         tasks += [t for v in self._variants.values() for t in v.playlist.uploads()]
         tasks += self._again

@@ -20,7 +20,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from ..bucket.mirror import PlaylistMirror
@@ -41,13 +41,11 @@ Listing = tuple[int, int, SourceSegment, float, str]  # a listing not yet visibl
 log = logging.getLogger(__name__)
 
 class ShownTo(Protocol):
-    """Told how far each playlist was shown, as it becomes visible (variants.Variants, for each
-    VariantPlaylist: what a new target carries, issue 32, and what clips are cut from)."""
+    """Told how far each playlist was shown on each pathway, as it becomes visible (variants.Variants,
+    for each VariantPlaylist: what a new target carries, issue 32, and what clips are cut from)."""
 
-    def shown(self, renderings: Mapping[int, Rendered], *, replace: bool = False,
-              bucket: Mapping[int, Rendered] | None = None) -> None:
-        """`replace`: a restored state's versions, nothing else visible; `bucket`: the bucket's versions
-        when they differ (the VM's pathway ahead)."""
+    def shown(self, renderings: Mapping[str, Mapping[int, Rendered]], *, replace: bool = False) -> None:
+        """`replace`: a restored state's versions, nothing else visible."""
 
 
 HELD_RETRY = 1.0  # seconds between saves while versions are held back, new segments or not
@@ -55,37 +53,35 @@ HELD_RETRY = 1.0  # seconds between saves while versions are held back, new segm
 
 @dataclass(frozen=True, slots=True)
 class Versions:
-    """Every variant's current version, pushed by the publisher on each change, with the target duration
-    they were rendered under (TargetPolicy's): Release keeps no copy of its own beyond the latest."""
+    """Every variant's current version on each pathway, pushed by the publisher on each change, with the
+    target duration they were rendered under (TargetPolicy's): Release keeps no copy of its own beyond
+    the latest."""
 
-    renderings: dict[int, Rendered]
-    edges: dict[int, Rendered]  # the bucket's versions for the bucket (no blocking reload); empty without a mirror
+    renderings: dict[str, dict[int, Rendered]]  # pathway -> variant -> its version there
+    edges: dict[int, Rendered]  # the first bucket's versions for the bucket (no blocking reload); empty without a mirror
     target: int | None  # the target duration the publisher decided
     # The publisher's memory when these versions were pushed (memory.encode: JSON-able, its long lists
     # Tails, values however late the save reads them); None when no state file is kept (`Release.saves`).
     memory: dict[str, object] | None = None
-    # With the VM's pathway (content steering): `renderings` are its versions, which list what the VM
-    # kept, and these the bucket's, which list only what is in the bucket. None: the same.
-    bucket: dict[int, Rendered] | None = None
 
     @property
     def in_bucket(self) -> dict[int, Rendered]:
-        return self.renderings if self.bucket is None else self.bucket
+        """The first bucket's pathway's versions: only what is in the bucket."""
+        return self.renderings.get(hls.BUCKET_PATHWAY, {})
 
 
 @dataclass(frozen=True)
 class Outlets:
     """Where each new version goes, in this order: saved (snapshots: none without STATE_DIR), shown
-    (playlists), offered to the bucket (mirror, with PUBLISH_PLAYLISTS), told (on_listed: the parts
-    that consume "segment listed" themselves, e.g. the event hub's `listed`, each in turn)."""
+    (playlists: the first bucket's pathway's; `pathways`: the others', by pathway ID), offered to the
+    bucket (mirror, with PUBLISH_PLAYLISTS), told (on_listed: the parts that consume "segment listed"
+    themselves, e.g. the event hub's `listed`, each in turn)."""
 
     playlists: VisiblePlaylists
     snapshots: Snapshots | None = None
     mirror: PlaylistMirror | None = None
     on_listed: tuple[ListedHook, ...] = ()
-    # The VM pathway's playlists (content steering), shown with each version: they list every segment the
-    # VM kept, the bucket's (`playlists`) only what is in the bucket.
-    ahead: VisiblePlaylists | None = None
+    pathways: Mapping[str, VisiblePlaylists] = field(default_factory=dict)
 
 
 class Release:
@@ -94,7 +90,8 @@ class Release:
         """`limit`: numbers below it may be shown before the first save (the publisher's first number);
         `shown_to`: told each version as it becomes visible."""
         self._playlists = outlets.playlists
-        self._ahead = outlets.ahead
+        # Every pathway's playlists, the first bucket's included.
+        self._shows = {hls.BUCKET_PATHWAY: outlets.playlists, **outlets.pathways}
         self._shown_to = shown_to
         self._metrics = metrics
         self._latest = Versions({}, {}, None)
@@ -132,9 +129,8 @@ class Release:
     def changed(self, versions: Versions) -> None:
         """The playlists may have changed: release the new versions now, or once saved."""
         self._latest = versions
-        self._playlists.target_duration = versions.target
-        if self._ahead is not None:
-            self._ahead.target_duration = versions.target
+        for shown in self._shows.values():
+            shown.target_duration = versions.target
         if self._all_shown(versions):
             return
         if not self.saves or self._saver is None:
@@ -143,31 +139,27 @@ class Release:
             self._dirty.set()
 
     def _all_shown(self, versions: Versions) -> bool:
-        ahead = self._ahead
-        return (all(self._playlists.is_shown(i, r) for i, r in versions.in_bucket.items())
-                and (ahead is None or all(ahead.is_shown(i, r) for i, r in versions.renderings.items())))
+        return all(shown.is_shown(i, r) for pid, shown in self._shows.items()
+                   for i, r in versions.renderings.get(pid, {}).items())
 
     def announce(self, variants: list[SourceVariant]) -> None:
         """Owncast's multivariant playlist names these variants: the view's master follows at once."""
         if variants != self._announced:
             self._announced, self._master = variants, None
-        self._playlists.announce(variants)
-        if self._ahead is not None:
-            self._ahead.announce(variants)
+        for shown in self._shows.values():
+            shown.announce(variants)
 
     def restored(self, versions: Versions, limit: int) -> None:
         """What a restored state shows, before anything is served: visible at once, nothing told.
         `limit`: what the state restored allows to show before the next save."""
         self._latest = versions
-        self._playlists.target_duration = versions.target
         self.limit = limit
         self._in_view = set(versions.in_bucket)
-        self._playlists.replace(versions.in_bucket)
-        if self._ahead is not None:
-            self._ahead.target_duration = versions.target
-            self._ahead.replace(versions.renderings)
+        for pid, shown in self._shows.items():
+            shown.target_duration = versions.target
+            shown.replace(versions.renderings.get(pid, {}))
         if self._shown_to is not None:
-            self._shown_to.shown(versions.renderings, replace=True, bucket=versions.bucket)
+            self._shown_to.shown(versions.renderings, replace=True)
 
     def _take_listings(self) -> list[Listing]:
         listings, self._unpublished = self._unpublished, []
@@ -176,15 +168,14 @@ class Release:
     def _apply(self, versions: Versions, listings: list[Listing]) -> None:
         renderings = versions.in_bucket
         self._in_view.update(renderings)
-        if self._ahead is not None:
-            self._ahead.show(versions.renderings)
-        self._playlists.show(renderings)  # wakes requests held for a newer version (blocking reload)
+        for pid, playlists in self._shows.items():
+            playlists.show(versions.renderings.get(pid, {}))  # wakes requests held for a newer version (blocking reload)
         if self._shown_to is not None:
-            self._shown_to.shown(versions.renderings, bucket=versions.bucket)
+            self._shown_to.shown(versions.renderings)
         self._offer(versions)
         now = self._mono()
-        # A listing is told once the bucket's playlist shows it: not yet visible (regrowing after a
-        # restart), or still uploading (listed ahead on the VM's pathway), it waits for a later version.
+        # A listing is told once the first bucket's playlist shows it: not yet visible (regrowing after a
+        # restart), or still uploading (listed on another pathway first), it waits for a later version.
         shown = [listing for listing in listings
                  if listing[0] in renderings and listing[1] <= renderings[listing[0]].last_sequence]
         self._unpublished[:0] = [listing for listing in listings if listing not in shown]
@@ -203,7 +194,7 @@ class Release:
                 await self._dirty.wait()
             self._dirty.clear()
             versions = self._latest
-            renderings = versions.renderings
+            renderings = {(pid, i): r for pid, by in versions.renderings.items() for i, r in by.items()}
             if not self._unpublished and self._all_shown(versions):
                 continue  # woken again for a change an earlier save already covered
             # The latest version's memory: every change to the publisher's memory pushes a version

@@ -18,6 +18,7 @@ import math
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, ValuesView
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..bucket.uploader import Uploaded
 from ..playlist import hls
@@ -66,10 +67,16 @@ class Copy:
     key: str
     init_key: str | None
     seen_at: float  # monotonic
-    task: asyncio.Task[Uploaded]  # its upload: in the bucket once done
+    task: asyncio.Task[Uploaded]  # its upload: in the (first) bucket once done
     # Its SHA-256 (None: not asked for) once it may be listed: when it is uploaded, or, with the VM's
-    # pathway (content steering), as soon as the VM has kept its copy (uploads.Uploads.start).
+    # pathway (content steering), as soon as the VM holds it (uploads.Uploads.start).
     ready: asyncio.Future[bytes | None]
+    # Its uploads to the other buckets (a second bucket's pathway), by pathway ID.
+    others: dict[str, asyncio.Future[Any]] = field(default_factory=dict)
+
+    def landings(self) -> dict[str, asyncio.Future[Any]]:
+        """Its uploads by pathway ID (the first bucket's included), each a pathway lists it once done."""
+        return {hls.BUCKET_PATHWAY: self.task, **self.others}
 
 
 @dataclass(slots=True)

@@ -20,9 +20,9 @@ import functools
 import hashlib
 import logging
 from collections import deque
-from collections.abc import Callable, Set as AbstractSet
+from collections.abc import Callable, Mapping, Set as AbstractSet
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..bucket.uploader import Kept, SegmentLost, Uploaded, Uploader
 from ..files import MAX_FILE_BYTES, Refused, Stamp, read_stamped, stamp_beneath
@@ -57,28 +57,61 @@ async def _already(done: Uploaded) -> Uploaded:
 Ready = asyncio.Future[bytes | None]
 
 
-def _ready_when_uploaded(ready: Ready, task: asyncio.Future[Uploaded]) -> None:
-    """The task's done-callback: `ready` follows it (unless the copy was kept before)."""
-    if ready.done():
-        return
-    if task.cancelled():
-        ready.cancel()
-    elif (err := task.exception()) is not None:
-        ready.set_exception(err)
-    else:
-        ready.set_result(task.result().sha256)
+class _Ready:
+    """When a copy may be listed (`ready`: its SHA-256, or None): as soon as the service holds it (with
+    a pathway that lists what the VM holds), else once its upload to some bucket landed; an error once
+    every upload failed; cancelled once every one was (the publisher is closing)."""
+
+    def __init__(self, ready: Ready, on_held: bool) -> None:
+        self.ready = ready
+        self._on_held = on_held
+        self._sha256: bytes | None = None
+        self._open = 0
+
+    def kept(self, kept: Kept) -> None:
+        """The first read: held (or not: changed while it was read; then once uploaded)."""
+        self._sha256 = kept.sha256
+        if self._on_held and kept.kept and not self.ready.done():
+            self.ready.set_result(kept.sha256)
+
+    def track(self, task: asyncio.Future[Any]) -> None:
+        self._open += 1
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Future[Any]) -> None:
+        self._open -= 1
+        ready = self.ready
+        if ready.done():
+            return
+        if not task.cancelled() and task.exception() is None:
+            result = task.result()
+            ready.set_result(result.sha256 if isinstance(result, Uploaded) and result.sha256 else self._sha256)
+        elif self._open == 0:
+            if task.cancelled():
+                ready.cancel()
+            else:
+                ready.set_exception(task.exception() or RuntimeError("upload failed"))
 
 
-def _retrieved(future: Ready) -> None:
+def _retrieved(future: asyncio.Future[Any]) -> None:
     if not future.cancelled():
         future.exception()
 
 
-def _ready_when_kept(ready: Ready, kept: Kept) -> None:
-    """Its first read: listed on the VM's pathway at once only if the VM kept the copy (it would answer
-    404 for one it could not keep: too large, a full disk); else once uploaded, as without steering."""
-    if kept.kept and not ready.done():
-        ready.set_result(kept.sha256)
+def _first_read_failed(first: asyncio.Future[Kept], task: asyncio.Future[Any]) -> None:
+    """The first bucket's upload ended before its first read (a file never finished, deleted): every
+    other bucket's upload of it ends the same way."""
+    if first.done():
+        return
+    if task.cancelled():
+        first.cancel()
+    elif (err := task.exception()) is not None:
+        first.set_exception(err)
+
+
+def _told(future: asyncio.Future[Kept], kept: Kept) -> None:
+    if not future.done():
+        future.set_result(kept)
 
 
 def init_section_name(segment: str, init: str, run: int) -> str:
@@ -94,8 +127,14 @@ def init_section_name(segment: str, init: str, run: int) -> str:
 
 class Uploads:
     def __init__(self, uploader: Uploader, writes: WriteWatch, metrics: Metrics, *, hls_dir: Path, key_prefix: str,
-                 segment_hashes: bool, unfinished_limit: float = UNFINISHED_LIMIT) -> None:
+                 segment_hashes: bool, unfinished_limit: float = UNFINISHED_LIMIT,
+                 others: Mapping[str, Uploader] | None = None, list_held: bool = False) -> None:
+        """`uploader`: the first bucket's; `others`: every other bucket's, by pathway ID (each uploads what
+        the first read); `list_held`: a pathway lists what the service holds (the VM's), so a copy may be
+        listed once held, before any bucket has it."""
         self._uploader = uploader
+        self._others = dict(others or {})
+        self._list_held = list_held
         self._writes = writes
         self._metrics = metrics
         self._hls_dir = hls_dir
@@ -104,9 +143,11 @@ class Uploads:
         self._limit = unfinished_limit
         self._restored: set[str] = set()  # keys uploaded before a restart, not listed then
         self._told: deque[str] = deque(maxlen=_TOLD_STREAMS)
-        # Each init section's upload, once per run and variant (its key names both), and when the VM kept it.
+        # Each init section's upload, once per run and variant (its key names both), its first read, and
+        # its uploads to the other buckets.
         self._inits: dict[str, asyncio.Task[Uploaded]] = {}
-        self._inits_kept: dict[str, Ready] = {}
+        self._inits_kept: dict[str, asyncio.Future[Kept]] = {}
+        self._inits_other: dict[tuple[str, str], asyncio.Future[Uploaded]] = {}
 
     @property
     def restored(self) -> AbstractSet[str]:
@@ -127,60 +168,87 @@ class Uploads:
 
     @property
     def keeping(self) -> bool:
-        """The VM keeps its own copy of each file (content steering): a copy may be listed once kept."""
-        return self._uploader.keeps
+        """A copy may be listed once the service holds it (a pathway lists what the VM holds)."""
+        return self._list_held and self._uploader.holds
 
-    def inits(self) -> list[asyncio.Task[Uploaded]]:
-        """Every init section's upload (the publisher cancels them at close)."""
-        return list(self._inits.values())
+    def inits(self) -> list[asyncio.Future[Any]]:
+        """Every init section's uploads (the publisher cancels them at close)."""
+        return [*self._inits.values(), *self._inits_other.values()]
 
-    def start(self, index: int, seg: SourceSegment, run: int) -> tuple[asyncio.Task[Uploaded], Ready, str, str | None]:
-        """The upload of `seg`, variant `index`'s (after its init section's): the task, when it may be
-        listed (`ready`: its SHA-256, once uploaded, or once kept by the VM), its key and the init section's."""
+    def start(self, index: int, seg: SourceSegment, run: int
+              ) -> tuple[asyncio.Task[Uploaded], Ready, str, str | None, dict[str, asyncio.Future[Any]]]:
+        """The uploads of `seg`, variant `index`'s (each after its init section's): the first bucket's task,
+        when it may be listed (`ready`: its SHA-256, once held or uploaded), its key, the init section's,
+        and its uploads to the other buckets by pathway ID."""
         folder = self._hls_dir / str(index)
         init_key: str | None = None
         init_task: asyncio.Task[Uploaded] | None = None
-        init_kept: Ready | None = None
+        init_kept: asyncio.Future[Kept] | None = None
+        loop = asyncio.get_running_loop()
         if seg.init_name is not None:
             init_key = self.key(index, init_section_name(seg.name, seg.init_name, run))
             init_task = self._inits.get(init_key)
             if init_task is None:
-                init_kept = self._inits_kept[init_key] = asyncio.get_running_loop().create_future()
-                init_task = asyncio.ensure_future(  # never shared by peers: no hash
-                    self._whole(folder / seg.init_name, init_key, index, hashed=False, ready=init_kept))
-                init_task.add_done_callback(functools.partial(_ready_when_uploaded, init_kept))
-                # Awaited only while the VM keeps copies: its error is the init task's, reported through
-                # the segments' uploads, not logged again as "Future exception was never retrieved".
+                init_kept = self._inits_kept[init_key] = loop.create_future()
                 init_kept.add_done_callback(_retrieved)
+                init_task = asyncio.ensure_future(  # never shared by peers: no hash
+                    self._whole(folder / seg.init_name, init_key, index, hashed=False, on_kept=init_kept))
+                init_task.add_done_callback(functools.partial(_first_read_failed, init_kept))
                 self._inits[init_key] = init_task
+                for pid, uploader in self._others.items():
+                    other = asyncio.ensure_future(self._elsewhere(uploader, init_key, index, init_kept, None))
+                    other.add_done_callback(_retrieved)
+                    self._inits_other[(pid, init_key)] = other
             init_kept = self._inits_kept.get(init_key)
-        ready: Ready = asyncio.get_running_loop().create_future()
+        ready: Ready = loop.create_future()
+        readiness = _Ready(ready, self.keeping)
         seg_key = self.key(index, seg.name)
+        kept: asyncio.Future[Kept] = loop.create_future()
+        kept.add_done_callback(_retrieved)
+        kept.add_done_callback(lambda f: None if f.cancelled() or f.exception() else readiness.kept(f.result()))
+        others: dict[str, asyncio.Future[Any]] = {}
         if seg_key in self._restored:  # uploaded before a restart, not yet listed then
             self._restored.discard(seg_key)
             # Its bytes are not at hand: no hash, so viewers take it from the bucket, never from peers.
             task: asyncio.Task[Uploaded] = asyncio.ensure_future(_already(Uploaded(0.0, None)))
         else:
-            task = asyncio.ensure_future(self._upload(folder / seg.name, seg_key, index, init_task, init_kept,
-                                                      ready))
-        task.add_done_callback(functools.partial(_ready_when_uploaded, ready))
-        return task, ready, seg_key, init_key
+            task = asyncio.ensure_future(self._upload(folder / seg.name, seg_key, index, init_task, init_kept, kept))
+            task.add_done_callback(functools.partial(_first_read_failed, kept))
+            for pid, uploader in self._others.items():
+                init_other = self._inits_other.get((pid, init_key)) if init_key is not None else None
+                others[pid] = asyncio.ensure_future(self._elsewhere(uploader, seg_key, index, kept, init_other))
+                readiness.track(others[pid])
+        readiness.track(task)
+        return task, ready, seg_key, init_key, others
 
-    def again(self, index: int, key: str) -> asyncio.Task[Uploaded]:
-        """The upload of a listed segment whose upload had not landed before a restart: from Owncast's
-        file if it is still there (the VM's copies do not outlive a restart)."""
+    def again(self, pathway: str, index: int, key: str) -> asyncio.Future[Uploaded] | None:
+        """The upload to `pathway`'s bucket of a listed segment whose upload had not landed before a
+        restart: from Owncast's file if it is still there (what the service held does not outlive a
+        restart). None for a pathway that is no bucket of this run."""
+        uploader = self._uploader if pathway == hls.BUCKET_PATHWAY else self._others.get(pathway)
+        if uploader is None:
+            return None
         name = key.rpartition("/")[2]
-        return asyncio.ensure_future(self._whole(self._hls_dir / str(index) / name, key, index, hashed=False))
+        return asyncio.ensure_future(self._whole(self._hls_dir / str(index) / name, key, index, hashed=False,
+                                                 uploader=uploader))
+
+    async def _elsewhere(self, uploader: Uploader, key: str, index: int, kept: asyncio.Future[Kept],
+                         init: asyncio.Future[Uploaded] | None) -> Uploaded:
+        """Another bucket's upload of what the first read (after its init section's there)."""
+        first = await asyncio.shield(kept)
+        if init is not None:
+            await asyncio.shield(init)
+        return await uploader.upload_held(key, str(index), first.stamp)
 
     async def _upload(self, path: Path, key: str, index: int, init: asyncio.Task[Uploaded] | None,
-                      init_kept: Ready | None, ready: Ready) -> Uploaded:
-        """Its init section first: kept (the VM's pathway lists the segment once both are kept) and
+                      init_kept: asyncio.Future[Kept] | None, kept: asyncio.Future[Kept]) -> Uploaded:
+        """Its init section first: held (the VM's pathway lists the segment once both are held) and
         uploaded (the bucket's once both are in the bucket)."""
         try:
             if init is not None:
                 await asyncio.shield(init_kept if self.keeping and init_kept is not None else init)
             # Hashed whether P2P is on or not: `changed` compares the file with it when its stamp moved.
-            done = await self._whole(path, key, index, hashed=True, ready=ready)
+            done = await self._whole(path, key, index, hashed=True, on_kept=kept)
             if init is not None:
                 await asyncio.shield(init)  # shared by every segment of the run
             return done
@@ -189,9 +257,12 @@ class Uploads:
                 raise SegmentLost("init_lost", f"its init section could not be uploaded: {err}") from err
             raise
 
-    async def _whole(self, path: Path, key: str, index: int, *, hashed: bool, ready: Ready | None = None) -> Uploaded:
-        """Upload `path` once Owncast has finished it, and again while it changed during the upload."""
+    async def _whole(self, path: Path, key: str, index: int, *, hashed: bool,
+                     on_kept: asyncio.Future[Kept] | None = None, uploader: Uploader | None = None) -> Uploaded:
+        """Upload `path` once Owncast has finished it, and again while it changed during the upload;
+        `on_kept` is told its first read (the other buckets' uploads send that version)."""
         variant = str(index)
+        uploader = uploader or self._uploader
         for attempt in range(MAX_UPLOADS):
             finish = await self._writes.finished(path, self._limit, lambda: self._unfinished(path, index))
             if finish is Finish.UNFINISHED:
@@ -199,9 +270,9 @@ class Uploads:
                                   "Owncast listed it; not uploaded half")
             if finish is Finish.MISSING:
                 raise SegmentLost("deleted", f"{path} was never there or deleted before it was uploaded")
-            done = await self._uploader.upload_file(
+            done = await uploader.upload_file(
                 path, key, variant, root=self._hls_dir, hashed=hashed,
-                on_kept=None if ready is None else functools.partial(_ready_when_kept, ready))
+                on_kept=None if on_kept is None or attempt else functools.partial(_told, on_kept))
             if unchanged(self._hls_dir, path, done.stamp):
                 return done
             self._metrics.segment_reuploads.labels(variant=variant).inc()

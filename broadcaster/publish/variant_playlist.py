@@ -20,15 +20,11 @@ duration" and "Numbers across restarts"); who decides when is named beside each:
 - `rejoin`: a variant back after streams without it, where the others number (the lister, at a slot).
 - `continue_above`: a state not saved at a clean stop (the publisher's restore).
 
-With the VM's pathway (content steering) a segment is listed as soon as the VM kept its copy, its
-upload pending (`list(..., upload=)`): the playlist's versions are the VM pathway's, and the bucket's
-playlist is the newest version that lists nothing still uploading (`bucket_visible`): an earlier
-version of the same playlist, kept for that (`_history`), so the two pathways carry the same numbers,
-discontinuities, durations and dates (6.2.4), the bucket's behind by its uploads. A new target while
-the bucket's lags (`retarget`) keeps the former playlist's versions the VM's pathway showed (`_Former`):
-the bucket's shows them, as their uploads land, up to the last the VM's showed, and only then the new
-playlist, so no segment shown on one pathway is missing from the other (unless its upload fails for
-good, or a second new target comes before the bucket's caught up with the first: both logged).
+On every pathway (content steering) the same playlist: a segment is listed once some pathway has it
+(the VM holds it, or an upload landed), and each pathway lists the entries up to the newest whose
+segment is there (pathway_views.PathwayViews: the one rule for every pathway, the first bucket's
+included), rendered from the entries at its own URIs (playlist/views.py). `list(..., landings=)` says
+which pathways' uploads are still on their way.
 
 Every segment that leaves the window goes to `on_removed` (on to the cleaner) as it leaves: no caller
 drains it. What clients were shown is told here by the Release (`shown`): a new target carries what no
@@ -41,15 +37,18 @@ from __future__ import annotations
 import asyncio
 import builtins
 import logging
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
+from typing import Any
 
 from ..playlist.manifest import ManifestGenerator, SegmentRejected
 from ..playlist.options import WindowOptions
+from ..playlist.pathway import init_key as pathway_init_key
 from ..playlist.rendered import Rendered
 from ..playlist.segments import ListedSegment, Removed
 from . import playlist_memory
+from .pathway_views import Landing, PathwayViews, Restored
+from .pathways import PathwayPlan
 
 __all__ = ["RemovedHook", "SegmentRejected", "VariantPlaylist"]
 
@@ -58,86 +57,19 @@ log = logging.getLogger(__name__)
 RemovedHook = Callable[[list[Removed]], None]
 
 
-class Landing(Protocol):
-    """An upload not landed yet (an asyncio future, or a restored one waiting for its upload to start)."""
-
-    def done(self) -> bool: ...
-
-
-class _Restored:
-    """A restored state's upload that had not landed: pending until the publisher starts it again."""
-
-    def done(self) -> bool:
-        return False
-
-
-def _failed(upload: Landing) -> bool:
-    """An upload that ended without landing (an error; not a cancel: the publisher is closing)."""
-    return isinstance(upload, asyncio.Future) and not upload.cancelled() and upload.exception() is not None
-
-
-@dataclass(slots=True)
-class _Former:
-    """The playlist before a new target, as far as the VM's pathway showed it and the bucket's did not
-    yet: the bucket's shows these versions (as their uploads land) before any of the new playlist's."""
-
-    history: tuple[dict[int, Rendered], dict[int, Rendered]]  # (served, edge) by their last number
-    keys: dict[str, int]  # its segments that were still uploading -> their numbers
-    through: int  # the last number the VM's pathway showed: the bucket's shows that far, then moves on
-    target: int  # the target duration its versions were rendered under
-
-    @classmethod
-    def kept(cls, gen: ManifestGenerator, history: tuple[dict[int, Rendered], dict[int, Rendered]],
-             pending: Iterable[str], shown: int, bucket_shown: int) -> _Former | None:
-        """What to keep of `gen`'s playlist at a new target: its versions from the bucket's last shown to
-        the VM's (`history`, every version while the bucket's lags: VariantPlaylist.visible). None when
-        that version is not among them (it came before another restart): nothing to keep."""
-        served, edge = ({n: r for n, r in h.items() if bucket_shown <= n <= shown} for h in history)
-        if shown not in served:
-            return None
-        waiting = set(pending)
-        keys = {e.segment.key: e.sequence for e in gen.window if e.segment.key in waiting and e.sequence <= shown}
-        return cls((served, edge), keys, shown, gen.target_duration)
-
-    def visible(self, edge: bool, pending: Iterable[str]) -> Rendered | None:
-        """Its newest version that lists only what is in the bucket (`pending`: still uploading)."""
-        waiting = [self.keys[key] for key in pending if key in self.keys]
-        through = min(waiting) - 1 if waiting else self.through
-        history = self.history[edge]
-        older = [n for n in history if n <= through]
-        return history[max(older)] if older else None
-
-
-def _owed(index: int, gen: ManifestGenerator, history: tuple[dict[int, Rendered], dict[int, Rendered]],
-          pending: Iterable[str], shown: tuple[int, int], former: _Former | None, keep: bool) -> _Former | None:
-    """The former playlist a variant's bucket playlist owes after a new target, `shown` (bucket's, VM's)
-    apart: the one it still owes, or `gen`'s (`keep`: no variant owes one). Logs what it will never show."""
-    kept = _Former.kept(gen, history, pending, shown[1], shown[0]) if keep and former is None else None
-    if kept is None:
-        floor = max(shown[0], former.through if former is not None else -1)
-        unseen = [e.segment.uri.rsplit("/", 1)[-1] for e in gen.window if floor < e.sequence <= shown[1]]
-        if unseen:
-            log.warning("variant %d: %s shown on the VM's pathway only, not in the bucket's playlist: a new "
-                        "target came before the bucket's caught up with the last one", index, ", ".join(unseen))
-    return former if former is not None else kept
-
-
 class VariantPlaylist:
     def __init__(self, index: int, options: WindowOptions, on_removed: RemovedHook,
-                 generator: ManifestGenerator | None = None) -> None:
-        """`generator`: a restored playlist's (None: opened once the target duration is known)."""
+                 generator: ManifestGenerator | None = None, plan: PathwayPlan | None = None) -> None:
+        """`generator`: a restored playlist's (None: opened once the target duration is known); `plan`:
+        the pathways it is listed on (the first bucket's alone by default)."""
         self.index = index
         self._options = options
         self._on_removed = on_removed
         self._gen = generator
-        self._shown = -1  # the last number a client may have seen (told by the Release)
-        self._bucket_shown = -1  # ... and the last shown in the bucket's playlist (what clips may cut)
-        self._bucket_target: int | None = None  # the target duration of the bucket's version shown
-        self._pending: dict[str, Landing] = {}  # key -> its upload, listed before it landed
-        self._leaving: builtins.list[Removed] = []  # left the window while the bucket's playlist lagged
-        # Versions by their last number, (served, edge): the bucket's shows one of them while uploads land.
-        self._history: tuple[dict[int, Rendered], dict[int, Rendered]] = ({}, {})
-        self._former: _Former | None = None  # the playlist before a retarget, owed to the bucket's
+        self._views = PathwayViews(plan or PathwayPlan())
+        self._first = self._views.plan.first.id
+        self._index: tuple[int, dict[str, tuple[int, str, str | None]]] | None = None  # found()'s, per change
+        self._shown_targets: dict[str, int | None] = {}  # the target of each pathway's version shown last
         self.last_run: int | None = None  # the run of the last slot listed here
         self.last_listed: float | None = None  # monotonic, when it last listed a segment
 
@@ -183,193 +115,159 @@ class VariantPlaylist:
     def uris(self) -> list[str]:
         return self._gen.uris() if self._gen is not None else []
 
-    def visible(self, edge: bool = False) -> Rendered | None:
-        """Its current version (`edge`: for the bucket, which cannot block), or None while there is
-        nothing to show: not open, empty, or regrowing after continuing above a state (6.2.2)."""
-        gen = self._gen
-        if gen is None or not gen.segment_count or not gen.showable:
-            return None
-        rendered = gen.render_edge() if edge else gen.render()
-        # While the bucket's playlist is behind the VM's pathway, every version from its last shown on:
-        # it shows each once its uploads land, also across a new target (_Former).
-        if self._pending or self._bucket_shown < self._shown:
-            history = self._history[edge]
-            history[rendered.last_sequence] = rendered
-            for n in [n for n in history if n < self._bucket_shown]:
-                del history[n]
-        return rendered
-
-    @property
-    def uploading(self) -> int:
-        """Segments it lists whose upload has not landed yet."""
-        self._settle()
-        return len(self._pending)
-
-    def uploading_keys(self) -> builtins.list[str]:
-        """Their keys (what a restart uploads again: the publisher's memory saves them)."""
-        self._settle()
-        return sorted(self._pending)
-
-    def awaiting(self, keys: Iterable[str]) -> builtins.list[str]:
-        """A restored state's uploads that had not landed, of segments this playlist lists: pending until
-        `landing` gives each its upload again. Returns those it lists (the others left its window)."""
-        listed = set(self.uris_by_key())
-        kept = [key for key in keys if key in listed]
-        for key in kept:
-            self._pending[key] = _Restored()
-        return kept
-
-    def landing(self, key: str, upload: asyncio.Future[Any]) -> None:
-        """The upload of a segment it lists, started again after a restart."""
-        if key in self._pending:
-            self._pending[key] = upload
-
-    def uploads(self) -> builtins.list[asyncio.Future[Any]]:
-        """The uploads of what it lists that have not landed (a stop waits for them, then cancels them)."""
-        return [u for u in self._pending.values() if isinstance(u, asyncio.Future) and not u.done()]
-
     def uris_by_key(self) -> dict[str, str]:
         gen = self._gen
         return {e.segment.key: e.segment.uri for e in gen.window if e.segment.key} if gen is not None else {}
 
-    def bucket_visible(self, edge: bool = False, now: float | None = None) -> Rendered | None:
-        """The bucket's version: the newest that lists only what is in the bucket (every version while
-        nothing listed is still uploading). An upload that failed for good is a gap from then on
-        (`_unavailable`): the bucket never lists a segment it does not have, nor stops for ever. After a
-        new target, the former playlist's versions come first, as far as the VM's pathway showed it."""
-        pending = self._settle(now)
-        former = self._former
-        if former is not None:
-            if self._bucket_shown < former.through:
-                return former.visible(edge, self._pending)
-            self._former = None  # shown that far: the new playlist's versions from now on
-            pending = self._settle(now)  # what left with it goes on to the cleaner
-        if not pending:
-            return self.visible(edge)
+    def found(self, pathway: str, key: str) -> tuple[int, str | None] | None:
+        """A segment (or init section) `pathway` lists now, by key: its number (an init section's, its
+        first segment's) and the URL the first bucket lists it at once its upload landed there (None:
+        not yet); None when `pathway` does not list it."""
         gen = self._gen
-        assert gen is not None
-        first = None  # the first number still uploading
-        for entry in reversed(gen.window):
-            if entry.segment.key in self._pending:
-                first = entry.sequence
-        history = self._history[edge]
-        through = gen.next_sequence - 1 if first is None else first - 1
-        older = [n for n in history if n <= through]
-        if not older:
+        if gen is None:
             return None
-        best = max(older)
-        for n in [n for n in history if n < best]:
-            del history[n]
-        return history[best]
+        index = self._index
+        if index is None or index[0] != gen.changes:
+            by_key: dict[str, tuple[int, str, str | None]] = {}
+            for e in gen.window:
+                seg = e.segment
+                if seg.key and not seg.gap:
+                    by_key[seg.key] = (e.sequence, seg.uri, seg.key)
+                init = pathway_init_key(seg)
+                if init is not None and seg.init_uri is not None and init not in by_key:
+                    by_key[init] = (e.sequence, seg.init_uri, seg.key)
+            index = self._index = (gen.changes, by_key)
+        at = index[1].get(key)
+        if at is None or not self._views.lists(pathway, at[0]):
+            return None
+        number, url, segment_key = at
+        return number, url if self._views.landed(self._first, segment_key) else None
+
+    def versions(self, now: float, edge: bool = False) -> dict[str, Rendered]:
+        """Its version on each pathway (`edge`: for the bucket's copy, which cannot block), as far as each
+        lists it; none while there is nothing to show (not open, empty, or regrowing after continuing
+        above a state: 6.2.2)."""
+        gen = self._gen
+        if gen is not None:
+            self._views.settle(gen, now)
+        self._views.advance(gen, now)
+        self._drain()
+        showable = gen is not None and gen.segment_count > 0 and gen.showable
+        return self._views.versions(gen, showable, edge)
+
+    def visible(self, edge: bool = False) -> Rendered | None:
+        """Its current version with every segment it lists, at the URIs they were listed with (what the
+        first bucket's pathway shows once everything landed)."""
+        gen = self._gen
+        if gen is None or not gen.segment_count or not gen.showable:
+            return None
+        return gen.render_edge() if edge else gen.render()
 
     @property
-    def owes_former(self) -> bool:
-        """The bucket's playlist has not shown its former playlist as far as the VM's pathway did (a new
-        target came while its uploads lagged): it shows that first, under the former target."""
-        return self._former is not None and self._bucket_shown < self._former.through
+    def on_former(self) -> frozenset[str]:
+        """The pathways that still list the playlist before its last restart (a new target)."""
+        return frozenset(self._views.former_views)
 
-    def _remember_current(self) -> None:
-        for edge in (False, True):
-            history = self._history[edge]
-            history.clear()
-            gen = self._gen
-            if gen is not None and gen.segment_count and gen.showable:
-                rendered = gen.render_edge() if edge else gen.render()
-                history[rendered.last_sequence] = rendered
+    def former_done(self, pathway: str) -> bool:
+        """`pathway` showed the former playlist as far as any pathway did (or has none here)."""
+        return self._views.former_done(pathway) and (
+            pathway not in self._views.former_views or self._views.shown[pathway] >= self._views.former_through)
 
-    def _forget_history(self) -> None:
-        """A restart: no version from before it is shown again (the bucket's shows the new playlist's
-        versions as their uploads land)."""
-        for history in self._history:
-            history.clear()
+    def version_target(self, pathway: str) -> int | None:
+        """The target duration `pathway`'s version is under now: the former playlist's while it lists
+        that one."""
+        former = self._views.former if pathway in self._views.former_views else None
+        return former.target_duration if former is not None else self.target_duration
 
-    def _settle(self, now: float | None = None) -> bool:
-        """Forget uploads that landed (or failed for good), each landed one kept listed about a window
-        from `now` (ManifestGenerator.landed); True while some are still pending."""
-        pending = self._pending
-        if pending:
-            for key in [k for k, upload in pending.items() if upload.done()]:
-                upload = pending.pop(key)
-                former = self._former
-                if _failed(upload) and former is not None and key in former.keys:
-                    # The bucket cannot show the former playlist past it (nor can the VM's pathway serve it).
-                    former.through = min(former.through, former.keys[key] - 1)
-                    log.warning("variant %d: segment %s, shown on the VM's pathway before a new target, cannot "
-                                "be uploaded (%s); the bucket's playlist moves to the new target without it",
-                                self.index, key, upload.exception() if isinstance(upload, asyncio.Future) else None)
-                elif _failed(upload):
-                    self._unavailable(key, upload)
-                elif now is not None and self._gen is not None:
-                    self._gen.landed(key, now)
-        if not pending and self._leaving and now is not None and self._former is None:
-            leaving, self._leaving = self._leaving, []
-            self._on_removed([replace(r, removed_at=max(r.removed_at, now)) for r in leaving])
-        return bool(pending)
+    def shown_target(self, pathway: str) -> int | None:
+        """The target duration of the version last shown on `pathway` (None: nothing shown since a start)."""
+        return self._shown_targets.get(pathway)
 
-    def _unavailable(self, key: str, upload: Landing) -> None:
-        """An upload that failed for good, its segment listed ahead on the VM's pathway: the bucket does
-        not have it, and the VM's copy is gone (an upload sends that copy: it fails only once the copy
-        and Owncast's file are both gone). A gap from now on in both pathways' playlists (4.4.4.7): the
-        bucket's never showed it (it shows the version before it until then), the VM's cannot serve it.
-        The bucket's versions that list it as a segment are forgotten."""
-        if self._gen is None:
-            return
-        number = self._gen.unavailable(key)
-        if number is None:
-            return
-        for history in self._history:
-            for n in [n for n in history if n >= number]:
-                del history[n]
-        err = upload.exception() if isinstance(upload, asyncio.Future) else None
-        log.warning("variant %d: segment %s, listed on the VM's pathway before its upload, cannot be uploaded "
-                    "(%s); listed as a gap (EXT-X-GAP)", self.index, key, err)
+    def leave_former(self, pathway: str) -> None:
+        """`pathway` lists the new playlist from now on (variants.Variants: every variant at once)."""
+        left = self._views.leave_former(pathway)
+        if left:
+            self._on_removed(left)
 
-    def leaving_saved(self) -> builtins.list[builtins.list[object]]:
-        """What left the window while the bucket's playlist lagged and is not on to the cleaner yet, as
-        [key, keep]: the publisher's memory saves it beside the window, so a stop or a crash meanwhile
-        loses no key (the cleaner saves only what it was given)."""
-        return [[r.segment.key, r.keep] for r in self._leaving if r.segment.key]
+    # -- uploads on their way ---------------------------------------------------------------------------
 
-    def restore_leaving(self, leaving: Iterable[tuple[str, float]], now: float) -> None:
-        """A restored state's `leaving_saved`: handed on once the bucket's playlist catches up, as before."""
-        self._leaving = [Removed(ListedSegment("", 0.0, key=key), now, keep) for key, keep in leaving]
+    def uploading_keys(self) -> dict[str, builtins.list[str]]:
+        """Per pathway, the keys of what it lists whose upload there has not landed (what a restart
+        uploads again: the publisher's memory saves them)."""
+        return {pid: sorted(pending) for pid, pending in self._views.pending.items() if pending}
+
+    @property
+    def uploading(self) -> int:
+        """Segments it lists whose upload to some bucket has not landed yet."""
+        return len({key for pending in self._views.pending.values() for key, u in pending.items() if not u.done()})
+
+    def awaiting(self, keys: Mapping[str, Iterable[str]]) -> dict[str, builtins.list[str]]:
+        """A restored state's uploads that had not landed, per pathway, of segments this playlist lists:
+        pending until `landing` gives each its upload again. Returns those it lists."""
+        listed = set(self.uris_by_key())
+        kept: dict[str, builtins.list[str]] = {}
+        for pid, pid_keys in keys.items():
+            kept[pid] = [key for key in pid_keys if key in listed]
+            if kept[pid]:
+                for key in kept[pid]:
+                    pending = self._views.pending.get(pid)
+                    if pending is not None:
+                        pending[key] = Restored()
+        return {pid: ks for pid, ks in kept.items() if ks and pid in self._views.pending}
+
+    def landing(self, pathway: str, key: str, upload: asyncio.Future[Any]) -> None:
+        """The upload of a segment it lists, started again after a restart."""
+        pending = self._views.pending.get(pathway)
+        if pending is not None and key in pending:
+            pending[key] = upload
+
+    def uploads(self) -> builtins.list[asyncio.Future[Any]]:
+        """The uploads of what it lists that have not landed (a stop waits for them, then cancels them)."""
+        return [u for pending in self._views.pending.values() for u in pending.values()
+                if isinstance(u, asyncio.Future) and not u.done()]
+
+    def left(self, leaving: Iterable[tuple[str, float]], now: float) -> None:
+        """Keys a restored state says left the window ([key, seconds kept]): on to the cleaner."""
+        removed = [Removed(ListedSegment("", 0.0, key=key), now, keep) for key, keep in leaving]
+        if removed:
+            self._on_removed(removed)
 
     def saved(self, now: float) -> dict[str, object] | None:
         """Its part of the publisher's memory (playlist_memory's format), None before it is open."""
         return playlist_memory.snapshot(self._gen, now) if self._gen is not None else None
 
+    def views_saved(self) -> dict[str, object]:
+        """How far each pathway lists it, and where it listed what (saved beside the playlist)."""
+        return self._views.saved(self.next_sequence - 1)
+
+    def restore_views(self, data: object) -> None:
+        """A restored state's `views_saved`; raises ValueError when it does not add up."""
+        self._views.restore(data, self._gen)
+
     # -- what clients were shown (the Release tells), and what clips are cut from ------------------------
 
-    def shown(self, rendered: Rendered | None, bucket: Rendered | None = None) -> bool:
-        """The Release made `rendered` visible (and `bucket` in the bucket's playlist, when it differs; only
-        that when `rendered` is None, e.g. a new playlist still empty): numbers up to its last may have
-        been seen. True when that showed the former playlist as far as the VM's pathway did."""
-        shown = bucket or rendered
-        assert shown is not None
-        if rendered is not None:
-            self._shown = rendered.last_sequence
-        self._bucket_shown = shown.last_sequence
-        former = self._former
-        if former is not None and self._bucket_shown <= former.through:
-            self._bucket_target = former.target
-            return self._bucket_shown == former.through
-        self._bucket_target = self.target_duration
-        return False
-
-    def shown_ahead(self, rendered: Rendered) -> None:
-        """The Release made `rendered` visible on the VM's pathway, the bucket's version unchanged."""
-        self._shown = rendered.last_sequence
+    def shown(self, pathway: str, rendered: Rendered) -> bool:
+        """The Release made `rendered` visible on `pathway`: numbers up to its last may have been seen.
+        True when that showed the former playlist as far as it went (the new one is due there next)."""
+        self._views.shown[pathway] = rendered.last_sequence
+        self._shown_targets[pathway] = self.version_target(pathway)
+        return pathway in self._views.former_views and self.former_done(pathway)
 
     @property
-    def bucket_retargets(self) -> bool:
-        """Its bucket's version shown is not under its target duration now (or none was shown): a
-        new one would change the target the bucket's playlist shows (a retarget restarts every variant)."""
-        return self._bucket_target != self.target_duration
+    def _shown(self) -> int:
+        """The last number a client may have seen, on any pathway."""
+        return max(self._views.shown.values(), default=-1)
+
+    @property
+    def _bucket_shown(self) -> int:
+        """The last number the first bucket's playlist showed: what is in the bucket (clips cut from it)."""
+        return self._views.shown.get(self._first, -1)
 
     def forget_shown(self) -> None:
         """A restored state replaces what is visible: nothing of this playlist is shown until told."""
-        self._shown = self._bucket_shown = -1
-        self._former = None
+        for pid in self._views.shown:
+            self._views.shown[pid] = -1
+        self._shown_targets.clear()
 
     def shown_span(self) -> tuple[float, float] | None:
         """(start, end) by PROGRAM-DATE-TIME of what it lists and clients were shown, or None."""
@@ -381,9 +279,9 @@ class VariantPlaylist:
         return first.program_date_time, (shown[-1].program_date_time or 0.0) + shown[-1].duration
 
     def shown_between(self, start: float, end: float, newest: int | None = None) -> list[ListedSegment]:
-        """The segments clients were shown, still listed, that overlap [start, end) by PROGRAM-DATE-TIME,
-        each with its date and discontinuity as listed (a clip is made of them); `newest`: only the last
-        that many of them (read from the end: a long window costs nothing)."""
+        """The segments clients were shown in the first bucket's playlist, still listed, that overlap
+        [start, end) by PROGRAM-DATE-TIME, each with its date and discontinuity as listed (a clip is made of
+        them); `newest`: only the last that many of them (read from the end: a long window costs nothing)."""
         gen = self._gen
         if gen is None:
             return []
@@ -409,29 +307,20 @@ class VariantPlaylist:
             self._drain()
 
     def list(self, segment: ListedSegment, run: int | None, now: float, sequence: int, wall: float,
-             upload: asyncio.Future[Any] | None = None) -> int:
+             landings: Mapping[str, Landing] | None = None) -> int:
         """List a segment of `run` under `sequence` (an empty playlist starts at it: the number the
         variants listed together are at), or, `segment.gap`, a gap there (EXT-X-GAP: this variant lacks
-        a moment the others list); returns its number. It is uploaded, or its `upload` is pending (the
-        VM kept it: the bucket's playlist lists it once it lands). Raises SegmentRejected when the
-        playlist refuses it (its gap is marked: the next segment carries a discontinuity)."""
+        a moment the others list); returns its number. `landings`: its uploads not landed yet, by
+        pathway (each pathway lists it once its own has). Raises SegmentRejected when the playlist
+        refuses it (its gap is marked: the next segment carries a discontinuity)."""
         gen = self._opened()
-        pending = upload is not None and not upload.done() and bool(segment.key)
-        if pending and not self._settle():
-            # The bucket shows the version before this one until it lands.
-            self._remember_current()
         try:
             number = gen.append(segment, now, sequence, wall=wall)
         except SegmentRejected:
             gen.mark_gap()
             raise
-        if pending and upload is not None and segment.key:
-            self._pending[segment.key] = upload
-        if self._pending and gen.showable:
-            # Every version listed while uploads lag: the bucket shows each once what it lists has landed.
-            self._history[False][number] = gen.render()
-            if self._history[True]:
-                self._history[True][number] = gen.render_edge()
+        if landings and segment.key and not segment.gap:
+            self._views.pend(segment.key, landings)
         if run is not None:
             self.last_run = run
         if not segment.gap:
@@ -463,26 +352,29 @@ class VariantPlaylist:
 
     # -- where it restarts -------------------------------------------------------------------------------
 
+    def behind(self) -> set[str]:
+        """The pathways that have not listed all that any pathway showed of it (a new target now would
+        keep its current playlist for them: `retarget`)."""
+        return self._views.behind(self._shown) if self._gen is not None else set()
+
     def retarget(self, target: int, now: float, *, new_timeline: bool,
-                 keep_former: bool = True) -> builtins.list[ListedSegment]:
+                 keep_former: frozenset[str] = frozenset()) -> builtins.list[ListedSegment]:
         """A new playlist at the same address under a new target duration (target.Retarget): what
         clients saw leaves (kept downloadable as any removed segment), what they never saw starts the
         new playlist under its own numbers (issue 32). Returns those of them that do not fit the new
-        target: they leave too, and the gap is marked. `keep_former`: no variant's bucket playlist still
-        owes a former playlist (variants.Variants.retarget: one former at a time, every variant alike)."""
+        target: they leave too, and the gap is marked. `keep_former`: the pathways that go on listing
+        this playlist (as their segments land) up to the last number shown on any, before the new one
+        (variants.Variants.retarget: those behind in some variant, every variant alike)."""
         gen = self._gen
         if gen is None:
             return []
-        if self._former is not None and not self.owes_former:
-            self._former = None  # shown as far as it went
-        if self._bucket_shown < self._shown:
-            # The VM's pathway showed segments the bucket's did not yet (uploads lagging, or a version not
-            # saved and shown yet): they leave as seen, and the bucket's shows them from the former
-            # playlist first, as they land.
-            self._former = _owed(self.index, gen, self._history, self._pending, (self._bucket_shown, self._shown),
-                                 self._former, keep_former)
-        left = gen.restart(target, now, new_timeline=new_timeline, served_through=self._shown)
-        self._forget_history()
+        shown = self._shown
+        frozen = gen.frozen() if keep_former and gen.segment_count else None
+        dropped = self._views.restarting(frozen, set(keep_former) if frozen is not None else set(), shown)
+        if dropped:
+            self._on_removed(dropped)
+        gen.hold = None
+        left = gen.restart(target, now, new_timeline=new_timeline, served_through=shown)
         self._drain()
         return left
 
@@ -491,8 +383,8 @@ class VariantPlaylist:
         numbers fell behind the others'. A new playlist at the same address, at `sequence` on the
         others' timeline."""
         gen = self._opened()
+        self._forget_views()
         gen.restart(gen.target_duration, now, sequence=sequence, discontinuity_sequence=discontinuity_sequence)
-        self._forget_history()
         self._drain()
         log.info("variant %d: back in Owncast's stream; its playlist starts again at %d", self.index, sequence)
 
@@ -500,11 +392,19 @@ class VariantPlaylist:
         """Give up the window and continue at `sequence`, after a discontinuity above `floor`
         (hls.continue_above): numbers up to there may have named other segments."""
         if self._gen is not None:
+            self._forget_views()
             self._gen.continue_above(sequence, floor, now)
-            self._forget_history()
             self._drain()
 
     # -- internals --------------------------------------------------------------------------------------
+
+    def _forget_views(self) -> None:
+        left = self._views.former_left
+        self._views.forget()
+        if self._gen is not None:
+            self._gen.hold = None
+        if left:
+            self._on_removed(left)
 
     def _opened(self) -> ManifestGenerator:
         if self._gen is None:
@@ -512,13 +412,15 @@ class VariantPlaylist:
         return self._gen
 
     def _drain(self) -> None:
-        assert self._gen is not None
-        removed = self._gen.drain_removed()
+        gen = self._gen
+        if gen is None:
+            return
+        removed = gen.drain_removed()
         if not removed:
             return
-        if self._pending or self._former is not None:
-            # The bucket's playlist shows an earlier version, which may still list these: they leave its
-            # playlist only once it catches up (_settle), and stay downloadable from then on.
-            self._leaving += removed
+        if self._views.former is not None:
+            # A pathway still lists the playlist before the restart, which may list these: they leave
+            # once it is done with it, and stay downloadable from then on.
+            self._views.former_left += removed
         else:
             self._on_removed(removed)

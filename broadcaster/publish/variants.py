@@ -18,17 +18,19 @@ from ..playlist.options import WindowOptions
 from ..playlist.rendered import Rendered
 from ..playlist.segments import ListedSegment
 from . import playlist_memory
+from .pathways import PathwayPlan
 from .slots import Variant
 from .variant_playlist import RemovedHook, VariantPlaylist
 
 
 class Variants(Mapping[int, Variant]):
-    def __init__(self, options: WindowOptions, on_removed: RemovedHook) -> None:
+    def __init__(self, options: WindowOptions, on_removed: RemovedHook, plan: PathwayPlan | None = None) -> None:
         self._options = options
         self._on_removed = on_removed
+        self._plan = plan or PathwayPlan()
         self._variants: dict[int, Variant] = {}
-        # Called when the bucket's playlist showed a former playlist as far as the VM's pathway did: the
-        # new playlist's versions are due there, new segment or not (the publisher asks its lister).
+        # Called when a pathway showed every variant's former playlist as far as it went: the new
+        # playlist's versions are due there, new segment or not (the publisher asks its lister).
         self.caught_up: Callable[[], None] | None = None
 
     def __getitem__(self, index: int) -> Variant:
@@ -52,6 +54,10 @@ class Variants(Mapping[int, Variant]):
     def items(self) -> ItemsView[int, Variant]:
         return self._variants.items()
 
+    @property
+    def plan(self) -> PathwayPlan:
+        return self._plan
+
     def add(self, index: int, created: float) -> Variant:
         v = self._variants[index] = Variant(index, self.playlist(index, None, created), created=created)
         return v
@@ -60,71 +66,71 @@ class Variants(Mapping[int, Variant]):
         """A variant's playlist: not open yet (`saved` None), or as `saved` (playlist_memory's format;
         raises ValueError naming what does not add up)."""
         generator = None if saved is None else playlist_memory.restore(saved, now, self._options)
-        return VariantPlaylist(index, self._options, self._on_removed, generator)
+        return VariantPlaylist(index, self._options, self._on_removed, generator, self._plan)
 
     def restored(self, variants: Mapping[int, Variant]) -> None:
         self._variants = dict(variants)
 
     # -- what the Release made visible (release.ShownTo) ---------------------------------------------------
 
-    def shown(self, renderings: Mapping[int, Rendered], *, replace: bool = False,
-              bucket: Mapping[int, Rendered] | None = None) -> None:
-        """`bucket`: what the bucket's playlists show, when not `renderings` (the VM's pathway ahead)."""
+    def shown(self, renderings: Mapping[str, Mapping[int, Rendered]], *, replace: bool = False) -> None:
+        """Each pathway's versions made visible (`replace`: a restored state's, nothing else visible)."""
         if replace:
             for v in self._variants.values():
                 v.playlist.forget_shown()
-        due = False
-        for index in renderings.keys() | (bucket or {}).keys():
-            variant = self._variants.get(index)
-            if variant is None:
-                continue
-            rendered = renderings.get(index)
-            if bucket is not None and index not in bucket:
-                if rendered is not None:
-                    variant.playlist.shown_ahead(rendered)
-            else:
-                # Also a bucket's version alone: a former playlist shown while the new one is still empty.
-                due = variant.playlist.shown(rendered, None if bucket is None else bucket[index]) or due
-        if due and self.caught_up is not None:
+        for pathway, versions in renderings.items():
+            for index, rendered in versions.items():
+                variant = self._variants.get(index)
+                if variant is not None:
+                    variant.playlist.shown(pathway, rendered)
+        if self.caught_up is not None and self._leaving():
             self.caught_up()
+
+    def _leaving(self) -> set[str]:
+        """The pathways that showed every variant's former playlist as far as it went (withdrawn variants
+        aside: they hold no other), and list the new one at the next push."""
+        playing = [v for v in self._variants.values() if not v.withdrawn]
+        return {pid for v in self._variants.values() for pid in v.playlist.on_former
+                if all(o.playlist.former_done(pid) for o in playing)}
 
     def retarget(self, target: int, now: float, *, new_timeline: bool) -> dict[int, list[ListedSegment]]:
         """Every variant's playlist starts again under `target` (VariantPlaylist.retarget); returns what
-        each leaves unlisted. A bucket's playlist behind the VM's pathway keeps its former playlist
-        until shown that far, one former at a time: while one is still owed, none is kept (the bucket's
-        playlists would show two targets at once), and what the VM's pathway alone showed is logged."""
-        keep = not any(v.playlist.owes_former for v in self._variants.values() if not v.withdrawn)
-        return {index: v.playlist.retarget(target, now, new_timeline=new_timeline, keep_former=keep)
+        each leaves unlisted. A pathway behind in any variant (a withdrawn one too: what it showed on one
+        pathway it shows on every one, and its window goes on to the cleaner once done with) goes on
+        listing every variant's playlist as it was, as far as it was shown anywhere, before the new one
+        (one target per pathway: 6.2.4)."""
+        behind = frozenset(pid for v in self._variants.values() for pid in v.playlist.behind())
+        return {index: v.playlist.retarget(target, now, new_timeline=new_timeline, keep_former=behind)
                 for index, v in self._variants.items()}
 
-    def versions(self, edge: bool = False) -> dict[int, Rendered]:
-        """Every variant's current version that can be shown (`edge`: the bucket's)."""
-        out = {}
-        for index, v in self._variants.items():
-            rendered = v.playlist.visible(edge)
-            if rendered is not None:
-                out[index] = rendered
+    def versions(self, now: float, edge: bool = False) -> dict[str, dict[int, Rendered]]:
+        """Every variant's version on each pathway that can be shown (`edge`: for the bucket's copy).
+
+        One target duration per pathway (6.2.4: variants share one). A pathway that lists the playlist
+        before a new target does so in every variant until each showed it as far as it went; only then
+        does it list the new one, in every variant at once. And while a variant's version under the new
+        target is not there yet on a pathway (nothing of it landed there), that pathway's other variants
+        go on showing the versions they showed (no new one under the new target)."""
+        playing = [v for v in self._variants.values() if not v.withdrawn]
+        together = self._leaving()
+        for v in self._variants.values():
+            for pid in v.playlist.on_former:
+                # A withdrawn variant (no master names it) leaves once it showed its own as far as it went.
+                if v.playlist.former_done(pid) and (pid in together or v.withdrawn):
+                    v.playlist.leave_former(pid)
+        out = self._versions(now, edge)
+        for pid, versions in out.items():
+            behind = [v for v in playing if v.playlist.listing and v.index not in versions
+                      and v.playlist.shown_target(pid) not in (None, v.playlist.version_target(pid))]
+            if behind:
+                out[pid] = {i: r for i, r in versions.items()
+                            if self._variants[i].playlist.version_target(pid)
+                            in (self._variants[i].playlist.shown_target(pid), None)}
         return out
 
-    def bucket_versions(self, now: float, edge: bool = False) -> dict[int, Rendered]:
-        """Every variant's version the bucket's pathway shows (listing only what is in the bucket). A new
-        target duration reaches every variant's at once (6.2.4: variants share one): while one still
-        shows an earlier target's version, its upload under the new one not landed, the others show none
-        under the new target yet (the VM's pathway has them). One that still shows its former playlist
-        (`owes_former`) shows it under the former target, and holds the others the same way (a withdrawn
-        one holds none: no master names it)."""
-        out = {}
-        former = set()
-        behind = False
+    def _versions(self, now: float, edge: bool) -> dict[str, dict[int, Rendered]]:
+        out: dict[str, dict[int, Rendered]] = {p.id: {} for p in self._plan.pathways}
         for index, v in self._variants.items():
-            rendered = v.playlist.bucket_visible(edge, now)
-            if v.playlist.owes_former:
-                former.add(index)  # shown, also withdrawn (no master names it: its target holds no other)
-                behind = behind or not v.withdrawn
-            if rendered is not None:
-                out[index] = rendered
-            elif v.playlist.listing and not v.withdrawn and v.playlist.bucket_retargets:
-                behind = True
-        if behind:
-            out = {i: r for i, r in out.items() if i in former or not self._variants[i].playlist.bucket_retargets}
+            for pid, rendered in v.playlist.versions(now, edge).items():
+                out[pid][index] = rendered
         return out

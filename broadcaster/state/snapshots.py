@@ -15,6 +15,7 @@ import asyncio
 import logging
 import re
 import secrets
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from ..metrics import Metrics
@@ -241,19 +242,13 @@ class Snapshots:
                 self._saving.exception()  # retrieved: its OSError was logged or is moot now
 
 
-def register_parts(snapshots: Snapshots, publisher: Restorable, cleaner: Durable | None = None,
-                   second_cleaner: Durable | None = None, listed_at_vm: Durable | None = None) -> None:
+def register_parts(snapshots: Snapshots, publisher: Restorable, cleaners: Mapping[str, Durable] | None = None) -> None:
     """The service's parts in one state, saved before a version becomes visible: the publisher's memory
-    at the top level (pushed with each version, restored last), the cleaner's under "cleaner" and the
-    second bucket's (PATHWAYS: backup) under "backup_cleaner" (asked at each save, restored first), so a
-    publisher that refuses its part leaves nothing restored. A state saved without the second bucket
-    restores its cleaner empty; one saved with it and read without it leaves those keys to the bucket's
-    lifecycle rule. `listed_at_vm` (content steering with the VM's pathway): what the bucket pathway's
-    playlists listed at VM URIs, under "bucket_pathway"."""
-    if cleaner is not None:
-        snapshots.register("cleaner", cleaner, empty=[])
-    if second_cleaner is not None:
-        snapshots.register("backup_cleaner", second_cleaner, empty=[])
-    if listed_at_vm is not None:
-        snapshots.register("bucket_pathway", listed_at_vm, empty={})
+    at the top level (pushed with each version, restored last), each bucket's cleaner (asked at each save,
+    restored first): the first bucket's under "cleaner", another's under "<pathway>_cleaner"
+    ("backup_cleaner"), so a publisher that refuses its part leaves nothing restored. A state saved
+    without a bucket restores its cleaner empty; one saved with it and read without it leaves those keys
+    to the bucket's lifecycle rule."""
+    for pathway, cleaner in (cleaners or {}).items():
+        snapshots.register("cleaner" if pathway == "bucket" else f"{pathway}_cleaner", cleaner, empty=[])
     snapshots.register_root(publisher)

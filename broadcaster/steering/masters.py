@@ -11,11 +11,10 @@ multivariant playlist named first whatever the steering manifest says. The host 
 cache in front must key on the host, as every CDN and deploy/nginx-cache.conf do. At most MAX_HOSTS hosts
 are rendered for; past them (or with a Host that is not a plain host) the variants are relative.
 
-It is answered once every variant has a playlist on the pathways players start on (`shown`, and
-`landed` for the bucket's while the bucket is first): at a stream's start the VM lists a segment once it
-kept its copy, the bucket once its upload landed, and a player told of a variant the bucket did not list
-yet got its 503 (a retry, or a pathway switch, before its first frame). While players are steered to the
-VM, the bucket's playlists are not waited for.
+It is answered once every variant has a playlist on the pathway players start on (the policy's first):
+at a stream's start the VM lists a segment once it holds it, a bucket once its upload landed there, and a
+player told of a variant the bucket did not list yet got its 503 (a retry, or a pathway switch, before
+its first frame).
 """
 
 from __future__ import annotations
@@ -39,7 +38,7 @@ class Announced(Protocol):
 
 
 class Listed(Protocol):
-    """The bucket pathway's playlists (only what landed in the bucket)."""
+    """A pathway's media playlists (publish/visible.py's VisiblePlaylists)."""
 
     def media_playlist(self, variant: int) -> Rendered | None: ...
 
@@ -52,12 +51,11 @@ class SteeredMasters:
     ones served by the VM (relative: the bucket's and "vm") named under `here` (`//host/folder/`)."""
 
     def __init__(self, shown: Announced, pathways: Sequence[Pathway], first: Callable[[], str],
-                 landed: Listed | None = None, others: Mapping[str, Listed] | None = None) -> None:
-        """`others`: the playlists of other bucket pathways (a second bucket's), waited for like the
-        bucket's while players start on them."""
+                 playlists: Mapping[str, Listed]) -> None:
+        """`shown`: what Owncast announces (the first bucket's playlists); `playlists`: each pathway's,
+        by ID (a player must find every variant on the pathway it starts on)."""
         self._shown = shown
-        self._landed = landed
-        self._others = dict(others or {})
+        self._playlists = dict(playlists)
         self._pathways = tuple(pathways)
         self._first = first
         self._variants: Sequence[VariantStream] | None = None
@@ -75,12 +73,8 @@ class SteeredMasters:
         key = (media_name, first, base)
         rendered = self._rendered.get(key)
         if rendered is None:
-            sources: list[Listed] = [shown]
-            if self._landed is not None and first == hls.BUCKET_PATHWAY:
-                sources.append(self._landed)
-            if first in self._others:
-                sources.append(self._others[first])
-            if not variants or any(source.media_playlist(v.index) is None for v in variants for source in sources):
+            start = self._playlists.get(first)
+            if not variants or start is None or any(start.media_playlist(v.index) is None for v in variants):
                 return None  # a player must find every variant it is offered where it starts
             pathways = self._hosts.get(base)
             if pathways is None:

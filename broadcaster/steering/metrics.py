@@ -1,5 +1,6 @@
 """The steering metrics, read when scraped: where players are sent and why, what the VM's pathway
-sends, its copies, the steering manifest's requests and the pathways viewers' pages report playing."""
+sends, the copies it keeps of segments not in every bucket yet, the steering manifest's requests and the
+pathways viewers' pages report playing."""
 
 from __future__ import annotations
 
@@ -10,19 +11,20 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from ..playlist import hls
-from .copies import Copies
+from ..bucket.held import Held
 from .policy import REASONS, SteeringPolicy
 
 _NS = "hls_broadcaster"
-STEERING_LABELS = (*hls.PATHWAYS, "none", "other")  # a manifest request's _HLS_pathway, bounded
+STEERING_LABELS = ("none", "other")  # a manifest request's _HLS_pathway: a pathway offered, or one of these
 
 
 class PathwayCounts:
     """What the VM's pathway answered (bytes by whether players were steered to it then, requests by
     status) and the steering manifest's requests by the pathway the player said it plays."""
 
-    def __init__(self, steered: Callable[[], bool]) -> None:
+    def __init__(self, steered: Callable[[], bool], pathways: tuple[str, ...] = hls.PATHWAYS) -> None:
         self._steered = steered
+        self._labels = frozenset((*pathways, *STEERING_LABELS))
         self.bytes = {True: 0, False: 0}
         self.requests: dict[int, int] = {}
         self.steering: dict[str, int] = {}
@@ -33,12 +35,12 @@ class PathwayCounts:
             self.bytes[self._steered()] += size
 
     def manifest(self, pathway: str) -> None:
-        label = pathway if pathway in STEERING_LABELS else "other"
+        label = pathway if pathway in self._labels else "other"
         self.steering[label] = self.steering.get(label, 0) + 1
 
 
 class SteeringMetrics(Collector):
-    def __init__(self, registry: CollectorRegistry, policy: SteeringPolicy, copies: Copies, counts: PathwayCounts,
+    def __init__(self, registry: CollectorRegistry, policy: SteeringPolicy, copies: Held, counts: PathwayCounts,
                  cap_bytes_per_second: float) -> None:
         self._policy, self._copies, self._counts, self._cap = policy, copies, counts, cap_bytes_per_second
         registry.register(self)
@@ -84,11 +86,14 @@ class SteeringMetrics(Collector):
             first, switches, rank, sent, requests, manifests, pages,
             GaugeMetricFamily(f"{_NS}_vm_segment_cap_bytes_per_second", "The most segment bytes a second the "
                               "VM's pathway sends (VM_SEGMENT_MBPS)", value=self._cap),
-            GaugeMetricFamily(f"{_NS}_vm_copies_bytes", "Bytes of the VM's copies of finished segments on disk",
-                              value=copies.total_bytes),
+            GaugeMetricFamily(f"{_NS}_vm_copies_bytes", "Bytes of the copies the VM keeps of segments some "
+                              "bucket has not got yet (an upload failed), on disk", value=copies.total_bytes),
             GaugeMetricFamily(f"{_NS}_vm_copies_limit_bytes", "VM_COPIES_MB in bytes", value=copies.max_bytes),
+            CounterMetricFamily(f"{_NS}_vm_copies", "Copies kept of segments an upload failed for (each "
+                                "until every bucket has it)", value=copies.kept),
             CounterMetricFamily(f"{_NS}_vm_copies_failed", "Segments the VM could not keep a copy of (disk "
-                                "full...): its pathway cannot serve them", value=copies.failures),
-            CounterMetricFamily(f"{_NS}_vm_copies_evicted", "Copies dropped for VM_COPIES_MB before the "
-                                "playlists were done with them", value=copies.evicted),
+                                "full...): their uploads read Owncast's file while it is there",
+                                value=copies.failures),
+            CounterMetricFamily(f"{_NS}_vm_copies_evicted", "Copies dropped for VM_COPIES_MB before every bucket "
+                                "had them", value=copies.evicted),
         ]

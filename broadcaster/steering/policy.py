@@ -167,6 +167,12 @@ class SteeringPolicy:
         state.probe_detail = detail
         state.probed_at = self.clock()
 
+    def failing(self, pathway: str) -> bool:
+        """Whether players are sent away from `pathway` because it fails (not only because another comes
+        first): a bucket whose evidence holds a reason."""
+        state = self._state.get(pathway)
+        return state is not None and state.reason is not None
+
     def refused(self, pathway: str) -> bool:
         """Whether `pathway`'s last upload attempt was refused (BucketSignals.refused)."""
         state = self._state.get(pathway)

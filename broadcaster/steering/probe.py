@@ -21,12 +21,12 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 
 import aiohttp
 
 from .. import __version__
-from ..playlist import hls
 from .policy import SteeringPolicy
 
 log = logging.getLogger(__name__)
@@ -39,43 +39,49 @@ PROBE_HEADERS = {"User-Agent": f"hls-broadcaster/{__version__} (steering probe)"
 EVALUATE_EVERY = 0.5  # seconds between the policy's readings of its signals
 
 
-class SteeringLoop:
-    """Runs the policy: evaluates it every EVALUATE_EVERY s and probes the bucket's public URL."""
+@dataclass(frozen=True)
+class Probe:
+    """One bucket pathway's probe: its newest segment's URL and when it was listed there (`newest`), and
+    its API asked once when a probe fails (`check_writes`: BucketChecks.writes)."""
 
-    def __init__(self, policy: SteeringPolicy, *, probe: bool = True,
+    newest: Callable[[], tuple[str, float] | None]
+    check_writes: Callable[[], Awaitable[None]] | None = None
+
+
+class SteeringLoop:
+    """Runs the policy: evaluates it every EVALUATE_EVERY s and probes each bucket's public URL."""
+
+    def __init__(self, policy: SteeringPolicy, probes: Mapping[str, Probe], *, probe: bool = True,
                  clock: Callable[[], float] = time.monotonic,
-                 on_away: Callable[[], None] = lambda: None,
-                 check_writes: Callable[[], Awaitable[None]] | None = None) -> None:
-        """`on_away`: called when players are steered away from the bucket (its held playlist requests
-        are answered then: publish/visible.py's answer_held). `check_writes`: asks the bucket's API once,
-        telling what it answers where BucketSignals.refused reads it; called when a probe fails."""
+                 on_change: Callable[[tuple[str, ...]], None] = lambda priority: None) -> None:
+        """`probes`: each bucket pathway's; `on_change(priority)`: told each new priority, and each time the
+        VM starts or stops redirecting to the first bucket (policy.bucket_serves): the requests held on a
+        pathway players leave are answered then (publish/visible.py's answer_held), and what each pathway
+        lists follows."""
         self._policy = policy
-        self._check_writes = check_writes
-        self._checking: asyncio.Task[None] | None = None
-        self._on_away = on_away
+        self._probes = dict(probes)
+        self._checking: dict[str, asyncio.Task[None]] = {}
+        self._on_change = on_change
         self._probe = probe
         self._clock = clock
-        self._newest: tuple[str, float] | None = None  # the newest segment's URL, when it was listed
         self._tasks: list[asyncio.Task[None]] = []
-        self._probe_now = asyncio.Event()  # set when the policy wants the bucket probed before its turn
+        # Set when the policy wants a pathway probed before its turn.
+        self._probe_now = {pathway: asyncio.Event() for pathway in self._probes}
         self._probed = asyncio.Event()  # set after each probe: the policy evaluates its outcome at once
         self._session: aiohttp.ClientSession | None = None
-
-    def listed(self, variant: int, sequence: int, segment: object, url: str) -> None:
-        """The Release's listing outlet (publish/release.py ListedHook): the newest segment to probe."""
-        self._newest = (url, self._clock())
+        self._serves = policy.bucket_serves()
 
     async def start(self) -> None:
         self._tasks.append(asyncio.create_task(self._evaluating(), name="steering"))
-        if self._probe:
+        if self._probe and self._probes:
             self._session = aiohttp.ClientSession(auto_decompress=False, headers=PROBE_HEADERS)
-            self._tasks.append(asyncio.create_task(self._probing(), name="steering-probe"))
+            for pathway in self._probes:
+                self._tasks.append(asyncio.create_task(self._probing(pathway), name=f"steering-probe-{pathway}"))
 
     async def stop(self) -> None:
         tasks, self._tasks = self._tasks, []
-        if self._checking is not None:
-            tasks.append(self._checking)
-            self._checking = None
+        tasks += self._checking.values()
+        self._checking.clear()
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -88,10 +94,14 @@ class SteeringLoop:
     async def _evaluating(self) -> None:
         while True:
             try:
-                if self._policy.evaluate() and self._policy.first != hls.BUCKET_PATHWAY:
-                    self._on_away()
-                if self._policy.probe_wanted(hls.BUCKET_PATHWAY):
-                    self._probe_now.set()
+                changed = self._policy.evaluate()
+                serves = self._policy.bucket_serves()  # the VM's pathway redirects, or serves itself
+                if changed or serves != self._serves:
+                    self._serves = serves
+                    self._on_change(self._policy.priority)
+                for pathway, event in self._probe_now.items():
+                    if self._policy.probe_wanted(pathway):
+                        event.set()
             except Exception:  # noqa: BLE001 (a bug here must not stop steering for good: logged, next turn)
                 log.exception("steering: evaluating the pathways failed")
             # Or at once after a probe: its outcome may decide. asyncio.timeout, not wait_for: on 3.11
@@ -102,17 +112,19 @@ class SteeringLoop:
                     await self._probed.wait()
             self._probed.clear()
 
-    async def _probing(self) -> None:
+    async def _probing(self, pathway: str) -> None:
         assert self._session is not None
-        await probe_pathway(self._policy, hls.BUCKET_PATHWAY, lambda: self._newest, self._session, self._clock,
-                            now=self._probe_now, probed=self._after_probe)
+        await probe_pathway(self._policy, pathway, self._probes[pathway].newest, self._session, self._clock,
+                            now=self._probe_now[pathway], probed=lambda ok: self._after_probe(pathway, ok))
 
-    def _after_probe(self, ok: bool) -> None:
+    def _after_probe(self, pathway: str, ok: bool) -> None:
         self._probed.set()
-        if ok or self._check_writes is None or self._policy.refused(hls.BUCKET_PATHWAY):
+        check = self._probes[pathway].check_writes
+        if ok or check is None or self._policy.refused(pathway):
             return
-        if self._checking is None or self._checking.done():
-            self._checking = asyncio.create_task(self._writes_checked(self._check_writes), name="steering-check")
+        running = self._checking.get(pathway)
+        if running is None or running.done():
+            self._checking[pathway] = asyncio.create_task(self._writes_checked(check), name="steering-check")
 
     async def _writes_checked(self, check: Callable[[], Awaitable[None]]) -> None:
         try:
@@ -120,6 +132,21 @@ class SteeringLoop:
         except Exception:  # noqa: BLE001 (logged; the uploads still tell)
             log.exception("steering: asking the bucket's API failed")
         self._probed.set()  # its answer evaluated at once
+
+
+class Newest:
+    """The newest segment listed, as the Release tells each listing (publish/release.py ListedHook): the
+    first bucket's probe fetches it at the URL it was listed with (public, or presigned)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self.newest: tuple[str, float] | None = None
+
+    def listed(self, variant: int, sequence: int, segment: object, url: str) -> None:
+        self.newest = (url, self._clock())
+
+    def __call__(self) -> tuple[str, float] | None:
+        return self.newest
 
 
 async def probe_pathway(policy: SteeringPolicy, pathway: str, newest: Callable[[], tuple[str, float] | None],

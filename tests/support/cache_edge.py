@@ -74,7 +74,7 @@ async def cache_edge(work: Path, s3_url: str, bucket: str, ts: bytes, *, seconds
     env.update(HLS_DIR=str(owncast.root), S3_ENDPOINT_URL=s3_url, AWS_ACCESS_KEY_ID="test-key",
                AWS_SECRET_ACCESS_KEY="test-secret", AWS_BUCKET_NAME=bucket, R2_KEY_PREFIX=work.name,
                R2_PUBLIC_URL=f"{s3_url}/{bucket}", PORT="0", STATE_DIR=str(work / "state"),
-               LOG_LEVEL="info")
+               LOG_LEVEL="info", PATHWAYS="bucket,vm")
     async with ServiceProcess(env, work / "cwd") as service:
         nginx = shipped_cache(work / "nginx", service.url.removeprefix("http://"))
         await nginx.start()

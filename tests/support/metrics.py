@@ -5,12 +5,10 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from broadcaster.bucket.second import BackupMetrics
-from broadcaster.metrics import AudienceMetrics, ConnectionMetrics, Metrics
+from broadcaster.bucket.held import Held
+from broadcaster.metrics import AudienceMetrics, BucketMetrics, ConnectionMetrics, Metrics
 from broadcaster.status.audience import Audience
 from broadcaster.status.playback import Playback
-from broadcaster.steering.backup import BackupUploads
-from broadcaster.steering.copies import Copies
 from broadcaster.steering.metrics import PathwayCounts, SteeringMetrics
 from broadcaster.steering.policy import BucketSignals, SteeringPolicy
 from broadcaster.status.playback_metrics import PlaybackMetrics
@@ -22,20 +20,20 @@ def exported_series() -> set[str]:
         "counter": ("_total", "_created"), "gauge": ("",), "info": ("_info",),
         "histogram": ("_bucket", "_sum", "_count", "_created"),
     }  # fmt: skip
-    registry = Metrics().registry
+    metrics = Metrics()
+    registry = metrics.registry
+    BucketMetrics(metrics, "bucket")  # each bucket's series, as its uploader and cleaner write them
     # As the service wires it: its routes count held requests, its hub event streams.
     connections = ConnectionMetrics(registry)
     connections.watch("held", lambda: 0, 1)
     connections.watch("events", lambda: 0, 1)
     AudienceMetrics(registry, lambda: 0, lambda: 0, dict)  # and the viewer count its audience
     PlaybackMetrics(registry, Playback(Audience(30), interval=10))  # and its pages' playback reports
-    # and content steering (PATHWAYS=bucket,vm, the default)
+    # and content steering (PATHWAYS=bucket,vm)
     policy = SteeringPolicy(("bucket", "vm"), {"bucket": BucketSignals(behind=lambda: 0.0)}, lambda: 3, interval=10)
     counts = PathwayCounts(lambda: False)
     counts.sent(200, 1)
     counts.manifest("bucket")
-    # and a second bucket's (PATHWAYS=bucket,backup,vm): its uploads, never started here
-    registry.register(BackupMetrics(BackupUploads(None, None, concurrency=1, attempt_timeout=1)))  # type: ignore[arg-type]
     with tempfile.TemporaryDirectory() as folder:
-        SteeringMetrics(registry, policy, Copies(Path(folder), max_bytes=1, keep_for=1), counts, 1.0)
+        SteeringMetrics(registry, policy, Held(Path(folder), Path(folder), max_bytes=1, keep_for=1), counts, 1.0)
         return {family.name + s for family in registry.collect() for s in suffixes[family.type]}

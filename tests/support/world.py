@@ -20,7 +20,9 @@ from broadcaster.publish.uploads import UNFINISHED_LIMIT, WriteWatch
 from broadcaster.publish.release import Outlets
 from broadcaster.state.snapshots import Snapshots, register_parts
 from broadcaster.state.disk import StateFile
-from broadcaster.bucket.uploader import Backoff, Keeper, Uploader
+from broadcaster.bucket.uploader import Backoff, Holder, Uploader
+from broadcaster.playlist.pathway import BUCKET, VM, BaseUris, Pathway, VmUris
+from broadcaster.publish.pathways import FIRST, PathwayPlan
 from broadcaster.bucket.urls import PublicUrls
 from broadcaster.publish.visible import VisiblePlaylists
 from tests.support.fakes import FakeStore, WrittenWhole
@@ -57,15 +59,33 @@ class World:
     def __init__(self, tmp_path: Path, window: float = 4.0, state: StateFile | None = None,
                  align_by: str = "msn", stepped: bool = False, segment_hashes: bool = False,
                  writes: WriteWatch | None = None, unfinished_limit: float = UNFINISHED_LIMIT,
-                 can_block_reload: bool = False, keeper: Keeper | None = None) -> None:
-        """`keeper`: the VM keeps each file first (content steering): `ahead` records the VM pathway's
-        versions, which list each segment once kept, `playlists` the bucket's."""
+                 can_block_reload: bool = False, holder: Holder | None = None,
+                 pathways: tuple[str, ...] = ("bucket", "vm")) -> None:
+        """`holder`: each file is held first (content steering, with `pathways`: the VM's, and `backup`, a
+        second bucket, `backup_store`): `shown[pathway]` records each pathway's versions (`ahead`: the
+        VM's, which list each segment once held), `playlists` the first bucket's. The VM's pathway lists
+        what it holds while `redirects` is False (players steered to it), else what the first bucket
+        lists; `fallbacks[pathway]`: where a bucket's pathway lists what it lacks (players steered away)."""
         self.dir = tmp_path
         self.store = FakeStore()
         self.metrics = Metrics()
         self.uploader = Uploader(self.store, self.metrics, concurrency=4, attempt_timeout=5,
-                                 backoff=Backoff(base=0.001, cap=0.001), keeper=keeper)
-        self.ahead = Recording() if keeper is not None else None
+                                 backoff=Backoff(base=0.001, cap=0.001), holder=holder)
+        self.redirects = False
+        self.fallbacks: dict[str, tuple[str, ...]] = {}
+        records = [FIRST]
+        others: dict[str, Uploader] = {}
+        self.backup_store = FakeStore()
+        for pid in pathways[1:] if holder is not None else ():
+            if pid == "vm":
+                records.append(Pathway("vm", VM, "vm", VmUris()))
+            else:
+                records.append(Pathway(pid, BUCKET, pid, BaseUris("https://b2.example")))
+                others[pid] = Uploader(self.backup_store, self.metrics, concurrency=4, attempt_timeout=5,
+                                       backoff=Backoff(base=0.001, cap=0.001), holder=holder, pathway=pid)
+        plan = PathwayPlan(tuple(records), lambda pid: self.fallbacks.get(pid, ()), lambda: self.redirects)
+        self.shown = {p.id: Recording() for p in records[1:]}
+        self.ahead = self.shown.get("vm")
         self.listed: list[tuple[int, int, str]] = []
         self.clock = 1_800_000_000.0
         self.now = 0.0
@@ -74,11 +94,13 @@ class World:
         self.snapshots = Snapshots(state, self.metrics) if state is not None else None
         self.pub = Publisher(PublisherConfig(hls_dir=tmp_path, key_prefix="live", urls=PublicUrls(PUBLIC),
                                              window=WindowOptions(window, can_block_reload=can_block_reload), wall_clock=lambda: self.clock, monotonic=mono,
-                                             segment_hashes=segment_hashes, unfinished_limit=unfinished_limit),
+                                             segment_hashes=segment_hashes, unfinished_limit=unfinished_limit,
+                                             pathways=plan),
                              uploader=self.uploader, writes=writes or WrittenWhole(), metrics=self.metrics,
+                             others=others,
                              outlets=Outlets(self.playlists, self.snapshots,
                                              on_listed=(lambda v, n, s, _u: self.listed.append((v, n, s.name)),),
-                                             ahead=self.ahead))
+                                             pathways=self.shown))
         self.release = self.pub.release
         if self.snapshots is not None:
             register_parts(self.snapshots, self.pub)  # as the service does (without a cleaner)
@@ -141,5 +163,5 @@ class World:
 def snapshots_of(file: StateFile | None, pub: Publisher, cleaner: Cleaner | None = None) -> Snapshots:
     """The durable parts wired as the service wires them: the cleaner under "cleaner", the publisher on top."""
     snapshots = Snapshots(file)
-    register_parts(snapshots, pub, cleaner)
+    register_parts(snapshots, pub, {"bucket": cleaner} if cleaner is not None else None)
     return snapshots

@@ -1,0 +1,375 @@
+"""Held: every finished segment the service holds for its pathways, and the copies it keeps of some.
+
+The uploads read each segment once (Uploader.upload_file): its stamp (inode, size, mtime) says which
+version of Owncast's file that was. While Owncast's file is there and unchanged it *is* those bytes:
+every bucket's upload sends them, and the VM's pathway serves them, read from Owncast's folder (beneath
+HLS_DIR, never through a symlink). Nothing is written while the buckets take each upload at once.
+
+Owncast deletes a segment about SegmentCount+10 segments after it listed it (docs/owncast.md). A
+bucket whose upload failed (an outage) must still get those bytes later, so the first failed attempt
+keeps a copy, on the VM's disk under STATE_DIR/segments, until every bucket has it (`landed`): the
+backlog survives Owncast's cleanup, the VM's pathway serves the copy meanwhile, and a segment the
+buckets took at once costs the disk nothing. The copies are bounded in bytes (VM_COPIES_MB, oldest
+first) and never take the last 64 MB (or 2 %) of STATE_DIR's disk; a copy is written under a name of
+ours (a counter), never one taken from a URL or from Owncast. What is held is forgotten after a
+segment's whole life in the playlists (Settings.segment_url_life).
+
+Written from the uploads' worker threads (first reads, copies), read by the event loop (the index) and
+its executor (the bytes): the index is behind a lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from ..files import MAX_FILE_BYTES, Refused, Stamp, read_stamped
+from ..lograte import RateLimitedLog
+from ..playlist import hls
+
+log = logging.getLogger(__name__)
+
+FOLDER = "segments"  # under STATE_DIR
+# The copies never take the last of STATE_DIR's disk: the state must still be saved (numbers served,
+# docs/hls-rules.md#numbers-across-restarts). This much stays free, or a fiftieth of the disk if more;
+# past it the oldest copies go, then new ones are not kept.
+DISK_RESERVE = 64 * 1024 * 1024
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_SUFFIX = ".seg"
+_TEMP = ".tmp"
+# Once every bucket has a segment, the VM needs it only while Owncast's file may still be asked for at
+# the VM's pathway's live edge (Owncast keeps SegmentCount+10 segments: a minute or two); older ones are
+# answered from the bucket, and forgotten here.
+SETTLED_FOR = 180.0
+
+
+@dataclass(frozen=True, slots=True)
+class HeldFile:
+    """One segment (or init section) held: what an answer needs without reading it."""
+
+    key: str
+    parts: tuple[str, ...]  # its file beneath HLS_DIR (<variant>/<name>)
+    stamp: Stamp  # the version read: Owncast's file is these bytes while its stamp is this
+    size: int
+    etag: str  # strong: the version's stamp, as a digest (the same bytes always give the same stamp)
+    modified: float  # Unix seconds (Last-Modified): its mtime
+    content_type: str
+    held_at: float  # monotonic
+    copy: str | None = None  # its copy's file under STATE_DIR/segments, while one is kept
+    copy_size: int = 0
+
+
+class Held:
+    """`buckets`: the pathway IDs of the buckets every upload goes to (a copy goes once all have it)."""
+
+    def __init__(self, hls_dir: Path, state_dir: Path, *, max_bytes: int, keep_for: float,
+                 buckets: Iterable[str] = (hls.BUCKET_PATHWAY,), clock: Callable[[], float] = time.monotonic,
+                 keep_copies: bool = True) -> None:
+        """`keep_copies`: keep a copy of what a failed upload must send again (off: the file is read
+        again for each attempt, and a segment Owncast deleted meanwhile is lost, as without pathways)."""
+        self._root = hls_dir
+        self._path = state_dir / FOLDER
+        self.max_bytes = max_bytes
+        self._keep_for = keep_for
+        self._buckets = frozenset(buckets)
+        self._clock = clock
+        self._keep_copies = keep_copies
+        self._lock = threading.Lock()
+        self._index: OrderedDict[str, HeldFile] = OrderedDict()  # oldest first
+        self._landed: dict[str, set[str]] = {}  # key -> the buckets that have it, until all have
+        self._settled: OrderedDict[str, float] = OrderedDict()  # key -> when every bucket had it
+        self._copies: OrderedDict[str, None] = OrderedDict()  # keys with a copy, oldest copy first
+        self._bytes = 0  # the copies'
+        self._counter = 0
+        self._dir: int | None = None
+        self._failed = RateLimitedLog(log)
+        self.kept = 0  # copies made (a metric)
+        self.failures = 0  # copies that could not be written (disk full...)
+        self.evicted = 0  # copies dropped for the byte cap before every bucket had them
+
+    @property
+    def folder(self) -> Path:
+        return self._path
+
+    @property
+    def total_bytes(self) -> int:
+        """The copies' bytes on disk."""
+        return self._bytes
+
+    @property
+    def copies(self) -> int:
+        return len(self._copies)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    # -- life ---------------------------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Make the copies' folder (private) and empty it: a former run's copies are not in the index."""
+        if not self._keep_copies:
+            return
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(self._path, 0o700)
+        fd = os.open(self._path, _DIR_FLAGS)  # a symlink in its place is refused (ELOOP)
+        try:
+            for name in os.listdir(fd):
+                if name.endswith((_SUFFIX, _TEMP)):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(name, dir_fd=fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._dir = fd
+
+    def close(self) -> None:
+        """Remove every copy (a restart reads Owncast's files again) and let the folder go."""
+        with self._lock:
+            fd, self._dir = self._dir, None
+            names = [h.copy for h in self._index.values() if h.copy is not None]
+            self._index.clear()
+            self._landed.clear()
+            self._settled.clear()
+            self._copies.clear()
+            self._bytes = 0
+        if fd is None:
+            return
+        try:
+            self._unlink(fd, names)
+        finally:
+            os.close(fd)
+
+    # -- the uploads' worker threads -------------------------------------------------------------------
+
+    def first(self, key: str, parts: tuple[str, ...], stamp: Stamp) -> HeldFile | None:
+        """The first read of `key`'s file (`parts` beneath HLS_DIR) was this version: held from now on.
+        None for a file of no type we publish."""
+        content_type = hls.segment_content_type(key)
+        if content_type is None:
+            return None
+        etag = '"' + hashlib.blake2b(f"{stamp.inode}:{stamp.size}:{stamp.mtime_ns}".encode(),
+                                     digest_size=12).hexdigest() + '"'
+        held = HeldFile(key, parts, stamp, stamp.size, etag, stamp.mtime_ns // 1_000_000_000, content_type,
+                        self._clock())
+        gone: list[str] = []
+        with self._lock:
+            old = self._index.pop(key, None)
+            if old is not None and old.copy is not None:  # Owncast rewrote it: the new version only
+                gone.append(old.copy)
+                self._bytes -= old.copy_size
+                self._copies.pop(key, None)
+            self._index[key] = held
+            self._landed[key] = set()
+            self._settled.pop(key, None)
+            gone += self._expire_locked()
+        self._unlink_quietly(gone)
+        return held
+
+    def body(self, key: str) -> bytes | None:
+        """`key`'s bytes (blocking: on a worker thread): its copy, or Owncast's file while it is still the
+        version read; None when neither is there (deleted, or rewritten since)."""
+        held = self.get(key)
+        if held is None:
+            return None
+        try:
+            return self.read(held)
+        except (FileNotFoundError, Refused, OSError):
+            return None
+
+    def keep(self, key: str, body: bytes) -> bool:
+        """An upload of `key` failed: keep `body` (the version held) until every bucket has it, so the
+        next attempts survive Owncast's cleanup. True once a copy is kept (or was already)."""
+        fd = self._dir
+        held = self.get(key)
+        if held is None or fd is None or not body or len(body) != held.size:
+            return False
+        if held.copy is not None:
+            return True
+        if len(body) > self.max_bytes:
+            self._failed.warning("large", "cannot keep a copy of %s: %d bytes is more than VM_COPIES_MB allows",
+                                 key, len(body))
+            self.failures += 1
+            return False
+        if not self._room(fd, len(body)):
+            self.failures += 1
+            self._failed.warning("full", "STATE_DIR's disk (%s) is nearly full: no copy of %s is kept (its upload "
+                                 "reads Owncast's file while it is there) so that the state can still be saved",
+                                 self._path, key)
+            return False
+        with self._lock:
+            self._counter += 1
+            name = f"{self._counter:012d}{_SUFFIX}"
+        try:
+            self._write(fd, name, body)
+        except OSError as err:
+            self.failures += 1
+            self._failed.warning("write", "cannot keep a copy of %s in %s (%s)", key, self._path, err.strerror or err)
+            return False
+        gone: list[str] = []
+        with self._lock:
+            current = self._index.get(key)
+            if self._dir is None or current is None or current.stamp != held.stamp or current.copy is not None:
+                gone.append(name)  # closed, forgotten, rewritten or kept meanwhile
+            else:
+                self._index[key] = replace(current, copy=name, copy_size=len(body))
+                self._copies[key] = None
+                self._bytes += len(body)
+                self.kept += 1
+                gone += self._over_cap_locked()
+        self._unlink_quietly(gone)
+        return not gone or gone[0] != name
+
+    # -- the event loop ---------------------------------------------------------------------------------
+
+    def landed(self, key: str, bucket: str) -> None:
+        """`bucket` has `key`: once every bucket has it, its copy (if any) goes."""
+        with self._lock:
+            landed = self._landed.get(key)
+            if landed is None:
+                return
+            landed.add(bucket)
+            if not landed >= self._buckets:
+                return
+            del self._landed[key]
+            self._settled[key] = self._clock()
+            held = self._index.get(key)
+            if held is None or held.copy is None:
+                return
+            self._index[key] = replace(held, copy=None, copy_size=0)
+            self._copies.pop(key, None)
+            self._bytes -= held.copy_size
+            name = held.copy
+        self._unlink_quietly([name])
+
+    def get(self, key: str) -> HeldFile | None:
+        with self._lock:
+            return self._index.get(key)
+
+    def read(self, held: HeldFile) -> bytes:
+        """Its bytes (blocking: run it in a thread): the copy, or Owncast's file while it is the version
+        held. FileNotFoundError once neither is (dropped, deleted, rewritten)."""
+        fd = self._dir
+        if held.copy is not None and fd is not None:
+            with contextlib.suppress(FileNotFoundError):
+                return self._read_copy(fd, held)
+        data, stamp = read_stamped(self._root, held.parts, MAX_FILE_BYTES)
+        if stamp != held.stamp or len(data) != held.size:
+            raise FileNotFoundError(held.key)  # another version now: not the bytes its ETag names
+        return data
+
+    # -- inside -------------------------------------------------------------------------------------------
+
+    def _read_copy(self, fd: int, held: HeldFile) -> bytes:
+        assert held.copy is not None
+        f = os.open(held.copy, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+        try:
+            data = os.read(f, held.size + 1)
+            while len(data) < held.size:
+                more = os.read(f, held.size + 1 - len(data))
+                if not more:
+                    break
+                data += more
+        finally:
+            os.close(f)
+        if len(data) != held.size:
+            raise FileNotFoundError(held.copy)
+        return data
+
+    def _room(self, fd: int, size: int) -> bool:
+        """Room for `size` more bytes with DISK_RESERVE left free, the oldest copies dropped for it."""
+        while True:
+            try:
+                st = os.statvfs(fd)
+            except OSError:
+                return True  # cannot tell: the write says
+            reserve = max(DISK_RESERVE, st.f_blocks * st.f_frsize // 50)
+            if st.f_bavail * st.f_frsize - size >= reserve:
+                return True
+            with self._lock:
+                gone = self._drop_oldest_copy_locked()
+            if gone is None:
+                return False
+            self._unlink_quietly([gone])
+
+    def _drop_oldest_copy_locked(self) -> str | None:
+        if not self._copies:
+            return None
+        key, _ = self._copies.popitem(last=False)
+        held = self._index[key]
+        self._index[key] = replace(held, copy=None, copy_size=0)
+        self._bytes -= held.copy_size
+        self.evicted += 1
+        return held.copy
+
+    def _over_cap_locked(self) -> list[str]:
+        gone = []
+        while self._bytes > self.max_bytes and self._copies:
+            key = next(iter(self._copies))
+            name = self._drop_oldest_copy_locked()
+            if name is not None:
+                gone.append(name)
+                self._failed.warning("evicted", "the copies of segments not in every bucket yet exceed "
+                                     "VM_COPIES_MB: %s dropped (its upload reads Owncast's file while it is "
+                                     "there; raise VM_COPIES_MB for a longer outage)", key)
+        return gone
+
+    def _expire_locked(self) -> list[str]:
+        """Forget what is past its time (the oldest first); the names of the copies to remove."""
+        gone = []
+        now = self._clock()
+        index = self._index
+        settled = self._settled
+        while settled:
+            key, at = next(iter(settled.items()))
+            if now - at <= SETTLED_FOR:
+                break
+            del settled[key]
+            old = index.pop(key, None)
+            if old is not None and old.copy is not None:  # none: dropped when the last bucket got it
+                gone.append(old.copy)
+        while index:
+            key, oldest = next(iter(index.items()))
+            if now - oldest.held_at <= self._keep_for:
+                break
+            del index[key]
+            self._landed.pop(key, None)
+            settled.pop(key, None)
+            if oldest.copy is not None:
+                self._copies.pop(key, None)
+                self._bytes -= oldest.copy_size
+                gone.append(oldest.copy)
+        return gone
+
+    def _write(self, fd: int, name: str, body: bytes) -> None:
+        temp = name + _TEMP
+        out = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=fd)
+        try:
+            view = memoryview(body)
+            while view:
+                view = view[os.write(out, view):]
+        except BaseException:
+            os.close(out)
+            with contextlib.suppress(OSError):
+                os.unlink(temp, dir_fd=fd)
+            raise
+        os.close(out)
+        os.rename(temp, name, src_dir_fd=fd, dst_dir_fd=fd)  # a reader sees the whole file or none
+
+    def _unlink_quietly(self, names: list[str]) -> None:
+        fd = self._dir
+        if fd is not None and names:
+            self._unlink(fd, names)
+
+    @staticmethod
+    def _unlink(fd: int, names: list[str]) -> None:
+        for name in names:
+            with contextlib.suppress(OSError):
+                os.unlink(name, dir_fd=fd)

@@ -1,0 +1,85 @@
+"""A bucket other than the first (PATHWAYS names it; <ID>_* settings, BACKUP_* for backup) proven as
+the first one is by `hls-broadcaster check` (preflight.py): a probe object put there, fetched at its
+public URL as a viewer's page would (with an Origin: CORS), and deleted; each line names the setting to
+fix. (The service's own start asks it as it asks the first: bucket/bucket.py's Bucket.start.)"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Awaitable, Callable
+from urllib.parse import quote
+
+import aiohttp
+
+from ..pathway_settings import BucketSettings
+from ..playlist import hls
+from .store import S3Store, StoreError
+
+ORIGIN = "https://viewer.example"  # a made-up viewer page's origin, as preflight.py's
+
+Line = Callable[[str, str], None]  # (ok | FAIL | skip, text)
+
+
+async def check(bucket: BucketSettings, key_prefix: str, timeout: float, line: Line) -> None:
+    """`hls-broadcaster check`'s lines for one bucket other than the first."""
+    store = S3Store(endpoint_url=bucket.endpoint_url, region=bucket.region, access_key=bucket.access_key_id,
+                    secret_key=bucket.secret_access_key, bucket=bucket.bucket, max_connections=2,
+                    read_timeout=timeout)
+    token = secrets.token_hex(8)
+    key = hls.bucket_key(key_prefix, f".hls-broadcaster-check-{token}.ts")
+    body = f"hls-broadcaster check {token}\n".encode()
+    where = f"the {bucket.pathway} pathway's bucket {bucket.bucket!r} at {bucket.endpoint_url}"
+    try:
+        await store.start()
+        if not await _step(bucket, timeout, line, f"{where}: put probe object {key}", lambda: store.put(
+                key, body, content_type="video/mp2t", cache_control="public, max-age=60")):
+            line("skip", f"{where}: public GET and delete: nothing was stored")
+            return
+        try:
+            await _public(bucket, timeout, key, body, line)
+        finally:
+            await _step(bucket, timeout, line, f"{where}: delete probe object {key}", lambda: store.delete(key))
+    finally:
+        await store.close()
+
+
+async def _step(bucket: BucketSettings, timeout: float, line: Line, what: str,
+                call: Callable[[], Awaitable[object]]) -> bool:
+    try:
+        async with asyncio.timeout(timeout):
+            await call()
+    except StoreError as err:
+        setting = bucket.setting(err.setting) if err.setting else None
+        line("FAIL", f"{what} -> {err.reason}: " + (f"check {setting}" if setting else
+                                                     f"check {bucket.setting('S3_ENDPOINT_URL')} and the "
+                                                     "provider's status"))
+        return False
+    except (TimeoutError, OSError, aiohttp.ClientError) as err:
+        line("FAIL", f"{what} -> {type(err).__name__}: cannot reach {bucket.setting('S3_ENDPOINT_URL')}")
+        return False
+    line("ok", what)
+    return True
+
+
+async def _public(bucket: BucketSettings, timeout: float, key: str, body: bytes, line: Line) -> None:
+    url = f"{bucket.public_url}/{quote(key)}"
+    setting = bucket.setting("R2_PUBLIC_URL")
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as http, \
+                http.get(url, headers={"Origin": ORIGIN}) as resp:
+            got, status = await resp.read(), resp.status
+            cors = resp.headers.get("Access-Control-Allow-Origin")
+    except (aiohttp.ClientError, OSError, TimeoutError) as err:
+        line("FAIL", f"{bucket.pathway} pathway: public GET {url} -> {type(err).__name__}: cannot reach {setting}")
+        return
+    if status != 200 or got != body:
+        line("FAIL", f"{bucket.pathway} pathway: public GET {url} -> HTTP {status}"
+             + (", other bytes" if status == 200 else "")
+             + f": {setting} must serve the bucket's objects to anyone (a public bucket policy or its CDN)")
+    elif cors not in ("*", ORIGIN):
+        line("FAIL", f"{bucket.pathway} pathway: public GET {url}: no Access-Control-Allow-Origin for a viewer "
+             "page's origin: players cannot read its segments; allow GET from any origin in its CORS rules")
+    else:
+        line("ok", f"{bucket.pathway} pathway: public GET {url}: the probe object's bytes, readable by a viewer "
+             "page (CORS)")

@@ -1,0 +1,208 @@
+"""One playlist as each pathway lists it (content steering): the same entries, numbers, dates and
+discontinuities on every pathway (6.2.4, and the steering specification: pathways carry the same
+content), each at that pathway's URIs.
+
+A pathway behind the others (its uploads land later) lists fewer: the entries up to `through`, the
+newest whose segments all landed there. Every pathway's version starts where the playlist starts (one
+media sequence and discontinuity sequence for all: ManifestGenerator keeps an entry until the pathway
+furthest behind has a window without it, `hold`), so the one rule for what a pathway may list is where
+its version ends. An entry keeps the URI a pathway first listed it at for as long as it is listed there
+(6.2.2): `modes` says, per number, where that is when it is not the pathway's own (a gap: it never
+landed there; or another pathway's URI: listed while players were steered away from this one, so a
+player that stays here plays on from where the segment is).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol
+
+from .entry import Entry
+from .pathway import LISTED, Pathway, SegmentUris
+from .renderer import Renderer
+from .rendered import Rendered
+from .window import Upto, Window
+
+OWN = ""  # listed at the pathway's own URI
+GAP = "-"  # listed as EXT-X-GAP there (4.4.4.7): it never landed there (given up)
+# Any other mode is a pathway ID: the entry is listed at that pathway's URI.
+
+
+def _uris_of(mode: str) -> str:
+    """The mode whose URIs an entry is written with: a gap is at the pathway's own URI."""
+    return OWN if mode == GAP else mode
+
+
+class PathwayTexts:
+    """How `pathway` writes each entry (entry.Texts): its URIs, or another pathway's where `modes` says,
+    EXT-X-MAP wherever the URI of the init section changes from the entry before (4.4.4.5)."""
+
+    __slots__ = ("_id", "_uris", "_others", "_modes", "_listed")
+
+    def __init__(self, pathway: Pathway, others: Mapping[str, SegmentUris], modes: Mapping[int, str]) -> None:
+        self._id = pathway.id
+        self._uris = pathway.uris
+        self._others = others
+        self._modes = modes
+        self._listed = pathway.uris is LISTED
+
+    def _mode(self, e: Entry) -> str:
+        return self._modes.get(e.sequence, OWN) if self._modes else OWN
+
+    def _maps(self, e: Entry, mode: str) -> bool:
+        if not e.segment.init_uri:
+            return False
+        return e.maps or _uris_of(self._mode_at(e.sequence - 1)) != _uris_of(mode)
+
+    def _mode_at(self, sequence: int) -> str:
+        return self._modes.get(sequence, OWN) if self._modes else OWN
+
+    def _made(self, e: Entry) -> tuple[str, int]:
+        mode = self._mode(e)
+        maps = self._maps(e, mode)
+        if self._listed and mode == OWN and maps == e.maps:
+            return e.text, e.split
+        uris = self._uris if _uris_of(mode) == OWN else self._others[mode]
+        segment = e.segment
+        return e.text_as(f"{self._id}|{mode}|{int(maps)}", uris.segment(segment),
+                         uris.init(segment) if maps else None, mode == GAP)
+
+    def text(self, e: Entry) -> str:
+        return self._made(e)[0]
+
+    def shown(self, e: Entry, hashed_from: int) -> str:
+        text, split = self._made(e)
+        return e.shown_as(text, split, hashed_from)
+
+    def first_map(self, e: Entry) -> str | None:
+        mode = self._mode(e)
+        if not e.segment.init_uri or self._maps(e, mode):
+            return None  # none, or its own text carries it
+        uris = self._uris if _uris_of(mode) == OWN else self._others[mode]
+        return uris.init(e.segment)
+
+
+class Source(Protocol):
+    """What a view reads of its playlist (manifest.ManifestGenerator)."""
+
+    @property
+    def window(self) -> Window: ...
+    @property
+    def target_duration(self) -> int: ...
+    @property
+    def media_sequence(self) -> int: ...
+    @property
+    def discontinuity_sequence(self) -> int: ...
+    @property
+    def next_sequence(self) -> int: ...
+    @property
+    def ended(self) -> bool: ...
+    @property
+    def independent_segments(self) -> bool: ...
+    @property
+    def can_block_reload(self) -> bool: ...
+    @property
+    def can_skip(self) -> bool: ...
+    @property
+    def start_at_edge(self) -> bool: ...
+    @property
+    def changes(self) -> int: ...
+    @property
+    def replacements(self) -> int: ...
+
+
+class _Upto:
+    """A Source's first entries, to `through`: what a pathway behind the others lists (renderer.Listing)."""
+
+    __slots__ = ("_p", "_through", "window")
+
+    def __init__(self, p: Source, window: Upto, through: int) -> None:
+        self._p = p
+        self._through = through
+        self.window = window
+
+    @property
+    def target_duration(self) -> int:
+        return self._p.target_duration
+
+    @property
+    def media_sequence(self) -> int:
+        return self._p.media_sequence
+
+    @property
+    def discontinuity_sequence(self) -> int:
+        return self._p.discontinuity_sequence
+
+    @property
+    def next_sequence(self) -> int:
+        return self._through + 1
+
+    @property
+    def ended(self) -> bool:
+        return self._p.ended and self._through == self._p.next_sequence - 1
+
+    @property
+    def independent_segments(self) -> bool:
+        return self._p.independent_segments
+
+    @property
+    def can_block_reload(self) -> bool:
+        return self._p.can_block_reload
+
+    @property
+    def can_skip(self) -> bool:
+        return self._p.can_skip
+
+    @property
+    def start_at_edge(self) -> bool:
+        return self._p.start_at_edge
+
+
+class View:
+    """One pathway's versions of one playlist: the entries up to `through` (-1: none yet), each at the
+    URI `modes` gives it there (OWN when absent), rendered once per change of either."""
+
+    __slots__ = ("pathway", "through", "modes", "_renderer", "_made", "_edge", "_replacements")
+
+    def __init__(self, pathway: Pathway, others: Mapping[str, SegmentUris]) -> None:
+        self.pathway = pathway
+        self.through = -1
+        self.modes: dict[int, str] = {}
+        self._renderer = Renderer(PathwayTexts(pathway, others, self.modes))
+        self._made: tuple[int, int, Rendered | None] | None = None  # (changes, through, rendered)
+        self._edge: tuple[int, int, Rendered | None] | None = None
+        self._replacements = -1
+
+    def forget(self) -> None:
+        """A new playlist (a restart): nothing listed here yet."""
+        self.through = -1
+        self.modes.clear()
+        self._made = self._edge = None
+
+    def drop_modes_before(self, sequence: int) -> None:
+        """Entries below `sequence` left the playlist: their modes with them."""
+        if self.modes and min(self.modes) < sequence:
+            for n in [n for n in self.modes if n < sequence]:
+                del self.modes[n]
+
+    def render(self, p: Source, edge: bool = False) -> Rendered | None:
+        """Its version of `p` (`edge`: for a static host, which cannot block), None while it lists nothing."""
+        count = self.through - p.media_sequence + 1
+        if count <= 0 or not len(p.window):
+            return None
+        made = self._edge if edge else self._made
+        key = (p.changes, self.through)
+        if made is not None and made[:2] == key:
+            return made[2]
+        if p.replacements != self._replacements:
+            self._replacements = p.replacements
+            self._renderer.replaced()
+        self._renderer.changed()
+        listing = _Upto(p, Upto(p.window, count), self.through)
+        rendered = self._renderer.render_edge(listing) if edge else self._renderer.render(listing)
+        if edge:
+            self._edge = (*key, rendered)
+        else:
+            self._made = (*key, rendered)
+        return rendered
+

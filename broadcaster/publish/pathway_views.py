@@ -1,0 +1,329 @@
+"""What each pathway lists of one variant's playlist: the one rule, for every pathway.
+
+A pathway lists the playlist's entries up to the newest one whose segment is there, each once it is:
+
+- a bucket's pathway, once its upload to that bucket landed (`pending` holds each upload not landed
+  yet); an upload that failed for good is listed there as a gap (EXT-X-GAP: the other pathways may
+  have it); while players are steered away from it, what it lacks is listed at the URI of the first
+  pathway that has it (PathwayPlan.fallbacks), so a player that stays on it (video.js, a player without
+  content steering) plays on from there;
+- the VM's, at once (the service holds every segment listed), or, while it only redirects players to
+  the first bucket (PathwayPlan.redirects), once the first bucket's pathway lists it.
+
+A pathway never goes back: what it listed stays listed, at the URI it was listed at (6.2.2), and the
+playlist keeps every entry until the pathway furthest behind has a window without it
+(ManifestGenerator.hold). So every pathway's version has the same numbers, discontinuities, durations
+and dates (6.2.4): only where each ends, and its URIs, differ (views.View renders them from the entries).
+
+A new target duration restarts the playlist (variant_playlist.VariantPlaylist.retarget). A pathway
+that had not listed everything any pathway showed goes on listing the former playlist (`former`) as
+its segments land, up to the last number shown anywhere, and only then the new one: no segment shown
+on one pathway is missing from another. The variants' playlists switch each pathway together
+(variants.Variants: one target per pathway at a time, 6.2.4).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator, Mapping
+from typing import Protocol
+
+from ..playlist.entry import Entry
+from ..playlist.pathway import LISTED, Pathway
+from ..playlist.rendered import Rendered
+from ..playlist.segments import Removed
+from ..playlist.views import GAP, OWN, Source, View
+from ..playlist.window import Window
+from ..state import validate
+from .pathways import PathwayPlan
+
+log = logging.getLogger(__name__)
+
+_MAX_MODES = 100_000  # modes a saved view may hold (a 4 h rewind of 1 s segments is 14,400)
+
+
+class Landing(Protocol):
+    """An upload not landed yet (an asyncio future, or a restored one waiting for its upload to start)."""
+
+    def done(self) -> bool: ...
+
+
+class Restored:
+    """A restored state's upload that had not landed: pending until the publisher starts it again."""
+
+    def done(self) -> bool:
+        return False
+
+
+def failed(upload: Landing) -> bool:
+    """An upload that ended without landing (an error; not a cancel: the publisher is closing)."""
+    return (isinstance(upload, asyncio.Future) and upload.done() and not upload.cancelled()
+            and upload.exception() is not None)
+
+
+class Playlist(Source, Protocol):
+    """What the views read of the playlist and tell it (variant_playlist's ManifestGenerator)."""
+
+    hold: int | None
+
+    def slide(self, now: float) -> None: ...
+
+    def landed(self, key: str, now: float) -> None: ...
+
+    def render(self) -> Rendered: ...
+
+    def render_edge(self) -> Rendered: ...
+
+
+def _after(window: Window, through: int) -> Iterator[Entry]:
+    """The entries numbered above `through`, in order (read from the end: a pathway's lag)."""
+    newer: list[Entry] = []
+    for e in reversed(window):
+        if e.sequence <= through:
+            break
+        newer.append(e)
+    return reversed(newer)
+
+
+class PathwayViews:
+    """Each pathway's view of one variant's playlist (views.View), and what decides how far each goes."""
+
+    def __init__(self, plan: PathwayPlan) -> None:
+        self._plan = plan
+        self.views: dict[str, View] = {p.id: self._view(p) for p in plan.pathways}
+        # Per bucket pathway, the uploads of segments listed before they landed there.
+        self.pending: dict[str, dict[str, Landing]] = {p.id: {} for p in plan.buckets}
+        self.shown: dict[str, int] = {p.id: -1 for p in plan.pathways}  # the last number each showed
+        # A restarted playlist some pathways still list (a new target): the playlist before it, its
+        # views, the last number shown of it anywhere, and what left it, held until it is done with.
+        self.former: Playlist | None = None
+        self.former_views: dict[str, View] = {}
+        self.former_through = -1
+        self.former_left: list[Removed] = []
+
+    def _view(self, pathway: Pathway) -> View:
+        return View(pathway, self._plan.uris)
+
+    @property
+    def plan(self) -> PathwayPlan:
+        return self._plan
+
+    # -- what lands where -----------------------------------------------------------------------------
+
+    def pend(self, key: str, landings: Mapping[str, Landing]) -> None:
+        """A segment listed before it landed on these pathways (each one's upload)."""
+        for pid, upload in landings.items():
+            if pid in self.pending and not upload.done():
+                self.pending[pid][key] = upload
+
+    def settle(self, playlist: Playlist, now: float) -> None:
+        """Forget the uploads that landed (each segment listed late stays about a window from now:
+        ManifestGenerator.landed); one that failed for good stays, a gap there, while it is listed."""
+        listed: set[str] | None = None
+        for pending in self.pending.values():
+            for key, upload in list(pending.items()):
+                if not upload.done():
+                    continue
+                if not failed(upload):
+                    del pending[key]
+                    playlist.landed(key, now)
+                    continue
+                if listed is None:
+                    listed = {e.segment.key for e in playlist.window if e.segment.key}
+                    if self.former is not None:
+                        listed.update(e.segment.key for e in self.former.window if e.segment.key)
+                if key not in listed:
+                    del pending[key]  # a gap that left every playlist
+
+    def _state(self, pid: str, key: str | None) -> str | None:
+        """OWN: landed there (or held, for the VM); GAP: it never will; None: not yet."""
+        pending = self.pending.get(pid)
+        if key is None or pending is None:
+            return OWN
+        upload = pending.get(key)
+        if upload is None:
+            return OWN
+        return GAP if failed(upload) else None
+
+    def _mode(self, pathway: Pathway, e: Entry, first_through: int) -> str | None:
+        """How `pathway` lists `e` now (OWN, GAP or the pathway whose URI it takes), None: not yet."""
+        key = e.segment.key
+        if e.segment.gap:
+            return OWN
+        if not pathway.is_bucket:  # the VM holds it; while it only redirects, once the first bucket lists it
+            return OWN if not self._plan.redirects() or e.sequence <= first_through else None
+        state = self._state(pathway.id, key)
+        if state is not None:
+            return state
+        for other in self._plan.fallbacks(pathway.id):
+            target = next((p for p in self._plan.pathways if p.id == other), None)
+            if target is not None and (not target.is_bucket or self._state(other, key) == OWN):
+                return other
+        return None
+
+    def lists(self, pid: str, sequence: int) -> bool:
+        """Whether `pid`'s view lists number `sequence` (of the current playlist: a pathway still on the
+        former lists none of it)."""
+        view = self.views.get(pid)
+        return view is not None and pid not in self.former_views and 0 <= sequence <= view.through
+
+    def landed(self, pid: str, key: str | None) -> bool:
+        """Whether `key` is in `pid`'s bucket (listed and not on its way there)."""
+        pending = self.pending.get(pid)
+        return key is not None and (pending is None or key not in pending)
+
+    # -- how far each pathway lists ---------------------------------------------------------------------
+
+    def advance(self, playlist: Playlist | None, now: float) -> None:
+        """Each pathway's view as far as its segments are there; then the playlist keeps what the one
+        furthest behind still needs (`hold`) and lets go of the rest."""
+        former = self.former
+        first_id = self._plan.first.id
+        if former is not None:
+            first_view = self.former_views.get(first_id)
+            for view in self.former_views.values():
+                self._extend(view, former, first_view.through if first_view is not None else self.former_through,
+                             self.former_through)
+        if playlist is None:
+            return
+        first_through = self.views[first_id].through if first_id not in self.former_views else -1
+        for pathway in self._plan.pathways:  # the buckets first: the VM's may follow the first bucket's
+            if pathway.id in self.former_views:
+                continue
+            view = self.views[pathway.id]
+            self._extend(view, playlist, first_through, playlist.next_sequence - 1)
+            if pathway.id == first_id:
+                first_through = view.through
+        behind = [v.through for pid, v in self.views.items() if pid not in self.former_views
+                  and playlist.media_sequence <= v.through < playlist.next_sequence - 1]
+        hold = min(behind) if behind else None
+        if hold != playlist.hold:
+            playlist.hold = hold
+            playlist.slide(now)
+        for view in self.views.values():
+            view.drop_modes_before(playlist.media_sequence)
+
+    def _extend(self, view: View, playlist: Playlist, first_through: int, last: int) -> None:
+        through = max(view.through, playlist.media_sequence - 1)
+        for e in _after(playlist.window, through):
+            if e.sequence > last:
+                break
+            mode = self._mode(view.pathway, e, first_through)
+            if mode is None:
+                break
+            if mode != OWN:
+                view.modes[e.sequence] = mode
+            through = e.sequence
+        if through > view.through:
+            view.through = through
+
+    def versions(self, playlist: Playlist | None, showable: bool, edge: bool = False) -> dict[str, Rendered]:
+        """Each pathway's version now (none while it lists nothing)."""
+        out: dict[str, Rendered] = {}
+        for pid, view in self.views.items():
+            if pid in self.former_views:
+                rendered = self.former_views[pid].render(self.former, edge) if self.former is not None else None
+            elif playlist is None or not showable:
+                rendered = None
+            elif view.pathway.uris is LISTED and not view.modes and view.through == playlist.next_sequence - 1:
+                # The whole playlist at the URIs it was listed with: the playlist's own version, shared.
+                rendered = playlist.render_edge() if edge else playlist.render()
+            else:
+                rendered = view.render(playlist, edge)
+            if rendered is not None:
+                out[pid] = rendered
+        return out
+
+    # -- a restart --------------------------------------------------------------------------------------
+
+    def behind(self, shown: int) -> set[str]:
+        """The pathways that have not shown everything shown anywhere (`shown`, the last number): what
+        their version lists beyond that was pushed, not seen (a save is on its way)."""
+        return {pid for pid, seen in self.shown.items() if seen < shown and pid not in self.former_views}
+
+    def restarting(self, frozen: Playlist | None, keep: set[str], shown: int) -> list[Removed]:
+        """The playlist restarts (a new target): the pathways in `keep` go on listing `frozen` (the
+        playlist as it was) up to `shown`; the others start on the new one. Returns what left a former
+        playlist given up now (one former at a time)."""
+        dropped = self._drop_former() if self.former is not None else []
+        if frozen is not None and keep:
+            self.former = frozen
+            self.former_through = shown
+            for pid in keep:
+                self.former_views[pid] = self.views[pid]
+                self.views[pid] = self._view(self.views[pid].pathway)
+        for pid, view in self.views.items():
+            if pid not in self.former_views:
+                view.forget()
+        return dropped
+
+    def former_done(self, pid: str) -> bool:
+        """`pid` listed the former playlist as far as it was shown (or there is none for it here)."""
+        view = self.former_views.get(pid)
+        return view is None or view.through >= self.former_through
+
+    def leave_former(self, pid: str) -> list[Removed]:
+        """`pid` lists the new playlist from now on; returns what left once no pathway lists the former."""
+        view = self.former_views.pop(pid, None)
+        if view is not None:
+            self.views[pid].forget()
+        if not self.former_views and self.former is not None:
+            return self._drop_former()
+        return []
+
+    def _drop_former(self) -> list[Removed]:
+        former = self.former
+        if former is not None:
+            for pid, view in self.former_views.items():
+                unseen = [e.segment.key or "" for e in _after(former.window, view.through)
+                          if e.sequence <= self.former_through]
+                if unseen:
+                    log.warning("%s pathway: %s shown on another pathway only: a new target came before this "
+                                "one had listed them", pid, ", ".join(k.rpartition("/")[2] for k in unseen))
+        self.former = None
+        self.former_views.clear()
+        left, self.former_left = self.former_left, []
+        return left
+
+    def forget(self) -> None:
+        """A restart that keeps nothing (continuing above a state, a variant back): every view empty."""
+        self._drop_former()
+        for view in self.views.values():
+            view.forget()
+
+    # -- saved with the state -----------------------------------------------------------------------------
+
+    def saved(self, last: int) -> dict[str, object]:
+        """Where each pathway's view ends and the modes it listed, for the views that do not list the
+        playlist through `last` at their own URIs (most saves hold none: one line per segment stays as
+        short as without pathways). The former is not saved: a restart lists the new playlist on every
+        pathway."""
+        out: dict[str, object] = {}
+        for pid, v in self.views.items():
+            if pid in self.former_views or (v.through == last and not v.modes):
+                continue
+            out[pid] = {"through": v.through, **({"modes": {str(n): m for n, m in v.modes.items()}} if v.modes else {})}
+        return out
+
+    def restore(self, data: object, playlist: Playlist | None) -> None:
+        """`saved`'s values, for the pathways configured now (another pathway's are dropped); raises
+        ValueError when they do not add up."""
+        raw = validate.mapping(data, "the pathways' views", 64)
+        last = playlist.next_sequence - 1 if playlist is not None else -1
+        for whole in self.views.values():  # a view not saved listed the playlist whole
+            whole.through = last
+        for pid, value in raw.items():
+            view = self.views.get(pid)
+            fields = validate.mapping(value, f"the {pid} pathway's view", 2)
+            through = validate.integer(validate.field(fields, "through", "a view"), "through", -1)
+            modes = validate.mapping(fields.get("modes", {}), "modes", _MAX_MODES)
+            if view is None:
+                continue
+            view.through = min(through, last)
+            for n, mode in modes.items():
+                number = validate.integer(int(n) if n.isdigit() and len(n) < 19 else -1, "a mode's number")
+                text = validate.text(mode, "a mode", 64)
+                if text != GAP and text not in self._plan.uris:
+                    continue  # a pathway no longer configured: its URI cannot be written; listed at ours
+                view.modes[number] = text

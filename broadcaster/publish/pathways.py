@@ -1,0 +1,60 @@
+"""The pathways a publisher lists on (content steering), and what it is told of them while it runs.
+
+`PathwayPlan` is built once from the settings (service.py): the pathways in the order PATHWAYS names
+them, the first bucket's first. While the service runs the plan is asked two things, by every variant's
+playlist as it decides what each pathway lists (pathway_views.py):
+
+- `fallbacks(pathway)`: where a bucket's pathway lists the segments it lacks while players are steered
+  away from it (the pathways before it in the steering manifest's priority, best first; none while it
+  serves): a player that stays on it (video.js, a player without content steering) plays on from there;
+- `redirects()`: the VM answers its pathway's segment requests with a redirect to the first bucket's
+  copy (players are steered to the bucket, which the service sees serving), so the VM's pathway lists
+  only what landed there. Otherwise it lists every segment the VM holds.
+
+The steering stage answers both (the policy's priority); without steering nothing is steered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from ..playlist import hls
+from ..playlist.pathway import BUCKET, LISTED, Pathway, SegmentUris
+
+FIRST = Pathway(hls.BUCKET_PATHWAY, BUCKET, "", LISTED)
+
+
+def _never(pathway: str) -> Sequence[str]:
+    return ()
+
+
+@dataclass(frozen=True)
+class PathwayPlan:
+    pathways: tuple[Pathway, ...] = (FIRST,)
+    fallbacks: Callable[[str], Sequence[str]] = _never
+    redirects: Callable[[], bool] = lambda: True
+    uris: Mapping[str, SegmentUris] = field(init=False)
+
+    def __post_init__(self) -> None:
+        ids = [p.id for p in self.pathways]
+        if not ids or ids[0] != hls.BUCKET_PATHWAY or len(set(ids)) != len(ids) or not self.pathways[0].is_bucket:
+            raise ValueError(f"pathways start with the first bucket's, each once: {ids}")
+        object.__setattr__(self, "uris", {p.id: p.uris for p in self.pathways})
+
+    @property
+    def first(self) -> Pathway:
+        return self.pathways[0]
+
+    @property
+    def buckets(self) -> tuple[Pathway, ...]:
+        return tuple(p for p in self.pathways if p.is_bucket)
+
+    @property
+    def held(self) -> bool:
+        """A pathway lists what the VM holds: a segment may be listed before any bucket has it."""
+        return any(not p.is_bucket for p in self.pathways)
+
+    @property
+    def steered(self) -> bool:
+        return len(self.pathways) > 1

@@ -1,0 +1,264 @@
+"""Each pathway's playlists, one rule for all (publish/pathway_views.py), through a real Publisher and
+real Uploaders over scripted buckets (World): the first bucket's pathway while players are steered
+away from it lists what it lacks at the VM's URIs (a player that stays there, video.js, plays on), each
+number keeps its URI while listed (6.2.2) and across a restart; the VM's pathway lists only what the
+first bucket has while the VM only redirects there; a second bucket's pathway lists a segment once its
+own upload landed, a failing bucket never holds back another, and an upload there that can never land
+is a gap on that pathway alone."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from broadcaster.bucket.held import Held
+from broadcaster.state.disk import StateFile
+from tests.support.hls_checker import VariantSetChecker
+from tests.support.waiting import until
+from tests.support.world import World, snapshots_of
+
+NAMES = [f"stream-abc-{n}.ts" for n in range(10)]
+
+
+def make(tmp_path: Path, pathways: tuple[str, ...] = ("bucket", "vm"), max_bytes: int = 1 << 20,
+         **options: object) -> World:
+    (tmp_path / "state").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "hls").mkdir(exist_ok=True)
+    held = Held(tmp_path / "hls", tmp_path / "state", max_bytes=max_bytes, keep_for=600,
+                buckets=[p for p in pathways if p != "vm"])
+    held.open()
+    return World(tmp_path / "hls", holder=held, pathways=pathways, **options)  # type: ignore[arg-type]
+
+
+def where(w: World, pathway: str, variant: int = 0) -> list[tuple[str, str]]:
+    """(where, name) of each URI `pathway`'s newest version lists: vm, bucket or backup by its URI, and
+    'gap' for an EXT-X-GAP entry."""
+    playlists = w.playlists if pathway == "bucket" else w.shown[pathway]
+    rendered = playlists.media_playlist(variant)
+    if rendered is None:
+        return []
+    out = []
+    lines = rendered.body.decode().splitlines()
+    for i, line in enumerate(lines):
+        if not line or line.startswith("#"):
+            continue
+        at = ("gap" if "#EXT-X-GAP" in lines[max(0, i - 3):i] else "vm" if line.startswith("/live/vm/")
+              else "backup" if line.startswith("https://b2.example/") else "bucket")
+        out.append((at, line.rsplit("/", 1)[1]))
+    return out
+
+
+def listing(w: World, pathway: str, name: str) -> bool:
+    return any(n == name for _at, n in where(w, pathway))
+
+
+def checked(w: World, pathway: str) -> None:
+    """Every version a pathway showed, in order: the rules, and the same URI for the same number."""
+    shown = w.playlists.shown if pathway == "bucket" else w.shown[pathway].shown
+    checker = VariantSetChecker(allow_restart=True)
+    for v, body in shown:
+        checker.assert_ok(str(v), body)
+
+
+async def test_steered_away_the_buckets_pathway_lists_what_it_lacks_at_the_vms_uris(tmp_path: Path) -> None:
+    w = make(tmp_path)
+    for name in NAMES[:2]:
+        w.owncast_lists(0, name)
+    await until(lambda: listing(w, "bucket", NAMES[1]))
+    # R2 refuses writes: the VM lists 2 and 3 at once, the bucket's versions stop at 1.
+    for name in NAMES[2:6]:
+        w.store.hold(f"live/0/{name}")
+    for name in NAMES[2:4]:
+        w.owncast_lists(0, name)
+    await until(lambda: listing(w, "vm", NAMES[3]))
+    assert where(w, "bucket") == [("bucket", n) for n in NAMES[:2]]
+    # Steered to the VM: a player still on the bucket's pathway gets 2 and 3 too, from the VM.
+    w.fallbacks["bucket"] = ("vm",)
+    w.pub.lister.advance()
+    await until(lambda: listing(w, "bucket", NAMES[3]))
+    assert where(w, "bucket") == [("bucket", n) for n in NAMES[:2]] + [("vm", n) for n in NAMES[2:4]]
+    w.owncast_lists(0, NAMES[4])
+    await until(lambda: listing(w, "bucket", NAMES[4]))
+    # 2..5 land while players are still steered away: a number keeps its URI while it is listed.
+    for name in NAMES[2:6]:
+        w.store.release(f"live/0/{name}")
+    await until(lambda: w.pub.playlist(0).uploading == 0)  # type: ignore[union-attr]
+    w.pub.lister.advance()
+    assert where(w, "bucket")[2:5] == [("vm", n) for n in NAMES[2:5]]
+    # Steered back: what lands from now on is listed at the bucket's URI, the rest where it was.
+    w.fallbacks.clear()
+    w.owncast_lists(0, NAMES[5])
+    w.owncast_lists(0, NAMES[6])
+    await until(lambda: listing(w, "bucket", NAMES[6]))
+    assert where(w, "bucket") == ([("bucket", n) for n in NAMES[:2]] + [("vm", n) for n in NAMES[2:5]]
+                                  + [("bucket", n) for n in NAMES[5:7]])
+    checked(w, "bucket")
+    checked(w, "vm")
+    await w.pub.close()
+
+
+async def test_a_restart_lists_each_number_at_the_uri_it_had(tmp_path: Path) -> None:
+    """Where each pathway listed what is saved with the state (its view's modes): a restarted service,
+    the bucket serving again, lists those numbers at the same VM URIs until they leave the window."""
+    w = make(tmp_path / "a")
+    w.owncast_lists(0, NAMES[0])
+    await until(lambda: listing(w, "bucket", NAMES[0]))
+    w.store.hold(f"live/0/{NAMES[1]}")
+    w.fallbacks["bucket"] = ("vm",)
+    w.owncast_lists(0, NAMES[1])
+    await until(lambda: where(w, "bucket")[-1:] == [("vm", NAMES[1])])
+    saved = w.pub.snapshot()
+    assert saved["variants"]["0"]["views"]["bucket"]["modes"]  # type: ignore[index]
+    (tmp_path / "saved").mkdir()
+    assert snapshots_of(StateFile(tmp_path / "saved"), w.pub).save_now(saved) is None
+    await w.pub.close()
+    w2 = make(tmp_path / "b")
+    for name in NAMES[:2]:
+        w2.write(0, name)
+    assert snapshots_of(StateFile(tmp_path / "saved"), w2.pub).restore()
+    await w2.pub.start()
+    w2.owncast_lists(0, NAMES[2])  # the bucket serves: not steered away any more
+    await until(lambda: listing(w2, "bucket", NAMES[2]))
+    assert where(w2, "bucket") == [("bucket", NAMES[0]), ("vm", NAMES[1]), ("bucket", NAMES[2])]
+    await w2.pub.close()
+
+
+@pytest.mark.parametrize("views", [
+    {"bucket": {"through": "x"}}, {"bucket": {"through": 3, "modes": {"a": "vm"}}}, {"bucket": [1]},
+    {"bucket": {"through": 3, "modes": {"2": 5}}}, {"bucket": {"through": -7}},
+])
+async def test_a_crafted_record_of_views_is_refused_and_changes_nothing(tmp_path: Path, views: object) -> None:
+    w = make(tmp_path / "a")
+    w.owncast_lists(0, NAMES[0])
+    await until(lambda: listing(w, "bucket", NAMES[0]))
+    saved = w.pub.snapshot()
+    saved["variants"]["0"]["views"] = views  # type: ignore[index]
+    (tmp_path / "saved").mkdir()
+    assert snapshots_of(StateFile(tmp_path / "saved"), w.pub).save_now(saved) is None
+    await w.pub.close()
+    w2 = make(tmp_path / "b")
+    assert not snapshots_of(StateFile(tmp_path / "saved"), w2.pub).restore()  # set aside, not half taken
+    assert w2.pub.variants() == []
+
+
+async def test_steered_away_before_anything_landed_nothing_is_listed_at_the_buckets_uri(tmp_path: Path) -> None:
+    w = make(tmp_path)
+    w.fallbacks["bucket"] = ("vm",)
+    for name in NAMES[:3]:
+        w.store.hold(f"live/0/{name}")
+        w.owncast_lists(0, name)
+    await until(lambda: listing(w, "bucket", NAMES[2]))
+    assert where(w, "bucket") == [("vm", n) for n in NAMES[:3]]
+    await w.pub.close()
+
+
+async def test_while_the_vm_redirects_its_pathway_lists_only_what_the_bucket_has(tmp_path: Path) -> None:
+    """While the VM only redirects players to the first bucket (it serves), every segment its pathway
+    lists is one it can redirect at once: what the bucket has. It never goes back: what it listed while
+    players were steered to it stays listed."""
+    w = make(tmp_path)
+    w.redirects = True
+    w.owncast_lists(0, NAMES[0])
+    await until(lambda: listing(w, "vm", NAMES[0]))
+    w.store.hold(f"live/0/{NAMES[1]}")
+    w.owncast_lists(0, NAMES[1])
+    await asyncio.sleep(0.05)  # nothing to wait for: the point is that it is not listed
+    assert [n for _at, n in where(w, "vm")] == [NAMES[0]]
+    w.redirects = False  # steered to the VM
+    w.pub.lister.advance()
+    await until(lambda: listing(w, "vm", NAMES[1]))
+    w.redirects = True
+    w.store.hold(f"live/0/{NAMES[2]}")
+    w.owncast_lists(0, NAMES[2])
+    await asyncio.sleep(0.05)
+    assert [n for _at, n in where(w, "vm")] == NAMES[:2]  # 1 stays; 2 waits for the bucket
+    for name in NAMES[1:3]:
+        w.store.release(f"live/0/{name}")
+    await until(lambda: listing(w, "vm", NAMES[2]))
+    checked(w, "vm")
+    await w.pub.close()
+
+
+# -- a second bucket ------------------------------------------------------------------------------------
+
+
+async def test_a_segment_is_listed_on_the_second_bucket_only_once_it_landed_there(tmp_path: Path) -> None:
+    w = make(tmp_path, pathways=("bucket", "backup", "vm"))
+    w.backup_store.hold(f"live/0/{NAMES[1]}")
+    for name in NAMES[:3]:
+        w.owncast_lists(0, name)
+    await until(lambda: listing(w, "bucket", NAMES[2]) and listing(w, "vm", NAMES[2]))
+    await until(lambda: listing(w, "backup", NAMES[0]))
+    assert where(w, "backup") == [("backup", NAMES[0])]  # 1 is on its way there, 2 waits behind it
+    w.backup_store.release(f"live/0/{NAMES[1]}")
+    await until(lambda: listing(w, "backup", NAMES[2]))
+    assert where(w, "backup") == [("backup", n) for n in NAMES[:3]]
+    assert sorted(p.key for p in w.backup_store.puts) == sorted(f"live/0/{n}" for n in NAMES[:3])
+    assert [p.body for p in w.backup_store.puts] == [(tmp_path / "hls" / "0" / p.key.rsplit("/", 1)[1]).read_bytes()
+                                                     for p in w.backup_store.puts]
+    checked(w, "backup")
+    await w.pub.close()
+
+
+async def test_one_failing_bucket_never_holds_back_the_other(tmp_path: Path) -> None:
+    w = make(tmp_path, pathways=("bucket", "backup", "vm"))
+    w.backup_store.down = True  # the second bucket is down for good here
+    for name in NAMES[:4]:
+        w.owncast_lists(0, name)
+    await until(lambda: listing(w, "bucket", NAMES[3]))
+    assert where(w, "backup") == []
+    w.backup_store.down = False
+    await until(lambda: listing(w, "backup", NAMES[3]), "the backlog landed on the second bucket", 10)
+    w.store.down = True  # now the first one fails: the second goes on
+    w.owncast_lists(0, NAMES[4])
+    await until(lambda: listing(w, "backup", NAMES[4]))
+    assert not listing(w, "bucket", NAMES[4])
+    w.store.down = False
+    await until(lambda: listing(w, "bucket", NAMES[4]), "the first bucket catches up", 10)
+    await w.pub.close()
+
+
+async def test_an_upload_that_can_never_land_on_the_second_bucket_is_a_gap_there_alone(tmp_path: Path) -> None:
+    """No copy could be kept (VM_COPIES_MB) and Owncast deleted the file before the second bucket took
+    it: a gap (EXT-X-GAP) on that pathway, the segment itself on the others."""
+    w = make(tmp_path, pathways=("bucket", "backup", "vm"), max_bytes=100)
+    key = f"live/0/{NAMES[1]}"
+    w.owncast_lists(0, NAMES[0])
+    await until(lambda: listing(w, "backup", NAMES[0]))
+    w.backup_store.hold(key)
+    w.backup_store.fail[key] = 1
+    w.owncast_lists(0, NAMES[1])
+    await until(lambda: listing(w, "bucket", NAMES[1]))
+    (tmp_path / "hls" / "0" / NAMES[1]).unlink()  # Owncast's cleanup, no copy kept
+    w.backup_store.release(key)
+    w.owncast_lists(0, NAMES[2])
+    await until(lambda: listing(w, "backup", NAMES[2]))
+    assert where(w, "backup") == [("backup", NAMES[0]), ("gap", NAMES[1]), ("backup", NAMES[2])]
+    assert where(w, "bucket") == [("bucket", n) for n in NAMES[:3]]
+    checked(w, "backup")
+    await w.pub.close()
+
+
+async def test_a_restart_uploads_again_what_the_second_bucket_had_not_got(tmp_path: Path) -> None:
+    w = make(tmp_path / "a", pathways=("bucket", "backup", "vm"))
+    key = f"live/0/{NAMES[1]}"
+    w.backup_store.hold(key)
+    for name in NAMES[:2]:
+        w.owncast_lists(0, name)
+    await until(lambda: listing(w, "bucket", NAMES[1]) and listing(w, "backup", NAMES[0]))
+    saved = w.pub.snapshot()
+    assert saved["variants"]["0"]["uploading"] == {"backup": [key]}  # type: ignore[index]
+    (tmp_path / "saved").mkdir()
+    assert snapshots_of(StateFile(tmp_path / "saved"), w.pub).save_now(saved) is None
+    await w.pub.close()
+    w2 = make(tmp_path / "b", pathways=("bucket", "backup", "vm"))
+    for name in NAMES[:2]:
+        w2.write(0, name)
+    assert snapshots_of(StateFile(tmp_path / "saved"), w2.pub).restore()
+    assert where(w2, "backup") == [("backup", NAMES[0])]
+    await w2.pub.start()
+    await until(lambda: listing(w2, "backup", NAMES[1]))
+    assert [p.key for p in w2.backup_store.puts] == [key] and w2.store.puts == []
+    await w2.pub.close()
