@@ -31,9 +31,22 @@ def url(value: str) -> str:
 _USERINFO = re.compile(r"(?<=//)[^/?#@\s]*@")
 
 
+# The most characters of a refused value an error line quotes: a 2 MB STREAM_TITLE is not echoed whole.
+SHOWN_CHARS = 80
+
+
 def shown(value: str) -> str:
     """A value as an error line shows it: a URL's user:password@ left out."""
     return _USERINFO.sub("***@", value)
+
+
+def quoted(value: str) -> str:
+    """A refused value (or part of one) as an error line quotes it: repr'd, a URL's user:password@ left
+    out, at most SHOWN_CHARS of it, and its length when it was cut."""
+    text = shown(value)
+    if len(text) <= SHOWN_CHARS:
+        return repr(text)
+    return f"{text[:SHOWN_CHARS]!r}... ({len(value)} characters)"
 
 
 def optional_url(value: str) -> str:
@@ -209,9 +222,9 @@ def trackers(value: str) -> tuple[str, ...]:
     for url in urls:
         parts = urlsplit(url)
         if parts.scheme not in ("ws", "wss") or not parts.hostname:
-            raise ValueError(f"expected comma-separated ws:// or wss:// tracker URLs, got {url!r}")
+            raise ValueError(f"expected comma-separated ws:// or wss:// tracker URLs, got {quoted(url)}")
         if parts.fragment or any(c.isspace() or c in "\"\\" for c in url):
-            raise ValueError(f"expected a tracker URL without #fragment, spaces or quotes, got {url!r}")
+            raise ValueError(f"expected a tracker URL without #fragment, spaces or quotes, got {quoted(url)}")
     if len(urls) > MAX_P2P_TRACKERS:
         raise ValueError(f"expected at most {MAX_P2P_TRACKERS} tracker URLs")
     return tuple(dict.fromkeys(urls))
@@ -233,7 +246,7 @@ def stun_servers(value: str) -> tuple[str, ...]:
     for url in urls:
         match = _STUN_URL.fullmatch(url)
         if match is None or (match[2] is not None and not 0 < int(match[2][1:]) < 65536):
-            raise ValueError(f"expected comma-separated stun:HOST[:PORT] URLs, or 'none', got {url!r}")
+            raise ValueError(f"expected comma-separated stun:HOST[:PORT] URLs, or 'none', got {quoted(url)}")
     if len(urls) > MAX_STUN_SERVERS:
         raise ValueError(f"expected at most {MAX_STUN_SERVERS} STUN URLs")
     return urls
@@ -285,7 +298,15 @@ def _public_suffix(host: str) -> bool:
 def frame_ancestors(value: str) -> str:
     """The sites that may frame the viewer page, as a CSP frame-ancestors value: 'self', 'none', '*' or
     space- or comma-separated origins (https://example.com, https://*.example.com, http://host:8080)."""
+    if ";" in value:
+        # A whole policy pasted in (frame-ancestors a b; ...): ';' ends a directive, which only the
+        # service writes.
+        raise ValueError("expected only the sources, space-separated, without ';' (which ends a CSP directive) "
+                         "or 'frame-ancestors': e.g. FRAME_ANCESTORS=self https://example.com")
     words = [w for w in re.split(r"[\s,]+", value.strip()) if w]
+    if words and words[0].lower() == "frame-ancestors":
+        raise ValueError("expected only the sources, without the directive's name 'frame-ancestors': e.g. "
+                         "FRAME_ANCESTORS=self https://example.com")
     if not words:
         raise ValueError("expected 'self', 'none', '*' or space-separated origins like https://example.com")
     if "*" in words or "'none'" in words or "none" in words:
@@ -297,11 +318,11 @@ def frame_ancestors(value: str) -> str:
         if word.lower() in ("self", "'self'"):
             sources.append("'self'")
         elif (m := _FRAME_SOURCE.fullmatch(word)) is None:
-            raise ValueError(f"expected 'self' or an origin like https://example.com (no path), got {word!r}")
+            raise ValueError(f"expected 'self' or an origin like https://example.com (no path), got {quoted(word)}")
         elif m["port"] is not None and not 0 < int(m["port"]) < 65536:
-            raise ValueError(f"{word!r}: a port is 1 to 65535")
+            raise ValueError(f"{quoted(word)}: a port is 1 to 65535")
         elif m["wild"] and ("." not in m["host"] or _public_suffix(m["host"])):
-            raise ValueError(f"{word!r} would let every site under {m['host']} (a public suffix: anyone can "
+            raise ValueError(f"{quoted(word)} would let every site under {m['host']} (a public suffix: anyone can "
                              "register a site there) frame the page: name the site (https://*.example.com)")
         else:
             sources.append(word.lower())
@@ -322,7 +343,7 @@ def viewer_sources(value: str) -> tuple[str, ...]:
     for word in words:
         m = _ORIGIN.fullmatch(word)
         if m is None or (m["port"] is not None and not 0 < int(m["port"]) < 65536):
-            raise ValueError(f"expected '*' or origins like https://other.example (no path), got {word!r}")
+            raise ValueError(f"expected '*' or origins like https://other.example (no path), got {quoted(word)}")
     if len(words) > MAX_FRAME_ANCESTORS:
         raise ValueError(f"expected at most {MAX_FRAME_ANCESTORS} origins")
     return words
@@ -384,7 +405,7 @@ def networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, 
         try:
             networks.append(ipaddress.ip_network(word, strict=False))
         except ValueError:
-            raise ValueError(f"expected addresses or CIDRs like 127.0.0.1 or 10.0.0.0/8, got {word!r}") from None
+            raise ValueError(f"expected addresses or CIDRs like 127.0.0.1 or 10.0.0.0/8, got {quoted(word)}") from None
     if len(networks) > MAX_PROXIES:
         raise ValueError(f"expected at most {MAX_PROXIES} addresses or networks")
     return tuple(dict.fromkeys(networks))

@@ -392,17 +392,34 @@ def _env_file_values(env_file: Path | None) -> dict[str, str | None]:
 
 def _refuse_unparsed(env_file: Path, text: str) -> None:
     """A line python-dotenv cannot read is dropped by it with a warning, and its setting silently keeps
-    its default: name each (its key only: the value may be the secret)."""
+    its default: name each (its key only: the value may be the secret). A key given twice is named with
+    both lines: python-dotenv takes the last one silently, and the operator who edited the first one
+    would wonder why nothing changed."""
     problems = []
+    first_line: dict[str, int] = {}
     for binding in parse_stream(io.StringIO(text)):
+        if binding.key is not None and not binding.error:
+            # The binding's text may begin with the blank lines before it.
+            text = binding.original.string
+            line = binding.original.line + text[:text.find(binding.key)].count("\n")
+            if binding.key in first_line:
+                problems.append(f"env file {env_file}, lines {first_line[binding.key]} and {line}: "
+                                f"{_key(binding.key)} is given twice (the last would win): keep one")
+            else:
+                first_line[binding.key] = line
         if binding.error:
             key = binding.original.string.split("=", 1)[0].strip() if "=" in binding.original.string else ""
             problems.append(
-                f"env file {env_file}, line {binding.original.line}" + (f" ({key[:40]})" if key else "")
+                f"env file {env_file}, line {binding.original.line}" + (f" ({_key(key)})" if key else "")
                 + ": not read as KEY=value: a value that starts with a quote must end with it (no quotes "
                 "are needed, even with spaces: FRAME_ANCESTORS=self https://a.example)")
     if problems:
         raise SettingsError(*problems)
+
+
+def _key(key: str) -> str:
+    """A key of the env file as a line names it: a setting's name is short, anything else is cut."""
+    return key if len(key) <= 40 else f"{key[:40]}... ({len(key)} characters)"
 
 
 def _lookup(s: Setting, flags: Mapping[str, str | None], environ: Mapping[str, str],
@@ -455,7 +472,7 @@ def load_settings(
                 raise ValueError("contains a control character (a line break, a tab, NUL...)")
             values[s.field] = parse(raw)
         except ValueError as err:
-            shown = "" if s.secret else f"={kinds.shown(raw)!r}"
+            shown = "" if s.secret else f"={kinds.quoted(raw)}"
             problems.append(f"{source}{shown}: {err}")
     if problems:
         raise SettingsError(*problems)
@@ -475,11 +492,11 @@ def lookalike_keys(environ: Mapping[str, str] | None = None, env_file: Path | No
     for key, where in [*((k, f" (in {env_file})") for k in file_keys), *((k, "") for k in environ)]:
         if key in names or (where == "" and key in file_keys):
             continue
-        close = difflib.get_close_matches(key.upper(), names, n=1, cutoff=0.8)
+        close = difflib.get_close_matches(key.upper(), names, n=1, cutoff=0.8) if len(key) <= 40 else []
         if close:
             found.append(f"{key}{where} is not a setting, so it is ignored: did you mean {close[0]}?")
         elif where:
-            found.append(f"{key}{where} is not a setting, so it is ignored")
+            found.append(f"{_key(key)}{where} is not a setting, so it is ignored")
     return found
 
 
