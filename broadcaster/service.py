@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import functools
 import gc
 import logging
@@ -74,11 +75,27 @@ class StartupError(RuntimeError):
 
 
 class SetupError(StartupError):
-    """The service cannot start and a restart cannot change that (exit 2): a line for each problem."""
+    """The service cannot start and a restart cannot change that (exit 2: neither systemd's unit nor pm2's
+    file restarts it): a setting, a folder, a port taken, a bucket that does not exist or credentials
+    refused. A line for each problem. What a restart can fix (the bucket or the network unreachable) is
+    no SetupError: the service starts and waits, or exits 1."""
 
     def __init__(self, problems: list[str]) -> None:
         super().__init__("; ".join(problems))
         self.problems = problems
+
+
+_LISTEN_MISTAKES = frozenset({errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL})
+
+
+def _set_up(err: OSError) -> bool:
+    """An error of a folder's that only the operator mends: permissions, a read-only file system."""
+    return err.errno in (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+def _failed(line: str, set_up: bool) -> StartupError:
+    """The error a failed start raises: exit 2 for a set-up mistake, 1 for what a restart may fix."""
+    return SetupError([line]) if set_up else StartupError(line)
 
 
 def default_viewer_dir() -> Path | None:
@@ -101,11 +118,13 @@ def _lock_state_dir(state_dir: Path) -> DirectoryLock:
     try:
         lock.acquire()
     except DirectoryBusy as err:
+        # Two services on one STATE_DIR: a set-up mistake (the unit's or pm2's own restart stops the
+        # old process before it starts the new one).
         by = f" (pid {err.pid})" if err.pid else ""
-        raise StartupError(f"STATE_DIR {state_dir} is in use by another hls-broadcaster{by}; "
-                           "each service needs a STATE_DIR of its own") from None
+        raise SetupError([f"STATE_DIR {state_dir} is in use by another hls-broadcaster{by}; "
+                          "each service needs a STATE_DIR of its own"]) from None
     except OSError as err:
-        raise StartupError(f"cannot lock STATE_DIR {state_dir}: {err.strerror or err}") from None
+        raise _failed(f"cannot lock STATE_DIR {state_dir}: {err.strerror or err}", _set_up(err)) from None
     return lock
 
 
@@ -144,8 +163,8 @@ class Service:
                 try:
                     self.copies.open()
                 except OSError as err:
-                    raise StartupError(f"cannot keep the VM's segment copies in {self.copies.folder} "
-                                       f"(PATHWAYS names a second pathway): {err.strerror or err}") from None
+                    raise _failed(f"cannot keep the VM's segment copies in {self.copies.folder} "
+                                  f"(PATHWAYS names a second pathway): {err.strerror or err}", _set_up(err)) from None
                 held.callback(self.copies.close)
             self._build_publishing(settings)
             held.callback(self.state.close)  # the journal's file, after the last save
@@ -372,11 +391,11 @@ class Service:
             raise SetupError(refused)
         await self.store.start()
         stack.push_async_callback(self.store.close)
-        if (refused_by := await self.checks.at_start()) is not None:
-            raise StartupError(f"bucket {self.settings.aws_bucket_name!r} refused us ({refused_by.reason}): "
-                               f"check {refused_by.setting}") from None
+        if (refused_by := await self.checks.at_start()) is not None:  # credentials, or no such bucket
+            raise SetupError([f"bucket {self.settings.aws_bucket_name!r} refused us ({refused_by.reason}): "
+                              f"check {refused_by.setting}"]) from None
         if self.second is not None and (wrong := await self.second.start(stack, self.steering)) is not None:
-            raise StartupError(wrong)  # the second bucket refused its settings, as a wrong first one stops it
+            raise SetupError([wrong])  # the second bucket refused its settings, as a wrong first one stops it
         if self.mirror is not None:
             stack.push_async_callback(self._close_mirror)  # after the last save: it writes what was saved
         stack.callback(self._save_at_stop)  # once nothing above it changes the state any more
@@ -412,7 +431,10 @@ class Service:
                 r, where.host, where.port, limit=limit, header_timeout=s.header_timeout,
                 write_timeout=s.write_timeout, metrics=self.connection_metrics, kind=kind, backlog=backlog)))
         except OSError as err:
-            raise StartupError(f"cannot listen on {where} ({setting}): {err.strerror}") from None
+            # Taken, below 1024, or not this machine's address: only the setting (or the other program)
+            # changes that, never a restart (Grafana's default port is 3000 too).
+            raise _failed(f"cannot listen on {where} ({setting}): {err.strerror}",
+                          err.errno in _LISTEN_MISTAKES) from None
         return next((int(a[1]) for a in runner.addresses if isinstance(a, tuple) and len(a) >= 2), where.port)
 
     def _master_body(self) -> bytes | None:

@@ -35,8 +35,9 @@ module.exports = {
       exp_backoff_restart_delay: 1000,
       min_uptime: "10s",
       max_restarts: 10,
-      // Exit status 2 is a bad setting: restarting cannot fix it (the log names the setting). pm2 then
-      // shows "waiting restart" but does not restart.
+      // Exit status 2 is a set-up mistake (a setting, a folder, the port taken, a bucket that does not
+      // exist or credentials refused): restarting cannot fix it (the error log names it), so pm2 leaves it
+      // stopped (docs/production.md#exit-codes).
       stop_exit_codes: [2],
       // pm2 sends SIGINT, then SIGKILL after kill_timeout: leave time for the upload drain.
       kill_timeout: 20000,
