@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .files import closed_folder, enter_fix, user_name
+from . import fixes
+from .files import closed_folder, user_name
 from .numbers import whole_number
 
 def url(value: str) -> str:
@@ -133,7 +134,7 @@ def existing_dir(value: str) -> Path:
         closed = closed_folder(path)
         if closed is None:
             raise ValueError(f"cannot reach it as user {user_name()} (permission denied)") from None
-        raise ValueError(f"user {user_name()} cannot enter {closed} (permission denied): {enter_fix(closed)}") \
+        raise ValueError(f"user {user_name()} cannot enter {closed} (permission denied); {fixes.enter(closed)}") \
             from None
     except OSError as err:
         raise ValueError(f"cannot reach it ({err.strerror or err})") from None
@@ -144,9 +145,10 @@ def state_dir(value: str) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise ValueError(f"cannot create it as user {user_name()} ({err.strerror or err})") from None
+        raise ValueError(f"cannot create it as user {user_name()} ({err.strerror or err}); "
+                         f"{fixes.own_folder(path)}") from None
     if not os.access(path, os.W_OK | os.X_OK):
-        raise ValueError(f"not writable by user {user_name()}")
+        raise ValueError(f"not writable by user {user_name()}; {fixes.own_folder(path)}")
     _refuse_foreign_files(path)
     return path.resolve()
 
@@ -160,8 +162,8 @@ def _refuse_foreign_files(path: Path) -> None:
         return
     for entry in entries:
         if not os.access(entry, os.R_OK | os.W_OK):
-            raise ValueError(f"user {user_name()} cannot rewrite {entry.name} in it (left by a run as another user?): "
-                             f"chown -R {user_name()} {path}")
+            raise ValueError(f"user {user_name()} cannot rewrite {entry.name} in it (left by a run as another user?); "
+                             f"{fixes.own_folder(path)}")
 
 
 def state_dir_as_is(value: str) -> Path:
@@ -172,14 +174,16 @@ def state_dir_as_is(value: str) -> Path:
         if path.exists() and not path.is_dir():
             raise ValueError("not a folder")
         if path.exists() and not os.access(path, os.W_OK | os.X_OK):
-            raise ValueError(f"not writable by user {user_name()}")
+            raise ValueError(f"not writable by user {user_name()}; {fixes.own_folder(path)}")
         if path.is_dir():
             _refuse_foreign_files(path)
         return path.resolve()
     except PermissionError:
         closed = closed_folder(path)
-        where = f"cannot enter {closed}" if closed else "cannot reach it"
-        raise ValueError(f"user {user_name()} {where} (permission denied)") from None
+        if closed is None:
+            raise ValueError(f"user {user_name()} cannot reach it (permission denied)") from None
+        raise ValueError(f"user {user_name()} cannot enter {closed} (permission denied); {fixes.enter(closed)}") \
+            from None
     except OSError as err:
         raise ValueError(f"cannot reach it ({err.strerror or err})") from None
 

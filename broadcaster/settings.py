@@ -20,6 +20,7 @@ from typing import Any
 from dotenv import dotenv_values
 from dotenv.parser import parse_stream
 
+from . import fixes
 from . import setting_values as kinds
 from .files import closed_folder, user_name
 from .setting_values import MAX_DESCRIPTION, MAX_TITLE, Address
@@ -376,11 +377,16 @@ def _env_file_values(env_file: Path | None) -> dict[str, str | None]:
         if env_file.exists():
             raise SettingsError(f"env file {env_file} is not a file")
     except PermissionError:
+        # The thing refused is named, the folder or the file, with the fix for that user (fixes.py).
         closed = closed_folder(env_file)
-        how = f"cannot enter {closed}" if closed is not None else "cannot read it"
-        raise SettingsError(f"env file {env_file}: user {user_name()} {how} (permission denied); it is read by "
-                            "the user hls-broadcaster runs as: give that user's group read (chmod 0640, "
-                            "chgrp hls-broadcaster)") from None
+        where = env_file.absolute().parent
+        if closed is None:
+            told = f"cannot read it (permission denied); {fixes.read_service_file(env_file)}"
+        elif closed == where:
+            told = f"cannot enter {closed}, its folder (permission denied); {fixes.enter_service_folder(closed)}"
+        else:
+            told = f"cannot enter {closed}, on the way to it (permission denied); {fixes.enter(closed)}"
+        raise SettingsError(f"env file {env_file}: user {user_name()} {told}") from None
     except UnicodeDecodeError as err:
         raise SettingsError(f"env file {env_file} is not UTF-8 text (byte {err.start})") from None
     except OSError as err:

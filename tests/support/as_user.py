@@ -70,12 +70,13 @@ def _setpriv() -> list[str]:
     return [setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--inh-caps=-all", "--"]
 
 
-def as_nobody(argv: list[str], stage: Path) -> list[str]:
+def as_nobody(argv: list[str], stage: Path, *, drop_root: bool = True) -> list[str]:
     """`argv` as uid 65534. `stage`: an empty folder of the caller's, the namespace's scratch mount point
-    (the caller removes it)."""
+    (the caller removes it). drop_root=False: still root, in the namespace where another user reaches
+    Python (for a command that drops root itself: `check --as nobody`)."""
     if os.geteuid() != 0:
         pytest.skip("not root: cannot make folders owned by another user, nor run as one")
-    drop = _setpriv()
+    drop = _setpriv() if drop_root else []
     blocked = _blocked()
     if not blocked:
         return [*drop, *argv]
