@@ -433,8 +433,9 @@ class Service:
         except OSError as err:
             # Taken, below 1024, or not this machine's address: only the setting (or the other program)
             # changes that, never a restart (Grafana's default port is 3000 too).
-            raise _failed(f"cannot listen on {where} ({setting}): {err.strerror}",
-                          err.errno in _LISTEN_MISTAKES) from None
+            why = os.strerror(err.errno) if err.errno else err.strerror  # not asyncio's wrapping of it
+            grafana = " (Grafana's default port is 3000 too)" if err.errno == errno.EADDRINUSE and where.port == 3000 else ""
+            raise _failed(f"cannot listen on {where} ({setting}): {why}{grafana}", err.errno in _LISTEN_MISTAKES) from None
         return next((int(a[1]) for a in runner.addresses if isinstance(a, tuple) and len(a) >= 2), where.port)
 
     def _master_body(self) -> bytes | None:

@@ -1,7 +1,10 @@
 // pm2 process file for hls-broadcaster (an alternative to the systemd unit; use one, not both).
 //
-//   pm2 start deploy/ecosystem.config.js && pm2 save     # pm2 startup: start on boot
+//   pm2 start /opt/hls-broadcaster/ecosystem.config.js && pm2 save     # pm2 startup: start on boot
 //   pm2 logs hls-broadcaster
+//
+// As Owncast's user, after the steps of docs/production.md ("With pm2 instead of systemd"), which make
+// what pm2 does not: the log folder and STATE_DIR, that user's own, and the env file readable by it.
 //
 // Settings come from the env file (see deploy/env.example), read by the service itself through
 // --env-file, so the secret never lands in pm2's process list or its `pm2 save` dump.
