@@ -28,6 +28,7 @@ from .clips.book import CLIPS_FILE, ClipBook
 from .http import LiveEvents, Pathways, PlaylistOptions, ViewerOptions, Viewers, create_app, create_metrics_app, limits
 from .http.connections import KEEPALIVE_TIMEOUT, GatedSite, install_accept_error_handler
 from .http.control import create_control_app, prepare_socket
+from .http.page_policy import media_origins
 from .http.serving import serving
 from .http.steered import pathways as steered_pathways
 from .metrics import AudienceMetrics, ConnectionMetrics, Metrics
@@ -324,7 +325,7 @@ class Service:
                 p2p_stun=s.p2p_stun_servers, viewer_timeout=s.viewer_timeout,
                 show_viewer_count=s.show_viewer_count, owncast_url=s.owncast_url,
                 frame_ancestors=s.frame_ancestors, sources=s.viewer_sources, title=s.stream_title,
-                description=s.stream_description),
+                description=s.stream_description, media_origins=media_origins(s)),
             expose_metrics=s.metrics_listen == "", connection_metrics=self.connection_metrics,
             viewers=Viewers(self.audience, self.playback,
                             pathway=PathwayReports(self.steering.report) if self.steering else None),
