@@ -85,6 +85,16 @@ def enter_service_folder(folder: Path) -> str:
     return enter(folder)
 
 
+INOTIFY_LIMITS = Path("/etc/sysctl.d/60-hls-broadcaster.conf")
+
+
+def inotify_limits() -> str:
+    """Raise the kernel's inotify limits for every user (the default 128 instances a user can be used up
+    by other programs), now and at every boot."""
+    return AS_ROOT + (f"printf 'fs.inotify.max_user_instances=512\\nfs.inotify.max_user_watches=524288\\n' "
+                      f"> {INOTIFY_LIMITS} && sysctl -p {INOTIFY_LIMITS}")
+
+
 def own_folder(folder: Path) -> str:
     """Give this user a folder of its own (STATE_DIR), made where missing."""
     user, group = user_name(), own_group()

@@ -145,6 +145,8 @@ READ_FIX = ("as root: setfacl -d -m u:{user}:rX {hls.parent} && setfacl -R -m u:
     # HLS_DIR itself cannot be reached: the setting's own line.
     ("owncast", "HLS_DIR (from {place}/env)='{hls}': user {user} cannot enter {place}/home/owncast (permission "
                 "denied); as root: setfacl -m u:{user}:x {place}/home/owncast"),
+    ("ubuntu-home", "HLS_DIR (from {place}/env)='{hls}': user {user} cannot enter {place}/home/owncast "
+                    "(permission denied); as root: setfacl -m u:{user}:x {place}/home/owncast"),
     ("hls-list", "user {user} cannot list HLS_DIR {hls}; " + READ_FIX),
     ("variant", "user {user} cannot list {hls}/0 (HLS_DIR's variant folder 0); " + READ_FIX),
     ("playlist", "user {user} cannot read {hls}/0/stream.m3u8 (HLS_DIR's variant folder 0); " + READ_FIX),
@@ -163,6 +165,8 @@ def test_a_folder_the_user_cannot_read_is_named_with_a_fix_that_works_pasted(
     prepare_state(place)
     if closing == "owncast":
         (place / "home" / "owncast").chmod(0o700)  # Debian 12's home folders
+    elif closing == "ubuntu-home":
+        (place / "home" / "owncast").chmod(0o750)  # Ubuntu's (21.04 on): its group's, not the service's
     elif closing == "hls-list":
         hls.chmod(0o711)  # entered, not listed
     elif closing == "variant":
@@ -189,7 +193,7 @@ def test_a_folder_the_user_cannot_read_is_named_with_a_fix_that_works_pasted(
     paste(line)
     again = as_user(place, "check", "--env-file", str(settings))
     assert again.returncode == 0, again.stdout + again.stderr
-    if closing != "owncast":
+    if not closing.endswith(("owncast", "home")):
         remake_as_owncast(hls)
         after = as_user(place, "check", "--env-file", str(settings))
         assert after.returncode == 0, after.stdout + after.stderr
@@ -438,3 +442,17 @@ def test_no_value_of_any_setting_gives_a_traceback(tmp_path: Path, name: str, mo
             _check_state_dir(settings, report)
             _check_listeners(settings, report)
             assert all("\n" not in line for line in lines), (value, lines)
+
+
+def test_the_inotify_fix_is_a_shell_line_that_raises_the_limits_now_and_at_boot(tmp_path: Path) -> None:
+    """Not pasted here (it would change the kernel's limits for the whole machine, and /etc): the line
+    parses as sh reads it, and what it writes, written elsewhere, is sysctl's format for the two limits."""
+    from broadcaster import fixes
+
+    command = fixes.inotify_limits().split(AS_ROOT, 1)[1]
+    assert subprocess.run(["sh", "-n", "-c", command], capture_output=True, timeout=30).returncode == 0
+    written = tmp_path / "60-hls-broadcaster.conf"
+    subprocess.run(["sh", "-c", command.split(" && ")[0].replace(str(fixes.INOTIFY_LIMITS), str(written))],
+                   check=True, timeout=30)
+    assert written.read_text() == "fs.inotify.max_user_instances=512\nfs.inotify.max_user_watches=524288\n"
+    assert command.endswith(f"sysctl -p {fixes.INOTIFY_LIMITS}")
