@@ -62,9 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
                            epilog=_settings_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_setting_flags(check)
     check.add_argument("--as", dest="as_user", metavar="USER",
-                       help="run the checks as USER, the service's (run by root: the env file, Owncast's folder, "
-                            "STATE_DIR and the port are judged as USER may; without it root's check fails, "
-                            "since root reads every folder)")
+                       help="run the checks as USER, the service's (run by root: the env file, Owncast's "
+                            "folder, STATE_DIR and the port are judged as USER may; without it root's check "
+                            "fails, since root reads every folder)")
     demo = sub.add_parser("demo", help="run everything locally: S3 server, synthetic stream, service, viewer")
     demo.add_argument("--host", default="127.0.0.1", help="address for the service and viewer (default 127.0.0.1)")
     demo.add_argument("--port", type=int, default=3000, help="port for the service and viewer (default 3000)")
@@ -155,7 +155,8 @@ def _check(args: argparse.Namespace) -> int:
     from .preflight import run_checks
 
     setup_logging("error", settings.secrets())
-    return 0 if asyncio.run(run_checks(settings, print_line=print, warnings=lookalikes, as_root=as_root)) else 2
+    passed = asyncio.run(run_checks(settings, print_line=print, warnings=lookalikes, as_root=as_root))
+    return 0 if passed else 2
 
 
 def _become(name: str) -> str | None:
@@ -168,7 +169,7 @@ def _become(name: str) -> str | None:
     if user.pw_uid == os.geteuid():
         return None
     if os.geteuid() != 0:
-        return f"--as {name}: only root can take another user's place (sudo hls-broadcaster check --as {name})"
+        return f"--as {name}: only root takes another user's place (sudo hls-broadcaster check --as {name})"
     os.initgroups(name, user.pw_gid)
     os.setgid(user.pw_gid)
     os.setuid(user.pw_uid)

@@ -120,10 +120,10 @@ class _Report:
 
 # `check` as root, not told the service's user: root enters and reads every folder, so what it finds of
 # Owncast's folder and STATE_DIR says nothing of what the service's user may (issue 68).
-AS_ROOT = ("check ran as root, which enters and reads every folder: it proves nothing about the service's user. "
-           "Run it as that user (sudo -u hls-broadcaster hls-broadcaster --env-file /etc/hls-broadcaster/env check), "
-           "or name the user: check --as hls-broadcaster (Owncast's user under pm2; --as root if the service "
-           "runs as root)")
+AS_ROOT = ("check ran as root, which enters and reads every folder: it proves nothing about the service's "
+           "user. Run it as that user (sudo -u hls-broadcaster hls-broadcaster --env-file "
+           "/etc/hls-broadcaster/env check), or name the user: check --as hls-broadcaster (Owncast's user "
+           "under pm2; --as root if the service runs as root)")
 
 
 async def run_checks(settings: Settings, *, print_line: PrintLine, warnings: list[str] | None = None,

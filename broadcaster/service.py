@@ -164,8 +164,8 @@ class Service:
                 try:
                     self.copies.open()
                 except OSError as err:
-                    raise _failed(f"cannot keep the VM's segment copies in {self.copies.folder} "
-                                  f"(PATHWAYS names a second pathway): {err.strerror or err}", _set_up(err)) from None
+                    raise _failed(f"cannot keep the VM's segment copies in {self.copies.folder} (PATHWAYS "
+                                  f"names a second pathway): {err.strerror or err}", _set_up(err)) from None
                 held.callback(self.copies.close)
             self._build_publishing(settings)
             held.callback(self.state.close)  # the journal's file, after the last save
@@ -435,8 +435,10 @@ class Service:
             # Taken, below 1024, or not this machine's address: only the setting (or the other program)
             # changes that, never a restart (Grafana's default port is 3000 too).
             why = os.strerror(err.errno) if err.errno else err.strerror  # not asyncio's wrapping of it
-            grafana = " (Grafana's default port is 3000 too)" if err.errno == errno.EADDRINUSE and where.port == 3000 else ""
-            raise _failed(f"cannot listen on {where} ({setting}): {why}{grafana}", err.errno in _LISTEN_MISTAKES) from None
+            taken = err.errno == errno.EADDRINUSE and where.port == 3000
+            grafana = " (Grafana's default port is 3000 too)" if taken else ""
+            raise _failed(f"cannot listen on {where} ({setting}): {why}{grafana}",
+                          err.errno in _LISTEN_MISTAKES) from None
         return next((int(a[1]) for a in runner.addresses if isinstance(a, tuple) and len(a) >= 2), where.port)
 
     def _master_body(self) -> bytes | None:

@@ -134,8 +134,8 @@ def existing_dir(value: str) -> Path:
         closed = closed_folder(path)
         if closed is None:
             raise ValueError(f"cannot reach it as user {user_name()} (permission denied)") from None
-        raise ValueError(f"user {user_name()} cannot enter {closed} (permission denied); {fixes.enter(closed)}") \
-            from None
+        raise ValueError(f"user {user_name()} cannot enter {closed} (permission denied); "
+                         f"{fixes.enter(closed)}") from None
     except OSError as err:
         raise ValueError(f"cannot reach it ({err.strerror or err})") from None
 
@@ -162,8 +162,8 @@ def _refuse_foreign_files(path: Path) -> None:
         return
     for entry in entries:
         if not os.access(entry, os.R_OK | os.W_OK):
-            raise ValueError(f"user {user_name()} cannot rewrite {entry.name} in it (left by a run as another user?); "
-                             f"{fixes.own_folder(path)}")
+            raise ValueError(f"user {user_name()} cannot rewrite {entry.name} in it (left by a run as "
+                             f"another user?); {fixes.own_folder(path)}")
 
 
 def state_dir_as_is(value: str) -> Path:
@@ -182,8 +182,8 @@ def state_dir_as_is(value: str) -> Path:
         closed = closed_folder(path)
         if closed is None:
             raise ValueError(f"user {user_name()} cannot reach it (permission denied)") from None
-        raise ValueError(f"user {user_name()} cannot enter {closed} (permission denied); {fixes.enter(closed)}") \
-            from None
+        raise ValueError(f"user {user_name()} cannot enter {closed} (permission denied); "
+                         f"{fixes.enter(closed)}") from None
     except OSError as err:
         raise ValueError(f"cannot reach it ({err.strerror or err})") from None
 
@@ -305,8 +305,8 @@ def frame_ancestors(value: str) -> str:
     if ";" in value:
         # A whole policy pasted in (frame-ancestors a b; ...): ';' ends a directive, which only the
         # service writes.
-        raise ValueError("expected only the sources, space-separated, without ';' (which ends a CSP directive) "
-                         "or 'frame-ancestors': e.g. FRAME_ANCESTORS=self https://example.com")
+        raise ValueError("expected only the sources, space-separated, without ';' (which ends a CSP "
+                         "directive) or 'frame-ancestors': e.g. FRAME_ANCESTORS=self https://example.com")
     words = [w for w in re.split(r"[\s,]+", value.strip()) if w]
     if words and words[0].lower() == "frame-ancestors":
         raise ValueError("expected only the sources, without the directive's name 'frame-ancestors': e.g. "
@@ -322,12 +322,14 @@ def frame_ancestors(value: str) -> str:
         if word.lower() in ("self", "'self'"):
             sources.append("'self'")
         elif (m := _FRAME_SOURCE.fullmatch(word)) is None:
-            raise ValueError(f"expected 'self' or an origin like https://example.com (no path), got {quoted(word)}")
+            raise ValueError("expected 'self' or an origin like https://example.com (no path), got "
+                             f"{quoted(word)}")
         elif m["port"] is not None and not 0 < int(m["port"]) < 65536:
             raise ValueError(f"{quoted(word)}: a port is 1 to 65535")
         elif m["wild"] and ("." not in m["host"] or _public_suffix(m["host"])):
-            raise ValueError(f"{quoted(word)} would let every site under {m['host']} (a public suffix: anyone can "
-                             "register a site there) frame the page: name the site (https://*.example.com)")
+            raise ValueError(f"{quoted(word)} would let every site under {m['host']} (a public suffix: "
+                             "anyone can register a site there) frame the page: name the site "
+                             "(https://*.example.com)")
         else:
             sources.append(word.lower())
     if len(sources) > MAX_FRAME_ANCESTORS:
@@ -347,7 +349,8 @@ def viewer_sources(value: str) -> tuple[str, ...]:
     for word in words:
         m = _ORIGIN.fullmatch(word)
         if m is None or (m["port"] is not None and not 0 < int(m["port"]) < 65536):
-            raise ValueError(f"expected '*' or origins like https://other.example (no path), got {quoted(word)}")
+            raise ValueError(f"expected '*' or origins like https://other.example (no path), got "
+                             f"{quoted(word)}")
     if len(words) > MAX_FRAME_ANCESTORS:
         raise ValueError(f"expected at most {MAX_FRAME_ANCESTORS} origins")
     return words
@@ -409,7 +412,8 @@ def networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, 
         try:
             networks.append(ipaddress.ip_network(word, strict=False))
         except ValueError:
-            raise ValueError(f"expected addresses or CIDRs like 127.0.0.1 or 10.0.0.0/8, got {quoted(word)}") from None
+            raise ValueError("expected addresses or CIDRs like 127.0.0.1 or 10.0.0.0/8, got "
+                             f"{quoted(word)}") from None
     if len(networks) > MAX_PROXIES:
         raise ValueError(f"expected at most {MAX_PROXIES} addresses or networks")
     return tuple(dict.fromkeys(networks))

@@ -383,7 +383,8 @@ def _env_file_values(env_file: Path | None) -> dict[str, str | None]:
         if closed is None:
             told = f"cannot read it (permission denied); {fixes.read_service_file(env_file)}"
         elif closed == where:
-            told = f"cannot enter {closed}, its folder (permission denied); {fixes.enter_service_folder(closed)}"
+            fix = fixes.enter_service_folder(closed)
+            told = f"cannot enter {closed}, its folder (permission denied); {fix}"
         else:
             told = f"cannot enter {closed}, on the way to it (permission denied); {fixes.enter(closed)}"
         raise SettingsError(f"env file {env_file}: user {user_name()} {told}") from None

@@ -193,11 +193,11 @@ def _check_versions(root: Path, page: str, files: dict[str, ViewerFile], version
     named = [(PAGE, viewer_page.versions_named(page))]
     named += [(name, viewer_page.imports_named(f.body.decode("utf-8", "replace")))
               for name, f in sorted(files.items()) if name.endswith(".js")]
-    wrong = [f"{namer} names {name} at v={version}, the file is v={versions.get(name, 'missing')}"
-             for namer, listed in named for name in viewer_page.stale(listed, versions) for version in (listed[name],)]
+    wrong = [f"{namer} names {name} at v={listed[name]}, the file is v={versions.get(name, 'missing')}"
+             for namer, listed in named for name in viewer_page.stale(listed, versions)]
     if wrong:
-        log.warning("viewer: %s: not the files scripts/build-viewer wrote (edited by hand?): %s; build them again "
-                    "(scripts/build-viewer) or reinstall", root, "; ".join(wrong))
+        log.warning("viewer: %s: not the files scripts/build-viewer wrote (edited by hand?): %s; build them "
+                    "again (scripts/build-viewer) or reinstall", root, "; ".join(wrong))
 
 
 def _read_folder(root: Path) -> dict[str, ViewerFile]:

@@ -49,8 +49,8 @@ def problems(hls_dir: Path, *, watch: bool) -> list[str]:
         try:
             inotify.FolderWatch(hls_dir).close()
         except OSError as err:
-            found.append(f"user {user} cannot watch HLS_DIR {hls_dir} with inotify ({err.strerror or err}): set "
-                         f"HLS_WATCH=watchfiles, or raise the kernel's limits; {fixes.inotify_limits()}")
+            found.append(f"user {user} cannot watch HLS_DIR {hls_dir} with inotify ({err.strerror or err}): "
+                         f"set HLS_WATCH=watchfiles, or raise the kernel's limits; {fixes.inotify_limits()}")
     return found
 
 

@@ -223,8 +223,8 @@ class SteeringPolicy:
         if self.first == hls.BUCKET_PATHWAY:
             return None
         bucket = self._state[hls.BUCKET_PATHWAY]
-        return (f"players steered to the {self.first} pathway for {self.steered_for:.0f}s: the bucket pathway: "
-                f"{bucket.detail}{self._failing_details(hls.BUCKET_PATHWAY)}")
+        return (f"players steered to the {self.first} pathway for {self.steered_for:.0f}s: the bucket "
+                f"pathway: {bucket.detail}{self._failing_details(hls.BUCKET_PATHWAY)}")
 
     def pages(self) -> dict[str, int]:
         """Viewer pages by the pathway their last report (within two report intervals) said they play."""
