@@ -39,8 +39,8 @@ module.exports = {
       min_uptime: "10s",
       max_restarts: 10,
       // Exit status 2 is a set-up mistake (a setting, a folder, the port taken, a bucket that does not
-      // exist or credentials refused): restarting cannot fix it (the error log names it), so pm2 leaves it
-      // stopped (docs/production.md#exit-codes).
+      // exist or credentials refused): restarting cannot fix it (the error log names it), so pm2 does not
+      // restart it, though `pm2 list` shows "waiting restart" (docs/production.md#exit-codes).
       stop_exit_codes: [2],
       // pm2 sends SIGINT, then SIGKILL after kill_timeout: leave time for the upload drain.
       kill_timeout: 20000,

@@ -222,4 +222,7 @@ async def test_pm2_runs_the_service_after_exactly_the_documented_steps(
 def _not_restarted(machine: Machine, restarts: int) -> bool:
     app = machine.app()
     assert app["pm2_env"]["restart_time"] == restarts and not app["pid"], app["pm2_env"]
+    # What `pm2 list` shows then, as docs/production.md says: pm2 names it so whenever the app has an
+    # exp_backoff_restart_delay, restart or not.
+    assert app["pm2_env"]["status"] == "waiting restart", app["pm2_env"]["status"]
     return True
