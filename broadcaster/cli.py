@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
+import pwd
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -59,6 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="validate the settings and prove the bucket works, one line per check",
                            epilog=_settings_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_setting_flags(check)
+    check.add_argument("--as", dest="as_user", metavar="USER",
+                       help="run the checks as USER, the service's (run by root: the env file, Owncast's "
+                            "folder, STATE_DIR and the port are judged as USER may; without it root's check "
+                            "fails, since root reads every folder)")
     demo = sub.add_parser("demo", help="run everything locally: S3 server, synthetic stream, service, viewer")
     demo.add_argument("--host", default="127.0.0.1", help="address for the service and viewer (default 127.0.0.1)")
     demo.add_argument("--port", type=int, default=3000, help="port for the service and viewer (default 3000)")
@@ -130,6 +136,10 @@ def _run(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     """Every check, a line each: the settings first (all of them, each missing or bad one named), then
     Owncast's folder, STATE_DIR, PORT and the bucket. Exit 0 when none failed, 2 when one did."""
+    if args.as_user is not None and (refused := _become(args.as_user)) is not None:
+        print(f"hls-broadcaster: error: {refused}", file=sys.stderr)
+        return 2
+    as_root = os.geteuid() == 0 and args.as_user is None
     flags = {s.name: getattr(args, s.name, None) for s in SETTINGS}
     lookalikes = lookalike_keys(env_file=args.env_file)  # an unreadable file: SettingsError, main's line
     try:
@@ -145,7 +155,26 @@ def _check(args: argparse.Namespace) -> int:
     from .preflight import run_checks
 
     setup_logging("error", settings.secrets())
-    return 0 if asyncio.run(run_checks(settings, print_line=print, warnings=lookalikes)) else 2
+    passed = asyncio.run(run_checks(settings, print_line=print, warnings=lookalikes, as_root=as_root))
+    return 0 if passed else 2
+
+
+def _become(name: str) -> str | None:
+    """This process as the user `name` from now on, its groups the user's own (as `sudo -u` gives them);
+    a line saying why not, else None."""
+    try:
+        user = pwd.getpwnam(name)
+    except KeyError:
+        return f"--as {name}: no such user"
+    if user.pw_uid == os.geteuid():
+        return None
+    if os.geteuid() != 0:
+        return f"--as {name}: only root takes another user's place (sudo hls-broadcaster check --as {name})"
+    os.initgroups(name, user.pw_gid)
+    os.setgid(user.pw_gid)
+    os.setuid(user.pw_uid)
+    os.environ["HOME"] = user.pw_dir  # as sudo -u sets it: root's is not this user's to read
+    return None
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -210,14 +210,3 @@ def closed_folder(path: Path) -> Path | None:
         if not os.access(folder, os.X_OK):
             return folder if os.path.lexists(folder) else None
     return None
-
-
-def enter_fix(folder: Path) -> str:
-    """The usual ways to let this user into `folder` (only x: it need not list it)."""
-    user = user_name()
-    try:
-        group = group_name(folder.stat().st_gid)
-    except OSError:
-        group = "its group"
-    return (f"setfacl -m u:{user}:x {folder} (an ACL for {user} alone), or chmod g+x {folder} and "
-            f"usermod -aG {group} {user}")

@@ -29,9 +29,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from .bucket import public_check
 from .bucket.store import S3Store, StoreError
-from . import files
+from . import files, fixes
 from .bucket.urls import S3Signer
 from .playlist import hls
+from .setting_values import quoted
 from .settings import Address, Settings
 from .source import access
 
@@ -117,16 +118,49 @@ class _Report:
         self.line("FAIL", text)
 
 
-async def run_checks(settings: Settings, *, print_line: PrintLine, warnings: list[str] | None = None) -> bool:
+# `check` as root, not told the service's user: root enters and reads every folder, so what it finds of
+# Owncast's folder and STATE_DIR says nothing of what the service's user may (issue 68).
+AS_ROOT = ("check ran as root, which enters and reads every folder: it proves nothing about the service's "
+           "user. Run it as that user (sudo -u hls-broadcaster hls-broadcaster --env-file "
+           "/etc/hls-broadcaster/env check), or name the user: check --as hls-broadcaster (Owncast's user "
+           "under pm2; --as root if the service runs as root)")
+
+
+async def run_checks(settings: Settings, *, print_line: PrintLine, warnings: list[str] | None = None,
+                     as_root: bool = False) -> bool:
     """Run every check, printing one line each; True when none failed (warnings do not count).
-    `warnings`: found before the settings loaded (keys that look like a setting's name)."""
+    `warnings`: found before the settings loaded (keys that look like a setting's name). `as_root`: run
+    by root not told the service's user: a failure, and the user's folders are not judged."""
     report = _Report(print_line, [s for s in settings.secrets() if s])
     for line in warnings or []:
         report.warn(line)
-    _check_settings(settings, report)
-    _check_hls_dir(settings, report)
-    _check_state_dir(settings, report)
+    if as_root:
+        report.fail(AS_ROOT)
+    bucket_named = _check_settings(settings, report)
+    if as_root:
+        report.skip(f"HLS_DIR {settings.hls_dir} and STATE_DIR {settings.state_dir}: not judged as root")
+    else:
+        _check_hls_dir(settings, report)
+        _check_state_dir(settings, report)
     _check_listeners(settings, report)
+    if bucket_named:
+        await _check_first_bucket(settings, report)
+    else:
+        report.skip("the bucket: S3_ENDPOINT_URL names a path, which the S3 API would take for the bucket's "
+                    "(fix it first; R2_PUBLIC_URL is judged then)")
+    said = {"ok": report.ok, "FAIL": report.fail, "skip": report.skip}
+    for bucket in settings.extra_buckets:
+        await public_check.check(bucket, settings.r2_key_prefix, settings.upload_timeout,
+                                 lambda status, text: said[status](text))
+    _check_cdn_terms(settings, report)
+    if report.failures:
+        report.note(f"{report.failures} check(s) failed: fix what is named above and run it again.")
+    else:
+        report.note("all checks passed: the service can store segments and viewers can fetch them.")
+    return report.failures == 0
+
+
+async def _check_first_bucket(settings: Settings, report: _Report) -> None:
     store = S3Store(
         endpoint_url=settings.s3_endpoint_url,
         region=settings.s3_region,
@@ -141,16 +175,6 @@ async def run_checks(settings: Settings, *, print_line: PrintLine, warnings: lis
         await _check_bucket(settings, store, report)
     finally:
         await store.close()
-    said = {"ok": report.ok, "FAIL": report.fail, "skip": report.skip}
-    for bucket in settings.extra_buckets:
-        await public_check.check(bucket, settings.r2_key_prefix, settings.upload_timeout,
-                                 lambda status, text: said[status](text))
-    _check_cdn_terms(settings, report)
-    if report.failures:
-        report.note(f"{report.failures} check(s) failed: fix what is named above and run it again.")
-    else:
-        report.note("all checks passed: the service can store segments and viewers can fetch them.")
-    return report.failures == 0
 
 
 def _check_cdn_terms(settings: Settings, report: _Report) -> None:
@@ -179,10 +203,8 @@ def _check_hls_dir(s: Settings, report: _Report) -> None:
             variants = sum(1 for p in s.hls_dir.iterdir() if p.name.isdigit() and p.is_dir())
         except OSError:
             variants = 0  # Owncast replacing it just now
-        as_root = " (root reads any folder: run check as the service's user to learn what it may)"
         report.ok(f"HLS_DIR {s.hls_dir}: user {files.user_name()} can enter, list and read it and its "
-                  f"{variants} variant folder(s)" + (", and watch them (inotify)" if watch else "")
-                  + (as_root if os.geteuid() == 0 else ""))
+                  f"{variants} variant folder(s)" + (", and watch them (inotify)" if watch else ""))
 
 
 def _check_state_dir(s: Settings, report: _Report) -> None:
@@ -196,7 +218,7 @@ def _check_state_dir(s: Settings, report: _Report) -> None:
     else:
         report.warn(f"STATE_DIR {s.state_dir} does not exist yet and user {user} cannot make it: under systemd "
                     "StateDirectory= makes it at the first start (deploy/hls-broadcaster.service); otherwise "
-                    f"make it: install -d -o {user} {s.state_dir}")
+                    f"make it, {fixes.own_folder(s.state_dir)}")
 
 
 def _running_pid(s: Settings) -> str | None:
@@ -271,14 +293,15 @@ def _bind_hint(err: OSError, where: Address) -> str:
 # -- the settings ---------------------------------------------------------------------------------
 
 
-def _check_settings(s: Settings, report: _Report) -> None:
-    """Mistakes the settings loader cannot see: it checks each value, not what R2 makes of them."""
+def _check_settings(s: Settings, report: _Report) -> bool:
+    """Mistakes the settings loader cannot see: it checks each value, not what R2 makes of them. False
+    when S3_ENDPOINT_URL has a path: the bucket's checks would then fail for it, blaming other settings."""
     endpoint = urlsplit(s.s3_endpoint_url)
     public_host = urlsplit(s.r2_public_url).hostname or ""
     problems: list[str] = []
     if endpoint.path not in ("", "/"):
         problems.append(
-            f"S3_ENDPOINT_URL has a path ({endpoint.path}): use the account endpoint "
+            f"S3_ENDPOINT_URL has a path ({quoted(endpoint.path)}): use the account endpoint "
             "https://<ACCOUNT_ID>.r2.cloudflarestorage.com and put the bucket in AWS_BUCKET_NAME"
         )
     if public_host.endswith(_R2_API_HOST) and not _presigned(s):
@@ -307,6 +330,7 @@ def _check_settings(s: Settings, report: _Report) -> None:
             "requests; set TRUST_CF_CONNECTING_IP=true behind the tunnel (deploy/env.example), or name a "
             "reverse proxy on this machine in FORWARDED_ALLOW_IPS=127.0.0.1"
         )
+    return endpoint.path in ("", "/")
 
 
 def _loopback(host: str) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import functools
 import gc
 import logging
@@ -25,6 +26,7 @@ from .clips.book import CLIPS_FILE, ClipBook
 from .http import LiveEvents, Pathways, PlaylistOptions, ViewerOptions, Viewers, create_app, create_metrics_app, limits
 from .http.connections import KEEPALIVE_TIMEOUT, GatedSite, install_accept_error_handler
 from .http.control import create_control_app, prepare_socket
+from .http.page_policy import media_origins
 from .http.serving import serving
 from .http.steered import pathways as steered_pathways
 from .metrics import AudienceMetrics, ConnectionMetrics, Metrics
@@ -71,11 +73,27 @@ class StartupError(RuntimeError):
 
 
 class SetupError(StartupError):
-    """The service cannot start and a restart cannot change that (exit 2): a line for each problem."""
+    """The service cannot start and a restart cannot change that (exit 2: neither systemd's unit nor pm2's
+    file restarts it): a setting, a folder, a port taken, a bucket that does not exist or credentials
+    refused. A line for each problem. What a restart can fix (the bucket or the network unreachable) is
+    no SetupError: the service starts and waits, or exits 1."""
 
     def __init__(self, problems: list[str]) -> None:
         super().__init__("; ".join(problems))
         self.problems = problems
+
+
+_LISTEN_MISTAKES = frozenset({errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL})
+
+
+def _set_up(err: OSError) -> bool:
+    """An error of a folder's that only the operator mends: permissions, a read-only file system."""
+    return err.errno in (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+def _failed(line: str, set_up: bool) -> StartupError:
+    """The error a failed start raises: exit 2 for a set-up mistake, 1 for what a restart may fix."""
+    return SetupError([line]) if set_up else StartupError(line)
 
 
 def default_viewer_dir() -> Path | None:
@@ -98,11 +116,13 @@ def _lock_state_dir(state_dir: Path) -> DirectoryLock:
     try:
         lock.acquire()
     except DirectoryBusy as err:
+        # Two services on one STATE_DIR: a set-up mistake (the unit's or pm2's own restart stops the
+        # old process before it starts the new one).
         by = f" (pid {err.pid})" if err.pid else ""
-        raise StartupError(f"STATE_DIR {state_dir} is in use by another hls-broadcaster{by}; "
-                           "each service needs a STATE_DIR of its own") from None
+        raise SetupError([f"STATE_DIR {state_dir} is in use by another hls-broadcaster{by}; "
+                          "each service needs a STATE_DIR of its own"]) from None
     except OSError as err:
-        raise StartupError(f"cannot lock STATE_DIR {state_dir}: {err.strerror or err}") from None
+        raise _failed(f"cannot lock STATE_DIR {state_dir}: {err.strerror or err}", _set_up(err)) from None
     return lock
 
 
@@ -141,8 +161,8 @@ class Service:
                 try:
                     self.held.open()
                 except OSError as err:
-                    raise StartupError(f"cannot keep segment copies in {self.held.folder} (PATHWAYS names a "
-                                       f"second pathway): {err.strerror or err}") from None
+                    raise _failed(f"cannot keep segment copies in {self.held.folder} (PATHWAYS names a "
+                                  f"second pathway): {err.strerror or err}", _set_up(err)) from None
                 held.callback(self.held.close)
             self._build_steering(settings)
             self._build_publishing(settings)
@@ -299,7 +319,7 @@ class Service:
                 p2p_stun=s.p2p_stun_servers, viewer_timeout=s.viewer_timeout,
                 show_viewer_count=s.show_viewer_count, owncast_url=s.owncast_url,
                 frame_ancestors=s.frame_ancestors, sources=s.viewer_sources, title=s.stream_title,
-                description=s.stream_description),
+                description=s.stream_description, media_origins=media_origins(s)),
             expose_metrics=s.metrics_listen == "", connection_metrics=self.connection_metrics,
             viewers=Viewers(self.audience, self.playback,
                             pathway=PathwayReports(self.steering.report) if self.steering else None),
@@ -360,8 +380,9 @@ class Service:
         if refused:  # nothing could be served: name each folder and its fix, and do not restart
             raise SetupError(refused)
         for bucket in self.buckets.values():  # the first first: its refusal is the one to tell
+            # Credentials refused, or no such bucket: a set-up mistake a restart cannot mend (exit 2).
             if (wrong := await bucket.start(stack)) is not None:
-                raise StartupError(wrong)
+                raise SetupError([wrong])
         if self.mirror is not None:
             stack.push_async_callback(self._close_mirror)  # after the last save: it writes what was saved
         stack.callback(self._save_at_stop)  # once nothing above it changes the state any more
@@ -395,7 +416,13 @@ class Service:
                 r, where.host, where.port, limit=limit, header_timeout=s.header_timeout,
                 write_timeout=s.write_timeout, metrics=self.connection_metrics, kind=kind, backlog=backlog)))
         except OSError as err:
-            raise StartupError(f"cannot listen on {where} ({setting}): {err.strerror}") from None
+            # Taken, below 1024, or not this machine's address: only the setting (or the other program)
+            # changes that, never a restart (Grafana's default port is 3000 too).
+            why = os.strerror(err.errno) if err.errno else err.strerror  # not asyncio's wrapping of it
+            taken = err.errno == errno.EADDRINUSE and where.port == 3000
+            grafana = " (Grafana's default port is 3000 too)" if taken else ""
+            raise _failed(f"cannot listen on {where} ({setting}): {why}{grafana}",
+                          err.errno in _LISTEN_MISTAKES) from None
         return next((int(a[1]) for a in runner.addresses if isinstance(a, tuple) and len(a) >= 2), where.port)
 
     def _master_body(self) -> bytes | None:

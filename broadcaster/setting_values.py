@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .files import closed_folder, enter_fix, user_name
+from . import fixes
+from .files import closed_folder, user_name
 from .numbers import whole_number
 
 def url(value: str) -> str:
@@ -31,9 +32,22 @@ def url(value: str) -> str:
 _USERINFO = re.compile(r"(?<=//)[^/?#@\s]*@")
 
 
+# The most characters of a refused value an error line quotes: a 2 MB STREAM_TITLE is not echoed whole.
+SHOWN_CHARS = 80
+
+
 def shown(value: str) -> str:
     """A value as an error line shows it: a URL's user:password@ left out."""
     return _USERINFO.sub("***@", value)
+
+
+def quoted(value: str) -> str:
+    """A refused value (or part of one) as an error line quotes it: repr'd, a URL's user:password@ left
+    out, at most SHOWN_CHARS of it, and its length when it was cut."""
+    text = shown(value)
+    if len(text) <= SHOWN_CHARS:
+        return repr(text)
+    return f"{text[:SHOWN_CHARS]!r}... ({len(value)} characters)"
 
 
 def optional_url(value: str) -> str:
@@ -120,8 +134,8 @@ def existing_dir(value: str) -> Path:
         closed = closed_folder(path)
         if closed is None:
             raise ValueError(f"cannot reach it as user {user_name()} (permission denied)") from None
-        raise ValueError(f"user {user_name()} cannot enter {closed} (permission denied): {enter_fix(closed)}") \
-            from None
+        raise ValueError(f"user {user_name()} cannot enter {closed} (permission denied); "
+                         f"{fixes.enter(closed)}") from None
     except OSError as err:
         raise ValueError(f"cannot reach it ({err.strerror or err})") from None
 
@@ -131,9 +145,10 @@ def state_dir(value: str) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise ValueError(f"cannot create it as user {user_name()} ({err.strerror or err})") from None
+        raise ValueError(f"cannot create it as user {user_name()} ({err.strerror or err}); "
+                         f"{fixes.own_folder(path)}") from None
     if not os.access(path, os.W_OK | os.X_OK):
-        raise ValueError(f"not writable by user {user_name()}")
+        raise ValueError(f"not writable by user {user_name()}; {fixes.own_folder(path)}")
     _refuse_foreign_files(path)
     return path.resolve()
 
@@ -147,8 +162,8 @@ def _refuse_foreign_files(path: Path) -> None:
         return
     for entry in entries:
         if not os.access(entry, os.R_OK | os.W_OK):
-            raise ValueError(f"user {user_name()} cannot rewrite {entry.name} in it (left by a run as another user?): "
-                             f"chown -R {user_name()} {path}")
+            raise ValueError(f"user {user_name()} cannot rewrite {entry.name} in it (left by a run as "
+                             f"another user?); {fixes.own_folder(path)}")
 
 
 def state_dir_as_is(value: str) -> Path:
@@ -159,14 +174,16 @@ def state_dir_as_is(value: str) -> Path:
         if path.exists() and not path.is_dir():
             raise ValueError("not a folder")
         if path.exists() and not os.access(path, os.W_OK | os.X_OK):
-            raise ValueError(f"not writable by user {user_name()}")
+            raise ValueError(f"not writable by user {user_name()}; {fixes.own_folder(path)}")
         if path.is_dir():
             _refuse_foreign_files(path)
         return path.resolve()
     except PermissionError:
         closed = closed_folder(path)
-        where = f"cannot enter {closed}" if closed else "cannot reach it"
-        raise ValueError(f"user {user_name()} {where} (permission denied)") from None
+        if closed is None:
+            raise ValueError(f"user {user_name()} cannot reach it (permission denied)") from None
+        raise ValueError(f"user {user_name()} cannot enter {closed} (permission denied); "
+                         f"{fixes.enter(closed)}") from None
     except OSError as err:
         raise ValueError(f"cannot reach it ({err.strerror or err})") from None
 
@@ -209,9 +226,9 @@ def trackers(value: str) -> tuple[str, ...]:
     for url in urls:
         parts = urlsplit(url)
         if parts.scheme not in ("ws", "wss") or not parts.hostname:
-            raise ValueError(f"expected comma-separated ws:// or wss:// tracker URLs, got {url!r}")
+            raise ValueError(f"expected comma-separated ws:// or wss:// tracker URLs, got {quoted(url)}")
         if parts.fragment or any(c.isspace() or c in "\"\\" for c in url):
-            raise ValueError(f"expected a tracker URL without #fragment, spaces or quotes, got {url!r}")
+            raise ValueError(f"expected a tracker URL without #fragment, spaces or quotes, got {quoted(url)}")
     if len(urls) > MAX_P2P_TRACKERS:
         raise ValueError(f"expected at most {MAX_P2P_TRACKERS} tracker URLs")
     return tuple(dict.fromkeys(urls))
@@ -233,7 +250,7 @@ def stun_servers(value: str) -> tuple[str, ...]:
     for url in urls:
         match = _STUN_URL.fullmatch(url)
         if match is None or (match[2] is not None and not 0 < int(match[2][1:]) < 65536):
-            raise ValueError(f"expected comma-separated stun:HOST[:PORT] URLs, or 'none', got {url!r}")
+            raise ValueError(f"expected comma-separated stun:HOST[:PORT] URLs, or 'none', got {quoted(url)}")
     if len(urls) > MAX_STUN_SERVERS:
         raise ValueError(f"expected at most {MAX_STUN_SERVERS} STUN URLs")
     return urls
@@ -285,7 +302,15 @@ def _public_suffix(host: str) -> bool:
 def frame_ancestors(value: str) -> str:
     """The sites that may frame the viewer page, as a CSP frame-ancestors value: 'self', 'none', '*' or
     space- or comma-separated origins (https://example.com, https://*.example.com, http://host:8080)."""
+    if ";" in value:
+        # A whole policy pasted in (frame-ancestors a b; ...): ';' ends a directive, which only the
+        # service writes.
+        raise ValueError("expected only the sources, space-separated, without ';' (which ends a CSP "
+                         "directive) or 'frame-ancestors': e.g. FRAME_ANCESTORS=self https://example.com")
     words = [w for w in re.split(r"[\s,]+", value.strip()) if w]
+    if words and words[0].lower() == "frame-ancestors":
+        raise ValueError("expected only the sources, without the directive's name 'frame-ancestors': e.g. "
+                         "FRAME_ANCESTORS=self https://example.com")
     if not words:
         raise ValueError("expected 'self', 'none', '*' or space-separated origins like https://example.com")
     if "*" in words or "'none'" in words or "none" in words:
@@ -297,12 +322,14 @@ def frame_ancestors(value: str) -> str:
         if word.lower() in ("self", "'self'"):
             sources.append("'self'")
         elif (m := _FRAME_SOURCE.fullmatch(word)) is None:
-            raise ValueError(f"expected 'self' or an origin like https://example.com (no path), got {word!r}")
+            raise ValueError("expected 'self' or an origin like https://example.com (no path), got "
+                             f"{quoted(word)}")
         elif m["port"] is not None and not 0 < int(m["port"]) < 65536:
-            raise ValueError(f"{word!r}: a port is 1 to 65535")
+            raise ValueError(f"{quoted(word)}: a port is 1 to 65535")
         elif m["wild"] and ("." not in m["host"] or _public_suffix(m["host"])):
-            raise ValueError(f"{word!r} would let every site under {m['host']} (a public suffix: anyone can "
-                             "register a site there) frame the page: name the site (https://*.example.com)")
+            raise ValueError(f"{quoted(word)} would let every site under {m['host']} (a public suffix: "
+                             "anyone can register a site there) frame the page: name the site "
+                             "(https://*.example.com)")
         else:
             sources.append(word.lower())
     if len(sources) > MAX_FRAME_ANCESTORS:
@@ -322,7 +349,8 @@ def viewer_sources(value: str) -> tuple[str, ...]:
     for word in words:
         m = _ORIGIN.fullmatch(word)
         if m is None or (m["port"] is not None and not 0 < int(m["port"]) < 65536):
-            raise ValueError(f"expected '*' or origins like https://other.example (no path), got {word!r}")
+            raise ValueError(f"expected '*' or origins like https://other.example (no path), got "
+                             f"{quoted(word)}")
     if len(words) > MAX_FRAME_ANCESTORS:
         raise ValueError(f"expected at most {MAX_FRAME_ANCESTORS} origins")
     return words
@@ -391,7 +419,8 @@ def networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, 
         try:
             networks.append(ipaddress.ip_network(word, strict=False))
         except ValueError:
-            raise ValueError(f"expected addresses or CIDRs like 127.0.0.1 or 10.0.0.0/8, got {word!r}") from None
+            raise ValueError("expected addresses or CIDRs like 127.0.0.1 or 10.0.0.0/8, got "
+                             f"{quoted(word)}") from None
     if len(networks) > MAX_PROXIES:
         raise ValueError(f"expected at most {MAX_PROXIES} addresses or networks")
     return tuple(dict.fromkeys(networks))

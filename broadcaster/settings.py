@@ -20,7 +20,7 @@ from typing import Any
 from dotenv import dotenv_values
 from dotenv.parser import parse_stream
 
-from . import pathway_settings
+from . import fixes, pathway_settings
 from . import setting_values as kinds
 from .files import closed_folder, user_name
 from .pathway_settings import FIRST, BucketSettings
@@ -402,11 +402,17 @@ def _env_file_values(env_file: Path | None) -> dict[str, str | None]:
         if env_file.exists():
             raise SettingsError(f"env file {env_file} is not a file")
     except PermissionError:
+        # The thing refused is named, the folder or the file, with the fix for that user (fixes.py).
         closed = closed_folder(env_file)
-        how = f"cannot enter {closed}" if closed is not None else "cannot read it"
-        raise SettingsError(f"env file {env_file}: user {user_name()} {how} (permission denied); it is read by "
-                            "the user hls-broadcaster runs as: give that user's group read (chmod 0640, "
-                            "chgrp hls-broadcaster)") from None
+        where = env_file.absolute().parent
+        if closed is None:
+            told = f"cannot read it (permission denied); {fixes.read_service_file(env_file)}"
+        elif closed == where:
+            fix = fixes.enter_service_folder(closed)
+            told = f"cannot enter {closed}, its folder (permission denied); {fix}"
+        else:
+            told = f"cannot enter {closed}, on the way to it (permission denied); {fixes.enter(closed)}"
+        raise SettingsError(f"env file {env_file}: user {user_name()} {told}") from None
     except UnicodeDecodeError as err:
         raise SettingsError(f"env file {env_file} is not UTF-8 text (byte {err.start})") from None
     except OSError as err:
@@ -418,17 +424,34 @@ def _env_file_values(env_file: Path | None) -> dict[str, str | None]:
 
 def _refuse_unparsed(env_file: Path, text: str) -> None:
     """A line python-dotenv cannot read is dropped by it with a warning, and its setting silently keeps
-    its default: name each (its key only: the value may be the secret)."""
+    its default: name each (its key only: the value may be the secret). A key given twice is named with
+    both lines: python-dotenv takes the last one silently, and the operator who edited the first one
+    would wonder why nothing changed."""
     problems = []
+    first_line: dict[str, int] = {}
     for binding in parse_stream(io.StringIO(text)):
+        if binding.key is not None and not binding.error:
+            # The binding's text may begin with the blank lines before it.
+            text = binding.original.string
+            line = binding.original.line + text[:text.find(binding.key)].count("\n")
+            if binding.key in first_line:
+                problems.append(f"env file {env_file}, lines {first_line[binding.key]} and {line}: "
+                                f"{_key(binding.key)} is given twice (the last would win): keep one")
+            else:
+                first_line[binding.key] = line
         if binding.error:
             key = binding.original.string.split("=", 1)[0].strip() if "=" in binding.original.string else ""
             problems.append(
-                f"env file {env_file}, line {binding.original.line}" + (f" ({key[:40]})" if key else "")
+                f"env file {env_file}, line {binding.original.line}" + (f" ({_key(key)})" if key else "")
                 + ": not read as KEY=value: a value that starts with a quote must end with it (no quotes "
                 "are needed, even with spaces: FRAME_ANCESTORS=self https://a.example)")
     if problems:
         raise SettingsError(*problems)
+
+
+def _key(key: str) -> str:
+    """A key of the env file as a line names it: a setting's name is short, anything else is cut."""
+    return key if len(key) <= 40 else f"{key[:40]}... ({len(key)} characters)"
 
 
 def _lookup(s: Setting, flags: Mapping[str, str | None], environ: Mapping[str, str],
@@ -481,7 +504,7 @@ def load_settings(
                 raise ValueError("contains a control character (a line break, a tab, NUL...)")
             values[s.field] = parse(raw)
         except ValueError as err:
-            shown = "" if s.secret else f"={kinds.shown(raw)!r}"
+            shown = "" if s.secret else f"={kinds.quoted(raw)}"
             problems.append(f"{source}{shown}: {err}")
     if problems:
         raise SettingsError(*problems)
@@ -536,11 +559,11 @@ def lookalike_keys(environ: Mapping[str, str] | None = None, env_file: Path | No
     for key, where in [*((k, f" (in {env_file})") for k in file_keys), *((k, "") for k in environ)]:
         if key in names or (where == "" and key in file_keys):
             continue
-        close = difflib.get_close_matches(key.upper(), names, n=1, cutoff=0.8)
+        close = difflib.get_close_matches(key.upper(), names, n=1, cutoff=0.8) if len(key) <= 40 else []
         if close:
             found.append(f"{key}{where} is not a setting, so it is ignored: did you mean {close[0]}?")
         elif where:
-            found.append(f"{key}{where} is not a setting, so it is ignored")
+            found.append(f"{_key(key)}{where} is not a setting, so it is ignored")
     return found
 
 

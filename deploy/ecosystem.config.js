@@ -1,7 +1,10 @@
 // pm2 process file for hls-broadcaster (an alternative to the systemd unit; use one, not both).
 //
-//   pm2 start deploy/ecosystem.config.js && pm2 save     # pm2 startup: start on boot
+//   pm2 start /opt/hls-broadcaster/ecosystem.config.js && pm2 save     # pm2 startup: start on boot
 //   pm2 logs hls-broadcaster
+//
+// As Owncast's user, after the steps of docs/production.md ("With pm2 instead of systemd"), which make
+// what pm2 does not: the log folder and STATE_DIR, that user's own, and the env file readable by it.
 //
 // Settings come from the env file (see deploy/env.example), read by the service itself through
 // --env-file, so the secret never lands in pm2's process list or its `pm2 save` dump.
@@ -35,8 +38,9 @@ module.exports = {
       exp_backoff_restart_delay: 1000,
       min_uptime: "10s",
       max_restarts: 10,
-      // Exit status 2 is a bad setting: restarting cannot fix it (the log names the setting). pm2 then
-      // shows "waiting restart" but does not restart.
+      // Exit status 2 is a set-up mistake (a setting, a folder, the port taken, a bucket that does not
+      // exist or credentials refused): restarting cannot fix it (the error log names it), so pm2 does not
+      // restart it, though `pm2 list` shows "waiting restart" (docs/production.md#exit-codes).
       stop_exit_codes: [2],
       // pm2 sends SIGINT, then SIGKILL after kill_timeout: leave time for the upload drain.
       kill_timeout: 20000,

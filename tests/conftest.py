@@ -53,9 +53,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 # eight tests of 10-30 s began last, at 368 s of a 399 s run (2026-11-26, h1), the cores idle around them.
 # Seconds per test, mean of two full runs (h1, h2).
 LONG_QUIET = ("owncast_matrix", "backup_bucket", "faults_bucket", "faults_restart", "faults_storage",
-              "startup_order", "faults_owncast", "state_faults", "integration")  # 24 to 5 s
+              "pm2", "startup_order", "faults_owncast", "state_faults", "integration")  # 24 to 5 s
 LONG_WITH_A_BROWSER = ("rewind_browser", "owncast_page_browser", "lowlatency_browser", "events_browser",
-                       "rewind_videojs", "viewers_browser", "edge", "presigned", "stuck_variant")  # 36 to 6 s
+                       "rewind_videojs", "viewers_browser", "csp_browser", "edge", "presigned",
+                       "stuck_variant")  # 36 to 6 s
 FIRST = ("steering_browser",)
 QUIET = ("faults_input", "package_readme", "package", "nginx_cache", "faults_http", "docs_site")  # no browser
 LOUD = ("p2p_browser", "players_across_change", "bench_browsers", "viewer_browser", "gap_players")

@@ -85,9 +85,10 @@ def test_check_validates_the_backup_settings(tmp_path: Path) -> None:
     assert "BACKUP_PUBLIC_URL is not set: PATHWAYS names backup" in out.stderr + out.stdout
 
 
-@pytest.mark.parametrize("host", ["live.example.com", OWNCAST_HOST])
-@pytest.mark.parametrize("path", ["/live/backup/0/playlist.m3u8", "/hls/backup/1/stream.m3u8"])
+@pytest.mark.parametrize(("host", "path"), [("live.example.com", "/live/backup/0/playlist.m3u8"),
+                                           (OWNCAST_HOST, "/hls/backup/1/stream.m3u8")])
 def test_the_tunnel_routes_the_backup_pathways_playlists(host: str, path: str) -> None:
+    """Each layout's own (issue 68: each layout's steering rule passes its paths on its hostname alone)."""
     assert route(path, host=host) == SERVICE
 
 

@@ -10,6 +10,7 @@ import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
 
 import pytest
 import re2
@@ -200,10 +201,7 @@ def test_tunnel_ends_with_a_catch_all_404_and_every_other_rule_is_narrow() -> No
     rules = tunnel_rules()
     assert rules[-1] == {"service": "http_status:404"}
     for rule in rules[:-1]:
-        if "hostname" not in rule:  # content steering's paths, the same on every hostname: narrow too
-            assert rule["service"] == SERVICE and rule["path"].startswith("^/(live|hls)/"), rule
-            assert rule["path"].endswith("$"), rule
-            continue
+        assert rule.get("hostname"), f"a rule for every hostname exposes its paths on all of them: {rule}"
         if rule["hostname"] == OWNCAST_HOST:
             continue  # layout B: checked on its own below
         if rule["hostname"] == TRACKER_HOST:
@@ -215,20 +213,57 @@ def test_tunnel_ends_with_a_catch_all_404_and_every_other_rule_is_narrow() -> No
 
 def test_same_hostname_layout_is_the_playlist_rule_then_owncast() -> None:
     rules = [rule for rule in tunnel_rules() if rule.get("hostname") == OWNCAST_HOST]
-    assert rules == [
-        {"hostname": OWNCAST_HOST, "path": OWNCAST_PLAYLISTS, "service": SERVICE},
-        {"hostname": OWNCAST_HOST, "service": OWNCAST},
-    ]
+    assert [rule.get("path") for rule in rules] == [OWNCAST_PLAYLISTS, rules[1]["path"], None], rules
+    assert [rule["service"] for rule in rules] == [SERVICE, SERVICE, OWNCAST], rules  # content steering second
+    assert rules[1]["path"].startswith("^/(hls/") and rules[1]["path"].endswith("$"), rules[1]
     # In this order, and after every rule of the other layout: nothing else decides for this hostname.
     everything = tunnel_rules()
-    assert everything.index(rules[0]) + 1 == everything.index(rules[1]) == len(everything) - 2
+    at = [everything.index(rule) for rule in rules]
+    assert at == [len(everything) - 4, len(everything) - 3, len(everything) - 2], at
 
 
-@pytest.mark.parametrize("host", ["live.example.com", OWNCAST_HOST])
-@pytest.mark.parametrize("path", ["/live/steering.json", "/hls/steering.json", "/live/vm/0/playlist.m3u8",
-                                  "/hls/vm/1/stream.m3u8", "/live/vm/0/stream-abc-12.ts", "/live/vm/2/x-init.mp4"])
-def test_content_steering_paths_reach_the_service_on_both_hostnames(host: str, path: str) -> None:
-    assert route(path, host=host) == SERVICE
+LAYOUTS = {"A": "live.example.com", "B": OWNCAST_HOST}
+# Where each layout's players find the multivariant playlist, and what its variants' playlists are named.
+MASTERS = {"A": ("/live/master.m3u8", "playlist.m3u8"), "B": ("/hls/stream.m3u8", "stream.m3u8")}
+
+
+def player_paths(layout: str) -> list[str]:
+    """Every path the service's playlists send a player to through the tunnel in `layout`, with content
+    steering and a second bucket on, from the rules that name them (broadcaster/playlist/hls.py): the
+    master, a variant's playlist on each pathway, the steering manifest, the VM's segments and init
+    sections (the bucket's are on R2_PUBLIC_URL, never the tunnel)."""
+    master, media = MASTERS[layout]
+    relative = [hls.variant_uri(3, media), hls.STEERING_MANIFEST_NAME, hls.vm_variant_uri(3, media),
+                f"{hls.BACKUP_FOLDER}/{hls.variant_uri(3, media)}"]
+    segment = "stream-_mN9yQ90a-41.m4s"
+    absolute = [hls.vm_segment_uri(3, hls.object_key("live", 3, segment)),
+                hls.vm_segment_uri(3, hls.object_key("live", 3, init_section_name(segment, "init_3.mp4", 1))),
+                hls.vm_segment_uri(12, hls.object_key("live", 12, "stream-abc-1234.ts"))]
+    return [master, *(urljoin(master, uri) for uri in relative), *absolute]
+
+
+@pytest.mark.parametrize("layout", ["A", "B"])
+def test_every_path_the_service_names_for_players_reaches_it_in_its_layout(layout: str) -> None:
+    paths = player_paths(layout)
+    assert len(paths) == 8 and all(p.startswith("/") for p in paths), paths
+    wrong = [f"{path}: {route(path, LAYOUTS[layout])}" for path in paths if route(path, LAYOUTS[layout]) != SERVICE]
+    assert wrong == [], f"layout {layout}: paths the service names for players that the tunnel does not pass"
+    documented = {path for paths_, a, b, _why in documented_routes() for path in paths_
+                  if (a if layout == "A" else b) == "service"}
+    forms = [form for form, a, b in documented_forms() if (a if layout == "A" else b) == "service"]
+    missing = [p for p in paths if p not in documented and not any(form.fullmatch(p) for form in forms)]
+    assert missing == [], f"layout {layout}: not in docs/production.md's table: {missing}"
+
+
+@pytest.mark.parametrize(("host", "path"), [
+    ("live.example.com", "/hls/steering.json"), ("live.example.com", "/hls/vm/1/stream.m3u8"),
+    ("live.example.com", "/live/vm/0/stream.m3u8"), (OWNCAST_HOST, "/live/steering.json"),
+    (OWNCAST_HOST, "/live/vm/0/playlist.m3u8"), (OWNCAST_HOST, "/hls/vm/0/stream-abc-12.ts"),
+    (OWNCAST_HOST, "/live/backup/0/playlist.m3u8")])
+def test_content_steering_paths_of_the_other_layout_stay_out(host: str, path: str) -> None:
+    """Each layout's steering rule passes its own paths only (the rule without a hostname passed both
+    layouts' on every hostname: issue 68)."""
+    assert route(path, host=host) != SERVICE
 
 
 @pytest.mark.parametrize("shortid", ["_mN9yQ90a", "-mN9yQ90a", "amN9yQ90a"])
@@ -241,7 +276,7 @@ def test_an_init_section_the_vm_lists_reaches_the_service(shortid: str) -> None:
     segment = f"stream-{shortid}-0.m4s"
     for name in (segment, init_section_name(segment, "init_0.mp4", 1)):
         path = hls.vm_segment_uri(0, name)
-        assert route(path) == SERVICE and route(path, host=OWNCAST_HOST) == SERVICE, path
+        assert route(path) == SERVICE and route(path, host=OWNCAST_HOST) == SERVICE, path  # both layouts' VM lists
         assert re.search(location[1], path), path
 
 
@@ -322,28 +357,75 @@ def test_tunnel_routes_the_tracker_hostname_to_the_tracker_alone() -> None:
 ROUTE_WORDS = {"service": SERVICE, "Owncast": OWNCAST, "404": "http_status:404"}
 
 
-def documented_routes() -> list[tuple[list[str], str, str]]:
-    """docs/production.md's table of where each path goes: (paths, layout A, layout B) per row."""
+def _table_rows() -> list[tuple[list[str], str, str, str]]:
+    """docs/production.md's table of where each path goes: (what is in backticks in the paths cell,
+    layout A, layout B, why it is public) per row."""
     text = (ROOT / "docs" / "production.md").read_text()
     section = text[text.index("## The tunnel and its routes"):]
     rows = []
     for line in section.splitlines():
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
-        if len(cells) == 3 and cells[1] in ROUTE_WORDS and cells[2] in ROUTE_WORDS:
-            paths = [p.replace("\\n", "\n") for p in re.findall(r"`([^`]+)`", cells[0])]
-            rows.append((paths, cells[1], cells[2]))
+        if len(cells) == 4 and cells[1] in ROUTE_WORDS and cells[2] in ROUTE_WORDS:
+            named = [p.replace("\\n", "\n") for p in re.findall(r"`([^`]+)`", cells[0])]
+            rows.append((named, cells[1], cells[2], cells[3]))
     return rows
+
+
+def documented_routes() -> list[tuple[list[str], str, str, str]]:
+    """The table's example paths (every named path that is not a form), layouts and why, per row."""
+    return [([p for p in named if "<" not in p], a, b, why) for named, a, b, why in _table_rows()]
+
+
+# What a form's placeholders stand for: a variant's number; a segment's or init section's file name.
+_PLACEHOLDERS = {"<n>": "[0-9]+", "<segment>": r"[^/]+\.(ts|m4s|mp4|aac)"}
+
+
+def documented_forms() -> list[tuple[re.Pattern[str], str, str]]:
+    """The table's path forms (/live/<n>/playlist.m3u8) as patterns, and the layouts of their row."""
+    found = []
+    for named, a, b, _why in _table_rows():
+        for form in (p for p in named if "<" in p):
+            pattern = re.escape(form)
+            for placeholder, meaning in _PLACEHOLDERS.items():
+                pattern = pattern.replace(re.escape(placeholder), meaning)
+            assert "<" not in pattern.replace("\\<", ""), f"a placeholder the test does not know: {form}"
+            found.append((re.compile(pattern), a, b))
+    return found
 
 
 def test_the_docs_route_table_is_found() -> None:
     rows = documented_routes()
-    assert len(rows) >= 8 and sum(len(paths) for paths, _a, _b in rows) >= 30, rows
+    assert len(rows) >= 8 and sum(len(paths) for paths, _a, _b, _w in rows) >= 30, rows
+    assert len(documented_forms()) >= 7
+    assert all(why for _p, _a, _b, why in rows), "every row says why its paths are public, or that they are not"
+
+
+@pytest.mark.parametrize("layout", ["A", "B"])
+def test_every_path_a_rule_sends_to_the_service_is_one_the_docs_name(layout: str) -> None:
+    """The tunnel exposes exactly what the table says: the paths each rule to the service matches (made
+    by hypothesis from the rule's own expression) each fit a form or an example the table says reaches
+    the service in that layout; and the table's examples are routed as it says (the test below)."""
+    host = LAYOUTS[layout]
+    rules = [rule for rule in tunnel_rules() if rule.get("hostname") == host and rule["service"] == SERVICE]
+    assert rules, layout
+    named = {p for paths, a, b, _w in documented_routes() for p in paths if (a if layout == "A" else b) == "service"}
+    forms = [form for form, a, b in documented_forms() if (a if layout == "A" else b) == "service"]
+
+    @settings(max_examples=150, deadline=None)
+    @given(st.sampled_from(rules).flatmap(lambda rule: st.from_regex(rule["path"], fullmatch=True)))
+    def each(path: str) -> None:
+        if route(path, host) != SERVICE:  # an earlier rule sends it elsewhere; it is not this rule's to expose
+            return
+        assert path in named or any(form.fullmatch(path) for form in forms), \
+            f"layout {layout}: {path!r} reaches the service, and docs/production.md's table does not say so"
+
+    each()
 
 
 @pytest.mark.parametrize(("layout", "host"), [("A", "live.example.com"), ("B", OWNCAST_HOST)])
 def test_every_path_the_docs_name_goes_where_they_say(layout: str, host: str) -> None:
     wrong = []
-    for paths, a, b in documented_routes():
+    for paths, a, b, _why in documented_routes():
         expected = ROUTE_WORDS[a if layout == "A" else b]
         wrong += [f"{path!r}: {route(path, host)} (the docs say {expected})" for path in paths
                   if route(path, host) != expected]
@@ -357,7 +439,7 @@ def test_the_docs_route_table_names_every_route_the_service_has() -> None:
     from broadcaster.http.route_docs import ROUTE_DOCS
 
     rows = documented_routes()
-    named = {path for paths, _a, _b in rows for path in paths}
+    named = {path for paths, _a, _b, _w in rows for path in paths}
     missing = []
     for key in ROUTE_DOCS:
         path = key.split()[-1]
@@ -365,7 +447,7 @@ def test_the_docs_route_table_names_every_route_the_service_has() -> None:
             if not any((VIEWER / p.lstrip("/")).is_file() and p not in ("/", "/index.html") for p in named):
                 missing.append(path)
         elif path == "/{tail}":
-            if not any("anything else" in " ".join(paths) or "/state" in paths for paths, _a, _b in rows):
+            if not any("anything else" in " ".join(paths) or "/state" in paths for paths, _a, _b, _w in rows):
                 missing.append(path)
         elif "{" in path.replace("{n}", "0"):  # e.g. /{folder}/vm/{n}/{file}: a path of its form
             form = re.escape(path).replace(r"\{n\}", "[0-9]+").replace(r"\{folder\}", "(live|hls)")

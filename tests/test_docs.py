@@ -266,17 +266,21 @@ def test_one_useradd_per_user_and_one_tracker_install() -> None:
             copies.add(command)
     assert set(useradds) == {"hls-broadcaster", "hls-tracker"}, useradds
     assert all(len(forms) == 1 for forms in useradds.values()), useradds
-    assert npm == {"npm ci --ignore-scripts --omit=dev"}, npm
+    # The tracker's packages, and pm2 for an operator who runs the service under it (docs/production.md).
+    assert npm == {"npm ci --ignore-scripts --omit=dev", "npm install -g pm2"}, npm
     assert len(copies) == 1, copies
 
 
 ENV_FILE = "/etc/hls-broadcaster/env"
 CHECK = f"-u hls-broadcaster /opt/hls-broadcaster/venv/bin/hls-broadcaster --env-file {ENV_FILE} check"
+# Under pm2 the service runs as Owncast's user (docs/production.md, "With pm2 instead of systemd").
+PM2_CHECK = f"-u owncast /opt/hls-broadcaster/venv/bin/hls-broadcaster --env-file {ENV_FILE} check"
 
 
 def test_one_story_for_the_env_file() -> None:
-    """Owned by root, group hls-broadcaster, 0640; read by the service itself (--env-file) under systemd,
-    pm2 and check alike; check run as the service's user; never sourced by a shell or EnvironmentFile=."""
+    """Owned by root, group hls-broadcaster (under pm2: Owncast's user's group, owncast), 0640; read by the
+    service itself (--env-file) under systemd, pm2 and check alike; check run as the user the service runs
+    as under each; never sourced by a shell or EnvironmentFile=."""
     installs, checks, wrong = set(), set(), []
     for file, lineno, line in operator_lines():
         command = _command(line)
@@ -288,8 +292,9 @@ def test_one_story_for_the_env_file() -> None:
             wrong.append(f"{file}:{lineno}: {line.strip()}")
         if ENV_FILE in line and re.search(r"\b0?600\b", line):
             wrong.append(f"{file}:{lineno}: {line.strip()}")
-    assert installs == {f"install -m 0640 -o root -g hls-broadcaster deploy/env.example {ENV_FILE}"}, installs
-    assert checks == {CHECK}, checks
+    assert installs == {f"install -m 0640 -o root -g {group} deploy/env.example {ENV_FILE}"
+                        for group in ("hls-broadcaster", "owncast")}, installs
+    assert checks == {CHECK, PM2_CHECK}, checks
     assert wrong == [], "\n".join(wrong)
     unit = _read(ROOT / "deploy" / "hls-broadcaster.service")
     assert f"ExecStart=/opt/hls-broadcaster/venv/bin/hls-broadcaster --env-file {ENV_FILE} run" in unit

@@ -4,6 +4,8 @@ written the way Owncast writes it (in place, two variants, 1 s segments)."""
 from __future__ import annotations
 
 import asyncio
+import os
+import pwd
 import signal
 import sys
 from pathlib import Path
@@ -194,12 +196,13 @@ async def test_check_command_passes_on_a_working_bucket_and_names_a_wrong_secret
     tmp_path: Path, seaweed: SeaweedS3
 ) -> None:
     (tmp_path / "hls").mkdir()
-    code, out = await run_command("check", env=service_env(tmp_path / "hls", seaweed, tmp_path / "state"),
+    me = ("--as", pwd.getpwuid(os.geteuid()).pw_name)  # as root, check fails unless told the service's user
+    code, out = await run_command("check", *me, env=service_env(tmp_path / "hls", seaweed, tmp_path / "state"),
                                   cwd=tmp_path)
     assert code == 0, out
     assert "FAIL" not in out and "Traceback" not in out
     env = service_env(tmp_path / "hls", seaweed, tmp_path / "state", AWS_SECRET_ACCESS_KEY="wrong-secret-123")
-    code, out = await run_command("check", env=env, cwd=tmp_path)
+    code, out = await run_command("check", *me, env=env, cwd=tmp_path)
     assert code == 2  # something to fix, as a bad setting
     fails = [line for line in out.splitlines() if "FAIL" in line]
     assert fails and "AWS_SECRET_ACCESS_KEY" in fails[0]

@@ -22,7 +22,7 @@ async def test_a_second_instance_on_the_same_state_dir_exits(tmp_path: Path, mot
         second = ServiceProcess(env, tmp_path / "second")
         with pytest.raises(RuntimeError, match="did not start"):
             await second.start()
-        assert await second.exited() == 1
+        assert await second.exited() == 2  # a set-up mistake: no restart
         errors = [line for line in second.lines if " ERROR " in line or "error" in line]
         assert errors == [f"hls-broadcaster: error: STATE_DIR {state_dir} is in use by another hls-broadcaster "
                           f"(pid {first.pid}); each service needs a STATE_DIR of its own"], second.lines

@@ -163,6 +163,11 @@ async def test_an_endpoint_with_the_bucket_in_its_path_is_caught(seaweed: Seawee
     ok, lines = await check(settings)
 
     assert not ok and lines[0].startswith("FAIL S3_ENDPOINT_URL has a path"), lines
+    # One FAIL, for it alone: the bucket's checks, which would fail for it and blame the (right) R2_PUBLIC_URL
+    # (issue 68), are skipped until it is fixed.
+    assert [line for line in lines if line.startswith("FAIL")] == [lines[0]], lines
+    assert any(line.startswith("skip the bucket: S3_ENDPOINT_URL names a path") for line in lines), lines
+    assert not any("R2_PUBLIC_URL" in line for line in lines if line.startswith("FAIL")), lines
 
 
 async def test_a_cors_policy_that_leaves_viewers_out_fails_the_cors_checks(

@@ -406,3 +406,50 @@ def test_a_settings_mistake_is_told_before_the_network_libraries_load(tmp_path: 
                           capture_output=True, text=True, timeout=60)
     said = [line for line in done.stdout.splitlines() if line.startswith(("run ", "check "))]
     assert said == ["run 2 []", "check 2 []"], (done.stdout, done.stderr)
+
+
+# -- issue 68, item 5: what a refused value costs the operator to read ------------------------------------
+
+
+@pytest.mark.parametrize("name", ["STREAM_TITLE", "HLS_DIR", "FRAME_ANCESTORS", "P2P_TRACKERS", "PORT"])
+def test_a_huge_refused_value_is_quoted_to_a_bounded_length(tmp_path: Path, name: str) -> None:
+    """A 2 MB STREAM_TITLE gave 2 MB of `check` output: the line quotes the value's start and says its length."""
+    value = {"P2P_TRACKERS": "http://" + "t" * 2_000_000, "FRAME_ANCESTORS": "https://" + "f" * 2_000_000,
+             "HLS_DIR": "/" + "d" * 2_000_000}.get(name, "x" * 2_000_000)
+    with pytest.raises(SettingsError) as err:
+        load_settings(environ=env(tmp_path, **{name: value}))
+    (line,) = err.value.problems
+    assert line.startswith(f"{name}=") and len(line) < 400, line[:500]
+    assert f"({len(value)} characters)" in line or name != "STREAM_TITLE", line
+
+
+def test_a_key_given_twice_in_the_env_file_is_named_with_both_lines(tmp_path: Path) -> None:
+    """python-dotenv takes the last one silently: the operator who fixed the first saw nothing change."""
+    dotenv = tmp_path / "service.env"
+    dotenv.write_text("# settings\nWINDOW_SECONDS=20\nPORT=4000\n\nWINDOW_SECONDS=12\nAWS_SECRET_ACCESS_KEY=a\n"
+                      "AWS_SECRET_ACCESS_KEY=s3cr3t-b\n")
+    with pytest.raises(SettingsError) as err:
+        load_settings(environ=env(tmp_path), env_file=dotenv)
+    assert err.value.problems == [
+        f"env file {dotenv}, lines 2 and 5: WINDOW_SECONDS is given twice (the last would win): keep one",
+        f"env file {dotenv}, lines 6 and 7: AWS_SECRET_ACCESS_KEY is given twice (the last would win): keep one"]
+    assert "s3cr3t" not in str(err.value)
+    r = subprocess.run([sys.executable, "-m", "broadcaster", "check", "--env-file", str(dotenv)],
+                       capture_output=True, text=True, timeout=60, env={**env(tmp_path), "PATH": os.environ["PATH"]},
+                       cwd=tmp_path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert [line for line in r.stderr.splitlines() if "twice" in line] == [
+        f"hls-broadcaster: error: env file {dotenv}, lines 2 and 5: WINDOW_SECONDS is given twice (the last "
+        "would win): keep one",
+        f"hls-broadcaster: error: env file {dotenv}, lines 6 and 7: AWS_SECRET_ACCESS_KEY is given twice (the "
+        "last would win): keep one"], r.stderr
+
+
+@pytest.mark.parametrize("value", ["https://a.example; script-src *", "'self';", "https://a.example;https://b.example",
+                                   "frame-ancestors https://a.example"])
+def test_frame_ancestors_with_a_directive_pasted_in_says_so(tmp_path: Path, value: str) -> None:
+    """'*' and 'none' stand alone was the answer to `https://a.example; script-src *`: the wrong reason."""
+    with pytest.raises(SettingsError) as err:
+        load_settings(environ=env(tmp_path, FRAME_ANCESTORS=value))
+    (line,) = err.value.problems
+    assert "expected only the sources" in line and "e.g. FRAME_ANCESTORS=self https://example.com" in line, line

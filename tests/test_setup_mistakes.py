@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import pwd
 import shutil
 import subprocess
 import sys
@@ -28,7 +29,10 @@ from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.preflight import _check_hls_dir, _check_listeners, _check_settings, _check_state_dir, _Report
 from broadcaster.settings import SETTINGS, SettingsError, load_settings
 from broadcaster.source.access import AccessWatch, problems
+from broadcaster.fixes import AS_ROOT
+from broadcaster.preflight import AS_ROOT as ROOT_CHECK
 from tests.support.as_user import NOBODY, as_nobody, open_folder
+from tests.support.service_process import with_this_code
 from tests.support.waiting import until
 
 pytestmark = pytest.mark.integration
@@ -113,29 +117,63 @@ def test_the_check_runs_as_another_user(place: Path, bucket: SeaweedS3) -> None:
     assert "Traceback" not in done.stdout + done.stderr
 
 
+def paste(line: str) -> None:
+    """The fix a line ends with ("...; as root: <shell line>"), pasted into a root shell as it is printed."""
+    assert line.count(AS_ROOT) == 1, line
+    command = line.split(AS_ROOT, 1)[1]
+    done = subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, (command, done.stdout, done.stderr)
+
+
+def remake_as_owncast(hls: Path) -> None:
+    """Owncast at a stream's start: HLS_DIR wiped and made again with its variant folder, as a process whose
+    umask closes them to others (an Owncast unit with UMask=0077): 0700 folders, 0600 files, unless a
+    default ACL says otherwise. In a process of its own (the umask is the process's)."""
+    code = ("import os, shutil, sys\nos.umask(0o077)\nhls = sys.argv[1]\nshutil.rmtree(hls)\n"
+            "os.mkdir(hls, 0o750)\nos.mkdir(hls + '/0', 0o750)\n"
+            "for name in ('stream.m3u8', '0/stream.m3u8', '0/stream-def-1.ts'):\n"
+            "    with open(os.path.join(hls, name), 'w') as f:\n        f.write('#EXTM3U\\n')\n")
+    subprocess.run([sys.executable, "-c", code, str(hls)], check=True, timeout=60)
+    assert (hls / "0").stat().st_mode & 0o777 == 0o750 and not (hls / "0").stat().st_mode & 0o007
+
+
+READ_FIX = ("as root: setfacl -d -m u:{user}:rX {hls.parent} && setfacl -R -m u:{user}:rX {hls} && "
+            "find {hls} -type d -exec setfacl -d -m u:{user}:rX {{}} +")
+
+
 @pytest.mark.parametrize(("closing", "expected"), [
-    ("owncast", "cannot enter {place}/home/owncast (permission denied): setfacl -m u:{user}:x "
-                "{place}/home/owncast"),
-    ("hls-list", "cannot list HLS_DIR {hls}: setfacl -R -m u:{user}:rX {hls.parent} && setfacl -R -d -m "
-                 "u:{user}:rX {hls.parent}"),
-    ("variant", "cannot list {hls}/0 (HLS_DIR's variant folder 0): setfacl -R -m u:{user}:rX"),
-    ("playlist", "cannot read {hls}/0/stream.m3u8 (HLS_DIR's variant folder 0): setfacl"),
-    ("group", "cannot list {hls}/0 (HLS_DIR's variant folder 0): usermod -aG "),
+    # HLS_DIR itself cannot be reached: the setting's own line.
+    ("owncast", "HLS_DIR (from {place}/env)='{hls}': user {user} cannot enter {place}/home/owncast (permission "
+                "denied); as root: setfacl -m u:{user}:x {place}/home/owncast"),
+    ("ubuntu-home", "HLS_DIR (from {place}/env)='{hls}': user {user} cannot enter {place}/home/owncast "
+                    "(permission denied); as root: setfacl -m u:{user}:x {place}/home/owncast"),
+    ("hls-list", "user {user} cannot list HLS_DIR {hls}; " + READ_FIX),
+    ("variant", "user {user} cannot list {hls}/0 (HLS_DIR's variant folder 0); " + READ_FIX),
+    ("playlist", "user {user} cannot read {hls}/0/stream.m3u8 (HLS_DIR's variant folder 0); " + READ_FIX),
+    # Its group may read it, the user is not in that group: an ACL still, never a group to join (it would
+    # grant all the group may, and was once `usermod -aG root`).
+    ("group", "user {user} cannot list {hls}/0 (HLS_DIR's variant folder 0); " + READ_FIX),
 ])
-def test_a_folder_the_user_cannot_read_is_named_with_its_fix_by_check_and_run(
+def test_a_folder_the_user_cannot_read_is_named_with_a_fix_that_works_pasted(
     place: Path, bucket: SeaweedS3, closing: str, expected: str
 ) -> None:
+    """Issue 68, item 3: `check` and `run` name the folder and its fix, the same line; pasted into a root
+    shell as printed, the next `check` as the user passes, and keeps passing once Owncast has made its
+    folders again, closed to others, at the next stream."""
+    assert shutil.which("setfacl"), "setfacl is not installed: scripts/test installs Debian's acl package"
     hls = owncast_folder(place)
     prepare_state(place)
     if closing == "owncast":
         (place / "home" / "owncast").chmod(0o700)  # Debian 12's home folders
+    elif closing == "ubuntu-home":
+        (place / "home" / "owncast").chmod(0o750)  # Ubuntu's (21.04 on): its group's, not the service's
     elif closing == "hls-list":
         hls.chmod(0o711)  # entered, not listed
     elif closing == "variant":
         (hls / "0").chmod(0o700)
     elif closing == "playlist":
         (hls / "0" / "stream.m3u8").chmod(0o600)
-    else:  # its group may read it, the user is not in the group
+    else:
         os.chown(hls / "0", 0, 4242)
         (hls / "0").chmod(0o750)
     line = expected.format(place=place, hls=hls, user="nobody")
@@ -144,26 +182,59 @@ def test_a_folder_the_user_cannot_read_is_named_with_its_fix_by_check_and_run(
     checked = as_user(place, "check", "--env-file", str(settings))
     assert checked.returncode == 2, checked.stdout + checked.stderr
     fails = [x for x in checked.stdout.splitlines() if x.startswith("FAIL")]
-    assert len(fails) == 1 and line in fails[0], checked.stdout
+    assert fails == [f"FAIL {line}"], checked.stdout
     assert "Traceback" not in checked.stdout + checked.stderr
 
     ran = as_user(place, "--env-file", str(settings), "run")
     errors = [x for x in ran.stderr.splitlines() if x.startswith("hls-broadcaster: error:")]
-    assert ran.returncode == 2 and len(errors) == 1 and line in errors[0], ran.stderr
+    assert ran.returncode == 2 and errors == [f"hls-broadcaster: error: {line}"], ran.stderr
     assert "Traceback" not in ran.stderr + ran.stdout
 
+    paste(line)
+    again = as_user(place, "check", "--env-file", str(settings))
+    assert again.returncode == 0, again.stdout + again.stderr
+    if not closing.endswith(("owncast", "home")):
+        remake_as_owncast(hls)
+        after = as_user(place, "check", "--env-file", str(settings))
+        assert after.returncode == 0, after.stdout + after.stderr
 
-@pytest.mark.parametrize("mistake", ["unreadable", "closed-folder", "a-folder", "not-utf8", "missing"])
+
+def test_the_acl_package_is_named_where_setfacl_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stock Debian has no setfacl: the fix installs its package first (pasted here by hand on Debian 12
+    before acl was installed: `apt-get update && apt-get install -y acl` set it up)."""
+    from broadcaster import fixes
+
+    real = shutil.which
+    monkeypatch.setattr(shutil, "which", lambda name: None if name == "setfacl" else real(name))
+    line = fixes.enter(Path("/home/owncast"))
+    user = pwd.getpwuid(os.geteuid()).pw_name
+    assert line == f"as root: apt-get update && apt-get install -y acl && setfacl -m u:{user}:x /home/owncast"
+    monkeypatch.setattr(shutil, "which", lambda name: None)  # not Debian's: named, not installed
+    assert fixes.enter(Path("/o")).endswith("setfacl -m u:" + user + ":x /o  # setfacl is in the acl package")
+
+
+@pytest.mark.parametrize("mistake", ["unreadable", "closed-folder", "closed-above", "a-folder", "not-utf8", "missing"])
 def test_an_env_file_that_cannot_be_read_is_one_line_exit_2(place: Path, mistake: str) -> None:
+    """The thing refused is named, the file or its folder (an unreadable folder was told as the file's mode),
+    and its fix, pasted as printed, lets the user read it: then the next line is about something else."""
     hls = owncast_folder(place)
     settings = env_file(place, None, hls)
     if mistake == "unreadable":
         settings.chmod(0o600)  # root's 0600: as docs/production.md once installed it
-        expected = f"env file {settings}: user "
+        # nobody's group is not its own (Debian's _apt is in it too): an ACL for it alone.
+        expected = f"env file {settings}: user nobody cannot read it (permission denied); as root: setfacl -m " \
+                   f"u:nobody:r {settings}"
     elif mistake == "closed-folder":
         (place / "etc").mkdir(mode=0o700)
         settings = settings.rename(place / "etc" / "env")
-        expected = f"env file {settings}: user nobody cannot enter {place / 'etc'}"
+        expected = f"env file {settings}: user nobody cannot enter {place / 'etc'}, its folder (permission " \
+                   f"denied); as root: setfacl -m u:nobody:x {place / 'etc'}"
+    elif mistake == "closed-above":
+        (place / "etc" / "hls").mkdir(parents=True)
+        (place / "etc").chmod(0o700)
+        settings = settings.rename(place / "etc" / "hls" / "env")
+        expected = f"env file {settings}: user nobody cannot enter {place / 'etc'}, on the way to it (permission " \
+                   f"denied); as root: setfacl -m u:nobody:x {place / 'etc'}"
     elif mistake == "a-folder":
         settings.unlink()
         settings.mkdir()
@@ -178,20 +249,32 @@ def test_an_env_file_that_cannot_be_read_is_one_line_exit_2(place: Path, mistake
         done = as_user(place, *argv)
         said = (done.stdout + done.stderr).strip().splitlines()
         assert done.returncode == 2 and len(said) == 1 and expected in said[0], (argv, said)
+        assert AS_ROOT not in expected or said[0].endswith(expected), said  # the fix ends the line
         assert "Traceback" not in done.stderr
+    if AS_ROOT in expected:
+        paste(said[0])
+        done = as_user(place, "check", "--env-file", str(settings))
+        assert "env file" not in done.stdout + done.stderr, done.stdout + done.stderr
+        assert f"ok   HLS_DIR {hls}" in done.stdout, done.stdout  # read, and every check run
 
 
-def test_a_state_dir_the_user_cannot_write_is_named(place: Path) -> None:
+def test_a_state_dir_the_user_cannot_write_is_named_with_a_fix_that_works_pasted(place: Path) -> None:
     hls = owncast_folder(place)
     (place / "state").mkdir(mode=0o755)  # root's, not the service user's
     done = as_user(place, "check", "--env-file", str(env_file(place, None, hls)))
     assert done.returncode == 2 and "Traceback" not in done.stdout + done.stderr
-    assert f"FAIL STATE_DIR (from {place / 'env'})='{place / 'state'}': not writable by user" in done.stdout
+    (line,) = [x for x in done.stdout.splitlines() if "STATE_DIR" in x]
+    assert line == (f"FAIL STATE_DIR (from {place / 'env'})='{place / 'state'}': not writable by user nobody; as "
+                    f"root: install -d -m 0750 -o nobody {place / 'state'} && chown -R nobody {place / 'state'}"), line
+    paste(line)
+    again = as_user(place, "check", "--env-file", str(env_file(place, None, hls)))
+    assert f"ok   STATE_DIR {place / 'state'}: writable by user nobody" in again.stdout, again.stdout
 
 
 def test_state_files_left_by_a_run_as_root_are_named_by_check_and_run(place: Path) -> None:
     """`sudo hls-broadcaster run` by hand once leaves root's 0600 files in STATE_DIR: the service's user then
-    failed to lock it at every start (exit 1, restarted in a loop); now a line naming the file and the fix."""
+    failed to lock it at every start (exit 1, restarted in a loop); now a line naming the file and the fix,
+    which works pasted."""
     hls = owncast_folder(place)
     prepare_state(place)
     for name in ("lock", "state.json"):
@@ -202,9 +285,49 @@ def test_state_files_left_by_a_run_as_root_are_named_by_check_and_run(place: Pat
         done = as_user(place, *argv)
         said = [x for x in (done.stdout + done.stderr).splitlines() if "STATE_DIR" in x]
         assert done.returncode == 2 and len(said) == 1, (argv, done.stdout, done.stderr)
-        assert f"user nobody cannot rewrite lock in it (left by a run as another user?): chown -R nobody " \
-               f"{place / 'state'}" in said[0], said
+        assert f"user nobody cannot rewrite lock in it (left by a run as another user?); as root: install -d -m " \
+               f"0750 -o nobody {place / 'state'} && chown -R nobody {place / 'state'}" in said[0], said
         assert "Traceback" not in done.stdout + done.stderr
+    paste(said[0])
+    again = as_user(place, "check", "--env-file", str(settings))
+    assert f"ok   STATE_DIR {place / 'state'}: writable by user nobody" in again.stdout, again.stdout
+
+
+def test_check_as_root_proves_nothing_unless_told_the_user(place: Path, bucket: SeaweedS3) -> None:
+    """Root enters every folder: its check said "all checks passed" (exit 0) while the service's user could
+    not enter Owncast's folder. Now it fails saying so, unless told the user (--as), whose check it then is."""
+    if os.geteuid() != 0:
+        pytest.skip("not root")
+    hls = owncast_folder(place)
+    prepare_state(place)
+    (place / "home" / "owncast").chmod(0o700)
+    settings = env_file(place, bucket, hls)
+    env = environ(place)
+
+    (place / ".stage").mkdir()
+
+    def check(*more: str) -> subprocess.CompletedProcess[str]:
+        # As root, in the namespace where the user reaches this Python (which may live in root's home).
+        argv = as_nobody([sys.executable, "-m", "broadcaster", "check", "--env-file", str(settings), *more],
+                         place / ".stage", drop_root=False)
+        return subprocess.run(argv, capture_output=True, text=True, timeout=120, env=with_this_code(env), cwd=place)
+
+    as_root = check()
+    fails = [x for x in as_root.stdout.splitlines() if x.startswith("FAIL")]
+    assert as_root.returncode == 2 and fails == [f"FAIL {ROOT_CHECK}"], as_root.stdout
+    assert "all checks passed" not in as_root.stdout
+    told = check("--as", "nobody")
+    fails = [x for x in told.stdout.splitlines() if x.startswith("FAIL")]
+    assert told.returncode == 2 and len(fails) == 1, told.stdout + told.stderr
+    assert f"user nobody cannot enter {place / 'home' / 'owncast'} (permission denied)" in fails[0], fails
+    (place / "home" / "owncast").chmod(0o755)
+    passed = check("--as", "nobody")
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    assert f"ok   HLS_DIR {hls}: user nobody can enter" in passed.stdout
+    assert check("--as", "root").returncode == 0  # the operator says the service runs as root
+    unknown = check("--as", "no-such-user-68")
+    assert unknown.returncode == 2 and unknown.stderr.strip() == "hls-broadcaster: error: --as no-such-user-68: " \
+        "no such user", unknown.stderr
 
 
 def test_check_before_the_first_start_does_not_need_state_dir(place: Path, bucket: SeaweedS3) -> None:
@@ -319,3 +442,17 @@ def test_no_value_of_any_setting_gives_a_traceback(tmp_path: Path, name: str, mo
             _check_state_dir(settings, report)
             _check_listeners(settings, report)
             assert all("\n" not in line for line in lines), (value, lines)
+
+
+def test_the_inotify_fix_is_a_shell_line_that_raises_the_limits_now_and_at_boot(tmp_path: Path) -> None:
+    """Not pasted here (it would change the kernel's limits for the whole machine, and /etc): the line
+    parses as sh reads it, and what it writes, written elsewhere, is sysctl's format for the two limits."""
+    from broadcaster import fixes
+
+    command = fixes.inotify_limits().split(AS_ROOT, 1)[1]
+    assert subprocess.run(["sh", "-n", "-c", command], capture_output=True, timeout=30).returncode == 0
+    written = tmp_path / "60-hls-broadcaster.conf"
+    subprocess.run(["sh", "-c", command.split(" && ")[0].replace(str(fixes.INOTIFY_LIMITS), str(written))],
+                   check=True, timeout=30)
+    assert written.read_text() == "fs.inotify.max_user_instances=512\nfs.inotify.max_user_watches=524288\n"
+    assert command.endswith(f"sysctl -p {fixes.INOTIFY_LIMITS}")

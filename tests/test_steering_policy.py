@@ -109,7 +109,9 @@ def test_the_public_url_failing_twice_in_a_row_sends_players_away(world: World) 
     policy.probed("bucket", False, "HTTP 503")
     world.run(0.5)
     assert policy.first == "vm" and policy.reason == PUBLIC_URL
-    assert "HTTP 503" in (policy.health_reason() or "")
+    # Read as a sentence (it said "the bucket's its public URL" before issue 68).
+    assert (policy.health_reason() or "").endswith(
+        "the bucket pathway: its public URL does not answer the service (HTTP 503)"), policy.health_reason()
     policy.probed("bucket", True)
     world.run(TARGET + 0.5)
     assert policy.first == "bucket"

@@ -16,7 +16,8 @@ MAX_PARAMETERS = 10  # a function that needs more takes a record of them, or doe
 STAGES = {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
 # Top-level modules: shared ones every stage may use (they import no stage), and the ones that compose the
 # stages into a program (they import any). Every top-level module is one or the other.
-SHARED = {"metrics", "lograte", "numbers", "tails", "files", "settings", "setting_values", "pathway_settings"}
+SHARED = {"metrics", "lograte", "numbers", "tails", "files", "fixes", "settings", "setting_values",
+          "pathway_settings"}
 COMPOSERS = {"__init__", "__main__", "cli", "service", "preflight"}
 # Each variant's playlist has one owner, VariantPlaylist (issue 49): only these modules name a
 # ManifestGenerator or build one (manifest.resume does): the window itself, its owner, and the restore

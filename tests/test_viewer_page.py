@@ -142,6 +142,28 @@ async def test_a_page_not_built_from_its_files_is_named_in_the_log(
     assert len(warnings) == 1 and "viewer.min.js" in warnings[0] and "viewer.min.css" not in warnings[0], warnings
 
 
+@pytest.mark.parametrize("name", ["watching.min.js", "p2p.min.js"])
+async def test_a_module_named_only_inside_viewer_min_js_edited_by_hand_is_named_at_start(
+        aiohttp_client: AiohttpClient, tmp_path: Path, caplog: pytest.LogCaptureFixture, name: str) -> None:
+    """Issue 68: watching.min.js and p2p.min.js are named (by the hash of their bytes) only inside
+    viewer.min.js; a hand edit of one went unnoticed. At start, one line names it, its recorded hash and
+    its own."""
+    viewer = tmp_path / "viewer"
+    shutil.copytree(VIEWER, viewer, ignore=shutil.ignore_patterns("src"))
+    caplog.set_level(logging.WARNING)
+    await client_for(aiohttp_client, viewer)
+    assert not [r for r in caplog.records if "viewer" in r.getMessage()], caplog.records  # as built: silent
+    (viewer / name).write_bytes((viewer / name).read_bytes() + b"\n// edited\n")
+    recorded = re.search(rf"\./{re.escape(name)}\?v=([0-9a-f]{{16}})", (viewer / "viewer.min.js").read_text())
+    assert recorded is not None
+    now = hashlib.sha256((viewer / name).read_bytes()).hexdigest()[:16]
+    await client_for(aiohttp_client, viewer)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [f"viewer: {viewer}: not the files scripts/build-viewer wrote (edited by hand?): viewer.min.js "
+                        f"names {name} at v={recorded[1]}, the file is v={now}; build them again "
+                        "(scripts/build-viewer) or reinstall"], warnings
+
+
 @pytest.mark.parametrize(("title", "description"), [
     ("Friday <b>jazz</b> & \"friends\"", "Live from the <cellar>, every week"),
     ("", ""),

@@ -229,7 +229,9 @@ async def test_the_page_and_its_embed_form_say_who_may_frame_them(aiohttp_client
     for path in ("/", "/index.html", "/?embed=1", "/embed"):
         response = await client.get(path)
         assert response.status == 200, path
-        assert response.headers["Content-Security-Policy"] == "frame-ancestors https://a.example https://*.b.example"
+        policy = response.headers["Content-Security-Policy"].split("; ")
+        assert policy[-1] == "frame-ancestors https://a.example https://*.b.example", policy
+        assert "script-src 'self'" in policy and "default-src 'self'" in policy, policy  # issue 68
         again = await client.get(path, headers={"If-None-Match": response.headers["ETag"]})
         assert again.status == 304 and again.headers["Content-Security-Policy"] == response.headers[
             "Content-Security-Policy"], path
@@ -384,3 +386,36 @@ def test_the_heartbeats_client_key_is_the_held_caps_address_but_an_ipv6_clients_
             request._transport_peername = ("127.0.0.1", 40000)
             keys.add(client_key(request, Proxies(cloudflare=True)))
         assert keys == {"2001:db8:1::/48"}, keys
+
+
+# -- the page's Content-Security-Policy (issue 68; in Chromium: tests/test_csp_browser.py) ----------------
+
+
+def policy_of(**over: str) -> dict[str, list[str]]:
+    from broadcaster.http.page_policy import media_origins, page_policy
+
+    s = settings_with(**over)
+    value = page_policy(frame_ancestors=s.frame_ancestors, media=media_origins(s), trackers=s.p2p_trackers,
+                        owncast_url=s.owncast_url, sources=s.viewer_sources)
+    return {d.split(" ")[0]: d.split(" ")[1:] for d in value.split("; ")}
+
+
+def test_the_page_policy_allows_scripts_from_here_alone_and_connections_to_what_the_settings_name() -> None:
+    plain = policy_of()
+    assert plain["script-src"] == ["'self'"] and plain["default-src"] == ["'self'"]
+    assert plain["style-src"] == ["'self'"] and plain["object-src"] == ["'none'"] and plain["base-uri"] == ["'none'"]
+    assert plain["connect-src"] == ["'self'", "https://cdn.example"]
+    assert plain["media-src"] == ["'self'", "blob:", "https://cdn.example"]
+    assert plain["worker-src"] == ["'self'", "blob:"] and plain["frame-ancestors"] == ["'self'"]
+    every = policy_of(P2P_TRACKERS="wss://tracker.example.com/announce,ws://127.0.0.1:8000",
+                      OWNCAST_URL="https://owncast.example.com", FRAME_ANCESTORS="https://a.example")
+    assert every["connect-src"] == ["'self'", "https://cdn.example", "wss://tracker.example.com",
+                                    "ws://127.0.0.1:8000", "https://owncast.example.com"]
+    assert every["script-src"] == ["'self'"] and every["frame-ancestors"] == ["https://a.example"]
+    presigned = policy_of(SEGMENT_URLS="presigned", R2_PUBLIC_URL="", PRESIGN_EXPIRY="7200",
+                          S3_ENDPOINT_URL="https://acct.r2.cloudflarestorage.com")
+    assert presigned["connect-src"] == ["'self'", "https://acct.r2.cloudflarestorage.com"]
+    # Another site's playlists may name segments anywhere: https: for them, http: only when one is http.
+    assert policy_of(VIEWER_SOURCES="https://other.example")["connect-src"][-2:] == ["https://other.example", "https:"]
+    assert policy_of(VIEWER_SOURCES="*")["connect-src"][-2:] == ["https:", "http:"]
+    assert all("'unsafe" not in value for values in policy_of(VIEWER_SOURCES="*").values() for value in values)

@@ -28,8 +28,9 @@ from . import health as readings
 from . import limits, viewer
 from .clients import Clients, Network, Proxies
 from .common import CLIENT_MAX_SIZE, CONNECTION_LOG, elsewhere
-from .keys import (DEFAULT_VARIANT, EVENTS, FRAME_ANCESTORS, HEALTH, METRICS, STATE_EVENTS, VIEWER_CONFIG,
+from .keys import (DEFAULT_VARIANT, EVENTS, HEALTH, METRICS, PAGE_POLICY, STATE_EVENTS, VIEWER_CONFIG,
                    VIEWER_FILES, HealthSource)
+from .page_policy import page_policy
 from .pathway import SteeringRoute, SteeringSource, VmSegments
 from .playlists import MAX_HELD, Horizon, MasterSource, PlaylistRoutes, PlaylistSource
 from .viewer_files import ViewerFiles
@@ -106,6 +107,7 @@ class ViewerOptions:
     show_viewer_count: bool = True  # "N watching" on the page
     owncast_url: str = ""  # the page pings <this>/api/ping while playing; "" = off
     frame_ancestors: str = "'self'"  # the sites that may frame the page (a CSP frame-ancestors value)
+    media_origins: tuple[str, ...] = ()  # where its player fetches segments besides here (page_policy.py)
     sources: tuple[str, ...] = ()  # origins ?src= may play besides this service's playlists; ("*",) = any
     title: str = ""  # the page's title and heading (STREAM_TITLE); "" = Owncast's name, else the page's own
     description: str = ""  # the line under it (STREAM_DESCRIPTION); "" = Owncast's summary, else none
@@ -229,7 +231,10 @@ def create_app(
             root, max_open=viewer_options.max_open, write_timeout=viewer_options.write_timeout,
             on_write_timeout=on_timeout, config=app[VIEWER_CONFIG],  # the page carries it (issue 42)
             words=Words(viewer_options.title, viewer_options.description))
-        app[FRAME_ANCESTORS] = viewer_options.frame_ancestors
+        app[PAGE_POLICY] = page_policy(
+            frame_ancestors=viewer_options.frame_ancestors, media=viewer_options.media_origins,
+            trackers=viewer_options.p2p_trackers, owncast_url=viewer_options.owncast_url,
+            sources=viewer_options.sources)
         r.add_get("/config.json", viewer.viewer_config)
         if audience is not None:
             watching = WatchingRoute(audience, show=viewer_options.show_viewer_count, proxies=proxies,

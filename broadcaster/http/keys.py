@@ -24,4 +24,4 @@ STATE_EVENTS = web.AppKey("state_events", StatusWatcher)  # only set when the ap
 DEFAULT_VARIANT = web.AppKey("default_variant", int)
 VIEWER_FILES = web.AppKey[ViewerFiles]("viewer_files")  # only set when a viewer is served
 VIEWER_CONFIG = web.AppKey("viewer_config", bytes)  # config.json: where the viewer finds the stream
-FRAME_ANCESTORS = web.AppKey("frame_ancestors", str)  # CSP frame-ancestors of the viewer page
+PAGE_POLICY = web.AppKey("page_policy", str)  # the viewer page's Content-Security-Policy (page_policy.py)

@@ -14,10 +14,10 @@ The page starts as fast as hls.js alone would (issue 42): it carries /config.jso
 its playlist beside its scripts (viewer_page.py); its module comes combined with the modules it imports
 (esbuild, at build time), and names the two it imports later by versioned URL, so none takes that 302.
 
-The page, and its embed form (`/embed`: the video and its controls, nothing else), carry a
-`Content-Security-Policy: frame-ancestors` header naming the sites that may frame them (FRAME_ANCESTORS;
-a `<meta>` policy cannot say it). The rest of the page's policy stays in its `<meta>`, so it holds
-wherever the page is hosted.
+The page, and its embed form (`/embed`: the video and its controls, nothing else), carry the page's
+Content-Security-Policy header (page_policy.py): scripts from this service alone, connections to it, the
+bucket and the trackers, and the sites that may frame them (FRAME_ANCESTORS; a `<meta>` policy cannot say
+it). The page's own `<meta>` policy stays too, so a copy hosted elsewhere keeps one.
 
 Every file is read and hashed once, when the app is made (viewer_files.py): a request is a lookup. A
 large one (hls.min.js, 624 KB) is sent from its file by sendfile while the file is the one read (else
@@ -30,7 +30,7 @@ from __future__ import annotations
 from aiohttp import hdrs, web
 
 from .common import REVALIDATE, SERVER_NAME, edge_headers, elsewhere, guarded
-from .keys import DEFAULT_VARIANT, FRAME_ANCESTORS, VIEWER_CONFIG, VIEWER_FILES
+from .keys import DEFAULT_VARIANT, PAGE_POLICY, VIEWER_CONFIG, VIEWER_FILES
 from .viewer_files import REDIRECT_CACHE_CONTROL, SMALL, VERSIONED, ViewerFile
 from .viewer_page import PAGE
 
@@ -81,8 +81,8 @@ async def viewer_file(request: web.Request) -> web.StreamResponse:
 async def _page(request: web.Request, found: ViewerFile) -> web.StreamResponse:
     # Any query string ignored: the page is small, and names the versions. 304s carry the policy too:
     # the browser takes the stored page's headers from them.
-    framing = {str(hdrs.CONTENT_SECURITY_POLICY): f"frame-ancestors {request.app[FRAME_ANCESTORS]}"}
-    return await _file(request, found, REVALIDATE, framing)
+    policy = {str(hdrs.CONTENT_SECURITY_POLICY): request.app[PAGE_POLICY]}
+    return await _file(request, found, REVALIDATE, policy)
 
 
 async def _file(request: web.Request, found: ViewerFile, cache_control: str,

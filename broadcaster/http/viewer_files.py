@@ -108,10 +108,7 @@ class ViewerFiles:
             return
         text = raw.body.decode("utf-8", "replace")
         versions = {name: found.version for name, found in self._files.items()}
-        wrong = viewer_page.stale(viewer_page.versions_named(text), versions)
-        if wrong:
-            log.warning("viewer: %s names %s at another version than the file's: run scripts/build-viewer "
-                        "(those URLs each take a redirect)", root / PAGE, ", ".join(wrong))
+        _check_versions(root, text, self._files, versions)
         config_read = viewer_page.Config(config)
         preload = [(name, versions[name]) for name in config_read.preload if name in versions]
         body = viewer_page.render(text, config_read, words, preload).encode()
@@ -186,6 +183,21 @@ class _SentFile(web.FileResponse):
         if self.prepared:
             return None
         return await super().prepare(request)
+
+
+def _check_versions(root: Path, page: str, files: dict[str, ViewerFile], versions: dict[str, str]) -> None:
+    """The built files as scripts/build-viewer wrote them: each names the files it loads by the hash of
+    their bytes (the page its scripts and stylesheet, viewer.min.js the two modules it imports later), so
+    a file edited by hand (or a page not built from the files beside it) is found here, at start, and
+    named in one line. It is still served (its URLs take a redirect to its version)."""
+    named = [(PAGE, viewer_page.versions_named(page))]
+    named += [(name, viewer_page.imports_named(f.body.decode("utf-8", "replace")))
+              for name, f in sorted(files.items()) if name.endswith(".js")]
+    wrong = [f"{namer} names {name} at v={listed[name]}, the file is v={versions.get(name, 'missing')}"
+             for namer, listed in named for name in viewer_page.stale(listed, versions)]
+    if wrong:
+        log.warning("viewer: %s: not the files scripts/build-viewer wrote (edited by hand?): %s; build them "
+                    "again (scripts/build-viewer) or reinstall", root, "; ".join(wrong))
 
 
 def _read_folder(root: Path) -> dict[str, ViewerFile]:

@@ -31,6 +31,8 @@ _DESCRIPTION = '<p id="description" class="description" hidden></p>'
 PRELOAD_WHEN = {"p2p": "p2p.min.js"}
 # A file the built page names by version: src="x?v=<16 hex digits>" or href="x?v=...".
 _VERSIONED = re.compile(r"""\b(?:src|href)=(["'])([A-Za-z0-9][A-Za-z0-9_.-]{0,199})\?v=([0-9a-f]{16})\1""")
+# A file a built module imports by version (viewer/src/build.mjs): import("./x?v=<16 hex digits>").
+_IMPORTED = re.compile(r"""\bimport\(\s*(["'])\./([A-Za-z0-9][A-Za-z0-9_.-]{0,199})\?v=([0-9a-f]{16})\1""")
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,11 @@ class Config:
 def versions_named(text: str) -> dict[str, str]:
     """The files the page names by version: {name: version}."""
     return {m.group(2): m.group(3) for m in _VERSIONED.finditer(text)}
+
+
+def imports_named(text: str) -> dict[str, str]:
+    """The files a built module imports by version: {name: version}."""
+    return {m.group(2): m.group(3) for m in _IMPORTED.finditer(text)}
 
 
 def render(text: str, config: Config, words: Words, modules: Sequence[tuple[str, str]]) -> str:

@@ -2,8 +2,8 @@
 folders, read their files, and watch them (inotify)?
 
 The likeliest set-up mistake: Owncast lives under /home/owncast (0700 on Debian 12, 0750 on Ubuntu) and
-the service's user cannot get in. Each problem is one line naming the folder and the usual fix (an ACL
-for this user, or the folder's group), for `check`, for `run` before anything starts (exit 2), and for
+the service's user cannot get in. Each problem is one line naming the folder and its fix (an ACL for
+this user alone: fixes.py), for `check`, for `run` before anything starts (exit 2), and for
 /health while it runs (`AccessWatch`: Owncast recreates its folders at every stream, and an ACL set on
 them by hand goes with them). Only a refusal counts: a folder gone in between (Owncast wiping it) is
 the watcher's business.
@@ -14,28 +14,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import stat
 from pathlib import Path
 
-from ..files import closed_folder, enter_fix, group_name, user_name
+from .. import fixes
+from ..files import closed_folder, user_name
 from . import inotify
 
 ACCESS_INTERVAL = 5.0  # seconds between two checks while the service runs
 _SEGMENT_SUFFIXES = (".ts", ".m4s", ".mp4")
-
-
-def _read_fix(hls_dir: Path, refused: Path) -> str:
-    """The folder's group where it grants reading and this user is not in it; else an ACL on the folder
-    above HLS_DIR, with a default ACL, which the folders Owncast makes at each stream inherit."""
-    user = user_name()
-    with contextlib.suppress(OSError):
-        st = refused.stat()
-        wanted = (stat.S_IRGRP | stat.S_IXGRP) if stat.S_ISDIR(st.st_mode) else stat.S_IRGRP
-        if st.st_mode & wanted == wanted and st.st_gid not in os.getgroups():
-            return f"usermod -aG {group_name(st.st_gid)} {user} (then restart the service)"
-    top = hls_dir.parent
-    return (f"setfacl -R -m u:{user}:rX {top} && setfacl -R -d -m u:{user}:rX {top} (the default ACL, -d, "
-            "covers the folders Owncast makes at each stream)")
 
 
 def problems(hls_dir: Path, *, watch: bool) -> list[str]:
@@ -45,14 +31,14 @@ def problems(hls_dir: Path, *, watch: bool) -> list[str]:
     closed = closed_folder(hls_dir / "x")  # HLS_DIR itself included
     if closed is not None:
         where = "HLS_DIR" if closed == hls_dir else "on the way to HLS_DIR"
-        return [f"user {user} cannot enter {closed} ({where}): {enter_fix(closed)}"]
+        return [f"user {user} cannot enter {closed} ({where}); {fixes.enter(closed)}"]
     found: list[str] = []
     folders = [hls_dir]
     try:
         with os.scandir(hls_dir) as entries:
             folders += sorted(Path(e.path) for e in entries if e.name.isdigit() and _is_dir(e))
     except PermissionError:
-        return [f"user {user} cannot list HLS_DIR {hls_dir}: {_read_fix(hls_dir, hls_dir)}"]
+        return [f"user {user} cannot list HLS_DIR {hls_dir}; {fixes.read_owncast(hls_dir)}"]
     except OSError:
         return []  # gone (Owncast replacing it): nothing refused
     for folder in folders:
@@ -64,8 +50,7 @@ def problems(hls_dir: Path, *, watch: bool) -> list[str]:
             inotify.FolderWatch(hls_dir).close()
         except OSError as err:
             found.append(f"user {user} cannot watch HLS_DIR {hls_dir} with inotify ({err.strerror or err}): "
-                         "raise fs.inotify.max_user_instances / max_user_watches (sysctl), or set "
-                         "HLS_WATCH=watchfiles")
+                         f"set HLS_WATCH=watchfiles, or raise the kernel's limits; {fixes.inotify_limits()}")
     return found
 
 
@@ -83,7 +68,7 @@ def _folder_problem(hls_dir: Path, folder: Path, user: str) -> str | None:
         with os.scandir(folder) as entries:
             names = sorted(e.name for e in entries)
     except PermissionError:
-        return f"user {user} cannot list {folder} ({what}): {_read_fix(hls_dir, folder)}"
+        return f"user {user} cannot list {folder} ({what}); {fixes.read_owncast(hls_dir)}"
     except OSError:
         return None
     files = [n for n in ("stream.m3u8",) if n in names]
@@ -93,7 +78,7 @@ def _folder_problem(hls_dir: Path, folder: Path, user: str) -> str | None:
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
         except PermissionError:
-            return f"user {user} cannot read {path} ({what}): {_read_fix(hls_dir, path)}"
+            return f"user {user} cannot read {path} ({what}); {fixes.read_owncast(hls_dir)}"
         except OSError:
             continue  # gone, or a symlink (the watcher refuses those itself)
         os.close(fd)

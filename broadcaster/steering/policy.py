@@ -229,8 +229,8 @@ class SteeringPolicy:
         if self.first == hls.BUCKET_PATHWAY:
             return None
         bucket = self._state[hls.BUCKET_PATHWAY]
-        return (f"players steered to the {self.first} pathway for {self.steered_for:.0f}s: the bucket's "
-                f"{bucket.detail}{self._failing_details(hls.BUCKET_PATHWAY)}")
+        return (f"players steered to the {self.first} pathway for {self.steered_for:.0f}s: the bucket "
+                f"pathway: {bucket.detail}{self._failing_details(hls.BUCKET_PATHWAY)}")
 
     def pages(self) -> dict[str, int]:
         """Viewer pages by the pathway their last report (within two report intervals) said they play."""
@@ -347,7 +347,7 @@ class SteeringPolicy:
                      "(priority %s)", now - self._first_since, was, ", ".join(self._priority))
         else:
             reason = bucket.reason or NORMAL
-            log.warning("steering players to the %s pathway (priority %s): the bucket's %s%s", first,
+            log.warning("steering players to the %s pathway (priority %s): the bucket pathway: %s%s", first,
                         ", ".join(self._priority), bucket.detail, self._failing_details(hls.BUCKET_PATHWAY))
         self._first_reason = reason
         self._first_since = now

@@ -25,7 +25,7 @@ module.exports = {
       exp_backoff_restart_delay: 1000,
       min_uptime: "10s",
       max_restarts: 1000000,
-      stop_exit_codes: [2], // a bad TRACKER_* setting: restarting cannot fix it
+      stop_exit_codes: [2], // a bad TRACKER_* setting or its port taken: restarting cannot fix it
       kill_timeout: 5000,
       max_memory_restart: "400M",
       env: {

@@ -81,7 +81,9 @@ tracker.listen().then(({ address, port }) => {
     `${options.idleMs / 1000} s idle); serving ${swarms.describe()}`)
 }, (err) => {
   console.error(`tracker: cannot listen on ${options.host}:${options.port} (TRACKER_HOST/TRACKER_PORT): ${err.message}`)
-  process.exit(1)
+  // Taken, below 1024 or not this machine's address: a set-up mistake, exit 2 (the unit and the pm2 entry
+  // do not restart it; a restart would meet the same); anything else 1.
+  process.exit(['EADDRINUSE', 'EACCES', 'EADDRNOTAVAIL'].includes(err.code) ? 2 : 1)
 })
 
 function stop (signal) {

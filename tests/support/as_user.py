@@ -24,6 +24,7 @@ import stat
 import subprocess
 import sys
 import sysconfig
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -39,27 +40,30 @@ def _others_enter(folder: Path) -> bool:
         return False
 
 
-def _needed() -> list[Path]:
+def _needed(also: Sequence[Path] = ()) -> list[Path]:
     """What a Python process of this checkout reads: the interpreter, its libraries, site-packages
-    (editable installs point elsewhere through .pth files: those folders too), and the checkout."""
-    paths = {Path(sys.executable).resolve(), Path(sys.prefix), Path(sys.base_prefix), ROOT,
+    (editable installs point elsewhere through .pth files: those folders too), and the checkout; and
+    `also` (pm2's installed folder, for tests/test_pm2.py)."""
+    paths = {Path(sys.executable).resolve(), Path(sys.prefix), Path(sys.base_prefix), ROOT, *also,
              Path(sysconfig.get_paths()["stdlib"]), Path(sysconfig.get_paths()["purelib"])}
     paths.update(Path(p) for p in site.getsitepackages())
     paths.update(Path(p) for p in sys.path if p and Path(p).is_dir())
     return sorted(p for p in paths if p.exists())
 
 
-def _blocked() -> dict[Path, set[str]]:
-    """Folders others cannot enter on the way to what Python needs -> the entries needed inside each
-    (one closed folder per path: a second one further down cannot be opened this way)."""
+def _blocked(also: Sequence[Path] = ()) -> dict[Path, set[str]]:
+    """The first folder others cannot enter on the way to what Python needs -> the paths needed inside it,
+    each down to the entry below the last closed folder on its way (/root/.cache/x under /root and
+    /root/.cache, both 0700: .cache/x; the folders above it are made open in the tmpfs over /root)."""
     blocked: dict[Path, set[str]] = {}
-    for path in _needed():
+    for path in _needed(also):
         resolved = path.resolve()
         closed = [f for f in [*reversed(resolved.parents), resolved] if f.is_dir() and not _others_enter(f)]
-        if len(closed) > 1 or (closed and closed[0] == resolved):
-            pytest.skip(f"{resolved} lies behind folders another user cannot enter: {closed}")
+        if closed and closed[-1] == resolved:
+            pytest.skip(f"{resolved} itself cannot be entered by another user")
         if closed:
-            blocked.setdefault(closed[0], set()).add(resolved.relative_to(closed[0]).parts[0])
+            below = resolved.parts[:len(closed[-1].parts) + 1]
+            blocked.setdefault(closed[0], set()).add(str(Path(*below).relative_to(closed[0])))
     return blocked
 
 
@@ -70,13 +74,14 @@ def _setpriv() -> list[str]:
     return [setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--inh-caps=-all", "--"]
 
 
-def as_nobody(argv: list[str], stage: Path) -> list[str]:
+def as_nobody(argv: list[str], stage: Path, *, drop_root: bool = True, also: Sequence[Path] = ()) -> list[str]:
     """`argv` as uid 65534. `stage`: an empty folder of the caller's, the namespace's scratch mount point
-    (the caller removes it)."""
+    (the caller removes it). drop_root=False: still root, in the namespace where another user reaches
+    Python (for a command that drops root itself: `check --as nobody`)."""
     if os.geteuid() != 0:
         pytest.skip("not root: cannot make folders owned by another user, nor run as one")
-    drop = _setpriv()
-    blocked = _blocked()
+    drop = _setpriv() if drop_root else []
+    blocked = _blocked(also)
     if not blocked:
         return [*drop, *argv]
     unshare = shutil.which("unshare")
@@ -94,7 +99,7 @@ def as_nobody(argv: list[str], stage: Path) -> list[str]:
     for folder in blocked:
         lines.append(f"mount -t tmpfs -o mode=0755 as-nobody {shlex.quote(str(folder))}")
     for _folder, held, source, make in moves:
-        lines += [f"{make} {shlex.quote(str(source))}",
+        lines += [f"mkdir -p {shlex.quote(str(source.parent))}", f"{make} {shlex.quote(str(source))}",
                   f"mount --bind {shlex.quote(str(held))} {shlex.quote(str(source))}"]
     lines.append("exec " + shlex.join([*drop, *argv]))
     probe = subprocess.run([unshare, "-m", "true"], capture_output=True, text=True, timeout=30)

@@ -115,16 +115,17 @@ class ServiceProcess:
             raise RuntimeError(f"service did not start ({why or 'it exited'}):\n" + "\n".join(self.lines[-20:]))
         return self
 
-    async def refused(self, timeout: float = 20.0) -> list[str]:
-        """Start it, expecting start-up to fail: it must not serve and must exit with code 1. Returns
-        its `hls-broadcaster: error:` lines."""
+    async def refused(self, timeout: float = 20.0, code: int = 2) -> list[str]:
+        """Start it, expecting start-up to fail: it must not serve and must exit with `code` (2: a set-up
+        mistake, which neither systemd's unit nor pm2's file restarts). Returns its
+        `hls-broadcaster: error:` lines."""
         try:
             await self.start(timeout)
         except RuntimeError:
             pass
         else:
             raise AssertionError(f"the service started at {self.url}")
-        assert await self.exited() == 1, self.lines[-20:]
+        assert await self.exited() == code, self.lines[-20:]
         return [line for line in self.lines if line.startswith("hls-broadcaster: error:")]
 
     def _limit(self) -> None:  # in the child, before exec

@@ -3,6 +3,7 @@ request (the first rule whose hostname and path match, the path matched as Go's 
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 from typing import Any
@@ -24,11 +25,16 @@ TRACKER = "http://127.0.0.1:8000"
 
 
 def tunnel_rules() -> list[dict[str, Any]]:
-    config = strict_yaml(ROOT / "cloudflared.yml.example")
+    return [dict(rule) for rule in _read_rules(ROOT / "cloudflared.yml.example")]
+
+
+@functools.cache
+def _read_rules(path: Path) -> tuple[dict[str, Any], ...]:
+    """The file read once per process (route() asks for every path it routes: hypothesis asks hundreds)."""
+    config = strict_yaml(path)
     assert config["tunnel"] and config["credentials-file"]
     assert re.fullmatch(r"[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}", config["tunnel"]), config["tunnel"]
-    rules: list[dict[str, Any]] = config["ingress"]
-    return rules
+    return tuple(config["ingress"])
 
 
 def go_search(pattern: str, text: str) -> bool:

@@ -1,0 +1,102 @@
+"""The fixes a permission error's line gives (settings, `check`, `run`, /health): each one a shell line
+that works pasted as root on a stock Debian or Ubuntu, for the user this process runs as, granting that
+user what it lacks and nothing more (tests/test_fixes_pasted.py pastes each as root and checks again as
+the user).
+
+- A folder of someone else's (Owncast's home, its data/hls): an ACL for this user alone (setfacl), never
+  a group, which would let in every member of it (and `chmod g+x` plus `usermod -aG root` once named
+  root's group). setfacl is in the `acl` package, which a stock Debian lacks: the line installs it first
+  where setfacl is missing.
+- The env file and its folder, made for the service (docs/production.md): the user's own group, as the
+  docs install them (0640 and 0750, root the owner), when that group is the user's alone; else an ACL.
+- STATE_DIR: the user's, as systemd's StateDirectory= makes it.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import shlex
+import shutil
+from pathlib import Path
+
+from .files import user_name
+
+AS_ROOT = "as root: "  # what every fix begins with; the rest of the line is the shell line to paste
+
+
+def own_group() -> str | None:
+    """This user's primary group when no one else is in it (useradd's group of the same name), else None:
+    granting that group grants this user alone."""
+    try:
+        user = pwd.getpwuid(os.geteuid())
+        group = grp.getgrgid(user.pw_gid)
+    except KeyError:
+        return None
+    if group.gr_mem and group.gr_mem != [user.pw_name]:
+        return None
+    if any(other.pw_gid == user.pw_gid and other.pw_uid != user.pw_uid for other in pwd.getpwall()):
+        return None
+    return group.gr_name
+
+
+def _q(path: Path) -> str:
+    return shlex.quote(str(path))
+
+
+def _setfacl(command: str) -> str:
+    """`command`, a setfacl line, with its package installed first where setfacl is missing."""
+    if shutil.which("setfacl") is not None:
+        return command
+    if shutil.which("apt-get") is not None:
+        return f"apt-get update && apt-get install -y acl && {command}"
+    return f"{command}  # setfacl is in the acl package"
+
+
+def enter(folder: Path) -> str:
+    """Let this user pass through `folder` (x only: it need not list it)."""
+    return AS_ROOT + _setfacl(f"setfacl -m u:{user_name()}:x {_q(folder)}")
+
+
+def read_owncast(hls_dir: Path) -> str:
+    """Let this user read HLS_DIR and everything in it, now and as Owncast makes it again at each stream:
+    the ACL on what is there, and a default ACL (-d), which new folders and files inherit, on HLS_DIR's
+    folders and on the folder above it (Owncast makes HLS_DIR itself anew). Nothing else of Owncast's."""
+    user, top, hls = user_name(), _q(hls_dir.parent), _q(hls_dir)
+    return AS_ROOT + _setfacl(
+        f"setfacl -d -m u:{user}:rX {top} && setfacl -R -m u:{user}:rX {hls} && "
+        f"find {hls} -type d -exec setfacl -d -m u:{user}:rX {{}} +")
+
+
+def read_service_file(path: Path) -> str:
+    """Let this user read a file made for the service (the env file)."""
+    group = own_group()
+    if group is not None:
+        return AS_ROOT + f"chgrp {shlex.quote(group)} {_q(path)} && chmod 0640 {_q(path)}"
+    return AS_ROOT + _setfacl(f"setfacl -m u:{user_name()}:r {_q(path)}")
+
+
+def enter_service_folder(folder: Path) -> str:
+    """Let this user into a folder made for the service (the env file's)."""
+    group = own_group()
+    if group is not None:
+        return AS_ROOT + f"chgrp {shlex.quote(group)} {_q(folder)} && chmod 0750 {_q(folder)}"
+    return enter(folder)
+
+
+INOTIFY_LIMITS = Path("/etc/sysctl.d/60-hls-broadcaster.conf")
+
+
+def inotify_limits() -> str:
+    """Raise the kernel's inotify limits for every user (the default 128 instances a user can be used up
+    by other programs), now and at every boot."""
+    return AS_ROOT + (f"printf 'fs.inotify.max_user_instances=512\\nfs.inotify.max_user_watches=524288\\n' "
+                      f"> {INOTIFY_LIMITS} && sysctl -p {INOTIFY_LIMITS}")
+
+
+def own_folder(folder: Path) -> str:
+    """Give this user a folder of its own (STATE_DIR), made where missing."""
+    user, group = user_name(), own_group()
+    owner = f"-o {shlex.quote(user)}" + (f" -g {shlex.quote(group)}" if group else "")
+    return AS_ROOT + f"install -d -m 0750 {owner} {_q(folder)} && chown -R {shlex.quote(user)} {_q(folder)}"

@@ -1,0 +1,74 @@
+"""The viewer page's Content-Security-Policy header (/ and /embed): what the page may load and where it may
+connect, so that a script injected through any bug runs nowhere (issue 68).
+
+- scripts, styles, fonts, workers' code: this service's own files only ('self'): the page has no inline
+  script or style (tests/test_deploy.py checks the built page), so it needs no hash or nonce;
+- hls.js runs its demuxer in a worker made from a blob: URL, and feeds the video through a blob: URL
+  (Media Source Extensions): worker-src and media-src 'self' blob:;
+- connect-src (its fetches: playlists, segments, the heartbeat, the trackers' WebSockets, Owncast's
+  ping): this service, the bucket's public URL (or the S3 endpoint with presigned URLs), a second bucket's,
+  the P2P trackers, OWNCAST_URL; and, with VIEWER_SOURCES, any https: (http: too for an http source or
+  '*'), since the other site's playlists may name segments anywhere;
+- media-src also names the buckets: a browser without Media Source Extensions plays the playlist itself;
+- frame-ancestors: FRAME_ANCESTORS (which only a header can say);
+- no plugins, no <base>, no forms.
+
+The page's own <meta> policy (viewer/src/index.html) stays for a copy hosted elsewhere; a browser enforces
+both, so what passes is what both allow. tests/test_csp_browser.py plays the page under it in Chromium
+(P2P off and on, embedded) with no violation, and sees an injected script refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from urllib.parse import urlsplit
+
+from ..settings import Settings
+
+
+def origin(url: str) -> str:
+    """scheme://host[:port] of `url` (a ws:// or wss:// tracker too), lowercased as browsers compare."""
+    parts = urlsplit(url)
+    return f"{parts.scheme.lower()}://{parts.netloc.lower().rsplit('@', 1)[-1]}"
+
+
+def media_origins(s: Settings) -> tuple[str, ...]:
+    """Where the page's player fetches segments (and playlists at the edge) besides this service."""
+    urls = [s.s3_endpoint_url if s.segment_urls == "presigned" else s.r2_public_url]
+    urls += [bucket.public_url for bucket in s.extra_buckets]  # every other bucket PATHWAYS names
+    if "vm" in s.pathways and s.vm_pathway_url:  # the VM's pathway on a hostname of its own
+        urls.append(s.vm_pathway_url)
+    return _unique(origin(u) for u in urls if u)
+
+
+def page_policy(*, frame_ancestors: str, media: Iterable[str] = (), trackers: Iterable[str] = (),
+                owncast_url: str = "", sources: Iterable[str] = ()) -> str:
+    """The header's value. `media`: media_origins; `trackers`: P2P_TRACKERS; `sources`: VIEWER_SOURCES."""
+    media = _unique(media)
+    elsewhere = list(sources)
+    anywhere: tuple[str, ...] = ()
+    if elsewhere:  # another site's playlists: their segments may be on any host
+        plain = "*" in elsewhere or any(s.startswith("http://") for s in elsewhere)
+        anywhere = ("https:", "http:") if plain else ("https:",)
+    connect = _unique(["'self'", *media, *(origin(t) for t in trackers),
+                       *((origin(owncast_url),) if owncast_url else ()),
+                       *(s for s in elsewhere if s != "*"), *anywhere])
+    played = _unique(["'self'", "blob:", *media, *anywhere])
+    directives = [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        f"connect-src {' '.join(connect)}",
+        f"media-src {' '.join(played)}",
+        "worker-src 'self' blob:",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'none'",
+        f"frame-ancestors {frame_ancestors}",
+    ]
+    return "; ".join(directives)
+
+
+def _unique(values: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(values))

@@ -1,0 +1,232 @@
+"""Issue 68, item 2: one rule for exit codes, and what each supervisor does with them.
+
+A mistake a restart cannot fix (a setting, Owncast's folder closed to the user, the port taken, a bucket
+that does not exist, credentials refused, STATE_DIR held by another service) ends `run` with exit 2 and
+one line; what a restart can fix (the bucket or the network unreachable) does not stop it: it starts and
+waits. Each case runs the real process (`python -m broadcaster run`, the tracker's `node tracker.mjs`)
+and its real exit is then judged by both of its shipped supervisors' restart rules, read from the files
+as systemd and pm2 read them (tests/support/restart_rules.py; tests/test_pm2.py runs the real pm2): the
+systemd unit and the pm2 file each restart neither a set-up mistake nor a clean stop by systemd, and
+each restarts a process killed from outside (the kernel's OOM killer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from broadcaster.demo.seaweed import SeaweedS3
+from tests.support.as_user import as_nobody, open_folder
+from tests.support.restart_rules import Ended, pm2_app, pm2_restarts, systemd_restarts
+from tests.support.service_process import ServiceProcess, service_env, with_this_code
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parent.parent
+UNIT = ROOT / "deploy" / "hls-broadcaster.service"
+PM2_FILE = ROOT / "deploy" / "ecosystem.config.js"
+TRACKER_UNIT = ROOT / "deploy" / "tracker" / "hls-broadcaster-tracker.service"
+TRACKER_PM2_FILE = ROOT / "broadcaster" / "tracker" / "ecosystem.config.cjs"
+SET_UP_MISTAKE = Ended(status=2)
+
+
+def restarted(ended: Ended, unit: Path = UNIT, pm2_file: Path = PM2_FILE) -> dict[str, bool]:
+    return {"systemd": systemd_restarts(unit, ended), "pm2": pm2_restarts(pm2_app(pm2_file), ended)}
+
+
+def taken_port() -> socket.socket:
+    """A listening socket on 127.0.0.1: its port is taken (the test closes it)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    return sock
+
+
+@pytest.fixture
+def hls(tmp_path: Path) -> Path:
+    folder = tmp_path / "hls"
+    folder.mkdir()
+    return folder
+
+
+async def refused(env: dict[str, str], cwd: Path) -> tuple[Ended, list[str]]:
+    service = ServiceProcess(env, cwd)
+    try:
+        await service.start(timeout=60)
+    except RuntimeError:
+        pass
+    else:
+        await service.stop()
+        raise AssertionError(f"the service started at {service.url}")
+    code = await service.exited()
+    assert not [line for line in service.lines if "Traceback" in line], service.lines
+    return Ended.of(code), [line for line in service.lines if line.startswith("hls-broadcaster: error:")]
+
+
+# -- the rules themselves, as read from the files -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(("unit", "pm2_file"), [(UNIT, PM2_FILE), (TRACKER_UNIT, TRACKER_PM2_FILE)],
+                         ids=["service", "tracker"])
+def test_each_supervisor_restarts_a_crash_and_neither_a_set_up_mistake(unit: Path, pm2_file: Path) -> None:
+    assert restarted(SET_UP_MISTAKE, unit, pm2_file) == {"systemd": False, "pm2": False}
+    for crash in (Ended(status=1), Ended(signal=signal.SIGKILL), Ended(signal=signal.SIGSEGV)):
+        assert restarted(crash, unit, pm2_file) == {"systemd": True, "pm2": True}, crash
+    # A stop by SIGTERM ends 0 (or by the signal, a clean one to systemd): systemd's on-failure leaves it;
+    # pm2 starts anything that ended without its own `pm2 stop` again (autorestart).
+    assert restarted(Ended(status=0), unit, pm2_file) == {"systemd": False, "pm2": True}
+    assert restarted(Ended(signal=signal.SIGTERM), unit, pm2_file) == {"systemd": False, "pm2": True}
+
+
+def test_the_reader_takes_systemds_meaning(tmp_path: Path) -> None:
+    """The reader against systemd's own rules on units written for it: the last Restart= wins, an empty
+    RestartPreventExitStatus= resets the list, signal names count, SuccessExitStatus= is a success."""
+    unit = tmp_path / "x.service"
+    unit.write_text("[Service]\nRestart=always\nRestart=on-failure\nRestartPreventExitStatus=2 SIGUSR1\n"
+                    "RestartPreventExitStatus=\nRestartPreventExitStatus=3\nSuccessExitStatus=4\n")
+    assert systemd_restarts(unit, Ended(status=2)) is True  # reset by the empty assignment
+    assert systemd_restarts(unit, Ended(status=3)) is False
+    assert systemd_restarts(unit, Ended(status=4)) is False  # a success: on-failure leaves it
+    assert systemd_restarts(unit, Ended(signal=signal.SIGUSR1)) is True
+    unit.write_text("[Service]\nRestart=on-abnormal\nRestartForceExitStatus=7\n")
+    assert systemd_restarts(unit, Ended(status=1)) is False and systemd_restarts(unit, Ended(status=7)) is True
+    assert systemd_restarts(unit, Ended(signal=signal.SIGKILL)) is True
+    assert systemd_restarts(unit, Ended(signal=signal.SIGTERM)) is False
+    unit.write_text("[Service]\nRestart=sometimes\n")
+    with pytest.raises(ValueError, match="Restart=sometimes"):
+        systemd_restarts(unit, Ended(status=1))
+
+
+# -- the service: each case, the real process ------------------------------------------------------------
+
+
+async def test_a_bad_setting_is_exit_2(tmp_path: Path, hls: Path) -> None:
+    env = service_env(hls, _no_bucket(), tmp_path / "state", PORT="nope")
+    ended, errors = await refused(env, tmp_path / "run")
+    assert (ended, errors) == (SET_UP_MISTAKE, ["hls-broadcaster: error: PORT='nope': expected a whole number"])
+    assert restarted(ended) == {"systemd": False, "pm2": False}
+
+
+async def test_the_port_taken_is_exit_2(tmp_path: Path, hls: Path, seaweed: SeaweedS3) -> None:
+    with taken_port() as grafana:
+        port = grafana.getsockname()[1]
+        ended, errors = await refused(service_env(hls, seaweed, tmp_path / "state", PORT=str(port)), tmp_path / "run")
+    assert ended == SET_UP_MISTAKE and len(errors) == 1, errors
+    assert f"cannot listen on 127.0.0.1:{port} (HOST/PORT): " in errors[0], errors
+    assert restarted(ended) == {"systemd": False, "pm2": False}
+
+
+@pytest.mark.parametrize(("over", "setting"), [({"AWS_BUCKET_NAME": "no-such-bucket"}, "AWS_BUCKET_NAME"),
+                                               ({"AWS_SECRET_ACCESS_KEY": "not-the-secret"}, "AWS_SECRET_ACCESS_KEY")],
+                         ids=["no-such-bucket", "credentials-refused"])
+async def test_a_bucket_that_refuses_is_exit_2(tmp_path: Path, hls: Path, seaweed: SeaweedS3,
+                                                over: dict[str, str], setting: str) -> None:
+    ended, errors = await refused(service_env(hls, seaweed, tmp_path / "state", **over), tmp_path / "run")
+    assert ended == SET_UP_MISTAKE and len(errors) == 1 and errors[0].endswith(f"check {setting}"), errors
+    assert "not-the-secret" not in errors[0]
+    assert restarted(ended) == {"systemd": False, "pm2": False}
+
+
+async def test_a_state_dir_in_use_is_exit_2(tmp_path: Path, hls: Path, seaweed: SeaweedS3) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    with open(state / "lock", "w") as held:  # as a running service holds it (state/disk.py's flock)
+        fcntl.flock(held, fcntl.LOCK_EX)
+        ended, errors = await refused(service_env(hls, seaweed, state), tmp_path / "run")
+    assert ended == SET_UP_MISTAKE and errors == [
+        f"hls-broadcaster: error: STATE_DIR {state.resolve()} is in use by another hls-broadcaster; each service "
+        "needs a STATE_DIR of its own"], errors
+    assert restarted(ended) == {"systemd": False, "pm2": False}
+
+
+@pytest.fixture
+def place() -> Iterator[Path]:
+    folder = Path(tempfile.mkdtemp(prefix="hlsb-exit-"))
+    try:
+        yield open_folder(folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_owncasts_folder_closed_to_the_user_is_exit_2(place: Path) -> None:
+    """As another user (root enters every folder): Owncast's home 0700, as Debian makes it."""
+    hls = place / "home" / "owncast" / "data" / "hls"
+    hls.mkdir(parents=True)
+    for folder in (place / "home", hls.parent, hls):
+        folder.chmod(0o755)
+    (place / "home" / "owncast").chmod(0o700)
+    (place / "state").mkdir()
+    os.chown(place / "state", 65534, 65534)
+    env = {k: v for k, v in service_env(hls, _no_bucket(), place / "state").items()}
+    (place / ".stage").mkdir()
+    argv = as_nobody([sys.executable, "-m", "broadcaster", "run"], place / ".stage")
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=with_this_code(env), cwd=place)
+    ended = Ended.of(done.returncode)
+    assert ended == SET_UP_MISTAKE, done.stderr
+    assert f"user nobody cannot enter {place / 'home' / 'owncast'}" in done.stderr
+    assert restarted(ended) == {"systemd": False, "pm2": False}
+
+
+async def test_an_unreachable_bucket_is_waited_for_and_a_kill_is_restarted(tmp_path: Path, hls: Path) -> None:
+    """What a restart could fix does not stop it: the bucket unreachable, it serves and waits. Killed from
+    outside (SIGKILL, as the OOM killer does), each supervisor starts it again; stopped by SIGTERM, it ends
+    0 and systemd leaves it stopped."""
+    env = service_env(hls, _no_bucket(), tmp_path / "state")
+    async with ServiceProcess(env, tmp_path / "run", start_timeout=60) as service:
+        assert service.url
+        assert await service.stop(signal.SIGTERM) == 0
+    assert restarted(Ended(status=0))["systemd"] is False
+    async with ServiceProcess(env, tmp_path / "run", start_timeout=60) as service:
+        killed = await service.stop(signal.SIGKILL)
+    assert restarted(Ended.of(killed)) == {"systemd": True, "pm2": True}, killed
+
+
+class _NoBucket:
+    """Settings for a bucket nothing answers for (port 9, discard: connection refused at once)."""
+
+    endpoint_url = "http://127.0.0.1:9"
+    access_key = "nobody-key"
+    secret_key = "nobody-secret"
+    bucket = "nobody"
+    public_url = "http://127.0.0.1:9/nobody"
+
+
+def _no_bucket() -> SeaweedS3:
+    return _NoBucket()  # type: ignore[return-value]  # the five attributes service_env reads
+
+
+# -- the tracker: its unit and its pm2 file ----------------------------------------------------------------
+
+
+async def tracker_ended(tracker_dir: Path, **env: str) -> tuple[Ended, str]:
+    node = shutil.which("node")
+    assert node is not None, "node is not installed (scripts/test installs nodejs)"
+    proc = await asyncio.create_subprocess_exec(
+        node, str(tracker_dir / "tracker.mjs"), cwd=tracker_dir, stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        env={"PATH": os.environ["PATH"], "TRACKER_HOST": "127.0.0.1", **env})
+    async with asyncio.timeout(60):
+        out, _ = await proc.communicate()
+    assert proc.returncode is not None
+    return Ended.of(proc.returncode), out.decode()
+
+
+@pytest.mark.parametrize("mistake", ["bad-setting", "port-taken"])
+async def test_a_tracker_set_up_mistake_is_exit_2_under_both_of_its_files(tracker_dir: Path, mistake: str) -> None:
+    with taken_port() as other:
+        port = "nope" if mistake == "bad-setting" else str(other.getsockname()[1])
+        ended, said = await tracker_ended(tracker_dir, TRACKER_PORT=port)
+    assert ended == SET_UP_MISTAKE, said
+    assert "TRACKER_PORT" in said and "Error:" not in said, said
+    assert restarted(ended, TRACKER_UNIT, TRACKER_PM2_FILE) == {"systemd": False, "pm2": False}
