@@ -460,4 +460,6 @@ class Lister:
         now = self._mono()
         renderings = variants.versions(now)
         edges = variants.versions(now, edge=True).get(hls.BUCKET_PATHWAY, {}) if release.mirrors else {}
-        return Versions(renderings, edges, self._target.value, self._memory(now) if release.saves else None)
+        restarts = sum(v.playlist.restarts for v in variants.values())
+        return Versions(renderings, edges, self._target.value, self._memory(now) if release.saves else None,
+                        restarts)

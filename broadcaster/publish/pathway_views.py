@@ -204,6 +204,14 @@ class PathwayViews:
         for view in self.views.values():
             view.drop_modes_before(playlist.media_sequence)
 
+    def before_append(self, playlist: Playlist) -> None:
+        """An entry is about to be appended, which no pathway lists yet: the playlist keeps a window for
+        each of them as they are (`hold`) until they are looked at again (advance)."""
+        throughs = [v.through for pid, v in self.views.items() if pid not in self.former_views
+                    and v.through >= playlist.media_sequence]
+        if throughs:
+            playlist.hold = min(throughs)
+
     def _extend(self, view: View, playlist: Playlist, first_through: int, last: int) -> None:
         through = max(view.through, playlist.media_sequence - 1)
         for e in _after(playlist.window, through):

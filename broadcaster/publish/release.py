@@ -63,6 +63,9 @@ class Versions:
     # The publisher's memory when these versions were pushed (memory.encode: JSON-able, its long lists
     # Tails, values however late the save reads them); None when no state file is kept (`Release.saves`).
     memory: dict[str, object] | None = None
+    # How many times the playlists restarted (a new target, a variant back) before these versions: a
+    # version pushed before a restart is never shown after it (its numbers start the new playlist).
+    restarts: int = 0
 
     @property
     def in_bucket(self) -> dict[int, Rendered]:
@@ -207,7 +210,12 @@ class Release:
             high = max((r.last_sequence for r in renderings.values()), default=-1)
             # Unsaved, a version is shown only once STATE_DIR/served says how far: a start from the
             # state on disk then continues above that, and one with no record continues exactly.
-            if high < self.limit and (saved is not None or await snapshots.record_shown(high)):
+            if versions.restarts != self._latest.restarts:
+                # The playlists restarted while this was saved: what it lists that no client saw starts
+                # the new playlist under the same numbers, so it is never shown now; the next save shows
+                # the new one.
+                self._unpublished[:0] = listings
+            elif high < self.limit and (saved is not None or await snapshots.record_shown(high)):
                 self._hold(False)
                 self._apply(versions, listings)
             else:

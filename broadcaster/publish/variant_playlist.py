@@ -72,6 +72,7 @@ class VariantPlaylist:
         self._shown_targets: dict[str, int | None] = {}  # the target of each pathway's version shown last
         self.last_run: int | None = None  # the run of the last slot listed here
         self.last_listed: float | None = None  # monotonic, when it last listed a segment
+        self.restarts = 0  # its playlist restarted (retarget, rejoin, continue_above): the Release's epoch
 
     # -- what it is now (read only) -------------------------------------------------------------------
 
@@ -314,6 +315,7 @@ class VariantPlaylist:
         pathway (each pathway lists it once its own has). Raises SegmentRejected when the playlist
         refuses it (its gap is marked: the next segment carries a discontinuity)."""
         gen = self._opened()
+        self._views.before_append(gen)
         try:
             number = gen.append(segment, now, sequence, wall=wall)
         except SegmentRejected:
@@ -374,6 +376,7 @@ class VariantPlaylist:
         if dropped:
             self._on_removed(dropped)
         gen.hold = None
+        self.restarts += 1
         left = gen.restart(target, now, new_timeline=new_timeline, served_through=shown)
         self._drain()
         return left
@@ -384,6 +387,7 @@ class VariantPlaylist:
         others' timeline."""
         gen = self._opened()
         self._forget_views()
+        self.restarts += 1
         gen.restart(gen.target_duration, now, sequence=sequence, discontinuity_sequence=discontinuity_sequence)
         self._drain()
         log.info("variant %d: back in Owncast's stream; its playlist starts again at %d", self.index, sequence)
@@ -393,6 +397,7 @@ class VariantPlaylist:
         (hls.continue_above): numbers up to there may have named other segments."""
         if self._gen is not None:
             self._forget_views()
+            self.restarts += 1
             self._gen.continue_above(sequence, floor, now)
             self._drain()
 
