@@ -12,6 +12,7 @@ from broadcaster.playlist.rendered import Rendered
 from broadcaster.metrics import Metrics
 from broadcaster.source.owncast import SourcePlaylist, SourceSegment
 from broadcaster.bucket.cleaner import Cleaner
+from broadcaster.bucket.recorder import Recorder
 from broadcaster.status.assessment import HealthReport
 from broadcaster.playlist.options import WindowOptions
 from broadcaster.publish.config import PublisherConfig
@@ -57,9 +58,11 @@ class World:
     def __init__(self, tmp_path: Path, window: float = 4.0, state: StateFile | None = None,
                  align_by: str = "msn", stepped: bool = False, segment_hashes: bool = False,
                  writes: WriteWatch | None = None, unfinished_limit: float = UNFINISHED_LIMIT,
-                 can_block_reload: bool = False, keeper: Keeper | None = None) -> None:
+                 can_block_reload: bool = False, keeper: Keeper | None = None,
+                 recordings: Path | None = None) -> None:
         """`keeper`: the VM keeps each file first (content steering): `ahead` records the VM pathway's
-        versions, which list each segment once kept, `playlists` the bucket's."""
+        versions, which list each segment once kept, `playlists` the bucket's. `recordings`: a STATE_DIR
+        where streams are kept (KEEP_RECORDINGS), their VOD playlists uploaded to the same bucket."""
         self.dir = tmp_path
         self.store = FakeStore()
         self.metrics = Metrics()
@@ -72,13 +75,15 @@ class World:
         mono: Callable[[], float] = (lambda: self.now) if stepped else time.monotonic
         self.playlists = Recording()
         self.snapshots = Snapshots(state, self.metrics) if state is not None else None
+        self.recorder = Recorder(self.uploader, recordings, "live") if recordings is not None else None
         self.pub = Publisher(PublisherConfig(hls_dir=tmp_path, key_prefix="live", urls=PublicUrls(PUBLIC),
                                              window=WindowOptions(window, can_block_reload=can_block_reload), wall_clock=lambda: self.clock, monotonic=mono,
                                              segment_hashes=segment_hashes, unfinished_limit=unfinished_limit),
                              uploader=self.uploader, writes=writes or WrittenWhole(), metrics=self.metrics,
                              outlets=Outlets(self.playlists, self.snapshots,
                                              on_listed=(lambda v, n, s, _u: self.listed.append((v, n, s.name)),),
-                                             ahead=self.ahead))
+                                             ahead=self.ahead),
+                             recorder=self.recorder)
         self.release = self.pub.release
         if self.snapshots is not None:
             register_parts(self.snapshots, self.pub)  # as the service does (without a cleaner)
