@@ -276,6 +276,32 @@ async def test_a_file_written_again_before_its_segment_is_listed_is_listed_with_
     await world.pub.close()
 
 
+async def test_a_file_opened_again_for_writing_when_its_segment_is_about_to_be_listed_waits_for_its_writer(
+    tmp_path: Path, ts_bytes: bytes
+) -> None:
+    """Its writer has it open again, nothing written yet, as the slot is decided: the kernel says so (the
+    lease), so variant 0 waits for the writer rather than list the version in the bucket, and lists the
+    final bytes once they are uploaded."""
+    world = World(tmp_path, writes=Writes(tmp_path, kernel=False, quiet=0.0))
+    for v in (0, 1):
+        world.owncast_lists(v, "stream-a-0.ts")
+    await world.settle()
+    world.store.hold("live/1/stream-a-1.ts")
+    writer = OddWriter("appended", ts_bytes)
+    writer.begin(tmp_path / "0" / "stream-a-1.ts")
+    world.owncast_lists(0, "stream-a-1.ts", write=False)
+    world.owncast_lists(1, "stream-a-1.ts")
+    await until(lambda: "live/0/stream-a-1.ts" in world.store.keys(), "variant 0's first version uploaded")
+    with open(tmp_path / "0" / "stream-a-1.ts", "ab") as again:  # opened again, nothing written yet
+        world.store.release("live/1/stream-a-1.ts")
+        await until(lambda: entries(world.text(1))[-1] == ("stream-a-1.ts", False), "variant 1 lists the slot")
+        assert entries(world.text(0)) == [("stream-a-0.ts", False)]  # variant 0 waits for the writer
+        again.write(ts_bytes[writer.cut:])
+    await until(lambda: entries(world.text(0))[-1] == ("stream-a-1.ts", False), "variant 0 lists it, final")
+    assert bodies(world, "live/0/stream-a-1.ts") == [ts_bytes[:writer.cut], ts_bytes]
+    await world.pub.close()
+
+
 # -- the service as it runs: every segment Owncast finishes, in the bucket and the recording ---------------
 
 WAIT = 20.0  # seconds the service may take for a step on a loaded machine

@@ -152,6 +152,6 @@ def parse_saved(raw: object) -> tuple[list[tuple[int, str, str]], list[str]]:
         if len(entry) != 3:
             raise ValueError("a late upload is not [variant, key, run]")
         pending.append((integer(entry[0], "a late upload's variant", 0, 9999), text(entry[1], "a late key"),
-                        text(entry[2], "a late upload's run", 1 << 16)))
+                        text(entry[2], "a late upload's run", 1 << 16, one_line=False)))
     landed = [text(k, "a landed key") for k in array(d.get("landed", []), "late keys landed", _MAX_SAVED)]
     return pending, landed

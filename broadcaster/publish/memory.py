@@ -172,7 +172,7 @@ def _restore_waiting(playlist: VariantPlaylist, raw: object, now: float) -> list
         except SegmentRejected as err:
             raise ValueError(f"waiting slot {sequence}: {err}") from None
         # Its run, for its recording (absent in older files: Owncast's stream id in the name, if any).
-        run = text(entry[7], "a waiting slot's run", 1 << 16) if len(entry) >= 8 else \
+        run = text(entry[7], "a waiting slot's run", 1 << 16, one_line=False) if len(entry) >= 8 else \
             stream_id((segment.key or segment.uri).rpartition("/")[2]) or ""
         listed.append((run, segment))
     return listed

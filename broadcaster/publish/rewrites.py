@@ -11,8 +11,9 @@ lands is remembered here (the file's version it sent, and the SHA-256 of its byt
   and, if its bytes changed, uploaded again under the same key (`hls_broadcaster_segment_rewrites_total`,
   a WARNING). The bucket's object is then the file's final bytes, whether its segment is listed yet or not.
 - **When its segment is about to be listed** (`stale`, one look: the file's version against the one
-  uploaded), a version that moved is followed the same way, and the copy waits for that instead of being
-  listed: its playlist never lists a key whose object is not the file as it is now. The lister treats
+  uploaded, and whether anyone has it open for writing now), a file written again, or opened for that, is
+  followed the same way, and the copy waits for that instead of being listed: its playlist never lists a
+  key whose object is not the file as it is then. The lister treats
   the follow as the copy's upload (held in its variant, a gap there past the bound, late after that).
 
 What this cannot change: a segment listed before its writer came back was listed with the version then in
@@ -32,8 +33,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..bucket.uploader import SegmentLost, Uploaded
-from ..files import Refused, Stamp, stamp_beneath
+from ..files import Refused, Stamp, look_beneath
 from ..metrics import Metrics
+from ..source import leases
 from .slots import Copy
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,10 @@ REMEMBERED = 4096  # uploads remembered: every segment of every variant for well
 # Waits until `path` is finished again, then uploads it under `key` if its bytes are not those of
 # `previous` (uploads.Uploads.rewritten): the version now in the bucket.
 Upload = Callable[[int, Path, str, Uploaded], Awaitable[Uploaded]]
+
+
+def _nobody(_fd: int, _path: Path) -> bool | None:
+    return None
 
 
 @dataclass(slots=True)
@@ -90,7 +96,7 @@ class Rewrites:
         if following is not None:
             return following
         landed = self._landed.get(path) or _Landed(index, copy.key, done)
-        if landed.done is done and not self._moved(path, done.stamp):
+        if landed.done is done and not self._moved(path, done.stamp, ask_writers=True):
             return None
         # A new version on disk, or one uploaded since the copy's (a follow heard the write first): the
         # copy takes what the follow ends with.
@@ -99,12 +105,15 @@ class Rewrites:
     def tasks(self) -> list[asyncio.Task[Uploaded]]:
         return list(self._following.values())
 
-    def _moved(self, path: Path, stamp: Stamp | None) -> bool:
+    def _moved(self, path: Path, stamp: Stamp | None, ask_writers: bool = False) -> bool:
+        """Another version of `path` than `stamp`, or (`ask_writers`) open for writing now: its writer came
+        back and may still write (the kernel's answer, source/leases.py; None where it will not say)."""
         try:
-            now = stamp_beneath(self._root, path.relative_to(self._root).parts)
+            look = look_beneath(self._root, path.relative_to(self._root).parts,
+                                leases.writers if ask_writers else _nobody)
         except (OSError, Refused):
             return False  # not readable now: nothing says it changed
-        return now is not None and now != stamp
+        return look is not None and (look[0] != stamp or look[1] is True)
 
     def _follow(self, path: Path, landed: _Landed) -> asyncio.Task[Uploaded]:
         task = asyncio.ensure_future(self._upload(landed.index, path, landed.key, landed.done))
