@@ -80,6 +80,9 @@ async def run(package: str, folder: Path, variants: int, segments: int, window: 
         async def finished(self, path: Path, limit: float, on_writing: Any = None) -> Any:
             return finish.READY
 
+        def follow(self, hook: Any) -> None:  # nothing is written again (asked of the publisher since issue 67)
+            pass
+
     hls_dir, state_dir = folder / "hls", folder / "state"
     hls_dir.mkdir()
     state_dir.mkdir()

@@ -60,7 +60,9 @@ class Metrics:
             f"{_NS}_segments_listed", "Segments added to our playlists", ["variant"], registry=r
         )
         self.segments_lost = Counter(
-            f"{_NS}_segments_lost", "Segments Owncast listed that will never be listed by us", ["variant", "reason"],
+            f"{_NS}_segments_lost", "Segments Owncast listed that will never be listed by us (one given up as "
+            "a gap in its variant, then uploaded once Owncast finished it, counts as late instead)",
+            ["variant", "reason"],
             registry=r,
         )
         self.segments_unfinished = Counter(
@@ -73,6 +75,18 @@ class Metrics:
             f"{_NS}_segment_reuploads",
             "Segments uploaded again because Owncast changed the file during the upload (only the last "
             "upload is listed)",
+            ["variant"], registry=r,
+        )
+        self.segment_rewrites = Counter(
+            f"{_NS}_segment_rewrites",
+            "Segment files written again after their upload (their writer opened them again after closing "
+            "them): uploaded again, so the bucket holds each file's final bytes",
+            ["variant"], registry=r,
+        )
+        self.segments_late = Counter(
+            f"{_NS}_segments_late",
+            "Segments a variant's live playlist gave up as a gap (EXT-X-GAP) while Owncast was still writing "
+            "them, uploaded once Owncast finished them: in the bucket, recordings and clips",
             ["variant"], registry=r,
         )
         self.inotify_overflows = Counter(

@@ -72,6 +72,9 @@ class Source:
     def playlist(self, index: int) -> VariantPlaylist | None:
         return self.playlists.get(index)
 
+    async def landed(self, keys: list[str], timeout: float) -> set[str]:
+        return set()  # no gap here
+
 
 class Bucket:
     def __init__(self) -> None:

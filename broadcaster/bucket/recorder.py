@@ -3,6 +3,11 @@
 Every listed segment of a run is appended to a journal in STATE_DIR (small, survives restarts);
 when Owncast ends the stream, a VOD playlist of the whole run is written to the bucket next to its
 segments (PREFIX/<variant>/recording-<run>.m3u8), plus a multivariant one (PREFIX/recording-<run>.m3u8).
+
+A gap a variant listed (EXT-X-GAP: a moment it lacks and the others list) is journaled as one. When its
+segment lands later (Owncast finished it late: publish/late.py), a line says so, and the recording lists
+the segment there; a gap whose segment never came stays a gap in the recording, so its variants number
+alike. The recording waits for such late uploads, LATE_WAIT at most, before it is written.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import asyncio
 import json
 import logging
 import re
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
@@ -26,6 +32,9 @@ from .uploader import Uploader
 log = logging.getLogger(__name__)
 
 _SAFE = re.compile(r"[^A-Za-z0-9_-]")
+# Seconds a recording waits, once its stream ended, for its segments still being uploaded late: each
+# waits at most the upload's limit (publish/uploads.UNFINISHED_LIMIT) for Owncast to finish its file.
+LATE_WAIT = 15.0
 # A finished recording never changes; a day of caching is harmless and saves the origin.
 _VOD_CACHE_CONTROL = "public, max-age=86400"
 
@@ -42,7 +51,15 @@ def _journal_entry(raw: str, *, first: bool) -> ListedSegment:
         name, validate.number(validate.field(d, "duration", "a journal line"), "a duration", 0.001, 3600),
         None if pdt is None else validate.number(pdt, "a date", 0, 253_402_300_799),
         validate.flag(validate.field(d, "discontinuity", "a journal line"), "a discontinuity") and not first,
-        init)
+        init, gap=validate.flag(d.get("gap", False), "a gap"))  # absent in older journals
+
+
+def _landed(raw: str) -> str | None:
+    """The segment a `landed` line names (Recorder.landed), None for any other line."""
+    if '"landed"' not in raw:
+        return None
+    d = validate.mapping(json.loads(raw), "a journal line", 1)
+    return validate.text(validate.field(d, "landed", "a journal line"), "a segment name", 1024)
 
 
 class Recorder:
@@ -52,15 +69,14 @@ class Recorder:
         self._prefix = key_prefix
         self._tasks: set[asyncio.Task[None]] = set()
         self.written: list[str] = []  # keys of finished recordings
+        self._late: dict[str, set[asyncio.Future[None]]] = {}  # run -> its segments still uploading late
 
     def _journal(self, run: str, variant: int) -> Path:
         return self._dir / _SAFE.sub("_", run) / f"{variant}.jsonl"
 
     def record(self, run: str, variant: int, segment: ListedSegment) -> None:
         """Append a listed segment to its run's journal (names only: the playlist sits beside them)."""
-        path = self._journal(run, variant)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        line = {
+        line: dict[str, object] = {
             "name": PurePosixPath(segment.key or segment.uri).name,
             "duration": segment.duration,
             "pdt": segment.program_date_time,
@@ -68,6 +84,23 @@ class Recorder:
             # The URL's path, not the URL: a presigned one ends in ?X-Amz-... (the object's name is the same).
             "init": PurePosixPath(urlsplit(segment.init_uri).path).name if segment.init_uri else None,
         }
+        if segment.gap:
+            line["gap"] = True
+        self._append(run, variant, line)
+
+    def landed(self, run: str, variant: int, name: str) -> None:
+        """A segment journaled as a gap is in the bucket now (uploaded late): the recording lists it."""
+        self._append(run, variant, {"landed": name})
+
+    def expect(self, run: str, settled: asyncio.Future[None]) -> None:
+        """A segment of `run` uploading late: its recording waits for `settled` (LATE_WAIT at most)."""
+        pending = self._late.setdefault(run, set())
+        pending.add(settled)
+        settled.add_done_callback(pending.discard)
+
+    def _append(self, run: str, variant: int, line: dict[str, object]) -> None:
+        path = self._journal(run, variant)
+        path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "a", encoding="utf-8") as f:
             f.write(json.dumps(line) + "\n")
 
@@ -77,6 +110,12 @@ class Recorder:
         task.add_done_callback(self._tasks.discard)
 
     async def _write(self, run: str, target_duration: int, variants: list[SourceVariant] | None) -> None:
+        late = self._late.pop(run, set())
+        if late:
+            _done, pending = await asyncio.wait(late, timeout=LATE_WAIT)
+            if pending:
+                log.warning("recording of run %s: %d segment(s) still uploading late after %gs; listed as gaps",
+                            run, len(pending), LATE_WAIT)
         folder = self._dir / _SAFE.sub("_", run)
         name = f"recording-{_SAFE.sub('_', run)}.m3u8"
         written: list[int] = []
@@ -85,14 +124,20 @@ class Recorder:
             if variant is None:
                 continue  # not a variant's journal
             segments: list[ListedSegment] = []
+            landed: set[str] = set()
             unreadable = 0
             for raw in journal.read_text(encoding="utf-8", errors="replace").splitlines():
                 try:
+                    arrived = _landed(raw)
+                    if arrived is not None:
+                        landed.add(arrived)
+                        continue
                     segment = _journal_entry(raw, first=not segments)
                 except (ValueError, RecursionError):
                     unreadable += 1  # a line cut by a crash, or damaged: that segment is missing
                     continue
                 segments.append(segment)
+            segments = [replace(s, gap=False) if s.gap and s.uri in landed else s for s in segments]
             if unreadable:
                 log.warning("recording of run %s, variant %d: %d unreadable line(s) in %s left out",
                             run, variant, unreadable, journal)

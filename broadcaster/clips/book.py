@@ -39,6 +39,9 @@ CLIP_ID = re.compile(r"[0-9]{8}-[0-9]{6}-[0-9a-f]{4}")
 # A clip never changes: a day of caching is harmless and saves the origin (as recordings).
 _VOD_CACHE_CONTROL = "public, max-age=86400"
 _MAX_KEYS = 500_000  # a 4 h window of 1 s segments in 30 variants
+# Seconds a clip waits for a gap's segment still uploading late (Owncast finishing its file: each waits at
+# most the upload's limit, publish/uploads.UNFINISHED_LIMIT): a clip never changes once made.
+LATE_WAIT = 10.0
 # Times a clip may name: Unix seconds up to the last one RFC 3339 can write (9999-12-31T23:59:59Z).
 LATEST = 253_402_300_799.0
 
@@ -64,6 +67,10 @@ class ClipSource(Protocol):
     def variants(self) -> list[int]: ...
 
     def playlist(self, index: int) -> Shown | None: ...
+
+    async def landed(self, keys: list[str], timeout: float) -> set[str]:
+        """Of these keys (gaps the live playlists list), those whose segment is in the bucket all the same,
+        uploaded late (publish/late.py); those still uploading are waited for, `timeout` at most."""
 
 
 class BytesUploader(Protocol):
@@ -258,7 +265,13 @@ class ClipBook:
                 raise ClipError(f"{len(self._clips)} clips kept, the most MAX_CLIPS allows: delete one "
                                 "(hls-broadcaster clip --delete ID) or raise MAX_CLIPS")
             clip_id = time.strftime("%Y%m%d-%H%M%S", time.gmtime(start)) + "-" + secrets.token_hex(2)
-            bodies, keys, first, stop = self._playlists(clip_id, start, end)
+            shown = self._shown(start, end)
+            # A gap whose segment landed late is a segment here (the live playlist keeps its gap, 6.2.2).
+            landed = await self._source.landed([s.key for ss in shown.values() for s in ss if s.gap and s.key],
+                                                LATE_WAIT)
+            shown = {i: [replace(s, gap=False) if s.gap and s.key in landed else s for s in ss]
+                     for i, ss in shown.items()}
+            bodies, keys, first, stop = self._playlists(shown, start, end)
             media = {hls.clip_key(self._prefix, clip_id, hls.variant_uri(i, hls.MEDIA_PLAYLIST_NAME)): body
                      for i, body in bodies.items()}
             master = hls.clip_key(self._prefix, clip_id, hls.MASTER_PLAYLIST_NAME)
@@ -282,20 +295,28 @@ class ClipBook:
         log.info("clip %s made: %s to %s, %d segments, %s", clip_id, _iso(first), _iso(stop), len(keys), clip.url)
         return clip
 
-    def _playlists(self, clip_id: str, start: float, end: float) -> tuple[dict[int, bytes], list[str], float, float]:
+    def _shown(self, start: float, end: float) -> dict[int, list[ListedSegment]]:
+        """Per variant, the segments clients were shown between `start` and `end` (those with a key)."""
+        out: dict[int, list[ListedSegment]] = {}
+        for index in self._source.variants():
+            shown = self._source.playlist(index)
+            segments = [s for s in (shown.shown_between(start, end) if shown is not None else []) if s.key]
+            if segments:
+                out[index] = segments
+        return out
+
+    def _playlists(self, shown: dict[int, list[ListedSegment]], start: float,
+                   end: float) -> tuple[dict[int, bytes], list[str], float, float]:
+        """Each variant's VOD playlist of `shown`: a gap stays a gap (EXT-X-GAP: that variant lacks the
+        moment, which another lists), so every variant numbers alike."""
         bodies: dict[int, bytes] = {}  # by variant
         keys: list[str] = []
         first, stop = float("inf"), float("-inf")
-        for index in self._source.variants():
-            shown = self._source.playlist(index)
-            segments = shown.shown_between(start, end) if shown is not None else []
-            segments = [s for s in segments if s.key]
-            if not segments:
-                continue
+        for index, segments in shown.items():
             target = max(1, max(hls.rounded_duration(s.duration) for s in segments))
             listed = [replace(s, uri=hls.clip_segment_uri(self._prefix, s.key or "")) for s in segments]
             bodies[index] = render_vod(listed, target)
-            keys += [s.key for s in segments if s.key]
+            keys += [s.key for s in segments if s.key and not s.gap]
             first = min(first, segments[0].program_date_time or start)
             last = segments[-1]
             stop = max(stop, (last.program_date_time or end) + last.duration)

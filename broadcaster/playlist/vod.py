@@ -10,7 +10,8 @@ def render_vod(segments: list[ListedSegment], target_duration: int, *, independe
     """A whole stream kept as video on demand (PLAYLIST-TYPE:VOD, 4.4.3.5; ENDLIST, 4.4.3.4).
 
     Segment URIs are given relative (the playlist sits next to its segments), so it plays from any
-    host. Each segment keeps its discontinuity and date.
+    host. Each segment keeps its discontinuity and date; a gap (a moment this variant lacks, which another
+    variant of the recording has) keeps its EXT-X-GAP (4.4.4.7), so every variant numbers alike.
     """
     has_map = any(s.init_uri for s in segments)
     lines = [
@@ -32,6 +33,8 @@ def render_vod(segments: list[ListedSegment], target_duration: int, *, independe
         current_map = s.init_uri
         if s.program_date_time is not None:
             lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{hls.format_program_date_time(s.program_date_time)}")
+        if s.gap:
+            lines.append(hls.GAP_TAG)
         lines.append(f"#EXTINF:{s.duration:.3f},")
         lines.append(s.uri)
     lines += ["#EXT-X-ENDLIST", ""]

@@ -5,8 +5,9 @@ shows (visible.py), each saved (state/) before it is visible, then announced (th
 mirrored to the bucket (release.py, which the publisher builds, starts and closes); segments that left
 every playlist, for the cleaner. Segments are lined up across variants (slots.py, lanes.py), uploaded
 (uploads.py), listed only once uploaded (lister.py; a copy Owncast has not finished holds only its own
-variant: waiting.py, writing.py) under the one target duration (target.py), numbered
-so that no number is ever served twice (numbering.py, memory.py, playlist_memory.py,
+variant: waiting.py, writing.py, fates.py; given up there as a gap, it is uploaded late: late.py; a file
+written again after its upload is uploaded again: rewrites.py) under the one target duration
+(target.py), numbered so that no number is ever served twice (numbering.py, memory.py, playlist_memory.py,
 docs/hls-rules.md#numbers-across-restarts).
 
 Each variant's playlist has one owner, variant_playlist.VariantPlaylist: it alone holds the variant's

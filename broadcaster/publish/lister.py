@@ -20,18 +20,20 @@ dropped in every variant, the next segment carrying EXT-X-DISCONTINUITY, as befo
 What it is given, it uses: the variants (what was read of Owncast, and each one's playlist), the
 slots (lanes.Lanes), the target policy, the numbering the playlists share (numbering.Numbering: read,
 and told each listing), the publisher's memory as a function (`memory`), whether an upload still
-waits for Owncast to finish a copy's file (`writes`: such a copy is `held`). An uploaded copy whose
-file changed since its upload (uploads.changed_since_upload) is a gap there, as a lost copy is. Its
-own: what waits per variant, the upload ratio and what Owncast announced last (for recordings)."""
+waits for Owncast to finish a copy's file (`writes`: such a copy is `held`), the files written again
+since their upload (`rewrites`: such a copy is uploading again, and waited for as any copy not in the
+bucket) and the copies given up late (`late`: a gap in their live playlist, uploaded once finished, for
+recordings and clips). Its own: what waits per variant, the upload ratio and what Owncast announced last
+(for recordings)."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from ..bucket.recorder import Recorder
 from ..bucket.uploader import SegmentLost, Uploaded
@@ -40,29 +42,19 @@ from ..playlist import hls
 from ..playlist.segments import ListedSegment
 from ..source.owncast import SourceVariant
 from .config import PublisherConfig
+from .fates import CopyFates
 from .lanes import Lanes
 from .numbering import Numbering
 from .release import Release, Versions
 from .slots import END, Copy, Slot, SlotAligner, Variant
 from .target import Retarget, TargetPolicy
 from .variant_playlist import SegmentRejected
-from .uploads import changed_since_upload
 from .variants import Variants
 from .waiting import Mark, Queues, Waiting
 
 log = logging.getLogger(__name__)
 
 MemoryNow = Callable[[float], dict[str, object]]  # the publisher's memory at a moment (memory.encode's JSON)
-
-
-class OwncastWrites(Protocol):
-    """Whether an upload still waits for Owncast to finish a file (writing.WritesWaited)."""
-
-    def waiting(self, path: Path) -> bool:
-        """In the wait (being written, or not there yet): the copy holds only its own variant."""
-
-    def writing(self, path: Path) -> bool:
-        """In the wait, and seen being written: given up past its bound."""
 
 
 # How long a variant waits past the others for a copy Owncast is still writing, in target durations:
@@ -74,7 +66,7 @@ STUCK_TARGET_DURATIONS = 1.0
 class Lister:
     def __init__(self, config: PublisherConfig, *, metrics: Metrics, release: Release,
                  recorder: Recorder | None, variants: Variants, lanes: Lanes, target: TargetPolicy,
-                 numbering: Numbering, memory: MemoryNow, writes: OwncastWrites | None = None) -> None:
+                 numbering: Numbering, memory: MemoryNow, copies: CopyFates) -> None:
         self._urls = config.urls
         # P2P on (P2P_TRACKERS): each listed segment carries the SHA-256 of its bytes in the bucket, which
         # viewers check their peers' copies against (hls.SEGMENT_HASH_TAG).
@@ -89,8 +81,7 @@ class Lister:
         self._target = target
         self._numbering = numbering
         self._memory = memory
-        self._hls_dir = config.hls_dir
-        self._writes = writes
+        self._copies = copies
         self.queues = Queues()  # per variant, what waits behind a copy not yet in the bucket
         self._timer: asyncio.TimerHandle | None = None  # the next give-up of a stuck copy
         self.upload_ratio = 0.0  # moving average of (PutObject time / segment duration)
@@ -148,7 +139,8 @@ class Lister:
 
     def _advance_with(self, aligner: SlotAligner, variants: list[Variant]) -> None:
         while (ready := aligner.take_ready(variants, self._mono, self._target.value,
-                                           self._waiting if aligner is self._lanes.together else None)):
+                                           self._copies.waiting if aligner is self._lanes.together else None,
+                                           self._fresh)):
             slot, members, previous = ready.slot, ready.members, ready.previous
             key = slot.key
             if key[1] == END:
@@ -204,7 +196,7 @@ class Lister:
                 return
             elif not copy.ready.done():
                 held.add(v.index)
-            elif (err := copy.ready.exception() or self._changed(v.index, copy)) is not None:
+            elif (err := copy.ready.exception()) is not None:
                 lost[v.index] = err  # told once it is decided where the gap goes
             elif not hls.fits_target(round(copy.source.duration, 3), hls.MAX_TARGET_DURATION):
                 # Beyond any Owncast setting: a broken playlist, not a reason to slow every viewer.
@@ -270,21 +262,19 @@ class Lister:
                 numbering.listed(sequence + 1, run)
             elif (err := lost.get(v.index)) is not None:
                 self.lost(v, copy, err)
-                if self._list_gap(v, segment, run, wall, now):
+                if self._list_gap(v, segment, run, run_name, wall, now):
                     numbering.listed(playlist.next_sequence, run)
             elif self.list(v, copy, base, segment, run, run_name, wall, now):
                 numbering.listed(playlist.next_sequence, run)
 
-    def _changed(self, index: int, copy: Copy) -> BaseException | None:
-        """Why an uploaded copy is not listed after all: its file changed since (its writer came back)."""
-        return changed_since_upload(self._hls_dir, index, copy)
-
-    def _path(self, index: int, copy: Copy) -> Path:
-        return self._hls_dir / str(index) / copy.source.name
-
-    def _waiting(self, index: int, copy: Copy) -> bool:
-        """The copy's upload still waits for Owncast to finish its file: it holds only its own variant."""
-        return self._writes is not None and self._writes.waiting(self._path(index, copy))
+    def _fresh(self, index: int, copy: Copy) -> bool:
+        """False when the copy's file was written again since its upload: it is uploading again (fates.py)."""
+        redo = self._copies.written_again(index, copy)
+        if redo is None:
+            return True
+        redo.add_done_callback(functools.partial(self.on_uploaded, index, copy.source.duration))
+        asyncio.get_running_loop().call_soon(lambda: None if self._closed else self.advance())  # held now?
+        return False
 
     def _last_run(self, v: Variant) -> int | None:
         """The run of the last slot decided for `v`: waiting in it, or listed."""
@@ -307,20 +297,21 @@ class Lister:
                     ready = step.copy.ready  # in the bucket, or kept by the VM (its pathway lists it)
                     if ready.cancelled():
                         return  # closing
+                    if ready.done() and ready.exception() is None and not self._fresh(index, step.copy):
+                        continue  # written again since its upload: waited for again (the same step)
                     if not ready.done():
-                        writing = self._writes is not None and self._writes.writing(self._path(index, step.copy))
+                        writing = self._copies.writing(index, step.copy)
                         if not force and (now < step.give_up or not writing):
                             break
-                        self._metrics.segments_lost.labels(variant=str(index), reason="unfinished").inc()
-                        log.warning("variant %d: %s still %s %.1fs after the other variants listed it; listed "
-                                    "as a gap (EXT-X-GAP) in this variant alone", index, step.copy.source.name,
+                        log.warning("variant %d: %s still %s %.1fs after the other variants listed it; a gap here "
+                                    "(EXT-X-GAP), uploaded late once finished", index, step.copy.source.name,
                                     "being written by Owncast" if writing else "not in the bucket",
                                     now - step.give_up + STUCK_TARGET_DURATIONS * (self._target.value or 1))
-                        self._give_up(step.copy)
-                        self._list_gap(v, step.segment, step.run, step.wall, now, step.sequence)
-                    elif (err := ready.exception() or self._changed(index, step.copy)) is not None:
+                        self._list_gap(v, step.segment, step.run, step.run_name, step.wall, now, step.sequence)
+                        self._copies.late(index, step.copy, step.run_name)
+                    elif (err := ready.exception()) is not None:
                         self.lost(v, step.copy, err)
-                        self._list_gap(v, step.segment, step.run, step.wall, now, step.sequence)
+                        self._list_gap(v, step.segment, step.run, step.run_name, step.wall, now, step.sequence)
                     else:
                         self.list(v, step.copy, step.sequence, step.segment, step.run, step.run_name, step.wall,
                                   now)
@@ -358,8 +349,8 @@ class Lister:
         loop.call_soon(lambda: None if self._closed else self.advance())
 
     def _give_up(self, copy: Copy) -> None:
-        """Never list this copy: its upload stops (it waits for Owncast's file; if it got further, the
-        object goes with the gap entry that names its key, or with the cleaner's next run)."""
+        """Never list this copy, in a slot dropped in every variant: its upload stops (it waits for Owncast's
+        file; if it got further, the object goes with the cleaner's next run)."""
         copy.task.cancel()
 
     def retarget(self, decision: Retarget | None) -> None:
@@ -409,19 +400,23 @@ class Lister:
             key=copy.key,
         )
 
-    def _list_gap(self, v: Variant, segment: ListedSegment, run: int, wall: float, now: float,
+    def _list_gap(self, v: Variant, segment: ListedSegment, run: int, run_name: str, wall: float, now: float,
                   sequence: int | None = None) -> bool:
         """List `segment` as a gap (EXT-X-GAP) in `v` alone: the others list its moment under this
-        number (False when the playlist refuses it: the gap is marked with a discontinuity)."""
+        number (False when the playlist refuses it: the gap is marked with a discontinuity). So does the
+        recording (its segment may land late)."""
         playlist = v.playlist
         at = sequence if sequence is not None else playlist.next_sequence if playlist.listing \
             else max(playlist.next_sequence, self._numbering.next_sequence)
+        gap = replace(segment, gap=True, sha256=None)
         try:
-            playlist.list(replace(segment, gap=True, sha256=None), run, now, at, wall)
+            playlist.list(gap, run, now, at, wall)
         except SegmentRejected as err:
             log.warning("variant %d: gap for %s not listed: %s", v.index, segment.uri, err)
             return False
         self._metrics.window_segments.labels(variant=str(v.index)).set(playlist.segment_count)
+        if self._recorder is not None and run_name:
+            self._recorder.record(run_name, v.index, gap)
         return True
 
     def list(self, v: Variant, copy: Copy, base: int, segment: ListedSegment, run: int, run_name: str,

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Set as AbstractSet
 from dataclasses import dataclass
+from dataclasses import field as member
 from typing import Any
 
 from ..numbers import whole_number
 from ..playlist import hls
 from ..state.snapshots import SHOWN_PAST
 from ..playlist.segments import ListedSegment
+from ..source.owncast import stream_id
 from ..state.validate import INT64, array, describe, field, flag, integer, mapping, number, text
+from .late import parse_saved
 from .playlist_memory import MAX_RESTORED_TARGET
 from .slots import SeenNames, Slot, SlotKey, Variant
 from .variant_playlist import SegmentRejected, VariantPlaylist
@@ -61,12 +64,18 @@ class Memory:
     # (hls.continue_above).
     continue_at: int = 0
     continue_floor: int = 0
+    # Late copies (late.LateCopies): uploads still going on, [variant, key, run], and gaps whose segment
+    # landed; and what a variant's waiting slots were listed as here (run, variant, entry): gaps are late.
+    late: list[tuple[int, str, str]] = member(default_factory=list)
+    late_landed: list[str] = member(default_factory=list)
+    waited: list[tuple[str, int, ListedSegment]] = member(default_factory=list)
 
 
-def encode(m: Memory, undecided: Iterable[Slot], now: float,
-           waiting: Mapping[int, list[object]] | None = None) -> dict[str, object]:
-    """The publisher's memory, JSON-able: numbering, windows, what is seen and uploaded, and per variant
-    what waits behind a copy not yet in the bucket (waiting.Queues.saved)."""
+def encode(m: Memory, undecided: Iterable[Slot], now: float, waiting: Mapping[int, list[object]] | None = None,
+           late: dict[str, object] | None = None) -> dict[str, object]:
+    """The publisher's memory, JSON-able: numbering, windows, what is seen and uploaded, per variant
+    what waits behind a copy not yet in the bucket (waiting.Queues.saved), and what is late
+    (late.LateCopies.saved)."""
     pending: dict[int, set[str]] = {}
     uploaded: list[str] = []
     for slot in undecided:
@@ -97,7 +106,7 @@ def encode(m: Memory, undecided: Iterable[Slot], now: float,
         views = v.playlist.views_saved()
         if views:  # a pathway that lists less than the playlist, or at other URIs (pathway_views.py)
             variants[str(v.index)]["views"] = views
-    return {
+    out: dict[str, object] = {
         "target_duration": m.target,
         "independent": m.independent,
         "next_sequence": m.next_sequence,
@@ -109,6 +118,9 @@ def encode(m: Memory, undecided: Iterable[Slot], now: float,
         "variants": variants,
         "uploaded": uploaded + sorted(m.uploaded),
     }
+    if late and (late.get("pending") or late.get("landed")):
+        out["late"] = late
+    return out
 
 
 def _number_key(key: str, what: str, digits: int) -> int:
@@ -145,18 +157,21 @@ def _uploading(raw: object) -> dict[str, list[str]]:
             for pid, keys in by_pathway.items()}
 
 
-def _restore_waiting(playlist: VariantPlaylist, raw: object, now: float) -> None:
+def _restore_waiting(playlist: VariantPlaylist, raw: object, now: float) -> list[tuple[str, ListedSegment]]:
     """What waited in a variant when the state was saved: its slots were shown in the other variants
-    under these numbers, so this one lists each as a gap (EXT-X-GAP), then the marks that followed."""
+    under these numbers, so this one lists each there: a copy in the bucket already as a segment, any
+    other as a gap (EXT-X-GAP); then the marks that followed. Returns what it listed, each with its
+    recording's run (a gap's copy is late: uploaded once Owncast finishes it)."""
+    listed: list[tuple[str, ListedSegment]] = []
     for item in array(raw, "waiting", 10_000):
         if item in ("gap", "end"):
             playlist.gap() if item == "gap" else playlist.end()
             continue
-        entry = array(item, "a waiting slot", 7)
-        if len(entry) != 7 or not playlist.opened:
+        entry = array(item, "a waiting slot", 9)
+        if len(entry) not in (7, 8, 9) or not playlist.opened:
             raise ValueError(f"a waiting slot is {describe(entry)}, not [number, uri, duration, date, "
-                             "discontinuity, init, key] of an open playlist")
-        seq, uri, duration, pdt, disc, init, key = entry
+                             "discontinuity, init, key, run, uploaded] of an open playlist")
+        seq, uri, duration, pdt, disc, init, key = entry[:7]
         init_uri = None if init is None else text(init, "an init URI")
         if init_uri is not None and '"' in init_uri:
             raise ValueError("an init URI contains a quote")
@@ -164,7 +179,9 @@ def _restore_waiting(playlist: VariantPlaylist, raw: object, now: float) -> None
                                 None if pdt is None else number(pdt, "a segment date", -62_135_596_800.0,
                                                                   253_402_300_799.0),
                                 flag(disc, "a discontinuity"), init_uri,
-                                None if key is None else text(key, "a segment key"), gap=True)
+                                None if key is None else text(key, "a segment key"),
+                                # (older files: always a gap)
+                                gap=not (len(entry) == 9 and flag(entry[8], "uploaded") and key is not None))
         sequence = integer(seq, "a waiting number")
         if playlist.listing and sequence != playlist.next_sequence:
             raise ValueError(f"waiting slot {sequence} does not follow the playlist's {playlist.next_sequence - 1}")
@@ -172,6 +189,11 @@ def _restore_waiting(playlist: VariantPlaylist, raw: object, now: float) -> None
             playlist.list(segment, None, now, sequence, now)
         except SegmentRejected as err:
             raise ValueError(f"waiting slot {sequence}: {err}") from None
+        # Its run, for its recording (absent in older files: Owncast's stream id in the name, if any).
+        run = text(entry[7], "a waiting slot's run", 1 << 16, one_line=False) if len(entry) >= 8 else \
+            stream_id((segment.key or segment.uri).rpartition("/")[2]) or ""
+        listed.append((run, segment))
+    return listed
 
 
 def decode(data: dict[str, object], now: float, playlist: PlaylistMaker) -> Memory:
@@ -181,6 +203,7 @@ def decode(data: dict[str, object], now: float, playlist: PlaylistMaker) -> Memo
     raw_target = field(data, "target_duration", what)
     target = None if raw_target is None else integer(raw_target, "target_duration", 1, MAX_RESTORED_TARGET)
     variants: dict[int, Variant] = {}
+    waited: list[tuple[str, int, ListedSegment]] = []
     for name, raw in mapping(field(data, "variants", what), "variants", _MAX_VARIANTS).items():
         index = _number_key(name, "a variant", 4)
         raw = mapping(raw, f"variant {name}", 100)
@@ -188,7 +211,7 @@ def decode(data: dict[str, object], now: float, playlist: PlaylistMaker) -> Memo
         restored = playlist(index, None if gen_data is None else mapping(gen_data, "generator", 100), now)
         if restored.opened and restored.target_duration != target:
             raise ValueError(f"variant {name}: target duration {restored.target_duration}, not {target}")
-        _restore_waiting(restored, raw.get("waiting", []), now)  # absent in older files
+        waited += [(run, index, s) for run, s in _restore_waiting(restored, raw.get("waiting", []), now)]
         restored.awaiting(_uploading(raw.get("uploading", {})))  # absent in older files
         restored.restore_views(raw.get("views", {}))  # absent in older files
         # Files of the version before pathway views saved the keys that left a window while the bucket's
@@ -264,5 +287,6 @@ def decode(data: dict[str, object], now: float, playlist: PlaylistMaker) -> Memo
         start, above = hls.continue_above(reserved, next_sequence, [p.last_discontinuity for p in opened] + [floor])
         if max(start, above) > INT64:
             raise ValueError(f"reserved {reserved} leaves no numbers to continue above it")
+    late, late_landed = parse_saved(data.get("late", {}))  # absent in older files
     return Memory(variants, target, independent, next_sequence, last_run, key, runs, uploaded, reserved, clean,
-                  allowed, floor, start, above)
+                  allowed, floor, start, above, late, late_landed, waited)

@@ -17,8 +17,9 @@ Each piece of the publisher's state has one owner, which the publisher builds: t
 (variants.Variants: what was read of Owncast, per variant, written here only, built whole by a
 restore), each variant's playlist (variant_playlist.VariantPlaylist, changed only through its
 intents), the numbering the playlists share (numbering.Numbering, Owncast's runs with it), the slots
-(lanes.Lanes), the uploads and the init sections' (uploads.Uploads), the target (target.TargetPolicy,
-which decides and returns a Retarget). The publisher changes what it read as it reads Owncast; the
+(lanes.Lanes), the uploads and the init sections' (uploads.Uploads, with the files written again after
+their upload: rewrites.Rewrites), the copies given up as a gap and uploaded late (late.LateCopies), the
+target (target.TargetPolicy, which decides and returns a Retarget). The publisher changes what it read as it reads Owncast; the
 lister lists through each playlist's intents and records each listing in the numbering; a restore
 sets each through its own.
 """
@@ -41,7 +42,9 @@ from ..playlist.segments import ListedSegment, Removed
 from ..source.owncast import SourcePlaylist, SourceSegment, SourceVariant, stream_id
 from ..state import validate
 from .config import PublisherConfig
+from .fates import CopyFates
 from .lanes import Lanes, apart
+from .late import LateCopies
 from .lister import Lister
 from .memory import SEEN_LIMIT, Memory, decode, encode
 from .numbering import Numbering
@@ -99,17 +102,24 @@ class Publisher:
                                shown_to=self._variants, monotonic=config.monotonic)
         self._lanes = Lanes(metrics)
         # Which copies still wait for Owncast to finish their file: such a copy holds only its own variant.
-        waited = WritesWaited(writes)
+        waited = self._waited = WritesWaited(writes)
         self._uploads = Uploads(uploader, waited, metrics, hls_dir=config.hls_dir, key_prefix=config.key_prefix,
                                 segment_hashes=config.segment_hashes, unfinished_limit=config.unfinished_limit,
                                 others=others, list_held=config.pathways.held)
+        # A write heard to a file already uploaded: it is followed, and uploaded again once finished.
+        writes.follow(self._uploads.rewrites.heard)
+        # Copies given up as a gap in their live playlist, uploaded once finished (recordings, clips).
+        self._recorder = recorder
+        self._hls_dir = config.hls_dir
+        self._late = LateCopies(metrics, recorder, self._to_cleaner, config.monotonic)
         self._numbering = Numbering(config.first_sequence)
         # A finished upload goes on to the lister (its done-callback), never back here. It lists through
         # each variant's playlist and records each listing in the numbering; the memory it pushes with
         # each version is the publisher's (`_memory`).
         self.lister = Lister(config, metrics=metrics, release=self.release, recorder=recorder,
                              variants=self._variants, lanes=self._lanes,
-                             target=self.target, numbering=self._numbering, memory=self._memory, writes=waited)
+                             target=self.target, numbering=self._numbering, memory=self._memory,
+                             copies=CopyFates(config.hls_dir, waited, self._uploads.rewrites, self._late))
         self._variants.caught_up = self.lister.again
         self._again: list[asyncio.Future[Uploaded]] = []  # uploads a restored state had not seen land
         self._closed = False
@@ -221,6 +231,10 @@ class Publisher:
 
     def _drop(self, removed: list[Removed]) -> None:
         """Segments that left every playlist (or objects no playlist will name) go on to the cleaner."""
+        self._late.left(removed)  # a gap's segment still uploading late goes to the cleaner once it lands
+        self._to_cleaner(removed)
+
+    def _to_cleaner(self, removed: list[Removed]) -> None:
         if removed and self.on_removed is not None:
             self.on_removed(removed)
 
@@ -288,7 +302,7 @@ class Publisher:
         m = Memory(self._variants, target.value, target.independent, numbering.next_sequence,
                    numbering.last_run, lanes.together.decided, numbering.runs, self._uploads.restored,
                    discontinuity_floor=numbering.discontinuity_floor)
-        return encode(m, lanes.undecided(), now, self.lister.queues.saved())
+        return encode(m, lanes.undecided(), now, self.lister.queues.saved(), self._late.saved())
 
     def restore(self, data: dict[str, object]) -> None:
         """Continue from `snapshot`; raises ValueError (nothing changed) when it does not add up.
@@ -307,6 +321,14 @@ class Publisher:
         self._numbering.restored(m.next_sequence, m.last_run, m.runs, m.discontinuity_floor)
         self._lanes.restored(m.decided)
         self._uploads.restore(m.uploaded)
+        # Late from before: saved as such, or waiting in a variant (a gap from now on): uploaded once
+        # finished. The recording journals what the restore listed of the waiting slots.
+        self._late.restore([*m.late, *((i, s.key, run) for run, i, s in m.waited if s.gap and s.key)],
+                           m.late_landed)
+        if self._recorder is not None:
+            for run, index, segment in m.waited:
+                if run:
+                    self._recorder.record(run, index, segment)
         if not self._hashes:  # P2P turned off since that save: the playlists say nothing of hashes
             for v in self._variants.values():
                 v.playlist.drop_hashes()
@@ -351,6 +373,11 @@ class Publisher:
         v = self._variants.get(int(folder)) if folder.isdigit() and len(folder) < 6 else None
         return v.playlist.found(pathway, key) if v is not None else None
 
+    async def landed(self, keys: list[str], timeout: float) -> set[str]:
+        """Of these keys (gaps a live playlist lists), those whose segment is in the bucket, uploaded late
+        (a clip lists them); those still uploading late are waited for, `timeout` at most."""
+        return await self._late.settled(keys, timeout)
+
     def _copies(self) -> list[Copy]:
         """Every copy not listed yet: in undecided slots, and waiting in a variant behind a stuck one."""
         return [*(c for s in self._lanes.undecided() for c in s.copies.values()),
@@ -367,6 +394,9 @@ class Publisher:
         """Wait up to `timeout` for uploads in flight; True when nothing is left."""
         tasks: list[asyncio.Future[Any]] = [t for c in self._copies() for t in c.landings().values() if not t.done()]
         tasks += [t for v in self._variants.values() for t in v.playlist.uploads()]  # listed ahead on the VM's
+        # Late ones uploading now (one still waiting for Owncast is started again after a restart).
+        tasks += [t for index, key, t in self._late.uploads()
+                  if not self._waited.waiting(self._hls_dir / str(index) / key.rpartition("/")[2])]
         if not tasks:
             return True
         _done, pending = await asyncio.wait(tasks, timeout=timeout)
@@ -375,6 +405,7 @@ class Publisher:
     async def start(self) -> None:
         await self.release.start()
         self._upload_again()
+        self._late.resume(self._uploads.late)
 
     def _upload_again(self) -> None:
         """Uploads a restored state listed on the VM's pathway before they landed: started again."""
@@ -404,6 +435,7 @@ class Publisher:
         tasks += self._uploads.inits()
         tasks += [t for v in self._variants.values() for t in v.playlist.uploads()]
         tasks += self._again
+        tasks += [*self._late.tasks(), *self._uploads.rewrites.tasks()]
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -166,12 +166,16 @@ class SlotAligner:
         return slots
 
     def take_ready(self, variants: Iterable[Variant], now: Callable[[], float], target: int | None,
-                   held: Callable[[int, Copy], bool] | None = None) -> Ready | None:
+                   held: Callable[[int, Copy], bool] | None = None,
+                   fresh: Callable[[int, Copy], bool] | None = None) -> Ready | None:
         """The first undecided slot once it can be decided (taken out of the queue), else None.
 
         `held(variant, copy)`: the copy's file is still being written by Owncast. Such a copy holds only
         its own variant once another copy of the slot is in the bucket: the slot is decided, and that
-        variant lists it later, or a gap there alone (lister.py); every other copy is waited for."""
+        variant lists it later, or a gap there alone (lister.py); every other copy is waited for.
+        `fresh(variant, copy)`, asked of each copy in the bucket as the slot is about to be decided: False
+        when its file was written again since its upload (the copy is uploading again then, so the slot
+        waits for it as for any copy not in the bucket)."""
         if not self._order:
             return None
         key = self._order[0]
@@ -187,6 +191,8 @@ class SlotAligner:
                                                        if any(v.index == i for v in members)) or not all(
                     (c := slot.copies.get(v.index)) is not None and held(v.index, c) for v in unresolved)):
                 return None
+            if fresh is not None and not all([fresh(i, c) for i, c in slot.copies.items() if _uploaded(c)]):
+                return None  # (a list: every copy written again is told, not only the first)
         previous = self.decided
         self._order.pop(0)
         self._queued -= len(self._slots.pop(key).copies)

@@ -6,11 +6,10 @@ the playlist without waiting for the segment's answer, docs/owncast.md), so an u
 Owncast has finished the file (source.writes says when), at most UNFINISHED_LIMIT: a file still being
 written then is lost, its gap marked, never uploaded half. After the upload the file must still be the
 version that was read (same inode, size and mtime); if Owncast changed it meanwhile it is uploaded
-again. When its segment is listed (it may wait for the same slot in other variants), the file is checked
-once more (`changed`): a writer that opened it again after the upload means the object is not its final
-file, and the copy is not listed (lost as unfinished), unless its bytes are still those uploaded (a
-`touch`). So the bucket, the hash carried for P2P, recordings and clips all hold the file as Owncast
-left it.
+again. A write after that (its writer opened it again, issue 67) makes it unfinished again: it is
+followed (rewrites.Rewrites: waited for, and uploaded again if its bytes changed), also when its segment is
+about to be listed, which then waits for that. So the bucket, the hash carried for P2P, recordings and
+clips all hold the file as Owncast left it.
 """
 
 from __future__ import annotations
@@ -30,7 +29,7 @@ from ..metrics import Metrics
 from ..playlist import hls
 from ..source.owncast import SourceSegment, stream_id
 from ..source.writes import Finish
-from .slots import Copy
+from .rewrites import Rewrites
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +44,16 @@ _TOLD_STREAMS = 64  # streams already told of in the log (a bounded memory)
 
 
 class WriteWatch(Protocol):
-    """When Owncast has finished writing a file (source.writes.Writes)."""
+    """When Owncast has finished writing a file, and each write heard after (source.writes.Writes)."""
+
+    async def finished(self, path: Path, limit: float, on_writing: Callable[[], None] | None = None) -> Finish: ...
+
+    def follow(self, hook: Callable[[Path | None], None]) -> None:
+        """`hook(path)` at each write heard to a media file (None: events were lost)."""
+
+
+class FinishWatch(Protocol):
+    """When Owncast has finished writing a file (writing.WritesWaited, over a WriteWatch)."""
 
     async def finished(self, path: Path, limit: float, on_writing: Callable[[], None] | None = None) -> Finish: ...
 
@@ -93,6 +101,18 @@ class _Ready:
                 ready.set_exception(task.exception() or RuntimeError("upload failed"))
 
 
+def ready_when_uploaded(ready: Ready, task: asyncio.Future[Uploaded]) -> None:
+    """The task's done-callback: `ready` follows it (unless the copy was kept before)."""
+    if ready.done():
+        return
+    if task.cancelled():
+        ready.cancel()
+    elif (err := task.exception()) is not None:
+        ready.set_exception(err)
+    else:
+        ready.set_result(task.result().sha256)
+
+
 def _retrieved(future: asyncio.Future[Any]) -> None:
     if not future.cancelled():
         future.exception()
@@ -126,7 +146,7 @@ def init_section_name(segment: str, init: str, run: int) -> str:
 
 
 class Uploads:
-    def __init__(self, uploader: Uploader, writes: WriteWatch, metrics: Metrics, *, hls_dir: Path, key_prefix: str,
+    def __init__(self, uploader: Uploader, writes: FinishWatch, metrics: Metrics, *, hls_dir: Path, key_prefix: str,
                  segment_hashes: bool, unfinished_limit: float = UNFINISHED_LIMIT,
                  others: Mapping[str, Uploader] | None = None, list_held: bool = False) -> None:
         """`uploader`: the first bucket's; `others`: every other bucket's, by pathway ID (each uploads what
@@ -148,6 +168,8 @@ class Uploads:
         self._inits: dict[str, asyncio.Task[Uploaded]] = {}
         self._inits_kept: dict[str, asyncio.Future[Kept]] = {}
         self._inits_other: dict[tuple[str, str], asyncio.Future[Uploaded]] = {}
+        # Every segment upload that landed, and the file written again after it (its writer came back).
+        self.rewrites = Rewrites(hls_dir, self.rewritten, metrics)
 
     @property
     def restored(self) -> AbstractSet[str]:
@@ -240,6 +262,36 @@ class Uploads:
             await asyncio.shield(init)
         return await uploader.upload_held(key, str(index), first.stamp)
 
+    def late(self, index: int, key: str) -> asyncio.Task[Uploaded]:
+        """The upload of a segment given up as a gap in its playlist before a restart (late.LateCopies):
+        once Owncast has finished its file, as any upload."""
+        name = key.rpartition("/")[2]
+        return asyncio.ensure_future(self._whole(self._hls_dir / str(index) / name, key, index, hashed=True))
+
+    async def rewritten(self, index: int, path: Path, key: str, previous: Uploaded) -> Uploaded:
+        """`path`, uploaded as `previous`, was written again (rewrites.Rewrites): once Owncast has finished it
+        again, uploaded again if its bytes changed; else `previous` (with the file's stamp now)."""
+        finish = await self._writes.finished(path, self._limit)
+        if finish is Finish.UNFINISHED:
+            raise SegmentLost("unfinished", f"{path} was written again after its upload and is still being "
+                              f"written {self._limit:g} s later; the bucket keeps the version before")
+        if finish is Finish.MISSING:
+            raise SegmentLost("deleted", f"{path} was deleted after it was written again")
+        parts = path.relative_to(self._hls_dir).parts
+        try:
+            now = stamp_beneath(self._hls_dir, parts)
+        except (OSError, Refused):
+            now = None
+        if now is not None and now == previous.stamp:
+            return previous  # the version uploaded after all (opened and closed, nothing written)
+        try:
+            data, stamp = await asyncio.to_thread(read_stamped, self._hls_dir, parts, MAX_FILE_BYTES)
+        except (OSError, Refused):
+            data, stamp = b"", None  # the upload reads it again, and says why it cannot
+        if stamp is not None and hashlib.sha256(data).digest() == previous.sha256:
+            return previous._replace(stamp=stamp)  # the same bytes (a `touch`): nothing to upload
+        return await self._whole(path, key, index, hashed=True)
+
     async def _upload(self, path: Path, key: str, index: int, init: asyncio.Task[Uploaded] | None,
                       init_kept: asyncio.Future[Kept] | None, kept: asyncio.Future[Kept]) -> Uploaded:
         """Its init section first: held (the VM's pathway lists the segment once both are held) and
@@ -274,6 +326,8 @@ class Uploads:
                 path, key, variant, root=self._hls_dir, hashed=hashed,
                 on_kept=None if on_kept is None or attempt else functools.partial(_told, on_kept))
             if unchanged(self._hls_dir, path, done.stamp):
+                if hashed:  # a segment: a write after this one makes it unfinished again
+                    self.rewrites.landed(index, path, key, done)
                 return done
             self._metrics.segment_reuploads.labels(variant=variant).inc()
             log.warning("variant %d: %s changed while it was uploaded (upload %d of at most %d); uploading it "
@@ -302,29 +356,3 @@ def unchanged(hls_dir: Path, path: Path, read: Stamp | None) -> bool:
     except (OSError, Refused):
         return True  # not readable now: nothing says it changed; the next read would refuse it
     return now is None or now == read
-
-
-def changed_since_upload(hls_dir: Path, index: int, copy: Copy) -> SegmentLost | None:
-    """As `copy` (uploaded) is listed in variant `index`: None while its file is the version uploaded,
-    or gone (Owncast's cleanup), or changed without a change of bytes (a `touch`, a truncate(2) to its
-    own length); else why it is not listed (its writer opened it again after the upload's own check:
-    the object in the bucket is not the file's final version)."""
-    task = copy.task
-    if not task.done() or task.cancelled() or task.exception() is not None:
-        return None  # listed once the VM kept it (content steering): the VM's copy is the bytes read
-    done = task.result()
-    if done.stamp is None or done.sha256 is None:
-        return None  # uploaded before a restart: its bytes were not at hand here
-    path = hls_dir / str(index) / copy.source.name
-    if unchanged(hls_dir, path, done.stamp):
-        return None
-    try:
-        data, now = read_stamped(hls_dir, path.relative_to(hls_dir).parts, MAX_FILE_BYTES)
-    except FileNotFoundError:
-        return None  # deleted since: what was read was finished when it was read
-    except (OSError, Refused):
-        data, now = b"", None
-    if now is not None and hashlib.sha256(data).digest() == done.sha256:
-        return None
-    return SegmentLost("unfinished", f"{path} changed after it was uploaded (its writer opened it again); "
-                       "not listed, as the bucket's copy is not the file's final version")

@@ -9,8 +9,10 @@ lists the head once its copy is uploaded, or lists a gap there (EXT-X-GAP, hls.G
 is lost or Owncast has still not finished the file at `give_up`: the variant's numbers stay those of
 every other variant, and only its own playlist waited.
 
-The saved form (`saved`, in the publisher's memory) lists what waits: a start from that state lists
-each as a gap (memory.decode), since the slot was shown in the other variants under that number.
+The saved form (`saved`, in the publisher's memory) lists what waits: a start from that state lists each
+under its number (the slot was shown in the other variants under it, memory.decode): a copy already in
+the bucket as a segment, any other as a gap, whose copy it uploads once Owncast finishes it
+(late.LateCopies: recordings and clips list it).
 """
 
 from __future__ import annotations
@@ -99,11 +101,18 @@ class Queues:
 
     def saved(self) -> dict[int, list[object]]:
         """Per variant, what waits (JSON-able): each slot as [number, URI, duration, date, discontinuity,
-        init URI, key], each mark as its name."""
+        init URI, key, run, uploaded] (run: its recording's; uploaded: in the bucket already, so a start
+        lists it; else it lists a gap there, and uploads the copy once finished: late), each mark as its
+        name."""
         out: dict[int, list[object]] = {}
         for index, queue in self._queues.items():
             out[index] = [step.value if isinstance(step, Mark) else
                           [step.sequence, step.segment.uri, step.segment.duration,
                            step.segment.program_date_time, step.segment.discontinuity, step.segment.init_uri,
-                           step.segment.key] for step in queue]
+                           step.segment.key, step.run_name, _uploaded(step)] for step in queue]
         return out
+
+
+def _uploaded(step: Waiting) -> bool:
+    task = step.copy.task
+    return task.done() and not task.cancelled() and task.exception() is None

@@ -265,7 +265,9 @@ class HlsWatcher:
             if not changes:
                 self._safely(self.scan)
             else:
-                self._safely(self._on_paths, [Path(p) for c, p in changes if c != watchfiles.Change.deleted])
+                paths = [Path(p) for c, p in changes if c != watchfiles.Change.deleted]
+                self.writes.changed(paths)  # first, as on inotify's path: a segment written again
+                self._safely(self._on_paths, paths)
                 if time.monotonic() - self._last_scan >= self._busy_rescan:
                     self._safely(self.scan, False)
             # The folder itself deleted: the new one may even get the old inode number back.

@@ -39,12 +39,18 @@ packet boundary). Without the lease, a writer paused longer than that, or a `tou
 can still be taken for finished: only the checks of the file's version afterwards remain.
 
 Every wait is bounded by the caller's limit: a file still being written then is given up, never read.
+
+A file is not finished for good once it was: a writer may open it again after its close (issue 67). Each
+write heard is told to whoever `follow`s (publish/rewrites.py: a segment whose upload landed is then
+waited for and uploaded again): inotify's IN_MODIFY (a write or a truncation), any change on watchfiles'
+path (`changed`), and, when events were lost, None (every file may have been written).
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -52,6 +58,8 @@ from pathlib import Path
 
 from ..files import MAX_FILE_BYTES, Refused, Stamp, look_beneath
 from . import inotify, leases
+
+log = logging.getLogger(__name__)
 
 # Seconds a file must be unchanged to count as finished when no close was seen. Owncast's writes of one
 # body follow each other within milliseconds (measured: a 465 KB passthrough segment's tail came 10 ms
@@ -111,6 +119,7 @@ class Writes:
         self._writing: OrderedDict[Path, bool] = OrderedDict()  # file -> still being written (last event)
         self._changed = asyncio.Event()  # set at every note that may end a wait, then replaced
         self.waiting = 0  # calls of `finished` waiting now
+        self._hooks: list[Callable[[Path | None], None]] = []  # told of each write heard (`follow`)
 
     # -- fed by the watcher ------------------------------------------------------------------------
 
@@ -124,12 +133,38 @@ class Writes:
         """Events were lost (the kernel's queue overflowed): nothing noted so far can be believed."""
         self._writing.clear()
         self._wake()
+        self._tell([None])
+
+    def follow(self, hook: Callable[[Path | None], None]) -> None:
+        """`hook(path)` after each write heard to a media file in a variant folder (a write or a
+        truncation: its bytes may have changed); `hook(None)` when events were lost (any may have)."""
+        self._hooks.append(hook)
+
+    def changed(self, paths: list[Path]) -> None:
+        """watchfiles' path: these files were made or changed (it tells no write from a close). Waits look
+        again at once, and the followers hear of each media file of a variant folder."""
+        media = [p for p in paths if self._media(p)]
+        if media:
+            self._wake()
+            self._tell(list(dict.fromkeys(media)))
+
+    def _media(self, path: Path) -> bool:
+        return path.parent != self._root and path.parent.parent == self._root and path.suffix != ".m3u8"
+
+    def _tell(self, paths: list[Path | None]) -> None:
+        for hook in self._hooks:
+            for path in paths:
+                try:
+                    hook(path)
+                except Exception:  # a follower's bug must not stop the watch (called from its reader)
+                    log.exception("telling of a write to %s failed", path)
 
     def note(self, events: list[inotify.Event]) -> None:
         """Events read from the kernel, in order, before any playlist they came with is read."""
         if not self._exact:
             return
         woke = False
+        written: dict[Path, None] = {}  # media files written, in order (told to followers)
         for event in events:
             path = event.path
             if event.mask & inotify.IN_ISDIR or path.parent == self._root or path.suffix == ".m3u8":
@@ -138,6 +173,7 @@ class Writes:
                 self._writing[path] = False
             elif event.mask & inotify.IN_MODIFY:  # a write, or a truncation (O_TRUNC: a rewrite begins)
                 self._writing[path] = True
+                written[path] = None
             elif event.mask & (inotify.IN_CREATE | inotify.IN_MOVED_TO):
                 # A new file, or one renamed to this name (its writer may still have it open: a rename
                 # is no close): nothing is known of it until it is written or closed (a symlink, a FIFO
@@ -153,6 +189,8 @@ class Writes:
             woke = True
         if woke:
             self._wake()
+        if written:
+            self._tell(list(written))
 
     def _wake(self) -> None:
         self._changed.set()

@@ -77,6 +77,9 @@ class WrittenWhole:
     async def finished(self, path: Path, limit: float, on_writing: Callable[[], None] | None = None) -> Finish:
         return Finish.READY
 
+    def follow(self, hook: Callable[[Path | None], None]) -> None:
+        """Nothing is written after it is finished here."""
+
 
 # -- what the HTTP app reads -----------------------------------------------------------------------
 

@@ -9,9 +9,13 @@ kept open; `release()` writes the rest and closes it, as Owncast's handler does 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
+
+from broadcaster.source.writes import Finish
 
 
 class HeldBack:
@@ -48,3 +52,34 @@ class HeldBack:
         if self._file is not None:
             self._file.close()
             self._file = None
+
+
+class HeldWrites:
+    """source.writes at the seam: every file is finished when asked, but those the test holds (by name, in
+    variant folder `folder`), whose writer is stuck until `release` (or the upload's limit)."""
+
+    def __init__(self, folder: str = "0") -> None:
+        self._folder = folder
+        self._held: dict[str, asyncio.Event] = {}
+
+    def hold(self, name: str) -> None:
+        self._held[name] = asyncio.Event()
+
+    def release(self, name: str) -> None:
+        self._held.pop(name).set()
+
+    def follow(self, hook: Callable[[Path | None], None]) -> None:
+        """No write is ever heard here (the files the test holds are not written meanwhile)."""
+
+    async def finished(self, path: Path, limit: float, on_writing: Callable[[], None] | None = None) -> Finish:
+        held = self._held.get(path.name) if path.parent.name == self._folder else None
+        if held is None:
+            return Finish.READY
+        if on_writing is not None:
+            on_writing()
+        try:
+            async with asyncio.timeout(limit):
+                await held.wait()
+        except TimeoutError:
+            return Finish.UNFINISHED
+        return Finish.WAITED

@@ -24,7 +24,14 @@ KINDS = (
     "renamed",  # W2: written under another name and renamed into place while still open, the rest later
     "touched",  # W2: still open on a packet boundary when another process opens and closes it (`touch`)
     "truncated",  # W5: written whole and closed, then truncate(2) by name to its own length (no open)
+    # Issue 67:
+    "paused",  # still open on a packet boundary, the rest written long after (longer than a target duration)
+    "appended",  # closed on a packet boundary (half of it), opened again after it is listed and the rest appended
+    "rewritten",  # closed on a packet boundary (half of it), then truncated (O_TRUNC) and written again whole
 )
+# Kinds that close the file on a packet boundary and leave it closed until finish(): the service may take
+# that version, which is not the file's final one.
+REOPENED_LATER = ("appended", "rewritten")
 
 
 class OddWriter:
@@ -35,6 +42,8 @@ class OddWriter:
         assert len(data) % TS_PACKET == 0 and len(data) > TS_PACKET * (packets + 1)
         self.kind, self.data, self._ledger = kind, data, ledger
         self.cut = len(data) - TS_PACKET * packets  # a packet boundary: the file alone looks whole
+        if kind in REOPENED_LATER:
+            self.cut = len(data) // 2 // TS_PACKET * TS_PACKET  # the issue's 94,000 of 188,000 bytes
         if kind == "closed_early":
             self.cut += 100  # the issue's finding: 100 bytes into a packet
         self.path: Path | None = None
@@ -55,7 +64,7 @@ class OddWriter:
             return
         self._file = open(path, "wb")  # noqa: SIM115
         self._write(self.data[: self.cut])
-        if self.kind in ("closed_early", "reopened"):
+        if self.kind in ("closed_early", "reopened", *REOPENED_LATER):
             self._file.close()
             self._file = None
         if self.kind == "reopened":
@@ -68,11 +77,15 @@ class OddWriter:
         subprocess.run(["touch", str(self.path)], check=True, timeout=30)
 
     def finish(self) -> None:
-        """The rest of the bytes, then the close (for closed_early: opened again first)."""
+        """The rest of the bytes, then the close (for closed_early and appended: opened again first; for
+        rewritten: opened again with O_TRUNC and written whole)."""
         if self.kind == "truncated" or self.path is None:
             return
-        if self.kind == "closed_early":
+        if self.kind in ("closed_early", "appended"):
             self._file = open(self.path, "ab")  # noqa: SIM115
+        if self.kind == "rewritten":
+            self._file = open(self.path, "wb")  # noqa: SIM115 (O_TRUNC: the file is empty again, then whole)
+            self._write(self.data[: self.cut])
         assert self._file is not None
         self._write(self.data[self.cut:])
         self._file.close()

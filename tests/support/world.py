@@ -12,6 +12,7 @@ from broadcaster.playlist.rendered import Rendered
 from broadcaster.metrics import Metrics
 from broadcaster.source.owncast import SourcePlaylist, SourceSegment
 from broadcaster.bucket.cleaner import Cleaner
+from broadcaster.bucket.recorder import Recorder
 from broadcaster.status.assessment import HealthReport
 from broadcaster.playlist.options import WindowOptions
 from broadcaster.publish.config import PublisherConfig
@@ -60,12 +61,14 @@ class World:
                  align_by: str = "msn", stepped: bool = False, segment_hashes: bool = False,
                  writes: WriteWatch | None = None, unfinished_limit: float = UNFINISHED_LIMIT,
                  can_block_reload: bool = False, holder: Holder | None = None,
-                 pathways: tuple[str, ...] = ("bucket", "vm")) -> None:
+                 pathways: tuple[str, ...] = ("bucket", "vm"), recordings: Path | None = None) -> None:
         """`holder`: each file is held first (content steering, with `pathways`: the VM's, and `backup`, a
         second bucket, `backup_store`): `shown[pathway]` records each pathway's versions (`ahead`: the
         VM's, which list each segment once held), `playlists` the first bucket's. The VM's pathway lists
         what it holds while `redirects` is False (players steered to it), else what the first bucket
-        lists; `fallbacks[pathway]`: where a bucket's pathway lists what it lacks (players steered away)."""
+        lists; `fallbacks[pathway]`: where a bucket's pathway lists what it lacks (players steered away).
+        `recordings`: a STATE_DIR where streams are kept (KEEP_RECORDINGS), their VOD playlists uploaded to
+        the same bucket."""
         self.dir = tmp_path
         self.store = FakeStore()
         self.metrics = Metrics()
@@ -92,6 +95,7 @@ class World:
         mono: Callable[[], float] = (lambda: self.now) if stepped else time.monotonic
         self.playlists = Recording()
         self.snapshots = Snapshots(state, self.metrics) if state is not None else None
+        self.recorder = Recorder(self.uploader, recordings, "live") if recordings is not None else None
         self.pub = Publisher(PublisherConfig(hls_dir=tmp_path, key_prefix="live", urls=PublicUrls(PUBLIC),
                                              window=WindowOptions(window, can_block_reload=can_block_reload), wall_clock=lambda: self.clock, monotonic=mono,
                                              segment_hashes=segment_hashes, unfinished_limit=unfinished_limit,
@@ -100,7 +104,8 @@ class World:
                              others=others,
                              outlets=Outlets(self.playlists, self.snapshots,
                                              on_listed=(lambda v, n, s, _u: self.listed.append((v, n, s.name)),),
-                                             pathways=self.shown))
+                                             pathways=self.shown),
+                             recorder=self.recorder)
         self.release = self.pub.release
         if self.snapshots is not None:
             register_parts(self.snapshots, self.pub)  # as the service does (without a cleaner)

@@ -1,0 +1,144 @@
+"""A segment file written again after its upload (issue 67): the bucket ends with the file's final bytes.
+
+Owncast writes each segment once and closes it. A writer that closes a file, then opens it again and
+writes (appends the rest, or truncates it and writes it whole again) has not finished it: a write after a
+close makes the segment unfinished again, whatever the kernel said at the close. Every segment upload that
+lands is remembered here (the file's version it sent, and the SHA-256 of its bytes). After that:
+
+- **A write heard** (source.writes: inotify's IN_MODIFY, a change on watchfiles' path; when events were
+  lost, every file remembered is looked at) to a remembered file whose version moved: the file is
+  followed, that is waited for until it is finished again (source.writes, at most the upload's limit),
+  and, if its bytes changed, uploaded again under the same key (`hls_broadcaster_segment_rewrites_total`,
+  a WARNING). The bucket's object is then the file's final bytes, whether its segment is listed yet or not.
+- **When its segment is about to be listed** (`stale`, one look: the file's version against the one
+  uploaded, and whether anyone has it open for writing now), a file written again, or opened for that, is
+  followed the same way, and the copy waits for that instead of being listed: its playlist never lists a
+  key whose object is not the file as it is then. The lister treats
+  the follow as the copy's upload (held in its variant, a gap there past the bound, late after that).
+
+What this cannot change: a segment listed before its writer came back was listed with the version then in
+the bucket. Its entry never changes (6.2.2), so with P2P its hash is that version's, and a viewer or a
+cache that fetched the object before it was replaced keeps those bytes (segments are cached as immutable).
+Files remembered are the newest REMEMBERED uploads (Owncast deletes older ones first); a restart forgets
+them, so a file written again after a restart is not followed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..bucket.uploader import SegmentLost, Uploaded
+from ..files import Refused, Stamp, look_beneath
+from ..metrics import Metrics
+from ..source import leases
+from .slots import Copy
+
+log = logging.getLogger(__name__)
+
+REMEMBERED = 4096  # uploads remembered: every segment of every variant for well over Owncast's cleanup
+
+# Waits until `path` is finished again, then uploads it under `key` if its bytes are not those of
+# `previous` (uploads.Uploads.rewritten): the version now in the bucket.
+Upload = Callable[[int, Path, str, Uploaded], Awaitable[Uploaded]]
+
+
+def _nobody(_fd: int, _path: Path) -> bool | None:
+    return None
+
+
+@dataclass(slots=True)
+class _Landed:
+    index: int
+    key: str
+    done: Uploaded  # the version in the bucket: its file's stamp, its bytes' SHA-256
+
+
+class Rewrites:
+    def __init__(self, hls_dir: Path, upload: Upload, metrics: Metrics) -> None:
+        self._root = hls_dir
+        self._upload = upload
+        self._metrics = metrics
+        self._landed: OrderedDict[Path, _Landed] = OrderedDict()
+        self._following: dict[Path, asyncio.Task[Uploaded]] = {}
+
+    def landed(self, index: int, path: Path, key: str, done: Uploaded) -> None:
+        """A segment upload landed: `done` says which version of `path` the bucket holds as `key`."""
+        if done.stamp is None or done.sha256 is None:
+            return  # nothing to compare a later version with
+        self._landed[path] = _Landed(index, key, done)
+        self._landed.move_to_end(path)
+        if len(self._landed) > REMEMBERED:
+            self._landed.popitem(last=False)
+
+    def heard(self, path: Path | None) -> None:
+        """A write to `path` was heard (None: events were lost, any file may have been written)."""
+        for p in list(self._landed) if path is None else [path]:
+            landed = self._landed.get(p)
+            if landed is not None and p not in self._following and self._moved(p, landed.done.stamp):
+                self._follow(p, landed)
+
+    def stale(self, index: int, copy: Copy) -> asyncio.Task[Uploaded] | None:
+        """About to list `copy` (uploaded): None while its file is still the version in the bucket (or
+        gone); else the follow that uploads its final bytes, which the copy waits for instead."""
+        task = copy.task
+        if not task.done() or task.cancelled() or task.exception() is not None:
+            return None  # not uploaded yet (listed once the VM kept it: the VM's copy is the bytes read)
+        done = task.result()
+        if done.stamp is None:
+            return None  # uploaded before a restart: its bytes were not at hand here
+        path = self._root / str(index) / copy.source.name
+        following = self._following.get(path)
+        if following is not None:
+            return following
+        landed = self._landed.get(path) or _Landed(index, copy.key, done)
+        if landed.done is done and not self._moved(path, done.stamp, ask_writers=True):
+            return None
+        # A new version on disk, or one uploaded since the copy's (a follow heard the write first): the
+        # copy takes what the follow ends with.
+        return self._follow(path, landed)
+
+    def tasks(self) -> list[asyncio.Task[Uploaded]]:
+        return list(self._following.values())
+
+    def _moved(self, path: Path, stamp: Stamp | None, ask_writers: bool = False) -> bool:
+        """Another version of `path` than `stamp`, or (`ask_writers`) open for writing now: its writer came
+        back and may still write (the kernel's answer, source/leases.py; None where it will not say)."""
+        try:
+            look = look_beneath(self._root, path.relative_to(self._root).parts,
+                                leases.writers if ask_writers else _nobody)
+        except (OSError, Refused):
+            return False  # not readable now: nothing says it changed
+        return look is not None and (look[0] != stamp or look[1] is True)
+
+    def _follow(self, path: Path, landed: _Landed) -> asyncio.Task[Uploaded]:
+        task = asyncio.ensure_future(self._upload(landed.index, path, landed.key, landed.done))
+        self._following[path] = task
+        task.add_done_callback(lambda t: self._followed(path, landed, t))
+        return task
+
+    def _followed(self, path: Path, before: _Landed, task: asyncio.Task[Uploaded]) -> None:
+        if self._following.get(path) is task:
+            del self._following[path]
+        if task.cancelled():
+            return
+        err = task.exception()
+        if err is not None:
+            if isinstance(err, SegmentLost) and err.reason == "deleted":
+                self._landed.pop(path, None)  # Owncast's cleanup: nothing left to follow
+            else:
+                log.warning("variant %d: %s was written again after its upload: %s", before.index, path.name, err)
+            return
+        done = task.result()
+        self.landed(before.index, path, before.key, done)
+        if done.sha256 != before.done.sha256:
+            self._metrics.segment_rewrites.labels(variant=str(before.index)).inc()
+            log.warning("variant %d: %s was written again after its upload (its writer opened it again after "
+                        "closing it); the bucket's object is replaced by its final bytes", before.index, path.name)
+        landed = self._landed.get(path)
+        if landed is not None and self._moved(path, done.stamp):
+            self._follow(path, landed)  # written again since the follow's last look: once more
