@@ -148,8 +148,11 @@ def _plain_host(host: str) -> bool:
 def _cf_visitor(headers: CIMultiDictProxy[str]) -> str | None:
     """The scheme in Cloudflare's CF-Visitor (`{"scheme":"https"}`), or None."""
     text = headers.get(CF_VISITOR)
-    if text is None or len(text) > 100:
-        return None
+    return None if text is None or len(text) > 100 else _visitor_scheme(text)
+
+
+@functools.lru_cache(maxsize=16)  # Cloudflare writes one of two values
+def _visitor_scheme(text: str) -> str | None:
     try:
         value = json.loads(text)
     except ValueError:
