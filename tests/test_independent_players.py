@@ -20,9 +20,16 @@ Asserted, each player on its own:
   reloads it again and takes the bucket's;
 - a player without (streamlink, GStreamer, VLC) plays on through the move and after it.
 
-Measured against main's code before the change (the multivariant playlist naming its variants
-//host/live/..., RELOAD-URI "steering.json"): see the module's record in docs/steering.md ("Players and
-the URIs they resolve").
+Against the code before (the multivariant playlist naming its variants //host/live/..., RELOAD-URI
+"steering.json"; 2026-11-27), four of these failed: GStreamer's hlsdemux and hlsdemux2 played nothing
+(each asked http://host//host/live/0/playlist.m3u8 and got 404), and Shaka 5.2 in both configurations
+never took the VM's pathway (its first reload threw "Failed to construct 'URL': Invalid URL"). The
+figures of each run: `-s` prints them (summary); docs/steering.md, "Players and the URIs they resolve",
+has them.
+
+A Shaka page whose first steering reload falls inside its own load() never reloads it again (Shaka 4.16
+and 5.2: independent_players.SHAKA_LOAD_RACE); such a page is opened anew before the move (a new session),
+and the summary says how often.
 """
 
 from __future__ import annotations
@@ -177,8 +184,8 @@ async def run(tmp_path_factory: pytest.TempPathFactory, seaweed_server: SeaweedS
                     await native.stop()
                 await stand_in.stop()
                 await rig.run(proxy.close())
-            for name, native in natives.items():
-                result.outputs[name] = await asyncio.to_thread(native.finish, tmp)
+                for name, native in natives.items():  # VLC's folder in the system's temp goes here
+                    result.outputs[name] = await asyncio.to_thread(native.finish, tmp)
             result.service_lines = [line for line in service.lines if "pathway" in line or "ERROR" in line]
             print(summary(result))
             yield result
