@@ -223,7 +223,8 @@ async def test_behind_the_tunnel_each_scheme_is_its_own_entry(tunnel_edge: Edge)
     """cloudflared passes Cloudflare's CF-Visitor and X-Forwarded-Proto on, and this cache passes them to
     the service, which names every URI with the viewer's scheme: an https viewer's multivariant playlist
     and steering manifest are cached for https viewers; an http viewer's (http URIs, which an https page
-    refuses) are never kept, and never handed to an https viewer."""
+    refuses) are never kept, and neither they nor one asked on the VM without the tunnel (http) are ever
+    handed to an https viewer."""
     edge = tunnel_edge
     await edge.listed_at_origin(edge.owncast.slot())
     port = edge.nginx.port
@@ -231,6 +232,10 @@ async def test_behind_the_tunnel_each_scheme_is_its_own_entry(tunnel_edge: Edge)
     http = 'CF-Visitor: {"scheme":"http"}\r\nX-Forwarded-Proto: http\r\nCF-Connecting-IP: 203.0.113.8\r\n'
     for path, named in (("/live/master.m3u8", "\nhttps://live.example.com/live/vm/0/playlist.m3u8\n"),
                         ("/live/steering.json", '"RELOAD-URI":"https://live.example.com/live/steering.json"')):
+        # Asked on the VM itself (no tunnel: the connection's own scheme, http), cached for such requests
+        # alone: never the answer an https viewer behind the tunnel gets.
+        direct = await get(port, path)
+        assert named.replace("https:", "http:").encode() in direct.body, direct.body.decode()
         plain = [await get(port, path, extra=http) for _ in range(2)]
         assert all(a.status == 200 and a.cache != "HIT" for a in plain), [(a.status, a.cache) for a in plain]
         assert all(named.replace("https:", "http:").encode() in a.body for a in plain), plain[0].body.decode()
