@@ -10,7 +10,7 @@ import pytest
 from aiohttp.test_utils import make_mocked_request
 from multidict import CIMultiDict
 
-from broadcaster.http.clients import Proxies, client_address
+from broadcaster.http.clients import Here, Proxies, client_address, request_here
 from broadcaster.settings import SettingsError, load_settings
 
 NGINX = ipaddress.ip_network("10.0.0.5/32")
@@ -26,6 +26,13 @@ class _Peer:
 
     def is_closing(self) -> bool:
         return False
+
+
+def here(proxies: Proxies, peer: str, *headers: tuple[str, str], path: str = "/live/master.m3u8",
+         host: str = "live.example.com") -> Here | None:
+    request = make_mocked_request("GET", path, headers=CIMultiDict([("Host", host), *headers]),
+                                  transport=_Peer(peer))
+    return request_here(request, proxies)
 
 
 def client(proxies: Proxies, peer: str, *headers: tuple[str, str]) -> str | None:
@@ -123,3 +130,62 @@ ENV = {"HLS_DIR": "/", "S3_ENDPOINT_URL": "http://s3.example", "AWS_ACCESS_KEY_I
        "AWS_BUCKET_NAME": "bucket", "R2_PUBLIC_URL": "https://cdn.example",
        # Not a shared folder: STATE_DIR's check reads what is in it, and /tmp holds other tests' files.
        "STATE_DIR": "/nonexistent/state"}
+
+
+# -- where a viewer asked: the scheme and host the multivariant playlist and steering manifest name -----
+
+CF_HTTPS = ("CF-Visitor", '{"scheme":"https"}')
+
+
+def test_the_tunnel_says_the_viewers_scheme_in_cf_visitor() -> None:
+    """cloudflared passes the edge's headers on (CF-Visitor, X-Forwarded-Proto, CF-Connecting-IP): the
+    viewer used https at Cloudflare's edge, the tunnel reached the service over plain HTTP."""
+    tunnel = Proxies(cloudflare=True)
+    assert here(tunnel, "127.0.0.1", CF_HTTPS, ("X-Forwarded-Proto", "https")) == Here(
+        "https://live.example.com/live/")
+    assert here(tunnel, "127.0.0.1", CF_HTTPS, path="/hls/stream.m3u8") == Here("https://live.example.com/hls/")
+    assert here(tunnel, "127.0.0.1", ("CF-Visitor", '{"scheme":"HTTPS"}')) == Here("https://live.example.com/live/")
+    # Without CF-Visitor (a proxy of the operator's between cloudflared and the service that drops it).
+    assert here(tunnel, "127.0.0.1", ("X-Forwarded-Proto", "https")) == Here("https://live.example.com/live/")
+    # A viewer over plain http at the edge: its own scheme, never kept by a cache for anyone else.
+    assert here(tunnel, "127.0.0.1", ("CF-Visitor", '{"scheme":"http"}')) == Here(
+        "http://live.example.com/live/", shared=False)
+
+
+def test_a_named_reverse_proxy_says_the_scheme_in_x_forwarded_proto() -> None:
+    nginx = Proxies((NGINX,))
+    assert here(nginx, "10.0.0.5", ("X-Forwarded-Proto", "https")) == Here("https://live.example.com/live/")
+    # The nearest proxy's word: the right-most value (what a client wrote is left of it).
+    assert here(nginx, "10.0.0.5", ("X-Forwarded-Proto", "http, https")) == Here("https://live.example.com/live/")
+    assert here(nginx, "10.0.0.5", ("Forwarded", "for=1.2.3.4;proto=https")) == Here("https://live.example.com/live/")
+    # CF-Visitor only from the tunnel (TRUST_CF_CONNECTING_IP, a loopback peer).
+    assert here(nginx, "10.0.0.5", CF_HTTPS) == Here("//live.example.com/live/")
+
+
+def test_a_client_cannot_name_a_scheme_for_itself() -> None:
+    """From a peer that is not a named proxy a scheme header is a client's word: its answer leaves the
+    scheme to its player (a network-path reference), which every browser resolves to the page's own."""
+    for proxies, peer in ((Proxies(), "198.51.100.7"), (Proxies(), "127.0.0.1"), (Proxies((NGINX,)), "198.51.100.7"),
+                          (Proxies(cloudflare=True), "198.51.100.7")):
+        for header in (CF_HTTPS, ("X-Forwarded-Proto", "https"), ("X-Forwarded-For", "203.0.113.9"),
+                       ("CF-Connecting-IP", "203.0.113.9"), ("Forwarded", "proto=https")):
+            assert here(proxies, peer, header) == Here("//live.example.com/live/"), (proxies, peer, header)
+    # The tunnel trusted but silent about the scheme, or saying something else: the same.
+    tunnel = Proxies(cloudflare=True)
+    assert here(tunnel, "127.0.0.1", ("CF-Connecting-IP", "203.0.113.9")) == Here("//live.example.com/live/")
+    assert here(tunnel, "127.0.0.1", ("CF-Visitor", "{bad json")) == Here("//live.example.com/live/")
+    assert here(tunnel, "127.0.0.1", ("X-Forwarded-Proto", "ftp")) == Here("//live.example.com/live/")
+
+
+def test_a_direct_request_names_its_own_connections_scheme() -> None:
+    """No proxy in front (the demo, a player on the VM itself, a tool reaching HOST): the connection's
+    scheme, which is the viewer's."""
+    for proxies in (Proxies(), Proxies(cloudflare=True), Proxies((LAN,))):
+        assert here(proxies, "127.0.0.1") == Here("http://live.example.com/live/")
+        assert here(proxies, "10.0.0.5", host="10.0.0.1:3000") == Here("http://10.0.0.1:3000/live/")
+
+
+@pytest.mark.parametrize("host", ["", "evil.example/x", 'a"b', "a b", "a\\b", "a:b:c", "x" * 300, "[::1",
+                                  "-bad.example", "a..b", "a.example:99999999"])
+def test_a_host_that_is_not_plain_names_nothing(host: str) -> None:
+    assert here(Proxies(cloudflare=True), "127.0.0.1", CF_HTTPS, host=host) is None

@@ -329,6 +329,11 @@ def test_a_steered_master_naming_the_host_asked_passes() -> None:
     assert check_master(text, host="live.example:8080") == []
     assert rules(check_master(text)) == {"uri-not-relative"}  # only for the host asked
     assert rules(check_master(text, host="other.example")) == {"uri-not-relative"}
+    absolute = text.replace("//live.example:8080/", "https://live.example:8080/")
+    assert check_master(absolute, host="live.example:8080") == []
+    assert rules(check_master(absolute, host="other.example")) == {"uri-not-relative"}
+    assert rules(check_master(text.replace("//live.example:8080/", "ftp://live.example:8080/"),
+                              host="live.example:8080")) == {"uri-not-relative"}
 
 
 @pytest.mark.parametrize("case", MASTER, ids=[f"{c[0]}-{i}" for i, c in enumerate(MASTER)])

@@ -62,7 +62,7 @@ async def test_every_segment_is_uploaded_and_listed_in_order_and_ffmpeg_plays_it
         host = service.url.removeprefix("http://")
         assert check_master(master, host=host) == []
         # Content steering (PATHWAYS=bucket,vm): each variant on the bucket's pathway and the VM's.
-        assert f"//{host}/live/0/playlist.m3u8" in master and f"//{host}/live/vm/1/playlist.m3u8" in master
+        assert f"\nhttp://{host}/live/0/playlist.m3u8" in master and f"\nhttp://{host}/live/vm/1/playlist.m3u8" in master
         assert "RESOLUTION=" in master and 'PATHWAY-ID="vm"' in master
 
         for v in (0, 1):

@@ -67,6 +67,14 @@ async def edge(tmp_path: Path, bucket: str, ts_bytes: bytes) -> AsyncIterator[Ed
         yield rig
 
 
+@pytest.fixture
+async def tunnel_edge(tmp_path: Path, bucket: str, ts_bytes: bytes) -> AsyncIterator[Edge]:
+    """The cache as its header sets it up, behind cloudflared: the service trusts the loopback peer's
+    Cloudflare headers (TRUST_CF_CONNECTING_IP), which nginx passes on."""
+    async with cache_edge(tmp_path, bucket, BUCKET, ts_bytes, seconds=TARGET, TRUST_CF_CONNECTING_IP="true") as rig:
+        yield rig
+
+
 @dataclass
 class Answer:
     status: int
@@ -85,9 +93,10 @@ class Viewer:
         self.reader, self.writer = reader, writer
 
     @classmethod
-    async def send(cls, port: int, path: str, host: str = "live.example.com") -> Viewer:
+    async def send(cls, port: int, path: str, host: str = "live.example.com", extra: str = "") -> Viewer:
+        """`extra`: more header lines, each ending in CRLF."""
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept-Encoding: gzip\r\n"
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept-Encoding: gzip\r\n{extra}"
                      "Connection: close\r\n\r\n".encode())
         await writer.drain()
         return cls(reader, writer)
@@ -116,8 +125,8 @@ def _unchunk(data: bytes) -> bytes:
         data = data[size + 2:]
 
 
-async def get(port: int, path: str, host: str = "live.example.com") -> Answer:
-    return await (await Viewer.send(port, path, host)).answer()
+async def get(port: int, path: str, host: str = "live.example.com", extra: str = "") -> Answer:
+    return await (await Viewer.send(port, path, host, extra)).answer()
 
 
 # -- the tests ---------------------------------------------------------------------------------------
@@ -210,6 +219,34 @@ async def test_only_playlists_go_through(edge: Edge) -> None:
 
 
 @needs_nginx
+async def test_behind_the_tunnel_each_scheme_is_its_own_entry(tunnel_edge: Edge) -> None:
+    """cloudflared passes Cloudflare's CF-Visitor and X-Forwarded-Proto on, and this cache passes them to
+    the service, which names every URI with the viewer's scheme: an https viewer's multivariant playlist
+    and steering manifest are cached for https viewers; an http viewer's (http URIs, which an https page
+    refuses) are never kept, and neither they nor one asked on the VM without the tunnel (http) are ever
+    handed to an https viewer."""
+    edge = tunnel_edge
+    await edge.listed_at_origin(edge.owncast.slot())
+    port = edge.nginx.port
+    https = 'CF-Visitor: {"scheme":"https"}\r\nX-Forwarded-Proto: https\r\nCF-Connecting-IP: 203.0.113.9\r\n'
+    http = 'CF-Visitor: {"scheme":"http"}\r\nX-Forwarded-Proto: http\r\nCF-Connecting-IP: 203.0.113.8\r\n'
+    for path, named in (("/live/master.m3u8", "\nhttps://live.example.com/live/vm/0/playlist.m3u8\n"),
+                        ("/live/steering.json", '"RELOAD-URI":"https://live.example.com/live/steering.json"')):
+        # Asked on the VM itself (no tunnel: the connection's own scheme, http), cached for such requests
+        # alone: never the answer an https viewer behind the tunnel gets.
+        direct = await get(port, path)
+        assert named.replace("https:", "http:").encode() in direct.body, direct.body.decode()
+        plain = [await get(port, path, extra=http) for _ in range(2)]
+        assert all(a.status == 200 and a.cache != "HIT" for a in plain), [(a.status, a.cache) for a in plain]
+        assert all(named.replace("https:", "http:").encode() in a.body for a in plain), plain[0].body.decode()
+        secure = [await get(port, path, extra=https) for _ in range(2)]
+        assert [a.cache for a in secure] == ["MISS", "HIT"], [(a.status, a.cache) for a in secure]
+        assert all(named.encode() in a.body for a in secure), secure[0].body.decode()
+        again = await get(port, path, extra=http)  # the https entry is not the http viewer's
+        assert named.replace("https:", "http:").encode() in again.body, again.body.decode()
+
+
+@needs_nginx
 async def test_content_steering_through_the_cache(edge: Edge) -> None:
     """Issue 48: the multivariant playlist names its variants with the Host the viewer asked (port
     included) and is cached per host; the steering manifest is one entry per host whatever the query;
@@ -221,14 +258,20 @@ async def test_content_steering_through_the_cache(edge: Edge) -> None:
     for host in ("live.example.com:8443", "other.example.net"):
         master = await get(port, "/live/master.m3u8", host)
         assert master.status == 200, master.body
-        assert f"\n//{host}/live/vm/0/playlist.m3u8\n".encode() in master.body, master.body.decode()
-        assert f"\n//{host}/live/0/playlist.m3u8\n".encode() in master.body
+        assert f"\nhttp://{host}/live/vm/0/playlist.m3u8\n".encode() in master.body, master.body.decode()
+        assert f"\nhttp://{host}/live/0/playlist.m3u8\n".encode() in master.body
     before = await edge.origin_counts("hls_broadcaster_steering_requests_total")
     first = await get(port, "/live/steering.json?_HLS_pathway=bucket", "live.example.com:8443")
     again = await get(port, "/live/steering.json?_HLS_pathway=vm&_HLS_throughput=800000", "live.example.com:8443")
     assert (first.status, again.status, again.cache, again.body) == (200, 200, "HIT", first.body)
     assert json.loads(first.body)["PATHWAY-PRIORITY"][0] == "bucket"
+    assert json.loads(first.body)["RELOAD-URI"] == "http://live.example.com:8443/live/steering.json"
     assert await edge.origin_counts("hls_broadcaster_steering_requests_total") == before + 1
+    # Another host is another entry, naming itself (never the first host's answer).
+    other = await get(port, "/live/steering.json", "other.example.net")
+    assert other.status == 200 and other.cache != "HIT", (other.status, other.cache)
+    assert json.loads(other.body)["RELOAD-URI"] == "http://other.example.net/live/steering.json"
+    assert await edge.origin_counts("hls_broadcaster_steering_requests_total") == before + 2
     vm = await get(port, "/live/vm/0/playlist.m3u8")
     assert vm.status == 200, vm.body
     uri = vm.body.decode().rstrip().rsplit("\n", 1)[-1]

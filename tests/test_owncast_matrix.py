@@ -522,7 +522,7 @@ class Matrix:
         here = self.url.split("://", 1)[1]  # variants on both pathways, named with the host asked
         assert check_master(text, host=here) == []
         uris = [ln for ln in text.splitlines() if ln and not ln.startswith("#")]
-        assert uris == [f"//{here}/live/{path}{v}/playlist.m3u8" for path in ("", "vm/") for v in range(count)], text
+        assert uris == [f"{self.url}/live/{path}{v}/playlist.m3u8" for path in ("", "vm/") for v in range(count)], text
 
     def report(self, index: int) -> RowReport:
         """Check the row's latencies against the bound and its target duration; sum it up."""

@@ -109,7 +109,8 @@ MakeRig = Callable[..., Awaitable[Rig]]
 @pytest.fixture
 def make_rig(aiohttp_client: AiohttpClient, tmp_path: Path) -> MakeRig:
     async def make(*, rate: float = 1e9, burst: float = 1e9, segments: Any = None, redirect: bool = False,
-                   shown: Shown | None = None, newest: Callable[[int], int | None] = lambda v: None) -> Rig:
+                   shown: Shown | None = None, newest: Callable[[int], int | None] = lambda v: None,
+                   proxies: Proxies = Proxies()) -> Rig:
         shown = shown or Shown()
         (tmp_path / "hls").mkdir(exist_ok=True)
         (tmp_path / "state").mkdir(exist_ok=True)
@@ -137,7 +138,9 @@ def make_rig(aiohttp_client: AiohttpClient, tmp_path: Path) -> MakeRig:
                                    {"bucket": shown, "vm": shown}),
             steering=policy, newest=newest, others=(ServedPathway("vm", "vm", shown, lambda: policy.first != "vm"),),
             segments=vm_segments, count_steering=counts.manifest, away=lambda: policy.first != "bucket")
-        app = create_app(shown, FakeHealth(), Metrics(), playlist_options=PlaylistOptions(pathways=pathways))
+        options = PlaylistOptions(pathways=pathways, forwarded_allow_ips=proxies.networks,
+                                  trust_cf_connecting_ip=proxies.cloudflare)
+        app = create_app(shown, FakeHealth(), Metrics(), playlist_options=options)
         client = await aiohttp_client(app, auto_decompress=False)
         return Rig(client, shown, copies, located, tmp_path / "hls", policy, counts, behind, clock)
 
@@ -195,12 +198,15 @@ async def test_the_multivariant_playlist_offers_every_variant_on_both_pathways(m
     rig = await make_rig()
     status, headers, body = await get(rig.client, "/live/master.m3u8")
     assert status == 200 and headers["Content-Type"] == hls.PLAYLIST_CONTENT_TYPE
+    assert headers["Cache-Control"] == "public, max-age=1"
     text = body.decode()
     lines = text.splitlines()
+    # Every URI absolute where the viewer asked (the scheme and host: GStreamer resolves a network-path
+    # reference against the path, Shaka bans pathways by host name): masters.py says why.
+    here = f"http://{rig.client.host}:{rig.client.port}/live/"
     assert lines[:3] == ["#EXTM3U", "#EXT-X-VERSION:3",
-                         '#EXT-X-CONTENT-STEERING:SERVER-URI="steering.json",PATHWAY-ID="bucket"']
+                         f'#EXT-X-CONTENT-STEERING:SERVER-URI="{here}steering.json",PATHWAY-ID="bucket"']
     infs = [(line, uri) for line, uri in zip(lines, lines[1:]) if line.startswith("#EXT-X-STREAM-INF:")]
-    here = f"//{rig.client.host}:{rig.client.port}/live/"  # named with the host asked (Shaka's bans)
     assert check_master(text, host=f"{rig.client.host}:{rig.client.port}") == []
     assert [uri for _, uri in infs] == [f"{here}0/playlist.m3u8", f"{here}1/playlist.m3u8",
                                          f"{here}vm/0/playlist.m3u8", f"{here}vm/1/playlist.m3u8"]
@@ -209,8 +215,9 @@ async def test_the_multivariant_playlist_offers_every_variant_on_both_pathways(m
     assert infs[0][0].replace('PATHWAY-ID="bucket"', 'PATHWAY-ID="vm"') == infs[2][0]
     assert 'STABLE-VARIANT-ID="v0"' in infs[0][0] and 'STABLE-VARIANT-ID="v1"' in infs[1][0]
     status, _, owncast = await get(rig.client, "/hls/stream.m3u8")
-    assert status == 200 and f"\n//{rig.client.host}:{rig.client.port}/hls/vm/1/stream.m3u8" in owncast.decode()
-    assert f"\n//{rig.client.host}:{rig.client.port}/hls/0/stream.m3u8" in owncast.decode()
+    there = f"http://{rig.client.host}:{rig.client.port}/hls/"
+    assert status == 200 and f"\n{there}vm/1/stream.m3u8" in owncast.decode()
+    assert f"\n{there}0/stream.m3u8" in owncast.decode() and f'SERVER-URI="{there}steering.json"' in owncast.decode()
 
 
 @pytest.mark.parametrize("host", ["", "evil.example/x", 'a"b', "a b", "a\\b", "a:b:c", "x" * 300, "[::1",
@@ -221,15 +228,66 @@ async def test_a_host_that_is_not_plain_names_the_vm_relatively(make_rig: MakeRi
     assert status in (200, 400), status  # aiohttp refuses some Host values itself
     if status == 200:
         assert "\nvm/0/playlist.m3u8" in body.decode() and "\n0/playlist.m3u8" in body.decode()
+        assert 'SERVER-URI="steering.json"' in body.decode()
+    status, _, body = await get(rig.client, "/live/steering.json", {"Host": host, "Accept-Encoding": "identity"})
+    if status == 200:  # reloaded from the URI the player had: a relative RELOAD-URI is one Shaka 5 cannot
+        assert "RELOAD-URI" not in json.loads(body)
 
 
 async def test_the_hosts_rendered_for_are_bounded(make_rig: MakeRig) -> None:
     rig = await make_rig()
     for n in range(40):
         _, _, body = await get(rig.client, "/live/master.m3u8", {"Host": f"h{n}.example", "Accept-Encoding": "identity"})
-        assert (f"//h{n}.example/live/vm/0/" in body.decode()) == (n < 16), n
+        assert (f"\nhttp://h{n}.example/live/vm/0/" in body.decode()) == (n < 16), n
+        assert (f"\nvm/0/playlist.m3u8" in body.decode()) == (n >= 16), n
     _, _, body = await get(rig.client, "/live/master.m3u8", {"Host": "h3.example", "Accept-Encoding": "identity"})
-    assert "//h3.example/live/vm/0/playlist.m3u8" in body.decode()
+    assert "\nhttp://h3.example/live/vm/0/playlist.m3u8" in body.decode()
+    for n in range(40):
+        _, _, body = await get(rig.client, "/live/steering.json", {"Host": f"h{n}.example"})
+        reload_uri = json.loads(body).get("RELOAD-URI")
+        assert reload_uri == (f"http://h{n}.example/live/steering.json" if n < 16 else None), (n, reload_uri)
+
+
+async def test_behind_the_tunnel_every_uri_names_the_scheme_the_viewer_used(make_rig: MakeRig) -> None:
+    """cloudflared passes Cloudflare's CF-Visitor on: with TRUST_CF_CONNECTING_IP (the tunnel on this
+    machine), a viewer who used https gets https URIs, cached for everyone; one who used plain http gets
+    http URIs no cache keeps (a cache keyed without the scheme would hand them to https pages, which
+    refuse them); and from a peer not trusted to say, the player keeps its own scheme."""
+    rig = await make_rig(proxies=Proxies(cloudflare=True))
+    asked = {"Host": "live.example.com", "Accept-Encoding": "identity"}
+    https = {**asked, "CF-Visitor": '{"scheme":"https"}', "X-Forwarded-Proto": "https"}
+    status, headers, body = await get(rig.client, "/live/master.m3u8", https)
+    assert status == 200 and headers["Cache-Control"] == "public, max-age=1"
+    assert "\nhttps://live.example.com/live/vm/1/playlist.m3u8\n" in body.decode()
+    assert 'SERVER-URI="https://live.example.com/live/steering.json"' in body.decode()
+    status, headers, body = await get(rig.client, "/live/steering.json?_HLS_pathway=bucket", https)
+    assert headers["Cache-Control"] == "public, max-age=1"
+    assert json.loads(body)["RELOAD-URI"] == "https://live.example.com/live/steering.json"
+    http = {**asked, "CF-Visitor": '{"scheme":"http"}', "X-Forwarded-Proto": "http"}
+    _, headers, body = await get(rig.client, "/live/master.m3u8", http)
+    assert headers["Cache-Control"] == hls.UNSHARED_CACHE_CONTROL
+    assert "\nhttp://live.example.com/live/0/playlist.m3u8\n" in body.decode()
+    _, headers, body = await get(rig.client, "/live/steering.json", http)
+    assert headers["Cache-Control"] == hls.UNSHARED_CACHE_CONTROL
+    assert json.loads(body)["RELOAD-URI"] == "http://live.example.com/live/steering.json"
+    # The same http place asked directly (no proxy: the demo, a player on the VM): cached as usual.
+    _, headers, body = await get(rig.client, "/live/steering.json", asked)
+    assert headers["Cache-Control"] == "public, max-age=1"
+    assert json.loads(body)["RELOAD-URI"] == "http://live.example.com/live/steering.json"
+    # The https answer again, after the others: its own rendering, its own headers.
+    _, headers, body = await get(rig.client, "/live/steering.json", https)
+    assert headers["Cache-Control"] == "public, max-age=1"
+    assert json.loads(body)["RELOAD-URI"] == "https://live.example.com/live/steering.json"
+
+
+async def test_a_client_naming_a_scheme_itself_gets_network_path_references(make_rig: MakeRig) -> None:
+    rig = await make_rig()  # no proxy named: CF-Visitor and X-Forwarded-Proto are the client's word
+    forged = {"Host": "live.example.com", "Accept-Encoding": "identity", "CF-Visitor": '{"scheme":"https"}'}
+    _, headers, body = await get(rig.client, "/live/master.m3u8", forged)
+    assert "\n//live.example.com/live/vm/0/playlist.m3u8\n" in body.decode()
+    assert headers["Cache-Control"] == "public, max-age=1"  # right for every scheme: the player keeps its own
+    _, _, body = await get(rig.client, "/live/steering.json", forged)
+    assert "RELOAD-URI" not in json.loads(body)  # a network-path one is no better than none for Shaka 5
 
 
 async def test_a_player_arriving_while_the_bucket_fails_starts_on_the_vm(make_rig: MakeRig) -> None:
@@ -249,10 +307,13 @@ async def test_the_steering_manifest_is_short_lived_json_with_an_etag(make_rig: 
     status, headers, body = await get(rig.client, "/live/steering.json?_HLS_pathway=bucket&_HLS_throughput=5000000")
     assert status == 200 and headers["Content-Type"] == "application/json"
     assert headers["Cache-Control"] == "public, max-age=1" and headers["Access-Control-Allow-Origin"] == "*"
-    assert json.loads(body) == {"VERSION": 1, "TTL": 1, "RELOAD-URI": "steering.json",
+    here = f"http://{rig.client.host}:{rig.client.port}"  # RELOAD-URI absolute: Shaka 5 reloads no other
+    assert json.loads(body) == {"VERSION": 1, "TTL": 1, "RELOAD-URI": f"{here}/live/steering.json",
                                 "PATHWAY-PRIORITY": ["bucket", "vm"]}
-    status, _, body = await get(rig.client, "/hls/steering.json", {"If-None-Match": headers["ETag"]})
+    status, _, body = await get(rig.client, "/live/steering.json", {"If-None-Match": headers["ETag"]})
     assert status == 304 and body == b""
+    status, _, body = await get(rig.client, "/hls/steering.json", {"If-None-Match": headers["ETag"]})
+    assert status == 200 and json.loads(body)["RELOAD-URI"] == f"{here}/hls/steering.json"
     rig.behind[0] = 10
     rig.clock.t += 0.5
     rig.policy.evaluate()
@@ -260,7 +321,7 @@ async def test_the_steering_manifest_is_short_lived_json_with_an_etag(make_rig: 
                                       {"If-None-Match": headers["ETag"]})
     assert status == 200 and json.loads(body)["PATHWAY-PRIORITY"] == ["vm", "bucket"]
     assert changed["ETag"] != headers["ETag"]
-    assert rig.counts.steering == {"bucket": 1, "none": 1, "other": 1}
+    assert rig.counts.steering == {"bucket": 1, "none": 2, "other": 1}
 
 
 async def test_without_pathways_the_steering_manifest_is_gone(aiohttp_client: AiohttpClient) -> None:

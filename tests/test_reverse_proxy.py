@@ -13,6 +13,7 @@ limit systemd gives (1024: 181 event streams, 22 per client), counts what reache
 from __future__ import annotations
 
 import asyncio
+import json
 import ssl
 import subprocess
 from collections.abc import AsyncIterator
@@ -70,7 +71,7 @@ async def behind_a_proxy(tmp_path: Path, moto_url: str, request: pytest.FixtureR
                        ) -> AsyncIterator[tuple[ServiceProcess, Front]]:
     """The service behind deploy/nginx-proxy.conf, or deploy/Caddyfile, as their headers say to run it."""
     env = moto_env(moto_url, tmp_path, HOST="127.0.0.1", FORWARDED_ALLOW_IPS="127.0.0.1",
-                   TRUST_CF_CONNECTING_IP="false")
+                   TRUST_CF_CONNECTING_IP="false", PATHWAYS="bucket,vm")
     kind = ShippedProxy if request.param == "nginx" else CaddyProxy
     async with ServiceProcess(env, tmp_path / "service", nofile=1024) as service:
         async with kind(tmp_path / request.param, service.url.removeprefix("http://")) as proxy:
@@ -123,3 +124,30 @@ async def test_behind_a_proxy_the_viewer_count_counts_each_real_client(behind_a_
 
 
 PAGES = 20  # status/audience.PER_CLIENT
+
+
+async def test_behind_a_proxy_the_steering_manifest_names_the_scheme_the_proxy_says(
+        behind_a_proxy: tuple[ServiceProcess, Front]) -> None:
+    """The steering manifest's RELOAD-URI (and the multivariant playlist's URIs, rendered from the same
+    place: tests/test_pathway_http.py) is absolute with the scheme the viewer used, as the proxy's own
+    X-Forwarded-Proto says it: nginx (TLS) says https, Caddy's plain-HTTP address here http, whatever a
+    client writes in that header itself (each proxy overwrites it). An http answer from a proxy is the
+    viewer's alone (no cache keeps it for viewers of another scheme)."""
+    _, proxy = behind_a_proxy
+    tls = isinstance(proxy, ShippedProxy)
+    expected = ("https://live.example.com/live/steering.json" if tls
+                else f"http://127.0.0.1:{proxy.port}/live/steering.json")
+    for spoof in ("", "X-Forwarded-Proto: http\r\n", "X-Forwarded-Proto: https\r\n",
+                  'CF-Visitor: {"scheme":"https"}\r\n'):
+        reader, writer, status = await request(proxy, "127.0.0.2", "/live/steering.json?_HLS_pathway=bucket",
+                                               "Connection: close\r\n" + spoof)
+        try:
+            async with asyncio.timeout(10):
+                head, _, body = (await reader.read()).partition(b"\r\n\r\n")
+        finally:
+            writer.close()
+        assert status == 200, (spoof, head)
+        assert json.loads(body)["RELOAD-URI"] == expected, (spoof, body)
+        cache_control = [line for line in head.decode().lower().split("\r\n") if line.startswith("cache-control:")]
+        assert cache_control == (["cache-control: public, max-age=1"] if tls
+                                 else ["cache-control: private, no-store"]), (spoof, cache_control)

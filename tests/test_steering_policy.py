@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 
 from broadcaster.playlist import hls
-from broadcaster.playlist.steering import Clone, render_steering
+from broadcaster.playlist.steering import Clone, reloaded_from, render_steering
 from broadcaster.steering import reports
 from broadcaster.steering.probe import Newest, Probe, SteeringLoop
 from broadcaster.steering.policy import (DOWN, HOLD_MAX, PUBLIC_URL, SLOW_TARGETS, UPLOADS, VIEWERS, BucketSignals,
@@ -220,6 +220,22 @@ def test_the_steering_manifest_is_rendered_as_the_spec_orders_it() -> None:
             render_steering(bad, 3)
     with pytest.raises(ValueError):
         render_steering(["vm"], 0)
+
+
+def test_the_manifest_served_at_a_place_reloads_from_there() -> None:
+    """RELOAD-URI absolute where the manifest was asked (Shaka 5 reloads with `new URL(uri)` and no base,
+    which throws on a relative one), every other member and their order as rendered; without an absolute
+    place (a network-path one, or none), no RELOAD-URI: players reload the URI they had."""
+    body = render_steering(["vm", "bucket"], 3, "steering.json", [Clone("bucket.2", "bucket")])
+    there = reloaded_from(body, "https://live.example.com/hls/")
+    assert there == body.replace(b'"steering.json"', b'"https://live.example.com/hls/steering.json"')
+    assert json.loads(reloaded_from(body, "http://127.0.0.1:3000/live/"))["RELOAD-URI"] == (
+        "http://127.0.0.1:3000/live/steering.json")
+    for nowhere in ("//live.example.com/live/", None, ""):
+        gone = json.loads(reloaded_from(body, nowhere))
+        assert "RELOAD-URI" not in gone and gone == {k: v for k, v in json.loads(body).items() if k != "RELOAD-URI"}
+    plain = render_steering(["bucket"], 1)
+    assert reloaded_from(plain, "https://live.example.com/live/") == plain
 
 
 @pytest.mark.parametrize(("text", "said"), [

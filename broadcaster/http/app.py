@@ -255,7 +255,7 @@ def _add_pathways(app: web.Application, pathways: Pathways | None, metrics: Metr
     under <folder>/<pathway's folder>/, and the VM's segments under <folder>/vm/."""
     r = app.router
     steering = SteeringRoute(pathways.steering if pathways else None,
-                             pathways.count_steering if pathways else lambda pathway: None)
+                             pathways.count_steering if pathways else lambda pathway: None, proxies=clients.proxies)
     for folder in ("live", "hls"):
         r.add_get(f"/{folder}/{hls.STEERING_MANIFEST_NAME}", steering.manifest)
     if pathways is None:

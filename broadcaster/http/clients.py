@@ -16,23 +16,41 @@ reaching the port directly could name any address. So:
 None: the client is unknown, and only the global caps apply: a loopback peer that is not trusted (the
 tunnel or a local proxy, before the operator says so, speaks for every viewer at once), or a trusted
 proxy's header that does not parse.
+
+Where the viewer asked (`request_here`: the multivariant playlist and the steering manifest name their
+URIs with it) is the request's Host, and the scheme the viewer used: a trusted proxy's word for it
+(Cloudflare's `CF-Visitor`, or `X-Forwarded-Proto`, as nginx and Caddy set it), else the connection's own
+when no proxy is in front; when one is that does not say (or is not trusted to), the scheme is left to
+the player (a network-path reference, `//host/...`).
 """
 
 from __future__ import annotations
 
 import functools
 import ipaddress
+import json
+import re
 from dataclasses import dataclass, field
 
-from aiohttp import web
-from multidict import istr
+from aiohttp import hdrs, web
+from multidict import CIMultiDictProxy, istr
 
 from .late import LateAnswers
 
 CF_CONNECTING_IP = istr("CF-Connecting-IP")  # the viewer's address, as Cloudflare's edge saw it (folded once)
 X_FORWARDED_FOR = istr("X-Forwarded-For")
 FORWARDED = istr("Forwarded")
+X_FORWARDED_PROTO = istr("X-Forwarded-Proto")  # the scheme the viewer used, as nginx and Caddy write it
+CF_VISITOR = istr("CF-Visitor")  # Cloudflare's {"scheme":"https"}: the scheme the viewer used at its edge
+# Headers a proxy writes: a request with one came through a proxy, trusted or not.
+_PROXY_HEADERS = (CF_CONNECTING_IP, CF_VISITOR, X_FORWARDED_FOR, X_FORWARDED_PROTO, FORWARDED)
+SCHEMES = ("http", "https")
 MAX_HOPS = 16  # addresses of a forwarding header looked at, from the right: no proxy chain is longer
+# A Host a playlist may name (RFC 9110 7.2: uri-host [ ":" port ]): a registered name or an IPv4 address,
+# or an IPv6 address in brackets. Anything else is never written into an answer.
+_HOST = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}"
+                   r"[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?")
+MAX_HOST_CHARS = 260
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -46,6 +64,26 @@ class Proxies:
 
     networks: tuple[Network, ...] = ()
     cloudflare: bool = False
+
+    def trusts(self, peer: str) -> bool:
+        """Whether the connection's peer is a proxy the operator named (its headers are its word)."""
+        return (self.cloudflare and _loopback(peer)) or bool(self.networks and _within(self.networks, peer))
+
+    def scheme(self, request: web.Request) -> tuple[str | None, bool]:
+        """(the scheme the viewer used, whether a proxy said it): a trusted proxy's word (CF-Visitor from
+        Cloudflare's tunnel, else X-Forwarded-Proto or Forwarded's proto=, the nearest proxy's); the
+        connection's own when no proxy is in front; None when one is that does not say, or is not
+        trusted to (a client's own header is never believed: it gets what a proxy we cannot hear gets)."""
+        headers = request.headers
+        peer = request.remote or ""
+        if self.trusts(peer):
+            said = _cf_visitor(headers) if self.cloudflare and _loopback(peer) else None
+            said = said or _forwarded_proto(headers)
+            if said is not None:
+                return said, True
+        if any(name in headers for name in _PROXY_HEADERS):
+            return None, True
+        return request.scheme, False
 
     def client(self, request: web.Request) -> str | None:
         """The client's address as text (not normalised: IPv4 as it came, the usual case, is only
@@ -73,6 +111,67 @@ class Proxies:
                 return str(address)
         # Every hop a proxy of ours: the first one asked for itself (beyond MAX_HOPS: unknown).
         return str(address) if len(hops) <= MAX_HOPS else None
+
+
+@dataclass(frozen=True, slots=True)
+class Here:
+    """Where a request found its answer, as the viewer named it: `base` is `scheme://host/folder/` (or
+    `//host/folder/` when the scheme is the player's to keep); `shared`: an answer naming it may be kept
+    by a cache in front for every viewer. An `http://` base a proxy reported is not: a cache that keys
+    without the viewer's scheme (Cloudflare's default key holds the scheme it reaches the origin with)
+    would hand it to viewers of an https page, whose browsers refuse http URIs (mixed content)."""
+
+    base: str
+    shared: bool = True
+
+
+def request_here(request: web.Request, proxies: Proxies) -> Here | None:
+    """Where `request` asked, for absolute URIs beside what it asked for (the multivariant playlist's
+    variants, the steering manifest's RELOAD-URI): every player resolves those alike, where GStreamer's
+    hlsdemux resolves a network-path reference against the path and Shaka 5 cannot reload a relative
+    RELOAD-URI. None when the Host is not a plain host (nothing of it is written into an answer)."""
+    host = request.headers.get(hdrs.HOST, "")
+    if not _plain_host(host):
+        return None
+    folder = request.path.rpartition("/")[0] + "/"
+    scheme, proxied = proxies.scheme(request)
+    if scheme is None:
+        return Here(f"//{host}{folder}")
+    return Here(f"{scheme}://{host}{folder}", shared=not (proxied and scheme == "http"))
+
+
+@functools.lru_cache(maxsize=256)  # the same few hosts, request after request
+def _plain_host(host: str) -> bool:
+    return len(host) <= MAX_HOST_CHARS and _HOST.fullmatch(host) is not None
+
+
+def _cf_visitor(headers: CIMultiDictProxy[str]) -> str | None:
+    """The scheme in Cloudflare's CF-Visitor (`{"scheme":"https"}`), or None."""
+    text = headers.get(CF_VISITOR)
+    return None if text is None or len(text) > 100 else _visitor_scheme(text)
+
+
+@functools.lru_cache(maxsize=16)  # Cloudflare writes one of two values
+def _visitor_scheme(text: str) -> str | None:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    scheme = value.get("scheme") if isinstance(value, dict) else None
+    return scheme.lower() if isinstance(scheme, str) and scheme.lower() in SCHEMES else None
+
+
+def _forwarded_proto(headers: CIMultiDictProxy[str]) -> str | None:
+    """X-Forwarded-Proto's last value (the nearest proxy's, as X-Forwarded-For is read from the right),
+    else RFC 7239 Forwarded's last proto=; None when neither names http or https."""
+    values = headers.getall(X_FORWARDED_PROTO, [])
+    if values:
+        last = values[-1].rsplit(",", 1)[-1].strip().lower()
+        return last if last in SCHEMES else None
+    protos = [value.strip().strip('"').lower() for line in headers.getall(FORWARDED, [])
+              for element in line.split(",") for pair in element.split(";")
+              for name, _, value in (pair.strip().partition("="),) if name.lower() == "proto"]
+    return protos[-1] if protos and protos[-1] in SCHEMES else None
 
 
 def client_address(request: web.Request, proxies: Proxies) -> str | None:

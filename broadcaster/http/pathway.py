@@ -31,8 +31,10 @@ from aiohttp import hdrs, web
 from ..numbers import whole_number
 from ..playlist import hls
 from ..bucket.held import HeldFile as Copy
+from ..playlist.steering import reloaded_from
+from ..steering.masters import MAX_HOSTS
 from .common import EDGE_HEADERS, edge_headers, unavailable
-from .clients import Proxies, client_address
+from .clients import Proxies, client_address, request_here
 
 # Answers being read or sent at once (each holds its segment in memory, up to a few MB), and one client
 # address's share of them: a CDN in front asks for a few at a time, a crowd without one is bounded here.
@@ -87,15 +89,21 @@ class ByteBudget:
 
 class SteeringRoute:
     """GET <folder>/steering.json: the manifest (any query: players add _HLS_pathway and _HLS_throughput,
-    which change nothing in the answer; a CDN should leave the query out of its cache key). Without a
-    source (PATHWAYS=bucket), 410: a player holding an older multivariant playlist stops asking."""
+    which change nothing in the answer; a CDN should leave the query out of its cache key), its
+    RELOAD-URI absolute where it was asked (clients.request_here; playlist/steering.py's reloaded_from
+    says why): one rendering per change and place, at most MAX_HOSTS places (past them, and for a Host
+    that is not a plain host, without RELOAD-URI). Without a source (PATHWAYS=bucket), 410: a player
+    holding an older multivariant playlist stops asking."""
 
     def __init__(self, source: SteeringSource | None, count: Callable[[str], None] = lambda pathway: None,
-                 pathways: tuple[str, ...] = hls.PATHWAYS) -> None:
+                 pathways: tuple[str, ...] = hls.PATHWAYS, proxies: Proxies = Proxies()) -> None:
         self._source = source
         self._count = count
         self._known = frozenset(pathways)
-        self._cached: tuple[bytes, int, dict[str, str]] | None = None
+        self._proxies = proxies  # who may say the scheme the viewer used (clients.py)
+        # (place, shareable) -> (the source's manifest, its TTL, the manifest there, its headers)
+        self._cached: dict[tuple[str, bool], tuple[bytes, int, bytes, dict[str, str]]] = {}
+        self._places: set[str] = set()
 
     async def manifest(self, request: web.Request) -> web.Response:
         source = self._source
@@ -105,16 +113,26 @@ class SteeringRoute:
         pathway = request.query.get(STEERING_QUERY_PATHWAY, "")
         self._count(pathway if pathway in self._known else "other" if pathway else "none")
         body, ttl = source.manifest(), source.ttl()
-        cached = self._cached
+        here = request_here(request, self._proxies)
+        place = "" if here is None else here.base
+        if place not in self._places:
+            if len(self._places) >= MAX_HOSTS:
+                place = ""  # past the bound: the manifest as the source renders it, without RELOAD-URI
+            else:
+                self._places.add(place)
+        shared = not place or here is None or here.shared
+        cached = self._cached.get((place, shared))
         if cached is None or cached[0] is not body or cached[1] != ttl:
-            etag = '"' + hashlib.blake2b(body, digest_size=8).hexdigest() + '"'
-            headers = edge_headers({hdrs.CACHE_CONTROL: hls.steering_cache_control(ttl), hdrs.ETAG: etag,
-                                    hdrs.CONTENT_TYPE: hls.STEERING_CONTENT_TYPE})
-            self._cached = cached = (body, ttl, headers)
-        headers = cached[2]
+            there = reloaded_from(body, place or None)
+            etag = '"' + hashlib.blake2b(there, digest_size=8).hexdigest() + '"'
+            headers = edge_headers({
+                hdrs.CACHE_CONTROL: hls.steering_cache_control(ttl) if shared else hls.UNSHARED_CACHE_CONTROL,
+                hdrs.ETAG: etag, hdrs.CONTENT_TYPE: hls.STEERING_CONTENT_TYPE})
+            self._cached[(place, shared)] = cached = (body, ttl, there, headers)
+        headers = cached[3]
         if _none_match(request, headers[hdrs.ETAG]):
             return web.Response(status=304, headers={k: v for k, v in headers.items() if k != hdrs.CONTENT_TYPE})
-        return web.Response(body=body, headers=headers)
+        return web.Response(body=cached[2], headers=headers)
 
 
 class VmSegments:

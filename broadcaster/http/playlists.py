@@ -9,7 +9,6 @@ app per request (bench/serve.py, bench/serve_cost.py measure it).
 from __future__ import annotations
 
 import functools
-import re
 from dataclasses import dataclass
 from collections.abc import Callable
 from typing import Protocol
@@ -21,7 +20,7 @@ from ..metrics import ConnectionMetrics, Metrics
 from ..numbers import whole_number
 from ..playlist import hls
 from ..playlist.rendered import Rendered
-from .clients import Clients, client_address
+from .clients import Clients, client_address, request_here
 from .common import EDGE_HEADERS, edge_headers, internal_error, unavailable
 
 # Blocking requests held at once when no cap is given; the service derives its cap from the file-handle
@@ -40,23 +39,8 @@ _MAX_VARIANT_DIGITS = 4
 class MasterSource(Protocol):
     def master_playlist(self, media_name: str = hls.MEDIA_PLAYLIST_NAME, here: str | None = None) -> Rendered | None:
         """Naming the variants `<n>/<media_name>`, rendered once per version; None: not ready yet. `here`:
-        where the request found the playlist, `//host/folder/` (request_base), for the URIs that must name
-        a host (content steering's VM pathway)."""
-
-
-# A Host a multivariant playlist may name (RFC 9110 7.2: uri-host [ ":" port ]): a registered name or an
-# IPv4 address, or an IPv6 address in brackets. Anything else is not written into a playlist.
-_HOST = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}"
-                   r"[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?")
-
-
-def request_base(request: web.Request) -> str | None:
-    """`//host/folder/` of a multivariant playlist's request (a network-path reference, 4.1: the player
-    keeps its scheme), from its Host and its route's folder; None when the Host is not a plain host."""
-    host = request.headers.get(hdrs.HOST, "")
-    if len(host) > 260 or not _HOST.fullmatch(host):
-        return None
-    return "//" + host + request.path.rpartition("/")[0] + "/"
+        where the request found the playlist, `https://host/folder/` (clients.request_here), for URIs
+        every player resolves alike (content steering's pathways)."""
 
 
 class PlaylistSource(Protocol):
@@ -412,17 +396,23 @@ class PlaylistRoutes:
             if target is None:
                 response = _not_ready()
             else:
+                cache_control = hls.playlist_cache_control(target)
                 if variant is None:
                     masters = self._masters
-                    rendered = (source.master_playlist(master_name) if masters is None
-                                else masters.master_playlist(master_name, request_base(request)))
+                    if masters is None:
+                        rendered = source.master_playlist(master_name)
+                    else:
+                        here = request_here(request, self._proxies)  # None: not a plain Host
+                        rendered = masters.master_playlist(master_name, None if here is None else here.base)
+                        if here is not None and not here.shared:
+                            cache_control = hls.UNSHARED_CACHE_CONTROL
                 else:
                     rendered = source.media_playlist(variant)
                 if rendered is not None:
                     if label == "unknown":
                         label = str(variant)
                     rendered = rendered.answer(skip)
-                    response = _rendered(request, rendered, hls.playlist_cache_control(target))
+                    response = _rendered(request, rendered, cache_control)
                 elif variant is None or variant == default:
                     response = _not_ready()
                 else:

@@ -109,7 +109,10 @@ def pathways(s: Settings, plan: PathwayPlan, steering: SteeringPolicy, playlists
         segments = VmSegments(HeldSegments(held, located), key_for, ByteBudget(rate, rate * BURST_SECONDS),
                               on_sent=counts.sent, proxies=Proxies(s.forwarded_allow_ips, s.trust_cf_connecting_ip),
                               elsewhere=there.within, landed=there.now)
-    offered = [Offered(p.id, p.folder) for p in plan.pathways]
+    # The VM's pathway on a hostname of its own (VM_PATHWAY_URL, docs/steering.md#cloudflares-terms): its
+    # variants named there, whichever folder the multivariant playlist was asked at.
+    offered = [Offered(p.id, f"{s.vm_pathway_url}/live/{hls.VM_FOLDER}/", hls.MEDIA_PLAYLIST_NAME)
+               if p.id == hls.VM_PATHWAY and s.vm_pathway_url else Offered(p.id, p.folder) for p in plan.pathways]
     others = tuple(ServedPathway(p.id, p.folder, playlists[p.id], _away(steering, p.id))
                    for p in plan.pathways[1:])
 

@@ -162,6 +162,9 @@ def playlist_cache_control(target_duration: int) -> str:
 
 # A playlist that is not ready yet (or an error) must not be cached long: hls.js would keep it (B.1).
 UNREADY_CACHE_CONTROL = "no-cache"
+# An answer naming URIs for one viewer's scheme that a shared cache might hand to viewers of another
+# (http:// URIs behind a proxy: http/clients.py's Here): the viewer's own, never a cache's.
+UNSHARED_CACHE_CONTROL = "private, no-store"
 
 
 def format_program_date_time(epoch_seconds: float) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from urllib.parse import urljoin, urlsplit
 
 from . import hls
 
@@ -40,3 +41,20 @@ def render_steering(priority: Sequence[str], ttl: int, reload_uri: str | None = 
                 raise ValueError(f"a clone needs an ID of its own: {clone}")
         manifest["PATHWAY-CLONES"] = [{"BASE-ID": c.base, "ID": c.id, "URI-REPLACEMENT": {}} for c in clones]
     return json.dumps(manifest, separators=(",", ":")).encode()
+
+
+def reloaded_from(manifest: bytes, base: str | None) -> bytes:
+    """`manifest` as served at `base` (`https://host/folder/`): its RELOAD-URI resolved there (RFC 3986
+    5.2), or left out when that gives no absolute URI (no base, or a network-path one): Shaka 5 appends
+    its _HLS_pathway with `new URL(uri)` and no base, which throws on a relative RELOAD-URI (it never
+    read a priority after its first manifest), and without one every player reloads the URI it had."""
+    parsed = json.loads(manifest)
+    reload_uri = parsed.get("RELOAD-URI")
+    if reload_uri is None:
+        return manifest
+    resolved = urljoin(base, reload_uri) if base else reload_uri
+    if urlsplit(resolved).scheme:
+        parsed["RELOAD-URI"] = resolved
+    else:
+        del parsed["RELOAD-URI"]
+    return json.dumps(parsed, separators=(",", ":")).encode()

@@ -3,13 +3,18 @@ answers at /live/master.m3u8 and /hls/stream.m3u8 while content steering is on.
 
 Each is rendered once per change of Owncast's variants, of the variant file name, of the pathway a
 player starts on (the policy's first: a viewer who arrives while the bucket fails starts on the VM) and
-of the host it was asked at. The variants are named with that host (`//host/live/0/playlist.m3u8`,
-`//host/live/vm/0/playlist.m3u8`: network-path references, the player keeps its scheme): Shaka 4.16
-drops every pathway whose URI has no host as soon as any host failed (for 60 s: its ban filter compares
-host names, and a relative URI's is empty, so it matches every ban), then stays on the pathway the
-multivariant playlist named first whatever the steering manifest says. The host comes from the request (through the tunnel: the hostname the viewer used); a shared
-cache in front must key on the host, as every CDN and deploy/nginx-cache.conf do. At most MAX_HOSTS hosts
-are rendered for; past them (or with a Host that is not a plain host) the variants are relative.
+of where it was asked (http/clients.py's request_here: the scheme and host the viewer used, and the
+folder). Every URI in it is absolute there (`https://host/live/0/playlist.m3u8`,
+`https://host/live/vm/0/playlist.m3u8`, the steering manifest's `https://host/live/steering.json`):
+- a host: Shaka 4.16 drops every pathway whose URI has no host as soon as any host failed (for 60 s: its
+  ban filter compares host names, and a relative URI's is empty, so it matches every ban), then stays on
+  the pathway the multivariant playlist named first whatever the steering manifest says;
+- a scheme: GStreamer's hlsdemux and hlsdemux2 (1.22) resolve a network-path reference (`//host/...`)
+  against the path, `http://host//host/live/0/playlist.m3u8`, and play nothing.
+The scheme is the player's own (`//host/...`) only when a proxy in front does not say which it used.
+A shared cache in front must key on the host, as every CDN and deploy/nginx-cache.conf do. At most
+MAX_HOSTS places are rendered for; past them (or with a Host that is not a plain host) the URIs are
+relative.
 
 It is answered once every variant has a playlist on the pathway players start on (the policy's first):
 at a stream's start the VM lists a segment once it holds it, a bucket once its upload landed there, and a
@@ -43,12 +48,13 @@ class Listed(Protocol):
     def media_playlist(self, variant: int) -> Rendered | None: ...
 
 
-MAX_HOSTS = 16  # hosts a multivariant playlist is rendered for at once (a hostile client may name many)
+MAX_HOSTS = 16  # places (scheme, host, folder) rendered for at once (a hostile client may name many)
 
 
 class SteeredMasters:
     """master_playlist(media_name, here): the multivariant playlist on every pathway of `pathways`, the
-    ones served by the VM (relative: the bucket's and "vm") named under `here` (`//host/folder/`)."""
+    ones served by the VM (relative: the bucket's and "vm") and the steering manifest named under `here`
+    (`https://host/folder/`)."""
 
     def __init__(self, shown: Announced, pathways: Sequence[Pathway], first: Callable[[], str],
                  playlists: Mapping[str, Listed]) -> None:
@@ -81,6 +87,7 @@ class SteeredMasters:
                 pathways = self._hosts[base] = tuple(
                     replace(p, folder=base + p.folder) if base and "//" not in p.folder else p
                     for p in self._pathways)
-            rendered = render_master(variants, media_name, Steering(pathways, first))
+            server_uri = base + hls.STEERING_MANIFEST_NAME  # relative without a base, as the variants
+            rendered = render_master(variants, media_name, Steering(pathways, first, server_uri))
             self._rendered[key] = rendered
         return rendered

@@ -68,6 +68,8 @@ class CountingProxy:
     # Pass the client's Host on, as a reverse proxy in front of the service does (cloudflared, nginx with
     # deploy/nginx-cache.conf): the service names it in the multivariant playlist's VM pathway URIs.
     keep_host: bool = False
+    # Shown every answer passed on: the request, the upstream's status and body (as it came, gzipped or not).
+    observe: Callable[[web.Request, int, bytes], None] | None = None
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         # The service's own probe of the public URL (every second) is not a viewer's GET.
@@ -83,6 +85,8 @@ class CountingProxy:
         async with self.session.request(request.method, self.upstream + request.path_qs, headers=headers,
                                         data=await request.read(), allow_redirects=False) as upstream:
             body = await upstream.read()
+            if self.observe is not None:
+                self.observe(request, upstream.status, body)
             self.trace.append((came, time.monotonic(), request.path_qs, upstream.status))
             if request.path.endswith(SEGMENT_SUFFIXES):
                 self.answers.append(Answer(time.monotonic(), request.path, upstream.status, len(body)))

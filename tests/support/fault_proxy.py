@@ -26,7 +26,8 @@ Modes, switched at any time with `await proxy.set_mode(...)` (or the shortcuts):
   a misbehaving endpoint inventing status codes.
 
 `counts` holds requests seen per mode; `requests` holds one `Seen` per request with the mode at its
-arrival, when it started and ended (monotonic), the status sent, or how it ended otherwise.
+arrival, when it started and ended (monotonic), the status sent, or how it ended otherwise. `observe`,
+when set, is shown every forwarded answer: the request, the upstream's status and body.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import collections
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Literal, Self
@@ -115,6 +117,7 @@ class FaultProxy:
         self._request_ids = 0
         self.endless_limit = endless_limit
         self._rng = random.Random(seed)
+        self.observe: Callable[[web.BaseRequest, int, bytes], None] | None = None
 
     # -- properties
 
@@ -382,6 +385,8 @@ class FaultProxy:
                 allow_redirects=False,
             ) as upstream:
                 payload = await upstream.read()
+                if self.observe is not None:
+                    self.observe(request, upstream.status, payload)
                 out = CIMultiDict((k, v) for k, v in upstream.headers.items() if k.lower() not in _HOP_BY_HOP)
                 if request.method == "HEAD" and "Content-Length" in upstream.headers:
                     out["Content-Length"] = upstream.headers["Content-Length"]

@@ -934,12 +934,14 @@ def _relative(uri: str) -> bool:
 
 
 def check_master(text: str, host: str | None = None) -> list[Violation]:
-    """Check a multivariant (master) playlist on its own. `host`: variant URIs may also be network-path
-    references to that host (`//host/...`, RFC 3986 4.2: the player keeps its scheme), as the service's
-    playlists with content steering name them (broadcaster/steering/masters.py says why)."""
+    """Check a multivariant (master) playlist on its own. `host`: variant URIs may also be absolute at
+    that host (`https://host/...`, or a network-path reference `//host/...` when the service does not
+    know the viewer's scheme), as the service's playlists with content steering name them
+    (broadcaster/steering/masters.py says why)."""
 
     def _ok(uri: str) -> bool:
-        return _relative(uri) or (host is not None and uri.startswith(f"//{host}/"))
+        return _relative(uri) or (host is not None and uri.startswith(
+            (f"//{host}/", f"http://{host}/", f"https://{host}/")))
 
     lines = [ln.rstrip() for ln in text.split("\n")]
     out: list[Violation] = []

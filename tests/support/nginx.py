@@ -209,8 +209,24 @@ def tunnel_locations(rules: Sequence[Mapping[str, Any]], hostname: str, services
     # HTTP/1.1 to the origins, as cloudflared speaks it; a blocking playlist request may be held 3
     # target durations, well within nginx's 60 s read timeout. The viewer's own Host, as cloudflared
     # passes it (its httpService.RoundTrip changes it only when originRequest.httpHostHeader is set): the
-    # service names its playlists' variants with it (broadcaster/steering/masters.py).
-    return "\n".join(["        proxy_http_version 1.1;", "        proxy_set_header Host $http_host;", *blocks])
+    # service names its playlists' variants with it (broadcaster/steering/masters.py). And the headers
+    # Cloudflare's edge adds, which cloudflared passes on as they came (proxy/proxy.go copies the request):
+    # the viewer's address (CF-Connecting-IP, and appended to X-Forwarded-For) and the scheme it used
+    # (CF-Visitor, X-Forwarded-Proto), here the scheme the stand-in was reached with.
+    return "\n".join(["        proxy_http_version 1.1;", "        proxy_set_header Host $http_host;",
+                      *(f"        proxy_set_header {name} {value};" for name, value in CLOUDFLARE_HEADERS),
+                      *blocks])
+
+
+# What Cloudflare's edge adds to a viewer's request (developers.cloudflare.com, "Cloudflare HTTP headers";
+# a tunnel's origin gets them through cloudflared), as nginx writes them.
+CLOUDFLARE_HEADERS = (
+    ("CF-Connecting-IP", "$remote_addr"),
+    ("X-Forwarded-For", "$proxy_add_x_forwarded_for"),
+    ("X-Forwarded-Proto", "$scheme"),
+    ("CF-Visitor", "'{\"scheme\":\"$scheme\"}'"),
+    ("CDN-Loop", "cloudflare"),
+)
 
 
 # -- the shipped configs ---------------------------------------------------------------------------

@@ -1,0 +1,437 @@
+"""Every player plays, and follows content steering where it can (issue 66, item 5).
+
+The service runs with content steering (PATHWAYS=bucket,vm, set here: the default may change) behind the
+tunnel stand-in (nginx routing cloudflared.yml.example's rules, with the headers Cloudflare's edge adds:
+tests/support/nginx.py), trusting it as deploy/env.example says (TRUST_CF_CONNECTING_IP=true), SeaweedFS
+behind the test's two gates (tests/support/gates.py) as its bucket, the Owncast emulator's 2 s segments
+as its source. Ten players play /live/master.m3u8 at once (tests/support/independent_players.py): Shaka
+4.16 and 5.2 with their defaults and 5.2 in low-latency mode, video.js with Owncast's VHS options and with
+VHS's defaults, the service's viewer page (hls.js) in one headless Chromium; streamlink, GStreamer's
+hlsdemux and hlsdemux2, and VLC as processes. Then the service's evidence moves: the gate in front of the
+bucket closes for the service alone (its uploads fail, as in R2's outage of 21 March 2025; viewers still
+read the bucket) until the service steers players to the VM, and opens until it steers them back.
+
+Asserted, each player on its own:
+- it plays, and every segment it got (from the bucket or the VM, on the wire) is byte for byte what
+  Owncast finished; streamlink's and hlsdemux's output is those segments one after another, VLC's a
+  remux of what it played (ffmpeg reads it); the pages report no fatal error;
+- a player with content steering (the pages) reloads the steering manifest once the service steers to the
+  VM, takes the VM's pathway (its media playlists and segments), and after the service steers back
+  reloads it again and takes the bucket's;
+- a player without (streamlink, GStreamer, VLC) plays on through the move and after it.
+
+Against the code before (the multivariant playlist naming its variants //host/live/..., RELOAD-URI
+"steering.json"; 2026-11-27), four of these failed: GStreamer's hlsdemux and hlsdemux2 played nothing
+(each asked http://host//host/live/0/playlist.m3u8 and got 404), and Shaka 5.2 in both configurations
+never took the VM's pathway (its first reload threw "Failed to construct 'URL': Invalid URL"). The
+figures of each run: `-s` prints them (summary); docs/steering.md, "Players and the URIs they resolve",
+has them.
+
+A Shaka page whose first steering reload falls inside its own load() never reloads it again (Shaka 4.16
+and 5.2: independent_players.SHAKA_LOAD_RACE); such a page is opened anew before the move (a new session),
+and the summary says how often.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import hashlib
+import json
+import re
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import pytest_asyncio
+
+from broadcaster.demo.emulator import OwncastEmulator
+from broadcaster.demo.ledger import Finished, Ledger
+from broadcaster.demo.recordings import Recordings
+from broadcaster.demo.seaweed import SeaweedS3
+from tests.support.browser import shared_chromium, needs_chromium
+from tests.support.counting_proxy import CountingProxy
+from tests.support.gates import BucketGates
+from tests.support.independent_players import (BY_NAME, HLSDEMUX, HLSDEMUX2, PLAYERS, SHAKA5, SHAKA_52, SHAKA_416,
+                                               SHAKA_LOAD_RACE, STREAMLINK, VIEWER_PAGE, VLC, Browser, Carried,
+                                               Native, Opened, Pages, Wire, concatenated, missing_programs,
+                                               native_players, page_state)
+from tests.support.loop_thread import LoopThread
+from tests.support.nginx import Nginx, needs_nginx, tunnel_locations
+from tests.support.players import SHAKA
+from tests.support.s3 import bucket_of_its_own
+from tests.support.service_process import ServiceProcess, service_env
+from tests.support.tunnel import SERVICE, tunnel_rules
+from tests.support.waiting import TimedOut, until
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.browser,
+    needs_chromium,
+    needs_nginx,
+    pytest.mark.skipif(bool(missing_programs()), reason=f"not installed (scripts/test installs them): {missing_programs()}"),
+    pytest.mark.xdist_group("independent_players"),
+    pytest.mark.asyncio(loop_scope="module"),
+]
+
+TARGET = 2  # seconds: the emulator's segments (the steering manifest's TTL is 1 s)
+# Bounds of the waits on a condition, never how long anything takes: a player starts within seconds,
+# follows the steering manifest within a TTL and a playlist reload; a machine at load 20 is slower. A
+# player that never does what is waited for is judged by its own test, the others' are not held up.
+START = 45.0
+MOVE = 30.0
+STEERED = 20.0
+STEERING = tuple(p.name for p in PLAYERS if p.steering)
+WITHOUT = tuple(p.name for p in PLAYERS if not p.steering)
+
+
+@dataclass
+class Run:
+    wire: Wire
+    ledger: Ledger
+    hls_dir: Path
+    natives: dict[str, Native]
+    states: dict[str, dict[str, Any]] = field(default_factory=dict)  # each page's, at the end
+    at: dict[str, float] = field(default_factory=dict)  # started, closed, steered, opened, back, ended
+    waits: list[str] = field(default_factory=list)  # the waits that ran out, and what each saw
+    outputs: dict[str, bytes] = field(default_factory=dict)
+    service_lines: list[str] = field(default_factory=list)
+    sessions: collections.Counter[str] = field(default_factory=collections.Counter)  # pages opened again
+    raced: list[str] = field(default_factory=list)  # why (Shaka's start-up race)
+
+
+@contextlib.asynccontextmanager
+async def on_the_rig(rig: LoopThread, gates: BucketGates) -> AsyncIterator[BucketGates]:
+    """The gates answering from the rig's loop (tests/support/loop_thread.py), not the browser's."""
+    await rig.run(gates.__aenter__())
+    try:
+        yield gates
+    finally:
+        await rig.run(gates.__aexit__(None, None, None))
+
+
+async def pathway(service: ServiceProcess) -> str:
+    async with aiohttp.ClientSession() as session, session.get(f"{service.url}/health") as response:
+        return str(json.loads(await response.text()).get("pathway"))
+
+
+async def steered(service: ServiceProcess, to: str, timeout: float) -> float:
+    """When /health says players are steered to `to` (time.monotonic())."""
+
+    async def there() -> bool:
+        return await pathway(service) == to
+
+    await until(there, f"/health saying players are steered to the {to} pathway", timeout, every=0.1,
+                detail=lambda: [line for line in service.lines if "pathway" in line][-3:])
+    return time.monotonic()
+
+
+async def waited(run: Run, condition: Any, what: str, timeout: float, seen: Any) -> None:
+    """Until `condition`; past `timeout`, note what was seen and go on (each player's test judges it)."""
+    try:
+        await until(condition, what, timeout, every=0.25, detail=seen)
+    except TimedOut as err:
+        run.waits.append(str(err))
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def run(tmp_path_factory: pytest.TempPathFactory, seaweed_server: SeaweedS3,
+              recordings: Recordings) -> AsyncIterator[Run]:
+    tmp = tmp_path_factory.mktemp("independent")
+    ledger = Ledger()
+    async with (bucket_of_its_own(seaweed_server) as s3, LoopThread("independent-rig") as rig,
+                on_the_rig(rig, BucketGates(s3)) as gates,
+                OwncastEmulator(tmp / "hls", segment_seconds=TARGET, ledger=ledger, recordings=recordings) as owncast):
+        env = service_env(tmp / "hls", s3, tmp / "state", S3_ENDPOINT_URL=gates.service_url,
+                          R2_PUBLIC_URL=gates.public_url, WINDOW_SECONDS="20", PATHWAYS="bucket,vm",
+                          HOST="127.0.0.1", TRUST_CF_CONNECTING_IP="true")
+        async with ServiceProcess(env, tmp / "service") as service:
+            wire = Wire(PLAYERS, time.monotonic, keep=(STREAMLINK, HLSDEMUX))
+            gates.viewers.observe = wire.observer("bucket")
+            # Between the stand-in and the service: what the service answered each player.
+            proxy = CountingProxy(service.url, keep_host=True, observe=wire.observer("service"))
+            await rig.run(proxy.start())
+            stand_in = Nginx(tmp / "tunnel", tunnel_locations(tunnel_rules(), "live.example.com", {SERVICE: proxy.url}))
+            natives: dict[str, Native] = {}
+            result = Run(wire, ledger, owncast.hls_dir, natives)
+            try:
+                await stand_in.start()
+                src = f"{stand_in.url}/live/master.m3u8"
+                natives.update((n.player.name, n) for n in native_players(src, tmp))
+                async with shared_chromium() as chromium, Pages() as pages:
+                    await owncast.wait_for_segments(0, 3, timeout=30)
+                    result.at["started"] = time.monotonic()
+                    await asyncio.gather(*(n.start() for n in natives.values()))
+                    browser = Browser(chromium, {p.name: f"{pages.url}/page/{p.name}?src={src}" for p in PLAYERS},
+                                      time.monotonic)
+                    browser.urls[VIEWER_PAGE] = f"{stand_in.url}/"
+                    opened = {p.name: await browser.open(p) for p in PLAYERS if p.name not in natives}
+                    await steering_under_way(result, browser, opened)
+                    await play_through_the_move(result, service, rig, gates)
+                    for name, one in opened.items():
+                        try:
+                            result.states[name] = {**await page_state(one.page), "thrown": one.thrown}
+                        except Exception as err:  # noqa: BLE001 (a page that died: its test says so)
+                            result.states[name] = {"played": 0, "fatal": [f"the page: {err}"], "errors": []}
+            finally:
+                result.at["ended"] = time.monotonic()
+                for native in natives.values():
+                    await native.stop()
+                await stand_in.stop()
+                await rig.run(proxy.close())
+                for name, native in natives.items():  # VLC's folder in the system's temp goes here
+                    result.outputs[name] = await asyncio.to_thread(native.finish, tmp)
+            result.service_lines = [line for line in service.lines if "pathway" in line or "ERROR" in line]
+            print(summary(result))
+            yield result
+
+
+ATTEMPTS = 8  # sessions of a Shaka page at most, its steering lost each time to Shaka's own start-up race
+
+
+async def steering_under_way(run: Run, browser: Browser, opened: dict[str, Opened]) -> None:
+    """Every page with content steering reloading its steering manifest. A Shaka page whose first reload
+    fell in its own load() (SHAKA_LOAD_RACE: it never reloads again) is opened again, a new session,
+    at most ATTEMPTS times; how often is said in the summary. Any other error stops nothing: the page's
+    test judges it (on main's code, Shaka 5.2's reload threw on the relative RELOAD-URI)."""
+
+    async def under_way() -> bool:
+        going = True
+        for name, one in list(opened.items()):
+            if any(SHAKA_LOAD_RACE in thrown for thrown in one.thrown) and run.sessions[name] < ATTEMPTS:
+                run.raced.append(f"{name}: {one.thrown[-1][:160]}")
+                run.sessions[name] += 1
+                opened[name] = await browser.again(one)
+                going = False
+            elif len(run.wire.asked(name, "steering", since=opened[name].at)) < 2:
+                going = False
+        return going
+
+    await waited(run, under_way, "every page reloading its steering manifest", START,
+                 lambda: {n: (len(run.wire.asked(n, "steering", since=o.at)), o.thrown[-2:]) for n, o in opened.items()})
+
+
+async def play_through_the_move(run: Run, service: ServiceProcess, rig: LoopThread, gates: BucketGates) -> None:
+    """Every player playing from the bucket; the service's uploads refused until it steers players to the
+    VM, and every player following (or playing on); the gate opened until it steers them back, and every
+    player following again."""
+    wire, at = run.wire, run.at
+
+    def playing() -> bool:
+        return all(len(wire.segments(p.name)) >= 3 for p in PLAYERS)
+
+    await waited(run, playing, "every player playing", START,
+                 lambda: {p.name: len(wire.segments(p.name)) for p in PLAYERS})
+    at["closed"] = time.monotonic()
+    await rig.run(gates.close(service=True, viewers=False))
+    try:
+        at["steered"] = steered_at = await steered(service, "vm", MOVE)
+
+        def moved() -> bool:
+            return all(moved_on(run, name, "steered") for name in PLAYERS_NAMES)
+
+        await waited(run, moved, "the players with steering on the VM's pathway, the others playing on", STEERED,
+                     lambda: [name for name in PLAYERS_NAMES if not moved_on(run, name, "steered")])
+    finally:
+        at["opened"] = time.monotonic()
+        await rig.run(gates.open())
+    at["back"] = back_at = await steered(service, "bucket", MOVE + 30)
+
+    def back() -> bool:
+        return all(moved_on(run, name, "back") for name in PLAYERS_NAMES)
+
+    await waited(run, back, "the players with steering back on the bucket's pathway, the others playing on",
+                 STEERED, lambda: [name for name in PLAYERS_NAMES if not moved_on(run, name, "back")])
+
+
+PLAYERS_NAMES = tuple(p.name for p in PLAYERS)
+
+
+def on_the_vm(run: Run, name: str) -> bool:
+    """Once the service steered players to the VM: the player reloaded the steering manifest, then asked
+    for a media playlist of the VM's pathway and got a segment from the VM."""
+    steered_at = run.at["steered"]
+    reloads = run.wire.asked(name, "steering", since=steered_at)
+    if not reloads:
+        return False
+    vm = run.wire.asked(name, "vm", since=reloads[0].at)
+    return bool(vm) and bool(run.wire.segments(name, since=vm[0].at, side="service"))
+
+
+def on_the_bucket_again(run: Run, name: str) -> bool:
+    """Once the service steered players back: the player reloaded the steering manifest, then asked for a
+    media playlist of the bucket's pathway and got a segment from the bucket."""
+    back_at = run.at["back"]
+    reloads = run.wire.asked(name, "steering", since=back_at)
+    if not reloads:
+        return False
+    bucket = run.wire.asked(name, "bucket", since=reloads[0].at)
+    return bool(bucket) and bool(run.wire.segments(name, since=bucket[0].at, side="bucket"))
+
+
+def moved_on(run: Run, name: str, since: str) -> bool:
+    """Whether the player did what it should since the service steered to the VM ("steered") or back
+    ("back"): followed (a player with steering) or played on (two segments more, one without)."""
+    if name in STEERING:
+        return on_the_vm(run, name) if since == "steered" else on_the_bucket_again(run, name)
+    return len(run.wire.segments(name, since=run.at[since])) >= 2
+
+
+def summary(run: Run) -> str:
+    """What each player did, for the record (-s, or a failure's output): segments from each side before,
+    during and after the move; when it took the VM's pathway and came back (seconds after the service
+    steered)."""
+    at, wire = run.at, run.wire
+    lines = [f"times (s after the gate closed): " + str({k: round(v - at.get("closed", at["started"]), 1)
+                                                        for k, v in at.items()})]
+    for name in PLAYERS_NAMES:
+        phases = []
+        for since, before in ((at["started"], at.get("closed", at["ended"])),
+                              (at.get("steered", at["ended"]), at.get("opened", at["ended"])),
+                              (at.get("back", at["ended"]), at["ended"])):
+            got = wire.segments(name, since, before)
+            phases.append(f"{sum(c.side == 'bucket' for c in got)}b/{sum(c.side == 'service' for c in got)}v")
+        took = back = "-"
+        if "steered" in at and name in STEERING:
+            vm = wire.asked(name, "vm", since=at["steered"])
+            took = f"{vm[0].at - at['steered']:.1f}" if vm else "never"
+        if "back" in at and name in STEERING:
+            bucket = wire.asked(name, "bucket", since=at["back"])
+            back = f"{bucket[0].at - at['back']:.1f}" if bucket else "never"
+        played = run.states.get(name, {}).get("played")
+        lines.append(f"{name:24} segments before/steered/after {' '.join(phases)}; took the VM {took}; back {back}; "
+                     f"played {played if played is None else round(played, 1)}")
+    lines.append(f"pages opened again (Shaka's start-up race, SHAKA_LOAD_RACE): {dict(run.sessions)} {run.raced}")
+    return "\n".join(lines)
+
+
+def story(run: Run, name: str) -> str:
+    """For a failure's message: the times of the move, what the player asked around it, what the waits saw."""
+    t0 = run.at.get("closed", run.at["started"])
+    times = {k: round(v - t0, 1) for k, v in run.at.items()}
+    state = run.states.get(name, {})
+    said = run.natives[name].said() if name in run.natives else {
+        "errors": state.get("errors"), "thrown": state.get("thrown"), "sessions": 1 + run.sessions[name]}
+    manifests = [(round(c.at - t0, 1), c.status) for c in run.wire.of(name)
+                 if c.side == "service" and c.path.split("?")[0].endswith("/steering.json")]
+    return (f"times (s after the gate closed) {times}; steering manifests answered {manifests[-30:]}; "
+            f"asked {run.wire.timeline(name, t0)}; it said {said}; "
+            f"waits that ran out {[wait[:300] for wait in run.waits]}; "
+            f"the service's steering {[line[-160:] for line in run.service_lines if 'pathway' in line][-4:]}")
+
+
+# -- the players' tests ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", PLAYERS_NAMES)
+async def test_every_player_plays_owncasts_bytes(run: Run, name: str) -> None:
+    segments = run.wire.segments(name)
+    before = run.wire.segments(name, before=run.at.get("closed", run.at["ended"]))
+    assert len(before) >= 3, f"{name} did not play: {len(before)} segments before the move; {story(run, name)}"
+    wrong = []
+    for got in segments:
+        variant, file = got.variant_and_name
+        assert got.body is not None
+        reason = run.ledger.mismatch(run.hls_dir / str(variant) / file, got.body)
+        if reason is not None:
+            wrong.append(f"{got.side} {got.path}: {reason}")
+    assert wrong == [], f"{name} got bytes Owncast did not write: {wrong}"
+    if name in run.states:
+        state = run.states[name]
+        assert state["fatal"] == [], f"{name}: fatal errors {state['fatal']}; {story(run, name)}"
+        assert state["played"] >= 3 * TARGET, f"{name} played {state['played']:.1f} s; {story(run, name)}"
+        return
+    native = run.natives[name]
+    assert native.exited is None, f"{name} ended by itself (exit {native.exited}); {story(run, name)}"
+    if name in (STREAMLINK, HLSDEMUX):  # the segments' bytes as they came, one after another
+        whole, wrong_at = concatenated(run.outputs.get(name, b""), segments)
+        assert wrong_at is None and whole >= 3, f"{name}'s output holds {whole} segments: {wrong_at}"
+    if name in (STREAMLINK, HLSDEMUX, VLC):
+        seconds = native.media
+        assert seconds >= 3 * TARGET, f"{name}'s output holds {seconds} s of media; {story(run, name)}"
+    if name == HLSDEMUX2:
+        errors = [line for line in native.said(200) if "ERROR" in line]
+        assert errors == [], f"{name}: {errors}"
+
+
+@pytest.mark.parametrize("name", WITHOUT)
+async def test_a_player_without_steering_plays_on_through_the_move(run: Run, name: str) -> None:
+    """streamlink, GStreamer and VLC read no steering manifest: they play on through the move (the VM's
+    pathway redirects to the bucket while it serves; the bucket's lists what it lacks at VM URIs while
+    players are steered away) and after it."""
+    assert "steered" in run.at and "back" in run.at, f"the service never steered: {run.service_lines}"
+    during = run.wire.segments(name, since=run.at["steered"], before=run.at["opened"])
+    after = run.wire.segments(name, since=run.at["back"])
+    assert len(during) >= 2 and len(after) >= 2, (
+        f"{name}: {len(during)} segments while steered to the VM, {len(after)} after; {story(run, name)}")
+
+
+@pytest.mark.parametrize("name", STEERING)
+async def test_a_player_with_steering_follows_it_to_the_vm_and_back(run: Run, name: str) -> None:
+    assert "steered" in run.at and "back" in run.at, f"the service never steered: {run.service_lines}"
+    assert len(run.wire.asked(name, "steering", before=run.at["steered"])) >= 1, (
+        f"{name} never read the steering manifest before the move; {story(run, name)}")
+    assert on_the_vm(run, name), f"{name} did not take the VM's pathway; {story(run, name)}"
+    assert on_the_bucket_again(run, name), f"{name} did not come back to the bucket's pathway; {story(run, name)}"
+
+
+async def test_the_shaka_builds_are_the_vendored_ones(run: Run) -> None:
+    """Shaka 5 is vendored beside 4.16 (tests/support/shaka5/VENDOR.md): the bytes recorded there, and the
+    versions the pages reported."""
+    recorded = dict(re.findall(r"`(\S+)`, SHA-256: `([0-9a-f]{64})`", (SHAKA5 / "VENDOR.md").read_text()))
+    assert set(recorded) == {"shaka-player.compiled.js", "LICENSE"}
+    for file, digest in recorded.items():
+        assert hashlib.sha256((SHAKA5 / file).read_bytes()).hexdigest() == digest, file
+    assert run.states[SHAKA_52].get("version") == "v5.2.12", run.states[SHAKA_52]
+    assert run.states[SHAKA_416].get("version") == "v4.16.50", run.states[SHAKA_416]
+    assert (SHAKA / "shaka-player.compiled.js").exists()
+    assert set(BY_NAME) == set(PLAYERS_NAMES)
+
+
+# -- the checks themselves ---------------------------------------------------------------------------------
+
+
+async def test_an_output_is_judged_segment_by_segment() -> None:
+    """concatenated: the output is the segments fetched, whole and in order (one left out is skipped, the
+    last may be cut short where the player was stopped); a byte changed, or bytes of anything else, fail."""
+    bodies = [bytes([n]) * (1000 + n) for n in range(4)]
+    fetched = [Carried(float(n), "bucket", STREAMLINK, "GET", f"/b/live/0/s-{n}.ts", 200, Finished.of(b), b)
+               for n, b in enumerate(bodies)]
+    assert concatenated(b"".join(bodies), fetched) == (4, None)
+    assert concatenated(bodies[0] + bodies[2] + bodies[3][:10], fetched) == (2, None)
+    damaged = bytearray(b"".join(bodies))
+    damaged[1500] ^= 0xFF
+    assert concatenated(bytes(damaged), fetched)[1] is not None
+    assert concatenated(b"#EXTM3U\n" + b"".join(bodies), fetched)[1] is not None
+    assert concatenated(bodies[1] + bodies[0], fetched)[1] is not None  # out of the order fetched
+    assert concatenated(bodies[0] + bodies[1][:500] + b"z", fetched)[1] is not None  # not cut short: wrong
+
+
+async def test_the_wire_tells_the_players_apart() -> None:
+    """Each request is its player's by its User-Agent; a segment's 200 keeps its body's hash; the service's
+    own probe (its own User-Agent) is no player's."""
+
+    class Asked:
+        def __init__(self, agent: str, path: str) -> None:
+            self.headers = {"User-Agent": agent}
+            self.path_qs, self.method = path, "GET"
+
+    wire = Wire(PLAYERS, iter(range(100)).__next__)
+    observe = wire.observer("bucket")
+    chrome = "Mozilla/5.0 (X11; Linux x86_64) HeadlessChrome/156.0.0.0 Safari/537.36"
+    observe(Asked(f"{chrome} {BY_NAME[SHAKA_52].marker}", "/b/live/0/s-1.ts"), 200, b"x" * 10)
+    observe(Asked(f"{chrome} {BY_NAME[SHAKA_416].marker}", "/b/live/0/s-1.ts"), 404, b"")
+    observe(Asked("GStreamer souphttpsrc 1.22.0 libsoup/3.2.3", "/b/live/1/s-2.ts"), 200, b"y")
+    observe(Asked(f"GStreamer {BY_NAME[HLSDEMUX2].marker}", "/live/steering.json?_HLS_pathway=vm"), 200, b"{}")
+    observe(Asked("VLC/3.0.24 LibVLC/3.0.24", "/live/vm/0/playlist.m3u8"), 200, b"#EXTM3U")
+    observe(Asked("hls-broadcaster/0.1.0 (steering probe)", "/b/live/0/s-1.ts"), 200, b"x" * 10)
+    assert [(c.player, c.status, c.body) for c in wire.carried] == [
+        (SHAKA_52, 200, Finished.of(b"x" * 10)), (SHAKA_416, 404, None), (HLSDEMUX, 200, Finished.of(b"y")),
+        (HLSDEMUX2, 200, None), (VLC, 200, None)]
+    assert wire.strangers == {"hls-broadcaster/0.1.0 (steering probe)"}
+    assert [c.variant_and_name for c in wire.segments(HLSDEMUX)] == [(1, "s-2.ts")]
