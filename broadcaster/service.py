@@ -237,6 +237,7 @@ class Service:
         """Content steering (PATHWAYS): the policy that orders the pathways, and what runs it."""
         self.steering: SteeringPolicy | None = None
         self.steering_loop: SteeringLoop | None = None
+        self.pathway_reports: PathwayReports | None = None
         if not s.steering:
             return
         buckets = {hls.BUCKET_PATHWAY: _bucket_signals(self.uploader),
@@ -245,6 +246,7 @@ class Service:
                                        interval=s.viewer_timeout / 3)
         self.steering_loop = SteeringLoop(self.steering, on_away=self.playlists.answer_held,
                                           check_writes=self.checks.writes)
+        self.pathway_reports = PathwayReports(self.steering.report, s.pathways)
 
     def _build_clips(self, s: Settings) -> None:
         """The operator's clips, held against the cleaner from before the first run (a restart keeps them)."""
@@ -276,7 +278,7 @@ class Service:
         if steering is not None and self.copies is not None:
             self.pathway_counts = PathwayCounts(lambda: steering.first != hls.BUCKET_PATHWAY)
             SteeringMetrics(self.metrics.registry, steering, self.copies, self.pathway_counts,
-                            self.settings.vm_segment_mbps * 125_000)
+                            self.settings.vm_segment_mbps * 125_000, self.pathway_reports)
         self.report = HealthReport(self.publisher.facts, self.uploader,
                                    state_error=lambda: self.snapshots.error, mirror=self.mirror,
                                    listing_held=lambda: self.release.held,
@@ -307,8 +309,7 @@ class Service:
                 frame_ancestors=s.frame_ancestors, sources=s.viewer_sources, title=s.stream_title,
                 description=s.stream_description),
             expose_metrics=s.metrics_listen == "", connection_metrics=self.connection_metrics,
-            viewers=Viewers(self.audience, self.playback,
-                            pathway=PathwayReports(self.steering.report) if self.steering else None),
+            viewers=Viewers(self.audience, self.playback, pathway=self.pathway_reports),
             release_held=self._release_waiters,
         )
 

@@ -9,6 +9,7 @@ import contextlib
 import email.utils
 import json
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 from pytest_aiohttp import AiohttpClient
 
-from broadcaster.http import Pathways, PlaylistOptions, create_app
+from broadcaster.http import Pathways, PlaylistOptions, ViewerOptions, Viewers, create_app
 from broadcaster.http.clients import Proxies
 from broadcaster.http.pathway import ByteBudget, VmSegments
 from broadcaster.metrics import Metrics
@@ -31,11 +32,14 @@ from broadcaster.source.owncast import SourceVariant
 from broadcaster.steering.copies import Copies, Copy
 from broadcaster.steering.masters import SteeredMasters
 from broadcaster.steering.metrics import PathwayCounts
-from broadcaster.steering.policy import TRUSTED_AFTER, BucketSignals, SteeringPolicy
+from broadcaster.status.audience import Audience
+from broadcaster.steering.policy import BucketSignals, SteeringPolicy
+from broadcaster.steering.reports import PathwayReports
 from broadcaster.steering.vm_playlists import VmPlaylists
 from tests.support.client import Client, get
 from tests.support.fakes import Clock, FakeHealth, FakePlaylists
 from tests.support.hls_checker import check_master
+from tests.support.players import VIEWER
 from tests.support.waiting import until
 
 PREFIX = "live"
@@ -75,11 +79,15 @@ MakeRig = Callable[..., Awaitable[Rig]]
 @pytest.fixture
 def make_rig(aiohttp_client: AiohttpClient, tmp_path: Path) -> MakeRig:
     async def make(*, rate: float = 1e9, burst: float = 1e9, segments: Any = None, redirect: bool = False,
-                   shown: Shown | None = None, newest: Callable[[int], int | None] = lambda v: None) -> Rig:
+                   shown: Shown | None = None, newest: Callable[[int], int | None] = lambda v: None,
+                   clock: Clock | None = None) -> Rig:
+        """`clock`: the policy's, the viewer count's and the byte budget's (a fake one; by default the
+        byte budget runs on the real clock)."""
         shown = shown or Shown()
-        copies = Copies(tmp_path, max_bytes=10 * 1024 * 1024, keep_for=600)
+        copies = Copies(tmp_path, max_bytes=64 * 1024 * 1024, keep_for=600)
         copies.open()
-        clock = Clock()
+        budget_clock = clock or time.monotonic
+        clock = clock or Clock()
         behind = [0.0]
         policy = SteeringPolicy(("bucket", "vm"), {"bucket": BucketSignals(behind=lambda: behind[0])},
                                 lambda: shown.target_duration, interval=1.0, clock=clock)
@@ -93,13 +101,21 @@ def make_rig(aiohttp_client: AiohttpClient, tmp_path: Path) -> MakeRig:
         def landed(variant: int, name: str) -> str | None:
             return vm.landed_url(variant, name) if redirect and policy.bucket_serves() else None
 
-        vm_segments = segments or VmSegments(copies, key_for, ByteBudget(rate, burst), on_sent=counts.sent,
-                                             elsewhere=elsewhere, landed=landed)
+        if callable(segments):  # made here, as the service wires them (steered.py), with these options
+            segments = segments(copies=copies, key_for=key_for, budget=ByteBudget(rate, burst, budget_clock),
+                                on_sent=counts.sent, elsewhere=elsewhere, landed=landed, policy=policy)
+        vm_segments = segments or VmSegments(copies, key_for, ByteBudget(rate, burst, budget_clock),
+                                             on_sent=counts.sent, elsewhere=elsewhere, landed=landed)
         pathways = Pathways(
             masters=SteeredMasters(shown, [Pathway("bucket"), Pathway("vm", "vm")], lambda: policy.first),
             vm=vm, newest=newest, steering=policy, segments=vm_segments, count_steering=counts.manifest,
             away=lambda: policy.first != "bucket")
-        app = create_app(shown, FakeHealth(), Metrics(), playlist_options=PlaylistOptions(pathways=pathways))
+        # The viewer pages' heartbeats, whose Hb-Pathway the policy hears (with the page's address: a
+        # loopback peer names it in CF-Connecting-IP, as cloudflared does).
+        viewers = Viewers(Audience(6.0, clock=clock), pathway=PathwayReports(policy.report))
+        app = create_app(shown, FakeHealth(), Metrics(),
+                         playlist_options=PlaylistOptions(pathways=pathways, trust_cf_connecting_ip=True),
+                         viewer_options=ViewerOptions(VIEWER), viewers=viewers)
         client = await aiohttp_client(app, auto_decompress=False)
         return Rig(client, shown, copies, policy, counts, behind, clock)
 
@@ -439,27 +455,56 @@ async def test_a_listed_segment_the_vm_has_no_copy_of_is_the_buckets_while_it_se
     assert (await unfollowed(rig, "/live/vm/0/seg0.ts"))[0] == 404
 
 
-async def test_the_vm_sends_the_bytes_while_steered_or_the_bucket_just_failed(make_rig: MakeRig) -> None:
+async def beat(rig: Rig, page: str, address: str, pathway: str) -> int:
+    """A heartbeat of page `page` from `address` (as cloudflared names it) saying `pathway`
+    (Hb-Pathway): what a viewer page sends, and what anyone can send with no page at all."""
+    async with rig.client.post("/live/watching", headers={"Hb-Watching": page, "CF-Connecting-IP": address,
+                                                          "Hb-Pathway": pathway}) as resp:
+        return resp.status
+
+
+async def forge(rig: Rig, address: str, page: str) -> None:
+    """A forged page saying the bucket fails for it: in the positional form a page of before sent, and in
+    the form of now (a hostile client tries both)."""
+    assert await beat(rig, page, address, "bucket 255 0 0") in (200, 204)
+    assert await beat(rig, page, address, "bucket bucket=255 backup=255") in (200, 204)
+
+
+async def segment_from(rig: Rig, address: str, path: str = "/live/vm/0/seg0.ts") -> tuple[int, Any, bytes]:
+    async with rig.client.request("GET", path, allow_redirects=False,
+                                  headers={"CF-Connecting-IP": address}) as resp:
+        return resp.status, resp.headers, await resp.read()
+
+
+async def test_the_vm_sends_bytes_while_steered_or_its_probe_failed_never_for_a_report(
+        make_rig: MakeRig) -> None:
     rig = await make_rig(redirect=True)
     rig.clock.t += 100
     listed(rig)
     await vm_playlist(rig)
-    # A page reported a failure on the bucket: for policy.TRUSTED_AFTER the VM serves whoever asks (the
-    # page keeps the VM first meanwhile), though players are not steered yet.
-    rig.policy.report("page", "bucket", {"bucket": 1})
-    assert (await unfollowed(rig, "/live/vm/0/seg0.ts"))[0] == 200
-    rig.clock.t += TRUSTED_AFTER
+    # Pages report failures on the bucket (made-up ids, 100 of them from 5 addresses): a claim, which
+    # neither moves players nor makes the VM send anyone else its bytes (on main it did, to anyone, for
+    # 10 s after any report).
+    for n in range(100):
+        await forge(rig, f"198.51.100.{n % 5}", f"forged-page-{n:016d}")
+    rig.policy.evaluate()
+    assert rig.policy.first == "bucket" and rig.policy.bucket_serves()
+    status, _, body = await get(rig.client, "/live/steering.json")
+    assert json.loads(body)["PATHWAY-PRIORITY"] == ["bucket", "vm"]
+    assert (await segment_from(rig, "203.0.113.9"))[0] == 302
     assert (await unfollowed(rig, "/live/vm/0/seg0.ts"))[0] == 302
-    # The probe failed once: not trusted either.
+    assert rig.counts.bytes == {False: 0, True: 0}
+    # The probe failed once: the service's own evidence, the VM answers.
     rig.policy.probed("bucket", False, "503")
     assert (await unfollowed(rig, "/live/vm/0/seg0.ts"))[0] == 200
     rig.policy.probed("bucket", True)
+    assert (await unfollowed(rig, "/live/vm/0/seg0.ts"))[0] == 302
     # Steered to the VM (uploads failing): bytes.
     rig.behind[0] = 10
     rig.policy.evaluate()
     assert rig.policy.first == "vm"
     assert (await unfollowed(rig, "/live/vm/0/seg0.ts"))[0] == 200
-    assert rig.counts.bytes == {False: 2 * len(BODY), True: len(BODY)} and rig.counts.requests[302] == 1
+    assert rig.counts.bytes == {False: len(BODY), True: len(BODY)} and rig.counts.requests[302] == 3
 
 
 class Waiting(Shown):

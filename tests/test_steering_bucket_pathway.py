@@ -300,7 +300,7 @@ async def test_while_the_bucket_serves_the_vm_pathway_lists_only_what_the_vm_red
     rig = await make(tmp_path, aiohttp_client)
     w = rig.world
     await one_landed_one_uploading(w)
-    rig.clock.t += 60  # nobody saw the bucket fail for a while: the VM redirects (policy.TRUSTED_AFTER)
+    rig.clock.t += 60
     assert rig.policy.bucket_serves()
     assert await vm_playlist(rig) == ["stream-abc-0.ts"]
     async with rig.client.get(f"{VM}stream-abc-0.ts", allow_redirects=False) as response:

@@ -432,6 +432,7 @@ class BackupProbe:
         self._clock = clock
         self._tasks: list[asyncio.Task[None]] = []
         self._session: aiohttp.ClientSession | None = None
+        self._probe_now = asyncio.Event()  # set when pages reported failures on it (policy.probe_wanted)
 
     async def start(self) -> None:
         self._session = aiohttp.ClientSession(auto_decompress=False, headers=PROBE_HEADERS)
@@ -457,8 +458,10 @@ class BackupProbe:
             if was == hls.BACKUP_PATHWAY and first != was:
                 self._playlists.answer_held()
             was = first
+            if self._policy.probe_wanted(hls.BACKUP_PATHWAY):
+                self._probe_now.set()
 
     async def _probing(self) -> None:
         assert self._session is not None
         await probe_pathway(self._policy, hls.BACKUP_PATHWAY, lambda: self._playlists.newest, self._session,
-                            self._clock)
+                            self._clock, now=self._probe_now)

@@ -12,6 +12,7 @@ from prometheus_client.registry import Collector
 from ..playlist import hls
 from .copies import Copies
 from .policy import REASONS, SteeringPolicy
+from .reports import PathwayReports
 
 _NS = "hls_broadcaster"
 STEERING_LABELS = (*hls.PATHWAYS, "none", "other")  # a manifest request's _HLS_pathway, bounded
@@ -39,8 +40,9 @@ class PathwayCounts:
 
 class SteeringMetrics(Collector):
     def __init__(self, registry: CollectorRegistry, policy: SteeringPolicy, copies: Copies, counts: PathwayCounts,
-                 cap_bytes_per_second: float) -> None:
+                 cap_bytes_per_second: float, reports: PathwayReports | None = None) -> None:
         self._policy, self._copies, self._counts, self._cap = policy, copies, counts, cap_bytes_per_second
+        self._reports = reports
         registry.register(self)
 
     def describe(self) -> list[Metric]:
@@ -50,7 +52,7 @@ class SteeringMetrics(Collector):
         policy, copies, counts = self._policy, self._copies, self._counts
         first = GaugeMetricFamily(f"{_NS}_pathway", "1 for the pathway players are steered to and the reason it "
                                   "is first: normal (the bucket), or why the bucket is not (uploads, "
-                                  "public_url, viewers, down); 0 for every other pair", labels=("pathway", "reason"))
+                                  "public_url, down); 0 for every other pair", labels=("pathway", "reason"))
         for pathway in policy.pathways:
             for reason in REASONS:
                 first.add_metric((pathway, reason), int((pathway, reason) == (policy.first, policy.reason)))
@@ -80,8 +82,18 @@ class SteeringMetrics(Collector):
                                   "report says they play", labels=("pathway",))
         for pathway, n in sorted(policy.pages().items()):
             pages.add_metric((pathway,), n)
+        reports = self._reports
+        heard = CounterMetricFamily(f"{_NS}_pathway_reports", "Viewer pages' words on their pathway heard "
+                                    "(Hb-Pathway, with a counted heartbeat), by whether they name failed "
+                                    "fetches (claims: they move nobody)", labels=("failures",))
+        failing = reports.failing if reports else 0
+        heard.add_metric(("some",), failing)
+        heard.add_metric(("none",), (reports.heard if reports else 0) - failing)
+        ignored = CounterMetricFamily(f"{_NS}_pathway_report_words_ignored", "Words of those not understood "
+                                      "(an unknown pathway id, a count that is not a whole number, another "
+                                      "form), ignored", value=reports.ignored if reports else 0)
         return [
-            first, switches, rank, sent, requests, manifests, pages,
+            first, switches, rank, sent, requests, manifests, pages, heard, ignored,
             GaugeMetricFamily(f"{_NS}_vm_segment_cap_bytes_per_second", "The most segment bytes a second the "
                               "VM's pathway sends (VM_SEGMENT_MBPS)", value=self._cap),
             GaugeMetricFamily(f"{_NS}_vm_copies_bytes", "Bytes of the VM's copies of finished segments on disk",

@@ -1,10 +1,11 @@
 """Which versions the VM's pathway shows: the VM's own (every segment it kept, its upload landed or not)
 while the VM sends segment bytes itself, and the bucket's (only what landed) while it redirects players
-to the bucket (policy.bucket_serves: players are steered to the bucket and nobody saw it fail).
+to the bucket (policy.bucket_serves: players are steered to the bucket and its last probe answered).
 
 A player may be on the VM's pathway while the bucket serves: one without content steering that plays the
 last of equal variants (hls.js), hls.js after an error on the bucket's (it keeps a failed pathway in its
-penalty box for five minutes, whatever the steering manifest says), the viewer page for 10 s after a failed fetch (viewer/src/pathways.js).
+penalty box for five minutes, whatever the steering manifest says), the viewer page for 10 s after a
+failed fetch (viewer/src/pathways.js).
 The VM redirects each of its segment requests to the bucket's copy, once that landed. Listing a segment
 before its upload landed sent such a player to the VM for it at once, and the VM waited up to a target
 duration for the upload, then sent the bytes itself: on a busy machine, where Owncast's segments come in
