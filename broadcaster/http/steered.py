@@ -18,7 +18,7 @@ from ..steering.vm_playlists import VmPlaylists
 from ..steering.vm_versions import VmVersions
 from .app import Pathways
 from .clients import Proxies
-from .pathway import BURST_SECONDS, ByteBudget, VmSegments
+from .pathway import BURST_SECONDS, ByteBudget, OwnFailure, VmSegments
 
 
 def pathways(s: Settings, steering: SteeringPolicy, copies: Copies, ahead: VisiblePlaylists, landed: VisiblePlaylists,
@@ -50,9 +50,15 @@ def pathways(s: Settings, steering: SteeringPolicy, copies: Copies, ahead: Visib
         """The bucket's copy of a segment the VM has none of (any more), while the bucket serves."""
         return vm.landed_url(variant, name) if steering.bucket_serves() else None
 
+    def bitrate() -> int | None:
+        """The highest BANDWIDTH the multivariant playlist announces: one stream, at most."""
+        return max((v.bandwidth for v in ahead.announced or ()), default=None)
+
+    # A client whose own page failed on the bucket gets bytes of its own, one stream's bitrate at most.
+    own = OwnFailure(steering.bucket_serves, steering.client_failing, bitrate)
     segments = VmSegments(copies, key_for, ByteBudget(rate, rate * BURST_SECONDS), on_sent=counts.sent,
                           proxies=Proxies(s.forwarded_allow_ips, s.trust_cf_connecting_ip), elsewhere=elsewhere,
-                          landed=landed_now)
+                          landed=landed_now, own_failure=own)
     folders = {hls.BUCKET_PATHWAY: "", hls.VM_PATHWAY: hls.VM_FOLDER, hls.BACKUP_PATHWAY: hls.BACKUP_FOLDER}
     offered = [Pathway(p, folders[p]) for p in s.pathways]
 

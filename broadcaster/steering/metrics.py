@@ -16,19 +16,24 @@ from .reports import PathwayReports
 
 _NS = "hls_broadcaster"
 STEERING_LABELS = (*hls.PATHWAYS, "none", "other")  # a manifest request's _HLS_pathway, bounded
+# What the VM's pathway answered besides an HTTP status (http/pathway.py): a client past its own share of
+# the bytes, and a segment not in the bucket yet while the bucket serves (each answered 503, but not a
+# bound reached for everyone: the alert's 503s), and a client that reset its connection mid-answer.
+SHARE, LATE, RESET = "share", "late", "reset"
 
 
 class PathwayCounts:
     """What the VM's pathway answered (bytes by whether players were steered to it then, requests by
-    status) and the steering manifest's requests by the pathway the player said it plays."""
+    status: an HTTP status, SHARE or RESET) and the steering manifest's requests by the pathway the player
+    said it plays."""
 
     def __init__(self, steered: Callable[[], bool]) -> None:
         self._steered = steered
         self.bytes = {True: 0, False: 0}
-        self.requests: dict[int, int] = {}
+        self.requests: dict[int | str, int] = {}
         self.steering: dict[str, int] = {}
 
-    def sent(self, status: int, size: int) -> None:
+    def sent(self, status: int | str, size: int) -> None:
         self.requests[status] = self.requests.get(status, 0) + 1
         if size:
             self.bytes[self._steered()] += size
@@ -71,8 +76,11 @@ class SteeringMetrics(Collector):
         sent.add_metric(("yes",), counts.bytes[True])
         sent.add_metric(("no",), counts.bytes[False])
         requests = CounterMetricFamily(f"{_NS}_vm_segment_requests", "Segment requests the VM's pathway "
-                                       "answered, by status (503: a bound reached)", labels=("status",))
-        for status, n in sorted(counts.requests.items()):
+                                       "answered, by status (503: a bound for everyone reached; share: a "
+                                       "client past its own share, answered 503; late: a segment not in the "
+                                       "bucket yet while it serves, answered 503; reset: the client reset "
+                                       "the connection mid-answer)", labels=("status",))
+        for status, n in sorted(counts.requests.items(), key=lambda item: str(item[0])):
             requests.add_metric((str(status),), n)
         manifests = CounterMetricFamily(f"{_NS}_steering_requests", "Steering manifest requests, by the "
                                         "pathway the player said it plays (_HLS_pathway)", labels=("pathway",))
