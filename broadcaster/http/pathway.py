@@ -58,7 +58,9 @@ BURST_SECONDS = 10.0  # the byte budget lets this much of its rate go at once (a
 # A client asked for bytes within this many seconds: it has a share (a steered player asks once a target
 # duration per variant it plays; a CDN's data center when its cache misses).
 ACTIVE_SECONDS = 10.0
-MAX_CLIENTS = 65_536  # clients with a share at once (about 100 bytes each); past it a new one waits its turn
+# Clients with a share at once (about 220 bytes each): far past the few hundred a share of VM_SEGMENT_MBPS can
+# give a stream to; past it a new one waits for one to go quiet.
+MAX_CLIENTS = 4096
 _UNKNOWN = ""  # the share of every client whose address is unknown
 CAP_RETRY_AFTER = "1"
 _FILE = r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}\.(?:ts|m4s|mp4|aac)"

@@ -69,7 +69,8 @@ PROBE_AGAIN = 0.5  # seconds: the soonest a probe follows the last (after a fail
 # page keeps a failing bucket behind the others for 10 s after its last failure (viewer/src/pathways.js's
 # LEAVE_MS), and reports each failure at once.
 REPORTED_FOR = 10.0
-MAX_FAILING_CLIENTS = 50_000  # addresses remembered at once (as many as the viewer count holds pages)
+# Addresses remembered at once (about 150 bytes each): as many as the viewer count holds pages.
+MAX_FAILING_CLIENTS = 50_000
 # A StoreError's reasons that say only that the bucket was slow to answer (store.py): no refusal.
 SLOW_REASONS = frozenset({"Timeout", "ReadTimeoutError", "ConnectTimeoutError", "ServerTimeoutError"})
 _DESCRIBED = {
