@@ -787,3 +787,29 @@ async def test_while_the_bucket_serves_a_segment_not_landed_yet_is_asked_again_n
     assert (status, headers["Retry-After"], rig.counts.requests) == (503, "1", {"late": 1})
     serves[0] = False  # players away from the bucket: the VM sends it
     assert (await unfollowed(rig, "/live/vm/0/seg0.ts"))[2] == BODY
+
+
+def test_each_client_has_a_share_of_the_rate_among_those_asking() -> None:
+    from broadcaster.http.pathway import ClientShares
+
+    clock = Clock()
+    shares = ClientShares(1000.0, burst_seconds=10, active_for=10, most=3, clock=clock)
+    assert shares.take("a", 10_000) and not shares.take("a", 1)  # alone: the whole rate, ten seconds of it
+    assert shares.take("b", 5_000) and not shares.take("b", 1)  # two: half each
+    assert shares.fair() == 500
+    clock.t += 1
+    assert shares.take("a", 500) and not shares.take("a", 1)
+    assert shares.take("c", 1) and not shares.take("d", 1)  # three at most
+    clock.t += 10  # a, b and c quiet for ten seconds: gone
+    assert shares.active == 0 and shares.take("d", 10_000)
+    # A client capped lower (one stream's bitrate, while the bucket serves): its own rate.
+    assert shares.take("e", 500, own=50) and not shares.take("e", 1, own=50)
+    clock.t += 1
+    assert shares.take("e", 50, own=50) and not shares.take("e", 1, own=50)
+    # An answer larger than a whole burst goes when the share is full, and leaves it in debt.
+    small = ClientShares(100.0, burst_seconds=1, clock=clock)
+    assert small.take("f", 1_000) and not small.take("f", 1)
+    clock.t += 9
+    assert not small.take("f", 1)
+    clock.t += 0.5
+    assert small.take("f", 1)
