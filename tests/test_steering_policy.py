@@ -408,3 +408,43 @@ async def test_a_failed_probe_asks_the_buckets_api_at_once_and_its_refusal_steer
         await runner.cleanup()
     assert policy.reason == DOWN and len(asked) == 1
     assert "HTTP 503" in (policy.health_reason() or "")
+
+
+async def test_reports_make_the_loop_probe_at_once_at_most_once_per_probe_again(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The loop that runs the policy (steering/probe.py), on the real clock, its regular probe a minute
+    away: pages' reports of failed fetches on the bucket, a flood of them, make it probe the bucket's public
+    URL (a real HTTP server, answering) at once, and never sooner than PROBE_AGAIN after the last; the
+    bucket answers, so nobody moves."""
+    from broadcaster.steering import probe
+
+    monkeypatch.setattr(probe, "PROBE_EVERY", 60.0)
+    probes: list[float] = []
+
+    async def segment(request: web.Request) -> web.Response:
+        probes.append(time.monotonic())
+        return web.Response(status=206, body=b"x")
+
+    runner = web.AppRunner(web.Application(), access_log=None, handle_signals=False)
+    runner.app.router.add_get("/{key:.*}", segment)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}/bucket/0/stream-0.ts"
+    policy = SteeringPolicy(("bucket", "vm"), {"bucket": BucketSignals(behind=lambda: 0.0, failing=lambda: False)},
+                            lambda: TARGET, interval=INTERVAL)
+    loop = SteeringLoop(policy)
+    await loop.start()
+    try:
+        def flooded() -> bool:
+            loop.listed(0, 0, None, url)  # live: the newest segment is fresh
+            for page in range(20):
+                policy.report(f"forged{page}", "bucket", {"bucket": 255})
+            return len(probes) >= 4
+
+        await until(flooded, "probes asked for by reports", 30, every=0.01)
+    finally:
+        await loop.stop()
+        await runner.cleanup()
+    gaps = [later - earlier for earlier, later in zip(probes, probes[1:])]
+    assert min(gaps) >= PROBE_AGAIN, gaps
+    assert policy.first == "bucket" and policy.switches == {}
