@@ -201,6 +201,13 @@ async def reported_on(demo: Demo, pathway: str) -> bool:
     return pages.get(pathway, 0.0) >= 1 and sum(pages.values()) == 1
 
 
+async def report_words(demo: Demo) -> tuple[float, float]:
+    """(Hb-Pathway words heard naming failed fetches, words in them not understood) so far."""
+    heard = await metric(demo.service, "hls_broadcaster_pathway_reports_total")
+    ignored = await metric(demo.service, "hls_broadcaster_pathway_report_words_ignored_total")
+    return heard.get("some", 0.0), ignored.get("", 0.0)
+
+
 async def highest_bandwidth(service: ServiceProcess) -> int:
     """The highest BANDWIDTH the multivariant playlist announces (bits a second): one stream."""
     async with aiohttp.ClientSession() as session, session.get(f"{service.url}/live/master.m3u8") as response:
@@ -380,6 +387,7 @@ async def judged_outage(demo: Demo, *, service: bool, viewers: bool, drain: bool
     stalls_before = {name: len(await w.stalls()) for name, w in pages.items()}
     fatal_before = {name: len(await w.fatal()) for name, w in pages.items()}
     sent_before = await metric(demo.service, "hls_broadcaster_vm_segment_bytes_total")
+    words_before = await report_words(demo)
     wire_from = len(demo.wire.answers)
     ahead = {name: await w.buffered() for name, w in pages.items()}  # what each plays with no fetch at all
     played_before = {name: await w.played() for name, w in pages.items()}
@@ -527,6 +535,14 @@ async def judged_outage(demo: Demo, *, service: bool, viewers: bool, drain: bool
                         "(seconds after, address, segment, bytes)")
     if drainer is not None:
         problems += drain_problems(demo, drainer, steered_at)
+    # The viewer page's Hb-Pathway is understood word for word, and its failed fetches on the bucket heard.
+    words = await report_words(demo)
+    failed_there = [at for at, _status, url in pages["viewer"].refused
+                    if VIEWERS_HOST in url and at >= closed_at] if "viewer" in pages else []
+    if words[1] != words_before[1] or (failed_there and words[0] == words_before[0]):
+        problems.append(f"the viewer page's words: {words[0] - words_before[0]:.0f} heard with failures (it "
+                        f"failed on the bucket {len(failed_there)} times), {words[1] - words_before[1]:.0f} "
+                        "words ignored")
     # What the bucket itself answered in error once the gates were open (a loaded SeaweedFS's own 503s
     # send the service's probe, and so its players, away again): (seconds after opening, side, status, path).
     print("bucket errors after the gates opened:", [
