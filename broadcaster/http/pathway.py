@@ -15,7 +15,9 @@ steering may play the VM's variants as redundant streams of the bucket's (6.3.4)
 it failed on in a penalty box for five minutes, and neither must cost the VM. The one exception is a
 client whose own page reported failed fetches on the bucket within policy.REPORTED_FOR (a failure only
 some viewers see: their players' own failover): its address gets bytes, at most one stream's bitrate
-(the highest BANDWIDTH announced), whatever it claims.
+(the highest BANDWIDTH announced), whatever it claims. A segment the VM's playlists listed before its
+upload landed (they show what they showed while players were away until the bucket's catch up) is a
+503 to ask again (`late`) once the wait for its upload is over, not bytes.
 
 The bytes are bounded three ways, past each a 503 with Retry-After (a player asks again): the bytes sent
 per second in all (VM_SEGMENT_MBPS, a token bucket with ten seconds' burst); each client's share of them
@@ -58,8 +60,8 @@ BURST_SECONDS = 10.0  # the byte budget lets this much of its rate go at once (a
 # A client asked for bytes within this many seconds: it has a share (a steered player asks once a target
 # duration per variant it plays; a CDN's data center when its cache misses).
 ACTIVE_SECONDS = 10.0
-# Clients with a share at once (about 220 bytes each): far past the few hundred a share of VM_SEGMENT_MBPS can
-# give a stream to; past it a new one waits for one to go quiet.
+# Clients with a share at once (about 220 bytes each): far past the few hundred that a share of
+# VM_SEGMENT_MBPS can give a stream to; past it a new one waits for one to go quiet.
 MAX_CLIENTS = 4096
 _UNKNOWN = ""  # the share of every client whose address is unknown
 CAP_RETRY_AFTER = "1"
