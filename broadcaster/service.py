@@ -200,6 +200,7 @@ class Service:
         """The pathways (PATHWAYS), and with more than one, the policy that orders them and what runs it."""
         self.steering: SteeringPolicy | None = None
         self.steering_loop: SteeringLoop | None = None
+        self.pathway_reports: PathwayReports | None = None
         self.newest = Newest()  # the first bucket's newest listing: what its probe fetches
         records = _pathways(s)
         if not s.steering:
@@ -212,6 +213,7 @@ class Service:
         probes = {pid: Probe(self.newest if pid == hls.BUCKET_PATHWAY else _newest_landed(b), b.checks.writes)
                   for pid, b in self.buckets.items()}
         self.steering_loop = SteeringLoop(self.steering, probes, on_change=self._steered)
+        self.pathway_reports = PathwayReports(self.steering.report, s.pathways)
 
     def _steered(self, priority: tuple[str, ...]) -> None:
         """A new priority: requests held on the pathways players leave are answered (they read it
@@ -290,7 +292,7 @@ class Service:
         if steering is not None and self.held is not None:
             self.pathway_counts = PathwayCounts(lambda: steering.first != hls.BUCKET_PATHWAY, s.pathways)
             SteeringMetrics(self.metrics.registry, steering, self.held, self.pathway_counts,
-                            self.settings.vm_segment_mbps * 125_000)
+                            self.settings.vm_segment_mbps * 125_000, self.pathway_reports)
         self.report = HealthReport(self.publisher.facts, self.uploader,
                                    state_error=lambda: self.snapshots.error, mirror=self.mirror,
                                    listing_held=lambda: self.release.held,
@@ -321,8 +323,7 @@ class Service:
                 frame_ancestors=s.frame_ancestors, sources=s.viewer_sources, title=s.stream_title,
                 description=s.stream_description, media_origins=media_origins(s)),
             expose_metrics=s.metrics_listen == "", connection_metrics=self.connection_metrics,
-            viewers=Viewers(self.audience, self.playback,
-                            pathway=PathwayReports(self.steering.report) if self.steering else None),
+            viewers=Viewers(self.audience, self.playback, pathway=self.pathway_reports),
             release_held=self._release_waiters,
         )
 

@@ -9,19 +9,25 @@ import asyncio
 import contextlib
 import email.utils
 import json
+import logging
 import os
+import socket
+import struct
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestServer
+from aiohttp.web_runner import AppRunner, BaseRunner
 from pytest_aiohttp import AiohttpClient
 
 from broadcaster.bucket.held import Held, HeldFile
 from broadcaster.files import Stamp
-from broadcaster.http import Pathways, PlaylistOptions, create_app
+from broadcaster.http import Pathways, PlaylistOptions, ViewerOptions, Viewers, create_app
 from broadcaster.http.app import ServedPathway
 from broadcaster.http.clients import Proxies
 from broadcaster.http.pathway import ByteBudget, VmSegments
@@ -36,10 +42,13 @@ from broadcaster.publish.visible import VisiblePlaylists
 from broadcaster.source.owncast import SourceVariant
 from broadcaster.steering.masters import SteeredMasters
 from broadcaster.steering.metrics import PathwayCounts
-from broadcaster.steering.policy import TRUSTED_AFTER, BucketSignals, SteeringPolicy
+from broadcaster.status.audience import Audience
+from broadcaster.steering.policy import BucketSignals, SteeringPolicy
+from broadcaster.steering.reports import PathwayReports
 from tests.support.client import Client, get
 from tests.support.fakes import Clock, FakeHealth, FakePlaylists
 from tests.support.hls_checker import check_master
+from tests.support.players import VIEWER
 from tests.support.waiting import until
 
 PREFIX = "live"
@@ -106,18 +115,31 @@ class Rig:
 MakeRig = Callable[..., Awaitable[Rig]]
 
 
+class Uncancelling(TestServer):
+    """A test server that does not cancel a handler whose client goes (aiohttp's TestServer always does,
+    as the service does: handler_cancellation)."""
+
+    async def _make_runner(self, **kwargs: Any) -> BaseRunner:
+        return AppRunner(self.app, **{**kwargs, "handler_cancellation": False})
+
+
 @pytest.fixture
 def make_rig(aiohttp_client: AiohttpClient, tmp_path: Path) -> MakeRig:
     async def make(*, rate: float = 1e9, burst: float = 1e9, segments: Any = None, redirect: bool = False,
                    shown: Shown | None = None, newest: Callable[[int], int | None] = lambda v: None,
-                   proxies: Proxies = Proxies()) -> Rig:
+                   proxies: Proxies = Proxies(cloudflare=True), clock: Clock | None = None,
+                   handler_cancellation: bool = True) -> Rig:
+        """`clock`: the policy's, the viewer count's and the byte budget's (a fake one; by default the
+        byte budget runs on the real clock); `proxies`: who the service trusts to name a client (a
+        loopback peer, the tunnel, by default)."""
         shown = shown or Shown()
         (tmp_path / "hls").mkdir(exist_ok=True)
         (tmp_path / "state").mkdir(exist_ok=True)
-        copies = Held(tmp_path / "hls", tmp_path / "state", max_bytes=10 * 1024 * 1024, keep_for=600)
+        copies = Held(tmp_path / "hls", tmp_path / "state", max_bytes=64 * 1024 * 1024, keep_for=600)
         copies.open()
         located = Located(shown)
-        clock = Clock()
+        budget_clock = clock or time.monotonic
+        clock = clock or Clock()
         behind = [0.0]
         policy = SteeringPolicy(("bucket", "vm"), {"bucket": BucketSignals(behind=lambda: behind[0])},
                                 lambda: shown.target_duration, interval=1.0, clock=clock)
@@ -130,7 +152,11 @@ def make_rig(aiohttp_client: AiohttpClient, tmp_path: Path) -> MakeRig:
         def landed(variant: int, name: str) -> str | None:
             return there.now(variant, name) if redirect else None
 
-        vm_segments = segments or VmSegments(HeldSegments(copies, located), key_for, ByteBudget(rate, burst),
+        if callable(segments):  # made here, as the service wires them (steered.py), with these options
+            segments = segments(copies=HeldSegments(copies, located), key_for=key_for,
+                                budget=ByteBudget(rate, burst, budget_clock), on_sent=counts.sent,
+                                elsewhere=elsewhere, landed=landed, policy=policy)
+        vm_segments = segments or VmSegments(HeldSegments(copies, located), key_for, ByteBudget(rate, burst, budget_clock),
                                              on_sent=counts.sent, elsewhere=elsewhere, landed=landed)
         # The VM's media playlists: the publisher's views (test_playlist_views); here the bucket's stand in.
         pathways = Pathways(
@@ -138,10 +164,15 @@ def make_rig(aiohttp_client: AiohttpClient, tmp_path: Path) -> MakeRig:
                                    {"bucket": shown, "vm": shown}),
             steering=policy, newest=newest, others=(ServedPathway("vm", "vm", shown, lambda: policy.first != "vm"),),
             segments=vm_segments, count_steering=counts.manifest, away=lambda: policy.first != "bucket")
+        # The viewer pages' heartbeats, whose Hb-Pathway the policy hears (with the page's address: a
+        # loopback peer names it in CF-Connecting-IP, as cloudflared does).
+        viewers = Viewers(Audience(6.0, clock=clock), pathway=PathwayReports(policy.report))
         options = PlaylistOptions(pathways=pathways, forwarded_allow_ips=proxies.networks,
                                   trust_cf_connecting_ip=proxies.cloudflare)
-        app = create_app(shown, FakeHealth(), Metrics(), playlist_options=options)
-        client = await aiohttp_client(app, auto_decompress=False)
+        app = create_app(shown, FakeHealth(), Metrics(), playlist_options=options,
+                         viewer_options=ViewerOptions(VIEWER), viewers=viewers)
+        server: Any = app if handler_cancellation else Uncancelling(app)
+        client: Client = await aiohttp_client(server, auto_decompress=False)
         return Rig(client, shown, copies, located, tmp_path / "hls", policy, counts, behind, clock)
 
     return make
@@ -281,7 +312,7 @@ async def test_behind_the_tunnel_every_uri_names_the_scheme_the_viewer_used(make
 
 
 async def test_a_client_naming_a_scheme_itself_gets_network_path_references(make_rig: MakeRig) -> None:
-    rig = await make_rig()  # no proxy named: CF-Visitor and X-Forwarded-Proto are the client's word
+    rig = await make_rig(proxies=Proxies())  # no proxy named: CF-Visitor and X-Forwarded-Proto are the client's word
     forged = {"Host": "live.example.com", "Accept-Encoding": "identity", "CF-Visitor": '{"scheme":"https"}'}
     _, headers, body = await get(rig.client, "/live/master.m3u8", forged)
     assert "\n//live.example.com/live/vm/0/playlist.m3u8\n" in body.decode()
@@ -537,27 +568,161 @@ async def test_a_listed_segment_the_vm_has_no_copy_of_is_the_buckets_while_it_se
     assert (await unfollowed(rig, "/live/vm/0/seg0.ts"))[0] == 404
 
 
-async def test_the_vm_sends_the_bytes_while_steered_or_the_bucket_just_failed(make_rig: MakeRig) -> None:
+async def beat(rig: Rig, page: str, address: str, pathway: str) -> int:
+    """A heartbeat of page `page` from `address` (as cloudflared names it) saying `pathway`
+    (Hb-Pathway): what a viewer page sends, and what anyone can send with no page at all."""
+    async with rig.client.post("/live/watching", headers={"Hb-Watching": page, "CF-Connecting-IP": address,
+                                                          "Hb-Pathway": pathway}) as resp:
+        return resp.status
+
+
+async def forge(rig: Rig, address: str, page: str) -> None:
+    """A forged page saying the bucket fails for it: in the positional form a page of before sent, and in
+    the form of now (a hostile client tries both)."""
+    assert await beat(rig, page, address, "bucket 255 0 0") in (200, 204)
+    assert await beat(rig, page, address, "bucket bucket=255 backup=255") in (200, 204)
+
+
+async def segment_from(rig: Rig, address: str, path: str = "/live/vm/0/seg0.ts") -> tuple[int, Any, bytes]:
+    async with rig.client.request("GET", path, allow_redirects=False,
+                                  headers={"CF-Connecting-IP": address}) as resp:
+        return resp.status, resp.headers, await resp.read()
+
+
+async def test_the_vm_sends_bytes_while_steered_or_its_probe_failed_never_for_a_report(
+        make_rig: MakeRig) -> None:
     rig = await make_rig(redirect=True)
     rig.clock.t += 100
     listed(rig)
     await vm_playlist(rig)
-    # A page reported a failure on the bucket: for policy.TRUSTED_AFTER the VM serves whoever asks (the
-    # page keeps the VM first meanwhile), though players are not steered yet.
-    rig.policy.report("page", "bucket", {"bucket": 1})
-    assert (await unfollowed(rig, "/live/vm/0/seg0.ts"))[0] == 200
-    rig.clock.t += TRUSTED_AFTER
+    # Pages report failures on the bucket (made-up ids, 100 of them from 5 addresses): a claim, which
+    # neither moves players nor makes the VM send anyone else its bytes (on main it did, to anyone, for
+    # 10 s after any report).
+    for n in range(100):
+        await forge(rig, f"198.51.100.{n % 5}", f"forged-page-{n:016d}")
+    rig.policy.evaluate()
+    assert rig.policy.first == "bucket" and rig.policy.bucket_serves()
+    status, _, body = await get(rig.client, "/live/steering.json")
+    assert json.loads(body)["PATHWAY-PRIORITY"] == ["bucket", "vm"]
+    assert (await segment_from(rig, "203.0.113.9"))[0] == 302
     assert (await unfollowed(rig, "/live/vm/0/seg0.ts"))[0] == 302
-    # The probe failed once: not trusted either.
+    assert rig.counts.bytes == {False: 0, True: 0}
+    # The probe failed once: the service's own evidence, the VM answers.
     rig.policy.probed("bucket", False, "503")
     assert (await unfollowed(rig, "/live/vm/0/seg0.ts"))[0] == 200
     rig.policy.probed("bucket", True)
+    assert (await unfollowed(rig, "/live/vm/0/seg0.ts"))[0] == 302
     # Steered to the VM (uploads failing): bytes.
     rig.behind[0] = 10
     rig.policy.evaluate()
     assert rig.policy.first == "vm"
     assert (await unfollowed(rig, "/live/vm/0/seg0.ts"))[0] == 200
-    assert rig.counts.bytes == {False: 2 * len(BODY), True: len(BODY)} and rig.counts.requests[302] == 1
+    assert rig.counts.bytes == {False: len(BODY), True: len(BODY)} and rig.counts.requests[302] == 3
+
+
+STREAM = 1_200_000  # bits a second: Shown's highest variant (its BANDWIDTH)
+ONE_SECOND = bytes(range(250)) * (STREAM // 8 // 250)  # a segment of one second at that bitrate
+
+
+def own_failure(**options: Any) -> VmSegments:
+    """The VM's segments as the service wires them (steered.py): a client whose page failed on the bucket
+    gets bytes of its own at one stream's bitrate, while the bucket serves."""
+    from broadcaster.http.pathway import OwnFailure
+
+    policy = options.pop("policy")
+    return VmSegments(**options, proxies=Proxies(cloudflare=True),
+                      own_failure=OwnFailure(policy.bucket_serves, policy.client_failing, lambda: STREAM))
+
+
+async def test_a_client_whose_own_page_fails_on_the_bucket_gets_one_streams_bitrate(
+        make_rig: MakeRig) -> None:
+    """A failure only some viewers see (their DNS, their network): their page reports it, and the VM
+    sends that address bytes of its own, at most one stream's bitrate (its burst: ten seconds of it),
+    while everyone else is redirected to the bucket. An IPv6 client is its /48."""
+    from broadcaster.steering.policy import REPORTED_FOR
+
+    clock = Clock()
+    rig = await make_rig(redirect=True, clock=clock, rate=10e6, burst=100e6, segments=own_failure)
+    clock.t += 100
+    listed(rig, body=ONE_SECOND)
+    await vm_playlist(rig)
+    assert await beat(rig, "page-a-0123456789abcdef", "203.0.113.7", "vm bucket=2") in (200, 204)
+    got = [(await segment_from(rig, "203.0.113.7"))[0] for _ in range(12)]
+    assert got == [200] * 10 + [503] * 2  # ten seconds of the stream at once, then nothing
+    assert rig.counts.requests["share"] == 2 and 503 not in rig.counts.requests
+    assert (await segment_from(rig, "203.0.113.8"))[0] == 302  # anyone else: the bucket's copy
+    clock.t += 1.0  # a second later: a second of the stream
+    assert [(await segment_from(rig, "203.0.113.7"))[0] for _ in range(2)] == [200, 503]
+    clock.t += REPORTED_FOR  # no report since: redirected again
+    assert (await segment_from(rig, "203.0.113.7"))[0] == 302
+    # IPv6: the page's /48 is one client (http/watching.py's client_key), another /48 is not.
+    assert await beat(rig, "page-b-0123456789abcdef", "2001:db8:1:1::1", "- bucket=1") in (200, 204)
+    assert (await segment_from(rig, "2001:db8:1:ffff::2"))[0] == 200
+    assert (await segment_from(rig, "2001:db8:2::1"))[0] == 302
+    assert rig.counts.bytes == {False: 12 * len(ONE_SECOND), True: 0}
+    # Steered away from the bucket: its bytes are its fair share, as anyone's (below), not a stream's.
+    rig.behind[0] = 10
+    rig.policy.evaluate()
+    assert (await segment_from(rig, "203.0.113.8"))[0] == 200
+
+
+async def test_a_query_is_a_redirect_to_the_segment_without_it(make_rig: MakeRig) -> None:
+    """One URL per segment: a CDN keys it once (the Cache Rule ignores the query), and a client that adds
+    a fresh query to each request gets a redirect, not the bytes (issue 66: 154 MB in 15.7 s that way)."""
+    rig = await make_rig()
+    listed(rig)
+    await vm_playlist(rig)
+    for path in ("/live/vm/0/seg0.ts?x=1", "/hls/vm/0/seg0.ts?_HLS_msn=3", "/live/vm/0/seg0.ts?x"):
+        for method in ("GET", "HEAD"):
+            async with rig.client.request(method, path, allow_redirects=False) as resp:
+                body = await resp.read()
+                assert resp.status == 302 and body == b"", (path, method)
+                assert resp.headers["Location"] == path.split("?")[0]
+                assert resp.headers["Cache-Control"] == "no-store"
+    assert (await get(rig.client, "/live/vm/0/seg9.ts?x=1"))[0] == 404  # nothing listed: the bare URL's 404
+    assert rig.counts.bytes == {False: 0, True: 0}
+    assert (await get(rig.client, "/live/vm/0/seg0.ts?x=2"))[2] == BODY  # a player follows it
+
+
+def drained(**options: Any) -> VmSegments:
+    """The VM's segments with each client named by CF-Connecting-IP (TRUST_CF_CONNECTING_IP)."""
+    options.pop("policy")
+    return VmSegments(**options, proxies=Proxies(cloudflare=True))
+
+
+async def test_a_drain_gets_its_share_and_steered_viewers_theirs(make_rig: MakeRig) -> None:
+    """While players are steered to the VM, a client fetching its segments as fast as it can, ignoring
+    Retry-After, gets its share of VM_SEGMENT_MBPS (the rate divided among the clients asking), and the
+    steered viewers, each at its own address, get every segment they ask for (on main: the drain took
+    the whole cap, and viewers got 503s: 269 of 300 fetches)."""
+    clock = Clock()
+    rate = 1_000_000.0  # bytes a second; ten seconds' burst
+    segment = bytes(range(250)) * 400  # 100 kB: each viewer needs one a second
+    rig = await make_rig(clock=clock, rate=rate, burst=10 * rate, segments=drained)
+    listed(rig, body=segment)
+    await vm_playlist(rig)
+    rig.behind[0] = 10
+    rig.policy.evaluate()
+    assert rig.policy.first == "vm"
+    viewers = ("203.0.113.1", "203.0.113.2", "203.0.113.3")
+    refused: list[tuple[float, str, int]] = []
+    drain = 0
+    seconds, step = 20, 0.125
+    for tick in range(int(seconds / step)):
+        if tick % int(1 / step) == 0:
+            for address in viewers:
+                status = (await segment_from(rig, address))[0]
+                if status != 200:
+                    refused.append((clock.t, address, status))
+        for _ in range(5):  # 40 requests a second, 4 MB/s asked: four times the cap
+            status, _, body = await segment_from(rig, "198.51.100.66")
+            drain += len(body) if status == 200 else 0
+        clock.t += step
+    assert refused == []
+    share = rate / (len(viewers) + 1)
+    assert drain <= share * seconds + share * 10 + len(segment), (drain, share)
+    assert drain >= 0.9 * share * seconds  # and it does get its share
+    assert rig.counts.requests.get("share", 0) > 0 and 503 not in rig.counts.requests
 
 
 class Waiting(Shown):
@@ -671,3 +836,84 @@ async def test_a_request_held_before_players_are_steered_away_is_answered_then()
     assert (await asyncio.wait_for(held, 1)).last_sequence == 4  # type: ignore[union-attr]
     later = asyncio.ensure_future(playlists.wait_for_sequence(0, 5, 0.2))  # after it: held as before
     assert await later is None
+
+
+# The service cancels a handler whose client goes (handler_cancellation): the reset comes as that, or,
+# when the write fails first, as a ConnectionError.
+@pytest.mark.parametrize("cancelled", [True, False], ids=["cancelled", "write_fails"])
+async def test_a_client_that_resets_mid_answer_is_counted_not_logged(
+        make_rig: MakeRig, caplog: pytest.LogCaptureFixture, cancelled: bool) -> None:
+    """Issue 66: a reset logged a 21-line ERROR traceback (3-6 per 60 resets in the service, where the
+    handler is mostly cancelled first; every one without handler_cancellation). Now a count
+    (status="reset")."""
+    caplog.set_level(logging.DEBUG)
+    rig = await make_rig(handler_cancellation=cancelled)
+    big = bytes(range(256)) * (32 * 1024)  # 8 MiB: more than the sockets' buffers hold
+    listed(rig, body=big)
+    await vm_playlist(rig)
+    resets = 5
+    for _ in range(resets):
+        reader, writer = await asyncio.open_connection(rig.client.host, rig.client.port)
+        writer.write(f"GET /live/vm/0/seg0.ts HTTP/1.1\r\nHost: {rig.client.host}\r\n\r\n".encode())
+        await writer.drain()
+        assert (await reader.readexactly(12)).startswith(b"HTTP/1.1 200")
+        await reader.readexactly(64 * 1024)  # part of the body: then the connection is reset (RST)
+        writer.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                                               struct.pack("ii", 1, 0))
+        writer.close()
+    await until(lambda: rig.counts.requests.get("reset", 0) == resets, "every reset counted", 10,
+                detail=lambda: (rig.counts.requests, [r.getMessage() for r in caplog.records][-3:]))
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert (await get(rig.client, "/live/vm/0/seg0.ts"))[2] == big  # and the next is answered whole
+
+
+async def test_while_the_bucket_serves_a_segment_not_landed_yet_is_asked_again_not_sent(
+        make_rig: MakeRig) -> None:
+    """After players are steered back, the VM's playlists show what they showed while players were away
+    until the bucket's catch up: a segment listed there whose upload has not landed within the wait is a
+    503 to ask again (then a redirect), not bytes from the VM while the bucket serves."""
+    from broadcaster.http.pathway import OwnFailure
+
+    serves = [True]
+
+    async def not_yet(variant: int, name: str) -> str | None:
+        return None
+
+    def late(**options: Any) -> VmSegments:
+        options.pop("policy")
+        options["elsewhere"] = not_yet
+        return VmSegments(**options, own_failure=OwnFailure(lambda: serves[0]))
+
+    rig = await make_rig(segments=late)
+    listed(rig)
+    await vm_playlist(rig)
+    status, headers, body = await unfollowed(rig, "/live/vm/0/seg0.ts")
+    assert (status, headers["Retry-After"], rig.counts.requests) == (503, "1", {"late": 1})
+    serves[0] = False  # players away from the bucket: the VM sends it
+    assert (await unfollowed(rig, "/live/vm/0/seg0.ts"))[2] == BODY
+
+
+def test_each_client_has_a_share_of_the_rate_among_those_asking() -> None:
+    from broadcaster.http.pathway import ClientShares
+
+    clock = Clock()
+    shares = ClientShares(1000.0, burst_seconds=10, active_for=10, most=3, clock=clock)
+    assert shares.take("a", 10_000) and not shares.take("a", 1)  # alone: the whole rate, ten seconds of it
+    assert shares.take("b", 5_000) and not shares.take("b", 1)  # two: half each
+    assert shares.fair() == 500
+    clock.t += 1
+    assert shares.take("a", 500) and not shares.take("a", 1)
+    assert shares.take("c", 1) and not shares.take("d", 1)  # three at most
+    clock.t += 10  # a, b and c quiet for ten seconds: gone
+    assert shares.active == 0 and shares.take("d", 10_000)
+    # A client capped lower (one stream's bitrate, while the bucket serves): its own rate.
+    assert shares.take("e", 500, own=50) and not shares.take("e", 1, own=50)
+    clock.t += 1
+    assert shares.take("e", 50, own=50) and not shares.take("e", 1, own=50)
+    # An answer larger than a whole burst goes when the share is full, and leaves it in debt.
+    small = ClientShares(100.0, burst_seconds=1, clock=clock)
+    assert small.take("f", 1_000) and not small.take("f", 1)
+    clock.t += 9
+    assert not small.take("f", 1)
+    clock.t += 0.5
+    assert small.take("f", 1)

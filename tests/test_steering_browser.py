@@ -13,6 +13,15 @@ segment it plays is byte for byte what Owncast finished writing, and once the ga
 has caught up, the service steers back and each is fetching from the bucket again within a steering
 reload and a segment; the VM sends segment bytes only while players are away from the bucket.
 
+Each page is at an address of its own (the proxy in front of the service names it in CF-Connecting-IP,
+as cloudflared does, TRUST_CF_CONNECTING_IP): the VM's bytes are bounded per address. Beside the pages,
+clients that want more than their share (issue 66; tests/support/hostile.py), as plain HTTP: forged
+reporters (made-up pages at many addresses saying the bucket fails for them) while the bucket serves,
+which move nobody and get no more than one stream's bitrate each, and a drain while the bucket fails for
+everyone, which gets its share of VM_SEGMENT_MBPS and no more, while the steered pages play on. Once the
+service steers back, no page gets segment bytes from the VM a steering reload and a target duration later
+(counted on the wire), but a page whose own bucket fetches failed, within policy.REPORTED_FOR of it.
+
 A stall is judged from when Owncast finished the segment the player waited for (TimedLedger) until the
 page had it: on a loaded machine the emulator's ffmpeg falls behind the clock, and Chromium, starved, may
 hold a segment seconds before it plays it; only the part of a stall between the two is the service's.
@@ -48,6 +57,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -60,11 +70,13 @@ import pytest_asyncio
 from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.demo.recordings import Recordings
 from broadcaster.demo.seaweed import SeaweedS3
+from broadcaster.http import pathway
 from broadcaster.playlist import hls
 from broadcaster.steering import policy
 from tests.support.browser import launch_chromium, needs_chromium
 from tests.support.counting_proxy import Answer, CountingProxy
-from tests.support.gates import BucketGates
+from tests.support.gates import VIEWERS_HOST, BucketGates
+from tests.support.hostile import Fetcher, forge_reports
 from tests.support.loop_thread import LoopThread
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.steered_players import Players, TimedLedger, Watched
@@ -84,6 +96,17 @@ OUTAGE = float(os.environ.get("STEERING_OUTAGE_SECONDS", "0"))  # at least; play
 # players reload within a TTL; a machine with ten processes per core is slower.
 WAIT = 60.0
 PLAYERS = tuple(os.environ.get("STEERING_PLAYERS", "viewer,hlsjs,videojs,shaka,hlsjs_no_steering").split(","))
+# Each page at an address of its own, as viewers are (the proxy in front of the service names it in
+# CF-Connecting-IP, as cloudflared does): the VM's bytes are shared out per address.
+PAGE_ADDRESSES = {name: f"203.0.113.{i + 1}" for i, name in enumerate(PLAYERS)}
+# VM_SEGMENT_MBPS here: the pages play at most about 1 Mbit/s each (the emulator's 800 kbit/s variant and
+# its sound), and with a drain beside them each of six addresses has a share of 2 Mbit/s.
+VM_MBPS = 12
+FORGED_ADDRESSES = [f"198.51.100.{n}" for n in range(1, 11)]
+FORGED_SECONDS = 12.0  # at least 6 steering reloads (TTL 1 s) and 12 of the pages' beats (2 s)
+DRAIN_ADDRESS = "198.51.100.200"
+DRAIN_SECONDS = 15.0  # longer than its burst (ten seconds of its share)
+MAX_SEGMENT_BYTES = 1_000_000  # more than any one of the emulator's 2 s segments (bounds' slack: one in flight)
 
 
 @dataclass
@@ -96,7 +119,8 @@ class Demo:
     pages: dict[str, Watched]
     wire: CountingProxy  # between the pages and the service: every answer the VM put on the wire
     rig: LoopThread  # where the gates and the wire run: their coroutines go through rig.run()
-    outages: int = 0  # outages so far: the policy's hold doubles for each within RELAPSE_WITHIN
+    hostile: LoopThread  # where the forged reporters and the drain run (tests/support/hostile.py)
+    outages: int = 0  # outages so far
 
 
 async def health(service: ServiceProcess) -> dict[str, Any]:
@@ -123,24 +147,26 @@ async def demo(tmp_path_factory: pytest.TempPathFactory, recordings: Recordings)
     ledger = TimedLedger()
     # The gates and the wire answer from a loop of their own (tests/support/loop_thread.py).
     async with (SeaweedS3(tmp / "seaweed", discard=True) as s3, LoopThread("steering-rig") as rig,
-                threaded(rig, BucketGates(s3)) as gates,
+                LoopThread("hostile") as hostile, threaded(rig, BucketGates(s3)) as gates,
                 OwncastEmulator(tmp / "hls", segment_seconds=TARGET, ledger=ledger, recordings=recordings) as owncast):
         env = service_env(tmp / "hls", s3, tmp / "state", S3_ENDPOINT_URL=gates.service_url,
                           R2_PUBLIC_URL=gates.public_url, WINDOW_SECONDS="20",
-                          VIEWER_TIMEOUT="6")  # the pages beat every 2 s
+                          VIEWER_TIMEOUT="6",  # the pages beat every 2 s
+                          PATHWAYS="bucket,vm", VM_SEGMENT_MBPS=str(VM_MBPS), TRUST_CF_CONNECTING_IP="true")
         # UPLOAD_TIMEOUT stays at its default (5 s): a closed gate answers 503 at once, and with 2 s a PUT
         # that a machine at load 20 made slow timed out after the gate opened, the service steered players
         # to the VM again for it (`uploads`), and they fetched from the VM after being told to go back.
         async with ServiceProcess(env, tmp / "service") as service, async_playwright() as pw:
-            wire = CountingProxy(service.url, keep_host=True)
+            wire = CountingProxy(service.url, keep_host=True, address_from_agent=True)
             await rig.run(wire.start())
             browser = await launch_chromium(pw)
             try:
                 await owncast.wait_for_segments(0, 3, timeout=30)
-                async with Players(browser, wire.url, gates.public_url, owncast.hls_dir, ledger) as players:
+                async with Players(browser, wire.url, gates.public_url, owncast.hls_dir, ledger,
+                                   PAGE_ADDRESSES) as players:
                     pages = {name: await players.open(name) for name in PLAYERS}
                     await asyncio.gather(*(until_played(watched, 4) for watched in pages.values()))
-                    yield Demo(s3, gates, owncast, service, players, pages, wire, rig)
+                    yield Demo(s3, gates, owncast, service, players, pages, wire, rig, hostile)
             finally:
                 await browser.close()
                 await rig.run(wire.close())
@@ -175,10 +201,18 @@ async def reported_on(demo: Demo, pathway: str) -> bool:
     return pages.get(pathway, 0.0) >= 1 and sum(pages.values()) == 1
 
 
-def hold_after(outages: int) -> float:
-    """The policy's hold after the last viewer failure, in the outage after `outages` others within
-    RELAPSE_WITHIN (it doubles each time: steering/policy.py), at this TARGET."""
-    return float(min(policy.HOLD_MAX, policy.HOLD_TARGETS * TARGET * 2 ** outages))
+async def report_words(demo: Demo) -> tuple[float, float]:
+    """(Hb-Pathway words heard naming failed fetches, words in them not understood) so far."""
+    heard = await metric(demo.service, "hls_broadcaster_pathway_reports_total")
+    ignored = await metric(demo.service, "hls_broadcaster_pathway_report_words_ignored_total")
+    return heard.get("some", 0.0), ignored.get("", 0.0)
+
+
+async def highest_bandwidth(service: ServiceProcess) -> int:
+    """The highest BANDWIDTH the multivariant playlist announces (bits a second): one stream."""
+    async with aiohttp.ClientSession() as session, session.get(f"{service.url}/live/master.m3u8") as response:
+        text = await response.text()
+    return max(int(m[1]) for m in re.finditer(r"[:,]BANDWIDTH=(\d+)", text))
 
 
 async def until_pathway(service: ServiceProcess, pathway: str, timeout: float) -> float:
@@ -304,7 +338,7 @@ def uploads(demo: Demo, watched: Watched, back_at: float) -> list[tuple[float, s
     return out
 
 
-async def outage(demo: Demo, *, service: bool, viewers: bool) -> None:
+async def outage(demo: Demo, *, service: bool, viewers: bool, drain: bool = False) -> None:
     """Close the gates until every player played from the VM past its buffer, open them, and check every
     player through it. Each outage is judged on its own: it starts once every player is back on the
     bucket from the one before, and counts only its own stalls, errors and bytes. On a failure the
@@ -312,7 +346,7 @@ async def outage(demo: Demo, *, service: bool, viewers: bool) -> None:
     /health."""
     first_line = len(demo.service.lines)
     try:
-        await judged_outage(demo, service=service, viewers=viewers)
+        await judged_outage(demo, service=service, viewers=viewers, drain=drain)
     except BaseException:
         said = [line for line in demo.service.lines[first_line:]
                 if any(word in line for word in ("steering", "probe", "pathway", "WARNING", "ERROR"))]
@@ -331,49 +365,69 @@ async def outage(demo: Demo, *, service: bool, viewers: bool) -> None:
         raise
 
 
-async def judged_outage(demo: Demo, *, service: bool, viewers: bool) -> None:
+async def until_on_the_bucket(demo: Demo, what: str) -> None:
+    """Every player fetching from the bucket, none from the VM, for two target durations."""
     pages = demo.pages
     since_bucket: dict[str, list[tuple[float, str, int, str]]] = {}
 
     async def on_the_bucket() -> bool:
-        # Before: every player fetching from the bucket, none from the VM, for two target durations.
         recent = time.monotonic() - 2 * TARGET
         since_bucket.update({n: timeline(w, recent + 4) for n, w in pages.items()})
         return all(w.segments(since=recent) and not w.segments(since=recent, pathway="vm") for w in pages.values())
 
-    await until(on_the_bucket, "every player on the bucket before the outage", WAIT, every=0.1,
-                detail=lambda: since_bucket)
+    await until(on_the_bucket, f"every player on the bucket {what}", WAIT, every=0.1, detail=lambda: since_bucket)
+
+
+async def judged_outage(demo: Demo, *, service: bool, viewers: bool, drain: bool = False) -> None:
+    """`drain`: a client drains the VM's pathway beside the steered players while the bucket fails
+    (tests/support/hostile.py's Fetcher, a fresh query each time, no Retry-After): they keep playing, and
+    it gets no more than its share of VM_SEGMENT_MBPS."""
+    pages = demo.pages
+    await until_on_the_bucket(demo, "before the outage")
     stalls_before = {name: len(await w.stalls()) for name, w in pages.items()}
     fatal_before = {name: len(await w.fatal()) for name, w in pages.items()}
     sent_before = await metric(demo.service, "hls_broadcaster_vm_segment_bytes_total")
+    words_before = await report_words(demo)
     wire_from = len(demo.wire.answers)
     ahead = {name: await w.buffered() for name, w in pages.items()}  # what each plays with no fetch at all
     played_before = {name: await w.played() for name, w in pages.items()}
     closed_at = time.monotonic()
     await demo.rig.run(demo.gates.close(service=service, viewers=viewers))
     demo.outages += 1
+    drainer: Fetcher | None = None
+    draining: asyncio.Future[None] | None = None
     try:
         steered_at = await until_pathway(demo.service, "vm", timeout=15)
         played: dict[str, float] = {}
+        if drain:
+            # Once every page has asked the VM for a segment (each a client with a share), the drain begins.
+            await until(lambda: all(w.segments(since=steered_at, pathway="vm") for w in pages.values()),
+                        "every player fetching from the VM", WAIT, every=0.1)
+            drainer = Fetcher(demo.service.url, DRAIN_ADDRESS)
+            draining = asyncio.wrap_future(asyncio.run_coroutine_threadsafe(drainer.run(), demo.hostile.loop))
+        drained_enough = time.monotonic() + (DRAIN_SECONDS if drain else 0.0)
 
         async def past_their_buffers() -> bool:
             # Each played what it had buffered, and a target duration more, with the bucket gone: the
             # VM's segments kept it playing. STEERING_OUTAGE_SECONDS makes it last longer.
             for name, w in pages.items():
                 played[name] = round(await w.played() - played_before[name], 1)
-            return time.monotonic() >= closed_at + OUTAGE and all(
+            return time.monotonic() >= max(closed_at + OUTAGE, drained_enough) and all(
                 played[n] >= ahead[n] + TARGET and w.segments(since=steered_at, pathway="vm") for n, w in pages.items()
             ) and await reported_on(demo, "vm")
 
-        await until(past_their_buffers, "every player playing from the VM past its buffer", WAIT, every=0.1,
-                    detail=lambda: {n: (played.get(n), round(ahead[n], 1), timeline(w, closed_at), refused(w, closed_at))
-                                    for n, w in pages.items()})
+        await until(past_their_buffers, "every player playing from the VM past its buffer", WAIT + DRAIN_SECONDS,
+                    every=0.1, detail=lambda: {n: (played.get(n), round(ahead[n], 1), timeline(w, closed_at),
+                                                   refused(w, closed_at)) for n, w in pages.items()})
     finally:  # a failure here leaves the next test a bucket that works
+        if drainer is not None and draining is not None:
+            drainer.stop()
+            await asyncio.wait_for(draining, 30)
         opened_at = time.monotonic()
         await demo.rig.run(demo.gates.open())
-    # The service steers back once uploads are current and the hold after the last failure a page reported
-    # is over (a page reports within two beats of 2 s): that hold doubles with each outage here.
-    back_at = await until_pathway(demo.service, "bucket", timeout=hold_after(demo.outages - 1) + 6 * TARGET + 10)
+    # The service steers back once its own evidence clears (the probe answers, uploads current): no hold,
+    # whatever the pages reported.
+    back_at = await until_pathway(demo.service, "bucket", timeout=6 * TARGET + 10)
     steered_by_then = (await metric(demo.service, "hls_broadcaster_vm_segment_bytes_total")).get("yes", 0.0)
     steering_lines = len(demo.service.lines)
     # Back on the bucket within a steering reload (the TTL) and a segment after the service steered back.
@@ -441,7 +495,9 @@ async def judged_outage(demo: Demo, *, service: bool, viewers: bool) -> None:
         counted = await metric(demo.service, "hls_broadcaster_vm_segment_bytes_total")
         answers = [a for a in demo.wire.answers[wire_from:] if a.status in (200, 206)]
         before = sent_before.get("yes", 0.0) + sent_before.get("no", 0.0)
-        return counted.get("yes", 0.0) + counted.get("no", 0.0) - before == sum(a.size for a in answers)
+        return counted.get("yes", 0.0) + counted.get("no", 0.0) - before == sum(a.size for a in answers) + drained
+
+    drained = drainer.bytes if drainer is not None else 0  # what the drain got went straight to the service
 
     try:
         await until(agreed, "the VM's count and the wire's agreeing", 15, every=0.1)
@@ -452,8 +508,8 @@ async def judged_outage(demo: Demo, *, service: bool, viewers: bool) -> None:
     on_wire = sum(a.size for a in answers)
     got = sum(f.sent for w in pages.values() for f in from_the_vm(w, closed_at))
     print(f"VM segment bytes: {steered:.0f} while steered, {unsteered:.0f} not; {on_wire} on the wire in "
-          f"{len(answers)} answers; the players were seen to get {got}")
-    if steered + unsteered != on_wire or got > on_wire:
+          f"{len(answers)} answers, {drained} to the drain; the players were seen to get {got}")
+    if steered + unsteered != on_wire + drained or got > on_wire:
         problems.append(f"the VM counted {steered + unsteered:.0f} segment bytes sent, {on_wire} went on the wire, "
                         f"the players were seen to get {got}: wire {[(round(a.at - closed_at, 1), a.path, a.size) for a in answers]}; "
                         + "; ".join(f"{n}: {[(round(f.at - closed_at, 1), f.name, f.sent) for f in from_the_vm(w, closed_at)]}"
@@ -464,6 +520,29 @@ async def judged_outage(demo: Demo, *, service: bool, viewers: bool) -> None:
         problems.append(f"the VM counted {counted.get('yes', 0.0) - steered_by_then:.0f} segment bytes as steered "
                         "after the service steered back to the bucket; its steering lines since: "
                         f"{[line for line in demo.service.lines[steering_lines:] if 'pathway' in line]}")
+    # Once the bucket serves, a player still on the VM's pathway (hls.js keeps a failed pathway penalised
+    # for 5 minutes; players without steering) gets redirects, not bytes: none on the wire a steering
+    # reload and a target duration after the service steered back (a segment listed on the VM's pathway
+    # whose upload had not landed then is asked again: http/pathway.py's `late`), but to a page whose own
+    # fetches from the bucket failed within REPORTED_FOR (and a beat, its report's way) of the answer.
+    failed_bucket = {PAGE_ADDRESSES[n]: [at for at, _status, url in w.refused if VIEWERS_HOST in url]
+                     for n, w in pages.items()}
+    paid_after = [(round(a.at - back_at, 1), a.address, a.path.rsplit("/", 1)[-1], a.size) for a in answers
+                  if a.at > back_at + hls.steering_ttl(TARGET) + TARGET
+                  and not any(0 <= a.at - at <= policy.REPORTED_FOR + TARGET for at in failed_bucket.get(a.address, []))]
+    if paid_after:
+        problems.append(f"the VM sent segment bytes after the service steered back: {paid_after} "
+                        "(seconds after, address, segment, bytes)")
+    if drainer is not None:
+        problems += drain_problems(demo, drainer, steered_at)
+    # The viewer page's Hb-Pathway is understood word for word, and its failed fetches on the bucket heard.
+    words = await report_words(demo)
+    failed_there = [at for at, _status, url in pages["viewer"].refused
+                    if VIEWERS_HOST in url and at >= closed_at] if "viewer" in pages else []
+    if words[1] != words_before[1] or (failed_there and words[0] == words_before[0]):
+        problems.append(f"the viewer page's words: {words[0] - words_before[0]:.0f} heard with failures (it "
+                        f"failed on the bucket {len(failed_there)} times), {words[1] - words_before[1]:.0f} "
+                        "words ignored")
     # What the bucket itself answered in error once the gates were open (a loaded SeaweedFS's own 503s
     # send the service's probe, and so its players, away again): (seconds after opening, side, status, path).
     print("bucket errors after the gates opened:", [
@@ -481,13 +560,101 @@ async def judged_outage(demo: Demo, *, service: bool, viewers: bool) -> None:
     assert problems == [], "\n".join(problems)
 
 
-async def test_players_keep_playing_when_the_bucket_fails_for_everyone(demo: Demo) -> None:
-    await outage(demo, service=True, viewers=True)
+def drain_problems(demo: Demo, drainer: Fetcher, steered_at: float) -> list[str]:
+    """What is wrong with what a drain got beside the steered pages (judged_outage's `drain`): more than its
+    share of VM_SEGMENT_MBPS (the rate divided among the six clients asking: the pages and it), or a page
+    refused by the VM meanwhile (their shares are each twice what a page plays)."""
+    rate = VM_MBPS * 125_000
+    share = rate / (len(demo.pages) + 1)
+    most = share * (drainer.seconds + pathway.BURST_SECONDS) + MAX_SEGMENT_BYTES
+    refused_pages = {n: [(round(at - steered_at, 1), status, url.rsplit("/", 1)[-1]) for at, status, url in w.refused
+                         if at >= drainer.started and status == 503 and VIEWERS_HOST not in url]
+                     for n, w in demo.pages.items()}
+    print(f"the drain, {drainer.seconds:.1f} s beside {len(demo.pages)} steered pages: {drainer.bytes} bytes "
+          f"({8 * drainer.bytes / drainer.seconds / 1e6:.2f} Mbit/s; its share {8 * share / 1e6:.2f} Mbit/s of "
+          f"{VM_MBPS}), answers {dict(drainer.statuses)}")
+    problems = []
+    if drainer.bytes > most:
+        problems.append(f"the drain got {drainer.bytes} bytes in {drainer.seconds:.1f} s, more than its share "
+                        f"({most:.0f}): {dict(drainer.statuses)}")
+    if not drainer.statuses.get("200"):
+        problems.append(f"the drain got nothing: {dict(drainer.statuses)} (is it draining?)")
+    if any(refused_pages.values()):
+        problems.append(f"pages refused by the VM beside the drain: {refused_pages}")
+    return problems
 
 
-# The outages that viewers see (their pages report failures) first: the policy's hold after the last
-# report doubles with each outage within ten minutes of the last (8 s, 16 s, 32 s here), and the
-# writes-only outage has none to wait out.
+async def test_forged_reports_move_nobody_and_open_the_vm_to_nobody_else(demo: Demo) -> None:
+    """Issue 66: one POST of a made-up page saying the bucket failed moved every viewer to the VM. Here 50
+    made-up pages from 10 addresses say so every second for FORGED_SECONDS (both forms of Hb-Pathway),
+    while each of those addresses, and one that never reported, fetch the VM's newest segments as fast
+    as they can with a fresh query each time. The steering manifest keeps the bucket first throughout,
+    the pages take no segment bytes from the VM, and each forged address gets at most one stream's
+    bitrate (its own page's failover, whatever it claims); the one that never reported only redirects."""
+    await until_on_the_bucket(demo, "before the forged reports")
+    bitrate = await highest_bandwidth(demo.service)
+    wire_from = len(demo.wire.answers)
+    sent_before = await metric(demo.service, "hls_broadcaster_vm_segment_bytes_total")
+    heard_before = (await metric(demo.service, "hls_broadcaster_pathway_reports_total")).get("some", 0.0)
+    started = time.monotonic()
+    fetchers = [Fetcher(demo.service.url, address) for address in [*FORGED_ADDRESSES, "198.51.100.99"]]
+    fetching = [asyncio.wrap_future(asyncio.run_coroutine_threadsafe(f.run(), demo.hostile.loop)) for f in fetchers]
+    forging = asyncio.wrap_future(asyncio.run_coroutine_threadsafe(
+        forge_reports(demo.service.url, FORGED_ADDRESSES, 5, FORGED_SECONDS), demo.hostile.loop))
+    manifests: list[tuple[float, list[str], str | None]] = []
+    try:
+        async def watched_until_forged() -> bool:
+            async with aiohttp.ClientSession() as session:
+                async with session.get(f"{demo.service.url}/live/steering.json") as response:
+                    priority = json.loads(await response.text())["PATHWAY-PRIORITY"]
+            manifests.append((round(time.monotonic() - started, 1), priority, (await health(demo.service)).get("pathway")))
+            return forging.done()
+
+        await until(watched_until_forged, "the forged reports' end", FORGED_SECONDS + WAIT, every=0.25)
+        said = await forging
+    finally:
+        for f in fetchers:
+            f.stop()
+        await asyncio.wait_for(asyncio.gather(*fetching, return_exceptions=True), 30)
+    sent = await metric(demo.service, "hls_broadcaster_vm_segment_bytes_total")
+    heard = (await metric(demo.service, "hls_broadcaster_pathway_reports_total")).get("some", 0.0) - heard_before
+    forged, bystander = fetchers[:-1], fetchers[-1]
+    print(f"forged beats answered {dict(said)}, heard with failures {heard:.0f}; manifests {len(manifests)}; "
+          f"fetchers: " + "; ".join(f"{f.address} {f.bytes} bytes in {f.seconds:.1f} s {dict(f.statuses)}"
+                                     for f in fetchers))
+    problems = []
+    moved = [(at, priority, pathway) for at, priority, pathway in manifests
+             if priority[0] != "bucket" or pathway != "bucket"]
+    if moved or not manifests:
+        problems.append(f"players were steered away from the bucket: {moved or manifests}")
+    if not heard:
+        problems.append(f"no forged report was heard: {dict(said)}")
+    to_pages = [(round(a.at - started, 1), a.address, a.path, a.size) for a in demo.wire.answers[wire_from:]
+                if a.status in (200, 206)]
+    if to_pages:
+        problems.append(f"the pages took segment bytes from the VM: {to_pages}")
+    for name, w in demo.pages.items():
+        if not w.segments(since=started + FORGED_SECONDS - 2 * TARGET, pathway="bucket"):
+            problems.append(f"{name} stopped fetching from the bucket: {timeline(w, started)}")
+    most = bitrate / 8 * (FORGED_SECONDS + WAIT + pathway.BURST_SECONDS) + MAX_SEGMENT_BYTES
+    greedy = [(f.address, f.bytes) for f in forged if f.bytes > bitrate / 8 * (f.seconds + pathway.BURST_SECONDS)
+              + MAX_SEGMENT_BYTES or f.bytes > most]
+    if greedy:
+        problems.append(f"forged addresses got more than one stream's bitrate ({bitrate} bit/s): {greedy}")
+    if bystander.bytes or not bystander.redirected_to_bucket:
+        problems.append(f"an address that never reported got {bystander.bytes} bytes, "
+                        f"{bystander.redirected_to_bucket} redirects: {dict(bystander.statuses)}")
+    counted = sum(sent.values()) - sum(sent_before.values())
+    if counted != sum(f.bytes for f in fetchers):
+        problems.append(f"the VM counted {counted:.0f} segment bytes, the forged fetchers got "
+                        f"{sum(f.bytes for f in fetchers)}")
+    assert problems == [], "\n".join(problems)
+
+
+async def test_players_keep_playing_when_the_bucket_fails_for_everyone_beside_a_drain(demo: Demo) -> None:
+    await outage(demo, service=True, viewers=True, drain=True)
+
+
 async def test_players_keep_playing_when_the_bucket_fails_for_its_viewers_only(demo: Demo) -> None:
     await outage(demo, service=False, viewers=True)
 

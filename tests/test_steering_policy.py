@@ -16,8 +16,9 @@ from broadcaster.playlist import hls
 from broadcaster.playlist.steering import Clone, reloaded_from, render_steering
 from broadcaster.steering import reports
 from broadcaster.steering.probe import Newest, Probe, SteeringLoop
-from broadcaster.steering.policy import (DOWN, HOLD_MAX, PUBLIC_URL, SLOW_TARGETS, UPLOADS, VIEWERS, BucketSignals,
+from broadcaster.steering.policy import (DOWN, PUBLIC_URL, SLOW_TARGETS, UPLOADS, BucketSignals,
                                          SteeringPolicy, refusal)
+from broadcaster.steering.probe import PROBE_AGAIN
 from tests.support.fakes import Clock
 from tests.support.waiting import until
 
@@ -72,10 +73,8 @@ def test_uploads_waiting_longer_than_a_target_duration_send_players_to_the_vm_an
     health = policy.health_reason()
     assert health is not None and "steered to the vm pathway" in health and "uploads" in health
     world.run(30)  # the outage goes on: one switch, one line
-    world.behind = 0.0  # caught up: back after a target duration of it
-    world.run(TARGET - 0.5)
-    assert policy.first == "vm"
-    world.run(1.0)
+    world.behind = 0.0  # caught up: back at the next evaluation
+    world.run(0.5)
     assert policy.priority == ("bucket", "vm") and policy.reason == "normal"
     assert policy.switches == {("vm", UPLOADS): 1, ("bucket", "normal"): 1}
     lines = [(r.levelname, r.getMessage()) for r in caplog.records]
@@ -117,70 +116,107 @@ def test_the_public_url_failing_twice_in_a_row_sends_players_away(world: World) 
     assert policy.first == "bucket"
 
 
-def test_viewers_failing_on_the_bucket_send_everyone_away_when_half_of_those_reporting_fail(world: World) -> None:
+def forged(policy: SteeringPolicy, pages: int, tick: int) -> None:
+    """Pages that each say they play the bucket and failed on it: made-up ids, as many as a client likes
+    (the count takes 20 per address; any number of addresses)."""
+    for page in range(pages):
+        policy.report(f"forged{tick}-{page}", "bucket", {"bucket": 255, "backup": 255})
+
+
+def test_no_report_moves_anyone_however_many_pages_say_it(world: World) -> None:
+    """Issue 66: one made-up page id moved every viewer to the VM. Reports are claims: with 1,000 pages
+    saying the bucket fails for them, and no honest page at all, players stay on the bucket."""
     policy = world.policy
-    for page in ("a", "b", "c"):
-        policy.report(page, "bucket", {})
-    policy.report("d", "bucket", {"bucket": 2})
-    world.run(0.5)
-    assert policy.first == "bucket"  # one of four
-    policy.report("b", "bucket", {"bucket": 1})
-    world.run(0.5)
-    assert policy.first == "vm" and policy.reason == VIEWERS
-    assert "2 of 4 viewer pages" in (policy.health_reason() or "")
-    assert policy.pages() == {"bucket": 4}
-
-
-def test_a_lone_viewer_failing_counts_when_it_is_the_only_one_reporting(world: World) -> None:
-    world.policy.report("a", "bucket", {"bucket": 1})
-    world.run(0.5)
-    assert world.policy.first == "vm"
-
-
-def test_after_viewer_failures_the_bucket_comes_back_after_a_hold_that_doubles_on_relapse(world: World) -> None:
-    policy = world.policy
-    hold = 4 * TARGET
-    policy.report("a", "bucket", {"bucket": 1})
-    world.run(0.5)
-    assert policy.first == "vm"
-    policy.report("a", "vm", {})  # the page moved: no failure since
-    world.run(hold - 1)
-    assert policy.first == "vm"
-    world.run(1.5)
-    assert policy.first == "bucket"
-    # It fails again soon after: away again, and the hold is twice as long.
-    world.run(5)
-    policy.report("a", "bucket", {"bucket": 1})
-    world.run(0.5)
-    assert policy.first == "vm"
-    policy.report("a", "vm", {})
-    world.run(2 * hold - 1)
-    assert policy.first == "vm"
-    world.run(1.5)
-    assert policy.first == "bucket"
-    assert policy.switches[("vm", VIEWERS)] == 2
-
-
-def test_the_hold_is_bounded(world: World) -> None:
-    policy = world.policy
-    for _ in range(12):  # relapse after relapse
-        policy.report("a", "bucket", {"bucket": 1})
+    for tick in range(40):
+        forged(policy, 1000 if tick == 0 else 50, tick)
         world.run(0.5)
-        assert policy.first == "vm"
-        policy.report("a", "vm", {})
-        world.run(HOLD_MAX + 1)
-        assert policy.first == "bucket"
+        assert policy.priority == ("bucket", "vm") and policy.reason == "normal"
+        assert json.loads(policy.manifest())["PATHWAY-PRIORITY"] == ["bucket", "vm"]
+        assert policy.health_reason() is None and policy.bucket_serves()
+    assert policy.switches == {}
+    assert policy.pages() == {"bucket": 4 * 50}  # still heard, for a metric: the last two intervals' pages
 
 
-def test_a_hostile_page_among_many_honest_ones_moves_nobody(world: World) -> None:
+def test_the_bucket_comes_back_when_the_evidence_clears_whatever_pages_say(world: World) -> None:
+    """No hold: players go back at the first evaluation after the probe answers again, while pages keep
+    saying the bucket fails (on main a page's report held everyone on the VM, the hold doubling up to 5
+    minutes with each relapse)."""
     policy = world.policy
-    for tick in range(50):  # the same page saying it again and again is still one page
-        if tick % 10 == 0:  # the honest pages beat once an interval
-            for page in range(10):
-                policy.report(f"honest{page}", "bucket", {})
-        policy.report("hostile", "bucket", {"bucket": 255})
-        world.run(0.1, step=0.1)
-        assert policy.first == "bucket"
+    for outage in range(3):  # relapse after relapse: each time back at once
+        policy.probed("bucket", False, "HTTP 503")
+        policy.probed("bucket", False, "HTTP 503")
+        world.run(0.5)
+        assert policy.first == "vm" and policy.reason == PUBLIC_URL, outage
+        forged(policy, 20, outage)
+        world.run(5)
+        policy.probed("bucket", True)
+        forged(policy, 20, outage)
+        world.run(0.5)  # the next evaluation
+        assert policy.priority == ("bucket", "vm") and policy.bucket_serves(), outage
+        world.run(5)
+    assert policy.switches == {("vm", PUBLIC_URL): 3, ("bucket", "normal"): 3}
+
+
+def test_after_uploads_fail_the_bucket_is_back_once_the_backlog_has_landed(world: World) -> None:
+    policy = world.policy
+    world.behind = TARGET + 1
+    world.run(0.5)
+    assert policy.first == "vm" and policy.reason == UPLOADS
+    world.failing = False  # the backlog uploads: its oldest still waits longer than a target duration
+    world.behind = TARGET + 0.5
+    world.run(3)
+    assert policy.first == "vm"
+    world.behind = TARGET - 0.5  # landed but the newest
+    world.run(0.5)
+    assert policy.first == "bucket"
+
+
+def test_a_report_asks_for_a_probe_at_most_once_per_probe_again(world: World) -> None:
+    """A report may make the service look (probe its public URL) now rather than at its next turn; a flood
+    of them, no more often than PROBE_AGAIN."""
+    policy = world.policy
+    policy.probed("bucket", True)
+    assert not policy.probe_wanted("bucket")
+    world.clock.t += PROBE_AGAIN
+    policy.report("a", "vm", {"vm": 3})  # failures on the VM's pathway: nothing to probe
+    assert not policy.probe_wanted("bucket")
+    policy.report("a", "bucket", {})
+    assert not policy.probe_wanted("bucket")
+    probes = 0
+    for _ in range(80):  # ten seconds of reports, 10 every 1/8 s, each saying the bucket fails
+        forged(policy, 10, 0)
+        if policy.probe_wanted("bucket"):
+            probes += 1
+            policy.probed("bucket", True)  # the probe answers: the bucket serves
+        world.clock.t += 0.125
+    assert probes == 10 / PROBE_AGAIN
+    assert policy.first == "bucket" and policy.switches == {}
+
+
+def test_a_report_opens_bytes_to_its_own_address_only_for_a_while(world: World) -> None:
+    from broadcaster.steering.policy import REPORTED_FOR
+
+    policy = world.policy
+    policy.report("a", "bucket", {"bucket": 1}, client="203.0.113.7")
+    policy.report("b", "bucket", {"bucket": 1})  # no address known: nothing to open
+    policy.report("c", "bucket", {}, client="203.0.113.8")  # no failure
+    assert policy.client_failing("203.0.113.7")
+    assert not policy.client_failing("203.0.113.8") and not policy.client_failing(None)
+    world.run(REPORTED_FOR - 0.5)
+    assert policy.client_failing("203.0.113.7")
+    world.run(0.5)
+    assert not policy.client_failing("203.0.113.7")
+    assert policy.first == "bucket" and policy.bucket_serves()
+
+
+def test_the_addresses_remembered_are_bounded(world: World) -> None:
+    from broadcaster.steering.policy import MAX_FAILING_CLIENTS
+
+    policy = world.policy
+    for n in range(MAX_FAILING_CLIENTS + 10):
+        policy.report("a", "bucket", {"bucket": 1}, client=f"c{n}")
+    assert not policy.client_failing("c0") and policy.client_failing(f"c{MAX_FAILING_CLIENTS + 9}")
+    assert len(policy._failing_clients) == MAX_FAILING_CLIENTS
 
 
 def test_reports_older_than_two_intervals_are_forgotten(world: World) -> None:
@@ -188,10 +224,9 @@ def test_reports_older_than_two_intervals_are_forgotten(world: World) -> None:
     for page in ("a", "b", "c"):
         policy.report(page, "bucket", {})
     world.run(2 * INTERVAL + 0.5)  # they stopped beating (closed)
-    policy.report("d", "bucket", {"bucket": 1})
+    policy.report("d", "vm", {"bucket": 1})
     world.run(0.5)
-    assert policy.first == "vm"  # d is the only page reporting now
-    assert policy.pages() == {"bucket": 1}
+    assert policy.pages() == {"vm": 1}
 
 
 def test_a_second_bucket_is_offered_before_the_vm_when_configured_so() -> None:
@@ -239,22 +274,33 @@ def test_the_manifest_served_at_a_place_reloads_from_there() -> None:
 
 
 @pytest.mark.parametrize(("text", "said"), [
-    ("vm 0 0 0", ("vm", {})),
-    ("bucket 3 0 0", ("bucket", {"bucket": 3})),
-    ("- 1 2 0", (None, {"bucket": 1, "vm": 2})),
-    ("backup 0 0 900", ("backup", {"backup": 255})),
+    ("vm", ("vm", {}, 0)),
+    ("bucket bucket=3", ("bucket", {"bucket": 3}, 0)),
+    ("- vm=2 bucket=1", (None, {"bucket": 1, "vm": 2}, 0)),  # any order
+    ("backup backup=900", ("backup", {"backup": 255}, 0)),  # one page weighs one page
+    ("bucket bucket=0", ("bucket", {}, 0)),
+    # What is not understood is ignored, each word counted, and the rest heard.
+    ("", (None, {}, 1)),
+    ("evil bucket=1", (None, {"bucket": 1}, 1)),
+    ("vm bucket=1 evil=4", ("vm", {"bucket": 1}, 1)),
+    ("vm bucket=1 bucket=7", ("vm", {"bucket": 1}, 1)),
+    ("bucket 1 0 0", ("bucket", {}, 3)),  # the positional form of before
+    ("vm bucket=-1 vm=1e3 bucket=\u0663 vm= =1 vm", ("vm", {}, 6)),
+    ("vm  bucket=1", ("vm", {"bucket": 1}, 1)),
+    ("vm bucket=9999999", ("vm", {}, 1)),
+    ("vm " + "x " * 20, ("vm", {}, 8)),  # at most MAX_WORDS words looked at
 ])
-def test_a_pages_word_on_its_pathway_is_read(text: str, said: tuple[str | None, dict[str, int]]) -> None:
+def test_a_pages_word_on_its_pathway_is_read(text: str, said: tuple[str | None, dict[str, int], int]) -> None:
     assert reports.parse(text) == said
-
-
-@pytest.mark.parametrize("text", ["", "vm", "vm 0 0", "vm 0 0 0 0", "evil 0 0 0", "vm -1 0 0", "vm 1e3 0 0",
-                                  "vm ٣ 0 0", "vm 0  0 0", "vm 9999999 0 0"])
-def test_anything_else_is_ignored_and_counted(text: str) -> None:
     told: list[object] = []
     hook = reports.PathwayReports(lambda *args: told.append(args))
-    hook("page", text)
-    assert told == [] and hook.malformed == 1 and reports.parse(text) is None
+    hook("page", "203.0.113.7", text)
+    assert told == [("page", said[0], said[1], "203.0.113.7")]
+    assert (hook.heard, hook.failing, hook.ignored) == (1, int(bool(said[1])), said[2])
+
+
+def test_only_the_configured_pathways_are_known() -> None:
+    assert reports.parse("backup backup=2 vm=1", ("bucket", "vm")) == (None, {"vm": 1}, 2)
 
 
 def test_with_one_second_segments_an_upload_waits_two_seconds_before_it_counts() -> None:
@@ -381,3 +427,44 @@ async def test_a_failed_probe_asks_the_buckets_api_at_once_and_its_refusal_steer
         await runner.cleanup()
     assert policy.reason == DOWN and len(asked) == 1
     assert "HTTP 503" in (policy.health_reason() or "")
+
+
+async def test_reports_make_the_loop_probe_at_once_at_most_once_per_probe_again(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The loop that runs the policy (steering/probe.py), on the real clock, its regular probe a minute
+    away: pages' reports of failed fetches on the bucket, a flood of them, make it probe the bucket's public
+    URL (a real HTTP server, answering) at once, and never sooner than PROBE_AGAIN after the last; the
+    bucket answers, so nobody moves."""
+    from broadcaster.steering import probe
+
+    monkeypatch.setattr(probe, "PROBE_EVERY", 60.0)
+    probes: list[float] = []
+
+    async def segment(request: web.Request) -> web.Response:
+        probes.append(time.monotonic())
+        return web.Response(status=206, body=b"x")
+
+    runner = web.AppRunner(web.Application(), access_log=None, handle_signals=False)
+    runner.app.router.add_get("/{key:.*}", segment)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}/bucket/0/stream-0.ts"
+    policy = SteeringPolicy(("bucket", "vm"), {"bucket": BucketSignals(behind=lambda: 0.0, failing=lambda: False)},
+                            lambda: TARGET, interval=INTERVAL)
+    newest = Newest()
+    loop = SteeringLoop(policy, {"bucket": Probe(newest)})
+    await loop.start()
+    try:
+        def flooded() -> bool:
+            newest.listed(0, 0, None, url)  # live: the newest segment is fresh
+            for page in range(20):
+                policy.report(f"forged{page}", "bucket", {"bucket": 255})
+            return len(probes) >= 4
+
+        await until(flooded, "probes asked for by reports", 30, every=0.01)
+    finally:
+        await loop.stop()
+        await runner.cleanup()
+    gaps = [later - earlier for earlier, later in zip(probes, probes[1:])]
+    assert min(gaps) >= PROBE_AGAIN, gaps
+    assert policy.first == "bucket" and policy.switches == {}

@@ -141,6 +141,8 @@ _BUSY = "test_input_bounds.py::test_a_variant_folder_that_appears_while_the_othe
 # (tests/support/waiting.py). "file::function" -> why it is not a wait.
 PACING = {
     "support/fault_proxy.py::FaultProxy._read_slowly": "reads a slow client's body at the rate it was set to",
+    "support/hostile.py::forge_reports": "made-up pages' beats, one a second, for the test's time",
+    "support/hostile.py::Fetcher.run": "a hostile client's requests, paced after a refusal, until stopped",
     "support/owncast_viewers.py::OwncastViewers._prune_loop": "Owncast's viewer pruning, every prune_every",
     "support/players.py::Replay.wait_for_sequence": "a held request on the client's scripted clock, as the "
                                                     "service holds one (None at its timeout)",

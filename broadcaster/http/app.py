@@ -149,7 +149,8 @@ class Viewers:
 
     audience: Audience
     playback: Playback | None = None
-    pathway: Callable[[str, str], None] | None = None  # what a beat's Hb-Pathway says (content steering)
+    # What a beat's Hb-Pathway says (content steering): (page id, its address, the header).
+    pathway: Callable[[str, str | None, str], None] | None = None
 
 
 def create_app(

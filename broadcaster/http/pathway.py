@@ -2,18 +2,31 @@
 from its own copies (steering/copies.py) while players are steered to it.
 
 Segments: only a key a VM playlist listed is answered (Copies.servable), looked up in an index: no URL
-names a file. Each answer is what a CDN in front expects of an immutable object: the bucket's
+names a file, and a URL with a query is a redirect to the same one without (no bytes: the segment's URL is
+one cache key, as the Cache Rule in docs/steering.md keys it, so a fresh query per request is no way
+past a CDN's cache). Each answer is what a CDN in front expects of an immutable object: the bucket's
 Cache-Control (hls.SEGMENT_CACHE_CONTROL), a strong ETag and Last-Modified, 304 to If-None-Match (or
 If-Modified-Since), one byte range (206, 416 past the end, If-Range honoured; several ranges get the
-whole object, as RFC 9110 14.2 allows). Bounded: the bytes sent per second (VM_SEGMENT_MBPS, a token
-bucket with ten seconds' burst), the answers being read or sent at once, and per client address a
-share of those; past a bound, 503 with Retry-After. Nothing here runs for a playlist request.
+whole object, as RFC 9110 14.2 allows). Nothing here runs for a playlist request.
 
-While the bucket serves (steering/policy.py's bucket_serves), a segment the bucket holds is a 302 to its
-copy there (not cached: `no-store`), not bytes: a player without content steering may play the VM's
-variants as redundant streams of the bucket's (6.3.4), and fetches its segments from the bucket all the
-same. The VM sends segment bytes while players are steered to it, for a segment the bucket does not
-have yet, and for a few seconds after a viewer page reported a failure on the bucket.
+While the bucket serves (steering/policy.py's bucket_serves: the service's own evidence), a segment the
+bucket holds is a 302 to its copy there (not cached: `no-store`), not bytes: a player without content
+steering may play the VM's variants as redundant streams of the bucket's (6.3.4), hls.js keeps a pathway
+it failed on in a penalty box for five minutes, and neither must cost the VM. The one exception is a
+client whose own page reported failed fetches on the bucket within policy.REPORTED_FOR (a failure only
+some viewers see: their players' own failover): its address gets bytes, at most one stream's bitrate
+(the highest BANDWIDTH announced), whatever it claims. A segment the VM's playlists listed before its
+upload landed (they show what they showed while players were away until the bucket's catch up) is a
+503 to ask again (`late`) once the wait for its upload is over, not bytes.
+
+The bytes are bounded three ways, past each a 503 with Retry-After (a player asks again): the bytes sent
+per second in all (VM_SEGMENT_MBPS, a token bucket with ten seconds' burst); each client's share of them
+(ClientShares: the rate divided among the clients that asked for bytes within ACTIVE_SECONDS, so one
+client, however fast it asks, gets no more than a steered viewer may); and the answers being read or
+sent at once, in all and per client. A client is its address as the viewer count and the tracker count
+it (http/watching.py's client_key: IPv4 as such, IPv6 by its /48), named by a proxy only when trusted;
+every client whose address is unknown shares one share. A client that resets its connection mid-answer
+is counted (`reset`), not logged.
 """
 
 from __future__ import annotations
@@ -21,9 +34,12 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import hashlib
+import math
 import re
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from aiohttp import hdrs, web
@@ -33,14 +49,23 @@ from ..playlist import hls
 from ..bucket.held import HeldFile as Copy
 from ..playlist.steering import reloaded_from
 from ..steering.masters import MAX_HOSTS
+from ..steering.metrics import LATE, RESET, SHARE
+from .clients import Proxies, request_here
 from .common import EDGE_HEADERS, edge_headers, unavailable
-from .clients import Proxies, client_address, request_here
+from .watching import client_key
 
 # Answers being read or sent at once (each holds its segment in memory, up to a few MB), and one client
 # address's share of them: a CDN in front asks for a few at a time, a crowd without one is bounded here.
 MAX_SENDING = 32
 CLIENT_SHARE = 4
 BURST_SECONDS = 10.0  # the byte budget lets this much of its rate go at once (a CDN fills several variants)
+# A client asked for bytes within this many seconds: it has a share (a steered player asks once a target
+# duration per variant it plays; a CDN's data center when its cache misses).
+ACTIVE_SECONDS = 10.0
+# Clients with a share at once (about 220 bytes each): far past the few hundred that a share of
+# VM_SEGMENT_MBPS can give a stream to; past it a new one waits for one to go quiet.
+MAX_CLIENTS = 4096
+_UNKNOWN = ""  # the share of every client whose address is unknown
 CAP_RETRY_AFTER = "1"
 _FILE = r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}\.(?:ts|m4s|mp4|aac)"
 _RANGE = re.compile(r"bytes=(\d{0,19})-(\d{0,19})")
@@ -74,17 +99,117 @@ class ByteBudget:
         self.rate = rate
         self.burst = burst
         self._tokens = burst
-        self._clock = clock
+        self.clock = clock
         self._at = clock()
 
     def take(self, size: int) -> bool:
-        now = self._clock()
+        now = self.clock()
         self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
         self._at = now
         if size > self._tokens:
             return False
         self._tokens -= size
         return True
+
+    def give(self, size: int) -> None:
+        """Put back what take() took for an answer that is not sent after all."""
+        self._tokens = min(self.burst, self._tokens + size)
+
+
+@dataclass(slots=True)
+class _Share:
+    tokens: float
+    at: float  # when its tokens were last counted
+    seen: float  # its last request for bytes
+
+
+class ClientShares:
+    """Each client's share of the VM's segment bytes: `rate` (bytes a second) divided among the clients that
+    asked within ACTIVE_SECONDS, a token bucket each with BURST_SECONDS of its share saved up at most (a
+    new client starts with that much: a player steered to the VM fills its buffer). An answer larger than
+    a whole burst goes once the bucket is full, leaving it in debt: a share smaller than one segment still
+    gets segments, at its rate. `own` caps a client's rate lower (one stream's bitrate)."""
+
+    def __init__(self, rate: float, *, burst_seconds: float = BURST_SECONDS,
+                 active_for: float = ACTIVE_SECONDS, most: int = MAX_CLIENTS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = rate
+        self.burst_seconds = burst_seconds
+        self.active_for = active_for
+        self.most = most
+        self._clock = clock
+        self._shares: OrderedDict[str, _Share] = OrderedDict()  # the least recently active first
+
+    @property
+    def active(self) -> int:
+        self._expire(self._clock())
+        return len(self._shares)
+
+    def fair(self) -> float:
+        """One client's rate now (bytes a second), counting one more when none is active."""
+        return self.rate / max(1, self.active)
+
+    def take(self, client: str, size: int, own: float | None = None) -> bool:
+        now = self._clock()
+        self._expire(now)
+        shares = self._shares
+        share = shares.get(client)
+        if share is None:
+            if len(shares) >= self.most:
+                return False
+            share = shares[client] = _Share(math.inf, now, now)
+        else:
+            shares.move_to_end(client)
+        share.seen = now
+        rate = self.rate / len(shares)
+        if own is not None and own < rate:
+            rate = own
+        most = rate * self.burst_seconds
+        share.tokens = min(most, share.tokens + (now - share.at) * rate)
+        share.at = now
+        if share.tokens < min(size, most):
+            return False
+        share.tokens -= size
+        return True
+
+    def give(self, client: str, size: int) -> None:
+        share = self._shares.get(client)
+        if share is not None:
+            share.tokens += size
+
+    def _expire(self, now: float) -> None:
+        shares = self._shares
+        while shares and now - next(iter(shares.values())).seen >= self.active_for:
+            shares.popitem(last=False)
+
+
+class OwnFailure:
+    """Whether a client gets bytes of its own while the bucket serves, and at what rate: `serves()` (the
+    policy's bucket_serves), `failing(client)` (its page reported failed fetches on the bucket lately:
+    policy.client_failing), `bitrate()` (bits a second of the highest variant announced; None before any).
+    Without them (a test's VmSegments), nobody does."""
+
+    def __init__(self, serves: Callable[[], bool] = lambda: False,
+                 failing: Callable[[str | None], bool] = lambda client: False,
+                 bitrate: Callable[[], int | None] = lambda: None) -> None:
+        self._serves = serves
+        self._failing = failing
+        self._bitrate = bitrate
+
+    def serves(self) -> bool:
+        return self._serves()
+
+    def stream_rate(self) -> float:
+        """One stream's bytes a second (0 before a variant is announced)."""
+        bits = self._bitrate()
+        return bits / 8 if bits else 0.0
+
+    def rate(self, client: str | None) -> float | None:
+        """The bytes a second `client` may have while the bucket serves, or None: it is redirected."""
+        rate = self.stream_rate()
+        if not rate or not self._serves() or not self._failing(client):
+            return None
+        return rate
 
 
 class SteeringRoute:
@@ -140,10 +265,11 @@ class VmSegments:
     key `key_for(n, file)` makes (the bucket's key: where the copy was kept)."""
 
     def __init__(self, copies: SegmentCopies, key_for: Callable[[int, str], str], budget: ByteBudget, *,
-                 on_sent: Callable[[int, int], None] = lambda status, size: None, max_sending: int = MAX_SENDING,
-                 proxies: Proxies = Proxies(),
+                 on_sent: Callable[[int | str, int], None] = lambda status, size: None,
+                 max_sending: int = MAX_SENDING, proxies: Proxies = Proxies(),
                  elsewhere: Callable[[int, str], Awaitable[str | None]] | None = None,
-                 landed: Callable[[int, str], str | None] = lambda variant, name: None) -> None:
+                 landed: Callable[[int, str], str | None] = lambda variant, name: None,
+                 shares: ClientShares | None = None, own_failure: OwnFailure | None = None) -> None:
         self._copies = copies
         self._key_for = key_for
         # (variant, file) -> the bucket's URL to send the player to (waiting a moment for its upload to
@@ -152,12 +278,15 @@ class VmSegments:
         self._landed = landed  # (variant, file) -> the bucket's URL now, while it serves, or None
         self._waiting = 0
         self._budget = budget
+        burst = budget.burst / budget.rate if budget.rate else BURST_SECONDS
+        self._shares = shares or ClientShares(budget.rate, burst_seconds=burst, clock=budget.clock)
+        self._own_failure = own_failure or OwnFailure()
         self._on_sent = on_sent  # (status, body bytes) of every answer
         self._max_sending = max_sending
         self._max_per_client = max(1, max_sending // CLIENT_SHARE)
         self._sending = 0
         self._by_client: dict[str, int] = {}
-        self._proxies = proxies  # who names the client (its share of the answers in flight)
+        self._proxies = proxies  # who names the client
 
     @property
     def sending(self) -> int:
@@ -168,6 +297,8 @@ class VmSegments:
         if (whole_number(digits, _MAX_VARIANT_DIGITS) is None or (digits != "0" and digits.startswith("0"))
                 or not re.fullmatch(_FILE, name)):
             return self._answer(_not_here())
+        if request.query_string:  # one URL per segment: a CDN keys it once (docs/steering.md's Cache Rule)
+            return self._answer(_redirect(request.rel_url.raw_path))
         copy = self._copies.servable(self._key_for(int(digits), name))
         if copy is None:
             # Listed, but no copy here (dropped for the byte cap or the disk): the bucket's, if it has it
@@ -176,7 +307,11 @@ class VmSegments:
             if there is None:
                 return self._answer(_not_here())
             return self._answer(_redirect(there))
-        if self._elsewhere is not None:
+        client = client_key(request, self._proxies)
+        # A client whose own page failed on the bucket (while the bucket serves everyone else): its own
+        # bounded bytes, not a redirect to where it fails.
+        own = self._own_failure.rate(client)
+        if self._elsewhere is not None and own is None:
             if self._waiting >= MAX_WAITING:
                 return self._answer(unavailable("too many segment requests waiting, try again shortly\n", "1"))
             self._waiting += 1
@@ -186,6 +321,12 @@ class VmSegments:
                 self._waiting -= 1
             if there is not None:
                 return self._answer(_redirect(there))
+            if self._own_failure.serves():
+                # Listed on the VM's pathway (its playlists show what they showed while players were away,
+                # until the bucket's catch up) and not landed within the wait: asked again in a moment, it
+                # is a redirect. Bytes would cost the VM while the bucket serves.
+                late = unavailable("not in the bucket yet, try again shortly\n", CAP_RETRY_AFTER)
+                return self._answer(late, LATE)
         headers = _headers(copy)
         if _not_modified(request, copy):
             return self._answer(web.Response(status=304, headers=headers))
@@ -201,37 +342,63 @@ class VmSegments:
         if request.method == hdrs.METH_HEAD:
             headers[hdrs.CONTENT_LENGTH] = str(size)
             return self._answer(web.Response(status=206 if partial else 200, headers=headers))
-        client = client_address(request, self._proxies)
-        if self._sending >= self._max_sending or (
-                client is not None and self._by_client.get(client, 0) >= self._max_per_client):
-            return self._answer(unavailable("too many segment requests at once, try again shortly\n", "1"))
-        if not self._budget.take(size):
-            return self._answer(unavailable("the VM's segment byte cap (VM_SEGMENT_MBPS) is reached\n",
-                                            CAP_RETRY_AFTER))
+        refused = self._refused(client, size, own)
+        if refused is not None:
+            return refused
         self._sending += 1
-        if client is not None:
-            self._by_client[client] = self._by_client.get(client, 0) + 1
+        key = _UNKNOWN if client is None else client
+        self._by_client[key] = self._by_client.get(key, 0) + 1
         try:
-            try:
-                data = await asyncio.get_running_loop().run_in_executor(None, self._copies.read, copy)
-            except FileNotFoundError:  # dropped since it was looked up (its time was up, or the byte cap)
-                return self._answer(_not_here())
-            body = data[start:end + 1] if partial else data
-            response = web.Response(status=206 if partial else 200, body=body, headers=headers)
-            await response.prepare(request)
-            await response.write_eof()
-            self._on_sent(response.status, len(body))
-            return response
+            return await self._send(request, copy, headers, (start, end) if partial else None)
         finally:
             self._sending -= 1
-            if client is not None:
-                if self._by_client[client] == 1:
-                    del self._by_client[client]
-                else:
-                    self._by_client[client] -= 1
+            if self._by_client[key] == 1:
+                del self._by_client[key]
+            else:
+                self._by_client[key] -= 1
 
-    def _answer(self, response: web.Response) -> web.Response:
-        self._on_sent(response.status, 0)
+    def _refused(self, client: str | None, size: int, own: float | None) -> web.Response | None:
+        """The 503 for an answer of `size` bytes past a bound, or None when it may go (its bytes taken)."""
+        key = _UNKNOWN if client is None else client
+        if self._sending >= self._max_sending or (
+                client is not None and self._by_client.get(key, 0) >= self._max_per_client):
+            return self._answer(unavailable("too many segment requests at once, try again shortly\n", "1"))
+        shares = self._shares
+        if not shares.take(key, size, own):
+            # Its own share, unless it is alone (the cap for everyone) or a share is less than a stream
+            # (too many clients for VM_SEGMENT_MBPS): then viewers steered here stall, and the alert on
+            # 503s says so.
+            short = own is None and (shares.active <= 1 or shares.fair() < self._own_failure.stream_rate())
+            return self._answer(unavailable("this client's share of the VM's segment bytes is reached\n",
+                                            CAP_RETRY_AFTER), None if short else SHARE)
+        if not self._budget.take(size):
+            shares.give(key, size)
+            return self._answer(unavailable("the VM's segment byte cap (VM_SEGMENT_MBPS) is reached\n",
+                                            CAP_RETRY_AFTER))
+        return None
+
+    async def _send(self, request: web.Request, copy: Copy, headers: dict[str, str],
+                    span: tuple[int, int] | None) -> web.StreamResponse:
+        try:
+            data = await asyncio.get_running_loop().run_in_executor(None, self._copies.read, copy)
+        except FileNotFoundError:  # dropped since it was looked up (its time was up, or the byte cap)
+            return self._answer(_not_here())
+        body = data if span is None else data[span[0]:span[1] + 1]
+        response = web.Response(status=200 if span is None else 206, body=body, headers=headers)
+        try:
+            await response.prepare(request)
+            await response.write_eof()
+        except ConnectionError:  # the client reset mid-answer: aiohttp would log it as an error
+            self._on_sent(RESET, 0)
+            return response
+        except asyncio.CancelledError:  # ... or, handler_cancellation on, cancelled this handler
+            self._on_sent(RESET, 0)
+            raise
+        self._on_sent(response.status, len(body))
+        return response
+
+    def _answer(self, response: web.Response, label: str | None = None) -> web.Response:
+        self._on_sent(response.status if label is None else label, 0)
         return response
 
 

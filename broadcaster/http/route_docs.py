@@ -57,8 +57,11 @@ ROUTE_DOCS: dict[str, str] = {
     "/{folder}/vm/{n}/{file}": (
         "a segment of the VM's own copy, for players steered to the VM: only a file a VM playlist listed "
         "(`404` else), `Cache-Control` as the bucket's objects (immutable), `ETag`, `Last-Modified`, "
-        "`304` to `If-None-Match`, one byte `Range`; `503` with `Retry-After` past `VM_SEGMENT_MBPS` or "
-        "the answers in flight; see [Steering](../steering.md#what-it-costs)"
+        "`304` to `If-None-Match`, one byte `Range`; with a query, a `302` to the URL without it; while the "
+        "bucket serves, a `302` (`no-store`) to the bucket's copy (the bytes, at most one stream's bitrate, "
+        "to an address whose page reported failing on the bucket); `503` with `Retry-After` past "
+        "`VM_SEGMENT_MBPS`, the client's share of it or the answers in flight; see "
+        "[What a client can cost](../steering.md#what-a-client-can-cost)"
     ),
     "/live/events": (
         "Server-Sent Events for dashboards: `segment` per segment listed (variant, media sequence, duration, "
@@ -95,7 +98,9 @@ ROUTE_DOCS: dict[str, str] = {
         "(`<page id> p2p` with P2P on, `<page id> leave` on pause or close); answers "
         "`{\"watching\": N}` (204 "
         "with `SHOW_VIEWER_COUNT=false`, 429 when not counted); with a playback report in `Hb-Report`, "
-        "`{\"watching\": N, \"now\": <ms>}` (`\"taken\": 0` when too soon; 400 when malformed); see [Viewers "
+        "`{\"watching\": N, \"now\": <ms>}` (`\"taken\": 0` when too soon; 400 when malformed); with content "
+        "steering, `Hb-Pathway: <pathway> <pathway>=<failed fetches> ...` (a claim: it moves nobody, see "
+        "[What a client can cost](../steering.md#what-a-client-can-cost)); see [Viewers "
         "watching](../viewers.md#viewers-watching) and [How viewers' playback "
         "fares](../viewers.md#how-viewers-playback-fares)"
     ),

@@ -19,7 +19,7 @@ from ..steering.metrics import PathwayCounts
 from ..steering.policy import MIN_UPLOAD_WAIT, SteeringPolicy
 from .app import Pathways, ServedPathway
 from .clients import Proxies
-from .pathway import BURST_SECONDS, ByteBudget, VmSegments
+from .pathway import BURST_SECONDS, ByteBudget, OwnFailure, VmSegments
 
 
 class Located(Protocol):
@@ -102,13 +102,19 @@ def pathways(s: Settings, plan: PathwayPlan, steering: SteeringPolicy, playlists
     def key_for(variant: int, name: str) -> str:
         return hls.object_key(prefix, variant, name)
 
+    def bitrate() -> int | None:
+        """The highest BANDWIDTH the multivariant playlist announces: one stream, at most."""
+        return max((v.bandwidth for v in first.announced or ()), default=None)
+
     segments = None
     if held is not None and hls.VM_PATHWAY in s.pathways:
         rate = s.vm_segment_mbps * 125_000  # bytes a second
         there = InBucket(steering, located, first, key_for)
+        # A client whose own page failed on the bucket gets bytes of its own, one stream's bitrate at most.
+        own = OwnFailure(steering.bucket_serves, steering.client_failing, bitrate)
         segments = VmSegments(HeldSegments(held, located), key_for, ByteBudget(rate, rate * BURST_SECONDS),
                               on_sent=counts.sent, proxies=Proxies(s.forwarded_allow_ips, s.trust_cf_connecting_ip),
-                              elsewhere=there.within, landed=there.now)
+                              elsewhere=there.within, landed=there.now, own_failure=own)
     # The VM's pathway on a hostname of its own (VM_PATHWAY_URL, docs/steering.md#cloudflares-terms): its
     # variants named there, whichever folder the multivariant playlist was asked at.
     offered = [Offered(p.id, f"{s.vm_pathway_url}/live/{hls.VM_FOLDER}/", hls.MEDIA_PLAYLIST_NAME)

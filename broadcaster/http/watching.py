@@ -25,7 +25,8 @@ report came too soon after the page's last (the page then counts it again in its
 
 With content steering (PATHWAYS), a counted beat may also say which pathway the page plays and how many
 of its segment fetches failed on each since its last beat (`Hb-Pathway`, steering/reports.py): the
-steering policy hears it, taken or not, since it keeps one word per page whatever the page sends.
+steering policy hears it with the page's address (client_key), taken or not, since it keeps one word per
+page whatever the page sends. A claim: it changes at most what that address gets (steering/policy.py).
 """
 
 from __future__ import annotations
@@ -61,9 +62,10 @@ _JSON_HEADERS = CIMultiDictProxy(CIMultiDict({hdrs.CACHE_CONTROL: NO_STORE, hdrs
 
 class WatchingRoute:
     def __init__(self, audience: Audience, *, show: bool, proxies: Proxies,
-                 playback: Playback | None = None, pathway: Callable[[str, str], None] | None = None) -> None:
-        """`pathway(viewer id, Hb-Pathway)`: a counted page's word on the pathway it plays and the segment
-        fetches that failed on each (steering/reports.py reads it)."""
+                 playback: Playback | None = None,
+                 pathway: Callable[[str, str | None, str], None] | None = None) -> None:
+        """`pathway(viewer id, its address as client_key gives it, Hb-Pathway)`: a counted page's word on
+        the pathway it plays and the segment fetches that failed on each (steering/reports.py reads it)."""
         self._audience = audience
         self._pathway = pathway
         self._show = show
@@ -94,7 +96,7 @@ class WatchingRoute:
             if not self._audience.beat(viewer_id, address, flag == "p2p"):
                 return web.Response(status=429, text="not counted\n", headers=_HEADERS)
             if self._pathway is not None and (said := headers.get(PATHWAY_HEADER)) is not None:
-                self._pathway(viewer_id, said)
+                self._pathway(viewer_id, address, said)
             if report is not None and playback is not None:
                 taken = playback.take(viewer_id, report)
                 now = int(time.time() * 1000)

@@ -13,23 +13,29 @@ from prometheus_client.registry import Collector
 from ..playlist import hls
 from ..bucket.held import Held
 from .policy import REASONS, SteeringPolicy
+from .reports import PathwayReports
 
 _NS = "hls_broadcaster"
 STEERING_LABELS = ("none", "other")  # a manifest request's _HLS_pathway: a pathway offered, or one of these
+# What the VM's pathway answered besides an HTTP status (http/pathway.py): a client past its own share of
+# the bytes, and a segment not in the bucket yet while the bucket serves (each answered 503, but not a
+# bound reached for everyone: the alert's 503s), and a client that reset its connection mid-answer.
+SHARE, LATE, RESET = "share", "late", "reset"
 
 
 class PathwayCounts:
     """What the VM's pathway answered (bytes by whether players were steered to it then, requests by
-    status) and the steering manifest's requests by the pathway the player said it plays."""
+    status: an HTTP status, SHARE or RESET) and the steering manifest's requests by the pathway the player
+    said it plays."""
 
     def __init__(self, steered: Callable[[], bool], pathways: tuple[str, ...] = hls.PATHWAYS) -> None:
         self._steered = steered
         self._labels = frozenset((*pathways, *STEERING_LABELS))
         self.bytes = {True: 0, False: 0}
-        self.requests: dict[int, int] = {}
+        self.requests: dict[int | str, int] = {}
         self.steering: dict[str, int] = {}
 
-    def sent(self, status: int, size: int) -> None:
+    def sent(self, status: int | str, size: int) -> None:
         self.requests[status] = self.requests.get(status, 0) + 1
         if size:
             self.bytes[self._steered()] += size
@@ -41,8 +47,9 @@ class PathwayCounts:
 
 class SteeringMetrics(Collector):
     def __init__(self, registry: CollectorRegistry, policy: SteeringPolicy, copies: Held, counts: PathwayCounts,
-                 cap_bytes_per_second: float) -> None:
+                 cap_bytes_per_second: float, reports: PathwayReports | None = None) -> None:
         self._policy, self._copies, self._counts, self._cap = policy, copies, counts, cap_bytes_per_second
+        self._reports = reports
         registry.register(self)
 
     def describe(self) -> list[Metric]:
@@ -52,7 +59,7 @@ class SteeringMetrics(Collector):
         policy, copies, counts = self._policy, self._copies, self._counts
         first = GaugeMetricFamily(f"{_NS}_pathway", "1 for the pathway players are steered to and the reason it "
                                   "is first: normal (the bucket), or why the bucket is not (uploads, "
-                                  "public_url, viewers, down); 0 for every other pair", labels=("pathway", "reason"))
+                                  "public_url, down); 0 for every other pair", labels=("pathway", "reason"))
         for pathway in policy.pathways:
             for reason in REASONS:
                 first.add_metric((pathway, reason), int((pathway, reason) == (policy.first, policy.reason)))
@@ -71,8 +78,11 @@ class SteeringMetrics(Collector):
         sent.add_metric(("yes",), counts.bytes[True])
         sent.add_metric(("no",), counts.bytes[False])
         requests = CounterMetricFamily(f"{_NS}_vm_segment_requests", "Segment requests the VM's pathway "
-                                       "answered, by status (503: a bound reached)", labels=("status",))
-        for status, n in sorted(counts.requests.items()):
+                                       "answered, by status (503: a bound for everyone reached; share: a "
+                                       "client past its own share, answered 503; late: a segment not in the "
+                                       "bucket yet while it serves, answered 503; reset: the client reset "
+                                       "the connection mid-answer)", labels=("status",))
+        for status, n in sorted(counts.requests.items(), key=lambda item: str(item[0])):
             requests.add_metric((str(status),), n)
         manifests = CounterMetricFamily(f"{_NS}_steering_requests", "Steering manifest requests, by the "
                                         "pathway the player said it plays (_HLS_pathway)", labels=("pathway",))
@@ -82,8 +92,18 @@ class SteeringMetrics(Collector):
                                   "report says they play", labels=("pathway",))
         for pathway, n in sorted(policy.pages().items()):
             pages.add_metric((pathway,), n)
+        reports = self._reports
+        heard = CounterMetricFamily(f"{_NS}_pathway_reports", "Viewer pages' words on their pathway heard "
+                                    "(Hb-Pathway, with a counted heartbeat), by whether they name failed "
+                                    "fetches (claims: they move nobody)", labels=("failures",))
+        failing = reports.failing if reports else 0
+        heard.add_metric(("some",), failing)
+        heard.add_metric(("none",), (reports.heard if reports else 0) - failing)
+        ignored = CounterMetricFamily(f"{_NS}_pathway_report_words_ignored", "Words of those not understood "
+                                      "(an unknown pathway id, a count that is not a whole number, another "
+                                      "form), ignored", value=reports.ignored if reports else 0)
         return [
-            first, switches, rank, sent, requests, manifests, pages,
+            first, switches, rank, sent, requests, manifests, pages, heard, ignored,
             GaugeMetricFamily(f"{_NS}_vm_segment_cap_bytes_per_second", "The most segment bytes a second the "
                               "VM's pathway sends (VM_SEGMENT_MBPS)", value=self._cap),
             GaugeMetricFamily(f"{_NS}_vm_copies_bytes", "Bytes of the copies the VM keeps of segments some "

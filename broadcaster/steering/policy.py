@@ -9,29 +9,34 @@ pathway is put behind the others, for a reason, when:
   playlists stop growing while the VM's list every finished segment at once. An upload that is only
   slow on a busy machine, and succeeds, is no outage: sending players to the VM then would add the
   segments' bytes to the busy machine's work (bench.p2p's start at load steered them);
-- `public_url`: the service cannot fetch the newest segment at the URL viewers fetch it at (a custom
-  domain's DNS or certificate broken, r2.dev's rate limit: writes work, reads do not; probe.py);
+- `public_url`: the service cannot fetch the newest segment at the URL viewers fetch it at, twice in a
+  row (a custom domain's DNS or certificate broken, r2.dev's rate limit: writes work, reads do not;
+  probe.py);
 - `down`: the bucket refuses an upload (it answered an error, or refused the connection: not a timeout,
   which a busy machine gives too) while the probe of its public URL fails: both ways at once is the bucket
   down for everyone, told on the first such evidence rather than after a target duration of waiting or
   two probes (a player that does not fail over on its own, Shaka, has only its buffer meanwhile). The
   probe goes at once when an upload is refused (probe_wanted). Either alone moves nobody: a lost request
-  or a single 503 happens, and a probe failing alone waits for its second failure (`public_url`);
-- `viewers`: the viewer pages' playback reports show their segment fetches from it failing: at least
-  one page, and at least half of the pages that reported on it within two report intervals (a
-  hostile page or two among many cannot move everyone; see docs/steering.md for what one can cost).
+  or a single 503 happens, and a probe failing alone waits for its second failure (`public_url`).
 
-It comes back once every signal is clear: uploads current again for a target duration (the backlog
-listed, so its playlists have caught up with the VM's), the probe answered, and no page reported a
-failure on it for a hold that starts at four target durations (at least two report intervals) and doubles each time
-it fails again within ten minutes of coming back (at most five minutes): a failure only viewers see
-cannot be probed, so its end is guessed, and a wrong guess costs a few seconds of their failover.
+These are the service's own evidence: nothing a client sends is one of them. A viewer page's report of
+failed fetches (report()) is a claim anyone can make, with any number of page ids and addresses, so it
+moves nobody but, at most, the one who made it: it makes the service probe that bucket's public URL
+now rather than at its next turn (probe_wanted; at most one probe more per PROBE_AGAIN however many
+reports come), and the VM may send segment bytes to that client's address for REPORTED_FOR seconds,
+bounded (client_failing, http/pathway.py). A failure only some viewers see (their DNS, their network) is
+their players' own failover, not everyone's.
 
-While the bucket serves and nobody has seen it fail for TRUSTED_AFTER seconds (bucket_serves), the VM
-answers a request for one of its segments the bucket holds with a redirect to the bucket's copy: a
-player without content steering sees each pathway's variants as redundant streams (6.3.4) and may play
-the VM's (hls.js without its steering controller picks the last of equal variants), and must not cost
-the VM its segments' bytes for that.
+It comes back at the first evaluation where no signal holds and its uploads have caught up (none waits
+longer than a target duration: its playlists list what the VM's do, but the newest): no hold, and
+nothing a client sends can lengthen it, so players are back within one steering reload of the evidence
+clearing.
+
+While the bucket is first and its last probe answered (bucket_serves), the VM answers a request for one
+of its segments the bucket holds with a redirect to the bucket's copy: a player without content steering
+sees each pathway's variants as redundant streams (6.3.4) and may play the VM's (hls.js without its
+steering controller picks the last of equal variants), and hls.js keeps a pathway it failed on in a
+penalty box for five minutes: neither must cost the VM its segments' bytes.
 
 Each change of the first pathway is one log line and one count (`switches`); `first` and `reason` say
 where players are sent now and why (/health, hls_broadcaster_pathway): the first of the reasons above
@@ -43,6 +48,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -52,26 +58,25 @@ from ..playlist.steering import render_steering
 log = logging.getLogger(__name__)
 
 NORMAL = "normal"
-UPLOADS, PUBLIC_URL, VIEWERS, DOWN = "uploads", "public_url", "viewers", "down"
-REASONS = (NORMAL, UPLOADS, PUBLIC_URL, VIEWERS, DOWN)
-VIEWER_SHARE = 0.5  # of the pages that reported on a pathway, failing ones needed to call it failing
+UPLOADS, PUBLIC_URL, DOWN = "uploads", "public_url", "down"
+REASONS = (NORMAL, UPLOADS, PUBLIC_URL, DOWN)
 MIN_UPLOAD_WAIT = 2.0  # seconds an upload waits before it says the bucket fails, whatever the target
 SLOW_TARGETS = 3  # target durations an upload waits, its attempts not failing, before the bucket counts as failing
 PROBE_FAILURES = 2  # probes failing in a row that call a pathway failing (one lost request is not an outage)
-HOLD_TARGETS = 4  # the hold after the last viewer failure, in target durations...
-HOLD_MAX = 300.0  # ... doubling per relapse up to this (seconds)
-RELAPSE_WITHIN = 600.0  # a failure this soon after coming back doubles the hold
-# Seconds after a page last reported a failure on the bucket during which the VM sends segment bytes to
-# whoever asks (the viewer page keeps a failing bucket behind for 10 s after such a failure:
-# viewer/src/pathways.js's LEAVE_MS), rather than redirecting to the bucket.
-TRUSTED_AFTER = 10.0
+PROBE_AGAIN = 0.5  # seconds: the soonest a probe follows the last (after a failure, or asked by reports)
+# Seconds after a page's report of failed fetches on a bucket during which the VM may send segment bytes
+# to that page's address (bounded: http/pathway.py), rather than redirect it to the bucket: the viewer
+# page keeps a failing bucket behind the others for 10 s after its last failure (viewer/src/pathways.js's
+# LEAVE_MS), and reports each failure at once.
+REPORTED_FOR = 10.0
+# Addresses remembered at once (about 150 bytes each): as many as the viewer count holds pages.
+MAX_FAILING_CLIENTS = 50_000
 # A StoreError's reasons that say only that the bucket was slow to answer (store.py): no refusal.
 SLOW_REASONS = frozenset({"Timeout", "ReadTimeoutError", "ConnectTimeoutError", "ServerTimeoutError"})
 _DESCRIBED = {
     DOWN: "uploads to it are refused ({refused}) and its public URL does not answer the service ({detail})",
     UPLOADS: "uploads to it have waited {behind:.0f}s, more than a target duration ({target}s)",
     PUBLIC_URL: "its public URL does not answer the service ({detail})",
-    VIEWERS: "{failing} of {reporting} viewer pages reporting on it saw its segment fetches fail",
 }
 
 
@@ -105,23 +110,18 @@ def refusal(ok: bool | None, reason: str | None) -> str | None:
 class _Report:
     at: float
     pathway: str | None
-    failed: dict[str, int]
 
 
 @dataclass(slots=True)
 class _Bucket:
     signals: BucketSignals
     reason: str | None = None  # why it is put behind now, None while it serves
-    since: float = 0.0  # when that began (or when it last came back)
-    clear_since: float | None = None  # every signal clear since then
     detail: str = ""
     probe_failures: int = 0
     probe_detail: str = ""
-    viewer_failure_at: float = -1e18  # the last report of a failure on it
-    hold: float = 0.0  # the current hold after a viewer failure
-    back_at: float = -1e18  # when it last came back
     refused_at: float | None = None  # since when its uploads are refused (seen by evaluate), None: they are not
     probed_at: float = -1e18  # its last probe's outcome
+    reported_at: float = -1e18  # the last report of a failed fetch on it (a claim: it only asks for a probe)
 
 
 class SteeringPolicy:
@@ -142,6 +142,9 @@ class SteeringPolicy:
         self.switches: dict[tuple[str, str], int] = {}  # (first pathway, reason) -> times it became first
         self._state = {p: _Bucket(s) for p, s in buckets.items() if p in pathways}
         self._reports: dict[str, _Report] = {}  # viewer page id -> its last report
+        # Addresses (http/watching.py's client_key) whose pages reported failed fetches on a bucket, oldest
+        # report first -> when.
+        self._failing_clients: OrderedDict[str, float] = OrderedDict()
         self._priority = self._ordered()
         self._first_reason = NORMAL
         self._first_since = clock()
@@ -149,14 +152,30 @@ class SteeringPolicy:
 
     # -- what it hears ----------------------------------------------------------------------------------
 
-    def report(self, viewer: str, pathway: str | None, failed: Mapping[str, int]) -> None:
-        """A page's playback report (taken by status/playback.py): the pathway it plays now, and its
-        segment fetches that failed since its last report, by pathway."""
+    def report(self, viewer: str, pathway: str | None, failed: Mapping[str, int],
+               client: str | None = None) -> None:
+        """A page's playback report (Hb-Pathway, steering/reports.py): the pathway it plays now, and its
+        segment fetches that failed since its last report, by pathway; `client` its address as the viewer
+        count keys it (None: unknown). A claim: it moves nobody (the module docstring says what it may do)."""
         now = self.clock()
         counts = {p: n for p, n in failed.items() if n > 0 and p in self._state}
-        self._reports[viewer] = _Report(now, pathway, counts)
+        self._reports[viewer] = _Report(now, pathway)
         for p in counts:
-            self._state[p].viewer_failure_at = now
+            self._state[p].reported_at = now
+        if counts and client is not None:
+            clients = self._failing_clients
+            clients.pop(client, None)
+            clients[client] = now
+            self._forget_clients(now)
+
+    def client_failing(self, client: str | None) -> bool:
+        """Whether a page at `client` (its address as the viewer count keys it) reported failed fetches on a
+        bucket within REPORTED_FOR seconds: the VM may send that address segment bytes while the bucket
+        serves everyone else (bounded: http/pathway.py). An unknown address never is."""
+        if client is None:
+            return False
+        at = self._failing_clients.get(client)
+        return at is not None and self.clock() - at < REPORTED_FOR
 
     def probed(self, pathway: str, ok: bool, detail: str = "") -> None:
         """The service's own fetch of the newest segment at `pathway`'s public URL (probe.py)."""
@@ -179,10 +198,16 @@ class SteeringPolicy:
         return state is not None and state.signals.refused() is not None
 
     def probe_wanted(self, pathway: str) -> bool:
-        """Whether `pathway`'s uploads are refused and no probe answered since: its probe should go now,
-        not at its next turn, so that a bucket down both ways is told as soon as it can be (`down`)."""
+        """Whether `pathway`'s probe should go now, not at its next turn: its uploads are refused and no
+        probe answered since (a bucket down both ways is told as soon as it can be: `down`), or a page
+        reported a failed fetch on it since its last probe, PROBE_AGAIN or more ago (however many pages
+        report, at most one probe more per PROBE_AGAIN)."""
         state = self._state.get(pathway)
-        return state is not None and state.refused_at is not None and state.probed_at < state.refused_at
+        if state is None:
+            return False
+        if state.refused_at is not None and state.probed_at < state.refused_at:
+            return True
+        return state.reported_at > state.probed_at and self.clock() - state.probed_at >= PROBE_AGAIN
 
     # -- what it says -----------------------------------------------------------------------------------
 
@@ -217,12 +242,9 @@ class SteeringPolicy:
         return cached[2]
 
     def bucket_serves(self) -> bool:
-        """Whether the VM may send players to the bucket for a segment it holds: players are steered to
-        it, the last probe answered, and no page reported a failure on it for TRUSTED_AFTER seconds."""
-        if self.first != hls.BUCKET_PATHWAY:
-            return False
-        bucket = self._state[hls.BUCKET_PATHWAY]
-        return bucket.probe_failures == 0 and self.clock() - bucket.viewer_failure_at >= TRUSTED_AFTER
+        """Whether the VM sends players to the bucket for a segment it holds: players are steered to it and
+        its last probe answered. The service's own evidence only: no report changes it."""
+        return self.first == hls.BUCKET_PATHWAY and self._state[hls.BUCKET_PATHWAY].probe_failures == 0
 
     def health_reason(self) -> str | None:
         """/health's reason while players are sent away from the bucket, None while it serves."""
@@ -284,7 +306,6 @@ class SteeringPolicy:
             state.refused_at = None
         elif state.refused_at is None:
             state.refused_at = now
-        failing, reporting = self._viewers_on(pathway, now)
         # Every signal that holds, the strongest first: it is the reason; the detail names them all (a
         # public URL failing is worth telling at 3 a.m. even while slow uploads already steer players).
         found: list[tuple[str, str]] = []
@@ -292,51 +313,30 @@ class SteeringPolicy:
         down = refused is not None and state.probe_failures > 0  # both ways at once: down for everyone
         if down:
             found.append((DOWN, _DESCRIBED[DOWN].format(refused=refused, detail=probe_detail)))
-        if behind > max(target, MIN_UPLOAD_WAIT) and (state.signals.failing() or behind > SLOW_TARGETS * target):
+        waited = behind > max(target, MIN_UPLOAD_WAIT)
+        if waited and (state.signals.failing() or behind > SLOW_TARGETS * target):
             found.append((UPLOADS, _DESCRIBED[UPLOADS].format(behind=behind, target=target)))
         if state.probe_failures >= PROBE_FAILURES and not down:
             found.append((PUBLIC_URL, _DESCRIBED[PUBLIC_URL].format(detail=probe_detail)))
-        if failing and failing >= VIEWER_SHARE * reporting:
-            found.append((VIEWERS, _DESCRIBED[VIEWERS].format(failing=failing, reporting=reporting)))
         if found:
-            reason, detail = found[0][0], ", and ".join(d for _, d in found)
-            state.clear_since = None
-            if state.reason is None:  # put behind now
-                relapse = now - state.back_at < RELAPSE_WITHIN
-                base = max(HOLD_TARGETS * target, 2 * self.interval)
-                state.hold = min(HOLD_MAX, 2 * state.hold if relapse and state.hold else base)
-                state.since = now
-            state.reason, state.detail = reason, detail
-            return
-        if state.reason is None:
-            return
-        # Every signal clear: back once that has lasted a target duration, and the hold after the last
-        # failure a page reported is over.
-        if state.clear_since is None:
-            state.clear_since = now
-        if now - state.clear_since >= target and now - state.viewer_failure_at >= state.hold:
+            state.reason, state.detail = found[0][0], ", and ".join(d for _, d in found)
+        elif state.reason is not None and not waited:
+            # Every signal clear and the backlog landed (its playlists have caught up with the VM's but for
+            # the newest): back at once, whatever pages say.
             state.reason = None
-            state.back_at = now
-            state.clear_since = None
-
-    def _viewers_on(self, pathway: str, now: float) -> tuple[int, int]:
-        """(pages whose reports within two intervals had failures on `pathway`, pages that reported on it:
-        those playing it, and those that failed on it)."""
-        failing = reporting = 0
-        horizon = 2 * self.interval
-        for r in self._reports.values():
-            if now - r.at > horizon:
-                continue
-            failed = r.failed.get(pathway, 0) > 0
-            failing += failed
-            reporting += failed or r.pathway == pathway
-        return failing, reporting
 
     def _forget(self, now: float) -> None:
         horizon = 2 * self.interval
         stale = [viewer for viewer, r in self._reports.items() if now - r.at > horizon]
         for viewer in stale:
             del self._reports[viewer]
+        self._forget_clients(now)
+
+    def _forget_clients(self, now: float) -> None:
+        clients = self._failing_clients
+        while clients and (now - next(iter(clients.values())) >= REPORTED_FOR
+                           or len(clients) > MAX_FAILING_CLIENTS):
+            clients.popitem(last=False)
 
     def _switched(self, was: str, now: float) -> None:
         first = self._priority[0]

@@ -6,13 +6,16 @@ Only a segment listed within the last three target durations is probed (an older
 already, and nothing is live), every PROBE_EVERY seconds (86,400 Class B reads a stream-day, 2.6 million
 a month even live 24/7: within R2's free 10 million), and again after PROBE_AGAIN once one failed: two
 failures in a row put players on the VM's pathway (policy.PROBE_FAILURES) about a second and a half into
-an outage. When only viewers' reads fail, this and the viewer pages' reports are all the service has, and
-a player that moves only with the steering manifest (Shaka, about 4.5 s buffered with 2 s segments) has
-its buffer alone meanwhile (probing every TTL, Shaka stalled 3.4-3.9 s in 2 of 5 browser runs). An upload
-the bucket refuses sends the probe at once (policy.probe_wanted): one failure then, with the refusal, is
-the bucket down for everyone (policy.DOWN), and players are steered within a second of the refusal. The
-other way round, a failed probe asks the bucket's API at once (`check_writes`, one GetObject of a missing
-key, as the service's start does): whichever side sees the outage first, the other is asked at once.
+an outage. When only viewers' reads fail, this is all the service has, and a player that moves only with
+the steering manifest (Shaka, about 4.5 s buffered with 2 s segments) has its buffer alone meanwhile
+(probing every TTL, Shaka stalled 3.4-3.9 s in 2 of 5 browser runs). An upload the bucket refuses sends
+the probe at once (policy.probe_wanted): one failure then, with the refusal, is the bucket down for
+everyone (policy.DOWN), and players are steered within a second of the refusal. A viewer page's report
+of failed fetches on it sends the probe at once too, at most once per PROBE_AGAIN however many pages
+report (policy.probe_wanted): a report is a claim, the probe the evidence (at most twice the reads
+above, whatever clients send). The other way round, a failed probe asks the bucket's API at once
+(`check_writes`, one GetObject of a missing key, as the service's start does): whichever side sees the
+outage first, the other is asked at once.
 """
 
 from __future__ import annotations
@@ -27,12 +30,12 @@ from dataclasses import dataclass
 import aiohttp
 
 from .. import __version__
+from .policy import PROBE_AGAIN as PROBE_AGAIN  # the soonest a probe follows the last
 from .policy import SteeringPolicy
 
 log = logging.getLogger(__name__)
 
 PROBE_EVERY = 1.0
-PROBE_AGAIN = 0.5
 # The probe says what it is: a bucket's or a CDN's logs (and the test rigs that count viewers' GETs) tell
 # it from viewers.
 PROBE_HEADERS = {"User-Agent": f"hls-broadcaster/{__version__} (steering probe)"}

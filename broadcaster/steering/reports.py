@@ -1,10 +1,16 @@
-"""What a viewer page's heartbeat says of the pathways (`Hb-Pathway`, viewer/playback.js): the pathway it
+"""What a viewer page's heartbeat says of the pathways (`Hb-Pathway`, viewer/src/playback.js): the pathway it
 plays now and its segment fetches that failed on each pathway since its previous beat.
 
-`Hb-Pathway: <pathway> <failed on bucket> <failed on vm> <failed on backup>`: a pathway ID of
-hls.PATHWAYS (or "-": not known, e.g. Safari's own player), then three whole numbers, each at most 255
-(more is taken as 255: one page weighs one page in the policy, however many failures it claims).
-Anything else is ignored and counted (`malformed`): the header rides on a beat the count already took.
+`Hb-Pathway: <pathway> [<pathway>=<count> ...]`: a pathway id (or "-": not known, e.g. Safari's own
+player), then, for each pathway on which fetches failed, its id and how many, a whole number (more than
+MOST is taken as MOST: one page weighs one page, however many failures it claims). Words are separated
+by one space, in any order. Words that are not understood (an id no pathway has, a count that is not a
+whole number of at most six digits, the same id again, a word of another form, words past MAX_WORDS) are
+ignored and counted, and the rest is heard: a page of a newer service (a pathway this one does not know)
+still says what it can. The header rides on a beat the count already took.
+
+A report is a claim anyone can make (curl sends one in a line): it never moves players (steering/policy.py
+says what it may do).
 """
 
 from __future__ import annotations
@@ -15,39 +21,49 @@ from ..numbers import whole_number
 from ..playlist import hls
 
 MOST = 255
+MAX_WORDS = 8  # a pathway and a count for each of a few pathways; the rest of a longer header is ignored
+COUNT_DIGITS = 6
 _NOT_KNOWN = "-"
 
 
-def parse(text: str) -> tuple[str | None, dict[str, int]] | None:
-    """(pathway or None, failed fetches by pathway), or None when it is not of that form."""
-    words = text.split(" ")
-    if len(words) != 1 + len(hls.PATHWAYS):
-        return None
-    pathway = words[0]
-    if pathway != _NOT_KNOWN and pathway not in hls.PATHWAYS:
-        return None
+def parse(text: str, known: tuple[str, ...] = hls.PATHWAYS) -> tuple[str | None, dict[str, int], int]:
+    """(the pathway played or None, failed fetches by pathway, words ignored)."""
+    words = text.split(" ", MAX_WORDS)
+    ignored = 0
+    if len(words) > MAX_WORDS:
+        words.pop()
+        ignored += 1
+    first = words[0]
+    pathway = first if first in known else None
+    if pathway is None and first != _NOT_KNOWN:
+        ignored += 1
     failed: dict[str, int] = {}
-    for name, word in zip(hls.PATHWAYS, words[1:], strict=True):
-        n = whole_number(word, 6)
-        if n is None:
-            return None
-        if n:
-            failed[name] = min(n, MOST)
-    return (None if pathway == _NOT_KNOWN else pathway), failed
+    for word in words[1:]:
+        name, equals, count = word.partition("=")
+        n = whole_number(count, COUNT_DIGITS) if equals else None
+        if n is None or name not in known or name in failed:
+            ignored += 1
+            continue
+        failed[name] = min(n, MOST)
+    return pathway, {p: n for p, n in failed.items() if n}, ignored
 
 
 class PathwayReports:
-    """The heartbeat route's `pathway` hook: each page's word, parsed and told to the policy."""
+    """The heartbeat route's `pathway` hook: each page's word, parsed and told to the policy with the
+    page's address (http/watching.py's client_key); for /metrics, the words heard (`heard`, and of them
+    `failing`: those with failed fetches) and the words in them ignored (`ignored`)."""
 
-    def __init__(self, tell: Callable[[str, str | None, Mapping[str, int]], None]) -> None:
+    def __init__(self, tell: Callable[[str, str | None, Mapping[str, int], str | None], None],
+                 known: tuple[str, ...] = hls.PATHWAYS) -> None:
         self._tell = tell
+        self._known = known
         self.heard = 0
-        self.malformed = 0
+        self.failing = 0
+        self.ignored = 0
 
-    def __call__(self, viewer: str, text: str) -> None:
-        said = parse(text)
-        if said is None:
-            self.malformed += 1
-            return
+    def __call__(self, viewer: str, client: str | None, text: str) -> None:
+        pathway, failed, ignored = parse(text, self._known)
         self.heard += 1
-        self._tell(viewer, *said)
+        self.failing += bool(failed)
+        self.ignored += ignored
+        self._tell(viewer, pathway, failed, client)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import hashlib
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -27,6 +28,8 @@ from tests.support.local_http import serve_local
 from tests.support.service_process import running_service, service_env
 
 SEGMENT_SUFFIXES = (".ts", ".m4s", ".mp4")
+AGENT_TAG = "hb-address/"  # a browser context's User-Agent ends with this and its address
+_AGENT_ADDRESS = re.compile(re.escape(AGENT_TAG) + r"(\S+)$")
 
 
 def sequence(path: str) -> int:
@@ -43,6 +46,7 @@ class Answer:
     path: str
     status: int
     size: int  # body bytes
+    address: str = ""  # the client's, as the proxy named it (address_from_agent)
 
 
 @dataclass
@@ -70,6 +74,9 @@ class CountingProxy:
     keep_host: bool = False
     # Shown every answer passed on: the request, the upstream's status and body (as it came, gzipped or not).
     observe: Callable[[web.Request, int, bytes], None] | None = None
+    # Name each client to the service in CF-Connecting-IP, as cloudflared does, by the address its
+    # User-Agent ends with (`hb-address/<address>`: a test gives each browser context its own, AGENT_TAG).
+    address_from_agent: bool = False
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         # The service's own probe of the public URL (every second) is not a viewer's GET.
@@ -82,6 +89,11 @@ class CountingProxy:
         came = time.monotonic()
         dropped = ("content-length",) if self.keep_host else ("host", "content-length")
         headers = {k: v for k, v in request.headers.items() if k.lower() not in dropped}
+        address = ""
+        if self.address_from_agent:
+            tag = _AGENT_ADDRESS.search(request.headers.get("User-Agent", ""))
+            if tag is not None:
+                address = headers["CF-Connecting-IP"] = tag[1]
         async with self.session.request(request.method, self.upstream + request.path_qs, headers=headers,
                                         data=await request.read(), allow_redirects=False) as upstream:
             body = await upstream.read()
@@ -89,7 +101,7 @@ class CountingProxy:
                 self.observe(request, upstream.status, body)
             self.trace.append((came, time.monotonic(), request.path_qs, upstream.status))
             if request.path.endswith(SEGMENT_SUFFIXES):
-                self.answers.append(Answer(time.monotonic(), request.path, upstream.status, len(body)))
+                self.answers.append(Answer(time.monotonic(), request.path, upstream.status, len(body), address))
             if segment and upstream.status == 200:
                 self.served.add(hashlib.sha256(body).hexdigest())
             if segment and upstream.status == 200 and self.corrupt(request.path):

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from broadcaster.demo.ledger import Finished, Ledger
+from tests.support.counting_proxy import AGENT_TAG
 from tests.support.local_http import serve_local
 from tests.support.players import PAGES, PROBE_JS, SHAKA, VIDEOJS, VIEWER
 
@@ -176,8 +177,12 @@ def _number(name: str) -> int:
 class Players:
     """The pages, served from 127.0.0.1 (the players' pages) or the service (its viewer page)."""
 
-    def __init__(self, browser: Any, service_url: str, bucket_url: str, hls_dir: Path, ledger: TimedLedger) -> None:
+    def __init__(self, browser: Any, service_url: str, bucket_url: str, hls_dir: Path, ledger: TimedLedger,
+                 addresses: dict[str, str] | None = None) -> None:
+        """`addresses`: each page's own address, by name, as its User-Agent names it (counting_proxy.py's
+        AGENT_TAG: a proxy in front of the service passes it on in CF-Connecting-IP)."""
         self.browser = browser
+        self.addresses = addresses or {}
         self.service_url = service_url
         self.bucket_host = urlsplit(bucket_url).netloc
         self.service_host = urlsplit(service_url).netloc
@@ -187,6 +192,7 @@ class Players:
         self._runner: web.AppRunner | None = None
         self.pages_url = ""
         self._contexts: list[Any] = []
+        self._user_agent = ""
 
     async def __aenter__(self) -> Players:
         app = web.Application()
@@ -207,6 +213,17 @@ class Players:
         if self._runner is not None:
             await self._runner.cleanup()
 
+    async def _agent(self) -> str:
+        """Chromium's own User-Agent (read once, from a page of its own)."""
+        if not self._user_agent:
+            context = await self.browser.new_context()
+            try:
+                page = await context.new_page()
+                self._user_agent = str(await page.evaluate("() => navigator.userAgent"))
+            finally:
+                await context.close()
+        return self._user_agent
+
     @staticmethod
     async def _probe(_request: web.Request) -> web.Response:
         return web.Response(text=PROBE_JS, content_type="text/javascript")
@@ -217,7 +234,9 @@ class Players:
 
     async def open(self, name: str) -> Watched:
         """`viewer` (the service's page) or one of players.py's PAGES, playing the service's master."""
-        context = await self.browser.new_context()
+        address = self.addresses.get(name)
+        agent = f"{await self._agent()} {AGENT_TAG}{address}" if address else None
+        context = await self.browser.new_context(**({"user_agent": agent} if agent else {}))
         self._contexts.append(context)
         page = await context.new_page()
         watched = Watched(name, page)

@@ -25,8 +25,12 @@
  *
  * Content steering (PATHWAYS): the pathway the page plays (its hls.js level's PATHWAY-ID) and its segment
  * fetches that failed on each pathway go with every beat in the header Hb-Pathway (pathwayWord(),
- * broadcaster/steering/reports.py reads it): the service steers every player away from a bucket that
- * fails for its viewers; onFailure(fn) is told of each failed fetch from a bucket pathway at once
+ * broadcaster/steering/reports.py reads it: `<pathway or -> <id>=<count> ...`, only the pathways with
+ * failures). The service moves nobody on it (anyone can send it), but looks at the bucket at once, and
+ * while the bucket serves everyone else it sends this page's address the VM's bytes for a while instead
+ * of redirecting it to the bucket. A failed fetch on the VM's pathway while the last steering manifest
+ * put the bucket first is counted as the bucket's: the VM then answers with a redirect to the bucket,
+ * and it is the bucket that failed. onFailure(fn) is told of each failed fetch from a bucket at once
  * (watching.js then beats without waiting for its interval).
  *
  * create({ video, hls, position, player, p2p, behindLive }): hls() is the current hls.js player or
@@ -47,9 +51,11 @@ const KEPT_URLS = 64; // segment URLs remembered between the engine's events and
 const WIDTHS = [4, 4, 1, 4, 4, 1, 1, 2, 2, 1, 1, 1, 1, 1, 1, 2, 4, 4, /* P2P: */ 2, 4, 4, 4, 2, 2, 1];
 const WITHOUT_P2P = 18;
 const VERSION = 1;
-// broadcaster/playlist/hls.py's PATHWAYS, in Hb-Pathway's order; a pathway whose ID starts with one of
-// them (the service's own aliases of it, e.g. bucket-2) counts as that one.
+// broadcaster/playlist/hls.py's PATHWAYS; a pathway whose ID starts with one of them (the service's own
+// aliases of it, e.g. bucket-2) counts as that one.
 const PATHWAYS = ['bucket', 'vm', 'backup'];
+const VM = 'vm';
+const MOST_FAILED = 255; // broadcaster/steering/reports.py's MOST
 const FRAG_ERRORS = ['fragLoadError', 'fragLoadTimeOut'];
 
 /** The pathway (of PATHWAYS) an hls.js level belongs to, or null. */
@@ -171,12 +177,19 @@ export function create({ video, hls, position, player, p2p, behindLive }) {
       const s = (data.part || frag).stats;
       add(figures.bucket, Math.max(0, s.loading.end - s.loading.start), s.loaded);
     });
+    let bucketFirst = false; // the last steering manifest put a bucket first: the VM redirects there
+    h.on(Hls.Events.STEERING_MANIFEST_LOADED, (event, data) => {
+      const priority = (data.steeringManifest && data.steeringManifest['PATHWAY-PRIORITY']) || [];
+      const first = priority.length ? pathwayOf({ pathwayId: priority[0] }) : null;
+      bucketFirst = first !== null && first !== VM;
+    });
     h.on(Hls.Events.ERROR, (event, data) => {
       if (data.fatal || !FRAG_ERRORS.includes(data.details) || !data.frag) return;
-      const pathway = pathwayOf(h.levels[data.frag.level]);
+      let pathway = pathwayOf(h.levels[data.frag.level]);
       if (!pathway) return;
+      if (pathway === VM && bucketFirst) pathway = 'bucket';
       figures.failed[pathway] += 1;
-      if (pathway !== 'vm') failureListeners.forEach((fn) => fn(pathway));
+      if (pathway !== VM) failureListeners.forEach((fn) => fn(pathway));
     });
     h.on(Hls.Events.LEVEL_SWITCHED, (event, data) => {
       if (switched) figures.switches += 1; // the first is the start, not a switch
@@ -302,15 +315,17 @@ export function create({ video, hls, position, player, p2p, behindLive }) {
     }
   }
 
-  /** Hb-Pathway's value: the pathway played now ('-' when not known) and the fetches that failed on each
-   * since the last word (counted from zero again); null without content steering (one pathway). */
+  /** Hb-Pathway's value: the pathway played now ('-' when not known), then `<pathway>=<count>` for each
+   * on which fetches failed since the last word (counted from zero again); null without content steering
+   * (one pathway). */
   function pathwayWord() {
     const h = hls();
     if (!h || !h.pathways || h.pathways.length < 2) return null;
     figures.pathway = pathwayOf(h.levels[h.currentLevel] || h.levels[h.loadLevel]);
-    const word = [figures.pathway || '-', ...PATHWAYS.map((p) => Math.min(255, figures.failed[p]))].join(' ');
+    const failed = PATHWAYS.filter((p) => figures.failed[p] > 0)
+      .map((p) => `${p}=${Math.min(MOST_FAILED, figures.failed[p])}`);
     PATHWAYS.forEach((p) => { figures.failed[p] = 0; });
-    return word;
+    return [figures.pathway || '-', ...failed].join(' ');
   }
   /** hls.js's bandwidth estimate (bits/s), 0 without one. */
   function bandwidth() {

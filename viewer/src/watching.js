@@ -11,13 +11,13 @@
 // the header Hb-Report, at most once per beat interval; the answer's "now" (the service's clock) is how
 // playback.js corrects this device's clock. With content steering (PATHWAYS) every beat also says which
 // pathway the page plays and its failed segment fetches (Hb-Pathway, playback.js), and a fetch from a
-// bucket pathway that fails makes the page beat at once (once per half interval at most): the service
-// steers every player away from a bucket its viewers cannot reach. With OWNCAST_URL, the page also sends Owncast the playback
-// report Owncast's own page sends (its web/components/video/metrics/playback.js, every 10 s: bandwidth
-// in kbit/s, latency and mean segment download time in seconds, errors and variant changes in the
-// window), to its /api/metrics/playback, so Owncast's Stream Health counts these viewers too. A POST
-// with a plain-text body needs no preflight, so no-cors delivers it (Owncast reads the body as JSON
-// whatever its type, and sends no CORS headers).
+// bucket that fails makes the page beat at once (once per half interval at most): the service then looks
+// at the bucket itself, and sends this page's address the VM's bytes while the bucket serves the others.
+// With OWNCAST_URL, the page also sends Owncast the playback report Owncast's own page sends (its
+// web/components/video/metrics/playback.js, every 10 s: bandwidth in kbit/s, latency and mean segment
+// download time in seconds, errors and variant changes in the window), to its /api/metrics/playback, so
+// Owncast's Stream Health counts these viewers too. A POST with a plain-text body needs no preflight, so
+// no-cors delivers it (Owncast reads the body as JSON whatever its type, and sends no CORS headers).
 
 function randomId() {
   const bytes = crypto.getRandomValues(new Uint8Array(16));
