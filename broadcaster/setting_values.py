@@ -16,6 +16,16 @@ from . import fixes
 from .files import closed_folder, user_name
 from .numbers import whole_number
 
+
+class SettingsError(ValueError):
+    """Settings are missing or invalid: one line per problem (`problems`), each naming its setting or file
+    and saying what is expected."""
+
+    def __init__(self, *problems: str) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = list(problems)
+
+
 def url(value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.netloc:

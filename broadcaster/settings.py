@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import io
 import ipaddress
 import os
 import re
@@ -17,14 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dotenv import dotenv_values
-from dotenv.parser import parse_stream
-
-from . import fixes, pathway_settings
+from . import pathway_settings
 from . import setting_values as kinds
-from .files import closed_folder, user_name
+from .env_file import env_file_values, short_key
 from .pathway_settings import FIRST, BucketSettings
-from .setting_values import MAX_DESCRIPTION, MAX_TITLE, Address
+from .setting_values import MAX_DESCRIPTION, MAX_TITLE, Address, SettingsError
 
 __all__ = ["SETTINGS", "Address", "Setting", "Settings", "SettingsError", "load_settings", "lookalike_keys", "raw_setting"]
 
@@ -35,16 +31,6 @@ MOST_CLIPS = 10_000
 # and every segment rewrites that much state: docs/rewind-and-clips.md.
 MAX_REWIND_SECONDS = 14_400
 DEFAULT_REWIND_SECONDS = 300  # five minutes behind the live edge (docs/rewind-and-clips.md: the costs)
-
-
-class SettingsError(ValueError):
-    """Settings are missing or invalid: one line per problem (`problems`), each naming its setting or file
-    and saying what is expected."""
-
-    def __init__(self, *problems: str) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = list(problems)
-
 
 
 @dataclass(frozen=True)
@@ -388,72 +374,6 @@ class Settings:
             b.secret_access_key for b in self.extra_buckets]
 
 
-def _env_file_values(env_file: Path | None) -> dict[str, str | None]:
-    """The .env file's values; none when there is no file at the default path, an error at another, and
-    an error naming the file when it cannot be read (never a traceback)."""
-    if env_file is None:
-        return {}
-    try:
-        if env_file.is_file():
-            with env_file.open(encoding="utf-8") as stream:
-                text = stream.read()
-            _refuse_unparsed(env_file, text)
-            return dotenv_values(stream=io.StringIO(text))
-        if env_file.exists():
-            raise SettingsError(f"env file {env_file} is not a file")
-    except PermissionError:
-        # The thing refused is named, the folder or the file, with the fix for that user (fixes.py).
-        closed = closed_folder(env_file)
-        where = env_file.absolute().parent
-        if closed is None:
-            told = f"cannot read it (permission denied); {fixes.read_service_file(env_file)}"
-        elif closed == where:
-            fix = fixes.enter_service_folder(closed)
-            told = f"cannot enter {closed}, its folder (permission denied); {fix}"
-        else:
-            told = f"cannot enter {closed}, on the way to it (permission denied); {fixes.enter(closed)}"
-        raise SettingsError(f"env file {env_file}: user {user_name()} {told}") from None
-    except UnicodeDecodeError as err:
-        raise SettingsError(f"env file {env_file} is not UTF-8 text (byte {err.start})") from None
-    except OSError as err:
-        raise SettingsError(f"env file {env_file} cannot be read ({err.strerror or err})") from None
-    if env_file != Path(".env"):
-        raise SettingsError(f"env file {env_file} does not exist")
-    return {}
-
-
-def _refuse_unparsed(env_file: Path, text: str) -> None:
-    """A line python-dotenv cannot read is dropped by it with a warning, and its setting silently keeps
-    its default: name each (its key only: the value may be the secret). A key given twice is named with
-    both lines: python-dotenv takes the last one silently, and the operator who edited the first one
-    would wonder why nothing changed."""
-    problems = []
-    first_line: dict[str, int] = {}
-    for binding in parse_stream(io.StringIO(text)):
-        if binding.key is not None and not binding.error:
-            # The binding's text may begin with the blank lines before it.
-            text = binding.original.string
-            line = binding.original.line + text[:text.find(binding.key)].count("\n")
-            if binding.key in first_line:
-                problems.append(f"env file {env_file}, lines {first_line[binding.key]} and {line}: "
-                                f"{_key(binding.key)} is given twice (the last would win): keep one")
-            else:
-                first_line[binding.key] = line
-        if binding.error:
-            key = binding.original.string.split("=", 1)[0].strip() if "=" in binding.original.string else ""
-            problems.append(
-                f"env file {env_file}, line {binding.original.line}" + (f" ({_key(key)})" if key else "")
-                + ": not read as KEY=value: a value that starts with a quote must end with it (no quotes "
-                "are needed, even with spaces: FRAME_ANCESTORS=self https://a.example)")
-    if problems:
-        raise SettingsError(*problems)
-
-
-def _key(key: str) -> str:
-    """A key of the env file as a line names it: a setting's name is short, anything else is cut."""
-    return key if len(key) <= 40 else f"{key[:40]}... ({len(key)} characters)"
-
-
 def _lookup(s: Setting, flags: Mapping[str, str | None], environ: Mapping[str, str],
             file_values: Mapping[str, str | None], env_file: Path | None) -> tuple[str | None, str]:
     """A setting's raw value and where it came from: flag, then environment, then .env, then its default
@@ -472,7 +392,7 @@ def raw_setting(name: str, environ: Mapping[str, str] | None = None, env_file: P
     (`clip` looks for the service's STATE_DIR): not parsed, nothing created, the others not required."""
     setting = next(s for s in SETTINGS if s.name == name)
     environ = os.environ if environ is None else environ
-    return _lookup(setting, {}, environ, _env_file_values(env_file), env_file)[0]
+    return _lookup(setting, {}, environ, env_file_values(env_file), env_file)[0]
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -490,7 +410,7 @@ def load_settings(
     make_state_dir=False (`check`): STATE_DIR is judged but not created."""
     flags = flags or {}
     environ = os.environ if environ is None else environ
-    file_values = _env_file_values(env_file)
+    file_values = env_file_values(env_file)
     values: dict[str, Any] = {}
     problems: list[str] = []
     for s in SETTINGS:
@@ -546,7 +466,7 @@ def lookalike_keys(environ: Mapping[str, str] | None = None, env_file: Path | No
     ignored, so the setting it was meant to be keeps its default or is missing. Any unknown key in the
     env file is named; in the environment, only those close to a setting's name."""
     environ = os.environ if environ is None else environ
-    file_values = _env_file_values(env_file)
+    file_values = env_file_values(env_file)
     names = [s.name for s in SETTINGS]
     raw_pathways = _lookup(next(s for s in SETTINGS if s.name == "PATHWAYS"), {}, environ, file_values, env_file)[0]
     try:
@@ -563,7 +483,7 @@ def lookalike_keys(environ: Mapping[str, str] | None = None, env_file: Path | No
         if close:
             found.append(f"{key}{where} is not a setting, so it is ignored: did you mean {close[0]}?")
         elif where:
-            found.append(f"{_key(key)}{where} is not a setting, so it is ignored")
+            found.append(f"{short_key(key)}{where} is not a setting, so it is ignored")
     return found
 
 

@@ -1,5 +1,7 @@
 """The structure docs/how-it-works.md promises, checked from the source (issue 33): no class over 400
-lines, no function over 10 parameters (issue 43), `source` and `playlist` import no other stage, no
+lines, no module over 600 (issue 66), no function over 10 parameters (issue 43), the stages in one
+order where each imports only stages before it (issue 66: steering imported publish and bucket while
+bucket imported steering), `source` and `playlist` import no other stage, no
 stage imports `http` (only service.py, which composes them, does), the shared top-level modules import
 no stage (issue 49: metrics.py imported status/playback.py), and every stage's __init__.py says what
 comes in, what goes out and what it must never do (issue 43), and only a variant's playlist
@@ -12,11 +14,15 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "broadcaster"
 MAX_CLASS_LINES = 400
+MAX_MODULE_LINES = 600
+# The stages in the order docs/how-it-works.md's table gives them: each imports only stages before it
+# (none imports one after it, for every pair). The three with no stage below them first.
+ORDER = ("source", "playlist", "state", "tracker", "bucket", "publish", "steering", "status", "clips", "http", "demo")
 MAX_PARAMETERS = 10  # a function that needs more takes a record of them, or does more than one thing
 STAGES = {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
 # Top-level modules: shared ones every stage may use (they import no stage), and the ones that compose the
 # stages into a program (they import any). Every top-level module is one or the other.
-SHARED = {"metrics", "lograte", "numbers", "tails", "files", "fixes", "settings", "setting_values",
+SHARED = {"metrics", "lograte", "numbers", "tails", "files", "fixes", "settings", "setting_values", "env_file",
           "pathway_settings"}
 COMPOSERS = {"__init__", "__main__", "cli", "service", "preflight"}
 # Each variant's playlist has one owner, VariantPlaylist (issue 49): only these modules name a
@@ -53,6 +59,38 @@ def test_no_class_is_over_400_lines() -> None:
             if isinstance(node, ast.ClassDef) and node.end_lineno is not None
             and node.end_lineno - node.lineno + 1 > MAX_CLASS_LINES]
     assert long == []
+
+
+def test_no_module_is_over_600_lines() -> None:
+    long = {str(path.relative_to(PACKAGE)): n for path in PACKAGE.rglob("*.py")
+            if (n := len(path.read_text().splitlines())) > MAX_MODULE_LINES}
+    assert long == {}
+
+
+def stage_imports() -> set[tuple[str, str, str]]:
+    """(stage, the stage it imports, the module that does) for every import across stages."""
+    found = set()
+    for path, tree in modules():
+        parts = path.relative_to(PACKAGE).parts
+        if len(parts) < 2:
+            continue
+        for name in imported(path, tree):
+            top = name.split(".")[0]
+            if top in STAGES and top != parts[0]:
+                found.add((parts[0], top, "/".join(parts)))
+    return found
+
+
+def test_the_stages_have_one_order_and_none_imports_a_stage_after_it() -> None:
+    assert set(ORDER) == STAGES, set(ORDER) ^ STAGES  # a new stage takes its place in the order
+    rank = {stage: i for i, stage in enumerate(ORDER)}
+    upward = sorted(f"{module} ({stage}) imports {other}, after it" for stage, other, module in stage_imports()
+                    if rank[other] > rank[stage])
+    assert upward == []
+    # The order is the tightest the imports allow where they say it: steering sits above what it reads
+    # (publish's pathway plan, bucket's held copies) and below http, which serves it.
+    edges = {(stage, other) for stage, other, _ in stage_imports()}
+    assert {("steering", "publish"), ("steering", "bucket"), ("http", "steering")} <= edges
 
 
 def parameters(node: ast.FunctionDef | ast.AsyncFunctionDef) -> list[str]:
