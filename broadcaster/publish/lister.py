@@ -262,7 +262,10 @@ class Lister:
                 numbering.listed(sequence + 1, run)
             elif (err := lost.get(v.index)) is not None:
                 self.lost(v, copy, err)
-                if self._list_gap(v, segment, run, run_name, wall, now):
+                # Under the slot's number, as `list` numbers it: `base`, not where the numbering is now
+                # (the members listed before this one moved it on).
+                at = max(playlist.next_sequence, base) if not playlist.listing else playlist.next_sequence
+                if self._list_gap(v, segment, run, run_name, wall, now, at):
                     numbering.listed(playlist.next_sequence, run)
             elif self.list(v, copy, base, segment, run, run_name, wall, now):
                 numbering.listed(playlist.next_sequence, run)
