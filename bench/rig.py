@@ -415,6 +415,15 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def written_bytes(pid: int) -> int:
+    """Bytes the process caused to be written to storage (/proc/<pid>/io write_bytes: its files' pages,
+    not its sockets)."""
+    for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+        if line.startswith("write_bytes:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no write_bytes for pid {pid}")
+
+
 def machine_idle() -> tuple[float, float]:
     """(idle + iowait, total) jiffies of the whole machine."""
     values = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]

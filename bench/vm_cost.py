@@ -1,6 +1,9 @@
-"""What the service costs the streamer's VM: CPU seconds idle and per segment, and memory over time.
+"""What the service costs the streamer's VM: CPU seconds idle and per segment, bytes written to its
+disk per segment, and memory over time; with content steering (PATHWAYS=bucket,vm) and without, side by
+side in the same run (issue 66: steering must cost the VM nothing while the bucket serves).
 
     python -m bench.vm_cost                      # a few minutes: idle, 1 s segments, 1 to 3 variants
+    python -m bench.vm_cost --variants 2 --viewers 0 --rewind 14400   # the 4 h window's writes
     python -m bench.vm_cost --levels 1,2,3,4,5   # every Owncast latency level (the full matrix)
     python -m bench.vm_cost --levels none --rss-minutes 60   # resident memory over a long run only
 
@@ -10,6 +13,13 @@ distort the way it distorts latencies. For scale, the same for the emulated Ownc
 (broadcaster/demo/emulator.py: real libx264 at Owncast's command line, -re, segments written through
 an HTTP PUT receiver the way Owncast writes them; small variants, so a real install's ffmpeg costs
 more). SeaweedFS on 127.0.0.1 is the bucket; its CPU is not counted.
+
+Bytes written: write_bytes from /proc/<pid>/io of the service (what it caused to be written to the
+disk: the state saves, and any copy of a segment it keeps), per segment listed.
+
+Every phase runs once per --pathways value, one after the other (default: bucket, then bucket,vm), and
+the summary gives each configuration's figures as a ratio of the first's (the baseline, measured in the
+same run: these machines are noisy).
 
 Phases, each with a fresh service (its STATE_DIR keeps the first target duration it saw):
   idle      the service running, HLS_DIR there and empty (Owncast not streaming), --idle seconds;
@@ -25,7 +35,10 @@ Phases, each with a fresh service (its STATE_DIR keeps the first target duration
 Reported: CPU % of one core and CPU milliseconds per segment (every variant's segments counted, from
 the service's own segments_listed counter), ffmpeg's % for scale, and RSS samples with the growth
 over the second half of the run. Goals (issue 19): idle <= 0.3 % of a core; at 2 segments a second
-(1 s segments, 2 variants, no viewers) <= 1.5 % of a core, 7.5 ms of CPU per segment. What does not
+(1 s segments, 2 variants, no viewers) <= 1.5 % of a core, 7.5 ms of CPU per segment. Issue 66: with
+steering, bytes written per segment no more than without (+10 % for the state file's own noise) and
+under 8 KB at --rewind 14400; CPU per segment and idle CPU reported as ratios (not judged: a few
+percent either way is this machine's noise). What does not
 grow with the variants (a listing's state save, the per-second work) weighs more per segment with one
 variant and less with three; viewers cost per request, not per segment, and are shown for scale.
 """
@@ -43,7 +56,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.rig import cpu_seconds, rss_kb, scrape_metrics, service_env, start_service, workspace
+from bench.rig import cpu_seconds, rss_kb, scrape_metrics, service_env, start_service, workspace, written_bytes
 from bench.crowd import run_viewers
 from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.demo.seaweed import SeaweedS3
@@ -53,6 +66,8 @@ from tests.support.service_process import ServiceProcess
 LEVELS = {1: 25, 2: 15, 3: 10, 4: 8, 5: 5}
 IDLE_GOAL = 0.3  # % of a core
 SEGMENT_GOAL_MS = 7.5
+WRITTEN_GOAL = 8 * 1024  # bytes written per segment at a 4 h window (issue 66)
+LONG_WINDOW = 14_400
 
 
 @dataclass
@@ -63,16 +78,30 @@ class Row:
     ffmpeg_cpu: float | None
     segments: float
     rss_kb: int
+    written: int = 0  # bytes written to the disk meanwhile
+    pathways: str = "bucket"
+    phase: str = ""  # the phase without its pathways: rows of one phase are compared
+
+    @property
+    def per_segment_ms(self) -> float | None:
+        return 1000 * self.service_cpu / self.segments if self.segments else None
+
+    @property
+    def written_per_segment(self) -> float | None:
+        return self.written / self.segments if self.segments else None
 
     def line(self) -> str:
         pct = 100 * self.service_cpu / self.wall
-        per = f"{1000 * self.service_cpu / self.segments:7.2f} ms" if self.segments else "      - ms"
+        per = f"{self.per_segment_ms:7.2f} ms" if self.per_segment_ms is not None else "      - ms"
+        written = f"{self.written_per_segment:8.0f} B" if self.written_per_segment is not None \
+            else f"{self.written / 1024:7.0f} KB"
         ff = f"{100 * self.ffmpeg_cpu / self.wall:6.1f} %" if self.ffmpeg_cpu is not None else "      -"
-        return (f"{self.label:<34} {self.wall:6.0f} s {pct:6.2f} % {per} {self.segments:6.0f} "
-                f"{ff} {self.rss_kb / 1024:7.1f} MB")
+        return (f"{self.label:<34} {self.pathways:<10} {self.wall:6.0f} s {pct:6.2f} % {per} {written} "
+                f"{self.segments:6.0f} {ff} {self.rss_kb / 1024:7.1f} MB")
 
 
-HEADER = (f"{'phase':<34} {'wall':>8} {'service':>8} {'per seg':>10} {'segs':>6} {'ffmpeg':>8} {'RSS':>10}")
+HEADER = (f"{'phase':<34} {'PATHWAYS':<10} {'wall':>8} {'service':>8} {'per seg':>10} {'written':>10} {'segs':>6} "
+          f"{'ffmpeg':>8} {'RSS':>10}  (written: per segment, or in all while idle)")
 
 
 async def listed(session: aiohttp.ClientSession, url: str) -> float:
@@ -89,28 +118,30 @@ class Bench:
         self.args, self.work, self.s3 = args, work, s3
         self.runs = 0
 
-    async def service(self, hls: Path, **env: str) -> ServiceProcess:
+    async def service(self, hls: Path, pathways: str) -> ServiceProcess:
         self.runs += 1
         state = self.work / f"state-{self.runs}"
-        return await start_service(service_env(hls, self.s3, state, BLOCKING_RELOAD="true", **env), self.work / "cwd")
+        env = service_env(hls, self.s3, state, BLOCKING_RELOAD="true", PATHWAYS=pathways,
+                          REWIND_SECONDS=str(self.args.rewind))
+        return await start_service(env, self.work / "cwd")
 
-    async def idle(self) -> Row:
+    async def idle(self, pathways: str) -> Row:
         hls = self.work / f"hls-idle-{self.runs}"
         hls.mkdir()
-        service = await self.service(hls)
+        service = await self.service(hls, pathways)
         try:
             await asyncio.sleep(self.args.settle)  # start-up done
-            cpu, t = cpu_seconds(service.pid), time.monotonic()
+            cpu, written, t = cpu_seconds(service.pid), written_bytes(service.pid), time.monotonic()
             await asyncio.sleep(self.args.idle)
             return Row("idle (no stream)", time.monotonic() - t, cpu_seconds(service.pid) - cpu, None, 0,
-                       rss_kb(service.pid))
+                       rss_kb(service.pid), written_bytes(service.pid) - written, pathways, "idle")
         finally:
             await service.stop()
 
-    async def streaming(self, seconds: int, variants: int, viewers: int) -> Row:
+    async def streaming(self, seconds: int, variants: int, viewers: int, pathways: str) -> Row:
         hls = self.work / f"hls-{self.runs}"
         hls.mkdir()
-        service = await self.service(hls)
+        service = await self.service(hls, pathways)
         ctx = multiprocessing.get_context("spawn")
         stop = ctx.Event()
         clients: Any = None
@@ -133,15 +164,18 @@ class Bench:
                 ff_pid = owncast.ffmpeg_pid
                 before = await listed(session, service.url)
                 cpu, ff, t = cpu_seconds(service.pid), cpu_seconds(ff_pid) if ff_pid else 0.0, time.monotonic()
+                written = written_bytes(service.pid)
                 await asyncio.sleep(self.args.segments * seconds)
                 wall = time.monotonic() - t
                 cpu = cpu_seconds(service.pid) - cpu
+                written = written_bytes(service.pid) - written
                 ff = cpu_seconds(ff_pid) - ff if ff_pid else 0.0
                 segments = await listed(session, service.url) - before
                 rss = rss_kb(service.pid)
                 await owncast.stop_stream(offline=False)
             who = f"{viewers}+{viewers} viewers" if viewers else "no viewers"
-            return Row(f"{seconds} s x {LEVELS[seconds]}, {variants} var, {who}", wall, cpu, ff, segments, rss)
+            label = f"{seconds} s x {LEVELS[seconds]}, {variants} var, {who}"
+            return Row(label, wall, cpu, ff, segments, rss, written, pathways, label)
         finally:
             stop.set()
             if clients is not None:
@@ -153,7 +187,7 @@ class Bench:
     async def rss(self, minutes: float) -> list[tuple[float, int]]:
         hls = self.work / f"hls-rss-{self.runs}"
         hls.mkdir()
-        service = await self.service(hls)
+        service = await self.service(hls, self.args.pathways[-1])
         samples: list[tuple[float, int]] = []
         try:
             async with OwncastEmulator(hls, variants=2, segment_seconds=1, list_size=LEVELS[1]):
@@ -174,29 +208,68 @@ async def main(args: argparse.Namespace) -> int:
     judged = args.idle > 0
     async with workspace("vm-cost") as ws:
         bench = Bench(args, ws.work, ws.s3)
+        print(f"REWIND_SECONDS={args.rewind}; PATHWAYS {' then '.join(args.pathways)} for each phase", flush=True)
         print(HEADER, flush=True)
         if args.idle > 0:
-            rows.append(await bench.idle())
-            print(rows[-1].line(), flush=True)
-            ok &= 100 * rows[-1].service_cpu / rows[-1].wall <= IDLE_GOAL
+            for pathways in args.pathways:
+                rows.append(await bench.idle(pathways))
+                print(rows[-1].line(), flush=True)
+                ok &= 100 * rows[-1].service_cpu / rows[-1].wall <= IDLE_GOAL
         for seconds in args.levels:
             for variants in args.variants:
                 for viewers in args.viewers:
-                    rows.append(await bench.streaming(seconds, variants, viewers))
-                    print(rows[-1].line(), flush=True)
-                    if (seconds, variants, viewers) == (1, 2, 0) and rows[-1].segments:
-                        judged = True
-                        ok &= 1000 * rows[-1].service_cpu / rows[-1].segments <= SEGMENT_GOAL_MS
+                    for pathways in args.pathways:
+                        rows.append(await bench.streaming(seconds, variants, viewers, pathways))
+                        print(rows[-1].line(), flush=True)
+                        if (seconds, variants, viewers) == (1, 2, 0) and rows[-1].segments:
+                            judged = True
+                            ok &= 1000 * rows[-1].service_cpu / rows[-1].segments <= SEGMENT_GOAL_MS
         samples = await bench.rss(args.rss_minutes) if args.rss_minutes > 0 else []
     print()
     print(f"goals: idle <= {IDLE_GOAL} % of a core, <= {SEGMENT_GOAL_MS} ms of CPU per segment at 2 segments a "
           f"second (1 s, 2 variants, no viewers): {('met' if ok else 'NOT met') if judged else 'not measured'}")
+    ok &= compared(rows, args)
     if samples:
         half = [kb for t, kb in samples if t >= samples[-1][0] / 2]
         print(f"RSS over {samples[-1][0] / 60:.1f} min (1 s segments, 2 variants): first {samples[0][1] / 1024:.1f} MB, "
               f"max {max(kb for _, kb in samples) / 1024:.1f} MB, last {samples[-1][1] / 1024:.1f} MB; "
               f"second half {half[0] / 1024:.1f} -> {half[-1] / 1024:.1f} MB")
     return 0 if ok else 1
+
+
+def compared(rows: list[Row], args: argparse.Namespace) -> bool:
+    """Each configuration against the first (--pathways' baseline), phase by phase: CPU (idle: per
+    second; streaming: per segment) and bytes written per segment, as ratios; True when the writes goal
+    holds (no more than the baseline's +10 %, and under WRITTEN_GOAL at a 4 h window)."""
+    if len(args.pathways) < 2:
+        return True
+    base_id = args.pathways[0]
+    ok = True
+    print(f"against PATHWAYS={base_id} in the same run:")
+    for phase in dict.fromkeys(r.phase for r in rows):
+        base = next((r for r in rows if r.phase == phase and r.pathways == base_id), None)
+        if base is None:
+            continue
+        for row in rows:
+            if row.phase != phase or row is base:
+                continue
+            if phase == "idle":
+                cpu = (row.service_cpu / row.wall) / max(base.service_cpu / base.wall, 1e-9)
+                print(f"  {phase:<34} PATHWAYS={row.pathways}: CPU {cpu:.2f}x; written {row.written / 1024:.0f} KB "
+                      f"vs {base.written / 1024:.0f} KB in {row.wall:.0f} s")
+                continue
+            if row.per_segment_ms is None or base.per_segment_ms is None:
+                continue
+            mine, theirs = row.written_per_segment or 0.0, base.written_per_segment or 0.0
+            writes_ok = mine <= 1.1 * theirs + 512 and (args.rewind < LONG_WINDOW or mine < WRITTEN_GOAL)
+            ok &= writes_ok
+            print(f"  {phase:<34} PATHWAYS={row.pathways}: CPU per segment {row.per_segment_ms / base.per_segment_ms:.2f}x "
+                  f"({row.per_segment_ms:.2f} vs {base.per_segment_ms:.2f} ms); written per segment {mine:.0f} B vs "
+                  f"{theirs:.0f} B{'' if writes_ok else '  NOT met'}")
+    print(f"goal (issue 66): with steering, bytes written per segment no more than without (+10 %)"
+          + (f" and under {WRITTEN_GOAL} B at REWIND_SECONDS={args.rewind}" if args.rewind >= LONG_WINDOW else "")
+          + f": {'met' if ok else 'NOT met'}")
+    return ok
 
 
 def _ints(text: str) -> list[int]:
@@ -215,11 +288,17 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--settle", type=float, default=3.0, help="seconds after start-up before measuring")
     parser.add_argument("--rss-minutes", type=float, default=0, help="long run for resident memory (default 0)")
     parser.add_argument("--rss-every", type=float, default=60, help="seconds between RSS samples (default 60)")
+    parser.add_argument("--pathways", action="append", default=None, metavar="PATHWAYS",
+                        help="a PATHWAYS value to run every phase with, the first the baseline; give it again "
+                             "for more (default: bucket, then bucket,vm)")
+    parser.add_argument("--rewind", type=int, default=0,
+                        help=f"REWIND_SECONDS of every service (default 0: the live window alone; {LONG_WINDOW}: 4 h)")
     return parser
 
 
 if __name__ == "__main__":
     parsed = _parser().parse_args()
+    parsed.pathways = parsed.pathways or ["bucket", "bucket,vm"]
     if not all(s in LEVELS for s in parsed.levels):
         sys.exit(f"--levels: Owncast's latency levels have 1..5 s segments, not {parsed.levels}")
     sys.exit(asyncio.run(main(parsed)))
