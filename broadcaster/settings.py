@@ -266,11 +266,13 @@ SETTINGS: tuple[Setting, ...] = (
             doc="the most segment bytes the VM's pathway sends, in megabits per second averaged over 10 s "
                 "(past it: 503, and players retry); behind a Cloudflare cache rule the VM sends about one "
                 "copy per data center, see [what it costs](../steering.md#what-it-costs)"),
-    Setting("VM_COPIES_MB", "disk space for the VM's copy of finished segments (STATE_DIR/segments), in MB: "
-            "enough for the window and REWIND_SECONDS at the stream's bitrate", kinds.whole(16, 10_000_000), "1024",
-            doc="disk space for the VM's own copy of each finished segment, kept for the live window and "
-                "`REWIND_SECONDS` under `STATE_DIR/segments`, oldest dropped first past it; 1024 MB holds "
-                "about 28 minutes of a 5 Mbit/s stream (all variants together)"),
+    Setting("VM_COPIES_MB", "disk space for the copies of segments an upload failed for (STATE_DIR/segments), "
+            "kept until every bucket has them, in MB: an outage's backlog at the stream's bitrate",
+            kinds.whole(16, 10_000_000), "1024",
+            doc="disk space for the copies of segments whose upload failed (an outage's backlog), kept under "
+                "`STATE_DIR/segments` until every bucket has them, so Owncast's cleanup cannot lose them; "
+                "oldest dropped first past it. Nothing is written while the buckets take each upload at once. "
+                "1024 MB holds about 28 minutes of a 5 Mbit/s stream (all variants together)"),
     Setting("LOG_LEVEL", "debug, info, warning or error", kinds.choice("debug", "info", "warning", "error"), "info",
             doc="`debug`, `info`, `warning` or `error`"),
 )

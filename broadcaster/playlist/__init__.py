@@ -7,7 +7,9 @@ playlists (rendered.py), each version's bytes, ETag and gzip, and the segments t
 layout, hold-back, skip); `manifest.py` is the rolling window that applies them, the ManifestGenerator,
 whose entries are a `window.py` of `entry.py`s (each listed segment's lines, rendered once) and whose
 versions `renderer.py` renders; `chunks.py` and `deflate.py` make a long window's bytes in chunks and
-their gzip; `master.py` and `vod.py` the multivariant and whole-stream playlists.
+their gzip; `master.py` and `vod.py` the multivariant and whole-stream playlists; `pathway.py` the
+record of a delivery pathway (its id, kind, folder and segment URIs) and `views.py` one pathway's view of
+a playlist (how far it lists, and at whose URIs), rendered from the same entries.
 Never: read files, touch the network, look at a clock of its own, or save and restore itself
 (publish/playlist_memory.py does); it imports no other stage.
 """

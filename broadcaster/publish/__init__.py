@@ -1,9 +1,12 @@
 """Owncast's playlists into ours: the stage between the watcher and the server.
 
-In: Owncast's parsed playlists and finished segments (source/). Out: playlist versions the server
-shows (visible.py), each saved (state/) before it is visible, then announced (the listing hook) and
-mirrored to the bucket (release.py, which the publisher builds, starts and closes); segments that left
-every playlist, for the cleaner. Segments are lined up across variants (slots.py, lanes.py), uploaded
+In: Owncast's parsed playlists and finished segments (source/), and the pathway plan (pathways.py:
+the pathways, each failing bucket's fallbacks, whether the VM only redirects). Out: playlist versions
+the server shows on each pathway (visible.py, one per pathway), each saved (state/) before it is
+visible, then announced (the listing hook) and mirrored to the bucket (release.py, which the publisher
+builds, starts and closes); segments that left every playlist, for the cleaner. What each pathway lists
+of a variant's playlist is one rule (pathway_views.py: a bucket's pathway, once the upload to that
+bucket landed; the VM's, at once). Segments are lined up across variants (slots.py, lanes.py), uploaded
 (uploads.py), listed only once uploaded (lister.py; a copy Owncast has not finished holds only its own
 variant: waiting.py, writing.py, fates.py; given up there as a gap, it is uploaded late: late.py; a file
 written again after its upload is uploaded again: rewrites.py) under the one target duration
@@ -19,5 +22,6 @@ publisher (publisher.py): what was read of Owncast per variant (slots.Variant in
 written by the publisher only; a restore builds each whole, memory.decode), the numbering
 (numbering.py), the slots (lanes.py), the uploads and their init sections' (uploads.py), the target
 (target.py).
-Never: serve HTTP, or list a segment that is not in the bucket.
+Never: serve HTTP, list a segment on a bucket's pathway before it is in that bucket, or show a
+pathway a number another pathway gave another segment.
 """

@@ -1,11 +1,13 @@
-"""Content steering: the VM as a second delivery pathway, and the service telling players which to use.
+"""Content steering: which delivery pathway players use, decided on the service's own evidence.
 
-In: every finished segment's bytes as the uploader reads them (copies.py keeps them, bounded in bytes),
-the playlists each pathway lists, how the bucket's uploads fare (bucket/uploader.py) and what viewers'
-playback reports say of their segment fetches (status/playback.py). Out: the VM's copies of the segments
-its playlists list (served by http/pathway.py), the pathway priority (policy.py) rendered into the
-steering manifest players reload (playlist/steering.py), and one log line, metric and /health reason
-per switch.
-Never: serve a byte it did not copy from a finished segment, name a file from a URL, keep more than its
-byte cap, or put the VM first while the bucket serves viewers well.
+In: the pathways (playlist/pathway.py records, built from PATHWAYS), how each bucket's uploads fare
+(bucket/: refused, waiting), the service's probe of each bucket's public URL, and what viewers' pages
+report of their fetches (claims: a report may make the service probe at once, nothing more). Out: the
+pathway priority (policy.py) rendered into the steering manifest players reload (playlist/steering.py),
+the plan each pathway's playlists follow (plan.py: a failing bucket lists what it lacks at the URI of the
+pathway before it; the VM's lists only what the first bucket has while the VM redirects there), the
+multivariant playlists that name every pathway (masters.py), and one log line, metric and /health
+reason per switch.
+Never: move players off a bucket the service sees serving, whatever any number of clients report; hold
+players away once the evidence clears; or name a file from a URL.
 """
