@@ -457,8 +457,11 @@ def test_switches_variants_and_plays_on(observed: Observations, scenario: str, p
     _assert_switches(observed.played[(scenario, player)], observed.table())
 
 
+# Not strict: with the race ordered (test_the_race_shaka_loses_in_happened) Shaka lost the new variant in
+# every run but one of the full suite's (2026-11-27, load 13: it kept it, XPASS); whether its own reload
+# timers fall inside the window is Shaka's, not the rig's.
 SHAKA_LOSES_THE_NEW_VARIANT = pytest.mark.xfail(
-    strict=True,
+    strict=False,
     reason="Shaka 4.16.50 (lib/hls/hls_parser.js): a reload of the old variant that lands while the new "
            "one's first playlist loads sets the availability window to 0 (no stream has a segment index "
            "then); the new variant's first segment is then guessed at the live edge, in the one "
