@@ -20,7 +20,7 @@ reporters (made-up pages at many addresses saying the bucket fails for them) whi
 which move nobody and get no more than one stream's bitrate each, and a drain while the bucket fails for
 everyone, which gets its share of VM_SEGMENT_MBPS and no more, while the steered pages play on. Once the
 service steers back, no page gets segment bytes from the VM a steering reload and a target duration later
-(counted on the wire), but a page whose own bucket fetches failed, within policy.REPORTED_FOR of it.
+(counted on the wire), but a page whose own bucket fetches failed after that, within policy.REPORTED_FOR of it.
 
 A stall is judged from when Owncast finished the segment the player waited for (TimedLedger) until the
 page had it: on a loaded machine the emulator's ffmpeg falls behind the clock, and Chromium, starved, may
@@ -524,8 +524,11 @@ async def judged_outage(demo: Demo, *, service: bool, viewers: bool, drain: bool
     # for 5 minutes; players without steering) gets redirects, not bytes: none on the wire a steering
     # reload and a target duration after the service steered back (a segment listed on the VM's pathway
     # whose upload had not landed then is asked again: http/pathway.py's `late`), but to a page whose own
-    # fetches from the bucket failed within REPORTED_FOR (and a beat, its report's way) of the answer.
-    failed_bucket = {PAGE_ADDRESSES[n]: [at for at, _status, url in w.refused if VIEWERS_HOST in url]
+    # fetches from the bucket failed within REPORTED_FOR (and a beat, its report's way) of the answer,
+    # *after* the service steered back: what pages saw fail in the outage was everyone's, and opens no
+    # bytes once the bucket serves (policy._own_failure_heard; before, a page that had failed in the
+    # outage kept getting the VM's bytes for REPORTED_FOR after it).
+    failed_bucket = {PAGE_ADDRESSES[n]: [at for at, _status, url in w.refused if VIEWERS_HOST in url and at >= back_at]
                      for n, w in pages.items()}
     paid_after = [(round(a.at - back_at, 1), a.address, a.path.rsplit("/", 1)[-1], a.size) for a in answers
                   if a.at > back_at + hls.steering_ttl(TARGET) + TARGET

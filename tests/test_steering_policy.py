@@ -468,3 +468,37 @@ async def test_reports_make_the_loop_probe_at_once_at_most_once_per_probe_again(
     gaps = [later - earlier for earlier, later in zip(probes, probes[1:])]
     assert min(gaps) >= PROBE_AGAIN, gaps
     assert policy.first == "bucket" and policy.switches == {}
+
+
+def test_failures_reported_during_an_outage_open_no_bytes_once_players_are_back(world: World) -> None:
+    """Issue 66: one steering reload after the bucket serves again, no player takes bytes from the VM. A
+    page whose fetches failed in the outage (everyone's) reported them; they were the outage's, not its
+    own: forgotten when players are steered back, and a report within an interval after it (carrying
+    failures from before) opens nothing. A failure reported later is that page's own again."""
+    policy = world.policy
+    world.behind = TARGET + 1
+    world.run(1)
+    assert policy.first == "vm"
+    policy.report("a", "vm", {"bucket": 3}, client="203.0.113.7")  # in the outage: the VM serves it anyway
+    assert not policy.client_failing("203.0.113.7")
+    world.behind = 0.0
+    world.run(0.5)
+    assert policy.first == "bucket" and policy.bucket_serves()
+    policy.report("b", "vm", {"bucket": 2}, client="203.0.113.8")  # failures from before the switch back
+    assert not policy.client_failing("203.0.113.8")
+    world.run(INTERVAL)
+    policy.report("b", "bucket", {"bucket": 1}, client="203.0.113.8")  # the bucket failing for it alone
+    assert policy.client_failing("203.0.113.8")
+
+
+def test_a_client_failing_when_the_bucket_fails_is_forgotten_when_players_are_back(world: World) -> None:
+    policy = world.policy
+    world.run(INTERVAL)
+    policy.report("a", "bucket", {"bucket": 1}, client="203.0.113.7")  # its own failure, the bucket serving
+    assert policy.client_failing("203.0.113.7")
+    world.behind = TARGET + 1
+    world.run(1)
+    assert policy.first == "vm"
+    world.behind = 0.0
+    world.run(0.5)
+    assert policy.first == "bucket" and not policy.client_failing("203.0.113.7")

@@ -25,7 +25,10 @@ moves nobody but, at most, the one who made it: it makes the service probe that 
 now rather than at its next turn (probe_wanted; at most one probe more per PROBE_AGAIN however many
 reports come), and the VM may send segment bytes to that client's address for REPORTED_FOR seconds,
 bounded (client_failing, http/pathway.py). A failure only some viewers see (their DNS, their network) is
-their players' own failover, not everyone's.
+their players' own failover, not everyone's. Only a failure reported while the bucket serves everyone
+is one of those: what pages saw while players were sent away is the outage's, forgotten when players
+are steered back, and so is a report within a report interval after it (its failures may be from
+before): one steering reload after the bucket serves again, no player gets the VM's bytes.
 
 It comes back at the first evaluation where no signal holds and its uploads have caught up (none waits
 longer than a target duration: its playlists list what the VM's do, but the newest): no hold, and
@@ -148,6 +151,7 @@ class SteeringPolicy:
         self._priority = self._ordered()
         self._first_reason = NORMAL
         self._first_since = clock()
+        self._back_at = -1e18  # when players were last steered back to the bucket
         self._manifest: tuple[tuple[str, ...], int, bytes] | None = None
 
     # -- what it hears ----------------------------------------------------------------------------------
@@ -162,11 +166,17 @@ class SteeringPolicy:
         self._reports[viewer] = _Report(now, pathway)
         for p in counts:
             self._state[p].reported_at = now
-        if counts and client is not None:
+        if counts and client is not None and self._own_failure_heard(now):
             clients = self._failing_clients
             clients.pop(client, None)
             clients[client] = now
             self._forget_clients(now)
+
+    def _own_failure_heard(self, now: float) -> bool:
+        """A failed fetch reported now may be a failure only that client sees: the bucket is first and not
+        failing on the service's own evidence, and was a report interval ago too."""
+        return (self._priority[0] == hls.BUCKET_PATHWAY and not self.failing(hls.BUCKET_PATHWAY)
+                and now - self._back_at >= self.interval)
 
     def client_failing(self, client: str | None) -> bool:
         """Whether a page at `client` (its address as the viewer count keys it) reported failed fetches on a
@@ -343,6 +353,8 @@ class SteeringPolicy:
         bucket = self._state[hls.BUCKET_PATHWAY]
         if first == hls.BUCKET_PATHWAY:
             reason = NORMAL
+            self._back_at = now
+            self._failing_clients.clear()  # the outage's, not failures only those pages see
             log.info("steering players back to the bucket pathway after %.0fs on %s: it serves again "
                      "(priority %s)", now - self._first_since, was, ", ".join(self._priority))
         else:
