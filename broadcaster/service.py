@@ -221,7 +221,7 @@ class Service:
         for pid, playlists in self.pathway_playlists.items():
             if pid != priority[0]:
                 playlists.answer_held()
-        self.publisher.lister.advance()
+        self.publisher.steered()
 
     def _build_publishing(self, s: Settings) -> None:
         """Owncast's playlists into ours, and the state file that remembers them (restored here)."""

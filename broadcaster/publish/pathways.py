@@ -55,6 +55,12 @@ class PathwayPlan:
         """A pathway lists what the VM holds: a segment may be listed before any bucket has it."""
         return any(not p.is_bucket for p in self.pathways)
 
+    def lists_held(self) -> bool:
+        """Now, a pathway lists what the VM holds before any bucket has it: the VM serves its pathway (not
+        only redirects). While the bucket serves, a copy is listed once uploaded, as without steering: one
+        version (and one save) per slot, not one more per landing (issue 66: 2.6x the bytes written)."""
+        return self.held and not self.redirects()
+
     @property
     def steered(self) -> bool:
         return len(self.pathways) > 1

@@ -94,6 +94,7 @@ class Publisher:
         self.target = TargetPolicy(config.target_duration, metrics)
         # Every playlist under the one WindowOptions; what leaves one goes on to the cleaner.
         self.on_removed = on_removed  # segments that left every playlist go on to the cleaner
+        self._plan = config.pathways
         self._variants = Variants(config.window, self._drop, config.pathways)
         # Nothing new is shown before a state is saved above the first sequence. What it shows, it tells
         # each variant's playlist (what a client may have seen before a new target, issue 32; what a clip
@@ -105,7 +106,8 @@ class Publisher:
         waited = self._waited = WritesWaited(writes)
         self._uploads = Uploads(uploader, waited, metrics, hls_dir=config.hls_dir, key_prefix=config.key_prefix,
                                 segment_hashes=config.segment_hashes, unfinished_limit=config.unfinished_limit,
-                                others=others, list_held=config.pathways.held)
+                                others=others, list_held=config.pathways.held,
+                                lists_held=config.pathways.lists_held)
         # A write heard to a file already uploaded: it is followed, and uploaded again once finished.
         writes.follow(self._uploads.rewrites.heard)
         # Copies given up as a gap in their live playlist, uploaded once finished (recordings, clips).
@@ -365,6 +367,13 @@ class Publisher:
         stage calls): what health, clips and tests read."""
         v = self._variants.get(index)
         return v.playlist if v else None
+
+    def steered(self) -> None:
+        """The steering changed (a priority, or whether the VM only redirects): what the VM holds is
+        listed now if a pathway lists it, and every pathway's playlists follow the plan again."""
+        if self._plan.lists_held():
+            self._uploads.release_held()
+        self.lister.advance()
 
     def found(self, pathway: str, key: str) -> tuple[int, str | None] | None:
         """A segment (or init section) `pathway` lists now, by its key (PREFIX/<n>/<file>): its number and

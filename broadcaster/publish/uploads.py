@@ -66,21 +66,36 @@ Ready = asyncio.Future[bytes | None]
 
 
 class _Ready:
-    """When a copy may be listed (`ready`: its SHA-256, or None): as soon as the service holds it (with
-    a pathway that lists what the VM holds), else once its upload to some bucket landed; an error once
-    every upload failed; cancelled once every one was (the publisher is closing)."""
+    """When a copy may be listed (`ready`: its SHA-256, or None): as soon as the service holds it while a
+    pathway lists what the VM holds (`lists_held`; held before that, once it does: `release`), else once
+    its upload to some bucket landed; an error once every upload failed; cancelled once every one was
+    (the publisher is closing)."""
 
-    def __init__(self, ready: Ready, on_held: bool) -> None:
+    def __init__(self, ready: Ready, lists_held: Callable[[], bool] | None,
+                 waiting: set[_Ready] | None = None) -> None:
         self.ready = ready
-        self._on_held = on_held
+        self._lists_held = lists_held
+        self._waiting = waiting
         self._sha256: bytes | None = None
+        self._held = False
         self._open = 0
 
     def kept(self, kept: Kept) -> None:
         """The first read: held (or not: changed while it was read; then once uploaded)."""
         self._sha256 = kept.sha256
-        if self._on_held and kept.kept and not self.ready.done():
+        if self._lists_held is None or not kept.kept or self.ready.done():
+            return
+        self._held = True
+        if self._lists_held():
             self.ready.set_result(kept.sha256)
+        elif self._waiting is not None:
+            self._waiting.add(self)
+            self.ready.add_done_callback(lambda _f: self._waiting.discard(self) if self._waiting else None)
+
+    def release(self) -> None:
+        """A pathway lists what the VM holds now: a held copy is ready."""
+        if self._held and not self.ready.done():
+            self.ready.set_result(self._sha256)
 
     def track(self, task: asyncio.Future[Any]) -> None:
         self._open += 1
@@ -148,10 +163,12 @@ def init_section_name(segment: str, init: str, run: int) -> str:
 class Uploads:
     def __init__(self, uploader: Uploader, writes: FinishWatch, metrics: Metrics, *, hls_dir: Path, key_prefix: str,
                  segment_hashes: bool, unfinished_limit: float = UNFINISHED_LIMIT,
-                 others: Mapping[str, Uploader] | None = None, list_held: bool = False) -> None:
+                 others: Mapping[str, Uploader] | None = None, list_held: bool = False,
+                 lists_held: Callable[[], bool] = lambda: True) -> None:
         """`uploader`: the first bucket's; `others`: every other bucket's, by pathway ID (each uploads what
-        the first read); `list_held`: a pathway lists what the service holds (the VM's), so a copy may be
-        listed once held, before any bucket has it."""
+        the first read); `list_held`: a pathway may list what the service holds (the VM's), so a copy may be
+        listed once held, before any bucket has it: while `lists_held()` says that pathway does now
+        (PathwayPlan.lists_held; else once uploaded, and `release_held` when it starts to)."""
         self._uploader = uploader
         self._others = dict(others or {})
         self._list_held = list_held
@@ -162,6 +179,8 @@ class Uploads:
         self._hashes = segment_hashes  # P2P on: the SHA-256 of each segment's bytes, for viewers to check
         self._limit = unfinished_limit
         self._restored: set[str] = set()  # keys uploaded before a restart, not listed then
+        self._lists_held = lists_held
+        self._held_waiting: set[_Ready] = set()  # held, listed once a pathway lists what the VM holds
         self._told: deque[str] = deque(maxlen=_TOLD_STREAMS)
         # Each init section's upload, once per run and variant (its key names both), its first read, and
         # its uploads to the other buckets.
@@ -187,6 +206,11 @@ class Uploads:
 
     def key(self, index: int, name: str) -> str:
         return hls.object_key(self._prefix, index, name)
+
+    def release_held(self) -> None:
+        """A pathway lists what the VM holds from now on: every copy held and not listed yet is ready."""
+        for readiness in list(self._held_waiting):
+            readiness.release()
 
     @property
     def keeping(self) -> bool:
@@ -223,7 +247,7 @@ class Uploads:
                     self._inits_other[(pid, init_key)] = other
             init_kept = self._inits_kept.get(init_key)
         ready: Ready = loop.create_future()
-        readiness = _Ready(ready, self.keeping)
+        readiness = _Ready(ready, self._lists_held if self.keeping else None, self._held_waiting)
         seg_key = self.key(index, seg.name)
         kept: asyncio.Future[Kept] = loop.create_future()
         kept.add_done_callback(_retrieved)
