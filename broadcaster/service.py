@@ -213,6 +213,7 @@ class Service:
         probes = {pid: Probe(self.newest if pid == hls.BUCKET_PATHWAY else _newest_landed(b), b.checks.writes)
                   for pid, b in self.buckets.items()}
         self.steering_loop = SteeringLoop(self.steering, probes, on_change=self._steered)
+        self.newest.woken = self.steering_loop.wake  # a listing wakes the loops that went quiet
         self.pathway_reports = PathwayReports(self.steering.report, s.pathways)
 
     def _steered(self, priority: tuple[str, ...]) -> None:

@@ -414,6 +414,7 @@ async def test_a_failed_probe_asks_the_buckets_api_at_once_and_its_refusal_steer
                             lambda: TARGET, interval=INTERVAL)
     newest = Newest()
     loop = SteeringLoop(policy, {"bucket": Probe(newest, check_writes)})
+    newest.woken = loop.wake  # as the service wires it
     await loop.start()
     try:
         def steered_away() -> bool:
@@ -453,6 +454,7 @@ async def test_reports_make_the_loop_probe_at_once_at_most_once_per_probe_again(
                             lambda: TARGET, interval=INTERVAL)
     newest = Newest()
     loop = SteeringLoop(policy, {"bucket": Probe(newest)})
+    newest.woken = loop.wake
     await loop.start()
     try:
         def flooded() -> bool:
@@ -502,3 +504,39 @@ def test_a_client_failing_when_the_bucket_fails_is_forgotten_when_players_are_ba
     world.behind = 0.0
     world.run(0.5)
     assert policy.first == "bucket" and not policy.client_failing("203.0.113.7")
+
+
+async def test_the_loops_go_quiet_while_nothing_is_live_and_a_listing_wakes_them() -> None:
+    """Issue 66, item 3: steering costs an idle service no more than its absence. With nothing listed
+    within three target durations, no upload waiting and no bucket failing, the evaluation and the
+    probes look every QUIET_EVERY seconds instead of twice a second; a listing wakes both at once."""
+    from broadcaster.steering.probe import QUIET_EVERY
+
+    behind = [0.0]
+    evaluated: list[float] = []
+    policy = SteeringPolicy(("bucket", "vm"), {"bucket": BucketSignals(behind=lambda: behind[0],
+                                                                      failing=lambda: False)},
+                            lambda: TARGET, interval=INTERVAL)
+    evaluate = policy.evaluate
+
+    def counted() -> bool:
+        evaluated.append(time.monotonic())
+        return evaluate()
+
+    policy.evaluate = counted  # type: ignore[method-assign]
+    newest = Newest()
+    loop = SteeringLoop(policy, {"bucket": Probe(newest)}, probe=False)
+    newest.woken = loop.wake
+    await loop.start()
+    try:
+        await until(lambda: loop._quiet, "quiet with nothing listed", 10)
+        quiet_since = len(evaluated)
+        newest.listed(0, 0, None, "http://127.0.0.1:9/x.ts")  # a listing: evaluated at once, not quiet
+        await until(lambda: len(evaluated) > quiet_since, "evaluated on the listing", QUIET_EVERY / 2)
+        assert not loop._quiet
+        behind[0] = 0.2  # an upload waits: never quiet, whatever is listed
+        newest.newest = None
+        await until(lambda: len(evaluated) > quiet_since + 2, "evaluated again", 10)
+        assert not loop._quiet
+    finally:
+        await loop.stop()

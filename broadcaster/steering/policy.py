@@ -251,6 +251,10 @@ class SteeringPolicy:
             self._manifest = cached = (self._priority, ttl, body)
         return cached[2]
 
+    def settled(self) -> bool:
+        """No bucket fails, and no upload to any waits (nothing for the evaluation to find meanwhile)."""
+        return all(state.reason is None and state.signals.behind() <= 0 for state in self._state.values())
+
     def bucket_serves(self) -> bool:
         """Whether the VM sends players to the bucket for a segment it holds: players are steered to it and
         its last probe answered. The service's own evidence only: no report changes it."""

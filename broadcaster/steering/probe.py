@@ -16,6 +16,10 @@ report (policy.probe_wanted): a report is a claim, the probe the evidence (at mo
 above, whatever clients send). The other way round, a failed probe asks the bucket's API at once
 (`check_writes`, one GetObject of a missing key, as the service's start does): whichever side sees the
 outage first, the other is asked at once.
+
+While nothing is live (no segment listed within three target durations, no upload waiting, no bucket
+failing) the loop and the probes look every QUIET_EVERY seconds rather than twice a second, and the
+next listing wakes them (SteeringLoop.wake): steering costs an idle service no more than its absence.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ PROBE_EVERY = 1.0
 # it from viewers.
 PROBE_HEADERS = {"User-Agent": f"hls-broadcaster/{__version__} (steering probe)"}
 EVALUATE_EVERY = 0.5  # seconds between the policy's readings of its signals
+QUIET_EVERY = 5.0  # ... and of the probes', while nothing is live (the next listing wakes them)
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,24 @@ class SteeringLoop:
         self._probed = asyncio.Event()  # set after each probe: the policy evaluates its outcome at once
         self._session: aiohttp.ClientSession | None = None
         self._serves = policy.bucket_serves()
+        self._quiet = False  # nothing live at the last evaluation: the loops look every QUIET_EVERY
+
+    def wake(self) -> None:
+        """Something was listed: if the loops were quiet, they look now (Newest.listed calls it)."""
+        if self._quiet:
+            self._quiet = False
+            self._probed.set()
+            for event in self._probe_now.values():
+                event.set()
+
+    def _nothing_live(self) -> bool:
+        """No segment listed within three target durations on any pathway probed, no upload waiting, no
+        bucket failing: nothing to decide until something is listed."""
+        target = self._policy.target_duration()
+        now = self._clock()
+        return self._policy.settled() and all(
+            (newest := probe.newest()) is None or target is None or now - newest[1] > 3 * target
+            for probe in self._probes.values())
 
     async def start(self) -> None:
         self._tasks.append(asyncio.create_task(self._evaluating(), name="steering"))
@@ -105,20 +128,22 @@ class SteeringLoop:
                 for pathway, event in self._probe_now.items():
                     if self._policy.probe_wanted(pathway):
                         event.set()
+                self._quiet = self._nothing_live()
             except Exception:  # noqa: BLE001 (a bug here must not stop steering for good: logged, next turn)
                 log.exception("steering: evaluating the pathways failed")
             # Or at once after a probe: its outcome may decide. asyncio.timeout, not wait_for: on 3.11
             # wait_for loses a cancel that comes as the event is set, and stop() then waited for ever
             # (test_steering_policy hung 300 s once the probe went every second).
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(EVALUATE_EVERY):
+                async with asyncio.timeout(QUIET_EVERY if self._quiet else EVALUATE_EVERY):
                     await self._probed.wait()
             self._probed.clear()
 
     async def _probing(self, pathway: str) -> None:
         assert self._session is not None
         await probe_pathway(self._policy, pathway, self._probes[pathway].newest, self._session, self._clock,
-                            now=self._probe_now[pathway], probed=lambda ok: self._after_probe(pathway, ok))
+                            now=self._probe_now[pathway], probed=lambda ok: self._after_probe(pathway, ok),
+                            quiet=lambda: self._quiet)
 
     def _after_probe(self, pathway: str, ok: bool) -> None:
         self._probed.set()
@@ -139,14 +164,17 @@ class SteeringLoop:
 
 class Newest:
     """The newest segment listed, as the Release tells each listing (publish/release.py ListedHook): the
-    first bucket's probe fetches it at the URL it was listed with (public, or presigned)."""
+    first bucket's probe fetches it at the URL it was listed with (public, or presigned). `woken`: told
+    each listing (SteeringLoop.wake: a quiet loop looks again)."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self.newest: tuple[str, float] | None = None
+        self.woken: Callable[[], None] = lambda: None
 
     def listed(self, variant: int, sequence: int, segment: object, url: str) -> None:
         self.newest = (url, self._clock())
+        self.woken()
 
     def __call__(self) -> tuple[str, float] | None:
         return self.newest
@@ -154,13 +182,17 @@ class Newest:
 
 async def probe_pathway(policy: SteeringPolicy, pathway: str, newest: Callable[[], tuple[str, float] | None],
                         session: aiohttp.ClientSession, clock: Callable[[], float], *,
-                        now: asyncio.Event | None = None, probed: Callable[[bool], None] = lambda ok: None) -> None:
+                        now: asyncio.Event | None = None, probed: Callable[[bool], None] = lambda ok: None,
+                        quiet: Callable[[], bool] = lambda: False) -> None:
     """Probe `pathway`'s newest segment (its URL and when it was listed: `newest()`) for ever, telling
     the policy each outcome (the module docstring says when), then `probed(ok)`. The first bucket's and a
-    second's. `now`, once set, cuts the wait for the next probe short (and is cleared)."""
+    second's. `now`, once set, cuts the wait for the next probe short (and is cleared); while `quiet()`
+    (nothing live) it waits QUIET_EVERY."""
     ok = True
     while True:
         wait = PROBE_EVERY if ok else PROBE_AGAIN
+        if ok and quiet():
+            wait = QUIET_EVERY
         if now is None:
             await asyncio.sleep(wait)
         else:
