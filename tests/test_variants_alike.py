@@ -21,6 +21,9 @@ found with the tests below:
   segment of the stream, listed but not shown yet, was carried into the new playlist as its first entry,
   where its EXT-X-DISCONTINUITY is not rendered: it fell back to the number before it, while the copied
   variant had shown its own copy of that moment under the number after.
+And one more, found by the same shuffled runs with the copied variant's playlist advertising its longer
+segments only as it lists them: each lane's first slot of a stream decided the new stream's target again
+(the second time with a new timeline: one moment under two numbers).
 """
 
 from __future__ import annotations
@@ -222,6 +225,32 @@ async def test_a_stream_cut_apart_after_its_first_slot_was_decided_with_one_copy
     if not raised:
         assert discontinuity_of(world, 1, "stream-b-1.ts") == discontinuity_of(world, 0, "stream-b-1.ts") \
             == discontinuity_of(world, 0, "stream-b-0.ts") == 1
+    await world.pub.close()
+
+
+async def test_the_second_lane_to_start_a_stream_does_not_start_it_again(tmp_path: Path) -> None:
+    """The new stream's variants cut apart from its first slot on (the copied variant's first segment is
+    3 s, the transcoded one's 2 s), the copied variant's copy still being written: the transcoded variant's
+    lane lists the stream first, and decides its target (3 s). The copied variant's lane, once its copy is
+    in the bucket, is not a new stream any more, though its playlist now advertises 4 s: no new playlist
+    on a new timeline, which put its first moment under a number the other variant did not give it."""
+    holds = Holds()
+    world = World(tmp_path, align_by="time", window=6.0, writes=holds, stepped=True)
+    done = await stream_ended(world)
+    holds.hold(0, "stream-b-0.ts")
+    holds.hold(0, "stream-b-1.ts")  # held to the end: its raise of the target is not this test's
+    world.owncast_lists(0, "stream-b-0.ts", duration=3.0, date=20, target=3)
+    world.owncast_lists(1, "stream-b-0.ts", duration=2.0, date=20, target=2)
+    await until(lambda: "stream-b-0" in world.text(1), "stream-b-0 listed in variant 1", 5, every=0.001)
+    world.owncast_lists(1, "stream-b-1.ts", duration=2.0, date=22, target=2)
+    world.owncast_lists(0, "stream-b-1.ts", duration=4.0, date=23, target=4)
+    await until(lambda: "stream-b-1" in world.text(1), "stream-b-1 listed in variant 1", 5, every=0.001)
+    done = checked(world, done)
+    holds.events.pop(("0", "stream-b-0.ts")).set()  # Owncast finished stream-b-0, not stream-b-1
+    await until(lambda: "stream-b-0" in world.text(0), "stream-b-0 listed in variant 0", 5, every=0.001)
+    checked(world, done)
+    assert world.pub.target_duration == 3
+    assert discontinuity_of(world, 0, "stream-b-0.ts") == discontinuity_of(world, 1, "stream-b-0.ts")
     await world.pub.close()
 
 
