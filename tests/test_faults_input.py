@@ -124,16 +124,18 @@ def assert_nothing_from_outside(objects: dict[str, bytes]) -> None:
 # bucket's pathway, what the service's playlists show) once its upload landed and a version holding it
 # was saved; those written before the service starts, once unchanged for UNHEARD_QUIET (2 s) too. The
 # rig's first two slots were listed in every variant 0.35-1.5 s after the start (96 starts timed, at a
-# load average of 9 to 24; 141 starts passed at 2 to 34, 2026-11-27). LISTED allows for one upload attempt that stalls past UPLOAD_TIMEOUT
-# (5 s, the rig keeps the default) and is retried, as slowly, on a loaded machine: what the one failure
-# of the rig's wait (10 s then; a full run at load 13: one variant's second segment missing, every other
-# variant's listed) looked like, and could not be made again. A wait that fails says, per variant, what
-# the service had listed and uploaded, which of its uploads failed and why, and what it warned of: a
-# segment listed but not uploaded is the bucket's slowness, one not listed the service holding it.
+# load average of 9 to 24; 141 starts passed at 2 to 34, 2026-11-27). LISTED allows for one upload
+# attempt that stalls past UPLOAD_TIMEOUT (5 s, the rig keeps the default) and is retried, as slowly, on
+# a loaded machine: what the one failure of the rig's wait (10 s then; a full run at load 13: one
+# variant's second segment missing, every other variant's listed) looked like, and could not be made
+# again. A wait that fails says, per variant, what the service had listed and uploaded, which of its
+# uploads failed and why, and what it warned of: a segment listed but not uploaded is the bucket's
+# slowness, one not listed the service holding it.
 LISTED = 15.0
 
 
-async def listed_everywhere(seen: Observer, service: ServiceProcess, *names: str, timeout: float = LISTED) -> None:
+async def listed_everywhere(seen: Observer, service: ServiceProcess, *names: str,
+                            timeout: float = LISTED) -> None:
     """`names` listed in every variant's playlist (`seen` polls them); a wait that fails says why."""
     try:
         await seen.listed_everywhere(*names, timeout=timeout)

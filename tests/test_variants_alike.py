@@ -178,7 +178,8 @@ async def stream_ended(world: World) -> int:
             world.owncast_lists(v, f"stream-a-{n}.ts", duration=2.0, date=2 * n, target=2)
     for v in (0, 1):
         world.owncast_lists(v, ended=True, target=2)
-    await until(lambda: all(world.pub.playlist(v).ended for v in (0, 1)), "the first stream ended", 5, every=0.001)  # type: ignore[union-attr]
+    await until(lambda: all(world.pub.playlist(v).ended for v in (0, 1)),  # type: ignore[union-attr]
+                "the first stream ended", 5, every=0.001)
     for v in (0, 1):
         world.segments[v] = []
     return checked(world, 0)
@@ -255,7 +256,8 @@ async def test_the_second_lane_to_start_a_stream_does_not_start_it_again(tmp_pat
 
 
 @pytest.mark.parametrize("seed", range(40))
-async def test_shuffled_streams_cut_apart_keep_every_variant_numbered_alike(tmp_path: Path, seed: int) -> None:
+async def test_shuffled_streams_cut_apart_keep_every_variant_numbered_alike(tmp_path: Path,
+                                                                             seed: int) -> None:
     """Three streams of about 12 s, the second with its variants cut apart (a copied variant cut at
     keyframes 1-5 s apart beside a transcoded one cut every 2 s), the third at random one or the other.
     Each variant's segments come in its own order, the two interleaved by when each ends give or take
@@ -318,8 +320,8 @@ async def test_shuffled_streams_cut_apart_keep_every_variant_numbered_alike(tmp_
     await world.pub.close()
 
 
-@pytest.mark.xfail(strict=True, reason="not fixed: a raise from one lane leaves the other variant's new playlist "
-                                       "empty, and its former version visible, which never ends")
+@pytest.mark.xfail(strict=True, reason="not fixed: a raise from one lane leaves the other variant's new "
+                                       "playlist empty, and its former version visible, which never ends")
 async def test_a_raise_from_one_lane_after_the_other_showed_all_it_had(tmp_path: Path) -> None:
     """Variants cut apart; the transcoded variant has listed, and shown, all it has when the copied
     variant's 5 s segment raises the target 2 -> 5 (on the same timeline), and the stream ends. The
@@ -342,5 +344,6 @@ async def test_a_raise_from_one_lane_after_the_other_showed_all_it_had(tmp_path:
         world.owncast_lists(v, ended=True, target=5 - 3 * v)
     await until(lambda: world.text(0).endswith("#EXT-X-ENDLIST\n"), "variant 0 ended", 5, every=0.001)
     await let_run()
-    assert "#EXT-X-TARGETDURATION:5\n" in world.text(1) and world.text(1).endswith("#EXT-X-ENDLIST\n"), world.text(1)
+    shown = world.text(1)
+    assert "#EXT-X-TARGETDURATION:5\n" in shown and shown.endswith("#EXT-X-ENDLIST\n"), shown
     await world.pub.close()

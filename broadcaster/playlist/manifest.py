@@ -287,8 +287,9 @@ class ManifestGenerator:
             # one too, whose own tag the new playlist does not render (it is its first entry): counted
             # here instead. Without, a carried first segment of a new stream fell back to the number
             # before its discontinuity, under which the other variants list an earlier moment (6.2.4).
+            first_tag = bool(carried) and carried[0].discontinuity
             self._discontinuity_sequence = (
-                max(self._discontinuity_sequence + carried[0].discontinuity, discontinuity_sequence - 1) if carried
+                max(self._discontinuity_sequence + first_tag, discontinuity_sequence - 1) if carried
                 else max(self._discontinuity_sequence + 1, discontinuity_sequence))
             self._pending_discontinuity = False
             self._continues = False
