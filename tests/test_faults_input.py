@@ -53,7 +53,7 @@ from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.observe import Observer
 from tests.support.owncast_writer import SECONDS, HandFedOwncast, Prepare, real_ts_segment, write_in_place
-from tests.support.waiting import until
+from tests.support.waiting import TimedOut, until
 
 # One SeaweedFS for the module (each test has its own service, HLS_DIR and key prefix): starting and
 # stopping it for every test would cost half the file's time budget; one worker runs the module
@@ -120,6 +120,54 @@ def assert_nothing_from_outside(objects: dict[str, bytes]) -> None:
         assert SECRET not in body, f"{key} holds bytes from outside HLS_DIR"
 
 
+# Bounds of the waits on a condition, never how long anything takes. A segment is listed here (on the
+# bucket's pathway, what the service's playlists show) once its upload landed and a version holding it
+# was saved; those written before the service starts, once unchanged for UNHEARD_QUIET (2 s) too. The
+# rig's first two slots were listed in every variant 0.35-1.5 s after the start (96 starts timed, at a
+# load average of 9 to 24; 141 starts passed at 2 to 34, 2026-11-27). LISTED allows for one upload
+# attempt that stalls past UPLOAD_TIMEOUT (5 s, the rig keeps the default) and is retried, as slowly, on
+# a loaded machine: what the one failure of the rig's wait (10 s then; a full run at load 13: one
+# variant's second segment missing, every other variant's listed) looked like, and could not be made
+# again. A wait that fails says, per variant, what the service had listed and uploaded, which of its
+# uploads failed and why, and what it warned of: a segment listed but not uploaded is the bucket's
+# slowness, one not listed the service holding it.
+LISTED = 15.0
+
+
+async def listed_everywhere(seen: Observer, service: ServiceProcess, *names: str,
+                            timeout: float = LISTED) -> None:
+    """`names` listed in every variant's playlist (`seen` polls them); a wait that fails says why."""
+    try:
+        await seen.listed_everywhere(*names, timeout=timeout)
+    except TimedOut as err:
+        raise TimedOut(f"{err}\n{await _what_the_service_did(seen, service)}") from None
+
+
+async def _what_the_service_did(seen: Observer, service: ServiceProcess) -> str:
+    """Per variant, the segments the service saw, listed and uploaded (its counters); its failed upload
+    attempts by reason; whether it held versions back; its warnings and errors."""
+    try:
+        metrics = await seen.metrics()
+    except (aiohttp.ClientError, AssertionError, TimeoutError) as err:
+        return f"(/metrics did not answer: {err!r})\n" + "\n".join(service.warnings()[-40:])
+
+    def count(name: str, **labels: str) -> int:
+        return int(sum(value for (sample, have), value in metrics.items()
+                       if sample == name and all((k, v) in have for k, v in labels.items())))
+
+    ns = "hls_broadcaster"
+    per_variant = {v: (count(f"{ns}_segments_seen_total", variant=str(v)),
+                       count(f"{ns}_segments_listed_total", variant=str(v)),
+                       count(f"{ns}_segments_uploaded_total", variant=str(v), pathway="bucket"))
+                   for v in seen.variants}
+    failures = {dict(labels).get("reason", "?"): int(value) for (sample, labels), value in metrics.items()
+                if sample == f"{ns}_upload_failures_total" and value}
+    return "\n".join([
+        "the service's counters, variant: (seen, listed, uploaded to the bucket): " + repr(per_variant),
+        f"failed upload attempts by reason: {failures}; versions held back: {count(f'{ns}_listing_held')}",
+        "its warnings:", *service.warnings()[-40:]])
+
+
 @dataclass
 class Rig:
     feed: HandFedOwncast
@@ -131,6 +179,9 @@ class Rig:
 
     def key(self, v: int, name: str) -> str:
         return f"{self.prefix}/{v}/{name}"
+
+    async def listed_everywhere(self, *names: str, timeout: float = LISTED) -> None:
+        await listed_everywhere(self.seen, self.service, *names, timeout=timeout)
 
     async def objects(self) -> dict[str, bytes]:
         """This test's objects in the bucket."""
@@ -186,7 +237,7 @@ async def rig(
     )
     async with ServiceProcess(env, tmp_path) as service, aiohttp.ClientSession() as http:
         seen = Observer(service.url, http, feed.variants)
-        await seen.listed_everywhere(*first)
+        await listed_everywhere(seen, service, *first)
         yield Rig(feed, service, seen, s3, prefix, outside)
         assert service.proc is not None and service.proc.returncode is None, "the service died"
         assert service.problems() == [], "\n".join(service.problems())
@@ -196,10 +247,10 @@ async def rig(
     assert service.problems() == [], "\n".join(service.problems())
 
 
-async def good_slots(rig: Rig, count: int = 2, timeout: float = 10.0) -> list[str]:
+async def good_slots(rig: Rig, count: int = 2, timeout: float = LISTED) -> list[str]:
     """`count` good slots, listed in every variant; proves the service kept going."""
     names = [rig.feed.slot() for _ in range(count)]
-    await rig.seen.listed_everywhere(*names, timeout=timeout)
+    await rig.listed_everywhere(*names, timeout=timeout)
     return names
 
 
@@ -246,7 +297,7 @@ async def test_bad_segment_files_are_lost_once_and_nothing_outside_is_uploaded(
     await good_slots(rig, 1)
     garbage_name = feed.slot({0: lambda p: write_in_place(p, garbage)})
     after = await good_slots(rig, 3)
-    await seen.listed_everywhere(garbage_name)
+    await rig.listed_everywhere(garbage_name)
     status, health = await seen.health()
     # Nothing of the bad input is left in /health. A loaded machine can make the bucket slower than real
     # time (runs f2 and g1: 1.1 and 1.9 s per second of media, SeaweedFS at the lowest CPU priority): a
@@ -432,7 +483,7 @@ async def test_broken_playlists_are_warned_once_and_the_stream_goes_on(rig: Rig)
             elif feed.playlist(v).is_symlink() or not feed.playlist(v).is_file():
                 feed.playlist(v).unlink()
             feed.write_playlist(v)  # Owncast writes the next version: the stream goes on
-        await seen.listed_everywhere(name, *(await good_slots(rig, 1)))
+        await rig.listed_everywhere(name, *(await good_slots(rig, 1)))
     # A long line under the size limit (256 KiB) is read like any other line (an unknown tag here).
     name = feed.slot()
     write_in_place(
@@ -441,7 +492,7 @@ async def test_broken_playlists_are_warned_once_and_the_stream_goes_on(rig: Rig)
             "#EXT-X-INDEPENDENT-SEGMENTS", "#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-JUNK:" + "x" * 200_000
         ),
     )
-    await seen.listed_everywhere(name, *(await good_slots(rig, 1)))
+    await rig.listed_everywhere(name, *(await good_slots(rig, 1)))
     # The multivariant playlist: the last good one keeps being served.
     async with seen.http.get(f"{seen.url}/live/master.m3u8") as r:
         assert r.status == 200

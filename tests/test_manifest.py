@@ -404,6 +404,30 @@ def test_segments_carried_into_a_new_timeline_keep_theirs_and_the_next_segment_s
     assert gen.last_discontinuity == plain.last_discontinuity == 1  # one moment, one number (6.2.4)
 
 
+def test_a_carried_first_segment_of_a_new_stream_keeps_its_discontinuity_number() -> None:
+    """A restart with new_timeline that carries a never-served segment which began a new stream (after a
+    discontinuity): it is the new playlist's first entry, so its tag is not rendered, and its number
+    must still be the one it had (the other variants list its moment under it, 6.2.4), not the number
+    before it (test_owncast_matrix: variant-discontinuity-mismatch, the transcoded variant's first
+    segment of a passthrough stream at 0, the copied one's at 1)."""
+    checker = MediaPlaylistChecker(allow_restart=True)
+    gen = ManifestGenerator(2, WindowOptions(6.0))
+    for n in range(3):
+        gen.append(ListedSegment(f"a{n}.ts", 2.0, 1000.0 + 2 * n), float(n))
+    gen.end()
+    checker.assert_ok(gen.render().body.decode())  # the last version served: up to a2, number 2
+    gen.append(ListedSegment("b0.ts", 2.0, 1020.0, discontinuity=True), 4.0)  # listed, never shown
+    assert gen.last_discontinuity == 1
+    assert gen.restart(5, 5.0, new_timeline=True, served_through=2) == []
+    assert gen.uris() == ["b0.ts"] and gen.last_discontinuity == 1
+    gen.append(ListedSegment("b1.ts", 2.0, 1022.0), 6.0)
+    text = gen.render().body.decode()
+    checker.assert_ok(text)
+    assert "#EXT-X-DISCONTINUITY-SEQUENCE:1\n" in text, text  # b0 under 1, as before the restart
+    assert text.index("b0.ts") < text.index("#EXT-X-DISCONTINUITY\n") < text.index("b1.ts"), text
+    assert gen.last_discontinuity == 2  # b1 starts the new timeline
+
+
 def test_a_restart_to_a_lower_target_leaves_what_does_not_fit_and_marks_the_gap() -> None:
     gen = ManifestGenerator(4, WindowOptions(12.0))
     for n, duration in enumerate((3.5, 1.0, 3.8, 1.0)):

@@ -211,7 +211,7 @@ async def test_the_target_policy_returns_a_retarget_and_changes_no_playlist(worl
     ready: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
     longer = SourceSegment("stream-a-2.ts", 2.6, None, False, None)
     slot = Slot((0, 2), {0: Copy(longer, "live/0/stream-a-2.ts", None, 0.0, task, ready)})
-    decision = policy.fit(slot, variants, variants, 0, True)
+    decision = policy.fit(slot, variants, variants, 0, True, started=True)
     assert decision == Retarget(3, new_timeline=True) and policy.value == 3
     assert state() == before and all(p.target_duration == 1 for p in playlists)
 

@@ -283,9 +283,14 @@ class ManifestGenerator:
         if new_timeline:
             # The next segment starts a new timeline, counted here, in every variant alike (all restart
             # together, also one that listed nothing yet), so discontinuity numbers stay the same across them.
-            # With segments carried, its tag counts it (_carry): they keep the number they had.
-            self._discontinuity_sequence = (max(self._discontinuity_sequence, discontinuity_sequence - 1) if carried
-                                            else max(self._discontinuity_sequence + 1, discontinuity_sequence))
+            # With segments carried, its tag counts it (_carry): they keep the number they had, the first
+            # one too, whose own tag the new playlist does not render (it is its first entry): counted
+            # here instead. Without, a carried first segment of a new stream fell back to the number
+            # before its discontinuity, under which the other variants list an earlier moment (6.2.4).
+            first_tag = bool(carried) and carried[0].discontinuity
+            self._discontinuity_sequence = (
+                max(self._discontinuity_sequence + first_tag, discontinuity_sequence - 1) if carried
+                else max(self._discontinuity_sequence + 1, discontinuity_sequence))
             self._pending_discontinuity = False
             self._continues = False
         else:

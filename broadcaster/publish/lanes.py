@@ -40,9 +40,12 @@ class Lanes:
         if lane is None:
             lane = self._lanes[index] = SlotAligner()
             v = variants.get(index)
-            # What was decided together stays decided; a variant that listed nothing of this run yet
-            # (its playlist came after the others' first segments) lists the run from its start.
-            joined = v is not None and v.playlist.last_run == run
+            # What was decided together stays decided; a variant that had no copy in it (its playlist came
+            # after the others' first segments) lists the run from its start. A copy decided together
+            # that waits in its variant (Owncast still writing it) counts: taken for none, its lane saw
+            # the slot after it as a jump past segments never seen, and marked a gap in that variant
+            # alone, a discontinuity the other variants do not have there (6.2.4).
+            joined = v is not None and (v.playlist.last_run == run or self.together.joined(index, run))
             lane.decided = self.together.decided if joined else min(self.together.decided, (run, -1))
         return lane
 

@@ -222,7 +222,8 @@ class Lister:
             return
         numbering = self._numbering
         variants = self._variants.values()
-        self.retarget(self._target.fit(slot, members, variants, numbering.last_run, together))
+        started = any(self._last_run(o) == slot.key[0] for o in variants)  # the stream (run) is not new
+        self.retarget(self._target.fit(slot, members, variants, numbering.last_run, together, started))
         base = numbering.next_sequence  # where an empty playlist starts: the same for every variant of it
         now = self._mono()
         wall = self._wall()  # one clock reading per slot: a date made up here is the same in every variant

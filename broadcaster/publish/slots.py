@@ -126,6 +126,7 @@ class SlotAligner:
         # made one long playlist quadratic.
         self._queued = 0
         self._run_seen: dict[int, float] = {}  # run -> when its first copy was seen (the last few runs)
+        self._joined: dict[int, set[int]] = {}  # run -> variants with a copy in a slot of it decided here
 
     @property
     def queued(self) -> int:
@@ -199,9 +200,17 @@ class SlotAligner:
         self.decided = key
         if slot.copies:
             self._recent[key] = next(iter(slot.copies.values())).source
+            self._joined.setdefault(key[0], set()).update(slot.copies)
+            if len(self._joined) > 4:
+                del self._joined[min(self._joined)]
             if len(self._recent) > DECIDED_MEMORY:
                 self._recent.popitem(last=False)
         return Ready(slot, members, previous)
+
+    def joined(self, index: int, run: int) -> bool:
+        """Variant `index` had a copy in a slot of `run` decided here (listed then, or later in its
+        variant alone once Owncast finished it, or a gap there; the last few runs)."""
+        return index in self._joined.get(run, ())
 
     def decided_copy(self, key: SlotKey) -> SourceSegment | None:
         """A copy the slot at `key` was decided with, if it was decided lately: what a copy that comes

@@ -64,13 +64,14 @@ class TargetPolicy:
         return 1.5 * window + (self.value or 0)
 
     def fit(self, slot: Slot, members: list[Variant], variants: Iterable[Variant], last_run: int | None,
-            together: bool) -> Retarget | None:
+            together: bool, started: bool) -> Retarget | None:
         """Keep 4.4.3.1 and 6.2.1 while Owncast changes underneath (docs/hls-rules.md, "A new target
         duration"): a new stream gets the target its own playlists advertise; a segment longer than
         the target within a stream raises it, doubled, so a copied variant's keyframe interval costs
         a new playlist once or twice, not at every longer segment. The decision, if the target changes:
         every playlist then starts again at the same address above all it served, and no segment is
-        dropped."""
+        dropped. `started`: some variant has a slot of this run decided already (listed, or waiting in
+        it): the stream is not new any more, whichever variant's slot this is."""
         current = self.value
         if current is None:
             return None
@@ -78,8 +79,11 @@ class TargetPolicy:
         need = max(hls.rounded_duration(round(c.source.duration, 3)) for c in slot.copies.values())
         run = slot.key[0]
         runs = [v.playlist.last_run for v in members]
-        new_stream = any(r is not None and r != run for r in runs) or (
-            last_run is not None and last_run != run and all(r is None for r in runs))
+        # Once per stream: variants cut apart reach the stream's first slot each in a lane of its own,
+        # and a second decision, taken from what Owncast advertises by then, started every playlist on
+        # a new timeline again, after one lane had listed the stream's first moment on the one before.
+        new_stream = not started and (any(r is not None and r != run for r in runs) or (
+            last_run is not None and last_run != run and all(r is None for r in runs)))
         if new_stream:
             advertised = max((v.advertised for v in variants
                               if v.last_key is not None and v.last_key[0] == run), default=need)
