@@ -448,7 +448,7 @@ def live_generator(segments: int = 12, window: float = 10) -> ManifestGenerator:
     return gen
 
 
-def playlist_app(render: Callable[[int], Rendered | None], target: int = 1) -> web.Application:
+def playlist_app(render: Callable[[int], Rendered | None], target: int = 1, **app_options: Any) -> web.Application:
     """The service's public app (create_app: routing, CORS, ETag, gzip, metrics) over playlists
     already made: `render(variant)` answers every media request, blocking ones at once."""
     from broadcaster.http import create_app
@@ -474,13 +474,35 @@ def playlist_app(render: Callable[[int], Rendered | None], target: int = 1) -> w
             return render(variant)
 
     source = Source()
-    return create_app(source, source, Metrics())
+    return create_app(source, source, Metrics(), **app_options)
 
 
 def live_app() -> web.Application:
     """bench/serve.py's "ours": live_generator's playlist (variant 0) through the whole app."""
     gen = live_generator()
     return playlist_app(lambda variant: gen.render() if variant == 0 else None)
+
+
+def steered_app() -> web.Application:
+    """live_app with content steering on (PATHWAYS=bucket,vm) as the service wires its manifest route: the
+    policy (the bucket first), the steering manifest it renders, the request counted by _HLS_pathway."""
+    from broadcaster.http import Pathways, PlaylistOptions
+    from broadcaster.playlist.master import Pathway
+    from broadcaster.steering.masters import SteeredMasters
+    from broadcaster.steering.metrics import PathwayCounts
+    from broadcaster.steering.policy import BucketSignals, SteeringPolicy
+
+    gen = live_generator()
+    policy = SteeringPolicy(("bucket", "vm"), {"bucket": BucketSignals(behind=lambda: 0.0)}, lambda: 1,
+                            interval=5.0)
+    counts = PathwayCounts(lambda: policy.first != "bucket", ("bucket", "vm"))
+    playlists: Any = None  # the masters are not asked here: only the manifest is
+
+    pathways = Pathways(masters=SteeredMasters(playlists, [Pathway("bucket"), Pathway("vm", "vm")],
+                                               lambda: policy.first, {}),
+                        steering=policy, newest=lambda variant: None, count_steering=counts.manifest)
+    return playlist_app(lambda variant: gen.render() if variant == 0 else None,
+                        playlist_options=PlaylistOptions(pathways=pathways))
 
 
 def bare_app() -> web.Application:

@@ -23,10 +23,14 @@ import re
 import shutil
 import sys
 
-from bench.rig import WARM_UP, bare_app, counted, feed, live_app
+from bench.rig import WARM_UP, bare_app, counted, feed, live_app, steered_app
 
 # What wrk sends in bench/serve.py (no Accept-Encoding: both apps send the plain playlist).
 REQUEST = b"GET /live/playlist.m3u8 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n"
+# A steering player's manifest reload, as hls.js sends it (issue 66: it must cost no more than a
+# playlist request), to the same app with content steering on.
+STEERING = (b"GET /live/steering.json?_HLS_pathway=bucket&_HLS_throughput=4200000 HTTP/1.1\r\n"
+            b"Host: 127.0.0.1:8080\r\n\r\n")
 
 
 async def _drive(kind: str, requests: int) -> None:
@@ -34,8 +38,8 @@ async def _drive(kind: str, requests: int) -> None:
     import logging
 
     logging.disable(logging.CRITICAL)
-    app = live_app() if kind == "ours" else bare_app()
-    transport = await feed(app, kind, [REQUEST], WARM_UP + requests)
+    app = live_app() if kind == "ours" else steered_app() if kind == "steering" else bare_app()
+    transport = await feed(app, kind, [STEERING if kind == "steering" else REQUEST], WARM_UP + requests)
     head, _, body = transport.last.partition(b"\r\n\r\n")
     length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
     if transport.writes != WARM_UP + requests or length is None or len(body) != int(length.group(1)):
@@ -53,7 +57,7 @@ def main() -> None:
     if shutil.which("valgrind") is None:
         sys.exit("bench/serve_cost.py needs valgrind: apt-get install valgrind")
     n = args.requests
-    per_request = counted("bench.serve_cost", ("baseline", "ours"), n)
+    per_request = counted("bench.serve_cost", ("baseline", "ours", "steering"), n)
     print(f"instructions per playlist request (callgrind, {n} requests: runs of {n} and {2 * n} subtracted)")
     for kind, cost in per_request.items():
         print(f"  {kind:>8}: {cost:9,.0f}")
@@ -61,6 +65,8 @@ def main() -> None:
           f"({per_request['ours'] / per_request['baseline'] - 1:+.1%})")
     print(f"  ratio baseline/ours: {per_request['baseline'] / per_request['ours']:.3f} "
           f"(bench/serve.py's goal: >= 0.9 of the baseline's requests/s)")
+    print(f"  a steering manifest request / a playlist request: {per_request['steering'] / per_request['ours']:.3f} "
+          f"(issue 66's goal: <= 1)")
 
 
 if __name__ == "__main__":

@@ -121,7 +121,7 @@ def test_amplification() -> None:
 
 
 @pytest.mark.parametrize(("module", "kinds", "extra"), [
-    ("serve_cost", ("baseline", "ours"), ()),
+    ("serve_cost", ("baseline", "ours", "steering"), ()),
     ("heartbeat", ("playlist", "heartbeat", "report"), ("2",)),
 ])
 def test_counted_benches(module: str, kinds: tuple[str, ...], extra: tuple[str, ...],
@@ -153,7 +153,8 @@ def test_counted_benches(module: str, kinds: tuple[str, ...], extra: tuple[str, 
     for kind in kinds:
         has(out, rf"^\s+{kind}:\s+{NUMBER}$")
     if module == "serve_cost":
-        has(out, rf"ours adds {NUMBER} \({NUMBER}%\)", rf"ratio baseline/ours: {NUMBER}")
+        has(out, rf"ours adds {NUMBER} \({NUMBER}%\)", rf"ratio baseline/ours: {NUMBER}",
+            rf"a steering manifest request / a playlist request: {NUMBER}")
     else:
         has(out, rf"a heartbeat costs {NUMBER} playlist requests, one with a playback report {NUMBER}",
             rf"heartbeats add {NUMBER}% requests and {NUMBER}% CPU")

@@ -75,14 +75,14 @@ class Proxies:
         connection's own when no proxy is in front; None when one is that does not say, or is not
         trusted to (a client's own header is never believed: it gets what a proxy we cannot hear gets)."""
         headers = request.headers
-        peer = request.remote or ""
-        if self.trusts(peer):
+        if (self.cloudflare or self.networks) and self.trusts(peer := request.remote or ""):
             said = _cf_visitor(headers) if self.cloudflare and _loopback(peer) else None
             said = said or _forwarded_proto(headers)
             if said is not None:
                 return said, True
-        if any(name in headers for name in _PROXY_HEADERS):
-            return None, True
+        for name in _PROXY_HEADERS:  # a loop, not any(genexpr): on every manifest and master request
+            if name in headers:
+                return None, True
         return request.scheme, False
 
     def client(self, request: web.Request) -> str | None:
@@ -133,11 +133,15 @@ def request_here(request: web.Request, proxies: Proxies) -> Here | None:
     host = request.headers.get(hdrs.HOST, "")
     if not _plain_host(host):
         return None
-    folder = request.path.rpartition("/")[0] + "/"
     scheme, proxied = proxies.scheme(request)
+    return _here(scheme, host, request.path.rpartition("/")[0], proxied)
+
+
+@functools.lru_cache(maxsize=256)  # the same few places, request after request (each request made one)
+def _here(scheme: str | None, host: str, folder: str, proxied: bool) -> Here:
     if scheme is None:
-        return Here(f"//{host}{folder}")
-    return Here(f"{scheme}://{host}{folder}", shared=not (proxied and scheme == "http"))
+        return Here(f"//{host}{folder}/")
+    return Here(f"{scheme}://{host}{folder}/", shared=not (proxied and scheme == "http"))
 
 
 @functools.lru_cache(maxsize=256)  # the same few hosts, request after request

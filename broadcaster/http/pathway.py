@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from aiohttp import hdrs, web
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from ..numbers import whole_number
 from ..playlist import hls
@@ -212,6 +213,27 @@ class OwnFailure:
         return rate
 
 
+@dataclass(frozen=True, slots=True)
+class _Manifest:
+    """One place's steering manifest with its headers, built once per change (aiohttp copies a
+    CIMultiDict into each response faster than a dict: the manifest is asked as often as a playlist)."""
+
+    source: bytes  # the source's manifest it was made from (compared by identity)
+    body: bytes
+    etag: str
+    headers: CIMultiDictProxy[str]
+    unchanged: CIMultiDictProxy[str]  # a 304's: the same without Content-Type
+
+    @classmethod
+    def of(cls, source: bytes, body: bytes, ttl: int, shared: bool) -> _Manifest:
+        etag = '"' + hashlib.blake2b(body, digest_size=8).hexdigest() + '"'
+        unchanged = CIMultiDict({**EDGE_HEADERS, hdrs.ETAG: etag, hdrs.CACHE_CONTROL:
+                                 hls.steering_cache_control(ttl) if shared else hls.UNSHARED_CACHE_CONTROL})
+        headers = CIMultiDict(unchanged)
+        headers[hdrs.CONTENT_TYPE] = hls.STEERING_CONTENT_TYPE
+        return cls(source, body, etag, CIMultiDictProxy(headers), CIMultiDictProxy(unchanged))
+
+
 class SteeringRoute:
     """GET <folder>/steering.json: the manifest (any query: players add _HLS_pathway and _HLS_throughput,
     which change nothing in the answer; a CDN should leave the query out of its cache key), its
@@ -226,8 +248,7 @@ class SteeringRoute:
         self._count = count
         self._known = frozenset(pathways)
         self._proxies = proxies  # who may say the scheme the viewer used (clients.py)
-        # (place, shareable) -> (the source's manifest, its TTL, the manifest there, its headers)
-        self._cached: dict[tuple[str, bool], tuple[bytes, int, bytes, dict[str, str]]] = {}
+        self._cached: dict[tuple[str, bool], _Manifest] = {}  # (place, shareable) -> the answer there
         self._places: set[str] = set()
 
     async def manifest(self, request: web.Request) -> web.Response:
@@ -237,7 +258,7 @@ class SteeringRoute:
                                 headers=edge_headers({hdrs.CACHE_CONTROL: "public, max-age=3600"}))
         pathway = request.query.get(STEERING_QUERY_PATHWAY, "")
         self._count(pathway if pathway in self._known else "other" if pathway else "none")
-        body, ttl = source.manifest(), source.ttl()
+        body = source.manifest()  # a new one whenever the priority or the TTL changes
         here = request_here(request, self._proxies)
         place = "" if here is None else here.base
         if place not in self._places:
@@ -247,17 +268,12 @@ class SteeringRoute:
                 self._places.add(place)
         shared = not place or here is None or here.shared
         cached = self._cached.get((place, shared))
-        if cached is None or cached[0] is not body or cached[1] != ttl:
-            there = reloaded_from(body, place or None)
-            etag = '"' + hashlib.blake2b(there, digest_size=8).hexdigest() + '"'
-            headers = edge_headers({
-                hdrs.CACHE_CONTROL: hls.steering_cache_control(ttl) if shared else hls.UNSHARED_CACHE_CONTROL,
-                hdrs.ETAG: etag, hdrs.CONTENT_TYPE: hls.STEERING_CONTENT_TYPE})
-            self._cached[(place, shared)] = cached = (body, ttl, there, headers)
-        headers = cached[3]
-        if _none_match(request, headers[hdrs.ETAG]):
-            return web.Response(status=304, headers={k: v for k, v in headers.items() if k != hdrs.CONTENT_TYPE})
-        return web.Response(body=cached[2], headers=headers)
+        if cached is None or cached.source is not body:
+            cached = self._cached[(place, shared)] = _Manifest.of(body, reloaded_from(body, place or None),
+                                                                  source.ttl(), shared)
+        if _none_match(request, cached.etag):
+            return web.Response(status=304, headers=cached.unchanged)
+        return web.Response(body=cached.body, headers=cached.headers)
 
 
 class VmSegments:

@@ -152,7 +152,7 @@ class SteeringPolicy:
         self._first_reason = NORMAL
         self._first_since = clock()
         self._back_at = -1e18  # when players were last steered back to the bucket
-        self._manifest: tuple[tuple[str, ...], int, bytes] | None = None
+        self._manifest: tuple[tuple[str, ...], int | None, bytes] | None = None
 
     # -- what it hears ----------------------------------------------------------------------------------
 
@@ -244,11 +244,11 @@ class SteeringPolicy:
 
     def manifest(self) -> bytes:
         """The steering manifest as it is now, rendered once per change of priority or TTL."""
-        ttl = self.ttl()
+        target = self.target_duration()  # what the TTL is made from (asked on every manifest request)
         cached = self._manifest
-        if cached is None or cached[0] != self._priority or cached[1] != ttl:
-            body = render_steering(self._priority, ttl, hls.STEERING_MANIFEST_NAME)
-            self._manifest = cached = (self._priority, ttl, body)
+        if cached is None or cached[0] is not self._priority or cached[1] != target:
+            body = render_steering(self._priority, self.ttl(), hls.STEERING_MANIFEST_NAME)
+            self._manifest = cached = (self._priority, target, body)
         return cached[2]
 
     def settled(self) -> bool:
