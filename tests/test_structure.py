@@ -10,6 +10,7 @@ comes in, what goes out and what it must never do (issue 43), and only a variant
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "broadcaster"
@@ -32,8 +33,9 @@ GENERATOR_HOLDERS = {"playlist/manifest.py", "publish/variant_playlist.py", "pub
 GENERATOR_MAKERS = {"ManifestGenerator", "resume"}
 
 
-def modules() -> list[tuple[Path, ast.Module]]:
-    return [(path, ast.parse(path.read_text(), str(path))) for path in sorted(PACKAGE.rglob("*.py"))]
+@functools.cache  # parsed once per run, not once per test (the trees are only read)
+def modules() -> tuple[tuple[Path, ast.Module], ...]:
+    return tuple((path, ast.parse(path.read_text(), str(path))) for path in sorted(PACKAGE.rglob("*.py")))
 
 
 def imported(path: Path, tree: ast.Module) -> set[str]:

@@ -7,6 +7,7 @@ a browser page waited on checks its condition on a timer (POLL_MS), not on every
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import subprocess
 import sys
@@ -24,11 +25,16 @@ def modules() -> list[Path]:
     return sorted(TESTS.glob("test_*.py"))
 
 
+@functools.cache  # each test module parsed once per run, not once per rule (the trees are only read)
+def _parsed(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(), str(path))
+
+
 def imports(path: Path, source: str | None = None) -> set[str]:
     """Every module the file (or `source`, read as if it were that file) imports, anywhere in it, by its
     absolute name: a relative import (`from .test_x import y`, `from . import test_x`) resolved from the
     file's package, each name of a `from` import counted too (it may be a module)."""
-    tree = ast.parse(path.read_text() if source is None else source, str(path))
+    tree = _parsed(path) if source is None else ast.parse(source, str(path))
     package = path.resolve().parent.relative_to(ROOT).parts
     found: set[str] = set()
     for node in ast.walk(tree):
@@ -88,7 +94,7 @@ def heavy_imports_in_unit_functions(path: Path, source: str | None = None) -> li
     """Each import of a HEAVY module inside a function (a test, fixture or helper) that runs without the
     `integration` mark (on itself, its class or the module's pytestmark): it loads when the test runs,
     where the module-level check above cannot see it. Imports under `if TYPE_CHECKING:` load nothing."""
-    tree = ast.parse(path.read_text() if source is None else source, str(path))
+    tree = _parsed(path) if source is None else ast.parse(source, str(path))
     module_marks = [node.value for node in tree.body if isinstance(node, ast.Assign)
                     and any(isinstance(t, ast.Name) and t.id == "pytestmark" for t in node.targets)]
     found: list[str] = []
@@ -175,7 +181,7 @@ PACING = {
 def sleeping_loops(path: Path, source: str | None = None) -> list[str]:
     """The function (dotted, within the file) of each `while` whose body awaits asyncio.sleep or calls
     time.sleep (as `sleep` too, when imported so), once per loop."""
-    tree = ast.parse(path.read_text() if source is None else source, str(path))
+    tree = _parsed(path) if source is None else ast.parse(source, str(path))
     bare = {a.asname or a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
             and n.module in ("asyncio", "time") for a in n.names if a.name == "sleep"}
 
@@ -235,7 +241,7 @@ def frame_polled_waits(path: Path, source: str | None = None) -> list[int]:
     """The lines of the file's (or `source`'s) wait_for_function calls not given `polling=POLL_MS`
     (Playwright's default polls on every animation frame, which keeps Chromium drawing for as long as the
     wait lasts)."""
-    tree = ast.parse(path.read_text() if source is None else source, str(path))
+    tree = _parsed(path) if source is None else ast.parse(source, str(path))
     return [node.lineno for node in ast.walk(tree)
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
             and node.func.attr == "wait_for_function"
