@@ -289,3 +289,61 @@ async def test_deletions_due_in_the_second_bucket_outlive_a_restart(
             await until(deleted, "the keys due for deletion at the stop deleted by the next run", 60,
                         every=0.2)
             assert again.problems() == []
+
+
+async def test_a_third_bucket_is_a_settings_block(tmp_path: Path, owncast: OwncastEmulator,
+                                                  moto_url: str) -> None:
+    """Issue 66 item 4: adding a bucket is settings, not code. PATHWAYS=bucket,backup,b2 with B2_*
+    beside BACKUP_* (three buckets on moto): every variant is offered on the three pathways, the steering
+    manifest names them (the first bucket first), the third pathway's playlists list its own bucket's
+    URLs, which serve Owncast's bytes, and its uploads are counted under its own `pathway` label."""
+    s3 = boto3.client("s3", endpoint_url=moto_url, aws_access_key_id="k", aws_secret_access_key="s",
+                      region_name="us-east-1")
+    buckets = {"backup": "second-of-three", "b2": "third-of-three"}
+    extra: dict[str, str] = {}
+    for pathway, name in buckets.items():
+        public_bucket(s3, name)
+        at = pathway.upper()
+        extra.update({f"{at}_S3_ENDPOINT_URL": moto_url, f"{at}_S3_REGION": "us-east-1",
+                      f"{at}_ACCESS_KEY_ID": "k", f"{at}_SECRET_ACCESS_KEY": "s", f"{at}_BUCKET_NAME": name,
+                      f"{at}_PUBLIC_URL": f"{moto_url}/{name}"})
+    env = moto_env(moto_url, tmp_path, PATHWAYS="bucket,backup,b2", **extra)
+    assert env["HLS_DIR"] == str(owncast.variant_dir(0).parent)
+    public_bucket(s3, "locktest")
+    async with ServiceProcess(env, tmp_path, start_timeout=START_TIMEOUT) as service, \
+            aiohttp.ClientSession() as http:
+        url = service.url
+
+        async def offered() -> bool:
+            status, body = await text(http, f"{url}/live/master.m3u8")
+            return status == 200 and all(offers(body, p) == 2 for p in ("bucket", "backup", "b2"))
+
+        await until(offered, "the multivariant playlist offers both variants on the three pathways", 60,
+                    every=0.2)
+        status, body = await text(http, f"{url}/live/steering.json")
+        priority = json.loads(body)["PATHWAY-PRIORITY"]
+        assert status == 200 and priority[0] == "bucket", body
+        assert sorted(priority) == ["b2", "backup", "bucket"], body
+
+        async def b2_lists() -> bool:
+            lists = [await text(http, f"{url}/live/b2/{v}/playlist.m3u8") for v in (0, 1)]
+            return all(status == 200 and len(segments(body)) >= 2 for status, body in lists)
+
+        await until(b2_lists, "the third pathway lists two segments of each variant", 30, every=0.2)
+        listed = []
+        for v in (0, 1):
+            body = (await text(http, f"{url}/live/b2/{v}/playlist.m3u8"))[1]
+            uris = segments(body)
+            assert all(uri.startswith(f"{moto_url}/third-of-three/live/{v}/") for uri in uris), body
+            listed += [(uri, owncast.variant_dir(v) / uri.rpartition("/")[2]) for uri in uris]
+        assert await assert_whole(http, owncast.ledger, listed) >= 4  # from the third bucket, Owncast's bytes
+        async with http.get(f"{url}/metrics") as r:
+            families = {f.name: f for f in text_string_to_metric_families(await r.text())}
+        uploaded: dict[str, float] = {}
+        for sample in families["hls_broadcaster_segments_uploaded"].samples:
+            if sample.name.endswith("_total"):
+                pathway = sample.labels["pathway"]
+                uploaded[pathway] = uploaded.get(pathway, 0) + sample.value
+        # Each bucket's uploads go on apart: the third's landed what its pathway lists (four at least).
+        assert set(uploaded) == {"bucket", "backup", "b2"} and uploaded["b2"] >= 4, uploaded
+        assert service.problems() == []
