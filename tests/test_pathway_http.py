@@ -756,6 +756,32 @@ async def test_the_redirect_waits_for_the_upload_to_land_in_the_bucket() -> None
     assert await there.within(0, "seg9.ts") is None  # not listed by the VM's pathway: never waited for
 
 
+class NeverLands(Located):
+    """A segment the bucket's pathway lists past (a gap, or let go before its upload landed): found at a
+    number the bucket's playlist already shows, never with the bucket's URL. Counts the questions."""
+
+    asked = 0
+
+    def found(self, pathway: str, key: str) -> tuple[int, str | None] | None:
+        self.asked += 1
+        return (0, None) if key in self.vm else None
+
+
+async def test_the_redirect_does_not_spin_on_a_segment_that_never_lands() -> None:
+    """The first bucket's playlist answers a wait for a number it lists at once: asked in a loop, a
+    segment listed there but never landed was asked again and again without the event loop yielding,
+    until the wait's deadline (seconds of a blocked service per request)."""
+    shown = Waiting()
+    shown.add_segment(0)
+    located = NeverLands(shown)
+    steering = SteeringPolicy(("bucket", "vm"), {"bucket": BucketSignals(behind=lambda: 0.0)}, lambda: 2,
+                              interval=1.0)
+    there = InBucket(steering, located, shown, key_for)
+    located.vm.add(key_for(0, "seg0.ts"))
+    assert await asyncio.wait_for(there.within(0, "seg0.ts"), 30) is None  # the VM answers (or says late)
+    assert located.asked == 2
+
+
 class SlowCopies:
     """Copies whose reads (on the executor's threads) wait for the test: answers being sent pile up."""
 

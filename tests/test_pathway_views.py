@@ -290,3 +290,20 @@ async def test_a_restart_uploads_again_what_the_second_bucket_had_not_got(tmp_pa
     await until(lambda: listing(w2, "backup", NAMES[1]))
     assert [p.key for p in w2.backup_store.puts] == [key] and w2.store.puts == []
     await w2.pub.close()
+
+
+async def test_the_vm_still_answers_a_segment_its_pathway_listed_after_it_left_the_window(tmp_path: Path) -> None:
+    """A player holding an older version of the VM's pathway's playlist asks for a segment that has left
+    the window since (6.2.2: it stays available its duration plus the playlist's). The VM's route answers
+    only what its pathway listed (Publisher.found): it must still say the VM listed it, not 404. Found by
+    test_backup_bucket on a busy machine: the window slid between the playlist's fetch and the segment's."""
+    w = make(tmp_path, window=3.0, stepped=True)
+    for name in NAMES[:8]:
+        w.owncast_lists(0, name)
+        w.now += 1.0
+        await until(lambda: listing(w, "vm", name))
+    assert not listing(w, "vm", NAMES[0])  # slid out of the VM's pathway's window
+    for name in NAMES[:8]:
+        assert w.pub.found("vm", f"live/0/{name}") is not None, name
+    assert w.pub.found("vm", "live/0/stream-abc-9.ts") is None  # never listed: nothing to answer
+    assert w.pub.found("vm", "live/1/stream-abc-0.ts") is None

@@ -82,14 +82,21 @@ class InBucket:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max(self._steering.target_duration() or 3, MIN_UPLOAD_WAIT)
         key = self._key_for(variant, name)
-        while self._steering.bucket_serves():
-            at = self._located.found(hls.VM_PATHWAY, key)
-            if at is None or at[1] is not None:
-                return at[1] if at is not None else None
-            remaining = deadline - loop.time()
-            if remaining <= 0 or await self._first.wait_for_sequence(variant, at[0], remaining) is None:
-                return None
-        return None
+        if not self._steering.bucket_serves():
+            return None
+        at = self._located.found(hls.VM_PATHWAY, key)
+        if at is None or at[1] is not None:
+            return at[1] if at is not None else None
+        remaining = deadline - loop.time()
+        if remaining <= 0 or await self._first.wait_for_sequence(variant, at[0], remaining) is None:
+            return None
+        # Asked once more, not in a loop: the first bucket's playlist lists it now (or answered for
+        # another reason), and one it lists as a gap (or listed and let go before it landed) would
+        # answer again at once, for ever, without the loop yielding.
+        if not self._steering.bucket_serves():
+            return None
+        at = self._located.found(hls.VM_PATHWAY, key)
+        return at[1] if at is not None else None
 
 
 def pathways(s: Settings, plan: PathwayPlan, steering: SteeringPolicy, playlists: Mapping[str, VisiblePlaylists],

@@ -26,11 +26,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from typing import Protocol
 
 from ..playlist.entry import Entry
-from ..playlist.pathway import LISTED, Pathway
+from ..playlist.pathway import LISTED, Pathway, init_key
 from ..playlist.rendered import Rendered
 from ..playlist.segments import Removed
 from ..playlist.views import GAP, OWN, Source, View
@@ -40,6 +41,7 @@ from .pathways import PathwayPlan
 
 log = logging.getLogger(__name__)
 
+_VM_LISTED_SLACK = 16  # keys the VM's pathway's record keeps beyond twice the window's entries
 _MAX_MODES = 100_000  # modes a saved view may hold (a 4 h rewind of 1 s segments is 14,400)
 
 
@@ -101,6 +103,11 @@ class PathwayViews:
         self.former_views: dict[str, View] = {}
         self.former_through = -1
         self.former_left: list[Removed] = []
+        # What the VM's pathway listed, by key (segments and init sections): its number, the first
+        # bucket's URI and the segment's key. Kept a while after it leaves the window (twice the window's
+        # entries): a player holding an older version still asks for it (6.2.2: a removed segment stays
+        # available its duration plus the playlist's), and the VM answers only what its pathway listed.
+        self.vm_listed: OrderedDict[str, tuple[int, str, str]] = OrderedDict()
 
     def _view(self, pathway: Pathway) -> View:
         return View(pathway, self._plan.uris)
@@ -162,6 +169,18 @@ class PathwayViews:
                 return other
         return None
 
+    def _vm_lists(self, e: Entry, window: int) -> None:
+        seg = e.segment
+        if not seg.key or seg.gap:
+            return
+        listed = self.vm_listed
+        listed[seg.key] = (e.sequence, seg.uri, seg.key)
+        init = init_key(seg)
+        if init is not None and seg.init_uri is not None and init not in listed:
+            listed[init] = (e.sequence, seg.init_uri, seg.key)
+        while len(listed) > 2 * window + _VM_LISTED_SLACK:
+            listed.popitem(last=False)
+
     def lists(self, pid: str, sequence: int) -> bool:
         """Whether `pid`'s view lists number `sequence` (of the current playlist: a pathway still on the
         former lists none of it)."""
@@ -222,6 +241,8 @@ class PathwayViews:
                 break
             if mode != OWN:
                 view.modes[e.sequence] = mode
+            elif not view.pathway.is_bucket:
+                self._vm_lists(e, len(playlist.window))
             through = e.sequence
         if through > view.through:
             view.through = through
@@ -297,6 +318,7 @@ class PathwayViews:
     def forget(self) -> None:
         """A restart that keeps nothing (continuing above a state, a variant back): every view empty."""
         self._drop_former()
+        self.vm_listed.clear()  # its numbers may name other segments now
         for view in self.views.values():
             view.forget()
 

@@ -41,6 +41,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
+from ..playlist import hls
 from ..playlist.manifest import ManifestGenerator, SegmentRejected
 from ..playlist.options import WindowOptions
 from ..playlist.pathway import init_key as pathway_init_key
@@ -139,7 +140,12 @@ class VariantPlaylist:
                     by_key[init] = (e.sequence, seg.init_uri, seg.key)
             index = self._index = (gen.changes, by_key)
         at = index[1].get(key)
-        if at is None or not self._views.lists(pathway, at[0]):
+        if at is None and pathway == hls.VM_PATHWAY:
+            # Left the window since: the VM's pathway listed it, and a player may still ask (6.2.2).
+            at = self._views.vm_listed.get(key)
+            if at is None:
+                return None
+        elif at is None or not self._views.lists(pathway, at[0]):
             return None
         number, url, segment_key = at
         return number, url if self._views.landed(self._first, segment_key) else None
