@@ -292,7 +292,8 @@ async def test_a_restart_uploads_again_what_the_second_bucket_had_not_got(tmp_pa
     await w2.pub.close()
 
 
-async def test_the_vm_still_answers_a_segment_its_pathway_listed_after_it_left_the_window(tmp_path: Path) -> None:
+async def test_the_vm_still_answers_a_segment_its_pathway_listed_after_it_left_the_window(
+        tmp_path: Path) -> None:
     """A player holding an older version of the VM's pathway's playlist asks for a segment that has left
     the window since (6.2.2: it stays available its duration plus the playlist's). The VM's route answers
     only what its pathway listed (Publisher.found): it must still say the VM listed it, not 404. Found by
