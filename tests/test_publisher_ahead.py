@@ -96,8 +96,12 @@ async def test_a_failed_upload_keeps_a_copy_and_sends_it_though_owncast_deleted_
     await until(lambda: listed(w, "ahead", 0) == ["stream-abc-0.ts"])
     original = (tmp_path / "hls" / "0" / "stream-abc-0.ts").read_bytes()
     w.store.release(key)
+    # The retry waits until Owncast deleted the file: else, quick, it could land (and its copy go) before
+    # the copy was ever seen (a full run on a busy machine timed out waiting for it).
+    w.store.hold(key)
     await until(lambda: held.copies == 1, "a copy kept after the failed attempt")
     (tmp_path / "hls" / "0" / "stream-abc-0.ts").unlink()  # Owncast's cleanup, during the outage
+    w.store.release(key)
     await until(lambda: listed(w, "bucket", 0) == ["stream-abc-0.ts"])
     assert [p.body for p in w.store.puts if p.key == key] == [original]
     await until(lambda: held.copies == 0, "the copy let go once the bucket has it")
