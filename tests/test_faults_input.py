@@ -744,7 +744,11 @@ async def test_stray_playlists_in_unnamed_folders_neither_stall_nor_hold_health(
     while time.monotonic() < deadline:  # the stream goes on past the stall limit
         listed += await good_slots(rig, 1)
     status, body = await seen.health()
-    assert status == 200, body
+    # Held at 503 by the strays was "uploads behind" (a stray's copy never uploaded). On a busy machine
+    # the real variants' uploads may be slower than real time for a while: a true 503 of their own.
+    # (the same reading as test_faults_input's other health checks above)
+    reasons = [r for r in str(body["status"]).split("; ") if not r.startswith("uploads slower than real time")]
+    assert (status, reasons) in ((200, ["ok"]), (503, [])), (status, body)
     for v in feed.variants:
         assert all(name in seen.names(v) for name in listed)
     for index in (5, 6):
