@@ -797,6 +797,32 @@ class SlowCopies:
         return BODY
 
 
+class GoneCopies(SlowCopies):
+    """A copy dropped between its lookup and its read the first time it is read (the byte cap, its time)."""
+
+    def __init__(self, copy: HeldFile) -> None:
+        super().__init__(copy)
+        self.reads = 0
+
+    def read(self, copy: HeldFile) -> bytes:
+        self.reads += 1
+        if self.reads == 1:
+            raise FileNotFoundError(copy.key)
+        return BODY
+
+
+async def test_a_copy_gone_before_its_read_costs_no_share_of_the_bytes(make_rig: MakeRig) -> None:
+    """A 404 for a copy that went between its lookup and its read gives its bytes back: the cap (one
+    segment here) and the client's share were taken for nothing, and the next request would get a 503."""
+    copy = HeldFile(key_for(0, "seg0.ts"), ("0", "seg0.ts"), Stamp(1, len(BODY), 0), len(BODY), '"e"', 1e9,
+                    "video/mp2t", 0.0)
+    gone = GoneCopies(copy)
+    rig = await make_rig(segments=VmSegments(gone, key_for, ByteBudget(1.0, len(BODY))))
+    assert (await get(rig.client, "/live/vm/0/seg0.ts"))[0] == 404
+    status, _headers, body = await get(rig.client, "/live/vm/0/seg0.ts")
+    assert (status, body) == (200, BODY)
+
+
 async def test_answers_in_flight_are_bounded_per_client_and_in_all(make_rig: MakeRig, tmp_path: Path) -> None:
     copy = HeldFile(key_for(0, "seg0.ts"), ("0", "seg0.ts"), Stamp(1, len(BODY), 0), len(BODY), '"e"', 1e9,
                     "video/mp2t", 0.0)

@@ -366,6 +366,10 @@ class VmSegments:
         self._by_client[key] = self._by_client.get(key, 0) + 1
         try:
             return await self._send(request, copy, headers, (start, end) if partial else None)
+        except FileNotFoundError:  # dropped since it was looked up (its time was up, or the byte cap)
+            self._shares.give(key, size)  # nothing sent: its bytes go back to its share and the cap
+            self._budget.give(size)
+            return self._answer(_not_here())
         finally:
             self._sending -= 1
             if self._by_client[key] == 1:
@@ -395,10 +399,8 @@ class VmSegments:
 
     async def _send(self, request: web.Request, copy: Copy, headers: dict[str, str],
                     span: tuple[int, int] | None) -> web.StreamResponse:
-        try:
-            data = await asyncio.get_running_loop().run_in_executor(None, self._copies.read, copy)
-        except FileNotFoundError:  # dropped since it was looked up (its time was up, or the byte cap)
-            return self._answer(_not_here())
+        """The copy's bytes (or `span` of them); FileNotFoundError when it went since it was looked up."""
+        data = await asyncio.get_running_loop().run_in_executor(None, self._copies.read, copy)
         body = data if span is None else data[span[0]:span[1] + 1]
         response = web.Response(status=200 if span is None else 206, body=body, headers=headers)
         try:
