@@ -128,3 +128,36 @@ def test_an_ended_playlist_ends_only_on_a_pathway_that_lists_its_last_segment() 
     view.through = 3
     assert b"#EXT-X-ENDLIST" in (view.render(gen) or behind).body
     assert hls.VM_PATHWAY == VM_WAY.id
+
+
+class CountedUris(VmUris):
+    """The VM's URIs, counting how many each segment's were made."""
+
+    made: dict[str, int] = {}
+
+    def segment(self, segment: ListedSegment) -> str:
+        CountedUris.made[segment.key or ""] = CountedUris.made.get(segment.key or "", 0) + 1
+        return super().segment(segment)
+
+
+def test_each_entry_is_written_once_per_pathway_not_once_per_version() -> None:
+    """A pathway's version is rendered on every change (a segment a second per variant): each entry's
+    text at its URIs is made the first time and looked up after (the VM's URIs are not free: issue 66's
+    CPU per segment), for plain segments and fMP4's with their EXT-X-MAP alike."""
+    for init in (None, "init.mp4"):
+        CountedUris.made = {}
+        counted = Pathway("vm", VM, "vm", CountedUris())
+        gen = filled(3, window=10.0, init=init)
+        view = View(counted, {**URIS, "vm": counted.uris})
+        bodies = []
+        for i in range(3, 12):
+            gen.append(seg(i, init=init), T0 + 100 * i)
+            view.through = gen.next_sequence - 1
+            rendered = view.render(gen)
+            assert rendered is not None
+            bodies.append(rendered.body.decode())
+        assert set(CountedUris.made.values()) == {1}, CountedUris.made
+        last = m3u8.loads(bodies[-1])
+        assert [s.uri for s in last.segments][-1] == "/live/vm/0/s-11.ts"
+        assert (last.segments[0].init_section is not None) == (init is not None)
+        MediaPlaylistChecker().assert_ok(bodies[-1])

@@ -59,6 +59,12 @@ class Entry:
         ))
         return f"{head}#EXTINF:{self.segment.duration:.3f},\n{uri}\n", len(head)
 
+    def made_as(self, tag: str) -> tuple[str, int] | None:
+        """Its text and hash split as `tag` made it (text_as), None before: asked first, so a pathway's
+        version costs a lookup per entry, not its URIs made again."""
+        others = self.others
+        return others.get(tag) if others is not None else None
+
     def text_as(self, tag: str, uri: str, map_uri: str | None, gap: bool) -> tuple[str, int]:
         """Its text and hash split with another pathway's URIs (`map_uri`: its EXT-X-MAP's, when it
         carries one there; `gap`: EXT-X-GAP there), made once per `tag` (the pathway and how it lists it)."""

@@ -37,7 +37,7 @@ class PathwayTexts:
     """How `pathway` writes each entry (entry.Texts): its URIs, or another pathway's where `modes` says,
     EXT-X-MAP wherever the URI of the init section changes from the entry before (4.4.4.5)."""
 
-    __slots__ = ("_id", "_uris", "_others", "_modes", "_listed")
+    __slots__ = ("_id", "_uris", "_others", "_modes", "_listed", "_own")
 
     def __init__(self, pathway: Pathway, others: Mapping[str, SegmentUris], modes: Mapping[int, str]) -> None:
         self._id = pathway.id
@@ -45,6 +45,7 @@ class PathwayTexts:
         self._others = others
         self._modes = modes
         self._listed = pathway.uris is LISTED
+        self._own = (self._tag(OWN, False), self._tag(OWN, True))  # by `maps`: the tags of most entries
 
     def _mode(self, e: Entry) -> str:
         return self._modes.get(e.sequence, OWN) if self._modes else OWN
@@ -57,14 +58,25 @@ class PathwayTexts:
     def _mode_at(self, sequence: int) -> str:
         return self._modes.get(sequence, OWN) if self._modes else OWN
 
+    def _tag(self, mode: str, maps: bool) -> str:
+        return f"{self._id}|{mode}|{int(maps)}"
+
     def _made(self, e: Entry) -> tuple[str, int]:
-        mode = self._mode(e)
-        maps = self._maps(e, mode)
-        if self._listed and mode == OWN and maps == e.maps:
-            return e.text, e.split
+        if not self._modes:  # every entry at its own URI: EXT-X-MAP where the listed version has it
+            if self._listed:
+                return e.text, e.split
+            made = e.made_as(self._own[e.maps])
+            if made is not None:  # a version costs a lookup per entry, not its URIs made again
+                return made
+            mode, maps = OWN, e.maps
+        else:
+            mode = self._mode(e)
+            maps = self._maps(e, mode)
+            if self._listed and mode == OWN and maps == e.maps:
+                return e.text, e.split
         uris = self._uris if _uris_of(mode) == OWN else self._others[mode]
         segment = e.segment
-        return e.text_as(f"{self._id}|{mode}|{int(maps)}", uris.segment(segment),
+        return e.text_as(self._tag(mode, maps), uris.segment(segment),
                          uris.init(segment) if maps else None, mode == GAP)
 
     def text(self, e: Entry) -> str:
