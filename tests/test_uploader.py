@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import hashlib
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -251,3 +253,33 @@ async def test_the_hash_is_of_the_body_the_successful_attempt_put(tmp_path: Path
     done = await up.upload_file(path, "k", "0", hashed=True)
     assert [len(p.body) for p in fake.puts] == [376]
     assert done.sha256 == hashlib.sha256(fake.puts[0].body).digest() != hashlib.sha256(b"\x47" * 1880).digest()
+
+
+async def test_a_held_segment_is_read_on_one_worker_thread_and_sent_from_memory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With content steering the file is read once and held (bucket/held.py); its first attempt sends
+    those bytes without a second worker thread's hop (issue 66: steering costs no more CPU per segment),
+    and an attempt after a failure reads the holder's bytes again on a worker thread."""
+    from broadcaster.bucket.held import Held
+
+    (tmp_path / "hls" / "0").mkdir(parents=True)
+    (tmp_path / "state").mkdir()
+    held = Held(tmp_path / "hls", tmp_path / "state", max_bytes=10_000_000, keep_for=600.0, buckets=("bucket",))
+    held.open()
+    hops: list[str] = []
+    to_thread = asyncio.to_thread
+
+    async def counted(func: Any, /, *args: Any, **kwargs: Any) -> Any:
+        hops.append(getattr(func, "__name__", repr(func)))
+        return await to_thread(func, *args, **kwargs)
+
+    monkeypatch.setattr(asyncio, "to_thread", counted)
+    fake = FakeStore(fail={"live/0/b.ts": 1})
+    up = Uploader(fake, Metrics(), concurrency=1, attempt_timeout=5, holder=held,
+                  backoff=Backoff(sleep=Sleeps(), rng=lambda: 0.0))
+    for name in ("a.ts", "b.ts"):
+        path = segment(tmp_path / "hls" / "0", name)
+        await up.upload_file(path, f"live/0/{name}", "0", root=tmp_path / "hls")
+    assert hops == ["_hold_first", "_hold_first", "<lambda>", "_read_and_hash"], hops  # b: kept, read again
+    assert [(p.key, p.body) for p in fake.puts] == [(f"live/0/{n}", b"\x47" * 1880) for n in ("a.ts", "b.ts")]
+    held.close()

@@ -240,16 +240,16 @@ class Uploader:
                          first: bytes | None) -> Uploaded:
         holder = self._holder
         assert holder is not None
-        given = [first] if first is not None else []
 
         def body() -> tuple[bytes, Stamp | None]:
-            data = given.pop() if given else holder.body(key)
+            data = holder.body(key)
             if data is None:
                 raise SegmentLost("deleted", f"{key}: Owncast deleted or rewrote its file, and no copy was kept")
             return data, stamp
 
         done = await self._put(key, body, content_type, hls.SEGMENT_CACHE_CONTROL, variant, False,
-                               on_failed=lambda data: holder.keep(key, data))
+                               on_failed=lambda data: holder.keep(key, data),
+                               first=(first, stamp) if first is not None else None)
         holder.landed(key, self.pathway)
         return done
 
@@ -270,31 +270,36 @@ class Uploader:
 
     async def upload_bytes(self, key: str, body: bytes, *, content_type: str, cache_control: str) -> float:
         """Upload bytes made here (a recording's playlist); retried until it succeeds."""
-        return (await self._put(key, lambda: (body, None), content_type, cache_control, None, False)).took
+        return (await self._put(key, lambda: (body, None), content_type, cache_control, None, False,
+                                first=(body, None))).took
 
     async def _put(
         self, key: str, read: Read, content_type: str, cache_control: str, variant: str | None, hashed: bool,
-        on_failed: Callable[[bytes], object] | None = None,
+        on_failed: Callable[[bytes], object] | None = None, first: tuple[bytes, Stamp | None] | None = None,
     ) -> Uploaded:
         upload_id, self._next_id = self._next_id, self._next_id + 1
         self._waiting[upload_id] = self._clock()
         try:
-            return await self._attempts(key, read, content_type, cache_control, variant, hashed, on_failed)
+            return await self._attempts(key, read, content_type, cache_control, variant, hashed, on_failed, first)
         finally:
             del self._waiting[upload_id]
 
     async def _attempts(
         self, key: str, read: Read, content_type: str, cache_control: str, variant: str | None, hashed: bool,
-        on_failed: Callable[[bytes], object] | None = None,
+        on_failed: Callable[[bytes], object] | None = None, first: tuple[bytes, Stamp | None] | None = None,
     ) -> Uploaded:
         """`on_failed(body)`: after an attempt the bucket failed, on a worker thread (the holder keeps a
-        copy for the next attempts)."""
+        copy for the next attempts). `first`: the body the first attempt sends, read already (`read` is
+        for the attempts after it)."""
         attempt = 0
         while True:
             bucket_failed = True
             async with self._slots:
                 try:
-                    body, stamp, digest = await asyncio.to_thread(_read_and_hash, read, hashed)
+                    if first is not None and not hashed:  # in memory: no worker thread's hop
+                        (body, stamp), digest, first = first, None, None
+                    else:
+                        body, stamp, digest = await asyncio.to_thread(_read_and_hash, read, hashed)
                 except OSError as err:  # out of handles or memory (read_segment_file lets only those out)
                     if not is_temporary(err):
                         raise
