@@ -413,6 +413,25 @@ def test_a_whole_window_missed_is_a_slide_not_a_new_playlist() -> None:
     assert checker.restarts == 0
 
 
+def test_a_new_playlist_that_ends_empty() -> None:
+    """The service's variant whose new target came from another variant's lane after it had listed all
+    it had: a new playlist under the new target that ends before it lists anything, on the same timeline.
+    A new playlist, not a changed target (live and empty it is one); not below what came before; and its
+    next segment may start above its MEDIA-SEQUENCE (numbers no version listed: no segment removed)."""
+    checker = MediaPlaylistChecker(allow_restart=True, allow_resume_after_endlist=True)
+    checker.assert_ok(media(A4))
+    checker.assert_ok(media([], ms=4, target=12, endlist=True))
+    assert checker.restarts == 1
+    checker.assert_ok(media([Seg("e.ts", disc=True)], ms=6, target=12))
+    assert checker.restarts == 1
+    below = MediaPlaylistChecker(allow_restart=True)
+    below.assert_ok(media(A4, dseq=2))
+    assert rules(below.check(media([], ms=4, dseq=1, target=12, endlist=True))) == {"restart-not-above"}
+    live = MediaPlaylistChecker(allow_restart=True)
+    live.assert_ok(media(A4))
+    assert rules(live.check(media([], ms=4, target=12))) == {"target-duration-changed", "window-too-short"}
+
+
 def test_variant_set_of_realistic_streams_passes() -> None:
     checker = VariantSetChecker()
     for k in range(50):
