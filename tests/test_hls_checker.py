@@ -421,7 +421,7 @@ def test_a_new_playlist_that_ends_empty() -> None:
     checker = MediaPlaylistChecker(allow_restart=True, allow_resume_after_endlist=True)
     checker.assert_ok(media(A4))
     checker.assert_ok(media([], ms=4, target=12, endlist=True))
-    assert checker.restarts == 1
+    assert checker.restarts == checker.retargets == 1
     checker.assert_ok(media([Seg("e.ts", disc=True)], ms=6, target=12))
     assert checker.restarts == 1
     below = MediaPlaylistChecker(allow_restart=True)
@@ -430,6 +430,23 @@ def test_a_new_playlist_that_ends_empty() -> None:
     live = MediaPlaylistChecker(allow_restart=True)
     live.assert_ok(media(A4))
     assert rules(live.check(media([], ms=4, target=12))) == {"target-duration-changed", "window-too-short"}
+
+
+def test_variants_compare_targets_after_as_many_new_targets() -> None:
+    """A new playlist in one variant under the same target (the service's variant back in Owncast's
+    stream after its numbers fell behind) does not set the variants apart for good: the next new target,
+    shown in one variant and then the other, is no mismatch, two targets after as many changes are. An
+    empty version (a new playlist that ended empty) neither carries a date nor lacks one."""
+    def seg(name: str, n: int) -> Seg:
+        return Seg(f"{name}{n}.ts", pdt=pdt(6 * n))
+
+    for lo_target, found in ((12, set()), (24, {"variant-target-duration-mismatch"})):
+        checker = VariantSetChecker(allow_restart=True)
+        for name in ("hi", "lo"):
+            checker.assert_ok(name, media([seg(name, n) for n in range(4)]))
+        checker.assert_ok("lo", media([seg("lo", 5)], ms=5, dseq=1))  # lo alone: a new playlist, target 6
+        checker.assert_ok("hi", media([], ms=4, target=12, endlist=True))
+        assert rules(checker.check("lo", media([seg("lo", 6)], ms=6, dseq=1, target=lo_target))) == found
 
 
 def test_variant_set_of_realistic_streams_passes() -> None:

@@ -533,6 +533,7 @@ class MediaPlaylistChecker:
         # one that ends empty (_new_playlist).
         self.allow_restart = allow_restart
         self.restarts = 0
+        self.retargets = 0  # the restarts that changed the target
         self.allow_playlist_type = allow_playlist_type
         self.name = name
         self._versions = 0
@@ -578,6 +579,7 @@ class MediaPlaylistChecker:
         if restart:
             assert prev is not None
             self.restarts += 1
+            self.retargets += cur.target != prev.target
             self._resume_msn = None  # the new timeline is counted in DISCONTINUITY-SEQUENCE
             anchor = self._listing
             last = anchor.segments[-1].dnum if anchor is not None else prev.disc_sequence
@@ -872,12 +874,14 @@ class VariantSetChecker:
         prefix = f"[{variant}] version {c.versions}: "
         found = _Findings()
         if cur.target is not None:
-            # After a new playlist at the same address, compare only with variants that restarted as
-            # often (a poller reads the variants one after another).
+            # After a new playlist at the same address under a new target, compare only with variants
+            # that changed target as often (a poller reads the variants one after another). Not restarts:
+            # a variant's own (back in Owncast's stream, under the same target) left the variants' counts
+            # apart for good, and the next new target compared its new playlist with the others' old.
             self._targets[variant] = cur.target
-            self._generation[variant] = c.restarts
+            self._generation[variant] = c.retargets
             others = [f"{v}={t}" for v, t in self._targets.items()
-                      if v != variant and t != cur.target and self._generation.get(v) == c.restarts]
+                      if v != variant and t != cur.target and self._generation.get(v) == c.retargets]
             if others:
                 found.add(
                     "variant-target-duration-mismatch",
