@@ -160,13 +160,14 @@ class ManifestGenerator:
                                                  and (discontinuity or self._ended))
         return self.last_discontinuity + tagged
 
-    def join(self, discontinuity_number: int) -> None:
-        """An empty playlist joins variants already listing (6.2.4): its first segment gets their
-        discontinuity number, never a lower one than its own."""
+    def join(self, discontinuity_number: int, discontinuity: bool) -> None:
+        """An empty playlist joins variants already listing (6.2.4): its first segment (`discontinuity`: its
+        flag) gets their discontinuity number, never a lower one than its own. Its EXT-X-DISCONTINUITY
+        counts: a gap marked, or, emptied by a restart that kept the timeline, its flag or an end before."""
         if self._window:
             raise ValueError("only an empty playlist joins at another's discontinuity number")
-        self._discontinuity_sequence = max(self._discontinuity_sequence,
-                                           discontinuity_number - self._pending_discontinuity)
+        tagged = self.next_discontinuity(discontinuity) - self.last_discontinuity
+        self._discontinuity_sequence = max(self._discontinuity_sequence, discontinuity_number - tagged)
         self._changed()
 
     def uris(self) -> list[str]:

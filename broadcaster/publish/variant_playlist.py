@@ -350,9 +350,10 @@ class VariantPlaylist:
         gen.end()
         return True
 
-    def join(self, discontinuity_number: int) -> None:
-        """An empty playlist joins variants already listing: its first segment gets their number."""
-        self._opened().join(discontinuity_number)
+    def join(self, discontinuity_number: int, discontinuity: bool) -> None:
+        """An empty playlist joins variants already listing: its first segment (`discontinuity`: its flag)
+        gets their number."""
+        self._opened().join(discontinuity_number, discontinuity)
 
     def drop_hashes(self) -> None:
         if self._gen is not None:
