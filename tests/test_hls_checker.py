@@ -413,6 +413,42 @@ def test_a_whole_window_missed_is_a_slide_not_a_new_playlist() -> None:
     assert checker.restarts == 0
 
 
+def test_a_new_playlist_that_ends_empty() -> None:
+    """The service's variant whose new target came from another variant's lane after it had listed all
+    it had: a new playlist under the new target that ends before it lists anything, on the same timeline.
+    A new playlist, not a changed target (live and empty it is one); not below what came before; and its
+    next segment may start above its MEDIA-SEQUENCE (numbers no version listed: no segment removed)."""
+    checker = MediaPlaylistChecker(allow_restart=True, allow_resume_after_endlist=True)
+    checker.assert_ok(media(A4))
+    checker.assert_ok(media([], ms=4, target=12, endlist=True))
+    assert checker.restarts == checker.retargets == 1
+    checker.assert_ok(media([Seg("e.ts", disc=True)], ms=6, target=12))
+    assert checker.restarts == 1
+    below = MediaPlaylistChecker(allow_restart=True)
+    below.assert_ok(media(A4, dseq=2))
+    assert rules(below.check(media([], ms=4, dseq=1, target=12, endlist=True))) == {"restart-not-above"}
+    live = MediaPlaylistChecker(allow_restart=True)
+    live.assert_ok(media(A4))
+    assert rules(live.check(media([], ms=4, target=12))) == {"target-duration-changed", "window-too-short"}
+
+
+def test_variants_compare_targets_after_as_many_new_targets() -> None:
+    """A new playlist in one variant under the same target (the service's variant back in Owncast's
+    stream after its numbers fell behind) does not set the variants apart for good: the next new target,
+    shown in one variant and then the other, is no mismatch, two targets after as many changes are. An
+    empty version (a new playlist that ended empty) neither carries a date nor lacks one."""
+    def seg(name: str, n: int) -> Seg:
+        return Seg(f"{name}{n}.ts", pdt=pdt(6 * n))
+
+    for lo_target, found in ((12, set()), (24, {"variant-target-duration-mismatch"})):
+        checker = VariantSetChecker(allow_restart=True)
+        for name in ("hi", "lo"):
+            checker.assert_ok(name, media([seg(name, n) for n in range(4)]))
+        checker.assert_ok("lo", media([seg("lo", 5)], ms=5, dseq=1))  # lo alone: a new playlist, target 6
+        checker.assert_ok("hi", media([], ms=4, target=12, endlist=True))
+        assert rules(checker.check("lo", media([seg("lo", 6)], ms=6, dseq=1, target=lo_target))) == found
+
+
 def test_variant_set_of_realistic_streams_passes() -> None:
     checker = VariantSetChecker()
     for k in range(50):

@@ -350,6 +350,53 @@ def test_restart_within_a_stream_keeps_the_timeline() -> None:
         assert g.render().body.decode().count("#EXT-X-DISCONTINUITY\n") == 1, before
 
 
+def test_a_playlist_emptied_by_a_restart_joins_at_the_number_given() -> None:
+    """Emptied by a restart that kept the timeline (variants cut apart, raised from another's lane), its
+    next segment carries EXT-X-DISCONTINUITY for its own flag (a new stream; after an end too, once an
+    empty playlist can end): join counts that tag, so the segment gets the number the other variants give
+    it, not one above."""
+    gen = ManifestGenerator(2, WindowOptions(6.0))
+    for n in range(3):
+        gen.append(ListedSegment(f"a{n}.ts", 2.0, 1000.0 + 2 * n), float(n))
+    gen.restart(5, 6.0, new_timeline=False, served_through=2)
+    assert gen.segment_count == 0 and gen.next_discontinuity(True) == 1
+    gen.join(1, True)  # the others give the new stream's first moment number 1
+    gen.append(ListedSegment("b0.ts", 2.0, 1020.0, discontinuity=True), 20.0, sequence=5)
+    assert gen.last_discontinuity == 1 and gen.render().body.decode().count("#EXT-X-DISCONTINUITY\n") == 1
+
+
+def test_an_end_before_a_restart_within_a_stream_stays_and_an_empty_restarted_playlist_ends() -> None:
+    """Raised from another variant's lane (new_timeline=False) after this playlist ended, or before its
+    end came: the new playlist is ended, empty under the new target (its end comes only once), and the
+    checker takes that for a new playlist that ended; its next segment (a new stream) carries a
+    discontinuity and the number the others give it (join). A playlist that never listed does not end."""
+    for end_first in (True, False):
+        checker = MediaPlaylistChecker(allow_restart=True, allow_resume_after_endlist=True)
+        gen = ManifestGenerator(2, WindowOptions(6.0))
+        for n in range(3):
+            gen.append(ListedSegment(f"a{n}.ts", 2.0, 1000.0 + 2 * n), float(n))
+        if end_first:
+            gen.end()
+        checker.assert_ok(gen.render().body.decode())
+        gen.restart(5, 6.0, new_timeline=False, served_through=2)
+        assert gen.segment_count == 0 and gen.ended == end_first
+        gen.end()
+        text = gen.render().body.decode()
+        assert gen.ended and "#EXT-X-TARGETDURATION:5\n" in text and text.endswith("#EXT-X-ENDLIST\n")
+        assert "#EXT-X-MEDIA-SEQUENCE:3\n" in text and "#EXT-X-DISCONTINUITY-SEQUENCE:0\n" in text
+        checker.assert_ok(text)
+        assert checker.restarts == 1
+        assert gen.next_discontinuity(False) == 1  # after an end
+        gen.join(1, False)  # the others give the new stream's first moment number 1
+        gen.append(ListedSegment("b0.ts", 2.0, 1020.0), 20.0, sequence=5)
+        text = gen.render().body.decode()
+        checker.assert_ok(text)
+        assert gen.last_discontinuity == 1 and text.count("#EXT-X-DISCONTINUITY\n") == 1
+    never = ManifestGenerator(2, WindowOptions(6.0))
+    never.end()
+    assert not never.ended
+
+
 @pytest.mark.parametrize("new_timeline", [True, False])
 def test_a_restart_starts_the_new_playlist_with_what_was_never_served(new_timeline: bool) -> None:
     """served_through (issue 32): segments listed after the last version a client may have seen start

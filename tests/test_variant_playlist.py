@@ -114,10 +114,9 @@ class Shown:
         self.vm.update(versions["vm"])
         self.bucket.update(versions["bucket"])
         self.variants.shown(versions)
-        # 6.2.4: among the variants listing something, one target per pathway.
+        # 6.2.4: one target per pathway, also with a variant whose new playlist is empty.
         for view in (self.bucket, self.vm):
-            targets = {target(r) for i, r in view.items() if self.variants[i].playlist.listing
-                       and not self.variants[i].withdrawn}
+            targets = {target(r) for i, r in view.items() if not self.variants[i].withdrawn}
             assert len(targets) <= 1, f"a pathway's playlists show targets {targets} at once"
 
 
@@ -154,19 +153,25 @@ def list_in(variants: Variants, index: int, i: int, duration: float = 1.0,
 
 async def test_a_former_playlist_is_shown_though_the_new_one_is_still_empty() -> None:
     """The VM's pathway has no version of a variant whose new playlist lists nothing yet: the bucket's
-    showing its former playlist still counts, and the other variants move to the new target (before,
-    they waited for that variant's next segment, for good if it had none)."""
+    showing its former playlist still counts (before, the variants waited for it for good). The other
+    variants' new target waits for that variant's next segment on each pathway (one target per pathway,
+    6.2.4: before, they showed it beside that variant's live version under the former target, for good
+    if it never listed again, the stream ended: it ends empty now, test_variants_alike)."""
     variants, shown = two_variants()
     upload = shown_ahead_in_variant_1(variants, shown)
     variants.retarget(3, 2.0, new_timeline=True)
-    list_in(variants, 0, 2, duration=3.0)  # variant 1's new playlist stays empty
+    list_in(variants, 0, 2, duration=3.0)  # variant 1's new playlist stays empty for now
     shown.push()
-    assert target(shown.vm[0]) == 3 and target(shown.bucket[0]) == 1
+    assert target(shown.vm[0]) == 1 and target(shown.bucket[0]) == 1
     upload.set_result(None)
     shown.push()
     assert names(shown.bucket[1])[-1] == "stream-a-1.ts" and shown.due == 1
     shown.push()
-    assert names(shown.bucket[0]) == ["stream-a-2.ts"] and target(shown.bucket[0]) == 3
+    assert target(shown.vm[0]) == target(shown.bucket[0]) == 1
+    list_in(variants, 1, 2, duration=3.0)
+    shown.push()
+    for view in (shown.vm, shown.bucket):
+        assert names(view[0]) == ["stream-a-2.ts"] and target(view[0]) == target(view[1]) == 3
 
 
 async def test_a_second_new_target_before_the_bucket_caught_up_never_shows_two_targets() -> None:
@@ -220,3 +225,34 @@ async def test_a_withdrawn_variant_shows_its_former_playlist_and_holds_no_other(
     assert target(shown.bucket[0]) == 3  # not held by variant 1
     assert not variants[1].playlist.on_former
     assert {"live/1/stream-a-0.ts", "live/1/stream-a-1.ts"} <= set(removed)
+
+
+async def test_a_variant_ended_empty_by_a_raise_shows_its_end_with_the_others_new_target() -> None:
+    """Variants cut apart: variant 1 ended, all of it shown, when a raise from variant 0's lane keeps the
+    timeline (3: its next segment lasts 3 s); variant 0's bucket playlist is behind its VM's by an upload.
+    Variant 1's new playlist is empty and ended: on each pathway its end shows under the new target
+    together with variant 0's new playlist, not before (the bucket's goes on with variant 0's former
+    playlist until that upload landed), and never its live version under the former target."""
+    loop = asyncio.get_running_loop()
+    variants, shown = two_variants()
+    list_in(variants, 0, 0)
+    list_in(variants, 1, 0)
+    shown.push()
+    upload: asyncio.Future[None] = loop.create_future()
+    list_in(variants, 0, 1, upload=upload)
+    assert variants[1].playlist.end()
+    shown.push()
+    variants.retarget(3, 2.0, new_timeline=False)
+    assert variants[1].playlist.ended and variants[1].playlist.segment_count == 0
+    list_in(variants, 0, 2, duration=3.0)
+    shown.push()
+    for view in (shown.vm, shown.bucket):
+        assert {target(r) for r in view.values()} == ({3} if view is shown.vm else {1})
+    assert names(shown.bucket[0])[-1] == "stream-a-0.ts" and names(shown.vm[1]) == []
+    upload.set_result(None)
+    shown.push()
+    assert names(shown.bucket[0])[-1] == "stream-a-1.ts" and target(shown.bucket[1]) == 1 and shown.due
+    shown.push()
+    for view in (shown.vm, shown.bucket):
+        assert names(view[0]) == ["stream-a-2.ts"] and names(view[1]) == []
+        assert target(view[0]) == target(view[1]) == 3 and view[1].ended and not view[0].ended

@@ -160,13 +160,14 @@ class ManifestGenerator:
                                                  and (discontinuity or self._ended))
         return self.last_discontinuity + tagged
 
-    def join(self, discontinuity_number: int) -> None:
-        """An empty playlist joins variants already listing (6.2.4): its first segment gets their
-        discontinuity number, never a lower one than its own."""
+    def join(self, discontinuity_number: int, discontinuity: bool) -> None:
+        """An empty playlist joins variants already listing (6.2.4): its first segment (`discontinuity`: its
+        flag) gets their discontinuity number, never a lower one than its own. Its EXT-X-DISCONTINUITY
+        counts: a gap marked, or, emptied by a restart that kept the timeline, its flag or an end before."""
         if self._window:
             raise ValueError("only an empty playlist joins at another's discontinuity number")
-        self._discontinuity_sequence = max(self._discontinuity_sequence,
-                                           discontinuity_number - self._pending_discontinuity)
+        tagged = self.next_discontinuity(discontinuity) - self.last_discontinuity
+        self._discontinuity_sequence = max(self._discontinuity_sequence, discontinuity_number - tagged)
         self._changed()
 
     def uris(self) -> list[str]:
@@ -303,12 +304,18 @@ class ManifestGenerator:
         self._replaced()
         self._peaks.clear()
         self._next_sequence = self._media_sequence = max(self._next_sequence, sequence)
-        self._ended = False
+        # Raised from another variant's lane (variants cut apart: the timeline kept) after this one ended:
+        # its end will not come again, so the new playlist is ended too, after what it carries or empty
+        # (a player that reloads it sees the end, under the target every variant has: 6.2.1, 6.2.4).
+        ended, self._ended = self._ended and not new_timeline, False
         self.target_duration = target_duration
         self.window_seconds = max(self.options.seconds, hls.min_window_seconds(target_duration))
         self.can_skip = self.can_block_reload and hls.offers_delta_updates(self.window_seconds, target_duration)
         self._changed()
-        return self._carry(carried, now, gap_after)
+        left = self._carry(carried, now, gap_after)
+        if ended:
+            self.end()
+        return left
 
     def _carry(self, carried: list[Entry], now: float, gap_after: bool) -> list[ListedSegment]:
         """List again, under their own numbers and with their own dates and discontinuities, the
@@ -329,8 +336,10 @@ class ManifestGenerator:
         return left
 
     def end(self) -> None:
-        """6.2.1: the stream ended; EXT-X-ENDLIST is appended and the playlist stops changing."""
-        if not self._ended and self._window:
+        """6.2.1: the stream ended; EXT-X-ENDLIST is appended and the playlist stops changing. Empty, only
+        once it numbered segments: a restart (a new target, raised from another variant's lane) left it
+        nothing to list, and its end must still show, under the new target (6.2.4)."""
+        if not self._ended and (self._window or self._next_sequence > 0):
             self._ended = True
             self._changed()
 

@@ -198,9 +198,11 @@ class View:
                 del self.modes[n]
 
     def render(self, p: Source, edge: bool = False) -> Rendered | None:
-        """Its version of `p` (`edge`: for a static host, which cannot block), None while it lists nothing."""
+        """Its version of `p` (`edge`: for a static host, which cannot block), None while it lists nothing
+        but an end (a restart left the playlist nothing to list before it ended: shown ended, empty)."""
         count = self.through - p.media_sequence + 1
-        if count <= 0 or not len(p.window):
+        empty_end = p.ended and not len(p.window) and count == 0
+        if not empty_end and (count <= 0 or not len(p.window)):
             return None
         made = self._edge if edge else self._made
         key = (p.changes, self.through)

@@ -159,16 +159,21 @@ class VariantPlaylist:
             self._views.settle(gen, now)
         self._views.advance(gen, now)
         self._drain()
-        showable = gen is not None and gen.segment_count > 0 and gen.showable
-        return self._views.versions(gen, showable, edge)
+        return self._views.versions(gen, self._showable(gen), edge)
 
     def visible(self, edge: bool = False) -> Rendered | None:
         """Its current version with every segment it lists, at the URIs they were listed with (what the
         first bucket's pathway shows once everything landed)."""
         gen = self._gen
-        if gen is None or not gen.segment_count or not gen.showable:
+        if gen is None or not self._showable(gen):
             return None
         return gen.render_edge() if edge else gen.render()
+
+    @staticmethod
+    def _showable(gen: ManifestGenerator | None) -> bool:
+        """Something to show: segments, or an end. Empty, it is shown only ended (a restart under a new
+        target left it nothing to list before its end: ManifestGenerator.end), never live."""
+        return gen is not None and (gen.segment_count > 0 or gen.ended) and gen.showable
 
     @property
     def on_former(self) -> frozenset[str]:
@@ -343,16 +348,18 @@ class VariantPlaylist:
             self._gen.mark_gap()
 
     def end(self) -> bool:
-        """EXT-X-ENDLIST (6.2.1); True when that closed it now (it lists something, not ended yet)."""
+        """EXT-X-ENDLIST (6.2.1); True when that closed it now (not ended yet, and it lists something or,
+        emptied by a restart, listed something before: ManifestGenerator.end)."""
         gen = self._gen
-        if gen is None or not gen.segment_count or gen.ended:
+        if gen is None or gen.ended:
             return False
         gen.end()
-        return True
+        return gen.ended
 
-    def join(self, discontinuity_number: int) -> None:
-        """An empty playlist joins variants already listing: its first segment gets their number."""
-        self._opened().join(discontinuity_number)
+    def join(self, discontinuity_number: int, discontinuity: bool) -> None:
+        """An empty playlist joins variants already listing: its first segment (`discontinuity`: its flag)
+        gets their number."""
+        self._opened().join(discontinuity_number, discontinuity)
 
     def drop_hashes(self) -> None:
         if self._gen is not None:

@@ -110,7 +110,10 @@ class Variants(Mapping[int, Variant]):
         before a new target does so in every variant until each showed it as far as it went; only then
         does it list the new one, in every variant at once. And while a variant's version under the new
         target is not there yet on a pathway (nothing of it landed there), that pathway's other variants
-        go on showing the versions they showed (no new one under the new target)."""
+        go on showing the versions they showed (no new one under the new target). So also while a variant's
+        new playlist is empty (raised from another variant's lane after it showed all it had), until it
+        lists its next segment or ends; and a version under the new target (one ended empty, too) waits
+        while another variant's is still under the former one."""
         playing = [v for v in self._variants.values() if not v.withdrawn]
         together = self._leaving()
         for v in self._variants.values():
@@ -120,9 +123,11 @@ class Variants(Mapping[int, Variant]):
                     v.playlist.leave_former(pid)
         out = self._versions(now, edge)
         for pid, versions in out.items():
-            behind = [v for v in playing if v.playlist.listing and v.index not in versions
-                      and v.playlist.shown_target(pid) not in (None, v.playlist.version_target(pid))]
-            if behind:
+            # The target of each variant's visible version once these are shown (the one it showed where it
+            # has none now: an empty new playlist has none until it lists or ends).
+            targets = {v.playlist.version_target(pid) if v.index in versions else v.playlist.shown_target(pid)
+                       for v in playing} - {None}
+            if len(targets) > 1:  # not every variant can switch yet: none does
                 out[pid] = {i: r for i, r in versions.items()
                             if self._variants[i].playlist.version_target(pid)
                             in (self._variants[i].playlist.shown_target(pid), None)}

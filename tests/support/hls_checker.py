@@ -238,10 +238,24 @@ class _Parsed:
         return any(s.pdt_text is not None for s in self.segments)
 
 
+def _new_playlist(prev: _Parsed, cur: _Parsed) -> bool:
+    """Whether `cur`, which shares no segment with `prev` and starts at or above its end, is a new
+    playlist at the same address: another target, or another timeline. An empty one only ended (a new
+    playlist that ends before it lists anything: the service's variant whose new target came from
+    another variant's lane after it had listed all it had); after an empty one, a timeline counted in
+    EXT-X-DISCONTINUITY-SEQUENCE (no segment of the empty one carries it)."""
+    if not cur.segments:
+        return cur.endlist and cur.target != prev.target
+    if not prev.segments:
+        return cur.target != prev.target or cur.disc_sequence > prev.disc_sequence
+    return cur.target != prev.target or cur.segments[0].dnum != prev.segments[-1].dnum
+
+
 def _goes_on(prev: _Parsed, cur: _Parsed) -> bool:
     """A new playlist under the same discontinuity number continues the old one's timeline (variants
     cut apart, raised from one of them): its first date is at or after the old one's last segment ended (half a
-    second of rounding), and no further ahead than a reader that missed versions can have missed."""
+    second of rounding), and no further ahead than a reader that missed versions can have missed. `prev`:
+    the last version that listed segments."""
     first, last = cur.segments[0], prev.segments[-1]
     if not isinstance(first.pdt, Decimal) or not isinstance(last.pdt, Decimal):
         return False  # no dates: nothing shows that the timeline goes on
@@ -515,9 +529,11 @@ class MediaPlaylistChecker:
         self.allow_resume_after_endlist = allow_resume_after_endlist
         # The service's one departure for a new target duration (docs/hls-rules.md): a version that
         # shares no segment with the previous one may start a new playlist at the same address, with
-        # another target, if every number and discontinuity number in it is above all seen before.
+        # another target, if every number and discontinuity number in it is above all seen before; also
+        # one that ends empty (_new_playlist).
         self.allow_restart = allow_restart
         self.restarts = 0
+        self.retargets = 0  # the restarts that changed the target
         self.allow_playlist_type = allow_playlist_type
         self.name = name
         self._versions = 0
@@ -526,6 +542,7 @@ class MediaPlaylistChecker:
         self._uri_to_msn: dict[str, int] = {}
         self._resume_msn: int | None = None  # first media sequence number after an ENDLIST
         self._highest_msn = -1
+        self._listing: _Parsed | None = None  # the last version that listed segments (a new playlist's anchor)
 
     @property
     def versions(self) -> int:
@@ -556,22 +573,26 @@ class MediaPlaylistChecker:
         # A version sharing no segment with the previous one is a new playlist at the same address, unless
         # it keeps the target and the timeline (no discontinuity in between): then a polling reader merely
         # missed a whole window sliding by, and the usual checks apply.
-        restart = (self.allow_restart and trusted and prev is not None and bool(cur.segments)
-                   and bool(prev.segments) and not {s.uri for s in prev.segments} & {s.uri for s in cur.segments}
-                   and cur.media_sequence >= prev.end
-                   and (cur.target != prev.target or cur.segments[0].dnum != prev.segments[-1].dnum))
+        restart = (self.allow_restart and trusted and prev is not None
+                   and not {s.uri for s in prev.segments} & {s.uri for s in cur.segments}
+                   and cur.media_sequence >= prev.end and _new_playlist(prev, cur))
         if restart:
             assert prev is not None
             self.restarts += 1
+            self.retargets += cur.target != prev.target
             self._resume_msn = None  # the new timeline is counted in DISCONTINUITY-SEQUENCE
-            first, last = cur.segments[0], prev.segments[-1]
-            if cur.media_sequence < self._highest_msn + 1 or not (
-                    first.dnum > last.dnum or (first.dnum == last.dnum and _goes_on(prev, cur))):
+            anchor = self._listing
+            last = anchor.segments[-1].dnum if anchor is not None else prev.disc_sequence
+            # Empty, its next segment's number is at least its DISCONTINUITY-SEQUENCE; the same as the last
+            # one only where the dates go on, which that segment shows (checked then, against `anchor`).
+            first = cur.segments[0].dnum if cur.segments else cur.disc_sequence
+            if cur.media_sequence < self._highest_msn + 1 or not (first > last or (first == last and (
+                    not cur.segments or (anchor is not None and _goes_on(anchor, cur))))):
                 findings.add(
                     "restart-not-above",
                     f"a new playlist must start above everything before it: media sequence "
                     f"{cur.media_sequence} (highest seen {self._highest_msn}), discontinuity number "
-                    f"{first.dnum} (last seen {last.dnum}; the same only where the dates go on)",
+                    f"{first} (last seen {last}; the same only where the dates go on)",
                 )
         elif prev is not None:
             self._compare_headers(prev, cur, findings)
@@ -580,6 +601,7 @@ class MediaPlaylistChecker:
                 self._compare_segments(prev, cur, findings)
             if cur.segments:
                 self._highest_msn = max(self._highest_msn, cur.segments[-1].msn)
+                self._listing = cur
             self._check_history(cur, findings)
             self._check_resume(cur, findings)
             self._prev = cur
@@ -720,7 +742,9 @@ class MediaPlaylistChecker:
 
         if structural_ok:
             self._check_disc_sequence(prev, cur, removed, findings)
-        if removed and not cur.endlist and cur.target is not None:
+        # After a version that listed nothing (a new playlist that ended empty), its next segment's number
+        # is where it starts: numbers skipped there are no segments removed.
+        if removed and psegs and not cur.endlist and cur.target is not None:
             total = sum((s.duration for s in csegs), Decimal(0))
             if total < 3 * cur.target:
                 add(
@@ -850,20 +874,23 @@ class VariantSetChecker:
         prefix = f"[{variant}] version {c.versions}: "
         found = _Findings()
         if cur.target is not None:
-            # After a new playlist at the same address, compare only with variants that restarted as
-            # often (a poller reads the variants one after another).
+            # After a new playlist at the same address under a new target, compare only with variants
+            # that changed target as often (a poller reads the variants one after another). Not restarts:
+            # a variant's own (back in Owncast's stream, under the same target) left the variants' counts
+            # apart for good, and the next new target compared its new playlist with the others' old.
             self._targets[variant] = cur.target
-            self._generation[variant] = c.restarts
+            self._generation[variant] = c.retargets
             others = [f"{v}={t}" for v, t in self._targets.items()
-                      if v != variant and t != cur.target and self._generation.get(v) == c.restarts]
+                      if v != variant and t != cur.target and self._generation.get(v) == c.retargets]
             if others:
                 found.add(
                     "variant-target-duration-mismatch",
                     f"EXT-X-TARGETDURATION is {cur.target} but other variants have {_summary(others)}",
                 )
         uses = cur.uses_pdt()
-        self._uses_pdt[variant] = uses
-        differ = [v for v, u in self._uses_pdt.items() if v != variant and u != uses]
+        if cur.segments:  # an empty version (ended) has no segment to carry a date or not
+            self._uses_pdt[variant] = uses
+        differ = [v for v, u in self._uses_pdt.items() if v != variant and u != uses] if cur.segments else []
         if differ:
             found.add(
                 "variant-pdt-mismatch",
