@@ -45,7 +45,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 # groups begun together in the second wave. Seconds each in a full run at load 9-14, for scale:
 # steering_browser 120, faults_input 112, package_readme 105, package 57, nginx_cache 27, faults_http 11,
 # docs_site 8, p2p_browser 234, players_across_change 125, bench_browsers 112, viewer_browser 41,
-# gap_players 26; independent_players 38-45 alone at load 8-17 (31 s of CPU, 19 of them Chromium's). A group not named here begins with the second wave, as a long one may be.
+# gap_players 26; independent_players 38-45 alone at load 8-17 (31 s of CPU, 19 of them Chromium's);
+# players_empty_end 37 alone at load 1 (33 s of CPU). A group not named here begins with the second wave, as a long one may be.
 # Tests in no group go to whichever worker is free, in this order: the modules whose tests each take tens
 # of seconds of a real stream and no browser first (they pace themselves by the stream's clock, beside
 # the groups' busy browsers), then those with a browser each (after the groups' browsers, mostly), then
@@ -60,7 +61,7 @@ LONG_WITH_A_BROWSER = ("rewind_browser", "owncast_page_browser", "lowlatency_bro
 FIRST = ("steering_browser",)
 QUIET = ("faults_input", "package_readme", "package", "nginx_cache", "faults_http", "docs_site")  # no browser
 LOUD = ("p2p_browser", "players_across_change", "bench_browsers", "independent_players", "viewer_browser",
-        "gap_players")
+        "gap_players", "players_empty_end")
 
 
 def group_order(workers: int, present: Collection[str] = (*FIRST, *QUIET, *LOUD)) -> tuple[str, ...]:

@@ -261,7 +261,7 @@ class Native:
         return [line[:300] for line in text.splitlines() if line.strip()][-lines:]
 
 
-def _as_nobody(argv: list[str], folder: Path) -> tuple[list[str], dict[str, str]]:
+def as_nobody(argv: list[str], folder: Path) -> tuple[list[str], dict[str, str]]:
     """VLC refuses to run as root ("VLC is not supposed to be run as root"), which the tests are here and
     on CI: it runs as nobody (setpriv, util-linux), its home and output in a folder nobody may write."""
     env = {**os.environ, "HOME": str(folder), "XDG_CONFIG_HOME": str(folder), "XDG_CACHE_HOME": str(folder)}
@@ -303,7 +303,7 @@ def native_players(src: str, work: Path) -> list[Native]:
                     "p.", "!", "queue", "!", "fakesink", "sync=true", "p.", "!", "queue", "!", "fakesink", "sync=true"]
             env = {**os.environ, "GST_PLUGIN_FEATURE_RANK": "hlsdemux:NONE"}
         else:
-            argv, env = _as_nobody(["cvlc", "--verbose=1", "--no-stats", src,
+            argv, env = as_nobody(["cvlc", "--verbose=1", "--no-stats", src,
                                     "--sout", f"#std{{access=file,mux=ts,dst={output}}}"], folder)
         out.append(Native(player, argv, folder, output, env))
     return out

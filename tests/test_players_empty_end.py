@@ -1,0 +1,261 @@
+"""What an ended EMPTY media playlist does to the players (merge 8d64183, docs/hls-rules.md: "A variant with
+nothing new to list under the new target").
+
+Variants cut apart (Owncast's passthrough): the transcoded variant has listed, and shown, all it had when
+the copied variant's last segment (5 s) raises the target 2 -> 5, and the stream ends. Since 8d64183 the
+transcoded variant's playlist then becomes, under the new target, an ended playlist with no segment:
+
+    #EXTM3U / #EXT-X-VERSION:3 / #EXT-X-TARGETDURATION:5 / #EXT-X-MEDIA-SEQUENCE:7 /
+    #EXT-X-DISCONTINUITY-SEQUENCE:0 / #EXT-X-INDEPENDENT-SEGMENTS / #EXT-X-ENDLIST
+
+while the copied variant's lists its 5 s segment under 5 and ends. Before, the transcoded variant's last
+version under 2 stayed visible without ENDLIST for good. The rig (tests/support/empty_end.py) plays that
+stream, real MPEG-TS on one timeline, from a scripted server, each player on a clock of its own that
+starts 6 s into the stream; test_the_script_is_what_the_service_shows proves the script is what the
+service's own Publisher shows for those listings. Every player of tests/test_independent_players.py plays
+at once, held on the transcoded variant (variant 1) where it lets a page or a command choose: the viewer
+page (viewer/index.html and its hls.js 1.7.4, startLevel 0 and loadLevel, as its quality menu sets one),
+Shaka 4.16.50 and 5.2.12 (defaults, and 5.2 in low-latency mode; ABR off from a 100 kbps estimate),
+video.js 8.24.1 / VHS 3.17.5 (Owncast's options and VHS's defaults; only variant 1's representation
+enabled), streamlink 8.6.3 ("worst"), GStreamer 1.22's hlsdemux (connection-speed=1) and hlsdemux2
+(uridecodebin3 connection-speed=1, stopped at the parsed streams), and VLC 3.0 (--adaptive-logic=lowest,
+--play-and-exit).
+
+Measured on 2026-11-27 (2 cores, load 0.3-1.8; `python -m tests.support.empty_end SCRIPT`), each run
+all ten at once, every player having fetched variant 1's segments to its last (14 s):
+
+player                  ended empty (since 8d64183)                  former (before it)
+viewer page (hls.js)    no fatal error; non-fatal levelEmptyError      stands still at 14.0 s for good, the
+                        ("No Segments found in Playlist"), then       page says "playing" (Buffering),
+                        hls.js leaves the manual level for variant    hls.js reloads variant 1 every 1 s
+                        0, loads its ended playlist and its 5 s
+                        segment again, never BUFFER_EOS: the video
+                        stands still at 14.0 s (bufferStalledError),
+                        no 'ended'; the page says "offline" 4 s
+                        later (viewer/player.js's ENDED_STALL_MS)
+Shaka 4.16, 5.2, 5.2 LL stands still at 14.0 s for good; every reload  stands still at 14.0 s for good,
+                        of the empty playlist throws "Cannot read     reloading every 2 s, no error
+                        properties of null (reading 'length')"
+                        (RECOVERABLE) and reloads again: ~190
+                        errors and requests in 22 s, 8.7 a second,
+                        for as long as the page stays open
+video.js (both)         stands still at 13.98 s, no error, no more    the same, reloading every 1 s
+                        reloads                                       ("Playlist no longer updating")
+streamlink              exit 0 with all 14 s, 17 s after the end:     exit 0 with all 14 s, 7 s after
+                        "No new segments for more than 15.00s"        the last segment was listed (its
+                        (3 x the new target), not the ENDLIST         stall timeout, 3 x 2 s)
+hlsdemux                never exits (one "Couldn't update playlist",  never exits
+                        then nothing)
+hlsdemux2               exit 1 7 s after the end: "Couldn't parse     never exits
+                        playlist" x3, "Could not update playlist"
+VLC                     exit 0 at once, 13.9 s remuxed               never exits
+
+Two service-side alternatives, played the same way (SCRIPTS "ended_under_former_target": variant 1's last
+version again, with ENDLIST, under 2; "carried": its last window again, the same numbers, with ENDLIST,
+under 5): every player but video.js ends at once, without an error (viewer and Shaka 'ended', streamlink,
+hlsdemux, hlsdemux2 and VLC exit 0 in 10-15 s from their start). video.js stands still at 13.98 s in both,
+as in the service's ordinary end (Owncast's offline tail comes in a reload after the last segment): VHS
+ends a stream only when it appends a segment of a playlist it knows has ended; with END at 14 s, the last
+segment and ENDLIST in one version, both video.js pages ended. With the players left to choose (no pin,
+"ended empty"), the processes played variant 0 (VLC switched to it) and ended, and so did the Shaka
+builds (Shaka 4.16 stayed on variant 1 and stood still in one run of two); hls.js on variant 0 still
+loaded variant 1's empty playlist at the end (levelEmptyError) and stood still at 14 s until the viewer
+page's fallback; video.js stayed on variant 1.
+
+Asserted here, on "ended empty" (the service's), for each player: it ends without a fatal error (a page:
+its video's 'ended', the viewer page: "offline" after playing to the end; a process: exit 0 by itself
+within GRACE of the end, having fetched variant 1's last segment). The players that do not are strict
+expected failures whose reason is checked (KnownFailure): the test fails if one ends, or fails otherwise.
+The module takes 37 s (33 s of CPU) at load 1: the ten players at once, the pages
+judged once they stood still STUCK_MS, hlsdemux stopped GRACE after the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from tests.support.browser import needs_chromium, shared_chromium
+from tests.support.empty_end import (ALL_PLAYERS, GRACE, LAST, PROCESS_PLAYERS, SCRIPTS, Outcome,
+                                     ScriptedServer, make_media, play_all, segments_of, service_versions,
+                                     versions)
+from tests.support.hls_checker import VariantSetChecker
+from tests.support.independent_players import (HLSDEMUX, HLSDEMUX2, SHAKA_52, SHAKA_52_LL, SHAKA_416, STREAMLINK,
+                                               VIDEOJS_DEFAULTS, VIDEOJS_OWNCAST, VIEWER_PAGE, missing_programs)
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.browser,
+    needs_chromium,
+    pytest.mark.skipif(bool(missing_programs()),
+                       reason=f"not installed (scripts/test installs them): {missing_programs()}"),
+    pytest.mark.xdist_group("players_empty_end"),  # one worker plays the module's fixture once (scripts/test)
+    pytest.mark.asyncio(loop_scope="module"),
+]
+
+SCRIPT = "ended_empty"
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def run(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[dict[str, Outcome]]:
+    work = tmp_path_factory.mktemp("empty_end")
+    media = await asyncio.to_thread(make_media, work / "media")
+    async with ScriptedServer(media) as server, shared_chromium() as chromium:
+        outcomes = await play_all(chromium, server, SCRIPT, work / SCRIPT)
+    print("\n".join(o.summary() for o in outcomes.values()))
+    yield outcomes
+
+
+# -- the script ----------------------------------------------------------------------------------------
+
+
+async def test_the_script_is_what_the_service_shows(tmp_path: Path) -> None:
+    """The same listings told to the service's own Publisher (tests/support/world.py) show, variant by
+    variant, the script's versions in the same order, line for line (URIs by their file names): the live
+    windows under TARGETDURATION 2, then both ended under 5, variant 1 empty at MEDIA-SEQUENCE 7."""
+    shown = await service_versions(tmp_path)
+    for variant in (0, 1):
+        assert shown[variant] == [v.text for v in versions(SCRIPT, variant)], variant
+    assert shown[1][-1].splitlines()[2:] == ["#EXT-X-TARGETDURATION:5", "#EXT-X-MEDIA-SEQUENCE:7",
+                                             "#EXT-X-DISCONTINUITY-SEQUENCE:0", "#EXT-X-INDEPENDENT-SEGMENTS",
+                                             "#EXT-X-ENDLIST"]
+
+
+def checked(script: str) -> list[str]:
+    """Every version of the script, both variants in the order shown, through the checker as the service's
+    own tests use it (new playlists allowed, variants lined up by date)."""
+    checker = VariantSetChecker(allow_restart=True, align_by="time")
+    shown = sorted(((v.at, variant, v.text) for variant in (0, 1) for v in versions(script, variant)),
+                   key=lambda x: (x[0], x[1]))
+    return [f"{at} s, variant {variant}: {found}" for at, variant, text in shown
+            for found in checker.check(str(variant), text)]
+
+
+async def test_the_checker_passes_the_ended_empty_playlist_and_not_the_carried_one() -> None:
+    """The rules each end keeps (docs/hls-rules.md; the checker's rule ids): the service's passes (a new
+    playlist that ends empty counts as one, restart-not-above); "carried" changes a playlist's target
+    (6.2.1, target-duration-changed). "former" and "ended_under_former_target" pass the checker although
+    a pathway then shows two targets (6.2.4): it compares targets only across variants that changed target
+    as often, and variant 1 never does there."""
+    assert set(SCRIPTS) == {"ended_empty", "former", "ended_under_former_target", "carried"}
+    assert checked("ended_empty") == []
+    carried = checked("carried")
+    assert len(carried) == 1 and "target-duration-changed" in carried[0], carried
+
+
+# -- the players -----------------------------------------------------------------------------------------
+
+
+class KnownFailure(Exception):
+    """A player failed exactly as its expected failure says (the xfail's `raises`): any other failure is
+    a failure of the test."""
+
+
+@dataclass(frozen=True)
+class Known:
+    reason: str
+    seen: Callable[[Outcome], bool]  # the failure the reason describes, exactly
+
+
+SHAKA_LOOP = "Cannot read properties of null (reading 'length')"
+
+
+def shaka_loops(o: Outcome) -> bool:
+    """Stood still at the end, only that error (RECOVERABLE), and the ended playlist reloaded at least 5
+    times at a second apart or less (a player reloads no ended playlist; ~8.7 a second measured here,
+    bounds low for a loaded machine)."""
+    errors = o.page.get("errors", [])
+    after = o.reloads_after_end()
+    return (not o.ended and o.stood_still and o.fatal == [] and len(errors) >= 5
+            and all(e.get("message") == SHAKA_LOOP and e.get("severity") == 1 for e in errors)
+            and len(after) >= 5 and (len(after) - 1) / max(after[-1] - after[0], 0.001) >= 1.0)
+
+
+def videojs_stands_still(o: Outcome) -> bool:
+    return not o.ended and o.stood_still and o.fatal == [] and not o.errors()
+
+
+KNOWN = {
+    **{name: Known(
+        "Shaka stands still at the stream's last moment: each reload of the ended empty playlist throws "
+        f"TypeError \"{SHAKA_LOOP}\" (RECOVERABLE) and is retried at once, several times a second, for good",
+        shaka_loops) for name in (SHAKA_416, SHAKA_52, SHAKA_52_LL)},
+    **{name: Known(
+        "video.js (VHS 3.17.5) stands still at the stream's last moment without an error: it ends a stream "
+        "only when it appends a segment of a playlist known to have ended, and the ENDLIST comes in a later "
+        "reload (as in the service's ordinary end, and in both alternatives)",
+        videojs_stands_still) for name in (VIDEOJS_OWNCAST, VIDEOJS_DEFAULTS)},
+    HLSDEMUX: Known(
+        "hlsdemux cannot parse the empty playlist (\"Couldn't update playlist\"), never retries, never ends: "
+        f"still running {GRACE:g} s after the end",
+        lambda o: o.exit is None),
+    HLSDEMUX2: Known(
+        "hlsdemux2 cannot parse the empty playlist (\"Couldn't parse playlist\", three times) and fails: "
+        "exit 1, \"Could not update playlist\"",
+        lambda o: o.exit == 1 and any("Could not update playlist" in line for line in o.said)),
+}
+
+
+def claimed(names: tuple[str, ...]) -> list[object]:
+    return [pytest.param(n, marks=pytest.mark.xfail(strict=True, raises=KnownFailure, reason=KNOWN[n].reason))
+            if n in KNOWN else n for n in names]
+
+
+@pytest.mark.parametrize("name", claimed(ALL_PLAYERS))
+async def test_every_player_ends_without_a_fatal_error(run: dict[str, Outcome], name: str) -> None:
+    """A page's video ends ('ended'; the viewer page: it says "offline" once it played to the end), a process
+    exits 0 by itself; no fatal error; variant 1's last segment fetched."""
+    o = run[name]
+    known = KNOWN.get(name)
+    if known is not None and known.seen(o):
+        raise KnownFailure(f"{known.reason}: {o.summary()}")
+    assert o.got_the_last(1), f"{name} never fetched variant 1's last segment: {o.summary()}"
+    if name in PROCESS_PLAYERS:
+        assert o.exit == 0, f"{name}: {o.summary()}"
+        return
+    assert o.fatal == [], f"{name}: {o.summary()}"
+    if name == VIEWER_PAGE:
+        assert o.offline and o.page.get("furthest", 0) >= LAST - 0.5, f"{name}: {o.summary()}"
+    else:
+        assert o.ended, f"{name}: {o.summary()}"
+
+
+@pytest.mark.parametrize("name", ALL_PLAYERS)
+async def test_every_player_played_the_transcoded_variant(run: dict[str, Outcome], name: str) -> None:
+    """The rig did what it says (else the verdicts above prove nothing): each player started on variant 1
+    and fetched its segments to its last, from its first playlist on, every answer a 200."""
+    o = run[name]
+    got = o.segments()
+    assert got and got[0][0] == 1, f"{name} did not start on variant 1: {o.summary()}"
+    assert [n for v, n in got if v == 1][-1] == segments_of(1)[-1].name, o.summary()
+    assert all(a.status == 200 for a in o.asked), o.summary()
+    assert o.reloads_after_end(1), f"{name} never asked for variant 1's ended playlist: {o.summary()}"
+
+
+@pytest.mark.xfail(strict=True, raises=KnownFailure,
+                   reason="hls.js 1.7.4 never ends the video: the empty playlist is a levelEmptyError, on which "
+                          "it leaves the (manual) level for variant 0 and loads its 5 s segment again; no "
+                          "BUFFER_EOS, the video stands still at 14 s (only the viewer page's own fallback, "
+                          "ENDED_STALL_MS, ends it)")
+async def test_the_viewer_pages_video_ends(run: dict[str, Outcome]) -> None:
+    o = run[VIEWER_PAGE]
+    page = o.page
+    left = [level["variant"] for level in page.get("levels", [])][-1:] == [0]
+    if (not o.ended and left and ["eos"] not in page.get("frags", []) and o.offline
+            and any(e.get("details") == "levelEmptyError" and not e.get("fatal") for e in page.get("errors", []))):
+        raise KnownFailure(o.summary())
+    assert o.ended, o.summary()
+
+
+async def test_streamlink_ends_on_its_stall_timeout_not_the_endlist(run: dict[str, Outcome]) -> None:
+    """streamlink 8.6.3 ignores the ENDLIST of a playlist with no segment: it stops as on a stalled stream,
+    after 3 target durations (the new target: 15 s) without a new segment. Its exit is clean and its output
+    whole (14 s)."""
+    o = run[STREAMLINK]
+    assert any("No new segments for more than 15.00s" in line for line in o.said), o.summary()
+    assert o.media >= LAST - 0.5, o.summary()
