@@ -295,9 +295,22 @@ class ScriptedServer:
         return self.clients.setdefault(name, Client(self.scripts[name], time.monotonic()))
 
     def shown(self, client: Client, variant: int) -> Version:
+        """The version due on the client's clock; but the end (a version from END on) only once the client
+        fetched the last segment it was shown before it in this variant, if this is the variant it plays
+        now (its newest segment fetched): a player the machine slowed (the suite beside it) meets the end as
+        a quick one does, having played everything, rather than a window that slid past what it had not
+        fetched yet. The other variant's end is shown on the clock (a player that switches to it finds it)."""
         listed = self.versions[(client.script, variant)]
         now = client.clock()
-        return ([v for v in listed if v.at <= now] or listed)[-1]
+        due = ([v for v in listed if v.at <= now] or listed)[-1]
+        if due.at < END:
+            return due
+        got = [a for a in client.asked if a.variant >= 0 and a.name != MEDIA_PLAYLIST_NAME]
+        if not got or got[-1].variant != variant:
+            return due
+        before = [v for v in listed if v.at < END][-1]
+        last = [line for line in before.text.splitlines() if line and not line.startswith("#")][-1]
+        return before if last not in {a.name for a in got if a.variant == variant} else due
 
     @staticmethod
     def _playlist(text: str) -> web.Response:
