@@ -146,14 +146,24 @@ async def test_with_the_first_bucket_closed_players_are_steered_to_the_second(
                 listed += [(uri, owncast.variant_dir(v) / uri.rpartition("/")[2]) for uri in segments(body)]
             assert await assert_whole(http, owncast.ledger, listed) >= 6  # fetched from moto, Owncast's bytes
             # A player that stays on the first bucket's pathway (video.js leaves a pathway only on an error,
-            # not for the steering manifest) plays on: its playlists list what the first bucket lacks at its
-            # VM URI, and the VM sends Owncast's bytes.
-            at_vm = []
-            for v in (0, 1):
-                status, body = await text(http, f"{url}/live/{v}/playlist.m3u8")
-                uris = [uri for uri in segments(body) if uri.startswith(f"/live/vm/{v}/")]
-                assert status == 200 and len(uris) >= 3, body
-                at_vm += [(f"{url}{uri}", owncast.variant_dir(v) / uri.rpartition("/")[2]) for uri in uris]
+            # not for the steering manifest) plays on: its playlists list what the first bucket lacks at the
+            # URI of the first pathway before it that has the segment when it is listed there (the second
+            # bucket's, if that upload landed first, as it may around the switch; else the VM's, which holds
+            # it at once), and the VM sends Owncast's bytes.
+            at_vm: list[tuple[str, Path]] = []
+
+            async def listed_at_the_vm() -> bool:
+                at_vm.clear()
+                for v in (0, 1):
+                    status, body = await text(http, f"{url}/live/{v}/playlist.m3u8")
+                    uris = [uri for uri in segments(body) if uri.startswith(f"/live/vm/{v}/")]
+                    if status != 200 or len(uris) < 3:
+                        return False
+                    at_vm.extend((f"{url}{uri}", owncast.variant_dir(v) / uri.rpartition("/")[2]) for uri in uris)
+                return True
+
+            await until(listed_at_the_vm, "the first bucket's pathway lists a window of segments at the VM's URIs",
+                        30, every=0.2)
             assert await assert_whole(http, owncast.ledger, at_vm) >= 6
             health, families = await told("backup")
             # Down both ways: its uploads refused (and, while a fresh segment is there to probe, its
