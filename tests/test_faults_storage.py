@@ -572,10 +572,12 @@ async def test_hung_uploads_are_retried_after_upload_timeout_and_health_says_so(
         assert timeouts > 0 and await rig.metric("hls_broadcaster_storage_up") == 0
         hung = proxy.seen("hang", "PUT")
         gave_up = [r.duration for r in hung if r.outcome == "client_gave_up" and r.duration is not None]
-        # Each attempt was abandoned after UPLOAD_TIMEOUT (1 s; the proxy sees the request a little after
-        # the service starts its clock), not after botocore's 60 s or the default 5 s: the setting is a
-        # duration, so this one bound stays, with room for a loaded machine's scheduling on both sides.
-        assert gave_up and all(0.5 <= d < 4.5 for d in gave_up), sorted(gave_up)
+        # Each attempt was abandoned after UPLOAD_TIMEOUT (1 s), not after botocore's 60 s or the default
+        # 5 s: the setting is a duration, so this one bound stays, with room for a loaded machine's
+        # scheduling. The service's clock starts before the proxy sees the request: an attempt that waited
+        # for a connection while the others hung reaches the proxy just before its second is up (a full run
+        # saw 4 us), so only the longest is held to the lower bound.
+        assert gave_up and max(gave_up) >= 0.5 and all(d < 4.5 for d in gave_up), sorted(gave_up)
         # ...and tried again: the same segment reached the hung bucket more than once.
         tries = collections.Counter(r.path for r in hung)
         assert max(tries.values()) >= 2, tries
