@@ -252,6 +252,12 @@ def test_vm_cost() -> None:
         rf"{NUMBER} B vs {NUMBER} B", r"^goal \(issue 66\): .*: (met|NOT met)$")
 
 
+def test_probe_cost() -> None:
+    out = bench("probe_cost", "--gets", "5", "--gaps", "0.01,0.02")
+    for gap in ("0.01", "0.02"):
+        has(out, rf"^\s+{gap}s\s+{NUMBER}us\s+{NUMBER}us\s+{NUMBER}us$")
+
+
 def test_overload() -> None:
     out = bench("overload", "--nofile", "400", "--baseline", "1", "--load", "2", "--settle", "1")
     has(out, r"^load: \d+ event streams, \d+ held requests, \d+ idle/half-sent connections",
