@@ -214,7 +214,9 @@ class Service:
                   for pid, b in self.buckets.items()}
         self.steering_loop = SteeringLoop(self.steering, probes, on_change=self._steered)
         self.newest.woken = self.steering_loop.wake  # a listing wakes the loops that went quiet
-        self.pathway_reports = PathwayReports(self.steering.report, s.pathways)
+        for b in self.buckets.values():
+            b.uploader.on_failure = self.steering_loop.look  # a failed upload is evaluated at once
+        self.pathway_reports = PathwayReports(self.steering_loop.report, s.pathways)
 
     def _steered(self, priority: tuple[str, ...]) -> None:
         """A new priority: requests held on the pathways players leave are answered (they read it

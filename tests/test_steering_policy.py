@@ -16,7 +16,7 @@ from broadcaster.playlist import hls
 from broadcaster.playlist.steering import Clone, reloaded_from, render_steering
 from broadcaster.steering import reports
 from broadcaster.steering.probe import Newest, Probe, SteeringLoop
-from broadcaster.steering.policy import (DOWN, PUBLIC_URL, SLOW_TARGETS, UPLOADS, BucketSignals,
+from broadcaster.steering.policy import (DOWN, MIN_UPLOAD_WAIT, PUBLIC_URL, SLOW_TARGETS, UPLOADS, BucketSignals,
                                          SteeringPolicy, refusal)
 from broadcaster.steering.probe import PROBE_AGAIN
 from tests.support.fakes import Clock
@@ -460,7 +460,7 @@ async def test_reports_make_the_loop_probe_at_once_at_most_once_per_probe_again(
         def flooded() -> bool:
             newest.listed(0, 0, None, url)  # live: the newest segment is fresh
             for page in range(20):
-                policy.report(f"forged{page}", "bucket", {"bucket": 255})
+                loop.report(f"forged{page}", "bucket", {"bucket": 255})  # PathwayReports' hook, as wired
             return len(probes) >= 4
 
         await until(flooded, "probes asked for by reports", 30, every=0.01)
@@ -538,5 +538,77 @@ async def test_the_loops_go_quiet_while_nothing_is_live_and_a_listing_wakes_them
         newest.newest = None
         await until(lambda: len(evaluated) > quiet_since + 2, "evaluated again", 10)
         assert not loop._quiet
+    finally:
+        await loop.stop()
+
+
+def test_a_calm_policy_says_when_the_clock_alone_could_decide(world: World) -> None:
+    """Issue 66, item 3: while the service's own evidence holds nothing against the bucket, the policy is
+    evaluated when an upload waiting would pass a target duration (calm_for), not twice a second; while
+    anything is amiss, it says None (evaluated every half second)."""
+    policy = world.policy
+    world.run(1)
+    assert policy.calm_for() == max(TARGET, MIN_UPLOAD_WAIT)  # nothing waits: a target duration from now
+    world.behind = 1.5
+    assert policy.calm_for() == pytest.approx(max(TARGET, MIN_UPLOAD_WAIT) - 1.5)
+    world.behind = TARGET + 0.1  # past a target duration: read every half second until it lands
+    assert policy.calm_for() is None
+    world.behind = 0.0
+    world.refused = "SlowDown"  # refused, before an evaluation saw it
+    assert policy.calm_for() is None
+    world.refused = None
+    policy.probed("bucket", False, "HTTP 503")  # one failed probe
+    assert policy.calm_for() is None
+    policy.probed("bucket", True)
+    assert policy.calm_for() is not None
+    world.behind = TARGET + 1
+    world.run(1)
+    assert policy.first == "vm" and policy.calm_for() is None  # steered away: read every half second
+    world.behind = 0.0
+    world.run(0.5)
+    assert policy.first == "bucket" and policy.calm_for() is not None
+
+
+async def test_the_loop_evaluates_on_a_failed_upload_and_a_failed_probe_not_only_on_its_timer(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 66, item 3: the loop that runs the policy evaluates at once when an upload attempt fails (the
+    uploader's on_failure, as the service wires it) and when a probe fails; with a long target duration
+    (its calm timer 30 s away, its quiet one a minute) both are seen within seconds, so by the events."""
+    from broadcaster.steering import probe
+
+    monkeypatch.setattr(probe, "QUIET_EVERY", 60.0)
+    long_target = 30
+    refused: list[str | None] = [None]
+    evaluated: list[float] = []
+    policy = SteeringPolicy(("bucket", "vm"), {"bucket": BucketSignals(behind=lambda: 0.0, failing=lambda: False,
+                                                                       refused=lambda: refused[0])},
+                            lambda: long_target, interval=INTERVAL)
+    evaluate = policy.evaluate
+
+    def counted() -> bool:
+        evaluated.append(time.monotonic())
+        return evaluate()
+
+    policy.evaluate = counted  # type: ignore[method-assign]
+    newest = Newest()
+    loop = SteeringLoop(policy, {"bucket": Probe(newest)}, probe=False)
+    await loop.start()
+    try:
+        newest.listed(0, 0, None, "http://127.0.0.1:9/x.ts")  # live: not quiet
+        await until(lambda: len(evaluated) >= 1 and not loop._quiet, "an evaluation while live", 10)
+        assert loop._next_look() == long_target  # calm: the clock alone decides nothing sooner
+        before = len(evaluated)
+        refused[0] = "SlowDown"
+        loop.look()  # Uploader.on_failure
+        await until(lambda: len(evaluated) > before, "evaluated on the refusal", 10)
+        assert policy.probe_wanted("bucket")  # the refusal sends the probe at once
+        assert loop._next_look() == probe.EVALUATE_EVERY  # amiss: read twice a second
+        refused[0] = None
+        policy.probed("bucket", True)
+        await until(lambda: loop._next_look() == long_target, "calm again", 10)
+        before = len(evaluated)
+        policy.probed("bucket", False, "HTTP 503")
+        loop._after_probe("bucket", False)  # as the probe's task tells it
+        await until(lambda: len(evaluated) > before, "evaluated on the failed probe", 10)
     finally:
         await loop.stop()

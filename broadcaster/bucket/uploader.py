@@ -164,6 +164,8 @@ class Uploader:
         self.uploads_failed = 0  # failed attempts
         self.storage_ok: bool | None = None  # None until the first outcome
         self.last_error: str | None = None
+        # Told each failed outcome (the steering loop evaluates at once: steering/probe.py's look).
+        self.on_failure: Callable[[], None] = lambda: None
         # Set while the bucket works: retries waiting out a backoff go at once when it comes back,
         # instead of each sleeping out its own (up to backoff_cap) timer.
         self._working = asyncio.Event()
@@ -198,6 +200,7 @@ class Uploader:
         else:
             self._working.clear()
             self._outage.failed(reason or "unknown")
+            self.on_failure()
 
     async def upload_file(self, path: Path, key: str, variant: str, *, root: Path | None = None,
                           hashed: bool = False, on_kept: Callable[[Kept], None] | None = None) -> Uploaded:

@@ -44,7 +44,8 @@ penalty box for five minutes: neither must cost the VM its segments' bytes.
 Each change of the first pathway is one log line and one count (`switches`); `first` and `reason` say
 where players are sent now and why (/health, hls_broadcaster_pathway): the first of the reasons above
 that holds, while /health's line names each that does. Pure but for the clock and the signals passed
-in: evaluate() is called every half second by the service, and by tests on a fake clock.
+in: evaluate() is called by the service (probe.SteeringLoop: every half second while anything
+is amiss, else when the clock or an event could change a decision: calm_for), and by tests on a fake clock.
 """
 
 from __future__ import annotations
@@ -250,6 +251,27 @@ class SteeringPolicy:
             body = render_steering(self._priority, self.ttl(), hls.STEERING_MANIFEST_NAME)
             self._manifest = cached = (self._priority, target, body)
         return cached[2]
+
+    def calm_for(self) -> float | None:
+        """While the service's own evidence holds nothing against any bucket (no reason, no refusal, no
+        failed probe, no upload waiting past a target duration): the seconds until the clock alone could
+        make an evaluation decide otherwise, when the oldest upload waiting would pass a target duration
+        (MIN_UPLOAD_WAIT at least; a target duration from now while none waits). None otherwise: then
+        the signals are read every half second. An evaluation is due sooner on an event (an upload
+        refused, a probe failed, a listing after quiet: probe.SteeringLoop.look), never on a report."""
+        target = self.target_duration()
+        if target is None:
+            return None
+        wait = max(target, MIN_UPLOAD_WAIT)
+        soonest = wait
+        for state in self._state.values():
+            behind = state.signals.behind()
+            if (state.reason is not None or state.refused_at is not None or state.probe_failures
+                    or state.signals.refused() is not None or behind > wait):
+                return None
+            if behind > 0:
+                soonest = min(soonest, wait - behind)
+        return soonest
 
     def settled(self) -> bool:
         """No bucket fails, and no upload to any waits (nothing for the evaluation to find meanwhile)."""

@@ -17,9 +17,14 @@ above, whatever clients send). The other way round, a failed probe asks the buck
 (`check_writes`, one GetObject of a missing key, as the service's start does): whichever side sees the
 outage first, the other is asked at once.
 
-While nothing is live (no segment listed within three target durations, no upload waiting, no bucket
-failing) the loop and the probes look every QUIET_EVERY seconds rather than twice a second, and the
-next listing wakes them (SteeringLoop.wake): steering costs an idle service no more than its absence.
+The policy is evaluated on what can change its decision, not on a timer (issue 66: steering costs
+nothing while nothing fails): a probe that failed, or answered after a failure; an upload attempt that
+failed (SteeringLoop.look); the bucket's API answering; and, while the service's evidence holds nothing
+against a bucket, when the oldest upload waiting would pass a target duration (policy.calm_for). While
+anything is amiss it is evaluated twice a second. While nothing is live (no segment listed within three
+target durations, no upload waiting, no bucket failing) the loop and the probes look every QUIET_EVERY
+seconds, and the next listing wakes them (SteeringLoop.wake): steering costs an idle service no more than
+its absence.
 """
 
 from __future__ import annotations
@@ -31,20 +36,23 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
-import aiohttp
-
 from .. import __version__
+from .first_byte import FirstByte
 from .policy import PROBE_AGAIN as PROBE_AGAIN  # the soonest a probe follows the last
 from .policy import SteeringPolicy
 
 log = logging.getLogger(__name__)
 
+# A probe's fetch of a URL's first byte within a timeout: (answered 200/206, what it answered or why not).
+Fetch = Callable[[str, float], Awaitable[tuple[bool, str]]]
+
 PROBE_EVERY = 1.0
 # The probe says what it is: a bucket's or a CDN's logs (and the test rigs that count viewers' GETs) tell
 # it from viewers.
 PROBE_HEADERS = {"User-Agent": f"hls-broadcaster/{__version__} (steering probe)"}
-EVALUATE_EVERY = 0.5  # seconds between the policy's readings of its signals
+EVALUATE_EVERY = 0.5  # seconds between the policy's readings of its signals while anything is amiss
 QUIET_EVERY = 5.0  # ... and of the probes', while nothing is live (the next listing wakes them)
+LOOK_SOONEST = 0.05  # the shortest wait for the clock to make a calm policy decide (policy.calm_for)
 
 
 @dataclass(frozen=True)
@@ -57,7 +65,8 @@ class Probe:
 
 
 class SteeringLoop:
-    """Runs the policy: evaluates it every EVALUATE_EVERY s and probes each bucket's public URL."""
+    """Runs the policy: evaluates it when something may have changed (the module docstring says when) and
+    probes each bucket's public URL."""
 
     def __init__(self, policy: SteeringPolicy, probes: Mapping[str, Probe], *, probe: bool = True,
                  clock: Callable[[], float] = time.monotonic,
@@ -75,8 +84,11 @@ class SteeringLoop:
         self._tasks: list[asyncio.Task[None]] = []
         # Set when the policy wants a pathway probed before its turn.
         self._probe_now = {pathway: asyncio.Event() for pathway in self._probes}
-        self._probed = asyncio.Event()  # set after each probe: the policy evaluates its outcome at once
-        self._session: aiohttp.ClientSession | None = None
+        # Set when the policy should evaluate at once: a probe's outcome that may decide, an upload refused
+        # (look), a listing after quiet (wake), the bucket's API answering.
+        self._look = asyncio.Event()
+        self._probe_failed: set[str] = set()  # the pathways whose last probe failed
+        self._clients: dict[str, FirstByte] = {}  # each pathway's probe client (its kept connection)
         self._serves = policy.bucket_serves()
         self._quiet = False  # nothing live at the last evaluation: the loops look every QUIET_EVERY
 
@@ -84,9 +96,30 @@ class SteeringLoop:
         """Something was listed: if the loops were quiet, they look now (Newest.listed calls it)."""
         if self._quiet:
             self._quiet = False
-            self._probed.set()
+            self._look.set()
             for event in self._probe_now.values():
                 event.set()
+
+    def look(self) -> None:
+        """Evaluate now, not at the next turn: an upload to a bucket failed (Uploader.on_failure)."""
+        self._look.set()
+
+    def report(self, viewer: str, pathway: str | None, failed: Mapping[str, int], client: str | None = None) -> None:
+        """A page's report (PathwayReports' hook), told to the policy; a bucket it says failed is probed now
+        if the policy wants that (policy.probe_wanted: at most once per PROBE_AGAIN): a claim, checked."""
+        self._policy.report(viewer, pathway, failed, client)
+        for p in failed:
+            event = self._probe_now.get(p)
+            if event is not None and self._policy.probe_wanted(p):
+                event.set()
+
+    def _next_look(self) -> float:
+        """Seconds until the next evaluation with no event between: QUIET_EVERY while nothing is live,
+        EVALUATE_EVERY while anything is amiss, else when the clock alone could decide (policy.calm_for)."""
+        if self._quiet:
+            return QUIET_EVERY
+        calm = self._policy.calm_for()
+        return EVALUATE_EVERY if calm is None else min(max(calm, LOOK_SOONEST), QUIET_EVERY)
 
     def _nothing_live(self) -> bool:
         """No segment listed within three target durations on any pathway probed, no upload waiting, no
@@ -100,8 +133,8 @@ class SteeringLoop:
     async def start(self) -> None:
         self._tasks.append(asyncio.create_task(self._evaluating(), name="steering"))
         if self._probe and self._probes:
-            self._session = aiohttp.ClientSession(auto_decompress=False, headers=PROBE_HEADERS)
             for pathway in self._probes:
+                self._clients[pathway] = FirstByte(PROBE_HEADERS)
                 self._tasks.append(asyncio.create_task(self._probing(pathway), name=f"steering-probe-{pathway}"))
 
     async def stop(self) -> None:
@@ -113,12 +146,13 @@ class SteeringLoop:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        clients, self._clients = self._clients, {}
+        for client in clients.values():
+            await client.close()
 
     async def _evaluating(self) -> None:
         while True:
+            wait = EVALUATE_EVERY
             try:
                 changed = self._policy.evaluate()
                 serves = self._policy.bucket_serves()  # the VM's pathway redirects, or serves itself
@@ -129,24 +163,31 @@ class SteeringLoop:
                     if self._policy.probe_wanted(pathway):
                         event.set()
                 self._quiet = self._nothing_live()
+                wait = self._next_look()
             except Exception:  # noqa: BLE001 (a bug here must not stop steering for good: logged, next turn)
                 log.exception("steering: evaluating the pathways failed")
-            # Or at once after a probe: its outcome may decide. asyncio.timeout, not wait_for: on 3.11
-            # wait_for loses a cancel that comes as the event is set, and stop() then waited for ever
-            # (test_steering_policy hung 300 s once the probe went every second).
+            # Or at once on an event (`_look`). asyncio.timeout, not wait_for: on 3.11 wait_for loses a
+            # cancel that comes as the event is set, and stop() then waited for ever (test_steering_policy
+            # hung 300 s once the probe went every second).
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(QUIET_EVERY if self._quiet else EVALUATE_EVERY):
-                    await self._probed.wait()
-            self._probed.clear()
+                async with asyncio.timeout(wait):
+                    await self._look.wait()
+            self._look.clear()
 
     async def _probing(self, pathway: str) -> None:
-        assert self._session is not None
-        await probe_pathway(self._policy, pathway, self._probes[pathway].newest, self._session, self._clock,
+        await probe_pathway(self._policy, pathway, self._probes[pathway].newest, self._clients[pathway], self._clock,
                             now=self._probe_now[pathway], probed=lambda ok: self._after_probe(pathway, ok),
                             quiet=lambda: self._quiet)
 
     def _after_probe(self, pathway: str, ok: bool) -> None:
-        self._probed.set()
+        # An answer after an answer changes nothing the policy decides: evaluated at its turn.
+        was_ok = pathway not in self._probe_failed
+        if ok:
+            self._probe_failed.discard(pathway)
+        else:
+            self._probe_failed.add(pathway)
+        if not (ok and was_ok):
+            self._look.set()
         check = self._probes[pathway].check_writes
         if ok or check is None or self._policy.refused(pathway):
             return
@@ -159,7 +200,7 @@ class SteeringLoop:
             await check()
         except Exception:  # noqa: BLE001 (logged; the uploads still tell)
             log.exception("steering: asking the bucket's API failed")
-        self._probed.set()  # its answer evaluated at once
+        self._look.set()  # its answer evaluated at once
 
 
 class Newest:
@@ -181,7 +222,7 @@ class Newest:
 
 
 async def probe_pathway(policy: SteeringPolicy, pathway: str, newest: Callable[[], tuple[str, float] | None],
-                        session: aiohttp.ClientSession, clock: Callable[[], float], *,
+                        fetch: Fetch, clock: Callable[[], float], *,
                         now: asyncio.Event | None = None, probed: Callable[[bool], None] = lambda ok: None,
                         quiet: Callable[[], bool] = lambda: False) -> None:
     """Probe `pathway`'s newest segment (its URL and when it was listed: `newest()`) for ever, telling
@@ -206,19 +247,7 @@ async def probe_pathway(policy: SteeringPolicy, pathway: str, newest: Callable[[
             ok = True
             policy.probed(pathway, True)  # nothing live to look at: no evidence either way
             continue
-        ok, detail = await first_byte(session, latest[0], timeout=float(max(2, target)))
+        ok, detail = await fetch(latest[0], float(max(2, target)))
         policy.probed(pathway, ok, detail)
         probed(ok)
 
-
-async def first_byte(session: aiohttp.ClientSession, url: str, timeout: float) -> tuple[bool, str]:
-    """GET the first byte of `url` as a viewer would: (answered 200/206, what it answered or why not)."""
-    try:
-        async with session.get(url, headers={"Range": "bytes=0-0"}, allow_redirects=False,
-                               timeout=aiohttp.ClientTimeout(total=timeout)) as response:
-            await response.read()
-            return response.status in (200, 206), f"HTTP {response.status}"
-    except TimeoutError:
-        return False, f"no answer in {timeout:.0f}s"
-    except aiohttp.ClientError as err:
-        return False, type(err).__name__
