@@ -4,6 +4,7 @@ renders (playlist/steering.py) and what a page's Hb-Pathway says (steering/repor
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import logging
@@ -612,3 +613,26 @@ async def test_the_loop_evaluates_on_a_failed_upload_and_a_failed_probe_not_only
         await until(lambda: len(evaluated) > before, "evaluated on the failed probe", 10)
     finally:
         await loop.stop()
+
+
+async def test_a_wake_ends_on_set_or_after_its_seconds_and_a_cancel_leaves_nothing_behind() -> None:
+    """The steering loops' wait between turns (probe.Wake): set ends it at once, and the next wait until
+    cleared; unset, it ends after its seconds; a task cancelled while it waits is cancelled (stop())."""
+    from broadcaster.steering.probe import Wake
+
+    wake = Wake()
+    waiting = asyncio.create_task(wake.wait(60))
+    await until(lambda: wake._waiter is not None, "waiting", 10)
+    wake.set()
+    await asyncio.wait_for(waiting, 10)  # set: over at once, not after 60 s
+    await asyncio.wait_for(wake.wait(60), 10)  # still set: no wait
+    wake.clear()
+    started = time.monotonic()
+    await wake.wait(0.05)  # unset: over after its seconds
+    assert time.monotonic() - started >= 0.04
+    cancelled = asyncio.create_task(wake.wait(60))
+    await until(lambda: wake._waiter is not None, "waiting again", 10)
+    cancelled.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    assert wake._waiter is None and not wake.is_set()

@@ -83,10 +83,10 @@ class SteeringLoop:
         self._clock = clock
         self._tasks: list[asyncio.Task[None]] = []
         # Set when the policy wants a pathway probed before its turn.
-        self._probe_now = {pathway: asyncio.Event() for pathway in self._probes}
+        self._probe_now = {pathway: Wake() for pathway in self._probes}
         # Set when the policy should evaluate at once: a probe's outcome that may decide, an upload refused
         # (look), a listing after quiet (wake), the bucket's API answering.
-        self._look = asyncio.Event()
+        self._look = Wake()
         self._probe_failed: set[str] = set()  # the pathways whose last probe failed
         self._clients: dict[str, FirstByte] = {}  # each pathway's probe client (its kept connection)
         self._serves = policy.bucket_serves()
@@ -166,12 +166,7 @@ class SteeringLoop:
                 wait = self._next_look()
             except Exception:  # noqa: BLE001 (a bug here must not stop steering for good: logged, next turn)
                 log.exception("steering: evaluating the pathways failed")
-            # Or at once on an event (`_look`). asyncio.timeout, not wait_for: on 3.11 wait_for loses a
-            # cancel that comes as the event is set, and stop() then waited for ever (test_steering_policy
-            # hung 300 s once the probe went every second).
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(wait):
-                    await self._look.wait()
+            await self._look.wait(wait)  # or at once on an event
             self._look.clear()
 
     async def _probing(self, pathway: str) -> None:
@@ -203,6 +198,51 @@ class SteeringLoop:
         self._look.set()  # its answer evaluated at once
 
 
+class Wake:
+    """What a loop waits on between its turns: set() ends the wait at once (and the next, until clear());
+    else it ends after the seconds given. One waiter at a time. A future and a timer, not
+    asyncio.timeout around an Event: a timeout that expires cancels the task and catches the cancel, and
+    these loops' waits expire about once a second for as long as a stream is live (issue 66: steering
+    costs nothing while nothing fails). Not asyncio.wait_for either: on 3.11 it loses a cancel that
+    comes as the event is set, and stop() then waited for ever (test_steering_policy hung 300 s once)."""
+
+    __slots__ = ("_set", "_waiter")
+
+    def __init__(self) -> None:
+        self._set = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    def set(self) -> None:
+        self._set = True
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def clear(self) -> None:
+        self._set = False
+
+    async def wait(self, seconds: float) -> None:
+        """Until set, or `seconds` from now."""
+        if self._set:
+            return
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        timer = loop.call_later(seconds, _resolve, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 class Newest:
     """The newest segment listed, as the Release tells each listing (publish/release.py ListedHook): the
     first bucket's probe fetches it at the URL it was listed with (public, or presigned). `woken`: told
@@ -223,7 +263,7 @@ class Newest:
 
 async def probe_pathway(policy: SteeringPolicy, pathway: str, newest: Callable[[], tuple[str, float] | None],
                         fetch: Fetch, clock: Callable[[], float], *,
-                        now: asyncio.Event | None = None, probed: Callable[[bool], None] = lambda ok: None,
+                        now: Wake | None = None, probed: Callable[[bool], None] = lambda ok: None,
                         quiet: Callable[[], bool] = lambda: False) -> None:
     """Probe `pathway`'s newest segment (its URL and when it was listed: `newest()`) for ever, telling
     the policy each outcome (the module docstring says when), then `probed(ok)`. The first bucket's and a
@@ -237,9 +277,7 @@ async def probe_pathway(policy: SteeringPolicy, pathway: str, newest: Callable[[
         if now is None:
             await asyncio.sleep(wait)
         else:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(wait):  # not wait_for (above)
-                    await now.wait()
+            await now.wait(wait)
             now.clear()
         latest = newest()
         target = policy.target_duration() or 3
