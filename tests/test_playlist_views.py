@@ -11,6 +11,7 @@ from broadcaster.playlist.chunks import CHUNK_ENTRIES
 from broadcaster.playlist.manifest import ManifestGenerator
 from broadcaster.playlist.options import WindowOptions
 from broadcaster.playlist.pathway import BUCKET, LISTED, VM, BaseUris, Pathway, VmUris
+from broadcaster.playlist.renderer import Listing
 from broadcaster.playlist.segments import ListedSegment
 from broadcaster.playlist.views import GAP, View
 from tests.support.hls_checker import MediaPlaylistChecker
@@ -161,3 +162,44 @@ def test_each_entry_is_written_once_per_pathway_not_once_per_version() -> None:
         assert [s.uri for s in last.segments][-1] == "/live/vm/0/s-11.ts"
         assert (last.segments[0].init_section is not None) == (init is not None)
         MediaPlaylistChecker().assert_ok(bodies[-1])
+
+
+def test_a_vm_version_is_written_when_first_asked_as_it_was_when_made() -> None:
+    """Issue 66, item 3: the VM's pathway (read only by players steered to it) gets a version per change
+    whose text is made when a client first asks: a version nobody reads costs its header and a list of its
+    entries. Asked later, after the playlist moved on, it is the version it was when made (what was
+    saved and shown), byte for byte what it would have been made then, delta update included; a long
+    window's versions, and a pathway whose entries are not all at its own URIs, are made as they come."""
+    gen = ManifestGenerator(1, WindowOptions(16.0, can_block_reload=True))  # offers delta updates
+    for i in range(24):
+        gen.append(seg(i), T0 + 100 * i)
+    lazy, eager = View(VM_WAY, URIS), View(VM_WAY, URIS)
+    lazy.through = eager.through = gen.next_sequence - 1
+    made = lazy.render(gen)
+    assert made is not None and made._make is not None and made.delta is not None and made.delta._make is not None
+    expected = eager._renderer.render(_upto(gen, eager.through))  # the same state, made at once
+    for i in range(24, 32):  # the playlist moves on before anyone asks
+        gen.append(seg(i), T0 + 100 * i)
+    assert made.body == expected.body and made.delta is not None and expected.delta is not None
+    assert made.delta.body == expected.delta.body
+    assert made.gzip_body and made.last_sequence == 23
+    lazy.through = gen.next_sequence - 1
+    newer = lazy.render(gen)
+    assert newer is not None and newer is not made and uris(newer.body)[-1] == "/live/vm/0/s-31.ts"
+    lazy.modes[32] = GAP  # an entry not at its own URI: made as it comes
+    gen.append(seg(32), T0 + 3200)
+    lazy.through = 32
+    now = lazy.render(gen)
+    assert now is not None and now._make is None
+    long = filled(3 * CHUNK_ENTRIES, window=3.0 * CHUNK_ENTRIES)
+    view = View(VM_WAY, URIS)
+    view.through = long.next_sequence - 1
+    rendered = view.render(long)
+    assert rendered is not None and rendered._make is None  # in chunks, as it comes
+
+
+def _upto(gen: ManifestGenerator, through: int) -> Listing:
+    from broadcaster.playlist.views import _Upto
+    from broadcaster.playlist.window import Upto
+
+    return _Upto(gen, Upto(gen.window, through - gen.media_sequence + 1), through)

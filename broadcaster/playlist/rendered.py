@@ -1,5 +1,6 @@
-"""Rendered: one version of a playlist as it is served, its bytes, a strong ETag and a gzip copy made
-on first demand; and its newest segments alone for a client without gzip (newest_segments)."""
+"""Rendered: one version of a playlist as it is served, its bytes (made on first demand, for a version
+few clients may read), a strong ETag and a gzip copy made on first demand; and its newest segments alone
+for a client without gzip (newest_segments)."""
 
 from __future__ import annotations
 
@@ -18,15 +19,17 @@ class Rendered:
     A media playlist is rendered in parts (Parts): its body is joined, and its gzip assembled from
     pieces, only when asked; its ETag is a digest of the parts (the same bytes give the same parts)."""
 
-    __slots__ = ("_body", "_parts", "_etag", "_gzip", "last_sequence", "ended", "delta", "_media_sequence",
-                 "_delta_count", "_blind_delta", "_identity")
+    __slots__ = ("_body", "_parts", "_make", "_etag", "_gzip", "last_sequence", "ended", "delta",
+                 "_media_sequence", "_delta_count", "_blind_delta", "_identity")
 
     def __init__(
-        self, body: bytes | Parts, *, last_sequence: int = -1, ended: bool = False,
+        self, body: bytes | Parts | Callable[[], bytes], *, last_sequence: int = -1, ended: bool = False,
         delta: Rendered | None = None, media_sequence: int = 0, delta_count: int = 0, blind_delta: bool = True,
     ) -> None:
-        self._body: bytes | None = None if isinstance(body, Parts) else body
+        self._body: bytes | None = body if isinstance(body, bytes) else None
         self._parts: Parts | None = body if isinstance(body, Parts) else None
+        # Makes the bytes when first asked (Renderer.render_later: from what the version lists, kept).
+        self._make: Callable[[], bytes] | None = None if isinstance(body, (bytes, Parts)) else body
         self.last_sequence = last_sequence  # for blocking reload: which _HLS_msn this answers
         self.ended = ended
         self.delta = delta  # the same version as a delta update (_HLS_skip), when one is offered
@@ -42,9 +45,12 @@ class Rendered:
     @property
     def body(self) -> bytes:
         if self._body is None:
-            parts = self._parts
-            assert parts is not None
-            self._body = parts.body()
+            parts, make = self._parts, self._make
+            if parts is not None:
+                self._body = parts.body()
+            else:
+                assert make is not None
+                self._body, self._make = make(), None
         return self._body
 
     @property

@@ -8,6 +8,7 @@ the ManifestGenerator), which tells the renderer when it changed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from . import hls
@@ -83,6 +84,29 @@ class Renderer:
                                       delta_count=count - skipped, blind_delta=count - skipped < self._fewest)
         return self._rendered
 
+    def render_later(self, p: Listing, edge: bool = False) -> Rendered:
+        """render's (`edge`: render_edge's) version of `p`, the same bytes, made whole (not in chunks) when
+        first asked, from the entries `p` lists now. For a version few clients may read (a pathway players
+        use only while steered to it: views.View says when): a version nobody asks for costs its header and
+        a list of its entries, not their texts. The entries' texts must not change while they are listed."""
+        if edge and p.can_block_reload:
+            if self._edge is None:
+                self._edge = Rendered(self._later(p, False), last_sequence=p.next_sequence - 1, ended=p.ended)
+            return self._edge
+        if self._rendered is None:
+            last, ended = p.next_sequence - 1, p.ended
+            count = len(p.window)
+            if p.media_sequence != self._rendered_sequence:
+                self._rendered_sequence, self._fewest = p.media_sequence, count
+            skippable = p.can_skip and not ended
+            skipped = _skippable(p.window, hls.skip_until(p.target_duration)) if skippable else 0
+            delta = Rendered(self._later(p, p.can_block_reload, skipped), last_sequence=last,
+                             ended=ended) if skipped else None
+            self._rendered = Rendered(self._later(p, p.can_block_reload), last_sequence=last, ended=ended,
+                                      delta=delta, media_sequence=p.media_sequence, delta_count=count - skipped,
+                                      blind_delta=count - skipped < self._fewest)
+        return self._rendered
+
     def render_edge(self, p: Listing) -> Rendered:
         """The same version for a static host (the bucket): it cannot block or answer _HLS_skip (6.2.5.2)."""
         if not p.can_block_reload:
@@ -118,12 +142,22 @@ class Renderer:
     def text(self, p: Listing, server_control: bool, skipped: int = 0) -> str:
         """The whole text, joined from every entry listed (or, `skipped`, from the last ones only: a
         delta update). The full playlist is rendered in parts instead (_parts); this is its reference."""
+        return self._joiner(p, server_control, skipped)()
+
+    def _later(self, p: Listing, server_control: bool, skipped: int = 0) -> Callable[[], bytes]:
+        """text()'s bytes, made when called, from what `p` lists now."""
+        join = self._joiner(p, server_control, skipped)
+        return lambda: join().encode()
+
+    def _joiner(self, p: Listing, server_control: bool, skipped: int) -> Callable[[], str]:
+        """text() as a call: the header and the entries taken now, their texts joined when called."""
         window = p.window
         entries = window.newest(len(window) - skipped) if skipped else list(window)
         edge = hashed_from(p.next_sequence, p.target_duration)
         shown = self.texts.shown
-        return "".join((self._header(p, server_control, skipped, entries[0] if entries else None),
-                        *(shown(e, edge) for e in entries), "#EXT-X-ENDLIST\n" if p.ended else ""))
+        head = self._header(p, server_control, skipped, entries[0] if entries else None)
+        end = "#EXT-X-ENDLIST\n" if p.ended else ""
+        return lambda: "".join((head, *(shown(e, edge) for e in entries), end))
 
     def _parts(self, p: Listing, server_control: bool) -> Parts:
         """The full playlist in parts (Frozen.parts)."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
+from .chunks import CHUNK_ENTRIES
 from .entry import Entry
 from .pathway import LISTED, Pathway, SegmentUris
 from .renderer import Renderer
@@ -26,6 +27,7 @@ from .window import Upto, Window
 OWN = ""  # listed at the pathway's own URI
 GAP = "-"  # listed as EXT-X-GAP there (4.4.4.7): it never landed there (given up)
 # Any other mode is a pathway ID: the entry is listed at that pathway's URI.
+LATER_MOST = 2 * CHUNK_ENTRIES  # entries a version made when first asked may list (View._later)
 
 
 def _uris_of(mode: str) -> str:
@@ -197,6 +199,15 @@ class View:
             for n in [n for n in self.modes if n < sequence]:
                 del self.modes[n]
 
+    def _later(self, count: int) -> bool:
+        """Its versions' text made when first asked (Renderer.render_later), not as each comes: on a
+        pathway other than the first bucket's (players read it only while steered to it, and the VM's
+        pathway lists every segment while the bucket serves: issue 66, steering costs nothing while nothing
+        fails), with every entry at the pathway's own URI (their texts then cannot change while listed:
+        `modes` gains numbers only past the last listed), and `count` entries few enough to join whole (a
+        long window's frozen chunks make each version cost its two ends)."""
+        return self.pathway.uris is not LISTED and not self.modes and count <= LATER_MOST
+
     def render(self, p: Source, edge: bool = False) -> Rendered | None:
         """Its version of `p` (`edge`: for a static host, which cannot block), None while it lists nothing
         but an end (a restart left the playlist nothing to list before it ended: shown ended, empty)."""
@@ -213,7 +224,10 @@ class View:
             self._renderer.replaced()
         self._renderer.changed()
         listing = _Upto(p, Upto(p.window, count), self.through)
-        rendered = self._renderer.render_edge(listing) if edge else self._renderer.render(listing)
+        if self._later(count):
+            rendered = self._renderer.render_later(listing, edge)
+        else:
+            rendered = self._renderer.render_edge(listing) if edge else self._renderer.render(listing)
         if edge:
             self._edge = (*key, rendered)
         else:
