@@ -27,6 +27,19 @@ TARGET = 2
 INTERVAL = 1.0  # the pages' report interval
 
 
+def counting(policy: SteeringPolicy) -> list[float]:
+    """When each of the policy's evaluations from now on ran (the loop's calls, counted)."""
+    evaluated: list[float] = []
+    evaluate = policy.evaluate
+
+    def counted() -> bool:
+        evaluated.append(time.monotonic())
+        return evaluate()
+
+    policy.evaluate = counted  # type: ignore[method-assign]
+    return evaluated
+
+
 class World:
     def __init__(self) -> None:
         self.clock = Clock()
@@ -514,17 +527,10 @@ async def test_the_loops_go_quiet_while_nothing_is_live_and_a_listing_wakes_them
     from broadcaster.steering.probe import QUIET_EVERY
 
     behind = [0.0]
-    evaluated: list[float] = []
     policy = SteeringPolicy(("bucket", "vm"), {"bucket": BucketSignals(behind=lambda: behind[0],
                                                                       failing=lambda: False)},
                             lambda: TARGET, interval=INTERVAL)
-    evaluate = policy.evaluate
-
-    def counted() -> bool:
-        evaluated.append(time.monotonic())
-        return evaluate()
-
-    policy.evaluate = counted  # type: ignore[method-assign]
+    evaluated = counting(policy)
     newest = Newest()
     loop = SteeringLoop(policy, {"bucket": Probe(newest)}, probe=False)
     newest.woken = loop.wake
@@ -580,17 +586,10 @@ async def test_the_loop_evaluates_on_a_failed_upload_and_a_failed_probe_not_only
     monkeypatch.setattr(probe, "QUIET_EVERY", 60.0)
     long_target = 30
     refused: list[str | None] = [None]
-    evaluated: list[float] = []
     policy = SteeringPolicy(("bucket", "vm"), {"bucket": BucketSignals(behind=lambda: 0.0, failing=lambda: False,
                                                                        refused=lambda: refused[0])},
                             lambda: long_target, interval=INTERVAL)
-    evaluate = policy.evaluate
-
-    def counted() -> bool:
-        evaluated.append(time.monotonic())
-        return evaluate()
-
-    policy.evaluate = counted  # type: ignore[method-assign]
+    evaluated = counting(policy)
     newest = Newest()
     loop = SteeringLoop(policy, {"bucket": Probe(newest)}, probe=False)
     await loop.start()

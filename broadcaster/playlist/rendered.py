@@ -28,7 +28,7 @@ class Rendered:
     ) -> None:
         self._body: bytes | None = body if isinstance(body, bytes) else None
         self._parts: Parts | None = body if isinstance(body, Parts) else None
-        # Makes the bytes when first asked (Renderer.render_later: from what the version lists, kept).
+        # Makes the bytes when first asked (Renderer.render's `later`: from what the version lists, kept).
         self._make: Callable[[], bytes] | None = None if isinstance(body, (bytes, Parts)) else body
         self.last_sequence = last_sequence  # for blocking reload: which _HLS_msn this answers
         self.ended = ended

@@ -66,8 +66,12 @@ class Renderer:
         """The entries were replaced (a new run of numbers, or new texts): nothing frozen applies."""
         self._frozen.clear()
 
-    def render(self, p: Listing) -> Rendered:
-        """`p`'s origin playlist (with SERVER-CONTROL when it can block), and its delta update if offered."""
+    def render(self, p: Listing, later: bool = False) -> Rendered:
+        """`p`'s origin playlist (with SERVER-CONTROL when it can block), and its delta update if offered.
+        `later`: the same bytes, made whole (not in chunks) when first asked, from the entries `p` lists
+        now: for a version few clients may read (a pathway players use only while steered to it: views.View
+        says when), which costs its header and a list of its entries until asked. The entries' texts must
+        not change while they are listed."""
         if self._rendered is None:
             last, ended = p.next_sequence - 1, p.ended
             count = len(p.window)
@@ -75,45 +79,28 @@ class Renderer:
                 self._rendered_sequence, self._fewest = p.media_sequence, count
             skippable = p.can_skip and not ended
             skipped = _skippable(p.window, hls.skip_until(p.target_duration)) if skippable else 0
-            delta = Rendered(self.text(p, p.can_block_reload, skipped).encode(), last_sequence=last,
-                             ended=ended) if skipped else None
+            delta = None
+            if skipped:
+                made = self._later(p, p.can_block_reload, skipped)
+                delta = Rendered(made if later else made(), last_sequence=last, ended=ended)
             # A delta listing fewer segments than any earlier version under its media sequence cannot
             # look unchanged to video.js whichever version it holds (Rendered.answer).
-            self._rendered = Rendered(self._parts(p, p.can_block_reload), last_sequence=last,
+            self._rendered = Rendered(self._body(p, p.can_block_reload, later), last_sequence=last,
                                       ended=ended, delta=delta, media_sequence=p.media_sequence,
                                       delta_count=count - skipped, blind_delta=count - skipped < self._fewest)
         return self._rendered
 
-    def render_later(self, p: Listing, edge: bool = False) -> Rendered:
-        """render's (`edge`: render_edge's) version of `p`, the same bytes, made whole (not in chunks) when
-        first asked, from the entries `p` lists now. For a version few clients may read (a pathway players
-        use only while steered to it: views.View says when): a version nobody asks for costs its header and
-        a list of its entries, not their texts. The entries' texts must not change while they are listed."""
-        if edge and p.can_block_reload:
-            if self._edge is None:
-                self._edge = Rendered(self._later(p, False), last_sequence=p.next_sequence - 1, ended=p.ended)
-            return self._edge
-        if self._rendered is None:
-            last, ended = p.next_sequence - 1, p.ended
-            count = len(p.window)
-            if p.media_sequence != self._rendered_sequence:
-                self._rendered_sequence, self._fewest = p.media_sequence, count
-            skippable = p.can_skip and not ended
-            skipped = _skippable(p.window, hls.skip_until(p.target_duration)) if skippable else 0
-            delta = Rendered(self._later(p, p.can_block_reload, skipped), last_sequence=last,
-                             ended=ended) if skipped else None
-            self._rendered = Rendered(self._later(p, p.can_block_reload), last_sequence=last, ended=ended,
-                                      delta=delta, media_sequence=p.media_sequence, delta_count=count - skipped,
-                                      blind_delta=count - skipped < self._fewest)
-        return self._rendered
-
-    def render_edge(self, p: Listing) -> Rendered:
+    def render_edge(self, p: Listing, later: bool = False) -> Rendered:
         """The same version for a static host (the bucket): it cannot block or answer _HLS_skip (6.2.5.2)."""
         if not p.can_block_reload:
-            return self.render(p)
+            return self.render(p, later)
         if self._edge is None:
-            self._edge = Rendered(self._parts(p, False), last_sequence=p.next_sequence - 1, ended=p.ended)
+            self._edge = Rendered(self._body(p, False, later), last_sequence=p.next_sequence - 1, ended=p.ended)
         return self._edge
+
+    def _body(self, p: Listing, server_control: bool, later: bool) -> Parts | Callable[[], bytes]:
+        """The full playlist in parts, or (`later`) its whole text made when called."""
+        return self._later(p, server_control) if later else self._parts(p, server_control)
 
     def _header(self, p: Listing, server_control: bool, skipped: int, first: Entry | None) -> str:
         has_map = p.window.mapped > 0

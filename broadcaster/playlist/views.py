@@ -200,7 +200,7 @@ class View:
                 del self.modes[n]
 
     def _later(self, count: int) -> bool:
-        """Its versions' text made when first asked (Renderer.render_later), not as each comes: on a
+        """Its versions' text made when first asked (Renderer.render's `later`), not as each comes: on a
         pathway other than the first bucket's (players read it only while steered to it, and the VM's
         pathway lists every segment while the bucket serves: issue 66, steering costs nothing while nothing
         fails), with every entry at the pathway's own URI (their texts then cannot change while listed:
@@ -224,10 +224,8 @@ class View:
             self._renderer.replaced()
         self._renderer.changed()
         listing = _Upto(p, Upto(p.window, count), self.through)
-        if self._later(count):
-            rendered = self._renderer.render_later(listing, edge)
-        else:
-            rendered = self._renderer.render_edge(listing) if edge else self._renderer.render(listing)
+        later = self._later(count)
+        rendered = self._renderer.render_edge(listing, later) if edge else self._renderer.render(listing, later)
         if edge:
             self._edge = (*key, rendered)
         else:
