@@ -453,17 +453,27 @@ async def test_a_peer_sending_altered_bytes_is_refused_and_honest_viewers_play_t
             stats, handed, errors, panel, problems = await refused_and_played(viewers)
             reported = await page_reports(viewers[1:])
             # The rejections the honest pages saw, on /metrics once they reported them, and the alert.
+            seen: list[Any] = []
+
             async def counted() -> dict[str, float] | None:
                 got = await playback_metrics(http, demo.service.url)
+                pages = [await v.page.evaluate(PAGE_REPORTS) for v in viewers[1:]]
+                seen[:] = [reported, got, pages]
                 return got if got["rejected"] >= reported["rejected"] else None
 
-            got = await until(counted, "the pages' rejections on /metrics", 20, every=0.2)
+            got = await until(counted, "the pages' rejections on /metrics", 20, every=0.2,
+                              detail=lambda: seen)
             firing = await api.until("HlsBroadcasterP2PSegmentsRejected firing", lambda: alert_firing(
                 api, "HlsBroadcasterP2PSegmentsRejected"))
     assert reported["rejected"] >= 2 and got["rejected"] >= reported["rejected"], (reported, got)
     assert got["banned"] >= 2 and got["verified"] == 0, got  # each honest page banned the one hostile peer
     assert firing["labels"]["severity"] == "warning", firing
     check_refused_and_played(demo, stats, handed, errors, panel, problems)
+
+
+# What a page's reports did, for a failure's detail: sent, not taken (counted again later), its P2P counts.
+PAGE_REPORTS = """() => ({reports: window.viewerStats.playback.reports, notTaken: window.viewerStats.playback.notTaken,
+  rejected: window.viewerStats.p2p.rejectedSegments, banned: window.viewerStats.p2p.bannedPeers})"""
 
 
 async def page_reports(viewers: list[Viewer]) -> dict[str, int]:

@@ -479,3 +479,47 @@ async def test_honest_pages_reports_are_all_within_bounds_and_each_start_up_coun
     assert added("startup_seconds_count") == 2, (added("startup_seconds_count"), figures)
     assert all(f["startupMs"] > 0 and f["lastReport"][0] == -1 for f in figures), figures
 
+
+
+async def test_a_report_whose_beat_failed_goes_into_the_next_and_no_count_is_lost(
+        stack: Stack, browser: OwnedPages) -> None:
+    """A beat answered 503 or failing on the way (CI, 2026-11-27: a page's P2P rejections never reached
+    /metrics) carried a report the service never took: the page must count it again in its next, as after
+    "too soon", not drop it. Four beats with a report fail (503s and aborted ones in turn): the page counts
+    each as not taken, and once its beats go through /metrics holds every bucket segment it had loaded."""
+    url = stack.service.url
+    failed: list[str] = []
+
+    async def fail(route: Any) -> None:
+        if "hb-report" not in route.request.headers:  # a beat without a report has nothing to lose
+            await route.continue_()
+        elif len(failed) % 2:
+            failed.append("aborted")
+            await route.abort("failed")
+        else:
+            failed.append("503")
+            await route.fulfill(status=503, body="not now\n")
+
+    bucket = ("hls_broadcaster_playback_segments_total", (("source", "bucket"),))
+    async with aiohttp.ClientSession() as http:
+        page = await (await browser.new_context()).new_page()
+        before = await metrics(http, url)
+        await open_viewer(page, f"{url}/")
+        await page.wait_for_function("() => window.viewerStats.playback.reports >= 3",
+                                     timeout=WAIT * 1000, polling=POLL_MS)
+        await page.route("**/live/watching", fail)
+        not_taken = await page.evaluate("() => window.viewerStats.playback.notTaken")
+        await until(lambda: len(failed) >= 4, "four failed beats with a report", WAIT)
+        await page.unroute("**/live/watching")
+        loaded = await page.evaluate("() => window.viewerStats.playback.bucket.segments")
+        figures = await page.evaluate("() => window.viewerStats.playback")
+
+        async def counted() -> float | None:
+            added = (await metrics(http, url)).get(bucket, 0.0) - before.get(bucket, 0.0)
+            return added if added >= loaded else None
+
+        got = await until(counted, "the page's bucket segments on /metrics", WAIT,
+                          detail=lambda: (failed, loaded, figures["bucket"], figures["notTaken"]))
+    print("failed beats", failed, "segments loaded", loaded, "counted", got,
+          "not taken", not_taken, "->", figures["notTaken"])
+    assert figures["notTaken"] - not_taken >= len(failed), (not_taken, figures)

@@ -296,9 +296,16 @@ export function create({ video, hls, position, player, p2p, behindLive }) {
     return text;
   }
 
-  /** The heartbeat's answer to `report`: the service's clock, and whether it took the report. */
+  /** The heartbeat's answer to `report`: the service's clock, and whether it took the report. `body`
+   * null: no report answer came (not counted: 429; a 500; the beat failed on the way), so the report was
+   * not taken either and its counts go into the next, as after "too soon". Dropping them instead lost
+   * the P2P rejections a page had seen (CI, 2026-11-27); a beat that failed after the service took it
+   * counts twice, within what the service lets a page's time hold (status/playback.py). */
   function answered(sent, sentAt, receivedAt, body) {
-    if (!body || typeof body.now !== 'number') return;
+    if (!body || typeof body.now !== 'number') {
+      if (sent) notTaken();
+      return;
+    }
     const rtt = receivedAt - sentAt;
     if (figures.clockRttMs === null || rtt <= figures.clockRttMs) {
       // The service read its clock about halfway through the round trip; the fastest answer says it best.
@@ -307,12 +314,16 @@ export function create({ video, hls, position, player, p2p, behindLive }) {
       figures.skewMs = Math.round(body.now - (Date.now() - (performance.now() - (sentAt + receivedAt) / 2)));
     }
     if (sent && body.taken === 0) {
-      figures.notTaken += 1;
-      ours.undo();
-      reportedAt = -Infinity;
+      notTaken();
     } else if (sent && startupSent) {
       startupTaken = true;
     }
+  }
+
+  function notTaken() {
+    figures.notTaken += 1;
+    ours.undo();
+    reportedAt = -Infinity;
   }
 
   /** Hb-Pathway's value: the pathway played now ('-' when not known), then `<pathway>=<count>` for each

@@ -50,11 +50,13 @@ export function start(config, video, p2pOn, playback = null) {
     if (!playing()) return stopped();
     lastBeat = performance.now();
     const report = reporting && !urgent ? playback.report(viewers.beat * 1000) : null;
+    let answered = false;
     try {
       const sentAt = performance.now();
       const response = await send(p2pOn() ? `${id} p2p` : id, false, report, playback ? playback.pathwayWord() : null);
       const receivedAt = performance.now();
       const body = response.status === 200 ? await response.json() : null;
+      answered = true;
       if (report !== null) playback.answered(report, sentAt, receivedAt, body);
       if (beatTimer === null) {
         // Paused or closed while this beat was on its way: its goodbye may have gone first.
@@ -64,7 +66,8 @@ export function start(config, video, p2pOn, playback = null) {
       counted = response.ok;
       if (viewers.show && body && typeof body.watching === 'number') show(body.watching);
     } catch (err) {
-      // offline for a moment: the next beat counts again
+      // offline for a moment: the next beat counts again, and carries this one's report
+      if (report !== null && !answered) playback.answered(report, 0, 0, null);
     }
   }
 
