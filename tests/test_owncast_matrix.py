@@ -101,6 +101,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import re
 import statistics
@@ -753,11 +754,21 @@ async def test_passthrough_segment_longer_after_the_cut_raises_the_target_at_one
         # Then again with a 3 s copied segment (issue 32: the transcoded segment of the raise's moment
         # was once never listed, 72 of 73): each stream follows an end, so its target starts low again.
         await play_all(matrix, RAISED)
-    # The first target is 1 or 2 (whichever variant's playlist the service read first advertises);
-    # the 3.5 s (3 s) segment, listed long after the cut, raises it to 4 in every case.
+    # A stream's first target is what the playlist the service read first advertises, and Owncast's
+    # advertises the longest segment listed so far: 1 or 2 as a rule, and the 3.5 s (3 s) segment, listed
+    # after the cut, raises it to 4 (the longer_segment change this test is for). Under load the service
+    # can decide a stream's first moment after the long segment is listed (CI, 2026-11-27: the second
+    # stream's first moment 4.3 s after Owncast listed it, its target 3 from its first version): then that
+    # stream starts at 3 and no raise is needed. Either way, every raise seen in a stream's versions was
+    # counted, and each stream's target covers its longest segment.
     assert counter(final, "hls_broadcaster_variants_cut_apart_total") == 2
-    assert counter(final, "hls_broadcaster_target_duration_changes_total", reason="longer_segment") >= 2
-    assert counter(final, "hls_broadcaster_target_duration_seconds") == 4
+    seen_raised = sum(len(matrix.targets[index]) - 1 for index in range(len(RAISED)))
+    assert counter(final, "hls_broadcaster_target_duration_changes_total",
+                   reason="longer_segment") >= seen_raised, matrix.targets
+    for index, row in enumerate(RAISED):
+        assert row.keyframes is not None
+        assert max(matrix.targets[index]) >= math.ceil(max(row.keyframes)), (row, matrix.targets)
+    assert counter(final, "hls_broadcaster_target_duration_seconds") == max(matrix.targets[len(RAISED) - 1])
     # Every segment Owncast listed was listed (play() asserts it); none was counted lost either.
     assert not [k for k, value in final.items() if k[0] == "hls_broadcaster_segments_lost_total" and value]
 
