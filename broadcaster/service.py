@@ -35,6 +35,7 @@ from .playlist.pathway import BUCKET, VM, BaseUris, Pathway, VmUris
 from .publish.config import PublisherConfig
 from .publish.pathways import FIRST, PathwayPlan
 from .publish.publisher import Publisher
+from .publish.readers import Readers
 from .publish.release import ListedHook, Outlets
 from .publish.visible import VisiblePlaylists
 from .playlist.segments import Removed
@@ -203,13 +204,15 @@ class Service:
         self.pathway_reports: PathwayReports | None = None
         self.newest = Newest()  # the first bucket's newest listing: what its probe fetches
         records = _pathways(s)
+        # Every pathway but the first bucket's has its versions made only while clients read it.
+        self.readers = {p.id: Readers(lambda: self.playlists.target_duration) for p in records[1:]}
         if not s.steering:
             self.plan = PathwayPlan(records)
             return
         buckets = {pid: BucketSignals.of_uploads(b.behind, b.outcome) for pid, b in self.buckets.items()}
         self.steering = SteeringPolicy(s.pathways, buckets, lambda: self.playlists.target_duration,
                                        interval=s.viewer_timeout / 3)
-        self.plan = steered_plan(records, self.steering)
+        self.plan = steered_plan(records, self.steering, lambda pid: self.readers[pid].make())
         probes = {pid: Probe(self.newest if pid == hls.BUCKET_PATHWAY else _newest_landed(b), b.checks.writes)
                   for pid, b in self.buckets.items()}
         self.steering_loop = SteeringLoop(self.steering, probes, on_change=self._steered)
@@ -261,6 +264,9 @@ class Service:
             on_removed=self._removed if any(b.cleaner for b in self.buckets.values()) else None,
         )
         self.release = self.publisher.release  # built, started and closed by the publisher
+        for pid, readers in self.readers.items():
+            readers.wake = self.publisher.lister.again  # a read of an idle pathway: its versions made now
+            self.pathway_playlists[pid].on_current = readers.shown
         register_parts(self.snapshots, self.publisher,
                        {pid: b.cleaner for pid, b in self.buckets.items() if b.cleaner is not None})
         self.snapshots.restore()
@@ -346,7 +352,7 @@ class Service:
         if self.steering is None:
             return None
         return steered_pathways(s, self.plan, self.steering, self.pathway_playlists, self.held, self.publisher,
-                                self.pathway_counts)
+                                self.pathway_counts, self.readers)
 
     async def start(self) -> None:
         """Starts each part after the ones it needs; stop (or a step here that fails) undoes them in the

@@ -256,3 +256,81 @@ async def test_a_variant_ended_empty_by_a_raise_shows_its_end_with_the_others_ne
     for view in (shown.vm, shown.bucket):
         assert names(view[0]) == ["stream-a-2.ts"] and names(view[1]) == []
         assert target(view[0]) == target(view[1]) == 3 and view[1].ended and not view[0].ended
+
+
+# -- a pathway nobody reads (publish/readers.py): no version made, nothing held back for it -------------
+
+
+def read_when(reading: dict[str, bool], removed: list[str] | None = None) -> Variants:
+    """Two variants on both pathways while the first bucket serves (the VM's lists what the bucket has),
+    the VM's read while `reading["vm"]`."""
+    gone = removed if removed is not None else []
+    plan = PathwayPlan(PLAN.pathways, redirects=lambda: True, reading=lambda pid: reading[pid])
+    variants = Variants(WindowOptions(10), lambda left: gone.extend(r.segment.key or "" for r in left), plan)
+    for index in (0, 1):
+        variants.add(index, 0.0).playlist.open(1, True, 0.0)
+    return variants
+
+
+def test_only_while_the_first_bucket_serves_is_a_pathway_nobody_reads_idle() -> None:
+    """Players steered off the bucket (it fails) go to the others: their versions are made, read or not."""
+    for serves, read, idle in ((True, False, {"vm"}), (True, True, set()), (False, False, set())):
+        plan = PathwayPlan(PLAN.pathways, redirects=lambda: serves, reading=lambda pid: read)
+        assert plan.idle() == idle, (serves, read)
+    assert PathwayPlan().idle() == frozenset()
+
+
+async def test_a_pathway_nobody_reads_gets_no_version_and_holds_back_no_new_target() -> None:
+    """The VM's pathway showed number 0, then nobody read it while the bucket's showed up to 2: a new
+    target would have kept the former playlist for it (it is behind); unread, it starts the new one at
+    once, and its first version once read again is the new playlist's."""
+    reading = {"vm": True}
+    variants = read_when(reading)
+    for index in (0, 1):
+        list_in(variants, index, 0)
+    versions = variants.versions(0.0)
+    assert set(versions) == {"bucket", "vm"}
+    variants.shown(versions)
+    reading["vm"] = False
+    for i in (1, 2):
+        for index in (0, 1):
+            list_in(variants, index, i)
+    versions = variants.versions(0.0)
+    assert set(versions) == {"bucket"}  # no version of the VM's pathway is made
+    variants.shown(versions)
+    assert [v.playlist.behind() for v in variants.values()] == [set(), set()]
+    variants.retarget(3, 3.0, new_timeline=True)
+    assert not any(v.playlist.on_former for v in variants.values())
+    for index in (0, 1):
+        list_in(variants, index, 3, duration=3.0)
+    reading["vm"] = True
+    versions = variants.versions(0.0)
+    for index in (0, 1):
+        assert names(versions["vm"][index]) == ["stream-a-3.ts"] and target(versions["vm"][index]) == 3
+
+
+async def test_a_pathway_left_on_the_former_playlist_leaves_it_once_nobody_reads_it() -> None:
+    """The VM's version listing number 2 was pushed, not shown yet (a save on its way), when the target
+    rose: the VM's pathway goes on with the former playlist. Once nobody reads it, it leaves that playlist
+    with the next push, and what left its window goes on to the cleaner (it held it till then)."""
+    reading = {"vm": True}
+    removed: list[str] = []
+    variants = read_when(reading, removed)
+    for i in (0, 1):
+        for index in (0, 1):
+            list_in(variants, index, i)
+        variants.shown(variants.versions(0.0))
+    for index in (0, 1):
+        list_in(variants, index, 2)
+    versions = variants.versions(0.0)
+    variants.shown({"bucket": versions["bucket"]})  # the bucket's shown; the VM's still being saved
+    variants.retarget(3, 3.0, new_timeline=True)
+    assert [v.playlist.on_former for v in variants.values()] == [{"vm"}, {"vm"}]
+    assert not [key for key in removed if "stream-a-" in key]
+    reading["vm"] = False
+    for index in (0, 1):
+        list_in(variants, index, 3, duration=3.0)
+    versions = variants.versions(0.0)
+    assert set(versions) == {"bucket"}
+    assert not any(v.playlist.on_former for v in variants.values())
+    assert {f"live/{index}/stream-a-{i}.ts" for index in (0, 1) for i in (0, 1, 2)} <= set(removed)

@@ -63,6 +63,16 @@ class PlaylistSource(Protocol):
         """Calls of wait_for_sequence not ended yet: the one count of held requests (the cap, /metrics)."""
 
 
+class Reading(Protocol):
+    """A pathway whose versions are made only while clients read it (publish/readers.py)."""
+
+    def read(self) -> bool:
+        """A client reads it now; True when what is shown is current."""
+
+    async def current(self, timeout: float) -> bool:
+        """Wait until what is shown is current (False after `timeout`)."""
+
+
 _BLOCKING_PARAMS = frozenset({"_HLS_msn", "_HLS_part", "_HLS_skip"})
 # A redirect to the canonical URL is a pure function of the URL asked: cacheable (a CDN may keep it).
 CANONICAL_CACHE_CONTROL = "public, max-age=60"
@@ -180,12 +190,14 @@ def _to_canonical(request: web.Request, location: str,
 
 @dataclass(frozen=True, slots=True)
 class Horizon:
-    """Another pathway ahead of this one (content steering: the VM's, ahead of the bucket's by the
-    uploads on their way): the newest number it lists per variant, and whether players are steered away
-    from this one now."""
+    """This pathway among the others (content steering): the newest number any lists per variant (the
+    VM's, ahead of the bucket's by the uploads on their way), whether players are steered away from this
+    one now, and its readers when its versions are made only while read (every pathway but the first
+    bucket's: publish/readers.py)."""
 
     newest: Callable[[int], int | None]
     away: Callable[[], bool] = lambda: False
+    readers: Reading | None = None
 
 
 class PlaylistRoutes:
@@ -202,8 +214,11 @@ class PlaylistRoutes:
         newest number another pathway lists already (the VM's, ahead of the bucket's by the uploads on
         their way): a player that comes from there asks for its next one, which is coming here too, so
         it is held rather than refused as too far ahead; and while players are steered away from this
-        pathway (`horizon.away()`), a number the other lists is not held for uploads that do not land."""
+        pathway (`horizon.away()`), a number the other lists is not held for uploads that do not land;
+        `horizon.readers`: its versions are made only while read: a request that finds them not current
+        waits for them (a push, saved and shown) before it is answered."""
         self._source = source
+        self._readers = horizon.readers if horizon is not None else None
         self._late = clients.late  # what a client's late _HLS_msn may cost (late.py)
         self._masters = masters  # None: the source's own
         self._horizon = horizon
@@ -254,6 +269,13 @@ class PlaylistRoutes:
 
     async def media(self, request: web.Request) -> web.Response:
         try:
+            readers = self._readers
+            if readers is not None and not readers.read():
+                # Nobody read this pathway lately: its versions were not made. Made for this request (a
+                # push, saved, shown); past a target duration (saves fail) it is answered as not ready.
+                if not await readers.current(float(self._source.target_duration or 1)):
+                    self._count("unknown", 503)
+                    return _not_ready()
             digits = request.match_info["n"]
             # "007" would be a second URL (and CDN cache key) for variant 7; a huge number cannot be ours.
             if (whole_number(digits, _MAX_VARIANT_DIGITS) is None

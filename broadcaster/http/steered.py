@@ -20,6 +20,7 @@ from ..steering.policy import MIN_UPLOAD_WAIT, SteeringPolicy
 from .app import Pathways, ServedPathway
 from .clients import Proxies
 from .pathway import BURST_SECONDS, ByteBudget, OwnFailure, VmSegments
+from .playlists import Reading
 
 
 class Located(Protocol):
@@ -100,9 +101,11 @@ class InBucket:
 
 
 def pathways(s: Settings, plan: PathwayPlan, steering: SteeringPolicy, playlists: Mapping[str, VisiblePlaylists],
-             held: Held | None, located: Located, counts: PathwayCounts) -> Pathways:
+             held: Held | None, located: Located, counts: PathwayCounts,
+             readers: Mapping[str, Reading] | None = None) -> Pathways:
     """`playlists`: each pathway's, by ID (the first bucket's included); `held`: what the VM serves from
-    (None: no VM pathway); `located`: where the publisher lists each segment."""
+    (None: no VM pathway); `located`: where the publisher lists each segment; `readers`: each other
+    pathway's, whose versions are made only while read (publish/readers.py)."""
     prefix = s.r2_key_prefix
     first = playlists[hls.BUCKET_PATHWAY]
 
@@ -126,8 +129,8 @@ def pathways(s: Settings, plan: PathwayPlan, steering: SteeringPolicy, playlists
     # variants named there, whichever folder the multivariant playlist was asked at.
     offered = [Offered(p.id, f"{s.vm_pathway_url}/live/{hls.VM_FOLDER}/", hls.MEDIA_PLAYLIST_NAME)
                if p.id == hls.VM_PATHWAY and s.vm_pathway_url else Offered(p.id, p.folder) for p in plan.pathways]
-    others = tuple(ServedPathway(p.id, p.folder, playlists[p.id], _away(steering, p.id))
-                   for p in plan.pathways[1:])
+    others = tuple(ServedPathway(p.id, p.folder, playlists[p.id], _away(steering, p.id),
+                                 (readers or {}).get(p.id)) for p in plan.pathways[1:])
 
     def newest(variant: int) -> int | None:
         numbers = [r.last_sequence for p in playlists.values() if (r := p.media_playlist(variant)) is not None]

@@ -108,6 +108,9 @@ class PathwayViews:
         # entries): a player holding an older version still asks for it (6.2.2: a removed segment stays
         # available its duration plus the playlist's), and the VM answers only what its pathway listed.
         self.vm_listed: OrderedDict[str, tuple[int, str, str]] = OrderedDict()
+        # The pathways nobody reads now (PathwayPlan.idle, set at each push): no version is made of them,
+        # and what they showed does not hold back a new target.
+        self.idle: frozenset[str] = frozenset()
 
     def _view(self, pathway: Pathway) -> View:
         return View(pathway, self._plan.uris)
@@ -247,10 +250,13 @@ class PathwayViews:
         if through > view.through:
             view.through = through
 
-    def versions(self, playlist: Playlist | None, showable: bool, edge: bool = False) -> dict[str, Rendered]:
-        """Each pathway's version now (none while it lists nothing)."""
+    def versions(self, playlist: Playlist | None, showable: bool, edge: bool = False,
+                 idle: frozenset[str] = frozenset()) -> dict[str, Rendered]:
+        """Each pathway's version now (none while it lists nothing, nor for the pathways in `idle`)."""
         out: dict[str, Rendered] = {}
         for pid, view in self.views.items():
+            if pid in idle:
+                continue
             if pid in self.former_views:
                 rendered = self.former_views[pid].render(self.former, edge) if self.former is not None else None
             elif playlist is None or not showable:
@@ -268,8 +274,10 @@ class PathwayViews:
 
     def behind(self, shown: int) -> set[str]:
         """The pathways that have not shown everything shown anywhere (`shown`, the last number): what
-        their version lists beyond that was pushed, not seen (a save is on its way)."""
-        return {pid for pid, seen in self.shown.items() if seen < shown and pid not in self.former_views}
+        their version lists beyond that was pushed, not seen (a save is on its way). Not an idle one: nobody
+        reads it, and it lists the new playlist as soon as it is read again."""
+        return {pid for pid, seen in self.shown.items()
+                if seen < shown and pid not in self.former_views and pid not in self.idle}
 
     def restarting(self, frozen: Playlist | None, keep: set[str], shown: int) -> list[Removed]:
         """The playlist restarts (a new target): the pathways in `keep` go on listing `frozen` (the

@@ -9,7 +9,9 @@ playlist as it decides what each pathway lists (pathway_views.py):
   serves): a player that stays on it (video.js, a player without content steering) plays on from there;
 - `redirects()`: the VM answers its pathway's segment requests with a redirect to the first bucket's
   copy (players are steered to the bucket, which the service sees serving), so the VM's pathway lists
-  only what landed there. Otherwise it lists every segment the VM holds.
+  only what landed there. Otherwise it lists every segment the VM holds;
+- `reading(pathway)`: whether a client read that pathway's playlists lately (readers.Readers.make):
+  while the first bucket serves, the versions of a pathway nobody reads are not made (`idle`).
 
 The steering stage answers both (the policy's priority); without steering nothing is steered.
 """
@@ -34,6 +36,7 @@ class PathwayPlan:
     pathways: tuple[Pathway, ...] = (FIRST,)
     fallbacks: Callable[[str], Sequence[str]] = _never
     redirects: Callable[[], bool] = lambda: True
+    reading: Callable[[str], bool] = lambda pathway: True
     uris: Mapping[str, SegmentUris] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -64,3 +67,16 @@ class PathwayPlan:
     @property
     def steered(self) -> bool:
         return len(self.pathways) > 1
+
+    def idle(self) -> frozenset[str]:
+        """The pathways whose versions a push makes none of now: while the first bucket serves, every other
+        one nobody read lately (issue 66: steering costs nothing while nothing fails). Players are steered
+        to the first bucket's pathway then; one who reads another anyway waits a push for its versions."""
+        if len(self.pathways) == 1 or not self.redirects():
+            return frozenset()
+        return frozenset(p.id for p in self.pathways[1:] if not self.reading(p.id))
+
+    @property
+    def others(self) -> frozenset[str]:
+        """Every pathway but the first bucket's: the bucket's copies (edges) are made of the first only."""
+        return frozenset(p.id for p in self.pathways[1:])

@@ -135,6 +135,7 @@ class Release:
         for shown in self._shows.values():
             shown.target_duration = versions.target
         if self._all_shown(versions):
+            self._current(versions)
             return
         if not self.saves or self._saver is None:
             self._apply(versions, self._take_listings())
@@ -144,6 +145,12 @@ class Release:
     def _all_shown(self, versions: Versions) -> bool:
         return all(shown.is_shown(i, r) for pid, shown in self._shows.items()
                    for i, r in versions.renderings.get(pid, {}).items())
+
+    def _current(self, versions: Versions) -> None:
+        """Every version pushed is visible already: each pathway pushed shows its latest."""
+        for pid, shown in self._shows.items():
+            if pid in versions.renderings:
+                shown.current()
 
     def announce(self, variants: list[SourceVariant]) -> None:
         """Owncast's multivariant playlist names these variants: the view's master follows at once."""
@@ -172,7 +179,9 @@ class Release:
         renderings = versions.in_bucket
         self._in_view.update(renderings)
         for pid, playlists in self._shows.items():
-            playlists.show(versions.renderings.get(pid, {}))  # wakes requests held for a newer version (blocking reload)
+            made = versions.renderings.get(pid)
+            if made is not None:  # absent: a pathway nobody reads, whose versions were not made (Readers)
+                playlists.show(made)  # wakes requests held for a newer version (blocking reload)
         if self._shown_to is not None:
             self._shown_to.shown(versions.renderings)
         self._offer(versions)
@@ -199,6 +208,7 @@ class Release:
             versions = self._latest
             renderings = {(pid, i): r for pid, by in versions.renderings.items() for i, r in by.items()}
             if not self._unpublished and self._all_shown(versions):
+                self._current(versions)
                 continue  # woken again for a change an earlier save already covered
             # The latest version's memory: every change to the publisher's memory pushes a version
             # (Lister.advance), so it is the memory now.

@@ -150,16 +150,21 @@ class VariantPlaylist:
         number, url, segment_key = at
         return number, url if self._views.landed(self._first, segment_key) else None
 
-    def versions(self, now: float, edge: bool = False) -> dict[str, Rendered]:
+    def versions(self, now: float, edge: bool = False, idle: frozenset[str] = frozenset()) -> dict[str, Rendered]:
         """Its version on each pathway (`edge`: for the bucket's copy, which cannot block), as far as each
         lists it; none while there is nothing to show (not open, empty, or regrowing after continuing
-        above a state: 6.2.2)."""
+        above a state: 6.2.2), nor on the pathways in `idle` (nobody reads them: their views go on)."""
         gen = self._gen
         if gen is not None:
             self._views.settle(gen, now)
         self._views.advance(gen, now)
         self._drain()
-        return self._views.versions(gen, self._showable(gen), edge)
+        return self._views.versions(gen, self._showable(gen), edge, idle)
+
+    def idle(self, pathways: frozenset[str]) -> None:
+        """Nobody reads these pathways now (PathwayPlan.idle): no version of theirs is made, and none
+        shown there holds back a new target (a restart lists the new playlist there at once)."""
+        self._views.idle = pathways
 
     def visible(self, edge: bool = False) -> Rendered | None:
         """Its current version with every segment it lists, at the URIs they were listed with (what the
@@ -181,7 +186,10 @@ class VariantPlaylist:
         return frozenset(self._views.former_views)
 
     def former_done(self, pathway: str) -> bool:
-        """`pathway` showed the former playlist as far as any pathway did (or has none here)."""
+        """`pathway` showed the former playlist as far as any pathway did (or has none here, or nobody
+        reads it now: nothing shown there needs the former)."""
+        if pathway in self._views.idle:
+            return True
         return self._views.former_done(pathway) and (
             pathway not in self._views.former_views or self._views.shown[pathway] >= self._views.former_through)
 

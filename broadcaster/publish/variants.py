@@ -104,7 +104,8 @@ class Variants(Mapping[int, Variant]):
                 for index, v in self._variants.items()}
 
     def versions(self, now: float, edge: bool = False) -> dict[str, dict[int, Rendered]]:
-        """Every variant's version on each pathway that can be shown (`edge`: for the bucket's copy).
+        """Every variant's version on each pathway that can be shown (`edge`: for the bucket's copy, the
+        first bucket's pathway's alone), except the pathways nobody reads now (PathwayPlan.idle): absent.
 
         One target duration per pathway (6.2.4: variants share one). A pathway that lists the playlist
         before a new target does so in every variant until each showed it as far as it went; only then
@@ -115,14 +116,21 @@ class Variants(Mapping[int, Variant]):
         lists its next segment or ends; and a version under the new target (one ended empty, too) waits
         while another variant's is still under the former one."""
         playing = [v for v in self._variants.values() if not v.withdrawn]
+        # Not made now: every pathway but the first for the bucket's copies; else those nobody reads.
+        idle = self._plan.others if edge else self._plan.idle()
+        if not edge:
+            for v in self._variants.values():
+                v.playlist.idle(idle)
         together = self._leaving()
         for v in self._variants.values():
             for pid in v.playlist.on_former:
                 # A withdrawn variant (no master names it) leaves once it showed its own as far as it went.
                 if v.playlist.former_done(pid) and (pid in together or v.withdrawn):
                     v.playlist.leave_former(pid)
-        out = self._versions(now, edge)
+        out = self._versions(now, edge, idle)
         for pid, versions in out.items():
+            if not versions:
+                continue
             # The target of each variant's visible version once these are shown (the one it showed where it
             # has none now: an empty new playlist has none until it lists or ends).
             targets = {v.playlist.version_target(pid) if v.index in versions else v.playlist.shown_target(pid)
@@ -133,9 +141,10 @@ class Variants(Mapping[int, Variant]):
                             in (self._variants[i].playlist.shown_target(pid), None)}
         return out
 
-    def _versions(self, now: float, edge: bool) -> dict[str, dict[int, Rendered]]:
-        out: dict[str, dict[int, Rendered]] = {p.id: {} for p in self._plan.pathways}
+    def _versions(self, now: float, edge: bool, idle: frozenset[str]) -> dict[str, dict[int, Rendered]]:
+        """Per pathway whose versions are made now (an idle one is absent: what it shows stays as it is)."""
+        out: dict[str, dict[int, Rendered]] = {p.id: {} for p in self._plan.pathways if p.id not in idle}
         for index, v in self._variants.items():
-            for pid, rendered in v.playlist.versions(now, edge).items():
+            for pid, rendered in v.playlist.versions(now, edge, idle).items():
                 out[pid][index] = rendered
         return out

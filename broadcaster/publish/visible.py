@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from ..playlist import hls
 from ..playlist.master import render_master
@@ -32,6 +33,9 @@ class VisiblePlaylists:
         self.held_requests = 0  # in wait_for_sequence now: the one count (the HTTP cap and /metrics read it)
         self._released = False  # stopping: held requests are answered at once
         self._nudges = 0  # answer_held calls: requests held before one are answered
+        # Told when the versions pushed last for this pathway are the ones visible (readers.Readers.shown:
+        # a pathway whose versions are made only while read).
+        self.on_current: Callable[[], None] | None = None
 
     # -- written by release.py only (what Owncast announces, show, replace) ---------------------------
 
@@ -55,10 +59,16 @@ class VisiblePlaylists:
         return self._visible.get(variant) is rendered
 
     def show(self, renderings: dict[int, Rendered]) -> None:
-        """Make these versions visible and wake the requests held for a newer one."""
+        """Make these versions (the latest pushed) visible and wake the requests held for a newer one."""
         self._visible.update(renderings)
         changed, self._changed = self._changed, asyncio.Event()  # and arm the next wake-up
         changed.set()
+        self.current()
+
+    def current(self) -> None:
+        """What is visible is the latest pushed (shown now, or before: nothing changed since)."""
+        if self.on_current is not None:
+            self.on_current()
 
     def replace(self, renderings: dict[int, Rendered]) -> None:
         """What a restored state shows (before anything is served)."""

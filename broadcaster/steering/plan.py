@@ -4,19 +4,21 @@ redirects to the first bucket."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ..playlist.pathway import Pathway
 from ..publish.pathways import PathwayPlan
 from .policy import SteeringPolicy
 
 
-def steered_plan(pathways: Sequence[Pathway], policy: SteeringPolicy) -> PathwayPlan:
+def steered_plan(pathways: Sequence[Pathway], policy: SteeringPolicy,
+                 reading: Callable[[str], bool] = lambda pathway: True) -> PathwayPlan:
     """The plan of `pathways` as `policy` steers them: a bucket's pathway players are steered away from
     because it fails lists what it lacks at the URI of the pathways before it in the priority, best first
     (a player that stays there, video.js, plays on from them; a healthy bucket that is merely second lists
     only its own: a player there may have left the first on its own errors); the VM's pathway lists only
-    what the first bucket has while the VM redirects there (policy.bucket_serves)."""
+    what the first bucket has while the VM redirects there (policy.bucket_serves). `reading`: whether a
+    client read a pathway's playlists lately (publish/readers.py)."""
 
     def fallbacks(pathway: str) -> Sequence[str]:
         priority = policy.priority
@@ -24,4 +26,4 @@ def steered_plan(pathways: Sequence[Pathway], policy: SteeringPolicy) -> Pathway
             return ()
         return priority[:priority.index(pathway)]
 
-    return PathwayPlan(tuple(pathways), fallbacks, policy.bucket_serves)
+    return PathwayPlan(tuple(pathways), fallbacks, policy.bucket_serves, reading)

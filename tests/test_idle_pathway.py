@@ -1,0 +1,100 @@
+"""A pathway nobody reads costs nothing (issue 66 item 3), on real parts: the service in this process
+(its pathways' visible playlists looked at directly), SeaweedFS, the Owncast emulator's real segments.
+
+While the bucket serves and no client reads the VM's pathway, none of its versions is made: its visible
+playlists stay as they were (none, from the start). A client that reads it then gets the current
+version, at once after one push: the same numbers and segments as the bucket's, at the VM's URIs, a
+blocking request too; while clients read it, its versions follow the bucket's; once nobody has for the
+linger, they stop again. tests/test_readers.py has the rules at the seam."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from broadcaster.demo.emulator import OwncastEmulator
+from broadcaster.demo.seaweed import SeaweedS3
+from broadcaster.playlist.rendered import Rendered
+from broadcaster.publish import readers
+from broadcaster.steering.policy import SteeringPolicy
+from tests.support.service_process import running_service, service_env
+from tests.support.waiting import until
+
+pytestmark = pytest.mark.integration
+
+WAIT = 20.0  # seconds any one condition may take on a busy machine
+LINGER = 2.0  # seconds a read keeps the VM's versions made, here (20 s at least in the service)
+
+
+def entries(body: str) -> dict[int, tuple[str, str]]:
+    """Number -> (segment file name, PROGRAM-DATE-TIME) of each segment a media playlist lists."""
+    sequence = int(re.search(r"#EXT-X-MEDIA-SEQUENCE:(\d+)", body)[1])  # type: ignore[index]
+    out: dict[int, tuple[str, str]] = {}
+    date = ""
+    for line in body.splitlines():
+        if line.startswith("#EXT-X-PROGRAM-DATE-TIME:"):
+            date = line.split(":", 1)[1]
+        elif line and not line.startswith("#"):
+            out[sequence] = (line.rsplit("/", 1)[1], date)
+            sequence += 1
+    return out
+
+
+def last(rendered: Rendered | None) -> int:
+    return rendered.last_sequence if rendered is not None else -1
+
+
+async def test_the_vms_versions_are_made_only_while_read_and_a_read_gets_the_current_one(
+        tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(readers, "LINGER_LEAST", LINGER)
+    monkeypatch.setattr(readers, "LINGER_TARGETS", 0)
+    # The bucket serves throughout, as the policy's verdict: on a loaded machine its slow uploads could
+    # steer players away, and every pathway's versions are then made for everyone, as they must be
+    # (PathwayPlan.idle: tests/test_variant_playlist.py).
+    monkeypatch.setattr(SteeringPolicy, "bucket_serves", lambda self: True)
+    env = service_env(owncast.variant_dir(0).parent, seaweed, tmp_path / "state", PATHWAYS="bucket,vm",
+                      WINDOW_SECONDS="6")
+    async with running_service(env) as service, aiohttp.ClientSession() as http:
+        bucket, vm = service.pathway_playlists["bucket"], service.pathway_playlists["vm"]
+        await until(lambda: (r := bucket.media_playlist(0)) is not None and len(entries(r.body.decode())) >= 4,
+                    "4 segments in the bucket's playlist", WAIT)
+        # Nobody read the VM's pathway since the start: no version of it was made, in any variant.
+        assert vm.media_playlist(0) is None and vm.media_playlist(1) is None
+
+        for variant in (0, 1):
+            shown = last(bucket.media_playlist(variant))
+            async with http.get(f"{service.url}/live/vm/{variant}/playlist.m3u8") as r:
+                assert r.status == 200, await r.text()
+                body = await r.text()
+            theirs = entries(bucket.media_playlist(variant).body.decode())  # type: ignore[union-attr]
+            ours = entries(body)
+            # The current version: at least what the bucket's showed when asked, number for number the
+            # same segments (at the VM's URIs: /live/vm/<n>/...).
+            assert max(ours) >= shown, (shown, ours)
+            common = set(ours) & set(theirs)
+            assert len(common) >= 3 and all(ours[n] == theirs[n] for n in common), (ours, theirs)
+            assert f"/live/vm/{variant}/" in body and "/live/vm/" not in bucket.media_playlist(variant).body.decode()  # type: ignore[union-attr]
+
+        # A blocking request for the next number while read: held, then answered with it.
+        newest = last(vm.media_playlist(0))
+        async with http.get(f"{service.url}/live/vm/0/playlist.m3u8?_HLS_msn={newest + 1}") as r:
+            assert r.status == 200
+            assert max(entries(await r.text())) >= newest + 1
+
+        # While read (within the linger), the VM's versions follow the bucket's without being asked.
+        target = last(bucket.media_playlist(0)) + 1
+        await until(lambda: last(vm.media_playlist(0)) >= target, "the VM's version follows the bucket's", WAIT)
+
+        # Nobody reads it for the linger: its versions stop while the bucket's go on...
+        await until(lambda: last(bucket.media_playlist(0)) >= last(vm.media_playlist(0)) + 3,
+                    "the bucket's playlist three segments past the VM's", WAIT)
+        kept = last(vm.media_playlist(0))
+        await until(lambda: last(bucket.media_playlist(0)) >= kept + 2, "two more in the bucket's", WAIT)
+        assert last(vm.media_playlist(0)) == kept
+        # ...and the next read gets the current one again.
+        shown = last(bucket.media_playlist(0))
+        async with http.get(f"{service.url}/live/vm/0/playlist.m3u8") as r:
+            assert r.status == 200 and max(entries(await r.text())) >= shown
