@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import asyncio
 
+from broadcaster.metrics import Metrics
 from broadcaster.publish.readers import LINGER_LEAST, LINGER_TARGETS, Readers
-from tests.support.fakes import Clock
+from broadcaster.publish.release import Outlets, Release, Versions
+from broadcaster.publish.visible import VisiblePlaylists
+from tests.support.fakes import Clock, version
 
 
 def readers(target: int | None = 2) -> tuple[Readers, Clock, list[int]]:
@@ -64,3 +67,26 @@ def test_an_older_push_shown_after_the_pushes_stopped_making_them_is_not_current
     assert not r.make()  # push k+1
     r.shown()  # push k's versions, saved at last
     assert not r.current_now and not r.read()
+
+
+def test_the_release_tells_a_pathway_current_when_its_versions_are_shown_and_when_nothing_changed() -> None:
+    """Release (no state file: shown at once): a push with the VM's versions makes them current; a push
+    without them (nobody reads it) shows nothing there and tells nothing; a push of versions all shown
+    already (no change since) tells it current again, with nothing to show."""
+    bucket, vm = VisiblePlaylists(), VisiblePlaylists()
+    r, clock, _ = readers()
+    vm.on_current = r.shown
+    release = Release(Outlets(bucket, pathways={"vm": vm}), Metrics(), key_prefix="live")
+    first, second, on_vm = version(1), version(2), version(1)
+    r.read()
+    assert r.make()
+    release.changed(Versions({"bucket": {0: first}, "vm": {0: on_vm}}, {}, 1))
+    assert vm.media_playlist(0) is on_vm and r.current_now
+    clock.t += r.linger + 1  # nobody read it for the linger
+    assert not r.make()
+    release.changed(Versions({"bucket": {0: second}}, {}, 1))
+    assert bucket.media_playlist(0) is second and vm.media_playlist(0) is on_vm and not r.current_now
+    r.read()
+    assert r.make()
+    release.changed(Versions({"bucket": {0: second}, "vm": {0: on_vm}}, {}, 1))  # all shown already
+    assert r.current_now
