@@ -57,6 +57,17 @@ async def test_a_wait_ends_unanswered_when_nothing_is_shown() -> None:
     assert wakes == [1, 1]  # each new wait asks again: the first push may have been lost
 
 
+def test_players_steered_off_the_bucket_make_every_pathways_versions_read_or_not() -> None:
+    """The bucket fails: the pushes make the VM's versions for everyone, and once shown they are current
+    (a request is answered at once), though nobody read the pathway before (bench/steering.py's steered
+    phase once waited on a 503 there)."""
+    r, _, _ = readers()
+    assert not r.make()
+    assert r.make(steered=True)
+    r.shown()
+    assert r.current_now and r.read()
+
+
 def test_an_older_push_shown_after_the_pushes_stopped_making_them_is_not_current() -> None:
     """Push k made the versions; push k+1, with nobody reading any more, did not; push k's save shows
     its versions only then: they are push k's, older than the playlist, and nothing newer will come."""

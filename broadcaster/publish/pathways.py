@@ -10,8 +10,9 @@ playlist as it decides what each pathway lists (pathway_views.py):
 - `redirects()`: the VM answers its pathway's segment requests with a redirect to the first bucket's
   copy (players are steered to the bucket, which the service sees serving), so the VM's pathway lists
   only what landed there. Otherwise it lists every segment the VM holds;
-- `reading(pathway)`: whether a client read that pathway's playlists lately (readers.Readers.make):
-  while the first bucket serves, the versions of a pathway nobody reads are not made (`idle`).
+- `reading(pathway, steered)`: whether a push makes that pathway's versions (readers.Readers.make): while
+  the first bucket serves, only when a client read them lately (`idle`); `steered`: players are steered off
+  the first bucket, and every pathway's versions are made.
 
 The steering stage answers both (the policy's priority); without steering nothing is steered.
 """
@@ -36,7 +37,7 @@ class PathwayPlan:
     pathways: tuple[Pathway, ...] = (FIRST,)
     fallbacks: Callable[[str], Sequence[str]] = _never
     redirects: Callable[[], bool] = lambda: True
-    reading: Callable[[str], bool] = lambda pathway: True
+    reading: Callable[[str, bool], bool] = lambda pathway, steered: True
     uris: Mapping[str, SegmentUris] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -72,9 +73,10 @@ class PathwayPlan:
         """The pathways whose versions a push makes none of now: while the first bucket serves, every other
         one nobody read lately (issue 66: steering costs nothing while nothing fails). Players are steered
         to the first bucket's pathway then; one who reads another anyway waits a push for its versions."""
-        if len(self.pathways) == 1 or not self.redirects():
+        if len(self.pathways) == 1:
             return frozenset()
-        return frozenset(p.id for p in self.pathways[1:] if not self.reading(p.id))
+        steered = not self.redirects()  # every pathway's are made then; each is told (Readers.make)
+        return frozenset(p.id for p in self.pathways[1:] if not self.reading(p.id, steered))
 
     @property
     def others(self) -> frozenset[str]:

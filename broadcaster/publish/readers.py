@@ -76,10 +76,11 @@ class Readers:
 
     # -- the publisher's side ---------------------------------------------------------------------------
 
-    def make(self) -> bool:
-        """Whether this push makes the pathway's versions: a client read it within the linger. When not,
-        what is shown there stops being current (a request then waits for a push of its own)."""
-        self._making = self._clock() - self._read_at < self.linger
+    def make(self, steered: bool = False) -> bool:
+        """Whether this push makes the pathway's versions: players are steered off the first bucket
+        (`steered`: every pathway's are made), or a client read it within the linger. When not, what is
+        shown there stops being current (a request then waits for a push of its own)."""
+        self._making = steered or self._clock() - self._read_at < self.linger
         if not self._making:
             self.current_now = False
         return self._making

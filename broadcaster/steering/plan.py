@@ -12,7 +12,7 @@ from .policy import SteeringPolicy
 
 
 def steered_plan(pathways: Sequence[Pathway], policy: SteeringPolicy,
-                 reading: Callable[[str], bool] = lambda pathway: True) -> PathwayPlan:
+                 reading: Callable[[str, bool], bool] = lambda pathway, steered: True) -> PathwayPlan:
     """The plan of `pathways` as `policy` steers them: a bucket's pathway players are steered away from
     because it fails lists what it lacks at the URI of the pathways before it in the priority, best first
     (a player that stays there, video.js, plays on from them; a healthy bucket that is merely second lists
