@@ -249,11 +249,13 @@ class PlaylistRequests(Collector):
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self._counts: dict[tuple[str, int], int] = {}
+        self.total = 0  # every playlist request: whether players read the stream (steering's probe.Watched)
         registry.register(self)
 
     def inc(self, playlist: str, status: int) -> None:
         key = (playlist, status)
         self._counts[key] = self._counts.get(key, 0) + 1
+        self.total += 1
 
     def describe(self) -> list[CounterMetricFamily]:
         return [CounterMetricFamily(self._NAME, self._HELP, labels=("playlist", "status"))]

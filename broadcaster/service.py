@@ -51,7 +51,7 @@ from .playlist import hls
 from .steering.metrics import PathwayCounts, SteeringMetrics
 from .steering.plan import steered_plan
 from .steering.policy import BucketSignals, SteeringPolicy, refusal
-from .steering.probe import Newest, Probe, SteeringLoop
+from .steering.probe import Newest, Probe, SteeringLoop, Watched
 from .steering.reports import PathwayReports
 from .status.assessment import HealthReport
 from .status.audience import Audience
@@ -215,7 +215,11 @@ class Service:
         self.plan = steered_plan(records, self.steering, lambda pid, steered: self.readers[pid].make(steered))
         probes = {pid: Probe(self.newest if pid == hls.BUCKET_PATHWAY else _newest_landed(b), b.checks.writes)
                   for pid, b in self.buckets.items()}
-        self.steering_loop = SteeringLoop(self.steering, probes, on_change=self._steered)
+        # Players read the stream: its playlists' or steering manifest's requests moved lately (the
+        # probes' GETs go only then: nobody to steer otherwise).
+        watched = Watched(lambda: self.metrics.playlist_requests.total + self.pathway_counts.manifests,
+                          lambda: self.playlists.target_duration)
+        self.steering_loop = SteeringLoop(self.steering, probes, on_change=self._steered, watched=watched)
         self.newest.woken = self.steering_loop.wake  # a listing wakes the loops that went quiet
         for b in self.buckets.values():
             b.uploader.on_failure = self.steering_loop.look  # a failed upload is evaluated at once

@@ -5,6 +5,7 @@ renders (playlist/steering.py) and what a page's Hb-Pathway says (steering/repor
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 import functools
 import json
 import logging
@@ -484,6 +485,75 @@ async def test_reports_make_the_loop_probe_at_once_at_most_once_per_probe_again(
     gaps = [later - earlier for earlier, later in zip(probes, probes[1:])]
     assert min(gaps) >= PROBE_AGAIN, gaps
     assert policy.first == "bucket" and policy.switches == {}
+
+
+def test_players_count_as_watching_while_their_requests_move_within_four_target_durations() -> None:
+    from broadcaster.steering.probe import WATCHED_LEAST, WATCHED_TARGETS, Watched
+
+    clock, requests, target = Clock(), [0], [5]
+    watched = Watched(lambda: requests[0], lambda: target[0], clock=clock)
+    assert watched()  # the first look counts as a request: players may be there from the start
+    clock.t += WATCHED_TARGETS * 5
+    assert watched()
+    clock.t += 0.01
+    assert not watched()
+    requests[0] += 1
+    assert watched()
+    target[0] = 1  # a short target: WATCHED_LEAST at least
+    clock.t += WATCHED_LEAST + 0.01
+    assert not watched()
+
+
+async def test_while_nobody_plays_the_probe_sends_no_get_unless_the_policy_wants_one(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 66, item 3: with nobody playing (no playlist or steering manifest request lately) there is
+    nobody to steer, and the probe's GET, steering's one cost a second while live, does not go; a page's
+    report of failed fetches still makes it probe (the policy wants that: probe_wanted), and once players
+    read the stream the probe goes at each turn again. A real HTTP server counts the GETs."""
+    from broadcaster.steering import probe
+
+    monkeypatch.setattr(probe, "PROBE_EVERY", 0.02)
+    gets: list[float] = []
+
+    async def segment(request: web.Request) -> web.Response:
+        gets.append(time.monotonic())
+        return web.Response(status=206, body=b"x")
+
+    runner = web.AppRunner(web.Application(), access_log=None, handle_signals=False)
+    runner.app.router.add_get("/{key:.*}", segment)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}/bucket/0/stream-0.ts"
+    policy = SteeringPolicy(("bucket", "vm"), {"bucket": BucketSignals(behind=lambda: 0.0, failing=lambda: False)},
+                            lambda: TARGET, interval=INTERVAL)
+    newest = Newest()
+    playing, looks = [False], [0]
+
+    def watched() -> bool:
+        looks[0] += 1
+        return playing[0]
+
+    loop = SteeringLoop(policy, {"bucket": Probe(newest)}, watched=watched)
+    newest.woken = loop.wake
+    await loop.start()
+    try:
+        def fresh(enough: Callable[[], bool]) -> Callable[[], bool]:
+            def check() -> bool:
+                newest.listed(0, 0, None, url)  # live: the newest segment is fresh
+                return enough()
+            return check
+
+        await until(fresh(lambda: looks[0] >= 20), "20 turns of the probe", 30, every=0.01)
+        assert gets == []  # nobody plays: not one GET
+        loop.report("page", "bucket", {"bucket": 1})  # a page says its fetches failed: checked
+        await until(fresh(lambda: len(gets) >= 1), "the probe a report asks for", 30, every=0.01)
+        asked = len(gets)
+        playing[0] = True
+        await until(fresh(lambda: len(gets) >= asked + 5), "a GET at each turn once players play", 30, every=0.01)
+    finally:
+        await loop.stop()
+        await runner.cleanup()
+    assert policy.first == "bucket"
 
 
 def test_failures_reported_during_an_outage_open_no_bytes_once_players_are_back(world: World) -> None:

@@ -34,6 +34,7 @@ class PathwayCounts:
         self.bytes = {True: 0, False: 0}
         self.requests: dict[int | str, int] = {}
         self.steering: dict[str, int] = {}
+        self.manifests = 0  # every steering manifest request: players read the stream (probe.Watched)
 
     def sent(self, status: int | str, size: int) -> None:
         self.requests[status] = self.requests.get(status, 0) + 1
@@ -43,6 +44,7 @@ class PathwayCounts:
     def manifest(self, pathway: str) -> None:
         label = pathway if pathway in self._labels else "other"
         self.steering[label] = self.steering.get(label, 0) + 1
+        self.manifests += 1
 
 
 class SteeringMetrics(Collector):

@@ -24,7 +24,10 @@ against a bucket, when the oldest upload waiting would pass a target duration (p
 anything is amiss it is evaluated twice a second. While nothing is live (no segment listed within three
 target durations, no upload waiting, no bucket failing) the loop and the probes look every QUIET_EVERY
 seconds, and the next listing wakes them (SteeringLoop.wake): steering costs an idle service no more than
-its absence.
+its absence. And while nobody plays (no playlist or steering manifest request within WATCHED_TARGETS
+target durations: `Watched`) the probe's GET does not go, unless the policy wants it (an upload refused,
+a page's report): there is nobody to steer, and its GET was the one cost steering still added to a
+stream's every second. A player's first request is seen at the next turn, within PROBE_EVERY.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -53,6 +57,8 @@ PROBE_HEADERS = {"User-Agent": f"hls-broadcaster/{__version__} (steering probe)"
 EVALUATE_EVERY = 0.5  # seconds between the policy's readings of its signals while anything is amiss
 QUIET_EVERY = 5.0  # ... and of the probes', while nothing is live (the next listing wakes them)
 LOOK_SOONEST = 0.05  # the shortest wait for the clock to make a calm policy decide (policy.calm_for)
+WATCHED_TARGETS = 4  # target durations since players' last request that they still count as playing
+WATCHED_LEAST = 10.0  # seconds, whatever the target duration (a blocking request is held three targets)
 
 
 @dataclass(frozen=True)
@@ -64,21 +70,45 @@ class Probe:
     check_writes: Callable[[], Awaitable[None]] | None = None
 
 
+class Watched:
+    """Whether players read the stream lately: `requests()` (playlist and steering manifest requests
+    served, counted where they are answered) moved within WATCHED_TARGETS target durations."""
+
+    __slots__ = ("_requests", "_target", "_clock", "_count", "_at")
+
+    def __init__(self, requests: Callable[[], int], target: Callable[[], int | None],
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._requests = requests
+        self._target = target
+        self._clock = clock
+        self._count = -1
+        self._at = -math.inf
+
+    def __call__(self) -> bool:
+        now, count = self._clock(), self._requests()
+        if count != self._count:
+            self._count, self._at = count, now
+        return now - self._at <= max(WATCHED_LEAST, WATCHED_TARGETS * (self._target() or 0))
+
+
 class SteeringLoop:
     """Runs the policy: evaluates it when something may have changed (the module docstring says when) and
     probes each bucket's public URL."""
 
     def __init__(self, policy: SteeringPolicy, probes: Mapping[str, Probe], *, probe: bool = True,
                  clock: Callable[[], float] = time.monotonic,
-                 on_change: Callable[[tuple[str, ...]], None] = lambda priority: None) -> None:
+                 on_change: Callable[[tuple[str, ...]], None] = lambda priority: None,
+                 watched: Callable[[], bool] = lambda: True) -> None:
         """`probes`: each bucket pathway's; `on_change(priority)`: told each new priority, and each time the
         VM starts or stops redirecting to the first bucket (policy.bucket_serves): the requests held on a
         pathway players leave are answered then (publish/visible.py's answer_held), and what each pathway
-        lists follows."""
+        lists follows; `watched()`: players read the stream lately (`Watched`): the probes' GETs go only
+        then, or when the policy wants one."""
         self._policy = policy
         self._probes = dict(probes)
         self._checking: dict[str, asyncio.Task[None]] = {}
         self._on_change = on_change
+        self._watched = watched
         self._probe = probe
         self._clock = clock
         self._tasks: list[asyncio.Task[None]] = []
@@ -172,7 +202,7 @@ class SteeringLoop:
     async def _probing(self, pathway: str) -> None:
         await probe_pathway(self._policy, pathway, self._probes[pathway].newest, self._clients[pathway], self._clock,
                             now=self._probe_now[pathway], probed=lambda ok: self._after_probe(pathway, ok),
-                            quiet=lambda: self._quiet)
+                            quiet=lambda: self._quiet, watched=self._watched)
 
     def _after_probe(self, pathway: str, ok: bool) -> None:
         # An answer after an answer changes nothing the policy decides: evaluated at its turn.
@@ -264,11 +294,12 @@ class Newest:
 async def probe_pathway(policy: SteeringPolicy, pathway: str, newest: Callable[[], tuple[str, float] | None],
                         fetch: Fetch, clock: Callable[[], float], *,
                         now: Wake | None = None, probed: Callable[[bool], None] = lambda ok: None,
-                        quiet: Callable[[], bool] = lambda: False) -> None:
+                        quiet: Callable[[], bool] = lambda: False, watched: Callable[[], bool] = lambda: True) -> None:
     """Probe `pathway`'s newest segment (its URL and when it was listed: `newest()`) for ever, telling
     the policy each outcome (the module docstring says when), then `probed(ok)`. The first bucket's and a
     second's. `now`, once set, cuts the wait for the next probe short (and is cleared); while `quiet()`
-    (nothing live) it waits QUIET_EVERY."""
+    (nothing live) it waits QUIET_EVERY; while not `watched()` (nobody plays) it sends no GET after one
+    that answered, unless the policy wants one now."""
     ok = True
     while True:
         wait = PROBE_EVERY if ok else PROBE_AGAIN
@@ -285,6 +316,8 @@ async def probe_pathway(policy: SteeringPolicy, pathway: str, newest: Callable[[
             ok = True
             policy.probed(pathway, True)  # nothing live to look at: no evidence either way
             continue
+        if ok and not watched() and not policy.probe_wanted(pathway):
+            continue  # nobody to steer: no GET (the last answered); the next turn looks again
         ok, detail = await fetch(latest[0], float(max(2, target)))
         policy.probed(pathway, ok, detail)
         probed(ok)
