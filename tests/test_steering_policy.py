@@ -5,7 +5,8 @@ renders (playlist/steering.py) and what a page's Hb-Pathway says (steering/repor
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 import functools
 import json
 import logging
@@ -445,6 +446,47 @@ async def test_a_failed_probe_asks_the_buckets_api_at_once_and_its_refusal_steer
     assert "HTTP 503" in (policy.health_reason() or "")
 
 
+def calm_policy() -> SteeringPolicy:
+    """The policy with a bucket whose uploads land at once: only the probe can say anything against it."""
+    return SteeringPolicy(("bucket", "vm"), {"bucket": BucketSignals(behind=lambda: 0.0, failing=lambda: False)},
+                          lambda: TARGET, interval=INTERVAL)
+
+
+@contextlib.asynccontextmanager
+async def answering_bucket() -> AsyncIterator[tuple[str, list[float]]]:
+    """A real HTTP server for the bucket's public URL: (a segment's URL there, when each GET of it came),
+    each answered 206 with one byte."""
+    gets: list[float] = []
+
+    async def segment(request: web.Request) -> web.Response:
+        gets.append(time.monotonic())
+        return web.Response(status=206, body=b"x")
+
+    runner = web.AppRunner(web.Application(), access_log=None, handle_signals=False)
+    runner.app.router.add_get("/{key:.*}", segment)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}/bucket/0/stream-0.ts", gets
+    finally:
+        await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def running(policy: SteeringPolicy, watched: Callable[[], bool] = lambda: True,
+                  ) -> AsyncIterator[tuple[SteeringLoop, Newest]]:
+    """The loop that runs `policy`, probing the bucket's newest listing (Newest, woken as wired), started
+    for the block and stopped after it."""
+    newest = Newest()
+    loop = SteeringLoop(policy, {"bucket": Probe(newest)}, watched=watched)
+    newest.woken = loop.wake
+    await loop.start()
+    try:
+        yield loop, newest
+    finally:
+        await loop.stop()
+
+
 async def test_reports_make_the_loop_probe_at_once_at_most_once_per_probe_again(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The loop that runs the policy (steering/probe.py), on the real clock, its regular probe a minute
@@ -454,24 +496,8 @@ async def test_reports_make_the_loop_probe_at_once_at_most_once_per_probe_again(
     from broadcaster.steering import probe
 
     monkeypatch.setattr(probe, "PROBE_EVERY", 60.0)
-    probes: list[float] = []
-
-    async def segment(request: web.Request) -> web.Response:
-        probes.append(time.monotonic())
-        return web.Response(status=206, body=b"x")
-
-    runner = web.AppRunner(web.Application(), access_log=None, handle_signals=False)
-    runner.app.router.add_get("/{key:.*}", segment)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    url = f"http://127.0.0.1:{runner.addresses[0][1]}/bucket/0/stream-0.ts"
-    policy = SteeringPolicy(("bucket", "vm"), {"bucket": BucketSignals(behind=lambda: 0.0, failing=lambda: False)},
-                            lambda: TARGET, interval=INTERVAL)
-    newest = Newest()
-    loop = SteeringLoop(policy, {"bucket": Probe(newest)})
-    newest.woken = loop.wake
-    await loop.start()
-    try:
+    policy = calm_policy()
+    async with answering_bucket() as (url, probes), running(policy) as (loop, newest):
         def flooded() -> bool:
             newest.listed(0, 0, None, url)  # live: the newest segment is fresh
             for page in range(20):
@@ -479,9 +505,6 @@ async def test_reports_make_the_loop_probe_at_once_at_most_once_per_probe_again(
             return len(probes) >= 4
 
         await until(flooded, "probes asked for by reports", 30, every=0.01)
-    finally:
-        await loop.stop()
-        await runner.cleanup()
     gaps = [later - earlier for earlier, later in zip(probes, probes[1:])]
     assert min(gaps) >= PROBE_AGAIN, gaps
     assert policy.first == "bucket" and policy.switches == {}
@@ -513,30 +536,14 @@ async def test_while_nobody_plays_the_probe_sends_no_get_unless_the_policy_wants
     from broadcaster.steering import probe
 
     monkeypatch.setattr(probe, "PROBE_EVERY", 0.02)
-    gets: list[float] = []
-
-    async def segment(request: web.Request) -> web.Response:
-        gets.append(time.monotonic())
-        return web.Response(status=206, body=b"x")
-
-    runner = web.AppRunner(web.Application(), access_log=None, handle_signals=False)
-    runner.app.router.add_get("/{key:.*}", segment)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    url = f"http://127.0.0.1:{runner.addresses[0][1]}/bucket/0/stream-0.ts"
-    policy = SteeringPolicy(("bucket", "vm"), {"bucket": BucketSignals(behind=lambda: 0.0, failing=lambda: False)},
-                            lambda: TARGET, interval=INTERVAL)
-    newest = Newest()
+    policy = calm_policy()
     playing, looks = [False], [0]
 
     def watched() -> bool:
         looks[0] += 1
         return playing[0]
 
-    loop = SteeringLoop(policy, {"bucket": Probe(newest)}, watched=watched)
-    newest.woken = loop.wake
-    await loop.start()
-    try:
+    async with answering_bucket() as (url, gets), running(policy, watched) as (loop, newest):
         def fresh(enough: Callable[[], bool]) -> Callable[[], bool]:
             def check() -> bool:
                 newest.listed(0, 0, None, url)  # live: the newest segment is fresh
@@ -550,9 +557,6 @@ async def test_while_nobody_plays_the_probe_sends_no_get_unless_the_policy_wants
         asked = len(gets)
         playing[0] = True
         await until(fresh(lambda: len(gets) >= asked + 5), "a GET at each turn once players play", 30, every=0.01)
-    finally:
-        await loop.stop()
-        await runner.cleanup()
     assert policy.first == "bucket"
 
 

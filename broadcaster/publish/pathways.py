@@ -39,12 +39,15 @@ class PathwayPlan:
     redirects: Callable[[], bool] = lambda: True
     reading: Callable[[str, bool], bool] = lambda pathway, steered: True
     uris: Mapping[str, SegmentUris] = field(init=False)
+    # Every pathway but the first bucket's: the bucket's copies (edges) are made of the first only.
+    others: frozenset[str] = field(init=False)
 
     def __post_init__(self) -> None:
         ids = [p.id for p in self.pathways]
         if not ids or ids[0] != hls.BUCKET_PATHWAY or len(set(ids)) != len(ids) or not self.pathways[0].is_bucket:
             raise ValueError(f"pathways start with the first bucket's, each once: {ids}")
         object.__setattr__(self, "uris", {p.id: p.uris for p in self.pathways})
+        object.__setattr__(self, "others", frozenset(ids[1:]))
 
     @property
     def first(self) -> Pathway:
@@ -77,8 +80,3 @@ class PathwayPlan:
             return frozenset()
         steered = not self.redirects()  # every pathway's are made then; each is told (Readers.make)
         return frozenset(p.id for p in self.pathways[1:] if not self.reading(p.id, steered))
-
-    @property
-    def others(self) -> frozenset[str]:
-        """Every pathway but the first bucket's: the bucket's copies (edges) are made of the first only."""
-        return frozenset(p.id for p in self.pathways[1:])
