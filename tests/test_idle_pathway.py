@@ -61,6 +61,13 @@ async def test_the_vms_versions_are_made_only_while_read_and_a_read_gets_the_cur
         bucket, vm = service.pathway_playlists["bucket"], service.pathway_playlists["vm"]
         await until(lambda: (r := bucket.media_playlist(0)) is not None and len(entries(r.body.decode())) >= 4,
                     "4 segments in the bucket's playlist", WAIT)
+        # Requests answered with no playlist (a redirect for a query, a 404 for a variant spelt "00") read
+        # nothing: no version of it is made for them.
+        for asked, status in (("0/playlist.m3u8?x=1", 302), ("00/playlist.m3u8", 404)):
+            async with http.get(f"{service.url}/live/vm/{asked}", allow_redirects=False) as r:
+                assert r.status == status, asked
+        seen = last(bucket.media_playlist(0))
+        await until(lambda: last(bucket.media_playlist(0)) > seen, "one more segment in the bucket's", WAIT)
         # Nobody read the VM's pathway since the start: no version of it was made, in any variant.
         assert vm.media_playlist(0) is None and vm.media_playlist(1) is None
 

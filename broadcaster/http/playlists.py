@@ -269,13 +269,6 @@ class PlaylistRoutes:
 
     async def media(self, request: web.Request) -> web.Response:
         try:
-            readers = self._readers
-            if readers is not None and not readers.read():
-                # Nobody read this pathway lately: its versions were not made. Made for this request (a
-                # push, saved, shown); past a target duration (saves fail) it is answered as not ready.
-                if not await readers.current(float(self._source.target_duration or 1)):
-                    self._count("unknown", 503)
-                    return _not_ready()
             digits = request.match_info["n"]
             # "007" would be a second URL (and CDN cache key) for variant 7; a huge number cannot be ours.
             if (whole_number(digits, _MAX_VARIANT_DIGITS) is None
@@ -287,8 +280,16 @@ class PlaylistRoutes:
                 location = respelt(target, request.path, request.query, self._blocking_on)
                 if location is not None:
                     return self._redirect(request, "unknown", location)
-                if self._blocking_on and _BLOCKING_PARAMS & request.query.keys():
-                    return await self._blocking(request, int(digits))
+            readers = self._readers
+            if readers is not None and not readers.read():
+                # Nobody read this pathway lately: its versions were not made. Made for this request (a
+                # push, saved, shown); past a target duration (saves fail) it is answered as not ready.
+                # Only a request answered with a playlist reads it: a 404 or a redirect makes none.
+                if not await readers.current(float(self._source.target_duration or 1)):
+                    self._count("unknown", 503)
+                    return _not_ready()
+            if target != request.path and self._blocking_on and _BLOCKING_PARAMS & request.query.keys():
+                return await self._blocking(request, int(digits))
             return self._serve(request, int(digits))
         except Exception as exc:  # noqa: BLE001 (logged by internal_error)
             return internal_error(request, exc)
