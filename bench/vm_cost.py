@@ -19,7 +19,12 @@ disk: the state saves, and any copy of a segment it keeps), per segment listed.
 
 Every phase runs once per --pathways value, one after the other (default: bucket, then bucket,vm), and
 the summary gives each configuration's figures as a ratio of the first's (the baseline, measured in the
-same run: these machines are noisy).
+same run: these machines are noisy). With --together the idle phase and each phase without viewers run
+every configuration's service at once, on one Owncast folder, over the same seconds: the machine's
+noise (a neighbour's load, the CPU's clock; one after the other, the same ffmpeg's CPU per second varied
+by 10 % between runs) then weighs on each alike, and a small difference can be told from it.
+
+    python -m bench.vm_cost --together --idle 60 --variants 2 --viewers 0 --segments 240   # issue 66 item 3
 
 Phases, each with a fresh service (its STATE_DIR keeps the first target duration it saw):
   idle      the service running, HLS_DIR there and empty (Owncast not streaming), --idle seconds;
@@ -121,8 +126,10 @@ class Bench:
     async def service(self, hls: Path, pathways: str) -> ServiceProcess:
         self.runs += 1
         state = self.work / f"state-{self.runs}"
+        # Each service its own folder in the bucket: side by side (--together), neither's cleaner deletes
+        # what the other uploaded.
         env = service_env(hls, self.s3, state, BLOCKING_RELOAD="true", PATHWAYS=pathways,
-                          REWIND_SECONDS=str(self.args.rewind))
+                          REWIND_SECONDS=str(self.args.rewind), R2_KEY_PREFIX=f"live{self.runs}")
         return await start_service(env, self.work / "cwd")
 
     async def idle(self, pathways: str) -> Row:
@@ -137,6 +144,65 @@ class Bench:
                        rss_kb(service.pid), written_bytes(service.pid) - written, pathways, "idle")
         finally:
             await service.stop()
+
+    async def idle_together(self, pathways: list[str]) -> list[Row]:
+        """The idle phase with every --pathways value's service at once, over the same seconds."""
+        hls = self.work / f"hls-idle-{self.runs}"
+        hls.mkdir()
+        services: list[ServiceProcess] = []
+        try:
+            for value in pathways:
+                services.append(await self.service(hls, value))
+            await asyncio.sleep(self.args.settle)  # start-up done
+            cpu = [cpu_seconds(service.pid) for service in services]
+            written = [written_bytes(service.pid) for service in services]
+            t = time.monotonic()
+            await asyncio.sleep(self.args.idle)
+            wall = time.monotonic() - t
+            return [Row("idle (no stream)", wall, cpu_seconds(service.pid) - c, None, 0, rss_kb(service.pid),
+                        written_bytes(service.pid) - w, value, "idle")
+                    for service, value, c, w in zip(services, pathways, cpu, written)]
+        finally:
+            for service in services:
+                await service.stop()
+
+    async def together(self, seconds: int, variants: int, pathways: list[str]) -> list[Row]:
+        """Every --pathways value's service at once, reading the same Owncast folder (one emulated Owncast,
+        the same segments), measured over the same seconds: what the machine does meanwhile (a busy
+        neighbour, the CPU's clock) weighs on each alike, which runs one after the other do not share
+        (there, the same ffmpeg's CPU per second varied by 10 % between runs). No viewers."""
+        hls = self.work / f"hls-{self.runs}"
+        hls.mkdir()
+        services: list[ServiceProcess] = []
+        try:
+            for value in pathways:
+                services.append(await self.service(hls, value))
+            async with OwncastEmulator(hls, variants=variants, segment_seconds=seconds,
+                                       list_size=LEVELS[seconds]) as owncast, aiohttp.ClientSession() as session:
+                async with asyncio.timeout(30 + 4 * seconds):  # ffmpeg's first segment, then ours
+                    for service in services:
+                        while await listed(session, service.url) < variants:
+                            await asyncio.sleep(0.2)
+                await asyncio.sleep(self.args.settle)
+                ff_pid = owncast.ffmpeg_pid
+                before = [await listed(session, service.url) for service in services]
+                cpu = [cpu_seconds(service.pid) for service in services]
+                written = [written_bytes(service.pid) for service in services]
+                ff, t = cpu_seconds(ff_pid) if ff_pid else 0.0, time.monotonic()
+                await asyncio.sleep(self.args.segments * seconds)
+                wall = time.monotonic() - t
+                cpu = [cpu_seconds(service.pid) - c for service, c in zip(services, cpu)]
+                written = [written_bytes(service.pid) - w for service, w in zip(services, written)]
+                ff = cpu_seconds(ff_pid) - ff if ff_pid else 0.0
+                segments = [await listed(session, service.url) - b for service, b in zip(services, before)]
+                rss = [rss_kb(service.pid) for service in services]
+                await owncast.stop_stream(offline=False)
+            label = f"{seconds} s x {LEVELS[seconds]}, {variants} var, together"
+            return [Row(label, wall, c, ff, n, r, w, value, label)
+                    for value, c, n, r, w in zip(pathways, cpu, segments, rss, written)]
+        finally:
+            for service in services:
+                await service.stop()
 
     async def streaming(self, seconds: int, variants: int, viewers: int, pathways: str) -> Row:
         hls = self.work / f"hls-{self.runs}"
@@ -211,19 +277,25 @@ async def main(args: argparse.Namespace) -> int:
         print(f"REWIND_SECONDS={args.rewind}; PATHWAYS {' then '.join(args.pathways)} for each phase", flush=True)
         print(HEADER, flush=True)
         if args.idle > 0:
-            for pathways in args.pathways:
-                rows.append(await bench.idle(pathways))
-                print(rows[-1].line(), flush=True)
-                ok &= 100 * rows[-1].service_cpu / rows[-1].wall <= IDLE_GOAL
+            idle = ([await bench.idle(p) for p in args.pathways] if not args.together
+                    else await bench.idle_together(args.pathways))
+            for row in idle:
+                rows.append(row)
+                print(row.line(), flush=True)
+                ok &= 100 * row.service_cpu / row.wall <= IDLE_GOAL
         for seconds in args.levels:
             for variants in args.variants:
                 for viewers in args.viewers:
-                    for pathways in args.pathways:
-                        rows.append(await bench.streaming(seconds, variants, viewers, pathways))
-                        print(rows[-1].line(), flush=True)
-                        if (seconds, variants, viewers) == (1, 2, 0) and rows[-1].segments:
+                    if args.together and viewers == 0:
+                        runs = await bench.together(seconds, variants, args.pathways)
+                    else:
+                        runs = [await bench.streaming(seconds, variants, viewers, p) for p in args.pathways]
+                    for row in runs:
+                        rows.append(row)
+                        print(row.line(), flush=True)
+                        if (seconds, variants, viewers) == (1, 2, 0) and row.segments:
                             judged = True
-                            ok &= 1000 * rows[-1].service_cpu / rows[-1].segments <= SEGMENT_GOAL_MS
+                            ok &= 1000 * row.service_cpu / row.segments <= SEGMENT_GOAL_MS
         samples = await bench.rss(args.rss_minutes) if args.rss_minutes > 0 else []
     print()
     print(f"goals: idle <= {IDLE_GOAL} % of a core, <= {SEGMENT_GOAL_MS} ms of CPU per segment at 2 segments a "
@@ -291,6 +363,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--pathways", action="append", default=None, metavar="PATHWAYS",
                         help="a PATHWAYS value to run every phase with, the first the baseline; give it again "
                              "for more (default: bucket, then bucket,vm)")
+    parser.add_argument("--together", action="store_true",
+                        help="run each phase without viewers with every --pathways value's service at once, on "
+                             "the same Owncast folder, measured over the same seconds (see Bench.together)")
     parser.add_argument("--rewind", type=int, default=0,
                         help=f"REWIND_SECONDS of every service (default 0: the live window alone; {LONG_WINDOW}: 4 h)")
     return parser
