@@ -681,8 +681,7 @@ async def test_the_loop_evaluates_on_a_failed_upload_and_a_failed_probe_not_only
         policy.probed("bucket", True)
         await until(lambda: loop._next_look() == long_target, "calm again", 10)
         before = len(evaluated)
-        policy.probed("bucket", False, "HTTP 503")
-        loop._after_probe("bucket", False)  # as the probe's task tells it
+        loop._after_probe("bucket", False, policy.probed("bucket", False, "HTTP 503"))  # as the probe's task does
         await until(lambda: len(evaluated) > before, "evaluated on the failed probe", 10)
     finally:
         await loop.stop()

@@ -188,14 +188,17 @@ class SteeringPolicy:
         at = self._failing_clients.get(client)
         return at is not None and self.clock() - at < REPORTED_FOR
 
-    def probed(self, pathway: str, ok: bool, detail: str = "") -> None:
-        """The service's own fetch of the newest segment at `pathway`'s public URL (probe.py)."""
+    def probed(self, pathway: str, ok: bool, detail: str = "") -> bool:
+        """The service's own fetch of the newest segment at `pathway`'s public URL (probe.py). Returns
+        whether the probe before it had failed (the loop asks the bucket's API on a new failure)."""
         state = self._state.get(pathway)
         if state is None:
-            return
+            return False
+        failed_before = state.probe_failures > 0
         state.probe_failures = 0 if ok else state.probe_failures + 1
         state.probe_detail = detail
         state.probed_at = self.clock()
+        return failed_before
 
     def failing(self, pathway: str) -> bool:
         """Whether players are sent away from `pathway` because it fails (not only because another comes

@@ -117,7 +117,6 @@ class SteeringLoop:
         # Set when the policy should evaluate at once: a probe's outcome that may decide, an upload refused
         # (look), a listing after quiet (wake), the bucket's API answering.
         self._look = Wake()
-        self._probe_failed: set[str] = set()  # the pathways whose last probe failed
         self._clients: dict[str, FirstByte] = {}  # each pathway's probe client (its kept connection)
         self._serves = policy.bucket_serves()
         self._quiet = False  # nothing live at the last evaluation: the loops look every QUIET_EVERY
@@ -201,17 +200,12 @@ class SteeringLoop:
 
     async def _probing(self, pathway: str) -> None:
         await probe_pathway(self._policy, pathway, self._probes[pathway].newest, self._clients[pathway], self._clock,
-                            now=self._probe_now[pathway], probed=lambda ok: self._after_probe(pathway, ok),
+                            now=self._probe_now[pathway], probed=lambda ok, was: self._after_probe(pathway, ok, was),
                             quiet=lambda: self._quiet, watched=self._watched)
 
-    def _after_probe(self, pathway: str, ok: bool) -> None:
+    def _after_probe(self, pathway: str, ok: bool, failed_before: bool) -> None:
         # An answer after an answer changes nothing the policy decides: evaluated at its turn.
-        was_ok = pathway not in self._probe_failed
-        if ok:
-            self._probe_failed.discard(pathway)
-        else:
-            self._probe_failed.add(pathway)
-        if not (ok and was_ok):
+        if not ok or failed_before:
             self._look.set()
         check = self._probes[pathway].check_writes
         if ok or check is None or self._policy.refused(pathway):
@@ -293,13 +287,14 @@ class Newest:
 
 async def probe_pathway(policy: SteeringPolicy, pathway: str, newest: Callable[[], tuple[str, float] | None],
                         fetch: Fetch, clock: Callable[[], float], *,
-                        now: Wake | None = None, probed: Callable[[bool], None] = lambda ok: None,
+                        now: Wake | None = None, probed: Callable[[bool, bool], None] = lambda ok, was: None,
                         quiet: Callable[[], bool] = lambda: False, watched: Callable[[], bool] = lambda: True) -> None:
     """Probe `pathway`'s newest segment (its URL and when it was listed: `newest()`) for ever, telling
     the policy each outcome (the module docstring says when), then `probed(ok)`. The first bucket's and a
     second's. `now`, once set, cuts the wait for the next probe short (and is cleared); while `quiet()`
     (nothing live) it waits QUIET_EVERY; while not `watched()` (nobody plays) it sends no GET after one
-    that answered, unless the policy wants one now."""
+    that answered, unless the policy wants one now. `probed(ok, failed_before)`: whether the probe before
+    it had failed too."""
     ok = True
     while True:
         wait = PROBE_EVERY if ok else PROBE_AGAIN
@@ -319,6 +314,5 @@ async def probe_pathway(policy: SteeringPolicy, pathway: str, newest: Callable[[
         if ok and not watched() and not policy.probe_wanted(pathway):
             continue  # nobody to steer: no GET (the last answered); the next turn looks again
         ok, detail = await fetch(latest[0], float(max(2, target)))
-        policy.probed(pathway, ok, detail)
-        probed(ok)
+        probed(ok, policy.probed(pathway, ok, detail))
 
