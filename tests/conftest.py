@@ -56,7 +56,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 LONG_QUIET = ("owncast_matrix", "backup_bucket", "faults_bucket", "faults_restart", "faults_storage",
               "pm2", "startup_order", "faults_owncast", "state_faults", "integration")  # 24 to 5 s
 LONG_WITH_A_BROWSER = ("rewind_browser", "owncast_page_browser", "lowlatency_browser", "events_browser",
-                       "rewind_videojs", "viewers_browser", "csp_browser", "edge", "presigned",
+                       "rewind_videojs", "csp_browser", "edge", "presigned",
                        "stuck_variant")  # 36 to 6 s
 FIRST = ("steering_browser",)
 QUIET = ("faults_input", "package_readme", "package", "nginx_cache", "faults_http", "docs_site")  # no browser

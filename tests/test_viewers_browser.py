@@ -39,8 +39,11 @@ from tests.support.owncast_viewers import OwncastViewers
 from tests.support.service_process import running_service, service_env
 from tests.support.waiting import until
 
+# One xdist worker runs the module (scripts/test's --dist loadgroup; its group begins with the second wave):
+# spread over the workers, each of seven built the module's stack (SeaweedFS, the emulator, OwncastViewers,
+# the service, Chromium) again for a test or two, 7-12 s of setup each on the busy cores.
 pytestmark = [pytest.mark.integration, pytest.mark.browser, needs_chromium,
-              pytest.mark.asyncio(loop_scope="module")]
+              pytest.mark.asyncio(loop_scope="module"), pytest.mark.xdist_group("viewers_browser")]
 
 TIMEOUT = 3  # VIEWER_TIMEOUT: short, so a page whose goodbye is lost leaves the count soon
 WAIT = 30.0  # seconds any one browser condition may take on a busy machine
