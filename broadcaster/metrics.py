@@ -35,6 +35,10 @@ UPLOAD_FAILURE_REASONS = frozenset({
 OTHER = "other"
 
 
+def _nothing() -> None:
+    pass
+
+
 def bounded(value: str, known: frozenset[str]) -> str:
     """`value` when it is one of `known`, else "other": label values from a fixed set."""
     return value if value in known else OTHER
@@ -250,12 +254,15 @@ class PlaylistRequests(Collector):
     def __init__(self, registry: CollectorRegistry) -> None:
         self._counts: dict[tuple[str, int], int] = {}
         self.total = 0  # every playlist request: whether players read the stream (steering's probe.Watched)
+        # Told each request: steering's probes, asleep while nobody plays, look at once (SteeringLoop.seen).
+        self.on_request: Callable[[], None] = _nothing
         registry.register(self)
 
     def inc(self, playlist: str, status: int) -> None:
         key = (playlist, status)
         self._counts[key] = self._counts.get(key, 0) + 1
         self.total += 1
+        self.on_request()
 
     def describe(self) -> list[CounterMetricFamily]:
         return [CounterMetricFamily(self._NAME, self._HELP, labels=("playlist", "status"))]

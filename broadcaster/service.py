@@ -220,6 +220,7 @@ class Service:
         watched = Watched(lambda: self.metrics.playlist_requests.total + self.pathway_counts.manifests,
                           lambda: self.playlists.target_duration)
         self.steering_loop = SteeringLoop(self.steering, probes, on_change=self._steered, watched=watched)
+        self.metrics.playlist_requests.on_request = self.steering_loop.seen  # a player: probes asleep look
         self.newest.woken = self.steering_loop.wake  # a listing wakes the loops that went quiet
         for b in self.buckets.values():
             b.uploader.on_failure = self.steering_loop.look  # a failed upload is evaluated at once
@@ -304,6 +305,8 @@ class Service:
         steering = self.steering
         if steering is not None and self.held is not None:
             self.pathway_counts = PathwayCounts(lambda: steering.first != hls.BUCKET_PATHWAY, s.pathways)
+            if self.steering_loop is not None:
+                self.pathway_counts.on_request = self.steering_loop.seen
             SteeringMetrics(self.metrics.registry, steering, self.held, self.pathway_counts,
                             self.settings.vm_segment_mbps * 125_000, self.pathway_reports)
         self.report = HealthReport(self.publisher.facts, self.uploader,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
@@ -20,6 +21,7 @@ from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.playlist.rendered import Rendered
 from broadcaster.publish import readers
 from broadcaster.steering.policy import SteeringPolicy
+from tests.support.counting_proxy import CountingProxy
 from tests.support.service_process import running_service, service_env
 from tests.support.waiting import until
 
@@ -109,3 +111,40 @@ async def test_the_vms_versions_are_made_only_while_read_and_a_read_gets_the_cur
         shown = last(bucket.media_playlist(0))
         async with http.get(f"{service.url}/live/vm/0/playlist.m3u8") as r:
             assert r.status == 200 and max(entries(await r.text())) >= shown
+
+
+async def test_while_nobody_plays_the_probe_sleeps_and_a_players_first_request_wakes_it(
+        tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 66 item 3: with nobody playing, the probe of the bucket's public URL sends no GET and takes
+    no turn every second either (its timer a loop wake-up a second); the first player's playlist request
+    wakes it, and it probes at once, not a turn later. The public URL through a counting proxy, which
+    tells the probe's GETs (it names itself) from anyone's."""
+    from broadcaster.steering import probe
+
+    monkeypatch.setattr(probe, "QUIET_EVERY", 600.0)  # asleep, only a request can wake it within the test
+    monkeypatch.setattr(probe, "WATCHED_LEAST", 1.0)
+    monkeypatch.setattr(probe, "WATCHED_TARGETS", 0)
+    monkeypatch.setattr(SteeringPolicy, "bucket_serves", lambda self: True)  # as in the test above
+    proxy = CountingProxy(upstream=seaweed.endpoint_url)
+    await proxy.start()
+    try:
+        env = service_env(owncast.variant_dir(0).parent, seaweed, tmp_path / "state", PATHWAYS="bucket,vm",
+                          R2_PUBLIC_URL=proxy.url + urlsplit(seaweed.public_url).path)
+
+        def probes() -> int:
+            return len(proxy.answers) - sum(proxy.gets.values())  # nobody else fetches a segment
+
+        async with running_service(env) as service, aiohttp.ClientSession() as http:
+            loop, bucket = service.steering_loop, service.pathway_playlists["bucket"]
+            assert loop is not None
+            await until(lambda: loop._unwatched, "the probe asleep: nobody plays", WAIT)
+            asleep = probes()
+            # Three segments listed meanwhile (three PROBE_EVERY turns, were it turning): not one GET.
+            seen = last(bucket.media_playlist(0))
+            await until(lambda: last(bucket.media_playlist(0)) >= seen + 3, "three more segments", WAIT)
+            assert probes() == asleep
+            async with http.get(f"{service.url}/live/0/playlist.m3u8") as r:
+                assert r.status == 200
+            await until(lambda: probes() > asleep, "the probe a player's first request woke", WAIT)
+    finally:
+        await proxy.close()

@@ -530,12 +530,15 @@ def test_players_count_as_watching_while_their_requests_move_within_four_target_
 async def test_while_nobody_plays_the_probe_sends_no_get_unless_the_policy_wants_one(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Issue 66, item 3: with nobody playing (no playlist or steering manifest request lately) there is
-    nobody to steer, and the probe's GET, steering's one cost a second while live, does not go; a page's
-    report of failed fetches still makes it probe (the policy wants that: probe_wanted), and once players
-    read the stream the probe goes at each turn again. A real HTTP server counts the GETs."""
+    nobody to steer, and the probe's GET, steering's one cost a second while live, does not go; nor does
+    its turn come every PROBE_EVERY: it waits (QUIET_EVERY, here longer than the test). A page's report of
+    failed fetches still makes it probe (the policy wants that: probe_wanted), and a player's request
+    (SteeringLoop.seen, as the request counters call it) wakes it at once, a GET at each turn from then on.
+    A real HTTP server counts the GETs."""
     from broadcaster.steering import probe
 
     monkeypatch.setattr(probe, "PROBE_EVERY", 0.02)
+    monkeypatch.setattr(probe, "QUIET_EVERY", 600.0)
     policy = calm_policy()
     playing, looks = [False], [0]
 
@@ -550,12 +553,16 @@ async def test_while_nobody_plays_the_probe_sends_no_get_unless_the_policy_wants
                 return enough()
             return check
 
-        await until(fresh(lambda: looks[0] >= 20), "20 turns of the probe", 30, every=0.01)
-        assert gets == []  # nobody plays: not one GET
+        await until(fresh(lambda: loop._unwatched), "the probe asleep: nobody plays", 30, every=0.01)
+        assert gets == [] and looks[0] == 1  # not one GET
+        # What a turn each PROBE_EVERY would have made 25 of: none (an absence, so a span of time).
+        await asyncio.sleep(25 * probe.PROBE_EVERY)
+        assert looks[0] == 1 and gets == []
         loop.report("page", "bucket", {"bucket": 1})  # a page says its fetches failed: checked
         await until(fresh(lambda: len(gets) >= 1), "the probe a report asks for", 30, every=0.01)
         asked = len(gets)
         playing[0] = True
+        loop.seen()  # a player's request
         await until(fresh(lambda: len(gets) >= asked + 5), "a GET at each turn once players play", 30, every=0.01)
     assert policy.first == "bucket"
 

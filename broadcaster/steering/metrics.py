@@ -35,6 +35,8 @@ class PathwayCounts:
         self.requests: dict[int | str, int] = {}
         self.steering: dict[str, int] = {}
         self.manifests = 0  # every steering manifest request: players read the stream (probe.Watched)
+        # Told each one: the probes, asleep while nobody plays, look at once (SteeringLoop.seen).
+        self.on_request: Callable[[], None] = lambda: None
 
     def sent(self, status: int | str, size: int) -> None:
         self.requests[status] = self.requests.get(status, 0) + 1
@@ -45,6 +47,7 @@ class PathwayCounts:
         label = pathway if pathway in self._labels else "other"
         self.steering[label] = self.steering.get(label, 0) + 1
         self.manifests += 1
+        self.on_request()
 
 
 class SteeringMetrics(Collector):

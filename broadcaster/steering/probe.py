@@ -27,7 +27,8 @@ seconds, and the next listing wakes them (SteeringLoop.wake): steering costs an 
 its absence. And while nobody plays (no playlist or steering manifest request within WATCHED_TARGETS
 target durations: `Watched`) the probe's GET does not go, unless the policy wants it (an upload refused,
 a page's report): there is nobody to steer, and its GET was the one cost steering still added to a
-stream's every second. A player's first request is seen at the next turn, within PROBE_EVERY.
+stream's every second. Nor does the probe's turn: it waits QUIET_EVERY then, and a player's first
+request wakes it at once (SteeringLoop.seen, told by the request counters).
 """
 
 from __future__ import annotations
@@ -120,6 +121,7 @@ class SteeringLoop:
         self._clients: dict[str, FirstByte] = {}  # each pathway's probe client (its kept connection)
         self._serves = policy.bucket_serves()
         self._quiet = False  # nothing live at the last evaluation: the loops look every QUIET_EVERY
+        self._unwatched = False  # a probe found nobody playing: it waits for a request (seen)
 
     def wake(self) -> None:
         """Something was listed: if the loops were quiet, they look now (Newest.listed calls it)."""
@@ -128,6 +130,17 @@ class SteeringLoop:
             self._look.set()
             for event in self._probe_now.values():
                 event.set()
+
+    def seen(self) -> None:
+        """A player's request (a playlist's, the steering manifest's): a probe that waits because nobody
+        played looks now. Called on every such request: a flag read."""
+        if self._unwatched:
+            self._unwatched = False
+            for event in self._probe_now.values():
+                event.set()
+
+    def _asleep(self) -> None:
+        self._unwatched = True
 
     def look(self) -> None:
         """Evaluate now, not at the next turn: an upload to a bucket failed (Uploader.on_failure)."""
@@ -201,7 +214,7 @@ class SteeringLoop:
     async def _probing(self, pathway: str) -> None:
         await probe_pathway(self._policy, pathway, self._probes[pathway].newest, self._clients[pathway], self._clock,
                             now=self._probe_now[pathway], probed=lambda ok, was: self._after_probe(pathway, ok, was),
-                            quiet=lambda: self._quiet, watched=self._watched)
+                            quiet=lambda: self._quiet, watched=self._watched, asleep=self._asleep)
 
     def _after_probe(self, pathway: str, ok: bool, failed_before: bool) -> None:
         # An answer after an answer changes nothing the policy decides: evaluated at its turn.
@@ -288,17 +301,20 @@ class Newest:
 async def probe_pathway(policy: SteeringPolicy, pathway: str, newest: Callable[[], tuple[str, float] | None],
                         fetch: Fetch, clock: Callable[[], float], *,
                         now: Wake | None = None, probed: Callable[[bool, bool], None] = lambda ok, was: None,
-                        quiet: Callable[[], bool] = lambda: False, watched: Callable[[], bool] = lambda: True) -> None:
+                        quiet: Callable[[], bool] = lambda: False, watched: Callable[[], bool] = lambda: True,
+                        asleep: Callable[[], None] = lambda: None) -> None:
     """Probe `pathway`'s newest segment (its URL and when it was listed: `newest()`) for ever, telling
-    the policy each outcome (the module docstring says when), then `probed(ok)`. The first bucket's and a
-    second's. `now`, once set, cuts the wait for the next probe short (and is cleared); while `quiet()`
-    (nothing live) it waits QUIET_EVERY; while not `watched()` (nobody plays) it sends no GET after one
-    that answered, unless the policy wants one now. `probed(ok, failed_before)`: whether the probe before
-    it had failed too."""
+    the policy each outcome (the module docstring says when), then `probed(ok, failed_before)` (whether
+    the probe before it had failed). The first bucket's and a second's. `now`, once set, cuts the wait
+    for the next probe short (and is cleared); while `quiet()` (nothing live) it waits QUIET_EVERY; while
+    not `watched()` (nobody plays) it sends no GET after one that answered, unless the policy wants one
+    now, and waits QUIET_EVERY too, having told `asleep()`: a player's request sets `now` then
+    (SteeringLoop.seen), and the probe goes at once."""
     ok = True
+    sleeping = False  # the last turn found nobody playing
     while True:
         wait = PROBE_EVERY if ok else PROBE_AGAIN
-        if ok and quiet():
+        if ok and (sleeping or quiet()):
             wait = QUIET_EVERY
         if now is None:
             await asyncio.sleep(wait)
@@ -311,8 +327,11 @@ async def probe_pathway(policy: SteeringPolicy, pathway: str, newest: Callable[[
             ok = True
             policy.probed(pathway, True)  # nothing live to look at: no evidence either way
             continue
+        sleeping = False
         if ok and not watched() and not policy.probe_wanted(pathway):
-            continue  # nobody to steer: no GET (the last answered); the next turn looks again
+            sleeping = True  # nobody to steer: no GET (the last answered); a request wakes it
+            asleep()
+            continue
         ok, detail = await fetch(latest[0], float(max(2, target)))
         probed(ok, policy.probed(pathway, ok, detail))
 
