@@ -636,3 +636,17 @@ async def test_metrics_reuse_the_bounded_labels(served: tuple[World, TestClient[
     # ?v=1 is a redirect to the canonical URL (counted under the master's label), then that URL.
     assert added == {("master", "200"): 2, ("master", "302"): 1, ("0", "200"): 1, ("1", "200"): 1,
                      ("1", "304"): 1, ("unknown", "404"): 4, ("0", "400"): 1}
+
+
+@pytest.mark.parametrize("name", ["seg5.ts", "0/stream-abc-12.m4s", "x/init.MP4", ".ts", "seg.", "seg", "",
+                                  "a..ts", "dir.d/file", "seg.ts/", "/abs/p.mp4", "..", ".", "a.b.c.ts"])
+def test_a_names_suffix_is_the_one_pathlib_gives(name: str) -> None:
+    """hls.suffix (what decides whether a file is a segment we publish, and its Content-Type) reads a name
+    as PurePosixPath does, without making a path several times a segment."""
+    from pathlib import PurePosixPath
+
+    from broadcaster.playlist import hls
+
+    assert hls.suffix(name) == PurePosixPath(name).suffix
+    assert hls.segment_content_type(name) == {".ts": "video/mp2t", ".m4s": "video/iso.segment", ".mp4": "video/mp4",
+                                              ".aac": "audio/aac"}.get(PurePosixPath(name).suffix.lower())

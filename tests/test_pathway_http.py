@@ -814,7 +814,7 @@ class GoneCopies(SlowCopies):
 async def test_a_copy_gone_before_its_read_costs_no_share_of_the_bytes(make_rig: MakeRig) -> None:
     """A 404 for a copy that went between its lookup and its read gives its bytes back: the cap (one
     segment here) and the client's share were taken for nothing, and the next request would get a 503."""
-    copy = HeldFile(key_for(0, "seg0.ts"), ("0", "seg0.ts"), Stamp(1, len(BODY), 0), len(BODY), '"e"', 1e9,
+    copy = HeldFile(key_for(0, "seg0.ts"), ("0", "seg0.ts"), Stamp(1, len(BODY), 0), len(BODY), 1e9,
                     "video/mp2t", 0.0)
     gone = GoneCopies(copy)
     rig = await make_rig(segments=VmSegments(gone, key_for, ByteBudget(1.0, len(BODY))))
@@ -824,7 +824,7 @@ async def test_a_copy_gone_before_its_read_costs_no_share_of_the_bytes(make_rig:
 
 
 async def test_answers_in_flight_are_bounded_per_client_and_in_all(make_rig: MakeRig, tmp_path: Path) -> None:
-    copy = HeldFile(key_for(0, "seg0.ts"), ("0", "seg0.ts"), Stamp(1, len(BODY), 0), len(BODY), '"e"', 1e9,
+    copy = HeldFile(key_for(0, "seg0.ts"), ("0", "seg0.ts"), Stamp(1, len(BODY), 0), len(BODY), 1e9,
                     "video/mp2t", 0.0)
     slow = SlowCopies(copy)
     segments = VmSegments(slow, key_for, ByteBudget(1e9, 1e9), max_sending=8,

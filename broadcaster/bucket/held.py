@@ -59,12 +59,19 @@ class HeldFile:
     parts: tuple[str, ...]  # its file beneath HLS_DIR (<variant>/<name>)
     stamp: Stamp  # the version read: Owncast's file is these bytes while its stamp is this
     size: int
-    etag: str  # strong: the version's stamp, as a digest (the same bytes always give the same stamp)
     modified: float  # Unix seconds (Last-Modified): its mtime
     content_type: str
     held_at: float  # monotonic
     copy: str | None = None  # its copy's file under STATE_DIR/segments, while one is kept
     copy_size: int = 0
+
+    @property
+    def etag(self) -> str:
+        """Strong: the version's stamp as a digest (the same bytes always give the same stamp). Made when
+        an answer needs it, not for every segment held: while the bucket serves, none is asked for."""
+        stamp = self.stamp
+        return '"' + hashlib.blake2b(f"{stamp.inode}:{stamp.size}:{stamp.mtime_ns}".encode(),
+                                     digest_size=12).hexdigest() + '"'
 
 
 class Held:
@@ -155,9 +162,7 @@ class Held:
         content_type = hls.segment_content_type(key)
         if content_type is None:
             return None
-        etag = '"' + hashlib.blake2b(f"{stamp.inode}:{stamp.size}:{stamp.mtime_ns}".encode(),
-                                     digest_size=12).hexdigest() + '"'
-        held = HeldFile(key, parts, stamp, stamp.size, etag, stamp.mtime_ns // 1_000_000_000, content_type,
+        held = HeldFile(key, parts, stamp, stamp.size, stamp.mtime_ns // 1_000_000_000, content_type,
                         self._clock())
         gone: list[str] = []
         with self._lock:

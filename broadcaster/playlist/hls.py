@@ -90,14 +90,22 @@ def continue_above(reserved: int, next_sequence: int, last_discontinuities: list
     return reserved + span + (high - low), high + span
 
 
+def suffix(name: str) -> str:
+    """PurePosixPath(name).suffix, without making a path (several times a segment: a few microseconds
+    each): the last component's extension, "" for none, a leading dot's name or a trailing dot."""
+    base = name.rstrip("/").rpartition("/")[2]
+    dot = base.rfind(".")
+    return base[dot:] if 0 < dot < len(base) - 1 else ""
+
+
 def segment_content_type(name: str) -> str | None:
     """Content-Type for a segment file, or None when it is not a kind of file we publish."""
-    return _SEGMENT_TYPES.get(PurePosixPath(name).suffix.lower())
+    return _SEGMENT_TYPES.get(suffix(name).lower())
 
 
 def is_init_section(name: str) -> bool:
     """An fMP4 init section (EXT-X-MAP, 4.4.4.5): every later segment of its run needs it."""
-    return PurePosixPath(name).suffix.lower() == ".mp4"
+    return suffix(name).lower() == ".mp4"
 
 
 def rounded_duration(duration: float) -> int:
