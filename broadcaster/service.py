@@ -219,11 +219,15 @@ class Service:
         # probes' GETs go only then: nobody to steer otherwise).
         watched = Watched(lambda: self.metrics.playlist_requests.total + self.pathway_counts.manifests,
                           lambda: self.playlists.target_duration)
-        self.steering_loop = SteeringLoop(self.steering, probes, on_change=self._steered, watched=watched)
+        # Each bucket's uploads tell the loop when one is late (on_late), so it needs no turn on a timer
+        # while nothing is amiss (told_late).
+        self.steering_loop = SteeringLoop(self.steering, probes, on_change=self._steered, watched=watched,
+                                          told_late=True)
         self.metrics.playlist_requests.on_request = self.steering_loop.seen  # a player: probes asleep look
         self.newest.woken = self.steering_loop.wake  # a listing wakes the loops that went quiet
         for b in self.buckets.values():
             b.uploader.on_failure = self.steering_loop.look  # a failed upload is evaluated at once
+            b.uploader.on_late, b.uploader.late_after = self.steering_loop.look, self.steering.late_after
         self.pathway_reports = PathwayReports(self.steering_loop.report, s.pathways)
 
     def _steered(self, priority: tuple[str, ...]) -> None:

@@ -10,7 +10,9 @@ from collections.abc import AsyncIterator, Callable
 import functools
 import json
 import logging
+import math
 import time
+from pathlib import Path
 
 import pytest
 from aiohttp import web
@@ -655,6 +657,50 @@ def test_a_calm_policy_says_when_the_clock_alone_could_decide(world: World) -> N
     world.behind = 0.0
     world.run(0.5)
     assert policy.first == "bucket" and policy.calm_for() is not None
+
+
+async def test_with_uploads_that_tell_when_one_is_late_a_calm_loop_takes_no_turn_on_a_timer(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Issue 66, item 3: as the service wires it (told_late, the uploader's on_late and late_after), the
+    loop while nothing is amiss is due no turn on the clock (calm_for: never while no upload waits), and an
+    upload that waits past the policy's late_after is evaluated at once: the bucket lagging, read every
+    half second until it lands. The uploads are the real Uploader's, the bucket FakeStore held."""
+    from broadcaster.bucket.uploader import Uploader
+    from broadcaster.metrics import Metrics
+    from broadcaster.steering import probe
+    from tests.support.fakes import FakeStore
+
+    monkeypatch.setattr(probe, "QUIET_EVERY", 60.0)
+    monkeypatch.setattr("broadcaster.steering.policy.MIN_UPLOAD_WAIT", 0.3)
+    store = FakeStore()
+    uploader = Uploader(store, Metrics(), concurrency=2, attempt_timeout=60)
+    policy = SteeringPolicy(("bucket", "vm"),
+                            {"bucket": BucketSignals.of_uploads(lambda: uploader.waiting()[1] or 0.0,
+                                                                lambda: (uploader.storage_ok, uploader.last_error))},
+                            lambda: 1, interval=INTERVAL)  # late after a target duration: 1 s
+    assert policy.calm_for() == 1 and policy.calm_for(told_late=True) == math.inf
+    evaluated = counting(policy)
+    newest = Newest()
+    loop = SteeringLoop(policy, {"bucket": Probe(newest)}, probe=False, told_late=True)
+    uploader.on_failure = loop.look
+    uploader.on_late, uploader.late_after = loop.look, policy.late_after
+    await loop.start()
+    try:
+        newest.listed(0, 0, None, "http://127.0.0.1:9/x.ts")  # live: not quiet
+        await until(lambda: len(evaluated) >= 1 and not loop._quiet, "an evaluation while live", 10)
+        assert loop._next_look() == 60.0  # calm, nothing waiting: only an event (or QUIET_EVERY) is due
+        (tmp_path / "a.ts").write_bytes(b"\x47" * 188)
+        store.hold("k/a.ts")
+        before = len(evaluated)
+        upload = asyncio.ensure_future(uploader.upload_file(tmp_path / "a.ts", "k/a.ts", "0"))
+        await until(lambda: policy.calm_for(told_late=True) is None and len(evaluated) > before,
+                    "the late upload evaluated at once (no timer of the loop's for a minute)", 10)
+        assert loop._next_look() == probe.EVALUATE_EVERY  # amiss: read twice a second
+        store.release("k/a.ts")
+        await upload
+        await until(lambda: loop._next_look() == 60.0, "calm again once it landed", 10)
+    finally:
+        await loop.stop()
 
 
 async def test_the_loop_evaluates_on_a_failed_upload_and_a_failed_probe_not_only_on_its_timer(

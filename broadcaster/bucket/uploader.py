@@ -166,6 +166,12 @@ class Uploader:
         self.last_error: str | None = None
         # Told each failed outcome (the steering loop evaluates at once: steering/probe.py's look).
         self.on_failure: Callable[[], None] = lambda: None
+        # Told when the oldest upload not done has waited `late_after()` seconds (the steering loop then
+        # evaluates, rather than looking on a timer of its own while nothing is amiss). One timer, for the
+        # oldest upload only, cancelled when it is done: a cancelled timer never wakes the loop.
+        self.on_late: Callable[[], None] = lambda: None
+        self.late_after: Callable[[], float | None] | None = None
+        self._late: asyncio.TimerHandle | None = None
         # Set while the bucket works: retries waiting out a backoff go at once when it comes back,
         # instead of each sleeping out its own (up to backoff_cap) timer.
         self._working = asyncio.Event()
@@ -282,10 +288,34 @@ class Uploader:
     ) -> Uploaded:
         upload_id, self._next_id = self._next_id, self._next_id + 1
         self._waiting[upload_id] = self._clock()
+        if len(self._waiting) == 1:
+            self._arm_late()
         try:
             return await self._attempts(key, read, content_type, cache_control, variant, hashed, on_failed, first)
         finally:
+            oldest = next(iter(self._waiting)) == upload_id
             del self._waiting[upload_id]
+            if oldest:
+                self._arm_late()
+
+    def _arm_late(self) -> None:
+        """The timer for the oldest upload waiting (none when none waits, or nobody asked: late_after)."""
+        if self._late is not None:
+            self._late.cancel()
+            self._late = None
+        if self.late_after is None or not self._waiting:
+            return
+        after = self.late_after()
+        if after is None:
+            return
+        began = next(iter(self._waiting.values()))
+        # A hair past the moment, so the evaluation it wakes finds the upload past it (calm_for: strictly).
+        delay = max(0.0, began + after - self._clock()) + 0.01
+        self._late = asyncio.get_running_loop().call_later(delay, self._tell_late)
+
+    def _tell_late(self) -> None:
+        self._late = None
+        self.on_late()
 
     async def _attempts(
         self, key: str, read: Read, content_type: str, cache_control: str, variant: str | None, hashed: bool,

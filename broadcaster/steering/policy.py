@@ -51,6 +51,7 @@ is amiss, else when the clock or an event could change a decision: calm_for), an
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -255,18 +256,25 @@ class SteeringPolicy:
             self._manifest = cached = (self._priority, target, body)
         return cached[2]
 
-    def calm_for(self) -> float | None:
+    def late_after(self) -> float | None:
+        """Seconds an upload waits before the evaluation reads its bucket as lagging: a target duration,
+        MIN_UPLOAD_WAIT at least (None before the first playlist). The uploads tell when one does
+        (Uploader.on_late), so a calm loop needs no turn of its own to find it."""
+        target = self.target_duration()
+        return None if target is None else max(target, MIN_UPLOAD_WAIT)
+
+    def calm_for(self, told_late: bool = False) -> float | None:
         """While the service's own evidence holds nothing against any bucket (no reason, no refusal, no
         failed probe, no upload waiting past a target duration): the seconds until the clock alone could
         make an evaluation decide otherwise, when the oldest upload waiting would pass a target duration
-        (MIN_UPLOAD_WAIT at least; a target duration from now while none waits). None otherwise: then
-        the signals are read every half second. An evaluation is due sooner on an event (an upload
-        refused, a probe failed, a listing after quiet: probe.SteeringLoop.look), never on a report."""
-        target = self.target_duration()
-        if target is None:
+        (MIN_UPLOAD_WAIT at least; a target duration from now while none waits, or never when the uploads
+        tell when one is late: `told_late`, Uploader.on_late). None otherwise: then the signals are read
+        every half second. An evaluation is due sooner on an event (an upload refused or late, a probe
+        failed, a listing after quiet: probe.SteeringLoop.look), never on a report."""
+        wait = self.late_after()
+        if wait is None:
             return None
-        wait = max(target, MIN_UPLOAD_WAIT)
-        soonest = wait
+        soonest = math.inf if told_late else wait
         for state in self._state.values():
             behind = state.signals.behind()
             if (state.reason is not None or state.refused_at is not None or state.probe_failures

@@ -19,9 +19,11 @@ outage first, the other is asked at once.
 
 The policy is evaluated on what can change its decision, not on a timer (issue 66: steering costs
 nothing while nothing fails): a probe that failed, or answered after a failure; an upload attempt that
-failed (SteeringLoop.look); the bucket's API answering; and, while the service's evidence holds nothing
-against a bucket, when the oldest upload waiting would pass a target duration (policy.calm_for). While
-anything is amiss it is evaluated twice a second. While nothing is live (no segment listed within three
+failed (SteeringLoop.look); the bucket's API answering; and an upload that has waited a target duration
+(policy.late_after), which the uploads tell (Uploader.on_late: one timer, for the oldest upload waiting,
+cancelled when it lands, so it never fires while uploads land in time). While nothing is amiss the loop
+then has no turn of its own but every QUIET_EVERY (policy.calm_for). While anything is amiss it is
+evaluated twice a second. While nothing is live (no segment listed within three
 target durations, no upload waiting, no bucket failing) the loop and the probes look every QUIET_EVERY
 seconds, and the next listing wakes them (SteeringLoop.wake): steering costs an idle service no more than
 its absence. And while nobody plays (no playlist or steering manifest request within WATCHED_TARGETS
@@ -99,17 +101,19 @@ class SteeringLoop:
     def __init__(self, policy: SteeringPolicy, probes: Mapping[str, Probe], *, probe: bool = True,
                  clock: Callable[[], float] = time.monotonic,
                  on_change: Callable[[tuple[str, ...]], None] = lambda priority: None,
-                 watched: Callable[[], bool] = lambda: True) -> None:
+                 watched: Callable[[], bool] = lambda: True, told_late: bool = False) -> None:
         """`probes`: each bucket pathway's; `on_change(priority)`: told each new priority, and each time the
         VM starts or stops redirecting to the first bucket (policy.bucket_serves): the requests held on a
         pathway players leave are answered then (publish/visible.py's answer_held), and what each pathway
         lists follows; `watched()`: players read the stream lately (`Watched`): the probes' GETs go only
-        then, or when the policy wants one."""
+        then, or when the policy wants one. `told_late`: every bucket's uploads call look() when one has
+        waited policy.late_after() (Uploader.on_late): while calm, no turn is due on the clock alone."""
         self._policy = policy
         self._probes = dict(probes)
         self._checking: dict[str, asyncio.Task[None]] = {}
         self._on_change = on_change
         self._watched = watched
+        self._told_late = told_late
         self._probe = probe
         self._clock = clock
         self._tasks: list[asyncio.Task[None]] = []
@@ -157,10 +161,11 @@ class SteeringLoop:
 
     def _next_look(self) -> float:
         """Seconds until the next evaluation with no event between: QUIET_EVERY while nothing is live,
-        EVALUATE_EVERY while anything is amiss, else when the clock alone could decide (policy.calm_for)."""
+        EVALUATE_EVERY while anything is amiss, else when the clock alone could decide (policy.calm_for),
+        QUIET_EVERY at most (with uploads that tell when one is late, only that)."""
         if self._quiet:
             return QUIET_EVERY
-        calm = self._policy.calm_for()
+        calm = self._policy.calm_for(self._told_late)
         return EVALUATE_EVERY if calm is None else min(max(calm, LOOK_SOONEST), QUIET_EVERY)
 
     def _nothing_live(self) -> bool:
