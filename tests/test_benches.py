@@ -252,6 +252,17 @@ def test_vm_cost() -> None:
         rf"{NUMBER} B vs {NUMBER} B", r"^goal \(issue 66\): .*: (met|NOT met)$")
 
 
+def test_vm_cost_together() -> None:
+    """--together: both services at once on one Owncast folder, each its own row over the same seconds."""
+    out = bench("vm_cost", "--together", "--idle", "0", "--levels", "1", "--variants", "1", "--viewers", "0",
+                "--segments", "2", "--settle", "1")
+    for pathways in ("bucket", "bucket,vm"):
+        has(out, rf"^1 s x 25, 1 var, together\s+{pathways}\s+{NUMBER} s\s+{NUMBER} %\s+{NUMBER} ms\s+"
+                 rf"{NUMBER} B\s+\d+")
+    has(out, r"^against PATHWAYS=bucket in the same run:",
+        rf"^\s+1 s x 25, 1 var, together\s+PATHWAYS=bucket,vm: CPU per segment {NUMBER}x")
+
+
 def test_probe_cost() -> None:
     out = bench("probe_cost", "--gets", "5", "--gaps", "0.01,0.02")
     for gap in ("0.01", "0.02"):
