@@ -52,9 +52,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import multiprocessing
 import sys
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -145,14 +147,23 @@ class Bench:
         finally:
             await service.stop()
 
-    async def idle_together(self, pathways: list[str]) -> list[Row]:
-        """The idle phase with every --pathways value's service at once, over the same seconds."""
-        hls = self.work / f"hls-idle-{self.runs}"
-        hls.mkdir()
+    @contextlib.asynccontextmanager
+    async def services(self, hls: Path, pathways: list[str]) -> AsyncIterator[list[ServiceProcess]]:
+        """One service per --pathways value on Owncast's folder `hls`, all running for the block."""
         services: list[ServiceProcess] = []
         try:
             for value in pathways:
                 services.append(await self.service(hls, value))
+            yield services
+        finally:
+            for service in services:
+                await service.stop()
+
+    async def idle_together(self, pathways: list[str]) -> list[Row]:
+        """The idle phase with every --pathways value's service at once, over the same seconds."""
+        hls = self.work / f"hls-idle-{self.runs}"
+        hls.mkdir()
+        async with self.services(hls, pathways) as services:
             await asyncio.sleep(self.args.settle)  # start-up done
             cpu = [cpu_seconds(service.pid) for service in services]
             written = [written_bytes(service.pid) for service in services]
@@ -162,9 +173,6 @@ class Bench:
             return [Row("idle (no stream)", wall, cpu_seconds(service.pid) - c, None, 0, rss_kb(service.pid),
                         written_bytes(service.pid) - w, value, "idle")
                     for service, value, c, w in zip(services, pathways, cpu, written)]
-        finally:
-            for service in services:
-                await service.stop()
 
     async def together(self, seconds: int, variants: int, pathways: list[str]) -> list[Row]:
         """Every --pathways value's service at once, reading the same Owncast folder (one emulated Owncast,
@@ -173,10 +181,7 @@ class Bench:
         (there, the same ffmpeg's CPU per second varied by 10 % between runs). No viewers."""
         hls = self.work / f"hls-{self.runs}"
         hls.mkdir()
-        services: list[ServiceProcess] = []
-        try:
-            for value in pathways:
-                services.append(await self.service(hls, value))
+        async with self.services(hls, pathways) as services:
             async with OwncastEmulator(hls, variants=variants, segment_seconds=seconds,
                                        list_size=LEVELS[seconds]) as owncast, aiohttp.ClientSession() as session:
                 async with asyncio.timeout(30 + 4 * seconds):  # ffmpeg's first segment, then ours
@@ -197,12 +202,9 @@ class Bench:
                 segments = [await listed(session, service.url) - b for service, b in zip(services, before)]
                 rss = [rss_kb(service.pid) for service in services]
                 await owncast.stop_stream(offline=False)
-            label = f"{seconds} s x {LEVELS[seconds]}, {variants} var, together"
-            return [Row(label, wall, c, ff, n, r, w, value, label)
-                    for value, c, n, r, w in zip(pathways, cpu, segments, rss, written)]
-        finally:
-            for service in services:
-                await service.stop()
+        label = f"{seconds} s x {LEVELS[seconds]}, {variants} var, together"
+        return [Row(label, wall, c, ff, n, r, w, value, label)
+                for value, c, n, r, w in zip(pathways, cpu, segments, rss, written)]
 
     async def streaming(self, seconds: int, variants: int, viewers: int, pathways: str) -> Row:
         hls = self.work / f"hls-{self.runs}"
