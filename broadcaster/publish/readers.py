@@ -80,7 +80,13 @@ class Readers:
         """Whether this push makes the pathway's versions: players are steered off the first bucket
         (`steered`: every pathway's are made), or a client read it within the linger. When not, what is
         shown there stops being current (a request then waits for a push of its own)."""
-        self._making = steered or self._clock() - self._read_at < self.linger
+        if steered:
+            self._making = True
+        elif self._read_at == -math.inf:  # never read (the usual case): no clock, no target to read
+            self._making = False
+        else:
+            age = self._clock() - self._read_at
+            self._making = age < LINGER_LEAST or age < self.linger
         if not self._making:
             self.current_now = False
         return self._making
