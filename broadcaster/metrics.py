@@ -35,10 +35,6 @@ UPLOAD_FAILURE_REASONS = frozenset({
 OTHER = "other"
 
 
-def _nothing() -> None:
-    pass
-
-
 def bounded(value: str, known: frozenset[str]) -> str:
     """`value` when it is one of `known`, else "other": label values from a fixed set."""
     return value if value in known else OTHER
@@ -255,7 +251,7 @@ class PlaylistRequests(Collector):
         self._counts: dict[tuple[str, int], int] = {}
         self.total = 0  # every playlist request: whether players read the stream (steering's probe.Watched)
         # Told each request: steering's probes, asleep while nobody plays, look at once (SteeringLoop.seen).
-        self.on_request: Callable[[], None] = _nothing
+        self.on_request: Callable[[], None] = lambda: None
         registry.register(self)
 
     def inc(self, playlist: str, status: int) -> None:

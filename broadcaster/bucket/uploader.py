@@ -170,7 +170,7 @@ class Uploader:
         # evaluates, rather than looking on a timer of its own while nothing is amiss). One timer, for the
         # oldest upload only, cancelled when it is done: a cancelled timer never wakes the loop.
         self.on_late: Callable[[], None] = lambda: None
-        self.late_after: Callable[[], float | None] | None = None
+        self.late_after: Callable[[], float | None] = lambda: None  # None: nobody asks
         self._late: asyncio.TimerHandle | None = None
         # Set while the bucket works: retries waiting out a backoff go at once when it comes back,
         # instead of each sleeping out its own (up to backoff_cap) timer.
@@ -299,13 +299,11 @@ class Uploader:
                 self._arm_late()
 
     def _arm_late(self) -> None:
-        """The timer for the oldest upload waiting (none when none waits, or nobody asked: late_after)."""
+        """The timer for the oldest upload waiting (none when none waits, or nobody asks: late_after)."""
         if self._late is not None:
             self._late.cancel()
             self._late = None
-        if self.late_after is None or not self._waiting:
-            return
-        after = self.late_after()
+        after = self.late_after() if self._waiting else None
         if after is None:
             return
         began = next(iter(self._waiting.values()))

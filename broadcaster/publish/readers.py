@@ -85,8 +85,7 @@ class Readers:
         elif self._read_at == -math.inf:  # never read (the usual case): no clock, no target to read
             self._making = False
         else:
-            age = self._clock() - self._read_at
-            self._making = age < LINGER_LEAST or age < self.linger
+            self._making = self._clock() - self._read_at < self.linger
         if not self._making:
             self.current_now = False
         return self._making
