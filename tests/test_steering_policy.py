@@ -512,6 +512,54 @@ async def test_reports_make_the_loop_probe_at_once_at_most_once_per_probe_again(
     assert policy.first == "bucket" and policy.switches == {}
 
 
+async def test_reports_while_a_probe_is_on_its_way_are_answered_by_it_not_by_another_at_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A page's report that comes while the probe's GET is on its way asks for what that probe will tell:
+    once it answers, no second probe follows at once (a full run had two 0.4 ms apart, under PROBE_AGAIN);
+    a report after it does, PROBE_AGAIN or more later. The bucket's public URL a real HTTP server that
+    holds the first GET until the reports came."""
+    from broadcaster.steering import probe
+
+    monkeypatch.setattr(probe, "PROBE_EVERY", 60.0)
+    gets: list[float] = []
+    release = asyncio.Event()
+
+    async def segment(request: web.Request) -> web.Response:
+        gets.append(time.monotonic())
+        if len(gets) == 1:
+            await release.wait()
+        return web.Response(status=206, body=b"x")
+
+    runner = web.AppRunner(web.Application(), access_log=None, handle_signals=False)
+    runner.app.router.add_get("/{key:.*}", segment)
+    await runner.setup()
+    policy = calm_policy()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}/bucket/0/stream-0.ts"
+        async with running(policy) as (loop, newest):
+            newest.listed(0, 0, None, url)
+            loop.report("page", "bucket", {"bucket": 1})  # the first probe, at once
+            await until(lambda: len(gets) == 1, "the first probe on its way", 10)
+            for page in range(5):
+                loop.report(f"page{page}", "bucket", {"bucket": 1})  # while it is on its way
+            release.set()
+            await until(lambda: policy.probe_wanted("bucket") is False and loop._probe_now["bucket"]._waiter
+                        is not None, "the probe answered and waiting again", 10)
+            assert len(gets) == 1  # no second probe for the reports its answer covers
+            await until(lambda: time.monotonic() - gets[0] > PROBE_AGAIN, "PROBE_AGAIN after it", 10)
+
+            def reported() -> bool:
+                newest.listed(0, 0, None, url)
+                loop.report("late", "bucket", {"bucket": 1})
+                return len(gets) == 2
+
+            await until(reported, "a report after it probes again", 10, every=0.05)
+            assert gets[1] - gets[0] >= PROBE_AGAIN
+    finally:
+        await runner.cleanup()
+
+
 def test_players_count_as_watching_while_their_requests_move_within_four_target_durations() -> None:
     from broadcaster.steering.probe import WATCHED_LEAST, WATCHED_TARGETS, Watched
 

@@ -338,5 +338,7 @@ async def probe_pathway(policy: SteeringPolicy, pathway: str, newest: Callable[[
             asleep()
             continue
         ok, detail = await fetch(latest[0], float(max(2, target)))
+        if now is not None:
+            now.clear()  # what asked for a probe while this one was on its way is answered by it
         probed(ok, policy.probed(pathway, ok, detail))
 
