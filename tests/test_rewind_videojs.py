@@ -279,11 +279,16 @@ async def test_videojs_starts_live_seeks_back_a_minute_and_returns(
                     assert wanted + 2 * TARGET <= pdt_at(s, s["time"]) <= wanted + 10, (wanted, s)
                     self_check(owncast, s)
                     # video.js shows it: the LIVE button no longer lit ("currently behind live"), the seek bar
-                    # over the whole seekable window with the playhead a minute short of its end.
+                    # over the whole seekable window with the playhead where the player has it ...
                     assert s["behindLive"] and s["liveButton"] == "behind live", s
                     assert s["seekable"][1] - s["seekable"][0] >= BACKLOG - 10, s
                     short_of_live = (1 - float(s["seekBar"][0]) / 100) * s["liveWindow"]
-                    assert BACK - 3 <= short_of_live <= BACK + 3, s
+                    behind = s["seekable"][1] - s["time"]
+                    assert abs(short_of_live - behind) <= 1.5, s
+                    # ... which is a minute short of the edge, less what it played since the seek that the edge
+                    # has not yet caught up: the end moves when video.js reloads the playlist, and under load
+                    # (CI, seven workers) the state was read 6.5 s after the seek with the end 3 s further.
+                    assert BACK - 3 - (s["time"] - to) <= behind <= BACK + 3, (to, s)
                     await screenshot(page, "videojs-rewind-behind-live.png")
 
                     # 3. Back to live.
