@@ -227,15 +227,18 @@ class Uploader:
         if holder is None:
             # Read again on every attempt: if Owncast deleted the file meanwhile, it is lost.
             return await self._put(key, read, content_type, hls.SEGMENT_CACHE_CONTROL, variant, hashed)
-        base = root if root is not None else path.parent
-        parts = path.relative_to(base).parts if path.is_relative_to(base) else (path.name,)
+        # Its parts beneath `root` (what the holder reads again): by the parts' tuples, not relative_to,
+        # which parses and builds two Paths a segment (issue 66 item 3: steering's calm cost).
+        base = (root if root is not None else path.parent).parts
+        whole, n = path.parts, len(base)
+        parts = whole[n:] if whole[:n] == base and len(whole) > n else (path.name,)
         first, body = await self._first_read(read, holder, key, parts, hashed)
         if on_kept is not None:
             on_kept(first)
         if not first.kept:  # changed while it was read: read again for each attempt, as without a holder
             return await self._put(key, read, content_type, hls.SEGMENT_CACHE_CONTROL, variant, hashed)
         done = await self._send_held(key, content_type, variant, first.stamp, body)
-        return done._replace(sha256=first.sha256)
+        return Uploaded(done.took, first.sha256, done.stamp)
 
     async def upload_held(self, key: str, variant: str, stamp: Stamp | None = None) -> Uploaded:
         """Upload a segment the holder holds (another bucket's upload of what the first read): its copy,

@@ -209,22 +209,27 @@ class PathwayViews:
                              self.former_through)
         if playlist is None:
             return
-        first_through = self.views[first_id].through if first_id not in self.former_views else -1
+        former_views = self.former_views
+        first_through = self.views[first_id].through if first_id not in former_views else -1
+        last = playlist.next_sequence - 1
         for pathway in self._plan.pathways:  # the buckets first: the VM's may follow the first bucket's
-            if pathway.id in self.former_views:
+            if pathway.id in former_views:
                 continue
             view = self.views[pathway.id]
-            self._extend(view, playlist, first_through, playlist.next_sequence - 1)
+            if view.through < last:  # else nothing new to list there (most pushes, on most pathways)
+                self._extend(view, playlist, first_through, last)
             if pathway.id == first_id:
                 first_through = view.through
-        behind = [v.through for pid, v in self.views.items() if pid not in self.former_views
-                  and playlist.media_sequence <= v.through < playlist.next_sequence - 1]
+        oldest = playlist.media_sequence
+        behind = [v.through for pid, v in self.views.items() if pid not in former_views and oldest <= v.through < last]
         hold = min(behind) if behind else None
         if hold != playlist.hold:
             playlist.hold = hold
             playlist.slide(now)
+            oldest = playlist.media_sequence
         for view in self.views.values():
-            view.drop_modes_before(playlist.media_sequence)
+            if view.modes:
+                view.drop_modes_before(oldest)
 
     def before_append(self, playlist: Playlist) -> None:
         """An entry is about to be appended, which no pathway lists yet: the playlist keeps a window for
@@ -236,16 +241,18 @@ class PathwayViews:
 
     def _extend(self, view: View, playlist: Playlist, first_through: int, last: int) -> None:
         through = max(view.through, playlist.media_sequence - 1)
-        for e in _after(playlist.window, through):
+        window = playlist.window
+        pathway = view.pathway
+        for e in _after(window, through):
             if e.sequence > last:
                 break
-            mode = self._mode(view.pathway, e, first_through)
+            mode = self._mode(pathway, e, first_through)
             if mode is None:
                 break
             if mode != OWN:
                 view.modes[e.sequence] = mode
-            elif not view.pathway.is_bucket:
-                self._vm_lists(e, len(playlist.window))
+            elif not pathway.is_bucket:
+                self._vm_lists(e, len(window))
             through = e.sequence
         if through > view.through:
             view.through = through

@@ -41,6 +41,8 @@ class PathwayPlan:
     uris: Mapping[str, SegmentUris] = field(init=False)
     # Every pathway but the first bucket's: the bucket's copies (edges) are made of the first only.
     others: frozenset[str] = field(init=False)
+    # A pathway lists what the VM holds: a segment may be listed before any bucket has it.
+    held: bool = field(init=False)
 
     def __post_init__(self) -> None:
         ids = [p.id for p in self.pathways]
@@ -48,6 +50,7 @@ class PathwayPlan:
             raise ValueError(f"pathways start with the first bucket's, each once: {ids}")
         object.__setattr__(self, "uris", {p.id: p.uris for p in self.pathways})
         object.__setattr__(self, "others", frozenset(ids[1:]))
+        object.__setattr__(self, "held", any(not p.is_bucket for p in self.pathways))
 
     @property
     def first(self) -> Pathway:
@@ -56,11 +59,6 @@ class PathwayPlan:
     @property
     def buckets(self) -> tuple[Pathway, ...]:
         return tuple(p for p in self.pathways if p.is_bucket)
-
-    @property
-    def held(self) -> bool:
-        """A pathway lists what the VM holds: a segment may be listed before any bucket has it."""
-        return any(not p.is_bucket for p in self.pathways)
 
     def lists_held(self) -> bool:
         """Now, a pathway lists what the VM holds before any bucket has it: the VM serves its pathway (not
@@ -76,7 +74,12 @@ class PathwayPlan:
         """The pathways whose versions a push makes none of now: while the first bucket serves, every other
         one nobody read lately (issue 66: steering costs nothing while nothing fails). Players are steered
         to the first bucket's pathway then; one who reads another anyway waits a push for its versions."""
-        if len(self.pathways) == 1:
-            return frozenset()
+        idle = self.others
+        if not idle:
+            return idle
         steered = not self.redirects()  # every pathway's are made then; each is told (Readers.make)
-        return frozenset(p.id for p in self.pathways[1:] if not self.reading(p.id, steered))
+        reading = self.reading
+        for pathway in self.pathways[1:]:  # a loop, not a comprehension: this runs at every push
+            if reading(pathway.id, steered):
+                idle = idle - {pathway.id}
+        return idle

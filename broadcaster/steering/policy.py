@@ -291,7 +291,7 @@ class SteeringPolicy:
     def bucket_serves(self) -> bool:
         """Whether the VM sends players to the bucket for a segment it holds: players are steered to it and
         its last probe answered. The service's own evidence only: no report changes it."""
-        return self.first == hls.BUCKET_PATHWAY and self._state[hls.BUCKET_PATHWAY].probe_failures == 0
+        return self._priority[0] == hls.BUCKET_PATHWAY and self._state[hls.BUCKET_PATHWAY].probe_failures == 0
 
     def health_reason(self) -> str | None:
         """/health's reason while players are sent away from the bucket, None while it serves."""
