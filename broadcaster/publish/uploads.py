@@ -89,13 +89,17 @@ class _Ready:
         if self._lists_held():
             self.ready.set_result(kept.sha256)
         elif self._waiting is not None:
-            self._waiting.add(self)
-            self.ready.add_done_callback(lambda _f: self._waiting.discard(self) if self._waiting else None)
+            self._waiting.add(self)  # until `ready` is settled (release, _done: the only places that settle it)
 
     def release(self) -> None:
         """A pathway lists what the VM holds now: a held copy is ready."""
         if self._held and not self.ready.done():
             self.ready.set_result(self._sha256)
+        self._leave()
+
+    def _leave(self) -> None:
+        if self._waiting is not None:
+            self._waiting.discard(self)
 
     def track(self, task: asyncio.Future[Any]) -> None:
         self._open += 1
@@ -114,6 +118,8 @@ class _Ready:
                 ready.cancel()
             else:
                 ready.set_exception(task.exception() or RuntimeError("upload failed"))
+        if ready.done():
+            self._leave()
 
 
 def ready_when_uploaded(ready: Ready, task: asyncio.Future[Uploaded]) -> None:
@@ -142,6 +148,12 @@ def _first_read_failed(first: asyncio.Future[Kept], task: asyncio.Future[Any]) -
         first.cancel()
     elif (err := task.exception()) is not None:
         first.set_exception(err)
+
+
+def _kept_told(readiness: _Ready, kept: asyncio.Future[Kept]) -> None:
+    """`kept`'s one done-callback: its error retrieved (the upload's outcome says it), its first read told."""
+    if not kept.cancelled() and kept.exception() is None:
+        readiness.kept(kept.result())
 
 
 def _told(future: asyncio.Future[Kept], kept: Kept) -> None:
@@ -250,8 +262,7 @@ class Uploads:
         readiness = _Ready(ready, self._lists_held if self.keeping else None, self._held_waiting)
         seg_key = self.key(index, seg.name)
         kept: asyncio.Future[Kept] = loop.create_future()
-        kept.add_done_callback(_retrieved)
-        kept.add_done_callback(lambda f: None if f.cancelled() or f.exception() else readiness.kept(f.result()))
+        kept.add_done_callback(functools.partial(_kept_told, readiness))
         others: dict[str, asyncio.Future[Any]] = {}
         if seg_key in self._restored:  # uploaded before a restart, not yet listed then
             self._restored.discard(seg_key)

@@ -1,0 +1,69 @@
+"""When a copy the VM holds may be listed (publish/uploads.py's _Ready): it waits in the uploads' set of held
+copies only until its `ready` is settled, by whichever comes first (a pathway listing what the VM holds, its
+upload landing, every upload failing), so the set never keeps a copy that was listed (a long stream's leak)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from broadcaster.bucket.uploader import Kept, Uploaded
+from broadcaster.publish.uploads import _kept_told, _Ready
+
+HELD = Kept(None, b"h" * 32, True)
+
+
+async def _readiness(lists_held: bool) -> tuple[_Ready, set[_Ready], asyncio.Future[Uploaded]]:
+    loop = asyncio.get_running_loop()
+    waiting: set[_Ready] = set()
+    readiness = _Ready(loop.create_future(), lambda: lists_held, waiting)
+    task: asyncio.Future[Uploaded] = loop.create_future()
+    readiness.track(task)
+    return readiness, waiting, task
+
+
+async def test_a_held_copy_waits_while_no_pathway_lists_what_the_vm_holds_and_leaves_once_uploaded() -> None:
+    readiness, waiting, task = await _readiness(lists_held=False)
+    readiness.kept(HELD)
+    assert waiting == {readiness} and not readiness.ready.done()
+    task.set_result(Uploaded(0.01, None))
+    await asyncio.sleep(0)  # the task's done-callbacks
+    assert readiness.ready.result() == HELD.sha256
+    assert waiting == set()
+
+
+async def test_a_held_copy_released_is_ready_at_once_and_leaves() -> None:
+    readiness, waiting, task = await _readiness(lists_held=False)
+    readiness.kept(HELD)
+    readiness.release()
+    assert readiness.ready.result() == HELD.sha256 and waiting == set()
+    task.set_result(Uploaded(0.01, None))
+    await asyncio.sleep(0)
+    assert readiness.ready.result() == HELD.sha256 and waiting == set()
+
+
+async def test_a_held_copy_whose_every_upload_failed_leaves_with_the_error() -> None:
+    readiness, waiting, task = await _readiness(lists_held=False)
+    readiness.kept(HELD)
+    task.set_exception(RuntimeError("refused"))
+    await asyncio.sleep(0)
+    assert isinstance(readiness.ready.exception(), RuntimeError) and waiting == set()
+
+
+async def test_a_copy_held_while_a_pathway_lists_what_the_vm_holds_is_ready_and_never_waits() -> None:
+    readiness, waiting, _task = await _readiness(lists_held=True)
+    readiness.kept(HELD)
+    assert readiness.ready.result() == HELD.sha256 and waiting == set()
+
+
+async def test_the_first_read_is_told_through_one_callback_that_also_retrieves_its_error() -> None:
+    readiness, waiting, _task = await _readiness(lists_held=False)
+    loop = asyncio.get_running_loop()
+    kept: asyncio.Future[Kept] = loop.create_future()
+    kept.add_done_callback(lambda f: _kept_told(readiness, f))
+    kept.set_result(HELD)
+    await asyncio.sleep(0)
+    assert waiting == {readiness}
+    failed: asyncio.Future[Kept] = loop.create_future()
+    failed.set_exception(OSError("gone"))
+    _kept_told(readiness, failed)  # retrieved: no "exception was never retrieved" at collection
+    assert failed.exception() is not None and waiting == {readiness}
