@@ -5,8 +5,9 @@ upload landing, every upload failing), so the set never keeps a copy that was li
 from __future__ import annotations
 
 import asyncio
+import gc
 
-from broadcaster.bucket.uploader import Kept, Uploaded
+from broadcaster.bucket.uploader import Kept, SegmentLost, Uploaded
 from broadcaster.publish.uploads import _kept_told, _Ready
 
 HELD = Kept(None, b"h" * 32, True)
@@ -67,3 +68,24 @@ async def test_the_first_read_is_told_through_one_callback_that_also_retrieves_i
     failed.set_exception(OSError("gone"))
     _kept_told(readiness, failed)  # retrieved: no "exception was never retrieved" at collection
     assert failed.exception() is not None and waiting == {readiness}
+
+
+async def test_an_upload_lost_for_good_is_no_never_retrieved_error_when_nobody_reads_its_readiness() -> None:
+    loop = asyncio.get_running_loop()
+    told: list[dict[str, object]] = []
+    loop.set_exception_handler(lambda _loop, context: told.append(context))
+    try:
+        readiness, _waiting, task = await _readiness(lists_held=False)
+        task.set_exception(SegmentLost("deleted", "gone before it was uploaded"))
+        task.exception()
+        await asyncio.sleep(0)
+        assert isinstance(readiness.ready.exception(), SegmentLost)  # what the lister reads
+        readiness2, _w, task2 = await _readiness(lists_held=False)
+        task2.set_exception(SegmentLost("deleted", "gone, and the publisher closed before its slot"))
+        task2.exception()
+        await asyncio.sleep(0)
+        del readiness2, _w, task2
+        gc.collect()
+        assert not [c for c in told if "never retrieved" in str(c.get("message"))], told
+    finally:
+        loop.set_exception_handler(None)

@@ -118,6 +118,9 @@ class _Ready:
                 ready.cancel()
             else:
                 ready.set_exception(task.exception() or RuntimeError("upload failed"))
+                # Marked retrieved: the lister reports it when it comes to its slot (Lister.lost); one it
+                # never comes to (the publisher closed first) is not an asyncio "never retrieved" at GC.
+                ready.exception()
         if ready.done():
             self._leave()
 
