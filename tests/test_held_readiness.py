@@ -8,7 +8,7 @@ import asyncio
 import gc
 
 from broadcaster.bucket.uploader import Kept, SegmentLost, Uploaded
-from broadcaster.publish.uploads import _kept_told, _Ready
+from broadcaster.publish.uploads import _first_read_failed, _first_read_told, _Ready
 
 HELD = Kept(None, b"h" * 32, True)
 
@@ -56,18 +56,31 @@ async def test_a_copy_held_while_a_pathway_lists_what_the_vm_holds_is_ready_and_
     assert readiness.ready.result() == HELD.sha256 and waiting == set()
 
 
-async def test_the_first_read_is_told_through_one_callback_that_also_retrieves_its_error() -> None:
+async def test_the_first_read_is_told_at_once_and_its_future_takes_no_turn_of_the_loop() -> None:
     readiness, waiting, _task = await _readiness(lists_held=False)
     loop = asyncio.get_running_loop()
     kept: asyncio.Future[Kept] = loop.create_future()
-    kept.add_done_callback(lambda f: _kept_told(readiness, f))
-    kept.set_result(HELD)
-    await asyncio.sleep(0)
-    assert waiting == {readiness}
+    _first_read_told(kept, readiness, HELD)
+    # Told in the call: no done-callback on the future, so nothing is left for a turn of the loop of its own
+    # (a turn a segment was most of what a calm steering service added: issue 66 item 3).
+    assert waiting == {readiness} and kept.result() == HELD
+    assert not loop._ready  # type: ignore[attr-defined]  # asyncio's queue of callbacks to run
+    # A first read that never came: the future holds the upload's error, marked retrieved (the upload's
+    # outcome says it), and the readiness is not told.
+    readiness2, waiting2, _task2 = await _readiness(lists_held=False)
     failed: asyncio.Future[Kept] = loop.create_future()
-    failed.set_exception(OSError("gone"))
-    _kept_told(readiness, failed)  # retrieved: no "exception was never retrieved" at collection
-    assert failed.exception() is not None and waiting == {readiness}
+    upload: asyncio.Future[Uploaded] = loop.create_future()
+    upload.set_exception(SegmentLost("deleted", "gone before its first read"))
+    _first_read_failed(failed, upload)
+    assert failed.done() and not failed.cancelled() and waiting2 == set()  # its error not read here
+    told: list[dict[str, object]] = []
+    loop.set_exception_handler(lambda _loop, context: told.append(context))
+    try:
+        del failed, upload, readiness2, waiting2, _task2
+        gc.collect()
+        assert not [c for c in told if "never retrieved" in str(c.get("message"))], told
+    finally:
+        loop.set_exception_handler(None)
 
 
 async def test_an_upload_lost_for_good_is_no_never_retrieved_error_when_nobody_reads_its_readiness() -> None:

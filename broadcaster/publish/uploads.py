@@ -151,17 +151,20 @@ def _first_read_failed(first: asyncio.Future[Kept], task: asyncio.Future[Any]) -
         first.cancel()
     elif (err := task.exception()) is not None:
         first.set_exception(err)
-
-
-def _kept_told(readiness: _Ready, kept: asyncio.Future[Kept]) -> None:
-    """`kept`'s one done-callback: its error retrieved (the upload's outcome says it), its first read told."""
-    if not kept.cancelled() and kept.exception() is None:
-        readiness.kept(kept.result())
+        first.exception()  # retrieved: the upload's own outcome says it (the other buckets' raise it too)
 
 
 def _told(future: asyncio.Future[Kept], kept: Kept) -> None:
     if not future.done():
         future.set_result(kept)
+
+
+def _first_read_told(future: asyncio.Future[Kept], readiness: _Ready, kept: Kept) -> None:
+    """A segment's first read (Uploader.upload_file's on_kept): told to its readiness at once and to the
+    other buckets' uploads (`future`, which has no done-callback: one would take a turn of the event loop
+    of its own for every segment, as the upload goes on to its PutObject at once; issue 66 item 3)."""
+    readiness.kept(kept)
+    _told(future, kept)
 
 
 def init_section_name(segment: str, init: str, run: int) -> str:
@@ -253,7 +256,8 @@ class Uploads:
                 init_kept = self._inits_kept[init_key] = loop.create_future()
                 init_kept.add_done_callback(_retrieved)
                 init_task = asyncio.ensure_future(  # never shared by peers: no hash
-                    self._whole(folder / seg.init_name, init_key, index, hashed=False, on_kept=init_kept))
+                    self._whole(folder / seg.init_name, init_key, index, hashed=False,
+                                on_kept=functools.partial(_told, init_kept)))
                 init_task.add_done_callback(functools.partial(_first_read_failed, init_kept))
                 self._inits[init_key] = init_task
                 for pid, uploader in self._others.items():
@@ -264,15 +268,15 @@ class Uploads:
         ready: Ready = loop.create_future()
         readiness = _Ready(ready, self._lists_held if self.keeping else None, self._held_waiting)
         seg_key = self.key(index, seg.name)
-        kept: asyncio.Future[Kept] = loop.create_future()
-        kept.add_done_callback(functools.partial(_kept_told, readiness))
+        kept: asyncio.Future[Kept] = loop.create_future()  # an error set is marked retrieved (_first_read_failed)
         others: dict[str, asyncio.Future[Any]] = {}
         if seg_key in self._restored:  # uploaded before a restart, not yet listed then
             self._restored.discard(seg_key)
             # Its bytes are not at hand: no hash, so viewers take it from the bucket, never from peers.
             task: asyncio.Task[Uploaded] = asyncio.ensure_future(_already(Uploaded(0.0, None)))
         else:
-            task = asyncio.ensure_future(self._upload(folder / seg.name, seg_key, index, init_task, init_kept, kept))
+            task = asyncio.ensure_future(self._upload(folder / seg.name, seg_key, index, init_task, init_kept,
+                                                      functools.partial(_first_read_told, kept, readiness)))
             task.add_done_callback(functools.partial(_first_read_failed, kept))
             for pid, uploader in self._others.items():
                 init_other = self._inits_other.get((pid, init_key)) if init_key is not None else None
@@ -331,14 +335,14 @@ class Uploads:
         return await self._whole(path, key, index, hashed=True)
 
     async def _upload(self, path: Path, key: str, index: int, init: asyncio.Task[Uploaded] | None,
-                      init_kept: asyncio.Future[Kept] | None, kept: asyncio.Future[Kept]) -> Uploaded:
+                      init_kept: asyncio.Future[Kept] | None, on_kept: Callable[[Kept], None]) -> Uploaded:
         """Its init section first: held (the VM's pathway lists the segment once both are held) and
         uploaded (the bucket's once both are in the bucket)."""
         try:
             if init is not None:
                 await asyncio.shield(init_kept if self.keeping and init_kept is not None else init)
             # Hashed whether P2P is on or not: `changed` compares the file with it when its stamp moved.
-            done = await self._whole(path, key, index, hashed=True, on_kept=kept)
+            done = await self._whole(path, key, index, hashed=True, on_kept=on_kept)
             if init is not None:
                 await asyncio.shield(init)  # shared by every segment of the run
             return done
@@ -348,7 +352,7 @@ class Uploads:
             raise
 
     async def _whole(self, path: Path, key: str, index: int, *, hashed: bool,
-                     on_kept: asyncio.Future[Kept] | None = None, uploader: Uploader | None = None) -> Uploaded:
+                     on_kept: Callable[[Kept], None] | None = None, uploader: Uploader | None = None) -> Uploaded:
         """Upload `path` once Owncast has finished it, and again while it changed during the upload;
         `on_kept` is told its first read (the other buckets' uploads send that version)."""
         variant = str(index)
@@ -362,7 +366,7 @@ class Uploads:
                 raise SegmentLost("deleted", f"{path} was never there or deleted before it was uploaded")
             done = await uploader.upload_file(
                 path, key, variant, root=self._hls_dir, hashed=hashed,
-                on_kept=None if on_kept is None or attempt else functools.partial(_told, on_kept))
+                on_kept=None if attempt else on_kept)
             if unchanged(self._hls_dir, path, done.stamp):
                 if hashed:  # a segment: a write after this one makes it unfinished again
                     self.rewrites.landed(index, path, key, done)
