@@ -10,14 +10,34 @@ from typing import Any
 import pytest
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
+# Chromium 156 prewarms its omnibox popup, a WebUI page (chrome://omnibox-popup.top-chrome/), in a
+# renderer of its own for every window, so for each browser context the tests open, though headless has
+# no omnibox to show it in: 0.4-1 s of CPU each (a context and a blank page cost 2.46 s for four, 1.15 s
+# without it, 2026-11-27), and in a full run of the suite 120 s of CPU in 158 such renderers.
+NO_OMNIBOX_POPUP = ("WebUIOmniboxPopup", "WebUIOmniboxFullPopup", "WebUIOmniboxAimPopup")
+# Chromium reads the last --disable-features only, and Playwright passes its own list before ours:
+# the one given here keeps Playwright's list (1.65's chromiumSwitches, for reasons of its own) and adds ours.
+PLAYWRIGHT_DISABLED = (
+    "AvoidUnnecessaryBeforeUnloadCheckSync", "DestroyProfileOnBrowserClose", "HttpsUpgrades",
+    "HttpsFirstBalancedModeAutoEnable", "LensOverlay", "MediaRouter", "PaintHolding", "ThirdPartyStoragePartitioning",
+    "AvoidCorsURLLoaderRestartOnRedirect", "OptimizationHints", "NetworkTimeServiceQuerying", "AimEnabled",
+    "PreconnectToSearch",
+)
+_BASE_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
     "--autoplay-policy=no-user-gesture-required",  # the viewer starts playing by itself
 ]
+
+
+def _disabled(*features: str) -> str:
+    return "--disable-features=" + ",".join((*PLAYWRIGHT_DISABLED, *NO_OMNIBOX_POPUP, *features))
+
+
+CHROMIUM_ARGS = [*_BASE_ARGS, _disabled()]
 # For WebRTC between viewers of one machine: host candidates as plain 127.0.0.1, not mDNS names nothing
 # here resolves (the P2P test and bench).
-WEBRTC_ARGS = [*CHROMIUM_ARGS, "--disable-features=WebRtcHideLocalIpsWithMdns"]
+WEBRTC_ARGS = [*_BASE_ARGS, _disabled("WebRtcHideLocalIpsWithMdns")]
 
 # A hostile viewer (issue 31; the P2P test and bench): every segment chunk it sends over WebRTC has one
 # byte flipped (commands, a few hundred bytes, go as they are). Its own player keeps the bucket's bytes.
