@@ -382,3 +382,44 @@ async def test_a_raise_from_one_lane_after_the_other_showed_all_it_had(tmp_path:
     assert ("stream-b-3" in world.text(1)) == (then == "listed")
     checked(world, done)
     await world.pub.close()
+
+
+async def test_a_variant_lists_a_stream_cut_apart_only_after_the_last_slot_of_the_stream_before(
+        tmp_path: Path) -> None:
+    """The last slot of a stream still undecided together (both copies still being written by Owncast)
+    when the next stream's variants are cut apart: a variant's own lane waits for it (Lanes.bound).
+    Before, variant 0's lane listed the new stream's first segment at once, and the old stream's last one
+    came after it with a discontinuity of its own, so variant 0's numbers ran one ahead of variant 1's
+    (found by the shuffled runs above with their reads' threads slowed at random: a full run under load
+    failed seed 33 so)."""
+    holds = Holds()
+    world = World(tmp_path, align_by="time", window=8.0, writes=holds, stepped=True)
+    world.pub.on_master([SourceVariant(0, 3_000_000), SourceVariant(1, 300_000)])
+    for n in range(3):
+        for v in (0, 1):
+            world.owncast_lists(v, f"stream-a-{n}.ts", duration=2.0, date=2 * n, target=2)
+    await until(lambda: all("stream-a-2.ts" in world.uris(v) for v in (0, 1)), "stream a listed", 5, every=0.001)
+    done = checked(world, 0)
+    for v in (0, 1):
+        holds.hold(v, "stream-a-3.ts")
+        world.owncast_lists(v, "stream-a-3.ts", duration=2.0, date=6, target=5)
+    # The next stream, cut apart (a copied variant 0 beside a transcoded variant 1).
+    world.owncast_lists(0, "stream-b-0.ts", duration=3.0, date=8, target=5)
+    world.owncast_lists(1, "stream-b-0.ts", duration=2.0, date=8, target=5)
+    world.owncast_lists(1, "stream-b-1.ts", duration=2.0, date=10, target=5)
+    world.owncast_lists(0, "stream-b-1.ts", duration=4.0, date=11, target=5)
+    # The new stream's copies in the bucket, and the loop's turns their uploads' callbacks take (a lane
+    # lists within them: the uploads' done-callbacks, then their readiness's).
+    await until(lambda: all(f"live/{v}/stream-b-{n}.ts" in world.store.keys() for v in (0, 1) for n in (0, 1)),
+                "stream b uploaded", 5, every=0.001)
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert all("stream-b-0.ts" not in world.uris(v) for v in (0, 1)), [world.uris(v) for v in (0, 1)]
+    holds.release()
+    await until(lambda: all("stream-b-1.ts" in world.uris(v) for v in (0, 1)), "stream b listed", 5, every=0.001)
+    for v in (0, 1):
+        uris = world.uris(v)
+        assert uris.index("stream-a-3.ts") < uris.index("stream-b-0.ts"), (v, uris)
+    checked(world, done)
+    assert discontinuity_of(world, 0, "stream-b-0.ts") == discontinuity_of(world, 1, "stream-b-0.ts")
+    await world.pub.close()

@@ -53,6 +53,18 @@ class Lanes:
         """The variants' own lanes, by variant."""
         return self._lanes
 
+    def bound(self, lane: SlotAligner) -> SlotKey | None:
+        """`lane` decides only slots before this one (None: any): the first undecided in a lane that shares
+        a variant with it (every variant's own lane with the lane together). A variant lists its slots in
+        order: before, a variant's own lane listed a new run's first segment ahead of the run before's
+        last one, still uploading in the lane together (or the lane together a new run's ahead of the last
+        of a run cut apart), which then came after it with a discontinuity of its own, and that variant's
+        discontinuity numbers ran ahead of the others' (6.2.4; test_variants_alike's shuffled streams with
+        the reads' threads finishing in another order)."""
+        if lane is not self.together:
+            return self.together.first
+        return min((first for own in self._lanes.values() if (first := own.first) is not None), default=None)
+
     def late_and_apart(self, v: Variant, seg: SourceSegment, key: SlotKey) -> bool:
         """A copy whose slot was decided together before it came, and which does not cover the moment
         that slot's copies covered: the variants are cut apart (a copied variant whose playlist came

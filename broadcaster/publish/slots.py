@@ -135,6 +135,11 @@ class SlotAligner:
     def slots(self) -> ValuesView[Slot]:
         return self._slots.values()
 
+    @property
+    def first(self) -> SlotKey | None:
+        """The first undecided slot's key (None: none waits)."""
+        return self._order[0] if self._order else None
+
     def is_late(self, key: SlotKey) -> bool:
         """Its slot was already listed (or dropped) in the other variants; it cannot join late."""
         return key <= self.decided
