@@ -5,7 +5,7 @@ the variant's own (docs/hls-rules.md, "Variants cut apart")."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from ..metrics import Metrics
 from ..source.owncast import SourceSegment
@@ -49,9 +49,16 @@ class Lanes:
             lane.decided = self.together.decided if joined else min(self.together.decided, (run, -1))
         return lane
 
-    def own(self) -> dict[int, SlotAligner]:
-        """The variants' own lanes, by variant."""
-        return self._lanes
+    def rounds(self, decide: Callable[[SlotAligner, list[Variant]], bool], variants: Mapping[int, Variant]) -> None:
+        """`decide` each lane (the lane together with every variant, each variant's own lane with it), round
+        after round while any lane decides a slot: a lane's slot may wait for another lane's (`bound`)."""
+        progressed = True
+        while progressed:
+            progressed = decide(self.together, list(variants.values()))
+            for index, lane in self._lanes.items():
+                v = variants.get(index)
+                if v is not None:
+                    progressed = decide(lane, [v]) or progressed
 
     def bound(self, lane: SlotAligner) -> SlotKey | None:
         """`lane` decides only slots before this one (None: any): the first undecided in a lane that shares

@@ -128,25 +128,17 @@ class Lister:
         """List every slot that is ready, and what waited for a copy that is in the bucket now, then
         push the new versions to the Release."""
         self._catch_up()
-        progressed = True
-        while progressed:  # a lane's slot may wait for another lane's before it (Lanes.bound)
-            progressed = self._advance_with(self._lanes.together, list(self._variants.values()))
-            for index, lane in self._lanes.own().items():
-                v = self._variants.get(index)
-                if v is not None:
-                    progressed = self._advance_with(lane, [v]) or progressed
+        self._lanes.rounds(self._advance_with, self._variants)
         self._catch_up()
         self._lanes.counted()
         self._release.changed(self.versions())
 
     def _advance_with(self, aligner: SlotAligner, variants: list[Variant]) -> bool:
         """Decide the lane's slots that are ready, in order, up to its bound; whether any was."""
-        bound = self._lanes.bound(aligner)
-        decided = False
-        while ((bound is None or ((first := aligner.first) is not None and first < bound))
-               and (ready := aligner.take_ready(variants, self._mono, self._target.value,
-                                                self._copies.waiting if aligner is self._lanes.together else None,
-                                                self._fresh))):
+        decided, bound = False, self._lanes.bound(aligner)
+        while ready := aligner.take_ready(variants, self._mono, self._target.value,
+                                          self._copies.waiting if aligner is self._lanes.together else None,
+                                          self._fresh, before=bound):
             decided = True
             slot, members, previous = ready.slot, ready.members, ready.previous
             key = slot.key
