@@ -238,7 +238,7 @@ class Uploader:
         if not first.kept:  # changed while it was read: read again for each attempt, as without a holder
             return await self._put(key, read, content_type, hls.SEGMENT_CACHE_CONTROL, variant, hashed)
         done = await self._send_held(key, content_type, variant, first.stamp, body)
-        return Uploaded(done.took, first.sha256, done.stamp)
+        return done._replace(sha256=first.sha256)
 
     async def upload_held(self, key: str, variant: str, stamp: Stamp | None = None) -> Uploaded:
         """Upload a segment the holder holds (another bucket's upload of what the first read): its copy,

@@ -11,7 +11,7 @@ Cloudflare does not proxy).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -101,9 +101,11 @@ class Pathway:
     kind: str  # BUCKET or VM
     folder: str
     uris: SegmentUris
-    is_bucket: bool = field(init=False, repr=False, compare=False)  # of `kind`: asked for every entry listed
 
     def __post_init__(self) -> None:
         if not hls.is_pathway_id(self.id) or self.kind not in (BUCKET, VM):
             raise ValueError(f"not a pathway: {self.id!r} ({self.kind})")
-        object.__setattr__(self, "is_bucket", self.kind == BUCKET)
+
+    @property
+    def is_bucket(self) -> bool:
+        return self.kind == BUCKET

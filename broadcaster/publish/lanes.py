@@ -52,6 +52,9 @@ class Lanes:
     def rounds(self, decide: Callable[[SlotAligner, list[Variant]], bool], variants: Mapping[int, Variant]) -> None:
         """`decide` each lane (the lane together with every variant, each variant's own lane with it), round
         after round while any lane decides a slot: a lane's slot may wait for another lane's (`bound`)."""
+        if not self._lanes:  # no run cut apart (the usual case): one lane, one round
+            decide(self.together, list(variants.values()))
+            return
         progressed = True
         while progressed:
             progressed = decide(self.together, list(variants.values()))

@@ -253,8 +253,7 @@ class Uploads:
             init_key = self.key(index, init_section_name(seg.name, seg.init_name, run))
             init_task = self._inits.get(init_key)
             if init_task is None:
-                init_kept = self._inits_kept[init_key] = loop.create_future()
-                init_kept.add_done_callback(_retrieved)
+                init_kept = self._inits_kept[init_key] = loop.create_future()  # an error: _first_read_failed
                 init_task = asyncio.ensure_future(  # never shared by peers: no hash
                     self._whole(folder / seg.init_name, init_key, index, hashed=False,
                                 on_kept=functools.partial(_told, init_kept)))
