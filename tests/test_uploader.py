@@ -287,15 +287,19 @@ async def test_a_held_segment_is_read_on_one_worker_thread_and_sent_from_memory(
 
 async def test_the_oldest_upload_waiting_past_late_after_is_told_once_and_quick_ones_never(tmp_path: Path) -> None:
     """Uploader.on_late (what lets the steering loop sleep while nothing is amiss): told when the oldest
-    upload not done has waited late_after() seconds, once; never for uploads done sooner, nor for one
-    queued behind it until it is the oldest. Real time, short waits: the timer is the event loop's."""
+    upload not done has waited late_after() seconds, once, however many start behind it; never for
+    uploads done sooner, nor for one queued behind it until it is the oldest. The one timer is not
+    cancelled as each upload is done: it fires, finds none waiting and is not armed again. Real time,
+    short waits: the timer is the event loop's."""
     fake = FakeStore()
     up = Uploader(fake, Metrics(), concurrency=4, attempt_timeout=30)
     told: list[float] = []
     up.on_late, up.late_after = lambda: told.append(asyncio.get_running_loop().time()), lambda: 0.3
     for n in range(5):  # quick ones: each done long before 0.3 s
         await up.upload_file(segment(tmp_path, f"quick-{n}.ts"), f"k/quick-{n}.ts", "0")
-    assert told == [] and up._late is None  # done: its timer cancelled, none left
+    assert up._late is not None  # armed for the first, left armed
+    await until(lambda: up._late is None, "the timer fired and found no upload waiting", 10)
+    assert told == []
     fake.hold("k/slow.ts")
     began = asyncio.get_running_loop().time()
     slow = asyncio.ensure_future(up.upload_file(segment(tmp_path, "slow.ts"), "k/slow.ts", "0"))
@@ -304,6 +308,9 @@ async def test_the_oldest_upload_waiting_past_late_after_is_told_once_and_quick_
     fake.hold("k/next.ts")
     after = asyncio.ensure_future(up.upload_file(segment(tmp_path, "next.ts"), "k/next.ts", "0"))
     await until(lambda: "k/next.ts" in fake.attempts, "the next upload under way", 10)
+    for n in range(3):  # quick ones behind the late one: it is not told of again
+        await up.upload_file(segment(tmp_path, f"behind-{n}.ts"), f"k/behind-{n}.ts", "0")
+    assert len(told) == 1 and up._late is None
     fake.release("k/slow.ts")
     await slow
     # The next one is the oldest now: told once it too has waited 0.3 s.

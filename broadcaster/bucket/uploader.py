@@ -167,11 +167,14 @@ class Uploader:
         # Told each failed outcome (the steering loop evaluates at once: steering/probe.py's look).
         self.on_failure: Callable[[], None] = lambda: None
         # Told when the oldest upload not done has waited `late_after()` seconds (the steering loop then
-        # evaluates, rather than looking on a timer of its own while nothing is amiss). One timer, for the
-        # oldest upload only, cancelled when it is done: a cancelled timer never wakes the loop.
+        # evaluates, rather than looking on a timer of its own while nothing is amiss). One timer, armed
+        # for the oldest upload and left armed when it is done: when it fires it looks again (late_tell).
+        # Arming and cancelling one per upload cost more than its firing once per late_after while
+        # uploads come and go (issue 66 item 3: steering's calm cost; cancelled timers stay in the heap).
         self.on_late: Callable[[], None] = lambda: None
         self.late_after: Callable[[], float | None] = lambda: None  # None: nobody asks
         self._late: asyncio.TimerHandle | None = None
+        self._told = -1  # the upload on_late was told of (its ID)
         # Set while the bucket works: retries waiting out a backoff go at once when it comes back,
         # instead of each sleeping out its own (up to backoff_cap) timer.
         self._working = asyncio.Event()
@@ -291,31 +294,40 @@ class Uploader:
     ) -> Uploaded:
         upload_id, self._next_id = self._next_id, self._next_id + 1
         self._waiting[upload_id] = self._clock()
-        if len(self._waiting) == 1:
+        if self._late is None:
             self._arm_late()
         try:
             return await self._attempts(key, read, content_type, cache_control, variant, hashed, on_failed, first)
         finally:
-            oldest = next(iter(self._waiting)) == upload_id
             del self._waiting[upload_id]
-            if oldest:
+            if self._late is None and self._waiting:  # the one told of is done: the next oldest's turn
                 self._arm_late()
 
     def _arm_late(self) -> None:
-        """The timer for the oldest upload waiting (none when none waits, or nobody asks: late_after)."""
-        if self._late is not None:
-            self._late.cancel()
-            self._late = None
+        """The timer for the oldest upload waiting (none when none waits, nobody asks: late_after, or it
+        was told of already)."""
         after = self.late_after() if self._waiting else None
         if after is None:
             return
-        began = next(iter(self._waiting.values()))
+        oldest, began = next(iter(self._waiting.items()))
+        if oldest == self._told:
+            return
         # A hair past the moment, so the evaluation it wakes finds the upload past it (calm_for: strictly).
         delay = max(0.0, began + after - self._clock()) + 0.01
-        self._late = asyncio.get_running_loop().call_later(delay, self._tell_late)
+        self._late = asyncio.get_running_loop().call_later(delay, self._late_tell)
 
-    def _tell_late(self) -> None:
+    def _late_tell(self) -> None:
+        """The timer fired: the oldest upload waiting may be another than the one it was armed for (that
+        one done since). Told when it waited late_after; else armed again for it (none left: disarmed)."""
         self._late = None
+        after = self.late_after() if self._waiting else None
+        if after is None:
+            return
+        oldest, began = next(iter(self._waiting.items()))
+        if self._clock() - began < after:
+            self._arm_late()
+            return
+        self._told = oldest  # told once: armed again when it is done (`_put`), for the next oldest
         self.on_late()
 
     async def _attempts(
