@@ -106,9 +106,19 @@ class Lister:
     # -- listing, in order, the same slots in every variant ------------------------------------------
 
     def on_done(self, _ready: asyncio.Future[Any]) -> None:
-        """A copy may be listed now (the done-callback of its `ready`): what it completes is listed."""
+        """A copy may be listed now (the done-callback of its `ready`, or of its upload to another bucket):
+        what it completes is listed."""
         if not self._closed:
             self.advance()
+
+    def on_ready(self, task: asyncio.Future[Uploaded], ready: asyncio.Future[Any]) -> None:
+        """on_done, for a copy's `ready` beside its first bucket's upload (`task`). Once that is done its
+        own done-callback pushes (on_uploaded: run already, as `ready` followed the upload, or next, as it
+        was scheduled first): no second push for the same landing. Otherwise (held by the VM, landed on
+        another bucket first) this one pushes. A third of the pushes were such seconds, listing nothing
+        (issue 66 item 3: every push costs more with pathways to advance)."""
+        if not task.done():
+            self.on_done(ready)
 
     def on_uploaded(self, index: int, duration: float, task: asyncio.Future[Uploaded]) -> None:
         """An upload finished (its done-callback): the upload ratio learns its time, what it completes is

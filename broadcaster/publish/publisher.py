@@ -278,7 +278,7 @@ class Publisher:
         # Listed once ready (held by the VM, or uploaded to some bucket), shown on each bucket's pathway
         # once uploaded there.
         task.add_done_callback(functools.partial(self.lister.on_uploaded, v.index, seg.duration))
-        ready.add_done_callback(self.lister.on_done)
+        ready.add_done_callback(functools.partial(self.lister.on_ready, task))
         for other in others.values():
             other.add_done_callback(self.lister.on_done)
         aligner.add_copy(slot, v.index, Copy(seg, seg_key, init_key, now, task, ready, others))
