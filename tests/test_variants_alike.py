@@ -384,6 +384,38 @@ async def test_a_raise_from_one_lane_after_the_other_showed_all_it_had(tmp_path:
     await world.pub.close()
 
 
+async def test_a_raise_while_one_variant_still_lists_the_stream_before_keeps_the_timeline(tmp_path: Path) -> None:
+    """Stream b cut apart (a copied variant 0 beside a transcoded variant 1) and variant 1's first copy
+    still being written by Owncast when stream c comes, cut apart too, with a 5 s segment: the target is
+    raised (3 -> 6) while variant 1 has not listed any of stream b. The raise keeps the timeline (variant
+    1 lists b's moments under the number variant 0 listed them under), as a raise from one lane does.
+    Before, it started a new timeline in every variant, and variant 1's stream b came one number above
+    variant 0's (variant-discontinuity-mismatch; found by the shuffled runs above with their reads'
+    threads slowed at random)."""
+    holds = Holds()
+    world = World(tmp_path, align_by="time", window=8.0, writes=holds, stepped=True)
+    world.pub.on_master([SourceVariant(0, 3_000_000), SourceVariant(1, 300_000)])
+    for n in range(3):
+        for v in (0, 1):
+            world.owncast_lists(v, f"stream-a-{n}.ts", duration=2.0, date=2 * n, target=2)
+    await until(lambda: all("stream-a-2.ts" in world.uris(v) for v in (0, 1)), "stream a listed", 5, every=0.001)
+    holds.hold(1, "stream-b-0.ts")
+    world.owncast_lists(1, "stream-b-0.ts", duration=2.0, date=6, target=2)
+    world.owncast_lists(0, "stream-b-0.ts", duration=3.0, date=6, target=3)  # cut apart (then 3: b's own)
+    world.owncast_lists(0, "stream-b-1.ts", duration=3.0, date=9, target=3)
+    world.owncast_lists(1, "stream-b-1.ts", duration=2.0, date=8, target=2)
+    await until(lambda: "stream-b-1.ts" in world.uris(0), "stream b listed in variant 0", 5, every=0.001)
+    assert world.pub.target_duration == 3 and "stream-b-0.ts" not in world.uris(1), world.uris(1)
+    world.owncast_lists(0, "stream-c-0.ts", duration=5.0, date=30, target=5)
+    world.owncast_lists(1, "stream-c-0.ts", duration=2.0, date=30, target=2)
+    await until(lambda: world.pub.target_duration == 6, "the target raised for stream c", 5, every=0.001)
+    holds.release()
+    await until(lambda: all("stream-c-0.ts" in world.uris(v) for v in (0, 1)), "stream c listed", 5, every=0.001)
+    await let_run()
+    checked(world, 0)
+    await world.pub.close()
+
+
 async def test_a_variant_lists_a_stream_cut_apart_only_after_the_last_slot_of_the_stream_before(
         tmp_path: Path) -> None:
     """The last slot of a stream still undecided together (both copies still being written by Owncast)

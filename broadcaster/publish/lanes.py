@@ -75,6 +75,12 @@ class Lanes:
             return self.together.first
         return min((first for own in self._lanes.values() if (first := own.first) is not None), default=None)
 
+    def behind(self, key: SlotKey) -> bool:
+        """Some lane has a slot before `key` still undecided: a variant has not listed that far yet, so a new
+        timeline started now would start it there, at a moment the others listed on the one before (6.2.4)."""
+        return any(first is not None and first < key
+                   for first in (self.together.first, *(own.first for own in self._lanes.values())))
+
     def late_and_apart(self, v: Variant, seg: SourceSegment, key: SlotKey) -> bool:
         """A copy whose slot was decided together before it came, and which does not cover the moment
         that slot's copies covered: the variants are cut apart (a copied variant whose playlist came

@@ -233,7 +233,8 @@ class Lister:
         numbering = self._numbering
         variants = self._variants.values()
         started = any(self._last_run(o) == slot.key[0] for o in variants)  # the stream (run) is not new
-        self.retarget(self._target.fit(slot, members, variants, numbering.last_run, together, started))
+        self.retarget(self._target.fit(slot, members, variants, numbering.last_run, together, started,
+                                       aligned=not self._lanes.behind(slot.key)))
         base = numbering.next_sequence  # where an empty playlist starts: the same for every variant of it
         now = self._mono()
         wall = self._wall()  # one clock reading per slot: a date made up here is the same in every variant
@@ -262,7 +263,7 @@ class Lister:
                 elif not playlist.listing:
                     playlist.join(number, flags[v.index])  # new in this stream: the discontinuities listed count
             elif not together and not playlist.listing:
-                self._join_apart(v, run, flags[v.index])
+                self._variants.join_apart(v, run, flags[v.index])
             copy = slot.copies[v.index]
             segment = self._segment(copy, flags[v.index])
             if lagging or v.index in held:
@@ -380,20 +381,6 @@ class Lister:
                 self._metrics.segments_lost.labels(variant=str(index), reason="rejected").inc()
                 log.warning("variant %d: segment %s not listed: never shown before the new playlist, whose "
                             "target duration %ds it does not fit", index, segment.uri, decision.target)
-
-    def _join_apart(self, v: Variant, run: int, discontinuity: bool) -> None:
-        """A variant new in a run whose variants are cut apart (each listed from its own lane) starts at
-        the discontinuity number the others give this run, as a new variant listed together does (6.2.4;
-        players line variants cut apart up by date and discontinuity number): theirs where they already
-        list this run, else the one their first segment of it will get. `discontinuity`: the flag of its
-        first segment."""
-        numbers = []
-        for o in self._variants.values():
-            p = o.playlist
-            if o is not v and not o.withdrawn and p.listing:
-                numbers.append(p.last_discontinuity if p.last_run == run else p.next_discontinuity(True))
-        if numbers:
-            v.playlist.join(max(numbers), discontinuity)
 
     def lost(self, v: Variant, copy: Copy, err: BaseException) -> None:
         reason = err.reason if isinstance(err, SegmentLost) else "error"

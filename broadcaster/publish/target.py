@@ -64,14 +64,15 @@ class TargetPolicy:
         return 1.5 * window + (self.value or 0)
 
     def fit(self, slot: Slot, members: list[Variant], variants: Iterable[Variant], last_run: int | None,
-            together: bool, started: bool) -> Retarget | None:
+            together: bool, started: bool, aligned: bool = True) -> Retarget | None:
         """Keep 4.4.3.1 and 6.2.1 while Owncast changes underneath (docs/hls-rules.md, "A new target
         duration"): a new stream gets the target its own playlists advertise; a segment longer than
         the target within a stream raises it, doubled, so a copied variant's keyframe interval costs
         a new playlist once or twice, not at every longer segment. The decision, if the target changes:
         every playlist then starts again at the same address above all it served, and no segment is
         dropped. `started`: some variant has a slot of this run decided already (listed, or waiting in
-        it): the stream is not new any more, whichever variant's slot this is."""
+        it): the stream is not new any more, whichever variant's slot this is. `aligned`: no variant has a
+        slot before this one still to list (else the timeline is kept: `_set`)."""
         current = self.value
         if current is None:
             return None
@@ -102,17 +103,18 @@ class TargetPolicy:
             wanted, reason = doubled(need, current), "longer_segment"
         else:
             return None
-        return self._set(wanted, reason, slot, together)
+        return self._set(wanted, reason, slot, together, aligned)
 
-    def raise_for(self, duration: float, reason: str) -> Retarget | None:
-        """A segment of `duration` must fit: the target at least doubled, if it does not already."""
+    def raise_for(self, duration: float, reason: str, *, aligned: bool = True) -> Retarget | None:
+        """A segment of `duration` must fit: the target at least doubled, if it does not already.
+        `aligned`: every variant is at the same moment (a new timeline then); else the timeline is kept."""
         current = self.value
         need = hls.rounded_duration(round(duration, 3))
         if current is not None and need > current:
-            return self._set(doubled(need, current), reason, None, True)
+            return self._set(doubled(need, current), reason, None, True, aligned)
         return None
 
-    def _set(self, wanted: int, reason: str, slot: Slot | None, together: bool) -> Retarget | None:
+    def _set(self, wanted: int, reason: str, slot: Slot | None, together: bool, aligned: bool) -> Retarget | None:
         current = self.value
         wanted = min(wanted, hls.MAX_TARGET_DURATION)
         if current is None or wanted == current:
@@ -120,9 +122,11 @@ class TargetPolicy:
         # Every variant starts its new playlist on a new timeline, also within a stream, where the
         # media goes on: video.js and Shaka re-anchor at a discontinuity (without one, video.js skipped
         # the longer segment in 5 runs of 11, and Shaka stalled in 2). Except for variants cut apart,
-        # raised from one of them: the others have listed past that moment, so only keeping the
-        # timeline keeps one moment under one number in every variant (6.2.4).
-        new_timeline = reason == "new_stream" or together
+        # raised from one of them, or while not every variant has listed as far (`aligned`): the others
+        # have listed past that moment, or one still lists moments the others listed on the timeline
+        # before, so only keeping the timeline keeps one moment under one number in every variant
+        # (6.2.4); a new stream's first segment then starts its timeline in each variant as it is listed.
+        new_timeline = aligned and (reason == "new_stream" or together)
         self.value = wanted
         self._metrics.target_duration.set(wanted)
         self._metrics.target_changes.labels(reason=reason).inc()

@@ -72,6 +72,7 @@ class VariantPlaylist:
         self._index: tuple[int, dict[str, tuple[int, str, str | None]]] | None = None  # found()'s, per change
         self._shown_targets: dict[str, int | None] = {}  # the target of each pathway's version shown last
         self.last_run: int | None = None  # the run of the last slot listed here
+        self.run_numbers: dict[int, int] = {}  # run -> the discontinuity number it last listed it under (4 runs)
         self.last_listed: float | None = None  # monotonic, when it last listed a segment
         self.restarts = 0  # its playlist restarted (retarget, rejoin, continue_above): the Release's epoch
 
@@ -343,7 +344,9 @@ class VariantPlaylist:
         if landings and segment.key and not segment.gap:
             self._views.pend(segment.key, landings)
         if run is not None:
-            self.last_run = run
+            self.last_run, self.run_numbers[run] = run, gen.last_discontinuity
+            if len(self.run_numbers) > 4:
+                del self.run_numbers[next(iter(self.run_numbers))]
         if not segment.gap:
             self.last_listed = now  # a gap is nothing listed: /health says so past three target durations
         self._drain()

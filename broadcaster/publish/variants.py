@@ -58,6 +58,22 @@ class Variants(Mapping[int, Variant]):
     def plan(self) -> PathwayPlan:
         return self._plan
 
+    def join_apart(self, v: Variant, run: int, discontinuity: bool) -> None:
+        """`v` new in a run whose variants are cut apart (each listed from its own lane) starts at the
+        discontinuity number the others give this run, as a new variant listed together does (6.2.4;
+        players line variants cut apart up by date and discontinuity number): theirs where they list this
+        run or listed it (one that went on to the next run before `v` came to this one: VariantPlaylist.
+        run_numbers), else the one their first segment of it will get. `discontinuity`: the flag of its
+        first segment."""
+        numbers = []
+        for o in self._variants.values():
+            p = o.playlist
+            if o is not v and not o.withdrawn and p.listing:
+                listed = p.last_discontinuity if p.last_run == run else p.run_numbers.get(run)
+                numbers.append(listed if listed is not None else p.next_discontinuity(True))
+        if numbers:
+            v.playlist.join(max(numbers), discontinuity)
+
     def add(self, index: int, created: float) -> Variant:
         v = self._variants[index] = Variant(index, self.playlist(index, None, created), created=created)
         return v
