@@ -451,6 +451,31 @@ def test_segments_carried_into_a_new_timeline_keep_theirs_and_the_next_segment_s
     assert gen.last_discontinuity == plain.last_discontinuity == 1  # one moment, one number (6.2.4)
 
 
+def test_two_restarts_in_a_row_count_one_new_timeline_whether_emptied_or_carrying() -> None:
+    """Two new targets in a row (a raise, then a new stream's), nothing listed between: the next segment
+    starts one new timeline, counted once, in a variant the restarts emptied as in one that carried a
+    never-served segment through both (variants restart together: one moment, one number, 6.2.4).
+    Before, the emptied one counted it at each restart: its next segment came one number above the other
+    variant's (test_variants_alike's shuffled streams, with the reads' threads finishing in any order)."""
+    checker = MediaPlaylistChecker(allow_restart=True)
+    carrying = ManifestGenerator(1, WindowOptions(3.0))
+    emptied = ManifestGenerator(1, WindowOptions(3.0))
+    for n in range(3):
+        carrying.append(ListedSegment(f"a{n}.ts", 1.0, 1000.0 + n), float(n))
+        emptied.append(ListedSegment(f"e{n}.ts", 1.0, 1000.0 + n), float(n))
+    checker.assert_ok(emptied.render().body.decode())
+    carrying.append(ListedSegment("a3.ts", 1.0, 1003.0), 3.0)  # listed, never shown
+    for target, now in ((2, 4.0), (4, 5.0)):
+        assert carrying.restart(target, now, new_timeline=True, served_through=2) == []
+        emptied.restart(target, now, new_timeline=True)
+    assert carrying.uris() == ["a3.ts"] and emptied.uris() == []
+    carrying.append(ListedSegment("b0.ts", 2.0, 5000.0, discontinuity=True), 6.0)
+    emptied.append(ListedSegment("b0.ts", 2.0, 5000.0, discontinuity=True), 6.0)
+    checker.assert_ok(emptied.render().body.decode())
+    assert carrying.last_discontinuity == emptied.last_discontinuity == 1
+    assert "#EXT-X-DISCONTINUITY-SEQUENCE:1\n" in emptied.render().body.decode()
+
+
 def test_a_carried_first_segment_of_a_new_stream_keeps_its_discontinuity_number() -> None:
     """A restart with new_timeline that carries a never-served segment which began a new stream (after a
     discontinuity): it is the new playlist's first entry, so its tag is not rendered, and its number

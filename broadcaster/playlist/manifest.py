@@ -71,6 +71,8 @@ class ManifestGenerator:
         self._pending_discontinuity = False
         # Emptied by a restart that keeps the timeline: the next segment's own discontinuity flag counts.
         self._continues = False
+        # A restart counted the next segment's new timeline, none appended since: the next restart does not.
+        self._timeline_counted = False
         self._regrowing = False  # continued above a state: not shown until three target durations long
         self._removed: list[Removed] = []
         self._peaks = Peaks()
@@ -199,7 +201,7 @@ class ManifestGenerator:
         self._next_sequence = self._media_sequence = sequence
         self._discontinuity_sequence = discontinuity_sequence
         self._pending_discontinuity = True
-        self._continues = False
+        self._continues = self._timeline_counted = False
         self._regrowing = True
         self._ended = False
         self._changed()
@@ -241,7 +243,7 @@ class ManifestGenerator:
             self._replaced()  # a new run of numbers: nothing frozen applies
         self._window.append(entry)
         self._next_sequence += 1
-        self._pending_discontinuity = self._continues = False
+        self._pending_discontinuity = self._continues = self._timeline_counted = False
         self._ended = False  # a stream that comes back continues the same playlist
         if self._regrowing and self._window.duration >= hls.min_window_seconds(self.target_duration):
             self._regrowing = False
@@ -291,7 +293,8 @@ class ManifestGenerator:
             first_tag = bool(carried) and carried[0].discontinuity
             self._discontinuity_sequence = (
                 max(self._discontinuity_sequence + first_tag, discontinuity_sequence - 1) if carried
-                else max(self._discontinuity_sequence + 1, discontinuity_sequence))
+                else max(self._discontinuity_sequence + (not self._timeline_counted), discontinuity_sequence))
+            self._timeline_counted = not carried
             self._pending_discontinuity = False
             self._continues = False
         else:
