@@ -248,7 +248,8 @@ def test_vm_cost() -> None:
         has(out, rf"^idle \(no stream\)\s+{pathways}\s+{NUMBER} s\s+{NUMBER} %",
             rf"^1 s x 25, 1 var, no viewers\s+{pathways}\s+{NUMBER} s\s+{NUMBER} %\s+{NUMBER} ms\s+{NUMBER} B\s+\d+")
     has(out, r"^goals: .*(met|NOT met)", r"^against PATHWAYS=bucket in the same run:",
-        rf"^\s+1 s x 25, 1 var, no viewers\s+PATHWAYS=bucket,vm: CPU per segment {NUMBER}x .* written per segment "
+        # "-": the baseline's 2 s had no CPU tick (a ratio over nothing; it crashed so once, 2026-11-28)
+        rf"^\s+1 s x 25, 1 var, no viewers\s+PATHWAYS=bucket,vm: CPU per segment ({NUMBER}x|-) .* written per segment "
         rf"{NUMBER} B vs {NUMBER} B", r"^goal \(issue 66\): .*: (met|NOT met)$")
 
 
@@ -260,7 +261,7 @@ def test_vm_cost_together() -> None:
         has(out, rf"^1 s x 25, 1 var, together\s+{pathways}\s+{NUMBER} s\s+{NUMBER} %\s+{NUMBER} ms\s+"
                  rf"{NUMBER} B\s+\d+")
     has(out, r"^against PATHWAYS=bucket in the same run:",
-        rf"^\s+1 s x 25, 1 var, together\s+PATHWAYS=bucket,vm: CPU per segment {NUMBER}x")
+        rf"^\s+1 s x 25, 1 var, together\s+PATHWAYS=bucket,vm: CPU per segment ({NUMBER}x|-)")
 
 
 def test_probe_cost() -> None:
