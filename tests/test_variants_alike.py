@@ -385,9 +385,9 @@ async def test_a_raise_from_one_lane_after_the_other_showed_all_it_had(tmp_path:
 
 
 async def test_a_raise_while_one_variant_still_lists_the_stream_before_keeps_the_timeline(tmp_path: Path) -> None:
-    """Stream b cut apart (a copied variant 0 beside a transcoded variant 1) and variant 1's first copy
-    still being written by Owncast when stream c comes, cut apart too, with a 5 s segment: the target is
-    raised (3 -> 6) while variant 1 has not listed any of stream b. The raise keeps the timeline (variant
+    """Stream b cut apart (a copied variant 0 beside a transcoded variant 1), variant 1's first copy and
+    variant 0's third still being written by Owncast when stream c comes, cut apart too, with a 5 s
+    segment: the target is raised (3 -> 6) while variant 1 has not listed any of stream b. The raise keeps the timeline (variant
     1 lists b's moments under the number variant 0 listed them under), as a raise from one lane does.
     Before, it started a new timeline in every variant, and variant 1's stream b came one number above
     variant 0's (variant-discontinuity-mismatch; found by the shuffled runs above with their reads'
@@ -406,6 +406,9 @@ async def test_a_raise_while_one_variant_still_lists_the_stream_before_keeps_the
     world.owncast_lists(1, "stream-b-1.ts", duration=2.0, date=8, target=2)
     await until(lambda: "stream-b-1.ts" in world.uris(0), "stream b listed in variant 0", 5, every=0.001)
     assert world.pub.target_duration == 3 and "stream-b-0.ts" not in world.uris(1), world.uris(1)
+    holds.hold(0, "stream-b-2.ts")  # variant 0 too has a moment of stream b still to list after the raise
+    world.owncast_lists(0, "stream-b-2.ts", duration=3.0, date=12, target=3)
+    world.owncast_lists(1, "stream-b-2.ts", duration=2.0, date=10, target=2)
     world.owncast_lists(0, "stream-c-0.ts", duration=5.0, date=30, target=5)
     world.owncast_lists(1, "stream-c-0.ts", duration=2.0, date=30, target=2)
     await until(lambda: world.pub.target_duration == 6, "the target raised for stream c", 5, every=0.001)
@@ -413,6 +416,8 @@ async def test_a_raise_while_one_variant_still_lists_the_stream_before_keeps_the
     await until(lambda: all("stream-c-0.ts" in world.uris(v) for v in (0, 1)), "stream c listed", 5, every=0.001)
     await let_run()
     checked(world, 0)
+    assert discontinuity_of(world, 0, "stream-b-2.ts") == discontinuity_of(world, 1, "stream-b-2.ts") \
+        < discontinuity_of(world, 0, "stream-c-0.ts") == discontinuity_of(world, 1, "stream-c-0.ts")
     await world.pub.close()
 
 
