@@ -36,8 +36,9 @@
  * create({ video, hls, position, player, p2p, behindLive }): hls() is the current hls.js player or
  * null; player() is player.js's snapshot (its errors by kind, autoplayBlocked), p2p() p2p.js's or null,
  * behindLive() the seconds behind the live button's position or null (stats.js). Returns { attach(hls),
- * report(minGapMs), answered(report, sentAt, receivedAt, body), changes() (totals' changes, take() and
- * undo(): FIELDS' order from watched on, without latency and variant), latency(), latencyNow(),
+ * report(minGapMs) ({ text: Hb-Report's value, change } or null), answered(report, sentAt, receivedAt,
+ * body), changes() (totals' changes, take() and undo(change): changesOf, FIELDS' order from watched on,
+ * without latency and variant), latency(), latencyNow(),
  * stalledNow(), bandwidth(), pathwayWord(), onFailure(fn), snapshot() (the figures below, read-only: the
  * stats panel's, and the test hook's viewerStats.playback) }.
  */
@@ -80,6 +81,28 @@ function encode(values) {
     at += width;
   });
   return btoa(String.fromCharCode(...new Uint8Array(view.buffer)));
+}
+
+/** A view of `totals()` (an array of counts) that answers what changed since its previous take(). undo(change):
+ * that take's change did not go; the next take carries it. Not a step back to the totals before that take: a
+ * heartbeat's report may be answered after the next one went (a slow answer, a 503 later than a beat), and
+ * stepping back then lost the first report's counts and counted the second's twice (a page's P2P rejection
+ * never reached /metrics, 2026-11-28). */
+export function changesOf(totals) {
+  let last = totals();
+  let carried = null;
+  return {
+    take() {
+      const now = totals();
+      const change = now.map((v, i) => v - last[i] + (carried ? carried[i] : 0));
+      last = now;
+      carried = null;
+      return change;
+    },
+    undo(change) {
+      carried = carried ? carried.map((v, i) => v + change[i]) : change.slice();
+    },
+  };
 }
 
 export function create({ video, hls, position, player, p2p, behindLive }) {
@@ -232,22 +255,9 @@ export function create({ video, hls, position, player, p2p, behindLive }) {
     frames = { total: q.totalVideoFrames, dropped: q.droppedVideoFrames };
   }
 
-  /** A view of the totals that answers what changed since its previous take() (undo(): it did not go). */
+  /** A view of the totals that answers what changed since its previous take() (changesOf). */
   function changes() {
-    let last = totals();
-    let before = last;
-    return {
-      take() {
-        const now = totals();
-        const change = now.map((v, i) => v - last[i]);
-        before = last;
-        last = now;
-        return change;
-      },
-      undo() {
-        last = before;
-      },
-    };
+    return changesOf(totals);
   }
 
   /** The service's clock now (ms since the epoch), or null before the heartbeat said it. */
@@ -280,7 +290,8 @@ export function create({ video, hls, position, player, p2p, behindLive }) {
     return figures.latencyMs;
   }
 
-  /** The report for the heartbeat, or null when the last one went less than minGapMs ago. */
+  /** The report for the heartbeat (its text, and the change it carries: undone if it is not taken), or null
+   * when the last one went less than minGapMs ago. */
   function report(minGapMs) {
     const at = performance.now();
     if (at - reportedAt < minGapMs) return null;
@@ -293,7 +304,7 @@ export function create({ video, hls, position, player, p2p, behindLive }) {
     const text = encode(sharing() ? fields : fields.slice(0, WITHOUT_P2P));
     figures.reports += 1;
     figures.lastReport = fields;
-    return text;
+    return { text, change: d };
   }
 
   /** The heartbeat's answer to `report`: the service's clock, and whether it took the report. `body`
@@ -303,7 +314,7 @@ export function create({ video, hls, position, player, p2p, behindLive }) {
    * counts twice, within what the service lets a page's time hold (status/playback.py). */
   function answered(sent, sentAt, receivedAt, body) {
     if (!body || typeof body.now !== 'number') {
-      if (sent) notTaken();
+      if (sent) notTaken(sent);
       return;
     }
     const rtt = receivedAt - sentAt;
@@ -314,15 +325,15 @@ export function create({ video, hls, position, player, p2p, behindLive }) {
       figures.skewMs = Math.round(body.now - (Date.now() - (performance.now() - (sentAt + receivedAt) / 2)));
     }
     if (sent && body.taken === 0) {
-      notTaken();
+      notTaken(sent);
     } else if (sent && startupSent) {
       startupTaken = true;
     }
   }
 
-  function notTaken() {
+  function notTaken(sent) {
     figures.notTaken += 1;
-    ours.undo();
+    ours.undo(sent.change);
     reportedAt = -Infinity;
   }
 

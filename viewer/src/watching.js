@@ -73,7 +73,7 @@ export function start(config, video, p2pOn, playback = null) {
 
   function send(value, keepalive = false, report = null, pathway = null) {
     const headers = { 'Hb-Watching': value };
-    if (report !== null) headers['Hb-Report'] = report;
+    if (report !== null) headers['Hb-Report'] = report.text;
     if (pathway !== null) headers['Hb-Pathway'] = pathway;
     return fetch(url, { method: 'POST', cache: 'no-store', credentials: 'omit', keepalive, headers });
   }
@@ -89,11 +89,12 @@ export function start(config, video, p2pOn, playback = null) {
   /** Owncast's playback report for the window since the last one sent (as its own page: none while no
    * segment was loaded, the window then goes on). */
   function reportToOwncast() {
-    const [, stalls, , switches, , , ...rest] = forOwncast.take();
+    const took = forOwncast.take();
+    const [, stalls, , switches, , , ...rest] = took;
     const errors = rest.slice(0, 6).reduce((a, b) => a + b, 0);
     const segments = rest[6] + rest[9];
     if (!segments) {
-      forOwncast.undo();
+      forOwncast.undo(took);
       return;
     }
     const latency = playback.latency();
