@@ -384,6 +384,19 @@ async def test_a_raise_from_one_lane_after_the_other_showed_all_it_had(tmp_path:
     await world.pub.close()
 
 
+async def stream_a_listed(tmp_path: Path) -> tuple[World, Holds]:
+    """Two variants, files held at the test's word (Holds), and a first stream of three 2 s segments listed
+    in both."""
+    holds = Holds()
+    world = World(tmp_path, align_by="time", window=8.0, writes=holds, stepped=True)
+    world.pub.on_master([SourceVariant(0, 3_000_000), SourceVariant(1, 300_000)])
+    for n in range(3):
+        for v in (0, 1):
+            world.owncast_lists(v, f"stream-a-{n}.ts", duration=2.0, date=2 * n, target=2)
+    await until(lambda: all("stream-a-2.ts" in world.uris(v) for v in (0, 1)), "stream a listed", 5, every=0.001)
+    return world, holds
+
+
 async def test_a_raise_while_one_variant_still_lists_the_stream_before_keeps_the_timeline(tmp_path: Path) -> None:
     """Stream b cut apart (a copied variant 0 beside a transcoded variant 1), variant 1's first copy and
     variant 0's third still being written by Owncast when stream c comes, cut apart too, with a 5 s
@@ -392,13 +405,7 @@ async def test_a_raise_while_one_variant_still_lists_the_stream_before_keeps_the
     Before, it started a new timeline in every variant, and variant 1's stream b came one number above
     variant 0's (variant-discontinuity-mismatch; found by the shuffled runs above with their reads'
     threads slowed at random)."""
-    holds = Holds()
-    world = World(tmp_path, align_by="time", window=8.0, writes=holds, stepped=True)
-    world.pub.on_master([SourceVariant(0, 3_000_000), SourceVariant(1, 300_000)])
-    for n in range(3):
-        for v in (0, 1):
-            world.owncast_lists(v, f"stream-a-{n}.ts", duration=2.0, date=2 * n, target=2)
-    await until(lambda: all("stream-a-2.ts" in world.uris(v) for v in (0, 1)), "stream a listed", 5, every=0.001)
+    world, holds = await stream_a_listed(tmp_path)
     holds.hold(1, "stream-b-0.ts")
     world.owncast_lists(1, "stream-b-0.ts", duration=2.0, date=6, target=2)
     world.owncast_lists(0, "stream-b-0.ts", duration=3.0, date=6, target=3)  # cut apart (then 3: b's own)
@@ -429,13 +436,7 @@ async def test_a_variant_lists_a_stream_cut_apart_only_after_the_last_slot_of_th
     came after it with a discontinuity of its own, so variant 0's numbers ran one ahead of variant 1's
     (found by the shuffled runs above with their reads' threads slowed at random: a full run under load
     failed seed 33 so)."""
-    holds = Holds()
-    world = World(tmp_path, align_by="time", window=8.0, writes=holds, stepped=True)
-    world.pub.on_master([SourceVariant(0, 3_000_000), SourceVariant(1, 300_000)])
-    for n in range(3):
-        for v in (0, 1):
-            world.owncast_lists(v, f"stream-a-{n}.ts", duration=2.0, date=2 * n, target=2)
-    await until(lambda: all("stream-a-2.ts" in world.uris(v) for v in (0, 1)), "stream a listed", 5, every=0.001)
+    world, holds = await stream_a_listed(tmp_path)
     done = checked(world, 0)
     for v in (0, 1):
         holds.hold(v, "stream-a-3.ts")
