@@ -232,9 +232,8 @@ class Lister:
             return
         numbering = self._numbering
         variants = self._variants.values()
-        started = any(self._last_run(o) == slot.key[0] for o in variants)  # the stream (run) is not new
-        self.retarget(self._target.fit(slot, members, variants, numbering.last_run, together, started,
-                                       aligned=not self._lanes.behind(slot.key)))
+        self.retarget(self._target.fit(slot, members, variants, numbering.last_run, together,
+                                       self.started(slot.key[0]), aligned=not self._lanes.behind(slot.key)))
         base = numbering.next_sequence  # where an empty playlist starts: the same for every variant of it
         now = self._mono()
         wall = self._wall()  # one clock reading per slot: a date made up here is the same in every variant
@@ -290,6 +289,10 @@ class Lister:
         redo.add_done_callback(functools.partial(self.on_uploaded, index, copy.source.duration))
         asyncio.get_running_loop().call_soon(lambda: None if self._closed else self.advance())  # held now?
         return False
+
+    def started(self, run: int) -> bool:
+        """Some variant has a slot of `run` decided already (listed, or waiting in it): the run is not new."""
+        return any(self._last_run(v) == run for v in self._variants.values())
 
     def _last_run(self, v: Variant) -> int | None:
         """The run of the last slot decided for `v`: waiting in it, or listed."""

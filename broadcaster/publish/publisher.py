@@ -257,9 +257,7 @@ class Publisher:
         # or still has a slot of a run before to decide, the raise keeps the timeline, as a raise from one
         # lane does: else one variant listed a moment under another discontinuity number than the others
         # (6.2.4; test_variants_alike's shuffled streams, with the reads' threads finishing in any order).
-        started = any(v.playlist.last_run == run or self.lister.queues.last_run(v.index) == run
-                      for v in self._variants.values())
-        aligned = not started and not self._lanes.behind((run, -1))
+        aligned = not self.lister.started(run) and not self._lanes.behind((run, -1))
         longest = max(longest, self._lanes.cut_apart(run, self._variants))
         self.lister.retarget(self.target.raise_for(longest, "longer_segment", aligned=aligned))
 
