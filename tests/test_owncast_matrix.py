@@ -139,6 +139,8 @@ SLACK = 3.0  # the latency bound: 2 x the segment's length + SLACK seconds, and 
 # 3-4 before. The bound is for a segment held back by the service (till the next stream, or a timer),
 # not for a starved machine: twice the worst seen under load.
 LOADED = 12.5
+# A VM segment asked for before its upload landed is asked again (Matrix.fetch) for at most this long.
+LATE_UPLOAD = 30.0
 START_TIMEOUT = 60.0  # seconds the service may take to start
 
 # Small pictures: ffmpeg encodes every transcoded variant in real time, next to the rest of the suite.
@@ -418,10 +420,23 @@ class Matrix:
             self.ended.pop(v, None)
 
     async def fetch(self, seg: Segment, url: str) -> None:
-        """A listed segment is in the bucket the moment it is listed (its bytes: `altered`)."""
-        async with self.http.get(url) as r:
-            assert r.status == 200, (url, r.status)
-            seg.bucket = Finished.of(await r.read())
+        """A listed segment is in the bucket the moment it is listed (its bytes: `altered`).
+
+        One exception, asked again as a player asks: a segment the bucket's pathway listed at the VM's
+        URI while players were steered away (uploads lagging on a loaded machine) and asked for once
+        they are back, before its upload landed, is a 503 with Retry-After (http/pathway.py's `late`),
+        then a redirect to the bucket's copy."""
+        deadline = time.monotonic() + LATE_UPLOAD
+        while True:
+            async with self.http.get(url) as r:
+                late = (r.status == 503 and url.startswith(f"{self.url}/live/vm/")
+                        and "Retry-After" in r.headers and time.monotonic() < deadline)
+                if not late:
+                    assert r.status == 200, (url, r.status)
+                    seg.bucket = Finished.of(await r.read())
+                    return
+                wait = float(r.headers["Retry-After"])
+            await asyncio.sleep(wait)  # as the answer says; the redirect follows once the upload lands
 
     async def altered(self, index: int) -> list[str]:
         """The row's segments whose bytes in the bucket are not the file Owncast finished writing (its
