@@ -10,6 +10,7 @@ first; once each gate opens, players are steered back."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,13 @@ def offers(master: str, pathway: str) -> int:
     """The variants a multivariant playlist offers on `pathway`."""
     return sum(line.startswith("#EXT-X-STREAM-INF:") and f'PATHWAY-ID="{pathway}"' in line
                for line in master.splitlines())
+
+
+def vm_before_backup(line: str) -> bool:
+    """A log line of the steering policy's that put the VM's pathway before the second bucket's."""
+    m = re.search(r"steering players .*\(priority ([a-z, ]+)\)", line)
+    order = m.group(1).split(", ") if m else []
+    return "vm" in order and "backup" in order and order.index("vm") < order.index("backup")
 
 
 def segments(body: str) -> list[str]:
@@ -120,9 +128,24 @@ async def test_with_the_first_bucket_closed_players_are_steered_to_the_second(
             await until(steered(["bucket", "backup", "vm"]), "the first bucket first, then the second", 30,
                         every=0.2)
             await until(lambda: backup_lists(2), "the backup pathway lists segments", 30, every=0.2)
-            status, body = await text(http, f"{url}/live/backup/0/playlist.m3u8")
-            assert all(uri.startswith(f"{public}/live/0/") for uri in segments(body)), body
-            early = [uri.removeprefix(f"{public}/") for uri in segments(body)]  # keys in the second bucket
+
+            async def at_second_bucket() -> bool:
+                """The backup pathway lists its newest segments at the second bucket's URL. A segment it
+                lacked while players were steered away from it (its uploads behind on a loaded machine:
+                a run of the suite, 2026-11-28, steered for 0.5 s) stays listed at the VM's URI, where it
+                was listed (a pathway never goes back); no other URI is listed."""
+                status, body = await text(http, f"{url}/live/backup/0/playlist.m3u8")
+                uris = segments(body)
+                assert all(uri.startswith((f"{public}/live/0/", "/live/vm/0/")) for uri in uris), body
+                moved = any(uri.startswith("/live/vm/") for uri in uris)
+                assert not moved or any(vm_before_backup(line) for line in service.lines), body
+                return status == 200 and len(uris) >= 2 and all(u.startswith(public) for u in uris[-2:])
+
+            await until(at_second_bucket, "the backup pathway lists its newest segments at the second bucket", 30,
+                        every=0.2)
+            body = (await text(http, f"{url}/live/backup/0/playlist.m3u8"))[1]
+            # Keys in the second bucket.
+            early = [uri.removeprefix(f"{public}/") for uri in segments(body) if uri.startswith(public)]
 
             await gates.close(service=True, viewers=True)
 
