@@ -500,17 +500,42 @@ def test_a_carried_first_segment_of_a_new_stream_keeps_its_discontinuity_number(
     assert gen.last_discontinuity == 2  # b1 starts the new timeline
 
 
-def test_a_restart_to_a_lower_target_leaves_what_does_not_fit_and_marks_the_gap() -> None:
+def test_a_restart_to_a_lower_target_leaves_what_does_not_fit_and_what_follows_it_and_marks_the_gap() -> None:
+    """a3 fits, but after a2's hole it could keep neither the discontinuity number the other variants give
+    its moment (it would need a discontinuity of its own: 6.2.4) nor its own (its dates jump): it leaves
+    too, never shown, and the next segment marks the gap."""
     gen = ManifestGenerator(4, WindowOptions(12.0))
     for n, duration in enumerate((3.5, 1.0, 3.8, 1.0)):
         gen.append(ListedSegment(f"a{n}.ts", duration, 1000.0 + 4 * n), float(n))
-    left = gen.restart(2, 5.0, served_through=0)
-    assert [s.uri for s in left] == ["a2.ts"]
-    assert gen.uris() == ["a1.ts", "a3.ts"] and gen.media_sequence == 1
+    left = gen.restart(2, 5.0, served_through=0, new_timeline=False)
+    assert [s.uri for s in left] == ["a2.ts", "a3.ts"]
+    assert gen.uris() == ["a1.ts"] and gen.media_sequence == 1 and gen.last_discontinuity == 0
+    gen.append(ListedSegment("a4.ts", 1.0, 1016.0), 6.0)
     text = gen.render().body.decode()
     assert "#EXT-X-TARGETDURATION:2\n" in text
-    assert text.index("a1.ts") < text.index("#EXT-X-DISCONTINUITY\n") < text.index("a3.ts")
+    assert text.index("a1.ts") < text.index("#EXT-X-DISCONTINUITY\n") < text.index("a4.ts")
     assert MediaPlaylistChecker().check(text) == []
+
+
+def test_a_new_timeline_carries_what_was_never_shown_on_to_where_the_other_variants_go_on() -> None:
+    """Variants cut apart end a stream at different numbers; on the next stream's new timeline, what one
+    carries (never shown) moves up to end just below the number every other variant lists next, so the
+    new stream's first segment has one number in every variant (6.2.4); never down, never into a hole."""
+    gen = ManifestGenerator(2, WindowOptions(12.0))
+    for n in range(4):
+        gen.append(ListedSegment(f"a{n}.ts", 2.0, 1000.0 + 2 * n), float(n))
+    assert gen.restart(2, 5.0, served_through=1, carry_to=7) == []
+    assert gen.uris() == ["a2.ts", "a3.ts"] and gen.media_sequence == 5 and gen.next_sequence == 7
+    gen.append(ListedSegment("b0.ts", 2.0, 2000.0, discontinuity=True), 6.0)
+    text = gen.render().body.decode()
+    assert "#EXT-X-MEDIA-SEQUENCE:5\n" in text and text.index("a3.ts") < text.index("#EXT-X-DISCONTINUITY\n")
+    assert MediaPlaylistChecker().check(text) == []
+    # Below what it carries already: its own numbers.
+    again = ManifestGenerator(2, WindowOptions(12.0))
+    for n in range(4):
+        again.append(ListedSegment(f"a{n}.ts", 2.0, 1000.0 + 2 * n), float(n))
+    again.restart(2, 5.0, served_through=1, carry_to=3)
+    assert again.media_sequence == 2 and again.next_sequence == 4
 
 
 @pytest.mark.parametrize("limit", [1200, 3000, 8000])

@@ -197,6 +197,11 @@ async def stream_ended(world: World) -> int:
     return checked(world, 0)
 
 
+def sequence_of(world: World, v: int, name: str) -> int:
+    """The number variant v's visible playlist lists `name` under."""
+    return next(number for number, (listed, _disc, _gap) in numbers(world, v).items() if listed == name)
+
+
 def discontinuity_of(world: World, v: int, name: str) -> int:
     """The discontinuity number variant v's visible playlist lists `name` under."""
     return next(disc for listed, disc, _gap in numbers(world, v).values() if listed == name)
@@ -460,4 +465,50 @@ async def test_a_variant_lists_a_stream_cut_apart_only_after_the_last_slot_of_th
         assert uris.index("stream-a-3.ts") < uris.index("stream-b-0.ts"), (v, uris)
     checked(world, done)
     assert discontinuity_of(world, 0, "stream-b-0.ts") == discontinuity_of(world, 1, "stream-b-0.ts")
+    await world.pub.close()
+
+
+async def test_a_new_stream_after_variants_cut_apart_lists_its_first_segment_at_one_number_in_each(
+        tmp_path: Path) -> None:
+    """Stream b cut apart ends at a lower number in variant 0 (three segments) than in variant 1 (four),
+    and variant 0's last one is still being written when stream c (a lower target, after b's end) comes: it is listed
+    in the same turn as c's first slot, never shown, and carried into the new playlist. It moves up to end
+    where variant 1 goes on, so c's first segment has one number in both (6.2.4). Before, variant 0
+    listed it one number lower, and its next slot started a new timeline there alone
+    (variant-discontinuity-mismatch; found by the shuffled runs above with their reads slowed at random)."""
+    world, holds = await stream_a_listed(tmp_path)
+    done = checked(world, 0)
+    holds.hold(1, "stream-b-0.ts")  # variant 0 lists stream b first: variant 1 comes above it
+    world.owncast_lists(0, "stream-b-0.ts", duration=3.0, date=6, target=3)  # cut apart (a copied variant 0)
+    world.owncast_lists(1, "stream-b-0.ts", duration=2.0, date=6, target=3)
+    world.owncast_lists(0, "stream-b-1.ts", duration=2.0, date=9, target=3)
+    holds.hold(0, "stream-b-2.ts")
+    world.owncast_lists(0, "stream-b-2.ts", duration=1.0, date=11, target=3)
+    await until(lambda: "stream-b-1.ts" in world.uris(0), "variant 0 lists stream b", 5, every=0.001)
+    for n in range(1, 4):
+        world.owncast_lists(1, f"stream-b-{n}.ts", duration=2.0, date=6 + 2 * n, target=3)
+    keep = iter([False, True])
+    holds.release(keep=lambda: next(keep))  # variant 1's first, not variant 0's last
+    await until(lambda: "stream-b-3.ts" in world.uris(1), "variant 1 lists stream b", 5, every=0.001)
+    for v in (0, 1):
+        world.owncast_lists(v, ended=True, target=3)  # the broadcaster left: the next stream may lower it
+    await let_run()
+    raised = world.pub.target_duration
+    for v in (0, 1):
+        world.segments[v] = []  # Owncast wipes its folder for a new stream
+        world.owncast_lists(v, "stream-c-0.ts", duration=2.0, date=40, target=2)
+    await until(lambda: all(f"live/{v}/stream-c-0.ts" in world.store.keys() for v in (0, 1)), "stream c uploaded",
+                5, every=0.001)
+    await let_run()
+    assert (raised or 0) > 2 and all("stream-c-0.ts" not in world.uris(v) for v in (0, 1)), (raised, world.uris(0))
+    holds.release()
+    await until(lambda: all("stream-c-0.ts" in world.uris(v) for v in (0, 1)), "stream c listed", 5, every=0.001)
+    for v in (0, 1):
+        world.owncast_lists(v, "stream-c-1.ts", duration=2.0, date=42, target=2)
+    await until(lambda: all("stream-c-1.ts" in world.uris(v) for v in (0, 1)), "stream c goes on", 5, every=0.001)
+    await let_run()
+    checked(world, done)
+    assert world.uris(0)[:2] == ["stream-b-2.ts", "stream-c-0.ts"], world.uris(0)  # carried, not lost
+    assert sequence_of(world, 0, "stream-c-0.ts") == sequence_of(world, 1, "stream-c-0.ts")
+    assert discontinuity_of(world, 0, "stream-c-0.ts") == discontinuity_of(world, 1, "stream-c-0.ts")
     await world.pub.close()

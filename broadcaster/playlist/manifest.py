@@ -175,13 +175,6 @@ class ManifestGenerator:
     def uris(self) -> list[str]:
         return [e.segment.uri for e in self._window]
 
-    def listed_between(self, start: float, end: float) -> list[ListedSegment]:
-        """The listed segments that overlap [start, end) by PROGRAM-DATE-TIME, each with its date and
-        discontinuity as listed (a clip is made of them)."""
-        return [replace(e.segment, program_date_time=e.program_date_time, discontinuity=e.discontinuity)
-                for e in self._window
-                if e.program_date_time < end and e.program_date_time + e.segment.duration > start]
-
     # -- changes -----------------------------------------------------------------------------------
 
     def mark_gap(self) -> None:
@@ -254,23 +247,23 @@ class ManifestGenerator:
 
     def restart(self, target_duration: int, now: float, *, sequence: int = 0,
                 discontinuity_sequence: int = 0, new_timeline: bool = True,
-                served_through: int | None = None) -> list[ListedSegment]:
-        """A new playlist at the same address, for a new target duration (docs/hls-rules.md, "A new
-        target duration"): every segment leaves at once (kept downloadable as any removed one), and
-        the next one starts the new window. Numbers continue above every one served. With
-        `new_timeline` (the default) the next segment's discontinuity number is above every one
-        before it, so a player that reloads sees a jump forward past a discontinuity, never a number
-        or a timeline going back; without (variants cut apart, raised from one of them) the next
-        segment keeps the number it would have had, as its timestamps and dates go on (4.4.3.3 asks
-        a discontinuity for none of this), so variants that restart at different segments still
-        give one moment one number (6.2.4). `sequence` and `discontinuity_sequence` start it higher
-        still: where the other variants are (a variant that comes back after streams without it).
+                served_through: int | None = None, carry_to: int = 0) -> list[ListedSegment]:
+        """A new playlist at the same address, for a new target duration (docs/hls-rules.md, "A new target
+        duration"): every segment leaves at once (kept downloadable as any removed one), and the next one
+        starts the new window. Numbers continue above every one served. With `new_timeline` (the default)
+        the next segment's discontinuity number is above every one before it, so a player that reloads sees
+        a jump forward past a discontinuity, never a number or a timeline going back; without (variants cut
+        apart, raised from one of them) the next segment keeps the number it would have had, as its
+        timestamps and dates go on (4.4.3.3 asks a discontinuity for none of this), so variants that
+        restart at different segments still give one moment one number (6.2.4). `sequence` and
+        `discontinuity_sequence` start it higher still: where the other variants are (a variant that comes
+        back after streams without it).
 
-        `served_through`: the last number a client may have seen. The segments after it were listed
-        but never shown (their version waited for a save, or was replaced in the same turn): they
-        start the new playlist under the numbers they had, never served, instead of leaving unseen.
-        Returns those of them that do not fit the new target (a lower one): they leave, and the next
-        segment marks the gap."""
+        `served_through`: the last number a client may have seen. The segments after it were listed but never
+        shown (their version waited for a save, or was replaced in the same turn): they start the new playlist
+        under the numbers they had, or moved up to end just below `carry_to` (never served: where the other
+        variants' next one is), instead of leaving unseen. Returns those of them that do not fit the new
+        target (a lower one): they leave, the next marks the gap."""
         if target_duration < 1:
             raise ValueError("target duration must be an integer >= 1 (4.4.3.1)")
         carried = [e for e in self._window if served_through is not None and e.sequence > served_through]
@@ -315,25 +308,31 @@ class ManifestGenerator:
         self.window_seconds = max(self.options.seconds, hls.min_window_seconds(target_duration))
         self.can_skip = self.can_block_reload and hls.offers_delta_updates(self.window_seconds, target_duration)
         self._changed()
-        left = self._carry(carried, now, gap_after)
+        left = self._carry(carried, now, gap_after, carry_to)
         if ended:
             self.end()
         return left
 
-    def _carry(self, carried: list[Entry], now: float, gap_after: bool) -> list[ListedSegment]:
-        """List again, under their own numbers and with their own dates and discontinuities, the
-        segments a restart found never shown; a gap or an end that followed them still follows them."""
+    def _carry(self, carried: list[Entry], now: float, gap_after: bool, carry_to: int) -> list[ListedSegment]:
+        """List again, with their own dates and discontinuities, the segments a restart found never
+        shown, under their own numbers or, given `carry_to` (a new timeline), numbered on to end just
+        below it (where the other variants go on: never served, they may move up). From the first that
+        does not fit on, they leave: listed after that hole, one could keep neither the discontinuity
+        number the other variants give its moment (6.2.4) nor its own (the dates jump). A gap or an end
+        after them follows them."""
         left: list[ListedSegment] = []
-        renumber = False
-        for e in carried:
+        kept = next((i for i, e in enumerate(carried)
+                     if not hls.fits_target(round(e.segment.duration, 3), self.target_duration)), len(carried))
+        at = max(carried[0].sequence, carry_to - kept) if carry_to and carried else None  # the next one's
+        for e in carried[kept:]:
+            left.append(e.segment)
+            self._removed.append(Removed(e.segment, now, e.segment.duration))
+        for e in carried[:kept]:
             segment = replace(e.segment, program_date_time=e.program_date_time, discontinuity=e.discontinuity)
-            try:
-                self.append(segment, e.listed_at, None if renumber else e.sequence)
-            except SegmentRejected:
-                left.append(e.segment)
-                self._removed.append(Removed(e.segment, now, e.segment.duration))
-                self.mark_gap()
-                renumber = True  # a number cannot be skipped (6.2.2): the rest follow on
+            self.append(segment, e.listed_at, e.sequence if at is None else at)
+            at = None if at is None else at + 1
+        if left:
+            self.mark_gap()
         if gap_after:
             self._pending_discontinuity = True
         return left

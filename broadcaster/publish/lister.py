@@ -106,8 +106,7 @@ class Lister:
     # -- listing, in order, the same slots in every variant ------------------------------------------
 
     def on_done(self, _ready: asyncio.Future[Any]) -> None:
-        """A copy may be listed now (the done-callback of its `ready`, or of its upload to another bucket):
-        what it completes is listed."""
+        """A copy may be listed now (the done-callback of its `ready`, or its upload to another bucket's)."""
         if not self._closed:
             self.advance()
 
@@ -374,16 +373,17 @@ class Lister:
     def retarget(self, decision: Retarget | None) -> None:
         """Apply the target policy's decision to every variant's playlist at once, after listing what
         waits in each (a copy not in the bucket by now is a gap there): every playlist is then where
-        every other is."""
+        every other is, from the same next number on a new timeline (Variants.retarget)."""
         if decision is None:
             return
         self._catch_up(force=True)
-        left = self._variants.retarget(decision.target, self._mono(), new_timeline=decision.new_timeline)
+        left = self._variants.retarget(decision.target, self._mono(), new_timeline=decision.new_timeline,
+                                       carry_to=self._numbering.next_sequence)
         for index, segments in left.items():
             for segment in segments:
                 self._metrics.segments_lost.labels(variant=str(index), reason="rejected").inc()
-                log.warning("variant %d: segment %s not listed: never shown before the new playlist, whose "
-                            "target duration %ds it does not fit", index, segment.uri, decision.target)
+                log.warning("variant %d: segment %s not listed: never shown before the new playlist, whose target "
+                            "duration %ds it (or one before it) does not fit", index, segment.uri, decision.target)
 
     def lost(self, v: Variant, copy: Copy, err: BaseException) -> None:
         reason = err.reason if isinstance(err, SegmentLost) else "error"

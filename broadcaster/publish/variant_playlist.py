@@ -383,14 +383,15 @@ class VariantPlaylist:
         keep its current playlist for them: `retarget`)."""
         return self._views.behind(self._shown) if self._gen is not None else set()
 
-    def retarget(self, target: int, now: float, *, new_timeline: bool,
-                 keep_former: frozenset[str] = frozenset()) -> builtins.list[ListedSegment]:
+    def retarget(self, target: int, now: float, *, new_timeline: bool, keep_former: frozenset[str] = frozenset(),
+                 carry_to: int = 0) -> builtins.list[ListedSegment]:
         """A new playlist at the same address under a new target duration (target.Retarget): what
         clients saw leaves (kept downloadable as any removed segment), what they never saw starts the
         new playlist under its own numbers (issue 32). Returns those of them that do not fit the new
         target: they leave too, and the gap is marked. `keep_former`: the pathways that go on listing
         this playlist (as their segments land) up to the last number shown on any, before the new one
-        (variants.Variants.retarget: those behind in some variant, every variant alike)."""
+        (variants.Variants.retarget: those behind in some variant, every variant alike). `carry_to`:
+        what it carries ends below it (ManifestGenerator.restart)."""
         gen = self._gen
         if gen is None:
             return []
@@ -401,7 +402,7 @@ class VariantPlaylist:
             self._on_removed(dropped)
         gen.hold = None
         self.restarts += 1
-        left = gen.restart(target, now, new_timeline=new_timeline, served_through=shown)
+        left = gen.restart(target, now, new_timeline=new_timeline, served_through=shown, carry_to=carry_to)
         self._drain()
         return left
 

@@ -109,15 +109,22 @@ class Variants(Mapping[int, Variant]):
         return {pid for v in self._variants.values() for pid in v.playlist.on_former
                 if all(o.playlist.former_done(pid) for o in playing)}
 
-    def retarget(self, target: int, now: float, *, new_timeline: bool) -> dict[int, list[ListedSegment]]:
+    def retarget(self, target: int, now: float, *, new_timeline: bool,
+                 carry_to: int = 0) -> dict[int, list[ListedSegment]]:
         """Every variant's playlist starts again under `target` (VariantPlaylist.retarget); returns what
         each leaves unlisted. A pathway behind in any variant (a withdrawn one too: what it showed on one
         pathway it shows on every one, and its window goes on to the cleaner once done with) goes on
         listing every variant's playlist as it was, as far as it was shown anywhere, before the new one
-        (one target per pathway: 6.2.4)."""
+        (one target per pathway: 6.2.4).
+
+        On a new timeline (a new stream) what a variant carries, never shown, ends just below `carry_to`
+        (the next number any variant would list): after variants cut apart (each numbered on its own)
+        one that carries ended lower than one emptied starts, and the new stream's first segment would
+        have two numbers (6.2.4). Its numbers were never served: they may move up, never down."""
         behind = frozenset(pid for v in self._variants.values() for pid in v.playlist.behind())
-        return {index: v.playlist.retarget(target, now, new_timeline=new_timeline, keep_former=behind)
-                for index, v in self._variants.items()}
+        to = carry_to if new_timeline else 0
+        return {index: v.playlist.retarget(target, now, new_timeline=new_timeline, keep_former=behind,
+                                           carry_to=to) for index, v in self._variants.items()}
 
     def versions(self, now: float, edge: bool = False) -> dict[str, dict[int, Rendered]]:
         """Every variant's version on each pathway that can be shown (`edge`: for the bucket's copy, the
