@@ -262,8 +262,8 @@ class ManifestGenerator:
         `served_through`: the last number a client may have seen. The segments after it were listed but never
         shown (their version waited for a save, or was replaced in the same turn): they start the new playlist
         under the numbers they had, or moved up to end just below `carry_to` (never served: where the other
-        variants' next one is), instead of leaving unseen. Returns those of them that do not fit the new
-        target (a lower one): they leave, the next marks the gap."""
+        variants' next one is), instead of leaving unseen. Returns those that leave: from the first that does
+        not fit the new target (a lower one) on (_carry); the next segment marks the gap."""
         if target_duration < 1:
             raise ValueError("target duration must be an integer >= 1 (4.4.3.1)")
         carried = [e for e in self._window if served_through is not None and e.sequence > served_through]
