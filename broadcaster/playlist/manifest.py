@@ -321,8 +321,8 @@ class ManifestGenerator:
         number the other variants give its moment (6.2.4) nor its own (the dates jump). A gap or an end
         after them follows them."""
         left: list[ListedSegment] = []
-        kept = next((i for i, e in enumerate(carried)
-                     if not hls.fits_target(round(e.segment.duration, 3), self.target_duration)), len(carried))
+        fits = [hls.fits_target(round(e.segment.duration, 3), self.target_duration) for e in carried]
+        kept = fits.index(False) if False in fits else len(fits)  # the first that does not fit, and after
         at = max(carried[0].sequence, carry_to - kept) if carry_to and carried else None  # the next one's
         for e in carried[kept:]:
             left.append(e.segment)
