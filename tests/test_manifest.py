@@ -131,6 +131,14 @@ def test_segment_that_does_not_fit_the_target_is_rejected(duration: float) -> No
     assert gen.segment_count == 0 and gen.next_sequence == 0
 
 
+def test_a_duration_rounds_as_its_extinf_is_written() -> None:
+    """4.4.3.1 compares the EXTINF written (milliseconds): 1.4996 is written 1.500 and needs a target of 2.
+    One rule for every target decision (the target policy's, and a clip's VOD playlist, which rounded the
+    raw duration to 1 before)."""
+    assert hls.rounded_duration(1.4996) == 2 and hls.rounded_duration(1.4994) == 1
+    assert not hls.fits_target(1.4996, 1) and hls.fits_target(1.4994, 1) and not hls.fits_target(0.0004, 1)
+
+
 def test_segment_just_under_half_over_fits() -> None:
     d = Driven()
     d.append(seg(0, 1.499))

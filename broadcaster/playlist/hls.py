@@ -109,13 +109,14 @@ def is_init_section(name: str) -> bool:
 
 
 def rounded_duration(duration: float) -> int:
-    """EXTINF rounded to the nearest integer, as 4.4.3.1 compares it with the target duration."""
-    return math.floor(duration + 0.5)
+    """EXTINF rounded to the nearest integer, as 4.4.3.1 compares it with the target duration: as it is
+    written (milliseconds), so a 1.4996 s segment, written 1.500, counts as 2."""
+    return math.floor(round(duration, 3) + 0.5)
 
 
 def fits_target(duration: float, target_duration: int) -> bool:
     """4.4.3.1: every EXTINF, rounded to the nearest integer, must be <= EXT-X-TARGETDURATION."""
-    return 0 < duration and rounded_duration(duration) <= target_duration
+    return 0 < round(duration, 3) and rounded_duration(duration) <= target_duration
 
 
 # Owncast's latency levels use 1 to 5 s segments; anything far beyond is a broken playlist, and a

@@ -213,8 +213,7 @@ class ManifestGenerator:
             if self._window:
                 raise SegmentRejected(f"sequence {sequence} does not follow {self._next_sequence - 1}")
             self._next_sequence = self._media_sequence = sequence
-        # Judge the duration as it will be written (milliseconds), so 1.4996 cannot render as 1.500.
-        if not hls.fits_target(round(segment.duration, 3), self.target_duration):
+        if not hls.fits_target(segment.duration, self.target_duration):
             raise SegmentRejected(
                 f"EXTINF {segment.duration:.3f}s does not fit target duration {self.target_duration}s"
             )
@@ -321,16 +320,15 @@ class ManifestGenerator:
         number the other variants give its moment (6.2.4) nor its own (the dates jump). A gap or an end
         after them follows them."""
         left: list[ListedSegment] = []
-        fits = [hls.fits_target(round(e.segment.duration, 3), self.target_duration) for e in carried]
+        fits = [hls.fits_target(e.segment.duration, self.target_duration) for e in carried]
         kept = fits.index(False) if False in fits else len(fits)  # the first that does not fit, and after
-        at = max(carried[0].sequence, carry_to - kept) if carry_to and carried else None  # the next one's
+        shift = max(0, carry_to - carried[kept - 1].sequence - 1) if kept else 0  # consecutive numbers
         for e in carried[kept:]:
             left.append(e.segment)
             self._removed.append(Removed(e.segment, now, e.segment.duration))
         for e in carried[:kept]:
             segment = replace(e.segment, program_date_time=e.program_date_time, discontinuity=e.discontinuity)
-            self.append(segment, e.listed_at, e.sequence if at is None else at)
-            at = None if at is None else at + 1
+            self.append(segment, e.listed_at, e.sequence + shift)
         if left:
             self.mark_gap()
         if gap_after:
@@ -461,7 +459,7 @@ def resume(saved: Saved, entries: Iterable[tuple[int, ListedSegment, float]], op
         saved.pending_discontinuity, saved.continues, saved.regrowing
     window = gen._window
     for number, segment, listed_at in entries:
-        if not hls.fits_target(round(segment.duration, 3), gen.target_duration):
+        if not hls.fits_target(segment.duration, gen.target_duration):
             raise ValueError(f"a segment of {segment.duration:.3f}s does not fit target duration "
                              f"{gen.target_duration}s")
         window.append(Entry(number, segment, segment.discontinuity, segment.program_date_time or 0.0,

@@ -207,7 +207,7 @@ class Lister:
                 held.add(v.index)
             elif (err := copy.ready.exception()) is not None:
                 lost[v.index] = err  # told once it is decided where the gap goes
-            elif not hls.fits_target(round(copy.source.duration, 3), hls.MAX_TARGET_DURATION):
+            elif not hls.fits_target(copy.source.duration, hls.MAX_TARGET_DURATION):
                 # Beyond any Owncast setting: a broken playlist, not a reason to slow every viewer.
                 dropped = True
                 lost[v.index] = None

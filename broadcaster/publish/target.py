@@ -77,7 +77,7 @@ class TargetPolicy:
         if current is None:
             return None
         variants = list(variants)
-        need = max(hls.rounded_duration(round(c.source.duration, 3)) for c in slot.copies.values())
+        need = max(hls.rounded_duration(c.source.duration) for c in slot.copies.values())
         run = slot.key[0]
         runs = [v.playlist.last_run for v in members]
         # Once per stream: variants cut apart reach the stream's first slot each in a lane of its own,
@@ -109,7 +109,7 @@ class TargetPolicy:
         """A segment of `duration` must fit: the target at least doubled, if it does not already.
         `aligned`: every variant is at the same moment (a new timeline then); else the timeline is kept."""
         current = self.value
-        need = hls.rounded_duration(round(duration, 3))
+        need = hls.rounded_duration(duration)
         if current is not None and need > current:
             return self._set(doubled(need, current), reason, None, True, aligned)
         return None
