@@ -23,13 +23,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import math
 import os
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import NamedTuple
 
 from ..files import MAX_FILE_BYTES, Refused, Stamp, read_stamped
 from ..lograte import RateLimitedLog
@@ -51,9 +52,10 @@ _TEMP = ".tmp"
 SETTLED_FOR = 180.0
 
 
-@dataclass(frozen=True, slots=True)
-class HeldFile:
-    """One segment (or init section) held: what an answer needs without reading it."""
+class HeldFile(NamedTuple):
+    """One segment (or init section) held: what an answer needs without reading it. A tuple, not a frozen
+    dataclass: one is made for every segment, on the uploads' threads, and a frozen dataclass's __init__
+    (a setattr per field) cost four times as much (issue 66 item 3: steering's cost while nothing fails)."""
 
     key: str
     parts: tuple[str, ...]  # its file beneath HLS_DIR (<variant>/<name>)
@@ -93,6 +95,8 @@ class Held:
         self._index: OrderedDict[str, HeldFile] = OrderedDict()  # oldest first
         self._landed: dict[str, set[str]] = {}  # key -> the buckets that have it, until all have
         self._settled: OrderedDict[str, float] = OrderedDict()  # key -> when every bucket had it
+        # No sooner than this does anything held expire (the oldest's time): not looked for at every segment.
+        self._due = -math.inf
         self._copies: OrderedDict[str, None] = OrderedDict()  # keys with a copy, oldest copy first
         self._bytes = 0  # the copies'
         self._counter = 0
@@ -156,14 +160,15 @@ class Held:
 
     # -- the uploads' worker threads -------------------------------------------------------------------
 
-    def first(self, key: str, parts: tuple[str, ...], stamp: Stamp) -> HeldFile | None:
+    def first(self, key: str, parts: tuple[str, ...], stamp: Stamp,
+              content_type: str | None = None) -> HeldFile | None:
         """The first read of `key`'s file (`parts` beneath HLS_DIR) was this version: held from now on.
-        None for a file of no type we publish."""
-        content_type = hls.segment_content_type(key)
+        None for a file of no type we publish (`content_type`: its type, when the caller knows it)."""
+        content_type = content_type or hls.segment_content_type(key)
         if content_type is None:
             return None
-        held = HeldFile(key, parts, stamp, stamp.size, stamp.mtime_ns // 1_000_000_000, content_type,
-                        self._clock())
+        now = self._clock()
+        held = HeldFile(key, parts, stamp, stamp.size, stamp.mtime_ns // 1_000_000_000, content_type, now)
         gone: list[str] = []
         with self._lock:
             old = self._index.pop(key, None)
@@ -171,11 +176,15 @@ class Held:
                 gone.append(old.copy)
                 self._bytes -= old.copy_size
                 self._copies.pop(key, None)
+            if not self._index:
+                self._due = min(self._due, now + self._keep_for)
             self._index[key] = held
             self._landed[key] = set()
             self._settled.pop(key, None)
-            gone += self._expire_locked()
-        self._unlink_quietly(gone)
+            if now >= self._due:
+                gone += self._expire_locked(now)
+        if gone:
+            self._unlink_quietly(gone)
         return held
 
     def body(self, key: str) -> bytes | None:
@@ -224,7 +233,7 @@ class Held:
             if self._dir is None or current is None or current.stamp != held.stamp or current.copy is not None:
                 gone.append(name)  # closed, forgotten, rewritten or kept meanwhile
             else:
-                self._index[key] = replace(current, copy=name, copy_size=len(body))
+                self._index[key] = current._replace(copy=name, copy_size=len(body))
                 self._copies[key] = None
                 self._bytes += len(body)
                 self.kept += 1
@@ -244,11 +253,14 @@ class Held:
             if not landed >= self._buckets:
                 return
             del self._landed[key]
-            self._settled[key] = self._clock()
+            now = self._clock()
+            if not self._settled:
+                self._due = min(self._due, now + SETTLED_FOR)
+            self._settled[key] = now
             held = self._index.get(key)
             if held is None or held.copy is None:
                 return
-            self._index[key] = replace(held, copy=None, copy_size=0)
+            self._index[key] = held._replace(copy=None, copy_size=0)
             self._copies.pop(key, None)
             self._bytes -= held.copy_size
             name = held.copy
@@ -309,7 +321,7 @@ class Held:
             return None
         key, _ = self._copies.popitem(last=False)
         held = self._index[key]
-        self._index[key] = replace(held, copy=None, copy_size=0)
+        self._index[key] = held._replace(copy=None, copy_size=0)
         self._bytes -= held.copy_size
         self.evicted += 1
         return held.copy
@@ -326,10 +338,10 @@ class Held:
                                      "there; raise VM_COPIES_MB for a longer outage)", key)
         return gone
 
-    def _expire_locked(self) -> list[str]:
-        """Forget what is past its time (the oldest first); the names of the copies to remove."""
+    def _expire_locked(self, now: float) -> list[str]:
+        """Forget what is past its time (the oldest first); the names of the copies to remove. Then `_due`
+        is when the oldest left will be."""
         gone = []
-        now = self._clock()
         index = self._index
         settled = self._settled
         while settled:
@@ -351,6 +363,8 @@ class Held:
                 self._copies.pop(key, None)
                 self._bytes -= oldest.copy_size
                 gone.append(oldest.copy)
+        self._due = min(next(iter(settled.values()), math.inf) + SETTLED_FOR,
+                        next(iter(index.values())).held_at + self._keep_for if index else math.inf)
         return gone
 
     def _write(self, fd: int, name: str, body: bytes) -> None:

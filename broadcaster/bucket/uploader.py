@@ -92,7 +92,8 @@ class Holder(Protocol):
     """What the service holds of each finished segment (held.Held): the version read first, its bytes
     (a copy, or Owncast's file while unchanged), a copy kept when an upload fails, each bucket's landing."""
 
-    def first(self, key: str, parts: tuple[str, ...], stamp: Stamp) -> object | None: ...
+    def first(self, key: str, parts: tuple[str, ...], stamp: Stamp,
+              content_type: str | None = None) -> object | None: ...
 
     def body(self, key: str) -> bytes | None: ...
 
@@ -101,20 +102,24 @@ class Holder(Protocol):
     def landed(self, key: str, bucket: str) -> None: ...
 
 
-@dataclass(frozen=True, slots=True)
-class Kept:
+# The bytes a first attempt sends, read already: with their stamp and SHA-256 (None: not hashed).
+ReadBody = tuple[bytes, Stamp | None, bytes | None]
+
+
+class Kept(NamedTuple):
     """A file's first read, held: its stamp and SHA-256, and whether the service holds it (the VM's
-    pathway may list it at once)."""
+    pathway may list it at once). A tuple: one is made for every segment (held.HeldFile says why)."""
 
     stamp: Stamp | None
     sha256: bytes | None
     kept: bool
 
 
-def _hold_first(read: Read, holder: Holder, key: str, parts: tuple[str, ...], hashed: bool) -> tuple[Kept, bytes]:
+def _hold_first(read: Read, holder: Holder, key: str, parts: tuple[str, ...], hashed: bool,
+                content_type: str) -> tuple[Kept, bytes]:
     """Read the file once, hold that version and hash it (on a worker thread)."""
     body, stamp = read()
-    held = stamp is not None and holder.first(key, parts, stamp) is not None
+    held = stamp is not None and holder.first(key, parts, stamp, content_type) is not None
     return Kept(stamp, hashlib.sha256(body).digest() if hashed else None, held), body
 
 
@@ -235,13 +240,12 @@ class Uploader:
         base = (root if root is not None else path.parent).parts
         whole, n = path.parts, len(base)
         parts = whole[n:] if whole[:n] == base and len(whole) > n else (path.name,)
-        first, body = await self._first_read(read, holder, key, parts, hashed)
+        first, body = await self._first_read(read, holder, key, parts, hashed, content_type)
         if on_kept is not None:
             on_kept(first)
         if not first.kept:  # changed while it was read: read again for each attempt, as without a holder
             return await self._put(key, read, content_type, hls.SEGMENT_CACHE_CONTROL, variant, hashed)
-        done = await self._send_held(key, content_type, variant, first.stamp, body)
-        return done._replace(sha256=first.sha256)
+        return await self._send_held(key, content_type, variant, first.stamp, body, first.sha256)
 
     async def upload_held(self, key: str, variant: str, stamp: Stamp | None = None) -> Uploaded:
         """Upload a segment the holder holds (another bucket's upload of what the first read): its copy,
@@ -252,7 +256,7 @@ class Uploader:
         return await self._send_held(key, content_type, variant, stamp, None)
 
     async def _send_held(self, key: str, content_type: str, variant: str, stamp: Stamp | None,
-                         first: bytes | None) -> Uploaded:
+                         first: bytes | None, sha256: bytes | None = None) -> Uploaded:
         holder = self._holder
         assert holder is not None
 
@@ -264,17 +268,17 @@ class Uploader:
 
         done = await self._put(key, body, content_type, hls.SEGMENT_CACHE_CONTROL, variant, False,
                                on_failed=lambda data: holder.keep(key, data),
-                               first=(first, stamp) if first is not None else None)
+                               first=(first, stamp, sha256) if first is not None else None)
         holder.landed(key, self.pathway)
         return done
 
     async def _first_read(self, read: Read, holder: Holder, key: str, parts: tuple[str, ...],
-                          hashed: bool) -> tuple[Kept, bytes]:
+                          hashed: bool, content_type: str) -> tuple[Kept, bytes]:
         """The file read and held once, off the event loop; out of handles or memory, tried again."""
         attempt = 0
         while True:
             try:
-                return await asyncio.to_thread(_hold_first, read, holder, key, parts, hashed)
+                return await asyncio.to_thread(_hold_first, read, holder, key, parts, hashed, content_type)
             except OSError as err:
                 if not is_temporary(err):
                     raise
@@ -286,11 +290,11 @@ class Uploader:
     async def upload_bytes(self, key: str, body: bytes, *, content_type: str, cache_control: str) -> float:
         """Upload bytes made here (a recording's playlist); retried until it succeeds."""
         return (await self._put(key, lambda: (body, None), content_type, cache_control, None, False,
-                                first=(body, None))).took
+                                first=(body, None, None))).took
 
     async def _put(
         self, key: str, read: Read, content_type: str, cache_control: str, variant: str | None, hashed: bool,
-        on_failed: Callable[[bytes], object] | None = None, first: tuple[bytes, Stamp | None] | None = None,
+        on_failed: Callable[[bytes], object] | None = None, first: ReadBody | None = None,
     ) -> Uploaded:
         upload_id, self._next_id = self._next_id, self._next_id + 1
         self._waiting[upload_id] = self._clock()
@@ -332,7 +336,7 @@ class Uploader:
 
     async def _attempts(
         self, key: str, read: Read, content_type: str, cache_control: str, variant: str | None, hashed: bool,
-        on_failed: Callable[[bytes], object] | None = None, first: tuple[bytes, Stamp | None] | None = None,
+        on_failed: Callable[[bytes], object] | None = None, first: ReadBody | None = None,
     ) -> Uploaded:
         """`on_failed(body)`: after an attempt the bucket failed, on a worker thread (the holder keeps a
         copy for the next attempts). `first`: the body the first attempt sends, read already (`read` is
@@ -343,7 +347,7 @@ class Uploader:
             async with self._slots:
                 try:
                     if first is not None and not hashed:  # in memory: no worker thread's hop
-                        (body, stamp), digest, first = first, None, None
+                        (body, stamp, digest), first = first, None
                     else:
                         body, stamp, digest = await asyncio.to_thread(_read_and_hash, read, hashed)
                 except OSError as err:  # out of handles or memory (read_segment_file lets only those out)
