@@ -212,7 +212,7 @@ class Service:
         buckets = {pid: BucketSignals.of_uploads(b.behind, b.outcome) for pid, b in self.buckets.items()}
         self.steering = SteeringPolicy(s.pathways, buckets, lambda: self.playlists.target_duration,
                                        interval=s.viewer_timeout / 3)
-        self.plan = steered_plan(records, self.steering, lambda pid, steered: self.readers[pid].make(steered))
+        self.plan = steered_plan(records, self.steering, {pid: r.make for pid, r in self.readers.items()})
         probes = {pid: Probe(self.newest if pid == hls.BUCKET_PATHWAY else _newest_landed(b), b.checks.writes)
                   for pid, b in self.buckets.items()}
         # Players read the stream: its playlists' or steering manifest's requests moved lately (the

@@ -265,7 +265,8 @@ def read_when(reading: dict[str, bool], removed: list[str] | None = None) -> Var
     """Two variants on both pathways while the first bucket serves (the VM's lists what the bucket has),
     the VM's read while `reading["vm"]`."""
     gone = removed if removed is not None else []
-    plan = PathwayPlan(PLAN.pathways, redirects=lambda: True, reading=lambda pid, steered: reading[pid] or steered)
+    plan = PathwayPlan(PLAN.pathways, redirects=lambda: True,
+                       reading={"vm": lambda steered: reading["vm"] or steered})
     variants = Variants(WindowOptions(10), lambda left: gone.extend(r.segment.key or "" for r in left), plan)
     for index in (0, 1):
         variants.add(index, 0.0).playlist.open(1, True, 0.0)
@@ -275,7 +276,8 @@ def read_when(reading: dict[str, bool], removed: list[str] | None = None) -> Var
 def test_only_while_the_first_bucket_serves_is_a_pathway_nobody_reads_idle() -> None:
     """Players steered off the bucket (it fails) go to the others: their versions are made, read or not."""
     for serves, read, idle in ((True, False, {"vm"}), (True, True, set()), (False, False, set())):
-        plan = PathwayPlan(PLAN.pathways, redirects=lambda: serves, reading=lambda pid, steered: read or steered)
+        plan = PathwayPlan(PLAN.pathways, redirects=lambda: serves,
+                           reading={"vm": lambda steered: read or steered})
         assert plan.idle() == idle, (serves, read)
     assert PathwayPlan().idle() == frozenset()
 

@@ -156,13 +156,12 @@ class PathwayViews:
             return OWN
         return GAP if failed(upload) else None
 
-    def _mode(self, pathway: Pathway, e: Entry, first_through: int) -> str | None:
-        """How `pathway` lists `e` now (OWN, GAP or the pathway whose URI it takes), None: not yet."""
+    def _mode(self, pathway: Pathway, e: Entry) -> str | None:
+        """How a bucket's `pathway` lists `e` now (OWN, GAP or the pathway whose URI it takes), None: not
+        yet. (The VM's lists what it holds, _extend.)"""
         key = e.segment.key
         if e.segment.gap:
             return OWN
-        if not pathway.is_bucket:  # the VM holds it; while it only redirects, once the first bucket lists it
-            return OWN if not self._plan.redirects() or e.sequence <= first_through else None
         state = self._state(pathway.id, key)
         if state is not None:
             return state
@@ -172,16 +171,19 @@ class PathwayViews:
                 return other
         return None
 
-    def _vm_lists(self, e: Entry, window: int) -> None:
+    def _vm_lists(self, e: Entry, most: int) -> None:
+        """The VM's pathway lists `e`: recorded (with its init section), `most` kept, the oldest dropped."""
         seg = e.segment
-        if not seg.key or seg.gap:
+        key = seg.key
+        if not key or seg.gap:
             return
         listed = self.vm_listed
-        listed[seg.key] = (e.sequence, seg.uri, seg.key)
-        init = init_key(seg)
-        if init is not None and seg.init_uri is not None and init not in listed:
-            listed[init] = (e.sequence, seg.init_uri, seg.key)
-        while len(listed) > 2 * window + _VM_LISTED_SLACK:
+        listed[key] = (e.sequence, seg.uri, key)
+        if seg.init_uri is not None:
+            init = init_key(seg)
+            if init is not None and init not in listed:
+                listed[init] = (e.sequence, seg.init_uri, key)
+        while len(listed) > most:
             listed.popitem(last=False)
 
     def lists(self, pid: str, sequence: int) -> bool:
@@ -210,19 +212,23 @@ class PathwayViews:
         if playlist is None:
             return
         former_views = self.former_views
-        first_through = self.views[first_id].through if first_id not in former_views else -1
+        views = self.views
+        first_through = views[first_id].through if first_id not in former_views else -1
         last = playlist.next_sequence - 1
+        oldest = playlist.media_sequence
+        hold: int | None = None  # where the pathway furthest behind ends, in the window and short of its end
         for pathway in self._plan.pathways:  # the buckets first: the VM's may follow the first bucket's
-            if pathway.id in former_views:
+            pid = pathway.id
+            if pid in former_views:
                 continue
-            view = self.views[pathway.id]
+            view = views[pid]
             if view.through < last:  # else nothing new to list there (most pushes, on most pathways)
                 self._extend(view, playlist, first_through, last)
-            if pathway.id == first_id:
-                first_through = view.through
-        oldest = playlist.media_sequence
-        behind = [v.through for pid, v in self.views.items() if pid not in former_views and oldest <= v.through < last]
-        hold = min(behind) if behind else None
+            through = view.through
+            if pid == first_id:
+                first_through = through
+            if oldest <= through < last and (hold is None or through < hold):
+                hold = through
         if hold != playlist.hold:
             playlist.hold = hold
             playlist.slide(now)
@@ -243,17 +249,28 @@ class PathwayViews:
         through = max(view.through, playlist.media_sequence - 1)
         window = playlist.window
         pathway = view.pathway
-        for e in _after(window, through):
-            if e.sequence > last:
-                break
-            mode = self._mode(pathway, e, first_through)
-            if mode is None:
-                break
-            if mode != OWN:
-                view.modes[e.sequence] = mode
-            elif not pathway.is_bucket:
-                self._vm_lists(e, len(window))
-            through = e.sequence
+        if not pathway.is_bucket:
+            # The VM holds every segment listed: its pathway lists each at once (a gap too), or, while it
+            # only redirects to the first bucket, once that bucket's pathway does. Decided once a push,
+            # not asked of every entry (issue 66 item 3: this runs for every segment while nothing fails).
+            upto = min(last, first_through) if self._plan.redirects() else last
+            most = 2 * len(window) + _VM_LISTED_SLACK
+            for e in _after(window, through):
+                sequence = e.sequence
+                if sequence > upto and (sequence > last or not e.segment.gap):  # a gap is listed at once
+                    break
+                self._vm_lists(e, most)
+                through = sequence
+        else:
+            for e in _after(window, through):
+                if e.sequence > last:
+                    break
+                mode = self._mode(pathway, e)
+                if mode is None:
+                    break
+                if mode != OWN:
+                    view.modes[e.sequence] = mode
+                through = e.sequence
         if through > view.through:
             view.through = through
 

@@ -4,7 +4,7 @@ redirects to the first bucket."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from ..playlist.pathway import Pathway
 from ..publish.pathways import PathwayPlan
@@ -12,13 +12,13 @@ from .policy import SteeringPolicy
 
 
 def steered_plan(pathways: Sequence[Pathway], policy: SteeringPolicy,
-                 reading: Callable[[str, bool], bool] = lambda pathway, steered: True) -> PathwayPlan:
+                 reading: Mapping[str, Callable[[bool], bool]] | None = None) -> PathwayPlan:
     """The plan of `pathways` as `policy` steers them: a bucket's pathway players are steered away from
     because it fails lists what it lacks at the URI of the pathways before it in the priority, best first
     (a player that stays there, video.js, plays on from them; a healthy bucket that is merely second lists
     only its own: a player there may have left the first on its own errors); the VM's pathway lists only
-    what the first bucket has while the VM redirects there (policy.bucket_serves). `reading`: whether a
-    client read a pathway's playlists lately (publish/readers.py)."""
+    what the first bucket has while the VM redirects there (policy.bucket_serves). `reading`: per pathway,
+    whether a push makes its versions: a client read its playlists lately (publish/readers.py's make)."""
 
     def fallbacks(pathway: str) -> Sequence[str]:
         priority = policy.priority
@@ -26,4 +26,4 @@ def steered_plan(pathways: Sequence[Pathway], policy: SteeringPolicy,
             return ()
         return priority[:priority.index(pathway)]
 
-    return PathwayPlan(tuple(pathways), fallbacks, policy.bucket_serves, reading)
+    return PathwayPlan(tuple(pathways), fallbacks, policy.bucket_serves, reading or {})
