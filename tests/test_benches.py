@@ -122,12 +122,13 @@ def test_amplification() -> None:
 
 @pytest.mark.parametrize(("module", "kinds", "extra"), [
     ("serve_cost", ("baseline", "ours", "steering"), ()),
-    ("heartbeat", ("playlist", "heartbeat", "report"), ("2",)),
+    ("heartbeat", ("playlist", "heartbeat", "report"), ("--viewers", "2")),
+    ("pathway_cost", ("bucket", "steering"), ("--variants", "2")),
 ])
 def test_counted_benches(module: str, kinds: tuple[str, ...], extra: tuple[str, ...],
                          monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    """serve_cost and heartbeat count instructions under callgrind: four children of about 45 s of CPU
-    each, too long for the suite. Here every child runs for real (the app, the requests, the answers
+    """serve_cost, heartbeat and pathway_cost count instructions under callgrind: four children of about
+    45 s of CPU each, too long for the suite. Here every child runs for real (the app, the requests, the answers
     checked) without valgrind, and the report is made from made-up counts that grow with the
     requests; rig.instructions' reading of valgrind's count is what this leaves out."""
     import importlib
@@ -145,7 +146,7 @@ def test_counted_benches(module: str, kinds: tuple[str, ...], extra: tuple[str, 
 
     monkeypatch.setattr(rig, "instructions", without_valgrind)
     monkeypatch.setattr(shutil, "which", lambda tool: f"/usr/bin/{tool}")  # valgrind is not called
-    args = ["--requests", "3"] + (["--viewers", *extra] if extra else [])
+    args = [("--slots" if module == "pathway_cost" else "--requests"), "3", *extra]
     monkeypatch.setattr(sys, "argv", [module, *args])
     importlib.import_module(f"bench.{module}").main()
     out = capsys.readouterr().out
@@ -155,6 +156,8 @@ def test_counted_benches(module: str, kinds: tuple[str, ...], extra: tuple[str, 
     if module == "serve_cost":
         has(out, rf"ours adds {NUMBER} \({NUMBER}%\)", rf"ratio baseline/ours: {NUMBER}",
             rf"a steering manifest request / a playlist request: {NUMBER}")
+    elif module == "pathway_cost":
+        has(out, rf"steering adds {NUMBER} \({NUMBER}%\) while the bucket serves")
     else:
         has(out, rf"a heartbeat costs {NUMBER} playlist requests, one with a playback report {NUMBER}",
             rf"heartbeats add {NUMBER}% requests and {NUMBER}% CPU")
