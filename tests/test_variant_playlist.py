@@ -336,3 +336,34 @@ async def test_a_pathway_left_on_the_former_playlist_leaves_it_once_nobody_reads
     assert set(versions) == {"bucket"}
     assert not any(v.playlist.on_former for v in variants.values())
     assert {f"live/{index}/stream-a-{i}.ts" for index in (0, 1) for i in (0, 1, 2)} <= set(removed)
+
+
+async def test_the_vm_pathway_nobody_reads_is_left_where_it_was_and_lists_the_window_once_read() -> None:
+    """Issue 66 item 3: while nobody reads the VM's pathway (the bucket serves), no push moves its view on
+    (no work for it per segment), it holds no part of the window back, and it is saved as listing what the
+    first bucket's lists; read again, its version lists the window as it is then, and the VM answers for
+    what that version lists, not for what left the window meanwhile (no client was shown it there)."""
+    reading = {"vm": True}
+    variants = read_when(reading)
+    for index in (0, 1):
+        list_in(variants, index, 0)
+    variants.shown(variants.versions(0.0))
+    reading["vm"] = False
+    for i in range(1, 25):  # a 10 s window of 1 s segments: most leave while nobody reads the VM's
+        for index in (0, 1):
+            list_in(variants, index, i)
+        versions = variants.versions(float(i))
+        assert set(versions) == {"bucket"}
+        variants.shown(versions)
+        for v in variants.values():
+            assert v.playlist.views_saved() == {}  # the VM's as the bucket's, which lists the playlist whole
+    bucket = names(versions["bucket"][0])
+    assert bucket[-1] == "stream-a-24.ts" and len(bucket) <= 13  # the window slid: nothing held it
+    reading["vm"] = True
+    versions = variants.versions(25.0)
+    for index in (0, 1):
+        assert names(versions["vm"][index]) == names(versions["bucket"][index])
+    playlist = variants[0].playlist
+    assert playlist.found("vm", "live/0/stream-a-24.ts") is not None
+    assert playlist.found("vm", "live/0/stream-a-3.ts") is None  # listed and gone while nobody read it
+    assert playlist.found("vm", "live/0/stream-a-0.ts") is not None  # shown there before: still answered

@@ -217,9 +217,14 @@ class PathwayViews:
         last = playlist.next_sequence - 1
         oldest = playlist.media_sequence
         hold: int | None = None  # where the pathway furthest behind ends, in the window and short of its end
+        idle = self.idle
         for pathway in self._plan.pathways:  # the buckets first: the VM's may follow the first bucket's
             pid = pathway.id
-            if pid in former_views:
+            if pid in former_views or (pid in idle and not pathway.is_bucket):
+                # Nobody reads the VM's pathway while it is idle: no version of it is made, so nothing it
+                # would list now is seen, and it holds nothing back. Read again (or players steered to
+                # it), it lists on from the window as it is then: what left meanwhile was shown to no
+                # client there. (Issue 66 item 3: it costs nothing per segment while nothing fails.)
                 continue
             view = views[pid]
             if view.through < last:  # else nothing new to list there (most pushes, on most pathways)
@@ -240,8 +245,9 @@ class PathwayViews:
     def before_append(self, playlist: Playlist) -> None:
         """An entry is about to be appended, which no pathway lists yet: the playlist keeps a window for
         each of them as they are (`hold`) until they are looked at again (advance)."""
+        idle = self.idle
         throughs = [v.through for pid, v in self.views.items() if pid not in self.former_views
-                    and v.through >= playlist.media_sequence]
+                    and v.through >= playlist.media_sequence and (v.pathway.is_bucket or pid not in idle)]
         if throughs:
             playlist.hold = min(throughs)
 
@@ -362,10 +368,17 @@ class PathwayViews:
         short as without pathways). The former is not saved: a restart lists the new playlist on every
         pathway."""
         out: dict[str, object] = {}
+        first = self.views[self._plan.first.id]
         for pid, v in self.views.items():
-            if pid in self.former_views or (v.through == last and not v.modes):
+            through = v.through
+            if pid in self.idle and not v.pathway.is_bucket and first.pathway.id not in self.former_views:
+                # Not moved on while idle (advance): saved as far as it would list now, while the VM only
+                # redirects to the first bucket (an idle pathway's case), as that one's pathway lists.
+                through = first.through
+            if pid in self.former_views or (through == last and not v.modes):
                 continue
-            out[pid] = {"through": v.through, **({"modes": {str(n): m for n, m in v.modes.items()}} if v.modes else {})}
+            modes = {"modes": {str(n): m for n, m in v.modes.items()}} if v.modes else {}
+            out[pid] = {"through": through, **modes}
         return out
 
     def restore(self, data: object, playlist: Playlist | None) -> None:
