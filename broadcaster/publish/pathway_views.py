@@ -111,6 +111,7 @@ class PathwayViews:
         # The pathways nobody reads now (PathwayPlan.idle, set at each push): no version is made of them,
         # and what they showed does not hold back a new target.
         self.idle: frozenset[str] = frozenset()
+        self._vms = frozenset(p.id for p in plan.pathways if not p.is_bucket)  # the VM's (one or none)
 
     def _view(self, pathway: Pathway) -> View:
         return View(pathway, self._plan.uris)
@@ -217,10 +218,10 @@ class PathwayViews:
         last = playlist.next_sequence - 1
         oldest = playlist.media_sequence
         hold: int | None = None  # where the pathway furthest behind ends, in the window and short of its end
-        idle = self.idle
+        idle, vms = self.idle, self._vms
         for pathway in self._plan.pathways:  # the buckets first: the VM's may follow the first bucket's
             pid = pathway.id
-            if pid in former_views or (pid in idle and not pathway.is_bucket):
+            if pid in former_views or (pid in idle and pid in vms):
                 # Nobody reads the VM's pathway while it is idle: no version of it is made, so nothing it
                 # would list now is seen, and it holds nothing back. Read again (or players steered to
                 # it), it lists on from the window as it is then: what left meanwhile was shown to no
@@ -245,9 +246,9 @@ class PathwayViews:
     def before_append(self, playlist: Playlist) -> None:
         """An entry is about to be appended, which no pathway lists yet: the playlist keeps a window for
         each of them as they are (`hold`) until they are looked at again (advance)."""
-        idle = self.idle
+        idle, vms = self.idle, self._vms
         throughs = [v.through for pid, v in self.views.items() if pid not in self.former_views
-                    and v.through >= playlist.media_sequence and (v.pathway.is_bucket or pid not in idle)]
+                    and not (pid in idle and pid in vms) and v.through >= playlist.media_sequence]
         if throughs:
             playlist.hold = min(throughs)
 
@@ -368,14 +369,16 @@ class PathwayViews:
         short as without pathways). The former is not saved: a restart lists the new playlist on every
         pathway."""
         out: dict[str, object] = {}
-        first = self.views[self._plan.first.id]
-        for pid, v in self.views.items():
+        views, former, idle = self.views, self.former_views, self.idle
+        for pid, v in views.items():
+            if pid in former:
+                continue
             through = v.through
-            if pid in self.idle and not v.pathway.is_bucket and first.pathway.id not in self.former_views:
+            if pid in idle and pid in self._vms and (first := self._plan.first.id) not in former:
                 # Not moved on while idle (advance): saved as far as it would list now, while the VM only
                 # redirects to the first bucket (an idle pathway's case), as that one's pathway lists.
-                through = first.through
-            if pid in self.former_views or (through == last and not v.modes):
+                through = views[first].through
+            if through == last and not v.modes:
                 continue
             modes = {"modes": {str(n): m for n, m in v.modes.items()}} if v.modes else {}
             out[pid] = {"through": through, **modes}
