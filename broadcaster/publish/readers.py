@@ -11,8 +11,10 @@ steered off the first bucket (publish/pathways.py: PathwayPlan.idle).
 What the server shows on such a pathway is then older than the playlist. A request that finds it so
 (`read` says False) waits (`current`) for the push it asks for (`wake`: the lister's) to be saved and
 shown (the Release's order: only a saved version is ever shown), which `shown` tells; a request needs
-no more than that, and any number of them share one push. The pathway's view (how far it lists, where
-it listed what: pathway_views.py) is kept up to date all along: only its renderings wait.
+no more than that, and any number of them share one push. A second bucket's pathway's view (how far it
+lists, where it listed what: pathway_views.py) is kept up to date all along: only its renderings wait.
+The VM's is left where it was (no work for it per segment): read again, it lists on from the window as
+it is then, and what left meanwhile, shown to no client there, is not answered there.
 """
 
 from __future__ import annotations
