@@ -689,6 +689,7 @@ def test_a_calm_policy_says_when_the_clock_alone_could_decide(world: World) -> N
     assert policy.calm_for() == max(TARGET, MIN_UPLOAD_WAIT)  # nothing waits: a target duration from now
     world.behind = 1.5
     assert policy.calm_for() == pytest.approx(max(TARGET, MIN_UPLOAD_WAIT) - 1.5)
+    assert policy.calm_for(told_late=True) == math.inf  # the uploads tell when it passes: no turn for it
     world.behind = TARGET + 0.1  # past a target duration: read every half second until it lands
     assert policy.calm_for() is None
     world.behind = 0.0

@@ -267,8 +267,9 @@ class SteeringPolicy:
         """While the service's own evidence holds nothing against any bucket (no reason, no refusal, no
         failed probe, no upload waiting past a target duration): the seconds until the clock alone could
         make an evaluation decide otherwise, when the oldest upload waiting would pass a target duration
-        (MIN_UPLOAD_WAIT at least; a target duration from now while none waits, or never when the uploads
-        tell when one is late: `told_late`, Uploader.on_late). None otherwise: then the signals are read
+        (MIN_UPLOAD_WAIT at least; a target duration from now while none waits), or never, one waiting or
+        not, when the uploads tell when one is late (`told_late`, Uploader.on_late: the service's wiring,
+        whose calm loop takes no turn for an upload on its way). None otherwise: the signals are read
         every half second. An evaluation is due sooner on an event (an upload refused or late, a probe
         failed, a listing after quiet: probe.SteeringLoop.look), never on a report."""
         wait = self.late_after()
@@ -280,7 +281,7 @@ class SteeringPolicy:
             if (state.reason is not None or state.refused_at is not None or state.probe_failures
                     or state.signals.refused() is not None or behind > wait):
                 return None
-            if behind > 0:
+            if behind > 0 and not told_late:  # told_late: the uploads say when it passes (Uploader.on_late)
                 soonest = min(soonest, wait - behind)
         return soonest
 
