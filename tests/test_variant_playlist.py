@@ -367,3 +367,19 @@ async def test_the_vm_pathway_nobody_reads_is_left_where_it_was_and_lists_the_wi
     assert playlist.found("vm", "live/0/stream-a-24.ts") is not None
     assert playlist.found("vm", "live/0/stream-a-3.ts") is None  # listed and gone while nobody read it
     assert playlist.found("vm", "live/0/stream-a-0.ts") is not None  # shown there before: still answered
+
+
+async def test_a_variant_back_in_the_stream_says_what_it_listed_and_never_showed() -> None:
+    """A variant's playlist starts again where the others are (rejoin): what it had shown leaves as any
+    removed segment; what it listed and never showed (its version not shown yet) is returned, so the
+    lister counts it lost (it was dropped without a word before, 2026-11-28)."""
+    variants = read_when({"vm": True})
+    for i in (0, 1):
+        for index in (0, 1):
+            list_in(variants, index, i)
+    variants.shown(variants.versions(0.0))
+    list_in(variants, 0, 2)  # listed, its version never shown
+    playlist = variants[0].playlist
+    unseen = playlist.rejoin(10, 1, 3.0)
+    assert [s.key for s in unseen] == ["live/0/stream-a-2.ts"]
+    assert playlist.next_sequence == 10 and variants[1].playlist.rejoin(10, 1, 3.0) == []

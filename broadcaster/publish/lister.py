@@ -31,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any
 
@@ -61,6 +61,13 @@ MemoryNow = Callable[[float], dict[str, object]]  # the publisher's memory at a 
 # its next version then comes within about 1.5 of them of its last, as 6.2.1 asks of every playlist.
 # Owncast has a body within milliseconds of the playlist that names it, so by then the writer is stuck.
 STUCK_TARGET_DURATIONS = 1.0
+
+
+def never_shown(metrics: Metrics, index: int, segments: Iterable[ListedSegment], before: str) -> None:
+    """Listed, never shown, and leaving unseen: each counted lost (`rejected`) and said."""
+    for segment in segments:
+        metrics.segments_lost.labels(variant=str(index), reason="rejected").inc()
+        log.warning("variant %d: segment %s not listed: never shown before %s", index, segment.uri, before)
 
 
 class Lister:
@@ -257,7 +264,8 @@ class Lister:
                 if playlist.listing and playlist.next_sequence < base:
                     # Back after streams without it (Owncast's variants 3 -> 1 -> 3): its numbers fell
                     # behind the others'. A new playlist at the same address, where the others are.
-                    playlist.rejoin(base, number, now)
+                    never_shown(self._metrics, v.index, playlist.rejoin(base, number, now),
+                                "its playlist started again where the other variants are")
                 elif not playlist.listing:
                     playlist.join(number, flags[v.index])  # new in this stream: the discontinuities listed count
             elif not together and not playlist.listing:
@@ -380,10 +388,8 @@ class Lister:
         left = self._variants.retarget(decision.target, self._mono(), new_timeline=decision.new_timeline,
                                        carry_to=self._numbering.next_sequence)
         for index, segments in left.items():
-            for segment in segments:
-                self._metrics.segments_lost.labels(variant=str(index), reason="rejected").inc()
-                log.warning("variant %d: segment %s not listed: never shown before the new playlist, whose target "
-                            "duration %ds it (or one before it) does not fit", index, segment.uri, decision.target)
+            never_shown(self._metrics, index, segments, f"the new playlist, whose target duration "
+                        f"{decision.target}s it (or one before it) does not fit")
 
     def lost(self, v: Variant, copy: Copy, err: BaseException) -> None:
         reason = err.reason if isinstance(err, SegmentLost) else "error"

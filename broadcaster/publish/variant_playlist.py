@@ -406,16 +406,19 @@ class VariantPlaylist:
         self._drain()
         return left
 
-    def rejoin(self, sequence: int, discontinuity_sequence: int, now: float) -> None:
+    def rejoin(self, sequence: int, discontinuity_sequence: int, now: float) -> builtins.list[ListedSegment]:
         """Back in Owncast's stream after streams without it (Owncast's variants 3 -> 1 -> 3): its
         numbers fell behind the others'. A new playlist at the same address, at `sequence` on the
-        others' timeline."""
+        others' timeline. Returns what it listed and never showed (a version not saved yet): that
+        leaves unseen, below the others' numbers, where no player can be told of it."""
         gen = self._opened()
+        unseen = [e.segment for e in gen.window if e.sequence > self._shown and not e.segment.gap]
         self._forget_views()
         self.restarts += 1
         gen.restart(gen.target_duration, now, sequence=sequence, discontinuity_sequence=discontinuity_sequence)
         self._drain()
         log.info("variant %d: back in Owncast's stream; its playlist starts again at %d", self.index, sequence)
+        return unseen
 
     def continue_above(self, sequence: int, floor: int, now: float) -> None:
         """Give up the window and continue at `sequence`, after a discontinuity above `floor`
