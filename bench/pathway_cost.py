@@ -101,7 +101,7 @@ async def _drive(kind: str, slots: int, variants: int, folder: Path) -> None:
     snapshots = Snapshots(JournaledState(state_dir), metrics)
     if steering:
         readers = Readers(lambda: 1)
-        plan = PathwayPlan((FIRST, Pathway(hls.VM_PATHWAY, VM, hls.VM_FOLDER, VmUris(None))),
+        plan = PathwayPlan((FIRST, Pathway(hls.VM_PATHWAY, VM, hls.VM_FOLDER, VmUris())),
                            redirects=lambda: True, reading={hls.VM_PATHWAY: readers.make})
         outlets = Outlets(VisiblePlaylists(), snapshots, on_listed=(on_listed,),
                           pathways={hls.VM_PATHWAY: VisiblePlaylists()})
