@@ -14,9 +14,8 @@ first) and never take the last 64 MB (or 2 %) of STATE_DIR's disk; a copy is wri
 ours (a counter), never one taken from a URL or from Owncast. What is held is forgotten after a
 segment's whole life in the playlists (Settings.segment_url_life).
 
-Each first read is held from the event loop (`first`, after the upload's read on a worker thread), copies
-are written from the uploads' worker threads, and the index is read by the event loop and its executor
-(the bytes): the index is behind a lock.
+Written from the uploads' worker threads (first reads, copies), read by the event loop (the index) and
+its executor (the bytes): the index is behind a lock.
 """
 
 from __future__ import annotations
@@ -159,7 +158,7 @@ class Held:
         finally:
             os.close(fd)
 
-    # -- the uploads: their first reads (the event loop), their copies (worker threads) ------------------
+    # -- the uploads' worker threads -------------------------------------------------------------------
 
     def first(self, key: str, parts: tuple[str, ...], stamp: Stamp,
               content_type: str | None = None) -> HeldFile | None:

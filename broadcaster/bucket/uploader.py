@@ -115,6 +115,14 @@ class Kept(NamedTuple):
     kept: bool
 
 
+def _hold_first(read: Read, holder: Holder, key: str, parts: tuple[str, ...], hashed: bool,
+                content_type: str) -> tuple[Kept, bytes]:
+    """Read the file once, hold that version and hash it (on a worker thread)."""
+    body, stamp = read()
+    held = stamp is not None and holder.first(key, parts, stamp, content_type) is not None
+    return Kept(stamp, hashlib.sha256(body).digest() if hashed else None, held), body
+
+
 @dataclass(frozen=True, slots=True)
 class Backoff:
     """How long to wait before retry number `attempt` (from 0): exponential, capped, with full jitter
@@ -266,15 +274,11 @@ class Uploader:
 
     async def _first_read(self, read: Read, holder: Holder, key: str, parts: tuple[str, ...],
                           hashed: bool, content_type: str) -> tuple[Kept, bytes]:
-        """The file read (and hashed) once off the event loop, as without a holder; out of handles or memory,
-        tried again. Then held, on the event loop, where the upload's landing and every answer read the
-        holder's index (on the worker thread it took 17 us of that thread's CPU a segment, in the service)."""
+        """The file read and held once, off the event loop; out of handles or memory, tried again."""
         attempt = 0
         while True:
             try:
-                body, stamp, digest = await asyncio.to_thread(_read_and_hash, read, hashed)
-                held = stamp is not None and holder.first(key, parts, stamp, content_type) is not None
-                return Kept(stamp, digest, held), body
+                return await asyncio.to_thread(_hold_first, read, holder, key, parts, hashed, content_type)
             except OSError as err:
                 if not is_temporary(err):
                     raise
