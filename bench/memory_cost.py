@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -58,13 +59,69 @@ def module(package: str, name: str) -> ModuleType:
 
 
 class MemoryBucket:
-    """The bucket: every put succeeds at once."""
+    """The bucket: every put lands at once."""
 
     async def put(self, key: str, body: bytes, *, content_type: str, cache_control: str) -> None:
         return None
 
     async def probe(self) -> None:
         return None
+
+
+def whole_writes(finish: Any) -> Any:
+    """The writes' watch when every file is finished as asked (`finish`: the package's Finish)."""
+
+    class Whole:
+        async def finished(self, path: Path, limit: float, on_writing: Any = None) -> Any:
+            return finish.READY
+
+        def follow(self, hook: Any) -> None:  # nothing is written again (asked of the publisher since issue 67)
+            pass
+
+    return Whole()
+
+
+class Listings:
+    """The Release's on_listed hook: counts the listings told; `reach(n)` waits until n were."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._want = 0
+        self._reached = asyncio.Event()
+
+    def __call__(self, *_args: object) -> None:
+        self.count += 1
+        if self.count >= self._want:
+            self._reached.set()
+
+    async def reach(self, n: int, timeout: float = 30.0) -> None:
+        self._want = n
+        if self.count < n:
+            self._reached.clear()
+            async with asyncio.timeout(timeout):
+                await self._reached.wait()
+
+
+async def feed(pub: Any, owncast: ModuleType, hls_dir: Path, variants: int, total: int, clock: list[float],
+               listings: Listings, segment: bytes, on_slot: Callable[[int], None] = lambda n: None) -> None:
+    """Owncast's folder with `total` segments in each variant, then its playlists fed to `pub` a slot a
+    second on the stepped `clock` (Owncast lists its last 10), each slot listed, saved and shown in every
+    variant before the next (`on_slot(n)` before slot n is fed)."""
+    names = [f"stream-bench-{n}.ts" for n in range(total)]
+    for v in range(variants):
+        (hls_dir / str(v)).mkdir()
+        for name in names:
+            (hls_dir / str(v) / name).write_bytes(segment)
+    pub.on_master([owncast.SourceVariant(v, 1_000_000 // (v + 1)) for v in range(variants)])
+    for n in range(total):
+        on_slot(n)
+        clock[0] += 1.0
+        first = max(0, n - 9)
+        listing = tuple(owncast.SourceSegment(names[k], 1.0, EPOCH + k, False, None, position=k - first)
+                        for k in range(first, n + 1))
+        for v in range(variants):
+            pub.on_variant_playlist(v, owncast.SourcePlaylist(1, first, listing, False, True))
+        await listings.reach(variants * (n + 1))
 
 
 async def run(package: str, folder: Path, variants: int, segments: int, window: float) -> float:
@@ -74,15 +131,7 @@ async def run(package: str, folder: Path, variants: int, segments: int, window: 
         "publish.visible", "state.snapshots", "state.journal", "source.owncast", "source.writes")}
     has_config = (Path(m["publish.publisher"].__file__ or "").parent / "config.py").exists()
     config_module = module(package, "publish.config") if has_config else m["publish.publisher"]
-    owncast, finish = m["source.owncast"], m["source.writes"].Finish
-
-    class Whole:  # every file is finished when asked
-        async def finished(self, path: Path, limit: float, on_writing: Any = None) -> Any:
-            return finish.READY
-
-        def follow(self, hook: Any) -> None:  # nothing is written again (asked of the publisher since issue 67)
-            pass
-
+    owncast = m["source.owncast"]
     hls_dir, state_dir = folder / "hls", folder / "state"
     hls_dir.mkdir()
     state_dir.mkdir()
@@ -90,18 +139,10 @@ async def run(package: str, folder: Path, variants: int, segments: int, window: 
     metrics = m["metrics"].Metrics()
     uploader = m["bucket.uploader"].Uploader(MemoryBucket(), metrics, concurrency=8, attempt_timeout=5,
                                              backoff=m["bucket.uploader"].Backoff(base=0.001, cap=0.001))
-    listed = [0]
-    shown = asyncio.Event()
-    want = [0]
-
-    def on_listed(*_args: object) -> None:
-        listed[0] += 1
-        if listed[0] >= want[0]:
-            shown.set()
-
+    listings = Listings()
     snapshots = m["state.snapshots"].Snapshots(m["state.journal"].JournaledState(state_dir), metrics)
     outlets = m["publish.release"].Outlets(m["publish.visible"].VisiblePlaylists(), snapshots,
-                                           on_listed=(on_listed,))
+                                           on_listed=(listings,))
     # Since issue 49 the window's options travel as one record (playlist/options.py); a baseline before
     # it takes the seconds alone.
     fields = getattr(config_module.PublisherConfig, "__dataclass_fields__", {})
@@ -110,32 +151,20 @@ async def run(package: str, folder: Path, variants: int, segments: int, window: 
     config = config_module.PublisherConfig(
         hls_dir=hls_dir, key_prefix="live", urls=m["bucket.urls"].PublicUrls("https://cdn.example"),
         wall_clock=lambda: EPOCH + clock[0], monotonic=lambda: clock[0], **window_option)
-    pub = m["publish.publisher"].Publisher(config, uploader=uploader, writes=Whole(), metrics=metrics,
+    writes = whole_writes(m["source.writes"].Finish)
+    pub = m["publish.publisher"].Publisher(config, uploader=uploader, writes=writes, metrics=metrics,
                                            outlets=outlets)
     m["state.snapshots"].register_parts(snapshots, pub)
     await pub.start()
-    names = [f"stream-bench-{n}.ts" for n in range(segments)]
-    for v in range(variants):
-        (hls_dir / str(v)).mkdir()
-        for name in names:
-            (hls_dir / str(v) / name).write_bytes(SEGMENT)
-    pub.on_master([owncast.SourceVariant(v, 1_000_000 // (v + 1)) for v in range(variants)])
     warm = int(window) + 1 if segments > int(window) + 1 else 0  # the window slides from here on
-    started = 0.0
-    for n in range(segments):
+    started = [0.0]
+
+    def on_slot(n: int) -> None:
         if n == warm:
-            started = time.process_time()
-        clock[0] += 1.0
-        first = max(0, n - 9)  # Owncast lists its last 10
-        listing = tuple(owncast.SourceSegment(names[k], 1.0, EPOCH + k, False, None, position=k - first)
-                        for k in range(first, n + 1))
-        want[0] = variants * (n + 1)
-        shown.clear()
-        for v in range(variants):
-            pub.on_variant_playlist(v, owncast.SourcePlaylist(1, first, listing, False, True))
-        async with asyncio.timeout(30):
-            await shown.wait()  # listed, saved and shown in every variant
-    spent = time.process_time() - started
+            started[0] = time.process_time()
+
+    await feed(pub, owncast, hls_dir, variants, segments, clock, listings, SEGMENT, on_slot)
+    spent = time.process_time() - started[0]
     await pub.close()
     return spent / max(1, segments - warm)
 

@@ -27,25 +27,14 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
+from bench.memory_cost import EPOCH, Listings, MemoryBucket, feed, whole_writes
 from bench.rig import counted
 
 KINDS = ("bucket", "steering")
-EPOCH = 1_800_000_000.0
 SEGMENT = b"\x47" * 188 * 400  # what each file holds: the bytes do not matter, the uploads read them
 WINDOW = 30.0  # WINDOW_SECONDS: the window slides from the first slot counted on
 WARM = int(WINDOW) + 1
-
-
-class MemoryBucket:
-    """The bucket: every put lands at once."""
-
-    async def put(self, key: str, body: bytes, *, content_type: str, cache_control: str) -> None:
-        return None
-
-    async def probe(self) -> None:
-        return None
 
 
 async def _drive(kind: str, slots: int, variants: int, folder: Path) -> None:
@@ -72,13 +61,6 @@ async def _drive(kind: str, slots: int, variants: int, folder: Path) -> None:
 
     logging.disable(logging.CRITICAL)
 
-    class Whole:  # every file is finished when asked
-        async def finished(self, path: Path, limit: float, on_writing: Any = None) -> Finish:
-            return Finish.READY
-
-        def follow(self, hook: Any) -> None:
-            pass
-
     hls_dir, state_dir = folder / "hls", folder / "state"
     hls_dir.mkdir()
     state_dir.mkdir()
@@ -91,49 +73,27 @@ async def _drive(kind: str, slots: int, variants: int, folder: Path) -> None:
         held.open()
     uploader = Uploader(MemoryBucket(), metrics, concurrency=8, attempt_timeout=5,
                         backoff=Backoff(base=0.001, cap=0.001), holder=held)
-    listed, want, shown = [0], [0], asyncio.Event()
-
-    def on_listed(*_args: object) -> None:
-        listed[0] += 1
-        if listed[0] >= want[0]:
-            shown.set()
-
+    listings = Listings()
     snapshots = Snapshots(JournaledState(state_dir), metrics)
     if steering:
         readers = Readers(lambda: 1)
         plan = PathwayPlan((FIRST, Pathway(hls.VM_PATHWAY, VM, hls.VM_FOLDER, VmUris())),
                            redirects=lambda: True, reading={hls.VM_PATHWAY: readers.make})
-        outlets = Outlets(VisiblePlaylists(), snapshots, on_listed=(on_listed,),
+        outlets = Outlets(VisiblePlaylists(), snapshots, on_listed=(listings,),
                           pathways={hls.VM_PATHWAY: VisiblePlaylists()})
     else:
         plan = PathwayPlan()
-        outlets = Outlets(VisiblePlaylists(), snapshots, on_listed=(on_listed,))
+        outlets = Outlets(VisiblePlaylists(), snapshots, on_listed=(listings,))
     config = PublisherConfig(hls_dir=hls_dir, key_prefix="live", urls=PublicUrls("https://cdn.example"),
                              wall_clock=lambda: EPOCH + clock[0], monotonic=lambda: clock[0],
                              window=WindowOptions(WINDOW), pathways=plan)
-    pub = Publisher(config, uploader=uploader, writes=Whole(), metrics=metrics, outlets=outlets)
+    pub = Publisher(config, uploader=uploader, writes=whole_writes(Finish), metrics=metrics, outlets=outlets)
     register_parts(snapshots, pub)
     await pub.start()
     total = WARM + slots
-    names = [f"stream-bench-{n}.ts" for n in range(total)]
-    for v in range(variants):
-        (hls_dir / str(v)).mkdir()
-        for name in names:
-            (hls_dir / str(v) / name).write_bytes(SEGMENT)
-    pub.on_master([owncast.SourceVariant(v, 1_000_000 // (v + 1)) for v in range(variants)])
-    for n in range(total):
-        clock[0] += 1.0
-        first = max(0, n - 9)  # Owncast lists its last 10
-        listing = tuple(owncast.SourceSegment(names[k], 1.0, EPOCH + k, False, None, position=k - first)
-                        for k in range(first, n + 1))
-        want[0] = variants * (n + 1)
-        shown.clear()
-        for v in range(variants):
-            pub.on_variant_playlist(v, owncast.SourcePlaylist(1, first, listing, False, True))
-        async with asyncio.timeout(30):
-            await shown.wait()  # listed, saved and shown in every variant
-    if listed[0] != variants * total:
-        sys.exit(f"{kind}: {listed[0]} segments listed, not {variants * total}")
+    await feed(pub, owncast, hls_dir, variants, total, clock, listings, SEGMENT)
+    if listings.count != variants * total:
+        sys.exit(f"{kind}: {listings.count} segments listed, not {variants * total}")
     await pub.close()
     if held is not None:
         held.close()
