@@ -359,6 +359,8 @@ async def test_the_vm_pathway_nobody_reads_is_left_where_it_was_and_lists_the_wi
             assert v.playlist.views_saved() == {}  # the VM's as the bucket's, which lists the playlist whole
     bucket = names(versions["bucket"][0])
     assert bucket[-1] == "stream-a-24.ts" and len(bucket) <= 13  # the window slid: nothing held it
+    # Still unread, the VM answers (a redirect to the bucket) for what the bucket's pathway lists.
+    assert variants[0].playlist.found("vm", "live/0/stream-a-24.ts") is not None
     reading["vm"] = True
     versions = variants.versions(25.0)
     for index in (0, 1):

@@ -191,7 +191,12 @@ class PathwayViews:
         """Whether `pid`'s view lists number `sequence` (of the current playlist: a pathway still on the
         former lists none of it)."""
         view = self.views.get(pid)
-        return view is not None and pid not in self.former_views and 0 <= sequence <= view.through
+        if view is None or pid in self.former_views:
+            return False
+        through = view.through
+        if pid in self.idle and pid in self._vms and (first := self._plan.first.id) not in self.former_views:
+            through = max(through, self.views[first].through)  # not moved on while idle (advance)
+        return 0 <= sequence <= through
 
     def landed(self, pid: str, key: str | None) -> bool:
         """Whether `key` is in `pid`'s bucket (listed and not on its way there)."""
