@@ -173,9 +173,9 @@ class Uploader:
         self.on_failure: Callable[[], None] = lambda: None
         # Told when the oldest upload not done has waited `late_after()` seconds (the steering loop then
         # evaluates, rather than looking on a timer of its own while nothing is amiss). One timer, armed
-        # for the oldest upload and left armed when it is done: when it fires it looks again (late_tell).
-        # Arming and cancelling one per upload cost more than its firing once per late_after while
-        # uploads come and go (issue 66 item 3: steering's calm cost; cancelled timers stay in the heap).
+        # for the oldest upload waiting, cancelled once none waits: a timer left armed woke the event loop
+        # about every late_after for nothing, and a wake-up of a sleeping service costs it more than its
+        # instructions (a cold cache; issue 66 item 3: counted, it was under half of steering's gap).
         self.on_late: Callable[[], None] = lambda: None
         self.late_after: Callable[[], float | None] = lambda: None  # None: nobody asks
         self._late: asyncio.TimerHandle | None = None
@@ -304,7 +304,12 @@ class Uploader:
             return await self._attempts(key, read, content_type, cache_control, variant, hashed, on_failed, first)
         finally:
             del self._waiting[upload_id]
-            if self._late is None and self._waiting:  # the one told of is done: the next oldest's turn
+            late = self._late
+            if not self._waiting:
+                if late is not None:  # none waits: nothing for it to find
+                    late.cancel()
+                    self._late = None
+            elif late is None:  # the one told of is done: the next oldest's turn
                 self._arm_late()
 
     def _arm_late(self) -> None:

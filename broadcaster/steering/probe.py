@@ -21,13 +21,15 @@ The policy is evaluated on what can change its decision, not on a timer (issue 6
 nothing while nothing fails): a probe that failed, or answered after a failure; an upload attempt that
 failed (SteeringLoop.look); the bucket's API answering; and an upload that has waited a target duration
 (policy.late_after), which the uploads tell (Uploader.on_late: one timer, for the oldest upload waiting,
-left armed as uploads land and looking again when it fires, so it tells only of one that waited that
-long). While nothing is amiss the loop
-then has no turn of its own but every QUIET_EVERY (policy.calm_for). While anything is amiss it is
-evaluated twice a second. While nothing is live (no segment listed within three
-target durations, no upload waiting, no bucket failing) the loop and the probes look every QUIET_EVERY
-seconds, and the next listing wakes them (SteeringLoop.wake): steering costs an idle service no more than
-its absence. And while nobody plays (no playlist or steering manifest request within WATCHED_TARGETS
+cancelled once none waits, so it tells only of one that waited that long). While nothing is amiss the
+loop then has no turn of its own but every QUIET_EVERY (policy.calm_for), a net for an event missed.
+While anything is amiss it is evaluated twice a second. While nothing is live (no segment listed within
+three target durations, no upload waiting, no bucket failing) the loop and the probes look every
+QUIET_EVERY seconds, and the next listing wakes them (SteeringLoop.wake): steering costs an idle service
+no more than its absence. A turn that finds nothing is not free: each wakes a service that sleeps
+between segments, whose cold caches cost it more than the turn's instructions (issue 66 item 3: the
+turns of the loop, the probe and the uploads' timer, about one a second, were most of steering's 2 % CPU
+per segment while nothing fails, where they were 0.5 % of its instructions). And while nobody plays (no playlist or steering manifest request within WATCHED_TARGETS
 target durations: `Watched`) the probe's GET does not go, unless the policy wants it (an upload refused,
 a page's report): there is nobody to steer, and its GET was the one cost steering still added to a
 stream's every second. Nor does the probe's turn: it waits QUIET_EVERY then, and a player's first
@@ -59,7 +61,7 @@ PROBE_EVERY = 1.0
 # it from viewers.
 PROBE_HEADERS = {"User-Agent": f"hls-broadcaster/{__version__} (steering probe)"}
 EVALUATE_EVERY = 0.5  # seconds between the policy's readings of its signals while anything is amiss
-QUIET_EVERY = 5.0  # ... and of the probes', while nothing is live (the next listing wakes them)
+QUIET_EVERY = 30.0  # ... while calm or nothing is live, and of the probes' while unwatched (events wake them)
 LOOK_SOONEST = 0.05  # the shortest wait for the clock to make a calm policy decide (policy.calm_for)
 WATCHED_TARGETS = 4  # target durations since players' last request that they still count as playing
 WATCHED_LEAST = 10.0  # seconds, whatever the target duration (a blocking request is held three targets)
