@@ -23,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -207,13 +207,14 @@ def cached_segments(work: Path, count: int, kbps: int) -> list[Segment]:
     return [Segment(f.read_bytes(), float(f.stem.split("-", 1)[1])) for f in files]
 
 
-async def start_service(env: dict[str, str], cwd: Path, *, nofile: int | None = None) -> ServiceProcess:
+async def start_service(env: dict[str, str], cwd: Path, *, nofile: int | None = None,
+                        prefix: Sequence[str] = ()) -> ServiceProcess:
     """The service as an operator runs it, a process of its own (tests/support/service_process.py),
     allowed a minute to start: a bench shares the machine with whatever else runs (its short run in
-    tests/test_benches.py, with the whole suite)."""
+    tests/test_benches.py, with the whole suite). `prefix`: a command to run it under (valgrind)."""
     from tests.support.service_process import ServiceProcess
 
-    return await ServiceProcess(env, cwd, nofile=nofile).start(timeout=60.0)
+    return await ServiceProcess(env, cwd, nofile=nofile, prefix=prefix).start(timeout=60.0)
 
 
 def service_env(hls_dir: Path, s3: SeaweedS3, state_dir: Path, **over: str) -> dict[str, str]:
@@ -609,3 +610,50 @@ def counted(module: str, kinds: tuple[str, ...], n: int, *child_args: str) -> di
         runs = pool.map(lambda job: instructions(module, job[0], str(job[1]), *child_args), jobs)
         counts = dict(zip(jobs, runs, strict=True))
     return {kind: (counts[(kind, 2 * n)] - counts[(kind, n)]) / n for kind in kinds}
+
+
+# -- a running service's instructions over a window (callgrind, instrumented only meanwhile) ----------
+
+class CountedWindow:
+    """Services run under callgrind with instrumentation off (`prefix()`: valgrind's start-up is slow, but
+    the service's imports are not counted), switched on for a window and dumped at its end
+    (callgrind_control): the instructions each executed meanwhile, every thread's. Timings of a whole
+    service scatter by a few percent between identical services; its instructions barely move, but they
+    do not weigh what they cost alike (a cold cache, a wake-up), so the timed figure stays the one judged."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        out.mkdir(parents=True, exist_ok=True)
+        self._n = 0
+
+    def prefix(self) -> list[str]:
+        self._n += 1
+        return ["valgrind", "--tool=callgrind", "--instr-atstart=no",
+                f"--callgrind-out-file={self.out}/service-{self._n}.%p.out"]
+
+    @staticmethod
+    def _control(*args: str) -> None:
+        done = subprocess.run(["callgrind_control", *args], capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            sys.exit(f"callgrind_control {' '.join(args)} failed:\n{done.stdout[-1000:]}{done.stderr[-1000:]}")
+
+    def begin(self, pids: Sequence[int]) -> None:
+        for pid in pids:
+            self._control("--instr=on", str(pid))
+
+    async def end(self, pids: Sequence[int]) -> list[int]:
+        """Each service's instructions since begin(), in pids' order; instrumentation off again."""
+        counts = []
+        for pid in pids:
+            before = set(self.out.glob(f"*.{pid}.out.*"))
+            self._control("--dump=window", str(pid))
+            self._control("--instr=off", str(pid))
+            async with asyncio.timeout(60):
+                while not (new := set(self.out.glob(f"*.{pid}.out.*")) - before):
+                    await asyncio.sleep(0.2)
+            path = max(new, key=lambda p: int(p.name.rsplit(".", 1)[1]))
+            async with asyncio.timeout(60):  # written whole once its totals line is there
+                while (m := re.search(r"^totals: (\d+)", path.read_text(errors="replace"), re.M)) is None:
+                    await asyncio.sleep(0.2)
+            counts.append(int(m.group(1)))
+        return counts

@@ -15,7 +15,7 @@ import re
 import resource
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -78,11 +78,13 @@ def with_this_code(env: dict[str, str]) -> dict[str, str]:
 
 class ServiceProcess:
     def __init__(self, env: dict[str, str], cwd: Path, *, nofile: int | None = None,
-                 start_timeout: float = 20.0) -> None:
+                 start_timeout: float = 20.0, prefix: Sequence[str] = ()) -> None:
         """nofile: the child's RLIMIT_NOFILE, soft and hard (as systemd's default 1024 is).
         start_timeout: how long `async with` waits for it to serve, in seconds of its CPU or of its
-        standing still (StartClock), not of wall time."""
+        standing still (StartClock), not of wall time. prefix: a command it runs under (a bench's
+        valgrind), whose process is then the service's pid."""
         self._env, self._cwd = env, cwd
+        self._prefix = tuple(prefix)
         self._nofile = nofile
         self._start_timeout = start_timeout
         self.proc: asyncio.subprocess.Process | None = None
@@ -94,7 +96,7 @@ class ServiceProcess:
     async def start(self, timeout: float = 20.0) -> ServiceProcess:
         self._cwd.mkdir(parents=True, exist_ok=True)  # its own folder: no stray .env is read
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "broadcaster", "run", env=with_this_code(self._env), cwd=self._cwd,
+            *self._prefix, sys.executable, "-m", "broadcaster", "run", env=with_this_code(self._env), cwd=self._cwd,
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
             preexec_fn=self._limit if self._nofile is not None else None,
         )
