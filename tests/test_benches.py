@@ -267,6 +267,36 @@ def test_vm_cost_together() -> None:
         rf"^\s+1 s x 25, 1 var, together\s+PATHWAYS=bucket,vm: CPU per segment ({NUMBER}x|-)")
 
 
+def test_vm_cost_pools_a_configuration_given_again_and_shows_the_controls_spread(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """vm_cost.compared, on rows made here: a --pathways value given twice is one configuration, its
+    services' CPU and segments summed, each service's own ratio beside; the baseline given twice shows
+    its own spread, and a control (the baseline spelled otherwise) is compared like any other; with
+    --callgrind's counts, instructions a segment (a second while idle) the same way."""
+    import argparse
+
+    from bench.vm_cost import Row, compared
+
+    def row(value: str, cpu: float, segments: float, counted: int | None = None, phase: str = "1 s") -> Row:
+        return Row(phase, 240.0, cpu, None, segments, 1024, 3000 * int(segments), value, phase, counted)
+
+    rows = [row("bucket", 2.40, 480, 10**9), row("bucket,vm", 2.50, 480, 1_010_000_000),
+            row("BUCKET", 2.46, 480, 1_002_000_000), row("bucket", 2.56, 480, 10**9),
+            row("bucket,vm", 2.60, 500, 1_030_000_000), row("BUCKET", 2.40, 480, 998_000_000)]
+    args = argparse.Namespace(pathways=["bucket", "bucket,vm", "BUCKET"] * 2, rewind=0)
+    assert compared(rows, args)
+    out = capsys.readouterr().out
+    # Pooled: the baseline 4.96 s over 960 segments (5.17 ms); steering 5.10 s over 980 (5.20 ms: 1.0072x;
+    # its services 2.50/480 and 2.60/500 s, 1.0081x and 1.0065x); the control 4.86 s over 960 (0.9798x).
+    assert "PATHWAYS=bucket (the baseline's own spread); its 2 services 0.968x to 1.032x" in out
+    assert "PATHWAYS=bucket,vm: CPU per segment 1.007x (5.20 vs 5.17 ms); its 2 services 1.006x to 1.008x" in out
+    assert "PATHWAYS=BUCKET: CPU per segment 0.980x (5.06 vs 5.17 ms); its 2 services 0.968x to 0.992x" in out
+    # Counted: 2,040,000,000 over 980 segments against 2,000,000,000 over 960.
+    assert "PATHWAYS=bucket,vm: instructions a segment 0.9992x (2,081,633 vs 2,083,333)" in out
+    assert "PATHWAYS=BUCKET: instructions a segment 1.0000x (2,083,333 vs 2,083,333); its 2 services 0.9980x" in out
+    assert out.count("PATHWAYS=bucket,vm: CPU") == 1  # one line per configuration, not per service
+
+
 def test_probe_cost() -> None:
     out = bench("probe_cost", "--gets", "5", "--gaps", "0.01,0.02")
     for gap in ("0.01", "0.02"):
