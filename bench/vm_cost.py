@@ -28,10 +28,12 @@ by 10 % between runs) then weighs on each alike, and a small difference can be t
 
 A value given again runs another service of it, and the ratios are of each configuration's services
 pooled, with each service's own ratio beside; the baseline again, spelled otherwise, is a control that
-shows the method's own spread (the same configuration against itself: 0.984x in one run of 3 and 3):
+shows the method's own spread (the same configuration against itself: 0.979x to 1.015x in runs on
+2026-11-28). The order the services start in weighs too: --rounds 2 starts them in the order given,
+then reversed, so that each configuration's mean position is the same:
 
     python -m bench.vm_cost --together --idle 0 --variants 2 --viewers 0 --segments 240 \
-        --pathways bucket --pathways bucket,vm --pathways BUCKET --pathways bucket --pathways bucket,vm --pathways BUCKET
+        --pathways bucket --pathways bucket,vm --pathways BUCKET --rounds 2
 
 Counted instead of timed (valgrind's callgrind; each service executes 20-50 times slower, hence 2 s
 segments): the instructions each whole service executes over the measured seconds, every thread's,
@@ -423,6 +425,15 @@ def compared(rows: list[Row], args: argparse.Namespace) -> bool:
     return ok
 
 
+def rounds(values: list[str], n: int) -> list[str]:
+    """`values` n times, every other time reversed: with n even each value's mean start position is the
+    same (side by side, the order services start in weighs on their figures: docs/steering.md)."""
+    out: list[str] = []
+    for i in range(n):
+        out += values if i % 2 == 0 else values[::-1]
+    return out
+
+
 def _ints(text: str) -> list[int]:
     return [] if text == "none" else [int(x) for x in text.split(",")]
 
@@ -445,6 +456,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--together", action="store_true",
                         help="run each phase without viewers with every --pathways value's service at once, on "
                              "the same Owncast folder, measured over the same seconds (see Bench.together)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="the --pathways values that many times, every other round reversed (2, 4...: each "
+                             "configuration's services start at the same mean position; default 1)")
     parser.add_argument("--callgrind", type=Path, default=None, metavar="DIR",
                         help="with --together: every service under callgrind, counted over each phase's window "
                              "(instructions per segment, and a second while idle; its files in DIR). Slow: "
@@ -456,7 +470,7 @@ def _parser() -> argparse.ArgumentParser:
 
 if __name__ == "__main__":
     parsed = _parser().parse_args()
-    parsed.pathways = parsed.pathways or ["bucket", "bucket,vm"]
+    parsed.pathways = rounds(parsed.pathways or ["bucket", "bucket,vm"], max(1, parsed.rounds))
     if parsed.callgrind and not parsed.together:
         sys.exit("--callgrind: only with --together (every configuration counted over the same seconds)")
     if not all(s in LEVELS for s in parsed.levels):

@@ -297,6 +297,16 @@ def test_vm_cost_pools_a_configuration_given_again_and_shows_the_controls_spread
     assert out.count("PATHWAYS=bucket,vm: CPU") == 1  # one line per configuration, not per service
 
 
+def test_vm_cost_rounds_start_every_configuration_at_the_same_mean_position() -> None:
+    from bench.vm_cost import rounds
+
+    order = rounds(["bucket", "bucket,vm", "BUCKET"], 2)
+    assert order == ["bucket", "bucket,vm", "BUCKET", "BUCKET", "bucket,vm", "bucket"]
+    mean = {v: sum(i for i, w in enumerate(order) if w == v) / order.count(v) for v in set(order)}
+    assert set(mean.values()) == {2.5}
+    assert rounds(["bucket", "bucket,vm"], 1) == ["bucket", "bucket,vm"]
+
+
 def test_probe_cost() -> None:
     out = bench("probe_cost", "--gets", "5", "--gaps", "0.01,0.02")
     for gap in ("0.01", "0.02"):
