@@ -315,7 +315,8 @@ async def main(args: argparse.Namespace) -> int:
             for row in idle:
                 rows.append(row)
                 print(row.line(), flush=True)
-                ok &= 100 * row.service_cpu / row.wall <= IDLE_GOAL
+                if not args.callgrind:
+                    ok &= 100 * row.service_cpu / row.wall <= IDLE_GOAL
         for seconds in args.levels:
             for variants in args.variants:
                 for viewers in args.viewers:
@@ -331,7 +332,6 @@ async def main(args: argparse.Namespace) -> int:
                             ok &= 1000 * row.service_cpu / row.segments <= SEGMENT_GOAL_MS
         samples = await bench.rss(args.rss_minutes) if args.rss_minutes > 0 else []
     print()
-    ok = ok or not judged
     print(f"goals: idle <= {IDLE_GOAL} % of a core, <= {SEGMENT_GOAL_MS} ms of CPU per segment at 2 segments a "
           f"second (1 s, 2 variants, no viewers): {('met' if ok else 'NOT met') if judged else 'not measured'}")
     ok &= compared(rows, args)

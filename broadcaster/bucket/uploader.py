@@ -173,9 +173,9 @@ class Uploader:
         self.on_failure: Callable[[], None] = lambda: None
         # Told when the oldest upload not done has waited `late_after()` seconds (the steering loop then
         # evaluates, rather than looking on a timer of its own while nothing is amiss). One timer, armed
-        # for the oldest upload waiting, cancelled once none waits: a timer left armed woke the event loop
-        # about every late_after for nothing, and a wake-up of a sleeping service costs it more than its
-        # instructions (a cold cache; issue 66 item 3: counted, it was under half of steering's gap).
+        # for the oldest upload waiting, cancelled once none waits: left armed (to save the arming and
+        # cancelling per upload), it woke the event loop about every late_after for nothing (issue 66
+        # item 3: a wake-up of a service that sleeps between segments, for a few instructions saved).
         self.on_late: Callable[[], None] = lambda: None
         self.late_after: Callable[[], float | None] = lambda: None  # None: nobody asks
         self._late: asyncio.TimerHandle | None = None

@@ -26,10 +26,10 @@ loop then has no turn of its own but every QUIET_EVERY (policy.calm_for), a net 
 While anything is amiss it is evaluated twice a second. While nothing is live (no segment listed within
 three target durations, no upload waiting, no bucket failing) the loop and the probes look every
 QUIET_EVERY seconds, and the next listing wakes them (SteeringLoop.wake): steering costs an idle service
-no more than its absence. A turn that finds nothing is not free: each wakes a service that sleeps
-between segments, whose cold caches cost it more than the turn's instructions (issue 66 item 3: the
-turns of the loop, the probe and the uploads' timer, about one a second, were most of steering's 2 % CPU
-per segment while nothing fails, where they were 0.5 % of its instructions). And while nobody plays (no playlist or steering manifest request within WATCHED_TARGETS
+no more than its absence. A turn that finds nothing still wakes a service that sleeps between segments
+(issue 66 item 3: the loop's, the probe's and the uploads' timer's came to about one a second, and
+steering's extra context switches halved without them; its CPU per segment did not move measurably).
+And while nobody plays (no playlist or steering manifest request within WATCHED_TARGETS
 target durations: `Watched`) the probe's GET does not go, unless the policy wants it (an upload refused,
 a page's report): there is nobody to steer, and its GET was the one cost steering still added to a
 stream's every second. Nor does the probe's turn: it waits QUIET_EVERY then, and a player's first
