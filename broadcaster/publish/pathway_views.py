@@ -110,11 +110,42 @@ class PathwayViews:
         self.vm_listed: OrderedDict[str, tuple[int, str, str]] = OrderedDict()
         # The pathways nobody reads now (PathwayPlan.idle, set at each push): no version is made of them,
         # and what they showed does not hold back a new target.
-        self.idle: frozenset[str] = frozenset()
+        self._idle: frozenset[str] = frozenset()
         self._vms = frozenset(p.id for p in plan.pathways if not p.is_bucket)  # the VM's (one or none)
+        # The views each push moves on (`_moving`): on the current playlist, not the VM's while idle; and the
+        # VM's left where they are while idle. Worked out when either changes, not at every push and save
+        # (issue 66 item 3: with the VM's pathway idle a push and a save cost what they cost without it).
+        self._moving: tuple[View, ...] = ()
+        self._first_moving: View | None = None
+        self._resting: tuple[View, ...] = ()
+        self._read: tuple[tuple[str, View], ...] = ()  # the views of the pathways not idle, for `versions`
+        self._regroup()
 
     def _view(self, pathway: Pathway) -> View:
         return View(pathway, self._plan.uris)
+
+    @property
+    def idle(self) -> frozenset[str]:
+        return self._idle
+
+    @idle.setter
+    def idle(self, idle: frozenset[str]) -> None:
+        if idle is not self._idle:  # most pushes: the set of the push before
+            changed = idle != self._idle
+            self._idle = idle
+            if changed:
+                self._regroup()
+
+    def _regroup(self) -> None:
+        """The views a push moves on and those left where they are, in the plan's order (the buckets first:
+        the VM's may follow the first bucket's)."""
+        former, idle, vms, views = self.former_views, self._idle, self._vms, self.views
+        self._moving = tuple(views[p.id] for p in self._plan.pathways
+                             if p.id not in former and not (p.id in idle and p.id in vms))
+        first = self._plan.first.id
+        self._first_moving = views[first] if first not in former else None
+        self._resting = tuple(views[pid] for pid in sorted(vms) if pid in idle and pid not in former)
+        self._read = tuple((pid, view) for pid, view in views.items() if pid not in idle)
 
     @property
     def plan(self) -> PathwayPlan:
@@ -217,26 +248,19 @@ class PathwayViews:
                              self.former_through)
         if playlist is None:
             return
-        former_views = self.former_views
-        views = self.views
-        first_through = views[first_id].through if first_id not in former_views else -1
+        first_view = self._first_moving
+        first_through = -1  # the first bucket's is moved on first (none while it lists the former)
         last = playlist.next_sequence - 1
         oldest = playlist.media_sequence
         hold: int | None = None  # where the pathway furthest behind ends, in the window and short of its end
-        idle, vms = self.idle, self._vms
-        for pathway in self._plan.pathways:  # the buckets first: the VM's may follow the first bucket's
-            pid = pathway.id
-            if pid in former_views or (pid in idle and pid in vms):
-                # Nobody reads the VM's pathway while it is idle: no version of it is made, so nothing it
-                # would list now is seen, and it holds nothing back. Read again (or players steered to
-                # it), it lists on from the window as it is then: what left meanwhile was shown to no
-                # client there. (Issue 66 item 3: it costs nothing per segment while nothing fails.)
-                continue
-            view = views[pid]
+        # Nobody reads the VM's pathway while it is idle (not in `_moving`): no version of it is made, so
+        # nothing it would list now is seen, and it holds nothing back. Read again (or players steered to
+        # it), it lists on from the window as it is then: what left meanwhile was shown to no client there.
+        for view in self._moving:
             if view.through < last:  # else nothing new to list there (most pushes, on most pathways)
                 self._extend(view, playlist, first_through, last)
             through = view.through
-            if pid == first_id:
+            if view is first_view:
                 first_through = through
             if oldest <= through < last and (hold is None or through < hold):
                 hold = through
@@ -251,9 +275,8 @@ class PathwayViews:
     def before_append(self, playlist: Playlist) -> None:
         """An entry is about to be appended, which no pathway lists yet: the playlist keeps a window for
         each of them as they are (`hold`) until they are looked at again (advance)."""
-        idle, vms = self.idle, self._vms
-        throughs = [v.through for pid, v in self.views.items() if pid not in self.former_views
-                    and not (pid in idle and pid in vms) and v.through >= playlist.media_sequence]
+        oldest = playlist.media_sequence
+        throughs = [v.through for v in self._moving if v.through >= oldest]
         if throughs:
             playlist.hold = min(throughs)
 
@@ -290,9 +313,8 @@ class PathwayViews:
                  idle: frozenset[str] = frozenset()) -> dict[str, Rendered]:
         """Each pathway's version now (none while it lists nothing, nor for the pathways in `idle`)."""
         out: dict[str, Rendered] = {}
-        for pid, view in self.views.items():
-            if pid in idle:
-                continue
+        read = self._read if idle is self._idle else tuple((p, v) for p, v in self.views.items() if p not in idle)
+        for pid, view in read:
             if pid in self.former_views:
                 rendered = self.former_views[pid].render(self.former, edge) if self.former is not None else None
             elif playlist is None or not showable:
@@ -329,6 +351,7 @@ class PathwayViews:
         for pid, view in self.views.items():
             if pid not in self.former_views:
                 view.forget()
+        self._regroup()
         return dropped
 
     def former_done(self, pid: str) -> bool:
@@ -341,6 +364,7 @@ class PathwayViews:
         view = self.former_views.pop(pid, None)
         if view is not None:
             self.views[pid].forget()
+            self._regroup()
         if not self.former_views and self.former is not None:
             return self._drop_former()
         return []
@@ -355,7 +379,9 @@ class PathwayViews:
                     log.warning("%s pathway: %s shown on another pathway only: a new target came before this "
                                 "one had listed them", pid, ", ".join(k.rpartition("/")[2] for k in unseen))
         self.former = None
-        self.former_views.clear()
+        if self.former_views:
+            self.former_views.clear()
+            self._regroup()
         left, self.former_left = self.former_left, []
         return left
 
@@ -374,19 +400,20 @@ class PathwayViews:
         short as without pathways). The former is not saved: a restart lists the new playlist on every
         pathway."""
         out: dict[str, object] = {}
-        views, former, idle = self.views, self.former_views, self.idle
-        for pid, v in views.items():
-            if pid in former:
-                continue
-            through = v.through
-            if pid in idle and pid in self._vms and (first := self._plan.first.id) not in former:
-                # Not moved on while idle (advance): saved as far as it would list now, while the VM only
-                # redirects to the first bucket (an idle pathway's case), as that one's pathway lists.
-                through = views[first].through
-            if through == last and not v.modes:
+        for v in self._moving:
+            if v.through == last and not v.modes:
                 continue
             modes = {"modes": {str(n): m for n, m in v.modes.items()}} if v.modes else {}
-            out[pid] = {"through": through, **modes}
+            out[v.pathway.id] = {"through": v.through, **modes}
+        # The VM's while idle, not moved on (advance): saved as far as it would list now, while the VM only
+        # redirects to the first bucket (an idle pathway's case), as that one's pathway lists. (The VM's
+        # pathway lists every entry at its own URI: no modes, restore.)
+        first = self._first_moving
+        if self._resting and (first is None or first.through != last):
+            for v in self._resting:
+                through = first.through if first is not None else v.through
+                if through != last:
+                    out[v.pathway.id] = {"through": through}
         return out
 
     def restore(self, data: object, playlist: Playlist | None) -> None:
@@ -404,6 +431,8 @@ class PathwayViews:
             if view is None:
                 continue
             view.through = min(through, last)
+            if not view.pathway.is_bucket:
+                continue  # the VM's pathway lists what it holds at its own URIs (_extend): no modes
             for n, mode in modes.items():
                 number = validate.integer(int(n) if n.isdigit() and len(n) < 19 else -1, "a mode's number")
                 text = validate.text(mode, "a mode", 64)

@@ -131,9 +131,10 @@ class Release:
 
     def changed(self, versions: Versions) -> None:
         """The playlists may have changed: release the new versions now, or once saved."""
+        if versions.target != self._latest.target:
+            for shown in self._shows.values():
+                shown.target_duration = versions.target
         self._latest = versions
-        for shown in self._shows.values():
-            shown.target_duration = versions.target
         if self._all_shown(versions):
             self._current(versions)
             return
@@ -142,14 +143,24 @@ class Release:
         else:
             self._dirty.set()
 
+    # These go by the pathways pushed (`renderings`), not by every pathway shown: one nobody reads has
+    # none made, and costs nothing at each push (issue 66 item 3).
     def _all_shown(self, versions: Versions) -> bool:
-        return all(shown.is_shown(i, r) for pid, shown in self._shows.items()
-                   for i, r in versions.renderings.get(pid, {}).items())
+        shows = self._shows
+        for pid, made in versions.renderings.items():
+            shown = shows.get(pid)
+            if shown is not None:
+                for i, r in made.items():
+                    if not shown.is_shown(i, r):
+                        return False
+        return True
 
     def _current(self, versions: Versions) -> None:
         """Every version pushed is visible already: each pathway pushed shows its latest."""
-        for pid, shown in self._shows.items():
-            if pid in versions.renderings:
+        shows = self._shows
+        for pid in versions.renderings:
+            shown = shows.get(pid)
+            if shown is not None:
                 shown.current()
 
     def announce(self, variants: list[SourceVariant]) -> None:
@@ -178,9 +189,10 @@ class Release:
     def _apply(self, versions: Versions, listings: list[Listing]) -> None:
         renderings = versions.in_bucket
         self._in_view.update(renderings)
-        for pid, playlists in self._shows.items():
-            made = versions.renderings.get(pid)
-            if made is not None:  # absent: a pathway nobody reads, whose versions were not made (Readers)
+        shows = self._shows
+        for pid, made in versions.renderings.items():  # absent: a pathway nobody reads (Readers)
+            playlists = shows.get(pid)
+            if playlists is not None:
                 playlists.show(made)  # wakes requests held for a newer version (blocking reload)
         if self._shown_to is not None:
             self._shown_to.shown(versions.renderings)
