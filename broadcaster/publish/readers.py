@@ -20,7 +20,6 @@ it is then, and what left meanwhile, shown to no client there, is not answered t
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections.abc import Callable
 
@@ -37,7 +36,7 @@ class Readers:
         """`target`: the target duration now (None before the first playlist was read)."""
         self._target = target
         self._clock = clock
-        self._read_at = -math.inf
+        self._read_at: float | None = None  # when a client last read; None: not within the linger
         self._waiting: list[asyncio.Future[None]] = []
         # What the server shows on the pathway is the latest version made for it: the pushes make its
         # versions and the last was shown. False from the first push that does not make them.
@@ -84,13 +83,16 @@ class Readers:
         shown there stops being current (a request then waits for a push of its own)."""
         if steered:
             self._making = True
-        elif self._read_at == -math.inf:  # never read (the usual case): no clock, no target to read
-            self._making = False
-        else:
-            self._making = self._clock() - self._read_at < self.linger
-        if not self._making:
-            self.current_now = False
-        return self._making
+            return True
+        read_at = self._read_at
+        if read_at is not None:
+            if self._clock() - read_at < self.linger:
+                self._making = True
+                return True
+            self._read_at = None  # not read lately: the pushes after this one read no clock (most of them)
+        if self._making:
+            self._making = self.current_now = False
+        return False
 
     def shown(self) -> None:
         """Versions made for the pathway were shown (saved first): current, unless the pushes stopped

@@ -151,6 +151,7 @@ class SteeringPolicy:
         # report first -> when.
         self._failing_clients: OrderedDict[str, float] = OrderedDict()
         self._priority = self._ordered()
+        self._serves = self._judged_serving()  # bucket_serves, kept as what it reads changes
         self._first_reason = NORMAL
         self._first_since = clock()
         self._back_at = -1e18  # when players were last steered back to the bucket
@@ -197,6 +198,7 @@ class SteeringPolicy:
             return False
         failed_before = state.probe_failures > 0
         state.probe_failures = 0 if ok else state.probe_failures + 1
+        self._serves = self._judged_serving()
         state.probe_detail = detail
         state.probed_at = self.clock()
         return failed_before
@@ -291,7 +293,11 @@ class SteeringPolicy:
 
     def bucket_serves(self) -> bool:
         """Whether the VM sends players to the bucket for a segment it holds: players are steered to it and
-        its last probe answered. The service's own evidence only: no report changes it."""
+        its last probe answered. The service's own evidence only: no report changes it. (Kept as the
+        priority and the probes change: every variant's playlist asks at every push.)"""
+        return self._serves
+
+    def _judged_serving(self) -> bool:
         return self._priority[0] == hls.BUCKET_PATHWAY and self._state[hls.BUCKET_PATHWAY].probe_failures == 0
 
     def health_reason(self) -> str | None:
@@ -327,6 +333,7 @@ class SteeringPolicy:
         if priority == self._priority:
             return False
         before, self._priority = self._priority, priority
+        self._serves = self._judged_serving()
         if priority[0] != before[0]:
             self._switched(before[0], now)
         else:
