@@ -50,6 +50,7 @@ _TEMP = ".tmp"
 # the VM's pathway's live edge (Owncast keeps SegmentCount+10 segments: a minute or two); older ones are
 # answered from the bucket, and forgotten here.
 SETTLED_FOR = 180.0
+_new = tuple.__new__
 
 
 class HeldFile(NamedTuple):
@@ -89,11 +90,13 @@ class Held:
         self.max_bytes = max_bytes
         self._keep_for = keep_for
         self._buckets = frozenset(buckets)
+        self._many = len(self._buckets) > 1
         self._clock = clock
         self._keep_copies = keep_copies
         self._lock = threading.Lock()
         self._index: OrderedDict[str, HeldFile] = OrderedDict()  # oldest first
-        self._landed: dict[str, set[str]] = {}  # key -> the buckets that have it, until all have
+        # With more than one bucket: key -> the buckets that have it, until all have.
+        self._landed: dict[str, set[str]] = {}
         self._settled: OrderedDict[str, float] = OrderedDict()  # key -> when every bucket had it
         # No sooner than this does anything held expire (the oldest's time): not looked for at every segment.
         self._due = -math.inf
@@ -168,19 +171,25 @@ class Held:
         if content_type is None:
             return None
         now = self._clock()
-        held = HeldFile(key, parts, stamp, stamp.size, stamp.mtime_ns // 1_000_000_000, content_type, now)
+        # tuple.__new__: the same HeldFile (copy and copy_size at their defaults), without the Python-level
+        # __new__ a NamedTuple's call runs (one per segment).
+        held = _new(HeldFile, (key, parts, stamp, stamp.size, stamp.mtime_ns // 1_000_000_000, content_type, now,
+                               None, 0))
         gone: list[str] = []
         with self._lock:
-            old = self._index.pop(key, None)
-            if old is not None and old.copy is not None:  # Owncast rewrote it: the new version only
-                gone.append(old.copy)
-                self._bytes -= old.copy_size
-                self._copies.pop(key, None)
-            if not self._index:
+            index = self._index
+            old = index.pop(key, None)
+            if old is not None:  # held before (settled is held: _expire_locked)
+                self._settled.pop(key, None)
+                if old.copy is not None:  # Owncast rewrote it: the new version only
+                    gone.append(old.copy)
+                    self._bytes -= old.copy_size
+                    self._copies.pop(key, None)
+            elif not index:
                 self._due = min(self._due, now + self._keep_for)
-            self._index[key] = held
-            self._landed[key] = set()
-            self._settled.pop(key, None)
+            index[key] = held
+            if self._many:
+                self._landed[key] = set()
             if now >= self._due:
                 gone += self._expire_locked(now)
         if gone:
@@ -246,19 +255,25 @@ class Held:
     def landed(self, key: str, bucket: str) -> None:
         """`bucket` has `key`: once every bucket has it, its copy (if any) goes."""
         with self._lock:
-            landed = self._landed.get(key)
-            if landed is None:
-                return
-            landed.add(bucket)
-            if not landed >= self._buckets:
-                return
-            del self._landed[key]
-            now = self._clock()
-            if not self._settled:
-                self._due = min(self._due, now + SETTLED_FOR)
-            self._settled[key] = now
             held = self._index.get(key)
-            if held is None or held.copy is None:
+            if held is None:
+                return  # forgotten (expired, closed)
+            if self._many:
+                landed = self._landed.get(key)
+                if landed is None:
+                    return  # every bucket had it already
+                landed.add(bucket)
+                if not landed >= self._buckets:
+                    return
+                del self._landed[key]
+            settled = self._settled
+            if key in settled:
+                return  # landed already (uploaded again): settled at its first landing
+            now = self._clock()
+            if not settled:
+                self._due = min(self._due, now + SETTLED_FOR)
+            settled[key] = now
+            if held.copy is None:
                 return
             self._index[key] = held._replace(copy=None, copy_size=0)
             self._copies.pop(key, None)

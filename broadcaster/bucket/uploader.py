@@ -21,6 +21,8 @@ from .outage import OutageLog
 from .store import StoreError
 
 log = logging.getLogger(__name__)
+_new = tuple.__new__  # a NamedTuple made without its Python-level __new__ (Kept: one per segment)
+
 
 
 class ObjectStore(Protocol):
@@ -120,7 +122,7 @@ def _hold_first(read: Read, holder: Holder, key: str, parts: tuple[str, ...], ha
     """Read the file once, hold that version and hash it (on a worker thread)."""
     body, stamp = read()
     held = stamp is not None and holder.first(key, parts, stamp, content_type) is not None
-    return Kept(stamp, hashlib.sha256(body).digest() if hashed else None, held), body
+    return _new(Kept, (stamp, hashlib.sha256(body).digest() if hashed else None, held)), body
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,10 +219,12 @@ class Uploader:
             self.on_failure()
 
     async def upload_file(self, path: Path, key: str, variant: str, *, root: Path | None = None,
-                          hashed: bool = False, on_kept: Callable[[Kept], None] | None = None) -> Uploaded:
+                          hashed: bool = False, on_kept: Callable[[Kept], None] | None = None,
+                          parts: tuple[str, ...] | None = None) -> Uploaded:
         """Upload one file (inside `root`, see read_segment_file); returns how long the successful
         PutObject took and, when `hashed`, the SHA-256 of the bytes it sent (only P2P needs it). With a
         holder, the file is read and held first, `on_kept` told at once, and that version uploaded.
+        `parts`: the file's beneath `root`, when the caller has them (what the holder reads again).
 
         Raises SegmentLost when it can never succeed.
         """
@@ -235,11 +239,11 @@ class Uploader:
         if holder is None:
             # Read again on every attempt: if Owncast deleted the file meanwhile, it is lost.
             return await self._put(key, read, content_type, hls.SEGMENT_CACHE_CONTROL, variant, hashed)
-        # Its parts beneath `root` (what the holder reads again): by the parts' tuples, not relative_to,
-        # which parses and builds two Paths a segment (issue 66 item 3: steering's calm cost).
-        base = (root if root is not None else path.parent).parts
-        whole, n = path.parts, len(base)
-        parts = whole[n:] if whole[:n] == base and len(whole) > n else (path.name,)
+        if parts is None:
+            # By the parts' tuples, not relative_to, which parses and builds two Paths a segment.
+            base = (root if root is not None else path.parent).parts
+            whole, n = path.parts, len(base)
+            parts = whole[n:] if whole[:n] == base and len(whole) > n else (path.name,)
         first, body = await self._first_read(read, holder, key, parts, hashed, content_type)
         if on_kept is not None:
             on_kept(first)

@@ -267,13 +267,16 @@ class Uploads:
         ready: Ready = loop.create_future()
         readiness = _Ready(ready, self._lists_held if self.keeping else None, self._held_waiting)
         seg_key = self.key(index, seg.name)
-        kept: asyncio.Future[Kept] = loop.create_future()  # an error set is marked retrieved (_first_read_failed)
         others: dict[str, asyncio.Future[Any]] = {}
         if seg_key in self._restored:  # uploaded before a restart, not yet listed then
             self._restored.discard(seg_key)
             # Its bytes are not at hand: no hash, so viewers take it from the bucket, never from peers.
             task: asyncio.Task[Uploaded] = asyncio.ensure_future(_already(Uploaded(0.0, None)))
+        elif not self._others:  # its first read is told to its readiness alone (when it is kept)
+            task = asyncio.ensure_future(self._upload(folder / seg.name, seg_key, index, init_task, init_kept,
+                                                      readiness.kept if self._uploader.holds else None))
         else:
+            kept: asyncio.Future[Kept] = loop.create_future()  # an error set is retrieved (_first_read_failed)
             task = asyncio.ensure_future(self._upload(folder / seg.name, seg_key, index, init_task, init_kept,
                                                       functools.partial(_first_read_told, kept, readiness)))
             task.add_done_callback(functools.partial(_first_read_failed, kept))
@@ -334,7 +337,7 @@ class Uploads:
         return await self._whole(path, key, index, hashed=True)
 
     async def _upload(self, path: Path, key: str, index: int, init: asyncio.Task[Uploaded] | None,
-                      init_kept: asyncio.Future[Kept] | None, on_kept: Callable[[Kept], None]) -> Uploaded:
+                      init_kept: asyncio.Future[Kept] | None, on_kept: Callable[[Kept], None] | None) -> Uploaded:
         """Its init section first: held (the VM's pathway lists the segment once both are held) and
         uploaded (the bucket's once both are in the bucket)."""
         try:
@@ -363,9 +366,9 @@ class Uploads:
                                   "Owncast listed it; not uploaded half")
             if finish is Finish.MISSING:
                 raise SegmentLost("deleted", f"{path} was never there or deleted before it was uploaded")
-            done = await uploader.upload_file(
+            done = await uploader.upload_file(  # `path` is <HLS_DIR>/<variant>/<a safe name> (owncast.py)
                 path, key, variant, root=self._hls_dir, hashed=hashed,
-                on_kept=None if attempt else on_kept)
+                on_kept=None if attempt else on_kept, parts=(variant, path.name))
             if unchanged(self._hls_dir, path, done.stamp):
                 if hashed:  # a segment: a write after this one makes it unfinished again
                     self.rewrites.landed(index, path, key, done)
