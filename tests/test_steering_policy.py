@@ -712,7 +712,8 @@ async def test_with_uploads_that_tell_when_one_is_late_a_calm_loop_takes_no_turn
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Issue 66, item 3: as the service wires it (told_late, the uploader's on_late and late_after), the
     loop while nothing is amiss is due no turn on the clock (calm_for: never while no upload waits), and an
-    upload that waits past the policy's late_after is evaluated at once: the bucket lagging, read every
+    upload that waits past the policy's late_after (its timer armed as the next segment's upload starts:
+    Uploader.ARM_AFTER) is evaluated at once: the bucket lagging, read every
     half second until it lands. The uploads are the real Uploader's, the bucket FakeStore held."""
     from broadcaster.bucket.uploader import Uploader
     from broadcaster.metrics import Metrics
@@ -721,6 +722,7 @@ async def test_with_uploads_that_tell_when_one_is_late_a_calm_loop_takes_no_turn
 
     monkeypatch.setattr(probe, "QUIET_EVERY", 60.0)
     monkeypatch.setattr("broadcaster.steering.policy.MIN_UPLOAD_WAIT", 0.3)
+    monkeypatch.setattr("broadcaster.bucket.uploader.ARM_AFTER", 0.05)
     store = FakeStore()
     uploader = Uploader(store, Metrics(), concurrency=2, attempt_timeout=60)
     policy = SteeringPolicy(("bucket", "vm"),
@@ -738,15 +740,22 @@ async def test_with_uploads_that_tell_when_one_is_late_a_calm_loop_takes_no_turn
         newest.listed(0, 0, None, "http://127.0.0.1:9/x.ts")  # live: not quiet
         await until(lambda: len(evaluated) >= 1 and not loop._quiet, "an evaluation while live", 10)
         assert loop._next_look() == 60.0  # calm, nothing waiting: only an event (or QUIET_EVERY) is due
-        (tmp_path / "a.ts").write_bytes(b"\x47" * 188)
-        store.hold("k/a.ts")
+        for name in ("a.ts", "b.ts"):
+            (tmp_path / name).write_bytes(b"\x47" * 188)
+            store.hold(f"k/{name}")
         before = len(evaluated)
+        clock = asyncio.get_running_loop().time
+        began = clock()
         upload = asyncio.ensure_future(uploader.upload_file(tmp_path / "a.ts", "k/a.ts", "0"))
+        # The next segment's upload starts while it waits (its lateness timer is armed then: ARM_AFTER).
+        await until(lambda: clock() - began > 0.1, "the first waited ARM_AFTER", 10)
+        upload_next = asyncio.ensure_future(uploader.upload_file(tmp_path / "b.ts", "k/b.ts", "0"))
         await until(lambda: policy.calm_for(told_late=True) is None and len(evaluated) > before,
                     "the late upload evaluated at once (no timer of the loop's for a minute)", 10)
         assert loop._next_look() == probe.EVALUATE_EVERY  # amiss: read twice a second
         store.release("k/a.ts")
-        await upload
+        store.release("k/b.ts")
+        await asyncio.gather(upload, upload_next)
         await until(lambda: loop._next_look() == 60.0, "calm again once it landed", 10)
     finally:
         await loop.stop()

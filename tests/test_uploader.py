@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from broadcaster.metrics import Metrics
+from broadcaster.bucket import uploader as uploader_module
 from broadcaster.bucket.store import S3Store, StoreError
 from broadcaster.bucket.uploader import Backoff, SegmentLost, Uploader, read_segment_file
 from tests.support.fakes import FakeStore
@@ -285,27 +286,41 @@ async def test_a_held_segment_is_read_on_one_worker_thread_and_sent_from_memory(
     held.close()
 
 
-async def test_the_oldest_upload_waiting_past_late_after_is_told_once_and_quick_ones_never(tmp_path: Path) -> None:
+async def test_the_oldest_upload_waiting_past_late_after_is_told_once_and_quick_ones_never(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Uploader.on_late (what lets the steering loop sleep while nothing is amiss): told when the oldest
     upload not done has waited late_after() seconds, once, however many start behind it; never for
-    uploads done sooner, nor for one queued behind it until it is the oldest. The one timer is cancelled
-    once no upload waits: left armed, it woke an idle event loop every late_after for nothing (issue 66
-    item 3). Real time, short waits: the timer is the event loop's."""
+    uploads done sooner, nor for one queued behind it until it is the oldest. Its one timer is armed only
+    once a later upload starts while it has waited ARM_AFTER (the next segment's), and cancelled once no
+    upload waits: armed and cancelled for every upload, or left armed (it woke an idle event loop every
+    late_after for nothing), it cost the calm service (issue 66 item 3). Real time, short waits: the timer
+    is the event loop's."""
+    monkeypatch.setattr(uploader_module, "ARM_AFTER", 0.1)
     fake = FakeStore()
     up = Uploader(fake, Metrics(), concurrency=4, attempt_timeout=30)
     told: list[float] = []
     up.on_late, up.late_after = lambda: told.append(asyncio.get_running_loop().time()), lambda: 0.3
-    for n in range(5):  # quick ones: each done long before 0.3 s
-        await up.upload_file(segment(tmp_path, f"quick-{n}.ts"), f"k/quick-{n}.ts", "0")
-        assert up._late is None  # none waits: no timer left to wake the loop
+    for n in range(5):  # quick ones, two at once (a segment's variants): no timer armed for them
+        fake.hold(f"k/quick-{n}a.ts")
+        both = [asyncio.ensure_future(up.upload_file(segment(tmp_path, f"quick-{n}{v}.ts"), f"k/quick-{n}{v}.ts", "0"))
+                for v in "ab"]
+        await until(lambda: f"k/quick-{n}b.ts" in fake.keys() and f"k/quick-{n}a.ts" in fake.attempts,
+                    "the second landed, the first held", 10)
+        assert up._late is None
+        fake.release(f"k/quick-{n}a.ts")
+        await asyncio.gather(*both)
+        assert up._late is None
     assert told == []
     fake.hold("k/slow.ts")
-    began = asyncio.get_running_loop().time()
+    loop = asyncio.get_running_loop()
+    began = loop.time()
     slow = asyncio.ensure_future(up.upload_file(segment(tmp_path, "slow.ts"), "k/slow.ts", "0"))
-    await until(lambda: len(told) == 1, "told of the late upload", 10)
-    assert told[0] - began >= 0.3
+    await until(lambda: loop.time() - began > 0.15, "the slow one waited ARM_AFTER", 10)
+    assert up._late is None and told == []  # no later upload yet
     fake.hold("k/next.ts")
     after = asyncio.ensure_future(up.upload_file(segment(tmp_path, "next.ts"), "k/next.ts", "0"))
+    await until(lambda: len(told) == 1, "told of the late upload once the next one started", 10)
+    assert told[0] - began >= 0.3
     await until(lambda: "k/next.ts" in fake.attempts, "the next upload under way", 10)
     for n in range(3):  # quick ones behind the late one: it is not told of again
         await up.upload_file(segment(tmp_path, f"behind-{n}.ts"), f"k/behind-{n}.ts", "0")

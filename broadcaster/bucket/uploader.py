@@ -23,6 +23,10 @@ from .store import StoreError
 log = logging.getLogger(__name__)
 _new = tuple.__new__  # a NamedTuple made without its Python-level __new__ (Kept: one per segment)
 
+# Seconds the oldest upload waiting has waited when a later one starts, past which the lateness timer is
+# armed for it (Uploader.on_late): more than the few milliseconds between the variants' uploads of one
+# segment, less than the second between segments.
+ARM_AFTER = 0.5
 
 
 class ObjectStore(Protocol):
@@ -174,10 +178,13 @@ class Uploader:
         # Told each failed outcome (the steering loop evaluates at once: steering/probe.py's look).
         self.on_failure: Callable[[], None] = lambda: None
         # Told when the oldest upload not done has waited `late_after()` seconds (the steering loop then
-        # evaluates, rather than looking on a timer of its own while nothing is amiss). One timer, armed
-        # for the oldest upload waiting, cancelled once none waits: left armed (to save the arming and
-        # cancelling per upload), it woke the event loop about every late_after for nothing (issue 66
-        # item 3: a wake-up of a service that sleeps between segments, for a few instructions saved).
+        # evaluates, rather than looking on a timer of its own while nothing is amiss). One timer, for the
+        # oldest upload waiting, armed once a later upload starts while it has waited ARM_AFTER (the next
+        # segment's: Owncast writes one at least every target duration, and late_after is one at least, so
+        # it is armed in time); cancelled once none waits. Not armed for every upload (issue 66 item 3: an
+        # arming and a cancel per upload while the bucket takes each at once), nor left armed (it woke the
+        # event loop every late_after for nothing). An upload no other follows (the stream's last) is
+        # found by the steering loop's own turn (probe.QUIET_EVERY).
         self.on_late: Callable[[], None] = lambda: None
         self.late_after: Callable[[], float | None] = lambda: None  # None: nobody asks
         self._late: asyncio.TimerHandle | None = None
@@ -301,19 +308,20 @@ class Uploader:
         on_failed: Callable[[bytes], object] | None = None, first: ReadBody | None = None,
     ) -> Uploaded:
         upload_id, self._next_id = self._next_id, self._next_id + 1
-        self._waiting[upload_id] = self._clock()
-        if self._late is None:
-            self._arm_late()
+        waiting = self._waiting
+        now = waiting[upload_id] = self._clock()
+        if self._late is None and now - next(iter(waiting.values())) >= ARM_AFTER:
+            self._arm_late()  # an upload from before waits still
         try:
             return await self._attempts(key, read, content_type, cache_control, variant, hashed, on_failed, first)
         finally:
-            del self._waiting[upload_id]
+            del waiting[upload_id]
             late = self._late
-            if not self._waiting:
-                if late is not None:  # none waits: nothing for it to find
+            if late is not None:
+                if not waiting:  # none waits: nothing for it to find
                     late.cancel()
                     self._late = None
-            elif late is None:  # the one told of is done: the next oldest's turn
+            elif upload_id == self._told and waiting:  # the one told of is done: the next oldest's turn
                 self._arm_late()
 
     def _arm_late(self) -> None:
@@ -331,7 +339,8 @@ class Uploader:
 
     def _late_tell(self) -> None:
         """The timer fired: the oldest upload waiting may be another than the one it was armed for (that
-        one done since). Told when it waited late_after; else armed again for it (none left: disarmed)."""
+        one done since). Told when it waited late_after; else armed again for it (none left: disarmed;
+        told of already: armed again by the next upload to start)."""
         self._late = None
         after = self.late_after() if self._waiting else None
         if after is None:
