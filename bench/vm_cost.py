@@ -35,12 +35,15 @@ then reversed, so that each configuration's mean position is the same:
     python -m bench.vm_cost --together --idle 0 --variants 2 --viewers 0 --segments 240 \
         --pathways bucket --pathways bucket,vm --pathways BUCKET --rounds 2
 
-Counted instead of timed (valgrind's callgrind; each service executes 20-50 times slower, hence 2 s
-segments): the instructions each whole service executes over the measured seconds, every thread's,
-per segment. They barely scatter between identical services, but a wake-up or a cold cache costs more
-than its instructions, so they say where steering's work is, and the timed figure stays the judge:
+Counted instead of timed (valgrind's callgrind; each service executes 20-50 times slower, yet keeps up
+with 1 s segments: about a quarter of a core each): the instructions each whole service executes over
+the measured seconds, every thread's, per segment. Over a long window they barely scatter between
+identical services (480 s: the control 0.998x); over a short one the segments the window cuts apart
+differ between services and move the figure by a segment in the count (60 segments of 2 s: 120 and 122
+listed, the control 0.986x; the summary says when counts differ). A wake-up or a cold cache costs more
+than its instructions, so the counts say where steering's work is, and the timed figure stays the judge:
 
-    python -m bench.vm_cost --together --idle 60 --levels 2 --variants 2 --viewers 0 --segments 60 \
+    python -m bench.vm_cost --together --idle 0 --variants 2 --viewers 0 --segments 480 \
         --callgrind /tmp/vm-cost-callgrind --pathways bucket --pathways bucket,vm --pathways BUCKET
 
 Phases, each with a fresh service (its STATE_DIR keeps the first target duration it saw):
@@ -388,6 +391,13 @@ def compared(rows: list[Row], args: argparse.Namespace) -> bool:
         if not mine_rows[base_id]:
             continue
         base = pooled(mine_rows[base_id])
+        counts = [r.segments for v in values for r in mine_rows[v]]
+        if phase != "idle" and counts and min(counts) > 0 and max(counts) != min(counts):
+            # The services list the same segments, but the measured seconds cut them apart differently: each
+            # segment more or less in one service's window moves its figure per segment by 1/count.
+            print(f"  {phase:<34} segments listed in the window differ ({min(counts):.0f} to {max(counts):.0f}): a "
+                  f"ratio per segment may be off by up to {100 * (max(counts) - min(counts)) / min(counts):.1f} % "
+                  "(a longer window, --segments, makes that smaller)")
         for value in values:
             each = mine_rows[value]
             if not each or (value == base_id and len(each) < 2):

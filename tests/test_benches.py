@@ -274,6 +274,7 @@ def test_vm_cost_pools_a_configuration_given_again_and_shows_the_controls_spread
     its own spread, and a control (the baseline spelled otherwise) is compared like any other; with
     --callgrind's counts, instructions a segment (a second while idle) the same way."""
     import argparse
+    import dataclasses
 
     from bench.vm_cost import Row, compared
 
@@ -295,6 +296,10 @@ def test_vm_cost_pools_a_configuration_given_again_and_shows_the_controls_spread
     assert "PATHWAYS=bucket,vm: instructions a segment 0.9992x (2,081,633 vs 2,083,333)" in out
     assert "PATHWAYS=BUCKET: instructions a segment 1.0000x (2,083,333 vs 2,083,333); its 2 services 0.9980x" in out
     assert out.count("PATHWAYS=bucket,vm: CPU") == 1  # one line per configuration, not per service
+    # One service listed 500 segments in the window, the others 480: 20 / 480.
+    assert "segments listed in the window differ (480 to 500): a ratio per segment may be off by up to 4.2 %" in out
+    compared([dataclasses.replace(r, segments=480) for r in rows], args)
+    assert "differ" not in capsys.readouterr().out
 
 
 def test_vm_cost_rounds_start_every_configuration_at_the_same_mean_position() -> None:
