@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import hashlib
 import os
@@ -334,3 +335,25 @@ async def test_the_oldest_upload_waiting_past_late_after_is_told_once_and_quick_
     fake.release("k/next.ts")
     await after
     assert len(told) == 2 and up._late is None
+
+
+async def test_a_hanging_upload_no_other_follows_is_told_as_its_attempt_times_out(tmp_path: Path) -> None:
+    """A stream's last upload arms no lateness timer (no later upload starts while it waits): if the bucket
+    hangs, the steering loop hears of it from on_failure as the attempt times out (UPLOAD_TIMEOUT), not
+    only at its own quiet turn."""
+    fake = FakeStore()
+    fake.hang = True
+    up = Uploader(fake, Metrics(), concurrency=2, attempt_timeout=0.2, backoff=Backoff(base=30.0, cap=30.0))
+    failures: list[float] = []
+    told: list[float] = []
+    up.on_failure = lambda: failures.append(asyncio.get_running_loop().time())
+    up.on_late, up.late_after = lambda: told.append(0.0), lambda: 0.1
+    began = asyncio.get_running_loop().time()
+    last = asyncio.ensure_future(up.upload_file(segment(tmp_path, "last.ts"), "k/last.ts", "0"))
+    try:
+        await until(lambda: failures, "the hanging attempt's timeout told", 10)
+        assert failures[0] - began >= 0.2 and up._late is None and told == []
+    finally:
+        last.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await last

@@ -184,7 +184,8 @@ class Uploader:
         # it is armed in time); cancelled once none waits. Not armed for every upload (issue 66 item 3: an
         # arming and a cancel per upload while the bucket takes each at once), nor left armed (it woke the
         # event loop every late_after for nothing). An upload no other follows (the stream's last) is
-        # found by the steering loop's own turn (probe.QUIET_EVERY).
+        # found when its attempt times out (UPLOAD_TIMEOUT, 5 s by default: on_failure), or by the
+        # steering loop's own turn (probe.QUIET_EVERY).
         self.on_late: Callable[[], None] = lambda: None
         self.late_after: Callable[[], float | None] = lambda: None  # None: nobody asks
         self._late: asyncio.TimerHandle | None = None

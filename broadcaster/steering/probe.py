@@ -22,7 +22,8 @@ nothing while nothing fails): a probe that failed, or answered after a failure; 
 failed (SteeringLoop.look); the bucket's API answering; and an upload that has waited a target duration
 (policy.late_after), which the uploads tell (Uploader.on_late: one timer, for the oldest upload waiting,
 armed once the next segment's upload starts while it waits, cancelled once none waits, so it tells only
-of one that waited that long; one no upload follows is this loop's net to find). While nothing is amiss the
+of one that waited that long; one no upload follows is found as its attempt times out, or by this
+loop's net). While nothing is amiss the
 loop then has no turn of its own but every QUIET_EVERY (policy.calm_for), a net for an event missed.
 While anything is amiss it is evaluated twice a second. While nothing is live (no segment listed within
 three target durations, no upload waiting, no bucket failing) the loop and the probes look every
