@@ -224,10 +224,15 @@ class PathwayViews:
         view = self.views.get(pid)
         if view is None or pid in self.former_views:
             return False
-        through = view.through
-        if pid in self.idle and pid in self._vms and (first := self._plan.first.id) not in self.former_views:
-            through = max(through, self.views[first].through)  # not moved on while idle (advance)
-        return 0 <= sequence <= through
+        return 0 <= sequence <= self._through(view)
+
+    def _through(self, view: View) -> int:
+        """How far `view` lists now: the VM's while idle, not moved on (advance), as far as the first
+        bucket's pathway lists too (the VM only redirects there while its pathway is idle)."""
+        first = self._first_moving
+        if first is not None and view in self._resting:
+            return max(view.through, first.through)
+        return view.through
 
     def landed(self, pid: str, key: str | None) -> bool:
         """Whether `key` is in `pid`'s bucket (listed and not on its way there)."""
@@ -405,13 +410,12 @@ class PathwayViews:
                 continue
             modes = {"modes": {str(n): m for n, m in v.modes.items()}} if v.modes else {}
             out[v.pathway.id] = {"through": v.through, **modes}
-        # The VM's while idle, not moved on (advance): saved as far as it would list now, while the VM only
-        # redirects to the first bucket (an idle pathway's case), as that one's pathway lists. (The VM's
-        # pathway lists every entry at its own URI: no modes, restore.)
+        # The VM's while idle: saved as far as it lists now (_through; its pathway lists every entry at its
+        # own URI: no modes, restore). Nothing to save while the first bucket's lists everything.
         first = self._first_moving
         if self._resting and (first is None or first.through != last):
             for v in self._resting:
-                through = first.through if first is not None else v.through
+                through = self._through(v)
                 if through != last:
                     out[v.pathway.id] = {"through": through}
         return out
