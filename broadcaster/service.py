@@ -180,8 +180,9 @@ class Service:
     def _build_buckets(self, s: Settings) -> None:
         """Every bucket PATHWAYS names, one Bucket each, the first bucket's first; what the service holds
         of each segment for them (with a second pathway); what only the first bucket does."""
-        # With a second pathway each segment is read once and held: the VM's pathway serves it, every
-        # bucket's upload sends it, and a failed upload keeps a copy (bucket/held.py).
+        # With a second pathway the service holds segments for it: what the VM's pathway lists before a bucket
+        # has it, what every bucket's upload sends, a copy of what a failed upload must send again; nothing
+        # while the bucket takes each at once and the VM only redirects (bucket/held.py).
         self.held = (Held(s.hls_dir, s.state_dir, max_bytes=s.vm_copies_mb * 1024 * 1024, keep_for=s.segment_url_life,
                           buckets=[b.pathway for b in s.buckets]) if s.steering else None)
         cleans = s.delete_old_segments and not s.keep_recordings  # kept streams are never cleaned up

@@ -552,13 +552,15 @@ async def test_while_the_bucket_serves_a_segment_it_holds_is_a_redirect_there(ma
 
 
 async def test_a_listed_segment_the_vm_has_no_copy_of_is_the_buckets_while_it_serves(make_rig: MakeRig) -> None:
-    """A copy dropped after its listing (the byte cap, the disk) is not a 404 while the bucket holds the
-    segment: the player is sent there at once, as for a copy the VM has; steered away, a 404."""
+    """A copy dropped after its listing (the byte cap, the disk) and Owncast's file deleted is not a 404
+    while the bucket holds the segment: the player is sent there at once, as for a copy the VM has;
+    steered away, a 404."""
     rig = await make_rig(redirect=True)
     rig.clock.t += 100
     listed(rig)
     await vm_playlist(rig)
     rig.copies.close()  # nothing held any more
+    (rig.folder / "0" / "seg0.ts").unlink()  # nor is Owncast's file there
     status, headers, _ = await unfollowed(rig, "/live/vm/0/seg0.ts")
     assert (status, headers.get("Location")) == (302, "https://r2.example/0/seg0.ts")
     assert (await unfollowed(rig, "/live/vm/0/seg7.ts"))[0] == 404  # nobody lists it: still nothing
@@ -566,6 +568,34 @@ async def test_a_listed_segment_the_vm_has_no_copy_of_is_the_buckets_while_it_se
     rig.policy.evaluate()
     assert rig.policy.first == "vm"
     assert (await unfollowed(rig, "/live/vm/0/seg0.ts"))[0] == 404
+
+
+async def test_a_listed_segment_nothing_held_is_owncasts_file_as_it_is_and_held_from_then_on(
+        make_rig: MakeRig) -> None:
+    """An upload that landed at once holds nothing (issue 66 item 3): steered to the VM (uploads lag, or
+    the bucket fails for viewers only), a player still gets the live window the VM's pathway lists, from
+    Owncast's file as it is then; written again since, its new version; deleted, nothing."""
+    rig = await make_rig(redirect=True)
+    rig.clock.t += 100
+    listed(rig)
+    rig.copies.close()  # held nothing: as an upload that landed at once
+    rig.copies.open()
+    rig.behind[0] = 10
+    rig.policy.evaluate()
+    assert rig.policy.first == "vm"
+    status, headers, body = await get(rig.client, "/live/vm/0/seg0.ts")
+    assert (status, body) == (200, BODY) and headers["ETag"].startswith('"')
+    assert len(rig.copies) == 1  # held from then on: the same version answers the same ETag
+    status, again, _ = await get(rig.client, "/live/vm/0/seg0.ts")
+    assert (status, again["ETag"]) == (200, headers["ETag"])
+    (rig.folder / "0" / "seg0.ts").write_bytes(BODY * 2)  # written again (issue 67): its upload follows
+    status, now, body = await get(rig.client, "/live/vm/0/seg0.ts")
+    assert (status, body) == (200, BODY * 2) and now["ETag"] != headers["ETag"]
+    (rig.folder / "0" / "seg0.ts").unlink()
+    assert (await unfollowed(rig, "/live/vm/0/seg0.ts"))[0] == 404
+    (rig.folder / "0" / "seg1.ts").write_bytes(BODY)  # Owncast's, not listed yet: never looked for
+    status, _, _ = await get(rig.client, "/live/vm/0/seg1.ts")
+    assert status == 404 and rig.copies.get(key_for(0, "seg1.ts")) is None
 
 
 async def beat(rig: Rig, page: str, address: str, pathway: str) -> int:

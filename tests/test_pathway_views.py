@@ -166,9 +166,12 @@ async def test_while_the_vm_redirects_its_pathway_lists_only_what_the_bucket_has
     w.owncast_lists(0, NAMES[1])
     await asyncio.sleep(0.05)  # nothing to wait for: the point is that it is not listed
     assert [n for _at, n in where(w, "vm")] == [NAMES[0]]
+    held = w.uploader._holder
+    assert isinstance(held, Held) and len(held) == 0  # in flight, held nothing (issue 66 item 3)
     w.redirects = False  # steered to the VM
     w.pub.steered()  # as the service does on each change (service._steered)
-    await until(lambda: listing(w, "vm", NAMES[1]))
+    await until(lambda: listing(w, "vm", NAMES[1]))  # held now, listed before its upload landed
+    assert held.get(f"live/0/{NAMES[1]}") is not None and f"live/0/{NAMES[1]}" not in [p.key for p in w.store.puts]
     w.redirects = True
     w.store.hold(f"live/0/{NAMES[2]}")
     w.owncast_lists(0, NAMES[2])
@@ -185,14 +188,14 @@ async def test_while_the_bucket_serves_a_slot_is_one_version_as_without_steering
     """Issue 66, item 3: with the VM's pathway each slot was shown (and saved) once when the VM held it and
     again as each variant's upload landed (2.85 saves a slot against 1: 2.6x the bytes written at a 4 h
     window). While the VM only redirects, a copy is listed once uploaded, as without steering: the same
-    versions on the first bucket's pathway, one per slot."""
-    async def versions(w: World, held: Held | None = None) -> list[str]:
+    versions on the first bucket's pathway, one per slot, and nothing held (its file is the VM's copy)."""
+    async def versions(w: World) -> list[str]:
         for name in NAMES[:6]:
             for v in (0, 1):
                 w.store.hold(f"live/{v}/{name}")
                 w.owncast_lists(v, name)
-            if held is not None:  # both read (held by the VM) before either lands
-                await until(lambda: all(held.get(f"live/{v}/{name}") for v in (0, 1)))
+            # Both read and being sent before either lands.
+            await until(lambda: all(f"live/{v}/{name}" in w.store.attempts for v in (0, 1)))
             for v in (0, 1):
                 w.store.release(f"live/{v}/{name}")
             await until(lambda: listing(w, "bucket", name) and listing(w, "bucket", name, variant=1))
@@ -203,8 +206,9 @@ async def test_while_the_bucket_serves_a_slot_is_one_version_as_without_steering
     plain = make(tmp_path / "plain", pathways=("bucket",))
     held = steered.uploader._holder
     assert isinstance(held, Held)
-    shown = await versions(steered, held)
+    shown = await versions(steered)
     assert shown == await versions(plain) and len(shown) == 6
+    assert len(held) == 0
     await steered.pub.close()
     await plain.pub.close()
 

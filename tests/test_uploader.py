@@ -257,17 +257,17 @@ async def test_the_hash_is_of_the_body_the_successful_attempt_put(tmp_path: Path
     assert done.sha256 == hashlib.sha256(fake.puts[0].body).digest() != hashlib.sha256(b"\x47" * 1880).digest()
 
 
-async def test_a_held_segment_is_read_on_one_worker_thread_and_sent_from_memory(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """With content steering the file is read once and held (bucket/held.py); its first attempt sends
-    those bytes without a second worker thread's hop (issue 66: steering costs no more CPU per segment),
-    and an attempt after a failure reads the holder's bytes again on a worker thread."""
+def _held(tmp_path: Path) -> Any:
     from broadcaster.bucket.held import Held
 
     (tmp_path / "hls" / "0").mkdir(parents=True)
     (tmp_path / "state").mkdir()
     held = Held(tmp_path / "hls", tmp_path / "state", max_bytes=10_000_000, keep_for=600.0, buckets=("bucket",))
     held.open()
+    return held
+
+
+def _count_hops(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     hops: list[str] = []
     to_thread = asyncio.to_thread
 
@@ -276,14 +276,54 @@ async def test_a_held_segment_is_read_on_one_worker_thread_and_sent_from_memory(
         return await to_thread(func, *args, **kwargs)
 
     monkeypatch.setattr(asyncio, "to_thread", counted)
+    return hops
+
+
+async def test_a_segment_held_first_is_read_on_one_worker_thread_and_sent_from_memory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Held first (a pathway lists what the VM holds, or another bucket sends what the first read): the
+    file is read once and held (bucket/held.py); its first attempt sends those bytes without a second
+    worker thread's hop, and an attempt after a failure reads the holder's bytes again on a worker thread."""
+    held = _held(tmp_path)
+    hops = _count_hops(monkeypatch)
     fake = FakeStore(fail={"live/0/b.ts": 1})
     up = Uploader(fake, Metrics(), concurrency=1, attempt_timeout=5, holder=held,
                   backoff=Backoff(sleep=Sleeps(), rng=lambda: 0.0))
+    told: list[Any] = []
     for name in ("a.ts", "b.ts"):
         path = segment(tmp_path / "hls" / "0", name)
-        await up.upload_file(path, f"live/0/{name}", "0", root=tmp_path / "hls")
+        await up.upload_file(path, f"live/0/{name}", "0", root=tmp_path / "hls", on_kept=told.append)
     assert hops == ["_hold_first", "_hold_first", "<lambda>", "_read_and_hash"], hops  # b: kept, read again
     assert [(p.key, p.body) for p in fake.puts] == [(f"live/0/{n}", b"\x47" * 1880) for n in ("a.ts", "b.ts")]
+    assert [k.kept for k in told] == [True, True] and len(held) == 2
+    held.close()
+
+
+async def test_a_segment_is_held_only_once_an_attempt_fails_and_its_copy_outlives_owncasts_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not held first (no pathway lists what the VM holds: issue 66 item 3, steering costs nothing per
+    segment while the bucket takes each at once): read and sent as without a holder, nothing held. An
+    attempt that fails holds the version it sent and keeps a copy; the next attempt sends the copy, though
+    Owncast deleted its file meanwhile; once it landed the copy goes."""
+    held = _held(tmp_path)
+    hops = _count_hops(monkeypatch)
+    b = tmp_path / "hls" / "0" / "b.ts"
+
+    async def owncast_cleans_up(delay: float) -> None:  # between b's attempts
+        b.unlink()
+
+    fake = FakeStore(fail={"live/0/b.ts": 1})
+    up = Uploader(fake, Metrics(), concurrency=1, attempt_timeout=5, holder=held,
+                  backoff=Backoff(sleep=owncast_cleans_up, rng=lambda: 0.0))
+    path = segment(tmp_path / "hls" / "0", "a.ts")
+    await up.upload_file(path, "live/0/a.ts", "0", root=tmp_path / "hls")
+    assert len(held) == 0 and hops == ["_read_and_hash"]  # landed at once: nothing held
+    segment(tmp_path / "hls" / "0", "b.ts", 376)
+    await up.upload_file(b, "live/0/b.ts", "0", root=tmp_path / "hls")
+    assert hops == ["_read_and_hash", "_read_and_hash", "hold_kept", "_read_and_hash"], hops
+    assert [(p.key, p.body) for p in fake.puts] == [("live/0/a.ts", b"\x47" * 1880), ("live/0/b.ts", b"\x47" * 376)]
+    kept = held.get("live/0/b.ts")
+    assert held.kept == 1 and kept is not None and kept.copy is None and held.copies == 0  # landed: let go
     held.close()
 
 

@@ -1,21 +1,30 @@
-"""Held: every finished segment the service holds for its pathways, and the copies it keeps of some.
+"""Held: the segments the service holds for its pathways, and the copies it keeps of some.
 
-The uploads read each segment once (Uploader.upload_file): its stamp (inode, size, mtime) says which
-version of Owncast's file that was. While Owncast's file is there and unchanged it *is* those bytes:
-every bucket's upload sends them, and the VM's pathway serves them, read from Owncast's folder (beneath
-HLS_DIR, never through a symlink). Nothing is written while the buckets take each upload at once.
+A segment is held as one version of Owncast's file (its stamp: inode, size, mtime). While Owncast's file
+is there and unchanged it *is* those bytes: the VM's pathway serves them, read from Owncast's folder
+(beneath HLS_DIR, never through a symlink). What is held, and when:
 
-Owncast deletes a segment about SegmentCount+10 segments after it listed it (docs/owncast.md). A
-bucket whose upload failed (an outage) must still get those bytes later, so the first failed attempt
-keeps a copy, on the VM's disk under STATE_DIR/segments, until every bucket has it (`landed`): the
-backlog survives Owncast's cleanup, the VM's pathway serves the copy meanwhile, and a segment the
-buckets took at once costs the disk nothing. The copies are bounded in bytes (VM_COPIES_MB, oldest
-first) and never take the last 64 MB (or 2 %) of STATE_DIR's disk; a copy is written under a name of
-ours (a counter), never one taken from a URL or from Owncast. What is held is forgotten after a
-segment's whole life in the playlists (Settings.segment_url_life).
+- **Nothing, while the bucket takes each upload at once and the VM only redirects** (issue 66 item 3:
+  steering costs nothing per segment while nothing fails). The live window is in Owncast's own folder:
+  a key the VM's pathway lists is held when a player asks the VM for it (`at_hand`: one stat), as
+  Owncast's file is then.
+- **At the first read, while a pathway lists what the VM holds** (players steered to the VM), or when
+  another bucket sends what the first read (`first`): the VM's pathway lists the segment once held,
+  before any bucket has it. An upload in flight when a pathway starts to list what the VM holds is held
+  then (publish/uploads.py's release_held).
+- **With a copy, once an upload fails** (`keep`, `hold_kept`). Owncast deletes a segment about
+  SegmentCount+10 segments after it listed it (docs/owncast.md); a bucket whose upload failed (an
+  outage) must still get those bytes later, so a copy is kept on the VM's disk under
+  STATE_DIR/segments until every bucket has it (`landed`): the backlog survives Owncast's cleanup, and
+  the VM's pathway serves the copy meanwhile.
 
-Written from the uploads' worker threads (first reads, copies), read by the event loop (the index) and
-its executor (the bytes): the index is behind a lock.
+The copies are bounded in bytes (VM_COPIES_MB, oldest first) and never take the last 64 MB (or 2 %) of
+STATE_DIR's disk; a copy is written under a name of ours (a counter), never one taken from a URL or from
+Owncast. What is held is forgotten after a segment's whole life in the playlists
+(Settings.segment_url_life).
+
+Written from the uploads' worker threads (first reads, copies) and the event loop (the index, `at_hand`),
+read by the event loop and its executor (the bytes): the index is behind a lock.
 """
 
 from __future__ import annotations
@@ -32,7 +41,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import NamedTuple
 
-from ..files import MAX_FILE_BYTES, Refused, Stamp, read_stamped
+from ..files import MAX_FILE_BYTES, Refused, Stamp, read_stamped, stamp_beneath
 from ..lograte import RateLimitedLog
 from ..playlist import hls
 
@@ -284,6 +293,33 @@ class Held:
     def get(self, key: str) -> HeldFile | None:
         with self._lock:
             return self._index.get(key)
+
+    def at_hand(self, key: str, parts: tuple[str, ...]) -> HeldFile | None:
+        """What the VM answers for `key` now (a key its pathway lists; `parts`: its file beneath HLS_DIR when
+        nothing is held of it): Owncast's file as it is, held from now on when it was not (an upload that
+        landed at once holds nothing: issue 66 item 3), or the copy kept while Owncast's file is gone. One
+        look at the file (a stat), on the event loop: asked only for what players fetch from the VM."""
+        held = self.get(key)
+        if held is not None:
+            parts = held.parts
+        try:
+            stamp = stamp_beneath(self._root, parts)
+        except (OSError, Refused):
+            stamp = None
+        if stamp is None or stamp.size <= 0:  # gone (or not a file we serve): the copy, if one is kept
+            return held if held is not None and held.copy is not None else None
+        if held is not None and held.stamp == stamp:
+            return held
+        return self.first(key, parts, stamp)  # not held, or Owncast's file is another version now
+
+    def hold_kept(self, key: str, parts: tuple[str, ...], stamp: Stamp, body: bytes,
+                  content_type: str | None = None) -> bool:
+        """An upload that held nothing first failed (on a worker thread): the version it sent (`stamp`,
+        `body`) held, and a copy kept until every bucket has it, as `keep` does. True once a copy is kept."""
+        held = self.get(key)
+        if (held is None or held.stamp != stamp) and self.first(key, parts, stamp, content_type) is None:
+            return False
+        return self.keep(key, body)
 
     def read(self, held: HeldFile) -> bytes:
         """Its bytes (blocking: run it in a thread): the copy, or Owncast's file while it is the version

@@ -4,6 +4,7 @@ retries with exponential backoff and full jitter for as long as the file is stil
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import random
@@ -105,6 +106,9 @@ class Holder(Protocol):
 
     def keep(self, key: str, body: bytes) -> bool: ...
 
+    def hold_kept(self, key: str, parts: tuple[str, ...], stamp: Stamp, body: bytes,
+                  content_type: str | None = None) -> bool: ...
+
     def landed(self, key: str, bucket: str) -> None: ...
 
 
@@ -127,6 +131,13 @@ def _hold_first(read: Read, holder: Holder, key: str, parts: tuple[str, ...], ha
     body, stamp = read()
     held = stamp is not None and holder.first(key, parts, stamp, content_type) is not None
     return _new(Kept, (stamp, hashlib.sha256(body).digest() if hashed else None, held)), body
+
+
+def _kept_or_read(holder: Holder, key: str, stamp: Stamp, read: Read) -> tuple[bytes, Stamp | None]:
+    """An attempt after a failed one kept a copy: the copy (or Owncast's file while it is that version);
+    Owncast's file as it is now once neither is there (the copy dropped for the cap or the disk)."""
+    data = holder.body(key)
+    return (data, stamp) if data is not None else read()
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,10 +169,11 @@ class Uploader:
         holder: Holder | None = None,
         pathway: str = "bucket",
     ) -> None:
-        """`holder`: each segment file is first read once, outside the upload slots, and held (content
-        steering: the VM's pathway may list it at once, and every bucket's upload sends that version);
-        a failed attempt keeps a copy, so the next ones survive Owncast's cleanup. `pathway`: the bucket's
-        pathway ID, which it tells the holder with each landing."""
+        """`holder` (content steering, bucket/held.py): a segment file whose upload is told `on_kept` is first
+        read once, outside the upload slots, and held (the VM's pathway may list it at once, and every
+        bucket's upload sends that version); one that is not is held only once an attempt fails. A failed
+        attempt keeps a copy, so the next ones survive Owncast's cleanup. `pathway`: the bucket's pathway
+        ID, which it tells the holder with each landing of what it holds."""
         self._store = store
         self._holder = holder
         self.pathway = pathway
@@ -204,7 +216,7 @@ class Uploader:
 
     @property
     def holds(self) -> bool:
-        """Each segment file is held first (a holder was given)."""
+        """Segment files may be held (a holder was given)."""
         return self._holder is not None
 
     def waiting(self) -> tuple[int, float | None]:
@@ -231,8 +243,10 @@ class Uploader:
                           parts: tuple[str, ...] | None = None) -> Uploaded:
         """Upload one file (inside `root`, see read_segment_file); returns how long the successful
         PutObject took and, when `hashed`, the SHA-256 of the bytes it sent (only P2P needs it). With a
-        holder, the file is read and held first, `on_kept` told at once, and that version uploaded.
-        `parts`: the file's beneath `root`, when the caller has them (what the holder reads again).
+        holder and `on_kept`, the file is read and held first, `on_kept` told at once, and that version
+        uploaded (what the VM's pathway lists before any bucket has it, what the other buckets send); with a
+        holder alone, it is held only once an attempt fails (_send_lazily). `parts`: the file's beneath
+        `root`, when the caller has them (what the holder reads again).
 
         Raises SegmentLost when it can never succeed.
         """
@@ -252,12 +266,29 @@ class Uploader:
             base = (root if root is not None else path.parent).parts
             whole, n = path.parts, len(base)
             parts = whole[n:] if whole[:n] == base and len(whole) > n else (path.name,)
+        if on_kept is None:
+            # Sent as without a holder, holding nothing while the bucket takes it at once (issue 66 item 3:
+            # steering costs nothing per segment while nothing fails); held once an attempt fails (`keep`).
+            return await self._put(key, read, content_type, hls.SEGMENT_CACHE_CONTROL, variant, hashed,
+                                   None, None, parts)
         first, body = await self._first_read(read, holder, key, parts, hashed, content_type)
-        if on_kept is not None:
-            on_kept(first)
+        on_kept(first)
         if not first.kept:  # changed while it was read: read again for each attempt, as without a holder
             return await self._put(key, read, content_type, hls.SEGMENT_CACHE_CONTROL, variant, hashed)
         return await self._send_held(key, content_type, variant, first.stamp, body, first.sha256)
+
+    async def hold(self, path: Path, key: str, parts: tuple[str, ...], *, root: Path | None = None,
+                   hashed: bool = False) -> Kept:
+        """Read `path` and hold that version now (an upload in flight that held nothing first, once a pathway
+        lists what the VM holds: publish/uploads.py's release_held). Raises SegmentLost as upload_file."""
+        content_type = hls.segment_content_type(path.name)
+        if content_type is None or self._holder is None:
+            raise SegmentLost("bad_type", f"{path} is not a segment type we publish")
+
+        def read() -> tuple[bytes, Stamp | None]:
+            return read_segment_stamped(path, self._max_file_bytes, root=root)
+
+        return (await self._first_read(read, self._holder, key, parts, hashed, content_type))[0]
 
     async def upload_held(self, key: str, variant: str, stamp: Stamp | None = None) -> Uploaded:
         """Upload a segment the holder holds (another bucket's upload of what the first read): its copy,
@@ -279,7 +310,7 @@ class Uploader:
             return data, stamp
 
         done = await self._put(key, body, content_type, hls.SEGMENT_CACHE_CONTROL, variant, False,
-                               on_failed=lambda data: holder.keep(key, data),
+                               on_failed=lambda data, _stamp: holder.keep(key, data),
                                first=(first, stamp, sha256) if first is not None else None)
         holder.landed(key, self.pathway)
         return done
@@ -306,7 +337,8 @@ class Uploader:
 
     async def _put(
         self, key: str, read: Read, content_type: str, cache_control: str, variant: str | None, hashed: bool,
-        on_failed: Callable[[bytes], object] | None = None, first: ReadBody | None = None,
+        on_failed: Callable[[bytes, Stamp | None], object] | None = None, first: ReadBody | None = None,
+        keep: tuple[str, ...] | None = None,
     ) -> Uploaded:
         upload_id, self._next_id = self._next_id, self._next_id + 1
         waiting = self._waiting
@@ -314,7 +346,8 @@ class Uploader:
         if self._late is None and now - next(iter(waiting.values())) >= ARM_AFTER:
             self._arm_late()  # an upload from before waits still
         try:
-            return await self._attempts(key, read, content_type, cache_control, variant, hashed, on_failed, first)
+            return await self._attempts(key, read, content_type, cache_control, variant, hashed, on_failed, first,
+                                        keep)
         finally:
             del waiting[upload_id]
             late = self._late
@@ -355,12 +388,16 @@ class Uploader:
 
     async def _attempts(
         self, key: str, read: Read, content_type: str, cache_control: str, variant: str | None, hashed: bool,
-        on_failed: Callable[[bytes], object] | None = None, first: ReadBody | None = None,
+        on_failed: Callable[[bytes, Stamp | None], object] | None = None, first: ReadBody | None = None,
+        keep: tuple[str, ...] | None = None,
     ) -> Uploaded:
-        """`on_failed(body)`: after an attempt the bucket failed, on a worker thread (the holder keeps a
+        """`on_failed(body, stamp)`: after an attempt the bucket failed, on a worker thread (the holder keeps a
         copy for the next attempts). `first`: the body the first attempt sends, read already (`read` is
-        for the attempts after it)."""
+        for the attempts after it). `keep`: the file's parts beneath HLS_DIR, of a segment not held: the
+        first attempt the bucket fails holds the version it sent and keeps a copy, which the next attempts
+        send (the backlog survives Owncast's cleanup; the VM's pathway serves the copy meanwhile)."""
         attempt = 0
+        kept: Stamp | None = None  # the version held and kept after a failed attempt (`keep`)
         while True:
             bucket_failed = True
             async with self._slots:
@@ -389,7 +426,12 @@ class Uploader:
                         log.debug("upload of %s failed (attempt %d): %s", key, attempt + 1, reason)
                         self.record(False, reason)
                         if on_failed is not None:
-                            await asyncio.to_thread(on_failed, body)
+                            await asyncio.to_thread(on_failed, body, stamp)
+                        elif keep is not None and kept is None and stamp is not None and self._holder is not None:
+                            holder = self._holder
+                            if await asyncio.to_thread(holder.hold_kept, key, keep, stamp, body, content_type):
+                                kept = stamp
+                                read = functools.partial(_kept_or_read, holder, key, stamp, read)
                     else:
                         took = time.perf_counter() - started
                         log.debug("uploaded %s (%d bytes) in %.0f ms", key, len(body), took * 1000)
@@ -400,6 +442,8 @@ class Uploader:
                             self._metrics.bytes_uploaded.labels(variant=variant).inc(len(body))
                             self.uploads_done += 1
                         self.record(True)
+                        if kept is not None:
+                            self._holder.landed(key, self.pathway)  # type: ignore[union-attr]
                         return Uploaded(took, digest, stamp)
             delay = self._retry.delay(attempt)
             attempt += 1

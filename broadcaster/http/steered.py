@@ -39,7 +39,8 @@ class HeldSegments:
     def servable(self, key: str) -> HeldFile | None:
         if self._located.found(hls.VM_PATHWAY, key) is None:
             return None
-        return self._held.get(key)
+        # Its file beneath HLS_DIR when nothing is held of it (a segment's key is PREFIX/<variant>/<file>).
+        return self._held.at_hand(key, tuple(key.rsplit("/", 2)[-2:]))
 
     def read(self, copy: HeldFile) -> bytes:
         return self._held.read(copy)

@@ -69,7 +69,8 @@ class _Ready:
     """When a copy may be listed (`ready`: its SHA-256, or None): as soon as the service holds it while a
     pathway lists what the VM holds (`lists_held`; held before that, once it does: `release`), else once
     its upload to some bucket landed; an error once every upload failed; cancelled once every one was
-    (the publisher is closing)."""
+    (the publisher is closing). An upload started while no pathway lists what the VM holds holds nothing
+    first (issue 66 item 3); `hold` then starts holding it, should one start to before it lands."""
 
     def __init__(self, ready: Ready, lists_held: Callable[[], bool] | None,
                  waiting: set[_Ready] | None = None) -> None:
@@ -79,6 +80,7 @@ class _Ready:
         self._sha256: bytes | None = None
         self._held = False
         self._open = 0
+        self.hold: Callable[[_Ready], object] | None = None
 
     def kept(self, kept: Kept) -> None:
         """The first read: held (or not: changed while it was read; then once uploaded)."""
@@ -92,9 +94,14 @@ class _Ready:
             self._waiting.add(self)  # until `ready` is settled (release, _done: the only places that settle it)
 
     def release(self) -> None:
-        """A pathway lists what the VM holds now: a held copy is ready."""
-        if self._held and not self.ready.done():
-            self.ready.set_result(self._sha256)
+        """A pathway lists what the VM holds now: a held copy is ready; one not held yet is held now (then
+        ready: `kept`)."""
+        if not self.ready.done():
+            if self._held:
+                self.ready.set_result(self._sha256)
+            elif self.hold is not None:
+                hold, self.hold = self.hold, None
+                hold(self)
         self._leave()
 
     def _leave(self) -> None:
@@ -190,6 +197,9 @@ class Uploads:
         self._uploader = uploader
         self._others = dict(others or {})
         self._list_held = list_held
+        # A copy may be listed once the service holds it (a pathway lists what the VM holds): an attribute, not
+        # a property, as it is asked at every segment.
+        self.keeping = list_held and uploader.holds
         self._writes = writes
         self._metrics = metrics
         self._hls_dir = hls_dir
@@ -198,7 +208,9 @@ class Uploads:
         self._limit = unfinished_limit
         self._restored: set[str] = set()  # keys uploaded before a restart, not listed then
         self._lists_held = lists_held
-        self._held_waiting: set[_Ready] = set()  # held, listed once a pathway lists what the VM holds
+        # Held (or in flight, not held yet), listed once a pathway lists what the VM holds.
+        self._held_waiting: set[_Ready] = set()
+        self._holding: set[asyncio.Future[Kept | None]] = set()  # in-flight uploads being held (_hold_later)
         self._told: deque[str] = deque(maxlen=_TOLD_STREAMS)
         # Each init section's upload, once per run and variant (its key names both), its first read, and
         # its uploads to the other buckets.
@@ -230,14 +242,10 @@ class Uploads:
         for readiness in list(self._held_waiting):
             readiness.release()
 
-    @property
-    def keeping(self) -> bool:
-        """A copy may be listed once the service holds it (a pathway lists what the VM holds)."""
-        return self._list_held and self._uploader.holds
 
     def inits(self) -> list[asyncio.Future[Any]]:
-        """Every init section's uploads (the publisher cancels them at close)."""
-        return [*self._inits.values(), *self._inits_other.values()]
+        """Every init section's uploads, and the holds under way (the publisher cancels them at close)."""
+        return [*self._inits.values(), *self._inits_other.values(), *self._holding]
 
     def start(self, index: int, seg: SourceSegment, run: int
               ) -> tuple[asyncio.Task[Uploaded], Ready, str, str | None, dict[str, asyncio.Future[Any]]]:
@@ -273,8 +281,15 @@ class Uploads:
             # Its bytes are not at hand: no hash, so viewers take it from the bucket, never from peers.
             task: asyncio.Task[Uploaded] = asyncio.ensure_future(_already(Uploaded(0.0, None)))
         elif not self._others:  # its first read is told to its readiness alone (when it is kept)
-            task = asyncio.ensure_future(self._upload(folder / seg.name, seg_key, index, init_task, init_kept,
-                                                      readiness.kept if self._uploader.holds else None))
+            path = folder / seg.name
+            on_kept = None
+            if self.keeping:
+                if self._lists_held():
+                    on_kept = readiness.kept  # held first: listed on the VM's pathway once held
+                else:  # held only if a pathway starts to list what the VM holds before it lands
+                    readiness.hold = functools.partial(self._hold_later, path, seg_key, index, init_kept)
+                    self._held_waiting.add(readiness)
+            task = asyncio.ensure_future(self._upload(path, seg_key, index, init_task, init_kept, on_kept))
         else:
             kept: asyncio.Future[Kept] = loop.create_future()  # an error set is retrieved (_first_read_failed)
             task = asyncio.ensure_future(self._upload(folder / seg.name, seg_key, index, init_task, init_kept,
@@ -286,6 +301,34 @@ class Uploads:
                 readiness.track(others[pid])
         readiness.track(task)
         return task, ready, seg_key, init_key, others
+
+    def _hold_later(self, path: Path, key: str, index: int, init_kept: asyncio.Future[Kept] | None,
+                    readiness: _Ready) -> None:
+        """An upload in flight that held nothing first, when a pathway starts to list what the VM holds (the
+        bucket fails or lags): held now, once Owncast has finished the file, and ready then (`kept`)."""
+        task = asyncio.ensure_future(self._hold_now(path, key, index, init_kept))
+        self._holding.add(task)
+
+        def held(task: asyncio.Future[Kept | None]) -> None:
+            self._holding.discard(task)
+            if not task.cancelled() and task.exception() is None and (kept := task.result()) is not None:
+                readiness.kept(kept)
+
+        task.add_done_callback(held)
+
+    async def _hold_now(self, path: Path, key: str, index: int, init_kept: asyncio.Future[Kept] | None
+                        ) -> Kept | None:
+        """None when it cannot be held now: its upload says what became of it, and it is listed once that
+        landed, as it would have been."""
+        try:
+            if init_kept is not None:
+                await asyncio.shield(init_kept)
+            finish = await self._writes.finished(path, self._limit)
+            if finish is Finish.UNFINISHED or finish is Finish.MISSING:
+                return None
+            return await self._uploader.hold(path, key, (str(index), path.name), root=self._hls_dir, hashed=True)
+        except (SegmentLost, OSError):
+            return None
 
     def again(self, pathway: str, index: int, key: str) -> asyncio.Future[Uploaded] | None:
         """The upload to `pathway`'s bucket of a listed segment whose upload had not landed before a
