@@ -75,6 +75,22 @@ def test_a_failed_upload_keeps_a_copy_until_every_bucket_has_it(tmp_path: Path) 
     assert not held.keep("live/0/a.ts", b"other bytes")  # not the version held
 
 
+def test_the_version_held_held_again_keeps_its_copy_and_one_not_held_is_held_as_its_upload_sent_it(
+        tmp_path: Path) -> None:
+    """Held twice (an upload in flight held when players come to the VM, after its failed attempt kept a
+    copy): the same version keeps its copy, which outlives Owncast's file. An upload that held nothing
+    first holds what its failed attempt sent (hold_kept)."""
+    held, _ = make(tmp_path)
+    body = b"\x47" * 188
+    key, parts, stamp = owncast_writes(tmp_path, "a.ts", body)
+    assert held.hold_kept(key, parts, stamp, body)
+    assert held.first(key, parts, stamp) == held.get(key) and held.copies == 1
+    (tmp_path / "hls" / "0" / "a.ts").unlink()
+    assert held.held_body(key) == (body, stamp)
+    assert held.at_hand(key, parts) == held.get(key)  # Owncast's file gone: the copy
+    assert held.at_hand("live/0/b.ts", ("0", "b.ts")) is None  # neither
+
+
 def test_past_the_byte_cap_the_oldest_copies_go_first(tmp_path: Path) -> None:
     held, _ = make(tmp_path, max_bytes=500)
     for name in ("a.ts", "b.ts"):

@@ -184,6 +184,35 @@ async def test_while_the_vm_redirects_its_pathway_lists_only_what_the_bucket_has
     await w.pub.close()
 
 
+async def test_an_upload_failing_while_the_vm_redirects_is_listed_from_its_copy_once_players_come_to_the_vm(
+        tmp_path: Path) -> None:
+    """An upload that held nothing first (the VM only redirected) and failed keeps a copy; steered to the VM
+    after Owncast deleted the file, the VM's pathway lists it from that copy at once, without waiting for
+    the file (issue 66 item 3: nothing is held per segment while nothing fails, and nothing is lost)."""
+    w = make(tmp_path)
+    w.redirects = True
+    w.owncast_lists(0, NAMES[0])
+    await until(lambda: listing(w, "vm", NAMES[0]))
+    held = w.uploader._holder
+    assert isinstance(held, Held)
+    key = f"live/0/{NAMES[1]}"
+    w.store.down = True  # every attempt fails from now on
+    w.owncast_lists(0, NAMES[1])
+    await until(lambda: (h := held.get(key)) is not None and h.copy is not None, "a copy kept")
+    body = (tmp_path / "hls" / "0" / NAMES[1]).read_bytes()
+    (tmp_path / "hls" / "0" / NAMES[1]).unlink()  # Owncast's cleanup
+    w.redirects = False  # steered to the VM
+    w.pub.steered()
+    await until(lambda: listing(w, "vm", NAMES[1]), timeout=5.0)  # not UNFINISHED_LIMIT's 10 s wait
+    assert held.body(key) == body
+    w.store.down = False
+    await until(lambda: key in [p.key for p in w.store.puts])
+    assert [p.body for p in w.store.puts if p.key == key] == [body]  # the copy, sent
+    await until(lambda: held.copies == 0)  # landed: let go
+    checked(w, "vm")
+    await w.pub.close()
+
+
 async def test_while_the_bucket_serves_a_slot_is_one_version_as_without_steering(tmp_path: Path) -> None:
     """Issue 66, item 3: with the VM's pathway each slot was shown (and saved) once when the VM held it and
     again as each variant's upload landed (2.85 saves a slot against 1: 2.6x the bytes written at a 4 h

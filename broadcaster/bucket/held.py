@@ -174,8 +174,9 @@ class Held:
 
     def first(self, key: str, parts: tuple[str, ...], stamp: Stamp,
               content_type: str | None = None) -> HeldFile | None:
-        """The first read of `key`'s file (`parts` beneath HLS_DIR) was this version: held from now on.
-        None for a file of no type we publish (`content_type`: its type, when the caller knows it)."""
+        """The first read of `key`'s file (`parts` beneath HLS_DIR) was this version: held from now on (the
+        version held already: as it is, its copy with it). None for a file of no type we publish
+        (`content_type`: its type, when the caller knows it)."""
         content_type = content_type or hls.segment_content_type(key)
         if content_type is None:
             return None
@@ -187,6 +188,9 @@ class Held:
         gone: list[str] = []
         with self._lock:
             index = self._index
+            old = index.get(key)
+            if old is not None and old.stamp == stamp:  # this version is held already (with its copy, if any)
+                return old
             old = index.pop(key, None)
             if old is not None:  # held before (settled is held: _expire_locked)
                 self._settled.pop(key, None)
@@ -213,6 +217,16 @@ class Held:
             return None
         try:
             return self.read(held)
+        except (FileNotFoundError, Refused, OSError):
+            return None
+
+    def held_body(self, key: str) -> tuple[bytes, Stamp] | None:
+        """The bytes of the version held of `key`, and its stamp (blocking: on a worker thread): as `body`."""
+        held = self.get(key)
+        if held is None:
+            return None
+        try:
+            return self.read(held), held.stamp
         except (FileNotFoundError, Refused, OSError):
             return None
 

@@ -104,6 +104,10 @@ class Holder(Protocol):
 
     def body(self, key: str) -> bytes | None: ...
 
+    def held_body(self, key: str) -> tuple[bytes, Stamp] | None: ...
+
+    def get(self, key: str) -> object | None: ...
+
     def keep(self, key: str, body: bytes) -> bool: ...
 
     def hold_kept(self, key: str, parts: tuple[str, ...], stamp: Stamp, body: bytes,
@@ -138,6 +142,20 @@ def _kept_or_read(holder: Holder, key: str, stamp: Stamp, read: Read) -> tuple[b
     Owncast's file as it is now once neither is there (the copy dropped for the cap or the disk)."""
     data = holder.body(key)
     return (data, stamp) if data is not None else read()
+
+
+def _hold_now(read: Read, holder: Holder, key: str, parts: tuple[str, ...], hashed: bool,
+              content_type: str) -> tuple[Kept, bytes]:
+    """Uploader.hold, on a worker thread: the version held already (a failed attempt kept a copy, which
+    outlives Owncast's file), else the file read and held as a first read."""
+    got = holder.held_body(key)
+    if got is None:
+        return _hold_first(read, holder, key, parts, hashed, content_type)
+    body, stamp = got
+    return _new(Kept, (stamp, hashlib.sha256(body).digest() if hashed else None, True)), body
+
+
+HoldRead = Callable[[Read, Holder, str, tuple[str, ...], bool, str], tuple[Kept, bytes]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,6 +295,10 @@ class Uploader:
             return await self._put(key, read, content_type, hls.SEGMENT_CACHE_CONTROL, variant, hashed)
         return await self._send_held(key, content_type, variant, first.stamp, body, first.sha256)
 
+    def has(self, key: str) -> bool:
+        """The holder holds a version of `key`."""
+        return self._holder is not None and self._holder.get(key) is not None
+
     async def hold(self, path: Path, key: str, parts: tuple[str, ...], *, root: Path | None = None,
                    hashed: bool = False) -> Kept:
         """Read `path` and hold that version now (an upload in flight that held nothing first, once a pathway
@@ -288,7 +310,7 @@ class Uploader:
         def read() -> tuple[bytes, Stamp | None]:
             return read_segment_stamped(path, self._max_file_bytes, root=root)
 
-        return (await self._first_read(read, self._holder, key, parts, hashed, content_type))[0]
+        return (await self._first_read(read, self._holder, key, parts, hashed, content_type, _hold_now))[0]
 
     async def upload_held(self, key: str, variant: str, stamp: Stamp | None = None) -> Uploaded:
         """Upload a segment the holder holds (another bucket's upload of what the first read): its copy,
@@ -316,12 +338,14 @@ class Uploader:
         return done
 
     async def _first_read(self, read: Read, holder: Holder, key: str, parts: tuple[str, ...],
-                          hashed: bool, content_type: str) -> tuple[Kept, bytes]:
-        """The file read and held once, off the event loop; out of handles or memory, tried again."""
+                          hashed: bool, content_type: str, how: HoldRead | None = None) -> tuple[Kept, bytes]:
+        """The file read and held once, off the event loop (`how`: _hold_first unless given); out of handles
+        or memory, tried again."""
         attempt = 0
+        how = how or _hold_first
         while True:
             try:
-                return await asyncio.to_thread(_hold_first, read, holder, key, parts, hashed, content_type)
+                return await asyncio.to_thread(how, read, holder, key, parts, hashed, content_type)
             except OSError as err:
                 if not is_temporary(err):
                     raise

@@ -378,7 +378,8 @@ class Publisher:
         """The steering changed (a priority, or whether the VM only redirects): what the VM holds is
         listed now if a pathway lists it, and every pathway's playlists follow the plan again."""
         if self._plan.lists_held():
-            self._uploads.release_held()
+            self._uploads.release_held((i, c.source.name, c.key, c.init_key, c.ready)
+                                       for i, c in self._unlisted() if not c.ready.done())
         self.lister.advance()
 
     def found(self, pathway: str, key: str) -> tuple[int, str | None] | None:
@@ -395,8 +396,12 @@ class Publisher:
 
     def _copies(self) -> list[Copy]:
         """Every copy not listed yet: in undecided slots, and waiting in a variant behind a stuck one."""
-        return [*(c for s in self._lanes.undecided() for c in s.copies.values()),
-                *(w.copy for _index, w in self.lister.queues.waiting())]
+        return [c for _index, c in self._unlisted()]
+
+    def _unlisted(self) -> list[tuple[int, Copy]]:
+        """_copies, each with its variant."""
+        return [*((i, c) for s in self._lanes.undecided() for i, c in s.copies.items()),
+                *((i, w.copy) for i, w in self.lister.queues.waiting())]
 
     def facts(self) -> PublisherFacts:
         oldest = min((c.seen_at for c in self._copies()), default=None)

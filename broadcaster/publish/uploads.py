@@ -19,7 +19,7 @@ import functools
 import hashlib
 import logging
 from collections import deque
-from collections.abc import Callable, Mapping, Set as AbstractSet
+from collections.abc import Callable, Iterable, Mapping, Set as AbstractSet
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -63,6 +63,9 @@ async def _already(done: Uploaded) -> Uploaded:
 
 
 Ready = asyncio.Future[bytes | None]
+# A copy not ready yet, as the publisher hands it to release_held: its variant, its file's name, its key,
+# its init section's key, and when it may be listed.
+Unready = tuple[int, str, str, str | None, Ready]
 
 
 class _Ready:
@@ -70,7 +73,7 @@ class _Ready:
     pathway lists what the VM holds (`lists_held`; held before that, once it does: `release`), else once
     its upload to some bucket landed; an error once every upload failed; cancelled once every one was
     (the publisher is closing). An upload started while no pathway lists what the VM holds holds nothing
-    first (issue 66 item 3); `hold` then starts holding it, should one start to before it lands."""
+    first (issue 66 item 3): Uploads.release_held holds it, should one start to before it lands."""
 
     def __init__(self, ready: Ready, lists_held: Callable[[], bool] | None,
                  waiting: set[_Ready] | None = None) -> None:
@@ -80,7 +83,6 @@ class _Ready:
         self._sha256: bytes | None = None
         self._held = False
         self._open = 0
-        self.hold: Callable[[_Ready], object] | None = None
 
     def kept(self, kept: Kept) -> None:
         """The first read: held (or not: changed while it was read; then once uploaded)."""
@@ -94,14 +96,9 @@ class _Ready:
             self._waiting.add(self)  # until `ready` is settled (release, _done: the only places that settle it)
 
     def release(self) -> None:
-        """A pathway lists what the VM holds now: a held copy is ready; one not held yet is held now (then
-        ready: `kept`)."""
-        if not self.ready.done():
-            if self._held:
-                self.ready.set_result(self._sha256)
-            elif self.hold is not None:
-                hold, self.hold = self.hold, None
-                hold(self)
+        """A pathway lists what the VM holds now: a held copy is ready."""
+        if self._held and not self.ready.done():
+            self.ready.set_result(self._sha256)
         self._leave()
 
     def _leave(self) -> None:
@@ -208,9 +205,8 @@ class Uploads:
         self._limit = unfinished_limit
         self._restored: set[str] = set()  # keys uploaded before a restart, not listed then
         self._lists_held = lists_held
-        # Held (or in flight, not held yet), listed once a pathway lists what the VM holds.
-        self._held_waiting: set[_Ready] = set()
-        self._holding: set[asyncio.Future[Kept | None]] = set()  # in-flight uploads being held (_hold_later)
+        self._held_waiting: set[_Ready] = set()  # held, listed once a pathway lists what the VM holds
+        self._holding: set[asyncio.Future[Kept | None]] = set()  # uploads in flight being held (release_held)
         self._told: deque[str] = deque(maxlen=_TOLD_STREAMS)
         # Each init section's upload, once per run and variant (its key names both), its first read, and
         # its uploads to the other buckets.
@@ -237,11 +233,28 @@ class Uploads:
     def key(self, index: int, name: str) -> str:
         return hls.object_key(self._prefix, index, name)
 
-    def release_held(self) -> None:
-        """A pathway lists what the VM holds from now on: every copy held and not listed yet is ready."""
+    def release_held(self, unready: Iterable[Unready] = ()) -> None:
+        """A pathway lists what the VM holds from now on: every copy held and not listed yet is ready, and
+        each of `unready` (copies whose upload held nothing first and has not landed: the publisher's) is
+        held now, once Owncast has finished its file, and ready then."""
         for readiness in list(self._held_waiting):
             readiness.release()
+        if not self.keeping or self._others:  # with other buckets every copy is held first
+            return
+        for index, name, key, init_key, ready in unready:
+            init_kept = self._inits_kept.get(init_key) if init_key is not None else None
+            task = asyncio.ensure_future(self._hold_now(self._hls_dir / str(index) / name, key, index, init_kept))
+            self._holding.add(task)
+            task.add_done_callback(functools.partial(self._held_now, ready))
 
+    def _held_now(self, ready: Ready, task: asyncio.Future[Kept | None]) -> None:
+        """Held: ready, while a pathway still lists what the VM holds (else the next release holds it)."""
+        self._holding.discard(task)
+        if task.cancelled() or task.exception() is not None or ready.done():
+            return
+        kept = task.result()
+        if kept is not None and kept.kept and self._lists_held():
+            ready.set_result(kept.sha256)
 
     def inits(self) -> list[asyncio.Future[Any]]:
         """Every init section's uploads, and the holds under way (the publisher cancels them at close)."""
@@ -280,16 +293,12 @@ class Uploads:
             self._restored.discard(seg_key)
             # Its bytes are not at hand: no hash, so viewers take it from the bucket, never from peers.
             task: asyncio.Task[Uploaded] = asyncio.ensure_future(_already(Uploaded(0.0, None)))
-        elif not self._others:  # its first read is told to its readiness alone (when it is kept)
-            path = folder / seg.name
-            on_kept = None
-            if self.keeping:
-                if self._lists_held():
-                    on_kept = readiness.kept  # held first: listed on the VM's pathway once held
-                else:  # held only if a pathway starts to list what the VM holds before it lands
-                    readiness.hold = functools.partial(self._hold_later, path, seg_key, index, init_kept)
-                    self._held_waiting.add(readiness)
-            task = asyncio.ensure_future(self._upload(path, seg_key, index, init_task, init_kept, on_kept))
+        elif not self._others:
+            # Held first while a pathway lists what the VM holds (its first read told to its readiness alone);
+            # else it holds nothing unless an attempt fails, or release_held holds it (issue 66 item 3).
+            task = asyncio.ensure_future(self._upload(folder / seg.name, seg_key, index, init_task, init_kept,
+                                                      readiness.kept if self.keeping and self._lists_held()
+                                                      else None))
         else:
             kept: asyncio.Future[Kept] = loop.create_future()  # an error set is retrieved (_first_read_failed)
             task = asyncio.ensure_future(self._upload(folder / seg.name, seg_key, index, init_task, init_kept,
@@ -302,20 +311,6 @@ class Uploads:
         readiness.track(task)
         return task, ready, seg_key, init_key, others
 
-    def _hold_later(self, path: Path, key: str, index: int, init_kept: asyncio.Future[Kept] | None,
-                    readiness: _Ready) -> None:
-        """An upload in flight that held nothing first, when a pathway starts to list what the VM holds (the
-        bucket fails or lags): held now, once Owncast has finished the file, and ready then (`kept`)."""
-        task = asyncio.ensure_future(self._hold_now(path, key, index, init_kept))
-        self._holding.add(task)
-
-        def held(task: asyncio.Future[Kept | None]) -> None:
-            self._holding.discard(task)
-            if not task.cancelled() and task.exception() is None and (kept := task.result()) is not None:
-                readiness.kept(kept)
-
-        task.add_done_callback(held)
-
     async def _hold_now(self, path: Path, key: str, index: int, init_kept: asyncio.Future[Kept] | None
                         ) -> Kept | None:
         """None when it cannot be held now: its upload says what became of it, and it is listed once that
@@ -323,8 +318,9 @@ class Uploads:
         try:
             if init_kept is not None:
                 await asyncio.shield(init_kept)
-            finish = await self._writes.finished(path, self._limit)
-            if finish is Finish.UNFINISHED or finish is Finish.MISSING:
+            # Held as it is when a failed attempt kept it (Owncast's file may be gone since); else not before
+            # Owncast has finished the file (never half).
+            if not self._uploader.has(key) and await self._writes.finished(path, self._limit) is Finish.UNFINISHED:
                 return None
             return await self._uploader.hold(path, key, (str(index), path.name), root=self._hls_dir, hashed=True)
         except (SegmentLost, OSError):
