@@ -1,8 +1,7 @@
 """The VM's pathway over HTTP: the steering manifest players reload, and the segments the VM serves
-from its own copies (steering/copies.py) while players are steered to it.
+(Owncast's file, or the copy a failed upload kept: bucket/held.py) while players are steered to it.
 
-Segments: only a key a VM playlist listed is answered (Copies.servable), looked up in an index: no URL
-names a file, and a URL with a query is a redirect to the same one without (no bytes: the segment's URL is
+Segments: only a key a VM playlist listed is answered (SegmentCopies.servable): no URL names a file, and a URL with a query is a redirect to the same one without (no bytes: the segment's URL is
 one cache key, as the Cache Rule in docs/steering.md keys it, so a fresh query per request is no way
 past a CDN's cache). Each answer is what a CDN in front expects of an immutable object: the bucket's
 Cache-Control (hls.SEGMENT_CACHE_CONTROL), a strong ETag and Last-Modified, 304 to If-None-Match (or
