@@ -144,7 +144,7 @@ def _kept_or_read(holder: Holder, key: str, stamp: Stamp, read: Read) -> tuple[b
     return (data, stamp) if data is not None else read()
 
 
-def _hold_now(read: Read, holder: Holder, key: str, parts: tuple[str, ...], hashed: bool,
+def _held_or_first(read: Read, holder: Holder, key: str, parts: tuple[str, ...], hashed: bool,
               content_type: str) -> tuple[Kept, bytes]:
     """Uploader.hold, on a worker thread: the version held already (a failed attempt kept a copy, which
     outlives Owncast's file), else the file read and held as a first read."""
@@ -263,7 +263,7 @@ class Uploader:
         PutObject took and, when `hashed`, the SHA-256 of the bytes it sent (only P2P needs it). With a
         holder and `on_kept`, the file is read and held first, `on_kept` told at once, and that version
         uploaded (what the VM's pathway lists before any bucket has it, what the other buckets send); with a
-        holder alone, it is held only once an attempt fails (_send_lazily). `parts`: the file's beneath
+        holder alone, it is held only once an attempt fails (`_attempts`' `keep`). `parts`: the file's beneath
         `root`, when the caller has them (what the holder reads again).
 
         Raises SegmentLost when it can never succeed.
@@ -310,7 +310,7 @@ class Uploader:
         def read() -> tuple[bytes, Stamp | None]:
             return read_segment_stamped(path, self._max_file_bytes, root=root)
 
-        return (await self._first_read(read, self._holder, key, parts, hashed, content_type, _hold_now))[0]
+        return (await self._first_read(read, self._holder, key, parts, hashed, content_type, _held_or_first))[0]
 
     async def upload_held(self, key: str, variant: str, stamp: Stamp | None = None) -> Uploaded:
         """Upload a segment the holder holds (another bucket's upload of what the first read): its copy,
