@@ -40,7 +40,7 @@ from .publish.release import ListedHook, Outlets
 from .publish.visible import VisiblePlaylists
 from .playlist.segments import Removed
 from .settings import Address, Settings
-from .source import inotify
+from .source import inotify, leases
 from .source.access import AccessWatch
 from .source.watcher import HlsWatcher
 from .source.writes import Writes
@@ -184,7 +184,7 @@ class Service:
         # has it, what every bucket's upload sends, a copy of what a failed upload must send again; nothing
         # while the bucket takes each at once and the VM only redirects (bucket/held.py).
         self.held = (Held(s.hls_dir, s.state_dir, max_bytes=s.vm_copies_mb * 1024 * 1024, keep_for=s.segment_url_life,
-                          buckets=[b.pathway for b in s.buckets]) if s.steering else None)
+                          buckets=[b.pathway for b in s.buckets], writers=leases.writers) if s.steering else None)
         cleans = s.delete_old_segments and not s.keep_recordings  # kept streams are never cleaned up
         self.buckets = {b.pathway: Bucket(b, self.metrics, concurrency=s.upload_concurrency, timeout=s.upload_timeout,
                                           holder=self.held, cleans=cleans, cleanup_margin=s.cleanup_margin,

@@ -91,6 +91,29 @@ def test_the_version_held_held_again_keeps_its_copy_and_one_not_held_is_held_as_
     assert held.at_hand("live/0/b.ts", ("0", "b.ts")) is None  # neither
 
 
+def test_the_vm_holds_no_version_of_a_file_a_writer_has_open_and_keeps_the_version_it_held(tmp_path: Path) -> None:
+    """at_hand (the VM's answer for a key its pathway lists) holds Owncast's file as it is, but not while a
+    writer has it open (issue 67's writers write a segment again after its upload; the kernel's lease
+    says): a file cut short mid-write is never held and served. Once it is finished, its new version is."""
+    from broadcaster.source import leases
+
+    held, _ = make(tmp_path)
+    held._writers = leases.writers  # as the service passes it
+    key, parts, _ = owncast_writes(tmp_path, "a.ts", b"\x47" * 188)
+    path = tmp_path / "hls" / "0" / "a.ts"
+    with open(path, "ab"):  # written again now
+        assert held.at_hand(key, parts) is None and len(held) == 0
+    first = held.at_hand(key, parts)
+    assert first is not None and first.size == 188
+    with open(path, "ab") as writer:
+        writer.write(b"\x47" * 188)
+        writer.flush()
+        assert held.at_hand(key, parts) is None  # a new version, still being written: none
+        assert held.get(key) == first  # the version held stays (its file no longer is it: read refuses it)
+    now = held.at_hand(key, parts)
+    assert now is not None and now.size == 376 and held.read(now) == b"\x47" * 376
+
+
 def test_past_the_byte_cap_the_oldest_copies_go_first(tmp_path: Path) -> None:
     held, _ = make(tmp_path, max_bytes=500)
     for name in ("a.ts", "b.ts"):

@@ -41,7 +41,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import NamedTuple
 
-from ..files import MAX_FILE_BYTES, Refused, Stamp, read_stamped, stamp_beneath
+from ..files import MAX_FILE_BYTES, Refused, Stamp, look_beneath, read_stamped, stamp_beneath
 from ..lograte import RateLimitedLog
 from ..playlist import hls
 
@@ -60,6 +60,10 @@ _TEMP = ".tmp"
 # answered from the bucket, and forgotten here.
 SETTLED_FOR = 180.0
 _new = tuple.__new__
+
+
+def _not_asked(_fd: int, _path: Path) -> bool | None:
+    return None
 
 
 class HeldFile(NamedTuple):
@@ -91,9 +95,11 @@ class Held:
 
     def __init__(self, hls_dir: Path, state_dir: Path, *, max_bytes: int, keep_for: float,
                  buckets: Iterable[str] = (hls.BUCKET_PATHWAY,), clock: Callable[[], float] = time.monotonic,
-                 keep_copies: bool = True) -> None:
+                 keep_copies: bool = True, writers: Callable[[int, Path], bool | None] = _not_asked) -> None:
         """`keep_copies`: keep a copy of what a failed upload must send again (off: the file is read
-        again for each attempt, and a segment Owncast deleted meanwhile is lost, as without pathways)."""
+        again for each attempt, and a segment Owncast deleted meanwhile is lost, as without pathways).
+        `writers(fd, path)`: whether the file open as `fd` is open for writing anywhere (source/leases.py;
+        None: the kernel will not say), asked before `at_hand` holds a version of Owncast's file."""
         self._root = hls_dir
         self._path = state_dir / FOLDER
         self.max_bytes = max_bytes
@@ -102,6 +108,7 @@ class Held:
         self._many = len(self._buckets) > 1
         self._clock = clock
         self._keep_copies = keep_copies
+        self._writers = writers
         self._lock = threading.Lock()
         self._index: OrderedDict[str, HeldFile] = OrderedDict()  # oldest first
         # With more than one bucket: key -> the buckets that have it, until all have.
@@ -311,20 +318,28 @@ class Held:
     def at_hand(self, key: str, parts: tuple[str, ...]) -> HeldFile | None:
         """What the VM answers for `key` now (a key its pathway lists; `parts`: its file beneath HLS_DIR when
         nothing is held of it): Owncast's file as it is, held from now on when it was not (an upload that
-        landed at once holds nothing: issue 66 item 3), or the copy kept while Owncast's file is gone. One
-        look at the file (a stat), on the event loop: asked only for what players fetch from the VM."""
+        landed at once holds nothing: issue 66 item 3), or the copy kept while Owncast's file is gone or
+        being written again. One look at the file (a stat), on the event loop: asked only for what players
+        fetch from the VM."""
         held = self.get(key)
         if held is not None:
             parts = held.parts
+        kept = held if held is not None and held.copy is not None else None
         try:
             stamp = stamp_beneath(self._root, parts)
+            if stamp is not None and stamp.size > 0 and (held is None or held.stamp != stamp):
+                # Not held, or Owncast's file is another version now: held unless a writer has it open now
+                # (issue 67's writers write a segment again; the kernel's word, asked only here).
+                look = look_beneath(self._root, parts, self._writers)
+                if look is None or look[1] is True:
+                    return kept
+                stamp = look[0]
+                return self.first(key, parts, stamp) if stamp.size > 0 else kept
         except (OSError, Refused):
-            stamp = None
+            return kept
         if stamp is None or stamp.size <= 0:  # gone (or not a file we serve): the copy, if one is kept
-            return held if held is not None and held.copy is not None else None
-        if held is not None and held.stamp == stamp:
-            return held
-        return self.first(key, parts, stamp)  # not held, or Owncast's file is another version now
+            return kept
+        return held
 
     def hold_kept(self, key: str, parts: tuple[str, ...], stamp: Stamp, body: bytes,
                   content_type: str | None = None) -> bool:
