@@ -7,7 +7,8 @@ A pathway lists the playlist's entries up to the newest one whose segment is the
   have it); while players are steered away from it, what it lacks is listed at the URI of the first
   pathway that has it (PathwayPlan.fallbacks), so a player that stays on it (video.js, a player without
   content steering) plays on from there;
-- the VM's, at once (the service holds every segment listed), or, while it only redirects players to
+- the VM's, at once (every segment listed is ready: held, or in a bucket; the VM serves Owncast's file
+  or the copy it kept, bucket/held.py), or, while it only redirects players to
   the first bucket (PathwayPlan.redirects), once the first bucket's pathway lists it.
 
 A pathway never goes back: what it listed stays listed, at the URI it was listed at (6.2.2), and the
@@ -290,7 +291,7 @@ class PathwayViews:
         window = playlist.window
         pathway = view.pathway
         if not pathway.is_bucket:
-            # The VM holds every segment listed: its pathway lists each at once (a gap too), or, while it
+            # The VM serves every segment listed: its pathway lists each at once (a gap too), or, while it
             # only redirects to the first bucket, once that bucket's pathway does. Decided once a push,
             # not asked of every entry (issue 66 item 3: this runs for every segment while nothing fails).
             upto = min(last, first_through) if self._plan.redirects() else last
