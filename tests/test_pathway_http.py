@@ -580,6 +580,9 @@ async def test_a_listed_segment_nothing_held_is_owncasts_file_as_it_is_and_held_
     listed(rig)
     rig.copies.close()  # held nothing: as an upload that landed at once
     rig.copies.open()
+    status, headers, _ = await unfollowed(rig, "/live/vm/0/seg0.ts")  # the bucket serves: a redirect,
+    assert (status, headers.get("Location")) == (302, "https://r2.example/0/seg0.ts")
+    assert len(rig.copies) == 0  # with no look at the VM's file
     rig.behind[0] = 10
     rig.policy.evaluate()
     assert rig.policy.first == "vm"

@@ -219,13 +219,8 @@ class Held:
     def body(self, key: str) -> bytes | None:
         """`key`'s bytes (blocking: on a worker thread): its copy, or Owncast's file while it is still the
         version read; None when neither is there (deleted, or rewritten since)."""
-        held = self.get(key)
-        if held is None:
-            return None
-        try:
-            return self.read(held)
-        except (FileNotFoundError, Refused, OSError):
-            return None
+        got = self.held_body(key)
+        return got[0] if got is not None else None
 
     def held_body(self, key: str) -> tuple[bytes, Stamp] | None:
         """The bytes of the version held of `key`, and its stamp (blocking: on a worker thread): as `body`."""
@@ -324,29 +319,27 @@ class Held:
         held = self.get(key)
         if held is not None:
             parts = held.parts
-        kept = held if held is not None and held.copy is not None else None
+        kept = held if held is not None and held.copy is not None else None  # outlives Owncast's file
         try:
             stamp = stamp_beneath(self._root, parts)
-            if stamp is not None and stamp.size > 0 and (held is None or held.stamp != stamp):
-                # Not held, or Owncast's file is another version now: held unless a writer has it open now
-                # (issue 67's writers write a segment again; the kernel's word, asked only here).
-                look = look_beneath(self._root, parts, self._writers)
-                if look is None or look[1] is True:
-                    return kept
-                stamp = look[0]
-                return self.first(key, parts, stamp) if stamp.size > 0 else kept
+            if stamp is None or stamp.size <= 0:  # gone (or not a file we serve)
+                return kept
+            if held is not None and held.stamp == stamp:
+                return held
+            # Not held, or Owncast's file is another version now: held unless a writer has it open now (issue
+            # 67's writers write a segment again; the kernel's word, asked only here).
+            look = look_beneath(self._root, parts, self._writers)
         except (OSError, Refused):
             return kept
-        if stamp is None or stamp.size <= 0:  # gone (or not a file we serve): the copy, if one is kept
+        if look is None or look[1] is True or look[0].size <= 0:
             return kept
-        return held
+        return self.first(key, parts, look[0])
 
     def hold_kept(self, key: str, parts: tuple[str, ...], stamp: Stamp, body: bytes,
                   content_type: str | None = None) -> bool:
         """An upload that held nothing first failed (on a worker thread): the version it sent (`stamp`,
         `body`) held, and a copy kept until every bucket has it, as `keep` does. True once a copy is kept."""
-        held = self.get(key)
-        if (held is None or held.stamp != stamp) and self.first(key, parts, stamp, content_type) is None:
+        if self.first(key, parts, stamp, content_type) is None:  # the version held already stays as it is
             return False
         return self.keep(key, body)
 

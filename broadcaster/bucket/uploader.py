@@ -145,7 +145,7 @@ def _kept_or_read(holder: Holder, key: str, stamp: Stamp, read: Read) -> tuple[b
 
 
 def _held_or_first(read: Read, holder: Holder, key: str, parts: tuple[str, ...], hashed: bool,
-              content_type: str) -> tuple[Kept, bytes]:
+                   content_type: str) -> tuple[Kept, bytes]:
     """Uploader.hold, on a worker thread: the version held already (a failed attempt kept a copy, which
     outlives Owncast's file), else the file read and held as a first read."""
     got = holder.held_body(key)

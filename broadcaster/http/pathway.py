@@ -1,8 +1,8 @@
 """The VM's pathway over HTTP: the steering manifest players reload, and the segments the VM serves
 (Owncast's file, or the copy a failed upload kept: bucket/held.py) while players are steered to it.
 
-Segments: only a key a VM playlist listed is answered (SegmentCopies.servable): no URL names a file, and a URL with a query is a redirect to the same one without (no bytes: the segment's URL is
-one cache key, as the Cache Rule in docs/steering.md keys it, so a fresh query per request is no way
+Segments: only a key a VM playlist listed is answered (SegmentCopies.servable): no URL names a file,
+and a URL with a query is a redirect to the same one without (no bytes: the segment's URL is one cache key, as the Cache Rule in docs/steering.md keys it, so a fresh query per request is no way
 past a CDN's cache). Each answer is what a CDN in front expects of an immutable object: the bucket's
 Cache-Control (hls.SEGMENT_CACHE_CONTROL), a strong ETag and Last-Modified, 304 to If-None-Match (or
 If-Modified-Since), one byte range (206, 416 past the end, If-Range honoured; several ranges get the
@@ -314,18 +314,23 @@ class VmSegments:
             return self._answer(_not_here())
         if request.query_string:  # one URL per segment: a CDN keys it once (docs/steering.md's Cache Rule)
             return self._answer(_redirect(request.rel_url.raw_path))
-        copy = self._copies.servable(self._key_for(int(digits), name))
-        if copy is None:
-            # Listed, but no copy here (dropped for the byte cap or the disk): the bucket's, if it has it
-            # now. Looked up, never waited for: a name nobody listed must cost nothing.
-            there = self._landed(int(digits), name)
-            if there is None:
-                return self._answer(_not_here())
-            return self._answer(_redirect(there))
         client = client_key(request, self._proxies)
         # A client whose own page failed on the bucket (while the bucket serves everyone else): its own
         # bounded bytes, not a redirect to where it fails.
         own = self._own_failure.rate(client)
+        if own is None and (there := self._landed(int(digits), name)) is not None:
+            # The bucket serves and has it: a redirect, with no look at the VM's file (players still on the
+            # VM's pathway after an outage ask here for every segment).
+            return self._answer(_redirect(there))
+        copy = self._copies.servable(self._key_for(int(digits), name))
+        if copy is None:
+            # Listed, but neither Owncast's file nor a copy here (deleted, dropped for the byte cap or the
+            # disk): the bucket's, if it has it now. Looked up, never waited for: a name nobody listed must
+            # cost nothing.
+            there = self._landed(int(digits), name)
+            if there is None:
+                return self._answer(_not_here())
+            return self._answer(_redirect(there))
         if self._elsewhere is not None and own is None:
             if self._waiting >= MAX_WAITING:
                 return self._answer(unavailable("too many segment requests waiting, try again shortly\n", "1"))
