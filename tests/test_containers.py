@@ -129,7 +129,6 @@ AWS_ACCESS_KEY_ID={seaweed.access_key}
 AWS_SECRET_ACCESS_KEY={seaweed.secret_key}
 AWS_BUCKET_NAME={seaweed.bucket}
 R2_PUBLIC_URL={seaweed.public_url}
-HOST=127.0.0.1
 PORT={port}
 TUNNEL_TOKEN=not-used-here
 """)
