@@ -59,7 +59,8 @@ LONG_WITH_A_BROWSER = ("rewind_browser", "owncast_page_browser", "lowlatency_bro
                        "rewind_videojs", "csp_browser", "edge", "presigned",
                        "stuck_variant")  # 36 to 6 s
 FIRST = ("steering_browser",)
-QUIET = ("faults_input", "package_readme", "package", "nginx_cache", "faults_http", "docs_site")  # no browser
+QUIET = ("faults_input", "package_readme", "package", "containers", "nginx_cache", "faults_http",
+         "docs_site")  # no browser
 LOUD = ("p2p_browser", "players_across_change", "bench_browsers", "independent_players", "viewer_browser",
         "gap_players", "players_empty_end")
 
