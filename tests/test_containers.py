@@ -151,12 +151,16 @@ async def test_the_compose_file_runs_beside_owncasts_container(stack: Stack, sea
     """`check` as a one-off, `up`: healthy, playlists listing segments in the bucket; SIGTERM stops it
     cleanly (exit 0 inside the stop timeout); a new container goes on from the state on the volume; a
     set-up mistake stops it with one line and exit 2, and the runtime gives up after 3 tries."""
+    # docs/containers.md's steps: Owncast first (it makes data/hls), the check, then the service.
+    stack.compose("up", "-d", "owncast")
+    await until((stack.folder / "data/hls/stream.m3u8").exists, "Owncast's master playlist", STARTED, every=0.2)
     checked = stack.compose("run", "--rm", "hls-broadcaster", "check")
-    assert "fail" not in checked.lower(), checked
-    stack.compose("up", "-d", "owncast", "hls-broadcaster")
+    assert "fail" not in checked.lower() and seaweed.bucket in checked, checked
+    stack.compose("up", "-d", "hls-broadcaster")
     base = f"http://127.0.0.1:{stack.port}"
     async with aiohttp.ClientSession() as http:
         await until(lambda: ok(http, f"{base}/health"), "/health 200", STARTED, every=0.5, detail=stack.logs)
+        assert stack.inspect()["RestartCount"] == 0, stack.logs()
         playlist = await until(lambda: listed(http, f"{base}/live/0/playlist.m3u8", seaweed.public_url),
                                "a playlist listing segments in the bucket", STARTED, every=0.5)
         async with http.get(playlist[0]) as resp:
