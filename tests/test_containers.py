@@ -102,6 +102,8 @@ class Stack:
 
 @pytest.fixture
 def stack(images: Images, tmp_path: Path, seaweed: SeaweedS3) -> Iterator[Stack]:
+    if shutil.which("podman-compose") is None:
+        pytest.skip("podman-compose is not installed (pip install 'hls-broadcaster[test]')")
     folder = tmp_path / "owncast"
     (folder / "data").mkdir(parents=True)
     os.chown(folder / "data", OWNCAST_UID, OWNCAST_UID)  # Owncast's container writes it
