@@ -109,6 +109,7 @@ def stack(images: Images, tmp_path: Path, seaweed: SeaweedS3) -> Iterator[Stack]
     os.chown(folder / "data", OWNCAST_UID, OWNCAST_UID)  # Owncast's container writes it
     shutil.copy(REPO / "deploy/container/compose.yml", folder / "compose.yml")
     ffmpeg = Path(imageio_ffmpeg.__file__).parent
+    port = kept_port()
     # What the test changes: the images (no registry; Owncast's stood in for), the host's network.
     (folder / "compose.test.yml").write_text(f"""\
 services:
@@ -118,11 +119,21 @@ services:
     ports: []
     volumes:
       - {ffmpeg}:/opt/extra/imageio_ffmpeg:ro
+    tmpfs:
+      - /var/lib/hls-broadcaster  # the service image's VOLUME, unused here: no anonymous volume left behind
   hls-broadcaster:
     image: {images.service}
     network_mode: host
+  cloudflared:
+    # The tunnel stood in for: from its place in the service's network, the service's /health on
+    # loopback, where cloudflared.yml.example's routes send it.
+    image: {images.service}
+    restart: "no"
+    entrypoint: ["python3", "-c"]
+    command: ["import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health' % os.environ['PORT'], timeout=10)"]
+    environment:
+      PORT: "{port}"
 """)
-    port = kept_port()
     (folder / ".env").write_text(f"""\
 HLS_BROADCASTER_SRC={REPO}
 S3_ENDPOINT_URL={seaweed.endpoint_url}
@@ -163,6 +174,16 @@ async def test_the_compose_file_runs_beside_owncasts_container(stack: Stack, sea
     async with aiohttp.ClientSession() as http:
         await until(lambda: ok(http, f"{base}/health"), "/health 200", STARTED, every=0.5, detail=stack.logs)
         assert stack.inspect()["RestartCount"] == 0, stack.logs()
+        stack.compose("up", "-d", "cloudflared")
+        tunnel = f"{stack.project}_cloudflared_1"
+
+        def tunnel_done() -> Any:
+            state = json.loads(stack.podman.run("inspect", tunnel).stdout)[0]["State"]
+            return state if state["Status"] == "exited" else None
+
+        reached = await until(tunnel_done, "the tunnel's stand-in done", STARTED, every=0.2)
+        assert reached["ExitCode"] == 0, stack.podman.run("logs", tunnel).stderr
+        stack.podman.run("rm", "-v", tunnel)  # it holds the service's network: the service is made again below
         playlist = await until(lambda: listed(http, f"{base}/live/0/playlist.m3u8", seaweed.public_url),
                                "a playlist listing segments in the bucket", STARTED, every=0.5)
         async with http.get(playlist[0]) as resp:
@@ -172,13 +193,13 @@ async def test_the_compose_file_runs_beside_owncasts_container(stack: Stack, sea
         stack.compose("stop", "-t", "30", "hls-broadcaster")
         assert stack.state()["ExitCode"] == 0, stack.logs()
         assert "SIGTERM: stopping" in stack.logs()
-        stack.podman.run("rm", "-f", stack.service)  # podman-compose has no rm
+        stack.podman.run("rm", "-f", "-v", stack.service)  # podman-compose has no rm
         stack.compose("up", "-d", "hls-broadcaster")
         await until(lambda: ok(http, f"{base}/health"), "/health 200 again", STARTED, every=0.5, detail=stack.logs)
         assert "state: state.json" in stack.logs()  # the new container read the volume's state
 
     stack.compose("stop", "-t", "30", "hls-broadcaster")
-    stack.podman.run("rm", "-f", stack.service)  # podman-compose has no rm
+    stack.podman.run("rm", "-f", "-v", stack.service)  # podman-compose has no rm
     stack.set(AWS_BUCKET_NAME="no-such-bucket")
     stack.compose("up", "-d", "hls-broadcaster")
 
