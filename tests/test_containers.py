@@ -190,7 +190,9 @@ async def test_the_compose_file_runs_beside_owncasts_container(stack: Stack, sea
             assert resp.status == 200 and len(await resp.read()) > 0
         assert stack.podman.run("healthcheck", "run", stack.service, check=False).returncode == 0
 
-        stack.compose("stop", "-t", "30", "hls-broadcaster")
+        assert "state: state.json" not in stack.logs()  # a first start: no state yet
+        # 10 s: Docker's and podman's default wait before SIGKILL (which would make it exit 137).
+        stack.compose("stop", "-t", "10", "hls-broadcaster")
         assert stack.state()["ExitCode"] == 0, stack.logs()
         assert "SIGTERM: stopping" in stack.logs()
         stack.podman.run("rm", "-f", "-v", stack.service)  # podman-compose has no rm
@@ -198,8 +200,8 @@ async def test_the_compose_file_runs_beside_owncasts_container(stack: Stack, sea
         await until(lambda: ok(http, f"{base}/health"), "/health 200 again", STARTED, every=0.5, detail=stack.logs)
         assert "state: state.json" in stack.logs()  # the new container read the volume's state
 
-    stack.compose("stop", "-t", "30", "hls-broadcaster")
-    stack.podman.run("rm", "-f", "-v", stack.service)  # podman-compose has no rm
+    stack.compose("stop", "-t", "10", "hls-broadcaster")
+    stack.podman.run("rm", "-f", "-v", stack.service)
     stack.set(AWS_BUCKET_NAME="no-such-bucket")
     stack.compose("up", "-d", "hls-broadcaster")
 
