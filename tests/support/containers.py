@@ -2,7 +2,7 @@
 built once and kept, and the commands run with a configuration of the tests' own.
 
 These machines reach no image registry and refuse the rlimits podman sets by default; crun cannot run in
-their cgroups, runc can (docs/development.md, "The container tests"). The tests' containers.conf says so
+their cgroups, runc can (docs/containers.md, "How it is tested"). The tests' containers.conf says so
 and is given to podman alone (CONTAINERS_CONF): a developer's own configuration is never written.
 The base image is a Debian root made from Debian's packages (mmdebstrap), tagged by a hash of what made
 it: built once per machine (16 s), then reused; the images on it are rebuilt only when their inputs
