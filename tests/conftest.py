@@ -46,7 +46,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 # steering_browser 120, faults_input 112, package_readme 105, package 57, nginx_cache 27, faults_http 11,
 # docs_site 8, p2p_browser 234, players_across_change 125, bench_browsers 112, viewer_browser 41,
 # gap_players 26; independent_players 38-45 alone at load 8-17 (31 s of CPU, 19 of them Chromium's);
-# players_empty_end 37 alone at load 1 (33 s of CPU). A group not named here begins with the second wave, as a long one may be.
+# players_empty_end 37 alone at load 1 (33 s of CPU); containers 13-30 with its images kept, 60 building
+# them from nothing (45 s of CPU), at load 1-3. A group not named here begins with the second wave, as a long one may be.
 # Tests in no group go to whichever worker is free, in this order: the modules whose tests each take tens
 # of seconds of a real stream and no browser first (they pace themselves by the stream's clock, beside
 # the groups' busy browsers), then those with a browser each (after the groups' browsers, mostly), then
@@ -59,7 +60,8 @@ LONG_WITH_A_BROWSER = ("rewind_browser", "owncast_page_browser", "lowlatency_bro
                        "rewind_videojs", "csp_browser", "edge", "presigned",
                        "stuck_variant")  # 36 to 6 s
 FIRST = ("steering_browser",)
-QUIET = ("faults_input", "package_readme", "package", "nginx_cache", "faults_http", "docs_site")  # no browser
+QUIET = ("faults_input", "package_readme", "package", "containers", "nginx_cache", "faults_http",
+         "docs_site")  # no browser
 LOUD = ("p2p_browser", "players_across_change", "bench_browsers", "independent_players", "viewer_browser",
         "gap_players", "players_empty_end")
 
