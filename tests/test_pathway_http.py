@@ -923,6 +923,40 @@ async def test_answers_in_flight_are_bounded_per_client_and_in_all(make_rig: Mak
     assert [(await t)[0] for t in first + others] == [200] * 8
 
 
+async def test_reporters_hold_a_quarter_of_the_answers_in_flight(make_rig: MakeRig) -> None:
+    """Clients served on their own report, reading slowly, hold at most a quarter of the answers being sent
+    (2 of 8 here): when the bucket then fails, the steered viewers find the other six."""
+    from broadcaster.http.pathway import OwnFailure
+
+    copy = HeldFile(key_for(0, "seg0.ts"), ("0", "seg0.ts"), Stamp(1, len(BODY), 0), len(BODY), 1e9,
+                    "video/mp2t", 0.0)
+    slow = SlowCopies(copy)
+    serves = [True]
+    own = OwnFailure(lambda: serves[0], lambda client: (client or "").startswith("198.51.100."), lambda: STREAM)
+    made: list[VmSegments] = []
+
+    def slow_segments(**options: Any) -> VmSegments:  # counted by the rig's counts
+        made.append(VmSegments(slow, key_for, ByteBudget(1e9, 1e9), max_sending=8, on_sent=options["on_sent"],
+                               proxies=Proxies(cloudflare=True), own_failure=own))
+        return made[0]
+
+    rig = await make_rig(segments=slow_segments)
+    segments = made[0]
+
+    def ask(address: str) -> asyncio.Task[tuple[int, Any, bytes]]:
+        return asyncio.ensure_future(get(rig.client, "/live/vm/0/seg0.ts", {"CF-Connecting-IP": address}))
+
+    reporters = [ask(f"198.51.100.{n}") for n in range(2)]
+    await until(lambda: segments.sending == 2)
+    assert (await ask("198.51.100.9"))[0] == 503  # their quarter of 8, whoever asks
+    assert rig.counts.requests == {"reported": 1}
+    serves[0] = False  # the bucket fails: every client is steered, and the rest is theirs
+    viewers = [ask(f"203.0.113.{n}") for n in range(6)]
+    await until(lambda: segments.sending == 8)
+    slow.go.set()
+    assert [(await t)[0] for t in reporters + viewers] == [200] * 8
+
+
 class Holding(Shown):
     """The bucket's playlists, noting how long each blocking request would be held."""
 
