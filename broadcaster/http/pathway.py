@@ -24,10 +24,11 @@ per second in all (VM_SEGMENT_MBPS, a token bucket with ten seconds' burst); eac
 (ClientShares: the rate divided among the clients that asked for bytes within ACTIVE_SECONDS, so one
 client, however fast it asks, gets no more than a steered viewer may); and the answers being read or
 sent at once, in all and per client. Clients served on their own report spend a pool of their own, a
-quarter of the rate, burst and answers in flight (vm_budget.py's VmBytes): never the steered viewers'. A client is its address as the viewer count and the tracker count
-it (http/watching.py's client_key: IPv4 as such, IPv6 by its /48), named by a proxy only when trusted;
-every client whose address is unknown shares one share. A client that resets its connection mid-answer
-is counted (`reset`), not logged.
+quarter of the rate, burst and answers in flight (vm_budget.py's VmBytes): never the steered viewers'.
+A client is its address as the viewer count and the tracker count it (http/watching.py's client_key:
+IPv4 as such, IPv6 by its /48), named by a proxy only when trusted; every client whose address is
+unknown shares one share. A client that resets its connection mid-answer is counted (`reset`), not
+logged.
 """
 
 from __future__ import annotations
