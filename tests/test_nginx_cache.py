@@ -13,7 +13,9 @@ What the cache must do:
   as ONE request, and every viewer gets the playlist that lists the new segment;
 - a plain reload within the playlist's max-age is served from the cache (the service sees nothing);
 - a 503 "not ready" is not cached: each request goes to the service, and the first request after the
-  stream starts gets the playlist.
+  stream starts gets the playlist;
+- the VM's answer for one client alone (`private`) is never kept for another, and only the tunnel's
+  address names a client in CF-Connecting-IP.
 The service's own count (hls_broadcaster_playlist_requests_total on /metrics, read directly from the
 service, never through nginx) is the witness of what reached it.
 """
@@ -93,9 +95,11 @@ class Viewer:
         self.reader, self.writer = reader, writer
 
     @classmethod
-    async def send(cls, port: int, path: str, host: str = "live.example.com", extra: str = "") -> Viewer:
-        """`extra`: more header lines, each ending in CRLF."""
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    async def send(cls, port: int, path: str, host: str = "live.example.com", extra: str = "",
+                   source: str = "127.0.0.1") -> Viewer:
+        """`extra`: more header lines, each ending in CRLF; `source`: the loopback address it comes from
+        (127.0.0.1: cloudflared's, as the tunnel reaches the cache; another: a client of its own)."""
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
         writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept-Encoding: gzip\r\n{extra}"
                      "Connection: close\r\n\r\n".encode())
         await writer.drain()
@@ -125,8 +129,9 @@ def _unchunk(data: bytes) -> bytes:
         data = data[size + 2:]
 
 
-async def get(port: int, path: str, host: str = "live.example.com", extra: str = "") -> Answer:
-    return await (await Viewer.send(port, path, host, extra)).answer()
+async def get(port: int, path: str, host: str = "live.example.com", extra: str = "",
+              source: str = "127.0.0.1") -> Answer:
+    return await (await Viewer.send(port, path, host, extra, source)).answer()
 
 
 # -- the tests ---------------------------------------------------------------------------------------
@@ -307,3 +312,45 @@ async def test_other_spellings_through_the_cache_cost_the_service_a_redirect_eac
         location = urljoin(f"http://h{target}", answer.headers["location"]).removeprefix("http://h")
         assert location in ("/live/0/playlist.m3u8", f"/live/0/playlist.m3u8?_HLS_msn={last}",
                             f"/live/0/playlist.m3u8?_HLS_msn={last}&_HLS_skip=YES"), (target, location)
+
+
+@needs_nginx
+async def test_one_clients_vm_bytes_are_never_anyone_elses(tunnel_edge: Edge) -> None:
+    """While the bucket serves, the VM sends bytes only to a client whose own page reported failed fetches
+    (everyone else: a redirect). Those bytes are `private`: nginx passes them on and keeps nothing, so the
+    next request for that segment, from anyone, reaches the service and gets that client's answer (on
+    main: `immutable`, keyed on $uri, and every later request got the bytes from nginx's cache: 207,841
+    answers, 15.4 GB in 8 s, while the service counted 79 KB). And only the tunnel (cloudflared, from
+    127.0.0.1) names the client: a client reaching the cache from its own address with a
+    CF-Connecting-IP of its own is that address (on main nginx passed the header on, and the service,
+    trusting its loopback peer, believed it: any client named any address)."""
+    edge = tunnel_edge
+    name = edge.owncast.slot()
+    await edge.listed_at_origin(name)
+    port = edge.nginx.port
+    vm = await get(port, "/live/vm/0/playlist.m3u8")
+    uri = vm.body.decode().rstrip().rsplit("\n", 1)[-1]
+    assert vm.status == 200 and uri.endswith(name), vm.body.decode()
+    # A page at 203.0.113.7 says the bucket fails for it (its heartbeat, through the tunnel: straight to
+    # the service, as cloudflared routes it).
+    async with edge.http.post(f"{edge.service.url}/live/watching", headers={
+            "Hb-Watching": "page-a-0123456789abcdef", "CF-Connecting-IP": "203.0.113.7",
+            "Hb-Pathway": "- bucket=255"}) as r:
+        assert r.status in (200, 204)
+    own = await get(port, uri, extra="CF-Connecting-IP: 203.0.113.7\r\n")
+    assert (own.status, own.headers["cache-control"]) == (200, "private, max-age=31536000, immutable"), own
+    assert own.cache == "MISS" and len(own.body) == len(edge.owncast.ts)
+    before = await edge.origin_counts("hls_broadcaster_vm_segment_requests_total")
+    others = [await get(port, uri, extra=f"CF-Connecting-IP: 203.0.113.{n}\r\n") for n in (8, 9)]
+    others.append(await get(port, uri))  # nobody named
+    # A client of its own (not the tunnel's address) naming the reporter's address: not believed.
+    others.append(await get(port, uri, extra="CF-Connecting-IP: 203.0.113.7\r\n", source="127.0.0.2"))
+    others.append(await get(port, uri, extra="X-Forwarded-For: 203.0.113.7\r\n", source="127.0.0.3"))
+    assert [(a.status, a.headers["cache-control"], a.body) for a in others] == [(302, "no-store", b"")] * 5, [
+        (a.status, a.cache, a.headers.get("cache-control")) for a in others]
+    assert all(a.cache != "HIT" for a in others)
+    # Each reached the service (its own count), none was answered from nginx's cache.
+    assert await edge.origin_counts("hls_broadcaster_vm_segment_requests_total") == before + len(others)
+    again = await get(port, uri, extra="CF-Connecting-IP: 203.0.113.7\r\n")
+    assert again.cache != "HIT" and again.status in (200, 503), (again.status, again.cache)
+

@@ -30,7 +30,8 @@ from broadcaster.files import Stamp
 from broadcaster.http import Pathways, PlaylistOptions, ViewerOptions, Viewers, create_app
 from broadcaster.http.app import ServedPathway
 from broadcaster.http.clients import Proxies
-from broadcaster.http.pathway import ByteBudget, VmSegments
+from broadcaster.http.pathway import VmSegments
+from broadcaster.http.vm_budget import ByteBudget
 from broadcaster.http.steered import HeldSegments, InBucket
 from broadcaster.metrics import Metrics
 from broadcaster.playlist import hls
@@ -680,8 +681,10 @@ async def test_a_client_whose_own_page_fails_on_the_bucket_gets_one_streams_bitr
     listed(rig, body=ONE_SECOND)
     await vm_playlist(rig)
     assert await beat(rig, "page-a-0123456789abcdef", "203.0.113.7", "vm bucket=2") in (200, 204)
-    got = [(await segment_from(rig, "203.0.113.7"))[0] for _ in range(12)]
-    assert got == [200] * 10 + [503] * 2  # ten seconds of the stream at once, then nothing
+    answers = [await segment_from(rig, "203.0.113.7") for _ in range(12)]
+    assert [a[0] for a in answers] == [200] * 10 + [503] * 2  # ten seconds of the stream at once, then nothing
+    # Its own answer: no cache in front may hand it to a client that would get a redirect.
+    assert {a[1]["Cache-Control"] for a in answers[:10]} == {"private, max-age=31536000, immutable"}
     assert rig.counts.requests["share"] == 2 and 503 not in rig.counts.requests
     assert (await segment_from(rig, "203.0.113.8"))[0] == 302  # anyone else: the bucket's copy
     clock.t += 1.0  # a second later: a second of the stream
@@ -697,6 +700,49 @@ async def test_a_client_whose_own_page_fails_on_the_bucket_gets_one_streams_bitr
     rig.behind[0] = 10
     rig.policy.evaluate()
     assert (await segment_from(rig, "203.0.113.8"))[0] == 200
+
+
+async def test_forged_reporters_spend_a_quarter_and_a_real_outage_finds_the_rest(make_rig: MakeRig) -> None:
+    """60 addresses whose pages say the bucket fails for them, each fetching as fast as it can while the
+    bucket serves, take together at most a quarter of VM_SEGMENT_MBPS and of its burst, each answer
+    `private` (every other client gets a redirect), and none of their refusals is a 503 of the alert.
+    When the bucket then really fails (the service's own evidence), viewers steered to the VM get every
+    segment from the first second: what the reporters spent was never theirs (before: the one budget
+    was in debt, and in the first 5 s 9 of 13 honest fetches failed)."""
+    clock = Clock()
+    rate = 1_000_000.0  # bytes a second, ten seconds' burst
+    rig = await make_rig(redirect=True, clock=clock, rate=rate, burst=10 * rate, segments=own_failure)
+    clock.t += 100
+    listed(rig, body=ONE_SECOND)
+    await vm_playlist(rig)
+    forged = [f"198.51.100.{n}" for n in range(60)]
+    for n, address in enumerate(forged):
+        assert await beat(rig, f"forged-page-{n:016d}", address, "- bucket=255") in (200, 204)
+    taken, seconds, step = 0, 5.0, 0.5
+    for _ in range(int(seconds / step)):
+        for address in forged:
+            status, headers, body = await segment_from(rig, address)
+            assert status in (200, 503), status
+            if status == 200:
+                assert headers["Cache-Control"] == "private, max-age=31536000, immutable"
+                taken += len(body)
+        clock.t += step
+    quarter = rate / 4
+    assert taken <= quarter * (seconds + 10) + len(ONE_SECOND), taken
+    assert taken >= quarter * 10, taken  # their burst, at least: they are served, within their part
+    assert 503 not in rig.counts.requests and rig.counts.requests["reported"] > 0, rig.counts.requests
+    # The bucket fails for the service itself: steered viewers, from the first request, get every segment.
+    rig.behind[0] = 10
+    rig.policy.evaluate()
+    assert rig.policy.first == "vm"
+    viewers = [f"203.0.113.{n}" for n in range(3)]
+    answers = []
+    for _ in range(5):
+        for address in viewers:
+            status, headers, body = await segment_from(rig, address)
+            answers.append((status, headers["Cache-Control"], len(body)))
+        clock.t += 1.0
+    assert answers == [(200, "public, max-age=31536000, immutable", len(ONE_SECOND))] * 15, answers
 
 
 async def test_a_query_is_a_redirect_to_the_segment_without_it(make_rig: MakeRig) -> None:
@@ -877,6 +923,40 @@ async def test_answers_in_flight_are_bounded_per_client_and_in_all(make_rig: Mak
     assert [(await t)[0] for t in first + others] == [200] * 8
 
 
+async def test_reporters_hold_a_quarter_of_the_answers_in_flight(make_rig: MakeRig) -> None:
+    """Clients served on their own report, reading slowly, hold at most a quarter of the answers being sent
+    (2 of 8 here): when the bucket then fails, the steered viewers find the other six."""
+    from broadcaster.http.pathway import OwnFailure
+
+    copy = HeldFile(key_for(0, "seg0.ts"), ("0", "seg0.ts"), Stamp(1, len(BODY), 0), len(BODY), 1e9,
+                    "video/mp2t", 0.0)
+    slow = SlowCopies(copy)
+    serves = [True]
+    own = OwnFailure(lambda: serves[0], lambda client: (client or "").startswith("198.51.100."), lambda: STREAM)
+    made: list[VmSegments] = []
+
+    def slow_segments(**options: Any) -> VmSegments:  # counted by the rig's counts
+        made.append(VmSegments(slow, key_for, ByteBudget(1e9, 1e9), max_sending=8, on_sent=options["on_sent"],
+                               proxies=Proxies(cloudflare=True), own_failure=own))
+        return made[0]
+
+    rig = await make_rig(segments=slow_segments)
+    segments = made[0]
+
+    def ask(address: str) -> asyncio.Task[tuple[int, Any, bytes]]:
+        return asyncio.ensure_future(get(rig.client, "/live/vm/0/seg0.ts", {"CF-Connecting-IP": address}))
+
+    reporters = [ask(f"198.51.100.{n}") for n in range(2)]
+    await until(lambda: segments.sending == 2)
+    assert (await ask("198.51.100.9"))[0] == 503  # their quarter of 8, whoever asks
+    assert rig.counts.requests == {"reported": 1}
+    serves[0] = False  # the bucket fails: every client is steered, and the rest is theirs
+    viewers = [ask(f"203.0.113.{n}") for n in range(6)]
+    await until(lambda: segments.sending == 8)
+    slow.go.set()
+    assert [(await t)[0] for t in reporters + viewers] == [200] * 8
+
+
 class Holding(Shown):
     """The bucket's playlists, noting how long each blocking request would be held."""
 
@@ -976,29 +1056,3 @@ async def test_while_the_bucket_serves_a_segment_not_landed_yet_is_asked_again_n
     assert (status, headers["Retry-After"], rig.counts.requests) == (503, "1", {"late": 1})
     serves[0] = False  # players away from the bucket: the VM sends it
     assert (await unfollowed(rig, "/live/vm/0/seg0.ts"))[2] == BODY
-
-
-def test_each_client_has_a_share_of_the_rate_among_those_asking() -> None:
-    from broadcaster.http.pathway import ClientShares
-
-    clock = Clock()
-    shares = ClientShares(1000.0, burst_seconds=10, active_for=10, most=3, clock=clock)
-    assert shares.take("a", 10_000) and not shares.take("a", 1)  # alone: the whole rate, ten seconds of it
-    assert shares.take("b", 5_000) and not shares.take("b", 1)  # two: half each
-    assert shares.fair() == 500
-    clock.t += 1
-    assert shares.take("a", 500) and not shares.take("a", 1)
-    assert shares.take("c", 1) and not shares.take("d", 1)  # three at most
-    clock.t += 10  # a, b and c quiet for ten seconds: gone
-    assert shares.active == 0 and shares.take("d", 10_000)
-    # A client capped lower (one stream's bitrate, while the bucket serves): its own rate.
-    assert shares.take("e", 500, own=50) and not shares.take("e", 1, own=50)
-    clock.t += 1
-    assert shares.take("e", 50, own=50) and not shares.take("e", 1, own=50)
-    # An answer larger than a whole burst goes when the share is full, and leaves it in debt.
-    small = ClientShares(100.0, burst_seconds=1, clock=clock)
-    assert small.take("f", 1_000) and not small.take("f", 1)
-    clock.t += 9
-    assert not small.take("f", 1)
-    clock.t += 0.5
-    assert small.take("f", 1)

@@ -1,7 +1,7 @@
 """deploy/nginx-proxy.conf and deploy/Caddyfile, as shipped, in front of the real service (issue 47 item
 4): `nginx -t` and `caddy validate` accept them, and with FORWARDED_ALLOW_IPS naming the proxy the
 per-client caps and the viewer count count each real client behind it, whatever a client writes in its
-own X-Forwarded-For.
+own X-Forwarded-For (or, with the tunnel's CF-Connecting-IP trusted beside it, in its own CF-Connecting-IP).
 
 The config is used as it is, with exactly the strings its header names replaced (the listen lines, the
 certificate paths: a self-signed certificate made here, the upstream) and put in an http block of
@@ -124,6 +124,35 @@ async def test_behind_a_proxy_the_viewer_count_counts_each_real_client(behind_a_
 
 
 PAGES = 20  # status/audience.PER_CLIENT
+
+
+@pytest.fixture(params=[pytest.param("nginx", marks=needs_nginx), pytest.param("caddy", marks=needs_caddy)])
+async def beside_the_tunnel(tmp_path: Path, moto_url: str, request: pytest.FixtureRequest) -> AsyncIterator[Front]:
+    """The proxy in front of a service that also trusts the tunnel's CF-Connecting-IP from a loopback peer
+    (the VM's pathway on a hostname of its own, VM_PATHWAY_URL, beside cloudflared)."""
+    env = moto_env(moto_url, tmp_path, HOST="127.0.0.1", FORWARDED_ALLOW_IPS="127.0.0.1",
+                   TRUST_CF_CONNECTING_IP="true", PATHWAYS="bucket,vm")
+    kind = ShippedProxy if request.param == "nginx" else CaddyProxy
+    async with ServiceProcess(env, tmp_path / "service", nofile=1024) as service:
+        async with kind(tmp_path / request.param, service.url.removeprefix("http://")) as proxy:
+            yield proxy
+        assert service.problems() == []
+
+
+async def test_beside_the_tunnel_a_viewer_naming_addresses_is_still_its_own(beside_the_tunnel: Front) -> None:
+    """The proxy is a loopback peer, as cloudflared is: a CF-Connecting-IP it passed on as the viewer wrote
+    it would be believed, and one client could name any address (a page per made-up address past the
+    20 of one). The proxy sets it to the address the viewer came from."""
+
+    async def beat(page: int, address: str) -> int:
+        _, writer, status = await request(beside_the_tunnel, "127.0.0.2", "/live/watching",
+                                          f"Hb-Watching: page{page:018d}xx\r\nContent-Length: 0\r\n"
+                                          f"CF-Connecting-IP: {address}\r\n")
+        writer.close()
+        return status
+
+    statuses = [await beat(n, f"203.0.113.{n}") for n in range(PAGES + 1)]
+    assert statuses[:PAGES] == [200] * PAGES and statuses[PAGES] == 429, statuses
 
 
 async def test_behind_a_proxy_the_steering_manifest_names_the_scheme_the_proxy_says(

@@ -70,7 +70,7 @@ import pytest_asyncio
 from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.demo.recordings import Recordings
 from broadcaster.demo.seaweed import SeaweedS3
-from broadcaster.http import pathway
+from broadcaster.http import vm_budget
 from broadcaster.playlist import hls
 from broadcaster.steering import policy
 from tests.support.browser import launch_chromium, needs_chromium
@@ -569,7 +569,7 @@ def drain_problems(demo: Demo, drainer: Fetcher, steered_at: float) -> list[str]
     refused by the VM meanwhile (their shares are each twice what a page plays)."""
     rate = VM_MBPS * 125_000
     share = rate / (len(demo.pages) + 1)
-    most = share * (drainer.seconds + pathway.BURST_SECONDS) + MAX_SEGMENT_BYTES
+    most = share * (drainer.seconds + vm_budget.BURST_SECONDS) + MAX_SEGMENT_BYTES
     refused_pages = {n: [(round(at - steered_at, 1), status, url.rsplit("/", 1)[-1]) for at, status, url in w.refused
                          if at >= drainer.started and status == 503 and VIEWERS_HOST not in url]
                      for n, w in demo.pages.items()}
@@ -639,8 +639,8 @@ async def test_forged_reports_move_nobody_and_open_the_vm_to_nobody_else(demo: D
     for name, w in demo.pages.items():
         if not w.segments(since=started + FORGED_SECONDS - 2 * TARGET, pathway="bucket"):
             problems.append(f"{name} stopped fetching from the bucket: {timeline(w, started)}")
-    most = bitrate / 8 * (FORGED_SECONDS + WAIT + pathway.BURST_SECONDS) + MAX_SEGMENT_BYTES
-    greedy = [(f.address, f.bytes) for f in forged if f.bytes > bitrate / 8 * (f.seconds + pathway.BURST_SECONDS)
+    most = bitrate / 8 * (FORGED_SECONDS + WAIT + vm_budget.BURST_SECONDS) + MAX_SEGMENT_BYTES
+    greedy = [(f.address, f.bytes) for f in forged if f.bytes > bitrate / 8 * (f.seconds + vm_budget.BURST_SECONDS)
               + MAX_SEGMENT_BYTES or f.bytes > most]
     if greedy:
         problems.append(f"forged addresses got more than one stream's bitrate ({bitrate} bit/s): {greedy}")

@@ -14,7 +14,8 @@ steering may play the VM's variants as redundant streams of the bucket's (6.3.4)
 it failed on in a penalty box for five minutes, and neither must cost the VM. The one exception is a
 client whose own page reported failed fetches on the bucket within policy.REPORTED_FOR (a failure only
 some viewers see: their players' own failover): its address gets bytes, at most one stream's bitrate
-(the highest BANDWIDTH announced), whatever it claims. A segment the VM's playlists listed before its
+(the highest BANDWIDTH announced), whatever it claims, `private` (every other client gets a redirect:
+no cache in front may hand those bytes to one). A segment the VM's playlists listed before its
 upload landed (they show what they showed while players were away until the bucket's catch up) is a
 503 to ask again (`late`) once the wait for its upload is over, not bytes.
 
@@ -22,10 +23,12 @@ The bytes are bounded three ways, past each a 503 with Retry-After (a player ask
 per second in all (VM_SEGMENT_MBPS, a token bucket with ten seconds' burst); each client's share of them
 (ClientShares: the rate divided among the clients that asked for bytes within ACTIVE_SECONDS, so one
 client, however fast it asks, gets no more than a steered viewer may); and the answers being read or
-sent at once, in all and per client. A client is its address as the viewer count and the tracker count
-it (http/watching.py's client_key: IPv4 as such, IPv6 by its /48), named by a proxy only when trusted;
-every client whose address is unknown shares one share. A client that resets its connection mid-answer
-is counted (`reset`), not logged.
+sent at once, in all and per client. Clients served on their own report spend a pool of their own, a
+quarter of the rate, burst and answers in flight (vm_budget.py's VmBytes): never the steered viewers'.
+A client is its address as the viewer count and the tracker count it (http/watching.py's client_key:
+IPv4 as such, IPv6 by its /48), named by a proxy only when trusted; every client whose address is
+unknown shares one share. A client that resets its connection mid-answer is counted (`reset`), not
+logged.
 """
 
 from __future__ import annotations
@@ -33,10 +36,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import hashlib
-import math
 import re
-import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -49,22 +49,16 @@ from ..playlist import hls
 from ..bucket.held import HeldFile as Copy
 from ..playlist.steering import reloaded_from
 from ..steering.masters import MAX_HOSTS
-from ..steering.metrics import LATE, RESET, SHARE
+from ..steering.metrics import LATE, REPORTED, RESET, SHARE
 from .clients import Proxies, request_here
 from .common import EDGE_HEADERS, edge_headers, unavailable
+from .vm_budget import ByteBudget, ClientShares, Pool, VmBytes
 from .watching import client_key
 
 # Answers being read or sent at once (each holds its segment in memory, up to a few MB), and one client
 # address's share of them: a CDN in front asks for a few at a time, a crowd without one is bounded here.
 MAX_SENDING = 32
 CLIENT_SHARE = 4
-BURST_SECONDS = 10.0  # the byte budget lets this much of its rate go at once (a CDN fills several variants)
-# A client asked for bytes within this many seconds: it has a share (a steered player asks once a target
-# duration per variant it plays; a CDN's data center when its cache misses).
-ACTIVE_SECONDS = 10.0
-# Clients with a share at once (about 220 bytes each): far past the few hundred that a share of
-# VM_SEGMENT_MBPS can give a stream to; past it a new one waits for one to go quiet.
-MAX_CLIENTS = 4096
 _UNKNOWN = ""  # the share of every client whose address is unknown
 CAP_RETRY_AFTER = "1"
 _FILE = r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}\.(?:ts|m4s|mp4|aac)"
@@ -73,6 +67,11 @@ _MAX_VARIANT_DIGITS = 4
 STEERING_QUERY_PATHWAY = "_HLS_pathway"
 # A redirect to the bucket holds only while the bucket serves: no cache in front may keep it.
 REDIRECT_CACHE_CONTROL = "no-store"
+# Bytes every client asking gets (players steered here): what the bucket's copy says, for any cache.
+SEGMENT_CACHE_CONTROL = hls.SEGMENT_CACHE_CONTROL
+# Bytes one client gets on its own page's report, while everyone else gets a redirect: its own browser
+# may keep them, a shared cache (nginx, Cloudflare's edge, as docs/steering.md's rules set them) never.
+ONE_CLIENT_CACHE_CONTROL = "private, max-age=31536000, immutable"
 # Requests waiting for their segment's upload to land before the redirect (each a coroutine on an event):
 # past this, 503 and the player asks again.
 MAX_WAITING = 1024
@@ -90,97 +89,6 @@ class SegmentCopies(Protocol):
     def servable(self, key: str) -> Copy | None: ...
 
     def read(self, copy: Copy) -> bytes: ...
-
-
-class ByteBudget:
-    """A token bucket of bytes: `rate` a second, at most `burst` saved up."""
-
-    def __init__(self, rate: float, burst: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.rate = rate
-        self.burst = burst
-        self._tokens = burst
-        self.clock = clock
-        self._at = clock()
-
-    def take(self, size: int) -> bool:
-        now = self.clock()
-        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
-        self._at = now
-        if size > self._tokens:
-            return False
-        self._tokens -= size
-        return True
-
-    def give(self, size: int) -> None:
-        """Put back what take() took for an answer that is not sent after all."""
-        self._tokens = min(self.burst, self._tokens + size)
-
-
-@dataclass(slots=True)
-class _Share:
-    tokens: float
-    at: float  # when its tokens were last counted
-    seen: float  # its last request for bytes
-
-
-class ClientShares:
-    """Each client's share of the VM's segment bytes: `rate` (bytes a second) divided among the clients that
-    asked within ACTIVE_SECONDS, a token bucket each with BURST_SECONDS of its share saved up at most (a
-    new client starts with that much: a player steered to the VM fills its buffer). An answer larger than
-    a whole burst goes once the bucket is full, leaving it in debt: a share smaller than one segment still
-    gets segments, at its rate. `own` caps a client's rate lower (one stream's bitrate)."""
-
-    def __init__(self, rate: float, *, burst_seconds: float = BURST_SECONDS,
-                 active_for: float = ACTIVE_SECONDS, most: int = MAX_CLIENTS,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.rate = rate
-        self.burst_seconds = burst_seconds
-        self.active_for = active_for
-        self.most = most
-        self._clock = clock
-        self._shares: OrderedDict[str, _Share] = OrderedDict()  # the least recently active first
-
-    @property
-    def active(self) -> int:
-        self._expire(self._clock())
-        return len(self._shares)
-
-    def fair(self) -> float:
-        """One client's rate now (bytes a second), counting one more when none is active."""
-        return self.rate / max(1, self.active)
-
-    def take(self, client: str, size: int, own: float | None = None) -> bool:
-        now = self._clock()
-        self._expire(now)
-        shares = self._shares
-        share = shares.get(client)
-        if share is None:
-            if len(shares) >= self.most:
-                return False
-            share = shares[client] = _Share(math.inf, now, now)
-        else:
-            shares.move_to_end(client)
-        share.seen = now
-        rate = self.rate / len(shares)
-        if own is not None and own < rate:
-            rate = own
-        most = rate * self.burst_seconds
-        share.tokens = min(most, share.tokens + (now - share.at) * rate)
-        share.at = now
-        if share.tokens < min(size, most):
-            return False
-        share.tokens -= size
-        return True
-
-    def give(self, client: str, size: int) -> None:
-        share = self._shares.get(client)
-        if share is not None:
-            share.tokens += size
-
-    def _expire(self, now: float) -> None:
-        shares = self._shares
-        while shares and now - next(iter(shares.values())).seen >= self.active_for:
-            shares.popitem(last=False)
 
 
 class OwnFailure:
@@ -292,14 +200,15 @@ class VmSegments:
         self._elsewhere = elsewhere
         self._landed = landed  # (variant, file) -> the bucket's URL now, while it serves, or None
         self._waiting = 0
-        self._budget = budget
-        burst = budget.burst / budget.rate if budget.rate else BURST_SECONDS
-        self._shares = shares or ClientShares(budget.rate, burst_seconds=burst, clock=budget.clock)
+        # Viewers steered here by the service's own evidence spend `budget`; clients served on their own
+        # page's report, a pool of their own (vm_budget.py).
+        self._bytes = VmBytes(budget, max_sending, shares)
         self._own_failure = own_failure or OwnFailure()
         self._on_sent = on_sent  # (status, body bytes) of every answer
         self._max_sending = max_sending
         self._max_per_client = max(1, max_sending // CLIENT_SHARE)
         self._sending = 0
+        self._sending_reported = 0  # of them, answers to clients on their own page's report
         self._by_client: dict[str, int] = {}
         self._proxies = proxies  # who names the client
 
@@ -347,7 +256,9 @@ class VmSegments:
                 # is a redirect. Bytes would cost the VM while the bucket serves.
                 late = unavailable("not in the bucket yet, try again shortly\n", CAP_RETRY_AFTER)
                 return self._answer(late, LATE)
-        headers = _headers(copy)
+        # Bytes on a client's own report are that client's answer (another gets a redirect): no cache in
+        # front may hand them to anyone else.
+        headers = _headers(copy, SEGMENT_CACHE_CONTROL if own is None else ONE_CLIENT_CACHE_CONTROL)
         if _not_modified(request, copy):
             return self._answer(web.Response(status=304, headers=headers))
         span = _range(request, copy)
@@ -362,32 +273,40 @@ class VmSegments:
         if request.method == hdrs.METH_HEAD:
             headers[hdrs.CONTENT_LENGTH] = str(size)
             return self._answer(web.Response(status=206 if partial else 200, headers=headers))
-        refused = self._refused(client, size, own)
+        pool = self._bytes.pool(own is not None)
+        refused = self._refused(client, size, own, pool)
         if refused is not None:
             return refused
         self._sending += 1
+        self._sending_reported += own is not None
         key = _UNKNOWN if client is None else client
         self._by_client[key] = self._by_client.get(key, 0) + 1
         try:
             return await self._send(request, copy, headers, (start, end) if partial else None)
         except FileNotFoundError:  # dropped since it was looked up (its time was up, or the byte cap)
-            self._shares.give(key, size)  # nothing sent: its bytes go back to its share and the cap
-            self._budget.give(size)
+            pool.shares.give(key, size)  # nothing sent: its bytes go back to its share and the cap
+            pool.budget.give(size)
             return self._answer(_not_here())
         finally:
             self._sending -= 1
+            self._sending_reported -= own is not None
             if self._by_client[key] == 1:
                 del self._by_client[key]
             else:
                 self._by_client[key] -= 1
 
-    def _refused(self, client: str | None, size: int, own: float | None) -> web.Response | None:
-        """The 503 for an answer of `size` bytes past a bound, or None when it may go (its bytes taken)."""
+    def _refused(self, client: str | None, size: int, own: float | None, pool: Pool) -> web.Response | None:
+        """The 503 for an answer of `size` bytes past a bound, or None when it may go (its bytes taken
+        from `pool`: the reporters' when `own` is its rate)."""
         key = _UNKNOWN if client is None else client
+        if own is not None and self._sending_reported >= pool.most_sending:
+            # Reporters' answers in flight: their part of the slots, never a steered viewer's.
+            return self._answer(unavailable("too many segment requests at once, try again shortly\n", "1"),
+                                REPORTED)
         if self._sending >= self._max_sending or (
                 client is not None and self._by_client.get(key, 0) >= self._max_per_client):
             return self._answer(unavailable("too many segment requests at once, try again shortly\n", "1"))
-        shares = self._shares
+        shares = pool.shares
         if not shares.take(key, size, own):
             # Its own share, unless it is alone (the cap for everyone) or a share is less than a stream
             # (too many clients for VM_SEGMENT_MBPS): then viewers steered here stall, and the alert on
@@ -395,8 +314,11 @@ class VmSegments:
             short = own is None and (shares.active <= 1 or shares.fair() < self._own_failure.stream_rate())
             return self._answer(unavailable("this client's share of the VM's segment bytes is reached\n",
                                             CAP_RETRY_AFTER), None if short else SHARE)
-        if not self._budget.take(size):
+        if not pool.budget.take(size):
             shares.give(key, size)
+            if own is not None:  # the reporters' part is spent: theirs to wait for, nobody else's
+                return self._answer(unavailable("the VM's bytes for clients reporting failures are spent for "
+                                                "now\n", CAP_RETRY_AFTER), REPORTED)
             return self._answer(unavailable("the VM's segment byte cap (VM_SEGMENT_MBPS) is reached\n",
                                             CAP_RETRY_AFTER))
         return None
@@ -435,8 +357,8 @@ def _not_here() -> web.Response:
                         headers=edge_headers({hdrs.CACHE_CONTROL: hls.UNREADY_CACHE_CONTROL}))
 
 
-def _headers(copy: Copy) -> dict[str, str]:
-    return {**EDGE_HEADERS, hdrs.CACHE_CONTROL: hls.SEGMENT_CACHE_CONTROL, hdrs.ETAG: copy.etag,
+def _headers(copy: Copy, cache_control: str) -> dict[str, str]:
+    return {**EDGE_HEADERS, hdrs.CACHE_CONTROL: cache_control, hdrs.ETAG: copy.etag,
             hdrs.LAST_MODIFIED: email.utils.formatdate(copy.modified, usegmt=True),
             hdrs.ACCEPT_RANGES: "bytes", hdrs.CONTENT_TYPE: copy.content_type}
 

@@ -19,8 +19,9 @@ from ..steering.metrics import PathwayCounts
 from ..steering.policy import MIN_UPLOAD_WAIT, SteeringPolicy
 from .app import Pathways, ServedPathway
 from .clients import Proxies
-from .pathway import BURST_SECONDS, ByteBudget, OwnFailure, VmSegments
+from .pathway import OwnFailure, VmSegments
 from .playlists import Reading
+from .vm_budget import BURST_SECONDS, ByteBudget
 
 
 class Located(Protocol):

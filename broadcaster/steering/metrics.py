@@ -18,9 +18,10 @@ from .reports import PathwayReports
 _NS = "hls_broadcaster"
 STEERING_LABELS = ("none", "other")  # a manifest request's _HLS_pathway: a pathway offered, or one of these
 # What the VM's pathway answered besides an HTTP status (http/pathway.py): a client past its own share of
-# the bytes, and a segment not in the bucket yet while the bucket serves (each answered 503, but not a
-# bound reached for everyone: the alert's 503s), and a client that reset its connection mid-answer.
-SHARE, LATE, RESET = "share", "late", "reset"
+# the bytes, clients served on their own page's report past their part of them together (http/vm_budget.py),
+# and a segment not in the bucket yet while the bucket serves (each answered 503, but not a bound reached
+# for everyone: the alert's 503s), and a client that reset its connection mid-answer.
+SHARE, REPORTED, LATE, RESET = "share", "reported", "late", "reset"
 
 
 class PathwayCounts:
@@ -84,9 +85,10 @@ class SteeringMetrics(Collector):
         sent.add_metric(("no",), counts.bytes[False])
         requests = CounterMetricFamily(f"{_NS}_vm_segment_requests", "Segment requests the VM's pathway "
                                        "answered, by status (503: a bound for everyone reached; share: a "
-                                       "client past its own share, answered 503; late: a segment not in the "
-                                       "bucket yet while it serves, answered 503; reset: the client reset "
-                                       "the connection mid-answer)", labels=("status",))
+                                       "client past its own share, answered 503; reported: clients served on "
+                                       "their own page's report past their quarter of the bytes together, "
+                                       "answered 503; late: a segment not in the bucket yet while it serves, "
+                                       "answered 503; reset: the client reset the connection mid-answer)", labels=("status",))
         for status, n in sorted(counts.requests.items(), key=lambda item: str(item[0])):
             requests.add_metric((str(status),), n)
         manifests = CounterMetricFamily(f"{_NS}_steering_requests", "Steering manifest requests, by the "
