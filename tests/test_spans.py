@@ -14,18 +14,24 @@ import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import m3u8
 import pytest
 
 from broadcaster.demo.ffmpeg import ffmpeg_exe
+from broadcaster.demo.ledger import Ledger
+from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.metrics import Metrics
 from broadcaster.source import inotify, spans
 from broadcaster.source.watcher import HlsWatcher
 from broadcaster.source.writes import Finish, Writes
 from tests.support.fakes import Sink
+from tests.support.observe import Observer
 from tests.support.odd_writers import OddWriter
-from tests.support.owncast_writer import real_ts_segment
+from tests.support.owncast_writer import HandFedOwncast, real_ts_segment
+from tests.support.service_process import ServiceProcess, service_env
 from tests.support.waiting import until
+from tests.support.whole import assert_whole
 
 KERNEL = pytest.mark.skipif(not inotify.available(), reason="inotify is Linux only")
 _PATHS = [pytest.param(True, id="inotify", marks=KERNEL), pytest.param(False, id="watchfiles")]
@@ -136,3 +142,62 @@ async def test_a_whole_segment_named_with_its_extinf_is_finished_at_once(
     path.write_bytes(ts_bytes)
     w.named(path, 1.0)
     assert await w.finished(path, 5) is Finish.READY
+
+
+# -- the service as it runs: a writer that closes and opens again never has its half served ---------------
+
+WAIT = 20.0  # seconds the service may take for a step on a loaded machine
+
+
+@pytest.mark.integration
+async def test_the_service_never_serves_the_half_of_a_file_its_writer_opens_again(
+    tmp_path: Path, seaweed: SeaweedS3
+) -> None:
+    """Variant 0's writer closes each odd file on a packet boundary with half its bytes and the playlist
+    names it; the writer opens it again later (appended; or truncated and written whole). While the writer
+    is mid-way, variant 0 lists no segment for the slot and the bucket holds nothing of it; afterwards every
+    byte the bucket and the playlists give for a listed segment is the writer's final file (the ledger)."""
+    ledger = Ledger()
+    ts = real_ts_segment(tmp_path)
+    feed = HandFedOwncast(tmp_path / "hls", ts, variants=(0, 1), ledger=ledger)
+    names = [feed.slot()]
+    env = service_env(feed.root, seaweed, tmp_path / "state", WINDOW_SECONDS="30")
+    writers: list[OddWriter] = []
+    try:
+        async with aiohttp.ClientSession() as http, ServiceProcess(env, tmp_path / "run") as service:
+            seen = Observer(service.url, http, feed.variants)
+            await seen.listed_everywhere(names[0], timeout=WAIT)
+            for kind in ("appended", "rewritten"):
+                writers.append(writer := OddWriter(kind, ts, ledger))
+                names.append(name := feed.slot({0: writer.begin}))
+                url = f"{seaweed.public_url}/live/0/{name}"
+                # Mid-way: variant 1 listed the slot, and variant 0 gave it up as a gap (a target
+                # duration later) rather than list the half.
+                await seen.until(lambda: name in seen.names(1) and any(  # noqa: B023
+                    seen.listed[0].get(n) == name for n in seen.gaps.get(0, ())), WAIT,  # noqa: B023
+                    f"{name}: a gap in variant 0 while its writer is mid-way")
+                async with http.get(url) as r:
+                    assert r.status == 404, f"the bucket holds {len(await r.read())} of {len(ts)} bytes mid-way"
+                writer.finish()
+                await until(lambda: bucket_has(http, url, ts), f"{name}, finished late, in the bucket whole", WAIT,  # noqa: B023
+                            every=0.05)
+            names.append(feed.slot())
+            await seen.listed_everywhere(names[-1], timeout=WAIT)
+            whole = [(seen.segment_url(v, n), feed.folder(v) / n) for v in feed.variants for n in names
+                     if not any(seen.listed[v].get(m) == n for m in seen.gaps.get(v, ()))]
+            assert len(whole) == 2 * len(names) - 2  # all but the two gaps
+            await assert_whole(http, ledger, whole)
+            m = await seen.metrics()
+            assert m.get(("hls_broadcaster_segments_late_total", (("variant", "0"),))) == 2
+            lost = {k: v for k, v in m.items() if k[0] == "hls_broadcaster_segments_lost_total" and v}
+            assert lost == {}, lost
+            assert await service.stop() == 0
+        assert service.problems() == [], "\n".join(service.problems())
+    finally:
+        for w in writers:
+            w.close()
+
+
+async def bucket_has(http: aiohttp.ClientSession, url: str, data: bytes) -> bool:
+    async with http.get(url) as r:
+        return r.status == 200 and await r.read() == data
