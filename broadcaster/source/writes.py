@@ -12,8 +12,10 @@ lease is refused while it is): exact whoever the writer is, whatever inotify hea
 event alone is not that answer: another process's open and close (`touch`) closes too, a writer may
 close early and open the file again, a rename hides the writer's open, and a restart or a queue overflow
 loses the events. Closed but cut inside a packet is not finished either (a writer that closed early):
-it is waited for, until it is written again or the caller's limit. A file changed by name with no
-writer (truncate(2)) is judged as it is then. After the upload the file's version is checked again, and
+it is waited for, until it is written again or the caller's limit. Nor is an MPEG-TS file closed on a
+packet boundary holding less media than the #EXTINF its playlist names (`named`, told by the watcher;
+spans.py reads its timestamps): a writer that closes a file and opens it again for the rest (issue 80).
+A file changed by name with no writer (truncate(2)) is judged as it is then. After the upload the file's version is checked again, and
 again when its segment is listed (publish/uploads.py): a writer that opens it again after a look is
 caught up to the listing.
 
