@@ -88,10 +88,11 @@ def test_bytes_without_timestamps_are_unknown_never_short() -> None:
 
 
 @contextlib.asynccontextmanager
-async def watching(root: Path, kernel: bool) -> AsyncIterator[Writes]:
-    """Writes fed by a running HlsWatcher (inotify or watchfiles) on `root`, once its watch has begun."""
+async def watching(root: Path, kernel: bool, lease: bool) -> AsyncIterator[Writes]:
+    """Writes fed by a running HlsWatcher (inotify or watchfiles) on `root`, once its watch has begun;
+    `lease`: the kernel is asked who writes (else the events and the file decide)."""
     (root / "0").mkdir(exist_ok=True)
-    w = Writes(root, kernel=kernel)
+    w = Writes(root, kernel=kernel, lease=lease)
     watcher = HlsWatcher(root, Sink(), Metrics(), kernel=kernel, writes=w)
     await watcher.start()
     try:
@@ -105,14 +106,15 @@ async def watching(root: Path, kernel: bool) -> AsyncIterator[Writes]:
 # -- the wait: a file closed short of its #EXTINF is waited for, a whole one is not ------------------------
 
 
+@pytest.mark.parametrize("lease", [True, False], ids=["lease", "no-lease"])
 @pytest.mark.parametrize("kernel", _PATHS)
 @pytest.mark.parametrize("kind", ["appended", "rewritten"])
 async def test_a_file_closed_on_a_packet_boundary_short_of_its_extinf_waits_for_its_writer(
-    tmp_path: Path, ts_bytes: bytes, kernel: bool, kind: str
+    tmp_path: Path, ts_bytes: bytes, kernel: bool, kind: str, lease: bool
 ) -> None:
-    """Closed with half its bytes, no writer, whole packets: every other sign says finished. Named with its
-    #EXTINF (1 s), it is waited for until its writer has written it whole."""
-    async with watching(tmp_path, kernel) as w:
+    """Closed with half its bytes, no writer, whole packets, quiet: every other sign says finished. Named
+    with its #EXTINF (1 s), it is waited for until its writer has written it whole."""
+    async with watching(tmp_path, kernel, lease) as w:
         path = tmp_path / "0" / "stream-a-0.ts"
         writer = OddWriter(kind, ts_bytes)
         writer.begin(path)
