@@ -299,7 +299,7 @@ async def test_bad_segment_files_are_lost_once_and_nothing_outside_is_uploaded(
         await good_slots(rig, 1)
     # Longer than the target duration (1 s so far) in every variant: listed, with a new playlist for
     # a longer target (docs/hls-rules.md, "A new target duration").
-    five = {v: lambda p: write_in_place(p, long_ts) for v in (0, 1)}
+    five: dict[int, Prepare] = {v: lambda p: write_in_place(p, long_ts) for v in (0, 1)}
     long = feed.slot(five, duration={0: 5.0, 1: 5.0})
     await good_slots(rig, 1)
     garbage_name = feed.slot({0: lambda p: write_in_place(p, garbage)})
