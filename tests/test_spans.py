@@ -20,6 +20,7 @@ import pytest
 
 from broadcaster.demo.ffmpeg import ffmpeg_exe
 from broadcaster.demo.ledger import Ledger
+from broadcaster.demo.owncast_files import MasterEntry, OwncastFolder
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.metrics import Metrics
 from broadcaster.source import inotify, spans
@@ -203,3 +204,15 @@ async def test_the_service_never_serves_the_half_of_a_file_its_writer_opens_agai
 async def bucket_has(http: aiohttp.ClientSession, url: str, data: bytes) -> bool:
     async with http.get(url) as r:
         return r.status == 200 and await r.read() == data
+
+
+def test_the_watcher_tells_each_ts_segments_extinf_but_the_offline_clips(tmp_path: Path, ts_bytes: bytes) -> None:
+    """What a wait compares with: Owncast's #EXTINF of each segment, read with its playlist; not the offline
+    clip's, which is not its length (docs/owncast.md)."""
+    files = OwncastFolder(tmp_path, (0,), shortid="a", list_size=10, target=2)
+    files.write_master([MasterEntry(800_000)])
+    first = files.slot(ts_bytes, duration=1.5)
+    files.offline(ts_bytes, tmp_path)
+    writes = Writes(tmp_path, kernel=False)
+    HlsWatcher(tmp_path, Sink(), Metrics(), kernel=False, writes=writes).scan()
+    assert writes._named == {tmp_path / "0" / first: 1.5}
