@@ -63,7 +63,9 @@ def held(data: bytes) -> float | None:
     return spans.seconds(data[: spans.HEAD], data[tail:])
 
 
-def test_whole_segments_span_their_extinf_and_halves_fall_short(hls_segments: list[tuple[bytes, float]]) -> None:
+def test_whole_segments_span_their_extinf_and_halves_fall_short(
+    hls_segments: list[tuple[bytes, float]],
+) -> None:
     assert len(hls_segments) >= 5
     for data, extinf in hls_segments:
         whole = held(data)
@@ -180,10 +182,11 @@ async def test_the_service_never_serves_the_half_of_a_file_its_writer_opens_agai
                     seen.listed[0].get(n) == name for n in seen.gaps.get(0, ())), WAIT,  # noqa: B023
                     f"{name}: a gap in variant 0 while its writer is mid-way")
                 async with http.get(url) as r:
-                    assert r.status == 404, f"the bucket holds {len(await r.read())} of {len(ts)} bytes mid-way"
+                    held = len(await r.read())
+                    assert r.status == 404, f"the bucket holds {held} of {len(ts)} bytes mid-way"
                 writer.finish()
-                await until(lambda: bucket_has(http, url, ts), f"{name}, finished late, in the bucket whole", WAIT,  # noqa: B023
-                            every=0.05)
+                await until(lambda: bucket_has(http, url, ts),  # noqa: B023
+                            f"{name}, finished late, in the bucket whole", WAIT, every=0.05)
             names.append(feed.slot())
             await seen.listed_everywhere(names[-1], timeout=WAIT)
             whole = [(seen.segment_url(v, n), feed.folder(v) / n) for v in feed.variants for n in names
@@ -206,7 +209,9 @@ async def bucket_has(http: aiohttp.ClientSession, url: str, data: bytes) -> bool
         return r.status == 200 and await r.read() == data
 
 
-def test_the_watcher_tells_each_ts_segments_extinf_but_the_offline_clips(tmp_path: Path, ts_bytes: bytes) -> None:
+def test_the_watcher_tells_each_ts_segments_extinf_but_the_offline_clips(
+    tmp_path: Path, ts_bytes: bytes
+) -> None:
     """What a wait compares with: Owncast's #EXTINF of each segment, read with its playlist; not the offline
     clip's, which is not its length (docs/owncast.md)."""
     files = OwncastFolder(tmp_path, (0,), shortid="a", list_size=10, target=2)

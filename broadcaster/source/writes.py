@@ -15,9 +15,9 @@ loses the events. Closed but cut inside a packet is not finished either (a write
 it is waited for, until it is written again or the caller's limit. Nor is an MPEG-TS file closed on a
 packet boundary holding less media than the #EXTINF its playlist names (`named`, told by the watcher;
 spans.py reads its timestamps): a writer that closes a file and opens it again for the rest (issue 80).
-A file changed by name with no writer (truncate(2)) is judged as it is then. After the upload the file's version is checked again, and
-again when its segment is listed (publish/uploads.py): a writer that opens it again after a look is
-caught up to the listing.
+A file changed by name with no writer (truncate(2)) is judged as it is then. After the upload the file's
+version is checked again, and again when its segment is listed (publish/uploads.py): a writer that opens
+it again after a look is caught up to the listing.
 
 On Linux the watcher reads inotify, which tells when a file is written (IN_MODIFY, a truncation too)
 and when a writer closes it (IN_CLOSE_WRITE): those events wake a waiting upload, so nothing polls.
@@ -121,8 +121,8 @@ class Writes:
         self._mono = monotonic
         self._exact = False  # an unbroken kernel watch is feeding `note`
         self._writing: OrderedDict[Path, bool] = OrderedDict()  # file -> still being written (last event)
-        self._named: OrderedDict[Path, float] = OrderedDict()  # MPEG-TS file -> the #EXTINF its playlist gives
-        self._spans: dict[Path, tuple[tuple[int, int, int], bool]] = {}  # file -> (version, short), of the named
+        self._named: OrderedDict[Path, float] = OrderedDict()  # MPEG-TS file -> its playlist's #EXTINF
+        self._spans: dict[Path, tuple[tuple[int, int, int], bool]] = {}  # named file -> (version, short)
         self._changed = asyncio.Event()  # set at every note that may end a wait, then replaced
         self.waiting = 0  # calls of `finished` waiting now
         self._hooks: list[Callable[[Path | None], None]] = []  # told of each write heard (`follow`)
