@@ -1,22 +1,23 @@
 """Writers unlike Owncast (issue 67) against the service on SeaweedFS: what the bucket, the live playlist
 and the recording end with.
 
-    python -m bench.odd_writers [--watch auto|watchfiles]
+    python -m bench.odd_writers [--watch auto|watchfiles] [--media real|random]
 
-Run by hand, not a test (tests/test_late_and_reopened.py is the test). Two variants of 1 s segments of
-188,000 bytes (1,000 TS packets); variant 1's files are written whole, variant 0's file of three slots
-the odd way:
+Run by hand, not a test (tests/test_late_and_reopened.py and tests/test_spans.py are the tests). Two
+variants of 1 s segments (`--media real`: ffmpeg's MPEG-TS, as Owncast's; `random`: 188,000 bytes of
+packets without timestamps, as the issue measured, which no reader can tell from a whole file when cut on
+a packet boundary); variant 1's files are written whole, variant 0's file of three slots the odd way:
 
 - paused: all but its last 4 packets written (a packet boundary), the file left open; the rest 2.5 s after
   its playlist names it (longer than a target duration: its variant gives it up as a gap).
-- reopened: 94,000 bytes written and the file closed (a packet boundary); opened again 0.6 s after its
+- reopened: half its bytes written and the file closed (a packet boundary); opened again 0.6 s after its
   playlist names it, the rest appended, closed.
 - restarted: held open as `paused`; the service stopped (SIGTERM) once variant 0 lists the slot as a gap,
   started again, and the rest written 1.5 s after the restart.
 
 Then one more whole slot and the stream's end (Owncast's offline tail), which writes the recordings.
 Reported per writer: what variant 0's live playlist lists for the slot (segment or gap) and when, from
-its playlist naming it; what the bucket holds of it (bytes, against the 188,000 its writer finished) and
+its playlist naming it; what the bucket holds of it (bytes, against the size its writer finished) and
 from when; what variant 0's recording lists there. The service runs the code this process imports: run
 it from a checkout to measure that checkout.
 """
@@ -35,19 +36,19 @@ import aiohttp
 
 from bench.rig import workspace
 from tests.support.observe import Observer
-from tests.support.owncast_writer import HandFedOwncast
+from tests.support.owncast_writer import HandFedOwncast, real_ts_segment
 from tests.support.service_process import ServiceProcess, service_env
 
-SIZE = 188_000
-DATA = b"".join(b"\x47" + os.urandom(187) for _ in range(SIZE // 188))
+SIZE = 188_000  # with --media random
 
 
 class Odd:
     """Variant 0's file of one slot, written `kind`'s way; `rest()` finishes it."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, data: bytes) -> None:
         self.kind = kind
-        self.cut = SIZE // 2 if kind == "reopened" else SIZE - 4 * 188
+        self.data = data
+        self.cut = len(data) // 2 // 188 * 188 if kind == "reopened" else len(data) - 4 * 188
         self.file: BinaryIO | None = None
         self.path: Path | None = None
         self.named = 0.0  # monotonic: when its playlist named it
@@ -58,7 +59,7 @@ class Odd:
     def begin(self, path: Path) -> None:
         self.path = path
         self.file = open(path, "wb")  # noqa: SIM115 (kept open until rest)
-        self.file.write(DATA[: self.cut])
+        self.file.write(self.data[: self.cut])
         self.file.flush()
         if self.kind == "reopened":
             self.file.close()
@@ -68,7 +69,7 @@ class Odd:
         assert self.path is not None
         if self.file is None:
             self.file = open(self.path, "ab")  # noqa: SIM115
-        self.file.write(DATA[self.cut:])
+        self.file.write(self.data[self.cut:])
         self.file.close()
         self.file = None
 
@@ -86,7 +87,7 @@ async def watch(http: aiohttp.ClientSession, seen: Observer, odd: Odd, name: str
                 size = len(await r.read()) if r.status == 200 else 0
             if not odd.held or odd.held[-1][0] != size:
                 odd.held.append((size, now))
-            if size == SIZE and odd.whole_at is None:
+            if size == len(odd.data) and odd.whole_at is None:
                 odd.whole_at = now
         except (aiohttp.ClientError, AssertionError, OSError):
             pass  # the service restarting
@@ -101,7 +102,9 @@ async def until(condition: Callable[[], bool], timeout: float = 30) -> None:
 
 async def main(args: argparse.Namespace) -> None:
     async with workspace("odd-writers") as ws, aiohttp.ClientSession() as http:
-        feed = HandFedOwncast(ws.work / "hls", DATA, variants=(0, 1))
+        data = (b"".join(b"\x47" + os.urandom(187) for _ in range(SIZE // 188)) if args.media == "random"
+                else real_ts_segment(ws.work))
+        feed = HandFedOwncast(ws.work / "hls", data, variants=(0, 1))
         names = [feed.slot()]
         env = service_env(feed.root, ws.s3, ws.work / "state", HLS_WATCH=args.watch, WINDOW_SECONDS="60",
                           KEEP_RECORDINGS="true")
@@ -113,7 +116,7 @@ async def main(args: argparse.Namespace) -> None:
         try:
             await seen.listed_everywhere(names[0], timeout=30)
             for kind in ("paused", "reopened", "restarted"):
-                odd = Odd(kind)
+                odd = Odd(kind, data)
                 name = feed.slot({0: odd.begin})
                 odd.named = time.monotonic()
                 odds.append((name, odd))
@@ -137,7 +140,7 @@ async def main(args: argparse.Namespace) -> None:
             names += [n for n, _ in odds]
             names.append(feed.slot())
             await seen.listed_everywhere(names[-1], timeout=30)
-            feed.files.offline(DATA, ws.work)
+            feed.files.offline(data, ws.work)
             recording = f"{ws.s3.public_url}/live/0/recording-f4ult.m3u8"
 
             async def written() -> str | None:
@@ -158,7 +161,7 @@ async def main(args: argparse.Namespace) -> None:
                     odd.file.close()
             await service.stop()
     lines = text.splitlines()
-    print(f"watch: {args.watch}; segments of {SIZE:,} bytes; times from the playlist naming the slot")
+    print(f"watch: {args.watch}; {args.media} segments of {len(data):,} bytes; times from the playlist naming the slot")
     print(f"{'writer':<10} {'variant 0 lists':<18} {'bucket holds (bytes, from)':<36} {'whole from':<12} recording")
     for name, odd in odds:
         at = next((i for i, line in enumerate(lines) if line.endswith(name)), None)
@@ -177,4 +180,7 @@ async def main(args: argparse.Namespace) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--watch", choices=("auto", "watchfiles"), default="auto")
+    parser.add_argument("--media", choices=("real", "random"), default="real",
+                        help="real: one second of ffmpeg's MPEG-TS; random: 188,000 bytes of packets without "
+                             "timestamps (the service cannot tell a half of those from a whole)")
     asyncio.run(main(parser.parse_args()))

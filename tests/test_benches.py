@@ -218,6 +218,13 @@ def test_ingest_latency(options: tuple[str, ...]) -> None:
     has(out, rf"ratio service/plain(\s+{NUMBER}x){{3}}", r"^goal: p50 overhead <= 10 ms \((met|NOT met)\)")
 
 
+def test_ingest_latency_with_real_media_compares_the_timestamp_check_in_one_run() -> None:
+    out = bench("ingest_latency", "--segments", "4", "--warmup", "1", "--size", "50000", "--media", "real")
+    for label in ("plain put_object", "listed, #EXTINF read", "listed, as before", "overhead"):
+        has(out, rf"^\s+{label}(\s+{NUMBER}ms){{3}}")
+    has(out, rf"ratio checked/before(\s+{NUMBER}x){{3}}", r"^media: real ffmpeg MPEG-TS of \d+ bytes")
+
+
 def test_killed_ffmpeg() -> None:
     out = bench("killed_ffmpeg", "--kills", "1")
     has(out, r"^watch: auto; kills: 1 \(seed 50\)$",

@@ -73,6 +73,12 @@ def ts_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     return real_ts_segment(tmp_path_factory.mktemp("ts"))
 
 
+@pytest.fixture(scope="module")
+def long_ts(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """5 s of media: a segment named 5 s holds that (one named longer than its media is not finished)."""
+    return real_ts_segment(tmp_path_factory.mktemp("ts5"), 5)
+
+
 # -- the service, seen from outside ------------------------------------------------------------------
 
 
@@ -268,7 +274,7 @@ def _huge(p: Path) -> None:
 
 
 async def test_bad_segment_files_are_lost_once_and_nothing_outside_is_uploaded(
-    rig: Rig, ts_bytes: bytes
+    rig: Rig, ts_bytes: bytes, long_ts: bytes
 ) -> None:
     feed, seen, service = rig.feed, rig.seen, rig.service
 
@@ -293,7 +299,8 @@ async def test_bad_segment_files_are_lost_once_and_nothing_outside_is_uploaded(
         await good_slots(rig, 1)
     # Longer than the target duration (1 s so far) in every variant: listed, with a new playlist for
     # a longer target (docs/hls-rules.md, "A new target duration").
-    long = feed.slot(duration={0: 5.0, 1: 5.0})
+    five: dict[int, Prepare] = {v: lambda p: write_in_place(p, long_ts) for v in (0, 1)}
+    long = feed.slot(five, duration={0: 5.0, 1: 5.0})
     await good_slots(rig, 1)
     garbage_name = feed.slot({0: lambda p: write_in_place(p, garbage)})
     after = await good_slots(rig, 3)
@@ -665,12 +672,12 @@ def seen_tail(rig: Rig, v: int) -> list[str]:
     return rig.seen.names(v)[-3:]
 
 
-async def test_segment_too_long_in_one_variant_only_does_not_freeze_it(rig: Rig) -> None:
+async def test_segment_too_long_in_one_variant_only_does_not_freeze_it(rig: Rig, long_ts: bytes) -> None:
     """5 s in variant 0 only, 1 s in the other (a copied variant): the variants are cut apart, so each
     is listed on its own; the long one is listed (with a longer target), nothing freezes. From then on
     the same number no longer names the same moment in both, so the observer lines them up by date."""
     rig.seen.checker.align_by = "time"
-    long = rig.feed.slot(duration={0: 5.0})  # 5 s in variant 0 only; the target duration is 1 s
+    long = rig.feed.slot({0: lambda p: write_in_place(p, long_ts)}, duration={0: 5.0})  # 5 s in variant 0 only
     after = await good_slots(rig, 3, timeout=8)
     for v in rig.feed.variants:
         assert long in rig.seen.names(v)

@@ -336,7 +336,7 @@ async def test_the_service_keeps_every_segment_owncast_finishes_in_the_bucket_an
     tmp_path: Path, seaweed: SeaweedS3, watch: str
 ) -> None:
     """Two variants; variant 0's writer pauses past a target duration (the slot is a gap there), closes a
-    file half written and appends the rest once it is listed, and holds a file open across a restart of
+    file half written and appends the rest once the slot is listed, and holds a file open across a restart of
     the service, finishing it after. Every segment Owncast finished is in the bucket with its final bytes,
     and in each variant's recording, which lists Owncast's segments in order."""
     ledger = Ledger()
@@ -362,7 +362,8 @@ async def test_the_service_keeps_every_segment_owncast_finishes_in_the_bucket_an
                 await seen.until(lambda: gap_in_0(name), WAIT, f"{name}: a gap in variant 0")  # noqa: B023
                 paused.finish()
                 await bucket_holds(http, seen.segment_url(0, name), ts, f"{name}, late, in the bucket whole")
-                # Closed half written, listed, then opened again and the rest appended.
+                # Closed half written, then opened again and the rest appended: the half spans half its
+                # #EXTINF, so variant 0 lists the slot as a gap, never the half (tests/test_spans.py).
                 writers.append(appended := OddWriter("appended", ts, ledger))
                 names.append(name := feed.slot({0: appended.begin}))
                 await seen.listed_everywhere(name, timeout=WAIT)

@@ -391,6 +391,7 @@ class HlsWatcher:
                               MAX_PLAYLIST_ENTRIES, MAX_PLAYLIST_ENTRIES + playlist.skipped, path)
         try:
             if isinstance(kind, int):
+                self._name_durations(kind, playlist)
                 self._sink.on_variant_playlist(kind, playlist)
             else:
                 self._sink.on_master(variants)
@@ -401,6 +402,15 @@ class HlsWatcher:
         if not isinstance(kind, int):
             self._use_variants(frozenset(v.index for v in variants), quiet)
         return True
+
+    def _name_durations(self, index: int, playlist: SourcePlaylist) -> None:
+        """Tell `writes` each MPEG-TS segment's #EXTINF before the uploads ask it: a file closed with less
+        media than that is not finished (spans.py). Owncast's offline clip is left out: its #EXTINF is
+        not its length (docs/owncast.md)."""
+        folder = self._dir / str(index)
+        for segment in playlist.segments:
+            if segment.name.endswith(".ts") and not segment.is_offline_clip:
+                self.writes.named(folder / segment.name, segment.duration)
 
     def _use_variants(self, indices: frozenset[int], quiet: bool) -> None:
         self._notes.clear_orphan()

@@ -12,10 +12,12 @@ lease is refused while it is): exact whoever the writer is, whatever inotify hea
 event alone is not that answer: another process's open and close (`touch`) closes too, a writer may
 close early and open the file again, a rename hides the writer's open, and a restart or a queue overflow
 loses the events. Closed but cut inside a packet is not finished either (a writer that closed early):
-it is waited for, until it is written again or the caller's limit. A file changed by name with no
-writer (truncate(2)) is judged as it is then. After the upload the file's version is checked again, and
-again when its segment is listed (publish/uploads.py): a writer that opens it again after a look is
-caught up to the listing.
+it is waited for, until it is written again or the caller's limit. Nor is an MPEG-TS file closed on a
+packet boundary holding less media than the #EXTINF its playlist names (`named`, told by the watcher;
+spans.py reads its timestamps): a writer that closes a file and opens it again for the rest (issue 80).
+A file changed by name with no writer (truncate(2)) is judged as it is then. After the upload the file's
+version is checked again, and again when its segment is listed (publish/uploads.py): a writer that opens
+it again after a look is caught up to the listing.
 
 On Linux the watcher reads inotify, which tells when a file is written (IN_MODIFY, a truncation too)
 and when a writer closes it (IN_CLOSE_WRITE): those events wake a waiting upload, so nothing polls.
@@ -50,14 +52,16 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 import logging
+import os
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
 from ..files import MAX_FILE_BYTES, Refused, Stamp, look_beneath
-from . import inotify, leases
+from . import inotify, leases, spans
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +121,8 @@ class Writes:
         self._mono = monotonic
         self._exact = False  # an unbroken kernel watch is feeding `note`
         self._writing: OrderedDict[Path, bool] = OrderedDict()  # file -> still being written (last event)
+        self._named: OrderedDict[Path, float] = OrderedDict()  # MPEG-TS file -> its playlist's #EXTINF
+        self._spans: dict[Path, tuple[tuple[int, int, int], bool]] = {}  # named file -> (version, short)
         self._changed = asyncio.Event()  # set at every note that may end a wait, then replaced
         self.waiting = 0  # calls of `finished` waiting now
         self._hooks: list[Callable[[Path | None], None]] = []  # told of each write heard (`follow`)
@@ -192,6 +198,14 @@ class Writes:
         if written:
             self._tell(list(written))
 
+    def named(self, path: Path, seconds: float) -> None:
+        """A playlist names the MPEG-TS file `path` with `#EXTINF` `seconds` (the watcher says so before it
+        hands the playlist on): closed with less media than that, the file is not finished."""
+        self._named[path] = seconds
+        self._named.move_to_end(path)
+        if len(self._named) > REMEMBERED:
+            self._spans.pop(self._named.popitem(last=False)[0], None)
+
     def _wake(self) -> None:
         self._changed.set()
         self._changed = asyncio.Event()
@@ -235,27 +249,46 @@ class Writes:
 
     def _look(self, path: Path, parts: tuple[str, ...], settling: _Settling) -> _State:
         heard = self._writing.get(path) if self._exact else None  # the events: written since a close, or closed
+        named = self._named.get(path) if path.suffix == ".ts" else None
         try:
-            look = look_beneath(self._root, parts, self._writers)
+            look = look_beneath(self._root, parts, functools.partial(self._ask, named))
         except Refused:
             return _State.FINISHED  # not a file we read: the upload refuses it and says why
         except OSError:
             return _State.YOUNG  # out of handles, say: look again
         if look is None:
             return _State.MISSING
-        stamp, writing = look  # the kernel's answer now: open for writing anywhere, or None
+        stamp, (writing, short) = look  # the kernel's answer now: open for writing anywhere, or None
         if stamp.size > MAX_FILE_BYTES:
             return _State.FINISHED  # the upload refuses it for its size, at once: nothing to wait for
         ts = path.suffix == ".ts"
         if writing is None:
             if heard is None:
-                return settling.judge(stamp, ts)
+                state = settling.judge(stamp, ts)
+                return _State.WRITING if short and state is _State.FINISHED else state
             writing = heard  # without the answer, the events' word: written since its last close
         if writing or ts and stamp.size % TS_PACKET:
             # Still open for writing; or closed inside a packet (a writer that closed early): the rest
             # is still to come, or never will (then the caller's limit gives it up).
             return _State.WRITING
+        if short:
+            # Closed on a packet boundary with less media than its playlist names: a writer that closes
+            # and opens the file again (issue 80). Listed now, viewers and caches would keep the half.
+            return _State.WRITING
         return _State.FINISHED
+
+    def _ask(self, named: float | None, fd: int, path: Path) -> tuple[bool | None, bool]:
+        """Asked of the file open as `fd`: whether anyone has it open for writing (leases.writers), and
+        whether it holds less media than the `named` #EXTINF (spans.py; only when no writer is known)."""
+        writing = self._writers(fd, path)
+        if named is None or writing:
+            return writing, False
+        st = os.fstat(fd)
+        version = (st.st_ino, st.st_size, st.st_mtime_ns)
+        known = self._spans.get(path)
+        if known is None or known[0] != version:  # read once per version, not at every look of a wait
+            known = self._spans[path] = (version, spans.short_of(spans.read_seconds(fd, st.st_size), named))
+        return writing, known[1]
 
     async def _next_change(self, timeout: float) -> None:
         changed = self._changed
