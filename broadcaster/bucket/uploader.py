@@ -118,6 +118,11 @@ class Holder(Protocol):
 
 # The bytes a first attempt sends, read already: with their stamp and SHA-256 (None: not hashed).
 ReadBody = tuple[bytes, Stamp | None, bytes | None]
+# The body the first attempt sends, read already, in a box the attempts empty: no frame that waits out a
+# backoff (the callers', the attempts') keeps a segment's bytes. While the bucket is down every upload
+# waits; had each kept its body, the service's memory grew by a segment per upload for as long as the
+# outage lasted (the copies to send again are on disk, bucket/held.py).
+FirstBody = list[ReadBody]
 
 
 class Kept(NamedTuple):
@@ -293,7 +298,9 @@ class Uploader:
         on_kept(first)
         if not first.kept:  # changed while it was read: read again for each attempt, as without a holder
             return await self._put(key, read, content_type, hls.SEGMENT_CACHE_CONTROL, variant, hashed)
-        return await self._send_held(key, content_type, variant, first.stamp, body, first.sha256)
+        box: FirstBody = [(body, first.stamp, first.sha256)]
+        del body  # the box alone has it, and the first attempt takes it out
+        return await self._send_held(key, content_type, variant, first.stamp, box)
 
     def has(self, key: str) -> bool:
         """The holder holds a version of `key`."""
@@ -318,10 +325,10 @@ class Uploader:
         content_type = hls.segment_content_type(key)
         if content_type is None or self._holder is None:
             raise SegmentLost("bad_type", f"{key} is not a segment type we publish")
-        return await self._send_held(key, content_type, variant, stamp, None)
+        return await self._send_held(key, content_type, variant, stamp, [])
 
     async def _send_held(self, key: str, content_type: str, variant: str, stamp: Stamp | None,
-                         first: bytes | None, sha256: bytes | None = None) -> Uploaded:
+                         first: FirstBody) -> Uploaded:
         holder = self._holder
         assert holder is not None
 
@@ -333,7 +340,7 @@ class Uploader:
 
         done = await self._put(key, body, content_type, hls.SEGMENT_CACHE_CONTROL, variant, False,
                                on_failed=lambda data, _stamp: holder.keep(key, data),
-                               first=(first, stamp, sha256) if first is not None else None)
+                               first=first)
         holder.landed(key, self.pathway)
         return done
 
@@ -357,11 +364,11 @@ class Uploader:
     async def upload_bytes(self, key: str, body: bytes, *, content_type: str, cache_control: str) -> float:
         """Upload bytes made here (a recording's playlist); retried until it succeeds."""
         return (await self._put(key, lambda: (body, None), content_type, cache_control, None, False,
-                                first=(body, None, None))).took
+                                first=[(body, None, None)])).took
 
     async def _put(
         self, key: str, read: Read, content_type: str, cache_control: str, variant: str | None, hashed: bool,
-        on_failed: Callable[[bytes, Stamp | None], object] | None = None, first: ReadBody | None = None,
+        on_failed: Callable[[bytes, Stamp | None], object] | None = None, first: FirstBody | None = None,
         keep: tuple[str, ...] | None = None,
     ) -> Uploaded:
         upload_id, self._next_id = self._next_id, self._next_id + 1
@@ -412,7 +419,7 @@ class Uploader:
 
     async def _attempts(
         self, key: str, read: Read, content_type: str, cache_control: str, variant: str | None, hashed: bool,
-        on_failed: Callable[[bytes, Stamp | None], object] | None = None, first: ReadBody | None = None,
+        on_failed: Callable[[bytes, Stamp | None], object] | None = None, first: FirstBody | None = None,
         keep: tuple[str, ...] | None = None,
     ) -> Uploaded:
         """`on_failed(body, stamp)`: after an attempt the bucket failed, on a worker thread (the holder keeps a
@@ -426,8 +433,8 @@ class Uploader:
             bucket_failed = True
             async with self._slots:
                 try:
-                    if first is not None and not hashed:  # in memory: no worker thread's hop
-                        (body, stamp, digest), first = first, None
+                    if first and not hashed:  # in memory: no worker thread's hop
+                        body, stamp, digest = first.pop()
                     else:
                         body, stamp, digest = await asyncio.to_thread(_read_and_hash, read, hashed)
                 except OSError as err:  # out of handles or memory (read_segment_file lets only those out)
@@ -469,6 +476,7 @@ class Uploader:
                         if kept is not None:
                             self._holder.landed(key, self.pathway)  # type: ignore[union-attr]
                         return Uploaded(took, digest, stamp)
+            body = b""  # not kept through the backoff (FirstBody): the next attempt reads it again
             delay = self._retry.delay(attempt)
             attempt += 1
             if bucket_failed:
