@@ -1,5 +1,5 @@
-"""Processes a test started: whether one is still there (read from /proc), and when a server it started
-takes connections."""
+"""Processes a test started: whether one is still there and its resident memory (read from /proc), and
+when a server it started takes connections."""
 
 from __future__ import annotations
 
@@ -8,6 +8,14 @@ from pathlib import Path
 
 from broadcaster.demo.children import StartClock
 from tests.support.waiting import until
+
+
+def rss_kb(pid: int) -> int:
+    """The process's resident memory in KiB (VmRSS)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
 def alive(pid: int) -> bool:
