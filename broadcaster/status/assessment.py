@@ -43,7 +43,8 @@ class HealthReport:
                  access_problem: Callable[[], str | None] = lambda: None,
                  p2p_trackers: Callable[[], dict[str, Reading]] | None = None,
                  viewers: Callable[[], dict[str, int]] | None = None,
-                 steering: Callable[[], tuple[str, str | None]] | None = None) -> None:
+                 steering: Callable[[], tuple[str, str | None]] | None = None,
+                 public_reads: Callable[[], str | None] = lambda: None) -> None:
         """input_problem: why nothing Owncast writes can be served (HlsWatcher.master_missing).
         access_problem: a folder or file of HLS_DIR this user is refused (AccessWatch), which may hide
         a stream: live and degraded, whatever was listed.
@@ -51,7 +52,9 @@ class HealthReport:
         than ok: without a tracker, viewers play from the bucket as without P2P.
         viewers: the viewer pages playing now, for the body (never a reason to be unhealthy).
         steering: (the pathway players are steered to, why when it is not the bucket's): a reason while
-        they are away from the bucket (steering/policy.py)."""
+        they are away from the bucket (steering/policy.py).
+        public_reads: why viewers cannot fetch the segments listed, naming the setting (PublicReads)."""
+        self._public_reads = public_reads
         self._steering = steering
         self._p2p_trackers = p2p_trackers
         self._viewers = viewers
@@ -119,6 +122,9 @@ class HealthReport:
             pathway, away = self._steering()
             if away is not None:
                 reasons.append(away)
+        unreadable = self._public_reads()
+        if unreadable is not None:
+            reasons.append(unreadable)
         problem = self._input_problem()
         if problem is not None:
             reasons.append(problem)
