@@ -330,11 +330,9 @@ class Service:
                                    input_problem=self.watcher.master_missing,
                                    access_problem=lambda: self.access.problem,
                                    p2p_trackers=self.tracker_probe.readings if self.tracker_probe else None,
-                                   public_reads=self.public_reads.health_reason,
                                    viewers=lambda: {"watching": audience.watching, "p2p": audience.p2p,
                                                     "stalled_5min": audience.stalled_recently},
-                                   steering=(lambda: (steering.first, steering.health_reason()))
-                                   if steering is not None else None)
+                                   delivery=self.public_reads.delivery(steering))
         # State events: run by the public app (create_app) from its startup, after the watcher's first
         # scan, to its shutdown, which stops them before it ends the event streams.
         self.status = StatusWatcher(self.events, self.report.assess)

@@ -160,3 +160,19 @@ async def test_the_start_look_fetches_its_object_at_the_listed_url_and_deletes_i
         assert await listed_answers(Store(refuse=True), lambda key: f"{base}/wrong/{key}", "live", 5) is None
     finally:
         await runner.cleanup()
+
+
+class Steering:
+    first = "vm"
+
+    def health_reason(self) -> str | None:
+        return "players steered to the vm pathway"
+
+
+def test_health_gets_steerings_reason_then_this_one_and_the_pathway_only_with_steering() -> None:
+    watch = reads(Gauge())
+    assert watch.delivery(None)() == (None, [])
+    for _ in range(PROBE_FAILURES):
+        watch.heard(False, "HTTP 404")
+    pathway, why = watch.delivery(Steering())()
+    assert pathway == "vm" and why[0] == "players steered to the vm pathway" and "R2_PUBLIC_URL" in why[1], why

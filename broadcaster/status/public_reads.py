@@ -22,13 +22,23 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from ..playlist import hls
 from ..steering.first_byte import FirstByte
 from ..steering.policy import PROBE_FAILURES
-from ..steering.probe import PROBE_EVERY, PROBE_HEADERS, Wake, probe_pathway
+from ..steering.probe import PROBE_EVERY, PROBE_HEADERS, Pace, Wake, probe_pathway
 
 log = logging.getLogger(__name__)
+
+
+class Steered(Protocol):
+    """What /health reads of steering (steering/policy.py's SteeringPolicy)."""
+
+    @property
+    def first(self) -> str: ...
+
+    def health_reason(self) -> str | None: ...
 
 # A status's likely cause, told after the setting (the rest: the URL unreachable from this machine).
 _PUBLIC_HINTS = {
@@ -104,6 +114,15 @@ class PublicReads:
         """/health's reason while viewers cannot fetch the segments listed, naming the setting; else None."""
         return self._reason
 
+    def delivery(self, steering: Steered | None) -> Callable[[], tuple[str | None, list[str]]]:
+        """/health's delivery facts (HealthReport's `delivery`): the pathway players are steered to (None
+        without steering), and every reason viewers may not get what is listed: steering's while players
+        are away from the bucket, then this one's."""
+        def facts() -> tuple[str | None, list[str]]:
+            reasons = [r for r in (steering.health_reason() if steering else None, self._reason) if r is not None]
+            return (steering.first if steering else None), reasons
+        return facts
+
     def _judge(self) -> None:
         reason = None
         where = "presigned" if self._presigned else "public"
@@ -160,9 +179,8 @@ class PublicReads:
         if probe:
             self._client = FirstByte(PROBE_HEADERS)
             self._tasks.append(asyncio.create_task(probe_pathway(
-                self, hls.BUCKET_PATHWAY, self._newest, self._client, self._clock, now=self._now,
-                quiet=self._quiet, watched=self._watched, asleep=self._sleeping, heard=self.heard,
-                again=PROBE_EVERY),
+                self, hls.BUCKET_PATHWAY, self._newest, self._client, self._clock, now=self._now, heard=self.heard,
+                pace=Pace(quiet=self._quiet, watched=self._watched, asleep=self._sleeping, again=PROBE_EVERY)),
                 name="public-reads-probe"))
 
     async def _checked_at_start(self, check: Callable[[], Awaitable[str | None]]) -> None:
