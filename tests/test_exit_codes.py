@@ -164,6 +164,13 @@ async def test_an_endpoint_with_the_bucket_in_its_path_is_exit_2_before_any_requ
     assert restarted(ended) == {"systemd": False, "pm2": False}
 
 
+async def test_a_public_url_at_the_s3_api_host_is_exit_2(tmp_path: Path, hls: Path) -> None:
+    """It answers only signed requests: every listed segment would be refused."""
+    env = service_env(hls, _no_bucket(), tmp_path / "state", R2_PUBLIC_URL="https://acc.r2.cloudflarestorage.com/b")
+    ended, errors = await refused(env, tmp_path / "run")
+    assert ended == SET_UP_MISTAKE and len(errors) == 1 and "R2_PUBLIC_URL points at the S3 API host" in errors[0]
+
+
 async def test_the_env_file_unreadable_is_exit_2(tmp_path: Path, hls: Path) -> None:
     run = tmp_path / "run"
     (run / ".env").mkdir(parents=True)  # what `run` reads by default: not a file it can read
