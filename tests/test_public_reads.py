@@ -43,7 +43,7 @@ def test_two_failures_in_a_row_name_r2_public_url_once_and_an_answer_clears_it(
     reason = watch.health_reason()
     assert reason is not None and "check R2_PUBLIC_URL" in reason and "(HTTP 404)" in reason, reason
     assert "does not serve this bucket's keys" in reason and gauge.value == 0
-    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    errors = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert [r.getMessage() for r in errors] == [reason]  # told once, not at every probe
     watch.heard(True, "HTTP 200")
     assert (watch.health_reason(), gauge.value) == (None, 1)
@@ -176,3 +176,13 @@ def test_health_gets_steerings_reason_then_this_one_and_the_pathway_only_with_st
         watch.heard(False, "HTTP 404")
     pathway, why = watch.delivery(Steering())()
     assert pathway == "vm" and why[0] == "players steered to the vm pathway" and "R2_PUBLIC_URL" in why[1], why
+
+
+@pytest.mark.parametrize(("found", "level"), [("HTTP 404", logging.ERROR), ("other bytes", logging.ERROR),
+                                              ("HTTP 503", logging.WARNING), ("no answer: ClientConnectorError",
+                                                                              logging.WARNING)])
+def test_the_start_objects_refusal_is_an_error_and_an_outage_a_warning(
+        caplog: pytest.LogCaptureFixture, found: str, level: int) -> None:
+    caplog.set_level(logging.INFO, logger="broadcaster.status.public_reads")
+    reads(Gauge()).started(found)
+    assert [r.levelno for r in caplog.records] == [level]

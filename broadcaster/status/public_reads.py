@@ -11,7 +11,9 @@ say nothing of it (an R2_PUBLIC_URL that serves another bucket, or none, answers
 
 Two failures in a row (policy.PROBE_FAILURES, as steering counts them), or the start's object not
 answering, make /health non-ok with a reason naming the setting to check, the log says so once (and once
-more when it answers again), and hls_broadcaster_public_reads_up is 0 (HlsBroadcasterSegmentsUnreachable).
+more when it answers again: an ERROR when the start's object is refused or not there, which is a setting;
+a WARNING for the probe, and for a start's GET unanswered, which an outage fails too, as the uploads'
+outage log tells theirs), and hls_broadcaster_public_reads_up is 0 (HlsBroadcasterSegmentsUnreachable).
 A probe that answers clears it.
 """
 
@@ -123,6 +125,13 @@ class PublicReads:
             return (steering.first if steering else None), reasons
         return facts
 
+    def _setting_wrong(self) -> bool:
+        """The object just stored refused or not there (a 4xx, other bytes): a setting, not an outage. A
+        probe failing, or the start's GET unanswered or a 5xx, may be an outage (the uploads' log tells
+        those as a WARNING too)."""
+        found = self._at_start or ""
+        return self._failures < PROBE_FAILURES and (found.startswith("HTTP 4") or found == "other bytes")
+
     def _judge(self) -> None:
         reason = None
         where = "presigned" if self._presigned else "public"
@@ -136,7 +145,7 @@ class PublicReads:
             if reason is None:
                 log.info("the segments listed answer at their %s URLs again", where)
             else:
-                log.error("%s", reason)
+                log.log(logging.ERROR if self._setting_wrong() else logging.WARNING, "%s", reason)
         self._reason = reason
         self._up(0 if reason else 1)
 
