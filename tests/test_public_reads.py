@@ -41,7 +41,7 @@ def test_two_failures_in_a_row_name_r2_public_url_once_and_an_answer_clears_it(
     for _ in range(5):
         watch.heard(False, "HTTP 404")
     reason = watch.health_reason()
-    assert reason is not None and "check R2_PUBLIC_URL" in reason and "(HTTP 404)" in reason, reason
+    assert reason is not None and "check R2_PUBLIC_URL" in reason and "(the newest: HTTP 404)" in reason, reason
     assert "does not serve this bucket's keys" in reason and gauge.value == 0
     errors = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert [r.getMessage() for r in errors] == [reason]  # told once, not at every probe

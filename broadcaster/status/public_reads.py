@@ -84,7 +84,7 @@ class PublicReads:
         self._failures = 0  # the probe's GETs failing in a row
         self._detail = ""  # what the last failing one found
         self._at_start: str | None = None  # what the start's test object found, until a probe answers
-        self._reason: str | None = None  # /health's, while viewers cannot fetch what is listed
+        self._reason: str | None = None  # /health's, while what is listed does not answer at its URLs
         self._now = Wake()  # cuts the probe's wait short: a listing or a player after quiet
         self._asleep = False  # the probe waits a QUIET_EVERY: nothing live, or nobody playing
         self._tasks: list[asyncio.Task[None]] = []
@@ -113,7 +113,8 @@ class PublicReads:
         self._judge()
 
     def health_reason(self) -> str | None:
-        """/health's reason while viewers cannot fetch the segments listed, naming the setting; else None."""
+        """/health's reason while the segments listed do not answer at their URLs (viewers of the bucket's
+        pathway get errors), naming the setting; else None."""
         return self._reason
 
     def delivery(self, steering: Steered | None) -> Callable[[], tuple[str | None, list[str]]]:
@@ -136,11 +137,11 @@ class PublicReads:
         reason = None
         where = "presigned" if self._presigned else "public"
         if self._failures >= PROBE_FAILURES:
-            reason = (f"viewers cannot fetch the segments listed: the newest does not answer at its {where} "
-                      f"URL ({self._detail}); {_hint(self._detail, self._presigned)}")
+            reason = (f"the segments listed do not answer at their {where} URLs (the newest: {self._detail}); "
+                      f"{_hint(self._detail, self._presigned)}")
         elif self._at_start is not None:
-            reason = (f"viewers cannot fetch the segments listed: an object stored at start did not answer at "
-                      f"its {where} URL ({self._at_start}); {_hint(self._at_start, self._presigned)}")
+            reason = (f"the segments listed do not answer at their {where} URLs (an object stored at start: "
+                      f"{self._at_start}); {_hint(self._at_start, self._presigned)}")
         if (reason is None) != (self._reason is None):  # told once each way, not at every probe
             if reason is None:
                 log.info("the segments listed answer at their %s URLs again", where)
