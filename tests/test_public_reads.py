@@ -148,6 +148,7 @@ async def test_the_start_look_fetches_its_object_at_the_listed_url_and_deletes_i
     app = web.Application()
 
     async def obj(request: web.Request) -> web.Response:
+        assert request.headers["User-Agent"].startswith("hls-broadcaster/")  # not a viewer, to any log
         body = store.objects.get(request.match_info["key"])
         return web.Response(status=404) if body is None else web.Response(body=body)
 

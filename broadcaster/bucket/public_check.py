@@ -16,11 +16,14 @@ from urllib.parse import quote
 
 import aiohttp
 
+from .. import __version__
 from ..pathway_settings import BucketSettings
 from ..playlist import hls
 from .store import S3Store, StoreError
 
 ORIGIN = "https://viewer.example"  # a made-up viewer page's origin, as preflight.py's
+# The start's GET says what it is, as the steering probe's does: a bucket's or CDN's logs tell it from viewers.
+START_HEADERS = {"User-Agent": f"hls-broadcaster/{__version__} (start check)"}
 
 Line = Callable[[str, str], None]  # (ok | FAIL | skip, text)
 
@@ -113,7 +116,7 @@ async def listed_answers(store: Stored, url_of: Callable[[str], str], key_prefix
         return None
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as http, \
-                http.get(url_of(key)) as resp:
+                http.get(url_of(key), headers=START_HEADERS) as resp:
             got, status = await resp.read(), resp.status
     except (aiohttp.ClientError, OSError, TimeoutError) as err:
         return f"no answer: {type(err).__name__}"

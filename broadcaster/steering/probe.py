@@ -36,6 +36,10 @@ target durations: `Watched`) the probe's GET does not go, unless the policy want
 a page's report): there is nobody to steer, and its GET was the one cost steering still added to a
 stream's every second. Nor does the probe's turn: it waits QUIET_EVERY then, and a player's first
 request wakes it at once (SteeringLoop.seen, told by the request counters).
+
+Each GET's answer is also told to /health's watch of what viewers can fetch (status/public_reads.py:
+SteeringLoop's `heard`), which without steering (PATHWAYS=bucket) runs probe_pathway itself, at the same
+pace, reporting to nobody else (a `Judge` of its own).
 """
 
 from __future__ import annotations
