@@ -195,7 +195,7 @@ async def test_a_wrong_public_url_starts_and_health_names_it(tmp_path: Path, hls
         async with http.get(f"{service.url}/metrics") as r:
             assert "hls_broadcaster_public_reads_up 0.0" in await r.text()
         assert await service.stop(signal.SIGTERM) == 0
-    said = [line for line in service.lines if "the segments listed do not answer" in line]
+    said = [line for line in service.lines if "public_reads: the segments listed do not answer" in line]
     assert len(said) == 1 and " ERROR " in said[0], said  # the log says so once
 
 

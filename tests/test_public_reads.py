@@ -6,15 +6,22 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable
+from pathlib import Path
 
+import aiohttp
 import pytest
 from aiohttp import web
 
 from broadcaster.bucket.public_check import listed_answers
+from broadcaster.demo.emulator import OwncastEmulator
+from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.bucket.store import StoreError
 from broadcaster.status.public_reads import PublicReads
 from broadcaster.steering.policy import PROBE_FAILURES
+from tests.support.gates import BucketGates
 from tests.support.local_http import serve_local
+from tests.support.service_process import ServiceProcess, service_env
 from tests.support.waiting import until
 
 
@@ -187,3 +194,38 @@ def test_the_start_objects_refusal_is_an_error_and_an_outage_a_warning(
     caplog.set_level(logging.INFO, logger="broadcaster.status.public_reads")
     reads(Gauge()).started(found)
     assert [r.levelno for r in caplog.records] == [level]
+
+
+@pytest.mark.integration
+async def test_the_service_without_steering_tells_when_its_public_url_fails_while_players_play(
+        tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator) -> None:
+    """Real parts: the service process (PATHWAYS=bucket, as by default), SeaweedFS behind a gate on the
+    viewers' way only, Owncast's stream, a player reading the playlist. Uploads go on while the public URL
+    answers 503: /health turns non-ok naming R2_PUBLIC_URL within 30 s, and ok once it answers again."""
+    async with BucketGates(seaweed) as gates, aiohttp.ClientSession() as http:
+        env = service_env(owncast.variant_dir(0).parent, seaweed, tmp_path / "state",
+                          S3_ENDPOINT_URL=gates.service_url, R2_PUBLIC_URL=gates.public_url)
+        async with ServiceProcess(env, tmp_path / "run", start_timeout=60) as service:
+            async def health(playing: bool = True) -> tuple[int, str]:
+                if playing:  # a player reads the stream: the probe's GETs go
+                    async with http.get(f"{service.url}/live/0/playlist.m3u8") as r:
+                        await r.read()
+                async with http.get(f"{service.url}/health") as r:
+                    return r.status, (await r.json())["status"]
+
+            await until(lambda: _is(health(), 200, "ok"), "the stream live and ok", 30)
+            await gates.close(service=False, viewers=True)
+            said = await until(lambda: _is(health(), 503, "R2_PUBLIC_URL"), "/health naming R2_PUBLIC_URL", 30)
+            # Told by the probe of the newest segment, or by the start's object if its GET came after the gate
+            # closed (it goes in the background, after the backlog's uploads on a loaded machine).
+            assert "the segments listed do not answer at their public URLs (" in said and "HTTP 503)" in said, said
+            assert "storage unreachable" not in said  # the uploads land meanwhile
+            await gates.open()
+            await until(lambda: _is(health(), 200, "ok"), "/health ok once the public URL answers", 30)
+        warned = [line for line in service.lines if "public_reads: the segments listed do not answer" in line]
+        assert len(warned) == 1 and " WARNING " in warned[0], warned  # said once, however many probes failed
+
+
+async def _is(reading: Awaitable[tuple[int, str]], status: int, says: str) -> str | None:
+    got, text = await reading
+    return text if got == status and says in text else None
