@@ -199,6 +199,16 @@ async def test_a_wrong_public_url_starts_and_health_names_it(tmp_path: Path, hls
     assert len(said) == 1 and " ERROR " in said[0], said  # the log says so once
 
 
+async def test_what_a_restart_may_fix_that_stops_the_start_is_exit_1_and_restarted(tmp_path: Path, hls: Path) -> None:
+    """The table's exit 1 row: HOST a name that does not resolve (DNS not up yet at boot, say) stops the
+    start with one line, and each supervisor starts it again."""
+    env = service_env(hls, _no_bucket(), tmp_path / "state", HOST="nonexistent.invalid")
+    ended, errors = await refused(env, tmp_path / "run")
+    assert ended == Ended(status=1) and len(errors) == 1, (ended, errors)
+    assert "cannot listen on nonexistent.invalid:0 (HOST/PORT): " in errors[0] and "Unknown error" not in errors[0]
+    assert restarted(ended) == {"systemd": True, "pm2": True}
+
+
 @pytest.fixture
 def place() -> Iterator[Path]:
     folder = Path(tempfile.mkdtemp(prefix="hlsb-exit-"))
