@@ -237,6 +237,23 @@ def test_owncasts_folder_closed_to_the_user_is_exit_2(place: Path) -> None:
     assert restarted(ended) == {"systemd": False, "pm2": False}
 
 
+def test_a_state_dir_the_user_cannot_write_is_exit_2(place: Path) -> None:
+    """As another user (root writes everywhere): STATE_DIR root's, 0755."""
+    hls = place / "hls"
+    hls.mkdir()
+    hls.chmod(0o755)
+    (place / "state").mkdir(mode=0o755)
+    (place / ".stage").mkdir()
+    argv = as_nobody([sys.executable, "-m", "broadcaster", "run"], place / ".stage")
+    env = service_env(hls, _no_bucket(), place / "state")
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=with_this_code(env), cwd=place)
+    ended = Ended.of(done.returncode)
+    lines = done.stderr.strip().splitlines()
+    assert ended == SET_UP_MISTAKE and len(lines) == 1 and "STATE_DIR" in lines[0], done.stderr
+    assert "Traceback" not in done.stderr
+    assert restarted(ended) == {"systemd": False, "pm2": False}
+
+
 async def test_an_unreachable_bucket_is_waited_for_and_a_kill_is_restarted(tmp_path: Path, hls: Path) -> None:
     """What a restart could fix does not stop it: the bucket unreachable, it serves and waits. Killed from
     outside (SIGKILL, as the OOM killer does), each supervisor starts it again; stopped by SIGTERM, it ends
