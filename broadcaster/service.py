@@ -451,7 +451,8 @@ class Service:
         except OSError as err:
             # Taken, below 1024, or not this machine's address: only the setting (or the other program)
             # changes that, never a restart (Grafana's default port is 3000 too).
-            why = os.strerror(err.errno) if (err.errno or 0) > 0 else err.strerror  # not asyncio's wrapping; a name's: its own
+            # Not asyncio's wrapping of it; a name that does not resolve (errno < 0): the resolver's words.
+            why = os.strerror(err.errno) if err.errno and err.errno > 0 else err.strerror
             taken = err.errno == errno.EADDRINUSE and where.port == 3000
             grafana = " (Grafana's default port is 3000 too)" if taken else ""
             raise _failed(f"cannot listen on {where} ({setting}): {why}{grafana}",
