@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
+from .bucket.url_mistakes import url_mistakes
 from .clips import command as clips
 from .settings import SETTINGS, Settings, SettingsError, load_settings, lookalike_keys
 
@@ -112,6 +113,8 @@ def setup_logging(level: str, secrets: list[str] | None = None) -> None:
 def _run(args: argparse.Namespace) -> int:
     flags = {s.name: getattr(args, s.name, None) for s in SETTINGS}
     settings: Settings = load_settings(flags, env_file=args.env_file)
+    if problems := url_mistakes(settings):  # what `check` fails on too, told before anything starts
+        raise SettingsError(*problems)
     # Imported once the settings hold (1.2 s of aiohttp and botocore on a busy machine): a setting's
     # mistake is told at once.
     from .service import SetupError, StartupError, run

@@ -201,6 +201,13 @@ class Metrics:
             "cannot meet through it (they play from the bucket alone)",
             ["tracker"], registry=r,
         )
+        self.public_reads_up = Gauge(
+            f"{_NS}_public_reads_up",
+            "1 while the segments listed answer at the URLs they are listed with (R2_PUBLIC_URL, or presigned); "
+            "0 while the newest fails twice in a row, or the object stored at start did not answer: viewers "
+            "get errors (/health names the setting)",
+            registry=r,
+        )
         self.build = Info(f"{_NS}_build", "Version of the service", registry=r)
         self.build.info({"version": __version__, "python": platform.python_version()})
 

@@ -30,9 +30,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 from .bucket import public_check
 from .bucket.store import S3Store, StoreError
 from . import files, fixes
+from .bucket.url_mistakes import R2_API_HOST as _R2_API_HOST
+from .bucket.url_mistakes import endpoint_has_path, url_mistakes
 from .bucket.urls import S3Signer
 from .playlist import hls
-from .setting_values import quoted
 from .settings import Address, Settings
 from .source import access
 
@@ -48,7 +49,6 @@ PROBE_CONTENT_TYPE = "video/mp2t"
 PROBE_CACHE_CONTROL = "public, max-age=60"
 # Cloudflare's CF-Cache-Status for an answer its cache took or could take; DYNAMIC and BYPASS are not.
 _CACHED = {"HIT", "MISS", "EXPIRED", "STALE", "UPDATING", "REVALIDATED"}
-_R2_API_HOST = ".r2.cloudflarestorage.com"
 _LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 # Error codes (S3's, or botocore/aiohttp exception names) -> (setting to fix, what to do).
@@ -298,17 +298,7 @@ def _check_settings(s: Settings, report: _Report) -> bool:
     when S3_ENDPOINT_URL has a path: the bucket's checks would then fail for it, blaming other settings."""
     endpoint = urlsplit(s.s3_endpoint_url)
     public_host = urlsplit(s.r2_public_url).hostname or ""
-    problems: list[str] = []
-    if endpoint.path not in ("", "/"):
-        problems.append(
-            f"S3_ENDPOINT_URL has a path ({quoted(endpoint.path)}): use the account endpoint "
-            "https://<ACCOUNT_ID>.r2.cloudflarestorage.com and put the bucket in AWS_BUCKET_NAME"
-        )
-    if public_host.endswith(_R2_API_HOST) and not _presigned(s):
-        problems.append(
-            "R2_PUBLIC_URL points at the S3 API host, which only answers signed requests: use the "
-            "bucket's custom domain (or its r2.dev URL while testing)"
-        )
+    problems = url_mistakes(s)  # `run` refuses the same (cli.py)
     for problem in problems:
         report.fail(problem)
     if not problems:
@@ -330,7 +320,7 @@ def _check_settings(s: Settings, report: _Report) -> bool:
             "requests; set TRUST_CF_CONNECTING_IP=true behind the tunnel (deploy/env.example), or name a "
             "reverse proxy on this machine in FORWARDED_ALLOW_IPS=127.0.0.1"
         )
-    return endpoint.path in ("", "/")
+    return not endpoint_has_path(s.s3_endpoint_url)
 
 
 def _loopback(host: str) -> bool:

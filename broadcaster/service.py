@@ -20,6 +20,7 @@ from aiohttp import web
 from .bucket.bucket import Bucket
 from .bucket.held import Held
 from .bucket.mirror import PlaylistMirror
+from .bucket.public_check import listed_answers
 from .bucket.recorder import Recorder
 from .bucket.urls import segment_urls
 from .clips.book import CLIPS_FILE, ClipBook
@@ -58,6 +59,7 @@ from .status.audience import Audience
 from .status.hub import EventHub, StatusWatcher
 from .status.playback import Playback
 from .status.playback_metrics import PlaybackMetrics
+from .status.public_reads import PublicReads
 from .status.trackers import TrackerProbe
 
 log = logging.getLogger(__name__)
@@ -204,6 +206,13 @@ class Service:
         self.steering_loop: SteeringLoop | None = None
         self.pathway_reports: PathwayReports | None = None
         self.newest = Newest()  # the first bucket's newest listing: what its probe fetches
+        target = lambda: self.playlists.target_duration  # noqa: E731
+        # Whether viewers can fetch what is listed, whatever PATHWAYS is (the probe's without steering).
+        self.public_reads = PublicReads(
+            presigned=s.segment_urls == "presigned", newest=self.newest, target_duration=target,
+            up=self.metrics.public_reads_up.set, watched=Watched(lambda: self.metrics.playlist_requests.total, target),
+            start_check=lambda: listed_answers(self.store, self.urls.segment, s.r2_key_prefix, s.upload_timeout))
+        self.newest.woken = self.metrics.playlist_requests.on_request = self.public_reads.wake
         records = _pathways(s)
         # Every pathway but the first bucket's has its versions made only while clients read it.
         self.readers = {p.id: Readers(lambda: self.playlists.target_duration) for p in records[1:]}
@@ -223,7 +232,7 @@ class Service:
         # Each bucket's uploads tell the loop when one is late (on_late), so it needs no turn on a timer
         # while nothing is amiss (told_late).
         self.steering_loop = SteeringLoop(self.steering, probes, on_change=self._steered, watched=watched,
-                                          told_late=True)
+                                          told_late=True, heard=self.public_reads.pathway_heard)
         self.metrics.playlist_requests.on_request = self.steering_loop.seen  # a player: probes asleep look
         self.newest.woken = self.steering_loop.wake  # a listing wakes the loops that went quiet
         for b in self.buckets.values():
@@ -250,11 +259,12 @@ class Service:
         self._kernel_watch = s.hls_watch == "auto" and inotify.available()
         self.writes = Writes(s.hls_dir, kernel=self._kernel_watch)
         self.snapshots = Snapshots(self.state, self.metrics)
+        self.urls = segment_urls(s)  # what a playlist lists each key at (its start checks one: public_reads)
         self.publisher = Publisher(
             PublisherConfig(
                 hls_dir=s.hls_dir,
                 key_prefix=s.r2_key_prefix,
-                urls=segment_urls(s),
+                urls=self.urls,
                 window=WindowOptions(s.listed_seconds, can_block_reload=s.blocking_reload,
                                      start_at_edge=s.rewind_seconds > s.window_seconds),
                 target_duration=s.target_duration or None,
@@ -268,7 +278,7 @@ class Service:
             others={pid: b.uploader for pid, b in self.buckets.items() if pid != hls.BUCKET_PATHWAY},
             # Its Release's: saved first, then visible (and mirrored), then told.
             outlets=Outlets(self.playlists, self.snapshots, self.mirror, on_listed=(
-                self.events.listed, *((self.newest.listed,) if self.steering_loop else ()),
+                self.events.listed, self.newest.listed,
                 *((self._on_listed,) if self._on_listed else ())),
                 pathways={pid: p for pid, p in self.pathway_playlists.items() if pid != hls.BUCKET_PATHWAY}),
             on_removed=self._removed if any(b.cleaner for b in self.buckets.values()) else None,
@@ -322,8 +332,7 @@ class Service:
                                    p2p_trackers=self.tracker_probe.readings if self.tracker_probe else None,
                                    viewers=lambda: {"watching": audience.watching, "p2p": audience.p2p,
                                                     "stalled_5min": audience.stalled_recently},
-                                   steering=(lambda: (steering.first, steering.health_reason()))
-                                   if steering is not None else None)
+                                   delivery=self.public_reads.delivery(steering))
         # State events: run by the public app (create_app) from its startup, after the watcher's first
         # scan, to its shutdown, which stops them before it ends the event streams.
         self.status = StatusWatcher(self.events, self.report.assess)
@@ -422,6 +431,8 @@ class Service:
         if self.tracker_probe is not None:
             await self.tracker_probe.start()
             stack.push_async_callback(self.tracker_probe.stop)
+        await self.public_reads.start(probe=self.steering_loop is None)  # steering's loop probes for it
+        stack.push_async_callback(self.public_reads.stop)
         if self.steering_loop is not None:
             await self.steering_loop.start()
             stack.push_async_callback(self.steering_loop.stop)
@@ -440,7 +451,8 @@ class Service:
         except OSError as err:
             # Taken, below 1024, or not this machine's address: only the setting (or the other program)
             # changes that, never a restart (Grafana's default port is 3000 too).
-            why = os.strerror(err.errno) if err.errno else err.strerror  # not asyncio's wrapping of it
+            # Not asyncio's wrapping of it; a name that does not resolve (errno < 0): the resolver's words.
+            why = os.strerror(err.errno) if err.errno and err.errno > 0 else err.strerror
             taken = err.errno == errno.EADDRINUSE and where.port == 3000
             grafana = " (Grafana's default port is 3000 too)" if taken else ""
             raise _failed(f"cannot listen on {where} ({setting}): {why}{grafana}",

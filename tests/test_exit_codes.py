@@ -24,12 +24,14 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.as_user import as_nobody, open_folder
 from tests.support.restart_rules import Ended, pm2_app, pm2_restarts, systemd_restarts
 from tests.support.service_process import ServiceProcess, service_env, with_this_code
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.integration
 
@@ -150,6 +152,63 @@ async def test_a_state_dir_in_use_is_exit_2(tmp_path: Path, hls: Path, seaweed: 
     assert restarted(ended) == {"systemd": False, "pm2": False}
 
 
+async def test_an_endpoint_with_the_bucket_in_its_path_is_exit_2_before_any_request(tmp_path: Path, hls: Path) -> None:
+    """As R2's dashboard shows the bucket's URL: uploads would land one folder down, under keys no listed
+    URL names. `check` fails on it, and `run` refuses the same, with the same line."""
+    nobody = _no_bucket()
+    env = service_env(hls, nobody, tmp_path / "state", S3_ENDPOINT_URL=f"{nobody.endpoint_url}/{nobody.bucket}")
+    ended, errors = await refused(env, tmp_path / "run")
+    assert ended == SET_UP_MISTAKE and errors == [
+        f"hls-broadcaster: error: S3_ENDPOINT_URL has a path ('/{nobody.bucket}'): use the account endpoint "
+        "https://<ACCOUNT_ID>.r2.cloudflarestorage.com and put the bucket in AWS_BUCKET_NAME"], errors
+    assert restarted(ended) == {"systemd": False, "pm2": False}
+
+
+async def test_a_public_url_at_the_s3_api_host_is_exit_2(tmp_path: Path, hls: Path) -> None:
+    """It answers only signed requests: every listed segment would be refused."""
+    env = service_env(hls, _no_bucket(), tmp_path / "state", R2_PUBLIC_URL="https://acc.r2.cloudflarestorage.com/b")
+    ended, errors = await refused(env, tmp_path / "run")
+    assert ended == SET_UP_MISTAKE and len(errors) == 1 and "R2_PUBLIC_URL points at the S3 API host" in errors[0]
+
+
+async def test_the_env_file_unreadable_is_exit_2(tmp_path: Path, hls: Path) -> None:
+    run = tmp_path / "run"
+    (run / ".env").mkdir(parents=True)  # what `run` reads by default: not a file it can read
+    ended, errors = await refused(service_env(hls, _no_bucket(), tmp_path / "state"), run)
+    assert (ended, errors) == (SET_UP_MISTAKE, ["hls-broadcaster: error: env file .env is not a file"])
+
+
+async def test_a_wrong_public_url_starts_and_health_names_it(tmp_path: Path, hls: Path, seaweed: SeaweedS3) -> None:
+    """The table's row "it starts": uploads work, but R2_PUBLIC_URL serves none of the bucket's keys
+    (another bucket's URL). /health turns non-ok naming R2_PUBLIC_URL within 30 s, before any stream: the
+    object stored at start is fetched at its listed URL."""
+    env = service_env(hls, seaweed, tmp_path / "state", R2_PUBLIC_URL=f"{seaweed.endpoint_url}/another-bucket")
+    async with ServiceProcess(env, tmp_path / "run", start_timeout=60) as service, \
+            aiohttp.ClientSession() as http:
+        async def unhealthy() -> str | None:
+            async with http.get(f"{service.url}/health") as r:
+                status = (await r.json())["status"]
+                return status if r.status == 503 and "R2_PUBLIC_URL" in status else None
+
+        reason = await until(unhealthy, "/health naming R2_PUBLIC_URL", timeout=30)
+        assert "HTTP 404" in reason, reason
+        async with http.get(f"{service.url}/metrics") as r:
+            assert "hls_broadcaster_public_reads_up 0.0" in await r.text()
+        assert await service.stop(signal.SIGTERM) == 0
+    said = [line for line in service.lines if "public_reads: the segments listed do not answer" in line]
+    assert len(said) == 1 and " ERROR " in said[0], said  # the log says so once
+
+
+async def test_what_a_restart_may_fix_that_stops_the_start_is_exit_1_and_restarted(tmp_path: Path, hls: Path) -> None:
+    """The table's exit 1 row: HOST a name that does not resolve (DNS not up yet at boot, say) stops the
+    start with one line, and each supervisor starts it again."""
+    env = service_env(hls, _no_bucket(), tmp_path / "state", HOST="nonexistent.invalid")
+    ended, errors = await refused(env, tmp_path / "run")
+    assert ended == Ended(status=1) and len(errors) == 1, (ended, errors)
+    assert "cannot listen on nonexistent.invalid:0 (HOST/PORT): " in errors[0] and "Unknown error" not in errors[0]
+    assert restarted(ended) == {"systemd": True, "pm2": True}
+
+
 @pytest.fixture
 def place() -> Iterator[Path]:
     folder = Path(tempfile.mkdtemp(prefix="hlsb-exit-"))
@@ -175,6 +234,23 @@ def test_owncasts_folder_closed_to_the_user_is_exit_2(place: Path) -> None:
     ended = Ended.of(done.returncode)
     assert ended == SET_UP_MISTAKE, done.stderr
     assert f"user nobody cannot enter {place / 'home' / 'owncast'}" in done.stderr
+    assert restarted(ended) == {"systemd": False, "pm2": False}
+
+
+def test_a_state_dir_the_user_cannot_write_is_exit_2(place: Path) -> None:
+    """As another user (root writes everywhere): STATE_DIR root's, 0755."""
+    hls = place / "hls"
+    hls.mkdir()
+    hls.chmod(0o755)
+    (place / "state").mkdir(mode=0o755)
+    (place / ".stage").mkdir()
+    argv = as_nobody([sys.executable, "-m", "broadcaster", "run"], place / ".stage")
+    env = service_env(hls, _no_bucket(), place / "state")
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=with_this_code(env), cwd=place)
+    ended = Ended.of(done.returncode)
+    lines = done.stderr.strip().splitlines()
+    assert ended == SET_UP_MISTAKE and len(lines) == 1 and "STATE_DIR" in lines[0], done.stderr
+    assert "Traceback" not in done.stderr
     assert restarted(ended) == {"systemd": False, "pm2": False}
 
 

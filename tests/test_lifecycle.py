@@ -34,6 +34,7 @@ from broadcaster.source.watcher import HlsWatcher
 from broadcaster.state.disk import DirectoryBusy, DirectoryLock
 from broadcaster.status.hub import StatusWatcher
 from broadcaster.status.trackers import TrackerProbe
+from tests.support.public_bucket import readable_by_anyone
 from tests.support.sse import Event, SseReader
 from tests.support.waiting import WAIT, until
 
@@ -52,6 +53,7 @@ def bucket(moto_url: str) -> str:
                       region_name="us-east-1")
     if not any(b["Name"] == BUCKET for b in s3.list_buckets()["Buckets"]):
         s3.create_bucket(Bucket=BUCKET)
+    readable_by_anyone(s3, BUCKET)  # as an R2 bucket behind its public URL: what /health checks
     return BUCKET
 
 

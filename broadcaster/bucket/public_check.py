@@ -1,22 +1,29 @@
 """A bucket other than the first (PATHWAYS names it; <ID>_* settings, BACKUP_* for backup) proven as
 the first one is by `hls-broadcaster check` (preflight.py): a probe object put there, fetched at its
 public URL as a viewer's page would (with an Origin: CORS), and deleted; each line names the setting to
-fix. (The service's own start asks it as it asks the first: bucket/bucket.py's Bucket.start.)"""
+fix. (The service's own start asks it as it asks the first: bucket/bucket.py's Bucket.start.) And the
+service's own look at its start (`listed_answers`): an object stored as a segment is, fetched at the URL a
+playlist would list it with: a key stored where no listed URL looks is told before any viewer meets it."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 from urllib.parse import quote
 
 import aiohttp
 
+from .. import __version__
 from ..pathway_settings import BucketSettings
 from ..playlist import hls
 from .store import S3Store, StoreError
 
 ORIGIN = "https://viewer.example"  # a made-up viewer page's origin, as preflight.py's
+# The start's GET says what it is, as the steering probe's does: a bucket's or CDN's logs tell it from viewers.
+START_HEADERS = {"User-Agent": f"hls-broadcaster/{__version__} (start check)"}
 
 Line = Callable[[str, str], None]  # (ok | FAIL | skip, text)
 
@@ -83,3 +90,40 @@ async def _public(bucket: BucketSettings, timeout: float, key: str, body: bytes,
     else:
         line("ok", f"{bucket.pathway} pathway: public GET {url}: the probe object's bytes, readable by a viewer "
              "page (CORS)")
+
+
+class Stored(Protocol):
+    """The bucket's calls `listed_answers` makes (bucket/store_thread.py's StoreThread)."""
+
+    async def put(self, key: str, body: bytes, *, content_type: str, cache_control: str) -> None: ...
+
+    async def delete(self, key: str) -> None: ...
+
+
+async def listed_answers(store: Stored, url_of: Callable[[str], str], key_prefix: str,
+                         timeout: float) -> str | None:
+    """A test object stored under `key_prefix` as a segment is, fetched at `url_of(key)` (the URL a playlist
+    would list it with: R2_PUBLIC_URL/key, or presigned) and deleted. What the GET found when it was not
+    the object's bytes ("HTTP 404", "other bytes", why no answer); None when it was, or when the bucket
+    did not take the object (its uploads tell of that)."""
+    token = secrets.token_hex(8)
+    key = hls.bucket_key(key_prefix, f".hls-broadcaster-check-{token}.ts")
+    body = f"hls-broadcaster start {token}\n".encode()
+    try:
+        async with asyncio.timeout(timeout):
+            await store.put(key, body, content_type="video/mp2t", cache_control="public, max-age=60")
+    except (StoreError, TimeoutError):
+        return None
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as http, \
+                http.get(url_of(key), headers=START_HEADERS) as resp:
+            got, status = await resp.read(), resp.status
+    except (aiohttp.ClientError, OSError, TimeoutError) as err:
+        return f"no answer: {type(err).__name__}"
+    finally:
+        with contextlib.suppress(StoreError, TimeoutError):
+            async with asyncio.timeout(timeout):
+                await store.delete(key)
+    if status != 200:
+        return f"HTTP {status}"
+    return None if got == body else "other bytes"

@@ -43,16 +43,17 @@ class HealthReport:
                  access_problem: Callable[[], str | None] = lambda: None,
                  p2p_trackers: Callable[[], dict[str, Reading]] | None = None,
                  viewers: Callable[[], dict[str, int]] | None = None,
-                 steering: Callable[[], tuple[str, str | None]] | None = None) -> None:
+                 delivery: Callable[[], tuple[str | None, list[str]]] | None = None) -> None:
         """input_problem: why nothing Owncast writes can be served (HlsWatcher.master_missing).
         access_problem: a folder or file of HLS_DIR this user is refused (AccessWatch), which may hide
         a stream: live and degraded, whatever was listed.
         p2p_trackers: the trackers' readings (TrackerProbe), shown but never making the status other
         than ok: without a tracker, viewers play from the bucket as without P2P.
         viewers: the viewer pages playing now, for the body (never a reason to be unhealthy).
-        steering: (the pathway players are steered to, why when it is not the bucket's): a reason while
-        they are away from the bucket (steering/policy.py)."""
-        self._steering = steering
+        delivery: (the pathway players are steered to, None without steering; why viewers may not get what
+        is listed): a reason while they are away from the bucket (steering/policy.py), and while the
+        segments listed do not answer at their URLs, naming the setting (status/public_reads.py)."""
+        self._delivery = delivery
         self._p2p_trackers = p2p_trackers
         self._viewers = viewers
         self._facts = facts
@@ -115,10 +116,9 @@ class HealthReport:
             if reason is not None:
                 reasons.append(reason)
         pathway = None
-        if self._steering is not None:
-            pathway, away = self._steering()
-            if away is not None:
-                reasons.append(away)
+        if self._delivery is not None:
+            pathway, undelivered = self._delivery()
+            reasons += undelivered
         problem = self._input_problem()
         if problem is not None:
             reasons.append(problem)

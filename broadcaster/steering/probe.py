@@ -36,6 +36,10 @@ target durations: `Watched`) the probe's GET does not go, unless the policy want
 a page's report): there is nobody to steer, and its GET was the one cost steering still added to a
 stream's every second. Nor does the probe's turn: it waits QUIET_EVERY then, and a player's first
 request wakes it at once (SteeringLoop.seen, told by the request counters).
+
+Each GET's answer is also told to /health's watch of what viewers can fetch (status/public_reads.py:
+SteeringLoop's `heard`), which without steering (PATHWAYS=bucket) runs probe_pathway itself, at the same
+pace, reporting to nobody else (a `Judge` of its own).
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from .. import __version__
 from .first_byte import FirstByte
@@ -57,6 +62,19 @@ log = logging.getLogger(__name__)
 
 # A probe's fetch of a URL's first byte within a timeout: (answered 200/206, what it answered or why not).
 Fetch = Callable[[str, float], Awaitable[tuple[bool, str]]]
+# What a probe's GET found, told as it answers (its URL's pathway aside): (answered 200/206, the detail).
+Heard = Callable[[bool, str], None]
+
+
+class Judge(Protocol):
+    """What a probe reports to and takes its pace from: the steering policy, or without steering the
+    service's own watch of its public URL (status/public_reads.py)."""
+
+    def target_duration(self) -> int | None: ...
+
+    def probed(self, pathway: str, ok: bool, detail: str = "") -> bool: ...
+
+    def probe_wanted(self, pathway: str) -> bool: ...
 
 PROBE_EVERY = 1.0
 # The probe says what it is: a bucket's or a CDN's logs (and the test rigs that count viewers' GETs) tell
@@ -106,13 +124,17 @@ class SteeringLoop:
     def __init__(self, policy: SteeringPolicy, probes: Mapping[str, Probe], *, probe: bool = True,
                  clock: Callable[[], float] = time.monotonic,
                  on_change: Callable[[tuple[str, ...]], None] = lambda priority: None,
-                 watched: Callable[[], bool] = lambda: True, told_late: bool = False) -> None:
+                 watched: Callable[[], bool] = lambda: True, told_late: bool = False,
+                 heard: Callable[[str, bool, str], None] = lambda pathway, ok, detail: None) -> None:
         """`probes`: each bucket pathway's; `on_change(priority)`: told each new priority, and each time the
         VM starts or stops redirecting to the first bucket (policy.bucket_serves): the requests held on a
         pathway players leave are answered then (publish/visible.py's answer_held), and what each pathway
         lists follows; `watched()`: players read the stream lately (`Watched`): the probes' GETs go only
         then, or when the policy wants one. `told_late`: every bucket's uploads call look() when one has
-        waited policy.late_after() (Uploader.on_late): while calm, no turn is due on the clock alone."""
+        waited policy.late_after() (Uploader.on_late): while calm, no turn is due on the clock alone.
+        `heard(pathway, ok, detail)`: each probe's GET as it answers (/health's watch of what viewers can
+        fetch: status/public_reads.py)."""
+        self._heard = heard
         self._policy = policy
         self._probes = dict(probes)
         self._checking: dict[str, asyncio.Task[None]] = {}
@@ -224,7 +246,8 @@ class SteeringLoop:
     async def _probing(self, pathway: str) -> None:
         await probe_pathway(self._policy, pathway, self._probes[pathway].newest, self._clients[pathway], self._clock,
                             now=self._probe_now[pathway], probed=lambda ok, was: self._after_probe(pathway, ok, was),
-                            quiet=lambda: self._quiet, watched=self._watched, asleep=self._asleep)
+                            pace=Pace(quiet=lambda: self._quiet, watched=self._watched, asleep=self._asleep),
+                            heard=lambda ok, detail: self._heard(pathway, ok, detail))
 
     def _after_probe(self, pathway: str, ok: bool, failed_before: bool) -> None:
         # An answer after an answer changes nothing the policy decides: evaluated at its turn.
@@ -308,23 +331,35 @@ class Newest:
         return self.newest
 
 
-async def probe_pathway(policy: SteeringPolicy, pathway: str, newest: Callable[[], tuple[str, float] | None],
+@dataclass(frozen=True)
+class Pace:
+    """When a probe goes (probe_pathway): `quiet()`, nothing live; `watched()`, players read the stream
+    lately; `asleep()`, told when a probe waits for a player; `again`, seconds before the probe that follows
+    a failure (what watches without steering waits a PROBE_EVERY: it has nobody to move sooner)."""
+
+    quiet: Callable[[], bool] = lambda: False
+    watched: Callable[[], bool] = lambda: True
+    asleep: Callable[[], None] = lambda: None
+    again: float = PROBE_AGAIN
+
+
+async def probe_pathway(policy: Judge, pathway: str, newest: Callable[[], tuple[str, float] | None],
                         fetch: Fetch, clock: Callable[[], float], *,
                         now: Wake | None = None, probed: Callable[[bool, bool], None] = lambda ok, was: None,
-                        quiet: Callable[[], bool] = lambda: False, watched: Callable[[], bool] = lambda: True,
-                        asleep: Callable[[], None] = lambda: None) -> None:
+                        pace: Pace = Pace(), heard: Heard = lambda ok, detail: None) -> None:
     """Probe `pathway`'s newest segment (its URL and when it was listed: `newest()`) for ever, telling
     the policy each outcome (the module docstring says when), then `probed(ok, failed_before)` (whether
     the probe before it had failed). The first bucket's and a second's. `now`, once set, cuts the wait
-    for the next probe short (and is cleared); while `quiet()` (nothing live) it waits QUIET_EVERY; while
-    not `watched()` (nobody plays) it sends no GET after one that answered, unless the policy wants one
-    now, and waits QUIET_EVERY too, having told `asleep()`: a player's request sets `now` then
-    (SteeringLoop.seen), and the probe goes at once."""
+    for the next probe short (and is cleared); while `pace.quiet()` (nothing live) it waits QUIET_EVERY;
+    while not `pace.watched()` (nobody plays) it sends no GET after one that answered, unless the policy
+    wants one now, and waits QUIET_EVERY too, having told `pace.asleep()`: a player's request sets `now`
+    then (SteeringLoop.seen), and the probe goes at once. `heard(ok, detail)`: each GET's answer, as it
+    comes."""
     ok = True
     sleeping = False  # the last turn found nobody playing
     while True:
-        wait = PROBE_EVERY if ok else PROBE_AGAIN
-        if ok and (sleeping or quiet()):
+        wait = PROBE_EVERY if ok else pace.again
+        if ok and (sleeping or pace.quiet()):
             wait = QUIET_EVERY
         if now is None:
             await asyncio.sleep(wait)
@@ -338,11 +373,12 @@ async def probe_pathway(policy: SteeringPolicy, pathway: str, newest: Callable[[
             policy.probed(pathway, True)  # nothing live to look at: no evidence either way
             continue
         sleeping = False
-        if ok and not watched() and not policy.probe_wanted(pathway):
+        if ok and not pace.watched() and not policy.probe_wanted(pathway):
             sleeping = True  # nobody to steer: no GET (the last answered); a request wakes it
-            asleep()
+            pace.asleep()
             continue
         ok, detail = await fetch(latest[0], float(max(2, target)))
+        heard(ok, detail)
         if now is not None:
             now.clear()  # what asked for a probe while this one was on its way is answered by it
         probed(ok, policy.probed(pathway, ok, detail))

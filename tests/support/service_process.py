@@ -26,6 +26,7 @@ import broadcaster
 from broadcaster.demo.children import StartClock
 from broadcaster.service import Service
 from broadcaster.settings import SETTINGS, Settings, load_settings
+from tests.support.public_bucket import readable_by_anyone
 
 if TYPE_CHECKING:
     from broadcaster.demo.seaweed import SeaweedS3
@@ -59,6 +60,7 @@ def moto_env(moto_url: str, tmp_path: Path, **over: str) -> dict[str, str]:
                       aws_secret_access_key="locksecret-0a9", region_name="us-east-1")
     if not any(b["Name"] == "locktest" for b in s3.list_buckets()["Buckets"]):
         s3.create_bucket(Bucket="locktest")
+    readable_by_anyone(s3, "locktest")  # as an R2 bucket behind its public URL: what /health checks
     (tmp_path / "hls").mkdir(exist_ok=True)
     env = _environ()
     env.update(HLS_DIR=str(tmp_path / "hls"), S3_ENDPOINT_URL=moto_url, AWS_ACCESS_KEY_ID="lockkey-0a9",
