@@ -661,3 +661,24 @@ def test_vendored_video_js_matches_the_recorded_checksums() -> None:
         assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == digest, name
     version = re.search(r"^- Version: `(\d+\.\d+\.\d+)`", vendor, re.MULTILINE)
     assert version and f"Video.js {version.group(1)} ".encode() in (folder / "video.min.js").read_bytes()[:200]
+
+
+def test_production_md_says_where_every_other_path_goes_in_each_layout() -> None:
+    """docs/production.md's words on the paths the tunnel does not give the service hold for both layouts:
+    layout A answers them with cloudflared's 404, layout B hands them to Owncast (not a 404 there)."""
+    text = " ".join((ROOT / "docs" / "production.md").read_text().split())
+    assert "in layout A every other path gets cloudflared's 404" in text
+    assert "in layout B every other path of Owncast's hostname goes to Owncast (`127.0.0.1:8080`)" in text
+    for path in ("/nothing-here", "/api/status", "/metrics"):
+        assert route(path, host="live.example.com") == "http_status:404", path
+        assert route(path, host=OWNCAST_HOST) == OWNCAST == "http://127.0.0.1:8080", path
+
+
+def test_the_unit_and_the_docs_grant_owncasts_files_the_same_way() -> None:
+    """docs/production.md grants the service's user Owncast's files by an ACL, never a group to join; the
+    unit neither suggests a group (SupplementaryGroups) in its comments nor sets one."""
+    unit = (ROOT / "deploy" / "hls-broadcaster.service").read_text()
+    docs = " ".join((ROOT / "docs" / "production.md").read_text().split())
+    assert "never a group to join" in docs
+    assert "SupplementaryGroups" not in unit
+    assert "never a group to join" in " ".join(unit.replace("#", " ").split())

@@ -317,3 +317,15 @@ def test_the_site_shows_every_file_an_operator_copies_as_it_is() -> None:
     missing = sorted(str(p.relative_to(ROOT)) for p in shipped
                      if p.resolve() not in included and str(p.relative_to(ROOT)) not in NOT_INCLUDED)
     assert missing == [], f"deploy files no page of the site includes: {missing}"
+
+
+def test_the_install_time_is_given_in_one_place() -> None:
+    """The README gives the first command's install time; docs/getting-started.md, which repeats the two
+    commands, points there rather than giving a second figure that drifts from it."""
+    root = Path(__file__).resolve().parent.parent
+    readme = (root / "README.md").read_text()
+    started = (root / "docs" / "getting-started.md").read_text()
+    two_commands = " ".join(started.split("## The two commands", 1)[1].split("\n## ", 1)[0].split())
+    assert "How long the first command's install takes" in readme
+    assert re.search(r"\b\d+ s\b", two_commands) is None, two_commands
+    assert "How long that install takes is said in one place, the README's \"The two commands\"" in two_commands
