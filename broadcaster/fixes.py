@@ -95,8 +95,13 @@ def inotify_limits() -> str:
                       f"> {INOTIFY_LIMITS} && sysctl -p {INOTIFY_LIMITS}")
 
 
+# What deploy/hls-broadcaster.service's StateDirectory= makes (systemd makes no other path).
+SYSTEMD_STATE_DIR = Path("/var/lib/hls-broadcaster")
+
+
 def own_folder(folder: Path) -> str:
     """Give this user a folder of its own (STATE_DIR), made where missing."""
     user, group = user_name(), own_group()
     owner = f"-o {shlex.quote(user)}" + (f" -g {shlex.quote(group)}" if group else "")
+    folder = folder.absolute()  # pasted into a root shell elsewhere, a relative path names another folder
     return AS_ROOT + f"install -d -m 0750 {owner} {_q(folder)} && chown -R {shlex.quote(user)} {_q(folder)}"

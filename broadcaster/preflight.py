@@ -215,10 +215,14 @@ def _check_state_dir(s: Settings, report: _Report) -> None:
     parent = next((p for p in s.state_dir.parents if p.is_dir()), None)
     if parent is not None and os.access(parent, os.W_OK | os.X_OK):
         report.ok(f"STATE_DIR {s.state_dir} does not exist yet: `run` makes it (user {user} may)")
-    else:
-        report.warn(f"STATE_DIR {s.state_dir} does not exist yet and user {user} cannot make it: under systemd "
-                    "StateDirectory= makes it at the first start (deploy/hls-broadcaster.service); otherwise "
-                    f"make it, {fixes.own_folder(s.state_dir)}")
+    elif s.state_dir.absolute() == fixes.SYSTEMD_STATE_DIR:
+        report.warn(f"STATE_DIR {s.state_dir} does not exist yet and user {user} cannot make it: the shipped "
+                    "unit's StateDirectory= makes it at the first start (deploy/hls-broadcaster.service); "
+                    f"without systemd make it, {fixes.own_folder(s.state_dir)}")
+    else:  # `run` would refuse it: systemd makes only its own StateDirectory= (a mistyped path, say)
+        report.fail(f"STATE_DIR {s.state_dir.absolute()} does not exist and user {user} cannot make it (the "
+                    f"unit's StateDirectory= makes only {fixes.SYSTEMD_STATE_DIR}): fix the path, or make it, "
+                    f"{fixes.own_folder(s.state_dir)}")
 
 
 def _running_pid(s: Settings) -> str | None:
