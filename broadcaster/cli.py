@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__
+from . import __version__, fixes
 from .bucket.url_mistakes import url_mistakes
 from .clips import command as clips
 from .settings import SETTINGS, Settings, SettingsError, load_settings, lookalike_keys
@@ -142,7 +142,7 @@ def _check(args: argparse.Namespace) -> int:
     if args.as_user is not None and (refused := _become(args.as_user)) is not None:
         print(f"hls-broadcaster: error: {refused}", file=sys.stderr)
         return 2
-    as_root = os.geteuid() == 0 and args.as_user is None
+    as_root = fixes.this_check(args.env_file) if os.geteuid() == 0 and args.as_user is None else None
     flags = {s.name: getattr(args, s.name, None) for s in SETTINGS}
     lookalikes = lookalike_keys(env_file=args.env_file)  # an unreadable file: SettingsError, main's line
     try:

@@ -19,6 +19,7 @@ import os
 import pwd
 import shlex
 import shutil
+import sys
 from pathlib import Path
 
 from .files import user_name
@@ -93,6 +94,18 @@ def inotify_limits() -> str:
     by other programs), now and at every boot."""
     return AS_ROOT + (f"printf 'fs.inotify.max_user_instances=512\\nfs.inotify.max_user_watches=524288\\n' "
                       f"> {INOTIFY_LIMITS} && sysctl -p {INOTIFY_LIMITS}")
+
+
+def this_check(env_file: str | None, argv0: str = sys.argv[0]) -> str:
+    """This `check` as a shell line another user can run: the program by its full path (a venv's bin is
+    on root's PATH at most, never on the service user's), the env file that was given (none: the settings
+    came from the environment)."""
+    if Path(argv0).name == "__main__.py":  # python -m broadcaster
+        program = f"{_q(Path(sys.executable).absolute())} -m broadcaster"
+    else:
+        program = _q(Path(shutil.which(argv0) or argv0).absolute())
+    given = f" --env-file {_q(Path(env_file).absolute())}" if env_file else ""
+    return f"{program}{given} check"
 
 
 # What deploy/hls-broadcaster.service's StateDirectory= makes (systemd makes no other path).

@@ -119,25 +119,28 @@ class _Report:
 
 
 # `check` as root, not told the service's user: root enters and reads every folder, so what it finds of
-# Owncast's folder and STATE_DIR says nothing of what the service's user may (issue 68).
-AS_ROOT = ("check ran as root, which enters and reads every folder: it proves nothing about the service's "
-           "user. Run it as that user (sudo -u hls-broadcaster hls-broadcaster --env-file "
-           "/etc/hls-broadcaster/env check), or name the user: check --as hls-broadcaster (Owncast's user "
-           "under pm2; --as root if the service runs as root)")
+# Owncast's folder and STATE_DIR says nothing of what the service's user may.
+def as_root_line(command: str) -> str:
+    """The failure `check` run as root says: `command`, this very check as the service's user would run it
+    (fixes.this_check: the program by its full path, which is not on that user's PATH, and the env file given)."""
+    return ("check ran as root, which enters and reads every folder: it proves nothing about the service's "
+            f"user. Run it as that user (sudo -u hls-broadcaster {command}), or name the user: check --as "
+            "hls-broadcaster (Owncast's user under pm2; --as root if the service runs as root)")
 
 
 async def run_checks(settings: Settings, *, print_line: PrintLine, warnings: list[str] | None = None,
-                     as_root: bool = False) -> bool:
+                     as_root: str | None = None) -> bool:
     """Run every check, printing one line each; True when none failed (warnings do not count).
     `warnings`: found before the settings loaded (keys that look like a setting's name). `as_root`: run
-    by root not told the service's user: a failure, and the user's folders are not judged."""
+    by root not told the service's user (the check as that user would run it): a failure, and the user's
+    folders are not judged."""
     report = _Report(print_line, [s for s in settings.secrets() if s])
     for line in warnings or []:
         report.warn(line)
-    if as_root:
-        report.fail(AS_ROOT)
+    if as_root is not None:
+        report.fail(as_root_line(as_root))
     bucket_named = _check_settings(settings, report)
-    if as_root:
+    if as_root is not None:
         report.skip(f"HLS_DIR {settings.hls_dir} and STATE_DIR {settings.state_dir}: not judged as root")
     else:
         _check_hls_dir(settings, report)

@@ -31,7 +31,7 @@ from broadcaster.settings import SETTINGS, SettingsError, load_settings
 from broadcaster.source.access import AccessWatch, problems
 from broadcaster import fixes
 from broadcaster.fixes import AS_ROOT
-from broadcaster.preflight import AS_ROOT as ROOT_CHECK
+from broadcaster.preflight import as_root_line
 from tests.support.as_user import NOBODY, as_nobody, open_folder
 from tests.support.service_process import with_this_code
 from tests.support.waiting import until
@@ -315,7 +315,15 @@ def test_check_as_root_proves_nothing_unless_told_the_user(place: Path, bucket: 
 
     as_root = check()
     fails = [x for x in as_root.stdout.splitlines() if x.startswith("FAIL")]
-    assert as_root.returncode == 2 and fails == [f"FAIL {ROOT_CHECK}"], as_root.stdout
+    # The line names this very check as the service's user would run it: the program by its full path
+    # (not on that user's PATH) and the env file given, not a bare name and a stock path.
+    command = f"{sys.executable} -m broadcaster --env-file {settings} check"
+    assert as_root.returncode == 2 and fails == [f"FAIL {as_root_line(command)}"], as_root.stdout
+    # Pasted as the line says (as that user), it runs the check.
+    pasted = subprocess.run(as_nobody(command.split(), place / ".stage"), capture_output=True, text=True,
+                            timeout=120, env=with_this_code(env), cwd=place)
+    assert "check ran as root" not in pasted.stdout, pasted.stdout
+    assert f"user nobody cannot enter {place / 'home' / 'owncast'}" in pasted.stdout, pasted.stdout  # as the user
     assert "all checks passed" not in as_root.stdout
     told = check("--as", "nobody")
     fails = [x for x in told.stdout.splitlines() if x.startswith("FAIL")]
