@@ -493,3 +493,23 @@ def test_the_inotify_fix_is_a_shell_line_that_raises_the_limits_now_and_at_boot(
                    check=True, timeout=30)
     assert written.read_text() == "fs.inotify.max_user_instances=512\nfs.inotify.max_user_watches=524288\n"
     assert command.endswith(f"sysctl -p {fixes.INOTIFY_LIMITS}")
+
+
+def test_an_hls_dir_one_folder_too_high_names_owncasts_hls_folder(place: Path) -> None:
+    """HLS_DIR set to Owncast's data folder (its `hls` below, the database and logs beside, one of them
+    closed to the user): the line said to raise the kernel's inotify limits. It says where the stream is,
+    and with that value check passes Owncast's folder."""
+    hls = owncast_folder(place)
+    data = hls.parent
+    (data / "logs").mkdir(mode=0o700)  # Owncast's own, closed to others
+    (data / "owncast.db").write_bytes(b"")
+    prepare_state(place)
+    done = as_user(place, "check", "--env-file", str(env_file(place, None, data)))
+    said = [x for x in done.stdout.splitlines() if "HLS_DIR" in x and x.startswith("FAIL")]
+    assert done.returncode == 2 and len(said) == 1, done.stdout + done.stderr
+    assert said[0].endswith(f"looks like Owncast's data folder, not its HLS folder: the stream is written in "
+                            f"{hls}; set HLS_DIR={hls}"), said
+    assert "sysctl" not in done.stdout and "Traceback" not in done.stdout + done.stderr
+    fixed = said[0].rsplit("set ", 1)[1]  # HLS_DIR=<the folder named>, as the line says to set it
+    again = as_user(place, "check", "--env-file", str(env_file(place, None, Path(fixed.split("=", 1)[1]))))
+    assert f"ok   HLS_DIR {hls}: user nobody can enter, list and read it" in again.stdout, again.stdout

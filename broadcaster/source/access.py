@@ -32,6 +32,9 @@ def problems(hls_dir: Path, *, watch: bool) -> list[str]:
     if closed is not None:
         where = "HLS_DIR" if closed == hls_dir else "on the way to HLS_DIR"
         return [f"user {user} cannot enter {closed} ({where}); {fixes.enter(closed)}"]
+    above = _owncast_data_folder(hls_dir)
+    if above is not None:
+        return [above]
     found: list[str] = []
     folders = [hls_dir]
     try:
@@ -48,10 +51,28 @@ def problems(hls_dir: Path, *, watch: bool) -> list[str]:
     if watch and not found and inotify.available():
         try:
             inotify.FolderWatch(hls_dir).close()
+        except PermissionError as err:  # a folder below refused: no limit to raise
+            found.append(f"user {user} cannot watch HLS_DIR {hls_dir} with inotify ({err.strerror or err}): "
+                         f"a folder in it is closed to the user; {fixes.read_owncast(hls_dir)}")
         except OSError as err:
             found.append(f"user {user} cannot watch HLS_DIR {hls_dir} with inotify ({err.strerror or err}): "
                          f"set HLS_WATCH=watchfiles, or raise the kernel's limits; {fixes.inotify_limits()}")
     return found
+
+
+def _owncast_data_folder(hls_dir: Path) -> str | None:
+    """HLS_DIR one folder too high (Owncast's `data`, whose `hls` holds the stream): the line that says so.
+    Owncast's HLS folder has its variant folders (0, 1...) or its stream.m3u8 itself."""
+    below = hls_dir / "hls"
+    try:
+        if any(e.isdigit() for e in os.listdir(hls_dir)) or (hls_dir / "stream.m3u8").exists():
+            return None
+        if not below.is_dir():
+            return None
+    except OSError:
+        return None
+    return (f"HLS_DIR {hls_dir} looks like Owncast's data folder, not its HLS folder: the stream is written "
+            f"in {below}; set HLS_DIR={below}")
 
 
 def _is_dir(entry: os.DirEntry[str]) -> bool:
