@@ -115,6 +115,8 @@ def _run(args: argparse.Namespace) -> int:
     settings: Settings = load_settings(flags, env_file=args.env_file)
     if problems := url_mistakes(settings):  # what `check` fails on too, told before anything starts
         raise SettingsError(*problems)
+    if (refused := fixes.root_refusal(settings.state_dir, args.env_file)) is not None:
+        raise SettingsError(refused)
     # Imported once the settings hold (1.2 s of aiohttp and botocore on a busy machine): a setting's
     # mistake is told at once.
     from .service import SetupError, StartupError, run
@@ -123,6 +125,9 @@ def _run(args: argparse.Namespace) -> int:
     for line in lookalike_keys(env_file=args.env_file):
         log.warning("%s", line)
     log.info("hls-broadcaster %s starting: %r", __version__, settings)
+    if os.geteuid() == 0:  # allowed (STATE_DIR is root's), said once: the service needs no privilege
+        log.warning("running as root: the service needs no privilege of root's; run it as a user of its own "
+                    "(deploy/hls-broadcaster.service's User=), which Owncast's files are granted to")
     try:
         return asyncio.run(run(settings))
     except SetupError as err:

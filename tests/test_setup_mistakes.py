@@ -513,3 +513,22 @@ def test_an_hls_dir_one_folder_too_high_names_owncasts_hls_folder(place: Path) -
     fixed = said[0].rsplit("set ", 1)[1]  # HLS_DIR=<the folder named>, as the line says to set it
     again = as_user(place, "check", "--env-file", str(env_file(place, None, Path(fixed.split("=", 1)[1]))))
     assert f"ok   HLS_DIR {hls}: user nobody can enter, list and read it" in again.stdout, again.stdout
+
+
+def test_run_as_root_on_the_service_users_state_dir_is_refused_with_the_command_to_run(place: Path) -> None:
+    """`sudo hls-broadcaster run` by hand on the service's STATE_DIR started without a word and left files
+    only root may rewrite (the service's next start then failed on them). It is refused, exit 2, one line
+    naming the user and the command to run as that user, and nothing in STATE_DIR is written."""
+    if os.geteuid() != 0:
+        pytest.skip("not root")
+    hls = owncast_folder(place)
+    prepare_state(place)  # the service user's, as StateDirectory= leaves it
+    settings = env_file(place, None, hls)
+    done = subprocess.run([sys.executable, "-m", "broadcaster", "--env-file", str(settings), "run"],
+                          capture_output=True, text=True, timeout=60, env=with_this_code(environ(place)), cwd=place)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    (line,) = done.stderr.splitlines()
+    assert line == (f"hls-broadcaster: error: run as root on STATE_DIR {place / 'state'}, which is user nobody's: "
+                    f"it would leave files only root may rewrite, and nobody's next start would fail on them. Run "
+                    f"it as that user: sudo -u nobody {sys.executable} -m broadcaster --env-file {settings} run"), line
+    assert list((place / "state").iterdir()) == []
