@@ -223,6 +223,9 @@ async def test_an_upload_lost_after_it_was_listed_ahead_is_a_gap_on_the_buckets_
     await until(lambda: listed(w, "bucket", 0) == ["stream-abc-0.ts", "stream-abc-1.ts"])
     assert key not in w.store.keys()
     assert gaps(w, "bucket", 0) == ["stream-abc-0.ts"]
+    # Counted lost, with why: no copy was left and Owncast's file is gone (said once, as a WARNING).
+    assert w.metrics.registry.get_sample_value(
+        "hls_broadcaster_segments_lost_total", {"variant": "0", "reason": "copy_dropped"}) == 1
     # No version of the bucket's playlist ever listed it without EXT-X-GAP.
     for v, body in w.playlists.shown:
         lines = body.splitlines()

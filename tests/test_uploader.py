@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import errno
 import hashlib
+import logging
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 
 from broadcaster.metrics import Metrics
 from broadcaster.bucket import uploader as uploader_module
+from broadcaster.bucket.held import Held
 from broadcaster.bucket.store import S3Store, StoreError
 from broadcaster.bucket.uploader import Backoff, SegmentLost, Uploader, read_segment_file
 from tests.support.fakes import FakeStore
@@ -397,3 +399,34 @@ async def test_a_hanging_upload_no_other_follows_is_told_as_its_attempt_times_ou
         last.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await last
+
+
+async def test_a_segment_whose_copy_was_dropped_and_whose_file_is_gone_is_lost_as_copy_dropped(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The copy kept for a waiting upload dropped (VM_COPIES_MB: here a second copy past a cap of one), and
+    Owncast's file deleted before the bucket came back: the segment exists nowhere. Its upload ends lost as
+    `copy_dropped` (not a plain `deleted`, which says uploads fell behind Owncast's cleanup), and the
+    outage's lines count it: a WARNING at the first, the count in the line that says the bucket is back."""
+    caplog.set_level(logging.INFO, logger="broadcaster.bucket.uploader")
+    (tmp_path / "hls" / "0").mkdir(parents=True)
+    (tmp_path / "state").mkdir()
+    held = Held(tmp_path / "hls", tmp_path / "state", max_bytes=1880, keep_for=600.0, buckets=("bucket",))
+    held.open()
+    fake = FakeStore(down=True)
+    up = Uploader(fake, Metrics(), concurrency=2, attempt_timeout=5, holder=held,
+                  backoff=Backoff(base=0.01, cap=0.02))
+    a, b = segment(tmp_path / "hls" / "0", "a.ts"), segment(tmp_path / "hls" / "0", "b.ts")
+    first = asyncio.ensure_future(up.upload_file(a, "live/0/a.ts", "0", root=tmp_path / "hls"))
+    await until(lambda: held.copies == 1, "a's copy kept")
+    second = asyncio.ensure_future(up.upload_file(b, "live/0/b.ts", "0", root=tmp_path / "hls"))
+    await until(lambda: held.evicted >= 1, "a's copy dropped for b's (VM_COPIES_MB)")
+    a.unlink()  # Owncast's cleanup
+    with pytest.raises(SegmentLost) as lost:
+        await first
+    assert lost.value.reason == "copy_dropped" and "VM_COPIES_MB" in str(lost.value)
+    fake.down = False
+    await second  # b's copy outlives nothing here: its file is there, and it lands
+    said = [r.getMessage() for r in caplog.records if r.name == "broadcaster.bucket.uploader"]
+    assert any(m.startswith("a segment waiting on the bucket is lost: no copy of it is left") for m in said), said
+    assert any("bucket reachable again" in m and "1 segment(s) lost (no copy left" in m for m in said), said
+    held.close()

@@ -387,6 +387,10 @@ class Held:
                 gone = self._drop_oldest_copy_locked()
             if gone is None:
                 return False
+            self._failed.warning("reserve", "STATE_DIR's disk is down to its reserve (%d MB): the oldest copy of a "
+                                 "segment not in every bucket yet dropped (its upload reads Owncast's file while "
+                                 "it is there); free space on STATE_DIR's disk for a longer outage",
+                                 reserve // (1024 * 1024))
             self._unlink_quietly([gone])
 
     def _drop_oldest_copy_locked(self) -> str | None:

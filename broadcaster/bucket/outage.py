@@ -48,6 +48,7 @@ class OutageLog:
         self._reason = ""
         self._failed = 0  # attempts failed in this outage
         self._flaps = 0  # times the bucket worked briefly in this outage
+        self._lost = 0  # segments lost in this outage: no copy left, Owncast's file gone
         self._last_line: float | None = None  # when this component last wrote a line
         self._back_at: float | None = None  # when the last "back" line was written
 
@@ -60,7 +61,7 @@ class OutageLog:
         now = self._clock()
         self._reason = reason
         if self._since is None:
-            self._since, self._failed, self._flaps, self._working = now, 1, 0, False
+            self._since, self._failed, self._flaps, self._working, self._lost = now, 1, 0, False, 0
             self._told = False
             self._quiet = self._back_at is not None and now - self._back_at < self._interval
             if not self._quiet:
@@ -74,6 +75,19 @@ class OutageLog:
         if self._last_line is None or now - self._last_line >= self._interval:
             self._summary(now)
 
+    def lost(self) -> None:
+        """A segment waiting on this outage is lost (its copy dropped, Owncast's file gone): counted in the
+        outage's lines, the first said at once (an operator can raise VM_COPIES_MB before more go)."""
+        self._lost += 1
+        if self._lost == 1 and self._since is not None:
+            self._write(logging.WARNING, self._clock(), "a segment waiting on the bucket is lost: no copy of it "
+                        "is left (VM_COPIES_MB, or the disk's reserve under STATE_DIR) and Owncast deleted its "
+                        "file; the playlists list a gap for it where they can. More are counted in the summaries")
+
+    def _lost_text(self) -> str:
+        return (f"; {self._lost} segment(s) lost (no copy left: VM_COPIES_MB or the disk's reserve)"
+                if self._lost else "")
+
     def ok(self) -> None:
         self._working = True
         if self._since is None:
@@ -84,10 +98,10 @@ class OutageLog:
         down = now - self._since
         if self._quiet and not self._told:
             self._write(logging.INFO, now, "bucket reachable again; it had failed again for %.0fs after "
-                        "it came back (%d attempts)%s", down, self._failed, self._flapped())
+                        "it came back (%d attempts)%s%s", down, self._failed, self._flapped(), self._lost_text())
         else:
-            self._write(logging.INFO, now, "bucket reachable again after %.0fs down; %d attempts failed%s",
-                        down, self._failed, self._flapped())
+            self._write(logging.INFO, now, "bucket reachable again after %.0fs down; %d attempts failed%s%s",
+                        down, self._failed, self._flapped(), self._lost_text())
         self._since = None
         self._back_at = now
 
@@ -96,9 +110,9 @@ class OutageLog:
         assert self._since is not None
         self._told = True
         self._write(logging.WARNING, now, "bucket %s unreachable (%s) for %.0fs: %d attempts failed, "
-                    "%d uploads waiting%s%s", "again" if self._quiet else "still", self._reason,
+                    "%d uploads waiting%s%s%s", "again" if self._quiet else "still", self._reason,
                     now - self._since, self._failed, count,
-                    "" if oldest is None else f", the oldest for {oldest:.0f}s", self._flapped())
+                    "" if oldest is None else f", the oldest for {oldest:.0f}s", self._flapped(), self._lost_text())
 
     def _flapped(self) -> str:
         return f"; it worked briefly {self._flaps} times meanwhile" if self._flaps else ""

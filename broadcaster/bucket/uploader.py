@@ -34,6 +34,14 @@ class ObjectStore(Protocol):
     async def put(self, key: str, body: bytes, *, content_type: str, cache_control: str) -> None: ...
 
 
+# The reason a segment is lost when the copy kept for its upload is gone (dropped past VM_COPIES_MB or
+# for the disk's reserve, or never kept for them) and Owncast deleted its file before the bucket took it:
+# the segment exists nowhere (segments_lost_total{reason="copy_dropped"}, and the outage's lines count it).
+COPY_DROPPED = "copy_dropped"
+_NO_COPY = ("no copy of it is left (VM_COPIES_MB, or the disk's reserve under STATE_DIR) and Owncast deleted its "
+            "file before the bucket took it")
+
+
 class SegmentLost(Exception):
     """The segment can never be uploaded (deleted by Owncast, empty, unsafe...). `reason` is a label."""
 
@@ -146,7 +154,14 @@ def _kept_or_read(holder: Holder, key: str, stamp: Stamp, read: Read) -> tuple[b
     """An attempt after a failed one kept a copy: the copy (or Owncast's file while it is that version);
     Owncast's file as it is now once neither is there (the copy dropped for the cap or the disk)."""
     data = holder.body(key)
-    return (data, stamp) if data is not None else read()
+    if data is not None:
+        return data, stamp
+    try:
+        return read()
+    except SegmentLost as err:
+        if err.reason != "deleted":
+            raise
+        raise SegmentLost(COPY_DROPPED, f"{key}: {_NO_COPY}") from err
 
 
 def _held_or_first(read: Read, holder: Holder, key: str, parts: tuple[str, ...], hashed: bool,
@@ -334,8 +349,8 @@ class Uploader:
 
         def body() -> tuple[bytes, Stamp | None]:
             data = holder.body(key)
-            if data is None:
-                raise SegmentLost("deleted", f"{key}: Owncast deleted or rewrote its file, and no copy was kept")
+            if data is None:  # read only after a failed attempt, which keeps a copy where it can
+                raise SegmentLost(COPY_DROPPED, f"{key}: {_NO_COPY}")
             return data, stamp
 
         done = await self._put(key, body, content_type, hls.SEGMENT_CACHE_CONTROL, variant, False,
@@ -379,6 +394,10 @@ class Uploader:
         try:
             return await self._attempts(key, read, content_type, cache_control, variant, hashed, on_failed, first,
                                         keep)
+        except SegmentLost as err:
+            if err.reason == COPY_DROPPED:
+                self._outage.lost()
+            raise
         finally:
             del waiting[upload_id]
             late = self._late

@@ -309,7 +309,22 @@ class Uploads:
                 others[pid] = asyncio.ensure_future(self._elsewhere(uploader, seg_key, index, kept, init_other))
                 readiness.track(others[pid])
         readiness.track(task)
+        task.add_done_callback(functools.partial(self._lost_after_listing, index, seg_key, ready))
         return task, ready, seg_key, init_key, others
+
+    def _lost_after_listing(self, index: int, key: str, ready: Ready, task: asyncio.Future[Uploaded]) -> None:
+        """The first bucket's upload of a segment listed before it landed (held: the VM's pathway listed it)
+        failed for good: the bucket's pathway lists a gap for it (pathway_views), and nowhere has its bytes
+        once its copy and Owncast's file are gone. Counted and said, as a loss before listing is (Lister.lost)."""
+        if task.cancelled() or not ready.done() or ready.cancelled() or ready.exception() is not None:
+            return  # not listed before (the lister tells that loss when it comes to its slot), or closing
+        err = task.exception()
+        if err is None:
+            return
+        reason = err.reason if isinstance(err, SegmentLost) else "error"
+        self._metrics.segments_lost.labels(variant=str(index), reason=reason).inc()
+        log.warning("variant %d: %s, listed before the bucket had it, is lost (%s): %s; the bucket's pathway lists "
+                    "a gap for it", index, key, reason, err)
 
     async def _hold_now(self, path: Path, key: str, index: int, init_kept: asyncio.Future[Kept] | None
                         ) -> Kept | None:
