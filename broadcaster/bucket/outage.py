@@ -75,6 +75,15 @@ class OutageLog:
         if self._last_line is None or now - self._last_line >= self._interval:
             self._summary(now)
 
+    def down_for(self) -> float | None:
+        """Seconds since the outage being told began; None when there is none."""
+        return None if self._since is None else self._clock() - self._since
+
+    @property
+    def lost_count(self) -> int:
+        """Segments lost in the outage being told (or the last one)."""
+        return self._lost
+
     def lost(self) -> None:
         """A segment waiting on this outage is lost (its copy dropped, Owncast's file gone): counted in the
         outage's lines, the first said at once (an operator can raise VM_COPIES_MB before more go)."""

@@ -123,6 +123,11 @@ class Holder(Protocol):
 
     def landed(self, key: str, bucket: str) -> None: ...
 
+    @property
+    def total_bytes(self) -> int: ...  # the copies' bytes on disk
+
+    max_bytes: int  # their bound (VM_COPIES_MB)
+
 
 # The bytes a first attempt sends, read already: with their stamp and SHA-256 (None: not hashed).
 ReadBody = tuple[bytes, Stamp | None, bytes | None]
@@ -262,6 +267,25 @@ class Uploader:
         the oldest has waited in seconds (None when none waits)."""
         oldest = next(iter(self._waiting.values()), None)
         return len(self._waiting), None if oldest is None else self._clock() - oldest
+
+    def outage(self) -> dict[str, object] | None:
+        """While the bucket fails (None otherwise), for /health: the uploads that wait, the segments lost
+        for want of a copy, and with copies kept (the VM's pathway), their bytes, their bound and, at the
+        rate they grew since the outage began, the seconds until the oldest start to go."""
+        down_for = self._outage.down_for()
+        if down_for is None:
+            return None
+        count, oldest = self.waiting()
+        body: dict[str, object] = {"for_seconds": round(down_for, 1), "uploads_waiting": count,
+                                   "oldest_waiting_seconds": None if oldest is None else round(oldest, 1),
+                                   "segments_lost": self._outage.lost_count}
+        holder = self._holder
+        if holder is not None:
+            kept, bound = holder.total_bytes, holder.max_bytes
+            rate = kept / down_for if down_for > 0 else 0.0
+            body.update(copies_bytes=kept, copies_bound_bytes=bound,
+                        copies_full_in_seconds=round(max(0, bound - kept) / rate) if rate > 0 else None)
+        return body
 
     def record(self, ok: bool, reason: str | None = None) -> None:
         """Note the outcome of any bucket operation, for /health and the storage_up gauge."""

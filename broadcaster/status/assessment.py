@@ -140,6 +140,9 @@ class HealthReport:
             "storage_reachable": up.storage_ok,
             "upload_realtime_ratio": round(f.upload_ratio, 3),
         }
+        outage = up.outage()
+        if outage is not None:  # what is kept while the bucket fails, and how long it holds
+            body["outage"] = outage
         if mirror_lag is not None:
             body["playlists_in_bucket_lag_seconds"] = mirror_lag
         if pathway is not None:
