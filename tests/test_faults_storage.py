@@ -753,9 +753,11 @@ async def test_memory_through_an_outage_grows_by_records_not_segments(
         sizes = kept()
         segment_kb = sum(sizes) / len(sizes) / 1024
         per_upload = (second[1] - first[1]) / (second[0] - first[0])
-        # Records and a task per waiting upload, not its segment: under 3/4 of one each, averaged over
-        # the uploads that came to wait between the two reads (a kept body cost 2.4 segments each).
-        assert per_upload < segment_kb * 3 / 4, (
+        # Records and a task per waiting upload, not its segment: under one segment each, averaged over
+        # the uploads that came to wait between the two reads. A kept body cost 2.5 segments each (152 KB
+        # for 60 KB segments); without it 30 KB alone and 48 KB in a full run at load, what the VM's
+        # pathway lists and renders of the longer playlist included.
+        assert per_upload < segment_kb, (
             f"per upload {per_upload:.0f} KB: RSS {first[1]} KB at {first[0]:.0f} waiting, {second[1]} KB at {second[0]:.0f}: "
             f"{per_upload:.0f} KB per waiting upload; segments of {segment_kb:.0f} KB")
         await rig.proxy.pass_through()
