@@ -433,5 +433,6 @@ async def test_a_segment_whose_copy_was_dropped_and_whose_file_is_gone_is_lost_a
     assert up.outage() is None
     said = [r.getMessage() for r in caplog.records if r.name == "broadcaster.bucket.uploader"]
     assert any(m.startswith("a segment waiting on the bucket is lost: no copy of it is left") for m in said), said
-    assert any("bucket reachable again" in m and "1 segment(s) lost (no copy left" in m for m in said), said
+    assert any("bucket reachable again" in m and "segments lost (they exist nowhere): 1 copy_dropped" in m
+               for m in said), said
     held.close()

@@ -48,6 +48,7 @@ class SegmentLost(Exception):
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(detail)
         self.reason = reason
+        self.told = False  # an outage's lines count it (OutageLog.lost): not said again per segment
 
 
 def read_segment_file(path: Path, max_bytes: int, *, root: Path | None = None) -> bytes:
@@ -418,10 +419,6 @@ class Uploader:
         try:
             return await self._attempts(key, read, content_type, cache_control, variant, hashed, on_failed, first,
                                         keep)
-        except SegmentLost as err:
-            if err.reason == COPY_DROPPED:
-                self._outage.lost()
-            raise
         finally:
             del waiting[upload_id]
             late = self._late
@@ -472,6 +469,7 @@ class Uploader:
         send (the backlog survives Owncast's cleanup; the VM's pathway serves the copy meanwhile)."""
         attempt = 0
         kept: Stamp | None = None  # the version held and kept after a failed attempt (`keep`)
+        waited = False  # the bucket failed an attempt: a loss now is the outage's (OutageLog.lost)
         while True:
             bucket_failed = True
             async with self._slots:
@@ -480,6 +478,10 @@ class Uploader:
                         body, stamp, digest = first.pop()
                     else:
                         body, stamp, digest = await asyncio.to_thread(_read_and_hash, read, hashed)
+                except SegmentLost as err:
+                    if waited and variant is not None:
+                        err.told = self._outage.lost(err.reason)
+                    raise
                 except OSError as err:  # out of handles or memory (read_segment_file lets only those out)
                     if not is_temporary(err):
                         raise
@@ -495,6 +497,7 @@ class Uploader:
                     except (StoreError, TimeoutError) as err:
                         reason = err.reason if isinstance(err, StoreError) else "Timeout"
                         self.uploads_failed += 1
+                        waited = True
                         bounded_reason = bounded(reason, UPLOAD_FAILURE_REASONS)
                         self._metrics.upload_failures.labels(reason=bounded_reason).inc()
                         log.debug("upload of %s failed (attempt %d): %s", key, attempt + 1, reason)

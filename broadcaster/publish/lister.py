@@ -395,7 +395,9 @@ class Lister:
         reason = err.reason if isinstance(err, SegmentLost) else "error"
         self._metrics.segments_lost.labels(variant=str(v.index), reason=reason).inc()
         if isinstance(err, SegmentLost):
-            log.warning("variant %d: segment %s lost (%s): %s", v.index, copy.source.name, reason, err)
+            # One an outage's lines count already is not said again per segment (a long outage loses hundreds).
+            log.log(logging.DEBUG if err.told else logging.WARNING, "variant %d: segment %s lost (%s): %s",
+                    v.index, copy.source.name, reason, err)
         else:
             log.error("variant %d: segment %s lost to an unexpected error: %r", v.index, copy.source.name, err)
 

@@ -112,6 +112,8 @@ class Publisher:
         writes.follow(self._uploads.rewrites.heard)
         # Copies given up as a gap in their live playlist, uploaded once finished (recordings, clips).
         self._recorder = recorder
+        if recorder is not None:  # a segment lost after it was listed is a gap in its recording too
+            self._uploads.on_lost_listed = self._lost_listed
         self._hls_dir = config.hls_dir
         self._late = LateCopies(metrics, recorder, self._to_cleaner, config.monotonic)
         self._numbering = Numbering(config.first_sequence)
@@ -131,6 +133,10 @@ class Publisher:
         self._hashes = config.segment_hashes
         self._input_log = RateLimitedLog(log)
         self.release.changed(self.lister.versions())  # the target TARGET_DURATION sets, before any playlist
+
+    def _lost_listed(self, index: int, key: str, run: int) -> None:
+        if self._recorder is not None:
+            self._recorder.lost(self._numbering.run_name(run), index, key.rpartition("/")[2])
 
     @property
     def target_duration(self) -> int | None:
