@@ -318,8 +318,9 @@ class Uploads:
     def _lost_after_listing(self, index: int, key: str, run: int, ready: Ready,
                             task: asyncio.Future[Uploaded]) -> None:
         """The first bucket's upload of a segment listed before it landed (held: the VM's pathway listed it)
-        failed for good: every pathway lists a gap for it once every bucket's failed (pathway_views), and nowhere has its bytes
-        once its copy and Owncast's file are gone. Counted and said, as a loss before listing is (Lister.lost)."""
+        failed for good: its copy and Owncast's file are gone. Every pathway lists a gap for it once every
+        bucket's upload failed (pathway_views), its recording too (`on_lost_listed`). Counted and said, as a
+        loss before listing is (Lister.lost)."""
         if task.cancelled() or not ready.done() or ready.cancelled() or ready.exception() is not None:
             return  # not listed before (the lister tells that loss when it comes to its slot), or closing
         err = task.exception()
