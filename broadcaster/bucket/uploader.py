@@ -18,6 +18,7 @@ from ..files import MAX_FILE_BYTES, Refused, Stamp, is_temporary, read_stamped
 from ..lograte import RateLimitedLog
 from ..metrics import UPLOAD_FAILURE_REASONS, BucketMetrics, Metrics, bounded
 from ..playlist import hls
+from .copies_room import room
 from .outage import OutageLog
 from .store import StoreError
 
@@ -128,6 +129,9 @@ class Holder(Protocol):
     def total_bytes(self) -> int: ...  # the copies' bytes on disk
 
     max_bytes: int  # their bound (VM_COPIES_MB)
+
+    @property
+    def folder(self) -> Path: ...  # where they are (STATE_DIR/segments): its disk's reserve bounds them too
 
 
 # The bytes a first attempt sends, read already: with their stamp and SHA-256 (None: not hashed).
@@ -271,8 +275,9 @@ class Uploader:
 
     def outage(self) -> dict[str, object] | None:
         """While the bucket fails (None otherwise), for /health: the uploads that wait, the segments lost
-        for want of a copy, and with copies kept (the VM's pathway), their bytes, their bound and, at the
-        rate they grew since the outage began, the seconds until the oldest start to go."""
+        (no copy left, Owncast's file gone), and with copies kept (the VM's pathway), their bytes, their
+        bound now and what sets it (VM_COPIES_MB, or STATE_DIR's disk down to its reserve) and, at the rate
+        they grew since the outage began, the seconds until the oldest start to go."""
         down_for = self._outage.down_for()
         if down_for is None:
             return None
@@ -282,9 +287,10 @@ class Uploader:
                                    "segments_lost": self._outage.lost_count}
         holder = self._holder
         if holder is not None:
-            kept, bound = holder.total_bytes, holder.max_bytes
+            kept = holder.total_bytes
+            bound, by = room(holder.folder, kept, holder.max_bytes)
             rate = kept / down_for if down_for > 0 else 0.0
-            body.update(copies_bytes=kept, copies_bound_bytes=bound,
+            body.update(copies_bytes=kept, copies_bound_bytes=bound, copies_bound_by=by,
                         copies_full_in_seconds=round(max(0, bound - kept) / rate) if rate > 0 else None)
         return body
 
