@@ -33,9 +33,9 @@ from tests.support.whole import finished
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
 VARIANTS = (0, 1)
-# STATE_DIR's disk: its reserve and 3 MB, about 2 MB of them for copies (the state's files take some):
-# some 15 s of the emulator's two variants (about 130 KB a second).
-DISK_MB = DISK_RESERVE // (1024 * 1024) + 3
+# STATE_DIR's disk: its reserve and 2 MB, about 1 MB of them for copies (the state's files take some):
+# some 8 s of the emulator's two variants (about 130 KB a second).
+DISK_MB = DISK_RESERVE // (1024 * 1024) + 2
 START_TIMEOUT = 60.0
 
 
