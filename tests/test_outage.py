@@ -134,19 +134,19 @@ def test_segments_an_outage_loses_are_said_once_and_counted_by_reason(
     out.ok()
     got = lines(caplog)
     lost_lines = [m for _, m in got if "is lost" in m]
-    assert lost_lines == ["a segment waiting on the bucket is lost: Owncast deleted its file before the bucket "
-                          "took it (copies are kept only with the VM's pathway); the playlists list a gap for it. "
-                          "More are counted in the summaries"], got
-    assert got[-1][0] == "INFO" and got[-1][1].endswith("segments lost (they exist nowhere): 200 copy_dropped, "
-                                                        "100 deleted"), got[-1]
+    assert lost_lines == ["a segment waiting on the bucket is lost: Owncast deleted its file before the "
+                          "bucket took it (copies are kept only with the VM's pathway); the playlists list a "
+                          "gap for it. More are counted in the summaries"], got
+    assert got[-1][0] == "INFO", got[-1]
+    assert got[-1][1].endswith("segments lost (they exist nowhere): 200 copy_dropped, 100 deleted"), got[-1]
     assert any("segments lost (they exist nowhere)" in m for level, m in got if level == "WARNING"
                and m.startswith("bucket still unreachable")), got
     clock.t += 2
     assert out.lost("copy_dropped") and out.lost("copy_dropped")
     tail = [m for _, m in lines(caplog)[len(got):]]
-    assert tail == ["a segment of the outage that ended 2s ago is lost as its upload resumed: no copy of it is "
-                    "left (VM_COPIES_MB, or the disk's reserve under STATE_DIR) and Owncast deleted its file; "
-                    "segments lost (they exist nowhere): 201 copy_dropped, 100 deleted"], tail
+    assert tail == ["a segment of the outage that ended 2s ago is lost as its upload resumed: no copy of it "
+                    "is left (VM_COPIES_MB, or the disk's reserve under STATE_DIR) and Owncast deleted its "
+                    "file; segments lost (they exist nowhere): 201 copy_dropped, 100 deleted"], tail
     assert out.lost_count == 302
     clock.t += 60
     assert out.lost("deleted") is False and out.lost_count == 302

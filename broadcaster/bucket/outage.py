@@ -26,7 +26,8 @@ SUMMARY_INTERVAL = 30.0  # seconds between summaries: lograte.py's rate, readabl
 LOST_WHY = {
     "copy_dropped": "no copy of it is left (VM_COPIES_MB, or the disk's reserve under STATE_DIR) and Owncast "
                     "deleted its file",
-    "deleted": "Owncast deleted its file before the bucket took it (copies are kept only with the VM's pathway)",
+    "deleted": "Owncast deleted its file before the bucket took it (copies are kept only with the VM's "
+               "pathway)",
 }
 
 # (how many uploads wait, seconds the oldest has waited or None when none does)
@@ -111,11 +112,11 @@ class OutageLog:
         why = LOST_WHY.get(reason, reason)
         if tail and not self._tail_told:
             self._tail_told = True
-            self._write(logging.WARNING, now, "a segment of the outage that ended %.0fs ago is lost as its upload "
-                        "resumed: %s%s", ago, why, self._lost_text())
+            self._write(logging.WARNING, now, "a segment of the outage that ended %.0fs ago is lost as its "
+                        "upload resumed: %s%s", ago, why, self._lost_text())
         elif not tail and self.lost_count == 1:
-            self._write(logging.WARNING, now, "a segment waiting on the bucket is lost: %s; the playlists list a "
-                        "gap for it. More are counted in the summaries", why)
+            self._write(logging.WARNING, now, "a segment waiting on the bucket is lost: %s; the playlists "
+                        "list a gap for it. More are counted in the summaries", why)
         return True
 
     def _lost_text(self) -> str:

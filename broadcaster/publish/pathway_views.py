@@ -181,7 +181,8 @@ class PathwayViews:
                 if listed is None:
                     listed = {e.segment.key: e.segment.gap for e in playlist.window if e.segment.key}
                     if self.former is not None:
-                        listed.update((e.segment.key, e.segment.gap) for e in self.former.window if e.segment.key)
+                        listed.update((e.segment.key, e.segment.gap) for e in self.former.window
+                                      if e.segment.key)
                 gap = listed.get(key)
                 if gap is None:
                     del pending[key]  # a gap that left every playlist
@@ -193,7 +194,8 @@ class PathwayViews:
 
     def _nowhere(self, key: str) -> bool:
         """The uploads of `key` failed for good on every bucket's pathway (one not pending landed there)."""
-        return all((upload := pending.get(key)) is not None and failed(upload) for pending in self.pending.values())
+        return all((upload := pending.get(key)) is not None and failed(upload)
+                   for pending in self.pending.values())
 
     def _state(self, pid: str, key: str | None) -> str | None:
         """OWN: landed there (or held, for the VM); GAP: it never will; None: not yet."""

@@ -331,8 +331,8 @@ class Uploads:
         # One an outage's lines count already (the first said at once, the count when it ends) is not said
         # again per segment: a long outage loses hundreds.
         log.log(logging.DEBUG if isinstance(err, SegmentLost) and err.told else logging.WARNING,
-                "variant %d: %s, listed before the bucket had it, is lost (%s): %s; every pathway lists a gap for "
-                "it", index, key, reason, err)
+                "variant %d: %s, listed before the bucket had it, is lost (%s): %s; every pathway lists a "
+                "gap for it", index, key, reason, err)
         if self.on_lost_listed is not None:
             self.on_lost_listed(index, key, run)
 
