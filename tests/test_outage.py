@@ -116,3 +116,37 @@ def test_a_brief_relapse_is_told_once_the_interval_has_passed(
     out.ok()
     assert lines(caplog)[-1] == ("INFO", "bucket reachable again; it had failed again for 33s after it came "
                                          "back (2 attempts)")
+
+
+def test_segments_an_outage_loses_are_said_once_and_counted_by_reason(
+        clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
+    """Hundreds of segments lost in a long outage: one WARNING at the first, the counts by reason in the
+    summaries and the "back" line; one lost as its upload resumed just after that line is the same
+    outage's, said once with the count so far; one long after is nobody's (its loser says it)."""
+    caplog.set_level(logging.DEBUG, "outage-test")
+    out = outage_log(clock)
+    assert out.lost("deleted") is False  # no outage: not this log's to tell
+    out.failed("ServiceUnavailable")
+    for n in range(300):
+        clock.t += 1
+        out.failed("ServiceUnavailable")
+        assert out.lost("copy_dropped" if n % 3 else "deleted") is True
+    out.ok()
+    got = lines(caplog)
+    lost_lines = [m for _, m in got if "is lost" in m]
+    assert lost_lines == ["a segment waiting on the bucket is lost: Owncast deleted its file before the "
+                          "bucket took it (copies are kept only with the VM's pathway); the playlists list a "
+                          "gap for it. More are counted in the summaries"], got
+    assert got[-1][0] == "INFO", got[-1]
+    assert got[-1][1].endswith("segments lost (they exist nowhere): 200 copy_dropped, 100 deleted"), got[-1]
+    assert any("segments lost (they exist nowhere)" in m for level, m in got if level == "WARNING"
+               and m.startswith("bucket still unreachable")), got
+    clock.t += 2
+    assert out.lost("copy_dropped") and out.lost("copy_dropped")
+    tail = [m for _, m in lines(caplog)[len(got):]]
+    assert tail == ["a segment of the outage that ended 2s ago is lost as its upload resumed: no copy of it "
+                    "is left (VM_COPIES_MB, or the disk's reserve under STATE_DIR) and Owncast deleted its "
+                    "file; segments lost (they exist nowhere): 201 copy_dropped, 100 deleted"], tail
+    assert out.lost_count == 302
+    clock.t += 60
+    assert out.lost("deleted") is False and out.lost_count == 302

@@ -330,3 +330,41 @@ async def test_a_segment_shown_ahead_that_can_never_land_does_not_hold_the_new_t
     for v, body in w.playlists.shown:
         checker.assert_ok(str(v), body)
     await w.pub.close()
+
+
+async def test_a_segment_lost_after_listing_is_a_gap_on_every_pathway_and_in_the_recording(
+        tmp_path: Path) -> None:
+    """Players steered to the VM: the bucket's pathway lists what the bucket lacks at the VM's URI, and
+    the VM's pathway lists it at once. Then no copy is left (VM_COPIES_MB) and Owncast deletes the file:
+    the segment exists nowhere. Every pathway lists it as a gap from then on (neither the VM nor the bucket
+    could answer it), and so does the recording of its stream (KEEP_RECORDINGS)."""
+    w, _held = make(tmp_path, max_bytes=100, recordings=tmp_path / "state")  # no room for a 376-byte copy
+    w.fallbacks["bucket"] = ("vm",)  # players are steered away from the bucket
+    key = "live/0/stream-abc-0.ts"
+    w.store.hold(key)
+    w.store.fail[key] = 1
+    w.owncast_lists(0, "stream-abc-0.ts")
+    w.owncast_lists(0, "stream-abc-1.ts")
+    await until(lambda: listed(w, "ahead", 0) == ["stream-abc-0.ts", "stream-abc-1.ts"])
+    await until(lambda: listed(w, "bucket", 0) == ["stream-abc-0.ts", "stream-abc-1.ts"])
+    assert gaps(w, "bucket", 0) == [] and "/vm/" in w.text(0), w.text(0)  # at the VM's URI, not a gap yet
+    (tmp_path / "hls" / "0" / "stream-abc-0.ts").unlink()  # Owncast's cleanup
+    w.store.release(key)
+    await until(lambda: gaps(w, "ahead", 0) == gaps(w, "bucket", 0) == ["stream-abc-0.ts"],
+                "a gap on both pathways", detail=lambda: (w.text(0), listed(w, "ahead", 0)))
+    assert key not in w.store.keys()
+    assert w.metrics.registry.get_sample_value(
+        "hls_broadcaster_segments_lost_total", {"variant": "0", "reason": "copy_dropped"}) == 1
+    # The stream ends: its recording lists the lost segment as a gap, the next one as a segment.
+    w.owncast_lists(0, "stream-abc-2.ts", ended=True)
+    recording = "live/0/recording-abc.m3u8"
+    await until(lambda: recording in w.store.keys(), "the recording written")
+    body = [p.body for p in w.store.puts if p.key == recording][-1].decode()
+    lines = body.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.endswith("stream-abc-0.ts"))
+    assert "#EXT-X-GAP" in lines[max(0, at - 2):at], body
+    after = next(i for i, line in enumerate(lines) if line.endswith("stream-abc-1.ts"))
+    assert "#EXT-X-GAP" not in lines[at + 1:after], body
+    for v, text in w.playlists.shown + (w.ahead.shown if w.ahead is not None else []):
+        VariantSetChecker().assert_ok(str(v), text)
+    await w.pub.close()

@@ -44,14 +44,11 @@ from typing import NamedTuple
 from ..files import MAX_FILE_BYTES, Refused, Stamp, look_beneath, read_stamped, stamp_beneath
 from ..lograte import RateLimitedLog
 from ..playlist import hls
+from .copies_room import DISK_RESERVE as DISK_RESERVE, reserve as reserve_of
 
 log = logging.getLogger(__name__)
 
 FOLDER = "segments"  # under STATE_DIR
-# The copies never take the last of STATE_DIR's disk: the state must still be saved (numbers served,
-# docs/hls-rules.md#numbers-across-restarts). This much stays free, or a fiftieth of the disk if more;
-# past it the oldest copies go, then new ones are not kept.
-DISK_RESERVE = 64 * 1024 * 1024
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _SUFFIX = ".seg"
 _TEMP = ".tmp"
@@ -380,7 +377,7 @@ class Held:
                 st = os.statvfs(fd)
             except OSError:
                 return True  # cannot tell: the write says
-            reserve = max(DISK_RESERVE, st.f_blocks * st.f_frsize // 50)
+            reserve = reserve_of(st)
             if st.f_bavail * st.f_frsize - size >= reserve:
                 return True
             with self._lock:

@@ -8,6 +8,11 @@ oldest's wait); one INFO when it works again, with how long it was down and how 
 A bucket that flaps (throttled: some requests pass, some fail) must not write a WARNING and an INFO per
 flap: a failure within `interval` of the "back" line resumes the story quietly (the next summary
 tells it), and the "back" line of such a relapse waits until `interval` has passed since the last line.
+
+A segment an outage loses (its upload waited, then no copy was left and Owncast deleted its file) is told
+once per outage: a WARNING at the first, then a count in each summary and in the "back" line, by reason.
+One lost as its upload resumes, just after the "back" line (it read the bytes only then), is the same
+outage's: the first such is said with the count so far, the rest are counted (`lost_count`).
 """
 
 from __future__ import annotations
@@ -17,6 +22,13 @@ import time
 from collections.abc import Callable
 
 SUMMARY_INTERVAL = 30.0  # seconds between summaries: lograte.py's rate, readable at 3 a.m.
+# Why an outage's lost segment exists nowhere, by its reason (segments_lost_total's label).
+LOST_WHY = {
+    "copy_dropped": "no copy of it is left (VM_COPIES_MB, or the disk's reserve under STATE_DIR) and Owncast "
+                    "deleted its file",
+    "deleted": "Owncast deleted its file before the bucket took it (copies are kept only with the VM's "
+               "pathway)",
+}
 
 # (how many uploads wait, seconds the oldest has waited or None when none does)
 Waiting = Callable[[], tuple[int, float | None]]
@@ -48,7 +60,8 @@ class OutageLog:
         self._reason = ""
         self._failed = 0  # attempts failed in this outage
         self._flaps = 0  # times the bucket worked briefly in this outage
-        self._lost = 0  # segments lost in this outage: no copy left, Owncast's file gone
+        self._lost: dict[str, int] = {}  # segments lost in this outage, by reason: they exist nowhere
+        self._tail_told = False  # a loss after the "back" line was said
         self._last_line: float | None = None  # when this component last wrote a line
         self._back_at: float | None = None  # when the last "back" line was written
 
@@ -61,7 +74,8 @@ class OutageLog:
         now = self._clock()
         self._reason = reason
         if self._since is None:
-            self._since, self._failed, self._flaps, self._working, self._lost = now, 1, 0, False, 0
+            self._since, self._failed, self._flaps, self._working, self._lost = now, 1, 0, False, {}
+            self._tail_told = False
             self._told = False
             self._quiet = self._back_at is not None and now - self._back_at < self._interval
             if not self._quiet:
@@ -82,20 +96,34 @@ class OutageLog:
     @property
     def lost_count(self) -> int:
         """Segments lost in the outage being told (or the last one)."""
-        return self._lost
+        return sum(self._lost.values())
 
-    def lost(self) -> None:
-        """A segment waiting on this outage is lost (its copy dropped, Owncast's file gone): counted in the
-        outage's lines, the first said at once (an operator can raise VM_COPIES_MB before more go)."""
-        self._lost += 1
-        if self._lost == 1 and self._since is not None:
-            self._write(logging.WARNING, self._clock(), "a segment waiting on the bucket is lost: no copy of it "
-                        "is left (VM_COPIES_MB, or the disk's reserve under STATE_DIR) and Owncast deleted its "
-                        "file; the playlists list a gap for it where they can. More are counted in the summaries")
+    def lost(self, reason: str) -> bool:
+        """A segment whose upload waited on the bucket is lost (`reason`: copy_dropped, deleted): counted in
+        the outage's lines, the first said at once (an operator can raise VM_COPIES_MB or free the disk
+        before more go). True when this outage tells it (its loser need not say it again); False when no
+        outage is going on or just ended."""
+        now = self._clock()
+        ago = None if self._since is not None or self._back_at is None else now - self._back_at
+        tail = ago is not None and ago < self._interval
+        if self._since is None and not tail:
+            return False
+        self._lost[reason] = self._lost.get(reason, 0) + 1
+        why = LOST_WHY.get(reason, reason)
+        if tail and not self._tail_told:
+            self._tail_told = True
+            self._write(logging.WARNING, now, "a segment of the outage that ended %.0fs ago is lost as its "
+                        "upload resumed: %s%s", ago, why, self._lost_text())
+        elif not tail and self.lost_count == 1:
+            self._write(logging.WARNING, now, "a segment waiting on the bucket is lost: %s; the playlists "
+                        "list a gap for it. More are counted in the summaries", why)
+        return True
 
     def _lost_text(self) -> str:
-        return (f"; {self._lost} segment(s) lost (no copy left: VM_COPIES_MB or the disk's reserve)"
-                if self._lost else "")
+        if not self._lost:
+            return ""
+        return "; segments lost (they exist nowhere): " + ", ".join(
+            f"{count} {reason}" for reason, count in sorted(self._lost.items()))
 
     def ok(self) -> None:
         self._working = True

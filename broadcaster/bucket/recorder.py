@@ -7,7 +7,9 @@ segments (PREFIX/<variant>/recording-<run>.m3u8), plus a multivariant one (PREFI
 A gap a variant listed (EXT-X-GAP: a moment it lacks and the others list) is journaled as one. When its
 segment lands later (Owncast finished it late: publish/late.py), a line says so, and the recording lists
 the segment there; a gap whose segment never came stays a gap in the recording, so its variants number
-alike. The recording waits for such late uploads, LATE_WAIT at most, before it is written.
+alike. The recording waits for such late uploads, LATE_WAIT at most, before it is written. A segment
+journaled as listed whose upload failed for good after (listed on the VM's pathway before the bucket had
+it, and lost in an outage: no copy left, Owncast's file gone) gets a `lost` line: a gap in the recording.
 """
 
 from __future__ import annotations
@@ -54,12 +56,13 @@ def _journal_entry(raw: str, *, first: bool) -> ListedSegment:
         init, gap=validate.flag(d.get("gap", False), "a gap"))  # absent in older journals
 
 
-def _landed(raw: str) -> str | None:
-    """The segment a `landed` line names (Recorder.landed), None for any other line."""
-    if '"landed"' not in raw:
+def _marked(raw: str, mark: str) -> str | None:
+    """The segment a `landed` or `lost` line names (Recorder.landed, Recorder.lost), None for any other
+    line or mark."""
+    if f'"{mark}"' not in raw:
         return None
     d = validate.mapping(json.loads(raw), "a journal line", 1)
-    return validate.text(validate.field(d, "landed", "a journal line"), "a segment name", 1024)
+    return validate.text(validate.field(d, mark, "a journal line"), "a segment name", 1024)
 
 
 class Recorder:
@@ -91,6 +94,11 @@ class Recorder:
     def landed(self, run: str, variant: int, name: str) -> None:
         """A segment journaled as a gap is in the bucket now (uploaded late): the recording lists it."""
         self._append(run, variant, {"landed": name})
+
+    def lost(self, run: str, variant: int, name: str) -> None:
+        """A segment journaled as listed will never be in the bucket (its upload failed for good after it
+        was listed): the recording lists a gap there."""
+        self._append(run, variant, {"lost": name})
 
     def expect(self, run: str, settled: asyncio.Future[None]) -> None:
         """A segment of `run` uploading late: its recording waits for `settled` (LATE_WAIT at most)."""
@@ -125,19 +133,23 @@ class Recorder:
                 continue  # not a variant's journal
             segments: list[ListedSegment] = []
             landed: set[str] = set()
+            lost: set[str] = set()
             unreadable = 0
             for raw in journal.read_text(encoding="utf-8", errors="replace").splitlines():
                 try:
-                    arrived = _landed(raw)
-                    if arrived is not None:
+                    if (arrived := _marked(raw, "landed")) is not None:
                         landed.add(arrived)
+                        continue
+                    if (gone := _marked(raw, "lost")) is not None:
+                        lost.add(gone)
                         continue
                     segment = _journal_entry(raw, first=not segments)
                 except (ValueError, RecursionError):
                     unreadable += 1  # a line cut by a crash, or damaged: that segment is missing
                     continue
                 segments.append(segment)
-            segments = [replace(s, gap=False) if s.gap and s.uri in landed else s for s in segments]
+            segments = [replace(s, gap=False) if s.gap and s.uri in landed
+                        else replace(s, gap=True) if not s.gap and s.uri in lost else s for s in segments]
             if unreadable:
                 log.warning("recording of run %s, variant %d: %d unreadable line(s) in %s left out",
                             run, variant, unreadable, journal)

@@ -18,6 +18,7 @@ from ..files import MAX_FILE_BYTES, Refused, Stamp, is_temporary, read_stamped
 from ..lograte import RateLimitedLog
 from ..metrics import UPLOAD_FAILURE_REASONS, BucketMetrics, Metrics, bounded
 from ..playlist import hls
+from .copies_room import room
 from .outage import OutageLog
 from .store import StoreError
 
@@ -48,6 +49,7 @@ class SegmentLost(Exception):
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(detail)
         self.reason = reason
+        self.told = False  # an outage's lines count it (OutageLog.lost): not said again per segment
 
 
 def read_segment_file(path: Path, max_bytes: int, *, root: Path | None = None) -> bytes:
@@ -127,6 +129,9 @@ class Holder(Protocol):
     def total_bytes(self) -> int: ...  # the copies' bytes on disk
 
     max_bytes: int  # their bound (VM_COPIES_MB)
+
+    @property
+    def folder(self) -> Path: ...  # where they are (STATE_DIR/segments): its disk's reserve bounds them too
 
 
 # The bytes a first attempt sends, read already: with their stamp and SHA-256 (None: not hashed).
@@ -270,8 +275,9 @@ class Uploader:
 
     def outage(self) -> dict[str, object] | None:
         """While the bucket fails (None otherwise), for /health: the uploads that wait, the segments lost
-        for want of a copy, and with copies kept (the VM's pathway), their bytes, their bound and, at the
-        rate they grew since the outage began, the seconds until the oldest start to go."""
+        (no copy left, Owncast's file gone), and with copies kept (the VM's pathway), their bytes, their
+        bound now and what sets it (VM_COPIES_MB, or STATE_DIR's disk down to its reserve) and, at the rate
+        they grew since the outage began, the seconds until the oldest start to go."""
         down_for = self._outage.down_for()
         if down_for is None:
             return None
@@ -281,9 +287,10 @@ class Uploader:
                                    "segments_lost": self._outage.lost_count}
         holder = self._holder
         if holder is not None:
-            kept, bound = holder.total_bytes, holder.max_bytes
+            kept = holder.total_bytes
+            bound, by = room(holder.folder, kept, holder.max_bytes)
             rate = kept / down_for if down_for > 0 else 0.0
-            body.update(copies_bytes=kept, copies_bound_bytes=bound,
+            body.update(copies_bytes=kept, copies_bound_bytes=bound, copies_bound_by=by,
                         copies_full_in_seconds=round(max(0, bound - kept) / rate) if rate > 0 else None)
         return body
 
@@ -418,10 +425,6 @@ class Uploader:
         try:
             return await self._attempts(key, read, content_type, cache_control, variant, hashed, on_failed, first,
                                         keep)
-        except SegmentLost as err:
-            if err.reason == COPY_DROPPED:
-                self._outage.lost()
-            raise
         finally:
             del waiting[upload_id]
             late = self._late
@@ -472,6 +475,7 @@ class Uploader:
         send (the backlog survives Owncast's cleanup; the VM's pathway serves the copy meanwhile)."""
         attempt = 0
         kept: Stamp | None = None  # the version held and kept after a failed attempt (`keep`)
+        waited = False  # the bucket failed an attempt: a loss now is the outage's (OutageLog.lost)
         while True:
             bucket_failed = True
             async with self._slots:
@@ -480,6 +484,10 @@ class Uploader:
                         body, stamp, digest = first.pop()
                     else:
                         body, stamp, digest = await asyncio.to_thread(_read_and_hash, read, hashed)
+                except SegmentLost as err:
+                    if waited and variant is not None:
+                        err.told = self._outage.lost(err.reason)
+                    raise
                 except OSError as err:  # out of handles or memory (read_segment_file lets only those out)
                     if not is_temporary(err):
                         raise
@@ -495,6 +503,7 @@ class Uploader:
                     except (StoreError, TimeoutError) as err:
                         reason = err.reason if isinstance(err, StoreError) else "Timeout"
                         self.uploads_failed += 1
+                        waited = True
                         bounded_reason = bounded(reason, UPLOAD_FAILURE_REASONS)
                         self._metrics.upload_failures.labels(reason=bounded_reason).inc()
                         log.debug("upload of %s failed (attempt %d): %s", key, attempt + 1, reason)

@@ -70,6 +70,18 @@ def never_shown(metrics: Metrics, index: int, segments: Iterable[ListedSegment],
         log.warning("variant %d: segment %s not listed: never shown before %s", index, segment.uri, before)
 
 
+def told_lost(metrics: Metrics, index: int, name: str, err: BaseException) -> None:
+    """A copy lost before it was listed: counted, and said (a loss an outage's lines count already,
+    OutageLog.lost, only as DEBUG: a long outage loses hundreds)."""
+    reason = err.reason if isinstance(err, SegmentLost) else "error"
+    metrics.segments_lost.labels(variant=str(index), reason=reason).inc()
+    if isinstance(err, SegmentLost):
+        log.log(logging.DEBUG if err.told else logging.WARNING, "variant %d: segment %s lost (%s): %s", index,
+                name, reason, err)
+    else:
+        log.error("variant %d: segment %s lost to an unexpected error: %r", index, name, err)
+
+
 class Lister:
     def __init__(self, config: PublisherConfig, *, metrics: Metrics, release: Release,
                  recorder: Recorder | None, variants: Variants, lanes: Lanes, target: TargetPolicy,
@@ -392,12 +404,7 @@ class Lister:
                         f"{decision.target}s it (or one before it) does not fit")
 
     def lost(self, v: Variant, copy: Copy, err: BaseException) -> None:
-        reason = err.reason if isinstance(err, SegmentLost) else "error"
-        self._metrics.segments_lost.labels(variant=str(v.index), reason=reason).inc()
-        if isinstance(err, SegmentLost):
-            log.warning("variant %d: segment %s lost (%s): %s", v.index, copy.source.name, reason, err)
-        else:
-            log.error("variant %d: segment %s lost to an unexpected error: %r", v.index, copy.source.name, err)
+        told_lost(self._metrics, v.index, copy.source.name, err)
 
     def _segment(self, copy: Copy, discontinuity: bool) -> ListedSegment:
         """The entry a copy is listed as (its hash added once its upload is done)."""

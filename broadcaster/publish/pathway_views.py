@@ -74,6 +74,8 @@ class Playlist(Source, Protocol):
 
     def landed(self, key: str, now: float) -> None: ...
 
+    def unavailable(self, key: str) -> int | None: ...
+
     def render(self) -> Rendered: ...
 
     def render_edge(self) -> Rendered: ...
@@ -162,8 +164,12 @@ class PathwayViews:
 
     def settle(self, playlist: Playlist, now: float) -> None:
         """Forget the uploads that landed (each segment listed late stays about a window from now:
-        ManifestGenerator.landed); one that failed for good stays, a gap there, while it is listed."""
-        listed: set[str] | None = None
+        ManifestGenerator.landed); one that failed for good stays, a gap there, while it is listed. A
+        segment whose upload failed on every bucket's pathway exists nowhere (its upload sends the VM's
+        copy, or Owncast's file: it fails only once both are gone): the entry itself becomes a gap, so
+        every pathway lists it as one, the VM's and a bucket's that listed it at the VM's URI included,
+        and a clip or the rewind window never names it as a segment again."""
+        listed: dict[str, bool] | None = None  # key -> listed as a gap already
         for pending in self.pending.values():
             for key, upload in list(pending.items()):
                 if not upload.done():
@@ -173,11 +179,23 @@ class PathwayViews:
                     playlist.landed(key, now)
                     continue
                 if listed is None:
-                    listed = {e.segment.key for e in playlist.window if e.segment.key}
+                    listed = {e.segment.key: e.segment.gap for e in playlist.window if e.segment.key}
                     if self.former is not None:
-                        listed.update(e.segment.key for e in self.former.window if e.segment.key)
-                if key not in listed:
+                        listed.update((e.segment.key, e.segment.gap) for e in self.former.window
+                                      if e.segment.key)
+                gap = listed.get(key)
+                if gap is None:
                     del pending[key]  # a gap that left every playlist
+                elif not gap and self._nowhere(key):
+                    listed[key] = True
+                    for each in (playlist, self.former):
+                        if each is not None:
+                            each.unavailable(key)
+
+    def _nowhere(self, key: str) -> bool:
+        """The uploads of `key` failed for good on every bucket's pathway (one not pending landed there)."""
+        return all((upload := pending.get(key)) is not None and failed(upload)
+                   for pending in self.pending.values())
 
     def _state(self, pid: str, key: str | None) -> str | None:
         """OWN: landed there (or held, for the VM); GAP: it never will; None: not yet."""

@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,6 +68,11 @@ class PublisherFacts:
     upload_ratio: float  # moving average of (PutObject time / segment duration)
     oldest_upload: float | None  # when the oldest copy still uploading was seen
     queue_depth: int
+
+
+def _recording_lost(recorder: Recorder, numbering: Numbering) -> Callable[[int, str, int], None]:
+    """Uploads.on_lost_listed for a recorder: the lost segment's run by its name, as the lister records it."""
+    return lambda index, key, run: recorder.lost(numbering.run_name(run), index, key.rpartition("/")[2])
 
 
 class Publisher:
@@ -115,6 +120,8 @@ class Publisher:
         self._hls_dir = config.hls_dir
         self._late = LateCopies(metrics, recorder, self._to_cleaner, config.monotonic)
         self._numbering = Numbering(config.first_sequence)
+        if recorder is not None:  # a segment lost after it was listed is a gap in its recording too
+            self._uploads.on_lost_listed = _recording_lost(recorder, self._numbering)
         # A finished upload goes on to the lister (its done-callback), never back here. It lists through
         # each variant's playlist and records each listing in the numbering; the memory it pushes with
         # each version is the publisher's (`_memory`).

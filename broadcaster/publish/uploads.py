@@ -208,6 +208,9 @@ class Uploads:
         self._held_waiting: set[_Ready] = set()  # held, listed once a pathway lists what the VM holds
         self._holding: set[asyncio.Future[Kept | None]] = set()  # uploads in flight being held (release_held)
         self._told: deque[str] = deque(maxlen=_TOLD_STREAMS)
+        # Told (variant, key, run) of a segment listed before the first bucket had it, lost since (the
+        # publisher's recording lists a gap there).
+        self.on_lost_listed: Callable[[int, str, int], None] | None = None
         # Each init section's upload, once per run and variant (its key names both), its first read, and
         # its uploads to the other buckets.
         self._inits: dict[str, asyncio.Task[Uploaded]] = {}
@@ -309,13 +312,15 @@ class Uploads:
                 others[pid] = asyncio.ensure_future(self._elsewhere(uploader, seg_key, index, kept, init_other))
                 readiness.track(others[pid])
         readiness.track(task)
-        task.add_done_callback(functools.partial(self._lost_after_listing, index, seg_key, ready))
+        task.add_done_callback(functools.partial(self._lost_after_listing, index, seg_key, run, ready))
         return task, ready, seg_key, init_key, others
 
-    def _lost_after_listing(self, index: int, key: str, ready: Ready, task: asyncio.Future[Uploaded]) -> None:
+    def _lost_after_listing(self, index: int, key: str, run: int, ready: Ready,
+                            task: asyncio.Future[Uploaded]) -> None:
         """The first bucket's upload of a segment listed before it landed (held: the VM's pathway listed it)
-        failed for good: the bucket's pathway lists a gap for it (pathway_views), and nowhere has its bytes
-        once its copy and Owncast's file are gone. Counted and said, as a loss before listing is (Lister.lost)."""
+        failed for good: its copy and Owncast's file are gone. Every pathway lists a gap for it once every
+        bucket's upload failed (pathway_views), its recording too (`on_lost_listed`). Counted and said, as a
+        loss before listing is (Lister.lost)."""
         if task.cancelled() or not ready.done() or ready.cancelled() or ready.exception() is not None:
             return  # not listed before (the lister tells that loss when it comes to its slot), or closing
         err = task.exception()
@@ -323,8 +328,13 @@ class Uploads:
             return
         reason = err.reason if isinstance(err, SegmentLost) else "error"
         self._metrics.segments_lost.labels(variant=str(index), reason=reason).inc()
-        log.warning("variant %d: %s, listed before the bucket had it, is lost (%s): %s; the bucket's pathway lists "
-                    "a gap for it", index, key, reason, err)
+        # One an outage's lines count already (the first said at once, the count when it ends) is not said
+        # again per segment: a long outage loses hundreds.
+        log.log(logging.DEBUG if isinstance(err, SegmentLost) and err.told else logging.WARNING,
+                "variant %d: %s, listed before the bucket had it, is lost (%s): %s; every pathway lists a "
+                "gap for it", index, key, reason, err)
+        if self.on_lost_listed is not None:
+            self.on_lost_listed(index, key, run)
 
     async def _hold_now(self, path: Path, key: str, index: int, init_kept: asyncio.Future[Kept] | None
                         ) -> Kept | None:

@@ -98,11 +98,11 @@ def _mount(*args: str) -> None:
 
 
 @contextlib.contextmanager
-def small_tmpfs(folder: Path, inodes: int | None = None) -> Iterator[Path]:
-    """A 1 MB tmpfs at `folder` (with `inodes`, that many at most), or a skip when this machine does not
-    let the test mount one."""
+def small_tmpfs(folder: Path, inodes: int | None = None, size_mb: int = 1) -> Iterator[Path]:
+    """A tmpfs of `size_mb` at `folder` (with `inodes`, that many at most), or a skip when this machine
+    does not let the test mount one."""
     folder.mkdir()
-    options = "size=1m,mode=0700" + (f",nr_inodes={inodes}" if inodes else "")
+    options = f"size={size_mb}m,mode=0700" + (f",nr_inodes={inodes}" if inodes else "")
     try:
         _mount("-t", "tmpfs", "-o", options, "tmpfs", str(folder))
     except (OSError, subprocess.SubprocessError) as err:

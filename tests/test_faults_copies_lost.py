@@ -1,0 +1,171 @@
+"""An outage longer than the copies the VM keeps for it, with real parts: SeaweedFS behind a FaultProxy that
+refuses every upload, the Owncast emulator's ffmpeg stream (Owncast's cleanup keeping 3 segments), the
+service as a process with the VM's pathway (PATHWAYS=bucket,vm) and STATE_DIR on a disk with a few MB
+above the reserve the copies never take (bucket/copies_room.py's DISK_RESERVE: VM_COPIES_MB's
+least, 16 MB, would take minutes of the emulator's stream; both bounds drop the oldest copy the same
+way). Once the copies
+reach the bound the oldest go, and Owncast has deleted their files: those segments exist nowhere. After
+the bucket is back, every entry the live playlists list (the rewind window covers the outage) on either
+pathway either answers 200 with the bytes Owncast wrote (the emulator's ledger) or is an EXT-X-GAP entry;
+so does the stream's recording (KEEP_RECORDINGS); the losses are counted in
+segments_lost_total{reason="copy_dropped"}, said in one WARNING and counted in the line that says the
+bucket is back, and /health said what the outage kept and lost while it lasted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from broadcaster.demo.emulator import Cleanup, Ledger, OwncastEmulator
+from broadcaster.bucket.copies_room import DISK_RESERVE
+from broadcaster.demo.recordings import Recordings
+from broadcaster.demo.seaweed import SeaweedS3
+from tests.support.disks import small_tmpfs
+from tests.support.fault_proxy import FaultProxy
+from tests.support.hls_checker import MediaPlaylistChecker
+from tests.support.service_process import ServiceProcess, service_env
+from tests.support.waiting import until
+from tests.support.whole import finished
+
+pytestmark = [pytest.mark.integration, pytest.mark.faults]
+
+VARIANTS = (0, 1)
+# STATE_DIR's disk: its reserve and 2 MB, about 1 MB of them for copies (the state's files take some):
+# some 8 s of the emulator's two variants (about 130 KB a second).
+DISK_MB = DISK_RESERVE // (1024 * 1024) + 2
+START_TIMEOUT = 60.0
+
+
+def entries(text: str) -> list[tuple[str, bool]]:
+    """A media playlist's entries: (URI, listed with EXT-X-GAP)."""
+    out: list[tuple[str, bool]] = []
+    gap = False
+    for line in text.splitlines():
+        if line == "#EXT-X-GAP":
+            gap = True
+        elif line and not line.startswith("#"):
+            out.append((line, gap))
+            gap = False
+    return out
+
+
+async def lost(http: aiohttp.ClientSession, url: str) -> dict[str, float]:
+    """segments_lost_total{reason="copy_dropped"} by variant."""
+    async with http.get(f"{url}/metrics") as r:
+        text = await r.text()
+    return {s.labels["variant"]: s.value for f in text_string_to_metric_families(text) for s in f.samples
+            if s.name == "hls_broadcaster_segments_lost_total" and s.labels.get("reason") == "copy_dropped"}
+
+
+async def health(http: aiohttp.ClientSession, url: str) -> dict[str, Any]:
+    async with http.get(f"{url}/health") as r:
+        body: dict[str, Any] = await r.json()
+        return body
+
+
+async def test_segments_whose_copies_were_dropped_are_gaps_everywhere_counted_and_said_once(
+        tmp_path: Path, seaweed: SeaweedS3, recordings: Recordings) -> None:
+    ledger = Ledger()
+    with small_tmpfs(tmp_path / "state", size_mb=DISK_MB) as state:
+        await lost_then_back(tmp_path, state, seaweed, recordings, ledger)
+
+
+async def lost_then_back(tmp_path: Path, state: Path, seaweed: SeaweedS3, recordings: Recordings,
+                         ledger: Ledger) -> None:
+    async with (
+        OwncastEmulator(tmp_path / "hls", cleanup=Cleanup(keep=3, interval=0.5), ledger=ledger,
+                        recordings=recordings) as owncast,
+        FaultProxy(seaweed.endpoint_url) as proxy,
+    ):
+        env = service_env(owncast.hls_dir, seaweed, state, S3_ENDPOINT_URL=proxy.url,
+                          PATHWAYS="bucket,vm", WINDOW_SECONDS="5",
+                          REWIND_SECONDS="240", KEEP_RECORDINGS="true", CLEANUP_MARGIN="0")
+        async with (ServiceProcess(env, tmp_path, start_timeout=START_TIMEOUT) as service,
+                    aiohttp.ClientSession() as http):
+            url = service.url
+
+            async def listing(v: int, pathway: str = "") -> list[tuple[str, bool]]:
+                async with http.get(f"{url}/live/{pathway}{v}/playlist.m3u8") as r:
+                    return entries(await r.text()) if r.status == 200 else []
+
+            async def started() -> bool:
+                return all([len(await listing(v)) >= 3 for v in VARIANTS])
+
+            await until(started, "3 segments listed per variant", 60, every=0.3)
+            await proxy.refuse()
+            said: list[dict[str, Any]] = []
+
+            async def copies_lost() -> bool:
+                outage = (await health(http, url)).get("outage")
+                if outage is not None:
+                    said.append(outage)
+                return sum((await lost(http, url)).values()) >= 4
+
+            await until(copies_lost, "copies dropped for the disk's reserve, their files deleted: segments "
+                        "lost", 120, every=0.5, detail=lambda: said[-1:])
+            # While it lasts, /health says what is kept, and what is lost so far.
+            last = said[-1]
+            assert last["segments_lost"] >= 1 and last["uploads_waiting"] > 0, last
+            assert last["copies_bytes"] > 0, last
+            # The disk's reserve bounds them here, not VM_COPIES_MB's 1024 MB: full, as the losses say.
+            assert last["copies_bound_by"] == "disk_reserve", last
+            assert last["copies_bytes"] <= last["copies_bound_bytes"] < 1024 * 1024 * 1024, last
+            await proxy.pass_through()
+
+            async def caught_up() -> bool:
+                body = await health(http, url)
+                copies = any((state / "segments").glob("*.seg"))
+                return "outage" not in body and body["status"] == "ok" and not copies
+
+            await until(caught_up, "the backlog uploaded, /health ok", 90, every=0.5)
+            counted = await lost(http, url)
+            for pathway in ("", "vm/"):
+                for v in VARIANTS:
+                    listed = await listing(v, pathway)
+                    gaps = [uri for uri, gap in listed if gap]
+                    assert gaps, (pathway, v, listed)
+                    assert len(gaps) <= counted.get(str(v), 0), (pathway, v, gaps, counted)
+                    for uri, gap in listed:
+                        if gap:
+                            continue
+                        async with http.get(uri if uri.startswith("http") else url + uri) as r:
+                            body = await r.read()
+                        assert r.status == 200, (pathway, v, uri, r.status, gaps)
+                        local = owncast.variant_dir(v) / uri.rsplit("/", 1)[1]
+                        await finished(ledger, local)
+                        assert (problem := ledger.mismatch(local, body)) is None, (uri, problem)
+            log = service.lines
+            first = [line for line in log if "a segment waiting on the bucket is lost" in line]
+            assert len(first) == 1, first
+            assert any("STATE_DIR's disk is down to its reserve" in line for line in log), log[-30:]
+            back = [line for line in log if "bucket reachable again" in line]
+            assert back and "copy_dropped" in back[0], back
+            per_segment = [line for line in log if " WARNING " in line and "is lost (copy_dropped)" in line]
+            assert per_segment == [], per_segment[:3]
+
+            # The stream's recording: the same gaps, every other entry in the bucket.
+            await owncast.stop_stream(offline=True)
+            recording = f"{seaweed.public_url}/live/0/recording-{owncast.shortid}.m3u8"
+
+            async def recorded() -> str | None:
+                async with http.get(recording) as r:
+                    return await r.text() if r.status == 200 else None
+
+            vod = await until(recorded, "the recording's playlist in the bucket", 40, every=0.5)
+            MediaPlaylistChecker(allow_playlist_type=True).assert_ok(vod)
+            kept = entries(vod)
+            gapped = {uri for uri, gap in kept if gap}
+            assert gapped, vod
+            live_gaps = {uri.rsplit("/", 1)[1] for uri, gap in await listing(0) if gap}
+            assert live_gaps <= gapped, (live_gaps, gapped)
+            for uri, gap in kept:
+                if not gap:
+                    async with http.get(f"{seaweed.public_url}/live/0/{uri}") as r:
+                        assert r.status == 200, (uri, r.status)
+            assert await service.stop() == 0
+        assert service.problems() == [], service.problems()
+        print(f"\n[copies lost] segments_lost_total copy_dropped {counted}; /health in the outage {said[-1]}")
