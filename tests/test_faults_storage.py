@@ -755,9 +755,9 @@ async def test_memory_through_an_outage_grows_by_records_not_segments(
         sizes = kept()
         segment_kb = sum(sizes) / len(sizes) / 1024
         per_upload = (second[1] - first[1]) / (second[0] - first[0])
-        print(f"\n[outage] RSS {start} KB at start, {first[1]} KB with {first[0]} waiting, {second[1]} KB with "
-              f"{second[0]} ({per_upload:.1f} KB per upload, segments of {segment_kb:.0f} KB); {failed:.0f} failed "
-              "attempts")
+        print(f"\n[outage] RSS {start} KB at start, {first[1]} KB with {first[0]} waiting, {second[1]} KB "
+              f"with {second[0]} ({per_upload:.1f} KB per upload, segments of {segment_kb:.0f} KB); "
+              f"{failed:.0f} failed attempts")
         # The bucket is retried one upload per turn of its backoff (bucket/turns.py), whatever waits: each
         # upload's own first attempt, and far fewer turns than uploads (before, every upload retried on a
         # timer of its own: several attempts each in this outage, and 52 a second after 300 s).

@@ -47,7 +47,8 @@ def _turns(up: Uploader) -> RetryTurns:
 
 async def test_a_failing_bucket_is_retried_once_per_turn_however_many_uploads_wait(tmp_path: Path) -> None:
     fake, sleep = FakeStore(down=True), SteppedSleep()
-    up = Uploader(fake, Metrics(), concurrency=8, attempt_timeout=5, backoff=Backoff(sleep=sleep, rng=lambda: 1.0))
+    up = Uploader(fake, Metrics(), concurrency=8, attempt_timeout=5,
+                  backoff=Backoff(sleep=sleep, rng=lambda: 1.0))
     tasks = _uploads(tmp_path, up)
     # Each upload's first attempt fails, and each then waits for a turn: no timer of its own.
     await until(lambda: len(_turns(up)) == UPLOADS, "every upload waiting for its turn")
@@ -70,7 +71,8 @@ async def test_a_failing_bucket_is_retried_once_per_turn_however_many_uploads_wa
 
 async def test_the_next_outage_backs_off_from_its_first_delay(tmp_path: Path) -> None:
     fake, sleep = FakeStore(fail={"k": 3}), SteppedSleep()
-    up = Uploader(fake, Metrics(), concurrency=1, attempt_timeout=5, backoff=Backoff(sleep=sleep, rng=lambda: 1.0))
+    up = Uploader(fake, Metrics(), concurrency=1, attempt_timeout=5,
+                  backoff=Backoff(sleep=sleep, rng=lambda: 1.0))
     path = tmp_path / "stream-a-1.ts"
     path.write_bytes(b"\x47" * 1880)
     first = asyncio.ensure_future(up.upload_file(path, "k", "0"))
