@@ -183,6 +183,13 @@ def test_memory_cost() -> None:
         rf"^\| 1 \| {NUMBER} ms \| {NUMBER} ms \| x{NUMBER} \|")
 
 
+def test_outage_cost() -> None:
+    out = bench("outage_cost", "--base", "HEAD", "--uploads", "20", "--seconds", "1")
+    has(out, r"^# A bucket outage, 20 uploads waiting: this checkout against HEAD \([0-9a-f]+\)",
+        rf"^\| failed attempts a second \| {NUMBER}/s \| {NUMBER}/s \| (x{NUMBER}|n/a) \|",
+        rf"^\| memory per waiting upload \| {NUMBER} KB \| {NUMBER} KB \| (x{NUMBER}|n/a) \|")
+
+
 def test_rewind_cost() -> None:
     out = bench("rewind_cost", "--windows", "30", "--segments", "1", "--variants", "1", "--appends", "3",
                 "--connections", "4", "--duration", "1", "--rounds", "1")

@@ -732,6 +732,7 @@ async def test_memory_through_an_outage_grows_by_records_not_segments(
         await rig.ready()
         pid = rig.service.pid
         start = rss_kb(pid)
+        failed_before = await rig.metric("hls_broadcaster_upload_failures_total")
         await rig.proxy.refuse()
 
         copies = tmp_path / "state" / "segments"
@@ -750,9 +751,17 @@ async def test_memory_through_an_outage_grows_by_records_not_segments(
                              every=POLL), rss_kb(pid))
         second = (await until(lambda: waiting_at_least(SECOND_READ), f"{SECOND_READ} uploads waiting", 120,
                               every=POLL), rss_kb(pid))
+        failed = await rig.metric("hls_broadcaster_upload_failures_total") - failed_before
         sizes = kept()
         segment_kb = sum(sizes) / len(sizes) / 1024
         per_upload = (second[1] - first[1]) / (second[0] - first[0])
+        print(f"\n[outage] RSS {start} KB at start, {first[1]} KB with {first[0]} waiting, {second[1]} KB "
+              f"with {second[0]} ({per_upload:.1f} KB per upload, segments of {segment_kb:.0f} KB); "
+              f"{failed:.0f} failed attempts")
+        # The bucket is retried one upload per turn of its backoff (bucket/turns.py), whatever waits: each
+        # upload's own first attempt, and far fewer turns than uploads (before, every upload retried on a
+        # timer of its own: several attempts each in this outage, and 52 a second after 300 s).
+        assert failed < 1.5 * second[0], f"{failed:.0f} failed attempts for {second[0]} uploads waiting"
         # Records and a task per waiting upload, not its segment: under one segment each, averaged over
         # the uploads that came to wait between the two reads. A kept body cost 2.5 segments each (152 KB
         # for 60 KB segments); without it 30 KB alone and 48 KB in a full run at load, what the VM's

@@ -1,5 +1,6 @@
 """Uploads segment files to the bucket: bounded concurrency, a total timeout per attempt, and
-retries with exponential backoff and full jitter for as long as the file is still on disk."""
+retries for as long as the file (or the copy kept of it) is still on disk: while the bucket fails, one
+at a time on the bucket's exponential backoff with full jitter (turns.py), all at once when it works."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from ..playlist import hls
 from .copies_room import room
 from .outage import OutageLog
 from .store import StoreError
+from .turns import RetryTurns
 
 log = logging.getLogger(__name__)
 _new = tuple.__new__  # a NamedTuple made without its Python-level __new__ (Kept: one per segment)
@@ -191,7 +193,8 @@ HoldRead = Callable[[Read, Holder, str, tuple[str, ...], bool, str], tuple[Kept,
 @dataclass(frozen=True, slots=True)
 class Backoff:
     """How long to wait before retry number `attempt` (from 0): exponential, capped, with full jitter
-    (AWS architecture blog), which spreads the retries of a backlog over the whole interval."""
+    (AWS architecture blog). The bucket's turns while it fails (turns.py), and a file's reads out of
+    handles."""
 
     base: float = 0.25
     cap: float = 15.0
@@ -250,9 +253,9 @@ class Uploader:
         self.late_after: Callable[[], float | None] = lambda: None  # None: nobody asks
         self._late: asyncio.TimerHandle | None = None
         self._told = -1  # the upload on_late was told of (its ID)
-        # Set while the bucket works: retries waiting out a backoff go at once when it comes back,
-        # instead of each sleeping out its own (up to backoff_cap) timer.
-        self._working = asyncio.Event()
+        # The uploads whose attempt the bucket failed: one retries per turn of the bucket's backoff, and
+        # all go at once when the bucket works again (record), instead of each on its own timer.
+        self._turns = RetryTurns(backoff.delay, lambda delay: self._sleep(delay))
         self._unreadable = RateLimitedLog(log)
         self._clock = clock
         self._waiting: dict[int, float] = {}  # each upload not done yet -> when it began (in order)
@@ -300,10 +303,9 @@ class Uploader:
         self.last_error = None if ok else reason
         self._metrics.storage_up.set(1 if ok else 0)
         if ok:
-            self._working.set()
+            self._turns.open()
             self._outage.ok()
         else:
-            self._working.clear()
             self._outage.failed(reason or "unknown")
             self.on_failure()
 
@@ -528,20 +530,9 @@ class Uploader:
                         if kept is not None:
                             self._holder.landed(key, self.pathway)  # type: ignore[union-attr]
                         return Uploaded(took, digest, stamp)
-            body = b""  # not kept through the backoff (FirstBody): the next attempt reads it again
-            delay = self._retry.delay(attempt)
+            body = b""  # not kept through the wait (FirstBody): the next attempt reads it again
             attempt += 1
             if bucket_failed:
-                await self._backoff(delay)
-            else:  # not _backoff: that returns at once while the bucket works, and the bucket did not fail
-                await self._sleep(delay)
-
-    async def _backoff(self, delay: float) -> None:
-        """Sleep `delay`, or less if the bucket is seen working again meanwhile."""
-        sleep = asyncio.ensure_future(self._sleep(delay))
-        working = asyncio.ensure_future(self._working.wait())
-        try:
-            await asyncio.wait({sleep, working}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            sleep.cancel()
-            working.cancel()
+                await self._turns.wait()  # the bucket's turn, or at once when it works again
+            else:  # not the bucket's turns: the bucket did not fail, this file could not be read for now
+                await self._sleep(self._retry.delay(attempt - 1))

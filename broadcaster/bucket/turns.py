@@ -1,0 +1,81 @@
+"""A bucket's retries while it fails: one at a time, on the bucket's backoff, not a timer per upload.
+
+While the bucket is down every upload waits. Each retrying on its own backoff (capped at 15 s, full
+jitter) made a backlog of N uploads try about N/7.5 times a second whatever the outage: 52 failed
+attempts a second after five minutes, each a request, a botocore exchange and its garbage, and two
+timer tasks per upload for every wait. Here an upload whose attempt failed waits for its turn in a
+queue (a future, no task): the bucket gives one turn per backoff to the upload that waited longest, and
+every upload goes at once when the bucket is seen working again (`open`: an upload landed, or the
+bucket's own check, bucket/checks.py, every 2 s while it is down). Failed attempts a second are then
+one per turn plus the first attempt of each new segment (kept: it keeps the copy that outlives Owncast's
+cleanup, bucket/held.py), however many wait and however long the outage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Awaitable, Callable
+
+
+class RetryTurns:
+    """`delay(n)`: the wait before the bucket's turn number `n` since it last worked (uploader.Backoff);
+    `sleep`: how it waits (a test's fake)."""
+
+    def __init__(self, delay: Callable[[int], float], sleep: Callable[[float], Awaitable[None]]) -> None:
+        self._delay = delay
+        self._sleep = sleep
+        self._queue: deque[asyncio.Future[None]] = deque()  # oldest first; a cancelled one is skipped
+        self._live = 0  # uploads waiting in the queue (a cancelled one leaves its future until it is reached)
+        self._turns = 0  # turns given since the bucket last worked
+        self._giver: asyncio.Task[None] | None = None
+
+    def __len__(self) -> int:
+        """Uploads waiting for their turn."""
+        return self._live
+
+    async def wait(self) -> None:
+        """Until this upload's turn to try the bucket, or the bucket works again."""
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append(turn)
+        self._live += 1
+        if self._giver is None:
+            self._giver = asyncio.ensure_future(self._give())
+        try:
+            await turn
+        finally:
+            self._live -= 1
+            if not self._live:  # the last one waiting went (cancelled): no turn to give
+                self._stop_giving()
+
+    def open(self) -> None:
+        """The bucket works: every upload waiting goes now, and the backoff starts again from its first."""
+        self._turns = 0
+        self._stop_giving()
+        queue, self._queue = self._queue, deque()
+        for turn in queue:
+            if not turn.done():
+                turn.set_result(None)
+
+    async def _give(self) -> None:
+        """A turn per backoff to the oldest upload waiting, until none waits."""
+        try:
+            while True:
+                await self._sleep(self._delay(self._turns))
+                self._turns += 1
+                queue = self._queue
+                while queue:
+                    turn = queue.popleft()
+                    if not turn.done():
+                        turn.set_result(None)  # it tries once; failed, it queues again at the back
+                        break
+                if not queue:
+                    return
+        finally:
+            if self._giver is asyncio.current_task():
+                self._giver = None
+
+    def _stop_giving(self) -> None:
+        giver, self._giver = self._giver, None
+        if giver is not None and giver is not asyncio.current_task():
+            giver.cancel()

@@ -1,0 +1,101 @@
+"""RetryTurns through the real Uploader, the bucket faked at the seam: while the bucket fails, one upload
+retries per turn of the bucket's backoff however many wait (issue 80: 52 failed attempts a second after
+five minutes, each upload on its own timer); all go once it works; a cancelled backlog leaves no timer."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from broadcaster.bucket.turns import RetryTurns
+from broadcaster.bucket.uploader import Backoff, Uploader
+from broadcaster.metrics import Metrics
+from tests.support.fakes import FakeStore
+from tests.support.waiting import until
+
+UPLOADS = 50
+
+
+class SteppedSleep:
+    """The bucket's backoff, stepped by the test: each sleep ends when the test gives it a step."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+        self._steps: asyncio.Queue[None] = asyncio.Queue()
+
+    async def __call__(self, delay: float) -> None:
+        self.delays.append(delay)
+        await self._steps.get()
+
+    def step(self, n: int = 1) -> None:
+        for _ in range(n):
+            self._steps.put_nowait(None)
+
+
+def _uploads(tmp_path: Path, up: Uploader) -> list[asyncio.Future[object]]:
+    tasks: list[asyncio.Future[object]] = []
+    for n in range(UPLOADS):
+        path = tmp_path / f"stream-a-{n}.ts"
+        path.write_bytes(b"\x47" * 1880)
+        tasks.append(asyncio.ensure_future(up.upload_file(path, f"live/0/{path.name}", "0")))
+    return tasks
+
+
+def _turns(up: Uploader) -> RetryTurns:
+    return up._turns
+
+
+async def test_a_failing_bucket_is_retried_once_per_turn_however_many_uploads_wait(tmp_path: Path) -> None:
+    fake, sleep = FakeStore(down=True), SteppedSleep()
+    up = Uploader(fake, Metrics(), concurrency=8, attempt_timeout=5,
+                  backoff=Backoff(sleep=sleep, rng=lambda: 1.0))
+    tasks = _uploads(tmp_path, up)
+    # Each upload's first attempt fails, and each then waits for a turn: no timer of its own.
+    await until(lambda: len(_turns(up)) == UPLOADS, "every upload waiting for its turn")
+    assert len(fake.attempts) == UPLOADS and sleep.delays == [0.25]  # one timer, the bucket's
+    sleep.step(5)
+    # Five turns: five attempts, one upload each, then the sixth turn's timer; every upload waits again.
+    await until(lambda: len(sleep.delays) == 6 and len(_turns(up)) == UPLOADS, "five turns taken")
+    assert len(fake.attempts) == UPLOADS + 5, len(fake.attempts)
+    assert len(set(fake.attempts[UPLOADS:])) == 5  # five uploads, each its turn (the longest waiting first)
+    assert sleep.delays == [0.25, 0.5, 1.0, 2.0, 4.0, 8.0]  # the bucket's backoff, not one per upload
+    # The bucket works again (an upload landed, or the bucket's own check): every upload goes at once.
+    fake.down = False
+    up.record(True)
+    async with asyncio.timeout(10):
+        await asyncio.gather(*tasks)
+    assert sorted(fake.keys()) == sorted(f"live/0/stream-a-{n}.ts" for n in range(UPLOADS))
+    assert up.waiting() == (0, None) and _turns(up)._giver is None
+    assert up.uploads_failed == UPLOADS + 5
+
+
+async def test_the_next_outage_backs_off_from_its_first_delay(tmp_path: Path) -> None:
+    fake, sleep = FakeStore(fail={"k": 3}), SteppedSleep()
+    up = Uploader(fake, Metrics(), concurrency=1, attempt_timeout=5,
+                  backoff=Backoff(sleep=sleep, rng=lambda: 1.0))
+    path = tmp_path / "stream-a-1.ts"
+    path.write_bytes(b"\x47" * 1880)
+    first = asyncio.ensure_future(up.upload_file(path, "k", "0"))
+    sleep.step(3)
+    await first
+    assert sleep.delays == [0.25, 0.5, 1.0]
+    fake.fail["k"] = 1
+    second = asyncio.ensure_future(up.upload_file(path, "k", "0"))
+    sleep.step()
+    await second
+    assert sleep.delays == [0.25, 0.5, 1.0, 0.25]
+
+
+async def test_a_backlog_cancelled_leaves_no_timer(tmp_path: Path) -> None:
+    fake, sleep = FakeStore(down=True), SteppedSleep()
+    up = Uploader(fake, Metrics(), concurrency=8, attempt_timeout=5, backoff=Backoff(sleep=sleep))
+    tasks = _uploads(tmp_path, up)
+    await until(lambda: len(_turns(up)) == UPLOADS, "every upload waiting for its turn")
+    giver = _turns(up)._giver
+    assert giver is not None
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    assert len(_turns(up)) == 0 and _turns(up)._giver is None
+    await asyncio.gather(giver, return_exceptions=True)
+    assert giver.cancelled()
