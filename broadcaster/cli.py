@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__, fixes
+from . import __version__, fixes, state_dir
 from .bucket.url_mistakes import url_mistakes
 from .clips import command as clips
 from .settings import SETTINGS, Settings, SettingsError, load_settings, lookalike_keys
@@ -112,11 +112,15 @@ def setup_logging(level: str, secrets: list[str] | None = None) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     flags = {s.name: getattr(args, s.name, None) for s in SETTINGS}
-    settings: Settings = load_settings(flags, env_file=args.env_file)
+    # STATE_DIR judged as `check` judges it, and made only once a run as root is known not to leave
+    # files the service's user cannot rewrite.
+    settings: Settings = load_settings(flags, env_file=args.env_file, make_state_dir=False)
     if problems := url_mistakes(settings):  # what `check` fails on too, told before anything starts
         raise SettingsError(*problems)
-    if (refused := fixes.root_refusal(settings.state_dir, args.env_file)) is not None:
+    if (refused := state_dir.root_refusal(settings.state_dir, args.env_file)) is not None:
         raise SettingsError(refused)
+    if (refused := state_dir.refusal(settings.state_dir) or state_dir.make(settings.state_dir)) is not None:
+        raise SettingsError(f"STATE_DIR {settings.state_dir}: {refused}")
     # Imported once the settings hold (1.2 s of aiohttp and botocore on a busy machine): a setting's
     # mistake is told at once.
     from .service import SetupError, StartupError, run
@@ -163,7 +167,8 @@ def _check(args: argparse.Namespace) -> int:
     from .preflight import run_checks
 
     setup_logging("error", settings.secrets())
-    passed = asyncio.run(run_checks(settings, print_line=print, warnings=lookalikes, as_root=as_root))
+    passed = asyncio.run(run_checks(settings, print_line=print, warnings=lookalikes, as_root=as_root,
+                                    env_file=args.env_file))
     return 0 if passed else 2
 
 

@@ -108,31 +108,6 @@ def this_check(env_file: str | None, argv0: str = sys.argv[0]) -> str:
     return f"{program}{given} check"
 
 
-def root_refusal(state_dir: Path, env_file: str | None, argv0: str = sys.argv[0]) -> str | None:
-    """`run` as root on a STATE_DIR another user owns (the service's): the files it writes would be root's
-    alone, and that user's next start would fail on them; the line that refuses it, with the command to
-    run instead. None when not root, or when root owns it (a service meant to run as root)."""
-    if os.geteuid() != 0:
-        return None
-    try:
-        owner = state_dir.stat().st_uid
-    except OSError:
-        return None
-    if owner == 0:
-        return None
-    try:
-        name = pwd.getpwuid(owner).pw_name
-    except KeyError:
-        name = str(owner)
-    run = this_check(env_file, argv0).removesuffix(" check") + " run"
-    return (f"run as root on STATE_DIR {state_dir}, which is user {name}'s: it would leave files only root may "
-            f"rewrite, and {name}'s next start would fail on them. Run it as that user: sudo -u {name} {run}")
-
-
-# What deploy/hls-broadcaster.service's StateDirectory= makes (systemd makes no other path).
-SYSTEMD_STATE_DIR = Path("/var/lib/hls-broadcaster")
-
-
 def own_folder(folder: Path) -> str:
     """Give this user a folder of its own (STATE_DIR), made where missing."""
     user, group = user_name(), own_group()

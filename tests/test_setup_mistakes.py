@@ -29,7 +29,7 @@ from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.preflight import _check_hls_dir, _check_listeners, _check_settings, _check_state_dir, _Report
 from broadcaster.settings import SETTINGS, SettingsError, load_settings
 from broadcaster.source.access import AccessWatch, problems
-from broadcaster import fixes
+from broadcaster import fixes, state_dir
 from broadcaster.fixes import AS_ROOT
 from broadcaster.preflight import as_root_line
 from tests.support.as_user import NOBODY, as_nobody, open_folder
@@ -342,31 +342,34 @@ def test_check_as_root_proves_nothing_unless_told_the_user(place: Path, bucket: 
 def test_check_before_the_first_start_does_not_need_state_dir(place: Path, bucket: SeaweedS3) -> None:
     """STATE_DIR does not exist before systemd's StateDirectory= makes it, and this user cannot make it in
     /var/lib: check says so and passes; it never creates it. Only that folder: systemd makes no other."""
-    if fixes.SYSTEMD_STATE_DIR.exists():
-        pytest.skip(f"{fixes.SYSTEMD_STATE_DIR} exists on this machine")
+    if state_dir.SYSTEMD_STATE_DIR.exists():
+        pytest.skip(f"{state_dir.SYSTEMD_STATE_DIR} exists on this machine")
     hls = owncast_folder(place)
-    settings = env_file(place, bucket, hls, STATE_DIR=str(fixes.SYSTEMD_STATE_DIR))
+    settings = env_file(place, bucket, hls, STATE_DIR=str(state_dir.SYSTEMD_STATE_DIR))
     done = as_user(place, "check", "--env-file", str(settings))
     assert done.returncode == 0, done.stdout + done.stderr
     warned = [x for x in done.stdout.splitlines() if x.startswith("warn STATE_DIR")]
     assert len(warned) == 1 and "StateDirectory= makes it at the first start" in warned[0], done.stdout
-    assert not fixes.SYSTEMD_STATE_DIR.exists()
+    assert not state_dir.SYSTEMD_STATE_DIR.exists()
 
 
 def test_a_mistyped_state_dir_fails_check_as_run_refuses_it(place: Path, bucket: SeaweedS3) -> None:
     """A STATE_DIR the user cannot make that is not the unit's StateDirectory= (a typo): `check` passed it
-    with a warning that systemd would make it, and `run` then refused it. Now both stop on it, with exit 2,
-    and the fix check prints, pasted, makes the folder the user's (an absolute path, wherever pasted)."""
+    with a warning that systemd would make it, and `run` then refused it. Now both stop on it, with exit 2
+    and the same line (one judgement: broadcaster/state_dir.py), and the fix it ends with, pasted, makes
+    the folder the user's (an absolute path, wherever pasted)."""
     hls = owncast_folder(place)
     (place / "lib").mkdir(mode=0o755)  # as /var/lib: root's
     typo = place / "lib" / "hls-broadcastr"
     settings = env_file(place, bucket, hls, STATE_DIR=str(typo))
     checked = as_user(place, "check", "--env-file", str(settings))
     (line,) = [x for x in checked.stdout.splitlines() if "STATE_DIR" in x]
-    assert checked.returncode == 2 and line.startswith(f"FAIL STATE_DIR {typo} does not exist"), checked.stdout
+    said = f"STATE_DIR {typo}: does not exist and user nobody cannot make it in {place / 'lib'}"
+    assert checked.returncode == 2 and line.startswith(f"FAIL {said}"), checked.stdout
     assert "StateDirectory= makes only /var/lib/hls-broadcaster" in line, line
     ran = as_user(place, "--env-file", str(settings), "run")
-    assert ran.returncode == 2 and "STATE_DIR" in ran.stderr and "Traceback" not in ran.stderr, ran.stderr
+    assert ran.returncode == 2 and "Traceback" not in ran.stderr, ran.stderr
+    assert ran.stderr.splitlines() == [f"hls-broadcaster: error: {line.removeprefix('FAIL ')}"], ran.stderr
     paste(line)
     assert f"ok   STATE_DIR {typo}: writable by user nobody" in as_user(
         place, "check", "--env-file", str(settings)).stdout
