@@ -96,15 +96,16 @@ def inotify_limits() -> str:
                       f"> {INOTIFY_LIMITS} && sysctl -p {INOTIFY_LIMITS}")
 
 
-def this_check(env_file: str | None, argv0: str = sys.argv[0]) -> str:
+def this_check(env_file: str | Path | None, argv0: str = sys.argv[0]) -> str:
     """This `check` as a shell line another user can run: the program by its full path (a venv's bin is
-    on root's PATH at most, never on the service user's), the env file that was given (none: the settings
-    came from the environment)."""
+    on root's PATH at most, never on the service user's), the env file that was given, where it is (none:
+    the settings came from the environment, which `sudo -u` does not pass on)."""
     if Path(argv0).name == "__main__.py":  # python -m broadcaster
         program = f"{_q(Path(sys.executable).absolute())} -m broadcaster"
     else:
         program = _q(Path(shutil.which(argv0) or argv0).absolute())
-    given = f" --env-file {_q(Path(env_file).absolute())}" if env_file else ""
+    # ./.env, the default, named only where it is: named and missing, the pasted line would fail on it.
+    given = f" --env-file {_q(Path(env_file).absolute())}" if env_file and Path(env_file).is_file() else ""
     return f"{program}{given} check"
 
 

@@ -155,7 +155,7 @@ def _env_file_of(pid: str) -> Path | None:
         return None
 
 
-def root_refusal(path: Path, env_file: str | None, argv0: str | None = None) -> str | None:
+def root_refusal(path: Path, env_file: str | Path | None, argv0: str | None = None) -> str | None:
     """`run` as root on a STATE_DIR another user owns (the service's), or to be made in a folder of
     another user's: the files it writes would be root's alone, and that user's next start would fail on
     them; the line that refuses it, with the command to run instead. None when not root, or when root

@@ -535,3 +535,83 @@ def test_run_as_root_on_the_service_users_state_dir_is_refused_with_the_command_
                     f"it would leave files only root may rewrite, and nobody's next start would fail on them. Run "
                     f"it as that user: sudo -u nobody {sys.executable} -m broadcaster --env-file {settings} run"), line
     assert list((place / "state").iterdir()) == []
+
+
+async def test_a_state_dir_another_service_holds_fails_check_as_run_refuses_it(place: Path, bucket: SeaweedS3) -> None:
+    """A second service's settings naming the first one's STATE_DIR (a copied env file): `check` said its
+    port was held and passed (exit 0), and `run` then refused it. Now check fails it with the line run
+    gives, naming the two env files; the running service's own env file, checked while it runs, passes."""
+    hls = owncast_folder(place)
+    prepare_state(place)
+    first = env_file(place, bucket, hls)
+    second = place / "second.env"
+    second.write_text(first.read_text())
+    second.chmod(0o644)
+    stage = place / ".stage"
+    stage.mkdir()
+    argv = as_nobody([sys.executable, "-m", "broadcaster", "--env-file", str(first), "run"], stage)
+    proc = await asyncio.create_subprocess_exec(*argv, env=environ(place), cwd=place, stdout=asyncio.subprocess.DEVNULL,
+                                                stderr=asyncio.subprocess.DEVNULL)
+    try:
+        await until(lambda: state_dir.holder(place / "state") is not None or proc.returncode is not None,
+                    "the first service holding STATE_DIR", timeout=30)
+        pid = state_dir.holder(place / "state")
+        assert pid is not None, proc.returncode
+        checked = await asyncio.to_thread(as_user, place, "check", "--env-file", str(second))
+        (line,) = [x for x in checked.stdout.splitlines() if x.startswith("FAIL")]
+        in_use = f"STATE_DIR {place / 'state'} is in use by another hls-broadcaster (pid {pid})"
+        assert checked.returncode == 2 and line == (
+            f"FAIL {in_use}; each service needs a STATE_DIR of its own (its settings are {first}'s, these "
+            f"{second}'s): `run` refuses it"), checked.stdout
+        ran = await asyncio.to_thread(as_user, place, "--env-file", str(second), "run")
+        assert ran.returncode == 2 and in_use in ran.stderr and "Traceback" not in ran.stderr, ran.stderr
+        own = await asyncio.to_thread(as_user, place, "check", "--env-file", str(first))
+        assert own.returncode == 0 and "FAIL" not in own.stdout, own.stdout
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            await asyncio.wait_for(proc.wait(), 20)
+
+
+async def test_run_as_root_does_not_make_state_dir_in_another_users_folder(place: Path) -> None:
+    """`run` as root, STATE_DIR not made yet, in a folder of the service user's (pm2 under Owncast's user):
+    it made the folder root's and started, and that user's next start failed on it. It is refused before
+    anything is made, with the command to run as that user, which, run, makes it that user's."""
+    if os.geteuid() != 0:
+        pytest.skip("not root")
+    hls = owncast_folder(place)
+    home = place / "home" / "owncast"
+    os.chown(home, NOBODY, NOBODY)
+    settings = env_file(place, None, hls, STATE_DIR=str(home / "hls-state"))
+    done = subprocess.run([sys.executable, "-m", "broadcaster", "--env-file", str(settings), "run"],
+                          capture_output=True, text=True, timeout=60, env=with_this_code(environ(place)), cwd=place)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    (line,) = done.stderr.splitlines()
+    assert line.startswith(f"hls-broadcaster: error: run as root on STATE_DIR {home / 'hls-state'}, to be made in "
+                           f"{home}, which is user nobody's:"), line
+    assert not (home / "hls-state").exists()
+    command = line.split("sudo -u nobody ", 1)[1]
+    assert command == f"{sys.executable} -m broadcaster --env-file {settings} run", line
+    stage = place / ".stage"
+    stage.mkdir()
+    proc = await asyncio.create_subprocess_exec(*as_nobody(command.split(), stage), env=environ(place), cwd=place,
+                                                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    try:
+        await until(lambda: state_dir.holder(home / "hls-state") is not None or proc.returncode is not None,
+                    "the service started as that user", timeout=30)
+        assert proc.returncode is None and (home / "hls-state").stat().st_uid == NOBODY
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            await asyncio.wait_for(proc.wait(), 20)
+
+
+def test_the_check_as_root_names_runs_without_an_env_file_that_is_not_there(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`check` as root with the settings in the environment (no ./.env) named `--env-file <cwd>/.env`: pasted
+    as the service's user, that check failed on the missing file. The default file is named only where it is."""
+    monkeypatch.chdir(tmp_path)
+    program = tmp_path / "venv" / "bin" / "hls-broadcaster"
+    assert fixes.this_check(Path(".env"), str(program)) == f"{program} check"
+    (tmp_path / ".env").write_text("HLS_DIR=/srv/owncast/data/hls\n")
+    assert fixes.this_check(Path(".env"), str(program)) == f"{program} --env-file {tmp_path / '.env'} check"
