@@ -148,7 +148,7 @@ def _run(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     """Every check, a line each: the settings first (all of them, each missing or bad one named), then
     Owncast's folder, STATE_DIR, PORT and the bucket. Exit 0 when none failed, 2 when one did."""
-    if args.as_user is not None and (refused := _become(args.as_user)) is not None:
+    if args.as_user is not None and (refused := _become(args.as_user, fixes.this_check(args.env_file))) is not None:
         print(f"hls-broadcaster: error: {refused}", file=sys.stderr)
         return 2
     as_root = fixes.this_check(args.env_file) if os.geteuid() == 0 and args.as_user is None else None
@@ -172,9 +172,9 @@ def _check(args: argparse.Namespace) -> int:
     return 0 if passed else 2
 
 
-def _become(name: str) -> str | None:
+def _become(name: str, command: str) -> str | None:
     """This process as the user `name` from now on, its groups the user's own (as `sudo -u` gives them);
-    a line saying why not, else None."""
+    a line saying why not (`command`: this check, to be run by root), else None."""
     try:
         user = pwd.getpwnam(name)
     except KeyError:
@@ -182,7 +182,7 @@ def _become(name: str) -> str | None:
     if user.pw_uid == os.geteuid():
         return None
     if os.geteuid() != 0:
-        return f"--as {name}: only root takes another user's place (sudo hls-broadcaster check --as {name})"
+        return f"--as {name}: only root takes another user's place (sudo {command} --as {name})"
     os.initgroups(name, user.pw_gid)
     os.setgid(user.pw_gid)
     os.setuid(user.pw_uid)
