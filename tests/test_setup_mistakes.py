@@ -513,9 +513,17 @@ def test_an_hls_dir_one_folder_too_high_names_owncasts_hls_folder(place: Path) -
     assert said[0].endswith(f"looks like Owncast's data folder, not its HLS folder: the stream is written in "
                             f"{hls}; set HLS_DIR={hls}"), said
     assert "sysctl" not in done.stdout and "Traceback" not in done.stdout + done.stderr
+    ran = as_user(place, "--env-file", str(env_file(place, None, data)), "run")  # run stops on the same line
+    errors = [x for x in ran.stderr.splitlines() if "error:" in x]
+    assert ran.returncode == 2 and errors == [f"hls-broadcaster: error: {said[0][5:]}"], ran.stderr
     fixed = said[0].rsplit("set ", 1)[1]  # HLS_DIR=<the folder named>, as the line says to set it
     again = as_user(place, "check", "--env-file", str(env_file(place, None, Path(fixed.split("=", 1)[1]))))
     assert f"ok   HLS_DIR {hls}: user nobody can enter, list and read it" in again.stdout, again.stdout
+    # Two folders too high (Owncast's own folder, data/hls in it): named too.
+    owncast = data.parent
+    (line,) = problems(owncast, watch=False)
+    assert line == (f"HLS_DIR {owncast} looks like Owncast's own folder, not its HLS folder: the stream is written in "
+                    f"{hls}; set HLS_DIR={hls}"), line
 
 
 def test_run_as_root_on_the_service_users_state_dir_is_refused_with_the_command_to_run(place: Path) -> None:
