@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__, fixes
+from . import __version__, fixes, state_dir
 from .bucket.url_mistakes import url_mistakes
 from .clips import command as clips
 from .settings import SETTINGS, Settings, SettingsError, load_settings, lookalike_keys
@@ -112,11 +112,15 @@ def setup_logging(level: str, secrets: list[str] | None = None) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     flags = {s.name: getattr(args, s.name, None) for s in SETTINGS}
-    settings: Settings = load_settings(flags, env_file=args.env_file)
+    # STATE_DIR judged as `check` judges it, and made only once a run as root is known not to leave
+    # files the service's user cannot rewrite.
+    settings: Settings = load_settings(flags, env_file=args.env_file, make_state_dir=False)
     if problems := url_mistakes(settings):  # what `check` fails on too, told before anything starts
         raise SettingsError(*problems)
-    if (refused := fixes.root_refusal(settings.state_dir, args.env_file)) is not None:
+    if (refused := state_dir.root_refusal(settings.state_dir, args.env_file)) is not None:
         raise SettingsError(refused)
+    if (refused := state_dir.refusal(settings.state_dir) or state_dir.make(settings.state_dir)) is not None:
+        raise SettingsError(f"STATE_DIR {settings.state_dir}: {refused}")
     # Imported once the settings hold (1.2 s of aiohttp and botocore on a busy machine): a setting's
     # mistake is told at once.
     from .service import SetupError, StartupError, run
@@ -144,7 +148,7 @@ def _run(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     """Every check, a line each: the settings first (all of them, each missing or bad one named), then
     Owncast's folder, STATE_DIR, PORT and the bucket. Exit 0 when none failed, 2 when one did."""
-    if args.as_user is not None and (refused := _become(args.as_user)) is not None:
+    if args.as_user is not None and (refused := _become(args.as_user, fixes.this_check(args.env_file))) is not None:
         print(f"hls-broadcaster: error: {refused}", file=sys.stderr)
         return 2
     as_root = fixes.this_check(args.env_file) if os.geteuid() == 0 and args.as_user is None else None
@@ -163,13 +167,14 @@ def _check(args: argparse.Namespace) -> int:
     from .preflight import run_checks
 
     setup_logging("error", settings.secrets())
-    passed = asyncio.run(run_checks(settings, print_line=print, warnings=lookalikes, as_root=as_root))
+    passed = asyncio.run(run_checks(settings, print_line=print, warnings=lookalikes, as_root=as_root,
+                                    env_file=args.env_file))
     return 0 if passed else 2
 
 
-def _become(name: str) -> str | None:
+def _become(name: str, command: str) -> str | None:
     """This process as the user `name` from now on, its groups the user's own (as `sudo -u` gives them);
-    a line saying why not, else None."""
+    a line saying why not (`command`: this check, to be run by root), else None."""
     try:
         user = pwd.getpwnam(name)
     except KeyError:
@@ -177,7 +182,7 @@ def _become(name: str) -> str | None:
     if user.pw_uid == os.geteuid():
         return None
     if os.geteuid() != 0:
-        return f"--as {name}: only root takes another user's place (sudo hls-broadcaster check --as {name})"
+        return f"--as {name}: only root takes another user's place (sudo {command} --as {name})"
     os.initgroups(name, user.pw_gid)
     os.setgid(user.pw_gid)
     os.setuid(user.pw_uid)

@@ -96,41 +96,17 @@ def inotify_limits() -> str:
                       f"> {INOTIFY_LIMITS} && sysctl -p {INOTIFY_LIMITS}")
 
 
-def this_check(env_file: str | None, argv0: str = sys.argv[0]) -> str:
+def this_check(env_file: str | Path | None, argv0: str = sys.argv[0]) -> str:
     """This `check` as a shell line another user can run: the program by its full path (a venv's bin is
-    on root's PATH at most, never on the service user's), the env file that was given (none: the settings
-    came from the environment)."""
+    on root's PATH at most, never on the service user's), the env file that was given, where it is (none:
+    the settings came from the environment, which `sudo -u` does not pass on)."""
     if Path(argv0).name == "__main__.py":  # python -m broadcaster
         program = f"{_q(Path(sys.executable).absolute())} -m broadcaster"
     else:
         program = _q(Path(shutil.which(argv0) or argv0).absolute())
-    given = f" --env-file {_q(Path(env_file).absolute())}" if env_file else ""
+    # ./.env, the default, named only where it is: named and missing, the pasted line would fail on it.
+    given = f" --env-file {_q(Path(env_file).absolute())}" if env_file and Path(env_file).is_file() else ""
     return f"{program}{given} check"
-
-
-def root_refusal(state_dir: Path, env_file: str | None, argv0: str = sys.argv[0]) -> str | None:
-    """`run` as root on a STATE_DIR another user owns (the service's): the files it writes would be root's
-    alone, and that user's next start would fail on them; the line that refuses it, with the command to
-    run instead. None when not root, or when root owns it (a service meant to run as root)."""
-    if os.geteuid() != 0:
-        return None
-    try:
-        owner = state_dir.stat().st_uid
-    except OSError:
-        return None
-    if owner == 0:
-        return None
-    try:
-        name = pwd.getpwuid(owner).pw_name
-    except KeyError:
-        name = str(owner)
-    run = this_check(env_file, argv0).removesuffix(" check") + " run"
-    return (f"run as root on STATE_DIR {state_dir}, which is user {name}'s: it would leave files only root may "
-            f"rewrite, and {name}'s next start would fail on them. Run it as that user: sudo -u {name} {run}")
-
-
-# What deploy/hls-broadcaster.service's StateDirectory= makes (systemd makes no other path).
-SYSTEMD_STATE_DIR = Path("/var/lib/hls-broadcaster")
 
 
 def own_folder(folder: Path) -> str:

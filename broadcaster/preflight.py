@@ -14,13 +14,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import fcntl
 import ipaddress
 import os
 import secrets
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
@@ -29,7 +29,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from .bucket import public_check
 from .bucket.store import S3Store, StoreError
-from . import files, fixes
+from . import files, fixes, state_dir
 from .bucket.url_mistakes import R2_API_HOST as _R2_API_HOST
 from .bucket.url_mistakes import endpoint_has_path, url_mistakes
 from .bucket.urls import S3Signer
@@ -129,11 +129,12 @@ def as_root_line(command: str) -> str:
 
 
 async def run_checks(settings: Settings, *, print_line: PrintLine, warnings: list[str] | None = None,
-                     as_root: str | None = None) -> bool:
+                     as_root: str | None = None, env_file: Path | None = None) -> bool:
     """Run every check, printing one line each; True when none failed (warnings do not count).
     `warnings`: found before the settings loaded (keys that look like a setting's name). `as_root`: run
     by root not told the service's user (the check as that user would run it): a failure, and the user's
-    folders are not judged."""
+    folders are not judged. `env_file`: the settings' file, to tell this service from another one
+    holding STATE_DIR."""
     report = _Report(print_line, [s for s in settings.secrets() if s])
     for line in warnings or []:
         report.warn(line)
@@ -144,7 +145,7 @@ async def run_checks(settings: Settings, *, print_line: PrintLine, warnings: lis
         report.skip(f"HLS_DIR {settings.hls_dir} and STATE_DIR {settings.state_dir}: not judged as root")
     else:
         _check_hls_dir(settings, report)
-        _check_state_dir(settings, report)
+        _check_state_dir(settings, report, env_file)
     _check_listeners(settings, report)
     if bucket_named:
         await _check_first_bucket(settings, report)
@@ -210,45 +211,27 @@ def _check_hls_dir(s: Settings, report: _Report) -> None:
                   f"{variants} variant folder(s)" + (", and watch them (inotify)" if watch else ""))
 
 
-def _check_state_dir(s: Settings, report: _Report) -> None:
-    user = files.user_name()
-    if s.state_dir.is_dir():
+def _check_state_dir(s: Settings, report: _Report, env_file: Path | None = None) -> None:
+    """A folder there `run` refuses failed as the settings loaded; here, with `run`'s own lines, a missing
+    one it could not make (but the unit's, which systemd makes) and one another service holds."""
+    user, refused = files.user_name(), state_dir.refusal(s.state_dir)
+    if (shared := state_dir.held_by_another(s.state_dir, env_file)) is not None:
+        report.fail(shared)
+    elif s.state_dir.is_dir():
         report.ok(f"STATE_DIR {s.state_dir}: writable by user {user}")
-        return
-    parent = next((p for p in s.state_dir.parents if p.is_dir()), None)
-    if parent is not None and os.access(parent, os.W_OK | os.X_OK):
+    elif refused is None:
         report.ok(f"STATE_DIR {s.state_dir} does not exist yet: `run` makes it (user {user} may)")
-    elif s.state_dir.absolute() == fixes.SYSTEMD_STATE_DIR:
+    elif state_dir.systemd_makes(s.state_dir):
         report.warn(f"STATE_DIR {s.state_dir} does not exist yet and user {user} cannot make it: the shipped "
                     "unit's StateDirectory= makes it at the first start (deploy/hls-broadcaster.service); "
                     f"without systemd make it, {fixes.own_folder(s.state_dir)}")
-    else:  # `run` would refuse it: systemd makes only its own StateDirectory= (a mistyped path, say)
-        report.fail(f"STATE_DIR {s.state_dir.absolute()} does not exist and user {user} cannot make it (the "
-                    f"unit's StateDirectory= makes only {fixes.SYSTEMD_STATE_DIR}): fix the path, or make it, "
-                    f"{fixes.own_folder(s.state_dir)}")
-
-
-def _running_pid(s: Settings) -> str | None:
-    """The pid of the hls-broadcaster holding STATE_DIR's lock (running now), else None. A shared lock
-    tried without waiting: it is let go at once, and never taken while the service holds its own."""
-    try:
-        fd = os.open(s.state_dir / "lock", os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-    return None
+    else:
+        report.fail(f"STATE_DIR {s.state_dir}: {refused}")  # as `run` says it
 
 
 def _check_listeners(s: Settings, report: _Report) -> None:
     """Bind HOST:PORT (and METRICS_LISTEN) as the service will, and let go at once."""
-    running = _running_pid(s)
+    running = state_dir.holder(s.state_dir)
     wanted = [(Address(s.host, s.port), "HOST/PORT")]
     if isinstance(s.metrics_listen, Address):
         wanted.append((s.metrics_listen, "METRICS_LISTEN"))

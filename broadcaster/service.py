@@ -41,6 +41,7 @@ from .publish.release import ListedHook, Outlets
 from .publish.visible import VisiblePlaylists
 from .playlist.segments import Removed
 from .settings import Address, Settings
+from . import state_dir as judged
 from .source import inotify, leases
 from .source.access import AccessWatch
 from .source.watcher import HlsWatcher
@@ -121,9 +122,7 @@ def _lock_state_dir(state_dir: Path) -> DirectoryLock:
     except DirectoryBusy as err:
         # Two services on one STATE_DIR: a set-up mistake (the unit's or pm2's own restart stops the
         # old process before it starts the new one).
-        by = f" (pid {err.pid})" if err.pid else ""
-        raise SetupError([f"STATE_DIR {state_dir} is in use by another hls-broadcaster{by}; "
-                          "each service needs a STATE_DIR of its own"]) from None
+        raise SetupError([judged.in_use(state_dir, err.pid)]) from None
     except OSError as err:
         raise _failed(f"cannot lock STATE_DIR {state_dir}: {err.strerror or err}", _set_up(err)) from None
     return lock

@@ -5,7 +5,6 @@ settings.py puts on the line that names the setting."""
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from . import fixes
+from . import state_dir as judged
 from .files import closed_folder, user_name
 from .numbers import whole_number
 
@@ -151,51 +151,20 @@ def existing_dir(value: str) -> Path:
 
 
 def state_dir(value: str) -> Path:
+    """STATE_DIR as `run` takes it: judged (state_dir.refusal), then made where missing."""
     path = _expanded(value)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise ValueError(f"cannot create it as user {user_name()} ({err.strerror or err}); "
-                         f"{fixes.own_folder(path)}") from None
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise ValueError(f"not writable by user {user_name()}; {fixes.own_folder(path)}")
-    _refuse_foreign_files(path)
+    if (why := judged.refusal(path) or judged.make(path)) is not None:
+        raise ValueError(why)
     return path.resolve()
 
 
-def _refuse_foreign_files(path: Path) -> None:
-    """What the service keeps there must be its user's to rewrite: a run by hand as root leaves files
-    only root may write, and the next start as the service's user fails on them."""
-    try:
-        entries = sorted([*path.iterdir(), *((path / "control").glob("*") if (path / "control").is_dir() else ())])
-    except OSError:
-        return
-    for entry in entries:
-        if not os.access(entry, os.R_OK | os.W_OK):
-            raise ValueError(f"user {user_name()} cannot rewrite {entry.name} in it (left by a run as "
-                             f"another user?); {fixes.own_folder(path)}")
-
-
 def state_dir_as_is(value: str) -> Path:
-    """STATE_DIR as `check` judges it: a folder there must be writable, but none need be there yet
-    (systemd's StateDirectory= makes it at the first start); nothing is created."""
+    """STATE_DIR as `check` and `run` load it: a folder there refused for what `run` refuses; nothing is
+    made. A missing one is judged after (preflight's check, so the other checks still run; cli's run)."""
     path = _expanded(value)
-    try:
-        if path.exists() and not path.is_dir():
-            raise ValueError("not a folder")
-        if path.exists() and not os.access(path, os.W_OK | os.X_OK):
-            raise ValueError(f"not writable by user {user_name()}; {fixes.own_folder(path)}")
-        if path.is_dir():
-            _refuse_foreign_files(path)
-        return path.resolve()
-    except PermissionError:
-        closed = closed_folder(path)
-        if closed is None:
-            raise ValueError(f"user {user_name()} cannot reach it (permission denied)") from None
-        raise ValueError(f"user {user_name()} cannot enter {closed} (permission denied); "
-                         f"{fixes.enter(closed)}") from None
-    except OSError as err:
-        raise ValueError(f"cannot reach it ({err.strerror or err})") from None
+    if not judged.missing(path) and (why := judged.refusal(path)) is not None:
+        raise ValueError(why)
+    return path.resolve()
 
 
 def bounded(low: float, high: float) -> Callable[[str], float]:

@@ -275,6 +275,8 @@ ENV_FILE = "/etc/hls-broadcaster/env"
 CHECK = f"-u hls-broadcaster /opt/hls-broadcaster/venv/bin/hls-broadcaster --env-file {ENV_FILE} check"
 # Under pm2 the service runs as Owncast's user (docs/production.md, "With pm2 instead of systemd").
 PM2_CHECK = f"-u owncast /opt/hls-broadcaster/venv/bin/hls-broadcaster --env-file {ENV_FILE} check"
+# Root's check told the user: by its full path too (sudo's secure_path does not hold the venv's bin).
+CHECK_AS = f"/opt/hls-broadcaster/venv/bin/hls-broadcaster --env-file {ENV_FILE} check --as hls-broadcaster"
 
 
 def test_one_story_for_the_env_file() -> None:
@@ -294,7 +296,7 @@ def test_one_story_for_the_env_file() -> None:
             wrong.append(f"{file}:{lineno}: {line.strip()}")
     assert installs == {f"install -m 0640 -o root -g {group} deploy/env.example {ENV_FILE}"
                         for group in ("hls-broadcaster", "owncast")}, installs
-    assert checks == {CHECK, PM2_CHECK}, checks
+    assert checks == {CHECK, PM2_CHECK, CHECK_AS}, checks
     assert wrong == [], "\n".join(wrong)
     unit = _read(ROOT / "deploy" / "hls-broadcaster.service")
     assert f"ExecStart=/opt/hls-broadcaster/venv/bin/hls-broadcaster --env-file {ENV_FILE} run" in unit
@@ -329,3 +331,15 @@ def test_the_install_time_is_given_in_one_place() -> None:
     assert "How long the first command's install takes" in readme
     assert re.search(r"\b\d+ s\b", two_commands) is None, two_commands
     assert "How long that install takes is said in one place, the README's \"The two commands\"" in two_commands
+
+
+def test_no_command_names_the_program_bare_after_sudo() -> None:
+    """`sudo hls-broadcaster ...` finds no program: sudo's secure_path (/usr/local/sbin:/usr/local/bin:
+    /usr/sbin:/usr/bin:/sbin:/bin) does not hold the venv's bin, where the docs install it. The docs, the
+    shipped files and the lines the program prints name it by its full path."""
+    root = Path(__file__).resolve().parent.parent
+    said = [f"{p.relative_to(root)}:{n}" for p in [*root.glob("docs/*.md"), *root.glob("deploy/**/*"), root / "README.md",
+                                                   *root.glob("broadcaster/**/*.py")]
+            if p.is_file() for n, line in enumerate(p.read_text(errors="replace").splitlines(), 1)
+            if re.search(r"sudo (?:-u \S+ )?hls-broadcaster\b", line)]
+    assert said == [], said

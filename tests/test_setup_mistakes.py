@@ -29,7 +29,7 @@ from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.preflight import _check_hls_dir, _check_listeners, _check_settings, _check_state_dir, _Report
 from broadcaster.settings import SETTINGS, SettingsError, load_settings
 from broadcaster.source.access import AccessWatch, problems
-from broadcaster import fixes
+from broadcaster import fixes, state_dir
 from broadcaster.fixes import AS_ROOT
 from broadcaster.preflight import as_root_line
 from tests.support.as_user import NOBODY, as_nobody, open_folder
@@ -342,31 +342,34 @@ def test_check_as_root_proves_nothing_unless_told_the_user(place: Path, bucket: 
 def test_check_before_the_first_start_does_not_need_state_dir(place: Path, bucket: SeaweedS3) -> None:
     """STATE_DIR does not exist before systemd's StateDirectory= makes it, and this user cannot make it in
     /var/lib: check says so and passes; it never creates it. Only that folder: systemd makes no other."""
-    if fixes.SYSTEMD_STATE_DIR.exists():
-        pytest.skip(f"{fixes.SYSTEMD_STATE_DIR} exists on this machine")
+    if state_dir.SYSTEMD_STATE_DIR.exists():
+        pytest.skip(f"{state_dir.SYSTEMD_STATE_DIR} exists on this machine")
     hls = owncast_folder(place)
-    settings = env_file(place, bucket, hls, STATE_DIR=str(fixes.SYSTEMD_STATE_DIR))
+    settings = env_file(place, bucket, hls, STATE_DIR=str(state_dir.SYSTEMD_STATE_DIR))
     done = as_user(place, "check", "--env-file", str(settings))
     assert done.returncode == 0, done.stdout + done.stderr
     warned = [x for x in done.stdout.splitlines() if x.startswith("warn STATE_DIR")]
     assert len(warned) == 1 and "StateDirectory= makes it at the first start" in warned[0], done.stdout
-    assert not fixes.SYSTEMD_STATE_DIR.exists()
+    assert not state_dir.SYSTEMD_STATE_DIR.exists()
 
 
 def test_a_mistyped_state_dir_fails_check_as_run_refuses_it(place: Path, bucket: SeaweedS3) -> None:
     """A STATE_DIR the user cannot make that is not the unit's StateDirectory= (a typo): `check` passed it
-    with a warning that systemd would make it, and `run` then refused it. Now both stop on it, with exit 2,
-    and the fix check prints, pasted, makes the folder the user's (an absolute path, wherever pasted)."""
+    with a warning that systemd would make it, and `run` then refused it. Now both stop on it, with exit 2
+    and the same line (one judgement: broadcaster/state_dir.py), and the fix it ends with, pasted, makes
+    the folder the user's (an absolute path, wherever pasted)."""
     hls = owncast_folder(place)
     (place / "lib").mkdir(mode=0o755)  # as /var/lib: root's
     typo = place / "lib" / "hls-broadcastr"
     settings = env_file(place, bucket, hls, STATE_DIR=str(typo))
     checked = as_user(place, "check", "--env-file", str(settings))
     (line,) = [x for x in checked.stdout.splitlines() if "STATE_DIR" in x]
-    assert checked.returncode == 2 and line.startswith(f"FAIL STATE_DIR {typo} does not exist"), checked.stdout
+    said = f"STATE_DIR {typo}: does not exist and user nobody cannot make it in {place / 'lib'}"
+    assert checked.returncode == 2 and line.startswith(f"FAIL {said}"), checked.stdout
     assert "StateDirectory= makes only /var/lib/hls-broadcaster" in line, line
     ran = as_user(place, "--env-file", str(settings), "run")
-    assert ran.returncode == 2 and "STATE_DIR" in ran.stderr and "Traceback" not in ran.stderr, ran.stderr
+    assert ran.returncode == 2 and "Traceback" not in ran.stderr, ran.stderr
+    assert ran.stderr.splitlines() == [f"hls-broadcaster: error: {line.removeprefix('FAIL ')}"], ran.stderr
     paste(line)
     assert f"ok   STATE_DIR {typo}: writable by user nobody" in as_user(
         place, "check", "--env-file", str(settings)).stdout
@@ -510,9 +513,17 @@ def test_an_hls_dir_one_folder_too_high_names_owncasts_hls_folder(place: Path) -
     assert said[0].endswith(f"looks like Owncast's data folder, not its HLS folder: the stream is written in "
                             f"{hls}; set HLS_DIR={hls}"), said
     assert "sysctl" not in done.stdout and "Traceback" not in done.stdout + done.stderr
+    ran = as_user(place, "--env-file", str(env_file(place, None, data)), "run")  # run stops on the same line
+    errors = [x for x in ran.stderr.splitlines() if "error:" in x]
+    assert ran.returncode == 2 and errors == [f"hls-broadcaster: error: {said[0][5:]}"], ran.stderr
     fixed = said[0].rsplit("set ", 1)[1]  # HLS_DIR=<the folder named>, as the line says to set it
     again = as_user(place, "check", "--env-file", str(env_file(place, None, Path(fixed.split("=", 1)[1]))))
     assert f"ok   HLS_DIR {hls}: user nobody can enter, list and read it" in again.stdout, again.stdout
+    # Two folders too high (Owncast's own folder, data/hls in it): named too.
+    owncast = data.parent
+    (line,) = problems(owncast, watch=False)
+    assert line == (f"HLS_DIR {owncast} looks like Owncast's own folder, not its HLS folder: the stream is written in "
+                    f"{hls}; set HLS_DIR={hls}"), line
 
 
 def test_run_as_root_on_the_service_users_state_dir_is_refused_with_the_command_to_run(place: Path) -> None:
@@ -532,3 +543,83 @@ def test_run_as_root_on_the_service_users_state_dir_is_refused_with_the_command_
                     f"it would leave files only root may rewrite, and nobody's next start would fail on them. Run "
                     f"it as that user: sudo -u nobody {sys.executable} -m broadcaster --env-file {settings} run"), line
     assert list((place / "state").iterdir()) == []
+
+
+async def test_a_state_dir_another_service_holds_fails_check_as_run_refuses_it(place: Path, bucket: SeaweedS3) -> None:
+    """A second service's settings naming the first one's STATE_DIR (a copied env file): `check` said its
+    port was held and passed (exit 0), and `run` then refused it. Now check fails it with the line run
+    gives, naming the two env files; the running service's own env file, checked while it runs, passes."""
+    hls = owncast_folder(place)
+    prepare_state(place)
+    first = env_file(place, bucket, hls)
+    second = place / "second.env"
+    second.write_text(first.read_text())
+    second.chmod(0o644)
+    stage = place / ".stage"
+    stage.mkdir()
+    argv = as_nobody([sys.executable, "-m", "broadcaster", "--env-file", str(first), "run"], stage)
+    proc = await asyncio.create_subprocess_exec(*argv, env=environ(place), cwd=place, stdout=asyncio.subprocess.DEVNULL,
+                                                stderr=asyncio.subprocess.DEVNULL)
+    try:
+        await until(lambda: state_dir.holder(place / "state") is not None or proc.returncode is not None,
+                    "the first service holding STATE_DIR", timeout=30)
+        pid = state_dir.holder(place / "state")
+        assert pid is not None, proc.returncode
+        checked = await asyncio.to_thread(as_user, place, "check", "--env-file", str(second))
+        (line,) = [x for x in checked.stdout.splitlines() if x.startswith("FAIL")]
+        in_use = f"STATE_DIR {place / 'state'} is in use by another hls-broadcaster (pid {pid})"
+        assert checked.returncode == 2 and line == (
+            f"FAIL {in_use}; each service needs a STATE_DIR of its own (its settings are {first}'s, these "
+            f"{second}'s): `run` refuses it"), checked.stdout
+        ran = await asyncio.to_thread(as_user, place, "--env-file", str(second), "run")
+        assert ran.returncode == 2 and in_use in ran.stderr and "Traceback" not in ran.stderr, ran.stderr
+        own = await asyncio.to_thread(as_user, place, "check", "--env-file", str(first))
+        assert own.returncode == 0 and "FAIL" not in own.stdout, own.stdout
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            await asyncio.wait_for(proc.wait(), 20)
+
+
+async def test_run_as_root_does_not_make_state_dir_in_another_users_folder(place: Path) -> None:
+    """`run` as root, STATE_DIR not made yet, in a folder of the service user's (pm2 under Owncast's user):
+    it made the folder root's and started, and that user's next start failed on it. It is refused before
+    anything is made, with the command to run as that user, which, run, makes it that user's."""
+    if os.geteuid() != 0:
+        pytest.skip("not root")
+    hls = owncast_folder(place)
+    home = place / "home" / "owncast"
+    os.chown(home, NOBODY, NOBODY)
+    settings = env_file(place, None, hls, STATE_DIR=str(home / "hls-state"))
+    done = subprocess.run([sys.executable, "-m", "broadcaster", "--env-file", str(settings), "run"],
+                          capture_output=True, text=True, timeout=60, env=with_this_code(environ(place)), cwd=place)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    (line,) = done.stderr.splitlines()
+    assert line.startswith(f"hls-broadcaster: error: run as root on STATE_DIR {home / 'hls-state'}, to be made in "
+                           f"{home}, which is user nobody's:"), line
+    assert not (home / "hls-state").exists()
+    command = line.split("sudo -u nobody ", 1)[1]
+    assert command == f"{sys.executable} -m broadcaster --env-file {settings} run", line
+    stage = place / ".stage"
+    stage.mkdir()
+    proc = await asyncio.create_subprocess_exec(*as_nobody(command.split(), stage), env=environ(place), cwd=place,
+                                                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    try:
+        await until(lambda: state_dir.holder(home / "hls-state") is not None or proc.returncode is not None,
+                    "the service started as that user", timeout=30)
+        assert proc.returncode is None and (home / "hls-state").stat().st_uid == NOBODY
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            await asyncio.wait_for(proc.wait(), 20)
+
+
+def test_the_check_as_root_names_runs_without_an_env_file_that_is_not_there(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`check` as root with the settings in the environment (no ./.env) named `--env-file <cwd>/.env`: pasted
+    as the service's user, that check failed on the missing file. The default file is named only where it is."""
+    monkeypatch.chdir(tmp_path)
+    program = tmp_path / "venv" / "bin" / "hls-broadcaster"
+    assert fixes.this_check(Path(".env"), str(program)) == f"{program} check"
+    (tmp_path / ".env").write_text("HLS_DIR=/srv/owncast/data/hls\n")
+    assert fixes.this_check(Path(".env"), str(program)) == f"{program} --env-file {tmp_path / '.env'} check"

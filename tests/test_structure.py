@@ -24,7 +24,7 @@ STAGES = {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py"
 # Top-level modules: shared ones every stage may use (they import no stage), and the ones that compose the
 # stages into a program (they import any). Every top-level module is one or the other.
 SHARED = {"metrics", "lograte", "numbers", "tails", "files", "fixes", "settings", "setting_values", "env_file",
-          "pathway_settings"}
+          "pathway_settings", "state_dir"}
 COMPOSERS = {"__init__", "__main__", "cli", "service", "preflight"}
 # Each variant's playlist has one owner, VariantPlaylist (issue 49): only these modules name a
 # ManifestGenerator or build one (manifest.resume does): the window itself, its owner, and the restore

@@ -61,17 +61,19 @@ def problems(hls_dir: Path, *, watch: bool) -> list[str]:
 
 
 def _owncast_data_folder(hls_dir: Path) -> str | None:
-    """HLS_DIR one folder too high (Owncast's `data`, whose `hls` holds the stream): the line that says so.
-    Owncast's HLS folder has its variant folders (0, 1...) or its stream.m3u8 itself."""
-    below = hls_dir / "hls"
+    """HLS_DIR one folder too high (Owncast's `data`, whose `hls` holds the stream), or two (Owncast's own
+    folder, with `data/hls` in it): the line that says so. Owncast's HLS folder has its variant folders
+    (0, 1...) or its stream.m3u8 itself."""
     try:
         if any(e.isdigit() for e in os.listdir(hls_dir)) or (hls_dir / "stream.m3u8").exists():
             return None
-        if not below.is_dir():
-            return None
+        below = next((b for b in (hls_dir / "hls", hls_dir / "data" / "hls") if b.is_dir()), None)
     except OSError:
         return None
-    return (f"HLS_DIR {hls_dir} looks like Owncast's data folder, not its HLS folder: the stream is written "
+    if below is None:
+        return None
+    what = "data folder" if below.parent == hls_dir else "own folder"
+    return (f"HLS_DIR {hls_dir} looks like Owncast's {what}, not its HLS folder: the stream is written "
             f"in {below}; set HLS_DIR={below}")
 
 
