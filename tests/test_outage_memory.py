@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from broadcaster.bucket import turns
 from broadcaster.bucket.held import Held
 from broadcaster.bucket.uploader import Backoff, Uploader
 from broadcaster.metrics import Metrics
@@ -78,3 +79,71 @@ async def test_waiting_uploads_keep_no_segment_in_memory(tmp_path: Path, way: st
                            f"(segments of {SEGMENT // 1024} KB)")
     if way == "held_first":
         assert len(told) == UPLOADS and all(k.kept for k in told)
+
+
+COPIES = 10  # the copies VM_COPIES_MB holds here
+OWNCAST_KEEPS = 3  # Owncast's files left on disk
+
+
+async def test_an_outage_past_the_copies_bound_costs_no_more_memory_as_it_goes_on(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Owncast writes a segment and deletes the one three before; the bucket refuses all; the copies'
+    bound holds ten. Past it the outage may last any time: what waits stays the uploads whose bytes are on
+    disk (bucket/turns.py releases the rest, which end lost) and the memory stays where it was. Before, an
+    upload whose copy was dropped waited for its turn of the bucket's backoff: one released per turn while
+    segments kept coming, a task and its records each.
+
+    Segments come here a hundred times faster than Owncast's, so the queue is swept at each upload that
+    comes to wait (in the service at most once a second: the bound there adds a second of segments)."""
+    monkeypatch.setattr(turns, "SWEEP_EVERY", 0.0)
+    hls = tmp_path / "hls"
+    (hls / "0").mkdir(parents=True)
+    (tmp_path / "state").mkdir()
+    segment = 4096
+    held = Held(hls, tmp_path / "state", max_bytes=COPIES * segment, keep_for=600.0, buckets=("bucket",))
+    held.open()
+    store = FakeStore(down=True)
+    # The production backoff: a turn per up to 15 s, as in a long outage.
+    up = Uploader(store, Metrics(), concurrency=CONCURRENCY, attempt_timeout=5, holder=held, backoff=Backoff())
+    live: set[asyncio.Future[Any]] = set()
+    lost: list[str] = []
+
+    def ended(task: asyncio.Future[Any]) -> None:
+        live.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            lost.append(getattr(task.exception(), "reason", "?"))
+
+    async def stream(first: int, last: int) -> None:
+        for i in range(first, last):
+            path = hls / "0" / f"stream-{i}.ts"
+            path.write_bytes(i.to_bytes(4, "big") * (segment // 4))
+            task = asyncio.ensure_future(up.upload_file(path, f"live/0/{path.name}", "0", root=hls))
+            live.add(task)
+            task.add_done_callback(ended)
+            await until(lambda: f"live/0/{path.name}" in store.attempts, "its first attempt refused", 10,
+                        every=0.001)
+            (hls / "0" / f"stream-{i - OWNCAST_KEEPS}.ts").unlink(missing_ok=True)  # Owncast's cleanup
+
+    tracemalloc.start()
+    try:
+        await stream(0, 150)
+        gc.collect()
+        at_150, waiting_150 = tracemalloc.get_traced_memory()[0], up.waiting()[0]
+        await stream(150, 300)
+        gc.collect()
+        at_300, waiting_300 = tracemalloc.get_traced_memory()[0], up.waiting()[0]
+    finally:
+        tracemalloc.stop()
+    for task in list(live):
+        task.cancel()
+    await asyncio.gather(*live, return_exceptions=True)
+    held.close()
+    # Waiting: the copies, Owncast's files, and those lost in the last second not swept yet.
+    bound = COPIES + OWNCAST_KEEPS + 2
+    assert waiting_150 <= bound and waiting_300 <= bound, (waiting_150, waiting_300)
+    assert len(lost) >= 300 - 2 * bound and set(lost) == {"copy_dropped"}, (len(lost), set(lost))
+    # Flat but for what lives by time, not by the outage: under 1 KB per segment that went by. That is the
+    # record held of each for its URL's life (bucket/held.py's HeldFile, its stamp and parts: some 300 B,
+    # gone after SEGMENT_URL_LIFE) and this test's own names of it; an upload left waiting costs 3 KB.
+    grown = at_300 - at_150
+    assert grown < 150 * 1024, f"{grown / 1024:.1f} KB more after 150 more segments ({waiting_300} waiting)"

@@ -8,7 +8,8 @@ import asyncio
 from pathlib import Path
 
 from broadcaster.bucket.turns import RetryTurns
-from broadcaster.bucket.uploader import Backoff, Uploader
+from broadcaster.bucket.held import Held
+from broadcaster.bucket.uploader import Backoff, SegmentLost, Uploader
 from broadcaster.metrics import Metrics
 from tests.support.fakes import FakeStore
 from tests.support.waiting import until
@@ -99,3 +100,57 @@ async def test_a_backlog_cancelled_leaves_no_timer(tmp_path: Path) -> None:
     assert len(_turns(up)) == 0 and _turns(up)._giver is None
     await asyncio.gather(giver, return_exceptions=True)
     assert giver.cancelled()
+
+
+async def test_an_upload_with_nothing_left_to_send_goes_at_the_next_turn_not_at_its_own(tmp_path: Path) -> None:
+    """Owncast deletes the files of half the uploads that wait: at the next turn those end, lost, without
+    a bucket attempt each; the rest wait on. What waits is bounded by what is still on disk, not by the
+    outage's length."""
+    fake, sleep = FakeStore(down=True), SteppedSleep()
+    up = Uploader(fake, Metrics(), concurrency=8, attempt_timeout=5,
+                  backoff=Backoff(sleep=sleep, rng=lambda: 1.0))
+    tasks = _uploads(tmp_path, up)
+    await until(lambda: len(_turns(up)) == UPLOADS, "every upload waiting for its turn")
+    for n in range(0, UPLOADS, 2):
+        (tmp_path / f"stream-a-{n}.ts").unlink()
+    sleep.step()  # one turn: one attempt, and the sweep
+    await until(lambda: sum(t.done() for t in tasks) >= UPLOADS // 2, "the uploads with no file left gone")
+    gone = [t for t in tasks if t.done()]
+    assert len(gone) == UPLOADS // 2 and all(isinstance(t.exception(), SegmentLost) for t in gone)
+    assert {t.exception().reason for t in gone} == {"deleted"}  # type: ignore[union-attr]
+    assert len(fake.attempts) <= UPLOADS + 1  # their first attempts and the turn's: none for the lost
+    assert up.waiting()[0] == UPLOADS // 2
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_held_copies_dropped_release_their_uploads(tmp_path: Path) -> None:
+    """With copies kept (the VM's pathway), an upload waits while its copy or Owncast's file is there:
+    a copy dropped for VM_COPIES_MB with Owncast's file deleted ends its upload at the next turn."""
+    hls = tmp_path / "hls"
+    (hls / "0").mkdir(parents=True)
+    (tmp_path / "state").mkdir()
+    held = Held(hls, tmp_path / "state", max_bytes=4 * 1880, keep_for=600)
+    held.open()
+    fake, sleep = FakeStore(down=True), SteppedSleep()
+    up = Uploader(fake, Metrics(), concurrency=8, attempt_timeout=5,
+                  backoff=Backoff(sleep=sleep, rng=lambda: 1.0), holder=held)
+    tasks = []
+    for n in range(8):
+        path = hls / "0" / f"stream-a-{n}.ts"
+        path.write_bytes(bytes([n]) * 1880)
+        tasks.append(asyncio.ensure_future(up.upload_file(path, f"live/0/{path.name}", "0", root=hls)))
+    await until(lambda: len(_turns(up)) == 8, "every upload waiting for its turn")
+    assert held.copies == 4  # the cap: the four newest kept, the oldest four dropped
+    for path in (hls / "0").iterdir():
+        path.unlink()  # Owncast's cleanup
+    sleep.step()
+    await until(lambda: sum(t.done() for t in tasks) >= 4, "the uploads whose copy was dropped gone")
+    lost = [t for t in tasks if t.done()]
+    assert [t.exception().reason for t in lost] == ["copy_dropped"] * 4  # type: ignore[union-attr]
+    assert len(_turns(up)) == 4
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    held.close()

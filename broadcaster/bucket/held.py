@@ -307,6 +307,19 @@ class Held:
         with self._lock:
             return self._index.get(key)
 
+    def alive(self, key: str) -> bool:
+        """A version of `key` may still be read: its copy is kept, or Owncast's file is there (a stat; asked
+        of each upload that waits, once per turn of the bucket's backoff: bucket/turns.py)."""
+        held = self.get(key)
+        if held is None:
+            return False
+        if held.copy is not None:
+            return True
+        try:
+            return stamp_beneath(self._root, held.parts) is not None
+        except (OSError, Refused):
+            return False
+
     def at_hand(self, key: str, parts: tuple[str, ...]) -> HeldFile | None:
         """What the VM answers for `key` now (a key its pathway lists; `parts`: its file beneath HLS_DIR when
         nothing is held of it): Owncast's file as it is, held from now on when it was not (an upload that

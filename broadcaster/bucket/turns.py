@@ -9,6 +9,14 @@ every upload goes at once when the bucket is seen working again (`open`: an uplo
 bucket's own check, bucket/checks.py, every 2 s while it is down). Failed attempts a second are then
 one per turn plus the first attempt of each new segment (kept: it keeps the copy that outlives Owncast's
 cleanup, bucket/held.py), however many wait and however long the outage.
+
+An upload whose bytes exist nowhere any more (its copy dropped for VM_COPIES_MB or the disk's reserve,
+and Owncast's file deleted) does not wait for a turn it can never use: at each turn the queue is swept
+and such uploads go at once, find their segment lost and end (the playlists make it a gap); so is it
+when an upload comes to wait, at most once every SWEEP_EVERY (every new segment's first attempt fails
+while the bucket is down, so it is looked at about once a second, with no timer of its own). So the
+uploads that wait are bounded by the segments still on disk, whatever the outage's length, and with them
+the memory they cost (a record and a coroutine each, no segment bytes: uploader.FirstBody).
 """
 
 from __future__ import annotations
@@ -16,6 +24,16 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable
+
+Alive = Callable[[], bool]  # whether an upload's bytes are still somewhere (a copy, or Owncast's file)
+
+
+# Seconds at least between two sweeps made as an upload comes to wait (a stat per waiting upload each).
+SWEEP_EVERY = 1.0
+
+
+def _always() -> bool:
+    return True
 
 
 class RetryTurns:
@@ -25,19 +43,25 @@ class RetryTurns:
     def __init__(self, delay: Callable[[int], float], sleep: Callable[[float], Awaitable[None]]) -> None:
         self._delay = delay
         self._sleep = sleep
-        self._queue: deque[asyncio.Future[None]] = deque()  # oldest first; a cancelled one is skipped
+        # Oldest first, each with its Alive; a cancelled (or released) one is skipped.
+        self._queue: deque[tuple[asyncio.Future[None], Alive]] = deque()
         self._live = 0  # uploads waiting in the queue (a cancelled one leaves its future until it is reached)
         self._turns = 0  # turns given since the bucket last worked
         self._giver: asyncio.Task[None] | None = None
+        self._swept = -SWEEP_EVERY  # the event loop's time of the last sweep
 
     def __len__(self) -> int:
         """Uploads waiting for their turn."""
         return self._live
 
-    async def wait(self) -> None:
-        """Until this upload's turn to try the bucket, or the bucket works again."""
-        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.append(turn)
+    async def wait(self, alive: Alive = _always) -> None:
+        """Until this upload's turn to try the bucket, the bucket works again, or (asked at each turn)
+        `alive()` is False: its bytes are gone and it has nothing to wait for."""
+        loop = asyncio.get_running_loop()
+        if self._queue and loop.time() - self._swept >= SWEEP_EVERY:
+            self._sweep()
+        turn: asyncio.Future[None] = loop.create_future()
+        self._queue.append((turn, alive))
         self._live += 1
         if self._giver is None:
             self._giver = asyncio.ensure_future(self._give())
@@ -53,7 +77,7 @@ class RetryTurns:
         self._turns = 0
         self._stop_giving()
         queue, self._queue = self._queue, deque()
-        for turn in queue:
+        for turn, _ in queue:
             if not turn.done():
                 turn.set_result(None)
 
@@ -65,15 +89,30 @@ class RetryTurns:
                 self._turns += 1
                 queue = self._queue
                 while queue:
-                    turn = queue.popleft()
+                    turn, _ = queue.popleft()
                     if not turn.done():
                         turn.set_result(None)  # it tries once; failed, it queues again at the back
                         break
-                if not queue:
+                self._sweep()
+                if not self._queue:
                     return
         finally:
             if self._giver is asyncio.current_task():
                 self._giver = None
+
+    def _sweep(self) -> None:
+        """Release the uploads whose bytes are gone (a stat each, a turn apart: at most a few thousand
+        while copies are kept), and drop the finished entries from the queue."""
+        kept: deque[tuple[asyncio.Future[None], Alive]] = deque()
+        for turn, alive in self._queue:
+            if turn.done():
+                continue
+            if alive():
+                kept.append((turn, alive))
+            else:
+                turn.set_result(None)
+        self._queue = kept
+        self._swept = asyncio.get_running_loop().time()
 
     def _stop_giving(self) -> None:
         giver, self._giver = self._giver, None

@@ -22,7 +22,7 @@ from ..playlist import hls
 from .copies_room import room
 from .outage import OutageLog
 from .store import StoreError
-from .turns import RetryTurns
+from .turns import Alive, RetryTurns
 
 log = logging.getLogger(__name__)
 _new = tuple.__new__  # a NamedTuple made without its Python-level __new__ (Kept: one per segment)
@@ -126,6 +126,8 @@ class Holder(Protocol):
                   content_type: str | None = None) -> bool: ...
 
     def landed(self, key: str, bucket: str) -> None: ...
+
+    def alive(self, key: str) -> bool: ...  # its copy, or Owncast's file, is there
 
     @property
     def total_bytes(self) -> int: ...  # the copies' bytes on disk
@@ -329,9 +331,11 @@ class Uploader:
             return read_segment_stamped(path, self._max_file_bytes, root=root)
 
         holder = self._holder
+        exists = path.exists  # while it waits: Owncast's file is still there (else it goes, and is lost)
         if holder is None:
             # Read again on every attempt: if Owncast deleted the file meanwhile, it is lost.
-            return await self._put(key, read, content_type, hls.SEGMENT_CACHE_CONTROL, variant, hashed)
+            return await self._put(key, read, content_type, hls.SEGMENT_CACHE_CONTROL, variant, hashed,
+                                   alive=exists)
         if parts is None:
             # By the parts' tuples, not relative_to, which parses and builds two Paths a segment.
             base = (root if root is not None else path.parent).parts
@@ -341,11 +345,12 @@ class Uploader:
             # Sent as without a holder, holding nothing while the bucket takes it at once (issue 66 item 3:
             # steering costs nothing per segment while nothing fails); held once an attempt fails (`keep`).
             return await self._put(key, read, content_type, hls.SEGMENT_CACHE_CONTROL, variant, hashed,
-                                   None, None, parts)
+                                   None, None, parts, exists)
         first, body = await self._first_read(read, holder, key, parts, hashed, content_type)
         on_kept(first)
         if not first.kept:  # changed while it was read: read again for each attempt, as without a holder
-            return await self._put(key, read, content_type, hls.SEGMENT_CACHE_CONTROL, variant, hashed)
+            return await self._put(key, read, content_type, hls.SEGMENT_CACHE_CONTROL, variant, hashed,
+                                   alive=exists)
         box: FirstBody = [(body, first.stamp, first.sha256)]
         del body  # the box alone has it, and the first attempt takes it out
         return await self._send_held(key, content_type, variant, first.stamp, box)
@@ -388,7 +393,7 @@ class Uploader:
 
         done = await self._put(key, body, content_type, hls.SEGMENT_CACHE_CONTROL, variant, False,
                                on_failed=lambda data, _stamp: holder.keep(key, data),
-                               first=first)
+                               first=first, alive=functools.partial(holder.alive, key))
         holder.landed(key, self.pathway)
         return done
 
@@ -417,7 +422,7 @@ class Uploader:
     async def _put(
         self, key: str, read: Read, content_type: str, cache_control: str, variant: str | None, hashed: bool,
         on_failed: Callable[[bytes, Stamp | None], object] | None = None, first: FirstBody | None = None,
-        keep: tuple[str, ...] | None = None,
+        keep: tuple[str, ...] | None = None, alive: Alive | None = None,
     ) -> Uploaded:
         upload_id, self._next_id = self._next_id, self._next_id + 1
         waiting = self._waiting
@@ -426,7 +431,7 @@ class Uploader:
             self._arm_late()  # an upload from before waits still
         try:
             return await self._attempts(key, read, content_type, cache_control, variant, hashed, on_failed, first,
-                                        keep)
+                                        keep, alive)
         finally:
             del waiting[upload_id]
             late = self._late
@@ -468,13 +473,15 @@ class Uploader:
     async def _attempts(
         self, key: str, read: Read, content_type: str, cache_control: str, variant: str | None, hashed: bool,
         on_failed: Callable[[bytes, Stamp | None], object] | None = None, first: FirstBody | None = None,
-        keep: tuple[str, ...] | None = None,
+        keep: tuple[str, ...] | None = None, alive: Alive | None = None,
     ) -> Uploaded:
         """`on_failed(body, stamp)`: after an attempt the bucket failed, on a worker thread (the holder keeps a
         copy for the next attempts). `first`: the body the first attempt sends, read already (`read` is
         for the attempts after it). `keep`: the file's parts beneath HLS_DIR, of a segment not held: the
         first attempt the bucket fails holds the version it sent and keeps a copy, which the next attempts
-        send (the backlog survives Owncast's cleanup; the VM's pathway serves the copy meanwhile)."""
+        send (the backlog survives Owncast's cleanup; the VM's pathway serves the copy meanwhile). `alive`:
+        whether its bytes are still somewhere, asked while it waits for the bucket (turns.py: an upload with
+        nothing left to send goes at once, and is lost, rather than wait out the outage); None: always."""
         attempt = 0
         kept: Stamp | None = None  # the version held and kept after a failed attempt (`keep`)
         waited = False  # the bucket failed an attempt: a loss now is the outage's (OutageLog.lost)
@@ -517,6 +524,7 @@ class Uploader:
                             if await asyncio.to_thread(holder.hold_kept, key, keep, stamp, body, content_type):
                                 kept = stamp
                                 read = functools.partial(_kept_or_read, holder, key, stamp, read)
+                                alive = functools.partial(holder.alive, key)
                     else:
                         took = time.perf_counter() - started
                         log.debug("uploaded %s (%d bytes) in %.0f ms", key, len(body), took * 1000)
@@ -533,6 +541,7 @@ class Uploader:
             body = b""  # not kept through the wait (FirstBody): the next attempt reads it again
             attempt += 1
             if bucket_failed:
-                await self._turns.wait()  # the bucket's turn, or at once when it works again
+                # The bucket's turn, at once when it works again, or when nothing is left to send.
+                await self._turns.wait() if alive is None else await self._turns.wait(alive)
             else:  # not the bucket's turns: the bucket did not fail, this file could not be read for now
                 await self._sleep(self._retry.delay(attempt - 1))
