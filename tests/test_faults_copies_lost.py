@@ -64,6 +64,13 @@ async def lost(http: aiohttp.ClientSession, url: str) -> dict[str, float]:
             if s.name == "hls_broadcaster_segments_lost_total" and s.labels.get("reason") == "copy_dropped"}
 
 
+async def metric(http: aiohttp.ClientSession, url: str, name: str) -> float:
+    """A metric's samples summed (every label)."""
+    async with http.get(f"{url}/metrics") as r:
+        text = await r.text()
+    return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples if s.name == name)
+
+
 async def health(http: aiohttp.ClientSession, url: str) -> dict[str, Any]:
     async with http.get(f"{url}/health") as r:
         body: dict[str, Any] = await r.json()
@@ -139,6 +146,9 @@ async def lost_then_back(tmp_path: Path, state: Path, seaweed: SeaweedS3, record
                 return all([len(await listing(v)) >= 3 for v in VARIANTS])
 
             await until(started, "3 segments listed per variant", 60, every=0.3)
+            rss_before = rss_kb(service.pid)
+            failed_before = await metric(http, url, "hls_broadcaster_upload_failures_total")
+            landed_before = await metric(http, url, "hls_broadcaster_segments_uploaded_total")
             await proxy.refuse()
             said: list[dict[str, Any]] = []
 
@@ -167,6 +177,19 @@ async def lost_then_back(tmp_path: Path, state: Path, seaweed: SeaweedS3, record
 
             await until(caught_up, "the backlog uploaded, /health ok", 90, every=0.5)
             counted = await lost(http, url)
+            # The bucket was tried one upload per turn of its backoff (bucket/turns.py), whatever waited: each
+            # segment's own first attempt and a few turns; before, every waiting upload retried on a timer
+            # of its own (several attempts each here, 52 a second after 300 s).
+            failed = await metric(http, url, "hls_broadcaster_upload_failures_total") - failed_before
+            came = await metric(http, url, "hls_broadcaster_segments_uploaded_total") - landed_before + sum(
+                counted.values())
+            assert failed < 1.5 * came, f"{failed:.0f} failed attempts for {came:.0f} segments in the outage"
+            # Memory back near where it began (within a tenth: the backlog's burst of uploads at once leaves the
+            # allocator's high-water mark; a 300 s outage once left 47 MB over a start of 75).
+            rss_after = rss_kb(service.pid)
+            print(f"\n[copies lost] RSS {rss_before} KB before the outage, {rss_after} KB after; {failed:.0f} "
+                  f"failed attempts for {came:.0f} segments")
+            assert rss_after < rss_before * 1.1, (rss_before, rss_after)
             for pathway in ("", "vm/"):
                 for v in VARIANTS:
                     listed = await listing(v, pathway)
