@@ -236,7 +236,7 @@ class Service:
         self.newest.woken = self.steering_loop.wake  # a listing wakes the loops that went quiet
         for b in self.buckets.values():
             b.uploader.on_failure = self.steering_loop.look  # a failed upload is evaluated at once
-            b.uploader.on_late, b.uploader.late_after = self.steering_loop.look, self.steering.late_after
+            b.uploader.waits.on_late, b.uploader.waits.late_after = self.steering_loop.look, self.steering.late_after
         self.pathway_reports = PathwayReports(self.steering_loop.report, s.pathways)
 
     def _steered(self, priority: tuple[str, ...]) -> None:

@@ -48,8 +48,8 @@ async def test_the_second_buckets_signals_are_read_as_the_first_buckets() -> Non
     refused is failing at once, and says why (with a failed probe: down)."""
     clock = Clock()
     store = GatedStore()
-    uploader = Uploader(store, Metrics(), concurrency=4, attempt_timeout=1.0, backoff=Backoff(base=0.01, cap=0.05),
-                        clock=clock, pathway="backup")
+    uploader = Uploader(store, Metrics(), concurrency=4, attempt_timeout=1.0,
+                        backoff=Backoff(base=0.01, cap=0.05, clock=clock), pathway="backup")
     # As bucket/bucket.py reads every bucket, the first one included.
     signals = BucketSignals.of_uploads(lambda: uploader.waiting()[1] or 0.0,
                                        lambda: (uploader.storage_ok, uploader.last_error))

@@ -713,7 +713,7 @@ async def test_with_uploads_that_tell_when_one_is_late_a_calm_loop_takes_no_turn
     """Issue 66, item 3: as the service wires it (told_late, the uploader's on_late and late_after), the
     loop while nothing is amiss is due no turn on the clock (calm_for: never while no upload waits), and an
     upload that waits past the policy's late_after (its timer armed as the next segment's upload starts:
-    Uploader.ARM_AFTER) is evaluated at once: the bucket lagging, read every
+    lateness.ARM_AFTER) is evaluated at once: the bucket lagging, read every
     half second until it lands. The uploads are the real Uploader's, the bucket FakeStore held."""
     from broadcaster.bucket.uploader import Uploader
     from broadcaster.metrics import Metrics
@@ -722,7 +722,7 @@ async def test_with_uploads_that_tell_when_one_is_late_a_calm_loop_takes_no_turn
 
     monkeypatch.setattr(probe, "QUIET_EVERY", 60.0)
     monkeypatch.setattr("broadcaster.steering.policy.MIN_UPLOAD_WAIT", 0.3)
-    monkeypatch.setattr("broadcaster.bucket.uploader.ARM_AFTER", 0.05)
+    monkeypatch.setattr("broadcaster.bucket.lateness.ARM_AFTER", 0.05)
     store = FakeStore()
     uploader = Uploader(store, Metrics(), concurrency=2, attempt_timeout=60)
     policy = SteeringPolicy(("bucket", "vm"),
@@ -734,7 +734,7 @@ async def test_with_uploads_that_tell_when_one_is_late_a_calm_loop_takes_no_turn
     newest = Newest()
     loop = SteeringLoop(policy, {"bucket": Probe(newest)}, probe=False, told_late=True)
     uploader.on_failure = loop.look
-    uploader.on_late, uploader.late_after = loop.look, policy.late_after
+    uploader.waits.on_late, uploader.waits.late_after = loop.look, policy.late_after
     await loop.start()
     try:
         newest.listed(0, 0, None, "http://127.0.0.1:9/x.ts")  # live: not quiet

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from broadcaster.metrics import Metrics
-from broadcaster.bucket import uploader as uploader_module
+from broadcaster.bucket import lateness
 from broadcaster.bucket.held import Held
 from broadcaster.bucket.store import S3Store, StoreError
 from broadcaster.bucket.uploader import Backoff, SegmentLost, Uploader, read_segment_file
@@ -295,7 +295,7 @@ async def test_a_segment_held_first_is_read_on_one_worker_thread_and_sent_from_m
     for name in ("a.ts", "b.ts"):
         path = segment(tmp_path / "hls" / "0", name)
         await up.upload_file(path, f"live/0/{name}", "0", root=tmp_path / "hls", on_kept=told.append)
-    assert hops == ["_hold_first", "_hold_first", "<lambda>", "_read_and_hash"], hops  # b: kept, read again
+    assert hops == ["hold_first", "hold_first", "<lambda>", "read_and_hash"], hops  # b: kept, read again
     assert [(p.key, p.body) for p in fake.puts] == [(f"live/0/{n}", b"\x47" * 1880) for n in ("a.ts", "b.ts")]
     assert [k.kept for k in told] == [True, True] and len(held) == 2
     held.close()
@@ -319,10 +319,10 @@ async def test_a_segment_is_held_only_once_an_attempt_fails_and_its_copy_outlive
                   backoff=Backoff(sleep=owncast_cleans_up, rng=lambda: 0.0))
     path = segment(tmp_path / "hls" / "0", "a.ts")
     await up.upload_file(path, "live/0/a.ts", "0", root=tmp_path / "hls")
-    assert len(held) == 0 and hops == ["_read_and_hash"]  # landed at once: nothing held
+    assert len(held) == 0 and hops == ["read_and_hash"]  # landed at once: nothing held
     segment(tmp_path / "hls" / "0", "b.ts", 376)
     await up.upload_file(b, "live/0/b.ts", "0", root=tmp_path / "hls")
-    assert hops == ["_read_and_hash", "_read_and_hash", "hold_kept", "_read_and_hash"], hops
+    assert hops == ["read_and_hash", "read_and_hash", "hold_kept", "read_and_hash"], hops
     assert [(p.key, p.body) for p in fake.puts] == [("live/0/a.ts", b"\x47" * 1880), ("live/0/b.ts", b"\x47" * 376)]
     kept = held.get("live/0/b.ts")
     assert held.kept == 1 and kept is not None and kept.copy is None and held.copies == 0  # landed: let go
@@ -331,7 +331,7 @@ async def test_a_segment_is_held_only_once_an_attempt_fails_and_its_copy_outlive
 
 async def test_the_oldest_upload_waiting_past_late_after_is_told_once_and_quick_ones_never(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Uploader.on_late (what lets the steering loop sleep while nothing is amiss): told when the oldest
+    """Uploader.waits.on_late (what lets the steering loop sleep while nothing is amiss): told when the oldest
     upload not done has waited late_after() seconds, once, however many start behind it; never for
     uploads done sooner, nor for one queued behind it until it is the oldest. Its one timer is armed only
     once a later upload starts while it has waited ARM_AFTER (the next segment's), and cancelled once no
@@ -341,27 +341,27 @@ async def test_the_oldest_upload_waiting_past_late_after_is_told_once_and_quick_
     fake = FakeStore()
     up = Uploader(fake, Metrics(), concurrency=4, attempt_timeout=30)
     told: list[float] = []
-    up.on_late, up.late_after = lambda: told.append(asyncio.get_running_loop().time()), lambda: 0.3
+    up.waits.on_late, up.waits.late_after = lambda: told.append(asyncio.get_running_loop().time()), lambda: 0.3
     for n in range(5):  # quick ones, two at once (a segment's variants): no timer armed for them
         fake.hold(f"k/quick-{n}a.ts")
         both = [asyncio.ensure_future(up.upload_file(segment(tmp_path, f"quick-{n}{v}.ts"), f"k/quick-{n}{v}.ts", "0"))
                 for v in "ab"]
         await until(lambda: f"k/quick-{n}b.ts" in fake.keys() and f"k/quick-{n}a.ts" in fake.attempts,
                     "the second landed, the first held", 10)
-        assert up._late is None
+        assert up.waits._late is None
         fake.release(f"k/quick-{n}a.ts")
         await asyncio.gather(*both)
-        assert up._late is None
+        assert up.waits._late is None
     assert told == []
     # Shorter from here (the pairs above ran with the real one, ARM_AFTER 0.5 s: a busy machine's pause
     # between their two starts stays far below it).
-    monkeypatch.setattr(uploader_module, "ARM_AFTER", 0.1)
+    monkeypatch.setattr(lateness, "ARM_AFTER", 0.1)
     fake.hold("k/slow.ts")
     loop = asyncio.get_running_loop()
     began = loop.time()
     slow = asyncio.ensure_future(up.upload_file(segment(tmp_path, "slow.ts"), "k/slow.ts", "0"))
     await until(lambda: loop.time() - began > 0.15, "the slow one waited ARM_AFTER", 10)
-    assert up._late is None and told == []  # no later upload yet
+    assert up.waits._late is None and told == []  # no later upload yet
     fake.hold("k/next.ts")
     after = asyncio.ensure_future(up.upload_file(segment(tmp_path, "next.ts"), "k/next.ts", "0"))
     await until(lambda: len(told) == 1, "told of the late upload once the next one started", 10)
@@ -369,14 +369,14 @@ async def test_the_oldest_upload_waiting_past_late_after_is_told_once_and_quick_
     await until(lambda: "k/next.ts" in fake.attempts, "the next upload under way", 10)
     for n in range(3):  # quick ones behind the late one: it is not told of again
         await up.upload_file(segment(tmp_path, f"behind-{n}.ts"), f"k/behind-{n}.ts", "0")
-    assert len(told) == 1 and up._late is None
+    assert len(told) == 1 and up.waits._late is None
     fake.release("k/slow.ts")
     await slow
     # The next one is the oldest now: told once it too has waited 0.3 s.
     await until(lambda: len(told) == 2, "told of the next one, late too", 10)
     fake.release("k/next.ts")
     await after
-    assert len(told) == 2 and up._late is None
+    assert len(told) == 2 and up.waits._late is None
 
 
 async def test_a_hanging_upload_no_other_follows_is_told_as_its_attempt_times_out(tmp_path: Path) -> None:
@@ -389,12 +389,12 @@ async def test_a_hanging_upload_no_other_follows_is_told_as_its_attempt_times_ou
     failures: list[float] = []
     told: list[float] = []
     up.on_failure = lambda: failures.append(asyncio.get_running_loop().time())
-    up.on_late, up.late_after = lambda: told.append(0.0), lambda: 0.1
+    up.waits.on_late, up.waits.late_after = lambda: told.append(0.0), lambda: 0.1
     began = asyncio.get_running_loop().time()
     last = asyncio.ensure_future(up.upload_file(segment(tmp_path, "last.ts"), "k/last.ts", "0"))
     try:
         await until(lambda: failures, "the hanging attempt's timeout told", 10)
-        assert failures[0] - began >= 0.2 and up._late is None and told == []
+        assert failures[0] - began >= 0.2 and up.waits._late is None and told == []
     finally:
         last.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -1,0 +1,89 @@
+"""The uploads to one bucket not done yet, oldest first, and the one timer that tells when the oldest
+has waited too long (the steering loop then evaluates, rather than looking on a timer of its own while
+nothing is amiss).
+
+One timer, for the oldest upload waiting, armed once a later upload starts while it has waited
+ARM_AFTER (the next segment's: Owncast writes one at least every target duration, and `late_after` is
+one at least, so it is armed in time); cancelled once none waits. Not armed for every upload (an arming
+and a cancel per upload while the bucket takes each at once), nor left armed (it woke the event loop
+every `late_after` for nothing). An upload no other follows (the stream's last) is found when its
+attempt times out (UPLOAD_TIMEOUT: the uploader's on_failure), or by the steering loop's own turn
+(probe.QUIET_EVERY).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+# Seconds the oldest upload waiting has waited when a later one starts, past which the timer is armed for
+# it: more than the few milliseconds between the variants' uploads of one segment, less than the second
+# between segments.
+ARM_AFTER = 0.5
+
+
+class Waiting:
+    """`on_late()`: told once when the oldest upload not done has waited `late_after()` seconds (None:
+    nobody asks)."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._began: dict[int, float] = {}  # each upload not done yet -> when it began (in order)
+        self._next_id = 0
+        self.on_late: Callable[[], None] = lambda: None
+        self.late_after: Callable[[], float | None] = lambda: None
+        self._late: asyncio.TimerHandle | None = None
+        self._told = -1  # the upload on_late was told of (its ID)
+
+    def now(self) -> tuple[int, float | None]:
+        """Uploads not done, and how long the oldest has waited in seconds (None when none waits)."""
+        oldest = next(iter(self._began.values()), None)
+        return len(self._began), None if oldest is None else self._clock() - oldest
+
+    def begin(self) -> int:
+        """An upload starts: its ID, for `end`."""
+        upload_id, self._next_id = self._next_id, self._next_id + 1
+        began = self._began
+        now = began[upload_id] = self._clock()
+        if self._late is None and now - next(iter(began.values())) >= ARM_AFTER:
+            self._arm()  # an upload from before waits still
+        return upload_id
+
+    def end(self, upload_id: int) -> None:
+        began = self._began
+        del began[upload_id]
+        late = self._late
+        if late is not None:
+            if not began:  # none waits: nothing for it to find
+                late.cancel()
+                self._late = None
+        elif upload_id == self._told and began:  # the one told of is done: the next oldest's turn
+            self._arm()
+
+    def _arm(self) -> None:
+        """The timer for the oldest upload waiting (none when none waits, nobody asks: late_after, or it
+        was told of already)."""
+        after = self.late_after() if self._began else None
+        if after is None:
+            return
+        oldest, began = next(iter(self._began.items()))
+        if oldest == self._told:
+            return
+        # A hair past the moment, so the evaluation it wakes finds the upload past it (calm_for: strictly).
+        delay = max(0.0, began + after - self._clock()) + 0.01
+        self._late = asyncio.get_running_loop().call_later(delay, self._tell)
+
+    def _tell(self) -> None:
+        """The timer fired: the oldest upload waiting may be another than the one it was armed for (that
+        one done since). Told when it waited late_after; else armed again for it (none left: disarmed;
+        told of already: armed again by the next upload to start)."""
+        self._late = None
+        after = self.late_after() if self._began else None
+        if after is None:
+            return
+        oldest, began = next(iter(self._began.items()))
+        if self._clock() - began < after:
+            self._arm()
+            return
+        self._told = oldest  # told once: armed again when it is done (`end`), for the next oldest
+        self.on_late()

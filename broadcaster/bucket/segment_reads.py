@@ -1,0 +1,169 @@
+"""A segment's bytes for its upload: Owncast's file read safely, the version held of it (bucket/held.py),
+the copy kept after a failed attempt, and why a segment can never be read (SegmentLost). The uploader
+(uploader.py) takes them from here; what it sends is always one of these."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import NamedTuple, Protocol
+
+from ..files import Refused, Stamp, is_temporary, read_stamped
+
+_new = tuple.__new__  # a NamedTuple made without its Python-level __new__ (Kept: one per segment)
+
+
+# The reason a segment is lost when the copy kept for its upload is gone (dropped past VM_COPIES_MB or
+# for the disk's reserve, or never kept for them) and Owncast deleted its file before the bucket took it:
+# the segment exists nowhere (segments_lost_total{reason="copy_dropped"}, and the outage's lines count it).
+COPY_DROPPED = "copy_dropped"
+NO_COPY = ("no copy of it is left (VM_COPIES_MB, or the disk's reserve under STATE_DIR) and Owncast deleted its "
+            "file before the bucket took it")
+
+
+class SegmentLost(Exception):
+    """The segment can never be uploaded (deleted by Owncast, empty, unsafe...). `reason` is a label."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.told = False  # an outage's lines count it (OutageLog.lost): not said again per segment
+
+
+def read_segment_file(path: Path, max_bytes: int, *, root: Path | None = None) -> bytes:
+    """Read a regular file, refusing symlinks, special files, empty and oversized files. With `root`
+    (HLS_DIR), no folder below it is entered through a symlink either (see broadcaster/files.py).
+
+    Raises SegmentLost when it can never be read, OSError when it may be later (out of handles).
+    """
+    return read_segment_stamped(path, max_bytes, root=root)[0]
+
+
+def read_segment_stamped(path: Path, max_bytes: int, *, root: Path | None = None) -> tuple[bytes, Stamp | None]:
+    """read_segment_file, and the stamp of the version read (None: it changed while it was read)."""
+    base = root if root is not None else path.parent
+    if not path.is_relative_to(base):
+        raise SegmentLost("not_a_file", f"{path} is not inside {base}")
+    try:
+        data, stamp = read_stamped(base, path.relative_to(base).parts, max_bytes)
+        return _nonempty(path, data), stamp
+    except FileNotFoundError as err:
+        raise SegmentLost("deleted", f"{path} was deleted before it was uploaded") from err
+    except Refused as err:
+        raise SegmentLost(err.reason, str(err)) from err
+    except OSError as err:
+        if is_temporary(err):
+            raise  # out of handles or memory: the upload tries again
+        raise SegmentLost("unreadable", f"{path}: {err.strerror}") from err
+
+
+def _nonempty(path: Path, data: bytes) -> bytes:
+    if not data:
+        raise SegmentLost("empty", f"{path} is empty")
+    return data
+
+
+class Uploaded(NamedTuple):
+    """A segment in the bucket: how long its successful PutObject took (seconds), the SHA-256 of the
+    exact body that PutObject sent (what a viewer checks a peer's copy against, viewer/p2p.js), and the
+    stamp of the file's version that body was read from."""
+
+    took: float
+    sha256: bytes | None  # None: not asked for (P2P off), or uploaded before a restart (bytes not at hand)
+    stamp: Stamp | None = None  # None: bytes made here, or the file changed while it was read
+
+
+Read = Callable[[], tuple[bytes, Stamp | None]]
+
+
+def read_and_hash(read: Read, hashed: bool) -> tuple[bytes, Stamp | None, bytes | None]:
+    """The body an attempt sends, the stamp of its file and, when asked, its SHA-256, off the event loop
+    (~2 ms a MB): the hash is of that very object, the one PutObject is given."""
+    body, stamp = read()
+    return body, stamp, hashlib.sha256(body).digest() if hashed else None
+
+
+class Holder(Protocol):
+    """What the service holds of each finished segment (held.Held): the version read first, its bytes
+    (a copy, or Owncast's file while unchanged), a copy kept when an upload fails, each bucket's landing."""
+
+    def first(self, key: str, parts: tuple[str, ...], stamp: Stamp,
+              content_type: str | None = None) -> object | None: ...
+
+    def body(self, key: str) -> bytes | None: ...
+
+    def held_body(self, key: str) -> tuple[bytes, Stamp] | None: ...
+
+    def get(self, key: str) -> object | None: ...
+
+    def keep(self, key: str, body: bytes) -> bool: ...
+
+    def hold_kept(self, key: str, parts: tuple[str, ...], stamp: Stamp, body: bytes,
+                  content_type: str | None = None) -> bool: ...
+
+    def landed(self, key: str, bucket: str) -> None: ...
+
+    def alive(self, key: str) -> bool: ...  # its copy, or Owncast's file, is there
+
+    @property
+    def total_bytes(self) -> int: ...  # the copies' bytes on disk
+
+    max_bytes: int  # their bound (VM_COPIES_MB)
+
+    @property
+    def folder(self) -> Path: ...  # where they are (STATE_DIR/segments): its disk's reserve bounds them too
+
+
+# The bytes a first attempt sends, read already: with their stamp and SHA-256 (None: not hashed).
+ReadBody = tuple[bytes, Stamp | None, bytes | None]
+# The body the first attempt sends, read already, in a box the attempts empty: no frame that waits out a
+# backoff (the callers', the attempts') keeps a segment's bytes. While the bucket is down every upload
+# waits; had each kept its body, the service's memory grew by a segment per upload for as long as the
+# outage lasted (the copies to send again are on disk, bucket/held.py).
+FirstBody = list[ReadBody]
+
+
+class Kept(NamedTuple):
+    """A file's first read, held: its stamp and SHA-256, and whether the service holds it (the VM's
+    pathway may list it at once). A tuple: one is made for every segment (held.HeldFile says why)."""
+
+    stamp: Stamp | None
+    sha256: bytes | None
+    kept: bool
+
+
+def hold_first(read: Read, holder: Holder, key: str, parts: tuple[str, ...], hashed: bool,
+                content_type: str) -> tuple[Kept, bytes]:
+    """Read the file once, hold that version and hash it (on a worker thread)."""
+    body, stamp = read()
+    held = stamp is not None and holder.first(key, parts, stamp, content_type) is not None
+    return _new(Kept, (stamp, hashlib.sha256(body).digest() if hashed else None, held)), body
+
+
+def kept_or_read(holder: Holder, key: str, stamp: Stamp, read: Read) -> tuple[bytes, Stamp | None]:
+    """An attempt after a failed one kept a copy: the copy (or Owncast's file while it is that version);
+    Owncast's file as it is now once neither is there (the copy dropped for the cap or the disk)."""
+    data = holder.body(key)
+    if data is not None:
+        return data, stamp
+    try:
+        return read()
+    except SegmentLost as err:
+        if err.reason != "deleted":
+            raise
+        raise SegmentLost(COPY_DROPPED, f"{key}: {NO_COPY}") from err
+
+
+def held_or_first(read: Read, holder: Holder, key: str, parts: tuple[str, ...], hashed: bool,
+                   content_type: str) -> tuple[Kept, bytes]:
+    """Uploader.hold, on a worker thread: the version held already (a failed attempt kept a copy, which
+    outlives Owncast's file), else the file read and held as a first read."""
+    got = holder.held_body(key)
+    if got is None:
+        return hold_first(read, holder, key, parts, hashed, content_type)
+    body, stamp = got
+    return _new(Kept, (stamp, hashlib.sha256(body).digest() if hashed else None, True)), body
+
+
+HoldRead = Callable[[Read, Holder, str, tuple[str, ...], bool, str], tuple[Kept, bytes]]
