@@ -10,7 +10,7 @@ a slot a second on a stepped clock (so the window slides), the real Uploader (a 
 put landing at once), each version saved through the real JournaledState before it is shown. With
 steering (`steering`): the VM's pathway in the plan as the service builds it while the bucket serves
 (the VM only redirects there, and nobody reads its playlists: publish/readers.py), and what the service
-holds for it (bucket/held.py: nothing, while every upload lands at once). A run of N slots and one of 2N,
+holds for it (vm/held.py: nothing, while every upload lands at once). A run of N slots and one of 2N,
 minus each other, give the cost of N slots without start-up; divided by the variants, of one listed segment. The count repeats to within about
 0.1 % (PYTHONHASHSEED=0).
 
@@ -42,7 +42,7 @@ async def _drive(kind: str, slots: int, variants: int, folder: Path) -> None:
     import logging
 
     from broadcaster import metrics as metrics_module
-    from broadcaster.bucket.held import Held
+    from broadcaster.vm.held import Held
     from broadcaster.bucket.uploader import Backoff, Uploader
     from broadcaster.bucket.urls import PublicUrls
     from broadcaster.playlist import hls

@@ -18,7 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from .bucket.bucket import Bucket
-from .bucket.held import Held
+from .vm.held import Held
 from .bucket.mirror import PlaylistMirror
 from .bucket.public_check import listed_answers
 from .bucket.recorder import Recorder
@@ -29,7 +29,7 @@ from .http.connections import KEEPALIVE_TIMEOUT, GatedSite, install_accept_error
 from .http.control import create_control_app, prepare_socket
 from .http.page_policy import media_origins
 from .http.serving import serving
-from .http.steered import pathways as steered_pathways
+from .http.steered import pathways as steered_pathways, vm_segments
 from .metrics import AudienceMetrics, ConnectionMetrics, Metrics
 from .playlist.options import WindowOptions
 from .playlist.pathway import BUCKET, VM, BaseUris, Pathway, VmUris
@@ -183,7 +183,7 @@ class Service:
         of each segment for them (with a second pathway); what only the first bucket does."""
         # With a second pathway the service holds segments for it: what the VM's pathway lists before a bucket
         # has it, what every bucket's upload sends, a copy of what a failed upload must send again; nothing
-        # while the bucket takes each at once and the VM only redirects (bucket/held.py).
+        # while the bucket takes each at once and the VM only redirects (vm/held.py).
         self.held = (Held(s.hls_dir, s.state_dir, max_bytes=s.vm_copies_mb * 1024 * 1024, keep_for=s.segment_url_life,
                           buckets=[b.pathway for b in s.buckets], writers=leases.writers) if s.steering else None)
         cleans = s.delete_old_segments and not s.keep_recordings  # kept streams are never cleaned up
@@ -371,8 +371,10 @@ class Service:
         """The routes of content steering: every pathway's playlists, the VM's segments, the manifest."""
         if self.steering is None:
             return None
-        return steered_pathways(s, self.plan, self.steering, self.pathway_playlists, self.held, self.publisher,
-                                self.pathway_counts, self.readers)
+        segments = (vm_segments(s, self.steering, self.playlists, self.held, self.publisher, self.pathway_counts)
+                    if self.held is not None and hls.VM_PATHWAY in s.pathways else None)
+        return steered_pathways(s, self.plan, self.steering, self.pathway_playlists, segments, self.pathway_counts,
+                                self.readers)
 
     async def start(self) -> None:
         """Starts each part after the ones it needs; stop (or a step here that fails) undoes them in the

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from broadcaster.bucket.copies_room import CAP, DISK, reserve, room
+from broadcaster.vm.copies_room import CAP, DISK, reserve, room
 
 
 def above_reserve(folder: Path) -> int:

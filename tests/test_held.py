@@ -1,4 +1,4 @@
-"""What the service holds of each finished segment (broadcaster/bucket/held.py): the version the first
+"""What the service holds of each finished segment (broadcaster/vm/held.py): the version the first
 read saw, Owncast's own file while it is that version, a copy only after a failed upload and only until
 every bucket has it, under names of its own, bounded in bytes, a former run's copies cleared, a folder it
 cannot trust refused, the disk left to the state."""
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from broadcaster.bucket.held import DISK_RESERVE, FOLDER, SETTLED_FOR, Held, HeldFile
+from broadcaster.vm.held import DISK_RESERVE, FOLDER, SETTLED_FOR, Held, HeldFile
 from broadcaster.files import Stamp
 from tests.support.fakes import Clock
 

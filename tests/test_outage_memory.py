@@ -1,6 +1,6 @@
 """The memory an outage costs: while the bucket refuses every upload, each waiting upload is a small
 record and a task, never its segment's bytes (bucket/uploader.py's FirstBody). The bytes an upload must
-send again are read from Owncast's file or from the copy on disk (bucket/held.py) at each attempt, so
+send again are read from Owncast's file or from the copy on disk (vm/held.py) at each attempt, so
 the service's memory does not grow by a segment per upload for as long as the outage lasts.
 
 Measured with tracemalloc (every Python allocation, the bodies included), each way an upload is made:
@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from broadcaster.bucket import turns
-from broadcaster.bucket.held import Held
+from broadcaster.vm.held import Held
 from broadcaster.bucket.uploader import Backoff, Uploader
 from broadcaster.metrics import Metrics
 from tests.support.fakes import FakeStore
@@ -143,7 +143,7 @@ async def test_an_outage_past_the_copies_bound_costs_no_more_memory_as_it_goes_o
     assert waiting_150 <= bound and waiting_300 <= bound, (waiting_150, waiting_300)
     assert len(lost) >= 300 - 2 * bound and set(lost) == {"copy_dropped"}, (len(lost), set(lost))
     # Flat but for what lives by time, not by the outage: under 1 KB per segment that went by. That is the
-    # record held of each for its URL's life (bucket/held.py's HeldFile, its stamp and parts: some 300 B,
+    # record held of each for its URL's life (vm/held.py's HeldFile, its stamp and parts: some 300 B,
     # gone after SEGMENT_URL_LIFE) and this test's own names of it; an upload left waiting costs 3 KB.
     grown = at_300 - at_150
     assert grown < 150 * 1024, f"{grown / 1024:.1f} KB more after 150 more segments ({waiting_300} waiting)"

@@ -424,7 +424,7 @@ class Matrix:
 
         One exception, asked again as a player asks: a segment the bucket's pathway listed at the VM's
         URI while players were steered away (uploads lagging on a loaded machine) and asked for once
-        they are back, before its upload landed, is a 503 with Retry-After (http/pathway.py's `late`),
+        they are back, before its upload landed, is a 503 with Retry-After (vm/segments.py's `late`),
         then a redirect to the bucket's copy."""
         deadline = time.monotonic() + LATE_UPLOAD
         while True:

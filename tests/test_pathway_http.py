@@ -1,4 +1,4 @@
-"""The VM's pathway over real HTTP (broadcaster/http/pathway.py, steered.py): the multivariant playlist
+"""The VM's pathway over real HTTP (broadcaster/vm/segments.py, http/steered.py): the multivariant playlist
 with its pathways, the steering manifest, the other pathways' media playlists and the VM's segments,
 answered from what the service holds (Owncast's own file, or a copy) as a CDN expects (conditional
 requests, ranges), only for what its playlists list, bounded."""
@@ -25,14 +25,15 @@ from aiohttp.test_utils import TestServer
 from aiohttp.web_runner import AppRunner, BaseRunner
 from pytest_aiohttp import AiohttpClient
 
-from broadcaster.bucket.held import Held, HeldFile
+from broadcaster.vm.held import Held, HeldFile
 from broadcaster.files import Stamp
 from broadcaster.http import Pathways, PlaylistOptions, ViewerOptions, Viewers, create_app
 from broadcaster.http.app import ServedPathway
 from broadcaster.http.clients import Proxies
-from broadcaster.http.pathway import VmSegments
-from broadcaster.http.vm_budget import ByteBudget
-from broadcaster.http.steered import HeldSegments, InBucket
+from broadcaster.vm.segments import VmSegments
+from broadcaster.http.watching import client_key
+from broadcaster.vm.budget import ByteBudget, VmBytes
+from broadcaster.vm.bucket_copy import HeldSegments, InBucket
 from broadcaster.metrics import Metrics
 from broadcaster.playlist import hls
 from broadcaster.playlist.master import Pathway
@@ -147,18 +148,14 @@ def make_rig(aiohttp_client: AiohttpClient, tmp_path: Path) -> MakeRig:
         counts = PathwayCounts(lambda: policy.first != "bucket", ("bucket", "vm"))
         there = InBucket(policy, located, shown, key_for)  # as the service wires it
 
-        async def elsewhere(variant: int, name: str) -> str | None:
-            return await there.within(variant, name) if redirect else None
-
-        def landed(variant: int, name: str) -> str | None:
-            return there.now(variant, name) if redirect else None
-
-        if callable(segments):  # made here, as the service wires them (steered.py), with these options
+        bucket = there if redirect else None
+        if callable(segments):  # made here, as the service wires them (vm/route.py), with these options
             segments = segments(copies=HeldSegments(copies, located), key_for=key_for,
-                                budget=ByteBudget(rate, burst, budget_clock), on_sent=counts.sent,
-                                elsewhere=elsewhere, landed=landed, policy=policy)
-        vm_segments = segments or VmSegments(HeldSegments(copies, located), key_for, ByteBudget(rate, burst, budget_clock),
-                                             on_sent=counts.sent, elsewhere=elsewhere, landed=landed)
+                                vm_bytes=VmBytes(ByteBudget(rate, burst, budget_clock)), on_sent=counts.sent,
+                                bucket=bucket, policy=policy)
+        vm_segments = segments or VmSegments(HeldSegments(copies, located), key_for,
+                                             VmBytes(ByteBudget(rate, burst, budget_clock)),
+                                             on_sent=counts.sent, bucket=bucket)
         # The VM's media playlists: the publisher's views (test_playlist_views); here the bucket's stand in.
         pathways = Pathways(
             masters=SteeredMasters(shown, [Pathway("bucket"), Pathway("vm", "vm")], lambda: policy.first,
@@ -654,6 +651,11 @@ async def test_the_vm_sends_bytes_while_steered_or_its_probe_failed_never_for_a_
     assert rig.counts.bytes == {False: len(BODY), True: len(BODY)} and rig.counts.requests[302] == 3
 
 
+def cf_client(request: Any) -> str | None:
+    """A request's client as the service names it with TRUST_CF_CONNECTING_IP (http/steered.py's vm_segments)."""
+    return client_key(request, Proxies(cloudflare=True))
+
+
 STREAM = 1_200_000  # bits a second: Shown's highest variant (its BANDWIDTH)
 ONE_SECOND = bytes(range(250)) * (STREAM // 8 // 250)  # a segment of one second at that bitrate
 
@@ -661,10 +663,10 @@ ONE_SECOND = bytes(range(250)) * (STREAM // 8 // 250)  # a segment of one second
 def own_failure(**options: Any) -> VmSegments:
     """The VM's segments as the service wires them (steered.py): a client whose page failed on the bucket
     gets bytes of its own at one stream's bitrate, while the bucket serves."""
-    from broadcaster.http.pathway import OwnFailure
+    from broadcaster.vm.segments import OwnFailure
 
     policy = options.pop("policy")
-    return VmSegments(**options, proxies=Proxies(cloudflare=True),
+    return VmSegments(**options, client=cf_client,
                       own_failure=OwnFailure(policy.bucket_serves, policy.client_failing, lambda: STREAM))
 
 
@@ -766,7 +768,7 @@ async def test_a_query_is_a_redirect_to_the_segment_without_it(make_rig: MakeRig
 def drained(**options: Any) -> VmSegments:
     """The VM's segments with each client named by CF-Connecting-IP (TRUST_CF_CONNECTING_IP)."""
     options.pop("policy")
-    return VmSegments(**options, proxies=Proxies(cloudflare=True))
+    return VmSegments(**options, client=cf_client)
 
 
 async def test_a_drain_gets_its_share_and_steered_viewers_theirs(make_rig: MakeRig) -> None:
@@ -896,7 +898,7 @@ async def test_a_copy_gone_before_its_read_costs_no_share_of_the_bytes(make_rig:
     copy = HeldFile(key_for(0, "seg0.ts"), ("0", "seg0.ts"), Stamp(1, len(BODY), 0), len(BODY), 1e9,
                     "video/mp2t", 0.0)
     gone = GoneCopies(copy)
-    rig = await make_rig(segments=VmSegments(gone, key_for, ByteBudget(1.0, len(BODY))))
+    rig = await make_rig(segments=VmSegments(gone, key_for, VmBytes(ByteBudget(1.0, len(BODY)))))
     assert (await get(rig.client, "/live/vm/0/seg0.ts"))[0] == 404
     status, _headers, body = await get(rig.client, "/live/vm/0/seg0.ts")
     assert (status, body) == (200, BODY)
@@ -906,8 +908,7 @@ async def test_answers_in_flight_are_bounded_per_client_and_in_all(make_rig: Mak
     copy = HeldFile(key_for(0, "seg0.ts"), ("0", "seg0.ts"), Stamp(1, len(BODY), 0), len(BODY), 1e9,
                     "video/mp2t", 0.0)
     slow = SlowCopies(copy)
-    segments = VmSegments(slow, key_for, ByteBudget(1e9, 1e9), max_sending=8,
-                          proxies=Proxies(cloudflare=True))
+    segments = VmSegments(slow, key_for, VmBytes(ByteBudget(1e9, 1e9), 8), client=cf_client)
     rig = await make_rig(segments=segments)
 
     def ask(address: str) -> asyncio.Task[tuple[int, Any, bytes]]:
@@ -926,7 +927,7 @@ async def test_answers_in_flight_are_bounded_per_client_and_in_all(make_rig: Mak
 async def test_reporters_hold_a_quarter_of_the_answers_in_flight(make_rig: MakeRig) -> None:
     """Clients served on their own report, reading slowly, hold at most a quarter of the answers being sent
     (2 of 8 here): when the bucket then fails, the steered viewers find the other six."""
-    from broadcaster.http.pathway import OwnFailure
+    from broadcaster.vm.segments import OwnFailure
 
     copy = HeldFile(key_for(0, "seg0.ts"), ("0", "seg0.ts"), Stamp(1, len(BODY), 0), len(BODY), 1e9,
                     "video/mp2t", 0.0)
@@ -936,8 +937,8 @@ async def test_reporters_hold_a_quarter_of_the_answers_in_flight(make_rig: MakeR
     made: list[VmSegments] = []
 
     def slow_segments(**options: Any) -> VmSegments:  # counted by the rig's counts
-        made.append(VmSegments(slow, key_for, ByteBudget(1e9, 1e9), max_sending=8, on_sent=options["on_sent"],
-                               proxies=Proxies(cloudflare=True), own_failure=own))
+        made.append(VmSegments(slow, key_for, VmBytes(ByteBudget(1e9, 1e9), 8), on_sent=options["on_sent"],
+                               client=cf_client, own_failure=own))
         return made[0]
 
     rig = await make_rig(segments=slow_segments)
@@ -1037,16 +1038,22 @@ async def test_while_the_bucket_serves_a_segment_not_landed_yet_is_asked_again_n
     """After players are steered back, the VM's playlists show what they showed while players were away
     until the bucket's catch up: a segment listed there whose upload has not landed within the wait is a
     503 to ask again (then a redirect), not bytes from the VM while the bucket serves."""
-    from broadcaster.http.pathway import OwnFailure
+    from broadcaster.vm.segments import OwnFailure
 
     serves = [True]
 
-    async def not_yet(variant: int, name: str) -> str | None:
-        return None
+    class NotYet:
+        """The bucket never has it within the wait."""
+
+        def now(self, variant: int, name: str) -> str | None:
+            return None
+
+        async def within(self, variant: int, name: str) -> str | None:
+            return None
 
     def late(**options: Any) -> VmSegments:
         options.pop("policy")
-        options["elsewhere"] = not_yet
+        options["bucket"] = NotYet()
         return VmSegments(**options, own_failure=OwnFailure(lambda: serves[0]))
 
     rig = await make_rig(segments=late)

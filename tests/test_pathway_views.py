@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from broadcaster.bucket.held import Held
+from broadcaster.vm.held import Held
 from broadcaster.state.disk import StateFile
 from tests.support.hls_checker import VariantSetChecker
 from tests.support.waiting import until

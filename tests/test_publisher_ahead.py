@@ -1,5 +1,5 @@
 """The VM's pathway ahead of the bucket's (content steering, issues 48 and 66): with the service holding
-each file it read once (bucket/held.py), the publisher lists a segment on the VM's pathway as soon as it
+each file it read once (vm/held.py), the publisher lists a segment on the VM's pathway as soon as it
 is held and on the bucket's once its upload lands, under the same numbers, discontinuities, durations and
 dates (publish/pathway_views.py, one rule for every pathway); an upload that fails keeps a copy and
 sends it, whatever Owncast deleted meanwhile; a restart uploads again what was listed before it landed.
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from broadcaster.bucket.held import Held
+from broadcaster.vm.held import Held
 from broadcaster.state.disk import StateFile
 from tests.support.hls_checker import VariantSetChecker
 from tests.support.waiting import until

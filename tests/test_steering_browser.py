@@ -70,7 +70,7 @@ import pytest_asyncio
 from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.demo.recordings import Recordings
 from broadcaster.demo.seaweed import SeaweedS3
-from broadcaster.http import vm_budget
+from broadcaster.vm import budget as vm_budget
 from broadcaster.playlist import hls
 from broadcaster.steering import policy
 from tests.support.browser import launch_chromium, needs_chromium
@@ -523,7 +523,7 @@ async def judged_outage(demo: Demo, *, service: bool, viewers: bool, drain: bool
     # Once the bucket serves, a player still on the VM's pathway (hls.js keeps a failed pathway penalised
     # for 5 minutes; players without steering) gets redirects, not bytes: none on the wire a steering
     # reload and a target duration after the service steered back (a segment listed on the VM's pathway
-    # whose upload had not landed then is asked again: http/pathway.py's `late`), but to a page whose own
+    # whose upload had not landed then is asked again: vm/segments.py's `late`), but to a page whose own
     # fetches from the bucket failed within REPORTED_FOR (and a beat, its report's way) of the answer,
     # *after* the service steered back: what pages saw fail in the outage was everyone's, and opens no
     # bytes once the bucket serves (policy._own_failure_heard; before, a page that had failed in the

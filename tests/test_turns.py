@@ -8,7 +8,7 @@ import asyncio
 from pathlib import Path
 
 from broadcaster.bucket.turns import RetryTurns
-from broadcaster.bucket.held import Held
+from broadcaster.vm.held import Held
 from broadcaster.bucket.uploader import Backoff, SegmentLost, Uploader
 from broadcaster.metrics import Metrics
 from tests.support.fakes import FakeStore

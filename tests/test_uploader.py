@@ -16,7 +16,7 @@ import pytest
 
 from broadcaster.metrics import Metrics
 from broadcaster.bucket import lateness
-from broadcaster.bucket.held import Held
+from broadcaster.vm.held import Held
 from broadcaster.bucket.store import S3Store, StoreError
 from broadcaster.bucket.uploader import Backoff, SegmentLost, Uploader, read_segment_file
 from tests.support.fakes import FakeStore
@@ -260,7 +260,7 @@ async def test_the_hash_is_of_the_body_the_successful_attempt_put(tmp_path: Path
 
 
 def _held(tmp_path: Path) -> Any:
-    from broadcaster.bucket.held import Held
+    from broadcaster.vm.held import Held
 
     (tmp_path / "hls" / "0").mkdir(parents=True)
     (tmp_path / "state").mkdir()
@@ -284,7 +284,7 @@ def _count_hops(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 async def test_a_segment_held_first_is_read_on_one_worker_thread_and_sent_from_memory(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Held first (a pathway lists what the VM holds, or another bucket sends what the first read): the
-    file is read once and held (bucket/held.py); its first attempt sends those bytes without a second
+    file is read once and held (vm/held.py); its first attempt sends those bytes without a second
     worker thread's hop, and an attempt after a failure reads the holder's bytes again on a worker thread."""
     held = _held(tmp_path)
     hops = _count_hops(monkeypatch)

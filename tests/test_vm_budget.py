@@ -1,11 +1,11 @@
-"""The VM's segment bytes as budgets (broadcaster/http/vm_budget.py), on a fake clock: a token bucket of
+"""The VM's segment bytes as budgets (broadcaster/vm/budget.py), on a fake clock: a token bucket of
 bytes, each client's share of a rate, and the two pools: viewers steered by the service's own evidence
 spend all of VM_SEGMENT_MBPS, clients served on their own page's report a quarter of it together, and
 neither spends the other's."""
 
 from __future__ import annotations
 
-from broadcaster.http.vm_budget import REPORTED_PART, ByteBudget, ClientShares, VmBytes
+from broadcaster.vm.budget import REPORTED_PART, ByteBudget, ClientShares, VmBytes
 from tests.support.fakes import Clock
 
 

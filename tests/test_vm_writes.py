@@ -2,7 +2,7 @@
 item 3): at a 4 h rewind window, the service with PATHWAYS=bucket,vm wrote 87,296 B per segment (a second
 copy of every segment under STATE_DIR/segments) where PATHWAYS=bucket wrote 2,970 B (the state's journal
 lines). Now the VM's pathway serves Owncast's own files, and keeps a copy only of what an upload failed
-for (broadcaster/bucket/held.py).
+for (broadcaster/vm/held.py).
 
 The service as an operator runs it (its own process), on SeaweedFS, Owncast's 1 s segments in 2
 variants replayed (tests' recordings), REWIND_SECONDS=14400. Measured from the kernel's count of what the

@@ -1,4 +1,4 @@
-"""A segment's bytes for its upload: Owncast's file read safely, the version held of it (bucket/held.py),
+"""A segment's bytes for its upload: Owncast's file read safely, the version held of it (vm/held.py),
 the copy kept after a failed attempt, and why a segment can never be read (SegmentLost). The uploader
 (uploader.py) takes them from here; what it sends is always one of these."""
 
@@ -109,10 +109,7 @@ class Holder(Protocol):
     @property
     def total_bytes(self) -> int: ...  # the copies' bytes on disk
 
-    max_bytes: int  # their bound (VM_COPIES_MB)
-
-    @property
-    def folder(self) -> Path: ...  # where they are (STATE_DIR/segments): its disk's reserve bounds them too
+    def room(self) -> tuple[int, str]: ...  # what the copies may take now, and what bounds them (vm/copies_room.py)
 
 
 # The bytes a first attempt sends, read already: with their stamp and SHA-256 (None: not hashed).
@@ -120,7 +117,7 @@ ReadBody = tuple[bytes, Stamp | None, bytes | None]
 # The body the first attempt sends, read already, in a box the attempts empty: no frame that waits out a
 # backoff (the callers', the attempts') keeps a segment's bytes. While the bucket is down every upload
 # waits; had each kept its body, the service's memory grew by a segment per upload for as long as the
-# outage lasted (the copies to send again are on disk, bucket/held.py).
+# outage lasted (the copies to send again are on disk, vm/held.py).
 FirstBody = list[ReadBody]
 
 

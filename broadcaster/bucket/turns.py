@@ -8,7 +8,7 @@ queue (a future, no task): the bucket gives one turn per backoff to the upload t
 every upload goes at once when the bucket is seen working again (`open`: an upload landed, or the
 bucket's own check, bucket/checks.py, every 2 s while it is down). Failed attempts a second are then
 one per turn plus the first attempt of each new segment (kept: it keeps the copy that outlives Owncast's
-cleanup, bucket/held.py), however many wait and however long the outage.
+cleanup, vm/held.py), however many wait and however long the outage.
 
 An upload whose bytes exist nowhere any more (its copy dropped for VM_COPIES_MB or the disk's reserve,
 and Owncast's file deleted) does not wait for a turn it can never use: at each turn the queue is swept

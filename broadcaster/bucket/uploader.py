@@ -18,7 +18,6 @@ from ..files import MAX_FILE_BYTES, Stamp, is_temporary
 from ..lograte import RateLimitedLog
 from ..metrics import UPLOAD_FAILURE_REASONS, BucketMetrics, Metrics, bounded
 from ..playlist import hls
-from .copies_room import room
 from .segment_reads import (
     NO_COPY, COPY_DROPPED, FirstBody, Holder, HoldRead, Kept, Read, SegmentLost, Uploaded, held_or_first,
     hold_first, kept_or_read, read_and_hash, read_segment_file, read_segment_stamped,
@@ -89,7 +88,7 @@ class Uploader:
         holder: Holder | None = None,
         pathway: str = "bucket",
     ) -> None:
-        """`holder` (content steering, bucket/held.py): a segment file whose upload is told `on_kept` is first
+        """`holder` (content steering, vm/held.py): a segment file whose upload is told `on_kept` is first
         read once, outside the upload slots, and held (the VM's pathway may list it at once, and every
         bucket's upload sends that version); one that is not is held only once an attempt fails. A failed
         attempt keeps a copy, so the next ones survive Owncast's cleanup. `pathway`: the bucket's pathway
@@ -146,7 +145,7 @@ class Uploader:
         holder = self._holder
         if holder is not None:
             kept = holder.total_bytes
-            bound, by = room(holder.folder, kept, holder.max_bytes)
+            bound, by = holder.room()
             rate = kept / down_for if down_for > 0 else 0.0
             body.update(copies_bytes=kept, copies_bound_bytes=bound, copies_bound_by=by,
                         copies_full_in_seconds=round(max(0, bound - kept) / rate) if rate > 0 else None)

@@ -23,6 +23,7 @@ from ..status.audience import Audience
 from ..status.playback import VERSION as REPORT_VERSION
 from ..status.playback import Playback
 from ..status.hub import WRITE_TIMEOUT, EventHub, StatusWatcher
+from ..vm.segments import VmSegments
 from . import events as sse
 from . import health as readings
 from . import limits, viewer
@@ -31,8 +32,8 @@ from .common import CLIENT_MAX_SIZE, CONNECTION_LOG, elsewhere
 from .keys import (DEFAULT_VARIANT, EVENTS, HEALTH, METRICS, PAGE_POLICY, STATE_EVENTS, VIEWER_CONFIG,
                    VIEWER_FILES, HealthSource)
 from .page_policy import page_policy
-from .pathway import SteeringRoute, SteeringSource, VmSegments
 from .playlists import MAX_HELD, Horizon, MasterSource, PlaylistRoutes, PlaylistSource, Reading
+from .steering_route import SteeringRoute, SteeringSource
 from .viewer_files import ViewerFiles
 from .viewer_page import Words
 from .watching import WatchingRoute, preflight

@@ -17,12 +17,11 @@ from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler
 
+from ..edge import EDGE_HEADERS, NO_STORE, SERVER_NAME, edge_headers, unavailable
 from ..playlist import hls
 
 log = logging.getLogger(__name__)
 
-SERVER_NAME = "hls-broadcaster"  # aiohttp's default Server header names its and Python's versions
-NO_STORE = "no-store"  # health and metrics are live readings; a cached one would lie
 # The viewer's files may be replaced in place: revalidate each time (a cheap 304 by ETag).
 REVALIDATE = "no-cache"
 CLIENT_MAX_SIZE = 1024  # no route takes a request body
@@ -44,24 +43,10 @@ CONNECTION_LOG = ConnectionLog(logging.getLogger("aiohttp.server"), {})
 
 # -- every response ------------------------------------------------------------------------------
 
-# CORS (the viewer or a player may be on another origin: docs/hls-rules.md#cors, status 0 otherwise) and our
-# Server name, on every response our handlers send, errors included. (Requests aiohttp cannot parse
-# are answered by aiohttp itself, before any route.)
-EDGE_HEADERS: Mapping[str, str] = {
-    hdrs.ACCESS_CONTROL_ALLOW_ORIGIN: "*",
-    # Content-Type/-Length and Cache-Control are readable anyway; hls.js reads Age (CDN cache age).
-    hdrs.ACCESS_CONTROL_EXPOSE_HEADERS: "Age, Date, ETag, Retry-After",
-    hdrs.SERVER: SERVER_NAME,
-}
 _PREFLIGHT_METHODS = "GET, HEAD, OPTIONS"
 _PREFLIGHT_SAFE_HEADERS = "Cache-Control, If-Modified-Since, If-None-Match, Range"
 _PREFLIGHT_MAX_AGE = "86400"
 _HEADER_LIST = re.compile(r"[A-Za-z0-9-]+(?:\s*,\s*[A-Za-z0-9-]+)*")
-
-
-def edge_headers(extra: Mapping[str, str]) -> dict[str, str]:
-    """EDGE_HEADERS with `extra` on top."""
-    return {**EDGE_HEADERS, **extra}
 
 
 def guarded(handler: Handler) -> Handler:
@@ -86,12 +71,6 @@ def internal_error(request: web.Request, exc: Exception) -> web.Response:
     log.error("%s %s failed: %r", request.method, request.raw_path, exc, exc_info=log.isEnabledFor(logging.DEBUG))
     return web.Response(status=500, text="internal server error\n",
                         headers=edge_headers({hdrs.CACHE_CONTROL: NO_STORE}))
-
-
-def unavailable(text: str, retry_after: str, cache_control: str = NO_STORE) -> web.Response:
-    """503 with Retry-After: busy or not ready, try again shortly."""
-    return web.Response(status=503, text=text,
-                        headers=edge_headers({hdrs.RETRY_AFTER: retry_after, hdrs.CACHE_CONTROL: cache_control}))
 
 
 # -- what no route takes -------------------------------------------------------------------------

@@ -47,10 +47,10 @@ from typing import Any
 
 from aiohttp import web
 
+from ..edge import EDGE_HEADERS
 from ..files import TEMPORARY_ERRNOS
 from ..lograte import RateLimitedLog
 from ..metrics import ConnectionMetrics
-from .common import EDGE_HEADERS
 
 log = logging.getLogger(__name__)
 

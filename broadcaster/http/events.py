@@ -11,10 +11,11 @@ from collections.abc import Callable
 
 from aiohttp import hdrs, web
 
+from ..edge import EDGE_HEADERS, unavailable
 from ..numbers import whole_number
 from ..status.hub import StalledClient
 from .clients import Proxies, client_address
-from .common import EDGE_HEADERS, guarded, unavailable
+from .common import guarded
 from .keys import EVENTS
 
 log = logging.getLogger(__name__)

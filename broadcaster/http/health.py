@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from aiohttp import hdrs, web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from .common import EDGE_HEADERS, NO_STORE, SERVER_NAME, edge_headers, guarded
+from ..edge import EDGE_HEADERS, NO_STORE, SERVER_NAME, edge_headers
+from .common import guarded
 from .keys import HEALTH, METRICS
 
 

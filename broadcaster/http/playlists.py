@@ -16,12 +16,13 @@ from typing import Protocol
 from aiohttp import hdrs, web
 from multidict import CIMultiDict, CIMultiDictProxy, MultiMapping
 
+from ..edge import EDGE_HEADERS, edge_headers, unavailable
 from ..metrics import ConnectionMetrics, Metrics
 from ..numbers import whole_number
 from ..playlist import hls
 from ..playlist.rendered import Rendered
 from .clients import Clients, client_address, request_here
-from .common import EDGE_HEADERS, edge_headers, internal_error, unavailable
+from .common import internal_error
 
 # Blocking requests held at once when no cap is given; the service derives its cap from the file-handle
 # budget (broadcaster/http/limits.py). Past it: 503 with Retry-After, so held requests never take the

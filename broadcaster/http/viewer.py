@@ -29,7 +29,8 @@ from __future__ import annotations
 
 from aiohttp import hdrs, web
 
-from .common import REVALIDATE, SERVER_NAME, edge_headers, elsewhere, guarded
+from ..edge import SERVER_NAME, edge_headers
+from .common import REVALIDATE, elsewhere, guarded
 from .keys import DEFAULT_VARIANT, PAGE_POLICY, VIEWER_CONFIG, VIEWER_FILES
 from .viewer_files import REDIRECT_CACHE_CONTROL, SMALL, VERSIONED, ViewerFile
 from .viewer_page import PAGE

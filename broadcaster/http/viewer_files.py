@@ -21,8 +21,8 @@ from aiohttp import hdrs, web
 from aiohttp.abc import AbstractStreamWriter
 from aiohttp.helpers import ETag
 
+from ..edge import unavailable
 from . import viewer_page
-from .common import unavailable
 from .viewer_page import PAGE, Words
 
 log = logging.getLogger(__name__)

@@ -38,9 +38,10 @@ from collections.abc import Callable
 from aiohttp import hdrs, web
 from multidict import CIMultiDict, CIMultiDictProxy, istr
 
+from ..edge import NO_STORE, SERVER_NAME
 from ..status.audience import Audience
 from ..status.playback import MALFORMED, Playback
-from .common import NO_STORE, SERVER_NAME, internal_error
+from .common import internal_error
 from .clients import Proxies
 
 WATCHING_HEADER = istr("Hb-Watching")  # folded once, not at every lookup

@@ -347,7 +347,7 @@ def vm_variant_uri(index: int, media_name: str) -> str:
 def vm_segment_uri(index: int, key: str) -> str:
     """A segment's (or init section's) URI in variant `index`'s VM pathway media playlist:
     /live/vm/<n>/<its file name>, which the VM answers from its copy of that very key (never from a
-    file named by the URL: http/pathway.py looks the key up)."""
+    file named by the URL: vm/segments.py looks the key up)."""
     return f"{VM_SEGMENT_FOLDER}/{index}/{PurePosixPath(key).name}"
 
 

@@ -8,7 +8,7 @@ A pathway lists the playlist's entries up to the newest one whose segment is the
   pathway that has it (PathwayPlan.fallbacks), so a player that stays on it (video.js, a player without
   content steering) plays on from there;
 - the VM's, at once (every segment listed is ready: held, or in a bucket; the VM serves Owncast's file
-  or the copy it kept, bucket/held.py), or, while it only redirects players to
+  or the copy it kept, vm/held.py), or, while it only redirects players to
   the first bucket (PathwayPlan.redirects), once the first bucket's pathway lists it.
 
 A pathway never goes back: what it listed stays listed, at the URI it was listed at (6.2.2), and the

@@ -175,7 +175,7 @@ def init_section_name(segment: str, init: str, run: int) -> str:
     """The name of the init section `init` (Owncast's) of `segment`'s transcoder run in the bucket,
     where the VM's pathway lists it too. Init sections keep their name across transcoder runs; the
     run's id keeps keys unique: stream-<shortid>-<init>, as Owncast names the run's segments. Never the
-    shortid first: its alphabet has '_' and '-', and every route of the VM's pathway (http/pathway.py,
+    shortid first: its alphabet has '_' and '-', and every route of the VM's pathway (vm/segments.py,
     cloudflared.yml.example, deploy/nginx-cache.conf) takes a name beginning with a letter or digit, as
     Owncast's are: a run whose shortid began so had its init section answered 404 there."""
     shortid = stream_id(segment)

@@ -5,20 +5,20 @@ pathways viewers' pages report playing."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from ..playlist import hls
-from ..bucket.held import Held
 from .policy import REASONS, SteeringPolicy
 from .reports import PathwayReports
 
 _NS = "hls_broadcaster"
 STEERING_LABELS = ("none", "other")  # a manifest request's _HLS_pathway: a pathway offered, or one of these
-# What the VM's pathway answered besides an HTTP status (http/pathway.py): a client past its own share of
-# the bytes, clients served on their own page's report past their part of them together (http/vm_budget.py),
+# What the VM's pathway answered besides an HTTP status (vm/segments.py): a client past its own share of
+# the bytes, clients served on their own page's report past their part of them together (vm/budget.py),
 # and a segment not in the bucket yet while the bucket serves (each answered 503, but not a bound reached
 # for everyone: the alert's 503s), and a client that reset its connection mid-answer.
 SHARE, REPORTED, LATE, RESET = "share", "reported", "late", "reset"
@@ -51,8 +51,20 @@ class PathwayCounts:
         self.on_request()
 
 
+class Copies(Protocol):
+    """What the VM holds for its pathway, as these metrics read it (vm/held.py's Held)."""
+
+    @property
+    def total_bytes(self) -> int: ...
+
+    max_bytes: int
+    kept: int
+    failures: int
+    evicted: int
+
+
 class SteeringMetrics(Collector):
-    def __init__(self, registry: CollectorRegistry, policy: SteeringPolicy, copies: Held, counts: PathwayCounts,
+    def __init__(self, registry: CollectorRegistry, policy: SteeringPolicy, copies: Copies, counts: PathwayCounts,
                  cap_bytes_per_second: float, reports: PathwayReports | None = None) -> None:
         self._policy, self._copies, self._counts, self._cap = policy, copies, counts, cap_bytes_per_second
         self._reports = reports

@@ -24,7 +24,7 @@ failed fetches (report()) is a claim anyone can make, with any number of page id
 moves nobody but, at most, the one who made it: it makes the service probe that bucket's public URL
 now rather than at its next turn (probe_wanted; at most one probe more per PROBE_AGAIN however many
 reports come), and the VM may send segment bytes to that client's address for REPORTED_FOR seconds,
-bounded (client_failing, http/pathway.py). A failure only some viewers see (their DNS, their network) is
+bounded (client_failing, vm/segments.py). A failure only some viewers see (their DNS, their network) is
 their players' own failover, not everyone's. Only a failure reported while the bucket serves everyone
 is one of those: what pages saw while players were sent away is the outage's, forgotten when players
 are steered back, and so is a report within a report interval after it (its failures may be from
@@ -70,7 +70,7 @@ SLOW_TARGETS = 3  # target durations an upload waits, its attempts not failing, 
 PROBE_FAILURES = 2  # probes failing in a row that call a pathway failing (one lost request is not an outage)
 PROBE_AGAIN = 0.5  # seconds: the soonest a probe follows the last (after a failure, or asked by reports)
 # Seconds after a page's report of failed fetches on a bucket during which the VM may send segment bytes
-# to that page's address (bounded: http/pathway.py), rather than redirect it to the bucket: the viewer
+# to that page's address (bounded: vm/segments.py), rather than redirect it to the bucket: the viewer
 # page keeps a failing bucket behind the others for 10 s after its last failure (viewer/src/pathways.js's
 # LEAVE_MS), and reports each failure at once.
 REPORTED_FOR = 10.0
@@ -184,7 +184,7 @@ class SteeringPolicy:
     def client_failing(self, client: str | None) -> bool:
         """Whether a page at `client` (its address as the viewer count keys it) reported failed fetches on a
         bucket within REPORTED_FOR seconds: the VM may send that address segment bytes while the bucket
-        serves everyone else (bounded: http/pathway.py). An unknown address never is."""
+        serves everyone else (bounded: vm/segments.py). An unknown address never is."""
         if client is None:
             return False
         at = self._failing_clients.get(client)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from broadcaster.bucket.held import Held
+from broadcaster.vm.held import Held
 from broadcaster.metrics import AudienceMetrics, BucketMetrics, ConnectionMetrics, Metrics
 from broadcaster.status.audience import Audience
 from broadcaster.status.playback import Playback

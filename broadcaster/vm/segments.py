@@ -1,5 +1,5 @@
 """The VM's pathway over HTTP: the steering manifest players reload, and the segments the VM serves
-(Owncast's file, or the copy a failed upload kept: bucket/held.py) while players are steered to it.
+(Owncast's file, or the copy a failed upload kept: vm/held.py) while players are steered to it.
 
 Segments: only a key a VM playlist listed is answered (SegmentCopies.servable): no URL names a file,
 and a URL with a query is a redirect to the same one without (no bytes: the segment's URL is one cache key, as the Cache Rule in docs/steering.md keys it, so a fresh query per request is no way
@@ -24,7 +24,7 @@ per second in all (VM_SEGMENT_MBPS, a token bucket with ten seconds' burst); eac
 (ClientShares: the rate divided among the clients that asked for bytes within ACTIVE_SECONDS, so one
 client, however fast it asks, gets no more than a steered viewer may); and the answers being read or
 sent at once, in all and per client. Clients served on their own report spend a pool of their own, a
-quarter of the rate, burst and answers in flight (vm_budget.py's VmBytes): never the steered viewers'.
+quarter of the rate, burst and answers in flight (budget.py's VmBytes): never the steered viewers'.
 A client is its address as the viewer count and the tracker count it (http/watching.py's client_key:
 IPv4 as such, IPv6 by its /48), named by a proxy only when trusted; every client whose address is
 unknown shares one share. A client that resets its connection mid-answer is counted (`reset`), not
@@ -35,36 +35,26 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import hashlib
 import re
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Protocol
 
 from aiohttp import hdrs, web
-from multidict import CIMultiDict, CIMultiDictProxy
 
+from ..edge import EDGE_HEADERS, edge_headers, unavailable
 from ..numbers import whole_number
 from ..playlist import hls
-from ..bucket.held import HeldFile as Copy
-from ..playlist.steering import reloaded_from
-from ..steering.masters import MAX_HOSTS
 from ..steering.metrics import LATE, REPORTED, RESET, SHARE
-from .clients import Proxies, request_here
-from .common import EDGE_HEADERS, edge_headers, unavailable
-from .vm_budget import ByteBudget, ClientShares, Pool, VmBytes
-from .watching import client_key
+from .budget import MAX_SENDING as MAX_SENDING, Pool, VmBytes
+from .held import HeldFile as Copy
+from .ranges import byte_range, not_modified
 
-# Answers being read or sent at once (each holds its segment in memory, up to a few MB), and one client
-# address's share of them: a CDN in front asks for a few at a time, a crowd without one is bounded here.
-MAX_SENDING = 32
+# One client address's share of the answers in flight: a CDN in front asks for a few at a time.
 CLIENT_SHARE = 4
 _UNKNOWN = ""  # the share of every client whose address is unknown
 CAP_RETRY_AFTER = "1"
 _FILE = r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}\.(?:ts|m4s|mp4|aac)"
-_RANGE = re.compile(r"bytes=(\d{0,19})-(\d{0,19})")
 _MAX_VARIANT_DIGITS = 4
-STEERING_QUERY_PATHWAY = "_HLS_pathway"
 # A redirect to the bucket holds only while the bucket serves: no cache in front may keep it.
 REDIRECT_CACHE_CONTROL = "no-store"
 # Bytes every client asking gets (players steered here): what the bucket's copy says, for any cache.
@@ -77,12 +67,16 @@ ONE_CLIENT_CACHE_CONTROL = "private, max-age=31536000, immutable"
 MAX_WAITING = 1024
 
 
-class SteeringSource(Protocol):
-    def manifest(self) -> bytes:
-        """The steering manifest as it is now."""
+class BucketCopy(Protocol):
+    """Where the VM sends a player for a segment while the first bucket serves (bucket_copy.InBucket)."""
 
-    def ttl(self) -> int:
-        """Its TTL (seconds)."""
+    def now(self, variant: int, name: str) -> str | None: ...
+
+    async def within(self, variant: int, name: str) -> str | None: ...
+
+
+def _nobody(request: web.Request) -> str | None:
+    return None
 
 
 class SegmentCopies(Protocol):
@@ -120,97 +114,33 @@ class OwnFailure:
         return rate
 
 
-@dataclass(frozen=True, slots=True)
-class _Manifest:
-    """One place's steering manifest with its headers, built once per change (aiohttp copies a
-    CIMultiDict into each response faster than a dict: the manifest is asked as often as a playlist)."""
-
-    source: bytes  # the source's manifest it was made from (compared by identity)
-    body: bytes
-    etag: str
-    headers: CIMultiDictProxy[str]
-    unchanged: CIMultiDictProxy[str]  # a 304's: the same without Content-Type
-
-    @classmethod
-    def of(cls, source: bytes, body: bytes, ttl: int, shared: bool) -> _Manifest:
-        etag = '"' + hashlib.blake2b(body, digest_size=8).hexdigest() + '"'
-        unchanged = CIMultiDict({**EDGE_HEADERS, hdrs.ETAG: etag, hdrs.CACHE_CONTROL:
-                                 hls.steering_cache_control(ttl) if shared else hls.UNSHARED_CACHE_CONTROL})
-        headers = CIMultiDict(unchanged)
-        headers[hdrs.CONTENT_TYPE] = hls.STEERING_CONTENT_TYPE
-        return cls(source, body, etag, CIMultiDictProxy(headers), CIMultiDictProxy(unchanged))
-
-
-class SteeringRoute:
-    """GET <folder>/steering.json: the manifest (any query: players add _HLS_pathway and _HLS_throughput,
-    which change nothing in the answer; a CDN should leave the query out of its cache key), its
-    RELOAD-URI absolute where it was asked (clients.request_here; playlist/steering.py's reloaded_from
-    says why): one rendering per change and place, at most MAX_HOSTS places (past them, and for a Host
-    that is not a plain host, without RELOAD-URI). Without a source (PATHWAYS=bucket), 410: a player
-    holding an older multivariant playlist stops asking."""
-
-    def __init__(self, source: SteeringSource | None, count: Callable[[str], None] = lambda pathway: None,
-                 pathways: tuple[str, ...] = hls.PATHWAYS, proxies: Proxies = Proxies()) -> None:
-        self._source = source
-        self._count = count
-        self._known = frozenset(pathways)
-        self._proxies = proxies  # who may say the scheme the viewer used (clients.py)
-        self._cached: dict[tuple[str, bool], _Manifest] = {}  # (place, shareable) -> the answer there
-        self._places: set[str] = set()
-
-    async def manifest(self, request: web.Request) -> web.Response:
-        source = self._source
-        if source is None:
-            return web.Response(status=hls.STEERING_GONE_STATUS, text="no content steering here\n",
-                                headers=edge_headers({hdrs.CACHE_CONTROL: "public, max-age=3600"}))
-        pathway = request.query.get(STEERING_QUERY_PATHWAY, "")
-        self._count(pathway if pathway in self._known else "other" if pathway else "none")
-        body = source.manifest()  # a new one whenever the priority or the TTL changes
-        here = request_here(request, self._proxies)
-        place = "" if here is None else here.base
-        if place not in self._places:
-            if len(self._places) >= MAX_HOSTS:
-                place = ""  # past the bound: the manifest as the source renders it, without RELOAD-URI
-            else:
-                self._places.add(place)
-        shared = not place or here is None or here.shared
-        cached = self._cached.get((place, shared))
-        if cached is None or cached.source is not body:
-            cached = self._cached[(place, shared)] = _Manifest.of(body, reloaded_from(body, place or None),
-                                                                  source.ttl(), shared)
-        if _none_match(request, cached.etag):
-            return web.Response(status=304, headers=cached.unchanged)
-        return web.Response(body=cached.body, headers=cached.headers)
-
-
 class VmSegments:
     """GET <folder>/vm/<n>/<file>: a segment (or init section) of the VM's pathway, from its copy of the
     key `key_for(n, file)` makes (the bucket's key: where the copy was kept)."""
 
-    def __init__(self, copies: SegmentCopies, key_for: Callable[[int, str], str], budget: ByteBudget, *,
+    def __init__(self, copies: SegmentCopies, key_for: Callable[[int, str], str], vm_bytes: VmBytes, *,
                  on_sent: Callable[[int | str, int], None] = lambda status, size: None,
-                 max_sending: int = MAX_SENDING, proxies: Proxies = Proxies(),
-                 elsewhere: Callable[[int, str], Awaitable[str | None]] | None = None,
-                 landed: Callable[[int, str], str | None] = lambda variant, name: None,
-                 shares: ClientShares | None = None, own_failure: OwnFailure | None = None) -> None:
+                 client: Callable[[web.Request], str | None] = _nobody, bucket: BucketCopy | None = None,
+                 own_failure: OwnFailure | None = None) -> None:
+        """`vm_bytes`: what it may send (budget.py: viewers steered here by the service's own evidence spend
+        its steered pool, clients served on their own page's report a pool of their own); `client`: the
+        client's address as the viewer count keys it (http/watching.py's client_key: named by a proxy only
+        when trusted; None: unknown); `bucket`: where the first bucket has a segment while it serves (None:
+        the VM answers every segment it lists)."""
         self._copies = copies
         self._key_for = key_for
-        # (variant, file) -> the bucket's URL to send the player to (waiting a moment for its upload to
-        # land), or None: the VM answers.
-        self._elsewhere = elsewhere
-        self._landed = landed  # (variant, file) -> the bucket's URL now, while it serves, or None
+        self._bucket = bucket
         self._waiting = 0
-        # Viewers steered here by the service's own evidence spend `budget`; clients served on their own
-        # page's report, a pool of their own (vm_budget.py).
-        self._bytes = VmBytes(budget, max_sending, shares)
+        self._bytes = vm_bytes
         self._own_failure = own_failure or OwnFailure()
         self._on_sent = on_sent  # (status, body bytes) of every answer
+        max_sending = vm_bytes.steered.most_sending
         self._max_sending = max_sending
         self._max_per_client = max(1, max_sending // CLIENT_SHARE)
         self._sending = 0
         self._sending_reported = 0  # of them, answers to clients on their own page's report
         self._by_client: dict[str, int] = {}
-        self._proxies = proxies  # who names the client
+        self._client = client
 
     @property
     def sending(self) -> int:
@@ -223,11 +153,12 @@ class VmSegments:
             return self._answer(_not_here())
         if request.query_string:  # one URL per segment: a CDN keys it once (docs/steering.md's Cache Rule)
             return self._answer(_redirect(request.rel_url.raw_path))
-        client = client_key(request, self._proxies)
+        client = self._client(request)
         # A client whose own page failed on the bucket (while the bucket serves everyone else): its own
         # bounded bytes, not a redirect to where it fails.
         own = self._own_failure.rate(client)
-        if own is None and (there := self._landed(int(digits), name)) is not None:
+        bucket = self._bucket
+        if own is None and bucket is not None and (there := bucket.now(int(digits), name)) is not None:
             # The bucket serves and has it: a redirect, with no look at the VM's file (players still on the
             # VM's pathway after an outage ask here for every segment).
             return self._answer(_redirect(there))
@@ -236,16 +167,16 @@ class VmSegments:
             # Listed, but neither Owncast's file nor a copy here (deleted, dropped for the byte cap or the
             # disk): the bucket's, if it has it now. Looked up, never waited for: a name nobody listed must
             # cost nothing.
-            there = self._landed(int(digits), name)
+            there = bucket.now(int(digits), name) if bucket is not None else None
             if there is None:
                 return self._answer(_not_here())
             return self._answer(_redirect(there))
-        if self._elsewhere is not None and own is None:
+        if bucket is not None and own is None:
             if self._waiting >= MAX_WAITING:
                 return self._answer(unavailable("too many segment requests waiting, try again shortly\n", "1"))
             self._waiting += 1
             try:
-                there = await self._elsewhere(int(digits), name)
+                there = await bucket.within(int(digits), name)
             finally:
                 self._waiting -= 1
             if there is not None:
@@ -259,9 +190,9 @@ class VmSegments:
         # Bytes on a client's own report are that client's answer (another gets a redirect): no cache in
         # front may hand them to anyone else.
         headers = _headers(copy, SEGMENT_CACHE_CONTROL if own is None else ONE_CLIENT_CACHE_CONTROL)
-        if _not_modified(request, copy):
+        if not_modified(request, copy):
             return self._answer(web.Response(status=304, headers=headers))
-        span = _range(request, copy)
+        span = byte_range(request, copy)
         if span is None:
             headers[hdrs.CONTENT_RANGE] = f"bytes */{copy.size}"
             return self._answer(web.Response(status=416, headers=headers))
@@ -363,57 +294,3 @@ def _headers(copy: Copy, cache_control: str) -> dict[str, str]:
             hdrs.ACCEPT_RANGES: "bytes", hdrs.CONTENT_TYPE: copy.content_type}
 
 
-def _none_match(request: web.Request, etag: str) -> bool:
-    """If-None-Match, weak comparison (RFC 9110 13.1.2): W/"x" matches "x"; "*" matches."""
-    if hdrs.IF_NONE_MATCH not in request.headers:
-        return False
-    value = etag.strip('"')
-    return any(tag.value in (value, "*") for tag in request.if_none_match or ())
-
-
-def _not_modified(request: web.Request, copy: Copy) -> bool:
-    """304: If-None-Match matches; or, without If-None-Match, not modified since If-Modified-Since
-    (RFC 9110 13.1.3: ignored when If-None-Match is present)."""
-    if hdrs.IF_NONE_MATCH in request.headers:
-        return _none_match(request, copy.etag)
-    since = request.if_modified_since
-    return since is not None and copy.modified <= since.timestamp()
-
-
-def _range(request: web.Request, copy: Copy) -> tuple[int, int] | None:
-    """(first, last) byte to send: the whole object, or the one range asked for; None: unsatisfiable."""
-    whole = (0, copy.size - 1)
-    text = request.headers.get(hdrs.RANGE)
-    if text is None or not _if_range_holds(request, copy):
-        return whole
-    match = _RANGE.fullmatch(text.strip())
-    if match is None:  # several ranges, another unit, or not a range: the whole object (14.2)
-        return whole
-    first, last = match[1], match[2]
-    if not first:
-        if not last or int(last) == 0:
-            return None if last else whole
-        return max(0, copy.size - int(last)), copy.size - 1  # the last N bytes
-    start = int(first)
-    end = copy.size - 1 if not last else min(int(last), copy.size - 1)
-    if last and int(last) < start:
-        return whole  # invalid: ignored
-    if start >= copy.size:
-        return None
-    return start, end
-
-
-def _if_range_holds(request: web.Request, copy: Copy) -> bool:
-    """If-Range (RFC 9110 13.1.5): the range only while the object is still that one (strong ETag, or
-    exactly its Last-Modified)."""
-    value = request.headers.get(hdrs.IF_RANGE)
-    if value is None:
-        return True
-    value = value.strip()
-    if value.startswith(('"', 'W/')):
-        return value == copy.etag
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return False
-    return when.timestamp() == copy.modified

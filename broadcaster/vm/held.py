@@ -44,7 +44,7 @@ from typing import NamedTuple
 from ..files import MAX_FILE_BYTES, Refused, Stamp, look_beneath, read_stamped, stamp_beneath
 from ..lograte import RateLimitedLog
 from ..playlist import hls
-from .copies_room import DISK_RESERVE as DISK_RESERVE, reserve as reserve_of
+from .copies_room import DISK_RESERVE as DISK_RESERVE, reserve as reserve_of, room
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +130,11 @@ class Held:
     def total_bytes(self) -> int:
         """The copies' bytes on disk."""
         return self._bytes
+
+    def room(self) -> tuple[int, str]:
+        """The bytes the copies may take now, and what bounds them: VM_COPIES_MB, or STATE_DIR's disk down
+        to its reserve (copies_room.py)."""
+        return room(self.folder, self._bytes, self.max_bytes)
 
     @property
     def copies(self) -> int:

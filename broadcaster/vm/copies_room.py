@@ -1,4 +1,4 @@
-"""How much the copies kept for an outage may take now (bucket/held.py): VM_COPIES_MB, or less where
+"""How much the copies kept for an outage may take now (vm/held.py): VM_COPIES_MB, or less where
 STATE_DIR's disk reaches its reserve first. /health says which, so an operator knows how long the
 outage's backlog holds before the oldest copies go."""
 

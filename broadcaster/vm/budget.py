@@ -1,4 +1,4 @@
-"""The VM's segment bytes as budgets (http/pathway.py spends them): a token bucket of bytes in all
+"""The VM's segment bytes as budgets (segments.py spends them): a token bucket of bytes in all
 (ByteBudget), each client's share of it (ClientShares), and the two pools they make (VmBytes).
 
 Two pools, because two kinds of client get bytes at two different times. Viewers steered to the VM by the
@@ -140,12 +140,17 @@ class Pool:
         return cls(budget, ClientShares(budget.rate, burst_seconds=burst, clock=budget.clock), most_sending)
 
 
+# Answers being read or sent at once (each holds its segment in memory, up to a few MB): a crowd without a
+# CDN in front is bounded here.
+MAX_SENDING = 32
+
+
 class VmBytes:
     """The VM's two pools (the module docstring): `steered`, all of `budget` (VM_SEGMENT_MBPS), and
     `reported`, REPORTED_PART of its rate, burst and answers in flight, for clients served on their own
     page's report while the bucket serves. `shares`: the steered pool's, when a test gives its own."""
 
-    def __init__(self, budget: ByteBudget, most_sending: int, shares: ClientShares | None = None) -> None:
+    def __init__(self, budget: ByteBudget, most_sending: int = MAX_SENDING, shares: ClientShares | None = None) -> None:
         steered = Pool.of(budget, most_sending)
         self.steered = steered if shares is None else Pool(budget, shares, most_sending)
         self.reported = Pool.of(budget.part(REPORTED_PART), max(1, int(most_sending * REPORTED_PART)))

@@ -1,0 +1,94 @@
+"""The steering manifest players reload (GET <folder>/steering.json): one rendering per change and
+place, its RELOAD-URI absolute where it was asked."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from aiohttp import hdrs, web
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from ..edge import EDGE_HEADERS, edge_headers
+from ..playlist import hls
+from ..playlist.steering import reloaded_from
+from ..steering.masters import MAX_HOSTS
+from ..vm.ranges import none_match
+from .clients import Proxies, request_here
+
+STEERING_QUERY_PATHWAY = "_HLS_pathway"
+
+
+class SteeringSource(Protocol):
+    def manifest(self) -> bytes:
+        """The steering manifest as it is now."""
+
+    def ttl(self) -> int:
+        """Its TTL (seconds)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Manifest:
+    """One place's steering manifest with its headers, built once per change (aiohttp copies a
+    CIMultiDict into each response faster than a dict: the manifest is asked as often as a playlist)."""
+
+    source: bytes  # the source's manifest it was made from (compared by identity)
+    body: bytes
+    etag: str
+    headers: CIMultiDictProxy[str]
+    unchanged: CIMultiDictProxy[str]  # a 304's: the same without Content-Type
+
+    @classmethod
+    def of(cls, source: bytes, body: bytes, ttl: int, shared: bool) -> _Manifest:
+        etag = '"' + hashlib.blake2b(body, digest_size=8).hexdigest() + '"'
+        unchanged = CIMultiDict({**EDGE_HEADERS, hdrs.ETAG: etag, hdrs.CACHE_CONTROL:
+                                 hls.steering_cache_control(ttl) if shared else hls.UNSHARED_CACHE_CONTROL})
+        headers = CIMultiDict(unchanged)
+        headers[hdrs.CONTENT_TYPE] = hls.STEERING_CONTENT_TYPE
+        return cls(source, body, etag, CIMultiDictProxy(headers), CIMultiDictProxy(unchanged))
+
+
+class SteeringRoute:
+    """GET <folder>/steering.json: the manifest (any query: players add _HLS_pathway and _HLS_throughput,
+    which change nothing in the answer; a CDN should leave the query out of its cache key), its
+    RELOAD-URI absolute where it was asked (clients.request_here; playlist/steering.py's reloaded_from
+    says why): one rendering per change and place, at most MAX_HOSTS places (past them, and for a Host
+    that is not a plain host, without RELOAD-URI). Without a source (PATHWAYS=bucket), 410: a player
+    holding an older multivariant playlist stops asking."""
+
+    def __init__(self, source: SteeringSource | None, count: Callable[[str], None] = lambda pathway: None,
+                 pathways: tuple[str, ...] = hls.PATHWAYS, proxies: Proxies = Proxies()) -> None:
+        self._source = source
+        self._count = count
+        self._known = frozenset(pathways)
+        self._proxies = proxies  # who may say the scheme the viewer used (clients.py)
+        self._cached: dict[tuple[str, bool], _Manifest] = {}  # (place, shareable) -> the answer there
+        self._places: set[str] = set()
+
+    async def manifest(self, request: web.Request) -> web.Response:
+        source = self._source
+        if source is None:
+            return web.Response(status=hls.STEERING_GONE_STATUS, text="no content steering here\n",
+                                headers=edge_headers({hdrs.CACHE_CONTROL: "public, max-age=3600"}))
+        pathway = request.query.get(STEERING_QUERY_PATHWAY, "")
+        self._count(pathway if pathway in self._known else "other" if pathway else "none")
+        body = source.manifest()  # a new one whenever the priority or the TTL changes
+        here = request_here(request, self._proxies)
+        place = "" if here is None else here.base
+        if place not in self._places:
+            if len(self._places) >= MAX_HOSTS:
+                place = ""  # past the bound: the manifest as the source renders it, without RELOAD-URI
+            else:
+                self._places.add(place)
+        shared = not place or here is None or here.shared
+        cached = self._cached.get((place, shared))
+        if cached is None or cached.source is not body:
+            cached = self._cached[(place, shared)] = _Manifest.of(body, reloaded_from(body, place or None),
+                                                                  source.ttl(), shared)
+        if none_match(request, cached.etag):
+            return web.Response(status=304, headers=cached.unchanged)
+        return web.Response(body=cached.body, headers=cached.headers)
+
+

@@ -1,0 +1,91 @@
+"""The VM's pathway's segments as its route reads them (what the service holds of a key the VM's pathway
+lists), and where it sends a player instead while the first bucket serves: the bucket's copy, once its
+upload landed."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Protocol
+
+from ..playlist import hls
+from ..steering.policy import MIN_UPLOAD_WAIT
+from .held import Held, HeldFile
+
+
+class Located(Protocol):
+    """Where the publisher lists a segment (publish/publisher.py's Publisher.found)."""
+
+    def found(self, pathway: str, key: str) -> tuple[int, str | None] | None: ...
+
+
+class HeldSegments:
+    """The VM's segments as the route reads them: what the service holds of a key the VM's pathway lists."""
+
+    def __init__(self, held: Held, located: Located) -> None:
+        self._held = held
+        self._located = located
+
+    def servable(self, key: str) -> HeldFile | None:
+        if self._located.found(hls.VM_PATHWAY, key) is None:
+            return None
+        # Its file beneath HLS_DIR when nothing is held of it (a segment's key is PREFIX/<variant>/<file>).
+        return self._held.at_hand(key, tuple(key.rsplit("/", 2)[-2:]))
+
+    def read(self, copy: HeldFile) -> bytes:
+        return self._held.read(copy)
+
+
+class Serving(Protocol):
+    """What the steering policy says of the first bucket (steering/policy.py)."""
+
+    def bucket_serves(self) -> bool: ...
+
+    def target_duration(self) -> int | None: ...
+
+
+class Waits(Protocol):
+    """The first bucket's pathway's playlists (publish/visible.py's VisiblePlaylists)."""
+
+    async def wait_for_sequence(self, variant: int, sequence: int, timeout: float) -> object | None: ...
+
+
+class InBucket:
+    """Where the VM sends a player for a segment while the first bucket serves: the bucket's copy, at the
+    URL the first bucket's playlist lists it (public, or presigned), once its upload landed."""
+
+    def __init__(self, steering: Serving, located: Located, first: Waits,
+                 key_for: Callable[[int, str], str]) -> None:
+        self._steering = steering
+        self._located = located
+        self._first = first
+        self._key_for = key_for
+
+    def now(self, variant: int, name: str) -> str | None:
+        """The bucket's copy of a segment the VM does not hold (any more), while the bucket serves."""
+        if not self._steering.bucket_serves():
+            return None
+        at = self._located.found(hls.VM_PATHWAY, self._key_for(variant, name))
+        return at[1] if at is not None else None
+
+    async def within(self, variant: int, name: str) -> str | None:
+        """The bucket's copy while the bucket serves, once its upload landed, waited for as long as an
+        upload may wait before it steers players away (then: None, and the VM answers)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(self._steering.target_duration() or 3, MIN_UPLOAD_WAIT)
+        key = self._key_for(variant, name)
+        if not self._steering.bucket_serves():
+            return None
+        at = self._located.found(hls.VM_PATHWAY, key)
+        if at is None or at[1] is not None:
+            return at[1] if at is not None else None
+        remaining = deadline - loop.time()
+        if remaining <= 0 or await self._first.wait_for_sequence(variant, at[0], remaining) is None:
+            return None
+        # Asked once more, not in a loop: the first bucket's playlist lists it now (or answered for
+        # another reason), and one it lists as a gap (or listed and let go before it landed) would
+        # answer again at once, for ever, without the loop yielding.
+        if not self._steering.bucket_serves():
+            return None
+        at = self._located.found(hls.VM_PATHWAY, key)
+        return at[1] if at is not None else None
