@@ -212,6 +212,7 @@ class Service:
             up=self.metrics.public_reads_up.set, watched=Watched(lambda: self.metrics.playlist_requests.total, target),
             start_check=lambda: listed_answers(self.store, self.urls.segment, s.r2_key_prefix, s.upload_timeout))
         self.newest.woken = self.metrics.playlist_requests.on_request = self.public_reads.wake
+        self.public_reads.in_outage = lambda: self.uploader.storage_ok is False
         records = _pathways(s)
         # Every pathway but the first bucket's has its versions made only while clients read it.
         self.readers = {p.id: Readers(lambda: self.playlists.target_duration) for p in records[1:]}

@@ -171,6 +171,9 @@ async def lost_then_back(tmp_path: Path, state: Path, seaweed: SeaweedS3, record
             await proxy.pass_through()
 
             async def caught_up() -> bool:
+                # Read as a player does: the probes of what is listed run while players read (a failed one
+                # in the outage is cleared by the next that answers, steering/probe.py's Pace).
+                await listing(0)
                 body = await health(http, url)
                 copies = any((state / "segments").glob("*.seg"))
                 return "outage" not in body and body["status"] == "ok" and not copies

@@ -70,6 +70,23 @@ def test_each_answer_gives_its_likely_cause(detail: str, names: str) -> None:
     assert reason is not None and names in reason and "R2_PUBLIC_URL" in reason, reason
 
 
+def test_a_failure_while_the_buckets_uploads_fail_says_it_may_be_the_outage() -> None:
+    """A probe failing while the bucket's uploads fail too may be the outage's (a segment listed before the
+    bucket took it): the reason names the setting and the outage, so nobody changes a setting that is right."""
+    watch = reads(Gauge())
+    down = [False]
+    watch.in_outage = lambda: down[0]
+    for _ in range(PROBE_FAILURES):
+        watch.heard(False, "HTTP 404")
+    alone = watch.health_reason()
+    assert alone is not None and "outage" not in alone, alone
+    down[0] = True
+    watch.heard(False, "HTTP 404")
+    both = watch.health_reason()
+    assert both is not None and "check R2_PUBLIC_URL" in both and both.endswith(
+        "(or the bucket's outage: its uploads fail too)"), both
+
+
 def test_presigned_urls_name_the_endpoint_and_the_credentials() -> None:
     watch = reads(Gauge(), presigned=True)
     for _ in range(PROBE_FAILURES):

@@ -89,6 +89,9 @@ class PublicReads:
         self._asleep = False  # the probe waits a QUIET_EVERY: nothing live, or nobody playing
         self._tasks: list[asyncio.Task[None]] = []
         self._client: FirstByte | None = None
+        # Whether the first bucket's uploads fail now (the service sets it): a probe failing then may be the
+        # outage's, and the reason says so rather than send the operator to a setting alone.
+        self.in_outage: Callable[[], bool] = lambda: False
         up(1)
 
     # -- what probes tell ---------------------------------------------------------------------------
@@ -139,6 +142,8 @@ class PublicReads:
         if self._failures >= PROBE_FAILURES:
             reason = (f"the segments listed do not answer at their {where} URLs (the newest: {self._detail}); "
                       f"{_hint(self._detail, self._presigned)}")
+            if self.in_outage():
+                reason += " (or the bucket's outage: its uploads fail too)"
         elif self._at_start is not None:
             reason = (f"the segments listed do not answer at their {where} URLs (an object stored at start: "
                       f"{self._at_start}); {_hint(self._at_start, self._presigned)}")

@@ -33,7 +33,6 @@ import contextlib
 import hashlib
 import logging
 import math
-import os
 import threading
 import time
 from collections import OrderedDict
@@ -44,14 +43,11 @@ from typing import NamedTuple
 from ..files import MAX_FILE_BYTES, Refused, Stamp, look_beneath, read_stamped, stamp_beneath
 from ..lograte import RateLimitedLog
 from ..playlist import hls
-from .copies_room import DISK_RESERVE as DISK_RESERVE, reserve as reserve_of, room
+from .copies_room import DISK_RESERVE as DISK_RESERVE, room
+from .copy_files import FOLDER as FOLDER, CopyFiles
 
 log = logging.getLogger(__name__)
 
-FOLDER = "segments"  # under STATE_DIR
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_SUFFIX = ".seg"
-_TEMP = ".tmp"
 # Once every bucket has a segment, the VM needs it only while Owncast's file may still be asked for at
 # the VM's pathway's live edge (Owncast keeps SegmentCount+10 segments: a minute or two); older ones are
 # answered from the bucket, and forgotten here.
@@ -98,7 +94,7 @@ class Held:
         `writers(fd, path)`: whether the file open as `fd` is open for writing anywhere (source/leases.py;
         None: the kernel will not say), asked before `at_hand` holds a version of Owncast's file."""
         self._root = hls_dir
-        self._path = state_dir / FOLDER
+        self._files = CopyFiles(state_dir)  # the copies' folder
         self.max_bytes = max_bytes
         self._keep_for = keep_for
         self._buckets = frozenset(buckets)
@@ -115,8 +111,6 @@ class Held:
         self._due = -math.inf
         self._copies: OrderedDict[str, None] = OrderedDict()  # keys with a copy, oldest copy first
         self._bytes = 0  # the copies'
-        self._counter = 0
-        self._dir: int | None = None
         self._failed = RateLimitedLog(log)
         self.kept = 0  # copies made (a metric)
         self.failures = 0  # copies that could not be written (disk full...)
@@ -124,7 +118,7 @@ class Held:
 
     @property
     def folder(self) -> Path:
-        return self._path
+        return self._files.path
 
     @property
     def total_bytes(self) -> int:
@@ -147,37 +141,19 @@ class Held:
 
     def open(self) -> None:
         """Make the copies' folder (private) and empty it: a former run's copies are not in the index."""
-        if not self._keep_copies:
-            return
-        with contextlib.suppress(FileExistsError):
-            os.mkdir(self._path, 0o700)
-        fd = os.open(self._path, _DIR_FLAGS)  # a symlink in its place is refused (ELOOP)
-        try:
-            for name in os.listdir(fd):
-                if name.endswith((_SUFFIX, _TEMP)):
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(name, dir_fd=fd)
-        except BaseException:
-            os.close(fd)
-            raise
-        self._dir = fd
+        if self._keep_copies:
+            self._files.open()
 
     def close(self) -> None:
         """Remove every copy (a restart reads Owncast's files again) and let the folder go."""
         with self._lock:
-            fd, self._dir = self._dir, None
             names = [h.copy for h in self._index.values() if h.copy is not None]
             self._index.clear()
             self._landed.clear()
             self._settled.clear()
             self._copies.clear()
             self._bytes = 0
-        if fd is None:
-            return
-        try:
-            self._unlink(fd, names)
-        finally:
-            os.close(fd)
+        self._files.close(names)
 
     # -- the uploads' worker threads -------------------------------------------------------------------
 
@@ -215,7 +191,7 @@ class Held:
             if now >= self._due:
                 gone += self._expire_locked(now)
         if gone:
-            self._unlink_quietly(gone)
+            self._files.unlink(gone)
         return held
 
     def body(self, key: str) -> bytes | None:
@@ -237,9 +213,8 @@ class Held:
     def keep(self, key: str, body: bytes) -> bool:
         """An upload of `key` failed: keep `body` (the version held) until every bucket has it, so the
         next attempts survive Owncast's cleanup. True once a copy is kept (or was already)."""
-        fd = self._dir
         held = self.get(key)
-        if held is None or fd is None or not body or len(body) != held.size:
+        if held is None or not self._files.is_open or not body or len(body) != held.size:
             return False
         if held.copy is not None:
             return True
@@ -248,25 +223,23 @@ class Held:
                                  key, len(body))
             self.failures += 1
             return False
-        if not self._room(fd, len(body)):
+        if not self._room(len(body)):
             self.failures += 1
             self._failed.warning("full", "STATE_DIR's disk (%s) is nearly full: no copy of %s is kept (its upload "
                                  "reads Owncast's file while it is there) so that the state can still be saved",
-                                 self._path, key)
+                                 self._files.path, key)
             return False
-        with self._lock:
-            self._counter += 1
-            name = f"{self._counter:012d}{_SUFFIX}"
+        name = self._files.new_name()
         try:
-            self._write(fd, name, body)
+            self._files.write(name, body)
         except OSError as err:
             self.failures += 1
-            self._failed.warning("write", "cannot keep a copy of %s in %s (%s)", key, self._path, err.strerror or err)
+            self._failed.warning("write", "cannot keep a copy of %s in %s (%s)", key, self._files.path, err.strerror or err)
             return False
         gone: list[str] = []
         with self._lock:
             current = self._index.get(key)
-            if self._dir is None or current is None or current.stamp != held.stamp or current.copy is not None:
+            if not self._files.is_open or current is None or current.stamp != held.stamp or current.copy is not None:
                 gone.append(name)  # closed, forgotten, rewritten or kept meanwhile
             else:
                 self._index[key] = current._replace(copy=name, copy_size=len(body))
@@ -274,7 +247,7 @@ class Held:
                 self._bytes += len(body)
                 self.kept += 1
                 gone += self._over_cap_locked()
-        self._unlink_quietly(gone)
+        self._files.unlink(gone)
         return not gone or gone[0] != name
 
     # -- the event loop ---------------------------------------------------------------------------------
@@ -306,7 +279,7 @@ class Held:
             self._copies.pop(key, None)
             self._bytes -= held.copy_size
             name = held.copy
-        self._unlink_quietly([name])
+        self._files.unlink([name])
 
     def get(self, key: str) -> HeldFile | None:
         with self._lock:
@@ -361,10 +334,9 @@ class Held:
     def read(self, held: HeldFile) -> bytes:
         """Its bytes (blocking: run it in a thread): the copy, or Owncast's file while it is the version
         held. FileNotFoundError once neither is (dropped, deleted, rewritten)."""
-        fd = self._dir
-        if held.copy is not None and fd is not None:
+        if held.copy is not None:
             with contextlib.suppress(FileNotFoundError):
-                return self._read_copy(fd, held)
+                return self._files.read(held.copy, held.size)
         data, stamp = read_stamped(self._root, held.parts, MAX_FILE_BYTES)
         if stamp != held.stamp or len(data) != held.size:
             raise FileNotFoundError(held.key)  # another version now: not the bytes its ETag names
@@ -372,31 +344,11 @@ class Held:
 
     # -- inside -------------------------------------------------------------------------------------------
 
-    def _read_copy(self, fd: int, held: HeldFile) -> bytes:
-        assert held.copy is not None
-        f = os.open(held.copy, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
-        try:
-            data = os.read(f, held.size + 1)
-            while len(data) < held.size:
-                more = os.read(f, held.size + 1 - len(data))
-                if not more:
-                    break
-                data += more
-        finally:
-            os.close(f)
-        if len(data) != held.size:
-            raise FileNotFoundError(held.copy)
-        return data
-
-    def _room(self, fd: int, size: int) -> bool:
-        """Room for `size` more bytes with DISK_RESERVE left free, the oldest copies dropped for it."""
+    def _room(self, size: int) -> bool:
+        """Room for `size` more bytes with the disk's reserve left free, the oldest copies dropped for it."""
         while True:
-            try:
-                st = os.statvfs(fd)
-            except OSError:
-                return True  # cannot tell: the write says
-            reserve = reserve_of(st)
-            if st.f_bavail * st.f_frsize - size >= reserve:
+            fits, reserve = self._files.fits(size)
+            if fits:
                 return True
             with self._lock:
                 gone = self._drop_oldest_copy_locked()
@@ -406,7 +358,7 @@ class Held:
                                  "segment not in every bucket yet dropped (its upload reads Owncast's file while "
                                  "it is there); free space on STATE_DIR's disk for a longer outage",
                                  reserve // (1024 * 1024))
-            self._unlink_quietly([gone])
+            self._files.unlink([gone])
 
     def _drop_oldest_copy_locked(self) -> str | None:
         if not self._copies:
@@ -458,29 +410,3 @@ class Held:
         self._due = min(next(iter(settled.values()), math.inf) + SETTLED_FOR,
                         next(iter(index.values())).held_at + self._keep_for if index else math.inf)
         return gone
-
-    def _write(self, fd: int, name: str, body: bytes) -> None:
-        temp = name + _TEMP
-        out = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=fd)
-        try:
-            view = memoryview(body)
-            while view:
-                view = view[os.write(out, view):]
-        except BaseException:
-            os.close(out)
-            with contextlib.suppress(OSError):
-                os.unlink(temp, dir_fd=fd)
-            raise
-        os.close(out)
-        os.rename(temp, name, src_dir_fd=fd, dst_dir_fd=fd)  # a reader sees the whole file or none
-
-    def _unlink_quietly(self, names: list[str]) -> None:
-        fd = self._dir
-        if fd is not None and names:
-            self._unlink(fd, names)
-
-    @staticmethod
-    def _unlink(fd: int, names: list[str]) -> None:
-        for name in names:
-            with contextlib.suppress(OSError):
-                os.unlink(name, dir_fd=fd)

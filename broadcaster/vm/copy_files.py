@@ -1,0 +1,124 @@
+"""The copies' folder under STATE_DIR (`segments/`): private (0700), emptied at start (a former run's
+copies are in no index), each copy written whole under a name of ours (a counter; a temporary name,
+then a rename: a reader sees the whole file or none), read at its exact size, never through a symlink;
+and whether its disk has room above the reserve the state's own saves need (copies_room.py)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from pathlib import Path
+
+from .copies_room import reserve as reserve_of
+
+FOLDER = "segments"  # under STATE_DIR
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_SUFFIX = ".seg"
+_TEMP = ".tmp"
+
+
+class CopyFiles:
+    """Written from the uploads' worker threads, read from the event loop's executor."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.path = state_dir / FOLDER
+        self._dir: int | None = None
+        self._lock = threading.Lock()
+        self._counter = 0
+
+    @property
+    def is_open(self) -> bool:
+        return self._dir is not None
+
+    def open(self) -> None:
+        """Make the folder (private) and empty it."""
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(self.path, 0o700)
+        fd = os.open(self.path, _DIR_FLAGS)  # a symlink in its place is refused (ELOOP)
+        try:
+            for name in os.listdir(fd):
+                if name.endswith((_SUFFIX, _TEMP)):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(name, dir_fd=fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._dir = fd
+
+    def close(self, names: list[str]) -> None:
+        """Remove these copies and let the folder go."""
+        fd, self._dir = self._dir, None
+        if fd is None:
+            return
+        try:
+            self._unlink(fd, names)
+        finally:
+            os.close(fd)
+
+    def new_name(self) -> str:
+        with self._lock:
+            self._counter += 1
+            return f"{self._counter:012d}{_SUFFIX}"
+
+    def write(self, name: str, body: bytes) -> None:
+        """OSError when it cannot be written (the folder closed included)."""
+        fd = self._dir
+        if fd is None:
+            raise FileNotFoundError(self.path)
+        temp = name + _TEMP
+        out = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=fd)
+        try:
+            view = memoryview(body)
+            while view:
+                view = view[os.write(out, view):]
+        except BaseException:
+            os.close(out)
+            with contextlib.suppress(OSError):
+                os.unlink(temp, dir_fd=fd)
+            raise
+        os.close(out)
+        os.rename(temp, name, src_dir_fd=fd, dst_dir_fd=fd)
+
+    def read(self, name: str, size: int) -> bytes:
+        """Its `size` bytes; FileNotFoundError when it is gone (or not that size)."""
+        fd = self._dir
+        if fd is None:
+            raise FileNotFoundError(name)
+        f = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+        try:
+            data = os.read(f, size + 1)
+            while len(data) < size:
+                more = os.read(f, size + 1 - len(data))
+                if not more:
+                    break
+                data += more
+        finally:
+            os.close(f)
+        if len(data) != size:
+            raise FileNotFoundError(name)
+        return data
+
+    def fits(self, size: int) -> tuple[bool, int]:
+        """Whether `size` more bytes leave the disk's reserve free (True when the disk cannot tell), and the
+        reserve in bytes."""
+        fd = self._dir
+        if fd is None:
+            return True, 0
+        try:
+            st = os.statvfs(fd)
+        except OSError:
+            return True, 0  # cannot tell: the write says
+        reserve = reserve_of(st)
+        return st.f_bavail * st.f_frsize - size >= reserve, reserve
+
+    def unlink(self, names: list[str]) -> None:
+        fd = self._dir
+        if fd is not None and names:
+            self._unlink(fd, names)
+
+    @staticmethod
+    def _unlink(fd: int, names: list[str]) -> None:
+        for name in names:
+            with contextlib.suppress(OSError):
+                os.unlink(name, dir_fd=fd)
