@@ -154,8 +154,7 @@ class Service:
         # fails half way: the STATE_DIR lock first (the state is restored under it), so it goes last.
         with contextlib.ExitStack() as held:
             held.callback(_lock_state_dir(settings.state_dir).release)
-            # One stage after the other, as docs/how-it-works.md draws them: bucket, publishing, source, status, web.
-            # The event hub first: publishing tells it each listing (an outlet of the Release).
+            # Stage after stage (docs/how-it-works.md); the event hub first: publishing tells it each listing.
             self.events = EventHub(max_streams=self.budget.events, write_timeout=self.settings.write_timeout,
                                    on_refused=functools.partial(self.connection_metrics.rejected, "events"))
             self._build_buckets(settings)
@@ -212,7 +211,7 @@ class Service:
             up=self.metrics.public_reads_up.set, watched=Watched(lambda: self.metrics.playlist_requests.total, target),
             start_check=lambda: listed_answers(self.store, self.urls.segment, s.r2_key_prefix, s.upload_timeout))
         self.newest.woken = self.metrics.playlist_requests.on_request = self.public_reads.wake
-        self.public_reads.in_outage = lambda: self.uploader.storage_ok is False
+        self.public_reads.in_outage = lambda: self.uploader.storage_ok is False  # a probe failing may be it
         records = _pathways(s)
         # Every pathway but the first bucket's has its versions made only while clients read it.
         self.readers = {p.id: Readers(lambda: self.playlists.target_duration) for p in records[1:]}

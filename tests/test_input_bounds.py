@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from broadcaster.source import owncast, watcher
+from broadcaster.source import owncast, playlist_reader, watcher
 from broadcaster.metrics import Metrics
 from broadcaster.source.owncast import PlaylistError, parse_media_playlist
-from broadcaster.source.watcher import HlsWatcher
+from broadcaster.source.watcher import HlsWatcher, WatchTiming
 from tests.support.fakes import Sink
 from tests.support.owncast_writer import media, write_in_place
 from tests.support.waiting import until
@@ -61,7 +61,7 @@ def held_fifo() -> Iterator[Callable[[Path], None]]:
 @pytest.fixture
 async def running(hls: Path) -> AsyncIterator[tuple[HlsWatcher, Sink, Metrics]]:
     sink, metrics = Sink(), Metrics()
-    w = HlsWatcher(hls, sink, metrics, rescan_interval=0.2)
+    w = HlsWatcher(hls, sink, metrics, timing=WatchTiming(rescan_interval=0.2))
     await w.start()
     yield w, sink, metrics
     await w.stop()
@@ -76,7 +76,7 @@ async def test_a_fifo_playlist_at_start_up_neither_raises_nor_stops_the_watcher(
     caplog.set_level(logging.INFO, logger="broadcaster.source.watcher")
     held_fifo(hls / "0" / "stream.m3u8")
     sink, metrics = Sink(), Metrics()
-    w = HlsWatcher(hls, sink, metrics, rescan_interval=0.2)
+    w = HlsWatcher(hls, sink, metrics, timing=WatchTiming(rescan_interval=0.2))
     await w.start()  # the scan at start-up reads the FIFO
     try:
         await until(lambda: rejected(metrics, "bad_playlist"), "the bad playlist rejected", 5, every=0.02)
@@ -107,19 +107,19 @@ async def test_a_fifo_swapped_in_while_running_does_not_stop_the_watcher(
 async def test_any_error_in_a_scan_is_logged_once_and_the_watcher_goes_on(
     hls: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="broadcaster.source.watcher")
+    caplog.set_level(logging.INFO, logger="broadcaster.source")
     write_in_place(hls / "0" / "stream.m3u8", media("stream-a-0.ts"))
     broken = [True]
-    real = owncast.parse_media_playlist  # what the watcher imported
+    real = owncast.parse_media_playlist  # what the watcher's reader imported
 
     def parse(text: str) -> owncast.SourcePlaylist:
         if broken[0]:
             raise RuntimeError("a bug in the parser")
         return real(text)
 
-    monkeypatch.setattr(watcher, "parse_media_playlist", parse)
+    monkeypatch.setattr(playlist_reader, "parse_media_playlist", parse)
     sink = Sink()
-    w = HlsWatcher(hls, sink, Metrics(), rescan_interval=0.05)
+    w = HlsWatcher(hls, sink, Metrics(), timing=WatchTiming(rescan_interval=0.05))
     await w.start()  # must not raise
     try:
         for _ in range(5):  # several rescans and events hit the same bug: each write, then a rescan
@@ -169,7 +169,7 @@ def test_a_playlist_lists_at_most_its_newest_entries_numbered_as_owncast_numbers
     count = owncast.MAX_PLAYLIST_ENTRIES * 4
     text = ("#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:1000\n"
             + "".join(f"#EXTINF:1.0,\ns-{i}.ts\n" for i in range(count)))
-    assert len(text.encode()) < watcher.MAX_PLAYLIST_BYTES
+    assert len(text.encode()) < playlist_reader.MAX_PLAYLIST_BYTES
     p = parse_media_playlist(text)
     assert len(p.segments) == owncast.MAX_PLAYLIST_ENTRIES
     assert p.skipped == count - owncast.MAX_PLAYLIST_ENTRIES
@@ -181,10 +181,10 @@ def test_a_playlist_lists_at_most_its_newest_entries_numbered_as_owncast_numbers
 
 def test_a_playlist_over_the_byte_limit_is_refused(hls: Path) -> None:
     playlist = hls / "0" / "stream.m3u8"
-    body = "".join(f"#EXTINF:1.0,\ns-{i}.ts\n" for i in range(watcher.MAX_PLAYLIST_BYTES // 10))
+    body = "".join(f"#EXTINF:1.0,\ns-{i}.ts\n" for i in range(playlist_reader.MAX_PLAYLIST_BYTES // 10))
     write_in_place(playlist, "#EXTM3U\n#EXT-X-TARGETDURATION:1\n" + body)
     with pytest.raises(PlaylistError, match="larger than"):
-        watcher.read_playlist(hls, ("0", "stream.m3u8"))
+        playlist_reader.read_playlist(hls, ("0", "stream.m3u8"))
 
 
 # -- a folder that appears while Owncast writes every ~0.2 s -------------------------------------------
@@ -237,7 +237,7 @@ async def test_a_playlist_unopenable_for_lack_of_handles_is_read_again(
 ) -> None:
     caplog.set_level(logging.INFO, logger="broadcaster.source.watcher")
     sink, metrics = Sink(), Metrics()
-    w = HlsWatcher(hls, sink, metrics, rescan_interval=30)  # no rescan comes to the rescue here
+    w = HlsWatcher(hls, sink, metrics, timing=WatchTiming(rescan_interval=30))  # no rescan to the rescue
     await w.start()
     written = [0]
 

@@ -16,7 +16,7 @@ import pytest
 
 from broadcaster.source import inotify
 from broadcaster.metrics import Metrics
-from broadcaster.source.watcher import HlsWatcher
+from broadcaster.source.watcher import HlsWatcher, WatchTiming
 from broadcaster.source.owncast import SourcePlaylist, SourceVariant
 from tests.support.fakes import Sink
 from tests.support.owncast_writer import media
@@ -39,7 +39,8 @@ async def watched(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterat
     (tmp_path / "0").mkdir()
     write_in_place(tmp_path / "stream.m3u8", MASTER)  # only the variants it names are read
     # A wipe's variant playlists wait 0.5 s for a new master: the tests that write none get them then.
-    watcher = HlsWatcher(tmp_path, sink, metrics, rescan_interval=0.2, kernel=request.param, new_master_wait=0.5)
+    watcher = HlsWatcher(tmp_path, sink, metrics, kernel=request.param,
+                         timing=WatchTiming(rescan_interval=0.2, new_master_wait=0.5))
     await watcher.start()
     yield tmp_path, sink, metrics
     await watcher.stop()
@@ -162,7 +163,8 @@ async def test_after_a_wipe_variant_playlists_wait_for_the_new_master_naming_a_n
     (tmp_path / "0").mkdir()
     write_in_place(tmp_path / "stream.m3u8", MASTER)
     write_in_place(tmp_path / "0" / "stream.m3u8", media("stream-a-0.ts"))
-    watcher = HlsWatcher(tmp_path, sink, metrics, rescan_interval=0.2, kernel=kernel, new_master_wait=60)
+    watcher = HlsWatcher(tmp_path, sink, metrics, kernel=kernel,
+                         timing=WatchTiming(rescan_interval=0.2, new_master_wait=60))
     await watcher.start()
     try:
         await sink.wait_for(lambda: sink.names(0) == ["stream-a-0.ts"])
@@ -265,7 +267,7 @@ def test_idle_watcher_waits_on_the_kernel_not_on_a_clock(tmp_path: Path) -> None
         (tmp_path / "0").mkdir()
         write_in_place(tmp_path / "stream.m3u8", MASTER)
         threads = set(threading.enumerate())
-        watcher = HlsWatcher(tmp_path, sink, metrics, rescan_interval=rescan)
+        watcher = HlsWatcher(tmp_path, sink, metrics, timing=WatchTiming(rescan_interval=rescan))
         await watcher.start()
         try:
             await sink.wait_for(lambda: bool(sink.masters))
@@ -308,7 +310,7 @@ def test_variant_playlists_without_a_multivariant_playlist_are_said_once_not_sil
     with the file, in one log line and a gauge; a master that cannot be read counts the same; a good
     master ends it. Rescans driven by hand, grace 0."""
     sink, metrics = Sink(), Metrics()
-    watcher = HlsWatcher(tmp_path, sink, metrics, master_grace=0.0)
+    watcher = HlsWatcher(tmp_path, sink, metrics, timing=WatchTiming(master_grace=0.0))
     caplog.set_level(logging.INFO, logger="broadcaster.source.watcher")
 
     def gauge() -> float | None:
@@ -341,7 +343,7 @@ def test_variant_playlists_without_a_multivariant_playlist_are_said_once_not_sil
 
 
 def test_a_folder_wiped_before_its_master_came_is_idle_again(tmp_path: Path) -> None:
-    watcher = HlsWatcher(tmp_path, Sink(), Metrics(), master_grace=0.0)
+    watcher = HlsWatcher(tmp_path, Sink(), Metrics(), timing=WatchTiming(master_grace=0.0))
     (tmp_path / "0").mkdir()
     write_in_place(tmp_path / "0" / "stream.m3u8", media("stream-a-0.ts"))
     watcher.scan()

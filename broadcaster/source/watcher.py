@@ -16,38 +16,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import watchfiles
 
-from ..files import Refused, is_temporary, read_beneath
+from ..files import is_temporary
 from ..lograte import RateLimitedLog
 from ..metrics import Metrics
 from . import inotify
 from .notices import InputNotices
+from .owncast import MASTER_PLAYLIST, VARIANT_PLAYLIST
+from .playlist_reader import VARIANT_DIR, NEW_MASTER_WAIT, PlaylistReader, PlaylistSink
 from .writes import Writes
-from .owncast import (
-    MASTER_PLAYLIST,
-    MAX_PLAYLIST_ENTRIES,
-    VARIANT_PLAYLIST,
-    PlaylistError,
-    SourcePlaylist,
-    SourceVariant,
-    parse_master_playlist,
-    parse_media_playlist,
-)
 
 log = logging.getLogger(__name__)
 
-_VARIANT_DIR = re.compile(r"[0-9]{1,3}")  # ASCII: \d takes any script's digits
-# Owncast's playlists are a few KB (25 entries of ~100 bytes). 256 KiB holds MAX_PLAYLIST_ENTRIES
-# entries of up to 500 bytes (the longest names, with dates, maps and discontinuities) and parses in
-# well under 0.1 s; a larger file is refused before it is parsed.
-MAX_PLAYLIST_BYTES = 256 * 1024
 _KNOWN_SUFFIXES = {".m3u8", ".ts", ".m4s", ".mp4", ".tmp", ".aac"}
 _RETRY_SECONDS = 0.25  # a playlist not opened for lack of file handles is read again this soon
 # While Owncast writes, the folder is never quiet for a rescan: rescan anyway after this many quiet
@@ -58,30 +44,21 @@ _BUSY_RESCAN_FACTOR = 3
 # segment (5 s at latency level 4, longer when a copied variant waits for the encoder's keyframe). A
 # variant playlist without one for longer than this is a stream no player can start.
 MASTER_GRACE = 15.0
-# After Owncast wiped its folder for a new stream, a variant playlist waits this long at most for the new
-# multivariant playlist (which comes right after the last variant's first playlist): a variant the new
-# stream adds is then known before the first segments of the others are listed, and is listed from its
-# first segment too. Without a master by then, the variants the last one named are read as they are.
-NEW_MASTER_WAIT = 5.0
+# (The polling path.) watchfiles' defaults (1600 ms debounce, 50 ms step) would delay every segment by up
+# to 1.6 s. A 1 ms step returns a quiet change set within a few ms; debounce only caps a storm.
+_DEBOUNCE_MS = 50
+_STEP_MS = 1
 
+@dataclass(frozen=True)
+class WatchTiming:
+    """rescan_interval: the folder quiet this long is scanned again (and at least every few such intervals
+    while busy); master_grace: how long a variant playlist may go without a multivariant playlist before
+    master_missing says so; new_master_wait: after a wipe, how long a variant playlist waits for the new
+    multivariant playlist (playlist_reader.NEW_MASTER_WAIT)."""
 
-class PlaylistSink(Protocol):
-    def on_master(self, variants: list[SourceVariant]) -> None: ...
-    def on_variant_playlist(self, index: int, playlist: SourcePlaylist) -> None: ...
-
-
-def read_playlist(root: Path, parts: tuple[str, ...]) -> str:
-    """Read root/parts..., a regular file, through no symlink; raises OSError, Refused or PlaylistError."""
-    try:
-        data = read_beneath(root, parts, MAX_PLAYLIST_BYTES)
-    except Refused as err:
-        if err.reason == "too_large":
-            raise PlaylistError(f"larger than {MAX_PLAYLIST_BYTES} bytes") from err
-        raise
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise PlaylistError("not UTF-8 text") from err
+    rescan_interval: float = 1.0
+    master_grace: float = MASTER_GRACE
+    new_master_wait: float = NEW_MASTER_WAIT
 
 
 class HlsWatcher:
@@ -89,44 +66,21 @@ class HlsWatcher:
     for `rescan_interval` (catches anything the kernel's event queue dropped), and at least every
     few such intervals while it is busy."""
 
-    def __init__(
-        self,
-        hls_dir: Path,
-        sink: PlaylistSink,
-        metrics: Metrics,
-        *,
-        rescan_interval: float = 1.0,
-        debounce_ms: int = 50,
-        step_ms: int = 1,
-        kernel: bool | None = None,
-        master_grace: float = MASTER_GRACE,
-        new_master_wait: float = NEW_MASTER_WAIT,
-        writes: Writes | None = None,
-    ) -> None:
-        """kernel: wait on inotify on the event loop (Linux; the default where available), else
-        poll with watchfiles; debounce_ms and step_ms are for the latter. master_grace: how long a
-        variant playlist may go without a multivariant playlist before master_missing says so.
-        writes: told what the kernel says of each segment being written (the uploads ask it)."""
-        self._notes = InputNotices(hls_dir, metrics, master_grace)
+    def __init__(self, hls_dir: Path, sink: PlaylistSink, metrics: Metrics, *,
+                 timing: WatchTiming = WatchTiming(), kernel: bool | None = None,
+                 writes: Writes | None = None) -> None:
+        """kernel: wait on inotify on the event loop (Linux; the default where available), else poll with
+        watchfiles. writes: told what the kernel says of each segment being written (the uploads ask it)."""
+        self._notes = InputNotices(hls_dir, metrics, timing.master_grace)
         self._kernel = inotify.available() if kernel is None else kernel
         self.writes = writes or Writes(hls_dir, kernel=self._kernel)
         self._dir = hls_dir
-        self._sink = sink
         self._metrics = metrics
-        self._rescan_ms = max(1, int(rescan_interval * 1000))
-        self._busy_rescan = rescan_interval * _BUSY_RESCAN_FACTOR
-        # (The polling path.) watchfiles' defaults (1600 ms debounce, 50 ms step) would delay every
-        # segment by up to 1.6 s. A 1 ms step returns a quiet change set within a few ms; debounce
-        # only caps a storm.
-        self._debounce_ms = debounce_ms
-        self._step_ms = step_ms
-        self._last_text: dict[Path, str] = {}
-        # The variant folders the last good multivariant playlist names; kept when Owncast wipes the
-        # folder (its new master comes only after the variants' first playlists). None: none read yet.
-        self._variants: frozenset[int] | None = None
-        self._new_master_wait = new_master_wait
-        self._master_gone_at: float | None = None  # monotonic: a variant's read found no master (a wipe)
-        self._held: set[int] = set()  # variants whose playlist waits for the new master
+        self._reader = PlaylistReader(hls_dir, sink, self._notes, self.writes, self._read_later,
+                                      timing.new_master_wait)
+        self._read = self._reader.read
+        self._rescan_ms = max(1, int(timing.rescan_interval * 1000))
+        self._busy_rescan = timing.rescan_interval * _BUSY_RESCAN_FACTOR
         self._later: dict[Path | None, asyncio.TimerHandle] = {}  # reads waiting for file handles
         self._last_scan = 0.0  # monotonic
         self.scans = 0  # scans so far (quiet or busy): a test waits for one instead of sleeping
@@ -256,8 +210,8 @@ class HlsWatcher:
         async for changes in watchfiles.awatch(
             self._dir,
             watch_filter=None,
-            debounce=self._debounce_ms,
-            step=self._step_ms,
+            debounce=_DEBOUNCE_MS,
+            step=_STEP_MS,
             rust_timeout=self._rescan_ms,
             yield_on_timeout=True,
             stop_event=self._stop,
@@ -290,7 +244,7 @@ class HlsWatcher:
         for path in paths:
             if path.name.endswith(".m3u8"):
                 playlists.add(path)
-            elif path.parent == self._dir and _VARIANT_DIR.fullmatch(path.name):
+            elif path.parent == self._dir and VARIANT_DIR.fullmatch(path.name):
                 # A variant folder made or moved in: its playlist may be there already, and inotify
                 # tells nothing of what a folder held before it was watched.
                 playlists.add(path / VARIANT_PLAYLIST)
@@ -307,9 +261,9 @@ class HlsWatcher:
         """
         self._last_scan = time.monotonic()
         self.scans += 1
-        known = self._variants or frozenset()
+        known = self._reader.variants or frozenset()
         master_ok = self._read(self._dir / MASTER_PLAYLIST, quiet)  # reads any variant it newly names
-        for index in sorted(known & (self._variants or frozenset())):
+        for index in sorted(known & (self._reader.variants or frozenset())):
             self._read(self._dir / str(index) / VARIANT_PLAYLIST, quiet)
         try:
             entries = list(os.scandir(self._dir))
@@ -317,122 +271,21 @@ class HlsWatcher:
             if is_temporary(err):
                 self._read_later(None, err)
             return
-        named = {str(i) for i in self._variants or ()}
-        if self._variants is None:
-            orphans = [Path(e.path) / VARIANT_PLAYLIST for e in entries if _VARIANT_DIR.fullmatch(e.name)]
+        named = {str(i) for i in self._reader.variants or ()}
+        if self._reader.variants is None:
+            orphans = [Path(e.path) / VARIANT_PLAYLIST for e in entries if VARIANT_DIR.fullmatch(e.name)]
             orphans = [p for p in orphans if p.is_file()]
             if orphans:
                 self._notes.note_orphan(orphans[0])
             else:
                 self._notes.clear_orphan()  # Owncast wiped the folder before writing a master
         for entry in entries:
-            if not _VARIANT_DIR.fullmatch(entry.name):
+            if not VARIANT_DIR.fullmatch(entry.name):
                 continue
             if entry.is_symlink():
                 self._notes.note_symlink(Path(entry.path))
             elif master_ok and entry.name not in named:
                 self._notes.note_unnamed(Path(entry.path))
-
-    def _read(self, path: Path, quiet: bool = False) -> bool:
-        """Read, parse and hand on one playlist; True when it is good (or unchanged and was good)."""
-        try:
-            return self._read_unsafely(path, quiet)
-        except Exception as err:  # a FIFO once made this kill the watch for good
-            self._errors.error("read", "reading %s failed: %r; carrying on", path, err)
-            return False
-
-    def _read_unsafely(self, path: Path, quiet: bool) -> bool:
-        kind = self._classify(path)
-        if kind is None:
-            self._notes.note_stray(path)
-            return False
-        if isinstance(kind, int) and kind not in (self._variants or ()):
-            if self._variants is None:
-                self._notes.note_orphan(path)
-            return False  # not a variant (yet): the master names them, and a scan notes the folder
-        if isinstance(kind, int) and self._awaiting_master(kind):
-            return False  # read again with the new master (_use_variants), or by a later event or scan
-        try:
-            text = read_playlist(self._dir, path.relative_to(self._dir).parts)
-        except FileNotFoundError:
-            return False
-        except Refused as err:
-            if err.path != path and err.reason == "symlink":  # the variant folder itself
-                self._notes.note_symlink(err.path)
-            elif err.path != path:
-                self._notes.note_bad(path, str(err), quiet, sure=True)
-            else:
-                why = "a symlink; not followed" if err.reason == "symlink" else "not a regular file"
-                self._notes.note_bad(path, why, quiet, sure=True)
-            return False
-        except OSError as err:
-            if is_temporary(err):  # out of file handles: says nothing about the file
-                self._read_later(path, err)
-            else:
-                self._notes.note_bad(path, str(err), quiet)
-            return False
-        except PlaylistError as err:
-            self._notes.note_bad(path, str(err), quiet)
-            return False
-        if self._last_text.get(path) == text:
-            if not isinstance(kind, int) and self._held:  # the same master again, after a wipe
-                self._use_variants(self._variants or frozenset(), quiet)
-            return True
-        try:
-            if isinstance(kind, int):
-                playlist = parse_media_playlist(text)
-            else:
-                variants = parse_master_playlist(text)
-        except PlaylistError as err:
-            self._notes.note_bad(path, str(err), quiet)  # usually half-written: the next event reads it again
-            return False
-        if isinstance(kind, int) and playlist.skipped:
-            self._errors.info(f"entries:{path}", "taking only the newest %d of the %d entries in %s",
-                              MAX_PLAYLIST_ENTRIES, MAX_PLAYLIST_ENTRIES + playlist.skipped, path)
-        try:
-            if isinstance(kind, int):
-                self._name_durations(kind, playlist)
-                self._sink.on_variant_playlist(kind, playlist)
-            else:
-                self._sink.on_master(variants)
-        except Exception:  # a bug of ours must not stop the watch; say so loudly, once per version
-            log.exception("handling %s failed", path)
-        self._last_text[path] = text
-        self._notes.read_well(path)
-        if not isinstance(kind, int):
-            self._use_variants(frozenset(v.index for v in variants), quiet)
-        return True
-
-    def _name_durations(self, index: int, playlist: SourcePlaylist) -> None:
-        """Tell `writes` each MPEG-TS segment's #EXTINF before the uploads ask it: a file closed with less
-        media than that is not finished (spans.py). Owncast's offline clip is left out: its #EXTINF is
-        not its length (docs/owncast.md)."""
-        folder = self._dir / str(index)
-        for segment in playlist.segments:
-            if segment.name.endswith(".ts") and not segment.is_offline_clip:
-                self.writes.named(folder / segment.name, segment.duration)
-
-    def _use_variants(self, indices: frozenset[int], quiet: bool) -> None:
-        self._notes.clear_orphan()
-        new = indices - (self._variants or frozenset())
-        self._variants = indices
-        waiting, self._held = self._held & indices, set()
-        self._master_gone_at = None
-        for index in sorted(new | waiting):  # their playlists came first (ffmpeg writes the master last)
-            self._read(self._dir / str(index) / VARIANT_PLAYLIST, quiet)
-
-    def _awaiting_master(self, index: int) -> bool:
-        """Owncast's master is gone (it wiped the folder for a new stream) and not back yet: the variant's
-        playlist waits for it, NEW_MASTER_WAIT at most (see there)."""
-        if (self._dir / MASTER_PLAYLIST).exists():
-            return False
-        now = time.monotonic()
-        if self._master_gone_at is None:
-            self._master_gone_at = now
-        if now - self._master_gone_at >= self._new_master_wait:
-            return False
-        self._held.add(index)
-        return True
 
     def master_missing(self) -> str | None:
         """Why nothing Owncast writes can be served (notices.InputNotices.master_missing); else None."""
@@ -458,16 +311,4 @@ class HlsWatcher:
             self._safely(self.scan, False)
         else:
             self._read(path)
-
-    def _classify(self, path: Path) -> str | int | None:
-        try:
-            rel = path.relative_to(self._dir)
-        except ValueError:
-            return None
-        parts = rel.parts
-        if parts == (MASTER_PLAYLIST,):
-            return "master"
-        if len(parts) == 2 and _VARIANT_DIR.fullmatch(parts[0]) and parts[1] == VARIANT_PLAYLIST:
-            return int(parts[0]) if parts[0] == str(int(parts[0])) else None
-        return None
 
