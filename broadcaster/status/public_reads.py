@@ -194,8 +194,9 @@ class PublicReads:
         if probe:
             self._client = FirstByte(PROBE_HEADERS)
             self._tasks.append(asyncio.create_task(probe_pathway(
-                self, hls.BUCKET_PATHWAY, self._newest, self._client, self._clock, now=self._now, heard=self.heard,
-                pace=Pace(quiet=self._quiet, watched=self._watched, asleep=self._sleeping, again=PROBE_EVERY)),
+                self, hls.BUCKET_PATHWAY, self._newest, self._client, heard=self.heard,
+                pace=Pace(quiet=self._quiet, watched=self._watched, asleep=self._sleeping, again=PROBE_EVERY,
+                          now=self._now, clock=self._clock)),
                 name="public-reads-probe"))
 
     async def _checked_at_start(self, check: Callable[[], Awaitable[str | None]]) -> None:

@@ -244,9 +244,10 @@ class SteeringLoop:
             self._look.clear()
 
     async def _probing(self, pathway: str) -> None:
-        await probe_pathway(self._policy, pathway, self._probes[pathway].newest, self._clients[pathway], self._clock,
-                            now=self._probe_now[pathway], probed=lambda ok, was: self._after_probe(pathway, ok, was),
-                            pace=Pace(quiet=lambda: self._quiet, watched=self._watched, asleep=self._asleep),
+        await probe_pathway(self._policy, pathway, self._probes[pathway].newest, self._clients[pathway],
+                            probed=lambda ok, was: self._after_probe(pathway, ok, was),
+                            pace=Pace(quiet=lambda: self._quiet, watched=self._watched, asleep=self._asleep,
+                                      now=self._probe_now[pathway], clock=self._clock),
                             heard=lambda ok, detail: self._heard(pathway, ok, detail))
 
     def _after_probe(self, pathway: str, ok: bool, failed_before: bool) -> None:
@@ -335,28 +336,31 @@ class Newest:
 class Pace:
     """When a probe goes (probe_pathway): `quiet()`, nothing live; `watched()`, players read the stream
     lately; `asleep()`, told when a probe waits for a player; `again`, seconds before the probe that follows
-    a failure (what watches without steering waits a PROBE_EVERY: it has nobody to move sooner)."""
+    a failure (what watches without steering waits a PROBE_EVERY: it has nobody to move sooner); `now`,
+    once set, cuts the wait for the next probe short (and is cleared); `clock`: how old a listing is."""
 
     quiet: Callable[[], bool] = lambda: False
     watched: Callable[[], bool] = lambda: True
     asleep: Callable[[], None] = lambda: None
     again: float = PROBE_AGAIN
+    now: Wake | None = None
+    clock: Callable[[], float] = time.monotonic
 
 
 async def probe_pathway(policy: Judge, pathway: str, newest: Callable[[], tuple[str, float] | None],
-                        fetch: Fetch, clock: Callable[[], float], *,
-                        now: Wake | None = None, probed: Callable[[bool, bool], None] = lambda ok, was: None,
+                        fetch: Fetch, *, probed: Callable[[bool, bool], None] = lambda ok, was: None,
                         pace: Pace = Pace(), heard: Heard = lambda ok, detail: None) -> None:
     """Probe `pathway`'s newest segment (its URL and when it was listed: `newest()`) for ever, telling
     the policy each outcome (the module docstring says when), then `probed(ok, failed_before)` (whether
-    the probe before it had failed). The first bucket's and a second's. `now`, once set, cuts the wait
-    for the next probe short (and is cleared); while `pace.quiet()` (nothing live) it waits QUIET_EVERY;
+    the probe before it had failed). The first bucket's and a second's. `pace.now`, once set, cuts the
+    wait for the next probe short (and is cleared); while `pace.quiet()` (nothing live) it waits QUIET_EVERY;
     while not `pace.watched()` (nobody plays) it sends no GET after one that answered, unless the policy
     wants one now, and waits QUIET_EVERY too, having told `pace.asleep()`: a player's request sets `now`
     then (SteeringLoop.seen), and the probe goes at once. `heard(ok, detail)`: each GET's answer, as it
     comes."""
     ok = True
     sleeping = False  # the last turn found nobody playing
+    now, clock = pace.now, pace.clock
     while True:
         wait = PROBE_EVERY if ok else pace.again
         if ok and (sleeping or pace.quiet()):
