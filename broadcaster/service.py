@@ -23,7 +23,7 @@ from .bucket.mirror import PlaylistMirror
 from .bucket.public_check import listed_answers
 from .bucket.recorder import Recorder
 from .bucket.urls import segment_urls
-from .clips.book import CLIPS_FILE, ClipBook
+from .clips.book import CLIPS_FILE, ClipBook, ClipPlaces
 from .http import LiveEvents, Pathways, PlaylistOptions, ViewerOptions, Viewers, create_app, create_metrics_app, limits
 from .http.connections import KEEPALIVE_TIMEOUT, GatedSite, install_accept_error_handler
 from .http.control import create_control_app, prepare_socket
@@ -294,9 +294,9 @@ class Service:
         """The operator's clips, held against the cleaner from before the first run (a restart keeps them)."""
         self.clips = ClipBook(
             StateFile(s.state_dir, CLIPS_FILE), self.uploader, self.store, self.publisher,
-            lambda: self.playlists.announced, key_prefix=s.r2_key_prefix,
-            public_url=s.r2_public_url if s.segment_urls == "public" else None, holder=self.cleaner,
-            max_clips=s.max_clips,
+            lambda: self.playlists.announced, ClipPlaces(
+                s.r2_key_prefix, s.r2_public_url if s.segment_urls == "public" else None, s.max_clips),
+            holder=self.cleaner,
         )
         self.clips.load()
 

@@ -21,7 +21,7 @@ import pytest
 from pytest_aiohttp import AiohttpClient
 
 from broadcaster.bucket.cleaner import Cleaner
-from broadcaster.clips.book import ClipBook, ClipError, parse_time
+from broadcaster.clips.book import ClipBook, ClipPlaces, ClipError, parse_time
 from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.http.control import create_control_app, prepare_socket
 from broadcaster.demo.ffmpeg import ffmpeg_exe
@@ -105,7 +105,7 @@ def book_for(tmp_path: Path, source: Source, bucket: Bucket, cleaner: Cleaner | 
              public_url: str | None = "https://cdn.example") -> ClipBook:
     (tmp_path / "state").mkdir(exist_ok=True)
     return ClipBook(StateFile(tmp_path / "state", "clips.json"), bucket, bucket, source, lambda: None,
-                    key_prefix=PREFIX, public_url=public_url, holder=cleaner)
+                    ClipPlaces(PREFIX, public_url), holder=cleaner)
 
 
 async def test_a_clip_of_the_last_seconds_lists_the_segments_where_they_are(tmp_path: Path) -> None:
@@ -235,7 +235,7 @@ async def test_the_control_folder_is_refused_when_another_user_owns_it(tmp_path:
 async def test_past_max_clips_a_new_clip_is_refused_with_one_line(tmp_path: Path) -> None:
     (tmp_path / "state").mkdir()
     book = ClipBook(StateFile(tmp_path / "state", "clips.json"), Bucket(), Bucket(), Source(), lambda: None,
-                    key_prefix=PREFIX, public_url="https://cdn.example", holder=None, max_clips=2)
+                    ClipPlaces(PREFIX, "https://cdn.example", max_clips=2), holder=None)
     for _ in range(2):
         await book.make(last=3)
     with pytest.raises(ClipError, match="^2 clips kept, the most MAX_CLIPS allows: delete one"):

@@ -27,7 +27,7 @@ from urllib.parse import urljoin
 import aiohttp
 import pytest
 
-from broadcaster.clips.book import ClipBook
+from broadcaster.clips.book import ClipBook, ClipPlaces
 from broadcaster.demo.ledger import Ledger
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.metrics import Metrics
@@ -197,7 +197,7 @@ async def test_a_clip_lists_a_late_segment_and_a_gap_for_one_never_finished(tmp_
     await until(lambda: bodies(world, "live/0/stream-a-1.ts"), "the late copy uploaded")
     (tmp_path / "state").mkdir(exist_ok=True)
     book = ClipBook(StateFile(tmp_path / "state", "clips.json"), world.uploader, NoDeletes(), world.pub,
-                    lambda: None, key_prefix="live", public_url="https://cdn.example", holder=None)
+                    lambda: None, ClipPlaces("live", "https://cdn.example"), holder=None)
     clip = await book.make(last=100)
     [playlist] = [k for k in clip.playlists if k.endswith("/0/playlist.m3u8")]
     text = bodies(world, playlist)[-1].decode()

@@ -138,31 +138,32 @@ def parse_time(text: str) -> float:
         raise ClipError(f"{text!r} is not a time: give RFC 3339 (2026-11-23T14:00:00Z) or Unix seconds") from None
 
 
+@dataclass(frozen=True)
+class ClipPlaces:
+    """Where clips go and how many: `key_prefix` (R2_KEY_PREFIX), `public_url` (None: a private bucket,
+    presigned URLs, where a clip cannot be read), `max_clips` (MAX_CLIPS); `wall_clock`: a clip's dates."""
+
+    key_prefix: str
+    public_url: str | None
+    max_clips: int = MOST_CLIPS
+    wall_clock: Callable[[], float] = time.time
+
+
 class ClipBook:
-    def __init__(
-        self,
-        file: StateFile,
-        uploader: BytesUploader,
-        store: DeletingStore,
-        source: ClipSource,
-        announced: Callable[[], list[SourceVariant] | None],
-        *,
-        key_prefix: str,
-        public_url: str | None,  # None: a private bucket (presigned URLs), where a clip cannot be read
-        holder: Holder | None,  # the cleaner; None when nothing is ever deleted
-        wall_clock: Callable[[], float] = time.time,
-        max_clips: int = MOST_CLIPS,  # MAX_CLIPS
-    ) -> None:
+    def __init__(self, file: StateFile, uploader: BytesUploader, store: DeletingStore, source: ClipSource,
+                 announced: Callable[[], list[SourceVariant] | None], places: ClipPlaces, *,
+                 holder: Holder | None) -> None:
+        """`holder`: the cleaner (None when nothing is ever deleted)."""
         self._file = file
-        self._max_clips = max_clips
+        self._max_clips = places.max_clips
         self._uploader = uploader
         self._store = store
         self._source = source
         self._announced = announced
-        self._prefix = key_prefix
-        self._public_url = public_url
+        self._prefix = places.key_prefix
+        self._public_url = places.public_url
         self._holder = holder
-        self._wall = wall_clock
+        self._wall = places.wall_clock
         self._clips: dict[str, Clip] = {}
         self._lock = asyncio.Lock()  # one change at a time: the file is written whole
 
