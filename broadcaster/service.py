@@ -55,7 +55,7 @@ from .steering.plan import steered_plan
 from .steering.policy import BucketSignals, SteeringPolicy, refusal
 from .steering.probe import Newest, Probe, SteeringLoop, Watched
 from .steering.reports import PathwayReports
-from .status.assessment import HealthReport
+from .status.assessment import HealthReport, Readings
 from .status.audience import Audience
 from .status.hub import EventHub, StatusWatcher
 from .status.playback import Playback
@@ -323,15 +323,13 @@ class Service:
                 self.pathway_counts.on_request = self.steering_loop.seen
             SteeringMetrics(self.metrics.registry, steering, self.held, self.pathway_counts,
                             self.settings.vm_segment_mbps * 125_000, self.pathway_reports)
-        self.report = HealthReport(self.publisher.facts, self.uploader,
-                                   state_error=lambda: self.snapshots.error, mirror=self.mirror,
-                                   listing_held=lambda: self.release.held,
-                                   input_problem=self.watcher.master_missing,
-                                   access_problem=lambda: self.access.problem,
-                                   p2p_trackers=self.tracker_probe.readings if self.tracker_probe else None,
-                                   viewers=lambda: {"watching": audience.watching, "p2p": audience.p2p,
-                                                    "stalled_5min": audience.stalled_recently},
-                                   delivery=self.public_reads.delivery(steering))
+        self.report = HealthReport(self.publisher.facts, self.uploader, mirror=self.mirror, readings=Readings(
+            state_error=lambda: self.snapshots.error, listing_held=lambda: self.release.held,
+            input_problem=self.watcher.master_missing, access_problem=lambda: self.access.problem,
+            p2p_trackers=self.tracker_probe.readings if self.tracker_probe else None,
+            viewers=lambda: {"watching": audience.watching, "p2p": audience.p2p,
+                             "stalled_5min": audience.stalled_recently},
+            delivery=self.public_reads.delivery(steering)))
         # State events: run by the public app (create_app) from its startup, after the watcher's first
         # scan, to its shutdown, which stops them before it ends the event streams.
         self.status = StatusWatcher(self.events, self.report.assess)

@@ -612,7 +612,7 @@ async def test_a_hostile_client_moves_the_real_services_figures_no_further_than_
 
 
 def test_health_says_how_many_viewers_stalled_in_the_last_five_minutes() -> None:
-    from broadcaster.status.assessment import HealthReport
+    from broadcaster.status.assessment import HealthReport, Readings
     from tests.support.world import World  # noqa: PLC0415 (its publisher's facts, as the service's)
 
     world = World(Path("/nonexistent"))
@@ -623,8 +623,8 @@ def test_health_says_how_many_viewers_stalled_in_the_last_five_minutes() -> None
         send(audience, playback, pages[0], "192.0.2.1", report(stalls=2, stalled_ms=3000))
         send(audience, playback, pages[1], "192.0.2.2", report(watched_ms=1000))
         clock.t += INTERVAL
-    health = HealthReport(world.pub.facts, world.uploader, viewers=lambda: {
-        "watching": audience.watching, "p2p": audience.p2p, "stalled_5min": audience.stalled_recently})
+    health = HealthReport(world.pub.facts, world.uploader, readings=Readings(viewers=lambda: {
+        "watching": audience.watching, "p2p": audience.p2p, "stalled_5min": audience.stalled_recently}))
     assert health.assess().body["viewers"] == {"watching": 2, "p2p": 0, "stalled_5min": 1}
 
 

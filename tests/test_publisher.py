@@ -16,7 +16,7 @@ from broadcaster.bucket.uploader import Uploaded
 from broadcaster.publish.slots import Copy, Slot
 from broadcaster.publish.target import Retarget
 from broadcaster.state.disk import StateFile
-from broadcaster.status.assessment import HealthReport
+from broadcaster.status.assessment import HealthReport, Readings
 from broadcaster.source.owncast import SourcePlaylist, SourceSegment, SourceVariant
 from tests.support.world import PUBLIC, World
 from tests.support.waiting import until
@@ -630,7 +630,8 @@ async def test_a_stream_that_cannot_be_served_is_never_idle_in_health(world: Wor
     """Owncast writes variant playlists but no multivariant playlist (HlsWatcher.master_missing):
     nothing is listed, yet /health must not say idle and ok."""
     problem = "Owncast writes 0/stream.m3u8 but its multivariant playlist stream.m3u8 is missing"
-    ok, body = HealthReport(world.pub.facts, world.uploader, input_problem=lambda: problem).health()
+    ok, body = HealthReport(world.pub.facts, world.uploader,
+                            readings=Readings(input_problem=lambda: problem)).health()
     assert not ok and body["stream"] == "live" and body["status"] == problem
     ok, body = HealthReport(world.pub.facts, world.uploader).health()
     assert ok and body["stream"] == "idle"

@@ -18,7 +18,7 @@ from broadcaster.http import PlaylistOptions, ViewerOptions, Viewers, create_app
 from broadcaster.metrics import AudienceMetrics, Metrics
 from broadcaster.service import default_viewer_dir
 from broadcaster.settings import Settings, SettingsError, load_settings
-from broadcaster.status.assessment import HealthReport
+from broadcaster.status.assessment import HealthReport, Readings
 from broadcaster.status.audience import Audience
 from tests.support.client import new_id
 from tests.support.fakes import Clock, FakeHealth, FakePlaylists
@@ -216,8 +216,8 @@ def test_health_says_how_many_watch() -> None:
     world = World(Path("/nonexistent"))
     audience = Audience(30)
     audience.beat(new_id(), "192.0.2.1", p2p=True)
-    report = HealthReport(world.pub.facts, world.uploader,
-                          viewers=lambda: {"watching": audience.watching, "p2p": audience.p2p})
+    report = HealthReport(world.pub.facts, world.uploader, readings=Readings(
+        viewers=lambda: {"watching": audience.watching, "p2p": audience.p2p}))
     assert report.assess().body["viewers"] == {"watching": 1, "p2p": 1}
 
 

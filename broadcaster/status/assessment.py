@@ -32,36 +32,41 @@ class Assessment:
         return self.state.detail(self.status)
 
 
+@dataclass(frozen=True)
+class Readings:
+    """What /health reads besides the publisher's facts and the uploads, each a callable read at every
+    assessment. input_problem: why nothing Owncast writes can be served (HlsWatcher.master_missing).
+    access_problem: a folder or file of HLS_DIR this user is refused (AccessWatch), which may hide a
+    stream: live and degraded, whatever was listed. p2p_trackers: the trackers' readings (TrackerProbe),
+    shown but never making the status other than ok: without a tracker, viewers play from the bucket as
+    without P2P. viewers: the viewer pages playing now, for the body (never a reason to be unhealthy).
+    delivery: (the pathway players are steered to, None without steering; why viewers may not get what is
+    listed): a reason while they are away from the bucket (steering/policy.py), and while the segments
+    listed do not answer at their URLs, naming the setting (status/public_reads.py)."""
+
+    state_error: Callable[[], str | None] = lambda: None
+    listing_held: Callable[[], bool] = lambda: False
+    input_problem: Callable[[], str | None] = lambda: None
+    access_problem: Callable[[], str | None] = lambda: None
+    p2p_trackers: Callable[[], dict[str, Reading]] | None = None
+    viewers: Callable[[], dict[str, int]] | None = None
+    delivery: Callable[[], tuple[str | None, list[str]]] | None = None
+
+
 class HealthReport:
     """Assesses the stream from the facts passed in, for /health and the StatusWatcher alike."""
 
     def __init__(self, facts: Callable[[], PublisherFacts], uploader: Uploader, *,
-                 state_error: Callable[[], str | None] = lambda: None,
-                 mirror: PlaylistMirror | None = None,
-                 listing_held: Callable[[], bool] = lambda: False,
-                 input_problem: Callable[[], str | None] = lambda: None,
-                 access_problem: Callable[[], str | None] = lambda: None,
-                 p2p_trackers: Callable[[], dict[str, Reading]] | None = None,
-                 viewers: Callable[[], dict[str, int]] | None = None,
-                 delivery: Callable[[], tuple[str | None, list[str]]] | None = None) -> None:
-        """input_problem: why nothing Owncast writes can be served (HlsWatcher.master_missing).
-        access_problem: a folder or file of HLS_DIR this user is refused (AccessWatch), which may hide
-        a stream: live and degraded, whatever was listed.
-        p2p_trackers: the trackers' readings (TrackerProbe), shown but never making the status other
-        than ok: without a tracker, viewers play from the bucket as without P2P.
-        viewers: the viewer pages playing now, for the body (never a reason to be unhealthy).
-        delivery: (the pathway players are steered to, None without steering; why viewers may not get what
-        is listed): a reason while they are away from the bucket (steering/policy.py), and while the
-        segments listed do not answer at their URLs, naming the setting (status/public_reads.py)."""
-        self._delivery = delivery
-        self._p2p_trackers = p2p_trackers
-        self._viewers = viewers
+                 mirror: PlaylistMirror | None = None, readings: Readings = Readings()) -> None:
+        self._delivery = readings.delivery
+        self._p2p_trackers = readings.p2p_trackers
+        self._viewers = readings.viewers
         self._facts = facts
-        self._input_problem = input_problem
-        self._access_problem = access_problem
-        self._listing_held = listing_held
+        self._input_problem = readings.input_problem
+        self._access_problem = readings.access_problem
+        self._listing_held = readings.listing_held
         self._uploader = uploader
-        self._state_error = state_error
+        self._state_error = readings.state_error
         self._mirror = mirror
 
     def health(self) -> tuple[bool, dict[str, object]]:

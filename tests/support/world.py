@@ -13,7 +13,7 @@ from broadcaster.metrics import Metrics
 from broadcaster.source.owncast import SourcePlaylist, SourceSegment
 from broadcaster.bucket.cleaner import Cleaner
 from broadcaster.bucket.recorder import Recorder
-from broadcaster.status.assessment import HealthReport
+from broadcaster.status.assessment import HealthReport, Readings
 from broadcaster.playlist.options import WindowOptions
 from broadcaster.publish.config import PublisherConfig
 from broadcaster.publish.publisher import Publisher
@@ -110,9 +110,8 @@ class World:
         if self.snapshots is not None:
             register_parts(self.snapshots, self.pub)  # as the service does (without a cleaner)
         snapshots = self.snapshots
-        self.report = HealthReport(self.pub.facts, self.uploader,
-                                   state_error=lambda: snapshots.error if snapshots else None,
-                                   listing_held=lambda: self.release.held)
+        self.report = HealthReport(self.pub.facts, self.uploader, readings=Readings(
+            state_error=lambda: snapshots.error if snapshots else None, listing_held=lambda: self.release.held))
         self.checker = VariantSetChecker(allow_resume_after_endlist=True, allow_restart=True, align_by=align_by)
         self.segments: dict[int, list[SourceSegment]] = {}
 
