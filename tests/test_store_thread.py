@@ -144,11 +144,3 @@ async def test_a_failed_start_leaves_no_thread(moto_url: str) -> None:
         await store.start()
     assert store._thread is None and store._loop is None
     assert io_threads() == before
-
-
-async def test_exists_says_whether_a_key_is_there(stores: tuple[StoreThread, RecordingStore]) -> None:
-    """A HeadObject's bare 404 is a no (the second bucket's look-up of a restored window), not an error."""
-    store, _ = stores
-    await store.put("there.ts", b"x", content_type="video/mp2t", cache_control="no-cache")
-    assert await store.exists("there.ts") is True
-    assert await store.exists("never-put.ts") is False

@@ -128,17 +128,6 @@ class S3Store:
         async with _errors():
             await self.client.delete_object(Bucket=self.bucket, Key=key)
 
-    async def exists(self, key: str) -> bool:
-        """Whether `key` is in the bucket: a HeadObject, whose 404 (no body) is a no."""
-        try:
-            async with _errors():
-                await self.client.head_object(Bucket=self.bucket, Key=key)
-        except StoreError as err:
-            if err.reason in ("NoSuchKey", "NoSuchBucket"):  # a HEAD's bare 404 reads as NoSuchBucket
-                return False
-            raise
-        return True
-
     async def delete_many(self, keys: list[str]) -> list[str]:
         """Delete up to 1000 keys in one DeleteObjects; returns the keys that were not deleted.
 

@@ -77,9 +77,6 @@ class StoreThread:
     async def delete_many(self, keys: list[str]) -> list[str]:
         return await self._call(self._store.delete_many(keys))
 
-    async def exists(self, key: str) -> bool:
-        return await self._call(self._store.exists(key))
-
     async def probe(self) -> None:
         await self._call(self._store.probe())
 

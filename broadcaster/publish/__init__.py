@@ -13,9 +13,10 @@ written again after its upload is uploaded again: rewrites.py) under the one tar
 (target.py), numbered so that no number is ever served twice (numbering.py, memory.py, playlist_memory.py,
 docs/hls-rules.md#numbers-across-restarts).
 
-Each variant's playlist has one owner, variant_playlist.VariantPlaylist: it alone holds the variant's
-ManifestGenerator and changes it through intents (open, list, gap, end, join; and the three places a
-playlist restarts: retarget, rejoin, continue_above). The target policy decides a new target and
+Each variant's playlist is held by variant_playlist.VariantPlaylist, which changes its ManifestGenerator
+through intents (open, list, gap, end, join; and the three places a playlist restarts: retarget, rejoin,
+continue_above); pathway_views.PathwayViews, which says how far each pathway lists, also sets the
+generator's hold and moves its window on (slide, landed). The target policy decides a new target and
 returns the decision; the lister applies it. Every playlist is made under one WindowOptions
 (config.py), new or restored (variants.py). The other state has one owner each too, built by the
 publisher (publisher.py): what was read of Owncast per variant (slots.Variant in variants.Variants,
