@@ -142,6 +142,21 @@ def test_every_repository_path_a_doc_names_exists(doc: Path) -> None:
     assert not missing, "paths named in docs/ that do not exist (moved? update the doc):\n" + "\n".join(missing)
 
 
+# This project's issues ("issue 47", "issues 47 and 50") and dated runs ("2026-11-25"). Another project's
+# issue is named with its project ("hls.js issue 5747", "owncast#489").
+_DIARY = re.compile(r"\b[Ii]ssues? \d+|\b20\d\d-\d\d-\d\d\b")
+
+
+@pytest.mark.parametrize("doc", DOC_FILES, ids=lambda p: p.relative_to(DOCS).as_posix())
+def test_no_page_names_an_issue_of_ours_or_a_dated_run(doc: Path) -> None:
+    """A reader cannot open "issue 47", and a dated bench run is history: the guides say what is true now,
+    with the command that measures it (the commit messages keep the history)."""
+    found = [f"{doc.name}:{lineno}: {m.group(0)!r}" for lineno, line in enumerate(_read(doc).splitlines(), 1)
+             for m in _DIARY.finditer(line) if not re.search(r"(hls\.js|Shaka|Owncast|PeerTube) issues? \d",
+                                                               line[max(0, m.start() - 12):m.end()])]
+    assert not found, "\n".join(found)
+
+
 def test_the_index_lists_every_doc() -> None:
     index = _read(DOCS / "README.md")
     # index.md is the documentation site's front page (docs/conf.py); the rest are its pages.
