@@ -6,14 +6,17 @@ Each imports what it runs (moto, the demo's parts) when a test asks for it, not 
 
 from __future__ import annotations
 
+import collections
 import json
 import os
-from collections.abc import AsyncIterator, Collection, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 import pytest_asyncio
+
+from tests.support import order
 
 if TYPE_CHECKING:
     from broadcaster.demo.emulator import OwncastEmulator
@@ -27,53 +30,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--passthrough-runs", type=int, default=0, metavar="N",
                     help="issue 39: run the Owncast matrix's chains with passthrough N times in a row (tests/"
                          "test_owncast_matrix.py::test_the_passthrough_chains_again); left out without it")
+    group.addoption("--write-durations", action="store_true",
+                    help="record each module's seconds in tests/durations.json, the data the suite's order is "
+                         "made from (tests/support/order.py): run with a full scripts/test")
     group.addoption("--passthrough-late-tails", action="store_true",
                     help="with --passthrough-runs: hold every segment's last bytes until its playlist names "
                          "it, as the matrix's rows do, rather than leave the race to chance")
-
-
-# The order the xdist groups begin in (group_order; scripts/test: --dist loadgroup --no-loadscope-reorder).
-# xdist hands each worker the next group in turn, then a second, so the first wave runs together and each
-# worker's second begins when its first ends. When a run has the steering module among the workers, the
-# first wave holds no other browser module (its players are judged by the clock, and beside p2p_browser,
-# players_across_change and bench_browsers it failed 5 of 6 full runs on 2026-11-25; scripts/test's full
-# run plays it in a process of its own, the workers beside it at the lowest CPU priority). Without it
-# (scripts/test's workers), the browser groups begin at once beside the longest quiet one (two on seven
-# workers), and the other quiet ones follow: so the suite ran until 2026-11-26,
-# when it showed that xdist's workers, not given -n, had ordered for one worker; the quiet groups first, as
-# intended, took 445 s against 422 s, and Shaka stood still in players_across_change beside three browser
-# groups begun together in the second wave. Seconds each in a full run at load 9-14, for scale:
-# steering_browser 120, faults_input 112, package_readme 105, package 57, nginx_cache 27, faults_http 11,
-# docs_site 8, p2p_browser 234, players_across_change 125, bench_browsers 112, viewer_browser 41,
-# gap_players 26; independent_players 38-45 alone at load 8-17 (31 s of CPU, 19 of them Chromium's);
-# players_empty_end 37 alone at load 1 (33 s of CPU); containers 13-30 with its images kept, 60 building
-# them from nothing (45 s of CPU), at load 1-3. A group not named here begins with the second wave, as a long one may be.
-# Tests in no group go to whichever worker is free, in this order: the modules whose tests each take tens
-# of seconds of a real stream and no browser first (they pace themselves by the stream's clock, beside
-# the groups' busy browsers), then those with a browser each (after the groups' browsers, mostly), then
-# every other module in file order, short tests that fill the end. In file order, test_viewers_browser's
-# eight tests of 10-30 s began last, at 368 s of a 399 s run (2026-11-26, h1), the cores idle around them.
-# Seconds per test, mean of two full runs (h1, h2).
-LONG_QUIET = ("faults_copies_lost", "owncast_matrix", "backup_bucket", "faults_bucket", "faults_restart",
-              "faults_storage", "pm2", "startup_order", "faults_owncast", "state_faults",
-              "integration")  # 32 (alone) to 5 s
-LONG_WITH_A_BROWSER = ("rewind_browser", "owncast_page_browser", "lowlatency_browser", "events_browser",
-                       "rewind_videojs", "csp_browser", "edge", "presigned",
-                       "stuck_variant")  # 36 to 6 s
-FIRST = ("steering_browser",)
-QUIET = ("faults_input", "package_readme", "package", "containers", "nginx_cache", "faults_http",
-         "docs_site")  # no browser
-LOUD = ("p2p_browser", "players_across_change", "bench_browsers", "independent_players", "viewer_browser",
-        "gap_players", "players_empty_end")
-
-
-def group_order(workers: int, present: Collection[str] = (*FIRST, *QUIET, *LOUD)) -> tuple[str, ...]:
-    """The first wave (one group per worker): the steering module and groups without a browser, if this run
-    has the steering module; else the longest group without one beside the browser groups. Then the rest."""
-    first = tuple(g for g in FIRST if g in present)
-    quiet = tuple(g for g in QUIET if g in present)
-    calm = max(0, workers - len(first)) if first else 1
-    return first + quiet[:calm] + tuple(g for g in LOUD if g in present) + quiet[calm:]
 
 
 def xdist_group(item: pytest.Item) -> str | None:
@@ -84,8 +46,9 @@ def xdist_group(item: pytest.Item) -> str | None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Modules marked xdist_group first, in GROUP_ORDER: each is one long unit of work for one worker
-    (scripts/test's --dist loadgroup), best begun before the short tests, not left for the end.
+    """The groups and the long modules first, in the order tests/support/order.py says from the seconds
+    each module took in a full run (tests/durations.json): each group is one long unit of work for one
+    worker (scripts/test's --dist loadgroup), best begun before the short tests, not left for the end.
     scripts/test passes --no-loadscope-reorder, so xdist keeps this order (its own puts the groups with
     the most tests first, whatever their length). Runs by hand are left out unless asked for."""
     if not config.getoption("--passthrough-runs"):
@@ -98,18 +61,47 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     workerinput = getattr(config, "workerinput", None)
     workers = workerinput["workercount"] if workerinput else config.getoption("numprocesses", None)
     workers = workers if isinstance(workers, int) and workers > 0 else 1
-    order = group_order(workers, {g for item in items if (g := xdist_group(item)) is not None})
-    second_wave = min(workers, len(order))
+    modules = order.read()
+    groups: dict[str, tuple[float, bool, bool]] = {}
+    counted: set[str] = set()  # the modules whose seconds a group has counted
+    for item in items:
+        if (group := xdist_group(item)) is None:
+            continue
+        seconds, browser, apart = groups.get(group, (0.0, False, False))
+        if item.path.name not in counted:
+            counted.add(item.path.name)
+            seconds += modules[item.path.name].seconds if item.path.name in modules else 0.0
+        groups[group] = (seconds, browser or item.get_closest_marker("browser") is not None,
+                         apart or item.get_closest_marker("apart") is not None)
+    group_rank = {g: n for n, g in enumerate(order.group_order(workers, groups))}
 
-    ungrouped = {f"test_{name}.py": rank for rank, name in enumerate(LONG_QUIET + LONG_WITH_A_BROWSER)}
-
-    def in_order(item: pytest.Item) -> float:
+    def in_order(item: pytest.Item) -> tuple[float, int, float]:
         group = xdist_group(item)
-        if group is None:  # after every group: the long modules first, then the rest in file order
-            return len(order) + 1.0 + ungrouped.get(item.path.name, len(ungrouped)) / (len(ungrouped) + 1)
-        return order.index(group) if group in order else second_wave + 0.5
+        if group is not None:
+            return group_rank[group], 0, 0.0
+        kind, per_test = order.ungrouped_rank(modules, item.path.name, item.get_closest_marker("browser") is not None)
+        return len(group_rank) + 1.0, kind, per_test
 
     items.sort(key=in_order)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Each module's seconds in this run (setup, call and teardown; in xdist's controller, every worker's),
+    for --write-durations."""
+    module = report.nodeid.split("::", 1)[0].rsplit("/", 1)[-1]
+    _seconds[module] += report.duration
+    if report.when == "call" or (report.when == "setup" and report.outcome == "skipped"):
+        _tests[module] += 1
+
+
+_seconds: collections.defaultdict[str, float] = collections.defaultdict(float)
+_tests: collections.Counter[str] = collections.Counter()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if session.config.getoption("--write-durations") and not hasattr(session.config, "workerinput"):
+        order.write({name: order.Module(seconds, _tests[name]) for name, seconds in _seconds.items()
+                     if _tests[name]})
 
 
 # The run's one SeaweedFS server (tests/support/s3.py), in the xdist controller: started before the workers,

@@ -70,6 +70,7 @@ from tests.support.tunnel import SERVICE, tunnel_rules
 from tests.support.waiting import TimedOut, until
 
 pytestmark = [
+    pytest.mark.apart,  # its players are judged by the clock: scripts/test runs it beside the workers
     pytest.mark.integration,
     pytest.mark.browser,
     needs_chromium,

@@ -261,19 +261,32 @@ def test_browser_waits_poll_on_a_timer() -> None:
     assert found == {}
 
 
-def test_the_modules_named_for_the_runs_order_exist() -> None:
-    """conftest.py orders the run by module names (its groups, the long modules in no group): a name that
-    no longer names a test file would silently leave that module to file order, at the run's end."""
-    from tests.conftest import FIRST, LONG_QUIET, LONG_WITH_A_BROWSER, LOUD, QUIET
+def test_the_runs_order_is_made_from_data_that_names_the_modules_there_are() -> None:
+    """The run's order comes from each module's recorded seconds (tests/support/order.py): a module the
+    data names must exist, and the data must cover the long ones (else they begin at the run's end)."""
+    from tests.support import order
 
-    grouped = {name for path in modules() for name in _groups(path.read_text())}
-    for name in LONG_QUIET + LONG_WITH_A_BROWSER:
-        assert (TESTS / f"test_{name}.py").is_file(), name
-        assert name not in grouped, f"{name} is an xdist group: its order is the groups'"
-    # A test marked with two groups is in the group of both names, sorted and joined by _ (xdist_group).
-    joined = grouped | {"_".join(sorted((a, b))) for a in grouped for b in grouped if a != b}
-    for name in FIRST + QUIET + LOUD:
-        assert name in joined, f"no test module is in the xdist group {name}"
+    recorded = order.read()
+    assert recorded, "tests/durations.json is empty: run scripts/test --write-durations"
+    assert [name for name in recorded if not (TESTS / name).is_file()] == []
+    grouped = {path.name for path in modules() if _groups(path.read_text())}
+    assert grouped - set(recorded) == set(), "a grouped module has no recorded seconds: scripts/test --write-durations"
+
+
+def test_the_order_begins_the_apart_groups_then_the_long_ones() -> None:
+    from tests.support.order import Module, group_order, ungrouped_rank
+
+    groups = {"short": (10.0, False, False), "long": (100.0, False, False), "p2p": (200.0, True, False),
+              "gap": (20.0, True, False), "steering": (50.0, True, True)}
+    # Apart first, then the quiet ones beside it (one per worker left), the browser groups longest first.
+    assert group_order(7, groups) == ("steering", "long", "short", "p2p", "gap")
+    assert group_order(2, groups) == ("steering", "long", "p2p", "gap", "short")
+    # Without an apart group: the longest quiet one alone beside the browser groups, the rest after.
+    assert group_order(7, {g: v for g, v in groups.items() if g != "steering"}) == ("long", "p2p", "gap", "short")
+    modules = {"test_a.py": Module(60.0, 2), "test_b.py": Module(40.0, 1), "test_c.py": Module(3.0, 3)}
+    ranks = sorted([("test_a.py", False), ("test_b.py", True), ("test_c.py", False), ("test_new.py", False)],
+                   key=lambda m: ungrouped_rank(modules, *m))
+    assert [name for name, _ in ranks] == ["test_a.py", "test_b.py", "test_c.py", "test_new.py"]
 
 
 def _groups(source: str) -> set[str]:

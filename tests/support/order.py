@@ -1,0 +1,76 @@
+"""The order a run's tests begin in, from data the suite writes: each module's seconds in a full run
+(tests/durations.json, written by `scripts/test --write-durations`), not lists kept by hand.
+
+pytest-xdist's loadgroup hands each worker the next xdist_group in turn (scripts/test passes
+--no-loadscope-reorder, so it keeps this order), then a second, so the first wave runs together and
+each worker's second begins when its first ends:
+
+- the groups of the modules marked `apart` first, when a run has them among the workers (scripts/test's
+  full run plays them in a process of their own, beside the workers: their players are judged by the
+  clock); then, beside them, the longest groups without a browser, one per worker left (or, without an
+  apart group, the longest one alone beside the browser groups); then every browser group, longest first;
+  then the other groups without a browser;
+- then the tests in no group, the modules whose tests each take LONG seconds or more first (those
+  without a browser, pacing themselves by a stream's clock beside the groups' busy browsers, before
+  those with one), longest first; then every other module in file order: short tests that fill the end.
+
+A module the data does not know yet (new) counts as short, and a group it does not know begins after
+the browser groups. Refresh the data after adding a long module: `scripts/test --write-durations`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+DURATIONS = Path(__file__).resolve().parent.parent / "durations.json"
+LONG = 5.0  # seconds per test from which a module in no group begins before the short ones
+
+
+@dataclass(frozen=True)
+class Module:
+    seconds: float  # all its tests, setup and teardown included, in a full run
+    tests: int
+
+
+def read(path: Path = DURATIONS) -> dict[str, Module]:
+    """The recorded seconds of each module (by file name); empty when there are none yet."""
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return {name: Module(float(m["seconds"]), int(m["tests"])) for name, m in raw.items()
+            if isinstance(m, dict) and "seconds" in m and "tests" in m}
+
+
+def write(seen: Mapping[str, Module], path: Path = DURATIONS) -> None:
+    """The seconds of the modules this run ran, over what was recorded (a run of part of the suite keeps
+    the others' figures), sorted by name: one line each, a diff a reviewer can read."""
+    merged = {name: m for name, m in {**read(path), **seen}.items() if (path.parent / name).is_file()}
+    path.write_text(json.dumps({name: {"seconds": round(m.seconds, 1), "tests": m.tests}
+                                for name, m in sorted(merged.items())}, indent=1) + "\n")
+
+
+def group_order(workers: int, groups: Mapping[str, tuple[float, bool, bool]]) -> tuple[str, ...]:
+    """The order the xdist groups begin in. `groups`: each group present -> (its seconds, whether it has a
+    browser, whether it is apart)."""
+    def longest(names: Collection[str]) -> list[str]:
+        return sorted(names, key=lambda g: (-groups[g][0], g))
+
+    first = longest([g for g, (_, _, apart) in groups.items() if apart])
+    quiet = longest([g for g, (_, browser, apart) in groups.items() if not browser and not apart])
+    loud = longest([g for g, (_, browser, apart) in groups.items() if browser and not apart])
+    calm = max(0, workers - len(first)) if first else 1
+    return (*first, *quiet[:calm], *loud, *quiet[calm:])
+
+
+def ungrouped_rank(modules: Mapping[str, Module], name: str, browser: bool) -> tuple[int, float]:
+    """Where a module in no group begins: (0, -seconds a test) for a long one without a browser, (1, ...)
+    for a long one with one, (2, 0) for the rest (file order among them: the sort is stable)."""
+    m = modules.get(name)
+    per_test = m.seconds / m.tests if m is not None and m.tests else 0.0
+    if per_test < LONG:
+        return 2, 0.0
+    return (1 if browser else 0), -per_test
