@@ -2,7 +2,7 @@
 
 A pathway lists the playlist's entries up to the newest one whose segment is there, each once it is:
 
-- a bucket's pathway, once its upload to that bucket landed (`pending` holds each upload not landed
+- a bucket's pathway, once its upload to that bucket landed (landings.Landings holds each upload not landed
   yet); an upload that failed for good is listed there as a gap (EXT-X-GAP: the other pathways may
   have it); while players are steered away from it, what it lacks is listed at the URI of the first
   pathway that has it (PathwayPlan.fallbacks), so a player that stays on it (video.js, a player without
