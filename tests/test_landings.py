@@ -25,7 +25,9 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
 def test_a_segment_is_in_a_bucket_once_its_upload_there_landed(loop: asyncio.AbstractEventLoop) -> None:
     landings = Landings(["bucket", "backup"])
     first, second = loop.create_future(), loop.create_future()
+    assert not landings.waiting
     landings.pend(KEY, {"bucket": first, "backup": second, "vm": loop.create_future()})
+    assert landings.waiting
     assert landings.state("bucket", KEY) is None and not landings.landed("bucket", KEY)
     assert landings.state("vm", KEY) == OWN and landings.landed("vm", KEY)  # not a bucket's: the VM holds it
     assert landings.count() == 1 and landings.keys() == {"bucket": [KEY], "backup": [KEY]}
@@ -53,6 +55,7 @@ def test_a_failed_upload_is_a_gap_there_and_nowhere_once_every_bucket_failed(
     assert landings.settle(listed) == ([], [KEY])
     assert landings.settle(lambda: {KEY: True}) == ([], [])  # a gap now: said once
     assert landings.settle(dict) == ([], []) and landings.keys() == {}  # it left every playlist: forgotten
+    assert not landings.waiting
 
 
 def test_a_restored_upload_waits_for_its_upload_to_start_again(loop: asyncio.AbstractEventLoop) -> None:

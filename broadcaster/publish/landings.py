@@ -94,6 +94,11 @@ class Landings:
 
     # -- asked --------------------------------------------------------------------------------------------
 
+    @property
+    def waiting(self) -> bool:
+        """Some upload is pending (landed, failed or not yet): `settle` has something to look at."""
+        return any(self._pending.values())
+
     def _nowhere(self, key: str) -> bool:
         """The uploads of `key` failed for good on every bucket's pathway (one not pending landed there)."""
         return all((upload := pending.get(key)) is not None and failed(upload)

@@ -140,16 +140,12 @@ class VariantPlaylist:
         lists it; none while there is nothing to show (not open, empty, or regrowing after continuing
         above a state: 6.2.2), nor on the pathways in `idle` (nobody reads them: their views go on)."""
         gen = self._gen
-        if gen is not None:
-            landed, nowhere = self._landings.settle(lambda: self._views.listed_keys(gen))
-            for key in landed:  # listed late: it stays about a window from now (ManifestGenerator.landed)
-                gen.landed(key, now)
-            for key in nowhere:  # a gap on every pathway: a clip or the rewind never names it again
-                gen.unavailable(key)
-                self._views.nowhere(key)
-        hold = self._views.advance(gen)
-        if gen is not None:
-            gen.keep_through(hold, now)
+        if gen is None:
+            self._views.advance(None)  # a former playlist may still list on
+        else:
+            if self._landings.waiting:  # else nothing to settle (most pushes while nothing fails)
+                self._settle(gen, now)
+            gen.keep_through(self._views.advance(gen), now)
             self._views.trim(gen.media_sequence)
         self._drain()
         return self._views.versions(gen, self._showable(gen), edge, idle)
@@ -417,6 +413,14 @@ class VariantPlaylist:
             self._gen.keep_through(None)
         if left:
             self._on_removed(left)
+
+    def _settle(self, gen: ManifestGenerator, now: float) -> None:
+        landed, nowhere = self._landings.settle(lambda: self._views.listed_keys(gen))
+        for key in landed:  # listed late: it stays about a window from now (ManifestGenerator.landed)
+            gen.landed(key, now)
+        for key in nowhere:  # a gap on every pathway: a clip or the rewind never names it again
+            gen.unavailable(key)
+            self._views.nowhere(key)
 
     def _opened(self) -> ManifestGenerator:
         if self._gen is None:
