@@ -589,7 +589,7 @@ def test_env_example_documents_every_setting_and_loads(tmp_path: Path) -> None:
     values = {k: v for k, v in dotenv_values(DEPLOY / "env.example").items() if v is not None}
     values.update(HLS_DIR=str(tmp_path), STATE_DIR=str(tmp_path / "state"))
     settings = load_settings(environ=values)
-    assert settings.s3_region == "auto" and settings.r2_key_prefix == "live" and settings.port == 3000
+    assert settings.first_bucket.region == "auto" and settings.r2_key_prefix == "live" and settings.port == 3000
     # Read as the service reads it (--env-file), every line taken and none looking like a misspelt key.
     copy = tmp_path / "env"
     copy.write_text(text.replace("HLS_DIR=/home/owncast/owncast/data/hls", f"HLS_DIR={tmp_path}")

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from . import fixes
-from . import state_dir as judged
-from .files import closed_folder, user_name
-from .numbers import whole_number
+from .. import fixes
+from .. import state_dir as judged
+from ..files import closed_folder, user_name
+from ..numbers import whole_number
 
 
 class SettingsError(ValueError):

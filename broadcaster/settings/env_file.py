@@ -10,9 +10,9 @@ from pathlib import Path
 from dotenv import dotenv_values
 from dotenv.parser import parse_stream
 
-from . import fixes
-from .files import closed_folder, user_name
-from .setting_values import SettingsError
+from .. import fixes
+from ..files import closed_folder, user_name
+from .values import SettingsError
 
 
 def env_file_values(env_file: Path | None) -> dict[str, str | None]:
