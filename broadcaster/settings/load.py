@@ -114,10 +114,10 @@ def lookalike_keys(environ: Mapping[str, str] | None = None, env_file: Path | No
         value = sources.file_values.get(key) if where else sources.environ.get(key)
         bucket = _BUCKET_KEY.fullmatch(key)
         close = difflib.get_close_matches(key.upper(), names, n=1, cutoff=0.8) if len(key) <= 40 else []
-        if bucket and not value:
-            continue  # an empty one (deploy/env.example's BACKUP_* lines) sets nothing
+        pathway = bucket[1].lower() if bucket else ""
+        if bucket and value in ("", None, *(r.default for r in bucket_rows(pathway) if r.name == key)):
+            continue  # empty or its default (deploy/env.example's BACKUP_* lines): it sets nothing
         if bucket:
-            pathway = bucket[1].lower()
             found.append(f"{key}{where} is a setting of the bucket pathway {pathway}, which PATHWAYS "
                          f"({','.join(pathways)}) does not name, so it is ignored: add {pathway} to PATHWAYS "
                          f"(e.g. PATHWAYS=bucket,{pathway}) or remove it")

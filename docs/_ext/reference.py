@@ -70,11 +70,16 @@ class _Table(SphinxDirective):
 class SettingsReference(_Table):
     def lines(self) -> list[str]:
         from broadcaster.settings import SETTINGS
+        from broadcaster.settings.buckets import bucket_rows
 
         rows = ["| setting | default | what it does |", "| --- | --- | --- |"]
         for s in SETTINGS:
             default = "required" if s.default is None else (f"`{s.default}`" if s.default != "" else "empty")
             rows.append(f"| `{s.name}` | {_cell(default)} | {_cell(s.doc or s.help)} |")
+        # Every other bucket PATHWAYS names: the same six, after its ID (`backup`: BACKUP_S3_ENDPOINT_URL...).
+        for s in bucket_rows("<id>"):
+            default = f"`{s.default}`" if s.default else "required with `<id>` in `PATHWAYS`"
+            rows.append(f"| `{s.name}` | {_cell(default)} | another bucket's: {_cell(s.help)} |")
         return rows
 
 
