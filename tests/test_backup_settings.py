@@ -47,8 +47,8 @@ def test_backup_pathway_without_its_bucket_names_each_missing_setting(tmp_path: 
 
 def test_a_buckets_settings_without_its_pathway_are_named_as_ignored(tmp_path: Path) -> None:
     """A second bucket is an <ID>_* block like any other: set without PATHWAYS naming it, each key is a
-    stray one `check` and `run` name (the secret's value never); empty or default ones, as deploy/env.example
-    ships say nothing."""
+    stray one `check` and `run` name (the secret's value never); empty or default ones (as
+    deploy/env.example ships them) say nothing."""
     environ = env(tmp_path, **BACKUP, B2_BUCKET_NAME="", B2_S3_REGION="auto", OTHER_THING="x")
     load_settings(environ=environ)  # ignored, so the rest still loads
     lines = lookalike_keys(environ=environ)
