@@ -1,4 +1,4 @@
-"""The .env file a setting may come from (settings.py reads flags, then the environment, then it):
+"""The .env file a setting may come from (load.py reads flags, then the environment, then it):
 its values, or a SettingsError naming the file and, for each line python-dotenv would drop or take
 silently, the line."""
 

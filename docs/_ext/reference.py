@@ -1,6 +1,6 @@
 """Directives that write the reference tables from the code, at build time, so they cannot drift.
 
-- `{settings-reference}`: every setting of broadcaster/settings.py (SETTINGS), its default and its help.
+- `{settings-reference}`: every setting of broadcaster/settings/ (SETTINGS, and the <ID>_* block of another bucket), its default and its help.
 - `{metrics-reference}`: every series the service exports, from the registry a Service builds.
 - `{endpoints-reference}`: every route the service's app registers, from a Service built with every
   feature on, described by broadcaster/http/route_docs.py.
