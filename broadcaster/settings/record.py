@@ -30,6 +30,8 @@ def first_bucket_here() -> Any:
 
 @dataclass(frozen=True)
 class Settings:
+    """Every setting, parsed: a field each (its type what its parser returns), every bucket's in `buckets`."""
+
     hls_dir: Path = setting("Owncast's HLS folder (data/hls)", kinds.existing_dir,
         doc="Owncast's HLS folder, e.g. `/opt/owncast/data/hls`")
     hls_watch: str = setting("how HLS_DIR is watched: 'auto' (inotify on Linux, which says when Owncast closes "
