@@ -166,11 +166,11 @@ async def run_checks(settings: Settings, *, print_line: PrintLine, warnings: lis
 
 async def _check_first_bucket(settings: Settings, report: _Report) -> None:
     store = S3Store(
-        endpoint_url=settings.s3_endpoint_url,
-        region=settings.s3_region,
-        access_key=settings.aws_access_key_id,
-        secret_key=settings.aws_secret_access_key,
-        bucket=settings.aws_bucket_name,
+        endpoint_url=settings.first_bucket.endpoint_url,
+        region=settings.first_bucket.region,
+        access_key=settings.first_bucket.access_key_id,
+        secret_key=settings.first_bucket.secret_access_key,
+        bucket=settings.first_bucket.bucket,
         max_connections=2,
         read_timeout=settings.upload_timeout,
     )
@@ -286,23 +286,23 @@ def _bind_hint(err: OSError, where: Address) -> str:
 def _check_settings(s: Settings, report: _Report) -> bool:
     """Mistakes the settings loader cannot see: it checks each value, not what R2 makes of them. False
     when S3_ENDPOINT_URL has a path: the bucket's checks would then fail for it, blaming other settings."""
-    endpoint = urlsplit(s.s3_endpoint_url)
-    public_host = urlsplit(s.r2_public_url).hostname or ""
+    endpoint = urlsplit(s.first_bucket.endpoint_url)
+    public_host = urlsplit(s.first_bucket.public_url).hostname or ""
     problems = url_mistakes(s)  # `run` refuses the same (cli.py)
     for problem in problems:
         report.fail(problem)
     if not problems:
         prefix = f"{s.r2_key_prefix}/" if s.r2_key_prefix else "(the bucket's top level)"
         report.ok(
-            f"settings: bucket {s.aws_bucket_name!r} at {s.s3_endpoint_url} (region {s.s3_region}), keys "
-            f"under {prefix}, {_segment_urls(s)}, access key id {_shorten(s.aws_access_key_id)}"
+            f"settings: bucket {s.first_bucket.bucket!r} at {s.first_bucket.endpoint_url} (region {s.first_bucket.region}), keys "
+            f"under {prefix}, {_segment_urls(s)}, access key id {_shorten(s.first_bucket.access_key_id)}"
         )
     if _presigned(s):
         _check_presigned_settings(s, endpoint.hostname or "", report)
     else:
         _check_public_settings(s, public_host, report)
-    if (endpoint.hostname or "").endswith(_R2_API_HOST) and s.s3_region not in ("auto", "us-east-1"):
-        report.warn(f"S3_REGION is {s.s3_region!r}: R2 expects 'auto'")
+    if (endpoint.hostname or "").endswith(_R2_API_HOST) and s.first_bucket.region not in ("auto", "us-east-1"):
+        report.warn(f"S3_REGION is {s.first_bucket.region!r}: R2 expects 'auto'")
     if _loopback(s.host) and not s.trust_cf_connecting_ip and not s.forwarded_allow_ips:
         report.warn(
             f"HOST is {s.host} (cloudflared on this machine?) and TRUST_CF_CONNECTING_IP is false: every "
@@ -310,7 +310,7 @@ def _check_settings(s: Settings, report: _Report) -> bool:
             "requests; set TRUST_CF_CONNECTING_IP=true behind the tunnel (deploy/env.example), or name a "
             "reverse proxy on this machine in FORWARDED_ALLOW_IPS=127.0.0.1"
         )
-    return not endpoint_has_path(s.s3_endpoint_url)
+    return not endpoint_has_path(s.first_bucket.endpoint_url)
 
 
 def _loopback(host: str) -> bool:
@@ -329,7 +329,7 @@ def _presigned(s: Settings) -> bool:
 def _segment_urls(s: Settings) -> str:
     if _presigned(s):
         return f"presigned URLs (expire after {s.presign_expiry} s)"
-    return f"public URL {s.r2_public_url}"
+    return f"public URL {s.first_bucket.public_url}"
 
 
 def _check_public_settings(s: Settings, public_host: str, report: _Report) -> None:
@@ -338,15 +338,15 @@ def _check_public_settings(s: Settings, public_host: str, report: _Report) -> No
             "R2_PUBLIC_URL is an r2.dev address: rate-limited (429s) and never cached, not for production; "
             "connect a custom domain to the bucket and use it (deploy/r2-setup.md, step 2)"
         )
-    if s.r2_public_url.startswith("http://") and public_host not in _LOCAL_HOSTS:
+    if s.first_bucket.public_url.startswith("http://") and public_host not in _LOCAL_HOSTS:
         report.warn("R2_PUBLIC_URL is http://: browsers block its segments on an https:// viewer page")
 
 
 def _check_presigned_settings(s: Settings, endpoint_host: str, report: _Report) -> None:
     # Viewers fetch presigned segments from the S3 API host itself.
-    if s.s3_endpoint_url.startswith("http://") and endpoint_host not in _LOCAL_HOSTS:
+    if s.first_bucket.endpoint_url.startswith("http://") and endpoint_host not in _LOCAL_HOSTS:
         report.warn("S3_ENDPOINT_URL is http://: browsers block presigned segments on an https:// viewer page")
-    if s.r2_public_url:
+    if s.first_bucket.public_url:
         report.warn("R2_PUBLIC_URL is set but not used: with SEGMENT_URLS=presigned viewers fetch segments "
                     "from S3_ENDPOINT_URL")
 
@@ -374,7 +374,7 @@ async def _check_bucket(s: Settings, store: S3Store, report: _Report) -> None:
     try:
         found, head = await _store_step(
             s, report, f"head probe object {key}",
-            lambda: store.client.head_object(Bucket=s.aws_bucket_name, Key=key),
+            lambda: store.client.head_object(Bucket=s.first_bucket.bucket, Key=key),
         )  # fmt: skip
         if found:
             _check_metadata(head, len(body), report)
@@ -447,7 +447,7 @@ def _check_metadata(head: Any, size: int, report: _Report) -> None:
 
 
 async def _check_public(s: Settings, key: str, body: bytes, report: _Report) -> None:
-    url = f"{s.r2_public_url}/{quote(key)}"
+    url = f"{s.first_bucket.public_url}/{quote(key)}"
     timeout = aiohttp.ClientTimeout(total=s.upload_timeout)
     async with aiohttp.ClientSession(timeout=timeout) as http:
         try:
@@ -502,8 +502,8 @@ async def _check_presigned(s: Settings, key: str, body: bytes, report: _Report) 
     """What a viewer's player does with SEGMENT_URLS=presigned: GET through a presigned URL; and
     that an unsigned GET of the same object is refused, which makes presigning worth it."""
     signer = S3Signer(
-        endpoint_url=s.s3_endpoint_url, region=s.s3_region, access_key=s.aws_access_key_id,
-        secret_key=s.aws_secret_access_key, bucket=s.aws_bucket_name,
+        endpoint_url=s.first_bucket.endpoint_url, region=s.first_bucket.region, access_key=s.first_bucket.access_key_id,
+        secret_key=s.first_bucket.secret_access_key, bucket=s.first_bucket.bucket,
     )  # fmt: skip
     url = signer(key, s.presign_expiry)
     base, _, signature = url.partition("?")

@@ -295,7 +295,7 @@ class Service:
         self.clips = ClipBook(
             StateFile(s.state_dir, CLIPS_FILE), self.uploader, self.store, self.publisher,
             lambda: self.playlists.announced, ClipPlaces(
-                s.r2_key_prefix, s.r2_public_url if s.segment_urls == "public" else None, s.max_clips),
+                s.r2_key_prefix, s.first_bucket.public_url if s.segment_urls == "public" else None, s.max_clips),
             holder=self.cleaner,
         )
         self.clips.load()
@@ -335,7 +335,7 @@ class Service:
         self.status = StatusWatcher(self.events, self.report.assess)
 
     def _build_app(self, s: Settings, viewer_folder: Path | None) -> web.Application:
-        stream_url = f"{s.r2_public_url}/{self.release.master_key}" if self.mirror else "live/master.m3u8"
+        stream_url = f"{s.first_bucket.public_url}/{self.release.master_key}" if self.mirror else "live/master.m3u8"
         return create_app(
             self.playlists, self.report, self.metrics, events=LiveEvents(self.events, self.status),
             playlist_options=PlaylistOptions(blocking_reload=s.blocking_reload, max_held=self.budget.held,
@@ -398,10 +398,10 @@ class Service:
             await self._open_control_socket(stack)
             self._parts = stack.pop_all()
         log.info("serving %s/live/master.m3u8 from %s; segments go to bucket %s under %s/ (%s URLs)",
-                 self.url, s.hls_dir, s.aws_bucket_name, s.r2_key_prefix, s.segment_urls)
+                 self.url, s.hls_dir, s.first_bucket.bucket, s.r2_key_prefix, s.segment_urls)
         if self.mirror is not None:
             log.info("playlists are also written to the bucket: viewers can load %s/%s",
-                     s.r2_public_url, self.release.master_key)
+                     s.first_bucket.public_url, self.release.master_key)
 
     async def _start_pipeline(self, stack: contextlib.AsyncExitStack) -> None:
         """Owncast's folder readable, the bucket, then what writes to it, then what feeds them; each stop

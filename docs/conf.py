@@ -3,7 +3,7 @@
 Sphinx with MyST rather than MkDocs: MkDocs 1.x has had no release since 2024 and Material for MkDocs is
 in maintenance mode, while Sphinx is maintained and MyST reads the Markdown these pages are written in.
 The reference pages are written at build time from the code (docs/_ext/reference.py): the settings
-from broadcaster/settings.py, the metrics from the registry the service builds, the endpoints from the
+from broadcaster/settings/, the metrics from the registry the service builds, the endpoints from the
 routes its app registers, so they cannot drift. Built with warnings as errors (-W -n): a broken link
 or anchor fails the build, and tests/test_docs_site.py builds it in the suite.
 """

@@ -22,6 +22,7 @@ from dotenv import dotenv_values
 from broadcaster.playlist import hls
 from broadcaster.publish.uploads import init_section_name
 from broadcaster.settings import SETTINGS, load_settings, lookalike_keys
+from broadcaster.settings.buckets import bucket_rows
 from tests.support.metrics import exported_series
 from tests.support.strict_yaml import StrictLoader, strict_yaml
 from tests.support.tunnel import (OWNCAST, OWNCAST_HOST, OWNCAST_PLAYLISTS, SERVICE, TRACKER, TRACKER_HOST, go_search,
@@ -581,7 +582,8 @@ def test_env_example_documents_every_setting_and_loads(tmp_path: Path) -> None:
     text = (DEPLOY / "env.example").read_text()
     lines = text.splitlines()
     assigned = [line.split("=", 1)[0] for line in lines if re.match(r"[A-Z0-9_]+=", line)]
-    assert sorted(assigned) == sorted(s.name for s in SETTINGS)  # each exactly once
+    # each exactly once, and the second bucket's <ID>_* block as its pathway `backup` reads it
+    assert sorted(assigned) == sorted([s.name for s in SETTINGS] + [s.name for s in bucket_rows("backup")])
     for i, line in enumerate(lines):
         if re.match(r"[A-Z0-9_]+=", line):
             above = [previous for previous in lines[:i] if previous.strip()]
@@ -589,7 +591,7 @@ def test_env_example_documents_every_setting_and_loads(tmp_path: Path) -> None:
     values = {k: v for k, v in dotenv_values(DEPLOY / "env.example").items() if v is not None}
     values.update(HLS_DIR=str(tmp_path), STATE_DIR=str(tmp_path / "state"))
     settings = load_settings(environ=values)
-    assert settings.s3_region == "auto" and settings.r2_key_prefix == "live" and settings.port == 3000
+    assert settings.first_bucket.region == "auto" and settings.r2_key_prefix == "live" and settings.port == 3000
     # Read as the service reads it (--env-file), every line taken and none looking like a misspelt key.
     copy = tmp_path / "env"
     copy.write_text(text.replace("HLS_DIR=/home/owncast/owncast/data/hls", f"HLS_DIR={tmp_path}")

@@ -246,7 +246,7 @@ def test_one_metrics_listen_example_and_the_ports_agree() -> None:
     from broadcaster.settings import SETTINGS
 
     # METRICS_LISTEN=..., or an example of it ("e.g. 127.0.0.1:9464"): a 9xxx port on loopback.
-    texts = [*((f, line) for f, _n, line in operator_lines()), ("settings.py", _read(ROOT / "broadcaster" / "settings.py"))]
+    texts = [*((f, line) for f, _n, line in operator_lines()), ("record.py", _read(ROOT / "broadcaster" / "settings" / "record.py"))]
     listens = {(f, m.group(0)) for f, text in texts
                for m in re.finditer(r"METRICS_LISTEN=[\w.:\[\]]+:\d+|127\.0\.0\.1:9\d{3}\b", text)}
     assert {where.removeprefix("METRICS_LISTEN=") for _f, where in listens} == {"127.0.0.1:9464"}, listens

@@ -162,7 +162,8 @@ def metrics_port(s: Settings) -> int:
 # In the order the service takes them; each fails start-up there, with the error start-up raises.
 STEPS: list[tuple[str, Inject, str]] = [
     ("store", part(S3Store, "the store's client"), "injected"),
-    ("bucket-refuses", lambda _, __, s: dataclasses.replace(s, aws_bucket_name="nobody-s"), "refused us"),
+    ("bucket-refuses", lambda _, __, s: dataclasses.replace(
+        s, buckets=(dataclasses.replace(s.first_bucket, bucket="nobody-s"),)), "refused us"),
     ("cleaner", part(Cleaner, "the cleaner"), "injected"),
     ("publisher", part(Publisher, "the publisher"), "injected"),
     ("watcher", part(HlsWatcher, "the watcher"), "injected"),

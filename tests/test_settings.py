@@ -16,8 +16,8 @@ from tests.support.settings_env import SECRET, env
 
 def test_defaults_and_normalisation(tmp_path: Path) -> None:
     s = load_settings(environ=env(tmp_path))
-    assert (s.s3_region, s.r2_key_prefix, s.host, s.port) == ("auto", "live", "127.0.0.1", 3000)
-    assert s.r2_public_url == "https://media.example.com"
+    assert (s.first_bucket.region, s.r2_key_prefix, s.host, s.port) == ("auto", "live", "127.0.0.1", 3000)
+    assert s.first_bucket.public_url == "https://media.example.com"
     assert s.state_dir.is_dir() and s.window_seconds == 30 and s.upload_concurrency == 8
 
 
@@ -151,7 +151,7 @@ def test_r2_public_url_is_required_for_public_segment_urls_only(tmp_path: Path) 
     message = one_line_error(e)
     assert message.startswith("R2_PUBLIC_URL is not set") and "SEGMENT_URLS=presigned" in message
     s = load_settings(environ={**e, "SEGMENT_URLS": "presigned"})
-    assert (s.segment_urls, s.r2_public_url, s.presign_expiry) == ("presigned", "", 3600)
+    assert (s.segment_urls, s.first_bucket.public_url, s.presign_expiry) == ("presigned", "", 3600)
 
 
 def test_presigned_segment_urls_refuse_playlists_in_the_bucket(tmp_path: Path) -> None:

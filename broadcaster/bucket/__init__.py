@@ -1,7 +1,7 @@
 """Everything that writes to or deletes from a bucket (R2 or any S3 server).
 
 In: segment files to upload, playlist versions to mirror, keys no playlist may list any more; the
-bucket settings, one record per configured bucket (pathway_settings.BucketSettings). Out: objects in
+bucket settings, one record per configured bucket (settings.BucketSettings). Out: objects in
 each bucket, the URLs viewers fetch them at, and whether each bucket works (/health, metrics labelled
 with its pathway). bucket.py is one bucket: its store, uploader, checks and cleaner, instantiated per
 bucket in PATHWAYS (the steering loop probes each bucket's public URL: steering/probe.py). What the VM

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 
 from ..metrics import BucketMetrics, Metrics
-from ..pathway_settings import BucketSettings
+from ..settings import BucketSettings
 from .checks import BucketChecks
 from .cleaner import Cleaner
 from .store import S3Store, StoreError

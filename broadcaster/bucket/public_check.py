@@ -17,7 +17,7 @@ from urllib.parse import quote
 import aiohttp
 
 from .. import __version__
-from ..pathway_settings import BucketSettings
+from ..settings import BucketSettings
 from ..playlist import hls
 from .store import S3Store, StoreError
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from ..setting_values import quoted
+from ..settings.values import quoted
 from ..settings import Settings
 
 R2_API_HOST = ".r2.cloudflarestorage.com"
@@ -30,7 +30,7 @@ def url_mistakes(s: Settings) -> list[str]:
                 f"{setting} has a path ({quoted(urlsplit(bucket.endpoint_url).path)}): use the account endpoint "
                 f"https://<ACCOUNT_ID>.r2.cloudflarestorage.com and put the bucket in "
                 f"{bucket.setting('AWS_BUCKET_NAME')}")
-    public_host = urlsplit(s.r2_public_url).hostname or ""
+    public_host = urlsplit(s.first_bucket.public_url).hostname or ""
     if public_host.endswith(R2_API_HOST) and s.segment_urls != "presigned":
         problems.append(
             "R2_PUBLIC_URL points at the S3 API host, which only answers signed requests: use the "

@@ -126,8 +126,8 @@ def segment_urls(s: Settings) -> SegmentUrls:
     """The URL maker SEGMENT_URLS asks for."""
     if s.segment_urls == "presigned":
         signer = S3Signer(
-            endpoint_url=s.s3_endpoint_url, region=s.s3_region, access_key=s.aws_access_key_id,
-            secret_key=s.aws_secret_access_key, bucket=s.aws_bucket_name,
+            endpoint_url=s.first_bucket.endpoint_url, region=s.first_bucket.region, access_key=s.first_bucket.access_key_id,
+            secret_key=s.first_bucket.secret_access_key, bucket=s.first_bucket.bucket,
         )  # fmt: skip
         return PresignedUrls(signer, expiry=s.presign_expiry, keep_valid=s.segment_url_life)
-    return PublicUrls(s.r2_public_url)
+    return PublicUrls(s.first_bucket.public_url)

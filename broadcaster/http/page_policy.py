@@ -34,7 +34,7 @@ def origin(url: str) -> str:
 
 def media_origins(s: Settings) -> tuple[str, ...]:
     """Where the page's player fetches segments (and playlists at the edge) besides this service."""
-    urls = [s.s3_endpoint_url if s.segment_urls == "presigned" else s.r2_public_url]
+    urls = [s.first_bucket.endpoint_url if s.segment_urls == "presigned" else s.first_bucket.public_url]
     urls += [bucket.public_url for bucket in s.extra_buckets]  # every other bucket PATHWAYS names
     if "vm" in s.pathways and s.vm_pathway_url:  # the VM's pathway on a hostname of its own
         urls.append(s.vm_pathway_url)

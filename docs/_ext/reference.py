@@ -1,6 +1,6 @@
 """Directives that write the reference tables from the code, at build time, so they cannot drift.
 
-- `{settings-reference}`: every setting of broadcaster/settings.py (SETTINGS), its default and its help.
+- `{settings-reference}`: every setting of broadcaster/settings/ (SETTINGS, and the <ID>_* block of another bucket), its default and its help.
 - `{metrics-reference}`: every series the service exports, from the registry a Service builds.
 - `{endpoints-reference}`: every route the service's app registers, from a Service built with every
   feature on, described by broadcaster/http/route_docs.py.
@@ -70,11 +70,16 @@ class _Table(SphinxDirective):
 class SettingsReference(_Table):
     def lines(self) -> list[str]:
         from broadcaster.settings import SETTINGS
+        from broadcaster.settings.buckets import bucket_rows
 
         rows = ["| setting | default | what it does |", "| --- | --- | --- |"]
         for s in SETTINGS:
             default = "required" if s.default is None else (f"`{s.default}`" if s.default != "" else "empty")
             rows.append(f"| `{s.name}` | {_cell(default)} | {_cell(s.doc or s.help)} |")
+        # Every other bucket PATHWAYS names: the same six, after its ID (`backup`: BACKUP_S3_ENDPOINT_URL...).
+        for s in bucket_rows("<id>"):
+            default = f"`{s.default}`" if s.default else "required with `<id>` in `PATHWAYS`"
+            rows.append(f"| `{s.name}` | {_cell(default)} | another bucket's: {_cell(s.help)} |")
         return rows
 
 

@@ -1,6 +1,6 @@
 """The value of each setting, parsed and checked: one function per kind of value (a URL, a host, a
 bucket name, a number in a range, a folder...), each raising ValueError with what it expects, which
-settings.py puts on the line that names the setting."""
+load.py puts on the line that names the setting."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from . import fixes
-from . import state_dir as judged
-from .files import closed_folder, user_name
-from .numbers import whole_number
+from .. import fixes
+from .. import state_dir as judged
+from ..files import closed_folder, user_name
+from ..numbers import whole_number
 
 
 class SettingsError(ValueError):

@@ -1,4 +1,4 @@
-"""The .env file a setting may come from (settings.py reads flags, then the environment, then it):
+"""The .env file a setting may come from (load.py reads flags, then the environment, then it):
 its values, or a SettingsError naming the file and, for each line python-dotenv would drop or take
 silently, the line."""
 
@@ -10,9 +10,9 @@ from pathlib import Path
 from dotenv import dotenv_values
 from dotenv.parser import parse_stream
 
-from . import fixes
-from .files import closed_folder, user_name
-from .setting_values import SettingsError
+from .. import fixes
+from ..files import closed_folder, user_name
+from .values import SettingsError
 
 
 def env_file_values(env_file: Path | None) -> dict[str, str | None]:

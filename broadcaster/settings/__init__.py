@@ -1,0 +1,12 @@
+"""The service's settings: the record and its table (record.py, buckets.py: each setting declared once,
+as the field it fills), each kind of value's parser (values.py), the .env file (env_file.py), and the
+reading of them all (load.py). Every stage may import it; it imports no stage."""
+
+from .buckets import BucketSettings
+from .load import load_settings, lookalike_keys, raw_setting
+from .record import DEFAULT_REWIND_SECONDS, MAX_REWIND_SECONDS, MOST_CLIPS, SETTINGS, Settings
+from .rows import Setting
+from .values import Address, SettingsError
+
+__all__ = ["DEFAULT_REWIND_SECONDS", "MAX_REWIND_SECONDS", "MOST_CLIPS", "SETTINGS", "Address", "BucketSettings",
+           "Setting", "Settings", "SettingsError", "load_settings", "lookalike_keys", "raw_setting"]

@@ -1,0 +1,66 @@
+"""A bucket's settings, one record for each bucket PATHWAYS names: the first (`bucket`: S3_*, AWS_*,
+R2_PUBLIC_URL) and every other, `<ID>_*` after its pathway's ID (`backup`: BACKUP_S3_ENDPOINT_URL ...
+BACKUP_PUBLIC_URL; `b2`: B2_*). All are read by one code path (load.py); a bucket added is a PATHWAYS
+entry and its six settings: no code."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from . import values as kinds
+from .rows import Setting, rows, setting
+
+FIRST = "bucket"  # the first bucket's pathway ID (hls.BUCKET_PATHWAY)
+VM = "vm"  # the VM's pathway ID (hls.VM_PATHWAY)
+
+
+@dataclass(frozen=True)
+class BucketSettings:
+    """One bucket pathway's settings; the setting names are the first bucket's."""
+
+    pathway: str
+    endpoint_url: str = setting("the bucket's S3 API endpoint, e.g. https://<ACCOUNT_ID>.r2.cloudflarestorage.com",
+                                kinds.url, name="S3_ENDPOINT_URL",
+                                doc="`https://<ACCOUNT_ID>.r2.cloudflarestorage.com`")
+    region: str = setting("the bucket's S3 region; R2 takes 'auto'", kinds.nonempty, "auto", name="S3_REGION",
+                          doc="R2 takes `auto` (AWS wants the bucket's own, e.g. `eu-central-1`)")
+    access_key_id: str = setting("the access key id of the bucket's API token", kinds.nonempty,
+                                 name="AWS_ACCESS_KEY_ID")
+    secret_access_key: str = setting(
+        "the secret of the bucket's API token (prefer the environment or .env to a flag)", kinds.nonempty,
+        secret=True, name="AWS_SECRET_ACCESS_KEY",
+        doc="the API token's secret (keep it in the environment or `.env`, not on the command line)")
+    bucket: str = setting("the bucket the segments go to", kinds.bucket_name, name="AWS_BUCKET_NAME",
+                          doc="the bucket")
+    # Empty only for the first bucket with SEGMENT_URLS=presigned (load.py's checks say so for the others).
+    public_url: str = setting(
+        "the public base URL viewers fetch the bucket's segments from (custom domain or r2.dev)",
+        kinds.optional_url, "", name="R2_PUBLIC_URL",
+        doc="Required (unless `SEGMENT_URLS=presigned` for the first bucket): base URL viewers fetch segments "
+            "from: your custom domain (production) or `https://pub-<id>.r2.dev` (testing only: rate limited); "
+            "another provider's must answer cross-origin GETs (CORS) too")
+
+    @property
+    def first(self) -> bool:
+        return self.pathway == FIRST
+
+    def setting(self, first_name: str) -> str:
+        """This bucket's name for the setting the first bucket calls `first_name` (AWS_BUCKET_NAME ->
+        BACKUP_BUCKET_NAME): what a line about it names."""
+        return next((row.name for row, first in zip(bucket_rows(self.pathway), rows(BucketSettings))
+                     if first.name == first_name), first_name)
+
+
+def bucket_rows(pathway: str) -> tuple[Setting, ...]:
+    """The settings of the bucket pathway `pathway`: the first's names, or `<ID>_` and the first's without
+    its provider's word (AWS_BUCKET_NAME -> BACKUP_BUCKET_NAME, R2_PUBLIC_URL -> BACKUP_PUBLIC_URL)."""
+    if pathway == FIRST:
+        return rows(BucketSettings)
+    prefix = pathway.upper() + "_"
+    return tuple(replace(row, name=prefix + row.name.removeprefix("AWS_").removeprefix("R2_"))
+                 for row in rows(BucketSettings))
+
+
+def extra_buckets(pathways: tuple[str, ...]) -> tuple[str, ...]:
+    """The bucket pathways PATHWAYS names besides the first (every one but `bucket` and `vm`)."""
+    return tuple(p for p in pathways if p not in (FIRST, VM))

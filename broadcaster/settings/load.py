@@ -1,0 +1,160 @@
+"""Settings read from flags, then the environment, then a .env file, then defaults; every bucket's, the
+first included, by the same rows and the same parse (buckets.py).
+
+Every setting is validated at start-up; the bad ones raise one SettingsError with a line for each,
+naming it (every mistake at once, not one a run). Secrets are never echoed back in those lines.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from . import values as kinds
+from .buckets import FIRST, BucketSettings, bucket_rows, extra_buckets
+from .env_file import env_file_values, short_key
+from .record import SETTINGS, Settings
+from .rows import Setting, rows
+from .values import SettingsError
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# A key that names another bucket's setting: <ID>_ and the end of a bucket setting's name.
+_BUCKET_KEY = re.compile(r"([A-Z][A-Z0-9]{0,15})_(" + "|".join(r.name.removeprefix("X_") for r in bucket_rows("x"))
+                         + ")")
+
+
+class _Sources:
+    """Where a raw value is found: flag, then environment, then .env; empty counts as not set."""
+
+    def __init__(self, flags: Mapping[str, str | None], environ: Mapping[str, str], env_file: Path | None) -> None:
+        self.flags, self.environ, self.env_file = flags, environ, env_file
+        self.file_values = env_file_values(env_file)
+
+    def lookup(self, s: Setting) -> tuple[str | None, str]:
+        """A setting's raw value and where it came from (None: required and not set)."""
+        for raw, source in ((self.flags.get(s.name), s.flag), (self.environ.get(s.name), s.name),
+                            (self.file_values.get(s.name), f"{s.name} (from {self.env_file})")):
+            if raw is not None and raw != "":
+                return raw, source
+        return s.default, f"{s.name} (default)"
+
+    def parse(self, settings: Iterable[Setting], needed: str, values: dict[str, Any], problems: list[str],
+              make_state_dir: bool = True) -> None:
+        """Each setting's value into `values` (by name), or a line naming it into `problems`."""
+        for s in settings:
+            raw, source = self.lookup(s)
+            if raw is None:
+                problems.append(f"{s.name} is not set: {needed.format(help=s.help, flag=s.flag)}")
+                continue
+            parse = kinds.state_dir_as_is if s.name == "STATE_DIR" and not make_state_dir else s.parse
+            try:
+                if _CONTROL.search(raw):  # no setting takes one; a line break would split the messages too
+                    raise ValueError("contains a control character (a line break, a tab, NUL...)")
+                values[s.name] = parse(raw)
+            except ValueError as err:
+                problems.append(f"{source}{'' if s.secret else '=' + kinds.quoted(raw)}: {err}")
+
+
+def raw_setting(name: str, environ: Mapping[str, str] | None = None, env_file: Path | None = None) -> str | None:
+    """One setting's raw value, found as load_settings finds it, for a command that needs it alone
+    (`clip` looks for the service's STATE_DIR): not parsed, nothing created, the others not required."""
+    setting = next(s for s in SETTINGS if s.name == name)
+    return _Sources({}, os.environ if environ is None else environ, env_file).lookup(setting)[0]
+
+
+def load_settings(
+    flags: Mapping[str, str | None] | None = None,
+    environ: Mapping[str, str] | None = None,
+    env_file: Path | None = None,
+    *,
+    make_state_dir: bool = True,
+) -> Settings:
+    """Flags (keyed by setting name) win over the environment, which wins over the .env file. Every
+    missing or bad setting is found before SettingsError is raised, with a line for each.
+    make_state_dir=False (`check`): STATE_DIR is judged but not created."""
+    sources = _Sources(flags or {}, os.environ if environ is None else environ, env_file)
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    sources.parse(SETTINGS, "{help} (set it in the environment, a .env file or {flag})", values, problems,
+                  make_state_dir)
+    pathways = (FIRST, *extra_buckets(values.get("PATHWAYS", ())))
+    for pathway in pathways[1:]:
+        sources.parse(bucket_rows(pathway), f"PATHWAYS names {pathway}, a bucket, which needs {{help}}",
+                      values, problems)
+    if problems:
+        raise SettingsError(*problems)
+    buckets = tuple(BucketSettings(p, **{r.attr: values[r.name] for r in bucket_rows(p)}) for p in pathways)
+    settings = Settings(**{r.attr: values[r.name] for r in rows(Settings)}, buckets=buckets)
+    _check_together(settings)
+    return settings
+
+
+def lookalike_keys(environ: Mapping[str, str] | None = None, env_file: Path | None = None) -> list[str]:
+    """A line for each key that looks like a setting's name but is not one (HLS_DIRR, hls_dir, or a
+    bucket's B2_BUCKET_NAME with no b2 in PATHWAYS): it is ignored, so the setting it was meant to be
+    keeps its default or is missing. Any unknown key in the env file is named; in the environment, only
+    those close to a setting's name, or a bucket's set."""
+    sources = _Sources({}, os.environ if environ is None else environ, env_file)
+    names = [s.name for s in SETTINGS]
+    raw_pathways = sources.lookup(next(s for s in SETTINGS if s.name == "PATHWAYS"))[0]
+    try:
+        pathways = kinds.pathways(raw_pathways or FIRST)
+    except ValueError:
+        pathways = (FIRST,)  # a PATHWAYS that does not parse is said by load_settings
+    names += [r.name for p in extra_buckets(pathways) for r in bucket_rows(p)]
+    file_keys = list(sources.file_values)
+    found = []
+    for key, where in [*((k, f" (in {env_file})") for k in file_keys), *((k, "") for k in sources.environ)]:
+        if key in names or (where == "" and key in file_keys):
+            continue
+        value = sources.file_values.get(key) if where else sources.environ.get(key)
+        bucket = _BUCKET_KEY.fullmatch(key)
+        close = difflib.get_close_matches(key.upper(), names, n=1, cutoff=0.8) if len(key) <= 40 else []
+        pathway = bucket[1].lower() if bucket else ""
+        if bucket and value in ("", None, *(r.default for r in bucket_rows(pathway) if r.name == key)):
+            continue  # empty or its default (deploy/env.example's BACKUP_* lines): it sets nothing
+        if bucket:
+            found.append(f"{key}{where} is a setting of the bucket pathway {pathway}, which PATHWAYS "
+                         f"({','.join(pathways)}) does not name, so it is ignored: add {pathway} to PATHWAYS "
+                         f"(e.g. PATHWAYS=bucket,{pathway}) or remove it")
+        elif close:
+            found.append(f"{key}{where} is not a setting, so it is ignored: did you mean {close[0]}?")
+        elif where:
+            found.append(f"{short_key(key)}{where} is not a setting, so it is ignored")
+    return found
+
+
+def _check_together(s: Settings) -> None:
+    """Settings that are each valid but do not work together."""
+    problems = []
+    for bucket in s.buckets:
+        if not bucket.public_url and not bucket.first:
+            problems.append(f"{bucket.setting('R2_PUBLIC_URL')} is not set: PATHWAYS names {bucket.pathway}, a "
+                            "bucket, which needs the public base URL viewers fetch its segments from")
+        if not bucket.first and (bucket.endpoint_url, bucket.bucket) == (s.first_bucket.endpoint_url,
+                                                                         s.first_bucket.bucket):
+            problems.append(f"{bucket.setting('AWS_BUCKET_NAME')}: the {bucket.pathway} pathway's bucket is the first "
+                            "one (same S3_ENDPOINT_URL and bucket): name a bucket elsewhere, best at another provider")
+    if s.segment_urls == "public" and not s.first_bucket.public_url:
+        problems.append(
+            "R2_PUBLIC_URL is not set: the public base URL viewers fetch segments from (custom domain or "
+            "r2.dev), or set SEGMENT_URLS=presigned for a private bucket"
+        )
+    if s.segment_urls == "presigned" and s.publish_playlists:
+        problems.append(
+            "PUBLISH_PLAYLISTS=true needs a publicly readable bucket, SEGMENT_URLS=presigned is for a private "
+            "one: choose one of them"
+        )
+    needed = s.segment_url_life  # an expiry inside it breaks playback
+    if s.segment_urls == "presigned" and s.presign_expiry < needed:
+        problems.append(
+            f"PRESIGN_EXPIRY={s.presign_expiry} is shorter than a segment's life in the playlists "
+            f"(3 x the window listed, max(WINDOW_SECONDS, REWIND_SECONDS), + CLEANUP_MARGIN = {needed:.0f}s): "
+            "raise it"
+        )
+    if problems:
+        raise SettingsError(*problems)
