@@ -350,15 +350,19 @@ def test_an_idle_vm_pathway_saves_as_far_as_it_lists() -> None:
     `lists`: a restart must not list less there than was shown."""
     from broadcaster.playlist import hls
     from broadcaster.playlist.pathway import VM, Pathway, VmUris
+    from broadcaster.publish.landings import Landings
     from broadcaster.publish.pathway_views import PathwayViews
     from broadcaster.publish.pathways import FIRST, PathwayPlan
 
-    views = PathwayViews(PathwayPlan((FIRST, Pathway(hls.VM_PATHWAY, VM, hls.VM_FOLDER, VmUris()))))
-    views.views["bucket"].through, views.views["vm"].through = 3, 5
+    views = PathwayViews(PathwayPlan((FIRST, Pathway(hls.VM_PATHWAY, VM, hls.VM_FOLDER, VmUris()))),
+                         Landings(["bucket"]))
+    bucket, vm = views.view("bucket"), views.view("vm")
+    assert bucket is not None and vm is not None
+    bucket.through, vm.through = 3, 5
     views.idle = frozenset({"vm"})
     assert views.lists("vm", 5) and not views.lists("vm", 6)
     # The playlist goes on to 6 (a view listing all of it is not saved: restored, it lists it whole).
     assert views.saved(6) == {"bucket": {"through": 3}, "vm": {"through": 5}}
-    views.views["vm"].through = 2  # behind the bucket's: lists as far as that one does
+    vm.through = 2  # behind the bucket's: lists as far as that one does
     assert views.lists("vm", 3) and views.saved(6) == {"bucket": {"through": 3}, "vm": {"through": 3}}
     assert views.saved(3) == {}  # everything listed everywhere: nothing saved

@@ -64,7 +64,7 @@ def test_a_pathway_behind_lists_fewer_and_holds_the_front_for_a_window() -> None
     for i in range(4):
         gen.append(seg(i), T0 + 100 * i)
     view.through = 3
-    gen.hold = 3
+    gen.keep_through(3)
     held_at = gen.media_sequence
     for i in range(4, 12):  # the second bucket lags from here
         gen.append(seg(i), T0 + 100 * i)
@@ -76,8 +76,8 @@ def test_a_pathway_behind_lists_fewer_and_holds_the_front_for_a_window() -> None
         assert sum(s.duration for s in parsed.segments) >= 3.0  # still a window long (6.2.2)
     assert gen.media_sequence == held_at  # held: the VM's version lists the whole backlog meanwhile
     for through in range(4, 12):  # it catches up
-        view.through = gen.hold = through
-        gen.slide(T0 + 2000)
+        view.through = through
+        gen.keep_through(through, T0 + 2000)
         rendered = view.render(gen)
         assert rendered is not None
         checker.assert_ok(rendered.body.decode())

@@ -4,8 +4,9 @@ order where each imports only stages before it (issue 66: steering imported publ
 bucket imported steering), `source` and `playlist` import no other stage, no
 stage imports `http` (only service.py, which composes them, does), the shared top-level modules import
 no stage (issue 49: metrics.py imported status/playback.py), and every stage's __init__.py says what
-comes in, what goes out and what it must never do (issue 43), and only a variant's playlist
-(publish/variant_playlist.py) holds a ManifestGenerator (issue 49)."""
+comes in, what goes out and what it must never do (issue 43), only a variant's playlist
+(publish/variant_playlist.py) holds a ManifestGenerator (issue 49), and nothing but the generator writes
+its state (each change is an intent of its own)."""
 
 from __future__ import annotations
 
@@ -176,6 +177,72 @@ def test_only_a_variants_playlist_holds_a_manifest_generator() -> None:
     assert wrong == []
     holders = {path.relative_to(PACKAGE).as_posix() for path, tree in modules() if generator_uses(path, tree)}
     assert holders == GENERATOR_HOLDERS  # each one listed still needs to be (none is listed for nothing)
+
+
+@functools.cache
+def generator_names() -> frozenset[str]:
+    """The names a ManifestGenerator keeps its state and intents under: what it assigns on `self`, and its
+    methods and properties (a write to one of them on another object is a write to a generator, or to
+    something that passes for one)."""
+    tree = ast.parse((PACKAGE / "playlist" / "manifest.py").read_text())
+    gen = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "ManifestGenerator")
+    names = {n.name for n in gen.body if isinstance(n, ast.FunctionDef) and n.name != "__init__"}
+    names.update(n.attr for n in ast.walk(gen) if isinstance(n, ast.Attribute) and isinstance(n.ctx, ast.Store)
+                 and isinstance(n.value, ast.Name) and n.value.id == "self")
+    return frozenset(names)
+
+
+def generator_writes(tree: ast.Module) -> list[str]:
+    """The writes in `tree` to a generator's attribute on an object other than `self` (an assignment, an
+    augmented one, a `del`, `setattr`/`object.__setattr__` with its name), and the Protocols that declare
+    one as a field (what lets a holder of the generator write it and type-check: `hold` did)."""
+    names = generator_names()
+    found = []
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store | ast.Del) and node.attr in names
+                and not (isinstance(node.value, ast.Name) and node.value.id == "self")):
+            found.append(f"writes {ast.unparse(node)} (line {node.lineno})")
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name | ast.Attribute)
+              and (node.func.id if isinstance(node.func, ast.Name) else node.func.attr) in {"setattr", "__setattr__"}
+              and len(node.args) > 1 and isinstance(node.args[1], ast.Constant) and node.args[1].value in names
+              and not (isinstance(node.args[0], ast.Name) and node.args[0].id == "self")):
+            found.append(f"writes {node.args[1].value} by {ast.unparse(node.func)} (line {node.lineno})")
+        elif isinstance(node, ast.ClassDef) and any(ast.unparse(b).endswith("Protocol") for b in node.bases):
+            found += [f"declares {node.name}.{a.target.id} writable (line {a.lineno})" for a in node.body
+                      if isinstance(a, ast.AnnAssign) and isinstance(a.target, ast.Name) and a.target.id in names]
+    return found
+
+
+def test_only_a_generator_writes_its_own_state() -> None:
+    """A variant's generator changes through its owner's intents (VariantPlaylist calls keep_through,
+    append, restart...): no module, its owner included, writes a generator's attribute (PathwayViews once
+    set its `hold` through a Protocol, past the check above). Only the generator's own module does (a
+    frozen twin, a restored one: manifest.frozen, manifest.resume)."""
+    wrong = [f"{rel} {use}" for path, tree in modules()
+             if (rel := path.relative_to(PACKAGE).as_posix()) != "playlist/manifest.py"
+             for use in generator_writes(tree)]
+    assert wrong == []
+
+
+def test_the_write_check_sees_every_form() -> None:
+    """The forms a module could write a generator's state by are found (so the test above cannot pass by
+    finding nothing), and a class's writes to its own attributes are not."""
+    assert {"_hold", "_window", "changes", "keep_through", "target_duration"} <= generator_names()
+    forms = {
+        "self._gen._hold = 1\n": ["writes self._gen._hold (line 1)"],
+        "gen._hold = None\n": ["writes gen._hold (line 1)"],
+        "gen.changes += 1\n": ["writes gen.changes (line 1)"],
+        "p.window, q = w, 1\n": ["writes p.window (line 1)"],
+        "del gen._window\n": ["writes gen._window (line 1)"],
+        "setattr(gen, 'changes', 1)\n": ["writes changes by setattr (line 1)"],
+        "object.__setattr__(gen, '_hold', 1)\n": ["writes _hold by object.__setattr__ (line 1)"],
+        "class P(Protocol):\n    _hold: int | None\n": ["declares P._hold writable (line 2)"],
+        "class P(typing.Protocol):\n    target_duration: int\n": ["declares P.target_duration writable (line 2)"],
+        "self._hold = 1\nself._window = []\nx = gen.changes\ngen.keep_through(1)\n": [],
+        "object.__setattr__(self, 'uris', {})\n": [],
+        "class C:\n    changes: int = 0\n": [],
+    }
+    assert {source: generator_writes(ast.parse(source)) for source in forms} == forms
 
 
 def test_the_generator_check_sees_every_route() -> None:

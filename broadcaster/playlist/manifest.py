@@ -9,7 +9,7 @@ that cached rendering (rendered.py) is handed out to every request.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from itertools import count, islice
 
@@ -80,8 +80,8 @@ class ManifestGenerator:
         self.changes = next(_MARKS)  # new at every change of what a version would say
         self.replacements = next(_MARKS)  # new every time the entries were replaced (what a view froze is stale)
         # The last number the pathway furthest behind lists (views.py), None when none is behind: an entry
-        # leaves only once that pathway's version is a window long without it (_slide).
-        self.hold: int | None = None
+        # leaves only once that pathway's version is a window long without it (_slide; keep_through).
+        self._hold: int | None = None
 
     def _changed(self) -> None:
         self.changes = next(_MARKS)
@@ -99,7 +99,7 @@ class ManifestGenerator:
         twin._versions = Renderer()
         twin._removed = []
         twin._peaks = Peaks()
-        twin.hold = None
+        twin._hold = None
         twin._changed()
         return twin
 
@@ -353,7 +353,7 @@ class ManifestGenerator:
         min_listed = self.window_seconds - self.target_duration
         window = self._window
         duration = window.duration
-        hold = self.hold
+        hold = self._hold
         if hold is not None:
             for e in reversed(window):
                 if e.sequence <= hold:
@@ -377,9 +377,13 @@ class ManifestGenerator:
                 self._discontinuity_sequence += 1
             self._changed()
 
-    def slide(self, now: float) -> None:
-        """The pathway furthest behind moved on (`hold`): what every pathway is done with leaves."""
-        self._slide(now)
+    def keep_through(self, through: int | None, now: float | None = None) -> None:
+        """The pathway furthest behind lists up to `through` (None: none is behind), `_slide`'s hold; `now`:
+        what every pathway is done with leaves at once (else at the next append)."""
+        if through != self._hold:
+            self._hold = through
+            if now is not None:
+                self._slide(now)
 
     def landed(self, key: str, now: float) -> None:
         """The segment listed under `key` reached its pathway only now (the bucket's, behind the VM's: an
@@ -394,27 +398,21 @@ class ManifestGenerator:
         """The segment listed under `key` can be had from no pathway after all (its upload, listed ahead
         of it on the VM's pathway, failed for good, and the VM's copy is gone): a gap from now on
         (EXT-X-GAP, 4.4.4.7), so no player asks for it. Returns its number (None: not listed)."""
-        entries = list(self._window)
-        for i, e in enumerate(entries):
-            if e.segment.key == key and not e.segment.gap:
-                entries[i] = Entry(e.sequence, replace(e.segment, gap=True, sha256=None), e.discontinuity,
-                                   e.program_date_time, e.listed_at, entries[i - 1] if i else None)
-                self._window = self._window.replaced(entries)
-                self._replaced()
-                self._changed()
-                return e.sequence
-        return None
+        e = next((e for e in self._window if e.segment.key == key and not e.segment.gap), None)
+        if e is None:
+            return None
+        gone = e.segment
+        self._relist(lambda each: replace(each, gap=True, sha256=None) if each is gone else each)
+        return e.sequence
 
     def drop_hashes(self) -> None:
         """List no segment's hash (P2P was turned off since the state these entries came from was saved)."""
-        if not any(e.segment.sha256 for e in self._window):
-            return
-        entries: list[Entry] = []
-        for e in self._window:
-            entries.append(Entry(e.sequence, replace(e.segment, sha256=None), e.discontinuity,
-                                 e.program_date_time, e.listed_at, entries[-1] if entries else None))
-        self._window = self._window.replaced(entries)
-        self._replaced()  # every entry's text changed
+        if any(e.segment.sha256 for e in self._window):
+            self._relist(lambda each: replace(each, sha256=None))
+
+    def _relist(self, change: Callable[[ListedSegment], ListedSegment]) -> None:
+        self._window = self._window.replaced(_relisted(self._window, change))
+        self._replaced()  # what a view froze of them is stale
         self._changed()
 
     def drain_removed(self) -> list[Removed]:
@@ -446,6 +444,16 @@ class ManifestGenerator:
     def render_edge(self) -> Rendered:
         """The same version for a static host (the bucket): it cannot block or answer _HLS_skip (6.2.5.2)."""
         return self._versions.render_edge(self)
+
+
+def _relisted(window: Window, change: Callable[[ListedSegment], ListedSegment]) -> list[Entry]:
+    """`window`'s entries, those whose segment `change` changes made again."""
+    entries: list[Entry] = []
+    for e in window:
+        seg = change(e.segment)
+        entries.append(e if seg is e.segment else Entry(e.sequence, seg, e.discontinuity, e.program_date_time,
+                                                        e.listed_at, entries[-1] if entries else None))
+    return entries
 
 
 def resume(saved: Saved, entries: Iterable[tuple[int, ListedSegment, float]], options: WindowOptions) -> ManifestGenerator:

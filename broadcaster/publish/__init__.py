@@ -13,11 +13,13 @@ written again after its upload is uploaded again: rewrites.py) under the one tar
 (target.py), numbered so that no number is ever served twice (numbering.py, memory.py, playlist_memory.py,
 docs/hls-rules.md#numbers-across-restarts).
 
-Each variant's playlist is held by variant_playlist.VariantPlaylist, which changes its ManifestGenerator
-through intents (open, list, gap, end, join; and the three places a playlist restarts: retarget, rejoin,
-continue_above); pathway_views.PathwayViews, which says how far each pathway lists, also sets the
-generator's hold and moves its window on (slide, landed). The target policy decides a new target and
-returns the decision; the lister applies it. Every playlist is made under one WindowOptions
+Each variant's playlist is held by variant_playlist.VariantPlaylist, which alone changes its
+ManifestGenerator, through intents (open, list, gap, end, join; the three places a playlist restarts:
+retarget, rejoin, continue_above; and keep_through, the hold of the pathway furthest behind).
+pathway_views.PathwayViews says how far each pathway lists and returns that hold; it changes no
+playlist. The uploads on their way are landings.Landings'; the playlist a new target left, which the
+pathways behind still list, former.Former's; what the VM's pathway listed, and found's lookup,
+listed_keys'. The target policy decides a new target and returns the decision; the lister applies it. Every playlist is made under one WindowOptions
 (config.py), new or restored (variants.py). The other state has one owner each too, built by the
 publisher (publisher.py): what was read of Owncast per variant (slots.Variant in variants.Variants,
 written by the publisher only; a restore builds each whole, memory.decode), the numbering

@@ -2,7 +2,7 @@
 
 A pathway lists the playlist's entries up to the newest one whose segment is there, each once it is:
 
-- a bucket's pathway, once its upload to that bucket landed (`pending` holds each upload not landed
+- a bucket's pathway, once its upload to that bucket landed (landings.Landings holds each upload not landed
   yet); an upload that failed for good is listed there as a gap (EXT-X-GAP: the other pathways may
   have it); while players are steered away from it, what it lacks is listed at the URI of the first
   pathway that has it (PathwayPlan.fallbacks), so a player that stays on it (video.js, a player without
@@ -13,111 +13,65 @@ A pathway lists the playlist's entries up to the newest one whose segment is the
 
 A pathway never goes back: what it listed stays listed, at the URI it was listed at (6.2.2), and the
 playlist keeps every entry until the pathway furthest behind has a window without it
-(ManifestGenerator.hold). So every pathway's version has the same numbers, discontinuities, durations
+(ManifestGenerator.keep_through). So every pathway's version has the same numbers, discontinuities, durations
 and dates (6.2.4): only where each ends, and its URIs, differ (views.View renders them from the entries).
 
 A new target duration restarts the playlist (variant_playlist.VariantPlaylist.retarget). A pathway
-that had not listed everything any pathway showed goes on listing the former playlist (`former`) as
+that had not listed everything any pathway showed goes on listing the former playlist (former.Former) as
 its segments land, up to the last number shown anywhere, and only then the new one: no segment shown
 on one pathway is missing from another. The variants' playlists switch each pathway together
 (variants.Variants: one target per pathway at a time, 6.2.4).
+
+PathwayViews decides; it changes no playlist. What it decides is returned to the playlist's owner
+(VariantPlaylist): how far the pathway furthest behind lists (`advance`, `before_append`: the hold the
+owner gives its generator). Its state is its own: each pathway's view, what each showed last, the former
+playlist, the VM's record (listed_keys.VmListed); the uploads on their way are landings.Landings'.
 """
+
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from collections import OrderedDict
-from collections.abc import Iterator, Mapping
 from typing import Protocol
 
 from ..playlist.entry import Entry
-from ..playlist.pathway import LISTED, Pathway, init_key
+from ..playlist.pathway import LISTED, Pathway
 from ..playlist.rendered import Rendered
 from ..playlist.segments import Removed
 from ..playlist.views import GAP, OWN, Source, View
-from ..playlist.window import Window
 from ..state import validate
+from .former import Former, Frozen, after
+from .landings import Landings
+from .listed_keys import At, VmListed
 from .pathways import PathwayPlan
 
-log = logging.getLogger(__name__)
-
-_VM_LISTED_SLACK = 16  # keys the VM's pathway's record keeps beyond twice the window's entries
 _MAX_MODES = 100_000  # modes a saved view may hold (a 4 h rewind of 1 s segments is 14,400)
 
 
-class Landing(Protocol):
-    """An upload not landed yet (an asyncio future, or a restored one waiting for its upload to start)."""
-
-    def done(self) -> bool: ...
-
-
-class Restored:
-    """A restored state's upload that had not landed: pending until the publisher starts it again."""
-
-    def done(self) -> bool:
-        return False
-
-
-def failed(upload: Landing) -> bool:
-    """An upload that ended without landing (an error; not a cancel: the publisher is closing)."""
-    return (isinstance(upload, asyncio.Future) and upload.done() and not upload.cancelled()
-            and upload.exception() is not None)
-
-
 class Playlist(Source, Protocol):
-    """What the views read of the playlist and tell it (variant_playlist's ManifestGenerator)."""
-
-    hold: int | None
-
-    def slide(self, now: float) -> None: ...
-
-    def landed(self, key: str, now: float) -> None: ...
-
-    def unavailable(self, key: str) -> int | None: ...
+    """What the views read of the playlist (variant_playlist's ManifestGenerator): read only."""
 
     def render(self) -> Rendered: ...
 
     def render_edge(self) -> Rendered: ...
 
 
-def _after(window: Window, through: int) -> Iterator[Entry]:
-    """The entries numbered above `through`, in order (read from the end: a pathway's lag)."""
-    newer: list[Entry] = []
-    for e in reversed(window):
-        if e.sequence <= through:
-            break
-        newer.append(e)
-    return reversed(newer)
-
-
 class PathwayViews:
     """Each pathway's view of one variant's playlist (views.View), and what decides how far each goes."""
 
-    def __init__(self, plan: PathwayPlan) -> None:
+    def __init__(self, plan: PathwayPlan, landings: Landings) -> None:
         self._plan = plan
-        self.views: dict[str, View] = {p.id: self._view(p) for p in plan.pathways}
-        # Per bucket pathway, the uploads of segments listed before they landed there.
-        self.pending: dict[str, dict[str, Landing]] = {p.id: {} for p in plan.buckets}
-        self.shown: dict[str, int] = {p.id: -1 for p in plan.pathways}  # the last number each showed
-        # A restarted playlist some pathways still list (a new target): the playlist before it, its
-        # views, the last number shown of it anywhere, and what left it, held until it is done with.
-        self.former: Playlist | None = None
-        self.former_views: dict[str, View] = {}
-        self.former_through = -1
-        self.former_left: list[Removed] = []
-        # What the VM's pathway listed, by key (segments and init sections): its number, the first
-        # bucket's URI and the segment's key. Kept a while after it leaves the window (twice the window's
-        # entries): a player holding an older version still asks for it (6.2.2: a removed segment stays
-        # available its duration plus the playlist's), and the VM answers only what its pathway listed.
-        self.vm_listed: OrderedDict[str, tuple[int, str, str]] = OrderedDict()
+        self._landings = landings
+        self._views: dict[str, View] = {p.id: self._view(p) for p in plan.pathways}
+        self._shown: dict[str, int] = {p.id: -1 for p in plan.pathways}  # the last number each showed
+        self._former: Former | None = None  # a restarted playlist some pathways still list (a new target)
+        self._vm_listed = VmListed()
         # The pathways nobody reads now (PathwayPlan.idle, set at each push): no version is made of them,
         # and what they showed does not hold back a new target.
         self._idle: frozenset[str] = frozenset()
         self._vms = frozenset(p.id for p in plan.pathways if not p.is_bucket)  # the VM's (one or none)
         # The views each push moves on (`_moving`): on the current playlist, not the VM's while idle; and the
         # VM's left where they are while idle. Worked out when either changes, not at every push and save
-        # (issue 66 item 3: with the VM's pathway idle a push and a save cost what they cost without it).
+        # (with the VM's pathway idle a push and a save cost what they cost without it).
         self._moving: tuple[View, ...] = ()
         self._first_moving: View | None = None
         self._resting: tuple[View, ...] = ()
@@ -126,6 +80,14 @@ class PathwayViews:
 
     def _view(self, pathway: Pathway) -> View:
         return View(pathway, self._plan.uris)
+
+    @property
+    def plan(self) -> PathwayPlan:
+        return self._plan
+
+    def view(self, pathway: str) -> View | None:
+        """`pathway`'s view of the current playlist (read: tests and the saved state)."""
+        return self._views.get(pathway)
 
     @property
     def idle(self) -> frozenset[str]:
@@ -139,10 +101,14 @@ class PathwayViews:
             if changed:
                 self._regroup()
 
+    def _on_former(self, pid: str) -> bool:
+        return self._former is not None and self._former.lists(pid)
+
     def _regroup(self) -> None:
         """The views a push moves on and those left where they are, in the plan's order (the buckets first:
         the VM's may follow the first bucket's)."""
-        former, idle, vms, views = self.former_views, self._idle, self._vms, self.views
+        idle, vms, views = self._idle, self._vms, self._views
+        former = self._former.pathways if self._former is not None else frozenset()
         self._moving = tuple(views[p.id] for p in self._plan.pathways
                              if p.id not in former and not (p.id in idle and p.id in vms))
         first = self._plan.first.id
@@ -150,62 +116,20 @@ class PathwayViews:
         self._resting = tuple(views[pid] for pid in sorted(vms) if pid in idle and pid not in former)
         self._read = tuple((pid, view) for pid, view in views.items() if pid not in idle)
 
-    @property
-    def plan(self) -> PathwayPlan:
-        return self._plan
-
     # -- what lands where -----------------------------------------------------------------------------
 
-    def pend(self, key: str, landings: Mapping[str, Landing]) -> None:
-        """A segment listed before it landed on these pathways (each one's upload)."""
-        for pid, upload in landings.items():
-            if pid in self.pending and not upload.done():
-                self.pending[pid][key] = upload
+    def listed_keys(self, playlist: Source) -> dict[str, bool]:
+        """Key -> listed as a gap, of every segment the playlist or the former lists (Landings.settle)."""
+        listed = {e.segment.key: e.segment.gap for e in playlist.window if e.segment.key}
+        if self._former is not None:
+            listed.update(self._former.keys())
+        return listed
 
-    def settle(self, playlist: Playlist, now: float) -> None:
-        """Forget the uploads that landed (each segment listed late stays about a window from now:
-        ManifestGenerator.landed); one that failed for good stays, a gap there, while it is listed. A
-        segment whose upload failed on every bucket's pathway exists nowhere (its upload sends the VM's
-        copy, or Owncast's file: it fails only once both are gone): the entry itself becomes a gap, so
-        every pathway lists it as one, the VM's and a bucket's that listed it at the VM's URI included,
-        and a clip or the rewind window never names it as a segment again."""
-        listed: dict[str, bool] | None = None  # key -> listed as a gap already
-        for pending in self.pending.values():
-            for key, upload in list(pending.items()):
-                if not upload.done():
-                    continue
-                if not failed(upload):
-                    del pending[key]
-                    playlist.landed(key, now)
-                    continue
-                if listed is None:
-                    listed = {e.segment.key: e.segment.gap for e in playlist.window if e.segment.key}
-                    if self.former is not None:
-                        listed.update((e.segment.key, e.segment.gap) for e in self.former.window
-                                      if e.segment.key)
-                gap = listed.get(key)
-                if gap is None:
-                    del pending[key]  # a gap that left every playlist
-                elif not gap and self._nowhere(key):
-                    listed[key] = True
-                    for each in (playlist, self.former):
-                        if each is not None:
-                            each.unavailable(key)
-
-    def _nowhere(self, key: str) -> bool:
-        """The uploads of `key` failed for good on every bucket's pathway (one not pending landed there)."""
-        return all((upload := pending.get(key)) is not None and failed(upload)
-                   for pending in self.pending.values())
-
-    def _state(self, pid: str, key: str | None) -> str | None:
-        """OWN: landed there (or held, for the VM); GAP: it never will; None: not yet."""
-        pending = self.pending.get(pid)
-        if key is None or pending is None:
-            return OWN
-        upload = pending.get(key)
-        if upload is None:
-            return OWN
-        return GAP if failed(upload) else None
+    def nowhere(self, key: str) -> None:
+        """The segment under `key` exists nowhere (Landings.settle): the former lists it as a gap too (the
+        playlist's owner makes its own entry one)."""
+        if self._former is not None:
+            self._former.unavailable(key)
 
     def _mode(self, pathway: Pathway, e: Entry) -> str | None:
         """How a bucket's `pathway` lists `e` now (OWN, GAP or the pathway whose URI it takes), None: not
@@ -213,37 +137,35 @@ class PathwayViews:
         key = e.segment.key
         if e.segment.gap:
             return OWN
-        state = self._state(pathway.id, key)
+        state = self._landings.state(pathway.id, key)
         if state is not None:
             return state
         for other in self._plan.fallbacks(pathway.id):
             target = next((p for p in self._plan.pathways if p.id == other), None)
-            if target is not None and (not target.is_bucket or self._state(other, key) == OWN):
+            if target is not None and (not target.is_bucket or self._landings.state(other, key) == OWN):
                 return other
         return None
-
-    def _vm_lists(self, e: Entry, most: int) -> None:
-        """The VM's pathway lists `e`: recorded (with its init section), `most` kept, the oldest dropped."""
-        seg = e.segment
-        key = seg.key
-        if not key or seg.gap:
-            return
-        listed = self.vm_listed
-        listed[key] = (e.sequence, seg.uri, key)
-        if seg.init_uri is not None:
-            init = init_key(seg)
-            if init is not None and init not in listed:
-                listed[init] = (e.sequence, seg.init_uri, key)
-        while len(listed) > most:
-            listed.popitem(last=False)
 
     def lists(self, pid: str, sequence: int) -> bool:
         """Whether `pid`'s view lists number `sequence` (of the current playlist: a pathway still on the
         former lists none of it)."""
-        view = self.views.get(pid)
-        if view is None or pid in self.former_views:
+        view = self._views.get(pid)
+        if view is None or self._on_former(pid):
             return False
         return 0 <= sequence <= self._through(view)
+
+    def found(self, pathway: str, key: str, at: At | None, vm: bool) -> tuple[int, str | None] | None:
+        """`key` (`at`: where the window lists it, None: it does not) as `pathway` lists it: its number and
+        the first bucket's URL once it landed there (None: not yet); None when `pathway` does not list it.
+        `vm`: the VM's pathway, which also answers what it listed before it left the window (6.2.2)."""
+        if at is None and vm:
+            at = self._vm_listed.get(key)
+            if at is None:
+                return None
+        elif at is None or not self.lists(pathway, at[0]):
+            return None
+        number, url, segment_key = at
+        return number, url if self._landings.landed(self._plan.first.id, segment_key) else None
 
     def _through(self, view: View) -> int:
         """How far `view` lists now: the VM's while idle, not moved on (advance), as far as the first
@@ -253,30 +175,25 @@ class PathwayViews:
             return max(view.through, first.through)
         return view.through
 
-    def landed(self, pid: str, key: str | None) -> bool:
-        """Whether `key` is in `pid`'s bucket (listed and not on its way there)."""
-        pending = self.pending.get(pid)
-        return key is not None and (pending is None or key not in pending)
-
     # -- how far each pathway lists ---------------------------------------------------------------------
 
-    def advance(self, playlist: Playlist | None, now: float) -> None:
-        """Each pathway's view as far as its segments are there; then the playlist keeps what the one
-        furthest behind still needs (`hold`) and lets go of the rest."""
-        former = self.former
-        first_id = self._plan.first.id
+    def advance(self, playlist: Playlist | None) -> int | None:
+        """Each pathway's view as far as its segments are there; returns where the pathway furthest behind
+        ends, in the window and short of its end (None: none is behind): the playlist keeps what it still
+        needs (ManifestGenerator.keep_through), then `trim`."""
+        former = self._former
         if former is not None:
-            first_view = self.former_views.get(first_id)
-            for view in self.former_views.values():
-                self._extend(view, former, first_view.through if first_view is not None else self.former_through,
-                             self.former_through)
+            first_view = former.view(self._plan.first.id)
+            for view in former.views():
+                self._extend(view, former.playlist, first_view.through if first_view is not None else former.through,
+                             former.through)
         if playlist is None:
-            return
+            return None
         first_view = self._first_moving
         first_through = -1  # the first bucket's is moved on first (none while it lists the former)
         last = playlist.next_sequence - 1
         oldest = playlist.media_sequence
-        hold: int | None = None  # where the pathway furthest behind ends, in the window and short of its end
+        hold: int | None = None
         # Nobody reads the VM's pathway while it is idle (not in `_moving`): no version of it is made, so
         # nothing it would list now is seen, and it holds nothing back. Read again (or players steered to
         # it), it lists on from the window as it is then: what left meanwhile was shown to no client there.
@@ -288,40 +205,39 @@ class PathwayViews:
                 first_through = through
             if oldest <= through < last and (hold is None or through < hold):
                 hold = through
-        if hold != playlist.hold:
-            playlist.hold = hold
-            playlist.slide(now)
-            oldest = playlist.media_sequence
-        for view in self.views.values():
+        return hold
+
+    def trim(self, oldest: int) -> None:
+        """The playlist's window starts at `oldest` now: the modes of what left go with it."""
+        for view in self._views.values():
             if view.modes:
                 view.drop_modes_before(oldest)
 
-    def before_append(self, playlist: Playlist) -> None:
-        """An entry is about to be appended, which no pathway lists yet: the playlist keeps a window for
-        each of them as they are (`hold`) until they are looked at again (advance)."""
+    def before_append(self, playlist: Playlist) -> int | None:
+        """An entry is about to be appended, which no pathway lists yet: where the pathway furthest behind
+        ends (the hold the playlist keeps until they are looked at again: advance); None: as it is."""
         oldest = playlist.media_sequence
         throughs = [v.through for v in self._moving if v.through >= oldest]
-        if throughs:
-            playlist.hold = min(throughs)
+        return min(throughs) if throughs else None
 
-    def _extend(self, view: View, playlist: Playlist, first_through: int, last: int) -> None:
+    def _extend(self, view: View, playlist: Source, first_through: int, last: int) -> None:
         through = max(view.through, playlist.media_sequence - 1)
         window = playlist.window
         pathway = view.pathway
         if not pathway.is_bucket:
             # The VM serves every segment listed: its pathway lists each at once (a gap too), or, while it
             # only redirects to the first bucket, once that bucket's pathway does. Decided once a push,
-            # not asked of every entry (issue 66 item 3: this runs for every segment while nothing fails).
+            # not asked of every entry (this runs for every segment while nothing fails).
             upto = min(last, first_through) if self._plan.redirects() else last
-            most = 2 * len(window) + _VM_LISTED_SLACK
-            for e in _after(window, through):
+            entries = len(window)
+            for e in after(window, through):
                 sequence = e.sequence
                 if sequence > upto and (sequence > last or not e.segment.gap):  # a gap is listed at once
                     break
-                self._vm_lists(e, most)
+                self._vm_listed.add(e, entries)
                 through = sequence
         else:
-            for e in _after(window, through):
+            for e in after(window, through):
                 if e.sequence > last:
                     break
                 mode = self._mode(pathway, e)
@@ -337,10 +253,11 @@ class PathwayViews:
                  idle: frozenset[str] = frozenset()) -> dict[str, Rendered]:
         """Each pathway's version now (none while it lists nothing, nor for the pathways in `idle`)."""
         out: dict[str, Rendered] = {}
-        read = self._read if idle is self._idle else tuple((p, v) for p, v in self.views.items() if p not in idle)
+        read = self._read if idle is self._idle else tuple((p, v) for p, v in self._views.items() if p not in idle)
+        former = self._former
         for pid, view in read:
-            if pid in self.former_views:
-                rendered = self.former_views[pid].render(self.former, edge) if self.former is not None else None
+            if former is not None and former.lists(pid):
+                rendered = former.render(pid, edge)
             elif playlist is None or not showable:
                 rendered = None
             elif view.pathway.uris is LISTED and not view.modes and view.through == playlist.next_sequence - 1:
@@ -352,69 +269,103 @@ class PathwayViews:
                 out[pid] = rendered
         return out
 
+    # -- what clients were shown (the Release tells) --------------------------------------------------------
+
+    def saw(self, pid: str, last: int) -> None:
+        """`pid`'s version shown now lists up to `last`."""
+        self._shown[pid] = last
+
+    def shown_on(self, pid: str) -> int:
+        """The last number `pid` showed (-1: none since a start)."""
+        return self._shown.get(pid, -1)
+
+    @property
+    def shown_anywhere(self) -> int:
+        """The last number a client may have seen, on any pathway."""
+        return max(self._shown.values(), default=-1)
+
+    def forget_shown(self) -> None:
+        """A restored state replaces what is visible: nothing is shown until told."""
+        for pid in self._shown:
+            self._shown[pid] = -1
+
     # -- a restart --------------------------------------------------------------------------------------
+
+    @property
+    def on_former(self) -> frozenset[str]:
+        """The pathways that still list the playlist before its last restart (a new target)."""
+        return self._former.pathways if self._former is not None else frozenset()
+
+    def former_target(self, pid: str) -> int | None:
+        """The target duration of the former playlist `pid` lists (None: it lists the current one)."""
+        former = self._former
+        return former.playlist.target_duration if former is not None and former.lists(pid) else None
 
     def behind(self, shown: int) -> set[str]:
         """The pathways that have not shown everything shown anywhere (`shown`, the last number): what
         their version lists beyond that was pushed, not seen (a save is on its way). Not an idle one: nobody
         reads it, and it lists the new playlist as soon as it is read again."""
-        return {pid for pid, seen in self.shown.items()
-                if seen < shown and pid not in self.former_views and pid not in self.idle}
+        return {pid for pid, seen in self._shown.items()
+                if seen < shown and not self._on_former(pid) and pid not in self._idle}
 
-    def restarting(self, frozen: Playlist | None, keep: set[str], shown: int) -> list[Removed]:
+    def restarting(self, frozen: Frozen | None, keep: set[str], shown: int) -> list[Removed]:
         """The playlist restarts (a new target): the pathways in `keep` go on listing `frozen` (the
         playlist as it was) up to `shown`; the others start on the new one. Returns what left a former
         playlist given up now (one former at a time)."""
-        dropped = self._drop_former() if self.former is not None else []
+        dropped = self._drop_former()
         if frozen is not None and keep:
-            self.former = frozen
-            self.former_through = shown
-            for pid in keep:
-                self.former_views[pid] = self.views[pid]
-                self.views[pid] = self._view(self.views[pid].pathway)
-        for pid, view in self.views.items():
-            if pid not in self.former_views:
+            kept = {pid: self._views[pid] for pid in keep}
+            for pid, view in kept.items():
+                self._views[pid] = self._view(view.pathway)
+            self._former = Former(frozen, kept, shown)
+        for pid, view in self._views.items():
+            if not self._on_former(pid):
                 view.forget()
         self._regroup()
         return dropped
 
     def former_done(self, pid: str) -> bool:
-        """`pid` listed the former playlist as far as it was shown (or there is none for it here)."""
-        view = self.former_views.get(pid)
-        return view is None or view.through >= self.former_through
+        """`pid` showed the former playlist as far as any pathway did (or has none here, or nobody reads it
+        now: nothing shown there needs the former)."""
+        former = self._former
+        if pid in self._idle or former is None or not former.lists(pid):
+            return True
+        return former.done(pid) and self._shown[pid] >= former.through
 
     def leave_former(self, pid: str) -> list[Removed]:
         """`pid` lists the new playlist from now on; returns what left once no pathway lists the former."""
-        view = self.former_views.pop(pid, None)
-        if view is not None:
-            self.views[pid].forget()
-            self._regroup()
-        if not self.former_views and self.former is not None:
+        former = self._former
+        if former is None or not former.lists(pid):
+            return []
+        self._views[pid].forget()
+        if former.leave(pid):
             return self._drop_former()
+        self._regroup()
+        return []
+
+    def hold_back(self, removed: list[Removed]) -> list[Removed]:
+        """What left the playlist: held while a pathway still lists the former (which may list it: it leaves
+        once that is done with, and stays downloadable from then on); returns what goes on now."""
+        if self._former is None:
+            return removed
+        self._former.hold_back(removed)
         return []
 
     def _drop_former(self) -> list[Removed]:
-        former = self.former
-        if former is not None:
-            for pid, view in self.former_views.items():
-                unseen = [e.segment.key or "" for e in _after(former.window, view.through)
-                          if e.sequence <= self.former_through]
-                if unseen:
-                    log.warning("%s pathway: %s shown on another pathway only: a new target came before this "
-                                "one had listed them", pid, ", ".join(k.rpartition("/")[2] for k in unseen))
-        self.former = None
-        if self.former_views:
-            self.former_views.clear()
-            self._regroup()
-        left, self.former_left = self.former_left, []
-        return left
+        former, self._former = self._former, None
+        if former is None:
+            return []
+        self._regroup()
+        return former.drop()
 
-    def forget(self) -> None:
-        """A restart that keeps nothing (continuing above a state, a variant back): every view empty."""
-        self._drop_former()
-        self.vm_listed.clear()  # its numbers may name other segments now
-        for view in self.views.values():
+    def forget(self) -> list[Removed]:
+        """A restart that keeps nothing (continuing above a state, a variant back): every view empty.
+        Returns what a former playlist held back."""
+        left = self._drop_former()
+        self._vm_listed.clear()  # its numbers may name other segments now
+        for view in self._views.values():
             view.forget()
+        return left
 
     # -- saved with the state -----------------------------------------------------------------------------
 
@@ -444,10 +395,10 @@ class PathwayViews:
         ValueError when they do not add up."""
         raw = validate.mapping(data, "the pathways' views", 64)
         last = playlist.next_sequence - 1 if playlist is not None else -1
-        for whole in self.views.values():  # a view not saved listed the playlist whole
+        for whole in self._views.values():  # a view not saved listed the playlist whole
             whole.through = last
         for pid, value in raw.items():
-            view = self.views.get(pid)
+            view = self._views.get(pid)
             fields = validate.mapping(value, f"the {pid} pathway's view", 2)
             through = validate.integer(validate.field(fields, "through", "a view"), "through", -1)
             modes = validate.mapping(fields.get("modes", {}), "modes", _MAX_MODES)

@@ -44,11 +44,12 @@ from typing import Any
 from ..playlist import hls
 from ..playlist.manifest import ManifestGenerator, SegmentRejected
 from ..playlist.options import WindowOptions
-from ..playlist.pathway import init_key as pathway_init_key
 from ..playlist.rendered import Rendered
 from ..playlist.segments import ListedSegment, Removed
 from . import playlist_memory
-from .pathway_views import Landing, PathwayViews, Restored
+from .landings import Landing, Landings
+from .listed_keys import KeyIndex
+from .pathway_views import PathwayViews
 from .pathways import PathwayPlan
 
 __all__ = ["RemovedHook", "SegmentRejected", "VariantPlaylist"]
@@ -67,9 +68,11 @@ class VariantPlaylist:
         self._options = options
         self._on_removed = on_removed
         self._gen = generator
-        self._views = PathwayViews(plan or PathwayPlan())
-        self._first = self._views.plan.first.id
-        self._index: tuple[int, dict[str, tuple[int, str, str | None]]] | None = None  # found()'s, per change
+        plan = plan or PathwayPlan()
+        self._landings = Landings(p.id for p in plan.buckets)  # uploads of what it lists, on their way
+        self._views = PathwayViews(plan, self._landings)  # how far each pathway lists it
+        self._first = plan.first.id
+        self._keys = KeyIndex()  # found()'s lookup, rebuilt once per change
         self._shown_targets: dict[str, int | None] = {}  # the target of each pathway's version shown last
         self.last_run: int | None = None  # the run of the last slot listed here
         self.run_numbers: dict[int, int] = {}  # run -> the discontinuity number it last listed it under (4 runs)
@@ -129,36 +132,21 @@ class VariantPlaylist:
         gen = self._gen
         if gen is None:
             return None
-        index = self._index
-        if index is None or index[0] != gen.changes:
-            by_key: dict[str, tuple[int, str, str | None]] = {}
-            for e in gen.window:
-                seg = e.segment
-                if seg.key and not seg.gap:
-                    by_key[seg.key] = (e.sequence, seg.uri, seg.key)
-                init = pathway_init_key(seg)
-                if init is not None and seg.init_uri is not None and init not in by_key:
-                    by_key[init] = (e.sequence, seg.init_uri, seg.key)
-            index = self._index = (gen.changes, by_key)
-        at = index[1].get(key)
-        if at is None and pathway == hls.VM_PATHWAY:
-            # Left the window since: the VM's pathway listed it, and a player may still ask (6.2.2).
-            at = self._views.vm_listed.get(key)
-            if at is None:
-                return None
-        elif at is None or not self._views.lists(pathway, at[0]):
-            return None
-        number, url, segment_key = at
-        return number, url if self._views.landed(self._first, segment_key) else None
+        return self._views.found(pathway, key, self._keys.at(gen.window, gen.changes, key),
+                                 vm=pathway == hls.VM_PATHWAY)
 
     def versions(self, now: float, edge: bool = False, idle: frozenset[str] = frozenset()) -> dict[str, Rendered]:
         """Its version on each pathway (`edge`: for the bucket's copy, which cannot block), as far as each
         lists it; none while there is nothing to show (not open, empty, or regrowing after continuing
         above a state: 6.2.2), nor on the pathways in `idle` (nobody reads them: their views go on)."""
         gen = self._gen
-        if gen is not None:
-            self._views.settle(gen, now)
-        self._views.advance(gen, now)
+        if gen is None:
+            self._views.advance(None)  # a former playlist may still list on
+        else:
+            if self._landings.waiting:  # else nothing to settle (most pushes while nothing fails)
+                self._settle(gen, now)
+            gen.keep_through(self._views.advance(gen), now)
+            self._views.trim(gen.media_sequence)
         self._drain()
         return self._views.versions(gen, self._showable(gen), edge, idle)
 
@@ -184,21 +172,18 @@ class VariantPlaylist:
     @property
     def on_former(self) -> frozenset[str]:
         """The pathways that still list the playlist before its last restart (a new target)."""
-        return frozenset(self._views.former_views)
+        return self._views.on_former
 
     def former_done(self, pathway: str) -> bool:
         """`pathway` showed the former playlist as far as any pathway did (or has none here, or nobody
         reads it now: nothing shown there needs the former)."""
-        if pathway in self._views.idle:
-            return True
-        return self._views.former_done(pathway) and (
-            pathway not in self._views.former_views or self._views.shown[pathway] >= self._views.former_through)
+        return self._views.former_done(pathway)
 
     def version_target(self, pathway: str) -> int | None:
         """The target duration `pathway`'s version is under now: the former playlist's while it lists
         that one."""
-        former = self._views.former if pathway in self._views.former_views else None
-        return former.target_duration if former is not None else self.target_duration
+        former = self._views.former_target(pathway)
+        return former if former is not None else self.target_duration
 
     def shown_target(self, pathway: str) -> int | None:
         """The target duration of the version last shown on `pathway` (None: nothing shown since a start)."""
@@ -215,37 +200,27 @@ class VariantPlaylist:
     def uploading_keys(self) -> dict[str, builtins.list[str]]:
         """Per pathway, the keys of what it lists whose upload there has not landed (what a restart
         uploads again: the publisher's memory saves them)."""
-        return {pid: sorted(pending) for pid, pending in self._views.pending.items() if pending}
+        return self._landings.keys()
 
     @property
     def uploading(self) -> int:
         """Segments it lists whose upload to some bucket has not landed yet."""
-        return len({key for pending in self._views.pending.values() for key, u in pending.items() if not u.done()})
+        return self._landings.count()
 
     def awaiting(self, keys: Mapping[str, Iterable[str]]) -> dict[str, builtins.list[str]]:
         """A restored state's uploads that had not landed, per pathway, of segments this playlist lists:
         pending until `landing` gives each its upload again. Returns those it lists."""
         listed = set(self.uris_by_key())
-        kept: dict[str, builtins.list[str]] = {}
-        for pid, pid_keys in keys.items():
-            kept[pid] = [key for key in pid_keys if key in listed]
-            if kept[pid]:
-                for key in kept[pid]:
-                    pending = self._views.pending.get(pid)
-                    if pending is not None:
-                        pending[key] = Restored()
-        return {pid: ks for pid, ks in kept.items() if ks and pid in self._views.pending}
+        return self._landings.restored({pid: [key for key in pid_keys if key in listed]
+                                        for pid, pid_keys in keys.items()})
 
     def landing(self, pathway: str, key: str, upload: asyncio.Future[Any]) -> None:
         """The upload of a segment it lists, started again after a restart."""
-        pending = self._views.pending.get(pathway)
-        if pending is not None and key in pending:
-            pending[key] = upload
+        self._landings.landing(pathway, key, upload)
 
     def uploads(self) -> builtins.list[asyncio.Future[Any]]:
         """The uploads of what it lists that have not landed (a stop waits for them, then cancels them)."""
-        return [u for pending in self._views.pending.values() for u in pending.values()
-                if isinstance(u, asyncio.Future) and not u.done()]
+        return self._landings.uploads()
 
     def left(self, leaving: Iterable[tuple[str, float]], now: float) -> None:
         """Keys a restored state says left the window ([key, seconds kept]): on to the cleaner."""
@@ -270,24 +245,23 @@ class VariantPlaylist:
     def shown(self, pathway: str, rendered: Rendered) -> bool:
         """The Release made `rendered` visible on `pathway`: numbers up to its last may have been seen.
         True when that showed the former playlist as far as it went (the new one is due there next)."""
-        self._views.shown[pathway] = rendered.last_sequence
+        self._views.saw(pathway, rendered.last_sequence)
         self._shown_targets[pathway] = self.version_target(pathway)
-        return pathway in self._views.former_views and self.former_done(pathway)
+        return pathway in self._views.on_former and self.former_done(pathway)
 
     @property
     def _shown(self) -> int:
         """The last number a client may have seen, on any pathway."""
-        return max(self._views.shown.values(), default=-1)
+        return self._views.shown_anywhere
 
     @property
     def _bucket_shown(self) -> int:
         """The last number the first bucket's playlist showed: what is in the bucket (clips cut from it)."""
-        return self._views.shown.get(self._first, -1)
+        return self._views.shown_on(self._first)
 
     def forget_shown(self) -> None:
         """A restored state replaces what is visible: nothing of this playlist is shown until told."""
-        for pid in self._views.shown:
-            self._views.shown[pid] = -1
+        self._views.forget_shown()
         self._shown_targets.clear()
 
     def shown_span(self) -> tuple[float, float] | None:
@@ -335,14 +309,16 @@ class VariantPlaylist:
         pathway (each pathway lists it once its own has). Raises SegmentRejected when the playlist
         refuses it (its gap is marked: the next segment carries a discontinuity)."""
         gen = self._opened()
-        self._views.before_append(gen)
+        hold = self._views.before_append(gen)
+        if hold is not None:
+            gen.keep_through(hold)
         try:
             number = gen.append(segment, now, sequence, wall=wall)
         except SegmentRejected:
             gen.mark_gap()
             raise
         if landings and segment.key and not segment.gap:
-            self._views.pend(segment.key, landings)
+            self._landings.pend(segment.key, landings)
         if run is not None:
             self.last_run, self.run_numbers[run] = run, gen.last_discontinuity
             if len(self.run_numbers) > 4:
@@ -400,7 +376,7 @@ class VariantPlaylist:
         dropped = self._views.restarting(frozen, set(keep_former) if frozen is not None else set(), shown)
         if dropped:
             self._on_removed(dropped)
-        gen.hold = None
+        gen.keep_through(None)
         self.restarts += 1
         left = gen.restart(target, now, new_timeline=new_timeline, served_through=shown, carry_to=carry_to)
         self._drain()
@@ -432,12 +408,19 @@ class VariantPlaylist:
     # -- internals --------------------------------------------------------------------------------------
 
     def _forget_views(self) -> None:
-        left = self._views.former_left
-        self._views.forget()
+        left = self._views.forget()
         if self._gen is not None:
-            self._gen.hold = None
+            self._gen.keep_through(None)
         if left:
             self._on_removed(left)
+
+    def _settle(self, gen: ManifestGenerator, now: float) -> None:
+        landed, nowhere = self._landings.settle(lambda: self._views.listed_keys(gen))
+        for key in landed:  # listed late: it stays about a window from now (ManifestGenerator.landed)
+            gen.landed(key, now)
+        for key in nowhere:  # a gap on every pathway: a clip or the rewind never names it again
+            gen.unavailable(key)
+            self._views.nowhere(key)
 
     def _opened(self) -> ManifestGenerator:
         if self._gen is None:
@@ -449,11 +432,7 @@ class VariantPlaylist:
         if gen is None:
             return
         removed = gen.drain_removed()
-        if not removed:
-            return
-        if self._views.former is not None:
-            # A pathway still lists the playlist before the restart, which may list these: they leave
-            # once it is done with it, and stay downloadable from then on.
-            self._views.former_left += removed
-        else:
+        if removed:
+            removed = self._views.hold_back(removed)  # a pathway may still list them on the former
+        if removed:
             self._on_removed(removed)

@@ -23,9 +23,9 @@ class VisiblePlaylists:
     """The server's PlaylistSource: the visible renderings, and the waiters on a newer one."""
 
     def __init__(self) -> None:
-        # The target duration of the latest versions, pushed with each (release.py): what the server's
-        # Cache-Control and blocking timeouts follow. None until the first Owncast playlist was read.
-        self.target_duration: int | None = None
+        # The target duration of the latest versions, pushed with each (release.py: `under`): what the
+        # server's Cache-Control and blocking timeouts follow. None until the first Owncast playlist was read.
+        self._target_duration: int | None = None
         self._visible: dict[int, Rendered] = {}
         self._variants: list[SourceVariant] | None = None  # as Owncast's master announces them
         self._masters: dict[str, Rendered] = {}  # by variant file name: /live/'s and Owncast's /hls/
@@ -38,6 +38,14 @@ class VisiblePlaylists:
         self.on_current: Callable[[], None] | None = None
 
     # -- written by release.py only (what Owncast announces, show, replace) ---------------------------
+
+    @property
+    def target_duration(self) -> int | None:
+        return self._target_duration
+
+    def under(self, target: int | None) -> None:
+        """The latest versions are under `target`."""
+        self._target_duration = target
 
     @property
     def announced(self) -> list[SourceVariant] | None:

@@ -1,0 +1,133 @@
+"""Landings: per bucket's pathway, the uploads of segments listed before they landed in that bucket.
+
+A bucket's pathway lists a segment once its upload there landed (pathway_views.PathwayViews asks
+`state`); one that failed for good is listed there as a gap while it is listed. A segment whose upload
+failed on every bucket's pathway exists nowhere (its upload sends the VM's copy, or Owncast's file: it
+fails only once both are gone): `settle` says so, and the playlist's owner makes its entry a gap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Protocol
+
+from ..playlist.views import GAP, OWN
+
+
+class Landing(Protocol):
+    """An upload not landed yet (an asyncio future, or a restored one waiting for its upload to start)."""
+
+    def done(self) -> bool: ...
+
+
+class Restored:
+    """A restored state's upload that had not landed: pending until the publisher starts it again."""
+
+    def done(self) -> bool:
+        return False
+
+
+def failed(upload: Landing) -> bool:
+    """An upload that ended without landing (an error; not a cancel: the publisher is closing)."""
+    return (isinstance(upload, asyncio.Future) and upload.done() and not upload.cancelled()
+            and upload.exception() is not None)
+
+
+class Landings:
+    def __init__(self, buckets: Iterable[str]) -> None:
+        self._pending: dict[str, dict[str, Landing]] = {pid: {} for pid in buckets}
+
+    # -- told ---------------------------------------------------------------------------------------------
+
+    def pend(self, key: str, landings: Mapping[str, Landing]) -> None:
+        """A segment listed before it landed on these pathways (each one's upload)."""
+        for pid, upload in landings.items():
+            pending = self._pending.get(pid)
+            if pending is not None and not upload.done():
+                pending[key] = upload
+
+    def restored(self, keys: Mapping[str, Iterable[str]]) -> dict[str, list[str]]:
+        """A restored state's uploads that had not landed, per pathway: pending until `landing` gives
+        each its upload again. Returns those kept (a pathway configured now)."""
+        kept: dict[str, list[str]] = {}
+        for pid, pid_keys in keys.items():
+            pending = self._pending.get(pid)
+            if pending is None:
+                continue
+            for key in pid_keys:
+                pending[key] = Restored()
+            if pid_keys:
+                kept[pid] = list(pid_keys)
+        return kept
+
+    def landing(self, pathway: str, key: str, upload: asyncio.Future[Any]) -> None:
+        """The upload of a pending segment, started again after a restart."""
+        pending = self._pending.get(pathway)
+        if pending is not None and key in pending:
+            pending[key] = upload
+
+    def settle(self, listed: Callable[[], dict[str, bool]]) -> tuple[list[str], list[str]]:
+        """Forget the uploads that landed; one that failed for good stays, a gap there, while it is listed
+        (`listed`: key -> listed as a gap, asked only once something failed). Returns (the keys that
+        landed now, those that are nowhere now: failed on every bucket's pathway)."""
+        landed: list[str] = []
+        nowhere: list[str] = []
+        gaps: dict[str, bool] | None = None
+        for pending in self._pending.values():
+            for key, upload in list(pending.items()):
+                if not upload.done():
+                    continue
+                if not failed(upload):
+                    del pending[key]
+                    landed.append(key)
+                    continue
+                if gaps is None:
+                    gaps = listed()
+                gap = gaps.get(key)
+                if gap is None:
+                    del pending[key]  # a gap that left every playlist
+                elif not gap and self._nowhere(key):
+                    gaps[key] = True
+                    nowhere.append(key)
+        return landed, nowhere
+
+    # -- asked --------------------------------------------------------------------------------------------
+
+    @property
+    def waiting(self) -> bool:
+        """Some upload is pending (landed, failed or not yet): `settle` has something to look at."""
+        return any(self._pending.values())
+
+    def _nowhere(self, key: str) -> bool:
+        """The uploads of `key` failed for good on every bucket's pathway (one not pending landed there)."""
+        return all((upload := pending.get(key)) is not None and failed(upload)
+                   for pending in self._pending.values())
+
+    def state(self, pathway: str, key: str | None) -> str | None:
+        """OWN: landed there (or not a bucket's: the VM holds it); GAP: it never will; None: not yet."""
+        pending = self._pending.get(pathway)
+        if key is None or pending is None:
+            return OWN
+        upload = pending.get(key)
+        if upload is None:
+            return OWN
+        return GAP if failed(upload) else None
+
+    def landed(self, pathway: str, key: str | None) -> bool:
+        """Whether `key` is in `pathway`'s bucket (listed and not on its way there)."""
+        pending = self._pending.get(pathway)
+        return key is not None and (pending is None or key not in pending)
+
+    def keys(self) -> dict[str, list[str]]:
+        """Per pathway, the keys not landed (what a restart uploads again: the publisher's memory saves them)."""
+        return {pid: sorted(pending) for pid, pending in self._pending.items() if pending}
+
+    def count(self) -> int:
+        """Segments whose upload to some bucket has not landed yet."""
+        return len({key for pending in self._pending.values() for key, u in pending.items() if not u.done()})
+
+    def uploads(self) -> list[asyncio.Future[Any]]:
+        """The uploads that have not landed (a stop waits for them, then cancels them)."""
+        return [u for pending in self._pending.values() for u in pending.values()
+                if isinstance(u, asyncio.Future) and not u.done()]

@@ -1,0 +1,75 @@
+"""What a playlist lists, by key: the lookup behind VariantPlaylist.found, and the VM's pathway's record.
+
+The server asks, for a segment (or init section) requested on a pathway, whether that pathway lists it
+and at what number (http/pathway.py answers only what is listed). `KeyIndex` answers for the window as
+it is now (rebuilt once per change of the playlist, not per request). `VmListed` remembers what the VM's
+pathway listed a while after it leaves the window: a player holding an older version still asks for it
+(6.2.2: a removed segment stays available its duration plus the playlist's), and the VM answers only
+what its pathway listed.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from ..playlist.entry import Entry
+from ..playlist.pathway import init_key
+from ..playlist.window import Window
+
+# By key: the number (an init section's: its first segment's), the first bucket's URI, the segment's key
+# (None: an init section first listed with a segment that has none).
+At = tuple[int, str, str | None]
+
+SLACK = 16  # keys the VM's record keeps beyond twice the window's entries
+
+
+class KeyIndex:
+    """The segments and init sections a window lists, by key (no gap: nothing to answer there)."""
+
+    def __init__(self) -> None:
+        self._changes: int | None = None
+        self._by_key: dict[str, At] = {}
+
+    def at(self, window: Window, changes: int, key: str) -> At | None:
+        """`key` in `window` as of its `changes` mark (the playlist's: the index is rebuilt when it moved)."""
+        if changes != self._changes:
+            by_key: dict[str, At] = {}
+            for e in window:
+                seg = e.segment
+                if seg.key and not seg.gap:
+                    by_key[seg.key] = (e.sequence, seg.uri, seg.key)
+                init = init_key(seg)
+                if init is not None and seg.init_uri is not None and init not in by_key:
+                    by_key[init] = (e.sequence, seg.init_uri, seg.key)
+            self._by_key, self._changes = by_key, changes
+        return self._by_key.get(key)
+
+
+class VmListed:
+    """What the VM's pathway listed, by key, the oldest dropped past twice the window's entries."""
+
+    def __init__(self) -> None:
+        self._listed: OrderedDict[str, At] = OrderedDict()
+
+    def add(self, e: Entry, window_entries: int) -> None:
+        """The VM's pathway lists `e` (with its init section); a gap is nothing to answer."""
+        seg = e.segment
+        key = seg.key
+        if not key or seg.gap:
+            return
+        listed = self._listed
+        listed[key] = (e.sequence, seg.uri, key)
+        if seg.init_uri is not None:
+            init = init_key(seg)
+            if init is not None and init not in listed:
+                listed[init] = (e.sequence, seg.init_uri, key)
+        most = 2 * window_entries + SLACK
+        while len(listed) > most:
+            listed.popitem(last=False)
+
+    def get(self, key: str) -> At | None:
+        return self._listed.get(key)
+
+    def clear(self) -> None:
+        """A restart that keeps nothing: its numbers may name other segments now."""
+        self._listed.clear()
