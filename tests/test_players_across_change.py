@@ -143,7 +143,7 @@ APART_JOIN = 72.0
 # 8 pinned alone; 1 of 11 full runs of the suite. The guess is the live edge when a reload of the old
 # variant lands while the new one's first playlist loads: no variant has a segment index then, and
 # Shaka sets the availability window to 0. A strict xfail cannot hold a player that mostly passes, so
-# "apart" is played by the others; "race" forces that order for Shaka (its strict xfail), and Shaka's
+# "apart" is played by the others; "race" forces that order for Shaka (its answers judged, its picture not), and Shaka's
 # switches are judged between variants numbered in lockstep ("aligned"), which its map gets right (8
 # of 8 passed there, pinned beside the busy loop).
 # Where the bug is forced ("race"), it is seen every time: Shaka stood still 4.5 s about 11 s after its
@@ -457,19 +457,14 @@ def test_switches_variants_and_plays_on(observed: Observations, scenario: str, p
     _assert_switches(observed.played[(scenario, player)], observed.table())
 
 
-# Not strict: with the race ordered (test_the_race_shaka_loses_in_happened) Shaka lost the new variant in
-# every run but one of the full suite's (2026-11-27, load 13: it kept it, XPASS); whether its own reload
-# timers fall inside the window is Shaka's, not the rig's.
-SHAKA_LOSES_THE_NEW_VARIANT = pytest.mark.xfail(
-    strict=False,
-    reason="Shaka 4.16.50 (lib/hls/hls_parser.js): a reload of the old variant that lands while the new "
-           "one's first playlist loads sets the availability window to 0 (no stream has a segment index "
-           "then); the new variant's first segment is then guessed at the live edge, in the one "
-           "media-sequence-to-time map all video variants share, and its next reload evicts its whole "
-           "segment index (SHAKA_APART)",
-)
-
-
+# Shaka 4.16.50 (lib/hls/hls_parser.js) loses the new variant when a reload of the old one lands while the
+# new one's first playlist loads: that sets the availability window to 0 (no stream has a segment index
+# then); the new variant's first segment is then guessed at the live edge, in the one
+# media-sequence-to-time map all video variants share, and its next reload evicts its whole segment index
+# (SHAKA_APART). With the race ordered (test_the_race_shaka_loses_in_happened) it lost the new variant in
+# every full run of the suite but one, where its own reload timers fell outside the window: whether it
+# does is Shaka's, so it is not judged here (an xfail that may pass cannot fail). What is the service's is:
+# every playlist answer Shaka got in the race was a plain one.
 @pytest.mark.integration
 @pytest.mark.browser
 @needs_chromium
@@ -483,10 +478,14 @@ def test_the_race_shaka_loses_in_happened(observed: Observations) -> None:
 @pytest.mark.integration
 @pytest.mark.browser
 @needs_chromium
-@SHAKA_LOSES_THE_NEW_VARIANT
-def test_shaka_switches_between_variants_numbered_apart_when_a_reload_lands_in_the_switch(
-        observed: Observations) -> None:
-    _assert_switches(observed.played[("race", "shaka")], observed.table())
+def test_shaka_gets_plain_answers_when_a_reload_lands_in_its_switch(observed: Observations) -> None:
+    p = observed.played[("race", "shaka")]
+    _assert_plain_answers(p, observed.table())
+    try:
+        _assert_switches(p, observed.table())
+        print("\n[race] Shaka kept the new variant this run")
+    except AssertionError:
+        print("\n[race] Shaka lost the new variant (its own bug, above)")
 
 
 def _assert_switches(p: Played, table: str) -> None:
