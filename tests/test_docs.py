@@ -142,18 +142,33 @@ def test_every_repository_path_a_doc_names_exists(doc: Path) -> None:
     assert not missing, "paths named in docs/ that do not exist (moved? update the doc):\n" + "\n".join(missing)
 
 
-# This project's issues ("issue 47", "issues 47 and 50") and dated runs ("2026-11-25"). Another project's
-# issue is named with its project ("hls.js issue 5747", "owncast#489").
-_DIARY = re.compile(r"\b[Ii]ssues? \d+|\b20\d\d-\d\d-\d\d\b")
+# This project's issues ("issue 47", "issues 47 and 50", "#47"), dated runs ("2026-11-25") and commits
+# ("(b7620df)"). Another project's issue or commit is named with its project: "hls.js issue 5747",
+# "hls.js #3913", "owncast#489", "owncast/owncast 3c6ca409".
+_DIARY = re.compile(r"\b[Ii]ssues? \d+|(?<![\w/])#\d+\b|\b20\d\d-\d\d-\d\d\b"
+                    r"|\b(?=[0-9a-f]*[a-f])(?=[0-9a-f]*[0-9])[0-9a-f]{7,40}\b")
+_UPSTREAM = re.compile(r"(?:\b(?:hls\.js|Shaka|[Oo]wncast|PeerTube|video\.js) (?:issues? )?|\b[\w.-]+/[\w.-]+ )$")
 
 
-@pytest.mark.parametrize("doc", DOC_FILES, ids=lambda p: p.relative_to(DOCS).as_posix())
+def diary_entries(text: str) -> list[str]:
+    """Each issue of ours, dated run or commit id a text names, as "line: what" (another project's pass)."""
+    return [f"{lineno}: {m.group(0)!r}" for lineno, line in enumerate(text.splitlines(), 1)
+            for m in _DIARY.finditer(line) if not _UPSTREAM.search(line[:m.start()])]
+
+
+def test_the_diary_check_tells_ours_from_upstream() -> None:
+    ours = ["As issue 47 asked", "see #81.", "Measured on 2026-11-25:", "the page before (b7620df)"]
+    upstream = ["(hls.js issue 5747)", "(hls.js #4309, hls.js #3913)", "(owncast#4060)",
+                "owncast/owncast 3c6ca409", "`max-age=31536000`", "`#EXT-X-SKIP`", "20261123-140000-1a2b"]
+    assert [len(diary_entries(s)) for s in ours] == [1] * len(ours)
+    assert [diary_entries(s) for s in upstream] == [[]] * len(upstream)
+
+
+@pytest.mark.parametrize("doc", [*DOC_FILES, ROOT / "README.md"], ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_no_page_names_an_issue_of_ours_or_a_dated_run(doc: Path) -> None:
-    """A reader cannot open "issue 47", and a dated bench run is history: the guides say what is true now,
-    with the command that measures it (the commit messages keep the history)."""
-    found = [f"{doc.name}:{lineno}: {m.group(0)!r}" for lineno, line in enumerate(_read(doc).splitlines(), 1)
-             for m in _DIARY.finditer(line) if not re.search(r"(hls\.js|Shaka|Owncast|PeerTube) issues? \d",
-                                                               line[max(0, m.start() - 12):m.end()])]
+    """A reader cannot open "issue 47" or a commit id, and a dated bench run is history: the guides say what
+    is true now, with the command that measures it (the commit messages keep the history)."""
+    found = [f"{doc.name}:{entry}" for entry in diary_entries(_read(doc))]
     assert not found, "\n".join(found)
 
 
