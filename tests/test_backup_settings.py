@@ -59,6 +59,22 @@ def test_a_buckets_settings_without_its_pathway_are_named_as_ignored(tmp_path: P
     assert lookalike_keys(environ=dict(environ, PATHWAYS="bucket,backup")) == []
 
 
+def test_a_buckets_block_in_the_env_file_without_its_pathway_stops_the_start(tmp_path: Path) -> None:
+    """Written in the env file (the service's own), a bucket's block whose pathway PATHWAYS does not name is
+    a bucket the operator meant and would run without: each key is a line, and the start stops, as `check`
+    does (the secret's value never shown). With PATHWAYS naming it, it loads."""
+    first = env(tmp_path)
+    file = tmp_path / "hls-broadcaster.env"
+    file.write_text("".join(f"{k}={v}\n" for k, v in {**BACKUP, "B2_S3_REGION": "auto"}.items()))
+    with pytest.raises(SettingsError) as err:
+        load_settings(environ=first, env_file=file)
+    assert err.value.problems == [f"{key} (in {file}) sets the bucket pathway backup, which PATHWAYS (bucket) does "
+                                  "not name: add backup to PATHWAYS (e.g. PATHWAYS=bucket,backup) or remove it"
+                                  for key in BACKUP], err.value.problems
+    assert SECRET not in str(err.value.problems)
+    assert load_settings(environ=dict(first, PATHWAYS="bucket,backup"), env_file=file).extra_buckets
+
+
 def test_backup_bucket_that_is_the_first_one_is_refused(tmp_path: Path) -> None:
     same = dict(BACKUP, BACKUP_S3_ENDPOINT_URL="https://acc.r2.cloudflarestorage.com", BACKUP_BUCKET_NAME="my-bucket")
     with pytest.raises(SettingsError) as err:

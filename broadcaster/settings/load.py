@@ -85,12 +85,35 @@ def load_settings(
     for pathway in pathways[1:]:
         sources.parse(bucket_rows(pathway), f"PATHWAYS names {pathway}, a bucket, which needs {{help}}",
                       values, problems)
+    if "PATHWAYS" in values:
+        problems += _unnamed_buckets(sources, pathways)
     if problems:
         raise SettingsError(*problems)
     buckets = tuple(BucketSettings(p, **{r.attr: values[r.name] for r in bucket_rows(p)}) for p in pathways)
     settings = Settings(**{r.attr: values[r.name] for r in rows(Settings)}, buckets=buckets)
     _check_together(settings)
     return settings
+
+
+def _unnamed_buckets(sources: _Sources, pathways: tuple[str, ...]) -> list[str]:
+    """A bucket's block set in the env file or as flags (ours: written for this service) for a pathway
+    PATHWAYS does not name: the operator meant a bucket and would run without it, so it stops the start.
+    In the process environment, where another program's variables may look alike, `lookalike_keys` names
+    them instead. Empty or default values (deploy/env.example's lines) set nothing."""
+    named = set(pathways)
+    known = {s.name for s in SETTINGS}  # the first bucket's among them (AWS_BUCKET_NAME, R2_PUBLIC_URL...)
+    lines = []
+    for key, value, where in [*((k, v, f" (in {sources.env_file})") for k, v in sources.file_values.items()),
+                              *((k, v, "") for k, v in sources.flags.items())]:
+        bucket = None if key in known else _BUCKET_KEY.fullmatch(key)
+        if bucket is None or bucket[1].lower() in named:
+            continue
+        pathway = bucket[1].lower()
+        if value in ("", None, *(r.default for r in bucket_rows(pathway) if r.name == key)):
+            continue
+        lines.append(f"{key}{where} sets the bucket pathway {pathway}, which PATHWAYS ({','.join(pathways)}) "
+                     f"does not name: add {pathway} to PATHWAYS (e.g. PATHWAYS=bucket,{pathway}) or remove it")
+    return lines
 
 
 def lookalike_keys(environ: Mapping[str, str] | None = None, env_file: Path | None = None) -> list[str]:
