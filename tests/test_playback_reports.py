@@ -634,6 +634,7 @@ async def test_config_asks_for_reports_and_names_owncasts_playback_report(
     config = await (await client.get("/config.json")).json()
     assert config["viewers"] == {"beat": 10.0, "show": True, "report": 1}
     assert config["owncast"] == {"ping": "https://owncast.example/api/ping", "every": 5.0,
+                                 "cmcd": "https://owncast.example/api/metrics/cmcd",
                                  "metrics": "https://owncast.example/api/metrics/playback", "report": 10.0}
 
 

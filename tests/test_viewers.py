@@ -203,6 +203,7 @@ async def test_config_names_owncasts_ping_and_the_beat_from_the_timeout(aiohttp_
     config = await (await client.get("/config.json")).json()
     assert config["viewers"] == {"beat": 1.0, "show": True}
     assert config["owncast"] == {"ping": "https://stream.example.com/api/ping", "every": 1.0,
+                                 "cmcd": "https://stream.example.com/api/metrics/cmcd",
                                  "metrics": "https://stream.example.com/api/metrics/playback", "report": 1.0}
     long = await client_for(aiohttp_client, Audience(60), viewer_timeout=60, owncast_url="https://o.example")
     config = await (await long.get("/config.json")).json()

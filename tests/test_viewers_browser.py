@@ -377,6 +377,9 @@ async def test_a_viewer_below_the_lowest_variants_bitrate_stalls_on_it_here_and_
     assert on_lowest(got) > on_lowest(before), (got, before)
     assert health is not None and not health.healthy and health.representation > 0, health
     assert all(r["downloadDuration"] > 0 and r["bandwidth"] > 0 for r in slow_reports), slow_reports
+    # This stand-in is an Owncast before 0.2: the pages asked its CMCD collector first, got its 404, and
+    # sent these to /api/metrics/playback instead (viewer/src/owncast-health.js).
+    assert stack.owncast.cmcd_misses >= 2, stack.owncast.cmcd_misses
 
 
 # The device's clock an hour fast: Date and performance.timeOrigin alike (what a wrong clock changes).

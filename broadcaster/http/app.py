@@ -137,8 +137,11 @@ class ViewerOptions:
             viewers["report"] = int(REPORT_VERSION)
         config["viewers"] = viewers
         if self.owncast_url:
+            # Its playback reports: CMCD to Owncast's collector (0.2), its older endpoint for an Owncast
+            # without it (viewer/src/owncast-health.js).
             config["owncast"] = {"ping": f"{self.owncast_url}/api/ping",
                                  "every": min(OWNCAST_PING_EVERY, beat),
+                                 "cmcd": f"{self.owncast_url}/api/metrics/cmcd",
                                  "metrics": f"{self.owncast_url}/api/metrics/playback",
                                  "report": min(OWNCAST_REPORT_EVERY, beat)}
         return config

@@ -172,8 +172,9 @@ class Settings:
         "page's viewers; empty = off", kinds.optional_url, "",
         doc="Owncast's public URL as viewers' browsers reach it (`https://owncast.example.com`): the "
             "viewer page pings its `/api/ping` while playing, so Owncast's own count includes this "
-            "page's viewers, and sends its `/api/metrics/playback` the playback report Owncast's own "
-            "page sends, so its Stream Health includes them too")
+            "page's viewers, and reports each viewer's playback from the viewer's browser to its CMCD "
+            "collector (`/api/metrics/cmcd`; `/api/metrics/playback` for an Owncast before 0.2), so "
+            "its Stream Health includes them too")
     # "" = Owncast's name with OWNCAST_URL, else the page's own
     stream_title: str = setting("the viewer page's title and heading; empty = Owncast's server name (from its "
         "/api/config) when OWNCAST_URL is set, else 'Live stream'", kinds.page_text(MAX_TITLE), "",

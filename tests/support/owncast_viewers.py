@@ -40,6 +40,11 @@ Its playback reports and "Stream Health" (issue 42), as Owncast's source does th
   clients that reported a bandwidth over the active viewers; and errorCountHealthOverviewMessage's
   "N of M viewers (P%) may be experiencing some issues." once 3 or more clients report. (The CPU,
   bitrate and passthrough messages it tries first need Owncast's own hardware and settings.)
+
+Without a CMCD collector (`collector`, tests/support/owncast_cmcd.py) it is an Owncast before 0.2: its
+`/api/metrics/cmcd` is no route, so its index handler answers (webserver/handlers/index.go, IndexHandler:
+CORS for any origin, then the web files, which have no such file): 404 with
+`Access-Control-Allow-Origin: *`; `cmcd_misses` counts them.
 """
 
 from __future__ import annotations
@@ -51,10 +56,14 @@ import json
 import time
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from tests.support.local_http import serve_local
+
+if TYPE_CHECKING:
+    from tests.support.owncast_cmcd import CmcdCollector
 
 
 def address_of(request: web.BaseRequest) -> str:
@@ -162,7 +171,9 @@ class OwncastViewers:
     set, `playback` its playback window."""
 
     def __init__(self, *, purge_timeout: float = 15.0, prune_every: float = 5.0,
-                 stream_connected: bool = True) -> None:
+                 stream_connected: bool = True, collector: CmcdCollector | None = None) -> None:
+        self.collector = collector
+        self.cmcd_misses = 0
         self.purge_timeout = purge_timeout
         self.prune_every = prune_every
         self.stream_connected = stream_connected
@@ -238,6 +249,10 @@ class OwncastViewers:
         self.playback = PlaybackWindow()
         return overview
 
+    async def _no_collector(self, _request: web.Request) -> web.Response:
+        self.cmcd_misses += 1
+        return web.Response(status=404, text="404 page not found\n", headers={"Access-Control-Allow-Origin": "*"})
+
     async def _status(self, _request: web.Request) -> web.Response:
         return web.json_response({"online": self.stream_connected, "viewerCount": self.viewer_count})
 
@@ -263,6 +278,10 @@ class OwncastViewers:
         app.router.add_get("/api/status", self._status)
         app.router.add_get("/api/config", self._config)
         app.router.add_route("*", "/api/metrics/playback", self._playback)
+        if self.collector is not None:
+            self.collector.add_routes(app)
+        else:
+            app.router.add_route("*", "/api/metrics/cmcd", self._no_collector)
         self._runner, self.url = await serve_local(app)
         self._pruner = asyncio.create_task(self._prune_loop())
         return self

@@ -39,7 +39,7 @@
  * report(minGapMs) ({ text: Hb-Report's value, change } or null), answered(report, sentAt, receivedAt,
  * body), changes() (totals' changes, take() and undo(change): changesOf, FIELDS' order from watched on,
  * without latency and variant), latency(), latencyNow(),
- * stalledNow(), bandwidth(), pathwayWord(), onFailure(fn), snapshot() (the figures below, read-only: the
+ * stalledNow(), bandwidth(), bitrate(), pathwayWord(), onFailure(fn), snapshot() (the figures below, read-only: the
  * stats panel's, and the test hook's viewerStats.playback) }.
  */
 
@@ -349,6 +349,13 @@ export function create({ video, hls, position, player, p2p, behindLive }) {
     PATHWAYS.forEach((p) => { figures.failed[p] = 0; });
     return [figures.pathway || '-', ...failed].join(' ');
   }
+  /** The playing variant's BANDWIDTH (bits/s, hls.js's level), 0 when not known. */
+  function bitrate() {
+    const h = hls();
+    const level = h && h.levels ? h.levels[h.currentLevel] : null;
+    return level && level.bitrate > 0 ? level.bitrate : 0;
+  }
+
   /** hls.js's bandwidth estimate (bits/s), 0 without one. */
   function bandwidth() {
     const h = hls();
@@ -364,6 +371,7 @@ export function create({ video, hls, position, player, p2p, behindLive }) {
     latency,
     latencyNow,
     bandwidth,
+    bitrate,
     pathwayWord,
     onFailure: (fn) => failureListeners.push(fn),
     snapshot: () => {

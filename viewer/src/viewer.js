@@ -110,7 +110,10 @@ async function configuredSource() {
     }
     if (config && config.viewers) {
       // "N watching" and the heartbeat that counts this page (watching.js; SHOW_VIEWER_COUNT, OWNCAST_URL).
-      import('./watching.js').then((m) => m.start(config, video, () => sharing !== null, playback))
+      import('./watching.js').then((m) => {
+        const watching = m.start(config, video, () => sharing !== null, playback);
+        if (watching.owncast) stats.attach({ owncast: watching.owncast }); // viewerStats.owncast
+      })
         .catch((err) => console.warn('viewer count off:', err));
     }
     if (config && typeof config.src === 'string' && playlistUrl(config.src)) return playlistUrl(config.src);

@@ -13,11 +13,9 @@
 // pathway the page plays and its failed segment fetches (Hb-Pathway, playback.js), and a fetch from a
 // bucket that fails makes the page beat at once (once per half interval at most): the service then looks
 // at the bucket itself, and sends this page's address the VM's bytes while the bucket serves the others.
-// With OWNCAST_URL, the page also sends Owncast the playback report Owncast's own page sends (its
-// web/components/video/metrics/playback.js, every 10 s: bandwidth in kbit/s, latency and mean segment
-// download time in seconds, errors and variant changes in the window), to its /api/metrics/playback, so
-// Owncast's Stream Health counts these viewers too. A POST with a plain-text body needs no preflight, so
-// no-cors delivers it (Owncast reads the body as JSON whatever its type, and sends no CORS headers).
+// With OWNCAST_URL, the page also reports its playback to Owncast's Stream Health (owncast-health.js).
+
+import * as OwncastHealth from './owncast-health.js';
 
 function randomId() {
   const bytes = crypto.getRandomValues(new Uint8Array(16));
@@ -31,10 +29,10 @@ export function start(config, video, p2pOn, playback = null) {
   const id = randomId();
   const url = 'live/watching';
   const reporting = playback !== null && viewers.report === 1;
-  const forOwncast = playback !== null && owncast && owncast.metrics ? playback.changes() : null;
+  const health = playback !== null && owncast && (owncast.cmcd || owncast.metrics)
+    ? OwncastHealth.create({ owncast, playback, video }) : null;
   let beatTimer = null;
   let pingTimer = null;
-  let reportTimer = null;
   let counted = false;
   let lastBeat = -Infinity;
 
@@ -86,29 +84,6 @@ export function start(config, video, p2pOn, playback = null) {
     fetch(owncast.ping, { mode: 'no-cors', cache: 'no-store', credentials: 'omit' }).catch(() => {});
   }
 
-  /** Owncast's playback report for the window since the last one sent (as its own page: none while no
-   * segment was loaded, the window then goes on). */
-  function reportToOwncast() {
-    const took = forOwncast.take();
-    const [, stalls, , switches, , , ...rest] = took;
-    const errors = rest.slice(0, 6).reduce((a, b) => a + b, 0);
-    const segments = rest[6] + rest[9];
-    if (!segments) {
-      forOwncast.undo(took);
-      return;
-    }
-    const latency = playback.latency();
-    const body = {
-      bandwidth: Math.round(playback.bandwidth() / 1000), // kbit/s, as Owncast's page sends it
-      latency: latency >= 0 ? latency / 1000 : 0, // 0: Owncast keeps none
-      errors: stalls + errors + (playback.stalledNow() ? 1 : 0),
-      downloadDuration: (rest[7] + rest[10]) / segments / 1000,
-      qualityVariantChanges: switches,
-    };
-    fetch(owncast.metrics, { method: 'POST', mode: 'no-cors', cache: 'no-store', credentials: 'omit',
-      body: JSON.stringify(body) }).catch(() => {});
-  }
-
   function started() {
     if (beatTimer === null && viewers.beat > 0) {
       beat();
@@ -118,16 +93,14 @@ export function start(config, video, p2pOn, playback = null) {
       ping();
       pingTimer = setInterval(ping, owncast.every * 1000);
     }
-    if (forOwncast && reportTimer === null && owncast.report > 0) {
-      reportTimer = setInterval(reportToOwncast, owncast.report * 1000);
-    }
+    if (health) health.start();
   }
 
   function stopped() {
     clearInterval(beatTimer);
     clearInterval(pingTimer);
-    clearInterval(reportTimer);
-    beatTimer = pingTimer = reportTimer = null;
+    if (health) health.stop();
+    beatTimer = pingTimer = null;
     if (counted) leave();
     counted = false;
     if (shown) shown.hidden = true;
@@ -143,5 +116,5 @@ export function start(config, video, p2pOn, playback = null) {
   video.addEventListener('ended', stopped);
   window.addEventListener('pagehide', stopped);
   if (playing() && video.readyState > 2) started();
-  return { id };
+  return { id, owncast: health };
 }

@@ -1,0 +1,132 @@
+"""Owncast's Stream Health sees every viewer of the page, each as one viewer (viewer/src/owncast-health.js),
+on real parts: the live demo stream (SeaweedFS, the Owncast emulator, the service), five hls.js players in
+Debian's headless Chromium, and a stand-in built to Owncast's CMCD collector (tests/support/owncast_cmcd.py).
+
+Owncast tells viewers apart by the request's address and User-Agent. Each player's browser context
+reaches Owncast through a proxy of its own that connects from its own loopback address, 127.0.0.2 to
+127.0.0.6 (tests/support/source_proxy.py; Chromium alone connects from 127.0.0.1 whatever loopback
+address it dials). OWNCAST_URL names Owncast as `localhost`, and each context's proxy bypasses
+127.0.0.1, where the service and the bucket are: only the reports, pings and /api/config go through it.
+
+The fall back to the older endpoint on an Owncast without the collector is proven in Chromium by
+tests/test_viewers_browser.py, whose stand-in is such an Owncast (its Stream Health tests)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from broadcaster.demo.emulator import OwncastEmulator
+from broadcaster.demo.recordings import Recordings
+from broadcaster.demo.seaweed import SeaweedS3
+from tests.support.browser import POLL_MS, needs_chromium, open_viewer, shared_chromium
+from tests.support.owncast_cmcd import CmcdCollector, PlaybackClient
+from tests.support.owncast_viewers import OwncastViewers
+from tests.support.service_process import running_service, service_env
+from tests.support.source_proxy import SourceProxy
+from tests.support.waiting import until
+
+pytestmark = [pytest.mark.integration, pytest.mark.browser, needs_chromium]
+
+VIEWERS = 5
+WAIT = 45.0  # five players and the stack on two busy cores
+# Chromium skips the proxy for loopback hosts unless told (<-loopback>: its implicit rule removed), and
+# Playwright leaves the list as given when it names a loopback host: all of 127.0.0.1 goes direct.
+BYPASS = "<-loopback>,127.0.0.1"
+SHOWN = 0.95  # of the viewers, at least, shown apart with their figures
+
+
+def _page_errors(stats: dict[str, Any]) -> int:
+    """What the page counted for /metrics: its stalls and its errors of every kind and outcome."""
+    kinds = stats["errorKinds"]
+    return int(stats["playback"]["stalls"]) + sum(int(k["recovered"]) + int(k["fatal"]) for k in kinds.values())
+
+
+async def test_five_players_at_five_addresses_are_five_viewers_in_owncasts_stream_health(
+        tmp_path: Any, recordings: Recordings) -> None:
+    """Each page's reports reach the collector from its own address: five viewers, one playback client
+    (the page's sid) each, with the bandwidth, bitrate and latency the page measured and the error count
+    it has, as its stalls and errors on /metrics are counted."""
+    collector = CmcdCollector()
+    sources = [f"127.0.0.{n}" for n in range(2, 2 + VIEWERS)]
+    async with contextlib.AsyncExitStack() as stack:
+        s3 = await stack.enter_async_context(SeaweedS3(tmp_path / "seaweed", discard=True))
+        emulator = await stack.enter_async_context(
+            OwncastEmulator(tmp_path / "hls", segment_seconds=1, recordings=recordings))
+        owncast = await stack.enter_async_context(OwncastViewers(collector=collector))
+        proxies = [await stack.enter_async_context(SourceProxy(source)) for source in sources]
+        port = owncast.url.rsplit(":", 1)[1]
+        env = service_env(tmp_path / "hls", s3, tmp_path / "state", WINDOW_SECONDS="8",
+                          OWNCAST_URL=f"http://localhost:{port}")
+        service = await stack.enter_async_context(running_service(env))
+        await emulator.wait_for_segments(0, 3, timeout=20)
+        chromium = await stack.enter_async_context(shared_chromium())
+        own = await stack.enter_async_context(chromium.own())
+        pages = []
+        for n, proxy in enumerate(proxies):
+            context = await own.new_context(user_agent=f"viewer-{n}",
+                                            proxy={"server": proxy.url, "bypass": BYPASS})
+            pages.append(await context.new_page())
+        for page in pages:
+            await open_viewer(page, f"{service.url}/")
+
+        async def shown() -> dict[str, tuple[PlaybackClient, dict[str, Any]]]:
+            """Per address, the viewer the collector shows with all its figures, and what its page says."""
+            out = {}
+            for n, (page, source) in enumerate(zip(pages, sources, strict=True)):
+                stats = await page.evaluate("() => JSON.parse(JSON.stringify(window.viewerStats))")
+                clients = collector.viewers().get((source, f"viewer-{n}"), [])
+                if len(clients) != 1 or "owncast" not in stats:
+                    continue
+                client = clients[0]
+                if (client.client_id == stats["owncast"]["sid"] and client.bandwidth_kbps > 0
+                        and client.bitrate_kbps > 0 and client.latency_seconds > 0
+                        and client.error_count == _page_errors(stats)):
+                    out[source] = (client, stats)
+            return out
+
+        seen: dict[str, tuple[PlaybackClient, dict[str, Any]]] = {}
+
+        async def enough() -> bool:
+            nonlocal seen
+            seen = await shown()
+            return len(seen) >= SHOWN * VIEWERS
+
+        await until(enough, f"at least {SHOWN:.0%} of {VIEWERS} viewers shown apart with their figures", WAIT,
+                    every=0.5, detail=lambda: (collector.viewers(), collector.refused))
+        # One viewer loses its network until its video stalls: its stall (and the errors its player may
+        # meet) reach Owncast once it is back, the reports that failed meanwhile carried into the next.
+        troubled = pages[-1]
+        cdp = await troubled.context.new_cdp_session(troubled)
+        await cdp.send("Network.enable")
+        offline = {"offline": True, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1}
+        await cdp.send("Network.emulateNetworkConditions", offline)
+        await troubled.wait_for_function("() => window.viewerStats.playback.stalls >= 1", timeout=WAIT * 1000,
+                                         polling=POLL_MS)
+        await cdp.send("Network.emulateNetworkConditions", offline | {"offline": False})
+        page_counts: list[int] = []
+
+        async def counted_by_owncast() -> bool:
+            stats = await troubled.evaluate("() => JSON.parse(JSON.stringify(window.viewerStats))")
+            page_counts[:] = [_page_errors(stats)]
+            clients = collector.viewers().get((sources[-1], f"viewer-{VIEWERS - 1}"), [])
+            return len(clients) == 1 and clients[0].error_count == page_counts[0] > 0
+
+        await until(counted_by_owncast, "the troubled viewer's stall and errors in Owncast", WAIT, every=0.5,
+                    detail=lambda: (page_counts, collector.viewers().get((sources[-1], f"viewer-{VIEWERS - 1}"))))
+    # Five viewers, by address and User-Agent: none merged, none split.
+    assert len(collector.viewers()) == VIEWERS and all(a in sources for a, _ in collector.viewers())
+    assert collector.refused == [] and owncast.cmcd_misses == 0
+    troubled_client = collector.viewers()[(sources[-1], f"viewer-{VIEWERS - 1}")][0]
+    for source, (client, stats) in seen.items():
+        assert stats["owncast"]["mode"] == "cmcd", stats["owncast"]
+        assert client.player_state == "p" or source == sources[-1], client  # the troubled one may stall again
+        assert 0 < client.latency_seconds < 30, client  # behind live by seconds, not by a wrong clock
+    print(f"{len(seen)} of {VIEWERS} viewers shown apart: " + ", ".join(
+        f"{c.address} {c.bandwidth_kbps:.0f} kbit/s br {c.bitrate_kbps:.0f} ltc {c.latency_seconds:.2f} s "
+        f"errors {c.error_count:.0f}" for c, _ in seen.values())
+          + f"; the troubled viewer's errors in Owncast: {troubled_client.error_count:.0f}")
+
