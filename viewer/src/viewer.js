@@ -111,7 +111,9 @@ async function configuredSource() {
         return null;
       });
       sharing = p2p && p2p.createHls ? p2p : null;
-      if (p2p) stats.attach({ p2p });
+      // The stats panel and window.viewerStats.p2p: the engine's counts with the viewer's choice.
+      const engine = p2p;
+      if (engine) stats.attach({ p2p: { snapshot: () => ({ ...engine.snapshot(), choice: choice.snapshot() }) } });
     }
     if (config && config.viewers) {
       // "N watching" and the heartbeat that counts this page (watching.js; SHOW_VIEWER_COUNT, OWNCAST_URL).
