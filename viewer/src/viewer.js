@@ -120,8 +120,10 @@ async function configuredSource() {
       // A page counts as sharing when it could and its viewer said yes; the answer counts those pages.
       const willing = () => sharing !== null && choice !== null && choice.willing();
       const counted = (n) => { if (choice) choice.counted(n); };
-      import('./watching.js').then((m) => m.start(config, video, willing, playback, counted))
-        .catch((err) => console.warn('viewer count off:', err));
+      // Imported once the video plays (its first beat waits for that anyway): one request fewer
+      // before the first frame.
+      afterFirstFrame(() => import('./watching.js').then((m) => m.start(config, video, willing, playback, counted))
+        .catch((err) => console.warn('viewer count off:', err)));
     }
     if (config && typeof config.src === 'string' && playlistUrl(config.src)) return playlistUrl(config.src);
   } catch (err) {
@@ -183,6 +185,22 @@ async function allowedSource(url) {
   return sources.includes('*') || sources.includes(wanted.origin);
 }
 
+/** `run` once the video first plays, or WORDS_WAIT_MS after the page started if it has not (an offline
+ * stream): what the first frame does not need waits for it, so it does not compete with the stream's
+ * requests on a slow link. */
+const WORDS_WAIT_MS = 5000;
+function afterFirstFrame(run, wait = Infinity) {
+  let done = false;
+  const once = () => {
+    if (done) return;
+    done = true;
+    run();
+  };
+  if (!video.paused && video.readyState > 2) once();
+  else video.addEventListener('playing', once, { once: true });
+  if (Number.isFinite(wait)) setTimeout(once, wait);
+}
+
 function playlistUrl(text) {
   try {
     const url = new URL(text, location.href);
@@ -210,4 +228,4 @@ if (given !== null && src === null) {
 } else {
   configuredSource().then((found) => player.start(found, sharing));
 }
-owncastWords();
+afterFirstFrame(owncastWords, WORDS_WAIT_MS);
