@@ -78,7 +78,9 @@ async def counted(page: Any, sharing: int) -> dict[str, Any]:
         choice = seen[0]["choice"]
         return seen[0] if choice is not None and choice["sharing"] == sharing else None
 
-    return await until(heard, f"the page hearing {sharing} sharing", 20, every=POLL_MS / 1000, detail=lambda: seen)
+    state: dict[str, Any] = await until(heard, f"the page hearing {sharing} sharing", 20, every=POLL_MS / 1000,
+                                        detail=lambda: seen)
+    return state
 
 
 async def test_no_peer_before_the_choice_nor_below_the_threshold_then_peers_share(
