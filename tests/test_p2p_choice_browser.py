@@ -40,6 +40,9 @@ COUNT_PEER_CONNECTIONS = """(() => {
   Counted.prototype = Native.prototype;
   window.RTCPeerConnection = Counted;
 })();"""
+# The browser's data saver on (navigator.connection.saveData), as Chrome reports it.
+SAVE_DATA = """Object.defineProperty(navigator, 'connection',
+  { value: { type: 'wifi', saveData: true, addEventListener() {} }, configurable: true });"""
 # What the page shows and knows of P2P: the notice, the box, the choice, the engine's counts.
 READ = """() => {
   const line = document.getElementById('p2p-choice');
@@ -47,7 +50,8 @@ READ = """() => {
   return { shown: Boolean(line) && !line.hidden && line.offsetHeight > 0, text: line ? line.textContent : '',
            ticked: document.getElementById('p2p-choice-box').checked, pcs: window.peerConnections,
            choice: p2p ? p2p.choice : null, peers: p2p ? p2p.peersSeen : 0,
-           shared: p2p ? p2p.bytesFromPeers + p2p.bytesToPeers : 0 };
+           shared: p2p ? p2p.bytesFromPeers + p2p.bytesToPeers : 0, sent: p2p ? p2p.bytesToPeers : 0,
+           noUploads: p2p ? p2p.uploadDisabled : null };
 }"""
 
 
@@ -63,12 +67,14 @@ async def seaweed(seaweed_server: SeaweedS3) -> AsyncIterator[SeaweedS3]:
         yield bucket
 
 
-async def viewer(browser: Any, url: str, recorded: list[Startup] | None = None) -> Any:
+async def viewer(browser: Any, url: str, recorded: list[Startup] | None = None, *extra: str) -> Any:
     """A page of its own context (its own storage and peer id) that counts its peer connections; with
     `recorded`, a first visit at a 150 ms round trip whose start-up is appended there."""
     context = await browser.new_context()
     await context.add_init_script(COUNT_PEER_CONNECTIONS)
     await context.add_init_script(PLAYERS)
+    for script in extra:
+        await context.add_init_script(script)
     page = await context.new_page()
     if recorded is None:
         await open_viewer(page, url)
@@ -121,7 +127,8 @@ async def test_no_peer_before_the_choice_nor_below_the_threshold_then_peers_shar
         kept = await counted(first, 1)
         assert kept["ticked"] and kept["choice"]["chosen"] == "yes" and kept["pcs"] == 0, kept
         # The embed: the same notice, unticked in its own browser; ticked, two share and peers connect.
-        second = await viewer(browser, f"{demo.service.url}/embed")
+        # Its browser saves data: it takes from peers and sends them nothing.
+        second = await viewer(browser, f"{demo.service.url}/embed", None, SAVE_DATA)
         embedded = await second.evaluate(READ)
         assert embedded["shown"] and embedded["text"] == kept["text"] and not embedded["ticked"], embedded
         assert embedded["pcs"] == 0, embedded
@@ -133,5 +140,6 @@ async def test_no_peer_before_the_choice_nor_below_the_threshold_then_peers_shar
             return all(s["pcs"] > 0 and s["peers"] > 0 and s["shared"] > 0 for s in seen)
 
         await until(sharing, "both pages connected to a peer and sharing bytes", 40, every=0.2, detail=lambda: seen)
+        assert seen[1]["noUploads"] is True and seen[1]["sent"] == 0 and seen[0]["noUploads"] is False, seen
         for page in (first, second):
             await page.context.close()
