@@ -66,6 +66,7 @@ export function create(options) {
     console.warn('P2P off:', reason);
     return { createHls: null, snapshot: () => frozen({ off: reason }) };
   }
+  const uploadCap = Number.isFinite(options.uploadMb) && options.uploadMb >= 0 ? options.uploadMb * 1e6 : Infinity;
   const stats = {
     trackers: options.trackers.slice(),
     stun: options.stun.slice(), // the STUN servers given to WebRTC, in place of the library's (Google's, Twilio's)
@@ -78,8 +79,8 @@ export function create(options) {
     peersSeen: 0, // peers connected at some point, this page's lifetime
     trackerErrors: 0, // the tracker refused or failed (P2P Media Loader's onTrackerError)
     trackerWarnings: 0, // e.g. the tracker cannot be reached (onTrackerWarning): HTTP alone goes on
-    uploadDisabled: isMetered(),
-    uploadCap: Number.isFinite(options.uploadMb) && options.uploadMb >= 0 ? options.uploadMb * 1e6 : Infinity,
+    uploadDisabled: isMetered() || uploadCap <= 0, // 0 MB: sends nothing from the start
+    uploadCap, // bytes; once sent, this visit sends no more (one chunk may pass it)
     allowed: false, // the viewer's choice and the swarm's size (p2p-choice.js) let it ask peers
     rejectedSegments: 0, // segments peers sent that did not hash as the playlist says: dropped, refetched
     rejectedBytes: 0,
