@@ -345,7 +345,8 @@ class Service:
             viewer_options=None if viewer_folder is None else ViewerOptions(
                 viewer_folder, stream_url=stream_url, max_open=self.budget.files, write_timeout=s.write_timeout,
                 p2p_trackers=s.p2p_trackers, p2p_swarm=s.p2p_swarm,
-                p2p_stun=s.p2p_stun_servers, viewer_timeout=s.viewer_timeout,
+                p2p_stun=s.p2p_stun_servers, p2p_start_on=s.p2p_start_on,
+                p2p_min_viewers=s.p2p_min_viewers, p2p_upload_mb=s.p2p_upload_mb, viewer_timeout=s.viewer_timeout,
                 show_viewer_count=s.show_viewer_count, owncast_url=s.owncast_url,
                 frame_ancestors=s.frame_ancestors, sources=s.viewer_sources, title=s.stream_title,
                 description=s.stream_description, media_origins=media_origins(s)),

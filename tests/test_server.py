@@ -597,20 +597,23 @@ async def test_viewer_refuses_anything_but_its_own_files(make_client: MakeClient
 
 async def test_config_json_carries_p2p_only_when_it_is_on(make_client: MakeClient, viewer_dir: Path,
                                                            aiohttp_client: AiohttpClient) -> None:
-    """P2P off: nothing about it (the page then loads no P2P code). On: the trackers, the swarm id and
-    the STUN servers."""
+    """P2P off: nothing about it (the page then loads no P2P code). On: the trackers, the swarm id,
+    the STUN servers, and the viewer's say: where the choice starts, how many sharing viewers P2P waits
+    for, the most a visit uploads."""
     import json
 
     off = await make_client(viewer_dir=viewer_dir)
     status, _, body = await get(off, "/config.json")
     assert status == 200 and json.loads(body) == {"src": "live/master.m3u8"}
     options = ViewerOptions(viewer_dir, p2p_trackers=("wss://t.example.com",), p2p_swarm="hls-broadcaster-abc",
-                            p2p_stun=("stun:stun.example.com:3478",))
+                            p2p_stun=("stun:stun.example.com:3478",), p2p_start_on=True, p2p_min_viewers=4,
+                            p2p_upload_mb=20)
     on = await aiohttp_client(create_app(ready_playlists(), FakeHealth(), Metrics(), viewer_options=options))
     status, _, body = await get(on, "/config.json")
     assert status == 200 and json.loads(body) == {
         "src": "live/master.m3u8", "p2p": {"trackers": ["wss://t.example.com"], "swarm": "hls-broadcaster-abc",
-                                           "stun": ["stun:stun.example.com:3478"]}}
+                                           "stun": ["stun:stun.example.com:3478"], "start": True,
+                                           "minViewers": 4, "uploadMb": 20}}
 
 
 async def test_viewer_dir_must_exist(tmp_path: Path) -> None:

@@ -160,6 +160,24 @@ async def test_the_heartbeat_counts_answers_the_count_uncached_and_metrics_expor
     assert audience.watching == 7
 
 
+async def test_with_p2p_on_the_answer_counts_the_pages_that_share(aiohttp_client: AiohttpClient) -> None:
+    """The page connects to peers only once P2P_MIN_VIEWERS pages share (p2p-choice.js): with P2P on,
+    every counted beat's answer says how many do, also with the count hidden; P2P off, nothing of it."""
+    audience = Audience(30, per_client=3)
+    client = await client_for(aiohttp_client, audience, p2p_trackers=("ws://127.0.0.1:9",), show_viewer_count=False)
+    answers = []
+    for n, word in enumerate(["", " p2p", " p2p", ""]):
+        response = await client.post("/live/watching", headers={
+            "Hb-Watching": new_id() + word, "CF-Connecting-IP": f"192.0.2.{n}"})
+        answers.append((response.status, await response.json()))
+    assert answers == [(200, {"sharing": 0}), (200, {"sharing": 1}), (200, {"sharing": 2}), (200, {"sharing": 2})]
+    shown = await client_for(aiohttp_client, Audience(30, per_client=3), p2p_trackers=("ws://127.0.0.1:9",))
+    response = await shown.post("/live/watching", headers={"Hb-Watching": new_id() + " p2p"})
+    assert (response.status, await response.json()) == (200, {"watching": 1, "sharing": 1})
+    off = await client_for(aiohttp_client, Audience(30, per_client=3), show_viewer_count=False)
+    assert (await off.post("/live/watching", headers={"Hb-Watching": new_id() + " p2p"})).status == 204
+
+
 async def test_another_sites_page_cannot_beat(aiohttp_client: AiohttpClient) -> None:
     """Issue 41, V2: the preflight a browser sends before another site's beat (a custom header) is
     refused, with no CORS header; a beat a browser says another site or origin sent is not counted.

@@ -105,6 +105,9 @@ class ViewerOptions:
     p2p_trackers: tuple[str, ...] = ()  # WebTorrent trackers for viewer-to-viewer sharing; () = off
     p2p_swarm: str = ""  # the swarm id those viewers announce (one per stream)
     p2p_stun: tuple[str, ...] = ()  # STUN servers those viewers' browsers use; () = none
+    p2p_start_on: bool = False  # a viewer's choice to share starts as yes (P2P_START_ON)
+    p2p_min_viewers: int = 3  # peers only with this many willing viewers watching (P2P_MIN_VIEWERS)
+    p2p_upload_mb: int = 500  # the most a page sends to peers per visit (P2P_UPLOAD_MB)
     viewer_timeout: float = 30.0  # a page counts this long after its heartbeat; it beats every third of it
     show_viewer_count: bool = True  # "N watching" on the page
     owncast_url: str = ""  # the page pings <this>/api/ping while playing; "" = off
@@ -123,7 +126,8 @@ class ViewerOptions:
             config["sources"] = list(self.sources)
         if self.p2p_trackers:
             config["p2p"] = {"trackers": list(self.p2p_trackers), "swarm": self.p2p_swarm,
-                             "stun": list(self.p2p_stun)}
+                             "stun": list(self.p2p_stun), "start": self.p2p_start_on,
+                             "minViewers": self.p2p_min_viewers, "uploadMb": self.p2p_upload_mb}
         if self.owncast_url and not (self.title and self.description):
             # The words no setting gives, from Owncast's /api/config (its server name and summary, served
             # with CORS to any origin): the page asks for them there (viewer.js).
@@ -244,7 +248,8 @@ def create_app(
         r.add_get("/config.json", viewer.viewer_config)
         if audience is not None:
             watching = WatchingRoute(audience, show=viewer_options.show_viewer_count, proxies=proxies,
-                                     playback=playback, pathway=viewers.pathway if viewers is not None else None)
+                                     playback=playback, pathway=viewers.pathway if viewers is not None else None,
+                                     sharing=bool(viewer_options.p2p_trackers))
             r.add_post("/live/watching", watching.beat)
             r.add_route("OPTIONS", "/live/watching", preflight)  # never granted
         r.add_get("/", viewer.viewer_file)

@@ -95,9 +95,10 @@ ROUTE_DOCS: dict[str, str] = {
     ),
     "/live/watching": (
         "the viewer page's heartbeat while it plays, its random id in the header `Hb-Watching: <page id>` "
-        "(`<page id> p2p` with P2P on, `<page id> leave` on pause or close); answers "
+        "(`<page id> p2p` with P2P on and chosen, `<page id> leave` on pause or close); answers "
         "`{\"watching\": N}` (204 "
-        "with `SHOW_VIEWER_COUNT=false`, 429 when not counted); with a playback report in `Hb-Report`, "
+        "with `SHOW_VIEWER_COUNT=false`, 429 when not counted), with P2P on also `\"sharing\": M` (the pages "
+        "that share: P2P starts at `P2P_MIN_VIEWERS`); with a playback report in `Hb-Report`, "
         "`{\"watching\": N, \"now\": <ms>}` (`\"taken\": 0` when too soon; 400 when malformed); with content "
         "steering, `Hb-Pathway: <pathway> <pathway>=<failed fetches> ...` (a claim: it moves nobody, see "
         "[What a client can cost](../steering.md#what-a-client-can-cost)); see [Viewers "

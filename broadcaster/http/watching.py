@@ -27,6 +27,11 @@ With content steering (PATHWAYS), a counted beat may also say which pathway the 
 of its segment fetches failed on each since its last beat (`Hb-Pathway`, steering/reports.py): the
 steering policy hears it with the page's address (client_key), taken or not, since it keeps one word per
 page whatever the page sends. A claim: it changes at most what that address gets (steering/policy.py).
+
+With P2P on (`sharing`), every counted beat is answered with JSON that also says how many counted pages
+share (`"sharing":N`, the ones whose viewer chose to): a page connects to peers only when N reaches
+P2P_MIN_VIEWERS (viewer/src/p2p-choice.js). The `p2p` word is a claim too; the audience's bounds per
+address (status/audience.py) bound how far one address can move N.
 """
 
 from __future__ import annotations
@@ -64,10 +69,12 @@ _JSON_HEADERS = CIMultiDictProxy(CIMultiDict({hdrs.CACHE_CONTROL: NO_STORE, hdrs
 class WatchingRoute:
     def __init__(self, audience: Audience, *, show: bool, proxies: Proxies,
                  playback: Playback | None = None,
-                 pathway: Callable[[str, str | None, str], None] | None = None) -> None:
+                 pathway: Callable[[str, str | None, str], None] | None = None, sharing: bool = False) -> None:
         """`pathway(viewer id, its address as client_key gives it, Hb-Pathway)`: a counted page's word on
-        the pathway it plays and the segment fetches that failed on each (steering/reports.py reads it)."""
+        the pathway it plays and the segment fetches that failed on each (steering/reports.py reads it).
+        `sharing`: P2P is on, the answer counts the pages that share."""
         self._audience = audience
+        self._sharing = sharing
         self._pathway = pathway
         self._show = show
         self._proxies = proxies
@@ -102,13 +109,20 @@ class WatchingRoute:
                 taken = playback.take(viewer_id, report)
                 now = int(time.time() * 1000)
                 body = (b'{"watching":%d,"now":%d' % (len(self._audience), now) if self._show
-                        else b'{"now":%d' % now)
+                        else b'{"now":%d' % now) + self._shared()
                 return web.Response(body=body + (b"}" if taken else b',"taken":0}'), headers=_JSON_HEADERS)
+            if self._sharing:
+                body = b'{"watching":%d,' % len(self._audience) if self._show else b"{"
+                return web.Response(body=body + b'"sharing":%d}' % self._audience.p2p, headers=_JSON_HEADERS)
             if not self._show:
                 return web.Response(status=204, headers=_HEADERS)
             return web.Response(body=b'{"watching":%d}' % len(self._audience), headers=_JSON_HEADERS)
         except Exception as exc:  # noqa: BLE001 (logged by internal_error)
             return internal_error(request, exc)
+
+    def _shared(self) -> bytes:
+        """`,"sharing":N` with P2P on, else nothing."""
+        return b',"sharing":%d' % self._audience.p2p if self._sharing else b""
 
 
 async def preflight(request: web.Request) -> web.Response:

@@ -158,6 +158,26 @@ class Settings:
         doc="with P2P on: the STUN servers viewers' browsers ask for their public address "
             "(comma-separated `stun:HOST[:PORT]`, at most 4), each of which sees every viewer's address;"
             " Cloudflare's is already in every viewer's path. `none`: peers meet only on one network")
+    p2p_start_on: bool = setting("with P2P on: whether each viewer's choice to share starts as yes (the page "
+        "always shows the notice and the choice first; a viewer's own choice is kept in their browser)",
+        kinds.boolean, "false",
+        doc="with P2P on: whether a viewer's choice to share the video peer to peer starts as yes. The page "
+            "shows its one-line notice (other viewers can see your address) and the choice before any "
+            "peer connection either way; a viewer's own choice, once made, is kept in their browser. "
+            "See [P2P and privacy](../p2p.md#what-viewers-see-and-choose)")
+    p2p_min_viewers: int = setting("with P2P on: peers only once this many viewers who chose to share are "
+        "watching (with N viewers at most (N-1)/N of the bytes can come from peers)",
+        kinds.whole(1, 10000), "3",
+        doc="with P2P on: a page connects to peers only once this many viewers who chose to share are "
+            "watching (1 to 10000; the heartbeat's answer counts them). With N viewers at most (N-1)/N "
+            "of the video can come from peers; the default is from the p2p bench's measured share, see "
+            "[When P2P starts](../p2p.md#when-p2p-starts)")
+    p2p_upload_mb: int = setting("with P2P on: the most a viewer sends to other viewers per visit, in MB "
+        "(0 = take from peers, send nothing)",
+        kinds.whole(0, 1000000), "500",
+        doc="with P2P on: the most a viewer's page sends to other viewers in one visit, in MB (0: it "
+            "takes from peers and sends nothing). On a metered connection (cellular, or the browser's "
+            "data saver) it sends nothing either way")
     viewer_timeout: float = setting("seconds a viewer page stays counted after its last heartbeat (it beats every "
         "third of this while playing); also how fast a closed tab leaves the count when its goodbye is lost",
         kinds.bounded(3, 600), "30",

@@ -155,7 +155,9 @@ async def proxied_stream(folder: Path, s3: SeaweedS3, trackers: str, *, segment_
             env = service_env(
                 folder / "hls", s3, folder / "state", WINDOW_SECONDS="8",
                 R2_PUBLIC_URL=proxy.url + parts.path, P2P_TRACKERS=trackers,
-                **{"P2P_STUN_SERVERS": "none", **over},  # viewers on one machine: no STUN server outside
+                # Viewers on one machine: no STUN server outside. They chose to share, and one is enough
+                # (P2P_START_ON, P2P_MIN_VIEWERS): what runs here is how P2P shares, not when it may.
+                **{"P2P_STUN_SERVERS": "none", "P2P_START_ON": "true", "P2P_MIN_VIEWERS": "1", **over},
             )
             async with running_service(env) as service:
                 await owncast.wait_for_segments(0, 3, timeout=30)

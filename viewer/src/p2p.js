@@ -31,6 +31,11 @@
  * What it counts (`stats` below) is its own, and so are the checks' and the GET budget's counts
  * (p2p-trust.js: Checks, GetBudget): snapshot() composes the three into one read-only copy (the stats
  * panel's, and the test hook's window.viewerStats.p2p).
+ *
+ * Peers only when allowed: the engine starts with P2P off (no tracker, no RTCPeerConnection) and
+ * allow(true) turns it on once the viewer chose it and enough viewers are there (p2p-choice.js).
+ * Uploads stop on a metered connection (cellular, or the browser's data saver) and once this visit has
+ * sent config.p2p.uploadMb MB to peers (P2P_UPLOAD_MB).
  */
 import { HlsJsP2PEngine } from '../p2p-media-loader-hlsjs.es.min.js';
 import { Checks, GetBudget, SegmentHashes, Unfinished } from './p2p-trust.js';
@@ -61,6 +66,7 @@ export function create(options) {
     console.warn('P2P off:', reason);
     return { createHls: null, snapshot: () => frozen({ off: reason }) };
   }
+  const uploadCap = Number.isFinite(options.uploadMb) && options.uploadMb >= 0 ? options.uploadMb * 1e6 : Infinity;
   const stats = {
     trackers: options.trackers.slice(),
     stun: options.stun.slice(), // the STUN servers given to WebRTC, in place of the library's (Google's, Twilio's)
@@ -73,7 +79,9 @@ export function create(options) {
     peersSeen: 0, // peers connected at some point, this page's lifetime
     trackerErrors: 0, // the tracker refused or failed (P2P Media Loader's onTrackerError)
     trackerWarnings: 0, // e.g. the tracker cannot be reached (onTrackerWarning): HTTP alone goes on
-    uploadDisabled: isCellular(),
+    uploadDisabled: isMetered() || uploadCap <= 0, // 0 MB: sends nothing from the start
+    uploadCap, // bytes; once sent, this visit sends no more (one chunk may pass it)
+    allowed: false, // the viewer's choice and the swarm's size (p2p-choice.js) let it ask peers
     rejectedSegments: 0, // segments peers sent that did not hash as the playlist says: dropped, refetched
     rejectedBytes: 0,
     discardedBytes: 0, // bytes from peers dropped: rejected ones, attempts that failed or were aborted, and
@@ -139,7 +147,13 @@ export function create(options) {
       stats.discardedBytes += checks.ended(details.peerId);
       leftUnfinished(engine, details.peerId);
     }));
-    engine.addEventListener('onChunkUploaded', mine((bytes) => { stats.bytesToPeers += bytes; }));
+    engine.addEventListener('onChunkUploaded', mine((bytes) => {
+      stats.bytesToPeers += bytes;
+      if (!stats.uploadDisabled && stats.bytesToPeers >= stats.uploadCap) {
+        stats.uploadDisabled = true; // this visit gave its share: it still takes from peers
+        engine.applyDynamicConfig({ core: { isP2PUploadDisabled: true } });
+      }
+    }));
     engine.addEventListener('onPeerConnect', mine((peer) => {
       if (banned.has(peer.peerId) || dropped.has(peer.peerId)) {
         // The engine finishes setting the connection up after this event: close it right after.
@@ -231,7 +245,7 @@ export function create(options) {
         validateHTTPSegment: (url, byteRange, data) => checks.fromBucket(url, byteRange, data),
         validateP2PSegmentSize: (url, byteRange, size) => checks.sizeAllowed(url, byteRange, size),
         httpRequestSetup: () => budget.get(),
-        ...(stats.peersOff ? P2P_OFF : {}),
+        ...(stats.peersOff || !stats.allowed ? P2P_OFF : {}),
       },
       onHlsJsCreated(hls) {
         watch(hls.p2pEngine);
@@ -272,7 +286,16 @@ export function create(options) {
     return new HlsWithP2P(hlsConfig);
   }
 
-  return { createHls, snapshot };
+  /** Peers or not (the viewer's choice and the swarm's size), from now on; off closes its connections. */
+  function allow(on) {
+    stats.allowed = Boolean(on);
+    if (!current || stats.peersOff) return;
+    const p2pOff = !stats.allowed;
+    current.applyDynamicConfig({ core: {
+      mainStream: { isP2PDisabled: p2pOff }, secondaryStream: { isP2PDisabled: p2pOff } } });
+  }
+
+  return { createHls, snapshot, allow };
 }
 
 /**
@@ -378,7 +401,9 @@ function withoutDirectives(text) {
   }
 }
 
-function isCellular() {
-  // As PeerTube does: a viewer on a metered mobile connection downloads from peers but uploads nothing.
-  return Boolean(navigator.connection && navigator.connection.type === 'cellular');
+function isMetered() {
+  // As PeerTube does: a viewer on a metered mobile connection, or who asked the browser to save data,
+  // downloads from peers but uploads nothing.
+  const connection = navigator.connection;
+  return Boolean(connection && (connection.type === 'cellular' || connection.saveData === true));
 }

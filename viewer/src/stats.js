@@ -146,7 +146,7 @@ export function create({ video, hls, position, onToggle }) {
       's-media-errors': String(player ? player.mediaErrors : 0),
     };
     if (p2p && !p2p.off) {
-      text['s-p2p-peers'] = String(p2p.peers) + (p2p.uploadDisabled ? ' (not sending: mobile data)' : '')
+      text['s-p2p-peers'] = String(p2p.peers) + (p2p.uploadDisabled ? ' (not sending: metered connection or this visit\'s cap reached)' : '')
         + (p2p.peersOff ? ' (no longer asked: ' + p2p.peersOff + ')' : '');
       text['s-p2p-rejected'] = p2p.rejectedSegments + ' refused · ' + p2p.bannedPeers
         + (p2p.bannedPeers === 1 ? ' viewer' : ' viewers') + ' blocked'

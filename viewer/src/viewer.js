@@ -9,6 +9,7 @@
  *   events.js    the server's events (/live/events) while the stats panel is open
  *   playback.js  how playback fares (stalls, latency, errors, downloads), reported with the heartbeat
  *   p2p.js       viewer-to-viewer segments, imported only when /config.json has "p2p"
+ *   p2p-choice.js  the viewer's notice and choice about P2P, and whether enough viewers share
  *
  * Each exports create(deps): values and callbacks in, a few functions out, and snapshot(): a read-only
  * copy of the state it keeps (issue 49: no module writes another's; stats.js composes the snapshots for
@@ -22,6 +23,7 @@
  */
 
 import * as Controls from './controls.js';
+import * as P2PChoice from './p2p-choice.js';
 import * as Events from './events.js';
 import * as Playback from './playback.js';
 import * as Player from './player.js';
@@ -40,6 +42,7 @@ const src = given === null ? null : playlistUrl(given);
 const hls = () => player.hls();
 let p2p = null; // p2p.js's { createHls, snapshot } once config.json turned it on and it loaded
 let sharing = null; // ...when it can share here (createHls is null without WebCrypto)
+let choice = null; // p2p-choice.js: the viewer's say, shown with config.json "p2p" before any peer
 const position = Position.create({ video, hls });
 const stats = Stats.create({ video, hls, position, onToggle: (open) => (open ? events.open() : events.close()) });
 const status = Status.create({ onChange: stats.refresh });
@@ -99,6 +102,8 @@ async function configuredSource() {
   try {
     const config = (await readConfig()) || {};
     if (config && config.p2p && window.Hls && window.Hls.isSupported()) {
+      // The notice first: the engine below starts with peers off, until the choice and the count allow.
+      choice = P2PChoice.create({ config: config.p2p, onChange: (on) => { if (sharing) sharing.allow(on); } });
       // Peer-to-peer segments, the bucket as the fallback; if it cannot load, play without it, and say
       // why in the console (a file missing, a config.json p2p.js refuses).
       p2p = await import('./p2p.js').then((m) => m.create(config.p2p)).catch((err) => {
@@ -106,15 +111,22 @@ async function configuredSource() {
         return null;
       });
       sharing = p2p && p2p.createHls ? p2p : null;
-      if (p2p) stats.attach({ p2p });
+      // The stats panel and window.viewerStats.p2p: the engine's counts with the viewer's choice.
+      const engine = p2p;
+      if (engine) stats.attach({ p2p: { snapshot: () => ({ ...engine.snapshot(), choice: choice.snapshot() }) } });
     }
     if (config && config.viewers) {
       // "N watching" and the heartbeat that counts this page (watching.js; SHOW_VIEWER_COUNT, OWNCAST_URL).
-      import('./watching.js').then((m) => {
-        const watching = m.start(config, video, () => sharing !== null, playback);
+      // A page counts as sharing when it could and its viewer said yes; the answer counts those pages.
+      const willing = () => sharing !== null && choice !== null && choice.willing();
+      const counted = (n) => { if (choice) choice.counted(n); };
+      // Imported once the video plays (its first beat waits for that anyway): one request fewer
+      // before the first frame.
+      afterFirstFrame(() => import('./watching.js').then((m) => {
+        const watching = m.start(config, video, willing, playback, counted);
         if (watching.owncast) stats.attach({ owncast: watching.owncast }); // viewerStats.owncast
       })
-        .catch((err) => console.warn('viewer count off:', err));
+        .catch((err) => console.warn('viewer count off:', err)));
     }
     if (config && typeof config.src === 'string' && playlistUrl(config.src)) return playlistUrl(config.src);
   } catch (err) {
@@ -176,6 +188,22 @@ async function allowedSource(url) {
   return sources.includes('*') || sources.includes(wanted.origin);
 }
 
+/** `run` once the video first plays, or WORDS_WAIT_MS after the page started if it has not (an offline
+ * stream): what the first frame does not need waits for it, so it does not compete with the stream's
+ * requests on a slow link. */
+const WORDS_WAIT_MS = 5000;
+function afterFirstFrame(run, wait = Infinity) {
+  let done = false;
+  const once = () => {
+    if (done) return;
+    done = true;
+    run();
+  };
+  if (!video.paused && video.readyState > 2) once();
+  else video.addEventListener('playing', once, { once: true });
+  if (Number.isFinite(wait)) setTimeout(once, wait);
+}
+
 function playlistUrl(text) {
   try {
     const url = new URL(text, location.href);
@@ -203,4 +231,4 @@ if (given !== null && src === null) {
 } else {
   configuredSource().then((found) => player.start(found, sharing));
 }
-owncastWords();
+afterFirstFrame(owncastWords, WORDS_WAIT_MS);

@@ -22,7 +22,7 @@ function randomId() {
   return btoa(String.fromCharCode(...bytes)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
 }
 
-export function start(config, video, p2pOn, playback = null) {
+export function start(config, video, p2pOn, playback = null, onSharing = null) {
   const viewers = config.viewers || {};
   const owncast = config.owncast;
   const shown = document.getElementById('watching');
@@ -63,6 +63,8 @@ export function start(config, video, p2pOn, playback = null) {
       }
       counted = response.ok;
       if (viewers.show && body && typeof body.watching === 'number') show(body.watching);
+      // With P2P on: how many pages share (P2P_MIN_VIEWERS is compared with it, p2p-choice.js).
+      if (onSharing && body && typeof body.sharing === 'number') onSharing(body.sharing);
     } catch (err) {
       // offline for a moment: the next beat counts again, and carries this one's report
       if (report !== null && !answered) playback.answered(report, 0, 0, null);
