@@ -43,6 +43,23 @@ COUNT_PEER_CONNECTIONS = """(() => {
 # The browser's data saver on (navigator.connection.saveData), as Chrome reports it.
 SAVE_DATA = """Object.defineProperty(navigator, 'connection',
   { value: { type: 'wifi', saveData: true, addEventListener() {} }, configurable: true });"""
+# P2P_UPLOAD_MB as the first page reads it (the setting's whole megabytes into its config are test_server's),
+# a twentieth of a megabyte here: a few seconds of sharing.
+CAP_MB = 0.05
+# What may pass the cap: the rest of the segment being sent when it is reached (the engine sends a segment's
+# chunks in one go): the demo's 1 s segments are about 160 KB.
+SEGMENT_MAX = 512 * 1024
+SEGMENT_BYTES = 100_000  # less than one of the demo's 1 s segments
+# The page reads its config from a meta tag the service writes (or /config.json): every parse of it is read
+# with this upload cap in place of the setting's.
+SMALL_CAP = """(() => {
+  const parse = JSON.parse;
+  JSON.parse = (...args) => {
+    const value = parse(...args);
+    if (value && value.p2p && typeof value.p2p === 'object' && 'uploadMb' in value.p2p) value.p2p.uploadMb = %s;
+    return value;
+  };
+})();""" % CAP_MB
 # What the page shows and knows of P2P: the notice, the box, the choice, the engine's counts.
 READ = """() => {
   const line = document.getElementById('p2p-choice');
@@ -51,7 +68,7 @@ READ = """() => {
            ticked: document.getElementById('p2p-choice-box').checked, pcs: window.peerConnections,
            choice: p2p ? p2p.choice : null, peers: p2p ? p2p.peersSeen : 0,
            shared: p2p ? p2p.bytesFromPeers + p2p.bytesToPeers : 0, sent: p2p ? p2p.bytesToPeers : 0,
-           noUploads: p2p ? p2p.uploadDisabled : null };
+           noUploads: p2p ? p2p.uploadDisabled : null, http: p2p ? p2p.bytesFromHttp : 0 };
 }"""
 
 
@@ -108,7 +125,7 @@ async def test_no_peer_before_the_choice_nor_below_the_threshold_then_peers_shar
     async with demo_with_tracker(tmp_path, seaweed, tracker_dir, recordings=recordings, VIEWER_TIMEOUT="3",
                                  P2P_START_ON="false", P2P_MIN_VIEWERS="2") as demo:
         starts: list[Startup] = []
-        first = await viewer(browser, f"{demo.service.url}/", starts)
+        first = await viewer(browser, f"{demo.service.url}/", starts, SMALL_CAP)
         asked = [f.url for f in starts[0].before]
         assert starts[0].count() <= MAX_REQUESTS_BEFORE_FIRST_FRAME, asked
         assert not [u for u in asked if "watching" in u or u.startswith("ws")], asked
@@ -140,6 +157,23 @@ async def test_no_peer_before_the_choice_nor_below_the_threshold_then_peers_shar
             return all(s["pcs"] > 0 and s["peers"] > 0 and s["shared"] > 0 for s in seen)
 
         await until(sharing, "both pages connected to a peer and sharing bytes", 40, every=0.2, detail=lambda: seen)
-        assert seen[1]["noUploads"] is True and seen[1]["sent"] == 0 and seen[0]["noUploads"] is False, seen
+        assert seen[1]["noUploads"] is True and seen[1]["sent"] == 0, seen
+        # The upload cap: once the first page has sent its share this visit it sends no more (the segment on its
+        # way may pass it); the second page plays on, from the bucket.
+        async def capped() -> bool:
+            seen[:] = [await first.evaluate(READ), await second.evaluate(READ)]
+            return seen[0]["noUploads"] is True
+
+        await until(capped, "the first page's upload cap reached", 90, every=0.2, detail=lambda: seen)
+        at_cap, from_bucket = seen[0]["sent"], seen[1]["http"]
+        assert CAP_MB * 1e6 <= at_cap <= CAP_MB * 1e6 + SEGMENT_MAX, seen
+
+        async def on_from_the_bucket() -> bool:
+            seen[:] = [await first.evaluate(READ), await second.evaluate(READ)]
+            return bool(seen[1]["http"] >= from_bucket + 2 * SEGMENT_BYTES)
+
+        await until(on_from_the_bucket, "the second page taking two segments more from the bucket", 60, every=0.5,
+                    detail=lambda: seen)
+        assert seen[0]["sent"] == at_cap, seen
         for page in (first, second):
             await page.context.close()

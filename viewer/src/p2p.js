@@ -80,7 +80,7 @@ export function create(options) {
     trackerErrors: 0, // the tracker refused or failed (P2P Media Loader's onTrackerError)
     trackerWarnings: 0, // e.g. the tracker cannot be reached (onTrackerWarning): HTTP alone goes on
     uploadDisabled: isMetered() || uploadCap <= 0, // 0 MB: sends nothing from the start
-    uploadCap, // bytes; once sent, this visit sends no more (one chunk may pass it)
+    uploadCap, // bytes; once sent, this visit sends no more (the rest of the segment being sent may pass it)
     allowed: false, // the viewer's choice and the swarm's size (p2p-choice.js) let it ask peers
     rejectedSegments: 0, // segments peers sent that did not hash as the playlist says: dropped, refetched
     rejectedBytes: 0,
