@@ -77,9 +77,9 @@ async def health(http: aiohttp.ClientSession, url: str) -> dict[str, Any]:
         return body
 
 
-# Segments lost past the copies' bound while the memory is watched: some 20 s of the emulator's stream, many
+# Segments lost past the copies' bound while the memory is watched: some 14 s of the emulator's stream, many
 # times what the copies hold (about 8 s) and what Owncast keeps (3 s).
-PAST_THE_BOUND = 40
+PAST_THE_BOUND = 28
 # Uploads that may wait beside one per copy on disk: Owncast's files (3 per variant), a second of new
 # segments before the next sweep, and those in an attempt.
 WAITING_BESIDE_COPIES = 3 * len(VARIANTS) + 2 * len(VARIANTS) + 4
