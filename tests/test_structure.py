@@ -1,11 +1,11 @@
-"""The structure docs/how-it-works.md promises, checked from the source (issue 33): no class over 400
-lines, no module over 600 (issue 66), no function over 10 parameters (issue 43), the stages in one
-order where each imports only stages before it (issue 66: steering imported publish and bucket while
+"""The structure docs/how-it-works.md promises, checked from the source: no class over 400
+lines, no module over 600, no function over 10 parameters, the stages in one
+order where each imports only stages before it (once, steering imported publish and bucket while
 bucket imported steering), `source` and `playlist` import no other stage, no
 stage imports `http` (only service.py, which composes them, does), the shared top-level modules import
-no stage (issue 49: metrics.py imported status/playback.py), and every stage's __init__.py says what
-comes in, what goes out and what it must never do (issue 43), only a variant's playlist
-(publish/variant_playlist.py) holds a ManifestGenerator (issue 49), and nothing but the generator writes
+no stage (once, metrics.py imported status/playback.py), and every stage's __init__.py says what
+comes in, what goes out and what it must never do, only a variant's playlist
+(publish/variant_playlist.py) holds a ManifestGenerator, and nothing but the generator writes
 its state (each change is an intent of its own)."""
 
 from __future__ import annotations
