@@ -21,6 +21,7 @@ from .record import SETTINGS, Settings
 from .rows import Setting, rows
 from .values import SettingsError
 
+_SETTING_NAMES = frozenset(s.name for s in SETTINGS)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # A key that names another bucket's setting: <ID>_ and the end of a bucket setting's name.
 _BUCKET_KEY = re.compile(r"([A-Z][A-Z0-9]{0,15})_(" + "|".join(r.name.removeprefix("X_") for r in bucket_rows("x"))
@@ -95,21 +96,29 @@ def load_settings(
     return settings
 
 
+def _bucket_of(key: str) -> str | None:
+    """The pathway whose bucket a key that is no setting names (B2_BUCKET_NAME: b2), or None. The first
+    bucket's names (AWS_BUCKET_NAME, R2_PUBLIC_URL...) are settings."""
+    if key in _SETTING_NAMES or (bucket := _BUCKET_KEY.fullmatch(key)) is None:
+        return None
+    return bucket[1].lower()
+
+
+def _sets_nothing(key: str, value: str | None, pathway: str) -> bool:
+    """Empty, or its default (deploy/env.example's BACKUP_* lines)."""
+    return value in ("", None, *(r.default for r in bucket_rows(pathway) if r.name == key))
+
+
 def _unnamed_buckets(sources: _Sources, pathways: tuple[str, ...]) -> list[str]:
     """A bucket's block set in the env file or as flags (ours: written for this service) for a pathway
     PATHWAYS does not name: the operator meant a bucket and would run without it, so it stops the start.
     In the process environment, where another program's variables may look alike, `lookalike_keys` names
     them instead. Empty or default values (deploy/env.example's lines) set nothing."""
-    named = set(pathways)
-    known = {s.name for s in SETTINGS}  # the first bucket's among them (AWS_BUCKET_NAME, R2_PUBLIC_URL...)
     lines = []
     for key, value, where in [*((k, v, f" (in {sources.env_file})") for k, v in sources.file_values.items()),
                               *((k, v, "") for k, v in sources.flags.items())]:
-        bucket = None if key in known else _BUCKET_KEY.fullmatch(key)
-        if bucket is None or bucket[1].lower() in named:
-            continue
-        pathway = bucket[1].lower()
-        if value in ("", None, *(r.default for r in bucket_rows(pathway) if r.name == key)):
+        pathway = _bucket_of(key)
+        if pathway is None or pathway in pathways or _sets_nothing(key, value, pathway):
             continue
         lines.append(f"{key}{where} sets the bucket pathway {pathway}, which PATHWAYS ({','.join(pathways)}) "
                      f"does not name: add {pathway} to PATHWAYS (e.g. PATHWAYS=bucket,{pathway}) or remove it")
@@ -135,12 +144,11 @@ def lookalike_keys(environ: Mapping[str, str] | None = None, env_file: Path | No
         if key in names or (where == "" and key in file_keys):
             continue
         value = sources.file_values.get(key) if where else sources.environ.get(key)
-        bucket = _BUCKET_KEY.fullmatch(key)
+        pathway = _bucket_of(key)
+        if pathway is not None and _sets_nothing(key, value, pathway):
+            continue
         close = difflib.get_close_matches(key.upper(), names, n=1, cutoff=0.8) if len(key) <= 40 else []
-        pathway = bucket[1].lower() if bucket else ""
-        if bucket and value in ("", None, *(r.default for r in bucket_rows(pathway) if r.name == key)):
-            continue  # empty or its default (deploy/env.example's BACKUP_* lines): it sets nothing
-        if bucket:
+        if pathway is not None:
             found.append(f"{key}{where} is a setting of the bucket pathway {pathway}, which PATHWAYS "
                          f"({','.join(pathways)}) does not name, so it is ignored: add {pathway} to PATHWAYS "
                          f"(e.g. PATHWAYS=bucket,{pathway}) or remove it")

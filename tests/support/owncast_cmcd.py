@@ -102,17 +102,8 @@ def _split_outside_quotes(text: str, sep: str) -> list[str]:
 
 
 def _index_outside_quotes(text: str, sep: str) -> int:
-    quoted, i = False, 0
-    while i < len(text):
-        c = text[i]
-        if c == "\\" and quoted:
-            i += 1
-        elif c == '"':
-            quoted = not quoted
-        elif c == sep and not quoted:
-            return i
-        i += 1
-    return -1
+    first, *rest = _split_outside_quotes(text, sep)
+    return len(first) if rest else -1
 
 
 def _unquote(value: str) -> str:
