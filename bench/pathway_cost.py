@@ -9,7 +9,8 @@ callgrind, the path every segment takes through the publisher in one process: Ow
 a slot a second on a stepped clock (so the window slides), the real Uploader (a bucket in memory, every
 put landing at once), each version saved through the real JournaledState before it is shown. With
 steering (`steering`): the VM's pathway in the plan as the service builds it while the bucket serves
-(the VM only redirects there, and nobody reads its playlists: publish/readers.py), and what the service
+(the VM only redirects there, and nobody reads its playlists: each version of it is a record rendered
+when first asked, rendered.Pending), and what the service
 holds for it (vm/held.py: nothing, while every upload lands at once). A run of N slots and one of 2N,
 minus each other, give the cost of N slots without start-up; divided by the variants, of one listed segment. The count repeats to within about
 0.1 % (PYTHONHASHSEED=0).
@@ -51,7 +52,6 @@ async def _drive(kind: str, slots: int, variants: int, folder: Path) -> None:
     from broadcaster.publish.config import PublisherConfig
     from broadcaster.publish.pathways import FIRST, PathwayPlan
     from broadcaster.publish.publisher import Publisher
-    from broadcaster.publish.readers import Readers
     from broadcaster.publish.release import Outlets
     from broadcaster.publish.visible import VisiblePlaylists
     from broadcaster.source import owncast
@@ -76,9 +76,7 @@ async def _drive(kind: str, slots: int, variants: int, folder: Path) -> None:
     listings = Listings()
     snapshots = Snapshots(JournaledState(state_dir), metrics)
     if steering:
-        readers = Readers(lambda: 1)
-        plan = PathwayPlan((FIRST, Pathway(hls.VM_PATHWAY, VM, hls.VM_FOLDER, VmUris())),
-                           redirects=lambda: True, reading={hls.VM_PATHWAY: readers.make})
+        plan = PathwayPlan((FIRST, Pathway(hls.VM_PATHWAY, VM, hls.VM_FOLDER, VmUris())), redirects=lambda: True)
         outlets = Outlets(VisiblePlaylists(), snapshots, on_listed=(listings,),
                           pathways={hls.VM_PATHWAY: VisiblePlaylists()})
     else:

@@ -36,7 +36,6 @@ from .playlist.pathway import BUCKET, VM, BaseUris, Pathway, VmUris
 from .publish.config import PublisherConfig
 from .publish.pathways import FIRST, PathwayPlan
 from .publish.publisher import Publisher
-from .publish.readers import Readers
 from .publish.release import ListedHook, Outlets
 from .publish.visible import VisiblePlaylists
 from .playlist.segments import Removed
@@ -213,15 +212,13 @@ class Service:
         self.newest.woken = self.metrics.playlist_requests.on_request = self.public_reads.wake
         self.public_reads.in_outage = lambda: self.uploader.storage_ok is False  # a probe failing may be it
         records = _pathways(s)
-        # Every pathway but the first bucket's has its versions made only while clients read it.
-        self.readers = {p.id: Readers(lambda: self.playlists.target_duration) for p in records[1:]}
         if not s.steering:
             self.plan = PathwayPlan(records)
             return
         buckets = {pid: BucketSignals.of_uploads(b.behind, b.outcome) for pid, b in self.buckets.items()}
         self.steering = SteeringPolicy(s.pathways, buckets, lambda: self.playlists.target_duration,
                                        interval=s.viewer_timeout / 3)
-        self.plan = steered_plan(records, self.steering, {pid: r.make for pid, r in self.readers.items()})
+        self.plan = steered_plan(records, self.steering)
         probes = {pid: Probe(self.newest if pid == hls.BUCKET_PATHWAY else _newest_landed(b), b.checks.writes)
                   for pid, b in self.buckets.items()}
         # Players read the stream: its playlists' or steering manifest's requests moved lately (the
@@ -283,9 +280,6 @@ class Service:
             on_removed=self._removed if any(b.cleaner for b in self.buckets.values()) else None,
         )
         self.release = self.publisher.release  # built, started and closed by the publisher
-        for pid, readers in self.readers.items():
-            readers.wake = self.publisher.lister.again  # a read of an idle pathway: its versions made now
-            self.pathway_playlists[pid].on_current = readers.shown
         register_parts(self.snapshots, self.publisher,
                        {pid: b.cleaner for pid, b in self.buckets.items() if b.cleaner is not None})
         self.snapshots.restore()
@@ -372,8 +366,7 @@ class Service:
             return None
         segments = (vm_segments(s, self.steering, self.playlists, self.held, self.publisher, self.pathway_counts)
                     if self.held is not None and hls.VM_PATHWAY in s.pathways else None)
-        return steered_pathways(s, self.plan, self.steering, self.pathway_playlists, segments, self.pathway_counts,
-                                self.readers)
+        return steered_pathways(s, self.plan, self.steering, self.pathway_playlists, segments, self.pathway_counts)
 
     async def start(self) -> None:
         """Starts each part after the ones it needs; stop (or a step here that fails) undoes them in the

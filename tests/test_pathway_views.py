@@ -341,28 +341,3 @@ async def test_the_vm_still_answers_a_segment_its_pathway_listed_after_it_left_t
         assert w.pub.found("vm", f"live/0/{name}") is not None, name
     assert w.pub.found("vm", "live/0/stream-abc-9.ts") is None  # never listed: nothing to answer
     assert w.pub.found("vm", "live/1/stream-abc-0.ts") is None
-
-
-def test_an_idle_vm_pathway_saves_as_far_as_it_lists() -> None:
-    """The VM's pathway while nobody reads it is not moved on (advance); it lists as far as the first
-    bucket's pathway lists, or as far as it listed itself before it went idle (steered to it during an
-    outage, it had listed segments still on their way to the bucket). Its saved view says the same as
-    `lists`: a restart must not list less there than was shown."""
-    from broadcaster.playlist import hls
-    from broadcaster.playlist.pathway import VM, Pathway, VmUris
-    from broadcaster.publish.landings import Landings
-    from broadcaster.publish.pathway_views import PathwayViews
-    from broadcaster.publish.pathways import FIRST, PathwayPlan
-
-    views = PathwayViews(PathwayPlan((FIRST, Pathway(hls.VM_PATHWAY, VM, hls.VM_FOLDER, VmUris()))),
-                         Landings(["bucket"]))
-    bucket, vm = views.view("bucket"), views.view("vm")
-    assert bucket is not None and vm is not None
-    bucket.through, vm.through = 3, 5
-    views.idle = frozenset({"vm"})
-    assert views.lists("vm", 5) and not views.lists("vm", 6)
-    # The playlist goes on to 6 (a view listing all of it is not saved: restored, it lists it whole).
-    assert views.saved(6) == {"bucket": {"through": 3}, "vm": {"through": 5}}
-    vm.through = 2  # behind the bucket's: lists as far as that one does
-    assert views.lists("vm", 3) and views.saved(6) == {"bucket": {"through": 3}, "vm": {"through": 3}}
-    assert views.saved(3) == {}  # everything listed everywhere: nothing saved

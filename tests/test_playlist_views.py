@@ -12,8 +12,9 @@ from broadcaster.playlist.manifest import ManifestGenerator
 from broadcaster.playlist.options import WindowOptions
 from broadcaster.playlist.pathway import BUCKET, LISTED, VM, BaseUris, Pathway, VmUris
 from broadcaster.playlist.renderer import Listing
+from broadcaster.playlist.rendered import Pending, Rendered
 from broadcaster.playlist.segments import ListedSegment
-from broadcaster.playlist.views import GAP, View
+from broadcaster.playlist.views import GAP, Snapshot, View
 from tests.support.hls_checker import MediaPlaylistChecker
 
 T0 = 1_800_000_000.0
@@ -164,38 +165,41 @@ def test_each_entry_is_written_once_per_pathway_not_once_per_version() -> None:
         MediaPlaylistChecker().assert_ok(bodies[-1])
 
 
-def test_a_vm_version_is_written_when_first_asked_as_it_was_when_made() -> None:
-    """Issue 66, item 3: the VM's pathway (read only by players steered to it) gets a version per change
-    whose text is made when a client first asks: a version nobody reads costs its header and a list of its
-    entries. Asked later, after the playlist moved on, it is the version it was when made (what was
-    saved and shown), byte for byte what it would have been made then, delta update included; a long
-    window's versions, and a pathway whose entries are not all at its own URIs, are made as they come."""
+def test_a_vm_version_is_rendered_when_first_asked_as_it_was_when_pushed() -> None:
+    """The VM's pathway (read only by players steered to it) gets a version per push that is rendered when
+    a client first asks (a Pending: its reach and the entries frozen, nothing rendered). Asked later,
+    after the playlist moved on and slid, it is the version it was when pushed (what was saved and shown),
+    byte for byte what it would have been then, delta update included, for a long window too (in chunks);
+    a pathway whose entries are not all at its own URIs is rendered as it comes."""
     gen = ManifestGenerator(1, WindowOptions(16.0, can_block_reload=True))  # offers delta updates
     for i in range(24):
         gen.append(seg(i), T0 + 100 * i)
     lazy, eager = View(VM_WAY, URIS), View(VM_WAY, URIS)
     lazy.through = eager.through = gen.next_sequence - 1
-    made = lazy.render(gen)
-    assert made is not None and made._make is not None and made.delta is not None and made.delta._make is not None
-    expected = eager._renderer.render(_upto(gen, eager.through))  # the same state, made at once
-    for i in range(24, 32):  # the playlist moves on before anyone asks
+    pushed = lazy.version(Snapshot(gen))
+    assert isinstance(pushed, Pending) and pushed.last_sequence == 23 and not pushed.ended
+    expected = eager.render(gen)  # the same state, rendered at once
+    for i in range(24, 32):  # the playlist moves on (and slides) before anyone asks
         gen.append(seg(i), T0 + 100 * i)
-    assert made.body == expected.body and made.delta is not None and expected.delta is not None
-    assert made.delta.body == expected.delta.body
-    assert made.gzip_body and made.last_sequence == 23
+    made = pushed.rendered
+    assert expected is not None and made.body == expected.body and made.delta is not None
+    assert expected.delta is not None and made.delta.body == expected.delta.body
+    assert made.gzip_body and made.last_sequence == 23 and pushed.rendered is made
     lazy.through = gen.next_sequence - 1
-    newer = lazy.render(gen)
-    assert newer is not None and newer is not made and uris(newer.body)[-1] == "/live/vm/0/s-31.ts"
-    lazy.modes[32] = GAP  # an entry not at its own URI: made as it comes
+    newer = lazy.version(Snapshot(gen))
+    assert newer is not None and uris(newer.rendered.body)[-1] == "/live/vm/0/s-31.ts"
+    lazy.modes[32] = GAP  # an entry not at its own URI: rendered as it comes
     gen.append(seg(32), T0 + 3200)
     lazy.through = 32
-    now = lazy.render(gen)
-    assert now is not None and now._make is None
+    assert isinstance(lazy.version(Snapshot(gen)), Rendered)
     long = filled(3 * CHUNK_ENTRIES, window=3.0 * CHUNK_ENTRIES)
-    view = View(VM_WAY, URIS)
-    view.through = long.next_sequence - 1
-    rendered = view.render(long)
-    assert rendered is not None and rendered._make is None  # in chunks, as it comes
+    view, at_once = View(VM_WAY, URIS), View(VM_WAY, URIS)
+    view.through = at_once.through = long.next_sequence - 1
+    later = view.version(Snapshot(long))
+    expected = at_once.render(long)
+    for i in range(long.next_sequence, long.next_sequence + CHUNK_ENTRIES + 3):
+        long.append(seg(i), T0 + 100 * i)
+    assert later is not None and expected is not None and later.rendered.body == expected.body
 
 
 def _upto(gen: ManifestGenerator, through: int) -> Listing:

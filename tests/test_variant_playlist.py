@@ -46,9 +46,9 @@ def show(p: VariantPlaylist, shown: dict[str, Rendered]) -> tuple[Rendered | Non
     the one it showed): (the VM's, the bucket's, a former playlist caught up)."""
     versions = p.versions(0.0)
     due = False
-    for pid, rendered in versions.items():
-        shown[pid] = rendered
-        due = p.shown(pid, rendered) or due
+    for pid, version in versions.items():
+        shown[pid] = version.rendered
+        due = p.shown(pid, version) or due
     return shown.get("vm"), shown.get("bucket"), due
 
 
@@ -65,7 +65,7 @@ async def test_a_segment_landed_but_not_yet_shown_in_the_bucket_is_shown_there_b
     vm, bucket, _ = show(p, shown)
     assert names(vm)[-1] == "stream-a-2.ts" and names(bucket)[-1] == "stream-a-1.ts"
     upload.set_result(None)
-    assert names(p.versions(0.0)["bucket"])[-1] == "stream-a-2.ts"  # pushed, not shown: a save is on its way
+    assert names(p.versions(0.0)["bucket"].rendered)[-1] == "stream-a-2.ts"  # pushed, not shown: a save is on its way
     assert p.behind() == {"bucket"}
     assert p.retarget(3, 3.0, new_timeline=True, keep_former=frozenset({"bucket"})) == []
     assert p.on_former == {"bucket"}
@@ -111,8 +111,8 @@ class Shown:
 
     def push(self) -> None:
         versions = self.variants.versions(0.0)
-        self.vm.update(versions["vm"])
-        self.bucket.update(versions["bucket"])
+        self.vm.update({i: v.rendered for i, v in versions["vm"].items()})
+        self.bucket.update({i: v.rendered for i, v in versions["bucket"].items()})
         self.variants.shown(versions)
         # 6.2.4: one target per pathway, also with a variant whose new playlist is empty.
         for view in (self.bucket, self.vm):
@@ -258,124 +258,13 @@ async def test_a_variant_ended_empty_by_a_raise_shows_its_end_with_the_others_ne
         assert target(view[0]) == target(view[1]) == 3 and view[1].ended and not view[0].ended
 
 
-# -- a pathway nobody reads (publish/readers.py): no version made, nothing held back for it -------------
-
-
-def read_when(reading: dict[str, bool], removed: list[str] | None = None) -> Variants:
-    """Two variants on both pathways while the first bucket serves (the VM's lists what the bucket has),
-    the VM's read while `reading["vm"]`."""
-    gone = removed if removed is not None else []
-    plan = PathwayPlan(PLAN.pathways, redirects=lambda: True,
-                       reading={"vm": lambda steered: reading["vm"] or steered})
-    variants = Variants(WindowOptions(10), lambda left: gone.extend(r.segment.key or "" for r in left), plan)
-    for index in (0, 1):
-        variants.add(index, 0.0).playlist.open(1, True, 0.0)
-    return variants
-
-
-def test_only_while_the_first_bucket_serves_is_a_pathway_nobody_reads_idle() -> None:
-    """Players steered off the bucket (it fails) go to the others: their versions are made, read or not."""
-    for serves, read, idle in ((True, False, {"vm"}), (True, True, set()), (False, False, set())):
-        plan = PathwayPlan(PLAN.pathways, redirects=lambda: serves,
-                           reading={"vm": lambda steered: read or steered})
-        assert plan.idle() == idle, (serves, read)
-    assert PathwayPlan().idle() == frozenset()
-
-
-async def test_a_pathway_nobody_reads_gets_no_version_and_holds_back_no_new_target() -> None:
-    """The VM's pathway showed number 0, then nobody read it while the bucket's showed up to 2: a new
-    target would have kept the former playlist for it (it is behind); unread, it starts the new one at
-    once, and its first version once read again is the new playlist's."""
-    reading = {"vm": True}
-    variants = read_when(reading)
-    for index in (0, 1):
-        list_in(variants, index, 0)
-    versions = variants.versions(0.0)
-    assert set(versions) == {"bucket", "vm"}
-    variants.shown(versions)
-    reading["vm"] = False
-    for i in (1, 2):
-        for index in (0, 1):
-            list_in(variants, index, i)
-    versions = variants.versions(0.0)
-    assert set(versions) == {"bucket"}  # no version of the VM's pathway is made
-    variants.shown(versions)
-    assert [v.playlist.behind() for v in variants.values()] == [set(), set()]
-    variants.retarget(3, 3.0, new_timeline=True)
-    assert not any(v.playlist.on_former for v in variants.values())
-    for index in (0, 1):
-        list_in(variants, index, 3, duration=3.0)
-    reading["vm"] = True
-    versions = variants.versions(0.0)
-    for index in (0, 1):
-        assert names(versions["vm"][index]) == ["stream-a-3.ts"] and target(versions["vm"][index]) == 3
-
-
-async def test_a_pathway_left_on_the_former_playlist_leaves_it_once_nobody_reads_it() -> None:
-    """The VM's version listing number 2 was pushed, not shown yet (a save on its way), when the target
-    rose: the VM's pathway goes on with the former playlist. Once nobody reads it, it leaves that playlist
-    with the next push, and what left its window goes on to the cleaner (it held it till then)."""
-    reading = {"vm": True}
-    removed: list[str] = []
-    variants = read_when(reading, removed)
-    for i in (0, 1):
-        for index in (0, 1):
-            list_in(variants, index, i)
-        variants.shown(variants.versions(0.0))
-    for index in (0, 1):
-        list_in(variants, index, 2)
-    versions = variants.versions(0.0)
-    variants.shown({"bucket": versions["bucket"]})  # the bucket's shown; the VM's still being saved
-    variants.retarget(3, 3.0, new_timeline=True)
-    assert [v.playlist.on_former for v in variants.values()] == [{"vm"}, {"vm"}]
-    assert not [key for key in removed if "stream-a-" in key]
-    reading["vm"] = False
-    for index in (0, 1):
-        list_in(variants, index, 3, duration=3.0)
-    versions = variants.versions(0.0)
-    assert set(versions) == {"bucket"}
-    assert not any(v.playlist.on_former for v in variants.values())
-    assert {f"live/{index}/stream-a-{i}.ts" for index in (0, 1) for i in (0, 1, 2)} <= set(removed)
-
-
-async def test_the_vm_pathway_nobody_reads_is_left_where_it_was_and_lists_the_window_once_read() -> None:
-    """Issue 66 item 3: while nobody reads the VM's pathway (the bucket serves), no push moves its view on
-    (no work for it per segment), it holds no part of the window back, and it is saved as listing what the
-    first bucket's lists; read again, its version lists the window as it is then, and the VM answers for
-    what that version lists, not for what left the window meanwhile (no client was shown it there)."""
-    reading = {"vm": True}
-    variants = read_when(reading)
-    for index in (0, 1):
-        list_in(variants, index, 0)
-    variants.shown(variants.versions(0.0))
-    reading["vm"] = False
-    for i in range(1, 25):  # a 10 s window of 1 s segments: most leave while nobody reads the VM's
-        for index in (0, 1):
-            list_in(variants, index, i)
-        versions = variants.versions(float(i))
-        assert set(versions) == {"bucket"}
-        variants.shown(versions)
-        for v in variants.values():
-            assert v.playlist.views_saved() == {}  # the VM's as the bucket's, which lists the playlist whole
-    bucket = names(versions["bucket"][0])
-    assert bucket[-1] == "stream-a-24.ts" and len(bucket) <= 13  # the window slid: nothing held it
-    # Still unread, the VM answers (a redirect to the bucket) for what the bucket's pathway lists.
-    assert variants[0].playlist.found("vm", "live/0/stream-a-24.ts") is not None
-    reading["vm"] = True
-    versions = variants.versions(25.0)
-    for index in (0, 1):
-        assert names(versions["vm"][index]) == names(versions["bucket"][index])
-    playlist = variants[0].playlist
-    assert playlist.found("vm", "live/0/stream-a-24.ts") is not None
-    assert playlist.found("vm", "live/0/stream-a-3.ts") is None  # listed and gone while nobody read it
-    assert playlist.found("vm", "live/0/stream-a-0.ts") is not None  # shown there before: still answered
-
-
 async def test_a_variant_back_in_the_stream_says_what_it_listed_and_never_showed() -> None:
     """A variant's playlist starts again where the others are (rejoin): what it had shown leaves as any
     removed segment; what it listed and never showed (its version not shown yet) is returned, so the
     lister counts it lost (it was dropped without a word before, 2026-11-28)."""
-    variants = read_when({"vm": True})
+    variants = Variants(WindowOptions(10), lambda left: None, PathwayPlan(PLAN.pathways, redirects=lambda: True))
+    for index in (0, 1):
+        variants.add(index, 0.0).playlist.open(1, True, 0.0)
     for i in (0, 1):
         for index in (0, 1):
             list_in(variants, index, i)

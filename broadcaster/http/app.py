@@ -32,7 +32,7 @@ from .common import CLIENT_MAX_SIZE, CONNECTION_LOG, elsewhere
 from .keys import (DEFAULT_VARIANT, EVENTS, HEALTH, METRICS, PAGE_POLICY, STATE_EVENTS, VIEWER_CONFIG,
                    VIEWER_FILES, HealthSource)
 from .page_policy import page_policy
-from .playlists import MAX_HELD, Horizon, MasterSource, PlaylistRoutes, PlaylistSource, Reading
+from .playlists import MAX_HELD, Horizon, MasterSource, PlaylistRoutes, PlaylistSource
 from .steering_route import SteeringRoute, SteeringSource
 from .viewer_files import ViewerFiles
 from .viewer_page import Words
@@ -56,7 +56,6 @@ class ServedPathway:
     folder: str
     playlists: PlaylistSource
     away: Callable[[], bool] = lambda: False  # players are steered away from it now
-    readers: Reading | None = None  # its versions are made only while read (publish/readers.py)
 
 
 @dataclass(frozen=True)
@@ -274,7 +273,7 @@ def _add_pathways(app: web.Application, pathways: Pathways | None, metrics: Metr
     for served in pathways.others:
         routes = PlaylistRoutes(served.playlists, metrics, options.default_variant, options.blocking_reload,
                                 max_held=options.max_held, clients=clients, label_prefix=f"{served.folder}/",
-                                horizon=Horizon(pathways.newest, served.away, served.readers))
+                                horizon=Horizon(pathways.newest, served.away))
         r.add_get(rf"/live/{served.folder}/{{n:[0-9]+}}/{hls.MEDIA_PLAYLIST_NAME}", routes.media)
         r.add_get(rf"/hls/{served.folder}/{{n:[0-9]+}}/{hls.OWNCAST_PLAYLIST_NAME}", routes.media)
     if pathways.segments is not None:

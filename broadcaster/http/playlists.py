@@ -64,16 +64,6 @@ class PlaylistSource(Protocol):
         """Calls of wait_for_sequence not ended yet: the one count of held requests (the cap, /metrics)."""
 
 
-class Reading(Protocol):
-    """A pathway whose versions are made only while clients read it (publish/readers.py)."""
-
-    def read(self) -> bool:
-        """A client reads it now; True when what is shown is current."""
-
-    async def current(self, timeout: float) -> bool:
-        """Wait until what is shown is current (False after `timeout`)."""
-
-
 _BLOCKING_PARAMS = frozenset({"_HLS_msn", "_HLS_part", "_HLS_skip"})
 # A redirect to the canonical URL is a pure function of the URL asked: cacheable (a CDN may keep it).
 CANONICAL_CACHE_CONTROL = "public, max-age=60"
@@ -192,13 +182,11 @@ def _to_canonical(request: web.Request, location: str,
 @dataclass(frozen=True, slots=True)
 class Horizon:
     """This pathway among the others (content steering): the newest number any lists per variant (the
-    VM's, ahead of the bucket's by the uploads on their way), whether players are steered away from this
-    one now, and its readers when its versions are made only while read (every pathway but the first
-    bucket's: publish/readers.py)."""
+    VM's, ahead of the bucket's by the uploads on their way), and whether players are steered away from
+    this one now."""
 
     newest: Callable[[int], int | None]
     away: Callable[[], bool] = lambda: False
-    readers: Reading | None = None
 
 
 class PlaylistRoutes:
@@ -215,11 +203,8 @@ class PlaylistRoutes:
         newest number another pathway lists already (the VM's, ahead of the bucket's by the uploads on
         their way): a player that comes from there asks for its next one, which is coming here too, so
         it is held rather than refused as too far ahead; and while players are steered away from this
-        pathway (`horizon.away()`), a number the other lists is not held for uploads that do not land;
-        `horizon.readers`: its versions are made only while read: a request that finds them not current
-        waits for them (a push, saved and shown) before it is answered."""
+        pathway (`horizon.away()`), a number the other lists is not held for uploads that do not land."""
         self._source = source
-        self._readers = horizon.readers if horizon is not None else None
         self._late = clients.late  # what a client's late _HLS_msn may cost (late.py)
         self._masters = masters  # None: the source's own
         self._horizon = horizon
@@ -281,14 +266,6 @@ class PlaylistRoutes:
                 location = respelt(target, request.path, request.query, self._blocking_on)
                 if location is not None:
                     return self._redirect(request, "unknown", location)
-            readers = self._readers
-            if readers is not None and not readers.read():
-                # Nobody read this pathway lately: its versions were not made. Made for this request (a
-                # push, saved, shown); past a target duration (saves fail) it is answered as not ready.
-                # Only a request answered with a playlist reads it: a 404 or a redirect makes none.
-                if not await readers.current(float(self._source.target_duration or 1)):
-                    self._count("unknown", 503)
-                    return _not_ready()
             if target != request.path and self._blocking_on and _BLOCKING_PARAMS & request.query.keys():
                 return await self._blocking(request, int(digits))
             return self._serve(request, int(digits))

@@ -20,7 +20,6 @@ from ..vm.route import vm_route
 from ..vm.segments import VmSegments
 from .app import Pathways, ServedPathway
 from .clients import Proxies
-from .playlists import Reading
 from .watching import client_key
 
 
@@ -32,22 +31,19 @@ def vm_segments(s: Settings, steering: SteeringPolicy, first: VisiblePlaylists, 
 
 
 def pathways(s: Settings, plan: PathwayPlan, steering: SteeringPolicy, playlists: Mapping[str, VisiblePlaylists],
-             segments: VmSegments | None, counts: PathwayCounts,
-             readers: Mapping[str, Reading] | None = None) -> Pathways:
+             segments: VmSegments | None, counts: PathwayCounts) -> Pathways:
     """`playlists`: each pathway's, by ID (the first bucket's included); `segments`: the VM's segment route
-    (vm/route.py; None: no VM pathway); `readers`: each other pathway's, whose versions are made only while
-    read (publish/readers.py)."""
+    (vm/route.py; None: no VM pathway)."""
     first = playlists[hls.BUCKET_PATHWAY]
 
     # The VM's pathway on a hostname of its own (VM_PATHWAY_URL, docs/steering.md#cloudflares-terms): its
     # variants named there, whichever folder the multivariant playlist was asked at.
     offered = [Offered(p.id, f"{s.vm_pathway_url}/live/{hls.VM_FOLDER}/", hls.MEDIA_PLAYLIST_NAME)
                if p.id == hls.VM_PATHWAY and s.vm_pathway_url else Offered(p.id, p.folder) for p in plan.pathways]
-    others = tuple(ServedPathway(p.id, p.folder, playlists[p.id], _away(steering, p.id),
-                                 (readers or {}).get(p.id)) for p in plan.pathways[1:])
+    others = tuple(ServedPathway(p.id, p.folder, playlists[p.id], _away(steering, p.id)) for p in plan.pathways[1:])
 
     def newest(variant: int) -> int | None:
-        numbers = [r.last_sequence for p in playlists.values() if (r := p.media_playlist(variant)) is not None]
+        numbers = [n for p in playlists.values() if (n := p.last_sequence(variant)) is not None]
         return max(numbers, default=None)
 
     return Pathways(masters=SteeredMasters(first, offered, lambda: steering.first, playlists),

@@ -1,6 +1,6 @@
-"""Rendered: one version of a playlist as it is served, its bytes (made on first demand, for a version
-few clients may read), a strong ETag and a gzip copy made on first demand; and its newest segments alone
-for a client without gzip (newest_segments)."""
+"""Rendered: one version of a playlist as it is served, its bytes, a strong ETag and a gzip copy made on
+first demand; Pending: a version rendered when first asked (a pathway players read only while steered to
+it); and a version's newest segments alone for a client without gzip (newest_segments)."""
 
 from __future__ import annotations
 
@@ -19,17 +19,15 @@ class Rendered:
     A media playlist is rendered in parts (Parts): its body is joined, and its gzip assembled from
     pieces, only when asked; its ETag is a digest of the parts (the same bytes give the same parts)."""
 
-    __slots__ = ("_body", "_parts", "_make", "_etag", "_gzip", "last_sequence", "ended", "delta",
+    __slots__ = ("_body", "_parts", "_etag", "_gzip", "last_sequence", "ended", "delta",
                  "_media_sequence", "_delta_count", "_blind_delta", "_identity")
 
     def __init__(
-        self, body: bytes | Parts | Callable[[], bytes], *, last_sequence: int = -1, ended: bool = False,
+        self, body: bytes | Parts, *, last_sequence: int = -1, ended: bool = False,
         delta: Rendered | None = None, media_sequence: int = 0, delta_count: int = 0, blind_delta: bool = True,
     ) -> None:
         self._body: bytes | None = body if isinstance(body, bytes) else None
         self._parts: Parts | None = body if isinstance(body, Parts) else None
-        # Makes the bytes when first asked (Renderer.render's `later`: from what the version lists, kept).
-        self._make: Callable[[], bytes] | None = None if isinstance(body, (bytes, Parts)) else body
         self.last_sequence = last_sequence  # for blocking reload: which _HLS_msn this answers
         self.ended = ended
         self.delta = delta  # the same version as a delta update (_HLS_skip), when one is offered
@@ -45,13 +43,14 @@ class Rendered:
     @property
     def body(self) -> bytes:
         if self._body is None:
-            parts, make = self._parts, self._make
-            if parts is not None:
-                self._body = parts.body()
-            else:
-                assert make is not None
-                self._body, self._make = make(), None
+            assert self._parts is not None
+            self._body = self._parts.body()
         return self._body
+
+    @property
+    def rendered(self) -> Rendered:
+        """Itself (a Pending renders itself when first asked: either is a Version)."""
+        return self
 
     @property
     def etag(self) -> str:
@@ -80,14 +79,6 @@ class Rendered:
             return delta if self._blind_delta else self
         return self if msn - self._media_sequence == self._delta_count else delta
 
-    def replaced(self, body_of: Callable[[bytes], bytes]) -> Rendered:
-        """The same version with another body made by `body_of` from this one (and its delta's from its
-        delta): the same playlist, its URIs on another pathway."""
-        delta = self.delta.replaced(body_of) if self.delta is not None else None
-        return Rendered(body_of(self.body), last_sequence=self.last_sequence, ended=self.ended, delta=delta,
-                        media_sequence=self._media_sequence, delta_count=self._delta_count,
-                        blind_delta=self._blind_delta)
-
     @property
     def identity(self) -> Rendered:
         """This version for a client without gzip: itself, or past hls.MAX_IDENTITY_BYTES its newest
@@ -111,6 +102,36 @@ class Rendered:
             else:  # the frozen middle's pieces as they are, the head and tail deflated for this version
                 self._gzip = parts.gzip()
         return self._gzip
+
+
+class Pending:
+    """A version pushed with what it lists (views.View.version: its reach and the entries, frozen) and
+    rendered when first asked: a pathway players read only while steered to it (the VM's, a second
+    bucket's) costs each push this record, not a rendering. What a push or a held request needs to know
+    of it (how far it lists, whether it ended) is known without rendering it."""
+
+    __slots__ = ("last_sequence", "ended", "_make", "_rendered")
+
+    def __init__(self, make: Callable[[], Rendered], *, last_sequence: int, ended: bool) -> None:
+        self.last_sequence = last_sequence
+        self.ended = ended
+        self._make: Callable[[], Rendered] | None = make
+        self._rendered: Rendered | None = None
+
+    @property
+    def made(self) -> bool:
+        """Rendered already: a client asked for it."""
+        return self._rendered is not None
+
+    @property
+    def rendered(self) -> Rendered:
+        if self._rendered is None:
+            assert self._make is not None
+            self._rendered, self._make = self._make(), None
+        return self._rendered
+
+
+Version = Rendered | Pending  # what a pathway shows: rendered at its push, or when first asked
 
 
 _DATE_LINE = b"\n#EXT-X-PROGRAM-DATE-TIME:"  # every listed segment has one, after its other tags

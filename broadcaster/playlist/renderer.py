@@ -8,7 +8,6 @@ the ManifestGenerator), which tells the renderer when it changed.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Protocol
 
 from . import hls
@@ -66,12 +65,8 @@ class Renderer:
         """The entries were replaced (a new run of numbers, or new texts): nothing frozen applies."""
         self._frozen.clear()
 
-    def render(self, p: Listing, later: bool = False) -> Rendered:
-        """`p`'s origin playlist (with SERVER-CONTROL when it can block), and its delta update if offered.
-        `later`: the same bytes, made whole (not in chunks) when first asked, from the entries `p` lists
-        now: for a version few clients may read (a pathway players use only while steered to it: views.View
-        says when), which costs its header and a list of its entries until asked. The entries' texts must
-        not change while they are listed."""
+    def render(self, p: Listing) -> Rendered:
+        """`p`'s origin playlist (with SERVER-CONTROL when it can block), and its delta update if offered."""
         if self._rendered is None:
             last, ended = p.next_sequence - 1, p.ended
             count = len(p.window)
@@ -81,26 +76,21 @@ class Renderer:
             skipped = _skippable(p.window, hls.skip_until(p.target_duration)) if skippable else 0
             delta = None
             if skipped:
-                made = self._later(p, p.can_block_reload, skipped)
-                delta = Rendered(made if later else made(), last_sequence=last, ended=ended)
+                delta = Rendered(self.text(p, p.can_block_reload, skipped).encode(), last_sequence=last, ended=ended)
             # A delta listing fewer segments than any earlier version under its media sequence cannot
             # look unchanged to video.js whichever version it holds (Rendered.answer).
-            self._rendered = Rendered(self._body(p, p.can_block_reload, later), last_sequence=last,
+            self._rendered = Rendered(self._parts(p, p.can_block_reload), last_sequence=last,
                                       ended=ended, delta=delta, media_sequence=p.media_sequence,
                                       delta_count=count - skipped, blind_delta=count - skipped < self._fewest)
         return self._rendered
 
-    def render_edge(self, p: Listing, later: bool = False) -> Rendered:
+    def render_edge(self, p: Listing) -> Rendered:
         """The same version for a static host (the bucket): it cannot block or answer _HLS_skip (6.2.5.2)."""
         if not p.can_block_reload:
-            return self.render(p, later)
+            return self.render(p)
         if self._edge is None:
-            self._edge = Rendered(self._body(p, False, later), last_sequence=p.next_sequence - 1, ended=p.ended)
+            self._edge = Rendered(self._parts(p, False), last_sequence=p.next_sequence - 1, ended=p.ended)
         return self._edge
-
-    def _body(self, p: Listing, server_control: bool, later: bool) -> Parts | Callable[[], bytes]:
-        """The full playlist in parts, or (`later`) its whole text made when called."""
-        return self._later(p, server_control) if later else self._parts(p, server_control)
 
     def _header(self, p: Listing, server_control: bool, skipped: int, first: Entry | None) -> str:
         has_map = p.window.mapped > 0
@@ -129,22 +119,13 @@ class Renderer:
     def text(self, p: Listing, server_control: bool, skipped: int = 0) -> str:
         """The whole text, joined from every entry listed (or, `skipped`, from the last ones only: a
         delta update). The full playlist is rendered in parts instead (_parts); this is its reference."""
-        return self._joiner(p, server_control, skipped)()
-
-    def _later(self, p: Listing, server_control: bool, skipped: int = 0) -> Callable[[], bytes]:
-        """text()'s bytes, made when called, from what `p` lists now."""
-        join = self._joiner(p, server_control, skipped)
-        return lambda: join().encode()
-
-    def _joiner(self, p: Listing, server_control: bool, skipped: int) -> Callable[[], str]:
-        """text() as a call: the header and the entries taken now, their texts joined when called."""
         window = p.window
         entries = window.newest(len(window) - skipped) if skipped else list(window)
         edge = hashed_from(p.next_sequence, p.target_duration)
         shown = self.texts.shown
         head = self._header(p, server_control, skipped, entries[0] if entries else None)
         end = "#EXT-X-ENDLIST\n" if p.ended else ""
-        return lambda: "".join((head, *(shown(e, edge) for e in entries), end))
+        return "".join((head, *(shown(e, edge) for e in entries), end))
 
     def _parts(self, p: Listing, server_control: bool) -> Parts:
         """The full playlist in parts (Frozen.parts)."""

@@ -17,17 +17,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
-from .chunks import CHUNK_ENTRIES
 from .entry import Entry
 from .pathway import LISTED, Pathway, SegmentUris
 from .renderer import Renderer
-from .rendered import Rendered
+from .rendered import Pending, Rendered, Version
 from .window import Upto, Window
 
 OWN = ""  # listed at the pathway's own URI
 GAP = "-"  # listed as EXT-X-GAP there (4.4.4.7): it never landed there (given up)
 # Any other mode is a pathway ID: the entry is listed at that pathway's URI.
-LATER_MOST = 2 * CHUNK_ENTRIES  # entries a version made when first asked may list (View._later)
 
 
 def _uris_of(mode: str) -> str:
@@ -125,6 +123,29 @@ class Source(Protocol):
     def replacements(self) -> int: ...
 
 
+class Snapshot:
+    """A Source as it was when a version was pushed: its entries frozen (Window.frozen: nothing copied) and
+    its header's values, for the versions rendered when first asked (View.version)."""
+
+    __slots__ = ("window", "target_duration", "media_sequence", "discontinuity_sequence", "next_sequence",
+                 "ended", "independent_segments", "can_block_reload", "can_skip", "start_at_edge", "changes",
+                 "replacements")
+
+    def __init__(self, p: Source) -> None:
+        self.window = p.window.frozen()
+        self.target_duration = p.target_duration
+        self.media_sequence = p.media_sequence
+        self.discontinuity_sequence = p.discontinuity_sequence
+        self.next_sequence = p.next_sequence
+        self.ended = p.ended
+        self.independent_segments = p.independent_segments
+        self.can_block_reload = p.can_block_reload
+        self.can_skip = p.can_skip
+        self.start_at_edge = p.start_at_edge
+        self.changes = p.changes
+        self.replacements = p.replacements
+
+
 class _Upto:
     """A Source's first entries, to `through`: what a pathway behind the others lists (renderer.Listing)."""
 
@@ -176,22 +197,23 @@ class View:
     """One pathway's versions of one playlist: the entries up to `through` (-1: none yet), each at the
     URI `modes` gives it there (OWN when absent), rendered once per change of either."""
 
-    __slots__ = ("pathway", "through", "modes", "_renderer", "_made", "_edge", "_replacements")
+    __slots__ = ("pathway", "through", "modes", "_renderer", "_made", "_edge", "_replacements", "_pending")
 
     def __init__(self, pathway: Pathway, others: Mapping[str, SegmentUris]) -> None:
         self.pathway = pathway
         self.through = -1
         self.modes: dict[int, str] = {}
         self._renderer = Renderer(PathwayTexts(pathway, others, self.modes))
-        self._made: tuple[int, int, Rendered | None] | None = None  # (changes, through, rendered)
-        self._edge: tuple[int, int, Rendered | None] | None = None
+        self._made: tuple[int, int, Rendered] | None = None  # (changes, through, rendered)
+        self._edge: tuple[int, int, Rendered] | None = None
         self._replacements = -1
+        self._pending: tuple[int, int, bool, Pending] | None = None  # the last version(): unchanged, the same
 
     def forget(self) -> None:
         """A new playlist (a restart): nothing listed here yet."""
         self.through = -1
         self.modes.clear()
-        self._made = self._edge = None
+        self._made = self._edge = self._pending = None
 
     def drop_modes_before(self, sequence: int) -> None:
         """Entries below `sequence` left the playlist: their modes with them."""
@@ -199,33 +221,50 @@ class View:
             for n in [n for n in self.modes if n < sequence]:
                 del self.modes[n]
 
-    def _later(self, count: int) -> bool:
-        """Its versions' text made when first asked (Renderer.render's `later`), not as each comes: on a
-        pathway other than the first bucket's (players read it only while steered to it, and the VM's
-        pathway lists every segment while the bucket serves: issue 66, steering costs nothing while nothing
-        fails), with every entry at the pathway's own URI (their texts then cannot change while listed:
-        `modes` gains numbers only past the last listed), and `count` entries few enough to join whole (a
-        long window's frozen chunks make each version cost its two ends)."""
-        return self.pathway.uris is not LISTED and not self.modes and count <= LATER_MOST
-
-    def render(self, p: Source, edge: bool = False) -> Rendered | None:
-        """Its version of `p` (`edge`: for a static host, which cannot block), None while it lists nothing
-        but an end (a restart left the playlist nothing to list before it ended: shown ended, empty)."""
-        count = self.through - p.media_sequence + 1
-        empty_end = p.ended and not len(p.window) and count == 0
-        if not empty_end and (count <= 0 or not len(p.window)):
+    def version(self, p: Snapshot, edge: bool = False) -> Version | None:
+        """Its version of `p` (a push's Snapshot) as far as it lists now, rendered when first asked (a
+        Pending: players read this pathway only while steered to it). With an entry at another URI than
+        its own (`modes`, a bucket players are steered away from: read, and its modes change as the window
+        slides) it is rendered now. None while it lists nothing (render)."""
+        through = self.through
+        if not self._shows(p, through):
             return None
+        if self.modes:
+            return self._rendering(p, edge, through)
+        pending = self._pending
+        if pending is not None and pending[:3] == (p.changes, through, edge):
+            return pending[3]  # nothing new: the version shown already (a push shows no new one)
+        made = Pending(lambda: self._rendering(p, edge, through), last_sequence=through,
+                       ended=p.ended and through == p.next_sequence - 1)
+        self._pending = (p.changes, through, edge, made)
+        return made
+
+    @staticmethod
+    def _shows(p: Source, through: int) -> bool:
+        """Something to show: entries up to `through`, or (a restart left the playlist nothing to list
+        before it ended) an end, shown ended and empty."""
+        count = through - p.media_sequence + 1
+        if p.ended and not len(p.window) and count == 0:
+            return True
+        return count > 0 and bool(len(p.window))
+
+    def render(self, p: Source, edge: bool = False, through: int | None = None) -> Rendered | None:
+        """Its version of `p` up to `through` (None: as far as it lists now; `edge`: for a static host,
+        which cannot block), None while it lists nothing (_shows)."""
+        through = self.through if through is None else through
+        return self._rendering(p, edge, through) if self._shows(p, through) else None
+
+    def _rendering(self, p: Source, edge: bool, through: int) -> Rendered:
         made = self._edge if edge else self._made
-        key = (p.changes, self.through)
+        key = (p.changes, through)
         if made is not None and made[:2] == key:
             return made[2]
         if p.replacements != self._replacements:
             self._replacements = p.replacements
             self._renderer.replaced()
         self._renderer.changed()
-        listing = _Upto(p, Upto(p.window, count), self.through)
-        later = self._later(count)
-        rendered = self._renderer.render_edge(listing, later) if edge else self._renderer.render(listing, later)
+        listing = _Upto(p, Upto(p.window, through - p.media_sequence + 1), through)
+        rendered = self._renderer.render_edge(listing) if edge else self._renderer.render(listing)
         if edge:
             self._edge = (*key, rendered)
         else:

@@ -8,13 +8,16 @@ value that later changes to the window leave as it was).
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Iterable, Iterator
 from itertools import islice
 from typing import Protocol
 
 from ..tails import Log, Tail
 from .entry import Entry
+
+# Entries popped before the list is compacted into a new one (at least half of it popped): a window
+# holds at most twice its entries, and a long one is copied once per as many segments as it lists.
+_COMPACT_AT = 64
 
 
 class Entries(Protocol):
@@ -36,11 +39,18 @@ class Entries(Protocol):
 
 
 class Window:
-    __slots__ = ("_entries", "_records", "duration", "mapped", "tagged")
+    """The entries in a list read from `_lo` (a popped entry stays in the list until it is compacted into
+    a new one), so `frozen` is a view of them as they are now that costs nothing: the list is never changed
+    below its end in place (compacting and clearing make a new one), and entries appended later lie past
+    the view's end."""
+
+    __slots__ = ("_items", "_lo", "_hi", "_records", "duration", "mapped", "tagged")
 
     def __init__(self, entries: Iterable[Entry] = (), first_id: int = 0) -> None:
         """`first_id`: the id of the first entry's record (ids count the entries appended)."""
-        self._entries: deque[Entry] = deque()
+        self._items: list[Entry] = []
+        self._lo = 0
+        self._hi: int | None = None  # a frozen view's end; None: the list's
         self._records = Log(first_id)
         self.duration = 0.0  # seconds listed
         self.mapped = 0  # entries with an EXT-X-MAP (fMP4): the playlist needs version 6
@@ -48,47 +58,55 @@ class Window:
         for entry in entries:
             self.append(entry)
 
+    def _end(self) -> int:
+        return len(self._items) if self._hi is None else self._hi
+
     def __len__(self) -> int:
-        return len(self._entries)
+        return self._end() - self._lo
 
     def __bool__(self) -> bool:
-        return bool(self._entries)
+        return self._end() > self._lo
 
     def __iter__(self) -> Iterator[Entry]:
-        return iter(self._entries)
+        return islice(self._items, self._lo, self._hi)
 
     def __reversed__(self) -> Iterator[Entry]:
-        return reversed(self._entries)
+        items = self._items
+        return islice(reversed(items), len(items) - self._end(), len(items) - self._lo)
 
     @property
     def first(self) -> Entry | None:
-        return self._entries[0] if self._entries else None
+        return self._items[self._lo] if self else None
 
     @property
     def last(self) -> Entry | None:
-        return self._entries[-1] if self._entries else None
+        return self._items[self._end() - 1] if self else None
 
     def newest(self, count: int) -> list[Entry]:
         """The last `count` entries, in order, taken from the end (a long window costs nothing)."""
-        return list(islice(reversed(self._entries), count))[::-1]
+        end = self._end()
+        return self._items[max(self._lo, end - count):end] if count > 0 else []
 
     def append(self, entry: Entry) -> None:
-        self._entries.append(entry)
+        self._items.append(entry)
         self._records.add(entry.saved)
         self.mapped += bool(entry.segment.init_uri)
         self.tagged += entry.discontinuity
         self.duration += entry.segment.duration
 
     def popleft(self) -> Entry:
-        first = self._entries.popleft()
+        first = self._items[self._lo]
+        self._lo += 1
+        if self._lo >= _COMPACT_AT and self._lo * 2 >= len(self._items):
+            self._items, self._lo = self._items[self._lo:], 0  # a new list: frozen views keep the old one
         self._records.drop_to(self._records.first + 1)
         self.mapped -= bool(first.segment.init_uri)
         self.tagged -= first.discontinuity
-        self.duration = self.duration - first.segment.duration if self._entries else 0.0
+        self.duration = self.duration - first.segment.duration if self else 0.0
         return first
 
     def clear(self) -> None:
-        self._entries.clear()
+        self._items, self._lo = [], 0
         self._records.drop_to(self._records.end)
         self.duration, self.mapped, self.tagged = 0.0, 0, 0
 
@@ -97,10 +115,19 @@ class Window:
         ids and with the same sums."""
         window = Window(first_id=self._records.first)
         for entry in entries:
-            window._entries.append(entry)
+            window._items.append(entry)
             window._records.add(entry.saved)
         window.duration, window.mapped, window.tagged = self.duration, self.mapped, self.tagged
         return window
+
+    def frozen(self) -> Window:
+        """These entries as they are now, read only, whatever is appended or dropped later: a version saved
+        now and rendered when first asked (playlist/views.py). No entry is copied."""
+        view = Window.__new__(Window)
+        view._items, view._lo, view._hi = self._items, self._lo, self._end()
+        view._records = self._records
+        view.duration, view.mapped, view.tagged = self.duration, self.mapped, self.tagged
+        return view
 
     def records(self) -> Tail:
         """The entries' records as they are now (ids count the entries appended to this window)."""

@@ -472,7 +472,8 @@ class Lister:
         release, variants = self._release, self._variants
         now = self._mono()
         renderings = variants.versions(now)
-        edges = variants.versions(now, edge=True).get(hls.BUCKET_PATHWAY, {}) if release.mirrors else {}
+        edges = ({i: v.rendered for i, v in variants.versions(now, edge=True).get(hls.BUCKET_PATHWAY, {}).items()}
+                 if release.mirrors else {})
         restarts = sum(v.playlist.restarts for v in variants.values())
         return Versions(renderings, edges, self._target.value, self._memory(now) if release.saves else None,
                         restarts)

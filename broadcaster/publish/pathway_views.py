@@ -35,9 +35,9 @@ from typing import Protocol
 
 from ..playlist.entry import Entry
 from ..playlist.pathway import LISTED, Pathway
-from ..playlist.rendered import Rendered
+from ..playlist.rendered import Rendered, Version
 from ..playlist.segments import Removed
-from ..playlist.views import GAP, OWN, Source, View
+from ..playlist.views import GAP, OWN, Snapshot, Source, View
 from ..state import validate
 from .former import Former, Frozen, after
 from .landings import Landings
@@ -62,21 +62,10 @@ class PathwayViews:
         self._plan = plan
         self._landings = landings
         self._views: dict[str, View] = {p.id: self._view(p) for p in plan.pathways}
+        self._first = self._views[plan.first.id]
         self._shown: dict[str, int] = {p.id: -1 for p in plan.pathways}  # the last number each showed
         self._former: Former | None = None  # a restarted playlist some pathways still list (a new target)
         self._vm_listed = VmListed()
-        # The pathways nobody reads now (PathwayPlan.idle, set at each push): no version is made of them,
-        # and what they showed does not hold back a new target.
-        self._idle: frozenset[str] = frozenset()
-        self._vms = frozenset(p.id for p in plan.pathways if not p.is_bucket)  # the VM's (one or none)
-        # The views each push moves on (`_moving`): on the current playlist, not the VM's while idle; and the
-        # VM's left where they are while idle. Worked out when either changes, not at every push and save
-        # (with the VM's pathway idle a push and a save cost what they cost without it).
-        self._moving: tuple[View, ...] = ()
-        self._first_moving: View | None = None
-        self._resting: tuple[View, ...] = ()
-        self._read: tuple[tuple[str, View], ...] = ()  # the views of the pathways not idle, for `versions`
-        self._regroup()
 
     def _view(self, pathway: Pathway) -> View:
         return View(pathway, self._plan.uris)
@@ -89,32 +78,16 @@ class PathwayViews:
         """`pathway`'s view of the current playlist (read: tests and the saved state)."""
         return self._views.get(pathway)
 
-    @property
-    def idle(self) -> frozenset[str]:
-        return self._idle
-
-    @idle.setter
-    def idle(self, idle: frozenset[str]) -> None:
-        if idle is not self._idle:  # most pushes: the set of the push before
-            changed = idle != self._idle
-            self._idle = idle
-            if changed:
-                self._regroup()
-
     def _on_former(self, pid: str) -> bool:
         return self._former is not None and self._former.lists(pid)
 
-    def _regroup(self) -> None:
-        """The views a push moves on and those left where they are, in the plan's order (the buckets first:
-        the VM's may follow the first bucket's)."""
-        idle, vms, views = self._idle, self._vms, self._views
-        former = self._former.pathways if self._former is not None else frozenset()
-        self._moving = tuple(views[p.id] for p in self._plan.pathways
-                             if p.id not in former and not (p.id in idle and p.id in vms))
-        first = self._plan.first.id
-        self._first_moving = views[first] if first not in former else None
-        self._resting = tuple(views[pid] for pid in sorted(vms) if pid in idle and pid not in former)
-        self._read = tuple((pid, view) for pid, view in views.items() if pid not in idle)
+    def _current(self) -> list[View]:
+        """The views of the current playlist (not of the former), in the plan's order: the first bucket's
+        first (the VM's may follow it)."""
+        former = self._former
+        if former is None:
+            return list(self._views.values())
+        return [view for pid, view in self._views.items() if not former.lists(pid)]
 
     # -- what lands where -----------------------------------------------------------------------------
 
@@ -152,7 +125,7 @@ class PathwayViews:
         view = self._views.get(pid)
         if view is None or self._on_former(pid):
             return False
-        return 0 <= sequence <= self._through(view)
+        return 0 <= sequence <= view.through
 
     def found(self, pathway: str, key: str, at: At | None, vm: bool) -> tuple[int, str | None] | None:
         """`key` (`at`: where the window lists it, None: it does not) as `pathway` lists it: its number and
@@ -166,14 +139,6 @@ class PathwayViews:
             return None
         number, url, segment_key = at
         return number, url if self._landings.landed(self._plan.first.id, segment_key) else None
-
-    def _through(self, view: View) -> int:
-        """How far `view` lists now: the VM's while idle, not moved on (advance), as far as the first
-        bucket's pathway lists too (the VM only redirects there while its pathway is idle)."""
-        first = self._first_moving
-        if first is not None and view in self._resting:
-            return max(view.through, first.through)
-        return view.through
 
     # -- how far each pathway lists ---------------------------------------------------------------------
 
@@ -189,15 +154,12 @@ class PathwayViews:
                              former.through)
         if playlist is None:
             return None
-        first_view = self._first_moving
+        first_view = self._first
         first_through = -1  # the first bucket's is moved on first (none while it lists the former)
         last = playlist.next_sequence - 1
         oldest = playlist.media_sequence
         hold: int | None = None
-        # Nobody reads the VM's pathway while it is idle (not in `_moving`): no version of it is made, so
-        # nothing it would list now is seen, and it holds nothing back. Read again (or players steered to
-        # it), it lists on from the window as it is then: what left meanwhile was shown to no client there.
-        for view in self._moving:
+        for view in self._current():
             if view.through < last:  # else nothing new to list there (most pushes, on most pathways)
                 self._extend(view, playlist, first_through, last)
             through = view.through
@@ -217,7 +179,7 @@ class PathwayViews:
         """An entry is about to be appended, which no pathway lists yet: where the pathway furthest behind
         ends (the hold the playlist keeps until they are looked at again: advance); None: as it is."""
         oldest = playlist.media_sequence
-        throughs = [v.through for v in self._moving if v.through >= oldest]
+        throughs = [v.through for v in self._current() if v.through >= oldest]
         return min(throughs) if throughs else None
 
     def _extend(self, view: View, playlist: Source, first_through: int, last: int) -> None:
@@ -249,17 +211,25 @@ class PathwayViews:
         if through > view.through:
             view.through = through
 
-    def versions(self, playlist: Playlist | None, showable: bool, edge: bool = False,
-                 idle: frozenset[str] = frozenset()) -> dict[str, Rendered]:
-        """Each pathway's version now (none while it lists nothing, nor for the pathways in `idle`)."""
-        out: dict[str, Rendered] = {}
-        read = self._read if idle is self._idle else tuple((p, v) for p, v in self._views.items() if p not in idle)
+    def versions(self, playlist: Playlist | None, showable: bool, edge: bool = False) -> dict[str, Version]:
+        """Each pathway's version now (none while it lists nothing); `edge`: the first bucket's alone, for
+        the bucket's copy. The first bucket's is rendered now; every other one when first asked, from the
+        playlist as it is now (View.version: a Snapshot, one for them all)."""
+        out: dict[str, Version] = {}
         former = self._former
-        for pid, view in read:
+        frozen: Snapshot | None = None
+        for pid, view in self._views.items():
+            first = view is self._first
+            if edge and not first:
+                continue
+            rendered: Version | None
             if former is not None and former.lists(pid):
                 rendered = former.render(pid, edge)
             elif playlist is None or not showable:
                 rendered = None
+            elif not first:
+                frozen = frozen or Snapshot(playlist)
+                rendered = view.version(frozen, edge)
             elif view.pathway.uris is LISTED and not view.modes and view.through == playlist.next_sequence - 1:
                 # The whole playlist at the URIs it was listed with: the playlist's own version, shared.
                 rendered = playlist.render_edge() if edge else playlist.render()
@@ -303,10 +273,8 @@ class PathwayViews:
 
     def behind(self, shown: int) -> set[str]:
         """The pathways that have not shown everything shown anywhere (`shown`, the last number): what
-        their version lists beyond that was pushed, not seen (a save is on its way). Not an idle one: nobody
-        reads it, and it lists the new playlist as soon as it is read again."""
-        return {pid for pid, seen in self._shown.items()
-                if seen < shown and not self._on_former(pid) and pid not in self._idle}
+        their version lists beyond that was pushed, not seen (a save is on its way)."""
+        return {pid for pid, seen in self._shown.items() if seen < shown and not self._on_former(pid)}
 
     def restarting(self, frozen: Frozen | None, keep: set[str], shown: int) -> list[Removed]:
         """The playlist restarts (a new target): the pathways in `keep` go on listing `frozen` (the
@@ -321,14 +289,12 @@ class PathwayViews:
         for pid, view in self._views.items():
             if not self._on_former(pid):
                 view.forget()
-        self._regroup()
         return dropped
 
     def former_done(self, pid: str) -> bool:
-        """`pid` showed the former playlist as far as any pathway did (or has none here, or nobody reads it
-        now: nothing shown there needs the former)."""
+        """`pid` showed the former playlist as far as any pathway did (or has none here)."""
         former = self._former
-        if pid in self._idle or former is None or not former.lists(pid):
+        if former is None or not former.lists(pid):
             return True
         return former.done(pid) and self._shown[pid] >= former.through
 
@@ -340,7 +306,6 @@ class PathwayViews:
         self._views[pid].forget()
         if former.leave(pid):
             return self._drop_former()
-        self._regroup()
         return []
 
     def hold_back(self, removed: list[Removed]) -> list[Removed]:
@@ -353,10 +318,7 @@ class PathwayViews:
 
     def _drop_former(self) -> list[Removed]:
         former, self._former = self._former, None
-        if former is None:
-            return []
-        self._regroup()
-        return former.drop()
+        return former.drop() if former is not None else []
 
     def forget(self) -> list[Removed]:
         """A restart that keeps nothing (continuing above a state, a variant back): every view empty.
@@ -375,19 +337,11 @@ class PathwayViews:
         short as without pathways). The former is not saved: a restart lists the new playlist on every
         pathway."""
         out: dict[str, object] = {}
-        for v in self._moving:
+        for v in self._current():
             if v.through == last and not v.modes:
                 continue
             modes = {"modes": {str(n): m for n, m in v.modes.items()}} if v.modes else {}
             out[v.pathway.id] = {"through": v.through, **modes}
-        # The VM's while idle: saved as far as it lists now (_through; its pathway lists every entry at its
-        # own URI: no modes, restore). Nothing to save while the first bucket's lists everything.
-        first = self._first_moving
-        if self._resting and (first is None or first.through != last):
-            for v in self._resting:
-                through = self._through(v)
-                if through != last:
-                    out[v.pathway.id] = {"through": through}
         return out
 
     def restore(self, data: object, playlist: Playlist | None) -> None:

@@ -9,10 +9,7 @@ playlist as it decides what each pathway lists (pathway_views.py):
   serves): a player that stays on it (video.js, a player without content steering) plays on from there;
 - `redirects()`: the VM answers its pathway's segment requests with a redirect to the first bucket's
   copy (players are steered to the bucket, which the service sees serving), so the VM's pathway lists
-  only what landed there. Otherwise it lists every segment the VM holds;
-- `reading[pathway](steered)`: whether a push makes that pathway's versions (readers.Readers.make): while
-  the first bucket serves, only when a client read them lately (`idle`); `steered`: players are steered off
-  the first bucket, and every pathway's versions are made.
+  only what landed there. Otherwise it lists every segment the VM holds.
 
 The steering stage answers both (the policy's priority); without steering nothing is steered.
 """
@@ -32,33 +29,21 @@ def _never(pathway: str) -> Sequence[str]:
     return ()
 
 
-def _always(steered: bool) -> bool:
-    return True
-
-
 @dataclass(frozen=True)
 class PathwayPlan:
     pathways: tuple[Pathway, ...] = (FIRST,)
     fallbacks: Callable[[str], Sequence[str]] = _never
     redirects: Callable[[], bool] = lambda: True
-    # Per pathway but the first: whether a push makes its versions (Readers.make; one not named: always).
-    reading: Mapping[str, Callable[[bool], bool]] = field(default_factory=dict)
     uris: Mapping[str, SegmentUris] = field(init=False)
-    # Every pathway but the first bucket's: the bucket's copies (edges) are made of the first only.
-    others: frozenset[str] = field(init=False)
     # A pathway lists what the VM holds: a segment may be listed before any bucket has it.
     held: bool = field(init=False)
-    _makes: tuple[tuple[str, Callable[[bool], bool]], ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         ids = [p.id for p in self.pathways]
         if not ids or ids[0] != hls.BUCKET_PATHWAY or len(set(ids)) != len(ids) or not self.pathways[0].is_bucket:
             raise ValueError(f"pathways start with the first bucket's, each once: {ids}")
         object.__setattr__(self, "uris", {p.id: p.uris for p in self.pathways})
-        object.__setattr__(self, "others", frozenset(ids[1:]))
         object.__setattr__(self, "held", any(not p.is_bucket for p in self.pathways))
-        makes = tuple((p.id, self.reading.get(p.id, _always)) for p in self.pathways[1:])
-        object.__setattr__(self, "_makes", makes)
 
     @property
     def first(self) -> Pathway:
@@ -77,16 +62,3 @@ class PathwayPlan:
     @property
     def steered(self) -> bool:
         return len(self.pathways) > 1
-
-    def idle(self) -> frozenset[str]:
-        """The pathways whose versions a push makes none of now: while the first bucket serves, every other
-        one nobody read lately (issue 66: steering costs nothing while nothing fails). Players are steered
-        to the first bucket's pathway then; one who reads another anyway waits a push for its versions."""
-        idle = self.others
-        if not idle:
-            return idle
-        steered = not self.redirects()  # every pathway's are made then; each is told (Readers.make)
-        for pid, makes in self._makes:  # a loop, not a comprehension: this runs at every push
-            if makes(steered):
-                idle = idle - {pid}
-        return idle

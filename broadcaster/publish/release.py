@@ -27,7 +27,7 @@ from ..bucket.mirror import PlaylistMirror
 from ..metrics import Metrics
 from ..playlist import hls
 from ..playlist.master import render_master
-from ..playlist.rendered import Rendered
+from ..playlist.rendered import Rendered, Version
 from ..source.owncast import SourceSegment, SourceVariant
 from ..state.snapshots import Snapshots
 from .memory import RESERVED
@@ -44,7 +44,7 @@ class ShownTo(Protocol):
     """Told how far each playlist was shown on each pathway, as it becomes visible (variants.Variants,
     for each VariantPlaylist: what a new target carries, issue 32, and what clips are cut from)."""
 
-    def shown(self, renderings: Mapping[str, Mapping[int, Rendered]], *, replace: bool = False) -> None:
+    def shown(self, renderings: Mapping[str, Mapping[int, Version]], *, replace: bool = False) -> None:
         """`replace`: a restored state's versions, nothing else visible."""
 
 
@@ -57,7 +57,7 @@ class Versions:
     target duration they were rendered under (TargetPolicy's): Release keeps no copy of its own beyond
     the latest."""
 
-    renderings: dict[str, dict[int, Rendered]]  # pathway -> variant -> its version there
+    renderings: dict[str, dict[int, Version]]  # pathway -> variant -> its version there
     edges: dict[int, Rendered]  # the first bucket's versions for the bucket (no blocking reload); empty without a mirror
     target: int | None  # the target duration the publisher decided
     # The publisher's memory when these versions were pushed (memory.encode: JSON-able, its long lists
@@ -68,7 +68,7 @@ class Versions:
     restarts: int = 0
 
     @property
-    def in_bucket(self) -> dict[int, Rendered]:
+    def in_bucket(self) -> dict[int, Version]:
         """The first bucket's pathway's versions: only what is in the bucket."""
         return self.renderings.get(hls.BUCKET_PATHWAY, {})
 
@@ -136,15 +136,12 @@ class Release:
                 shown.under(versions.target)
         self._latest = versions
         if self._all_shown(versions):
-            self._current(versions)
             return
         if not self.saves or self._saver is None:
             self._apply(versions, self._take_listings())
         else:
             self._dirty.set()
 
-    # These go by the pathways pushed (`renderings`), not by every pathway shown: one nobody reads has
-    # none made, and costs nothing at each push (issue 66 item 3).
     def _all_shown(self, versions: Versions) -> bool:
         shows = self._shows
         for pid, made in versions.renderings.items():
@@ -154,14 +151,6 @@ class Release:
                     if not shown.is_shown(i, r):
                         return False
         return True
-
-    def _current(self, versions: Versions) -> None:
-        """Every version pushed is visible already: each pathway pushed shows its latest."""
-        shows = self._shows
-        for pid in versions.renderings:
-            shown = shows.get(pid)
-            if shown is not None:
-                shown.current()
 
     def announce(self, variants: list[SourceVariant]) -> None:
         """Owncast's multivariant playlist names these variants: the view's master follows at once."""
@@ -190,7 +179,7 @@ class Release:
         renderings = versions.in_bucket
         self._in_view.update(renderings)
         shows = self._shows
-        for pid, made in versions.renderings.items():  # absent: a pathway nobody reads (Readers)
+        for pid, made in versions.renderings.items():
             playlists = shows.get(pid)
             if playlists is not None:
                 playlists.show(made)  # wakes requests held for a newer version (blocking reload)
@@ -220,7 +209,6 @@ class Release:
             versions = self._latest
             renderings = {(pid, i): r for pid, by in versions.renderings.items() for i, r in by.items()}
             if not self._unpublished and self._all_shown(versions):
-                self._current(versions)
                 continue  # woken again for a change an earlier save already covered
             # The latest version's memory: every change to the publisher's memory pushes a version
             # (Lister.advance), so it is the memory now.

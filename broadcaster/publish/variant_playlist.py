@@ -44,7 +44,7 @@ from typing import Any
 from ..playlist import hls
 from ..playlist.manifest import ManifestGenerator, SegmentRejected
 from ..playlist.options import WindowOptions
-from ..playlist.rendered import Rendered
+from ..playlist.rendered import Rendered, Version
 from ..playlist.segments import ListedSegment, Removed
 from . import playlist_memory
 from .landings import Landing, Landings
@@ -135,10 +135,10 @@ class VariantPlaylist:
         return self._views.found(pathway, key, self._keys.at(gen.window, gen.changes, key),
                                  vm=pathway == hls.VM_PATHWAY)
 
-    def versions(self, now: float, edge: bool = False, idle: frozenset[str] = frozenset()) -> dict[str, Rendered]:
-        """Its version on each pathway (`edge`: for the bucket's copy, which cannot block), as far as each
-        lists it; none while there is nothing to show (not open, empty, or regrowing after continuing
-        above a state: 6.2.2), nor on the pathways in `idle` (nobody reads them: their views go on)."""
+    def versions(self, now: float, edge: bool = False) -> dict[str, Version]:
+        """Its version on each pathway (`edge`: the first bucket's alone, for the bucket's copy, which cannot
+        block), as far as each lists it; none while there is nothing to show (not open, empty, or
+        regrowing after continuing above a state: 6.2.2)."""
         gen = self._gen
         if gen is None:
             self._views.advance(None)  # a former playlist may still list on
@@ -148,12 +148,7 @@ class VariantPlaylist:
             gen.keep_through(self._views.advance(gen), now)
             self._views.trim(gen.media_sequence)
         self._drain()
-        return self._views.versions(gen, self._showable(gen), edge, idle)
-
-    def idle(self, pathways: frozenset[str]) -> None:
-        """Nobody reads these pathways now (PathwayPlan.idle): no version of theirs is made, and none
-        shown there holds back a new target (a restart lists the new playlist there at once)."""
-        self._views.idle = pathways
+        return self._views.versions(gen, self._showable(gen), edge)
 
     def visible(self, edge: bool = False) -> Rendered | None:
         """Its current version with every segment it lists, at the URIs they were listed with (what the
@@ -175,8 +170,7 @@ class VariantPlaylist:
         return self._views.on_former
 
     def former_done(self, pathway: str) -> bool:
-        """`pathway` showed the former playlist as far as any pathway did (or has none here, or nobody
-        reads it now: nothing shown there needs the former)."""
+        """`pathway` showed the former playlist as far as any pathway did (or has none here)."""
         return self._views.former_done(pathway)
 
     def version_target(self, pathway: str) -> int | None:
@@ -242,7 +236,7 @@ class VariantPlaylist:
 
     # -- what clients were shown (the Release tells), and what clips are cut from ------------------------
 
-    def shown(self, pathway: str, rendered: Rendered) -> bool:
+    def shown(self, pathway: str, rendered: Version) -> bool:
         """The Release made `rendered` visible on `pathway`: numbers up to its last may have been seen.
         True when that showed the former playlist as far as it went (the new one is due there next)."""
         self._views.saw(pathway, rendered.last_sequence)

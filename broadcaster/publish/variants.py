@@ -15,7 +15,7 @@ from collections.abc import Callable, ItemsView, Iterator, Mapping, ValuesView
 from typing import Any
 
 from ..playlist.options import WindowOptions
-from ..playlist.rendered import Rendered
+from ..playlist.rendered import Version
 from ..playlist.segments import ListedSegment
 from . import playlist_memory
 from .pathways import PathwayPlan
@@ -89,7 +89,7 @@ class Variants(Mapping[int, Variant]):
 
     # -- what the Release made visible (release.ShownTo) ---------------------------------------------------
 
-    def shown(self, renderings: Mapping[str, Mapping[int, Rendered]], *, replace: bool = False) -> None:
+    def shown(self, renderings: Mapping[str, Mapping[int, Version]], *, replace: bool = False) -> None:
         """Each pathway's versions made visible (`replace`: a restored state's, nothing else visible)."""
         if replace:
             for v in self._variants.values():
@@ -126,9 +126,9 @@ class Variants(Mapping[int, Variant]):
         return {index: v.playlist.retarget(target, now, new_timeline=new_timeline, keep_former=behind,
                                            carry_to=to) for index, v in self._variants.items()}
 
-    def versions(self, now: float, edge: bool = False) -> dict[str, dict[int, Rendered]]:
+    def versions(self, now: float, edge: bool = False) -> dict[str, dict[int, Version]]:
         """Every variant's version on each pathway that can be shown (`edge`: for the bucket's copy, the
-        first bucket's pathway's alone), except the pathways nobody reads now (PathwayPlan.idle): absent.
+        first bucket's pathway's alone).
 
         One target duration per pathway (6.2.4: variants share one). A pathway that lists the playlist
         before a new target does so in every variant until each showed it as far as it went; only then
@@ -139,18 +139,13 @@ class Variants(Mapping[int, Variant]):
         lists its next segment or ends; and a version under the new target (one ended empty, too) waits
         while another variant's is still under the former one."""
         playing = [v for v in self._variants.values() if not v.withdrawn]
-        # Not made now: every pathway but the first for the bucket's copies; else those nobody reads.
-        idle = self._plan.others if edge else self._plan.idle()
-        if not edge:
-            for v in self._variants.values():
-                v.playlist.idle(idle)
         together = self._leaving()
         for v in self._variants.values():
             for pid in v.playlist.on_former:
                 # A withdrawn variant (no master names it) leaves once it showed its own as far as it went.
                 if v.playlist.former_done(pid) and (pid in together or v.withdrawn):
                     v.playlist.leave_former(pid)
-        out = self._versions(now, edge, idle)
+        out = self._versions(now, edge)
         for pid, versions in out.items():
             if not versions:
                 continue
@@ -164,10 +159,9 @@ class Variants(Mapping[int, Variant]):
                             in (self._variants[i].playlist.shown_target(pid), None)}
         return out
 
-    def _versions(self, now: float, edge: bool, idle: frozenset[str]) -> dict[str, dict[int, Rendered]]:
-        """Per pathway whose versions are made now (an idle one is absent: what it shows stays as it is)."""
-        out: dict[str, dict[int, Rendered]] = {p.id: {} for p in self._plan.pathways if p.id not in idle}
+    def _versions(self, now: float, edge: bool) -> dict[str, dict[int, Version]]:
+        out: dict[str, dict[int, Version]] = {p.id: {} for p in (self._plan.pathways[:1] if edge else self._plan.pathways)}
         for index, v in self._variants.items():
-            for pid, rendered in v.playlist.versions(now, edge, idle).items():
+            for pid, rendered in v.playlist.versions(now, edge).items():
                 out[pid][index] = rendered
         return out

@@ -1,19 +1,20 @@
 """The playlists clients see: what the server serves and holds blocking reloads on.
 
 Only versions already saved to STATE_DIR are shown here (release.py shows them; a crash must not
-forget a number a client has seen). Masters are rendered once per change of Owncast's variants and
-per variant file name.
+forget a number a client has seen), each rendered at its push or when first asked (rendered.Pending: a
+pathway players read only while steered to it). Masters are rendered once per change of Owncast's
+variants and per variant file name.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Mapping
 
 from ..playlist import hls
 from ..playlist.master import render_master
-from ..playlist.rendered import Rendered
+from ..playlist.rendered import Rendered, Version
 from ..source.owncast import SourceVariant
 
 log = logging.getLogger(__name__)
@@ -26,16 +27,13 @@ class VisiblePlaylists:
         # The target duration of the latest versions, pushed with each (release.py: `under`): what the
         # server's Cache-Control and blocking timeouts follow. None until the first Owncast playlist was read.
         self._target_duration: int | None = None
-        self._visible: dict[int, Rendered] = {}
+        self._visible: dict[int, Version] = {}
         self._variants: list[SourceVariant] | None = None  # as Owncast's master announces them
         self._masters: dict[str, Rendered] = {}  # by variant file name: /live/'s and Owncast's /hls/
         self._changed = asyncio.Event()
         self.held_requests = 0  # in wait_for_sequence now: the one count (the HTTP cap and /metrics read it)
         self._released = False  # stopping: held requests are answered at once
         self._nudges = 0  # answer_held calls: requests held before one are answered
-        # Told when the versions pushed last for this pathway are the ones visible (readers.Readers.shown:
-        # a pathway whose versions are made only while read).
-        self.on_current: Callable[[], None] | None = None
 
     # -- written by release.py only (what Owncast announces, show, replace) ---------------------------
 
@@ -63,29 +61,33 @@ class VisiblePlaylists:
         """Some variant's playlist is visible."""
         return bool(self._visible)
 
-    def is_shown(self, variant: int, rendered: Rendered) -> bool:
+    def is_shown(self, variant: int, rendered: Version) -> bool:
         return self._visible.get(variant) is rendered
 
-    def show(self, renderings: dict[int, Rendered]) -> None:
+    def show(self, renderings: Mapping[int, Version]) -> None:
         """Make these versions (the latest pushed) visible and wake the requests held for a newer one."""
         self._visible.update(renderings)
         changed, self._changed = self._changed, asyncio.Event()  # and arm the next wake-up
         changed.set()
-        self.current()
 
-    def current(self) -> None:
-        """What is visible is the latest pushed (shown now, or before: nothing changed since)."""
-        if self.on_current is not None:
-            self.on_current()
-
-    def replace(self, renderings: dict[int, Rendered]) -> None:
+    def replace(self, renderings: Mapping[int, Version]) -> None:
         """What a restored state shows (before anything is served)."""
         self._visible = dict(renderings)
 
     # -- read by the server --------------------------------------------------------------------------
 
     def media_playlist(self, variant: int) -> Rendered | None:
+        version = self._visible.get(variant)
+        return version.rendered if version is not None else None
+
+    def version(self, variant: int) -> Version | None:
+        """`variant`'s visible version as it was pushed: rendered, or Pending until a client asks."""
         return self._visible.get(variant)
+
+    def last_sequence(self, variant: int) -> int | None:
+        """The last number `variant`'s visible version lists (None: none visible), without rendering it."""
+        version = self._visible.get(variant)
+        return version.last_sequence if version is not None else None
 
     def master_playlist(self, media_name: str = hls.MEDIA_PLAYLIST_NAME) -> Rendered | None:
         """Rendered once per change of Owncast's variants and per variant file name (the server asks
@@ -93,7 +95,7 @@ class VisiblePlaylists:
         master = self._masters.get(media_name)
         if master is None:
             variants = self._variants
-            if not variants or any(self.media_playlist(v.index) is None for v in variants):
+            if not variants or any(v.index not in self._visible for v in variants):
                 return None  # a player must find every variant it is offered
             master = self._masters[media_name] = render_master(variants, media_name)
         return master
@@ -109,11 +111,11 @@ class VisiblePlaylists:
         try:
             async with asyncio.timeout(timeout):
                 while True:
-                    rendered = self._visible.get(variant)
-                    if rendered is not None and (rendered.last_sequence >= sequence or rendered.ended):
-                        return rendered
+                    version = self._visible.get(variant)
+                    if version is not None and (version.last_sequence >= sequence or version.ended):
+                        return version.rendered
                     if self._released or self._nudges != nudges:
-                        return rendered
+                        return version.rendered if version is not None else None
                     await self._changed.wait()
         except TimeoutError:
             return None

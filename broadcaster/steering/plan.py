@@ -4,15 +4,14 @@ redirects to the first bucket."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 
 from ..playlist.pathway import Pathway
 from ..publish.pathways import PathwayPlan
 from .policy import SteeringPolicy
 
 
-def steered_plan(pathways: Sequence[Pathway], policy: SteeringPolicy,
-                 reading: Mapping[str, Callable[[bool], bool]] | None = None) -> PathwayPlan:
+def steered_plan(pathways: Sequence[Pathway], policy: SteeringPolicy) -> PathwayPlan:
     """The plan of `pathways` as `policy` steers them: a bucket's pathway players are steered away from
     because it fails lists what it lacks at the URI of the pathways before it in the priority, best first
     (a player that stays there, video.js, plays on from them; a healthy bucket that is merely second lists
@@ -26,4 +25,4 @@ def steered_plan(pathways: Sequence[Pathway], policy: SteeringPolicy,
             return ()
         return priority[:priority.index(pathway)]
 
-    return PathwayPlan(tuple(pathways), fallbacks, policy.bucket_serves, reading or {})
+    return PathwayPlan(tuple(pathways), fallbacks, policy.bucket_serves)

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from broadcaster.playlist.rendered import Rendered
+from broadcaster.playlist.rendered import Rendered, Version
 from broadcaster.metrics import Metrics
 from broadcaster.source.owncast import SourcePlaylist, SourceSegment
 from broadcaster.bucket.cleaner import Cleaner
@@ -40,13 +40,13 @@ class Recording(VisiblePlaylists):
         super().__init__()
         self.shown: list[tuple[int, str]] = []
 
-    def show(self, renderings: dict[int, Rendered]) -> None:
+    def show(self, renderings: Mapping[int, Version]) -> None:
         super().show(renderings)
-        self.shown += [(v, r.body.decode()) for v, r in renderings.items()]
+        self.shown += [(v, r.rendered.body.decode()) for v, r in renderings.items()]
 
-    def replace(self, renderings: dict[int, Rendered]) -> None:
+    def replace(self, renderings: Mapping[int, Version]) -> None:
         super().replace(renderings)
-        self.shown += [(v, r.body.decode()) for v, r in renderings.items()]
+        self.shown += [(v, r.rendered.body.decode()) for v, r in renderings.items()]
 
 
 class World:
