@@ -176,7 +176,7 @@ def test_a_vm_version_is_rendered_when_first_asked_as_it_was_when_pushed() -> No
         gen.append(seg(i), T0 + 100 * i)
     lazy, eager = View(VM_WAY, URIS), View(VM_WAY, URIS)
     lazy.through = eager.through = gen.next_sequence - 1
-    pushed = lazy.version(Snapshot(gen))
+    pushed = lazy.version(gen, lambda: Snapshot(gen))
     assert isinstance(pushed, Pending) and pushed.last_sequence == 23 and not pushed.ended
     expected = eager.render(gen)  # the same state, rendered at once
     for i in range(24, 32):  # the playlist moves on (and slides) before anyone asks
@@ -186,16 +186,16 @@ def test_a_vm_version_is_rendered_when_first_asked_as_it_was_when_pushed() -> No
     assert expected.delta is not None and made.delta.body == expected.delta.body
     assert made.gzip_body and made.last_sequence == 23 and pushed.rendered is made
     lazy.through = gen.next_sequence - 1
-    newer = lazy.version(Snapshot(gen))
+    newer = lazy.version(gen, lambda: Snapshot(gen))
     assert newer is not None and uris(newer.rendered.body)[-1] == "/live/vm/0/s-31.ts"
     lazy.modes[32] = GAP  # an entry not at its own URI: rendered as it comes
     gen.append(seg(32), T0 + 3200)
     lazy.through = 32
-    assert isinstance(lazy.version(Snapshot(gen)), Rendered)
+    assert isinstance(lazy.version(gen, lambda: Snapshot(gen)), Rendered)
     long = filled(3 * CHUNK_ENTRIES, window=3.0 * CHUNK_ENTRIES)
     view, at_once = View(VM_WAY, URIS), View(VM_WAY, URIS)
     view.through = at_once.through = long.next_sequence - 1
-    later = view.version(Snapshot(long))
+    later = view.version(long, lambda: Snapshot(long))
     expected = at_once.render(long)
     for i in range(long.next_sequence, long.next_sequence + CHUNK_ENTRIES + 3):
         long.append(seg(i), T0 + 100 * i)

@@ -14,7 +14,7 @@ player that stays here plays on from where the segment is).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from .entry import Entry
@@ -221,11 +221,12 @@ class View:
             for n in [n for n in self.modes if n < sequence]:
                 del self.modes[n]
 
-    def version(self, p: Snapshot, edge: bool = False) -> Version | None:
-        """Its version of `p` (a push's Snapshot) as far as it lists now, rendered when first asked (a
-        Pending: players read this pathway only while steered to it). With an entry at another URI than
-        its own (`modes`, a bucket players are steered away from: read, and its modes change as the window
-        slides) it is rendered now. None while it lists nothing (render)."""
+    def version(self, p: Source, frozen: Callable[[], Snapshot], edge: bool = False) -> Version | None:
+        """Its version of `p` as far as it lists now, rendered when first asked from `frozen()` (`p` as it
+        is now, one Snapshot for every pathway of a push): a Pending (players read this pathway only while
+        steered to it). With an entry at another URI than its own (`modes`, a bucket players are steered
+        away from: read, and its modes change as the window slides) it is rendered now. None while it
+        lists nothing (render)."""
         through = self.through
         if not self._shows(p, through):
             return None
@@ -234,7 +235,8 @@ class View:
         pending = self._pending
         if pending is not None and pending[:3] == (p.changes, through, edge):
             return pending[3]  # nothing new: the version shown already (a push shows no new one)
-        made = Pending(lambda: self._rendering(p, edge, through), last_sequence=through,
+        snapshot = frozen()
+        made = Pending(lambda: self._rendering(snapshot, edge, through), last_sequence=through,
                        ended=p.ended and through == p.next_sequence - 1)
         self._pending = (p.changes, through, edge, made)
         return made

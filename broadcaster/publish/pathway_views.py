@@ -217,7 +217,14 @@ class PathwayViews:
         playlist as it is now (View.version: a Snapshot, one for them all)."""
         out: dict[str, Version] = {}
         former = self._former
-        frozen: Snapshot | None = None
+        frozen: list[Snapshot] = []
+
+        def snapshot() -> Snapshot:  # made once a push, and only for a pathway whose version changed
+            if not frozen:
+                assert playlist is not None
+                frozen.append(Snapshot(playlist))
+            return frozen[0]
+
         for pid, view in self._views.items():
             first = view is self._first
             if edge and not first:
@@ -228,8 +235,7 @@ class PathwayViews:
             elif playlist is None or not showable:
                 rendered = None
             elif not first:
-                frozen = frozen or Snapshot(playlist)
-                rendered = view.version(frozen, edge)
+                rendered = view.version(playlist, snapshot, edge)
             elif view.pathway.uris is LISTED and not view.modes and view.through == playlist.next_sequence - 1:
                 # The whole playlist at the URIs it was listed with: the playlist's own version, shared.
                 rendered = playlist.render_edge() if edge else playlist.render()

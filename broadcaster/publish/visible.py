@@ -67,8 +67,9 @@ class VisiblePlaylists:
     def show(self, renderings: Mapping[int, Version]) -> None:
         """Make these versions (the latest pushed) visible and wake the requests held for a newer one."""
         self._visible.update(renderings)
-        changed, self._changed = self._changed, asyncio.Event()  # and arm the next wake-up
-        changed.set()
+        if self.held_requests:  # else nobody waits: no event to set (a pathway nobody reads, most pushes)
+            changed, self._changed = self._changed, asyncio.Event()  # and arm the next wake-up
+            changed.set()
 
     def replace(self, renderings: Mapping[int, Version]) -> None:
         """What a restored state shows (before anything is served)."""
