@@ -84,7 +84,7 @@ async def test_steered_away_the_buckets_pathway_lists_what_it_lacks_at_the_vms_u
     # 2..5 land while players are still steered away: a number keeps its URI while it is listed.
     for name in NAMES[2:6]:
         w.store.release(f"live/0/{name}")
-    await until(lambda: w.pub.playlist(0).uploading == 0)  # type: ignore[union-attr]
+    await until(lambda: w.pub.playlist(0).landings.count() == 0)  # type: ignore[union-attr]
     w.pub.lister.advance()
     assert where(w, "bucket")[2:5] == [("vm", n) for n in NAMES[2:5]]
     # Steered back: what lands from now on is listed at the bucket's URI, the rest where it was.

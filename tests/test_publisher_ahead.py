@@ -137,7 +137,7 @@ async def test_a_restart_uploads_again_what_was_listed_ahead(tmp_path: Path) -> 
     (tmp_path / "again" / "hls" / "0").mkdir(parents=True, exist_ok=True)
     (tmp_path / "again" / "hls" / "0" / "stream-abc-1.ts").write_bytes(b"\x47" * 376)
     assert snapshots_of(StateFile(tmp_path / "saved"), w2.pub).restore()
-    assert w2.pub.playlist(0) is not None and w2.pub.playlist(0).uploading == 1  # type: ignore[union-attr]
+    assert w2.pub.playlist(0) is not None and w2.pub.playlist(0).landings.count() == 1  # type: ignore[union-attr]
     # Each pathway lists what it listed before the stop: the bucket's what it has.
     assert listed(w2, "bucket", 0) == ["stream-abc-0.ts"]
     assert listed(w2, "ahead", 0) == ["stream-abc-0.ts", "stream-abc-1.ts"]

@@ -94,7 +94,7 @@ def encode(m: Memory, undecided: Iterable[Slot], now: float, waiting: Mapping[in
             "seen": v.seen.saved(),
             "in_flight": sorted(in_flight),
             # Listed before their upload to some bucket landed (content steering): uploaded again.
-            "uploading": _uploading_saved(v.playlist.uploading_keys()),
+            "uploading": _uploading_saved(v.playlist.landings.keys()),
             "first": {str(k): n for k, n in v.first.items()},
             "last_key": list(v.last_key) if v.last_key else None,
             "last_media_sequence": v.last_media_sequence,
@@ -212,7 +212,10 @@ def decode(data: dict[str, object], now: float, playlist: PlaylistMaker) -> Memo
         if restored.opened and restored.target_duration != target:
             raise ValueError(f"variant {name}: target duration {restored.target_duration}, not {target}")
         waited += [(run, index, s) for run, s in _restore_waiting(restored, raw.get("waiting", []), now)]
-        restored.awaiting(_uploading(raw.get("uploading", {})))  # absent in older files
+        # Uploads listed before they landed (absent in older files), of what it lists: started again.
+        listed = set(restored.uris_by_key())
+        restored.landings.restored({pid: [key for key in keys if key in listed]
+                                    for pid, keys in _uploading(raw.get("uploading", {})).items()})
         restored.restore_views(raw.get("views", {}))  # absent in older files
         # Files of the version before pathway views saved the keys that left a window while the bucket's
         # playlist lagged: they left it, and go on to the cleaner.

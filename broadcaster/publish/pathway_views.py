@@ -38,13 +38,11 @@ from ..playlist.pathway import LISTED, Pathway
 from ..playlist.rendered import Rendered, Version
 from ..playlist.segments import Removed
 from ..playlist.views import GAP, OWN, Snapshot, Source, View
-from ..state import validate
+from . import views_memory
 from .former import Former, Frozen, after
 from .landings import Landings
 from .listed_keys import At, VmListed
 from .pathways import PathwayPlan
-
-_MAX_MODES = 100_000  # modes a saved view may hold (a 4 h rewind of 1 s segments is 14,400)
 
 
 class Playlist(Source, Protocol):
@@ -69,10 +67,6 @@ class PathwayViews:
 
     def _view(self, pathway: Pathway) -> View:
         return View(pathway, self._plan.uris)
-
-    @property
-    def plan(self) -> PathwayPlan:
-        return self._plan
 
     def view(self, pathway: str) -> View | None:
         """`pathway`'s view of the current playlist (read: tests and the saved state)."""
@@ -103,21 +97,6 @@ class PathwayViews:
         playlist's owner makes its own entry one)."""
         if self._former is not None:
             self._former.unavailable(key)
-
-    def _mode(self, pathway: Pathway, e: Entry) -> str | None:
-        """How a bucket's `pathway` lists `e` now (OWN, GAP or the pathway whose URI it takes), None: not
-        yet. (The VM's lists what it holds, _extend.)"""
-        key = e.segment.key
-        if e.segment.gap:
-            return OWN
-        state = self._landings.state(pathway.id, key)
-        if state is not None:
-            return state
-        for other in self._plan.fallbacks(pathway.id):
-            target = next((p for p in self._plan.pathways if p.id == other), None)
-            if target is not None and (not target.is_bucket or self._landings.state(other, key) == OWN):
-                return other
-        return None
 
     def lists(self, pid: str, sequence: int) -> bool:
         """Whether `pid`'s view lists number `sequence` (of the current playlist: a pathway still on the
@@ -202,7 +181,7 @@ class PathwayViews:
             for e in after(window, through):
                 if e.sequence > last:
                     break
-                mode = self._mode(pathway, e)
+                mode = _mode(self._plan, self._landings, pathway, e)
                 if mode is None:
                     break
                 if mode != OWN:
@@ -338,38 +317,26 @@ class PathwayViews:
     # -- saved with the state -----------------------------------------------------------------------------
 
     def saved(self, last: int) -> dict[str, object]:
-        """Where each pathway's view ends and the modes it listed, for the views that do not list the
-        playlist through `last` at their own URIs (most saves hold none: one line per segment stays as
-        short as without pathways). The former is not saved: a restart lists the new playlist on every
-        pathway."""
-        out: dict[str, object] = {}
-        for v in self._current():
-            if v.through == last and not v.modes:
-                continue
-            modes = {"modes": {str(n): m for n, m in v.modes.items()}} if v.modes else {}
-            out[v.pathway.id] = {"through": v.through, **modes}
-        return out
+        """How far each pathway lists and where it listed what (views_memory.saved): the former is not
+        saved, a restart lists the new playlist on every pathway."""
+        return views_memory.saved(self._current(), last)
 
     def restore(self, data: object, playlist: Playlist | None) -> None:
-        """`saved`'s values, for the pathways configured now (another pathway's are dropped); raises
-        ValueError when they do not add up."""
-        raw = validate.mapping(data, "the pathways' views", 64)
-        last = playlist.next_sequence - 1 if playlist is not None else -1
-        for whole in self._views.values():  # a view not saved listed the playlist whole
-            whole.through = last
-        for pid, value in raw.items():
-            view = self._views.get(pid)
-            fields = validate.mapping(value, f"the {pid} pathway's view", 2)
-            through = validate.integer(validate.field(fields, "through", "a view"), "through", -1)
-            modes = validate.mapping(fields.get("modes", {}), "modes", _MAX_MODES)
-            if view is None:
-                continue
-            view.through = min(through, last)
-            if not view.pathway.is_bucket:
-                continue  # the VM's pathway lists what it holds at its own URIs (_extend): no modes
-            for n, mode in modes.items():
-                number = validate.integer(int(n) if n.isdigit() and len(n) < 19 else -1, "a mode's number")
-                text = validate.text(mode, "a mode", 64)
-                if text != GAP and text not in self._plan.uris:
-                    continue  # a pathway no longer configured: its URI cannot be written; listed at ours
-                view.modes[number] = text
+        """`saved`'s values, for the pathways configured now; raises ValueError when they do not add up."""
+        views_memory.restore(data, self._views, self._plan.uris, playlist.next_sequence - 1 if playlist else -1)
+
+
+def _mode(plan: PathwayPlan, landings: Landings, pathway: Pathway, e: Entry) -> str | None:
+    """How a bucket's `pathway` lists `e` now (OWN, GAP or the pathway whose URI it takes), None: not yet.
+    (The VM's lists what it holds: PathwayViews._extend.)"""
+    key = e.segment.key
+    if e.segment.gap:
+        return OWN
+    state = landings.state(pathway.id, key)
+    if state is not None:
+        return state
+    for other in plan.fallbacks(pathway.id):
+        target = next((p for p in plan.pathways if p.id == other), None)
+        if target is not None and (not target.is_bucket or landings.state(other, key) == OWN):
+            return other
+    return None

@@ -420,7 +420,7 @@ class Publisher:
     async def drain(self, timeout: float) -> bool:
         """Wait up to `timeout` for uploads in flight; True when nothing is left."""
         tasks: list[asyncio.Future[Any]] = [t for c in self._copies() for t in c.landings().values() if not t.done()]
-        tasks += [t for v in self._variants.values() for t in v.playlist.uploads()]  # listed ahead on the VM's
+        tasks += [t for v in self._variants.values() for t in v.playlist.landings.uploads()]  # listed ahead on the VM's
         # Late ones uploading now (one still waiting for Owncast is started again after a restart).
         tasks += [t for index, key, t in self._late.uploads()
                   if not self._waited.waiting(self._hls_dir / str(index) / key.rpartition("/")[2])]
@@ -437,12 +437,12 @@ class Publisher:
     def _upload_again(self) -> None:
         """Uploads a restored state listed on the VM's pathway before they landed: started again."""
         for v in self._variants.values():
-            for pathway, keys in v.playlist.uploading_keys().items():
+            for pathway, keys in v.playlist.landings.keys().items():
                 for key in keys:
                     task = self._uploads.again(pathway, v.index, key)
                     if task is None:
                         continue
-                    v.playlist.landing(pathway, key, task)
+                    v.playlist.landings.landing(pathway, key, task)
                     task.add_done_callback(functools.partial(self._landed_again, v.index, key))
                     self._again.append(task)
 
@@ -460,7 +460,7 @@ class Publisher:
         await self.release.close()
         tasks: list[asyncio.Future[Any]] = [t for c in self._copies() for t in c.landings().values()]
         tasks += self._uploads.inits()
-        tasks += [t for v in self._variants.values() for t in v.playlist.uploads()]
+        tasks += [t for v in self._variants.values() for t in v.playlist.landings.uploads()]
         tasks += self._again
         tasks += [*self._late.tasks(), *self._uploads.rewrites.tasks()]
         for t in tasks:

@@ -1,4 +1,5 @@
-"""VariantPlaylist: one variant's live playlist, and the one owner of its ManifestGenerator.
+"""VariantPlaylist: one variant's live playlist, and the one owner of its ManifestGenerator (PlaylistReads:
+what it is now, read only; VariantPlaylist: the intents that change it).
 
 Nobody else holds the generator (the pure window of playlist/manifest.py; a saved one is rebuilt by
 playlist_memory.restore and handed straight here by variants.Variants.playlist, and
@@ -46,7 +47,7 @@ from ..playlist.manifest import ManifestGenerator, SegmentRejected
 from ..playlist.options import WindowOptions
 from ..playlist.rendered import Rendered, Version
 from ..playlist.segments import ListedSegment, Removed
-from . import playlist_memory
+from . import clip_window, playlist_memory
 from .landings import Landing, Landings
 from .listed_keys import KeyIndex
 from .pathway_views import PathwayViews
@@ -59,25 +60,18 @@ log = logging.getLogger(__name__)
 RemovedHook = Callable[[list[Removed]], None]
 
 
-class VariantPlaylist:
-    def __init__(self, index: int, options: WindowOptions, on_removed: RemovedHook,
-                 generator: ManifestGenerator | None = None, plan: PathwayPlan | None = None) -> None:
-        """`generator`: a restored playlist's (None: opened once the target duration is known); `plan`:
-        the pathways it is listed on (the first bucket's alone by default)."""
-        self.index = index
-        self._options = options
-        self._on_removed = on_removed
-        self._gen = generator
-        plan = plan or PathwayPlan()
-        self._landings = Landings(p.id for p in plan.buckets)  # uploads of what it lists, on their way
-        self._views = PathwayViews(plan, self._landings)  # how far each pathway lists it
-        self._first = plan.first.id
-        self._keys = KeyIndex()  # found()'s lookup, rebuilt once per change
-        self._shown_targets: dict[str, int | None] = {}  # the target of each pathway's version shown last
-        self.last_run: int | None = None  # the run of the last slot listed here
-        self.run_numbers: dict[int, int] = {}  # run -> the discontinuity number it last listed it under (4 runs)
-        self.last_listed: float | None = None  # monotonic, when it last listed a segment
-        self.restarts = 0  # its playlist restarted (retarget, rejoin, continue_above): the Release's epoch
+class PlaylistReads:
+    """What one variant's playlist is now, read only: its numbers, what each pathway lists and showed, what
+    clips are cut from. VariantPlaylist, its one subclass, adds the intents that change it and holds the
+    state read here (set by its __init__)."""
+
+    index: int
+    _gen: ManifestGenerator | None
+    _views: PathwayViews
+    _landings: Landings
+    _keys: KeyIndex
+    _first: str
+    _shown_targets: dict[str, int | None]
 
     # -- what it is now (read only) -------------------------------------------------------------------
 
@@ -135,21 +129,6 @@ class VariantPlaylist:
         return self._views.found(pathway, key, self._keys.at(gen.window, gen.changes, key),
                                  vm=pathway == hls.VM_PATHWAY)
 
-    def versions(self, now: float, edge: bool = False) -> dict[str, Version]:
-        """Its version on each pathway (`edge`: the first bucket's alone, for the bucket's copy, which cannot
-        block), as far as each lists it; none while there is nothing to show (not open, empty, or
-        regrowing after continuing above a state: 6.2.2)."""
-        gen = self._gen
-        if gen is None:
-            self._views.advance(None)  # a former playlist may still list on
-        else:
-            if self._landings.waiting:  # else nothing to settle (most pushes while nothing fails)
-                self._settle(gen, now)
-            gen.keep_through(self._views.advance(gen), now)
-            self._views.trim(gen.media_sequence)
-        self._drain()
-        return self._views.versions(gen, self._showable(gen), edge)
-
     def visible(self, edge: bool = False) -> Rendered | None:
         """Its current version with every segment it lists, at the URIs they were listed with (what the
         first bucket's pathway shows once everything landed)."""
@@ -183,44 +162,13 @@ class VariantPlaylist:
         """The target duration of the version last shown on `pathway` (None: nothing shown since a start)."""
         return self._shown_targets.get(pathway)
 
-    def leave_former(self, pathway: str) -> None:
-        """`pathway` lists the new playlist from now on (variants.Variants: every variant at once)."""
-        left = self._views.leave_former(pathway)
-        if left:
-            self._on_removed(left)
-
-    # -- uploads on their way ---------------------------------------------------------------------------
-
-    def uploading_keys(self) -> dict[str, builtins.list[str]]:
-        """Per pathway, the keys of what it lists whose upload there has not landed (what a restart
-        uploads again: the publisher's memory saves them)."""
-        return self._landings.keys()
+    # -- uploads on their way, and what the state file keeps -------------------------------------------
 
     @property
-    def uploading(self) -> int:
-        """Segments it lists whose upload to some bucket has not landed yet."""
-        return self._landings.count()
-
-    def awaiting(self, keys: Mapping[str, Iterable[str]]) -> dict[str, builtins.list[str]]:
-        """A restored state's uploads that had not landed, per pathway, of segments this playlist lists:
-        pending until `landing` gives each its upload again. Returns those it lists."""
-        listed = set(self.uris_by_key())
-        return self._landings.restored({pid: [key for key in pid_keys if key in listed]
-                                        for pid, pid_keys in keys.items()})
-
-    def landing(self, pathway: str, key: str, upload: asyncio.Future[Any]) -> None:
-        """The upload of a segment it lists, started again after a restart."""
-        self._landings.landing(pathway, key, upload)
-
-    def uploads(self) -> builtins.list[asyncio.Future[Any]]:
-        """The uploads of what it lists that have not landed (a stop waits for them, then cancels them)."""
-        return self._landings.uploads()
-
-    def left(self, leaving: Iterable[tuple[str, float]], now: float) -> None:
-        """Keys a restored state says left the window ([key, seconds kept]): on to the cleaner."""
-        removed = [Removed(ListedSegment("", 0.0, key=key), now, keep) for key, keep in leaving]
-        if removed:
-            self._on_removed(removed)
+    def landings(self) -> Landings:
+        """The uploads of what it lists on their way (a restart's again: Landings.landing; the keys the
+        publisher's memory saves; those a stop waits for)."""
+        return self._landings
 
     def saved(self, now: float) -> dict[str, object] | None:
         """Its part of the publisher's memory (playlist_memory's format), None before it is open."""
@@ -230,18 +178,7 @@ class VariantPlaylist:
         """How far each pathway lists it, and where it listed what (saved beside the playlist)."""
         return self._views.saved(self.next_sequence - 1)
 
-    def restore_views(self, data: object) -> None:
-        """A restored state's `views_saved`; raises ValueError when it does not add up."""
-        self._views.restore(data, self._gen)
-
-    # -- what clients were shown (the Release tells), and what clips are cut from ------------------------
-
-    def shown(self, pathway: str, rendered: Version) -> bool:
-        """The Release made `rendered` visible on `pathway`: numbers up to its last may have been seen.
-        True when that showed the former playlist as far as it went (the new one is due there next)."""
-        self._views.saw(pathway, rendered.last_sequence)
-        self._shown_targets[pathway] = self.version_target(pathway)
-        return pathway in self._views.on_former and self.former_done(pathway)
+    # -- what clients were shown, and what clips are cut from (the Release tells: VariantPlaylist.shown) --
 
     @property
     def _shown(self) -> int:
@@ -253,34 +190,87 @@ class VariantPlaylist:
         """The last number the first bucket's playlist showed: what is in the bucket (clips cut from it)."""
         return self._views.shown_on(self._first)
 
+    def shown_span(self) -> tuple[float, float] | None:
+        """(start, end) by PROGRAM-DATE-TIME of what it lists and the first bucket's playlist showed."""
+        return clip_window.span(self._gen.window, self._bucket_shown) if self._gen is not None else None
+
+    def shown_between(self, start: float, end: float) -> builtins.list[ListedSegment]:
+        """The segments the first bucket's playlist showed, still listed, that overlap [start, end) by
+        PROGRAM-DATE-TIME, each as listed (clip_window.between: a clip is made of them)."""
+        return clip_window.between(self._gen.window, self._bucket_shown, start, end) if self._gen is not None else []
+
+    def behind(self) -> set[str]:
+        """The pathways that have not listed all that any pathway showed of it (a new target now would
+        keep its current playlist for them: `retarget`)."""
+        return self._views.behind(self._shown) if self._gen is not None else set()
+
+
+class VariantPlaylist(PlaylistReads):
+    """The intents that change one variant's playlist (the reads are PlaylistReads')."""
+
+    def __init__(self, index: int, options: WindowOptions, on_removed: RemovedHook,
+                 generator: ManifestGenerator | None = None, plan: PathwayPlan | None = None) -> None:
+        """`generator`: a restored playlist's (None: opened once the target duration is known); `plan`:
+        the pathways it is listed on (the first bucket's alone by default)."""
+        self.index = index
+        self._options = options
+        self._on_removed = on_removed
+        self._gen = generator
+        plan = plan or PathwayPlan()
+        self._landings = Landings(p.id for p in plan.buckets)  # uploads of what it lists, on their way
+        self._views = PathwayViews(plan, self._landings)  # how far each pathway lists it
+        self._first = plan.first.id
+        self._keys = KeyIndex()  # found()'s lookup, rebuilt once per change
+        self._shown_targets: dict[str, int | None] = {}  # the target of each pathway's version shown last
+        self.last_run: int | None = None  # the run of the last slot listed here
+        self.run_numbers: dict[int, int] = {}  # run -> the discontinuity number it last listed it under (4 runs)
+        self.last_listed: float | None = None  # monotonic, when it last listed a segment
+        self.restarts = 0  # its playlist restarted (retarget, rejoin, continue_above): the Release's epoch
+
+    def versions(self, now: float, edge: bool = False) -> dict[str, Version]:
+        """Its version on each pathway (`edge`: the first bucket's alone, for the bucket's copy, which cannot
+        block), as far as each lists it; none while there is nothing to show (not open, empty, or
+        regrowing after continuing above a state: 6.2.2)."""
+        gen = self._gen
+        if gen is None:
+            self._views.advance(None)  # a former playlist may still list on
+        else:
+            if self._landings.waiting:  # else nothing to settle (most pushes while nothing fails)
+                self._settle(gen, now)
+            gen.keep_through(self._views.advance(gen), now)
+            self._views.trim(gen.media_sequence)
+        self._drain()
+        return self._views.versions(gen, self._showable(gen), edge)
+
+    def leave_former(self, pathway: str) -> None:
+        """`pathway` lists the new playlist from now on (variants.Variants: every variant at once)."""
+        left = self._views.leave_former(pathway)
+        if left:
+            self._on_removed(left)
+
+    def left(self, leaving: Iterable[tuple[str, float]], now: float) -> None:
+        """Keys a restored state says left the window ([key, seconds kept]): on to the cleaner."""
+        removed = [Removed(ListedSegment("", 0.0, key=key), now, keep) for key, keep in leaving]
+        if removed:
+            self._on_removed(removed)
+
+    def restore_views(self, data: object) -> None:
+        """A restored state's `views_saved`; raises ValueError when it does not add up."""
+        self._views.restore(data, self._gen)
+
+    # -- what clients were shown (the Release tells) --------------------------------------------------
+
+    def shown(self, pathway: str, rendered: Version) -> bool:
+        """The Release made `rendered` visible on `pathway`: numbers up to its last may have been seen.
+        True when that showed the former playlist as far as it went (the new one is due there next)."""
+        self._views.saw(pathway, rendered.last_sequence)
+        self._shown_targets[pathway] = self.version_target(pathway)
+        return pathway in self._views.on_former and self.former_done(pathway)
+
     def forget_shown(self) -> None:
         """A restored state replaces what is visible: nothing of this playlist is shown until told."""
         self._views.forget_shown()
         self._shown_targets.clear()
-
-    def shown_span(self) -> tuple[float, float] | None:
-        """(start, end) by PROGRAM-DATE-TIME of what it lists and clients were shown, or None."""
-        shown = self.shown_between(float("-inf"), float("inf"), newest=1)
-        gen = self._gen
-        first = gen.window.first if gen is not None else None
-        if not shown or first is None:
-            return None
-        return first.program_date_time, (shown[-1].program_date_time or 0.0) + shown[-1].duration
-
-    def shown_between(self, start: float, end: float, newest: int | None = None) -> list[ListedSegment]:
-        """The segments clients were shown in the first bucket's playlist, still listed, that overlap
-        [start, end) by PROGRAM-DATE-TIME, each with its date and discontinuity as listed (a clip is made of
-        them); `newest`: only the last that many of them (read from the end: a long window costs nothing)."""
-        gen = self._gen
-        if gen is None:
-            return []
-        out: list[ListedSegment] = []
-        for e in reversed(gen.window):
-            if newest is not None and len(out) >= newest:
-                break
-            if e.sequence <= self._bucket_shown and e.program_date_time < end and e.program_date_time + e.segment.duration > start:
-                out.append(replace(e.segment, program_date_time=e.program_date_time, discontinuity=e.discontinuity))
-        return out[::-1]
 
     # -- the intents ------------------------------------------------------------------------------------
 
@@ -347,11 +337,6 @@ class VariantPlaylist:
             self._gen.drop_hashes()
 
     # -- where it restarts -------------------------------------------------------------------------------
-
-    def behind(self) -> set[str]:
-        """The pathways that have not listed all that any pathway showed of it (a new target now would
-        keep its current playlist for them: `retarget`)."""
-        return self._views.behind(self._shown) if self._gen is not None else set()
 
     def retarget(self, target: int, now: float, *, new_timeline: bool, keep_former: frozenset[str] = frozenset(),
                  carry_to: int = 0) -> builtins.list[ListedSegment]:
