@@ -1,5 +1,6 @@
-"""The structure docs/how-it-works.md promises, checked from the source: no class over 400
-lines, no module over 600, no function over 10 parameters, the stages in one
+"""The structure docs/how-it-works.md promises, checked from the source: classes under 300 lines,
+modules under 500, functions under 8 parameters, none of them within 5 % of its cap (a cap is not a
+target: a part that grows near it is split by idea before it reaches it), the stages in one
 order where each imports only stages before it (once, steering imported publish and bucket while
 bucket imported steering), `source` and `playlist` import no other stage, no
 stage imports `http` (only service.py, which composes them, does), the shared top-level modules import
@@ -15,13 +16,16 @@ import functools
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "broadcaster"
-MAX_CLASS_LINES = 400
-MAX_MODULE_LINES = 600
+# The caps, and the headroom every part keeps below them (HEADROOM of the cap): the checks fail at the
+# headroom's edge, so a part is split by idea long before the cap becomes a target.
+HEADROOM = 0.05
+MAX_CLASS_LINES = int(300 * (1 - HEADROOM))  # 285
+MAX_MODULE_LINES = int(500 * (1 - HEADROOM))  # 475
 # The stages in the order docs/how-it-works.md's table gives them: each imports only stages before it
 # (none imports one after it, for every pair). The three with no stage below them first.
 ORDER = ("source", "playlist", "state", "tracker", "bucket", "publish", "steering", "vm", "status", "clips", "http",
          "demo")
-MAX_PARAMETERS = 10  # a function that needs more takes a record of them, or does more than one thing
+MAX_PARAMETERS = 7  # under 8: a function that needs more takes a record of them, or does more than one thing
 # Top-level modules and packages: shared ones every stage may use (they import no stage), and the ones that
 # compose the stages into a program (they import any). Every top-level module is one or the other.
 SHARED_PACKAGES = {"settings"}
@@ -57,17 +61,17 @@ def imported(path: Path, tree: ast.Module) -> set[str]:
     return names
 
 
-def test_no_class_is_over_400_lines() -> None:
+def test_every_class_is_under_300_lines_with_headroom() -> None:
     long = [(str(path.relative_to(PACKAGE)), node.name, node.end_lineno - node.lineno + 1)
             for path, tree in modules() for node in ast.walk(tree)
             if isinstance(node, ast.ClassDef) and node.end_lineno is not None
-            and node.end_lineno - node.lineno + 1 > MAX_CLASS_LINES]
+            and node.end_lineno - node.lineno + 1 >= MAX_CLASS_LINES]
     assert long == []
 
 
-def test_no_module_is_over_600_lines() -> None:
+def test_every_module_is_under_500_lines_with_headroom() -> None:
     long = {str(path.relative_to(PACKAGE)): n for path in PACKAGE.rglob("*.py")
-            if (n := len(path.read_text().splitlines())) > MAX_MODULE_LINES}
+            if (n := len(path.read_text().splitlines())) >= MAX_MODULE_LINES}
     assert long == {}
 
 
@@ -106,7 +110,7 @@ def parameters(node: ast.FunctionDef | ast.AsyncFunctionDef) -> list[str]:
     return names[1:] if names[:1] in (["self"], ["cls"]) else names
 
 
-def test_no_function_takes_over_10_parameters() -> None:
+def test_every_function_takes_under_8_parameters() -> None:
     many = [(str(path.relative_to(PACKAGE)), node.name, len(parameters(node)))
             for path, tree in modules() for node in ast.walk(tree)
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and len(parameters(node)) > MAX_PARAMETERS]
