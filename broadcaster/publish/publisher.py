@@ -109,10 +109,7 @@ class Publisher:
         self._lanes = Lanes(metrics)
         # Which copies still wait for Owncast to finish their file: such a copy holds only its own variant.
         waited = self._waited = WritesWaited(writes)
-        self._uploads = Uploads(uploader, waited, metrics, hls_dir=config.hls_dir, key_prefix=config.key_prefix,
-                                segment_hashes=config.segment_hashes, unfinished_limit=config.unfinished_limit,
-                                others=others, list_held=config.pathways.held,
-                                lists_held=config.pathways.lists_held)
+        self._uploads = Uploads(config, uploader, waited, metrics, others=others)
         # A write heard to a file already uploaded: it is followed, and uploaded again once finished.
         writes.follow(self._uploads.rewrites.heard)
         # Copies given up as a gap in their live playlist, uploaded once finished (recordings, clips).
