@@ -9,12 +9,13 @@ value that later changes to the window leave as it was).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 from typing import Protocol
 
 from ..tails import Log, Tail
 from .entry import Entry
+from .segments import ListedSegment
 
 
 class Entries(Protocol):
@@ -101,6 +102,44 @@ class Window:
             window._records.add(entry.saved)
         window.duration, window.mapped, window.tagged = self.duration, self.mapped, self.tagged
         return window
+
+    def landed(self, key: str, now: float) -> None:
+        """The last entry listed under `key` counts as listed from `now` on, if not later already."""
+        for entry in reversed(self._entries):
+            if entry.segment.key == key:
+                entry.listed_at = max(entry.listed_at, now)
+                return
+
+    def relisted(self, change: Callable[[ListedSegment], ListedSegment]) -> Window:
+        """This window with the entries whose segment `change` changes made again (replaced)."""
+        entries: list[Entry] = []
+        for e in self._entries:
+            seg = change(e.segment)
+            entries.append(e if seg is e.segment else Entry(e.sequence, seg, e.discontinuity, e.program_date_time,
+                                                            e.listed_at, entries[-1] if entries else None))
+        return self.replaced(entries)
+
+    def sliding(self, seconds: float, target_duration: int, hold: int | None, now: float) -> int:
+        """How many of the first entries leave now: while the rest still covers `seconds` (6.2.2), each one
+        listed for about that long (`seconds` less a target duration), so a burst of backlog does not slide
+        out before a polling player had the chance to see it. With a pathway behind the others (`hold`: the
+        last number it lists), the window measured is its version's (every pathway's is a window long), and
+        nothing it does not list yet leaves."""
+        min_listed = seconds - target_duration
+        duration = self.duration
+        if hold is not None:
+            for e in reversed(self._entries):
+                if e.sequence <= hold:
+                    break
+                duration -= e.segment.duration
+        leaving, last = 0, len(self._entries) - 1
+        for first in self._entries:
+            if (leaving >= last or (hold is not None and first.sequence >= hold)
+                    or duration - first.segment.duration < seconds or now - first.listed_at < min_listed):
+                break
+            duration -= first.segment.duration
+            leaving += 1
+        return leaving
 
     def records(self) -> Tail:
         """The entries' records as they are now (ids count the entries appended to this window)."""
