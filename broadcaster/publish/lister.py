@@ -32,24 +32,20 @@ import asyncio
 import functools
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import replace
 from typing import Any
 
 from ..bucket.recorder import Recorder
-from ..bucket.uploader import SegmentLost, Uploaded
+from ..bucket.uploader import Uploaded
 from ..metrics import Metrics
 from ..playlist import hls
-from ..playlist.segments import ListedSegment
 from ..source.owncast import SourceVariant
 from .config import PublisherConfig
 from .fates import CopyFates
-from .lanes import Lanes
-from .numbering import Numbering
+from .listings import Listings, never_shown
+from .parts import Parts
 from .release import Release, Versions
 from .slots import END, Copy, Slot, SlotAligner, Variant
-from .target import Retarget, TargetPolicy
-from .variant_playlist import SegmentRejected
-from .variants import Variants
+from .target import Retarget
 from .waiting import Mark, Queues, Waiting
 
 log = logging.getLogger(__name__)
@@ -63,42 +59,19 @@ MemoryNow = Callable[[float], dict[str, object]]  # the publisher's memory at a 
 STUCK_TARGET_DURATIONS = 1.0
 
 
-def never_shown(metrics: Metrics, index: int, segments: Iterable[ListedSegment], before: str) -> None:
-    """Listed, never shown, and leaving unseen: each counted lost (`rejected`) and said."""
-    for segment in segments:
-        metrics.segments_lost.labels(variant=str(index), reason="rejected").inc()
-        log.warning("variant %d: segment %s not listed: never shown before %s", index, segment.uri, before)
-
-
-def told_lost(metrics: Metrics, index: int, name: str, err: BaseException) -> None:
-    """A copy lost before it was listed: counted, and said (a loss an outage's lines count already,
-    OutageLog.lost, only as DEBUG: a long outage loses hundreds)."""
-    reason = err.reason if isinstance(err, SegmentLost) else "error"
-    metrics.segments_lost.labels(variant=str(index), reason=reason).inc()
-    if isinstance(err, SegmentLost):
-        log.log(logging.DEBUG if err.told else logging.WARNING, "variant %d: segment %s lost (%s): %s", index,
-                name, reason, err)
-    else:
-        log.error("variant %d: segment %s lost to an unexpected error: %r", index, name, err)
-
-
 class Lister:
-    def __init__(self, config: PublisherConfig, *, metrics: Metrics, release: Release,
-                 recorder: Recorder | None, variants: Variants, lanes: Lanes, target: TargetPolicy,
-                 numbering: Numbering, memory: MemoryNow, copies: CopyFates) -> None:
-        self._urls = config.urls
-        # P2P on (P2P_TRACKERS): each listed segment carries the SHA-256 of its bytes in the bucket, which
-        # viewers check their peers' copies against (hls.SEGMENT_HASH_TAG).
-        self._hashes = config.segment_hashes
+    def __init__(self, config: PublisherConfig, parts: Parts, *, metrics: Metrics, release: Release,
+                 recorder: Recorder | None, memory: MemoryNow, copies: CopyFates) -> None:
         self._wall = config.wall_clock
         self._mono = config.monotonic
         self._metrics = metrics
         self._release = release
         self._recorder = recorder
-        self._variants = variants
-        self._lanes = lanes
-        self._target = target
-        self._numbering = numbering
+        self._listings = Listings(config, metrics, release, recorder)  # each entry, counted and recorded
+        self._variants = parts.variants
+        self._lanes = parts.lanes
+        self._target = parts.target
+        self._numbering = parts.numbering
         self._memory = memory
         self._copies = copies
         self.queues = Queues()  # per variant, what waits behind a copy not yet in the bucket
@@ -242,7 +215,7 @@ class Lister:
                 self._step(v, Mark.GAP)
                 copy = slot.copies.get(v.index)
                 if (err := lost.get(v.index)) is not None and copy is not None:
-                    self.lost(v, copy, err)
+                    self._listings.lost(v, copy, err)
                 elif v.index not in lost:
                     self._metrics.segments_lost.labels(variant=str(v.index), reason="sibling_lost").inc()
                 if v.index in held and copy is not None:
@@ -283,21 +256,20 @@ class Lister:
             elif not together and not playlist.listing:
                 self._variants.join_apart(v, run, flags[v.index])
             copy = slot.copies[v.index]
-            segment = self._segment(copy, flags[v.index])
+            segment = self._listings.segment(copy, flags[v.index])
+            # Under the slot's number, as Listings.list numbers it: `base`, not where the numbering is now
+            # (the members listed before this one moved it on).
+            at = max(playlist.next_sequence, base) if not playlist.listing else playlist.next_sequence
             if lagging or v.index in held:
                 promised = self.queues.next_sequence(v.index)  # after what waits in it already
-                sequence = promised if promised is not None else \
-                    max(playlist.next_sequence, base) if not playlist.listing else playlist.next_sequence
+                sequence = promised if promised is not None else at
                 self.queues.add(v.index, Waiting(copy, segment, sequence, run, run_name, wall, give_up))
                 numbering.listed(sequence + 1, run)
             elif (err := lost.get(v.index)) is not None:
-                self.lost(v, copy, err)
-                # Under the slot's number, as `list` numbers it: `base`, not where the numbering is now
-                # (the members listed before this one moved it on).
-                at = max(playlist.next_sequence, base) if not playlist.listing else playlist.next_sequence
-                if self._list_gap(v, segment, run, run_name, wall, now, at):
+                self._listings.lost(v, copy, err)
+                if self._listings.gap(v, Waiting(copy, segment, at, run, run_name, wall, give_up), now):
                     numbering.listed(playlist.next_sequence, run)
-            elif self.list(v, copy, base, segment, run, run_name, wall, now):
+            elif self._listings.list(v, Waiting(copy, segment, base, run, run_name, wall, give_up), now):
                 numbering.listed(playlist.next_sequence, run)
 
     def _fresh(self, index: int, copy: Copy) -> bool:
@@ -344,14 +316,13 @@ class Lister:
                                     "(EXT-X-GAP), uploaded late once finished", index, step.copy.source.name,
                                     "being written by Owncast" if writing else "not in the bucket",
                                     now - step.give_up + STUCK_TARGET_DURATIONS * (self._target.value or 1))
-                        self._list_gap(v, step.segment, step.run, step.run_name, step.wall, now, step.sequence)
+                        self._listings.gap(v, step, now)
                         self._copies.late(index, step.copy, step.run_name)
                     elif (err := ready.exception()) is not None:
-                        self.lost(v, step.copy, err)
-                        self._list_gap(v, step.segment, step.run, step.run_name, step.wall, now, step.sequence)
+                        self._listings.lost(v, step.copy, err)
+                        self._listings.gap(v, step, now)
                     else:
-                        self.list(v, step.copy, step.sequence, step.segment, step.run, step.run_name, step.wall,
-                                  now)
+                        self._listings.list(v, step, now)
                 self.queues.pop(index)
         self._arm(now)
 
@@ -402,69 +373,6 @@ class Lister:
         for index, segments in left.items():
             never_shown(self._metrics, index, segments, f"the new playlist, whose target duration "
                         f"{decision.target}s it (or one before it) does not fit")
-
-    def lost(self, v: Variant, copy: Copy, err: BaseException) -> None:
-        told_lost(self._metrics, v.index, copy.source.name, err)
-
-    def _segment(self, copy: Copy, discontinuity: bool) -> ListedSegment:
-        """The entry a copy is listed as (its hash added once its upload is done)."""
-        src = copy.source
-        return ListedSegment(
-            uri=self._urls.segment(copy.key),
-            duration=src.duration,
-            program_date_time=src.program_date_time,
-            discontinuity=discontinuity,
-            init_uri=self._urls.init(copy.init_key) if copy.init_key else None,
-            key=copy.key,
-        )
-
-    def _list_gap(self, v: Variant, segment: ListedSegment, run: int, run_name: str, wall: float, now: float,
-                  sequence: int | None = None) -> bool:
-        """List `segment` as a gap (EXT-X-GAP) in `v` alone: the others list its moment under this
-        number (False when the playlist refuses it: the gap is marked with a discontinuity). So does the
-        recording (its segment may land late)."""
-        playlist = v.playlist
-        at = sequence if sequence is not None else playlist.next_sequence if playlist.listing \
-            else max(playlist.next_sequence, self._numbering.next_sequence)
-        gap = replace(segment, gap=True, sha256=None)
-        try:
-            playlist.list(gap, run, now, at, wall)
-        except SegmentRejected as err:
-            log.warning("variant %d: gap for %s not listed: %s", v.index, segment.uri, err)
-            return False
-        self._metrics.window_segments.labels(variant=str(v.index)).set(playlist.segment_count)
-        if self._recorder is not None and run_name:
-            self._recorder.record(run_name, v.index, gap)
-        return True
-
-    def list(self, v: Variant, copy: Copy, base: int, segment: ListedSegment, run: int, run_name: str,
-             wall: float, now: float) -> bool:
-        """List `copy` (of `run`) in `v`'s playlist as `segment`, its hash added (False when the playlist
-        refuses it: the gap is marked)."""
-        playlist = v.playlist
-        # Each playlist numbers its own segments; an empty one (new, or after a new target) starts at
-        # the highest number any variant has reached, so numbering never goes back and variants
-        # listed together keep the same numbers.
-        sequence = max(playlist.next_sequence, base) if not playlist.listing else playlist.next_sequence
-        src = copy.source
-        sha256 = copy.ready.result()  # of the bytes uploaded, or kept by the VM: the same read
-        if self._hashes:
-            segment = replace(segment, sha256=sha256)
-        try:
-            playlist.list(segment, run, now, sequence, wall, landings=copy.landings())
-        except SegmentRejected as err:
-            self._metrics.input_rejected.labels(reason="rejected").inc()
-            self._metrics.segments_lost.labels(variant=str(v.index), reason="rejected").inc()
-            log.warning("variant %d: segment %s not listed: %s", v.index, src.name, err)
-            return False
-        label = str(v.index)
-        self._metrics.segments_listed.labels(variant=label).inc()
-        self._metrics.window_segments.labels(variant=label).set(playlist.segment_count)
-        self._metrics.last_segment.labels(variant=label).set(self._wall())
-        self._release.listed((v.index, sequence, src, copy.seen_at, segment.uri))
-        if self._recorder is not None:
-            self._recorder.record(run_name, v.index, segment)
-        return True
 
     def versions(self) -> Versions:
         """Every variant's current version on each pathway, with the target it was rendered under and,

@@ -48,6 +48,7 @@ from .late import LateCopies
 from .lister import Lister
 from .memory import SEEN_LIMIT, Memory, decode, encode
 from .numbering import Numbering
+from .parts import Parts
 from .release import Outlets, Release
 from .slots import END, Copy, SlotAligner, Variant
 from .target import TargetPolicy
@@ -122,9 +123,8 @@ class Publisher:
         # A finished upload goes on to the lister (its done-callback), never back here. It lists through
         # each variant's playlist and records each listing in the numbering; the memory it pushes with
         # each version is the publisher's (`_memory`).
-        self.lister = Lister(config, metrics=metrics, release=self.release, recorder=recorder,
-                             variants=self._variants, lanes=self._lanes,
-                             target=self.target, numbering=self._numbering, memory=self._memory,
+        self.lister = Lister(config, Parts(self._variants, self._lanes, self._numbering, self.target),
+                             metrics=metrics, release=self.release, recorder=recorder, memory=self._memory,
                              copies=CopyFates(config.hls_dir, waited, self._uploads.rewrites, self._late))
         self._variants.caught_up = self.lister.again
         self._again: list[asyncio.Future[Uploaded]] = []  # uploads a restored state had not seen land
