@@ -2,12 +2,12 @@
 
 The publisher gives each copy its slot and starts its upload; a finished upload comes here (its
 done-callback is `on_done`), not back to the publisher. The lister takes the slots that are ready
-(slots.SlotAligner), decides each in every member variant or in none, asks the target policy whether
-the target must change (target.TargetPolicy returns a Retarget, which the lister applies to every
-playlist), makes each entry (the segment's URL, its date, its hash), lists it through the variant's
-playlist (variant_playlist.VariantPlaylist, whose intents are the only way a playlist changes),
-counts it, hands it to the recorder and pushes every variant's new version to the Release, with the
-publisher's memory when a state file is kept: every call that changes that memory ends in `advance`,
+(slots.SlotAligner), decides each in every member variant or in none (what its copies say:
+verdict.judged), asks the target policy whether the target must change (target.TargetPolicy returns a
+Retarget, which the lister applies to every playlist), has each entry made, listed through the
+variant's playlist (variant_playlist.VariantPlaylist, whose intents are the only way a playlist
+changes), counted and recorded (listings.Listings), and pushes every variant's new version to the
+Release, with the publisher's memory when a state file is kept: every call that changes that memory ends in `advance`,
 so the latest version pushed carries the memory as it is now, and a save needs to ask nothing back.
 
 One stuck file holds only its own variant (issue 50, W5): a slot is decided once one copy is in the
@@ -17,14 +17,14 @@ it once uploaded, or a gap there alone (EXT-X-GAP) when the copy is lost or Ownc
 file a target duration after the others listed it. A slot no variant has a copy of in the bucket is
 dropped in every variant, the next segment carrying EXT-X-DISCONTINUITY, as before.
 
-What it is given, it uses: the variants (what was read of Owncast, and each one's playlist), the
-slots (lanes.Lanes), the target policy, the numbering the playlists share (numbering.Numbering: read,
-and told each listing), the publisher's memory as a function (`memory`), whether an upload still
-waits for Owncast to finish a copy's file (`writes`: such a copy is `held`), the files written again
-since their upload (`rewrites`: such a copy is uploading again, and waited for as any copy not in the
-bucket) and the copies given up late (`late`: a gap in their live playlist, uploaded once finished, for
-recordings and clips). Its own: what waits per variant, the upload ratio and what Owncast announced last
-(for recordings)."""
+What it is given, it uses: the parts (parts.Parts: the variants, what was read of Owncast and each
+one's playlist; the slots, lanes.Lanes; the target policy; the numbering the playlists share,
+numbering.Numbering: read, and told each listing), the publisher's memory as a function (`memory`),
+and the copies' fates (fates.CopyFates): whether an upload still waits for Owncast to finish a copy's
+file (such a copy is `held`), the files written again since their upload (such a copy is uploading
+again, and waited for as any copy not in the bucket) and the copies given up late (a gap in their live
+playlist, uploaded once finished, for recordings and clips). Its own: what waits per variant, the upload
+ratio (upload_ratio.UploadRatio) and what Owncast announced last (for recordings)."""
 
 from __future__ import annotations
 
@@ -46,6 +46,8 @@ from .parts import Parts
 from .release import Release, Versions
 from .slots import END, Copy, Slot, SlotAligner, Variant
 from .target import Retarget
+from .upload_ratio import UploadRatio
+from .verdict import judged
 from .waiting import Mark, Queues, Waiting
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,14 @@ MemoryNow = Callable[[float], dict[str, object]]  # the publisher's memory at a 
 # its next version then comes within about 1.5 of them of its last, as 6.2.1 asks of every playlist.
 # Owncast has a body within milliseconds of the playlist that names it, so by then the writer is stuck.
 STUCK_TARGET_DURATIONS = 1.0
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    """None without a loop (a test driving the lister by hand): the next event catches up."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 class Lister:
@@ -76,7 +86,7 @@ class Lister:
         self._copies = copies
         self.queues = Queues()  # per variant, what waits behind a copy not yet in the bucket
         self._timer: asyncio.TimerHandle | None = None  # the next give-up of a stuck copy
-        self.upload_ratio = 0.0  # moving average of (PutObject time / segment duration)
+        self.upload_ratio = UploadRatio(metrics)
         self._announced: list[SourceVariant] | None = None  # as Owncast's master names them (recordings)
         self._closed = False
 
@@ -115,13 +125,7 @@ class Lister:
         """An upload finished (its done-callback): the upload ratio learns its time, what it completes is
         listed (without the VM's pathway a copy is ready once uploaded), and the bucket's playlists show
         what is now in the bucket."""
-        if not task.cancelled() and task.exception() is None:
-            # Moving average over ~10 segments of the successful PutObject's time against the media it
-            # carries (like Owncast's "possible slow uploads"): above 1 the bucket cannot keep up. An
-            # outage does not count here: it shows as storage unreachable instead.
-            ratio = task.result().took / max(duration, 0.001)
-            self.upload_ratio += (ratio - self.upload_ratio) * 0.2
-            self._metrics.upload_realtime_ratio.set(round(self.upload_ratio, 3))
+        self.upload_ratio.learn(task, duration)
         if not self._closed:
             self.advance()
 
@@ -179,38 +183,11 @@ class Lister:
         alone. When no copy is in the bucket, or one is missing or beyond any target, the slot is
         dropped in every member. `together`: the variants are numbered alike (not variants cut apart,
         each numbered on its own)."""
-        lost: dict[int, BaseException | None] = {}  # variants whose copy cannot be listed (its error)
-        held: set[int] = set()  # variants whose copy Owncast is still writing
-        dropped = False  # no variant lists it
-        for v in members:
-            copy = slot.copies.get(v.index)
-            if copy is None:
-                dropped = True
-                lost[v.index] = None
-                self._metrics.segments_lost.labels(variant=str(v.index), reason="missing").inc()
-                if v.source_ended:  # ffmpeg stopped: a last short segment one variant got, another not
-                    log.info("variant %d: Owncast ended it before segment %d:%d; that segment is dropped in "
-                             "every variant, which end together", v.index, *slot.key)
-                else:
-                    log.warning("variant %d: Owncast never listed segment %d:%d", v.index, *slot.key)
-            elif copy.ready.cancelled():
-                return
-            elif not copy.ready.done():
-                held.add(v.index)
-            elif (err := copy.ready.exception()) is not None:
-                lost[v.index] = err  # told once it is decided where the gap goes
-            elif not hls.fits_target(copy.source.duration, hls.MAX_TARGET_DURATION):
-                # Beyond any Owncast setting: a broken playlist, not a reason to slow every viewer.
-                dropped = True
-                lost[v.index] = None
-                self._metrics.input_rejected.labels(reason="rejected").inc()
-                self._metrics.segments_lost.labels(variant=str(v.index), reason="rejected").inc()
-                log.warning("variant %d: segment %s not listed: EXTINF %.3fs is beyond the longest target "
-                            "duration served (%ds)", v.index, copy.source.name, copy.source.duration,
-                            hls.MAX_TARGET_DURATION)
-        if dropped or len(lost) + len(held) == len(members):
-            # In none: a gap in every variant helps no player (hls.js loads a gap from another variant),
-            # and listing it in some only would number them differently. The next segment marks it.
+        verdict = judged(slot, members, self._metrics)
+        if verdict is None:
+            return
+        lost, held = verdict.lost, verdict.held
+        if verdict.in_none(len(members)):  # the next segment marks it
             for v in members:
                 self._step(v, Mark.GAP)
                 copy = slot.copies.get(v.index)
@@ -219,7 +196,9 @@ class Lister:
                 elif v.index not in lost:
                     self._metrics.segments_lost.labels(variant=str(v.index), reason="sibling_lost").inc()
                 if v.index in held and copy is not None:
-                    self._give_up(copy)
+                    # Never listed: its upload stops (it waits for Owncast's file; if it got further, the
+                    # object goes with the cleaner's next run).
+                    copy.task.cancel()
             return
         numbering = self._numbering
         variants = self._variants.values()
@@ -278,7 +257,7 @@ class Lister:
         if redo is None:
             return True
         redo.add_done_callback(functools.partial(self.on_uploaded, index, copy.source.duration))
-        asyncio.get_running_loop().call_soon(lambda: None if self._closed else self.advance())  # held now?
+        self.again()  # held now?
         return False
 
     def started(self, run: int) -> bool:
@@ -335,11 +314,8 @@ class Lister:
                   if isinstance(step := self.queues.head(index), Waiting) and not step.copy.ready.done()]
         if not bounds:
             return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return  # no loop (a test driving it by hand): the next event catches up
-        self._timer = loop.call_later(max(0.0, min(bounds) - now) + 0.001, self._wake)
+        if (loop := _running_loop()) is not None:
+            self._timer = loop.call_later(max(0.0, min(bounds) - now) + 0.001, self._wake)
 
     def _wake(self) -> None:
         self._timer = None
@@ -350,16 +326,8 @@ class Lister:
         """Push the versions again soon, nothing new listed: a pathway showed its former playlist as far
         as it went (variants.Variants.caught_up), and shows the new one next. Soon, not now: the Release
         is telling what it showed."""
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return  # no loop (a test driving it by hand): the next event pushes them
-        loop.call_soon(lambda: None if self._closed else self.advance())
-
-    def _give_up(self, copy: Copy) -> None:
-        """Never list this copy, in a slot dropped in every variant: its upload stops (it waits for Owncast's
-        file; if it got further, the object goes with the cleaner's next run)."""
-        copy.task.cancel()
+        if (loop := _running_loop()) is not None:
+            loop.call_soon(lambda: None if self._closed else self.advance())
 
     def retarget(self, decision: Retarget | None) -> None:
         """Apply the target policy's decision to every variant's playlist at once, after listing what

@@ -410,7 +410,7 @@ class Publisher:
     def facts(self) -> PublisherFacts:
         oldest = min((c.seen_at for c in self._copies()), default=None)
         return PublisherFacts(self._mono(), list(self._variants.values()), self.target.value,
-                              self.lister.upload_ratio, oldest, self.queue_depth)
+                              self.lister.upload_ratio.value, oldest, self.queue_depth)
 
     # -- life cycle: the publisher and the Release it built ---------------------------------------
 
