@@ -8,7 +8,7 @@ builds, starts and closes); segments that left every playlist, for the cleaner. 
 of a variant's playlist is one rule (pathway_views.py: a bucket's pathway, once the upload to that
 bucket landed; the VM's, at once). Segments are taken in (intake.py), lined up across variants (slots.py,
 lanes.py), uploaded (uploads.py), listed only once uploaded (lister.py, verdict.py, listings.py; a copy Owncast has not finished holds only its own
-variant: waiting.py, writing.py, fates.py; given up there as a gap, it is uploaded late: late.py; a file
+variant: waiting.py, behind.py, writing.py, fates.py; given up there as a gap, it is uploaded late: late.py; a file
 written again after its upload is uploaded again: rewrites.py) under the one target duration
 (target.py), numbered so that no number is ever served twice (numbering.py, memory.py, recall.py,
 playlist_memory.py, docs/hls-rules.md#numbers-across-restarts).

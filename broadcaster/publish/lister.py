@@ -7,15 +7,17 @@ verdict.judged), asks the target policy whether the target must change (target.T
 Retarget, which the lister applies to every playlist), has each entry made, listed through the
 variant's playlist (variant_playlist.VariantPlaylist, whose intents are the only way a playlist
 changes), counted and recorded (listings.Listings), and pushes every variant's new version to the
-Release, with the publisher's memory when a state file is kept: every call that changes that memory ends in `advance`,
-so the latest version pushed carries the memory as it is now, and a save needs to ask nothing back.
+Release, with the publisher's memory when a state file is kept: every call that changes that memory ends
+in `advance`, so the latest version pushed carries the memory as it is now, and a save needs to ask
+nothing back.
 
 One stuck file holds only its own variant (issue 50, W5): a slot is decided once one copy is in the
 bucket and the others are too or are still being written by Owncast (`held`); a variant whose copy is
-not in the bucket keeps the slot, and what is decided for it after, in order (waiting.Queues), and lists
-it once uploaded, or a gap there alone (EXT-X-GAP) when the copy is lost or Owncast has not finished the
-file a target duration after the others listed it. A slot no variant has a copy of in the bucket is
-dropped in every variant, the next segment carrying EXT-X-DISCONTINUITY, as before.
+not in the bucket keeps the slot, and what is decided for it after, in order (waiting.Queues, which
+behind.Behind lists as far as it can at each push), and lists it once uploaded, or a gap there alone
+(EXT-X-GAP) when the copy is lost or Owncast has not finished the file a target duration after the
+others listed it. A slot no variant has a copy of in the bucket is dropped in every variant, the next
+segment carrying EXT-X-DISCONTINUITY, as before.
 
 What it is given, it uses: the parts (parts.Parts: the variants, what was read of Owncast and each
 one's playlist; the slots, lanes.Lanes; the target policy; the numbering the playlists share,
@@ -40,6 +42,7 @@ from ..metrics import Metrics
 from ..playlist import hls
 from ..source.owncast import SourceVariant
 from .config import PublisherConfig
+from .behind import Behind, running_loop
 from .fates import CopyFates
 from .listings import Listings, never_shown
 from .parts import Parts
@@ -48,25 +51,11 @@ from .slots import END, Copy, Slot, SlotAligner, Variant
 from .target import Retarget
 from .upload_ratio import UploadRatio
 from .verdict import judged
-from .waiting import Mark, Queues, Waiting
+from .waiting import STUCK_TARGET_DURATIONS, Mark, Waiting
 
 log = logging.getLogger(__name__)
 
 MemoryNow = Callable[[float], dict[str, object]]  # the publisher's memory at a moment (memory.encode's JSON)
-
-
-# How long a variant waits past the others for a copy Owncast is still writing, in target durations:
-# its next version then comes within about 1.5 of them of its last, as 6.2.1 asks of every playlist.
-# Owncast has a body within milliseconds of the playlist that names it, so by then the writer is stuck.
-STUCK_TARGET_DURATIONS = 1.0
-
-
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    """None without a loop (a test driving the lister by hand): the next event catches up."""
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
 
 
 class Lister:
@@ -84,8 +73,9 @@ class Lister:
         self._numbering = parts.numbering
         self._memory = memory
         self._copies = copies
-        self.queues = Queues()  # per variant, what waits behind a copy not yet in the bucket
-        self._timer: asyncio.TimerHandle | None = None  # the next give-up of a stuck copy
+        # What waits per variant behind a copy not yet in the bucket (listed after the others).
+        self._behind = Behind(parts, self._listings, copies, self._fresh, self.advance, config.monotonic)
+        self.queues = self._behind.queues
         self.upload_ratio = UploadRatio(metrics)
         self._announced: list[SourceVariant] | None = None  # as Owncast's master names them (recordings)
         self._closed = False
@@ -97,13 +87,11 @@ class Lister:
     def close(self) -> None:
         """Nothing is listed any more (the publisher is closing: uploads are cancelled)."""
         self._closed = True
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._behind.close()
 
     def end(self, v: Variant) -> None:
         """The variant's playlist ends (EXT-X-ENDLIST), after whatever waits in it."""
-        self._step(v, Mark.END)
+        self._behind.step(v, Mark.END)
 
     # -- listing, in order, the same slots in every variant ------------------------------------------
 
@@ -132,9 +120,9 @@ class Lister:
     def advance(self) -> None:
         """List every slot that is ready, and what waited for a copy that is in the bucket now, then
         push the new versions to the Release."""
-        self._catch_up()
+        self._behind.catch_up()
         self._lanes.rounds(self._advance_with, self._variants)
-        self._catch_up()
+        self._behind.catch_up()
         self._lanes.counted()
         self._release.changed(self.versions())
 
@@ -152,7 +140,7 @@ class Lister:
                     name = self._numbering.run_name(key[0])
                     self._recorder.finish(name, self._target.value, self._announced)
                 for v in members:
-                    self._step(v, Mark.END)
+                    self._behind.step(v, Mark.END)
                 continue
             if previous[0] == key[0] and key[1] != previous[1] + 1:
                 # Owncast's numbering jumped: segments we never saw (e.g. written while we were down
@@ -160,22 +148,9 @@ class Lister:
                 log.warning("segments %d..%d of run %d were never seen; marking the gap", previous[1] + 1,
                             key[1] - 1, key[0])
                 for v in members:
-                    self._step(v, Mark.GAP)
+                    self._behind.step(v, Mark.GAP)
             self._decide(slot, members, together=aligner is self._lanes.together)
         return decided
-
-    def _step(self, v: Variant, mark: Mark) -> None:
-        """A gap or the end in `v`'s playlist: now, or after what waits in it."""
-        if self.queues.lagging(v.index):
-            self.queues.add(v.index, mark)
-        else:
-            self._apply(v, mark)
-
-    def _apply(self, v: Variant, mark: Mark) -> None:
-        if mark is Mark.GAP:
-            v.playlist.gap()
-        elif v.playlist.end():
-            log.info("variant %d: Owncast ended the stream; playlist closed with ENDLIST", v.index)
 
     def _decide(self, slot: Slot, members: list[Variant], together: bool = True) -> None:
         """List the slot in every member whose copy is in the bucket, and keep it in those whose copy
@@ -189,7 +164,7 @@ class Lister:
         lost, held = verdict.lost, verdict.held
         if verdict.in_none(len(members)):  # the next segment marks it
             for v in members:
-                self._step(v, Mark.GAP)
+                self._behind.step(v, Mark.GAP)
                 copy = slot.copies.get(v.index)
                 if (err := lost.get(v.index)) is not None and copy is not None:
                     self._listings.lost(v, copy, err)
@@ -269,64 +244,11 @@ class Lister:
         waiting = self.queues.last_run(v.index)
         return waiting if waiting is not None else v.playlist.last_run
 
-    def _catch_up(self, force: bool = False) -> None:
-        """List what waits in each variant as far as it can: copies uploaded, gaps where a copy is lost
-        or still being written past its bound (`force`: every copy not in the bucket now, before the
-        playlists start again under a new target). Then wake again at the next bound."""
-        if self._closed:
-            return
-        now = self._mono()
-        for index in self.queues.variants():
-            v = self._variants.get(index)
-            while v is not None and (step := self.queues.head(index)) is not None:
-                if isinstance(step, Mark):
-                    self._apply(v, step)
-                else:
-                    ready = step.copy.ready  # in the bucket, or kept by the VM (its pathway lists it)
-                    if ready.cancelled():
-                        return  # closing
-                    if ready.done() and ready.exception() is None and not self._fresh(index, step.copy):
-                        continue  # written again since its upload: waited for again (the same step)
-                    if not ready.done():
-                        writing = self._copies.writing(index, step.copy)
-                        if not force and (now < step.give_up or not writing):
-                            break
-                        log.warning("variant %d: %s still %s %.1fs after the other variants listed it; a gap here "
-                                    "(EXT-X-GAP), uploaded late once finished", index, step.copy.source.name,
-                                    "being written by Owncast" if writing else "not in the bucket",
-                                    now - step.give_up + STUCK_TARGET_DURATIONS * (self._target.value or 1))
-                        self._listings.gap(v, step, now)
-                        self._copies.late(index, step.copy, step.run_name)
-                    elif (err := ready.exception()) is not None:
-                        self._listings.lost(v, step.copy, err)
-                        self._listings.gap(v, step, now)
-                    else:
-                        self._listings.list(v, step, now)
-                self.queues.pop(index)
-        self._arm(now)
-
-    def _arm(self, now: float) -> None:
-        """Wake at the first bound of a copy that holds its variant (none: no timer)."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        bounds = [step.give_up for index in self.queues.variants()
-                  if isinstance(step := self.queues.head(index), Waiting) and not step.copy.ready.done()]
-        if not bounds:
-            return
-        if (loop := _running_loop()) is not None:
-            self._timer = loop.call_later(max(0.0, min(bounds) - now) + 0.001, self._wake)
-
-    def _wake(self) -> None:
-        self._timer = None
-        if not self._closed:
-            self.advance()
-
     def again(self) -> None:
         """Push the versions again soon, nothing new listed: a pathway showed its former playlist as far
         as it went (variants.Variants.caught_up), and shows the new one next. Soon, not now: the Release
         is telling what it showed."""
-        if (loop := _running_loop()) is not None:
+        if (loop := running_loop()) is not None:
             loop.call_soon(lambda: None if self._closed else self.advance())
 
     def retarget(self, decision: Retarget | None) -> None:
@@ -335,7 +257,7 @@ class Lister:
         every other is, from the same next number on a new timeline (Variants.retarget)."""
         if decision is None:
             return
-        self._catch_up(force=True)
+        self._behind.catch_up(force=True)
         left = self._variants.retarget(decision.target, self._mono(), new_timeline=decision.new_timeline,
                                        carry_to=self._numbering.next_sequence)
         for index, segments in left.items():
