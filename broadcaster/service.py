@@ -277,8 +277,9 @@ class Service:
                 self.events.listed, self.newest.listed,
                 *((self._on_listed,) if self._on_listed else ())),
                 pathways={pid: p for pid, p in self.pathway_playlists.items() if pid != hls.BUCKET_PATHWAY}),
-            on_removed=self._removed if any(b.cleaner for b in self.buckets.values()) else None,
         )
+        if any(b.cleaner for b in self.buckets.values()):
+            self.publisher.on_removed = self._removed  # what left every playlist goes to the cleaners
         self.release = self.publisher.release  # built, started and closed by the publisher
         register_parts(self.snapshots, self.publisher,
                        {pid: b.cleaner for pid, b in self.buckets.items() if b.cleaner is not None})

@@ -115,6 +115,16 @@ class ListedTexts:
 LISTED_TEXTS = ListedTexts()
 
 
+def dated(segment: ListedSegment, previous: Entry | None, discontinuity: bool, wall: float) -> float:
+    """A segment's PROGRAM-DATE-TIME as listed: its own, else a continuous clock from the one before it
+    (6.2.1: on every segment), else its end at `wall`."""
+    if segment.program_date_time is not None:
+        return segment.program_date_time
+    if previous is not None and not discontinuity:
+        return previous.program_date_time + previous.segment.duration
+    return wall - segment.duration
+
+
 def hashed_from(next_sequence: int, target_duration: int) -> int:
     """The first sequence number whose hash is shown: the newest hls.hashed_segments ones' (H1)."""
     return next_sequence - hls.hashed_segments(target_duration)

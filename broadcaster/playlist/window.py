@@ -1,19 +1,20 @@
 """Window: the entries one playlist lists, oldest first, with what is counted over them and the record
 of each as the state file keeps it.
 
-The one owner of the entries: the generator decides what is listed and dropped (manifest.py), the
-renderings read them (chunks.py), the publisher's memory saves their records (`records`: a Tail, a
+The one owner of the entries: the generator decides what is listed and dropped (manifest.py; how many
+of the first have slid out is `sliding`'s count), the renderings read them (chunks.py), the publisher's memory saves their records (`records`: a Tail, a
 value that later changes to the window leave as it was).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 from typing import Protocol
 
 from ..tails import Log, Tail
 from .entry import Entry
+from .segments import ListedSegment
 
 # Entries popped before the list is compacted into a new one (at least half of it popped): a window
 # holds at most twice its entries, and a long one is copied once per as many segments as it lists.
@@ -128,6 +129,44 @@ class Window:
         view._records = self._records
         view.duration, view.mapped, view.tagged = self.duration, self.mapped, self.tagged
         return view
+
+    def landed(self, key: str, now: float) -> None:
+        """The last entry listed under `key` counts as listed from `now` on, if not later already."""
+        for entry in reversed(self):
+            if entry.segment.key == key:
+                entry.listed_at = max(entry.listed_at, now)
+                return
+
+    def relisted(self, change: Callable[[ListedSegment], ListedSegment]) -> Window:
+        """This window with the entries whose segment `change` changes made again (replaced)."""
+        entries: list[Entry] = []
+        for e in self:
+            seg = change(e.segment)
+            entries.append(e if seg is e.segment else Entry(e.sequence, seg, e.discontinuity, e.program_date_time,
+                                                            e.listed_at, entries[-1] if entries else None))
+        return self.replaced(entries)
+
+    def sliding(self, seconds: float, target_duration: int, hold: int | None, now: float) -> int:
+        """How many of the first entries leave now: while the rest still covers `seconds` (6.2.2), each one
+        listed for about that long (`seconds` less a target duration), so a burst of backlog does not slide
+        out before a polling player had the chance to see it. With a pathway behind the others (`hold`: the
+        last number it lists), the window measured is its version's (every pathway's is a window long), and
+        nothing it does not list yet leaves."""
+        min_listed = seconds - target_duration
+        duration = self.duration
+        if hold is not None:
+            for e in reversed(self):
+                if e.sequence <= hold:
+                    break
+                duration -= e.segment.duration
+        leaving, last = 0, len(self) - 1
+        for first in self:
+            if (leaving >= last or (hold is not None and first.sequence >= hold)
+                    or duration - first.segment.duration < seconds or now - first.listed_at < min_listed):
+                break
+            duration -= first.segment.duration
+            leaving += 1
+        return leaving
 
     def records(self) -> Tail:
         """The entries' records as they are now (ids count the entries appended to this window)."""

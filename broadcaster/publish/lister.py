@@ -2,108 +2,81 @@
 
 The publisher gives each copy its slot and starts its upload; a finished upload comes here (its
 done-callback is `on_done`), not back to the publisher. The lister takes the slots that are ready
-(slots.SlotAligner), decides each in every member variant or in none, asks the target policy whether
-the target must change (target.TargetPolicy returns a Retarget, which the lister applies to every
-playlist), makes each entry (the segment's URL, its date, its hash), lists it through the variant's
-playlist (variant_playlist.VariantPlaylist, whose intents are the only way a playlist changes),
-counts it, hands it to the recorder and pushes every variant's new version to the Release, with the
-publisher's memory when a state file is kept: every call that changes that memory ends in `advance`,
-so the latest version pushed carries the memory as it is now, and a save needs to ask nothing back.
+(slots.SlotAligner), decides each in every member variant or in none (what its copies say:
+verdict.judged), asks the target policy whether the target must change (target.TargetPolicy returns a
+Retarget, which the lister applies to every playlist), has each entry made, listed through the
+variant's playlist (variant_playlist.VariantPlaylist, whose intents are the only way a playlist
+changes), counted and recorded (listings.Listings), and pushes every variant's new version to the
+Release, with the publisher's memory when a state file is kept: every call that changes that memory ends
+in `advance`, so the latest version pushed carries the memory as it is now, and a save needs to ask
+nothing back.
 
 One stuck file holds only its own variant (issue 50, W5): a slot is decided once one copy is in the
 bucket and the others are too or are still being written by Owncast (`held`); a variant whose copy is
-not in the bucket keeps the slot, and what is decided for it after, in order (waiting.Queues), and lists
-it once uploaded, or a gap there alone (EXT-X-GAP) when the copy is lost or Owncast has not finished the
-file a target duration after the others listed it. A slot no variant has a copy of in the bucket is
-dropped in every variant, the next segment carrying EXT-X-DISCONTINUITY, as before.
+not in the bucket keeps the slot, and what is decided for it after, in order (waiting.Queues, which
+behind.Behind lists as far as it can at each push), and lists it once uploaded, or a gap there alone
+(EXT-X-GAP) when the copy is lost or Owncast has not finished the file a target duration after the
+others listed it. A slot no variant has a copy of in the bucket is dropped in every variant, the next
+segment carrying EXT-X-DISCONTINUITY, as before.
 
-What it is given, it uses: the variants (what was read of Owncast, and each one's playlist), the
-slots (lanes.Lanes), the target policy, the numbering the playlists share (numbering.Numbering: read,
-and told each listing), the publisher's memory as a function (`memory`), whether an upload still
-waits for Owncast to finish a copy's file (`writes`: such a copy is `held`), the files written again
-since their upload (`rewrites`: such a copy is uploading again, and waited for as any copy not in the
-bucket) and the copies given up late (`late`: a gap in their live playlist, uploaded once finished, for
-recordings and clips). Its own: what waits per variant, the upload ratio and what Owncast announced last
-(for recordings)."""
+What it is given, it uses: the parts (parts.Parts: the variants, what was read of Owncast and each
+one's playlist; the slots, lanes.Lanes; the target policy; the numbering the playlists share,
+numbering.Numbering: read, and told each listing), the publisher's memory as a function (`memory`),
+and the copies' fates (fates.CopyFates): whether an upload still waits for Owncast to finish a copy's
+file (such a copy is `held`), the files written again since their upload (such a copy is uploading
+again, and waited for as any copy not in the bucket) and the copies given up late (a gap in their live
+playlist, uploaded once finished, for recordings and clips). Its own: what waits per variant, the upload
+ratio (upload_ratio.UploadRatio) and what Owncast announced last (for recordings)."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
 import logging
-from collections.abc import Callable, Iterable
-from dataclasses import replace
+from collections.abc import Callable
 from typing import Any
 
 from ..bucket.recorder import Recorder
-from ..bucket.uploader import SegmentLost, Uploaded
+from ..bucket.uploader import Uploaded
 from ..metrics import Metrics
 from ..playlist import hls
-from ..playlist.segments import ListedSegment
 from ..source.owncast import SourceVariant
 from .config import PublisherConfig
+from .behind import Behind, running_loop
 from .fates import CopyFates
-from .lanes import Lanes
-from .numbering import Numbering
+from .listings import Listings, never_shown
+from .parts import Parts
 from .release import Release, Versions
 from .slots import END, Copy, Slot, SlotAligner, Variant
-from .target import Retarget, TargetPolicy
-from .variant_playlist import SegmentRejected
-from .variants import Variants
-from .waiting import Mark, Queues, Waiting
+from .target import Retarget
+from .upload_ratio import UploadRatio
+from .verdict import judged
+from .waiting import STUCK_TARGET_DURATIONS, Mark, Waiting
 
 log = logging.getLogger(__name__)
 
 MemoryNow = Callable[[float], dict[str, object]]  # the publisher's memory at a moment (memory.encode's JSON)
 
 
-# How long a variant waits past the others for a copy Owncast is still writing, in target durations:
-# its next version then comes within about 1.5 of them of its last, as 6.2.1 asks of every playlist.
-# Owncast has a body within milliseconds of the playlist that names it, so by then the writer is stuck.
-STUCK_TARGET_DURATIONS = 1.0
-
-
-def never_shown(metrics: Metrics, index: int, segments: Iterable[ListedSegment], before: str) -> None:
-    """Listed, never shown, and leaving unseen: each counted lost (`rejected`) and said."""
-    for segment in segments:
-        metrics.segments_lost.labels(variant=str(index), reason="rejected").inc()
-        log.warning("variant %d: segment %s not listed: never shown before %s", index, segment.uri, before)
-
-
-def told_lost(metrics: Metrics, index: int, name: str, err: BaseException) -> None:
-    """A copy lost before it was listed: counted, and said (a loss an outage's lines count already,
-    OutageLog.lost, only as DEBUG: a long outage loses hundreds)."""
-    reason = err.reason if isinstance(err, SegmentLost) else "error"
-    metrics.segments_lost.labels(variant=str(index), reason=reason).inc()
-    if isinstance(err, SegmentLost):
-        log.log(logging.DEBUG if err.told else logging.WARNING, "variant %d: segment %s lost (%s): %s", index,
-                name, reason, err)
-    else:
-        log.error("variant %d: segment %s lost to an unexpected error: %r", index, name, err)
-
-
 class Lister:
-    def __init__(self, config: PublisherConfig, *, metrics: Metrics, release: Release,
-                 recorder: Recorder | None, variants: Variants, lanes: Lanes, target: TargetPolicy,
-                 numbering: Numbering, memory: MemoryNow, copies: CopyFates) -> None:
-        self._urls = config.urls
-        # P2P on (P2P_TRACKERS): each listed segment carries the SHA-256 of its bytes in the bucket, which
-        # viewers check their peers' copies against (hls.SEGMENT_HASH_TAG).
-        self._hashes = config.segment_hashes
+    def __init__(self, config: PublisherConfig, parts: Parts, *, metrics: Metrics, release: Release,
+                 recorder: Recorder | None, memory: MemoryNow, copies: CopyFates) -> None:
         self._wall = config.wall_clock
         self._mono = config.monotonic
         self._metrics = metrics
         self._release = release
         self._recorder = recorder
-        self._variants = variants
-        self._lanes = lanes
-        self._target = target
-        self._numbering = numbering
+        self._listings = Listings(config, metrics, release, recorder)  # each entry, counted and recorded
+        self._variants = parts.variants
+        self._lanes = parts.lanes
+        self._target = parts.target
+        self._numbering = parts.numbering
         self._memory = memory
         self._copies = copies
-        self.queues = Queues()  # per variant, what waits behind a copy not yet in the bucket
-        self._timer: asyncio.TimerHandle | None = None  # the next give-up of a stuck copy
-        self.upload_ratio = 0.0  # moving average of (PutObject time / segment duration)
+        # What waits per variant behind a copy not yet in the bucket (listed after the others).
+        self._behind = Behind(parts, self._listings, copies, self._fresh, self.advance, config.monotonic)
+        self.queues = self._behind.queues
+        self.upload_ratio = UploadRatio(metrics)
         self._announced: list[SourceVariant] | None = None  # as Owncast's master names them (recordings)
         self._closed = False
 
@@ -114,13 +87,11 @@ class Lister:
     def close(self) -> None:
         """Nothing is listed any more (the publisher is closing: uploads are cancelled)."""
         self._closed = True
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._behind.close()
 
     def end(self, v: Variant) -> None:
         """The variant's playlist ends (EXT-X-ENDLIST), after whatever waits in it."""
-        self._step(v, Mark.END)
+        self._behind.step(v, Mark.END)
 
     # -- listing, in order, the same slots in every variant ------------------------------------------
 
@@ -142,22 +113,16 @@ class Lister:
         """An upload finished (its done-callback): the upload ratio learns its time, what it completes is
         listed (without the VM's pathway a copy is ready once uploaded), and the bucket's playlists show
         what is now in the bucket."""
-        if not task.cancelled() and task.exception() is None:
-            # Moving average over ~10 segments of the successful PutObject's time against the media it
-            # carries (like Owncast's "possible slow uploads"): above 1 the bucket cannot keep up. An
-            # outage does not count here: it shows as storage unreachable instead.
-            ratio = task.result().took / max(duration, 0.001)
-            self.upload_ratio += (ratio - self.upload_ratio) * 0.2
-            self._metrics.upload_realtime_ratio.set(round(self.upload_ratio, 3))
+        self.upload_ratio.learn(task, duration)
         if not self._closed:
             self.advance()
 
     def advance(self) -> None:
         """List every slot that is ready, and what waited for a copy that is in the bucket now, then
         push the new versions to the Release."""
-        self._catch_up()
+        self._behind.catch_up()
         self._lanes.rounds(self._advance_with, self._variants)
-        self._catch_up()
+        self._behind.catch_up()
         self._lanes.counted()
         self._release.changed(self.versions())
 
@@ -175,7 +140,7 @@ class Lister:
                     name = self._numbering.run_name(key[0])
                     self._recorder.finish(name, self._target.value, self._announced)
                 for v in members:
-                    self._step(v, Mark.END)
+                    self._behind.step(v, Mark.END)
                 continue
             if previous[0] == key[0] and key[1] != previous[1] + 1:
                 # Owncast's numbering jumped: segments we never saw (e.g. written while we were down
@@ -183,22 +148,9 @@ class Lister:
                 log.warning("segments %d..%d of run %d were never seen; marking the gap", previous[1] + 1,
                             key[1] - 1, key[0])
                 for v in members:
-                    self._step(v, Mark.GAP)
+                    self._behind.step(v, Mark.GAP)
             self._decide(slot, members, together=aligner is self._lanes.together)
         return decided
-
-    def _step(self, v: Variant, mark: Mark) -> None:
-        """A gap or the end in `v`'s playlist: now, or after what waits in it."""
-        if self.queues.lagging(v.index):
-            self.queues.add(v.index, mark)
-        else:
-            self._apply(v, mark)
-
-    def _apply(self, v: Variant, mark: Mark) -> None:
-        if mark is Mark.GAP:
-            v.playlist.gap()
-        elif v.playlist.end():
-            log.info("variant %d: Owncast ended the stream; playlist closed with ENDLIST", v.index)
 
     def _decide(self, slot: Slot, members: list[Variant], together: bool = True) -> None:
         """List the slot in every member whose copy is in the bucket, and keep it in those whose copy
@@ -206,47 +158,22 @@ class Lister:
         alone. When no copy is in the bucket, or one is missing or beyond any target, the slot is
         dropped in every member. `together`: the variants are numbered alike (not variants cut apart,
         each numbered on its own)."""
-        lost: dict[int, BaseException | None] = {}  # variants whose copy cannot be listed (its error)
-        held: set[int] = set()  # variants whose copy Owncast is still writing
-        dropped = False  # no variant lists it
-        for v in members:
-            copy = slot.copies.get(v.index)
-            if copy is None:
-                dropped = True
-                lost[v.index] = None
-                self._metrics.segments_lost.labels(variant=str(v.index), reason="missing").inc()
-                if v.source_ended:  # ffmpeg stopped: a last short segment one variant got, another not
-                    log.info("variant %d: Owncast ended it before segment %d:%d; that segment is dropped in "
-                             "every variant, which end together", v.index, *slot.key)
-                else:
-                    log.warning("variant %d: Owncast never listed segment %d:%d", v.index, *slot.key)
-            elif copy.ready.cancelled():
-                return
-            elif not copy.ready.done():
-                held.add(v.index)
-            elif (err := copy.ready.exception()) is not None:
-                lost[v.index] = err  # told once it is decided where the gap goes
-            elif not hls.fits_target(copy.source.duration, hls.MAX_TARGET_DURATION):
-                # Beyond any Owncast setting: a broken playlist, not a reason to slow every viewer.
-                dropped = True
-                lost[v.index] = None
-                self._metrics.input_rejected.labels(reason="rejected").inc()
-                self._metrics.segments_lost.labels(variant=str(v.index), reason="rejected").inc()
-                log.warning("variant %d: segment %s not listed: EXTINF %.3fs is beyond the longest target "
-                            "duration served (%ds)", v.index, copy.source.name, copy.source.duration,
-                            hls.MAX_TARGET_DURATION)
-        if dropped or len(lost) + len(held) == len(members):
-            # In none: a gap in every variant helps no player (hls.js loads a gap from another variant),
-            # and listing it in some only would number them differently. The next segment marks it.
+        verdict = judged(slot, members, self._metrics)
+        if verdict is None:
+            return
+        lost, held = verdict.lost, verdict.held
+        if verdict.in_none(len(members)):  # the next segment marks it
             for v in members:
-                self._step(v, Mark.GAP)
+                self._behind.step(v, Mark.GAP)
                 copy = slot.copies.get(v.index)
                 if (err := lost.get(v.index)) is not None and copy is not None:
-                    self.lost(v, copy, err)
+                    self._listings.lost(v, copy, err)
                 elif v.index not in lost:
                     self._metrics.segments_lost.labels(variant=str(v.index), reason="sibling_lost").inc()
                 if v.index in held and copy is not None:
-                    self._give_up(copy)
+                    # Never listed: its upload stops (it waits for Owncast's file; if it got further, the
+                    # object goes with the cleaner's next run).
+                    copy.task.cancel()
             return
         numbering = self._numbering
         variants = self._variants.values()
@@ -283,21 +210,20 @@ class Lister:
             elif not together and not playlist.listing:
                 self._variants.join_apart(v, run, flags[v.index])
             copy = slot.copies[v.index]
-            segment = self._segment(copy, flags[v.index])
+            segment = self._listings.segment(copy, flags[v.index])
+            # Under the slot's number, as Listings.list numbers it: `base`, not where the numbering is now
+            # (the members listed before this one moved it on).
+            at = max(playlist.next_sequence, base) if not playlist.listing else playlist.next_sequence
             if lagging or v.index in held:
                 promised = self.queues.next_sequence(v.index)  # after what waits in it already
-                sequence = promised if promised is not None else \
-                    max(playlist.next_sequence, base) if not playlist.listing else playlist.next_sequence
+                sequence = promised if promised is not None else at
                 self.queues.add(v.index, Waiting(copy, segment, sequence, run, run_name, wall, give_up))
                 numbering.listed(sequence + 1, run)
             elif (err := lost.get(v.index)) is not None:
-                self.lost(v, copy, err)
-                # Under the slot's number, as `list` numbers it: `base`, not where the numbering is now
-                # (the members listed before this one moved it on).
-                at = max(playlist.next_sequence, base) if not playlist.listing else playlist.next_sequence
-                if self._list_gap(v, segment, run, run_name, wall, now, at):
+                self._listings.lost(v, copy, err)
+                if self._listings.gap(v, Waiting(copy, segment, at, run, run_name, wall, give_up), now):
                     numbering.listed(playlist.next_sequence, run)
-            elif self.list(v, copy, base, segment, run, run_name, wall, now):
+            elif self._listings.list(v, Waiting(copy, segment, base, run, run_name, wall, give_up), now):
                 numbering.listed(playlist.next_sequence, run)
 
     def _fresh(self, index: int, copy: Copy) -> bool:
@@ -306,7 +232,7 @@ class Lister:
         if redo is None:
             return True
         redo.add_done_callback(functools.partial(self.on_uploaded, index, copy.source.duration))
-        asyncio.get_running_loop().call_soon(lambda: None if self._closed else self.advance())  # held now?
+        self.again()  # held now?
         return False
 
     def started(self, run: int) -> bool:
@@ -318,77 +244,12 @@ class Lister:
         waiting = self.queues.last_run(v.index)
         return waiting if waiting is not None else v.playlist.last_run
 
-    def _catch_up(self, force: bool = False) -> None:
-        """List what waits in each variant as far as it can: copies uploaded, gaps where a copy is lost
-        or still being written past its bound (`force`: every copy not in the bucket now, before the
-        playlists start again under a new target). Then wake again at the next bound."""
-        if self._closed:
-            return
-        now = self._mono()
-        for index in self.queues.variants():
-            v = self._variants.get(index)
-            while v is not None and (step := self.queues.head(index)) is not None:
-                if isinstance(step, Mark):
-                    self._apply(v, step)
-                else:
-                    ready = step.copy.ready  # in the bucket, or kept by the VM (its pathway lists it)
-                    if ready.cancelled():
-                        return  # closing
-                    if ready.done() and ready.exception() is None and not self._fresh(index, step.copy):
-                        continue  # written again since its upload: waited for again (the same step)
-                    if not ready.done():
-                        writing = self._copies.writing(index, step.copy)
-                        if not force and (now < step.give_up or not writing):
-                            break
-                        log.warning("variant %d: %s still %s %.1fs after the other variants listed it; a gap here "
-                                    "(EXT-X-GAP), uploaded late once finished", index, step.copy.source.name,
-                                    "being written by Owncast" if writing else "not in the bucket",
-                                    now - step.give_up + STUCK_TARGET_DURATIONS * (self._target.value or 1))
-                        self._list_gap(v, step.segment, step.run, step.run_name, step.wall, now, step.sequence)
-                        self._copies.late(index, step.copy, step.run_name)
-                    elif (err := ready.exception()) is not None:
-                        self.lost(v, step.copy, err)
-                        self._list_gap(v, step.segment, step.run, step.run_name, step.wall, now, step.sequence)
-                    else:
-                        self.list(v, step.copy, step.sequence, step.segment, step.run, step.run_name, step.wall,
-                                  now)
-                self.queues.pop(index)
-        self._arm(now)
-
-    def _arm(self, now: float) -> None:
-        """Wake at the first bound of a copy that holds its variant (none: no timer)."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        bounds = [step.give_up for index in self.queues.variants()
-                  if isinstance(step := self.queues.head(index), Waiting) and not step.copy.ready.done()]
-        if not bounds:
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return  # no loop (a test driving it by hand): the next event catches up
-        self._timer = loop.call_later(max(0.0, min(bounds) - now) + 0.001, self._wake)
-
-    def _wake(self) -> None:
-        self._timer = None
-        if not self._closed:
-            self.advance()
-
     def again(self) -> None:
         """Push the versions again soon, nothing new listed: a pathway showed its former playlist as far
         as it went (variants.Variants.caught_up), and shows the new one next. Soon, not now: the Release
         is telling what it showed."""
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return  # no loop (a test driving it by hand): the next event pushes them
-        loop.call_soon(lambda: None if self._closed else self.advance())
-
-    def _give_up(self, copy: Copy) -> None:
-        """Never list this copy, in a slot dropped in every variant: its upload stops (it waits for Owncast's
-        file; if it got further, the object goes with the cleaner's next run)."""
-        copy.task.cancel()
+        if (loop := running_loop()) is not None:
+            loop.call_soon(lambda: None if self._closed else self.advance())
 
     def retarget(self, decision: Retarget | None) -> None:
         """Apply the target policy's decision to every variant's playlist at once, after listing what
@@ -396,75 +257,12 @@ class Lister:
         every other is, from the same next number on a new timeline (Variants.retarget)."""
         if decision is None:
             return
-        self._catch_up(force=True)
+        self._behind.catch_up(force=True)
         left = self._variants.retarget(decision.target, self._mono(), new_timeline=decision.new_timeline,
                                        carry_to=self._numbering.next_sequence)
         for index, segments in left.items():
             never_shown(self._metrics, index, segments, f"the new playlist, whose target duration "
                         f"{decision.target}s it (or one before it) does not fit")
-
-    def lost(self, v: Variant, copy: Copy, err: BaseException) -> None:
-        told_lost(self._metrics, v.index, copy.source.name, err)
-
-    def _segment(self, copy: Copy, discontinuity: bool) -> ListedSegment:
-        """The entry a copy is listed as (its hash added once its upload is done)."""
-        src = copy.source
-        return ListedSegment(
-            uri=self._urls.segment(copy.key),
-            duration=src.duration,
-            program_date_time=src.program_date_time,
-            discontinuity=discontinuity,
-            init_uri=self._urls.init(copy.init_key) if copy.init_key else None,
-            key=copy.key,
-        )
-
-    def _list_gap(self, v: Variant, segment: ListedSegment, run: int, run_name: str, wall: float, now: float,
-                  sequence: int | None = None) -> bool:
-        """List `segment` as a gap (EXT-X-GAP) in `v` alone: the others list its moment under this
-        number (False when the playlist refuses it: the gap is marked with a discontinuity). So does the
-        recording (its segment may land late)."""
-        playlist = v.playlist
-        at = sequence if sequence is not None else playlist.next_sequence if playlist.listing \
-            else max(playlist.next_sequence, self._numbering.next_sequence)
-        gap = replace(segment, gap=True, sha256=None)
-        try:
-            playlist.list(gap, run, now, at, wall)
-        except SegmentRejected as err:
-            log.warning("variant %d: gap for %s not listed: %s", v.index, segment.uri, err)
-            return False
-        self._metrics.window_segments.labels(variant=str(v.index)).set(playlist.segment_count)
-        if self._recorder is not None and run_name:
-            self._recorder.record(run_name, v.index, gap)
-        return True
-
-    def list(self, v: Variant, copy: Copy, base: int, segment: ListedSegment, run: int, run_name: str,
-             wall: float, now: float) -> bool:
-        """List `copy` (of `run`) in `v`'s playlist as `segment`, its hash added (False when the playlist
-        refuses it: the gap is marked)."""
-        playlist = v.playlist
-        # Each playlist numbers its own segments; an empty one (new, or after a new target) starts at
-        # the highest number any variant has reached, so numbering never goes back and variants
-        # listed together keep the same numbers.
-        sequence = max(playlist.next_sequence, base) if not playlist.listing else playlist.next_sequence
-        src = copy.source
-        sha256 = copy.ready.result()  # of the bytes uploaded, or kept by the VM: the same read
-        if self._hashes:
-            segment = replace(segment, sha256=sha256)
-        try:
-            playlist.list(segment, run, now, sequence, wall, landings=copy.landings())
-        except SegmentRejected as err:
-            self._metrics.input_rejected.labels(reason="rejected").inc()
-            self._metrics.segments_lost.labels(variant=str(v.index), reason="rejected").inc()
-            log.warning("variant %d: segment %s not listed: %s", v.index, src.name, err)
-            return False
-        label = str(v.index)
-        self._metrics.segments_listed.labels(variant=label).inc()
-        self._metrics.window_segments.labels(variant=label).set(playlist.segment_count)
-        self._metrics.last_segment.labels(variant=label).set(self._wall())
-        self._release.listed((v.index, sequence, src, copy.seen_at, segment.uri))
-        if self._recorder is not None:
-            self._recorder.record(run_name, v.index, segment)
-        return True
 
     def versions(self) -> Versions:
         """Every variant's current version on each pathway, with the target it was rendered under and,

@@ -293,3 +293,10 @@ def decode(data: dict[str, object], now: float, playlist: PlaylistMaker) -> Memo
     late, late_landed = parse_saved(data.get("late", {}))  # absent in older files
     return Memory(variants, target, independent, next_sequence, last_run, key, runs, uploaded, reserved, clean,
                   allowed, floor, start, above, late, late_landed, waited)
+
+
+def remember(v: Variant, name: str) -> None:
+    """`v` has seen `name` (never listed again); the oldest of more than SEEN_LIMIT are forgotten."""
+    v.seen[name] = None
+    if len(v.seen) > SEEN_LIMIT:
+        v.seen.popitem(last=False)

@@ -5,9 +5,10 @@ for the ones before it (slots.SlotAligner says when, lanes.Lanes which aligner).
 gap or the end of a stream looks like in Owncast's files is decided here; what that means for the
 playlist (discontinuities, ENDLIST, the window) is each variant's VariantPlaylist's business (its
 intents, over the pure window of playlist/manifest.py), the target duration is target.TargetPolicy's.
-A finished upload goes forward to lister.Lister (its done-callback), which lists the slots that are
-ready and pushes each new version to the publisher's Release, with the publisher's memory (read through
-the function the publisher handed it), which Release saves (Snapshots) before the version becomes
+A segment seen for the first time is taken in by intake.Intake (its slot, its upload); a finished upload
+goes forward to lister.Lister (its done-callback), which lists the slots that are ready and pushes each
+new version to the publisher's Release, with the publisher's memory (recall.Recall's, read through the
+function the publisher handed it), which Release saves (Snapshots) before the version becomes
 visible (VisiblePlaylists): a crash must not forget a number a client has seen. Nothing else downstream
 calls the publisher back, but for `_drop`, the hook that takes what leaves a playlist on to the
 cleaner; only the service's last save, at a clean stop, asks for `snapshot` (the part's builder, after
@@ -19,9 +20,9 @@ restore), each variant's playlist (variant_playlist.VariantPlaylist, changed onl
 intents), the numbering the playlists share (numbering.Numbering, Owncast's runs with it), the slots
 (lanes.Lanes), the uploads and the init sections' (uploads.Uploads, with the files written again after
 their upload: rewrites.Rewrites), the copies given up as a gap and uploaded late (late.LateCopies), the
-target (target.TargetPolicy, which decides and returns a Retarget). The publisher changes what it read as it reads Owncast; the
-lister lists through each playlist's intents and records each listing in the numbering; a restore
-sets each through its own.
+target (target.TargetPolicy, which decides and returns a Retarget). The publisher changes what it read
+as it reads Owncast; the lister lists through each playlist's intents and records each listing in the
+numbering; a restore (recall.Recall) sets each through its own.
 """
 
 from __future__ import annotations
@@ -38,16 +39,18 @@ from ..bucket.uploader import Uploaded, Uploader
 from ..lograte import RateLimitedLog
 from ..metrics import Metrics
 from ..playlist import hls
-from ..playlist.segments import ListedSegment, Removed
-from ..source.owncast import SourcePlaylist, SourceSegment, SourceVariant, stream_id
-from ..state import validate
+from ..playlist.segments import Removed
+from ..source.owncast import SourcePlaylist, SourceVariant
 from .config import PublisherConfig
 from .fates import CopyFates
-from .lanes import Lanes, apart
+from .intake import Intake
+from .lanes import Lanes
 from .late import LateCopies
 from .lister import Lister
-from .memory import SEEN_LIMIT, Memory, decode, encode
+from .memory import remember
 from .numbering import Numbering
+from .parts import Parts
+from .recall import Recall
 from .release import Outlets, Release
 from .slots import END, Copy, SlotAligner, Variant
 from .target import TargetPolicy
@@ -84,7 +87,6 @@ class Publisher:
         writes: WriteWatch,
         metrics: Metrics,
         outlets: Outlets,
-        on_removed: RemovedHook | None = None,
         recorder: Recorder | None = None,
         others: Mapping[str, Uploader] | None = None,
     ) -> None:
@@ -93,12 +95,10 @@ class Publisher:
         back. `writes` says when Owncast has finished writing a file (an upload waits for it); `uploader` is
         the first bucket's, `others` every other bucket's by pathway ID (config.pathways names them)."""
         self._metrics = metrics
-        self._window = config.window
-        self._wall = config.wall_clock
         self._mono = config.monotonic
         self.target = TargetPolicy(config.target_duration, metrics)
-        # Every playlist under the one WindowOptions; what leaves one goes on to the cleaner.
-        self.on_removed = on_removed  # segments that left every playlist go on to the cleaner
+        # Segments that left every playlist go on to the cleaner (the service sets it when one runs).
+        self.on_removed: RemovedHook | None = None
         self._plan = config.pathways
         self._variants = Variants(config.window, self._drop, config.pathways)
         # Nothing new is shown before a state is saved above the first sequence. What it shows, it tells
@@ -109,14 +109,10 @@ class Publisher:
         self._lanes = Lanes(metrics)
         # Which copies still wait for Owncast to finish their file: such a copy holds only its own variant.
         waited = self._waited = WritesWaited(writes)
-        self._uploads = Uploads(uploader, waited, metrics, hls_dir=config.hls_dir, key_prefix=config.key_prefix,
-                                segment_hashes=config.segment_hashes, unfinished_limit=config.unfinished_limit,
-                                others=others, list_held=config.pathways.held,
-                                lists_held=config.pathways.lists_held)
+        self._uploads = Uploads(config, uploader, waited, metrics, others=others)
         # A write heard to a file already uploaded: it is followed, and uploaded again once finished.
         writes.follow(self._uploads.rewrites.heard)
         # Copies given up as a gap in their live playlist, uploaded once finished (recordings, clips).
-        self._recorder = recorder
         self._hls_dir = config.hls_dir
         self._late = LateCopies(metrics, recorder, self._to_cleaner, config.monotonic)
         self._numbering = Numbering(config.first_sequence)
@@ -125,17 +121,15 @@ class Publisher:
         # A finished upload goes on to the lister (its done-callback), never back here. It lists through
         # each variant's playlist and records each listing in the numbering; the memory it pushes with
         # each version is the publisher's (`_memory`).
-        self.lister = Lister(config, metrics=metrics, release=self.release, recorder=recorder,
-                             variants=self._variants, lanes=self._lanes,
-                             target=self.target, numbering=self._numbering, memory=self._memory,
+        parts = Parts(self._variants, self._lanes, self._numbering, self.target)
+        self.lister = Lister(config, parts, metrics=metrics, release=self.release, recorder=recorder,
+                             memory=self._memory,
                              copies=CopyFates(config.hls_dir, waited, self._uploads.rewrites, self._late))
         self._variants.caught_up = self.lister.again
+        self._intake = Intake(parts, self._uploads, self.lister, metrics)
+        self._recall = Recall(config, parts, self._uploads, self._late, self.lister.queues, recorder, self._drop)
         self._again: list[asyncio.Future[Uploaded]] = []  # uploads a restored state had not seen land
         self._closed = False
-        # After continuing above a state not saved at a clean stop: the variants read since. What a
-        # variant's first read lists may have been served, under numbers given up: never listed again.
-        self._read_since_restart: set[int] | None = None
-        self._hashes = config.segment_hashes
         self._input_log = RateLimitedLog(log)
         self.release.changed(self.lister.versions())  # the target TARGET_DURATION sets, before any playlist
 
@@ -177,7 +171,7 @@ class Publisher:
             log.info("variant %d appeared", index)
         for name, why in playlist.rejected:
             if name not in v.seen:
-                self._remember(v, name)
+                remember(v, name)
                 self._metrics.input_rejected.labels(reason="unsafe_name").inc()
                 shown = name if len(name) <= 200 else name[:200] + "..."
                 # One line per variant per 30 s: a playlist can list hundreds of such names.
@@ -200,43 +194,21 @@ class Publisher:
         v.last_media_sequence = playlist.media_sequence
 
         now = self._mono()
-        self._give_up_first_read(v, playlist, now)
+        self._recall.first_read(v, playlist, now)
         for seg in playlist.segments:
             if seg.name in v.seen:
                 continue
-            self._remember(v, seg.name)
+            remember(v, seg.name)
             if seg.is_offline_clip:
                 log.info("variant %d: Owncast shows its offline clip %s; not published", index, seg.name)
             elif v.playlist.opened:
-                self._add(v, seg, playlist.media_sequence + seg.position, now)
+                self._intake.add(v, seg, playlist.media_sequence + seg.position, now)
         # Owncast's offline tail ends with ENDLIST; its idle transcoder only lists offline clips.
         ended = playlist.ended or (bool(playlist.segments) and playlist.segments[-1].is_offline_clip)
         if ended and not v.source_ended and v.last_key is not None:
             self._lanes.lane(v.index, v.last_key[0], self._variants).slot((v.last_key[0], END))
         v.source_ended = ended
         self.lister.advance()
-
-    def _give_up_first_read(self, v: Variant, playlist: SourcePlaylist, now: float) -> None:
-        """After continuing above a state not saved at a clean stop, the segments a variant's first read
-        lists may have been listed after that state was saved, under numbers now given up: they are
-        remembered as seen and never listed again (a URI keeps its number). Their objects, if uploaded,
-        are deleted once no playlist served before the restart can still list them."""
-        if self._read_since_restart is None or v.index in self._read_since_restart:
-            return
-        self._read_since_restart.add(v.index)
-        given_up = [seg for seg in playlist.segments if seg.name not in v.seen]
-        for seg in given_up:
-            self._remember(v, seg.name)
-        self._forget_uploads([self._uploads.key(v.index, seg.name) for seg in given_up if not seg.is_offline_clip], now)
-        if given_up:
-            log.info("variant %d: %d segment(s) Owncast lists may have been served before the restart; "
-                     "not listed again", v.index, len(given_up))
-
-    def _forget_uploads(self, keys: list[str], now: float) -> None:
-        """Objects that may be in the bucket and in a playlist served before the restart, never listed
-        again: they go once such a playlist can no longer name them (a window and a half from now)."""
-        keep = self.target.keep_for(self._window.seconds)
-        self._drop([Removed(ListedSegment("", 0.0, key=key), now, keep) for key in keys])
 
     def _drop(self, removed: list[Removed]) -> None:
         """Segments that left every playlist (or objects no playlist will name) go on to the cleaner."""
@@ -246,58 +218,6 @@ class Publisher:
     def _to_cleaner(self, removed: list[Removed]) -> None:
         if removed and self.on_removed is not None:
             self.on_removed(removed)
-
-    def _remember(self, v: Variant, name: str) -> None:
-        v.seen[name] = None
-        if len(v.seen) > SEEN_LIMIT:
-            v.seen.popitem(last=False)
-
-    def _cut_apart(self, run: int, longest: float = 0.0) -> None:
-        """Owncast cut this run's variants at different instants (video passthrough): its segment
-        numbers no longer name the same moment in every variant, so from now on each variant lists
-        its own segments as they come, and players line variants up by PROGRAM-DATE-TIME and
-        discontinuity numbers (docs/hls-rules.md, "Variants cut apart")."""
-        # Raise the target now, while nothing of the slots moved is listed. Cut apart before anything of
-        # the run was listed, with every slot before it decided, every variant is at its start: each
-        # starts its new playlist there on a new timeline. Once some variant listed (or waits to list) a
-        # slot of it, possibly one the others have not (decided without their copies, which came late),
-        # or still has a slot of a run before to decide, the raise keeps the timeline, as a raise from one
-        # lane does: else one variant listed a moment under another discontinuity number than the others
-        # (6.2.4; test_variants_alike's shuffled streams, with the reads' threads finishing in any order).
-        aligned = not self.lister.started(run) and not self._lanes.behind((run, -1))
-        longest = max(longest, self._lanes.cut_apart(run, self._variants))
-        self.lister.retarget(self.target.raise_for(longest, "longer_segment", aligned=aligned))
-
-    def _run_of(self, v: Variant, seg: SourceSegment) -> int:
-        return self._numbering.run(stream_id(seg.name) or f"run-{v.restarts}")
-
-    def _add(self, v: Variant, seg: SourceSegment, number: int, now: float) -> None:
-        key = (self._run_of(v, seg), number)
-        self._metrics.segments_seen.labels(variant=str(v.index)).inc()
-        v.last_new_segment = now
-        aligner = self._lanes.lane(v.index, key[0], self._variants)
-        if aligner is self.aligner and aligner.is_late(key) and self._lanes.late_and_apart(v, seg, key):
-            self._cut_apart(key[0], seg.duration)
-            aligner = self._lanes.lane(v.index, key[0], self._variants)
-        if aligner.is_late(key):
-            self._metrics.segments_lost.labels(variant=str(v.index), reason="late").inc()
-            log.warning("variant %d: %s arrived after its slot was decided; not listed", v.index, seg.name)
-            return
-        v.first.setdefault(key[0], key[1])
-        v.last_key = key if v.last_key is None else max(v.last_key, key)
-        slot = aligner.slot(key)
-        slot.discontinuity |= seg.discontinuity
-        task, ready, seg_key, init_key, others = self._uploads.start(v.index, seg, key[0])
-        # Listed once ready (held by the VM, or uploaded to some bucket), shown on each bucket's pathway
-        # once uploaded there.
-        task.add_done_callback(functools.partial(self.lister.on_uploaded, v.index, seg.duration))
-        ready.add_done_callback(functools.partial(self.lister.on_ready, task))
-        for other in others.values():
-            other.add_done_callback(self.lister.on_done)
-        aligner.add_copy(slot, v.index, Copy(seg, seg_key, init_key, now, task, ready, others))
-        if aligner is self.aligner and apart(seg, [c.source for i, c in slot.copies.items() if i != v.index]):
-            self._cut_apart(key[0])
-        self._lanes.counted()
 
     @property
     def queue_depth(self) -> int:
@@ -312,63 +232,15 @@ class Publisher:
         return self._memory(self._mono())
 
     def _memory(self, now: float) -> dict[str, object]:
-        """The publisher's memory, JSON-able (memory.py): numbering, windows, what is seen and uploaded."""
-        lanes, target, numbering = self._lanes, self.target, self._numbering
-        m = Memory(self._variants, target.value, target.independent, numbering.next_sequence,
-                   numbering.last_run, lanes.together.decided, numbering.runs, self._uploads.restored,
-                   discontinuity_floor=numbering.discontinuity_floor)
-        return encode(m, lanes.undecided(), now, self.lister.queues.saved(), self._late.saved())
+        return self._recall.memory(now)
 
     def restore(self, data: dict[str, object]) -> None:
-        """Continue from `snapshot`; raises ValueError (nothing changed) when it does not add up.
-
-        state.json may be damaged or crafted: every value is checked (types, ranges, sizes) before
-        anything changes, and any other error in here is turned into the same ValueError, so the
-        service sets the file aside instead of failing to start."""
-        try:
-            m = decode(data, self._mono(), self._variants.playlist)
-        except ValueError:
-            raise
-        except Exception as err:  # noqa: BLE001 (a check missed above: still a bad file, not a crash)
-            raise ValueError(f"publisher state does not parse: {validate.describe(err)}") from None
-        self._variants.restored(m.variants)
-        self.target.restored(m.target, m.independent)
-        self._numbering.restored(m.next_sequence, m.last_run, m.runs, m.discontinuity_floor)
-        self._lanes.restored(m.decided)
-        self._uploads.restore(m.uploaded)
-        # Late from before: saved as such, or waiting in a variant (a gap from now on): uploaded once
-        # finished. The recording journals what the restore listed of the waiting slots.
-        self._late.restore([*m.late, *((i, s.key, run) for run, i, s in m.waited if s.gap and s.key)],
-                           m.late_landed)
-        if self._recorder is not None:
-            for run, index, segment in m.waited:
-                if run:
-                    self._recorder.record(run, index, segment)
-        if not self._hashes:  # P2P turned off since that save: the playlists say nothing of hashes
-            for v in self._variants.values():
-                v.playlist.drop_hashes()
-        if m.clean:
-            log.info("continuing from saved state: next media sequence %d, %d variant(s)",
-                     self._numbering.next_sequence, len(self._variants))
-        else:
-            self._continue_above(m.reserved, m.continue_at, m.continue_floor)
+        """Continue from `snapshot` (Recall.restore); raises ValueError (nothing changed) when it does not
+        add up."""
+        allowed = self._recall.restore(data)
         # Below the state's reserve new numbers may be shown before a save, each recorded first under this
         # state (STATE_DIR/served): a restart on a full disk goes on as the process before it did.
-        self.release.restored(self.lister.versions(), m.allowed)
-
-    def _continue_above(self, reserved: int, start: int, floor: int) -> None:
-        """The state was not saved at a clean stop: numbers up to `reserved` may have been served since
-        (saves failed, or the service was killed before it could say). Every playlist gives up its
-        window and continues at `start`, a discontinuity first (hls.continue_above)."""
-        now = self._mono()
-        for v in self._variants.values():
-            v.playlist.continue_above(start, floor, now)
-        self._forget_uploads(self._uploads.give_up_restored(), now)
-        self._numbering.continued(start, floor)
-        self._read_since_restart = set()
-        log.warning("state was not saved at a clean stop: media sequence numbers up to %d may have been "
-                    "served since; continuing from %d with a discontinuity, at Owncast's next segment",
-                    reserved - 1, start)
+        self.release.restored(self.lister.versions(), allowed)
 
     # -- what health and tests read ------------------------------------------------------------------
 
@@ -401,26 +273,27 @@ class Publisher:
         (a clip lists them); those still uploading late are waited for, `timeout` at most."""
         return await self._late.settled(keys, timeout)
 
-    def _copies(self) -> list[Copy]:
-        """Every copy not listed yet: in undecided slots, and waiting in a variant behind a stuck one."""
-        return [c for _index, c in self._unlisted()]
-
     def _unlisted(self) -> list[tuple[int, Copy]]:
-        """_copies, each with its variant."""
+        """Every copy not listed yet, with its variant: in undecided slots, and waiting in a variant behind
+        a stuck one."""
         return [*((i, c) for s in self._lanes.undecided() for i, c in s.copies.items()),
                 *((i, w.copy) for i, w in self.lister.queues.waiting())]
 
+    def _in_flight(self) -> list[asyncio.Future[Any]]:
+        """The uploads of every copy not listed yet, and of those listed ahead on the VM's pathway."""
+        return [*(t for _i, c in self._unlisted() for t in c.landings().values()),
+                *(t for v in self._variants.values() for t in v.playlist.landings.uploads())]
+
     def facts(self) -> PublisherFacts:
-        oldest = min((c.seen_at for c in self._copies()), default=None)
+        oldest = min((c.seen_at for _i, c in self._unlisted()), default=None)
         return PublisherFacts(self._mono(), list(self._variants.values()), self.target.value,
-                              self.lister.upload_ratio, oldest, self.queue_depth)
+                              self.lister.upload_ratio.value, oldest, self.queue_depth)
 
     # -- life cycle: the publisher and the Release it built ---------------------------------------
 
     async def drain(self, timeout: float) -> bool:
         """Wait up to `timeout` for uploads in flight; True when nothing is left."""
-        tasks: list[asyncio.Future[Any]] = [t for c in self._copies() for t in c.landings().values() if not t.done()]
-        tasks += [t for v in self._variants.values() for t in v.playlist.landings.uploads()]  # listed ahead on the VM's
+        tasks = [t for t in self._in_flight() if not t.done()]
         # Late ones uploading now (one still waiting for Owncast is started again after a restart).
         tasks += [t for index, key, t in self._late.uploads()
                   if not self._waited.waiting(self._hls_dir / str(index) / key.rpartition("/")[2])]
@@ -458,10 +331,7 @@ class Publisher:
         self._closed = True
         self.lister.close()
         await self.release.close()
-        tasks: list[asyncio.Future[Any]] = [t for c in self._copies() for t in c.landings().values()]
-        tasks += self._uploads.inits()
-        tasks += [t for v in self._variants.values() for t in v.playlist.landings.uploads()]
-        tasks += self._again
+        tasks = [*self._in_flight(), *self._uploads.inits(), *self._again]
         tasks += [*self._late.tasks(), *self._uploads.rewrites.tasks()]
         for t in tasks:
             t.cancel()

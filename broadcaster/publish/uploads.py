@@ -21,7 +21,7 @@ import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Set as AbstractSet
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..bucket.uploader import Kept, SegmentLost, Uploaded, Uploader
 from ..files import MAX_FILE_BYTES, Refused, Stamp, read_stamped, stamp_beneath
@@ -30,6 +30,9 @@ from ..playlist import hls
 from ..source.owncast import SourceSegment, stream_id
 from ..source.writes import Finish
 from .rewrites import Rewrites
+
+if TYPE_CHECKING:  # config.py takes UNFINISHED_LIMIT from here
+    from .config import PublisherConfig
 
 log = logging.getLogger(__name__)
 
@@ -183,28 +186,24 @@ def init_section_name(segment: str, init: str, run: int) -> str:
 
 
 class Uploads:
-    def __init__(self, uploader: Uploader, writes: FinishWatch, metrics: Metrics, *, hls_dir: Path, key_prefix: str,
-                 segment_hashes: bool, unfinished_limit: float = UNFINISHED_LIMIT,
-                 others: Mapping[str, Uploader] | None = None, list_held: bool = False,
-                 lists_held: Callable[[], bool] = lambda: True) -> None:
+    def __init__(self, config: PublisherConfig, uploader: Uploader, writes: FinishWatch, metrics: Metrics, *,
+                 others: Mapping[str, Uploader] | None = None) -> None:
         """`uploader`: the first bucket's; `others`: every other bucket's, by pathway ID (each uploads what
-        the first read); `list_held`: a pathway may list what the service holds (the VM's), so a copy may be
-        listed once held, before any bucket has it: while `lists_held()` says that pathway does now
+        the first read). When a pathway may list what the service holds (the VM's: `config.pathways.held`),
+        a copy may be listed once held, before any bucket has it: while that pathway does now
         (PathwayPlan.lists_held; else once uploaded, and `release_held` when it starts to)."""
         self._uploader = uploader
         self._others = dict(others or {})
-        self._list_held = list_held
         # A copy may be listed once the service holds it (a pathway lists what the VM holds): an attribute, not
         # a property, as it is asked at every segment.
-        self.keeping = list_held and uploader.holds
+        self.keeping = config.pathways.held and uploader.holds
         self._writes = writes
         self._metrics = metrics
-        self._hls_dir = hls_dir
-        self._prefix = key_prefix
-        self._hashes = segment_hashes  # P2P on: the SHA-256 of each segment's bytes, for viewers to check
-        self._limit = unfinished_limit
+        self._hls_dir = config.hls_dir
+        self._prefix = config.key_prefix
+        self._limit = config.unfinished_limit
         self._restored: set[str] = set()  # keys uploaded before a restart, not listed then
-        self._lists_held = lists_held
+        self._lists_held = config.pathways.lists_held
         self._held_waiting: set[_Ready] = set()  # held, listed once a pathway lists what the VM holds
         self._holding: set[asyncio.Future[Kept | None]] = set()  # uploads in flight being held (release_held)
         self._told: deque[str] = deque(maxlen=_TOLD_STREAMS)
@@ -217,7 +216,7 @@ class Uploads:
         self._inits_kept: dict[str, asyncio.Future[Kept]] = {}
         self._inits_other: dict[tuple[str, str], asyncio.Future[Uploaded]] = {}
         # Every segment upload that landed, and the file written again after it (its writer came back).
-        self.rewrites = Rewrites(hls_dir, self.rewritten, metrics)
+        self.rewrites = Rewrites(config.hls_dir, self.rewritten, metrics)
 
     @property
     def restored(self) -> AbstractSet[str]:

@@ -26,6 +26,12 @@ from ..playlist.segments import ListedSegment
 from .slots import Copy
 
 
+# How long a variant waits past the others for a copy Owncast is still writing, in target durations:
+# its next version then comes within about 1.5 of them of its last, as 6.2.1 asks of every playlist.
+# Owncast has a body within milliseconds of the playlist that names it, so by then the writer is stuck.
+STUCK_TARGET_DURATIONS = 1.0
+
+
 @dataclass(frozen=True, slots=True)
 class Waiting:
     """A decided slot one variant lists once its copy is uploaded: `segment` as it is listed (its hash

@@ -1,0 +1,100 @@
+"""Timeline: the numbers a live playlist continues (media sequence, discontinuity sequence, the next
+number) and what decides whether the next segment carries EXT-X-DISCONTINUITY (docs/hls-rules.md).
+
+And whether it is regrowing: continued above a state, not shown until three target durations long.
+Owned by one ManifestGenerator (manifest.py), which moves it as it lists, slides and restarts: pure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .entry import Entry
+
+
+class Timeline:
+    __slots__ = ("next", "media", "discontinuity", "ended", "pending", "continues", "counted", "regrowing")
+
+    def __init__(self) -> None:
+        self.next = 0  # the media sequence number the next appended segment gets
+        self.media = 0  # EXT-X-MEDIA-SEQUENCE: the first listed segment's
+        self.discontinuity = 0  # EXT-X-DISCONTINUITY-SEQUENCE
+        self.ended = False
+        self.pending = False  # a gap marked: the next segment carries EXT-X-DISCONTINUITY
+        # Emptied by a restart that keeps the timeline: the next segment's own discontinuity flag counts.
+        self.continues = False
+        # A restart counted the next segment's new timeline, none appended since: the next restart does not.
+        self.counted = False
+        self.regrowing = False  # continued above a state: not shown until three target durations long
+
+    def tags(self, listing: bool, discontinuity: bool) -> bool:
+        """Whether the next segment appended carries EXT-X-DISCONTINUITY: `listing`, the playlist lists
+        some; `discontinuity`, its own flag. A pending one applies to the first segment too."""
+        return self.pending or ((listing or self.continues) and (discontinuity or self.ended))
+
+    def start_at(self, sequence: int) -> None:
+        """An empty playlist starts at `sequence` (6.2.4: variants numbered alike)."""
+        self.next = self.media = sequence
+
+    def listed(self, long_enough: bool) -> None:
+        """A segment was appended under `next` (`long_enough`: the window is three target durations long
+        now, 6.2.2); a stream that comes back continues the same playlist."""
+        self.next += 1
+        self.pending = self.continues = self.counted = self.ended = False
+        self.regrowing = self.regrowing and not long_enough
+
+    def end(self, listing: bool) -> bool:
+        """6.2.1: the stream ended; False when it had, or when the playlist never numbered a segment."""
+        if self.ended or not (listing or self.next > 0):
+            return False
+        self.ended = True
+        return True
+
+    def slid(self, tagged: bool) -> None:
+        """The first segment left (6.2.2: +1 per removed segment; `tagged`: its EXT-X-DISCONTINUITY left
+        with it, 4.4.3.3)."""
+        self.media += 1
+        self.discontinuity += tagged
+
+    def continue_above(self, sequence: int, discontinuity_sequence: int) -> None:
+        """Everything given up: numbers from `sequence` on, the next segment after a discontinuity."""
+        self.next = self.media = sequence
+        self.discontinuity = discontinuity_sequence
+        self.pending = self.regrowing = True
+        self.continues = self.counted = self.ended = False
+
+    def restart(self, left: Sequence[Entry], carried: Sequence[Entry], *, new_timeline: bool, sequence: int,
+                discontinuity_sequence: int) -> tuple[bool, bool]:
+        """The numbers of a new playlist at the same address (ManifestGenerator.restart): the entries `left`
+        leave, the `carried` ones (never shown) start it again. Numbers continue above every one served
+        and `sequence`. With `new_timeline` the next segment's discontinuity number is above every one
+        before it and `discontinuity_sequence`; without, it keeps the number it would have had (variants
+        cut apart: one moment, one number in every variant, 6.2.4). Returns whether the segment after the
+        carried ones is tagged (it starts a new timeline, or follows a gap or an end: the carried ones stay
+        on theirs), and whether the new playlist ends (the old one had, on a kept timeline)."""
+        gap_after = bool(carried) and (new_timeline or self.pending or self.ended)
+        self.discontinuity += sum(e.discontinuity for e in left)
+        if new_timeline:
+            # The next segment starts a new timeline, counted here, in every variant alike (all restart
+            # together, also one that listed nothing yet), so discontinuity numbers stay the same across them.
+            # With segments carried, its tag counts it: they keep the number they had, the first one too,
+            # whose own tag the new playlist does not render (it is its first entry): counted here instead.
+            # Without, a carried first segment of a new stream fell back to the number before its
+            # discontinuity, under which the other variants list an earlier moment (6.2.4).
+            first_tag = bool(carried) and carried[0].discontinuity
+            self.discontinuity = (
+                max(self.discontinuity + first_tag, discontinuity_sequence - 1) if carried
+                else max(self.discontinuity + (not self.counted), discontinuity_sequence))
+            self.counted = not carried
+            self.pending = self.continues = False
+        else:
+            # A gap marked, or an end, before the restart still comes before the next segment; with
+            # segments carried over, it comes after them (gap_after).
+            self.discontinuity = max(self.discontinuity, discontinuity_sequence)
+            self.pending = (self.pending or (self.ended and bool(left))) and not carried
+            self.continues = self.continues or bool(left) or bool(carried)
+        self.next = self.media = max(self.next, sequence)
+        # Raised from another variant's lane (the timeline kept) after this one ended: its end will not
+        # come again, so the new playlist is ended too, after what it carries or empty (6.2.1, 6.2.4).
+        ended, self.ended = self.ended and not new_timeline, False
+        return gap_after, ended
