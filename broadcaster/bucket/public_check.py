@@ -19,7 +19,7 @@ import aiohttp
 from .. import __version__
 from ..settings import BucketSettings
 from ..playlist import hls
-from .store import S3Store, StoreError
+from .store import BucketAccess, S3Store, StoreError
 
 ORIGIN = "https://viewer.example"  # a made-up viewer page's origin, as preflight.py's
 # The start's GET says what it is, as the steering probe's does: a bucket's or CDN's logs tell it from viewers.
@@ -30,9 +30,7 @@ Line = Callable[[str, str], None]  # (ok | FAIL | skip, text)
 
 async def check(bucket: BucketSettings, key_prefix: str, timeout: float, line: Line) -> None:
     """`hls-broadcaster check`'s lines for one bucket other than the first."""
-    store = S3Store(endpoint_url=bucket.endpoint_url, region=bucket.region, access_key=bucket.access_key_id,
-                    secret_key=bucket.secret_access_key, bucket=bucket.bucket, max_connections=2,
-                    read_timeout=timeout)
+    store = S3Store(BucketAccess.of(bucket), max_connections=2, read_timeout=timeout)
     token = secrets.token_hex(8)
     key = hls.bucket_key(key_prefix, f".hls-broadcaster-check-{token}.ts")
     body = f"hls-broadcaster check {token}\n".encode()
