@@ -88,10 +88,8 @@ class Held:
 
     def __init__(self, hls_dir: Path, state_dir: Path, *, max_bytes: int, keep_for: float,
                  buckets: Iterable[str] = (hls.BUCKET_PATHWAY,), clock: Callable[[], float] = time.monotonic,
-                 keep_copies: bool = True, writers: Callable[[int, Path], bool | None] = _not_asked) -> None:
-        """`keep_copies`: keep a copy of what a failed upload must send again (off: the file is read
-        again for each attempt, and a segment Owncast deleted meanwhile is lost, as without pathways).
-        `writers(fd, path)`: whether the file open as `fd` is open for writing anywhere (source/leases.py;
+                 writers: Callable[[int, Path], bool | None] = _not_asked) -> None:
+        """`writers(fd, path)`: whether the file open as `fd` is open for writing anywhere (source/leases.py;
         None: the kernel will not say), asked before `at_hand` holds a version of Owncast's file."""
         self._root = hls_dir
         self._files = CopyFiles(state_dir)  # the copies' folder
@@ -100,7 +98,6 @@ class Held:
         self._buckets = frozenset(buckets)
         self._many = len(self._buckets) > 1
         self._clock = clock
-        self._keep_copies = keep_copies
         self._writers = writers
         self._lock = threading.Lock()
         self._index: OrderedDict[str, HeldFile] = OrderedDict()  # oldest first
@@ -141,8 +138,7 @@ class Held:
 
     def open(self) -> None:
         """Make the copies' folder (private) and empty it: a former run's copies are not in the index."""
-        if self._keep_copies:
-            self._files.open()
+        self._files.open()
 
     def close(self) -> None:
         """Remove every copy (a restart reads Owncast's files again) and let the folder go."""
