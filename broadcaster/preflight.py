@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import secrets
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,13 +22,14 @@ import aiohttp
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .bucket import public_check
+from .bucket.public_check import PROBE_CACHE_CONTROL, PROBE_CONTENT_TYPE
 from .bucket.store import BucketAccess, S3Store, StoreError
 from .bucket.url_mistakes import R2_API_HOST as _R2_API_HOST
 from .bucket.url_mistakes import endpoint_has_path, url_mistakes
 from .playlist import hls
 from .preflight_machine import check_hls_dir, check_listeners, check_state_dir
 from .preflight_report import PrintLine, Report
-from .preflight_viewer import PROBE_CACHE_CONTROL, PROBE_CONTENT_TYPE, check_presigned, check_public
+from .preflight_viewer import check_presigned, check_public
 from .settings import Settings
 
 T = TypeVar("T")
@@ -205,10 +205,7 @@ def _shorten(value: str) -> str:
 
 
 async def _check_bucket(s: Settings, store: S3Store, report: Report) -> None:
-    token = secrets.token_hex(8)
-    name = f".hls-broadcaster-check-{token}.ts"  # a dotfile: never mistaken for one of Owncast's segments
-    key = hls.bucket_key(s.r2_key_prefix, name)
-    body = f"hls-broadcaster check {token}\n".encode()
+    key, body = public_check.probe_object(s.r2_key_prefix, "check")
 
     stored, _ = await _store_step(
         s, report, f"put probe object {key}",

@@ -8,18 +8,12 @@ from urllib.parse import quote
 
 import aiohttp
 
+from .bucket.public_check import ORIGIN as CHECK_ORIGIN, PROBE_CACHE_CONTROL
 from .bucket.store import BucketAccess
 from .bucket.urls import S3Signer
 from .preflight_report import Report
 from .settings import Settings
 
-# A made-up viewer origin: the bucket's CORS policy must allow any origin (or the viewer's own).
-CHECK_ORIGIN = "https://viewer.example"
-# Stored as a segment is (a .ts name, its type, a cacheable answer), so the viewer's GET through
-# R2_PUBLIC_URL meets the Cache Rule a segment meets; cacheable for a minute only, the probe being
-# deleted at once (segments say a year: they never change).
-PROBE_CONTENT_TYPE = "video/mp2t"
-PROBE_CACHE_CONTROL = "public, max-age=60"
 # Cloudflare's CF-Cache-Status for an answer its cache took or could take; DYNAMIC and BYPASS are not.
 _CACHED = {"HIT", "MISS", "EXPIRED", "STALE", "UPDATING", "REVALIDATED"}
 

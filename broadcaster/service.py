@@ -15,7 +15,6 @@ from pathlib import Path
 from aiohttp import web
 
 from .bucket.bucket import Bucket, BucketOptions
-from .vm.held import Held
 from .bucket.mirror import PlaylistMirror
 from .bucket.recorder import Recorder
 from .clips.book import CLIPS_FILE, ClipBook, ClipPlaces
@@ -48,9 +47,10 @@ from .status.hub import EventHub, StatusWatcher
 from .status.playback import Playback
 from .status.playback_metrics import PlaybackMetrics
 from .status.trackers import TrackerProbe
+from .vm.held import Held
+from .delivery import Delivery
 from .listeners import Listener, control_socket, listen
 from .startup import SetupError, lock_state_dir, open_copies
-from .delivery import Delivery
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ class Service:
                                           refused=lambda reason: refusal(False, reason) is not None)
                         for b in s.buckets}
         first = self.buckets[hls.BUCKET_PATHWAY]
-        self.store, self.uploader, self.checks, self.cleaner = first.store, first.uploader, first.checks, first.cleaner
+        self.store, self.uploader, self.cleaner = first.store, first.uploader, first.cleaner
         self.mirror = (
             PlaylistMirror(self.store, self.metrics, attempt_timeout=s.upload_timeout) if s.publish_playlists else None
         )
