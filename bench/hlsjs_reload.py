@@ -54,7 +54,7 @@ import aiohttp
 
 from bench.rig import (add_recordings_option, parse_playlist, recordings_of, service_env, start_service,
                        wait_listed, workspace)
-from broadcaster.demo.emulator import OwncastEmulator
+from broadcaster.demo.emulator import OwncastEmulator, resolve_settings
 from tests.support.browser import CHROMIUM, POLL_MS, launch_chromium
 from tests.support.service_process import ServiceProcess
 from tests.support.stats import pct
@@ -216,7 +216,7 @@ async def main(args: argparse.Namespace) -> int:
         clocks: list[asyncio.Task[None]] = []
         session = aiohttp.ClientSession()
         try:
-            async with OwncastEmulator(hls_dir, variants=1, segment_seconds=1,
+            async with OwncastEmulator(hls_dir, resolve_settings(variants=1, segment_seconds=1),
                                        recordings=recordings_of(args)) as owncast:
                 for mode in MODES:
                     env = service_env(hls_dir, s3, work / f"state-{mode}", R2_KEY_PREFIX=mode,

@@ -36,7 +36,7 @@ from pathlib import Path
 
 from bench.rig import workspace
 from broadcaster.source import inotify, leases
-from broadcaster.bucket.store import S3Store
+from broadcaster.bucket.store import BucketAccess, S3Store
 from broadcaster.demo.ffmpeg import ffmpeg_exe
 from broadcaster.demo.owncast_files import MasterEntry, OwncastFolder
 from broadcaster.demo.seaweed import SeaweedS3
@@ -96,8 +96,7 @@ async def _bench(args: argparse.Namespace, work: Path, s3: SeaweedS3) -> None:
         service.release.snapshots = None  # measure what durability (fsync per listing) costs
     await service.start()
     print("service started", file=sys.stderr)
-    baseline = S3Store(endpoint_url=s3.endpoint_url, region="auto", access_key=s3.access_key,
-                       secret_key=s3.secret_key, bucket=s3.bucket)
+    baseline = S3Store(BucketAccess(s3.endpoint_url, "auto", s3.access_key, s3.secret_key, s3.bucket))
     await baseline.start()
     ours: list[float] = []
     plain: list[float] = []

@@ -44,7 +44,7 @@ import aiohttp
 import yaml
 
 from bench.rig import REPO, add_recordings_option, recordings_of, service_env, start_service, workspace
-from broadcaster.demo.emulator import OwncastEmulator
+from broadcaster.demo.emulator import OwncastEmulator, resolve_settings
 from tests.support.browser import CHROMIUM, launch_chromium
 from tests.support.nginx import NGINX, Nginx, tunnel_locations
 from tests.support.service_process import ServiceProcess
@@ -163,7 +163,7 @@ async def main(args: argparse.Namespace) -> int:
     async with workspace("startup") as ws:
         hls_dir = ws.folder("hls")
         try:
-            async with OwncastEmulator(hls_dir, variants=2, segment_seconds=SEGMENT_SECONDS,
+            async with OwncastEmulator(hls_dir, resolve_settings(variants=2, segment_seconds=SEGMENT_SECONDS),
                                        recordings=recordings_of(args)) as owncast:
                 checkouts = [("this page", REPO)] + ([("before", before)] if before is not None else [])
                 for i, (name, checkout) in enumerate(checkouts):

@@ -86,7 +86,7 @@ import aiohttp
 from bench.rig import (CountedWindow, cpu_seconds, rss_kb, scrape_metrics, service_env, start_service, workspace,
                        written_bytes)
 from bench.crowd import run_viewers
-from broadcaster.demo.emulator import OwncastEmulator
+from broadcaster.demo.emulator import OwncastEmulator, resolve_settings
 from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.service_process import ServiceProcess
 
@@ -212,8 +212,8 @@ class Bench:
         hls = self.work / f"hls-{self.runs}"
         hls.mkdir()
         async with self.services(hls, pathways) as services:
-            async with OwncastEmulator(hls, variants=variants, segment_seconds=seconds,
-                                       list_size=LEVELS[seconds]) as owncast, aiohttp.ClientSession() as session:
+            stream = resolve_settings(variants=variants, segment_seconds=seconds, list_size=LEVELS[seconds])
+            async with OwncastEmulator(hls, stream) as owncast, aiohttp.ClientSession() as session:
                 async with asyncio.timeout(30 + 4 * seconds):  # ffmpeg's first segment, then ours
                     for service in services:
                         while await listed(session, service.url) < variants:
@@ -248,8 +248,8 @@ class Bench:
         stop = ctx.Event()
         clients: Any = None
         try:
-            async with OwncastEmulator(hls, variants=variants, segment_seconds=seconds,
-                                       list_size=LEVELS[seconds]) as owncast, aiohttp.ClientSession() as session:
+            stream = resolve_settings(variants=variants, segment_seconds=seconds, list_size=LEVELS[seconds])
+            async with OwncastEmulator(hls, stream) as owncast, aiohttp.ClientSession() as session:
                 async with asyncio.timeout(30 + 4 * seconds):  # ffmpeg's first segment, then ours
                     while await listed(session, service.url) < variants:
                         await asyncio.sleep(0.2)
@@ -292,7 +292,7 @@ class Bench:
         service = await self.service(hls, self.args.pathways[-1])
         samples: list[tuple[float, int]] = []
         try:
-            async with OwncastEmulator(hls, variants=2, segment_seconds=1, list_size=LEVELS[1]):
+            async with OwncastEmulator(hls, resolve_settings(variants=2, segment_seconds=1, list_size=LEVELS[1])):
                 start = time.monotonic()
                 while (elapsed := time.monotonic() - start) < minutes * 60:
                     samples.append((elapsed, rss_kb(service.pid)))

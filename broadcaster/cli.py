@@ -123,7 +123,8 @@ def _run(args: argparse.Namespace) -> int:
         raise SettingsError(f"STATE_DIR {settings.state_dir}: {refused}")
     # Imported once the settings hold (1.2 s of aiohttp and botocore on a busy machine): a setting's
     # mistake is told at once.
-    from .service import SetupError, StartupError, run
+    from .service import run
+    from .startup import SetupError, StartupError
 
     setup_logging(settings.log_level, settings.secrets())
     for line in lookalike_keys(env_file=args.env_file):
@@ -192,7 +193,7 @@ def _become(name: str, command: str) -> str | None:
 
 def _demo(args: argparse.Namespace) -> int:
     from .demo.run import DemoError, run_demo
-    from .service import StartupError
+    from .startup import StartupError
 
     setup_logging("warning")
     try:

@@ -14,7 +14,6 @@ reads STATE_DIR's state file too).
 from __future__ import annotations
 
 import errno
-import grp
 import os
 import pwd
 import stat
@@ -26,10 +25,6 @@ from typing import TypeVar
 # What an errno says, by class (the kernel's, whatever the call):
 # out of file handles or memory: says nothing about the file, so try again later;
 TEMPORARY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM})
-# the path, or a folder on the way, is not there (any more): nothing to read, not a fault;
-GONE_ERRNOS = frozenset({errno.ENOENT, errno.ENOTDIR})
-# the process may not: the file's or a folder's permissions, or a security module;
-DENIED_ERRNOS = frozenset({errno.EACCES, errno.EPERM})
 # what O_NOFOLLOW answers for a symlink (ELOOP; ENOTDIR with O_DIRECTORY): see _open_at for which it was.
 NOT_FOLLOWED_ERRNOS = frozenset({errno.ELOOP, errno.ENOTDIR})
 # The largest media file read (and uploaded) from HLS_DIR: Owncast's segments are a few MB at most.
@@ -54,14 +49,6 @@ class Refused(Exception):
 
 def is_temporary(err: OSError) -> bool:
     return err.errno in TEMPORARY_ERRNOS
-
-
-def is_gone(err: OSError) -> bool:
-    return err.errno in GONE_ERRNOS
-
-
-def is_denied(err: OSError) -> bool:
-    return err.errno in DENIED_ERRNOS
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,13 +181,6 @@ def user_name() -> str:
         return pwd.getpwuid(os.geteuid()).pw_name
     except KeyError:
         return str(os.geteuid())
-
-
-def group_name(gid: int) -> str:
-    try:
-        return grp.getgrgid(gid).gr_name
-    except KeyError:
-        return str(gid)
 
 
 def closed_folder(path: Path) -> Path | None:

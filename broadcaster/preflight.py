@@ -12,43 +12,28 @@ the service makes for every segment. The secret is never printed, nor a presigne
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import errno
 import ipaddress
-import os
-import secrets
-import socket
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import aiohttp
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .bucket import public_check
-from .bucket.store import S3Store, StoreError
-from . import files, fixes, state_dir
+from .bucket.public_check import PROBE_CACHE_CONTROL, PROBE_CONTENT_TYPE
+from .bucket.store import BucketAccess, S3Store, StoreError
 from .bucket.url_mistakes import R2_API_HOST as _R2_API_HOST
 from .bucket.url_mistakes import endpoint_has_path, url_mistakes
-from .bucket.urls import S3Signer
 from .playlist import hls
-from .settings import Address, Settings
-from .source import access
+from .preflight_machine import check_hls_dir, check_listeners, check_state_dir
+from .preflight_report import PrintLine, Report
+from .preflight_viewer import check_presigned, check_public
+from .settings import Settings
 
-PrintLine = Callable[[str], None]
 T = TypeVar("T")
 
-# A made-up viewer origin: the bucket's CORS policy must allow any origin (or the viewer's own).
-CHECK_ORIGIN = "https://viewer.example"
-# Stored as a segment is (a .ts name, its type, a cacheable answer), so the viewer's GET through
-# R2_PUBLIC_URL meets the Cache Rule a segment meets; cacheable for a minute only, the probe being
-# deleted at once (segments say a year: they never change).
-PROBE_CONTENT_TYPE = "video/mp2t"
-PROBE_CACHE_CONTROL = "public, max-age=60"
-# Cloudflare's CF-Cache-Status for an answer its cache took or could take; DYNAMIC and BYPASS are not.
-_CACHED = {"HIT", "MISS", "EXPIRED", "STALE", "UPDATING", "REVALIDATED"}
 _LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 # Error codes (S3's, or botocore/aiohttp exception names) -> (setting to fix, what to do).
@@ -73,50 +58,6 @@ _HINTS: dict[str, tuple[str, str]] = {
     "ClientConnectorError": ("S3_ENDPOINT_URL", "could not connect"),
 }
 
-_PUBLIC_HINTS = {
-    401: "is public access enabled on the bucket / the custom domain connected? (R2_PUBLIC_URL)",
-    403: "is public access enabled on the bucket / the custom domain connected? (R2_PUBLIC_URL)",
-    404: "R2_PUBLIC_URL does not serve this bucket: use this bucket's custom domain or r2.dev URL, "
-    "with no path after it",
-    429: "rate limited: r2.dev URLs are for development; connect a custom domain and use it as R2_PUBLIC_URL",
-}
-
-_PRESIGNED_HINTS = {
-    "AccessDenied": "the token may not read objects: give it Object Read & Write on this bucket (AWS_ACCESS_KEY_ID)",
-    "RequestTimeTooSkewed": "this machine's clock is off: presigned URLs carry the time they were signed "
-    "(run an NTP client)",
-    "SignatureDoesNotMatch": "the endpoint does not accept presigned URLs as signed here: S3_ENDPOINT_URL must "
-    "be the S3 API host (https://<ACCOUNT_ID>.r2.cloudflarestorage.com), S3_REGION 'auto'",
-}
-
-
-@dataclass
-class _Report:
-    print_line: PrintLine
-    secrets: list[str]
-    failures: int = 0
-
-    def line(self, status: str, text: str) -> None:
-        self.note(f"{status:<4} {text}")
-
-    def note(self, text: str) -> None:
-        for secret in self.secrets:
-            text = text.replace(secret, "***")
-        self.print_line(text)
-
-    def ok(self, text: str) -> None:
-        self.line("ok", text)
-
-    def warn(self, text: str) -> None:
-        self.line("warn", text)
-
-    def skip(self, text: str) -> None:
-        self.line("skip", text)
-
-    def fail(self, text: str) -> None:
-        self.failures += 1
-        self.line("FAIL", text)
-
 
 # `check` as root, not told the service's user: root enters and reads every folder, so what it finds of
 # Owncast's folder and STATE_DIR says nothing of what the service's user may.
@@ -135,7 +76,7 @@ async def run_checks(settings: Settings, *, print_line: PrintLine, warnings: lis
     by root not told the service's user (the check as that user would run it): a failure, and the user's
     folders are not judged. `env_file`: the settings' file, to tell this service from another one
     holding STATE_DIR."""
-    report = _Report(print_line, [s for s in settings.secrets() if s])
+    report = Report(print_line, [s for s in settings.secrets() if s])
     for line in warnings or []:
         report.warn(line)
     if as_root is not None:
@@ -144,9 +85,9 @@ async def run_checks(settings: Settings, *, print_line: PrintLine, warnings: lis
     if as_root is not None:
         report.skip(f"HLS_DIR {settings.hls_dir} and STATE_DIR {settings.state_dir}: not judged as root")
     else:
-        _check_hls_dir(settings, report)
-        _check_state_dir(settings, report, env_file)
-    _check_listeners(settings, report)
+        check_hls_dir(settings, report)
+        check_state_dir(settings, report, env_file)
+    check_listeners(settings, report)
     if bucket_named:
         await _check_first_bucket(settings, report)
     else:
@@ -164,16 +105,8 @@ async def run_checks(settings: Settings, *, print_line: PrintLine, warnings: lis
     return report.failures == 0
 
 
-async def _check_first_bucket(settings: Settings, report: _Report) -> None:
-    store = S3Store(
-        endpoint_url=settings.first_bucket.endpoint_url,
-        region=settings.first_bucket.region,
-        access_key=settings.first_bucket.access_key_id,
-        secret_key=settings.first_bucket.secret_access_key,
-        bucket=settings.first_bucket.bucket,
-        max_connections=2,
-        read_timeout=settings.upload_timeout,
-    )
+async def _check_first_bucket(settings: Settings, report: Report) -> None:
+    store = S3Store(BucketAccess.of(settings.first_bucket), max_connections=2, read_timeout=settings.upload_timeout)
     try:
         await store.start()
         await _check_bucket(settings, store, report)
@@ -181,7 +114,7 @@ async def _check_first_bucket(settings: Settings, report: _Report) -> None:
         await store.close()
 
 
-def _check_cdn_terms(settings: Settings, report: _Report) -> None:
+def _check_cdn_terms(settings: Settings, report: Report) -> None:
     """The VM's pathway through the tunnel: video not hosted on R2 through Cloudflare's CDN, which its
     self-serve terms do not allow (docs/steering.md#cloudflares-terms). Said each time, not refused: a
     bounded emergency the operator may choose knowingly."""
@@ -193,97 +126,10 @@ def _check_cdn_terms(settings: Settings, report: _Report) -> None:
                     "proxy (VM_PATHWAY_URL); docs/steering.md#cloudflares-terms")
 
 
-# -- this machine -----------------------------------------------------------------------------------
-
-
-def _check_hls_dir(s: Settings, report: _Report) -> None:
-    """As the user this runs as (run it as the service's user: deploy/hls-broadcaster.service)."""
-    watch = s.hls_watch == "auto"
-    found = access.problems(s.hls_dir, watch=watch)
-    for problem in found:
-        report.fail(problem)
-    if not found:
-        try:
-            variants = sum(1 for p in s.hls_dir.iterdir() if p.name.isdigit() and p.is_dir())
-        except OSError:
-            variants = 0  # Owncast replacing it just now
-        report.ok(f"HLS_DIR {s.hls_dir}: user {files.user_name()} can enter, list and read it and its "
-                  f"{variants} variant folder(s)" + (", and watch them (inotify)" if watch else ""))
-
-
-def _check_state_dir(s: Settings, report: _Report, env_file: Path | None = None) -> None:
-    """A folder there `run` refuses failed as the settings loaded; here, with `run`'s own lines, a missing
-    one it could not make (but the unit's, which systemd makes) and one another service holds."""
-    user, refused = files.user_name(), state_dir.refusal(s.state_dir)
-    if (shared := state_dir.held_by_another(s.state_dir, env_file)) is not None:
-        report.fail(shared)
-    elif s.state_dir.is_dir():
-        report.ok(f"STATE_DIR {s.state_dir}: writable by user {user}")
-    elif refused is None:
-        report.ok(f"STATE_DIR {s.state_dir} does not exist yet: `run` makes it (user {user} may)")
-    elif state_dir.systemd_makes(s.state_dir):
-        report.warn(f"STATE_DIR {s.state_dir} does not exist yet and user {user} cannot make it: the shipped "
-                    "unit's StateDirectory= makes it at the first start (deploy/hls-broadcaster.service); "
-                    f"without systemd make it, {fixes.own_folder(s.state_dir)}")
-    else:
-        report.fail(f"STATE_DIR {s.state_dir}: {refused}")  # as `run` says it
-
-
-def _check_listeners(s: Settings, report: _Report) -> None:
-    """Bind HOST:PORT (and METRICS_LISTEN) as the service will, and let go at once."""
-    running = state_dir.holder(s.state_dir)
-    wanted = [(Address(s.host, s.port), "HOST/PORT")]
-    if isinstance(s.metrics_listen, Address):
-        wanted.append((s.metrics_listen, "METRICS_LISTEN"))
-    for where, setting in wanted:
-        if where.port == 0:
-            report.ok(f"{setting} {where}: port 0, the service picks a free one (and logs it)")
-        elif running is not None:
-            report.skip(f"{setting} {where}: hls-broadcaster runs with this STATE_DIR (pid {running}) and holds it")
-        else:
-            problem = _bind(where)
-            if problem is None:
-                report.ok(f"{setting} {where}: free, and this user may listen on it")
-            else:
-                report.fail(f"{setting} {where}: {problem}")
-
-
-def _bind(where: Address) -> str | None:
-    try:
-        infos = socket.getaddrinfo(where.host, where.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except (OSError, UnicodeError) as err:
-        return f"cannot resolve {where.host} ({getattr(err, 'strerror', None) or err})"
-    for family, kind, proto, _name, address in infos:
-        with contextlib.closing(socket.socket(family, kind, proto)) as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as aiohttp binds it
-            try:
-                sock.bind(address)
-                sock.listen(1)
-            except OSError as err:
-                return _bind_hint(err, where)
-    return None
-
-
-# Grafana's default port is also PORT's: on a VM that runs the dashboard too, the likeliest clash.
-GRAFANA_PORT = 3000
-
-
-def _bind_hint(err: OSError, where: Address) -> str:
-    if err.errno == errno.EADDRINUSE:
-        grafana = " (Grafana's default port is 3000 too)" if where.port == GRAFANA_PORT else ""
-        return (f"already in use by another program{grafana} (`ss -ltnp 'sport = :{where.port}'` names it): stop "
-                "it or choose another port")
-    if err.errno == errno.EACCES:
-        return "this user may not listen below port 1024: use a port above it (the tunnel does not care)"
-    if err.errno == errno.EADDRNOTAVAIL:
-        return f"{where.host} is not an address of this machine"
-    return f"cannot listen ({err.strerror or err})"
-
-
 # -- the settings ---------------------------------------------------------------------------------
 
 
-def _check_settings(s: Settings, report: _Report) -> bool:
+def _check_settings(s: Settings, report: Report) -> bool:
     """Mistakes the settings loader cannot see: it checks each value, not what R2 makes of them. False
     when S3_ENDPOINT_URL has a path: the bucket's checks would then fail for it, blaming other settings."""
     endpoint = urlsplit(s.first_bucket.endpoint_url)
@@ -332,7 +178,7 @@ def _segment_urls(s: Settings) -> str:
     return f"public URL {s.first_bucket.public_url}"
 
 
-def _check_public_settings(s: Settings, public_host: str, report: _Report) -> None:
+def _check_public_settings(s: Settings, public_host: str, report: Report) -> None:
     if public_host.endswith(".r2.dev"):
         report.warn(
             "R2_PUBLIC_URL is an r2.dev address: rate-limited (429s) and never cached, not for production; "
@@ -342,7 +188,7 @@ def _check_public_settings(s: Settings, public_host: str, report: _Report) -> No
         report.warn("R2_PUBLIC_URL is http://: browsers block its segments on an https:// viewer page")
 
 
-def _check_presigned_settings(s: Settings, endpoint_host: str, report: _Report) -> None:
+def _check_presigned_settings(s: Settings, endpoint_host: str, report: Report) -> None:
     # Viewers fetch presigned segments from the S3 API host itself.
     if s.first_bucket.endpoint_url.startswith("http://") and endpoint_host not in _LOCAL_HOSTS:
         report.warn("S3_ENDPOINT_URL is http://: browsers block presigned segments on an https:// viewer page")
@@ -358,11 +204,8 @@ def _shorten(value: str) -> str:
 # -- the bucket -----------------------------------------------------------------------------------
 
 
-async def _check_bucket(s: Settings, store: S3Store, report: _Report) -> None:
-    token = secrets.token_hex(8)
-    name = f".hls-broadcaster-check-{token}.ts"  # a dotfile: never mistaken for one of Owncast's segments
-    key = hls.bucket_key(s.r2_key_prefix, name)
-    body = f"hls-broadcaster check {token}\n".encode()
+async def _check_bucket(s: Settings, store: S3Store, report: Report) -> None:
+    key, body = public_check.probe_object(s.r2_key_prefix, "check")
 
     stored, _ = await _store_step(
         s, report, f"put probe object {key}",
@@ -380,9 +223,9 @@ async def _check_bucket(s: Settings, store: S3Store, report: _Report) -> None:
             _check_metadata(head, len(body), report)
         await _store_step(s, report, "head bucket (the service's start-up and health probe)", store.probe)
         if _presigned(s):
-            await _check_presigned(s, key, body, report)
+            await check_presigned(s, key, body, report)
         else:
-            await _check_public(s, key, body, report)
+            await check_public(s, key, body, report)
     finally:
         await _store_step(
             s, report, f"delete probe object {key}", lambda: store.delete(key),
@@ -391,7 +234,7 @@ async def _check_bucket(s: Settings, store: S3Store, report: _Report) -> None:
 
 
 async def _store_step(
-    s: Settings, report: _Report, what: str, call: Callable[[], Awaitable[T]], *, also: str = ""
+    s: Settings, report: Report, what: str, call: Callable[[], Awaitable[T]], *, also: str = ""
 ) -> tuple[bool, T | None]:
     """One bucket call under UPLOAD_TIMEOUT; prints ok, or FAIL with the setting to fix."""
     try:
@@ -430,7 +273,7 @@ def _hint(reason: str, setting: str | None) -> str:
     return "check S3_ENDPOINT_URL and the network (see the error name above)"
 
 
-def _check_metadata(head: Any, size: int, report: _Report) -> None:
+def _check_metadata(head: Any, size: int, report: Report) -> None:
     """The headers viewers' players and the CDN rely on must be stored with the object."""
     stored_type = head.get("ContentType")
     stored_cache = head.get("CacheControl")
@@ -443,136 +286,3 @@ def _check_metadata(head: Any, size: int, report: _Report) -> None:
         )
 
 
-# -- as a viewer sees it ----------------------------------------------------------------------------
-
-
-async def _check_public(s: Settings, key: str, body: bytes, report: _Report) -> None:
-    url = f"{s.first_bucket.public_url}/{quote(key)}"
-    timeout = aiohttp.ClientTimeout(total=s.upload_timeout)
-    async with aiohttp.ClientSession(timeout=timeout) as http:
-        try:
-            async with http.get(url) as resp:
-                got = await resp.read()
-                status, cache_control = resp.status, resp.headers.get("Cache-Control")
-                cf_cache_status = resp.headers.get("CF-Cache-Status")
-                by_cloudflare = "CF-Ray" in resp.headers or resp.headers.get("Server", "").lower() == "cloudflare"
-        except (aiohttp.ClientError, OSError, TimeoutError) as err:
-            report.fail(f"public GET {url} -> {type(err).__name__}: cannot reach R2_PUBLIC_URL ({err})")
-            report.skip("CORS: the public URL does not answer")
-            return
-        if status != 200:
-            hint = _PUBLIC_HINTS.get(
-                status, "the public URL should serve the bucket's objects: check R2_PUBLIC_URL"
-            )
-            report.fail(f"public GET {url} -> {status}: {hint}")
-            report.skip("CORS: the public URL does not serve the object")
-            return
-        if got != body:
-            report.fail(
-                f"public GET {url} -> 200 but other bytes ({len(got)} instead of {len(body)}): "
-                "R2_PUBLIC_URL serves something else (another bucket, a login page?)"
-            )
-            report.skip("CORS: the public URL does not serve the object")
-            return
-        report.ok(f"public GET {url} -> 200, same bytes")
-        _check_cacheable(cache_control, cf_cache_status, by_cloudflare, report)
-        await _check_cors(http, url, report)
-
-
-def _check_cacheable(cache_control: str | None, cf_cache_status: str | None, by_cloudflare: bool,
-                     report: _Report) -> None:
-    """A segment fetched through R2_PUBLIC_URL must come with an answer a cache keeps: else every viewer's
-    GET reaches the bucket (r2.dev: rate-limited, and Class B reads on a custom domain)."""
-    rule = "add the Cache Rule for the bucket's custom domain (cloudflared.yml.example's comments)"
-    if cache_control != PROBE_CACHE_CONTROL:
-        report.warn(
-            f"the public URL answered Cache-Control {cache_control!r}, not the object's {PROBE_CACHE_CONTROL!r}: "
-            "segments would lose theirs; set the zone's Browser Cache TTL to 'Respect Existing Headers'"
-        )
-    elif by_cloudflare and (cf_cache_status or "").upper() not in _CACHED:
-        report.warn(
-            f"a segment fetched through R2_PUBLIC_URL is not cached (CF-Cache-Status: {cf_cache_status or 'none'}): "
-            f"every viewer's GET goes to the bucket; {rule}"
-        )
-    elif by_cloudflare:
-        report.ok(f"a segment fetched through R2_PUBLIC_URL is cacheable (CF-Cache-Status: {cf_cache_status})")
-
-
-async def _check_presigned(s: Settings, key: str, body: bytes, report: _Report) -> None:
-    """What a viewer's player does with SEGMENT_URLS=presigned: GET through a presigned URL; and
-    that an unsigned GET of the same object is refused, which makes presigning worth it."""
-    signer = S3Signer(
-        endpoint_url=s.first_bucket.endpoint_url, region=s.first_bucket.region, access_key=s.first_bucket.access_key_id,
-        secret_key=s.first_bucket.secret_access_key, bucket=s.first_bucket.bucket,
-    )  # fmt: skip
-    url = signer(key, s.presign_expiry)
-    base, _, signature = url.partition("?")
-    report.secrets.append(signature)  # it opens the object: never printed, even inside an error
-    shown = f"{base}?X-Amz-…"
-    timeout = aiohttp.ClientTimeout(total=s.upload_timeout)
-    async with aiohttp.ClientSession(timeout=timeout) as http:
-        try:
-            status, got = await _get(http, url)
-            unsigned, _ = await _get(http, base)
-        except (aiohttp.ClientError, OSError, TimeoutError) as err:
-            report.fail(f"presigned GET {shown} -> {type(err).__name__}: cannot reach S3_ENDPOINT_URL ({err})")
-            report.skip("CORS: the presigned URL does not answer")
-            return
-        if status != 200 or got != body:
-            code = _xml_code(got) if status != 200 else "other bytes"
-            hint = _PRESIGNED_HINTS.get(code, "viewers could not fetch segments: check S3_ENDPOINT_URL")
-            report.fail(f"presigned GET {shown} -> {status} {code}: {hint}")
-            report.skip("CORS: the presigned URL does not serve the object")
-            return
-        if unsigned == 200:
-            report.warn(
-                f"presigned GET {shown} -> 200, same bytes; but an unsigned GET answers 200 too: the bucket "
-                "is public, so anyone can read segments without a signature"
-            )
-        else:
-            report.ok(f"presigned GET {shown} -> 200, same bytes; the bucket is private (an unsigned GET -> {unsigned})")
-        await _check_cors(http, url, report, shown=shown)
-
-
-async def _get(http: aiohttp.ClientSession, url: str) -> tuple[int, bytes]:
-    async with http.get(url) as resp:
-        return resp.status, await resp.read()
-
-
-def _xml_code(body: bytes) -> str:
-    """The <Code> of an S3 error body, or '' when there is none."""
-    start, end = body.find(b"<Code>"), body.find(b"</Code>")
-    return body[start + 6:end].decode(errors="replace") if 0 <= start < end else ""
-
-
-async def _check_cors(http: aiohttp.ClientSession, url: str, report: _Report, *, shown: str = "") -> None:
-    cors_hint = (
-        "apply deploy/r2-cors.json to the bucket (deploy/r2-setup.md); changes take up to 30 s. "
-        "Without it players on another site fail with status 0"
-    )
-    origin = {"Origin": CHECK_ORIGIN}
-    try:
-        async with http.get(url, headers=origin) as resp:
-            await resp.read()
-            allowed = resp.headers.get("Access-Control-Allow-Origin")
-        if allowed in ("*", CHECK_ORIGIN):
-            report.ok(f"CORS GET with Origin {CHECK_ORIGIN} -> Access-Control-Allow-Origin {allowed}")
-        else:
-            report.fail(
-                f"CORS GET with Origin {CHECK_ORIGIN} -> Access-Control-Allow-Origin {allowed!r}: {cors_hint}"
-            )
-        preflight = {**origin, "Access-Control-Request-Method": "GET"}
-        async with http.options(url, headers=preflight) as resp:
-            await resp.read()
-            status = resp.status
-            allowed = resp.headers.get("Access-Control-Allow-Origin")
-            methods = resp.headers.get("Access-Control-Allow-Methods", "")
-        if status in (200, 204) and allowed in ("*", CHECK_ORIGIN) and "GET" in methods.upper():
-            report.ok(f"CORS preflight OPTIONS -> {status}, methods {methods}")
-        else:
-            report.fail(
-                f"CORS preflight OPTIONS -> {status}, Access-Control-Allow-Origin {allowed!r}, "
-                f"methods {methods!r}: {cors_hint}"
-            )
-    except (aiohttp.ClientError, OSError, TimeoutError) as err:
-        report.fail(f"CORS requests to {shown or url} -> {type(err).__name__}: {err}")

@@ -4,99 +4,57 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import functools
 import gc
 import logging
 import os
 import signal
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from aiohttp import web
 
-from .bucket.bucket import Bucket
-from .vm.held import Held
+from .bucket.bucket import Bucket, BucketOptions
 from .bucket.mirror import PlaylistMirror
-from .bucket.public_check import listed_answers
 from .bucket.recorder import Recorder
-from .bucket.urls import segment_urls
 from .clips.book import CLIPS_FILE, ClipBook, ClipPlaces
 from .http import LiveEvents, Pathways, PlaylistOptions, ViewerOptions, Viewers, create_app, create_metrics_app, limits
-from .http.connections import KEEPALIVE_TIMEOUT, GatedSite, install_accept_error_handler
-from .http.control import create_control_app, prepare_socket
+from .http.connections import install_accept_error_handler
+from .http.control import create_control_app
 from .http.page_policy import media_origins
-from .http.serving import serving
 from .http.steered import pathways as steered_pathways, vm_segments
 from .metrics import AudienceMetrics, ConnectionMetrics, Metrics
 from .playlist.options import WindowOptions
-from .playlist.pathway import BUCKET, VM, BaseUris, Pathway, VmUris
 from .publish.config import PublisherConfig
-from .publish.pathways import FIRST, PathwayPlan
 from .publish.publisher import Publisher
 from .publish.release import ListedHook, Outlets
 from .publish.visible import VisiblePlaylists
 from .playlist.segments import Removed
 from .settings import Address, Settings
-from . import state_dir as judged
 from .source import inotify, leases
 from .source.access import AccessWatch
 from .source.watcher import HlsWatcher
 from .source.writes import Writes
-from .state.disk import DirectoryBusy, DirectoryLock, StateFile
+from .state.disk import StateFile
 from .state.journal import JournaledState
 from .state.snapshots import Snapshots, register_parts
 from .playlist import hls
-from .steering.metrics import PathwayCounts, SteeringMetrics
-from .steering.plan import steered_plan
-from .steering.policy import BucketSignals, SteeringPolicy, refusal
-from .steering.probe import Newest, Probe, SteeringLoop, Watched
-from .steering.reports import PathwayReports
+from .steering.metrics import SteeringMetrics
+from .steering.policy import refusal
 from .status.assessment import HealthReport, Readings
 from .status.audience import Audience
 from .status.hub import EventHub, StatusWatcher
 from .status.playback import Playback
 from .status.playback_metrics import PlaybackMetrics
-from .status.public_reads import PublicReads
 from .status.trackers import TrackerProbe
+from .vm.held import Held
+from .delivery import Delivery
+from .listeners import Listener, control_socket, listen
+from .startup import SetupError, lock_state_dir, open_copies
 
 log = logging.getLogger(__name__)
 
 DRAIN_TIMEOUT = 5.0  # seconds a stop gives uploads in flight, and then the bucket's playlists
-# Seconds a stop gives a request handler still running (held requests and event streams are answered at
-# once; a segment being sent to a client that reads slowly is one), then it is cancelled: aiohttp's own
-# 60 s would outlast systemd's TimeoutStopSec (30) and pm2's kill_timeout (20), killing the last save.
-HANDLER_STOP_TIMEOUT = 3.0
-
-
-class StartupError(RuntimeError):
-    """The service cannot start; the message is one line for the operator."""
-
-
-class SetupError(StartupError):
-    """The service cannot start and a restart cannot change that (exit 2: neither systemd's unit nor pm2's
-    file restarts it): a setting, a folder, a port taken, a bucket that does not exist or credentials
-    refused. A line for each problem. What a restart can fix (the bucket or the network unreachable) is
-    no SetupError: the service starts and waits, or exits 1."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("; ".join(problems))
-        self.problems = problems
-
-
-_LISTEN_MISTAKES = frozenset({errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL})
-
-
-def _set_up(err: OSError) -> bool:
-    """An error of a folder's that only the operator mends: permissions, a read-only file system."""
-    return err.errno in (errno.EACCES, errno.EPERM, errno.EROFS)
-
-
-def _failed(line: str, set_up: bool) -> StartupError:
-    """The error a failed start raises: exit 2 for a set-up mistake, 1 for what a restart may fix."""
-    return SetupError([line]) if set_up else StartupError(line)
 
 
 def default_viewer_dir() -> Path | None:
@@ -111,20 +69,6 @@ async def _cancel(task: asyncio.Task[None]) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
-
-
-def _lock_state_dir(state_dir: Path) -> DirectoryLock:
-    """One service per STATE_DIR: a second one would serve the same numbers twice."""
-    lock = DirectoryLock(state_dir)
-    try:
-        lock.acquire()
-    except DirectoryBusy as err:
-        # Two services on one STATE_DIR: a set-up mistake (the unit's or pm2's own restart stops the
-        # old process before it starts the new one).
-        raise SetupError([judged.in_use(state_dir, err.pid)]) from None
-    except OSError as err:
-        raise _failed(f"cannot lock STATE_DIR {state_dir}: {err.strerror or err}", _set_up(err)) from None
-    return lock
 
 
 class Service:
@@ -152,19 +96,16 @@ class Service:
         # Everything held is let go in the reverse order it was taken, by stop or by a start-up that
         # fails half way: the STATE_DIR lock first (the state is restored under it), so it goes last.
         with contextlib.ExitStack() as held:
-            held.callback(_lock_state_dir(settings.state_dir).release)
+            held.callback(lock_state_dir(settings.state_dir).release)
             # Stage after stage (docs/how-it-works.md); the event hub first: publishing tells it each listing.
             self.events = EventHub(max_streams=self.budget.events, write_timeout=self.settings.write_timeout,
                                    on_refused=functools.partial(self.connection_metrics.rejected, "events"))
             self._build_buckets(settings)
             if self.held is not None:
-                try:
-                    self.held.open()
-                except OSError as err:
-                    raise _failed(f"cannot keep segment copies in {self.held.folder} (PATHWAYS names a "
-                                  f"second pathway): {err.strerror or err}", _set_up(err)) from None
-                held.callback(self.held.close)
-            self._build_steering(settings)
+                held.callback(open_copies(self.held).close)
+            self.playlists = VisiblePlaylists()  # the first bucket's: what the server serves
+            # What viewers fetch, by which pathway, and whether they can (steering with more than one).
+            self.delivery = Delivery(settings, self.metrics, self.buckets, self.playlists, self._steered)
             self._build_publishing(settings)
             held.callback(self.state.close)  # the journal's file, after the last save
             self._build_clips(settings)
@@ -184,57 +125,16 @@ class Service:
         # while the bucket takes each at once and the VM only redirects (vm/held.py).
         self.held = (Held(s.hls_dir, s.state_dir, max_bytes=s.vm_copies_mb * 1024 * 1024, keep_for=s.segment_url_life,
                           buckets=[b.pathway for b in s.buckets], writers=leases.writers) if s.steering else None)
-        cleans = s.delete_old_segments and not s.keep_recordings  # kept streams are never cleaned up
-        self.buckets = {b.pathway: Bucket(b, self.metrics, concurrency=s.upload_concurrency, timeout=s.upload_timeout,
-                                          holder=self.held, cleans=cleans, cleanup_margin=s.cleanup_margin,
+        self.buckets = {b.pathway: Bucket(b, self.metrics, BucketOptions.of(s), holder=self.held,
                                           uploads_pending=lambda: self.publisher.queue_depth,
                                           refused=lambda reason: refusal(False, reason) is not None)
                         for b in s.buckets}
         first = self.buckets[hls.BUCKET_PATHWAY]
-        self.store, self.uploader, self.checks, self.cleaner = first.store, first.uploader, first.checks, first.cleaner
+        self.store, self.uploader, self.cleaner = first.store, first.uploader, first.cleaner
         self.mirror = (
             PlaylistMirror(self.store, self.metrics, attempt_timeout=s.upload_timeout) if s.publish_playlists else None
         )
         self.recorder = Recorder(self.uploader, s.state_dir, s.r2_key_prefix) if s.keep_recordings else None
-
-    def _build_steering(self, s: Settings) -> None:
-        """The pathways (PATHWAYS), and with more than one, the policy that orders them and what runs it."""
-        self.steering: SteeringPolicy | None = None
-        self.steering_loop: SteeringLoop | None = None
-        self.pathway_reports: PathwayReports | None = None
-        self.newest = Newest()  # the first bucket's newest listing: what its probe fetches
-        target = lambda: self.playlists.target_duration  # noqa: E731
-        # Whether viewers can fetch what is listed, whatever PATHWAYS is (the probe's without steering).
-        self.public_reads = PublicReads(
-            presigned=s.segment_urls == "presigned", newest=self.newest, target_duration=target,
-            up=self.metrics.public_reads_up.set, watched=Watched(lambda: self.metrics.playlist_requests.total, target),
-            start_check=lambda: listed_answers(self.store, self.urls.segment, s.r2_key_prefix, s.upload_timeout))
-        self.newest.woken = self.metrics.playlist_requests.on_request = self.public_reads.wake
-        self.public_reads.in_outage = lambda: self.uploader.storage_ok is False  # a probe failing may be it
-        records = _pathways(s)
-        if not s.steering:
-            self.plan = PathwayPlan(records)
-            return
-        buckets = {pid: BucketSignals.of_uploads(b.behind, b.outcome) for pid, b in self.buckets.items()}
-        self.steering = SteeringPolicy(s.pathways, buckets, lambda: self.playlists.target_duration,
-                                       interval=s.viewer_timeout / 3)
-        self.plan = steered_plan(records, self.steering)
-        probes = {pid: Probe(self.newest if pid == hls.BUCKET_PATHWAY else _newest_landed(b), b.checks.writes)
-                  for pid, b in self.buckets.items()}
-        # Players read the stream: its playlists' or steering manifest's requests moved lately (the
-        # probes' GETs go only then: nobody to steer otherwise).
-        watched = Watched(lambda: self.metrics.playlist_requests.total + self.pathway_counts.manifests,
-                          lambda: self.playlists.target_duration)
-        # Each bucket's uploads tell the loop when one is late (on_late), so it needs no turn on a timer
-        # while nothing is amiss (told_late).
-        self.steering_loop = SteeringLoop(self.steering, probes, on_change=self._steered, watched=watched,
-                                          told_late=True, heard=self.public_reads.pathway_heard)
-        self.metrics.playlist_requests.on_request = self.steering_loop.seen  # a player: probes asleep look
-        self.newest.woken = self.steering_loop.wake  # a listing wakes the loops that went quiet
-        for b in self.buckets.values():
-            b.uploader.on_failure = self.steering_loop.look  # a failed upload is evaluated at once
-            b.uploader.waits.on_late, b.uploader.waits.late_after = self.steering_loop.look, self.steering.late_after
-        self.pathway_reports = PathwayReports(self.steering_loop.report, s.pathways)
 
     def _steered(self, priority: tuple[str, ...]) -> None:
         """A new priority: requests held on the pathways players leave are answered (they read it
@@ -248,19 +148,17 @@ class Service:
         """Owncast's playlists into ours, and the state file that remembers them (restored here)."""
         self.state = JournaledState(s.state_dir)
         # Each pathway's playlists: what the server serves on it (the first bucket's: `playlists`).
-        self.playlists = VisiblePlaylists()
         self.pathway_playlists = {p.id: self.playlists if p.id == hls.BUCKET_PATHWAY else VisiblePlaylists()
-                                  for p in self.plan.pathways}
+                                  for p in self.delivery.plan.pathways}
         # What the watcher's kernel events say of each file Owncast writes; an upload waits for its close.
         self._kernel_watch = s.hls_watch == "auto" and inotify.available()
         self.writes = Writes(s.hls_dir, kernel=self._kernel_watch)
         self.snapshots = Snapshots(self.state, self.metrics)
-        self.urls = segment_urls(s)  # what a playlist lists each key at (its start checks one: public_reads)
         self.publisher = Publisher(
             PublisherConfig(
                 hls_dir=s.hls_dir,
                 key_prefix=s.r2_key_prefix,
-                urls=self.urls,
+                urls=self.delivery.urls,
                 window=WindowOptions(s.listed_seconds, can_block_reload=s.blocking_reload,
                                      start_at_edge=s.rewind_seconds > s.window_seconds),
                 target_duration=s.target_duration or None,
@@ -268,13 +166,13 @@ class Service:
                 # Without saved state, number from the clock: segments are never much shorter than a
                 # second, so a lost STATE_DIR still never makes the media sequence go back.
                 first_sequence=int(time.time()),
-                pathways=self.plan,
+                pathways=self.delivery.plan,
             ),
             uploader=self.uploader, writes=self.writes, metrics=self.metrics, recorder=self.recorder,
             others={pid: b.uploader for pid, b in self.buckets.items() if pid != hls.BUCKET_PATHWAY},
             # Its Release's: saved first, then visible (and mirrored), then told.
             outlets=Outlets(self.playlists, self.snapshots, self.mirror, on_listed=(
-                self.events.listed, self.newest.listed,
+                self.events.listed, self.delivery.newest.listed,
                 *((self._on_listed,) if self._on_listed else ())),
                 pathways={pid: p for pid, p in self.pathway_playlists.items() if pid != hls.BUCKET_PATHWAY}),
         )
@@ -311,20 +209,16 @@ class Service:
         self.playback = Playback(audience, interval=self.settings.viewer_timeout / 3,
                                  target_duration=lambda: playlists.target_duration)
         PlaybackMetrics(self.metrics.registry, self.playback)
-        steering = self.steering
-        if steering is not None and self.held is not None:
-            self.pathway_counts = PathwayCounts(lambda: steering.first != hls.BUCKET_PATHWAY, s.pathways)
-            if self.steering_loop is not None:
-                self.pathway_counts.on_request = self.steering_loop.seen
-            SteeringMetrics(self.metrics.registry, steering, self.held, self.pathway_counts,
-                            self.settings.vm_segment_mbps * 125_000, self.pathway_reports)
+        if (steered := self.delivery.steered) is not None and self.held is not None:
+            SteeringMetrics(self.metrics.registry, steered.policy, self.held, steered.counts,
+                            self.settings.vm_segment_mbps * 125_000, steered.reports)
         self.report = HealthReport(self.publisher.facts, self.uploader, mirror=self.mirror, readings=Readings(
             state_error=lambda: self.snapshots.error, listing_held=lambda: self.release.held,
             input_problem=self.watcher.master_missing, access_problem=lambda: self.access.problem,
             p2p_trackers=self.tracker_probe.readings if self.tracker_probe else None,
             viewers=lambda: {"watching": audience.watching, "p2p": audience.p2p,
                              "stalled_5min": audience.stalled_recently},
-            delivery=self.public_reads.delivery(steering)))
+            delivery=self.delivery.public_reads.delivery(steered.policy if steered else None)))
         # State events: run by the public app (create_app) from its startup, after the watcher's first
         # scan, to its shutdown, which stops them before it ends the event streams.
         self.status = StatusWatcher(self.events, self.report.assess)
@@ -346,7 +240,7 @@ class Service:
                 frame_ancestors=s.frame_ancestors, sources=s.viewer_sources, title=s.stream_title,
                 description=s.stream_description, media_origins=media_origins(s)),
             expose_metrics=s.metrics_listen == "", connection_metrics=self.connection_metrics,
-            viewers=Viewers(self.audience, self.playback, pathway=self.pathway_reports),
+            viewers=Viewers(self.audience, self.playback, pathway=steered.reports if (steered := self.delivery.steered) else None),
             release_held=self._release_waiters,
         )
 
@@ -363,11 +257,12 @@ class Service:
 
     def _pathways(self, s: Settings) -> Pathways | None:
         """The routes of content steering: every pathway's playlists, the VM's segments, the manifest."""
-        if self.steering is None:
+        d = self.delivery
+        if (st := d.steered) is None:
             return None
-        segments = (vm_segments(s, self.steering, self.playlists, self.held, self.publisher, self.pathway_counts)
+        segments = (vm_segments(s, st.policy, self.playlists, self.held, self.publisher, st.counts)
                     if self.held is not None and hls.VM_PATHWAY in s.pathways else None)
-        return steered_pathways(s, self.plan, self.steering, self.pathway_playlists, segments, self.pathway_counts)
+        return steered_pathways(s, d.plan, st.policy, self.pathway_playlists, segments, st.counts)
 
     async def start(self) -> None:
         """Starts each part after the ones it needs; stop (or a step here that fails) undoes them in the
@@ -377,20 +272,20 @@ class Service:
             stack.push_async_exit(self._parts)  # what __init__ holds (the lock) goes last, and on failure
             await self._start_pipeline(stack)
             if isinstance(s.metrics_listen, Address):
-                metrics_app = create_metrics_app(self.metrics)
-                await self._listen(stack, metrics_app, s.metrics_listen, "METRICS_LISTEN", kind="metrics",
-                                   limit=max(1, self.budget.metrics_connections),
-                                   keepalive_timeout=KEEPALIVE_TIMEOUT)
+                await listen(stack, create_metrics_app(self.metrics), Listener(
+                    s.metrics_listen, "METRICS_LISTEN", max(1, self.budget.metrics_connections), kind="metrics"),
+                    s, self.connection_metrics)
                 log.info("metrics on http://%s/metrics", s.metrics_listen)
             install_accept_error_handler(asyncio.get_running_loop())
             # Its startup starts the state events, after the watcher's first scan: a stream already running
             # is reported online, not offline for a second. handler_cancellation: a client that hangs up
             # frees its held request or event stream at once.
-            port = await self._listen(stack, self.app, Address(s.host, s.port), "HOST/PORT",
-                                      limit=self.budget.connections, backlog=limits.ACCEPT_BACKLOG,
-                                      keepalive_timeout=KEEPALIVE_TIMEOUT, handler_cancellation=True)
+            port = await listen(stack, self.app, Listener(Address(s.host, s.port), "HOST/PORT", self.budget.connections,
+                                                          backlog=limits.ACCEPT_BACKLOG),
+                                s, self.connection_metrics, handler_cancellation=True)
             self.url = f"http://{s.host}:{port}"
-            await self._open_control_socket(stack)
+            self.control_socket = await control_socket(stack, s.state_dir, create_control_app(self.clips))
+            stack.callback(setattr, self, "control_socket", None)  # closed by then
             self._parts = stack.pop_all()
         log.info("serving %s/live/master.m3u8 from %s; segments go to bucket %s under %s/ (%s URLs)",
                  self.url, s.hls_dir, s.first_bucket.bucket, s.r2_key_prefix, s.segment_urls)
@@ -425,33 +320,7 @@ class Service:
         if self.tracker_probe is not None:
             await self.tracker_probe.start()
             stack.push_async_callback(self.tracker_probe.stop)
-        await self.public_reads.start(probe=self.steering_loop is None)  # steering's loop probes for it
-        stack.push_async_callback(self.public_reads.stop)
-        if self.steering_loop is not None:
-            await self.steering_loop.start()
-            stack.push_async_callback(self.steering_loop.stop)
-
-    async def _listen(self, stack: contextlib.AsyncExitStack, app: web.Application, where: Address,
-                      setting: str, *, limit: int, kind: str = "connections", backlog: int = 128,
-                      **options: Any) -> int:
-        """Serves `app` on `where`, through a ConnectionGate, until the stack closes; returns the port."""
-        s = self.settings
-        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=HANDLER_STOP_TIMEOUT,
-                               **options)
-        try:
-            await stack.enter_async_context(serving(runner, lambda r: GatedSite(
-                r, where.host, where.port, limit=limit, header_timeout=s.header_timeout,
-                write_timeout=s.write_timeout, metrics=self.connection_metrics, kind=kind, backlog=backlog)))
-        except OSError as err:
-            # Taken, below 1024, or not this machine's address: only the setting (or the other program)
-            # changes that, never a restart (Grafana's default port is 3000 too).
-            # Not asyncio's wrapping of it; a name that does not resolve (errno < 0): the resolver's words.
-            why = os.strerror(err.errno) if err.errno and err.errno > 0 else err.strerror
-            taken = err.errno == errno.EADDRINUSE and where.port == 3000
-            grafana = " (Grafana's default port is 3000 too)" if taken else ""
-            raise _failed(f"cannot listen on {where} ({setting}): {why}{grafana}",
-                          err.errno in _LISTEN_MISTAKES) from None
-        return next((int(a[1]) for a in runner.addresses if isinstance(a, tuple) and len(a) >= 2), where.port)
+        await self.delivery.start(stack)
 
     def _master_body(self) -> bytes | None:
         master = self.playlists.master_playlist()
@@ -459,30 +328,6 @@ class Service:
 
     def health(self) -> tuple[bool, dict[str, object]]:
         return self.report.health()
-
-    async def _open_control_socket(self, stack: contextlib.AsyncExitStack) -> None:
-        """The operator's socket (clips): a failure costs the clips, never the stream."""
-        async with contextlib.AsyncExitStack() as control:
-            try:
-                path = prepare_socket(self.settings.state_dir)
-                control.callback(self._remove_control_socket, path)
-                # A clip being made when the service stops is given up (its keys let go), not waited for.
-                runner = web.AppRunner(create_control_app(self.clips), access_log=None, handle_signals=False,
-                                       shutdown_timeout=1.0, handler_cancellation=True)
-                await control.enter_async_context(serving(runner, lambda r: web.UnixSite(r, str(path))))
-                os.chmod(path, 0o600)
-            except (OSError, ValueError) as err:
-                why = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
-                log.warning("clips are unavailable: cannot open the control socket in STATE_DIR (%s)", why)
-                return
-            stack.push_async_exit(control.pop_all())
-        self.control_socket = path
-        log.info("clips: hls-broadcaster clip talks to %s", path)
-
-    def _remove_control_socket(self, path: Path) -> None:
-        self.control_socket = None
-        with contextlib.suppress(OSError):
-            path.unlink()
 
     async def stop(self, drain_timeout: float = DRAIN_TIMEOUT) -> None:
         """Stops what start started, in the reverse order, and lets go of STATE_DIR last (a second call
@@ -505,22 +350,7 @@ class Service:
         await self.mirror.close()
 
     def _save_at_stop(self) -> None:
-        """The last save, marked as made at a clean stop; when it fails, one line says what the next
-        start does instead (docs/hls-rules.md#numbers-across-restarts)."""
-        # The publisher is closed: its builder hands its memory on, forward.
-        error = self.snapshots.save_now(self.publisher.snapshot())
-        if error is None:
-            return
-        shown = self.snapshots.shown_past
-        if self.snapshots.disk_clean is None:
-            then = "the next start numbers from the clock"
-        elif shown is None:
-            then = "the next start continues exactly from the last state saved (nothing was shown past it)"
-        else:
-            then = (f"the next start continues above media sequence {shown} (the highest shown since the "
-                    "last state saved) with a discontinuity, at Owncast's next segment")
-        log.error("cannot save state to %s at shutdown: %s; %s (no number is served twice)",
-                  self.state.path, error, then)
+        self.snapshots.save_now(self.publisher.snapshot())  # closed: its builder hands its memory on, forward
 
 
 def settle_heap() -> None:
@@ -560,28 +390,3 @@ async def run(settings: Settings) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
     return 0
-
-
-def _pathways(s: Settings) -> tuple[Pathway, ...]:
-    """One record per pathway PATHWAYS names, in its order: the first bucket's (its segments at the URLs
-    they are listed with), the VM's (under VM_PATHWAY_URL, or on the host each viewer asked), every other
-    bucket's (its public URL and each segment's key)."""
-    extra = {b.pathway: b for b in s.extra_buckets}
-    records = [FIRST]
-    for pid in s.pathways[1:]:
-        if pid == hls.VM_PATHWAY:
-            records.append(Pathway(pid, VM, hls.VM_FOLDER, VmUris(s.vm_pathway_url)))
-        else:
-            records.append(Pathway(pid, BUCKET, pid, BaseUris(extra[pid].public_url)))
-    return tuple(records)
-
-
-def _newest_landed(bucket: Bucket) -> Callable[[], tuple[str, float] | None]:
-    """The newest segment a bucket other than the first stored, at its public URL: what its probe fetches."""
-    base = bucket.settings.public_url.rstrip("/")
-
-    def newest() -> tuple[str, float] | None:
-        landed = bucket.uploader.last_landed
-        return None if landed is None else (f"{base}/{landed[0]}", landed[1])
-
-    return newest

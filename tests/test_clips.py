@@ -22,7 +22,7 @@ from pytest_aiohttp import AiohttpClient
 
 from broadcaster.bucket.cleaner import Cleaner
 from broadcaster.clips.book import ClipBook, ClipPlaces, ClipError, parse_time
-from broadcaster.demo.emulator import OwncastEmulator
+from broadcaster.demo.emulator import OwncastEmulator, resolve_settings
 from broadcaster.http.control import create_control_app, prepare_socket
 from broadcaster.demo.ffmpeg import ffmpeg_exe
 from broadcaster.demo.seaweed import SeaweedS3
@@ -312,7 +312,8 @@ async def test_a_clip_from_the_cli_plays_in_ffmpeg_outlives_the_window_and_a_res
 ) -> None:
     env = service_env(tmp_path / "hls", seaweed, short_state, REWIND_SECONDS=REWIND, WINDOW_SECONDS="4",
                       CLEANUP_MARGIN="0")
-    async with OwncastEmulator(tmp_path / "hls", segment_seconds=1, recordings=recordings) as owncast, AsyncExitStack() as running:
+    async with OwncastEmulator(tmp_path / "hls", resolve_settings(segment_seconds=1), recordings=recordings) as owncast, \
+            AsyncExitStack() as running:
         settings = load_settings(environ=env)  # once Owncast's folder exists
         service = await running.enter_async_context(running_service(settings))
         await owncast.wait_for_segments(0, 6, timeout=30)

@@ -14,7 +14,7 @@ from urllib.parse import urljoin, urlsplit
 import aiohttp
 import pytest
 
-from broadcaster.demo.emulator import OwncastEmulator
+from broadcaster.demo.emulator import OwncastEmulator, resolve_settings
 from broadcaster.demo.ffmpeg import ffmpeg_exe
 from broadcaster.demo.recordings import Recordings
 from broadcaster.demo.seaweed import SeaweedS3
@@ -39,7 +39,7 @@ class Edge:
 
 @pytest.fixture
 async def edge(tmp_path: Path, recordings: Recordings, seaweed: SeaweedS3) -> AsyncIterator[Edge]:
-    async with OwncastEmulator(tmp_path / "hls", segment_seconds=1, recordings=recordings) as owncast:
+    async with OwncastEmulator(tmp_path / "hls", resolve_settings(segment_seconds=1), recordings=recordings) as owncast:
         env = service_env(tmp_path / "hls", seaweed, tmp_path / "state", WINDOW_SECONDS="6", PUBLISH_PLAYLISTS="true")
         async with ServiceProcess(env, tmp_path / "service") as service:
             yield Edge(seaweed, owncast, service)

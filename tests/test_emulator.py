@@ -17,8 +17,8 @@ import aiohttp
 import pytest
 from yarl import URL
 
-from broadcaster.demo.emulator import (LATENCY_LEVELS, Cleanup, EmulatorError, OwncastEmulator, Recordings, Variant,
-                                      ffmpeg_command)
+from broadcaster.demo.emulator import (LATENCY_LEVELS, Cleanup, EmulatorError, OwncastEmulator, OwncastSettings,
+                                      Recordings, Variant, ffmpeg_command, resolve_settings)
 from broadcaster.demo.ffmpeg import ffmpeg_exe
 from tests.support.processes import alive
 from tests.support.waiting import until
@@ -94,7 +94,7 @@ async def test_playlists_are_rewritten_in_place(owncast: OwncastEmulator) -> Non
 
 async def test_slow_writes_expose_partial_files(tmp_path: Path) -> None:
     """With write_delay a reader catches what Owncast's readers can: files still being written."""
-    owncast = OwncastEmulator(tmp_path / "hls", variants=1)
+    owncast = OwncastEmulator(tmp_path / "hls", resolve_settings(variants=1))
     owncast.write_delay = 0.02
     async with owncast:
         vdir = owncast.variant_dir(0)
@@ -174,9 +174,8 @@ async def test_fmp4_segments_with_init(tmp_path: Path) -> None:
 
 
 async def test_cleanup_keeps_newest_segments(tmp_path: Path) -> None:
-    async with OwncastEmulator(
-        tmp_path / "hls", variants=1, list_size=2, cleanup=Cleanup(keep=3, interval=0.3)
-    ) as owncast:
+    async with OwncastEmulator(tmp_path / "hls", resolve_settings(variants=1, list_size=2),
+                               cleanup=Cleanup(keep=3, interval=0.3)) as owncast:
         vdir = owncast.variant_dir(0)
 
         def newest_listed() -> int:
@@ -223,7 +222,8 @@ async def test_unexpected_ffmpeg_exit_is_reported(owncast: OwncastEmulator) -> N
 
 @pytest.mark.parametrize("passthrough", [False, True])
 async def test_close_leaves_no_process(tmp_path: Path, passthrough: bool) -> None:
-    owncast = OwncastEmulator(tmp_path / "hls", variants=[Variant(320, 180, 250, passthrough=passthrough)])
+    owncast = OwncastEmulator(tmp_path / "hls",
+                              resolve_settings(variants=[Variant(320, 180, 250, passthrough=passthrough)]))
     await owncast.start()
     pids = [owncast.ffmpeg_pid] + ([owncast.source_pid] if passthrough else [])
     port = owncast.port
@@ -243,12 +243,12 @@ async def test_ffmpeg_dies_with_a_killed_python(tmp_path: Path) -> None:
         f"""
         import asyncio, os, signal
         from pathlib import Path
-        from broadcaster.demo.emulator import EmulatorError, OwncastEmulator, Variant
+        from broadcaster.demo.emulator import EmulatorError, OwncastEmulator, Variant, resolve_settings
 
         async def main():
             owncast = OwncastEmulator(Path({str(tmp_path / "hls")!r}))
             source = [Variant(320, 180, 250, passthrough=True)]
-            copied = OwncastEmulator(Path({str(tmp_path / "hls2")!r}), variants=source)
+            copied = OwncastEmulator(Path({str(tmp_path / "hls2")!r}), resolve_settings(source))
             await owncast.start()
             await copied.start()
             print(owncast.ffmpeg_pid, copied.ffmpeg_pid, copied.source_pid, flush=True)
@@ -290,10 +290,8 @@ def test_latency_levels_are_owncasts() -> None:
     assert LATENCY_LEVELS == {0: (1, 25), 1: (2, 15), 2: (3, 10), 3: (4, 8), 4: (5, 5)}
     for level, (seconds, count) in LATENCY_LEVELS.items():
         variants = (Variant(640, 360, 800, framerate=24), Variant(320, 180, 250, passthrough=True))
-        argv = ffmpeg_command(
-            "ffmpeg", "http://x", "id", variants, segment_seconds=seconds, list_size=count,
-            segment_type="mpegts", source=variants[1],
-        )  # fmt: skip
+        argv = ffmpeg_command("ffmpeg", "http://x", "id", OwncastSettings(variants, seconds, count), "mpegts",
+                              source=variants[1])
         assert argv_value(argv, "-hls_time") == str(seconds)
         assert argv_value(argv, "-hls_list_size") == str(count)
         # A keyframe every segment in transcoded variants; the copied one keeps the source's.
@@ -304,18 +302,18 @@ def test_latency_levels_are_owncasts() -> None:
 
 def test_settings_are_checked() -> None:
     with pytest.raises(ValueError, match="latency_level must be one of"):
-        OwncastEmulator(Path("x"), latency_level=5)
+        OwncastEmulator(Path("x"), resolve_settings(latency_level=5))
     with pytest.raises(ValueError, match="not both"):
-        OwncastEmulator(Path("x"), latency_level=1, segment_seconds=2)
+        OwncastEmulator(Path("x"), resolve_settings(latency_level=1, segment_seconds=2))
     with pytest.raises(ValueError, match="same size"):
         copied = [Variant(640, 360, 800, passthrough=True), Variant(320, 180, 250, passthrough=True)]
-        OwncastEmulator(Path("x"), variants=copied)
+        OwncastEmulator(Path("x"), resolve_settings(variants=copied))
     with pytest.raises(ValueError, match="source_keyframes"):
-        OwncastEmulator(Path("x"), source_keyframes=[])
+        OwncastEmulator(Path("x"), resolve_settings(source_keyframes=[]))
 
 
 def test_configure_keeps_what_is_not_given() -> None:
-    owncast = OwncastEmulator(Path("x"), latency_level=4)
+    owncast = OwncastEmulator(Path("x"), resolve_settings(latency_level=4))
     assert (owncast.segment_seconds, owncast.list_size, owncast.cleanup_keep) == (5, 5, 15)
     owncast.configure(variants=3)
     assert owncast.next_settings.latency_level == 4 and len(owncast.next_settings.variants) == 3
@@ -333,7 +331,7 @@ async def test_each_latency_level_cuts_its_segment_length(tmp_path: Path) -> Non
         small = [Variant(320, 180, 250)]
         emulators = {
             level: await stack.enter_async_context(
-                OwncastEmulator(tmp_path / str(level), variants=small, latency_level=level)
+                OwncastEmulator(tmp_path / str(level), resolve_settings(variants=small, latency_level=level))
             )
             for level in LATENCY_LEVELS
         }
@@ -351,9 +349,8 @@ async def test_passthrough_copies_irregular_keyframes(tmp_path: Path) -> None:
     duration as longer ones come; the transcoded one stays regular; the multivariant playlist
     comes only once every variant has a playlist."""
     variants = [Variant(640, 360, 1200, passthrough=True, audio_passthrough=True), Variant(320, 180, 250)]
-    owncast = OwncastEmulator(
-        tmp_path / "hls", variants=variants, latency_level=0, source_keyframes=[1, 3, 2]
-    )
+    owncast = OwncastEmulator(tmp_path / "hls",
+                              resolve_settings(variants=variants, latency_level=0, source_keyframes=[1, 3, 2]))
     copied, transcoded = owncast.variant_playlist(0), owncast.variant_playlist(1)
     targets: list[int] = []
     master_before_variants = False
@@ -390,7 +387,7 @@ async def test_passthrough_copies_irregular_keyframes(tmp_path: Path) -> None:
 
 
 async def test_configure_applies_at_restart(tmp_path: Path) -> None:
-    async with OwncastEmulator(tmp_path / "hls", variants=1) as owncast:
+    async with OwncastEmulator(tmp_path / "hls", resolve_settings(variants=1)) as owncast:
         await owncast.wait_for_segments(0, 1, timeout=20)
         pid = owncast.ffmpeg_pid
         two = [Variant(640, 360, 800), Variant(320, 180, 250, framerate=24)]

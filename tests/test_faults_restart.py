@@ -17,7 +17,7 @@ import re
 from collections import Counter
 
 from broadcaster.demo.recordings import Recordings
-from broadcaster.demo.emulator import LateTails, Ledger, OwncastEmulator
+from broadcaster.demo.emulator import LateTails, Ledger, OwncastEmulator, resolve_settings
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.playlist import hls
 from tests.support.service_process import ServiceProcess, service_env
@@ -111,7 +111,8 @@ async def test_kill_9_at_random_points_with_healthy_saves_loses_nothing(tmp_path
     Issue 39: every segment's last bytes reach Owncast's disk only after its playlist names it
     (LateTails), and every segment listed is, in the bucket, the file Owncast finished writing."""
     rng = random.Random(int(os.environ.get("KILL_SEED", "3201")))
-    owncast = OwncastEmulator(tmp_path / "hls", list_size=30, ledger=Ledger(), recordings=recordings)
+    owncast = OwncastEmulator(tmp_path / "hls", resolve_settings(list_size=30),
+                              ledger=Ledger(), recordings=recordings)
     owncast.late_tails = LateTails()
     async with owncast:
         await _kill_9_three_times(tmp_path, seaweed, owncast, rng)

@@ -50,7 +50,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from broadcaster.demo.emulator import OwncastEmulator
+from broadcaster.demo.emulator import OwncastEmulator, resolve_settings
 from broadcaster.demo.ledger import Finished, Ledger
 from broadcaster.demo.recordings import Recordings
 from broadcaster.demo.seaweed import SeaweedS3
@@ -147,7 +147,8 @@ async def run(tmp_path_factory: pytest.TempPathFactory, seaweed_server: SeaweedS
     ledger = Ledger()
     async with (bucket_of_its_own(seaweed_server) as s3, LoopThread("independent-rig") as rig,
                 on_the_rig(rig, BucketGates(s3)) as gates,
-                OwncastEmulator(tmp / "hls", segment_seconds=TARGET, ledger=ledger, recordings=recordings) as owncast):
+                OwncastEmulator(tmp / "hls", resolve_settings(segment_seconds=TARGET),
+                                ledger=ledger, recordings=recordings) as owncast):
         env = service_env(tmp / "hls", s3, tmp / "state", S3_ENDPOINT_URL=gates.service_url,
                           R2_PUBLIC_URL=gates.public_url, WINDOW_SECONDS="20", PATHWAYS="bucket,vm",
                           HOST="127.0.0.1", TRUST_CF_CONNECTING_IP="true")

@@ -14,7 +14,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from broadcaster.demo.emulator import LateTails, Ledger, OwncastEmulator, Variant
+from broadcaster.demo.emulator import LateTails, Ledger, OwncastEmulator, Variant, resolve_settings
 from broadcaster.demo.ledger import Finished
 from broadcaster.demo.owncast_files import (
     OpenInPlace,
@@ -171,8 +171,8 @@ async def test_through_ffmpeg_every_segment_is_named_while_cut_then_finished_who
     as finished. (A long linger: the look below must come while the tail is held.)"""
     tails = LateTails(linger=2.0, longest=5.0)
     copied = Variant(320, 180, 600, passthrough=True, audio_passthrough=True)
-    owncast = OwncastEmulator(tmp_path / "hls", variants=[copied, Variant(128, 72, 100)], latency_level=0,
-                              source_keyframes=[1.0], ledger=Ledger())
+    stream = resolve_settings(variants=[copied, Variant(128, 72, 100)], latency_level=0, source_keyframes=[1.0])
+    owncast = OwncastEmulator(tmp_path / "hls", stream, ledger=Ledger())
     owncast.late_tails = tails
     async with owncast:
         ledger = owncast.ledger

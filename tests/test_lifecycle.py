@@ -28,9 +28,10 @@ from broadcaster.bucket.store import S3Store
 from broadcaster.clips.book import socket_path
 from broadcaster.demo.ports import kept_port
 from broadcaster.publish.publisher import Publisher
-from broadcaster.service import Service, StartupError
+from broadcaster.service import Service
 from broadcaster.settings import SETTINGS, Address, Settings, load_settings
 from broadcaster.source.watcher import HlsWatcher
+from broadcaster.startup import StartupError
 from broadcaster.state.disk import DirectoryBusy, DirectoryLock
 from broadcaster.status.hub import StatusWatcher
 from broadcaster.status.trackers import TrackerProbe

@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 import aiohttp
 import pytest
 
-from broadcaster.demo.emulator import OwncastEmulator
+from broadcaster.demo.emulator import OwncastEmulator, resolve_settings
 from broadcaster.demo.recordings import Recordings
 from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.browser import launch_chromium, needs_chromium, open_viewer, watch
@@ -31,7 +31,7 @@ TARGET = 1  # the emulator's segments, and so the playlists' target duration, in
 
 @pytest.fixture
 async def service(tmp_path: Path, recordings: Recordings, seaweed: SeaweedS3) -> AsyncIterator[ServiceProcess]:
-    async with OwncastEmulator(tmp_path / "hls", segment_seconds=TARGET, recordings=recordings):
+    async with OwncastEmulator(tmp_path / "hls", resolve_settings(segment_seconds=TARGET), recordings=recordings):
         # The bucket's pathway alone: the claim is no segment from this server (originSegments == 0); with
         # the VM's pathway a loaded machine's slow uploads steer the page there, by design (as in
         # test_viewer_browser). The page with content steering: tests/test_steering_browser.py.

@@ -17,7 +17,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from broadcaster.demo.emulator import Ledger, OwncastEmulator
+from broadcaster.demo.emulator import Ledger, OwncastEmulator, resolve_settings
 from broadcaster.demo.recordings import Recordings
 from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.service_process import ServiceProcess, service_env
@@ -33,7 +33,8 @@ HEADER_TIMEOUT = "1"  # seconds: small, so the test sees half-sent connections c
 @pytest.fixture
 async def stream(tmp_path: Path, recordings: Recordings) -> AsyncIterator[OwncastEmulator]:
     # 2 s segments: a request held for the second-next segment stays held while the test fills the cap.
-    async with OwncastEmulator(tmp_path / "hls", segment_seconds=2, ledger=Ledger(), recordings=recordings) as emulator:
+    async with OwncastEmulator(tmp_path / "hls", resolve_settings(segment_seconds=2),
+                               ledger=Ledger(), recordings=recordings) as emulator:
         yield emulator
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from broadcaster.demo.emulator import OwncastEmulator
+from broadcaster.demo.emulator import OwncastEmulator, resolve_settings
 from broadcaster.demo.recordings import Recordings
 from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.browser import POLL_MS, needs_chromium, open_viewer, shared_chromium
@@ -55,7 +55,7 @@ async def test_five_players_at_five_addresses_are_five_viewers_in_owncasts_strea
     async with contextlib.AsyncExitStack() as stack:
         s3 = await stack.enter_async_context(SeaweedS3(tmp_path / "seaweed", discard=True))
         emulator = await stack.enter_async_context(
-            OwncastEmulator(tmp_path / "hls", segment_seconds=1, recordings=recordings))
+            OwncastEmulator(tmp_path / "hls", resolve_settings(segment_seconds=1), recordings=recordings))
         owncast = await stack.enter_async_context(OwncastViewers(collector=collector))
         proxies = [await stack.enter_async_context(SourceProxy(source)) for source in sources]
         port = owncast.url.rsplit(":", 1)[1]

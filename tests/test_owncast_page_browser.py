@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 import yaml
 
-from broadcaster.demo.emulator import OwncastEmulator
+from broadcaster.demo.emulator import OwncastEmulator, resolve_settings
 from broadcaster.demo.recordings import Recordings
 from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.browser import POLL_MS, launch_chromium, needs_chromium
@@ -65,7 +65,8 @@ async def test_owncasts_page_plays_from_the_bucket_through_the_same_hostname_tun
     async with ServiceProcess(env, tmp_path / "service") as service, OwncastWeb(hls_dir) as owncast:
         locations = tunnel_locations(rules, HOSTNAME, {SERVICE: service.url, OWNCAST: owncast.url})
         # Owncast streams once everything is up: the service started first, as under systemd.
-        async with Nginx(tmp_path / "tunnel", locations) as tunnel, OwncastEmulator(hls_dir, segment_seconds=1, recordings=recordings):
+        async with Nginx(tmp_path / "tunnel", locations) as tunnel, \
+                OwncastEmulator(hls_dir, resolve_settings(segment_seconds=1), recordings=recordings):
             master = await wait_until_served(f"{tunnel.url}/hls/stream.m3u8", timeout=30)
             assert "0/stream.m3u8" in master and "playlist.m3u8" not in master
             requests, responses, errors, skipped = await play(tunnel.url, seconds=seconds)

@@ -130,8 +130,8 @@ async def test_while_nobody_plays_the_probe_sleeps_and_a_players_first_request_w
             return len(proxy.answers) - sum(proxy.gets.values())  # nobody else fetches a segment
 
         async with running_service(env) as service, aiohttp.ClientSession() as http:
-            loop, bucket = service.steering_loop, service.pathway_playlists["bucket"]
-            assert loop is not None
+            assert service.delivery.steered is not None
+            loop, bucket = service.delivery.steered.loop, service.pathway_playlists["bucket"]
             await until(lambda: loop._unwatched, "the probe asleep: nobody plays", WAIT)
             asleep = probes()
             # Three segments listed meanwhile (three PROBE_EVERY turns, were it turning): not one GET.

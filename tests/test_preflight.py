@@ -14,7 +14,9 @@ import pytest
 from aiohttp import web
 
 from broadcaster.demo.seaweed import SeaweedS3
-from broadcaster.preflight import _bind_hint, _check_settings, _Report, run_checks
+from broadcaster.preflight import _check_settings, run_checks
+from broadcaster.preflight_machine import bind_hint
+from broadcaster.preflight_report import Report
 from broadcaster.settings import Address, Settings, load_settings
 from broadcaster.state.disk import DirectoryLock
 from tests.support.local_http import serve_local
@@ -218,10 +220,10 @@ def test_port_3000_in_use_names_grafana() -> None:
     """Grafana's default port is PORT's default: on a VM that runs the dashboard too, the likeliest
     clash, named (issue 47). Told by the error alone: binding 3000 here could meet the demo of another test."""
     taken = OSError(errno.EADDRINUSE, "Address already in use")
-    assert _bind_hint(taken, Address("127.0.0.1", 3000)) == (
+    assert bind_hint(taken, Address("127.0.0.1", 3000)) == (
         "already in use by another program (Grafana's default port is 3000 too) (`ss -ltnp 'sport = :3000'` "
         "names it): stop it or choose another port")
-    assert "Grafana" not in _bind_hint(taken, Address("127.0.0.1", 3001))
+    assert "Grafana" not in bind_hint(taken, Address("127.0.0.1", 3001))
 
 
 async def test_the_port_of_a_running_service_is_not_a_failure(seaweed: SeaweedS3, tmp_path: Path) -> None:
@@ -252,7 +254,7 @@ def settings_only(**over: str) -> Settings:
                                              ("https://media.example.com", False)])
 def test_an_r2_dev_public_url_is_a_warning_not_for_production(url: str, warned: bool) -> None:
     lines: list[str] = []
-    _check_settings(settings_only(R2_PUBLIC_URL=url), _Report(lines.append, []))
+    _check_settings(settings_only(R2_PUBLIC_URL=url), Report(lines.append, []))
     said = [line for line in lines if line.startswith("warn") and "r2.dev" in line]
     assert len(said) == int(warned), lines
     if warned:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from broadcaster.metrics import UPLOAD_FAILURE_REASONS, Metrics
-from broadcaster.bucket.store import S3Store, StoreError
+from broadcaster.bucket.store import BucketAccess, S3Store, StoreError
 from broadcaster.bucket.uploader import Backoff, Uploader
 from tests.support.fault_proxy import FaultProxy
 from tests.support.waiting import until
@@ -32,8 +32,7 @@ async def proxy(moto_url: str) -> AsyncIterator[FaultProxy]:
 
 @pytest.fixture
 async def store(proxy: FaultProxy) -> AsyncIterator[S3Store]:
-    s = S3Store(endpoint_url=proxy.url, region="us-east-1", access_key="k", secret_key="s", bucket="bounds",
-                read_timeout=5)
+    s = S3Store(BucketAccess(proxy.url, "us-east-1", "k", "s", "bounds"), read_timeout=5)
     await s.start()
     await s.client.create_bucket(Bucket="bounds")
     yield s

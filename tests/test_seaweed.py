@@ -12,7 +12,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from broadcaster.bucket.sessions import aio_session
-from broadcaster.demo.seaweed import SeaweedError, SeaweedS3
+from broadcaster.demo import seaweed
+from broadcaster.demo.seaweed import SeaweedError, SeaweedS3, client_config
 from tests.support.processes import alive
 
 pytestmark = pytest.mark.integration
@@ -29,7 +30,7 @@ def s3_client(
         region_name="auto",
         aws_access_key_id=access_key or server.access_key,
         aws_secret_access_key=secret_key or server.secret_key,
-        config=server.client_config(),
+        config=client_config(),
     )
 
 
@@ -136,12 +137,12 @@ async def test_close_stops_the_server(tmp_path: Path, discard: bool) -> None:
 
 
 async def test_start_failure_shows_weed_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    broken = SeaweedS3._argv
+    broken = seaweed.weed_argv
 
-    def argv(self: SeaweedS3, exe: str, config: Path) -> list[str]:
-        return [*broken(self, exe, config), "-no-such-flag"]
+    def argv(exe: str, work_dir: Path, ports: dict[str, int], config: Path) -> list[str]:
+        return [*broken(exe, work_dir, ports, config), "-no-such-flag"]
 
-    monkeypatch.setattr(SeaweedS3, "_argv", argv)
+    monkeypatch.setattr(seaweed, "weed_argv", argv)
     server = SeaweedS3(tmp_path / "s3")
     with pytest.raises(SeaweedError, match=r"(?s)exited with code \d+ during start-up.*no-such-flag"):
         await server.start()

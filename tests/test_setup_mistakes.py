@@ -26,7 +26,9 @@ import aiohttp
 import pytest
 
 from broadcaster.demo.seaweed import SeaweedS3
-from broadcaster.preflight import _check_hls_dir, _check_listeners, _check_settings, _check_state_dir, _Report
+from broadcaster.preflight import _check_settings
+from broadcaster.preflight_machine import check_hls_dir, check_listeners, check_state_dir
+from broadcaster.preflight_report import Report
 from broadcaster.settings import SETTINGS, SettingsError, load_settings
 from broadcaster.source.access import AccessWatch, problems
 from broadcaster import fixes, state_dir
@@ -476,11 +478,11 @@ def test_no_value_of_any_setting_gives_a_traceback(tmp_path: Path, name: str, mo
                 assert any(s.name in p for p in err.problems for s in SETTINGS), (value, err.problems)
                 continue
             lines: list[str] = []
-            report = _Report(lines.append, [])
+            report = Report(lines.append, [])
             _check_settings(settings, report)
-            _check_hls_dir(settings, report)
-            _check_state_dir(settings, report)
-            _check_listeners(settings, report)
+            check_hls_dir(settings, report)
+            check_state_dir(settings, report)
+            check_listeners(settings, report)
             assert all("\n" not in line for line in lines), (value, lines)
 
 

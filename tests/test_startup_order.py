@@ -23,7 +23,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from broadcaster.demo.emulator import Ledger, OwncastEmulator, Variant
+from broadcaster.demo.emulator import Ledger, OwncastEmulator, Variant, resolve_settings
 from broadcaster.demo.recordings import Recordings
 from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.hls_checker import VariantSetChecker
@@ -63,7 +63,7 @@ async def test_service_first_then_a_passthrough_stream_is_listed_from_its_first_
     hls = tmp_path / "hls"
     hls.mkdir()
     variants = [Variant(640, 360, 1200, passthrough=True, audio_passthrough=True), Variant(320, 180, 250)]
-    owncast = OwncastEmulator(hls, variants=variants, latency_level=0, source_keyframes=[1, 3, 2],
+    owncast = OwncastEmulator(hls, resolve_settings(variants=variants, latency_level=0, source_keyframes=[1, 3, 2]),
                               ledger=Ledger())
     env = service_env(hls, seaweed, tmp_path / "state")
     checker = VariantSetChecker(allow_resume_after_endlist=True, allow_restart=True, align_by="time")
@@ -87,7 +87,8 @@ async def test_service_first_then_a_passthrough_stream_is_listed_from_its_first_
 
 async def test_service_started_mid_stream_picks_it_up_at_once(tmp_path: Path, recordings: Recordings, seaweed: SeaweedS3) -> None:
     hls = tmp_path / "hls"
-    async with OwncastEmulator(hls, variants=2, latency_level=0, ledger=Ledger(), recordings=recordings) as owncast:
+    async with OwncastEmulator(hls, resolve_settings(variants=2, latency_level=0),
+                               ledger=Ledger(), recordings=recordings) as owncast:
         await owncast.wait_for_segments(0, 4, timeout=30)
         env = service_env(hls, seaweed, tmp_path / "state")
         async with ServiceProcess(env, tmp_path / "run") as service, aiohttp.ClientSession() as http:

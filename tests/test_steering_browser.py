@@ -67,7 +67,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from broadcaster.demo.emulator import OwncastEmulator
+from broadcaster.demo.emulator import OwncastEmulator, resolve_settings
 from broadcaster.demo.recordings import Recordings
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.vm import budget as vm_budget
@@ -149,7 +149,8 @@ async def demo(tmp_path_factory: pytest.TempPathFactory, recordings: Recordings)
     # The gates and the wire answer from a loop of their own (tests/support/loop_thread.py).
     async with (SeaweedS3(tmp / "seaweed", discard=True) as s3, LoopThread("steering-rig") as rig,
                 LoopThread("hostile") as hostile, threaded(rig, BucketGates(s3)) as gates,
-                OwncastEmulator(tmp / "hls", segment_seconds=TARGET, ledger=ledger, recordings=recordings) as owncast):
+                OwncastEmulator(tmp / "hls", resolve_settings(segment_seconds=TARGET),
+                                ledger=ledger, recordings=recordings) as owncast):
         env = service_env(tmp / "hls", s3, tmp / "state", S3_ENDPOINT_URL=gates.service_url,
                           R2_PUBLIC_URL=gates.public_url, WINDOW_SECONDS="20",
                           VIEWER_TIMEOUT="6",  # the pages beat every 2 s

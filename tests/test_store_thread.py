@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 from botocore.exceptions import ClientError
 
-from broadcaster.bucket.store import S3Store, StoreError
+from broadcaster.bucket.store import BucketAccess, S3Store, StoreError
 from broadcaster.bucket.store_thread import StoreThread
 from tests.support.waiting import until
 
@@ -19,7 +19,7 @@ class RecordingStore(S3Store):
     """Notes the thread each request runs in; put() of a key starting with "hold" waits forever."""
 
     def __init__(self, url: str, bucket: str = "live") -> None:
-        super().__init__(endpoint_url=url, region="us-east-1", access_key="k", secret_key="s", bucket=bucket)
+        super().__init__(BucketAccess(url, "us-east-1", "k", "s", bucket))
         self.threads: set[str] = set()
         self.cancelled = threading.Event()
 

@@ -31,7 +31,8 @@ MAX_PARAMETERS = 7  # under 8: a function that needs more takes a record of them
 SHARED_PACKAGES = {"settings"}
 SHARED = {"metrics", "lograte", "numbers", "tails", "files", "fixes", "state_dir", "edge"} | SHARED_PACKAGES
 STAGES = {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()} - SHARED_PACKAGES
-COMPOSERS = {"__init__", "__main__", "cli", "service", "preflight"}
+COMPOSERS = {"__init__", "__main__", "cli", "service", "preflight", "startup", "listeners", "delivery",
+             "preflight_machine", "preflight_viewer", "preflight_report"}
 # Each variant's playlist has one owner, VariantPlaylist (issue 49): only these modules name a
 # ManifestGenerator or build one (manifest.resume does): the window itself, its owner, and the restore
 # that builds a saved one for the owner (playlist_memory.restore, called by variants.Variants.playlist).

@@ -17,7 +17,7 @@ import pytest
 from broadcaster.metrics import Metrics
 from broadcaster.bucket import lateness
 from broadcaster.vm.held import Held
-from broadcaster.bucket.store import S3Store, StoreError
+from broadcaster.bucket.store import BucketAccess, S3Store, StoreError
 from broadcaster.bucket.uploader import Backoff, SegmentLost, Uploader, read_segment_file
 from tests.support.fakes import FakeStore
 from tests.support.waiting import until
@@ -25,7 +25,7 @@ from tests.support.waiting import until
 
 @pytest.fixture
 async def store(moto_url: str) -> AsyncIterator[S3Store]:
-    s = S3Store(endpoint_url=moto_url, region="us-east-1", access_key="k", secret_key="s", bucket="live")
+    s = S3Store(BucketAccess(moto_url, "us-east-1", "k", "s", "live"))
     await s.start()
     buckets = await s.client.list_buckets()
     if not any(b["Name"] == "live" for b in buckets["Buckets"]):
@@ -67,15 +67,14 @@ async def test_fmp4_types(tmp_path: Path) -> None:
 
 
 async def test_store_reports_missing_bucket_as_a_setting(moto_url: str) -> None:
-    async with S3Store(endpoint_url=moto_url, region="auto", access_key="k", secret_key="s", bucket="nope") as s:
+    async with S3Store(BucketAccess(moto_url, "auto", "k", "s", "nope")) as s:
         with pytest.raises(StoreError) as err:
             await s.probe()
     assert err.value.setting == "AWS_BUCKET_NAME"
 
 
 async def test_store_reports_unreachable_endpoint() -> None:
-    async with S3Store(endpoint_url="http://127.0.0.1:9", region="auto", access_key="k", secret_key="s",
-                       bucket="live", connect_timeout=1) as s:
+    async with S3Store(BucketAccess("http://127.0.0.1:9", "auto", "k", "s", "live"), connect_timeout=1) as s:
         with pytest.raises(StoreError) as err:
             await s.probe()
     assert err.value.setting is None

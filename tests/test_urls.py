@@ -12,6 +12,7 @@ import pytest
 
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.settings import Settings, SettingsError, load_settings
+from broadcaster.bucket.store import BucketAccess
 from broadcaster.bucket.urls import PresignedUrls, PublicUrls, S3Signer, segment_urls
 from tests.support.fakes import Clock
 from tests.support.waiting import until
@@ -153,8 +154,7 @@ async def test_presigned_urls_open_a_private_bucket_until_they_expire(tmp_path: 
             AWS_SECRET_ACCESS_KEY=s3.secret_key, AWS_BUCKET_NAME=s3.bucket,
         )  # fmt: skip
         urls = segment_urls(s)
-        signer = S3Signer(endpoint_url=s3.endpoint_url, region="auto", access_key=s3.access_key,
-                          secret_key=s3.secret_key, bucket=s3.bucket)
+        signer = S3Signer(BucketAccess(s3.endpoint_url, "auto", s3.access_key, s3.secret_key, s3.bucket))
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
 
             async def get(url: str) -> tuple[int, bytes]:

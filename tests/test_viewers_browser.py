@@ -28,7 +28,7 @@ import pytest_asyncio
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
-from broadcaster.demo.emulator import OwncastEmulator
+from broadcaster.demo.emulator import OwncastEmulator, resolve_settings
 from broadcaster.demo.recordings import Recordings
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.service import Service
@@ -90,7 +90,7 @@ async def stack(tmp_path_factory: pytest.TempPathFactory, recordings: Recordings
     try:
         async with (
             SeaweedS3(tmp / "seaweed", discard=True) as s3,
-            OwncastEmulator(tmp / "hls", segment_seconds=1, recordings=recordings) as emulator,
+            OwncastEmulator(tmp / "hls", resolve_settings(segment_seconds=1), recordings=recordings) as emulator,
             OwncastViewers(purge_timeout=TIMEOUT, prune_every=0.5) as owncast,
         ):
             env = service_env(tmp / "hls", s3, tmp / "state", WINDOW_SECONDS="8", VIEWER_TIMEOUT=str(TIMEOUT),

@@ -11,40 +11,54 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from ..metrics import BucketMetrics, Metrics
-from ..settings import BucketSettings
+from ..settings import BucketSettings, Settings
 from .checks import BucketChecks
 from .cleaner import Cleaner
-from .store import S3Store, StoreError
+from .store import BucketAccess, S3Store, StoreError
 from .store_thread import StoreThread
 from .uploader import Holder, Uploader
 
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class BucketOptions:
+    """What every bucket is given alike: uploads at once and each attempt's timeout; `cleans`: delete its
+    segments once no playlist may list them (`cleanup_margin` seconds later)."""
+
+    concurrency: int
+    timeout: float
+    cleans: bool = False
+    cleanup_margin: float = 0.0
+
+    @classmethod
+    def of(cls, s: Settings) -> BucketOptions:
+        cleans = s.delete_old_segments and not s.keep_recordings  # kept streams are never cleaned up
+        return cls(s.upload_concurrency, s.upload_timeout, cleans, s.cleanup_margin)
+
+
 class Bucket:
     """`settings`: this bucket's record; `holder`: what the service holds of each segment (every bucket's
-    upload sends that version); `cleans`: delete its segments once no playlist may list them;
-    `uploads_pending`: copies still to upload (they prove the bucket while they go); `refused`: whether
-    an error's reason is a refusal (steering/policy.py's refusal)."""
+    upload sends that version); `uploads_pending`: copies still to upload (they prove the bucket while
+    they go); `refused`: whether an error's reason is a refusal (steering/policy.py's refusal)."""
 
-    def __init__(self, settings: BucketSettings, metrics: Metrics, *, concurrency: int, timeout: float,
-                 holder: Holder | None = None, cleans: bool = False, cleanup_margin: float = 0.0,
-                 uploads_pending: Callable[[], int] = lambda: 0,
+    def __init__(self, settings: BucketSettings, metrics: Metrics, options: BucketOptions, *,
+                 holder: Holder | None = None, uploads_pending: Callable[[], int] = lambda: 0,
                  refused: Callable[[str], bool] = lambda reason: True) -> None:
         self.settings = settings
         self.pathway = settings.pathway
         self.metrics = BucketMetrics(metrics, settings.pathway)
-        self.store = StoreThread(S3Store(
-            endpoint_url=settings.endpoint_url, region=settings.region, access_key=settings.access_key_id,
-            secret_key=settings.secret_access_key, bucket=settings.bucket, max_connections=concurrency,
-            read_timeout=timeout))
-        self.uploader = Uploader(self.store, self.metrics, concurrency=concurrency, attempt_timeout=timeout,
+        timeout = options.timeout
+        self.store = StoreThread(S3Store(BucketAccess.of(settings), max_connections=options.concurrency,
+                                         read_timeout=timeout))
+        self.uploader = Uploader(self.store, self.metrics, concurrency=options.concurrency, attempt_timeout=timeout,
                                  holder=holder, pathway=settings.pathway)
         self.checks = BucketChecks(self.store, self.uploader, timeout=timeout, uploads_pending=uploads_pending,
                                    refused=refused)
-        self.cleaner = Cleaner(self.store, self.metrics, margin=cleanup_margin) if cleans else None
+        self.cleaner = Cleaner(self.store, self.metrics, margin=options.cleanup_margin) if options.cleans else None
 
     @property
     def name(self) -> str:

@@ -19,28 +19,38 @@ import aiohttp
 from .. import __version__
 from ..settings import BucketSettings
 from ..playlist import hls
-from .store import S3Store, StoreError
+from .store import BucketAccess, S3Store, StoreError
 
-ORIGIN = "https://viewer.example"  # a made-up viewer page's origin, as preflight.py's
+# A made-up viewer page's origin: the bucket's CORS policy must allow any origin (or the viewer's own).
+ORIGIN = "https://viewer.example"
+# A probe object is stored as a segment is (a .ts name, its type, a cacheable answer), so the viewer's GET
+# through R2_PUBLIC_URL meets the Cache Rule a segment meets; cacheable for a minute only, the probe being
+# deleted at once (segments say a year: they never change).
+PROBE_CONTENT_TYPE = "video/mp2t"
+PROBE_CACHE_CONTROL = "public, max-age=60"
 # The start's GET says what it is, as the steering probe's does: a bucket's or CDN's logs tell it from viewers.
 START_HEADERS = {"User-Agent": f"hls-broadcaster/{__version__} (start check)"}
 
 Line = Callable[[str, str], None]  # (ok | FAIL | skip, text)
 
 
+def probe_object(key_prefix: str, word: str) -> tuple[str, bytes]:
+    """A new probe object's key under `key_prefix` (a dotfile: never taken for one of Owncast's segments)
+    and its body, which says who put it (`word`: check, start)."""
+    token = secrets.token_hex(8)
+    return (hls.bucket_key(key_prefix, f".hls-broadcaster-check-{token}.ts"),
+            f"hls-broadcaster {word} {token}\n".encode())
+
+
 async def check(bucket: BucketSettings, key_prefix: str, timeout: float, line: Line) -> None:
     """`hls-broadcaster check`'s lines for one bucket other than the first."""
-    store = S3Store(endpoint_url=bucket.endpoint_url, region=bucket.region, access_key=bucket.access_key_id,
-                    secret_key=bucket.secret_access_key, bucket=bucket.bucket, max_connections=2,
-                    read_timeout=timeout)
-    token = secrets.token_hex(8)
-    key = hls.bucket_key(key_prefix, f".hls-broadcaster-check-{token}.ts")
-    body = f"hls-broadcaster check {token}\n".encode()
+    store = S3Store(BucketAccess.of(bucket), max_connections=2, read_timeout=timeout)
+    key, body = probe_object(key_prefix, "check")
     where = f"the {bucket.pathway} pathway's bucket {bucket.bucket!r} at {bucket.endpoint_url}"
     try:
         await store.start()
         if not await _step(bucket, timeout, line, f"{where}: put probe object {key}", lambda: store.put(
-                key, body, content_type="video/mp2t", cache_control="public, max-age=60")):
+                key, body, content_type=PROBE_CONTENT_TYPE, cache_control=PROBE_CACHE_CONTROL)):
             line("skip", f"{where}: public GET and delete: nothing was stored")
             return
         try:
@@ -106,12 +116,10 @@ async def listed_answers(store: Stored, url_of: Callable[[str], str], key_prefix
     would list it with: R2_PUBLIC_URL/key, or presigned) and deleted. What the GET found when it was not
     the object's bytes ("HTTP 404", "other bytes", why no answer); None when it was, or when the bucket
     did not take the object (its uploads tell of that)."""
-    token = secrets.token_hex(8)
-    key = hls.bucket_key(key_prefix, f".hls-broadcaster-check-{token}.ts")
-    body = f"hls-broadcaster start {token}\n".encode()
+    key, body = probe_object(key_prefix, "start")
     try:
         async with asyncio.timeout(timeout):
-            await store.put(key, body, content_type="video/mp2t", cache_control="public, max-age=60")
+            await store.put(key, body, content_type=PROBE_CONTENT_TYPE, cache_control=PROBE_CACHE_CONTROL)
     except (StoreError, TimeoutError):
         return None
     try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
@@ -16,6 +17,7 @@ import aiohttp
 from aiobotocore.config import AioConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
+from ..settings import BucketSettings
 from .s3session import BoundedAIOHTTPSession
 from .sessions import aio_session
 
@@ -51,25 +53,33 @@ class StoreError(Exception):
         return _SETTING_ERRORS.get(self.reason)
 
 
+@dataclass(frozen=True)
+class BucketAccess:
+    """Where a bucket is, and the API token that may use it."""
+
+    endpoint_url: str
+    region: str
+    access_key: str
+    secret_key: str
+    bucket: str
+
+    @classmethod
+    def of(cls, settings: BucketSettings) -> BucketAccess:
+        return cls(settings.endpoint_url, settings.region, settings.access_key_id, settings.secret_access_key,
+                   settings.bucket)
+
+    def client_args(self) -> dict[str, str]:
+        """The arguments of botocore's create_client that say where and as whom."""
+        return {"endpoint_url": self.endpoint_url, "region_name": self.region,
+                "aws_access_key_id": self.access_key, "aws_secret_access_key": self.secret_key}
+
+
 class S3Store:
-    def __init__(
-        self,
-        *,
-        endpoint_url: str,
-        region: str,
-        access_key: str,
-        secret_key: str,
-        bucket: str,
-        max_connections: int = 10,
-        connect_timeout: float = 3.0,
-        read_timeout: float = 10.0,
-    ) -> None:
-        self.bucket = bucket
+    def __init__(self, access: BucketAccess, *, max_connections: int = 10, connect_timeout: float = 3.0,
+                 read_timeout: float = 10.0) -> None:
+        self.bucket = access.bucket
         self._client_args: dict[str, Any] = {
-            "endpoint_url": endpoint_url,
-            "region_name": region,
-            "aws_access_key_id": access_key,
-            "aws_secret_access_key": secret_key,
+            **access.client_args(),
             "config": AioConfig(
                 max_pool_connections=max_connections,
                 connect_timeout=connect_timeout,

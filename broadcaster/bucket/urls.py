@@ -16,6 +16,7 @@ from botocore.config import Config
 
 from ..settings import Settings
 from .sessions import sync_session
+from .store import BucketAccess
 
 # An init section is shared by every segment of one transcoder run of one variant: a few are in use at
 # once, so remembering the last 64 signed ones bounds the cache over months of restarts.
@@ -60,15 +61,12 @@ class S3Signer:
     (<ACCOUNT_ID>.r2.cloudflarestorage.com), so they bypass the CDN.
     """
 
-    def __init__(self, *, endpoint_url: str, region: str, access_key: str, secret_key: str, bucket: str) -> None:
-        self._endpoint = endpoint_url
-        self._bucket = bucket
+    def __init__(self, access: BucketAccess) -> None:
+        self._endpoint = access.endpoint_url
+        self._bucket = access.bucket
         self._client: Any = sync_session().create_client(
             "s3",
-            endpoint_url=endpoint_url,
-            region_name=region,
-            aws_access_key_id=access_key,
-            aws_secret_access_key=secret_key,
+            **access.client_args(),
             # Path style: the bucket in the path works on R2, SeaweedFS and any custom endpoint.
             config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
         )
@@ -125,9 +123,5 @@ class PresignedUrls:
 def segment_urls(s: Settings) -> SegmentUrls:
     """The URL maker SEGMENT_URLS asks for."""
     if s.segment_urls == "presigned":
-        signer = S3Signer(
-            endpoint_url=s.first_bucket.endpoint_url, region=s.first_bucket.region, access_key=s.first_bucket.access_key_id,
-            secret_key=s.first_bucket.secret_access_key, bucket=s.first_bucket.bucket,
-        )  # fmt: skip
-        return PresignedUrls(signer, expiry=s.presign_expiry, keep_valid=s.segment_url_life)
+        return PresignedUrls(S3Signer(BucketAccess.of(s.first_bucket)), expiry=s.presign_expiry, keep_valid=s.segment_url_life)
     return PublicUrls(s.first_bucket.public_url)

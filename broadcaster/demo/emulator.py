@@ -53,6 +53,7 @@ from broadcaster.demo.owncast_settings import (
     SegmentType,
     Variant,
     describe,
+    reconfigured,
     resolve_settings,
 )
 from broadcaster.demo.receiver import PutReceiver, resolve_inside
@@ -82,24 +83,10 @@ class Cleanup:
 class OwncastEmulator:
     """Writes a synthetic live HLS stream into hls_dir the way Owncast does."""
 
-    def __init__(
-        self,
-        hls_dir: Path,
-        *,
-        variants: int | Sequence[Variant] = 2,
-        latency_level: int | None = None,
-        segment_seconds: int | None = None,
-        list_size: int | None = None,
-        source_keyframes: Sequence[float] | None = None,
-        segment_type: SegmentType = "mpegts",
-        cleanup: Cleanup = Cleanup(),
-        ledger: Ledger | None = None,
-        recordings: Recordings | None = None,
-    ) -> None:
-        """variants: how many of VARIANT_PRESETS, or the variants themselves. latency_level (0-4)
-        sets segment_seconds and list_size from LATENCY_LEVELS; without it they default to 1 s
-        and 10. source_keyframes: seconds between the broadcaster's keyframes, cycled; giving it
-        (or any passthrough) makes the transcoder read an encoded stream, like Owncast.
+    def __init__(self, hls_dir: Path, settings: OwncastSettings | None = None, *, segment_type: SegmentType = "mpegts",
+                 cleanup: Cleanup = Cleanup(), ledger: Ledger | None = None,
+                 recordings: Recordings | None = None) -> None:
+        """settings: the stream's (resolve_settings; by default two variants, 1 s segments, 10 listed).
         ledger (tests): every file written is recorded there as closed, the reference a test
         compares the bucket's bytes with. How files are written is set on the emulator, before its
         start or while it runs: `write_delay` (> 0 writes each file in 8 pieces with this pause before
@@ -108,13 +95,7 @@ class OwncastEmulator:
         issue 39's race on every segment). recordings (tests): a stream of transcoded variants only is
         the transcoder's encoding made once there and replayed by the same ffmpeg muxer (recordings.py);
         without it, and with anything copied, ffmpeg encodes as it goes, as Owncast's does."""
-        settings = resolve_settings(
-            variants,
-            latency_level=latency_level,
-            segment_seconds=segment_seconds,
-            list_size=list_size,
-            source_keyframes=source_keyframes,
-        )
+        settings = settings or resolve_settings()
         if segment_type not in ("mpegts", "fmp4"):
             raise ValueError(f"segment_type must be 'mpegts' or 'fmp4', not {segment_type!r}")
         self.hls_dir = Path(hls_dir).absolute()
@@ -172,24 +153,11 @@ class OwncastEmulator:
         """Change settings like an operator on Owncast's admin page: they apply at the next
         start() or restart_stream(); a stream on air keeps its ffmpeg and settings.
 
-        Settings not given keep their next value; latency_level replaces segment_seconds and
-        list_size, and either of those alone drops the latency level.
+        Settings not given keep their next value (owncast_settings.reconfigured).
         """
-        current = self._next
-        if latency_level is None and segment_seconds is None and list_size is None:
-            latency_level = current.latency_level
-            if latency_level is None:
-                segment_seconds, list_size = current.segment_seconds, current.list_size
-        elif latency_level is None:
-            segment_seconds = current.segment_seconds if segment_seconds is None else segment_seconds
-            list_size = current.list_size if list_size is None else list_size
-        self._next = resolve_settings(
-            current.variants if variants is None else variants,
-            latency_level=latency_level,
-            segment_seconds=segment_seconds,
-            list_size=list_size,
-            source_keyframes=current.source_keyframes if source_keyframes is None else source_keyframes,
-        )
+        self._next = reconfigured(self._next, variants=variants, latency_level=latency_level,
+                                  segment_seconds=segment_seconds, list_size=list_size,
+                                  source_keyframes=source_keyframes)
         log.info("owncast emulator settings for the next stream: %s", describe(self._next))
 
     # -- properties
@@ -281,13 +249,9 @@ class OwncastEmulator:
         self._shortid = new_shortid()
         base_url = f"http://127.0.0.1:{self.port}"
         if recording is not None:
-            argv = replay_command(exe, str(recording), base_url, self._shortid, settings.variants,
-                                  segment_seconds=settings.segment_seconds, list_size=settings.list_size,
-                                  segment_type=self.segment_type)
+            argv = replay_command(exe, str(recording), base_url, self._shortid, settings, self.segment_type)
         else:
-            argv = ffmpeg_command(exe, base_url, self._shortid, settings.variants,
-                                  segment_seconds=settings.segment_seconds, list_size=settings.list_size,
-                                  segment_type=self.segment_type, source=source)
+            argv = ffmpeg_command(exe, base_url, self._shortid, settings, self.segment_type, source)
         self.replaying = recording is not None
         log.debug("starting ffmpeg: %s", " ".join(argv))
         gaps = settings.source_keyframes or DEFAULT_SOURCE_KEYFRAMES

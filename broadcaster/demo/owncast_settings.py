@@ -73,15 +73,45 @@ class OwncastSettings:
         return Variant(big.width, big.height, max(2 * big.video_kbps, 1500), FPS, passthrough=True)
 
 
-def resolve_settings(
-    variants: int | Sequence[Variant],
+def reconfigured(
+    current: OwncastSettings,
     *,
+    variants: int | Sequence[Variant] | None,
     latency_level: int | None,
     segment_seconds: int | None,
     list_size: int | None,
     source_keyframes: Sequence[float] | None,
 ) -> OwncastSettings:
-    """Check and combine settings; latency_level sets segment_seconds and list_size like Owncast's."""
+    """`current` with what an operator changed (None: kept); latency_level replaces segment_seconds and
+    list_size, and either of those alone drops the latency level."""
+    if latency_level is None and segment_seconds is None and list_size is None:
+        latency_level = current.latency_level
+        if latency_level is None:
+            segment_seconds, list_size = current.segment_seconds, current.list_size
+    elif latency_level is None:
+        segment_seconds = current.segment_seconds if segment_seconds is None else segment_seconds
+        list_size = current.list_size if list_size is None else list_size
+    return resolve_settings(
+        current.variants if variants is None else variants,
+        latency_level=latency_level,
+        segment_seconds=segment_seconds,
+        list_size=list_size,
+        source_keyframes=current.source_keyframes if source_keyframes is None else source_keyframes,
+    )
+
+
+def resolve_settings(
+    variants: int | Sequence[Variant] = 2,
+    *,
+    latency_level: int | None = None,
+    segment_seconds: int | None = None,
+    list_size: int | None = None,
+    source_keyframes: Sequence[float] | None = None,
+) -> OwncastSettings:
+    """Check and combine settings; latency_level sets segment_seconds and list_size like Owncast's; without
+    it they default to 1 s and 10. variants: how many of VARIANT_PRESETS, or the variants themselves.
+    source_keyframes: seconds between the broadcaster's keyframes, cycled; giving it (or any passthrough)
+    makes the transcoder read an encoded stream, like Owncast."""
     if isinstance(variants, int):
         if not 1 <= variants <= len(VARIANT_PRESETS):
             raise ValueError(f"variants must be 1..{len(VARIANT_PRESETS)}, not {variants}")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..service import Service
 from ..settings import load_settings
-from .emulator import LATENCY_LEVELS, EmulatorError, OwncastEmulator, Variant
+from .emulator import LATENCY_LEVELS, EmulatorError, OwncastEmulator, Variant, resolve_settings
 from .ffmpeg import FfmpegNotFoundError
 from .seaweed import SeaweedError, SeaweedS3
 from .tracker import LocalTracker, TrackerUnavailable, free_port, install
@@ -38,12 +38,11 @@ async def run_demo(
     latency_level: int | None = None,
     passthrough: bool = False,
     p2p: bool = False,
-    work_dir: Path | None = None,
     say: Callable[[str], None] = print,
-    stop: asyncio.Event | None = None,
 ) -> int:
-    work = work_dir or Path(tempfile.mkdtemp(prefix="hls-broadcaster-demo-"))
-    stop = stop or asyncio.Event()
+    """Runs until SIGINT or SIGTERM, in a temporary folder removed at the end."""
+    work = Path(tempfile.mkdtemp(prefix="hls-broadcaster-demo-"))
+    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
@@ -66,9 +65,8 @@ async def run_demo(
             )
             own_length = segment_seconds if latency_level is None else None
             try:
-                await stack.enter_async_context(OwncastEmulator(
-                    hls, variants=variants, latency_level=latency_level, segment_seconds=own_length
-                ))
+                await stack.enter_async_context(OwncastEmulator(hls, resolve_settings(
+                    variants=variants, latency_level=latency_level, segment_seconds=own_length)))
             except (FfmpegNotFoundError, EmulatorError) as err:
                 raise DemoError(f"the synthetic stream could not start: {err}") from None
             copied = ", the first one's video copied (irregular keyframes)" if passthrough else ""
@@ -122,8 +120,7 @@ async def run_demo(
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
-        if work_dir is None:
-            shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
     say("stopped; nothing left running.")
     return 0
 

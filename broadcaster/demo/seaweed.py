@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 # weed mini's volume server sometimes outwaits SIGTERM after clients went away (seen after the fault
 # proxy's hung and refused uploads: 10 s, then killed); its data is a demo's or a test's, so do not wait long.
 _STOP_TIMEOUT = 3.0
+# The seconds of CPU weed may spend starting, and of standing still (children.StartClock): on a busy
+# machine its start-up takes many times its wall time (under a second alone).
+STARTUP_TIMEOUT = 30.0
 _MAX_UNIX_SOCKET_PATH = 100  # sun_path holds 108 bytes; stay clear of it
 _GRPC_OFFSET = TWIN_OFFSET  # each port's gRPC twin (weed's default: +10000)
 _PORT_NAMES = ("master", "volume", "filer", "s3", "admin")
@@ -83,17 +86,6 @@ def weed_exe() -> str:
     )
 
 
-def pick_ports(count: int) -> list[int]:
-    """count distinct free ports whose +10000 gRPC twins are free too (not reserved: see SeaweedS3,
-    which holds its ports reserved while it runs)."""
-    try:
-        reserved = reserve_ports(count, twins=True)
-    except NoFreePort as err:
-        raise SeaweedError(str(err)) from None
-    reserved.release()
-    return reserved.ports
-
-
 def _s3_identities(bucket: str | None, access_key: str, secret_key: str, *, public_read: bool) -> dict[str, Any]:
     """`bucket` None: anonymous reads of every bucket (a server shared by several buckets)."""
     identities: list[dict[str, Any]] = [
@@ -135,6 +127,60 @@ def remove_stale_sockets(ports: Iterable[int]) -> None:
                     sock.unlink(missing_ok=True)
 
 
+def client_config() -> Config:
+    """botocore Config matching what the service uses against R2."""
+    return Config(
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+        s3={"addressing_style": "path"},
+        retries={"mode": "standard", "max_attempts": 2},
+        connect_timeout=5,
+        read_timeout=10,
+    )
+
+
+def weed_argv(exe: str, work_dir: Path, ports: dict[str, int], config: Path) -> list[str]:
+    """`weed mini`'s command line: every port given, on 127.0.0.1, S3 with `config`'s identities."""
+    p = ports
+    argv = [
+        exe, "mini",
+        f"-dir={work_dir / 'data'}",
+        "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+        "-master.telemetry=false",
+        f"-master.port={p['master']}", f"-volume.port={p['volume']}",
+        f"-filer.port={p['filer']}", f"-s3.port={p['s3']}", f"-admin.port={p['admin']}",
+        "-webdav=false", "-admin.ui=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
+        "-s3.iam=false",
+        f"-s3.config={config}",
+        # R2 answers NoSuchBucket rather than creating buckets on upload.
+        "-s3.autoCreateBucket=false",
+        "-volume.preStopSeconds=0",  # faster shutdown; nothing to drain in tests
+    ]  # fmt: skip
+    # Keep its unix sockets in our folder rather than /tmp when the path fits.
+    for name in ("s3", "filer"):
+        sock = work_dir / f"{name}.sock"
+        if len(str(sock)) < _MAX_UNIX_SOCKET_PATH:
+            argv.append(f"-{name}.localSocket={sock}")
+    return argv
+
+
+def _log_lines(path: Path, offset: int) -> list[str]:
+    """The lines weed wrote to its log from `offset` on (since the current process started)."""
+    try:
+        with path.open("rb") as f:
+            f.seek(offset)
+            return f.read().decode(errors="replace").splitlines()
+    except FileNotFoundError:
+        return []
+
+
+def _log_excerpt(lines: list[str], tail: int = 20) -> str:
+    # weed prints its whole usage after a bad flag, so keep the error lines that
+    # scrolled out of the tail too.
+    earlier = [line for line in lines[:-tail] if _LOG_ERROR.search(line)][-10:]
+    return "\n".join([*earlier, *(["..."] if earlier else []), *lines[-tail:]])
+
+
 class SeaweedS3:
     """`weed mini` on 127.0.0.1 with signed access for one key and public reads of one bucket
     (unless `public_read=False`: a private bucket, as for presigned segment URLs)."""
@@ -146,15 +192,12 @@ class SeaweedS3:
         bucket: str = "live",
         access_key: str = "demo-access-key",
         secret_key: str = "demo-secret-key",
-        startup_timeout: float = 30.0,
         public_read: bool = True,
         discard: bool = False,
         shared: bool = False,
     ) -> None:
         """discard: close() kills weed at once, for a server whose data is thrown away (a test's): weed's
-        own shutdown on SIGTERM takes 1.2 s, some 100 times a run of the suite. startup_timeout: the
-        seconds of CPU weed may spend starting, and of standing still (children.StartClock): on a
-        busy machine its start-up takes many times its wall time (under a second alone). shared: a
+        own shutdown on SIGTERM takes 1.2 s, some 100 times a run of the suite. shared: a
         server for many buckets (make_bucket), each publicly readable with `public_read`: a test suite's
         worker runs one rather than one per test (2-3 s of start-up each)."""
         self.work_dir = Path(work_dir).absolute()
@@ -166,7 +209,7 @@ class SeaweedS3:
         self.public_read = public_read
         self._access_key = access_key
         self._secret_key = secret_key
-        self.startup_timeout = startup_timeout
+        self.startup_timeout = STARTUP_TIMEOUT
         self._ports: dict[str, int] = {}
         self._reserved: Reserved | None = None  # the ports, held while weed runs
         self._proc: asyncio.subprocess.Process | None = None
@@ -211,17 +254,6 @@ class SeaweedS3:
     @property
     def log_path(self) -> Path:
         return self.work_dir / "weed.log"
-
-    def client_config(self) -> Config:
-        """botocore Config matching what the service uses against R2."""
-        return Config(
-            request_checksum_calculation="when_required",
-            response_checksum_validation="when_required",
-            s3={"addressing_style": "path"},
-            retries={"mode": "standard", "max_attempts": 2},
-            connect_timeout=5,
-            read_timeout=10,
-        )
 
     # -- one shared server, many processes
 
@@ -336,37 +368,14 @@ class SeaweedS3:
             region_name="auto",
             aws_access_key_id=self._access_key,
             aws_secret_access_key=self._secret_key,
-            config=self.client_config(),
+            config=client_config(),
         )
 
     # -- internals
 
-    def _argv(self, exe: str, config: Path) -> list[str]:
-        p = self._ports
-        argv = [
-            exe, "mini",
-            f"-dir={self.work_dir / 'data'}",
-            "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-            "-master.telemetry=false",
-            f"-master.port={p['master']}", f"-volume.port={p['volume']}",
-            f"-filer.port={p['filer']}", f"-s3.port={p['s3']}", f"-admin.port={p['admin']}",
-            "-webdav=false", "-admin.ui=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
-            "-s3.iam=false",
-            f"-s3.config={config}",
-            # R2 answers NoSuchBucket rather than creating buckets on upload.
-            "-s3.autoCreateBucket=false",
-            "-volume.preStopSeconds=0",  # faster shutdown; nothing to drain in tests
-        ]  # fmt: skip
-        # Keep its unix sockets in our folder rather than /tmp when the path fits.
-        for name in ("s3", "filer"):
-            sock = self.work_dir / f"{name}.sock"
-            if len(str(sock)) < _MAX_UNIX_SOCKET_PATH:
-                argv.append(f"-{name}.localSocket={sock}")
-        return argv
-
     async def _spawn(self, exe: str, config: Path) -> int:
         """Starts weed; returns its pid."""
-        argv = child_argv(self._argv(exe, config))  # the server dies with us even if Python is SIGKILLed
+        argv = child_argv(weed_argv(exe, self.work_dir, self._ports, config))  # the server dies with us even if Python is SIGKILLed
         log.debug("starting SeaweedFS: %s", " ".join(argv))
         with self.log_path.open("ab") as out:
             self._log_offset = out.tell()
@@ -384,23 +393,10 @@ class SeaweedS3:
         return self._proc.pid
 
     def _run_log(self) -> list[str]:
-        """Lines weed wrote since the current process started."""
-        try:
-            with self.log_path.open("rb") as f:
-                f.seek(self._log_offset)
-                return f.read().decode(errors="replace").splitlines()
-        except FileNotFoundError:
-            return []
-
-    def _log_excerpt(self, tail: int = 20) -> str:
-        # weed prints its whole usage after a bad flag, so keep the error lines that
-        # scrolled out of the tail too.
-        lines = self._run_log()
-        earlier = [line for line in lines[:-tail] if _LOG_ERROR.search(line)][-10:]
-        return "\n".join([*earlier, *(["..."] if earlier else []), *lines[-tail:]])
+        return _log_lines(self.log_path, self._log_offset)
 
     def _fail(self, what: str) -> SeaweedError:
-        return SeaweedError(f"SeaweedFS {what}; from {self.log_path}:\n{self._log_excerpt()}")
+        return SeaweedError(f"SeaweedFS {what}; from {self.log_path}:\n{_log_excerpt(self._run_log())}")
 
     def _reserve_ports(self) -> None:
         if self._reserved is not None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from broadcaster.demo.owncast_settings import AUDIO_KBPS, SegmentType, Variant
+from broadcaster.demo.owncast_settings import AUDIO_KBPS, OwncastSettings, SegmentType, Variant
 
 _SOURCE_AUDIO_KBPS = 128
 
@@ -78,29 +78,19 @@ def _variant_args(i: int, v: Variant, *, segment_seconds: int, scale: bool) -> l
     return [*video, *audio, *extra, "-preset", preset]
 
 
-def ffmpeg_command(
-    exe: str,
-    base_url: str,
-    shortid: str,
-    variants: tuple[Variant, ...],
-    *,
-    segment_seconds: int,
-    list_size: int,
-    segment_type: SegmentType,
-    source: Variant | None = None,
-) -> list[str]:
+def ffmpeg_command(exe: str, base_url: str, shortid: str, stream: OwncastSettings, segment_type: SegmentType,
+                   source: Variant | None = None) -> list[str]:
     """The transcoder's command line, modelled on Owncast's Transcoder.getFlags() (v0.1.x and later).
 
     source None: the test picture is generated in this ffmpeg (cheaper, nothing copied). Otherwise
     ffmpeg reads the broadcaster's encoded stream of that size from stdin, like Owncast.
     """
     if source is None:
-        input_args = ["-nostdin", "-re", *_test_picture_input(variants)]
+        input_args = ["-nostdin", "-re", *_test_picture_input(stream.variants)]
     else:
         input_args = ["-i", "pipe:0"]
-    return [*_head(exe), *_ENCODING_FLAGS, *input_args, *_encode_args(variants, segment_seconds, source),
-            *_hls_args(base_url, shortid, len(variants), segment_seconds=segment_seconds, list_size=list_size,
-                       segment_type=segment_type)]
+    return [*_head(exe), *_ENCODING_FLAGS, *input_args, *_encode_args(stream.variants, stream.segment_seconds, source),
+            *_hls_args(base_url, shortid, stream, segment_type)]
 
 
 def recording_command(exe: str, out: str, variants: tuple[Variant, ...], *, segment_seconds: int,
@@ -112,26 +102,16 @@ def recording_command(exe: str, out: str, variants: tuple[Variant, ...], *, segm
             "-max_muxing_queue_size", "400", "-f", "mp4", out]
 
 
-def replay_command(
-    exe: str,
-    recording: str,
-    base_url: str,
-    shortid: str,
-    variants: tuple[Variant, ...],
-    *,
-    segment_seconds: int,
-    list_size: int,
-    segment_type: SegmentType,
-) -> list[str]:
+def replay_command(exe: str, recording: str, base_url: str, shortid: str, stream: OwncastSettings,
+                   segment_type: SegmentType) -> list[str]:
     """ffmpeg_command's output from a recording_command file, looped, in real time (-re): the same hls
     muxer PUTting the same segments and playlists to Owncast's receiver, the encoding done once. Its
     streams are copied (-c copy): a few % of the CPU the encoding takes."""
-    maps = [a for i in range(2 * len(variants)) for a in ("-map", f"0:{i}")]
+    maps = [a for i in range(2 * len(stream.variants)) for a in ("-map", f"0:{i}")]
     # MP4 names every stream's language ("und"), which the live transcoder's segments do not carry.
     return [*_head(exe), "-nostdin", "-re", "-stream_loop", "-1", "-i", recording, *maps, "-c", "copy",
             "-metadata:s", "language=",
-            *_hls_args(base_url, shortid, len(variants), segment_seconds=segment_seconds, list_size=list_size,
-                       segment_type=segment_type, encoding=False)]
+            *_hls_args(base_url, shortid, stream, segment_type, encoding=False)]
 
 
 def _head(exe: str) -> list[str]:
@@ -165,8 +145,9 @@ def _encode_args(variants: tuple[Variant, ...], segment_seconds: int, source: Va
 _ENCODER_OUTPUT_ARGS = ("-tune", "zerolatency", "-pix_fmt", "yuv420p", "-sc_threshold", "0")
 
 
-def _hls_args(base_url: str, shortid: str, count: int, *, segment_seconds: int, list_size: int,
-              segment_type: SegmentType, encoding: bool = True) -> list[str]:
+def _hls_args(base_url: str, shortid: str, stream: OwncastSettings, segment_type: SegmentType,
+              encoding: bool = True) -> list[str]:
+    count, segment_seconds, list_size = len(stream.variants), stream.segment_seconds, stream.list_size
     ext = "ts" if segment_type == "mpegts" else "m4s"
     if segment_type == "mpegts":
         # Owncast's exact (odd) string: ffmpeg reads it as mpegts_flags set to nothing it knows.

@@ -108,7 +108,7 @@ class Writes:
     file decide (as where the kernel will not answer)."""
 
     def __init__(self, root: Path, *, kernel: bool, quiet: float = QUIET, unheard_quiet: float = UNHEARD_QUIET,
-                 poll: float = POLL, lease: bool = True,
+                 lease: bool = True,
                  wall: Callable[[], float] = time.time, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._root = root
         self._writers: Callable[[int, Path], bool | None] = leases.writers if lease else _not_asked
@@ -116,7 +116,6 @@ class Writes:
         # start: an upload asked before the first watch begins, or between two watches, judges a file the
         # kernel has not heard of) that is the longer `unheard_quiet`.
         self._quiet = unheard_quiet if kernel else quiet
-        self._poll = poll
         self._wall = wall
         self._mono = monotonic
         self._exact = False  # an unbroken kernel watch is feeding `note`
@@ -242,7 +241,7 @@ class Writes:
                     return Finish.MISSING if missing else Finish.UNFINISHED
                 # A close comes as an event; without the kernel's word, look again shortly.
                 told = self._exact and path in self._writing
-                await self._next_change(min(left, EVENT_WAIT if told else self._poll))
+                await self._next_change(min(left, EVENT_WAIT if told else POLL))
                 waited = True
         finally:
             self.waiting -= 1

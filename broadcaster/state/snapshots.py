@@ -193,8 +193,8 @@ class Snapshots:
 
     def save_now(self, root: dict[str, Any]) -> str | None:
         """Write `root` (the top level) and the keyed parts synchronously at a clean stop, marked so: the
-        next start continues exactly. Returns why it could not be written (the caller says what the next
-        start will do), else None."""
+        next start continues exactly. Returns why it could not be written, and logs what the next start
+        does instead (docs/hls-rules.md#numbers-across-restarts), else None."""
         if self.file is None:
             return None
         data = {**self.snapshot(root), "clean_stop": True, LEASE: secrets.token_hex(8)}
@@ -203,6 +203,8 @@ class Snapshots:
         except OSError as err:
             self._failed(err)
             if not isinstance(err, Replaced):
+                log.error("cannot save state to %s at shutdown: %s; %s (no number is served twice)",
+                          self.file.path, self.error, self._next_start())
                 return self.error
             # On disk, as a start reads it, though the step after its rename failed (a power cut may
             # bring back the state before: its lease's record in `served` still holds).
@@ -210,6 +212,15 @@ class Snapshots:
                       "syncing its folder or the journal", self.error)
         self._succeeded(clean=True, lease=data[LEASE])
         return None
+
+    def _next_start(self) -> str:
+        """What the next start does when the last save failed (save_now)."""
+        if self.disk_clean is None:
+            return "the next start numbers from the clock"
+        if self.shown_past is None:
+            return "the next start continues exactly from the last state saved (nothing was shown past it)"
+        return (f"the next start continues above media sequence {self.shown_past} (the highest shown since the "
+                "last state saved) with a discontinuity, at Owncast's next segment")
 
     def _failed(self, err: OSError) -> None:
         self.error = str(err.strerror or err)

@@ -57,10 +57,12 @@ class Copies(Protocol):
     @property
     def total_bytes(self) -> int: ...
 
+    @property
+    def evicted(self) -> int: ...
+
     max_bytes: int
     kept: int
     failures: int
-    evicted: int
 
 
 class SteeringMetrics(Collector):

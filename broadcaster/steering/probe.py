@@ -122,7 +122,6 @@ class SteeringLoop:
     probes each bucket's public URL."""
 
     def __init__(self, policy: SteeringPolicy, probes: Mapping[str, Probe], *, probe: bool = True,
-                 clock: Callable[[], float] = time.monotonic,
                  on_change: Callable[[tuple[str, ...]], None] = lambda priority: None,
                  watched: Callable[[], bool] = lambda: True, told_late: bool = False,
                  heard: Callable[[str, bool, str], None] = lambda pathway, ok, detail: None) -> None:
@@ -142,7 +141,7 @@ class SteeringLoop:
         self._watched = watched
         self._told_late = told_late
         self._probe = probe
-        self._clock = clock
+        self._clock = time.monotonic
         self._tasks: list[asyncio.Task[None]] = []
         # Set when the policy wants a pathway probed before its turn.
         self._probe_now = {pathway: Wake() for pathway in self._probes}

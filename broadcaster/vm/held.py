@@ -30,28 +30,21 @@ read by the event loop and its executor (the bytes): the index is behind a lock.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
-import math
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import NamedTuple
 
 from ..files import MAX_FILE_BYTES, Refused, Stamp, look_beneath, read_stamped, stamp_beneath
 from ..lograte import RateLimitedLog
 from ..playlist import hls
 from .copies_room import DISK_RESERVE as DISK_RESERVE, room
 from .copy_files import FOLDER as FOLDER, CopyFiles
+from .held_index import SETTLED_FOR as SETTLED_FOR, HeldFile as HeldFile, HeldIndex
 
 log = logging.getLogger(__name__)
 
-# Once every bucket has a segment, the VM needs it only while Owncast's file may still be asked for at
-# the VM's pathway's live edge (Owncast keeps SegmentCount+10 segments: a minute or two); older ones are
-# answered from the bucket, and forgotten here.
-SETTLED_FOR = 180.0
 _new = tuple.__new__
 
 
@@ -59,62 +52,24 @@ def _not_asked(_fd: int, _path: Path) -> bool | None:
     return None
 
 
-class HeldFile(NamedTuple):
-    """One segment (or init section) held: what an answer needs without reading it. A tuple, not a frozen
-    dataclass: one is made for every segment, on the uploads' threads, and a frozen dataclass's __init__
-    (a setattr per field) cost four times as much (issue 66 item 3: steering's cost while nothing fails)."""
-
-    key: str
-    parts: tuple[str, ...]  # its file beneath HLS_DIR (<variant>/<name>)
-    stamp: Stamp  # the version read: Owncast's file is these bytes while its stamp is this
-    size: int
-    modified: float  # Unix seconds (Last-Modified): its mtime
-    content_type: str
-    held_at: float  # monotonic
-    copy: str | None = None  # its copy's file under STATE_DIR/segments, while one is kept
-    copy_size: int = 0
-
-    @property
-    def etag(self) -> str:
-        """Strong: the version's stamp as a digest (the same bytes always give the same stamp). Made when
-        an answer needs it, not for every segment held: while the bucket serves, none is asked for."""
-        stamp = self.stamp
-        return '"' + hashlib.blake2b(f"{stamp.inode}:{stamp.size}:{stamp.mtime_ns}".encode(),
-                                     digest_size=12).hexdigest() + '"'
-
-
 class Held:
     """`buckets`: the pathway IDs of the buckets every upload goes to (a copy goes once all have it)."""
 
     def __init__(self, hls_dir: Path, state_dir: Path, *, max_bytes: int, keep_for: float,
                  buckets: Iterable[str] = (hls.BUCKET_PATHWAY,), clock: Callable[[], float] = time.monotonic,
-                 keep_copies: bool = True, writers: Callable[[int, Path], bool | None] = _not_asked) -> None:
-        """`keep_copies`: keep a copy of what a failed upload must send again (off: the file is read
-        again for each attempt, and a segment Owncast deleted meanwhile is lost, as without pathways).
-        `writers(fd, path)`: whether the file open as `fd` is open for writing anywhere (source/leases.py;
+                 writers: Callable[[int, Path], bool | None] = _not_asked) -> None:
+        """`writers(fd, path)`: whether the file open as `fd` is open for writing anywhere (source/leases.py;
         None: the kernel will not say), asked before `at_hand` holds a version of Owncast's file."""
         self._root = hls_dir
         self._files = CopyFiles(state_dir)  # the copies' folder
         self.max_bytes = max_bytes
-        self._keep_for = keep_for
-        self._buckets = frozenset(buckets)
-        self._many = len(self._buckets) > 1
         self._clock = clock
-        self._keep_copies = keep_copies
         self._writers = writers
         self._lock = threading.Lock()
-        self._index: OrderedDict[str, HeldFile] = OrderedDict()  # oldest first
-        # With more than one bucket: key -> the buckets that have it, until all have.
-        self._landed: dict[str, set[str]] = {}
-        self._settled: OrderedDict[str, float] = OrderedDict()  # key -> when every bucket had it
-        # No sooner than this does anything held expire (the oldest's time): not looked for at every segment.
-        self._due = -math.inf
-        self._copies: OrderedDict[str, None] = OrderedDict()  # keys with a copy, oldest copy first
-        self._bytes = 0  # the copies'
+        self._index = HeldIndex(keep_for, buckets)  # under the lock
         self._failed = RateLimitedLog(log)
         self.kept = 0  # copies made (a metric)
         self.failures = 0  # copies that could not be written (disk full...)
-        self.evicted = 0  # copies dropped for the byte cap before every bucket had them
 
     @property
     def folder(self) -> Path:
@@ -123,36 +78,35 @@ class Held:
     @property
     def total_bytes(self) -> int:
         """The copies' bytes on disk."""
-        return self._bytes
+        return self._index.bytes
+
+    @property
+    def evicted(self) -> int:
+        """Copies dropped for the byte cap before every bucket had them (a metric)."""
+        return self._index.evicted
 
     def room(self) -> tuple[int, str]:
         """The bytes the copies may take now, and what bounds them: VM_COPIES_MB, or STATE_DIR's disk down
         to its reserve (copies_room.py)."""
-        return room(self.folder, self._bytes, self.max_bytes)
+        return room(self.folder, self._index.bytes, self.max_bytes)
 
     @property
     def copies(self) -> int:
-        return len(self._copies)
+        return len(self._index.copies)
 
     def __len__(self) -> int:
-        return len(self._index)
+        return len(self._index.files)
 
     # -- life ---------------------------------------------------------------------------------------
 
     def open(self) -> None:
         """Make the copies' folder (private) and empty it: a former run's copies are not in the index."""
-        if self._keep_copies:
-            self._files.open()
+        self._files.open()
 
     def close(self) -> None:
         """Remove every copy (a restart reads Owncast's files again) and let the folder go."""
         with self._lock:
-            names = [h.copy for h in self._index.values() if h.copy is not None]
-            self._index.clear()
-            self._landed.clear()
-            self._settled.clear()
-            self._copies.clear()
-            self._bytes = 0
+            names = self._index.clear()
         self._files.close(names)
 
     # -- the uploads' worker threads -------------------------------------------------------------------
@@ -172,24 +126,7 @@ class Held:
                                None, 0))
         gone: list[str] = []
         with self._lock:
-            index = self._index
-            old = index.get(key)
-            if old is not None and old.stamp == stamp:  # this version is held already (with its copy, if any)
-                return old
-            old = index.pop(key, None)
-            if old is not None:  # held before (settled is held: _expire_locked)
-                self._settled.pop(key, None)
-                if old.copy is not None:  # Owncast rewrote it: the new version only
-                    gone.append(old.copy)
-                    self._bytes -= old.copy_size
-                    self._copies.pop(key, None)
-            elif not index:
-                self._due = min(self._due, now + self._keep_for)
-            index[key] = held
-            if self._many:
-                self._landed[key] = set()
-            if now >= self._due:
-                gone += self._expire_locked(now)
+            held = self._index.put(held, now, gone)  # or the version held already, with its copy
         if gone:
             self._files.unlink(gone)
         return held
@@ -238,13 +175,9 @@ class Held:
             return False
         gone: list[str] = []
         with self._lock:
-            current = self._index.get(key)
-            if not self._files.is_open or current is None or current.stamp != held.stamp or current.copy is not None:
+            if not self._files.is_open or not self._index.copied(held, name, len(body)):
                 gone.append(name)  # closed, forgotten, rewritten or kept meanwhile
             else:
-                self._index[key] = current._replace(copy=name, copy_size=len(body))
-                self._copies[key] = None
-                self._bytes += len(body)
                 self.kept += 1
                 gone += self._over_cap_locked()
         self._files.unlink(gone)
@@ -255,35 +188,13 @@ class Held:
     def landed(self, key: str, bucket: str) -> None:
         """`bucket` has `key`: once every bucket has it, its copy (if any) goes."""
         with self._lock:
-            held = self._index.get(key)
-            if held is None:
-                return  # forgotten (expired, closed)
-            if self._many:
-                landed = self._landed.get(key)
-                if landed is None:
-                    return  # every bucket had it already
-                landed.add(bucket)
-                if not landed >= self._buckets:
-                    return
-                del self._landed[key]
-            settled = self._settled
-            if key in settled:
-                return  # landed already (uploaded again): settled at its first landing
-            now = self._clock()
-            if not settled:
-                self._due = min(self._due, now + SETTLED_FOR)
-            settled[key] = now
-            if held.copy is None:
-                return
-            self._index[key] = held._replace(copy=None, copy_size=0)
-            self._copies.pop(key, None)
-            self._bytes -= held.copy_size
-            name = held.copy
-        self._files.unlink([name])
+            name = self._index.landed(key, bucket, self._clock())
+        if name is not None:
+            self._files.unlink([name])
 
     def get(self, key: str) -> HeldFile | None:
         with self._lock:
-            return self._index.get(key)
+            return self._index.files.get(key)
 
     def alive(self, key: str) -> bool:
         """A version of `key` may still be read: its copy is kept, or Owncast's file is there (a stat; asked
@@ -351,62 +262,21 @@ class Held:
             if fits:
                 return True
             with self._lock:
-                gone = self._drop_oldest_copy_locked()
-            if gone is None:
+                gone = self._index.drop_oldest_copy()
+            if gone is None or gone.copy is None:
                 return False
             self._failed.warning("reserve", "STATE_DIR's disk is down to its reserve (%d MB): the oldest copy of a "
                                  "segment not in every bucket yet dropped (its upload reads Owncast's file while "
                                  "it is there); free space on STATE_DIR's disk for a longer outage",
                                  reserve // (1024 * 1024))
-            self._files.unlink([gone])
-
-    def _drop_oldest_copy_locked(self) -> str | None:
-        if not self._copies:
-            return None
-        key, _ = self._copies.popitem(last=False)
-        held = self._index[key]
-        self._index[key] = held._replace(copy=None, copy_size=0)
-        self._bytes -= held.copy_size
-        self.evicted += 1
-        return held.copy
+            self._files.unlink([gone.copy])
 
     def _over_cap_locked(self) -> list[str]:
         gone = []
-        while self._bytes > self.max_bytes and self._copies:
-            key = next(iter(self._copies))
-            name = self._drop_oldest_copy_locked()
-            if name is not None:
-                gone.append(name)
+        while self._index.bytes > self.max_bytes and (dropped := self._index.drop_oldest_copy()) is not None:
+            if dropped.copy is not None:
+                gone.append(dropped.copy)
                 self._failed.warning("evicted", "the copies of segments not in every bucket yet exceed "
                                      "VM_COPIES_MB: %s dropped (its upload reads Owncast's file while it is "
-                                     "there; raise VM_COPIES_MB for a longer outage)", key)
-        return gone
-
-    def _expire_locked(self, now: float) -> list[str]:
-        """Forget what is past its time (the oldest first); the names of the copies to remove. Then `_due`
-        is when the oldest left will be."""
-        gone = []
-        index = self._index
-        settled = self._settled
-        while settled:
-            key, at = next(iter(settled.items()))
-            if now - at <= SETTLED_FOR:
-                break
-            del settled[key]
-            old = index.pop(key, None)
-            if old is not None and old.copy is not None:  # none: dropped when the last bucket got it
-                gone.append(old.copy)
-        while index:
-            key, oldest = next(iter(index.items()))
-            if now - oldest.held_at <= self._keep_for:
-                break
-            del index[key]
-            self._landed.pop(key, None)
-            settled.pop(key, None)
-            if oldest.copy is not None:
-                self._copies.pop(key, None)
-                self._bytes -= oldest.copy_size
-                gone.append(oldest.copy)
-        self._due = min(next(iter(settled.values()), math.inf) + SETTLED_FOR,
-                        next(iter(index.values())).held_at + self._keep_for if index else math.inf)
+                                     "there; raise VM_COPIES_MB for a longer outage)", dropped.key)
         return gone

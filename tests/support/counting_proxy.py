@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp import web
 
-from broadcaster.demo.emulator import OwncastEmulator
+from broadcaster.demo.emulator import OwncastEmulator, resolve_settings
 from broadcaster.demo.ports import kept_port
 from broadcaster.demo.recordings import Recordings
 from broadcaster.demo.seaweed import SeaweedS3
@@ -150,7 +150,7 @@ async def proxied_stream(folder: Path, s3: SeaweedS3, trackers: str, *, segment_
     proxy = CountingProxy(f"{parts.scheme}://{parts.netloc}")
     await proxy.start()
     try:
-        async with OwncastEmulator(folder / "hls", segment_seconds=segment_seconds, variants=1,
+        async with OwncastEmulator(folder / "hls", resolve_settings(segment_seconds=segment_seconds, variants=1),
                                    recordings=recordings) as owncast:
             env = service_env(
                 folder / "hls", s3, folder / "state", WINDOW_SECONDS="8",

@@ -7,7 +7,7 @@ import asyncio
 import signal
 from pathlib import Path
 
-from broadcaster.demo.emulator import OwncastEmulator
+from broadcaster.demo.emulator import OwncastEmulator, resolve_settings
 
 
 async def main() -> None:
@@ -15,7 +15,7 @@ async def main() -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with OwncastEmulator(Path("/app/data/hls"), variants=1, segment_seconds=1):
+    async with OwncastEmulator(Path("/app/data/hls"), resolve_settings(variants=1, segment_seconds=1)):
         await stop.wait()
 
 
