@@ -16,8 +16,7 @@ def steered_plan(pathways: Sequence[Pathway], policy: SteeringPolicy) -> Pathway
     because it fails lists what it lacks at the URI of the pathways before it in the priority, best first
     (a player that stays there, video.js, plays on from them; a healthy bucket that is merely second lists
     only its own: a player there may have left the first on its own errors); the VM's pathway lists only
-    what the first bucket has while the VM redirects there (policy.bucket_serves). `reading`: per pathway,
-    whether a push makes its versions: a client read its playlists lately (publish/readers.py's make)."""
+    what the first bucket has while the VM redirects there (policy.bucket_serves)."""
 
     def fallbacks(pathway: str) -> Sequence[str]:
         priority = policy.priority
