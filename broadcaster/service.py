@@ -24,8 +24,10 @@ from .bucket.public_check import listed_answers
 from .bucket.recorder import Recorder
 from .bucket.urls import segment_urls
 from .clips.book import CLIPS_FILE, ClipBook, ClipPlaces
-from .http import LiveEvents, Pathways, PlaylistOptions, ViewerOptions, Viewers, create_app, create_metrics_app, limits
-from .http.connections import KEEPALIVE_TIMEOUT, GatedSite, install_accept_error_handler
+from .http import (LiveEvents, Pathways, PlaylistOptions, Running, ViewerOptions, Viewers, create_app,
+                   create_metrics_app, limits)
+from .http.connections import KEEPALIVE_TIMEOUT, GatedSite, GateOptions, install_accept_error_handler
+from .http.keys import QUICK
 from .http.control import create_control_app, prepare_socket
 from .http.page_policy import media_origins
 from .http.serving import serving
@@ -341,7 +343,7 @@ class Service:
             playlist_options=PlaylistOptions(blocking_reload=s.blocking_reload, max_held=self.budget.held,
                                              trust_cf_connecting_ip=s.trust_cf_connecting_ip,
                                              forwarded_allow_ips=s.forwarded_allow_ips,
-                                             pathways=self._pathways(s)),
+                                             pathways=self._pathways(s), release_held=self._release_waiters),
             viewer_options=None if viewer_folder is None else ViewerOptions(
                 viewer_folder, stream_url=stream_url, max_open=self.budget.files, write_timeout=s.write_timeout,
                 p2p_trackers=s.p2p_trackers, p2p_swarm=s.p2p_swarm,
@@ -349,10 +351,9 @@ class Service:
                 p2p_min_viewers=s.p2p_min_viewers, p2p_upload_mb=s.p2p_upload_mb, viewer_timeout=s.viewer_timeout,
                 show_viewer_count=s.show_viewer_count, owncast_url=s.owncast_url,
                 frame_ancestors=s.frame_ancestors, sources=s.viewer_sources, title=s.stream_title,
-                description=s.stream_description, media_origins=media_origins(s)),
-            expose_metrics=s.metrics_listen == "", connection_metrics=self.connection_metrics,
-            viewers=Viewers(self.audience, self.playback, pathway=self.pathway_reports),
-            release_held=self._release_waiters,
+                description=s.stream_description, media_origins=media_origins(s),
+                viewers=Viewers(self.audience, self.playback, pathway=self.pathway_reports)),
+            running=Running(connection_metrics=self.connection_metrics, expose_metrics=s.metrics_listen == ""),
         )
 
     def _release_waiters(self) -> None:
@@ -445,9 +446,10 @@ class Service:
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=HANDLER_STOP_TIMEOUT,
                                **options)
         try:
+            gate = GateOptions(limit=limit, header_timeout=s.header_timeout, write_timeout=s.write_timeout,
+                               metrics=self.connection_metrics, kind=kind, quick=app.get(QUICK))
             await stack.enter_async_context(serving(runner, lambda r: GatedSite(
-                r, where.host, where.port, limit=limit, header_timeout=s.header_timeout,
-                write_timeout=s.write_timeout, metrics=self.connection_metrics, kind=kind, backlog=backlog)))
+                r, where.host, where.port, gate, backlog=backlog)))
         except OSError as err:
             # Taken, below 1024, or not this machine's address: only the setting (or the other program)
             # changes that, never a restart (Grafana's default port is 3000 too).
