@@ -161,7 +161,7 @@ def _throughput(connections: int, duration: int, rounds: int) -> dict[str, list[
                 assert proc.pid is not None
                 pids[kind] = proc.pid
             for kind in KINDS:  # warm-up
-                _wrk(ports[kind], connections, 2)
+                _wrk(ports[kind], connections, min(2, duration))
             for _ in range(rounds):
                 for kind in KINDS:
                     results[kind].append(_run(pids[kind], ports[kind], connections, duration))

@@ -19,6 +19,8 @@ Here the listener's protocol factory is wrapped in a counting one (ConnectionGat
   buffer above its high-water mark, the kernel's full) for `write_timeout`: aiohttp has no write timeout,
   and a client pipelining requests it never reads held its buffers, memory and a handle for as long as
   it liked (issue 18). Files sent by sendfile never pause the transport: their handler times them.
+- a plain playlist GET on a connection aiohttp holds nothing of is answered here, from bytes made once
+  per version, before aiohttp parses it (quick.py: aiohttp's own cost per request is most of its cost).
 
 asyncio accepts a batch of connections (up to the listen backlog) in one turn of the loop, creates all
 their protocols on the next, connects them one by one on the one after, and reads none of them before
