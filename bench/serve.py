@@ -1,12 +1,12 @@
 """Playlist serving throughput: our service's playlist route against a trivial aiohttp handler and nginx
-answering the same bytes, same machine, same run; then blocking reloads' delivery (bench/serve_blocking.py).
+answering the same bytes, same machine, same run; then blocking reloads' delivery.
 
     python -m bench.serve [--connections 256] [--duration 10] [--rounds 3] [--held 200] [--segments 20]
 
 Each server runs in a process of its own (one event loop or one nginx worker, as in production), all
 pinned to one CPU and wrk to the other; `wrk` (Debian's package) drives them with keep-alive connections,
 taking turns over several rounds so a noisy neighbour hits all of them. Ours serves a real 10-segment
-live playlist from a ManifestGenerator through the whole app as the service listens (rig.as_service:
+live playlist from a ManifestGenerator through the whole app as the service listens (listening.as_service:
 the connection gate, which answers a plain playlist GET from bytes made once per version, aiohttp's
 runner with handler_cancellation; CORS headers, ETag, gzip choice, metrics); the baseline returns the
 same bytes from a bare aiohttp handler (web.run_app, one route); nginx (one worker, access log off)
@@ -14,6 +14,16 @@ sends them from a file. Reported: requests/s, p99 latency and the server process
 of each run; the ratios of the median requests/s (goal: ours >= 1.2 x the baseline), and each round's
 ratio, to show how much of a figure is the machine's noise. Then the blocking reload's p95 from a segment
 being listed to the held requests' answers (goal: <= 25 ms). --held 0 leaves that part out.
+
+Blocking reloads: the public app as the service listens, over the service's own PlaylistSource
+(publish/visible.py's VisiblePlaylists: one wake-up per version shown) fed a 1 s live playlist
+(ManifestGenerator) once a second, in a child pinned like the servers. "Listed" is the moment
+VisiblePlaylists.show() is called with a version listing a new segment: time.monotonic() in the child,
+sent over a pipe (the same clock in every process). Clients, in this process on wrk's CPU: --held
+keep-alive connections, each asking `/live/0/playlist.m3u8?_HLS_msn=<next>` again as soon as it has its
+answer (what a blocking player does) and reading it whole, on raw asyncio streams (no client library's
+cost on the clock). Reported: p50/p95/max of answered - listed over every (segment, client) pair after
+the first segment. --rounds 0 leaves the throughput out.
 """
 
 from __future__ import annotations
@@ -28,11 +38,15 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
+from multiprocessing.connection import Connection
 from pathlib import Path
 
-from bench import serve_blocking
-from bench.rig import (NGINX, SERVER_CPU, WRK_CPU, as_service, bare_app, cpu_seconds, free_port, live_app,
-                       live_generator, pin, wait_listening)
+from bench.listening import as_service
+from bench.rig import (NGINX, SERVER_CPU, WRK_CPU, bare_app, cpu_seconds, free_port, live_app, live_generator, pin,
+                       wait_listening)
+
+from broadcaster.status.assessment import Assessment
 
 GOAL = 1.2  # ours / the trivial aiohttp server, requests/s
 KINDS = ("baseline", "ours", "nginx")
@@ -130,10 +144,12 @@ def main() -> None:
     for tool in ("wrk", NGINX):
         if shutil.which(tool) is None:
             sys.exit(f"bench/serve.py needs {tool}: apt-get install wrk nginx")
-    results = _throughput(args.connections, args.duration, args.rounds)
-    met = _judged(results, args.connections, args.duration, args.rounds)
+    met = True
+    if args.rounds:
+        results = _throughput(args.connections, args.duration, args.rounds)
+        met = _judged(results, args.connections, args.duration, args.rounds)
     if args.held:
-        met = serve_blocking.report(args.held, args.segments) and met
+        met = _blocking(args.held, args.segments) and met
     if not met:
         sys.exit(1)
 
@@ -199,6 +215,120 @@ def _judged(results: dict[str, list[tuple[float, float, float]]], connections: i
     if ratio is None or not rps["ours"]:
         # A server that answered nothing in a whole run (a machine too loaded to measure): no ratio.
         print("  a run got no answer at all: the machine was too busy to measure; run again on a quiet one")
+    return met
+
+
+# -- blocking reloads: listed -> answered -----------------------------------------------------------
+
+
+PATH = "/live/0/playlist.m3u8"
+
+
+def _serve_held(port: int, stamps: Connection) -> None:
+    import logging
+
+    pin(SERVER_CPU)
+    logging.disable(logging.CRITICAL)
+    asyncio.run(_run_held(port, stamps))
+
+
+async def _run_held(port: int, stamps: Connection) -> None:
+    from bench.listening import as_service
+    from broadcaster.http import create_app
+    from broadcaster.metrics import Metrics
+    from broadcaster.playlist.manifest import ManifestGenerator
+    from broadcaster.playlist.options import WindowOptions
+    from broadcaster.playlist.segments import ListedSegment
+    from broadcaster.publish.visible import VisiblePlaylists
+
+    visible = VisiblePlaylists()
+    visible.under(1)
+    gen = ManifestGenerator(1, WindowOptions(10))
+    n = 0
+
+    def add() -> None:
+        nonlocal n
+        gen.append(ListedSegment(f"https://media.example.com/live/0/stream-{n}.ts", 1.0, 1.8e9 + n), n)
+        rendered = gen.render()
+        stamps.send((rendered.last_sequence, time.monotonic()))
+        visible.show({0: rendered})
+        n += 1
+
+    for _ in range(3):
+        add()
+    async with as_service(create_app(visible, Healthy(), Metrics()), port):
+        while True:
+            await asyncio.sleep(1.0)
+            add()
+
+
+class Healthy:
+    def assess(self) -> Assessment:
+        from broadcaster.status.stream import StreamState
+
+        return Assessment(True, StreamState.LIVE, "ok", {"status": "ok"})
+
+
+async def _client(port: int, first: int, answered: dict[tuple[int, int], float], me: int, until: int) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    msn = first
+    try:
+        while msn <= until:
+            writer.write(f"GET {PATH}?_HLS_msn={msn} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                          if line.lower().startswith(b"content-length:"))
+            await reader.readexactly(length)
+            answered[(msn, me)] = time.monotonic()
+            if not head.startswith(b"HTTP/1.1 200 "):
+                sys.exit(f"bench.serve: unexpected answer {head[:200]!r}")
+            msn += 1
+    finally:
+        writer.close()
+
+
+async def _measure(port: int, stamps: Connection, held: int, segments: int) -> list[float]:
+    listed: dict[int, float] = {}
+    while not listed or stamps.poll():
+        msn, at = stamps.recv()
+        listed[msn] = at
+    first = max(listed) + 1
+    until = first + segments - 1
+    answered: dict[tuple[int, int], float] = {}
+    clients = [asyncio.create_task(_client(port, first, answered, i, until)) for i in range(held)]
+    await asyncio.wait_for(asyncio.gather(*clients), timeout=segments * 3 + 30)
+    while stamps.poll():
+        msn, at = stamps.recv()
+        listed[msn] = at
+    # The first segment: clients may still be connecting when it is listed.
+    return [at - listed[msn] for (msn, _), at in answered.items() if msn > first]
+
+
+def blocking_delays(held: int, segments: int) -> list[float]:
+    """Seconds from listed to answered, one per (segment, client)."""
+    ctx = multiprocessing.get_context("spawn")
+    port = free_port()
+    mine, theirs = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_serve_held, args=(port, theirs), daemon=True)
+    proc.start()
+    try:
+        wait_listening(port, alive=proc.is_alive)
+        return asyncio.run(_measure(port, mine, held, segments))
+    finally:
+        proc.terminate()
+        proc.join(5)
+
+
+def _blocking(held: int, segments: int) -> bool:
+    """Prints the figures; whether p95 <= 25 ms. The clients run on the load generator's CPU."""
+    pin(WRK_CPU)
+    delays = sorted(blocking_delays(held, segments))
+    p50 = statistics.median(delays) * 1000
+    p95 = delays[min(len(delays) - 1, int(len(delays) * 0.95))] * 1000
+    met = p95 <= 25
+    print(f"blocking reload, {held} held requests on the service's listener, {segments} segments 1 s apart")
+    print(f"  listed -> answered: n {len(delays)} p50 {p50:.1f} ms p95 {p95:.1f} ms max {delays[-1] * 1000:.1f} ms "
+          f"(goal p95 <= 25 ms: {'met' if met else 'NOT met'})")
     return met
 
 

@@ -266,7 +266,8 @@ class _Counted(asyncio.Protocol):
         """Writes the answer to a plain playlist GET here when aiohttp has nothing of this connection's in
         hand and its writing is not paused (a client that reads nothing is aiohttp's to hold back)."""
         transport = self._transport
-        if self._write_timer is not None or transport is None or not quick.idle(self._inner):
+        if (self._write_timer is not None or transport is None or transport.is_closing()
+                or not quick.idle(self._inner)):
             return False
         answer = answers.answer(data)
         if answer is None:
