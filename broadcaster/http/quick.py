@@ -22,7 +22,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from aiohttp.helpers import rfc822_formatted_time
+from .answers import dated
 
 # The route's answer to a plain GET (its status line and headers up to the Date, and its body), given
 # the request's Accept-Encoding; None: not a 200 here, aiohttp's to answer.
@@ -48,8 +48,6 @@ class QuickAnswers:
     def __init__(self) -> None:
         self._exact: dict[bytes, Answer] = {}
         self._numbered: dict[tuple[bytes, bytes], Numbered] = {}  # /<folder>/<n>/<name>
-        self._date = ""
-        self._date_line = b""
         self.answered = 0  # requests answered here (not through aiohttp)
 
     def exact(self, path: str, answer: Answer) -> None:
@@ -78,7 +76,7 @@ class QuickAnswers:
         if found is None:
             return None
         self.answered += 1
-        return b"".join((found[0], self._dated(), found[1]))
+        return dated(*found)
 
     def _find(self, path: bytes, accept_encoding: str) -> tuple[bytes, bytes] | None:
         exact = self._exact.get(path)
@@ -93,13 +91,6 @@ class QuickAnswers:
                 or (digits[0] == 0x30 and digits != b"0")):
             return None
         return numbered(int(digits), accept_encoding)
-
-    def _dated(self) -> bytes:
-        """The Date field and the head's end: aiohttp's own string, encoded once a second."""
-        date = rfc822_formatted_time()
-        if date is not self._date:
-            self._date, self._date_line = date, f"Date: {date}\r\n\r\n".encode("ascii")
-        return self._date_line
 
 
 def whole_heads(data: bytes) -> bool:
